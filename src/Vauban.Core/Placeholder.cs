@@ -1,0 +1,1 @@
+namespace Vauban; public static class Placeholder { }
