@@ -1,0 +1,216 @@
+// Registered API clients and their OAuth 2.0 client-credentials tokens (SMART Backend Services).
+// Client secrets and access tokens are high-entropy random values, so they are stored as SHA-256
+// hashes: a copied database yields no usable credential. Tokens are short-lived, opaque, bound to one
+// tenant and revocable at once (deleting the row and the cache entry).
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Vauban.Records;
+using Vauban.Storage;
+
+namespace Vauban.Access;
+
+public sealed record ClientRegistration(string ClientId, string? ClientSecret, Tenant Tenant, string Name, SmartScopes Scopes);
+
+public sealed record IssuedToken(string AccessToken, int ExpiresIn, string Scope);
+
+/// <summary>An OAuth error as RFC 6749 §5.2 names it; <see cref="Status"/> is 400, or 401 for invalid_client.</summary>
+public sealed record TokenError(string Error, string Description, int Status);
+
+public sealed record TokenRequest(string? GrantType, string? Scope, string? ClientId, string? ClientSecret, string? ClientAssertionType, string? ClientAssertion);
+
+public sealed class ApiClients
+{
+    public const string JwtBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+    private readonly StoreDatabase _database;
+    private readonly Tenants _tenants;
+    private readonly TimeSpan _tokenLifetime;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<string, (AccessContext Context, long ExpiresAt)> _tokenCache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _usedAssertionIds = new(StringComparer.Ordinal);
+
+    internal ApiClients(StoreDatabase database, Tenants tenants, TimeSpan tokenLifetime, TimeProvider time)
+    {
+        _database = database;
+        _tenants = tenants;
+        _tokenLifetime = tokenLifetime;
+        _time = time;
+    }
+
+    public async Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
+        if (!SmartScopes.TryParse(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
+        if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
+        if (jwks is not null)
+        {
+            try
+            {
+                if (new JsonWebKeySet(jwks).GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
+            }
+            catch (ArgumentException e) when (e.ParamName != nameof(jwks))
+            {
+                throw new ArgumentException("The JWK set is not valid JSON Web Key Set: " + e.Message, nameof(jwks), e);
+            }
+        }
+
+        var clientId = "vc_" + Base64Url(RandomNumberGenerator.GetBytes(12));
+        var secret = jwks is null ? "vs_" + Base64Url(RandomNumberGenerator.GetBytes(32)) : null;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var command = scope.Command(
+            "INSERT INTO clients (client_id, tenant_id, name, secret_hash, jwks, scopes, created_at, disabled) VALUES (@id, @t, @n, @s, @j, @sc, @c, 0)")
+            .With("id", clientId).With("t", tenant.Id).With("n", name).With("s", secret is null ? null : Hash(secret)).With("j", jwks)
+            .With("sc", parsed.ToString()).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return new ClientRegistration(clientId, secret, tenant, name, parsed);
+    }
+
+    /// <summary>The token endpoint's logic: authenticate the client (secret or private_key_jwt), grant the requested scopes it is registered for.</summary>
+    public async Task<(IssuedToken? Token, TokenError? Error)> IssueAsync(TokenRequest request, string tokenEndpoint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.GrantType != "client_credentials")
+        {
+            return (null, new TokenError(request.GrantType is null ? "invalid_request" : "unsupported_grant_type",
+                "Only grant_type=client_credentials is supported.", 400));
+        }
+
+        Client? client;
+        if (request.ClientAssertion is not null || request.ClientAssertionType is not null)
+        {
+            if (request.ClientAssertionType != JwtBearerAssertionType)
+                return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400));
+            client = await AuthenticateAssertionAsync(request.ClientAssertion, request.ClientId, tokenEndpoint, cancellationToken);
+        }
+        else if (request.ClientId is not null && request.ClientSecret is not null)
+        {
+            client = await FindClientAsync(request.ClientId, cancellationToken);
+            if (client?.SecretHash is null || !CryptographicOperations.FixedTimeEquals(client.SecretHash, Hash(request.ClientSecret))) client = null;
+        }
+        else
+        {
+            return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401));
+        }
+        if (client is null || client.Disabled) return (null, new TokenError("invalid_client", "Client authentication failed.", 401));
+
+        SmartScopes.TryParse(client.Scopes, TypeCodes.Names, out var registered, out _);
+        var granted = registered;
+        if (!string.IsNullOrWhiteSpace(request.Scope))
+        {
+            if (!SmartScopes.TryParse(request.Scope, TypeCodes.Names, out var requested, out var scopeError))
+                return (null, new TokenError("invalid_scope", scopeError!, 400));
+            granted = SmartScopes.Intersect(requested, registered, TypeCodes.Names);
+            if (granted.Granted.Count == 0) return (null, new TokenError("invalid_scope", "None of the requested scopes is granted to this client.", 400));
+        }
+
+        var token = "vt_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+        var expiresAt = _time.GetUtcNow().Add(_tokenLifetime).ToUnixTimeMilliseconds();
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            using (var purge = scope.Command("DELETE FROM access_tokens WHERE expires_at < @now").With("now", _time.GetUtcNow().ToUnixTimeMilliseconds()))
+            {
+                await purge.ExecuteNonQueryAsync(cancellationToken);
+            }
+            using var insert = scope.Command("INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES (@h, @c, @t, @s, @e)")
+                .With("h", Hash(token)).With("c", client.ClientId).With("t", client.TenantId).With("s", granted.ToString()).With("e", expiresAt);
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }
+        return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null);
+    }
+
+    /// <summary>The access context of a bearer token, or null when it is unknown, expired, revoked or its client disabled.</summary>
+    public async ValueTask<AccessContext?> AuthenticateAsync(string bearerToken, string? sourceAddress, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var key = Convert.ToHexString(Hash(bearerToken));
+        if (_tokenCache.TryGetValue(key, out var cached))
+        {
+            if (cached.ExpiresAt > now) return cached.Context with { SourceAddress = sourceAddress };
+            _tokenCache.TryRemove(key, out _);
+            return null;
+        }
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("""
+            SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled
+            FROM access_tokens t JOIN clients c ON c.client_id = t.client_id
+            WHERE t.token_hash = @h
+            """).With("h", Hash(bearerToken));
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return null;
+        var expiresAt = reader.GetInt64(3);
+        if (expiresAt <= now || reader.GetInt32(5) != 0) return null;
+        var tenant = await _tenants.FindAsync(reader.GetInt64(1), cancellationToken);
+        if (tenant is null) return null;
+        SmartScopes.TryParse(reader.GetString(2), TypeCodes.Names, out var scopes, out _);
+        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, reader.GetString(0), reader.GetString(4), scopes), tenant, "TREAT");
+        if (_tokenCache.Count > 100_000) _tokenCache.Clear();
+        _tokenCache[key] = (context, expiresAt);
+        return context with { SourceAddress = sourceAddress };
+    }
+
+    private sealed record Client(string ClientId, long TenantId, string Name, byte[]? SecretHash, string? Jwks, string Scopes, bool Disabled);
+
+    private async Task<Client?> FindClientAsync(string clientId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("SELECT client_id, tenant_id, name, secret_hash, jwks, scopes, disabled FROM clients WHERE client_id = @c").With("c", clientId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return null;
+        return new Client(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), reader.IsDBNull(3) ? null : (byte[])reader.GetValue(3),
+            reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetString(5), reader.GetInt32(6) != 0);
+    }
+
+    /// <summary>private_key_jwt (RFC 7523, SMART Backend Services): a short-lived JWT signed with the client's registered key, used once.</summary>
+    private async Task<Client?> AuthenticateAssertionAsync(string? assertion, string? clientIdHint, string tokenEndpoint, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384) return null;
+        var handler = new JsonWebTokenHandler();
+        string? issuer;
+        try
+        {
+            issuer = handler.ReadJsonWebToken(assertion).Issuer;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+        if (string.IsNullOrEmpty(issuer) || (clientIdHint is not null && clientIdHint != issuer)) return null;
+        var client = await FindClientAsync(issuer, cancellationToken);
+        if (client?.Jwks is null) return null;
+
+        var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
+        {
+            ValidIssuer = client.ClientId,
+            ValidAudience = tokenEndpoint,
+            IssuerSigningKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys(),
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ClockSkew = TimeSpan.FromSeconds(60),
+            LifetimeValidator = (notBefore, expires, _, _) =>
+                expires is { } e && e > _time.GetUtcNow().UtcDateTime.AddSeconds(-60) && e <= _time.GetUtcNow().UtcDateTime.AddMinutes(5).AddSeconds(60),
+            ValidAlgorithms = ["RS384", "ES384", "RS256", "ES256", "PS384"],
+        });
+        if (!result.IsValid) return null;
+        var jwt = (JsonWebToken)result.SecurityToken;
+        if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return null;
+
+        // Replay: each assertion id is accepted once while it could still be valid.
+        var now = _time.GetUtcNow().ToUnixTimeSeconds();
+        foreach (var (id, until) in _usedAssertionIds)
+        {
+            if (until < now) _usedAssertionIds.TryRemove(id, out _);
+        }
+        if (!_usedAssertionIds.TryAdd(client.ClientId + " " + jwt.Id, new DateTimeOffset(jwt.ValidTo).ToUnixTimeSeconds() + 120)) return null;
+        return client;
+    }
+
+    internal static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
+
+    private static string Base64Url(byte[] bytes) => Base64UrlEncoder.Encode(bytes);
+}

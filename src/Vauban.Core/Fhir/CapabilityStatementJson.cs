@@ -1,0 +1,128 @@
+// GET /fhir/metadata: generated from the same tables the server runs on (types, search parameters),
+// so it lists exactly what is supported.
+using System.Text.Json;
+using Vauban.Records;
+using Vauban.Records.Search;
+
+namespace Vauban.Fhir;
+
+public static class CapabilityStatementJson
+{
+    public static byte[] Build(string baseUrl, string version) => FhirJson.Write(writer =>
+    {
+        writer.WriteStartObject();
+        writer.WriteString("resourceType", "CapabilityStatement");
+        writer.WriteString("status", "active");
+        writer.WriteString("date", "2026-11-22");
+        writer.WriteString("publisher", "Vauban");
+        writer.WriteString("kind", "instance");
+        writer.WriteStartObject("software");
+        writer.WriteString("name", "Vauban");
+        writer.WriteString("version", version);
+        writer.WriteEndObject();
+        writer.WriteStartObject("implementation");
+        writer.WriteString("description", "Vauban electronic patient record — FHIR R4 API");
+        writer.WriteString("url", baseUrl);
+        writer.WriteEndObject();
+        writer.WriteString("fhirVersion", "4.0.1");
+        WriteStrings(writer, "format", ["application/fhir+json", "json"]);
+        writer.WriteStartArray("rest");
+        writer.WriteStartObject();
+        writer.WriteString("mode", "server");
+        writer.WriteStartObject("security");
+        writer.WriteBoolean("cors", false);
+        writer.WriteStartArray("service");
+        writer.WriteStartObject();
+        writer.WriteStartArray("coding");
+        writer.WriteStartObject();
+        writer.WriteString("system", "http://terminology.hl7.org/CodeSystem/restful-security-service");
+        writer.WriteString("code", "SMART-on-FHIR");
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteStartArray("extension");
+        writer.WriteStartObject();
+        writer.WriteString("url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+        writer.WriteStartArray("extension");
+        writer.WriteStartObject();
+        writer.WriteString("url", "token");
+        writer.WriteString("valueUri", baseUrl.EndsWith("/fhir", StringComparison.Ordinal) ? baseUrl[..^5] + "/oauth/token" : baseUrl + "/oauth/token");
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteString("description", "OAuth 2.0 client credentials (client secret or private_key_jwt, SMART Backend Services); SMART v2 system scopes.");
+        writer.WriteEndObject();
+        writer.WriteStartArray("resource");
+        foreach (var type in TypeCodes.Names.Order(StringComparer.Ordinal))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type", type);
+            writer.WriteStartArray("interaction");
+            foreach (var code in new[] { "read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type" })
+            {
+                writer.WriteStartObject();
+                writer.WriteString("code", code);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteString("versioning", "versioned-update");
+            writer.WriteBoolean("readHistory", true);
+            writer.WriteBoolean("updateCreate", true);
+            writer.WriteBoolean("conditionalCreate", true);
+            writer.WriteString("conditionalDelete", "not-supported");
+            var references = SearchParameters.For(type).Values.Where(p => p.Kind == SearchParamKind.Reference).ToList();
+            WriteStrings(writer, "searchInclude", references.Select(p => $"{type}:{p.Name}"));
+            WriteStrings(writer, "searchRevInclude", TypeCodes.Names.SelectMany(source => SearchParameters.For(source).Values
+                .Where(p => p.Kind == SearchParamKind.Reference && (p.Targets is null || p.Targets.Contains(type)))
+                .Select(p => $"{source}:{p.Name}")).Order(StringComparer.Ordinal));
+            writer.WriteStartArray("searchParam");
+            WriteParam(writer, "_id", "token", "Logical id");
+            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed");
+            foreach (var parameter in SearchParameters.For(type).Values.OrderBy(p => p.Name, StringComparer.Ordinal))
+            {
+                WriteParam(writer, parameter.Name, parameter.Kind.ToString().ToLowerInvariant(), parameter.Description);
+            }
+            writer.WriteEndArray();
+            if (type == "Patient")
+            {
+                writer.WriteStartArray("operation");
+                writer.WriteStartObject();
+                writer.WriteString("name", "everything");
+                writer.WriteString("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+                writer.WriteEndObject();
+                writer.WriteEndArray();
+            }
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteStartArray("interaction");
+        foreach (var code in new[] { "transaction", "batch" })
+        {
+            writer.WriteStartObject();
+            writer.WriteString("code", code);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    });
+
+    private static void WriteParam(Utf8JsonWriter writer, string name, string type, string description)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("name", name);
+        writer.WriteString("type", type);
+        if (description.Length > 0) writer.WriteString("documentation", description);
+        writer.WriteEndObject();
+    }
+
+    private static void WriteStrings(Utf8JsonWriter writer, string name, IEnumerable<string> values)
+    {
+        writer.WriteStartArray(name);
+        foreach (var value in values) writer.WriteStringValue(value);
+        writer.WriteEndArray();
+    }
+}

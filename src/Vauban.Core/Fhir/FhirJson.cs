@@ -1,0 +1,139 @@
+// Writers for the FHIR resources the server itself produces: OperationOutcome, Bundle (searchset,
+// history, batch-response, transaction-response). Stored resources are copied in as raw JSON,
+// never re-serialized.
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using Vauban.Records;
+
+namespace Vauban.Fhir;
+
+public static class FhirJson
+{
+    public const string ContentType = "application/fhir+json; charset=utf-8";
+
+    public static byte[] OperationOutcome(IEnumerable<Issue> issues, string? correlationId = null)
+    {
+        ArgumentNullException.ThrowIfNull(issues);
+        return Write(writer => WriteOperationOutcome(writer, issues, correlationId));
+    }
+
+    public static void WriteOperationOutcome(Utf8JsonWriter writer, IEnumerable<Issue> issues, string? correlationId = null)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(issues);
+        writer.WriteStartObject();
+        writer.WriteString("resourceType", "OperationOutcome");
+        if (correlationId is not null) writer.WriteString("id", correlationId);
+        writer.WriteStartArray("issue");
+        foreach (var issue in issues)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("severity", issue.Severity);
+            writer.WriteString("code", issue.Code);
+            writer.WriteString("diagnostics", issue.Diagnostics);
+            if (issue.Expression is not null)
+            {
+                writer.WriteStartArray("expression");
+                writer.WriteStringValue(issue.Expression);
+                writer.WriteEndArray();
+            }
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    }
+
+    public static byte[] SearchSet(SearchPage page, string baseUrl, string selfUrl, string? nextUrl) => Write(writer =>
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        StartBundle(writer, "searchset");
+        if (page.Total is { } total) writer.WriteNumber("total", total);
+        WriteLinks(writer, selfUrl, nextUrl);
+        writer.WriteStartArray("entry");
+        foreach (var entry in page.Entries)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("fullUrl", $"{baseUrl}/{entry.Type}/{entry.Id}");
+            writer.WritePropertyName("resource");
+            writer.WriteRawValue(entry.Json!, skipInputValidation: true);
+            writer.WriteStartObject("search");
+            writer.WriteString("mode", entry.Included ? "include" : "match");
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    });
+
+    public static byte[] History(SearchPage page, string baseUrl, string selfUrl, string? nextUrl) => Write(writer =>
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        StartBundle(writer, "history");
+        if (page.Total is { } total) writer.WriteNumber("total", total);
+        WriteLinks(writer, selfUrl, nextUrl);
+        writer.WriteStartArray("entry");
+        foreach (var entry in page.Entries)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("fullUrl", $"{baseUrl}/{entry.Type}/{entry.Id}");
+            if (entry.Json is not null)
+            {
+                writer.WritePropertyName("resource");
+                writer.WriteRawValue(entry.Json, skipInputValidation: true);
+            }
+            writer.WriteStartObject("request");
+            writer.WriteString("method", entry.Deleted ? "DELETE" : entry.Version == 1 ? "POST" : "PUT");
+            writer.WriteString("url", entry.Version == 1 && !entry.Deleted ? entry.Type : $"{entry.Type}/{entry.Id}");
+            writer.WriteEndObject();
+            writer.WriteStartObject("response");
+            writer.WriteString("status", entry.Deleted ? "204" : entry.Version == 1 ? "201" : "200");
+            writer.WriteString("etag", ETag(entry.Version));
+            writer.WriteString("lastModified", FhirInstant.Format(entry.LastUpdated));
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    });
+
+    public static string ETag(int version) => "W/\"" + version.ToString(CultureInfo.InvariantCulture) + "\"";
+
+    internal static void StartBundle(Utf8JsonWriter writer, string type)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("resourceType", "Bundle");
+        writer.WriteString("id", Guid.NewGuid().ToString("D"));
+        writer.WriteStartObject("meta");
+        writer.WriteString("lastUpdated", FhirInstant.Format(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        writer.WriteEndObject();
+        writer.WriteString("type", type);
+    }
+
+    private static void WriteLinks(Utf8JsonWriter writer, string selfUrl, string? nextUrl)
+    {
+        writer.WriteStartArray("link");
+        writer.WriteStartObject();
+        writer.WriteString("relation", "self");
+        writer.WriteString("url", selfUrl);
+        writer.WriteEndObject();
+        if (nextUrl is not null)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("relation", "next");
+            writer.WriteString("url", nextUrl);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+    }
+
+    internal static byte[] Write(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            write(writer);
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+}

@@ -1,1 +1,0 @@
-namespace Vauban; public static class Placeholder { }

@@ -1,0 +1,19 @@
+using Vauban.Fhir;
+
+namespace Vauban.Records;
+
+public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden }
+
+/// <summary>The outcome of one record interaction: the resource as stored (JSON), or the issues that explain why not.</summary>
+public sealed record RecordResult(RecordStatus Status, string Type, string? Id = null, int Version = 0, long LastUpdated = 0, byte[]? Json = null, IReadOnlyList<Issue>? Issues = null)
+{
+    public static RecordResult Fail(RecordStatus status, string type, params Issue[] issues) => new(status, type, Issues: issues);
+}
+
+public sealed record SearchEntry(string Type, string Id, int Version, long LastUpdated, byte[]? Json, bool Included, bool Deleted = false);
+
+/// <summary>A page of search or history results; <see cref="NextPage"/> is an opaque token for the next page.</summary>
+public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> Entries, int? Total, string? NextPage, IReadOnlyList<Issue>? Issues = null)
+{
+    public static SearchPage Fail(RecordStatus status, params Issue[] issues) => new(status, [], null, null, issues);
+}

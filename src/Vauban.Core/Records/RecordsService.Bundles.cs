@@ -1,0 +1,283 @@
+// Batch and transaction Bundles. A transaction is all or nothing: every entry is checked by the
+// policy first, then all writes run in one database transaction (DELETE, POST, PUT, then GET, as
+// FHIR orders them), with urn:uuid: references rewritten to the ids the server assigns. A batch runs
+// each entry on its own, through the same single-interaction methods.
+using System.Text.Json;
+using Microsoft.AspNetCore.WebUtilities;
+using Vauban.Access;
+using Vauban.Crypto;
+using Vauban.Fhir;
+using Vauban.Storage;
+
+namespace Vauban.Records;
+
+public sealed partial class RecordsService
+{
+    private const int MaxBundleEntries = 10_000;
+
+    private sealed record BundleEntry(int Index, string Method, string Url, string Type, string? Id, JsonElement? Resource, string? FullUrl, int? IfMatch, string? IfNoneExist, List<KeyValuePair<string, string>>? Query);
+
+    private sealed record EntryResponse(int Status, string? Location, int Version, long LastUpdated, byte[]? Resource, IReadOnlyList<Issue>? Issues);
+
+    public async Task<(int Status, byte[] Body)> ProcessBundleAsync(AccessContext context, JsonElement bundle, string baseUrl, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var issues = new List<Issue>();
+        if (bundle.ValueKind != JsonValueKind.Object || !bundle.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String || rt.GetString() != "Bundle")
+        {
+            return (400, FhirJson.OperationOutcome([Issue.Invalid("POST /fhir takes a Bundle of type batch or transaction.", "Bundle")]));
+        }
+        var bundleType = bundle.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        if (bundleType is not ("batch" or "transaction"))
+        {
+            return (400, FhirJson.OperationOutcome([Issue.Invalid("Bundle.type must be batch or transaction.", "Bundle.type")]));
+        }
+        var entries = ParseEntries(bundle, issues);
+        if (issues.Count > 0) return (400, FhirJson.OperationOutcome(issues));
+
+        if (bundleType == "batch")
+        {
+            var responses = new List<EntryResponse>();
+            foreach (var entry in entries) responses.Add(await ExecuteBatchEntryAsync(context, entry, baseUrl, cancellationToken));
+            return (200, WriteResponseBundle("batch-response", responses, baseUrl));
+        }
+        return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
+    }
+
+    private static List<BundleEntry> ParseEntries(JsonElement bundle, List<Issue> issues)
+    {
+        var entries = new List<BundleEntry>();
+        if (!bundle.TryGetProperty("entry", out var array)) return entries;
+        if (array.ValueKind != JsonValueKind.Array)
+        {
+            issues.Add(Issue.Invalid("Bundle.entry must be an array.", "Bundle.entry"));
+            return entries;
+        }
+        if (array.GetArrayLength() > MaxBundleEntries)
+        {
+            issues.Add(Issue.Error("too-costly", $"A bundle may hold at most {MaxBundleEntries} entries."));
+            return entries;
+        }
+        var index = 0;
+        foreach (var entry in array.EnumerateArray())
+        {
+            var where = $"Bundle.entry[{index}]";
+            if (entry.ValueKind != JsonValueKind.Object || !entry.TryGetProperty("request", out var request) || request.ValueKind != JsonValueKind.Object
+                || !request.TryGetProperty("method", out var methodElement) || methodElement.ValueKind != JsonValueKind.String
+                || !request.TryGetProperty("url", out var urlElement) || urlElement.ValueKind != JsonValueKind.String)
+            {
+                issues.Add(Issue.Invalid($"{where} needs request.method and request.url.", where + ".request"));
+                index++;
+                continue;
+            }
+            var method = methodElement.GetString()!;
+            var url = urlElement.GetString()!;
+            var path = url.Split('?', 2);
+            var segments = path[0].Trim('/').Split('/');
+            var type = segments[0];
+            if (!TypeCodes.TryGet(type, out _))
+            {
+                issues.Add(Issue.Invalid($"{where}: '{Shorten(type)}' is not a supported resource type.", where + ".request.url"));
+                index++;
+                continue;
+            }
+            string? id = segments.Length > 1 ? segments[1] : null;
+            JsonElement? resource = entry.TryGetProperty("resource", out var r) ? r : null;
+            string? fullUrl = entry.TryGetProperty("fullUrl", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
+            int? ifMatch = null;
+            if (request.TryGetProperty("ifMatch", out var im) && im.ValueKind == JsonValueKind.String)
+            {
+                var text = im.GetString()!.Replace("W/", "", StringComparison.Ordinal).Trim('"');
+                if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v)) ifMatch = v;
+                else issues.Add(Issue.Invalid($"{where}: ifMatch must be a version ETag.", where + ".request.ifMatch"));
+            }
+            string? ifNoneExist = request.TryGetProperty("ifNoneExist", out var ine) && ine.ValueKind == JsonValueKind.String ? ine.GetString() : null;
+            List<KeyValuePair<string, string>>? query = path.Length > 1
+                ? QueryHelpers.ParseQuery("?" + path[1]).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList()
+                : null;
+            var ok = method switch
+            {
+                "POST" => segments.Length == 1 && resource is not null,
+                "PUT" => segments.Length == 2 && resource is not null,
+                "DELETE" => segments.Length == 2,
+                "GET" => segments.Length is 1 or 2 || (segments.Length == 4 && segments[2] == "_history"),
+                _ => false,
+            };
+            if (!ok)
+            {
+                issues.Add(Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
+            }
+            entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query));
+            index++;
+        }
+        return entries;
+    }
+
+    private async Task<(int, byte[])> ExecuteTransactionAsync(AccessContext context, List<BundleEntry> entries, string baseUrl, CancellationToken cancellationToken)
+    {
+        // The policy sees every entry before anything is written.
+        foreach (var entry in entries)
+        {
+            var interaction = entry.Method switch { "POST" => Interaction.Create, "PUT" => Interaction.Update, "DELETE" => Interaction.Delete, _ => entry.Id is null ? Interaction.Search : Interaction.Read };
+            var decision = _policy.Authorize(context, interaction, entry.Type);
+            if (!decision.Allowed) return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
+            if (entry.Resource is { } resource)
+            {
+                var problems = RecordValidation.Validate(entry.Type, resource);
+                if (entry.Method == "PUT" && problems.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.GetString() != entry.Id))
+                    problems.Add(Issue.Invalid("The resource id must equal the id in request.url."));
+                if (problems.Count > 0) return (400, FhirJson.OperationOutcome(problems.Select(p => p with { Diagnostics = $"Bundle.entry[{entry.Index}]: {p.Diagnostics}" })));
+            }
+        }
+        if (Admit(context, Interaction.Update, "Bundle", entries.Count) is { } contained) return (403, FhirJson.OperationOutcome(contained.Issues!));
+
+        // Server ids for created resources, and the reference map from each fullUrl to them.
+        var newIds = new Dictionary<int, string>();
+        var references = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            var id = entry.Method == "POST" ? IdRules.NewId() : entry.Id;
+            if (entry.Method == "POST") newIds[entry.Index] = id!;
+            if (entry.FullUrl is not null && id is not null && entry.Method is "POST" or "PUT")
+            {
+                if (!references.TryAdd(entry.FullUrl, $"{entry.Type}/{id}"))
+                    return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl is used twice.")]));
+            }
+        }
+
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var responses = new EntryResponse?[entries.Count];
+        var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            foreach (var entry in order)
+            {
+                EntryResponse response;
+                switch (entry.Method)
+                {
+                    case "DELETE":
+                        response = ToResponse(await DeleteInScopeAsync(scope, keys, entry.Type, entry.Id!, cancellationToken), baseUrl);
+                        break;
+                    case "POST":
+                        if (entry.IfNoneExist is not null)
+                        {
+                            var existing = await ConditionalMatchAsync(context, scope, keys, entry.Type, entry.IfNoneExist, cancellationToken);
+                            if (existing.Result is not null)
+                            {
+                                response = ToResponse(existing.Result, baseUrl);
+                                if (existing.Result.Status == RecordStatus.Ok && entry.FullUrl is not null) references[entry.FullUrl] = $"{entry.Type}/{existing.Result.Id}";
+                                break;
+                            }
+                        }
+                        response = ToResponse(await CreateInScopeAsync(scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, cancellationToken), baseUrl);
+                        break;
+                    case "PUT":
+                        response = ToResponse(await UpdateInScopeAsync(scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, cancellationToken), baseUrl);
+                        break;
+                    default:
+                        response = await ReadInScopeAsync(scope, keys, entry, cancellationToken);
+                        break;
+                }
+                if (response.Status >= 400)
+                {
+                    // All or nothing: the scope is disposed without commit, rolling every entry back.
+                    var failure = (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" });
+                    return (response.Status, FhirJson.OperationOutcome(failure));
+                }
+                responses[entry.Index] = response;
+            }
+            foreach (var group in entries.GroupBy(e => e.Type))
+            {
+                var ids = group.Select(e => newIds.TryGetValue(e.Index, out var n) ? n : e.Id).OfType<string>().ToList();
+                await _audit.AppendAsync(context, Interaction.Update, group.Key, ids, succeeded: true, cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+        }
+        return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
+    }
+
+    private async Task<EntryResponse> ReadInScopeAsync(WriteScope scope, TenantKeys keys, BundleEntry entry, CancellationToken cancellationToken)
+    {
+        if (entry.Id is null)
+        {
+            return new EntryResponse(400, null, 0, 0, null, [Issue.NotSupported("Searches inside a transaction are not supported; use a batch.")]);
+        }
+        var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(entry.Type), entry.Id, false, cancellationToken);
+        if (row is null || row.Deleted) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        return new EntryResponse(200, null, row.Version, row.LastUpdated, Open(keys, row), null);
+    }
+
+    private async Task<EntryResponse> ExecuteBatchEntryAsync(AccessContext context, BundleEntry entry, string baseUrl, CancellationToken cancellationToken)
+    {
+        switch (entry.Method)
+        {
+            case "POST":
+                return ToResponse(await CreateAsync(context, entry.Type, entry.Resource!.Value, entry.IfNoneExist, cancellationToken), baseUrl);
+            case "PUT":
+                return ToResponse(await UpdateAsync(context, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, cancellationToken), baseUrl);
+            case "DELETE":
+                return ToResponse(await DeleteAsync(context, entry.Type, entry.Id!, cancellationToken), baseUrl);
+            default:
+                if (entry.Id is not null)
+                {
+                    var segments = entry.Url.Split('?')[0].Trim('/').Split('/');
+                    var result = segments.Length == 4 && int.TryParse(segments[3], System.Globalization.CultureInfo.InvariantCulture, out var v)
+                        ? await VReadAsync(context, entry.Type, entry.Id, v, cancellationToken)
+                        : await ReadAsync(context, entry.Type, entry.Id, cancellationToken);
+                    return ToResponse(result, baseUrl);
+                }
+                var page = await SearchAsync(context, entry.Type, entry.Query ?? [], null, false, cancellationToken);
+                if (page.Status != RecordStatus.Ok) return new EntryResponse(StatusCode(page.Status), null, 0, 0, null, page.Issues);
+                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", null), null);
+        }
+    }
+
+    private static EntryResponse ToResponse(RecordResult result, string baseUrl)
+    {
+        var status = StatusCode(result.Status);
+        var location = result.Status == RecordStatus.Created ? $"{baseUrl}/{result.Type}/{result.Id}/_history/{result.Version}" : null;
+        return new EntryResponse(status, location, result.Version, result.LastUpdated, result.Json, result.Issues);
+    }
+
+    private static int StatusCode(RecordStatus status) => status switch
+    {
+        RecordStatus.Ok => 200,
+        RecordStatus.Created => 201,
+        RecordStatus.NoContent => 204,
+        RecordStatus.NotFound => 404,
+        RecordStatus.Gone => 410,
+        RecordStatus.PreconditionFailed => 412,
+        RecordStatus.Conflict => 409,
+        RecordStatus.Forbidden => 403,
+        _ => 400,
+    };
+
+    private static byte[] WriteResponseBundle(string type, IReadOnlyList<EntryResponse> responses, string baseUrl) => FhirJson.Write(writer =>
+    {
+        FhirJson.StartBundle(writer, type);
+        writer.WriteStartArray("entry");
+        foreach (var response in responses)
+        {
+            writer.WriteStartObject();
+            if (response.Resource is not null)
+            {
+                writer.WritePropertyName("resource");
+                writer.WriteRawValue(response.Resource, skipInputValidation: true);
+            }
+            writer.WriteStartObject("response");
+            writer.WriteString("status", response.Status switch { 200 => "200 OK", 201 => "201 Created", 204 => "204 No Content", _ => response.Status.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            if (response.Location is not null) writer.WriteString("location", response.Location);
+            if (response.Version > 0) writer.WriteString("etag", FhirJson.ETag(response.Version));
+            if (response.LastUpdated > 0) writer.WriteString("lastModified", FhirInstant.Format(response.LastUpdated));
+            if (response.Issues is { Count: > 0 } && response.Status >= 400)
+            {
+                writer.WritePropertyName("outcome");
+                FhirJson.WriteOperationOutcome(writer, response.Issues);
+            }
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    });
+}

@@ -1,0 +1,141 @@
+// Bulk loading (seed, import): the same door — policy per type, validation, the one cipher, the same
+// index extraction, audit per batch — but written in large transactions, with the work of sealing
+// spread over the cores while the database writes.
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Crypto;
+using Vauban.Fhir;
+using Vauban.Records.Search;
+using Vauban.Storage;
+
+namespace Vauban.Records;
+
+/// <summary>A resource to load: its type, its id (kept) and its FHIR JSON.</summary>
+public sealed record ImportItem(string Type, string Id, byte[] Json);
+
+public sealed record ImportSummary(int Created, int Updated, IReadOnlyList<Issue> Rejected);
+
+public sealed partial class RecordsService
+{
+    public const int ImportBatchSize = 4000;
+
+    public async Task<ImportSummary> ImportAsync(AccessContext context, IEnumerable<ImportItem> items, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(items);
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var created = 0;
+        var updated = 0;
+        var rejected = new List<Issue>();
+        var batch = new List<ImportItem>(ImportBatchSize);
+        Task<List<PreparedRow>>? preparing = null;
+        Task? writing = null;
+
+        async Task FlushAsync(Task<List<PreparedRow>> prepared)
+        {
+            var rows = await prepared;
+            var accepted = rows.Where(r => r.Issue is null).ToList();
+            rejected.AddRange(rows.Where(r => r.Issue is not null).Select(r => r.Issue!));
+            if (accepted.Count == 0) return;
+            var (inserted, existing) = await WriteBatchAsync(keys, accepted, cancellationToken);
+            created += inserted;
+            // Resources whose id already exists become new versions, through the ordinary update.
+            foreach (var row in existing)
+            {
+                using var document = JsonDocument.Parse(row.Json);
+                await using var scope = await _database.BeginWriteAsync(cancellationToken);
+                var result = await UpdateInScopeAsync(scope, keys, row.Type, row.Id, document.RootElement, null, null, cancellationToken);
+                if (result.Status is RecordStatus.Ok or RecordStatus.Created)
+                {
+                    await scope.CommitAsync(cancellationToken);
+                    updated++;
+                }
+                else rejected.AddRange(result.Issues ?? []);
+            }
+            foreach (var group in accepted.GroupBy(r => r.Type))
+            {
+                await _audit.AppendAsync(context, Interaction.Import, group.Key, group.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
+            }
+            progress?.Report(rows.Count);
+        }
+
+        foreach (var item in items)
+        {
+            batch.Add(item);
+            if (batch.Count < ImportBatchSize) continue;
+            // Pipeline: seal batch n+1 on the thread pool while batch n is written.
+            var next = PrepareAsync(context, keys, batch);
+            batch = new List<ImportItem>(ImportBatchSize);
+            if (writing is not null) await writing;
+            if (preparing is not null) writing = FlushAsync(preparing);
+            preparing = next;
+        }
+        if (batch.Count > 0)
+        {
+            var next = PrepareAsync(context, keys, batch);
+            if (writing is not null) await writing;
+            if (preparing is not null) await FlushAsync(preparing);
+            preparing = next;
+            writing = null;
+        }
+        if (writing is not null) await writing;
+        if (preparing is not null) await FlushAsync(preparing);
+        return new ImportSummary(created, updated, rejected);
+    }
+
+    internal sealed record PreparedRow(string Type, int TypeCode, string Id, byte[] Json, byte[] Sealed, IndexEntries? Index, Issue? Issue);
+
+    private Task<List<PreparedRow>> PrepareAsync(AccessContext context, TenantKeys keys, List<ImportItem> items)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        return Task.Run(() =>
+        {
+            var rows = new PreparedRow[items.Count];
+            Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount - 1) }, i =>
+            {
+                var item = items[i];
+                rows[i] = Prepare(context, keys, item, now);
+            });
+            return rows.ToList();
+        });
+    }
+
+    private PreparedRow Prepare(AccessContext context, TenantKeys keys, ImportItem item, long now)
+    {
+        PreparedRow Reject(string message) => new(item.Type, 0, item.Id, [], [], null, Issue.Invalid($"{item.Type}/{Shorten(item.Id)}: {message}"));
+        if (!TypeCodes.TryGet(item.Type, out var typeCode)) return Reject("unsupported resource type.");
+        if (!_policy.Authorize(context, Interaction.Import, item.Type).Allowed) return Reject("the granted scopes do not allow creating this type.");
+        if (!IdRules.IsValid(item.Id)) return Reject("invalid id.");
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(item.Json, new JsonDocumentOptions { MaxDepth = 64, AllowDuplicateProperties = false });
+        }
+        catch (JsonException)
+        {
+            return Reject("not valid JSON.");
+        }
+        using (document)
+        {
+            var issues = RecordValidation.Validate(item.Type, document.RootElement);
+            if (issues.Count > 0) return Reject(issues[0].Diagnostics);
+            var json = ResourceStamp.Apply(document.RootElement, item.Type, item.Id, 1, now);
+            var index = ExtractIndex(item.Type, json, keys);
+            return new PreparedRow(item.Type, typeCode, item.Id, json, RecordCipher.Seal(keys, typeCode, item.Id, 1, json), index, null);
+        }
+    }
+
+    /// <summary>Inserts a batch in one transaction; returns the count inserted and the rows whose id already existed.</summary>
+    private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(TenantKeys keys, List<PreparedRow> rows, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var existing = await BulkRows.ExistingAsync(scope, Engine, keys.TenantId, rows.Select(r => (r.TypeCode, r.Id)).ToList(), cancellationToken);
+        var fresh = rows.Where(r => !existing.Contains((r.TypeCode, r.Id))).GroupBy(r => (r.TypeCode, r.Id)).Select(g => g.First()).ToList();
+        var firstRid = await _database.ReserveRowIdsAsync(scope, fresh.Count, cancellationToken);
+        var bulk = fresh.Select((r, i) => new BulkRow(firstRid + i, r.TypeCode, r.Id, now, r.Sealed, r.Index!)).ToList();
+        await BulkRows.InsertAsync(scope, Engine, keys.TenantId, bulk, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return (fresh.Count, rows.Where(r => existing.Contains((r.TypeCode, r.Id))).ToList());
+    }
+}

@@ -1,0 +1,270 @@
+// The one door to patient data. Every interaction takes an AccessContext and goes, in this order,
+// through the access policy, the guard, the audit append (before any data leaves) and only then to
+// storage, decrypting or encrypting in RecordCipher. Storage types are internal to this assembly:
+// nothing outside Vauban.Core can reach a row without passing here.
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Crypto;
+using Vauban.Fhir;
+using Vauban.Guard;
+using Vauban.Records.Search;
+using Vauban.Storage;
+
+namespace Vauban.Records;
+
+public sealed partial class RecordsService
+{
+    private readonly StoreDatabase _database;
+    private readonly ResourceRows _rows;
+    private readonly KeyRing _keys;
+    private readonly AccessPolicy _policy;
+    private readonly RecordsGuard _guard;
+    private readonly AuditTrail _audit;
+    private readonly PageTokens _pages;
+    private readonly TimeProvider _time;
+
+    internal RecordsService(StoreDatabase database, KeyRing keys, AccessPolicy policy, RecordsGuard guard, AuditTrail audit, TimeProvider time)
+    {
+        _database = database;
+        _rows = new ResourceRows(database);
+        _keys = keys;
+        _policy = policy;
+        _guard = guard;
+        _audit = audit;
+        _pages = new PageTokens(keys.Master);
+        _time = time;
+    }
+
+    private StorageEngine Engine => _database.Engine;
+
+    public async Task<RecordResult> ReadAsync(AccessContext context, string type, string id, CancellationToken cancellationToken)
+    {
+        if (Check(context, Interaction.Read, type) is { } denied) return denied;
+        if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        StoredVersion? row;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            row = await _rows.CurrentAsync(connection, null, context.Tenant.Id, TypeCodes.Of(type), id, false, cancellationToken);
+        }
+        return await DeliverAsync(context, Interaction.Read, type, id, row, keys, cancellationToken);
+    }
+
+    public async Task<RecordResult> VReadAsync(AccessContext context, string type, string id, int version, CancellationToken cancellationToken)
+    {
+        if (Check(context, Interaction.VRead, type) is { } denied) return denied;
+        if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        StoredVersion? row;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            row = await _rows.VersionAsync(connection, context.Tenant.Id, TypeCodes.Of(type), id, version, cancellationToken);
+        }
+        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken);
+    }
+
+    private async Task<RecordResult> DeliverAsync(AccessContext context, Interaction interaction, string type, string id, StoredVersion? row, TenantKeys keys, CancellationToken cancellationToken)
+    {
+        if (row is null)
+        {
+            await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+            return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{id} is not known."));
+        }
+        if (row.Deleted)
+        {
+            await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+            return new RecordResult(RecordStatus.Gone, type, id, row.Version, row.LastUpdated, Issues: [Issue.Error("deleted", $"{type}/{id} was deleted (version {row.Version}).")]);
+        }
+        if (Admit(context, interaction, type, 1) is { } contained) return contained;
+        await _audit.AppendAsync(context, interaction, type, [id], succeeded: true, cancellationToken);
+        return new RecordResult(RecordStatus.Ok, type, id, row.Version, row.LastUpdated, Open(keys, row));
+    }
+
+    public async Task<RecordResult> CreateAsync(AccessContext context, string type, JsonElement resource, string? ifNoneExist, CancellationToken cancellationToken)
+    {
+        if (Check(context, Interaction.Create, type) is { } denied) return denied;
+        var issues = RecordValidation.Validate(type, resource);
+        if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
+        if (Admit(context, Interaction.Create, type, 1) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        if (ifNoneExist is not null)
+        {
+            var existing = await ConditionalMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
+            if (existing.Result is not null) return existing.Result;
+        }
+        var result = await CreateInScopeAsync(scope, keys, type, resource, IdRules.NewId(), null, cancellationToken);
+        await _audit.AppendAsync(context, Interaction.Create, type, [result.Id!], succeeded: true, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    public async Task<RecordResult> UpdateAsync(AccessContext context, string type, string id, JsonElement resource, int? ifMatch, CancellationToken cancellationToken)
+    {
+        if (Check(context, Interaction.Update, type) is { } denied) return denied;
+        var issues = RecordValidation.Validate(type, resource);
+        if (issues.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.GetString() != id))
+        {
+            issues.Add(Issue.Invalid($"The resource id must be present and equal to the id in the URL ({Shorten(id)}).", $"{type}.id"));
+        }
+        if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
+        if (Admit(context, Interaction.Update, type, 1) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var result = await UpdateInScopeAsync(scope, keys, type, id, resource, ifMatch, null, cancellationToken);
+        await _audit.AppendAsync(context, Interaction.Update, type, [id], succeeded: result.Status is RecordStatus.Ok or RecordStatus.Created, cancellationToken);
+        if (result.Status is RecordStatus.Ok or RecordStatus.Created) await scope.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    public async Task<RecordResult> DeleteAsync(AccessContext context, string type, string id, CancellationToken cancellationToken)
+    {
+        if (Check(context, Interaction.Delete, type) is { } denied) return denied;
+        if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
+        if (Admit(context, Interaction.Delete, type, 1) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var result = await DeleteInScopeAsync(scope, keys, type, id, cancellationToken);
+        await _audit.AppendAsync(context, Interaction.Delete, type, [id], succeeded: result.Status == RecordStatus.NoContent, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    public async Task<SearchPage> HistoryAsync(AccessContext context, string type, string? id, long? since, int count, string? page, CancellationToken cancellationToken)
+    {
+        var interaction = id is null ? Interaction.HistoryType : Interaction.HistoryInstance;
+        if (Check(context, interaction, type) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        count = Math.Clamp(count, 1, SearchQuery.MaxCount);
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var typeCode = TypeCodes.Of(type);
+        List<StoredVersion> versions;
+        (long, long, int)? before = null;
+        if (page is not null)
+        {
+            var state = _pages.Open(page);
+            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != "_history/" + type
+                || state.Expires < _time.GetUtcNow().ToUnixTimeMilliseconds())
+            {
+                return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the query again."));
+            }
+            var parts = state.SortValue.Split(' ');
+            before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            if (id is not null)
+            {
+                if (!IdRules.IsValid(id)) return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
+                var current = await _rows.CurrentAsync(connection, null, context.Tenant.Id, typeCode, id, false, cancellationToken);
+                if (current is null)
+                {
+                    await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+                    return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"{type}/{id} is not known."));
+                }
+                versions = await _rows.InstanceHistoryAsync(connection, current, since, SearchQuery.MaxCount, cancellationToken);
+            }
+            else
+            {
+                versions = await _rows.TypeHistoryAsync(connection, context.Tenant.Id, typeCode, since, before, count + 1, cancellationToken);
+            }
+        }
+        string? next = null;
+        if (id is null && versions.Count > count)
+        {
+            versions.RemoveAt(versions.Count - 1);
+            var last = versions[^1];
+            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, "_history/" + type, [],
+                $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds()));
+        }
+        if (Admit(context, interaction, type, versions.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        await _audit.AppendAsync(context, interaction, type, versions.Select(v => v.Id).Distinct().ToList(), succeeded: true, cancellationToken);
+        var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
+        return new SearchPage(RecordStatus.Ok, entries, id is not null ? entries.Count : null, next);
+    }
+
+    // ---- writes inside a transaction (shared by single interactions and transaction bundles) ----
+
+    private async Task<RecordResult> CreateInScopeAsync(WriteScope scope, TenantKeys keys, string type, JsonElement resource, string id,
+        IReadOnlyDictionary<string, string>? references, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var typeCode = TypeCodes.Of(type);
+        var json = ResourceStamp.Apply(resource, type, id, 1, now, references);
+        var index = ExtractIndex(type, json, keys);
+        var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
+        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, cancellationToken);
+        return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
+    }
+
+    private async Task<RecordResult> UpdateInScopeAsync(WriteScope scope, TenantKeys keys, string type, string id, JsonElement resource, int? ifMatch,
+        IReadOnlyDictionary<string, string>? references, CancellationToken cancellationToken)
+    {
+        var typeCode = TypeCodes.Of(type);
+        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        if (current is null)
+        {
+            if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
+            return await CreateInScopeAsync(scope, keys, type, resource, id, references, cancellationToken);
+        }
+        if (ifMatch is { } expected && expected != current.Version)
+        {
+            return RecordResult.Fail(RecordStatus.PreconditionFailed, type,
+                Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}."));
+        }
+        var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
+        var version = current.Version + 1;
+        var json = ResourceStamp.Apply(resource, type, id, version, now, references);
+        var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
+        var newIndex = ExtractIndex(type, json, keys);
+        var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, oldIndex, newIndex, cancellationToken))
+        {
+            return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
+        }
+        return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
+    }
+
+    private async Task<RecordResult> DeleteInScopeAsync(WriteScope scope, TenantKeys keys, string type, string id, CancellationToken cancellationToken)
+    {
+        var typeCode = TypeCodes.Of(type);
+        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        if (current is null || current.Deleted) return new RecordResult(RecordStatus.NoContent, type, id, current?.Version ?? 0, current?.LastUpdated ?? 0);
+        var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
+        var oldIndex = ExtractIndex(type, Open(keys, current), keys);
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, oldIndex, null, cancellationToken))
+        {
+            return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
+        }
+        return new RecordResult(RecordStatus.NoContent, type, id, current.Version + 1, now);
+    }
+
+    // ---- the door's checks ----
+
+    private RecordResult? Check(AccessContext context, Interaction interaction, string type)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (!TypeCodes.TryGet(type, out _))
+        {
+            return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotSupported($"The resource type '{Shorten(type)}' is not supported. Supported: {string.Join(", ", TypeCodes.Names)}."));
+        }
+        var decision = _policy.Authorize(context, interaction, type);
+        return decision.Allowed ? null : RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+    }
+
+    private RecordResult? Admit(AccessContext context, Interaction interaction, string type, int count)
+    {
+        var decision = _guard.Admit(context, interaction, type, count);
+        return decision.Admitted ? null : RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+    }
+
+    private static byte[] Open(TenantKeys keys, StoredVersion row) => RecordCipher.Open(keys, row.Type, row.Id, row.Version, row.Body!);
+
+    private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)
+    {
+        using var document = JsonDocument.Parse(json);
+        return IndexEntries.Extract(type, document.RootElement, keys.IndexKey);
+    }
+
+    private static string Shorten(string value) => value.Length <= 64 ? value : value[..64] + "…";
+}

@@ -1,0 +1,34 @@
+namespace Vauban.Records;
+
+/// <summary>Local references ("Patient/123", "Patient/123/_history/2") in the form the index stores them: "Patient/123".</summary>
+internal static class ReferenceTarget
+{
+    public static bool TryParseLocal(string reference, out string target, out string type)
+    {
+        target = type = "";
+        if (reference.Length == 0 || reference[0] == '#' || reference.Contains("://", StringComparison.Ordinal) || reference.StartsWith("urn:", StringComparison.Ordinal)) return false;
+        var parts = reference.Split('/');
+        if (parts.Length is not (2 or 4)) return false;
+        if (parts.Length == 4 && parts[2] != "_history") return false;
+        if (!TypeCodes.TryGet(parts[0], out _) || !IdRules.IsValid(parts[1])) return false;
+        type = parts[0];
+        target = parts[0] + "/" + parts[1];
+        return true;
+    }
+}
+
+public static class IdRules
+{
+    /// <summary>FHIR id: [A-Za-z0-9\-\.]{1,64}.</summary>
+    public static bool IsValid(string? id)
+    {
+        if (string.IsNullOrEmpty(id) || id.Length > 64) return false;
+        foreach (var c in id)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c == '-' || c == '.')) return false;
+        }
+        return true;
+    }
+
+    public static string NewId() => Guid.CreateVersion7().ToString("D");
+}

@@ -1,0 +1,383 @@
+// A FHIR search request parsed and checked against the type's parameters, turned into index
+// clauses. Identifying values are hashed with the tenant's index key here, so the SQL below never
+// carries a name, number or birth date in clear. Anything unsupported is an error, never ignored.
+using System.Globalization;
+using Vauban.Crypto;
+using Vauban.Fhir;
+
+namespace Vauban.Records.Search;
+
+internal enum ClauseKind { Hash, Reference, Date, Id, LastUpdated }
+
+internal sealed record Clause(ClauseKind Kind, bool Negated, int Selectivity)
+{
+    public List<long> Hashes { get; init; } = [];
+    public List<string> Targets { get; init; } = [];
+    public List<int> Params { get; init; } = [];
+    public List<(string Prefix, long Low, long High)> Ranges { get; init; } = [];
+    public List<string> Ids { get; init; } = [];
+}
+
+internal sealed record IncludeSpec(string SourceType, SearchParameter Parameter, string? TargetType, bool Reverse);
+
+internal sealed class SearchQuery
+{
+    public const int DefaultCount = 20;
+    public const int MaxCount = 500;
+
+    private static readonly HashSet<string> Unsupported = new(StringComparer.Ordinal)
+    {
+        "_elements", "_contained", "_containedType", "_has", "_list", "_text", "_content", "_query", "_filter", "_tag", "_profile", "_security", "_source", "_type",
+    };
+
+    private static readonly string[] Prefixes = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"];
+
+    public required string Type { get; init; }
+    public List<Clause> Clauses { get; } = [];
+    public int Count { get; set; } = DefaultCount;
+    public bool SummaryCount { get; set; }
+    public bool TotalAccurate { get; set; }
+    public string SortKey { get; set; } = "";
+    public bool SortDescending { get; set; }
+    public SearchParameter? SortParameter { get; set; }
+    public List<IncludeSpec> Includes { get; } = [];
+    public List<(string Name, string Value)> Canonical { get; } = [];
+
+    public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues)
+    {
+        var query = new SearchQuery { Type = type };
+        foreach (var (rawName, value) in parameters)
+        {
+            if (rawName is "_format" or "_pretty" or "_page") continue;
+            var colon = rawName.IndexOf(':', StringComparison.Ordinal);
+            var name = colon < 0 ? rawName : rawName[..colon];
+            var modifier = colon < 0 ? null : rawName[(colon + 1)..];
+            if (rawName.Contains('.', StringComparison.Ordinal) && !rawName.StartsWith('_'))
+            {
+                issues.Add(Issue.NotSupported($"Chained search ('{rawName}') is not supported."));
+                continue;
+            }
+            query.Canonical.Add((rawName, value));
+            switch (name)
+            {
+                case "_count":
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 0)
+                        issues.Add(Issue.Invalid("_count must be a non-negative integer.", "_count"));
+                    else query.Count = Math.Min(count, MaxCount);
+                    continue;
+                case "_summary":
+                    if (value == "count") query.SummaryCount = true;
+                    else if (value != "false") issues.Add(Issue.NotSupported("Only _summary=count and _summary=false are supported."));
+                    continue;
+                case "_total":
+                    if (value == "accurate") query.TotalAccurate = true;
+                    else if (value is not ("none" or "estimate")) issues.Add(Issue.Invalid("_total must be none, estimate or accurate.", "_total"));
+                    continue;
+                case "_sort":
+                    query.ParseSort(value, issues);
+                    continue;
+                case "_include":
+                case "_revinclude":
+                    query.ParseInclude(name == "_revinclude", modifier, value, issues);
+                    continue;
+                case "_id":
+                    if (modifier is not null) { issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on _id.")); continue; }
+                    var ids = value.Split(',').Select(v => v.Trim()).ToList();
+                    if (ids.Any(i => !IdRules.IsValid(i))) { issues.Add(Issue.Invalid("_id values must be valid FHIR ids.", "_id")); continue; }
+                    query.Clauses.Add(new Clause(ClauseKind.Id, false, 0) { Ids = ids });
+                    continue;
+                case "_lastUpdated":
+                    if (modifier is not null) { issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on _lastUpdated.")); continue; }
+                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = updated });
+                    continue;
+            }
+            if (Unsupported.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
+            {
+                issues.Add(Issue.NotSupported($"The search parameter '{name}' is not supported."));
+                continue;
+            }
+            if (!SearchParameters.TryGet(type, name, out var parameter))
+            {
+                if (lenient) { query.Canonical.RemoveAt(query.Canonical.Count - 1); continue; }
+                var known = string.Join(", ", SearchParameters.For(type).Keys.Order(StringComparer.Ordinal));
+                issues.Add(Issue.Invalid($"Unknown search parameter '{name}' for {type}. Supported: _id, _lastUpdated, {known}."));
+                continue;
+            }
+            if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause);
+        }
+        return issues.Count == 0 ? query : null;
+    }
+
+    private Clause? ParseValue(SearchParameter parameter, string? modifier, string value, TenantKeys keys, List<Issue> issues)
+    {
+        var values = SplitValues(value);
+        if (values.Count == 0 || values.Any(v => v.Length == 0))
+        {
+            issues.Add(Issue.Invalid($"The search parameter '{parameter.Name}' has an empty value.", parameter.Name));
+            return null;
+        }
+        var stored = parameter.AliasOf is null ? parameter : SearchParameters.For(Type)[parameter.AliasOf];
+        var members = parameter.UnionOf?.Select(n => SearchParameters.For(Type)[n]).ToList() ?? [stored];
+        switch (parameter.Kind)
+        {
+            case SearchParamKind.String:
+            {
+                if (modifier is not (null or "exact"))
+                {
+                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on string parameter '{parameter.Name}' (supported: default starts-with, :exact). Values are stored encrypted, so :contains is not available."));
+                    return null;
+                }
+                var clause = new Clause(ClauseKind.Hash, false, 2);
+                var shortest = int.MaxValue;
+                foreach (var v in values)
+                {
+                    var folded = TextNormalizer.Fold(v);
+                    if (modifier is null && folded.Length == 0)
+                    {
+                        issues.Add(Issue.Invalid($"The value of '{parameter.Name}' must contain letters or digits.", parameter.Name));
+                        return null;
+                    }
+                    shortest = Math.Min(shortest, folded.Length);
+                    foreach (var member in members)
+                    {
+                        clause.Hashes.Add(modifier == "exact"
+                            ? BlindIndex.Hash(keys.IndexKey, member.Code, 'e', v)
+                            : BlindIndex.Hash(keys.IndexKey, member.Code, 'p', folded.AsSpan(0, Math.Min(folded.Length, IndexEntries.MaxPrefix))));
+                    }
+                }
+                return clause with { Selectivity = modifier == "exact" || shortest >= 4 ? 1 : shortest >= 2 ? 3 : 6 };
+            }
+            case SearchParamKind.Token:
+            {
+                if (modifier is not (null or "not"))
+                {
+                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on token parameter '{parameter.Name}' (supported: :not)."));
+                    return null;
+                }
+                var clause = new Clause(ClauseKind.Hash, modifier == "not", parameter.Normalization == TokenNormalization.None ? 6 : 1);
+                foreach (var v in values)
+                {
+                    var bar = v.IndexOf('|', StringComparison.Ordinal);
+                    if (bar == v.Length - 1)
+                    {
+                        issues.Add(Issue.NotSupported($"Searching '{parameter.Name}' by system alone ('{v[..bar]}|') is not supported; give system|code."));
+                        return null;
+                    }
+                    var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
+                    clause.Hashes.Add(bar < 0 ? BlindIndex.Hash(keys.IndexKey, stored.Code, 'c', code)
+                        : bar == 0 ? BlindIndex.Hash(keys.IndexKey, stored.Code, 'n', code)
+                        : BlindIndex.Hash(keys.IndexKey, stored.Code, 's', v[..bar] + "|" + code));
+                }
+                return clause;
+            }
+            case SearchParamKind.Reference:
+            {
+                if (modifier is not null && !(TypeCodes.TryGet(modifier, out _) && (parameter.Targets ?? stored.Targets)?.Contains(modifier) != false))
+                {
+                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on reference parameter '{parameter.Name}'."));
+                    return null;
+                }
+                var targetTypes = modifier is not null ? [modifier] : (parameter.Targets ?? stored.Targets ?? TypeCodes.Names.ToList());
+                var clause = new Clause(ClauseKind.Reference, false, 1) { Params = [stored.Code] };
+                foreach (var v in values)
+                {
+                    var reference = v.Contains("://", StringComparison.Ordinal) ? string.Join('/', v.Split('/').TakeLast(2)) : v;
+                    if (reference.Contains('/', StringComparison.Ordinal))
+                    {
+                        if (!ReferenceTarget.TryParseLocal(reference, out var target, out var targetType) || !targetTypes.Contains(targetType))
+                        {
+                            issues.Add(Issue.Invalid($"'{parameter.Name}' expects a reference to {string.Join(" or ", targetTypes)} (Type/id or id).", parameter.Name));
+                            return null;
+                        }
+                        clause.Targets.Add(target);
+                    }
+                    else if (IdRules.IsValid(reference))
+                    {
+                        clause.Targets.AddRange(targetTypes.Select(t => t + "/" + reference));
+                    }
+                    else
+                    {
+                        issues.Add(Issue.Invalid($"'{parameter.Name}' expects a reference (Type/id or id).", parameter.Name));
+                        return null;
+                    }
+                }
+                return clause;
+            }
+            default:
+            {
+                if (modifier is not null)
+                {
+                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on date parameter '{parameter.Name}'."));
+                    return null;
+                }
+                var ranges = ParseDates(value, parameter.Name, issues);
+                if (ranges is null) return null;
+                if (!stored.BlindDate) return new Clause(ClauseKind.Date, false, 5) { Params = [stored.Code], Ranges = ranges };
+                return BlindDateClause(stored, values, ranges, keys, issues);
+            }
+        }
+    }
+
+    /// <summary>Birth dates are blind-indexed by year, month and day: a range becomes the set of year/month/day hashes that tile it.</summary>
+    private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues)
+    {
+        var negated = ranges.Any(r => r.Prefix == "ne");
+        if (negated && ranges.Any(r => r.Prefix != "ne"))
+        {
+            issues.Add(Issue.NotSupported($"'{parameter.Name}' cannot mix ne with other prefixes in one parameter."));
+            return null;
+        }
+        var clause = new Clause(ClauseKind.Hash, negated, 4);
+        var today = DateOnly.FromDateTime(DateTime.UtcNow);
+        var earliest = new DateOnly(1880, 1, 1);
+        var latest = new DateOnly(today.Year, 12, 31);
+        for (var i = 0; i < ranges.Count; i++)
+        {
+            var (prefix, low, high) = ranges[i];
+            var text = values[i].Length > 2 && Prefixes.Contains(values[i][..2]) ? values[i][2..] : values[i];
+            var from = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(low).UtcDateTime);
+            var to = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(high).UtcDateTime);
+            switch (prefix)
+            {
+                case "eq" or "ne" or "ap":
+                    var precision = text.Length >= 10 ? 'D' : text.Length >= 7 ? 'M' : 'Y';
+                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
+                    clause = clause with { Selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6 };
+                    continue;
+                case "gt" or "sa": Tile(to.AddDays(1), latest); break;
+                case "ge": Tile(from, latest); break;
+                case "lt" or "eb": Tile(earliest, from.AddDays(-1)); break;
+                case "le": Tile(earliest, to); break;
+            }
+            clause = clause with { Selectivity = 6 };
+        }
+        return clause;
+
+        void Tile(DateOnly start, DateOnly end)
+        {
+            var day = start;
+            while (day <= end)
+            {
+                if (day.Day == 1 && day.Month == 1 && day.AddYears(1).AddDays(-1) <= end)
+                {
+                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, 'Y', day.ToString("yyyy", CultureInfo.InvariantCulture)));
+                    day = day.AddYears(1);
+                }
+                else if (day.Day == 1 && day.AddMonths(1).AddDays(-1) <= end)
+                {
+                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, 'M', day.ToString("yyyy-MM", CultureInfo.InvariantCulture)));
+                    day = day.AddMonths(1);
+                }
+                else
+                {
+                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, 'D', day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+                    day = day.AddDays(1);
+                }
+            }
+        }
+    }
+
+    private static List<(string Prefix, long Low, long High)>? ParseDates(string value, string name, List<Issue> issues)
+    {
+        var ranges = new List<(string, long, long)>();
+        foreach (var raw in SplitValues(value))
+        {
+            var prefix = raw.Length > 2 && Prefixes.Contains(raw[..2]) ? raw[..2] : "eq";
+            var text = raw.Length > 2 && Prefixes.Contains(raw[..2]) ? raw[2..] : raw;
+            if (!FhirDateRange.TryParse(text, out var low, out var high, out _))
+            {
+                issues.Add(Issue.Invalid($"'{name}' expects a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime), optionally prefixed by eq, ne, gt, lt, ge, le, sa, eb or ap.", name));
+                return null;
+            }
+            ranges.Add((prefix, low, high));
+        }
+        return ranges;
+    }
+
+    private void ParseSort(string value, List<Issue> issues)
+    {
+        var keys = value.Split(',', StringSplitOptions.RemoveEmptyEntries);
+        if (keys.Length != 1)
+        {
+            issues.Add(Issue.NotSupported("_sort takes one key (e.g. _sort=-_lastUpdated)."));
+            return;
+        }
+        var key = keys[0];
+        SortDescending = key.StartsWith('-');
+        key = key.TrimStart('-');
+        if (key is "_lastUpdated" or "_id")
+        {
+            SortKey = key;
+            return;
+        }
+        if (SearchParameters.TryGet(Type, key, out var parameter) && parameter.Kind == SearchParamKind.Date && !parameter.BlindDate && parameter.IsStored)
+        {
+            SortKey = key;
+            SortParameter = parameter;
+            return;
+        }
+        issues.Add(Issue.NotSupported($"_sort={key} is not supported for {Type}: sort by _lastUpdated, _id or a date of care (identifying values are encrypted and cannot be ordered by the database)."));
+    }
+
+    private void ParseInclude(bool reverse, string? modifier, string value, List<Issue> issues)
+    {
+        if (modifier is not null)
+        {
+            issues.Add(Issue.NotSupported($"_{(reverse ? "rev" : "")}include:{modifier} is not supported."));
+            return;
+        }
+        var parts = value.Split(':');
+        if (parts.Length is < 2 or > 3 || !TypeCodes.TryGet(parts[0], out _))
+        {
+            issues.Add(Issue.Invalid($"_{(reverse ? "rev" : "")}include expects Type:parameter[:targetType], e.g. Observation:patient."));
+            return;
+        }
+        if (!reverse && parts[0] != Type)
+        {
+            issues.Add(Issue.Invalid($"_include must start with the searched type ({Type})."));
+            return;
+        }
+        if (!SearchParameters.TryGet(parts[0], parts[1], out var parameter) || parameter.Kind != SearchParamKind.Reference)
+        {
+            issues.Add(Issue.Invalid($"{parts[0]}:{parts[1]} is not a reference search parameter."));
+            return;
+        }
+        var target = parts.Length == 3 ? parts[2] : null;
+        if (target is not null && !TypeCodes.TryGet(target, out _))
+        {
+            issues.Add(Issue.Invalid($"{target} is not a supported resource type."));
+            return;
+        }
+        if (reverse && target is not null && target != Type)
+        {
+            issues.Add(Issue.Invalid($"_revinclude target type must be {Type}."));
+            return;
+        }
+        Includes.Add(new IncludeSpec(parts[0], parameter, target, reverse));
+    }
+
+    /// <summary>Comma separates alternatives; "\," is a literal comma.</summary>
+    private static List<string> SplitValues(string value)
+    {
+        var values = new List<string>();
+        var current = new System.Text.StringBuilder();
+        for (var i = 0; i < value.Length; i++)
+        {
+            if (value[i] == '\\' && i + 1 < value.Length && value[i + 1] is ',' or '|' or '$' or '\\')
+            {
+                current.Append(value[++i]);
+            }
+            else if (value[i] == ',')
+            {
+                values.Add(current.ToString());
+                current.Clear();
+            }
+            else
+            {
+                current.Append(value[i]);
+            }
+        }
+        values.Add(current.ToString());
+        return values;
+    }
+}

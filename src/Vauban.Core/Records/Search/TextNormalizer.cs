@@ -1,0 +1,62 @@
+// FHIR string search is case- and accent-insensitive; blind indexes need one canonical form.
+// Folding is done with an explicit table (not Unicode normalization) so the canonical form, which is
+// bound into stored hashes, can never change with the runtime's Unicode data.
+using System.Text;
+
+namespace Vauban.Records.Search;
+
+internal static class TextNormalizer
+{
+    /// <summary>Lower-case letters and digits only, accents folded: "Le Goff-Hélias" → "legoffhelias".</summary>
+    public static string Fold(string value)
+    {
+        var builder = new StringBuilder(value.Length);
+        foreach (var c in value)
+        {
+            if (c < 128)
+            {
+                if (char.IsAsciiLetterOrDigit(c)) builder.Append(char.ToLowerInvariant(c));
+                continue;
+            }
+            var folded = FoldLatin(c);
+            if (folded is not null) builder.Append(folded);
+            else if (char.IsLetterOrDigit(c)) builder.Append(char.ToLowerInvariant(c));
+        }
+        return builder.ToString();
+    }
+
+    private static string? FoldLatin(char c) => c switch
+    {
+        'à' or 'á' or 'â' or 'ã' or 'ä' or 'å' or 'À' or 'Á' or 'Â' or 'Ã' or 'Ä' or 'Å' => "a",
+        'ç' or 'Ç' => "c",
+        'è' or 'é' or 'ê' or 'ë' or 'È' or 'É' or 'Ê' or 'Ë' => "e",
+        'ì' or 'í' or 'î' or 'ï' or 'Ì' or 'Í' or 'Î' or 'Ï' => "i",
+        'ñ' or 'Ñ' => "n",
+        'ò' or 'ó' or 'ô' or 'õ' or 'ö' or 'ø' or 'Ò' or 'Ó' or 'Ô' or 'Õ' or 'Ö' or 'Ø' => "o",
+        'ù' or 'ú' or 'û' or 'ü' or 'Ù' or 'Ú' or 'Û' or 'Ü' => "u",
+        'ý' or 'ÿ' or 'Ý' or 'Ÿ' => "y",
+        'œ' or 'Œ' => "oe",
+        'æ' or 'Æ' => "ae",
+        'ß' => "ss",
+        _ => null,
+    };
+
+    /// <summary>French phone numbers in one form: "+33 6 12 34 56 78", "0033612345678" and "06.12.34.56.78" → "0612345678".</summary>
+    public static string Phone(string value)
+    {
+        var digits = new StringBuilder(value.Length);
+        foreach (var c in value)
+        {
+            if (char.IsAsciiDigit(c)) digits.Append(c);
+        }
+        var text = digits.ToString();
+        var international = value.TrimStart().StartsWith('+');
+        if (text.StartsWith("0033", StringComparison.Ordinal)) return "0" + text[4..];
+        if (international && text.StartsWith("33", StringComparison.Ordinal)) return "0" + text[2..];
+        return international ? "+" + text : text;
+    }
+
+    public static string Email(string value) => value.Trim().ToLowerInvariant();
+
+    public static string Identifier(string value) => value.Replace(" ", "", StringComparison.Ordinal).Trim();
+}

@@ -1,0 +1,144 @@
+// Bulk inserts for seed and import: prepared statements reused across a batch on SQLite, binary COPY on
+// PostgreSQL. Rows arrive sealed; row ids are reserved by the caller inside the same transaction.
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using NpgsqlTypes;
+using Vauban.Records.Search;
+
+namespace Vauban.Storage;
+
+internal sealed record BulkRow(long Rid, int Type, string Id, long LastUpdated, byte[] Body, IndexEntries Index);
+
+internal static class BulkRows
+{
+    public static async Task<HashSet<(int, string)>> ExistingAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken)
+    {
+        var found = new HashSet<(int, string)>();
+        foreach (var group in keys.GroupBy(k => k.Type))
+        {
+            foreach (var chunk in group.Select(k => k.Id).Chunk(500))
+            {
+                using var command = scope.Command("");
+                command.CommandText = $"SELECT type, id FROM resources WHERE tenant_id = @t AND type = @ty AND {command.InList(engine, "id", "ids", chunk)}";
+                command.With("t", tenant).With("ty", group.Key);
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) found.Add((reader.GetInt32(0), reader.GetString(1)));
+            }
+        }
+        return found;
+    }
+
+    public static Task InsertAsync(WriteScope scope, StorageEngine engine, long tenant, List<BulkRow> rows, CancellationToken cancellationToken) =>
+        engine == StorageEngine.Postgres ? CopyAsync(scope, tenant, rows, cancellationToken) : SqliteAsync(scope, tenant, rows, cancellationToken);
+
+    private static async Task SqliteAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
+    {
+        var connection = (SqliteConnection)scope.Connection;
+        var transaction = (SqliteTransaction)scope.Transaction;
+        using var resource = Prepared(connection, transaction, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b)",
+            "$rid", "$t", "$ty", "$id", "$u", "$b");
+        using var hash = Prepared(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ($h, $rid)", "$h", "$rid");
+        using var reference = Prepared(connection, transaction, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid");
+        using var date = Prepared(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ($t, $p, $lo, $hi, $rid)", "$t", "$p", "$lo", "$hi", "$rid");
+        foreach (var row in rows)
+        {
+            Bind(resource, row.Rid, tenant, row.Type, row.Id, row.LastUpdated, row.Body);
+            await resource.ExecuteNonQueryAsync(cancellationToken);
+            foreach (var h in row.Index.Hashes)
+            {
+                Bind(hash, h, row.Rid);
+                await hash.ExecuteNonQueryAsync(cancellationToken);
+            }
+            foreach (var r in row.Index.References)
+            {
+                Bind(reference, r.Target, r.Param, row.Rid);
+                await reference.ExecuteNonQueryAsync(cancellationToken);
+            }
+            foreach (var d in row.Index.Dates)
+            {
+                Bind(date, tenant, d.Param, d.Low, d.High, row.Rid);
+                await date.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+    }
+
+    private static SqliteCommand Prepared(SqliteConnection connection, SqliteTransaction transaction, string sql, params string[] names)
+    {
+        var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = sql;
+        foreach (var name in names) command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        command.Prepare();
+        return command;
+    }
+
+    private static void Bind(SqliteCommand command, params object[] values)
+    {
+        for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i];
+    }
+
+    private static async Task CopyAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
+    {
+        var connection = (NpgsqlConnection)scope.Connection;
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                await writer.StartRowAsync(cancellationToken);
+                await writer.WriteAsync(row.Rid, NpgsqlDbType.Bigint, cancellationToken);
+                await writer.WriteAsync(tenant, NpgsqlDbType.Bigint, cancellationToken);
+                await writer.WriteAsync(row.Type, NpgsqlDbType.Integer, cancellationToken);
+                await writer.WriteAsync(row.Id, NpgsqlDbType.Text, cancellationToken);
+                await writer.WriteAsync(1, NpgsqlDbType.Integer, cancellationToken);
+                await writer.WriteAsync(row.LastUpdated, NpgsqlDbType.Bigint, cancellationToken);
+                await writer.WriteAsync(0, NpgsqlDbType.Integer, cancellationToken);
+                await writer.WriteAsync(row.Body, NpgsqlDbType.Bytea, cancellationToken);
+            }
+            await writer.CompleteAsync(cancellationToken);
+        }
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY idx_hash (h, rid) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                foreach (var h in row.Index.Hashes)
+                {
+                    await writer.StartRowAsync(cancellationToken);
+                    await writer.WriteAsync(h, NpgsqlDbType.Bigint, cancellationToken);
+                    await writer.WriteAsync(row.Rid, NpgsqlDbType.Bigint, cancellationToken);
+                }
+            }
+            await writer.CompleteAsync(cancellationToken);
+        }
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY idx_ref (target, param, rid) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                foreach (var r in row.Index.References)
+                {
+                    await writer.StartRowAsync(cancellationToken);
+                    await writer.WriteAsync(r.Target, NpgsqlDbType.Text, cancellationToken);
+                    await writer.WriteAsync(r.Param, NpgsqlDbType.Integer, cancellationToken);
+                    await writer.WriteAsync(row.Rid, NpgsqlDbType.Bigint, cancellationToken);
+                }
+            }
+            await writer.CompleteAsync(cancellationToken);
+        }
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY idx_date (tenant_id, param, lo, hi, rid) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                foreach (var d in row.Index.Dates)
+                {
+                    await writer.StartRowAsync(cancellationToken);
+                    await writer.WriteAsync(tenant, NpgsqlDbType.Bigint, cancellationToken);
+                    await writer.WriteAsync(d.Param, NpgsqlDbType.Integer, cancellationToken);
+                    await writer.WriteAsync(d.Low, NpgsqlDbType.Bigint, cancellationToken);
+                    await writer.WriteAsync(d.High, NpgsqlDbType.Bigint, cancellationToken);
+                    await writer.WriteAsync(row.Rid, NpgsqlDbType.Bigint, cancellationToken);
+                }
+            }
+            await writer.CompleteAsync(cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+// Reading and writing resource rows and their index rows. Bodies arrive here already sealed and
+// leave still sealed: this class never sees plaintext.
+using System.Data.Common;
+using Vauban.Records.Search;
+
+namespace Vauban.Storage;
+
+internal sealed record StoredVersion(long Rid, long TenantId, int Type, string Id, int Version, long LastUpdated, bool Deleted, byte[]? Body);
+
+internal sealed class ResourceRows
+{
+    private const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body";
+
+    private readonly StoreDatabase _database;
+
+    public ResourceRows(StoreDatabase database) => _database = database;
+
+    public StorageEngine Engine => _database.Engine;
+
+    public static StoredVersion ReadRow(DbDataReader reader) => new(
+        reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt64(5),
+        reader.GetInt32(6) != 0, reader.IsDBNull(7) ? null : (byte[])reader.GetValue(7));
+
+    public async Task<StoredVersion?> CurrentAsync(DbConnection connection, DbTransaction? transaction, long tenant, int type, string id, bool forUpdate, CancellationToken cancellationToken)
+    {
+        var sql = $"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.id = @id";
+        if (forUpdate && _database.Engine == StorageEngine.Postgres) sql += " FOR UPDATE";
+        using var command = connection.Command(sql).With("t", tenant).With("ty", type).With("id", id);
+        command.Transaction = transaction;
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? ReadRow(reader) : null;
+    }
+
+    public async Task<StoredVersion?> VersionAsync(DbConnection connection, long tenant, int type, string id, int version, CancellationToken cancellationToken)
+    {
+        var current = await CurrentAsync(connection, null, tenant, type, id, false, cancellationToken);
+        if (current is null || current.Version == version) return current;
+        using var command = connection.Command("SELECT rid, version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND version = @v")
+            .With("rid", current.Rid).With("v", version);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return null;
+        return current with
+        {
+            Version = reader.GetInt32(1), LastUpdated = reader.GetInt64(2), Deleted = reader.GetInt32(3) != 0,
+            Body = reader.IsDBNull(4) ? null : (byte[])reader.GetValue(4),
+        };
+    }
+
+    /// <summary>All versions of one resource, newest first.</summary>
+    public async Task<List<StoredVersion>> InstanceHistoryAsync(DbConnection connection, StoredVersion current, long? since, int limit, CancellationToken cancellationToken)
+    {
+        var versions = new List<StoredVersion>();
+        if (since is null || current.LastUpdated >= since) versions.Add(current);
+        using var command = connection.Command(
+            "SELECT version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND last_updated >= @since ORDER BY version DESC LIMIT @n")
+            .With("rid", current.Rid).With("since", since ?? long.MinValue).With("n", limit);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            versions.Add(current with
+            {
+                Version = reader.GetInt32(0), LastUpdated = reader.GetInt64(1), Deleted = reader.GetInt32(2) != 0,
+                Body = reader.IsDBNull(3) ? null : (byte[])reader.GetValue(3),
+            });
+        }
+        return versions;
+    }
+
+    /// <summary>Versions of all resources of a type, newest first, strictly before the (lastUpdated, rid, version) cursor.</summary>
+    public async Task<List<StoredVersion>> TypeHistoryAsync(DbConnection connection, long tenant, int type, long? since, (long Updated, long Rid, int Version)? before, int limit, CancellationToken cancellationToken)
+    {
+        var cursor = before ?? (long.MaxValue, long.MaxValue, int.MaxValue);
+        using var command = connection.Command($"""
+            SELECT * FROM (
+              SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since
+              UNION ALL
+              SELECT r.rid, r.tenant_id, r.type, r.id, h.version, h.last_updated, h.deleted, h.body
+              FROM resource_history h JOIN resources r ON r.rid = h.rid
+              WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since
+            ) v
+            WHERE (v.last_updated < @cu) OR (v.last_updated = @cu AND (v.rid < @cr OR (v.rid = @cr AND v.version < @cv)))
+            ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT @n
+            """).With("t", tenant).With("ty", type).With("since", since ?? long.MinValue)
+            .With("cu", cursor.Updated).With("cr", cursor.Rid).With("cv", cursor.Version).With("n", limit);
+        var versions = new List<StoredVersion>();
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) versions.Add(ReadRow(reader));
+        return versions;
+    }
+
+    public static async Task<long> InsertAsync(WriteScope scope, StorageEngine engine, long tenant, int type, string id, int version, long lastUpdated, byte[] body, IndexEntries index, CancellationToken cancellationToken)
+    {
+        using var command = scope.Command(
+            "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body) VALUES (@t, @ty, @id, @v, @u, 0, @b) RETURNING rid")
+            .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body);
+        var rid = await command.ScalarLongAsync(cancellationToken);
+        await InsertIndexAsync(scope, engine, tenant, rid, index, cancellationToken);
+        return rid;
+    }
+
+    /// <summary>Moves the current version to history and writes the new one, if the current version is still <paramref name="expectedVersion"/>.</summary>
+    public static async Task<bool> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int expectedVersion, int version, long lastUpdated, byte[]? body,
+        IndexEntries? oldIndex, IndexEntries? newIndex, CancellationToken cancellationToken)
+    {
+        using (var archive = scope.Command(
+            "INSERT INTO resource_history (rid, version, last_updated, deleted, body) SELECT rid, version, last_updated, deleted, body FROM resources WHERE rid = @rid AND version = @ev")
+            .With("rid", rid).With("ev", expectedVersion))
+        {
+            if (await archive.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
+        }
+        using (var update = scope.Command(
+            "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b WHERE rid = @rid AND version = @ev")
+            .With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
+        {
+            if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
+        }
+        if (oldIndex is not null) await DeleteIndexAsync(scope, engine, tenant, rid, oldIndex, cancellationToken);
+        if (newIndex is not null) await InsertIndexAsync(scope, engine, tenant, rid, newIndex, cancellationToken);
+        return true;
+    }
+
+    public static async Task InsertIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
+    {
+        if (engine == StorageEngine.Postgres)
+        {
+            if (index.Hashes.Count > 0)
+            {
+                using var hashes = scope.Command("INSERT INTO idx_hash (h, rid) SELECT unnest(@hs), @rid ON CONFLICT DO NOTHING")
+                    .With("hs", index.Hashes.ToArray()).With("rid", rid);
+                await hashes.ExecuteNonQueryAsync(cancellationToken);
+            }
+            if (index.References.Count > 0)
+            {
+                using var refs = scope.Command("INSERT INTO idx_ref (target, param, rid) SELECT unnest(@ts), unnest(@ps), @rid ON CONFLICT DO NOTHING")
+                    .With("ts", index.References.Select(r => r.Target).ToArray()).With("ps", index.References.Select(r => r.Param).ToArray()).With("rid", rid);
+                await refs.ExecuteNonQueryAsync(cancellationToken);
+            }
+            if (index.Dates.Count > 0)
+            {
+                using var dates = scope.Command("INSERT INTO idx_date (tenant_id, param, lo, hi, rid) SELECT @t, unnest(@ps), unnest(@los), unnest(@his), @rid ON CONFLICT DO NOTHING")
+                    .With("t", tenant).With("ps", index.Dates.Select(d => d.Param).ToArray())
+                    .With("los", index.Dates.Select(d => d.Low).ToArray()).With("his", index.Dates.Select(d => d.High).ToArray()).With("rid", rid);
+                await dates.ExecuteNonQueryAsync(cancellationToken);
+            }
+            return;
+        }
+        await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ", "(@a{0}, @rid)", index.Hashes, (c, i, h) => c.With("a" + i, h), rid, tenant, cancellationToken);
+        await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ", "(@a{0}, @b{0}, @rid)", index.References,
+            (c, i, r) => c.With("a" + i, r.Target).With("b" + i, r.Param), rid, tenant, cancellationToken);
+        await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ", "(@t, @a{0}, @b{0}, @c{0}, @rid)", index.Dates,
+            (c, i, d) => c.With("a" + i, d.Param).With("b" + i, d.Low).With("c" + i, d.High), rid, tenant, cancellationToken);
+    }
+
+    private static async Task DeleteIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
+    {
+        if (index.Hashes.Count > 0)
+        {
+            using var command = scope.Command("");
+            command.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {command.InList(engine, "h", "h", index.Hashes)}";
+            command.With("rid", rid);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        foreach (var reference in index.References)
+        {
+            using var command = scope.Command("DELETE FROM idx_ref WHERE target = @x AND param = @p AND rid = @rid").With("x", reference.Target).With("p", reference.Param).With("rid", rid);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        foreach (var date in index.Dates)
+        {
+            using var command = scope.Command("DELETE FROM idx_date WHERE tenant_id = @t AND param = @p AND lo = @lo AND rid = @rid AND hi = @hi")
+                .With("t", tenant).With("p", date.Param).With("lo", date.Low).With("rid", rid).With("hi", date.High);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    private static async Task ExecuteRowsAsync<T>(WriteScope scope, string head, string rowTemplate, List<T> items, Action<DbCommand, int, T> bind, long rid, long tenant, CancellationToken cancellationToken)
+    {
+        const int chunk = 200;
+        for (var start = 0; start < items.Count; start += chunk)
+        {
+            var count = Math.Min(chunk, items.Count - start);
+            using var command = scope.Command("");
+            var rows = new string[count];
+            for (var i = 0; i < count; i++)
+            {
+                rows[i] = string.Format(System.Globalization.CultureInfo.InvariantCulture, rowTemplate, i);
+                bind(command, i, items[start + i]);
+            }
+            command.CommandText = head + string.Join(", ", rows);
+            command.With("rid", rid).With("t", tenant);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+}

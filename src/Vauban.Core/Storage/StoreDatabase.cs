@@ -1,0 +1,239 @@
+// The database behind the records: SQLite (one file, WAL) or PostgreSQL, chosen by the --db value.
+// Every query is written once against ADO.NET; the engines differ only in the few places below.
+using System.Data;
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+
+namespace Vauban.Storage;
+
+internal enum StorageEngine { Sqlite, Postgres }
+
+internal abstract class StoreDatabase : IAsyncDisposable
+{
+    public abstract StorageEngine Engine { get; }
+
+    /// <summary>A description safe to print: the file path, or the PostgreSQL host and database, never a password.</summary>
+    public abstract string Description { get; }
+
+    public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
+
+    /// <summary>Starts a write transaction. On SQLite writers are serialized in-process (one writer at a time is
+    /// all SQLite allows; queueing here avoids its sleep-and-retry busy loop).</summary>
+    public abstract Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken);
+
+    /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
+    public abstract Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
+
+    public abstract ValueTask DisposeAsync();
+
+    public static StoreDatabase Open(string db)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(db);
+        return LooksLikePostgres(db) ? new PostgresDatabase(db) : new SqliteDatabase(db);
+    }
+
+    public static bool LooksLikePostgres(string db) =>
+        db.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) ||
+        db.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase) ||
+        db.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+}
+
+internal sealed class WriteScope : IAsyncDisposable
+{
+    private readonly SemaphoreSlim? _gate;
+    private bool _completed;
+
+    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate)
+    {
+        Connection = connection;
+        Transaction = transaction;
+        _gate = gate;
+    }
+
+    public DbConnection Connection { get; }
+    public DbTransaction Transaction { get; }
+
+    public DbCommand Command(string sql)
+    {
+        var command = Connection.CreateCommand();
+        command.Transaction = Transaction;
+        command.CommandText = sql;
+        return command;
+    }
+
+    public async Task CommitAsync(CancellationToken cancellationToken)
+    {
+        await Transaction.CommitAsync(cancellationToken);
+        _completed = true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_completed)
+            {
+                try { await Transaction.RollbackAsync(); }
+                catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
+            }
+            await Transaction.DisposeAsync();
+            await Connection.DisposeAsync();
+        }
+        finally
+        {
+            _gate?.Release();
+        }
+    }
+}
+
+internal sealed class SqliteDatabase : StoreDatabase
+{
+    private readonly string _connectionString;
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
+
+    public SqliteDatabase(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var directory = Path.GetDirectoryName(full);
+        if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
+        Description = $"SQLite {full}";
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = full,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Cache = SqliteCacheMode.Private,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var command = connection.CreateCommand();
+        // WAL: readers never block the writer; the setting is stored in the file.
+        command.CommandText = "PRAGMA journal_mode=WAL;";
+        command.ExecuteNonQuery();
+    }
+
+    public override StorageEngine Engine => StorageEngine.Sqlite;
+    public override string Description { get; }
+
+    public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        using var command = connection.CreateCommand();
+        // synchronous=FULL: an acknowledged commit survives power loss, not only a process crash (invariant 8).
+        command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;";
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        return connection;
+    }
+
+    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
+    {
+        await _writeGate.WaitAsync(cancellationToken);
+        try
+        {
+            var connection = await OpenAsync(cancellationToken);
+            var transaction = ((SqliteConnection)connection).BeginTransaction(deferred: false);
+            return new WriteScope(connection, transaction, _writeGate);
+        }
+        catch
+        {
+            _writeGate.Release();
+            throw;
+        }
+    }
+
+    public override async Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
+    {
+        // Inside BEGIN IMMEDIATE no other writer can run, so max(rid)+1 is ours.
+        using var command = scope.Command("SELECT coalesce(max(rid), 0) + 1 FROM resources");
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public override ValueTask DisposeAsync()
+    {
+        SqliteConnection.ClearAllPools();
+        _writeGate.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
+
+internal sealed class PostgresDatabase : StoreDatabase
+{
+    private readonly NpgsqlDataSource _dataSource;
+
+    public PostgresDatabase(string connectionString)
+    {
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(ToKeyValue(connectionString));
+        }
+        catch (ArgumentException e)
+        {
+            throw new VaubanConfigurationException("The PostgreSQL connection string is not valid: " + e.Message, e);
+        }
+        builder.IncludeErrorDetail = false; // error details may quote row values
+        if (builder.MaxPoolSize == 100) builder.MaxPoolSize = 32;
+        Description = $"PostgreSQL {builder.Host}:{builder.Port}/{builder.Database}";
+        _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
+    }
+
+    public override StorageEngine Engine => StorageEngine.Postgres;
+    public override string Description { get; }
+
+    public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
+        await _dataSource.OpenConnectionAsync(cancellationToken);
+
+    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+            return new WriteScope(connection, transaction, gate: null);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public override async Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
+    {
+        // One sequence call reserves a block: the sequence advances by count, never handing these ids out again.
+        using var command = scope.Command("SELECT setval(pg_get_serial_sequence('resources', 'rid'), nextval(pg_get_serial_sequence('resources', 'rid')) + @n - 1) - @n + 1");
+        command.Parameters.Add(new NpgsqlParameter("n", (long)count));
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    public override ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+
+    /// <summary>Accepts both key=value connection strings and postgres:// URIs.</summary>
+    private static string ToKeyValue(string db)
+    {
+        if (!db.StartsWith("postgres", StringComparison.OrdinalIgnoreCase) || !db.Contains("://", StringComparison.Ordinal)) return db;
+        var uri = new Uri(db);
+        var builder = new NpgsqlConnectionStringBuilder
+        {
+            Host = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
+        };
+        if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            builder.Username = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length > 1) builder.Password = Uri.UnescapeDataString(parts[1]);
+        }
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            builder[Uri.UnescapeDataString(kv[0])] = kv.Length > 1 ? Uri.UnescapeDataString(kv[1]) : "";
+        }
+        return builder.ConnectionString;
+    }
+}

@@ -1,0 +1,9 @@
+namespace Vauban;
+
+/// <summary>A start-up or configuration problem the operator must fix; its message is shown as is.</summary>
+public sealed class VaubanConfigurationException : Exception
+{
+    public VaubanConfigurationException(string message) : base(message) { }
+    public VaubanConfigurationException(string message, Exception inner) : base(message, inner) { }
+    public VaubanConfigurationException() { }
+}

@@ -1,0 +1,65 @@
+// Opens a Vauban store: the database (SQLite file or PostgreSQL), migrated; the key ring under the
+// master key; and the services that are the only way in — tenants, API clients, records.
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Crypto;
+using Vauban.Guard;
+using Vauban.Records;
+using Vauban.Storage;
+
+namespace Vauban;
+
+public sealed record StoreOptions(string Db, MasterKey MasterKey)
+{
+    public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+}
+
+public sealed class VaubanStore : IAsyncDisposable
+{
+    private readonly StoreDatabase _database;
+    private readonly KeyRing _keys;
+
+    private VaubanStore(StoreDatabase database, KeyRing keys, StoreOptions options)
+    {
+        _database = database;
+        _keys = keys;
+        Tenants = new Tenants(database, keys);
+        Clients = new ApiClients(database, Tenants, options.TokenLifetime, options.Time);
+        Records = new RecordsService(database, keys, new AccessPolicy(), new RecordsGuard(), new AuditTrail(), options.Time);
+    }
+
+    public Tenants Tenants { get; }
+    public ApiClients Clients { get; }
+    public RecordsService Records { get; }
+
+    /// <summary>Where the data lives, safe to print (no password).</summary>
+    public string Description => _database.Description;
+
+    public bool IsPostgres => _database.Engine == StorageEngine.Postgres;
+
+    public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var database = StoreDatabase.Open(options.Db);
+        try
+        {
+            await Schema.MigrateAsync(database, cancellationToken);
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            await database.DisposeAsync();
+            throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+        }
+        return new VaubanStore(database, new KeyRing(database, options.MasterKey), options);
+    }
+
+    /// <summary>The default SQLite file and master key file when no --db is given.</summary>
+    public static string DefaultDataDirectory => Path.Combine(Directory.GetCurrentDirectory(), "data");
+
+    public async ValueTask DisposeAsync()
+    {
+        _keys.Dispose();
+        await _database.DisposeAsync();
+    }
+}

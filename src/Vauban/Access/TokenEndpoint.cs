@@ -1,0 +1,49 @@
+// POST /oauth/token — OAuth 2.0 client credentials (RFC 6749 §4.4) with client_secret_basic,
+// client_secret_post or private_key_jwt (RFC 7523, SMART Backend Services).
+using System.Text;
+using Vauban.Access;
+
+namespace Vauban.Web;
+
+internal static class TokenEndpoint
+{
+    public static void MapTokenEndpoint(this IEndpointRouteBuilder app, ApiClients clients)
+    {
+        app.MapPost("/oauth/token", async (HttpContext http) =>
+        {
+            http.Response.Headers.CacheControl = "no-store";
+            http.Response.Headers.Pragma = "no-cache";
+            if (!http.Request.HasFormContentType)
+            {
+                return Error(new TokenError("invalid_request", "The token request must be application/x-www-form-urlencoded.", 400));
+            }
+            var form = await http.Request.ReadFormAsync(http.RequestAborted);
+            string? clientId = form["client_id"], clientSecret = form["client_secret"];
+            var authorization = http.Request.Headers.Authorization.ToString();
+            if (authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+            {
+                try
+                {
+                    var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization[6..].Trim())).Split(':', 2);
+                    if (decoded.Length == 2)
+                    {
+                        clientId = Uri.UnescapeDataString(decoded[0]);
+                        clientSecret = Uri.UnescapeDataString(decoded[1]);
+                    }
+                }
+                catch (FormatException)
+                {
+                    return Error(new TokenError("invalid_client", "The Basic authorization header is malformed.", 401));
+                }
+            }
+            var request = new TokenRequest(form["grant_type"], form["scope"], clientId, clientSecret, form["client_assertion_type"], form["client_assertion"]);
+            var endpoint = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}/oauth/token";
+            var (token, error) = await clients.IssueAsync(request, endpoint, http.RequestAborted);
+            if (error is not null) return Error(error);
+            return Results.Json(new { access_token = token!.AccessToken, token_type = "bearer", expires_in = token.ExpiresIn, scope = token.Scope });
+        }).DisableAntiforgery();
+    }
+
+    private static IResult Error(TokenError error) =>
+        Results.Json(new { error = error.Error, error_description = error.Description }, statusCode: error.Status);
+}

@@ -1,0 +1,40 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Vauban.Cli;
+
+internal static class ClientCommands
+{
+    public static Command Build()
+    {
+        var clients = new Command("clients", "Manage registered API clients (OAuth 2.0 client credentials, SMART Backend Services).");
+        var add = new Command("add", "Register an API client and print its client_id and client_secret once (the secret is stored only hashed).");
+        var tenant = new Option<string>("--tenant") { Description = "The establishment the client belongs to.", Required = true };
+        var name = new Option<string>("--name") { Description = "A name that tells the security officer what this client is.", Required = true };
+        var scopes = new Option<string>("--scopes") { Description = "SMART v2 scopes, space-separated, e.g. \"system/Patient.rs system/Observation.rs\" or \"system/*.cruds\".", Required = true };
+        var jwks = new Option<FileInfo?>("--jwks") { Description = "A JSON Web Key Set file with the client's public key: the client then authenticates with private_key_jwt instead of a secret." };
+        add.Options.Add(tenant);
+        add.Options.Add(name);
+        add.Options.Add(scopes);
+        add.Options.Add(jwks);
+        StoreArguments.AddTo(add);
+        add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await store.Tenants.FindAsync(parse.GetValue(tenant)!, token)
+                ?? throw new ArgumentException($"No tenant named '{parse.GetValue(tenant)}'. Create it with: vauban tenants add {parse.GetValue(tenant)}");
+            var jwksText = parse.GetValue(jwks) is { } file ? await File.ReadAllTextAsync(file.FullName, token) : null;
+            var registration = await store.Clients.AddAsync(owner, parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, token);
+            Console.WriteLine($"client_id:     {registration.ClientId}");
+            if (registration.ClientSecret is not null)
+            {
+                Console.WriteLine($"client_secret: {registration.ClientSecret}");
+                AnsiConsole.MarkupLine("[yellow]The secret is shown only now; it is stored hashed and cannot be recovered.[/]");
+            }
+            Console.WriteLine($"scopes:        {registration.Scopes}");
+            return 0;
+        }, ct));
+        clients.Subcommands.Add(add);
+        return clients;
+    }
+}

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+using Vauban.Access;
+using Vauban.Records;
+
+namespace Vauban.Cli;
+
+internal static class ImportCommand
+{
+    public static Command Build()
+    {
+        var import = new Command("import", "Load FHIR R4 Bundles (transaction, batch or collection) from a JSON file or every *.json file of a folder.");
+        var path = new Argument<string>("path") { Description = "A bundle .json file, or a folder of them." };
+        var tenant = new Option<string>("--tenant") { Description = "The establishment to load into.", Required = true };
+        import.Arguments.Add(path);
+        import.Options.Add(tenant);
+        StoreArguments.AddTo(import);
+        import.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var target = parse.GetValue(path)!;
+            var files = Directory.Exists(target) ? Directory.GetFiles(target, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray()
+                : File.Exists(target) ? [target] : throw new ArgumentException($"'{target}' is neither a file nor a folder.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await store.Tenants.FindAsync(parse.GetValue(tenant)!, token) ?? throw new ArgumentException($"No tenant named '{parse.GetValue(tenant)}'.");
+            var context = AccessContext.Operator(owner, "import FHIR bundles");
+            var failures = 0;
+            foreach (var file in files)
+            {
+                var (ok, message) = await ImportFileAsync(store, context, file, token);
+                if (!ok) failures++;
+                AnsiConsole.MarkupLineInterpolated($"{(ok ? "[green]ok[/]" : "[red]failed[/]")} {Path.GetFileName(file)}: {message}");
+            }
+            return failures == 0 ? 0 : 1;
+        }, ct));
+        return import;
+    }
+
+    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(await File.ReadAllBytesAsync(file, cancellationToken), new JsonDocumentOptions { MaxDepth = 64, AllowDuplicateProperties = false });
+        }
+        catch (JsonException e)
+        {
+            return (false, $"not valid JSON (line {e.LineNumber + 1}).");
+        }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("resourceType", out var rt) || rt.GetString() != "Bundle")
+                return (false, "not a FHIR Bundle.");
+            var type = root.TryGetProperty("type", out var t) ? t.GetString() : null;
+            if (type is "transaction" or "batch")
+            {
+                var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
+                return status < 300 ? (true, $"{type} applied.") : (false, $"{type} refused (HTTP {status}): {Diagnostics(body)}");
+            }
+            if (type != "collection") return (false, $"Bundle.type '{type}' cannot be imported (transaction, batch or collection).");
+            var items = new List<ImportItem>();
+            if (root.TryGetProperty("entry", out var entries) && entries.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var entry in entries.EnumerateArray())
+                {
+                    if (!entry.TryGetProperty("resource", out var resource) || resource.ValueKind != JsonValueKind.Object) continue;
+                    var resourceType = resource.TryGetProperty("resourceType", out var r) ? r.GetString() ?? "" : "";
+                    var id = resource.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : IdRules.NewId();
+                    items.Add(new ImportItem(resourceType, id, JsonSerializer.SerializeToUtf8Bytes(resource)));
+                }
+            }
+            var summary = await store.Records.ImportAsync(context, items, null, cancellationToken);
+            var message = $"{summary.Created} created, {summary.Updated} updated, {summary.Rejected.Count} rejected.";
+            return (summary.Rejected.Count == 0, summary.Rejected.Count == 0 ? message : message + " First: " + summary.Rejected[0].Diagnostics);
+        }
+    }
+
+    private static string Diagnostics(byte[] outcome)
+    {
+        using var document = JsonDocument.Parse(outcome);
+        return document.RootElement.TryGetProperty("issue", out var issues) && issues.GetArrayLength() > 0 && issues[0].TryGetProperty("diagnostics", out var d)
+            ? d.GetString() ?? "" : "";
+    }
+}

@@ -1,0 +1,73 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Spectre.Console;
+using Vauban.Access;
+using Vauban.Records;
+using Vauban.Records.Synthetic;
+
+namespace Vauban.Cli;
+
+internal static class SeedCommand
+{
+    public static Command Build()
+    {
+        var seed = new Command("seed", "Load realistic synthetic French data (patients with valid NIR/INS, practitioners with RPPS, encounters, appointments, prescriptions, lab results, invoices).");
+        var tenant = new Option<string>("--tenant") { Description = "The establishment to seed (created if missing).", Required = true };
+        var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 };
+        var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed, same data).", DefaultValueFactory = _ => 1 };
+        seed.Options.Add(tenant);
+        seed.Options.Add(patients);
+        seed.Options.Add(randomSeed);
+        StoreArguments.AddTo(seed);
+        seed.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var count = parse.GetValue(patients);
+            if (count is < 1 or > 50_000_000) throw new ArgumentException("--patients must be between 1 and 50,000,000.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var name = parse.GetValue(tenant)!;
+            var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, token);
+            var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), showProgress: true, token);
+            AnsiConsole.MarkupLineInterpolated(
+                $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: [bold]{count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s[/].");
+            return result.Rejected == 0 ? 0 : 1;
+        }, ct));
+        return seed;
+    }
+
+    public sealed record SeedResult(long Resources, int Rejected, TimeSpan Elapsed);
+
+    public static async Task<SeedResult> SeedAsync(VaubanStore store, Tenant tenant, int patients, int randomSeed, bool showProgress, CancellationToken cancellationToken)
+    {
+        var hospital = new SyntheticHospital(randomSeed);
+        var context = AccessContext.Operator(tenant, "seed synthetic data");
+        long resources = 0;
+        IEnumerable<ImportItem> Items()
+        {
+            foreach (var r in hospital.Establishment()) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+            for (var i = 0; i < patients; i++)
+            {
+                foreach (var r in hospital.Patient(i)) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+            }
+        }
+        var watch = Stopwatch.StartNew();
+        ImportSummary summary;
+        if (showProgress && !Console.IsOutputRedirected)
+        {
+            summary = null!;
+            await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .StartAsync(async progress =>
+                {
+                    var bar = progress.AddTask("resources", maxValue: patients * 7.5);
+                    summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => { resources += n; bar.Increment(n); }), cancellationToken);
+                    bar.Value = bar.MaxValue;
+                });
+        }
+        else
+        {
+            summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => Interlocked.Add(ref resources, n)), cancellationToken);
+        }
+        watch.Stop();
+        foreach (var issue in summary.Rejected.Take(10)) AnsiConsole.MarkupLineInterpolated($"[red]rejected:[/] {issue.Diagnostics}");
+        return new SeedResult(summary.Created + summary.Updated, summary.Rejected.Count, watch.Elapsed);
+    }
+}

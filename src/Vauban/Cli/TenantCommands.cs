@@ -1,0 +1,35 @@
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Vauban.Cli;
+
+internal static class TenantCommands
+{
+    public static Command Build()
+    {
+        var tenants = new Command("tenants", "Manage establishments (hospital, clinic, laboratory, practice); each is a tenant with its own keys.");
+        var add = new Command("add", "Create an establishment and its encryption keys.");
+        var name = new Argument<string>("name") { Description = "The tenant's short name: letters, digits, '-', '_' or '.' (e.g. chu-nantes)." };
+        add.Arguments.Add(name);
+        StoreArguments.AddTo(add);
+        add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, token);
+            AnsiConsole.MarkupLineInterpolated($"Tenant [bold]{tenant.Name}[/] created (id {tenant.Id}) in {store.Description}.");
+            return 0;
+        }, ct));
+
+        var list = new Command("list", "List the establishments in the store.");
+        StoreArguments.AddTo(list);
+        list.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            foreach (var tenant in await store.Tenants.ListAsync(token)) Console.WriteLine($"{tenant.Id}\t{tenant.Name}");
+            return 0;
+        }, ct));
+        tenants.Subcommands.Add(add);
+        tenants.Subcommands.Add(list);
+        return tenants;
+    }
+}

@@ -1,0 +1,39 @@
+// The command tree. Each verb has --help; errors the operator can fix are printed as one clear line
+// with exit code 1 (2 for usage errors, from the parser), never a stack trace.
+using System.CommandLine;
+using Spectre.Console;
+
+namespace Vauban.Cli;
+
+internal static class VaubanCommands
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("Vauban — an electronic patient record server (FHIR R4) built against the French health-data breaches.");
+        root.Subcommands.Add(ServeCommand.Build());
+        root.Subcommands.Add(TenantCommands.Build());
+        root.Subcommands.Add(ClientCommands.Build());
+        root.Subcommands.Add(SeedCommand.Build());
+        root.Subcommands.Add(ImportCommand.Build());
+        return root;
+    }
+
+    /// <summary>Runs a verb, turning the operator's mistakes into one readable line.</summary>
+    public static async Task<int> RunAsync(Func<CancellationToken, Task<int>> action, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await action(cancellationToken);
+        }
+        catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            AnsiConsole.MarkupLine("[yellow]cancelled[/]");
+            return 130;
+        }
+    }
+}

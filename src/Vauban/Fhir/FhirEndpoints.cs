@@ -1,0 +1,162 @@
+// The FHIR R4 REST API at /fhir. Each endpoint reads the request, calls the records service with the
+// caller's access context, and writes the outcome. No endpoint touches storage.
+using System.Globalization;
+using Vauban.Access;
+using Vauban.Fhir;
+using Vauban.Records;
+
+namespace Vauban.Web;
+
+internal static class FhirEndpoints
+{
+    public static void MapFhir(this IEndpointRouteBuilder app, VaubanStore store, FhirOptions options)
+    {
+        var records = store.Records;
+        app.MapGet("/fhir/metadata", (HttpContext http) =>
+            FhirHttp.CheckAccept(http) ?? new FhirResult(200, CapabilityStatementJson.Build(FhirHttp.BaseUrl(http), Program.Version)));
+
+        var fhir = app.MapGroup("/fhir").RequireBearer(store.Clients).DisableAntiforgery();
+        fhir.AddEndpointFilter(async (invocation, next) => FhirHttp.CheckAccept(invocation.HttpContext) ?? await next(invocation));
+
+        fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
+        {
+            var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
+            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
+        });
+
+        fhir.MapGet("/{type}/{id}/_history/{version}", async (HttpContext http, string type, string id, string version) =>
+        {
+            if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v < 1)
+                return FhirHttp.Outcome(404, Issue.NotFound("A version id is a positive integer."));
+            var result = await records.VReadAsync(http.Access(), type, id, v, http.RequestAborted);
+            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
+        });
+
+        fhir.MapPost("/{type}", async (HttpContext http, string type) =>
+        {
+            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
+            if (error is not null) return error;
+            using (document)
+            {
+                var ifNoneExist = http.Request.Headers["If-None-Exist"].ToString();
+                var result = await records.CreateAsync(http.Access(), type, document!.RootElement, ifNoneExist.Length == 0 ? null : ifNoneExist, http.RequestAborted);
+                return result.Status switch
+                {
+                    RecordStatus.Created => FhirHttp.Resource(result, 201, http),
+                    RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
+                    _ => FhirHttp.Failure(result),
+                };
+            }
+        });
+
+        fhir.MapPut("/{type}/{id}", async (HttpContext http, string type, string id) =>
+        {
+            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
+                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\"."));
+            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
+            if (error is not null) return error;
+            using (document)
+            {
+                var result = await records.UpdateAsync(http.Access(), type, id, document!.RootElement, ifMatch, http.RequestAborted);
+                return result.Status switch
+                {
+                    RecordStatus.Created => FhirHttp.Resource(result, 201, http),
+                    RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
+                    _ => FhirHttp.Failure(result),
+                };
+            }
+        });
+
+        fhir.MapDelete("/{type}/{id}", async (HttpContext http, string type, string id) =>
+        {
+            var result = await records.DeleteAsync(http.Access(), type, id, http.RequestAborted);
+            if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
+            if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);
+            return Results.NoContent();
+        });
+
+        fhir.MapGet("/{type}", (HttpContext http, string type) => SearchAsync(http, records, type, Query(http)));
+
+        fhir.MapPost("/{type}/_search", async (HttpContext http, string type) =>
+        {
+            if (!http.Request.HasFormContentType)
+                return FhirHttp.Outcome(415, Issue.Error("not-supported", "POST _search takes application/x-www-form-urlencoded parameters."));
+            var form = await http.Request.ReadFormAsync(http.RequestAborted);
+            var parameters = Query(http).Concat(form.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")))).ToList();
+            return await SearchAsync(http, records, type, parameters);
+        });
+
+        fhir.MapGet("/{type}/_history", async (HttpContext http, string type) =>
+            await HistoryAsync(http, records, type, null));
+
+        fhir.MapGet("/{type}/{id}/_history", async (HttpContext http, string type, string id) =>
+            await HistoryAsync(http, records, type, id));
+
+        fhir.MapGet("/Patient/{id}/$everything", async (HttpContext http, string id) =>
+        {
+            var page = await records.EverythingAsync(http.Access(), id, http.RequestAborted);
+            if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
+            return new FhirResult(200, FhirJson.SearchSet(page, FhirHttp.BaseUrl(http), SelfUrl(http), null));
+        });
+
+        fhir.MapPost("/", async (HttpContext http) =>
+        {
+            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxBundleBytes, http.RequestAborted);
+            if (error is not null) return error;
+            using (document)
+            {
+                var (status, body) = await records.ProcessBundleAsync(http.Access(), document!.RootElement, FhirHttp.BaseUrl(http), http.RequestAborted);
+                return new FhirResult(status, body);
+            }
+        });
+    }
+
+    private static List<KeyValuePair<string, string>> Query(HttpContext http) =>
+        http.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+
+    private static async Task<IResult> SearchAsync(HttpContext http, RecordsService records, string type, List<KeyValuePair<string, string>> parameters)
+    {
+        var page = parameters.FirstOrDefault(p => p.Key == "_page").Value;
+        var lenient = http.Request.Headers["Prefer"].ToString().Contains("handling=lenient", StringComparison.OrdinalIgnoreCase);
+        var result = await records.SearchAsync(http.Access(), type, parameters, page, lenient, http.RequestAborted);
+        if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
+        var baseUrl = FhirHttp.BaseUrl(http);
+        var next = result.NextPage is null ? null : $"{baseUrl}/{type}?_page={Uri.EscapeDataString(result.NextPage)}";
+        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, SelfUrl(http), next));
+    }
+
+    private static async Task<IResult> HistoryAsync(HttpContext http, RecordsService records, string type, string? id)
+    {
+        long? since = null;
+        var sinceText = http.Request.Query["_since"].ToString();
+        if (sinceText.Length > 0)
+        {
+            if (!FhirDate.TryParseInstant(sinceText, out var s)) return FhirHttp.Outcome(400, Issue.Invalid("_since must be an instant, e.g. 2026-01-01T00:00:00Z.", "_since"));
+            since = s;
+        }
+        var count = SearchCount(http);
+        if (count is null) return FhirHttp.Outcome(400, Issue.Invalid("_count must be a positive integer.", "_count"));
+        foreach (var key in http.Request.Query.Keys)
+        {
+            if (key is not ("_since" or "_count" or "_page" or "_format" or "_pretty"))
+                return FhirHttp.Outcome(400, Issue.Invalid($"Unknown parameter '{key}' for history (supported: _since, _count)."));
+        }
+        var page = http.Request.Query["_page"].ToString();
+        var result = await records.HistoryAsync(http.Access(), type, id, since, count.Value, page.Length == 0 ? null : page, http.RequestAborted);
+        if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
+        var baseUrl = FhirHttp.BaseUrl(http);
+        var next = result.NextPage is null ? null : $"{baseUrl}/{type}/_history?_page={Uri.EscapeDataString(result.NextPage)}";
+        return new FhirResult(200, FhirJson.History(result, baseUrl, SelfUrl(http), next));
+    }
+
+    private static int? SearchCount(HttpContext http)
+    {
+        var text = http.Request.Query["_count"].ToString();
+        if (text.Length == 0) return 50;
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > 0 ? count : null;
+    }
+
+    private static string SelfUrl(HttpContext http) => $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}";
+}
+
+internal sealed record FhirOptions(long MaxResourceBytes, long MaxBundleBytes);

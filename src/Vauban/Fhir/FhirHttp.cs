@@ -1,0 +1,135 @@
+// HTTP plumbing shared by the FHIR endpoints: reading a request body within limits, answering with
+// FHIR JSON, and mapping record outcomes to status codes. One place decides each status code.
+using System.Text.Json;
+using Microsoft.Extensions.Primitives;
+using Vauban.Fhir;
+using Vauban.Records;
+
+namespace Vauban.Web;
+
+internal static class FhirHttp
+{
+    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
+
+    public static string BaseUrl(HttpContext context) => $"{context.Request.Scheme}://{context.Request.Host}{context.Request.PathBase}/fhir";
+
+    public static IResult Outcome(int status, params Issue[] issues) => new FhirResult(status, FhirJson.OperationOutcome(issues));
+
+    public static IResult Resource(RecordResult result, int status, HttpContext context)
+    {
+        context.Response.Headers.ETag = FhirJson.ETag(result.Version);
+        context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
+        if (status == StatusCodes.Status201Created)
+        {
+            context.Response.Headers.Location = $"{BaseUrl(context)}/{result.Type}/{result.Id}/_history/{result.Version}";
+        }
+        return new FhirResult(status, result.Json!);
+    }
+
+    /// <summary>The status code for an unsuccessful record outcome.</summary>
+    public static int StatusOf(RecordStatus status) => status switch
+    {
+        RecordStatus.NotFound => StatusCodes.Status404NotFound,
+        RecordStatus.Gone => StatusCodes.Status410Gone,
+        RecordStatus.PreconditionFailed => StatusCodes.Status412PreconditionFailed,
+        RecordStatus.Conflict => StatusCodes.Status409Conflict,
+        RecordStatus.Forbidden => StatusCodes.Status403Forbidden,
+        RecordStatus.Invalid => StatusCodes.Status400BadRequest,
+        RecordStatus.Created => StatusCodes.Status201Created,
+        RecordStatus.NoContent => StatusCodes.Status204NoContent,
+        _ => StatusCodes.Status200OK,
+    };
+
+    public static IResult Failure(RecordResult result) => Outcome(StatusOf(result.Status), [.. result.Issues ?? []]);
+
+    public static IResult Failure(SearchPage page) => Outcome(StatusOf(page.Status), [.. page.Issues ?? []]);
+
+    /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for malformed JSON.</summary>
+    public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken)
+    {
+        var contentType = context.Request.ContentType;
+        if (contentType is null || !IsJson(contentType))
+        {
+            return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
+                Issue.Error("not-supported", "The body must be FHIR JSON: Content-Type: application/fhir+json (or application/json).")));
+        }
+        if (context.Request.ContentLength > limit) return (null, TooLarge(limit));
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > limit) return (null, TooLarge(limit));
+            buffer.Write(chunk, 0, read);
+        }
+        if (buffer.Length == 0) return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Invalid("The request body is empty.")));
+        try
+        {
+            return (JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), ParseOptions), null);
+        }
+        catch (JsonException e)
+        {
+            // The parser's message names the line and byte position, never the content.
+            var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
+            return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Error("structure", $"The body is not valid JSON{where}.")));
+        }
+    }
+
+    private static IResult TooLarge(long limit) => Outcome(StatusCodes.Status413PayloadTooLarge,
+        Issue.Error("too-costly", $"The request body is larger than the configured limit of {limit / 1024} KiB."));
+
+    public static bool IsJson(string contentType)
+    {
+        var media = contentType.Split(';')[0].Trim();
+        return media.Equals("application/fhir+json", StringComparison.OrdinalIgnoreCase) || media.Equals("application/json", StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>_format and Accept: JSON only; XML or another type is 406.</summary>
+    public static IResult? CheckAccept(HttpContext context)
+    {
+        var format = context.Request.Query["_format"].ToString();
+        if (format.Length > 0 && !(format is "json" or "application/json" or "application/fhir+json" || format.StartsWith("application/fhir+json", StringComparison.Ordinal)))
+        {
+            return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only JSON is supported (_format=json)."));
+        }
+        StringValues accept = context.Request.Headers.Accept;
+        if (accept.Count == 0) return null;
+        foreach (var value in accept.ToString().Split(','))
+        {
+            var media = value.Split(';')[0].Trim();
+            if (media is "*/*" or "application/*" or "application/json" or "application/fhir+json" || media.Length == 0) return null;
+        }
+        return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported."));
+    }
+
+    /// <summary>If-Match: W/"3" (or "3").</summary>
+    public static bool TryParseIfMatch(HttpContext context, out int? version)
+    {
+        version = null;
+        var header = context.Request.Headers.IfMatch.ToString();
+        if (header.Length == 0) return true;
+        var text = header.Trim();
+        if (text.StartsWith("W/", StringComparison.Ordinal)) text = text[2..];
+        text = text.Trim('"');
+        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) && v > 0)
+        {
+            version = v;
+            return true;
+        }
+        return false;
+    }
+}
+
+/// <summary>A FHIR JSON response body with its status code.</summary>
+internal sealed class FhirResult(int status, byte[] body) : IResult
+{
+    public int StatusCode => status;
+
+    public async Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.StatusCode = status;
+        httpContext.Response.ContentType = FhirJson.ContentType;
+        httpContext.Response.ContentLength = body.Length;
+        await httpContext.Response.Body.WriteAsync(body, httpContext.RequestAborted);
+    }
+}

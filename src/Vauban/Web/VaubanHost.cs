@@ -1,0 +1,77 @@
+// The web host: FHIR API and token endpoint on Kestrel. Program-like table of contents; tests and
+// benchmarks start the same host on 127.0.0.1.
+using Microsoft.AspNetCore.Diagnostics;
+using Vauban.Fhir;
+
+namespace Vauban.Web;
+
+public sealed record ServerOptions(string Urls)
+{
+    public long MaxResourceBytes { get; init; } = 1024 * 1024;
+    public long MaxBundleBytes { get; init; } = 32 * 1024 * 1024;
+}
+
+public static class VaubanHost
+{
+    public static WebApplication Build(VaubanStore store, ServerOptions options, Action<ILoggingBuilder>? logging = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.WebHost.UseUrls(options.Urls);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = Math.Max(options.MaxBundleBytes, options.MaxResourceBytes) + 1;
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console => console.SingleLine = true);
+        // Request lines carry query strings (search values) and must never reach the log.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        logging?.Invoke(builder.Logging);
+
+        var app = builder.Build();
+        app.UseExceptionHandler(handler => handler.Run(WriteUnexpectedErrorAsync));
+        app.UseStatusCodePages(async status =>
+        {
+            var http = status.HttpContext;
+            if (http.Request.Path.StartsWithSegments("/fhir") && !http.Response.HasStarted && http.Response.ContentLength is null)
+            {
+                var code = http.Response.StatusCode;
+                var message = code switch
+                {
+                    404 => "No such FHIR endpoint.",
+                    405 => "This method is not supported on this FHIR endpoint.",
+                    413 => "The request body is too large.",
+                    _ => $"HTTP {code}.",
+                };
+                await new FhirResult(code, FhirJson.OperationOutcome([code == 404 ? Issue.NotFound(message) : Issue.Error(code == 405 ? "not-supported" : "processing", message)])).ExecuteAsync(http);
+            }
+        });
+        app.MapGet("/", () => Results.Text($"Vauban {Program.Version} — FHIR R4 API at /fhir (metadata: /fhir/metadata), OAuth 2.0 token endpoint at /oauth/token.\n"));
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapTokenEndpoint(store.Clients);
+        app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
+        return app;
+    }
+
+    /// <summary>One exception policy: a correlation id for the operator's log, a generic message to the caller, no internals.</summary>
+    private static async Task WriteUnexpectedErrorAsync(HttpContext http)
+    {
+        var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
+        var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors");
+        var correlation = http.TraceIdentifier;
+        if (error is BadHttpRequestException bad)
+        {
+            http.Response.StatusCode = bad.StatusCode;
+            await new FhirResult(bad.StatusCode, FhirJson.OperationOutcome([Issue.Invalid("The request could not be read (" + bad.StatusCode + ").")], correlation)).ExecuteAsync(http);
+            return;
+        }
+        // Log the exception type and where it came from; exception messages may quote data, so not the message.
+        logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+        var body = FhirJson.OperationOutcome([Issue.Error("exception", $"An unexpected error occurred. Quote correlation id {correlation} to the operator.")], correlation);
+        await new FhirResult(500, body).ExecuteAsync(http);
+    }
+}
