@@ -50,7 +50,7 @@ public static class FhirJson
         StartBundle(writer, "searchset");
         if (page.Total is { } total) writer.WriteNumber("total", total);
         WriteLinks(writer, selfUrl, nextUrl);
-        writer.WriteStartArray("entry");
+        if (page.Entries.Count > 0) writer.WriteStartArray("entry"); // FHIR JSON has no empty arrays
         foreach (var entry in page.Entries)
         {
             writer.WriteStartObject();
@@ -62,7 +62,7 @@ public static class FhirJson
             writer.WriteEndObject();
             writer.WriteEndObject();
         }
-        writer.WriteEndArray();
+        if (page.Entries.Count > 0) writer.WriteEndArray();
         writer.WriteEndObject();
     });
 
@@ -72,7 +72,7 @@ public static class FhirJson
         StartBundle(writer, "history");
         if (page.Total is { } total) writer.WriteNumber("total", total);
         WriteLinks(writer, selfUrl, nextUrl);
-        writer.WriteStartArray("entry");
+        if (page.Entries.Count > 0) writer.WriteStartArray("entry");
         foreach (var entry in page.Entries)
         {
             writer.WriteStartObject();
@@ -93,7 +93,7 @@ public static class FhirJson
             writer.WriteEndObject();
             writer.WriteEndObject();
         }
-        writer.WriteEndArray();
+        if (page.Entries.Count > 0) writer.WriteEndArray();
         writer.WriteEndObject();
     });
 

@@ -255,7 +255,7 @@ public sealed partial class RecordsService
     private static byte[] WriteResponseBundle(string type, IReadOnlyList<EntryResponse> responses, string baseUrl) => FhirJson.Write(writer =>
     {
         FhirJson.StartBundle(writer, type);
-        writer.WriteStartArray("entry");
+        if (responses.Count > 0) writer.WriteStartArray("entry");
         foreach (var response in responses)
         {
             writer.WriteStartObject();
@@ -277,7 +277,7 @@ public sealed partial class RecordsService
             writer.WriteEndObject();
             writer.WriteEndObject();
         }
-        writer.WriteEndArray();
+        if (responses.Count > 0) writer.WriteEndArray();
         writer.WriteEndObject();
     });
 }

@@ -1,0 +1,376 @@
+// The FHIR REST API as an integrating developer relies on it. The same tests run against SQLite and
+// PostgreSQL (the two derived classes at the end).
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Fhir;
+
+public abstract class FhirApiTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    protected VaubanServer Server { get; private set; } = null!;
+    protected HttpClient Api { get; private set; } = null!;
+
+    protected FhirApiTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        Server = await VaubanServer.StartAsync(_engine);
+        Api = await Server.ClientAsync("hospital-a");
+    }
+
+    public async Task DisposeAsync()
+    {
+        Api.Dispose();
+        await Server.DisposeAsync();
+    }
+
+    protected async Task<JsonElement> CreateAsync(string type, string json)
+    {
+        using var response = await Api.PostAsync($"/fhir/{type}", FhirContent.Json(json));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"create {type}: {(int)response.StatusCode} {body}");
+        return body;
+    }
+
+    protected async Task<JsonElement> SearchAsync(string query, HttpClient? client = null)
+    {
+        using var response = await (client ?? Api).GetAsync("/fhir/" + query);
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"search {query}: {(int)response.StatusCode} {body}");
+        Assert.Equal("Bundle", body.GetProperty("resourceType").GetString());
+        Assert.Equal("searchset", body.GetProperty("type").GetString());
+        return body;
+    }
+
+    protected static List<string> Ids(JsonElement bundle, string? type = null) => bundle.TryGetProperty("entry", out var entries)
+        ? entries.EnumerateArray().Select(e => e.GetProperty("resource"))
+            .Where(r => type is null || r.GetProperty("resourceType").GetString() == type)
+            .Select(r => r.GetProperty("id").GetString()!).ToList()
+        : [];
+
+    [Fact]
+    public async Task Create_returns_201_with_Location_ETag_and_server_assigned_id_and_meta()
+    {
+        using var response = await Api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(id: "client-chosen")));
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.StartsWith("application/fhir+json", response.Content.Headers.ContentType!.ToString());
+        var id = body.GetProperty("id").GetString()!;
+        Assert.NotEqual("client-chosen", id);
+        Assert.Equal("1", body.GetProperty("meta").GetProperty("versionId").GetString());
+        Assert.True(DateTimeOffset.TryParse(body.GetProperty("meta").GetProperty("lastUpdated").GetString(), out _));
+        Assert.Equal("W/\"1\"", response.Headers.ETag!.ToString());
+        Assert.EndsWith($"/fhir/Patient/{id}/_history/1", response.Headers.Location!.ToString());
+        Assert.Equal("Dupont", body.GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
+    [Fact]
+    public async Task Read_vread_update_with_If_Match_delete_and_history_keep_every_version()
+    {
+        var created = await CreateAsync("Patient", Samples.Patient());
+        var id = created.GetProperty("id").GetString()!;
+
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            Assert.Equal("W/\"1\"", read.Headers.ETag!.ToString());
+        }
+
+        var updated = Samples.Patient(family: "Durand", id: id);
+        var put = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{id}") { Content = FhirContent.Json(updated) };
+        put.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+        using (var response = await Api.SendAsync(put))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("2", (await response.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+        }
+
+        // A second writer still holding version 1 is refused and changes nothing.
+        var stale = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{id}") { Content = FhirContent.Json(Samples.Patient(family: "Lost", id: id)) };
+        stale.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+        using (var response = await Api.SendAsync(stale))
+        {
+            Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+            Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+
+        using (var v1 = await Api.GetAsync($"/fhir/Patient/{id}/_history/1"))
+        {
+            Assert.Equal("Dupont", (await v1.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+        }
+        using (var current = await Api.GetAsync($"/fhir/Patient/{id}"))
+        {
+            Assert.Equal("Durand", (await current.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+        }
+
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{id}"))
+        {
+            Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+            Assert.Equal("OperationOutcome", (await gone.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        using (var history = await Api.GetAsync($"/fhir/Patient/{id}/_history"))
+        {
+            var bundle = await history.BodyAsync();
+            Assert.Equal("history", bundle.GetProperty("type").GetString());
+            var entries = bundle.GetProperty("entry").EnumerateArray().ToList();
+            Assert.Equal(3, entries.Count);
+            Assert.Equal("DELETE", entries[0].GetProperty("request").GetProperty("method").GetString());
+            Assert.Equal("2", entries[1].GetProperty("resource").GetProperty("meta").GetProperty("versionId").GetString());
+        }
+        // Deleted resources leave search results.
+        Assert.DoesNotContain(id, Ids(await SearchAsync("Patient?family=durand")));
+    }
+
+    [Fact]
+    public async Task Update_of_an_unknown_id_creates_it_and_a_mismatched_body_id_is_refused()
+    {
+        using (var response = await Api.PutAsync("/fhir/Practitioner/rpps-10001234567", FhirContent.Json(Samples.Practitioner().Replace("\"resourceType\": \"Practitioner\",", "\"resourceType\": \"Practitioner\", \"id\": \"rpps-10001234567\","))))
+        {
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+        using (var response = await Api.PutAsync("/fhir/Practitioner/other", FhirContent.Json(Samples.Practitioner().Replace("\"resourceType\": \"Practitioner\",", "\"resourceType\": \"Practitioner\", \"id\": \"not-other\","))))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+        using var missing = await Api.GetAsync("/fhir/Practitioner/other");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task Conditional_create_returns_the_existing_match_instead_of_a_duplicate()
+    {
+        var nir = Samples.ValidNir("2850575123456");
+        var first = await CreateAsync("Patient", Samples.Patient(nir: nir));
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(nir: nir)) };
+        request.Headers.TryAddWithoutValidation("If-None-Exist", $"identifier={Samples.InsNir}|{nir}");
+        using var response = await Api.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(first.GetProperty("id").GetString(), (await response.BodyAsync()).GetProperty("id").GetString());
+        Assert.Single(Ids(await SearchAsync($"Patient?identifier={nir}")));
+    }
+
+    [Fact]
+    public async Task Patient_search_by_name_prefix_accents_birthdate_identifier_phone_email_and_city()
+    {
+        var nir = Samples.ValidNir("2750299123456");
+        var target = (await CreateAsync("Patient", Samples.Patient(family: "Lefèvre-Hélias", given: "Anaïs", birthDate: "1975-02-14", nir: nir,
+            phone: "06 11 22 33 44", email: "Anais.Lefevre@Example.FR", city: "Saint-Étienne"))).GetProperty("id").GetString()!;
+        await CreateAsync("Patient", Samples.Patient(family: "Lefort", given: "Paul", birthDate: "1975-02-15"));
+        await CreateAsync("Patient", Samples.Patient(family: "Martin", given: "Anaïs", birthDate: "1990-07-01"));
+
+        Assert.Equal([target], Ids(await SearchAsync("Patient?family=lefevre")));
+        Assert.Equal([target], Ids(await SearchAsync("Patient?family=LEFÈVRE&birthdate=1975-02-14")));
+        Assert.Equal(2, Ids(await SearchAsync("Patient?family=lef")).Count);
+        Assert.Equal(2, Ids(await SearchAsync("Patient?name=anais")).Count);
+        Assert.Equal([target], Ids(await SearchAsync("Patient?family:exact=Lefèvre-Hélias")));
+        Assert.Empty(Ids(await SearchAsync("Patient?family:exact=lefèvre-hélias")));
+        Assert.Equal([target], Ids(await SearchAsync($"Patient?identifier={Samples.InsNir}|{nir}")));
+        Assert.Equal([target], Ids(await SearchAsync("Patient?phone=%2B33611223344")));
+        Assert.Equal([target], Ids(await SearchAsync("Patient?email=anais.lefevre@example.fr")));
+        Assert.Equal([target], Ids(await SearchAsync("Patient?address-city=saint-etienne")));
+        Assert.Equal(2, Ids(await SearchAsync("Patient?birthdate=1975-02")).Count);
+        Assert.Equal(2, Ids(await SearchAsync("Patient?birthdate=lt1980-01-01")).Count);
+        Assert.Single(Ids(await SearchAsync("Patient?birthdate=ge1975-02-15&family=le")));
+        Assert.Single(Ids(await SearchAsync("Patient?birthdate=ge1980")));
+        Assert.Equal(2, Ids(await SearchAsync("Patient?family=lefort,martin")).Count);
+    }
+
+    [Fact]
+    public async Task Clinical_searches_by_patient_code_date_category_status_and_include()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(gp: $"Practitioner/{practitioner}"))).GetProperty("id").GetString()!;
+        var other = (await CreateAsync("Patient", Samples.Patient(family: "Autre"))).GetProperty("id").GetString()!;
+        var glucose = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}", "2345-7", "2026-03-01T10:00:00+01:00"))).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}", "718-7", "2025-01-10T08:00:00+01:00"));
+        await CreateAsync("Observation", Samples.Observation($"Patient/{other}", "2345-7", "2026-03-02T10:00:00+01:00"));
+        await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00"));
+        await CreateAsync("Appointment", Samples.Appointment($"Patient/{other}", $"Practitioner/{practitioner}", "2026-06-01T09:00:00+01:00", "fulfilled"));
+
+        Assert.Equal(2, Ids(await SearchAsync($"Observation?patient={patient}")).Count);
+        Assert.Equal(2, Ids(await SearchAsync($"Observation?subject=Patient/{patient}")).Count);
+        Assert.Equal([glucose], Ids(await SearchAsync($"Observation?patient=Patient/{patient}&code=http://loinc.org|2345-7")));
+        Assert.Equal([glucose], Ids(await SearchAsync($"Observation?patient={patient}&date=ge2026-01-01")));
+        Assert.Equal(2, Ids(await SearchAsync("Observation?code=2345-7&date=2026-03")).Count);
+        Assert.Equal(3, Ids(await SearchAsync("Observation?category=laboratory")).Count);
+        Assert.Single(Ids(await SearchAsync($"Observation?patient={patient}&date=lt2026-01-01")));
+        Assert.Equal(2, Ids(await SearchAsync($"Appointment?practitioner={practitioner}")).Count);
+        Assert.Single(Ids(await SearchAsync($"Appointment?practitioner={practitioner}&status=booked")));
+        Assert.Single(Ids(await SearchAsync("Appointment?date=ge2026-11-01")));
+        Assert.Single(Ids(await SearchAsync($"Patient?general-practitioner={practitioner}")));
+
+        var included = await SearchAsync($"Observation?patient={patient}&_include=Observation:patient");
+        Assert.Equal([patient], Ids(included, "Patient"));
+        Assert.Contains(included.GetProperty("entry").EnumerateArray(), e => e.GetProperty("search").GetProperty("mode").GetString() == "include");
+        var revincluded = await SearchAsync($"Patient?_id={patient}&_revinclude=Observation:patient&_revinclude=Appointment:patient");
+        Assert.Equal(2, Ids(revincluded, "Observation").Count);
+        Assert.Single(Ids(revincluded, "Appointment"));
+    }
+
+    [Fact]
+    public async Task Paging_follows_opaque_next_links_without_repeats_and_counts_are_exact()
+    {
+        for (var i = 0; i < 7; i++) await CreateAsync("Patient", Samples.Patient(family: "Paginé", given: "N" + i));
+        var seen = new List<string>();
+        var page = await SearchAsync("Patient?family=pagine&_count=3");
+        while (true)
+        {
+            seen.AddRange(Ids(page));
+            var next = page.GetProperty("link").EnumerateArray().FirstOrDefault(l => l.GetProperty("relation").GetString() == "next");
+            if (next.ValueKind == JsonValueKind.Undefined) break;
+            var url = next.GetProperty("url").GetString()!;
+            Assert.DoesNotContain("pagin", url, StringComparison.OrdinalIgnoreCase);
+            page = await SearchAsync(url[(url.IndexOf("/fhir/", StringComparison.Ordinal) + 6)..]);
+        }
+        Assert.Equal(7, seen.Count);
+        Assert.Equal(7, seen.Distinct().Count());
+
+        var count = await SearchAsync("Patient?family=pagine&_summary=count");
+        Assert.Equal(7, count.GetProperty("total").GetInt32());
+        Assert.False(count.TryGetProperty("entry", out _));
+        var accurate = await SearchAsync("Patient?family=pagine&_count=2&_total=accurate");
+        Assert.Equal(7, accurate.GetProperty("total").GetInt32());
+
+        var sorted = Ids(await SearchAsync("Patient?family=pagine&_sort=-_lastUpdated&_count=100"));
+        Assert.Equal(seen.AsEnumerable().Reverse(), sorted);
+    }
+
+    [Fact]
+    public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
+    {
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", "resource": {{Samples.Patient(family: "Transac")}},
+                  "request": { "method": "POST", "url": "Patient" } },
+                { "fullUrl": "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059",
+                  "resource": {{Samples.Observation("urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a")}},
+                  "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            Assert.Equal("transaction-response", body.GetProperty("type").GetString());
+            var entries = body.GetProperty("entry").EnumerateArray().ToList();
+            Assert.All(entries, e => Assert.StartsWith("201", e.GetProperty("response").GetProperty("status").GetString()));
+            var patientId = entries[0].GetProperty("resource").GetProperty("id").GetString()!;
+            Assert.Equal($"Patient/{patientId}", entries[1].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+            Assert.Single(Ids(await SearchAsync($"Observation?patient={patientId}")));
+        }
+
+        // The second entry is invalid (wrong NIR key): nothing of the transaction is written.
+        var broken = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Atomique")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{Samples.Patient(family: "Atomique", nir: "180034410912300")}}, "request": { "method": "POST", "url": "Patient" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(broken)))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        Assert.Empty(Ids(await SearchAsync("Patient?family=atomique")));
+
+        // A failure discovered while writing (If-Match on a missing resource) also rolls back the earlier entries.
+        var late = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Tardif")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{Samples.Patient(family: "Tardif", id: "does-not-exist")}}, "request": { "method": "PUT", "url": "Patient/does-not-exist", "ifMatch": "W/\"4\"" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(late)))
+        {
+            Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        }
+        Assert.Empty(Ids(await SearchAsync("Patient?family=tardif")));
+    }
+
+    [Fact]
+    public async Task Batch_runs_entries_independently()
+    {
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "batch",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Lot")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "request": { "method": "GET", "url": "Patient/unknown-id" } },
+                { "request": { "method": "GET", "url": "Patient?family=lot" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("batch-response", body.GetProperty("type").GetString());
+        var statuses = body.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()!).ToList();
+        Assert.StartsWith("201", statuses[0]);
+        Assert.StartsWith("404", statuses[1]);
+        Assert.StartsWith("200", statuses[2]);
+    }
+
+    [Fact]
+    public async Task Patient_everything_returns_the_patient_their_records_and_referenced_practitioners()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(gp: $"Practitioner/{practitioner}"))).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
+        await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00"));
+        await CreateAsync("Observation", Samples.Observation("Patient/someone-else"));
+        using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything");
+        var bundle = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal([patient], Ids(bundle, "Patient"));
+        Assert.Single(Ids(bundle, "Observation"));
+        Assert.Single(Ids(bundle, "Appointment"));
+        Assert.Equal([practitioner], Ids(bundle, "Practitioner"));
+    }
+
+    [Fact]
+    public async Task Type_history_pages_through_every_version()
+    {
+        var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "CHU de Nantes" }""")).GetProperty("id").GetString()!;
+        using (await Api.PutAsync($"/fhir/Organization/{id}", FhirContent.Json($$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "CHU Nantes" }"""))) { }
+        await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Clinique Jules Verne" }""");
+        using var response = await Api.GetAsync("/fhir/Organization/_history?_count=2");
+        var first = await response.BodyAsync();
+        Assert.Equal(2, first.GetProperty("entry").GetArrayLength());
+        var next = first.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        using var second = await Api.GetAsync(next);
+        Assert.Equal(1, (await second.BodyAsync()).GetProperty("entry").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Metadata_is_a_CapabilityStatement_listing_the_supported_types_and_search_parameters()
+    {
+        using var response = await Server.Http.GetAsync("/fhir/metadata");
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("CapabilityStatement", body.GetProperty("resourceType").GetString());
+        Assert.Equal("4.0.1", body.GetProperty("fhirVersion").GetString());
+        var resources = body.GetProperty("rest")[0].GetProperty("resource").EnumerateArray().ToList();
+        Assert.Equal(13, resources.Count);
+        var patient = resources.Single(r => r.GetProperty("type").GetString() == "Patient");
+        var parameters = patient.GetProperty("searchParam").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToList();
+        Assert.Contains("birthdate", parameters);
+        Assert.Contains("general-practitioner", parameters);
+    }
+}
+
+public sealed class FhirApiTests_Sqlite() : FhirApiTests(Engine.Sqlite);
+
+public sealed class FhirApiTests_Postgres() : FhirApiTests(Engine.Postgres);

@@ -1,0 +1,136 @@
+// A real Vauban server for integration tests: Kestrel on 127.0.0.1 (a free port), over a real SQLite
+// file or a real PostgreSQL database, with every log line captured so tests can assert what the logs
+// never contain.
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using Vauban.Access;
+using Vauban.Crypto;
+using Vauban.Web;
+
+namespace Vauban.Tests.Infrastructure;
+
+public enum Engine { Sqlite, Postgres }
+
+public sealed class VaubanServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly string? _directory;
+
+    private VaubanServer(WebApplication app, VaubanStore store, string db, string? directory, ConcurrentQueue<string> logs, MasterKey master)
+    {
+        _app = app;
+        Store = store;
+        Db = db;
+        _directory = directory;
+        Logs = logs;
+        MasterKey = master;
+        BaseAddress = new Uri(app.Urls.First());
+        Http = new HttpClient { BaseAddress = BaseAddress };
+    }
+
+    public VaubanStore Store { get; }
+    public string Db { get; }
+    public Uri BaseAddress { get; }
+    public HttpClient Http { get; }
+    public ConcurrentQueue<string> Logs { get; }
+    public MasterKey MasterKey { get; }
+
+    public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null)
+    {
+        string db;
+        string? directory = null;
+        if (engine == Engine.Sqlite)
+        {
+            directory = Path.Combine(Path.GetTempPath(), "vauban-test-" + Guid.NewGuid().ToString("N")[..10]);
+            Directory.CreateDirectory(directory);
+            db = Path.Combine(directory, "vauban.db");
+        }
+        else
+        {
+            db = await PostgresServer.CreateDatabaseAsync();
+        }
+        var master = MasterKey.Generate();
+        var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+        var logs = new ConcurrentQueue<string>();
+        var app = VaubanHost.Build(store, options ?? new ServerOptions("http://127.0.0.1:0"), logging =>
+        {
+            // The production log filters stay in force: the tests check what an operator's log would hold.
+            logging.SetMinimumLevel(LogLevel.Trace);
+            logging.AddProvider(new CapturingLoggerProvider(logs));
+        });
+        await app.StartAsync();
+        return new VaubanServer(app, store, db, directory, logs, master);
+    }
+
+    /// <summary>Registers an API client in the tenant (created if missing) and returns an HttpClient carrying its token.</summary>
+    public async Task<HttpClient> ClientAsync(string tenant, string scopes = "system/*.cruds")
+    {
+        var owner = await Store.Tenants.FindAsync(tenant, CancellationToken.None) ?? await Store.Tenants.AddAsync(tenant, CancellationToken.None);
+        var registration = await Store.Clients.AddAsync(owner, "test client", scopes, null, CancellationToken.None);
+        var token = await TokenAsync(registration.ClientId, registration.ClientSecret!);
+        var client = new HttpClient { BaseAddress = BaseAddress };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return client;
+    }
+
+    public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
+    {
+        var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };
+        if (scope is not null) form["scope"] = scope;
+        using var response = await Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form));
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException("token request failed: " + body);
+        return body.GetProperty("access_token").GetString()!;
+    }
+
+    public string AllLogs() => string.Join('\n', Logs);
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        await Store.DisposeAsync();
+        if (_directory is not null)
+        {
+            try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private sealed class CapturingLoggerProvider(ConcurrentQueue<string> logs) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new CapturingLogger(categoryName, logs);
+        public void Dispose() { }
+    }
+
+    private sealed class CapturingLogger(string category, ConcurrentQueue<string> logs) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            var line = new StringBuilder().Append(logLevel).Append(' ').Append(category).Append(": ").Append(formatter(state, exception));
+            if (exception is not null) line.Append(' ').Append(exception);
+            logs.Enqueue(line.ToString());
+        }
+    }
+}
+
+/// <summary>Helpers for FHIR JSON requests in tests.</summary>
+public static class FhirContent
+{
+    public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/fhir+json");
+
+    public static StringContent Json(object value) => Json(JsonSerializer.Serialize(value));
+
+    public static async Task<JsonElement> BodyAsync(this HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        return JsonDocument.Parse(text).RootElement.Clone();
+    }
+}
