@@ -1,0 +1,155 @@
+// Invariant 7: bad input gets a clear 4xx OperationOutcome and changes nothing — never a 500.
+using System.Net;
+using System.Text;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Fhir;
+
+public abstract class BadInputTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private HttpClient _api = null!;
+
+    protected BadInputTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, new Web.ServerOptions("http://127.0.0.1:0") { MaxResourceBytes = 64 * 1024 });
+        _api = await _server.ClientAsync("hospital");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _api.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task AssertRefusedAsync(HttpResponseMessage response, HttpStatusCode status, string mentions)
+    {
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        var diagnostics = string.Join(" ", body.GetProperty("issue").EnumerateArray().Select(i => i.GetProperty("diagnostics").GetString()));
+        Assert.Contains(mentions, diagnostics, StringComparison.OrdinalIgnoreCase);
+        await AssertNothingStoredAsync();
+    }
+
+    private async Task AssertNothingStoredAsync()
+    {
+        using var count = await _api.GetAsync("/fhir/Patient?_summary=count");
+        Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task Malformed_JSON_is_400_naming_the_position()
+    {
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"name\": [ "));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "not valid JSON");
+    }
+
+    [Fact]
+    public async Task Duplicate_properties_are_refused()
+    {
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"gender\": \"male\", \"gender\": \"female\" }"));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "not valid JSON");
+    }
+
+    [Fact]
+    public async Task A_resourceType_that_does_not_match_the_URL_is_400()
+    {
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Practitioner()));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "does not match");
+    }
+
+    [Fact]
+    public async Task An_NIR_whose_control_key_is_wrong_is_400_and_not_echoed()
+    {
+        const string badNir = "180034410912399";
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(nir: badNir)));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain(badNir, text);
+        using var again = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(nir: badNir)));
+        await AssertRefusedAsync(again, HttpStatusCode.BadRequest, "control key");
+    }
+
+    [Fact]
+    public async Task A_body_over_the_configured_limit_is_413()
+    {
+        var huge = Samples.Patient().Replace("\"active\": true,", $"\"active\": true, \"extension\": [{{ \"url\": \"http://example.org/x\", \"valueString\": \"{new string('x', 100_000)}\" }}],");
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(huge));
+        await AssertRefusedAsync(response, HttpStatusCode.RequestEntityTooLarge, "limit");
+    }
+
+    [Fact]
+    public async Task A_wrong_content_type_is_415()
+    {
+        using var response = await _api.PostAsync("/fhir/Patient", new StringContent(Samples.Patient(), Encoding.UTF8, "application/xml"));
+        await AssertRefusedAsync(response, HttpStatusCode.UnsupportedMediaType, "application/fhir+json");
+    }
+
+    [Fact]
+    public async Task Asking_for_XML_is_406()
+    {
+        using var response = await _api.GetAsync("/fhir/Patient?_format=xml");
+        await AssertRefusedAsync(response, HttpStatusCode.NotAcceptable, "JSON");
+    }
+
+    [Theory]
+    [InlineData("Patient?colour=blue", "Unknown search parameter 'colour'")]
+    [InlineData("Patient?birthdate=1980-13-45", "FHIR date")]
+    [InlineData("Patient?family:contains=dup", "not supported")]
+    [InlineData("Patient?_sort=family", "_sort=family is not supported")]
+    [InlineData("Patient?_count=-1", "_count")]
+    [InlineData("Patient?general-practitioner=Observation/1", "reference to")]
+    [InlineData("Observation?subject.name=dupont", "Chained search")]
+    [InlineData("Patient?_include=Observation:patient", "_include must start")]
+    [InlineData("Patient?_page=forged-token", "paging link is invalid")]
+    public async Task Bad_search_requests_are_400_and_say_what_is_wrong(string query, string mentions)
+    {
+        using var response = await _api.GetAsync("/fhir/" + query);
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, mentions);
+    }
+
+    [Fact]
+    public async Task An_unknown_resource_type_is_404_with_the_supported_list()
+    {
+        using var response = await _api.GetAsync("/fhir/Spaceship/1");
+        await AssertRefusedAsync(response, HttpStatusCode.NotFound, "Supported:");
+    }
+
+    [Fact]
+    public async Task A_malformed_If_Match_is_400()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Put, "/fhir/Patient/abc") { Content = FhirContent.Json(Samples.Patient(id: "abc")) };
+        request.Headers.TryAddWithoutValidation("If-Match", "yesterday");
+        using var response = await _api.SendAsync(request);
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "If-Match");
+    }
+
+    [Theory]
+    [InlineData("' OR 1=1 --")]
+    [InlineData("\"; DROP TABLE resources; --")]
+    [InlineData("<script>alert(1)</script>")]
+    [InlineData("%00%01")]
+    [InlineData("../../etc/passwd")]
+    public async Task Injection_strings_in_ids_and_search_values_change_nothing_and_never_500(string attack)
+    {
+        var escaped = Uri.EscapeDataString(attack);
+        foreach (var url in new[] { $"/fhir/Patient/{escaped}", $"/fhir/Patient?family={escaped}", $"/fhir/Patient?identifier={escaped}",
+                     $"/fhir/Observation?patient={escaped}", $"/fhir/Patient?_id={escaped}", $"/fhir/Patient/{escaped}/_history" })
+        {
+            using var response = await _api.GetAsync(url);
+            Assert.True((int)response.StatusCode is 200 or 400 or 404, $"{url}: {(int)response.StatusCode}");
+            if (response.StatusCode != HttpStatusCode.OK) Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        using var create = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: attack.Replace("\"", "\\\"", StringComparison.Ordinal))));
+        Assert.Equal(HttpStatusCode.Created, create.StatusCode);
+        using var found = await _api.GetAsync($"/fhir/Patient?family:exact={escaped}");
+        Assert.Single((await found.BodyAsync()).GetProperty("entry").EnumerateArray());
+    }
+}
+
+public sealed class BadInputTests_Sqlite() : BadInputTests(Engine.Sqlite);
+
+public sealed class BadInputTests_Postgres() : BadInputTests(Engine.Postgres);

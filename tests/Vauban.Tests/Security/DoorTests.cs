@@ -1,0 +1,163 @@
+// Adversarial tests of the door: no token, forged or expired tokens, scopes, and tenant isolation
+// (invariants 1 and 3). Named after the attack they try.
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class DoorTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private HttpClient _hospitalA = null!;
+    private HttpClient _hospitalB = null!;
+    private string _patientOfA = "";
+
+    protected DoorTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine);
+        _hospitalA = await _server.ClientAsync("hospital-a");
+        _hospitalB = await _server.ClientAsync("hospital-b");
+        using var created = await _hospitalA.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Secret")));
+        _patientOfA = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        using var observation = await _hospitalA.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_patientOfA}")));
+        Assert.Equal(HttpStatusCode.Created, observation.StatusCode);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _hospitalA.Dispose();
+        _hospitalB.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("Bearer ")]
+    [InlineData("Bearer vt_forged-token-value")]
+    [InlineData("Basic dXNlcjpwYXNz")]
+    public async Task No_valid_token_no_data(string authorization)
+    {
+        foreach (var url in new[] { $"/fhir/Patient/{_patientOfA}", "/fhir/Patient?family=secret", $"/fhir/Patient/{_patientOfA}/$everything", "/fhir/Patient/_history" })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, url);
+            if (authorization.Length > 0) request.Headers.TryAddWithoutValidation("Authorization", authorization);
+            using var response = await _server.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.Contains("Bearer", response.Headers.WwwAuthenticate.ToString());
+            var body = await response.BodyAsync();
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.DoesNotContain("Secret", body.ToString());
+        }
+    }
+
+    [Fact]
+    public async Task Wrong_client_secret_gets_no_token_and_does_not_say_which_part_was_wrong()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "c", "system/Patient.rs", null, CancellationToken.None);
+        var wrongSecret = await TokenResponseAsync(client.ClientId, "vs_wrong");
+        var unknownClient = await TokenResponseAsync("vc_unknown", client.ClientSecret!);
+        Assert.Equal(HttpStatusCode.Unauthorized, wrongSecret.Status);
+        Assert.Equal(wrongSecret.Body, unknownClient.Body);
+    }
+
+    private async Task<(HttpStatusCode Status, string Body)> TokenResponseAsync(string id, string secret)
+    {
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = id, ["client_secret"] = secret,
+        }));
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Scopes_are_enforced_per_interaction()
+    {
+        using var readOnly = await _server.ClientAsync("hospital-a", "system/Patient.rs");
+        using (var read = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}")) Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        using (var create = await readOnly.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient())))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, create.StatusCode);
+            Assert.Equal("OperationOutcome", (await create.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        using (var delete = await readOnly.DeleteAsync($"/fhir/Patient/{_patientOfA}")) Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        using (var other = await readOnly.GetAsync("/fhir/Observation?category=laboratory")) Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
+        using (var include = await readOnly.GetAsync($"/fhir/Patient?_id={_patientOfA}&_revinclude=Observation:patient")) Assert.Equal(HttpStatusCode.Forbidden, include.StatusCode);
+        // $everything returns only the types the scopes allow.
+        using var everything = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything");
+        var types = (await everything.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).Distinct();
+        Assert.Equal(["Patient"], types);
+    }
+
+    [Fact]
+    public async Task A_client_never_gets_scopes_beyond_its_registration()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "reader", "system/Patient.rs", null, CancellationToken.None);
+        var token = await _server.TokenAsync(client.ClientId, client.ClientSecret!, "system/Patient.rs system/Observation.cruds");
+        using var http = new HttpClient { BaseAddress = _server.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await http.GetAsync("/fhir/Observation?category=laboratory");
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Cross_tenant_read_update_delete_history_and_everything_answer_404_as_if_the_record_did_not_exist()
+    {
+        foreach (var url in new[] { $"/fhir/Patient/{_patientOfA}", $"/fhir/Patient/{_patientOfA}/_history/1", $"/fhir/Patient/{_patientOfA}/_history", $"/fhir/Patient/{_patientOfA}/$everything" })
+        {
+            using var response = await _hospitalB.GetAsync(url);
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{url}: {(int)response.StatusCode}");
+            Assert.DoesNotContain("Secret", await response.Content.ReadAsStringAsync());
+        }
+        var update = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{_patientOfA}") { Content = FhirContent.Json(Samples.Patient(family: "Hijack", id: _patientOfA)) };
+        update.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+        using (var response = await _hospitalB.SendAsync(update)) Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        using (await _hospitalB.DeleteAsync($"/fhir/Patient/{_patientOfA}")) { }
+        using var stillThere = await _hospitalA.GetAsync($"/fhir/Patient/{_patientOfA}");
+        Assert.Equal(HttpStatusCode.OK, stillThere.StatusCode);
+        Assert.Equal("Secret", (await stillThere.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
+    [Fact]
+    public async Task Cross_tenant_search_include_and_references_find_nothing()
+    {
+        foreach (var query in new[] { "Patient?family=secret", $"Patient?_id={_patientOfA}", $"Observation?patient={_patientOfA}", "Observation?category=laboratory", "Patient?_summary=count&family=secret" })
+        {
+            using var response = await _hospitalB.GetAsync("/fhir/" + query);
+            var body = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.False(body.TryGetProperty("entry", out _), query);
+        }
+        // B stores an observation pointing at A's patient id; including it must not pull A's patient across.
+        using (var planted = await _hospitalB.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_patientOfA}")))) Assert.Equal(HttpStatusCode.Created, planted.StatusCode);
+        using var included = await _hospitalB.GetAsync($"/fhir/Observation?patient={_patientOfA}&_include=Observation:patient");
+        var bundle = await included.BodyAsync();
+        var types = bundle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).ToList();
+        Assert.Equal(["Observation"], types);
+        // And a transaction in B cannot read A's patient.
+        var transaction = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient/{{_patientOfA}}" } } ] }""";
+        using var batch = await _hospitalB.PostAsync("/fhir", FhirContent.Json(transaction));
+        Assert.StartsWith("404", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task A_paging_link_of_one_client_is_refused_to_another()
+    {
+        for (var i = 0; i < 3; i++) using (await _hospitalA.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Secret")))) { }
+        using var first = await _hospitalA.GetAsync("/fhir/Patient?family=secret&_count=1");
+        var next = (await first.BodyAsync()).GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        using var stolen = await _hospitalB.GetAsync(next);
+        Assert.Equal(HttpStatusCode.BadRequest, stolen.StatusCode);
+        Assert.DoesNotContain("Secret", await stolen.Content.ReadAsStringAsync());
+    }
+}
+
+public sealed class DoorTests_Sqlite() : DoorTests(Engine.Sqlite);
+
+public sealed class DoorTests_Postgres() : DoorTests(Engine.Postgres);

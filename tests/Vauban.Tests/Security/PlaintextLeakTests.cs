@@ -1,0 +1,102 @@
+// Invariant 4: the database file, a dump of it and the server's log hold no plaintext name, NIR,
+// phone, e-mail, address or clinical text. Canary values are written through the API, searched,
+// updated, and then looked for in the raw bytes.
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using Npgsql;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class PlaintextLeakTests : IAsyncLifetime
+{
+    private static readonly string CanaryNir = Samples.ValidNir("2690775123987");
+
+    // Each canary appears in the resources below; none may appear anywhere at rest or in the logs.
+    private static readonly string[] Canaries =
+    [
+        "Zyxwvkanarie", "Quolibetine", CanaryNir, "0687654329", "87 65 43 29", "quolibetine.zyxwvkanarie@canari.example", "Rue du Canari Bleu",
+        "Villecanarie", "Hyperkanaremia sévère",
+    ];
+
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+
+    protected PlaintextLeakTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync() => _server = await VaubanServer.StartAsync(_engine);
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task Copied_database_dump_and_logs_contain_no_canary_value()
+    {
+        using var api = await _server.ClientAsync("hopital-canari");
+        var patient = Samples.Patient(family: Canaries[0], given: Canaries[1], nir: CanaryNir, phone: "+33 6 87 65 43 29", email: Canaries[5], city: Canaries[7])
+            .Replace("12 rue de la Paix", Canaries[6], StringComparison.Ordinal);
+        string id;
+        using (var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(patient)))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            id = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        }
+        var note = Samples.Observation($"Patient/{id}").Replace("\"status\": \"final\",", $"\"status\": \"final\", \"note\": [{{ \"text\": \"{Canaries[8]}\" }}],", StringComparison.Ordinal);
+        using (var observation = await api.PostAsync("/fhir/Observation", FhirContent.Json(note))) Assert.Equal(HttpStatusCode.Created, observation.StatusCode);
+        // Searches carrying the canaries in their URLs, an update, and a refused request quoting them.
+        foreach (var query in new[] { $"Patient?family={Canaries[0]}", $"Patient?identifier={CanaryNir}", $"Patient?email={Canaries[5]}", "Patient?phone=0687654329", $"Patient?address-city={Canaries[7]}", $"Patient?family={Canaries[0]}&birthdate=1980-03-12&unknown={Canaries[1]}" })
+        {
+            using (await api.GetAsync("/fhir/" + query)) { }
+        }
+        using (await api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(patient.Replace("\"resourceType\": \"Patient\",", $"\"resourceType\": \"Patient\", \"id\": \"{id}\",", StringComparison.Ordinal)))) { }
+        using (await api.PostAsync("/fhir/Patient", FhirContent.Json(patient.Replace(CanaryNir, "269077512398700", StringComparison.Ordinal)))) { }
+
+        var atRest = _engine == Engine.Sqlite ? SqliteFiles() : await PgDumpAsync();
+        var logs = _server.AllLogs();
+        Assert.True(atRest.Length > 10_000, "the store should hold data");
+        foreach (var canary in Canaries)
+        {
+            Assert.False(Contains(atRest, canary), $"'{canary}' found in clear in the {_engine} store");
+            Assert.DoesNotContain(canary, logs, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    private static bool Contains(byte[] haystack, string needle) =>
+        haystack.AsSpan().IndexOf(Encoding.UTF8.GetBytes(needle)) >= 0
+        || haystack.AsSpan().IndexOf(Encoding.UTF8.GetBytes(needle.ToLowerInvariant())) >= 0
+        || haystack.AsSpan().IndexOf(Encoding.Unicode.GetBytes(needle)) >= 0;
+
+    /// <summary>The SQLite file with its write-ahead log, as a thief copying the data folder would get them.</summary>
+    private byte[] SqliteFiles()
+    {
+        var bytes = new List<byte>();
+        foreach (var path in new[] { _server.Db, _server.Db + "-wal", _server.Db + "-shm" })
+        {
+            if (!File.Exists(path)) continue;
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            bytes.AddRange(copy.ToArray());
+        }
+        return [.. bytes];
+    }
+
+    private async Task<byte[]> PgDumpAsync()
+    {
+        var builder = new NpgsqlConnectionStringBuilder(_server.Db);
+        var pgDump = Directory.GetDirectories("/usr/lib/postgresql").Order().Last() + "/bin/pg_dump";
+        using var process = Process.Start(new ProcessStartInfo(pgDump, $"-h {builder.Host} -p {builder.Port} -U {builder.Username} {builder.Database}")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        using var output = new MemoryStream();
+        await process.StandardOutput.BaseStream.CopyToAsync(output);
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, await process.StandardError.ReadToEndAsync());
+        return output.ToArray();
+    }
+}
+
+public sealed class PlaintextLeakTests_Sqlite() : PlaintextLeakTests(Engine.Sqlite);
+
+public sealed class PlaintextLeakTests_Postgres() : PlaintextLeakTests(Engine.Postgres);
