@@ -56,27 +56,30 @@ public sealed class SmartScopes
     /// <summary>The scopes of <paramref name="requested"/> that <paramref name="allowed"/> covers, as a new set (a client never gets more than it was registered for).</summary>
     public static SmartScopes Intersect(SmartScopes requested, SmartScopes allowed, IReadOnlyCollection<string> knownTypes)
     {
-        var granted = new List<string>();
+        ArgumentNullException.ThrowIfNull(requested);
+        ArgumentNullException.ThrowIfNull(allowed);
         var byType = new Dictionary<string, Permission>(StringComparer.Ordinal);
-        var wildcard = Permission.None;
         foreach (var scope in requested.Granted)
         {
             TryParseOne(scope, knownTypes, out var type, out var permission, out _);
-            var types = type == "*" ? knownTypes : [type];
-            var kept = permission;
-            foreach (var t in types)
+            foreach (var t in type == "*" ? knownTypes : [type])
             {
+                var kept = Permission.None;
                 foreach (var flag in Enum.GetValues<Permission>())
                 {
-                    if (flag != Permission.None && kept.HasFlag(flag) && !allowed.Allows(t, flag)) kept &= ~flag;
+                    if (flag != Permission.None && permission.HasFlag(flag) && allowed.Allows(t, flag)) kept |= flag;
                 }
+                if (kept != Permission.None) byType[t] = (byType.TryGetValue(t, out var p) ? p : Permission.None) | kept;
             }
-            if (kept == Permission.None) continue;
-            if (type == "*") wildcard |= kept;
-            else byType[type] = (byType.TryGetValue(type, out var p) ? p : Permission.None) | kept;
-            granted.Add($"system/{type}.{Letters(kept)}");
         }
-        return new SmartScopes(byType, wildcard, granted);
+        // Written back compactly: one wildcard scope when every type got the same permissions.
+        var distinct = byType.Values.Distinct().ToList();
+        if (byType.Count == knownTypes.Count && distinct.Count == 1)
+        {
+            return new SmartScopes([], distinct[0], [$"system/*.{Letters(distinct[0])}"]);
+        }
+        var granted = byType.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"system/{p.Key}.{Letters(p.Value)}").ToList();
+        return new SmartScopes(byType, Permission.None, granted);
     }
 
     private static string Letters(Permission p) =>

@@ -1,0 +1,87 @@
+using System.Security.Cryptography;
+using System.Text;
+using Vauban.Crypto;
+
+namespace Vauban.Tests.Crypto;
+
+public class RecordCipherTests
+{
+    private static TenantKeys Keys(long tenant = 1) => new(tenant, 1, RandomNumberGenerator.GetBytes(32), RandomNumberGenerator.GetBytes(32));
+
+    private static readonly byte[] Json = Encoding.UTF8.GetBytes("""{"resourceType":"Patient","name":[{"family":"Dupont"}]}""");
+
+    [Fact]
+    public void A_sealed_record_opens_to_the_same_bytes_and_does_not_contain_them()
+    {
+        using var keys = Keys();
+        var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, Json);
+        Assert.Equal(Json, RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
+        Assert.True(sealedBody.AsSpan().IndexOf("Dupont"u8) < 0);
+    }
+
+    [Fact]
+    public void Sealing_twice_gives_different_ciphertexts()
+    {
+        using var keys = Keys();
+        Assert.NotEqual(RecordCipher.Seal(keys, 1, "abc", 1, Json), RecordCipher.Seal(keys, 1, "abc", 1, Json));
+    }
+
+    [Theory]
+    [InlineData(2, "abc", 1)]
+    [InlineData(1, "abd", 1)]
+    [InlineData(1, "abc", 2)]
+    public void A_ciphertext_moved_to_another_type_id_or_version_fails_authentication(int type, string id, int version)
+    {
+        using var keys = Keys();
+        var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, Json);
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, type, id, version, sealedBody));
+    }
+
+    [Fact]
+    public void A_ciphertext_moved_to_another_tenant_fails_even_with_the_same_key()
+    {
+        var data = RandomNumberGenerator.GetBytes(32);
+        using var a = new TenantKeys(1, 1, (byte[])data.Clone(), RandomNumberGenerator.GetBytes(32));
+        using var b = new TenantKeys(2, 1, (byte[])data.Clone(), RandomNumberGenerator.GetBytes(32));
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(b, 1, "abc", 1, RecordCipher.Seal(a, 1, "abc", 1, Json)));
+    }
+
+    [Fact]
+    public void A_flipped_bit_is_detected()
+    {
+        using var keys = Keys();
+        var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, Json);
+        sealedBody[^20] ^= 1;
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
+    }
+
+    [Fact]
+    public void A_tenant_key_cannot_be_unwrapped_with_another_master_key_or_for_another_tenant()
+    {
+        var master = MasterKey.Generate();
+        var wrapped = KeyWrap.Wrap(master, 7, "data", 1, RandomNumberGenerator.GetBytes(32));
+        Assert.Throws<VaubanConfigurationException>(() => KeyWrap.Unwrap(MasterKey.Generate(), 7, "data", 1, wrapped));
+        Assert.Throws<VaubanConfigurationException>(() => KeyWrap.Unwrap(master, 8, "data", 1, wrapped));
+    }
+
+    [Fact]
+    public void The_master_key_file_is_created_owner_only_and_reloaded()
+    {
+        var path = Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "master.key");
+        var created = MasterKey.Load(path, null);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.Equal(created.Fingerprint, MasterKey.Load(path, null).Fingerprint);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.OtherRead);
+        Assert.Throws<VaubanConfigurationException>(() => MasterKey.Load(path, null));
+    }
+
+    [Fact]
+    public void Blind_index_hashes_depend_on_the_tenant_key_and_the_parameter()
+    {
+        var k1 = RandomNumberGenerator.GetBytes(32);
+        var k2 = RandomNumberGenerator.GetBytes(32);
+        Assert.Equal(BlindIndex.Hash(k1, 101, 'p', "dup"), BlindIndex.Hash(k1, 101, 'p', "dup"));
+        Assert.NotEqual(BlindIndex.Hash(k1, 101, 'p', "dup"), BlindIndex.Hash(k2, 101, 'p', "dup"));
+        Assert.NotEqual(BlindIndex.Hash(k1, 101, 'p', "dup"), BlindIndex.Hash(k1, 102, 'p', "dup"));
+    }
+}
