@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Spectre.Console;
 
 namespace Vauban.Cli;
 
@@ -29,7 +28,7 @@ internal static class ClientCommands
             if (registration.ClientSecret is not null)
             {
                 Console.WriteLine($"client_secret: {registration.ClientSecret}");
-                AnsiConsole.MarkupLine("[yellow]The secret is shown only now; it is stored hashed and cannot be recovered.[/]");
+                Console.WriteLine("The secret is shown only now; it is stored hashed and cannot be recovered.");
             }
             Console.WriteLine($"scopes:        {registration.Scopes}");
             return 0;

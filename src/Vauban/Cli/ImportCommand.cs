@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Text.Json;
-using Spectre.Console;
 using Vauban.Access;
 using Vauban.Records;
 
@@ -29,7 +28,7 @@ internal static class ImportCommand
             {
                 var (ok, message) = await ImportFileAsync(store, context, file, token);
                 if (!ok) failures++;
-                AnsiConsole.MarkupLineInterpolated($"{(ok ? "[green]ok[/]" : "[red]failed[/]")} {Path.GetFileName(file)}: {message}");
+                Console.WriteLine($"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}");
             }
             return failures == 0 ? 0 : 1;
         }, ct));

@@ -27,8 +27,8 @@ internal static class SeedCommand
             var name = parse.GetValue(tenant)!;
             var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, token);
             var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), showProgress: true, token);
-            AnsiConsole.MarkupLineInterpolated(
-                $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: [bold]{count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s[/].");
+            Console.WriteLine(
+                $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
             return result.Rejected == 0 ? 0 : 1;
         }, ct));
         return seed;
@@ -67,7 +67,7 @@ internal static class SeedCommand
             summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => Interlocked.Add(ref resources, n)), cancellationToken);
         }
         watch.Stop();
-        foreach (var issue in summary.Rejected.Take(10)) AnsiConsole.MarkupLineInterpolated($"[red]rejected:[/] {issue.Diagnostics}");
+        foreach (var issue in summary.Rejected.Take(10)) Console.Error.WriteLine($"rejected: {issue.Diagnostics}");
         return new SeedResult(summary.Created + summary.Updated, summary.Rejected.Count, watch.Elapsed);
     }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Spectre.Console;
 
 namespace Vauban.Cli;
 
@@ -16,7 +15,7 @@ internal static class TenantCommands
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, token);
-            AnsiConsole.MarkupLineInterpolated($"Tenant [bold]{tenant.Name}[/] created (id {tenant.Id}) in {store.Description}.");
+            Console.WriteLine($"Tenant {tenant.Name} created (id {tenant.Id}) in {store.Description}.");
             return 0;
         }, ct));
 

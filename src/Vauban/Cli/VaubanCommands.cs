@@ -1,7 +1,6 @@
 // The command tree. Each verb has --help; errors the operator can fix are printed as one clear line
 // with exit code 1 (2 for usage errors, from the parser), never a stack trace.
 using System.CommandLine;
-using Spectre.Console;
 
 namespace Vauban.Cli;
 
@@ -27,12 +26,12 @@ internal static class VaubanCommands
         }
         catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            Console.Error.WriteLine($"error: {e.Message}");
             return 1;
         }
         catch (OperationCanceledException)
         {
-            AnsiConsole.MarkupLine("[yellow]cancelled[/]");
+            Console.Error.WriteLine("cancelled");
             return 130;
         }
     }
