@@ -1,1 +1,22 @@
-return 0;
+// Vauban benchmark harness, run by hand (see bench/README.md). It drives the real `vauban` binary
+// (Release build) as a separate process, measures through HTTP with a C# load generator, and measures
+// the ceilings (a bare primary-key SELECT through the driver, an empty Kestrel endpoint) in the same run.
+using System.Globalization;
+using Vauban.Bench;
+
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+var options = BenchOptions.Parse(args);
+if (options is null)
+{
+    Console.WriteLine("""
+        usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|all> [options]
+          --engine sqlite|postgres|both   store engine(s) (default both)
+          --patients N                    patients to seed (default 100000)
+          --seconds S                     duration of each HTTP phase (default 15)
+          --concurrency C                 concurrent HTTP requests (default 16)
+          --work DIR                      working folder (default bench/data)
+          --reuse                         reuse an already seeded store in DIR
+        """);
+    return 2;
+}
+return await BenchRunner.RunAsync(options);

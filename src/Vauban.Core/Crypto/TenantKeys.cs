@@ -17,11 +17,12 @@ internal sealed class TenantKeys : IDisposable
         KeyVersion = keyVersion;
         _dataKey = dataKey;
         _indexKey = indexKey;
+        Index = new BlindIndex(indexKey);
     }
 
     public long TenantId { get; }
     public int KeyVersion { get; }
-    public ReadOnlySpan<byte> IndexKey => _indexKey;
+    public BlindIndex Index { get; }
 
     /// <summary>AesGcm instances are not thread-safe; a small pool avoids re-expanding the key per call.</summary>
     public AesGcm RentCipher() => _ciphers.TryTake(out var cipher) ? cipher : new AesGcm(_dataKey, AesGcm.TagByteSizes.MaxSize);
@@ -35,6 +36,7 @@ internal sealed class TenantKeys : IDisposable
     public void Dispose()
     {
         while (_ciphers.TryTake(out var cipher)) cipher.Dispose();
+        Index.Dispose();
         CryptographicOperations.ZeroMemory(_dataKey);
         CryptographicOperations.ZeroMemory(_indexKey);
     }

@@ -80,7 +80,7 @@ public static class CapabilityStatementJson
             writer.WriteStartArray("searchParam");
             WriteParam(writer, "_id", "token", "Logical id");
             WriteParam(writer, "_lastUpdated", "date", "When the resource last changed");
-            foreach (var parameter in SearchParameters.For(type).Values.OrderBy(p => p.Name, StringComparer.Ordinal))
+            foreach (var parameter in SearchParameters.For(type).Values.Where(p => !p.Hidden).OrderBy(p => p.Name, StringComparer.Ordinal))
             {
                 WriteParam(writer, parameter.Name, parameter.Kind.ToString().ToLowerInvariant(), parameter.Description);
             }

@@ -1,61 +1,183 @@
-// The French NIR (numéro d'inscription au répertoire, the social-security number): 13 characters and a
-// 2-digit control key = 97 − (number mod 97). Corsica's departments 2A and 2B count as 19 and 18 in the
-// key computation. The INS (national health identifier) of a person born in France is their NIR.
-using System.Globalization;
-using System.Numerics;
-
 namespace Vauban.Records;
 
+// The NIR (numéro d'inscription au répertoire, "numéro de sécurité sociale") as INSEE assigns it:
+//
+//   S  YY  MM  LL  CCC  OOO  KK
+//   |  |   |   |   |    |    +- control key: 97 - (first 13 digits mod 97)
+//   |  |   |   |   |    +------ order number in the birth register of the month (001-999)
+//   |  |   |   |   +----------- commune of birth (INSEE code), or country code when LL = 99
+//   |  |   |   +--------------- department of birth: 01-95, 2A/2B (Corsica since 1976; 20 before),
+//   |  |   |                    97x/98x overseas (the 3rd digit then belongs to the department), 99 abroad
+//   |  |   +------------------- month of birth: 01-12; 20-42 and 50-99 for numbers assigned on an
+//   |  |                        incomplete civil-status record (sources differ on the exact sub-ranges:
+//   |  |                        "20 to 30", "20 and 30-42"; we accept their union)
+//   |  +----------------------- last two digits of the year of birth
+//   +-------------------------- 1 man, 2 woman; 3/4 and 7/8 temporary numbers (foreign-born, NIA)
+//
+// Corsica: for the key, 2A counts as 19 and 2B as 18 (the number minus 1,000,000 or 2,000,000).
+// Validation is tolerant of every documented special value and rejects what no rule allows.
+// Error messages never echo the value: a NIR is identifying data.
 public static class Nir
 {
-    /// <summary>Removes spaces, dots and dashes; upper-cases the Corsican A/B.</summary>
-    public static string Normalize(string value)
-    {
-        ArgumentNullException.ThrowIfNull(value);
-        return new string(value.Where(c => c is not (' ' or '.' or '-')).Select(char.ToUpperInvariant).ToArray());
-    }
+    private const int Length = 15;
 
     public static bool IsValid(string? value) => value is not null && TryValidate(value, out _);
 
+    /// <summary>
+    /// Returns the NIR in its compact form (15 characters, no spaces, "2A"/"2B" upper-case),
+    /// or <see langword="null"/> when <paramref name="value"/> is not a valid NIR.
+    /// </summary>
+    public static string? Normalize(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        return TryNormalize(value, out var compact, out _) ? compact : null;
+    }
+
+    /// <summary>Validates a NIR; on failure, <paramref name="error"/> says why in a short English sentence.</summary>
     public static bool TryValidate(string value, out string? error)
     {
         ArgumentNullException.ThrowIfNull(value);
-        var nir = Normalize(value);
-        error = null;
-        if (nir.Length != 15)
-        {
-            error = "an NIR has 15 characters (13 and a 2-digit key)";
-            return false;
-        }
-        var body = nir[..13];
-        var corsica = body[5..7] is "2A" or "2B";
-        for (var i = 0; i < 15; i++)
-        {
-            if (!char.IsAsciiDigit(nir[i]) && !(corsica && i == 6))
-            {
-                error = "an NIR has only digits (and 2A/2B for Corsica)";
-                return false;
-            }
-        }
-        if (nir[0] is not ('1' or '2' or '3' or '4' or '7' or '8'))
-        {
-            error = "an NIR starts with 1 or 2 (3, 4, 7 or 8 for provisional numbers)";
-            return false;
-        }
-        if (ComputeKey(body) != nir[13..])
-        {
-            error = "the NIR control key is wrong";
-            return false;
-        }
-        return true;
+        return TryNormalize(value, out _, out error);
     }
 
-    /// <summary>The 2-digit key of the first 13 characters.</summary>
+    /// <summary>
+    /// Computes the 2-digit control key of the first 13 characters of a NIR (spaces allowed,
+    /// Corsica 2A/2B handled).
+    /// </summary>
+    /// <exception cref="ArgumentException">The value is not 13 digits (with 2A/2B as the department).</exception>
     public static string ComputeKey(string first13)
     {
         ArgumentNullException.ThrowIfNull(first13);
-        var digits = first13.Replace("2A", "19", StringComparison.OrdinalIgnoreCase).Replace("2B", "18", StringComparison.OrdinalIgnoreCase);
-        var number = BigInteger.Parse(digits, CultureInfo.InvariantCulture);
-        return (97 - (int)(number % 97)).ToString("00", CultureInfo.InvariantCulture);
+        Span<char> compact = stackalloc char[13];
+        if (!TryCompact(first13, compact, out var written) || written != 13 || !HasValidCharacters(compact))
+        {
+            throw new ArgumentException("Expected the first 13 characters of a NIR: digits, with 2A or 2B as the department.", nameof(first13));
+        }
+
+        return FormatKey(Key(compact));
     }
+
+    internal static int Key(ReadOnlySpan<char> first13)
+    {
+        // 13 decimal digits fit in a long; Corsica letters are replaced per the official rule.
+        long number = 0;
+        for (var i = 0; i < 13; i++)
+        {
+            var c = first13[i];
+            if (i == 6 && c is ('A' or 'B'))
+            {
+                // 2A counts as 19 and 2B as 18: the '2' already added becomes a '1'.
+                number = ((number - 1) * 10) + (c == 'A' ? 9 : 8);
+                continue;
+            }
+
+            number = (number * 10) + (c - '0');
+        }
+
+        return 97 - (int)(number % 97);
+    }
+
+    internal static string FormatKey(int key) => key.ToString("00", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static bool TryNormalize(string value, out string? compact, out string? error)
+    {
+        compact = null;
+        Span<char> buffer = stackalloc char[Length];
+        if (!TryCompact(value, buffer, out var written) || written != Length)
+        {
+            error = "A NIR has 15 characters: 13 digits and a 2-digit control key.";
+            return false;
+        }
+
+        if (!HasValidCharacters(buffer))
+        {
+            error = "A NIR contains only digits, except 2A or 2B as the department of birth.";
+            return false;
+        }
+
+        var sex = buffer[0];
+        if (sex is not ('1' or '2' or '3' or '4' or '7' or '8'))
+        {
+            error = "The first digit of a NIR (sex) must be 1, 2, 3, 4, 7 or 8.";
+            return false;
+        }
+
+        var month = TwoDigits(buffer[3..5]);
+        if (month is 0 or (> 12 and < 20) or (> 42 and < 50))
+        {
+            error = "The month of birth in a NIR must be 01-12, 20-42 or 50-99.";
+            return false;
+        }
+
+        if (buffer[5] == '0' && buffer[6] == '0')
+        {
+            error = "The department of birth in a NIR cannot be 00.";
+            return false;
+        }
+
+        if (buffer[10] == '0' && buffer[11] == '0' && buffer[12] == '0')
+        {
+            error = "The order number in a NIR cannot be 000.";
+            return false;
+        }
+
+        var key = TwoDigits(buffer[13..15]);
+        if (key < 1 || key > 97 || key != Key(buffer[..13]))
+        {
+            error = "The control key of the NIR does not match.";
+            return false;
+        }
+
+        compact = new string(buffer);
+        error = null;
+        return true;
+    }
+
+    // Removes white space (people type and paste NIRs as "1 85 05 78 006 084 36", sometimes with
+    // non-breaking spaces) and upper-cases the Corsica letters. Fails when more than
+    // destination.Length significant characters remain.
+    private static bool TryCompact(string value, Span<char> destination, out int written)
+    {
+        written = 0;
+        foreach (var c in value)
+        {
+            if (char.IsWhiteSpace(c))
+            {
+                continue;
+            }
+
+            if (written == destination.Length)
+            {
+                return false;
+            }
+
+            destination[written++] = c is 'a' or 'b' ? char.ToUpperInvariant(c) : c;
+        }
+
+        return true;
+    }
+
+    private static bool HasValidCharacters(ReadOnlySpan<char> nir)
+    {
+        for (var i = 0; i < nir.Length; i++)
+        {
+            var c = nir[i];
+            if (char.IsAsciiDigit(c))
+            {
+                continue;
+            }
+
+            // Only the second character of the department may be a letter, and only after a 2.
+            if (i == 6 && (c is 'A' or 'B') && nir[5] == '2')
+            {
+                continue;
+            }
+
+            return false;
+        }
+
+        return true;
+    }
+
+    private static int TwoDigits(ReadOnlySpan<char> digits) => ((digits[0] - '0') * 10) + (digits[1] - '0');
 }

@@ -91,7 +91,7 @@ public sealed partial class RecordsService
         return Task.Run(() =>
         {
             var rows = new PreparedRow[items.Count];
-            Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount - 1) }, i =>
+            Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
             {
                 var item = items[i];
                 rows[i] = Prepare(context, keys, item, now);
@@ -120,7 +120,8 @@ public sealed partial class RecordsService
             var issues = RecordValidation.Validate(item.Type, document.RootElement);
             if (issues.Count > 0) return Reject(issues[0].Diagnostics);
             var json = ResourceStamp.Apply(document.RootElement, item.Type, item.Id, 1, now);
-            var index = ExtractIndex(item.Type, json, keys);
+            // Stamping changes only id and meta, which no search parameter reads: index the parsed original.
+            var index = IndexEntries.Extract(item.Type, document.RootElement, keys.Index);
             return new PreparedRow(item.Type, typeCode, item.Id, json, RecordCipher.Seal(keys, typeCode, item.Id, 1, json), index, null);
         }
     }

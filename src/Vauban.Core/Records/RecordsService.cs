@@ -263,7 +263,7 @@ public sealed partial class RecordsService
     private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)
     {
         using var document = JsonDocument.Parse(json);
-        return IndexEntries.Extract(type, document.RootElement, keys.IndexKey);
+        return IndexEntries.Extract(type, document.RootElement, keys.Index);
     }
 
     private static string Shorten(string value) => value.Length <= 64 ? value : value[..64] + "…";

@@ -15,7 +15,7 @@ internal static class Demo
         if (tenant is null)
         {
             tenant = await store.Tenants.AddAsync(TenantName, cancellationToken);
-            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, randomSeed: 2026, showProgress: false, cancellationToken);
+            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, randomSeed: 2026, asOf: null, showProgress: false, cancellationToken);
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources).");
         }
         var client = await store.Clients.AddAsync(tenant, $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, cancellationToken);

@@ -14,10 +14,12 @@ internal static class SeedCommand
         var seed = new Command("seed", "Load realistic synthetic French data (patients with valid NIR/INS, practitioners with RPPS, encounters, appointments, prescriptions, lab results, invoices).");
         var tenant = new Option<string>("--tenant") { Description = "The establishment to seed (created if missing).", Required = true };
         var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 };
-        var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed, same data).", DefaultValueFactory = _ => 1 };
+        var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed and --as-of, same data).", DefaultValueFactory = _ => 1 };
+        var asOf = new Option<DateOnly?>("--as-of") { Description = "The date the synthetic records are generated as of (clinical dates fall in the two years before). Default: today." };
         seed.Options.Add(tenant);
         seed.Options.Add(patients);
         seed.Options.Add(randomSeed);
+        seed.Options.Add(asOf);
         StoreArguments.AddTo(seed);
         seed.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
@@ -26,7 +28,7 @@ internal static class SeedCommand
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var name = parse.GetValue(tenant)!;
             var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, token);
-            var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), showProgress: true, token);
+            var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), parse.GetValue(asOf), showProgress: true, token);
             Console.WriteLine(
                 $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
             return result.Rejected == 0 ? 0 : 1;
@@ -36,9 +38,9 @@ internal static class SeedCommand
 
     public sealed record SeedResult(long Resources, int Rejected, TimeSpan Elapsed);
 
-    public static async Task<SeedResult> SeedAsync(VaubanStore store, Tenant tenant, int patients, int randomSeed, bool showProgress, CancellationToken cancellationToken)
+    public static async Task<SeedResult> SeedAsync(VaubanStore store, Tenant tenant, int patients, int randomSeed, DateOnly? asOf, bool showProgress, CancellationToken cancellationToken)
     {
-        var hospital = new SyntheticHospital(randomSeed);
+        var hospital = new SyntheticHospital(randomSeed, asOf);
         var context = AccessContext.Operator(tenant, "seed synthetic data");
         long resources = 0;
         IEnumerable<ImportItem> Items()
@@ -57,7 +59,7 @@ internal static class SeedCommand
             await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .StartAsync(async progress =>
                 {
-                    var bar = progress.AddTask("resources", maxValue: patients * 7.5);
+                    var bar = progress.AddTask("resources", maxValue: patients * 9.0);
                     summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => { resources += n; bar.Increment(n); }), cancellationToken);
                     bar.Value = bar.MaxValue;
                 });

@@ -80,8 +80,11 @@ public class RecordCipherTests
     {
         var k1 = RandomNumberGenerator.GetBytes(32);
         var k2 = RandomNumberGenerator.GetBytes(32);
-        Assert.Equal(BlindIndex.Hash(k1, 101, 'p', "dup"), BlindIndex.Hash(k1, 101, 'p', "dup"));
-        Assert.NotEqual(BlindIndex.Hash(k1, 101, 'p', "dup"), BlindIndex.Hash(k2, 101, 'p', "dup"));
-        Assert.NotEqual(BlindIndex.Hash(k1, 101, 'p', "dup"), BlindIndex.Hash(k1, 102, 'p', "dup"));
+        Assert.Equal(BlindIndex.Compute(k1, 101, 'p', "dup"), BlindIndex.Compute(k1, 101, 'p', "dup"));
+        Assert.NotEqual(BlindIndex.Compute(k1, 101, 'p', "dup"), BlindIndex.Compute(k2, 101, 'p', "dup"));
+        Assert.NotEqual(BlindIndex.Compute(k1, 101, 'p', "dup"), BlindIndex.Compute(k1, 102, 'p', "dup"));
+        using var index = new BlindIndex((byte[])k1.Clone());
+        Assert.Equal(BlindIndex.Compute(k1, 101, 'p', "dupont"), index.Hash(101, 'p', "dupont"));
+        Assert.Equal(BlindIndex.Compute(k1, 101, 'e', new string('é', 400)), index.Hash(101, 'e', new string('é', 400)));
     }
 }

@@ -18,21 +18,21 @@ internal sealed class IndexEntries
     public List<ReferenceEntry> References { get; } = [];
     public List<DateEntry> Dates { get; } = [];
 
-    public static IndexEntries Extract(string type, JsonElement resource, ReadOnlySpan<byte> indexKey)
+    public static IndexEntries Extract(string type, JsonElement resource, BlindIndex index)
     {
         var entries = new IndexEntries();
         foreach (var parameter in SearchParameters.Stored(type))
         {
             foreach (var path in parameter.Paths)
             {
-                entries.Collect(parameter, resource, path, indexKey);
+                entries.Collect(parameter, resource, path, index);
             }
         }
         entries.Deduplicate();
         return entries;
     }
 
-    private void Collect(SearchParameter parameter, JsonElement resource, string path, ReadOnlySpan<byte> indexKey)
+    private void Collect(SearchParameter parameter, JsonElement resource, string path, BlindIndex index)
     {
         var values = new List<JsonElement>();
         ElementPath.Select(resource, path, values);
@@ -41,12 +41,12 @@ internal sealed class IndexEntries
             switch (parameter.Kind)
             {
                 case SearchParamKind.String when value.ValueKind == JsonValueKind.String:
-                    AddString(parameter.Code, value.GetString()!, indexKey);
+                    AddString(parameter.Code, value.GetString()!, index);
                     break;
                 case SearchParamKind.Token:
                     foreach (var (system, code) in Tokens(value))
                     {
-                        AddToken(parameter, system, code, indexKey);
+                        AddToken(parameter, system, code, index);
                     }
                     break;
                 case SearchParamKind.Reference:
@@ -58,31 +58,34 @@ internal sealed class IndexEntries
                     }
                     break;
                 case SearchParamKind.Date:
-                    AddDate(parameter, value, indexKey);
+                    AddDate(parameter, value, index);
                     break;
             }
         }
     }
 
-    public void AddString(int param, string raw, ReadOnlySpan<byte> indexKey)
+    public void AddString(int param, string raw, BlindIndex index)
     {
         var folded = TextNormalizer.Fold(raw);
         for (var length = 1; length <= Math.Min(folded.Length, MaxPrefix); length++)
         {
-            Hashes.Add(BlindIndex.Hash(indexKey, param, 'p', folded.AsSpan(0, length)));
+            Hashes.Add(index.Hash(param, 'p', folded.AsSpan(0, length)));
         }
-        Hashes.Add(BlindIndex.Hash(indexKey, param, 'e', raw));
+        Hashes.Add(index.Hash(param, 'e', raw));
     }
 
-    private void AddToken(SearchParameter parameter, string? system, string code, ReadOnlySpan<byte> indexKey)
+    private void AddToken(SearchParameter parameter, string? system, string code, BlindIndex index)
     {
         var normalized = NormalizeToken(parameter.Normalization, code);
         if (normalized.Length == 0) return;
-        Hashes.Add(BlindIndex.Hash(indexKey, parameter.Code, 'c', normalized));
+        Hashes.Add(index.Hash(parameter.Code, 'c', normalized));
+        if (IsContactToken(parameter.Normalization)) return; // a phone or e-mail has no namespace to search by
         Hashes.Add(system is null
-            ? BlindIndex.Hash(indexKey, parameter.Code, 'n', normalized)
-            : BlindIndex.Hash(indexKey, parameter.Code, 's', system + "|" + normalized));
+            ? index.Hash(parameter.Code, 'n', normalized)
+            : index.Hash(parameter.Code, 's', system + "|" + normalized));
     }
+
+    public static bool IsContactToken(TokenNormalization normalization) => normalization is TokenNormalization.Phone or TokenNormalization.Email;
 
     public static string NormalizeToken(TokenNormalization normalization, string code) => normalization switch
     {
@@ -92,7 +95,7 @@ internal sealed class IndexEntries
         _ => code,
     };
 
-    private void AddDate(SearchParameter parameter, JsonElement value, ReadOnlySpan<byte> indexKey)
+    private void AddDate(SearchParameter parameter, JsonElement value, BlindIndex index)
     {
         if (value.ValueKind == JsonValueKind.String)
         {
@@ -100,7 +103,7 @@ internal sealed class IndexEntries
             if (!FhirDateRange.TryParse(text, out var low, out var high, out var precision)) return;
             if (parameter.BlindDate)
             {
-                AddBlindDate(parameter.Code, text, precision, indexKey);
+                AddBlindDate(parameter.Code, text, precision, index);
                 return;
             }
             Dates.Add(new DateEntry(parameter.Code, low, high));
@@ -127,11 +130,11 @@ internal sealed class IndexEntries
         }
     }
 
-    private void AddBlindDate(int param, string text, DatePrecision precision, ReadOnlySpan<byte> indexKey)
+    private void AddBlindDate(int param, string text, DatePrecision precision, BlindIndex index)
     {
-        Hashes.Add(BlindIndex.Hash(indexKey, param, 'Y', text.AsSpan(0, 4)));
-        if (precision >= DatePrecision.Month) Hashes.Add(BlindIndex.Hash(indexKey, param, 'M', text.AsSpan(0, 7)));
-        if (precision >= DatePrecision.Day) Hashes.Add(BlindIndex.Hash(indexKey, param, 'D', text.AsSpan(0, 10)));
+        Hashes.Add(index.Hash(param, 'Y', text.AsSpan(0, 4)));
+        if (precision >= DatePrecision.Month) Hashes.Add(index.Hash(param, 'M', text.AsSpan(0, 7)));
+        if (precision >= DatePrecision.Day) Hashes.Add(index.Hash(param, 'D', text.AsSpan(0, 10)));
     }
 
     /// <summary>The (system, code) pairs of a token element: code, boolean, Coding, CodeableConcept, Identifier or ContactPoint.</summary>

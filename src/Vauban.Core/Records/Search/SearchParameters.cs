@@ -23,6 +23,9 @@ internal sealed record SearchParameter(string ResourceType, string Name, SearchP
 
     public TokenNormalization Normalization { get; init; }
 
+    /// <summary>Stored only to serve a union (e.g. the lines of "address"); not searchable by its own name.</summary>
+    public bool Hidden { get; init; }
+
     public string Description { get; init; } = "";
 
     public bool IsStored => AliasOf is null && UnionOf is null;
@@ -66,9 +69,11 @@ internal static class SearchParameters
         Add(T("Patient", "gender", 105, "gender"));
         Add(T("Patient", "phone", 106, "telecom[system=phone]") with { Normalization = TokenNormalization.Phone, Description = "A phone number (French numbers normalized: +33 6… = 06…)" });
         Add(T("Patient", "email", 107, "telecom[system=email]") with { Normalization = TokenNormalization.Email, Description = "An e-mail address (case-insensitive)" });
-        Add(S("Patient", "address", 108, "address.line", "address.city", "address.postalCode", "address.country") with { Description = "A portion of any part of the address" });
+        Add(Union("Patient", "address", SearchParamKind.String, "address-line", "address-city", "address-postalcode", "address-country") with { Description = "A portion of any part of the address" });
+        Add(S("Patient", "address-line", 114, "address.line") with { Hidden = true });
         Add(S("Patient", "address-city", 109, "address.city"));
         Add(S("Patient", "address-postalcode", 110, "address.postalCode"));
+        Add(S("Patient", "address-country", 115, "address.country"));
         Add(R("Patient", "general-practitioner", 111, "generalPractitioner") with { Targets = ["Practitioner", "Organization", "PractitionerRole"] });
         Add(R("Patient", "organization", 112, "managingOrganization") with { Targets = ["Organization"] });
         Add(T("Patient", "active", 113, "active"));

@@ -96,10 +96,10 @@ internal sealed class SearchQuery
                 issues.Add(Issue.NotSupported($"The search parameter '{name}' is not supported."));
                 continue;
             }
-            if (!SearchParameters.TryGet(type, name, out var parameter))
+            if (!SearchParameters.TryGet(type, name, out var parameter) || parameter.Hidden)
             {
                 if (lenient) { query.Canonical.RemoveAt(query.Canonical.Count - 1); continue; }
-                var known = string.Join(", ", SearchParameters.For(type).Keys.Order(StringComparer.Ordinal));
+                var known = string.Join(", ", SearchParameters.For(type).Values.Where(p => !p.Hidden).Select(p => p.Name).Order(StringComparer.Ordinal));
                 issues.Add(Issue.Invalid($"Unknown search parameter '{name}' for {type}. Supported: _id, _lastUpdated, {known}."));
                 continue;
             }
@@ -141,8 +141,8 @@ internal sealed class SearchQuery
                     foreach (var member in members)
                     {
                         clause.Hashes.Add(modifier == "exact"
-                            ? BlindIndex.Hash(keys.IndexKey, member.Code, 'e', v)
-                            : BlindIndex.Hash(keys.IndexKey, member.Code, 'p', folded.AsSpan(0, Math.Min(folded.Length, IndexEntries.MaxPrefix))));
+                            ? keys.Index.Hash(member.Code, 'e', v)
+                            : keys.Index.Hash(member.Code, 'p', folded.AsSpan(0, Math.Min(folded.Length, IndexEntries.MaxPrefix))));
                     }
                 }
                 return clause with { Selectivity = modifier == "exact" || shortest >= 4 ? 1 : shortest >= 2 ? 3 : 6 };
@@ -164,9 +164,9 @@ internal sealed class SearchQuery
                         return null;
                     }
                     var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
-                    clause.Hashes.Add(bar < 0 ? BlindIndex.Hash(keys.IndexKey, stored.Code, 'c', code)
-                        : bar == 0 ? BlindIndex.Hash(keys.IndexKey, stored.Code, 'n', code)
-                        : BlindIndex.Hash(keys.IndexKey, stored.Code, 's', v[..bar] + "|" + code));
+                    clause.Hashes.Add(bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', code)
+                        : bar == 0 ? keys.Index.Hash(stored.Code, 'n', code)
+                        : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + code));
                 }
                 return clause;
             }
@@ -241,7 +241,7 @@ internal sealed class SearchQuery
             {
                 case "eq" or "ne" or "ap":
                     var precision = text.Length >= 10 ? 'D' : text.Length >= 7 ? 'M' : 'Y';
-                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
+                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
                     clause = clause with { Selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6 };
                     continue;
                 case "gt" or "sa": Tile(to.AddDays(1), latest); break;
@@ -260,17 +260,17 @@ internal sealed class SearchQuery
             {
                 if (day.Day == 1 && day.Month == 1 && day.AddYears(1).AddDays(-1) <= end)
                 {
-                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, 'Y', day.ToString("yyyy", CultureInfo.InvariantCulture)));
+                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'Y', day.ToString("yyyy", CultureInfo.InvariantCulture)));
                     day = day.AddYears(1);
                 }
                 else if (day.Day == 1 && day.AddMonths(1).AddDays(-1) <= end)
                 {
-                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, 'M', day.ToString("yyyy-MM", CultureInfo.InvariantCulture)));
+                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'M', day.ToString("yyyy-MM", CultureInfo.InvariantCulture)));
                     day = day.AddMonths(1);
                 }
                 else
                 {
-                    clause.Hashes.Add(BlindIndex.Hash(keys.IndexKey, parameter.Code, 'D', day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'D', day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
                     day = day.AddDays(1);
                 }
             }

@@ -1,441 +1,347 @@
-// Realistic, deterministic synthetic French data as FHIR R4 JSON, for seeding, demos, tests and
-// benchmarks. Bogus' French data sets are read once into arrays; each patient is then generated from
-// its own seeded Random, so patient i is the same whatever else is generated, and generation is cheap.
-using System.Buffers;
-using System.Globalization;
 using System.Text.Json;
-using Vauban.Fhir;
 
 namespace Vauban.Records.Synthetic;
 
-public sealed record SyntheticResource(string ResourceType, string Id, byte[] Json);
-
-public sealed class SyntheticHospital
+/// <summary>
+/// A deterministic generator of a realistic French establishment and its patients, as FHIR R4 JSON:
+/// the same seed and <c>asOf</c> date give byte-identical resources, ids included.
+/// </summary>
+/// <remarks>
+/// <see cref="Establishment"/> (the hospital, its insurers and practitioners) is built once, in the
+/// constructor. <see cref="Patient"/> depends only on the seed and the index, so patients can be
+/// generated in any order and concurrently from several threads (the instance is immutable;
+/// each thread writes JSON into its own reused buffer). Ids are UUID version 7 whose timestamp is
+/// <c>asOf</c> (UTC midnight) plus the patient index in milliseconds, and whose random bits come from
+/// the seeded stream: they sort in generation order like server-made v7 ids.
+/// </remarks>
+public sealed partial class SyntheticHospital
 {
-    private static readonly (string Code, string Display)[] LabTests =
-    [
-        ("2345-7", "Glucose [Mass/volume] in Serum or Plasma"), ("718-7", "Hemoglobin [Mass/volume] in Blood"),
-        ("2160-0", "Creatinine [Mass/volume] in Serum or Plasma"), ("2093-3", "Cholesterol [Mass/volume] in Serum or Plasma"),
-        ("6690-2", "Leukocytes [#/volume] in Blood"), ("777-3", "Platelets [#/volume] in Blood"), ("2823-3", "Potassium [Moles/volume] in Serum or Plasma"),
-    ];
-    private static readonly string[] LabUnits = ["g/L", "g/dL", "umol/L", "g/L", "10*9/L", "10*9/L", "mmol/L"];
-    private static readonly (double Low, double High)[] LabRanges = [(0.7, 1.3), (11, 17), (50, 120), (1.4, 2.6), (4, 11), (150, 400), (3.4, 5.2)];
-    private static readonly (string Atc, string Name, string Dosage)[] Drugs =
-    [
-        ("N02BE01", "Doliprane 1000 mg, comprimé", "1 comprimé jusqu'à 3 fois par jour"), ("C10AA05", "Atorvastatine 20 mg, comprimé", "1 comprimé le soir"),
-        ("A10BA02", "Metformine 850 mg, comprimé", "1 comprimé matin et soir au repas"), ("C09AA05", "Ramipril 5 mg, gélule", "1 gélule le matin"),
-        ("J01CA04", "Amoxicilline 1 g, comprimé", "1 comprimé matin et soir pendant 6 jours"), ("B01AC06", "Kardégic 75 mg, poudre", "1 sachet par jour"),
-        ("A02BC01", "Oméprazole 20 mg, gélule", "1 gélule le matin à jeun"), ("N06AB06", "Sertraline 50 mg, gélule", "1 gélule le matin"),
-    ];
-    private static readonly (string Code, string Display)[] Specialties =
-    [
-        ("SM54", "Médecine générale"), ("SM04", "Cardiologie"), ("SM26", "Qualifié en médecine générale"), ("SM32", "Neurologie"),
-        ("SM15", "Endocrinologie et métabolisme"), ("SM40", "Pédiatrie"), ("SM02", "Anesthésie-réanimation"), ("SM14", "Gynécologie obstétrique"),
-    ];
-    private static readonly string[] EncounterClasses = ["AMB", "AMB", "AMB", "IMP", "EMER"];
-    private static readonly string[] BloodGroups = ["A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-"];
-    private static readonly string[] Insurers = ["CPAM de Loire-Atlantique", "CPAM de Paris", "MGEN", "Harmonie Mutuelle", "MSA"];
+    private static readonly JsonEncodedText OrganizationType = JsonEncodedText.Encode("Organization");
+    private static readonly JsonEncodedText PractitionerType = JsonEncodedText.Encode("Practitioner");
+    private static readonly JsonEncodedText PractitionerRoleType = JsonEncodedText.Encode("PractitionerRole");
+    private static readonly JsonEncodedText PatientType = JsonEncodedText.Encode("Patient");
+    private static readonly JsonEncodedText CoverageType = JsonEncodedText.Encode("Coverage");
+    private static readonly JsonEncodedText EncounterType = JsonEncodedText.Encode("Encounter");
+    private static readonly JsonEncodedText AppointmentType = JsonEncodedText.Encode("Appointment");
+    private static readonly JsonEncodedText MedicationRequestType = JsonEncodedText.Encode("MedicationRequest");
+    private static readonly JsonEncodedText ObservationType = JsonEncodedText.Encode("Observation");
+    private static readonly JsonEncodedText DiagnosticReportType = JsonEncodedText.Encode("DiagnosticReport");
+    private static readonly JsonEncodedText InvoiceType = JsonEncodedText.Encode("Invoice");
 
-    private readonly string[] _maleNames;
-    private readonly string[] _femaleNames;
-    private readonly string[] _lastNames;
-    private readonly string[] _streets;
-    private readonly (string City, string PostalCode)[] _cities;
+    private static readonly (string Code, string Display)[] MaritalStatuses =
+    [
+        ("M", "Married"), ("S", "Never Married"), ("D", "Divorced"), ("W", "Widowed"), ("T", "Domestic partner"),
+    ];
+
     private readonly int _seed;
-    private readonly List<SyntheticResource> _establishment = [];
-    private readonly string[] _practitionerIds;
-    private readonly string[] _insurerIds;
-    private readonly string _organizationId;
-    private readonly DateTime _today = new(2026, 11, 1, 0, 0, 0, DateTimeKind.Utc);
+    private readonly DateTime _now;
+    private readonly DateTime _clinicalWindowStart;
+    private readonly long _idEpochMs;
+    private readonly FrenchData _data = FrenchData.Instance;
+    private readonly FrenchData.City _hospitalCity;
+    private readonly Entity _hospital;
+    private readonly Entity[] _practitioners;
+    private readonly int[] _practitionerSpecialty;
+    private readonly Entity[] _generalPractitioners;
+    private readonly Entity[] _cityInsurer;
+    private readonly Entity[] _mutuelles;
+    private readonly SyntheticResource[] _establishment;
 
-    public SyntheticHospital(int seed)
+    /// <param name="seed">Any integer; the same seed gives the same data.</param>
+    /// <param name="asOf">The day the data is "as of": clinical dates fall in the two years before it
+    /// (booked appointments in the three months after). Defaults to today (UTC).</param>
+    /// <param name="practitionerCount">Size of the practitioner pool (a quarter are general practitioners).</param>
+    public SyntheticHospital(int seed, DateOnly? asOf = null, int practitionerCount = 200)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(practitionerCount, 4);
         _seed = seed;
-        var randomizer = new Bogus.Randomizer(seed);
-        var names = new Bogus.DataSets.Name("fr") { Random = randomizer };
-        var address = new Bogus.DataSets.Address("fr") { Random = randomizer };
-        _maleNames = Enumerable.Range(0, 400).Select(_ => names.FirstName(Bogus.DataSets.Name.Gender.Male)).Distinct().ToArray();
-        _femaleNames = Enumerable.Range(0, 400).Select(_ => names.FirstName(Bogus.DataSets.Name.Gender.Female)).Distinct().ToArray();
-        _lastNames = Enumerable.Range(0, 3000).Select(_ => names.LastName()).Distinct().ToArray();
-        _streets = Enumerable.Range(0, 2000).Select(_ => address.StreetAddress()).Distinct().ToArray();
-        _cities = Enumerable.Range(0, 1000).Select(_ => (address.City(), address.ZipCode("#####"))).Distinct().ToArray();
+        var day = asOf ?? DateOnly.FromDateTime(DateTime.UtcNow);
+        _now = day.ToDateTime(new TimeOnly(17, 0), DateTimeKind.Utc);
+        _clinicalWindowStart = _now.AddDays(-730);
+        _idEpochMs = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
 
-        var random = new Random(seed);
-        _organizationId = Id(random);
-        _establishment.Add(Resource("Organization", _organizationId, w =>
+        var rng = FastRandom.ForStream(seed, -1);
+        var resources = new List<SyntheticResource>(16 + (2 * practitionerCount));
+
+        // The establishment sits in a metropolitan city with a numeric department (simple FINESS).
+        var candidates = FrenchData.Cities.Where(c => !c.IsOverseas && !c.IsCorsica).ToArray();
+        _hospitalCity = rng.Pick(candidates);
+        _hospital = WriteHospital(rng, resources);
+
+        var insurers = new Dictionary<string, Entity>(StringComparer.Ordinal);
+        foreach (var city in FrenchData.Cities)
         {
-            Identifiers(w, (KnownIdentifierSystems.Finess, Digits(random, 9)));
-            w.WriteBoolean("active", true);
-            w.WriteString("name", "Centre hospitalier " + Pick(random, _cities).City);
-            Telecom(w, Phone(random), null);
-        }));
-        _insurerIds = Insurers.Select(name =>
-        {
-            var id = Id(random);
-            _establishment.Add(Resource("Organization", id, w =>
+            if (!insurers.ContainsKey(city.Insurer))
             {
-                w.WriteBoolean("active", true);
-                CodeableConcepts(w, "type", "http://terminology.hl7.org/CodeSystem/organization-type", "ins", "Insurance Company");
-                w.WriteString("name", name);
-            }));
-            return id;
-        }).ToArray();
-        _practitionerIds = new string[200];
-        for (var i = 0; i < _practitionerIds.Length; i++)
-        {
-            var id = _practitionerIds[i] = Id(random);
-            var female = random.Next(2) == 0;
-            var given = Pick(random, female ? _femaleNames : _maleNames);
-            var family = Pick(random, _lastNames);
-            _establishment.Add(Resource("Practitioner", id, w =>
-            {
-                Identifiers(w, (KnownIdentifierSystems.Rpps, "10" + Digits(random, 9)));
-                w.WriteBoolean("active", true);
-                Name(w, family, given, "Dr");
-                Telecom(w, Phone(random), Email(given, family, "chu.example.fr"));
-                w.WriteString("gender", female ? "female" : "male");
-            }));
-            var specialty = Pick(random, Specialties);
-            _establishment.Add(Resource("PractitionerRole", Id(random), w =>
-            {
-                w.WriteBoolean("active", true);
-                Reference(w, "practitioner", "Practitioner/" + id);
-                Reference(w, "organization", "Organization/" + _organizationId);
-                CodeableConcepts(w, "specialty", "https://mos.esante.gouv.fr/NOS/TRE_R38-SpecialiteOrdinale/FHIR/TRE-R38-SpecialiteOrdinale", specialty.Code, specialty.Display);
-            }));
+                insurers[city.Insurer] = WriteInsurer(rng, resources, city.Insurer, city);
+            }
         }
+
+        _cityInsurer = [.. FrenchData.Cities.Select(c => insurers[c.Insurer])];
+        _mutuelles = [.. FrenchData.Mutuelles.Select(m => WriteInsurer(rng, resources, m, city: null))];
+
+        _practitioners = new Entity[practitionerCount];
+        _practitionerSpecialty = new int[practitionerCount];
+        var generalPractitioners = new List<Entity>();
+        for (var i = 0; i < practitionerCount; i++)
+        {
+            var specialty = i % 4 == 0 ? FrenchData.GeneralPracticeSpecialty : rng.Next(1, FrenchData.Specialties.Length);
+            _practitionerSpecialty[i] = specialty;
+            _practitioners[i] = WritePractitioner(rng, resources, specialty);
+            if (specialty == FrenchData.GeneralPracticeSpecialty)
+            {
+                generalPractitioners.Add(_practitioners[i]);
+            }
+        }
+
+        _generalPractitioners = [.. generalPractitioners];
+        _establishment = [.. resources];
     }
 
-    /// <summary>The establishment, its insurers, practitioners and their roles: load these first.</summary>
+    /// <summary>The establishment (Organization with FINESS), insurers, Practitioners (RPPS) and their PractitionerRoles.</summary>
     public IReadOnlyList<SyntheticResource> Establishment() => _establishment;
 
-    /// <summary>Patient <paramref name="index"/> and their records, in dependency order (the patient first).</summary>
-    public IEnumerable<SyntheticResource> Patient(int index)
+    /// <summary>
+    /// Patient number <paramref name="index"/> and their records, in dependency order: Patient,
+    /// Coverage, Encounter, Appointment, MedicationRequest, Observation, DiagnosticReport, Invoice.
+    /// References point at this patient's resources or at <see cref="Establishment"/>.
+    /// </summary>
+    public IReadOnlyList<SyntheticResource> Patient(int index)
     {
-        var random = new Random(HashCode.Combine(_seed, index));
-        var patientId = Id(random);
-        var patientRef = "Patient/" + patientId;
-        var female = random.Next(2) == 0;
-        var given = Pick(random, female ? _femaleNames : _maleNames);
-        var secondGiven = random.Next(3) == 0 ? Pick(random, female ? _femaleNames : _maleNames) : null;
-        var family = Pick(random, _lastNames);
-        var birth = _today.AddDays(-random.Next(365, 365 * 95));
-        var (city, postalCode) = Pick(random, _cities);
-        var gp = _practitionerIds[random.Next(_practitionerIds.Length)];
-        var department = random.Next(20) == 0 ? (random.Next(2) == 0 ? "2A" : "2B") : random.Next(1, 96).ToString("00", CultureInfo.InvariantCulture);
-        if (department == "20") department = "21";
-        var nir13 = (female ? "2" : "1") + birth.ToString("yyMM", CultureInfo.InvariantCulture) + department + Digits(random, 3) + Digits(random, 3);
-        var nir = nir13 + Nir.ComputeKey(nir13);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        var rng = FastRandom.ForStream(_seed, index);
+        return new PatientRecord(this, rng, _idEpochMs + index + 1).Generate();
+    }
 
-        yield return Resource("Patient", patientId, w =>
-        {
-            Identifiers(w, (KnownIdentifierSystems.InsNir, nir), ("urn:oid:1.2.250.1.71.4.2.7", "IPP" + Digits(random, 8)));
-            w.WriteBoolean("active", true);
-            Name(w, family, secondGiven is null ? given : given + " " + secondGiven, null, official: true);
-            Telecom(w, Phone(random), Email(given, family, random.Next(2) == 0 ? "orange.fr" : "gmail.com"));
-            w.WriteString("gender", female ? "female" : "male");
-            w.WriteString("birthDate", birth.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-            w.WriteStartArray("address");
-            w.WriteStartObject();
-            w.WriteString("use", "home");
-            w.WriteStartArray("line");
-            w.WriteStringValue(Pick(random, _streets));
-            w.WriteEndArray();
-            w.WriteString("city", city);
-            w.WriteString("postalCode", postalCode);
-            w.WriteString("country", "FR");
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteStartArray("generalPractitioner");
-            w.WriteStartObject();
-            w.WriteString("reference", "Practitioner/" + gp);
-            w.WriteEndObject();
-            w.WriteEndArray();
-            Reference(w, "managingOrganization", "Organization/" + _organizationId);
-        });
+    /// <summary>Patients <paramref name="start"/> to <paramref name="start"/> + <paramref name="count"/> - 1, streamed.</summary>
+    public IEnumerable<SyntheticResource> Patients(int start, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(start);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, int.MaxValue - start);
+        return Stream(start, count);
 
-        yield return Resource("Coverage", Id(random), w =>
+        IEnumerable<SyntheticResource> Stream(int first, int n)
         {
-            w.WriteString("status", "active");
-            Reference(w, "beneficiary", patientRef);
-            w.WriteString("subscriberId", nir[..13]);
-            w.WriteStartArray("payor");
-            w.WriteStartObject();
-            w.WriteString("reference", "Organization/" + Pick(random, _insurerIds));
-            w.WriteEndObject();
-            w.WriteEndArray();
-        });
-
-        var blood = Pick(random, BloodGroups);
-        yield return Resource("Observation", Id(random), w =>
-        {
-            w.WriteString("status", "final");
-            Category(w, "laboratory");
-            Code(w, "http://loinc.org", "882-1", "ABO and Rh group [Type] in Blood");
-            Reference(w, "subject", patientRef);
-            w.WriteString("effectiveDateTime", Instant(_today.AddDays(-random.Next(30, 3000))));
-            w.WriteStartObject("valueCodeableConcept");
-            w.WriteString("text", blood);
-            w.WriteEndObject();
-        });
-
-        var practitioner = "Practitioner/" + _practitionerIds[random.Next(_practitionerIds.Length)];
-        var encounterId = Id(random);
-        var encounterStart = _today.AddMinutes(-random.Next(60, 60 * 24 * 700));
-        var encounterClass = Pick(random, EncounterClasses);
-        yield return Resource("Encounter", encounterId, w =>
-        {
-            w.WriteString("status", "finished");
-            w.WriteStartObject("class");
-            w.WriteString("system", "http://terminology.hl7.org/CodeSystem/v3-ActCode");
-            w.WriteString("code", encounterClass);
-            w.WriteEndObject();
-            Reference(w, "subject", patientRef);
-            w.WriteStartArray("participant");
-            w.WriteStartObject();
-            Reference(w, "individual", practitioner);
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteStartObject("period");
-            w.WriteString("start", Instant(encounterStart));
-            w.WriteString("end", Instant(encounterStart.AddMinutes(encounterClass == "IMP" ? random.Next(1440, 14400) : random.Next(15, 180))));
-            w.WriteEndObject();
-            Reference(w, "serviceProvider", "Organization/" + _organizationId);
-        });
-
-        var appointmentStart = _today.AddDays(random.Next(-200, 90)).AddHours(8 + random.Next(10)).AddMinutes(15 * random.Next(4));
-        yield return Resource("Appointment", Id(random), w =>
-        {
-            w.WriteString("status", appointmentStart < _today ? (random.Next(8) == 0 ? "cancelled" : "fulfilled") : "booked");
-            w.WriteString("description", "Consultation de suivi");
-            w.WriteString("start", Instant(appointmentStart));
-            w.WriteString("end", Instant(appointmentStart.AddMinutes(20)));
-            w.WriteStartArray("participant");
-            foreach (var actor in new[] { patientRef, practitioner })
+            for (var i = first; i < first + n; i++)
             {
-                w.WriteStartObject();
-                Reference(w, "actor", actor);
-                w.WriteString("status", "accepted");
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-        });
-
-        var drug = Pick(random, Drugs);
-        yield return Resource("MedicationRequest", Id(random), w =>
-        {
-            w.WriteString("status", random.Next(3) == 0 ? "completed" : "active");
-            w.WriteString("intent", "order");
-            w.WriteStartObject("medicationCodeableConcept");
-            w.WriteStartArray("coding");
-            w.WriteStartObject();
-            w.WriteString("system", "http://www.whocc.no/atc");
-            w.WriteString("code", drug.Atc);
-            w.WriteEndObject();
-            w.WriteEndArray();
-            w.WriteString("text", drug.Name);
-            w.WriteEndObject();
-            Reference(w, "subject", patientRef);
-            Reference(w, "encounter", "Encounter/" + encounterId);
-            w.WriteString("authoredOn", Instant(encounterStart.AddMinutes(10)));
-            Reference(w, "requester", practitioner);
-            w.WriteStartArray("dosageInstruction");
-            w.WriteStartObject();
-            w.WriteString("text", drug.Dosage);
-            w.WriteEndObject();
-            w.WriteEndArray();
-        });
-
-        var resultIds = new List<string>();
-        var tests = 1 + random.Next(2);
-        for (var t = 0; t < tests; t++)
-        {
-            var test = random.Next(LabTests.Length);
-            var id = Id(random);
-            resultIds.Add(id);
-            var (low, high) = LabRanges[test];
-            var value = Math.Round(low + (high - low) * (random.NextDouble() * 1.3 - 0.1), 2);
-            yield return Resource("Observation", id, w =>
-            {
-                w.WriteString("status", "final");
-                Category(w, "laboratory");
-                Code(w, "http://loinc.org", LabTests[test].Code, LabTests[test].Display);
-                Reference(w, "subject", patientRef);
-                Reference(w, "encounter", "Encounter/" + encounterId);
-                w.WriteString("effectiveDateTime", Instant(encounterStart.AddHours(1)));
-                w.WriteStartArray("performer");
-                w.WriteStartObject();
-                w.WriteString("reference", practitioner);
-                w.WriteEndObject();
-                w.WriteEndArray();
-                w.WriteStartObject("valueQuantity");
-                w.WriteNumber("value", value);
-                w.WriteString("unit", LabUnits[test]);
-                w.WriteString("system", "http://unitsofmeasure.org");
-                w.WriteString("code", LabUnits[test]);
-                w.WriteEndObject();
-            });
-        }
-        if (random.Next(2) == 0)
-        {
-            yield return Resource("DiagnosticReport", Id(random), w =>
-            {
-                w.WriteString("status", "final");
-                Category(w, "LAB", "http://terminology.hl7.org/CodeSystem/v2-0074");
-                Code(w, "http://loinc.org", "11502-2", "Laboratory report");
-                Reference(w, "subject", patientRef);
-                Reference(w, "encounter", "Encounter/" + encounterId);
-                w.WriteString("effectiveDateTime", Instant(encounterStart.AddHours(1)));
-                w.WriteStartArray("result");
-                foreach (var id in resultIds)
+                foreach (var resource in Patient(i))
                 {
-                    w.WriteStartObject();
-                    w.WriteString("reference", "Observation/" + id);
-                    w.WriteEndObject();
+                    yield return resource;
                 }
-                w.WriteEndArray();
-            });
-        }
-        if (random.Next(3) == 0)
-        {
-            yield return Resource("Invoice", Id(random), w =>
-            {
-                w.WriteString("status", "issued");
-                Reference(w, "subject", patientRef);
-                Reference(w, "issuer", "Organization/" + _organizationId);
-                w.WriteString("date", Instant(encounterStart.AddDays(1)));
-                w.WriteStartObject("totalGross");
-                w.WriteNumber("value", 25 + random.Next(40) * 5);
-                w.WriteString("currency", "EUR");
-                w.WriteEndObject();
-            });
+            }
         }
     }
 
-    private static SyntheticResource Resource(string type, string id, Action<Utf8JsonWriter> body)
-    {
-        var buffer = new ArrayBufferWriter<byte>(1024);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("resourceType", type);
-            writer.WriteString("id", id);
-            body(writer);
-            writer.WriteEndObject();
-        }
-        return new SyntheticResource(type, id, buffer.WrittenSpan.ToArray());
-    }
-
-    private static string Id(Random random)
+    // A UUID v7 from a fixed timestamp and the seeded stream, formatted lower-case "D".
+    private static string NewId(FastRandom rng, long unixMs)
     {
         Span<byte> bytes = stackalloc byte[16];
-        random.NextBytes(bytes);
-        bytes[6] = (byte)((bytes[6] & 0x0F) | 0x40);
-        bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80);
-        return new Guid(bytes).ToString("D");
-    }
-
-    private static T Pick<T>(Random random, T[] values) => values[random.Next(values.Length)];
-
-    private static string Digits(Random random, int count)
-    {
-        Span<char> chars = stackalloc char[count];
-        for (var i = 0; i < count; i++) chars[i] = (char)('0' + random.Next(10));
-        return new string(chars);
-    }
-
-    private static string Phone(Random random) => "+33 " + (random.Next(2) == 0 ? "6" : random.Next(1, 6).ToString(CultureInfo.InvariantCulture)) + " " +
-        string.Join(' ', Enumerable.Range(0, 4).Select(_ => random.Next(100).ToString("00", CultureInfo.InvariantCulture)));
-
-    private static string Email(string given, string family, string domain) =>
-        $"{Records.Search.TextNormalizer.Fold(given)}.{Records.Search.TextNormalizer.Fold(family)}@{domain}";
-
-    private static string Instant(DateTime utc) => utc.ToString("yyyy-MM-dd'T'HH:mm:ss'+00:00'", CultureInfo.InvariantCulture);
-
-    private static void Identifiers(Utf8JsonWriter w, params (string System, string Value)[] identifiers)
-    {
-        w.WriteStartArray("identifier");
-        foreach (var (system, value) in identifiers)
+        var a = rng.NextUInt64();
+        var b = rng.NextUInt64();
+        for (var i = 0; i < 6; i++)
         {
-            w.WriteStartObject();
-            w.WriteString("system", system);
-            w.WriteString("value", value);
-            w.WriteEndObject();
+            bytes[i] = (byte)(unixMs >> (8 * (5 - i)));
         }
-        w.WriteEndArray();
-    }
 
-    private static void Name(Utf8JsonWriter w, string family, string given, string? prefix, bool official = false)
-    {
-        w.WriteStartArray("name");
-        w.WriteStartObject();
-        if (official) w.WriteString("use", "official");
-        w.WriteString("family", family);
-        w.WriteStartArray("given");
-        foreach (var part in given.Split(' ')) w.WriteStringValue(part);
-        w.WriteEndArray();
-        if (prefix is not null)
+        bytes[6] = (byte)(0x70 | (int)(a & 0x0F));
+        bytes[7] = (byte)(a >> 8);
+        bytes[8] = (byte)(0x80 | (int)((b >> 56) & 0x3F));
+        for (var i = 9; i < 16; i++)
         {
-            w.WriteStartArray("prefix");
-            w.WriteStringValue(prefix);
-            w.WriteEndArray();
+            bytes[i] = (byte)(b >> (8 * (i - 9)));
         }
-        w.WriteEndObject();
-        w.WriteEndArray();
+
+        return new Guid(bytes, bigEndian: true).ToString("D");
     }
 
-    private static void Telecom(Utf8JsonWriter w, string phone, string? email)
+    private static string Digits(FastRandom rng, int count)
     {
-        w.WriteStartArray("telecom");
-        w.WriteStartObject();
-        w.WriteString("system", "phone");
-        w.WriteString("value", phone);
-        w.WriteEndObject();
-        if (email is not null)
+        Span<char> digits = stackalloc char[count];
+        for (var i = 0; i < count; i++)
         {
-            w.WriteStartObject();
-            w.WriteString("system", "email");
-            w.WriteString("value", email);
-            w.WriteEndObject();
+            digits[i] = (char)('0' + rng.Next(10));
         }
-        w.WriteEndArray();
+
+        return new string(digits);
     }
 
-    private static void Reference(Utf8JsonWriter w, string name, string reference)
+    // Luhn check digit, as used by RPPS and FINESS numbers.
+    internal static char LuhnKey(ReadOnlySpan<char> digits)
     {
-        w.WriteStartObject(name);
-        w.WriteString("reference", reference);
-        w.WriteEndObject();
+        var sum = 0;
+        var doubleIt = true;
+        for (var i = digits.Length - 1; i >= 0; i--)
+        {
+            var d = digits[i] - '0';
+            if (doubleIt)
+            {
+                d *= 2;
+                if (d > 9)
+                {
+                    d -= 9;
+                }
+            }
+
+            sum += d;
+            doubleIt = !doubleIt;
+        }
+
+        return (char)('0' + ((10 - (sum % 10)) % 10));
     }
 
-    private static void Code(Utf8JsonWriter w, string system, string code, string display)
+    private static string PhoneNumber(FastRandom rng, char zone)
     {
-        w.WriteStartObject("code");
-        w.WriteStartArray("coding");
-        w.WriteStartObject();
-        w.WriteString("system", system);
-        w.WriteString("code", code);
-        w.WriteString("display", display);
-        w.WriteEndObject();
-        w.WriteEndArray();
-        w.WriteEndObject();
+        // +33 6 12 34 56 78
+        Span<char> phone = stackalloc char[17];
+        "+33 ".CopyTo(phone);
+        phone[4] = zone;
+        for (var pair = 0; pair < 4; pair++)
+        {
+            phone[5 + (3 * pair)] = ' ';
+            phone[6 + (3 * pair)] = (char)('0' + rng.Next(10));
+            phone[7 + (3 * pair)] = (char)('0' + rng.Next(10));
+        }
+
+        return new string(phone);
     }
 
-    private static void Category(Utf8JsonWriter w, string code, string system = "http://terminology.hl7.org/CodeSystem/observation-category") =>
-        CodeableConcepts(w, "category", system, code, null);
+    private static string PostalCode(FrenchData.City city, int district) =>
+        (city.PostalCode + district).ToString("00000", System.Globalization.CultureInfo.InvariantCulture);
 
-    private static void CodeableConcepts(Utf8JsonWriter w, string name, string system, string code, string? display)
+    private static string Insee(FrenchData.City city, int district) =>
+        district == 0 ? city.Insee : city.Insee[..2] + (int.Parse(city.Insee.AsSpan(2), System.Globalization.CultureInfo.InvariantCulture) + district).ToString("000", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string CitySlug(string city) =>
+        new([.. city.Normalize(System.Text.NormalizationForm.FormD).Where(c => char.IsAsciiLetterOrDigit(c) || c == '-').Select(char.ToLowerInvariant)]);
+
+    private static void WriteAddress(Utf8JsonWriter w, string line, string postalCode, string city, JsonEncodedText use)
     {
-        w.WriteStartArray(name);
+        w.WriteStartArray(Prop.Address);
         w.WriteStartObject();
-        w.WriteStartArray("coding");
-        w.WriteStartObject();
-        w.WriteString("system", system);
-        w.WriteString("code", code);
-        if (display is not null) w.WriteString("display", display);
-        w.WriteEndObject();
+        w.WriteString(Prop.Use, use);
+        w.WriteStartArray(Prop.Line);
+        w.WriteStringValue(line);
         w.WriteEndArray();
+        w.WriteString(Prop.City, city);
+        w.WriteString(Prop.PostalCode, postalCode);
+        w.WriteString(Prop.Country, Sys.Fr);
         w.WriteEndObject();
         w.WriteEndArray();
     }
+
+    private Entity WriteHospital(FastRandom rng, List<SyntheticResource> resources)
+    {
+        var id = NewId(rng, _idEpochMs);
+        var city = _hospitalCity;
+        var university = Array.IndexOf(FrenchData.Cities, city) < 36;
+        var name = (university ? "Centre hospitalier universitaire de " : "Centre hospitalier de ") + city.Name;
+        Span<char> finess = stackalloc char[9];
+        city.Department.CopyTo(finess);
+        finess[2] = '0';
+        for (var i = 3; i < 8; i++)
+        {
+            finess[i] = (char)('0' + rng.Next(10));
+        }
+
+        finess[8] = LuhnKey(finess[..8]);
+        var finessNumber = new string(finess);
+
+        var w = SyntheticJson.Begin(OrganizationType, id);
+        w.WriteStartArray(Prop.Identifier);
+        SyntheticJson.Identifier(w, Sys.Official, JsonEncodedText.Encode("IDNST"), Sys.IdNatStruct, "1" + finessNumber);
+        SyntheticJson.Identifier(w, Sys.Official, JsonEncodedText.Encode("FINEG"), Sys.Finess, finessNumber);
+        w.WriteEndArray();
+        w.WriteBoolean(Prop.Active, true);
+        w.WriteStartArray(Prop.Type);
+        SyntheticJson.ConceptItem(w, Sys.OrganizationType, "prov", "Healthcare Provider");
+        w.WriteEndArray();
+        w.WriteString(Prop.Name, name);
+        w.WriteStartArray(Prop.Telecom);
+        SyntheticJson.ContactPoint(w, Sys.Phone, PhoneNumber(rng, city.PhoneZone), Sys.Work);
+        w.WriteEndArray();
+        WriteAddress(w, $"{rng.Next(1, 120)} {rng.Pick(_data.Streets)}", PostalCode(city, 0), city.Name, Sys.Work);
+        resources.Add(SyntheticJson.End(w, "Organization", id));
+        return new Entity(id, "Organization/" + id, name);
+    }
+
+    private Entity WriteInsurer(FastRandom rng, List<SyntheticResource> resources, string name, FrenchData.City? city)
+    {
+        var id = NewId(rng, _idEpochMs);
+        var w = SyntheticJson.Begin(OrganizationType, id);
+        w.WriteBoolean(Prop.Active, true);
+        w.WriteStartArray(Prop.Type);
+        SyntheticJson.ConceptItem(w, Sys.OrganizationType, "ins", "Insurance Company");
+        w.WriteEndArray();
+        w.WriteString(Prop.Name, name);
+        if (city is not null)
+        {
+            WriteAddress(w, $"{rng.Next(1, 120)} {rng.Pick(_data.Streets)}", PostalCode(city, 0), city.Name, Sys.Work);
+        }
+
+        resources.Add(SyntheticJson.End(w, "Organization", id));
+        return new Entity(id, "Organization/" + id, name);
+    }
+
+    private Entity WritePractitioner(FastRandom rng, List<SyntheticResource> resources, int specialty)
+    {
+        var id = NewId(rng, _idEpochMs);
+        var female = rng.Chance(0.5);
+        var given = rng.Pick(female ? _data.FemaleFirstNames : _data.MaleFirstNames);
+        var family = rng.Pick(_data.LastNames);
+
+        // RPPS: 11 digits, starting with 10, Luhn check digit last.
+        Span<char> rpps = stackalloc char[11];
+        rpps[0] = '1';
+        rpps[1] = '0';
+        for (var i = 2; i < 10; i++)
+        {
+            rpps[i] = (char)('0' + rng.Next(10));
+        }
+
+        rpps[10] = LuhnKey(rpps[..10]);
+        var rppsNumber = new string(rpps);
+        var display = $"Dr {given.Value} {family.Value}";
+
+        var w = SyntheticJson.Begin(PractitionerType, id);
+        w.WriteStartArray(Prop.Identifier);
+        SyntheticJson.Identifier(w, Sys.Official, JsonEncodedText.Encode("IDNPS"), Sys.IdNatPs, "8" + rppsNumber);
+        SyntheticJson.Identifier(w, Sys.Official, JsonEncodedText.Encode("RPPS"), Sys.Rpps, rppsNumber);
+        w.WriteEndArray();
+        w.WriteBoolean(Prop.Active, true);
+        w.WriteStartArray(Prop.Name);
+        w.WriteStartObject();
+        w.WriteString(Prop.Use, Sys.Official);
+        w.WriteString(Prop.Family, family.Json);
+        w.WriteStartArray(Prop.Given);
+        w.WriteStringValue(given.Json);
+        w.WriteEndArray();
+        w.WriteStartArray(Prop.Prefix);
+        w.WriteStringValue("Dr");
+        w.WriteEndArray();
+        w.WriteEndObject();
+        w.WriteEndArray();
+        w.WriteStartArray(Prop.Telecom);
+        SyntheticJson.ContactPoint(w, Sys.Phone, PhoneNumber(rng, _hospitalCity.PhoneZone), Sys.Work);
+        SyntheticJson.ContactPoint(w, Sys.Email, $"{given.Slug}.{family.Slug}@chu-{CitySlug(_hospitalCity.Name)}.fr", Sys.Work);
+        w.WriteEndArray();
+        w.WriteString(Prop.Gender, female ? Sys.Female : Sys.Male);
+        resources.Add(SyntheticJson.End(w, "Practitioner", id));
+        var practitioner = new Entity(id, "Practitioner/" + id, display);
+
+        var roleId = NewId(rng, _idEpochMs);
+        var (code, specialtyDisplay) = FrenchData.Specialties[specialty];
+        w = SyntheticJson.Begin(PractitionerRoleType, roleId);
+        w.WriteBoolean(Prop.Active, true);
+        SyntheticJson.Reference(w, Prop.Practitioner, practitioner.Reference, display);
+        SyntheticJson.Reference(w, Prop.Organization, _hospital.Reference, _hospital.Display);
+        w.WriteStartArray(Prop.Code);
+        SyntheticJson.ConceptItem(w, Sys.PractitionerRole, "doctor", "Doctor");
+        w.WriteEndArray();
+        SyntheticJson.ConceptArray(w, Prop.Specialty, Sys.Snomed, code, specialtyDisplay);
+        resources.Add(SyntheticJson.End(w, "PractitionerRole", roleId));
+        return practitioner;
+    }
+
+    private sealed record Entity(string Id, string Reference, string Display);
 }

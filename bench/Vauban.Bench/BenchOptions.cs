@@ -1,0 +1,18 @@
+namespace Vauban.Bench;
+
+internal sealed record BenchOptions(string Mode, string[] Engines, int Patients, int Seconds, int Concurrency, string WorkDirectory, bool Reuse)
+{
+    public static BenchOptions? Parse(string[] args)
+    {
+        if (args.Length == 0 || args[0] is not ("seed" or "http" or "all")) return null;
+        string Value(string name, string fallback)
+        {
+            var index = Array.IndexOf(args, name);
+            return index >= 0 && index + 1 < args.Length ? args[index + 1] : fallback;
+        }
+        var engine = Value("--engine", "both");
+        return new BenchOptions(args[0], engine == "both" ? ["sqlite", "postgres"] : [engine], int.Parse(Value("--patients", "100000")),
+            int.Parse(Value("--seconds", "15")), int.Parse(Value("--concurrency", "16")), Path.GetFullPath(Value("--work", Path.Combine("bench", "data"))),
+            args.Contains("--reuse"));
+    }
+}

@@ -1,0 +1,180 @@
+// Seeds each engine, serves it from a separate `vauban serve` process, and loads it over HTTP.
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Vauban.Records.Synthetic;
+
+namespace Vauban.Bench;
+
+internal static class BenchRunner
+{
+    private const string Tenant = "bench";
+    private const int Seed = 1;
+    private static readonly DateOnly AsOf = new(2026, 11, 1);
+
+    public static async Task<int> RunAsync(BenchOptions options)
+    {
+        Directory.CreateDirectory(options.WorkDirectory);
+        var root = FindRoot();
+        Console.WriteLine("Building vauban (Release)…");
+        Run("dotnet", $"build -c Release {Path.Combine(root, "src", "Vauban")} -v q -nologo", root);
+        var vauban = Path.Combine(root, "src", "Vauban", "bin", "Release", "net10.0", "vauban.dll");
+        var report = new List<string> { $"# Vauban benchmark — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {options.Patients:N0} patients", "" };
+
+        foreach (var engine in options.Engines)
+        {
+            await using var database = await BenchDatabase.CreateAsync(engine, options);
+            var keyFile = Path.Combine(options.WorkDirectory, $"{engine}.master.key");
+            if (options.Mode is "seed" or "all" && !options.Reuse)
+            {
+                await database.ResetAsync();
+                if (File.Exists(keyFile)) File.Delete(keyFile);
+                Console.WriteLine($"[{engine}] seeding {options.Patients:N0} patients…");
+                var output = Run("dotnet", $"{vauban} seed --tenant {Tenant} --patients {options.Patients} --seed {Seed} --as-of {AsOf:yyyy-MM-dd} --db \"{database.Db}\" --master-key-file {keyFile}", root);
+                var line = output.Split('\n').Last(l => l.StartsWith("Seeded", StringComparison.Ordinal));
+                Console.WriteLine($"[{engine}] {line}");
+                var resources = long.Parse(Between(line, "(", " resources"), NumberStyles.AllowThousands);
+                var seconds = double.Parse(Between(line, " in ", " s:"));
+                var bytes = await database.SizeAsync();
+                report.Add($"## {engine}: seed");
+                report.Add($"- {options.Patients:N0} patients, {resources:N0} resources in {seconds:F1} s: **{options.Patients / seconds:N0} patients/s, {resources / seconds:N0} resources/s**");
+                report.Add($"- on disk: {bytes / 1048576.0:N0} MiB = **{(double)bytes / resources:N0} bytes per resource** (data, indexes, history; after checkpoint)");
+                report.Add("");
+            }
+            if (options.Mode is "http" or "all")
+            {
+                report.AddRange(await HttpAsync(engine, database, vauban, keyFile, options, root));
+            }
+        }
+        var text = string.Join('\n', report);
+        Console.WriteLine();
+        Console.WriteLine(text);
+        var resultFile = Path.Combine(options.WorkDirectory, $"results-{DateTime.UtcNow:yyyyMMdd-HHmmss}.md");
+        await File.WriteAllTextAsync(resultFile, text);
+        Console.WriteLine($"\n(written to {resultFile})");
+        return 0;
+    }
+
+    private static async Task<List<string>> HttpAsync(string engine, BenchDatabase database, string vauban, string keyFile, BenchOptions options, string root)
+    {
+        var port = 18000 + Random.Shared.Next(1000);
+        var baseUrl = $"http://127.0.0.1:{port}";
+        var client = Run("dotnet", $"{vauban} clients add --tenant {Tenant} --name bench --scopes system/*.cruds --db \"{database.Db}\" --master-key-file {keyFile}", root);
+        string Field(string name) => client.Split('\n').Single(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
+        var (clientId, secret) = (Field("client_id"), Field("client_secret"));
+
+        using var server = Process.Start(new ProcessStartInfo("dotnet", $"{vauban} serve --urls {baseUrl} --db \"{database.Db}\" --master-key-file {keyFile}")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = root,
+            Environment = { ["DOTNET_gcServer"] = "1", ["DOTNET_TieredPGO"] = "1" },
+        })!;
+        _ = server.StandardOutput.ReadToEndAsync();
+        _ = server.StandardError.ReadToEndAsync();
+        var lines = new List<string>();
+        try
+        {
+            using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = options.Concurrency * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
+            {
+                BaseAddress = new Uri(baseUrl), Timeout = TimeSpan.FromSeconds(30),
+            };
+            for (var i = 0; i < 300 && !await Up(http); i++) await Task.Delay(100);
+            using (var token = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+                   { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret })))
+            {
+                var body = JsonDocument.Parse(await token.Content.ReadAsStringAsync()).RootElement;
+                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", body.GetProperty("access_token").GetString());
+            }
+            var hospital = new SyntheticHospital(Seed, AsOf);
+            var patients = options.Patients;
+            (string Id, string Family, string BirthDate, byte[] Json) Sample(Random random)
+            {
+                var resource = hospital.Patient(random.Next(patients))[0];
+                using var document = JsonDocument.Parse(resource.Json);
+                var r = document.RootElement;
+                return (resource.Id, r.GetProperty("name")[0].GetProperty("family").GetString()!, r.GetProperty("birthDate").GetString()!, resource.Json);
+            }
+
+            var phases = new List<LoadResult>
+            {
+                await LoadGenerator.RunAsync("empty Kestrel endpoint (GET /healthz)", options, http, _ => ("/healthz", null, HttpMethod.Get)),
+                await LoadGenerator.RunAsync("Patient read by id", options, http, random => ($"/fhir/Patient/{Sample(random).Id}", null, HttpMethod.Get)),
+                await LoadGenerator.RunAsync("Patient search family prefix + birthdate", options, http, random =>
+                {
+                    var p = Sample(random);
+                    return ($"/fhir/Patient?family={Uri.EscapeDataString(p.Family[..Math.Min(3, p.Family.Length)])}&birthdate={p.BirthDate}", null, HttpMethod.Get);
+                }),
+                await LoadGenerator.RunAsync("Patient create", options, http, random =>
+                {
+                    var json = Encoding.UTF8.GetString(Sample(random).Json);
+                    return ("/fhir/Patient", json, HttpMethod.Post);
+                }),
+                await LoadGenerator.RunAsync("Patient update", options, http, random =>
+                {
+                    var p = Sample(random);
+                    return ($"/fhir/Patient/{p.Id}", Encoding.UTF8.GetString(p.Json), HttpMethod.Put);
+                }),
+            };
+            var ceiling = await database.BarePrimaryKeyReadsAsync(options, () => Sample(Random.Shared).Id);
+
+            lines.Add($"## {engine}: HTTP ({options.Concurrency} concurrent requests, {options.Seconds} s per phase, load generator on the same 2 cores)");
+            lines.Add("");
+            lines.Add("| request | req/s | p50 ms | p99 ms | errors |");
+            lines.Add("|---|---:|---:|---:|---:|");
+            foreach (var phase in phases) lines.Add($"| {phase.Name} | {phase.PerSecond:N0} | {phase.P50:F2} | {phase.P99:F2} | {phase.Errors} |");
+            lines.Add($"| bare primary-key SELECT through the driver ({ceiling.Threads} threads) | {ceiling.PerSecond:N0} | | | |");
+            lines.Add("");
+            var read = phases[1].PerSecond;
+            lines.Add($"- read / empty endpoint = **{read / phases[0].PerSecond:F2}**; read / bare SELECT = **{read / ceiling.PerSecond:F2}**; read / smaller ceiling = **{read / Math.Min(phases[0].PerSecond, ceiling.PerSecond):F2}**");
+            lines.Add("");
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+        return lines;
+    }
+
+    private static async Task<bool> Up(HttpClient http)
+    {
+        try
+        {
+            using var response = await http.GetAsync("/healthz");
+            return response.IsSuccessStatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    public static string Run(string file, string arguments, string workingDirectory)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, arguments)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory,
+        })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed ({process.ExitCode}): {error.Result}{output.Result}");
+        return output.Result;
+    }
+
+    private static string Between(string text, string start, string end)
+    {
+        var from = text.IndexOf(start, StringComparison.Ordinal) + start.Length;
+        return text[from..text.IndexOf(end, from, StringComparison.Ordinal)];
+    }
+
+    public static string FindRoot()
+    {
+        var directory = new DirectoryInfo(Directory.GetCurrentDirectory());
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Vauban.slnx"))) directory = directory.Parent;
+        return directory?.FullName ?? throw new InvalidOperationException("Run from inside the Vauban repository.");
+    }
+}

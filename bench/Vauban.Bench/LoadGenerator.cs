@@ -1,0 +1,55 @@
+// A closed-loop HTTP load generator: C workers each send a request, wait for the answer, repeat, for a
+// fixed time after a warm-up; latency of every request is recorded.
+using System.Diagnostics;
+using System.Text;
+
+namespace Vauban.Bench;
+
+internal sealed record LoadResult(string Name, double PerSecond, double P50, double P99, long Errors);
+
+internal static class LoadGenerator
+{
+    public static async Task<LoadResult> RunAsync(string name, BenchOptions options, HttpClient http, Func<Random, (string Url, string? Body, HttpMethod Method)> next)
+    {
+        Console.WriteLine($"  {name}…");
+        await PhaseAsync(TimeSpan.FromSeconds(Math.Min(3, options.Seconds)), options.Concurrency, http, next, record: false);
+        var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, http, next, record: true);
+        latencies.Sort();
+        double Percentile(double p) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)(p * latencies.Count))];
+        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors);
+    }
+
+    private static async Task<(long Count, long Errors, List<double> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, HttpClient http,
+        Func<Random, (string Url, string? Body, HttpMethod Method)> next, bool record)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long count = 0, errors = 0;
+        var all = new List<double>[concurrency];
+        var started = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(worker => Task.Run(async () =>
+        {
+            var random = new Random(worker * 7919 + Environment.TickCount);
+            var latencies = all[worker] = new List<double>(100_000);
+            while (Stopwatch.GetTimestamp() < deadline)
+            {
+                var (url, body, method) = next(random);
+                using var request = new HttpRequestMessage(method, url);
+                if (body is not null) request.Content = new StringContent(body, Encoding.UTF8, "application/fhir+json");
+                var start = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var response = await http.SendAsync(request);
+                    await response.Content.LoadIntoBufferAsync();
+                    if (!response.IsSuccessStatusCode) Interlocked.Increment(ref errors);
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref errors);
+                }
+                if (record) latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                Interlocked.Increment(ref count);
+            }
+        })));
+        return (count, errors, all.SelectMany(l => l).ToList(), started.Elapsed);
+    }
+}
