@@ -27,7 +27,7 @@ internal static class RecordCipher
             // Compress before encrypting (ciphertext does not compress). Quality 2 is the speed/size sweet spot for 0.5-5 KB JSON.
             byte flags = 0;
             ReadOnlySpan<byte> payload = plaintext;
-            if (BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 18) && compressedLength < plaintext.Length)
+            if (BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 16) && compressedLength < plaintext.Length)
             {
                 payload = rented.AsSpan(0, compressedLength);
                 flags = FlagBrotli;

@@ -32,58 +32,87 @@ internal static class BulkRows
     public static Task InsertAsync(WriteScope scope, StorageEngine engine, long tenant, List<BulkRow> rows, CancellationToken cancellationToken) =>
         engine == StorageEngine.Postgres ? CopyAsync(scope, tenant, rows, cancellationToken) : SqliteAsync(scope, tenant, rows, cancellationToken);
 
-    private static async Task SqliteAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
+    private static Task SqliteAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
     {
+        // Synchronous on purpose: Microsoft.Data.Sqlite's async methods run synchronously anyway and only
+        // add a task per row.
         var connection = (SqliteConnection)scope.Connection;
         var transaction = (SqliteTransaction)scope.Transaction;
-        using var resource = Prepared(connection, transaction, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b)",
-            "$rid", "$t", "$ty", "$id", "$u", "$b");
-        using var hash = Prepared(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ($h, $rid)", "$h", "$rid");
-        using var reference = Prepared(connection, transaction, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid");
-        using var date = Prepared(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ($t, $p, $lo, $hi, $rid)", "$t", "$p", "$lo", "$hi", "$rid");
-        using (var cache = connection.CreateCommand())
+        SqliteCommand Command(string sql, params string[] parameters)
+        {
+            var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            foreach (var name in parameters) command.Parameters.Add(new SqliteParameter { ParameterName = name });
+            command.Prepare();
+            return command;
+        }
+        using (var cache = Command("PRAGMA cache_size=-524288"))
         {
             // A bulk load touches index pages all over the tree: give this connection a large page cache.
-            cache.Transaction = transaction;
-            cache.CommandText = "PRAGMA cache_size=-524288";
-            await cache.ExecuteNonQueryAsync(cancellationToken);
+            cache.ExecuteNonQuery();
+        }
+        using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b)", "$rid", "$t", "$ty", "$id", "$u", "$b"))
+        {
+            foreach (var row in rows)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                insert.Parameters[0].Value = row.Rid;
+                insert.Parameters[1].Value = tenant;
+                insert.Parameters[2].Value = row.Type;
+                insert.Parameters[3].Value = row.Id;
+                insert.Parameters[4].Value = row.LastUpdated;
+                insert.Parameters[5].Value = row.Body;
+                insert.ExecuteNonQuery();
+            }
+        }
+        using (var insert = Command("INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid"))
+        {
+            // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
+            foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
+            {
+                insert.Parameters[0].Value = target;
+                insert.Parameters[1].Value = param;
+                insert.Parameters[2].Value = rid;
+                insert.ExecuteNonQuery();
+            }
+        }
+        // Integer-only rows go in as multi-row literals: binding hundreds of named parameters costs more
+        // (the driver looks each name up) than SQLite parsing numbers. Only formatted integers are inlined.
+        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ",
+            rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
+        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
+            rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
+        return Task.CompletedTask;
+    }
+
+    private static void InsertIntegers(SqliteConnection connection, SqliteTransaction transaction, string head, IEnumerable<long[]> rows)
+    {
+        const int RowsPerStatement = 500;
+        var sql = new System.Text.StringBuilder(head.Length + RowsPerStatement * 48);
+        var count = 0;
+        void Flush()
+        {
+            if (count == 0) return;
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql.ToString();
+            command.ExecuteNonQuery();
+            sql.Clear();
+            count = 0;
         }
         foreach (var row in rows)
         {
-            Bind(resource, row.Rid, tenant, row.Type, row.Id, row.LastUpdated, row.Body);
-            await resource.ExecuteNonQueryAsync(cancellationToken);
-            foreach (var d in row.Index.Dates)
+            sql.Append(count == 0 ? head : ", ").Append('(');
+            for (var i = 0; i < row.Length; i++)
             {
-                Bind(date, tenant, d.Param, d.Low, d.High, row.Rid);
-                await date.ExecuteNonQueryAsync(cancellationToken);
+                if (i > 0) sql.Append(',');
+                sql.Append(row[i].ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
+            sql.Append(')');
+            if (++count == RowsPerStatement) Flush();
         }
-        // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
-        foreach (var (h, rid) in rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order())
-        {
-            Bind(hash, h, rid);
-            await hash.ExecuteNonQueryAsync(cancellationToken);
-        }
-        foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
-        {
-            Bind(reference, target, param, rid);
-            await reference.ExecuteNonQueryAsync(cancellationToken);
-        }
-    }
-
-    private static SqliteCommand Prepared(SqliteConnection connection, SqliteTransaction transaction, string sql, params string[] names)
-    {
-        var command = connection.CreateCommand();
-        command.Transaction = transaction;
-        command.CommandText = sql;
-        foreach (var name in names) command.Parameters.Add(new SqliteParameter { ParameterName = name });
-        command.Prepare();
-        return command;
-    }
-
-    private static void Bind(SqliteCommand command, params object[] values)
-    {
-        for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i];
+        Flush();
     }
 
     private static async Task CopyAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
