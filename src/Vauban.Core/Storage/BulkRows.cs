@@ -118,7 +118,7 @@ internal static class BulkRows
     private static async Task CopyAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
     {
         var connection = (NpgsqlConnection)scope.Connection;
-        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body, hashes) FROM STDIN (FORMAT BINARY)", cancellationToken))
         {
             foreach (var row in rows)
             {
@@ -131,19 +131,7 @@ internal static class BulkRows
                 await writer.WriteAsync(row.LastUpdated, NpgsqlDbType.Bigint, cancellationToken);
                 await writer.WriteAsync(0, NpgsqlDbType.Integer, cancellationToken);
                 await writer.WriteAsync(row.Body, NpgsqlDbType.Bytea, cancellationToken);
-            }
-            await writer.CompleteAsync(cancellationToken);
-        }
-        await using (var writer = await connection.BeginBinaryImportAsync("COPY idx_hash (h, rid) FROM STDIN (FORMAT BINARY)", cancellationToken))
-        {
-            foreach (var row in rows)
-            {
-                foreach (var h in row.Index.Hashes)
-                {
-                    await writer.StartRowAsync(cancellationToken);
-                    await writer.WriteAsync(h, NpgsqlDbType.Bigint, cancellationToken);
-                    await writer.WriteAsync(row.Rid, NpgsqlDbType.Bigint, cancellationToken);
-                }
+                await writer.WriteAsync(row.Index.Hashes.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint, cancellationToken);
             }
             await writer.CompleteAsync(cancellationToken);
         }

@@ -90,9 +90,11 @@ internal sealed class ResourceRows
 
     public static async Task<long> InsertAsync(WriteScope scope, StorageEngine engine, long tenant, int type, string id, int version, long lastUpdated, byte[] body, IndexEntries index, CancellationToken cancellationToken)
     {
-        using var command = scope.Command(
-            "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body) VALUES (@t, @ty, @id, @v, @u, 0, @b) RETURNING rid")
+        using var command = scope.Command(engine == StorageEngine.Postgres
+            ? "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @hs) RETURNING rid"
+            : "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body) VALUES (@t, @ty, @id, @v, @u, 0, @b) RETURNING rid")
             .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body);
+        if (engine == StorageEngine.Postgres) command.With("hs", index.Hashes.ToArray());
         var rid = await command.ScalarLongAsync(cancellationToken);
         await InsertIndexAsync(scope, engine, tenant, rid, index, cancellationToken);
         return rid;
@@ -108,10 +110,12 @@ internal sealed class ResourceRows
         {
             if (await archive.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
-        using (var update = scope.Command(
-            "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b WHERE rid = @rid AND version = @ev")
+        using (var update = scope.Command(engine == StorageEngine.Postgres
+            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, hashes = @hs WHERE rid = @rid AND version = @ev"
+            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b WHERE rid = @rid AND version = @ev")
             .With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
         {
+            if (engine == StorageEngine.Postgres) update.With("hs", newIndex?.Hashes.ToArray() ?? []);
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
         if (oldIndex is not null) await DeleteIndexAsync(scope, engine, tenant, rid, oldIndex, cancellationToken);
@@ -123,12 +127,7 @@ internal sealed class ResourceRows
     {
         if (engine == StorageEngine.Postgres)
         {
-            if (index.Hashes.Count > 0)
-            {
-                using var hashes = scope.Command("INSERT INTO idx_hash (h, rid) SELECT unnest(@hs), @rid ON CONFLICT DO NOTHING")
-                    .With("hs", index.Hashes.ToArray()).With("rid", rid);
-                await hashes.ExecuteNonQueryAsync(cancellationToken);
-            }
+            // Hashes travel in the resource row itself (see Migrations).
             if (index.References.Count > 0)
             {
                 using var refs = scope.Command("INSERT INTO idx_ref (target, param, rid) SELECT unnest(@ts), unnest(@ps), @rid ON CONFLICT DO NOTHING")
@@ -153,7 +152,7 @@ internal sealed class ResourceRows
 
     private static async Task DeleteIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
     {
-        if (index.Hashes.Count > 0)
+        if (index.Hashes.Count > 0 && engine == StorageEngine.Sqlite)
         {
             using var command = scope.Command("");
             command.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {command.InList(engine, "h", "h", index.Hashes)}";

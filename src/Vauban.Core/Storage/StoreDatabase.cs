@@ -27,6 +27,18 @@ internal abstract class StoreDatabase : IAsyncDisposable
 
     public abstract ValueTask DisposeAsync();
 
+    /// <summary>After a bulk load: refresh the planner's statistics so searches keep using the selective indexes.</summary>
+    public async Task AnalyzeAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await OpenAsync(cancellationToken);
+        using var command = connection.CreateCommand();
+        command.CommandText = Engine == StorageEngine.Postgres
+            ? "ANALYZE resources; ANALYZE idx_ref; ANALYZE idx_date;"
+            : "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;";
+        command.CommandTimeout = 600;
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public static StoreDatabase Open(string db)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(db);
@@ -122,12 +134,20 @@ internal sealed class SqliteDatabase : StoreDatabase
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(cancellationToken);
-        using var command = connection.CreateCommand();
-        // synchronous=FULL: an acknowledged commit survives power loss, not only a process crash (invariant 8).
-        command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;";
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        // Pooled connections keep their settings: configure each underlying SQLite handle once, not per request.
+        if (connection.Handle is { } handle && !_configured.TryGetValue(handle, out _))
+        {
+            using var command = connection.CreateCommand();
+            // synchronous=FULL: an acknowledged commit survives power loss, not only a process crash (invariant 8).
+            command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            _configured.AddOrUpdate(handle, Configured);
+        }
         return connection;
     }
+
+    private static readonly object Configured = new();
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
 
     public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
     {

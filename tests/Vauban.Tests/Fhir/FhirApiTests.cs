@@ -200,6 +200,8 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Single(Ids(await SearchAsync($"Observation?patient={patient}&date=lt2026-01-01")));
         Assert.Equal(2, Ids(await SearchAsync($"Appointment?practitioner={practitioner}")).Count);
         Assert.Single(Ids(await SearchAsync($"Appointment?practitioner={practitioner}&status=booked")));
+        Assert.Single(Ids(await SearchAsync($"Appointment?practitioner={practitioner}&status:not=booked")));
+        Assert.Equal(2, Ids(await SearchAsync("Appointment?status=booked,fulfilled")).Count);
         Assert.Single(Ids(await SearchAsync("Appointment?date=ge2026-11-01")));
         Assert.Single(Ids(await SearchAsync($"Patient?general-practitioner={practitioner}")));
 

@@ -15,18 +15,32 @@ internal static class SearchSql
     {
         command.With("t", tenant).With("ty", TypeCodes.Of(query.Type));
         var where = new List<string> { "r.tenant_id = @t", "r.type = @ty", "r.deleted = 0" };
-        var driver = query.Clauses.Where(c => !c.Negated && c.Selectivity <= 4).OrderBy(c => c.Selectivity).FirstOrDefault();
+        // On PostgreSQL hash clauses are GIN conditions on the resource row, combined by the planner: they never drive.
+        var driver = query.Clauses.Where(c => !c.Negated && c.Selectivity <= 4 && c.Kind != ClauseKind.LastUpdated
+            && !(engine == StorageEngine.Postgres && c.Kind == ClauseKind.Hash)).OrderBy(c => c.Selectivity).FirstOrDefault();
+        var from = "resources r";
         for (var i = 0; i < query.Clauses.Count; i++)
         {
             var clause = query.Clauses[i];
             var name = "c" + i.ToString(CultureInfo.InvariantCulture);
-            where.Add(ReferenceEquals(clause, driver) ? Driver(command, engine, clause, name) : Probe(command, engine, clause, name));
+            if (ReferenceEquals(clause, driver))
+            {
+                // The selective clause drives: its candidate rows are found first, then each resource row by
+                // primary key. CROSS JOIN fixes that order on SQLite (whose planner would otherwise scan the
+                // type's rows and test membership); PostgreSQL plans joins from its statistics either way.
+                from = $"({Driver(command, engine, clause, name)}) d CROSS JOIN resources r";
+                where.Add("r.rid = d.rid");
+            }
+            else
+            {
+                where.Add(Probe(command, engine, clause, name));
+            }
         }
 
         var sortExpression = SortExpression(query);
         if (countOnly)
         {
-            command.CommandText = $"SELECT count(*) FROM resources r WHERE {string.Join(" AND ", where)}";
+            command.CommandText = $"SELECT count(*) FROM {from} WHERE {string.Join(" AND ", where)}";
             return;
         }
         if (after is { } cursor)
@@ -39,7 +53,7 @@ internal static class SearchSql
         }
         var direction = query.SortDescending ? "DESC" : "ASC";
         command.With("n", query.Count + 1);
-        command.CommandText = $"SELECT {Columns}, {sortExpression} AS sort_key FROM resources r WHERE {string.Join(" AND ", where)} ORDER BY sort_key {direction}, r.rid {direction} LIMIT @n";
+        command.CommandText = $"SELECT {Columns}, {sortExpression} AS sort_key FROM {from} WHERE {string.Join(" AND ", where)} ORDER BY sort_key {direction}, r.rid {direction} LIMIT @n";
     }
 
     public static string SortValue(SearchQuery query, object value) => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
@@ -57,26 +71,33 @@ internal static class SearchSql
             : $"coalesce((SELECT min(d.lo) FROM idx_date d WHERE d.rid = r.rid AND d.param = {query.SortParameter!.Code.ToString(CultureInfo.InvariantCulture)}), {long.MaxValue / 4})",
     };
 
+    /// <summary>The distinct row ids matching the driving clause.</summary>
     private static string Driver(DbCommand command, StorageEngine engine, Clause clause, string name) => clause.Kind switch
     {
-        ClauseKind.Hash => $"r.rid IN (SELECT x.rid FROM idx_hash x WHERE {command.InList(engine, "x.h", name, clause.Hashes)})",
-        ClauseKind.Reference => $"r.rid IN (SELECT x.rid FROM idx_ref x WHERE {command.InList(engine, "x.target", name, clause.Targets)} AND {command.InList(engine, "x.param", name + "p", clause.Params)})",
-        ClauseKind.Id => command.InList(engine, "r.id", name, clause.Ids),
-        ClauseKind.Date => $"r.rid IN (SELECT x.rid FROM idx_date x WHERE x.tenant_id = @t AND x.param = {clause.Params[0].ToString(CultureInfo.InvariantCulture)} AND ({DateConditions(command, clause, name, "x.lo", "x.hi")}))",
-        _ => DateConditions(command, clause, name, "r.last_updated", "r.last_updated"),
+        ClauseKind.Hash => $"SELECT DISTINCT x.rid FROM idx_hash x WHERE {command.InList(engine, "x.h", name, clause.Hashes)}",
+        ClauseKind.Reference => $"SELECT DISTINCT x.rid FROM idx_ref x WHERE {command.InList(engine, "x.target", name, clause.Targets)} AND {command.InList(engine, "x.param", name + "p", clause.Params)}",
+        ClauseKind.Id => $"SELECT k.rid FROM resources k WHERE k.tenant_id = @t AND k.type = @ty AND {command.InList(engine, "k.id", name, clause.Ids)}",
+        _ => $"SELECT DISTINCT x.rid FROM idx_date x WHERE x.tenant_id = @t AND x.param = {clause.Params[0].ToString(CultureInfo.InvariantCulture)} AND ({DateConditions(command, clause, name, "x.lo", "x.hi")})",
     };
 
     private static string Probe(DbCommand command, StorageEngine engine, Clause clause, string name)
     {
         var condition = clause.Kind switch
         {
+            ClauseKind.Hash when engine == StorageEngine.Postgres => $"r.hashes && {HashArray(command, name, clause)}",
             ClauseKind.Hash => $"EXISTS (SELECT 1 FROM idx_hash x WHERE x.rid = r.rid AND {command.InList(engine, "x.h", name, clause.Hashes)})",
             ClauseKind.Reference => $"EXISTS (SELECT 1 FROM idx_ref x WHERE x.rid = r.rid AND {command.InList(engine, "x.target", name, clause.Targets)} AND {command.InList(engine, "x.param", name + "p", clause.Params)})",
             ClauseKind.Date => $"EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = r.rid AND x.param = {clause.Params[0].ToString(CultureInfo.InvariantCulture)} AND ({DateConditions(command, clause, name, "x.lo", "x.hi")}))",
             ClauseKind.Id => command.InList(engine, "r.id", name, clause.Ids),
             _ => DateConditions(command, clause, name, "r.last_updated", "r.last_updated"),
         };
-        return clause.Negated ? $"NOT {condition}" : condition;
+        return clause.Negated ? $"NOT ({condition})" : condition;
+    }
+
+    private static string HashArray(DbCommand command, string name, Clause clause)
+    {
+        command.With(name, clause.Hashes.ToArray());
+        return $"@{name}";
     }
 
     /// <summary>FHIR date prefixes over ranges: the resource covers [lo, hi], the search value [a, b]. Alternatives are OR-ed.</summary>
