@@ -43,11 +43,7 @@ public sealed partial class RecordsService
         if (Check(context, Interaction.Read, type) is { } denied) return denied;
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        StoredVersion? row;
-        await using (var connection = await _database.OpenAsync(cancellationToken))
-        {
-            row = await _rows.CurrentAsync(connection, null, context.Tenant.Id, TypeCodes.Of(type), id, false, cancellationToken);
-        }
+        var row = await _rows.CurrentAsync(context.Tenant.Id, TypeCodes.Of(type), id, cancellationToken);
         return await DeliverAsync(context, Interaction.Read, type, id, row, keys, cancellationToken);
     }
 

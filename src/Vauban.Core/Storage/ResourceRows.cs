@@ -31,6 +31,11 @@ internal sealed class ResourceRows
         return await reader.ReadAsync(cancellationToken) ? ReadRow(reader) : null;
     }
 
+    /// <summary>The current version of one resource: the hottest query of all, on a prepared statement.</summary>
+    public Task<StoredVersion?> CurrentAsync(long tenant, int type, string id, CancellationToken cancellationToken) =>
+        _database.ReadOneAsync($"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.id = @id", ReadRow, cancellationToken,
+            ("t", tenant), ("ty", type), ("id", id));
+
     public async Task<StoredVersion?> VersionAsync(DbConnection connection, long tenant, int type, string id, int version, CancellationToken cancellationToken)
     {
         var current = await CurrentAsync(connection, null, tenant, type, id, false, cancellationToken);

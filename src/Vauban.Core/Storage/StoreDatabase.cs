@@ -18,6 +18,10 @@ internal abstract class StoreDatabase : IAsyncDisposable
 
     public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
 
+    /// <summary>Runs one hot single-row read with a statement prepared once per connection (SQLite re-parses
+    /// every new command otherwise; PostgreSQL's driver auto-prepares, so there it is a plain query).</summary>
+    public abstract Task<T?> ReadOneAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) where T : class;
+
     /// <summary>Starts a write transaction. On SQLite writers are serialized in-process (one writer at a time is
     /// all SQLite allows; queueing here avoids its sleep-and-retry busy loop).</summary>
     public abstract Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken);
@@ -33,7 +37,8 @@ internal abstract class StoreDatabase : IAsyncDisposable
         await using var connection = await OpenAsync(cancellationToken);
         using var command = connection.CreateCommand();
         command.CommandText = Engine == StorageEngine.Postgres
-            ? "ANALYZE resources; ANALYZE idx_ref; ANALYZE idx_date;"
+            // A GIN pending list left long after a bulk load makes every search scan it: merge it now.
+            ? "ANALYZE resources; ANALYZE idx_ref; ANALYZE idx_date; SELECT gin_clean_pending_list('resources_hashes');"
             : "PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;";
         command.CommandTimeout = 600;
         await command.ExecuteNonQueryAsync(cancellationToken);
@@ -146,6 +151,54 @@ internal sealed class SqliteDatabase : StoreDatabase
         return connection;
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentBag<ReadSession> _readSessions = [];
+
+    /// <summary>An open read connection with its prepared statements, kept for reuse.</summary>
+    private sealed class ReadSession(SqliteConnection connection) : IDisposable
+    {
+        public SqliteConnection Connection { get; } = connection;
+        public Dictionary<string, SqliteCommand> Commands { get; } = new(StringComparer.Ordinal);
+
+        public void Dispose()
+        {
+            foreach (var command in Commands.Values) command.Dispose();
+            Connection.Dispose();
+        }
+    }
+
+    public override async Task<T?> ReadOneAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) where T : class
+    {
+        if (!_readSessions.TryTake(out var session))
+        {
+            session = new ReadSession((SqliteConnection)await OpenAsync(cancellationToken));
+        }
+        var healthy = false;
+        try
+        {
+            if (!session.Commands.TryGetValue(sql, out var command))
+            {
+                command = session.Connection.CreateCommand();
+                command.CommandText = sql;
+                foreach (var (name, _) in parameters) command.Parameters.Add(new SqliteParameter { ParameterName = "@" + name });
+                command.Prepare();
+                session.Commands[sql] = command;
+            }
+            for (var i = 0; i < parameters.Length; i++) command.Parameters[i].Value = parameters[i].Value;
+            T? result;
+            using (var reader = command.ExecuteReader())
+            {
+                result = reader.Read() ? read(reader) : null;
+            }
+            healthy = true;
+            return result;
+        }
+        finally
+        {
+            if (healthy && _readSessions.Count < 64) _readSessions.Add(session);
+            else session.Dispose();
+        }
+    }
+
     private static readonly object Configured = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
 
@@ -174,6 +227,7 @@ internal sealed class SqliteDatabase : StoreDatabase
 
     public override ValueTask DisposeAsync()
     {
+        while (_readSessions.TryTake(out var session)) session.Dispose();
         SqliteConnection.ClearAllPools();
         _writeGate.Dispose();
         return ValueTask.CompletedTask;
@@ -197,6 +251,8 @@ internal sealed class PostgresDatabase : StoreDatabase
         }
         builder.IncludeErrorDetail = false; // error details may quote row values
         if (builder.MaxPoolSize == 100) builder.MaxPoolSize = 32;
+        // The same few statements run all day: let Npgsql prepare them server-side after first use.
+        if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
         Description = $"PostgreSQL {builder.Host}:{builder.Port}/{builder.Database}";
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
     }
@@ -206,6 +262,14 @@ internal sealed class PostgresDatabase : StoreDatabase
 
     public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
         await _dataSource.OpenConnectionAsync(cancellationToken);
+
+    public override async Task<T?> ReadOneAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) where T : class
+    {
+        await using var command = _dataSource.CreateCommand(sql);
+        foreach (var (name, value) in parameters) command.Parameters.Add(new NpgsqlParameter(name, value));
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? read(reader) : null;
+    }
 
     public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
     {
