@@ -73,6 +73,43 @@ public abstract class BadInputTests : IAsyncLifetime
         await AssertRefusedAsync(again, HttpStatusCode.BadRequest, "control key");
     }
 
+    [Theory]
+    [InlineData("\"colour\": \"blue\",", "Unknown element 'colour'")]
+    [InlineData("\"gender\": [\"male\"],", "Expected a single value")]
+    [InlineData("\"active\": \"yes\",", "Expected a boolean")]
+    [InlineData("\"deceasedDateTime\": \"2019-02-29\",", "Not a valid dateTime")]
+    [InlineData("\"deceasedDateTime\": \"2020-01-01T10:00:00\",", "Not a valid dateTime")]
+    [InlineData("\"multipleBirthInteger\": 2.5,", "Expected an integer")]
+    [InlineData("\"photo\": { \"url\": \"http://example.org/p.png\" },", "Expected an array")]
+    [InlineData("\"maritalStatus\": { \"coding\": [{ \"system\": \"http://x\", \"code\": \"M\", \"colour\": 1 }] },", "Unknown element 'colour'")]
+    [InlineData("\"communication\": [{ \"preferred\": true }],", "required element 'language'")]
+    [InlineData("\"photo\": [],", "must not be empty")]
+    [InlineData("\"gender\": null,", "null is not allowed")]
+    [InlineData("\"contained\": [{ \"resourceType\": \"Spaceship\" }],", "not one this server supports")]
+    public async Task Structurally_invalid_resources_are_400_and_name_the_element(string fragment, string mentions)
+    {
+        var patient = Samples.Patient().Replace("\"gender\": \"male\",", "", StringComparison.Ordinal).Replace("\"active\": true,", fragment, StringComparison.Ordinal);
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(patient));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, mentions);
+    }
+
+    [Fact]
+    public async Task A_birth_date_that_does_not_exist_is_400()
+    {
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(birthDate: "1980-02-30")));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "Not a valid date");
+    }
+
+    [Fact]
+    public async Task A_missing_required_element_is_reported_with_its_path()
+    {
+        var observation = Samples.Observation("Patient/x").Replace("\"status\": \"final\",", "", StringComparison.Ordinal);
+        using var response = await _api.PostAsync("/fhir/Observation", FhirContent.Json(observation));
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("Observation.status", body.GetProperty("issue")[0].GetProperty("expression")[0].GetString());
+    }
+
     [Fact]
     public async Task A_body_over_the_configured_limit_is_413()
     {
