@@ -11,7 +11,7 @@ internal static class ImportCommand
     {
         var import = new Command("import", "Load FHIR R4 Bundles (transaction, batch or collection) from a JSON file or every *.json file of a folder.");
         var path = new Argument<string>("path") { Description = "A bundle .json file, or a folder of them." };
-        var tenant = new Option<string>("--tenant") { Description = "The establishment to load into.", Required = true };
+        var tenant = new Option<string?>("--tenant") { Description = "The establishment to load into (may be omitted when the store has exactly one)." };
         import.Arguments.Add(path);
         import.Options.Add(tenant);
         StoreArguments.AddTo(import);
@@ -21,7 +21,7 @@ internal static class ImportCommand
             var files = Directory.Exists(target) ? Directory.GetFiles(target, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray()
                 : File.Exists(target) ? [target] : throw new ArgumentException($"'{target}' is neither a file nor a folder.");
             await using var store = await StoreArguments.OpenAsync(parse, token);
-            var owner = await store.Tenants.FindAsync(parse.GetValue(tenant)!, token) ?? throw new ArgumentException($"No tenant named '{parse.GetValue(tenant)}'.");
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
             var failures = 0;
             foreach (var file in files)

@@ -4,6 +4,23 @@ namespace Vauban.Cli;
 
 internal static class TenantCommands
 {
+    /// <summary>The named tenant, or the only one when no name is given; otherwise a clear error listing the choices.</summary>
+    public static async Task<Vauban.Access.Tenant> ResolveAsync(VaubanStore store, string? name, CancellationToken cancellationToken)
+    {
+        if (name is not null)
+        {
+            return await store.Tenants.FindAsync(name, cancellationToken)
+                ?? throw new ArgumentException($"No tenant named '{name}'. Create it with: vauban tenants add {name}");
+        }
+        var all = await store.Tenants.ListAsync(cancellationToken);
+        return all.Count switch
+        {
+            1 => all[0],
+            0 => throw new ArgumentException("The store has no tenant yet. Create one with: vauban tenants add <name>"),
+            _ => throw new ArgumentException($"The store has several tenants; choose one with --tenant ({string.Join(", ", all.Select(t => t.Name))})."),
+        };
+    }
+
     public static Command Build()
     {
         var tenants = new Command("tenants", "Manage establishments (hospital, clinic, laboratory, practice); each is a tenant with its own keys.");

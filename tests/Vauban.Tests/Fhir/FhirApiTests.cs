@@ -242,6 +242,21 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task POST_search_takes_form_parameters_and_lastUpdated_filters_by_change_time()
+    {
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1).ToString("yyyy-MM-ddTHH:mm:ssZ");
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Formulaire"))).GetProperty("id").GetString()!;
+        using var response = await Api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent(new Dictionary<string, string> { ["family"] = "formulaire" }));
+        var bundle = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal([id], Ids(bundle));
+        // The self link of a POST search carries no search value.
+        Assert.DoesNotContain("formulaire", bundle.GetProperty("link")[0].GetProperty("url").GetString()!, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal([id], Ids(await SearchAsync($"Patient?family=formulaire&_lastUpdated=ge{Uri.EscapeDataString(before)}")));
+        Assert.Empty(Ids(await SearchAsync($"Patient?family=formulaire&_lastUpdated=lt{Uri.EscapeDataString(before)}")));
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""
