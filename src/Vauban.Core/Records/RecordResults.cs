@@ -4,6 +4,23 @@ namespace Vauban.Records;
 
 public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden }
 
+public static class RecordStatusCodes
+{
+    /// <summary>The one mapping from record outcomes to HTTP status codes (API responses and bundle entries).</summary>
+    public static int Http(RecordStatus status) => status switch
+    {
+        RecordStatus.Ok => 200,
+        RecordStatus.Created => 201,
+        RecordStatus.NoContent => 204,
+        RecordStatus.NotFound => 404,
+        RecordStatus.Gone => 410,
+        RecordStatus.PreconditionFailed => 412,
+        RecordStatus.Conflict => 409,
+        RecordStatus.Forbidden => 403,
+        _ => 400,
+    };
+}
+
 /// <summary>The outcome of one record interaction: the resource as stored (JSON), or the issues that explain why not.</summary>
 public sealed record RecordResult(RecordStatus Status, string Type, string? Id = null, int Version = 0, long LastUpdated = 0, byte[]? Json = null, IReadOnlyList<Issue>? Issues = null)
 {

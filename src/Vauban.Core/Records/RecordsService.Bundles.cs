@@ -227,30 +227,17 @@ public sealed partial class RecordsService
                     return ToResponse(result, baseUrl);
                 }
                 var page = await SearchAsync(context, entry.Type, entry.Query ?? [], null, false, cancellationToken);
-                if (page.Status != RecordStatus.Ok) return new EntryResponse(StatusCode(page.Status), null, 0, 0, null, page.Issues);
+                if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
                 return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", null), null);
         }
     }
 
     private static EntryResponse ToResponse(RecordResult result, string baseUrl)
     {
-        var status = StatusCode(result.Status);
+        var status = RecordStatusCodes.Http(result.Status);
         var location = result.Status == RecordStatus.Created ? $"{baseUrl}/{result.Type}/{result.Id}/_history/{result.Version}" : null;
         return new EntryResponse(status, location, result.Version, result.LastUpdated, result.Json, result.Issues);
     }
-
-    private static int StatusCode(RecordStatus status) => status switch
-    {
-        RecordStatus.Ok => 200,
-        RecordStatus.Created => 201,
-        RecordStatus.NoContent => 204,
-        RecordStatus.NotFound => 404,
-        RecordStatus.Gone => 410,
-        RecordStatus.PreconditionFailed => 412,
-        RecordStatus.Conflict => 409,
-        RecordStatus.Forbidden => 403,
-        _ => 400,
-    };
 
     private static byte[] WriteResponseBundle(string type, IReadOnlyList<EntryResponse> responses, string baseUrl) => FhirJson.Write(writer =>
     {

@@ -26,23 +26,9 @@ internal static class FhirHttp
         return new FhirResult(status, result.Json!);
     }
 
-    /// <summary>The status code for an unsuccessful record outcome.</summary>
-    public static int StatusOf(RecordStatus status) => status switch
-    {
-        RecordStatus.NotFound => StatusCodes.Status404NotFound,
-        RecordStatus.Gone => StatusCodes.Status410Gone,
-        RecordStatus.PreconditionFailed => StatusCodes.Status412PreconditionFailed,
-        RecordStatus.Conflict => StatusCodes.Status409Conflict,
-        RecordStatus.Forbidden => StatusCodes.Status403Forbidden,
-        RecordStatus.Invalid => StatusCodes.Status400BadRequest,
-        RecordStatus.Created => StatusCodes.Status201Created,
-        RecordStatus.NoContent => StatusCodes.Status204NoContent,
-        _ => StatusCodes.Status200OK,
-    };
+    public static IResult Failure(RecordResult result) => Outcome(RecordStatusCodes.Http(result.Status), [.. result.Issues ?? []]);
 
-    public static IResult Failure(RecordResult result) => Outcome(StatusOf(result.Status), [.. result.Issues ?? []]);
-
-    public static IResult Failure(SearchPage page) => Outcome(StatusOf(page.Status), [.. page.Issues ?? []]);
+    public static IResult Failure(SearchPage page) => Outcome(RecordStatusCodes.Http(page.Status), [.. page.Issues ?? []]);
 
     /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for malformed JSON.</summary>
     public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken)
