@@ -15,6 +15,7 @@ internal sealed class IndexEntries
     public const int MaxPrefix = 12;
 
     public List<long> Hashes { get; } = [];
+    private List<JsonElement>? _values;
     public List<ReferenceEntry> References { get; } = [];
     public List<DateEntry> Dates { get; } = [];
 
@@ -34,7 +35,8 @@ internal sealed class IndexEntries
 
     private void Collect(SearchParameter parameter, JsonElement resource, string path, BlindIndex index)
     {
-        var values = new List<JsonElement>();
+        var values = _values ??= [];
+        values.Clear();
         ElementPath.Select(resource, path, values);
         foreach (var value in values)
         {
@@ -211,7 +213,10 @@ internal sealed class IndexEntries
 /// <summary>The tiny path language of <see cref="SearchParameter.Paths"/>: "name.given", "participant.actor", "telecom[system=phone]".</summary>
 internal static class ElementPath
 {
-    public static void Select(JsonElement root, string path, List<JsonElement> results) => Walk(root, path.Split('.'), 0, results);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> Segments = new(StringComparer.Ordinal);
+
+    public static void Select(JsonElement root, string path, List<JsonElement> results) =>
+        Walk(root, Segments.GetOrAdd(path, static p => p.Split('.')), 0, results);
 
     private static void Walk(JsonElement element, string[] segments, int index, List<JsonElement> results)
     {

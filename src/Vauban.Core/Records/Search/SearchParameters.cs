@@ -45,7 +45,10 @@ internal static class SearchParameters
     }
 
     /// <summary>The parameters whose values are extracted and stored for a type.</summary>
-    public static IEnumerable<SearchParameter> Stored(string type) => For(type).Values.Where(p => p.IsStored);
+    public static IReadOnlyList<SearchParameter> Stored(string type) => StoredByType.TryGetValue(type, out var stored) ? stored : [];
+
+    private static readonly Dictionary<string, SearchParameter[]> StoredByType =
+        ByType.ToDictionary(p => p.Key, p => p.Value.Values.Where(v => v.IsStored).ToArray(), StringComparer.Ordinal);
 
     private static Dictionary<string, Dictionary<string, SearchParameter>> Build()
     {
