@@ -33,18 +33,19 @@ public sealed partial class RecordsService
         var issues = new List<Issue>();
         var query = SearchQuery.Parse(type, parameters, keys, lenient, issues);
         if (query is null) return SearchPage.Fail(RecordStatus.Invalid, [.. issues]);
+        // An include that names a type the principal may not read is refused; "any type" includes are narrowed
+        // to the readable types (IncludesAsync filters them).
         foreach (var include in query.Includes)
         {
-            var includedTypes = include.Reverse ? [include.SourceType] : include.TargetType is { } t ? [t] : (include.Parameter.Targets ?? TypeCodes.Names.ToList());
-            foreach (var includedType in includedTypes)
+            var named = include.Reverse ? include.SourceType : include.TargetType ?? (include.Parameter.Targets is [var only] ? only : null);
+            if (named is not null && !_policy.Authorize(context, Interaction.Read, named).Allowed)
             {
-                if (!_policy.Authorize(context, Interaction.Read, includedType).Allowed)
-                    return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden($"The granted scopes do not allow reading {includedType}, requested by _{(include.Reverse ? "rev" : "")}include."));
+                return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden($"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include."));
             }
         }
 
         await using var connection = await _database.OpenAsync(cancellationToken);
-        if (query.SummaryCount)
+        if (query.SummaryCount || query.Count == 0)
         {
             var total = await CountAsync(connection, null, query, context.Tenant.Id, cancellationToken);
             await _audit.AppendAsync(context, Interaction.Search, type, [], succeeded: true, cancellationToken);
@@ -63,7 +64,8 @@ public sealed partial class RecordsService
         if (query.TotalAccurate) totalCount = await CountAsync(connection, null, query, context.Tenant.Id, cancellationToken);
         else if (after is null && next is null) totalCount = rows.Count;
 
-        var included = await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken);
+        var included = (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
+            .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList();
         if (Admit(context, Interaction.Search, type, rows.Count + included.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await _audit.AppendAsync(context, Interaction.Search, type, rows.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
         foreach (var group in included.GroupBy(r => r.Type))

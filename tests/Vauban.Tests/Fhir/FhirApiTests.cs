@@ -234,6 +234,7 @@ public abstract class FhirApiTests : IAsyncLifetime
         var count = await SearchAsync("Patient?family=pagine&_summary=count");
         Assert.Equal(7, count.GetProperty("total").GetInt32());
         Assert.False(count.TryGetProperty("entry", out _));
+        Assert.Equal(7, (await SearchAsync("Patient?family=pagine&_count=0")).GetProperty("total").GetInt32());
         var accurate = await SearchAsync("Patient?family=pagine&_count=2&_total=accurate");
         Assert.Equal(7, accurate.GetProperty("total").GetInt32());
 

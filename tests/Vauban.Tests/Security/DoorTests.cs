@@ -88,6 +88,14 @@ public abstract class DoorTests : IAsyncLifetime
         using (var delete = await readOnly.DeleteAsync($"/fhir/Patient/{_patientOfA}")) Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
         using (var other = await readOnly.GetAsync("/fhir/Observation?category=laboratory")) Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
         using (var include = await readOnly.GetAsync($"/fhir/Patient?_id={_patientOfA}&_revinclude=Observation:patient")) Assert.Equal(HttpStatusCode.Forbidden, include.StatusCode);
+        // An include of "any type" returns only the types the scopes allow.
+        using var observer = await _server.ClientAsync("hospital-a", "system/Observation.rs");
+        using (var anyType = await observer.GetAsync($"/fhir/Observation?subject={_patientOfA}&_include=Observation:subject"))
+        {
+            var body = await anyType.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, anyType.StatusCode);
+            Assert.All(body.GetProperty("entry").EnumerateArray(), e => Assert.Equal("Observation", e.GetProperty("resource").GetProperty("resourceType").GetString()));
+        }
         // $everything returns only the types the scopes allow.
         using var everything = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything");
         var types = (await everything.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).Distinct();
