@@ -11,6 +11,10 @@ internal static class ServeCommand
         var serve = new Command("serve", "Run the Vauban server: FHIR R4 API at /fhir and the OAuth 2.0 token endpoint.");
         var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
         var demo = new Option<bool>("--demo") { Description = "On first start, create a demo establishment with synthetic patients and print API credentials." };
+        var maxResource = new Option<int>("--max-resource-kib") { Description = "Largest accepted resource body, in KiB (larger: 413).", DefaultValueFactory = _ => 1024 };
+        var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 };
+        serve.Options.Add(maxResource);
+        serve.Options.Add(maxBundle);
         serve.Options.Add(urls);
         serve.Options.Add(demo);
         StoreArguments.AddTo(serve);
@@ -19,7 +23,9 @@ internal static class ServeCommand
             await using var store = await StoreArguments.OpenAsync(parse, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
-            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!));
+            var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
+            if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");
+            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L });
             await app.RunAsync(token);
             return 0;
         }, ct));
