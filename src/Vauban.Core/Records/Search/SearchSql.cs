@@ -74,7 +74,8 @@ internal static class SearchSql
     /// <summary>The distinct row ids matching the driving clause.</summary>
     private static string Driver(DbCommand command, StorageEngine engine, Clause clause, string name) => clause.Kind switch
     {
-        ClauseKind.Hash => $"SELECT DISTINCT x.rid FROM idx_hash x WHERE {command.InList(engine, "x.h", name, clause.Hashes)}",
+        // One hash value yields each rid once (the key is (h, rid)): DISTINCT only when several values are OR-ed.
+        ClauseKind.Hash => $"SELECT {(clause.Hashes.Count > 1 ? "DISTINCT " : "")}x.rid FROM idx_hash x WHERE {command.InList(engine, "x.h", name, clause.Hashes)}",
         ClauseKind.Reference => $"SELECT DISTINCT x.rid FROM idx_ref x WHERE {command.InList(engine, "x.target", name, clause.Targets)} AND {command.InList(engine, "x.param", name + "p", clause.Params)}",
         ClauseKind.Id => $"SELECT k.rid FROM resources k WHERE k.tenant_id = @t AND k.type = @ty AND {command.InList(engine, "k.id", name, clause.Ids)}",
         _ => $"SELECT DISTINCT x.rid FROM idx_date x WHERE x.tenant_id = @t AND x.param = {clause.Params[0].ToString(CultureInfo.InvariantCulture)} AND ({DateConditions(command, clause, name, "x.lo", "x.hi")})",
