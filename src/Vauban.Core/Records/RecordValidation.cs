@@ -28,7 +28,7 @@ internal static class RecordValidation
         {
             issues.Add(Issue.Invalid("id must be 1 to 64 letters, digits, '-' or '.'.", $"{expectedType}.id"));
         }
-        issues.AddRange(Fhir.Validation.ResourceValidator.Validate(resource));
+        issues.AddRange(Fhir.Validation.ResourceValidator.Validate(resource).Select(i => Issue.Invalid(i.Message, i.Location)));
         if (issues.Count > 0) return issues;
         if (expectedType == "Patient" && resource.TryGetProperty("identifier", out var identifiers) && identifiers.ValueKind == JsonValueKind.Array)
         {

@@ -1,62 +1,464 @@
 using System.Text.Json;
+using Vauban.Fhir;
 using Vauban.Fhir.Validation;
-using Vauban.Records.Synthetic;
 
 namespace Vauban.Tests.Fhir;
 
 public class ResourceValidatorTests
 {
-    private static IReadOnlyList<Vauban.Fhir.Issue> Validate(string json)
-    {
-        using var document = JsonDocument.Parse(json);
-        return ResourceValidator.Validate(document.RootElement);
-    }
-
-    [Fact]
-    public void Every_resource_of_the_synthetic_hospital_is_valid()
-    {
-        var hospital = new SyntheticHospital(7, new DateOnly(2026, 11, 1));
-        var resources = hospital.Establishment().Concat(Enumerable.Range(0, 300).SelectMany(hospital.Patient)).ToList();
-        Assert.True(resources.Select(r => r.ResourceType).Distinct().Count() >= 10);
-        foreach (var resource in resources)
-        {
-            var issues = Validate(System.Text.Encoding.UTF8.GetString(resource.Json));
-            Assert.True(issues.Count == 0, $"{resource.ResourceType}: {string.Join("; ", issues.Select(i => i.Expression + " " + i.Diagnostics))}");
-        }
-    }
-
-    [Fact]
-    public void CareTeam_and_DocumentReference_with_choice_types_contained_resources_and_primitive_extensions_are_valid()
-    {
-        Assert.Empty(Validate("""
-            { "resourceType": "CareTeam", "status": "active", "name": "Équipe diabète",
-              "subject": { "reference": "Patient/p1" }, "period": { "start": "2026-01-01" },
-              "participant": [{ "role": [{ "text": "infirmière" }], "member": { "reference": "Practitioner/n1" } }] }
-            """));
-        Assert.Empty(Validate("""
-            { "resourceType": "DocumentReference", "status": "current",
-              "contained": [{ "resourceType": "Practitioner", "id": "a1", "name": [{ "family": "Martin" }] }],
-              "subject": { "reference": "Patient/p1" }, "author": [{ "reference": "#a1" }],
-              "date": "2026-03-01T10:00:00+01:00", "_date": { "extension": [{ "url": "http://example.org/x", "valueString": "saisie" }] },
-              "content": [{ "attachment": { "contentType": "application/pdf", "data": "JVBERi0xLjQK", "title": "Compte rendu" } }] }
-            """));
-        Assert.Empty(Validate("""
-            { "resourceType": "Observation", "status": "final", "code": { "text": "TA" }, "effectivePeriod": { "start": "2026-03-01" },
-              "component": [{ "code": { "text": "systolique" }, "valueQuantity": { "value": 120, "unit": "mm[Hg]" } }] }
-            """));
-    }
-
     [Theory]
-    [InlineData("""{ "resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": { "reference": "Patient/1" } }""", "MedicationRequest.medication[x]")]
-    [InlineData("""{ "resourceType": "Patient", "name": [{ "given": ["Jean"], "famliy": "Dupont" }] }""", "Patient.name[0].famliy")]
-    [InlineData("""{ "resourceType": "Patient", "_gender": { "extension": [] } }""", "Patient._gender.extension")]
-    [InlineData("""{ "resourceType": "Patient", "_name": { } }""", "Patient._name")]
-    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "effectiveDateTime": "2026-13-01" }""", "Observation.effectiveDateTime")]
-    [InlineData("""{ "resourceType": "Observation", "status": "final ", "code": { "text": "x" } }""", "Observation.status")]
-    [InlineData("""{ "resourceType": "Patient", "meta": { "project": "x" } }""", "Patient.meta.project")]
-    public void Errors_are_located_by_path(string json, string path)
+    [MemberData(nameof(FhirExamples.All), MemberType = typeof(FhirExamples))]
+    public void A_rich_valid_resource_of_each_supported_type_passes(string description, string json)
     {
         var issues = Validate(json);
-        Assert.Contains(issues, i => i.Expression == path);
+
+        Assert.True(issues.Count == 0, $"{description}: {Describe(issues)}");
     }
+
+    [Fact]
+    public void Every_supported_resource_type_has_a_valid_example() =>
+        Assert.Equal(
+            KnownResourceTypes.Supported.Order(StringComparer.Ordinal),
+            FhirExamples.All.Select(row => (string)row[0]).Select(name => name.Split(' ')[0]).Distinct().Order(StringComparer.Ordinal));
+
+    [Fact]
+    public void The_model_covers_exactly_the_known_resource_types() =>
+        Assert.Equal(
+            KnownResourceTypes.Supported.Order(StringComparer.Ordinal),
+            FhirModel.R4.ResourceTypeNames.Order(StringComparer.Ordinal));
+
+    [Theory]
+    [InlineData("Observation", """ "valueQuantity": { "value": 5.4, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L" } """)]
+    [InlineData("Observation", """ "valueCodeableConcept": { "coding": [{ "system": "http://snomed.info/sct", "code": "260385009" }] } """)]
+    [InlineData("Observation", """ "valueString": "Présence de cristaux" """)]
+    [InlineData("Observation", """ "valueBoolean": false """)]
+    [InlineData("Observation", """ "valueInteger": 3 """)]
+    [InlineData("Observation", """ "valueRange": { "low": { "value": 1 }, "high": { "value": 3 } } """)]
+    [InlineData("Observation", """ "valueRatio": { "numerator": { "value": 1 }, "denominator": { "value": 128 } } """)]
+    [InlineData("Observation", """ "valueSampledData": { "origin": { "value": 0 }, "period": 10, "dimensions": 1, "data": "1 2 3 E" } """)]
+    [InlineData("Observation", """ "valueTime": "07:45:00" """)]
+    [InlineData("Observation", """ "valueDateTime": "2024-03-11T07:30:00Z" """)]
+    [InlineData("Observation", """ "valuePeriod": { "start": "2024-03-01", "end": "2024-03-11" } """)]
+    [InlineData("Observation", """ "effectiveDateTime": "2024-03-11" """)]
+    [InlineData("Observation", """ "effectivePeriod": { "start": "2024-03-11T07:30:00+01:00" } """)]
+    [InlineData("Observation", """ "effectiveInstant": "2024-03-11T07:30:00.000+01:00" """)]
+    [InlineData("Observation", """ "effectiveTiming": { "event": ["2024-03-11T07:30:00+01:00", "2024-03-12T07:30:00+01:00"] } """)]
+    [InlineData("DiagnosticReport", """ "effectiveDateTime": "2024-03" """)]
+    [InlineData("MedicationRequest", """ "reportedBoolean": true """)]
+    [InlineData("MedicationRequest", """ "reportedReference": { "reference": "Practitioner/pra-0042" } """)]
+    [InlineData("Patient", """ "deceasedDateTime": "2023-12-24T23:10:00+01:00" """)]
+    [InlineData("Patient", """ "multipleBirthBoolean": true """)]
+    public void The_official_shapes_of_choice_elements_are_accepted(string resourceType, string choiceProperty)
+    {
+        var required = resourceType switch
+        {
+            "Observation" => """ "status": "final", "code": { "text": "Test" }, """,
+            "DiagnosticReport" => """ "status": "final", "code": { "text": "Test" }, """,
+            "MedicationRequest" => """ "status": "active", "intent": "order", "subject": { "reference": "Patient/p" }, "medicationReference": { "reference": "Medication/m" }, """,
+            _ => "",
+        };
+
+        var issues = Validate($$"""{ "resourceType": "{{resourceType}}", {{required}} {{choiceProperty}} }""");
+
+        Assert.True(issues.Count == 0, Describe(issues));
+    }
+
+    [Fact]
+    public void Choice_shapes_inside_datatypes_are_accepted()
+    {
+        var issues = Validate("""
+            {
+              "resourceType": "MedicationRequest", "status": "active", "intent": "plan",
+              "medicationCodeableConcept": { "text": "Amoxicilline 1 g" }, "subject": { "reference": "Patient/p" },
+              "dosageInstruction": [{
+                "timing": { "repeat": { "boundsPeriod": { "start": "2024-03-12" }, "count": 3, "when": ["MORN", "EVE"] } },
+                "asNeededCodeableConcept": { "text": "si fièvre" },
+                "doseAndRate": [{ "doseRange": { "low": { "value": 1 }, "high": { "value": 2 } }, "rateRatio": { "numerator": { "value": 1 }, "denominator": { "value": 24 } } }]
+              }],
+              "substitution": { "allowedCodeableConcept": { "text": "non substituable" } }
+            }
+            """);
+
+        Assert.True(issues.Count == 0, Describe(issues));
+    }
+
+    [Fact]
+    public void A_root_that_is_not_an_object_is_rejected() =>
+        AssertSingleIssue("""["Patient"]""", "Resource", "JSON object");
+
+    [Fact]
+    public void A_resource_without_resourceType_is_rejected() =>
+        AssertSingleIssue("""{ "id": "pat-1" }""", "Resource", "resourceType");
+
+    [Fact]
+    public void An_unsupported_resourceType_is_rejected_naming_the_supported_types()
+    {
+        var issue = AssertSingleIssue("""{ "resourceType": "Bundle", "type": "batch" }""", "Resource.resourceType", "Unsupported");
+
+        Assert.Contains("Patient", issue.Message);
+        Assert.Contains("Invoice", issue.Message);
+    }
+
+    [Fact]
+    public void A_resource_with_only_a_resourceType_is_structurally_valid() =>
+        Assert.Empty(Validate("""{ "resourceType": "Patient" }"""));
+
+    [Fact]
+    public void Unknown_top_level_element_is_reported_with_its_name() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "nom": "Dupont" }""", "Patient.nom", "Unknown element 'nom' in Patient");
+
+    [Fact]
+    public void Unknown_element_in_a_name_is_reported_with_its_path() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "name": [{ "family": "Dupont" }, { "family": "Martin", "givne": ["Marie"] }] }""",
+            "Patient.name[1].givne",
+            "Unknown element 'givne' in HumanName");
+
+    [Fact]
+    public void Unknown_element_in_a_backbone_element_is_reported_with_its_path() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "contact": [{ "name": { "family": "Dupont" }, "lien": "époux" }] }""",
+            "Patient.contact[0].lien",
+            "in Patient.contact");
+
+    [Fact]
+    public void Unknown_element_deep_inside_datatypes_is_reported_with_its_path() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "identifier": [{ "system": "urn:oid:1.2.250.1.213.1.4.8", "value": "1", "assigner": { "identifier": { "value": "x", "checksum": "7" } } }] }""",
+            "Patient.identifier[0].assigner.identifier.checksum",
+            "in Identifier");
+
+    [Fact]
+    public void A_choice_element_with_a_type_it_does_not_allow_is_unknown() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "deceasedString": "oui" }""",
+            "Patient.deceasedString",
+            "Unknown element 'deceasedString'");
+
+    [Fact]
+    public void A_choice_element_written_with_its_bare_name_is_unknown() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "value": 13 }""",
+            "Observation.value",
+            "Unknown element 'value'");
+
+    [Fact]
+    public void Two_types_of_one_choice_element_are_rejected() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "effectiveDateTime": "2024-03-11", "effectivePeriod": { "start": "2024-03-11" } }""",
+            "Observation.effectivePeriod",
+            "Only one type of 'effective[x]'");
+
+    [Fact]
+    public void A_property_given_twice_is_rejected() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "gender": "female", "gender": "male" }""",
+            "Patient.gender",
+            "more than once");
+
+    [Fact]
+    public void A_primitive_extension_sibling_is_accepted_for_a_primitive_element() =>
+        Assert.Empty(Validate("""
+            { "resourceType": "Patient", "_gender": { "id": "g1", "extension": [{ "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "asked-declined" }] } }
+            """));
+
+    [Fact]
+    public void A_primitive_extension_sibling_is_not_accepted_for_a_complex_element() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "_name": [{ "extension": [{ "url": "http://example.fr/x", "valueString": "y" }] }] }""",
+            "Patient._name",
+            "Unknown element '_name'");
+
+    [Fact]
+    public void Unknown_properties_inside_a_primitive_extension_sibling_are_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "_birthDate": { "value": "1980-02-14" } }""",
+            "Patient._birthDate.value",
+            "Unknown element 'value' in Element");
+
+    [Fact]
+    public void A_repeating_primitive_may_hold_null_where_its_extension_sibling_has_an_item() =>
+        Assert.Empty(Validate("""
+            { "resourceType": "Patient", "name": [{ "given": ["Marie", null], "_given": [null, { "extension": [{ "url": "http://example.fr/prenom-usuel", "valueBoolean": true }] }] }] }
+            """));
+
+    [Fact]
+    public void A_null_in_a_repeating_primitive_without_an_extension_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "name": [{ "given": ["Marie", null] }] }""",
+            "Patient.name[0].given[1]",
+            "null");
+
+    [Fact]
+    public void An_extension_sibling_array_of_another_length_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "name": [{ "given": ["Marie", "Claire"], "_given": [null] }] }""",
+            "Patient.name[0]._given",
+            "as many items");
+
+    [Fact]
+    public void An_extension_without_url_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "extension": [{ "valueString": "x" }] }""",
+            "Patient.extension[0].url",
+            "Missing required element 'url' in Extension");
+
+    [Fact]
+    public void Unknown_elements_inside_an_extension_are_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "name": [{ "family": "Dupont", "extension": [{ "url": "http://example.fr/x", "valeurString": "x" }] }] }""",
+            "Patient.name[0].extension[0].valeurString",
+            "in Extension");
+
+    [Fact]
+    public void A_modifier_extension_without_url_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "contact": [{ "gender": "male", "modifierExtension": [{ "valueBoolean": true }] }] }""",
+            "Patient.contact[0].modifierExtension[0].url",
+            "Missing required element 'url'");
+
+    [Fact]
+    public void An_array_where_a_single_value_is_expected_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "gender": ["female"] }""", "Patient.gender", "must not be an array");
+
+    [Fact]
+    public void A_single_value_where_an_array_is_expected_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "name": { "family": "Dupont" } }""", "Patient.name", "must be a JSON array");
+
+    [Fact]
+    public void A_single_primitive_where_an_array_of_primitives_is_expected_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "name": [{ "given": "Marie" }] }""", "Patient.name[0].given", "must be a JSON array");
+
+    [Fact]
+    public void A_string_where_a_complex_type_is_expected_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "maritalStatus": "M" }""", "Patient.maritalStatus", "JSON object (CodeableConcept)");
+
+    [Fact]
+    public void An_object_where_a_primitive_is_expected_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "birthDate": { "value": "1980-02-14" } }""", "Patient.birthDate", "JSON string (date)");
+
+    [Fact]
+    public void An_empty_object_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "maritalStatus": {} }""", "Patient.maritalStatus", "empty object");
+
+    [Fact]
+    public void An_empty_array_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "name": [] }""", "Patient.name", "must not be empty");
+
+    [Fact]
+    public void An_empty_string_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "name": [{ "family": "" }] }""", "Patient.name[0].family", "must not be empty");
+
+    [Fact]
+    public void A_null_value_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "gender": null }""", "Patient.gender", "null");
+
+    [Fact]
+    public void A_null_item_in_an_array_of_complex_values_is_reported() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "name": [{ "family": "Dupont" }, null] }""", "Patient.name[1]", "null");
+
+    [Fact]
+    public void A_number_in_an_array_of_strings_is_reported_with_its_index() =>
+        AssertSingleIssue("""{ "resourceType": "Patient", "name": [{ "given": ["Marie", 3] }] }""", "Patient.name[0].given[1]", "JSON string (string)");
+
+    [Theory]
+    [InlineData("""{ "resourceType": "Patient", "active": "true" }""", "Patient.active", "boolean")]
+    [InlineData("""{ "resourceType": "Patient", "multipleBirthInteger": 1.5 }""", "Patient.multipleBirthInteger", "32-bit integer")]
+    [InlineData("""{ "resourceType": "Patient", "multipleBirthInteger": 3000000000 }""", "Patient.multipleBirthInteger", "32-bit integer")]
+    [InlineData("""{ "resourceType": "Patient", "multipleBirthInteger": "2" }""", "Patient.multipleBirthInteger", "32-bit integer")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "booked", "participant": [{ "status": "accepted" }], "minutesDuration": 0 }""", "Appointment.minutesDuration", "positiveInt")]
+    [InlineData("""{ "resourceType": "MedicationRequest", "status": "active", "intent": "order", "medicationReference": { "reference": "Medication/m" }, "subject": { "reference": "Patient/p" }, "dispenseRequest": { "numberOfRepeatsAllowed": -1 } }""", "MedicationRequest.dispenseRequest.numberOfRepeatsAllowed", "unsignedInt")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "valueQuantity": { "value": "13.2" } }""", "Observation.valueQuantity.value", "decimal")]
+    [InlineData("""{ "resourceType": "Patient", "gender": "fe  male" }""", "Patient.gender", "Invalid code")]
+    [InlineData("""{ "resourceType": "Patient", "gender": " female" }""", "Patient.gender", "Invalid code")]
+    [InlineData("""{ "resourceType": "Patient", "id": "pat_0001!" }""", "Patient.id", "Invalid id")]
+    [InlineData("""{ "resourceType": "Patient", "id": "a123456789012345678901234567890123456789012345678901234567890123456789" }""", "Patient.id", "Invalid id")]
+    [InlineData("""{ "resourceType": "Patient", "implicitRules": "http://example.fr/règles locales" }""", "Patient.implicitRules", "Invalid uri")]
+    [InlineData("""{ "resourceType": "Patient", "meta": { "profile": ["https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-patient", "fr core"] } }""", "Patient.meta.profile[1]", "Invalid canonical")]
+    [InlineData("""{ "resourceType": "Patient", "extension": [{ "url": "http://example.fr/oid", "valueOid": "urn:oid:1.2.250.01" }] }""", "Patient.extension[0].valueOid", "Invalid oid")]
+    [InlineData("""{ "resourceType": "Patient", "extension": [{ "url": "http://example.fr/oid", "valueOid": "1.2.250.1" }] }""", "Patient.extension[0].valueOid", "Invalid oid")]
+    [InlineData("""{ "resourceType": "Patient", "extension": [{ "url": "http://example.fr/uuid", "valueUuid": "urn:uuid:0F3C1A52-7D7E-4A1E-9D7B-5B2B8F6C1E21" }] }""", "Patient.extension[0].valueUuid", "Invalid uuid")]
+    [InlineData("""{ "resourceType": "Patient", "photo": [{ "contentType": "image/png", "data": "pas du base64 !" }] }""", "Patient.photo[0].data", "Invalid base64Binary")]
+    [InlineData("""{ "resourceType": "Patient", "birthDate": "1980-02-30" }""", "Patient.birthDate", "Invalid date")]
+    [InlineData("""{ "resourceType": "Patient", "birthDate": "2023-02-29" }""", "Patient.birthDate", "Invalid date")]
+    [InlineData("""{ "resourceType": "Patient", "birthDate": "1980-13" }""", "Patient.birthDate", "Invalid date")]
+    [InlineData("""{ "resourceType": "Patient", "birthDate": "14/02/1980" }""", "Patient.birthDate", "Invalid date")]
+    [InlineData("""{ "resourceType": "Patient", "birthDate": "0000" }""", "Patient.birthDate", "Invalid date")]
+    [InlineData("""{ "resourceType": "Patient", "birthDate": "1980-02-14T06:25:00Z" }""", "Patient.birthDate", "Invalid date")]
+    [InlineData("""{ "resourceType": "Patient", "deceasedDateTime": "2024-03-11T07:30:00" }""", "Patient.deceasedDateTime", "Invalid dateTime")]
+    [InlineData("""{ "resourceType": "Patient", "deceasedDateTime": "2024-03-11T24:00:00Z" }""", "Patient.deceasedDateTime", "Invalid dateTime")]
+    [InlineData("""{ "resourceType": "Patient", "deceasedDateTime": "2024-03-11T07:30Z" }""", "Patient.deceasedDateTime", "Invalid dateTime")]
+    [InlineData("""{ "resourceType": "Patient", "deceasedDateTime": "2024-03T07:30:00Z" }""", "Patient.deceasedDateTime", "Invalid dateTime")]
+    [InlineData("""{ "resourceType": "Patient", "deceasedDateTime": "2024-03-11T07:30:00+15:00" }""", "Patient.deceasedDateTime", "Invalid dateTime")]
+    [InlineData("""{ "resourceType": "Patient", "deceasedDateTime": "2024-04-31" }""", "Patient.deceasedDateTime", "Invalid dateTime")]
+    [InlineData("""{ "resourceType": "Patient", "meta": { "lastUpdated": "2024-03-11" } }""", "Patient.meta.lastUpdated", "Invalid instant")]
+    [InlineData("""{ "resourceType": "Patient", "meta": { "lastUpdated": "2024-03-11T07:30:00." } }""", "Patient.meta.lastUpdated", "Invalid instant")]
+    [InlineData("""{ "resourceType": "PractitionerRole", "availableTime": [{ "availableStartTime": "8:30" }] }""", "PractitionerRole.availableTime[0].availableStartTime", "Invalid time")]
+    [InlineData("""{ "resourceType": "Patient", "text": { "status": "generated", "div": "Marie Dupont" } }""", "Patient.text.div", "Invalid xhtml")]
+    public void A_malformed_primitive_is_reported_with_its_location(string json, string location, string messagePart) =>
+        AssertSingleIssue(json, location, messagePart);
+
+    [Theory]
+    [InlineData("2024")]
+    [InlineData("2024-02")]
+    [InlineData("2024-02-29")]
+    [InlineData("2024-03-11T07:30:00Z")]
+    [InlineData("2024-03-11T07:30:00.123456+01:00")]
+    [InlineData("2024-03-11T23:59:60-14:00")]
+    [InlineData("2024-03-11T00:00:00+14:00")]
+    public void Well_formed_dateTimes_are_accepted(string dateTime) =>
+        Assert.Empty(Validate($$"""{ "resourceType": "Patient", "deceasedDateTime": "{{dateTime}}" }"""));
+
+    [Fact]
+    public void A_string_written_with_json_escapes_is_checked_on_its_text() =>
+        Assert.Empty(Validate("""{ "resourceType": "Patient", "birthDate": "1980\u002D02\u002D14", "name": [{ "family": "D\u00e9sir\u00e9" }] }"""));
+
+    [Fact]
+    public void Missing_required_top_level_elements_are_each_reported()
+    {
+        var issues = Validate("""{ "resourceType": "Observation", "valueString": "positif" }""");
+
+        Assert.Equal(
+            ["Observation.code", "Observation.status"],
+            issues.Select(issue => issue.Location).Order(StringComparer.Ordinal));
+        Assert.All(issues, issue => Assert.Contains("Missing required element", issue.Message));
+    }
+
+    [Fact]
+    public void A_missing_required_choice_element_is_reported_by_its_choice_name() =>
+        AssertSingleIssue(
+            """{ "resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": { "reference": "Patient/p" } }""",
+            "MedicationRequest.medication[x]",
+            "Missing required element 'medication[x]'");
+
+    [Fact]
+    public void A_missing_required_element_in_a_backbone_element_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "link": [{ "type": "seealso" }] }""",
+            "Patient.link[0].other",
+            "Missing required element 'other' in Patient.link");
+
+    [Fact]
+    public void A_missing_required_element_in_a_datatype_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "text": { "status": "generated" } }""",
+            "Patient.text.div",
+            "Missing required element 'div' in Narrative");
+
+    [Fact]
+    public void A_required_primitive_given_only_by_its_extensions_counts_as_present() =>
+        Assert.Empty(Validate("""
+            { "resourceType": "Observation", "code": { "text": "Hb" }, "_status": { "extension": [{ "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown" }] } }
+            """));
+
+    [Fact]
+    public void A_contained_resource_is_validated_with_its_path() =>
+        AssertSingleIssue(
+            """{ "resourceType": "MedicationRequest", "status": "active", "intent": "order", "medicationReference": { "reference": "#med" }, "subject": { "reference": "Patient/p" }, "contained": [{ "resourceType": "Organization", "id": "org", "nom": "Pharmacie" }] }""",
+            "MedicationRequest.contained[0].nom",
+            "Unknown element 'nom' in Organization");
+
+    [Fact]
+    public void A_contained_resource_of_an_unsupported_type_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "contained": [{ "resourceType": "Medication", "id": "med" }] }""",
+            "Patient.contained[0].resourceType",
+            "Unsupported resourceType");
+
+    [Fact]
+    public void A_contained_resource_without_resourceType_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "contained": [{ "id": "org", "name": "Pharmacie" }] }""",
+            "Patient.contained[0]",
+            "resourceType");
+
+    [Fact]
+    public void A_contained_resource_that_contains_resources_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "contained": [{ "resourceType": "Organization", "id": "a", "contained": [{ "resourceType": "Organization", "id": "b" }] }] }""",
+            "Patient.contained[0].contained",
+            "cannot itself contain");
+
+    [Fact]
+    public void The_root_id_is_optional_but_checked_when_present()
+    {
+        Assert.Empty(Validate("""{ "resourceType": "Patient", "gender": "other" }"""));
+        Assert.Empty(Validate("""{ "resourceType": "Patient", "id": "A-1.b" }"""));
+        AssertSingleIssue("""{ "resourceType": "Patient", "id": "" }""", "Patient.id", "empty");
+    }
+
+    [Fact]
+    public void Meta_is_validated_as_Meta() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Patient", "meta": { "versionId": "1", "auteur": "x" } }""",
+            "Patient.meta.auteur",
+            "Unknown element 'auteur' in Meta");
+
+    [Fact]
+    public void Validation_stops_after_the_maximum_number_of_issues()
+    {
+        var properties = string.Join(", ", Enumerable.Range(0, 100).Select(i => $"\"inconnu{i}\": {i}"));
+
+        var issues = Validate($$"""{ "resourceType": "Patient", {{properties}} }""");
+
+        Assert.Equal(ResourceValidator.MaxIssues, issues.Count);
+    }
+
+    [Fact]
+    public void A_very_long_unknown_element_name_is_truncated_in_the_message()
+    {
+        var name = new string('x', 10_000);
+
+        var issue = Assert.Single(Validate($$"""{ "resourceType": "Patient", "{{name}}": 1 }"""));
+
+        Assert.True(issue.Message.Length < 200, issue.Message);
+    }
+
+    [Fact]
+    public void Issue_messages_never_echo_submitted_values()
+    {
+        var issues = Validate("""{ "resourceType": "Patient", "birthDate": "1980-02-30", "gender": " Dupont ", "id": "280026912345678!" }""");
+
+        Assert.Equal(3, issues.Count);
+        Assert.All(issues, issue => Assert.DoesNotContain("1980", issue.Message));
+        Assert.All(issues, issue => Assert.DoesNotContain("Dupont", issue.Message));
+        Assert.All(issues, issue => Assert.DoesNotContain("280026912345678", issue.Message));
+    }
+
+    [Fact]
+    public void Validating_a_valid_patient_allocates_almost_nothing()
+    {
+        using var document = JsonDocument.Parse(FhirExamples.Patient);
+        ResourceValidator.Validate(document.RootElement);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            ResourceValidator.Validate(document.RootElement);
+        }
+
+        var perValidation = (GC.GetAllocatedBytesForCurrentThread() - before) / 100;
+
+        // The walker and its path stack only; a string per property would cost kilobytes.
+        Assert.True(perValidation < 512, $"{perValidation} bytes per validation");
+    }
+
+    private static List<ValidationIssue> Validate(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return [.. ResourceValidator.Validate(document.RootElement)];
+    }
+
+    private static ValidationIssue AssertSingleIssue(string json, string location, string messagePart)
+    {
+        var issues = Validate(json);
+        Assert.True(issues.Count == 1, $"Expected one issue at {location}, got: {Describe(issues)}");
+        var issue = issues[0];
+        Assert.Equal(location, issue.Location);
+        Assert.Contains(messagePart, issue.Message);
+        return issue;
+    }
+
+    private static string Describe(List<ValidationIssue> issues) =>
+        issues.Count == 0 ? "no issues" : string.Join("; ", issues.Select(issue => $"{issue.Location}: {issue.Message}"));
 }

