@@ -26,11 +26,13 @@ public sealed class VaubanStore : IAsyncDisposable
         _keys = keys;
         Tenants = new Tenants(database, keys);
         Clients = new ApiClients(database, Tenants, options.TokenLifetime, options.Time);
+        Alerts = new SecurityAlerts(database, options.Time);
         Records = new RecordsService(database, keys, new AccessPolicy(), new RecordsGuard(), new AuditTrail(), options.Time);
     }
 
     public Tenants Tenants { get; }
     public ApiClients Clients { get; }
+    public SecurityAlerts Alerts { get; }
     public RecordsService Records { get; }
 
     /// <summary>Where the data lives, safe to print (no password).</summary>

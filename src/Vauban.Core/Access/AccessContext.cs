@@ -4,7 +4,32 @@ namespace Vauban.Access;
 
 public enum PrincipalKind { ApiClient, Person, System }
 
-public sealed record Principal(PrincipalKind Kind, string Id, string DisplayName, SmartScopes Scopes);
+/// <summary>The staff roles of an establishment. The access policy decides what each may open.</summary>
+public enum StaffRole { Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer, Administrator }
+
+public sealed record Principal(PrincipalKind Kind, string Id, string DisplayName, SmartScopes Scopes)
+{
+    /// <summary>People only: the role of the account.</summary>
+    public StaffRole? Role { get; init; }
+
+    /// <summary>People only: the Practitioner resource id the person acts as (care relationships name it).</summary>
+    public string? Practitioner { get; init; }
+
+    /// <summary>People only: the Organization resource id of the person's service (care relationships may name it).</summary>
+    public string? Service { get; init; }
+
+    /// <summary>People only: the signed-in session, so that revocation and break-the-glass grants bind to it.</summary>
+    public string? SessionId { get; init; }
+
+    /// <summary>People only: when the person last proved both factors (re-authentication for sensitive acts).</summary>
+    public DateTimeOffset? AuthenticatedAt { get; init; }
+
+    /// <summary>API clients only: when set, the client may touch only these patients' compartments.</summary>
+    public IReadOnlyList<string>? PatientLimit { get; init; }
+
+    /// <summary>API clients only: when true, the client may touch only resources it created.</summary>
+    public bool OwnResourcesOnly { get; init; }
+}
 
 public sealed record Tenant(long Id, string Name);
 

@@ -1,0 +1,72 @@
+// What the security officer is told: an account locked after failed sign-ins, a break-the-glass access,
+// later the guard's containments. Alerts name principals and resource ids, never patient data.
+using Vauban.Storage;
+
+namespace Vauban.Access;
+
+public static class KnownAlertKinds
+{
+    public const string AccountLocked = "account-locked";
+    public const string BreakTheGlass = "break-the-glass";
+    public const string SessionRevoked = "session-revoked";
+}
+
+public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset RaisedAt, string Kind, string Principal, string Detail,
+    DateTimeOffset? AcknowledgedAt, string? AcknowledgedBy);
+
+public sealed class SecurityAlerts
+{
+    private readonly StoreDatabase _database;
+    private readonly TimeProvider _time;
+
+    internal SecurityAlerts(StoreDatabase database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+    }
+
+    public async Task<long> RaiseAsync(long tenantId, string kind, string principal, string detail, CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var id = await RaiseAsync(scope, tenantId, kind, principal, detail, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return id;
+    }
+
+    internal async Task<long> RaiseAsync(WriteScope scope, long tenantId, string kind, string principal, string detail, CancellationToken cancellationToken)
+    {
+        using var insert = scope.Command(
+            "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, @k, @p, @d) RETURNING id")
+            .With("t", tenantId).With("at", _time.GetUtcNow().ToUnixTimeMilliseconds()).With("k", kind).With("p", principal).With("d", detail);
+        return await insert.ScalarLongAsync(cancellationToken);
+    }
+
+    /// <summary>The tenant's alerts, newest first; unacknowledged only unless <paramref name="all"/>.</summary>
+    public async Task<IReadOnlyList<SecurityAlert>> ListAsync(long tenantId, bool all, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command(
+            "SELECT id, tenant_id, raised_at, kind, principal, detail, acknowledged_at, acknowledged_by FROM security_alerts WHERE tenant_id = @t"
+            + (all ? "" : " AND acknowledged_at IS NULL") + " ORDER BY raised_at DESC, id DESC LIMIT @n")
+            .With("t", tenantId).With("n", limit);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var alerts = new List<SecurityAlert>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            alerts.Add(new SecurityAlert(reader.GetInt64(0), reader.GetInt64(1), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                reader.GetString(3), reader.GetString(4), reader.GetString(5),
+                reader.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)), reader.IsDBNull(7) ? null : reader.GetString(7)));
+        }
+        return alerts;
+    }
+
+    public async Task<bool> AcknowledgeAsync(long tenantId, long id, string by, CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL")
+            .With("at", _time.GetUtcNow().ToUnixTimeMilliseconds()).With("b", by).With("t", tenantId).With("i", id);
+        var changed = await update.ExecuteNonQueryAsync(cancellationToken) == 1;
+        await scope.CommitAsync(cancellationToken);
+        return changed;
+    }
+}
