@@ -13,6 +13,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
 {
     public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(5);
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    public AccessOptions Access { get; init; } = new();
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -27,13 +28,18 @@ public sealed class VaubanStore : IAsyncDisposable
         Tenants = new Tenants(database, keys);
         Clients = new ApiClients(database, Tenants, options.TokenLifetime, options.Time);
         Alerts = new SecurityAlerts(database, options.Time);
-        Records = new RecordsService(database, keys, new AccessPolicy(), new RecordsGuard(), new AuditTrail(), options.Time);
+        Policy = new AccessPolicy(database, options.Access, options.Time);
+        var audit = new AuditTrail();
+        Records = new RecordsService(database, keys, Policy, new RecordsGuard(), audit, options.Time);
+        BreakTheGlass = new BreakTheGlass(database, keys, Policy, audit, Alerts, options.Time);
     }
 
     public Tenants Tenants { get; }
     public ApiClients Clients { get; }
     public SecurityAlerts Alerts { get; }
     public RecordsService Records { get; }
+    public AccessPolicy Policy { get; }
+    public BreakTheGlass BreakTheGlass { get; }
 
     /// <summary>Where the data lives, safe to print (no password).</summary>
     public string Description => _database.Description;
