@@ -75,11 +75,11 @@ public sealed class AccessPolicy
 
     /// <summary>
     /// May the principal touch this record? <paramref name="compartment"/> is the id of the patient it concerns
-    /// (null for directory resources), <paramref name="createdBy"/> the principal that created it. Inside a
-    /// write, pass the write's scope so that the relationships it is creating count.
+    /// (null for directory resources), <paramref name="createdBy"/> the principal that created it. Decided on
+    /// committed data only; <paramref name="newPatients"/> are patients the caller's own transaction creates.
     /// </summary>
     internal async ValueTask<RecordDecision> AuthorizeRecordAsync(AccessContext context, string type, string? compartment, string? createdBy,
-        WriteScope? scope, CancellationToken cancellationToken)
+        IReadOnlySet<string>? newPatients, CancellationToken cancellationToken)
     {
         var principal = context.Principal;
         if (ForceAllow) return RecordDecision.Allow;
@@ -94,7 +94,8 @@ public sealed class AccessPolicy
             case PrincipalKind.Person:
                 if (compartment is null || principal.Role is not { } role) return principal.Role is null ? Hidden(type) : RecordDecision.Allow;
                 if (RolePermissions.For(role, type).Reach == Reach.Tenant) return RecordDecision.Allow;
-                if (await MayOpenPatientAsync(context, compartment, scope, cancellationToken)) return RecordDecision.Allow;
+                if (newPatients is not null && newPatients.Contains(compartment)) return RecordDecision.Allow;
+                if (await MayOpenPatientAsync(context, compartment, cancellationToken)) return RecordDecision.Allow;
                 return RolePermissions.MayBreakTheGlass(role)
                     ? new RecordDecision(RecordVerdict.Forbidden,
                         $"Patient/{compartment} is outside your care relationships. Break-the-glass is possible: state a reason and re-authenticate "
@@ -141,24 +142,18 @@ public sealed class AccessPolicy
     }
 
     /// <summary>Whether the person may open this patient's record: a care relationship or an unexpired break-the-glass grant.</summary>
-    internal async ValueTask<bool> MayOpenPatientAsync(AccessContext context, string patient, WriteScope? scope, CancellationToken cancellationToken)
+    internal async ValueTask<bool> MayOpenPatientAsync(AccessContext context, string patient, CancellationToken cancellationToken)
     {
         var principal = context.Principal;
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         var key = (context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient);
-        if (scope is null && _allowed.TryGetValue(key, out var until) && until > nowMs) return true;
+        if (_allowed.TryGetValue(key, out var until) && until > nowMs) return true;
         bool related;
-        var from = (now - Options.CareWindowPast).ToUnixTimeMilliseconds();
-        var to = (now + Options.CareWindowAhead).ToUnixTimeMilliseconds();
-        if (scope is not null)
+        await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            // Inside a write: the answer may depend on rows not yet committed; never remembered.
-            return await CareRelationSql.IsRelatedAsync(scope.Connection, scope.Transaction, _database.Engine, context.Tenant.Id, Actors(principal), patient, from, to, principal.Id, nowMs, cancellationToken);
-        }
-        await using (var own = await _database.OpenAsync(cancellationToken))
-        {
-            related = await CareRelationSql.IsRelatedAsync(own, null, _database.Engine, context.Tenant.Id, Actors(principal), patient, from, to, principal.Id, nowMs, cancellationToken);
+            related = await CareRelationSql.IsRelatedAsync(connection, null, _database.Engine, context.Tenant.Id, Actors(principal), patient,
+                (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs, cancellationToken);
         }
         if (related && Options.DecisionCacheLifetime > TimeSpan.Zero)
         {

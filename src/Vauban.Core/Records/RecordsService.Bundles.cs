@@ -148,7 +148,7 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);
-        var written = new List<WrittenRecord>();
+        var written = new WriteBatch();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
             foreach (var entry in order)
@@ -157,7 +157,7 @@ public sealed partial class RecordsService
                 switch (entry.Method)
                 {
                     case "DELETE":
-                        response = ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, cancellationToken), baseUrl);
+                        response = ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl);
                         break;
                     case "POST":
                         if (entry.IfNoneExist is not null)
@@ -176,7 +176,7 @@ public sealed partial class RecordsService
                         response = ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl);
                         break;
                     default:
-                        response = await ReadInScopeAsync(context, scope, keys, entry, cancellationToken);
+                        response = await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken);
                         break;
                 }
                 if (response.Status >= 400)
@@ -188,7 +188,7 @@ public sealed partial class RecordsService
                 responses[entry.Index] = response;
             }
             // Everything written must be open to the writer once the whole transaction is in place.
-            if (await CheckWrittenAsync(context, Interaction.Update, scope, written, cancellationToken) is { } refused)
+            if (await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused)
             {
                 return (RecordStatusCodes.Http(refused.Status), FhirJson.OperationOutcome(refused.Issues!));
             }
@@ -202,7 +202,7 @@ public sealed partial class RecordsService
         return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
     }
 
-    private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, CancellationToken cancellationToken)
+    private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, CancellationToken cancellationToken)
     {
         if (entry.Id is null)
         {
@@ -210,7 +210,7 @@ public sealed partial class RecordsService
         }
         var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(entry.Type), entry.Id, false, cancellationToken);
         if (row is null) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
-        if (await CheckRecordAsync(context, Interaction.Read, entry.Type, entry.Id, row.Compartment, row.CreatedBy, scope, cancellationToken) is { } refused)
+        if (await CheckRecordAsync(context, Interaction.Read, entry.Type, entry.Id, row.Compartment, row.CreatedBy, batch, cancellationToken) is { } refused)
         {
             return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
         }

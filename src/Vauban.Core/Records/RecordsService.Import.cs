@@ -44,7 +44,7 @@ public sealed partial class RecordsService
             {
                 using var document = JsonDocument.Parse(row.Json);
                 await using var scope = await _database.BeginWriteAsync(cancellationToken);
-                var result = await UpdateInScopeAsync(context, scope, keys, row.Type, row.Id, document.RootElement, null, null, [], cancellationToken);
+                var result = await UpdateInScopeAsync(context, scope, keys, row.Type, row.Id, document.RootElement, null, null, new WriteBatch(), cancellationToken);
                 if (result.Status is RecordStatus.Ok or RecordStatus.Created)
                 {
                     await scope.CommitAsync(cancellationToken);
