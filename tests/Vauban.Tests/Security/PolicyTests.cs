@@ -214,6 +214,25 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_relationship_forged_in_another_tenant_does_not_count()
+    {
+        // Another establishment records an encounter naming this tenant's physician and patient ids.
+        var other = await _server.Store.Tenants.AddAsync("clinique-forge", None);
+        using var document = JsonDocument.Parse(Encounter(_ids["p2"], _ids["drA"], null, Day(-1)));
+        Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(AccessContext.Operator(other, "forge"), "Encounter", document.RootElement, null, None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        Assert.DoesNotContain("Patient/" + _ids["p2"], await SearchIdsAsync(DrA, "Patient"));
+        // And a person of that other tenant reaches nothing here, whatever the id.
+        SmartScopes.TryParse("user/*.cruds", TypeCodes.Names, out var scopes, out _);
+        var intruder = new AccessContext(new Principal(PrincipalKind.Person, "user:intruder", "Intruder", scopes)
+        {
+            Role = StaffRole.Physician, Practitioner = _ids["drA"], AuthenticatedAt = DateTimeOffset.UtcNow,
+        }, other, "TREAT");
+        Assert.Equal(RecordStatus.NotFound, (await Records.ReadAsync(intruder, "Patient", _ids["p1"], None)).Status);
+        Assert.DoesNotContain((await Records.SearchAsync(intruder, "Patient", [], null, false, None)).Entries, e => e.Id == _ids["p1"]);
+    }
+
+    [Fact]
     public async Task Role_escalation_a_secretary_reading_lab_results_is_refused()
     {
         var secretary = Person(StaffRole.Secretary, service: "cardiology", id: "user:sec");
