@@ -36,8 +36,11 @@ internal static class PolicyBench
         {
             Role = StaffRole.Physician, Practitioner = practitioner, AuthenticatedAt = DateTimeOffset.UtcNow,
         }, tenant, "TREAT");
-        var check = await store.Records.ReadAsync(physician, "Patient", patients[0], CancellationToken.None);
-        if (check.Status != RecordStatus.Ok) throw new InvalidOperationException($"the policy refused the physician's own patient: {check.Status}");
+        foreach (var id in patients)
+        {
+            var check = await store.Records.ReadAsync(physician, "Patient", id, CancellationToken.None);
+            if (check.Status != RecordStatus.Ok) throw new InvalidOperationException($"the policy refused the physician's own patient {id}: {check.Status} {check.Issues?[0].Diagnostics}");
+        }
         report.Add($"- physician Practitioner/{practitioner}: {patients.Count} patients in care relationship (encounters in the window)");
 
         Func<Random, Task<bool>> Read(RecordsService records) => async random =>
@@ -50,12 +53,20 @@ internal static class PolicyBench
 
         foreach (var (kind, make) in new[] { ("read", (Func<RecordsService, Func<Random, Task<bool>>>)Read), ("search", Search) })
         {
-            store.Policy.ForceAllow = false;
-            var withCache = await ClosedLoopAsync($"{kind}, policy (decision cache)", options, make(store.Records));
-            var everyTime = await ClosedLoopAsync($"{kind}, policy (decided in SQL every time)", options, make(cold.Records));
-            store.Policy.ForceAllow = true;
-            var allowed = await ClosedLoopAsync($"{kind}, policy forced to allow", options, make(store.Records));
-            store.Policy.ForceAllow = false;
+            // Alternate the phases and keep each one's best round: the machine is shared, and the first phase
+            // of a run also pays for warming caches.
+            (double PerSecond, double P50, double P99) withCache = default, everyTime = default, allowed = default;
+            for (var round = 0; round < 2; round++)
+            {
+                store.Policy.ForceAllow = true;
+                var a = await ClosedLoopAsync($"{kind}, policy forced to allow", options, make(store.Records));
+                store.Policy.ForceAllow = false;
+                var w = await ClosedLoopAsync($"{kind}, policy (decision cache)", options, make(store.Records));
+                var e = await ClosedLoopAsync($"{kind}, policy (decided in SQL every time)", options, make(cold.Records));
+                if (a.PerSecond > allowed.PerSecond) allowed = a;
+                if (w.PerSecond > withCache.PerSecond) withCache = w;
+                if (e.PerSecond > everyTime.PerSecond) everyTime = e;
+            }
             report.Add($"- {kind}: policy {withCache.PerSecond:N0}/s (p50 {withCache.P50:F2} ms, p99 {withCache.P99:F2} ms); "
                 + $"without decision cache {everyTime.PerSecond:N0}/s (p99 {everyTime.P99:F2} ms); forced allow {allowed.PerSecond:N0}/s (p99 {allowed.P99:F2} ms) "
                 + $"→ **ratio {withCache.PerSecond / allowed.PerSecond:F2}** (uncached {everyTime.PerSecond / allowed.PerSecond:F2})");
@@ -66,7 +77,7 @@ internal static class PolicyBench
 
     private static async Task<(string Practitioner, List<string> Patients)> PickPhysicianAsync(RecordsService records, AccessContext op, AccessOptions access)
     {
-        var since = DateTimeOffset.UtcNow - access.CareWindowPast;
+        var since = DateTimeOffset.UtcNow - access.CareWindowPast + TimeSpan.FromDays(2); // day-granular search, minute-granular window: stay inside
         var practitioners = await records.SearchAsync(op, "Practitioner", [new("_count", "50")], null, false, CancellationToken.None);
         foreach (var entry in practitioners.Entries)
         {

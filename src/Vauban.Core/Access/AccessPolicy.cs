@@ -149,12 +149,8 @@ public sealed class AccessPolicy
         var nowMs = now.ToUnixTimeMilliseconds();
         var key = (context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient);
         if (_allowed.TryGetValue(key, out var until) && until > nowMs) return true;
-        bool related;
-        await using (var connection = await _database.OpenAsync(cancellationToken))
-        {
-            related = await CareRelationSql.IsRelatedAsync(connection, null, _database.Engine, context.Tenant.Id, Actors(principal), patient,
-                (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs, cancellationToken);
-        }
+        var related = await CareRelationSql.IsRelatedAsync(_database, context.Tenant.Id, Actors(principal), patient,
+            (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs, cancellationToken);
         if (related && Options.DecisionCacheLifetime > TimeSpan.Zero)
         {
             if (_allowed.Count > 100_000) _allowed.Clear();

@@ -143,26 +143,36 @@ public sealed partial class RecordsService
 
     private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, (string, long)? after, CancellationToken cancellationToken)
     {
-        using var command = connection.CreateCommand();
+        using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
         SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false, _policy.FilterFor(context, query.Type, command, Engine));
-        var rows = new List<StoredVersion>();
-        var sortValues = new List<string>();
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        static async Task<(List<StoredVersion>, List<string>)> Read(DbDataReader reader, SearchQuery query, CancellationToken cancellationToken)
         {
-            rows.Add(ResourceRows.ReadRow(reader));
-            sortValues.Add(SearchSql.SortValue(query, reader.GetValue(10)));
+            var rows = new List<StoredVersion>();
+            var sortValues = new List<string>();
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows.Add(ResourceRows.ReadRow(reader));
+                sortValues.Add(SearchSql.SortValue(query, reader.GetValue(10)));
+            }
+            return (rows, sortValues);
         }
-        return (rows, sortValues);
+        // Outside a write, on a pooled read connection with the statement kept prepared.
+        if (transaction is null) return await _database.QueryAsync(command, (reader, ct) => Read(reader, query, ct), cancellationToken);
+        using var direct = await command.ExecuteReaderAsync(cancellationToken);
+        return await Read(direct, query, cancellationToken);
     }
 
     private async Task<int> CountAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, CancellationToken cancellationToken)
     {
-        using var command = connection.CreateCommand();
+        using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
         SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true, _policy.FilterFor(context, query.Type, command, Engine));
-        return (int)await command.ScalarLongAsync(cancellationToken);
+        static async Task<int> Read(DbDataReader reader, CancellationToken cancellationToken) =>
+            await reader.ReadAsync(cancellationToken) ? Convert.ToInt32(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) : 0;
+        if (transaction is null) return await _database.QueryAsync(command, Read, cancellationToken);
+        using var direct = await command.ExecuteReaderAsync(cancellationToken);
+        return await Read(direct, cancellationToken);
     }
 
     /// <summary>The rows the policy lets the principal open (included and $everything rows; searches filter in SQL).</summary>

@@ -41,30 +41,21 @@ internal static class CareRelationSql
             (EXISTS (SELECT 1 FROM idx_ref a JOIN resources s ON s.rid = a.rid
                 WHERE a.target = 'Patient/' || {patient} AND a.param IN ({PatientParams}) AND s.tenant_id = {t}
                   AND EXISTS (SELECT 1 FROM idx_ref b WHERE {carers} AND b.param IN ({CarerParams}) AND b.rid = a.rid)
-                  AND (EXISTS (SELECT 1 FROM idx_date d WHERE d.rid = a.rid AND d.param IN ({DateParams}) AND d.hi >= @{prefix}wf AND d.lo <= @{prefix}wt)
-                       OR (s.type = {CareTeamType} AND NOT EXISTS (SELECT 1 FROM idx_date e WHERE e.rid = a.rid AND e.param = {CareTeamDate}))))
+                  AND (EXISTS (SELECT 1 FROM idx_date cd WHERE cd.rid = a.rid AND cd.param IN ({DateParams}) AND cd.hi >= @{prefix}wf AND cd.lo <= @{prefix}wt)
+                       OR (s.type = {CareTeamType} AND NOT EXISTS (SELECT 1 FROM idx_date ce WHERE ce.rid = a.rid AND ce.param = {CareTeamDate}))))
              OR EXISTS (SELECT 1 FROM resources q WHERE q.tenant_id = {t} AND q.type = {PatientType} AND q.id = {patient} AND q.deleted = 0
                   AND EXISTS (SELECT 1 FROM idx_ref g WHERE {gps} AND g.param = {GeneralPractitioner} AND g.rid = q.rid))
              OR EXISTS (SELECT 1 FROM break_glass k WHERE k.tenant_id = {t} AND k.principal = @{prefix}pp AND k.patient = {patient} AND k.expires_at > @{prefix}now))
             """;
     }
 
-    /// <summary>When the principal's newest unexpired break-the-glass grant for the patient ends, or null.</summary>
-    public static async Task<long?> GrantExpiryAsync(DbConnection connection, long tenant, string principal, string patient, long now, CancellationToken cancellationToken)
-    {
-        using var command = connection.Command("SELECT max(expires_at) FROM break_glass WHERE tenant_id = @t AND principal = @p AND patient = @pt AND expires_at > @now")
-            .With("t", tenant).With("p", principal).With("pt", patient).With("now", now);
-        var value = await command.ExecuteScalarAsync(cancellationToken);
-        return value is null or DBNull ? null : Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    public static async Task<bool> IsRelatedAsync(DbConnection connection, DbTransaction? transaction, StorageEngine engine, long tenant, IReadOnlyList<string> actors, string patient,
+    public static async Task<bool> IsRelatedAsync(StoreDatabase database, long tenant, IReadOnlyList<string> actors, string patient,
         long windowFrom, long windowTo, string principal, long now, CancellationToken cancellationToken)
     {
-        using var command = connection.CreateCommand();
-        command.Transaction = transaction;
+        using var command = database.NewCommand();
         command.With("pt", patient);
-        command.CommandText = "SELECT CASE WHEN " + Related(command, engine, "@pt", "r", tenant, actors, windowFrom, windowTo, principal, now) + " THEN 1 ELSE 0 END";
-        return await command.ScalarLongAsync(cancellationToken) == 1;
+        command.CommandText = "SELECT CASE WHEN " + Related(command, database.Engine, "@pt", "r", tenant, actors, windowFrom, windowTo, principal, now) + " THEN 1 ELSE 0 END";
+        return await database.QueryAsync(command, async (reader, ct) => await reader.ReadAsync(ct) && Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) == 1,
+            cancellationToken);
     }
 }

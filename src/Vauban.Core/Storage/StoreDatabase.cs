@@ -22,6 +22,14 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// every new command otherwise; PostgreSQL's driver auto-prepares, so there it is a plain query).</summary>
     public abstract Task<T?> ReadOneAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) where T : class;
 
+    /// <summary>A command not yet bound to a connection, to be filled (text and parameters) and run by <see cref="QueryAsync"/>.</summary>
+    public abstract DbCommand NewCommand();
+
+    /// <summary>Runs a read-only query built in <paramref name="built"/> on a pooled read connection. On SQLite the
+    /// statement is prepared once per connection and kept, keyed by its text (searches with the policy's filter
+    /// cost more to parse than to run); on PostgreSQL the driver auto-prepares.</summary>
+    public abstract Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken);
+
     /// <summary>Starts a write transaction. On SQLite writers are serialized in-process (one writer at a time is
     /// all SQLite allows; queueing here avoids its sleep-and-retry busy loop).</summary>
     public abstract Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken);
@@ -199,6 +207,50 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
+    public override DbCommand NewCommand() => new SqliteCommand();
+
+    public override async Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        if (!_readSessions.TryTake(out var session))
+        {
+            session = new ReadSession((SqliteConnection)await OpenAsync(cancellationToken));
+        }
+        var healthy = false;
+        try
+        {
+            if (!session.Commands.TryGetValue(built.CommandText, out var command))
+            {
+                if (session.Commands.Count >= 256)
+                {
+                    foreach (var old in session.Commands.Values) old.Dispose();
+                    session.Commands.Clear();
+                }
+                command = session.Connection.CreateCommand();
+                command.CommandText = built.CommandText;
+                foreach (DbParameter parameter in built.Parameters) command.Parameters.Add(new SqliteParameter(parameter.ParameterName, parameter.Value));
+                command.Prepare();
+                session.Commands[built.CommandText] = command;
+            }
+            else
+            {
+                // The same text was built by the same code: the same parameters, by name.
+                foreach (DbParameter parameter in built.Parameters) command.Parameters[parameter.ParameterName].Value = parameter.Value;
+            }
+            T result;
+            using (var reader = command.ExecuteReader())
+            {
+                result = await read(reader, cancellationToken);
+            }
+            healthy = true;
+            return result;
+        }
+        finally
+        {
+            if (healthy && _readSessions.Count < 64) _readSessions.Add(session);
+            else session.Dispose();
+        }
+    }
+
     private static readonly object Configured = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
 
@@ -269,6 +321,16 @@ internal sealed class PostgresDatabase : StoreDatabase
         foreach (var (name, value) in parameters) command.Parameters.Add(new NpgsqlParameter(name, value));
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? read(reader) : null;
+    }
+
+    public override DbCommand NewCommand() => new NpgsqlCommand();
+
+    public override async Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        built.Connection = connection;
+        await using var reader = await built.ExecuteReaderAsync(cancellationToken);
+        return await read(reader, cancellationToken);
     }
 
     public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)

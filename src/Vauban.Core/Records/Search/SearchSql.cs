@@ -16,11 +16,11 @@ internal static class SearchSql
     {
         command.With("t", tenant).With("ty", TypeCodes.Of(query.Type));
         var where = new List<string> { "r.tenant_id = @t", "r.type = @ty", "r.deleted = 0" };
-        if (allowed is not null) where.Add(allowed);
         // On PostgreSQL hash clauses are GIN conditions on the resource row, combined by the planner: they never drive.
         var driver = query.Clauses.Where(c => !c.Negated && c.Selectivity <= 4 && c.Kind != ClauseKind.LastUpdated
             && !(engine == StorageEngine.Postgres && c.Kind == ClauseKind.Hash)).OrderBy(c => c.Selectivity).FirstOrDefault();
         var from = "resources r";
+        var probes = new List<string>();
         for (var i = 0; i < query.Clauses.Count; i++)
         {
             var clause = query.Clauses[i];
@@ -35,8 +35,22 @@ internal static class SearchSql
             }
             else
             {
-                where.Add(Probe(command, engine, clause, name));
+                probes.Add(Probe(command, engine, clause, name));
             }
+        }
+
+        // The policy's filter costs more per row than the index probes, so it must run only on rows that pass them.
+        // SQLite (3.53) turns top-level EXISTS terms into joins placed after other subqueries, which would test
+        // the policy on every driver candidate; inside CASE the order is the one written. PostgreSQL plans by cost
+        // (and needs the hash terms at the top level for its GIN index).
+        if (allowed is null || probes.Count == 0 || engine == StorageEngine.Postgres)
+        {
+            where.AddRange(probes);
+            if (allowed is not null) where.Add(allowed);
+        }
+        else
+        {
+            where.Add($"CASE WHEN {string.Join(" AND ", probes)} THEN ({allowed}) ELSE 0 END");
         }
 
         var sortExpression = SortExpression(query);
