@@ -13,6 +13,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
 {
     public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(5);
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    public AccountOptions Accounts { get; init; } = new();
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -27,12 +28,20 @@ public sealed class VaubanStore : IAsyncDisposable
         Tenants = new Tenants(database, keys);
         Clients = new ApiClients(database, Tenants, options.TokenLifetime, options.Time);
         Alerts = new SecurityAlerts(database, options.Time);
+        Accounts = new StaffAccounts(database, keys, Tenants, options.Time, options.Accounts);
+        Sessions = new StaffSessions(database, options.Time, options.Accounts);
+        Throttle = new SignInThrottle(database, options.Time, options.Accounts);
+        Time = options.Time;
         Records = new RecordsService(database, keys, new AccessPolicy(), new RecordsGuard(), new AuditTrail(), options.Time);
     }
 
     public Tenants Tenants { get; }
     public ApiClients Clients { get; }
     public SecurityAlerts Alerts { get; }
+    public StaffAccounts Accounts { get; }
+    public StaffSessions Sessions { get; }
+    public SignInThrottle Throttle { get; }
+    public TimeProvider Time { get; }
     public RecordsService Records { get; }
 
     /// <summary>Where the data lives, safe to print (no password).</summary>
@@ -43,6 +52,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Accounts.Validate();
         var database = StoreDatabase.Open(options.Db);
         try
         {
