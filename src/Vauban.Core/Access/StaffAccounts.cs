@@ -145,7 +145,7 @@ public sealed class StaffAccounts
     }
 
     /// <summary>The per-account throttling key: the same for an existing and a non-existing address, so throttling reveals nothing.</summary>
-    internal async Task<string> AccountKeyAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    public async Task<string> AccountKeyAsync(Tenant tenant, string email, CancellationToken cancellationToken)
     {
         var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
         return tenant.Id + ":" + EmailIndex(keys, email);
@@ -213,6 +213,26 @@ public sealed class StaffAccounts
         var count = await DeleteSessionsAsync(scope, user.Id, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return count;
+    }
+
+    /// <summary>Before a re-enrolment: password, authenticator, passkeys, recovery codes, sessions and lockout all go.</summary>
+    public async Task ResetCredentialsAsync(StaffUser user, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        foreach (var sql in new[]
+        {
+            "UPDATE staff_users SET password_hash = NULL, authenticator_key = NULL, two_factor_enabled = 0, lockout_end = NULL, access_failed_count = 0, security_stamp = @s WHERE id = @u",
+            "DELETE FROM staff_passkeys WHERE user_id = @u",
+            "DELETE FROM staff_recovery_codes WHERE user_id = @u",
+            "DELETE FROM staff_sessions WHERE user_id = @u",
+        })
+        {
+            using var command = scope.Command(sql).With("u", user.Id);
+            if (sql.Contains("@s", StringComparison.Ordinal)) command.With("s", Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await scope.CommitAsync(cancellationToken);
     }
 
     internal static async Task<int> DeleteSessionsAsync(WriteScope scope, string userId, CancellationToken cancellationToken)
