@@ -29,6 +29,10 @@ public sealed class StaffUser
     /// <summary>The principal id the records services, audit and grants see.</summary>
     public string PrincipalId => "user:" + Id;
 
+    /// <summary>The SMART scopes of a signed-in person: everything, for the access policy to narrow by role and care relationship.</summary>
+    public static SmartScopes PersonScopes { get; } =
+        SmartScopes.TryParse("user/*.cruds", Records.TypeCodes.Names, out var scopes, out _) ? scopes : SmartScopes.None;
+
     public override string ToString() => PrincipalId;
 }
 
