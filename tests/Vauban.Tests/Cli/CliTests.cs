@@ -168,6 +168,14 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Serve_refuses_a_password_minimum_below_NIST_with_one_line()
+    {
+        var (exit, output) = await RunAsync($"serve --password-min-length 6 --urls http://127.0.0.1:0 {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
+    }
+
+    [Fact]
     public async Task A_wrong_master_key_is_a_clear_error_not_a_crash()
     {
         Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
