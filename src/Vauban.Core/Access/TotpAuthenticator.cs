@@ -12,6 +12,9 @@ namespace Vauban.Access;
 public sealed class TotpAuthenticator : IUserTwoFactorTokenProvider<StaffUser>
 {
     public static readonly string ProviderName = TokenOptions.DefaultAuthenticatorProvider;
+
+    /// <summary>The purpose that confirms a new authenticator; any other purpose needs a confirmed one (TwoFactorEnabled).</summary>
+    public const string EnrolPurpose = "EnrolAuthenticator";
     private readonly StaffUserStore _store;
     private readonly TimeProvider _time;
 
@@ -33,7 +36,7 @@ public sealed class TotpAuthenticator : IUserTwoFactorTokenProvider<StaffUser>
     public async Task<bool> ValidateAsync(string purpose, string token, UserManager<StaffUser> manager, StaffUser user)
     {
         ArgumentNullException.ThrowIfNull(user);
-        if (user.AuthenticatorKey is null) return false;
+        if (user.AuthenticatorKey is null || (!user.TwoFactorEnabled && purpose != EnrolPurpose)) return false;
         var code = new string((token ?? "").Where(c => !char.IsWhiteSpace(c) && c != '-').ToArray());
         if (code.Length != 6 || !code.All(char.IsAsciiDigit)) return false;
         var key = Base32.Decode(user.AuthenticatorKey);

@@ -115,6 +115,12 @@ public sealed class RequireSessionAttribute(SessionStage stage) : Attribute, IAs
         var http = context.HttpContext;
         var person = http.Person();
         var ok = person?.User is not null && (person.Session.Stage == Stage || (Stage == SessionStage.Enrolment && person.Session.Stage == SessionStage.Full));
+        if (ok && Stage == SessionStage.Enrolment && person!.Session.Stage == SessionStage.Full && !http.IsFreshlyAuthenticated(TimeSpan.FromMinutes(5)))
+        {
+            // Adding a second factor to a signed-in account is how a stolen session would make itself permanent: prove both factors again.
+            context.Result = new RedirectResult(http.ReauthenticationUrl());
+            return;
+        }
         if (ok)
         {
             await next();

@@ -39,6 +39,7 @@ public sealed class VaubanServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ConcurrentQueue<string> Logs { get; }
     public MasterKey MasterKey { get; }
+    public IServiceProvider Services => _app.Services;
 
     public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null, Func<StoreOptions, StoreOptions>? configure = null)
     {

@@ -115,6 +115,18 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         Assert.Equal("Nurse", await page.TextContentAsync("#role"));
         var fhir = await page.Context.APIRequest.GetAsync(_base + "/fhir/Patient?_count=1");
         Assert.Equal(200, fhir.Status);
+
+        // A sensitive act ten minutes later asks for the passkey again (step-up), then proceeds.
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await page.GotoAsync(_base + "/account/recovery-codes");
+        Assert.Equal("10", await page.TextContentAsync("#remaining"));
+        await page.ClickAsync("#regenerate");
+        await page.WaitForURLAsync("**/account/reauth?returnUrl=*");
+        await page.ClickAsync("#passkey-reauth");
+        await page.WaitForURLAsync("**/account/recovery-codes");
+        await page.ClickAsync("#regenerate");
+        await page.WaitForSelectorAsync("#recovery-codes");
+        Assert.Equal(10, await page.Locator("#recovery-codes li").CountAsync());
     }
 
     [Fact]

@@ -341,6 +341,40 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StolenSession_CannotAddItsOwnSecondFactor_WithoutProvingBothFactorsAgain()
+    {
+        using var staff = await SignedInAsync();
+        _time.Advance(TimeSpan.FromMinutes(10));
+        foreach (var page in new[] { "/account/enrol/totp", "/account/enrol/passkey" })
+        {
+            var (response, _) = await staff.GetAsync(page);
+            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+            Assert.StartsWith("/account/reauth?returnUrl=", response.Headers.Location?.ToString());
+        }
+    }
+
+    [Fact]
+    public async Task An_authenticator_key_shown_but_never_confirmed_is_not_a_second_factor()
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, "half.enrolled@chu.example", StaffRole.Nurse, null, null, "Half Enrolled", CancellationToken.None);
+        using var staff = Staff();
+        await staff.SubmitAsync("/account/enrol?token=" + Uri.EscapeDataString(link.Token),
+            new Dictionary<string, string> { ["Token"] = link.Token, ["Password"] = Password, ["Confirm"] = Password });
+        var (_, page) = await staff.GetAsync("/account/enrol/totp");
+        var secret = StaffClient.ById(page, "secret")!.Replace(" ", "", StringComparison.Ordinal);
+        // The person leaves without confirming; the key must not open a sign-in (not even with its right code).
+        using var later = Staff();
+        var (password, html) = await later.PasswordAsync(Establishment, "half.enrolled@chu.example", Password);
+        Assert.Null(password.Headers.Location);
+        Assert.Contains("no second factor", StaffClient.ById(html, "error"));
+        Assert.Null(later.SessionCookie);
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, "half.enrolled@chu.example", CancellationToken.None))!;
+        using var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(_server.Services);
+        var manager = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<UserManager<StaffUser>>(scope.ServiceProvider);
+        Assert.False(await manager.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, Totp.Code(secret, _time)));
+    }
+
+    [Fact]
     public async Task Recovery_code_signs_in_once()
     {
         Assert.Equal(10, _recoveryCodes.Count);

@@ -17,7 +17,7 @@ public sealed class TotpEnrolModel : StaffPage
     public async Task<IActionResult> OnPostAsync()
     {
         var user = Person!.User!;
-        if (user.AuthenticatorKey is not null && await People.Users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, Code ?? ""))
+        if (user.AuthenticatorKey is not null && await People.Users.VerifyUserTokenAsync(user, TotpAuthenticator.ProviderName, TotpAuthenticator.EnrolPurpose, Code ?? ""))
         {
             await People.Users.SetTwoFactorEnabledAsync(user, true);
             await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null);
