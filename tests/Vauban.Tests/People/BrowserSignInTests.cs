@@ -91,7 +91,7 @@ public sealed class BrowserSignInTests : IAsyncLifetime
     [Fact]
     public async Task Enrol_a_passkey_then_sign_in_with_it()
     {
-        var (_, link) = await NewAccountAsync("anne.passkey@chu.example");
+        var (email, link) = await NewAccountAsync("anne.passkey@chu.example");
         var page = await PageWithAuthenticatorAsync();
         await SetPasswordAsync(page, link);
         // Before a second factor is enrolled nothing else opens.
@@ -127,6 +127,18 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         await page.ClickAsync("#regenerate");
         await page.WaitForSelectorAsync("#recovery-codes");
         Assert.Equal(10, await page.Locator("#recovery-codes li").CountAsync());
+
+        // Password first, then the passkey as the second factor.
+        await page.ClickAsync("#continue");
+        await SignOutAsync(page);
+        await page.FillAsync("#establishment", Establishment);
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", Password);
+        await page.ClickAsync("#signin");
+        await page.WaitForURLAsync("**/account/signin/totp");
+        await page.ClickAsync("#passkey-second");
+        await page.WaitForURLAsync(_base + "/");
+        Assert.Equal("Nurse anne", await page.TextContentAsync("#who"));
     }
 
     [Fact]
