@@ -241,6 +241,11 @@ public sealed class StaffAccounts
         return await delete.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Writes what Identity changed. A lock is never shortened here and a failure count never lowered except
+    /// to 0 (success or lock): a sign-in working on a stale copy must not undo the officer's lock or a parallel
+    /// failure. Unlocking is <see cref="UnlockAsync"/>'s alone.
+    /// </summary>
     internal async Task UpdateAsync(StaffUser user, CancellationToken cancellationToken)
     {
         byte[]? sealedKey = null;
@@ -252,9 +257,12 @@ public sealed class StaffAccounts
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         using var update = scope.Command("""
             UPDATE staff_users SET password_hash = @p, security_stamp = @s, authenticator_key = @k, two_factor_enabled = @tf,
-                lockout_end = @l, access_failed_count = @f WHERE id = @id
+                lockout_end = CASE WHEN lockout_end IS NULL THEN @l WHEN @l2 > lockout_end THEN @l2 ELSE lockout_end END,
+                access_failed_count = CASE WHEN @f = 0 OR @f > access_failed_count THEN @f ELSE access_failed_count END
+            WHERE id = @id
             """).With("p", user.PasswordHash).With("s", user.SecurityStamp).With("k", sealedKey).With("tf", user.TwoFactorEnabled ? 1 : 0)
-            .With("l", user.LockoutEnd?.ToUnixTimeMilliseconds()).With("f", user.AccessFailedCount).With("id", user.Id);
+            .With("l", user.LockoutEnd?.ToUnixTimeMilliseconds()).With("l2", user.LockoutEnd?.ToUnixTimeMilliseconds() ?? 0L)
+            .With("f", user.AccessFailedCount).With("id", user.Id);
         await update.ExecuteNonQueryAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
     }

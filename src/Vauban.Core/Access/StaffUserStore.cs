@@ -130,7 +130,15 @@ public sealed class StaffUserStore :
     // IUserLockoutStore: lockout is always enabled.
     public Task<DateTimeOffset?> GetLockoutEndDateAsync(StaffUser user, CancellationToken cancellationToken) => Task.FromResult(Required(user).LockoutEnd);
     public Task SetLockoutEndDateAsync(StaffUser user, DateTimeOffset? lockoutEnd, CancellationToken cancellationToken) { Required(user).LockoutEnd = lockoutEnd; return Task.CompletedTask; }
-    public Task<int> IncrementAccessFailedCountAsync(StaffUser user, CancellationToken cancellationToken) => Task.FromResult(++Required(user).AccessFailedCount);
+    /// <summary>Atomic in the database: parallel wrong passwords each count (a burst cannot slip under the lockout).</summary>
+    public async Task<int> IncrementAccessFailedCountAsync(StaffUser user, CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var update = scope.Command("UPDATE staff_users SET access_failed_count = access_failed_count + 1 WHERE id = @u RETURNING access_failed_count").With("u", Required(user).Id);
+        var count = (int)await update.ScalarLongAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return user.AccessFailedCount = count;
+    }
     public Task ResetAccessFailedCountAsync(StaffUser user, CancellationToken cancellationToken) { Required(user).AccessFailedCount = 0; return Task.CompletedTask; }
     public Task<int> GetAccessFailedCountAsync(StaffUser user, CancellationToken cancellationToken) => Task.FromResult(Required(user).AccessFailedCount);
     public Task<bool> GetLockoutEnabledAsync(StaffUser user, CancellationToken cancellationToken) => Task.FromResult(true);

@@ -175,6 +175,34 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task BruteForce_InAParallelBurst_EveryFailureCounts()
+    {
+        var attempts = Enumerable.Range(0, 8).Select(async i =>
+        {
+            using var attacker = Staff(IPAddress.Parse($"127.0.1.{i + 1}"));
+            var (response, _) = await attacker.PasswordAsync(Establishment, Email, "burst guess " + i);
+            return response.StatusCode;
+        });
+        var statuses = await Task.WhenAll(attempts);
+        var evaluated = statuses.Count(s => s == HttpStatusCode.OK);
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        var locked = user.LockoutEnd > _time.GetUtcNow();
+        // Either the burst locked the account, or every evaluated failure is on the counter (none lost to a race).
+        Assert.True(locked || user.AccessFailedCount == evaluated, $"evaluated {evaluated}, counted {user.AccessFailedCount}, locked {locked}");
+        Assert.Equal(evaluated >= LockoutAfter, locked);
+    }
+
+    [Fact]
+    public async Task A_sign_in_in_flight_does_not_undo_the_officers_lock()
+    {
+        var stale = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Email, CancellationToken.None));
+        stale.AccessFailedCount = 0;
+        await _server.Store.Accounts.Store.UpdateAsync(stale, CancellationToken.None); // e.g. a success resetting the counter
+        Assert.True((await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.LockoutEnd > _time.GetUtcNow());
+    }
+
+    [Fact]
     public async Task CredentialStuffing_ThrottledPerSourceAddress()
     {
         using var stuffer = Staff();
