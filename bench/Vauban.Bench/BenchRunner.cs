@@ -49,6 +49,10 @@ internal static class BenchRunner
             {
                 report.AddRange(await HttpAsync(engine, database, vauban, keyFile, options, root));
             }
+            if (options.Mode is "policy" or "all")
+            {
+                report.AddRange(await PolicyBench.RunAsync(engine, database.Db, keyFile, Tenant, options));
+            }
         }
         var text = string.Join('\n', report);
         Console.WriteLine();

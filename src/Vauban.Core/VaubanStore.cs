@@ -13,6 +13,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
 {
     public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(5);
     public TimeProvider Time { get; init; } = TimeProvider.System;
+    public AccessOptions Access { get; init; } = new();
     public AccountOptions Accounts { get; init; } = new();
 }
 
@@ -32,7 +33,10 @@ public sealed class VaubanStore : IAsyncDisposable
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts);
         Time = options.Time;
-        Records = new RecordsService(database, keys, new AccessPolicy(), new RecordsGuard(), new AuditTrail(), options.Time);
+        Policy = new AccessPolicy(database, options.Access, options.Time);
+        var audit = new AuditTrail();
+        Records = new RecordsService(database, keys, Policy, new RecordsGuard(), audit, options.Time);
+        BreakTheGlass = new BreakTheGlass(database, keys, Policy, audit, Alerts, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -43,6 +47,8 @@ public sealed class VaubanStore : IAsyncDisposable
     public SignInThrottle Throttle { get; }
     public TimeProvider Time { get; }
     public RecordsService Records { get; }
+    public AccessPolicy Policy { get; }
+    public BreakTheGlass BreakTheGlass { get; }
 
     /// <summary>Where the data lives, safe to print (no password).</summary>
     public string Description => _database.Description;

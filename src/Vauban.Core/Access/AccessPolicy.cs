@@ -1,8 +1,19 @@
-// The one access policy. Today it enforces the principal's SMART scopes per interaction; the care-
-// relationship and role rules of the access issue plug in here, and only here.
+// The one access policy, for people and API clients alike. Two questions, asked by the records services
+// and only there:
+//   Authorize        — may this principal do this interaction on this resource type at all?
+//                      (SMART scopes; for people also their role's table, RolePermissions)
+//   AuthorizeRecord  — may it touch this record, given the patient the record concerns (its compartment)?
+//                      (people: care relationships or break-the-glass, unless their role reaches the whole
+//                      establishment; clients: their patient list and own-resources limits)
+// Searches ask the second question in SQL (FilterFor), so that counts and paging never see the rest.
+using System.Collections.Concurrent;
+using System.Data.Common;
+using Vauban.Fhir;
+using Vauban.Storage;
+
 namespace Vauban.Access;
 
-public enum Interaction { Read, VRead, HistoryInstance, HistoryType, Search, Create, Update, Delete, Everything, Import }
+public enum Interaction { Read, VRead, HistoryInstance, HistoryType, Search, Create, Update, Delete, Everything, Import, BreakTheGlass }
 
 public readonly record struct PolicyDecision(bool Allowed, string? Reason)
 {
@@ -10,23 +21,192 @@ public readonly record struct PolicyDecision(bool Allowed, string? Reason)
     public static PolicyDecision Deny(string reason) => new(false, reason);
 }
 
+/// <summary>Allow; Forbidden (403: the record exists and break-the-glass is possible); Hidden (404: its existence must not be revealed).</summary>
+public enum RecordVerdict { Allow, Forbidden, Hidden }
+
+public readonly record struct RecordDecision(RecordVerdict Verdict, string? Reason)
+{
+    public static RecordDecision Allow => new(RecordVerdict.Allow, null);
+}
+
 public sealed class AccessPolicy
 {
+    private readonly StoreDatabase _database;
+    private readonly TimeProvider _time;
+    // (tenant, principal and actors, patient) → allowed until (ms). Only allowances are remembered.
+    private readonly ConcurrentDictionary<(long, string, string), long> _allowed = new();
+
+    internal AccessPolicy(StoreDatabase database, AccessOptions options, TimeProvider time)
+    {
+        options.Validate();
+        _database = database;
+        Options = options;
+        _time = time;
+    }
+
+    public AccessOptions Options { get; }
+
+    /// <summary>Set only by the policy benchmark: every decision allows, to measure what the policy costs.</summary>
+    internal bool ForceAllow { get; set; }
+
     public PolicyDecision Authorize(AccessContext context, Interaction interaction, string resourceType)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var needed = interaction switch
-        {
-            Interaction.Read or Interaction.VRead or Interaction.HistoryInstance or Interaction.Everything => Permission.Read,
-            Interaction.Search or Interaction.HistoryType => Permission.Search,
-            Interaction.Create or Interaction.Import => Permission.Create,
-            Interaction.Update => Permission.Update,
-            Interaction.Delete => Permission.Delete,
-            _ => Permission.None,
-        };
+        var needed = Needed(interaction);
         if (needed == Permission.None) return PolicyDecision.Deny("unknown interaction");
-        return context.Principal.Scopes.Allows(resourceType, needed)
+        if (ForceAllow) return PolicyDecision.Allow;
+        var principal = context.Principal;
+        if (principal.Kind == PrincipalKind.Person)
+        {
+            if (principal.Role is not { } role) return PolicyDecision.Deny("This account has no role.");
+            if (!RolePermissions.For(role, resourceType).Permissions.HasFlag(needed))
+            {
+                return PolicyDecision.Deny($"The {RoleName(role)} role does not allow {Verb(interaction)} on {resourceType}.");
+            }
+        }
+        if (interaction == Interaction.Import && principal.Kind != PrincipalKind.System)
+        {
+            return PolicyDecision.Deny("Bulk import is an operator's act (vauban import).");
+        }
+        return principal.Scopes.Allows(resourceType, needed)
             ? PolicyDecision.Allow
-            : PolicyDecision.Deny($"The granted scopes do not allow {interaction.ToString().ToLowerInvariant()} on {resourceType}.");
+            : PolicyDecision.Deny($"The granted scopes do not allow {Verb(interaction)} on {resourceType}.");
     }
+
+    /// <summary>
+    /// May the principal touch this record? <paramref name="compartment"/> is the id of the patient it concerns
+    /// (null for directory resources), <paramref name="createdBy"/> the principal that created it. Decided on
+    /// committed data only; <paramref name="newPatients"/> are patients the caller's own transaction creates.
+    /// </summary>
+    internal async ValueTask<RecordDecision> AuthorizeRecordAsync(AccessContext context, string type, string? compartment, string? createdBy,
+        IReadOnlySet<string>? newPatients, CancellationToken cancellationToken)
+    {
+        var principal = context.Principal;
+        if (ForceAllow) return RecordDecision.Allow;
+        switch (principal.Kind)
+        {
+            case PrincipalKind.System:
+                return RecordDecision.Allow;
+            case PrincipalKind.ApiClient:
+                if (principal.OwnResourcesOnly && !string.Equals(createdBy, principal.Id, StringComparison.Ordinal)) return Hidden(type);
+                if (principal.PatientLimit is { } limit && compartment is not null && !limit.Contains(compartment, StringComparer.Ordinal)) return Hidden(type);
+                return RecordDecision.Allow;
+            case PrincipalKind.Person:
+                if (compartment is null || principal.Role is not { } role) return principal.Role is null ? Hidden(type) : RecordDecision.Allow;
+                if (RolePermissions.For(role, type).Reach == Reach.Tenant) return RecordDecision.Allow;
+                if (newPatients is not null && newPatients.Contains(compartment)) return RecordDecision.Allow;
+                if (await MayOpenPatientAsync(context, compartment, cancellationToken)) return RecordDecision.Allow;
+                return RolePermissions.MayBreakTheGlass(role)
+                    ? new RecordDecision(RecordVerdict.Forbidden,
+                        $"Patient/{compartment} is outside your care relationships. Break-the-glass is possible: state a reason and re-authenticate "
+                        + $"(POST [base]/Patient/{compartment}/$break-the-glass, or the patient's page); the access will be reported to the security officer.")
+                    : Hidden(type);
+            default:
+                return Hidden(type);
+        }
+    }
+
+    /// <summary>
+    /// The search-time form of AuthorizeRecord: a boolean SQL expression over the resource row "r", or null when
+    /// the principal may see every row the query matches. Its parameters are added to the command.
+    /// </summary>
+    internal string? FilterFor(AccessContext context, string type, DbCommand command, StorageEngine engine)
+    {
+        var principal = context.Principal;
+        if (ForceAllow) return null;
+        switch (principal.Kind)
+        {
+            case PrincipalKind.ApiClient:
+                var parts = new List<string>();
+                if (principal.OwnResourcesOnly)
+                {
+                    command.With("fcb", principal.Id);
+                    parts.Add("r.created_by = @fcb");
+                }
+                if (principal.PatientLimit is { } limit)
+                {
+                    parts.Add($"(r.compartment IS NULL OR {command.InList(engine, "r.compartment", "fpl", limit)})");
+                }
+                return parts.Count == 0 ? null : string.Join(" AND ", parts);
+            case PrincipalKind.Person:
+                if (!HasCompartment(type)) return null;
+                if (principal.Role is not { } role) return "1 = 0";
+                if (RolePermissions.For(role, type).Reach == Reach.Tenant) return null;
+                var now = _time.GetUtcNow();
+                return "(r.compartment IS NULL OR " + CareRelationSql.Related(command, engine, "r.compartment", "f", context.Tenant.Id, Actors(principal),
+                    (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(),
+                    principal.Id, now.ToUnixTimeMilliseconds()) + ")";
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>Whether the person may open this patient's record: a care relationship or an unexpired break-the-glass grant.</summary>
+    internal async ValueTask<bool> MayOpenPatientAsync(AccessContext context, string patient, CancellationToken cancellationToken)
+    {
+        var principal = context.Principal;
+        var now = _time.GetUtcNow();
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var key = (context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient);
+        if (_allowed.TryGetValue(key, out var until) && until > nowMs) return true;
+        bool related;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            related = await CareRelationSql.IsRelatedAsync(connection, null, _database.Engine, context.Tenant.Id, Actors(principal), patient,
+                (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs, cancellationToken);
+        }
+        if (related && Options.DecisionCacheLifetime > TimeSpan.Zero)
+        {
+            if (_allowed.Count > 100_000) _allowed.Clear();
+            _allowed[key] = nowMs + (long)Options.DecisionCacheLifetime.TotalMilliseconds;
+        }
+        return related;
+    }
+
+    /// <summary>Forget remembered allowances of one principal (its relationships or account changed).</summary>
+    public void Forget(string principalId)
+    {
+        foreach (var key in _allowed.Keys)
+        {
+            if (key.Item2.StartsWith(principalId + "|", StringComparison.Ordinal)) _allowed.TryRemove(key, out _);
+        }
+    }
+
+    /// <summary>Types whose records concern a patient; the directory (practitioners, roles, organizations) does not.</summary>
+    public static bool HasCompartment(string type) =>
+        type is not (KnownResourceTypes.Practitioner or KnownResourceTypes.PractitionerRole or KnownResourceTypes.Organization);
+
+    private static List<string> Actors(Principal principal)
+    {
+        var actors = new List<string>(2);
+        if (!string.IsNullOrEmpty(principal.Practitioner)) actors.Add("Practitioner/" + principal.Practitioner);
+        if (!string.IsNullOrEmpty(principal.Service)) actors.Add("Organization/" + principal.Service);
+        return actors;
+    }
+
+    private static RecordDecision Hidden(string type) => new(RecordVerdict.Hidden, type);
+
+    private static Permission Needed(Interaction interaction) => interaction switch
+    {
+        Interaction.Read or Interaction.VRead or Interaction.HistoryInstance or Interaction.Everything or Interaction.BreakTheGlass => Permission.Read,
+        Interaction.Search or Interaction.HistoryType => Permission.Search,
+        Interaction.Create or Interaction.Import => Permission.Create,
+        Interaction.Update => Permission.Update,
+        Interaction.Delete => Permission.Delete,
+        _ => Permission.None,
+    };
+
+    private static string Verb(Interaction interaction) => interaction switch
+    {
+        Interaction.VRead => "vread",
+        Interaction.HistoryInstance or Interaction.HistoryType => "history",
+        Interaction.BreakTheGlass => "break-the-glass",
+        _ => interaction.ToString().ToLowerInvariant(),
+    };
+
+    public static string RoleName(StaffRole role) => role switch
+    {
+        StaffRole.SecurityOfficer => "security-officer",
+        _ => role.ToString().ToLowerInvariant(),
+    };
 }

@@ -12,7 +12,16 @@ using Vauban.Storage;
 
 namespace Vauban.Access;
 
-public sealed record ClientRegistration(string ClientId, string? ClientSecret, Tenant Tenant, string Name, SmartScopes Scopes);
+public sealed record ClientRegistration(string ClientId, string? ClientSecret, Tenant Tenant, string Name, SmartScopes Scopes)
+{
+    public ClientLimits Limits { get; init; } = ClientLimits.None;
+}
+
+/// <summary>Narrower than scopes: only these patients' compartments, and/or only resources the client created.</summary>
+public sealed record ClientLimits(IReadOnlyList<string>? Patients, bool OwnResourcesOnly)
+{
+    public static ClientLimits None { get; } = new(null, false);
+}
 
 public sealed record IssuedToken(string AccessToken, int ExpiresIn, string Scope);
 
@@ -40,9 +49,17 @@ public sealed class ApiClients
         _time = time;
     }
 
-    public async Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, CancellationToken cancellationToken)
+    public Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, CancellationToken cancellationToken) =>
+        AddAsync(tenant, name, scopes, jwks, ClientLimits.None, cancellationToken);
+
+    public async Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(limits);
+        if (limits.Patients is { } patients && (patients.Count == 0 || patients.Count > 10_000 || patients.Any(p => !IdRules.IsValid(p))))
+        {
+            throw new ArgumentException("A patient limit is a list of 1 to 10,000 valid Patient ids.", nameof(limits));
+        }
         if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
         if (!SmartScopes.TryParse(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
@@ -62,12 +79,13 @@ public sealed class ApiClients
         var secret = jwks is null ? "vs_" + Base64Url(RandomNumberGenerator.GetBytes(32)) : null;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         using var command = scope.Command(
-            "INSERT INTO clients (client_id, tenant_id, name, secret_hash, jwks, scopes, created_at, disabled) VALUES (@id, @t, @n, @s, @j, @sc, @c, 0)")
+            "INSERT INTO clients (client_id, tenant_id, name, secret_hash, jwks, scopes, created_at, disabled, patient_limit, own_only) VALUES (@id, @t, @n, @s, @j, @sc, @c, 0, @pl, @own)")
             .With("id", clientId).With("t", tenant.Id).With("n", name).With("s", secret is null ? null : Hash(secret)).With("j", jwks)
-            .With("sc", parsed.ToString()).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            .With("sc", parsed.ToString()).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds())
+            .With("pl", limits.Patients is { } list ? string.Join(' ', list.Distinct(StringComparer.Ordinal)) : null).With("own", limits.OwnResourcesOnly ? 1 : 0);
         await command.ExecuteNonQueryAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
-        return new ClientRegistration(clientId, secret, tenant, name, parsed);
+        return new ClientRegistration(clientId, secret, tenant, name, parsed) { Limits = limits };
     }
 
     /// <summary>The token endpoint's logic: authenticate the client (secret or private_key_jwt), grant the requested scopes it is registered for.</summary>
@@ -137,7 +155,7 @@ public sealed class ApiClients
         }
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command("""
-            SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled
+            SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled, c.patient_limit, c.own_only
             FROM access_tokens t JOIN clients c ON c.client_id = t.client_id
             WHERE t.token_hash = @h
             """).With("h", Hash(bearerToken));
@@ -148,7 +166,11 @@ public sealed class ApiClients
         var tenant = await _tenants.FindAsync(reader.GetInt64(1), cancellationToken);
         if (tenant is null) return null;
         SmartScopes.TryParse(reader.GetString(2), TypeCodes.Names, out var scopes, out _);
-        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, reader.GetString(0), reader.GetString(4), scopes), tenant, "TREAT");
+        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, reader.GetString(0), reader.GetString(4), scopes)
+        {
+            PatientLimit = reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries),
+            OwnResourcesOnly = reader.GetInt32(7) != 0,
+        }, tenant, "TREAT");
         if (_tokenCache.Count > 100_000) _tokenCache.Clear();
         _tokenCache[key] = (context, expiresAt);
         return context with { SourceAddress = sourceAddress };

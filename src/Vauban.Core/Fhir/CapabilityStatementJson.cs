@@ -92,6 +92,12 @@ public static class CapabilityStatementJson
                 writer.WriteString("name", "everything");
                 writer.WriteString("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
                 writer.WriteEndObject();
+                writer.WriteStartObject();
+                writer.WriteString("name", "break-the-glass");
+                writer.WriteString("definition", "urn:vauban:OperationDefinition:Patient-break-the-glass");
+                writer.WriteString("documentation", "A signed-in person opens a record outside their care relationships: Parameters with 'reason' (valueCode: "
+                    + string.Join(", ", Access.KnownBreakGlassReasons.Labels.Keys) + ") and 'text' (valueString); needs a second-factor proof from the last minutes; the security officer is told.");
+                writer.WriteEndObject();
                 writer.WriteEndArray();
             }
             writer.WriteEndObject();

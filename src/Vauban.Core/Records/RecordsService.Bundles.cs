@@ -148,6 +148,7 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);
+        var written = new WriteBatch();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
             foreach (var entry in order)
@@ -156,7 +157,7 @@ public sealed partial class RecordsService
                 switch (entry.Method)
                 {
                     case "DELETE":
-                        response = ToResponse(await DeleteInScopeAsync(scope, keys, entry.Type, entry.Id!, cancellationToken), baseUrl);
+                        response = ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl);
                         break;
                     case "POST":
                         if (entry.IfNoneExist is not null)
@@ -169,13 +170,13 @@ public sealed partial class RecordsService
                                 break;
                             }
                         }
-                        response = ToResponse(await CreateInScopeAsync(scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, cancellationToken), baseUrl);
+                        response = ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl);
                         break;
                     case "PUT":
-                        response = ToResponse(await UpdateInScopeAsync(scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, cancellationToken), baseUrl);
+                        response = ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl);
                         break;
                     default:
-                        response = await ReadInScopeAsync(scope, keys, entry, cancellationToken);
+                        response = await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken);
                         break;
                 }
                 if (response.Status >= 400)
@@ -185,6 +186,11 @@ public sealed partial class RecordsService
                     return (response.Status, FhirJson.OperationOutcome(failure));
                 }
                 responses[entry.Index] = response;
+            }
+            // Everything written must be open to the writer once the whole transaction is in place.
+            if (await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused)
+            {
+                return (RecordStatusCodes.Http(refused.Status), FhirJson.OperationOutcome(refused.Issues!));
             }
             foreach (var group in entries.GroupBy(e => e.Type))
             {
@@ -196,14 +202,20 @@ public sealed partial class RecordsService
         return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
     }
 
-    private async Task<EntryResponse> ReadInScopeAsync(WriteScope scope, TenantKeys keys, BundleEntry entry, CancellationToken cancellationToken)
+    private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, CancellationToken cancellationToken)
     {
         if (entry.Id is null)
         {
             return new EntryResponse(400, null, 0, 0, null, [Issue.NotSupported("Searches inside a transaction are not supported; use a batch.")]);
         }
         var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(entry.Type), entry.Id, false, cancellationToken);
-        if (row is null || row.Deleted) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        if (row is null) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        if (await CheckRecordAsync(context, Interaction.Read, entry.Type, entry.Id, row.Compartment, row.CreatedBy, batch, cancellationToken) is { } refused)
+        {
+            return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
+        }
+        if (row.Deleted) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        await _audit.AppendAsync(context, Interaction.Read, entry.Type, [entry.Id], succeeded: true, cancellationToken);
         return new EntryResponse(200, null, row.Version, row.LastUpdated, Open(keys, row), null);
     }
 

@@ -37,14 +37,14 @@ public sealed partial class RecordsService
             var accepted = rows.Where(r => r.Issue is null).ToList();
             rejected.AddRange(rows.Where(r => r.Issue is not null).Select(r => r.Issue!));
             if (accepted.Count == 0) return;
-            var (inserted, existing) = await WriteBatchAsync(keys, accepted, cancellationToken);
+            var (inserted, existing) = await WriteBatchAsync(keys, accepted, context.Principal.Id, cancellationToken);
             created += inserted;
             // Resources whose id already exists become new versions, through the ordinary update.
             foreach (var row in existing)
             {
                 using var document = JsonDocument.Parse(row.Json);
                 await using var scope = await _database.BeginWriteAsync(cancellationToken);
-                var result = await UpdateInScopeAsync(scope, keys, row.Type, row.Id, document.RootElement, null, null, cancellationToken);
+                var result = await UpdateInScopeAsync(context, scope, keys, row.Type, row.Id, document.RootElement, null, null, new WriteBatch(), cancellationToken);
                 if (result.Status is RecordStatus.Ok or RecordStatus.Created)
                 {
                     await scope.CommitAsync(cancellationToken);
@@ -128,14 +128,14 @@ public sealed partial class RecordsService
     }
 
     /// <summary>Inserts a batch in one transaction; returns the count inserted and the rows whose id already existed.</summary>
-    private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(TenantKeys keys, List<PreparedRow> rows, CancellationToken cancellationToken)
+    private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(TenantKeys keys, List<PreparedRow> rows, string createdBy, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var existing = await BulkRows.ExistingAsync(scope, Engine, keys.TenantId, rows.Select(r => (r.TypeCode, r.Id)).ToList(), cancellationToken);
         var fresh = rows.Where(r => !existing.Contains((r.TypeCode, r.Id))).GroupBy(r => (r.TypeCode, r.Id)).Select(g => g.First()).ToList();
         var firstRid = await _database.ReserveRowIdsAsync(scope, fresh.Count, cancellationToken);
-        var bulk = fresh.Select((r, i) => new BulkRow(firstRid + i, r.TypeCode, r.Id, now, r.Sealed, r.Index!)).ToList();
+        var bulk = fresh.Select((r, i) => new BulkRow(firstRid + i, r.TypeCode, r.Id, now, r.Sealed, r.Index!, Compartments.Of(r.Type, r.Id, r.Index!), createdBy)).ToList();
         await BulkRows.InsertAsync(scope, Engine, keys.TenantId, bulk, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return (fresh.Count, rows.Where(r => existing.Contains((r.TypeCode, r.Id))).ToList());

@@ -47,12 +47,12 @@ public sealed partial class RecordsService
         await using var connection = await _database.OpenAsync(cancellationToken);
         if (query.SummaryCount || query.Count == 0)
         {
-            var total = await CountAsync(connection, null, query, context.Tenant.Id, cancellationToken);
+            var total = await CountAsync(context, connection, null, query, cancellationToken);
             await _audit.AppendAsync(context, Interaction.Search, type, [], succeeded: true, cancellationToken);
             return new SearchPage(RecordStatus.Ok, [], total, null);
         }
 
-        var (rows, sortValues) = await QueryAsync(connection, null, query, context.Tenant.Id, after, cancellationToken);
+        var (rows, sortValues) = await QueryAsync(context, connection, null, query, after, cancellationToken);
         string? next = null;
         if (rows.Count > query.Count)
         {
@@ -61,11 +61,11 @@ public sealed partial class RecordsService
                 sortValues[rows.Count - 1], rows[^1].Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds()));
         }
         int? totalCount = null;
-        if (query.TotalAccurate) totalCount = await CountAsync(connection, null, query, context.Tenant.Id, cancellationToken);
+        if (query.TotalAccurate) totalCount = await CountAsync(context, connection, null, query, cancellationToken);
         else if (after is null && next is null) totalCount = rows.Count;
 
-        var included = (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
-            .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList();
+        var included = await AllowedAsync(context, (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
+            .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         if (Admit(context, Interaction.Search, type, rows.Count + included.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await _audit.AppendAsync(context, Interaction.Search, type, rows.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
         foreach (var group in included.GroupBy(r => r.Type))
@@ -91,6 +91,10 @@ public sealed partial class RecordsService
             await _audit.AppendAsync(context, Interaction.Everything, "Patient", [patientId], succeeded: false, cancellationToken);
             return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"Patient/{patientId} is not known."));
         }
+        if (await CheckRecordAsync(context, Interaction.Everything, "Patient", patientId, patient.Compartment, patient.CreatedBy, null, cancellationToken) is { } refused)
+        {
+            return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
+        }
         var rows = new List<StoredVersion> { patient };
         using (var command = connection.Command($"""
             SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
@@ -101,9 +105,9 @@ public sealed partial class RecordsService
             while (await reader.ReadAsync(cancellationToken)) rows.Add(ResourceRows.ReadRow(reader));
         }
         // Only the types the principal may read.
-        rows = rows.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList();
+        rows = await AllowedAsync(context, rows.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         var referenced = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), null, ["Practitioner", "PractitionerRole", "Organization"], context.Tenant.Id, cancellationToken);
-        referenced = referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList();
+        referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
         rows.AddRange(referenced);
         if (Admit(context, Interaction.Everything, "Patient", rows.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         foreach (var group in rows.GroupBy(r => r.Type))
@@ -127,7 +131,7 @@ public sealed partial class RecordsService
             return (RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]), 0);
         }
         query.Count = 2;
-        var (rows, _) = await QueryAsync(scope.Connection, scope.Transaction, query, keys.TenantId, null, cancellationToken);
+        var (rows, _) = await QueryAsync(context, scope.Connection, scope.Transaction, query, null, cancellationToken);
         if (rows.Count == 0) return (null, 0);
         if (rows.Count > 1)
         {
@@ -137,28 +141,40 @@ public sealed partial class RecordsService
         return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, Open(keys, rows[0])), 1);
     }
 
-    private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(DbConnection connection, DbTransaction? transaction, SearchQuery query, long tenant, (string, long)? after, CancellationToken cancellationToken)
+    private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, (string, long)? after, CancellationToken cancellationToken)
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, tenant, after, countOnly: false);
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false, _policy.FilterFor(context, query.Type, command, Engine));
         var rows = new List<StoredVersion>();
         var sortValues = new List<string>();
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
             rows.Add(ResourceRows.ReadRow(reader));
-            sortValues.Add(SearchSql.SortValue(query, reader.GetValue(8)));
+            sortValues.Add(SearchSql.SortValue(query, reader.GetValue(10)));
         }
         return (rows, sortValues);
     }
 
-    private async Task<int> CountAsync(DbConnection connection, DbTransaction? transaction, SearchQuery query, long tenant, CancellationToken cancellationToken)
+    private async Task<int> CountAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, CancellationToken cancellationToken)
     {
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, tenant, null, countOnly: true);
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true, _policy.FilterFor(context, query.Type, command, Engine));
         return (int)await command.ScalarLongAsync(cancellationToken);
+    }
+
+    /// <summary>The rows the policy lets the principal open (included and $everything rows; searches filter in SQL).</summary>
+    private async Task<List<StoredVersion>> AllowedAsync(AccessContext context, List<StoredVersion> rows, CancellationToken cancellationToken)
+    {
+        var allowed = new List<StoredVersion>(rows.Count);
+        foreach (var row in rows)
+        {
+            var decision = await _policy.AuthorizeRecordAsync(context, TypeCodes.NameOf(row.Type), row.Compartment, row.CreatedBy, null, cancellationToken);
+            if (decision.Verdict == RecordVerdict.Allow) allowed.Add(row);
+        }
+        return allowed;
     }
 
     private async Task<List<StoredVersion>> IncludesAsync(DbConnection connection, SearchQuery query, List<StoredVersion> rows, long tenant, CancellationToken cancellationToken)

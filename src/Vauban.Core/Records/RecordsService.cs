@@ -67,6 +67,8 @@ public sealed partial class RecordsService
             await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
             return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{id} is not known."));
         }
+        // The policy decides before even a deletion is revealed.
+        if (await CheckRecordAsync(context, interaction, type, id, row.Compartment, row.CreatedBy, null, cancellationToken) is { } refused) return refused;
         if (row.Deleted)
         {
             await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
@@ -90,7 +92,9 @@ public sealed partial class RecordsService
             var existing = await ConditionalMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
             if (existing.Result is not null) return existing.Result;
         }
-        var result = await CreateInScopeAsync(scope, keys, type, resource, IdRules.NewId(), null, cancellationToken);
+        var written = new WriteBatch();
+        var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, cancellationToken);
+        if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await _audit.AppendAsync(context, Interaction.Create, type, [result.Id!], succeeded: true, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return result;
@@ -108,7 +112,10 @@ public sealed partial class RecordsService
         if (Admit(context, Interaction.Update, type, 1) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var result = await UpdateInScopeAsync(scope, keys, type, id, resource, ifMatch, null, cancellationToken);
+        var written = new WriteBatch();
+        var result = await UpdateInScopeAsync(context, scope, keys, type, id, resource, ifMatch, null, written, cancellationToken);
+        if (result.Status is RecordStatus.Ok or RecordStatus.Created
+            && await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
         await _audit.AppendAsync(context, Interaction.Update, type, [id], succeeded: result.Status is RecordStatus.Ok or RecordStatus.Created, cancellationToken);
         if (result.Status is RecordStatus.Ok or RecordStatus.Created) await scope.CommitAsync(cancellationToken);
         return result;
@@ -121,7 +128,8 @@ public sealed partial class RecordsService
         if (Admit(context, Interaction.Delete, type, 1) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var result = await DeleteInScopeAsync(scope, keys, type, id, cancellationToken);
+        var result = await DeleteInScopeAsync(context, scope, keys, type, id, null, cancellationToken);
+        if (result.Status is not RecordStatus.NoContent) return result;
         await _audit.AppendAsync(context, Interaction.Delete, type, [id], succeeded: result.Status == RecordStatus.NoContent, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return result;
@@ -158,11 +166,16 @@ public sealed partial class RecordsService
                     await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
                     return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"{type}/{id} is not known."));
                 }
+                if (await CheckRecordAsync(context, interaction, type, id, current.Compartment, current.CreatedBy, null, cancellationToken) is { } refused)
+                {
+                    return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
+                }
                 versions = await _rows.InstanceHistoryAsync(connection, current, since, SearchQuery.MaxCount, cancellationToken);
             }
             else
             {
-                versions = await _rows.TypeHistoryAsync(connection, context.Tenant.Id, typeCode, since, before, count + 1, cancellationToken);
+                versions = await _rows.TypeHistoryAsync(connection, context.Tenant.Id, typeCode, since, before, count + 1,
+                    (command, engine) => _policy.FilterFor(context, type, command, engine), cancellationToken);
             }
         }
         string? next = null;
@@ -181,28 +194,32 @@ public sealed partial class RecordsService
 
     // ---- writes inside a transaction (shared by single interactions and transaction bundles) ----
 
-    private async Task<RecordResult> CreateInScopeAsync(WriteScope scope, TenantKeys keys, string type, JsonElement resource, string id,
-        IReadOnlyDictionary<string, string>? references, CancellationToken cancellationToken)
+    private async Task<RecordResult> CreateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, JsonElement resource, string id,
+        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
         var json = ResourceStamp.Apply(resource, type, id, 1, now, references);
         var index = ExtractIndex(type, json, keys);
+        var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
-        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, cancellationToken);
+        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, context.Principal.Id, cancellationToken);
+        written.Created(type, id, compartment, context.Principal.Id);
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
     }
 
-    private async Task<RecordResult> UpdateInScopeAsync(WriteScope scope, TenantKeys keys, string type, string id, JsonElement resource, int? ifMatch,
-        IReadOnlyDictionary<string, string>? references, CancellationToken cancellationToken)
+    private async Task<RecordResult> UpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, JsonElement resource, int? ifMatch,
+        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken)
     {
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
         if (current is null)
         {
             if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
-            return await CreateInScopeAsync(scope, keys, type, resource, id, references, cancellationToken);
+            return await CreateInScopeAsync(context, scope, keys, type, resource, id, references, written, cancellationToken);
         }
+        // What is replaced must be open to the writer, before any version number is revealed.
+        if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
         if (ifMatch is { } expected && expected != current.Version)
         {
             return RecordResult.Fail(RecordStatus.PreconditionFailed, type,
@@ -213,22 +230,25 @@ public sealed partial class RecordsService
         var json = ResourceStamp.Apply(resource, type, id, version, now, references);
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var newIndex = ExtractIndex(type, json, keys);
+        var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
-        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, oldIndex, newIndex, cancellationToken))
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex, cancellationToken))
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
+        written.Updated(type, id, compartment, current.CreatedBy);
         return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
     }
 
-    private async Task<RecordResult> DeleteInScopeAsync(WriteScope scope, TenantKeys keys, string type, string id, CancellationToken cancellationToken)
+    private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, WriteBatch? batch, CancellationToken cancellationToken)
     {
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused) return refused;
         if (current is null || current.Deleted) return new RecordResult(RecordStatus.NoContent, type, id, current?.Version ?? 0, current?.LastUpdated ?? 0);
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var oldIndex = ExtractIndex(type, Open(keys, current), keys);
-        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, oldIndex, null, cancellationToken))
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, cancellationToken))
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
@@ -246,6 +266,54 @@ public sealed partial class RecordsService
         }
         var decision = _policy.Authorize(context, interaction, type);
         return decision.Allowed ? null : RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+    }
+
+    /// <summary>The policy's record-level question; a refusal is audited and answered 403 (break-the-glass possible) or 404 (not revealed).</summary>
+    private async ValueTask<RecordResult?> CheckRecordAsync(AccessContext context, Interaction interaction, string type, string id, string? compartment, string? createdBy,
+        WriteBatch? batch, CancellationToken cancellationToken)
+    {
+        var decision = await _policy.AuthorizeRecordAsync(context, type, compartment, createdBy, batch?.NewPatients, cancellationToken);
+        if (decision.Verdict == RecordVerdict.Allow) return null;
+        await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+        return decision.Verdict == RecordVerdict.Forbidden
+            ? RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!))
+            : RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not known."));
+    }
+
+    /// <summary>
+    /// What a write puts into a patient's record must go to a patient the writer could open before the write
+    /// (decided on committed data, so that a transaction cannot grant itself a care relationship), or to a
+    /// patient created by the same transaction. For people the question is asked of the patient's identity
+    /// record: admissions staff schedule for any patient they can find.
+    /// </summary>
+    private async ValueTask<RecordResult?> CheckWrittenAsync(AccessContext context, Interaction interaction, WriteBatch written, CancellationToken cancellationToken)
+    {
+        foreach (var record in written.Written)
+        {
+            var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null ? KnownResourceTypes.Patient : record.Type;
+            if (await CheckRecordAsync(context, interaction, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
+            {
+                return refused;
+            }
+        }
+        return null;
+    }
+
+    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy);
+
+    /// <summary>The records one request or transaction writes, checked together once all are in place.</summary>
+    private sealed class WriteBatch
+    {
+        public List<WrittenRecord> Written { get; } = [];
+        public HashSet<string> NewPatients { get; } = new(StringComparer.Ordinal);
+
+        public void Created(string type, string id, string? compartment, string? createdBy)
+        {
+            if (type == KnownResourceTypes.Patient) NewPatients.Add(id);
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy));
+        }
+
+        public void Updated(string type, string id, string? compartment, string? createdBy) => Written.Add(new WrittenRecord(type, id, compartment, createdBy));
     }
 
     private RecordResult? Admit(AccessContext context, Interaction interaction, string type, int count)

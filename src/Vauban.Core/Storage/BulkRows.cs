@@ -8,7 +8,7 @@ using Vauban.Records.Search;
 
 namespace Vauban.Storage;
 
-internal sealed record BulkRow(long Rid, int Type, string Id, long LastUpdated, byte[] Body, IndexEntries Index);
+internal sealed record BulkRow(long Rid, int Type, string Id, long LastUpdated, byte[] Body, IndexEntries Index, string? Compartment, string? CreatedBy);
 
 internal static class BulkRows
 {
@@ -52,7 +52,8 @@ internal static class BulkRows
             // A bulk load touches index pages all over the tree: give this connection a large page cache.
             cache.ExecuteNonQuery();
         }
-        using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b)", "$rid", "$t", "$ty", "$id", "$u", "$b"))
+        using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b, $c, $cb)",
+            "$rid", "$t", "$ty", "$id", "$u", "$b", "$c", "$cb"))
         {
             foreach (var row in rows)
             {
@@ -63,6 +64,8 @@ internal static class BulkRows
                 insert.Parameters[3].Value = row.Id;
                 insert.Parameters[4].Value = row.LastUpdated;
                 insert.Parameters[5].Value = row.Body;
+                insert.Parameters[6].Value = (object?)row.Compartment ?? DBNull.Value;
+                insert.Parameters[7].Value = (object?)row.CreatedBy ?? DBNull.Value;
                 insert.ExecuteNonQuery();
             }
         }
@@ -118,7 +121,7 @@ internal static class BulkRows
     private static async Task CopyAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
     {
         var connection = (NpgsqlConnection)scope.Connection;
-        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body, hashes) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, hashes) FROM STDIN (FORMAT BINARY)", cancellationToken))
         {
             foreach (var row in rows)
             {
@@ -131,6 +134,8 @@ internal static class BulkRows
                 await writer.WriteAsync(row.LastUpdated, NpgsqlDbType.Bigint, cancellationToken);
                 await writer.WriteAsync(0, NpgsqlDbType.Integer, cancellationToken);
                 await writer.WriteAsync(row.Body, NpgsqlDbType.Bytea, cancellationToken);
+                if (row.Compartment is null) await writer.WriteNullAsync(cancellationToken); else await writer.WriteAsync(row.Compartment, NpgsqlDbType.Text, cancellationToken);
+                if (row.CreatedBy is null) await writer.WriteNullAsync(cancellationToken); else await writer.WriteAsync(row.CreatedBy, NpgsqlDbType.Text, cancellationToken);
                 await writer.WriteAsync(row.Index.Hashes.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint, cancellationToken);
             }
             await writer.CompleteAsync(cancellationToken);

@@ -5,11 +5,13 @@ using Vauban.Records.Search;
 
 namespace Vauban.Storage;
 
-internal sealed record StoredVersion(long Rid, long TenantId, int Type, string Id, int Version, long LastUpdated, bool Deleted, byte[]? Body);
+/// <summary>A stored version, still sealed. Compartment (the patient it concerns) and creator are the current row's: the policy reads them without decrypting.</summary>
+internal sealed record StoredVersion(long Rid, long TenantId, int Type, string Id, int Version, long LastUpdated, bool Deleted, byte[]? Body,
+    string? Compartment = null, string? CreatedBy = null);
 
 internal sealed class ResourceRows
 {
-    private const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body";
+    private const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body, r.compartment, r.created_by";
 
     private readonly StoreDatabase _database;
 
@@ -19,7 +21,8 @@ internal sealed class ResourceRows
 
     public static StoredVersion ReadRow(DbDataReader reader) => new(
         reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt64(5),
-        reader.GetInt32(6) != 0, reader.IsDBNull(7) ? null : (byte[])reader.GetValue(7));
+        reader.GetInt32(6) != 0, reader.IsDBNull(7) ? null : (byte[])reader.GetValue(7),
+        reader.IsDBNull(8) ? null : reader.GetString(8), reader.IsDBNull(9) ? null : reader.GetString(9));
 
     public async Task<StoredVersion?> CurrentAsync(DbConnection connection, DbTransaction? transaction, long tenant, int type, string id, bool forUpdate, CancellationToken cancellationToken)
     {
@@ -72,20 +75,25 @@ internal sealed class ResourceRows
     }
 
     /// <summary>Versions of all resources of a type, newest first, strictly before the (lastUpdated, rid, version) cursor.</summary>
-    public async Task<List<StoredVersion>> TypeHistoryAsync(DbConnection connection, long tenant, int type, long? since, (long Updated, long Rid, int Version)? before, int limit, CancellationToken cancellationToken)
+    public async Task<List<StoredVersion>> TypeHistoryAsync(DbConnection connection, long tenant, int type, long? since, (long Updated, long Rid, int Version)? before, int limit,
+        Func<DbCommand, StorageEngine, string?> filter, CancellationToken cancellationToken)
     {
         var cursor = before ?? (long.MaxValue, long.MaxValue, int.MaxValue);
-        using var command = connection.Command($"""
+        using var command = connection.CreateCommand();
+        // The policy's filter is on the current row "r" (its compartment and creator), in both halves.
+        var allowed = filter(command, _database.Engine) is { } f ? " AND " + f : "";
+        command.CommandText = $"""
             SELECT * FROM (
-              SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since
+              SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since{allowed}
               UNION ALL
-              SELECT r.rid, r.tenant_id, r.type, r.id, h.version, h.last_updated, h.deleted, h.body
+              SELECT r.rid, r.tenant_id, r.type, r.id, h.version, h.last_updated, h.deleted, h.body, r.compartment, r.created_by
               FROM resource_history h JOIN resources r ON r.rid = h.rid
-              WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since
+              WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since{allowed}
             ) v
             WHERE (v.last_updated < @cu) OR (v.last_updated = @cu AND (v.rid < @cr OR (v.rid = @cr AND v.version < @cv)))
             ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT @n
-            """).With("t", tenant).With("ty", type).With("since", since ?? long.MinValue)
+            """;
+        command.With("t", tenant).With("ty", type).With("since", since ?? long.MinValue)
             .With("cu", cursor.Updated).With("cr", cursor.Rid).With("cv", cursor.Version).With("n", limit);
         var versions = new List<StoredVersion>();
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -93,12 +101,13 @@ internal sealed class ResourceRows
         return versions;
     }
 
-    public static async Task<long> InsertAsync(WriteScope scope, StorageEngine engine, long tenant, int type, string id, int version, long lastUpdated, byte[] body, IndexEntries index, CancellationToken cancellationToken)
+    public static async Task<long> InsertAsync(WriteScope scope, StorageEngine engine, long tenant, int type, string id, int version, long lastUpdated, byte[] body, IndexEntries index,
+        string? compartment, string? createdBy, CancellationToken cancellationToken)
     {
         using var command = scope.Command(engine == StorageEngine.Postgres
-            ? "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @hs) RETURNING rid"
-            : "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body) VALUES (@t, @ty, @id, @v, @u, 0, @b) RETURNING rid")
-            .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body);
+            ? "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @hs) RETURNING rid"
+            : "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb) RETURNING rid")
+            .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body).With("c", compartment).With("cb", createdBy);
         if (engine == StorageEngine.Postgres) command.With("hs", index.Hashes.ToArray());
         var rid = await command.ScalarLongAsync(cancellationToken);
         await InsertIndexAsync(scope, engine, tenant, rid, index, cancellationToken);
@@ -107,7 +116,7 @@ internal sealed class ResourceRows
 
     /// <summary>Moves the current version to history and writes the new one, if the current version is still <paramref name="expectedVersion"/>.</summary>
     public static async Task<bool> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int expectedVersion, int version, long lastUpdated, byte[]? body,
-        IndexEntries? oldIndex, IndexEntries? newIndex, CancellationToken cancellationToken)
+        string? compartment, IndexEntries? oldIndex, IndexEntries? newIndex, CancellationToken cancellationToken)
     {
         using (var archive = scope.Command(
             "INSERT INTO resource_history (rid, version, last_updated, deleted, body) SELECT rid, version, last_updated, deleted, body FROM resources WHERE rid = @rid AND version = @ev")
@@ -116,9 +125,9 @@ internal sealed class ResourceRows
             if (await archive.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
         using (var update = scope.Command(engine == StorageEngine.Postgres
-            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, hashes = @hs WHERE rid = @rid AND version = @ev"
-            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b WHERE rid = @rid AND version = @ev")
-            .With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
+            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, hashes = @hs WHERE rid = @rid AND version = @ev"
+            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c WHERE rid = @rid AND version = @ev")
+            .With("c", compartment).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
         {
             if (engine == StorageEngine.Postgres) update.With("hs", newIndex?.Hashes.ToArray() ?? []);
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;

@@ -15,7 +15,11 @@ internal static class ClientCommands
         add.Options.Add(tenant);
         add.Options.Add(name);
         add.Options.Add(scopes);
+        var patients = new Option<string?>("--patients") { Description = "Limit the client to these patients' records: Patient ids separated by commas or spaces." };
+        var ownOnly = new Option<bool>("--own-resources-only") { Description = "Limit the client to the resources it created itself." };
         add.Options.Add(jwks);
+        add.Options.Add(patients);
+        add.Options.Add(ownOnly);
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
@@ -23,7 +27,9 @@ internal static class ClientCommands
             var owner = await store.Tenants.FindAsync(parse.GetValue(tenant)!, token)
                 ?? throw new ArgumentException($"No tenant named '{parse.GetValue(tenant)}'. Create it with: vauban tenants add {parse.GetValue(tenant)}");
             var jwksText = parse.GetValue(jwks) is { } file ? await File.ReadAllTextAsync(file.FullName, token) : null;
-            var registration = await store.Clients.AddAsync(owner, parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, token);
+            var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
+            var registration = await store.Clients.AddAsync(owner, parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits, token);
             Console.WriteLine($"client_id:     {registration.ClientId}");
             if (registration.ClientSecret is not null)
             {
@@ -31,6 +37,8 @@ internal static class ClientCommands
                 Console.WriteLine("The secret is shown only now; it is stored hashed and cannot be recovered.");
             }
             Console.WriteLine($"scopes:        {registration.Scopes}");
+            if (limits.Patients is { } limited) Console.WriteLine($"limited to:    {limited.Count} patient(s)");
+            if (limits.OwnResourcesOnly) Console.WriteLine("limited to:    the resources it creates");
             return 0;
         }, ct));
         clients.Subcommands.Add(add);

@@ -99,6 +99,57 @@ internal static class FhirEndpoints
             return new FhirResult(200, FhirJson.SearchSet(page, FhirHttp.BaseUrl(http), SelfUrl(http), null));
         });
 
+        // Break-the-glass over FHIR, for a signed-in person (the clinician UI has the same form):
+        // Parameters { reason: code from the list, text: string }. Needs a fresh second-factor proof.
+        fhir.MapPost("/Patient/{id}/$break-the-glass", async (HttpContext http, string id) =>
+        {
+            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
+            if (error is not null) return error;
+            using (document)
+            {
+                var body = document!.RootElement;
+                if (!body.TryGetProperty("resourceType", out var resourceType) || resourceType.ValueKind != System.Text.Json.JsonValueKind.String || resourceType.GetString() != "Parameters")
+                {
+                    return FhirHttp.Outcome(400, Issue.Invalid("The body must be a Parameters resource with 'reason' (valueCode) and 'text' (valueString)."));
+                }
+                var reason = ParameterValue(body, "reason", "valueCode");
+                var text = ParameterValue(body, "text", "valueString");
+                var result = await store.BreakTheGlass.OpenAsync(http.Access(), id, reason, text, http.RequestAborted);
+                switch (result.Status)
+                {
+                    case BreakGlassStatus.Granted:
+                        return new FhirResult(200, FhirJson.Write(writer =>
+                        {
+                            writer.WriteStartObject();
+                            writer.WriteString("resourceType", "Parameters");
+                            writer.WriteStartArray("parameter");
+                            writer.WriteStartObject();
+                            writer.WriteString("name", "patient");
+                            writer.WriteStartObject("valueReference");
+                            writer.WriteString("reference", "Patient/" + result.Grant!.Patient);
+                            writer.WriteEndObject();
+                            writer.WriteEndObject();
+                            writer.WriteStartObject();
+                            writer.WriteString("name", "expires");
+                            writer.WriteString("valueInstant", FhirInstant.Format(result.Grant.ExpiresAt.ToUnixTimeMilliseconds()));
+                            writer.WriteEndObject();
+                            writer.WriteEndArray();
+                            writer.WriteEndObject();
+                        }));
+                    case BreakGlassStatus.ReauthenticationRequired:
+                        // RFC 9470 step-up: the session is valid but its second-factor proof is too old.
+                        http.Response.Headers.WWWAuthenticate = $"Bearer error=\"insufficient_user_authentication\", max_age={(int)store.Policy.Options.ReauthenticationMaxAge.TotalSeconds}";
+                        return FhirHttp.Outcome(401, Issue.Error("login", result.Message));
+                    case BreakGlassStatus.NotAllowed:
+                        return FhirHttp.Outcome(403, Issue.Forbidden(result.Message));
+                    case BreakGlassStatus.PatientNotFound:
+                        return FhirHttp.Outcome(404, Issue.NotFound(result.Message));
+                    default:
+                        return FhirHttp.Outcome(400, Issue.Invalid(result.Message));
+                }
+            }
+        });
+
         fhir.MapPost("/", async (HttpContext http) =>
         {
             var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxBundleBytes, http.RequestAborted);
@@ -109,6 +160,20 @@ internal static class FhirEndpoints
                 return new FhirResult(status, body);
             }
         });
+    }
+
+    private static string? ParameterValue(System.Text.Json.JsonElement parameters, string name, string valueElement)
+    {
+        if (!parameters.TryGetProperty("parameter", out var list) || list.ValueKind != System.Text.Json.JsonValueKind.Array) return null;
+        foreach (var parameter in list.EnumerateArray())
+        {
+            if (parameter.ValueKind == System.Text.Json.JsonValueKind.Object && parameter.TryGetProperty("name", out var n) && n.ValueKind == System.Text.Json.JsonValueKind.String
+                && n.GetString() == name && parameter.TryGetProperty(valueElement, out var value) && value.ValueKind == System.Text.Json.JsonValueKind.String)
+            {
+                return value.GetString();
+            }
+        }
+        return null;
     }
 
     private static List<KeyValuePair<string, string>> Query(HttpContext http) =>

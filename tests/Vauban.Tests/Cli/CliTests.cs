@@ -80,6 +80,13 @@ public class CliTests : IDisposable
         Assert.Equal(1, badScope.Exit);
         Assert.Contains("Spaceship", badScope.Output);
 
+        var limited = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients p-1,p-2 --own-resources-only {DbArgs}");
+        Assert.Equal(0, limited.Exit);
+        Assert.Contains("2 patient(s)", limited.Output, StringComparison.Ordinal);
+        var badLimit = await RunAsync($"clients add --tenant clinique-test --name x --scopes system/*.rs --patients not/an-id {DbArgs}");
+        Assert.Equal(1, badLimit.Exit);
+        Assert.Contains("patient limit", badLimit.Output, StringComparison.Ordinal);
+
         var seeded = await RunAsync($"seed --tenant clinique-test --patients 50 {DbArgs}");
         Assert.True(seeded.Exit == 0, seeded.Output);
         Assert.Contains("patients/s", seeded.Output);

@@ -71,10 +71,12 @@ public sealed class VaubanServer : IAsyncDisposable
     }
 
     /// <summary>Registers an API client in the tenant (created if missing) and returns an HttpClient carrying its token.</summary>
-    public async Task<HttpClient> ClientAsync(string tenant, string scopes = "system/*.cruds")
+    public Task<HttpClient> ClientAsync(string tenant, string scopes = "system/*.cruds") => ClientAsync(tenant, scopes, Vauban.Access.ClientLimits.None);
+
+    public async Task<HttpClient> ClientAsync(string tenant, string scopes, Vauban.Access.ClientLimits limits)
     {
         var owner = await Store.Tenants.FindAsync(tenant, CancellationToken.None) ?? await Store.Tenants.AddAsync(tenant, CancellationToken.None);
-        var registration = await Store.Clients.AddAsync(owner, "test client", scopes, null, CancellationToken.None);
+        var registration = await Store.Clients.AddAsync(owner, "test client", scopes, null, limits, CancellationToken.None);
         var token = await TokenAsync(registration.ClientId, registration.ClientSecret!);
         var client = new HttpClient { BaseAddress = BaseAddress };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

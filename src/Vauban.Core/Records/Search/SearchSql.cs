@@ -9,12 +9,14 @@ namespace Vauban.Records.Search;
 
 internal static class SearchSql
 {
-    public const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body";
+    public const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body, r.compartment, r.created_by";
 
-    public static void Build(DbCommand command, StorageEngine engine, SearchQuery query, long tenant, (string Value, long Rid)? after, bool countOnly)
+    /// <param name="allowed">The access policy's filter on "r" (see AccessPolicy.FilterFor), or null: part of the WHERE clause, so that counts and pages never include what the searcher may not open.</param>
+    public static void Build(DbCommand command, StorageEngine engine, SearchQuery query, long tenant, (string Value, long Rid)? after, bool countOnly, string? allowed)
     {
         command.With("t", tenant).With("ty", TypeCodes.Of(query.Type));
         var where = new List<string> { "r.tenant_id = @t", "r.type = @ty", "r.deleted = 0" };
+        if (allowed is not null) where.Add(allowed);
         // On PostgreSQL hash clauses are GIN conditions on the resource row, combined by the planner: they never drive.
         var driver = query.Clauses.Where(c => !c.Negated && c.Selectivity <= 4 && c.Kind != ClauseKind.LastUpdated
             && !(engine == StorageEngine.Postgres && c.Kind == ClauseKind.Hash)).OrderBy(c => c.Selectivity).FirstOrDefault();

@@ -1,0 +1,136 @@
+// Break-the-glass: a person opens a patient's record outside their care relationships, in an emergency.
+// They must state a reason from a fixed list plus free text, and have proven both factors within the
+// last few minutes; the grant lasts a limited time, is marked in the audit trail, and the security
+// officer is told at once. The free text may name clinical facts: it is stored encrypted.
+using System.Security.Cryptography;
+using System.Text;
+using Vauban.Audit;
+using Vauban.Crypto;
+using Vauban.Fhir;
+using Vauban.Records;
+using Vauban.Storage;
+
+namespace Vauban.Access;
+
+public static class KnownBreakGlassReasons
+{
+    public const string Emergency = "emergency";
+    public const string ContinuityOfCare = "continuity-of-care";
+    public const string PatientRequest = "patient-request";
+    public const string OnCall = "on-call";
+    public const string Other = "other";
+
+    public static IReadOnlyDictionary<string, string> Labels { get; } = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        [Emergency] = "Medical emergency",
+        [ContinuityOfCare] = "Continuity of care (patient transferred or referred to me)",
+        [PatientRequest] = "At the patient's request, patient present",
+        [OnCall] = "On-call duty, patient under my care tonight",
+        [Other] = "Other (explain below)",
+    };
+}
+
+public sealed record BreakGlassGrant(string Patient, string Reason, DateTimeOffset GrantedAt, DateTimeOffset ExpiresAt);
+
+public enum BreakGlassStatus { Granted, Invalid, ReauthenticationRequired, NotAllowed, PatientNotFound }
+
+public sealed record BreakGlassResult(BreakGlassStatus Status, BreakGlassGrant? Grant, string Message);
+
+public sealed class BreakTheGlass
+{
+    public const int MinimumDetailLength = 10;
+    public const int MaximumDetailLength = 1000;
+
+    private readonly StoreDatabase _database;
+    private readonly KeyRing _keys;
+    private readonly AccessPolicy _policy;
+    private readonly AuditTrail _audit;
+    private readonly SecurityAlerts _alerts;
+    private readonly TimeProvider _time;
+
+    internal BreakTheGlass(StoreDatabase database, KeyRing keys, AccessPolicy policy, AuditTrail audit, SecurityAlerts alerts, TimeProvider time)
+    {
+        _database = database;
+        _keys = keys;
+        _policy = policy;
+        _audit = audit;
+        _alerts = alerts;
+        _time = time;
+    }
+
+    public async Task<BreakGlassResult> OpenAsync(AccessContext context, string patientId, string? reason, string? detail, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var principal = context.Principal;
+        var options = _policy.Options;
+        if (principal.Kind != PrincipalKind.Person || principal.Role is not { } role || !RolePermissions.MayBreakTheGlass(role))
+        {
+            await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: false, cancellationToken);
+            return new(BreakGlassStatus.NotAllowed, null, "Only physicians, nurses, biologists and admissions staff, signed in in person, may break the glass.");
+        }
+        if (reason is null || !KnownBreakGlassReasons.Labels.ContainsKey(reason))
+        {
+            return new(BreakGlassStatus.Invalid, null, "State a reason from the list: " + string.Join(", ", KnownBreakGlassReasons.Labels.Keys) + ".");
+        }
+        detail = detail?.Trim();
+        if (string.IsNullOrEmpty(detail) || detail.Length < MinimumDetailLength || detail.Length > MaximumDetailLength)
+        {
+            return new(BreakGlassStatus.Invalid, null, $"Explain the access in your own words ({MinimumDetailLength} to {MaximumDetailLength} characters).");
+        }
+        var now = _time.GetUtcNow();
+        if (principal.AuthenticatedAt is not { } proven || now - proven > options.ReauthenticationMaxAge)
+        {
+            return new(BreakGlassStatus.ReauthenticationRequired, null,
+                $"Breaking the glass needs a fresh sign-in: prove both factors again (within the last {options.ReauthenticationMaxAge.TotalMinutes:0} minutes), then retry.");
+        }
+        if (!IdRules.IsValid(patientId)) return new(BreakGlassStatus.PatientNotFound, null, "Not a valid Patient id.");
+
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var expires = now + options.BreakGlassDuration;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var exists = scope.Command("SELECT count(*) FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id AND deleted = 0")
+            .With("t", context.Tenant.Id).With("ty", TypeCodes.Of(KnownResourceTypes.Patient)).With("id", patientId))
+        {
+            if (await exists.ScalarLongAsync(cancellationToken) == 0)
+            {
+                await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: false, cancellationToken);
+                return new(BreakGlassStatus.PatientNotFound, null, $"Patient/{patientId} is not known.");
+            }
+        }
+        // The free text is sealed under the tenant's data key, bound to this grant's principal, patient and time.
+        var grantKey = principal.Id + "|" + patientId;
+        var sealedDetail = RecordCipher.Seal(keys, 0, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(grantKey))), (int)(now.ToUnixTimeSeconds() & int.MaxValue), Encoding.UTF8.GetBytes(detail));
+        using (var insert = scope.Command("""
+            INSERT INTO break_glass (tenant_id, principal, session, patient, reason, detail, granted_at, expires_at)
+            VALUES (@t, @p, @s, @pt, @r, @d, @g, @e)
+            """).With("t", context.Tenant.Id).With("p", principal.Id).With("s", principal.SessionId).With("pt", patientId).With("r", reason)
+            .With("d", sealedDetail).With("g", now.ToUnixTimeMilliseconds()).With("e", expires.ToUnixTimeMilliseconds()))
+        {
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
+            $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {expires:yyyy-MM-dd HH:mm} UTC.",
+            cancellationToken);
+        await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: true, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
+            $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
+    }
+
+    /// <summary>The person's unexpired grants, newest first (for their screen).</summary>
+    public async Task<IReadOnlyList<BreakGlassGrant>> ActiveAsync(AccessContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command(
+            "SELECT patient, reason, granted_at, expires_at FROM break_glass WHERE tenant_id = @t AND principal = @p AND expires_at > @now ORDER BY granted_at DESC LIMIT 100")
+            .With("t", context.Tenant.Id).With("p", context.Principal.Id).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var grants = new List<BreakGlassGrant>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            grants.Add(new BreakGlassGrant(reader.GetString(0), reader.GetString(1), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+        }
+        return grants;
+    }
+}

@@ -1,0 +1,107 @@
+// Adversarial tests of API client limits (issue 3): a client registered for a list of patients, or for
+// the resources it created, reaches nothing else — by id, search, $everything, history or write — and
+// is told "not found", as if the rest did not exist.
+using System.Net;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class ClientLimitTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private HttpClient _full = null!;
+    private string _mine = "", _other = "", _otherObservation = "";
+
+    protected ClientLimitTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine);
+        _full = await _server.ClientAsync("clinic");
+        _mine = await CreateAsync(_full, "/fhir/Patient", Samples.Patient(family: "Allowed", nir: Samples.ValidNir("2850544109001")));
+        _other = await CreateAsync(_full, "/fhir/Patient", Samples.Patient(family: "Elsewhere", nir: Samples.ValidNir("2850544109002")));
+        await CreateAsync(_full, "/fhir/Observation", Samples.Observation($"Patient/{_mine}"));
+        _otherObservation = await CreateAsync(_full, "/fhir/Observation", Samples.Observation($"Patient/{_other}"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _full.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private static async Task<string> CreateAsync(HttpClient client, string url, string json)
+    {
+        using var response = await client.PostAsync(url, FhirContent.Json(json));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.BodyAsync()).GetProperty("id").GetString()!;
+    }
+
+    private static async Task<int> TotalAsync(HttpClient client, string url)
+    {
+        using var response = await client.GetAsync(url);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.BodyAsync()).GetProperty("total").GetInt32();
+    }
+
+    [Fact]
+    public async Task A_client_limited_to_some_patients_cannot_enumerate_the_others()
+    {
+        using var limited = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits([_mine], false));
+        using (var ok = await limited.GetAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        foreach (var url in new[] { $"/fhir/Patient/{_other}", $"/fhir/Observation/{_otherObservation}", $"/fhir/Patient/{_other}/$everything",
+            $"/fhir/Patient/{_other}/_history", $"/fhir/Patient/{_other}/_history/1" })
+        {
+            using var response = await limited.GetAsync(url);
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.DoesNotContain("Elsewhere", await response.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.Equal(1, await TotalAsync(limited, "/fhir/Patient?_total=accurate"));
+        Assert.Equal(0, await TotalAsync(limited, "/fhir/Patient?family=elsewhere&_total=accurate"));
+        Assert.Equal(1, await TotalAsync(limited, "/fhir/Observation?_total=accurate"));
+        using (var history = await limited.GetAsync("/fhir/Patient/_history?_count=50"))
+        {
+            var entries = (await history.BodyAsync()).GetProperty("entry").EnumerateArray().ToList();
+            Assert.All(entries, e => Assert.Equal(_mine, e.GetProperty("resource").GetProperty("id").GetString()));
+        }
+
+        // Writing into another patient's record is refused and writes nothing.
+        using (var write = await limited.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_other}"))))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, write.StatusCode);
+        }
+        Assert.Equal(1, await TotalAsync(_full, $"/fhir/Observation?subject=Patient/{_other}&_total=accurate"));
+    }
+
+    [Fact]
+    public async Task A_client_limited_to_its_own_resources_sees_only_what_it_created()
+    {
+        using var own = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits(null, true));
+        Assert.Equal(0, await TotalAsync(own, "/fhir/Patient?_total=accurate"));
+        using (var response = await own.GetAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        var created = await CreateAsync(own, "/fhir/Patient", Samples.Patient(family: "Created", nir: Samples.ValidNir("2850544109003")));
+        using (var response = await own.GetAsync($"/fhir/Patient/{created}")) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, await TotalAsync(own, "/fhir/Patient?_total=accurate"));
+        // Deleting or updating another's resource: not found, unchanged.
+        using (var delete = await own.DeleteAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.NotFound, delete.StatusCode);
+        using (var still = await _full.GetAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.OK, still.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_api_client_cannot_break_the_glass()
+    {
+        using var response = await _full.PostAsync($"/fhir/Patient/{_other}/$break-the-glass", FhirContent.Json("""
+            {"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"emergency"},{"name":"text","valueString":"batch job needs it"}]}
+            """));
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        using var malformed = await _full.PostAsync($"/fhir/Patient/{_other}/$break-the-glass", FhirContent.Json("""{"resourceType":"Patient"}"""));
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+    }
+}
+
+public sealed class ClientLimitTests_Sqlite() : ClientLimitTests(Engine.Sqlite);
+
+public sealed class ClientLimitTests_Postgres() : ClientLimitTests(Engine.Postgres);

@@ -1,0 +1,332 @@
+// Adversarial tests of the access policy (issue 3): who may open which patient's record. People are
+// given their access context directly (sign-in has its own tests); each test is named after the attack
+// it tries: IDOR across patients through read, search, _include, history, Bundle and $everything; role
+// escalation; writing oneself into a patient's care; break-the-glass without reason or re-authentication.
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Records;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class PolicyTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _ids = [];
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    protected PolicyTests(Engine engine) => _engine = engine;
+
+    private RecordsService Records => _server.Store.Records;
+
+    private static string Day(int offset) => DateTimeOffset.UtcNow.AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine);
+        _tenant = await _server.Store.Tenants.AddAsync("hopital-policy", None);
+        var op = AccessContext.Operator(_tenant, "test fixture");
+        async Task<string> Create(string key, string json)
+        {
+            using var document = JsonDocument.Parse(json);
+            var result = await Records.CreateAsync(op, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
+            Assert.Equal(RecordStatus.Created, result.Status);
+            return _ids[key] = result.Id!;
+        }
+        await Create("cardiology", """{"resourceType":"Organization","name":"Cardiologie"}""");
+        await Create("lab", """{"resourceType":"Organization","name":"Laboratoire"}""");
+        await Create("drA", Samples.Practitioner("Alpha", "10000000001"));
+        await Create("drB", Samples.Practitioner("Bravo", "10000000002"));
+        await Create("p1", Samples.Patient(family: "Related", nir: Samples.ValidNir("1800344109001")));
+        await Create("p2", Samples.Patient(family: "Unrelated", nir: Samples.ValidNir("1800344109002"), gp: "Practitioner/" + _ids["drB"]));
+        await Create("p3", Samples.Patient(family: "LongAgo", nir: Samples.ValidNir("1800344109003")));
+        await Create("p4", Samples.Patient(family: "GpOfA", nir: Samples.ValidNir("1800344109004"), gp: "Practitioner/" + _ids["drA"]));
+        await Create("enc1", Encounter(_ids["p1"], _ids["drA"], _ids["cardiology"], Day(-10)));
+        await Create("enc2", Encounter(_ids["p2"], _ids["drB"], null, Day(-5)));
+        await Create("enc3", Encounter(_ids["p3"], _ids["drA"], null, Day(-800)));
+        await Create("obs1", Samples.Observation("Patient/" + _ids["p1"], effective: Day(-9)).Replace("\"status\": \"final\",", $"\"status\": \"final\", \"performer\": [{{\"reference\": \"Organization/{_ids["lab"]}\"}}],", StringComparison.Ordinal));
+        await Create("obs2", Samples.Observation("Patient/" + _ids["p2"], effective: Day(-4)));
+        await Create("inv1", $$$"""{"resourceType":"Invoice","status":"issued","subject":{"reference":"Patient/{{{_ids["p1"]}}}"}}""");
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private static string Encounter(string patient, string practitioner, string? service, string start) => $$$"""
+        {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
+         "subject":{"reference":"Patient/{{{patient}}}"},
+         "participant":[{"individual":{"reference":"Practitioner/{{{practitioner}}}"}}],
+         {{{ServiceProvider(service)}}}
+         "period":{"start":"{{{start}}}","end":"{{{start}}}"}}
+        """;
+
+    private static string ServiceProvider(string? service) => service is null ? "" : "\"serviceProvider\":{\"reference\":\"Organization/" + service + "\"},";
+
+    private AccessContext Person(StaffRole role, string? practitioner = null, string? service = null, string id = "user:1", DateTimeOffset? authenticatedAt = null)
+    {
+        SmartScopes.TryParse("user/*.cruds", TypeCodes.Names, out var scopes, out _);
+        return new AccessContext(new Principal(PrincipalKind.Person, id, "Test " + role, scopes)
+        {
+            Role = role,
+            Practitioner = practitioner is null ? null : _ids[practitioner],
+            Service = service is null ? null : _ids[service],
+            SessionId = "s-" + id,
+            AuthenticatedAt = authenticatedAt ?? DateTimeOffset.UtcNow.AddHours(-1),
+        }, _tenant, "TREAT");
+    }
+
+    private AccessContext DrA => Person(StaffRole.Physician, "drA", id: "user:drA");
+
+    private async Task<List<string>> SearchIdsAsync(AccessContext context, string type, params (string, string)[] parameters)
+    {
+        var page = await Records.SearchAsync(context, type, parameters.Select(p => new KeyValuePair<string, string>(p.Item1, p.Item2)).ToList(), null, false, None);
+        Assert.Equal(RecordStatus.Ok, page.Status);
+        return page.Entries.Select(e => e.Type + "/" + e.Id).ToList();
+    }
+
+    [Fact]
+    public async Task Idor_read_a_patient_outside_ones_care_is_refused_with_break_the_glass_offered()
+    {
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA, "Patient", _ids["p1"], None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA, "Observation", _ids["obs1"], None)).Status);
+        var refused = await Records.ReadAsync(DrA, "Patient", _ids["p2"], None);
+        Assert.Equal(RecordStatus.Forbidden, refused.Status);
+        Assert.Contains("break-the-glass", refused.Issues![0].Diagnostics, StringComparison.OrdinalIgnoreCase);
+        Assert.Null(refused.Json);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Observation", _ids["obs2"], None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.VReadAsync(DrA, "Observation", _ids["obs2"], 1, None)).Status);
+    }
+
+    [Fact]
+    public async Task A_relationship_older_than_the_window_no_longer_opens_the_record_but_a_declared_gp_does()
+    {
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p3"], None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA, "Patient", _ids["p4"], None)).Status);
+    }
+
+    [Fact]
+    public async Task Search_sweep_returns_only_ones_own_patients_and_counts_do_not_leak_the_rest()
+    {
+        var patients = await SearchIdsAsync(DrA, "Patient");
+        Assert.Equal(new[] { "Patient/" + _ids["p1"], "Patient/" + _ids["p4"] }.Order(), patients.Order());
+        var count = await Records.SearchAsync(DrA, "Patient", [new("_summary", "count")], null, false, None);
+        Assert.Equal(2, count.Total);
+        var total = await Records.SearchAsync(DrA, "Observation", [new("_total", "accurate")], null, false, None);
+        Assert.Equal(1, total.Total);
+        Assert.Equal(["Observation/" + _ids["obs1"]], total.Entries.Select(e => e.Type + "/" + e.Id));
+        // Paging one by one walks only the allowed rows.
+        var seen = new List<string>();
+        var page = await Records.SearchAsync(DrA, "Patient", [new("_count", "1")], null, false, None);
+        while (true)
+        {
+            seen.AddRange(page.Entries.Select(e => e.Id));
+            if (page.NextPage is null) break;
+            page = await Records.SearchAsync(DrA, "Patient", [], page.NextPage, false, None);
+        }
+        Assert.Equal(new[] { _ids["p1"], _ids["p4"] }.Order(), seen.Order());
+        // A search by a name of someone else's patient finds nothing.
+        Assert.Empty(await SearchIdsAsync(DrA, "Patient", ("family", "Unrelated")));
+    }
+
+    [Fact]
+    public async Task Idor_through_include_revinclude_history_and_everything_is_refused()
+    {
+        // Observations of every patient, with their subjects included: only the own patient's come back.
+        var page = await Records.SearchAsync(DrA, "Observation", [new("_include", "Observation:subject")], null, false, None);
+        Assert.DoesNotContain(page.Entries, e => e.Id == _ids["p2"] || e.Id == _ids["obs2"]);
+        // Encounters of drB's patient reached from the Patient side.
+        var rev = await Records.SearchAsync(DrA, "Patient", [new("_revinclude", "Encounter:subject")], null, false, None);
+        Assert.DoesNotContain(rev.Entries, e => e.Id == _ids["enc2"] || e.Id == _ids["p2"]);
+        Assert.Contains(rev.Entries, e => e.Id == _ids["enc1"]);
+        // Type history lists only allowed resources; instance history of another's patient is refused.
+        var history = await Records.HistoryAsync(DrA, "Patient", null, null, 100, null, None);
+        Assert.DoesNotContain(history.Entries, e => e.Id == _ids["p2"] || e.Id == _ids["p3"]);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.HistoryAsync(DrA, "Patient", _ids["p2"], null, 100, null, None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.EverythingAsync(DrA, _ids["p2"], None)).Status);
+        var everything = await Records.EverythingAsync(DrA, _ids["p1"], None);
+        Assert.Equal(RecordStatus.Ok, everything.Status);
+        Assert.Contains(everything.Entries, e => e.Id == _ids["obs1"]);
+    }
+
+    [Fact]
+    public async Task Idor_through_a_bundle_read_is_refused()
+    {
+        var bundle = $$$"""
+            {"resourceType":"Bundle","type":"batch","entry":[
+              {"request":{"method":"GET","url":"Patient/{{{_ids["p1"]}}}"}},
+              {"request":{"method":"GET","url":"Patient/{{{_ids["p2"]}}}"}},
+              {"request":{"method":"GET","url":"Observation?subject=Patient/{{{_ids["p2"]}}}"}}]}
+            """;
+        using var document = JsonDocument.Parse(bundle);
+        var (status, body) = await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None);
+        Assert.Equal(200, status);
+        using var response = JsonDocument.Parse(body);
+        var entries = response.RootElement.GetProperty("entry").EnumerateArray().ToList();
+        Assert.StartsWith("200", entries[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith("403", entries[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        Assert.False(entries[1].TryGetProperty("resource", out _));
+        var searchset = entries[2].GetProperty("resource");
+        Assert.False(searchset.TryGetProperty("entry", out _));
+    }
+
+    [Fact]
+    public async Task Writing_oneself_into_another_patients_care_is_refused_and_changes_nothing()
+    {
+        // An encounter naming drA for drB's patient would create the relationship it needs: refused.
+        using var encounter = JsonDocument.Parse(Encounter(_ids["p2"], _ids["drA"], null, Day(0)));
+        var created = await Records.CreateAsync(DrA, "Encounter", encounter.RootElement, null, None);
+        Assert.Equal(RecordStatus.Forbidden, created.Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        // The same inside a transaction with an observation: all refused, nothing written.
+        var bundle = $$$"""
+            {"resourceType":"Bundle","type":"transaction","entry":[
+              {"fullUrl":"urn:uuid:7d1c2b9e-0b1a-4c55-9a53-2d6c1f9e0a01","resource":{{{Encounter(_ids["p2"], _ids["drA"], null, Day(0))}}},"request":{"method":"POST","url":"Encounter"}},
+              {"resource":{{{Samples.Observation("Patient/" + _ids["p2"], effective: Day(0))}}},"request":{"method":"POST","url":"Observation"}}]}
+            """;
+        using var document = JsonDocument.Parse(bundle);
+        var (status, _) = await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None);
+        Assert.Equal(403, status);
+        var op = AccessContext.Operator(_tenant, "check");
+        var encounters = await Records.SearchAsync(op, "Encounter", [new("patient", "Patient/" + _ids["p2"]), new("_summary", "count")], null, false, None);
+        Assert.Equal(1, encounters.Total);
+        // Updating someone else's patient's observation is refused before anything is revealed.
+        using var obs = JsonDocument.Parse("{\"id\":\"" + _ids["obs2"] + "\"," + Samples.Observation("Patient/" + _ids["p1"]).Trim()[1..]);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.UpdateAsync(DrA, "Observation", _ids["obs2"], obs.RootElement, 1, None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.DeleteAsync(DrA, "Observation", _ids["obs2"], None)).Status);
+        Assert.Equal(1, (await Records.ReadAsync(op, "Observation", _ids["obs2"], None)).Version);
+    }
+
+    [Fact]
+    public async Task A_new_patient_and_their_first_encounter_can_be_created_in_one_transaction()
+    {
+        var bundle = $$$"""
+            {"resourceType":"Bundle","type":"transaction","entry":[
+              {"fullUrl":"urn:uuid:0b6d3a3e-6a43-4d1c-8f5e-1f2a3b4c5d01","resource":{{{Samples.Patient(family: "Newcomer", nir: Samples.ValidNir("1800344109005"))}}},"request":{"method":"POST","url":"Patient"}},
+              {"resource":{{{Encounter("X", _ids["drA"], null, Day(0)).Replace("Patient/X", "urn:uuid:0b6d3a3e-6a43-4d1c-8f5e-1f2a3b4c5d01", StringComparison.Ordinal)}}},"request":{"method":"POST","url":"Encounter"}}]}
+            """;
+        using var document = JsonDocument.Parse(bundle);
+        var (status, body) = await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None);
+        Assert.True(status == 200, System.Text.Encoding.UTF8.GetString(body));
+        Assert.Single(await SearchIdsAsync(DrA, "Patient", ("family", "Newcomer")));
+    }
+
+    [Fact]
+    public async Task A_relationship_forged_in_another_tenant_does_not_count()
+    {
+        // Another establishment records an encounter naming this tenant's physician and patient ids.
+        var other = await _server.Store.Tenants.AddAsync("clinique-forge", None);
+        using var document = JsonDocument.Parse(Encounter(_ids["p2"], _ids["drA"], null, Day(-1)));
+        Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(AccessContext.Operator(other, "forge"), "Encounter", document.RootElement, null, None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        Assert.DoesNotContain("Patient/" + _ids["p2"], await SearchIdsAsync(DrA, "Patient"));
+        // And a person of that other tenant reaches nothing here, whatever the id.
+        SmartScopes.TryParse("user/*.cruds", TypeCodes.Names, out var scopes, out _);
+        var intruder = new AccessContext(new Principal(PrincipalKind.Person, "user:intruder", "Intruder", scopes)
+        {
+            Role = StaffRole.Physician, Practitioner = _ids["drA"], AuthenticatedAt = DateTimeOffset.UtcNow,
+        }, other, "TREAT");
+        Assert.Equal(RecordStatus.NotFound, (await Records.ReadAsync(intruder, "Patient", _ids["p1"], None)).Status);
+        Assert.DoesNotContain((await Records.SearchAsync(intruder, "Patient", [], null, false, None)).Entries, e => e.Id == _ids["p1"]);
+    }
+
+    [Fact]
+    public async Task Role_escalation_a_secretary_reading_lab_results_is_refused()
+    {
+        var secretary = Person(StaffRole.Secretary, service: "cardiology", id: "user:sec");
+        var read = await Records.ReadAsync(secretary, "Observation", _ids["obs1"], None);
+        Assert.Equal(RecordStatus.Forbidden, read.Status);
+        Assert.Contains("secretary", read.Issues![0].Diagnostics, StringComparison.Ordinal);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.SearchAsync(secretary, "Observation", [], null, false, None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.SearchAsync(secretary, "Patient", [new("_revinclude", "Observation:subject")], null, false, None)).Status);
+        var everything = await Records.EverythingAsync(secretary, _ids["p1"], None);
+        Assert.DoesNotContain(everything.Entries, e => e.Type is "Observation" or "Invoice" or "MedicationRequest");
+        // Identity across the establishment (admissions), scheduling only for the service's patients.
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(secretary, "Patient", _ids["p2"], None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(secretary, "Encounter", _ids["enc1"], None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(secretary, "Encounter", _ids["enc2"], None)).Status);
+    }
+
+    [Fact]
+    public async Task Billing_sees_identity_and_invoices_and_nothing_clinical()
+    {
+        var billing = Person(StaffRole.Billing, id: "user:bill");
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(billing, "Invoice", _ids["inv1"], None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(billing, "Patient", _ids["p2"], None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(billing, "Encounter", _ids["enc1"], None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(billing, "Observation", _ids["obs1"], None)).Status);
+    }
+
+    [Fact]
+    public async Task A_biologist_sees_the_results_of_the_labs_patients_only()
+    {
+        var biologist = Person(StaffRole.Biologist, service: "lab", id: "user:bio");
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(biologist, "Observation", _ids["obs1"], None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(biologist, "Observation", _ids["obs2"], None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(biologist, "Encounter", _ids["enc1"], None)).Status);
+        Assert.Equal(["Observation/" + _ids["obs1"]], await SearchIdsAsync(biologist, "Observation"));
+    }
+
+    [Fact]
+    public async Task Security_officer_and_administrator_open_no_patient_data()
+    {
+        foreach (var role in new[] { StaffRole.SecurityOfficer, StaffRole.Administrator })
+        {
+            var person = Person(role, id: "user:" + role);
+            Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(person, "Patient", _ids["p1"], None)).Status);
+            Assert.Equal(RecordStatus.Forbidden, (await Records.SearchAsync(person, "Patient", [], null, false, None)).Status);
+            Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(person, "Practitioner", _ids["drA"], None)).Status);
+        }
+    }
+
+    [Fact]
+    public async Task Break_the_glass_without_reason_or_fresh_authentication_is_refused()
+    {
+        var glass = _server.Store.BreakTheGlass;
+        var stale = Person(StaffRole.Physician, "drA", id: "user:drA-stale", authenticatedAt: DateTimeOffset.UtcNow.AddMinutes(-30));
+        var fresh = Person(StaffRole.Physician, "drA", id: "user:drA-fresh", authenticatedAt: DateTimeOffset.UtcNow);
+        Assert.Equal(BreakGlassStatus.Invalid, (await glass.OpenAsync(fresh, _ids["p2"], null, "patient unconscious in ER", None)).Status);
+        Assert.Equal(BreakGlassStatus.Invalid, (await glass.OpenAsync(fresh, _ids["p2"], "because", "patient unconscious in ER", None)).Status);
+        Assert.Equal(BreakGlassStatus.Invalid, (await glass.OpenAsync(fresh, _ids["p2"], KnownBreakGlassReasons.Emergency, "", None)).Status);
+        Assert.Equal(BreakGlassStatus.ReauthenticationRequired, (await glass.OpenAsync(stale, _ids["p2"], KnownBreakGlassReasons.Emergency, "patient unconscious in ER", None)).Status);
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(fresh, "Patient", _ids["p2"], None)).Status);
+        var billing = Person(StaffRole.Billing, id: "user:bill-btg", authenticatedAt: DateTimeOffset.UtcNow);
+        Assert.Equal(BreakGlassStatus.NotAllowed, (await glass.OpenAsync(billing, _ids["p2"], KnownBreakGlassReasons.Emergency, "I want to see it", None)).Status);
+        Assert.Equal(BreakGlassStatus.PatientNotFound, (await glass.OpenAsync(fresh, "no-such-patient", KnownBreakGlassReasons.Emergency, "patient unconscious in ER", None)).Status);
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+    }
+
+    [Fact]
+    public async Task Break_the_glass_with_reason_and_fresh_authentication_opens_the_record_for_a_limited_time_and_tells_the_officer()
+    {
+        var fresh = Person(StaffRole.Physician, "drA", id: "user:drA-btg", authenticatedAt: DateTimeOffset.UtcNow);
+        var result = await _server.Store.BreakTheGlass.OpenAsync(fresh, _ids["p2"], KnownBreakGlassReasons.Emergency, "Patient unconscious in the emergency room", None);
+        Assert.Equal(BreakGlassStatus.Granted, result.Status);
+        Assert.InRange(result.Grant!.ExpiresAt - result.Grant.GrantedAt, TimeSpan.FromMinutes(1), _server.Store.Policy.Options.BreakGlassDuration);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(fresh, "Patient", _ids["p2"], None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(fresh, "Observation", _ids["obs2"], None)).Status);
+        Assert.Contains("Patient/" + _ids["p2"], await SearchIdsAsync(fresh, "Patient"));
+        // Another physician's session does not inherit the grant.
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        var alert = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+        Assert.Equal("user:drA-btg", alert.Principal);
+        Assert.DoesNotContain("unconscious", alert.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unrelated", alert.Detail, StringComparison.Ordinal);
+
+        // An hour past the grant's end, on a store whose clock is set ahead, the record is closed again.
+        var later = new ShiftedTime(_server.Store.Policy.Options.BreakGlassDuration + TimeSpan.FromHours(1));
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = later }, None);
+        Assert.Equal(RecordStatus.Forbidden, (await store.Records.ReadAsync(fresh, "Patient", _ids["p2"], None)).Status);
+    }
+
+    private sealed class ShiftedTime(TimeSpan shift) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + shift;
+    }
+}
+
+public sealed class PolicyTests_Sqlite() : PolicyTests(Engine.Sqlite);
+
+public sealed class PolicyTests_Postgres() : PolicyTests(Engine.Postgres);
