@@ -444,6 +444,38 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_signed_in_physician_breaks_the_glass_only_after_proving_both_factors_again()
+    {
+        using var api = await _server.ClientAsync(Establishment);
+        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Inconnu")));
+        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        using var staff = await SignedInAsync();
+        using (var before = await staff.Http.GetAsync($"/fhir/Patient/{patient}")) Assert.NotEqual(HttpStatusCode.OK, before.StatusCode);
+
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var origin = _server.BaseAddress.GetLeftPart(UriPartial.Authority);
+        async Task<HttpResponseMessage> BreakGlassAsync()
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/fhir/Patient/{patient}/$break-the-glass")
+            {
+                Content = FhirContent.Json("""{ "resourceType": "Parameters", "parameter": [ { "name": "reason", "valueCode": "emergency" }, { "name": "text", "valueString": "unconscious, brought in by ambulance" } ] }"""),
+            };
+            request.Headers.Add("Origin", origin);
+            return await staff.Http.SendAsync(request);
+        }
+        using (var stale = await BreakGlassAsync())
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, stale.StatusCode);
+            Assert.Contains("insufficient_user_authentication", stale.Headers.WwwAuthenticate.ToString());
+        }
+        var (reauth, _) = await staff.SubmitAsync("/account/reauth?returnUrl=%2F",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = "/" });
+        Assert.Equal("/", reauth.Headers.Location?.ToString());
+        using (var granted = await BreakGlassAsync()) Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+        using (var after = await staff.Http.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
     public async Task PasswordRules_old_hash_of_100000_iterations_is_upgraded_at_next_sign_in()
     {
         var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
