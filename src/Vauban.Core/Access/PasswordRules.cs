@@ -1,7 +1,8 @@
-// Password rules of NIST SP 800-63B-4: a length window (default 8 to 256 characters, Unicode counted
-// as code points after NFC normalisation), no composition rules, no periodic change, and refusal of
+// Password rules of NIST SP 800-63B-4: a length window (default 8 to 256 characters, counted as
+// user-perceived characters, so "é" is one whichever way it was typed), no composition rules, no periodic change, and refusal of
 // common and breached passwords (list shipped in Resources/common-passwords.txt, see NOTICE) and of
-// the account's own e-mail address or name.
+// the account's own e-mail address or name. Passwords are hashed as typed: the build runs with invariant
+// globalization, where .NET performs no Unicode normalization (NFKC, which NIST recommends, would need ICU).
 using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Identity;
@@ -23,7 +24,7 @@ public sealed class PasswordRules : IPasswordValidator<StaffUser>
     public string? Check(string? password, string? email, string? displayName)
     {
         if (string.IsNullOrEmpty(password)) return "Choose a password.";
-        var length = new StringInfo(password.Normalize(NormalizationForm.FormC)).LengthInTextElements;
+        var length = new StringInfo(password).LengthInTextElements;
         if (length < _options.PasswordMinLength) return $"Use at least {_options.PasswordMinLength} characters (a passphrase of several words is easiest).";
         if (length > _options.PasswordMaxLength) return $"Use at most {_options.PasswordMaxLength} characters.";
         var normalized = Normalize(password);
@@ -43,7 +44,7 @@ public sealed class PasswordRules : IPasswordValidator<StaffUser>
         return Task.FromResult(error is null ? IdentityResult.Success : IdentityResult.Failed(new IdentityError { Code = "PasswordRejected", Description = error }));
     }
 
-    private static string Normalize(string value) => value.Normalize(NormalizationForm.FormKC).ToUpperInvariant().Trim();
+    private static string Normalize(string value) => value.ToUpperInvariant().Trim();
 
     private static HashSet<string> LoadBlocklist()
     {
