@@ -31,9 +31,13 @@ public sealed class PersonSignIn
     private readonly VaubanStore _store;
     private readonly UserManager<StaffUser> _users;
     private readonly IPasskeyHandler<StaffUser> _passkeys;
+    private readonly ILogger _log;
 
-    public PersonSignIn(VaubanStore store, UserManager<StaffUser> users, IPasskeyHandler<StaffUser> passkeys)
+    /// <summary>Sign-in events are logged with the principal id and source address, never the e-mail address.</summary>
+    public PersonSignIn(VaubanStore store, UserManager<StaffUser> users, IPasskeyHandler<StaffUser> passkeys, ILoggerFactory logs)
     {
+        ArgumentNullException.ThrowIfNull(logs);
+        _log = logs.CreateLogger("Vauban.SignIn");
         _store = store;
         _users = users;
         _passkeys = passkeys;
@@ -95,6 +99,7 @@ public sealed class PersonSignIn
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
         await StartAsync(http, user, SessionStage.Full, ceremony: null);
+        _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
     }
 
@@ -126,7 +131,7 @@ public sealed class PersonSignIn
         {
             result = await _passkeys.PerformAssertionAsync(new PasskeyAssertionContext { CredentialJson = credentialJson, AssertionState = state, HttpContext = http });
         }
-        catch (PasskeyException)
+        catch (Exception e) when (e is PasskeyException or System.Text.Json.JsonException or FormatException or ArgumentException)
         {
             result = PasskeyAssertionResult.Fail<StaffUser>(new PasskeyException("invalid"));
         }
@@ -143,6 +148,7 @@ public sealed class PersonSignIn
             return new SignInOutcome(SignInResult.SignedIn);
         }
         await StartAsync(http, user, SessionStage.Full, ceremony: null);
+        _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
         return new SignInOutcome(SignInResult.SignedIn);
     }
 
@@ -178,6 +184,7 @@ public sealed class PersonSignIn
         await _store.Throttle.RecordFailureAsync(accountKey, Source(http), http.RequestAborted);
         if (await _users.IsLockedOutAsync(user))
         {
+            _log.LogWarning("{Principal} locked after repeated failed sign-ins (last from {Source})", user.PrincipalId, Source(http));
             await _store.Accounts.RevokeSessionsAsync(user.Tenant, user.Email, http.RequestAborted);
             await _store.Alerts.RaiseAsync(user.Tenant.Id, KnownAlertKinds.AccountLocked, user.PrincipalId,
                 $"Account locked after {_store.Accounts.Options.LockoutAfterFailures} failed sign-in attempts (last: {what}, from {Source(http)}).", http.RequestAborted);

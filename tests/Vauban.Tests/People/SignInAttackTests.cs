@@ -285,6 +285,28 @@ public abstract class SignInAttackTests : IAsyncLifetime
         }
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("{")]
+    [InlineData("{\"id\":\"AAAA\",\"rawId\":\"AAAA\",\"type\":\"public-key\",\"response\":{\"clientDataJSON\":\"!!\",\"authenticatorData\":\"\",\"signature\":\"\"}}")]
+    [InlineData("[1,2,3]")]
+    public async Task ForgedPasskeyAssertion_IsRefusedCleanly(string credential)
+    {
+        using var attacker = Staff();
+        var (_, page) = await attacker.GetAsync("/account/signin");
+        var token = StaffClient.Token(page);
+        foreach (var handler in new[] { "PasskeyOptions", "Passkey" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/account/signin?handler=" + handler) { Content = new StringContent(handler == "Passkey" ? credential : "{}") };
+            request.Headers.Add("RequestVerificationToken", token);
+            using var response = await attacker.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            if (handler == "Passkey") Assert.Contains("error", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(attacker));
+        Assert.DoesNotContain("Unexpected", _server.AllLogs());
+    }
+
     [Fact]
     public async Task Csrf_FormWithoutAntiforgeryToken_IsRefused()
     {

@@ -29,7 +29,7 @@ public sealed class PasskeyModel : StaffPage
         {
             result = await handler.PerformAttestationAsync(new PasskeyAttestationContext { CredentialJson = await ReadBodyAsync(), AttestationState = state, HttpContext = HttpContext });
         }
-        catch (PasskeyException)
+        catch (Exception e) when (e is PasskeyException or System.Text.Json.JsonException or FormatException or ArgumentException)
         {
             return Json(new { error = "The passkey could not be verified." });
         }
