@@ -4,13 +4,17 @@ namespace Vauban.Web.Pages.Account.SignIn;
 
 public sealed class SignInModel : StaffPage
 {
-    [BindProperty] public string? Establishment { get; set; }
+    [BindProperty(SupportsGet = true)] public string? Establishment { get; set; }
     [BindProperty] public string? Email { get; set; }
     [BindProperty] public string? Password { get; set; }
     [BindProperty(SupportsGet = true)] public string? ReturnUrl { get; set; }
     public string? Error { get; private set; }
 
-    public void OnGet() { }
+    /// <summary>?establishment=… pre-fills the field (a bookmark per hospital); a server with one establishment fills it itself.</summary>
+    public async Task OnGetAsync()
+    {
+        if (string.IsNullOrEmpty(Establishment) && await Store.Tenants.ListAsync(HttpContext.RequestAborted) is [var only]) Establishment = only.Name;
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
