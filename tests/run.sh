@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+# Browser tests drive Debian's Chromium through Playwright (no browser download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -15,6 +17,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 results=$(mktemp -d)
 pgdir=$(mktemp -d /tmp/vauban-pg.XXXXXX)
 port=$(( 40000 + RANDOM % 20000 ))

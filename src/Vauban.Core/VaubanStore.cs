@@ -14,6 +14,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
     public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromMinutes(5);
     public TimeProvider Time { get; init; } = TimeProvider.System;
     public AccessOptions Access { get; init; } = new();
+    public AccountOptions Accounts { get; init; } = new();
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -28,6 +29,10 @@ public sealed class VaubanStore : IAsyncDisposable
         Tenants = new Tenants(database, keys);
         Clients = new ApiClients(database, Tenants, options.TokenLifetime, options.Time);
         Alerts = new SecurityAlerts(database, options.Time);
+        Accounts = new StaffAccounts(database, keys, Tenants, options.Time, options.Accounts);
+        Sessions = new StaffSessions(database, options.Time, options.Accounts);
+        Throttle = new SignInThrottle(database, options.Time, options.Accounts);
+        Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
         var audit = new AuditTrail();
         Records = new RecordsService(database, keys, Policy, new RecordsGuard(), audit, options.Time);
@@ -37,6 +42,10 @@ public sealed class VaubanStore : IAsyncDisposable
     public Tenants Tenants { get; }
     public ApiClients Clients { get; }
     public SecurityAlerts Alerts { get; }
+    public StaffAccounts Accounts { get; }
+    public StaffSessions Sessions { get; }
+    public SignInThrottle Throttle { get; }
+    public TimeProvider Time { get; }
     public RecordsService Records { get; }
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }
@@ -49,6 +58,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Accounts.Validate();
         var database = StoreDatabase.Open(options.Db);
         try
         {

@@ -94,5 +94,41 @@ internal static class Migrations
                 principal text NOT NULL, detail text NOT NULL, acknowledged_at bigint, acknowledged_by text);
             CREATE INDEX security_alerts_open ON security_alerts (tenant_id, raised_at);
             """),
+
+        // Step 3: staff accounts (e-mail and name sealed under the tenant's data key, found by a blind index),
+        // their second factors, enrolment links, server-side sessions and sign-in failure counters.
+        new(3, "staff accounts, passkeys, recovery codes, enrolment links, sessions, sign-in throttling",
+            Sqlite: """
+            CREATE TABLE staff_users (id TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, email_index INTEGER NOT NULL, sealed BLOB NOT NULL,
+                role TEXT NOT NULL, practitioner TEXT, service TEXT, password_hash TEXT, security_stamp TEXT NOT NULL, authenticator_key BLOB,
+                two_factor_enabled INTEGER NOT NULL DEFAULT 0, totp_last_step INTEGER NOT NULL DEFAULT 0, lockout_end INTEGER,
+                access_failed_count INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+            CREATE UNIQUE INDEX staff_users_email ON staff_users (tenant_id, email_index);
+            CREATE TABLE staff_recovery_codes (user_id TEXT NOT NULL, code_hash BLOB NOT NULL, PRIMARY KEY (user_id, code_hash)) WITHOUT ROWID;
+            CREATE TABLE staff_passkeys (credential_id BLOB PRIMARY KEY, user_id TEXT NOT NULL, data TEXT NOT NULL, created_at INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE INDEX staff_passkeys_user ON staff_passkeys (user_id);
+            CREATE TABLE enrolment_tokens (token_hash BLOB PRIMARY KEY, user_id TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE staff_sessions (id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE, tenant_id INTEGER, user_id TEXT, stage INTEGER NOT NULL,
+                created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, authenticated_at INTEGER, ceremony TEXT, source TEXT);
+            CREATE INDEX staff_sessions_user ON staff_sessions (user_id);
+            CREATE TABLE sign_in_failures (scope TEXT NOT NULL, key TEXT NOT NULL, failures INTEGER NOT NULL, last_failure_at INTEGER NOT NULL,
+                PRIMARY KEY (scope, key)) WITHOUT ROWID;
+            """,
+            Postgres: """
+            CREATE TABLE staff_users (id text PRIMARY KEY, tenant_id bigint NOT NULL, email_index bigint NOT NULL, sealed bytea NOT NULL,
+                role text NOT NULL, practitioner text, service text, password_hash text, security_stamp text NOT NULL, authenticator_key bytea,
+                two_factor_enabled integer NOT NULL DEFAULT 0, totp_last_step bigint NOT NULL DEFAULT 0, lockout_end bigint,
+                access_failed_count integer NOT NULL DEFAULT 0, created_at bigint NOT NULL);
+            CREATE UNIQUE INDEX staff_users_email ON staff_users (tenant_id, email_index);
+            CREATE TABLE staff_recovery_codes (user_id text NOT NULL, code_hash bytea NOT NULL, PRIMARY KEY (user_id, code_hash));
+            CREATE TABLE staff_passkeys (credential_id bytea PRIMARY KEY, user_id text NOT NULL, data text NOT NULL, created_at bigint NOT NULL);
+            CREATE INDEX staff_passkeys_user ON staff_passkeys (user_id);
+            CREATE TABLE enrolment_tokens (token_hash bytea PRIMARY KEY, user_id text NOT NULL, expires_at bigint NOT NULL);
+            CREATE TABLE staff_sessions (id text PRIMARY KEY, token_hash bytea NOT NULL UNIQUE, tenant_id bigint, user_id text, stage integer NOT NULL,
+                created_at bigint NOT NULL, last_seen_at bigint NOT NULL, authenticated_at bigint, ceremony text, source text);
+            CREATE INDEX staff_sessions_user ON staff_sessions (user_id);
+            CREATE TABLE sign_in_failures (scope text NOT NULL, key text NOT NULL, failures integer NOT NULL, last_failure_at bigint NOT NULL,
+                PRIMARY KEY (scope, key));
+            """),
     ];
 }

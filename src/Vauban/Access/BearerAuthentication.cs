@@ -1,5 +1,9 @@
-// No request reaches /fhir data without a valid bearer token: 401 with an OperationOutcome and a
-// WWW-Authenticate challenge otherwise. The token resolves to an AccessContext bound to one tenant.
+// No request reaches /fhir data without a valid bearer token or a fully signed-in person's session
+// (both factors): 401 with an OperationOutcome and a WWW-Authenticate challenge otherwise. Either
+// resolves to an AccessContext bound to one tenant; what that principal may then see is the access
+// policy's decision. A session cookie is sent by the browser on its own, so state-changing requests
+// authenticated by it must come from this site: the Origin header must be present and name this
+// server (SameSite=Strict already keeps the cookie off cross-site requests; this is the second lock).
 using Vauban.Access;
 using Vauban.Fhir;
 
@@ -11,6 +15,21 @@ internal static class BearerAuthentication
 
     public static AccessContext Access(this HttpContext context) => (AccessContext)context.Items[ContextKey]!;
 
+    /// <summary>The access context of a fully signed-in person: purpose TREAT, scopes user/*.cruds (the policy narrows them by role and care relationship).</summary>
+    public static AccessContext? PersonAccess(this HttpContext http)
+    {
+        if (http.FullPerson() is not { User: { } user } person) return null;
+        var principal = new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, StaffUser.PersonScopes)
+        {
+            Role = user.Role,
+            Practitioner = user.Practitioner,
+            Service = user.Service,
+            SessionId = person.Session.Id,
+            AuthenticatedAt = person.Session.AuthenticatedAt,
+        };
+        return new AccessContext(principal, user.Tenant, "TREAT", http.Connection.RemoteIpAddress?.ToString(), http.TraceIdentifier);
+    }
+
     public static RouteGroupBuilder RequireBearer(this RouteGroupBuilder group, ApiClients clients) => group.AddEndpointFilter(async (invocation, next) =>
     {
         var http = invocation.HttpContext;
@@ -20,15 +39,28 @@ internal static class BearerAuthentication
         {
             access = await clients.AuthenticateAsync(header[7..].Trim(), http.Connection.RemoteIpAddress?.ToString(), http.RequestAborted);
         }
+        else if (header.Length == 0 && http.PersonAccess() is { } person)
+        {
+            if (!HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !IsSameOrigin(http))
+            {
+                return FhirHttp.Outcome(StatusCodes.Status403Forbidden,
+                    Issue.Error("security", "A request that changes data with a session cookie must come from this site (Origin header)."));
+            }
+            access = person;
+        }
         if (access is null)
         {
             http.Response.Headers.WWWAuthenticate = header.Length == 0 ? "Bearer" : "Bearer error=\"invalid_token\"";
             return FhirHttp.Outcome(StatusCodes.Status401Unauthorized,
                 Issue.Error("login", header.Length == 0
-                    ? "Authentication is required: obtain a token at /oauth/token (client credentials) and send it as 'Authorization: Bearer <token>'."
+                    ? "Authentication is required: obtain a token at /oauth/token (client credentials) and send it as 'Authorization: Bearer <token>', or sign in at /account/signin."
                     : "The access token is invalid, expired or revoked."));
         }
         http.Items[ContextKey] = access with { CorrelationId = http.TraceIdentifier };
         return await next(invocation);
     });
+
+    private static bool IsSameOrigin(HttpContext http) =>
+        http.Request.Headers.Origin.ToString() is { Length: > 0 } origin
+        && string.Equals(origin, $"{http.Request.Scheme}://{http.Request.Host}", StringComparison.OrdinalIgnoreCase);
 }

@@ -1,6 +1,10 @@
-// serve --demo: on first start, a demo establishment with synthetic patients; on every start, a fresh
-// demo API client whose secret is printed (secrets are stored hashed and cannot be shown twice).
+// serve --demo: on first start, a demo establishment with synthetic patients and one staff account per
+// role (the physician acts as a seeded Practitioner, in the hospital's Organization); on every start, a
+// fresh demo API client whose secret is printed (secrets are stored hashed and cannot be shown twice)
+// and a fresh enrolment link for each demo account not yet enrolled.
 using Spectre.Console;
+using Vauban.Access;
+using Vauban.Records.Synthetic;
 
 namespace Vauban.Cli;
 
@@ -8,6 +12,7 @@ internal static class Demo
 {
     public const string TenantName = "demo";
     private const int Patients = 500;
+    private const int RandomSeed = 2026;
 
     public static async Task EnsureAsync(VaubanStore store, string urls, CancellationToken cancellationToken)
     {
@@ -15,8 +20,9 @@ internal static class Demo
         if (tenant is null)
         {
             tenant = await store.Tenants.AddAsync(TenantName, cancellationToken);
-            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, randomSeed: 2026, asOf: null, showProgress: false, cancellationToken);
+            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken);
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources).");
+            await AddStaffAsync(store, tenant, cancellationToken);
         }
         var client = await store.Clients.AddAsync(tenant, $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, cancellationToken);
         var baseUrl = urls.Split(';')[0].TrimEnd('/');
@@ -27,6 +33,43 @@ internal static class Demo
         Console.WriteLine("  Try:");
         Console.WriteLine($"  TOKEN=$(curl -s -u {client.ClientId}:{client.ClientSecret} -d grant_type=client_credentials {baseUrl}/oauth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')");
         Console.WriteLine($"  curl -H \"Authorization: Bearer $TOKEN\" '{baseUrl}/fhir/Patient?_count=5'");
+        await PrintEnrolmentLinksAsync(store, tenant, baseUrl.Replace("127.0.0.1", "localhost", StringComparison.Ordinal), cancellationToken);
         AnsiConsole.WriteLine();
+    }
+
+    private static async Task AddStaffAsync(VaubanStore store, Tenant tenant, CancellationToken cancellationToken)
+    {
+        var establishment = new SyntheticHospital(RandomSeed).Establishment();
+        var hospital = establishment.First(r => r.ResourceType == "Organization").Id;
+        var practitioners = establishment.Where(r => r.ResourceType == "Practitioner").Select(r => r.Id).ToList();
+        var accounts = new (string Email, StaffRole Role, string Name, string? Practitioner)[]
+        {
+            ("physician@demo.invalid", StaffRole.Physician, "Dr Demo Physician", practitioners[0]),
+            ("nurse@demo.invalid", StaffRole.Nurse, "Demo Nurse", null),
+            ("secretary@demo.invalid", StaffRole.Secretary, "Demo Secretary", null),
+            ("biologist@demo.invalid", StaffRole.Biologist, "Demo Biologist", practitioners[1]),
+            ("billing@demo.invalid", StaffRole.Billing, "Demo Billing", null),
+            ("officer@demo.invalid", StaffRole.SecurityOfficer, "Demo Security Officer", null),
+            ("admin@demo.invalid", StaffRole.Administrator, "Demo Administrator", null),
+        };
+        foreach (var (email, role, name, practitioner) in accounts)
+        {
+            await store.Accounts.AddAsync(tenant, email, role, practitioner, hospital, name, cancellationToken);
+        }
+    }
+
+    private static async Task PrintEnrolmentLinksAsync(VaubanStore store, Tenant tenant, string baseUrl, CancellationToken cancellationToken)
+    {
+        var pending = (await store.Accounts.ListAsync(tenant, cancellationToken)).Where(a => !a.Enrolled).ToList();
+        if (pending.Count == 0) return;
+        AnsiConsole.WriteLine();
+        AnsiConsole.MarkupLine($"[bold]Demo staff accounts[/] (establishment '{TenantName}'): open a link in a browser to set a password and a passkey or TOTP:");
+        foreach (var account in pending)
+        {
+            var user = await store.Accounts.FindByIdAsync(account.Id, cancellationToken);
+            if (user is null) continue;
+            var link = await store.Accounts.ReissueEnrolmentLinkAsync(user, cancellationToken);
+            Console.WriteLine($"  {account.Role,-16} {account.Email,-26} {UserCommands.EnrolmentUrl(link, baseUrl)}");
+        }
     }
 }

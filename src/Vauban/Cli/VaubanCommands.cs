@@ -12,6 +12,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(ServeCommand.Build());
         root.Subcommands.Add(TenantCommands.Build());
         root.Subcommands.Add(ClientCommands.Build());
+        root.Subcommands.Add(UserCommands.Build());
         root.Subcommands.Add(SeedCommand.Build());
         root.Subcommands.Add(ImportCommand.Build());
         return root;

@@ -1,5 +1,5 @@
-// The web host: FHIR API and token endpoint on Kestrel. Program-like table of contents; tests and
-// benchmarks start the same host on 127.0.0.1.
+// The web host: FHIR API, token endpoint and the staff pages (sign-in, enrolment) on Kestrel.
+// Program-like table of contents; tests and benchmarks start the same host on 127.0.0.1.
 using Microsoft.AspNetCore.Diagnostics;
 using Vauban.Fhir;
 
@@ -17,7 +17,8 @@ public static class VaubanHost
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // ApplicationName: the compiled Razor pages live in this assembly, whichever process hosts it (tests, benchmarks).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ApplicationName = typeof(VaubanHost).Assembly.GetName().Name });
         builder.WebHost.UseUrls(options.Urls);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
@@ -31,9 +32,12 @@ public static class VaubanHost
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         logging?.Invoke(builder.Logging);
+        builder.AddStaffPages(store);
 
         var app = builder.Build();
         app.UseExceptionHandler(handler => handler.Run(WriteUnexpectedErrorAsync));
+        app.UseSecurityHeaders();
+        app.UsePersonSessions(store);
         app.UseStatusCodePages(async status =>
         {
             var http = status.HttpContext;
@@ -50,7 +54,7 @@ public static class VaubanHost
                 await new FhirResult(code, FhirJson.OperationOutcome([code == 404 ? Issue.NotFound(message) : Issue.Error(code == 405 ? "not-supported" : "processing", message)])).ExecuteAsync(http);
             }
         });
-        app.MapGet("/", () => Results.Text($"Vauban {Program.Version} — FHIR R4 API at /fhir (metadata: /fhir/metadata), OAuth 2.0 token endpoint at /oauth/token.\n"));
+        app.MapStaffPages();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapTokenEndpoint(store.Clients);
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));

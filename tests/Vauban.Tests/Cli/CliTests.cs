@@ -48,6 +48,13 @@ public class CliTests : IDisposable
     [InlineData("clients add --help")]
     [InlineData("seed --help")]
     [InlineData("import --help")]
+    [InlineData("users --help")]
+    [InlineData("users add --help")]
+    [InlineData("users list --help")]
+    [InlineData("users lock --help")]
+    [InlineData("users unlock --help")]
+    [InlineData("users revoke-sessions --help")]
+    [InlineData("users enrol-link --help")]
     public async Task Every_verb_has_help(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
@@ -123,6 +130,56 @@ public class CliTests : IDisposable
             await app.StopAsync();
             await app.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task The_security_officer_adds_lists_locks_unlocks_and_revokes_staff_accounts()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-cli {DbArgs}")).Exit);
+        var (exit, output) = await RunAsync($"users add --tenant chu-cli --email claire.martin@chu.example --role physician --practitioner pract-1 --service org-1 --name Dr_Martin --url https://vauban.chu.example {DbArgs}");
+        Assert.True(exit == 0, output);
+        var link = output.Split('\n').Single(l => l.StartsWith("https://vauban.chu.example/account/enrol?token=", StringComparison.Ordinal)).Trim();
+        var token = Uri.UnescapeDataString(link[(link.IndexOf("token=", StringComparison.Ordinal) + 6)..]);
+        Assert.False(File.ReadAllBytes(Path.Combine(_directory, "v.db")).AsSpan().IndexOf(Encoding.UTF8.GetBytes(token)) >= 0);
+        Assert.False(File.ReadAllBytes(Path.Combine(_directory, "v.db")).AsSpan().IndexOf(Encoding.UTF8.GetBytes("claire.martin@chu.example")) >= 0);
+
+        var duplicate = await RunAsync($"users add --tenant chu-cli --email CLAIRE.MARTIN@chu.example --role nurse {DbArgs}");
+        Assert.Equal(1, duplicate.Exit);
+        Assert.StartsWith("error: ", duplicate.Output);
+        var badRole = await RunAsync($"users add --tenant chu-cli --email x@chu.example --role surgeon-general {DbArgs}");
+        Assert.Equal(1, badRole.Exit);
+        Assert.Contains("Unknown role", badRole.Output);
+        var badEmail = await RunAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}");
+        Assert.Equal(1, badEmail.Exit);
+        Assert.Equal(1, (await RunAsync($"users add --tenant nowhere --email a@b.fr --role nurse {DbArgs}")).Exit);
+
+        var list = await RunAsync($"users list --tenant chu-cli {DbArgs}");
+        Assert.Equal(0, list.Exit);
+        Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", list.Output);
+
+        Assert.Equal(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
+        Assert.Contains("\tyes\t0", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output);
+        Assert.Equal(0, (await RunAsync($"users unlock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
+        var revoked = await RunAsync($"users revoke-sessions --tenant chu-cli --email claire.martin@chu.example {DbArgs}");
+        Assert.Equal(0, revoked.Exit);
+        Assert.Contains("0 session(s) ended", revoked.Output);
+        var unknown = await RunAsync($"users lock --tenant chu-cli --email nobody@chu.example {DbArgs}");
+        Assert.Equal(1, unknown.Exit);
+        Assert.StartsWith("error: No account", unknown.Output);
+
+        var relink = await RunAsync($"users enrol-link --tenant chu-cli --email claire.martin@chu.example {DbArgs}");
+        Assert.Equal(0, relink.Exit);
+        Assert.Contains("http://localhost:8080/account/enrol?token=", relink.Output);
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        Assert.Null(await store.Accounts.PeekEnrolmentAsync(token, CancellationToken.None)); // the first link stopped working
+    }
+
+    [Fact]
+    public async Task Serve_refuses_a_password_minimum_below_NIST_with_one_line()
+    {
+        var (exit, output) = await RunAsync($"serve --password-min-length 6 --urls http://127.0.0.1:0 {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
     }
 
     [Fact]

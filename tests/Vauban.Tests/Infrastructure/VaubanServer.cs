@@ -39,8 +39,9 @@ public sealed class VaubanServer : IAsyncDisposable
     public HttpClient Http { get; }
     public ConcurrentQueue<string> Logs { get; }
     public MasterKey MasterKey { get; }
+    public IServiceProvider Services => _app.Services;
 
-    public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null)
+    public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null, Func<StoreOptions, StoreOptions>? configure = null)
     {
         string db;
         string? directory = null;
@@ -55,7 +56,9 @@ public sealed class VaubanServer : IAsyncDisposable
             db = await PostgresServer.CreateDatabaseAsync();
         }
         var master = MasterKey.Generate();
-        var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+        var storeOptions = new StoreOptions(db, master);
+        if (configure is not null) storeOptions = configure(storeOptions);
+        var store = await VaubanStore.OpenAsync(storeOptions, CancellationToken.None);
         var logs = new ConcurrentQueue<string>();
         var app = VaubanHost.Build(store, options ?? new ServerOptions("http://127.0.0.1:0"), logging =>
         {

@@ -1,0 +1,324 @@
+// Staff accounts of each establishment: creation with a one-time enrolment link, listing, lock and
+// unlock, session revocation, and the persistence the Identity stores (StaffUserStore) build on.
+// Enrolment links and recovery codes are high-entropy secrets stored only as SHA-256 hashes.
+using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.Tokens;
+using Vauban.Crypto;
+using Vauban.Storage;
+
+namespace Vauban.Access;
+
+public sealed record EnrolmentLink(StaffUser User, string Token, DateTimeOffset ExpiresAt);
+
+public sealed record StaffAccountSummary(string Id, string Email, string DisplayName, StaffRole Role, string? Practitioner, string? Service,
+    bool Enrolled, bool Locked, int Sessions);
+
+public sealed class StaffAccounts
+{
+    // Type codes for the associated data of sealed account fields: never equal to a resource type code.
+    internal const int SealedAccountCode = 9001;
+    internal const int SealedAuthenticatorCode = 9002;
+    private const int EmailIndexCode = 9001;
+
+    private readonly StoreDatabase _database;
+    private readonly KeyRing _keys;
+    private readonly Tenants _tenants;
+    private readonly TimeProvider _time;
+
+    internal StaffAccounts(StoreDatabase database, KeyRing keys, Tenants tenants, TimeProvider time, AccountOptions options)
+    {
+        _database = database;
+        _keys = keys;
+        _tenants = tenants;
+        _time = time;
+        Options = options;
+        Store = new StaffUserStore(this, database, time);
+    }
+
+    public AccountOptions Options { get; }
+
+    /// <summary>The Identity store over this database (UserManager's IUserStore and its companions).</summary>
+    public StaffUserStore Store { get; }
+
+    public static string NormalizeEmail(string email) => (email ?? "").Trim().ToUpperInvariant();
+
+    public static bool IsValidEmail(string? email) =>
+        email is { Length: >= 3 and <= 254 } && email.IndexOf('@', StringComparison.Ordinal) is > 0 and var at && at < email.Length - 1
+        && !email.Any(char.IsWhiteSpace) && email.Count(c => c == '@') == 1;
+
+    private static bool IsValidResourceId(string? id) =>
+        id is null || (id.Length is >= 1 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.'));
+
+    public async Task<EnrolmentLink> AddAsync(Tenant tenant, string email, StaffRole role, string? practitioner, string? service, string? displayName,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        email = (email ?? "").Trim();
+        if (!IsValidEmail(email)) throw new ArgumentException("The e-mail address is not valid.", nameof(email));
+        if (!IsValidResourceId(practitioner)) throw new ArgumentException("--practitioner must be a Practitioner resource id (letters, digits, '-', '.').", nameof(practitioner));
+        if (!IsValidResourceId(service)) throw new ArgumentException("--service must be an Organization resource id (letters, digits, '-', '.').", nameof(service));
+        var name = string.IsNullOrWhiteSpace(displayName) ? email[..email.IndexOf('@', StringComparison.Ordinal)] : displayName.Trim();
+        if (name.Length > 200) throw new ArgumentException("A display name is at most 200 characters.", nameof(displayName));
+        if (await FindAsync(tenant, email, cancellationToken) is not null)
+            throw new InvalidOperationException($"An account with this e-mail address already exists in {tenant.Name}.");
+
+        var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+        var user = new StaffUser
+        {
+            Id = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(9)),
+            Tenant = tenant, Email = email, DisplayName = name, Role = role, Practitioner = practitioner, Service = service,
+            SecurityStamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
+        };
+        var sealedFields = RecordCipher.Seal(keys, SealedAccountCode, user.Id, 0, JsonSerializer.SerializeToUtf8Bytes(new SealedFields(email, name)));
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var insert = scope.Command("""
+            INSERT INTO staff_users (id, tenant_id, email_index, sealed, role, practitioner, service, security_stamp, created_at)
+            VALUES (@id, @t, @e, @s, @r, @p, @sv, @st, @c)
+            """).With("id", user.Id).With("t", tenant.Id).With("e", EmailIndex(keys, email)).With("s", sealedFields).With("r", role.ToString())
+            .With("p", practitioner).With("sv", service).With("st", user.SecurityStamp).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds()))
+        {
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+        var link = await IssueEnrolmentLinkAsync(scope, user, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return link;
+    }
+
+    /// <summary>A new one-time enrolment link for an existing account (e.g. a lost link); earlier links stop working.</summary>
+    public async Task<EnrolmentLink> ReissueEnrolmentLinkAsync(StaffUser user, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var link = await IssueEnrolmentLinkAsync(scope, user, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return link;
+    }
+
+    private async Task<EnrolmentLink> IssueEnrolmentLinkAsync(WriteScope scope, StaffUser user, CancellationToken cancellationToken)
+    {
+        using (var purge = scope.Command("DELETE FROM enrolment_tokens WHERE user_id = @u OR expires_at < @now")
+            .With("u", user.Id).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds()))
+        {
+            await purge.ExecuteNonQueryAsync(cancellationToken);
+        }
+        var token = "ve_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+        var expires = _time.GetUtcNow().Add(Options.EnrolmentLinkLifetime);
+        using var insert = scope.Command("INSERT INTO enrolment_tokens (token_hash, user_id, expires_at) VALUES (@h, @u, @e)")
+            .With("h", Hash(token)).With("u", user.Id).With("e", expires.ToUnixTimeMilliseconds());
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+        return new EnrolmentLink(user, token, expires);
+    }
+
+    /// <summary>The account an unexpired enrolment link is for, without using it up.</summary>
+    public async Task<StaffUser?> PeekEnrolmentAsync(string token, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 200) return null;
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("SELECT user_id FROM enrolment_tokens WHERE token_hash = @h AND expires_at > @now")
+            .With("h", Hash(token)).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+        return await command.ExecuteScalarAsync(cancellationToken) is string id ? await FindByIdAsync(id, cancellationToken) : null;
+    }
+
+    /// <summary>Uses an enrolment link up (single use): the account, or null when unknown, expired or already used.</summary>
+    public async Task<StaffUser?> ConsumeEnrolmentAsync(string token, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 200) return null;
+        string? id;
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            using var delete = scope.Command("DELETE FROM enrolment_tokens WHERE token_hash = @h AND expires_at > @now RETURNING user_id")
+                .With("h", Hash(token)).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            id = await delete.ExecuteScalarAsync(cancellationToken) as string;
+            await scope.CommitAsync(cancellationToken);
+        }
+        return id is null ? null : await FindByIdAsync(id, cancellationToken);
+    }
+
+    public async Task<StaffUser?> FindAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+        return await LoadAsync("u.tenant_id = @t AND u.email_index = @e", cancellationToken, ("t", tenant.Id), ("e", EmailIndex(keys, email)));
+    }
+
+    /// <summary>The per-account throttling key: the same for an existing and a non-existing address, so throttling reveals nothing.</summary>
+    public async Task<string> AccountKeyAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    {
+        var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+        return tenant.Id + ":" + EmailIndex(keys, email);
+    }
+
+    internal ValueTask<Tenant?> TenantsAsync(long id, CancellationToken cancellationToken) => _tenants.FindAsync(id, cancellationToken);
+
+    public Task<StaffUser?> FindByIdAsync(string id, CancellationToken cancellationToken) =>
+        LoadAsync("u.id = @id", cancellationToken, ("id", id));
+
+    public async Task<IReadOnlyList<StaffAccountSummary>> ListAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var now = _time.GetUtcNow();
+        var result = new List<StaffAccountSummary>();
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        foreach (var user in users.OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase))
+        {
+            using var count = connection.Command("SELECT count(*) FROM staff_sessions WHERE user_id = @u AND stage = @s").With("u", user.Id).With("s", (int)SessionStage.Full);
+            result.Add(new StaffAccountSummary(user.Id, user.Email, user.DisplayName, user.Role, user.Practitioner, user.Service,
+                user.HasSecondFactor, user.LockoutEnd > now, (int)await count.ScalarLongAsync(cancellationToken)));
+        }
+        return result;
+    }
+
+    /// <summary>Locks the account until unlocked and ends its sessions at once.</summary>
+    public async Task<bool> LockAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    {
+        var user = await FindAsync(tenant, email, cancellationToken);
+        if (user is null) return false;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var update = scope.Command("UPDATE staff_users SET lockout_end = @e WHERE id = @u").With("e", DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()).With("u", user.Id))
+        {
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    public async Task<bool> UnlockAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    {
+        var user = await FindAsync(tenant, email, cancellationToken);
+        if (user is null) return false;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var update = scope.Command("UPDATE staff_users SET lockout_end = NULL, access_failed_count = 0 WHERE id = @u").With("u", user.Id))
+        {
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
+        using (var reset = scope.Command("DELETE FROM sign_in_failures WHERE scope = 'account' AND key = @k").With("k", await AccountKeyAsync(tenant, user.Email, cancellationToken)))
+        {
+            await reset.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await scope.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    /// <summary>Ends every session of the account at once (the server checks the session row on each request). Null for an unknown account.</summary>
+    public async Task<int?> RevokeSessionsAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    {
+        var user = await FindAsync(tenant, email, cancellationToken);
+        if (user is null) return null;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var count = await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return count;
+    }
+
+    /// <summary>Before a re-enrolment: password, authenticator, passkeys, recovery codes, sessions and lockout all go.</summary>
+    public async Task ResetCredentialsAsync(StaffUser user, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        foreach (var sql in new[]
+        {
+            "UPDATE staff_users SET password_hash = NULL, authenticator_key = NULL, two_factor_enabled = 0, lockout_end = NULL, access_failed_count = 0, security_stamp = @s WHERE id = @u",
+            "DELETE FROM staff_passkeys WHERE user_id = @u",
+            "DELETE FROM staff_recovery_codes WHERE user_id = @u",
+            "DELETE FROM staff_sessions WHERE user_id = @u",
+        })
+        {
+            using var command = scope.Command(sql).With("u", user.Id);
+            if (sql.Contains("@s", StringComparison.Ordinal)) command.With("s", Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await scope.CommitAsync(cancellationToken);
+    }
+
+    internal static async Task<int> DeleteSessionsAsync(WriteScope scope, string userId, CancellationToken cancellationToken)
+    {
+        using var delete = scope.Command("DELETE FROM staff_sessions WHERE user_id = @u").With("u", userId);
+        return await delete.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Writes what Identity changed. A lock is never shortened here and a failure count never lowered except
+    /// to 0 (success or lock): a sign-in working on a stale copy must not undo the officer's lock or a parallel
+    /// failure. Unlocking is <see cref="UnlockAsync"/>'s alone.
+    /// </summary>
+    internal async Task UpdateAsync(StaffUser user, CancellationToken cancellationToken)
+    {
+        byte[]? sealedKey = null;
+        if (user.AuthenticatorKey is not null)
+        {
+            var keys = await _keys.ForTenantAsync(user.Tenant.Id, cancellationToken);
+            sealedKey = RecordCipher.Seal(keys, SealedAuthenticatorCode, user.Id, 0, Encoding.UTF8.GetBytes(user.AuthenticatorKey));
+        }
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var update = scope.Command("""
+            UPDATE staff_users SET password_hash = @p, security_stamp = @s, authenticator_key = @k, two_factor_enabled = @tf,
+                lockout_end = CASE WHEN lockout_end IS NULL THEN @l WHEN @l2 > lockout_end THEN @l2 ELSE lockout_end END,
+                access_failed_count = CASE WHEN @f = 0 OR @f > access_failed_count THEN @f ELSE access_failed_count END
+            WHERE id = @id
+            """).With("p", user.PasswordHash).With("s", user.SecurityStamp).With("k", sealedKey).With("tf", user.TwoFactorEnabled ? 1 : 0)
+            .With("l", user.LockoutEnd?.ToUnixTimeMilliseconds()).With("l2", user.LockoutEnd?.ToUnixTimeMilliseconds() ?? 0L)
+            .With("f", user.AccessFailedCount).With("id", user.Id);
+        await update.ExecuteNonQueryAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+
+    private const string SelectUser = """
+        SELECT u.id, u.tenant_id, u.sealed, u.role, u.practitioner, u.service, u.password_hash, u.security_stamp, u.authenticator_key,
+            u.two_factor_enabled, u.lockout_end, u.access_failed_count,
+            (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = u.id) AS passkeys
+        FROM staff_users u WHERE
+        """;
+
+    private async Task<StaffUser?> LoadAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) =>
+        (await LoadManyAsync(where, cancellationToken, parameters)).FirstOrDefault();
+
+    private async Task<List<StaffUser>> LoadManyAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        var rows = new List<(string Id, long Tenant, byte[] Sealed, string Role, string? Practitioner, string? Service, string? Hash, string Stamp, byte[]? Key,
+            bool TwoFactor, long? Lockout, int Failures, long Passkeys)>();
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            using var command = connection.Command(SelectUser + " " + where);
+            foreach (var (name, value) in parameters) command.With(name, value);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows.Add((reader.GetString(0), reader.GetInt64(1), (byte[])reader.GetValue(2), reader.GetString(3), NullableString(reader, 4), NullableString(reader, 5),
+                    NullableString(reader, 6), reader.GetString(7), reader.IsDBNull(8) ? null : (byte[])reader.GetValue(8), reader.GetInt32(9) != 0,
+                    reader.IsDBNull(10) ? null : reader.GetInt64(10), reader.GetInt32(11), reader.GetInt64(12)));
+            }
+        }
+        var users = new List<StaffUser>(rows.Count);
+        foreach (var row in rows)
+        {
+            var tenant = await _tenants.FindAsync(row.Tenant, cancellationToken);
+            if (tenant is null) continue;
+            var keys = await _keys.ForTenantAsync(row.Tenant, cancellationToken);
+            var fields = JsonSerializer.Deserialize<SealedFields>(RecordCipher.Open(keys, SealedAccountCode, row.Id, 0, row.Sealed))!;
+            users.Add(new StaffUser
+            {
+                Id = row.Id, Tenant = tenant, Email = fields.Email, DisplayName = fields.Name, Role = Enum.Parse<StaffRole>(row.Role),
+                Practitioner = row.Practitioner, Service = row.Service, PasswordHash = row.Hash, SecurityStamp = row.Stamp,
+                AuthenticatorKey = row.Key is null ? null : Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedAuthenticatorCode, row.Id, 0, row.Key)),
+                TwoFactorEnabled = row.TwoFactor,
+                LockoutEnd = row.Lockout is { } l ? (l >= DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
+                AccessFailedCount = row.Failures,
+                HasSecondFactor = row.TwoFactor || row.Passkeys > 0,
+            });
+        }
+        return users;
+    }
+
+    private static string? NullableString(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
+
+    private static long EmailIndex(TenantKeys keys, string email) => keys.Index.Hash(EmailIndexCode, 'e', NormalizeEmail(email));
+
+    internal static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
+
+    private sealed record SealedFields(string Email, string Name);
+}

@@ -1,0 +1,126 @@
+// Server-side sessions of people. The browser holds only a random token; the database holds its
+// SHA-256 hash, the stage the sign-in has reached, and the times that bound it. Every request reads
+// the row (no cache), so a sign-out, a lock or `users revoke-sessions` takes effect on the next request.
+// Every change of stage issues a new token and deletes the old row (no session fixation).
+using System.Security.Cryptography;
+using Microsoft.IdentityModel.Tokens;
+using Vauban.Storage;
+
+namespace Vauban.Access;
+
+/// <summary>How far a sign-in has gone. Only <see cref="Full"/> opens anything beyond the account pages.</summary>
+public enum SessionStage
+{
+    /// <summary>No one yet: a passkey sign-in ceremony in progress.</summary>
+    Challenge = 0,
+    /// <summary>Password accepted; the second factor is still due.</summary>
+    SecondFactor = 1,
+    /// <summary>Enrolment link used and password set; a second factor must be enrolled before anything else.</summary>
+    Enrolment = 2,
+    /// <summary>Both factors proven.</summary>
+    Full = 3,
+}
+
+public sealed record StaffSession(string Id, long? TenantId, string? UserId, SessionStage Stage, DateTimeOffset CreatedAt, DateTimeOffset LastSeenAt,
+    DateTimeOffset? AuthenticatedAt, string? Ceremony);
+
+public sealed class StaffSessions
+{
+    private static readonly TimeSpan TouchInterval = TimeSpan.FromSeconds(30);
+    private readonly StoreDatabase _database;
+    private readonly TimeProvider _time;
+    private readonly AccountOptions _options;
+
+    internal StaffSessions(StoreDatabase database, TimeProvider time, AccountOptions options)
+    {
+        _database = database;
+        _time = time;
+        _options = options;
+    }
+
+    /// <summary>Starts a session at <paramref name="stage"/>, ending <paramref name="previousToken"/>'s session if any. Returns the new cookie token.</summary>
+    public async Task<(string Token, StaffSession Session)> StartAsync(string? previousToken, StaffUser? user, SessionStage stage, string? source,
+        string? ceremony, CancellationToken cancellationToken)
+    {
+        var token = "vsn_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+        var now = _time.GetUtcNow();
+        var session = new StaffSession(Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(12)), user?.Tenant.Id, user?.Id, stage, now, now,
+            stage == SessionStage.Full ? now : null, ceremony);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        if (previousToken is not null)
+        {
+            using var delete = scope.Command("DELETE FROM staff_sessions WHERE token_hash = @h").With("h", StaffAccounts.Hash(previousToken));
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+        }
+        using (var purge = scope.Command("DELETE FROM staff_sessions WHERE (stage = 3 AND (last_seen_at < @idle OR created_at < @absolute)) OR (stage <> 3 AND created_at < @pending)")
+            .With("idle", (now - _options.IdleTimeout).ToUnixTimeMilliseconds()).With("absolute", (now - _options.AbsoluteTimeout).ToUnixTimeMilliseconds())
+            .With("pending", (now - _options.PendingTimeout).ToUnixTimeMilliseconds()))
+        {
+            await purge.ExecuteNonQueryAsync(cancellationToken);
+        }
+        using var insert = scope.Command("""
+            INSERT INTO staff_sessions (id, token_hash, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony, source)
+            VALUES (@id, @h, @t, @u, @s, @c, @c, @a, @cer, @src)
+            """).With("id", session.Id).With("h", StaffAccounts.Hash(token)).With("t", session.TenantId).With("u", session.UserId).With("s", (int)stage)
+            .With("c", now.ToUnixTimeMilliseconds()).With("a", session.AuthenticatedAt?.ToUnixTimeMilliseconds()).With("cer", ceremony).With("src", source);
+        await insert.ExecuteNonQueryAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+        return (token, session);
+    }
+
+    /// <summary>The live session of a cookie token, or null when unknown, revoked, idle too long or past its absolute end.</summary>
+    public async Task<StaffSession?> FindAsync(string? token, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 100) return null;
+        var hash = StaffAccounts.Hash(token);
+        var session = await _database.ReadOneAsync(
+            "SELECT id, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony FROM staff_sessions WHERE token_hash = @h",
+            r => new StaffSession(r.GetString(0), r.IsDBNull(1) ? null : r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), (SessionStage)r.GetInt32(3),
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)),
+                r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)), r.IsDBNull(7) ? null : r.GetString(7)),
+            cancellationToken, ("h", hash));
+        if (session is null) return null;
+        var now = _time.GetUtcNow();
+        var expired = session.Stage == SessionStage.Full
+            ? now - session.LastSeenAt > _options.IdleTimeout || now - session.CreatedAt > _options.AbsoluteTimeout
+            : now - session.CreatedAt > _options.PendingTimeout;
+        if (expired)
+        {
+            await ExecuteAsync("DELETE FROM staff_sessions WHERE id = @id", cancellationToken, ("id", session.Id));
+            return null;
+        }
+        if (now - session.LastSeenAt > TouchInterval)
+        {
+            // Sliding idle timeout, written at most twice a minute per session.
+            await ExecuteAsync("UPDATE staff_sessions SET last_seen_at = @n WHERE id = @id", cancellationToken, ("n", now.ToUnixTimeMilliseconds()), ("id", session.Id));
+        }
+        return session;
+    }
+
+    /// <summary>Keeps a WebAuthn ceremony's state (challenge) on the server side of the session.</summary>
+    public Task SetCeremonyAsync(StaffSession session, string? ceremony, CancellationToken cancellationToken) =>
+        ExecuteAsync("UPDATE staff_sessions SET ceremony = @c WHERE id = @id", cancellationToken, ("c", (object?)ceremony ?? DBNull.Value), ("id", Required(session).Id));
+
+    /// <summary>Records a fresh proof of both factors (step-up for sensitive acts).</summary>
+    public Task MarkAuthenticatedAsync(StaffSession session, CancellationToken cancellationToken) =>
+        ExecuteAsync("UPDATE staff_sessions SET authenticated_at = @a WHERE id = @id", cancellationToken,
+            ("a", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("id", Required(session).Id));
+
+    public Task EndAsync(string token, CancellationToken cancellationToken) =>
+        ExecuteAsync("DELETE FROM staff_sessions WHERE token_hash = @h", cancellationToken, ("h", StaffAccounts.Hash(token)));
+
+    private static StaffSession Required(StaffSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        return session;
+    }
+
+    private async Task ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var command = scope.Command(sql);
+        foreach (var (name, value) in parameters) command.With(name, value);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,68 @@
+// A staff account of one establishment, as ASP.NET Core Identity sees it (TUser). The e-mail address
+// and display name are personal data: in the database they exist only sealed under the tenant's data
+// key, and the address is found through a blind index. The Identity user name is "<tenant id>:<e-mail>",
+// so two establishments never share an account by accident.
+namespace Vauban.Access;
+
+public sealed class StaffUser
+{
+    public required string Id { get; init; }
+    public required Tenant Tenant { get; init; }
+    public required string Email { get; init; }
+    public required string DisplayName { get; init; }
+    public required StaffRole Role { get; init; }
+    public string? Practitioner { get; init; }
+    public string? Service { get; init; }
+
+    public string? PasswordHash { get; set; }
+    public string SecurityStamp { get; set; } = "";
+    public string? AuthenticatorKey { get; set; }
+    public bool TwoFactorEnabled { get; set; }
+    public DateTimeOffset? LockoutEnd { get; set; }
+    public int AccessFailedCount { get; set; }
+
+    /// <summary>True when a passkey or a confirmed TOTP authenticator is enrolled (the account may then fully sign in).</summary>
+    public bool HasSecondFactor { get; internal set; }
+
+    public string UserName => $"{Tenant.Id}:{Email}";
+
+    /// <summary>The principal id the records services, audit and grants see.</summary>
+    public string PrincipalId => "user:" + Id;
+
+    /// <summary>The SMART scopes of a signed-in person: everything, for the access policy to narrow by role and care relationship.</summary>
+    public static SmartScopes PersonScopes { get; } =
+        SmartScopes.TryParse("user/*.cruds", Records.TypeCodes.Names, out var scopes, out _) ? scopes : SmartScopes.None;
+
+    public override string ToString() => PrincipalId;
+}
+
+/// <summary>The options of the Access part for people: passwords, throttling, sessions. Validated at start.</summary>
+public sealed record AccountOptions
+{
+    /// <summary>NIST SP 800-63B-4 allows 8 when a second factor is always required, as here.</summary>
+    public int PasswordMinLength { get; init; } = 8;
+    public int PasswordMaxLength { get; init; } = 256;
+    /// <summary>PBKDF2-HMAC-SHA512 iterations (ASP.NET Core Identity V3 format). Older hashes are upgraded at the next sign-in.</summary>
+    public int PasswordIterations { get; init; } = 600_000;
+    /// <summary>Consecutive failures that lock an account until the security officer unlocks it (NIST allows up to 100).</summary>
+    public int LockoutAfterFailures { get; init; } = 10;
+    /// <summary>Failures on one account (known or not) before each further attempt must wait, doubling from 1 s.</summary>
+    public int AccountFailuresBeforeDelay { get; init; } = 3;
+    /// <summary>Failures from one source address before each further attempt must wait, doubling from 1 s (credential stuffing).</summary>
+    public int SourceFailuresBeforeDelay { get; init; } = 20;
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromMinutes(15);
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(15);
+    public TimeSpan AbsoluteTimeout { get; init; } = TimeSpan.FromHours(12);
+    /// <summary>How long a half-done sign-in (password given, second factor pending) or an enrolment session lives.</summary>
+    public TimeSpan PendingTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public TimeSpan EnrolmentLinkLifetime { get; init; } = TimeSpan.FromHours(72);
+
+    public void Validate()
+    {
+        if (PasswordMinLength < 8) throw new VaubanConfigurationException("The minimum password length cannot be below 8 (NIST SP 800-63B-4).");
+        if (PasswordMaxLength < 64 || PasswordMaxLength < PasswordMinLength) throw new VaubanConfigurationException("The maximum password length must be at least 64.");
+        if (PasswordIterations < 600_000) throw new VaubanConfigurationException("PBKDF2 needs at least 600,000 iterations.");
+        if (LockoutAfterFailures is < 3 or > 100) throw new VaubanConfigurationException("Lockout after 3 to 100 failures.");
+        if (IdleTimeout <= TimeSpan.Zero || AbsoluteTimeout < IdleTimeout) throw new VaubanConfigurationException("Session timeouts must be positive, the absolute one no shorter than the idle one.");
+    }
+}

@@ -1,0 +1,138 @@
+// The session cookie of people. On every request carrying it, the server-side session row is read
+// (revocation takes effect at once) and the account re-loaded (a locked account's sessions die at
+// once too). Pages state the sign-in stage they need with [RequireSession]; other code asks for a
+// fresh proof of both factors with RequireFreshAuthentication (see below).
+using System.Security.Claims;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.Filters;
+using Vauban.Access;
+
+namespace Vauban.Web;
+
+/// <summary>A signed-in (or half signed-in) person on this request.</summary>
+public sealed record PersonSession(StaffSession Session, StaffUser? User, string Token);
+
+public static class PersonSessions
+{
+    /// <summary>__Host-: Secure, Path=/, no Domain, so no sibling host or plain-http page can set or read it.</summary>
+    public const string CookieName = "__Host-vauban-session";
+    private const string ItemKey = "vauban.person";
+
+    public static PersonSession? Person(this HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        return http.Items.TryGetValue(ItemKey, out var value) ? value as PersonSession : null;
+    }
+
+    /// <summary>The fully signed-in person (both factors), or null.</summary>
+    public static PersonSession? FullPerson(this HttpContext http) =>
+        http.Person() is { Session.Stage: SessionStage.Full, User: not null } person ? person : null;
+
+    /// <summary>
+    /// Step-up for sensitive acts (break-the-glass, regenerating recovery codes, …): true when the person
+    /// proved both factors again within <paramref name="within"/>. When false, send them to
+    /// <see cref="ReauthenticationUrl"/>, which comes back to the current page once they have.
+    /// <code>
+    /// if (!HttpContext.IsFreshlyAuthenticated(TimeSpan.FromMinutes(5))) return Redirect(HttpContext.ReauthenticationUrl());
+    /// </code>
+    /// </summary>
+    public static bool IsFreshlyAuthenticated(this HttpContext http, TimeSpan within)
+    {
+        var person = http.FullPerson();
+        var time = http.RequestServices.GetRequiredService<TimeProvider>();
+        return person?.Session.AuthenticatedAt is { } at && time.GetUtcNow() - at <= within;
+    }
+
+    /// <summary>/account/reauth with a return URL to the current page (or <paramref name="returnUrl"/>).</summary>
+    public static string ReauthenticationUrl(this HttpContext http, string? returnUrl = null)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        return "/account/reauth?returnUrl=" + Uri.EscapeDataString(returnUrl ?? (http.Request.Path + http.Request.QueryString).ToString());
+    }
+
+    public static void WriteCookie(this HttpContext http, string token)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        http.Response.Cookies.Append(CookieName, token, new CookieOptions
+        {
+            Secure = true, HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/", IsEssential = true,
+        });
+    }
+
+    public static void ClearCookie(this HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        http.Response.Cookies.Delete(CookieName, new CookieOptions { Secure = true, HttpOnly = true, SameSite = SameSiteMode.Strict, Path = "/" });
+    }
+
+    public static IApplicationBuilder UsePersonSessions(this IApplicationBuilder app, VaubanStore store) => app.Use(async (http, next) =>
+    {
+        var token = http.Request.Cookies[CookieName];
+        if (token is not null)
+        {
+            var session = await store.Sessions.FindAsync(token, http.RequestAborted);
+            StaffUser? user = null;
+            if (session?.UserId is { } id)
+            {
+                user = await store.Accounts.FindByIdAsync(id, http.RequestAborted);
+                if (user is null || user.LockoutEnd > store.Time.GetUtcNow())
+                {
+                    await store.Sessions.EndAsync(token, http.RequestAborted);
+                    session = null;
+                }
+            }
+            if (session is null)
+            {
+                http.ClearCookie();
+            }
+            else
+            {
+                http.Items[ItemKey] = new PersonSession(session, user, token);
+                if (user is not null)
+                {
+                    // The antiforgery tokens bind to this identity.
+                    http.User = new ClaimsPrincipal(new ClaimsIdentity(
+                        [new Claim(ClaimTypes.NameIdentifier, user.Id), new Claim(ClaimTypes.Name, user.Id), new Claim("stage", session.Stage.ToString())], "vauban-session"));
+                }
+            }
+        }
+        await next(http);
+    });
+}
+
+/// <summary>The sign-in stage a page needs; anything less is sent to the step it still owes.</summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class RequireSessionAttribute(SessionStage stage) : Attribute, IAsyncPageFilter
+{
+    public SessionStage Stage { get; } = stage;
+
+    public Task OnPageHandlerSelectionAsync(PageHandlerSelectedContext context) => Task.CompletedTask;
+
+    public async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        var http = context.HttpContext;
+        var person = http.Person();
+        var ok = person?.User is not null && (person.Session.Stage == Stage || (Stage == SessionStage.Enrolment && person.Session.Stage == SessionStage.Full));
+        if (ok && Stage == SessionStage.Enrolment && person!.Session.Stage == SessionStage.Full && !http.IsFreshlyAuthenticated(TimeSpan.FromMinutes(5)))
+        {
+            // Adding a second factor to a signed-in account is how a stolen session would make itself permanent: prove both factors again.
+            context.Result = new RedirectResult(http.ReauthenticationUrl());
+            return;
+        }
+        if (ok)
+        {
+            await next();
+            return;
+        }
+        var returnUrl = Uri.EscapeDataString((http.Request.Path + http.Request.QueryString).ToString());
+        context.Result = person?.Session.Stage switch
+        {
+            SessionStage.Enrolment => new RedirectResult("/account/enrol/passkey"),
+            SessionStage.SecondFactor => new RedirectResult("/account/signin/totp"),
+            SessionStage.Full => new RedirectResult("/"),
+            _ => new RedirectResult("/account/signin" + (Stage == SessionStage.Full && http.Request.Path != "/" ? "?returnUrl=" + returnUrl : "")),
+        };
+    }
+}

@@ -1,0 +1,206 @@
+// Sign-in of people, step by step: password (throttled per account and per source, dummy hash for
+// unknown accounts, lockout with an alert to the security officer), then TOTP, a recovery code or a
+// passkey; or a passkey alone (user verification makes it multi-factor). Each step that succeeds
+// starts a new session (new token, old row deleted). Every failure answers the same words whether or
+// not the account exists.
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Identity;
+using Vauban.Access;
+
+namespace Vauban.Web;
+
+public enum SignInResult { Failed, Throttled, SecondFactorNeeded, NotEnrolled, SignedIn }
+
+public sealed record SignInOutcome(SignInResult Result, TimeSpan? Wait = null)
+{
+    /// <summary>One message for every failure: unknown establishment, unknown account, wrong password, locked account.</summary>
+    public const string FailureMessage = "Sign-in failed: the establishment, e-mail address or password is not correct, or the account is locked. After repeated failures ask your security officer.";
+
+    public string Message => Result switch
+    {
+        SignInResult.Throttled => $"Too many attempts. Wait {Math.Ceiling(Wait?.TotalSeconds ?? 1)} seconds and try again.",
+        SignInResult.NotEnrolled => "This account has no second factor yet. Ask your security officer for a new enrolment link.",
+        _ => FailureMessage,
+    };
+}
+
+public sealed class PersonSignIn
+{
+    private static readonly object DummyLock = new();
+    private static string? _dummyHash;
+    private readonly VaubanStore _store;
+    private readonly UserManager<StaffUser> _users;
+    private readonly IPasskeyHandler<StaffUser> _passkeys;
+    private readonly ILogger _log;
+
+    /// <summary>Sign-in events are logged with the principal id and source address, never the e-mail address.</summary>
+    public PersonSignIn(VaubanStore store, UserManager<StaffUser> users, IPasskeyHandler<StaffUser> passkeys, ILoggerFactory logs)
+    {
+        ArgumentNullException.ThrowIfNull(logs);
+        _log = logs.CreateLogger("Vauban.SignIn");
+        _store = store;
+        _users = users;
+        _passkeys = passkeys;
+    }
+
+    public UserManager<StaffUser> Users => _users;
+
+    private static string? Source(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
+
+    public async Task<SignInOutcome> PasswordAsync(HttpContext http, string? establishment, string? email, string? password)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var ct = http.RequestAborted;
+        email = (email ?? "").Trim();
+        password ??= "";
+        var tenant = Tenants.IsValidName(establishment) ? await _store.Tenants.FindAsync(establishment!, ct) : null;
+        var accountKey = tenant is null
+            ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
+            : await _store.Accounts.AccountKeyAsync(tenant, email, ct);
+        if (await _store.Throttle.WaitAsync(accountKey, Source(http), ct) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+
+        var user = tenant is null || !StaffAccounts.IsValidEmail(email) ? null : await _store.Accounts.FindAsync(tenant, email, ct);
+        var locked = user is not null && await _users.IsLockedOutAsync(user);
+        if (user?.PasswordHash is null || locked)
+        {
+            // Same work as a real check, so the answer's timing does not tell whether the account exists.
+            _users.PasswordHasher.VerifyHashedPassword(user ?? DummyUser, DummyHash(), password);
+            await _store.Throttle.RecordFailureAsync(accountKey, Source(http), ct);
+            return new SignInOutcome(SignInResult.Failed);
+        }
+        if (!await _users.CheckPasswordAsync(user, password))
+        {
+            await FailAsync(http, user, accountKey, "password");
+            return new SignInOutcome(SignInResult.Failed);
+        }
+        await _users.ResetAccessFailedCountAsync(user);
+        await _store.Throttle.RecordSuccessAsync(accountKey, ct);
+        if (!user.HasSecondFactor) return new SignInOutcome(SignInResult.NotEnrolled);
+        await StartAsync(http, user, SessionStage.SecondFactor, ceremony: null);
+        return new SignInOutcome(SignInResult.SecondFactorNeeded);
+    }
+
+    /// <summary>A TOTP code (once per time step) or, with <paramref name="recovery"/>, a single-use recovery code.</summary>
+    public async Task<SignInOutcome> SecondFactorAsync(HttpContext http, string? code, bool recovery)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var person = http.Person();
+        if (person is not { Session.Stage: SessionStage.SecondFactor, User: { } user }) return new SignInOutcome(SignInResult.Failed);
+        var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
+        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        var ok = recovery
+            ? (await _users.RedeemTwoFactorRecoveryCodeAsync(user, (code ?? "").Trim())).Succeeded
+            : await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? "");
+        if (!ok)
+        {
+            await FailAsync(http, user, accountKey, recovery ? "recovery code" : "authenticator code");
+            return new SignInOutcome(SignInResult.Failed);
+        }
+        await _users.ResetAccessFailedCountAsync(user);
+        await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+        await StartAsync(http, user, SessionStage.Full, ceremony: null);
+        _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
+        return new SignInOutcome(SignInResult.SignedIn);
+    }
+
+    /// <summary>WebAuthn request options for a passkey assertion: for anyone (discoverable credential) or, once signed in, for the session's person.</summary>
+    public async Task<string> PasskeyRequestOptionsAsync(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var person = http.Person();
+        var user = person?.Session.Stage is SessionStage.SecondFactor or SessionStage.Full ? person.User : null;
+        var options = await _passkeys.MakeRequestOptionsAsync(user, http);
+        if (person is not null && person.Session.Stage != SessionStage.Challenge)
+            await _store.Sessions.SetCeremonyAsync(person.Session, options.AssertionState, http.RequestAborted);
+        else
+            await StartAsync(http, null, SessionStage.Challenge, options.AssertionState);
+        return options.RequestOptionsJson;
+    }
+
+    /// <summary>Verifies a passkey assertion; on success the person is fully signed in (or, when <paramref name="reauthenticate"/>, the session's proof is refreshed).</summary>
+    public async Task<SignInOutcome> PasskeyAsync(HttpContext http, string credentialJson, bool reauthenticate)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var person = http.Person();
+        if (person?.Session.Ceremony is not { } state) return new SignInOutcome(SignInResult.Failed);
+        await _store.Sessions.SetCeremonyAsync(person.Session, null, http.RequestAborted); // one try per challenge
+        var source = Source(http);
+        if (await _store.Throttle.WaitAsync("passkey", source, http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        PasskeyAssertionResult<StaffUser> result;
+        try
+        {
+            result = await _passkeys.PerformAssertionAsync(new PasskeyAssertionContext { CredentialJson = credentialJson, AssertionState = state, HttpContext = http });
+        }
+        catch (Exception e) when (e is PasskeyException or System.Text.Json.JsonException or FormatException or ArgumentException)
+        {
+            result = PasskeyAssertionResult.Fail<StaffUser>(new PasskeyException("invalid"));
+        }
+        var user = result.Succeeded ? result.User : null;
+        if (user is null || await _users.IsLockedOutAsync(user) || (person.User is not null && person.User.Id != user.Id))
+        {
+            await _store.Throttle.RecordFailureAsync("passkey", source, http.RequestAborted);
+            return new SignInOutcome(SignInResult.Failed);
+        }
+        await _users.AddOrUpdatePasskeyAsync(user, result.Passkey!); // sign count
+        if (reauthenticate && person.Session.Stage == SessionStage.Full)
+        {
+            await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
+            return new SignInOutcome(SignInResult.SignedIn);
+        }
+        await StartAsync(http, user, SessionStage.Full, ceremony: null);
+        _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
+        return new SignInOutcome(SignInResult.SignedIn);
+    }
+
+    /// <summary>Re-authentication with password and (when enrolled) a TOTP code: refreshes the session's proof time.</summary>
+    public async Task<SignInOutcome> ReauthenticateAsync(HttpContext http, string? password, string? code)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        if (http.FullPerson() is not { User: { } user } person) return new SignInOutcome(SignInResult.Failed);
+        var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
+        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        var ok = await _users.CheckPasswordAsync(user, password ?? "")
+            && (!user.TwoFactorEnabled || await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? ""));
+        if (!ok)
+        {
+            await FailAsync(http, user, accountKey, "re-authentication");
+            return new SignInOutcome(SignInResult.Failed);
+        }
+        await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
+        return new SignInOutcome(SignInResult.SignedIn);
+    }
+
+    /// <summary>Moves the request's person to a new session at <paramref name="stage"/> (new token, old row deleted) and sets the cookie.</summary>
+    public async Task StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var (token, _) = await _store.Sessions.StartAsync(http.Person()?.Token, user, stage, Source(http), ceremony, http.RequestAborted);
+        http.WriteCookie(token);
+    }
+
+    private async Task FailAsync(HttpContext http, StaffUser user, string accountKey, string what)
+    {
+        await _users.AccessFailedAsync(user);
+        await _store.Throttle.RecordFailureAsync(accountKey, Source(http), http.RequestAborted);
+        if (await _users.IsLockedOutAsync(user))
+        {
+            _log.LogWarning("{Principal} locked after repeated failed sign-ins (last from {Source})", user.PrincipalId, Source(http));
+            await _store.Accounts.RevokeSessionsAsync(user.Tenant, user.Email, http.RequestAborted);
+            await _store.Alerts.RaiseAsync(user.Tenant.Id, KnownAlertKinds.AccountLocked, user.PrincipalId,
+                $"Account locked after {_store.Accounts.Options.LockoutAfterFailures} failed sign-in attempts (last: {what}, from {Source(http)}).", http.RequestAborted);
+        }
+    }
+
+    private static readonly StaffUser DummyUser = new()
+    {
+        Id = "dummy", Tenant = new Tenant(0, "none"), Email = "none@invalid", DisplayName = "none", Role = StaffRole.Nurse,
+    };
+
+    private string DummyHash()
+    {
+        lock (DummyLock)
+        {
+            return _dummyHash ??= _users.PasswordHasher.HashPassword(DummyUser, Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)));
+        }
+    }
+}

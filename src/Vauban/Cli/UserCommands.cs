@@ -1,0 +1,103 @@
+// vauban users — the security officer's verbs for staff accounts: add (prints a one-time enrolment
+// link), list, lock, unlock, revoke-sessions. Locking and revoking end the person's sessions at once
+// on a running server (sessions are checked against the database on every request).
+using System.CommandLine;
+using Vauban.Access;
+
+namespace Vauban.Cli;
+
+internal static class UserCommands
+{
+    public const string DefaultBaseUrl = "http://localhost:8080";
+
+    public static Command Build()
+    {
+        var users = new Command("users", "Manage staff accounts: each has a role, a second factor (passkey or TOTP) and belongs to one establishment.");
+        users.Subcommands.Add(Add());
+        users.Subcommands.Add(List());
+        users.Subcommands.Add(Act("lock", "Lock an account (until unlocked) and end its sessions at once.", async (store, tenant, email, ct) =>
+            await store.Accounts.LockAsync(tenant, email, ct) ? "Account locked; its sessions are ended." : null));
+        users.Subcommands.Add(Act("unlock", "Unlock an account and clear its failed sign-in count.", async (store, tenant, email, ct) =>
+            await store.Accounts.UnlockAsync(tenant, email, ct) ? "Account unlocked." : null));
+        users.Subcommands.Add(Act("revoke-sessions", "End every session of an account at once (it must sign in again with both factors).", async (store, tenant, email, ct) =>
+            await store.Accounts.RevokeSessionsAsync(tenant, email, ct) is { } n ? $"{n} session(s) ended." : null));
+        users.Subcommands.Add(Act("enrol-link", "Issue a new one-time enrolment link (lost device or password): the account's password, passkeys, authenticator and recovery codes are replaced when it is used.",
+            async (store, tenant, email, ct) => await store.Accounts.FindAsync(tenant, email, ct) is { } user
+                ? LinkText(await store.Accounts.ReissueEnrolmentLinkAsync(user, ct), DefaultBaseUrl) : null));
+        return users;
+    }
+
+    private static Option<string> TenantOption() => new("--tenant") { Description = "The establishment.", Required = true };
+
+    private static Command Add()
+    {
+        var add = new Command("add", "Create a staff account and print its one-time enrolment link (valid 72 hours, stored only hashed).");
+        var tenant = TenantOption();
+        var email = new Option<string>("--email") { Description = "The person's e-mail address (their sign-in name in this establishment).", Required = true };
+        var role = new Option<string>("--role") { Description = "Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer or Administrator.", Required = true };
+        var practitioner = new Option<string?>("--practitioner") { Description = "The Practitioner resource id the person acts as (care relationships name it)." };
+        var service = new Option<string?>("--service") { Description = "The Organization resource id of the person's service." };
+        var name = new Option<string?>("--name") { Description = "The display name, e.g. \"Dr Claire Martin\"." };
+        var url = new Option<string>("--url") { Description = "The server's public base URL, for the link.", DefaultValueFactory = _ => DefaultBaseUrl };
+        foreach (var option in new Option[] { tenant, email, role, practitioner, service, name, url }) add.Options.Add(option);
+        StoreArguments.AddTo(add);
+        add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            if (!Enum.TryParse<StaffRole>(parse.GetValue(role), ignoreCase: true, out var parsedRole) || !Enum.IsDefined(parsedRole) || int.TryParse(parse.GetValue(role), out _))
+                throw new ArgumentException($"Unknown role '{parse.GetValue(role)}' (one of: {string.Join(", ", Enum.GetNames<StaffRole>())}).");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var link = await store.Accounts.AddAsync(owner, parse.GetValue(email)!, parsedRole, parse.GetValue(practitioner), parse.GetValue(service), parse.GetValue(name), token);
+            Console.WriteLine($"Account created: {link.User.DisplayName} ({link.User.Role}) in {owner.Name}.");
+            Console.WriteLine(LinkText(link, parse.GetValue(url)!));
+            return 0;
+        }, ct));
+        return add;
+    }
+
+    public static string EnrolmentUrl(EnrolmentLink link, string baseUrl) =>
+        $"{baseUrl.TrimEnd('/')}/account/enrol?token={Uri.EscapeDataString(link.Token)}";
+
+    private static string LinkText(EnrolmentLink link, string baseUrl) =>
+        $"Enrolment link (single use, until {link.ExpiresAt:yyyy-MM-dd HH:mm} UTC; give it to the person only):\n{EnrolmentUrl(link, baseUrl)}";
+
+    private static Command List()
+    {
+        var list = new Command("list", "List an establishment's staff accounts: role, enrolment, lock, open sessions.");
+        var tenant = TenantOption();
+        list.Options.Add(tenant);
+        StoreArguments.AddTo(list);
+        list.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            Console.WriteLine("email\tname\trole\tpractitioner\tservice\tenrolled\tlocked\tsessions");
+            foreach (var a in await store.Accounts.ListAsync(owner, token))
+            {
+                Console.WriteLine($"{a.Email}\t{a.DisplayName}\t{a.Role}\t{a.Practitioner ?? "-"}\t{a.Service ?? "-"}\t{(a.Enrolled ? "yes" : "no")}\t{(a.Locked ? "yes" : "no")}\t{a.Sessions}");
+            }
+            return 0;
+        }, ct));
+        return list;
+    }
+
+    private static Command Act(string verb, string description, Func<VaubanStore, Tenant, string, CancellationToken, Task<string?>> act)
+    {
+        var command = new Command(verb, description);
+        var tenant = TenantOption();
+        var email = new Option<string>("--email") { Description = "The account's e-mail address.", Required = true };
+        command.Options.Add(tenant);
+        command.Options.Add(email);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var message = await act(store, owner, parse.GetValue(email)!, token)
+                ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
+            Console.WriteLine(message);
+            return 0;
+        }, ct));
+        return command;
+    }
+}

@@ -1,0 +1,29 @@
+// What every staff page shares: the request's person, the sign-in service, safe return URLs.
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+
+namespace Vauban.Web.Pages;
+
+public abstract class StaffPage : PageModel
+{
+    public PersonSession? Person => HttpContext.Person();
+
+    protected PersonSignIn People => HttpContext.RequestServices.GetRequiredService<PersonSignIn>();
+
+    protected VaubanStore Store => HttpContext.RequestServices.GetRequiredService<VaubanStore>();
+
+    /// <summary>Only local paths: an open redirect after sign-in would make a fine phishing tool.</summary>
+    protected static string SafeReturnUrl(string? returnUrl) =>
+        returnUrl is { Length: > 0 and < 2000 } && returnUrl[0] == '/' && (returnUrl.Length == 1 || (returnUrl[1] != '/' && returnUrl[1] != '\\'))
+            ? returnUrl : "/";
+
+    protected async Task<string> ReadBodyAsync()
+    {
+        using var reader = new StreamReader(Request.Body);
+        var buffer = new char[64 * 1024];
+        var read = await reader.ReadBlockAsync(buffer, HttpContext.RequestAborted);
+        return new string(buffer, 0, read);
+    }
+
+    protected static JsonResult Json(object value) => new(value);
+}

@@ -1,0 +1,90 @@
+// The staff web pages (Razor Pages under Web/Pages) and what they rely on: ASP.NET Core Identity over
+// Vauban's own stores (no EF Core, no Identity cookies: the session is Vauban's server-side session),
+// PBKDF2-HMAC-SHA512 at the configured iterations, the password rules, TOTP without replay, passkeys,
+// antiforgery on every form, and strict security headers.
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Vauban.Access;
+
+namespace Vauban.Web;
+
+internal static class StaffPages
+{
+    public static void AddStaffPages(this WebApplicationBuilder builder, VaubanStore store)
+    {
+        var options = store.Accounts.Options;
+        var services = builder.Services;
+        services.AddSingleton(store);
+        services.AddSingleton(options);
+        services.AddSingleton(store.Time);
+        services.AddSingleton(store.Accounts.Store);
+        services.AddSingleton<IUserStore<StaffUser>>(store.Accounts.Store);
+        services.AddIdentityCore<StaffUser>(identity =>
+            {
+                identity.Lockout.MaxFailedAccessAttempts = options.LockoutAfterFailures;
+                // Locked until the security officer unlocks it (vauban users unlock).
+                identity.Lockout.DefaultLockoutTimeSpan = TimeSpan.FromDays(36_500);
+                identity.Lockout.AllowedForNewUsers = true;
+                identity.User.AllowedUserNameCharacters = "";
+                identity.Tokens.AuthenticatorTokenProvider = TokenOptions.DefaultAuthenticatorProvider;
+            })
+            .AddTokenProvider<TotpAuthenticator>(TokenOptions.DefaultAuthenticatorProvider);
+        services.Configure<PasswordHasherOptions>(hasher =>
+        {
+            hasher.CompatibilityMode = PasswordHasherCompatibilityMode.IdentityV3;
+            hasher.IterationCount = options.PasswordIterations;
+        });
+        // Our rules replace Identity's composition rules; accounts are validated when created, not by Identity's user validator.
+        services.RemoveAll<IPasswordValidator<StaffUser>>();
+        services.AddSingleton<IPasswordValidator<StaffUser>>(new PasswordRules(options));
+        services.RemoveAll<IUserValidator<StaffUser>>();
+        services.Configure<IdentityPasskeyOptions>(passkeys =>
+        {
+            passkeys.UserVerificationRequirement = "required";
+            passkeys.ResidentKeyRequirement = "required";
+            passkeys.ValidateOrigin = context => ValueTask.FromResult(!context.CrossOrigin &&
+                string.Equals(context.Origin, $"{context.HttpContext.Request.Scheme}://{context.HttpContext.Request.Host}", StringComparison.Ordinal));
+        });
+        services.TryAddScoped<IPasskeyHandler<StaffUser>, PasskeyHandler<StaffUser>>();
+        services.AddScoped<PersonSignIn>();
+
+        // Antiforgery tokens bind to the signed-in identity. Their keys live in memory: a restart only asks
+        // for a form to be re-submitted (sessions themselves are in the database).
+        services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        services.AddAntiforgery(antiforgery =>
+        {
+            antiforgery.Cookie.Name = "vauban-af";
+            antiforgery.Cookie.SameSite = SameSiteMode.Strict;
+            antiforgery.Cookie.HttpOnly = true;
+            antiforgery.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
+            antiforgery.HeaderName = "RequestVerificationToken";
+        });
+        services.AddRazorPages(pages =>
+        {
+            pages.RootDirectory = "/Web/Pages";
+        }).AddApplicationPart(typeof(StaffPages).Assembly);
+    }
+
+    /// <summary>No framing, no inline script, no third-party anything; nothing cached for pages about people.</summary>
+    public static void UseSecurityHeaders(this WebApplication app) => app.Use(async (http, next) =>
+    {
+        if (!http.Request.Path.StartsWithSegments("/fhir") && !http.Request.Path.StartsWithSegments("/oauth"))
+        {
+            var headers = http.Response.Headers;
+            headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers["Referrer-Policy"] = "no-referrer";
+            headers.CacheControl = "no-store";
+        }
+        await next(http);
+    });
+
+    public static void MapStaffPages(this WebApplication app)
+    {
+        app.MapRazorPages();
+        app.MapGet("/account/site.css", () => Results.Text(Assets.Css, "text/css; charset=utf-8"));
+        app.MapGet("/account/passkey.js", () => Results.Text(Assets.PasskeyScript, "text/javascript; charset=utf-8"));
+    }
+}

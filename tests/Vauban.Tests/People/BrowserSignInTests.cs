@@ -1,0 +1,190 @@
+// Sign-in in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright; no browser is
+// downloaded): enrolment with a passkey through Chromium's virtual authenticator (CDP WebAuthn domain)
+// then passkey sign-in; enrolment with TOTP then password + TOTP sign-in; a recovery code. The server
+// runs on 127.0.0.1 and the browser uses http://localhost (WebAuthn does not accept an IP as RP ID;
+// Chromium treats localhost as a secure context, so the __Host- cookie works without TLS).
+using System.Diagnostics;
+using Microsoft.Playwright;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Vauban.Tests.People;
+
+public sealed class BrowserSignInTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-test";
+    private const string Password = "granite lantern over 7 rivers";
+    private readonly ITestOutputHelper _output;
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+    private string _base = "";
+
+    public BrowserSignInTests(ITestOutputHelper output) => _output = output;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(Engine.Sqlite, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        _base = $"http://localhost:{_server.BaseAddress.Port}";
+        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        _playwright = await Playwright.CreateAsync();
+        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        _playwright.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<(string Email, string Link)> NewAccountAsync(string email)
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, email, StaffRole.Nurse, null, "org-ward-3", "Nurse " + email[..4], CancellationToken.None);
+        return (email, $"{_base}/account/enrol?token={Uri.EscapeDataString(link.Token)}");
+    }
+
+    private static async Task SetPasswordAsync(IPage page, string link)
+    {
+        await page.GotoAsync(link);
+        await page.FillAsync("#password", Password);
+        await page.FillAsync("#confirm", Password);
+        await page.ClickAsync("#set-password");
+        await page.WaitForURLAsync("**/account/enrol/passkey");
+    }
+
+    private async Task<IPage> PageWithAuthenticatorAsync()
+    {
+        var context = await _browser.NewContextAsync();
+        var page = await context.NewPageAsync();
+        var cdp = await context.NewCDPSessionAsync(page);
+        await cdp.SendAsync("WebAuthn.enable");
+        await cdp.SendAsync("WebAuthn.addVirtualAuthenticator", new Dictionary<string, object>
+        {
+            ["options"] = new Dictionary<string, object>
+            {
+                ["protocol"] = "ctap2", ["transport"] = "internal", ["hasResidentKey"] = true, ["hasUserVerification"] = true,
+                ["isUserVerified"] = true, ["automaticPresenceSimulation"] = true,
+            },
+        });
+        return page;
+    }
+
+    private async Task SignOutAsync(IPage page)
+    {
+        await page.ClickAsync("#signout");
+        await page.WaitForURLAsync("**/account/signin");
+        var home = await page.GotoAsync(_base + "/");
+        Assert.EndsWith("/account/signin", page.Url);
+        Assert.NotNull(home);
+    }
+
+    [Fact]
+    public async Task Enrol_a_passkey_then_sign_in_with_it()
+    {
+        var (email, link) = await NewAccountAsync("anne.passkey@chu.example");
+        var page = await PageWithAuthenticatorAsync();
+        await SetPasswordAsync(page, link);
+        // Before a second factor is enrolled nothing else opens.
+        var blocked = await page.Context.APIRequest.GetAsync(_base + "/fhir/Patient");
+        Assert.Equal(401, blocked.Status);
+
+        await page.ClickAsync("#passkey-create");
+        await page.WaitForURLAsync("**/account/recovery-codes");
+        Assert.Equal(10, await page.Locator("#recovery-codes li").CountAsync());
+        await page.ClickAsync("#continue");
+        await page.WaitForURLAsync(_base + "/");
+        Assert.Equal("Nurse anne", await page.TextContentAsync("#who"));
+
+        await SignOutAsync(page);
+        var watch = Stopwatch.StartNew();
+        await page.ClickAsync("#passkey-signin");
+        await page.WaitForURLAsync(_base + "/");
+        await page.WaitForSelectorAsync("#who");
+        watch.Stop();
+        _output.WriteLine($"passkey sign-in to first page: {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal("Nurse", await page.TextContentAsync("#role"));
+        var fhir = await page.Context.APIRequest.GetAsync(_base + "/fhir/Patient?_count=1");
+        Assert.Equal(200, fhir.Status);
+
+        // A sensitive act ten minutes later asks for the passkey again (step-up), then proceeds.
+        _time.Advance(TimeSpan.FromMinutes(10));
+        await page.GotoAsync(_base + "/account/recovery-codes");
+        Assert.Equal("10", await page.TextContentAsync("#remaining"));
+        await page.ClickAsync("#regenerate");
+        await page.WaitForURLAsync("**/account/reauth?returnUrl=*");
+        await page.ClickAsync("#passkey-reauth");
+        await page.WaitForURLAsync("**/account/recovery-codes");
+        await page.ClickAsync("#regenerate");
+        await page.WaitForSelectorAsync("#recovery-codes");
+        Assert.Equal(10, await page.Locator("#recovery-codes li").CountAsync());
+
+        // Password first, then the passkey as the second factor.
+        await page.ClickAsync("#continue");
+        await SignOutAsync(page);
+        await page.FillAsync("#establishment", Establishment);
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", Password);
+        await page.ClickAsync("#signin");
+        await page.WaitForURLAsync("**/account/signin/totp");
+        await page.ClickAsync("#passkey-second");
+        await page.WaitForURLAsync(_base + "/");
+        Assert.Equal("Nurse anne", await page.TextContentAsync("#who"));
+    }
+
+    [Fact]
+    public async Task Enrol_TOTP_then_sign_in_with_password_and_code_then_with_a_recovery_code()
+    {
+        var (email, link) = await NewAccountAsync("bruno.totp@chu.example");
+        var page = await (await _browser.NewContextAsync()).NewPageAsync();
+        await SetPasswordAsync(page, link);
+        await page.ClickAsync("#use-totp");
+        await page.WaitForURLAsync("**/account/enrol/totp");
+        var secret = (await page.TextContentAsync("#secret"))!.Replace(" ", "", StringComparison.Ordinal);
+        Assert.True(await page.Locator("img.qr").IsVisibleAsync());
+        await page.FillAsync("#code", Totp.Code(secret, _time));
+        await page.ClickAsync("#verify");
+        await page.WaitForURLAsync("**/account/recovery-codes");
+        var codes = await page.Locator("#recovery-codes li").AllTextContentsAsync();
+        Assert.Equal(10, codes.Count);
+        await page.ClickAsync("#continue");
+        await page.WaitForURLAsync(_base + "/");
+        await SignOutAsync(page);
+
+        _time.Advance(TimeSpan.FromSeconds(30));
+        var watch = Stopwatch.StartNew();
+        await page.FillAsync("#establishment", Establishment);
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", Password);
+        await page.ClickAsync("#signin");
+        await page.WaitForURLAsync("**/account/signin/totp");
+        await page.FillAsync("#code", Totp.Code(secret, _time));
+        await page.ClickAsync("#verify");
+        await page.WaitForURLAsync(_base + "/");
+        await page.WaitForSelectorAsync("#who");
+        watch.Stop();
+        _output.WriteLine($"password + TOTP sign-in to first page (PBKDF2 600,000 iterations included): {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal(Establishment, await page.TextContentAsync("#establishment"));
+
+        await SignOutAsync(page);
+        await page.FillAsync("#establishment", Establishment);
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", Password);
+        await page.ClickAsync("#signin");
+        await page.WaitForURLAsync("**/account/signin/totp");
+        await page.ClickAsync("#use-recovery");
+        await page.FillAsync("#code", codes[0]);
+        await page.ClickAsync("#verify");
+        await page.WaitForURLAsync("**/account/recovery-codes");
+        Assert.Equal("9", await page.TextContentAsync("#remaining"));
+    }
+}

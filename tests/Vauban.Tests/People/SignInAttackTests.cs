@@ -1,0 +1,547 @@
+// Adversarial tests of people's sign-in and sessions, each named after the attack it tries, on both
+// engines: stolen password, TOTP replay, brute force, credential stuffing, account enumeration, session
+// fixation, CSRF, revoked sessions, timeouts; and the password hash upgrade.
+using System.Diagnostics;
+using System.Net;
+using Microsoft.AspNetCore.Identity;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class SignInAttackTests : IAsyncLifetime
+{
+    private const string Establishment = "hospital-a";
+    private const string Email = "claire.martin@chu.example";
+    private const string Password = "tourmaline ferry quietly 42";
+    private const int LockoutAfter = 5; // configured (default 10); fewer 0.5-second hashes per test run
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private string _secret = "";
+    private IReadOnlyList<string> _recoveryCodes = [];
+
+    protected SignInAttackTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with
+        {
+            Time = _time,
+            Accounts = new AccountOptions { SourceFailuresBeforeDelay = 6, LockoutAfterFailures = LockoutAfter },
+        });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        var link = await _server.Store.Accounts.AddAsync(_tenant, Email, StaffRole.Physician, "pract-1", "org-1", "Dr Claire Martin", CancellationToken.None);
+        using var browser = Staff();
+        (_secret, _recoveryCodes) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        NextStep();
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private StaffClient Staff(IPAddress? from = null) => new(_server.BaseAddress, from);
+
+    /// <summary>Moves to the next TOTP time step (each step's code is accepted once).</summary>
+    private void NextStep() => _time.Advance(TimeSpan.FromSeconds(30));
+
+    private async Task<StaffClient> SignedInAsync()
+    {
+        var staff = Staff();
+        var (password, _) = await staff.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        var (totp, _) = await staff.TotpAsync(Totp.Code(_secret, _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        NextStep();
+        return staff;
+    }
+
+    private static async Task<HttpStatusCode> FhirStatusAsync(StaffClient staff)
+    {
+        using var response = await staff.Http.GetAsync("/fhir/Patient?_count=1");
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task Enrolled_person_signs_in_with_password_and_TOTP_and_reaches_home_and_fhir()
+    {
+        using var staff = await SignedInAsync();
+        var (home, html) = await staff.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, home.StatusCode);
+        Assert.Equal("Dr Claire Martin", StaffClient.ById(html, "who"));
+        Assert.Equal("Physician", StaffClient.ById(html, "role"));
+        Assert.Equal(Establishment, StaffClient.ById(html, "establishment"));
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        var cookie = staff.SetCookieHeaders.Last(h => h.StartsWith("__Host-vauban-session=", StringComparison.Ordinal)).ToLowerInvariant();
+        Assert.Contains("secure", cookie);
+        Assert.Contains("httponly", cookie);
+        Assert.Contains("samesite=strict", cookie);
+        Assert.Contains("path=/", cookie);
+        Assert.DoesNotContain("domain=", cookie);
+    }
+
+    [Fact]
+    public async Task SameEmailInAnotherEstablishment_IsAnotherAccount_AndTheirPasswordsDoNotCross()
+    {
+        var other = await _server.Store.Tenants.AddAsync("hospital-b", CancellationToken.None);
+        var link = await _server.Store.Accounts.AddAsync(other, Email, StaffRole.Nurse, null, null, "Claire Martin (B)", CancellationToken.None);
+        Assert.NotEqual((await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.Id, link.User.Id);
+        using var staff = Staff();
+        var (response, html) = await staff.PasswordAsync("hospital-b", Email, Password);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(SignInOutcomeMessage, StaffClient.ById(html, "error"));
+        Assert.Null(staff.SessionCookie);
+    }
+
+    private static string SignInOutcomeMessage => Vauban.Web.SignInOutcome.FailureMessage;
+
+    [Fact]
+    public async Task StolenPassword_WithoutSecondFactor_OpensNothing()
+    {
+        using var thief = Staff();
+        var (password, _) = await thief.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        Assert.NotNull(thief.SessionCookie);
+        foreach (var page in new[] { "/", "/account/recovery-codes", "/account/reauth", "/account/enrol/totp", "/account/enrol/passkey" })
+        {
+            var (response, _) = await thief.GetAsync(page);
+            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+            Assert.StartsWith("/account/signin", response.Headers.Location?.ToString());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(thief));
+        using var write = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient()) };
+        write.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        using (var response = await thief.Http.SendAsync(write)) Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        // Nor can the thief enrol a second factor of their own with the password alone.
+        var (enrol, _) = await thief.SubmitAsync("/account/signin/totp", new Dictionary<string, string> { ["Code"] = "000000" }, action: "/account/enrol/totp");
+        Assert.NotEqual(HttpStatusCode.OK, enrol.StatusCode);
+    }
+
+    [Fact]
+    public async Task TotpReplay_IsRefused()
+    {
+        using var first = Staff();
+        await first.PasswordAsync(Establishment, Email, Password);
+        var code = Totp.Code(_secret, _time);
+        var (accepted, _) = await first.TotpAsync(code);
+        Assert.Equal("/", accepted.Headers.Location?.ToString());
+
+        // The same code, seconds later, in another session (a shoulder-surfer or a phishing proxy).
+        _time.Advance(TimeSpan.FromSeconds(5));
+        using var replay = Staff();
+        await replay.PasswordAsync(Establishment, Email, Password);
+        var (refused, html) = await replay.TotpAsync(code);
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Contains("already used", StaffClient.ById(html, "error"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(replay));
+        // An earlier step's code is refused too; the next step's code works.
+        Assert.Equal(HttpStatusCode.OK, (await replay.TotpAsync(Totp.Code(_secret, _time, -1))).Response.StatusCode);
+        NextStep();
+        Assert.Equal("/", (await replay.TotpAsync(Totp.Code(_secret, _time))).Response.Headers.Location?.ToString());
+    }
+
+    [Fact]
+    public async Task BruteForce_LocksAccountAfterN_AndTellsTheOfficer()
+    {
+        using var attacker = Staff();
+        string? firstMessage = null;
+        for (var i = 0; i < LockoutAfter; i++)
+        {
+            var (response, html) = await attacker.PasswordAsync(Establishment, Email, "wrong password " + i);
+            if (response.StatusCode == (HttpStatusCode)429)
+            {
+                // Growing delays: the attempt was not even evaluated. Wait it out and retry.
+                _time.Advance(TimeSpan.FromMinutes(16));
+                (response, html) = await attacker.PasswordAsync(Establishment, Email, "wrong password " + i);
+            }
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            firstMessage ??= StaffClient.ById(html, "error");
+            Assert.Equal(firstMessage, StaffClient.ById(html, "error"));
+        }
+        _time.Advance(TimeSpan.FromMinutes(16));
+        // Locked: even the right password is refused, with the same words.
+        var (locked, lockedHtml) = await attacker.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal(HttpStatusCode.OK, locked.StatusCode);
+        Assert.Equal(firstMessage, StaffClient.ById(lockedHtml, "error"));
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, CancellationToken.None);
+        var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.AccountLocked);
+        Assert.StartsWith("user:", alert.Principal);
+        Assert.DoesNotContain(Email, alert.Detail);
+        // The officer unlocks; the person signs in again.
+        Assert.True(await _server.Store.Accounts.UnlockAsync(_tenant, Email, CancellationToken.None));
+        _time.Advance(TimeSpan.FromMinutes(16));
+        using var person = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(person));
+    }
+
+    [Fact]
+    public async Task BruteForce_InAParallelBurst_EveryFailureCounts()
+    {
+        var attempts = Enumerable.Range(0, 8).Select(async i =>
+        {
+            using var attacker = Staff(IPAddress.Parse($"127.0.1.{i + 1}"));
+            var (response, _) = await attacker.PasswordAsync(Establishment, Email, "burst guess " + i);
+            return response.StatusCode;
+        });
+        var statuses = await Task.WhenAll(attempts);
+        var evaluated = statuses.Count(s => s == HttpStatusCode.OK);
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        var locked = user.LockoutEnd > _time.GetUtcNow();
+        // Either the burst locked the account, or every evaluated failure is on the counter (none lost to a race).
+        Assert.True(locked || user.AccessFailedCount == evaluated, $"evaluated {evaluated}, counted {user.AccessFailedCount}, locked {locked}");
+        Assert.Equal(evaluated >= LockoutAfter, locked);
+    }
+
+    [Fact]
+    public async Task A_sign_in_in_flight_does_not_undo_the_officers_lock()
+    {
+        var stale = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Email, CancellationToken.None));
+        stale.AccessFailedCount = 0;
+        await _server.Store.Accounts.Store.UpdateAsync(stale, CancellationToken.None); // e.g. a success resetting the counter
+        Assert.True((await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.LockoutEnd > _time.GetUtcNow());
+    }
+
+    [Fact]
+    public async Task CredentialStuffing_ThrottledPerSourceAddress()
+    {
+        using var stuffer = Staff();
+        // Many accounts, one wrong password each, from one address: no account reaches its own threshold.
+        for (var i = 0; i < 6; i++)
+        {
+            var (response, _) = await stuffer.PasswordAsync(Establishment, $"someone{i}@chu.example", "Summer2024!");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        // The source is now throttled: even a right password is not evaluated from it.
+        var (throttled, html) = await stuffer.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal((HttpStatusCode)429, throttled.StatusCode);
+        Assert.Contains("Too many attempts", StaffClient.ById(html, "error"));
+        // The real person, from another address, is not affected.
+        using var elsewhere = Staff(IPAddress.Parse("127.0.0.2"));
+        var (ok, _) = await elsewhere.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal("/account/signin/totp", ok.Headers.Location?.ToString());
+    }
+
+    [Fact]
+    public async Task AccountEnumeration_SameMessageAndSimilarTimingForUnknownAccount()
+    {
+        async Task<(string? Message, HttpStatusCode Status, double Ms)> TryAsync(string establishment, string email)
+        {
+            using var staff = Staff();
+            _time.Advance(TimeSpan.FromMinutes(5)); // out of the growing delays: this test is about what an evaluated attempt reveals
+            var watch = Stopwatch.StartNew();
+            var (response, html) = await staff.PasswordAsync(establishment, email, "not the password at all");
+            watch.Stop();
+            return (StaffClient.ById(html, "error"), response.StatusCode, watch.Elapsed.TotalMilliseconds);
+        }
+        var known = new List<double>();
+        var unknown = new List<double>();
+        string? message = null;
+        for (var i = 0; i < 3; i++)
+        {
+            _time.Advance(TimeSpan.FromMinutes(1));
+            foreach (var (establishment, email, timings) in new[] { (Establishment, Email, known), (Establishment, $"nobody{i}@chu.example", unknown), ("no-such-hospital", Email, unknown) })
+            {
+                var (m, status, ms) = await TryAsync(establishment, email);
+                Assert.Equal(HttpStatusCode.OK, status);
+                message ??= m;
+                Assert.Equal(message, m);
+                timings.Add(ms);
+            }
+        }
+        // Without the dummy hash an unknown account would answer ~50 times faster; the bounds leave room for a busy machine.
+        var ratio = Median(unknown) / Median(known);
+        Assert.InRange(ratio, 0.33, 3.0);
+    }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+
+    [Fact]
+    public async Task SessionFixation_NewSessionIdAtSignIn()
+    {
+        using var victim = Staff();
+        // The attacker obtains a pre-sign-in session (a passkey challenge) and plants its cookie in the victim's browser.
+        var (_, signinPage) = await victim.GetAsync("/account/signin");
+        using (var options = new HttpRequestMessage(HttpMethod.Post, "/account/signin?handler=PasskeyOptions") { Content = new StringContent("{}") })
+        {
+            options.Headers.Add("RequestVerificationToken", StaffClient.Token(signinPage));
+            using var response = await victim.Http.SendAsync(options);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        var planted = victim.SessionCookie!;
+        await victim.PasswordAsync(Establishment, Email, Password);
+        var afterPassword = victim.SessionCookie!;
+        await victim.TotpAsync(Totp.Code(_secret, _time));
+        var afterTotp = victim.SessionCookie!;
+        Assert.Equal(3, new[] { planted, afterPassword, afterTotp }.Distinct().Count());
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(victim));
+        // The attacker's copies of the earlier cookies open nothing.
+        foreach (var old in new[] { planted, afterPassword })
+        {
+            using var attacker = Staff();
+            attacker.Cookies["__Host-vauban-session"] = old;
+            Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(attacker));
+            Assert.Equal(HttpStatusCode.Redirect, (await attacker.GetAsync("/")).Response.StatusCode);
+        }
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("{")]
+    [InlineData("{\"id\":\"AAAA\",\"rawId\":\"AAAA\",\"type\":\"public-key\",\"response\":{\"clientDataJSON\":\"!!\",\"authenticatorData\":\"\",\"signature\":\"\"}}")]
+    [InlineData("[1,2,3]")]
+    public async Task ForgedPasskeyAssertion_IsRefusedCleanly(string credential)
+    {
+        using var attacker = Staff();
+        var (_, page) = await attacker.GetAsync("/account/signin");
+        var token = StaffClient.Token(page);
+        foreach (var handler in new[] { "PasskeyOptions", "Passkey" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/account/signin?handler=" + handler) { Content = new StringContent(handler == "Passkey" ? credential : "{}") };
+            request.Headers.Add("RequestVerificationToken", token);
+            using var response = await attacker.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            if (handler == "Passkey") Assert.Contains("error", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(attacker));
+        Assert.DoesNotContain("Unexpected", _server.AllLogs());
+    }
+
+    [Fact]
+    public async Task Csrf_FormWithoutAntiforgeryToken_IsRefused()
+    {
+        using var anonymous = Staff();
+        var (signin, _) = await anonymous.SubmitAsync("/account/signin",
+            new Dictionary<string, string> { ["Establishment"] = Establishment, ["Email"] = Email, ["Password"] = Password }, withToken: false);
+        Assert.Equal(HttpStatusCode.BadRequest, signin.StatusCode);
+        Assert.Null(anonymous.SessionCookie);
+
+        using var staff = await SignedInAsync();
+        var (signout, _) = await staff.SubmitAsync("/", new Dictionary<string, string>(), action: "/account/signout", withToken: false);
+        Assert.Equal(HttpStatusCode.BadRequest, signout.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        // A token from another person's page does not fit this session either.
+        using var other = Staff();
+        var (_, otherPage) = await other.GetAsync("/account/signin");
+        using var forged = await staff.Http.PostAsync("/account/signout", new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = StaffClient.Token(otherPage) }));
+        Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+    }
+
+    [Fact]
+    public async Task Csrf_FhirWriteWithSessionCookie_NeedsThisSitesOrigin()
+    {
+        using var staff = await SignedInAsync();
+        async Task<HttpStatusCode> PostAsync(string? origin)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient()) };
+            if (origin is not null) request.Headers.Add("Origin", origin);
+            using var response = await staff.Http.SendAsync(request);
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync(null));
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync("https://evil.example"));
+        Assert.Equal(HttpStatusCode.Forbidden, await PostAsync("null"));
+        Assert.Equal(HttpStatusCode.Created, await PostAsync(_server.BaseAddress.GetLeftPart(UriPartial.Authority)));
+    }
+
+    [Fact]
+    public async Task RevokedSession_IsRefusedAtOnce()
+    {
+        using var staff = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        Assert.True(await _server.Store.Accounts.RevokeSessionsAsync(_tenant, Email, CancellationToken.None) >= 1);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
+        Assert.Equal(HttpStatusCode.Redirect, (await staff.GetAsync("/")).Response.StatusCode);
+
+        using var again = await SignedInAsync();
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Email, CancellationToken.None));
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(again));
+
+        // Sign-out ends the session on the server, not only in the browser.
+        Assert.True(await _server.Store.Accounts.UnlockAsync(_tenant, Email, CancellationToken.None));
+        using var third = await SignedInAsync();
+        var cookie = third.SessionCookie!;
+        var (signout, _) = await third.SubmitAsync("/", new Dictionary<string, string>(), action: "/account/signout");
+        Assert.Equal(HttpStatusCode.Redirect, signout.StatusCode);
+        using var copy = Staff();
+        copy.Cookies["__Host-vauban-session"] = cookie;
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(copy));
+    }
+
+    [Fact]
+    public async Task IdleAndAbsoluteTimeouts()
+    {
+        using var idle = await SignedInAsync();
+        _time.Advance(TimeSpan.FromMinutes(14));
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(idle)); // activity slides the idle timeout
+        _time.Advance(TimeSpan.FromMinutes(14));
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(idle));
+        _time.Advance(TimeSpan.FromMinutes(16));
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(idle));
+
+        using var busy = await SignedInAsync();
+        for (var elapsed = TimeSpan.Zero; elapsed < TimeSpan.FromHours(11.8); elapsed += TimeSpan.FromMinutes(10))
+        {
+            _time.Advance(TimeSpan.FromMinutes(10));
+            if (elapsed.TotalMinutes % 120 == 0) Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(busy));
+            else await _server.Store.Sessions.FindAsync(busy.SessionCookie, CancellationToken.None);
+        }
+        _time.Advance(TimeSpan.FromMinutes(15));
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(busy));
+    }
+
+    [Fact]
+    public async Task StolenSession_CannotAddItsOwnSecondFactor_WithoutProvingBothFactorsAgain()
+    {
+        using var staff = await SignedInAsync();
+        _time.Advance(TimeSpan.FromMinutes(10));
+        foreach (var page in new[] { "/account/enrol/totp", "/account/enrol/passkey" })
+        {
+            var (response, _) = await staff.GetAsync(page);
+            Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+            Assert.StartsWith("/account/reauth?returnUrl=", response.Headers.Location?.ToString());
+        }
+    }
+
+    [Fact]
+    public async Task An_authenticator_key_shown_but_never_confirmed_is_not_a_second_factor()
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, "half.enrolled@chu.example", StaffRole.Nurse, null, null, "Half Enrolled", CancellationToken.None);
+        using var staff = Staff();
+        await staff.SubmitAsync("/account/enrol?token=" + Uri.EscapeDataString(link.Token),
+            new Dictionary<string, string> { ["Token"] = link.Token, ["Password"] = Password, ["Confirm"] = Password });
+        var (_, page) = await staff.GetAsync("/account/enrol/totp");
+        var secret = StaffClient.ById(page, "secret")!.Replace(" ", "", StringComparison.Ordinal);
+        // The person leaves without confirming; the key must not open a sign-in (not even with its right code).
+        using var later = Staff();
+        var (password, html) = await later.PasswordAsync(Establishment, "half.enrolled@chu.example", Password);
+        Assert.Null(password.Headers.Location);
+        Assert.Contains("no second factor", StaffClient.ById(html, "error"));
+        Assert.Null(later.SessionCookie);
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, "half.enrolled@chu.example", CancellationToken.None))!;
+        using var scope = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.CreateScope(_server.Services);
+        var manager = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<UserManager<StaffUser>>(scope.ServiceProvider);
+        Assert.False(await manager.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, Totp.Code(secret, _time)));
+    }
+
+    [Fact]
+    public async Task Recovery_code_signs_in_once()
+    {
+        Assert.Equal(10, _recoveryCodes.Count);
+        using var staff = Staff();
+        await staff.PasswordAsync(Establishment, Email, Password);
+        var (used, _) = await staff.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = _recoveryCodes[3].ToLowerInvariant() });
+        Assert.Equal("/account/recovery-codes", used.Headers.Location?.ToString());
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        using var again = Staff();
+        await again.PasswordAsync(Establishment, Email, Password);
+        var (refused, _) = await again.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = _recoveryCodes[3] });
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(again));
+    }
+
+    [Fact]
+    public async Task Reauthentication_refreshes_the_proof_time_for_sensitive_acts()
+    {
+        using var staff = await SignedInAsync();
+        _time.Advance(TimeSpan.FromMinutes(10));
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        // Making new recovery codes is sensitive: after 10 minutes it asks for both factors again.
+        var (regenerate, _) = await staff.SubmitAsync("/account/recovery-codes", new Dictionary<string, string>());
+        Assert.StartsWith("/account/reauth?returnUrl=", regenerate.Headers.Location?.ToString());
+        var (wrong, _) = await staff.SubmitAsync("/account/reauth?returnUrl=%2Faccount%2Frecovery-codes",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = "000000", ["ReturnUrl"] = "/account/recovery-codes" });
+        Assert.Equal(HttpStatusCode.OK, wrong.StatusCode);
+        var (ok, _) = await staff.SubmitAsync("/account/reauth?returnUrl=%2Faccount%2Frecovery-codes",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = "/account/recovery-codes" });
+        Assert.Equal("/account/recovery-codes", ok.Headers.Location?.ToString());
+        var (codes, html) = await staff.SubmitAsync("/account/recovery-codes", new Dictionary<string, string>());
+        Assert.Equal(HttpStatusCode.OK, codes.StatusCode);
+        Assert.Contains("recovery-codes", html);
+        // An open redirect is not possible through returnUrl.
+        NextStep();
+        var (evil, _) = await staff.SubmitAsync("/account/reauth",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = "//evil.example/" });
+        Assert.Equal("/", evil.Headers.Location?.ToString());
+    }
+
+    [Fact]
+    public async Task A_signed_in_physician_breaks_the_glass_only_after_proving_both_factors_again()
+    {
+        using var api = await _server.ClientAsync(Establishment);
+        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Inconnu")));
+        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        using var staff = await SignedInAsync();
+        using (var before = await staff.Http.GetAsync($"/fhir/Patient/{patient}")) Assert.NotEqual(HttpStatusCode.OK, before.StatusCode);
+
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var origin = _server.BaseAddress.GetLeftPart(UriPartial.Authority);
+        async Task<HttpResponseMessage> BreakGlassAsync()
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, $"/fhir/Patient/{patient}/$break-the-glass")
+            {
+                Content = FhirContent.Json("""{ "resourceType": "Parameters", "parameter": [ { "name": "reason", "valueCode": "emergency" }, { "name": "text", "valueString": "unconscious, brought in by ambulance" } ] }"""),
+            };
+            request.Headers.Add("Origin", origin);
+            return await staff.Http.SendAsync(request);
+        }
+        using (var stale = await BreakGlassAsync())
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, stale.StatusCode);
+            Assert.Contains("insufficient_user_authentication", stale.Headers.WwwAuthenticate.ToString());
+        }
+        var (reauth, _) = await staff.SubmitAsync("/account/reauth?returnUrl=%2F",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = "/" });
+        Assert.Equal("/", reauth.Headers.Location?.ToString());
+        using (var granted = await BreakGlassAsync()) Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+        using (var after = await staff.Http.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task PasswordRules_old_hash_of_100000_iterations_is_upgraded_at_next_sign_in()
+    {
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.Equal(600_000, Iterations(user.PasswordHash!));
+        var legacy = new PasswordHasher<StaffUser>(Microsoft.Extensions.Options.Options.Create(new PasswordHasherOptions { IterationCount = 100_000 }));
+        user.PasswordHash = legacy.HashPassword(user, Password);
+        await _server.Store.Accounts.Store.UpdateAsync(user, CancellationToken.None);
+        Assert.Equal(100_000, Iterations((await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.PasswordHash!));
+
+        using var staff = await SignedInAsync();
+        var upgraded = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.PasswordHash!;
+        Assert.Equal(600_000, Iterations(upgraded));
+        Assert.Equal(2, Convert.FromBase64String(upgraded)[4]); // KeyDerivationPrf.HMACSHA512 (big-endian uint 2)
+    }
+
+    /// <summary>Identity V3 format: 0x01, PRF (uint32 BE), iteration count (uint32 BE), salt length, salt, subkey.</summary>
+    private static int Iterations(string hash)
+    {
+        var bytes = Convert.FromBase64String(hash);
+        Assert.Equal(1, bytes[0]);
+        return (bytes[5] << 24) | (bytes[6] << 16) | (bytes[7] << 8) | bytes[8];
+    }
+
+    [Fact]
+    public async Task Staff_email_and_name_are_not_stored_in_clear_and_not_logged()
+    {
+        using var staff = await SignedInAsync();
+        var (_, html) = await staff.GetAsync("/");
+        Assert.Contains("Claire Martin", html);
+        Assert.DoesNotContain(Email, _server.AllLogs(), StringComparison.OrdinalIgnoreCase);
+        if (_engine == Engine.Sqlite)
+        {
+            var bytes = await File.ReadAllBytesAsync(_server.Db);
+            var wal = File.Exists(_server.Db + "-wal") ? await File.ReadAllBytesAsync(_server.Db + "-wal") : [];
+            foreach (var needle in new[] { Email, "Claire Martin", Password })
+            {
+                var pattern = System.Text.Encoding.UTF8.GetBytes(needle);
+                Assert.Equal(-1, bytes.AsSpan().IndexOf(pattern));
+                Assert.Equal(-1, wal.AsSpan().IndexOf(pattern));
+            }
+        }
+    }
+}
+
+public sealed class SignInAttackTests_Sqlite() : SignInAttackTests(Engine.Sqlite);
+
+public sealed class SignInAttackTests_Postgres() : SignInAttackTests(Engine.Postgres);
