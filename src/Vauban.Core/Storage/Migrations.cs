@@ -60,13 +60,11 @@ internal static class Migrations
 
         // Step 2: what the access policy reads without decrypting. Each resource row names the patient whose
         // compartment it belongs to (copied from its subject/patient/beneficiary reference, already stored in
-        // clear in idx_ref) and who created it; API clients' patient and own-resource limits; break-the-glass grants; alerts for the security officer.
-        new(2, "patient compartment and creator of each resource, API client limits, break-the-glass grants, security alerts",
+        // clear in idx_ref) and who created it; break-the-glass grants; alerts for the security officer.
+        new(2, "patient compartment and creator of each resource, break-the-glass grants, security alerts",
             Sqlite: """
             ALTER TABLE resources ADD COLUMN compartment TEXT;
             ALTER TABLE resources ADD COLUMN created_by TEXT;
-            ALTER TABLE clients ADD COLUMN patient_limit TEXT;
-            ALTER TABLE clients ADD COLUMN own_only INTEGER NOT NULL DEFAULT 0;
             UPDATE resources SET compartment = id WHERE type = 1;
             UPDATE resources SET compartment = substr(x.target, 9) FROM idx_ref x
               WHERE x.rid = resources.rid AND resources.type <> 1 AND x.target LIKE 'Patient/%'
@@ -81,8 +79,6 @@ internal static class Migrations
             Postgres: """
             ALTER TABLE resources ADD COLUMN compartment text;
             ALTER TABLE resources ADD COLUMN created_by text;
-            ALTER TABLE clients ADD COLUMN patient_limit text;
-            ALTER TABLE clients ADD COLUMN own_only integer NOT NULL DEFAULT 0;
             UPDATE resources SET compartment = id WHERE type = 1;
             UPDATE resources SET compartment = substr(x.target, 9) FROM idx_ref x
               WHERE x.rid = resources.rid AND resources.type <> 1 AND x.target LIKE 'Patient/%'
@@ -129,6 +125,17 @@ internal static class Migrations
             CREATE INDEX staff_sessions_user ON staff_sessions (user_id);
             CREATE TABLE sign_in_failures (scope text NOT NULL, key text NOT NULL, failures integer NOT NULL, last_failure_at bigint NOT NULL,
                 PRIMARY KEY (scope, key));
+            """),
+
+        // Step 4: API clients limited to a list of patients, or to the resources they created.
+        new(4, "API client limits: patient list, own resources only",
+            Sqlite: """
+            ALTER TABLE clients ADD COLUMN patient_limit TEXT;
+            ALTER TABLE clients ADD COLUMN own_only INTEGER NOT NULL DEFAULT 0;
+            """,
+            Postgres: """
+            ALTER TABLE clients ADD COLUMN patient_limit text;
+            ALTER TABLE clients ADD COLUMN own_only integer NOT NULL DEFAULT 0;
             """),
     ];
 }
