@@ -99,7 +99,7 @@ public sealed class AccessPolicy
                 return RolePermissions.MayBreakTheGlass(role)
                     ? new RecordDecision(RecordVerdict.Forbidden,
                         $"Patient/{compartment} is outside your care relationships. Break-the-glass is possible: state a reason and re-authenticate "
-                        + $"(POST [base]/Patient/{compartment}/$break-the-glass, or the patient's page); the access will be reported to the security officer.")
+                        + $"(POST [base]/Patient/{compartment}/$break-the-glass, or the page /patients/{compartment}/break-the-glass); the access will be reported to the security officer.")
                     : Hidden(type);
             default:
                 return Hidden(type);

@@ -498,6 +498,49 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Break_the_glass_page_without_fresh_proof_or_reason_opens_nothing()
+    {
+        using var api = await _server.ClientAsync(Establishment);
+        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Urgence")));
+        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        using var staff = await SignedInAsync();
+        var page = $"/patients/{patient}/break-the-glass";
+
+        // A stale proof of both factors sends the person to the step-up page first.
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var (stale, _) = await staff.GetAsync(page);
+        Assert.Equal(HttpStatusCode.Redirect, stale.StatusCode);
+        Assert.StartsWith("/account/reauth?returnUrl=", stale.Headers.Location?.ToString());
+        var (reauth, _) = await staff.SubmitAsync("/account/reauth?returnUrl=" + Uri.EscapeDataString(page),
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = page });
+        Assert.Equal(page, reauth.Headers.Location?.ToString());
+
+        // No reason, or no words of one's own: refused, and the record stays closed.
+        var (noReason, html) = await staff.SubmitAsync(page, new Dictionary<string, string> { ["Reason"] = "", ["Text"] = "patient unconscious" });
+        Assert.Equal(HttpStatusCode.BadRequest, noReason.StatusCode);
+        Assert.NotNull(StaffClient.ById(html, "error"));
+        var (noText, _) = await staff.SubmitAsync(page, new Dictionary<string, string> { ["Reason"] = "emergency", ["Text"] = "" });
+        Assert.Equal(HttpStatusCode.BadRequest, noText.StatusCode);
+        Assert.NotEqual(HttpStatusCode.OK, await FhirReadStatusAsync(staff, patient));
+        // Without the anti-forgery token the form is refused outright.
+        var (forged, _) = await staff.SubmitAsync(page, new Dictionary<string, string> { ["Reason"] = "emergency", ["Text"] = "patient unconscious in ER" }, withToken: false);
+        Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+        Assert.NotEqual(HttpStatusCode.OK, await FhirReadStatusAsync(staff, patient));
+
+        var (granted, grantedHtml) = await staff.SubmitAsync(page, new Dictionary<string, string> { ["Reason"] = "emergency", ["Text"] = "patient unconscious in ER" });
+        Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+        Assert.NotNull(StaffClient.ById(grantedHtml, "granted"));
+        Assert.Equal(HttpStatusCode.OK, await FhirReadStatusAsync(staff, patient));
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+    }
+
+    private static async Task<HttpStatusCode> FhirReadStatusAsync(StaffClient staff, string patient)
+    {
+        using var response = await staff.Http.GetAsync($"/fhir/Patient/{patient}");
+        return response.StatusCode;
+    }
+
+    [Fact]
     public async Task PasswordRules_old_hash_of_100000_iterations_is_upgraded_at_next_sign_in()
     {
         var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;

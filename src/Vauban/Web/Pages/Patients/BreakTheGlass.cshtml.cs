@@ -1,0 +1,52 @@
+using Microsoft.AspNetCore.Mvc;
+using Vauban.Access;
+
+namespace Vauban.Web.Pages.Patients;
+
+/// <summary>
+/// Break-the-glass from the clinician UI: a reason from the list and the person's own words, after a fresh
+/// proof of both factors (the step-up page brings the person back here). The grant itself, its time limit,
+/// the alert and the audit entry are BreakTheGlass's, in Vauban.Core — the same as the FHIR operation's.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class BreakTheGlassModel : StaffPage
+{
+    [BindProperty(SupportsGet = true)] public string Id { get; set; } = "";
+    [BindProperty] public string? Reason { get; set; }
+    [BindProperty] public string? Text { get; set; }
+    public string? Error { get; private set; }
+    public BreakGlassGrant? Grant { get; private set; }
+
+    public IReadOnlyDictionary<string, string> Reasons => KnownBreakGlassReasons.Labels;
+
+    public TimeSpan Duration => Store.Policy.Options.BreakGlassDuration;
+
+    public IActionResult OnGet() =>
+        HttpContext.IsFreshlyAuthenticated(Store.Policy.Options.ReauthenticationMaxAge) ? Page() : Redirect(HttpContext.ReauthenticationUrl());
+
+    public async Task<IActionResult> OnPostAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        var result = await Store.BreakTheGlass.OpenAsync(access, Id, Reason, Text, HttpContext.RequestAborted);
+        switch (result.Status)
+        {
+            case BreakGlassStatus.Granted:
+                Grant = result.Grant;
+                return Page();
+            case BreakGlassStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl());
+            case BreakGlassStatus.PatientNotFound:
+                Response.StatusCode = 404;
+                Error = result.Message;
+                return Page();
+            case BreakGlassStatus.NotAllowed:
+                Response.StatusCode = 403;
+                Error = result.Message;
+                return Page();
+            default:
+                Response.StatusCode = 400;
+                Error = result.Message;
+                return Page();
+        }
+    }
+}
