@@ -141,6 +141,20 @@ public sealed class AccessPolicy
         }
     }
 
+    /// <summary>Whether a search by this principal on this type may be screened in memory against remembered decisions
+    /// (people whose role reaches only related patients), instead of testing every row's relationships in SQL.</summary>
+    internal bool ScreensInMemory(AccessContext context, string type) =>
+        !ForceAllow && context.Principal is { Kind: PrincipalKind.Person, Role: { } role } && HasCompartment(type)
+        && RolePermissions.For(role, type).Reach == Reach.Related && Options.DecisionCacheLifetime > TimeSpan.Zero;
+
+    /// <summary>True when an allowance for this (principal, patient) is remembered and still fresh.</summary>
+    internal bool IsRemembered(AccessContext context, string patient)
+    {
+        var principal = context.Principal;
+        return _allowed.TryGetValue((context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient), out var until)
+            && until > _time.GetUtcNow().ToUnixTimeMilliseconds();
+    }
+
     /// <summary>Whether the person may open this patient's record: a care relationship or an unexpired break-the-glass grant.</summary>
     internal async ValueTask<bool> MayOpenPatientAsync(AccessContext context, string patient, CancellationToken cancellationToken)
     {

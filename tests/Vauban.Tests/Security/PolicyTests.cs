@@ -14,12 +14,19 @@ namespace Vauban.Tests.Security;
 public abstract class PolicyTests : IAsyncLifetime
 {
     private readonly Engine _engine;
+    private readonly bool _sqlFilter;
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _ids = [];
     private static readonly CancellationToken None = CancellationToken.None;
 
-    protected PolicyTests(Engine engine) => _engine = engine;
+    /// <param name="sqlFilter">Without remembered decisions searches test every row's relationships in SQL; with them
+    /// (the default) they are screened in memory. Both paths must give the same answers.</param>
+    protected PolicyTests(Engine engine, bool sqlFilter)
+    {
+        _engine = engine;
+        _sqlFilter = sqlFilter;
+    }
 
     private RecordsService Records => _server.Store.Records;
 
@@ -27,7 +34,7 @@ public abstract class PolicyTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine);
+        _server = await VaubanServer.StartAsync(_engine, configure: _sqlFilter ? o => o with { Access = new AccessOptions { DecisionCacheLifetime = TimeSpan.Zero } } : null);
         _tenant = await _server.Store.Tenants.AddAsync("hopital-policy", None);
         var op = AccessContext.Operator(_tenant, "test fixture");
         async Task<string> Create(string key, string json)
@@ -327,6 +334,10 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 }
 
-public sealed class PolicyTests_Sqlite() : PolicyTests(Engine.Sqlite);
+public sealed class PolicyTests_Sqlite() : PolicyTests(Engine.Sqlite, sqlFilter: false);
 
-public sealed class PolicyTests_Postgres() : PolicyTests(Engine.Postgres);
+public sealed class PolicyTests_Postgres() : PolicyTests(Engine.Postgres, sqlFilter: false);
+
+public sealed class PolicyTests_Sqlite_SqlFilter() : PolicyTests(Engine.Sqlite, sqlFilter: true);
+
+public sealed class PolicyTests_Postgres_SqlFilter() : PolicyTests(Engine.Postgres, sqlFilter: true);

@@ -12,7 +12,10 @@ internal static class SearchSql
     public const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body, r.compartment, r.created_by";
 
     /// <param name="allowed">The access policy's filter on "r" (see AccessPolicy.FilterFor), or null: part of the WHERE clause, so that counts and pages never include what the searcher may not open.</param>
-    public static void Build(DbCommand command, StorageEngine engine, SearchQuery query, long tenant, (string Value, long Rid)? after, bool countOnly, string? allowed)
+    /// <param name="candidates">When positive: at most this many rows instead of a page, for the policy to screen in memory;
+    /// with <paramref name="narrow"/> only (rid, compartment, sort key).</param>
+    public static void Build(DbCommand command, StorageEngine engine, SearchQuery query, long tenant, (string Value, long Rid)? after, bool countOnly, string? allowed,
+        int candidates = 0, bool narrow = false)
     {
         command.With("t", tenant).With("ty", TypeCodes.Of(query.Type));
         var where = new List<string> { "r.tenant_id = @t", "r.type = @ty", "r.deleted = 0" };
@@ -68,8 +71,8 @@ internal static class SearchSql
                 : $"(({sortExpression}) {comparison} @cv OR (({sortExpression}) = @cv AND r.rid {comparison} @cr))");
         }
         var direction = query.SortDescending ? "DESC" : "ASC";
-        command.With("n", query.Count + 1);
-        command.CommandText = $"SELECT {Columns}, {sortExpression} AS sort_key FROM {from} WHERE {string.Join(" AND ", where)} ORDER BY sort_key {direction}, r.rid {direction} LIMIT @n";
+        command.With("n", candidates > 0 ? candidates : query.Count + 1);
+        command.CommandText = $"SELECT {(narrow ? "r.rid, r.compartment" : Columns)}, {sortExpression} AS sort_key FROM {from} WHERE {string.Join(" AND ", where)} ORDER BY sort_key {direction}, r.rid {direction} LIMIT @n";
     }
 
     public static string SortValue(SearchQuery query, object value) => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
