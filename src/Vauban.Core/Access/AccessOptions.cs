@@ -16,8 +16,11 @@ public sealed record AccessOptions
     /// <summary>A sensitive act (break-the-glass) needs both factors proven within this time.</summary>
     public TimeSpan ReauthenticationMaxAge { get; init; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>How long an allowed (principal, patient) decision is remembered; refusals are never cached.</summary>
+    /// <summary>How long an allowed (principal, patient) decision is remembered.</summary>
     public TimeSpan DecisionCacheLifetime { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a refusal is remembered (a new relationship written through another server shows within this time).</summary>
+    public TimeSpan RefusalCacheLifetime { get; init; } = TimeSpan.FromSeconds(5);
 
     public void Validate()
     {
@@ -25,5 +28,6 @@ public sealed record AccessOptions
         if (BreakGlassDuration <= TimeSpan.Zero || BreakGlassDuration > TimeSpan.FromHours(24)) throw new VaubanConfigurationException("A break-the-glass grant lasts between one minute and 24 hours.");
         if (ReauthenticationMaxAge <= TimeSpan.Zero) throw new VaubanConfigurationException("The re-authentication age must be positive.");
         if (DecisionCacheLifetime < TimeSpan.Zero || DecisionCacheLifetime > TimeSpan.FromMinutes(5)) throw new VaubanConfigurationException("The policy decision cache lasts at most 5 minutes.");
+        if (RefusalCacheLifetime < TimeSpan.Zero || RefusalCacheLifetime > TimeSpan.FromSeconds(30)) throw new VaubanConfigurationException("Refusals are remembered at most 30 seconds.");
     }
 }

@@ -33,8 +33,12 @@ public sealed class AccessPolicy
 {
     private readonly StoreDatabase _database;
     private readonly TimeProvider _time;
-    // (tenant, principal and actors, patient) → allowed until (ms). Only allowances are remembered.
-    private readonly ConcurrentDictionary<(long, string, string), long> _allowed = new();
+    // (tenant, principal and actors, patient) → the decision, until when (ms), and the patient's write generation then.
+    // A write into a patient's record or a break-the-glass grant in this process bumps the patient's generation,
+    // so a remembered refusal never outlives a relationship created here; other processes see it within the
+    // refusal lifetime (seconds).
+    private readonly ConcurrentDictionary<(long, string, string), (bool Allowed, long Until, int Generation)> _decisions = new();
+    private readonly ConcurrentDictionary<(long, string), int> _generations = new();
 
     internal AccessPolicy(StoreDatabase database, AccessOptions options, TimeProvider time)
     {
@@ -147,13 +151,24 @@ public sealed class AccessPolicy
         !ForceAllow && context.Principal is { Kind: PrincipalKind.Person, Role: { } role } && HasCompartment(type)
         && RolePermissions.For(role, type).Reach == Reach.Related && Options.DecisionCacheLifetime > TimeSpan.Zero;
 
-    /// <summary>True when an allowance for this (principal, patient) is remembered and still fresh.</summary>
-    internal bool IsRemembered(AccessContext context, string patient)
+    /// <summary>The remembered decision for this (principal, patient), if still fresh: true allowed, false refused, null unknown.</summary>
+    internal bool? Remembered(AccessContext context, string patient)
     {
         var principal = context.Principal;
-        return _allowed.TryGetValue((context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient), out var until)
-            && until > _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (!_decisions.TryGetValue((context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient), out var decision)) return null;
+        if (decision.Until <= _time.GetUtcNow().ToUnixTimeMilliseconds()) return null;
+        if (!decision.Allowed && decision.Generation != Generation(context.Tenant.Id, patient)) return null;
+        return decision.Allowed;
     }
+
+    /// <summary>Something about this patient's relationships may have changed (a write into their record, a grant): forget remembered refusals.</summary>
+    internal void Touch(long tenant, string patient)
+    {
+        if (_generations.Count > 100_000) _generations.Clear();
+        _generations.AddOrUpdate((tenant, patient), 1, (_, g) => g + 1);
+    }
+
+    private int Generation(long tenant, string patient) => _generations.TryGetValue((tenant, patient), out var g) ? g : 0;
 
     /// <summary>Whether the person may open this patient's record: a care relationship or an unexpired break-the-glass grant.</summary>
     internal async ValueTask<bool> MayOpenPatientAsync(AccessContext context, string patient, CancellationToken cancellationToken)
@@ -162,13 +177,15 @@ public sealed class AccessPolicy
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
         var key = (context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient);
-        if (_allowed.TryGetValue(key, out var until) && until > nowMs) return true;
+        if (Remembered(context, patient) is { } remembered) return remembered;
+        var generation = Generation(context.Tenant.Id, patient);
         var related = await CareRelationSql.IsRelatedAsync(_database, context.Tenant.Id, Actors(principal), patient,
             (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs, cancellationToken);
-        if (related && Options.DecisionCacheLifetime > TimeSpan.Zero)
+        var lifetime = related ? Options.DecisionCacheLifetime : Options.RefusalCacheLifetime;
+        if (lifetime > TimeSpan.Zero)
         {
-            if (_allowed.Count > 100_000) _allowed.Clear();
-            _allowed[key] = nowMs + (long)Options.DecisionCacheLifetime.TotalMilliseconds;
+            if (_decisions.Count > 100_000) _decisions.Clear();
+            _decisions[key] = (related, nowMs + (long)lifetime.TotalMilliseconds, generation);
         }
         return related;
     }
@@ -176,9 +193,9 @@ public sealed class AccessPolicy
     /// <summary>Forget remembered allowances of one principal (its relationships or account changed).</summary>
     public void Forget(string principalId)
     {
-        foreach (var key in _allowed.Keys)
+        foreach (var key in _decisions.Keys)
         {
-            if (key.Item2.StartsWith(principalId + "|", StringComparison.Ordinal)) _allowed.TryRemove(key, out _);
+            if (key.Item2.StartsWith(principalId + "|", StringComparison.Ordinal)) _decisions.TryRemove(key, out _);
         }
     }
 

@@ -113,6 +113,7 @@ public sealed class BreakTheGlass
             cancellationToken);
         await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: true, cancellationToken);
         await scope.CommitAsync(cancellationToken);
+        _policy.Touch(context.Tenant.Id, patientId);
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
             $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
     }

@@ -199,6 +199,7 @@ public sealed partial class RecordsService
             }
             await scope.CommitAsync(cancellationToken);
         }
+        Touch(context, written);
         return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
     }
 

@@ -265,9 +265,18 @@ public sealed partial class RecordsService
     /// <summary>The patients among <paramref name="compartments"/> the principal may not open, or null when too many are undecided.</summary>
     private async Task<HashSet<string>?> RefusedAsync(AccessContext context, string type, IEnumerable<string?> compartments, CancellationToken cancellationToken)
     {
-        var undecided = compartments.OfType<string>().Distinct(StringComparer.Ordinal).Where(p => !_policy.IsRemembered(context, p)).ToList();
-        if (undecided.Count > ScreenedUndecided) return null;
         var refused = new HashSet<string>(StringComparer.Ordinal);
+        var undecided = new List<string>();
+        foreach (var patient in compartments.OfType<string>().Distinct(StringComparer.Ordinal))
+        {
+            switch (_policy.Remembered(context, patient))
+            {
+                case true: break;
+                case false: refused.Add(patient); break;
+                default: undecided.Add(patient); break;
+            }
+        }
+        if (undecided.Count > ScreenedUndecided) return null;
         foreach (var patient in undecided)
         {
             var decision = await _policy.AuthorizeRecordAsync(context, type, patient, null, null, cancellationToken);

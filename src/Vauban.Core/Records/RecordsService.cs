@@ -97,6 +97,7 @@ public sealed partial class RecordsService
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await _audit.AppendAsync(context, Interaction.Create, type, [result.Id!], succeeded: true, cancellationToken);
         await scope.CommitAsync(cancellationToken);
+        Touch(context, written);
         return result;
     }
 
@@ -117,7 +118,11 @@ public sealed partial class RecordsService
         if (result.Status is RecordStatus.Ok or RecordStatus.Created
             && await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
         await _audit.AppendAsync(context, Interaction.Update, type, [id], succeeded: result.Status is RecordStatus.Ok or RecordStatus.Created, cancellationToken);
-        if (result.Status is RecordStatus.Ok or RecordStatus.Created) await scope.CommitAsync(cancellationToken);
+        if (result.Status is RecordStatus.Ok or RecordStatus.Created)
+        {
+            await scope.CommitAsync(cancellationToken);
+            Touch(context, written);
+        }
         return result;
     }
 
@@ -297,6 +302,15 @@ public sealed partial class RecordsService
             }
         }
         return null;
+    }
+
+    /// <summary>After a commit: relationships of the patients written may have changed; the policy forgets its refusals for them.</summary>
+    private void Touch(AccessContext context, WriteBatch written)
+    {
+        foreach (var record in written.Written)
+        {
+            if (record.Compartment is not null) _policy.Touch(context.Tenant.Id, record.Compartment);
+        }
     }
 
     private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy);

@@ -115,6 +115,17 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_remembered_refusal_does_not_outlive_a_relationship_written_since()
+    {
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p3"], None)).Status);
+        Assert.DoesNotContain("Patient/" + _ids["p3"], await SearchIdsAsync(DrA, "Patient"));
+        using var document = JsonDocument.Parse(Encounter(_ids["p3"], _ids["drA"], null, Day(0)));
+        Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(AccessContext.Operator(_tenant, "admission"), "Encounter", document.RootElement, null, None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA, "Patient", _ids["p3"], None)).Status);
+        Assert.Contains("Patient/" + _ids["p3"], await SearchIdsAsync(DrA, "Patient"));
+    }
+
+    [Fact]
     public async Task Search_sweep_returns_only_ones_own_patients_and_counts_do_not_leak_the_rest()
     {
         var patients = await SearchIdsAsync(DrA, "Patient");
