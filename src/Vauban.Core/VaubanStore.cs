@@ -15,6 +15,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
     public TimeProvider Time { get; init; } = TimeProvider.System;
     public AccessOptions Access { get; init; } = new();
     public AccountOptions Accounts { get; init; } = new();
+    public AuditOptions Audit { get; init; } = new();
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -34,9 +35,10 @@ public sealed class VaubanStore : IAsyncDisposable
         Throttle = new SignInThrottle(database, options.Time, options.Accounts);
         Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
-        var audit = new AuditTrail();
-        Records = new RecordsService(database, keys, Policy, new RecordsGuard(), audit, options.Time);
-        BreakTheGlass = new BreakTheGlass(database, keys, Policy, audit, Alerts, options.Time);
+        Audit = new AuditTrail(database, keys, options.Time, options.Audit);
+        AuditLog = new AuditLog(database, keys, Audit);
+        Records = new RecordsService(database, keys, Policy, new RecordsGuard(), Audit, options.Time);
+        BreakTheGlass = new BreakTheGlass(database, keys, Policy, Audit, Alerts, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -50,6 +52,12 @@ public sealed class VaubanStore : IAsyncDisposable
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }
 
+    /// <summary>The append side of the audit log: every act on records passes through it before data leaves.</summary>
+    public AuditTrail Audit { get; }
+
+    /// <summary>The read side of the audit log: verification, the officer's searches, a patient's access history.</summary>
+    public AuditLog AuditLog { get; }
+
     /// <summary>Where the data lives, safe to print (no password).</summary>
     public string Description => _database.Description;
 
@@ -59,6 +67,7 @@ public sealed class VaubanStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Accounts.Validate();
+        options.Audit.Validate();
         var database = StoreDatabase.Open(options.Db);
         try
         {
@@ -69,7 +78,18 @@ public sealed class VaubanStore : IAsyncDisposable
             await database.DisposeAsync();
             throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
         }
-        return new VaubanStore(database, new KeyRing(database, options.MasterKey), options);
+        var keys = new KeyRing(database, options.MasterKey);
+        try
+        {
+            await keys.EnsureAuditSigningKeysAsync(cancellationToken);
+        }
+        catch
+        {
+            keys.Dispose();
+            await database.DisposeAsync();
+            throw;
+        }
+        return new VaubanStore(database, keys, options);
     }
 
     /// <summary>The default SQLite file and master key file when no --db is given.</summary>
@@ -77,6 +97,7 @@ public sealed class VaubanStore : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await Audit.DisposeAsync();
         _keys.Dispose();
         await _database.DisposeAsync();
     }

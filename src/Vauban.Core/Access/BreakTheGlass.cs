@@ -65,7 +65,8 @@ public sealed class BreakTheGlass
         var options = _policy.Options;
         if (principal.Kind != PrincipalKind.Person || principal.Role is not { } role || !RolePermissions.MayBreakTheGlass(role))
         {
-            await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: false, cancellationToken);
+            await _audit.AppendAsync(context, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
+                [new AuditedRecord(KnownResourceTypes.Patient, patientId, IdRules.IsValid(patientId) ? patientId : null)], cancellationToken, "not allowed for this principal");
             return new(BreakGlassStatus.NotAllowed, null, "Only physicians, nurses, biologists and admissions staff, signed in in person, may break the glass.");
         }
         if (reason is null || !KnownBreakGlassReasons.Labels.ContainsKey(reason))
@@ -93,7 +94,8 @@ public sealed class BreakTheGlass
         {
             if (await exists.ScalarLongAsync(cancellationToken) == 0)
             {
-                await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: false, cancellationToken);
+                await _audit.AppendAsync(scope, context, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
+                    [new AuditedRecord(KnownResourceTypes.Patient, patientId, null)], cancellationToken, "patient not known");
                 return new(BreakGlassStatus.PatientNotFound, null, $"Patient/{patientId} is not known.");
             }
         }
@@ -111,7 +113,8 @@ public sealed class BreakTheGlass
         await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
             $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {expires:yyyy-MM-dd HH:mm} UTC.",
             cancellationToken);
-        await _audit.AppendAsync(context, Interaction.BreakTheGlass, KnownResourceTypes.Patient, [patientId], succeeded: true, cancellationToken);
+        await _audit.AppendAsync(scope, context, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
+            [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
         await scope.CommitAsync(cancellationToken);
         _policy.Touch(context.Tenant.Id, patientId);
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),

@@ -36,6 +36,7 @@ public sealed class Tenants
             .With("n", name).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var id = await insert.ScalarLongAsync(cancellationToken);
         await _keys.CreateTenantKeysAsync(scope, id, cancellationToken);
+        await Audit.AuditTrail.CreateHeadAsync(scope, id, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return _byId[id] = new Tenant(id, name);
     }

@@ -10,10 +10,12 @@ internal sealed class KeyRing : IDisposable
 {
     private const string DataPurpose = "data";
     private const string IndexPurpose = "index";
+    private const string AuditSigningPurpose = "audit-signing";
 
     private readonly StoreDatabase _database;
     private readonly MasterKey _master;
     private readonly ConcurrentDictionary<long, TenantKeys> _cache = new();
+    private readonly ConcurrentDictionary<long, AuditSigningKey> _signers = new();
 
     public KeyRing(StoreDatabase database, MasterKey master)
     {
@@ -35,6 +37,56 @@ internal sealed class KeyRing : IDisposable
                 .With("t", tenantId).With("p", purpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
+        await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken);
+    }
+
+    /// <summary>Gives every tenant created before the audit log its checkpoint signing key (at start; idempotent, also
+    /// when two processes start at once).</summary>
+    public async Task EnsureAuditSigningKeysAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var missing = new List<long>();
+        using (var command = scope.Command($"SELECT id FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM tenant_keys k WHERE k.tenant_id = t.id AND k.purpose = '{AuditSigningPurpose}')"))
+        using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) missing.Add(reader.GetInt64(0));
+        }
+        if (missing.Count == 0) return;
+        foreach (var tenantId in missing) await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+
+    private async Task CreateAuditSigningKeyAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
+    {
+        using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var privateKey = ecdsa.ExportPkcs8PrivateKey();
+        var wrapped = KeyWrap.Wrap(_master, tenantId, AuditSigningPurpose, 1, privateKey);
+        CryptographicOperations.ZeroMemory(privateKey);
+        using var command = scope.Command(
+            "INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, 1, @w, @c) ON CONFLICT DO NOTHING")
+            .With("t", tenantId).With("p", AuditSigningPurpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>The tenant's audit checkpoint signing key (ECDSA P-256), unwrapped once.</summary>
+    public async ValueTask<AuditSigningKey> AuditSignerAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        if (_signers.TryGetValue(tenantId, out var signer)) return signer;
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command(
+            "SELECT key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose = @p ORDER BY key_version DESC LIMIT 1")
+            .With("t", tenantId).With("p", AuditSigningPurpose);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) throw new InvalidOperationException($"Tenant {tenantId} has no audit signing key.");
+        var version = reader.GetInt32(0);
+        var privateKey = KeyWrap.Unwrap(_master, tenantId, AuditSigningPurpose, version, (byte[])reader.GetValue(1));
+        var ecdsa = ECDsa.Create();
+        ecdsa.ImportPkcs8PrivateKey(privateKey, out _);
+        CryptographicOperations.ZeroMemory(privateKey);
+        var created = new AuditSigningKey(version, ecdsa);
+        if (_signers.TryAdd(tenantId, created)) return created;
+        created.Dispose();
+        return _signers[tenantId];
     }
 
     public async ValueTask<TenantKeys> ForTenantAsync(long tenantId, CancellationToken cancellationToken)
@@ -67,5 +119,24 @@ internal sealed class KeyRing : IDisposable
     {
         foreach (var keys in _cache.Values) keys.Dispose();
         _cache.Clear();
+        foreach (var signer in _signers.Values) signer.Dispose();
+        _signers.Clear();
     }
+}
+
+/// <summary>A tenant's checkpoint signing key. ECDsa signing is thread-safe on .NET's OpenSSL backend; the appender
+/// signs from one task anyway.</summary>
+internal sealed class AuditSigningKey(int version, ECDsa key) : IDisposable
+{
+    public int Version { get; } = version;
+
+    public byte[] Sign(byte[] statement) => key.SignData(statement, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+
+    public bool Verify(byte[] statement, byte[] signature) =>
+        key.VerifyData(statement, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+
+    /// <summary>The public key (SubjectPublicKeyInfo, PEM) for an outside witness.</summary>
+    public string PublicKeyPem() => key.ExportSubjectPublicKeyInfoPem();
+
+    public void Dispose() => key.Dispose();
 }

@@ -19,7 +19,7 @@ internal static class RecordCipher
     private const int TagSize = 16;
     private const int Overhead = HeaderSize + NonceSize + TagSize;
 
-    public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext)
+    public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext, bool compress = true)
     {
         var rented = ArrayPool<byte>.Shared.Rent(BrotliEncoder.GetMaxCompressedLength(plaintext.Length));
         try
@@ -27,7 +27,7 @@ internal static class RecordCipher
             // Compress before encrypting (ciphertext does not compress). Quality 2 is the speed/size sweet spot for 0.5-5 KB JSON.
             byte flags = 0;
             ReadOnlySpan<byte> payload = plaintext;
-            if (BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 16) && compressedLength < plaintext.Length)
+            if (compress && BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 16) && compressedLength < plaintext.Length)
             {
                 payload = rented.AsSpan(0, compressedLength);
                 flags = FlagBrotli;

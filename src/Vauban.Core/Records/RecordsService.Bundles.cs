@@ -5,6 +5,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Fhir;
 using Vauban.Storage;
@@ -148,9 +149,9 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);
-        var written = new WriteBatch();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
+            var written = new WriteBatch(scope);
             foreach (var entry in order)
             {
                 EntryResponse response;
@@ -192,14 +193,10 @@ public sealed partial class RecordsService
             {
                 return (RecordStatusCodes.Http(refused.Status), FhirJson.OperationOutcome(refused.Issues!));
             }
-            foreach (var group in entries.GroupBy(e => e.Type))
-            {
-                var ids = group.Select(e => newIds.TryGetValue(e.Index, out var n) ? n : e.Id).OfType<string>().ToList();
-                await _audit.AppendAsync(context, Interaction.Update, group.Key, ids, succeeded: true, cancellationToken);
-            }
+            // Each entry appended its audit entry in this transaction; the commit writes them with the data.
             await scope.CommitAsync(cancellationToken);
+            Touch(context, written);
         }
-        Touch(context, written);
         return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
     }
 
@@ -216,7 +213,7 @@ public sealed partial class RecordsService
             return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
         }
         if (row.Deleted) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
-        await _audit.AppendAsync(context, Interaction.Read, entry.Type, [entry.Id], succeeded: true, cancellationToken);
+        await AuditAsync(context, Interaction.Read, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
         return new EntryResponse(200, null, row.Version, row.LastUpdated, Open(keys, row), null);
     }
 

@@ -3,6 +3,7 @@
 // spread over the cores while the database writes.
 using System.Text.Json;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Fhir;
 using Vauban.Records.Search;
@@ -44,7 +45,7 @@ public sealed partial class RecordsService
             {
                 using var document = JsonDocument.Parse(row.Json);
                 await using var scope = await _database.BeginWriteAsync(cancellationToken);
-                var result = await UpdateInScopeAsync(context, scope, keys, row.Type, row.Id, document.RootElement, null, null, new WriteBatch(), cancellationToken);
+                var result = await UpdateInScopeAsync(context, scope, keys, row.Type, row.Id, document.RootElement, null, null, new WriteBatch(scope), cancellationToken);
                 if (result.Status is RecordStatus.Ok or RecordStatus.Created)
                 {
                     await scope.CommitAsync(cancellationToken);
@@ -54,7 +55,7 @@ public sealed partial class RecordsService
             }
             foreach (var group in accepted.GroupBy(r => r.Type))
             {
-                await _audit.AppendAsync(context, Interaction.Import, group.Key, group.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
+                await AuditAsync(context, Interaction.Import, AuditOutcome.Success, group.Key, group.Select(r => new AuditedRecord(r.Type, r.Id, Compartments.Of(r.Type, r.Id, r.Index!))).ToList(), cancellationToken);
             }
             progress?.Report(rows.Count);
         }

@@ -2,6 +2,7 @@
 // to the caller's tenant in SQL, then pass the policy, guard and audit like any read.
 using System.Data.Common;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Fhir;
 using Vauban.Records.Search;
@@ -49,7 +50,7 @@ public sealed partial class RecordsService
         if (query.SummaryCount || query.Count == 0)
         {
             var total = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
-            await _audit.AppendAsync(context, Interaction.Search, type, [], succeeded: true, cancellationToken);
+            await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: "count only");
             return new SearchPage(RecordStatus.Ok, [], total, null);
         }
 
@@ -68,11 +69,9 @@ public sealed partial class RecordsService
         var included = await AllowedAsync(context, (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
             .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         if (Admit(context, Interaction.Search, type, rows.Count + included.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
-        await _audit.AppendAsync(context, Interaction.Search, type, rows.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
-        foreach (var group in included.GroupBy(r => r.Type))
-        {
-            await _audit.AppendAsync(context, Interaction.Read, TypeCodes.NameOf(group.Key), group.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
-        }
+        // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
+        await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
+            rows.Concat(included).Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken);
         var entries = rows.Select(r => new SearchEntry(type, r.Id, r.Version, r.LastUpdated, Open(keys, r), false))
             .Concat(included.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), true)))
             .ToList();
@@ -89,7 +88,7 @@ public sealed partial class RecordsService
         var patient = await _rows.CurrentAsync(connection, null, context.Tenant.Id, TypeCodes.Of("Patient"), patientId, false, cancellationToken);
         if (patient is null || patient.Deleted)
         {
-            await _audit.AppendAsync(context, Interaction.Everything, "Patient", [patientId], succeeded: false, cancellationToken);
+            await AuditAsync(context, Interaction.Everything, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", patientId, patientId)], cancellationToken);
             return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"Patient/{patientId} is not known."));
         }
         if (await CheckRecordAsync(context, Interaction.Everything, "Patient", patientId, patient.Compartment, patient.CreatedBy, null, cancellationToken) is { } refused)
@@ -111,10 +110,9 @@ public sealed partial class RecordsService
         referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
         rows.AddRange(referenced);
         if (Admit(context, Interaction.Everything, "Patient", rows.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
-        foreach (var group in rows.GroupBy(r => r.Type))
-        {
-            await _audit.AppendAsync(context, Interaction.Everything, TypeCodes.NameOf(group.Key), group.Select(r => r.Id).ToList(), succeeded: true, cancellationToken);
-        }
+        // Practitioners and organizations referenced belong to no compartment but were returned for this patient.
+        await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient",
+            rows.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)).ToList(), cancellationToken);
         var entries = rows.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), false)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, entries.Count, null);
     }
@@ -138,7 +136,7 @@ public sealed partial class RecordsService
         {
             return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), rows.Count);
         }
-        await _audit.AppendAsync(context, Interaction.Read, type, [rows[0].Id], succeeded: true, cancellationToken);
+        await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, rows[0].Id, rows[0].Compartment)], cancellationToken, scope, "conditional create matched");
         return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, Open(keys, rows[0])), 1);
     }
 

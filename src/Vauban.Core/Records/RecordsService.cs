@@ -64,18 +64,18 @@ public sealed partial class RecordsService
     {
         if (row is null)
         {
-            await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken);
             return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{id} is not known."));
         }
         // The policy decides before even a deletion is revealed.
         if (await CheckRecordAsync(context, interaction, type, id, row.Compartment, row.CreatedBy, null, cancellationToken) is { } refused) return refused;
         if (row.Deleted)
         {
-            await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
             return new RecordResult(RecordStatus.Gone, type, id, row.Version, row.LastUpdated, Issues: [Issue.Error("deleted", $"{type}/{id} was deleted (version {row.Version}).")]);
         }
         if (Admit(context, interaction, type, 1) is { } contained) return contained;
-        await _audit.AppendAsync(context, interaction, type, [id], succeeded: true, cancellationToken);
+        await AuditAsync(context, interaction, AuditOutcome.Success, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
         return new RecordResult(RecordStatus.Ok, type, id, row.Version, row.LastUpdated, Open(keys, row));
     }
 
@@ -90,12 +90,16 @@ public sealed partial class RecordsService
         if (ifNoneExist is not null)
         {
             var existing = await ConditionalMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
-            if (existing.Result is not null) return existing.Result;
+            if (existing.Result is not null)
+            {
+                // Nothing written; the commit appends the audit entry of the match returned.
+                await scope.CommitAsync(cancellationToken);
+                return existing.Result;
+            }
         }
-        var written = new WriteBatch();
+        var written = new WriteBatch(scope);
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, cancellationToken);
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
-        await _audit.AppendAsync(context, Interaction.Create, type, [result.Id!], succeeded: true, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         Touch(context, written);
         return result;
@@ -113,11 +117,14 @@ public sealed partial class RecordsService
         if (Admit(context, Interaction.Update, type, 1) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var written = new WriteBatch();
+        var written = new WriteBatch(scope);
         var result = await UpdateInScopeAsync(context, scope, keys, type, id, resource, ifMatch, null, written, cancellationToken);
         if (result.Status is RecordStatus.Ok or RecordStatus.Created
             && await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
-        await _audit.AppendAsync(context, Interaction.Update, type, [id], succeeded: result.Status is RecordStatus.Ok or RecordStatus.Created, cancellationToken);
+        if (result.Status is RecordStatus.PreconditionFailed or RecordStatus.Conflict)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken, scope);
+        }
         if (result.Status is RecordStatus.Ok or RecordStatus.Created)
         {
             await scope.CommitAsync(cancellationToken);
@@ -133,9 +140,8 @@ public sealed partial class RecordsService
         if (Admit(context, Interaction.Delete, type, 1) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var result = await DeleteInScopeAsync(context, scope, keys, type, id, null, cancellationToken);
+        var result = await DeleteInScopeAsync(context, scope, keys, type, id, new WriteBatch(scope), cancellationToken);
         if (result.Status is not RecordStatus.NoContent) return result;
-        await _audit.AppendAsync(context, Interaction.Delete, type, [id], succeeded: result.Status == RecordStatus.NoContent, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return result;
     }
@@ -168,7 +174,7 @@ public sealed partial class RecordsService
                 var current = await _rows.CurrentAsync(connection, null, context.Tenant.Id, typeCode, id, false, cancellationToken);
                 if (current is null)
                 {
-                    await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+                    await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken);
                     return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"{type}/{id} is not known."));
                 }
                 if (await CheckRecordAsync(context, interaction, type, id, current.Compartment, current.CreatedBy, null, cancellationToken) is { } refused)
@@ -192,7 +198,8 @@ public sealed partial class RecordsService
                 $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds()));
         }
         if (Admit(context, interaction, type, versions.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
-        await _audit.AppendAsync(context, interaction, type, versions.Select(v => v.Id).Distinct().ToList(), succeeded: true, cancellationToken);
+        await AuditAsync(context, interaction, AuditOutcome.Success, type,
+            versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment ?? (type == KnownResourceTypes.Patient ? v.Id : null))).Distinct().ToList(), cancellationToken);
         var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, id is not null ? entries.Count : null, next);
     }
@@ -210,6 +217,7 @@ public sealed partial class RecordsService
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, context.Principal.Id, cancellationToken);
         written.Created(type, id, compartment, context.Principal.Id);
+        await AuditAsync(context, Interaction.Create, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
     }
 
@@ -242,10 +250,11 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
         written.Updated(type, id, compartment, current.CreatedBy);
+        await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
     }
 
-    private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, WriteBatch? batch, CancellationToken cancellationToken)
+    private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, WriteBatch batch, CancellationToken cancellationToken)
     {
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
@@ -257,6 +266,7 @@ public sealed partial class RecordsService
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
+        await AuditAsync(context, Interaction.Delete, AuditOutcome.Success, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.NoContent, type, id, current.Version + 1, now);
     }
 
@@ -279,7 +289,8 @@ public sealed partial class RecordsService
     {
         var decision = await _policy.AuthorizeRecordAsync(context, type, compartment, createdBy, batch?.NewPatients, cancellationToken);
         if (decision.Verdict == RecordVerdict.Allow) return null;
-        await _audit.AppendAsync(context, interaction, type, [id], succeeded: false, cancellationToken);
+        await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, compartment ?? (type == KnownResourceTypes.Patient ? id : null))],
+            cancellationToken, batch?.Scope, decision.Verdict == RecordVerdict.Forbidden ? "refused by the access policy" : "refused by the access policy (not revealed)");
         return decision.Verdict == RecordVerdict.Forbidden
             ? RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!))
             : RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not known."));
@@ -316,8 +327,9 @@ public sealed partial class RecordsService
     private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy);
 
     /// <summary>The records one request or transaction writes, checked together once all are in place.</summary>
-    private sealed class WriteBatch
+    private sealed class WriteBatch(WriteScope scope)
     {
+        public WriteScope Scope { get; } = scope;
         public List<WrittenRecord> Written { get; } = [];
         public HashSet<string> NewPatients { get; } = new(StringComparer.Ordinal);
 
@@ -329,6 +341,14 @@ public sealed partial class RecordsService
 
         public void Updated(string type, string id, string? compartment, string? createdBy) => Written.Add(new WrittenRecord(type, id, compartment, createdBy));
     }
+
+    /// <summary>The audit append of one act: inside <paramref name="scope"/> when the act is part of a write transaction
+    /// (committed with it; refusals kept on rollback), otherwise group-committed before this returns.</summary>
+    private Task AuditAsync(AccessContext context, Interaction interaction, AuditOutcome outcome, string type, IReadOnlyList<AuditedRecord> records,
+        CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
+        scope is null
+            ? _audit.AppendAsync(context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, note)
+            : _audit.AppendAsync(scope, context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, note);
 
     private RecordResult? Admit(AccessContext context, Interaction interaction, string type, int count)
     {

@@ -137,5 +137,38 @@ internal static class Migrations
             ALTER TABLE clients ADD COLUMN patient_limit text;
             ALTER TABLE clients ADD COLUMN own_only integer NOT NULL DEFAULT 0;
             """),
+
+        // Step 5: the audit log. One hash chain per tenant: each entry's hash covers the previous entry's hash
+        // and every stored column, so an edit, deletion, insertion or reordering breaks it. The head row holds
+        // the chain's tip and the compact Merkle range (serialized subtree roots) that the next append folds
+        // into; locking it serializes appenders of one tenant, across processes too. Checkpoints are signed
+        // tree heads. Principal and patient are blind indexes; who, from where and which records are sealed.
+        new(5, "audit log: hash-chained entries per tenant, chain heads, signed checkpoints",
+            Sqlite: """
+            CREATE TABLE audit_entries (tenant_id INTEGER NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, action INTEGER NOT NULL,
+                outcome INTEGER NOT NULL, type INTEGER NOT NULL, principal_ix INTEGER NOT NULL, patient_ix INTEGER NOT NULL, sealed BLOB NOT NULL,
+                hash BLOB NOT NULL, PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;
+            CREATE INDEX audit_entries_patient ON audit_entries (tenant_id, patient_ix, at);
+            CREATE INDEX audit_entries_principal ON audit_entries (tenant_id, principal_ix, at);
+            CREATE INDEX audit_entries_at ON audit_entries (tenant_id, at);
+            CREATE TABLE audit_heads (tenant_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL, tree BLOB NOT NULL,
+                checkpoint_seq INTEGER NOT NULL, checkpoint_at INTEGER NOT NULL);
+            CREATE TABLE audit_checkpoints (tenant_id INTEGER NOT NULL, size INTEGER NOT NULL, at INTEGER NOT NULL, root BLOB NOT NULL,
+                head BLOB NOT NULL, key_version INTEGER NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (tenant_id, size)) WITHOUT ROWID;
+            INSERT INTO audit_heads (tenant_id, seq, hash, tree, checkpoint_seq, checkpoint_at) SELECT id, 0, zeroblob(32), X'', 0, 0 FROM tenants;
+            """,
+            Postgres: """
+            CREATE TABLE audit_entries (tenant_id bigint NOT NULL, seq bigint NOT NULL, at bigint NOT NULL, action smallint NOT NULL,
+                outcome smallint NOT NULL, type smallint NOT NULL, principal_ix bigint NOT NULL, patient_ix bigint NOT NULL, sealed bytea NOT NULL,
+                hash bytea NOT NULL, PRIMARY KEY (tenant_id, seq));
+            CREATE INDEX audit_entries_patient ON audit_entries (tenant_id, patient_ix, at);
+            CREATE INDEX audit_entries_principal ON audit_entries (tenant_id, principal_ix, at);
+            CREATE INDEX audit_entries_at ON audit_entries (tenant_id, at);
+            CREATE TABLE audit_heads (tenant_id bigint PRIMARY KEY, seq bigint NOT NULL, hash bytea NOT NULL, tree bytea NOT NULL,
+                checkpoint_seq bigint NOT NULL, checkpoint_at bigint NOT NULL);
+            CREATE TABLE audit_checkpoints (tenant_id bigint NOT NULL, size bigint NOT NULL, at bigint NOT NULL, root bytea NOT NULL,
+                head bytea NOT NULL, key_version integer NOT NULL, signature bytea NOT NULL, PRIMARY KEY (tenant_id, size));
+            INSERT INTO audit_heads (tenant_id, seq, hash, tree, checkpoint_seq, checkpoint_at) SELECT id, 0, decode(repeat('00', 32), 'hex'), ''::bytea, 0, 0 FROM tenants;
+            """),
     ];
 }

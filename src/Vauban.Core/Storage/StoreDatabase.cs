@@ -87,8 +87,20 @@ internal sealed class WriteScope : IAsyncDisposable
         return command;
     }
 
+    /// <summary>Audit entries of this transaction's acts, appended to the chain just before it commits (atomic with
+    /// the write, and after every row lock the write takes, so appenders never wait on each other in a cycle).</summary>
+    public Audit.PendingAudit? Audit { get; set; }
+
+    /// <summary>Entries that must be kept even when the transaction rolls back (refusals, failures): appended once
+    /// the transaction has ended and the writer slot is free, before the caller's result goes out.</summary>
+    public List<Func<Task>> AfterRollback { get; } = [];
+
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
+        if (Audit is { } audit)
+        {
+            await audit.FlushAsync(this, cancellationToken);
+        }
         await Transaction.CommitAsync(cancellationToken);
         _completed = true;
     }
@@ -108,6 +120,10 @@ internal sealed class WriteScope : IAsyncDisposable
         finally
         {
             _gate?.Release();
+        }
+        if (!_completed)
+        {
+            foreach (var append in AfterRollback) await append();
         }
     }
 }

@@ -15,6 +15,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(UserCommands.Build());
         root.Subcommands.Add(SeedCommand.Build());
         root.Subcommands.Add(ImportCommand.Build());
+        root.Subcommands.Add(AuditCommands.Build());
         return root;
     }
 

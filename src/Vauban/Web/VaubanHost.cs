@@ -73,6 +73,14 @@ public static class VaubanHost
             await new FhirResult(bad.StatusCode, FhirJson.OperationOutcome([Issue.Invalid("The request could not be read (" + bad.StatusCode + ").")], correlation)).ExecuteAsync(http);
             return;
         }
+        if (error is Audit.AuditUnavailableException)
+        {
+            // Fail closed: nothing leaves without its audit entry. The operator sees which part failed; the caller may retry.
+            logger.LogError("The audit log could not be written (correlation {CorrelationId}); the request was refused", correlation);
+            http.Response.Headers.RetryAfter = "5";
+            await new FhirResult(503, FhirJson.OperationOutcome([Issue.Error("transient", "The audit log cannot be written at the moment, so nothing was returned or changed. Retry shortly.")], correlation)).ExecuteAsync(http);
+            return;
+        }
         // Log the exception type and where it came from; exception messages may quote data, so not the message.
         logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
         var body = FhirJson.OperationOutcome([Issue.Error("exception", $"An unexpected error occurred. Quote correlation id {correlation} to the operator.")], correlation);

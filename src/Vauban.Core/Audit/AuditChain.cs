@@ -1,0 +1,151 @@
+// The arithmetic of the tamper-evident log, shared by the appender and the verifier so that both compute
+// exactly the same bytes:
+//   entry hash  = SHA-256(previous entry hash || "VAE1" || every stored column in a fixed binary layout)
+//   tree        = RFC 6962 Merkle tree over the entry hashes (leaf = SHA-256(0x00 || h), node = SHA-256(0x01 || l || r)),
+//                 kept as a compact range: the roots of its perfect subtrees, largest first
+//   checkpoint  = ECDSA P-256 signature over (tenant, size, tree root, chain head, time)
+// The chain gives "first broken entry"; the signed tree head lets an outside witness hold the operator to
+// one history without trusting the database.
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Vauban.Audit;
+
+/// <summary>The clear columns of one stored entry, in the order they are hashed.</summary>
+internal readonly record struct AuditRow(long TenantId, long Sequence, long At, int Action, int Outcome, int Type, long PrincipalIndex, long PatientIndex, byte[] Sealed);
+
+internal static class AuditChain
+{
+    public const int HashSize = 32;
+    private static readonly byte[] EntryDomain = "VAE1"u8.ToArray();
+
+    /// <summary>Blind-index parameter codes of the audit's searchable columns (records use codes below 2000).</summary>
+    public const int PrincipalIndexCode = 9001;
+    public const int PatientIndexCode = 9002;
+
+    /// <summary>The type code used in the sealed part's associated data.</summary>
+    public const int SealTypeCode = 9000;
+
+    public static byte[] Genesis => new byte[HashSize];
+
+    /// <summary>The hash of <paramref name="row"/> chained to <paramref name="previous"/>, written into <paramref name="destination"/>.</summary>
+    public static void EntryHash(ReadOnlySpan<byte> previous, in AuditRow row, Span<byte> destination)
+    {
+        Span<byte> fixedPart = stackalloc byte[HashSize + 4 + 8 + 8 + 8 + 2 + 2 + 2 + 8 + 8 + 4];
+        previous.CopyTo(fixedPart);
+        var span = fixedPart[HashSize..];
+        EntryDomain.CopyTo(span);
+        BinaryPrimitives.WriteInt64BigEndian(span[4..], row.TenantId);
+        BinaryPrimitives.WriteInt64BigEndian(span[12..], row.Sequence);
+        BinaryPrimitives.WriteInt64BigEndian(span[20..], row.At);
+        BinaryPrimitives.WriteInt16BigEndian(span[28..], checked((short)row.Action));
+        BinaryPrimitives.WriteInt16BigEndian(span[30..], checked((short)row.Outcome));
+        BinaryPrimitives.WriteInt16BigEndian(span[32..], checked((short)row.Type));
+        BinaryPrimitives.WriteInt64BigEndian(span[34..], row.PrincipalIndex);
+        BinaryPrimitives.WriteInt64BigEndian(span[42..], row.PatientIndex);
+        BinaryPrimitives.WriteInt32BigEndian(span[50..], row.Sealed.Length);
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha.AppendData(fixedPart);
+        sha.AppendData(row.Sealed);
+        sha.GetHashAndReset(destination);
+    }
+
+    /// <summary>The AES-GCM associated data of an entry's sealed part: its clear columns other than the sequence
+    /// (known only when the appender orders it; the chain binds the position).</summary>
+    public static string SealBinding(long at, int action, int type, long principalIndex, long patientIndex) =>
+        string.Create(CultureInfo.InvariantCulture, $"audit:{at}:{action}:{type}:{principalIndex:x16}:{patientIndex:x16}");
+
+    public static byte[] CheckpointStatement(long tenantId, long size, ReadOnlySpan<byte> root, ReadOnlySpan<byte> head, long at) =>
+        Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,
+            $"vauban-audit-checkpoint/1\n{tenantId}\n{size}\n{Convert.ToBase64String(root)}\n{Convert.ToBase64String(head)}\n{at}\n"));
+}
+
+/// <summary>An RFC 6962 Merkle tree grown one leaf at a time, kept as the roots of its perfect subtrees.</summary>
+internal sealed class CompactMerkleTree
+{
+    private readonly List<byte[]> _roots;
+
+    public CompactMerkleTree() : this(0, []) { }
+
+    private CompactMerkleTree(long size, List<byte[]> roots)
+    {
+        Size = size;
+        _roots = roots;
+    }
+
+    public long Size { get; private set; }
+
+    /// <summary>Restores a tree of <paramref name="size"/> leaves from its serialized subtree roots.</summary>
+    public static CompactMerkleTree Restore(long size, ReadOnlySpan<byte> serialized)
+    {
+        var expected = long.PopCount(size);
+        if (serialized.Length != expected * AuditChain.HashSize)
+        {
+            throw new AuditIntegrityException($"the stored tree state does not match its size {size}");
+        }
+        var roots = new List<byte[]>((int)expected + 1);
+        for (var i = 0; i < expected; i++) roots.Add(serialized.Slice(i * AuditChain.HashSize, AuditChain.HashSize).ToArray());
+        return new CompactMerkleTree(size, roots);
+    }
+
+    public byte[] Serialize()
+    {
+        var output = new byte[_roots.Count * AuditChain.HashSize];
+        for (var i = 0; i < _roots.Count; i++) _roots[i].CopyTo(output, i * AuditChain.HashSize);
+        return output;
+    }
+
+    public CompactMerkleTree Clone() => new(Size, [.. _roots]);
+
+    public void Append(ReadOnlySpan<byte> entryHash)
+    {
+        Span<byte> leafInput = stackalloc byte[1 + AuditChain.HashSize];
+        leafInput[0] = 0;
+        entryHash.CopyTo(leafInput[1..]);
+        var node = SHA256.HashData(leafInput);
+        // Each trailing 1 bit of the old size is a perfect subtree of the same height as the new node: merge.
+        for (var size = Size; (size & 1) == 1; size >>= 1)
+        {
+            node = Node(_roots[^1], node);
+            _roots.RemoveAt(_roots.Count - 1);
+        }
+        _roots.Add(node);
+        Size++;
+    }
+
+    /// <summary>The Merkle Tree Hash of RFC 6962 §2.1 over every leaf so far.</summary>
+    public byte[] Root()
+    {
+        if (_roots.Count == 0) return SHA256.HashData([]);
+        var root = _roots[^1];
+        for (var i = _roots.Count - 2; i >= 0; i--) root = Node(_roots[i], root);
+        return root;
+    }
+
+    private static byte[] Node(byte[] left, byte[] right)
+    {
+        Span<byte> input = stackalloc byte[1 + 2 * AuditChain.HashSize];
+        input[0] = 1;
+        left.CopyTo(input[1..]);
+        right.CopyTo(input[(1 + AuditChain.HashSize)..]);
+        return SHA256.HashData(input);
+    }
+}
+
+/// <summary>The audit log's own state is inconsistent (tampering or corruption). Never a client error.</summary>
+public sealed class AuditIntegrityException : Exception
+{
+    public AuditIntegrityException(string message) : base(message) { }
+    public AuditIntegrityException() { }
+    public AuditIntegrityException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>The audit store could not be written: the request fails and no data leaves (fail closed).</summary>
+public sealed class AuditUnavailableException : Exception
+{
+    public AuditUnavailableException(string message, Exception inner) : base(message, inner) { }
+    public AuditUnavailableException(string message) : base(message) { }
+    public AuditUnavailableException() { }
+}

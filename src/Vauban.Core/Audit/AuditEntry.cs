@@ -1,0 +1,43 @@
+// What one audit entry says: who (principal, role, session, source), when, which action on which
+// records of which patient, why (purpose), and how it ended. Stored as a few clear columns that the chain
+// and searches need (tenant, sequence, time, action, outcome, type, blind indexes of principal and
+// patient) and a sealed part with everything that identifies someone.
+using System.Text.Json.Serialization;
+
+namespace Vauban.Audit;
+
+/// <summary>The audited acts. Stored as numbers: never renumber.</summary>
+public enum AuditAction
+{
+    Read = 1, VRead = 2, History = 3, Search = 4, Create = 5, Update = 6, Delete = 7, Everything = 8, Import = 9, Export = 10,
+    SignIn = 11, SignInFailure = 12, SignOut = 13, BreakTheGlass = 14, Administration = 15, Containment = 16, AuditRead = 17,
+}
+
+/// <summary>FHIR AuditEvent.outcome codes.</summary>
+public enum AuditOutcome { Success = 0, MinorFailure = 4, SeriousFailure = 8, MajorFailure = 12 }
+
+/// <summary>A record an act touched: its type and id, and the patient whose compartment holds it (if any).</summary>
+public readonly record struct AuditedRecord(string Type, string? Id, string? Patient);
+
+/// <summary>The sealed part of an entry, as JSON inside the ciphertext.</summary>
+public sealed record AuditDetail
+{
+    [JsonPropertyName("k")] public string PrincipalKind { get; init; } = "";
+    [JsonPropertyName("p")] public string Principal { get; init; } = "";
+    [JsonPropertyName("n")] public string? PrincipalName { get; init; }
+    [JsonPropertyName("r")] public string? Role { get; init; }
+    [JsonPropertyName("sv")] public string? Service { get; init; }
+    [JsonPropertyName("s")] public string? Session { get; init; }
+    [JsonPropertyName("a")] public string? Source { get; init; }
+    [JsonPropertyName("c")] public string? Correlation { get; init; }
+    [JsonPropertyName("u")] public string Purpose { get; init; } = "";
+    [JsonPropertyName("pt")] public string? Patient { get; init; }
+    [JsonPropertyName("x")] public IReadOnlyList<string> Records { get; init; } = [];
+    [JsonPropertyName("d")] public string? Note { get; init; }
+}
+
+[JsonSerializable(typeof(AuditDetail))]
+internal sealed partial class AuditJsonContext : JsonSerializerContext;
+
+/// <summary>One entry as read back and opened.</summary>
+public sealed record AuditEntry(long TenantId, long Sequence, DateTimeOffset At, AuditAction Action, AuditOutcome Outcome, string ResourceType, AuditDetail Detail);

@@ -1,0 +1,244 @@
+// The read side of the audit log: verification of the chain and its signed checkpoints, the security
+// officer's searches (by patient, agent, date, action) and a patient's access history. Searches use the
+// clear columns and blind indexes; only the entries returned are opened.
+using System.Data.Common;
+using System.Security.Cryptography;
+using Vauban.Access;
+using Vauban.Crypto;
+using Vauban.Records;
+using Vauban.Storage;
+
+namespace Vauban.Audit;
+
+/// <summary>What verification of one tenant's chain found. <see cref="FirstBroken"/> is the first entry that fails, if any.</summary>
+public sealed record AuditVerification(long TenantId, long Entries, int Checkpoints, long? FirstBroken, string? Problem, long UnsignedTail)
+{
+    public bool Valid => Problem is null;
+}
+
+/// <summary>A signed tree head, as exported for an outside witness.</summary>
+public sealed record AuditCheckpoint(long TenantId, long Size, DateTimeOffset At, byte[] Root, byte[] Head, int KeyVersion, byte[] Signature);
+
+public sealed record AuditQuery
+{
+    public string? Patient { get; init; }
+    public string? Agent { get; init; }
+    public DateTimeOffset? From { get; init; }
+    public DateTimeOffset? To { get; init; }
+    public IReadOnlyList<AuditAction>? Actions { get; init; }
+    public int Count { get; init; } = 50;
+
+    /// <summary>Paging: only entries older than this (time, sequence).</summary>
+    public (long At, long Sequence)? Before { get; init; }
+}
+
+public sealed class AuditLog
+{
+    private readonly StoreDatabase _database;
+    private readonly KeyRing _keys;
+    private readonly AuditTrail _trail;
+
+    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail)
+    {
+        _database = database;
+        _keys = keys;
+        _trail = trail;
+    }
+
+    /// <summary>Re-computes every entry's hash, the chain, the Merkle tree heads and their signatures, and the head row.</summary>
+    public async Task<AuditVerification> VerifyAsync(long tenantId, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
+        var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        var previous = AuditChain.Genesis;
+        var tree = new CompactMerkleTree();
+        var expected = 1L;
+        var nextCheckpoint = 0;
+        var verifiedCheckpoints = 0;
+        var computed = new byte[AuditChain.HashSize];
+        AuditVerification Broken(long seq, string problem) => new(tenantId, expected - 1, verifiedCheckpoints, seq, problem, 0);
+
+        using (var command = connection.Command("""
+            SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries WHERE tenant_id = @t ORDER BY seq
+            """).With("t", tenantId))
+        {
+            command.CommandTimeout = 0;
+            using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var row = new AuditRow(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
+                    reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
+                var stored = (byte[])reader.GetValue(8);
+                if (row.Sequence != expected)
+                {
+                    return Broken(expected, row.Sequence > expected
+                        ? $"entries {expected} to {row.Sequence - 1} are missing (deleted)"
+                        : $"entry {row.Sequence} is out of place");
+                }
+                AuditChain.EntryHash(previous, row, computed);
+                if (!computed.AsSpan().SequenceEqual(stored))
+                {
+                    return Broken(row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)");
+                }
+                tree.Append(computed);
+                (previous, computed) = (computed, previous);
+                while (nextCheckpoint < checkpoints.Count && checkpoints[nextCheckpoint].Size == row.Sequence)
+                {
+                    var checkpoint = checkpoints[nextCheckpoint];
+                    if (!CheckpointHolds(checkpoint, tree, previous, signer))
+                    {
+                        return Broken(row.Sequence, $"the checkpoint signed at entry {checkpoint.Size} does not match the entries up to it (rewritten history)");
+                    }
+                    verifiedCheckpoints++;
+                    nextCheckpoint++;
+                }
+                if (nextCheckpoint < checkpoints.Count && checkpoints[nextCheckpoint].Size < row.Sequence)
+                {
+                    return Broken(checkpoints[nextCheckpoint].Size, $"the checkpoint at entry {checkpoints[nextCheckpoint].Size} is out of order");
+                }
+                expected++;
+                if ((expected & 0xFFFF) == 0) progress?.Report(expected - 1);
+            }
+        }
+        var last = expected - 1;
+        if (nextCheckpoint < checkpoints.Count)
+        {
+            return Broken(last + 1, $"entries {last + 1} to {checkpoints[^1].Size} are missing (deleted after a checkpoint signed them)");
+        }
+        using (var head = connection.Command("SELECT seq, hash FROM audit_heads WHERE tenant_id = @t").With("t", tenantId))
+        using (var reader = await head.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await reader.ReadAsync(cancellationToken)) return Broken(last + 1, "the chain head is missing");
+            var headSequence = reader.GetInt64(0);
+            if (headSequence != last || !((byte[])reader.GetValue(1)).AsSpan().SequenceEqual(previous))
+            {
+                return Broken(Math.Min(headSequence, last) + 1, headSequence > last
+                    ? $"entries {last + 1} to {headSequence} are missing (the chain head counts {headSequence})"
+                    : $"the chain head does not match entry {last}");
+            }
+        }
+        progress?.Report(last);
+        var signedUpTo = checkpoints.Count == 0 ? 0 : checkpoints[^1].Size;
+        return new AuditVerification(tenantId, last, verifiedCheckpoints, null, null, last - signedUpTo);
+    }
+
+    private static bool CheckpointHolds(AuditCheckpoint checkpoint, CompactMerkleTree tree, byte[] head, AuditSigningKey signer)
+    {
+        if (checkpoint.KeyVersion != signer.Version) return false;
+        var root = tree.Root();
+        if (!CryptographicOperations.FixedTimeEquals(root, checkpoint.Root) || !CryptographicOperations.FixedTimeEquals(head, checkpoint.Head)) return false;
+        var statement = AuditChain.CheckpointStatement(checkpoint.TenantId, checkpoint.Size, checkpoint.Root, checkpoint.Head, checkpoint.At.ToUnixTimeMilliseconds());
+        return signer.Verify(statement, checkpoint.Signature);
+    }
+
+    public async Task<IReadOnlyList<AuditCheckpoint>> CheckpointsAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command(
+            "SELECT size, at, root, head, key_version, signature FROM audit_checkpoints WHERE tenant_id = @t ORDER BY size").With("t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var list = new List<AuditCheckpoint>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            list.Add(new AuditCheckpoint(tenantId, reader.GetInt64(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)),
+                (byte[])reader.GetValue(2), (byte[])reader.GetValue(3), reader.GetInt32(4), (byte[])reader.GetValue(5)));
+        }
+        return list;
+    }
+
+    /// <summary>The tenant's checkpoint verification key (PEM), for an outside witness.</summary>
+    public async Task<string> PublicKeyPemAsync(long tenantId, CancellationToken cancellationToken) =>
+        (await _keys.AuditSignerAsync(tenantId, cancellationToken)).PublicKeyPem();
+
+    /// <summary>The officer's search, newest first. The search itself is audited (reading the audit log reveals who saw whom).</summary>
+    public async Task<IReadOnlyList<AuditEntry>> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(query);
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var sql = new System.Text.StringBuilder("""
+            SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t
+            """);
+        var command = _database.NewCommand();
+        command.With("t", context.Tenant.Id);
+        if (query.Patient is not null)
+        {
+            sql.Append(" AND patient_ix = @pa");
+            command.With("pa", keys.Index.Hash(AuditChain.PatientIndexCode, 'x', query.Patient));
+        }
+        if (query.Agent is not null)
+        {
+            sql.Append(" AND principal_ix = @pr");
+            command.With("pr", keys.Index.Hash(AuditChain.PrincipalIndexCode, 'x', query.Agent));
+        }
+        if (query.From is { } from)
+        {
+            sql.Append(" AND at >= @from");
+            command.With("from", from.ToUnixTimeMilliseconds());
+        }
+        if (query.To is { } to)
+        {
+            sql.Append(" AND at < @to");
+            command.With("to", to.ToUnixTimeMilliseconds());
+        }
+        if (query.Actions is { Count: > 0 } actions)
+        {
+            sql.Append(" AND action IN (").Append(string.Join(", ", actions.Select(a => ((int)a).ToString(System.Globalization.CultureInfo.InvariantCulture)))).Append(')');
+        }
+        if (query.Before is { } before)
+        {
+            sql.Append(" AND (at < @ba OR (at = @ba AND seq < @bs))");
+            command.With("ba", before.At).With("bs", before.Sequence);
+        }
+        sql.Append(" ORDER BY at DESC, seq DESC LIMIT @n");
+        command.With("n", Math.Clamp(query.Count, 1, 1000));
+        command.CommandText = sql.ToString();
+        var rows = await _database.QueryAsync(command, async (reader, ct) =>
+        {
+            var list = new List<AuditRow>();
+            while (await reader.ReadAsync(ct)) list.Add(ReadRow(context.Tenant.Id, reader));
+            return list;
+        }, cancellationToken);
+        command.Dispose();
+        var entries = rows.Select(r => Open(keys, r)).ToList();
+        await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null,
+            entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken);
+        return entries;
+    }
+
+    /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search.</summary>
+    public async Task<AuditEntry?> ReadAsync(AccessContext context, long sequence, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var command = _database.NewCommand();
+        command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = @s";
+        command.With("t", context.Tenant.Id).With("s", sequence);
+        var rows = await _database.QueryAsync(command, async (reader, ct) =>
+        {
+            var list = new List<AuditRow>(1);
+            while (await reader.ReadAsync(ct)) list.Add(ReadRow(context.Tenant.Id, reader));
+            return list;
+        }, cancellationToken);
+        command.Dispose();
+        if (rows.Count == 0) return null;
+        var entry = Open(keys, rows[0]);
+        await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)], cancellationToken);
+        return entry;
+    }
+
+    public static string AuditEventId(AuditEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        return entry.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static AuditRow ReadRow(long tenantId, DbDataReader reader) =>
+        new(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
+            reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
+
+    private static AuditEntry Open(TenantKeys keys, AuditRow row) =>
+        new(row.TenantId, row.Sequence, DateTimeOffset.FromUnixTimeMilliseconds(row.At), (AuditAction)row.Action, (AuditOutcome)row.Outcome,
+            row.Type == 0 ? "" : TypeCodes.NameOf(row.Type), AuditTrail.Open(keys, row));
+}

@@ -1,0 +1,129 @@
+// vauban audit — the security officer's verbs on the audit log: verify the chain and its signed
+// checkpoints, a patient's access history, and the checkpoints with their public key for an outside witness.
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+
+namespace Vauban.Cli;
+
+internal static class AuditCommands
+{
+    public static Command Build()
+    {
+        var audit = new Command("audit", "The tamper-evident audit log: verify it, show who opened a patient's record, export signed checkpoints.");
+        audit.Subcommands.Add(Verify());
+        audit.Subcommands.Add(Patient());
+        audit.Subcommands.Add(Checkpoints());
+        return audit;
+    }
+
+    private static Command Verify()
+    {
+        var verify = new Command("verify", "Re-check every entry's hash, the chain, the signed checkpoints and the chain head; report the first broken entry. Exit code 3 when the log was tampered with.");
+        var tenant = new Option<string?>("--tenant") { Description = "Only this establishment (default: every establishment in the store)." };
+        verify.Options.Add(tenant);
+        StoreArguments.AddTo(verify);
+        verify.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var tenants = parse.GetValue(tenant) is { } name
+                ? [await TenantCommands.ResolveAsync(store, name, token)]
+                : await store.Tenants.ListAsync(token);
+            var broken = false;
+            foreach (var t in tenants)
+            {
+                var started = System.Diagnostics.Stopwatch.StartNew();
+                var result = await store.AuditLog.VerifyAsync(t.Id, null, token);
+                var seconds = started.Elapsed.TotalSeconds;
+                if (result.Valid)
+                {
+                    var tail = result.UnsignedTail > 0
+                        ? string.Create(CultureInfo.InvariantCulture, $"; the last {result.UnsignedTail:N0} entries await their next checkpoint")
+                        : "";
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{t.Name}: OK — {result.Entries:N0} entries, {result.Checkpoints:N0} signed checkpoints verified in {seconds:0.0} s{tail}."));
+                }
+                else
+                {
+                    broken = true;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{t.Name}: BROKEN at entry {result.FirstBroken} — {result.Problem}. {result.Entries:N0} entries before it verified."));
+                }
+            }
+            return broken ? 3 : 0;
+        }, ct));
+        return verify;
+    }
+
+    private static Command Patient()
+    {
+        var command = new Command("patient", "A patient's access history: who (name, role, service), when, what and why — every entry that names the patient, newest first.");
+        var patient = new Argument<string>("patient-id") { Description = "The Patient resource id." };
+        var tenant = new Option<string?>("--tenant") { Description = "The establishment (needed when the store has several)." };
+        var limit = new Option<int>("--limit") { Description = "At most this many entries (1–1000).", DefaultValueFactory = _ => 200 };
+        command.Arguments.Add(patient);
+        command.Options.Add(tenant);
+        command.Options.Add(limit);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var count = parse.GetValue(limit);
+            if (count is < 1 or > 1000) throw new ArgumentException("--limit must be between 1 and 1000.");
+            var id = parse.GetValue(patient)!;
+            if (!Records.IdRules.IsValid(id)) throw new ArgumentException("Not a valid Patient id.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var context = AccessContext.Operator(owner, "patient access history report");
+            var entries = await store.AuditLog.SearchAsync(context, new AuditQuery { Patient = id, Count = count }, token);
+            Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({entries.Count} entries, newest first)");
+            Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
+            foreach (var e in entries)
+            {
+                var d = e.Detail;
+                Console.WriteLine(string.Join('\t',
+                    e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+                    d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service ?? "-", AuditDescriptions.Action(e.Action),
+                    string.Join(' ', d.Records), d.Note is null ? d.Purpose : d.Purpose + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
+            }
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command Checkpoints()
+    {
+        var command = new Command("checkpoints", "Export the signed checkpoints (tree heads) and the verification key, as JSON, for an outside witness.");
+        var tenant = new Option<string?>("--tenant") { Description = "The establishment (needed when the store has several)." };
+        command.Options.Add(tenant);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var checkpoints = await store.AuditLog.CheckpointsAsync(owner.Id, token);
+            var export = new
+            {
+                tenant = owner.Name,
+                algorithm = "ECDSA P-256 SHA-256 (IEEE P1363 r||s) over \"vauban-audit-checkpoint/1\\n{tenant id}\\n{size}\\n{root b64}\\n{head b64}\\n{unix ms}\\n\"; root = RFC 6962 Merkle tree hash of the entry hashes",
+                publicKey = await store.AuditLog.PublicKeyPemAsync(owner.Id, token),
+                checkpoints = checkpoints.Select(c => new
+                {
+                    tenantId = c.TenantId,
+                    size = c.Size,
+                    at = c.At.ToUnixTimeMilliseconds(),
+                    root = Convert.ToBase64String(c.Root),
+                    head = Convert.ToBase64String(c.Head),
+                    keyVersion = c.KeyVersion,
+                    signature = Convert.ToBase64String(c.Signature),
+                }),
+            };
+            Console.WriteLine(JsonSerializer.Serialize(export, Indented));
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+}
