@@ -67,9 +67,18 @@ public sealed class AuditLog
             using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {
-                var row = new AuditRow(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
-                    reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
-                var stored = (byte[])reader.GetValue(8);
+                AuditRow row;
+                byte[] stored;
+                try
+                {
+                    row = new AuditRow(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
+                        reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
+                    stored = (byte[])reader.GetValue(8);
+                }
+                catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException)
+                {
+                    return Broken(expected, $"entry {expected} has a column of the wrong kind (altered)");
+                }
                 if (row.Sequence != expected)
                 {
                     return Broken(expected, row.Sequence > expected

@@ -50,8 +50,19 @@ internal sealed class PendingAudit(AuditTrail trail, long tenantId)
     public long TenantId { get; } = tenantId;
     public List<PreparedEntry> Entries { get; } = [];
 
-    public Task FlushAsync(WriteScope scope, CancellationToken cancellationToken) =>
-        Entries.Count == 0 ? Task.CompletedTask : trail.AppendInScopeAsync(scope, TenantId, Entries, cancellationToken);
+    public async Task FlushAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        if (Entries.Count == 0) return;
+        try
+        {
+            await trail.AppendInScopeAsync(scope, TenantId, Entries, cancellationToken);
+        }
+        catch (Exception e) when (e is DbException or AuditIntegrityException or IOException or TimeoutException)
+        {
+            // The write's transaction is rolled back with its entries: nothing changed.
+            throw new AuditUnavailableException("The audit log could not be written; nothing was changed.", e);
+        }
+    }
 }
 
 public sealed class AuditTrail : IAsyncDisposable

@@ -1,0 +1,335 @@
+// Invariant 2 (issue 4): no patient data leaves without an audit entry written first; the chain verifies
+// end to end and any edit, deletion, insertion or reordering of its rows — in the real SQLite file or
+// PostgreSQL database — is detected. Each attack on the log is a test.
+using System.Data.Common;
+using System.Net;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class AuditTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private HttpClient _client = null!;
+    private Tenant _tenant = null!;
+    private string _patient = "", _observation = "";
+
+    protected AuditTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        // Checkpoints every 8 entries, so that the tests' histories have several signed tree heads.
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Audit = new AuditOptions { CheckpointEvery = 8 } });
+        _client = await _server.ClientAsync("hospital");
+        _tenant = (await _server.Store.Tenants.FindAsync("hospital", CancellationToken.None))!;
+        _patient = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Audité", nir: Samples.ValidNir("1850375123001")));
+        _observation = await CreateAsync("/fhir/Observation", Samples.Observation($"Patient/{_patient}"));
+        for (var i = 0; i < 5; i++)
+        {
+            using var read = await _client.GetAsync($"/fhir/Patient/{_patient}");
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        }
+        using (var search = await _client.GetAsync($"/fhir/Observation?subject=Patient/{_patient}&_include=Observation:subject"))
+        {
+            Assert.Equal(HttpStatusCode.OK, search.StatusCode);
+        }
+        for (var i = 0; i < 3; i++) await CreateAsync("/fhir/Patient", Samples.Patient(family: "Autre" + i, nir: Samples.ValidNir("1850375123" + (100 + i))));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<string> CreateAsync(string url, string json)
+    {
+        using var response = await _client.PostAsync(url, FhirContent.Json(json));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.BodyAsync()).GetProperty("id").GetString()!;
+    }
+
+    private static string WithId(string json, string id)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
+        node["id"] = id;
+        return node.ToJsonString();
+    }
+
+    private AccessContext Officer => AccessContext.Operator(_tenant, "audit test");
+
+    private Task<AuditVerification> VerifyAsync() => _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None);
+
+    [Fact]
+    public async Task Every_read_search_and_write_is_on_the_chain_naming_the_patient_and_the_client()
+    {
+        using (var update = await _client.PutAsync($"/fhir/Observation/{_observation}",
+            FhirContent.Json(WithId(Samples.Observation($"Patient/{_patient}"), _observation))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        using (var delete = await _client.DeleteAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var history = await _client.GetAsync($"/fhir/Patient/{_patient}/_history")) Assert.Equal(HttpStatusCode.OK, history.StatusCode);
+        using (var everything = await _client.GetAsync($"/fhir/Patient/{_patient}/$everything")) Assert.Equal(HttpStatusCode.OK, everything.StatusCode);
+
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 100 }, CancellationToken.None);
+        var actions = entries.Select(e => e.Action).ToHashSet();
+        foreach (var expected in new[] { AuditAction.Create, AuditAction.Read, AuditAction.Search, AuditAction.Update, AuditAction.Delete, AuditAction.History, AuditAction.Everything })
+        {
+            Assert.Contains(expected, actions);
+        }
+        Assert.Equal(5, entries.Count(e => e.Action == AuditAction.Read && e.Detail.Records.SequenceEqual([$"Patient/{_patient}"])));
+        Assert.All(entries, e =>
+        {
+            Assert.Equal(_patient, e.Detail.Patient);
+            Assert.Equal("client", e.Detail.PrincipalKind);
+            Assert.Equal("127.0.0.1", e.Detail.Source);
+        });
+        // The search page returned the observation and, included, the patient: one entry for this patient lists both.
+        Assert.Contains(entries, e => e.Action == AuditAction.Search && e.Detail.Records.Contains($"Observation/{_observation}") && e.Detail.Records.Contains($"Patient/{_patient}"));
+        // Other patients' entries are not in this patient's history.
+        Assert.DoesNotContain(entries, e => e.Detail.Records.Any(r => r.StartsWith("Patient/", StringComparison.Ordinal) && r != $"Patient/{_patient}"));
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
+    public async Task A_refused_read_is_audited_as_a_failure()
+    {
+        using var limited = await _server.ClientAsync("hospital", "system/*.rs", new ClientLimits(["someone-else"], false));
+        using (var refused = await limited.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 100 }, CancellationToken.None);
+        Assert.Contains(entries, e => e.Action == AuditAction.Read && e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains("refused", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Audit_entries_hold_no_identifying_value_in_clear()
+    {
+        await _server.Store.DisposeAsync();
+        var dump = await DumpAuditTablesAsync();
+        Assert.DoesNotContain(_patient, dump, StringComparison.Ordinal);
+        Assert.DoesNotContain("127.0.0.1", dump, StringComparison.Ordinal);
+        Assert.DoesNotContain("test client", dump, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_untouched_chain_verifies_with_signed_checkpoints()
+    {
+        var result = await VerifyAsync();
+        Assert.True(result.Valid, result.Problem);
+        Assert.True(result.Entries >= 10, $"{result.Entries} entries");
+        Assert.True(result.Checkpoints >= 1, $"{result.Checkpoints} checkpoints");
+    }
+
+    [Fact]
+    public async Task Editing_an_entry_is_detected_at_that_entry()
+    {
+        await ExecuteAsync("UPDATE audit_entries SET at = at + 1000 WHERE tenant_id = @t AND seq = 5");
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Equal(5, result.FirstBroken);
+    }
+
+    [Fact]
+    public async Task Editing_the_sealed_part_is_detected()
+    {
+        await ExecuteAsync(_engine == Engine.Sqlite
+            ? "UPDATE audit_entries SET sealed = CAST(X'00' || substr(sealed, 2) AS BLOB) WHERE tenant_id = @t AND seq = 3"
+            : "UPDATE audit_entries SET sealed = '\\x00'::bytea || substring(sealed from 2) WHERE tenant_id = @t AND seq = 3");
+        var result = await VerifyAsync();
+        Assert.Equal(3, result.FirstBroken);
+    }
+
+    [Fact]
+    public async Task Deleting_an_entry_is_detected()
+    {
+        await ExecuteAsync("DELETE FROM audit_entries WHERE tenant_id = @t AND seq = 4");
+        var result = await VerifyAsync();
+        Assert.Equal(4, result.FirstBroken);
+        Assert.Contains("missing", result.Problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Deleting_the_latest_entries_is_detected()
+    {
+        await ExecuteAsync("DELETE FROM audit_entries WHERE tenant_id = @t AND seq > 9");
+        Assert.Equal(10, (await VerifyAsync()).FirstBroken);
+    }
+
+    [Fact]
+    public async Task Inserting_an_entry_is_detected()
+    {
+        // Make room at 6 by moving every later entry up one, then copy entry 2's content into the gap.
+        await ExecuteAsync("UPDATE audit_entries SET seq = -seq - 1 WHERE tenant_id = @t AND seq >= 6");
+        await ExecuteAsync("UPDATE audit_entries SET seq = -seq WHERE tenant_id = @t AND seq < 0");
+        await ExecuteAsync("""
+            INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+            SELECT tenant_id, 6, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries WHERE tenant_id = @t AND seq = 2
+            """);
+        Assert.Equal(6, (await VerifyAsync()).FirstBroken);
+    }
+
+    [Fact]
+    public async Task Reordering_two_entries_is_detected()
+    {
+        await ExecuteAsync("UPDATE audit_entries SET seq = -1 WHERE tenant_id = @t AND seq = 7");
+        await ExecuteAsync("UPDATE audit_entries SET seq = 7 WHERE tenant_id = @t AND seq = 8");
+        await ExecuteAsync("UPDATE audit_entries SET seq = 8 WHERE tenant_id = @t AND seq = -1");
+        Assert.Equal(7, (await VerifyAsync()).FirstBroken);
+    }
+
+    [Fact]
+    public async Task Rewriting_history_with_recomputed_hashes_is_caught_by_the_signed_checkpoints()
+    {
+        // An attacker with the database but not the master key deletes entry 3 and recomputes every later
+        // sequence number and hash, and the head row, so that the chain itself is consistent again.
+        var rows = await ReadRowsAsync();
+        var forged = rows.Where(r => r.Sequence != 3).Select((r, i) => r with { Sequence = i + 1 }).ToList();
+        var previous = AuditChain.Genesis;
+        var hashes = new List<byte[]>();
+        foreach (var row in forged)
+        {
+            var hash = new byte[AuditChain.HashSize];
+            AuditChain.EntryHash(previous, row, hash);
+            hashes.Add(hash);
+            previous = hash;
+        }
+        await ExecuteAsync("DELETE FROM audit_entries WHERE tenant_id = @t");
+        for (var i = 0; i < forged.Count; i++)
+        {
+            var r = forged[i];
+            await ExecuteAsync("""
+                INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+                VALUES (@t, @s, @at, @a, @o, @ty, @pr, @pa, @se, @h)
+                """, ("s", r.Sequence), ("at", r.At), ("a", (short)r.Action), ("o", (short)r.Outcome), ("ty", (short)r.Type), ("pr", r.PrincipalIndex),
+                ("pa", r.PatientIndex), ("se", r.Sealed), ("h", hashes[i]));
+        }
+        await ExecuteAsync("UPDATE audit_heads SET seq = @s, hash = @h WHERE tenant_id = @t", ("s", (long)forged.Count), ("h", previous));
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Contains("checkpoint", result.Problem, StringComparison.Ordinal);
+        Assert.InRange(result.FirstBroken!.Value, 3, forged.Count + 1);
+    }
+
+    [Fact]
+    public async Task When_the_audit_log_cannot_be_written_nothing_is_returned_or_changed()
+    {
+        await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            using (var read = await _client.GetAsync($"/fhir/Patient/{_patient}"))
+            {
+                Assert.True(read.StatusCode == HttpStatusCode.ServiceUnavailable, _server.AllLogs());
+                var body = await read.Content.ReadAsStringAsync();
+                Assert.Contains("OperationOutcome", body, StringComparison.Ordinal);
+                Assert.DoesNotContain("Audit", body.Replace("audit log", "", StringComparison.Ordinal), StringComparison.Ordinal);
+            }
+            using (var search = await _client.GetAsync("/fhir/Patient?family=audit"))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, search.StatusCode);
+            }
+            using (var create = await _client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Jamais", nir: Samples.ValidNir("1850375123999")))))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, create.StatusCode);
+            }
+        }
+        finally
+        {
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
+        using (var count = await _client.GetAsync("/fhir/Patient?family=jamais&_summary=count"))
+        {
+            Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+        }
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
+    public async Task Two_servers_on_one_store_extend_one_chain()
+    {
+        var second = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey), CancellationToken.None);
+        await using (second)
+        {
+            var context = AccessContext.Operator(_tenant, "second process");
+            await Task.WhenAll(Enumerable.Range(0, 40).Select(i => i % 2 == 0
+                ? second.Records.ReadAsync(context, "Patient", _patient, CancellationToken.None)
+                : _server.Store.Records.ReadAsync(context, "Patient", _patient, CancellationToken.None)));
+        }
+        var result = await VerifyAsync();
+        Assert.True(result.Valid, result.Problem);
+    }
+
+    [Fact]
+    public async Task The_chain_survives_a_restart_and_keeps_growing()
+    {
+        var before = await VerifyAsync();
+        await _server.Store.DisposeAsync();
+        await using var reopened = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey), CancellationToken.None);
+        await reopened.Records.ReadAsync(AccessContext.Operator(_tenant, "after restart"), "Patient", _patient, CancellationToken.None);
+        var after = await reopened.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None);
+        Assert.True(after.Valid, after.Problem);
+        Assert.Equal(before.Entries + 1, after.Entries);
+    }
+
+    // ---- raw access to the real database, as an attacker with the file or a database login would have ----
+
+    private async Task<DbConnection> RawAsync()
+    {
+        DbConnection connection = _engine == Engine.Sqlite ? new SqliteConnection($"Data Source={_server.Db};Pooling=False") : new NpgsqlConnection(_server.Db);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private async Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        AddParameter(command, "t", _tenant.Id);
+        foreach (var (name, value) in parameters) AddParameter(command, name, value);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static void AddParameter(DbCommand command, string name, object value)
+    {
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = name;
+        parameter.Value = value;
+        command.Parameters.Add(parameter);
+    }
+
+    private async Task<List<AuditRow>> ReadRowsAsync()
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t ORDER BY seq";
+        AddParameter(command, "t", _tenant.Id);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<AuditRow>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(new AuditRow(_tenant.Id, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
+                reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7)));
+        }
+        return rows;
+    }
+
+    private async Task<string> DumpAuditTablesAsync()
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT sealed FROM audit_entries";
+        await using var reader = await command.ExecuteReaderAsync();
+        var text = new System.Text.StringBuilder();
+        while (await reader.ReadAsync()) text.Append(System.Text.Encoding.Latin1.GetString((byte[])reader.GetValue(0)));
+        return text.ToString();
+    }
+}
+
+public sealed class AuditTests_Sqlite() : AuditTests(Engine.Sqlite);
+
+public sealed class AuditTests_Postgres() : AuditTests(Engine.Postgres);
