@@ -86,6 +86,9 @@ public sealed class AuditTrail : IAsyncDisposable
         _appender = new Lazy<Task>(() => Task.Run(RunAppenderAsync), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
+    /// <summary>The benchmark's "auditing off" run (bench/, in process only; never reachable from configuration).</summary>
+    internal bool SkipForBenchmark { get; set; }
+
     /// <summary>Appends the entries of one act and returns once they are committed. One entry per patient the act
     /// touched (the records of that patient listed in it), or one entry when it touched no patient's record.</summary>
     public async Task AppendAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,
@@ -94,6 +97,7 @@ public sealed class AuditTrail : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(records);
         if (Volatile.Read(ref _disposed) != 0) throw new AuditUnavailableException("The audit log is closed.");
+        if (SkipForBenchmark) return;
         var entries = await PrepareAsync(context, action, outcome, type, records, note, cancellationToken);
         var group = new PendingGroup(context.Tenant.Id, entries);
         _ = _appender.Value;
@@ -107,6 +111,7 @@ public sealed class AuditTrail : IAsyncDisposable
     internal async Task AppendAsync(WriteScope scope, AccessContext context, AuditAction action, AuditOutcome outcome, string? type,
         IReadOnlyList<AuditedRecord> records, CancellationToken cancellationToken, string? note = null)
     {
+        if (SkipForBenchmark) return;
         var entries = await PrepareAsync(context, action, outcome, type, records, note, cancellationToken);
         scope.Audit ??= new PendingAudit(this, context.Tenant.Id);
         if (scope.Audit.TenantId != context.Tenant.Id) throw new InvalidOperationException("One transaction writes one tenant's records.");
