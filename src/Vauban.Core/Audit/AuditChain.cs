@@ -6,6 +6,7 @@
 //   checkpoint  = ECDSA P-256 signature over (tenant, size, tree root, chain head, time)
 // The chain gives "first broken entry"; the signed tree head lets an outside witness hold the operator to
 // one history without trusting the database.
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
@@ -33,23 +34,33 @@ internal static class AuditChain
     /// <summary>The hash of <paramref name="row"/> chained to <paramref name="previous"/>, written into <paramref name="destination"/>.</summary>
     public static void EntryHash(ReadOnlySpan<byte> previous, in AuditRow row, Span<byte> destination)
     {
-        Span<byte> fixedPart = stackalloc byte[HashSize + 4 + 8 + 8 + 8 + 2 + 2 + 2 + 8 + 8 + 4];
-        previous.CopyTo(fixedPart);
-        var span = fixedPart[HashSize..];
-        EntryDomain.CopyTo(span);
-        BinaryPrimitives.WriteInt64BigEndian(span[4..], row.TenantId);
-        BinaryPrimitives.WriteInt64BigEndian(span[12..], row.Sequence);
-        BinaryPrimitives.WriteInt64BigEndian(span[20..], row.At);
-        BinaryPrimitives.WriteInt16BigEndian(span[28..], checked((short)row.Action));
-        BinaryPrimitives.WriteInt16BigEndian(span[30..], checked((short)row.Outcome));
-        BinaryPrimitives.WriteInt16BigEndian(span[32..], checked((short)row.Type));
-        BinaryPrimitives.WriteInt64BigEndian(span[34..], row.PrincipalIndex);
-        BinaryPrimitives.WriteInt64BigEndian(span[42..], row.PatientIndex);
-        BinaryPrimitives.WriteInt32BigEndian(span[50..], row.Sealed.Length);
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        sha.AppendData(fixedPart);
-        sha.AppendData(row.Sealed);
-        sha.GetHashAndReset(destination);
+        // One-shot over one buffer: the verifier calls this once per entry, and creating an incremental hash object for
+        // each entry cost as much as the hashing itself.
+        const int FixedLength = HashSize + 4 + 8 + 8 + 8 + 2 + 2 + 2 + 8 + 8 + 4;
+        var length = FixedLength + row.Sealed.Length;
+        byte[]? rented = null;
+        Span<byte> input = length <= 1024 ? stackalloc byte[1024] : (rented = ArrayPool<byte>.Shared.Rent(length));
+        try
+        {
+            previous.CopyTo(input);
+            var span = input[HashSize..];
+            EntryDomain.CopyTo(span);
+            BinaryPrimitives.WriteInt64BigEndian(span[4..], row.TenantId);
+            BinaryPrimitives.WriteInt64BigEndian(span[12..], row.Sequence);
+            BinaryPrimitives.WriteInt64BigEndian(span[20..], row.At);
+            BinaryPrimitives.WriteInt16BigEndian(span[28..], checked((short)row.Action));
+            BinaryPrimitives.WriteInt16BigEndian(span[30..], checked((short)row.Outcome));
+            BinaryPrimitives.WriteInt16BigEndian(span[32..], checked((short)row.Type));
+            BinaryPrimitives.WriteInt64BigEndian(span[34..], row.PrincipalIndex);
+            BinaryPrimitives.WriteInt64BigEndian(span[42..], row.PatientIndex);
+            BinaryPrimitives.WriteInt32BigEndian(span[50..], row.Sealed.Length);
+            row.Sealed.CopyTo(input[FixedLength..]);
+            SHA256.HashData(input[..length], destination);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     /// <summary>The AES-GCM associated data of an entry's sealed part: its clear columns other than the sequence

@@ -160,11 +160,26 @@ public sealed class AuditLog
     public async Task<string> PublicKeyPemAsync(long tenantId, CancellationToken cancellationToken) =>
         (await _keys.AuditSignerAsync(tenantId, cancellationToken)).PublicKeyPem();
 
-    /// <summary>The officer's search, newest first. The search itself is audited (reading the audit log reveals who saw whom).</summary>
-    public async Task<IReadOnlyList<AuditEntry>> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken)
+    /// <summary>Who may read the audit log: the security officer, and the operator at the command line. Everyone else is refused
+    /// (and the refusal is itself an entry).</summary>
+    public static bool MayRead(AccessContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.Principal.Kind == PrincipalKind.System
+            || (context.Principal.Kind == PrincipalKind.Person && context.Principal.Role == StaffRole.SecurityOfficer);
+    }
+
+    /// <summary>The officer's search, newest first; null when the principal may not read the audit log. The search itself is
+    /// audited (reading the audit log reveals who saw whom).</summary>
+    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(query);
+        if (!MayRead(context))
+        {
+            await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused: only the security officer reads the audit log");
+            return null;
+        }
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var sql = new System.Text.StringBuilder("""
             SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t
@@ -216,10 +231,16 @@ public sealed class AuditLog
         return entries;
     }
 
-    /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search.</summary>
+    /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search; null when unknown or when the principal
+    /// may not read the audit log (check <see cref="MayRead"/> to tell which).</summary>
     public async Task<AuditEntry?> ReadAsync(AccessContext context, long sequence, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
+        if (!MayRead(context))
+        {
+            await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused: only the security officer reads the audit log");
+            return null;
+        }
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var command = _database.NewCommand();
         command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = @s";

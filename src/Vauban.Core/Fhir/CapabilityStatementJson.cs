@@ -55,6 +55,25 @@ public static class CapabilityStatementJson
         writer.WriteString("description", "OAuth 2.0 client credentials (client secret or private_key_jwt, SMART Backend Services); SMART v2 system scopes.");
         writer.WriteEndObject();
         writer.WriteStartArray("resource");
+        // The audit log, rendered from its hash chain: read and search, for the security officer only.
+        writer.WriteStartObject();
+        writer.WriteString("type", "AuditEvent");
+        writer.WriteString("documentation", "The tamper-evident audit log (IHE BALP shapes), for the security officer; a patient's access history is the search by patient. Never written through the API.");
+        writer.WriteStartArray("interaction");
+        foreach (var code in new[] { "read", "search-type" })
+        {
+            writer.WriteStartObject();
+            writer.WriteString("code", code);
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.WriteStartArray("searchParam");
+        WriteParam(writer, "patient", "reference", "The patient whose record was touched (Patient/123 or 123)");
+        WriteParam(writer, "agent", "token", "The principal: an account or client id");
+        WriteParam(writer, "date", "date", "When the act was recorded (eq, ge, gt, le, lt)");
+        WriteParam(writer, "action", "token", "C, R, U, D or E, or a FHIR interaction code (read, search-type, create, …)");
+        writer.WriteEndArray();
+        writer.WriteEndObject();
         foreach (var type in TypeCodes.Names.Order(StringComparer.Ordinal))
         {
             writer.WriteStartObject();

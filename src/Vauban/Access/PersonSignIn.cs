@@ -6,6 +6,7 @@
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Identity;
 using Vauban.Access;
+using Vauban.Audit;
 
 namespace Vauban.Web;
 
@@ -66,6 +67,12 @@ public sealed class PersonSignIn
             // Same work as a real check, so the answer's timing does not tell whether the account exists.
             _users.PasswordHasher.VerifyHashedPassword(user ?? DummyUser, DummyHash(), password);
             await _store.Throttle.RecordFailureAsync(accountKey, Source(http), ct);
+            if (tenant is not null)
+            {
+                // What was typed is not recorded (a password is sometimes typed into the e-mail field).
+                await AuditAsync(http, tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure,
+                    user is null ? "unknown account" : locked ? "account locked" : "account not enrolled");
+            }
             return new SignInOutcome(SignInResult.Failed);
         }
         if (!await _users.CheckPasswordAsync(user, password))
@@ -98,6 +105,7 @@ public sealed class PersonSignIn
         }
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+        await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, recovery ? "password + recovery code" : "password + TOTP");
         await StartAsync(http, user, SessionStage.Full, ceremony: null);
         _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
@@ -139,14 +147,18 @@ public sealed class PersonSignIn
         if (user is null || await _users.IsLockedOutAsync(user) || (person.User is not null && person.User.Id != user.Id))
         {
             await _store.Throttle.RecordFailureAsync("passkey", source, http.RequestAborted);
+            // An unknown credential names no establishment; a known one is recorded against its account.
+            if (user is not null) await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "passkey refused");
             return new SignInOutcome(SignInResult.Failed);
         }
         await _users.AddOrUpdatePasskeyAsync(user, result.Passkey!); // sign count
         if (reauthenticate && person.Session.Stage == SessionStage.Full)
         {
+            await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "re-authentication (passkey)");
             await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
             return new SignInOutcome(SignInResult.SignedIn);
         }
+        await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "passkey");
         await StartAsync(http, user, SessionStage.Full, ceremony: null);
         _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
         return new SignInOutcome(SignInResult.SignedIn);
@@ -166,8 +178,21 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, "re-authentication");
             return new SignInOutcome(SignInResult.Failed);
         }
+        await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "re-authentication (password + TOTP)");
         await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
         return new SignInOutcome(SignInResult.SignedIn);
+    }
+
+    /// <summary>Sign-ins, failures and sign-outs go on the tenant's audit chain like any act on records (issue 4):
+    /// the account (or "unknown account"), its role, the source address and session, never what was typed.</summary>
+    public Task AuditAsync(HttpContext http, Tenant tenant, StaffUser? user, AuditAction action, AuditOutcome outcome, string note)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        ArgumentNullException.ThrowIfNull(tenant);
+        var principal = user is null
+            ? new Principal(PrincipalKind.Person, "unknown", "unknown account", SmartScopes.None)
+            : new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service, SessionId = http.Person()?.Session.Id };
+        return _store.Audit.AppendAsync(new AccessContext(principal, tenant, "sign-in", Source(http), http.TraceIdentifier), action, outcome, null, [], http.RequestAborted, note);
     }
 
     /// <summary>Moves the request's person to a new session at <paramref name="stage"/> (new token, old row deleted) and sets the cookie.</summary>
@@ -180,6 +205,7 @@ public sealed class PersonSignIn
 
     private async Task FailAsync(HttpContext http, StaffUser user, string accountKey, string what)
     {
+        await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, what + " refused");
         await _users.AccessFailedAsync(user);
         await _store.Throttle.RecordFailureAsync(accountKey, Source(http), http.RequestAborted);
         if (await _users.IsLockedOutAsync(user))

@@ -76,7 +76,7 @@ internal static class AuditCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");
-            var entries = await store.AuditLog.SearchAsync(context, new AuditQuery { Patient = id, Count = count }, token);
+            var entries = await store.AuditLog.SearchAsync(context, new AuditQuery { Patient = id, Count = count }, token) ?? [];
             Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({entries.Count} entries, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
             foreach (var e in entries)

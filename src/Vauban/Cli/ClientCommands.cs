@@ -30,6 +30,7 @@ internal static class ClientCommands
             var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
             var registration = await store.Clients.AddAsync(owner, parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits, token);
+            await AdministrationAudit.RecordAsync(store, owner, "clients add (" + registration.Scopes + ")", "client:" + registration.ClientId, token);
             Console.WriteLine($"client_id:     {registration.ClientId}");
             if (registration.ClientSecret is not null)
             {

@@ -32,6 +32,7 @@ internal static class TenantCommands
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, token);
+            await AdministrationAudit.RecordAsync(store, tenant, "tenants add", "tenant:" + tenant.Name, token);
             Console.WriteLine($"Tenant {tenant.Name} created (id {tenant.Id}) in {store.Description}.");
             return 0;
         }, ct));

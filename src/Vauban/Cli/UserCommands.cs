@@ -48,6 +48,7 @@ internal static class UserCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var link = await store.Accounts.AddAsync(owner, parse.GetValue(email)!, parsedRole, parse.GetValue(practitioner), parse.GetValue(service), parse.GetValue(name), token);
+            await AdministrationAudit.RecordAsync(store, owner, "users add (" + parsedRole + ")", "account:" + link.User.PrincipalId, token);
             Console.WriteLine($"Account created: {link.User.DisplayName} ({link.User.Role}) in {owner.Name}.");
             Console.WriteLine(LinkText(link, parse.GetValue(url)!));
             return 0;
@@ -95,6 +96,8 @@ internal static class UserCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var message = await act(store, owner, parse.GetValue(email)!, token)
                 ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
+            var account = await store.Accounts.FindAsync(owner, parse.GetValue(email)!, token);
+            await AdministrationAudit.RecordAsync(store, owner, "users " + verb, "account:" + account?.PrincipalId, token);
             Console.WriteLine(message);
             return 0;
         }, ct));

@@ -17,6 +17,7 @@ internal static class FhirEndpoints
 
         var fhir = app.MapGroup("/fhir").RequireBearer(store.Clients).DisableAntiforgery();
         fhir.AddEndpointFilter(async (invocation, next) => FhirHttp.CheckAccept(invocation.HttpContext) ?? await next(invocation));
+        fhir.MapAuditEvents(store);
 
         fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {

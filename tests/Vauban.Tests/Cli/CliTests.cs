@@ -55,6 +55,10 @@ public class CliTests : IDisposable
     [InlineData("users unlock --help")]
     [InlineData("users revoke-sessions --help")]
     [InlineData("users enrol-link --help")]
+    [InlineData("audit --help")]
+    [InlineData("audit verify --help")]
+    [InlineData("audit patient --help")]
+    [InlineData("audit checkpoints --help")]
     public async Task Every_verb_has_help(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
@@ -192,7 +196,41 @@ public class CliTests : IDisposable
         Assert.Equal(1, exit);
         Assert.Contains("another master key", output);
     }
-}
 
-[CollectionDefinition("console", DisableParallelization = true)]
-public class ConsoleCollection;
+    [Fact]
+    public async Task The_officer_verifies_the_audit_log_reads_a_patients_access_history_and_exports_checkpoints()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-audit {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, "audited.json");
+        await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Suivi", id: "audited-1")}} } ] }""");
+        Assert.Equal(0, (await RunAsync($"import {collection} --tenant chu-audit {DbArgs}")).Exit);
+
+        var verified = await RunAsync($"audit verify --tenant chu-audit {DbArgs}");
+        Assert.True(verified.Exit == 0, verified.Output);
+        Assert.Contains("chu-audit: OK", verified.Output, StringComparison.Ordinal);
+
+        var history = await RunAsync($"audit patient audited-1 --tenant chu-audit {DbArgs}");
+        Assert.True(history.Exit == 0, history.Output);
+        Assert.Contains("imported", history.Output, StringComparison.Ordinal);
+        Assert.Contains("Patient/audited-1", history.Output, StringComparison.Ordinal);
+        Assert.Contains("command line", history.Output, StringComparison.Ordinal);
+        Assert.Equal(1, (await RunAsync($"audit patient not/an-id --tenant chu-audit {DbArgs}")).Exit);
+
+        var exported = await RunAsync($"audit checkpoints --tenant chu-audit {DbArgs}");
+        Assert.Equal(0, exported.Exit);
+        Assert.Contains("BEGIN PUBLIC KEY", exported.Output, StringComparison.Ordinal);
+        Assert.Contains("\"signature\"", exported.Output, StringComparison.Ordinal);
+
+        // Someone with the file deletes the first entry: verify says where, and exits 3.
+        await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory, "v.db")};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            await using var delete = connection.CreateCommand();
+            delete.CommandText = "DELETE FROM audit_entries WHERE seq = 1";
+            Assert.Equal(1, await delete.ExecuteNonQueryAsync());
+        }
+        var broken = await RunAsync($"audit verify {DbArgs}");
+        Assert.Equal(3, broken.Exit);
+        Assert.Contains("chu-audit: BROKEN at entry 1", broken.Output, StringComparison.Ordinal);
+    }
+}

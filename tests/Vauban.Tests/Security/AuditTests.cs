@@ -77,7 +77,7 @@ public abstract class AuditTests : IAsyncLifetime
         using (var history = await _client.GetAsync($"/fhir/Patient/{_patient}/_history")) Assert.Equal(HttpStatusCode.OK, history.StatusCode);
         using (var everything = await _client.GetAsync($"/fhir/Patient/{_patient}/$everything")) Assert.Equal(HttpStatusCode.OK, everything.StatusCode);
 
-        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 100 }, CancellationToken.None);
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 100 }, CancellationToken.None) ?? [];
         var actions = entries.Select(e => e.Action).ToHashSet();
         foreach (var expected in new[] { AuditAction.Create, AuditAction.Read, AuditAction.Search, AuditAction.Update, AuditAction.Delete, AuditAction.History, AuditAction.Everything })
         {
@@ -102,7 +102,7 @@ public abstract class AuditTests : IAsyncLifetime
     {
         using var limited = await _server.ClientAsync("hospital", "system/*.rs", new ClientLimits(["someone-else"], false));
         using (var refused = await limited.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
-        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 100 }, CancellationToken.None);
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 100 }, CancellationToken.None) ?? [];
         Assert.Contains(entries, e => e.Action == AuditAction.Read && e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains("refused", StringComparison.Ordinal));
     }
 

@@ -8,7 +8,15 @@ public sealed class SignOutModel : StaffPage
 
     public async Task<IActionResult> OnPostAsync()
     {
-        if (Person is { } person) await Store.Sessions.EndAsync(person.Token, HttpContext.RequestAborted);
+        if (Person is { } person)
+        {
+            if (person.User is { } user)
+            {
+                await HttpContext.RequestServices.GetRequiredService<Vauban.Web.PersonSignIn>()
+                    .AuditAsync(HttpContext, user.Tenant, user, Vauban.Audit.AuditAction.SignOut, Vauban.Audit.AuditOutcome.Success, "signed out");
+            }
+            await Store.Sessions.EndAsync(person.Token, HttpContext.RequestAborted);
+        }
         HttpContext.ClearCookie();
         return Redirect("/account/signin");
     }

@@ -1,0 +1,339 @@
+// The audit log seen as FHIR R4 AuditEvent resources (IHE Basic Audit Log Patterns shapes), for the
+// security officer: read by id and search by patient, agent, date and action. A patient's access history
+// is the search by patient. Entries are not stored FHIR resources: each is rendered from the chain on
+// request, with the entry's sequence number as its id; it never changes, so its version is always 1.
+using System.Globalization;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Fhir;
+using Vauban.Records;
+
+namespace Vauban.Web;
+
+internal static class AuditEventView
+{
+    private const string RefusedText = "The audit log is open to the security officer only.";
+
+    public static void MapAuditEvents(this RouteGroupBuilder fhir, VaubanStore store)
+    {
+        fhir.MapGet("/AuditEvent/{id}", async (HttpContext http, string id) =>
+        {
+            var access = http.Access();
+            if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) || sequence < 1)
+                return FhirHttp.Outcome(404, Issue.NotFound("AuditEvent ids are positive integers."));
+            var entry = await store.AuditLog.ReadAsync(access, sequence, http.RequestAborted);
+            if (!AuditLog.MayRead(access)) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
+            if (entry is null) return FhirHttp.Outcome(404, Issue.NotFound($"AuditEvent/{sequence} is not known."));
+            http.Response.Headers.ETag = FhirJson.ETag(1);
+            return new FhirResult(200, FhirJson.Write(writer => Write(writer, entry)));
+        });
+
+        fhir.MapGet("/AuditEvent", (Func<HttpContext, Task<IResult>>)(http => SearchAsync(http, store, http.Request.Query.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList())));
+        fhir.MapPost("/AuditEvent/_search", async (HttpContext http) =>
+        {
+            if (!http.Request.HasFormContentType) return FhirHttp.Outcome(415, Issue.Invalid("POST _search takes application/x-www-form-urlencoded parameters."));
+            var form = await http.Request.ReadFormAsync(http.RequestAborted);
+            return await SearchAsync(http, store, form.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList());
+        });
+    }
+
+    private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)
+    {
+        var (query, problem) = Parse(parameters);
+        if (problem is not null) return FhirHttp.Outcome(400, Issue.Invalid(problem));
+        var access = http.Access();
+        var entries = await store.AuditLog.SearchAsync(access, query! with { Count = query!.Count + 1 }, http.RequestAborted);
+        if (entries is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
+        var page = entries.Take(query.Count).ToList();
+        string? next = null;
+        if (entries.Count > query.Count)
+        {
+            var last = page[^1];
+            var kept = parameters.Where(p => p.Name is not "_cursor").Select(p => Uri.EscapeDataString(p.Name) + "=" + Uri.EscapeDataString(p.Value));
+            next = FhirHttp.BaseUrl(http) + "/AuditEvent?" + string.Join('&', kept.Append(string.Create(CultureInfo.InvariantCulture,
+                $"_cursor={last.At.ToUnixTimeMilliseconds()}.{last.Sequence}")));
+        }
+        var self = $"{FhirHttp.BaseUrl(http)}/AuditEvent{http.Request.QueryString}";
+        var body = FhirJson.Write(writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteString("resourceType", "Bundle");
+            writer.WriteString("type", "searchset");
+            if (next is null && query.Before is null) writer.WriteNumber("total", page.Count);
+            writer.WriteStartArray("link");
+            WriteLink(writer, "self", self);
+            if (next is not null) WriteLink(writer, "next", next);
+            writer.WriteEndArray();
+            writer.WriteStartArray("entry");
+            foreach (var entry in page)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("fullUrl", $"{FhirHttp.BaseUrl(http)}/AuditEvent/{AuditLog.AuditEventId(entry)}");
+                writer.WritePropertyName("resource");
+                Write(writer, entry);
+                writer.WriteStartObject("search");
+                writer.WriteString("mode", "match");
+                writer.WriteEndObject();
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        });
+        return new FhirResult(200, body);
+    }
+
+    private static void WriteLink(Utf8JsonWriter writer, string relation, string url)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("relation", relation);
+        writer.WriteString("url", url);
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The search parameters: patient, agent, date (with prefixes, repeatable), action (C R U D E, or an
+    /// interaction code), _count, and the server's own paging cursor.</summary>
+    internal static (AuditQuery? Query, string? Problem) Parse(IReadOnlyList<(string Name, string Value)> parameters)
+    {
+        var query = new AuditQuery { Count = 50 };
+        var actions = new List<AuditAction>();
+        foreach (var (name, value) in parameters)
+        {
+            switch (name)
+            {
+                case "patient" or "entity":
+                    var patient = value.StartsWith("Patient/", StringComparison.Ordinal) ? value[8..] : value;
+                    if (!IdRules.IsValid(patient)) return (null, $"'{name}' must be a Patient id or reference (Patient/123).");
+                    query = query with { Patient = patient };
+                    break;
+                case "agent":
+                    if (value.Length is 0 or > 128) return (null, "'agent' must be a principal id (an account or client id).");
+                    query = query with { Agent = value };
+                    break;
+                case "date":
+                    var prefix = value.Length > 2 && char.IsLetter(value[0]) ? value[..2] : "eq";
+                    var text = value.Length > 2 && char.IsLetter(value[0]) ? value[2..] : value;
+                    if (!FhirDate.TryParseRange(text, out var from, out var to))
+                        return (null, $"'date' must be a FHIR date or dateTime with an optional prefix (ge2026-01-01); '{Shorten(value)}' is not.");
+                    switch (prefix)
+                    {
+                        case "eq": query = query with { From = Later(query.From, from), To = Earlier(query.To, to) }; break;
+                        case "ge": query = query with { From = Later(query.From, from) }; break;
+                        case "gt": query = query with { From = Later(query.From, to) }; break;
+                        case "le": query = query with { To = Earlier(query.To, to) }; break;
+                        case "lt": query = query with { To = Earlier(query.To, from) }; break;
+                        default: return (null, $"The date prefix '{prefix}' is not supported on AuditEvent (eq, ge, gt, le, lt).");
+                    }
+                    break;
+                case "action":
+                    var matched = ActionCodes(value);
+                    if (matched is null) return (null, $"'action' must be C, R, U, D or E, or one of: {string.Join(", ", Subtypes.Values.Distinct())}.");
+                    actions.AddRange(matched);
+                    break;
+                case "_count":
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > 1000)
+                        return (null, "'_count' must be a whole number from 1 to 1000.");
+                    query = query with { Count = count };
+                    break;
+                case "_cursor":
+                    var parts = value.Split('.');
+                    if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var at)
+                        || !long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+                        return (null, "The paging link is not valid; run the search again.");
+                    query = query with { Before = (at, seq) };
+                    break;
+                case "_format":
+                    break;
+                default:
+                    return (null, $"Unknown search parameter '{Shorten(name)}' for AuditEvent. Supported: patient, entity, agent, date, action, _count.");
+            }
+        }
+        if (actions.Count > 0) query = query with { Actions = actions.Distinct().ToList() };
+        return (query, null);
+    }
+
+    private static DateTimeOffset Later(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x > b ? x : b;
+    private static DateTimeOffset Earlier(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x < b ? x : b;
+    private static string Shorten(string value) => value.Length <= 40 ? value : value[..40] + "…";
+
+    private static readonly Dictionary<AuditAction, string> Subtypes = new()
+    {
+        [AuditAction.Read] = "read", [AuditAction.VRead] = "vread", [AuditAction.History] = "history-instance", [AuditAction.Search] = "search-type",
+        [AuditAction.Create] = "create", [AuditAction.Update] = "update", [AuditAction.Delete] = "delete", [AuditAction.Everything] = "operation",
+        [AuditAction.Import] = "batch", [AuditAction.Export] = "operation", [AuditAction.AuditRead] = "search-type",
+    };
+
+    private static List<AuditAction>? ActionCodes(string value) => value switch
+    {
+        "C" => [AuditAction.Create, AuditAction.Import],
+        "R" => [AuditAction.Read, AuditAction.VRead, AuditAction.History, AuditAction.Search, AuditAction.Everything, AuditAction.AuditRead],
+        "U" => [AuditAction.Update],
+        "D" => [AuditAction.Delete],
+        "E" => [AuditAction.Export, AuditAction.SignIn, AuditAction.SignInFailure, AuditAction.SignOut, AuditAction.BreakTheGlass, AuditAction.Administration, AuditAction.Containment],
+        _ => Subtypes.Where(p => p.Value == value).Select(p => p.Key).ToList() is { Count: > 0 } list ? list : null,
+    };
+
+    private static string ActionCode(AuditAction action) => action switch
+    {
+        AuditAction.Create or AuditAction.Import => "C",
+        AuditAction.Update => "U",
+        AuditAction.Delete => "D",
+        AuditAction.Read or AuditAction.VRead or AuditAction.History or AuditAction.Search or AuditAction.Everything or AuditAction.AuditRead => "R",
+        _ => "E",
+    };
+
+    /// <summary>One entry as an R4 AuditEvent: REST events as BALP's audit-event-type "rest" with the FHIR interaction as
+    /// subtype; sign-in events as DICOM "User Authentication" (110114) with Login/Logout; others as DICOM "Security Alert".</summary>
+    internal static void Write(Utf8JsonWriter writer, AuditEntry entry)
+    {
+        var d = entry.Detail;
+        var recorded = entry.At.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+        writer.WriteStartObject();
+        writer.WriteString("resourceType", "AuditEvent");
+        writer.WriteString("id", AuditLog.AuditEventId(entry));
+        writer.WriteStartObject("meta");
+        writer.WriteString("versionId", "1");
+        writer.WriteString("lastUpdated", recorded);
+        writer.WriteEndObject();
+
+        writer.WriteStartObject("type");
+        if (Subtypes.TryGetValue(entry.Action, out var subtype))
+        {
+            Coding(writer, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest", "RESTful Operation");
+            writer.WriteEndObject();
+            writer.WriteStartArray("subtype");
+            writer.WriteStartObject();
+            Coding(writer, "http://hl7.org/fhir/restful-interaction", subtype, null);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+        else if (entry.Action is AuditAction.SignIn or AuditAction.SignInFailure or AuditAction.SignOut)
+        {
+            Coding(writer, "http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication");
+            writer.WriteEndObject();
+            writer.WriteStartArray("subtype");
+            writer.WriteStartObject();
+            if (entry.Action == AuditAction.SignOut) Coding(writer, "http://dicom.nema.org/resources/ontology/DCM", "110123", "Logout");
+            else Coding(writer, "http://dicom.nema.org/resources/ontology/DCM", "110122", "Login");
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+        else
+        {
+            Coding(writer, "http://dicom.nema.org/resources/ontology/DCM", "110113", "Security Alert");
+            writer.WriteEndObject();
+        }
+        writer.WriteString("action", ActionCode(entry.Action));
+        writer.WriteString("recorded", recorded);
+        writer.WriteString("outcome", ((int)entry.Outcome).ToString(CultureInfo.InvariantCulture));
+        writer.WriteString("outcomeDesc", d.Note is null ? AuditDescriptions.Action(entry.Action) + ", " + AuditDescriptions.Outcome(entry.Outcome)
+            : AuditDescriptions.Action(entry.Action) + ", " + AuditDescriptions.Outcome(entry.Outcome) + ": " + d.Note);
+        writer.WriteStartArray("purposeOfEvent");
+        writer.WriteStartObject();
+        if (d.Purpose is "TREAT" or "ETREAT" or "HOPERAT" or "HPAYMT")
+        {
+            writer.WriteStartArray("coding");
+            writer.WriteStartObject();
+            writer.WriteString("system", "http://terminology.hl7.org/CodeSystem/v3-ActReason");
+            writer.WriteString("code", d.Purpose);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+        writer.WriteString("text", entry.Action == AuditAction.BreakTheGlass ? "break-the-glass: " + d.Purpose : d.Purpose);
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+
+        writer.WriteStartArray("agent");
+        writer.WriteStartObject();
+        writer.WriteStartObject("type");
+        writer.WriteStartArray("coding");
+        writer.WriteStartObject();
+        writer.WriteString("system", "http://terminology.hl7.org/CodeSystem/extra-security-role-type");
+        writer.WriteString("code", d.PrincipalKind == "person" ? "humanuser" : "dataprocessor");
+        writer.WriteString("display", d.PrincipalKind == "person" ? "human user" : "data processor");
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        if (d.Role is not null)
+        {
+            writer.WriteStartArray("role");
+            writer.WriteStartObject();
+            writer.WriteString("text", d.Role);
+            writer.WriteEndObject();
+            writer.WriteEndArray();
+        }
+        writer.WriteStartObject("who");
+        writer.WriteStartObject("identifier");
+        writer.WriteString("system", d.PrincipalKind == "client" ? "urn:vauban:client" : d.PrincipalKind == "person" ? "urn:vauban:account" : "urn:vauban:operator");
+        writer.WriteString("value", d.Principal);
+        writer.WriteEndObject();
+        if (d.PrincipalName is not null) writer.WriteString("display", d.PrincipalName);
+        writer.WriteEndObject();
+        if (d.Session is not null) writer.WriteString("altId", d.Session);
+        writer.WriteBoolean("requestor", true);
+        if (d.Service is not null)
+        {
+            writer.WriteStartObject("location");
+            writer.WriteString("display", "Organization/" + d.Service);
+            writer.WriteEndObject();
+        }
+        if (d.Source is not null)
+        {
+            writer.WriteStartObject("network");
+            writer.WriteString("address", d.Source);
+            writer.WriteString("type", "2");
+            writer.WriteEndObject();
+        }
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+
+        writer.WriteStartObject("source");
+        writer.WriteString("site", "Vauban");
+        writer.WriteStartObject("observer");
+        writer.WriteString("display", "Vauban EPR server");
+        writer.WriteEndObject();
+        writer.WriteStartArray("type");
+        writer.WriteStartObject();
+        writer.WriteString("system", "http://terminology.hl7.org/CodeSystem/security-source-type");
+        writer.WriteString("code", "4");
+        writer.WriteString("display", "Application Server");
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+
+        var entities = new List<(string Reference, bool IsPatient)>();
+        if (d.Patient is not null) entities.Add(("Patient/" + d.Patient, true));
+        foreach (var record in d.Records)
+        {
+            if (record != "Patient/" + d.Patient) entities.Add((record, false));
+        }
+        if (entities.Count > 0)
+        {
+            writer.WriteStartArray("entity");
+            foreach (var (reference, isPatient) in entities)
+            {
+                writer.WriteStartObject();
+                writer.WriteStartObject("what");
+                if (reference.Contains('/', StringComparison.Ordinal) && !reference.StartsWith("account:", StringComparison.Ordinal)) writer.WriteString("reference", reference);
+                else writer.WriteString("display", reference);
+                writer.WriteEndObject();
+                writer.WriteStartObject("type");
+                Coding(writer, "http://terminology.hl7.org/CodeSystem/audit-entity-type", isPatient ? "1" : "2", isPatient ? "Person" : "System Object");
+                writer.WriteEndObject();
+                writer.WriteStartObject("role");
+                Coding(writer, "http://terminology.hl7.org/CodeSystem/object-role", isPatient ? "1" : "4", isPatient ? "Patient" : "Domain Resource");
+                writer.WriteEndObject();
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+        }
+        writer.WriteEndObject();
+    }
+
+    private static void Coding(Utf8JsonWriter writer, string system, string code, string? display)
+    {
+        writer.WriteString("system", system);
+        writer.WriteString("code", code);
+        if (display is not null) writer.WriteString("display", display);
+    }
+}

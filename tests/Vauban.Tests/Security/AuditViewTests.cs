@@ -1,0 +1,174 @@
+// The audit log as the security officer sees it over FHIR (AuditEvent read and search, a patient's access
+// history), sign-ins and their failures on the chain, and everyone else refused — on both engines.
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class AuditViewTests : IAsyncLifetime
+{
+    private const string Establishment = "hospital-audit";
+    private const string Password = "tourmaline ferry quietly 42";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
+    private VaubanServer _server = null!;
+    private HttpClient _client = null!;
+    private Tenant _tenant = null!;
+    private string _patient = "", _officerSecret = "", _physicianSecret = "", _physicianId = "";
+
+    protected AuditViewTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        _client = await _server.ClientAsync(Establishment);
+        using (var created = await _client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Transparence", nir: Samples.ValidNir("2850544109077")))))
+        {
+            _patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        }
+        for (var i = 0; i < 3; i++) (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
+
+        var officer = await _server.Store.Accounts.AddAsync(_tenant, "officer@chu.example", StaffRole.SecurityOfficer, null, null, "Sophie Garde", CancellationToken.None);
+        var physician = await _server.Store.Accounts.AddAsync(_tenant, "doc@chu.example", StaffRole.Physician, "pract-9", "org-9", "Dr Paul Durand", CancellationToken.None);
+        _physicianId = physician.User.PrincipalId;
+        using (var browser = new StaffClient(_server.BaseAddress)) (_officerSecret, _) = await browser.EnrolWithTotpAsync(officer.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        using (var browser = new StaffClient(_server.BaseAddress)) (_physicianSecret, _) = await browser.EnrolWithTotpAsync(physician.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<StaffClient> SignedInAsync(string email, string secret)
+    {
+        var staff = new StaffClient(_server.BaseAddress);
+        var (password, _) = await staff.PasswordAsync(Establishment, email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        var (totp, _) = await staff.TotpAsync(Totp.Code(secret, _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        _time.Advance(TimeSpan.FromSeconds(30));
+        return staff;
+    }
+
+    private static async Task<JsonElement> OkAsync(HttpClient http, string url)
+    {
+        using var response = await http.GetAsync(url);
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        return body;
+    }
+
+    [Fact]
+    public async Task The_officer_sees_a_patients_access_history_as_AuditEvents()
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var bundle = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}");
+        Assert.Equal("Bundle", bundle.GetProperty("resourceType").GetString());
+        Assert.Equal("searchset", bundle.GetProperty("type").GetString());
+        var events = bundle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource")).ToList();
+        Assert.Equal(4, events.Count); // created, then read three times
+        Assert.All(events, e =>
+        {
+            Assert.Equal("AuditEvent", e.GetProperty("resourceType").GetString());
+            Assert.Equal("1", e.GetProperty("meta").GetProperty("versionId").GetString());
+            Assert.Equal("0", e.GetProperty("outcome").GetString());
+            Assert.Equal("test client", e.GetProperty("agent")[0].GetProperty("who").GetProperty("display").GetString());
+            Assert.Equal("127.0.0.1", e.GetProperty("agent")[0].GetProperty("network").GetProperty("address").GetString());
+            Assert.Equal($"Patient/{_patient}", e.GetProperty("entity")[0].GetProperty("what").GetProperty("reference").GetString());
+        });
+        Assert.Equal(3, events.Count(e => e.GetProperty("action").GetString() == "R" && e.GetProperty("subtype")[0].GetProperty("code").GetString() == "read"));
+        Assert.Single(events, e => e.GetProperty("action").GetString() == "C");
+
+        // Read by id, with an ETag; newest first in the search.
+        var id = events[0].GetProperty("id").GetString();
+        using var read = await officer.Http.GetAsync($"/fhir/AuditEvent/{id}");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("W/\"1\"", read.Headers.ETag?.ToString());
+
+        // Filters: action, date, paging by link.
+        Assert.Single((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=C")).GetProperty("entry").EnumerateArray());
+        Assert.False((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&date=lt2020-01-01")).TryGetProperty("entry", out var none) && none.GetArrayLength() > 0);
+        // (The officer's searches name the patient too, from now on: paging is tested on the three reads.)
+        var first = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=read&_count=2");
+        Assert.Equal(2, first.GetProperty("entry").GetArrayLength());
+        var next = first.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        var second = await OkAsync(officer.Http, next);
+        Assert.Single(second.GetProperty("entry").EnumerateArray());
+
+        // The officer's own searches are on the chain too.
+        var consulted = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None);
+        Assert.Contains(consulted!, e => e.Detail.PrincipalName == "Sophie Garde" && e.Detail.Role == "security-officer");
+    }
+
+    [Fact]
+    public async Task Sign_ins_and_failed_sign_ins_are_on_the_chain()
+    {
+        using (var wrong = new StaffClient(_server.BaseAddress))
+        {
+            await wrong.PasswordAsync(Establishment, "doc@chu.example", "not the password at all");
+            await wrong.PasswordAsync(Establishment, "nobody@chu.example", Password);
+        }
+        using (var physician = await SignedInAsync("doc@chu.example", _physicianSecret))
+        {
+            await physician.SubmitAsync("/account/signout", new Dictionary<string, string>());
+        }
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var events = (await OkAsync(officer.Http, $"/fhir/AuditEvent?agent={_physicianId}&action=E")).GetProperty("entry").EnumerateArray()
+            .Select(e => e.GetProperty("resource")).ToList();
+        Assert.Contains(events, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "110122" && e.GetProperty("outcome").GetString() == "4");
+        Assert.Contains(events, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "110122" && e.GetProperty("outcome").GetString() == "0");
+        Assert.Contains(events, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "110123");
+        Assert.All(events, e => Assert.Equal("Dr Paul Durand", e.GetProperty("agent")[0].GetProperty("who").GetProperty("display").GetString()));
+        // What was typed is never recorded.
+        Assert.DoesNotContain("not the password", string.Join(' ', events.Select(e => e.ToString())), StringComparison.Ordinal);
+        var unknown = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Agent = "unknown", Count = 10 }, CancellationToken.None);
+        Assert.Contains(unknown!, e => e.Action == AuditAction.SignInFailure && e.Detail.Note == "unknown account");
+        Assert.DoesNotContain(unknown!, e => e.Detail.Records.Any(r => r.Contains("nobody", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Only_the_security_officer_reads_the_audit_log()
+    {
+        using var physician = await SignedInAsync("doc@chu.example", _physicianSecret);
+        using (var search = await physician.Http.GetAsync($"/fhir/AuditEvent?patient={_patient}"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, search.StatusCode);
+            Assert.Equal("OperationOutcome", (await search.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        using (var read = await physician.Http.GetAsync("/fhir/AuditEvent/1")) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+        using (var client = await _client.GetAsync("/fhir/AuditEvent")) Assert.Equal(HttpStatusCode.Forbidden, client.StatusCode);
+        using (var anonymous = await _server.Http.GetAsync("/fhir/AuditEvent")) Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        var refusals = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None);
+        Assert.Contains(refusals!, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Principal == _physicianId);
+    }
+
+    [Theory]
+    [InlineData("patient=not/an/id")]
+    [InlineData("date=yesterday")]
+    [InlineData("date=ap2026-01-01")]
+    [InlineData("action=X")]
+    [InlineData("_count=0")]
+    [InlineData("_cursor=abc")]
+    [InlineData("name=Dupont")]
+    public async Task Bad_AuditEvent_searches_get_a_clear_400(string query)
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        using var response = await officer.Http.GetAsync("/fhir/AuditEvent?" + query);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var body = await response.BodyAsync();
+        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        Assert.False(string.IsNullOrEmpty(body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()));
+    }
+}
+
+public sealed class AuditViewTests_Sqlite() : AuditViewTests(Engine.Sqlite);
+
+public sealed class AuditViewTests_Postgres() : AuditViewTests(Engine.Postgres);
