@@ -1,10 +1,11 @@
 namespace Vauban.Bench;
 
-internal sealed record BenchOptions(string Mode, string[] Engines, int Patients, int Seconds, int Concurrency, string WorkDirectory, bool Reuse)
+internal sealed record BenchOptions(string Mode, string[] Engines, int Patients, int Seconds, int Concurrency, string WorkDirectory, bool Reuse,
+    long AuditEntries, int[] AuditConcurrency)
 {
     public static BenchOptions? Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("seed" or "http" or "policy" or "all")) return null;
+        if (args.Length == 0 || args[0] is not ("seed" or "http" or "policy" or "audit" or "all")) return null;
         string Value(string name, string fallback)
         {
             var index = Array.IndexOf(args, name);
@@ -13,6 +14,7 @@ internal sealed record BenchOptions(string Mode, string[] Engines, int Patients,
         var engine = Value("--engine", "both");
         return new BenchOptions(args[0], engine == "both" ? ["sqlite", "postgres"] : [engine], int.Parse(Value("--patients", "100000")),
             int.Parse(Value("--seconds", "15")), int.Parse(Value("--concurrency", "16")), Path.GetFullPath(Value("--work", Path.Combine("bench", "data"))),
-            args.Contains("--reuse"));
+            args.Contains("--reuse"), long.Parse(Value("--audit-entries", "10000000")),
+            Value("--audit-concurrency", "4,16,64,256").Split(',').Select(int.Parse).ToArray());
     }
 }

@@ -29,7 +29,7 @@ internal static class BenchRunner
         {
             await using var database = await BenchDatabase.CreateAsync(engine, options);
             var keyFile = Path.Combine(options.WorkDirectory, $"{engine}.master.key");
-            if (options.Mode is "seed" or "all" && !options.Reuse)
+            if (options.Mode is "seed" or "audit" or "all" && !options.Reuse)
             {
                 await database.ResetAsync();
                 if (File.Exists(keyFile)) File.Delete(keyFile);
@@ -52,6 +52,10 @@ internal static class BenchRunner
             if (options.Mode is "policy" or "all")
             {
                 report.AddRange(await PolicyBench.RunAsync(engine, database.Db, keyFile, Tenant, options));
+            }
+            if (options.Mode is "audit" or "all")
+            {
+                report.AddRange(await AuditBench.RunAsync(engine, database.Db, keyFile, Tenant, options));
             }
         }
         var text = string.Join('\n', report);

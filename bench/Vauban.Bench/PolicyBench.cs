@@ -75,7 +75,7 @@ internal static class PolicyBench
         return report;
     }
 
-    private static async Task<(string Practitioner, List<string> Patients)> PickPhysicianAsync(RecordsService records, AccessContext op, AccessOptions access)
+    internal static async Task<(string Practitioner, List<string> Patients)> PickPhysicianAsync(RecordsService records, AccessContext op, AccessOptions access)
     {
         var since = DateTimeOffset.UtcNow - access.CareWindowPast + TimeSpan.FromDays(2); // day-granular search, minute-granular window: stay inside
         var practitioners = await records.SearchAsync(op, "Practitioner", [new("_count", "50")], null, false, CancellationToken.None);
@@ -94,7 +94,7 @@ internal static class PolicyBench
         throw new InvalidOperationException("no practitioner has 50 patients with encounters in the care window; seed more patients");
     }
 
-    private static async Task<(double PerSecond, double P50, double P99)> ClosedLoopAsync(string name, BenchOptions options, Func<Random, Task<bool>> operation)
+    internal static async Task<(double PerSecond, double P50, double P99)> ClosedLoopAsync(string name, BenchOptions options, Func<Random, Task<bool>> operation)
     {
         Console.WriteLine($"  {name}…");
         async Task<(long Count, List<double> Latencies, double Seconds)> Phase(TimeSpan duration)

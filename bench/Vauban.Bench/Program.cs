@@ -9,13 +9,15 @@ var options = BenchOptions.Parse(args);
 if (options is null)
 {
     Console.WriteLine("""
-        usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|all> [options]
+        usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|audit|all> [options]
           --engine sqlite|postgres|both   store engine(s) (default both)
           --patients N                    patients to seed (default 100000)
           --seconds S                     duration of each HTTP phase (default 15)
           --concurrency C                 concurrent HTTP requests (default 16)
           --work DIR                      working folder (default bench/data)
-          --reuse                         reuse an already seeded store in DIR
+          --reuse                         reuse an already seeded store in DIR (and an audit chain filled before)
+          --audit-entries N               audit: entries in the chain to verify (default 10000000)
+          --audit-concurrency C1,C2,…     audit: concurrent readers compared audited / auditing off (default 4,16,64,256)
         """);
     return 2;
 }
