@@ -15,6 +15,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
     public TimeProvider Time { get; init; } = TimeProvider.System;
     public AccessOptions Access { get; init; } = new();
     public AccountOptions Accounts { get; init; } = new();
+    public GuardOptions Guard { get; init; } = new();
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -35,8 +36,9 @@ public sealed class VaubanStore : IAsyncDisposable
         Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
         var audit = new AuditTrail();
-        Records = new RecordsService(database, keys, Policy, new RecordsGuard(), audit, options.Time);
-        BreakTheGlass = new BreakTheGlass(database, keys, Policy, audit, Alerts, options.Time);
+        Guard = new RecordsGuard(database, Alerts, options.Guard, options.Time);
+        Records = new RecordsService(database, keys, Policy, Guard, audit, options.Time);
+        BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, audit, Alerts, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -49,6 +51,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public RecordsService Records { get; }
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }
+    public RecordsGuard Guard { get; }
 
     /// <summary>Where the data lives, safe to print (no password).</summary>
     public string Description => _database.Description;
@@ -59,6 +62,7 @@ public sealed class VaubanStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Accounts.Validate();
+        options.Guard.Validate();
         var database = StoreDatabase.Open(options.Db);
         try
         {
@@ -69,7 +73,10 @@ public sealed class VaubanStore : IAsyncDisposable
             await database.DisposeAsync();
             throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
         }
-        return new VaubanStore(database, new KeyRing(database, options.MasterKey), options);
+        var store = new VaubanStore(database, new KeyRing(database, options.MasterKey), options);
+        // Containments, canaries and grants from before this start: a restart releases no one.
+        await store.Guard.LoadAsync(cancellationToken);
+        return store;
     }
 
     /// <summary>The default SQLite file and master key file when no --db is given.</summary>
