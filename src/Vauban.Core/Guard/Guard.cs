@@ -324,7 +324,15 @@ public sealed partial class RecordsGuard
             ? SessionSubject(session) : principal.Id;
         var account = principal.Kind == PrincipalKind.Person ? principal.Id : null;
         var containment = new Containment(tenant, subject, account, level, detail, now);
-        _contained[(tenant, subject)] = containment;
+        // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert.
+        var added = false;
+        var current = _contained.AddOrUpdate((tenant, subject), _ => { added = true; return containment; }, (_, had) =>
+        {
+            if (had.Level == ContainmentLevels.Locked || level == had.Level) return had;
+            added = true;
+            return containment;
+        });
+        if (!added) return Refusal(principal, current);
         // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
         await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
         {

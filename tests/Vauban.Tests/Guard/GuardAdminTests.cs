@@ -17,6 +17,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _secrets = [];
     private string _stranger = "", _canary = "";
+    private readonly List<string> _desk = [];
     private HttpClient _client = null!;
 
     protected GuardAdminTests(Engine engine) => _engine = engine;
@@ -25,7 +26,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
     {
         _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician) })
+        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary) })
         {
             var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, null, null, email, CancellationToken.None);
             using var browser = new StaffClient(_server.BaseAddress);
@@ -37,6 +38,11 @@ public abstract class GuardAdminTests : IAsyncLifetime
         using (var created = await writer.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Stranger"))))
         {
             _stranger = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        }
+        for (var i = 0; i < 30; i++)
+        {
+            using var created = await writer.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Desk", given: "D" + i)));
+            _desk.Add((await created.BodyAsync()).GetProperty("id").GetString()!);
         }
         _canary = (await _server.Store.Guard.AddCanariesAsync(_server.Store.Records, _tenant, 1, CancellationToken.None))[0];
         using var hit = await _client.GetAsync($"/fhir/Patient/{_canary}");
@@ -70,7 +76,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
 
     private async Task<string> ContainedClientAsync()
     {
-        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None));
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => !c.Principal.StartsWith("session:", StringComparison.Ordinal));
         return contained.Principal;
     }
 
@@ -97,6 +103,44 @@ public abstract class GuardAdminTests : IAsyncLifetime
         Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None));
         using var read = await _client.GetAsync($"/fhir/Patient/{_stranger}");
         Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task Stolen_desk_session_sweeping_identities_gets_a_step_up_401_then_after_reauthentication_a_423_by_the_26th_patient()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        var opened = 0;
+        HttpResponseMessage response;
+        while (true)
+        {
+            response = await desk.Http.GetAsync($"/fhir/Patient/{_desk[opened]}");
+            if (response.StatusCode != HttpStatusCode.OK) break;
+            response.Dispose();
+            opened++;
+        }
+        Assert.Equal(14, opened);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("insufficient_user_authentication", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        Assert.Equal("login", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        response.Dispose();
+
+        // The person (or a thief holding both factors) proves them again and goes on — until the bound.
+        var (reauth, _) = await desk.SubmitAsync("/account/reauth?returnUrl=%2F",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets["desk@chu.example"], _time), ["ReturnUrl"] = "/" });
+        Assert.Equal("/", reauth.Headers.Location?.ToString());
+        while (true)
+        {
+            response = await desk.Http.GetAsync($"/fhir/Patient/{_desk[opened]}");
+            if (response.StatusCode != HttpStatusCode.OK) break;
+            response.Dispose();
+            opened++;
+        }
+        Assert.Equal(25, opened);
+        Assert.Equal((HttpStatusCode)423, response.StatusCode);
+        Assert.Equal("security", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        response.Dispose();
+        var contained = await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None);
+        Assert.Contains(contained, c => c.Principal.StartsWith("session:", StringComparison.Ordinal) && c.Account!.StartsWith("user:", StringComparison.Ordinal));
     }
 
     [Fact]
