@@ -145,6 +145,43 @@ public sealed record GuardOptions
         return People;
     }
 
+    private static readonly System.Text.Json.JsonSerializerOptions FileFormat = new()
+    {
+        PropertyNameCaseInsensitive = true,
+        AllowTrailingCommas = true,
+        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    /// <summary>
+    /// Reads guard options from JSON (serve --guard-config): any property of this type, e.g.
+    /// {"roles": {"Physician": {"patientsPerHour": {"slow": 40, "stepUp": 60, "suspend": 100}}}, "tenants": {"chu-lyon": {"clients": {…}}}}.
+    /// Unknown names are refused, so a typo does not silently keep a default. Validated.
+    /// </summary>
+    public static GuardOptions FromJson(string json)
+    {
+        GuardOptions? options;
+        try
+        {
+            options = System.Text.Json.JsonSerializer.Deserialize<GuardOptions>(json, FileFormat);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new VaubanConfigurationException($"The guard configuration is not valid: {e.Message}", e);
+        }
+        if (options is null) throw new VaubanConfigurationException("The guard configuration is empty.");
+        // Roles not named in the file keep their defaults.
+        if (!ReferenceEquals(options.Roles, DefaultRoles))
+        {
+            var roles = new Dictionary<StaffRole, GuardLimits>(DefaultRoles);
+            foreach (var (role, limits) in options.Roles) roles[role] = limits;
+            options = options with { Roles = roles };
+        }
+        options.Validate();
+        return options;
+    }
+
     public void Validate()
     {
         People.Validate("default people");

@@ -90,4 +90,27 @@ public sealed class ReadingWindowTests
         new GuardOptions().Validate();
         Assert.Equal(25, new GuardOptions().For(new Vauban.Access.Tenant(1, "t"), new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:x", "x", Vauban.Access.SmartScopes.None) { Role = Vauban.Access.StaffRole.Physician }).OutsideCarePerDay.Suspend);
     }
+
+    [Fact]
+    public void A_guard_configuration_file_sets_limits_per_role_and_establishment_and_refuses_typos()
+    {
+        var options = GuardOptions.FromJson("""
+            {
+              // Night shift physicians of the emergency department read more.
+              "roles": { "Physician": { "patientsPerHour": { "slow": 50, "stepUp": 80, "suspend": 120 } } },
+              "tenants": { "chu-lyon": { "clients": { "patientsPerDay": { "suspend": 5000 } } } },
+              "slowDelay": "00:00:00.100"
+            }
+            """);
+        var physician = new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:x", "x", Vauban.Access.SmartScopes.None) { Role = Vauban.Access.StaffRole.Physician };
+        var nurse = physician with { Role = Vauban.Access.StaffRole.Nurse };
+        var client = new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "c", "c", Vauban.Access.SmartScopes.None);
+        Assert.Equal(120, options.For(new Vauban.Access.Tenant(1, "any"), physician).PatientsPerHour.Suspend);
+        Assert.Equal(100, options.For(new Vauban.Access.Tenant(1, "any"), nurse).PatientsPerHour.Suspend);
+        Assert.Equal(5000, options.For(new Vauban.Access.Tenant(2, "chu-lyon"), client).PatientsPerDay.Suspend);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), options.SlowDelay);
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Physician": { "patientsPerHuor": { "suspend": 1 } } } }"""));
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Surgeon": {} } }"""));
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "people": { "outsideCarePerDay": { "suspend": 500 } } }"""));
+    }
 }
