@@ -160,6 +160,18 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task API_client_reading_identities_through_a_batch_Bundle_is_contained_like_single_reads()
+    {
+        using var client = await PatientReaderAsync();
+        var entries = string.Join(",\n", _strangers.Select(p => $$"""{ "request": { "method": "GET", "url": "Patient/{{p}}" } }"""));
+        using var response = await client.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ {{entries}} ] }"""));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var statuses = (await response.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()!).ToList();
+        Assert.Equal(25, statuses.Count(s => s.StartsWith("200", StringComparison.Ordinal)));
+        Assert.All(statuses.Skip(25), s => Assert.StartsWith("423", s, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task API_client_asking_for_a_page_of_50_patients_is_suspended_before_the_page_leaves()
     {
         using var client = await PatientReaderAsync();
