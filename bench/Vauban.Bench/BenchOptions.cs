@@ -5,7 +5,7 @@ internal sealed record BenchOptions(string Mode, string[] Engines, int Patients,
 {
     public static BenchOptions? Parse(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("seed" or "http" or "policy" or "audit" or "all")) return null;
+        if (args.Length == 0 || args[0] is not ("seed" or "http" or "policy" or "audit" or "guard" or "all")) return null;
         string Value(string name, string fallback)
         {
             var index = Array.IndexOf(args, name);

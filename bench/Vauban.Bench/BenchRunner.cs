@@ -57,6 +57,10 @@ internal static class BenchRunner
             {
                 report.AddRange(await AuditBench.RunAsync(engine, database.Db, keyFile, Tenant, options));
             }
+            if (options.Mode is "guard" or "all")
+            {
+                report.AddRange(await GuardBench.RunAsync(engine, database.Db, keyFile, Tenant, options));
+            }
         }
         var text = string.Join('\n', report);
         Console.WriteLine();

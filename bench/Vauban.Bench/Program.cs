@@ -9,7 +9,7 @@ var options = BenchOptions.Parse(args);
 if (options is null)
 {
     Console.WriteLine("""
-        usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|audit|all> [options]
+        usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|audit|guard|all> [options]
           --engine sqlite|postgres|both   store engine(s) (default both)
           --patients N                    patients to seed (default 100000)
           --seconds S                     duration of each HTTP phase (default 15)

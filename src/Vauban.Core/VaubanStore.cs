@@ -16,6 +16,7 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
     public AccessOptions Access { get; init; } = new();
     public AccountOptions Accounts { get; init; } = new();
     public AuditOptions Audit { get; init; } = new();
+    public GuardOptions Guard { get; init; } = new();
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -37,8 +38,9 @@ public sealed class VaubanStore : IAsyncDisposable
         Policy = new AccessPolicy(database, options.Access, options.Time);
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         AuditLog = new AuditLog(database, keys, Audit);
-        Records = new RecordsService(database, keys, Policy, new RecordsGuard(), Audit, options.Time);
-        BreakTheGlass = new BreakTheGlass(database, keys, Policy, Audit, Alerts, options.Time);
+        Guard = new RecordsGuard(database, Alerts, options.Guard, options.Time);
+        Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
+        BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -51,6 +53,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public RecordsService Records { get; }
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }
+    public RecordsGuard Guard { get; }
 
     /// <summary>The append side of the audit log: every act on records passes through it before data leaves.</summary>
     public AuditTrail Audit { get; }
@@ -68,6 +71,7 @@ public sealed class VaubanStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Accounts.Validate();
         options.Audit.Validate();
+        options.Guard.Validate();
         var database = StoreDatabase.Open(options.Db);
         try
         {
@@ -89,7 +93,10 @@ public sealed class VaubanStore : IAsyncDisposable
             await database.DisposeAsync();
             throw;
         }
-        return new VaubanStore(database, keys, options);
+        var store = new VaubanStore(database, keys, options);
+        // Containments, canaries and grants from before this start: a restart releases no one.
+        await store.Guard.LoadAsync(cancellationToken);
+        return store;
     }
 
     /// <summary>The default SQLite file and master key file when no --db is given.</summary>
@@ -97,6 +104,7 @@ public sealed class VaubanStore : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await Guard.FlushAsync();
         await Audit.DisposeAsync();
         _keys.Dispose();
         await _database.DisposeAsync();

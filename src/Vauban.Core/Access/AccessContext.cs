@@ -35,6 +35,9 @@ public sealed record Tenant(long Id, string Name);
 
 public sealed record AccessContext(Principal Principal, Tenant Tenant, string Purpose, string? SourceAddress = null, string? CorrelationId = null)
 {
+    /// <summary>Why the principal needs a bulk read ($everything beyond a few patients, deep search pages), as stated in the request.</summary>
+    public string? StatedReason { get; init; }
+
     /// <summary>The context of an operator's command-line act (seed, import): full scopes on one tenant, purpose stated.</summary>
     public static AccessContext Operator(Tenant tenant, string purpose) =>
         new(new Principal(PrincipalKind.System, "cli:" + Environment.UserName, "command line (" + Environment.UserName + ")", FullScopes), tenant, purpose);

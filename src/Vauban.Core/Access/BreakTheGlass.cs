@@ -46,13 +46,15 @@ public sealed class BreakTheGlass
     private readonly AccessPolicy _policy;
     private readonly AuditTrail _audit;
     private readonly SecurityAlerts _alerts;
+    private readonly Guard.RecordsGuard _guard;
     private readonly TimeProvider _time;
 
-    internal BreakTheGlass(StoreDatabase database, KeyRing keys, AccessPolicy policy, AuditTrail audit, SecurityAlerts alerts, TimeProvider time)
+    internal BreakTheGlass(StoreDatabase database, KeyRing keys, AccessPolicy policy, Guard.RecordsGuard guard, AuditTrail audit, SecurityAlerts alerts, TimeProvider time)
     {
         _database = database;
         _keys = keys;
         _policy = policy;
+        _guard = guard;
         _audit = audit;
         _alerts = alerts;
         _time = time;
@@ -85,6 +87,10 @@ public sealed class BreakTheGlass
                 $"Breaking the glass needs a fresh sign-in: prove both factors again (within the last {options.ReauthenticationMaxAge.TotalMinutes:0} minutes), then retry.");
         }
         if (!IdRules.IsValid(patientId)) return new(BreakGlassStatus.PatientNotFound, null, "Not a valid Patient id.");
+        if (_guard.ContainmentOf(context.Tenant.Id, principal) is not null)
+        {
+            return new(BreakGlassStatus.NotAllowed, null, "This session or account is contained by the guard; the security officer must release it first.");
+        }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var expires = now + options.BreakGlassDuration;
@@ -117,6 +123,7 @@ public sealed class BreakTheGlass
             [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
         await scope.CommitAsync(cancellationToken);
         _policy.Touch(context.Tenant.Id, patientId);
+        _guard.NoteGrant(context, patientId, expires);
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
             $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
     }

@@ -9,6 +9,21 @@ public static class KnownAlertKinds
     public const string AccountLocked = "account-locked";
     public const string BreakTheGlass = "break-the-glass";
     public const string SessionRevoked = "session-revoked";
+
+    /// <summary>The guard suspended a session or an API client (reading beyond its bounds).</summary>
+    public const string GuardSuspended = "guard-suspended";
+
+    /// <summary>The guard locked a person's account (second suspension within a day).</summary>
+    public const string GuardLocked = "guard-locked";
+
+    /// <summary>A canary patient was read, or appeared in a broad search page: the principal is contained at once.</summary>
+    public const string GuardCanary = "guard-canary";
+
+    /// <summary>A canary appeared in a narrow search (a few patients): reported, not contained.</summary>
+    public const string GuardCanarySeen = "guard-canary-seen";
+
+    /// <summary>The security officer released a containment.</summary>
+    public const string GuardReleased = "guard-released";
 }
 
 public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset RaisedAt, string Kind, string Principal, string Detail,

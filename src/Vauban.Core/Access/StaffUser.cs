@@ -27,7 +27,9 @@ public sealed class StaffUser
     public string UserName => $"{Tenant.Id}:{Email}";
 
     /// <summary>The principal id the records services, audit and grants see.</summary>
-    public string PrincipalId => "user:" + Id;
+    public string PrincipalId => PrincipalPrefix + Id;
+
+    public const string PrincipalPrefix = "user:";
 
     /// <summary>The SMART scopes of a signed-in person: everything, for the access policy to narrow by role and care relationship.</summary>
     public static SmartScopes PersonScopes { get; } =

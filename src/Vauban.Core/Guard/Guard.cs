@@ -1,20 +1,459 @@
-// The guard sits between the policy and the audit in the one door. This seam admits everything for now;
-// the guard issue fills in per-principal reading patterns, canaries and containment.
+// The guard sits between the policy and the audit in the one door. For every response that carries
+// patient data it is told which patients the records concern, and decides, synchronously, whether
+// they may leave: within the principal's normal reading (admit), a little beyond (admit, slowly),
+// further (a person must prove both factors again), or beyond the bound (refuse, suspend the session
+// or client, tell the security officer; a second suspension or a canary locks the person's account).
+// Reading patterns live in memory, one small state per principal under its own lock; containments,
+// canaries and releases are rows in the database, written when they happen and re-read every few
+// seconds, so they survive a restart and reach every server.
+using System.Collections.Concurrent;
 using Vauban.Access;
+using Vauban.Fhir;
+using Vauban.Storage;
 
 namespace Vauban.Guard;
 
-public readonly record struct GuardDecision(bool Admitted, string? Reason)
+public enum GuardVerdict { Admit, StepUp, Suspended, Locked, ReasonRequired }
+
+public readonly record struct GuardDecision(GuardVerdict Verdict, TimeSpan Delay, string? Reason)
 {
-    public static GuardDecision Admit => new(true, null);
+    public static GuardDecision Admit => new(GuardVerdict.Admit, TimeSpan.Zero, null);
+    public bool Admitted => Verdict == GuardVerdict.Admit;
 }
 
-public sealed class RecordsGuard
+/// <summary>
+/// What is about to leave: the interaction, the number of records, the distinct patients they concern
+/// (<see cref="Patients"/>, all of them, for canaries) and those the principal did not create itself
+/// (<see cref="Counted"/>, for the reading windows), and for searches the page depth (1 = first page).
+/// </summary>
+public sealed record GuardRequest(Interaction Interaction, string ResourceType, int Records, IReadOnlyCollection<string> Patients, IReadOnlyCollection<string> Counted, int PageDepth = 1)
 {
-    public GuardDecision Admit(AccessContext context, Interaction interaction, string resourceType, int recordCount)
+    public static GuardRequest Write(Interaction interaction, string type) => new(interaction, type, 0, [], []);
+
+    /// <summary>The records leave from inside a write transaction (a read entry of a transaction Bundle, a conditional
+    /// create's match): the guard's own writes (containment, alert) must not wait for the writer slot that transaction
+    /// holds, so they are written just after, in the background, while the containment already holds in memory.</summary>
+    public bool InsideWriteTransaction { get; init; }
+}
+
+/// <summary>An active containment: a suspended session or client, or a locked account.</summary>
+public sealed record Containment(long TenantId, string Principal, string? Account, string Level, string Reason, DateTimeOffset ContainedAt);
+
+public static class ContainmentLevels
+{
+    public const string Suspended = "suspended";
+    public const string Locked = "locked";
+}
+
+public sealed partial class RecordsGuard
+{
+    /// <summary>The header in which a principal states why it needs a bulk read ($everything beyond a few patients, deep search pages).</summary>
+    public const string ReasonHeader = "X-Vauban-Reason";
+    public const int MinimumReasonLength = 10;
+    public const int MaximumReasonLength = 500;
+
+    private readonly StoreDatabase _database;
+    private readonly SecurityAlerts _alerts;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentDictionary<(long Tenant, string Principal), ReadingState> _states = new();
+    private readonly ConcurrentDictionary<(long Tenant, string Subject), Containment> _contained = new();
+    private volatile Dictionary<long, HashSet<string>> _canaries = [];
+    private readonly ConcurrentDictionary<(long Tenant, string Principal), ConcurrentDictionary<string, long>> _grants = new();
+    private long _refreshedAt = long.MinValue;
+    private int _refreshing;
+
+    internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, GuardOptions options, TimeProvider time)
+    {
+        options.Validate();
+        _database = database;
+        _alerts = alerts;
+        Options = options;
+        _time = time;
+    }
+
+    public GuardOptions Options { get; }
+
+    /// <summary>Set only by the guard benchmark, to measure what the guard costs.</summary>
+    internal bool Disabled { get; set; }
+
+    /// <summary>Reads containments, canaries and break-the-glass grants from the database (at start, then every few seconds).</summary>
+    internal async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        var started = _time.GetUtcNow();
+        var now = started.ToUnixTimeMilliseconds();
+        var contained = new Dictionary<(long, string), Containment>();
+        var canaries = new Dictionary<long, HashSet<string>>();
+        var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            using (var command = connection.Command("SELECT tenant_id, principal, account, level, reason, contained_at FROM guard_containments WHERE released_at IS NULL"))
+            using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var c = new Containment(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)));
+                    // A lock outranks a suspension of the same principal.
+                    if (!contained.TryGetValue((c.TenantId, c.Principal), out var had) || had.Level != ContainmentLevels.Locked) contained[(c.TenantId, c.Principal)] = c;
+                }
+            }
+            using (var command = connection.Command("SELECT tenant_id, patient FROM guard_canaries"))
+            using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    var tenant = reader.GetInt64(0);
+                    if (!canaries.TryGetValue(tenant, out var set)) canaries[tenant] = set = new HashSet<string>(StringComparer.Ordinal);
+                    set.Add(reader.GetString(1));
+                }
+            }
+            using (var command = connection.Command("SELECT tenant_id, principal, patient, expires_at FROM break_glass WHERE expires_at > @now").With("now", now))
+            using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken)) grants.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+            }
+        }
+        // Containments made here while reading are kept; others not in the database were released elsewhere.
+        foreach (var (key, value) in _contained)
+        {
+            if (!contained.ContainsKey(key) && value.ContainedAt < started.AddSeconds(-1)) _contained.TryRemove(key, out _);
+        }
+        foreach (var (key, value) in contained) _contained[key] = value;
+        _canaries = canaries;
+        foreach (var grant in grants)
+        {
+            _grants.GetOrAdd((grant.Tenant, grant.Principal), _ => new(StringComparer.Ordinal))[grant.Patient] = grant.Expires;
+        }
+        Interlocked.Exchange(ref _refreshedAt, now);
+    }
+
+    private async ValueTask RefreshIfStaleAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (now - Interlocked.Read(ref _refreshedAt) < (long)Options.RefreshInterval.TotalMilliseconds) return;
+        if (Interlocked.CompareExchange(ref _refreshing, 1, 0) != 0) return;
+        try
+        {
+            await LoadAsync(cancellationToken);
+        }
+        finally
+        {
+            Volatile.Write(ref _refreshing, 0);
+        }
+    }
+
+    /// <summary>
+    /// The guard's question, asked by the records services after the policy and before the audit append, for
+    /// every response that carries records. Writes ask it too (with no patients): a contained principal writes nothing.
+    /// </summary>
+    public async ValueTask<GuardDecision> AdmitAsync(AccessContext context, GuardRequest request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _ = (interaction, resourceType, recordCount);
-        return GuardDecision.Admit;
+        ArgumentNullException.ThrowIfNull(request);
+        var principal = context.Principal;
+        if (Disabled || !Options.Enabled || principal.Kind == PrincipalKind.System) return GuardDecision.Admit;
+        await RefreshIfStaleAsync(cancellationToken);
+        var tenant = context.Tenant.Id;
+        if (ContainmentOf(tenant, principal) is { } containment) return Refusal(principal, containment);
+
+        var now = _time.GetUtcNow();
+        var nowMs = now.ToUnixTimeMilliseconds();
+
+        // Canaries: no workflow opens them. A read, or a broad search page carrying one, is a principal walking the records.
+        if (request.Patients.Count > 0 && _canaries.TryGetValue(tenant, out var canaries))
+        {
+            string? canary = null;
+            foreach (var patient in request.Patients)
+            {
+                if (canaries.Contains(patient)) { canary = patient; break; }
+            }
+            if (canary is not null)
+            {
+                if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Patients.Count <= Options.CanaryNarrowSearchPatients && request.PageDepth == 1)
+                {
+                    var seen = $"{Who(principal)}: canary Patient/{canary} appeared in a narrow {Verb(request.Interaction)} on {request.ResourceType} ({request.Patients.Count} patient(s)); not contained.";
+                    if (request.InsideWriteTransaction) Defer(() => _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, CancellationToken.None));
+                    else await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, cancellationToken);
+                }
+                else
+                {
+                    var detail = $"{Who(principal)}: canary Patient/{canary} returned by {Verb(request.Interaction)} on {request.ResourceType}"
+                        + (request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "") + ".";
+                    return await ContainAsync(context, principal.Kind == PrincipalKind.Person ? ContainmentLevels.Locked : ContainmentLevels.Suspended,
+                        KnownAlertKinds.GuardCanary, detail, request.InsideWriteTransaction, cancellationToken);
+                }
+            }
+        }
+
+        var limits = Options.For(context.Tenant, principal);
+        var state = _states.GetOrAdd((tenant, principal.Id), _ => new ReadingState());
+        var reasonStated = !string.IsNullOrWhiteSpace(context.StatedReason);
+        string? suspendWhy = null;
+        GuardDecision decision;
+        lock (state)
+        {
+            // Bulk reads need a stated reason.
+            if (request.Interaction == Interaction.Everything && !reasonStated && state.Everything.Sum(nowMs) >= limits.EverythingWithoutReasonPerHour)
+            {
+                return new GuardDecision(GuardVerdict.ReasonRequired, TimeSpan.Zero,
+                    $"Patient/$everything beyond {limits.EverythingWithoutReasonPerHour} patient(s) an hour needs a stated reason: send it in the {ReasonHeader} header "
+                    + $"({MinimumReasonLength}–{MaximumReasonLength} characters). It is kept with the audit record of the access.");
+            }
+            if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.PageDepth > limits.PageDepthWithoutReason && !reasonStated)
+            {
+                return new GuardDecision(GuardVerdict.ReasonRequired, TimeSpan.Zero,
+                    $"Search pages beyond page {limits.PageDepthWithoutReason} need a stated reason: send it in the {ReasonHeader} header "
+                    + $"({MinimumReasonLength}–{MaximumReasonLength} characters), or narrow the search.");
+            }
+
+            var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
+            var level = Level.Admit;
+            var slowExcess = 0;
+            void Weigh(string signal, long value, Threshold threshold)
+            {
+                if (threshold.Suspend is { } suspend && value > suspend)
+                {
+                    if (level < Level.Suspend) suspendWhy = $"{signal}: {value} > {suspend}";
+                    level = Level.Suspend;
+                }
+                else if (threshold.StepUp is { } stepUp && value >= stepUp && principal.Kind == PrincipalKind.Person) level = Max(level, Level.StepUp);
+                else if (threshold.Slow is { } slow && value >= slow)
+                {
+                    level = Max(level, Level.Slow);
+                    slowExcess = (int)Math.Max(slowExcess, Math.Min(value - slow + 1, 1000));
+                }
+            }
+            if (request.Counted.Count > 0)
+            {
+                Weigh("distinct patients in a minute", state.Minute.CountWith(request.Counted, nowMs), limits.PatientsPerMinute);
+                Weigh("distinct patients in an hour", state.Hour.CountWith(request.Counted, nowMs), limits.PatientsPerHour);
+                Weigh("distinct patients in a day", state.Day.CountWith(request.Counted, nowMs), limits.PatientsPerDay);
+            }
+            if (outside.Count > 0) Weigh("distinct patients outside care relationships in a day", state.Outside.CountWith(outside, nowMs), limits.OutsideCarePerDay);
+            Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs), limits.BreakTheGlassPerDay);
+            if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Records > 0)
+                Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
+            if (request.Interaction == Interaction.Everything) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
+
+            if (level == Level.StepUp)
+            {
+                state.StepUpSince ??= nowMs;
+                if (principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince)
+                {
+                    return new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero,
+                        "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer can see this.");
+                }
+            }
+            else if (level == Level.Admit) state.StepUpSince = null;
+
+            if (level == Level.Suspend)
+            {
+                decision = default;
+            }
+            else
+            {
+                foreach (var patient in request.Counted)
+                {
+                    state.Minute.Touch(patient, nowMs);
+                    state.Hour.Touch(patient, nowMs);
+                    state.Day.Touch(patient, nowMs);
+                }
+                foreach (var patient in outside) state.Outside.Touch(patient, nowMs);
+                if (request.Interaction is Interaction.Search or Interaction.HistoryType) state.SearchRecords.Add(request.Records, nowMs);
+                if (request.Interaction == Interaction.Everything)
+                {
+                    state.Everything.Add(1, nowMs);
+                    state.EverythingDay.Add(1, nowMs);
+                }
+                var delay = level == Level.Slow ? TimeSpan.FromTicks(Math.Min(Options.MaxDelay.Ticks, Options.SlowDelay.Ticks * slowExcess)) : TimeSpan.Zero;
+                decision = new GuardDecision(GuardVerdict.Admit, delay, null);
+            }
+        }
+        if (suspendWhy is null) return decision;
+        // A second suspension of the same account within the window locks it.
+        var lockAccount = false;
+        if (principal.Kind == PrincipalKind.Person)
+        {
+            lock (state)
+            {
+                lockAccount = state.LastSuspendedAt is { } last && nowMs - last <= (long)Options.LockAfterSecondSuspensionWithin.TotalMilliseconds;
+                state.LastSuspendedAt = nowMs;
+            }
+        }
+        return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended, lockAccount ? KnownAlertKinds.GuardLocked : KnownAlertKinds.GuardSuspended,
+            $"{Who(principal)}: {suspendWhy} (limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}"
+            + (lockAccount ? "; second suspension within " + Options.LockAfterSecondSuspensionWithin.TotalHours.ToString("0", System.Globalization.CultureInfo.InvariantCulture) + " h" : "") + ".",
+            request.InsideWriteTransaction, cancellationToken);
+    }
+
+    /// <summary>Told by break-the-glass: a grant was made (it counts, and the patient is outside the person's care relationships until it expires).</summary>
+    internal void NoteGrant(AccessContext context, string patient, DateTimeOffset expires)
+    {
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        _grants.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new(StringComparer.Ordinal))[patient] = expires.ToUnixTimeMilliseconds();
+        var state = _states.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new ReadingState());
+        lock (state) state.BreakTheGlass.Add(1, nowMs);
+    }
+
+    /// <summary>The active containment of this principal (its session, or its account, or the client), if any.</summary>
+    public Containment? ContainmentOf(long tenant, Principal principal)
+    {
+        ArgumentNullException.ThrowIfNull(principal);
+        if (_contained.IsEmpty) return null;
+        if (_contained.TryGetValue((tenant, principal.Id), out var own)) return own;
+        if (principal.SessionId is { } session && _contained.TryGetValue((tenant, SessionSubject(session)), out var bySession)) return bySession;
+        return null;
+    }
+
+    public static string SessionSubject(string sessionId) => "session:" + sessionId;
+
+    private HashSet<string> OutsideCare(long tenant, Principal principal, IReadOnlyCollection<string> patients, long nowMs)
+    {
+        var outside = new HashSet<string>(StringComparer.Ordinal);
+        if (principal.Kind != PrincipalKind.Person || patients.Count == 0 || !_grants.TryGetValue((tenant, principal.Id), out var grants) || grants.IsEmpty) return outside;
+        foreach (var patient in patients)
+        {
+            if (grants.TryGetValue(patient, out var expires) && expires > nowMs) outside.Add(patient);
+        }
+        return outside;
+    }
+
+    private readonly ConcurrentDictionary<Task, bool> _deferred = new();
+
+    /// <summary>Runs a write of the guard's after the current write transaction (see <see cref="GuardRequest.InsideWriteTransaction"/>).</summary>
+    private void Defer(Func<Task> write)
+    {
+        var task = Task.Run(write);
+        _deferred[task] = true;
+        _ = task.ContinueWith(t => _deferred.TryRemove(t, out _), TaskScheduler.Default);
+    }
+
+    /// <summary>Waits for the guard's deferred writes (at shutdown, so that a containment decided just before survives the restart).</summary>
+    public async Task FlushAsync()
+    {
+        foreach (var task in _deferred.Keys)
+        {
+            try { await task; }
+            catch (System.Data.Common.DbException) { /* the containment still held in memory; the officer sees the alert missing */ }
+        }
+    }
+
+    private async Task<GuardDecision> ContainAsync(AccessContext context, string level, string alertKind, string detail, bool deferWrite, CancellationToken cancellationToken)
+    {
+        var principal = context.Principal;
+        var tenant = context.Tenant.Id;
+        var now = _time.GetUtcNow();
+        // People: a suspension holds the session (a new sign-in proves both factors again, and meets the same
+        // counters); a lock holds the account. Clients: the client.
+        var subject = principal.Kind == PrincipalKind.Person && level == ContainmentLevels.Suspended && principal.SessionId is { } session
+            ? SessionSubject(session) : principal.Id;
+        var account = principal.Kind == PrincipalKind.Person ? principal.Id : null;
+        var containment = new Containment(tenant, subject, account, level, detail, now);
+        // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert.
+        var added = false;
+        var current = _contained.AddOrUpdate((tenant, subject), _ => { added = true; return containment; }, (_, had) =>
+        {
+            if (had.Level == ContainmentLevels.Locked || level == had.Level) return had;
+            added = true;
+            return containment;
+        });
+        if (!added) return Refusal(principal, current);
+        _ = cancellationToken;
+        if (deferWrite) Defer(() => PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now));
+        else await PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now);
+        return Refusal(principal, containment);
+    }
+
+    private async Task PersistAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)
+    {
+        // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
+        await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
+        {
+            using (var insert = scope.Command("""
+                INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES (@t, @p, @a, @l, @r, @at)
+                """).With("t", tenant).With("p", subject).With("a", account).With("l", level).With("r", detail).With("at", now.ToUnixTimeMilliseconds()))
+            {
+                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            if (level == ContainmentLevels.Locked && principal.Kind == PrincipalKind.Person && principal.Id.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal))
+            {
+                var userId = principal.Id[StaffUser.PrincipalPrefix.Length..];
+                using (var lockUser = scope.Command("UPDATE staff_users SET lockout_end = @e WHERE id = @u AND tenant_id = @t")
+                    .With("e", DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()).With("u", userId).With("t", tenant))
+                {
+                    await lockUser.ExecuteNonQueryAsync(CancellationToken.None);
+                }
+                using var end = scope.Command("DELETE FROM staff_sessions WHERE user_id = @u").With("u", userId);
+                await end.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            await _alerts.RaiseAsync(scope, tenant, alertKind, subject, detail, CancellationToken.None);
+            await scope.CommitAsync(CancellationToken.None);
+        }
+    }
+
+    private static GuardDecision Refusal(Principal principal, Containment containment)
+    {
+        if (containment.Level == ContainmentLevels.Locked)
+        {
+            return new GuardDecision(GuardVerdict.Locked, TimeSpan.Zero,
+                "This account is locked by the guard: its reading departed from normal care. No patient data can be opened with it until the "
+                + "establishment's security officer has reviewed the access and released it (vauban guard release, or the security console).");
+        }
+        return new GuardDecision(GuardVerdict.Suspended, TimeSpan.Zero, principal.Kind == PrincipalKind.ApiClient
+            ? "This API client is suspended by the guard: its reading departed from its normal volume. Contact the establishment's security officer, "
+              + "who reviews the access and releases the client (vauban guard release)."
+            : "This session is suspended by the guard: its reading departed from normal care. Contact the establishment's security officer, "
+              + "who reviews the access and releases it (vauban guard release, or the security console).");
+    }
+
+    private string LimitsName(Principal principal) =>
+        principal.Kind == PrincipalKind.ApiClient ? "API clients" : principal.Role is { } role ? AccessPolicy.RoleName(role) + "s" : "people";
+
+    private static string Who(Principal principal) => principal.Kind switch
+    {
+        PrincipalKind.Person => $"{principal.Id} ({(principal.Role is { } r ? AccessPolicy.RoleName(r) : "no role")}"
+            + (principal.SessionId is { } s ? ", session " + s : "") + ")",
+        _ => $"client {principal.Id}",
+    };
+
+    private static string Verb(Interaction interaction) => interaction switch
+    {
+        Interaction.VRead => "vread",
+        Interaction.HistoryInstance or Interaction.HistoryType => "history",
+        Interaction.Everything => "$everything",
+        _ => interaction.ToString().ToLowerInvariant(),
+    };
+
+    private enum Level { Admit, Slow, StepUp, Suspend }
+
+    private static Level Max(Level a, Level b) => a > b ? a : b;
+
+    /// <summary>One principal's reading, under its own lock.</summary>
+    private sealed class ReadingState
+    {
+        public DistinctWindow Minute { get; } = new(TimeSpan.FromMinutes(1));
+        public DistinctWindow Hour { get; } = new(TimeSpan.FromHours(1));
+        public DistinctWindow Day { get; } = new(TimeSpan.FromDays(1));
+        public DistinctWindow Outside { get; } = new(TimeSpan.FromDays(1));
+        public CountWindow BreakTheGlass { get; } = new(TimeSpan.FromDays(1));
+        public CountWindow SearchRecords { get; } = new(TimeSpan.FromHours(1));
+        public CountWindow Everything { get; } = new(TimeSpan.FromHours(1));
+        public CountWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
+        public long? StepUpSince { get; set; }
+        public long? LastSuspendedAt { get; set; }
+
+        public void Clear()
+        {
+            Minute.Clear();
+            Hour.Clear();
+            Day.Clear();
+            Outside.Clear();
+            BreakTheGlass.Clear();
+            SearchRecords.Clear();
+            Everything.Clear();
+            EverythingDay.Clear();
+            StepUpSince = null;
+            LastSuspendedAt = null;
+        }
     }
 }

@@ -2,7 +2,11 @@ using Vauban.Fhir;
 
 namespace Vauban.Records;
 
-public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden }
+/// <summary>
+/// Outcomes of record interactions. <see cref="ReauthenticationRequired"/>: the guard asks a person to prove both factors
+/// again (401); <see cref="Locked"/>: the guard has suspended the session or client, or locked the account (423).
+/// </summary>
+public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked }
 
 public static class RecordStatusCodes
 {
@@ -17,6 +21,8 @@ public static class RecordStatusCodes
         RecordStatus.PreconditionFailed => 412,
         RecordStatus.Conflict => 409,
         RecordStatus.Forbidden => 403,
+        RecordStatus.ReauthenticationRequired => 401,
+        RecordStatus.Locked => 423,
         _ => 400,
     };
 }

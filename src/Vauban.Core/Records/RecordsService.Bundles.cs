@@ -130,7 +130,7 @@ public sealed partial class RecordsService
                 if (problems.Count > 0) return (400, FhirJson.OperationOutcome(problems.Select(p => p with { Diagnostics = $"Bundle.entry[{entry.Index}]: {p.Diagnostics}" })));
             }
         }
-        if (Admit(context, Interaction.Update, "Bundle", entries.Count) is { } contained) return (403, FhirJson.OperationOutcome(contained.Issues!));
+        if (await AdmitAsync(context, Interaction.Update, "Bundle", [], 1, cancellationToken) is { } contained) return (RecordStatusCodes.Http(contained.Status), FhirJson.OperationOutcome(contained.Issues!));
 
         // Server ids for created resources, and the reference map from each fullUrl to them.
         var newIds = new Dictionary<int, string>();
@@ -213,6 +213,10 @@ public sealed partial class RecordsService
             return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
         }
         if (row.Deleted) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        if (await AdmitAsync(context, Interaction.Read, entry.Type, [row], 1, cancellationToken, scope) is { } contained)
+        {
+            return new EntryResponse(RecordStatusCodes.Http(contained.Status), null, 0, 0, null, contained.Issues);
+        }
         await AuditAsync(context, Interaction.Read, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
         return new EntryResponse(200, null, row.Version, row.LastUpdated, Open(keys, row), null);
     }

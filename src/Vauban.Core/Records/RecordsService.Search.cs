@@ -20,6 +20,7 @@ public sealed partial class RecordsService
         if (Check(context, Interaction.Search, type) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         (string Value, long Rid)? after = null;
+        var depth = 1;
         if (page is not null)
         {
             var state = _pages.Open(page);
@@ -30,6 +31,7 @@ public sealed partial class RecordsService
             }
             parameters = state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
             after = (state.SortValue, state.Rid);
+            depth = state.Depth;
         }
         var issues = new List<Issue>();
         var query = SearchQuery.Parse(type, parameters, keys, lenient, issues);
@@ -60,7 +62,7 @@ public sealed partial class RecordsService
         {
             rows.RemoveAt(rows.Count - 1);
             next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList(),
-                sortValues[rows.Count - 1], rows[^1].Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds()));
+                sortValues[rows.Count - 1], rows[^1].Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
         int? totalCount = null;
         if (query.TotalAccurate) totalCount = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
@@ -68,7 +70,7 @@ public sealed partial class RecordsService
 
         var included = await AllowedAsync(context, (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
             .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
-        if (Admit(context, Interaction.Search, type, rows.Count + included.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
         await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
             rows.Concat(included).Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken);
@@ -109,7 +111,7 @@ public sealed partial class RecordsService
         var referenced = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), null, ["Practitioner", "PractitionerRole", "Organization"], context.Tenant.Id, cancellationToken);
         referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
         rows.AddRange(referenced);
-        if (Admit(context, Interaction.Everything, "Patient", rows.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, 1, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // Practitioners and organizations referenced belong to no compartment but were returned for this patient.
         await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient",
             rows.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)).ToList(), cancellationToken);
@@ -136,6 +138,7 @@ public sealed partial class RecordsService
         {
             return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), rows.Count);
         }
+        if (await AdmitAsync(context, Interaction.Read, type, rows, 1, cancellationToken, scope) is { } contained) return (contained, 1);
         await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, rows[0].Id, rows[0].Compartment)], cancellationToken, scope, "conditional create matched");
         return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, Open(keys, rows[0])), 1);
     }

@@ -74,7 +74,7 @@ public sealed partial class RecordsService
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
             return new RecordResult(RecordStatus.Gone, type, id, row.Version, row.LastUpdated, Issues: [Issue.Error("deleted", $"{type}/{id} was deleted (version {row.Version}).")]);
         }
-        if (Admit(context, interaction, type, 1) is { } contained) return contained;
+        if (await AdmitAsync(context, interaction, type, [row], 1, cancellationToken) is { } contained) return contained;
         await AuditAsync(context, interaction, AuditOutcome.Success, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
         return new RecordResult(RecordStatus.Ok, type, id, row.Version, row.LastUpdated, Open(keys, row));
     }
@@ -84,7 +84,7 @@ public sealed partial class RecordsService
         if (Check(context, Interaction.Create, type) is { } denied) return denied;
         var issues = RecordValidation.Validate(type, resource);
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
-        if (Admit(context, Interaction.Create, type, 1) is { } contained) return contained;
+        if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         if (ifNoneExist is not null)
@@ -114,7 +114,7 @@ public sealed partial class RecordsService
             issues.Add(Issue.Invalid($"The resource id must be present and equal to the id in the URL ({Shorten(id)}).", $"{type}.id"));
         }
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
-        if (Admit(context, Interaction.Update, type, 1) is { } contained) return contained;
+        if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var written = new WriteBatch(scope);
@@ -137,7 +137,7 @@ public sealed partial class RecordsService
     {
         if (Check(context, Interaction.Delete, type) is { } denied) return denied;
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
-        if (Admit(context, Interaction.Delete, type, 1) is { } contained) return contained;
+        if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var result = await DeleteInScopeAsync(context, scope, keys, type, id, new WriteBatch(scope), cancellationToken);
@@ -155,6 +155,7 @@ public sealed partial class RecordsService
         var typeCode = TypeCodes.Of(type);
         List<StoredVersion> versions;
         (long, long, int)? before = null;
+        var depth = 1;
         if (page is not null)
         {
             var state = _pages.Open(page);
@@ -164,6 +165,7 @@ public sealed partial class RecordsService
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the query again."));
             }
             var parts = state.SortValue.Split(' ');
+            depth = state.Depth;
             before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
         }
         await using (var connection = await _database.OpenAsync(cancellationToken))
@@ -195,9 +197,9 @@ public sealed partial class RecordsService
             versions.RemoveAt(versions.Count - 1);
             var last = versions[^1];
             next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, "_history/" + type, [],
-                $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds()));
+                $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
-        if (Admit(context, interaction, type, versions.Count) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment ?? (type == KnownResourceTypes.Patient ? v.Id : null))).Distinct().ToList(), cancellationToken);
         var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
@@ -350,10 +352,41 @@ public sealed partial class RecordsService
             ? _audit.AppendAsync(context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, note)
             : _audit.AppendAsync(scope, context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, note);
 
-    private RecordResult? Admit(AccessContext context, Interaction interaction, string type, int count)
+    /// <summary>
+    /// The guard's question for the records about to leave (none for a write: a contained principal writes nothing).
+    /// Answered after the policy and before the audit append; a slowed principal waits here.
+    /// </summary>
+    private async ValueTask<RecordResult?> AdmitAsync(AccessContext context, Interaction interaction, string type, List<StoredVersion> rows, int depth, CancellationToken cancellationToken,
+        WriteScope? scope = null)
     {
-        var decision = _guard.Admit(context, interaction, type, count);
-        return decision.Admitted ? null : RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+        var patients = new HashSet<string>(StringComparer.Ordinal);
+        var counted = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            if (row.Compartment is not { } patient) continue;
+            patients.Add(patient);
+            // What the principal wrote itself reveals nothing it did not have.
+            if (!string.Equals(row.CreatedBy, context.Principal.Id, StringComparison.Ordinal)) counted.Add(patient);
+        }
+        var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, rows.Count, patients, counted, depth) { InsideWriteTransaction = scope is not null },
+            cancellationToken);
+        if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
+        if (decision.Verdict != GuardVerdict.Admit)
+        {
+            // The records withheld, and why, on the chain (refusals survive a rolled-back transaction).
+            var withheld = rows.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList();
+            var note = "guard: " + decision.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")";
+            await (scope is null
+                ? _audit.AppendAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, withheld, cancellationToken, note)
+                : _audit.AppendAsync(scope, context, AuditAction.Containment, AuditOutcome.MinorFailure, type, withheld, cancellationToken, note));
+        }
+        return decision.Verdict switch
+        {
+            GuardVerdict.Admit => null,
+            GuardVerdict.StepUp => RecordResult.Fail(RecordStatus.ReauthenticationRequired, type, Issue.Error("login", decision.Reason!)),
+            GuardVerdict.ReasonRequired => RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Error("business-rule", decision.Reason!)),
+            _ => RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", decision.Reason!)),
+        };
     }
 
     private static byte[] Open(TenantKeys keys, StoredVersion row) => RecordCipher.Open(keys, row.Type, row.Id, row.Version, row.Body!);

@@ -56,7 +56,18 @@ internal static class BearerAuthentication
                     ? "Authentication is required: obtain a token at /oauth/token (client credentials) and send it as 'Authorization: Bearer <token>', or sign in at /account/signin."
                     : "The access token is invalid, expired or revoked."));
         }
-        http.Items[ContextKey] = access with { CorrelationId = http.TraceIdentifier };
+        // A stated reason for a bulk read (Guard): kept short and on one line, or refused.
+        string? reason = null;
+        if (http.Request.Headers.TryGetValue(Guard.RecordsGuard.ReasonHeader, out var stated))
+        {
+            reason = stated.ToString().Trim();
+            if (stated.Count != 1 || reason.Length < Guard.RecordsGuard.MinimumReasonLength || reason.Length > Guard.RecordsGuard.MaximumReasonLength || reason.Any(char.IsControl))
+            {
+                return FhirHttp.Outcome(StatusCodes.Status400BadRequest, Issue.Invalid(
+                    $"{Guard.RecordsGuard.ReasonHeader} states why a bulk read is needed, once, on one line, in {Guard.RecordsGuard.MinimumReasonLength}–{Guard.RecordsGuard.MaximumReasonLength} characters."));
+            }
+        }
+        http.Items[ContextKey] = access with { CorrelationId = http.TraceIdentifier, StatedReason = reason };
         return await next(invocation);
     });
 

@@ -22,6 +22,7 @@ internal static class Demo
             tenant = await store.Tenants.AddAsync(TenantName, cancellationToken);
             var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken);
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources).");
+            await store.Guard.AddCanariesAsync(store.Records, tenant, GuardCommands.CanariesFor(Patients), cancellationToken);
             await AddStaffAsync(store, tenant, cancellationToken);
         }
         var client = await store.Clients.AddAsync(tenant, $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, cancellationToken);

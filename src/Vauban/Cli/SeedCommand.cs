@@ -16,8 +16,10 @@ internal static class SeedCommand
         var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 };
         var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed and --as-of, same data).", DefaultValueFactory = _ => 1 };
         var asOf = new Option<DateOnly?>("--as-of") { Description = "The date the synthetic records are generated as of (clinical dates fall in the two years before). Default: today." };
+        var canaries = new Option<int?>("--canaries") { Description = "Canary patients to add (guard); default about one per 1,000 patients, at least 3; 0 for none." };
         seed.Options.Add(tenant);
         seed.Options.Add(patients);
+        seed.Options.Add(canaries);
         seed.Options.Add(randomSeed);
         seed.Options.Add(asOf);
         StoreArguments.AddTo(seed);
@@ -28,7 +30,14 @@ internal static class SeedCommand
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var name = parse.GetValue(tenant)!;
             var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, token);
+            var canaryCount = parse.GetValue(canaries) ?? GuardCommands.CanariesFor(count);
+            if (canaryCount is < 0 or > Guard.RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--canaries must be between 0 and {Guard.RecordsGuard.MaxCanariesPerCall}.");
             var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), parse.GetValue(asOf), showProgress: true, token);
+            if (canaryCount > 0)
+            {
+                var ids = await store.Guard.AddCanariesAsync(store.Records, owner, canaryCount, token);
+                Console.WriteLine($"{ids.Count} canary patients added (vauban guard canaries list --tenant {owner.Name}).");
+            }
             Console.WriteLine(
                 $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
             return result.Rejected == 0 ? 0 : 1;

@@ -15,6 +15,8 @@ internal static class ServeCommand
         var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 };
         var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 };
         var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 };
+        var guardConfig = new Option<FileInfo?>("--guard-config") { Description = "A JSON file of guard thresholds per role, for API clients and per establishment (docs/adr/0008-guard.md)." };
+        serve.Options.Add(guardConfig);
         serve.Options.Add(passwordMin);
         serve.Options.Add(lockoutAfter);
         serve.Options.Add(maxResource);
@@ -25,7 +27,10 @@ internal static class ServeCommand
         serve.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var accounts = new Vauban.Access.AccountOptions { PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter) };
-            await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts }, token);
+            var guard = parse.GetValue(guardConfig) is { } file
+                ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
+                : new Vauban.Guard.GuardOptions();
+            await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
             var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));

@@ -13,6 +13,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(TenantCommands.Build());
         root.Subcommands.Add(ClientCommands.Build());
         root.Subcommands.Add(UserCommands.Build());
+        root.Subcommands.Add(GuardCommands.Build());
         root.Subcommands.Add(SeedCommand.Build());
         root.Subcommands.Add(ImportCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());

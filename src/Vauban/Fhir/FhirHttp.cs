@@ -26,9 +26,14 @@ internal static class FhirHttp
         return new FhirResult(status, result.Json!);
     }
 
-    public static IResult Failure(RecordResult result) => Outcome(RecordStatusCodes.Http(result.Status), [.. result.Issues ?? []]);
+    public static IResult Failure(RecordResult result) => Failure(result.Status, result.Issues);
 
-    public static IResult Failure(SearchPage page) => Outcome(RecordStatusCodes.Http(page.Status), [.. page.Issues ?? []]);
+    public static IResult Failure(SearchPage page) => Failure(page.Status, page.Issues);
+
+    /// <summary>The guard's step-up is RFC 9470's: 401 with insufficient_user_authentication; the person proves both factors at /account/reauth.</summary>
+    private static FhirResult Failure(RecordStatus status, IReadOnlyList<Issue>? issues) =>
+        new FhirResult(RecordStatusCodes.Http(status), FhirJson.OperationOutcome([.. issues ?? []]),
+            status == RecordStatus.ReauthenticationRequired ? "Bearer error=\"insufficient_user_authentication\"" : null);
 
     /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for malformed JSON.</summary>
     public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken)
@@ -107,13 +112,14 @@ internal static class FhirHttp
 }
 
 /// <summary>A FHIR JSON response body with its status code.</summary>
-internal sealed class FhirResult(int status, byte[] body) : IResult
+internal sealed class FhirResult(int status, byte[] body, string? challenge = null) : IResult
 {
     public int StatusCode => status;
 
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         httpContext.Response.StatusCode = status;
+        if (challenge is not null) httpContext.Response.Headers.WWWAuthenticate = challenge;
         httpContext.Response.ContentType = FhirJson.ContentType;
         httpContext.Response.ContentLength = body.Length;
         await httpContext.Response.Body.WriteAsync(body, httpContext.RequestAborted);

@@ -58,6 +58,7 @@ public static class VaubanHost
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapTokenEndpoint(store.Clients);
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
+        app.MapGuardAdmin(store);
         return app;
     }
 

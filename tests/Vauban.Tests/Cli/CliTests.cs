@@ -59,6 +59,12 @@ public class CliTests : IDisposable
     [InlineData("audit verify --help")]
     [InlineData("audit patient --help")]
     [InlineData("audit checkpoints --help")]
+    [InlineData("guard --help")]
+    [InlineData("guard alerts --help")]
+    [InlineData("guard contained --help")]
+    [InlineData("guard release --help")]
+    [InlineData("guard canaries add --help")]
+    [InlineData("guard canaries list --help")]
     public async Task Every_verb_has_help(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
@@ -123,7 +129,8 @@ public class CliTests : IDisposable
             var token = (await tokenResponse.BodyAsync()).GetProperty("access_token").GetString();
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             using var count = await http.GetAsync("/fhir/Patient?_summary=count");
-            Assert.Equal(52, (await count.BodyAsync()).GetProperty("total").GetInt32());
+            // 50 seeded, 3 canaries added by seed (they look like any patient), 1 imported in a transaction, 1 in a collection.
+            Assert.Equal(55, (await count.BodyAsync()).GetProperty("total").GetInt32());
             using var importedPatient = await http.GetAsync("/fhir/Patient?family=importe&_revinclude=Observation:patient");
             Assert.Equal(2, (await importedPatient.BodyAsync()).GetProperty("entry").GetArrayLength());
             using var collected = await http.GetAsync("/fhir/Patient/collected-1");
@@ -134,6 +141,39 @@ public class CliTests : IDisposable
             await app.StopAsync();
             await app.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task The_security_officer_adds_and_lists_canaries_and_gets_one_line_errors_for_bad_guard_input()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-guard {DbArgs}")).Exit);
+        var added = await RunAsync($"guard canaries add --tenant chu-guard --count 2 {DbArgs}");
+        Assert.True(added.Exit == 0, added.Output);
+        var ids = added.Output.Split('\n').Where(l => l.StartsWith("Patient/", StringComparison.Ordinal)).Select(l => l.Trim()).ToList();
+        Assert.Equal(2, ids.Count);
+        var listed = await RunAsync($"guard canaries list --tenant chu-guard {DbArgs}");
+        Assert.Equal(0, listed.Exit);
+        Assert.All(ids, id => Assert.Contains(id, listed.Output, StringComparison.Ordinal));
+        Assert.Equal(0, (await RunAsync($"guard alerts --tenant chu-guard {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"guard contained --tenant chu-guard {DbArgs}")).Exit);
+
+        foreach (var bad in new[]
+        {
+            $"guard canaries add --tenant chu-guard --count 0 {DbArgs}",
+            $"guard canaries add --tenant chu-guard --count 1000 {DbArgs}",
+            $"guard release --tenant chu-guard not/a-principal {DbArgs}",
+            $"guard release --tenant chu-guard user:nobody {DbArgs}",
+            $"guard release --tenant no-such-tenant user:nobody {DbArgs}",
+            $"guard alerts --tenant chu-guard --limit 0 {DbArgs}",
+        })
+        {
+            var (exit, output) = await RunAsync(bad);
+            Assert.True(exit == 1, bad + " → " + output);
+            Assert.StartsWith("error: ", output);
+            Assert.Single(output.Trim().Split('\n'));
+        }
+        // Nothing was added by the refused commands.
+        Assert.Equal(2, (await RunAsync($"guard canaries list --tenant chu-guard {DbArgs}")).Output.Split('\n').Count(l => l.StartsWith("Patient/", StringComparison.Ordinal)));
     }
 
     [Fact]

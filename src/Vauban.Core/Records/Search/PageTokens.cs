@@ -8,7 +8,8 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace Vauban.Records.Search;
 
-internal sealed record PageState(long Tenant, string Principal, string Type, List<string[]> Query, string SortValue, long Rid, long Expires);
+/// <summary>A paging link's content; <see cref="Depth"/> is the page number it leads to (the guard asks for a reason beyond a configured depth).</summary>
+internal sealed record PageState(long Tenant, string Principal, string Type, List<string[]> Query, string SortValue, long Rid, long Expires, int Depth = 2);
 
 internal sealed class PageTokens
 {

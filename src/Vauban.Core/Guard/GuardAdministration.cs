@@ -1,0 +1,139 @@
+// The security officer's side of the guard: active containments, release, canary patients. The same
+// methods serve the command line (vauban guard …) and the admin API (/admin/guard/…).
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Vauban.Access;
+using Vauban.Fhir;
+using Vauban.Records;
+using Vauban.Records.Synthetic;
+using Vauban.Storage;
+
+namespace Vauban.Guard;
+
+public sealed record Canary(string Patient, DateTimeOffset CreatedAt);
+
+public sealed partial class RecordsGuard
+{
+    public const int MaxCanariesPerCall = 100;
+
+    /// <summary>Principal names the officer may type: session:…, user:…, client ids. Anything else is refused before the database is asked.</summary>
+    public static bool IsValidPrincipal(string? principal) =>
+        principal is { Length: > 0 and <= 200 } && principal.All(c => char.IsAsciiLetterOrDigit(c) || c is ':' or '-' or '_' or '.');
+
+    /// <summary>The tenant's active containments, newest first.</summary>
+    public async Task<IReadOnlyList<Containment>> ContainmentsAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("""
+            SELECT tenant_id, principal, account, level, reason, contained_at FROM guard_containments
+            WHERE tenant_id = @t AND released_at IS NULL ORDER BY contained_at DESC, id DESC
+            """).With("t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var list = new List<Containment>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            list.Add(new Containment(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
+        }
+        return list;
+    }
+
+    /// <summary>
+    /// Releases a session, client or account (and, for an account, its suspended sessions and the guard's lock on it),
+    /// and forgets the principal's reading windows: the officer has reviewed the access. Returns how many containments
+    /// were released (0: nothing to release).
+    /// </summary>
+    public async Task<int> ReleaseAsync(Tenant tenant, string principal, string releasedBy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        if (!IsValidPrincipal(principal)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var released = new List<(string Subject, string? Account, string Level)>();
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            using (var select = scope.Command("""
+                SELECT principal, account, level FROM guard_containments WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
+                """).With("t", tenant.Id).With("p", principal))
+            using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+            {
+                while (await reader.ReadAsync(cancellationToken)) released.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2)));
+            }
+            if (released.Count == 0) return 0;
+            using (var update = scope.Command("""
+                UPDATE guard_containments SET released_at = @at, released_by = @b WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
+                """).With("at", now).With("b", releasedBy).With("t", tenant.Id).With("p", principal))
+            {
+                await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            foreach (var account in released.Where(r => r.Level == ContainmentLevels.Locked && r.Account is not null).Select(r => r.Account!).Distinct())
+            {
+                if (!account.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal)) continue;
+                using var unlock = scope.Command("UPDATE staff_users SET lockout_end = NULL, access_failed_count = 0 WHERE id = @u AND tenant_id = @t")
+                    .With("u", account[StaffUser.PrincipalPrefix.Length..]).With("t", tenant.Id);
+                await unlock.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await _alerts.RaiseAsync(scope, tenant.Id, KnownAlertKinds.GuardReleased, principal, $"{principal} released by {releasedBy} ({released.Count} containment(s)).", cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }
+        foreach (var (subject, account, _) in released)
+        {
+            _contained.TryRemove((tenant.Id, subject), out _);
+            var owner = account ?? subject;
+            if (_states.TryGetValue((tenant.Id, owner), out var state))
+            {
+                lock (state) state.Clear();
+            }
+        }
+        return released.Count;
+    }
+
+    /// <summary>
+    /// Adds canary patients: synthetic identities like any other (same generator as the seed, no marker in the
+    /// resource, no care relationship, no general practitioner), created through the records service under the
+    /// operator's context, and listed in guard_canaries so the guard knows them.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> AddCanariesAsync(RecordsService records, Tenant tenant, int count, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(records);
+        ArgumentNullException.ThrowIfNull(tenant);
+        if (count is < 1 or > MaxCanariesPerCall) throw new ArgumentException($"Add between 1 and {MaxCanariesPerCall} canaries at a time.");
+        var context = AccessContext.Operator(tenant, "guard canary patients");
+        var hospital = new SyntheticHospital(System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue));
+        var ids = new List<string>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var patient = hospital.Patient(System.Security.Cryptography.RandomNumberGenerator.GetInt32(1_000_000))[0];
+            var json = JsonNode.Parse(patient.Json)!.AsObject();
+            // No one's patient: a GP would be in a care relationship with it.
+            json.Remove("generalPractitioner");
+            json.Remove("managingOrganization");
+            json.Remove("id");
+            using var document = JsonDocument.Parse(json.ToJsonString());
+            var created = await records.CreateAsync(context, KnownResourceTypes.Patient, document.RootElement, null, cancellationToken);
+            if (created.Status != RecordStatus.Created) throw new InvalidOperationException("A canary patient could not be created: " + string.Join("; ", (created.Issues ?? []).Select(x => x.Diagnostics)));
+            ids.Add(created.Id!);
+        }
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            foreach (var id in ids)
+            {
+                using var insert = scope.Command("INSERT INTO guard_canaries (tenant_id, patient, created_at) VALUES (@t, @p, @at)").With("t", tenant.Id).With("p", id).With("at", now);
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+        }
+        await LoadAsync(cancellationToken);
+        return ids;
+    }
+
+    public async Task<IReadOnlyList<Canary>> CanariesAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("SELECT patient, created_at FROM guard_canaries WHERE tenant_id = @t ORDER BY created_at, patient").With("t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var list = new List<Canary>();
+        while (await reader.ReadAsync(cancellationToken)) list.Add(new Canary(reader.GetString(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1))));
+        return list;
+    }
+}

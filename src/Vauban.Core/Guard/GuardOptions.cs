@@ -1,0 +1,200 @@
+// The guard's configuration: for each kind of principal (each staff role, API clients) the thresholds of
+// its reading signals, each with up to three levels — slow down, ask people to prove both factors again,
+// suspend. Establishments may override any role; the defaults keep DESIGN.md's invariant: no more than
+// 25 distinct patients opened outside care relationships (and no more than 25 distinct patients in any
+// minute, whatever the role) before the session or client is suspended.
+using Vauban.Access;
+
+namespace Vauban.Guard;
+
+/// <summary>
+/// The levels of one signal; null = that level is not used. The guard compares the count the signal would
+/// reach with the records about to be returned: at or beyond <see cref="Slow"/> it adds a delay, at or beyond
+/// <see cref="StepUp"/> a person must prove both factors again, beyond <see cref="Suspend"/> the request is refused
+/// and the session or client suspended (so at most <see cref="Suspend"/> is ever reached).
+/// </summary>
+public sealed record Threshold(int? Slow = null, int? StepUp = null, int? Suspend = null)
+{
+    public static Threshold None { get; } = new();
+
+    internal void Validate(string name)
+    {
+        if (Slow is < 1 || StepUp is < 1 || Suspend is < 1) throw new VaubanConfigurationException($"Guard threshold {name}: levels are positive numbers.");
+        if (Slow > StepUp || Slow > Suspend || StepUp > Suspend)
+            throw new VaubanConfigurationException($"Guard threshold {name}: levels must rise (slow ≤ step-up ≤ suspend).");
+    }
+}
+
+/// <summary>The thresholds for one kind of principal.</summary>
+public sealed record GuardLimits
+{
+    /// <summary>Distinct patients whose data was returned, in the last minute (the burst of a script).</summary>
+    public Threshold PatientsPerMinute { get; init; } = new(Slow: 10, StepUp: 15, Suspend: 25);
+
+    /// <summary>… in the last hour (a slower script, or a sweep between ward rounds).</summary>
+    public Threshold PatientsPerHour { get; init; } = new(Slow: 40, StepUp: 60, Suspend: 100);
+
+    /// <summary>… in the last 24 hours (slow and low).</summary>
+    public Threshold PatientsPerDay { get; init; } = new(StepUp: 150, Suspend: 250);
+
+    /// <summary>Distinct patients opened outside care relationships (through break-the-glass grants) in 24 hours.</summary>
+    public Threshold OutsideCarePerDay { get; init; } = new(StepUp: 10, Suspend: 25);
+
+    /// <summary>Break-the-glass grants obtained in 24 hours.</summary>
+    public Threshold BreakTheGlassPerDay { get; init; } = new(Suspend: 25);
+
+    /// <summary>Records returned by searches in the last hour (result volume).</summary>
+    public Threshold SearchRecordsPerHour { get; init; } = new(Slow: 2_000, Suspend: 10_000);
+
+    /// <summary>Patient/$everything calls per hour without a stated reason; beyond, a reason is required.</summary>
+    public int EverythingWithoutReasonPerHour { get; init; } = 3;
+
+    /// <summary>$everything calls per day even with a reason.</summary>
+    public Threshold EverythingPerDay { get; init; } = new(Suspend: 50);
+
+    /// <summary>Search pages deeper than this (1 = the first page) require a stated reason.</summary>
+    public int PageDepthWithoutReason { get; init; } = 10;
+
+    internal void Validate(string name)
+    {
+        PatientsPerMinute.Validate(name + ".PatientsPerMinute");
+        PatientsPerHour.Validate(name + ".PatientsPerHour");
+        PatientsPerDay.Validate(name + ".PatientsPerDay");
+        OutsideCarePerDay.Validate(name + ".OutsideCarePerDay");
+        BreakTheGlassPerDay.Validate(name + ".BreakTheGlassPerDay");
+        SearchRecordsPerHour.Validate(name + ".SearchRecordsPerHour");
+        EverythingPerDay.Validate(name + ".EverythingPerDay");
+        if (OutsideCarePerDay.Suspend is null or > 25 && name.StartsWith("default", StringComparison.Ordinal))
+            throw new VaubanConfigurationException($"Guard {name}: the default bound of patients outside care relationships is at most 25.");
+        if (EverythingWithoutReasonPerHour < 0 || PageDepthWithoutReason < 1) throw new VaubanConfigurationException($"Guard {name}: bulk limits cannot be negative.");
+    }
+}
+
+/// <summary>One establishment's overrides (by tenant name).</summary>
+public sealed record GuardTenantOptions
+{
+    public IReadOnlyDictionary<StaffRole, GuardLimits> Roles { get; init; } = new Dictionary<StaffRole, GuardLimits>();
+    public GuardLimits? Clients { get; init; }
+}
+
+public sealed record GuardOptions
+{
+    /// <summary>Off only for benchmarks measuring what the guard costs.</summary>
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>Default limits per staff role. Roles not listed use <see cref="People"/>.</summary>
+    public IReadOnlyDictionary<StaffRole, GuardLimits> Roles { get; init; } = DefaultRoles;
+
+    /// <summary>People whose role is not listed in <see cref="Roles"/>.</summary>
+    public GuardLimits People { get; init; } = new();
+
+    /// <summary>API clients (their normal volume is stated when they are configured; the default suits an interface reading a few patients at a time).</summary>
+    public GuardLimits Clients { get; init; } = new()
+    {
+        PatientsPerMinute = new(Slow: 15, Suspend: 25),
+        PatientsPerHour = new(Slow: 100, Suspend: 200),
+        PatientsPerDay = new(Suspend: 1_000),
+        OutsideCarePerDay = Threshold.None,
+        SearchRecordsPerHour = new(Slow: 5_000, Suspend: 20_000),
+    };
+
+    /// <summary>Per-establishment overrides, by tenant name.</summary>
+    public IReadOnlyDictionary<string, GuardTenantOptions> Tenants { get; init; } = new Dictionary<string, GuardTenantOptions>(StringComparer.Ordinal);
+
+    /// <summary>The added delay per request at the slow level, growing with each step beyond it.</summary>
+    public TimeSpan SlowDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The largest added delay.</summary>
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A second suspension of the same account within this time locks the account.</summary>
+    public TimeSpan LockAfterSecondSuspensionWithin { get; init; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// A canary in a search page suspends when the page carries more than this many distinct patients: a
+    /// broad or enumerating search. A narrow search (the desk finding one person) that meets a canary raises
+    /// an alert; opening the canary then suspends.
+    /// </summary>
+    public int CanaryNarrowSearchPatients { get; init; } = 3;
+
+    /// <summary>How often containments, releases and canaries written by other processes (CLI, other servers) are read.</summary>
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Roles that open only related patients, with the defaults above; roles reaching the whole establishment
+    /// for identity (admissions, billing) read more patients at the desk and have higher hour and day bounds.</summary>
+    public static IReadOnlyDictionary<StaffRole, GuardLimits> DefaultRoles { get; } = new Dictionary<StaffRole, GuardLimits>
+    {
+        [StaffRole.Physician] = new(),
+        [StaffRole.Nurse] = new(),
+        [StaffRole.Biologist] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
+        [StaffRole.Secretary] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
+        [StaffRole.Billing] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
+    };
+
+    public GuardLimits For(Tenant tenant, Principal principal)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(principal);
+        Tenants.TryGetValue(tenant.Name, out var overrides);
+        if (principal.Kind == PrincipalKind.ApiClient) return overrides?.Clients ?? Clients;
+        if (principal.Role is { } role)
+        {
+            if (overrides is not null && overrides.Roles.TryGetValue(role, out var mine)) return mine;
+            if (Roles.TryGetValue(role, out var limits)) return limits;
+        }
+        return People;
+    }
+
+    private static readonly System.Text.Json.JsonSerializerOptions FileFormat = new()
+    {
+        PropertyNameCaseInsensitive = true,
+        AllowTrailingCommas = true,
+        ReadCommentHandling = System.Text.Json.JsonCommentHandling.Skip,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() },
+    };
+
+    /// <summary>
+    /// Reads guard options from JSON (serve --guard-config): any property of this type, e.g.
+    /// {"roles": {"Physician": {"patientsPerHour": {"slow": 40, "stepUp": 60, "suspend": 100}}}, "tenants": {"chu-lyon": {"clients": {…}}}}.
+    /// Unknown names are refused, so a typo does not silently keep a default. Validated.
+    /// </summary>
+    public static GuardOptions FromJson(string json)
+    {
+        GuardOptions? options;
+        try
+        {
+            options = System.Text.Json.JsonSerializer.Deserialize<GuardOptions>(json, FileFormat);
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new VaubanConfigurationException($"The guard configuration is not valid: {e.Message}", e);
+        }
+        if (options is null) throw new VaubanConfigurationException("The guard configuration is empty.");
+        // Roles not named in the file keep their defaults.
+        if (!ReferenceEquals(options.Roles, DefaultRoles))
+        {
+            var roles = new Dictionary<StaffRole, GuardLimits>(DefaultRoles);
+            foreach (var (role, limits) in options.Roles) roles[role] = limits;
+            options = options with { Roles = roles };
+        }
+        options.Validate();
+        return options;
+    }
+
+    public void Validate()
+    {
+        People.Validate("default people");
+        Clients.Validate("clients");
+        foreach (var (role, limits) in Roles) limits.Validate("default " + AccessPolicy.RoleName(role));
+        foreach (var (tenant, options) in Tenants)
+        {
+            foreach (var (role, limits) in options.Roles) limits.Validate($"{tenant} {AccessPolicy.RoleName(role)}");
+            options.Clients?.Validate(tenant + " clients");
+        }
+        if (SlowDelay < TimeSpan.Zero || MaxDelay < SlowDelay) throw new VaubanConfigurationException("Guard delays: 0 ≤ slow delay ≤ max delay.");
+        if (LockAfterSecondSuspensionWithin < TimeSpan.Zero) throw new VaubanConfigurationException("Guard: the lock window cannot be negative.");
+        if (CanaryNarrowSearchPatients < 0) throw new VaubanConfigurationException("Guard: the narrow-search size cannot be negative.");
+        if (RefreshInterval <= TimeSpan.Zero) throw new VaubanConfigurationException("Guard: the refresh interval is positive.");
+    }
+}

@@ -1,0 +1,136 @@
+// vauban guard — the security officer's verbs for the guard: alerts (what was raised), contained (who is
+// suspended or locked now), release (after review), canaries add|list. A running server sees a release
+// or new canaries within seconds (it re-reads them from the database).
+using System.CommandLine;
+using Vauban.Access;
+using Vauban.Guard;
+
+namespace Vauban.Cli;
+
+internal static class GuardCommands
+{
+    public static Command Build()
+    {
+        var guard = new Command("guard", "The guard: alerts, contained sessions, clients and accounts, their release, canary patients.");
+        guard.Subcommands.Add(Alerts());
+        guard.Subcommands.Add(Contained());
+        guard.Subcommands.Add(Release());
+        var canaries = new Command("canaries", "Canary patients: ordinary-looking synthetic patients no workflow opens; reading one contains the reader at once.");
+        canaries.Subcommands.Add(AddCanaries());
+        canaries.Subcommands.Add(ListCanaries());
+        guard.Subcommands.Add(canaries);
+        return guard;
+    }
+
+    private static Option<string> TenantOption() => new("--tenant") { Description = "The establishment.", Required = true };
+
+    private static Command Alerts()
+    {
+        var command = new Command("alerts", "Security alerts of an establishment, newest first: guard containments, canaries, break-the-glass, locked accounts.");
+        var tenant = TenantOption();
+        var all = new Option<bool>("--all") { Description = "Include acknowledged alerts." };
+        var limit = new Option<int>("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
+        command.Options.Add(tenant);
+        command.Options.Add(all);
+        command.Options.Add(limit);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var n = parse.GetValue(limit);
+            if (n is < 1 or > 10_000) throw new ArgumentException("--limit must be between 1 and 10,000.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var alerts = await store.Alerts.ListAsync(owner.Id, parse.GetValue(all), n, token);
+            Console.WriteLine("id\traised (UTC)\tkind\tprincipal\tdetail");
+            foreach (var a in alerts) Console.WriteLine($"{a.Id}\t{a.RaisedAt:yyyy-MM-dd HH:mm:ss}\t{a.Kind}\t{a.Principal}\t{a.Detail}");
+            if (alerts.Count == 0) Console.Error.WriteLine("No alerts.");
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command Contained()
+    {
+        var command = new Command("contained", "Sessions and clients the guard has suspended, and accounts it has locked, not yet released.");
+        var tenant = TenantOption();
+        command.Options.Add(tenant);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var list = await store.Guard.ContainmentsAsync(owner.Id, token);
+            Console.WriteLine("principal\taccount\tlevel\tsince (UTC)\treason");
+            foreach (var c in list) Console.WriteLine($"{c.Principal}\t{c.Account ?? "-"}\t{c.Level}\t{c.ContainedAt:yyyy-MM-dd HH:mm:ss}\t{c.Reason}");
+            if (list.Count == 0) Console.Error.WriteLine("No one is contained.");
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command Release()
+    {
+        var command = new Command("release", "Release a contained session (session:<id>), API client (its client id) or account (user:<id>: also its sessions and the guard's lock), after review.");
+        var tenant = TenantOption();
+        var principal = new Argument<string>("principal") { Description = "As shown by 'vauban guard alerts' or 'vauban guard contained'." };
+        command.Options.Add(tenant);
+        command.Arguments.Add(principal);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var who = parse.GetValue(principal)!;
+            if (!RecordsGuard.IsValidPrincipal(who)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var released = await store.Guard.ReleaseAsync(owner, who, "cli:" + Environment.UserName, token);
+            if (released == 0) throw new ArgumentException($"{who} is not contained in {owner.Name} (see: vauban guard contained --tenant {owner.Name}).");
+            Console.WriteLine($"Released {who} ({released} containment(s)); its reading windows start afresh.");
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command AddCanaries()
+    {
+        var command = new Command("add", "Create canary patients in an establishment (synthetic identities, no care relationship, no marker in the record).");
+        var tenant = TenantOption();
+        var count = new Option<int>("--count") { Description = $"How many (1–{RecordsGuard.MaxCanariesPerCall}).", DefaultValueFactory = _ => 5 };
+        command.Options.Add(tenant);
+        command.Options.Add(count);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var n = parse.GetValue(count);
+            if (n is < 1 or > RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--count must be between 1 and {RecordsGuard.MaxCanariesPerCall}.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var ids = await store.Guard.AddCanariesAsync(store.Records, owner, n, token);
+            Console.WriteLine($"{ids.Count} canary patient(s) added to {owner.Name}. Keep their ids to yourself: no workflow should ever open them.");
+            foreach (var id in ids) Console.WriteLine("Patient/" + id);
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command ListCanaries()
+    {
+        var command = new Command("list", "The establishment's canary patients.");
+        var tenant = TenantOption();
+        command.Options.Add(tenant);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var list = await store.Guard.CanariesAsync(owner.Id, token);
+            Console.WriteLine("patient\tcreated (UTC)");
+            foreach (var c in list) Console.WriteLine($"Patient/{c.Patient}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}");
+            if (list.Count == 0) Console.Error.WriteLine($"No canaries: add some with vauban guard canaries add --tenant {owner.Name}.");
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    /// <summary>Canaries for a freshly seeded establishment: about one per 1,000 patients, at least 3, at most 100.</summary>
+    public static int CanariesFor(int patients) => Math.Clamp(patients / 1000, 3, RecordsGuard.MaxCanariesPerCall);
+}

@@ -1,0 +1,124 @@
+// The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
+// signed-in security officer or administrator of the establishment (person session, both factors).
+//   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries
+//   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
+//   POST /admin/guard/canaries  {"count": n}
+// The session cookie is sent by the browser on its own, so writes must carry this site's Origin (as on /fhir)
+// and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Guard;
+
+namespace Vauban.Web;
+
+internal static class GuardAdminEndpoints
+{
+    public static readonly TimeSpan ReleaseReauthentication = TimeSpan.FromMinutes(5);
+
+    public static void MapGuardAdmin(this IEndpointRouteBuilder app, VaubanStore store)
+    {
+        var admin = app.MapGroup("/admin/guard").DisableAntiforgery();
+        admin.AddEndpointFilter(async (invocation, next) =>
+        {
+            var http = invocation.HttpContext;
+            if (http.FullPerson() is not { User: { } user })
+                return Problem(401, "Sign in first (/account/signin) as the establishment's security officer or administrator.");
+            if (user.Role is not (StaffRole.SecurityOfficer or StaffRole.Administrator))
+                return Problem(403, "Only the security officer or an administrator may use the guard's console.");
+            if (!HttpMethods.IsGet(http.Request.Method) && !IsSameOrigin(http))
+                return Problem(403, "A request that changes data with a session cookie must come from this site (Origin header).");
+            return await next(invocation);
+        });
+
+        admin.MapGet("/alerts", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            var all = http.Request.Query["all"].ToString();
+            if (all.Length > 0 && all is not ("true" or "false")) return Problem(400, "all is true or false.");
+            var limitText = http.Request.Query["limit"].ToString();
+            var limit = 100;
+            if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
+                return Problem(400, "limit is a number between 1 and 10,000.");
+            var alerts = await store.Alerts.ListAsync(user.Tenant.Id, all == "true", limit, http.RequestAborted);
+            return Results.Json(alerts.Select(a => new { id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = a.Detail, acknowledgedAt = a.AcknowledgedAt }));
+        });
+
+        admin.MapGet("/contained", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            var list = await store.Guard.ContainmentsAsync(user.Tenant.Id, http.RequestAborted);
+            return Results.Json(list.Select(c => new { principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = c.Reason }));
+        });
+
+        admin.MapGet("/canaries", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            var list = await store.Guard.CanariesAsync(user.Tenant.Id, http.RequestAborted);
+            return Results.Json(list.Select(c => new { patient = "Patient/" + c.Patient, createdAt = c.CreatedAt }));
+        });
+
+        admin.MapPost("/release", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            var (body, error) = await ReadObjectAsync(http);
+            if (error is not null) return error;
+            if (!body!.Value.TryGetProperty("principal", out var p) || p.ValueKind != JsonValueKind.String || !RecordsGuard.IsValidPrincipal(p.GetString()))
+                return Problem(400, "The body is {\"principal\": \"session:…\" | \"user:…\" | \"<client id>\"} (letters, digits, ':', '-', '_', '.'; at most 200).");
+            if (!http.IsFreshlyAuthenticated(ReleaseReauthentication))
+            {
+                http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
+                return Problem(401, "Releasing a containment needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
+            }
+            var released = await store.Guard.ReleaseAsync(user.Tenant, p.GetString()!, user.PrincipalId, http.RequestAborted);
+            return released == 0
+                ? Problem(404, "This principal is not contained in your establishment.")
+                : Results.Json(new { released = p.GetString(), containments = released });
+        });
+
+        admin.MapPost("/canaries", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            var (body, error) = await ReadObjectAsync(http);
+            if (error is not null) return error;
+            if (!body!.Value.TryGetProperty("count", out var c) || c.ValueKind != JsonValueKind.Number || !c.TryGetInt32(out var count) || count is < 1 or > RecordsGuard.MaxCanariesPerCall)
+                return Problem(400, $"The body is {{\"count\": n}} with n between 1 and {RecordsGuard.MaxCanariesPerCall}.");
+            var ids = await store.Guard.AddCanariesAsync(store.Records, user.Tenant, count, http.RequestAborted);
+            return Results.Json(new { added = ids.Select(id => "Patient/" + id) }, statusCode: 201);
+        });
+    }
+
+    private const int MaxBody = 4096;
+
+    /// <summary>A small JSON object body with Content-Type application/json, or a 4xx problem.</summary>
+    private static async Task<(JsonElement? Body, IResult? Error)> ReadObjectAsync(HttpContext http)
+    {
+        var media = (http.Request.ContentType ?? "").Split(';')[0].Trim();
+        if (!media.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return (null, Problem(415, "The body must be JSON (Content-Type: application/json)."));
+        if (http.Request.ContentLength > MaxBody) return (null, Problem(413, $"The body is at most {MaxBody} bytes."));
+        using var buffer = new MemoryStream();
+        var chunk = new byte[1024];
+        int read;
+        while ((read = await http.Request.Body.ReadAsync(chunk, http.RequestAborted)) > 0)
+        {
+            if (buffer.Length + read > MaxBody) return (null, Problem(413, $"The body is at most {MaxBody} bytes."));
+            buffer.Write(chunk, 0, read);
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(buffer.ToArray(), new JsonDocumentOptions { MaxDepth = 8 });
+            if (document.RootElement.ValueKind != JsonValueKind.Object) return (null, Problem(400, "The body must be a JSON object."));
+            return (document.RootElement.Clone(), null);
+        }
+        catch (JsonException)
+        {
+            return (null, Problem(400, "The body is not valid JSON."));
+        }
+    }
+
+    private static IResult Problem(int status, string detail, string? instance = null) =>
+        Results.Problem(detail: detail, statusCode: status, instance: instance);
+
+    private static bool IsSameOrigin(HttpContext http) =>
+        http.Request.Headers.Origin.ToString() is { Length: > 0 } origin
+        && string.Equals(origin, $"{http.Request.Scheme}://{http.Request.Host}", StringComparison.OrdinalIgnoreCase);
+}

@@ -1,0 +1,202 @@
+// The security officer's guard API (/admin/guard) on both engines: a signed-in officer lists and releases;
+// everyone else, and every malformed or cross-site request, is refused with a 4xx and changes nothing.
+using System.Net;
+using System.Text;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Guard;
+
+public abstract class GuardAdminTests : IAsyncLifetime
+{
+    private const string Establishment = "hopital-console";
+    private const string Password = "tourmaline ferry quietly 42";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _secrets = [];
+    private string _stranger = "", _canary = "";
+    private readonly List<string> _desk = [];
+    private HttpClient _client = null!;
+
+    protected GuardAdminTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary) })
+        {
+            var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, null, null, email, CancellationToken.None);
+            using var browser = new StaffClient(_server.BaseAddress);
+            (_secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+            _time.Advance(TimeSpan.FromSeconds(30));
+        }
+        _client = await _server.ClientAsync(Establishment, "system/Patient.rs");
+        using var writer = await _server.ClientAsync(Establishment);
+        using (var created = await writer.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Stranger"))))
+        {
+            _stranger = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        }
+        for (var i = 0; i < 30; i++)
+        {
+            using var created = await writer.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Desk", given: "D" + i)));
+            _desk.Add((await created.BodyAsync()).GetProperty("id").GetString()!);
+        }
+        _canary = (await _server.Store.Guard.AddCanariesAsync(_server.Store.Records, _tenant, 1, CancellationToken.None))[0];
+        using var hit = await _client.GetAsync($"/fhir/Patient/{_canary}");
+        Assert.Equal((HttpStatusCode)423, hit.StatusCode);
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<StaffClient> SignedInAsync(string email)
+    {
+        var staff = new StaffClient(_server.BaseAddress);
+        var (password, _) = await staff.PasswordAsync(Establishment, email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        var (totp, _) = await staff.TotpAsync(Totp.Code(_secrets[email], _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        _time.Advance(TimeSpan.FromSeconds(30));
+        return staff;
+    }
+
+    private HttpRequestMessage Release(string body, string? contentType = "application/json", bool origin = true)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/release") { Content = new StringContent(body, Encoding.UTF8) };
+        request.Content.Headers.ContentType = contentType is null ? null : new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+        if (origin) request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        return request;
+    }
+
+    private async Task<string> ContainedClientAsync()
+    {
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => !c.Principal.StartsWith("session:", StringComparison.Ordinal));
+        return contained.Principal;
+    }
+
+    [Fact]
+    public async Task The_security_officer_sees_the_containment_and_releases_the_client()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        using (var contained = await officer.Http.GetAsync("/admin/guard/contained"))
+        {
+            Assert.Equal(HttpStatusCode.OK, contained.StatusCode);
+            Assert.Contains(await ContainedClientAsync(), await contained.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var alerts = await officer.Http.GetAsync("/admin/guard/alerts"))
+        {
+            Assert.Equal(HttpStatusCode.OK, alerts.StatusCode);
+            Assert.Contains("guard-canary", await alerts.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var canaries = await officer.Http.GetAsync("/admin/guard/canaries"))
+        {
+            Assert.Contains(_canary, await canaries.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using var release = Release($$"""{"principal":"{{await ContainedClientAsync()}}"}""");
+        using (var released = await officer.Http.SendAsync(release)) Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None));
+        using var read = await _client.GetAsync($"/fhir/Patient/{_stranger}");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task Stolen_desk_session_sweeping_identities_gets_a_step_up_401_then_after_reauthentication_a_423_by_the_26th_patient()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        var opened = 0;
+        HttpResponseMessage response;
+        while (true)
+        {
+            response = await desk.Http.GetAsync($"/fhir/Patient/{_desk[opened]}");
+            if (response.StatusCode != HttpStatusCode.OK) break;
+            response.Dispose();
+            opened++;
+        }
+        Assert.Equal(14, opened);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("insufficient_user_authentication", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        Assert.Equal("login", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        response.Dispose();
+
+        // The person (or a thief holding both factors) proves them again and goes on — until the bound.
+        var (reauth, _) = await desk.SubmitAsync("/account/reauth?returnUrl=%2F",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets["desk@chu.example"], _time), ["ReturnUrl"] = "/" });
+        Assert.Equal("/", reauth.Headers.Location?.ToString());
+        while (true)
+        {
+            response = await desk.Http.GetAsync($"/fhir/Patient/{_desk[opened]}");
+            if (response.StatusCode != HttpStatusCode.OK) break;
+            response.Dispose();
+            opened++;
+        }
+        Assert.Equal(25, opened);
+        Assert.Equal((HttpStatusCode)423, response.StatusCode);
+        Assert.Equal("security", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        response.Dispose();
+        var contained = await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None);
+        Assert.Contains(contained, c => c.Principal.StartsWith("session:", StringComparison.Ordinal) && c.Account!.StartsWith("user:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Bad_or_forged_requests_to_the_guard_console_are_refused_and_change_nothing()
+    {
+        var principal = await ContainedClientAsync();
+        var good = $$"""{"principal":"{{principal}}"}""";
+        using (var anonymous = await _server.Http.SendAsync(Release(good))) Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using (var doctor = await SignedInAsync("doctor@chu.example"))
+        {
+            using var response = await doctor.Http.SendAsync(Release(good));
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            using var list = await doctor.Http.GetAsync("/admin/guard/alerts");
+            Assert.Equal(HttpStatusCode.Forbidden, list.StatusCode);
+        }
+        using var officer = await SignedInAsync("officer@chu.example");
+        var cases = new (HttpRequestMessage Request, HttpStatusCode Expected)[]
+        {
+            (Release(good, origin: false), HttpStatusCode.Forbidden),
+            (Release("principal=" + principal, "application/x-www-form-urlencoded"), HttpStatusCode.UnsupportedMediaType),
+            (Release("{\"principal\":", "application/json"), HttpStatusCode.BadRequest),
+            (Release("[1,2]"), HttpStatusCode.BadRequest),
+            (Release("{\"principal\":42}"), HttpStatusCode.BadRequest),
+            (Release("{\"principal\":\"client' OR 1=1 --\"}"), HttpStatusCode.BadRequest),
+            (Release("{\"principal\":\"" + new string('a', 5000) + "\"}"), HttpStatusCode.RequestEntityTooLarge),
+            (Release("{\"principal\":\"user:nobody\"}"), HttpStatusCode.NotFound),
+        };
+        foreach (var (request, expected) in cases)
+        {
+            using (request)
+            using (var response = await officer.Http.SendAsync(request))
+            {
+                Assert.Equal(expected, response.StatusCode);
+                Assert.StartsWith("application/problem+json", response.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
+            }
+        }
+        using (var badCount = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/canaries") { Content = new StringContent("{\"count\":100000}", Encoding.UTF8, "application/json") })
+        {
+            badCount.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+            using var response = await officer.Http.SendAsync(badCount);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+        using (var badLimit = await officer.Http.GetAsync("/admin/guard/alerts?limit=-1")) Assert.Equal(HttpStatusCode.BadRequest, badLimit.StatusCode);
+        // Five minutes after the sign-in, releasing needs both factors again.
+        _time.Advance(TimeSpan.FromMinutes(6));
+        using (var stale = await officer.Http.SendAsync(Release(good)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, stale.StatusCode);
+            Assert.Contains("insufficient_user_authentication", stale.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+        }
+        // Nothing changed: still contained, still one canary.
+        Assert.Equal(principal, await ContainedClientAsync());
+        Assert.Single(await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None));
+    }
+}
+
+public sealed class GuardAdminTests_Sqlite() : GuardAdminTests(Engine.Sqlite);
+
+public sealed class GuardAdminTests_Postgres() : GuardAdminTests(Engine.Postgres);

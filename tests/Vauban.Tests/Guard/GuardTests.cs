@@ -1,0 +1,353 @@
+// Adversarial tests of the guard (issue 5), on both engines, each named after the attack it tries: a
+// stolen session or stolen credentials reading many patients, an API client enumerating identities,
+// canary patients, bulk reads without a reason; and the other side: containment survives a restart,
+// the officer's release works, a clinician opening their own patients all day is never contained.
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Guard;
+using Vauban.Records;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Guard;
+
+public abstract class GuardTests : IAsyncLifetime
+{
+    private const int Strangers = 40;
+    private const int OwnPatients = 35;
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private string _drA = "", _cardiology = "";
+    private readonly List<string> _strangers = [];
+    private readonly List<string> _own = [];
+    private IReadOnlyList<string> _canaries = [];
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    protected GuardTests(Engine engine) => _engine = engine;
+
+    private RecordsService Records => _server.Store.Records;
+
+    private static string Day(int offset) => DateTimeOffset.UtcNow.AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    public async Task InitializeAsync()
+    {
+        // No added delays in tests: the slow level is checked on the guard's decision itself.
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = new GuardOptions { SlowDelay = TimeSpan.Zero } });
+        _tenant = await _server.Store.Tenants.AddAsync("hopital-guard", None);
+        var op = AccessContext.Operator(_tenant, "test fixture");
+        async Task<string> Create(string json)
+        {
+            using var document = JsonDocument.Parse(json);
+            var result = await Records.CreateAsync(op, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
+            Assert.Equal(RecordStatus.Created, result.Status);
+            return result.Id!;
+        }
+        _cardiology = await Create("""{"resourceType":"Organization","name":"Cardiologie"}""");
+        _drA = await Create(Samples.Practitioner("Alpha", "10000000001"));
+        for (var i = 0; i < Strangers; i++) _strangers.Add(await Create(Samples.Patient(family: "Stranger", given: "G" + i)));
+        for (var i = 0; i < OwnPatients; i++)
+        {
+            var patient = await Create(Samples.Patient(family: "Mine", given: "M" + i));
+            _own.Add(patient);
+            await Create($$$"""
+                {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
+                 "subject":{"reference":"Patient/{{{patient}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_drA}}}"}}],
+                 "period":{"start":"{{{Day(-3)}}}","end":"{{{Day(-3)}}}"}}
+                """);
+        }
+        _canaries = await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 2, None);
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private AccessContext DrA(DateTimeOffset? authenticatedAt = null, string session = "s-1") =>
+        new(new Principal(PrincipalKind.Person, "user:drA", "Dr Alpha", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician,
+            Practitioner = _drA,
+            Service = _cardiology,
+            SessionId = session,
+            AuthenticatedAt = authenticatedAt ?? _time.GetUtcNow().AddHours(-1),
+        }, _tenant, "TREAT");
+
+    private async Task<HttpClient> PatientReaderAsync(string scopes = "system/Patient.rs") => await _server.ClientAsync("hopital-guard", scopes);
+
+    [Fact]
+    public async Task Stolen_session_reading_its_clinicians_patients_as_fast_as_it_can_is_stopped_by_step_up_then_suspended_by_25()
+    {
+        var opened = new HashSet<string>();
+        RecordStatus last = RecordStatus.Ok;
+        foreach (var patient in _own)
+        {
+            var result = await Records.ReadAsync(DrA(), "Patient", patient, None);
+            last = result.Status;
+            if (result.Status != RecordStatus.Ok) break;
+            opened.Add(patient);
+        }
+        // The thief holds the cookie, not the factors: the step-up stops it.
+        Assert.Equal(RecordStatus.ReauthenticationRequired, last);
+        Assert.Equal(14, opened.Count);
+
+        // With the factors too (phished), it goes on — and is suspended before the 26th patient.
+        foreach (var patient in _own.Skip(opened.Count))
+        {
+            var result = await Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow().AddSeconds(1)), "Patient", patient, None);
+            last = result.Status;
+            if (result.Status != RecordStatus.Ok) break;
+            opened.Add(patient);
+        }
+        Assert.Equal(RecordStatus.Locked, last);
+        Assert.Equal(25, opened.Count);
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardSuspended);
+        Assert.Equal("session:s-1", alert.Principal);
+        Assert.DoesNotContain("Mine", alert.Detail, StringComparison.Ordinal);
+        // Suspended: even one of its own patients, already opened, stays closed.
+        Assert.Equal(RecordStatus.Locked, (await Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
+    }
+
+    [Fact]
+    public async Task Stolen_credentials_breaking_the_glass_again_and_again_are_contained_at_25_patients_outside_care()
+    {
+        var opened = 0;
+        RecordStatus last = RecordStatus.Ok;
+        foreach (var patient in _strangers)
+        {
+            // Slowly enough to stay under the minute and hour bounds, re-proving both factors every time.
+            _time.Advance(TimeSpan.FromMinutes(2));
+            var fresh = DrA(authenticatedAt: _time.GetUtcNow());
+            var grant = await _server.Store.BreakTheGlass.OpenAsync(fresh, patient, KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None);
+            if (grant.Status != BreakGlassStatus.Granted) break;
+            var result = await Records.ReadAsync(fresh, "Patient", patient, None);
+            last = result.Status;
+            if (result.Status != RecordStatus.Ok) break;
+            opened++;
+        }
+        Assert.Equal(RecordStatus.Locked, last);
+        Assert.Equal(25, opened);
+        // Contained: no more break-the-glass either.
+        var again = await _server.Store.BreakTheGlass.OpenAsync(DrA(authenticatedAt: _time.GetUtcNow()), _strangers[^1], KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None);
+        Assert.Equal(BreakGlassStatus.NotAllowed, again.Status);
+    }
+
+    [Fact]
+    public async Task API_client_enumerating_Patient_identities_is_suspended_after_25_with_423_and_an_OperationOutcome()
+    {
+        using var client = await PatientReaderAsync();
+        var opened = 0;
+        HttpResponseMessage? refused = null;
+        foreach (var patient in _strangers)
+        {
+            var response = await client.GetAsync($"/fhir/Patient/{patient}");
+            if (response.StatusCode != HttpStatusCode.OK) { refused = response; break; }
+            response.Dispose();
+            opened++;
+        }
+        Assert.Equal(25, opened);
+        Assert.NotNull(refused);
+        Assert.Equal((HttpStatusCode)423, refused.StatusCode);
+        var outcome = await refused.BodyAsync();
+        Assert.Equal("OperationOutcome", outcome.GetProperty("resourceType").GetString());
+        Assert.Equal("security", outcome.GetProperty("issue")[0].GetProperty("code").GetString());
+        Assert.Contains("security officer", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        refused.Dispose();
+        // Suspended for everything, searches included.
+        using var search = await client.GetAsync("/fhir/Patient?_count=1");
+        Assert.Equal((HttpStatusCode)423, search.StatusCode);
+    }
+
+    [Fact]
+    public async Task API_client_reading_identities_through_a_batch_Bundle_is_contained_like_single_reads()
+    {
+        using var client = await PatientReaderAsync();
+        var entries = string.Join(",\n", _strangers.Select(p => $$"""{ "request": { "method": "GET", "url": "Patient/{{p}}" } }"""));
+        using var response = await client.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ {{entries}} ] }"""));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var statuses = (await response.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()!).ToList();
+        Assert.Equal(25, statuses.Count(s => s.StartsWith("200", StringComparison.Ordinal)));
+        Assert.All(statuses.Skip(25), s => Assert.StartsWith("423", s, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task API_client_asking_for_a_page_of_50_patients_is_suspended_before_the_page_leaves()
+    {
+        using var client = await PatientReaderAsync();
+        using var page = await client.GetAsync("/fhir/Patient?_count=50");
+        Assert.Equal((HttpStatusCode)423, page.StatusCode);
+        Assert.DoesNotContain("Stranger", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Reading_a_canary_patient_suspends_the_client_at_once()
+    {
+        using var client = await PatientReaderAsync();
+        using (var ok = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+        using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[1]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_canary_in_a_search_page_suspends_the_client_at_once()
+    {
+        using var client = await PatientReaderAsync();
+        var ids = string.Join(',', _strangers.Take(4).Append(_canaries[1]));
+        using (var page = await client.GetAsync($"/fhir/Patient?_id={ids}")) Assert.Equal((HttpStatusCode)423, page.StatusCode);
+        using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[5]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task Canary_patients_look_like_any_other_patient()
+    {
+        var canary = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", _canaries[0], None);
+        var json = System.Text.Encoding.UTF8.GetString(canary.Json!);
+        Assert.DoesNotContain("canary", json, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("\"tag\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"name\"", json, StringComparison.Ordinal);
+        Assert.Contains("\"birthDate\"", json, StringComparison.Ordinal);
+        Assert.Equal(2, (await _server.Store.Guard.CanariesAsync(_tenant.Id, None)).Count);
+    }
+
+    [Fact]
+    public async Task A_physician_opening_a_canary_through_break_the_glass_gets_the_account_locked()
+    {
+        var fresh = DrA(authenticatedAt: _time.GetUtcNow());
+        Assert.Equal(BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(fresh, _canaries[0], KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None)).Status);
+        Assert.Equal(RecordStatus.Locked, (await Records.ReadAsync(fresh, "Patient", _canaries[0], None)).Status);
+        // Another session of the same account is held too.
+        Assert.Equal(RecordStatus.Locked, (await Records.ReadAsync(DrA(session: "s-2"), "Patient", _own[0], None)).Status);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal(ContainmentLevels.Locked, contained.Level);
+        Assert.Equal("user:drA", contained.Principal);
+    }
+
+    [Fact]
+    public async Task Containment_survives_a_restart_and_release_lets_the_principal_read_again()
+    {
+        Assert.Equal(RecordStatus.Locked, (await ReadCanaryWithGrantAsync()).Status);
+        await using (var restarted = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
+        {
+            Assert.Equal(RecordStatus.Locked, (await restarted.Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
+            Assert.Equal(1, await restarted.Guard.ReleaseAsync(_tenant, "user:drA", "user:officer", None));
+            Assert.Equal(RecordStatus.Ok, (await restarted.Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
+            Assert.Equal(0, await restarted.Guard.ReleaseAsync(_tenant, "user:drA", "user:officer", None));
+        }
+        // The running server learns of a release made elsewhere within its refresh interval.
+        _time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
+        Assert.Contains((await _server.Store.Alerts.ListAsync(_tenant.Id, false, 10, None)), a => a.Kind == KnownAlertKinds.GuardReleased);
+    }
+
+    private async Task<RecordResult> ReadCanaryWithGrantAsync()
+    {
+        var fresh = DrA(authenticatedAt: _time.GetUtcNow());
+        await _server.Store.BreakTheGlass.OpenAsync(fresh, _canaries[1], KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None);
+        return await Records.ReadAsync(fresh, "Patient", _canaries[1], None);
+    }
+
+    [Fact]
+    public async Task A_suspended_API_client_is_released_by_the_officer_and_reads_again()
+    {
+        using var client = await PatientReaderAsync();
+        using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(_tenant, contained.Principal, "user:officer", None));
+        using (var ok = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_clinician_opening_their_own_patients_through_a_long_day_is_never_contained()
+    {
+        // 12 hours: every 10 minutes a few of their patients (ward rounds, results, notes), a search of their list every hour.
+        var random = new Random(5);
+        for (var step = 0; step < 72; step++)
+        {
+            var context = DrA();
+            for (var k = 0; k < 2; k++)
+            {
+                var result = await Records.ReadAsync(context, "Patient", _own[random.Next(12)], None);
+                Assert.Equal(RecordStatus.Ok, result.Status);
+            }
+            if (step % 6 == 0)
+            {
+                var page = await Records.SearchAsync(context, "Encounter", [new("_count", "10")], null, false, None);
+                Assert.Equal(RecordStatus.Ok, page.Status);
+            }
+            _time.Advance(TimeSpan.FromMinutes(10));
+        }
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    [Fact]
+    public async Task Everything_beyond_three_patients_an_hour_without_a_stated_reason_is_refused_and_a_reason_lets_it_through()
+    {
+        using var client = await PatientReaderAsync("system/*.rs");
+        for (var i = 0; i < 3; i++)
+        {
+            using var ok = await client.GetAsync($"/fhir/Patient/{_strangers[i]}/$everything");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        using (var refused = await client.GetAsync($"/fhir/Patient/{_strangers[3]}/$everything"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            var issue = (await refused.BodyAsync()).GetProperty("issue")[0];
+            Assert.Equal("business-rule", issue.GetProperty("code").GetString());
+            Assert.Contains(RecordsGuard.ReasonHeader, issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        using (var tooShort = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_strangers[3]}/$everything"))
+        {
+            tooShort.Headers.Add(RecordsGuard.ReasonHeader, "because");
+            using var response = await client.SendAsync(tooShort);
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+        using var stated = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_strangers[3]}/$everything");
+        stated.Headers.Add(RecordsGuard.ReasonHeader, "Transfer to CHU Lyon, ticket 4411");
+        using var allowed = await client.SendAsync(stated);
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+    }
+
+    [Fact]
+    public async Task Paging_deeper_than_ten_pages_without_a_stated_reason_is_refused()
+    {
+        using var client = await PatientReaderAsync();
+        var next = "/fhir/Patient?_count=1";
+        for (var page = 1; page <= 10; page++)
+        {
+            using var response = await client.GetAsync(next);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var body = await response.BodyAsync();
+            next = body.GetProperty("link").EnumerateArray().First(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        }
+        using var eleventh = await client.GetAsync(next);
+        Assert.Equal(HttpStatusCode.Forbidden, eleventh.StatusCode);
+        Assert.Equal("business-rule", (await eleventh.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        using var stated = new HttpRequestMessage(HttpMethod.Get, next);
+        stated.Headers.Add(RecordsGuard.ReasonHeader, "Annual identity reconciliation, ticket 77");
+        using var allowed = await client.SendAsync(stated);
+        Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+    }
+
+    [Fact]
+    public async Task Reading_beyond_the_slow_level_is_admitted_with_a_delay()
+    {
+        // The fixture's guard adds no delay; a store on the same database with the default delay shows it.
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey), None);
+        var context = DrA();
+        var decisions = new List<GuardDecision>();
+        for (var i = 0; i < 11; i++)
+        {
+            decisions.Add(await store.Guard.AdmitAsync(context, new GuardRequest(Interaction.Read, "Patient", 1, [_own[i]], [_own[i]]), None));
+        }
+        Assert.All(decisions, d => Assert.Equal(GuardVerdict.Admit, d.Verdict));
+        Assert.All(decisions.Take(9), d => Assert.Equal(TimeSpan.Zero, d.Delay));
+        Assert.True(decisions[9].Delay > TimeSpan.Zero && decisions[10].Delay > decisions[9].Delay);
+    }
+}
+
+public sealed class GuardTests_Sqlite() : GuardTests(Engine.Sqlite);
+
+public sealed class GuardTests_Postgres() : GuardTests(Engine.Postgres);

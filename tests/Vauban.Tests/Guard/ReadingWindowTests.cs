@@ -1,0 +1,116 @@
+// The guard's sliding windows, on a clock the test moves: distinct patients counted once within the
+// window, forgotten exactly when the window has passed their last touch; amounts summed and expired.
+using Vauban.Guard;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Guard;
+
+public sealed class ReadingWindowTests
+{
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 8, 0, 0, TimeSpan.Zero));
+
+    private long Now => _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    [Fact]
+    public void A_patient_opened_twice_within_the_window_counts_once()
+    {
+        var window = new DistinctWindow(TimeSpan.FromMinutes(1));
+        window.Touch("p1", Now);
+        _time.Advance(TimeSpan.FromSeconds(10));
+        window.Touch("p1", Now);
+        window.Touch("p2", Now);
+        Assert.Equal(2, window.Count(Now));
+    }
+
+    [Fact]
+    public void A_patient_leaves_the_window_a_window_length_after_its_last_touch()
+    {
+        var window = new DistinctWindow(TimeSpan.FromMinutes(1));
+        window.Touch("p1", Now);
+        _time.Advance(TimeSpan.FromSeconds(40));
+        window.Touch("p1", Now);
+        window.Touch("p2", Now);
+        _time.Advance(TimeSpan.FromSeconds(59));
+        Assert.Equal(2, window.Count(Now));
+        Assert.True(window.Contains("p1", Now));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(0, window.Count(Now));
+        Assert.False(window.Contains("p1", Now));
+    }
+
+    [Fact]
+    public void CountWith_tells_the_count_the_new_patients_would_make_without_recording_them()
+    {
+        var window = new DistinctWindow(TimeSpan.FromHours(1));
+        window.Touch("p1", Now);
+        Assert.Equal(3, window.CountWith(["p1", "p2", "p3"], Now));
+        Assert.Equal(1, window.Count(Now));
+    }
+
+    [Fact]
+    public void Slow_and_low_reading_accumulates_in_the_day_window_but_not_in_the_minute_window()
+    {
+        var minute = new DistinctWindow(TimeSpan.FromMinutes(1));
+        var day = new DistinctWindow(TimeSpan.FromDays(1));
+        for (var i = 0; i < 600; i++)
+        {
+            minute.Touch("p" + i, Now);
+            day.Touch("p" + i, Now);
+            _time.Advance(TimeSpan.FromSeconds(30));
+        }
+        // The last touch was 30 s ago; the one before, exactly a minute ago, has just left.
+        Assert.Equal(1, minute.Count(Now));
+        Assert.Equal(600, day.Count(Now));
+        _time.Advance(TimeSpan.FromHours(19));
+        Assert.True(day.Count(Now) < 600 && day.Count(Now) > 0);
+        _time.Advance(TimeSpan.FromHours(6));
+        Assert.Equal(0, day.Count(Now));
+    }
+
+    [Fact]
+    public void Amounts_are_summed_within_the_window_and_expire_after_it()
+    {
+        var window = new CountWindow(TimeSpan.FromHours(1));
+        window.Add(50, Now);
+        _time.Advance(TimeSpan.FromMinutes(30));
+        window.Add(20, Now);
+        window.Add(0, Now);
+        Assert.Equal(70, window.Sum(Now));
+        _time.Advance(TimeSpan.FromMinutes(30));
+        Assert.Equal(20, window.Sum(Now));
+        _time.Advance(TimeSpan.FromMinutes(30));
+        Assert.Equal(0, window.Sum(Now));
+    }
+
+    [Fact]
+    public void Thresholds_must_rise_and_the_default_outside_care_bound_is_at_most_25()
+    {
+        Assert.Throws<VaubanConfigurationException>(() => new GuardOptions { People = new GuardLimits { PatientsPerMinute = new Threshold(Slow: 20, StepUp: 10) } }.Validate());
+        Assert.Throws<VaubanConfigurationException>(() => new GuardOptions { People = new GuardLimits { OutsideCarePerDay = new Threshold(Suspend: 100) } }.Validate());
+        new GuardOptions().Validate();
+        Assert.Equal(25, new GuardOptions().For(new Vauban.Access.Tenant(1, "t"), new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:x", "x", Vauban.Access.SmartScopes.None) { Role = Vauban.Access.StaffRole.Physician }).OutsideCarePerDay.Suspend);
+    }
+
+    [Fact]
+    public void A_guard_configuration_file_sets_limits_per_role_and_establishment_and_refuses_typos()
+    {
+        var options = GuardOptions.FromJson("""
+            {
+              // Night shift physicians of the emergency department read more.
+              "roles": { "Physician": { "patientsPerHour": { "slow": 50, "stepUp": 80, "suspend": 120 } } },
+              "tenants": { "chu-lyon": { "clients": { "patientsPerDay": { "suspend": 5000 } } } },
+              "slowDelay": "00:00:00.100"
+            }
+            """);
+        var physician = new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:x", "x", Vauban.Access.SmartScopes.None) { Role = Vauban.Access.StaffRole.Physician };
+        var nurse = physician with { Role = Vauban.Access.StaffRole.Nurse };
+        var client = new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "c", "c", Vauban.Access.SmartScopes.None);
+        Assert.Equal(120, options.For(new Vauban.Access.Tenant(1, "any"), physician).PatientsPerHour.Suspend);
+        Assert.Equal(100, options.For(new Vauban.Access.Tenant(1, "any"), nurse).PatientsPerHour.Suspend);
+        Assert.Equal(5000, options.For(new Vauban.Access.Tenant(2, "chu-lyon"), client).PatientsPerDay.Suspend);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), options.SlowDelay);
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Physician": { "patientsPerHuor": { "suspend": 1 } } } }"""));
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Surgeon": {} } }"""));
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "people": { "outsideCarePerDay": { "suspend": 500 } } }"""));
+    }
+}
