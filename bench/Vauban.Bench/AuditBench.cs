@@ -269,7 +269,7 @@ internal static class AuditBench
         {
             var hospital = new SyntheticHospital(1, new DateOnly(2026, 11, 1));
             var ids = Enumerable.Range(0, 5000).Select(_ => hospital.Patient(Random.Shared.Next(options.Patients))[0].Id).ToArray();
-            foreach (var concurrency in options.AuditConcurrency.Where(c => c <= 64))
+            foreach (var concurrency in options.AuditConcurrency)
             {
                 using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
                 {
