@@ -84,6 +84,7 @@ internal static class GuardCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var released = await store.Guard.ReleaseAsync(owner, who, "cli:" + Environment.UserName, token);
             if (released == 0) throw new ArgumentException($"{who} is not contained in {owner.Name} (see: vauban guard contained --tenant {owner.Name}).");
+            await AdministrationAudit.RecordAsync(store, owner, "guard release", "principal:" + who, token);
             Console.WriteLine($"Released {who} ({released} containment(s)); its reading windows start afresh.");
             return 0;
         }, ct));

@@ -70,6 +70,11 @@ internal static class GuardAdminEndpoints
                 return Problem(401, "Releasing a containment needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
             }
             var released = await store.Guard.ReleaseAsync(user.Tenant, p.GetString()!, user.PrincipalId, http.RequestAborted);
+            if (released > 0)
+            {
+                await store.Audit.AppendAsync(http.PersonAccess()!, Vauban.Audit.AuditAction.Administration, Vauban.Audit.AuditOutcome.Success, null,
+                    [new Vauban.Audit.AuditedRecord("principal:" + p.GetString(), null, null)], http.RequestAborted, "guard release");
+            }
             return released == 0
                 ? Problem(404, "This principal is not contained in your establishment.")
                 : Results.Json(new { released = p.GetString(), containments = released });
