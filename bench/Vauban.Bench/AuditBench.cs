@@ -42,44 +42,54 @@ internal static class AuditBench
         var (practitioner, patients) = await PolicyBench.PickPhysicianAsync(store.Records, AccessContext.Operator(tenant, "benchmark set-up"), store.Policy.Options);
         var physician = Physician(tenant, practitioner);
         var appendContext = physician with { Tenant = appendTenant };
-        report.Add("| sustained append (AuditTrail.AppendAsync, group commit) | entries/s committed | p50 ms | p99 ms |");
-        report.Add("|---|---:|---:|---:|");
-        foreach (var callers in new[] { 64, 256 })
+        bool Runs(string phase) => options.AuditPhases.Contains(phase);
+        if (Runs("append"))
         {
-            var r = await AppendAsync(store, db, appendContext, patients, callers, options.Seconds);
-            report.Add($"| {callers} concurrent callers | **{r.PerSecond:N0}** | {r.P50:F2} | {r.P99:F2} |");
+            report.Add("| sustained append (AuditTrail.AppendAsync, group commit) | entries/s committed | p50 ms | p99 ms |");
+            report.Add("|---|---:|---:|---:|");
+            foreach (var callers in new[] { 64, 256 })
+            {
+                var r = await AppendAsync(store, db, appendContext, patients, callers, options.Seconds);
+                report.Add($"| {callers} concurrent callers | **{r.PerSecond:N0}** | {r.P50:F2} | {r.P99:F2} |");
+            }
+            var appended = await store.AuditLog.VerifyAsync(appendTenant.Id, null, ct);
+            if (!appended.Valid) throw new InvalidOperationException($"the append tenant's chain does not verify: {appended.Problem}");
+            report.Add("");
+            report.Add($"- counted from the chain head before and after each phase; the append tenant's whole chain then verified: {appended.Entries:N0} entries, {appended.Checkpoints:N0} signed checkpoints, valid");
         }
-        var appended = await store.AuditLog.VerifyAsync(appendTenant.Id, null, ct);
-        if (!appended.Valid) throw new InvalidOperationException($"the append tenant's chain does not verify: {appended.Problem}");
-        report.Add("");
-        report.Add($"- counted from the chain head before and after each phase; the append tenant's whole chain then verified: {appended.Entries:N0} entries, {appended.Checkpoints:N0} signed checkpoints, valid");
 
         // 2. Verification.
-        Console.WriteLine($"  verifying {fill.Entries:N0} entries…");
-        var watch = Stopwatch.StartNew();
-        var verification = await store.AuditLog.VerifyAsync(fill.TenantId, new ConsoleProgress(), ct);
-        var seconds = watch.Elapsed.TotalSeconds;
-        if (!verification.Valid) throw new InvalidOperationException($"the filled chain does not verify: {verification.Problem}");
-        report.Add($"- filled {fill.Entries:N0} entries ({fill.Added:N0} this run{(fill.Added > 0 ? $", {fill.Added / fill.Seconds:N0}/s in transactions of {FillTransaction:N0}" : ", reused")}); "
-            + $"on disk {fill.Bytes / 1048576.0:N0} MiB for the whole store");
-        report.Add($"- **verify {verification.Entries:N0} entries in {seconds:F1} s = {verification.Entries / seconds:N0} entries/s** "
-            + $"({verification.Checkpoints:N0} signed checkpoints checked, unsigned tail {verification.UnsignedTail})");
-        report.Add("");
+        if (Runs("verify"))
+        {
+            Console.WriteLine($"  verifying {fill.Entries:N0} entries…");
+            var watch = Stopwatch.StartNew();
+            var verification = await store.AuditLog.VerifyAsync(fill.TenantId, new ConsoleProgress(), ct);
+            var seconds = watch.Elapsed.TotalSeconds;
+            if (!verification.Valid) throw new InvalidOperationException($"the filled chain does not verify: {verification.Problem}");
+            report.Add($"- filled {fill.Entries:N0} entries ({fill.Added:N0} this run{(fill.Added > 0 ? $", {fill.Added / fill.Seconds:N0}/s in transactions of {FillTransaction:N0}" : ", reused")}); "
+                + $"on disk {fill.Bytes / 1048576.0:N0} MiB for the whole store");
+            report.Add($"- **verify {verification.Entries:N0} entries in {seconds:F1} s = {verification.Entries / seconds:N0} entries/s** "
+                + $"({verification.Checkpoints:N0} signed checkpoints checked, unsigned tail {verification.UnsignedTail})");
+            report.Add("");
+        }
 
         // 3. Audited read vs auditing off, in process.
         Func<Random, Task<bool>> read = async r =>
             (await store.Records.ReadAsync(physician with { CorrelationId = r.NextInt64().ToString("x16") }, "Patient", patients[r.Next(patients.Count)], ct)).Status == RecordStatus.Ok;
-        report.Add($"| Patient read by id, records service (physician Practitioner/{practitioner}, {patients.Count} patients in care) | audited req/s | p50 / p99 ms | auditing off req/s | p50 / p99 ms | ratio |");
-        report.Add("|---|---:|---:|---:|---:|---:|");
-        foreach (var concurrency in options.AuditConcurrency)
+        if (Runs("read"))
         {
-            var (on, off) = await CompareAsync(store, options with { Concurrency = concurrency }, $"read, {concurrency} workers", read);
-            report.Add($"| {concurrency} concurrent workers | {on.PerSecond:N0} | {on.P50:F2} / {on.P99:F2} | {off.PerSecond:N0} | {off.P50:F2} / {off.P99:F2} | **{on.PerSecond / off.PerSecond:F2}** |");
+            report.Add($"| Patient read by id, records service (physician Practitioner/{practitioner}, {patients.Count} patients in care) | audited req/s | p50 / p99 ms | auditing off req/s | p50 / p99 ms | ratio |");
+            report.Add("|---|---:|---:|---:|---:|---:|");
+            foreach (var concurrency in options.AuditConcurrency)
+            {
+                var (on, off) = await CompareAsync(store, options with { Concurrency = concurrency }, $"read, {concurrency} workers", read);
+                report.Add($"| {concurrency} concurrent workers | {on.PerSecond:N0} | {on.P50:F2} / {on.P99:F2} | {off.PerSecond:N0} | {off.P50:F2} / {off.P99:F2} | **{on.PerSecond / off.PerSecond:F2}** |");
+            }
+            report.Add("");
         }
-        report.Add("");
 
         // 3b. The same over HTTP (FHIR API on Kestrel in this process, an API client's token, load generator in this process too).
-        report.AddRange(await HttpAsync(store, tenant, options));
+        if (Runs("http")) report.AddRange(await HttpAsync(store, tenant, options));
         return report;
     }
 

@@ -154,6 +154,15 @@ internal sealed class BenchDatabase : IAsyncDisposable
     {
         if (_pgDirectory is not null)
         {
+            // postgres.sh stops in immediate mode: checkpoint first, or the next --reuse start replays gigabytes of WAL.
+            try
+            {
+                using var connection = new NpgsqlConnection(Db);
+                connection.Open();
+                using var checkpoint = new NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 600 };
+                checkpoint.ExecuteNonQuery();
+            }
+            catch (NpgsqlException) { }
             try { BenchRunner.Run("bash", $"tests/postgres.sh stop {_pgDirectory}", BenchRunner.FindRoot()); } catch (InvalidOperationException) { }
         }
         _ = _work;

@@ -27,6 +27,7 @@ internal static class BenchRunner
 
         foreach (var engine in options.Engines)
         {
+            var engineStart = report.Count;
             await using var database = await BenchDatabase.CreateAsync(engine, options);
             var keyFile = Path.Combine(options.WorkDirectory, $"{engine}.master.key");
             if (options.Mode is "seed" or "audit" or "all" && !options.Reuse)
@@ -61,6 +62,8 @@ internal static class BenchRunner
             {
                 report.AddRange(await GuardBench.RunAsync(engine, database.Db, keyFile, Tenant, options));
             }
+            // Each engine's figures as soon as they are measured: a later engine's failure does not lose them.
+            Console.WriteLine(string.Join('\n', report.Skip(engineStart)));
         }
         var text = string.Join('\n', report);
         Console.WriteLine();

@@ -18,6 +18,7 @@ if (options is null)
           --reuse                         reuse an already seeded store in DIR (and an audit chain filled before)
           --audit-entries N               audit: entries in the chain to verify (default 10000000)
           --audit-concurrency C1,C2,…     audit: concurrent readers compared audited / auditing off (default 4,16,64,256)
+          --audit-phases P1,P2,…          audit: which of append,verify,read,http to run (default all)
         """);
     return 2;
 }

@@ -52,17 +52,24 @@ public sealed class AuditLog
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);
         var previous = AuditChain.Genesis;
-        var tree = new CompactMerkleTree();
         var expected = 1L;
-        var nextCheckpoint = 0;
-        var verifiedCheckpoints = 0;
         var computed = new byte[AuditChain.HashSize];
-        AuditVerification Broken(long seq, string problem) => new(tenantId, expected - 1, verifiedCheckpoints, seq, problem, 0);
-
-        using (var command = connection.Command("""
-            SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries WHERE tenant_id = @t ORDER BY seq
-            """).With("t", tenantId))
+        // Two stages on two cores: this loop reads the rows and re-computes the chain; the tree stage folds the entry hashes
+        // into the Merkle tree and checks each signed checkpoint as it is reached. Same order of findings as one loop: a
+        // chain break at entry n is reported only if the tree stage found nothing up to entry n - 1.
+        var tree = new TreeStage(checkpoints, signer);
+        var blocks = System.Threading.Channels.Channel.CreateBounded<HashBlock>(new System.Threading.Channels.BoundedChannelOptions(16)
         {
+            SingleReader = true, SingleWriter = true,
+        });
+        var treeTask = Task.Run(() => tree.RunAsync(blocks, cancellationToken), cancellationToken);
+        var block = tree.Rent(1);
+        (long Sequence, string Problem)? chainBreak = null;
+        try
+        {
+            using var command = connection.Command("""
+                SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries WHERE tenant_id = @t ORDER BY seq
+                """).With("t", tenantId);
             command.CommandTimeout = 0;
             using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
@@ -77,41 +84,50 @@ public sealed class AuditLog
                 }
                 catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException)
                 {
-                    return Broken(expected, $"entry {expected} has a column of the wrong kind (altered)");
+                    chainBreak = (expected, $"entry {expected} has a column of the wrong kind (altered)");
+                    break;
                 }
                 if (row.Sequence != expected)
                 {
-                    return Broken(expected, row.Sequence > expected
+                    chainBreak = (expected, row.Sequence > expected
                         ? $"entries {expected} to {row.Sequence - 1} are missing (deleted)"
                         : $"entry {row.Sequence} is out of place");
+                    break;
                 }
                 AuditChain.EntryHash(previous, row, computed);
                 if (!computed.AsSpan().SequenceEqual(stored))
                 {
-                    return Broken(row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)");
+                    chainBreak = (row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)");
+                    break;
                 }
-                tree.Append(computed);
+                computed.CopyTo(block.Hashes, block.Count * AuditChain.HashSize);
+                if (++block.Count == HashBlock.Capacity)
+                {
+                    if (tree.Failed) break;
+                    await blocks.Writer.WriteAsync(block, cancellationToken);
+                    block = tree.Rent(expected + 1);
+                }
                 (previous, computed) = (computed, previous);
-                while (nextCheckpoint < checkpoints.Count && checkpoints[nextCheckpoint].Size == row.Sequence)
-                {
-                    var checkpoint = checkpoints[nextCheckpoint];
-                    if (!CheckpointHolds(checkpoint, tree, previous, signer))
-                    {
-                        return Broken(row.Sequence, $"the checkpoint signed at entry {checkpoint.Size} does not match the entries up to it (rewritten history)");
-                    }
-                    verifiedCheckpoints++;
-                    nextCheckpoint++;
-                }
-                if (nextCheckpoint < checkpoints.Count && checkpoints[nextCheckpoint].Size < row.Sequence)
-                {
-                    return Broken(checkpoints[nextCheckpoint].Size, $"the checkpoint at entry {checkpoints[nextCheckpoint].Size} is out of order");
-                }
                 expected++;
                 if ((expected & 0xFFFF) == 0) progress?.Report(expected - 1);
             }
+            if (block.Count > 0 && !tree.Failed) await blocks.Writer.WriteAsync(block, cancellationToken);
         }
+        catch (System.Threading.Channels.ChannelClosedException) when (treeTask.IsFaulted)
+        {
+            await treeTask; // the tree stage's own exception
+            throw;
+        }
+        finally
+        {
+            blocks.Writer.TryComplete();
+        }
+        await treeTask;
         var last = expected - 1;
-        if (nextCheckpoint < checkpoints.Count)
+        if (tree.Problem is { } treeProblem) return new(tenantId, treeProblem.Entries, tree.Verified, treeProblem.Sequence, treeProblem.Problem, 0);
+        if (chainBreak is { } broken) return new(tenantId, last, tree.Verified, broken.Sequence, broken.Problem, 0);
+        AuditVerification Broken(long seq, string problem) => new(tenantId, last, tree.Verified, seq, problem, 0);
+        if (tree.Next < checkpoints.Count)
         {
             return Broken(last + 1, $"entries {last + 1} to {checkpoints[^1].Size} are missing (deleted after a checkpoint signed them)");
         }
@@ -129,10 +145,89 @@ public sealed class AuditLog
         }
         progress?.Report(last);
         var signedUpTo = checkpoints.Count == 0 ? 0 : checkpoints[^1].Size;
-        return new AuditVerification(tenantId, last, verifiedCheckpoints, null, null, last - signedUpTo);
+        return new AuditVerification(tenantId, last, tree.Verified, null, null, last - signedUpTo);
     }
 
-    private static bool CheckpointHolds(AuditCheckpoint checkpoint, CompactMerkleTree tree, byte[] head, AuditSigningKey signer)
+    /// <summary>Consecutive entry hashes, from <see cref="First"/> on, handed from the chain stage to the tree stage.</summary>
+    private sealed class HashBlock(long first)
+    {
+        public const int Capacity = 2048; // 64 KiB: stays off the large object heap
+        public long First { get; set; } = first;
+        public int Count { get; set; }
+        public byte[] Hashes { get; } = new byte[Capacity * AuditChain.HashSize];
+    }
+
+    /// <summary>The Merkle tree and the signed checkpoints, checked in entry order.</summary>
+    private sealed class TreeStage(IReadOnlyList<AuditCheckpoint> checkpoints, AuditSigningKey signer)
+    {
+        private readonly CompactMerkleTree _tree = new();
+        private readonly System.Collections.Concurrent.ConcurrentBag<HashBlock> _free = [];
+        private volatile bool _failed;
+
+        public int Next { get; private set; }
+        public int Verified { get; private set; }
+        public (long Entries, long Sequence, string Problem)? Problem { get; private set; }
+        public bool Failed => _failed;
+
+        public HashBlock Rent(long first)
+        {
+            if (!_free.TryTake(out var block)) return new HashBlock(first);
+            block.First = first;
+            block.Count = 0;
+            return block;
+        }
+
+        public async Task RunAsync(System.Threading.Channels.Channel<HashBlock> blocks, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await foreach (var block in blocks.Reader.ReadAllAsync(cancellationToken))
+                {
+                    if (!_failed) Fold(block);
+                    _free.Add(block);
+                }
+            }
+            catch (Exception e)
+            {
+                blocks.Writer.TryComplete(e); // the chain stage stops waiting for room
+                throw;
+            }
+        }
+
+        private void Fold(HashBlock block)
+        {
+            for (var i = 0; i < block.Count; i++)
+            {
+                var sequence = block.First + i;
+                var hash = block.Hashes.AsSpan(i * AuditChain.HashSize, AuditChain.HashSize);
+                _tree.Append(hash);
+                while (Next < checkpoints.Count && checkpoints[Next].Size == sequence)
+                {
+                    var checkpoint = checkpoints[Next];
+                    if (!CheckpointHolds(checkpoint, _tree, hash, signer))
+                    {
+                        Fail(sequence - 1, sequence, $"the checkpoint signed at entry {checkpoint.Size} does not match the entries up to it (rewritten history)");
+                        return;
+                    }
+                    Verified++;
+                    Next++;
+                }
+                if (Next < checkpoints.Count && checkpoints[Next].Size < sequence)
+                {
+                    Fail(sequence - 1, checkpoints[Next].Size, $"the checkpoint at entry {checkpoints[Next].Size} is out of order");
+                    return;
+                }
+            }
+        }
+
+        private void Fail(long entries, long sequence, string problem)
+        {
+            Problem = (entries, sequence, problem);
+            _failed = true;
+        }
+    }
+
+    private static bool CheckpointHolds(AuditCheckpoint checkpoint, CompactMerkleTree tree, ReadOnlySpan<byte> head, AuditSigningKey signer)
     {
         if (checkpoint.KeyVersion != signer.Version) return false;
         var root = tree.Root();
