@@ -184,6 +184,7 @@ public sealed partial class RecordsGuard
         var state = _states.GetOrAdd((tenant, principal.Id), _ => new ReadingState());
         var reasonStated = !string.IsNullOrWhiteSpace(context.StatedReason);
         string? suspendWhy = null;
+        string? stepUpWhy = null;
         GuardDecision decision;
         lock (state)
         {
@@ -204,6 +205,7 @@ public sealed partial class RecordsGuard
             var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
             var level = Level.Admit;
             var slowExcess = 0;
+            string? stepUpSignal = null;
             void Weigh(string signal, long value, Threshold threshold)
             {
                 if (threshold.Suspend is { } suspend && value > suspend)
@@ -211,7 +213,11 @@ public sealed partial class RecordsGuard
                     if (level < Level.Suspend) suspendWhy = $"{signal}: {value} > {suspend}";
                     level = Level.Suspend;
                 }
-                else if (threshold.StepUp is { } stepUp && value >= stepUp && principal.Kind == PrincipalKind.Person) level = Max(level, Level.StepUp);
+                else if (threshold.StepUp is { } stepUp && value >= stepUp && principal.Kind == PrincipalKind.Person)
+                {
+                    if (level < Level.StepUp) stepUpSignal = $"{signal}: {value} ≥ {stepUp}";
+                    level = Max(level, Level.StepUp);
+                }
                 else if (threshold.Slow is { } slow && value >= slow)
                 {
                     level = Max(level, Level.Slow);
@@ -230,18 +236,24 @@ public sealed partial class RecordsGuard
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
             if (request.Interaction == Interaction.Everything) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
 
+            var stepUpOwed = false;
             if (level == Level.StepUp)
             {
-                state.StepUpSince ??= nowMs;
-                if (principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince)
+                if (state.StepUpSince is null)
                 {
-                    return new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero,
-                        "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer can see this.");
+                    state.StepUpSince = nowMs;
+                    stepUpWhy = stepUpSignal;
                 }
+                stepUpOwed = principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince;
             }
             else if (level == Level.Admit) state.StepUpSince = null;
 
-            if (level == Level.Suspend)
+            if (stepUpOwed)
+            {
+                decision = new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero,
+                    "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer is told.");
+            }
+            else if (level == Level.Suspend)
             {
                 decision = default;
             }
@@ -263,6 +275,12 @@ public sealed partial class RecordsGuard
                 var delay = level == Level.Slow ? TimeSpan.FromTicks(Math.Min(Options.MaxDelay.Ticks, Options.SlowDelay.Ticks * slowExcess)) : TimeSpan.Zero;
                 decision = new GuardDecision(GuardVerdict.Admit, delay, null);
             }
+        }
+        if (stepUpWhy is not null)
+        {
+            // Once per episode: the officer sees who was asked to prove both factors again, and why.
+            await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id,
+                $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.", CancellationToken.None);
         }
         if (suspendWhy is null) return decision;
         // A second suspension of the same account within the window locks it.

@@ -102,6 +102,7 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Equal(RecordStatus.Locked, last);
         Assert.Equal(25, opened.Count);
         var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardStepUp && a.Principal == "user:drA");
         var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardSuspended);
         Assert.Equal("session:s-1", alert.Principal);
         Assert.DoesNotContain("Mine", alert.Detail, StringComparison.Ordinal);
