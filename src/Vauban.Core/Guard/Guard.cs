@@ -55,6 +55,7 @@ public sealed partial class RecordsGuard
     private volatile Dictionary<long, HashSet<string>> _canaries = [];
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ConcurrentDictionary<string, long>> _grants = new();
     private long _refreshedAt = long.MinValue;
+    private long _sweptAt;
     private int _refreshing;
 
     internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, GuardOptions options, TimeProvider time)
@@ -119,7 +120,29 @@ public sealed partial class RecordsGuard
         {
             _grants.GetOrAdd((grant.Tenant, grant.Principal), _ => new(StringComparer.Ordinal))[grant.Patient] = grant.Expires;
         }
+        if (now - _sweptAt > (long)TimeSpan.FromMinutes(10).TotalMilliseconds) Sweep(now);
         Interlocked.Exchange(ref _refreshedAt, now);
+    }
+
+    /// <summary>Forgets expired grants and the reading of principals idle for longer than the longest window (and the lock window).</summary>
+    private void Sweep(long now)
+    {
+        _sweptAt = now;
+        foreach (var (key, grants) in _grants)
+        {
+            foreach (var (patient, expires) in grants)
+            {
+                if (expires <= now) grants.TryRemove(patient, out _);
+            }
+            if (grants.IsEmpty) _grants.TryRemove(key, out _);
+        }
+        var idle = now - (long)Math.Max(TimeSpan.FromDays(1).TotalMilliseconds, Options.LockAfterSecondSuspensionWithin.TotalMilliseconds);
+        foreach (var (key, state) in _states)
+        {
+            bool forget;
+            lock (state) forget = state.LastSeenMs < idle;
+            if (forget) _states.TryRemove(key, out _);
+        }
     }
 
     private async ValueTask RefreshIfStaleAsync(CancellationToken cancellationToken)
@@ -202,6 +225,7 @@ public sealed partial class RecordsGuard
                     + $"({MinimumReasonLength}–{MaximumReasonLength} characters), or narrow the search.");
             }
 
+            state.LastSeenMs = nowMs;
             var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
             var level = Level.Admit;
             var slowExcess = 0;
@@ -305,7 +329,11 @@ public sealed partial class RecordsGuard
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         _grants.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new(StringComparer.Ordinal))[patient] = expires.ToUnixTimeMilliseconds();
         var state = _states.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new ReadingState());
-        lock (state) state.BreakTheGlass.Add(1, nowMs);
+        lock (state)
+        {
+            state.BreakTheGlass.Add(1, nowMs);
+            state.LastSeenMs = nowMs;
+        }
     }
 
     /// <summary>The active containment of this principal (its session, or its account, or the client), if any.</summary>
@@ -428,6 +456,7 @@ public sealed partial class RecordsGuard
         public CountWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
         public long? StepUpSince { get; set; }
         public long? LastSuspendedAt { get; set; }
+        public long LastSeenMs { get; set; }
 
         public void Clear()
         {
