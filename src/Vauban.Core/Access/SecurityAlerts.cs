@@ -13,6 +13,9 @@ public static class KnownAlertKinds
     /// <summary>The guard suspended a session or an API client (reading beyond its bounds).</summary>
     public const string GuardSuspended = "guard-suspended";
 
+    /// <summary>The guard asked a person to prove both factors again (reading beyond the step-up level); once per episode.</summary>
+    public const string GuardStepUp = "guard-step-up";
+
     /// <summary>The guard locked a person's account (second suspension within a day).</summary>
     public const string GuardLocked = "guard-locked";
 

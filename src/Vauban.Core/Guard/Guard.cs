@@ -60,6 +60,7 @@ public sealed partial class RecordsGuard
     private volatile Dictionary<long, HashSet<string>> _canaries = [];
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ConcurrentDictionary<string, long>> _grants = new();
     private long _refreshedAt = long.MinValue;
+    private long _sweptAt;
     private int _refreshing;
 
     internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, GuardOptions options, TimeProvider time)
@@ -124,7 +125,29 @@ public sealed partial class RecordsGuard
         {
             _grants.GetOrAdd((grant.Tenant, grant.Principal), _ => new(StringComparer.Ordinal))[grant.Patient] = grant.Expires;
         }
+        if (now - _sweptAt > (long)TimeSpan.FromMinutes(10).TotalMilliseconds) Sweep(now);
         Interlocked.Exchange(ref _refreshedAt, now);
+    }
+
+    /// <summary>Forgets expired grants and the reading of principals idle for longer than the longest window (and the lock window).</summary>
+    private void Sweep(long now)
+    {
+        _sweptAt = now;
+        foreach (var (key, grants) in _grants)
+        {
+            foreach (var (patient, expires) in grants)
+            {
+                if (expires <= now) grants.TryRemove(patient, out _);
+            }
+            if (grants.IsEmpty) _grants.TryRemove(key, out _);
+        }
+        var idle = now - (long)Math.Max(TimeSpan.FromDays(1).TotalMilliseconds, Options.LockAfterSecondSuspensionWithin.TotalMilliseconds);
+        foreach (var (key, state) in _states)
+        {
+            bool forget;
+            lock (state) forget = state.LastSeenMs < idle;
+            if (forget) _states.TryRemove(key, out _);
+        }
     }
 
     private async ValueTask RefreshIfStaleAsync(CancellationToken cancellationToken)
@@ -189,6 +212,7 @@ public sealed partial class RecordsGuard
         var state = _states.GetOrAdd((tenant, principal.Id), _ => new ReadingState());
         var reasonStated = !string.IsNullOrWhiteSpace(context.StatedReason);
         string? suspendWhy = null;
+        string? stepUpWhy = null;
         GuardDecision decision;
         lock (state)
         {
@@ -206,9 +230,11 @@ public sealed partial class RecordsGuard
                     + $"({MinimumReasonLength}–{MaximumReasonLength} characters), or narrow the search.");
             }
 
+            state.LastSeenMs = nowMs;
             var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
             var level = Level.Admit;
             var slowExcess = 0;
+            string? stepUpSignal = null;
             void Weigh(string signal, long value, Threshold threshold)
             {
                 if (threshold.Suspend is { } suspend && value > suspend)
@@ -216,7 +242,11 @@ public sealed partial class RecordsGuard
                     if (level < Level.Suspend) suspendWhy = $"{signal}: {value} > {suspend}";
                     level = Level.Suspend;
                 }
-                else if (threshold.StepUp is { } stepUp && value >= stepUp && principal.Kind == PrincipalKind.Person) level = Max(level, Level.StepUp);
+                else if (threshold.StepUp is { } stepUp && value >= stepUp && principal.Kind == PrincipalKind.Person)
+                {
+                    if (level < Level.StepUp) stepUpSignal = $"{signal}: {value} ≥ {stepUp}";
+                    level = Max(level, Level.StepUp);
+                }
                 else if (threshold.Slow is { } slow && value >= slow)
                 {
                     level = Max(level, Level.Slow);
@@ -235,18 +265,24 @@ public sealed partial class RecordsGuard
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
             if (request.Interaction == Interaction.Everything) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
 
+            var stepUpOwed = false;
             if (level == Level.StepUp)
             {
-                state.StepUpSince ??= nowMs;
-                if (principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince)
+                if (state.StepUpSince is null)
                 {
-                    return new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero,
-                        "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer can see this.");
+                    state.StepUpSince = nowMs;
+                    stepUpWhy = stepUpSignal;
                 }
+                stepUpOwed = principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince;
             }
             else if (level == Level.Admit) state.StepUpSince = null;
 
-            if (level == Level.Suspend)
+            if (stepUpOwed)
+            {
+                decision = new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero,
+                    "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer is told.");
+            }
+            else if (level == Level.Suspend)
             {
                 decision = default;
             }
@@ -268,6 +304,12 @@ public sealed partial class RecordsGuard
                 var delay = level == Level.Slow ? TimeSpan.FromTicks(Math.Min(Options.MaxDelay.Ticks, Options.SlowDelay.Ticks * slowExcess)) : TimeSpan.Zero;
                 decision = new GuardDecision(GuardVerdict.Admit, delay, null);
             }
+        }
+        if (stepUpWhy is not null)
+        {
+            // Once per episode: the officer sees who was asked to prove both factors again, and why.
+            await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id,
+                $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.", CancellationToken.None);
         }
         if (suspendWhy is null) return decision;
         // A second suspension of the same account within the window locks it.
@@ -292,7 +334,11 @@ public sealed partial class RecordsGuard
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         _grants.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new(StringComparer.Ordinal))[patient] = expires.ToUnixTimeMilliseconds();
         var state = _states.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new ReadingState());
-        lock (state) state.BreakTheGlass.Add(1, nowMs);
+        lock (state)
+        {
+            state.BreakTheGlass.Add(1, nowMs);
+            state.LastSeenMs = nowMs;
+        }
     }
 
     /// <summary>The active containment of this principal (its session, or its account, or the client), if any.</summary>
@@ -441,6 +487,7 @@ public sealed partial class RecordsGuard
         public CountWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
         public long? StepUpSince { get; set; }
         public long? LastSuspendedAt { get; set; }
+        public long LastSeenMs { get; set; }
 
         public void Clear()
         {

@@ -103,20 +103,37 @@ public sealed partial class RecordsGuard
         for (var i = 0; i < count; i++)
         {
             var patient = hospital.Patient(System.Security.Cryptography.RandomNumberGenerator.GetInt32(1_000_000))[0];
-            var json = JsonNode.Parse(patient.Json)!.AsObject();
-            // No one's patient: a GP would be in a care relationship with it.
-            json.Remove("generalPractitioner");
-            json.Remove("managingOrganization");
+            var json = JsonNode.Parse(CanaryIdentity(patient.Json))!.AsObject();
             json.Remove("id");
             using var document = JsonDocument.Parse(json.ToJsonString());
+            // Created now with a server id, as a patient admitted now would be.
             var created = await records.CreateAsync(context, KnownResourceTypes.Patient, document.RootElement, null, cancellationToken);
             if (created.Status != RecordStatus.Created) throw new InvalidOperationException("A canary patient could not be created: " + string.Join("; ", (created.Issues ?? []).Select(x => x.Diagnostics)));
             ids.Add(created.Id!);
         }
+        await RegisterCanariesAsync(tenant, ids, cancellationToken);
+        return ids;
+    }
+
+    /// <summary>A synthetic patient's identity made a canary's: no general practitioner or managing organisation (whoever they
+    /// name would be in a care relationship with it), nothing added.</summary>
+    public static byte[] CanaryIdentity(byte[] patientJson)
+    {
+        var json = JsonNode.Parse(patientJson)!.AsObject();
+        json.Remove("generalPractitioner");
+        json.Remove("managingOrganization");
+        return System.Text.Encoding.UTF8.GetBytes(json.ToJsonString());
+    }
+
+    /// <summary>Lists existing patients as canaries (the seed interleaves them with the synthetic population, with the same kind of ids).</summary>
+    public async Task RegisterCanariesAsync(Tenant tenant, IReadOnlyCollection<string> patients, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(patients);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
-            foreach (var id in ids)
+            foreach (var id in patients)
             {
                 using var insert = scope.Command("INSERT INTO guard_canaries (tenant_id, patient, created_at) VALUES (@t, @p, @at)").With("t", tenant.Id).With("p", id).With("at", now);
                 await insert.ExecuteNonQueryAsync(cancellationToken);
@@ -124,7 +141,6 @@ public sealed partial class RecordsGuard
             await scope.CommitAsync(cancellationToken);
         }
         await LoadAsync(cancellationToken);
-        return ids;
     }
 
     public async Task<IReadOnlyList<Canary>> CanariesAsync(long tenantId, CancellationToken cancellationToken)

@@ -20,9 +20,8 @@ internal static class Demo
         if (tenant is null)
         {
             tenant = await store.Tenants.AddAsync(TenantName, cancellationToken);
-            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken);
-            AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources).");
-            await store.Guard.AddCanariesAsync(store.Records, tenant, GuardCommands.CanariesFor(Patients), cancellationToken);
+            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
+            AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources), {GuardCommands.CanariesFor(Patients)} of them canaries.");
             await AddStaffAsync(store, tenant, cancellationToken);
         }
         var client = await store.Clients.AddAsync(tenant, $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, cancellationToken);

@@ -16,7 +16,7 @@ internal static class SeedCommand
         var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 };
         var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed and --as-of, same data).", DefaultValueFactory = _ => 1 };
         var asOf = new Option<DateOnly?>("--as-of") { Description = "The date the synthetic records are generated as of (clinical dates fall in the two years before). Default: today." };
-        var canaries = new Option<int?>("--canaries") { Description = "Canary patients to add (guard); default about one per 1,000 patients, at least 3; 0 for none." };
+        var canaries = new Option<int?>("--canaries") { Description = "How many of the patients are canaries for the guard (identity only, at random places in the population); default about one per 1,000, at least 3 (none below 20 patients); 0 for none." };
         seed.Options.Add(tenant);
         seed.Options.Add(patients);
         seed.Options.Add(canaries);
@@ -30,14 +30,11 @@ internal static class SeedCommand
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var name = parse.GetValue(tenant)!;
             var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, token);
-            var canaryCount = parse.GetValue(canaries) ?? GuardCommands.CanariesFor(count);
+            var canaryCount = parse.GetValue(canaries) ?? (count >= 20 ? GuardCommands.CanariesFor(count) : 0);
             if (canaryCount is < 0 or > Guard.RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--canaries must be between 0 and {Guard.RecordsGuard.MaxCanariesPerCall}.");
-            var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), parse.GetValue(asOf), showProgress: true, token);
-            if (canaryCount > 0)
-            {
-                var ids = await store.Guard.AddCanariesAsync(store.Records, owner, canaryCount, token);
-                Console.WriteLine($"{ids.Count} canary patients added (vauban guard canaries list --tenant {owner.Name}).");
-            }
+            if (canaryCount >= count) throw new ArgumentException("--canaries must be fewer than --patients.");
+            var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), parse.GetValue(asOf), showProgress: true, token, canaryCount);
+            if (canaryCount > 0) Console.WriteLine($"{canaryCount} of them are canary patients (vauban guard canaries list --tenant {owner.Name}).");
             Console.WriteLine(
                 $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
             return result.Rejected == 0 ? 0 : 1;
@@ -47,17 +44,31 @@ internal static class SeedCommand
 
     public sealed record SeedResult(long Resources, int Rejected, TimeSpan Elapsed);
 
-    public static async Task<SeedResult> SeedAsync(VaubanStore store, Tenant tenant, int patients, int randomSeed, DateOnly? asOf, bool showProgress, CancellationToken cancellationToken)
+    /// <param name="canaries">How many of the <paramref name="patients"/> are canaries: at random positions in the population, with
+    /// the same kind of ids, only their identity (no records, no general practitioner), listed for the guard.</param>
+    public static async Task<SeedResult> SeedAsync(VaubanStore store, Tenant tenant, int patients, int randomSeed, DateOnly? asOf, bool showProgress, CancellationToken cancellationToken,
+        int canaries = 0)
     {
         var hospital = new SyntheticHospital(randomSeed, asOf);
         var context = AccessContext.Operator(tenant, "seed synthetic data");
         long resources = 0;
+        var canaryIndices = new HashSet<int>();
+        var canaryIds = new List<string>();
+        var positions = new Random(randomSeed ^ 0x6ca7a2);
+        while (canaryIndices.Count < Math.Min(canaries, patients)) canaryIndices.Add(positions.Next(patients));
         IEnumerable<ImportItem> Items()
         {
             foreach (var r in hospital.Establishment()) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
             for (var i = 0; i < patients; i++)
             {
-                foreach (var r in hospital.Patient(i)) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+                var record = hospital.Patient(i);
+                if (canaryIndices.Contains(i))
+                {
+                    canaryIds.Add(record[0].Id);
+                    yield return new ImportItem(record[0].ResourceType, record[0].Id, Guard.RecordsGuard.CanaryIdentity(record[0].Json));
+                    continue;
+                }
+                foreach (var r in record) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
             }
         }
         var watch = Stopwatch.StartNew();
@@ -77,6 +88,7 @@ internal static class SeedCommand
         {
             summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => Interlocked.Add(ref resources, n)), cancellationToken);
         }
+        if (canaryIds.Count > 0) await store.Guard.RegisterCanariesAsync(tenant, canaryIds, cancellationToken);
         watch.Stop();
         foreach (var issue in summary.Rejected.Take(10)) Console.Error.WriteLine($"rejected: {issue.Diagnostics}");
         return new SeedResult(summary.Created + summary.Updated, summary.Rejected.Count, watch.Elapsed);

@@ -17,8 +17,14 @@ internal static class UserCommands
         users.Subcommands.Add(List());
         users.Subcommands.Add(Act("lock", "Lock an account (until unlocked) and end its sessions at once.", async (store, tenant, email, ct) =>
             await store.Accounts.LockAsync(tenant, email, ct) ? "Account locked; its sessions are ended." : null));
-        users.Subcommands.Add(Act("unlock", "Unlock an account and clear its failed sign-in count.", async (store, tenant, email, ct) =>
-            await store.Accounts.UnlockAsync(tenant, email, ct) ? "Account unlocked." : null));
+        users.Subcommands.Add(Act("unlock", "Unlock an account and clear its failed sign-in count (a lock by the guard is lifted with 'vauban guard release').", async (store, tenant, email, ct) =>
+        {
+            if (!await store.Accounts.UnlockAsync(tenant, email, ct)) return null;
+            var user = await store.Accounts.FindAsync(tenant, email, ct);
+            var held = user is null ? [] : (await store.Guard.ContainmentsAsync(tenant.Id, ct)).Where(c => c.Account == user.PrincipalId || c.Principal == user.PrincipalId).ToList();
+            return held.Count == 0 ? "Account unlocked."
+                : $"Account unlocked for sign-in, but the guard still holds it ({string.Join(", ", held.Select(c => c.Principal + " " + c.Level))}): review, then vauban guard release --tenant {tenant.Name} {user!.PrincipalId}";
+        }));
         users.Subcommands.Add(Act("revoke-sessions", "End every session of an account at once (it must sign in again with both factors).", async (store, tenant, email, ct) =>
             await store.Accounts.RevokeSessionsAsync(tenant, email, ct) is { } n ? $"{n} session(s) ended." : null));
         users.Subcommands.Add(Act("enrol-link", "Issue a new one-time enrolment link (lost device or password): the account's password, passkeys, authenticator and recovery codes are replaced when it is used.",

@@ -100,6 +100,8 @@ public class CliTests : IDisposable
         var seeded = await RunAsync($"seed --tenant clinique-test --patients 50 {DbArgs}");
         Assert.True(seeded.Exit == 0, seeded.Output);
         Assert.Contains("patients/s", seeded.Output);
+        var seededCanaries = await RunAsync($"guard canaries list --tenant clinique-test {DbArgs}");
+        Assert.Equal(3, seededCanaries.Output.Split('\n').Count(l => l.StartsWith("Patient/", StringComparison.Ordinal)));
 
         var bundle = Path.Combine(_directory, "bundle.json");
         await File.WriteAllTextAsync(bundle, $$"""
@@ -129,8 +131,8 @@ public class CliTests : IDisposable
             var token = (await tokenResponse.BodyAsync()).GetProperty("access_token").GetString();
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             using var count = await http.GetAsync("/fhir/Patient?_summary=count");
-            // 50 seeded, 3 canaries added by seed (they look like any patient), 1 imported in a transaction, 1 in a collection.
-            Assert.Equal(55, (await count.BodyAsync()).GetProperty("total").GetInt32());
+            // 50 seeded (3 of them canaries, which look like any patient), 1 imported in a transaction, 1 in a collection.
+            Assert.Equal(52, (await count.BodyAsync()).GetProperty("total").GetInt32());
             using var importedPatient = await http.GetAsync("/fhir/Patient?family=importe&_revinclude=Observation:patient");
             Assert.Equal(2, (await importedPatient.BodyAsync()).GetProperty("entry").GetArrayLength());
             using var collected = await http.GetAsync("/fhir/Patient/collected-1");

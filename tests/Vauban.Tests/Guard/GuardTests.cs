@@ -102,6 +102,7 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Equal(RecordStatus.Locked, last);
         Assert.Equal(25, opened.Count);
         var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardStepUp && a.Principal == "user:drA");
         var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardSuspended);
         Assert.Equal("session:s-1", alert.Principal);
         Assert.DoesNotContain("Mine", alert.Detail, StringComparison.Ordinal);
@@ -178,6 +179,37 @@ public abstract class GuardTests : IAsyncLifetime
         using var page = await client.GetAsync("/fhir/Patient?_count=50");
         Assert.Equal((HttpStatusCode)423, page.StatusCode);
         Assert.DoesNotContain("Stranger", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_suspended_client_gets_nothing_through_any_door_read_vread_history_search_everything_bundles_or_writes()
+    {
+        using var client = await PatientReaderAsync("system/*.cruds");
+        using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+        var p = _strangers[0];
+        foreach (var url in new[] { $"/fhir/Patient/{p}", $"/fhir/Patient/{p}/_history/1", $"/fhir/Patient/{p}/_history", "/fhir/Patient/_history",
+            "/fhir/Patient?family=stranger", "/fhir/Encounter?_include=Encounter:patient", $"/fhir/Patient/{p}/$everything" })
+        {
+            using var response = await client.GetAsync(url);
+            Assert.True(response.StatusCode == (HttpStatusCode)423, url + " → " + (int)response.StatusCode);
+            Assert.DoesNotContain("Stranger", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var search = await client.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent(new Dictionary<string, string> { ["family"] = "stranger" })))
+            Assert.Equal((HttpStatusCode)423, search.StatusCode);
+        using (var create = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "New")))) Assert.Equal((HttpStatusCode)423, create.StatusCode);
+        using (var conditional = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "New")) })
+        {
+            conditional.Headers.Add("If-None-Exist", "family=stranger");
+            using var response = await client.SendAsync(conditional);
+            Assert.Equal((HttpStatusCode)423, response.StatusCode);
+        }
+        foreach (var type in new[] { "batch", "transaction" })
+        {
+            using var bundle = await client.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "{{type}}", "entry": [ { "request": { "method": "GET", "url": "Patient/{{p}}" } } ] }"""));
+            var text = await bundle.Content.ReadAsStringAsync();
+            Assert.DoesNotContain("Stranger", text, StringComparison.Ordinal);
+            Assert.True(bundle.StatusCode == (HttpStatusCode)423 || text.Contains("\"423", StringComparison.Ordinal), type + " → " + (int)bundle.StatusCode + " " + text);
+        }
     }
 
     [Fact]
