@@ -148,7 +148,7 @@ public sealed class AuditTrail : IAsyncDisposable
             Source = context.SourceAddress,
             Correlation = context.CorrelationId,
             Purpose = context.Purpose,
-            Note = note,
+            Note = context.StatedReason is { } stated ? (note is null ? "reason stated: " + stated : note + "; reason stated: " + stated) : note,
         };
         var entries = new List<PreparedEntry>(1);
         if (records.Count == 0)

@@ -107,6 +107,16 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reason_stated_with_a_request_is_kept_with_its_entry()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_patient}/$everything");
+        request.Headers.Add("X-Vauban-Reason", "transfer to the cardiology ward, full record needed");
+        using (var response = await _client.SendAsync(request)) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.Everything] }, CancellationToken.None) ?? [];
+        Assert.Contains(entries, e => e.Detail.Note == "reason stated: transfer to the cardiology ward, full record needed");
+    }
+
+    [Fact]
     public async Task Audit_entries_hold_no_identifying_value_in_clear()
     {
         await _server.Store.DisposeAsync();
