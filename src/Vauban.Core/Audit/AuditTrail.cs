@@ -33,11 +33,17 @@ public sealed record AuditOptions
     /// <summary>The most entries one group commit writes.</summary>
     public int MaxBatch { get; init; } = 8192;
 
+    /// <summary>Group commits of read-side entries are written before the data leaves but flushed to disk lazily; at least
+    /// this often one of them is a durable (fsync'd) commit, which makes every earlier one durable too. Zero: every group
+    /// commit is durable. Entries of writes always commit durably with the write.</summary>
+    public TimeSpan DurableEvery { get; init; } = TimeSpan.FromMilliseconds(100);
+
     public void Validate()
     {
         if (CheckpointEvery < 1) throw new VaubanConfigurationException("The audit checkpoint interval must be at least one entry.");
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) throw new VaubanConfigurationException("The audit checkpoint interval must be at least 100 ms.");
         if (MaxBatch < 1) throw new VaubanConfigurationException("The audit batch size must be at least one entry.");
+        if (DurableEvery < TimeSpan.Zero || DurableEvery > TimeSpan.FromSeconds(1)) throw new VaubanConfigurationException("The audit durability interval must be between 0 and 1 second.");
     }
 }
 
@@ -340,10 +346,12 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         var batch = new List<PendingGroup>();
         var reader = _queue.Reader;
+        var lastDurable = 0L;
+        var lazy = false; // a commit since the last durable one has not reached the disk yet
         while (true)
         {
             bool more;
-            using (var idle = new CancellationTokenSource(_options.CheckpointInterval))
+            using (var idle = new CancellationTokenSource(lazy ? _options.DurableEvery : _options.CheckpointInterval))
             {
                 try
                 {
@@ -351,6 +359,12 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 catch (OperationCanceledException)
                 {
+                    if (lazy)
+                    {
+                        await FlushToDiskAsync();
+                        lastDurable = Environment.TickCount64;
+                        lazy = false;
+                    }
                     await SignPendingAsync();
                     continue;
                 }
@@ -364,7 +378,9 @@ public sealed class AuditTrail : IAsyncDisposable
             }
             try
             {
-                await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
+                var now = Environment.TickCount64;
+                var durable = now - lastDurable >= (long)_options.DurableEvery.TotalMilliseconds;
+                await using (var scope = await _database.BeginWriteAsync(durable, CancellationToken.None))
                 {
                     foreach (var tenant in batch.GroupBy(g => g.TenantId))
                     {
@@ -373,6 +389,8 @@ public sealed class AuditTrail : IAsyncDisposable
                     }
                     await scope.CommitAsync(CancellationToken.None);
                 }
+                if (durable) lastDurable = now;
+                lazy = !durable;
                 foreach (var group in batch) group.Done.TrySetResult();
             }
             catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
@@ -382,7 +400,21 @@ public sealed class AuditTrail : IAsyncDisposable
             }
             batch.Clear();
         }
+        if (lazy) await FlushToDiskAsync();
         await SignPendingAsync(now: true);
+    }
+
+    /// <summary>Makes the lazily committed entries durable when no durable commit followed them.</summary>
+    private async Task FlushToDiskAsync()
+    {
+        try
+        {
+            await _database.FlushAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or IOException or TimeoutException)
+        {
+            // Retried with the next commit (every durable commit covers the earlier ones).
+        }
     }
 
     /// <summary>Signs a checkpoint for every tenant whose last entries have waited the checkpoint interval.</summary>

@@ -32,7 +32,24 @@ internal abstract class StoreDatabase : IAsyncDisposable
 
     /// <summary>Starts a write transaction. On SQLite writers are serialized in-process (one writer at a time is
     /// all SQLite allows; queueing here avoids its sleep-and-retry busy loop).</summary>
-    public abstract Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken);
+    public Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken) => BeginWriteAsync(durable: true, cancellationToken);
+
+    /// <summary>Starts a write transaction whose commit, when not <paramref name="durable"/>, is written and visible at once
+    /// but reaches the disk with the next durable commit (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off):
+    /// safe against a process crash, and consistent — never torn — after a power loss. Only the audit log's read-side
+    /// group commits use it, and they force a durable commit at least every few hundred milliseconds.</summary>
+    public abstract Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken);
+
+    /// <summary>Brings every commit made without <c>durable</c> to the disk. SQLite: a passive WAL checkpoint, which syncs
+    /// the WAL first. PostgreSQL: its WAL writer flushes asynchronous commits within 3 × wal_writer_delay on its own.</summary>
+    public async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        if (Engine != StorageEngine.Sqlite) return;
+        await using var connection = await OpenAsync(cancellationToken);
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
     public abstract Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
@@ -69,11 +86,14 @@ internal sealed class WriteScope : IAsyncDisposable
     private readonly SemaphoreSlim? _gate;
     private bool _completed;
 
-    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate)
+    private readonly string? _restore;
+
+    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate, string? restore = null)
     {
         Connection = connection;
         Transaction = transaction;
         _gate = gate;
+        _restore = restore;
     }
 
     public DbConnection Connection { get; }
@@ -115,6 +135,13 @@ internal sealed class WriteScope : IAsyncDisposable
                 catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
             }
             await Transaction.DisposeAsync();
+            if (_restore is not null)
+            {
+                // A pooled connection keeps its settings: put back what the next writer expects.
+                using var restore = Connection.CreateCommand();
+                restore.CommandText = _restore;
+                await restore.ExecuteNonQueryAsync();
+            }
             await Connection.DisposeAsync();
         }
         finally
@@ -270,14 +297,20 @@ internal sealed class SqliteDatabase : StoreDatabase
     private static readonly object Configured = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
 
-    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
+    public override async Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken)
     {
         await _writeGate.WaitAsync(cancellationToken);
         try
         {
             var connection = await OpenAsync(cancellationToken);
+            if (!durable)
+            {
+                using var relax = connection.CreateCommand();
+                relax.CommandText = "PRAGMA synchronous=NORMAL;";
+                await relax.ExecuteNonQueryAsync(cancellationToken);
+            }
             var transaction = ((SqliteConnection)connection).BeginTransaction(deferred: false);
-            return new WriteScope(connection, transaction, _writeGate);
+            return new WriteScope(connection, transaction, _writeGate, durable ? null : "PRAGMA synchronous=FULL;");
         }
         catch
         {
@@ -349,12 +382,18 @@ internal sealed class PostgresDatabase : StoreDatabase
         return await read(reader, cancellationToken);
     }
 
-    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
+    public override async Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken)
     {
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
             var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+            if (!durable)
+            {
+                // For this transaction only; the WAL writer flushes it within wal_writer_delay, or the next durable commit does.
+                await using var relax = new NpgsqlCommand("SET LOCAL synchronous_commit TO off", connection, transaction);
+                await relax.ExecuteNonQueryAsync(cancellationToken);
+            }
             return new WriteScope(connection, transaction, gate: null);
         }
         catch
