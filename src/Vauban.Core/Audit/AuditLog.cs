@@ -313,13 +313,7 @@ public sealed class AuditLog
         sql.Append(" ORDER BY at DESC, seq DESC LIMIT @n");
         command.With("n", Math.Clamp(query.Count, 1, 1000));
         command.CommandText = sql.ToString();
-        var rows = await _database.QueryAsync(command, async (reader, ct) =>
-        {
-            var list = new List<AuditRow>();
-            while (await reader.ReadAsync(ct)) list.Add(ReadRow(context.Tenant.Id, reader));
-            return list;
-        }, cancellationToken);
-        command.Dispose();
+        var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
         var entries = rows.Select(r => Open(keys, r)).ToList();
         await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null,
             entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken);
@@ -340,13 +334,7 @@ public sealed class AuditLog
         var command = _database.NewCommand();
         command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = @s";
         command.With("t", context.Tenant.Id).With("s", sequence);
-        var rows = await _database.QueryAsync(command, async (reader, ct) =>
-        {
-            var list = new List<AuditRow>(1);
-            while (await reader.ReadAsync(ct)) list.Add(ReadRow(context.Tenant.Id, reader));
-            return list;
-        }, cancellationToken);
-        command.Dispose();
+        var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
         if (rows.Count == 0) return null;
         var entry = Open(keys, rows[0]);
         await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)], cancellationToken);
@@ -357,6 +345,19 @@ public sealed class AuditLog
     {
         ArgumentNullException.ThrowIfNull(entry);
         return entry.Sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private async Task<List<AuditRow>> QueryRowsAsync(DbCommand command, long tenantId, CancellationToken cancellationToken)
+    {
+        using (command)
+        {
+            return await _database.QueryAsync(command, async (reader, ct) =>
+            {
+                var list = new List<AuditRow>();
+                while (await reader.ReadAsync(ct)) list.Add(ReadRow(tenantId, reader));
+                return list;
+            }, cancellationToken);
+        }
     }
 
     private static AuditRow ReadRow(long tenantId, DbDataReader reader) =>

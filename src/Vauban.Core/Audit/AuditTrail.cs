@@ -105,11 +105,8 @@ public sealed class AuditTrail : IAsyncDisposable
         if (Volatile.Read(ref _disposed) != 0) throw new AuditUnavailableException("The audit log is closed.");
         if (SkipForBenchmark) return;
         var entries = await PrepareAsync(context, action, outcome, type, records, note, cancellationToken);
-        var group = new PendingGroup(context.Tenant.Id, entries);
-        _ = _appender.Value;
-        if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
         // The caller's cancellation does not withdraw entries already queued: the act was attempted.
-        await group.Done.Task.ConfigureAwait(false);
+        await EnqueueAsync(new PendingGroup(context.Tenant.Id, entries));
     }
 
     /// <summary>Appends the entries of an act done inside <paramref name="scope"/>: written when it commits. Failures
