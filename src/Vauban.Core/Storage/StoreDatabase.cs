@@ -135,14 +135,26 @@ internal sealed class WriteScope : IAsyncDisposable
                 catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
             }
             await Transaction.DisposeAsync();
-            if (_restore is not null)
+            try
             {
-                // A pooled connection keeps its settings: put back what the next writer expects.
-                using var restore = Connection.CreateCommand();
-                restore.CommandText = _restore;
-                await restore.ExecuteNonQueryAsync();
+                if (_restore is not null)
+                {
+                    // A pooled connection keeps its settings: put back what the next writer expects.
+                    using var restore = Connection.CreateCommand();
+                    restore.CommandText = _restore;
+                    await restore.ExecuteNonQueryAsync();
+                }
             }
-            await Connection.DisposeAsync();
+            catch (DbException) when (Connection is SqliteConnection sqlite)
+            {
+                // Never hand a connection still set for lazy commits to the next writer.
+                SqliteConnection.ClearPool(sqlite);
+                throw;
+            }
+            finally
+            {
+                await Connection.DisposeAsync();
+            }
         }
         finally
         {
