@@ -201,7 +201,7 @@ public sealed partial class RecordsService
         }
         if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
-            versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment ?? (type == KnownResourceTypes.Patient ? v.Id : null))).Distinct().ToList(), cancellationToken);
+            versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, id is not null ? entries.Count : null, next);
     }
@@ -291,7 +291,7 @@ public sealed partial class RecordsService
     {
         var decision = await _policy.AuthorizeRecordAsync(context, type, compartment, createdBy, batch?.NewPatients, cancellationToken);
         if (decision.Verdict == RecordVerdict.Allow) return null;
-        await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, compartment ?? (type == KnownResourceTypes.Patient ? id : null))],
+        await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, compartment)],
             cancellationToken, batch?.Scope, decision.Verdict == RecordVerdict.Forbidden ? "refused by the access policy" : "refused by the access policy (not revealed)");
         return decision.Verdict == RecordVerdict.Forbidden
             ? RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!))
@@ -348,9 +348,13 @@ public sealed partial class RecordsService
     /// (committed with it; refusals kept on rollback), otherwise group-committed before this returns.</summary>
     private Task AuditAsync(AccessContext context, Interaction interaction, AuditOutcome outcome, string type, IReadOnlyList<AuditedRecord> records,
         CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
+        AuditAsync(context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, scope, note);
+
+    private Task AuditAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string type, IReadOnlyList<AuditedRecord> records,
+        CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
         scope is null
-            ? _audit.AppendAsync(context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, note)
-            : _audit.AppendAsync(scope, context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, note);
+            ? _audit.AppendAsync(context, action, outcome, type, records, cancellationToken, note)
+            : _audit.AppendAsync(scope, context, action, outcome, type, records, cancellationToken, note);
 
     /// <summary>
     /// The guard's question for the records about to leave (none for a write: a contained principal writes nothing).
@@ -376,9 +380,7 @@ public sealed partial class RecordsService
             // The records withheld, and why, on the chain (refusals survive a rolled-back transaction).
             var withheld = rows.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList();
             var note = "guard: " + decision.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")";
-            await (scope is null
-                ? _audit.AppendAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, withheld, cancellationToken, note)
-                : _audit.AppendAsync(scope, context, AuditAction.Containment, AuditOutcome.MinorFailure, type, withheld, cancellationToken, note));
+            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, withheld, cancellationToken, scope, note);
         }
         return decision.Verdict switch
         {
