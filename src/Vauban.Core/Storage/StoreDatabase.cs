@@ -40,16 +40,28 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// group commits use it, and they force a durable commit at least every few hundred milliseconds.</summary>
     public abstract Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken);
 
-    /// <summary>Brings every commit made without <c>durable</c> to the disk. SQLite: a passive WAL checkpoint, which syncs
-    /// the WAL first. PostgreSQL: its WAL writer flushes asynchronous commits within 3 × wal_writer_delay on its own.</summary>
+    /// <summary>Brings every commit made without <c>durable</c> (or on a <see cref="OpenLazyWriterAsync"/> connection) to the
+    /// disk. SQLite: a passive WAL checkpoint, which syncs the WAL first and does not wait for the writer. PostgreSQL: a
+    /// transaction that takes a transaction id commits synchronously, which flushes the WAL up to its commit record, past
+    /// every asynchronous commit before it.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
-        if (Engine != StorageEngine.Sqlite) return;
         await using var connection = await OpenAsync(cancellationToken);
         using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+        command.CommandText = Engine == StorageEngine.Sqlite
+            ? "PRAGMA wal_checkpoint(PASSIVE);"
+            : "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT;";
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    /// <summary>A write connection the caller keeps open (the audit appender's), whose commits are written and visible at
+    /// once but reach the disk with the next <see cref="FlushAsync"/>; the caller flushes on a schedule of its own. Its
+    /// transactions begin with <see cref="BeginWriteOnAsync"/>.</summary>
+    internal abstract Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken);
+
+    /// <summary>A write transaction on a connection from <see cref="OpenLazyWriterAsync"/> (serialized with the other
+    /// writers like <see cref="BeginWriteAsync(bool, CancellationToken)"/>); disposing the scope leaves the connection open.</summary>
+    internal abstract Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken);
 
     /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
     public abstract Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
@@ -87,13 +99,15 @@ internal sealed class WriteScope : IAsyncDisposable
     private bool _completed;
 
     private readonly string? _restore;
+    private readonly bool _ownsConnection;
 
-    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate, string? restore = null)
+    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate, string? restore = null, bool ownsConnection = true)
     {
         Connection = connection;
         Transaction = transaction;
         _gate = gate;
         _restore = restore;
+        _ownsConnection = ownsConnection;
     }
 
     public DbConnection Connection { get; }
@@ -153,7 +167,7 @@ internal sealed class WriteScope : IAsyncDisposable
             }
             finally
             {
-                await Connection.DisposeAsync();
+                if (_ownsConnection) await Connection.DisposeAsync();
             }
         }
         finally
@@ -229,7 +243,28 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
+    /// <summary>At most this many reads run at once. A WAL reader pins one of SQLite's few read marks (WAL_NREADER - 1 = 4 for
+    /// readers of recent commits); with more readers than marks while commits keep arriving (the audit appender's, every
+    /// millisecond or so), a reader that finds none free retries and then sleeps inside sqlite3 — on a thread-pool thread,
+    /// which the pool answers by adding threads. Measured before this gate: 64 in-process readers beside the appender grew
+    /// the pool to 34 threads and each read waited tens of milliseconds. Two cores are busy with four readers anyway.</summary>
+    private const int ReadConcurrency = 4;
+    private readonly SemaphoreSlim _readGate = new(ReadConcurrency, ReadConcurrency);
+
     public override async Task<T?> ReadOneAsync<T>(string sql, Func<DbDataReader, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) where T : class
+    {
+        await _readGate.WaitAsync(cancellationToken);
+        try
+        {
+            return await ReadOneCoreAsync(sql, read, parameters, cancellationToken);
+        }
+        finally
+        {
+            _readGate.Release();
+        }
+    }
+
+    private async Task<T?> ReadOneCoreAsync<T>(string sql, Func<DbDataReader, T> read, (string Name, object Value)[] parameters, CancellationToken cancellationToken) where T : class
     {
         if (!_readSessions.TryTake(out var session))
         {
@@ -265,6 +300,19 @@ internal sealed class SqliteDatabase : StoreDatabase
     public override DbCommand NewCommand() => new SqliteCommand();
 
     public override async Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        await _readGate.WaitAsync(cancellationToken);
+        try
+        {
+            return await QueryCoreAsync(built, read, cancellationToken);
+        }
+        finally
+        {
+            _readGate.Release();
+        }
+    }
+
+    private async Task<T> QueryCoreAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
     {
         if (!_readSessions.TryTake(out var session))
         {
@@ -323,6 +371,41 @@ internal sealed class SqliteDatabase : StoreDatabase
             }
             var transaction = ((SqliteConnection)connection).BeginTransaction(deferred: false);
             return new WriteScope(connection, transaction, _writeGate, durable ? null : "PRAGMA synchronous=FULL;");
+        }
+        catch
+        {
+            _writeGate.Release();
+            throw;
+        }
+    }
+
+    internal override async Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken)
+    {
+        // Not pooled: its settings never reach another writer. No automatic checkpoint: a commit never stops to copy the WAL
+        // into the database; the owner's FlushAsync (a passive checkpoint) does, off its commit path.
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
+        await connection.OpenAsync(cancellationToken);
+        try
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    internal override async Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        await _writeGate.WaitAsync(cancellationToken);
+        try
+        {
+            var transaction = ((SqliteConnection)connection).BeginTransaction(deferred: false);
+            return new WriteScope(connection, transaction, _writeGate, ownsConnection: false);
         }
         catch
         {
@@ -413,6 +496,29 @@ internal sealed class PostgresDatabase : StoreDatabase
             await connection.DisposeAsync();
             throw;
         }
+    }
+
+    internal override async Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            // For this session; returned to the pool, the connection is reset (DISCARD ALL) before anyone else uses it.
+            await using var relax = new NpgsqlCommand("SET synchronous_commit TO off", connection);
+            await relax.ExecuteNonQueryAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    internal override async Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        var transaction = await ((NpgsqlConnection)connection).BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+        return new WriteScope(connection, transaction, gate: null, ownsConnection: false);
     }
 
     public override async Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
