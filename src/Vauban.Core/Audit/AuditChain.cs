@@ -26,6 +26,14 @@ internal static class AuditChain
     public const int PrincipalIndexCode = 9001;
     public const int PatientIndexCode = 9002;
 
+    /// <summary>audit_index rows are grouped by bucket = seq >> this (schema step 7), so that a batch of recent entries
+    /// lands in one narrow region of that B-tree; a lookup visits every bucket.</summary>
+    public const int IndexBucketBits = 16;
+
+    /// <summary>audit_index kinds.</summary>
+    public const int PatientLookup = 1;
+    public const int PrincipalLookup = 2;
+
     /// <summary>The type code used in the sealed part's associated data.</summary>
     public const int SealTypeCode = 9000;
 

@@ -16,6 +16,12 @@ public sealed record AuditVerification(long TenantId, long Entries, int Checkpoi
     public bool Valid => Problem is null;
 }
 
+/// <summary>What the check of the patient and principal lookups found: the first entry a lookup misses, if any.</summary>
+public sealed record AuditLookupCheck(long TenantId, long Indexed, long? FirstMissing)
+{
+    public bool Complete => FirstMissing is null;
+}
+
 /// <summary>A signed tree head, as exported for an outside witness.</summary>
 public sealed record AuditCheckpoint(long TenantId, long Size, DateTimeOffset At, byte[] Root, byte[] Head, int KeyVersion, byte[] Signature);
 
@@ -28,8 +34,8 @@ public sealed record AuditQuery
     public IReadOnlyList<AuditAction>? Actions { get; init; }
     public int Count { get; init; } = 50;
 
-    /// <summary>Paging: only entries older than this (time, sequence).</summary>
-    public (long At, long Sequence)? Before { get; init; }
+    /// <summary>Paging: only entries before this one on the chain.</summary>
+    public long? BeforeSequence { get; init; }
 }
 
 public sealed class AuditLog
@@ -146,6 +152,30 @@ public sealed class AuditLog
         progress?.Report(last);
         var signedUpTo = checkpoints.Count == 0 ? 0 : checkpoints[^1].Size;
         return new AuditVerification(tenantId, last, tree.Verified, null, null, last - signedUpTo);
+    }
+
+    /// <summary>Checks that every entry the lookups claim to cover (up to indexed_seq) can be found by its patient and by its
+    /// principal. The lookups are not on the chain: deleting rows from them would hide entries from the officer's searches
+    /// without breaking the chain, and this is the check that finds it. A lookup row that points elsewhere is harmless
+    /// (searches re-check the entry's own chained columns).</summary>
+    public async Task<AuditLookupCheck> VerifyLookupsAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        long indexed;
+        using (var head = connection.Command("SELECT indexed_seq FROM audit_heads WHERE tenant_id = @t").With("t", tenantId))
+        {
+            indexed = await head.ScalarLongAsync(cancellationToken);
+        }
+        using var command = connection.Command($"""
+            SELECT min(e.seq) FROM audit_entries e WHERE e.tenant_id = @t AND e.seq <= @indexed AND (
+                (e.patient_ix <> 0 AND NOT EXISTS (SELECT 1 FROM audit_index i WHERE i.tenant_id = @t AND i.bucket = e.seq >> {AuditChain.IndexBucketBits}
+                    AND i.kind = {AuditChain.PatientLookup} AND i.ix = e.patient_ix AND i.seq = e.seq))
+                OR NOT EXISTS (SELECT 1 FROM audit_index i WHERE i.tenant_id = @t AND i.bucket = e.seq >> {AuditChain.IndexBucketBits}
+                    AND i.kind = {AuditChain.PrincipalLookup} AND i.ix = e.principal_ix AND i.seq = e.seq))
+            """).With("t", tenantId).With("indexed", indexed);
+        command.CommandTimeout = 0;
+        var first = await command.ExecuteScalarAsync(cancellationToken);
+        return new AuditLookupCheck(tenantId, indexed, first is null or DBNull ? null : Convert.ToInt64(first, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>Consecutive entry hashes, from <see cref="First"/> on, handed from the chain stage to the tree stage.</summary>
@@ -276,41 +306,62 @@ public sealed class AuditLog
             return null;
         }
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        var sql = new System.Text.StringBuilder("""
-            SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t
-            """);
         var command = _database.NewCommand();
         command.With("t", context.Tenant.Id);
-        if (query.Patient is not null)
+        var patient = query.Patient is null ? (long?)null : keys.Index.Hash(AuditChain.PatientIndexCode, 'x', query.Patient);
+        var agent = query.Agent is null ? (long?)null : keys.Index.Hash(AuditChain.PrincipalIndexCode, 'x', query.Agent);
+        var sql = new System.Text.StringBuilder();
+        if ((patient ?? agent) is { } lookup)
         {
-            sql.Append(" AND patient_ix = @pa");
-            command.With("pa", keys.Index.Hash(AuditChain.PatientIndexCode, 'x', query.Patient));
+            // Candidates: the lookups built so far (one probe per bucket), and the entries beyond them read directly. The
+            // entries' own chained columns are checked again below, so a lookup row pointing elsewhere finds nothing.
+            var (kind, column) = patient is not null ? (AuditChain.PatientLookup, "patient_ix") : (AuditChain.PrincipalLookup, "principal_ix");
+            var indexed = await IndexedUpToAsync(context.Tenant.Id, cancellationToken);
+            var buckets = string.Join(", ", Enumerable.Range(0, (int)(indexed >> AuditChain.IndexBucketBits) + 1)
+                .Select(b => b.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            sql.Append(System.Globalization.CultureInfo.InvariantCulture, $"""
+                WITH c(seq) AS (
+                    SELECT seq FROM audit_index WHERE tenant_id = @t AND bucket IN ({buckets}) AND kind = {kind} AND ix = @ix AND seq <= @indexed
+                    UNION ALL SELECT seq FROM audit_entries WHERE tenant_id = @t AND seq > @indexed AND {column} = @ix)
+                SELECT e.seq, e.at, e.action, e.outcome, e.type, e.principal_ix, e.patient_ix, e.sealed
+                FROM c CROSS JOIN audit_entries e WHERE e.tenant_id = @t AND e.seq = c.seq
+                """);
+            command.With("ix", lookup).With("indexed", indexed);
         }
-        if (query.Agent is not null)
+        else
         {
-            sql.Append(" AND principal_ix = @pr");
-            command.With("pr", keys.Index.Hash(AuditChain.PrincipalIndexCode, 'x', query.Agent));
+            sql.Append("SELECT e.seq, e.at, e.action, e.outcome, e.type, e.principal_ix, e.patient_ix, e.sealed FROM audit_entries e WHERE e.tenant_id = @t");
+        }
+        if (patient is { } pa)
+        {
+            sql.Append(" AND e.patient_ix = @pa");
+            command.With("pa", pa);
+        }
+        if (agent is { } pr)
+        {
+            sql.Append(" AND e.principal_ix = @pr");
+            command.With("pr", pr);
         }
         if (query.From is { } from)
         {
-            sql.Append(" AND at >= @from");
+            sql.Append(" AND e.at >= @from");
             command.With("from", from.ToUnixTimeMilliseconds());
         }
         if (query.To is { } to)
         {
-            sql.Append(" AND at < @to");
+            sql.Append(" AND e.at < @to");
             command.With("to", to.ToUnixTimeMilliseconds());
         }
         if (query.Actions is { Count: > 0 } actions)
         {
-            sql.Append(" AND action IN (").Append(string.Join(", ", actions.Select(a => ((int)a).ToString(System.Globalization.CultureInfo.InvariantCulture)))).Append(')');
+            sql.Append(" AND e.action IN (").Append(string.Join(", ", actions.Select(a => ((int)a).ToString(System.Globalization.CultureInfo.InvariantCulture)))).Append(')');
         }
-        if (query.Before is { } before)
+        if (query.BeforeSequence is { } before)
         {
-            sql.Append(" AND (at < @ba OR (at = @ba AND seq < @bs))");
-            command.With("ba", before.At).With("bs", before.Sequence);
+            sql.Append(" AND e.seq < @bs");
+            command.With("bs", before);
         }
-        sql.Append(" ORDER BY at DESC, seq DESC LIMIT @n");
+        sql.Append(" ORDER BY e.seq DESC LIMIT @n");
         command.With("n", Math.Clamp(query.Count, 1, 1000));
         command.CommandText = sql.ToString();
         var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
@@ -339,6 +390,18 @@ public sealed class AuditLog
         var entry = Open(keys, rows[0]);
         await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)], cancellationToken);
         return entry;
+    }
+
+    /// <summary>How far the patient and principal lookups have been built (schema step 7).</summary>
+    private async Task<long> IndexedUpToAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        var command = _database.NewCommand();
+        command.CommandText = "SELECT indexed_seq FROM audit_heads WHERE tenant_id = @t";
+        command.With("t", tenantId);
+        using (command)
+        {
+            return await _database.QueryAsync(command, async (reader, ct) => await reader.ReadAsync(ct) ? reader.GetInt64(0) : 0L, cancellationToken);
+        }
     }
 
     public static string AuditEventId(AuditEntry entry)

@@ -9,6 +9,11 @@
 //   (group commit) and releases the waiting requests when it has committed.
 // Both read the chain's head row inside their transaction (locked on PostgreSQL, the single writer on
 // SQLite), so two processes on one store extend one chain rather than forking it.
+//
+// The appender keeps one connection of its own with its statements prepared; its commits are written and
+// visible before the waiting requests go on, and a flusher thread makes them durable at least every
+// DurableEvery (ADR 0009). The patient and principal lookups (audit_index) are filled behind the chain in
+// large sorted batches, never in the commit path.
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text.Json;
@@ -38,8 +43,13 @@ public sealed record AuditOptions
     /// commit is durable. Entries of writes always commit durably with the write.</summary>
     public TimeSpan DurableEvery { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>The patient and principal lookups are built behind the chain once this many entries wait for them (or
+    /// when the appender is idle); searches read the entries beyond them directly.</summary>
+    public int IndexEvery { get; init; } = 16384;
+
     public void Validate()
     {
+        if (IndexEvery < 1) throw new VaubanConfigurationException("The audit index batch must be at least one entry.");
         if (CheckpointEvery < 1) throw new VaubanConfigurationException("The audit checkpoint interval must be at least one entry.");
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) throw new VaubanConfigurationException("The audit checkpoint interval must be at least 100 ms.");
         if (MaxBatch < 1) throw new VaubanConfigurationException("The audit batch size must be at least one entry.");
@@ -78,8 +88,12 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly AuditOptions _options;
     private readonly Channel<PendingGroup> _queue = Channel.CreateUnbounded<PendingGroup>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly SemaphoreSlim _wake = new(0);
     private readonly ConcurrentDictionary<long, bool> _unsigned = new();
+    private readonly ConcurrentDictionary<long, bool> _unindexed = new();
     private readonly Lazy<Task> _appender;
+    private AppenderSession? _session; // the appender thread's only
+    private int _sleeping;
     private int _disposed;
 
     internal AuditTrail(StoreDatabase database, KeyRing keys, TimeProvider time, AuditOptions options)
@@ -129,6 +143,7 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         _ = _appender.Value;
         if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
+        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1) _wake.Release();
         await group.Done.Task.ConfigureAwait(false);
     }
 
@@ -210,9 +225,29 @@ public sealed class AuditTrail : IAsyncDisposable
 
     // ---- the chain, extended inside a transaction ----
 
-    internal async Task AppendInScopeAsync(WriteScope scope, long tenantId, IReadOnlyList<PreparedEntry> entries, CancellationToken cancellationToken, bool signNow = false)
+    /// <summary>The chain's head as left by an append: its size and how far the lookups have been built.</summary>
+    internal readonly record struct HeadState(long Size, long Indexed);
+
+    internal async Task<HeadState> AppendInScopeAsync(WriteScope scope, long tenantId, IReadOnlyList<PreparedEntry> entries, CancellationToken cancellationToken,
+        bool signNow = false, ChainStatements? kept = null)
     {
-        var head = await ReadHeadAsync(scope, tenantId, cancellationToken);
+        var statements = kept ?? new ChainStatements(scope.Connection, _database.Engine);
+        try
+        {
+            statements.Use(scope.Transaction);
+            var state = await AppendAsync(statements, tenantId, entries, signNow, cancellationToken);
+            if (state.Size > state.Indexed) _unindexed[tenantId] = true;
+            return state;
+        }
+        finally
+        {
+            if (kept is null) statements.Dispose();
+        }
+    }
+
+    private async Task<HeadState> AppendAsync(ChainStatements statements, long tenantId, IReadOnlyList<PreparedEntry> entries, bool signNow, CancellationToken cancellationToken)
+    {
+        var head = await statements.ReadHeadAsync(tenantId, cancellationToken);
         var tree = CompactMerkleTree.Restore(head.Sequence, head.Tree);
         var previous = head.Hash;
         var rows = new AuditRow[entries.Count];
@@ -227,7 +262,7 @@ public sealed class AuditTrail : IAsyncDisposable
             hashes[i] = hash;
             previous = hash;
         }
-        if (rows.Length > 0) await InsertAsync(scope, rows, hashes, cancellationToken);
+        if (rows.Length > 0) await statements.InsertAsync(rows, hashes, cancellationToken);
 
         var size = head.Sequence + rows.Length;
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -240,86 +275,25 @@ public sealed class AuditTrail : IAsyncDisposable
             var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
             var root = tree.Root();
             var signature = signer.Sign(AuditChain.CheckpointStatement(tenantId, size, root, previous, now));
-            using var checkpoint = scope.Command("""
-                INSERT INTO audit_checkpoints (tenant_id, size, at, root, head, key_version, signature) VALUES (@t, @n, @at, @r, @h, @v, @s)
-                """).With("t", tenantId).With("n", size).With("at", now).With("r", root).With("h", previous).With("v", signer.Version).With("s", signature);
-            await checkpoint.ExecuteNonQueryAsync(cancellationToken);
+            await statements.InsertCheckpointAsync(tenantId, size, now, root, previous, signer.Version, signature, cancellationToken);
             checkpointSequence = size;
             checkpointAt = now;
         }
-        if (rows.Length == 0 && !due) return;
-        using (var update = scope.Command("""
-            UPDATE audit_heads SET seq = @n, hash = @h, tree = @tr, checkpoint_seq = @cs, checkpoint_at = @ca WHERE tenant_id = @t
-            """).With("n", size).With("h", previous).With("tr", tree.Serialize()).With("cs", checkpointSequence).With("ca", checkpointAt).With("t", tenantId))
+        if (rows.Length > 0 || due)
         {
-            await update.ExecuteNonQueryAsync(cancellationToken);
+            await statements.UpdateHeadAsync(tenantId, size, previous, tree.Serialize(), checkpointSequence, checkpointAt, cancellationToken);
         }
         if (size > checkpointSequence) _unsigned[tenantId] = true;
         else _unsigned.TryRemove(tenantId, out _);
+        return new HeadState(size, head.Indexed);
     }
 
-    private sealed record Head(long Sequence, byte[] Hash, byte[] Tree, long CheckpointSequence, long CheckpointAt);
-
-    private async Task<Head> ReadHeadAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
+    /// <summary>Builds the patient and principal lookups of every entry the last build has not covered, in one sorted batch.</summary>
+    private async Task IndexAsync(ChainStatements statements, long tenantId, CancellationToken cancellationToken)
     {
-        // On PostgreSQL the row lock orders this tenant's appenders; on SQLite the transaction already has the only write slot.
-        using var command = scope.Command("SELECT seq, hash, tree, checkpoint_seq, checkpoint_at FROM audit_heads WHERE tenant_id = @t"
-            + (_database.Engine == StorageEngine.Postgres ? " FOR UPDATE" : "")).With("t", tenantId);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken)) throw new AuditIntegrityException($"tenant {tenantId} has no audit chain head");
-        return new Head(reader.GetInt64(0), (byte[])reader.GetValue(1), (byte[])reader.GetValue(2), reader.GetInt64(3), reader.GetInt64(4));
-    }
-
-    private async Task InsertAsync(WriteScope scope, AuditRow[] rows, byte[][] hashes, CancellationToken cancellationToken)
-    {
-        if (_database.Engine == StorageEngine.Postgres)
-        {
-            // One statement per batch: columns as arrays, unnested server-side.
-            using var command = (NpgsqlCommand)scope.Command("""
-                INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
-                SELECT @t, unnest(@s), unnest(@at), unnest(@a), unnest(@o), unnest(@ty), unnest(@pr), unnest(@pa), unnest(@se), unnest(@h)
-                """);
-            command.Parameters.Add(new NpgsqlParameter<long>("t", rows[0].TenantId));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("s", rows.Select(r => r.Sequence).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("at", rows.Select(r => r.At).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter<short[]>("a", rows.Select(r => (short)r.Action).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter<short[]>("o", rows.Select(r => (short)r.Outcome).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter<short[]>("ty", rows.Select(r => (short)r.Type).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("pr", rows.Select(r => r.PrincipalIndex).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter<long[]>("pa", rows.Select(r => r.PatientIndex).ToArray()));
-            command.Parameters.Add(new NpgsqlParameter("se", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { Value = rows.Select(r => r.Sealed).ToArray() });
-            command.Parameters.Add(new NpgsqlParameter("h", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { Value = hashes });
-            await command.ExecuteNonQueryAsync(cancellationToken);
-            return;
-        }
-        using var insert = scope.Command("""
-            INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
-            VALUES (@t, @s, @at, @a, @o, @ty, @pr, @pa, @se, @h)
-            """);
-        var parameters = new DbParameter[10];
-        string[] names = ["t", "s", "at", "a", "o", "ty", "pr", "pa", "se", "h"];
-        for (var i = 0; i < names.Length; i++)
-        {
-            parameters[i] = insert.CreateParameter();
-            parameters[i].ParameterName = "@" + names[i];
-            insert.Parameters.Add(parameters[i]);
-        }
-        insert.Prepare();
-        for (var i = 0; i < rows.Length; i++)
-        {
-            var r = rows[i];
-            parameters[0].Value = r.TenantId;
-            parameters[1].Value = r.Sequence;
-            parameters[2].Value = r.At;
-            parameters[3].Value = r.Action;
-            parameters[4].Value = r.Outcome;
-            parameters[5].Value = r.Type;
-            parameters[6].Value = r.PrincipalIndex;
-            parameters[7].Value = r.PatientIndex;
-            parameters[8].Value = r.Sealed;
-            parameters[9].Value = hashes[i];
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
+        var head = await statements.ReadHeadAsync(tenantId, cancellationToken);
+        if (head.Indexed < head.Sequence) await statements.IndexAsync(tenantId, head.Indexed, head.Sequence, cancellationToken);
+        _unindexed.TryRemove(tenantId, out _);
     }
 
     /// <summary>A new tenant's empty chain, created with it.</summary>
@@ -328,6 +302,178 @@ public sealed class AuditTrail : IAsyncDisposable
         using var command = scope.Command("INSERT INTO audit_heads (tenant_id, seq, hash, tree, checkpoint_seq, checkpoint_at) VALUES (@t, 0, @h, @tr, 0, 0)")
             .With("t", tenantId).With("h", AuditChain.Genesis).With("tr", Array.Empty<byte>());
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    internal sealed record Head(long Sequence, byte[] Hash, byte[] Tree, long CheckpointSequence, long CheckpointAt, long Indexed);
+
+    /// <summary>The statements that extend a chain, on one connection; the appender keeps its set (prepared once) across
+    /// transactions, a write transaction makes one for its single append.</summary>
+    internal sealed class ChainStatements : IDisposable
+    {
+        private readonly bool _postgres;
+        private readonly DbCommand _readHead;
+        private readonly DbCommand _insert;
+        private readonly DbCommand _updateHead;
+        private readonly DbCommand _checkpoint;
+        private readonly DbCommand _index;
+
+        public ChainStatements(DbConnection connection, StorageEngine engine)
+        {
+            _postgres = engine == StorageEngine.Postgres;
+            // On PostgreSQL the row lock orders this tenant's appenders; on SQLite the transaction already has the only write slot.
+            _readHead = Make(connection, "SELECT seq, hash, tree, checkpoint_seq, checkpoint_at, indexed_seq FROM audit_heads WHERE tenant_id = @t"
+                + (_postgres ? " FOR UPDATE" : ""), "t");
+            _insert = _postgres
+                // One statement per batch: columns as arrays, unnested server-side.
+                ? MakePostgresInsert((NpgsqlConnection)connection)
+                : Make(connection, """
+                    INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+                    VALUES (@t, @s, @at, @a, @o, @ty, @pr, @pa, @se, @h)
+                    """, "t", "s", "at", "a", "o", "ty", "pr", "pa", "se", "h");
+            _updateHead = Make(connection, """
+                UPDATE audit_heads SET seq = @n, hash = @h, tree = @tr, checkpoint_seq = @cs, checkpoint_at = @ca WHERE tenant_id = @t
+                """, "n", "h", "tr", "cs", "ca", "t");
+            _checkpoint = Make(connection, """
+                INSERT INTO audit_checkpoints (tenant_id, size, at, root, head, key_version, signature) VALUES (@t, @n, @at, @r, @h, @v, @s)
+                """, "t", "n", "at", "r", "h", "v", "s");
+            // Sorted by bucket first: one batch of recent entries lands in one narrow region of the index.
+            var select = $"""
+                SELECT tenant_id, seq >> {AuditChain.IndexBucketBits}, 1, patient_ix, seq FROM audit_entries WHERE tenant_id = @t AND seq > @from AND seq <= @to AND patient_ix <> 0
+                UNION ALL SELECT tenant_id, seq >> {AuditChain.IndexBucketBits}, 2, principal_ix, seq FROM audit_entries WHERE tenant_id = @t AND seq > @from AND seq <= @to
+                ORDER BY 1, 2, 3, 4, 5
+                """;
+            _index = Make(connection, (_postgres
+                ? $"INSERT INTO audit_index (tenant_id, bucket, kind, ix, seq) {select} ON CONFLICT DO NOTHING;"
+                : $"INSERT OR IGNORE INTO audit_index (tenant_id, bucket, kind, ix, seq) {select};")
+                + " UPDATE audit_heads SET indexed_seq = @to WHERE tenant_id = @t;", "t", "from", "to");
+        }
+
+        private static DbCommand Make(DbConnection connection, string sql, params string[] names)
+        {
+            var command = connection.CreateCommand();
+            command.CommandText = sql;
+            foreach (var name in names)
+            {
+                var parameter = command.CreateParameter();
+                parameter.ParameterName = name;
+                command.Parameters.Add(parameter);
+            }
+            return command;
+        }
+
+        private static NpgsqlCommand MakePostgresInsert(NpgsqlConnection connection)
+        {
+            var command = new NpgsqlCommand("""
+                INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+                SELECT @t, unnest(@s), unnest(@at), unnest(@a), unnest(@o), unnest(@ty), unnest(@pr), unnest(@pa), unnest(@se), unnest(@h)
+                """, connection);
+            command.Parameters.Add(new NpgsqlParameter<long>("t", 0L));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("s", []));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("at", []));
+            command.Parameters.Add(new NpgsqlParameter<short[]>("a", []));
+            command.Parameters.Add(new NpgsqlParameter<short[]>("o", []));
+            command.Parameters.Add(new NpgsqlParameter<short[]>("ty", []));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("pr", []));
+            command.Parameters.Add(new NpgsqlParameter<long[]>("pa", []));
+            command.Parameters.Add(new NpgsqlParameter("se", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { Value = Array.Empty<byte[]>() });
+            command.Parameters.Add(new NpgsqlParameter("h", NpgsqlDbType.Array | NpgsqlDbType.Bytea) { Value = Array.Empty<byte[]>() });
+            return command;
+        }
+
+        public void Use(DbTransaction transaction)
+        {
+            _readHead.Transaction = transaction;
+            _insert.Transaction = transaction;
+            _updateHead.Transaction = transaction;
+            _checkpoint.Transaction = transaction;
+            _index.Transaction = transaction;
+        }
+
+        public async Task<Head> ReadHeadAsync(long tenantId, CancellationToken cancellationToken)
+        {
+            _readHead.Parameters[0].Value = tenantId;
+            using var reader = await _readHead.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken)) throw new AuditIntegrityException($"tenant {tenantId} has no audit chain head");
+            return new Head(reader.GetInt64(0), (byte[])reader.GetValue(1), (byte[])reader.GetValue(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+        }
+
+        public async Task InsertAsync(AuditRow[] rows, byte[][] hashes, CancellationToken cancellationToken)
+        {
+            var p = _insert.Parameters;
+            if (_postgres)
+            {
+                ((NpgsqlParameter<long>)p[0]).TypedValue = rows[0].TenantId;
+                ((NpgsqlParameter<long[]>)p[1]).TypedValue = rows.Select(r => r.Sequence).ToArray();
+                ((NpgsqlParameter<long[]>)p[2]).TypedValue = rows.Select(r => r.At).ToArray();
+                ((NpgsqlParameter<short[]>)p[3]).TypedValue = rows.Select(r => (short)r.Action).ToArray();
+                ((NpgsqlParameter<short[]>)p[4]).TypedValue = rows.Select(r => (short)r.Outcome).ToArray();
+                ((NpgsqlParameter<short[]>)p[5]).TypedValue = rows.Select(r => (short)r.Type).ToArray();
+                ((NpgsqlParameter<long[]>)p[6]).TypedValue = rows.Select(r => r.PrincipalIndex).ToArray();
+                ((NpgsqlParameter<long[]>)p[7]).TypedValue = rows.Select(r => r.PatientIndex).ToArray();
+                p[8].Value = rows.Select(r => r.Sealed).ToArray();
+                p[9].Value = hashes;
+                await _insert.ExecuteNonQueryAsync(cancellationToken);
+                return;
+            }
+            for (var i = 0; i < rows.Length; i++)
+            {
+                var r = rows[i];
+                p[0].Value = r.TenantId;
+                p[1].Value = r.Sequence;
+                p[2].Value = r.At;
+                p[3].Value = r.Action;
+                p[4].Value = r.Outcome;
+                p[5].Value = r.Type;
+                p[6].Value = r.PrincipalIndex;
+                p[7].Value = r.PatientIndex;
+                p[8].Value = r.Sealed;
+                p[9].Value = hashes[i];
+                await _insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+        }
+
+        public async Task UpdateHeadAsync(long tenantId, long size, byte[] hash, byte[] tree, long checkpointSequence, long checkpointAt, CancellationToken cancellationToken)
+        {
+            var p = _updateHead.Parameters;
+            p[0].Value = size;
+            p[1].Value = hash;
+            p[2].Value = tree;
+            p[3].Value = checkpointSequence;
+            p[4].Value = checkpointAt;
+            p[5].Value = tenantId;
+            await _updateHead.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        public async Task InsertCheckpointAsync(long tenantId, long size, long at, byte[] root, byte[] head, int keyVersion, byte[] signature, CancellationToken cancellationToken)
+        {
+            var p = _checkpoint.Parameters;
+            p[0].Value = tenantId;
+            p[1].Value = size;
+            p[2].Value = at;
+            p[3].Value = root;
+            p[4].Value = head;
+            p[5].Value = keyVersion;
+            p[6].Value = signature;
+            await _checkpoint.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        public async Task IndexAsync(long tenantId, long from, long to, CancellationToken cancellationToken)
+        {
+            var p = _index.Parameters;
+            p[0].Value = tenantId;
+            p[1].Value = from;
+            p[2].Value = to;
+            await _index.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        public void Dispose()
+        {
+            _readHead.Dispose();
+            _insert.Dispose();
+            _updateHead.Dispose();
+            _checkpoint.Dispose();
+            _index.Dispose();
+        }
     }
 
     // ---- group commit ----
@@ -339,17 +485,38 @@ public sealed class AuditTrail : IAsyncDisposable
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
+    /// <summary>The appender's own connection and its prepared statements.</summary>
+    private sealed class AppenderSession(DbConnection connection, ChainStatements statements) : IAsyncDisposable
+    {
+        public DbConnection Connection { get; } = connection;
+        public ChainStatements Statements { get; } = statements;
+
+        public async ValueTask DisposeAsync()
+        {
+            Statements.Dispose();
+            await Connection.DisposeAsync();
+        }
+    }
+
     /// <summary>The appender runs on a thread of its own: SQLite's calls are synchronous, and on the thread pool of a
     /// two-core server its transactions held one of the few pool threads the waiting requests need to come back and
-    /// queue the next entries (measured: batches of ~10 entries instead of the ~64 in flight).</summary>
+    /// queue the next entries (measured: batches of ~10 entries instead of the ~64 in flight). A second thread makes its
+    /// commits durable (an fsync takes milliseconds the appender does not wait for).</summary>
     private Task StartAppender()
+    {
+        var appended = RunOnThread("vauban-audit-appender", RunAppender);
+        var flushed = RunOnThread("vauban-audit-flusher", RunFlusher);
+        return Task.WhenAll(appended, flushed);
+    }
+
+    private static Task RunOnThread(string name, Action body)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
-                RunAppender();
+                body();
                 done.SetResult();
             }
 #pragma warning disable CA1031 // the thread's failure is handed to whoever awaits the appender
@@ -359,91 +526,180 @@ public sealed class AuditTrail : IAsyncDisposable
                 done.SetException(e);
             }
         })
-        { IsBackground = true, Name = "vauban-audit-appender" };
+        { IsBackground = true, Name = name };
         thread.Start();
         return done.Task;
     }
+
+    /// <summary>How long the appender waits for entries before it builds lookups and signs what is waiting.</summary>
+    private static readonly TimeSpan IdleTick = TimeSpan.FromSeconds(1);
+
+    private long _committed;      // lazy commits so far (appender)
+    private long _flushedUpTo;    // the value of _committed the last flush covered (flusher)
+    private readonly SemaphoreSlim _flushNow = new(0);
+    private volatile bool _stopFlusher;
 
     private void RunAppender()
     {
         var batch = new List<PendingGroup>();
         var reader = _queue.Reader;
-        var lastDurable = 0L;
-        var lazy = false; // a commit since the last durable one has not reached the disk yet
-        while (true)
+        var lastIdleWork = Environment.TickCount64;
+        try
         {
-            bool more;
-            if (reader.TryPeek(out _))
+            while (true)
             {
-                more = true;
-            }
-            else
-            {
-                using var idle = new CancellationTokenSource(lazy ? _options.DurableEvery : _options.CheckpointInterval);
-                try
+                if (!reader.TryPeek(out _))
                 {
-                    more = reader.WaitToReadAsync(idle.Token).AsTask().GetAwaiter().GetResult();
-                }
-                catch (OperationCanceledException)
-                {
-                    if (lazy)
+                    if (reader.Completion.IsCompleted) break;
+                    Volatile.Write(ref _sleeping, 1);
+                    if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted && !_wake.Wait(IdleTick))
                     {
-                        FlushToDiskAsync().GetAwaiter().GetResult();
-                        lastDurable = Environment.TickCount64;
-                        lazy = false;
+                        Interlocked.Exchange(ref _sleeping, 0);
+                        Idle();
+                        lastIdleWork = Environment.TickCount64;
+                        continue;
                     }
-                    SignPendingAsync().GetAwaiter().GetResult();
+                    Interlocked.Exchange(ref _sleeping, 0);
                     continue;
                 }
+                var count = 0;
+                while (count < _options.MaxBatch && reader.TryRead(out var group))
+                {
+                    batch.Add(group);
+                    count += group.Entries.Count;
+                }
+                try
+                {
+                    var toIndex = CommitBatchAsync(batch).GetAwaiter().GetResult();
+                    if (_options.DurableEvery == TimeSpan.Zero) FlushToDiskAsync().GetAwaiter().GetResult();
+                    foreach (var group in batch) group.Done.TrySetResult();
+                    batch.Clear();
+                    foreach (var tenantId in toIndex) RunIndexAsync(tenantId).GetAwaiter().GetResult();
+                }
+                catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
+                {
+                    var failure = new AuditUnavailableException("The audit log could not be written; nothing was returned.", e);
+                    foreach (var group in batch) group.Done.TrySetException(failure);
+                    batch.Clear();
+                }
+                if (Environment.TickCount64 - lastIdleWork >= (long)_options.CheckpointInterval.TotalMilliseconds)
+                {
+                    // A continuous stream of entries never lets the appender idle: sign by time all the same.
+                    SignPendingAsync().GetAwaiter().GetResult();
+                    lastIdleWork = Environment.TickCount64;
+                }
             }
-            if (!more) break;
-            var count = 0;
-            while (count < _options.MaxBatch && reader.TryRead(out var group))
-            {
-                batch.Add(group);
-                count += group.Entries.Count;
-            }
-            var now = Environment.TickCount64;
-            var durable = now - lastDurable >= (long)_options.DurableEvery.TotalMilliseconds;
-            try
-            {
-                CommitBatchAsync(batch, durable).GetAwaiter().GetResult();
-                if (durable) lastDurable = now;
-                lazy = !durable;
-                foreach (var group in batch) group.Done.TrySetResult();
-            }
-            catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
-            {
-                var failure = new AuditUnavailableException("The audit log could not be written; nothing was returned.", e);
-                foreach (var group in batch) group.Done.TrySetException(failure);
-            }
-            batch.Clear();
+            SignPendingAsync(now: true).GetAwaiter().GetResult();
         }
-        if (lazy) FlushToDiskAsync().GetAwaiter().GetResult();
-        SignPendingAsync(now: true).GetAwaiter().GetResult();
-    }
-
-    private async Task CommitBatchAsync(List<PendingGroup> batch, bool durable)
-    {
-        await using var scope = await _database.BeginWriteAsync(durable, CancellationToken.None);
-        foreach (var tenant in batch.GroupBy(g => g.TenantId))
+        finally
         {
-            var entries = tenant.Count() == 1 ? tenant.First().Entries : tenant.SelectMany(g => g.Entries).ToList();
-            await AppendInScopeAsync(scope, tenant.Key, entries, CancellationToken.None);
+            _session?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _session = null;
+            _stopFlusher = true;
+            _flushNow.Release();
         }
-        await scope.CommitAsync(CancellationToken.None);
     }
 
-    /// <summary>Makes the lazily committed entries durable when no durable commit followed them.</summary>
-    private async Task FlushToDiskAsync()
+    /// <summary>Makes the appender's commits durable: at most DurableEvery after each one, without holding up the appender.</summary>
+    private void RunFlusher()
+    {
+        while (true)
+        {
+            _flushNow.Wait(_options.DurableEvery == TimeSpan.Zero ? IdleTick : _options.DurableEvery);
+            var committed = Interlocked.Read(ref _committed);
+            if (committed != _flushedUpTo)
+            {
+                if (FlushToDiskAsync().GetAwaiter().GetResult()) _flushedUpTo = committed;
+            }
+            if (_stopFlusher && Interlocked.Read(ref _committed) == _flushedUpTo) return;
+        }
+    }
+
+    private async Task<AppenderSession> SessionAsync()
+    {
+        if (_session is { } open) return open;
+        var connection = await _database.OpenLazyWriterAsync(CancellationToken.None);
+        return _session = new AppenderSession(connection, new ChainStatements(connection, _database.Engine));
+    }
+
+    /// <summary>After a failure the appender's connection may be broken: the next batch opens a new one.</summary>
+    private async Task DropSessionAsync()
+    {
+        if (_session is not { } session) return;
+        _session = null;
+        try
+        {
+            await session.DisposeAsync();
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or IOException)
+        {
+            // Already broken: nothing to close.
+        }
+    }
+
+    /// <summary>Writes one group commit; returns the tenants whose lookups should now be built.</summary>
+    private async Task<List<long>> CommitBatchAsync(List<PendingGroup> batch)
+    {
+        var toIndex = new List<long>();
+        try
+        {
+            var session = await SessionAsync();
+            await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
+            {
+                foreach (var tenant in batch.GroupBy(g => g.TenantId))
+                {
+                    var entries = tenant.Count() == 1 ? tenant.First().Entries : tenant.SelectMany(g => g.Entries).ToList();
+                    var state = await AppendInScopeAsync(scope, tenant.Key, entries, CancellationToken.None, kept: session.Statements);
+                    if (state.Size - state.Indexed >= _options.IndexEvery) toIndex.Add(tenant.Key);
+                }
+                await scope.CommitAsync(CancellationToken.None);
+            }
+            Interlocked.Increment(ref _committed);
+            return toIndex;
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
+        {
+            await DropSessionAsync();
+            throw;
+        }
+    }
+
+    private async Task RunIndexAsync(long tenantId)
+    {
+        try
+        {
+            var session = await SessionAsync();
+            await using var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None);
+            session.Statements.Use(scope.Transaction);
+            await IndexAsync(session.Statements, tenantId, CancellationToken.None);
+            await scope.CommitAsync(CancellationToken.None);
+            Interlocked.Increment(ref _committed);
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
+        {
+            // Searches read the entries beyond the lookups directly; the next idle moment tries again.
+            await DropSessionAsync();
+        }
+    }
+
+    /// <summary>While no entries come: build the lookups that wait, and sign a checkpoint for tenants whose entries have waited.</summary>
+    private void Idle()
+    {
+        foreach (var tenantId in _unindexed.Keys) RunIndexAsync(tenantId).GetAwaiter().GetResult();
+        SignPendingAsync().GetAwaiter().GetResult();
+    }
+
+    /// <summary>Makes the lazily committed entries durable. False when it could not (retried at the next tick).</summary>
+    private async Task<bool> FlushToDiskAsync()
     {
         try
         {
             await _database.FlushAsync(CancellationToken.None);
+            return true;
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or IOException or TimeoutException)
         {
-            // Retried with the next commit (every durable commit covers the earlier ones).
+            return false;
         }
     }
 
@@ -454,23 +710,30 @@ public sealed class AuditTrail : IAsyncDisposable
         {
             try
             {
-                await using var scope = await _database.BeginWriteAsync(CancellationToken.None);
-                await AppendInScopeAsync(scope, tenantId, [], CancellationToken.None, signNow: now);
+                var session = await SessionAsync();
+                await using var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None);
+                await AppendInScopeAsync(scope, tenantId, [], CancellationToken.None, signNow: now, kept: session.Statements);
                 await scope.CommitAsync(CancellationToken.None);
+                Interlocked.Increment(ref _committed);
             }
             catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
             {
                 // Tried again at the next idle interval; verification reports entries past the last checkpoint.
+                await DropSessionAsync();
             }
         }
     }
 
-    /// <summary>Waits for queued entries, signs the last checkpoints, and stops the appender.</summary>
+    /// <summary>Waits for queued entries, signs the last checkpoints, makes everything durable, and stops the appender.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _queue.Writer.TryComplete();
+        _wake.Release();
         if (_appender.IsValueCreated) await _appender.Value;
         else if (!_unsigned.IsEmpty) await SignPendingAsync(now: true);
+        await DropSessionAsync();
+        _wake.Dispose();
+        _flushNow.Dispose();
     }
 }

@@ -188,5 +188,36 @@ internal static class Migrations
             CREATE TABLE guard_canaries (tenant_id bigint NOT NULL, patient text NOT NULL, created_at bigint NOT NULL,
                 PRIMARY KEY (tenant_id, patient));
             """),
+
+        // Step 7: the audit log's patient and principal lookups move out of the commit path. A B-tree keyed by a random
+        // blind index makes every appended entry dirty a page of its own (SQLite's WAL writes whole pages), so the entries
+        // table keeps only its append-only keys, and audit_index is filled behind the chain in large sorted batches, keyed
+        // by bucket (seq >> 16) first so that one batch lands in one narrow region. indexed_seq is how far it has got;
+        // searches read the entries beyond it directly. Existing entries are indexed here.
+        new(7, "audit log: patient and principal lookups indexed behind the chain, in batches",
+            Sqlite: """
+            CREATE TABLE audit_index (tenant_id INTEGER NOT NULL, bucket INTEGER NOT NULL, kind INTEGER NOT NULL, ix INTEGER NOT NULL,
+                seq INTEGER NOT NULL, PRIMARY KEY (tenant_id, bucket, kind, ix, seq)) WITHOUT ROWID;
+            INSERT INTO audit_index (tenant_id, bucket, kind, ix, seq)
+                SELECT tenant_id, seq >> 16, 1, patient_ix, seq FROM audit_entries WHERE patient_ix <> 0
+                UNION ALL SELECT tenant_id, seq >> 16, 2, principal_ix, seq FROM audit_entries
+                ORDER BY 1, 2, 3, 4, 5;
+            ALTER TABLE audit_heads ADD COLUMN indexed_seq INTEGER NOT NULL DEFAULT 0;
+            UPDATE audit_heads SET indexed_seq = seq;
+            DROP INDEX IF EXISTS audit_entries_patient;
+            DROP INDEX IF EXISTS audit_entries_principal;
+            """,
+            Postgres: """
+            CREATE TABLE audit_index (tenant_id bigint NOT NULL, bucket bigint NOT NULL, kind smallint NOT NULL, ix bigint NOT NULL,
+                seq bigint NOT NULL, PRIMARY KEY (tenant_id, bucket, kind, ix, seq));
+            INSERT INTO audit_index (tenant_id, bucket, kind, ix, seq)
+                SELECT tenant_id, seq >> 16, 1, patient_ix, seq FROM audit_entries WHERE patient_ix <> 0
+                UNION ALL SELECT tenant_id, seq >> 16, 2, principal_ix, seq FROM audit_entries
+                ORDER BY 1, 2, 3, 4, 5;
+            ALTER TABLE audit_heads ADD COLUMN indexed_seq bigint NOT NULL DEFAULT 0;
+            UPDATE audit_heads SET indexed_seq = seq;
+            DROP INDEX IF EXISTS audit_entries_patient;
+            DROP INDEX IF EXISTS audit_entries_principal;
+            """),
     ];
 }

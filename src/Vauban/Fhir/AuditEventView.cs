@@ -52,7 +52,7 @@ internal static class AuditEventView
             var last = page[^1];
             var kept = parameters.Where(p => p.Name is not "_cursor").Select(p => Uri.EscapeDataString(p.Name) + "=" + Uri.EscapeDataString(p.Value));
             next = FhirHttp.BaseUrl(http) + "/AuditEvent?" + string.Join('&', kept.Append(string.Create(CultureInfo.InvariantCulture,
-                $"_cursor={last.At.ToUnixTimeMilliseconds()}.{last.Sequence}")));
+                $"_cursor={last.Sequence}")));
         }
         var self = $"{FhirHttp.BaseUrl(http)}/AuditEvent{http.Request.QueryString}";
         var body = FhirJson.Write(writer =>
@@ -60,7 +60,7 @@ internal static class AuditEventView
             writer.WriteStartObject();
             writer.WriteString("resourceType", "Bundle");
             writer.WriteString("type", "searchset");
-            if (next is null && query.Before is null) writer.WriteNumber("total", page.Count);
+            if (next is null && query.BeforeSequence is null) writer.WriteNumber("total", page.Count);
             writer.WriteStartArray("link");
             WriteLink(writer, "self", self);
             if (next is not null) WriteLink(writer, "next", next);
@@ -136,11 +136,9 @@ internal static class AuditEventView
                     query = query with { Count = count };
                     break;
                 case "_cursor":
-                    var parts = value.Split('.');
-                    if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var at)
-                        || !long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var seq))
+                    if (!long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seq) || seq < 1)
                         return (null, "The paging link is not valid; run the search again.");
-                    query = query with { Before = (at, seq) };
+                    query = query with { BeforeSequence = seq };
                     break;
                 case "_format":
                     break;

@@ -23,8 +23,9 @@ public abstract class AuditTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // Checkpoints every 8 entries, so that the tests' histories have several signed tree heads.
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Audit = new AuditOptions { CheckpointEvery = 8 } });
+        // Checkpoints every 8 entries, so that the tests' histories have several signed tree heads; lookups built every 4,
+        // so that searches read both built lookups and entries beyond them.
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Audit = new AuditOptions { CheckpointEvery = 8, IndexEvery = 4 } });
         _client = await _server.ClientAsync("hospital");
         _tenant = (await _server.Store.Tenants.FindAsync("hospital", CancellationToken.None))!;
         _patient = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Audité", nir: Samples.ValidNir("1850375123001")));
@@ -292,6 +293,76 @@ public abstract class AuditTests : IAsyncLifetime
         DbConnection connection = _engine == Engine.Sqlite ? new SqliteConnection($"Data Source={_server.Db};Pooling=False") : new NpgsqlConnection(_server.Db);
         await connection.OpenAsync();
         return connection;
+    }
+
+    [Fact]
+    public async Task A_patient_search_finds_every_entry_before_and_beyond_the_built_lookups_newest_first()
+    {
+        for (var i = 0; i < 6; i++) (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
+        var (head, indexed) = await HeadAsync();
+        if (indexed == head)
+        {
+            (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
+            (head, indexed) = await HeadAsync();
+        }
+        Assert.True(indexed > 0 && indexed < head, $"lookups built up to {indexed} of {head}: the search must read both");
+
+        var found = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 1000 }, CancellationToken.None);
+        var everything = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Count = 1000 }, CancellationToken.None);
+        var expected = everything!.Where(e => e.Sequence <= head && e.Detail.Patient == _patient).Select(e => e.Sequence).ToList();
+        Assert.True(expected.Count >= 13, $"{expected.Count} entries name the patient");
+        Assert.Contains(expected, s => s <= indexed);
+        Assert.Contains(expected, s => s > indexed);
+        Assert.Equal(expected, found!.Select(e => e.Sequence).ToList());
+
+        // Paging walks the same entries, newest first.
+        var paged = new List<long>();
+        long? before = null;
+        while (true)
+        {
+            var page = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 5, BeforeSequence = before }, CancellationToken.None);
+            paged.AddRange(page!.Select(e => e.Sequence).Where(s => s <= head));
+            if (page!.Count < 5) break;
+            before = page[^1].Sequence;
+        }
+        Assert.Equal(expected, paged);
+    }
+
+    [Fact]
+    public async Task Removing_lookup_rows_hides_nothing_from_the_lookup_check()
+    {
+        var (_, indexed) = await HeadAsync();
+        Assert.True(indexed >= 8, $"lookups built up to {indexed}");
+        var clean = await _server.Store.AuditLog.VerifyLookupsAsync(_tenant.Id, CancellationToken.None);
+        Assert.True(clean.Complete, $"first missing {clean.FirstMissing}");
+
+        // An insider deletes the lookup row that would show one read on the patient's history.
+        long hidden;
+        await using (var connection = await RawAsync())
+        await using (var command = connection.CreateCommand())
+        {
+            command.CommandText = $"SELECT max(seq) FROM audit_index WHERE tenant_id = @t AND kind = {AuditChain.PatientLookup}";
+            AddParameter(command, "t", _tenant.Id);
+            hidden = Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        await ExecuteAsync($"DELETE FROM audit_index WHERE tenant_id = @t AND seq = @s AND kind = {AuditChain.PatientLookup}", ("s", hidden));
+        var found = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Count = 1000 }, CancellationToken.None);
+        Assert.DoesNotContain(found!, e => e.Sequence == hidden); // what the deletion does to searches…
+        var check = await _server.Store.AuditLog.VerifyLookupsAsync(_tenant.Id, CancellationToken.None);
+        Assert.False(check.Complete); // …and the check that finds it
+        Assert.Equal(hidden, check.FirstMissing);
+        Assert.True((await VerifyAsync()).Valid); // the chain itself is untouched
+    }
+
+    private async Task<(long Head, long Indexed)> HeadAsync()
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq, indexed_seq FROM audit_heads WHERE tenant_id = @t";
+        AddParameter(command, "t", _tenant.Id);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
     private async Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
