@@ -51,107 +51,217 @@ public sealed class AuditLog
         _trail = trail;
     }
 
-    /// <summary>Re-computes every entry's hash, the chain, the Merkle tree heads and their signatures, and the head row.</summary>
+    /// <summary>Entries per chunk of the parallel chain check.</summary>
+    private const int VerifyChunk = 1 << 16;
+
+    /// <summary>Re-computes every entry's hash, the chain, the Merkle tree heads and their signatures, and the head row.
+    /// Each entry's hash is checked against the stored hash of the entry before it, so chunks of the chain are checked on
+    /// several connections and cores at once: the first entry where stored and re-computed hashes part is the same entry a
+    /// single pass from the start would find (before it they are equal, so "the previous stored hash" is "the previous
+    /// re-computed hash"). The Merkle tree and the signed checkpoints take the checked hashes in order, on a stage of their own.</summary>
     public async Task<AuditVerification> VerifyAsync(long tenantId, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        var previous = AuditChain.Genesis;
-        var expected = 1L;
-        var computed = new byte[AuditChain.HashSize];
-        // Two stages on two cores: this loop reads the rows and re-computes the chain; the tree stage folds the entry hashes
-        // into the Merkle tree and checks each signed checkpoint as it is reached. Same order of findings as one loop: a
-        // chain break at entry n is reported only if the tree stage found nothing up to entry n - 1.
-        var tree = new TreeStage(checkpoints, signer);
-        var blocks = System.Threading.Channels.Channel.CreateBounded<HashBlock>(new System.Threading.Channels.BoundedChannelOptions(16)
+        long maxSequence, headSequence;
+        byte[]? headHash;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            SingleReader = true, SingleWriter = true,
-        });
-        var treeTask = Task.Run(() => tree.RunAsync(blocks, cancellationToken), cancellationToken);
-        var block = tree.Rent(1);
+            using (var max = connection.Command("SELECT coalesce(max(seq), 0) FROM audit_entries WHERE tenant_id = @t").With("t", tenantId))
+            {
+                maxSequence = await max.ScalarLongAsync(cancellationToken);
+            }
+            using var head = connection.Command("SELECT seq, hash FROM audit_heads WHERE tenant_id = @t").With("t", tenantId);
+            using var reader = await head.ExecuteReaderAsync(cancellationToken);
+            (headSequence, headHash) = await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), (byte[])reader.GetValue(1)) : (-1L, null);
+        }
+
+        // Chunk k holds entries k·VerifyChunk + 1 … (k + 1)·VerifyChunk; readers take the next chunk in turn and hand results
+        // over in chunk order through one bounded slot per chunk.
+        var chunks = maxSequence <= 0 ? 0 : (int)((maxSequence - 1) / VerifyChunk) + 1;
+        var readers = Math.Clamp(Environment.ProcessorCount, 1, 4);
+        var results = new TaskCompletionSource<ChunkResult>[chunks];
+        for (var i = 0; i < chunks; i++) results[i] = new TaskCompletionSource<ChunkResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var ahead = new SemaphoreSlim(readers * 2); // chunks read but not yet folded into the tree
+        var next = -1;
+        async Task ReadChunksAsync()
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await ahead.WaitAsync(stop.Token);
+                var chunk = Interlocked.Increment(ref next);
+                if (chunk >= chunks) return;
+                try
+                {
+                    results[chunk].TrySetResult(await CheckChunkAsync(tenantId, chunk, Math.Min(maxSequence, (long)(chunk + 1) * VerifyChunk), stop.Token));
+                }
+                catch (Exception e)
+                {
+                    results[chunk].TrySetException(e);
+                    throw;
+                }
+            }
+        }
+        var readerTasks = Enumerable.Range(0, readers).Select(_ => Task.Run(ReadChunksAsync, stop.Token)).ToArray();
+
+        var tree = new TreeStage(checkpoints, signer);
+        var last = 0L;
+        byte[] previous = AuditChain.Genesis;
         (long Sequence, string Problem)? chainBreak = null;
         try
         {
-            using var command = connection.Command("""
-                SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries WHERE tenant_id = @t ORDER BY seq
-                """).With("t", tenantId);
-            command.CommandTimeout = 0;
-            using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            for (var chunk = 0; chunk < chunks; chunk++)
             {
-                AuditRow row;
-                byte[] stored;
-                try
+                var result = await results[chunk].Task.WaitAsync(cancellationToken);
+                ahead.Release();
+                // The chunk's first entry is checked against the stored hash that ends the chunk before it.
+                if (result.Checked > 0 && result.FirstPrevious is { } expectedPrevious && !expectedPrevious.AsSpan().SequenceEqual(previous))
                 {
-                    row = new AuditRow(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
-                        reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
-                    stored = (byte[])reader.GetValue(8);
-                }
-                catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException)
-                {
-                    chainBreak = (expected, $"entry {expected} has a column of the wrong kind (altered)");
+                    chainBreak = (result.First, $"entry {result.First} does not match its chain hash (altered, inserted or moved)");
                     break;
                 }
-                if (row.Sequence != expected)
+                for (var i = 0; i < result.Checked; i++)
                 {
-                    chainBreak = (expected, row.Sequence > expected
-                        ? $"entries {expected} to {row.Sequence - 1} are missing (deleted)"
-                        : $"entry {row.Sequence} is out of place");
+                    if (!tree.Fold(result.First + i, result.Hashes.AsSpan(i * AuditChain.HashSize, AuditChain.HashSize))) break;
+                }
+                if (tree.Failed) break;
+                last = result.First + result.Checked - 1;
+                if (result.Checked > 0) previous = result.Hashes.AsSpan((result.Checked - 1) * AuditChain.HashSize, AuditChain.HashSize).ToArray();
+                if (result.Problem is { } problem)
+                {
+                    chainBreak = problem;
                     break;
                 }
-                AuditChain.EntryHash(previous, row, computed);
-                if (!computed.AsSpan().SequenceEqual(stored))
-                {
-                    chainBreak = (row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)");
-                    break;
-                }
-                computed.CopyTo(block.Hashes, block.Count * AuditChain.HashSize);
-                if (++block.Count == HashBlock.Capacity)
-                {
-                    if (tree.Failed) break;
-                    await blocks.Writer.WriteAsync(block, cancellationToken);
-                    block = tree.Rent(expected + 1);
-                }
-                (previous, computed) = (computed, previous);
-                expected++;
-                if ((expected & 0xFFFF) == 0) progress?.Report(expected - 1);
+                progress?.Report(last);
             }
-            if (block.Count > 0 && !tree.Failed) await blocks.Writer.WriteAsync(block, cancellationToken);
-        }
-        catch (System.Threading.Channels.ChannelClosedException) when (treeTask.IsFaulted)
-        {
-            await treeTask; // the tree stage's own exception
-            throw;
         }
         finally
         {
-            blocks.Writer.TryComplete();
+            await stop.CancelAsync();
+            try
+            {
+                await Task.WhenAll(readerTasks);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Readers stopped early because a break was found.
+            }
         }
-        await treeTask;
-        var last = expected - 1;
         if (tree.Problem is { } treeProblem) return new(tenantId, treeProblem.Entries, tree.Verified, treeProblem.Sequence, treeProblem.Problem, 0);
-        if (chainBreak is { } broken) return new(tenantId, last, tree.Verified, broken.Sequence, broken.Problem, 0);
+        if (chainBreak is { } broken) return new(tenantId, Math.Max(0, broken.Sequence - 1), tree.Verified, broken.Sequence, broken.Problem, 0);
         AuditVerification Broken(long seq, string problem) => new(tenantId, last, tree.Verified, seq, problem, 0);
         if (tree.Next < checkpoints.Count)
         {
             return Broken(last + 1, $"entries {last + 1} to {checkpoints[^1].Size} are missing (deleted after a checkpoint signed them)");
         }
-        using (var head = connection.Command("SELECT seq, hash FROM audit_heads WHERE tenant_id = @t").With("t", tenantId))
-        using (var reader = await head.ExecuteReaderAsync(cancellationToken))
+        if (headHash is null) return Broken(last + 1, "the chain head is missing");
+        if (headSequence != last || !headHash.AsSpan().SequenceEqual(previous))
         {
-            if (!await reader.ReadAsync(cancellationToken)) return Broken(last + 1, "the chain head is missing");
-            var headSequence = reader.GetInt64(0);
-            if (headSequence != last || !((byte[])reader.GetValue(1)).AsSpan().SequenceEqual(previous))
-            {
-                return Broken(Math.Min(headSequence, last) + 1, headSequence > last
-                    ? $"entries {last + 1} to {headSequence} are missing (the chain head counts {headSequence})"
-                    : $"the chain head does not match entry {last}");
-            }
+            return Broken(Math.Min(headSequence, last) + 1, headSequence > last
+                ? $"entries {last + 1} to {headSequence} are missing (the chain head counts {headSequence})"
+                : $"the chain head does not match entry {last}");
         }
         progress?.Report(last);
         var signedUpTo = checkpoints.Count == 0 ? 0 : checkpoints[^1].Size;
         return new AuditVerification(tenantId, last, tree.Verified, null, null, last - signedUpTo);
+    }
+
+    /// <summary>One chunk's entries, each checked against the stored hash before it: <see cref="Checked"/> consecutive entries from
+    /// <see cref="First"/> with their stored (= re-computed) hashes, then the chunk's first problem, if any.</summary>
+    private sealed record ChunkResult(long First, int Checked, byte[] Hashes, byte[]? FirstPrevious, (long Sequence, string Problem)? Problem);
+
+    private async Task<ChunkResult> CheckChunkAsync(long tenantId, int chunk, long to, CancellationToken cancellationToken)
+    {
+        var first = (long)chunk * VerifyChunk + 1;
+        var hashes = new byte[(int)(to - first + 1) * AuditChain.HashSize];
+        var computed = new byte[AuditChain.HashSize];
+        byte[]? firstPrevious = null;
+        var previous = AuditChain.Genesis;
+        var expected = first;
+        var count = 0;
+        ChunkResult Result((long, string)? problem = null) => new(first, count, hashes, firstPrevious, problem);
+
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        // From the entry before the chunk: its stored hash is what the chunk's first entry chains to.
+        using var command = connection.Command("""
+            SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries
+            WHERE tenant_id = @t AND seq >= @from AND seq <= @to ORDER BY seq
+            """).With("t", tenantId).With("from", first - 1).With("to", to);
+        command.CommandTimeout = 0;
+        using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            AuditRow row;
+            byte[] stored;
+            try
+            {
+                row = new AuditRow(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
+                    reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
+                stored = (byte[])reader.GetValue(8);
+            }
+            catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException)
+            {
+                return Result((expected, $"entry {expected} has a column of the wrong kind (altered)"));
+            }
+            if (row.Sequence == first - 1)
+            {
+                previous = firstPrevious = stored;
+                continue;
+            }
+            if (row.Sequence != expected)
+            {
+                return Result((expected, row.Sequence > expected
+                    ? $"entries {expected} to {row.Sequence - 1} are missing (deleted)"
+                    : $"entry {row.Sequence} is out of place"));
+            }
+            AuditChain.EntryHash(previous, row, computed);
+            if (!computed.AsSpan().SequenceEqual(stored))
+            {
+                return Result((row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)"));
+            }
+            stored.CopyTo(hashes, count * AuditChain.HashSize);
+            previous = stored;
+            count++;
+            expected++;
+        }
+        if (first > 1 && firstPrevious is null && count > 0) firstPrevious = []; // the entry before the chunk is gone: caught below
+        if (expected <= to) return Result((expected, $"entries {expected} to {to} are missing (deleted)"));
+        return Result();
+    }
+
+    /// <summary>The Merkle tree and the signed checkpoints, checked in entry order.</summary>
+    private sealed class TreeStage(IReadOnlyList<AuditCheckpoint> checkpoints, AuditSigningKey signer)
+    {
+        private readonly CompactMerkleTree _tree = new();
+
+        public int Next { get; private set; }
+        public int Verified { get; private set; }
+        public (long Entries, long Sequence, string Problem)? Problem { get; private set; }
+        public bool Failed => Problem is not null;
+
+        /// <summary>Folds entry <paramref name="sequence"/>'s hash in; false once a checkpoint fails.</summary>
+        public bool Fold(long sequence, ReadOnlySpan<byte> hash)
+        {
+            _tree.Append(hash);
+            while (Next < checkpoints.Count && checkpoints[Next].Size == sequence)
+            {
+                var checkpoint = checkpoints[Next];
+                if (!CheckpointHolds(checkpoint, _tree, hash, signer))
+                {
+                    Problem = (sequence - 1, sequence, $"the checkpoint signed at entry {checkpoint.Size} does not match the entries up to it (rewritten history)");
+                    return false;
+                }
+                Verified++;
+                Next++;
+            }
+            if (Next < checkpoints.Count && checkpoints[Next].Size < sequence)
+            {
+                Problem = (sequence - 1, checkpoints[Next].Size, $"the checkpoint at entry {checkpoints[Next].Size} is out of order");
+                return false;
+            }
+            return true;
+        }
     }
 
     /// <summary>Checks that every entry the lookups claim to cover (up to indexed_seq) can be found by its patient and by its
@@ -176,85 +286,6 @@ public sealed class AuditLog
         command.CommandTimeout = 0;
         var first = await command.ExecuteScalarAsync(cancellationToken);
         return new AuditLookupCheck(tenantId, indexed, first is null or DBNull ? null : Convert.ToInt64(first, System.Globalization.CultureInfo.InvariantCulture));
-    }
-
-    /// <summary>Consecutive entry hashes, from <see cref="First"/> on, handed from the chain stage to the tree stage.</summary>
-    private sealed class HashBlock(long first)
-    {
-        public const int Capacity = 2048; // 64 KiB: stays off the large object heap
-        public long First { get; set; } = first;
-        public int Count { get; set; }
-        public byte[] Hashes { get; } = new byte[Capacity * AuditChain.HashSize];
-    }
-
-    /// <summary>The Merkle tree and the signed checkpoints, checked in entry order.</summary>
-    private sealed class TreeStage(IReadOnlyList<AuditCheckpoint> checkpoints, AuditSigningKey signer)
-    {
-        private readonly CompactMerkleTree _tree = new();
-        private readonly System.Collections.Concurrent.ConcurrentBag<HashBlock> _free = [];
-        private volatile bool _failed;
-
-        public int Next { get; private set; }
-        public int Verified { get; private set; }
-        public (long Entries, long Sequence, string Problem)? Problem { get; private set; }
-        public bool Failed => _failed;
-
-        public HashBlock Rent(long first)
-        {
-            if (!_free.TryTake(out var block)) return new HashBlock(first);
-            block.First = first;
-            block.Count = 0;
-            return block;
-        }
-
-        public async Task RunAsync(System.Threading.Channels.Channel<HashBlock> blocks, CancellationToken cancellationToken)
-        {
-            try
-            {
-                await foreach (var block in blocks.Reader.ReadAllAsync(cancellationToken))
-                {
-                    if (!_failed) Fold(block);
-                    _free.Add(block);
-                }
-            }
-            catch (Exception e)
-            {
-                blocks.Writer.TryComplete(e); // the chain stage stops waiting for room
-                throw;
-            }
-        }
-
-        private void Fold(HashBlock block)
-        {
-            for (var i = 0; i < block.Count; i++)
-            {
-                var sequence = block.First + i;
-                var hash = block.Hashes.AsSpan(i * AuditChain.HashSize, AuditChain.HashSize);
-                _tree.Append(hash);
-                while (Next < checkpoints.Count && checkpoints[Next].Size == sequence)
-                {
-                    var checkpoint = checkpoints[Next];
-                    if (!CheckpointHolds(checkpoint, _tree, hash, signer))
-                    {
-                        Fail(sequence - 1, sequence, $"the checkpoint signed at entry {checkpoint.Size} does not match the entries up to it (rewritten history)");
-                        return;
-                    }
-                    Verified++;
-                    Next++;
-                }
-                if (Next < checkpoints.Count && checkpoints[Next].Size < sequence)
-                {
-                    Fail(sequence - 1, checkpoints[Next].Size, $"the checkpoint at entry {checkpoints[Next].Size} is out of order");
-                    return;
-                }
-            }
-        }
-
-        private void Fail(long entries, long sequence, string problem)
-        {
-            Problem = (entries, sequence, problem);
-            _failed = true;
-        }
     }
 
     private static bool CheckpointHolds(AuditCheckpoint checkpoint, CompactMerkleTree tree, ReadOnlySpan<byte> head, AuditSigningKey signer)
