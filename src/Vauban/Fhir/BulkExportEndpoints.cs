@@ -19,8 +19,9 @@ internal static class BulkExportEndpoints
     public static void MapBulkExport(this IEndpointRouteBuilder app, VaubanStore store, RouteGroupBuilder fhir)
     {
         var records = store.Records;
-        fhir.MapGet("/$export", async (HttpContext http) => await KickOffAsync(http, records, ExportLevel.System));
-        fhir.MapGet("/Patient/$export", async (HttpContext http) => await KickOffAsync(http, records, ExportLevel.Patient));
+        // Statement lambdas: an expression-bodied one taking only HttpContext would bind as a RequestDelegate and drop the result.
+        fhir.MapGet("/$export", async (HttpContext http) => { return await KickOffAsync(http, records, ExportLevel.System); });
+        fhir.MapGet("/Patient/$export", async (HttpContext http) => { return await KickOffAsync(http, records, ExportLevel.Patient); });
 
         fhir.MapGet("/$export-status/{job}", async (HttpContext http, string job) =>
         {

@@ -24,8 +24,8 @@ internal static class ExportAdminEndpoints
                 reason = p.Reason, requestedAt = p.Job.CreatedAt, expiresAt = p.Job.ExpiresAt,
             }));
         });
-        admin.MapPost("/approve-export", async (HttpContext http) => await DecideAsync(http, store, approve: true));
-        admin.MapPost("/deny-export", async (HttpContext http) => await DecideAsync(http, store, approve: false));
+        admin.MapPost("/approve-export", async (HttpContext http) => { return await DecideAsync(http, store, approve: true); });
+        admin.MapPost("/deny-export", async (HttpContext http) => { return await DecideAsync(http, store, approve: false); });
     }
 
     private static async Task<IResult> DecideAsync(HttpContext http, VaubanStore store, bool approve)
