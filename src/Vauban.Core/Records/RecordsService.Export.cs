@@ -4,7 +4,7 @@
 // establishment's threshold the job waits for a second person's approval (ExportApprovals). Each NDJSON file
 // is generated when it is downloaded, from the current versions the policy lets the principal see, as of the
 // job's transaction time; the guard weighs the patients it carries, and every part is audited (one entry per
-// patient, action Export) before it is written to the response.
+// patient in each part of about 500 resources, action Export) before it is written to the response.
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
@@ -83,11 +83,9 @@ public sealed partial class RecordsService
         var resources = 0;
         foreach (var type in chosen)
         {
-            foreach (var (_, compartment) in await ExportCandidatesAsync(context, probe, type, cancellationToken))
-            {
-                resources++;
-                if (compartment is not null) patients.Add(compartment);
-            }
+            var (count, ofPatients) = await ExportSizeAsync(context, probe, type, cancellationToken);
+            resources += count;
+            patients.UnionWith(ofPatients);
         }
         var needsApproval = patients.Count > limits.ApprovalAbovePatients || resources > limits.ApprovalAboveResources;
         var job = probe with
@@ -123,7 +121,7 @@ public sealed partial class RecordsService
         {
             // Scopes can shrink after the kick-off (a new token): only what may still be exported is listed.
             if (!_policy.Authorize(context, Interaction.Export, type).Allowed) continue;
-            var count = (await ExportCandidatesAsync(context, job, type, cancellationToken)).Count;
+            var (count, _) = await ExportSizeAsync(context, job, type, cancellationToken);
             if (count > 0) files.Add(new ExportFile(type, count));
         }
         return new ExportOutcome(RecordStatus.Ok, job, files);
@@ -152,20 +150,12 @@ public sealed partial class RecordsService
         if (job.Status != ExportStatus.Ready || !job.Types.Contains(type, StringComparer.Ordinal))
             return ExportDownload.Fail(RecordStatus.NotFound, Issue.NotFound("No such export file (the job is not ready, or did not ask for this type)."));
         if (Check(context, Interaction.Export, type) is { } denied) return ExportDownload.Fail(denied.Status, [.. denied.Issues!]);
-        var candidates = await ExportCandidatesAsync(context, job, type, cancellationToken);
-        var patients = new HashSet<string>(StringComparer.Ordinal);
-        var counted = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var (_, compartment) in candidates)
-        {
-            if (compartment is null) continue;
-            patients.Add(compartment);
-            counted.Add(compartment);
-        }
+        var (records, patients) = await ExportSizeAsync(context, job, type, cancellationToken);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var reason = Encoding.UTF8.GetString(RecordCipher.Open(keys, ExportReasonTypeCode, job.Id, 1, sealedReason));
         // The audit entries of the download carry the reason stated at kick-off.
         var audited = context with { StatedReason = reason };
-        var decision = await _guard.AdmitExportAsync(audited, new GuardRequest(Interaction.Export, type, candidates.Count, patients, counted), job.Approved, cancellationToken);
+        var decision = await _guard.AdmitExportAsync(audited, new GuardRequest(Interaction.Export, type, records, patients, patients), job.Approved, cancellationToken);
         if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
         if (decision.Verdict != GuardVerdict.Admit)
         {
@@ -178,35 +168,31 @@ public sealed partial class RecordsService
                 _ => RecordStatus.Locked,
             }, Issue.Error(decision.Verdict == GuardVerdict.StepUp ? "login" : decision.Verdict == GuardVerdict.ReasonRequired ? "business-rule" : "security", decision.Reason!));
         }
-        return new ExportDownload(RecordStatus.Ok, (stream, ct) => WriteExportAsync(audited, job, type, keys, candidates, stream, ct));
+        return new ExportDownload(RecordStatus.Ok, (stream, ct) => WriteExportAsync(audited, job, type, keys, patients, stream, ct));
     }
 
-    private async Task WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, List<(long Rid, string? Compartment)> candidates, Stream output,
+    private async Task WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, HashSet<string> admitted, Stream output,
         CancellationToken cancellationToken)
     {
-        var start = 0;
-        while (start < candidates.Count)
+        var after = 0L;
+        while (true)
         {
-            // A part ends at a patient boundary when it can, so that a patient's records share one audit entry.
-            var end = Math.Min(start + ExportPart, candidates.Count);
-            while (end < candidates.Count && end - start < ExportPart * 2 && candidates[end].Compartment is { } c && c == candidates[end - 1].Compartment) end++;
-            var part = candidates.GetRange(start, end - start);
-            start = end;
             List<StoredVersion> rows;
             using (var command = _database.NewCommand())
             {
-                command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.deleted = 0 AND r.last_updated <= @tt AND "
-                    + command.InList(Engine, "r.rid", "rid", part.Select(p => p.Rid).ToList());
-                command.With("t", context.Tenant.Id).With("tt", job.TransactionTime);
-                var byRid = await _database.QueryAsync(command, async (reader, ct) =>
+                ExportQuery(command, context, job, type, SearchSql.Columns, " AND r.rid > @after ORDER BY r.rid LIMIT @n");
+                command.With("after", after).With("n", ExportPart);
+                rows = await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
                 {
-                    var found = new Dictionary<long, StoredVersion>();
-                    while (await reader.ReadAsync(ct)) { var row = ResourceRows.ReadRow(reader); found[row.Rid] = row; }
+                    var found = new List<StoredVersion>();
+                    while (await reader.ReadAsync(ct)) found.Add(ResourceRows.ReadRow(reader));
                     return found;
                 }, cancellationToken);
-                // Changed or deleted since the estimate: left out (the next export, _since the transaction time, has it).
-                rows = part.Where(p => byRid.ContainsKey(p.Rid)).Select(p => byRid[p.Rid]).ToList();
             }
+            if (rows.Count == 0) return;
+            after = rows[^1].Rid;
+            // Only the patients the guard was asked about leave (a record that moved to another patient since is left out).
+            rows.RemoveAll(r => r.Compartment is { } patient && !admitted.Contains(patient));
             if (rows.Count == 0) continue;
             await AuditAsync(context, AuditAction.Export, AuditOutcome.Success, type,
                 rows.Select(r => new AuditedRecord(type, r.Id, r.Compartment)).ToList(), cancellationToken, note: $"bulk export {job.Id}");
@@ -245,11 +231,29 @@ public sealed partial class RecordsService
         return (f.Job, f.SealedReason, null);
     }
 
-    /// <summary>(rid, patient) of every current resource of <paramref name="type"/> the job covers and the policy lets the principal see, grouped by patient.</summary>
-    private async Task<List<(long Rid, string? Compartment)>> ExportCandidatesAsync(AccessContext context, ExportJob job, string type, CancellationToken cancellationToken)
+    /// <summary>How many current resources of <paramref name="type"/> the job covers and the policy lets the principal see, and the patients they concern.</summary>
+    private async Task<(int Resources, HashSet<string> Patients)> ExportSizeAsync(AccessContext context, ExportJob job, string type, CancellationToken cancellationToken)
     {
         using var command = _database.NewCommand();
-        var sql = new StringBuilder("SELECT r.rid, r.compartment FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND r.last_updated <= @tt");
+        ExportQuery(command, context, job, type, "r.compartment, count(*)", " GROUP BY r.compartment");
+        return await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
+        {
+            var resources = 0;
+            var patients = new HashSet<string>(StringComparer.Ordinal);
+            while (await reader.ReadAsync(ct))
+            {
+                resources += Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture);
+                if (!reader.IsDBNull(0)) patients.Add(reader.GetString(0));
+            }
+            return (resources, patients);
+        }, cancellationToken);
+    }
+
+    /// <summary>The one selection of an export, for sizes and for files: the job's type, current and not deleted, last updated
+    /// between _since and the transaction time, in the Patient compartment at Patient level, and what the policy lets the principal see.</summary>
+    private void ExportQuery(DbCommand command, AccessContext context, ExportJob job, string type, string columns, string tail)
+    {
+        var sql = new StringBuilder($"SELECT {columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND r.last_updated <= @tt");
         command.With("t", context.Tenant.Id).With("ty", TypeCodes.Of(type)).With("tt", job.TransactionTime);
         if (job.Since is { } since)
         {
@@ -258,14 +262,7 @@ public sealed partial class RecordsService
         }
         if (job.Level == ExportLevel.Patient) sql.Append(" AND r.compartment IS NOT NULL");
         if (_policy.FilterFor(context, type, command, Engine) is { } allowed) sql.Append(" AND ").Append(allowed);
-        sql.Append(" ORDER BY r.compartment, r.rid");
-        command.CommandText = sql.ToString();
-        return await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
-        {
-            var list = new List<(long, string?)>();
-            while (await reader.ReadAsync(ct)) list.Add((reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
-            return list;
-        }, cancellationToken);
+        command.CommandText = sql.Append(tail).ToString();
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

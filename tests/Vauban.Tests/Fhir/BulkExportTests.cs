@@ -450,6 +450,39 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_physician_exports_only_the_patients_in_their_care_as_the_policy_decides_for_search()
+    {
+        var cardiology = await CreateAsync("""{"resourceType":"Organization","name":"Cardiologie"}""");
+        var day = _time.GetUtcNow().AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        // Only the first patient has an encounter with Dr Alpha.
+        await CreateAsync($$$"""
+            {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
+             "subject":{"reference":"Patient/{{{_patients[0]}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_practitioner}}}"}}],
+             "period":{"start":"{{{day}}}","end":"{{{day}}}"}}
+            """);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-alpha", "Dr Alpha", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, Practitioner = _practitioner, Service = cardiology, SessionId = "s-1", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, "TREAT") { StatedReason = Reason };
+        var started = await Records.ExportAsync(physician, ExportLevel.Patient, ["Patient", "Observation"], null, "http://localhost/fhir/Patient/$export", None);
+        Assert.Equal(RecordStatus.Ok, started.Status);
+        Assert.Equal(1, started.Job!.Patients);
+        foreach (var (type, expected) in new[] { ("Patient", _patients[0]), ("Observation", _observations[0]) })
+        {
+            var download = await Records.ExportFileAsync(physician, started.Job.Id, type, None);
+            Assert.Equal(RecordStatus.Ok, download.Status);
+            using var buffer = new MemoryStream();
+            await download.WriteAsync!(buffer, None);
+            var lines = Encoding.UTF8.GetString(buffer.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(expected, JsonDocument.Parse(Assert.Single(lines)).RootElement.GetProperty("id").GetString());
+        }
+        // Invoices are not the physician's to read: asked for, refused.
+        var invoices = await Records.ExportAsync(physician, ExportLevel.Patient, ["Invoice"], null, "http://localhost/fhir/Patient/$export", None);
+        Assert.Equal(RecordStatus.Forbidden, invoices.Status);
+    }
+
+    [Fact]
     public async Task The_CapabilityStatement_lists_the_export_operations()
     {
         using var response = await _server.Http.GetAsync("/fhir/metadata");
