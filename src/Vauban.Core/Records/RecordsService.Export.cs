@@ -177,6 +177,8 @@ public sealed partial class RecordsService
         var after = 0L;
         while (true)
         {
+            // Contained meanwhile (another request crossed a bound, the officer acted): the file stops here.
+            if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is not null) return;
             List<StoredVersion> rows;
             using (var command = _database.NewCommand())
             {
