@@ -41,6 +41,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Guard = new RecordsGuard(database, Alerts, options.Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
+        ExportApprovals = new ExportApprovals(database, keys, Alerts, Audit, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -54,6 +55,9 @@ public sealed class VaubanStore : IAsyncDisposable
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }
     public RecordsGuard Guard { get; }
+
+    /// <summary>The second person on large bulk exports: pending exports, approval, denial.</summary>
+    public ExportApprovals ExportApprovals { get; }
 
     /// <summary>The append side of the audit log: every act on records passes through it before data leaves.</summary>
     public AuditTrail Audit { get; }

@@ -13,7 +13,7 @@ using Vauban.Storage;
 
 namespace Vauban.Access;
 
-public enum Interaction { Read, VRead, HistoryInstance, HistoryType, Search, Create, Update, Delete, Everything, Import, BreakTheGlass }
+public enum Interaction { Read, VRead, HistoryInstance, HistoryType, Search, Create, Update, Delete, Everything, Import, BreakTheGlass, Export }
 
 public readonly record struct PolicyDecision(bool Allowed, string? Reason)
 {
@@ -220,6 +220,8 @@ public sealed class AccessPolicy
         Interaction.Create or Interaction.Import => Permission.Create,
         Interaction.Update => Permission.Update,
         Interaction.Delete => Permission.Delete,
+        // A bulk export reads and enumerates: both, for every type exported (SMART Bulk Data: system/*.rs).
+        Interaction.Export => Permission.Read | Permission.Search,
         _ => Permission.None,
     };
 

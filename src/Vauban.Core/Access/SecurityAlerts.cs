@@ -10,6 +10,13 @@ public static class KnownAlertKinds
     public const string BreakTheGlass = "break-the-glass";
     public const string SessionRevoked = "session-revoked";
 
+    /// <summary>A bulk export above the establishment's size threshold waits for a second person's approval.</summary>
+    public const string ExportApprovalRequested = "export-approval-requested";
+
+    /// <summary>A bulk export was approved, or denied, by the security officer or an administrator.</summary>
+    public const string ExportApproved = "export-approved";
+    public const string ExportDenied = "export-denied";
+
     /// <summary>The guard suspended a session or an API client (reading beyond its bounds).</summary>
     public const string GuardSuspended = "guard-suspended";
 

@@ -201,6 +201,7 @@ public sealed class AuditTrail : IAsyncDisposable
         Interaction.Everything => AuditAction.Everything,
         Interaction.Import => AuditAction.Import,
         Interaction.BreakTheGlass => AuditAction.BreakTheGlass,
+        Interaction.Export => AuditAction.Export,
         _ => throw new ArgumentOutOfRangeException(nameof(interaction)),
     };
 

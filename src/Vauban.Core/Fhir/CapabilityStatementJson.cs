@@ -24,6 +24,7 @@ public static class CapabilityStatementJson
         writer.WriteString("description", "Vauban electronic patient record — FHIR R4 API");
         writer.WriteString("url", baseUrl);
         writer.WriteEndObject();
+        WriteStrings(writer, "instantiates", ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]);
         writer.WriteString("fhirVersion", "4.0.1");
         WriteStrings(writer, "format", ["application/fhir+json", "json"]);
         writer.WriteStartArray("rest");
@@ -117,10 +118,22 @@ public static class CapabilityStatementJson
                 writer.WriteString("documentation", "A signed-in person opens a record outside their care relationships: Parameters with 'reason' (valueCode: "
                     + string.Join(", ", Access.KnownBreakGlassReasons.Labels.Keys) + ") and 'text' (valueString); needs a second-factor proof from the last minutes; the security officer is told.");
                 writer.WriteEndObject();
+                writer.WriteStartObject();
+                writer.WriteString("name", "export");
+                writer.WriteString("definition", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export");
+                writer.WriteString("documentation", ExportDocumentation);
+                writer.WriteEndObject();
                 writer.WriteEndArray();
             }
             writer.WriteEndObject();
         }
+        writer.WriteEndArray();
+        writer.WriteStartArray("operation");
+        writer.WriteStartObject();
+        writer.WriteString("name", "export");
+        writer.WriteString("definition", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export");
+        writer.WriteString("documentation", ExportDocumentation);
+        writer.WriteEndObject();
         writer.WriteEndArray();
         writer.WriteStartArray("interaction");
         foreach (var code in new[] { "transaction", "batch" })
@@ -134,6 +147,10 @@ public static class CapabilityStatementJson
         writer.WriteEndArray();
         writer.WriteEndObject();
     });
+
+    private const string ExportDocumentation = "FHIR Bulk Data Access v2: GET with 'Prefer: respond-async' and 'X-Vauban-Reason' (a stated reason, required); "
+        + "_type, _since, _outputFormat=application/fhir+ndjson. Needs read and search on each type (system/*.rs). Files are generated on download, "
+        + "with the same token, for the same client or person only. Above the establishment's size threshold the export waits for a second person's approval.";
 
     private static void WriteParam(Utf8JsonWriter writer, string name, string type, string description)
     {

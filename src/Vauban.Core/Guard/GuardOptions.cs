@@ -75,6 +75,9 @@ public sealed record GuardTenantOptions
 {
     public IReadOnlyDictionary<StaffRole, GuardLimits> Roles { get; init; } = new Dictionary<StaffRole, GuardLimits>();
     public GuardLimits? Clients { get; init; }
+
+    /// <summary>This establishment's bulk export thresholds (ExportLimits.cs).</summary>
+    public ExportLimits? Export { get; init; }
 }
 
 public sealed record GuardOptions
@@ -116,6 +119,9 @@ public sealed record GuardOptions
     /// an alert; opening the canary then suspends.
     /// </summary>
     public int CanaryNarrowSearchPatients { get; init; } = 3;
+
+    /// <summary>Bulk $export: the size above which a second person approves, and how long a job lives (ExportLimits.cs).</summary>
+    public ExportLimits Export { get; init; } = new();
 
     /// <summary>How often containments, releases and canaries written by other processes (CLI, other servers) are read.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(2);
@@ -196,5 +202,7 @@ public sealed record GuardOptions
         if (LockAfterSecondSuspensionWithin < TimeSpan.Zero) throw new VaubanConfigurationException("Guard: the lock window cannot be negative.");
         if (CanaryNarrowSearchPatients < 0) throw new VaubanConfigurationException("Guard: the narrow-search size cannot be negative.");
         if (RefreshInterval <= TimeSpan.Zero) throw new VaubanConfigurationException("Guard: the refresh interval is positive.");
+        Export.Validate("export");
+        foreach (var (tenant, options) in Tenants) options.Export?.Validate(tenant + " export");
     }
 }

@@ -219,5 +219,27 @@ internal static class Migrations
             DROP INDEX IF EXISTS audit_entries_patient;
             DROP INDEX IF EXISTS audit_entries_principal;
             """),
+
+        // Step 9 (8 is taken by the guard work in flight): bulk $export jobs. A job is the request
+        // only — who, which types, since when, the size estimated at kick-off, its approval — never its output: the
+        // NDJSON files are generated on download through the records service. The stated reason is sealed under the
+        // tenant's data key (free text may name someone).
+        new(9, "bulk export jobs (the request and its approval, never the exported data)",
+            Sqlite: """
+            CREATE TABLE export_jobs (id TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, principal TEXT NOT NULL, level TEXT NOT NULL,
+                types TEXT NOT NULL, since INTEGER, transaction_time INTEGER NOT NULL, request_url TEXT NOT NULL, patients INTEGER NOT NULL,
+                resources INTEGER NOT NULL, status TEXT NOT NULL, reason BLOB NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+                decided_by TEXT, decided_at INTEGER);
+            CREATE INDEX export_jobs_status ON export_jobs (tenant_id, status, created_at);
+            CREATE INDEX export_jobs_expiry ON export_jobs (expires_at);
+            """,
+            Postgres: """
+            CREATE TABLE export_jobs (id text PRIMARY KEY, tenant_id bigint NOT NULL, principal text NOT NULL, level text NOT NULL,
+                types text NOT NULL, since bigint, transaction_time bigint NOT NULL, request_url text NOT NULL, patients integer NOT NULL,
+                resources integer NOT NULL, status text NOT NULL, reason bytea NOT NULL, created_at bigint NOT NULL, expires_at bigint NOT NULL,
+                decided_by text, decided_at bigint);
+            CREATE INDEX export_jobs_status ON export_jobs (tenant_id, status, created_at);
+            CREATE INDEX export_jobs_expiry ON export_jobs (expires_at);
+            """),
     ];
 }

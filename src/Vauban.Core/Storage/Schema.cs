@@ -2,9 +2,14 @@ namespace Vauban.Storage;
 
 internal static class Schema
 {
-    public static int Latest => Migrations.Steps[^1].Version;
+    public static int Latest => Migrations.Steps.Max(s => s.Version);
 
-    /// <summary>Applies the missing migration steps in one transaction; refuses a store written by a newer Vauban.</summary>
+    /// <summary>
+    /// Applies the missing migration steps in one transaction, in version order; refuses a store written by a newer Vauban.
+    /// "Missing" is every step not recorded in schema_version, not only those above the highest recorded: steps are
+    /// developed on parallel branches and may be merged out of order (a store that got step 9 before step 7 existed
+    /// still gets step 7).
+    /// </summary>
     public static async Task MigrateAsync(StoreDatabase database, CancellationToken cancellationToken)
     {
         await using var scope = await database.BeginWriteAsync(cancellationToken);
@@ -18,17 +23,19 @@ internal static class Schema
         {
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
-        long current;
-        using (var read = scope.Command("SELECT coalesce(max(version), 0) FROM schema_version"))
+        var applied = new HashSet<long>();
+        using (var read = scope.Command("SELECT version FROM schema_version"))
+        using (var reader = await read.ExecuteReaderAsync(cancellationToken))
         {
-            current = await read.ScalarLongAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) applied.Add(Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture));
         }
+        var current = applied.Count == 0 ? 0 : applied.Max();
         if (current > Latest)
         {
             throw new VaubanConfigurationException(
                 $"{database.Description} has schema version {current}, newer than this Vauban knows ({Latest}). Upgrade Vauban.");
         }
-        foreach (var step in Migrations.Steps.Where(s => s.Version > current))
+        foreach (var step in Migrations.Steps.Where(s => !applied.Contains(s.Version)).OrderBy(s => s.Version))
         {
             using (var apply = scope.Command(database.Engine == StorageEngine.Postgres ? step.Postgres : step.Sqlite))
             {

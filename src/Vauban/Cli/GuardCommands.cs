@@ -11,10 +11,13 @@ internal static class GuardCommands
 {
     public static Command Build()
     {
-        var guard = new Command("guard", "The guard: alerts, contained sessions, clients and accounts, their release, canary patients.");
+        var guard = new Command("guard", "The guard: alerts, contained sessions, clients and accounts, their release, bulk exports awaiting approval, canary patients.");
         guard.Subcommands.Add(Alerts());
         guard.Subcommands.Add(Contained());
         guard.Subcommands.Add(Release());
+        guard.Subcommands.Add(ExportApprovalCommands.List());
+        guard.Subcommands.Add(ExportApprovalCommands.Decide(approve: true));
+        guard.Subcommands.Add(ExportApprovalCommands.Decide(approve: false));
         var canaries = new Command("canaries", "Canary patients: ordinary-looking synthetic patients no workflow opens; reading one contains the reader at once.");
         canaries.Subcommands.Add(AddCanaries());
         canaries.Subcommands.Add(ListCanaries());

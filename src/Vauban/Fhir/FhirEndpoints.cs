@@ -18,6 +18,7 @@ internal static class FhirEndpoints
         var fhir = app.MapGroup("/fhir").RequireBearer(store.Clients).DisableAntiforgery();
         fhir.AddEndpointFilter(async (invocation, next) => FhirHttp.CheckAccept(invocation.HttpContext) ?? await next(invocation));
         fhir.MapAuditEvents(store);
+        app.MapBulkExport(store, fhir);
 
         fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
@@ -222,7 +223,7 @@ internal static class FhirEndpoints
         return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > 0 ? count : null;
     }
 
-    private static string SelfUrl(HttpContext http) => $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}";
+    internal static string SelfUrl(HttpContext http) => $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}";
 }
 
 internal sealed record FhirOptions(long MaxResourceBytes, long MaxBundleBytes);

@@ -31,7 +31,7 @@ internal static class FhirHttp
     public static IResult Failure(SearchPage page) => Failure(page.Status, page.Issues);
 
     /// <summary>The guard's step-up is RFC 9470's: 401 with insufficient_user_authentication; the person proves both factors at /account/reauth.</summary>
-    private static FhirResult Failure(RecordStatus status, IReadOnlyList<Issue>? issues) =>
+    public static FhirResult Failure(RecordStatus status, IReadOnlyList<Issue>? issues) =>
         new FhirResult(RecordStatusCodes.Http(status), FhirJson.OperationOutcome([.. issues ?? []]),
             status == RecordStatus.ReauthenticationRequired ? "Bearer error=\"insufficient_user_authentication\"" : null);
 

@@ -3,6 +3,7 @@
 //   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries
 //   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
 //   POST /admin/guard/canaries  {"count": n}
+//   GET  /admin/guard/exports   POST /admin/guard/approve-export|deny-export {"export": "<job id>"}   (ExportAdminEndpoints)
 // The session cookie is sent by the browser on its own, so writes must carry this site's Origin (as on /fhir)
 // and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
 using System.Text.Json;
@@ -90,12 +91,14 @@ internal static class GuardAdminEndpoints
             var ids = await store.Guard.AddCanariesAsync(store.Records, user.Tenant, count, http.RequestAborted);
             return Results.Json(new { added = ids.Select(id => "Patient/" + id) }, statusCode: 201);
         });
+
+        admin.MapExportApprovals(store);
     }
 
     private const int MaxBody = 4096;
 
     /// <summary>A small JSON object body with Content-Type application/json, or a 4xx problem.</summary>
-    private static async Task<(JsonElement? Body, IResult? Error)> ReadObjectAsync(HttpContext http)
+    internal static async Task<(JsonElement? Body, IResult? Error)> ReadObjectAsync(HttpContext http)
     {
         var media = (http.Request.ContentType ?? "").Split(';')[0].Trim();
         if (!media.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return (null, Problem(415, "The body must be JSON (Content-Type: application/json)."));
@@ -120,7 +123,7 @@ internal static class GuardAdminEndpoints
         }
     }
 
-    private static IResult Problem(int status, string detail, string? instance = null) =>
+    internal static IResult Problem(int status, string detail, string? instance = null) =>
         Results.Problem(detail: detail, statusCode: status, instance: instance);
 
     private static bool IsSameOrigin(HttpContext http) =>

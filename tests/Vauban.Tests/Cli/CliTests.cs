@@ -63,6 +63,9 @@ public class CliTests : IDisposable
     [InlineData("guard alerts --help")]
     [InlineData("guard contained --help")]
     [InlineData("guard release --help")]
+    [InlineData("guard exports --help")]
+    [InlineData("guard approve-export --help")]
+    [InlineData("guard deny-export --help")]
     [InlineData("guard canaries add --help")]
     [InlineData("guard canaries list --help")]
     public async Task Every_verb_has_help(string arguments)
@@ -176,6 +179,54 @@ public class CliTests : IDisposable
         }
         // Nothing was added by the refused commands.
         Assert.Equal(2, (await RunAsync($"guard canaries list --tenant chu-guard {DbArgs}")).Output.Split('\n').Count(l => l.StartsWith("Patient/", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task The_operator_lists_approves_and_denies_exports_awaiting_approval()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-export {DbArgs}")).Exit);
+        var jobs = new List<string>();
+        // Two exports above a zero threshold, asked for by an API client through the records service.
+        var options = new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null))
+        {
+            Guard = new Vauban.Guard.GuardOptions { Export = new Vauban.Guard.ExportLimits { ApprovalAboveResources = 0 } },
+        };
+        await using (var store = await VaubanStore.OpenAsync(options, CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-export", CancellationToken.None))!;
+            using (var practitioner = System.Text.Json.JsonDocument.Parse(Samples.Practitioner()))
+            {
+                await store.Records.CreateAsync(Vauban.Access.AccessContext.Operator(tenant, "test"), "Practitioner", practitioner.RootElement, null, CancellationToken.None);
+            }
+            var client = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "registry-link", "registry link",
+                Vauban.Access.StaffUser.PersonScopes), tenant, "TREAT") { StatedReason = "Quarterly directory sync" };
+            for (var i = 0; i < 2; i++)
+            {
+                var started = await store.Records.ExportAsync(client, Vauban.Records.ExportLevel.System, ["Practitioner"], null, "http://localhost/fhir/$export", CancellationToken.None);
+                Assert.Equal(Vauban.Records.ExportStatus.AwaitingApproval, started.Job!.Status);
+                jobs.Add(started.Job.Id);
+            }
+        }
+        var listed = await RunAsync($"guard exports --tenant chu-export {DbArgs}");
+        Assert.Equal(0, listed.Exit);
+        Assert.All(jobs, id => Assert.Contains(id, listed.Output, StringComparison.Ordinal));
+        Assert.Contains("Quarterly directory sync", listed.Output, StringComparison.Ordinal);
+        var approved = await RunAsync($"guard approve-export --tenant chu-export {jobs[0]} {DbArgs}");
+        Assert.True(approved.Exit == 0, approved.Output);
+        var denied = await RunAsync($"guard deny-export --tenant chu-export {jobs[1]} {DbArgs}");
+        Assert.True(denied.Exit == 0, denied.Output);
+        foreach (var bad in new[]
+        {
+            $"guard approve-export --tenant chu-export {jobs[0]} {DbArgs}",
+            $"guard approve-export --tenant chu-export not-a-job {DbArgs}",
+            $"guard deny-export --tenant no-such-tenant {jobs[1]} {DbArgs}",
+        })
+        {
+            var (exit, output) = await RunAsync(bad);
+            Assert.True(exit == 1, bad + " → " + output);
+            Assert.StartsWith("error: ", output);
+        }
+        Assert.DoesNotContain(jobs[0], (await RunAsync($"guard exports --tenant chu-export {DbArgs}")).Output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -1,0 +1,51 @@
+// The security console's side of large bulk exports, inside /admin/guard (same filter: a signed-in security
+// officer or administrator, this site's Origin on writes):
+//   GET  /admin/guard/exports                                   exports awaiting approval, with their stated reasons
+//   POST /admin/guard/approve-export | deny-export  {"export": "<job id>"}   both factors proven within 5 minutes;
+//        never one's own export (403)
+using System.Text.Json;
+using Vauban.Guard;
+using Vauban.Records;
+
+namespace Vauban.Web;
+
+internal static class ExportAdminEndpoints
+{
+    public static void MapExportApprovals(this RouteGroupBuilder admin, VaubanStore store)
+    {
+        admin.MapGet("/exports", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            var pending = await store.ExportApprovals.PendingAsync(user.Tenant.Id, http.RequestAborted);
+            return Results.Json(pending.Select(p => new
+            {
+                id = p.Job.Id, requestedBy = p.Job.Principal, level = p.Job.Level == ExportLevel.Patient ? "patient" : "system", types = p.Job.Types,
+                since = p.Job.Since is { } s ? Vauban.Fhir.FhirInstant.Format(s) : null, patients = p.Job.Patients, resources = p.Job.Resources,
+                reason = p.Reason, requestedAt = p.Job.CreatedAt, expiresAt = p.Job.ExpiresAt,
+            }));
+        });
+        admin.MapPost("/approve-export", async (HttpContext http) => { return await DecideAsync(http, store, approve: true); });
+        admin.MapPost("/deny-export", async (HttpContext http) => { return await DecideAsync(http, store, approve: false); });
+    }
+
+    private static async Task<IResult> DecideAsync(HttpContext http, VaubanStore store, bool approve)
+    {
+        var (body, error) = await GuardAdminEndpoints.ReadObjectAsync(http);
+        if (error is not null) return error;
+        if (!body!.Value.TryGetProperty("export", out var e) || e.ValueKind != JsonValueKind.String || !ExportJob.IsValidId(e.GetString()))
+            return GuardAdminEndpoints.Problem(400, "The body is {\"export\": \"<job id>\"} (22 letters, digits, '-' or '_').");
+        if (!http.IsFreshlyAuthenticated(GuardAdminEndpoints.ReleaseReauthentication))
+        {
+            http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)GuardAdminEndpoints.ReleaseReauthentication.TotalSeconds;
+            return GuardAdminEndpoints.Problem(401, "Deciding on an export needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
+        }
+        var id = e.GetString()!;
+        return await store.ExportApprovals.DecideAsync(http.PersonAccess()!, id, approve, http.RequestAborted) switch
+        {
+            ExportDecision.Done => Results.Json(new { export = id, decision = approve ? "approved" : "denied" }),
+            ExportDecision.OwnExport => GuardAdminEndpoints.Problem(403, "You asked for this export: another security officer or administrator must decide on it."),
+            ExportDecision.NotAllowed => GuardAdminEndpoints.Problem(403, "Only the security officer or an administrator decides on exports."),
+            _ => GuardAdminEndpoints.Problem(404, "No export of your establishment awaits approval under this id."),
+        };
+    }
+}

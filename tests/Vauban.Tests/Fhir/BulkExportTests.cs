@@ -1,0 +1,498 @@
+// Bulk $export (FHIR Bulk Data Access v2, issue 5) as an integrating developer and an attacker meet it, on
+// both engines, over HTTP: the kick-off / poll / download round trip with NDJSON checked line by line; _type
+// and _since; a stated reason required; bad parameters; scopes; another client, another establishment or no
+// token cannot see a job or its files; a contained client gets nothing; every exported patient on the audit
+// chain; an export above the threshold waits for a second person, who is never the requester; denial;
+// cancellation and expiry.
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Guard;
+using Vauban.Records;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Fhir;
+
+public abstract class BulkExportTests : IAsyncLifetime
+{
+    private const string Establishment = "hopital-export";
+    private const string Reason = "Monthly extract for the regional cancer registry";
+    private const string Password = "tourmaline ferry quietly 42";
+    private static readonly CancellationToken None = CancellationToken.None;
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private HttpClient _client = null!;
+    private readonly List<string> _patients = [];
+    private readonly List<string> _observations = [];
+    private string _practitioner = "";
+
+    protected BulkExportTests(Engine engine) => _engine = engine;
+
+    private RecordsService Records => _server.Store.Records;
+
+    private AccessContext Operator => AccessContext.Operator(_tenant, "test fixture");
+
+    public async Task InitializeAsync()
+    {
+        // Above 5 patients or 10 resources, an export waits for a second person.
+        var guard = new GuardOptions
+        {
+            SlowDelay = TimeSpan.Zero,
+            Tenants = new Dictionary<string, GuardTenantOptions>
+            {
+                [Establishment] = new() { Export = new ExportLimits { ApprovalAbovePatients = 5, ApprovalAboveResources = 10 } },
+            },
+        };
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
+        _practitioner = await CreateAsync(Samples.Practitioner("Alpha", "10000000001"));
+        for (var i = 0; i < 3; i++)
+        {
+            var patient = await CreateAsync(Samples.Patient(family: "Export", given: "P" + i));
+            _patients.Add(patient);
+            _observations.Add(await CreateAsync(Samples.Observation($"Patient/{patient}")));
+        }
+        _client = await _server.ClientAsync(Establishment, "system/*.rs");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private async Task<string> CreateAsync(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var result = await Records.CreateAsync(Operator, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
+        Assert.Equal(RecordStatus.Created, result.Status);
+        return result.Id!;
+    }
+
+    private static HttpRequestMessage KickOff(string url, string? reason = Reason, bool respondAsync = true)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, url);
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/fhir+json"));
+        if (respondAsync) request.Headers.Add("Prefer", "respond-async");
+        if (reason is not null) request.Headers.Add(RecordsGuard.ReasonHeader, reason);
+        return request;
+    }
+
+    /// <summary>Kicks off and returns the status URL.</summary>
+    private static async Task<string> KickOffAsync(HttpClient client, string url = "/fhir/$export")
+    {
+        using var request = KickOff(url);
+        using var response = await client.SendAsync(request);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, $"kick-off {url}: {(int)response.StatusCode} {body}");
+        var location = response.Content.Headers.ContentLocation?.ToString() ?? response.Headers.GetValues("Content-Location").Single();
+        Assert.Contains("/fhir/$export-status/", location, StringComparison.Ordinal);
+        return location;
+    }
+
+    private static async Task<JsonElement> ManifestAsync(HttpClient client, string status)
+    {
+        using var response = await client.GetAsync(status);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"status: {(int)response.StatusCode} {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    private static Dictionary<string, (string Url, int Count)> Outputs(JsonElement manifest) =>
+        manifest.GetProperty("output").EnumerateArray().ToDictionary(o => o.GetProperty("type").GetString()!, o => (o.GetProperty("url").GetString()!, o.GetProperty("count").GetInt32()));
+
+    private static async Task<List<JsonElement>> DownloadAsync(HttpClient client, string url)
+    {
+        using var response = await client.GetAsync(url);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"download: {(int)response.StatusCode} {text}");
+        Assert.Equal("application/fhir+ndjson", response.Content.Headers.ContentType?.MediaType);
+        Assert.EndsWith("\n", text, StringComparison.Ordinal);
+        // NDJSON: each line one whole resource, nothing else.
+        return text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => JsonDocument.Parse(line).RootElement.Clone()).ToList();
+    }
+
+    private static string Instant(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    private async Task AddPatientsAsync(int count)
+    {
+        for (var i = 0; i < count; i++) _patients.Add(await CreateAsync(Samples.Patient(family: "Extra", given: "E" + i)));
+    }
+
+    private static string JobId(string status) => status[(status.LastIndexOf('/') + 1)..];
+
+    [Fact]
+    public async Task Kick_off_poll_and_download_give_every_resource_as_NDJSON_with_a_Bulk_Data_manifest()
+    {
+        var status = await KickOffAsync(_client);
+        var manifest = await ManifestAsync(_client, status);
+        Assert.True(DateTimeOffset.TryParse(manifest.GetProperty("transactionTime").GetString(), CultureInfo.InvariantCulture, out _));
+        Assert.EndsWith("/fhir/$export", manifest.GetProperty("request").GetString(), StringComparison.Ordinal);
+        Assert.True(manifest.GetProperty("requiresAccessToken").GetBoolean());
+        Assert.Equal(0, manifest.GetProperty("error").GetArrayLength());
+        var outputs = Outputs(manifest);
+        Assert.Equal(["Observation", "Patient", "Practitioner"], outputs.Keys.Order(StringComparer.Ordinal));
+        var expected = new Dictionary<string, List<string>> { ["Patient"] = _patients, ["Observation"] = _observations, ["Practitioner"] = [_practitioner] };
+        foreach (var (type, (url, count)) in outputs)
+        {
+            var lines = await DownloadAsync(_client, url);
+            Assert.Equal(count, lines.Count);
+            Assert.All(lines, r => Assert.Equal(type, r.GetProperty("resourceType").GetString()));
+            Assert.Equal(expected[type].Order(StringComparer.Ordinal), lines.Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
+        }
+        // The patient's own data, decrypted, as stored.
+        var patients = await DownloadAsync(_client, outputs["Patient"].Url);
+        Assert.All(patients, p => Assert.Equal("Export", p.GetProperty("name")[0].GetProperty("family").GetString()));
+
+        // Patient level: the Patient compartment only.
+        var patientLevel = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/Patient/$export")));
+        Assert.Equal(["Observation", "Patient"], patientLevel.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task Type_and_since_select_what_is_exported()
+    {
+        _time.Advance(TimeSpan.FromSeconds(30));
+        var since = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromSeconds(30));
+        var recent = await CreateAsync(Samples.Observation($"Patient/{_patients[0]}"));
+
+        var onlyObservations = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Observation")));
+        Assert.Equal(["Observation"], onlyObservations.Keys);
+        Assert.Equal(4, onlyObservations["Observation"].Count);
+
+        var sinceUrl = $"/fhir/$export?_type=Observation,Patient&_since={Uri.EscapeDataString(Instant(since))}&_outputFormat={Uri.EscapeDataString("application/fhir+ndjson")}";
+        var changed = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, sinceUrl)));
+        Assert.Equal(["Observation"], changed.Keys);
+        var lines = await DownloadAsync(_client, changed["Observation"].Url);
+        Assert.Equal(recent, Assert.Single(lines).GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task An_export_without_a_stated_reason_is_refused_and_says_so()
+    {
+        using (var request = KickOff("/fhir/$export", reason: null))
+        using (var response = await _client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            var issue = (await response.BodyAsync()).GetProperty("issue")[0];
+            Assert.Equal("business-rule", issue.GetProperty("code").GetString());
+            Assert.Contains(RecordsGuard.ReasonHeader, issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        using (var request = KickOff("/fhir/$export", reason: "too short"))
+        using (var response = await _client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        }
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+        Assert.Contains(entries, e => e.Outcome == AuditOutcome.MinorFailure);
+        Assert.DoesNotContain(entries, e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task Bad_parameters_get_400_OperationOutcome_and_create_no_job()
+    {
+        var cases = new (string Url, bool RespondAsync)[]
+        {
+            ("/fhir/$export", false),
+            ("/fhir/$export?_outputFormat=text/csv", true),
+            ("/fhir/$export?_type=Spaceship", true),
+            ("/fhir/$export?_type=Patient,,Observation", true),
+            ("/fhir/$export?_since=yesterday", true),
+            ("/fhir/$export?_since=2026-01-01", true),
+            ("/fhir/$export?_typeFilter=Patient%3Factive%3Dtrue", true),
+            ("/fhir/$export?patient=Patient/1", true),
+            ("/fhir/$export?_type=Patient'%20OR%201=1--", true),
+            ("/fhir/Patient/$export?_type=Practitioner", true),
+        };
+        foreach (var (url, respondAsync) in cases)
+        {
+            using var request = KickOff(url, respondAsync: respondAsync);
+            using var response = await _client.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{url}: {(int)response.StatusCode}");
+            Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        using (var status = await _client.GetAsync("/fhir/$export-status/not-a-job")) Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+        using (var file = await _client.GetAsync("/fhir/$export-file/AAAAAAAAAAAAAAAAAAAAAA/Patient.ndjson")) Assert.Equal(HttpStatusCode.NotFound, file.StatusCode);
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+        Assert.Empty(entries);
+    }
+
+    [Fact]
+    public async Task A_client_may_export_only_the_types_its_scopes_let_it_read_and_search()
+    {
+        using var patientsOnly = await _server.ClientAsync(Establishment, "system/Patient.rs");
+        using (var request = KickOff("/fhir/$export?_type=Patient,Observation"))
+        using (var response = await patientsOnly.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            Assert.Equal("forbidden", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+        Assert.Equal(["Patient"], Outputs(await ManifestAsync(patientsOnly, await KickOffAsync(patientsOnly))).Keys);
+        // Read alone is not enough to export (enumerating is searching).
+        using var readOnly = await _server.ClientAsync(Establishment, "system/Patient.r");
+        using (var request = KickOff("/fhir/$export?_type=Patient"))
+        using (var response = await readOnly.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Another_client_another_establishment_or_no_token_cannot_poll_cancel_or_download_a_job()
+    {
+        var status = await KickOffAsync(_client);
+        var file = Outputs(await ManifestAsync(_client, status))["Patient"].Url;
+        using var sameTenant = await _server.ClientAsync(Establishment, "system/*.rs");
+        using var otherTenant = await _server.ClientAsync("autre-hopital", "system/*.rs");
+        foreach (var other in new[] { sameTenant, otherTenant })
+        {
+            using (var poll = await other.GetAsync(status)) Assert.Equal(HttpStatusCode.NotFound, poll.StatusCode);
+            using (var download = await other.GetAsync(file))
+            {
+                Assert.Equal(HttpStatusCode.NotFound, download.StatusCode);
+                Assert.DoesNotContain("Export", await download.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using (var cancel = await other.DeleteAsync(status)) Assert.Equal(HttpStatusCode.NotFound, cancel.StatusCode);
+        }
+        using (var anonymous = await _server.Http.GetAsync(file)) Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using (var anonymous = await _server.Http.GetAsync(status)) Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        // The owner still has it all.
+        Assert.Equal(3, (await DownloadAsync(_client, file)).Count);
+    }
+
+    [Fact]
+    public async Task A_contained_client_gets_nothing_from_export()
+    {
+        var status = await KickOffAsync(_client);
+        var file = Outputs(await ManifestAsync(_client, status))["Patient"].Url;
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var canary = (await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 1, None))[0];
+        using (var trip = await _client.GetAsync($"/fhir/Patient/{canary}")) Assert.Equal((HttpStatusCode)423, trip.StatusCode);
+
+        using (var request = KickOff("/fhir/$export"))
+        using (var kickOff = await _client.SendAsync(request)) Assert.Equal((HttpStatusCode)423, kickOff.StatusCode);
+        using (var poll = await _client.GetAsync(status)) Assert.Equal((HttpStatusCode)423, poll.StatusCode);
+        using (var download = await _client.GetAsync(file))
+        {
+            Assert.Equal((HttpStatusCode)423, download.StatusCode);
+            Assert.Equal("security", (await download.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task An_unapproved_export_carrying_a_canary_contains_its_client()
+    {
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 1, None);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var file = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient")))["Patient"].Url;
+        using (var download = await _client.GetAsync(file)) Assert.Equal((HttpStatusCode)423, download.StatusCode);
+        Assert.Contains(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Level == ContainmentLevels.Suspended);
+    }
+
+    [Fact]
+    public async Task Every_exported_patient_is_on_the_audit_chain_with_the_export_action_and_the_stated_reason()
+    {
+        var outputs = Outputs(await ManifestAsync(_client, await KickOffAsync(_client)));
+        foreach (var (_, (url, _)) in outputs) await DownloadAsync(_client, url);
+        foreach (var (patient, observation) in _patients.Zip(_observations))
+        {
+            var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Patient = patient, Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+            Assert.Contains(entries, e => e.Outcome == AuditOutcome.Success && e.Detail.Records.Contains($"Patient/{patient}"));
+            Assert.Contains(entries, e => e.Detail.Records.Contains($"Observation/{observation}"));
+            Assert.All(entries, e => Assert.Contains(Reason, e.Detail.Note, StringComparison.Ordinal));
+        }
+        var verification = await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
+    [Fact]
+    public async Task An_export_above_the_threshold_waits_until_a_second_person_approves_it()
+    {
+        await AddPatientsAsync(4);
+        var status = await KickOffAsync(_client, "/fhir/$export?_type=Patient");
+        var job = JobId(status);
+        using (var poll = await _client.GetAsync(status))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, poll.StatusCode);
+            Assert.Contains("approval", poll.Headers.GetValues("X-Progress").Single(), StringComparison.Ordinal);
+            Assert.NotNull(poll.Headers.RetryAfter);
+        }
+        // Nothing to download before the approval, whatever the URL.
+        using (var early = await _client.GetAsync($"/fhir/$export-file/{job}/Patient.ndjson")) Assert.Equal(HttpStatusCode.NotFound, early.StatusCode);
+
+        var pending = Assert.Single(await _server.Store.ExportApprovals.PendingAsync(_tenant.Id, None));
+        Assert.Equal(job, pending.Job.Id);
+        Assert.Equal(7, pending.Job.Patients);
+        Assert.Equal(Reason, pending.Reason);
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None);
+        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.ExportApprovalRequested && a.Detail.Contains(job, StringComparison.Ordinal));
+
+        Assert.Equal(ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export approval"), job, approve: true, None));
+        var outputs = Outputs(await ManifestAsync(_client, status));
+        Assert.Equal(7, (await DownloadAsync(_client, outputs["Patient"].Url)).Count);
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.ExportApproved);
+        Assert.Empty(await _server.Store.ExportApprovals.PendingAsync(_tenant.Id, None));
+    }
+
+    [Fact]
+    public async Task A_denied_export_answers_403_and_never_yields_a_file()
+    {
+        await AddPatientsAsync(4);
+        var status = await KickOffAsync(_client, "/fhir/$export?_type=Patient");
+        var job = JobId(status);
+        Assert.Equal(ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export review"), job, approve: false, None));
+        using (var poll = await _client.GetAsync(status))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, poll.StatusCode);
+            Assert.Equal("business-rule", (await poll.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+        using (var file = await _client.GetAsync($"/fhir/$export-file/{job}/Patient.ndjson")) Assert.Equal(HttpStatusCode.NotFound, file.StatusCode);
+        // Decided once: it cannot be approved afterwards.
+        Assert.Equal(ExportDecision.NotFound, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export review"), job, approve: true, None));
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.ExportDenied);
+    }
+
+    [Fact]
+    public async Task Cancelling_forgets_the_job_and_jobs_expire_after_their_lifetime()
+    {
+        var status = await KickOffAsync(_client);
+        using (var cancel = await _client.DeleteAsync(status)) Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        using (var poll = await _client.GetAsync(status)) Assert.Equal(HttpStatusCode.NotFound, poll.StatusCode);
+
+        // Expiry, at the door itself (a bearer token would not outlive the day either).
+        var client = new AccessContext(new Principal(PrincipalKind.ApiClient, "registry-link", "registry link", StaffUser.PersonScopes), _tenant, "TREAT")
+        {
+            StatedReason = Reason,
+        };
+        var started = await Records.ExportAsync(client, ExportLevel.System, ["Patient"], null, "http://localhost/fhir/$export", None);
+        Assert.Equal(RecordStatus.Ok, started.Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ExportStatusAsync(client, started.Job!.Id, None)).Status);
+        _time.Advance(TimeSpan.FromHours(25));
+        Assert.Equal(RecordStatus.NotFound, (await Records.ExportStatusAsync(client, started.Job.Id, None)).Status);
+        Assert.Equal(RecordStatus.NotFound, (await Records.ExportFileAsync(client, started.Job.Id, "Patient", None)).Status);
+    }
+
+    [Fact]
+    public async Task A_signed_in_officer_cannot_approve_their_own_export_and_another_administrator_can()
+    {
+        var secrets = new Dictionary<string, string>();
+        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("admin@chu.example", StaffRole.Administrator) })
+        {
+            var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, null, null, email, None);
+            using var browser = new StaffClient(_server.BaseAddress);
+            (secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+            _time.Advance(TimeSpan.FromSeconds(30));
+        }
+        async Task<StaffClient> SignedInAsync(string email)
+        {
+            var staff = new StaffClient(_server.BaseAddress);
+            await staff.PasswordAsync(Establishment, email, Password);
+            var (totp, _) = await staff.TotpAsync(Totp.Code(secrets[email], _time));
+            Assert.Equal("/", totp.Headers.Location?.ToString());
+            _time.Advance(TimeSpan.FromSeconds(30));
+            return staff;
+        }
+        HttpRequestMessage Decide(string verb, string job)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/" + verb) { Content = new StringContent($$"""{"export":"{{job}}"}""", Encoding.UTF8, "application/json") };
+            request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+            return request;
+        }
+        for (var i = 0; i < 12; i++) await CreateAsync(Samples.Practitioner("Annuaire" + i, "1000000010" + (i % 10)));
+
+        // The officer reads the directory (no patient data) and asks for all of it: 13 resources, above 10.
+        using var officer = await SignedInAsync("officer@chu.example");
+        var status = await KickOffAsync(officer.Http, "/fhir/$export?_type=Practitioner");
+        var job = JobId(status);
+        using (var poll = await officer.Http.GetAsync(status)) Assert.Equal(HttpStatusCode.Accepted, poll.StatusCode);
+        using (var list = await officer.Http.GetAsync("/admin/guard/exports"))
+        {
+            Assert.Equal(HttpStatusCode.OK, list.StatusCode);
+            var text = await list.Content.ReadAsStringAsync();
+            Assert.Contains(job, text, StringComparison.Ordinal);
+            Assert.Contains(Reason, text, StringComparison.Ordinal);
+        }
+        using (var request = Decide("approve-export", job))
+        using (var own = await officer.Http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, own.StatusCode);
+        }
+        using (var poll = await officer.Http.GetAsync(status)) Assert.Equal(HttpStatusCode.Accepted, poll.StatusCode);
+        // A physician is not a second person for exports.
+        using (var anonymous = Decide("approve-export", job))
+        using (var response = await _server.Http.SendAsync(anonymous))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        }
+
+        using var admin = await SignedInAsync("admin@chu.example");
+        using (var request = Decide("approve-export", job))
+        using (var approved = await admin.Http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+        }
+        var outputs = Outputs(await ManifestAsync(officer.Http, status));
+        var lines = await DownloadAsync(officer.Http, outputs["Practitioner"].Url);
+        Assert.Equal(13, lines.Count);
+        // The admin approved; the admin cannot download the officer's export.
+        using (var theirs = await admin.Http.GetAsync(outputs["Practitioner"].Url)) Assert.Equal(HttpStatusCode.NotFound, theirs.StatusCode);
+        var decisions = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Administration], Count = 100 }, None) ?? [];
+        Assert.Contains(decisions, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains("cannot decide their own", StringComparison.Ordinal));
+        Assert.Contains(decisions, e => e.Outcome == AuditOutcome.Success && e.Detail.Note!.Contains("bulk export approved", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_physician_exports_only_the_patients_in_their_care_as_the_policy_decides_for_search()
+    {
+        var cardiology = await CreateAsync("""{"resourceType":"Organization","name":"Cardiologie"}""");
+        var day = _time.GetUtcNow().AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        // Only the first patient has an encounter with Dr Alpha.
+        await CreateAsync($$$"""
+            {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
+             "subject":{"reference":"Patient/{{{_patients[0]}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_practitioner}}}"}}],
+             "period":{"start":"{{{day}}}","end":"{{{day}}}"}}
+            """);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-alpha", "Dr Alpha", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, Practitioner = _practitioner, Service = cardiology, SessionId = "s-1", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, "TREAT") { StatedReason = Reason };
+        var started = await Records.ExportAsync(physician, ExportLevel.Patient, ["Patient", "Observation"], null, "http://localhost/fhir/Patient/$export", None);
+        Assert.Equal(RecordStatus.Ok, started.Status);
+        Assert.Equal(1, started.Job!.Patients);
+        foreach (var (type, expected) in new[] { ("Patient", _patients[0]), ("Observation", _observations[0]) })
+        {
+            var download = await Records.ExportFileAsync(physician, started.Job.Id, type, None);
+            Assert.Equal(RecordStatus.Ok, download.Status);
+            using var buffer = new MemoryStream();
+            await download.WriteAsync!(buffer, None);
+            var lines = Encoding.UTF8.GetString(buffer.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(expected, JsonDocument.Parse(Assert.Single(lines)).RootElement.GetProperty("id").GetString());
+        }
+        // Invoices are not the physician's to read: asked for, refused.
+        var invoices = await Records.ExportAsync(physician, ExportLevel.Patient, ["Invoice"], null, "http://localhost/fhir/Patient/$export", None);
+        Assert.Equal(RecordStatus.Forbidden, invoices.Status);
+    }
+
+    [Fact]
+    public async Task The_CapabilityStatement_lists_the_export_operations()
+    {
+        using var response = await _server.Http.GetAsync("/fhir/metadata");
+        var rest = (await response.BodyAsync()).GetProperty("rest")[0];
+        Assert.Contains(rest.GetProperty("operation").EnumerateArray(), o => o.GetProperty("name").GetString() == "export");
+        var patient = rest.GetProperty("resource").EnumerateArray().Single(r => r.GetProperty("type").GetString() == "Patient");
+        Assert.Contains(patient.GetProperty("operation").EnumerateArray(), o => o.GetProperty("name").GetString() == "export");
+    }
+}
+
+public sealed class BulkExportTests_Sqlite() : BulkExportTests(Engine.Sqlite);
+
+public sealed class BulkExportTests_Postgres() : BulkExportTests(Engine.Postgres);
