@@ -41,18 +41,11 @@ internal abstract class StoreDatabase : IAsyncDisposable
     public abstract Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken);
 
     /// <summary>Brings every commit made without <c>durable</c> (or on a <see cref="OpenLazyWriterAsync"/> connection) to the
-    /// disk. SQLite: a passive WAL checkpoint, which syncs the WAL first and does not wait for the writer. PostgreSQL: a
-    /// transaction that takes a transaction id commits synchronously, which flushes the WAL up to its commit record, past
-    /// every asynchronous commit before it.</summary>
-    public async Task FlushAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken);
-        using var command = connection.CreateCommand();
-        command.CommandText = Engine == StorageEngine.Sqlite
-            ? "PRAGMA wal_checkpoint(PASSIVE);"
-            : "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT;";
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
+    /// disk. SQLite: an fsync of the WAL file, which holds every commit not yet checkpointed (no SQLite lock taken, so it never
+    /// waits for the writer or the readers), then a passive checkpoint to keep the WAL short. PostgreSQL: a transaction that
+    /// takes a transaction id commits synchronously, which flushes the WAL up to its commit record, past every asynchronous
+    /// commit before it.</summary>
+    public abstract Task FlushAsync(CancellationToken cancellationToken);
 
     /// <summary>A write connection the caller keeps open (the audit appender's), whose commits are written and visible at
     /// once but reach the disk with the next <see cref="FlushAsync"/>; the caller flushes on a schedule of its own. Its
@@ -184,11 +177,12 @@ internal sealed class WriteScope : IAsyncDisposable
 internal sealed class SqliteDatabase : StoreDatabase
 {
     private readonly string _connectionString;
+    private readonly string _path;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
 
     public SqliteDatabase(string path)
     {
-        var full = Path.GetFullPath(path);
+        var full = _path = Path.GetFullPath(path);
         var directory = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
         Description = $"SQLite {full}";
@@ -382,7 +376,7 @@ internal sealed class SqliteDatabase : StoreDatabase
     internal override async Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken)
     {
         // Not pooled: its settings never reach another writer. No automatic checkpoint: a commit never stops to copy the WAL
-        // into the database; the owner's FlushAsync (a passive checkpoint) does, off its commit path.
+        // into the database; the owner's FlushAsync (a WAL fsync and a passive checkpoint) does, off its commit path.
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
         await connection.OpenAsync(cancellationToken);
         try
@@ -397,6 +391,25 @@ internal sealed class SqliteDatabase : StoreDatabase
             await connection.DisposeAsync();
             throw;
         }
+    }
+
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        // A passive checkpoint alone is not enough: it syncs the WAL only when it can copy frames, and readers pinning
+        // older frames can stop it from copying any.
+        try
+        {
+            using var wal = File.OpenHandle(_path + "-wal", FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            RandomAccess.FlushToDisk(wal);
+        }
+        catch (FileNotFoundException)
+        {
+            // No WAL: every commit is already in the database file.
+        }
+        await using var connection = await OpenAsync(cancellationToken);
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     internal override async Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken)
@@ -513,6 +526,13 @@ internal sealed class PostgresDatabase : StoreDatabase
             await connection.DisposeAsync();
             throw;
         }
+    }
+
+    public override async Task FlushAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand("BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT;", connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     internal override async Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken)
