@@ -346,8 +346,10 @@ public sealed partial class RecordsGuard
                 // At high risk the principal meets a small bound counted from when the risk began, whatever its role or baseline.
                 if (state.RiskSince is null)
                 {
+                    // Counted from the last hour: what the signals' shape (a sweep, a run of ids) already returned counts too.
                     state.RiskSince = nowMs;
                     state.AtRisk.Clear();
+                    foreach (var patient in state.Hour.Keys(nowMs).ToList()) state.AtRisk.Touch(patient, nowMs);
                 }
                 if (request.Counted.Count > 0) Weigh("distinct patients since the risk signals", state.AtRisk.CountWith(request.Counted, nowMs), signals.AtRiskPatients);
             }
