@@ -207,6 +207,20 @@ public sealed partial class RecordsGuard
         });
     }
 
+    /// <summary>Forgets everything learned for an establishment (the benchmark starts each run from nothing learned).</summary>
+    internal async Task ForgetBaselinesAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        foreach (var key in _baselines.Keys.Where(k => k.Tenant == tenantId).ToList()) _baselines.TryRemove(key, out _);
+        foreach (var (key, state) in _states.Where(s => s.Key.Tenant == tenantId).ToList())
+        {
+            lock (state) state.Baseline = null;
+        }
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var delete = scope.Command("DELETE FROM guard_baselines WHERE tenant_id = @t").With("t", tenantId);
+        await delete.ExecuteNonQueryAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+
     /// <summary>Writes every baseline changed since the last write, in one transaction.</summary>
     internal async Task FlushBaselinesAsync(CancellationToken cancellationToken)
     {
