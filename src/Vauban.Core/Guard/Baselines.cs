@@ -203,6 +203,7 @@ public sealed partial class RecordsGuard
         Defer(async () =>
         {
             try { await FlushBaselinesAsync(CancellationToken.None); }
+            catch (System.Data.Common.DbException) { /* marked dirty again: the next flush writes them */ }
             finally { Volatile.Write(ref _flushing, 0); }
         });
     }

@@ -228,8 +228,19 @@ public sealed partial class RecordsGuard
         var state = _states.GetOrAdd((tenant, principal.Id), _ => new ReadingState());
         var reasonStated = !string.IsNullOrWhiteSpace(context.StatedReason);
         var signals = Options.Signals;
-        var source = SourceNetwork.Of(context.SourceAddress) is { } network ? await BlindAsync(tenant, 'a', network, cancellationToken) : (long?)null;
-        var device = context.Device is { Length: > 0 } deviceClass ? await BlindAsync(tenant, 'd', deviceClass, cancellationToken) : (long?)null;
+        // Most requests of a principal come from where its previous one came: its last source and device are remembered with their blind index.
+        long? source = null, device = null;
+        if (context.SourceAddress is { } address)
+        {
+            source = state.LastSource is { } last && string.Equals(last.Raw, address, StringComparison.Ordinal) ? last.Hash
+                : SourceNetwork.Of(address) is { } network ? await BlindAsync(tenant, 'a', network, cancellationToken) : null;
+            if (source is { } hashed) state.LastSource = new Remembered(address, hashed);
+        }
+        if (context.Device is { Length: > 0 } deviceClass)
+        {
+            device = state.LastDevice is { } last && string.Equals(last.Raw, deviceClass, StringComparison.Ordinal) ? last.Hash : await BlindAsync(tenant, 'd', deviceClass, cancellationToken);
+            state.LastDevice = new Remembered(deviceClass, device.Value);
+        }
         var baseline = state.Baseline ??= BaselineOf(tenant, principal.Id);
         var role = principal.Kind == PrincipalKind.Person && principal.Role is { } staffRole ? BaselineOf(tenant, RoleSubject(staffRole)) : null;
         var raised = new List<(string Signal, string Detail)>();
@@ -283,12 +294,9 @@ public sealed partial class RecordsGuard
                     baseline.TodayDevices.Add(d);
                 }
                 var roleMature = role is not null && role.Mature(signals.RoleLearningDays);
-                if (request.Counted.Count > 0)
-                {
-                    var share = Baseline.ShareAround(mature ? baseline.Hours : roleMature ? role!.HoursView : null, hour);
-                    if (share < signals.UnusualHourShare)
-                        Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 UTC, an hour that carries {share:P1} of its {(mature ? "own" : "role's")} learned activity");
-                }
+                // Unusual for this account: its own hours only (a role mixes day and night shifts; a new night nurse is not an intruder).
+                if (request.Counted.Count > 0 && mature && Baseline.ShareAround(baseline.Hours, hour) is { } share && share < signals.UnusualHourShare)
+                    Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 UTC, an hour that carries {share:P1} of its learned activity");
                 if (mature) (learnedHour, learnedDay) = (baseline.HourPeak, baseline.DayPeak);
                 else if (roleMature) (learnedHour, learnedDay) = (role!.HourPeak, role.DayPeak);
             }
@@ -335,11 +343,13 @@ public sealed partial class RecordsGuard
             {
                 hourCount = state.Hour.CountWith(request.Counted, nowMs);
                 dayCount = state.Day.CountWith(request.Counted, nowMs);
-                Weigh("distinct patients in a minute", state.Minute.CountWith(request.Counted, nowMs), Scale(limits.PatientsPerMinute, scale));
+                // Elevated risk tightens the hour: the minute already stops scripts, and a page of results must not trip it.
+                Weigh("distinct patients in a minute", state.Minute.CountWith(request.Counted, nowMs), limits.PatientsPerMinute);
                 Weigh(learnedHour is null ? "distinct patients in an hour" : $"distinct patients in an hour (learned peak {learnedHour})",
                     hourCount, Scale(Learned(limits.PatientsPerHour, learnedHour, client, signals), scale));
+                // The day's level is not scaled: it already holds the day's legitimate work; high risk has its own bound from when it began.
                 Weigh(learnedDay is null ? "distinct patients in a day" : $"distinct patients in a day (learned peak {learnedDay})",
-                    dayCount, Scale(Learned(limits.PatientsPerDay, learnedDay, client, signals), scale));
+                    dayCount, Learned(limits.PatientsPerDay, learnedDay, client, signals));
             }
             if (risk >= signals.HighRisk)
             {
@@ -717,6 +727,8 @@ public sealed partial class RecordsGuard
 
     private static Level Max(Level a, Level b) => a > b ? a : b;
 
+    private sealed record Remembered(string Raw, long Hash);
+
     /// <summary>One principal's reading, under its own lock.</summary>
     private sealed class ReadingState
     {
@@ -740,6 +752,10 @@ public sealed partial class RecordsGuard
         public long? RiskSince { get; set; }
         public EnumerationShapes Shapes { get; } = new();
         public Baseline? Baseline { get; set; }
+
+        /// <summary>The last source address and device class with their blind indexes (replaced whole: read without the lock).</summary>
+        public volatile Remembered? LastSource;
+        public volatile Remembered? LastDevice;
 
         /// <summary>The sum of the active signals' weights, and their names.</summary>
         public (int Risk, string Names) Risk(long nowMs, GuardSignalOptions options)

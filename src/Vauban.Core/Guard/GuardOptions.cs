@@ -214,7 +214,7 @@ public sealed record GuardOptions
 
 /// <summary>
 /// What the guard learns and which signals raise a principal's risk. Each signal adds its weight for
-/// <see cref="SignalLifetime"/>; at <see cref="ElevatedRisk"/> the patient thresholds are scaled by
+/// <see cref="SignalLifetime"/>; at <see cref="ElevatedRisk"/> the distinct-patients-an-hour levels are scaled by
 /// <see cref="ElevatedScale"/>, at <see cref="HighRisk"/> the patients opened since the risk began meet
 /// <see cref="AtRiskPatients"/> (default: step-up at 10, suspension beyond 25).
 /// </summary>
@@ -229,7 +229,7 @@ public sealed record GuardSignalOptions
     public int ElevatedRisk { get; init; } = 1;
     public int HighRisk { get; init; } = 2;
 
-    /// <summary>At elevated risk, the distinct-patient thresholds (minute, hour, day) are multiplied by this.</summary>
+    /// <summary>At elevated risk, the distinct-patients-an-hour levels are multiplied by this.</summary>
     public double ElevatedScale { get; init; } = 0.5;
 
     /// <summary>At high risk: distinct patients opened since the risk began.</summary>

@@ -206,9 +206,9 @@ public abstract class GuardSignalTests : IAsyncLifetime
         // Days 0–3, 09:00–17:00.
         await LearnAsync(() => Desk(), _patients, readsPerDay: 16, every: TimeSpan.FromMinutes(30));
         At(5, 3);
-        var (beforeStepUp, _, _) = await ReadOnAsync(fresh => Desk(fresh: fresh), _patients, TimeSpan.FromSeconds(2));
-        // Elevated risk: the minute's step-up level (15) is halved.
-        Assert.Equal(7, beforeStepUp);
+        var (beforeStepUp, _, _) = await ReadOnAsync(fresh => Desk(fresh: fresh), _patients, TimeSpan.FromSeconds(10));
+        // Elevated risk: the hour's step-up level (learned: 27) is halved.
+        Assert.Equal(13, beforeStepUp);
         Assert.Contains(await SignalsAsync(), a => a.Detail.StartsWith(KnownGuardSignals.UnusualHour, StringComparison.Ordinal));
     }
 
@@ -217,8 +217,8 @@ public abstract class GuardSignalTests : IAsyncLifetime
     {
         await LearnAsync(() => Desk(), _patients, readsPerDay: 12, every: TimeSpan.FromMinutes(30));
         At(4, 10);
-        var (beforeStepUp, _, _) = await ReadOnAsync(fresh => Desk(device: DeviceClass.Of("python-requests/2.31")!, fresh: fresh), _patients, TimeSpan.FromSeconds(2));
-        Assert.Equal(7, beforeStepUp);
+        var (beforeStepUp, _, _) = await ReadOnAsync(fresh => Desk(device: DeviceClass.Of("python-requests/2.31")!, fresh: fresh), _patients, TimeSpan.FromSeconds(10));
+        Assert.Equal(13, beforeStepUp);
         var signal = Assert.Single(await SignalsAsync());
         Assert.StartsWith(KnownGuardSignals.NewDevice, signal.Detail, StringComparison.Ordinal);
     }
@@ -231,8 +231,8 @@ public abstract class GuardSignalTests : IAsyncLifetime
         await LearnAsync(() => turn++ % 2 == 0 ? Desk() : Desk("10.30.0.7") with { Principal = Desk().Principal with { Id = "user:desk2", SessionId = "desk2-session" } },
             _patients, readsPerDay: 24, every: TimeSpan.FromMinutes(15));
         At(4, 10);
-        var (beforeStepUp, _, _) = await ReadOnAsync(fresh => Desk(source: "10.30.0.9", fresh: fresh), _patients, TimeSpan.FromSeconds(2));
-        Assert.Equal(7, beforeStepUp);
+        var (beforeStepUp, _, _) = await ReadOnAsync(fresh => Desk(source: "10.30.0.9", fresh: fresh), _patients, TimeSpan.FromSeconds(10));
+        Assert.Equal(13, beforeStepUp);
         Assert.Contains(await SignalsAsync(), a => a.Detail.StartsWith(KnownGuardSignals.NewSource + ":", StringComparison.Ordinal));
     }
 
@@ -262,9 +262,11 @@ public abstract class GuardSignalTests : IAsyncLifetime
             status = response.StatusCode;
             if (status != HttpStatusCode.OK) break;
             opened++;
+            _time.Advance(TimeSpan.FromSeconds(10));
         }
+        // Elevated risk: the hour's step-up level (60 for physicians) is halved; without the signal all 30 would be read.
         Assert.Equal(HttpStatusCode.Unauthorized, status);
-        Assert.Equal(7, opened); // 14 without the signal
+        Assert.Equal(29, opened);
         var signal = Assert.Single(await SignalsAsync());
         Assert.StartsWith(KnownGuardSignals.FailedSignIns, signal.Detail, StringComparison.Ordinal);
         Assert.Contains("3 failed", signal.Detail, StringComparison.Ordinal);
