@@ -159,7 +159,7 @@ internal static class GuardBench
         rows.Add(($"5 legitimate work, 5 days: {legit.Physicians} physicians (9 by day, 3 by night, {legit.ClinicianHours} clinician-hours, 1 break-the-glass each a day, a surge of 6 in 30 min), "
             + $"{legit.Desks} secretaries ({legit.DeskHours} desk-hours, ~140 identities a day each), a vendor client (30 a day); baselines learned from it",
             $"physicians: **{legit.Contained} contained, {legit.StepUps} step-up prompts**; secretaries: {legit.DeskContained} contained, {legit.DeskStepUps} step-ups; "
-            + $"client: {legit.ClientRefused} refused; risk signals on legitimate principals: {legit.Signals}",
+            + $"client: {legit.ClientRefused} refused; risk signals on legitimate principals: {legit.Signals}; policy refusals (not the guard's): {legit.PolicyRefusals}",
             "0 contained, < 1 step-up per 500 clinician-hours"));
 
         // 2b. Slow and low against learned principals, day 5: a secretary's stolen session (cookie, phished factors re-proved at
@@ -247,7 +247,7 @@ internal static class GuardBench
     }
 
     private sealed record LegitimateWeek(int Physicians, int ClinicianHours, int Contained, int StepUps, int Desks, int DeskHours, int DeskContained, int DeskStepUps,
-        int ClientRefused, string Signals, List<string> DeskIds, List<string> DeskSources, string DeskDevice, int DeskDayPeak, AccessContext Vendor, DateTimeOffset Day5);
+        int ClientRefused, int PolicyRefusals, string Signals, List<string> DeskIds, List<string> DeskSources, string DeskDevice, int DeskDayPeak, AccessContext Vendor, DateTimeOffset Day5);
 
     /// <summary>Five days of legitimate work (scenario 5), from which the guard learns each principal's normal; returns the counts and the learned principals.</summary>
     private static async Task<LegitimateWeek> LegitimateWeekAsync(VaubanStore store, Tenant tenant, BenchClock clock, List<(string Practitioner, List<string> Patients)> physicians,
@@ -261,12 +261,14 @@ internal static class GuardBench
         const string deskDevice = "browser:firefox/windows";
         SmartScopes.TryParse("system/Patient.rs", TypeCodes.Names, out var scopes, out _);
         var vendor = new AccessContext(new Principal(PrincipalKind.ApiClient, "client-lab-" + next(), "Bench laboratory interface", scopes), tenant, "TREAT", "192.0.2.10") { Device = "library:java" };
-        int contained = 0, stepUps = 0, deskContained = 0, deskStepUps = 0, clientRefused = 0;
+        int contained = 0, stepUps = 0, deskContained = 0, deskStepUps = 0, clientRefused = 0, other = 0;
         var random = new Random(11);
         void Count(RecordStatus status, bool desk)
         {
+            // The guard's answers only (a policy refusal, e.g. a care relationship that lapsed, is counted apart).
             if (status == RecordStatus.ReauthenticationRequired) { if (desk) deskStepUps++; else stepUps++; }
-            else if (status != RecordStatus.Ok) { if (desk) deskContained++; else contained++; }
+            else if (status == RecordStatus.Locked) { if (desk) deskContained++; else contained++; }
+            else if (status != RecordStatus.Ok) other++;
         }
         for (var day = 0; day < 5; day++)
         {
@@ -285,8 +287,10 @@ internal static class GuardBench
                     {
                         var fresh = Physician(tenant, user.Id, user.Practitioner, clock, fresh: true, user.Source, user.Device);
                         var stranger = population[random.Next(population.Count)];
-                        if ((await store.BreakTheGlass.OpenAsync(fresh, stranger, KnownBreakGlassReasons.Emergency, "benchmark: emergency", None)).Status != BreakGlassStatus.Granted) contained++;
-                        else Count((await store.Records.ReadAsync(fresh, "Patient", stranger, None)).Status, false);
+                        var grant = (await store.BreakTheGlass.OpenAsync(fresh, stranger, KnownBreakGlassReasons.Emergency, "benchmark: emergency", None)).Status;
+                        if (grant == BreakGlassStatus.Granted) Count((await store.Records.ReadAsync(fresh, "Patient", stranger, None)).Status, false);
+                        else if (grant == BreakGlassStatus.NotAllowed) contained++;
+                        else other++;
                     }
                 }
                 if (step < 48)
@@ -318,7 +322,7 @@ internal static class GuardBench
         var deskBaseline = store.Guard.BaselineOf(tenant.Id, deskIds[2]);
         int deskDayPeak;
         lock (deskBaseline) deskDayPeak = deskBaseline.DayPeak;
-        return new LegitimateWeek(users.Count, users.Count * 12 * 5, contained, stepUps, deskIds.Count, deskIds.Count * 8 * 5, deskContained, deskStepUps, clientRefused,
+        return new LegitimateWeek(users.Count, users.Count * 12 * 5, contained, stepUps, deskIds.Count, deskIds.Count * 8 * 5, deskContained, deskStepUps, clientRefused, other,
             signals.Count == 0 ? "none" : string.Join(", ", signals.GroupBy(s => s).Select(g => $"{g.Count()} {g.Key}")),
             deskIds, deskSources, deskDevice, deskDayPeak, vendor, start.AddDays(5));
     }
@@ -444,7 +448,8 @@ internal static class GuardBench
 
     private static async Task<List<(string Practitioner, List<string> Patients)>> PhysiciansAsync(RecordsService records, AccessContext op, AccessOptions access, int want)
     {
-        var since = DateTimeOffset.UtcNow - access.CareWindowPast + TimeSpan.FromDays(2);
+        // The benchmark's clock runs about ten days ahead: the care relationships chosen must still hold then.
+        var since = DateTimeOffset.UtcNow - access.CareWindowPast + TimeSpan.FromDays(14);
         var practitioners = await records.SearchAsync(op, "Practitioner", [new("_count", "200")], null, false, None);
         var found = new List<(string, List<string>)>();
         foreach (var entry in practitioners.Entries)
