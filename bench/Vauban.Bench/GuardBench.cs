@@ -24,6 +24,8 @@ internal static class GuardBench
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master) { Time = clock, Guard = guardOptions }, None);
         var tenant = await store.Tenants.FindAsync(tenantName, None) ?? throw new InvalidOperationException("seed the bench store first");
         var op = AccessContext.Operator(tenant, "benchmark set-up");
+        // Each run starts from nothing learned (baselines of earlier runs belong to their own simulated days).
+        await store.Guard.ForgetBaselinesAsync(tenant.Id, None);
         var canaries = (await store.Guard.CanariesAsync(tenant.Id, None)).Select(c => c.Patient).ToList();
         if (canaries.Count == 0) canaries = [.. await store.Guard.AddCanariesAsync(store.Records, tenant, 5, None)];
 
@@ -99,7 +101,7 @@ internal static class GuardBench
                 i++;
                 clock.Advance(every);
             }
-            rows.Add(($"2 slow and low: stolen secretary session, one patient every {Describe(every)} for 24 h",
+            rows.Add(($"2a slow and low, cold start (no baseline, no source address): stolen secretary session, one patient every {Describe(every)} for 24 h",
                 $"{(stepUp < 0 ? "no step-up" : stepUp + " patients before the step-up")}; {opened} before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")}",
                 "contained within the role's day bound"));
         }
@@ -133,7 +135,7 @@ internal static class GuardBench
                 slowOpened++;
                 clock.Advance(TimeSpan.FromSeconds(10));
             }
-            rows.Add(("3c vendor API client, one Patient every 10 s", $"{slowOpened} patients before suspension ({slowStatus})", "hour bound (200)"));
+            rows.Add(("3c vendor API client, cold start (no baseline yet), one Patient every 10 s", $"{slowOpened} patients before suspension ({slowStatus})", "configured hour bound (200)"));
         }
         // 4. Canary: a client reading patients meets a canary.
         {
@@ -148,71 +150,67 @@ internal static class GuardBench
             }
             rows.Add(("4 canary read (6th request)", $"contained at request {requests} ({status})", "at once"));
         }
-        // 5. A legitimate day: 12 physicians opening their own patients for 12 h (rounds every 10 min, a search every hour),
-        //    one emergency break-the-glass each at noon.
+        // 5. Legitimate work, five days, and the guard learning it: 9 physicians by day (08:00–20:00) and 3 by night
+        //    (20:00–08:00) opening their own patients from their ward's workstations (rounds every 10 min, a search an hour,
+        //    one break-the-glass each a day, a surge of 6 break-the-glass in 30 min at 14:00), 4 admissions secretaries
+        //    08:00–16:00 (~140 identities a day each), a laboratory vendor's client (3 patients an hour, 08:00–18:00).
+        //    Days 0–2 are the cold start (configured limits); from day 3 baselines and signals are live.
+        var legit = await LegitimateWeekAsync(store, tenant, clock, physicians, population, Next);
+        rows.Add(($"5 legitimate work, 5 days: {legit.Physicians} physicians (9 by day, 3 by night, {legit.ClinicianHours} clinician-hours, 1 break-the-glass each a day, a surge of 6 in 30 min), "
+            + $"{legit.Desks} secretaries ({legit.DeskHours} desk-hours, ~140 identities a day each), a vendor client (30 a day); baselines learned from it",
+            $"physicians: **{legit.Contained} contained, {legit.StepUps} step-up prompts**; secretaries: {legit.DeskContained} contained, {legit.DeskStepUps} step-ups; "
+            + $"client: {legit.ClientRefused} refused; risk signals on legitimate principals: {legit.Signals}; policy refusals (not the guard's): {legit.PolicyRefusals}",
+            "0 contained, < 1 step-up per 500 clinician-hours"));
+
+        // 2b. Slow and low against learned principals, day 5: a secretary's stolen session (cookie, phished factors re-proved at
+        //     each step-up) read from a network the establishment never saw, one patient every 5 s, then every 5 min.
+        foreach (var (every, desk, address) in new[] { (TimeSpan.FromSeconds(5), legit.DeskIds[0], "203.0.113.7"), (TimeSpan.FromMinutes(5), legit.DeskIds[1], "203.0.113.8") })
         {
-            var contained = 0;
-            var stepUps = 0;
-            var users = physicians.Select(p => ("user:" + Next(), p.Practitioner, p.Patients)).ToList();
-            var desks = Enumerable.Range(0, 4).Select(_ => "user:" + Next()).ToList();
-            int deskContained = 0, deskStepUps = 0;
-            var random = new Random(11);
-            for (var step = 0; step < 72; step++)
+            clock.AdvanceTo(legit.Day5.AddHours(9));
+            var (stepUp, opened, status) = await SlowReadAsync(store, fresh => Secretary(tenant, desk, clock, fresh, address, legit.DeskDevice), population, clock, every, TimeSpan.FromHours(24));
+            rows.Add(($"2b slow and low, learned secretary's stolen session from a new network, one patient every {Describe(every)}",
+                $"**{stepUp}** before the step-up; **{opened}** before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")} (signal {KnownGuardSignals.NewSourceForEstablishment})", "≤ 25"));
+        }
+        // 2c. The same session replayed from the secretary's own workstation and browser (an insider at the desk): only volume is left.
+        {
+            clock.AdvanceTo(legit.Day5.AddHours(9));
+            var (stepUp, opened, status) = await SlowReadAsync(store, fresh => Secretary(tenant, legit.DeskIds[2], clock, fresh, legit.DeskSources[2], legit.DeskDevice), population, clock,
+                TimeSpan.FromSeconds(30), TimeSpan.FromHours(24));
+            rows.Add(("2c the same from the secretary's own workstation and browser, one patient every 30 s",
+                $"{stepUp} before the step-up; {opened} before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")} (learned day peak {legit.DeskDayPeak}: the bounds follow it)", "—"));
+        }
+        // 2d. Shape without volume: a stolen desk session sweeping family-name prefixes, then birth dates (pages of 10).
+        foreach (var (label, parameters) in new (string, Func<int, List<KeyValuePair<string, string>>>)[]
+        {
+            ("family-name prefixes (ma, mb, mc, …)", i => [new("family", "m" + (char)('a' + i % 26)), new("_count", "10")]),
+            ("birth dates (1950-01-01, -02, …)", i => [new("birthdate", new DateOnly(1950, 1, 1).AddDays(i).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)), new("_count", "10")]),
+        })
+        {
+            clock.AdvanceTo(legit.Day5.AddHours(10));
+            var desk = label.StartsWith("family", StringComparison.Ordinal) ? legit.DeskIds[3] : "user:" + Next();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var status = RecordStatus.Ok;
+            var searches = 0;
+            for (var i = 0; i < 26; i++)
             {
-                foreach (var (user, pract, patients) in users)
-                {
-                    var context = Physician(tenant, user, pract, clock, fresh: false);
-                    for (var k = 0; k < 2; k++)
-                    {
-                        var status = (await store.Records.ReadAsync(context, "Patient", patients[random.Next(Math.Min(40, patients.Count))], None)).Status;
-                        if (status == RecordStatus.ReauthenticationRequired) stepUps++;
-                        else if (status == RecordStatus.Locked) contained++;
-                    }
-                    if (step % 6 == 0)
-                    {
-                        var status = (await store.Records.SearchAsync(context, "Encounter", [new("practitioner", "Practitioner/" + pract), new("_count", "10")], null, false, None)).Status;
-                        if (status == RecordStatus.ReauthenticationRequired) stepUps++;
-                        else if (status == RecordStatus.Locked) contained++;
-                    }
-                    // An emergency surge at 14:00: the first physician breaks the glass for 6 unknown patients within 30 minutes.
-                    if (step is >= 36 and < 39 && user == users[0].Item1)
-                    {
-                        for (var k = 0; k < 2; k++)
-                        {
-                            var fresh = Physician(tenant, user, pract, clock, fresh: true);
-                            var stranger = population[random.Next(population.Count)];
-                            if ((await store.BreakTheGlass.OpenAsync(fresh, stranger, KnownBreakGlassReasons.Emergency, "benchmark: emergency surge", None)).Status != BreakGlassStatus.Granted) contained++;
-                            var status = (await store.Records.ReadAsync(fresh, "Patient", stranger, None)).Status;
-                            if (status == RecordStatus.ReauthenticationRequired) stepUps++;
-                            else if (status != RecordStatus.Ok) contained++;
-                        }
-                    }
-                    if (step == 30)
-                    {
-                        var fresh = Physician(tenant, user, pract, clock, fresh: true);
-                        var stranger = population[random.Next(population.Count)];
-                        if ((await store.BreakTheGlass.OpenAsync(fresh, stranger, KnownBreakGlassReasons.Emergency, "benchmark: emergency surge", None)).Status == BreakGlassStatus.Granted
-                            && (await store.Records.ReadAsync(fresh, "Patient", stranger, None)).Status == RecordStatus.Locked) contained++;
-                    }
-                }
-                // Four admissions secretaries at the desk, 8 h of the 12: three patients every 10 minutes each (~18 an hour, ~140 a day).
-                if (step < 48)
-                {
-                    foreach (var desk in desks)
-                    {
-                        for (var k = 0; k < 3; k++)
-                        {
-                            var status = (await store.Records.ReadAsync(Secretary(tenant, desk, clock, fresh: false), "Patient", population[random.Next(population.Count)], None)).Status;
-                            if (status == RecordStatus.ReauthenticationRequired) deskStepUps++;
-                            else if (status != RecordStatus.Ok) deskContained++;
-                        }
-                    }
-                }
-                clock.Advance(TimeSpan.FromMinutes(10));
+                var page = await store.Records.SearchAsync(Secretary(tenant, desk, clock, fresh: true, legit.DeskSources[3], legit.DeskDevice), "Patient", parameters(i), null, false, None);
+                status = page.Status;
+                if (status != RecordStatus.Ok) break;
+                searches++;
+                foreach (var entry in page.Entries) seen.Add(entry.Id);
+                clock.Advance(TimeSpan.FromMinutes(1));
             }
-            rows.Add(($"5 legitimate day: {users.Count} physicians × 12 h (≈ 150 openings each, 1 break-the-glass each, a surge of 6 in 30 min); 4 secretaries × 8 h (~140 identities each)",
-                $"physicians: {contained} contained, {stepUps} step-up prompts ({users.Count * 12} clinician-hours); secretaries: {deskContained} contained, {deskStepUps} step-ups",
-                "0 contained, < 1 step-up per 500 clinician-hours"));
+            rows.Add(($"2d stolen desk session sweeping {label}, one search a minute", $"{seen.Count} patients in {searches} searches before {(status == RecordStatus.Ok ? "the end, not contained" : "suspension")}", "≤ 25 once the shape is seen"));
+        }
+        // 3d. The laboratory vendor's client, learned, reads one Patient every 10 s from its own host.
+        {
+            clock.AdvanceTo(legit.Day5.AddHours(9));
+            var baseline = store.Guard.BaselineOf(tenant.Id, legit.Vendor.Principal.Id);
+            int hourPeak, dayPeak;
+            lock (baseline) (hourPeak, dayPeak) = (baseline.HourPeak, baseline.DayPeak);
+            var (_, opened, status) = await SlowReadAsync(store, _ => legit.Vendor, population, clock, TimeSpan.FromSeconds(10), TimeSpan.FromHours(24));
+            rows.Add(("3d vendor API client with a learned normal volume, one Patient every 10 s", $"**{opened}** patients before {(status == RecordStatus.Ok ? "the end, not contained" : "suspension")} (learned peak {hourPeak} an hour, {dayPeak} a day)",
+                "≤ 25 beyond normal volume"));
         }
 
         // 6. Cost: the physician reads own patients; guard on (limits raised so it keeps counting without containing) vs off.
@@ -248,6 +246,110 @@ internal static class GuardBench
         return (stepUp < 0 ? seen.Count : stepUp, seen.Count, status);
     }
 
+    private sealed record LegitimateWeek(int Physicians, int ClinicianHours, int Contained, int StepUps, int Desks, int DeskHours, int DeskContained, int DeskStepUps,
+        int ClientRefused, int PolicyRefusals, string Signals, List<string> DeskIds, List<string> DeskSources, string DeskDevice, int DeskDayPeak, AccessContext Vendor, DateTimeOffset Day5);
+
+    /// <summary>Five days of legitimate work (scenario 5), from which the guard learns each principal's normal; returns the counts and the learned principals.</summary>
+    private static async Task<LegitimateWeek> LegitimateWeekAsync(VaubanStore store, Tenant tenant, BenchClock clock, List<(string Practitioner, List<string> Patients)> physicians,
+        List<string> population, Func<string> next)
+    {
+        var start = new DateTimeOffset(clock.GetUtcNow().UtcDateTime.Date.AddDays(1), TimeSpan.Zero);
+        var users = physicians.Select((p, i) => (Id: "user:" + next(), p.Practitioner, p.Patients, Night: i >= physicians.Count - 3,
+            Source: $"10.20.{1 + i % 3}.{10 + i}", Device: i % 2 == 0 ? "browser:chrome/windows" : "browser:firefox/windows")).ToList();
+        var deskIds = Enumerable.Range(0, 4).Select(_ => "user:" + next()).ToList();
+        var deskSources = Enumerable.Range(0, 4).Select(i => $"10.20.0.{20 + i}").ToList();
+        const string deskDevice = "browser:firefox/windows";
+        SmartScopes.TryParse("system/Patient.rs", TypeCodes.Names, out var scopes, out _);
+        var vendor = new AccessContext(new Principal(PrincipalKind.ApiClient, "client-lab-" + next(), "Bench laboratory interface", scopes), tenant, "TREAT", "192.0.2.10") { Device = "library:java" };
+        int contained = 0, stepUps = 0, deskContained = 0, deskStepUps = 0, clientRefused = 0, other = 0;
+        var random = new Random(11);
+        void Count(RecordStatus status, bool desk)
+        {
+            // The guard's answers only (a policy refusal, e.g. a care relationship that lapsed, is counted apart).
+            if (status == RecordStatus.ReauthenticationRequired) { if (desk) deskStepUps++; else stepUps++; }
+            else if (status == RecordStatus.Locked) { if (desk) deskContained++; else contained++; }
+            else if (status != RecordStatus.Ok) other++;
+        }
+        for (var day = 0; day < 5; day++)
+        {
+            // Day shift, 08:00–20:00, and the secretaries and the vendor's client.
+            clock.AdvanceTo(start.AddDays(day).AddHours(8));
+            for (var step = 0; step < 72; step++)
+            {
+                foreach (var user in users.Where(u => !u.Night))
+                {
+                    var context = Physician(tenant, user.Id, user.Practitioner, clock, fresh: false, user.Source, user.Device);
+                    for (var k = 0; k < 2; k++) Count((await store.Records.ReadAsync(context, "Patient", user.Patients[random.Next(Math.Min(40, user.Patients.Count))], None)).Status, false);
+                    if (step % 6 == 0) Count((await store.Records.SearchAsync(context, "Encounter", [new("practitioner", "Practitioner/" + user.Practitioner), new("_count", "10")], null, false, None)).Status, false);
+                    // One emergency break-the-glass each a day; at 14:00 the first physician breaks the glass for 6 unknown patients in 30 minutes.
+                    var glass = step == 30 ? 1 : step is >= 36 and < 39 && user.Id == users[0].Id ? 2 : 0;
+                    for (var k = 0; k < glass; k++)
+                    {
+                        var fresh = Physician(tenant, user.Id, user.Practitioner, clock, fresh: true, user.Source, user.Device);
+                        var stranger = population[random.Next(population.Count)];
+                        var grant = (await store.BreakTheGlass.OpenAsync(fresh, stranger, KnownBreakGlassReasons.Emergency, "benchmark: emergency", None)).Status;
+                        if (grant == BreakGlassStatus.Granted) Count((await store.Records.ReadAsync(fresh, "Patient", stranger, None)).Status, false);
+                        else if (grant == BreakGlassStatus.NotAllowed) contained++;
+                        else other++;
+                    }
+                }
+                if (step < 48)
+                {
+                    for (var d = 0; d < deskIds.Count; d++)
+                    {
+                        for (var k = 0; k < 3; k++)
+                            Count((await store.Records.ReadAsync(Secretary(tenant, deskIds[d], clock, fresh: false, deskSources[d], deskDevice), "Patient", population[random.Next(population.Count)], None)).Status, true);
+                    }
+                }
+                if (step < 60 && step % 2 == 0 && (await store.Records.ReadAsync(vendor, "Patient", population[random.Next(population.Count)], None)).Status != RecordStatus.Ok) clientRefused++;
+                clock.Advance(TimeSpan.FromMinutes(10));
+            }
+            // Night shift, 20:00–08:00: fewer patients, the same rounds.
+            for (var step = 0; step < 72; step++)
+            {
+                foreach (var user in users.Where(u => u.Night))
+                {
+                    var context = Physician(tenant, user.Id, user.Practitioner, clock, fresh: false, user.Source, user.Device);
+                    if (step % 2 == 0) Count((await store.Records.ReadAsync(context, "Patient", user.Patients[random.Next(Math.Min(40, user.Patients.Count))], None)).Status, false);
+                    if (step % 12 == 0) Count((await store.Records.SearchAsync(context, "Encounter", [new("practitioner", "Practitioner/" + user.Practitioner), new("_count", "10")], null, false, None)).Status, false);
+                }
+                clock.Advance(TimeSpan.FromMinutes(10));
+            }
+        }
+        var legitimate = users.Select(u => u.Id).Concat(deskIds).Append(vendor.Principal.Id).ToHashSet(StringComparer.Ordinal);
+        var signals = (await store.Alerts.ListAsync(tenant.Id, all: true, 10_000, None))
+            .Where(a => a.Kind == KnownAlertKinds.GuardSignal && legitimate.Contains(a.Principal)).Select(a => a.Detail.Split(':')[0]).ToList();
+        var deskBaseline = store.Guard.BaselineOf(tenant.Id, deskIds[2]);
+        int deskDayPeak;
+        lock (deskBaseline) deskDayPeak = deskBaseline.DayPeak;
+        return new LegitimateWeek(users.Count, users.Count * 12 * 5, contained, stepUps, deskIds.Count, deskIds.Count * 8 * 5, deskContained, deskStepUps, clientRefused, other,
+            signals.Count == 0 ? "none" : string.Join(", ", signals.GroupBy(s => s).Select(g => $"{g.Count()} {g.Key}")),
+            deskIds, deskSources, deskDevice, deskDayPeak, vendor, start.AddDays(5));
+    }
+
+    /// <summary>Reads one patient after another every <paramref name="every"/> for at most <paramref name="during"/>, re-proving both factors at the
+    /// first step-up (phished); returns the patients opened before the step-up and before containment.</summary>
+    private static async Task<(int BeforeStepUp, int Opened, RecordStatus Status)> SlowReadAsync(VaubanStore store, Func<bool, AccessContext> who, List<string> population,
+        BenchClock clock, TimeSpan every, TimeSpan during)
+    {
+        var end = clock.GetUtcNow() + during;
+        var stepUp = -1;
+        var opened = 0;
+        var status = RecordStatus.Ok;
+        var i = 0;
+        while (clock.GetUtcNow() < end)
+        {
+            var read = await store.Records.ReadAsync(who(stepUp >= 0), "Patient", population[(i + 997) % population.Count], None);
+            if (read.Status == RecordStatus.ReauthenticationRequired && stepUp < 0) { stepUp = opened; continue; }
+            status = read.Status;
+            if (read.Status != RecordStatus.Ok) break;
+            opened++;
+            i++;
+            clock.Advance(every);
+        }
+        return (stepUp < 0 ? opened : stepUp, opened, status);
+    }
+
     private static async Task<string> CostAsync(string db, MasterKey master, Tenant tenant, string practitioner, List<string> own, BenchOptions options)
     {
         var unbounded = new Threshold(Suspend: int.MaxValue);
@@ -259,10 +361,12 @@ internal static class GuardBench
         var guardOptions = new GuardOptions
         {
             Tenants = new Dictionary<string, GuardTenantOptions> { [tenant.Name] = new() { Roles = new Dictionary<StaffRole, GuardLimits> { [StaffRole.Physician] = high } } },
+            // The role's learned bounds would contain this reader: it keeps learning and weighing signals, never bounded.
+            Signals = new GuardSignalOptions { RoleLearningDays = 1_000_000 },
         };
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master) { Guard = guardOptions }, None);
         var user = "user:bench-cost-" + Guid.NewGuid().ToString("N")[..6];
-        var context = Physician(tenant, user, practitioner, TimeProvider.System, fresh: true);
+        var context = Physician(tenant, user, practitioner, TimeProvider.System, fresh: true, "10.20.1.77", "browser:chrome/windows");
         async Task<bool> Read(Random random) => (await store.Records.ReadAsync(context, "Patient", own[random.Next(own.Count)], None)).Status == RecordStatus.Ok;
         double on = 0, off = 0;
         for (var round = 0; round < 2; round++)
@@ -298,19 +402,19 @@ internal static class GuardBench
         return await Phase(TimeSpan.FromSeconds(options.Seconds));
     }
 
-    private static AccessContext Physician(Tenant tenant, string user, string practitioner, TimeProvider clock, bool fresh) =>
+    private static AccessContext Physician(Tenant tenant, string user, string practitioner, TimeProvider clock, bool fresh, string? source = null, string? device = null) =>
         new(new Principal(PrincipalKind.Person, user, "Bench physician", StaffUser.PersonScopes)
         {
             Role = StaffRole.Physician, Practitioner = practitioner, SessionId = user + "-session",
             AuthenticatedAt = fresh ? clock.GetUtcNow().AddMilliseconds(1) : clock.GetUtcNow().AddHours(-2),
-        }, tenant, "TREAT");
+        }, tenant, "TREAT", source) { Device = device };
 
-    private static AccessContext Secretary(Tenant tenant, string user, TimeProvider clock, bool fresh) =>
+    private static AccessContext Secretary(Tenant tenant, string user, TimeProvider clock, bool fresh, string? source = null, string? device = null) =>
         new(new Principal(PrincipalKind.Person, user, "Bench secretary", StaffUser.PersonScopes)
         {
             Role = StaffRole.Secretary, SessionId = user + "-session",
             AuthenticatedAt = fresh ? clock.GetUtcNow().AddMilliseconds(1) : clock.GetUtcNow().AddHours(-2),
-        }, tenant, "TREAT");
+        }, tenant, "TREAT", source) { Device = device };
 
     private static AccessContext Client(Tenant tenant, string id)
     {
@@ -344,7 +448,8 @@ internal static class GuardBench
 
     private static async Task<List<(string Practitioner, List<string> Patients)>> PhysiciansAsync(RecordsService records, AccessContext op, AccessOptions access, int want)
     {
-        var since = DateTimeOffset.UtcNow - access.CareWindowPast + TimeSpan.FromDays(2);
+        // The benchmark's clock runs about ten days ahead: the care relationships chosen must still hold then.
+        var since = DateTimeOffset.UtcNow - access.CareWindowPast + TimeSpan.FromDays(14);
         var practitioners = await records.SearchAsync(op, "Practitioner", [new("_count", "200")], null, false, None);
         var found = new List<(string, List<string>)>();
         foreach (var entry in practitioners.Entries)
@@ -368,5 +473,12 @@ internal static class GuardBench
         public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
 
         public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+
+        /// <summary>Moves to <paramref name="at"/> if it is later (time never runs back).</summary>
+        public void AdvanceTo(DateTimeOffset at)
+        {
+            var by = at - GetUtcNow();
+            if (by > TimeSpan.Zero) Advance(by);
+        }
     }
 }

@@ -38,7 +38,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Policy = new AccessPolicy(database, options.Access, options.Time);
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         AuditLog = new AuditLog(database, keys, Audit);
-        Guard = new RecordsGuard(database, Alerts, options.Guard, options.Time);
+        Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
         ExportApprovals = new ExportApprovals(database, keys, Alerts, Audit, options.Time);

@@ -38,6 +38,9 @@ public sealed record AccessContext(Principal Principal, Tenant Tenant, string Pu
     /// <summary>Why the principal needs a bulk read ($everything beyond a few patients, deep search pages), as stated in the request.</summary>
     public string? StatedReason { get; init; }
 
+    /// <summary>The class of the requesting device (browser family and system, or client library; see Guard.DeviceClass), for the guard's new-device signal.</summary>
+    public string? Device { get; init; }
+
     /// <summary>The context of an operator's command-line act (seed, import): full scopes on one tenant, purpose stated.</summary>
     public static AccessContext Operator(Tenant tenant, string purpose) =>
         new(new Principal(PrincipalKind.System, "cli:" + Environment.UserName, "command line (" + Environment.UserName + ")", FullScopes), tenant, purpose);

@@ -32,6 +32,9 @@ public static class KnownAlertKinds
     /// <summary>A canary appeared in a narrow search (a few patients): reported, not contained.</summary>
     public const string GuardCanarySeen = "guard-canary-seen";
 
+    /// <summary>A signal raised a principal's risk (unusual hour, new source or device, failed sign-ins before success, an enumeration shape); the detail starts with its name.</summary>
+    public const string GuardSignal = "guard-signal";
+
     /// <summary>The security officer released a containment.</summary>
     public const string GuardReleased = "guard-released";
 }

@@ -8,6 +8,8 @@
 // seconds, so they survive a restart and reach every server.
 using System.Collections.Concurrent;
 using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Crypto;
 using Vauban.Fhir;
 using Vauban.Storage;
 
@@ -29,6 +31,9 @@ public readonly record struct GuardDecision(GuardVerdict Verdict, TimeSpan Delay
 public sealed record GuardRequest(Interaction Interaction, string ResourceType, int Records, IReadOnlyCollection<string> Patients, IReadOnlyCollection<string> Counted, int PageDepth = 1)
 {
     public static GuardRequest Write(Interaction interaction, string type) => new(interaction, type, 0, [], []);
+
+    /// <summary>A first search page's parameters, for the enumeration shapes (name and birth-date sweeps); null otherwise.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>>? SearchParameters { get; init; }
 
     /// <summary>The records leave from inside a write transaction (a read entry of a transaction Bundle, a conditional
     /// create's match): the guard's own writes (containment, alert) must not wait for the writer slot that transaction
@@ -54,6 +59,8 @@ public sealed partial class RecordsGuard
 
     private readonly StoreDatabase _database;
     private readonly SecurityAlerts _alerts;
+    private readonly KeyRing _keys;
+    private readonly AuditTrail _audit;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ReadingState> _states = new();
     private readonly ConcurrentDictionary<(long Tenant, string Subject), Containment> _contained = new();
@@ -63,11 +70,13 @@ public sealed partial class RecordsGuard
     private long _sweptAt;
     private int _refreshing;
 
-    internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, GuardOptions options, TimeProvider time)
+    internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, KeyRing keys, AuditTrail audit, GuardOptions options, TimeProvider time)
     {
         options.Validate();
         _database = database;
         _alerts = alerts;
+        _keys = keys;
+        _audit = audit;
         Options = options;
         _time = time;
     }
@@ -87,6 +96,13 @@ public sealed partial class RecordsGuard
         var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
+            // Baselines are read once, at start: after that this server is where they are learned.
+            if (!_baselinesLoaded)
+            {
+                await LoadBaselinesAsync(connection, cancellationToken);
+                _baselinesLoaded = true;
+                Interlocked.Exchange(ref _flushedAt, now);
+            }
             using (var command = connection.Command("SELECT tenant_id, principal, account, level, reason, contained_at FROM guard_containments WHERE released_at IS NULL"))
             using (var reader = await command.ExecuteReaderAsync(cancellationToken))
             {
@@ -211,6 +227,23 @@ public sealed partial class RecordsGuard
         var limits = Options.For(context.Tenant, principal);
         var state = _states.GetOrAdd((tenant, principal.Id), _ => new ReadingState());
         var reasonStated = !string.IsNullOrWhiteSpace(context.StatedReason);
+        var signals = Options.Signals;
+        // Most requests of a principal come from where its previous one came: its last source and device are remembered with their blind index.
+        long? source = null, device = null;
+        if (context.SourceAddress is { } address)
+        {
+            source = state.LastSource is { } last && string.Equals(last.Raw, address, StringComparison.Ordinal) ? last.Hash
+                : SourceNetwork.Of(address) is { } network ? await BlindAsync(tenant, 'a', network, cancellationToken) : null;
+            if (source is { } hashed) state.LastSource = new Remembered(address, hashed);
+        }
+        if (context.Device is { Length: > 0 } deviceClass)
+        {
+            device = state.LastDevice is { } last && string.Equals(last.Raw, deviceClass, StringComparison.Ordinal) ? last.Hash : await BlindAsync(tenant, 'd', deviceClass, cancellationToken);
+            state.LastDevice = new Remembered(deviceClass, device.Value);
+        }
+        var baseline = state.Baseline ??= BaselineOf(tenant, principal.Id);
+        var role = principal.Kind == PrincipalKind.Person && principal.Role is { } staffRole ? BaselineOf(tenant, RoleSubject(staffRole)) : null;
+        var raised = new List<(string Signal, string Detail)>();
         string? suspendWhy = null;
         string? stepUpWhy = null;
         GuardDecision decision;
@@ -231,6 +264,55 @@ public sealed partial class RecordsGuard
             }
 
             state.LastSeenMs = nowMs;
+            var day = nowMs / MsPerDay;
+            var hour = (int)(nowMs / MsPerHour % 24);
+            int? learnedHour = null, learnedDay = null;
+            void Raise(string signal, string detail)
+            {
+                if (state.Signals.TryGetValue(signal, out var until) && until > nowMs) return;
+                state.Signals[signal] = nowMs + (long)signals.SignalLifetime.TotalMilliseconds;
+                raised.Add((signal, detail));
+            }
+            lock (baseline)
+            {
+                if (baseline.Day != day) Roll(tenant, principal.Id, baseline, day);
+                if (principal.Role is { } accountRole) baseline.RoleName = accountRole.ToString();
+                var mature = baseline.Mature(signals.LearningDays);
+                if (source is { } s)
+                {
+                    var establishment = BaselineOf(tenant, EstablishmentSubject);
+                    var known = establishment.SourcesView;
+                    if (known is { Count: > 0 } && day - establishment.FirstDay >= signals.LearningDays && !known.Contains(s))
+                        Raise(KnownGuardSignals.NewSourceForEstablishment, "a source network the establishment has never seen");
+                    else if (mature && !baseline.Sources.ContainsKey(s) && !baseline.TodaySources.Contains(s))
+                        Raise(KnownGuardSignals.NewSource, "a source network this principal has not used");
+                    baseline.TodaySources.Add(s);
+                }
+                if (device is { } d)
+                {
+                    if (mature && !baseline.Devices.ContainsKey(d) && !baseline.TodayDevices.Contains(d)) Raise(KnownGuardSignals.NewDevice, "a device class this principal has not used");
+                    baseline.TodayDevices.Add(d);
+                }
+                var roleMature = role is not null && role.Mature(signals.RoleLearningDays);
+                // Unusual for this account: its own hours only (a role mixes day and night shifts; a new night nurse is not an intruder).
+                if (request.Counted.Count > 0 && mature && Baseline.ShareAround(baseline.Hours, hour) is { } share && share < signals.UnusualHourShare)
+                    Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 UTC, an hour that carries {share:P1} of its learned activity");
+                if (mature) (learnedHour, learnedDay) = (baseline.HourPeak, baseline.DayPeak);
+                else if (roleMature) (learnedHour, learnedDay) = (role!.HourPeak, role.DayPeak);
+            }
+            // Enumeration shapes.
+            if (request.Interaction is Interaction.Read or Interaction.VRead && request.ResourceType == KnownResourceTypes.Patient && request.Patients.Count == 1
+                && state.Shapes.ReadId(request.Patients.First()) is var run && run >= signals.ConsecutiveIdRun)
+            {
+                Raise(KnownGuardSignals.ConsecutiveIds, $"{run} patients read one after another by consecutive ids");
+            }
+            if (request.SearchParameters is { Count: > 0 } searched)
+            {
+                var (nameSteps, dateSteps) = state.Shapes.Search(searched);
+                if (nameSteps >= signals.SweepSteps) Raise(KnownGuardSignals.NameSweep, $"{nameSteps + 1} successive searches stepping a name prefix one letter at a time");
+                if (dateSteps >= signals.SweepSteps) Raise(KnownGuardSignals.BirthDateSweep, $"{dateSteps + 1} successive searches stepping birth dates");
+            }
+            var (risk, riskSignals) = state.Risk(nowMs, signals);
             var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
             var level = Level.Admit;
             var slowExcess = 0;
@@ -253,18 +335,48 @@ public sealed partial class RecordsGuard
                     slowExcess = (int)Math.Max(slowExcess, Math.Min(value - slow + 1, 1000));
                 }
             }
+            var client = principal.Kind == PrincipalKind.ApiClient;
+            var scale = risk >= signals.ElevatedRisk ? signals.ElevatedScale : 1.0;
+            var riskNote = risk >= signals.ElevatedRisk ? $", risk {risk}: {riskSignals}" : "";
+            var (hourCount, dayCount) = (0, 0);
             if (request.Counted.Count > 0)
             {
+                hourCount = state.Hour.CountWith(request.Counted, nowMs);
+                dayCount = state.Day.CountWith(request.Counted, nowMs);
+                // Elevated risk tightens the hour: the minute already stops scripts, and a page of results must not trip it.
                 Weigh("distinct patients in a minute", state.Minute.CountWith(request.Counted, nowMs), limits.PatientsPerMinute);
-                Weigh("distinct patients in an hour", state.Hour.CountWith(request.Counted, nowMs), limits.PatientsPerHour);
-                Weigh("distinct patients in a day", state.Day.CountWith(request.Counted, nowMs), limits.PatientsPerDay);
+                Weigh(learnedHour is null ? "distinct patients in an hour" : $"distinct patients in an hour (learned peak {learnedHour})",
+                    hourCount, Scale(Learned(limits.PatientsPerHour, learnedHour, client, signals), scale));
+                // The day's level is not scaled: it already holds the day's legitimate work; high risk has its own bound from when it began.
+                Weigh(learnedDay is null ? "distinct patients in a day" : $"distinct patients in a day (learned peak {learnedDay})",
+                    dayCount, Learned(limits.PatientsPerDay, learnedDay, client, signals));
             }
+            if (risk >= signals.HighRisk)
+            {
+                // At high risk the principal meets a small bound counted from when the risk began, whatever its role or baseline.
+                if (state.RiskSince is null)
+                {
+                    // Counted from the last hour: what the signals' shape (a sweep, a run of ids) already returned counts too.
+                    state.RiskSince = nowMs;
+                    state.AtRisk.Clear();
+                    foreach (var patient in state.Hour.Keys(nowMs).ToList()) state.AtRisk.Touch(patient, nowMs);
+                }
+                if (request.Counted.Count > 0) Weigh("distinct patients since the risk signals", state.AtRisk.CountWith(request.Counted, nowMs), signals.AtRiskPatients);
+            }
+            else state.RiskSince = null;
             if (outside.Count > 0) Weigh("distinct patients outside care relationships in a day", state.Outside.CountWith(outside, nowMs), limits.OutsideCarePerDay);
             Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs), limits.BreakTheGlassPerDay);
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Records > 0)
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
             if (request.Interaction == Interaction.Everything) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
 
+            if (level == Level.Suspend || risk >= signals.HighRisk)
+            {
+                // A day spent at high risk or contained teaches the baseline nothing.
+                lock (baseline) baseline.Tainted = true;
+            }
+            if (suspendWhy is not null) suspendWhy += riskNote;
+            if (stepUpSignal is not null) stepUpSignal += riskNote;
             var stepUpOwed = false;
             if (level == Level.StepUp)
             {
@@ -295,6 +407,20 @@ public sealed partial class RecordsGuard
                     state.Day.Touch(patient, nowMs);
                 }
                 foreach (var patient in outside) state.Outside.Touch(patient, nowMs);
+                if (state.RiskSince is not null)
+                {
+                    foreach (var patient in request.Counted) state.AtRisk.Touch(patient, nowMs);
+                }
+                if (request.Counted.Count > 0)
+                {
+                    lock (baseline)
+                    {
+                        baseline.TodayDayPeak = Math.Max(baseline.TodayDayPeak, dayCount);
+                        baseline.TodayHourPeak = Math.Max(baseline.TodayHourPeak, hourCount);
+                        baseline.TodayHours[hour]++;
+                        baseline.Dirty = true;
+                    }
+                }
                 if (request.Interaction is Interaction.Search or Interaction.HistoryType) state.SearchRecords.Add(request.Records, nowMs);
                 if (request.Interaction == Interaction.Everything)
                 {
@@ -305,6 +431,8 @@ public sealed partial class RecordsGuard
                 decision = new GuardDecision(GuardVerdict.Admit, delay, null);
             }
         }
+        foreach (var (signal, detail) in raised) await SignalAsync(context, request, signal, detail, cancellationToken);
+        FlushBaselinesIfDue(nowMs);
         if (stepUpWhy is not null)
         {
             // Once per episode: the officer sees who was asked to prove both factors again, and why.
@@ -381,6 +509,14 @@ public sealed partial class RecordsGuard
         {
             try { await task; }
             catch (System.Data.Common.DbException) { /* the containment still held in memory; the officer sees the alert missing */ }
+        }
+        try
+        {
+            await FlushBaselinesAsync(CancellationToken.None);
+        }
+        catch (System.Data.Common.DbException)
+        {
+            // Not written: what was learned since the last flush is learned again.
         }
     }
 
@@ -472,7 +608,126 @@ public sealed partial class RecordsGuard
 
     private enum Level { Admit, Slow, StepUp, Suspend }
 
+    private const long MsPerHour = 3_600_000;
+    private const long MsPerDay = 86_400_000;
+
+    /// <summary>A threshold at <paramref name="factor"/> of its levels (elevated risk).</summary>
+    private static Threshold Scale(Threshold threshold, double factor) => factor >= 1 ? threshold : new Threshold(
+        threshold.Slow is { } slow ? Math.Max(1, (int)Math.Ceiling(slow * factor)) : null,
+        threshold.StepUp is { } stepUp ? Math.Max(1, (int)Math.Ceiling(stepUp * factor)) : null,
+        threshold.Suspend is { } suspend ? Math.Max(1, (int)Math.Ceiling(suspend * factor)) : null);
+
+    /// <summary>
+    /// The configured levels, tightened to what the principal (or its role) has learned to be normal: an API client is
+    /// suspended beyond its peak plus a margin; a person asked to step up, then suspended, well beyond theirs. Never looser than configured.
+    /// </summary>
+    private static Threshold Learned(Threshold configured, int? peak, bool client, GuardSignalOptions signals)
+    {
+        if (peak is not { } p) return configured;
+        int suspend, stepUp;
+        if (client)
+        {
+            suspend = p + signals.ClientMargin;
+            stepUp = suspend;
+        }
+        else
+        {
+            suspend = Math.Max((int)Math.Ceiling(p * signals.PersonSuspendFactor), p + signals.PersonSuspendMargin);
+            stepUp = Math.Max((int)Math.Ceiling(p * signals.PersonStepUpFactor), p + signals.PersonStepUpMargin);
+        }
+        var newSuspend = configured.Suspend is { } s ? Math.Min(s, suspend) : (int?)null;
+        var newStepUp = configured.StepUp is { } u ? Math.Min(u, stepUp) : (int?)null;
+        if (newSuspend is { } cap && newStepUp > cap) newStepUp = cap;
+        var ceiling = newStepUp ?? newSuspend;
+        var newSlow = configured.Slow is { } w ? (ceiling is { } c ? Math.Min(w, c) : w) : (int?)null;
+        return new Threshold(newSlow, newStepUp, newSuspend);
+    }
+
+    /// <summary>Folds a principal's finished day into its baseline and, when the day was clean, into its role's and its establishment's.</summary>
+    private void Roll(long tenant, string subject, Baseline baseline, long day)
+    {
+        var (dayPeak, hourPeak, hours, sources) = (baseline.TodayDayPeak, baseline.TodayHourPeak, (int[])baseline.TodayHours.Clone(), baseline.TodaySources.ToList());
+        var previous = baseline.Day;
+        if (!baseline.Roll(day, Options.Signals)) return;
+        if (subject.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal) && baseline.RoleName is { } roleName)
+        {
+            var role = BaselineOf(tenant, "role:" + roleName);
+            lock (role) role.FoldFrom(dayPeak, hourPeak, hours, previous);
+        }
+        if (sources.Count > 0)
+        {
+            var establishment = BaselineOf(tenant, EstablishmentSubject);
+            lock (establishment) establishment.LearnSources(sources, previous);
+        }
+    }
+
+    /// <summary>Folds the baselines of principals not seen since their day ended (at each flush), so that roles learn from everyone.</summary>
+    private void RollIdle(long nowMs)
+    {
+        var day = nowMs / MsPerDay;
+        foreach (var ((tenant, subject), baseline) in _baselines)
+        {
+            if (subject.StartsWith("role:", StringComparison.Ordinal) || subject == EstablishmentSubject) continue;
+            lock (baseline)
+            {
+                if (baseline.Day != 0 && baseline.Day != day) Roll(tenant, subject, baseline, day);
+            }
+        }
+    }
+
+    private readonly ConcurrentDictionary<(long Tenant, char Kind, string Value), long> _blind = new();
+
+    /// <summary>A source network or device class as a blind index under the establishment's index key (cached: one HMAC per new value).</summary>
+    private async ValueTask<long> BlindAsync(long tenant, char kind, string value, CancellationToken cancellationToken)
+    {
+        if (_blind.TryGetValue((tenant, kind, value), out var hash)) return hash;
+        var keys = await _keys.ForTenantAsync(tenant, cancellationToken);
+        hash = keys.Index.Hash(GuardIndexCode, kind, value);
+        if (_blind.Count > 100_000) _blind.Clear();
+        _blind[(tenant, kind, value)] = hash;
+        return hash;
+    }
+
+    /// <summary>The blind-index parameter code of the guard's values (search parameters use positive codes).</summary>
+    private const int GuardIndexCode = -5;
+
+    /// <summary>A signal began: an alert for the security officer and an entry on the audit chain (after the write transaction when inside one).</summary>
+    private async Task SignalAsync(AccessContext context, GuardRequest? request, string signal, string detail, CancellationToken cancellationToken)
+    {
+        var text = $"{signal}: {Who(context.Principal)}: {detail}" + (request is null ? "." : $" ({Verb(request.Interaction)} of {request.ResourceType}).");
+        async Task Write()
+        {
+            await _alerts.RaiseAsync(context.Tenant.Id, KnownAlertKinds.GuardSignal, context.Principal.Id, text, CancellationToken.None);
+            await _audit.AppendAsync(context, AuditAction.Containment, AuditOutcome.Success, request?.ResourceType, [], CancellationToken.None, "guard signal: " + signal);
+        }
+        if (request?.InsideWriteTransaction == true) Defer(Write);
+        else await Write();
+        _ = cancellationToken;
+    }
+
+    /// <summary>
+    /// Told by the sign-in: the account succeeded after <paramref name="failures"/> failed attempts. At the configured
+    /// count it is a signal: the account's reading is held to tighter bounds for the signal's lifetime.
+    /// </summary>
+    public async Task NoteSignInAsync(AccessContext context, int failures, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (Disabled || !Options.Enabled || failures < Options.Signals.FailedSignInsBeforeSuccess) return;
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var state = _states.GetOrAdd((context.Tenant.Id, context.Principal.Id), _ => new ReadingState());
+        bool began;
+        lock (state)
+        {
+            began = !(state.Signals.TryGetValue(KnownGuardSignals.FailedSignIns, out var until) && until > nowMs);
+            state.Signals[KnownGuardSignals.FailedSignIns] = nowMs + (long)Options.Signals.SignalLifetime.TotalMilliseconds;
+            state.LastSeenMs = nowMs;
+        }
+        if (began) await SignalAsync(context, null, KnownGuardSignals.FailedSignIns, $"signed in after {failures} failed attempts", cancellationToken);
+    }
+
     private static Level Max(Level a, Level b) => a > b ? a : b;
+
+    private sealed record Remembered(string Raw, long Hash);
 
     /// <summary>One principal's reading, under its own lock.</summary>
     private sealed class ReadingState
@@ -489,6 +744,46 @@ public sealed partial class RecordsGuard
         public long? LastSuspendedAt { get; set; }
         public long LastSeenMs { get; set; }
 
+        /// <summary>Active signals → when they stop weighing.</summary>
+        public Dictionary<string, long> Signals { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Patients opened since the risk became high.</summary>
+        public DistinctWindow AtRisk { get; } = new(TimeSpan.FromDays(1));
+        public long? RiskSince { get; set; }
+        public EnumerationShapes Shapes { get; } = new();
+        public Baseline? Baseline { get; set; }
+
+        /// <summary>The last source address and device class with their blind indexes (replaced whole: read without the lock).</summary>
+        public volatile Remembered? LastSource;
+        public volatile Remembered? LastDevice;
+
+        /// <summary>The sum of the active signals' weights, and their names.</summary>
+        public (int Risk, string Names) Risk(long nowMs, GuardSignalOptions options)
+        {
+            if (Signals.Count == 0) return (0, "");
+            var risk = 0;
+            var names = new List<string>();
+            foreach (var (signal, until) in Signals.ToList())
+            {
+                if (until <= nowMs)
+                {
+                    Signals.Remove(signal);
+                    continue;
+                }
+                risk += signal switch
+                {
+                    KnownGuardSignals.NewSource => options.NewSourceWeight,
+                    KnownGuardSignals.NewSourceForEstablishment => options.NewSourceForEstablishmentWeight,
+                    KnownGuardSignals.NewDevice => options.NewDeviceWeight,
+                    KnownGuardSignals.UnusualHour => options.UnusualHourWeight,
+                    KnownGuardSignals.FailedSignIns => options.FailedSignInsWeight,
+                    _ => options.EnumerationWeight,
+                };
+                names.Add(signal);
+            }
+            return (risk, string.Join(", ", names));
+        }
+
         public void Clear()
         {
             Minute.Clear();
@@ -501,6 +796,10 @@ public sealed partial class RecordsGuard
             EverythingDay.Clear();
             StepUpSince = null;
             LastSuspendedAt = null;
+            Signals.Clear();
+            AtRisk.Clear();
+            RiskSince = null;
+            Shapes.Clear();
         }
     }
 }

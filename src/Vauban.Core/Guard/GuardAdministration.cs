@@ -83,6 +83,11 @@ public sealed partial class RecordsGuard
             {
                 lock (state) state.Clear();
             }
+            // The officer reviewed the access: where it came from is known from now on.
+            if (_baselines.TryGetValue((tenant.Id, owner), out var baseline))
+            {
+                lock (baseline) baseline.Vouch();
+            }
         }
         return released.Count;
     }

@@ -123,6 +123,10 @@ public sealed record GuardOptions
     /// <summary>Bulk $export: the size above which a second person approves, and how long a job lives (ExportLimits.cs).</summary>
     public ExportLimits Export { get; init; } = new();
 
+    /// <summary>Learned baselines and the signals that raise a principal's risk (unusual hours, new source or device,
+    /// failed sign-ins before success, enumeration shapes).</summary>
+    public GuardSignalOptions Signals { get; init; } = new();
+
     /// <summary>How often containments, releases and canaries written by other processes (CLI, other servers) are read.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(2);
 
@@ -204,5 +208,91 @@ public sealed record GuardOptions
         if (RefreshInterval <= TimeSpan.Zero) throw new VaubanConfigurationException("Guard: the refresh interval is positive.");
         Export.Validate("export");
         foreach (var (tenant, options) in Tenants) options.Export?.Validate(tenant + " export");
+        Signals.Validate();
+    }
+}
+
+/// <summary>
+/// What the guard learns and which signals raise a principal's risk. Each signal adds its weight for
+/// <see cref="SignalLifetime"/>; at <see cref="ElevatedRisk"/> the distinct-patients-an-hour levels are scaled by
+/// <see cref="ElevatedScale"/>, at <see cref="HighRisk"/> the patients opened since the risk began meet
+/// <see cref="AtRiskPatients"/> (default: step-up at 10, suspension beyond 25).
+/// </summary>
+public sealed record GuardSignalOptions
+{
+    /// <summary>Active days before a principal's own baseline (volumes, hours, sources, devices) is trusted; before, the role's, then the configured limits.</summary>
+    public int LearningDays { get; init; } = 3;
+
+    /// <summary>Account-days of the role learned before the role's baseline stands in for a new account.</summary>
+    public int RoleLearningDays { get; init; } = 5;
+
+    public int ElevatedRisk { get; init; } = 1;
+    public int HighRisk { get; init; } = 2;
+
+    /// <summary>At elevated risk, the distinct-patients-an-hour levels are multiplied by this.</summary>
+    public double ElevatedScale { get; init; } = 0.5;
+
+    /// <summary>At high risk: distinct patients opened since the risk began.</summary>
+    public Threshold AtRiskPatients { get; init; } = new(StepUp: 10, Suspend: 25);
+
+    /// <summary>How long a signal weighs on the principal (a session's absolute lifetime).</summary>
+    public TimeSpan SignalLifetime { get; init; } = TimeSpan.FromHours(12);
+
+    /// <summary>Weights: a source network the account has not used (but the establishment has); one the establishment has never seen.</summary>
+    public int NewSourceWeight { get; init; } = 1;
+    public int NewSourceForEstablishmentWeight { get; init; } = 2;
+
+    /// <summary>Weight of a device class (browser and system, or client library) the principal has not used.</summary>
+    public int NewDeviceWeight { get; init; } = 1;
+
+    /// <summary>Weight of reading at an hour of the day the principal (or, new, its role) does not work.</summary>
+    public int UnusualHourWeight { get; init; } = 1;
+
+    /// <summary>An hour is unusual when it and its two neighbours carry less than this share of the learned activity.</summary>
+    public double UnusualHourShare { get; init; } = 0.02;
+
+    /// <summary>Failed sign-ins of the account before a success that count as a signal, and its weight.</summary>
+    public int FailedSignInsBeforeSuccess { get; init; } = 3;
+    public int FailedSignInsWeight { get; init; } = 1;
+
+    /// <summary>Weight of an enumeration shape: consecutive ids, a name-prefix sweep, a birth-date sweep.</summary>
+    public int EnumerationWeight { get; init; } = 2;
+
+    /// <summary>Patients read one after another with consecutive numeric ids (same prefix, steps of 1–3) that make a run.</summary>
+    public int ConsecutiveIdRun { get; init; } = 5;
+
+    /// <summary>Successive searches stepping family-name prefixes (dup → duq → dur) or birth dates (within a month, one direction) that make a sweep.</summary>
+    public int SweepSteps { get; init; } = 3;
+
+    /// <summary>API clients: suspended beyond their learned peak volume (hour, day) plus this many patients.</summary>
+    public int ClientMargin { get; init; } = 25;
+
+    /// <summary>People: step-up beyond max(peak × StepUpFactor, peak + StepUpMargin), suspension beyond max(peak × SuspendFactor, peak + SuspendMargin), within the configured levels.</summary>
+    public double PersonStepUpFactor { get; init; } = 1.5;
+    public int PersonStepUpMargin { get; init; } = 25;
+    public double PersonSuspendFactor { get; init; } = 2.0;
+    public int PersonSuspendMargin { get; init; } = 50;
+
+    /// <summary>A day's peak folds into the baseline at most this many times the learned peak (plus 10): a slow ramp cannot teach the guard a breach in a day.</summary>
+    public double MaxDailyGrowth { get; init; } = 1.5;
+
+    /// <summary>How often learned baselines are written (in one batch, in the background).</summary>
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromMinutes(1);
+
+    internal void Validate()
+    {
+        AtRiskPatients.Validate("signals.AtRiskPatients");
+        if (LearningDays < 1 || RoleLearningDays < 1) throw new VaubanConfigurationException("Guard signals: learning takes at least one day.");
+        if (ElevatedRisk < 1 || HighRisk < ElevatedRisk) throw new VaubanConfigurationException("Guard signals: 1 ≤ elevated risk ≤ high risk.");
+        if (ElevatedScale is <= 0 or > 1) throw new VaubanConfigurationException("Guard signals: the elevated scale is in (0, 1].");
+        if (AtRiskPatients.Suspend is null or > 25) throw new VaubanConfigurationException("Guard signals: at high risk the bound of patients is at most 25.");
+        if (new[] { NewSourceWeight, NewSourceForEstablishmentWeight, NewDeviceWeight, UnusualHourWeight, FailedSignInsWeight, EnumerationWeight }.Any(w => w < 0))
+            throw new VaubanConfigurationException("Guard signals: weights cannot be negative.");
+        if (UnusualHourShare is < 0 or >= 1) throw new VaubanConfigurationException("Guard signals: the unusual-hour share is in [0, 1).");
+        if (FailedSignInsBeforeSuccess < 1 || ConsecutiveIdRun < 3 || SweepSteps < 2) throw new VaubanConfigurationException("Guard signals: runs and counts are too small to mean anything.");
+        if (ClientMargin < 0 || PersonStepUpMargin < 0 || PersonSuspendMargin < PersonStepUpMargin || PersonStepUpFactor < 1 || PersonSuspendFactor < PersonStepUpFactor)
+            throw new VaubanConfigurationException("Guard signals: baseline margins rise (step-up ≤ suspension) and factors are at least 1.");
+        if (MaxDailyGrowth < 1) throw new VaubanConfigurationException("Guard signals: the daily growth factor is at least 1.");
+        if (SignalLifetime <= TimeSpan.Zero || FlushInterval <= TimeSpan.Zero) throw new VaubanConfigurationException("Guard signals: lifetimes and intervals are positive.");
     }
 }

@@ -63,6 +63,13 @@ public sealed class DistinctWindow
         }
     }
 
+    /// <summary>The keys within the window now, oldest first.</summary>
+    public IEnumerable<string> Keys(long nowMs)
+    {
+        Expire(nowMs);
+        foreach (var (key, _) in _order) yield return key;
+    }
+
     public void Clear()
     {
         _order.Clear();

@@ -70,7 +70,8 @@ public sealed partial class RecordsService
 
         var included = await AllowedAsync(context, (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
             .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
-        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
+        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: page is null ? parameters : null) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
         await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
             rows.Concat(included).Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken);

@@ -361,7 +361,7 @@ public sealed partial class RecordsService
     /// Answered after the policy and before the audit append; a slowed principal waits here.
     /// </summary>
     private async ValueTask<RecordResult?> AdmitAsync(AccessContext context, Interaction interaction, string type, List<StoredVersion> rows, int depth, CancellationToken cancellationToken,
-        WriteScope? scope = null)
+        WriteScope? scope = null, IReadOnlyList<KeyValuePair<string, string>>? searched = null)
     {
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var counted = new HashSet<string>(StringComparer.Ordinal);
@@ -372,7 +372,11 @@ public sealed partial class RecordsService
             // What the principal wrote itself reveals nothing it did not have.
             if (!string.Equals(row.CreatedBy, context.Principal.Id, StringComparison.Ordinal)) counted.Add(patient);
         }
-        var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, rows.Count, patients, counted, depth) { InsideWriteTransaction = scope is not null },
+        var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, rows.Count, patients, counted, depth)
+            {
+                InsideWriteTransaction = scope is not null,
+                SearchParameters = searched,
+            },
             cancellationToken);
         if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
         if (decision.Verdict != GuardVerdict.Admit)

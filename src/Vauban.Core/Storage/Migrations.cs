@@ -220,7 +220,20 @@ internal static class Migrations
             DROP INDEX IF EXISTS audit_entries_principal;
             """),
 
-        // Step 9 (8 is taken by the guard work in flight): bulk $export jobs. A job is the request
+        // Step 8: what the guard learned of each principal's normal (account, API client), of each role and of each
+        // establishment (volumes, hours of work, source networks and device classes as blind indexes only).
+        // Written in batches by the guard, read at start.
+        new(8, "guard baselines",
+            Sqlite: """
+            CREATE TABLE guard_baselines (tenant_id INTEGER NOT NULL, subject TEXT NOT NULL, profile TEXT NOT NULL, updated_at INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, subject)) WITHOUT ROWID;
+            """,
+            Postgres: """
+            CREATE TABLE guard_baselines (tenant_id bigint NOT NULL, subject text NOT NULL, profile text NOT NULL, updated_at bigint NOT NULL,
+                PRIMARY KEY (tenant_id, subject));
+            """),
+
+        // Step 9: bulk $export jobs. A job is the request
         // only — who, which types, since when, the size estimated at kick-off, its approval — never its output: the
         // NDJSON files are generated on download through the records service. The stated reason is sealed under the
         // tenant's data key (free text may name someone).

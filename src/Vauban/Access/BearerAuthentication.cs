@@ -27,7 +27,10 @@ internal static class BearerAuthentication
             SessionId = person.Session.Id,
             AuthenticatedAt = person.Session.AuthenticatedAt,
         };
-        return new AccessContext(principal, user.Tenant, "TREAT", http.Connection.RemoteIpAddress?.ToString(), http.TraceIdentifier);
+        return new AccessContext(principal, user.Tenant, "TREAT", http.Connection.RemoteIpAddress?.ToString(), http.TraceIdentifier)
+        {
+            Device = Guard.DeviceClass.Of(http.Request.Headers.UserAgent.ToString()),
+        };
     }
 
     public static RouteGroupBuilder RequireBearer(this RouteGroupBuilder group, ApiClients clients) => group.AddEndpointFilter(async (invocation, next) =>
@@ -67,7 +70,8 @@ internal static class BearerAuthentication
                     $"{Guard.RecordsGuard.ReasonHeader} states why a bulk read is needed, once, on one line, in {Guard.RecordsGuard.MinimumReasonLength}–{Guard.RecordsGuard.MaximumReasonLength} characters."));
             }
         }
-        http.Items[ContextKey] = access with { CorrelationId = http.TraceIdentifier, StatedReason = reason };
+        // The device class (from the User-Agent) is one of the guard's signals: a script where a browser used to be.
+        http.Items[ContextKey] = access with { CorrelationId = http.TraceIdentifier, StatedReason = reason, Device = Guard.DeviceClass.Of(http.Request.Headers.UserAgent.ToString()) };
         return await next(invocation);
     });
 

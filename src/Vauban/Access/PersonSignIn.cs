@@ -80,6 +80,7 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, "password");
             return new SignInOutcome(SignInResult.Failed);
         }
+        await NoteFailuresBeforeSuccessAsync(http, user);
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, ct);
         if (!user.HasSecondFactor) return new SignInOutcome(SignInResult.NotEnrolled);
@@ -103,6 +104,7 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, recovery ? "recovery code" : "authenticator code");
             return new SignInOutcome(SignInResult.Failed);
         }
+        await NoteFailuresBeforeSuccessAsync(http, user);
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
         await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, recovery ? "password + recovery code" : "password + TOTP");
@@ -182,6 +184,13 @@ public sealed class PersonSignIn
         await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
         return new SignInOutcome(SignInResult.SignedIn);
     }
+
+    /// <summary>Failed sign-ins of the account before this success (password or second factor) are one of the guard's
+    /// signals: past its threshold the account's reading is held to tighter bounds for the session's lifetime.</summary>
+    private Task NoteFailuresBeforeSuccessAsync(HttpContext http, StaffUser user) =>
+        user.AccessFailedCount == 0 ? Task.CompletedTask : _store.Guard.NoteSignInAsync(
+            new AccessContext(new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service },
+                user.Tenant, "sign-in", Source(http), http.TraceIdentifier), user.AccessFailedCount, http.RequestAborted);
 
     /// <summary>Sign-ins, failures and sign-outs go on the tenant's audit chain like any act on records (issue 4):
     /// the account (or "unknown account"), its role, the source address and session, never what was typed.</summary>

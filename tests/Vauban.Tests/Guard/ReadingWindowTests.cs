@@ -113,4 +113,31 @@ public sealed class ReadingWindowTests
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Surgeon": {} } }"""));
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "people": { "outsideCarePerDay": { "suspend": 500 } } }"""));
     }
+
+    [Fact]
+    public void Signal_settings_are_validated_and_the_high_risk_bound_is_at_most_25()
+    {
+        var options = GuardOptions.FromJson("""{ "signals": { "atRiskPatients": { "stepUp": 5, "suspend": 15 }, "learningDays": 7 } }""");
+        Assert.Equal(15, options.Signals.AtRiskPatients.Suspend);
+        Assert.Equal(7, options.Signals.LearningDays);
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "signals": { "atRiskPatients": { "suspend": 100 } } }"""));
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "signals": { "highRisk": 0 } }"""));
+        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "signals": { "newDeviceWieght": 1 } }"""));
+    }
+
+    [Theory]
+    [InlineData("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0", "browser:firefox/windows")]
+    [InlineData("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0", "browser:edge/windows")]
+    [InlineData("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "browser:chrome/linux")]
+    [InlineData("curl/8.5.0", "tool:curl")]
+    [InlineData("python-requests/2.31.0", "library:python")]
+    [InlineData("", null)]
+    public void A_user_agent_is_reduced_to_a_coarse_device_class(string userAgent, string? expected) => Assert.Equal(expected, DeviceClass.Of(userAgent));
+
+    [Theory]
+    [InlineData("10.20.0.15", "10.20.0.0/24")]
+    [InlineData("::ffff:10.20.0.99", "10.20.0.0/24")]
+    [InlineData("2001:db8:1:2:3:4:5:6", "20010DB800010002::/64")]
+    [InlineData("not an address", null)]
+    public void A_source_address_is_reduced_to_its_network(string address, string? expected) => Assert.Equal(expected, SourceNetwork.Of(address));
 }
