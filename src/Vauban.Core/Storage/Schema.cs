@@ -39,6 +39,8 @@ internal static class Schema
         {
             using (var apply = scope.Command(database.Engine == StorageEngine.Postgres ? step.Postgres : step.Sqlite))
             {
+                // A step may rewrite a large table (step 7 indexes every audit entry): no time limit, as for a restore.
+                apply.CommandTimeout = 0;
                 await apply.ExecuteNonQueryAsync(cancellationToken);
             }
             using var record = scope.Command("INSERT INTO schema_version (version, description, applied_at) VALUES (@v, @d, @t)")
