@@ -215,7 +215,7 @@ internal sealed class SqliteDatabase : StoreDatabase
         {
             using var command = connection.CreateCommand();
             // synchronous=FULL: an acknowledged commit survives power loss, not only a process crash (invariant 8).
-            command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=1073741824; PRAGMA temp_store=MEMORY;";
+            command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-32768; PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY;";
             await command.ExecuteNonQueryAsync(cancellationToken);
             _configured.AddOrUpdate(handle, Configured);
         }
