@@ -433,38 +433,20 @@ public sealed class AuditTrail : IAsyncDisposable
             }
         }
 
-        public async Task UpdateHeadAsync(long tenantId, long size, byte[] hash, byte[] tree, long checkpointSequence, long checkpointAt, CancellationToken cancellationToken)
-        {
-            var p = _updateHead.Parameters;
-            p[0].Value = size;
-            p[1].Value = hash;
-            p[2].Value = tree;
-            p[3].Value = checkpointSequence;
-            p[4].Value = checkpointAt;
-            p[5].Value = tenantId;
-            await _updateHead.ExecuteNonQueryAsync(cancellationToken);
-        }
+        public Task UpdateHeadAsync(long tenantId, long size, byte[] hash, byte[] tree, long checkpointSequence, long checkpointAt, CancellationToken cancellationToken) =>
+            RunAsync(_updateHead, cancellationToken, size, hash, tree, checkpointSequence, checkpointAt, tenantId);
 
-        public async Task InsertCheckpointAsync(long tenantId, long size, long at, byte[] root, byte[] head, int keyVersion, byte[] signature, CancellationToken cancellationToken)
-        {
-            var p = _checkpoint.Parameters;
-            p[0].Value = tenantId;
-            p[1].Value = size;
-            p[2].Value = at;
-            p[3].Value = root;
-            p[4].Value = head;
-            p[5].Value = keyVersion;
-            p[6].Value = signature;
-            await _checkpoint.ExecuteNonQueryAsync(cancellationToken);
-        }
+        public Task InsertCheckpointAsync(long tenantId, long size, long at, byte[] root, byte[] head, int keyVersion, byte[] signature, CancellationToken cancellationToken) =>
+            RunAsync(_checkpoint, cancellationToken, tenantId, size, at, root, head, keyVersion, signature);
 
-        public async Task IndexAsync(long tenantId, long from, long to, CancellationToken cancellationToken)
+        public Task IndexAsync(long tenantId, long from, long to, CancellationToken cancellationToken) =>
+            RunAsync(_index, cancellationToken, tenantId, from, to);
+
+        /// <summary>Binds <paramref name="values"/> to the command's parameters in the order they were declared, and runs it.</summary>
+        private static Task<int> RunAsync(DbCommand command, CancellationToken cancellationToken, params object[] values)
         {
-            var p = _index.Parameters;
-            p[0].Value = tenantId;
-            p[1].Value = from;
-            p[2].Value = to;
-            await _index.ExecuteNonQueryAsync(cancellationToken);
+            for (var i = 0; i < values.Length; i++) command.Parameters[i].Value = values[i];
+            return command.ExecuteNonQueryAsync(cancellationToken);
         }
 
         public void Dispose()
