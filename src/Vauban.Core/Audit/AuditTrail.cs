@@ -576,10 +576,10 @@ public sealed class AuditTrail : IAsyncDisposable
         }
         finally
         {
-            _session?.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            _session = null;
+            // Every commit of the appender is behind this point: the flusher makes them durable once more and stops.
             _stopFlusher = true;
             _flushNow.Release();
+            DropSessionAsync().GetAwaiter().GetResult();
         }
     }
 
@@ -589,12 +589,11 @@ public sealed class AuditTrail : IAsyncDisposable
         while (true)
         {
             _flushNow.Wait(_options.DurableEvery == TimeSpan.Zero ? IdleTick : _options.DurableEvery);
+            var stopping = _stopFlusher; // read first: once set, no commit comes after this flush
             var committed = Interlocked.Read(ref _committed);
-            if (committed != _flushedUpTo)
-            {
-                if (FlushToDiskAsync().GetAwaiter().GetResult()) _flushedUpTo = committed;
-            }
-            if (_stopFlusher && Interlocked.Read(ref _committed) == _flushedUpTo) return;
+            if (committed != _flushedUpTo && FlushToDiskAsync().GetAwaiter().GetResult()) _flushedUpTo = committed;
+            // One last attempt only: a store that is gone must not hold up shutdown.
+            if (stopping) return;
         }
     }
 
