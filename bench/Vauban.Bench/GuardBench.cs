@@ -85,24 +85,9 @@ internal static class GuardBench
         foreach (var every in new[] { TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5) })
         {
             var user = "user:" + Next();
-            var stepUp = -1;
-            var opened = 0;
-            var status = RecordStatus.Ok;
-            var end = clock.GetUtcNow() + TimeSpan.FromHours(24);
-            var i = 0;
-            while (clock.GetUtcNow() < end)
-            {
-                var context = Secretary(tenant, user, clock, fresh: stepUp >= 0);
-                var read = await store.Records.ReadAsync(context, "Patient", population[i % population.Count], None);
-                if (read.Status == RecordStatus.ReauthenticationRequired && stepUp < 0) { stepUp = opened; continue; }
-                status = read.Status;
-                if (read.Status != RecordStatus.Ok) break;
-                opened++;
-                i++;
-                clock.Advance(every);
-            }
+            var (stepUp, opened, status) = await SlowReadAsync(store, fresh => Secretary(tenant, user, clock, fresh), population, clock, every, TimeSpan.FromHours(24), first: 0);
             rows.Add(($"2a slow and low, cold start (no baseline, no source address): stolen secretary session, one patient every {Describe(every)} for 24 h",
-                $"{(stepUp < 0 ? "no step-up" : stepUp + " patients before the step-up")}; {opened} before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")}",
+                $"{(stepUp is null ? "no step-up" : stepUp + " patients before the step-up")}; {opened} before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")}",
                 "contained within the role's day bound"));
         }
         // 3. A vendor's API client with system/Patient.rs enumerates identities: by id, and by search pages of 20.
@@ -169,7 +154,7 @@ internal static class GuardBench
             clock.AdvanceTo(legit.Day5.AddHours(9));
             var (stepUp, opened, status) = await SlowReadAsync(store, fresh => Secretary(tenant, desk, clock, fresh, address, legit.DeskDevice), population, clock, every, TimeSpan.FromHours(24));
             rows.Add(($"2b slow and low, learned secretary's stolen session from a new network, one patient every {Describe(every)}",
-                $"**{stepUp}** before the step-up; **{opened}** before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")} (signal {KnownGuardSignals.NewSourceForEstablishment})", "≤ 25"));
+                $"**{stepUp ?? opened}** before the step-up; **{opened}** before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")} (signal {KnownGuardSignals.NewSourceForEstablishment})", "≤ 25"));
         }
         // 2c. The same session replayed from the secretary's own workstation and browser (an insider at the desk): only volume is left.
         {
@@ -177,7 +162,7 @@ internal static class GuardBench
             var (stepUp, opened, status) = await SlowReadAsync(store, fresh => Secretary(tenant, legit.DeskIds[2], clock, fresh, legit.DeskSources[2], legit.DeskDevice), population, clock,
                 TimeSpan.FromSeconds(30), TimeSpan.FromHours(24));
             rows.Add(("2c the same from the secretary's own workstation and browser, one patient every 30 s",
-                $"{stepUp} before the step-up; {opened} before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")} (learned day peak {legit.DeskDayPeak}: the bounds follow it)", "—"));
+                $"{stepUp ?? opened} before the step-up; {opened} before {(status == RecordStatus.Ok ? "the end of the day, not contained" : "suspension")} (learned day peak {legit.DeskDayPeak}: the bounds follow it)", "—"));
         }
         // 2d. Shape without volume: a stolen desk session sweeping family-name prefixes, then birth dates (pages of 10).
         foreach (var (label, parameters) in new (string, Func<int, List<KeyValuePair<string, string>>>)[]
@@ -328,9 +313,10 @@ internal static class GuardBench
     }
 
     /// <summary>Reads one patient after another every <paramref name="every"/> for at most <paramref name="during"/>, re-proving both factors at the
-    /// first step-up (phished); returns the patients opened before the step-up and before containment.</summary>
-    private static async Task<(int BeforeStepUp, int Opened, RecordStatus Status)> SlowReadAsync(VaubanStore store, Func<bool, AccessContext> who, List<string> population,
-        BenchClock clock, TimeSpan every, TimeSpan during)
+    /// first step-up (phished); returns the patients opened before the step-up (null: none asked) and before containment. Patients are taken
+    /// in turn from <paramref name="first"/> on.</summary>
+    private static async Task<(int? BeforeStepUp, int Opened, RecordStatus Status)> SlowReadAsync(VaubanStore store, Func<bool, AccessContext> who, List<string> population,
+        BenchClock clock, TimeSpan every, TimeSpan during, int first = 997)
     {
         var end = clock.GetUtcNow() + during;
         var stepUp = -1;
@@ -339,7 +325,7 @@ internal static class GuardBench
         var i = 0;
         while (clock.GetUtcNow() < end)
         {
-            var read = await store.Records.ReadAsync(who(stepUp >= 0), "Patient", population[(i + 997) % population.Count], None);
+            var read = await store.Records.ReadAsync(who(stepUp >= 0), "Patient", population[(i + first) % population.Count], None);
             if (read.Status == RecordStatus.ReauthenticationRequired && stepUp < 0) { stepUp = opened; continue; }
             status = read.Status;
             if (read.Status != RecordStatus.Ok) break;
@@ -347,7 +333,7 @@ internal static class GuardBench
             i++;
             clock.Advance(every);
         }
-        return (stepUp < 0 ? opened : stepUp, opened, status);
+        return (stepUp < 0 ? null : stepUp, opened, status);
     }
 
     private static async Task<string> CostAsync(string db, MasterKey master, Tenant tenant, string practitioner, List<string> own, BenchOptions options)
