@@ -32,6 +32,11 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
 {
     public static GuardRequest Write(Interaction interaction, string type) => new(interaction, type, 0, [], []);
 
+    /// <summary>Of <see cref="Counted"/>, the patients whose identity leaves: their Patient resource itself (name, NIR/INS,
+    /// birth date, address, phone, e-mail) is among the records — read, vread, history, a search match or an
+    /// <c>_include</c>, <c>$everything</c>, an export of Patient — not merely a record that concerns them.</summary>
+    public IReadOnlyCollection<string> Identities { get; init; } = [];
+
     /// <summary>A first search page's parameters, for the enumeration shapes (name and birth-date sweeps); null otherwise.</summary>
     public IReadOnlyList<KeyValuePair<string, string>>? SearchParameters { get; init; }
 

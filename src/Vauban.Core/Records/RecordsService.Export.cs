@@ -155,7 +155,10 @@ public sealed partial class RecordsService
         var reason = Encoding.UTF8.GetString(RecordCipher.Open(keys, ExportReasonTypeCode, job.Id, 1, sealedReason));
         // The audit entries of the download carry the reason stated at kick-off.
         var audited = context with { StatedReason = reason };
-        var decision = await _guard.AdmitExportAsync(audited, new GuardRequest(Interaction.Export, type, records, patients, patients), job.Approved, cancellationToken);
+        var decision = await _guard.AdmitExportAsync(audited, new GuardRequest(Interaction.Export, type, records, patients, patients)
+        {
+            Identities = type == KnownResourceTypes.Patient ? patients : [],
+        }, job.Approved, cancellationToken);
         if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
         if (decision.Verdict != GuardVerdict.Admit)
         {

@@ -365,15 +365,20 @@ public sealed partial class RecordsService
     {
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var counted = new HashSet<string>(StringComparer.Ordinal);
+        var identities = new HashSet<string>(StringComparer.Ordinal);
         foreach (var row in rows)
         {
             if (row.Compartment is not { } patient) continue;
             patients.Add(patient);
             // What the principal wrote itself reveals nothing it did not have.
-            if (!string.Equals(row.CreatedBy, context.Principal.Id, StringComparison.Ordinal)) counted.Add(patient);
+            if (string.Equals(row.CreatedBy, context.Principal.Id, StringComparison.Ordinal)) continue;
+            counted.Add(patient);
+            // A Patient row is the identity itself (a deleted version in a history carries no body).
+            if (row.Type == PatientTypeCode && !row.Deleted) identities.Add(patient);
         }
         var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, rows.Count, patients, counted, depth)
             {
+                Identities = identities,
                 InsideWriteTransaction = scope is not null,
                 SearchParameters = searched,
             },
@@ -394,6 +399,8 @@ public sealed partial class RecordsService
             _ => RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", decision.Reason!)),
         };
     }
+
+    private static readonly int PatientTypeCode = TypeCodes.Of(KnownResourceTypes.Patient);
 
     private static byte[] Open(TenantKeys keys, StoredVersion row) => RecordCipher.Open(keys, row.Type, row.Id, row.Version, row.Body!);
 
