@@ -1,10 +1,11 @@
 // What the guard learns of each principal's normal: how many distinct patients it opens in its busiest hour
-// and day, the hours of the day it works, the source networks and device classes it uses. Learned from
-// real traffic in memory (a few array and set operations per request, under the principal's lock), folded
-// once a day (a day spent contained or at high risk teaches nothing), written in one batch every minute and
-// at shutdown (guard_baselines, migration step 8), read back at start. Accounts also feed their role's
-// baseline (what a new account is measured against) and their establishment's known sources. Source
-// networks and device classes are kept only as blind indexes (HMAC under the establishment's index key).
+// and day (and how many of their identities it takes), the hours of the day it works, the source networks and
+// device classes it uses. Learned from real traffic in memory (a few array and set operations per request,
+// under the principal's lock), folded once a day (a day spent contained or at high risk teaches nothing),
+// written in one batch every minute and at shutdown (guard_baselines, migration step 8), read back at start.
+// Accounts also feed their role's baseline (what a new account is measured against) and their establishment's
+// known sources. Source networks and device classes are kept only as blind indexes (HMAC under the
+// establishment's index key).
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Vauban.Storage;
@@ -32,6 +33,14 @@ internal sealed class Baseline
     /// <summary>Today's peaks, folded at the next day.</summary>
     [JsonPropertyName("todayDayPeak")] public int TodayDayPeak { get; set; }
     [JsonPropertyName("todayHourPeak")] public int TodayHourPeak { get; set; }
+
+    /// <summary>The same for identity reads (patients whose Patient resource was returned), learned over their own count of
+    /// days: a baseline written before identities were counted has none, and its zero peaks must not be taken for a normal.</summary>
+    [JsonPropertyName("identityDays")] public int IdentityDays { get; set; }
+    [JsonPropertyName("identityDayPeak")] public int IdentityDayPeak { get; set; }
+    [JsonPropertyName("identityHourPeak")] public int IdentityHourPeak { get; set; }
+    [JsonPropertyName("todayIdentityDayPeak")] public int TodayIdentityDayPeak { get; set; }
+    [JsonPropertyName("todayIdentityHourPeak")] public int TodayIdentityHourPeak { get; set; }
 
     /// <summary>Learned activity per hour of the day (UTC), and today's.</summary>
     [JsonPropertyName("hours")] public double[] Hours { get; set; } = new double[24];
@@ -69,8 +78,11 @@ internal sealed class Baseline
         if (Day != 0 && Active && !Tainted)
         {
             if (FirstDay == 0) FirstDay = Day;
-            DayPeak = Fold(DayPeak, TodayDayPeak, options);
-            HourPeak = Fold(HourPeak, TodayHourPeak, options);
+            DayPeak = Fold(DayPeak, TodayDayPeak, Days, options);
+            HourPeak = Fold(HourPeak, TodayHourPeak, Days, options);
+            IdentityDayPeak = Fold(IdentityDayPeak, TodayIdentityDayPeak, IdentityDays, options);
+            IdentityHourPeak = Fold(IdentityHourPeak, TodayIdentityHourPeak, IdentityDays, options);
+            IdentityDays++;
             for (var h = 0; h < 24; h++) Hours[h] = Hours[h] * Decay + TodayHours[h];
             Learn(Sources, TodaySources, Day);
             Learn(Devices, TodayDevices, Day);
@@ -79,7 +91,7 @@ internal sealed class Baseline
         }
         if (Day == 0 && FirstDay == 0) FirstDay = day;
         Day = day;
-        TodayDayPeak = TodayHourPeak = 0;
+        TodayDayPeak = TodayHourPeak = TodayIdentityDayPeak = TodayIdentityHourPeak = 0;
         Array.Clear(TodayHours);
         TodaySources.Clear();
         TodayDevices.Clear();
@@ -87,19 +99,22 @@ internal sealed class Baseline
         Dirty = true;
         return folded;
 
-        int Fold(int learned, int today, GuardSignalOptions o)
+        static int Fold(int learned, int today, int days, GuardSignalOptions o)
         {
             // Until mature the first days are taken as they come; after, a day can raise the peak only so far.
-            var capped = Days < o.LearningDays ? today : (int)Math.Min(today, learned * o.MaxDailyGrowth + 10);
+            var capped = days < o.LearningDays ? today : (int)Math.Min(today, learned * o.MaxDailyGrowth + 10);
             return Math.Max((int)(learned * Decay), capped);
         }
     }
 
     /// <summary>Folds an account's clean day into its role's baseline (a role: the busiest of its accounts, their hours summed).</summary>
-    public void FoldFrom(int dayPeak, int hourPeak, int[] hours, long day)
+    public void FoldFrom(int dayPeak, int hourPeak, int identityDayPeak, int identityHourPeak, int[] hours, long day)
     {
         DayPeak = Math.Max((int)(DayPeak * 0.99), dayPeak);
         HourPeak = Math.Max((int)(HourPeak * 0.99), hourPeak);
+        IdentityDayPeak = Math.Max((int)(IdentityDayPeak * 0.99), identityDayPeak);
+        IdentityHourPeak = Math.Max((int)(IdentityHourPeak * 0.99), identityHourPeak);
+        IdentityDays++;
         var next = (double[])Hours.Clone();
         for (var h = 0; h < 24; h++) next[h] = next[h] * 0.995 + hours[h];
         Hours = next;

@@ -71,6 +71,11 @@ public sealed partial class RecordsGuard
                 state.Hour.Touch(patient, nowMs);
                 state.Day.Touch(patient, nowMs);
             }
+            foreach (var patient in request.Identities)
+            {
+                state.IdentityHour.Touch(patient, nowMs);
+                state.IdentityDay.Touch(patient, nowMs);
+            }
         }
         return GuardDecision.Admit;
     }

@@ -271,7 +271,7 @@ public sealed partial class RecordsGuard
             state.LastSeenMs = nowMs;
             var day = nowMs / MsPerDay;
             var hour = (int)(nowMs / MsPerHour % 24);
-            int? learnedHour = null, learnedDay = null;
+            int? learnedHour = null, learnedDay = null, learnedIdentityHour = null, learnedIdentityDay = null;
             void Raise(string signal, string detail)
             {
                 if (state.Signals.TryGetValue(signal, out var until) && until > nowMs) return;
@@ -304,6 +304,9 @@ public sealed partial class RecordsGuard
                     Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 UTC, an hour that carries {share:P1} of its learned activity");
                 if (mature) (learnedHour, learnedDay) = (baseline.HourPeak, baseline.DayPeak);
                 else if (roleMature) (learnedHour, learnedDay) = (role!.HourPeak, role.DayPeak);
+                // Identity peaks are trusted once learned for as long (a baseline learned before they were counted has none yet).
+                if (baseline.IdentityDays >= signals.LearningDays) (learnedIdentityHour, learnedIdentityDay) = (baseline.IdentityHourPeak, baseline.IdentityDayPeak);
+                else if (role is not null && role.IdentityDays >= signals.RoleLearningDays) (learnedIdentityHour, learnedIdentityDay) = (role.IdentityHourPeak, role.IdentityDayPeak);
             }
             // Enumeration shapes.
             if (request.Interaction is Interaction.Read or Interaction.VRead && request.ResourceType == KnownResourceTypes.Patient && request.Patients.Count == 1
@@ -343,7 +346,7 @@ public sealed partial class RecordsGuard
             var client = principal.Kind == PrincipalKind.ApiClient;
             var scale = risk >= signals.ElevatedRisk ? signals.ElevatedScale : 1.0;
             var riskNote = risk >= signals.ElevatedRisk ? $", risk {risk}: {riskSignals}" : "";
-            var (hourCount, dayCount) = (0, 0);
+            var (hourCount, dayCount, identityHourCount, identityDayCount) = (0, 0, 0, 0);
             if (request.Counted.Count > 0)
             {
                 hourCount = state.Hour.CountWith(request.Counted, nowMs);
@@ -355,6 +358,15 @@ public sealed partial class RecordsGuard
                 // The day's level is not scaled: it already holds the day's legitimate work; high risk has its own bound from when it began.
                 Weigh(learnedDay is null ? "distinct patients in a day" : $"distinct patients in a day (learned peak {learnedDay})",
                     dayCount, Learned(limits.PatientsPerDay, learnedDay, client, signals));
+            }
+            if (request.Identities.Count > 0)
+            {
+                // Identity reads: the same windows, counting only the patients whose identity left; their own levels and learned peaks.
+                identityHourCount = state.IdentityHour.CountWith(request.Identities, nowMs);
+                identityDayCount = state.IdentityDay.CountWith(request.Identities, nowMs);
+                Weigh(IdentityReads("an hour", learnedIdentityHour), identityHourCount,
+                    Scale(Learned(limits.IdentitiesPerHour ?? limits.PatientsPerHour, learnedIdentityHour, client, signals), scale));
+                Weigh(IdentityReads("a day", learnedIdentityDay), identityDayCount, Learned(limits.IdentitiesPerDay ?? limits.PatientsPerDay, learnedIdentityDay, client, signals));
             }
             if (risk >= signals.HighRisk)
             {
@@ -411,6 +423,11 @@ public sealed partial class RecordsGuard
                     state.Hour.Touch(patient, nowMs);
                     state.Day.Touch(patient, nowMs);
                 }
+                foreach (var patient in request.Identities)
+                {
+                    state.IdentityHour.Touch(patient, nowMs);
+                    state.IdentityDay.Touch(patient, nowMs);
+                }
                 foreach (var patient in outside) state.Outside.Touch(patient, nowMs);
                 if (state.RiskSince is not null)
                 {
@@ -422,6 +439,8 @@ public sealed partial class RecordsGuard
                     {
                         baseline.TodayDayPeak = Math.Max(baseline.TodayDayPeak, dayCount);
                         baseline.TodayHourPeak = Math.Max(baseline.TodayHourPeak, hourCount);
+                        baseline.TodayIdentityDayPeak = Math.Max(baseline.TodayIdentityDayPeak, identityDayCount);
+                        baseline.TodayIdentityHourPeak = Math.Max(baseline.TodayIdentityHourPeak, identityHourCount);
                         baseline.TodayHours[hour]++;
                         baseline.Dirty = true;
                     }
@@ -613,6 +632,10 @@ public sealed partial class RecordsGuard
 
     private enum Level { Admit, Slow, StepUp, Suspend }
 
+    /// <summary>The identity-read signal as the officer reads it in step-up and containment alerts.</summary>
+    private static string IdentityReads(string window, int? learnedPeak) =>
+        $"{KnownGuardSignals.IdentityReads}: distinct patients' identities in {window}" + (learnedPeak is null ? "" : $" (learned peak {learnedPeak})");
+
     private const long MsPerHour = 3_600_000;
     private const long MsPerDay = 86_400_000;
 
@@ -652,12 +675,13 @@ public sealed partial class RecordsGuard
     private void Roll(long tenant, string subject, Baseline baseline, long day)
     {
         var (dayPeak, hourPeak, hours, sources) = (baseline.TodayDayPeak, baseline.TodayHourPeak, (int[])baseline.TodayHours.Clone(), baseline.TodaySources.ToList());
+        var (identityDayPeak, identityHourPeak) = (baseline.TodayIdentityDayPeak, baseline.TodayIdentityHourPeak);
         var previous = baseline.Day;
         if (!baseline.Roll(day, Options.Signals)) return;
         if (subject.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal) && baseline.RoleName is { } roleName)
         {
             var role = BaselineOf(tenant, "role:" + roleName);
-            lock (role) role.FoldFrom(dayPeak, hourPeak, hours, previous);
+            lock (role) role.FoldFrom(dayPeak, hourPeak, identityDayPeak, identityHourPeak, hours, previous);
         }
         if (sources.Count > 0)
         {
@@ -741,6 +765,10 @@ public sealed partial class RecordsGuard
         public DistinctWindow Hour { get; } = new(TimeSpan.FromHours(1));
         public DistinctWindow Day { get; } = new(TimeSpan.FromDays(1));
         public DistinctWindow Outside { get; } = new(TimeSpan.FromDays(1));
+
+        /// <summary>Patients whose identity (their Patient resource) was returned.</summary>
+        public DistinctWindow IdentityHour { get; } = new(TimeSpan.FromHours(1));
+        public DistinctWindow IdentityDay { get; } = new(TimeSpan.FromDays(1));
         public CountWindow BreakTheGlass { get; } = new(TimeSpan.FromDays(1));
         public CountWindow SearchRecords { get; } = new(TimeSpan.FromHours(1));
         public CountWindow Everything { get; } = new(TimeSpan.FromHours(1));
@@ -795,6 +823,8 @@ public sealed partial class RecordsGuard
             Hour.Clear();
             Day.Clear();
             Outside.Clear();
+            IdentityHour.Clear();
+            IdentityDay.Clear();
             BreakTheGlass.Clear();
             SearchRecords.Clear();
             Everything.Clear();

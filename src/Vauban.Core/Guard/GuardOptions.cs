@@ -37,6 +37,17 @@ public sealed record GuardLimits
     /// <summary>… in the last 24 hours (slow and low).</summary>
     public Threshold PatientsPerDay { get; init; } = new(StepUp: 150, Suspend: 250);
 
+    /// <summary>
+    /// Identity reads: distinct patients whose identity (their Patient resource: name, NIR/INS, birth date, address,
+    /// phone, e-mail) was returned in the last hour — what the vendor breach and a desk insider take, as distinct from
+    /// clinical records that concern a patient. Null: the <see cref="PatientsPerHour"/> levels (identities are patients
+    /// too), for roles whose work is identities; the learned identity peak tightens it either way.
+    /// </summary>
+    public Threshold? IdentitiesPerHour { get; init; }
+
+    /// <summary>… in the last 24 hours; null: the <see cref="PatientsPerDay"/> levels.</summary>
+    public Threshold? IdentitiesPerDay { get; init; }
+
     /// <summary>Distinct patients opened outside care relationships (through break-the-glass grants) in 24 hours.</summary>
     public Threshold OutsideCarePerDay { get; init; } = new(StepUp: 10, Suspend: 25);
 
@@ -64,10 +75,18 @@ public sealed record GuardLimits
         BreakTheGlassPerDay.Validate(name + ".BreakTheGlassPerDay");
         SearchRecordsPerHour.Validate(name + ".SearchRecordsPerHour");
         EverythingPerDay.Validate(name + ".EverythingPerDay");
+        IdentitiesPerHour?.Validate(name + ".IdentitiesPerHour");
+        IdentitiesPerDay?.Validate(name + ".IdentitiesPerDay");
+        // Every identity read is a patient read: an identity level above the patients' would never be reached.
+        if (Looser(IdentitiesPerHour, PatientsPerHour) || Looser(IdentitiesPerDay, PatientsPerDay))
+            throw new VaubanConfigurationException($"Guard {name}: identity-read levels cannot be above the distinct-patient levels of the same window (leave them out to follow those).");
         if (OutsideCarePerDay.Suspend is null or > 25 && name.StartsWith("default", StringComparison.Ordinal))
             throw new VaubanConfigurationException($"Guard {name}: the default bound of patients outside care relationships is at most 25.");
         if (EverythingWithoutReasonPerHour < 0 || PageDepthWithoutReason < 1) throw new VaubanConfigurationException($"Guard {name}: bulk limits cannot be negative.");
     }
+
+    private static bool Looser(Threshold? identities, Threshold patients) => identities is { } i
+        && (i.Slow > patients.Slow || i.StepUp > patients.StepUp || i.Suspend > patients.Suspend);
 }
 
 /// <summary>One establishment's overrides (by tenant name).</summary>
@@ -89,7 +108,7 @@ public sealed record GuardOptions
     public IReadOnlyDictionary<StaffRole, GuardLimits> Roles { get; init; } = DefaultRoles;
 
     /// <summary>People whose role is not listed in <see cref="Roles"/>.</summary>
-    public GuardLimits People { get; init; } = new();
+    public GuardLimits People { get; init; } = Clinicians;
 
     /// <summary>API clients (their normal volume is stated when they are configured; the default suits an interface reading a few patients at a time).</summary>
     public GuardLimits Clients { get; init; } = new()
@@ -130,12 +149,24 @@ public sealed record GuardOptions
     /// <summary>How often containments, releases and canaries written by other processes (CLI, other servers) are read.</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Clinicians' work is the clinical record of their patients: identities are held tighter than patients (an hour's
+    /// and a day's rounds and admissions stay well under them; a harvest of identities does not).
+    /// </summary>
+    private static GuardLimits Clinicians { get; } = new()
+    {
+        IdentitiesPerHour = new(Slow: 40, StepUp: 60, Suspend: 80),
+        IdentitiesPerDay = new(StepUp: 100, Suspend: 150),
+    };
+
     /// <summary>Roles that open only related patients, with the defaults above; roles reaching the whole establishment
-    /// for identity (admissions, billing) read more patients at the desk and have higher hour and day bounds.</summary>
+    /// for identity (admissions, billing) read more patients at the desk and have higher hour and day bounds. Identities:
+    /// clinicians are held tighter; roles whose work is identities (the desk, billing, the laboratory matching samples)
+    /// follow their patients' levels, and their learned identity peak does the rest.</summary>
     public static IReadOnlyDictionary<StaffRole, GuardLimits> DefaultRoles { get; } = new Dictionary<StaffRole, GuardLimits>
     {
-        [StaffRole.Physician] = new(),
-        [StaffRole.Nurse] = new(),
+        [StaffRole.Physician] = Clinicians,
+        [StaffRole.Nurse] = Clinicians,
         [StaffRole.Biologist] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
         [StaffRole.Secretary] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
         [StaffRole.Billing] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },

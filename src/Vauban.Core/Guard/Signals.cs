@@ -8,9 +8,14 @@ using System.Net.Sockets;
 
 namespace Vauban.Guard;
 
-/// <summary>Known signals; each is an alert (kind guard-signal, the detail starts with its name) and an audit entry when it begins.</summary>
+/// <summary>
+/// Known signals. The risk signals are each an alert (kind guard-signal, the detail starts with its name) and an
+/// audit entry when they begin. <see cref="IdentityReads"/> is a volume signal like distinct patients: it has its own
+/// levels (GuardLimits.IdentitiesPerHour and IdentitiesPerDay) and is named in the step-up and containment alerts it causes.
+/// </summary>
 public static class KnownGuardSignals
 {
+    public const string IdentityReads = "identity-reads";
     public const string NewSource = "new-source";
     public const string NewSourceForEstablishment = "new-source-for-establishment";
     public const string NewDevice = "new-device";
