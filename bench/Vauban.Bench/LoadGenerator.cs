@@ -46,7 +46,11 @@ internal static class LoadGenerator
                 {
                     using var response = await http.SendAsync(request);
                     await response.Content.LoadIntoBufferAsync();
-                    if (!response.IsSuccessStatusCode) Interlocked.Increment(ref errors);
+                    if (!response.IsSuccessStatusCode && Interlocked.Increment(ref errors) == 1)
+                    {
+                        var answer = await response.Content.ReadAsStringAsync();
+                        Console.Error.WriteLine($"    first error: {method} {url} → {(int)response.StatusCode} {answer[..Math.Min(300, answer.Length)]}");
+                    }
                 }
                 catch (HttpRequestException)
                 {
