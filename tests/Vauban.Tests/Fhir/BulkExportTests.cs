@@ -455,11 +455,7 @@ public abstract class BulkExportTests : IAsyncLifetime
         var cardiology = await CreateAsync("""{"resourceType":"Organization","name":"Cardiologie"}""");
         var day = _time.GetUtcNow().AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
         // Only the first patient has an encounter with Dr Alpha.
-        await CreateAsync($$$"""
-            {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
-             "subject":{"reference":"Patient/{{{_patients[0]}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_practitioner}}}"}}],
-             "period":{"start":"{{{day}}}","end":"{{{day}}}"}}
-            """);
+        await CreateAsync(Samples.Encounter(_patients[0], _practitioner, day));
         _time.Advance(TimeSpan.FromSeconds(1));
         var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-alpha", "Dr Alpha", StaffUser.PersonScopes)
         {

@@ -66,11 +66,7 @@ public abstract class GuardIdentityTests : IAsyncLifetime
         {
             var patient = await CreateAsync(Samples.Patient(family: "Suivi", given: "S" + i));
             _own.Add(patient);
-            await CreateAsync($$$"""
-                {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
-                 "subject":{"reference":"Patient/{{{patient}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_drA}}}"}}],
-                 "period":{"start":"{{{day}}}","end":"{{{day}}}"}}
-                """);
+            await CreateAsync(Samples.Encounter(patient, _drA, day));
         }
     }
 

@@ -60,11 +60,7 @@ public abstract class GuardSignalTests : IAsyncLifetime
         {
             var patient = await Create(Samples.Patient(family: "Suivi", given: "S" + i));
             _own.Add(patient);
-            await Create($$$"""
-                {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
-                 "subject":{"reference":"Patient/{{{patient}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_drA}}}"}}],
-                 "serviceProvider":{"reference":"Organization/{{{cardiology}}}"},"period":{"start":"{{{day}}}","end":"{{{day}}}"}}
-                """);
+            await Create(Samples.Encounter(patient, _drA, day, cardiology));
         }
     }
 

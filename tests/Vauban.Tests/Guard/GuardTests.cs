@@ -52,11 +52,7 @@ public abstract class GuardTests : IAsyncLifetime
         {
             var patient = await Create(Samples.Patient(family: "Mine", given: "M" + i));
             _own.Add(patient);
-            await Create($$$"""
-                {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
-                 "subject":{"reference":"Patient/{{{patient}}}"},"participant":[{"individual":{"reference":"Practitioner/{{{_drA}}}"}}],
-                 "period":{"start":"{{{Day(-3)}}}","end":"{{{Day(-3)}}}"}}
-                """);
+            await Create(Samples.Encounter(patient, _drA, Day(-3)));
         }
         _canaries = await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 2, None);
     }

@@ -51,6 +51,16 @@ public static class Samples
         }
         """;
 
+    /// <summary>A finished ambulatory encounter of a patient with a practitioner (optionally in a service): the care
+    /// relationship the access policy and the guard recognise. Ids without their type prefix.</summary>
+    public static string Encounter(string patientId, string practitionerId, string start, string? serviceId = null) => $$$"""
+        {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
+         "subject":{"reference":"Patient/{{{patientId}}}"},
+         "participant":[{"individual":{"reference":"Practitioner/{{{practitionerId}}}"}}],
+         {{{(serviceId is null ? "" : "\"serviceProvider\":{\"reference\":\"Organization/" + serviceId + "\"},")}}}
+         "period":{"start":"{{{start}}}","end":"{{{start}}}"}}
+        """;
+
     public static string Practitioner(string family = "Martin", string rpps = "10001234567") => $$"""
         {
           "resourceType": "Practitioner",

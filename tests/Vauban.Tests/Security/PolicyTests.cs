@@ -62,15 +62,7 @@ public abstract class PolicyTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private static string Encounter(string patient, string practitioner, string? service, string start) => $$$"""
-        {"resourceType":"Encounter","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},
-         "subject":{"reference":"Patient/{{{patient}}}"},
-         "participant":[{"individual":{"reference":"Practitioner/{{{practitioner}}}"}}],
-         {{{ServiceProvider(service)}}}
-         "period":{"start":"{{{start}}}","end":"{{{start}}}"}}
-        """;
-
-    private static string ServiceProvider(string? service) => service is null ? "" : "\"serviceProvider\":{\"reference\":\"Organization/" + service + "\"},";
+    private static string Encounter(string patient, string practitioner, string? service, string start) => Samples.Encounter(patient, practitioner, start, service);
 
     private AccessContext Person(StaffRole role, string? practitioner = null, string? service = null, string id = "user:1", DateTimeOffset? authenticatedAt = null)
     {
