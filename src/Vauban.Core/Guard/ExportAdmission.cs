@@ -65,17 +65,7 @@ public sealed partial class RecordsGuard
         lock (state)
         {
             state.LastSeenMs = nowMs;
-            foreach (var patient in request.Counted)
-            {
-                state.Minute.Touch(patient, nowMs);
-                state.Hour.Touch(patient, nowMs);
-                state.Day.Touch(patient, nowMs);
-            }
-            foreach (var patient in request.Identities)
-            {
-                state.IdentityHour.Touch(patient, nowMs);
-                state.IdentityDay.Touch(patient, nowMs);
-            }
+            state.Admit(request, nowMs);
         }
         return GuardDecision.Admit;
     }

@@ -417,17 +417,7 @@ public sealed partial class RecordsGuard
             }
             else
             {
-                foreach (var patient in request.Counted)
-                {
-                    state.Minute.Touch(patient, nowMs);
-                    state.Hour.Touch(patient, nowMs);
-                    state.Day.Touch(patient, nowMs);
-                }
-                foreach (var patient in request.Identities)
-                {
-                    state.IdentityHour.Touch(patient, nowMs);
-                    state.IdentityDay.Touch(patient, nowMs);
-                }
+                state.Admit(request, nowMs);
                 foreach (var patient in outside) state.Outside.Touch(patient, nowMs);
                 if (state.RiskSince is not null)
                 {
@@ -789,6 +779,22 @@ public sealed partial class RecordsGuard
         /// <summary>The last source address and device class with their blind indexes (replaced whole: read without the lock).</summary>
         public volatile Remembered? LastSource;
         public volatile Remembered? LastDevice;
+
+        /// <summary>Counts the patients and identities an admitted request returns into the reading windows (under the lock).</summary>
+        public void Admit(GuardRequest request, long nowMs)
+        {
+            foreach (var patient in request.Counted)
+            {
+                Minute.Touch(patient, nowMs);
+                Hour.Touch(patient, nowMs);
+                Day.Touch(patient, nowMs);
+            }
+            foreach (var patient in request.Identities)
+            {
+                IdentityHour.Touch(patient, nowMs);
+                IdentityDay.Touch(patient, nowMs);
+            }
+        }
 
         /// <summary>The sum of the active signals' weights, and their names.</summary>
         public (int Risk, string Names) Risk(long nowMs, GuardSignalOptions options)
