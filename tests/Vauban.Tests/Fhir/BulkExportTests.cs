@@ -67,13 +67,7 @@ public abstract class BulkExportTests : IAsyncLifetime
         await _server.DisposeAsync();
     }
 
-    private async Task<string> CreateAsync(string json)
-    {
-        using var document = JsonDocument.Parse(json);
-        var result = await Records.CreateAsync(Operator, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
-        Assert.Equal(RecordStatus.Created, result.Status);
-        return result.Id!;
-    }
+    private Task<string> CreateAsync(string json) => _server.CreateAsOperatorAsync(_tenant, json);
 
     private static HttpRequestMessage KickOff(string url, string? reason = Reason, bool respondAsync = true)
     {

@@ -72,13 +72,7 @@ public abstract class GuardIdentityTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    private async Task<string> CreateAsync(string json)
-    {
-        using var document = JsonDocument.Parse(json);
-        var result = await Records.CreateAsync(AccessContext.Operator(_tenant, "test fixture"), document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
-        Assert.Equal(RecordStatus.Created, result.Status);
-        return result.Id!;
-    }
+    private Task<string> CreateAsync(string json) => _server.CreateAsOperatorAsync(_tenant, json);
 
     /// <summary>Patients the desk meets, each with an insurance coverage (what the desk checks without opening the identity).</summary>
     private async Task<List<(string Patient, string Coverage)>> DeskPatientsAsync()

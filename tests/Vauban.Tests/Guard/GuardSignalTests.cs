@@ -44,14 +44,7 @@ public abstract class GuardSignalTests : IAsyncLifetime
     {
         _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = Options });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
-        var op = AccessContext.Operator(_tenant, "test fixture");
-        async Task<string> Create(string json)
-        {
-            using var document = JsonDocument.Parse(json);
-            var result = await Records.CreateAsync(op, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
-            Assert.Equal(RecordStatus.Created, result.Status);
-            return result.Id!;
-        }
+        Task<string> Create(string json) => _server.CreateAsOperatorAsync(_tenant, json);
         var cardiology = await Create("""{"resourceType":"Organization","name":"Cardiologie"}""");
         _drA = await Create(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < 60; i++) _patients.Add(await Create(Samples.Patient(family: "Inconnu", given: "P" + i)));

@@ -37,14 +37,7 @@ public abstract class GuardTests : IAsyncLifetime
         // No added delays in tests: the slow level is checked on the guard's decision itself.
         _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = new GuardOptions { SlowDelay = TimeSpan.Zero } });
         _tenant = await _server.Store.Tenants.AddAsync("hopital-guard", None);
-        var op = AccessContext.Operator(_tenant, "test fixture");
-        async Task<string> Create(string json)
-        {
-            using var document = JsonDocument.Parse(json);
-            var result = await Records.CreateAsync(op, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
-            Assert.Equal(RecordStatus.Created, result.Status);
-            return result.Id!;
-        }
+        Task<string> Create(string json) => _server.CreateAsOperatorAsync(_tenant, json);
         _cardiology = await Create("""{"resourceType":"Organization","name":"Cardiologie"}""");
         _drA = await Create(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < Strangers; i++) _strangers.Add(await Create(Samples.Patient(family: "Stranger", given: "G" + i)));

@@ -83,6 +83,17 @@ public sealed class VaubanServer : IAsyncDisposable
         return client;
     }
 
+    /// <summary>Creates a resource as the establishment's operator, in process through the records service (fixtures);
+    /// fails the test unless it is created, and returns its id.</summary>
+    public async Task<string> CreateAsOperatorAsync(Tenant tenant, string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var root = document.RootElement;
+        var result = await Store.Records.CreateAsync(AccessContext.Operator(tenant, "test fixture"), root.GetProperty("resourceType").GetString()!, root, null, CancellationToken.None);
+        Xunit.Assert.Equal(Vauban.Records.RecordStatus.Created, result.Status);
+        return result.Id!;
+    }
+
     public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
     {
         var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };

@@ -36,14 +36,7 @@ public abstract class PolicyTests : IAsyncLifetime
     {
         _server = await VaubanServer.StartAsync(_engine, configure: _sqlFilter ? o => o with { Access = new AccessOptions { DecisionCacheLifetime = TimeSpan.Zero } } : null);
         _tenant = await _server.Store.Tenants.AddAsync("hopital-policy", None);
-        var op = AccessContext.Operator(_tenant, "test fixture");
-        async Task<string> Create(string key, string json)
-        {
-            using var document = JsonDocument.Parse(json);
-            var result = await Records.CreateAsync(op, document.RootElement.GetProperty("resourceType").GetString()!, document.RootElement, null, None);
-            Assert.Equal(RecordStatus.Created, result.Status);
-            return _ids[key] = result.Id!;
-        }
+        async Task<string> Create(string key, string json) => _ids[key] = await _server.CreateAsOperatorAsync(_tenant, json);
         await Create("cardiology", """{"resourceType":"Organization","name":"Cardiologie"}""");
         await Create("lab", """{"resourceType":"Organization","name":"Laboratoire"}""");
         await Create("drA", Samples.Practitioner("Alpha", "10000000001"));
