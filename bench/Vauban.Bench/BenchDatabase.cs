@@ -24,6 +24,34 @@ internal sealed class BenchDatabase : IAsyncDisposable
 
     public string Db { get; }
 
+    /// <summary>Reads the store's files once, so that a measurement on a reused store starts from the page cache as
+    /// a serving machine would have it, not from whatever other files were read since (at a million patients the
+    /// SQLite file is 15 GB: half of it evicted made searches four times slower). Returns the bytes read.</summary>
+    public long Warm()
+    {
+        var folder = _pgDirectory is not null ? Path.Combine(_pgDirectory, "data") : Path.GetDirectoryName(Db)!;
+        var buffer = new byte[1 << 20];
+        long total = 0;
+        foreach (var file in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
+        {
+            try
+            {
+                using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, FileOptions.SequentialScan);
+                int read;
+                while ((read = stream.Read(buffer)) > 0) total += read;
+            }
+            catch (IOException)
+            {
+                // A file PostgreSQL removed meanwhile.
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // postmaster.pid and the like.
+            }
+        }
+        return total;
+    }
+
     public static async Task<BenchDatabase> CreateAsync(string engine, BenchOptions options)
     {
         if (engine == "sqlite") return new BenchDatabase(engine, options.WorkDirectory, Path.Combine(options.WorkDirectory, "sqlite", "vauban.db"), null);

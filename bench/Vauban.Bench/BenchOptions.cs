@@ -1,7 +1,7 @@
 namespace Vauban.Bench;
 
 internal sealed record BenchOptions(string Mode, string[] Engines, int Patients, int Seconds, int Concurrency, string WorkDirectory, bool Reuse,
-    long AuditEntries, int[] AuditConcurrency, string[] AuditPhases)
+    long AuditEntries, int[] AuditConcurrency, string[] AuditPhases, string[] HttpPhases)
 {
     public static BenchOptions? Parse(string[] args)
     {
@@ -15,6 +15,7 @@ internal sealed record BenchOptions(string Mode, string[] Engines, int Patients,
         return new BenchOptions(args[0], engine == "both" ? ["sqlite", "postgres"] : [engine], int.Parse(Value("--patients", "100000")),
             int.Parse(Value("--seconds", "15")), int.Parse(Value("--concurrency", "16")), Path.GetFullPath(Value("--work", Path.Combine("bench", "data"))),
             args.Contains("--reuse"), long.Parse(Value("--audit-entries", "10000000")),
-            Value("--audit-concurrency", "4,16,64,256").Split(',').Select(int.Parse).ToArray(), Value("--audit-phases", "append,verify,read,http").Split(','));
+            Value("--audit-concurrency", "4,16,64,256").Split(',').Select(int.Parse).ToArray(), Value("--audit-phases", "append,verify,read,http").Split(','),
+            Value("--http-phases", "empty,read,search,create,update").Split(','));
     }
 }

@@ -19,6 +19,7 @@ if (options is null)
           --audit-entries N               audit: entries in the chain to verify (default 10000000)
           --audit-concurrency C1,C2,…     audit: concurrent readers compared audited / auditing off (default 4,16,64,256)
           --audit-phases P1,P2,…          audit: which of append,verify,read,http to run (default all)
+          --http-phases P1,P2,…           http: which of empty,read,search,create,update to run (default all)
         """);
     return 2;
 }
