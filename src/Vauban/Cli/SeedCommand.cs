@@ -52,10 +52,8 @@ internal static class SeedCommand
         var hospital = new SyntheticHospital(randomSeed, asOf);
         var context = AccessContext.Operator(tenant, "seed synthetic data");
         long resources = 0;
-        var canaryIndices = new HashSet<int>();
+        var canaryIndices = SyntheticHospital.CanaryPositions(randomSeed, patients, canaries);
         var canaryIds = new List<string>();
-        var positions = new Random(randomSeed ^ 0x6ca7a2);
-        while (canaryIndices.Count < Math.Min(canaries, patients)) canaryIndices.Add(positions.Next(patients));
         IEnumerable<ImportItem> Items()
         {
             foreach (var r in hospital.Establishment()) yield return new ImportItem(r.ResourceType, r.Id, r.Json);

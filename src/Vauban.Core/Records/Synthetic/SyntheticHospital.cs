@@ -51,6 +51,16 @@ public sealed partial class SyntheticHospital
     /// <param name="asOf">The day the data is "as of": clinical dates fall in the two years before it
     /// (booked appointments in the three months after). Defaults to today (UTC).</param>
     /// <param name="practitionerCount">Size of the practitioner pool (a quarter are general practitioners).</param>
+    /// <summary>Which of the first <paramref name="patients"/> patients of the seed <paramref name="seed"/> are made canaries
+    /// (at random places in the population, the same for the same arguments).</summary>
+    public static HashSet<int> CanaryPositions(int seed, int patients, int canaries)
+    {
+        var positions = new Random(seed ^ 0x6ca7a2);
+        var chosen = new HashSet<int>();
+        while (chosen.Count < Math.Min(canaries, patients)) chosen.Add(positions.Next(patients));
+        return chosen;
+    }
+
     public SyntheticHospital(int seed, DateOnly? asOf = null, int practitionerCount = 200)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(practitionerCount, 4);
