@@ -356,7 +356,8 @@ public sealed class AuditTrail : IAsyncDisposable
             foreach (var name in names)
             {
                 var parameter = command.CreateParameter();
-                parameter.ParameterName = name;
+                // Prefixed as in the SQL: the SQLite driver looks a bare name up three times (as is, ":", "@") on every execution.
+                parameter.ParameterName = "@" + name;
                 command.Parameters.Add(parameter);
             }
             return command;

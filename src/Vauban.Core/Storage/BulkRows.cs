@@ -49,43 +49,52 @@ internal static class BulkRows
         }
         using (var cache = Command("PRAGMA cache_size=-524288"))
         {
-            // A bulk load touches index pages all over the tree: give this connection a large page cache.
+            // A bulk load touches index pages all over the tree: give this connection a large page cache while it loads.
             cache.ExecuteNonQuery();
         }
-        using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b, $c, $cb)",
-            "$rid", "$t", "$ty", "$id", "$u", "$b", "$c", "$cb"))
+        try
         {
-            foreach (var row in rows)
+            using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b, $c, $cb)",
+                "$rid", "$t", "$ty", "$id", "$u", "$b", "$c", "$cb"))
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                insert.Parameters[0].Value = row.Rid;
-                insert.Parameters[1].Value = tenant;
-                insert.Parameters[2].Value = row.Type;
-                insert.Parameters[3].Value = row.Id;
-                insert.Parameters[4].Value = row.LastUpdated;
-                insert.Parameters[5].Value = row.Body;
-                insert.Parameters[6].Value = (object?)row.Compartment ?? DBNull.Value;
-                insert.Parameters[7].Value = (object?)row.CreatedBy ?? DBNull.Value;
-                insert.ExecuteNonQuery();
+                foreach (var row in rows)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    insert.Parameters[0].Value = row.Rid;
+                    insert.Parameters[1].Value = tenant;
+                    insert.Parameters[2].Value = row.Type;
+                    insert.Parameters[3].Value = row.Id;
+                    insert.Parameters[4].Value = row.LastUpdated;
+                    insert.Parameters[5].Value = row.Body;
+                    insert.Parameters[6].Value = (object?)row.Compartment ?? DBNull.Value;
+                    insert.Parameters[7].Value = (object?)row.CreatedBy ?? DBNull.Value;
+                    insert.ExecuteNonQuery();
+                }
             }
+            using (var insert = Command("INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid"))
+            {
+                // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
+                foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
+                {
+                    insert.Parameters[0].Value = target;
+                    insert.Parameters[1].Value = param;
+                    insert.Parameters[2].Value = rid;
+                    insert.ExecuteNonQuery();
+                }
+            }
+            // Integer-only rows go in as multi-row literals: binding hundreds of named parameters costs more
+            // (the driver looks each name up) than SQLite parsing numbers. Only formatted integers are inlined.
+            InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ",
+                rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
+            InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
+                rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
         }
-        using (var insert = Command("INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid"))
+        finally
         {
-            // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
-            foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
-            {
-                insert.Parameters[0].Value = target;
-                insert.Parameters[1].Value = param;
-                insert.Parameters[2].Value = rid;
-                insert.ExecuteNonQuery();
-            }
+            // The connection goes back to the pool, where a large cache costs every later transaction (SqliteDatabase.OpenAsync).
+            using var restore = Command($"PRAGMA cache_size=-{SqliteDatabase.PooledCacheKib}");
+            restore.ExecuteNonQuery();
         }
-        // Integer-only rows go in as multi-row literals: binding hundreds of named parameters costs more
-        // (the driver looks each name up) than SQLite parsing numbers. Only formatted integers are inlined.
-        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ",
-            rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
-        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
-            rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
         return Task.CompletedTask;
     }
 
