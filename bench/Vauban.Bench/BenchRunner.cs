@@ -125,12 +125,12 @@ internal static class BenchRunner
                 return (family[..Math.Min(3, family.Length)], r.GetProperty("birthDate").GetString()!);
             }
             // A search for another patient can return a canary too (same name prefix and birth date): those searches are not sent.
-            var canaryPositions = SyntheticHospital.CanaryPositions(Seed, patients, canaries.Count);
-            if (canaryPositions.Any(i => !canaries.Contains(hospital.Patient(i)[0].Id)))
+            var canaryPatients = SyntheticHospital.CanaryPositions(Seed, patients, canaries.Count).Select(i => hospital.Patient(i)[0]).ToList();
+            if (canaryPatients.Any(p => !canaries.Contains(p.Id)))
             {
                 throw new InvalidOperationException("The store's canaries are not the ones this benchmark seeds: seed the store again (without --reuse).");
             }
-            var canarySearches = canaryPositions.Select(i => SearchedBy(hospital.Patient(i)[0].Json)).ToHashSet();
+            var canarySearches = canaryPatients.Select(p => SearchedBy(p.Json)).ToHashSet();
             (string Id, string Family, string BirthDate, byte[] Json) Sample(Random random, bool searched = false)
             {
                 while (true)

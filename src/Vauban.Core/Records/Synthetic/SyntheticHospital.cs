@@ -47,10 +47,6 @@ public sealed partial class SyntheticHospital
     private readonly Entity[] _mutuelles;
     private readonly SyntheticResource[] _establishment;
 
-    /// <param name="seed">Any integer; the same seed gives the same data.</param>
-    /// <param name="asOf">The day the data is "as of": clinical dates fall in the two years before it
-    /// (booked appointments in the three months after). Defaults to today (UTC).</param>
-    /// <param name="practitionerCount">Size of the practitioner pool (a quarter are general practitioners).</param>
     /// <summary>Which of the first <paramref name="patients"/> patients of the seed <paramref name="seed"/> are made canaries
     /// (at random places in the population, the same for the same arguments).</summary>
     public static HashSet<int> CanaryPositions(int seed, int patients, int canaries)
@@ -61,6 +57,10 @@ public sealed partial class SyntheticHospital
         return chosen;
     }
 
+    /// <param name="seed">Any integer; the same seed gives the same data.</param>
+    /// <param name="asOf">The day the data is "as of": clinical dates fall in the two years before it
+    /// (booked appointments in the three months after). Defaults to today (UTC).</param>
+    /// <param name="practitionerCount">Size of the practitioner pool (a quarter are general practitioners).</param>
     public SyntheticHospital(int seed, DateOnly? asOf = null, int practitionerCount = 200)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(practitionerCount, 4);
