@@ -38,6 +38,29 @@ internal static class BulkRows
         // add a task per row.
         var connection = (SqliteConnection)scope.Connection;
         var transaction = (SqliteTransaction)scope.Transaction;
+        void Pragma(string sql)
+        {
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            command.ExecuteNonQuery();
+        }
+        // A bulk load touches index pages all over the tree: give this connection a large page cache while it loads,
+        // and give it back to the pool with the pool's, where a large cache costs every later transaction (SqliteDatabase.OpenAsync).
+        Pragma("PRAGMA cache_size=-524288");
+        try
+        {
+            InsertSqliteRows(connection, transaction, tenant, rows, cancellationToken);
+        }
+        finally
+        {
+            Pragma($"PRAGMA cache_size=-{SqliteDatabase.PooledCacheKib}");
+        }
+        return Task.CompletedTask;
+    }
+
+    private static void InsertSqliteRows(SqliteConnection connection, SqliteTransaction transaction, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
+    {
         SqliteCommand Command(string sql, params string[] parameters)
         {
             var command = connection.CreateCommand();
@@ -47,55 +70,40 @@ internal static class BulkRows
             command.Prepare();
             return command;
         }
-        using (var cache = Command("PRAGMA cache_size=-524288"))
+        using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b, $c, $cb)",
+            "$rid", "$t", "$ty", "$id", "$u", "$b", "$c", "$cb"))
         {
-            // A bulk load touches index pages all over the tree: give this connection a large page cache while it loads.
-            cache.ExecuteNonQuery();
-        }
-        try
-        {
-            using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b, $c, $cb)",
-                "$rid", "$t", "$ty", "$id", "$u", "$b", "$c", "$cb"))
+            foreach (var row in rows)
             {
-                foreach (var row in rows)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    insert.Parameters[0].Value = row.Rid;
-                    insert.Parameters[1].Value = tenant;
-                    insert.Parameters[2].Value = row.Type;
-                    insert.Parameters[3].Value = row.Id;
-                    insert.Parameters[4].Value = row.LastUpdated;
-                    insert.Parameters[5].Value = row.Body;
-                    insert.Parameters[6].Value = (object?)row.Compartment ?? DBNull.Value;
-                    insert.Parameters[7].Value = (object?)row.CreatedBy ?? DBNull.Value;
-                    insert.ExecuteNonQuery();
-                }
+                cancellationToken.ThrowIfCancellationRequested();
+                insert.Parameters[0].Value = row.Rid;
+                insert.Parameters[1].Value = tenant;
+                insert.Parameters[2].Value = row.Type;
+                insert.Parameters[3].Value = row.Id;
+                insert.Parameters[4].Value = row.LastUpdated;
+                insert.Parameters[5].Value = row.Body;
+                insert.Parameters[6].Value = (object?)row.Compartment ?? DBNull.Value;
+                insert.Parameters[7].Value = (object?)row.CreatedBy ?? DBNull.Value;
+                insert.ExecuteNonQuery();
             }
-            using (var insert = Command("INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid"))
-            {
-                // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
-                foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
-                {
-                    insert.Parameters[0].Value = target;
-                    insert.Parameters[1].Value = param;
-                    insert.Parameters[2].Value = rid;
-                    insert.ExecuteNonQuery();
-                }
-            }
-            // Integer-only rows go in as multi-row literals: binding hundreds of named parameters costs more
-            // (the driver looks each name up) than SQLite parsing numbers. Only formatted integers are inlined.
-            InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ",
-                rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
-            InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
-                rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
         }
-        finally
+        using (var insert = Command("INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid"))
         {
-            // The connection goes back to the pool, where a large cache costs every later transaction (SqliteDatabase.OpenAsync).
-            using var restore = Command($"PRAGMA cache_size=-{SqliteDatabase.PooledCacheKib}");
-            restore.ExecuteNonQuery();
+            // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
+            foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
+            {
+                insert.Parameters[0].Value = target;
+                insert.Parameters[1].Value = param;
+                insert.Parameters[2].Value = rid;
+                insert.ExecuteNonQuery();
+            }
         }
-        return Task.CompletedTask;
+        // Integer-only rows go in as multi-row literals: binding hundreds of named parameters costs more
+        // (the driver looks each name up) than SQLite parsing numbers. Only formatted integers are inlined.
+        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ",
+            rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
+        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
+            rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
     }
 
     private static void InsertIntegers(SqliteConnection connection, SqliteTransaction transaction, string head, IEnumerable<long[]> rows)
