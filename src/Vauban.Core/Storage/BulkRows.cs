@@ -35,27 +35,8 @@ internal static class BulkRows
     private static Task SqliteAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
     {
         // Synchronous on purpose: Microsoft.Data.Sqlite's async methods run synchronously anyway and only
-        // add a task per row.
-        var connection = (SqliteConnection)scope.Connection;
-        var transaction = (SqliteTransaction)scope.Transaction;
-        void Pragma(string sql)
-        {
-            using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            command.ExecuteNonQuery();
-        }
-        // A bulk load touches index pages all over the tree: give this connection a large page cache while it loads,
-        // and give it back to the pool with the pool's, where a large cache costs every later transaction (SqliteDatabase.OpenAsync).
-        Pragma("PRAGMA cache_size=-524288");
-        try
-        {
-            InsertSqliteRows(connection, transaction, tenant, rows, cancellationToken);
-        }
-        finally
-        {
-            Pragma($"PRAGMA cache_size=-{SqliteDatabase.PooledCacheKib}");
-        }
+        // add a task per row. The scope is on the loader's own connection (StoreDatabase.OpenBulkWriterAsync).
+        InsertSqliteRows((SqliteConnection)scope.Connection, (SqliteTransaction)scope.Transaction, tenant, rows, cancellationToken);
         return Task.CompletedTask;
     }
 

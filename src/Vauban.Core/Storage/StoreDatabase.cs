@@ -52,9 +52,14 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// transactions begin with <see cref="BeginWriteOnAsync"/>.</summary>
     internal abstract Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken);
 
-    /// <summary>A write transaction on a connection from <see cref="OpenLazyWriterAsync"/> (serialized with the other
-    /// writers like <see cref="BeginWriteAsync(bool, CancellationToken)"/>); disposing the scope leaves the connection open.</summary>
+    /// <summary>A write transaction on a connection from <see cref="OpenLazyWriterAsync"/> or <see cref="OpenBulkWriterAsync"/>
+    /// (serialized with the other writers like <see cref="BeginWriteAsync(bool, CancellationToken)"/>); disposing the scope
+    /// leaves the connection open.</summary>
     internal abstract Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken);
+
+    /// <summary>A write connection a bulk load (seed, import) keeps for all its batches; its commits are durable like
+    /// <see cref="BeginWriteAsync(CancellationToken)"/>'s. PostgreSQL: a pooled connection.</summary>
+    internal virtual Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
 
     /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
     public abstract Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
@@ -227,7 +232,7 @@ internal sealed class SqliteDatabase : StoreDatabase
     }
 
     /// <summary>The page cache of a pooled connection, in KiB (see <see cref="OpenAsync"/>).</summary>
-    internal const int PooledCacheKib = 2048;
+    private const int PooledCacheKib = 2048;
 
     private readonly System.Collections.Concurrent.ConcurrentBag<ReadSession> _readSessions = [];
 
@@ -390,6 +395,29 @@ internal sealed class SqliteDatabase : StoreDatabase
         {
             using var command = connection.CreateCommand();
             command.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;";
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    internal override async Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken)
+    {
+        // Not pooled: a pooled connection would hand its large cache to every later reader, and its cache would not
+        // outlive the batch. A batch of a bulk load touches index pages all over the trees (blind indexes are random
+        // by design): the cache keeps the pages of one batch for the next, and the WAL is copied into the database
+        // once per GiB instead of after every commit, so a page changed by several batches is copied once, not once
+        // per batch (bench/README.md). After the copy the WAL file is cut back to 64 MiB.
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
+        await connection.OpenAsync(cancellationToken);
+        try
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-524288; PRAGMA wal_autocheckpoint=262144; PRAGMA journal_size_limit=67108864; PRAGMA temp_store=MEMORY;";
             await command.ExecuteNonQueryAsync(cancellationToken);
             return connection;
         }

@@ -247,6 +247,10 @@ public abstract class AuditTests : IAsyncLifetime
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, create.StatusCode);
             }
+            // A bulk load (vauban import, seed) commits each batch with its entries: no batch lands unaudited.
+            var items = Enumerable.Range(0, 3).Select(i => new Vauban.Records.ImportItem("Patient", $"jamais-importe-{i}",
+                System.Text.Encoding.UTF8.GetBytes(Samples.Patient(family: "Jamais", nir: Samples.ValidNir("1850375123" + (900 + i)))))).ToList();
+            await Assert.ThrowsAsync<AuditUnavailableException>(() => _server.Store.Records.ImportAsync(Officer, items, null, CancellationToken.None));
         }
         finally
         {
