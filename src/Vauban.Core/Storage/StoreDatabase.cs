@@ -407,11 +407,11 @@ internal sealed class SqliteDatabase : StoreDatabase
 
     internal override async Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken)
     {
-        // Not pooled: a pooled connection would hand its large cache to every later reader, and its cache would not
-        // outlive the batch. A batch of a bulk load touches index pages all over the trees (blind indexes are random
-        // by design): the cache keeps the pages of one batch for the next, and the WAL is copied into the database
-        // once per GiB instead of after every commit, so a page changed by several batches is copied once, not once
-        // per batch (bench/README.md). After the copy the WAL file is cut back to 64 MiB.
+        // Not pooled: a pooled connection would hand its large cache to every later reader, so it had to be grown and
+        // given back with every batch (allocation, page faults and zeroing were ~10 % of a seed). A batch of a bulk load
+        // touches index pages all over the trees (blind indexes are random by design), and the WAL is copied into the
+        // database once per GiB instead of after every commit, so a page changed by several batches is copied once, not
+        // once per batch (bench/README.md). The WAL file is cut back to 64 MiB when it starts again.
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
         await connection.OpenAsync(cancellationToken);
         try
