@@ -1,6 +1,7 @@
 // Bulk loading (seed, import): the same door — policy per type, validation, the one cipher, the same
 // index extraction, audit per batch — but written in large transactions on one connection kept for the
 // whole load, with the work of sealing spread over the cores while the database writes.
+using System.Data.Common;
 using System.Text.Json;
 using Vauban.Access;
 using Vauban.Audit;
@@ -131,7 +132,7 @@ public sealed partial class RecordsService
     /// <summary>Inserts a batch in one transaction on the loader's connection, with the audit entries of what it inserted
     /// (committed together: a batch is never in the store without its entries); returns the count inserted and the rows
     /// whose id already existed.</summary>
-    private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(AccessContext context, System.Data.Common.DbConnection loader, TenantKeys keys,
+    private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(AccessContext context, DbConnection loader, TenantKeys keys,
         List<PreparedRow> rows, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();

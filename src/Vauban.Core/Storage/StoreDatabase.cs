@@ -385,39 +385,28 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
-    internal override async Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken)
-    {
-        // Not pooled: its settings never reach another writer. No automatic checkpoint: a commit never stops to copy the WAL
-        // into the database; the owner's FlushAsync (a WAL fsync and a passive checkpoint) does, off its commit path.
-        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
-        await connection.OpenAsync(cancellationToken);
-        try
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;";
-            await command.ExecuteNonQueryAsync(cancellationToken);
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
+    // Not pooled: its settings never reach another writer. No automatic checkpoint: a commit never stops to copy the WAL
+    // into the database; the owner's FlushAsync (a WAL fsync and a passive checkpoint) does, off its commit path.
+    internal override Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken) =>
+        OpenOwnAsync("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=-32768; PRAGMA temp_store=MEMORY;", cancellationToken);
 
-    internal override async Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken)
+    // Not pooled: a pooled connection would hand its large cache to every later reader, so it had to be grown and
+    // given back with every batch (allocation, page faults and zeroing were ~10 % of a seed). A batch of a bulk load
+    // touches index pages all over the trees (blind indexes are random by design), and the WAL is copied into the
+    // database once per GiB instead of after every commit, so a page changed by several batches is copied once, not
+    // once per batch (bench/README.md). The WAL file is cut back to 64 MiB when it starts again.
+    internal override Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken) =>
+        OpenOwnAsync("PRAGMA synchronous=FULL; PRAGMA cache_size=-524288; PRAGMA wal_autocheckpoint=262144; PRAGMA journal_size_limit=67108864; PRAGMA temp_store=MEMORY;", cancellationToken);
+
+    /// <summary>A connection outside the pool, set up by <paramref name="pragmas"/>, for a caller that keeps it.</summary>
+    private async Task<DbConnection> OpenOwnAsync(string pragmas, CancellationToken cancellationToken)
     {
-        // Not pooled: a pooled connection would hand its large cache to every later reader, so it had to be grown and
-        // given back with every batch (allocation, page faults and zeroing were ~10 % of a seed). A batch of a bulk load
-        // touches index pages all over the trees (blind indexes are random by design), and the WAL is copied into the
-        // database once per GiB instead of after every commit, so a page changed by several batches is copied once, not
-        // once per batch (bench/README.md). The WAL file is cut back to 64 MiB when it starts again.
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Pooling = false }.ToString());
         await connection.OpenAsync(cancellationToken);
         try
         {
             using var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-524288; PRAGMA wal_autocheckpoint=262144; PRAGMA journal_size_limit=67108864; PRAGMA temp_store=MEMORY;";
+            command.CommandText = pragmas;
             await command.ExecuteNonQueryAsync(cancellationToken);
             return connection;
         }
