@@ -36,12 +36,8 @@ internal static class BulkRows
     {
         // Synchronous on purpose: Microsoft.Data.Sqlite's async methods run synchronously anyway and only
         // add a task per row. The scope is on the loader's own connection (StoreDatabase.OpenBulkWriterAsync).
-        InsertSqliteRows((SqliteConnection)scope.Connection, (SqliteTransaction)scope.Transaction, tenant, rows, cancellationToken);
-        return Task.CompletedTask;
-    }
-
-    private static void InsertSqliteRows(SqliteConnection connection, SqliteTransaction transaction, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
-    {
+        var connection = (SqliteConnection)scope.Connection;
+        var transaction = (SqliteTransaction)scope.Transaction;
         SqliteCommand Command(string sql, params string[] parameters)
         {
             var command = connection.CreateCommand();
@@ -85,6 +81,7 @@ internal static class BulkRows
             rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
         InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
             rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
+        return Task.CompletedTask;
     }
 
     private static void InsertIntegers(SqliteConnection connection, SqliteTransaction transaction, string head, IEnumerable<long[]> rows)

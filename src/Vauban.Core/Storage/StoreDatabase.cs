@@ -224,15 +224,12 @@ internal sealed class SqliteDatabase : StoreDatabase
             // millisecond under load) empties it at this connection's next transaction, and SQLite empties it by
             // walking every hash slot it ever grew; with 32 MiB that walk alone cost ~3 µs a read and the audited
             // read was 5-10 % slower (bench/README.md). The operating system's page cache holds the file either way.
-            command.CommandText = $"PRAGMA synchronous=FULL; PRAGMA cache_size=-{PooledCacheKib}; PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY;";
+            command.CommandText = "PRAGMA synchronous=FULL; PRAGMA cache_size=-2048; PRAGMA mmap_size=0; PRAGMA temp_store=MEMORY;";
             await command.ExecuteNonQueryAsync(cancellationToken);
             _configured.AddOrUpdate(handle, Configured);
         }
         return connection;
     }
-
-    /// <summary>The page cache of a pooled connection, in KiB (see <see cref="OpenAsync"/>).</summary>
-    private const int PooledCacheKib = 2048;
 
     private readonly System.Collections.Concurrent.ConcurrentBag<ReadSession> _readSessions = [];
 
