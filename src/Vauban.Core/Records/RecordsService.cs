@@ -346,11 +346,11 @@ public sealed partial class RecordsService
 
     /// <summary>The audit append of one act: inside <paramref name="scope"/> when the act is part of a write transaction
     /// (committed with it; refusals kept on rollback), otherwise group-committed before this returns.</summary>
-    private Task AuditAsync(AccessContext context, Interaction interaction, AuditOutcome outcome, string type, IReadOnlyList<AuditedRecord> records,
+    private Task AuditAsync(AccessContext context, Interaction interaction, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,
         CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
         AuditAsync(context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, scope, note);
 
-    private Task AuditAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string type, IReadOnlyList<AuditedRecord> records,
+    private Task AuditAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,
         CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
         scope is null
             ? _audit.AppendAsync(context, action, outcome, type, records, cancellationToken, note)

@@ -99,6 +99,27 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bulk_load_gives_each_patient_one_entry_listing_all_its_records()
+    {
+        var patient = "importe-audit";
+        var items = new List<Vauban.Records.ImportItem>
+        {
+            new("Patient", patient, System.Text.Encoding.UTF8.GetBytes(Samples.Patient(family: "Importé", nir: Samples.ValidNir("1850375123777")))),
+            new("Observation", "importe-obs-1", System.Text.Encoding.UTF8.GetBytes(Samples.Observation($"Patient/{patient}"))),
+            new("Observation", "importe-obs-2", System.Text.Encoding.UTF8.GetBytes(Samples.Observation($"Patient/{patient}"))),
+            new("Encounter", "importe-enc", System.Text.Encoding.UTF8.GetBytes(Samples.Encounter(patient, "pr-import", "2026-03-01T10:00:00+01:00"))),
+        };
+        await _server.Store.Records.ImportAsync(Officer, items, null, CancellationToken.None);
+
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = patient, Count = 100 }, CancellationToken.None) ?? [];
+        var import = Assert.Single(entries);
+        Assert.Equal(AuditAction.Import, import.Action);
+        Assert.Equal(patient, import.Detail.Patient);
+        Assert.Equal(["Encounter/importe-enc", "Observation/importe-obs-1", "Observation/importe-obs-2", $"Patient/{patient}"], import.Detail.Records.Order(StringComparer.Ordinal));
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task A_refused_read_is_audited_as_a_failure()
     {
         using var limited = await _server.ClientAsync("hospital", "system/*.rs", new ClientLimits(["someone-else"], false));
