@@ -297,6 +297,27 @@ public sealed class AuditTrail : IAsyncDisposable
         _unindexed.TryRemove(tenantId, out _);
     }
 
+    /// <summary>Builds the lookups of a bulk load's entries on the loader's connection, once it has written them all, so
+    /// that the next server to start does not spend its first minutes doing it. False when it could not: the appender
+    /// builds them at its next idle moment, and searches read the entries beyond the lookups meanwhile.</summary>
+    internal async Task<bool> BuildLookupsAsync(DbConnection connection, long tenantId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var scope = await _database.BeginWriteOnAsync(connection, cancellationToken);
+            using var statements = new ChainStatements(connection, _database.Engine);
+            statements.Use(scope.Transaction);
+            await IndexAsync(statements, tenantId, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is DbException or AuditIntegrityException or IOException or TimeoutException)
+        {
+            _unindexed[tenantId] = true;
+            return false;
+        }
+    }
+
     /// <summary>A new tenant's empty chain, created with it.</summary>
     internal static async Task CreateHeadAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
     {

@@ -82,6 +82,7 @@ public sealed partial class RecordsService
         }
         if (writing is not null) await writing;
         if (preparing is not null) await FlushAsync(preparing);
+        if (created > 0) await _audit.BuildLookupsAsync(loader, context.Tenant.Id, cancellationToken);
         if (created > 10_000) await _database.AnalyzeAsync(cancellationToken);
         return new ImportSummary(created, updated, rejected);
     }

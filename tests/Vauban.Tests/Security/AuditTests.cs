@@ -99,7 +99,7 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_bulk_load_gives_each_patient_one_entry_listing_all_its_records()
+    public async Task A_bulk_load_gives_each_patient_one_entry_listing_all_its_records_with_its_lookups_built()
     {
         var patient = "importe-audit";
         var items = new List<Vauban.Records.ImportItem>
@@ -110,6 +110,10 @@ public abstract class AuditTests : IAsyncLifetime
             new("Encounter", "importe-enc", System.Text.Encoding.UTF8.GetBytes(Samples.Encounter(patient, "pr-import", "2026-03-01T10:00:00+01:00"))),
         };
         await _server.Store.Records.ImportAsync(Officer, items, null, CancellationToken.None);
+        // The load builds its entries' lookups before it returns, rather than leaving them to the next server's idle moments.
+        var lookups = await _server.Store.AuditLog.VerifyLookupsAsync(_tenant.Id, CancellationToken.None);
+        Assert.True(lookups.Complete);
+        Assert.Equal((await VerifyAsync()).Entries, lookups.Indexed);
 
         var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = patient, Count = 100 }, CancellationToken.None) ?? [];
         var import = Assert.Single(entries);
