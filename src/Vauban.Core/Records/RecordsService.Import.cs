@@ -24,6 +24,10 @@ public sealed partial class RecordsService
     /// write ~3 pages a resource where 4,000 wrote ~5; bench/README.md). PostgreSQL logs rows, not pages.</summary>
     private int ImportBatchSize => Engine == StorageEngine.Sqlite ? 16_000 : 4_000;
 
+    /// <summary>Loads of at least this many resources that make up half the store or more rebuild, on PostgreSQL, the indexes
+    /// they left half empty (<see cref="StoreDatabase.CompactIndexesAfterLoadAsync"/>); a test lowers it.</summary>
+    internal int CompactIndexesAfter { get; set; } = 100_000;
+
     public async Task<ImportSummary> ImportAsync(AccessContext context, IEnumerable<ImportItem> items, IProgress<int>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -84,6 +88,7 @@ public sealed partial class RecordsService
         if (preparing is not null) await FlushAsync(preparing);
         if (created > 0) await _audit.BuildLookupsAsync(loader, context.Tenant.Id, cancellationToken);
         if (created > 10_000) await _database.AnalyzeAsync(cancellationToken);
+        if (created >= CompactIndexesAfter) await _database.CompactIndexesAfterLoadAsync(created, cancellationToken);
         return new ImportSummary(created, updated, rejected);
     }
 
