@@ -66,6 +66,7 @@ public sealed class BrowserSignInTests : IAsyncLifetime
     {
         var context = await _browser.NewContextAsync();
         var page = await context.NewPageAsync();
+        Trace(page);
         var cdp = await context.NewCDPSessionAsync(page);
         await cdp.SendAsync("WebAuthn.enable");
         await cdp.SendAsync("WebAuthn.addVirtualAuthenticator", new Dictionary<string, object>
@@ -77,6 +78,29 @@ public sealed class BrowserSignInTests : IAsyncLifetime
             },
         });
         return page;
+    }
+
+    /// <summary>What the page did, in the test's output: shown when a step times out (a rare 30 s wait for a page load
+    /// in CI has not been explained yet).</summary>
+    private void Trace(IPage page)
+    {
+        var watch = Stopwatch.StartNew();
+        void Write(string line)
+        {
+            try
+            {
+                _output.WriteLine($"{watch.ElapsedMilliseconds,6} ms  {line}");
+            }
+            catch (InvalidOperationException)
+            {
+                // The test has ended.
+            }
+        }
+        page.FrameNavigated += (_, frame) => { if (frame == page.MainFrame) Write("navigated " + frame.Url); };
+        page.Console += (_, message) => Write($"console {message.Type}: {message.Text}");
+        page.RequestFailed += (_, request) => Write($"failed {request.Method} {request.Url}: {request.Failure}");
+        page.Response += (_, response) => Write($"{response.Status} {response.Request.Method} {response.Url}");
+        page.Load += (_, _) => Write("load");
     }
 
     private async Task SignOutAsync(IPage page)
@@ -146,6 +170,7 @@ public sealed class BrowserSignInTests : IAsyncLifetime
     {
         var (email, link) = await NewAccountAsync("bruno.totp@chu.example");
         var page = await (await _browser.NewContextAsync()).NewPageAsync();
+        Trace(page);
         await SetPasswordAsync(page, link);
         await page.ClickAsync("#use-totp");
         await page.WaitForURLAsync("**/account/enrol/totp");
