@@ -18,10 +18,8 @@ using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text.Json;
 using System.Threading.Channels;
-using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
-using SQLitePCL;
 using Vauban.Access;
 using Vauban.Crypto;
 using Vauban.Records;
@@ -336,8 +334,7 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         private readonly bool _postgres;
         private readonly DbCommand _readHead;
-        private readonly DbCommand? _insert;
-        private readonly RawInsert? _rawInsert;
+        private readonly DbCommand _insert;
         private readonly DbCommand _updateHead;
         private readonly DbCommand _checkpoint;
         private readonly DbCommand _index;
@@ -348,8 +345,13 @@ public sealed class AuditTrail : IAsyncDisposable
             // On PostgreSQL the row lock orders this tenant's appenders; on SQLite the transaction already has the only write slot.
             _readHead = Make(connection, "SELECT seq, hash, tree, checkpoint_seq, checkpoint_at, indexed_seq FROM audit_heads WHERE tenant_id = @t"
                 + (_postgres ? " FOR UPDATE" : ""), "t");
-            if (_postgres) _insert = MakePostgresInsert((NpgsqlConnection)connection); // one statement per batch: columns as arrays, unnested server-side
-            else _rawInsert = new RawInsert((SqliteConnection)connection);
+            _insert = _postgres
+                // One statement per batch: columns as arrays, unnested server-side.
+                ? MakePostgresInsert((NpgsqlConnection)connection)
+                : Make(connection, """
+                    INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+                    VALUES (@t, @s, @at, @a, @o, @ty, @pr, @pa, @se, @h)
+                    """, "t", "s", "at", "a", "o", "ty", "pr", "pa", "se", "h");
             _updateHead = Make(connection, """
                 UPDATE audit_heads SET seq = @n, hash = @h, tree = @tr, checkpoint_seq = @cs, checkpoint_at = @ca WHERE tenant_id = @t
                 """, "n", "h", "tr", "cs", "ca", "t");
@@ -404,7 +406,7 @@ public sealed class AuditTrail : IAsyncDisposable
         public void Use(DbTransaction transaction)
         {
             _readHead.Transaction = transaction;
-            _insert?.Transaction = transaction;
+            _insert.Transaction = transaction;
             _updateHead.Transaction = transaction;
             _checkpoint.Transaction = transaction;
             _index.Transaction = transaction;
@@ -420,23 +422,37 @@ public sealed class AuditTrail : IAsyncDisposable
 
         public async Task InsertAsync(AuditRow[] rows, byte[][] hashes, CancellationToken cancellationToken)
         {
-            if (_rawInsert is not null)
+            var p = _insert.Parameters;
+            if (_postgres)
             {
-                for (var i = 0; i < rows.Length; i++) _rawInsert.Run(rows[i], hashes[i]);
+                ((NpgsqlParameter<long>)p[0]).TypedValue = rows[0].TenantId;
+                ((NpgsqlParameter<long[]>)p[1]).TypedValue = rows.Select(r => r.Sequence).ToArray();
+                ((NpgsqlParameter<long[]>)p[2]).TypedValue = rows.Select(r => r.At).ToArray();
+                ((NpgsqlParameter<short[]>)p[3]).TypedValue = rows.Select(r => (short)r.Action).ToArray();
+                ((NpgsqlParameter<short[]>)p[4]).TypedValue = rows.Select(r => (short)r.Outcome).ToArray();
+                ((NpgsqlParameter<short[]>)p[5]).TypedValue = rows.Select(r => (short)r.Type).ToArray();
+                ((NpgsqlParameter<long[]>)p[6]).TypedValue = rows.Select(r => r.PrincipalIndex).ToArray();
+                ((NpgsqlParameter<long[]>)p[7]).TypedValue = rows.Select(r => r.PatientIndex).ToArray();
+                p[8].Value = rows.Select(r => r.Sealed).ToArray();
+                p[9].Value = hashes;
+                await _insert.ExecuteNonQueryAsync(cancellationToken);
                 return;
             }
-            var p = _insert!.Parameters;
-            ((NpgsqlParameter<long>)p[0]).TypedValue = rows[0].TenantId;
-            ((NpgsqlParameter<long[]>)p[1]).TypedValue = rows.Select(r => r.Sequence).ToArray();
-            ((NpgsqlParameter<long[]>)p[2]).TypedValue = rows.Select(r => r.At).ToArray();
-            ((NpgsqlParameter<short[]>)p[3]).TypedValue = rows.Select(r => (short)r.Action).ToArray();
-            ((NpgsqlParameter<short[]>)p[4]).TypedValue = rows.Select(r => (short)r.Outcome).ToArray();
-            ((NpgsqlParameter<short[]>)p[5]).TypedValue = rows.Select(r => (short)r.Type).ToArray();
-            ((NpgsqlParameter<long[]>)p[6]).TypedValue = rows.Select(r => r.PrincipalIndex).ToArray();
-            ((NpgsqlParameter<long[]>)p[7]).TypedValue = rows.Select(r => r.PatientIndex).ToArray();
-            p[8].Value = rows.Select(r => r.Sealed).ToArray();
-            p[9].Value = hashes;
-            await _insert.ExecuteNonQueryAsync(cancellationToken);
+            for (var i = 0; i < rows.Length; i++)
+            {
+                var r = rows[i];
+                p[0].Value = r.TenantId;
+                p[1].Value = r.Sequence;
+                p[2].Value = r.At;
+                p[3].Value = r.Action;
+                p[4].Value = r.Outcome;
+                p[5].Value = r.Type;
+                p[6].Value = r.PrincipalIndex;
+                p[7].Value = r.PatientIndex;
+                p[8].Value = r.Sealed;
+                p[9].Value = hashes[i];
+                await _insert.ExecuteNonQueryAsync(cancellationToken);
+            }
         }
 
         public Task UpdateHeadAsync(long tenantId, long size, byte[] hash, byte[] tree, long checkpointSequence, long checkpointAt, CancellationToken cancellationToken) =>
@@ -458,63 +474,11 @@ public sealed class AuditTrail : IAsyncDisposable
         public void Dispose()
         {
             _readHead.Dispose();
-            _insert?.Dispose();
-            _rawInsert?.Dispose();
+            _insert.Dispose();
             _updateHead.Dispose();
             _checkpoint.Dispose();
             _index.Dispose();
         }
-    }
-
-    /// <summary>SQLite's entry insert, prepared once on the connection's handle and bound by position. Through the driver
-    /// each of the ten parameters was looked up by name on every row (~12 µs a row in the appender's profile: the
-    /// driver's binders, boxed integers, SQLite's name lookup); the statement runs inside the connection's current
-    /// transaction like any other.</summary>
-    private sealed class RawInsert(SqliteConnection connection) : IDisposable
-    {
-        private sqlite3_stmt? _statement;
-
-        /// <summary>Prepared at first use, like the driver's commands: a missing table fails the append, not the set-up.</summary>
-        private sqlite3_stmt Statement()
-        {
-            if (_statement is { } prepared) return prepared;
-            var rc = raw.sqlite3_prepare_v2(connection.Handle, """
-                INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                """, out var statement);
-            if (rc != raw.SQLITE_OK)
-            {
-                statement.Dispose();
-                SqliteException.ThrowExceptionForRC(rc, connection.Handle);
-            }
-            return _statement = statement;
-        }
-
-        public void Run(in AuditRow row, byte[] hash)
-        {
-            var s = Statement();
-            raw.sqlite3_bind_int64(s, 1, row.TenantId);
-            raw.sqlite3_bind_int64(s, 2, row.Sequence);
-            raw.sqlite3_bind_int64(s, 3, row.At);
-            raw.sqlite3_bind_int64(s, 4, row.Action);
-            raw.sqlite3_bind_int64(s, 5, row.Outcome);
-            raw.sqlite3_bind_int64(s, 6, row.Type);
-            raw.sqlite3_bind_int64(s, 7, row.PrincipalIndex);
-            raw.sqlite3_bind_int64(s, 8, row.PatientIndex);
-            raw.sqlite3_bind_blob(s, 9, row.Sealed);
-            raw.sqlite3_bind_blob(s, 10, hash);
-            var rc = raw.sqlite3_step(s);
-            try
-            {
-                if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, connection.Handle);
-            }
-            finally
-            {
-                raw.sqlite3_reset(s);
-            }
-        }
-
-        public void Dispose() => _statement?.Dispose();
     }
 
     // ---- group commit ----
