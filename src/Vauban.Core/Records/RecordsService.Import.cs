@@ -28,7 +28,11 @@ public sealed partial class RecordsService
     /// they left half empty (<see cref="StoreDatabase.CompactIndexesAfterLoadAsync"/>); a test lowers it.</summary>
     internal int CompactIndexesAfter { get; set; } = 100_000;
 
-    public async Task<ImportSummary> ImportAsync(AccessContext context, IEnumerable<ImportItem> items, IProgress<int>? progress, CancellationToken cancellationToken)
+    /// <param name="progress">Resources written, batch by batch.</param>
+    /// <param name="stage">What the load does once every batch is written (building the audit lookups, rebuilding indexes),
+    /// which can take a minute at a million patients.</param>
+    public async Task<ImportSummary> ImportAsync(AccessContext context, IEnumerable<ImportItem> items, IProgress<int>? progress, CancellationToken cancellationToken,
+        IProgress<string>? stage = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(items);
@@ -86,9 +90,21 @@ public sealed partial class RecordsService
         }
         if (writing is not null) await writing;
         if (preparing is not null) await FlushAsync(preparing);
-        if (created > 0) await _audit.BuildLookupsAsync(loader, context.Tenant.Id, cancellationToken);
-        if (created > 10_000) await _database.AnalyzeAsync(cancellationToken);
-        if (created >= CompactIndexesAfter) await _database.CompactIndexesAfterLoadAsync(created, cancellationToken);
+        if (created > 0)
+        {
+            stage?.Report("audit lookups");
+            await _audit.BuildLookupsAsync(loader, context.Tenant.Id, cancellationToken);
+        }
+        if (created > 10_000)
+        {
+            stage?.Report("planner statistics");
+            await _database.AnalyzeAsync(cancellationToken);
+        }
+        if (created >= CompactIndexesAfter && Engine == StorageEngine.Postgres)
+        {
+            stage?.Report("rebuilding indexes");
+            await _database.CompactIndexesAfterLoadAsync(created, cancellationToken);
+        }
         return new ImportSummary(created, updated, rejected);
     }
 

@@ -78,7 +78,8 @@ internal static class SeedCommand
                 .StartAsync(async progress =>
                 {
                     var bar = progress.AddTask("resources", maxValue: patients * 9.0);
-                    summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => { resources += n; bar.Increment(n); }), cancellationToken);
+                    summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => { resources += n; bar.Increment(n); }), cancellationToken,
+                        new Progress<string>(stage => { bar.Value = bar.MaxValue; bar.Description = stage; }));
                     bar.Value = bar.MaxValue;
                 });
         }
