@@ -104,12 +104,19 @@ internal abstract class StoreDatabase : IAsyncDisposable
                 reindex.CommandTimeout = 0;
                 await reindex.ExecuteNonQueryAsync(cancellationToken);
             }
-            catch (PostgresException)
+            catch (NpgsqlException)
             {
-                // A concurrent rebuild that fails leaves its new copy behind, invalid and unused: remove it. The index
-                // in use is untouched, only larger than it could be.
-                using var drop = connection.Command($"DROP INDEX CONCURRENTLY IF EXISTS {index}_ccnew");
-                await drop.ExecuteNonQueryAsync(cancellationToken);
+                // A concurrent rebuild that fails leaves its new copy behind, invalid and unused: remove it if the
+                // connection still works. The index in use is untouched, only larger than it could be; the load is done.
+                try
+                {
+                    using var drop = connection.Command($"DROP INDEX CONCURRENTLY IF EXISTS {index}_ccnew");
+                    await drop.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch (NpgsqlException)
+                {
+                    // Left for the operator: an invalid index is never used for queries.
+                }
                 return false;
             }
         }
