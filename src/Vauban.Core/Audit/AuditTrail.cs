@@ -289,11 +289,15 @@ public sealed class AuditTrail : IAsyncDisposable
         return new HeadState(size, head.Indexed);
     }
 
-    /// <summary>Builds the patient and principal lookups of every entry the last build has not covered, in one sorted batch.</summary>
-    private async Task IndexAsync(ChainStatements statements, long tenantId, CancellationToken cancellationToken)
+    /// <summary>Builds the patient and principal lookups of every entry the last build has not covered, in one sorted batch,
+    /// in a transaction of its own on <paramref name="connection"/>.</summary>
+    private async Task IndexInTransactionAsync(DbConnection connection, ChainStatements statements, long tenantId, CancellationToken cancellationToken)
     {
+        await using var scope = await _database.BeginWriteOnAsync(connection, cancellationToken);
+        statements.Use(scope.Transaction);
         var head = await statements.ReadHeadAsync(tenantId, cancellationToken);
         if (head.Indexed < head.Sequence) await statements.IndexAsync(tenantId, head.Indexed, head.Sequence, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
         _unindexed.TryRemove(tenantId, out _);
     }
 
@@ -304,11 +308,8 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         try
         {
-            await using var scope = await _database.BeginWriteOnAsync(connection, cancellationToken);
             using var statements = new ChainStatements(connection, _database.Engine);
-            statements.Use(scope.Transaction);
-            await IndexAsync(statements, tenantId, cancellationToken);
-            await scope.CommitAsync(cancellationToken);
+            await IndexInTransactionAsync(connection, statements, tenantId, cancellationToken);
             return true;
         }
         catch (Exception e) when (e is DbException or AuditIntegrityException or IOException or TimeoutException)
@@ -673,10 +674,7 @@ public sealed class AuditTrail : IAsyncDisposable
         try
         {
             var session = await SessionAsync();
-            await using var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None);
-            session.Statements.Use(scope.Transaction);
-            await IndexAsync(session.Statements, tenantId, CancellationToken.None);
-            await scope.CommitAsync(CancellationToken.None);
+            await IndexInTransactionAsync(session.Connection, session.Statements, tenantId, CancellationToken.None);
             Interlocked.Increment(ref _committed);
         }
         catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
