@@ -7,6 +7,9 @@ public static class Samples
 {
     public const string InsNir = "urn:oid:1.2.250.1.213.1.4.8";
 
+    /// <summary>A resource to bulk-load (vauban seed, vauban import) from its JSON.</summary>
+    public static ImportItem Import(string type, string id, string json) => new(type, id, System.Text.Encoding.UTF8.GetBytes(json));
+
     /// <summary>A valid NIR for a man born in March 1980 in department 44.</summary>
     public static string ValidNir(string first13 = "1800344109123") => first13 + Nir.ComputeKey(first13);
 

@@ -39,20 +39,18 @@ public abstract class BulkLoadTests : IAsyncLifetime
         return oids;
     }
 
-    private static ImportItem Item(string type, string id, string json) => new(type, id, System.Text.Encoding.UTF8.GetBytes(json));
-
     [Fact]
     public async Task A_load_that_makes_up_the_store_leaves_it_compact_and_whole()
     {
         var records = _server.Store.Records;
         records.CompactIndexesAfter = 10;
-        var items = new List<ImportItem> { Item("Practitioner", "pr-bulk", Samples.Practitioner()) };
+        var items = new List<ImportItem> { Samples.Import("Practitioner", "pr-bulk", Samples.Practitioner()) };
         for (var i = 0; i < 20; i++)
         {
             var patient = $"pat-bulk-{i}";
-            items.Add(Item("Patient", patient, Samples.Patient(family: "Chargé" + i, nir: Samples.ValidNir("1850375123" + (100 + i)))));
-            items.Add(Item("Observation", $"obs-bulk-{i}", Samples.Observation($"Patient/{patient}")));
-            items.Add(Item("Encounter", $"enc-bulk-{i}", Samples.Encounter(patient, "pr-bulk", "2026-03-01T10:00:00+01:00")));
+            items.Add(Samples.Import("Patient", patient, Samples.Patient(family: "Chargé" + i, nir: Samples.ValidNir("1850375123" + (100 + i)))));
+            items.Add(Samples.Import("Observation", $"obs-bulk-{i}", Samples.Observation($"Patient/{patient}")));
+            items.Add(Samples.Import("Encounter", $"enc-bulk-{i}", Samples.Encounter(patient, "pr-bulk", "2026-03-01T10:00:00+01:00")));
         }
         var operatorContext = AccessContext.Operator(_tenant, "bulk load test");
         var before = await IndexOidsAsync();
@@ -66,7 +64,7 @@ public abstract class BulkLoadTests : IAsyncLifetime
             var rebuilt = await IndexOidsAsync();
             Assert.All(rebuilt, pair => Assert.NotEqual(before[pair.Key], pair.Value));
             // …but not after a load that is a small part of the store.
-            var small = await records.ImportAsync(operatorContext, [Item("Patient", "pat-bulk-late", Samples.Patient(family: "Tardif", nir: Samples.ValidNir("1850375123199")))],
+            var small = await records.ImportAsync(operatorContext, [Samples.Import("Patient", "pat-bulk-late", Samples.Patient(family: "Tardif", nir: Samples.ValidNir("1850375123199")))],
                 null, CancellationToken.None);
             Assert.Equal(1, small.Created);
             Assert.Equal(rebuilt, await IndexOidsAsync());

@@ -104,10 +104,10 @@ public abstract class AuditTests : IAsyncLifetime
         var patient = "importe-audit";
         var items = new List<Vauban.Records.ImportItem>
         {
-            new("Patient", patient, System.Text.Encoding.UTF8.GetBytes(Samples.Patient(family: "Importé", nir: Samples.ValidNir("1850375123777")))),
-            new("Observation", "importe-obs-1", System.Text.Encoding.UTF8.GetBytes(Samples.Observation($"Patient/{patient}"))),
-            new("Observation", "importe-obs-2", System.Text.Encoding.UTF8.GetBytes(Samples.Observation($"Patient/{patient}"))),
-            new("Encounter", "importe-enc", System.Text.Encoding.UTF8.GetBytes(Samples.Encounter(patient, "pr-import", "2026-03-01T10:00:00+01:00"))),
+            Samples.Import("Patient", patient, Samples.Patient(family: "Importé", nir: Samples.ValidNir("1850375123777"))),
+            Samples.Import("Observation", "importe-obs-1", Samples.Observation($"Patient/{patient}")),
+            Samples.Import("Observation", "importe-obs-2", Samples.Observation($"Patient/{patient}")),
+            Samples.Import("Encounter", "importe-enc", Samples.Encounter(patient, "pr-import", "2026-03-01T10:00:00+01:00")),
         };
         await _server.Store.Records.ImportAsync(Officer, items, null, CancellationToken.None);
         // The load builds its entries' lookups before it returns, rather than leaving them to the next server's idle moments.
@@ -273,8 +273,8 @@ public abstract class AuditTests : IAsyncLifetime
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, create.StatusCode);
             }
             // A bulk load (vauban import, seed) commits each batch with its entries: no batch lands unaudited.
-            var items = Enumerable.Range(0, 3).Select(i => new Vauban.Records.ImportItem("Patient", $"jamais-importe-{i}",
-                System.Text.Encoding.UTF8.GetBytes(Samples.Patient(family: "Jamais", nir: Samples.ValidNir("1850375123" + (900 + i)))))).ToList();
+            var items = Enumerable.Range(0, 3).Select(i => Samples.Import("Patient", $"jamais-importe-{i}",
+                Samples.Patient(family: "Jamais", nir: Samples.ValidNir("1850375123" + (900 + i))))).ToList();
             await Assert.ThrowsAsync<AuditUnavailableException>(() => _server.Store.Records.ImportAsync(Officer, items, null, CancellationToken.None));
         }
         finally
