@@ -98,6 +98,16 @@ public sealed class VaubanStore : IAsyncDisposable
             throw;
         }
         var store = new VaubanStore(database, keys, options);
+        try
+        {
+            // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
+            await store.Audit.RecoverJournalsAsync(cancellationToken);
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            throw;
+        }
         // Containments, canaries and grants from before this start: a restart releases no one.
         await store.Guard.LoadAsync(cancellationToken);
         return store;

@@ -61,6 +61,7 @@ public sealed class AuditLog
     /// re-computed hash"). The Merkle tree and the signed checkpoints take the checked hashes in order, on a stage of their own.</summary>
     public async Task<AuditVerification> VerifyAsync(long tenantId, IProgress<long>? progress, CancellationToken cancellationToken)
     {
+        await _trail.CatchUpAsync();
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         long maxSequence, headSequence;
@@ -270,6 +271,7 @@ public sealed class AuditLog
     /// (searches re-check the entry's own chained columns).</summary>
     public async Task<AuditLookupCheck> VerifyLookupsAsync(long tenantId, CancellationToken cancellationToken)
     {
+        await _trail.CatchUpAsync();
         await using var connection = await _database.OpenAsync(cancellationToken);
         long indexed;
         using (var head = connection.Command("SELECT indexed_seq FROM audit_heads WHERE tenant_id = @t").With("t", tenantId))
@@ -299,6 +301,7 @@ public sealed class AuditLog
 
     public async Task<IReadOnlyList<AuditCheckpoint>> CheckpointsAsync(long tenantId, CancellationToken cancellationToken)
     {
+        await _trail.CatchUpAsync();
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT size, at, root, head, key_version, signature FROM audit_checkpoints WHERE tenant_id = @t ORDER BY size").With("t", tenantId);
@@ -336,6 +339,7 @@ public sealed class AuditLog
             await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused: only the security officer reads the audit log");
             return null;
         }
+        await _trail.CatchUpAsync(); // every act before this search is on the chain
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var command = _database.NewCommand();
         command.With("t", context.Tenant.Id);
@@ -412,6 +416,7 @@ public sealed class AuditLog
             await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused: only the security officer reads the audit log");
             return null;
         }
+        await _trail.CatchUpAsync(); // every act before this search is on the chain
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var command = _database.NewCommand();
         command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = @s";

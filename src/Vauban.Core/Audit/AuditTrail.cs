@@ -5,15 +5,18 @@
 // Two paths, one chain:
 // - acts that write records append inside their own transaction, just before it commits, so the write
 //   and its audit entries are atomic (WriteScope.Audit);
-// - every other act is queued to one appender task that writes whatever is waiting in one transaction
-//   (group commit) and releases the waiting requests when it has committed.
+// - every other act (reads, searches, refusals, sign-ins…) is appended to this process's audit journal — one
+//   write() per act, before the data leaves — and queued to one appender thread that copies whatever is waiting
+//   onto the chain in one transaction every IngestEvery (group commit, with the journal's progress in the same
+//   transaction). A store that opens puts on the chain what the journals of dead processes still hold.
 // Both read the chain's head row inside their transaction (locked on PostgreSQL, the single writer on
 // SQLite), so two processes on one store extend one chain rather than forking it.
 //
-// The appender keeps one connection of its own with its statements prepared; its commits are written and
-// visible before the waiting requests go on, and a flusher thread makes them durable at least every
-// DurableEvery (ADR 0009). The patient and principal lookups (audit_index) are filled behind the chain in
-// large sorted batches, never in the commit path.
+// The appender keeps one connection of its own with its statements prepared; a flusher thread makes the journal
+// and the appender's commits durable at least every DurableEvery (ADR 0009). If the chain cannot be written, the
+// journaled entries wait and are retried, and every act is refused until a copy succeeds (fail closed). Reading
+// the log first waits for what is queued. The patient and principal lookups (audit_index) are filled behind the
+// chain in large sorted batches, never in the commit path.
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text.Json;
@@ -47,6 +50,17 @@ public sealed record AuditOptions
     /// when the appender is idle); searches read the entries beyond them directly.</summary>
     public int IndexEvery { get; init; } = 16384;
 
+    /// <summary>Read-side entries are appended to the journal before the data leaves and copied onto the chain at most this
+    /// long after the previous copy (or as soon as MaxBatch wait, or someone reads the log). Zero: no journal — every
+    /// read-side act waits for the group commit that puts its entries on the chain.</summary>
+    public TimeSpan IngestEvery { get; init; } = TimeSpan.FromMilliseconds(25);
+
+    /// <summary>Past this many journaled entries waiting for the chain, an act waits for its own entries to be on it.</summary>
+    public int MaxBacklog { get; init; } = 65536;
+
+    /// <summary>The journal's folder; null: beside the SQLite file, or under the data folder for PostgreSQL.</summary>
+    public string? JournalDirectory { get; init; }
+
     public void Validate()
     {
         if (IndexEvery < 1) throw new VaubanConfigurationException("The audit index batch must be at least one entry.");
@@ -54,6 +68,8 @@ public sealed record AuditOptions
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) throw new VaubanConfigurationException("The audit checkpoint interval must be at least 100 ms.");
         if (MaxBatch < 1) throw new VaubanConfigurationException("The audit batch size must be at least one entry.");
         if (DurableEvery < TimeSpan.Zero || DurableEvery > TimeSpan.FromSeconds(1)) throw new VaubanConfigurationException("The audit durability interval must be between 0 and 1 second.");
+        if (IngestEvery < TimeSpan.Zero || IngestEvery > TimeSpan.FromSeconds(1)) throw new VaubanConfigurationException("The audit journal's copy interval must be between 0 and 1 second.");
+        if (MaxBacklog < 1) throw new VaubanConfigurationException("The audit journal's backlog must allow at least one entry.");
     }
 }
 
@@ -93,8 +109,24 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly ConcurrentDictionary<long, bool> _unindexed = new();
     private readonly Lazy<Task> _appender;
     private AppenderSession? _session; // the appender thread's only
-    private int _sleeping;
+    private int _sleeping;                // 1: the appender waits for entries; 2: it waits for the next copy (IngestEvery)
     private int _disposed;
+
+    // The journal (ADR 0009): written under _journalLock, which also orders the queue, so the appender copies entries
+    // in the order they were journaled.
+    private readonly Lock _journalLock = new();
+    private AuditJournal? _journal;                                   // opened with the first journaled act
+    private readonly ConcurrentQueue<(string Name, long End)> _retired = new(); // rotated files, deleted once copied
+    private readonly Dictionary<string, long> _copied = new(StringComparer.Ordinal); // appender: how far each file is on the chain
+    private volatile AuditUnavailableException? _copyFailure;         // set while the chain cannot be written
+    private int _backlog;                                             // journaled entries not yet taken by the appender
+    private int _urgent;                                              // queued groups someone waits for
+    private long _journaled;                                          // journal writes so far
+    private long _journalFlushedUpTo;                                 // flusher: the value of _journaled its last fsync covered
+
+    private bool Journaling => _options.IngestEvery > TimeSpan.Zero;
+
+    private string JournalDirectory => _options.JournalDirectory ?? _database.DefaultAuditJournalDirectory;
 
     internal AuditTrail(StoreDatabase database, KeyRing keys, TimeProvider time, AuditOptions options)
     {
@@ -139,12 +171,65 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
+    /// <summary>Journals the group's entries and queues them for the chain; returns once they are in the journal (or, with
+    /// no journal, a backlog past MaxBacklog, or no entries — a reader catching up — once they are on the chain).</summary>
     private async Task EnqueueAsync(PendingGroup group)
     {
         _ = _appender.Value;
-        if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
-        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1) _wake.Release();
-        await group.Done.Task.ConfigureAwait(false);
+        if (_copyFailure is { } failure) throw new AuditUnavailableException(failure.Message, failure.InnerException ?? failure);
+        var wait = true;
+        lock (_journalLock)
+        {
+            if (Journaling && group.Entries.Count > 0)
+            {
+                if (Volatile.Read(ref _disposed) != 0) throw new AuditUnavailableException("The audit log is closed.");
+                try
+                {
+                    _journal ??= AuditJournal.Create(JournalDirectory);
+                    group.Journal = _journal.Name;
+                    group.JournalEnd = _journal.Write(group.TenantId, group.Entries);
+                    if (_options.DurableEvery == TimeSpan.Zero) _journal.FlushToDisk();
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
+                {
+                    throw new AuditUnavailableException("The audit log could not be written; nothing was returned.", e);
+                }
+                Interlocked.Increment(ref _journaled);
+                var backlog = Interlocked.Add(ref _backlog, group.Entries.Count);
+                wait = backlog > _options.MaxBacklog;
+                group.Urgent = wait || backlog >= _options.MaxBatch;
+            }
+            else
+            {
+                group.Urgent = true;
+            }
+            group.Awaited = wait;
+            if (group.Urgent) Interlocked.Increment(ref _urgent);
+            if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
+            if (group.Journal is not null) RotateJournal();
+        }
+        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) _wake.Release();
+        if (wait) await group.Done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Starts a new journal file past AuditJournal.RotateAt (under _journalLock). A failure only postpones it.</summary>
+    private void RotateJournal()
+    {
+        try
+        {
+            if (_journal!.RotateIfLarge() is { } retired) _retired.Enqueue(retired);
+        }
+        catch (IOException)
+        {
+            // Tried again after the next write; the current file goes on growing meanwhile.
+        }
+    }
+
+    /// <summary>Returns once every entry queued before the call is on the chain: reading the log sees every act before it.</summary>
+    internal async Task CatchUpAsync()
+    {
+        if (!Journaling || !_appender.IsValueCreated || Volatile.Read(ref _disposed) != 0) return;
+        await EnqueueAsync(new PendingGroup(0, []));
     }
 
     private async ValueTask<List<PreparedEntry>> PrepareAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type,
@@ -339,6 +424,8 @@ public sealed class AuditTrail : IAsyncDisposable
         private readonly DbCommand _updateHead;
         private readonly DbCommand _checkpoint;
         private readonly DbCommand _index;
+        private readonly DbCommand _saveJournal;
+        private readonly DbCommand _forgetJournal;
 
         public ChainStatements(DbConnection connection, StorageEngine engine)
         {
@@ -369,6 +456,8 @@ public sealed class AuditTrail : IAsyncDisposable
                 ? $"INSERT INTO audit_index (tenant_id, bucket, kind, ix, seq) {select} ON CONFLICT DO NOTHING;"
                 : $"INSERT OR IGNORE INTO audit_index (tenant_id, bucket, kind, ix, seq) {select};")
                 + " UPDATE audit_heads SET indexed_seq = @to WHERE tenant_id = @t;", "t", "from", "to");
+            _saveJournal = Make(connection, "INSERT INTO audit_journals (name, ingested) VALUES (@n, @o) ON CONFLICT (name) DO UPDATE SET ingested = excluded.ingested", "n", "o");
+            _forgetJournal = Make(connection, "DELETE FROM audit_journals WHERE name = @n", "n");
         }
 
         private static DbCommand Make(DbConnection connection, string sql, params string[] names)
@@ -411,6 +500,8 @@ public sealed class AuditTrail : IAsyncDisposable
             _updateHead.Transaction = transaction;
             _checkpoint.Transaction = transaction;
             _index.Transaction = transaction;
+            _saveJournal.Transaction = transaction;
+            _forgetJournal.Transaction = transaction;
         }
 
         public async Task<Head> ReadHeadAsync(long tenantId, CancellationToken cancellationToken)
@@ -465,6 +556,19 @@ public sealed class AuditTrail : IAsyncDisposable
         public Task IndexAsync(long tenantId, long from, long to, CancellationToken cancellationToken) =>
             RunAsync(_index, cancellationToken, tenantId, from, to);
 
+        public Task SaveJournalAsync(string name, long copied, CancellationToken cancellationToken) =>
+            RunAsync(_saveJournal, cancellationToken, name, copied);
+
+        public Task ForgetJournalAsync(string name, CancellationToken cancellationToken) =>
+            RunAsync(_forgetJournal, cancellationToken, name);
+
+        /// <summary>How far a journal file is on the chain (0 when it has no row yet).</summary>
+        public static async Task<long> JournalCopiedAsync(WriteScope scope, string name, CancellationToken cancellationToken)
+        {
+            using var command = scope.Command("SELECT ingested FROM audit_journals WHERE name = @n").With("n", name);
+            return await command.ExecuteScalarAsync(cancellationToken) is { } value and not DBNull ? Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        }
+
         /// <summary>Binds <paramref name="values"/> to the command's parameters in the order they were declared, and runs it.</summary>
         private static Task<int> RunAsync(DbCommand command, CancellationToken cancellationToken, params object[] values)
         {
@@ -479,6 +583,62 @@ public sealed class AuditTrail : IAsyncDisposable
             _updateHead.Dispose();
             _checkpoint.Dispose();
             _index.Dispose();
+            _saveJournal.Dispose();
+            _forgetJournal.Dispose();
+        }
+    }
+
+    // ---- journals left by processes that stopped ----
+
+    /// <summary>Puts on the chain what the journals no live process holds still have beyond their copied offset (a process that
+    /// crashed, or closed while the chain could not be written), then deletes them. Runs when a store opens.</summary>
+    internal async Task RecoverJournalsAsync(CancellationToken cancellationToken)
+    {
+        var directory = JournalDirectory;
+        foreach (var (name, handle) in AuditJournal.Orphans(directory))
+        {
+            using (handle)
+            {
+                var data = new byte[RandomAccess.GetLength(handle)];
+                var read = 0;
+                while (read < data.Length)
+                {
+                    var n = RandomAccess.Read(handle, data.AsSpan(read), read);
+                    if (n == 0) break;
+                    read += n;
+                }
+                var records = AuditJournal.Parse(data.AsSpan(0, read), 0);
+                var next = 0;
+                while (true)
+                {
+                    await using var scope = await _database.BeginWriteAsync(cancellationToken);
+                    var copied = await ChainStatements.JournalCopiedAsync(scope, name, cancellationToken);
+                    while (next < records.Count && records[next].End <= copied) next++;
+                    if (next == records.Count) break;
+                    var chunk = new List<JournalRecord>();
+                    var entries = 0;
+                    while (next < records.Count && (chunk.Count == 0 || entries + records[next].Entries.Count <= _options.MaxBatch))
+                    {
+                        chunk.Add(records[next]);
+                        entries += records[next].Entries.Count;
+                        next++;
+                    }
+                    using var statements = new ChainStatements(scope.Connection, _database.Engine);
+                    foreach (var tenant in chunk.GroupBy(r => r.TenantId))
+                    {
+                        await AppendInScopeAsync(scope, tenant.Key, tenant.SelectMany(r => r.Entries).ToList(), cancellationToken, kept: statements);
+                    }
+                    await statements.SaveJournalAsync(name, chunk[^1].End, cancellationToken);
+                    await scope.CommitAsync(cancellationToken);
+                }
+                File.Delete(Path.Combine(directory, name));
+            }
+            await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+            {
+                using var forget = scope.Command("DELETE FROM audit_journals WHERE name = @n").With("n", name);
+                await forget.ExecuteNonQueryAsync(cancellationToken);
+                await scope.CommitAsync(cancellationToken);
+            }
         }
     }
 
@@ -489,6 +649,16 @@ public sealed class AuditTrail : IAsyncDisposable
         public long TenantId { get; } = tenantId;
         public List<PreparedEntry> Entries { get; } = entries;
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The journal file holding these entries, and the offset just past them; null when not journaled.</summary>
+        public string? Journal { get; set; }
+        public long JournalEnd { get; set; }
+
+        /// <summary>The appender copies this group without waiting for IngestEvery: someone waits for it, or MaxBatch entries do.</summary>
+        public bool Urgent { get; set; }
+
+        /// <summary>The act waits for this group to be on the chain (and fails if it cannot be written).</summary>
+        public bool Awaited { get; set; }
     }
 
     /// <summary>The appender's own connection and its prepared statements.</summary>
@@ -545,48 +715,78 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly SemaphoreSlim _flushNow = new(0);
     private volatile bool _stopFlusher;
 
+    /// <summary>How long the appender waits before it tries again to copy entries the chain could not take.</summary>
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(200);
+
     private void RunAppender()
     {
         var batch = new List<PendingGroup>();
         var reader = _queue.Reader;
         var lastIdleWork = Environment.TickCount64;
+        var lastCopy = 0L;
+        var failures = 0;
         try
         {
             while (true)
             {
-                if (!reader.TryPeek(out _))
+                if (batch.Count == 0)
                 {
-                    if (reader.Completion.IsCompleted) break;
-                    Volatile.Write(ref _sleeping, 1);
-                    if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted && !_wake.Wait(IdleTick))
+                    if (!reader.TryPeek(out _))
                     {
+                        if (reader.Completion.IsCompleted) break;
+                        Interlocked.Exchange(ref _sleeping, 1);
+                        if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted && !_wake.Wait(IdleTick))
+                        {
+                            Interlocked.Exchange(ref _sleeping, 0);
+                            Idle();
+                            lastIdleWork = Environment.TickCount64;
+                            continue;
+                        }
                         Interlocked.Exchange(ref _sleeping, 0);
-                        Idle();
-                        lastIdleWork = Environment.TickCount64;
                         continue;
                     }
-                    Interlocked.Exchange(ref _sleeping, 0);
-                    continue;
+                    WaitForNextCopy(lastCopy);
+                }
+                else
+                {
+                    // Journaled entries the chain could not take: they stay in the journal and are tried again. A closing
+                    // trail gives up after a few tries; the next store to open copies them from the journal.
+                    if (Volatile.Read(ref _disposed) != 0 && failures >= 3) break;
+                    Thread.Sleep(RetryDelay);
                 }
                 var count = 0;
+                foreach (var waiting in batch) count += waiting.Entries.Count;
                 while (count < _options.MaxBatch && reader.TryRead(out var group))
                 {
                     batch.Add(group);
                     count += group.Entries.Count;
+                    if (group.Urgent) Interlocked.Decrement(ref _urgent);
+                    if (group.Journal is not null) Interlocked.Add(ref _backlog, -group.Entries.Count);
                 }
+                lastCopy = Environment.TickCount64;
                 try
                 {
                     var toIndex = CommitBatchAsync(batch).GetAwaiter().GetResult();
                     if (_options.DurableEvery == TimeSpan.Zero) FlushToDiskAsync().GetAwaiter().GetResult();
+                    _copyFailure = null;
+                    failures = 0;
                     foreach (var group in batch) group.Done.TrySetResult();
                     batch.Clear();
+                    ForgetRetiredJournals();
                     foreach (var tenantId in toIndex) RunIndexAsync(tenantId).GetAwaiter().GetResult();
                 }
                 catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
                 {
                     var failure = new AuditUnavailableException("The audit log could not be written; nothing was returned.", e);
-                    foreach (var group in batch) group.Done.TrySetException(failure);
-                    batch.Clear();
+                    failures++;
+                    foreach (var group in batch)
+                    {
+                        if (group.Awaited) group.Done.TrySetException(failure);
+                    }
+                    // Entries not journaled are lost with the acts that waited for them (they returned nothing); journaled
+                    // ones are kept, and until they are on the chain every act is refused.
+                    batch.RemoveAll(g => g.Journal is null);
+                    if (batch.Count > 0) _copyFailure = failure;
                 }
                 if (Environment.TickCount64 - lastIdleWork >= (long)_options.CheckpointInterval.TotalMilliseconds)
                 {
@@ -596,6 +796,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
             }
             SignPendingAsync(now: true).GetAwaiter().GetResult();
+            CloseJournal(complete: batch.Count == 0);
         }
         finally
         {
@@ -606,6 +807,67 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
+    /// <summary>With a journal, batches the entries: waits until IngestEvery after the last copy, unless someone waits for
+    /// the entries (an act past the backlog, a reader of the log), MaxBatch of them wait, or the trail closes.</summary>
+    private void WaitForNextCopy(long lastCopy)
+    {
+        if (!Journaling) return;
+        var wait = (long)_options.IngestEvery.TotalMilliseconds - (Environment.TickCount64 - lastCopy);
+        if (wait <= 0) return;
+        Interlocked.Exchange(ref _sleeping, 2);
+        if (Volatile.Read(ref _urgent) == 0 && !_queue.Reader.Completion.IsCompleted) _wake.Wait(TimeSpan.FromMilliseconds(wait));
+        Interlocked.Exchange(ref _sleeping, 0);
+    }
+
+    /// <summary>Deletes the rotated journal files whose entries are all on the chain, once the database has them on disk.</summary>
+    private void ForgetRetiredJournals()
+    {
+        while (_retired.TryPeek(out var retired) && _copied.TryGetValue(retired.Name, out var copied) && copied >= retired.End)
+        {
+            if (!FlushToDiskAsync().GetAwaiter().GetResult() || !ForgetJournalAsync(retired.Name).GetAwaiter().GetResult()) return;
+            _retired.TryDequeue(out _);
+            _copied.Remove(retired.Name);
+        }
+    }
+
+    /// <summary>At the end: when every journaled entry is on the chain and on disk, deletes the journal; otherwise leaves it for
+    /// the next store that opens.</summary>
+    private void CloseJournal(bool complete)
+    {
+        AuditJournal? journal;
+        lock (_journalLock)
+        {
+            journal = _journal;
+            _journal = null;
+        }
+        if (journal is null) return;
+        journal.Dispose();
+        if (!complete) return;
+        ForgetRetiredJournals();
+        if (FlushToDiskAsync().GetAwaiter().GetResult()) ForgetJournalAsync(journal.Name).GetAwaiter().GetResult();
+    }
+
+    /// <summary>Deletes a journal file whose entries are all on the chain, and then its progress row.</summary>
+    private async Task<bool> ForgetJournalAsync(string name)
+    {
+        try
+        {
+            File.Delete(Path.Combine(JournalDirectory, name));
+            var session = await SessionAsync();
+            await using var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None);
+            session.Statements.Use(scope.Transaction);
+            await session.Statements.ForgetJournalAsync(name, CancellationToken.None);
+            await scope.CommitAsync(CancellationToken.None);
+            return true;
+        }
+        catch (Exception e) when (e is DbException or InvalidOperationException or IOException or TimeoutException or UnauthorizedAccessException)
+        {
+            // A row left behind names a file that no longer exists: harmless.
+            await DropSessionAsync();
+            return false;
+        }
+    }
+
     /// <summary>Makes the appender's commits durable: at most DurableEvery after each one, without holding up the appender.</summary>
     private void RunFlusher()
     {
@@ -613,10 +875,26 @@ public sealed class AuditTrail : IAsyncDisposable
         {
             _flushNow.Wait(_options.DurableEvery == TimeSpan.Zero ? IdleTick : _options.DurableEvery);
             var stopping = _stopFlusher; // read first: once set, no commit comes after this flush
+            var journaled = Interlocked.Read(ref _journaled);
+            if (journaled != _journalFlushedUpTo && FlushJournal()) _journalFlushedUpTo = journaled;
             var committed = Interlocked.Read(ref _committed);
             if (committed != _flushedUpTo && FlushToDiskAsync().GetAwaiter().GetResult()) _flushedUpTo = committed;
             // One last attempt only: a store that is gone must not hold up shutdown.
             if (stopping) return;
+        }
+    }
+
+    /// <summary>Brings the journal to the disk. False when it could not (retried at the next tick).</summary>
+    private bool FlushJournal()
+    {
+        try
+        {
+            _journal?.FlushToDisk();
+            return true;
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return false;
         }
     }
 
@@ -648,16 +926,25 @@ public sealed class AuditTrail : IAsyncDisposable
         var toIndex = new List<long>();
         try
         {
+            if (batch.TrueForAll(g => g.Entries.Count == 0)) return toIndex; // only readers catching up
             var session = await SessionAsync();
             await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
             {
-                foreach (var tenant in batch.GroupBy(g => g.TenantId))
+                foreach (var tenant in batch.Where(g => g.Entries.Count > 0).GroupBy(g => g.TenantId))
                 {
                     var entries = tenant.Count() == 1 ? tenant.First().Entries : tenant.SelectMany(g => g.Entries).ToList();
                     var state = await AppendInScopeAsync(scope, tenant.Key, entries, CancellationToken.None, kept: session.Statements);
                     if (state.Size - state.Indexed >= _options.IndexEvery) toIndex.Add(tenant.Key);
                 }
+                // How far each journal is on the chain, in the same transaction: a journal found after a crash is copied from there.
+                var progress = new Dictionary<string, long>(StringComparer.Ordinal);
+                foreach (var group in batch)
+                {
+                    if (group.Journal is { } name) progress[name] = group.JournalEnd;
+                }
+                foreach (var (name, end) in progress) await session.Statements.SaveJournalAsync(name, end, CancellationToken.None);
                 await scope.CommitAsync(CancellationToken.None);
+                foreach (var (name, end) in progress) _copied[name] = end;
             }
             Interlocked.Increment(ref _committed);
             return toIndex;
@@ -730,7 +1017,7 @@ public sealed class AuditTrail : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        _queue.Writer.TryComplete();
+        lock (_journalLock) _queue.Writer.TryComplete(); // no act is between its journal write and the queue
         _wake.Release();
         if (_appender.IsValueCreated) await _appender.Value;
         else if (!_unsigned.IsEmpty) await SignPendingAsync(now: true);

@@ -254,5 +254,15 @@ internal static class Migrations
             CREATE INDEX export_jobs_status ON export_jobs (tenant_id, status, created_at);
             CREATE INDEX export_jobs_expiry ON export_jobs (expires_at);
             """),
+
+        // Step 10: how far each audit journal file has been copied onto the chain, written in the same transaction as the
+        // entries it copies, so that a journal found after a crash is copied from exactly there (no entry twice, none lost).
+        new(10, "audit journals: how far each has been copied onto the chain",
+            Sqlite: """
+            CREATE TABLE audit_journals (name TEXT PRIMARY KEY, ingested INTEGER NOT NULL) WITHOUT ROWID;
+            """,
+            Postgres: """
+            CREATE TABLE audit_journals (name text PRIMARY KEY, ingested bigint NOT NULL);
+            """),
     ];
 }

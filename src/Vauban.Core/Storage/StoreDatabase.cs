@@ -16,6 +16,10 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// <summary>A description safe to print: the file path, or the PostgreSQL host and database, never a password.</summary>
     public abstract string Description { get; }
 
+    /// <summary>Where this process keeps its audit journal when none is configured (ADR 0009): beside the SQLite file; for
+    /// PostgreSQL, under the data folder, one folder per server and database.</summary>
+    public abstract string DefaultAuditJournalDirectory { get; }
+
     public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
 
     /// <summary>Runs one hot single-row read with a statement prepared once per connection (SQLite re-parses
@@ -254,6 +258,7 @@ internal sealed class SqliteDatabase : StoreDatabase
 
     public override StorageEngine Engine => StorageEngine.Sqlite;
     public override string Description { get; }
+    public override string DefaultAuditJournalDirectory => _path + "-audit";
 
     public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
     {
@@ -528,11 +533,14 @@ internal sealed class PostgresDatabase : StoreDatabase
         // The same few statements run all day: let Npgsql prepare them server-side after first use.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
         Description = $"PostgreSQL {builder.Host}:{builder.Port}/{builder.Database}";
+        var folder = string.Concat($"{builder.Host}-{builder.Port}-{builder.Database}".Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' ? c : '_'));
+        DefaultAuditJournalDirectory = Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", folder);
         _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
     }
 
     public override StorageEngine Engine => StorageEngine.Postgres;
     public override string Description { get; }
+    public override string DefaultAuditJournalDirectory { get; }
 
     public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
         await _dataSource.OpenConnectionAsync(cancellationToken);

@@ -252,18 +252,31 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task When_the_audit_log_cannot_be_written_nothing_is_returned_or_changed()
+    public async Task When_the_chain_cannot_be_written_every_act_is_refused_and_no_journaled_entry_is_lost()
     {
+        var readsBefore = await ReadEntriesOfPatientAsync();
         await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        var servedDuringOutage = 0;
         try
         {
-            using (var read = await _client.GetAsync($"/fhir/Patient/{_patient}"))
+            // A read's entry is in the journal before its data leaves; the first copy onto the chain that fails closes the door.
+            var refused = false;
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!refused && DateTime.UtcNow < deadline)
             {
+                using var read = await _client.GetAsync($"/fhir/Patient/{_patient}");
+                if (read.StatusCode == HttpStatusCode.OK)
+                {
+                    servedDuringOutage++;
+                    continue;
+                }
                 Assert.True(read.StatusCode == HttpStatusCode.ServiceUnavailable, _server.AllLogs());
                 var body = await read.Content.ReadAsStringAsync();
                 Assert.Contains("OperationOutcome", body, StringComparison.Ordinal);
                 Assert.DoesNotContain("Audit", body.Replace("audit log", "", StringComparison.Ordinal), StringComparison.Ordinal);
+                refused = true;
             }
+            Assert.True(refused, "reads were still served 10 s after the chain became unwritable");
             using (var search = await _client.GetAsync("/fhir/Patient?family=audit"))
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, search.StatusCode);
@@ -279,13 +292,73 @@ public abstract class AuditTests : IAsyncLifetime
         }
         finally
         {
-            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries");
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries", catchUp: false);
         }
+        // The journaled entries are copied as soon as the chain takes them again, and the door reopens.
+        var reopened = DateTime.UtcNow.AddSeconds(10);
+        HttpStatusCode status;
+        do
+        {
+            using var read = await _client.GetAsync($"/fhir/Patient/{_patient}");
+            status = read.StatusCode;
+            if (status != HttpStatusCode.OK) await Task.Delay(50);
+        }
+        while (status != HttpStatusCode.OK && DateTime.UtcNow < reopened);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal(readsBefore + servedDuringOutage + 1, await ReadEntriesOfPatientAsync());
         using (var count = await _client.GetAsync("/fhir/Patient?family=jamais&_summary=count"))
         {
             Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
         }
         Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
+    public async Task Entries_journaled_by_a_process_that_stopped_before_they_reached_the_chain_are_put_on_it_by_the_next()
+    {
+        var journals = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var readsBefore = await ReadEntriesOfPatientAsync();
+            var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = journals } };
+            await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+            try
+            {
+                // A second process reads while the chain cannot be written, and stops before it can copy its entries.
+                await using var stopped = await VaubanStore.OpenAsync(options, CancellationToken.None);
+                var read = await stopped.Records.ReadAsync(AccessContext.Operator(_tenant, "read, then stopped"), "Patient", _patient, CancellationToken.None);
+                Assert.NotNull(read);
+            }
+            finally
+            {
+                await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries", catchUp: false);
+            }
+            var left = Assert.Single(Directory.GetFiles(journals, "*.journal"));
+            Assert.True(new FileInfo(left).Length > 0);
+            // A power loss tore the record it was writing.
+            await File.AppendAllBytesAsync(left, [0x56, 0x41, 0x4A, 0x31, 0xFF, 0x00, 0x00]);
+
+            // The next process to open the store puts the entry on the chain, once, and deletes the journal.
+            await using (var next = await VaubanStore.OpenAsync(options, CancellationToken.None))
+            {
+                Assert.Empty(Directory.GetFiles(journals, "*.journal"));
+            }
+            await using (var again = await VaubanStore.OpenAsync(options, CancellationToken.None)) { }
+            Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
+            var result = await VerifyAsync();
+            Assert.True(result.Valid, result.Problem);
+        }
+        finally
+        {
+            if (Directory.Exists(journals)) Directory.Delete(journals, recursive: true);
+        }
+    }
+
+    /// <summary>How many read entries the patient's access history holds.</summary>
+    private async Task<int> ReadEntriesOfPatientAsync()
+    {
+        var found = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.Read], Count = 10_000 }, CancellationToken.None);
+        return found!.Count;
     }
 
     [Fact]
@@ -317,8 +390,10 @@ public abstract class AuditTests : IAsyncLifetime
 
     // ---- raw access to the real database, as an attacker with the file or a database login would have ----
 
-    private async Task<DbConnection> RawAsync()
+    private async Task<DbConnection> RawAsync(bool catchUp = true)
     {
+        // What the server has journaled is on the chain first: the attacker works on the rows as they stand.
+        if (catchUp) await _server.Store.Audit.CatchUpAsync();
         DbConnection connection = _engine == Engine.Sqlite ? new SqliteConnection($"Data Source={_server.Db};Pooling=False") : new NpgsqlConnection(_server.Db);
         await connection.OpenAsync();
         return connection;
@@ -360,7 +435,9 @@ public abstract class AuditTests : IAsyncLifetime
     [Fact]
     public async Task Removing_lookup_rows_hides_nothing_from_the_lookup_check()
     {
+        // The appender builds lookups once IndexEvery entries wait for them, or when it has been idle a second.
         var (_, indexed) = await HeadAsync();
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); indexed < 8 && DateTime.UtcNow < deadline; (_, indexed) = await HeadAsync(catchUp: false)) await Task.Delay(100);
         Assert.True(indexed >= 8, $"lookups built up to {indexed}");
         var clean = await _server.Store.AuditLog.VerifyLookupsAsync(_tenant.Id, CancellationToken.None);
         Assert.True(clean.Complete, $"first missing {clean.FirstMissing}");
@@ -383,9 +460,9 @@ public abstract class AuditTests : IAsyncLifetime
         Assert.True((await VerifyAsync()).Valid); // the chain itself is untouched
     }
 
-    private async Task<(long Head, long Indexed)> HeadAsync()
+    private async Task<(long Head, long Indexed)> HeadAsync(bool catchUp = true)
     {
-        await using var connection = await RawAsync();
+        await using var connection = await RawAsync(catchUp);
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT seq, indexed_seq FROM audit_heads WHERE tenant_id = @t";
         AddParameter(command, "t", _tenant.Id);
@@ -394,9 +471,11 @@ public abstract class AuditTests : IAsyncLifetime
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
-    private async Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
+    private Task ExecuteAsync(string sql, params (string Name, object Value)[] parameters) => ExecuteAsync(sql, catchUp: true, parameters);
+
+    private async Task ExecuteAsync(string sql, bool catchUp, params (string Name, object Value)[] parameters)
     {
-        await using var connection = await RawAsync();
+        await using var connection = await RawAsync(catchUp);
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
         AddParameter(command, "t", _tenant.Id);

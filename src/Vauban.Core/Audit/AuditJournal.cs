@@ -1,0 +1,219 @@
+// The audit journal: where a read-side act's entries are appended before its data leaves. One write() per act into
+// a file of this process's own, then the appender copies them onto the tenant's chain in the database behind the
+// requests, in large batches (ADR 0009, revised). The file survives the process: a store that opens finds the
+// journals no live process holds (each is locked while its owner runs) and puts what they hold on the chain, from
+// where audit_journals says the last copy stopped.
+//
+// A record: magic, body length, body (tenant, count, then each entry's clear columns and sealed part), and a trailer
+// (the length masked), so that a record torn or zero-filled by a power loss ends the file instead of being misread.
+// Identifying fields are in the sealed part (AES-256-GCM, as on the chain): the journal holds nothing in clear that the
+// chain does not.
+using System.Buffers;
+using System.Buffers.Binary;
+using Microsoft.Win32.SafeHandles;
+
+namespace Vauban.Audit;
+
+/// <summary>One act's entries read back from a journal, and the offset just past its record.</summary>
+internal readonly record struct JournalRecord(long TenantId, List<PreparedEntry> Entries, long End);
+
+internal sealed class AuditJournal : IDisposable
+{
+    public const string Extension = ".journal";
+
+    /// <summary>A journal file is retired, and a new one started, past this size; the retired file is deleted once its
+    /// entries are on the chain and the database has them on disk.</summary>
+    public const long RotateAt = 64L << 20;
+
+    private const uint Magic = 0x314A4156; // "VAJ1"
+    private const uint TrailerMask = 0x5A5A5A5A;
+    private const int HeaderSize = 8;
+    private const int TrailerSize = 4;
+    private const int EntryFixedSize = 8 + 2 + 2 + 2 + 8 + 8 + 4;
+
+    private readonly string _directory;
+    private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets
+    private readonly Lock _flushLock = new();
+    private bool _closed;
+
+    private AuditJournal(string directory, FileStream file, string name)
+    {
+        _directory = directory;
+        _file = file;
+        Name = name;
+    }
+
+    /// <summary>The current file's name (the key of its row in audit_journals).</summary>
+    public string Name { get; private set; }
+
+    /// <summary>Bytes written to the current file.</summary>
+    public long Position { get; private set; }
+
+    /// <summary>A new journal file in <paramref name="directory"/> (created 0700), locked for this process.</summary>
+    public static AuditJournal Create(string directory)
+    {
+        var (file, name) = NewFile(directory);
+        return new AuditJournal(directory, file, name);
+    }
+
+    private static (FileStream File, string Name) NewFile(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
+            else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var name = Guid.NewGuid().ToString("N") + Extension;
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        // FileShare.None is an exclusive lock on the file (flock on Unix) for as long as this process holds it open.
+        return (new FileStream(Path.Combine(directory, name), options), name);
+    }
+
+    /// <summary>Appends one act's entries; returns the offset just past them. The caller serializes calls. On failure
+    /// the file is cut back to where it was, so a half-written record never precedes a good one.</summary>
+    public long Write(long tenantId, IReadOnlyList<PreparedEntry> entries)
+    {
+        var body = 8 + 4;
+        foreach (var e in entries) body += EntryFixedSize + e.Sealed.Length;
+        var length = HeaderSize + body + TrailerSize;
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            var span = buffer.AsSpan(0, length);
+            BinaryPrimitives.WriteUInt32LittleEndian(span, Magic);
+            BinaryPrimitives.WriteInt32LittleEndian(span[4..], body);
+            BinaryPrimitives.WriteInt64LittleEndian(span[8..], tenantId);
+            BinaryPrimitives.WriteInt32LittleEndian(span[16..], entries.Count);
+            var at = 20;
+            foreach (var e in entries)
+            {
+                BinaryPrimitives.WriteInt64LittleEndian(span[at..], e.At);
+                BinaryPrimitives.WriteInt16LittleEndian(span[(at + 8)..], checked((short)e.Action));
+                BinaryPrimitives.WriteInt16LittleEndian(span[(at + 10)..], checked((short)e.Outcome));
+                BinaryPrimitives.WriteInt16LittleEndian(span[(at + 12)..], checked((short)e.Type));
+                BinaryPrimitives.WriteInt64LittleEndian(span[(at + 14)..], e.PrincipalIndex);
+                BinaryPrimitives.WriteInt64LittleEndian(span[(at + 22)..], e.PatientIndex);
+                BinaryPrimitives.WriteInt32LittleEndian(span[(at + 30)..], e.Sealed.Length);
+                e.Sealed.CopyTo(span[(at + EntryFixedSize)..]);
+                at += EntryFixedSize + e.Sealed.Length;
+            }
+            BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)body ^ TrailerMask);
+            try
+            {
+                RandomAccess.Write(_file.SafeFileHandle, span, Position);
+            }
+            catch
+            {
+                try { RandomAccess.SetLength(_file.SafeFileHandle, Position); }
+                catch (IOException) { /* the reader stops at the torn record anyway */ }
+                throw;
+            }
+            Position += length;
+            return Position;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Past <see cref="RotateAt"/>: syncs and closes the current file and starts a new one. Returns the retired
+    /// file's name and size, or null. The caller serializes this with <see cref="Write"/>.</summary>
+    public (string Name, long End)? RotateIfLarge()
+    {
+        if (Position < RotateAt) return null;
+        var (file, name) = NewFile(_directory);
+        var retired = (Name, Position);
+        lock (_flushLock)
+        {
+            RandomAccess.FlushToDisk(_file.SafeFileHandle);
+            _file.Dispose();
+            _file = file;
+        }
+        Name = name;
+        Position = 0;
+        return retired;
+    }
+
+    /// <summary>Brings what was written to the disk (the flusher, every DurableEvery).</summary>
+    public void FlushToDisk()
+    {
+        lock (_flushLock)
+        {
+            if (!_closed) RandomAccess.FlushToDisk(_file.SafeFileHandle);
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_flushLock)
+        {
+            _closed = true;
+            _file.Dispose();
+        }
+    }
+
+    /// <summary>The records of a journal from <paramref name="from"/> on, up to the first one that is incomplete or damaged.</summary>
+    public static List<JournalRecord> Parse(ReadOnlySpan<byte> data, long from)
+    {
+        var records = new List<JournalRecord>();
+        var at = (int)Math.Min(from, data.Length);
+        while (data.Length - at >= HeaderSize + 12 + TrailerSize)
+        {
+            if (BinaryPrimitives.ReadUInt32LittleEndian(data[at..]) != Magic) break;
+            var body = BinaryPrimitives.ReadInt32LittleEndian(data[(at + 4)..]);
+            if (body < 12 || body > data.Length - at - HeaderSize - TrailerSize) break;
+            var span = data.Slice(at + HeaderSize, body);
+            if (BinaryPrimitives.ReadUInt32LittleEndian(data[(at + HeaderSize + body)..]) != ((uint)body ^ TrailerMask)) break;
+            var tenantId = BinaryPrimitives.ReadInt64LittleEndian(span);
+            var count = BinaryPrimitives.ReadInt32LittleEndian(span[8..]);
+            var entries = new List<PreparedEntry>(Math.Max(0, Math.Min(count, 1024)));
+            var p = 12;
+            var damaged = count < 0;
+            for (var i = 0; i < count && !damaged; i++)
+            {
+                if (span.Length - p < EntryFixedSize) { damaged = true; break; }
+                var sealedLength = BinaryPrimitives.ReadInt32LittleEndian(span[(p + 30)..]);
+                if (sealedLength < 0 || sealedLength > span.Length - p - EntryFixedSize) { damaged = true; break; }
+                entries.Add(new PreparedEntry(
+                    BinaryPrimitives.ReadInt64LittleEndian(span[p..]),
+                    BinaryPrimitives.ReadInt16LittleEndian(span[(p + 8)..]),
+                    BinaryPrimitives.ReadInt16LittleEndian(span[(p + 10)..]),
+                    BinaryPrimitives.ReadInt16LittleEndian(span[(p + 12)..]),
+                    BinaryPrimitives.ReadInt64LittleEndian(span[(p + 14)..]),
+                    BinaryPrimitives.ReadInt64LittleEndian(span[(p + 22)..]),
+                    span.Slice(p + EntryFixedSize, sealedLength).ToArray()));
+                p += EntryFixedSize + sealedLength;
+            }
+            if (damaged || p != body) break;
+            at += HeaderSize + body + TrailerSize;
+            records.Add(new JournalRecord(tenantId, entries, at));
+        }
+        return records;
+    }
+
+    /// <summary>The journal files in <paramref name="directory"/> that no live process holds, each opened (and so locked)
+    /// for the caller, who disposes the handle.</summary>
+    public static IEnumerable<(string Name, SafeFileHandle Handle)> Orphans(string directory)
+    {
+        if (!Directory.Exists(directory)) yield break;
+        foreach (var path in Directory.EnumerateFiles(directory, "*" + Extension).Order(StringComparer.Ordinal))
+        {
+            SafeFileHandle handle;
+            try
+            {
+                handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException)
+            {
+                continue; // held by its live owner (or gone meanwhile)
+            }
+            catch (UnauthorizedAccessException)
+            {
+                continue;
+            }
+            yield return (Path.GetFileName(path), handle);
+        }
+    }
+}
