@@ -1,5 +1,6 @@
 // The options every store-touching verb shares: --db (or VAUBAN_DB) and the master key file
-// (--master-key-file, VAUBAN_MASTER_KEY_FILE, default data/master.key; or VAUBAN_MASTER_KEY itself).
+// (--master-key-file, VAUBAN_MASTER_KEY_FILE, default data/master.key; or VAUBAN_MASTER_KEY itself), and the audit
+// journal's folder (VAUBAN_AUDIT_JOURNAL).
 using System.CommandLine;
 using Vauban.Crypto;
 
@@ -29,7 +30,11 @@ internal static class StoreArguments
         if (string.IsNullOrWhiteSpace(db)) db = Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db");
         var keyFile = parse.GetValue(MasterKeyFile) ?? Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
         if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
-        return new StoreOptions(db, MasterKey.Load(keyFile, Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)));
+        var options = new StoreOptions(db, MasterKey.Load(keyFile, Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)));
+        // Where this process journals audit entries on their way to the chain (ADR 0009); every process of one store
+        // should use the same folder, so that one recovers what another left after a crash.
+        var journal = Environment.GetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL");
+        return string.IsNullOrWhiteSpace(journal) ? options : options with { Audit = options.Audit with { JournalDirectory = Path.GetFullPath(journal) } };
     }
 
     public static async Task<VaubanStore> OpenAsync(ParseResult parse, CancellationToken cancellationToken) =>
