@@ -33,6 +33,7 @@ internal sealed class AuditJournal : IDisposable
 
     private readonly string _directory;
     private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets
+    private SafeFileHandle _handle; // _file's, taken once: FileStream.SafeFileHandle seeks (lseek) on every call to sync its position
     private readonly Lock _flushLock = new();
     private bool _closed;
 
@@ -40,6 +41,7 @@ internal sealed class AuditJournal : IDisposable
     {
         _directory = directory;
         _file = file;
+        _handle = file.SafeFileHandle;
         Name = name;
     }
 
@@ -101,11 +103,11 @@ internal sealed class AuditJournal : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)body ^ TrailerMask);
             try
             {
-                RandomAccess.Write(_file.SafeFileHandle, span, Position);
+                RandomAccess.Write(_handle, span, Position);
             }
             catch
             {
-                try { RandomAccess.SetLength(_file.SafeFileHandle, Position); }
+                try { RandomAccess.SetLength(_handle, Position); }
                 catch (IOException) { /* the reader stops at the torn record anyway */ }
                 throw;
             }
@@ -127,9 +129,10 @@ internal sealed class AuditJournal : IDisposable
         var retired = (Name, Position);
         lock (_flushLock)
         {
-            RandomAccess.FlushToDisk(_file.SafeFileHandle);
+            RandomAccess.FlushToDisk(_handle);
             _file.Dispose();
             _file = file;
+            _handle = file.SafeFileHandle;
         }
         Name = name;
         Position = 0;
@@ -141,7 +144,7 @@ internal sealed class AuditJournal : IDisposable
     {
         lock (_flushLock)
         {
-            if (!_closed) RandomAccess.FlushToDisk(_file.SafeFileHandle);
+            if (!_closed) RandomAccess.FlushToDisk(_handle);
         }
     }
 

@@ -203,13 +203,13 @@ public sealed class AuditTrail : IAsyncDisposable
             {
                 group.Urgent = true;
             }
-            group.Awaited = wait;
+            if (wait) group.Await();
             if (group.Urgent) Interlocked.Increment(ref _urgent);
             if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
             if (group.Journal is not null) RotateJournal();
         }
         if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) _wake.Release();
-        if (wait) await group.Done.Task.ConfigureAwait(false);
+        if (group.Done is { } done) await done.Task.ConfigureAwait(false);
     }
 
     /// <summary>Starts a new journal file past AuditJournal.RotateAt (under _journalLock). A failure only postpones it.</summary>
@@ -648,7 +648,10 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         public long TenantId { get; } = tenantId;
         public List<PreparedEntry> Entries { get; } = entries;
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>Completed once the entries are on the chain; only for an act that waits for that (most do not).</summary>
+        public TaskCompletionSource? Done { get; private set; }
+
+        public void Await() => Done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         /// <summary>The journal file holding these entries, and the offset just past them; null when not journaled.</summary>
         public string? Journal { get; set; }
@@ -657,8 +660,6 @@ public sealed class AuditTrail : IAsyncDisposable
         /// <summary>The appender copies this group without waiting for IngestEvery: someone waits for it, or MaxBatch entries do.</summary>
         public bool Urgent { get; set; }
 
-        /// <summary>The act waits for this group to be on the chain (and fails if it cannot be written).</summary>
-        public bool Awaited { get; set; }
     }
 
     /// <summary>The appender's own connection and its prepared statements.</summary>
@@ -770,7 +771,7 @@ public sealed class AuditTrail : IAsyncDisposable
                     if (_options.DurableEvery == TimeSpan.Zero) FlushToDiskAsync().GetAwaiter().GetResult();
                     _copyFailure = null;
                     failures = 0;
-                    foreach (var group in batch) group.Done.TrySetResult();
+                    foreach (var group in batch) group.Done?.TrySetResult();
                     batch.Clear();
                     ForgetRetiredJournals();
                     foreach (var tenantId in toIndex) RunIndexAsync(tenantId).GetAwaiter().GetResult();
@@ -781,7 +782,7 @@ public sealed class AuditTrail : IAsyncDisposable
                     failures++;
                     foreach (var group in batch)
                     {
-                        if (group.Awaited) group.Done.TrySetException(failure);
+                        group.Done?.TrySetException(failure);
                     }
                     // Entries not journaled are lost with the acts that waited for them (they returned nothing); journaled
                     // ones are kept, and until they are on the chain every act is refused.
