@@ -187,6 +187,10 @@ public sealed partial class RecordsGuard
     private long _flushedAt;
     private int _flushing;
     private bool _baselinesLoaded;
+    // One write of the baselines at a time: a flush that finds nothing dirty because a background write has taken it
+    // returns only once that write is committed (a restart right after a flush loads what it wrote).
+    private readonly Lock _baselineWriteOrder = new();
+    private Task _baselineWrite = Task.CompletedTask;
 
     internal Baseline BaselineOf(long tenant, string subject) => _baselines.GetOrAdd((tenant, subject), _ => new Baseline { HoursView = new double[24], SourcesView = [] });
 
@@ -239,6 +243,26 @@ public sealed partial class RecordsGuard
 
     /// <summary>Writes every baseline changed since the last write, in one transaction.</summary>
     internal async Task FlushBaselinesAsync(CancellationToken cancellationToken)
+    {
+        Task mine;
+        lock (_baselineWriteOrder) mine = _baselineWrite = AfterAsync(_baselineWrite, cancellationToken);
+        await mine;
+    }
+
+    private async Task AfterAsync(Task previous, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await previous;
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or OperationCanceledException)
+        {
+            // Its own caller has it; this write goes on.
+        }
+        await WriteBaselinesAsync(cancellationToken);
+    }
+
+    private async Task WriteBaselinesAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         RollIdle(now);
