@@ -14,6 +14,9 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Vauban.Audit;
 
+/// <summary>A journal file rotated out: its name, its size, and the stream that holds its lock until it is deleted.</summary>
+internal sealed record RetiredJournal(string Name, long End, FileStream File);
+
 /// <summary>One act's entries read back from a journal, and the offset just past its record.</summary>
 internal readonly record struct JournalRecord(long TenantId, List<PreparedEntry> Entries, long End);
 
@@ -21,9 +24,9 @@ internal sealed class AuditJournal : IDisposable
 {
     public const string Extension = ".journal";
 
-    /// <summary>A journal file is retired, and a new one started, past this size; the retired file is deleted once its
-    /// entries are on the chain and the database has them on disk.</summary>
-    public const long RotateAt = 64L << 20;
+    /// <summary>By default a journal file is retired, and a new one started, past this size; the retired file is deleted once
+    /// its entries are on the chain and the database has them on disk.</summary>
+    public const long DefaultRotateAt = 64L << 20;
 
     private const uint Magic = 0x314A4156; // "VAJ1"
     private const uint TrailerMask = 0x5A5A5A5A;
@@ -32,14 +35,16 @@ internal sealed class AuditJournal : IDisposable
     private const int EntryFixedSize = 8 + 2 + 2 + 2 + 8 + 8 + 4;
 
     private readonly string _directory;
+    private readonly long _rotateAt;
     private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets
     private SafeFileHandle _handle; // _file's, taken once: FileStream.SafeFileHandle seeks (lseek) on every call to sync its position
     private readonly Lock _flushLock = new();
     private bool _closed;
 
-    private AuditJournal(string directory, FileStream file, string name)
+    private AuditJournal(string directory, long rotateAt, FileStream file, string name)
     {
         _directory = directory;
+        _rotateAt = rotateAt;
         _file = file;
         _handle = file.SafeFileHandle;
         Name = name;
@@ -51,11 +56,12 @@ internal sealed class AuditJournal : IDisposable
     /// <summary>Bytes written to the current file.</summary>
     public long Position { get; private set; }
 
-    /// <summary>A new journal file in <paramref name="directory"/> (created 0700), locked for this process.</summary>
-    public static AuditJournal Create(string directory)
+    /// <summary>A new journal file in <paramref name="directory"/> (created 0700), locked for this process, rotated past
+    /// <paramref name="rotateAt"/> bytes.</summary>
+    public static AuditJournal Create(string directory, long rotateAt = DefaultRotateAt)
     {
         var (file, name) = NewFile(directory);
-        return new AuditJournal(directory, file, name);
+        return new AuditJournal(directory, rotateAt, file, name);
     }
 
     private static (FileStream File, string Name) NewFile(string directory)
@@ -120,17 +126,28 @@ internal sealed class AuditJournal : IDisposable
         }
     }
 
-    /// <summary>Past <see cref="RotateAt"/>: syncs and closes the current file and starts a new one. Returns the retired
-    /// file's name and size, or null. The caller serializes this with <see cref="Write"/>.</summary>
-    public (string Name, long End)? RotateIfLarge()
+    /// <summary>Past the rotation size: syncs the current file and starts a new one. Returns the retired file — name,
+    /// size, and the stream that keeps it locked: the caller disposes it only once the file is deleted, or another store
+    /// opening meanwhile would take it for a dead process's journal and copy it a second time. Null when not due. The
+    /// caller serializes this with <see cref="Write"/>.</summary>
+    public RetiredJournal? RotateIfLarge()
     {
-        if (Position < RotateAt) return null;
+        if (Position < _rotateAt) return null;
         var (file, name) = NewFile(_directory);
-        var retired = (Name, Position);
+        RetiredJournal retired;
         lock (_flushLock)
         {
-            RandomAccess.FlushToDisk(_handle);
-            _file.Dispose();
+            try
+            {
+                RandomAccess.FlushToDisk(_handle);
+            }
+            catch
+            {
+                file.Dispose();
+                File.Delete(Path.Combine(_directory, name));
+                throw;
+            }
+            retired = new RetiredJournal(Name, Position, _file);
             _file = file;
             _handle = file.SafeFileHandle;
         }

@@ -61,6 +61,9 @@ public sealed record AuditOptions
     /// <summary>The journal's folder; null: beside the SQLite file, or under the data folder for PostgreSQL.</summary>
     public string? JournalDirectory { get; init; }
 
+    /// <summary>A journal file past this size is retired and a new one started (tests make it small).</summary>
+    internal long JournalRotateAt { get; init; } = AuditJournal.DefaultRotateAt;
+
     public void Validate()
     {
         if (IndexEvery < 1) throw new VaubanConfigurationException("The audit index batch must be at least one entry.");
@@ -116,7 +119,7 @@ public sealed class AuditTrail : IAsyncDisposable
     // in the order they were journaled.
     private readonly Lock _journalLock = new();
     private AuditJournal? _journal;                                   // opened with the first journaled act
-    private readonly ConcurrentQueue<(string Name, long End)> _retired = new(); // rotated files, deleted once copied
+    private readonly ConcurrentQueue<RetiredJournal> _retired = new(); // rotated files, still locked, deleted once copied
     private readonly Dictionary<string, long> _copied = new(StringComparer.Ordinal); // appender: how far each file is on the chain
     private volatile AuditUnavailableException? _copyFailure;         // set while the chain cannot be written
     private int _backlog;                                             // journaled entries not yet taken by the appender
@@ -126,7 +129,9 @@ public sealed class AuditTrail : IAsyncDisposable
 
     private bool Journaling => _options.IngestEvery > TimeSpan.Zero;
 
-    private string JournalDirectory => _options.JournalDirectory ?? _database.DefaultAuditJournalDirectory;
+    /// <summary>The folder of this process's audit journal. Every process of one store must find the same folder after a
+    /// restart: what a crashed process journaled is put on the chain by the next one that opens it there.</summary>
+    public string JournalDirectory => _options.JournalDirectory ?? _database.DefaultAuditJournalDirectory;
 
     internal AuditTrail(StoreDatabase database, KeyRing keys, TimeProvider time, AuditOptions options)
     {
@@ -185,7 +190,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 if (Volatile.Read(ref _disposed) != 0) throw new AuditUnavailableException("The audit log is closed.");
                 try
                 {
-                    _journal ??= AuditJournal.Create(JournalDirectory);
+                    _journal ??= AuditJournal.Create(JournalDirectory, _options.JournalRotateAt);
                     group.Journal = _journal.Name;
                     group.JournalEnd = _journal.Write(group.TenantId, group.Entries);
                     if (_options.DurableEvery == TimeSpan.Zero) _journal.FlushToDisk();
@@ -212,14 +217,14 @@ public sealed class AuditTrail : IAsyncDisposable
         if (group.Done is { } done) await done.Task.ConfigureAwait(false);
     }
 
-    /// <summary>Starts a new journal file past AuditJournal.RotateAt (under _journalLock). A failure only postpones it.</summary>
+    /// <summary>Starts a new journal file past AuditOptions.JournalRotateAt (under _journalLock). A failure only postpones it.</summary>
     private void RotateJournal()
     {
         try
         {
             if (_journal!.RotateIfLarge() is { } retired) _retired.Enqueue(retired);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Tried again after the next write; the current file goes on growing meanwhile.
         }
@@ -726,6 +731,7 @@ public sealed class AuditTrail : IAsyncDisposable
         var lastIdleWork = Environment.TickCount64;
         var lastCopy = 0L;
         var failures = 0;
+        var stopped = false;
         try
         {
             while (true)
@@ -757,7 +763,8 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 var count = 0;
                 foreach (var waiting in batch) count += waiting.Entries.Count;
-                while (count < _options.MaxBatch && reader.TryRead(out var group))
+                // After a failure everything queued joins the batch (acts waiting behind it are answered, not left hanging).
+                while ((count < _options.MaxBatch || failures > 0) && reader.TryRead(out var group))
                 {
                     batch.Add(group);
                     count += group.Entries.Count;
@@ -767,7 +774,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 lastCopy = Environment.TickCount64;
                 try
                 {
-                    var toIndex = CommitBatchAsync(batch).GetAwaiter().GetResult();
+                    var toIndex = CommitBatchAsync(batch, retry: failures > 0).GetAwaiter().GetResult();
                     if (_options.DurableEvery == TimeSpan.Zero) FlushToDiskAsync().GetAwaiter().GetResult();
                     _copyFailure = null;
                     failures = 0;
@@ -796,11 +803,21 @@ public sealed class AuditTrail : IAsyncDisposable
                     lastIdleWork = Environment.TickCount64;
                 }
             }
+            if (batch.Count > 0 || reader.TryPeek(out _))
+            {
+                // Closing while the chain cannot be written: what is journaled stays for the next store; whoever still waits is answered.
+                var closed = new AuditUnavailableException("The audit log could not be written; nothing was returned.", (Exception?)_copyFailure ?? new IOException("the chain could not be written"));
+                foreach (var group in batch) group.Done?.TrySetException(closed);
+                while (reader.TryRead(out var group)) group.Done?.TrySetException(closed);
+            }
             SignPendingAsync(now: true).GetAwaiter().GetResult();
             CloseJournal(complete: batch.Count == 0);
+            stopped = true;
         }
         finally
         {
+            // An appender that died of something unforeseen leaves the door closed: nothing is journaled that nobody copies.
+            if (!stopped) _copyFailure ??= new AuditUnavailableException("The audit log could not be written; nothing was returned.", new InvalidOperationException("the audit appender stopped"));
             // Every commit of the appender is behind this point: the flusher makes them durable once more and stops.
             _stopFlusher = true;
             _flushNow.Release();
@@ -828,6 +845,7 @@ public sealed class AuditTrail : IAsyncDisposable
             if (!FlushToDiskAsync().GetAwaiter().GetResult() || !ForgetJournalAsync(retired.Name).GetAwaiter().GetResult()) return;
             _retired.TryDequeue(out _);
             _copied.Remove(retired.Name);
+            retired.File.Dispose(); // deleted: its lock can go
         }
     }
 
@@ -842,10 +860,22 @@ public sealed class AuditTrail : IAsyncDisposable
             _journal = null;
         }
         if (journal is null) return;
+        try
+        {
+            journal.FlushToDisk();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            // Written to the page cache all the same: only a power loss now could lose it.
+        }
         journal.Dispose();
-        if (!complete) return;
-        ForgetRetiredJournals();
-        if (FlushToDiskAsync().GetAwaiter().GetResult()) ForgetJournalAsync(journal.Name).GetAwaiter().GetResult();
+        if (complete)
+        {
+            ForgetRetiredJournals();
+            if (FlushToDiskAsync().GetAwaiter().GetResult()) ForgetJournalAsync(journal.Name).GetAwaiter().GetResult();
+        }
+        // Files not deleted stay for the next store that opens; their locks go with this process.
+        while (_retired.TryDequeue(out var retired)) retired.File.Dispose();
     }
 
     /// <summary>Deletes a journal file whose entries are all on the chain, and then its progress row.</summary>
@@ -922,7 +952,7 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     /// <summary>Writes one group commit; returns the tenants whose lookups should now be built.</summary>
-    private async Task<List<long>> CommitBatchAsync(List<PendingGroup> batch)
+    private async Task<List<long>> CommitBatchAsync(List<PendingGroup> batch, bool retry)
     {
         var toIndex = new List<long>();
         try
@@ -931,7 +961,19 @@ public sealed class AuditTrail : IAsyncDisposable
             var session = await SessionAsync();
             await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
             {
-                foreach (var tenant in batch.Where(g => g.Entries.Count > 0).GroupBy(g => g.TenantId))
+                IEnumerable<PendingGroup> groups = batch.Where(g => g.Entries.Count > 0);
+                if (retry)
+                {
+                    // A commit that failed may have been applied all the same (the connection lost during COMMIT): what the
+                    // journal's progress row already covers is on the chain.
+                    var copied = new Dictionary<string, long>(StringComparer.Ordinal);
+                    foreach (var name in batch.Select(g => g.Journal).OfType<string>().Distinct())
+                    {
+                        copied[name] = await ChainStatements.JournalCopiedAsync(scope, name, CancellationToken.None);
+                    }
+                    groups = groups.Where(g => g.Journal is null || g.JournalEnd > copied[g.Journal]).ToList();
+                }
+                foreach (var tenant in groups.GroupBy(g => g.TenantId))
                 {
                     var entries = tenant.Count() == 1 ? tenant.First().Entries : tenant.SelectMany(g => g.Entries).ToList();
                     var state = await AppendInScopeAsync(scope, tenant.Key, entries, CancellationToken.None, kept: session.Statements);

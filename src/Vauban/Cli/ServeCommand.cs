@@ -32,6 +32,7 @@ internal static class ServeCommand
                 : new Vauban.Guard.GuardOptions();
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
+            AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
             var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
             if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");

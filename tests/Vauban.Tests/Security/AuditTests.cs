@@ -354,6 +354,38 @@ public abstract class AuditTests : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task A_store_that_opens_beside_a_live_one_leaves_its_rotated_journals_alone()
+    {
+        var journals = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var readsBefore = await ReadEntriesOfPatientAsync();
+            // Files of ~4 KiB: twenty reads rotate several, and the copy waits up to a second, so the second store opens while
+            // rotated files still hold entries that are not on the chain.
+            var audit = new AuditOptions { JournalDirectory = journals, JournalRotateAt = 4096, IngestEvery = TimeSpan.FromSeconds(1) };
+            var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = audit };
+            await using (var live = await VaubanStore.OpenAsync(options, CancellationToken.None))
+            {
+                for (var i = 0; i < 20; i++)
+                {
+                    Assert.NotNull(await live.Records.ReadAsync(AccessContext.Operator(_tenant, $"read {i} with a note long enough to fill the journal quickly"),
+                        "Patient", _patient, CancellationToken.None));
+                }
+                Assert.True(Directory.GetFiles(journals, "*.journal").Length > 1, "the journal was rotated");
+                await using (var beside = await VaubanStore.OpenAsync(options, CancellationToken.None)) { }
+            }
+            Assert.Empty(Directory.GetFiles(journals, "*.journal"));
+            Assert.Equal(readsBefore + 20, await ReadEntriesOfPatientAsync()); // each read once: none copied by both stores
+            var result = await VerifyAsync();
+            Assert.True(result.Valid, result.Problem);
+        }
+        finally
+        {
+            if (Directory.Exists(journals)) Directory.Delete(journals, recursive: true);
+        }
+    }
+
     /// <summary>How many read entries the patient's access history holds.</summary>
     private async Task<int> ReadEntriesOfPatientAsync()
     {
