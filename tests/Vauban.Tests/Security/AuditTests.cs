@@ -436,6 +436,8 @@ public abstract class AuditTests : IAsyncLifetime
     {
         for (var i = 0; i < 6; i++) (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
         var (head, indexed) = await HeadAsync();
+        // Lookups are built behind the copies (once IndexEvery entries wait, or when the appender idles a second): wait for one.
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); indexed == 0 && DateTime.UtcNow < deadline; (head, indexed) = await HeadAsync(catchUp: false)) await Task.Delay(100);
         if (indexed == head)
         {
             (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
