@@ -640,8 +640,9 @@ public sealed class AuditTrail : IAsyncDisposable
             }
             await using (var scope = await _database.BeginWriteAsync(cancellationToken))
             {
-                using var forget = scope.Command("DELETE FROM audit_journals WHERE name = @n").With("n", name);
-                await forget.ExecuteNonQueryAsync(cancellationToken);
+                using var statements = new ChainStatements(scope.Connection, _database.Engine);
+                statements.Use(scope.Transaction);
+                await statements.ForgetJournalAsync(name, cancellationToken);
                 await scope.CommitAsync(cancellationToken);
             }
         }
