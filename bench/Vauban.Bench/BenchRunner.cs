@@ -80,6 +80,7 @@ internal static class BenchRunner
         var baseUrl = $"http://127.0.0.1:{port}";
         var warmed = Stopwatch.StartNew();
         Console.WriteLine($"  warming the page cache: {database.Warm() / 1e9:F1} GB of store read in {warmed.Elapsed.TotalSeconds:F0} s");
+        if (await database.PrewarmAsync(options) is { } blocks) Console.WriteLine($"  pg_prewarm: {blocks * 8192 / 1e9:F1} GB into shared_buffers ({options.PgSharedBuffers}) in {warmed.Elapsed.TotalSeconds:F0} s");
         var client = Run("dotnet", $"{vauban} clients add --tenant {Tenant} --name bench --scopes system/*.cruds --db \"{database.Db}\" --master-key-file {keyFile}", root);
         string Field(string name) => client.Split('\n').Single(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
         var (clientId, secret) = (Field("client_id"), Field("client_secret"));
