@@ -58,7 +58,7 @@ internal sealed class AuditJournal : IDisposable
 
     /// <summary>A new journal file in <paramref name="directory"/> (created 0700), locked for this process, rotated past
     /// <paramref name="rotateAt"/> bytes.</summary>
-    public static AuditJournal Create(string directory, long rotateAt = DefaultRotateAt)
+    public static AuditJournal Create(string directory, long rotateAt)
     {
         var (file, name) = NewFile(directory);
         return new AuditJournal(directory, rotateAt, file, name);
@@ -174,11 +174,11 @@ internal sealed class AuditJournal : IDisposable
         }
     }
 
-    /// <summary>The records of a journal from <paramref name="from"/> on, up to the first one that is incomplete or damaged.</summary>
-    public static List<JournalRecord> Parse(ReadOnlySpan<byte> data, long from)
+    /// <summary>The records of a journal, up to the first one that is incomplete or damaged.</summary>
+    public static List<JournalRecord> Parse(ReadOnlySpan<byte> data)
     {
         var records = new List<JournalRecord>();
-        var at = (int)Math.Min(from, data.Length);
+        var at = 0;
         while (data.Length - at >= HeaderSize + 12 + TrailerSize)
         {
             if (BinaryPrimitives.ReadUInt32LittleEndian(data[at..]) != Magic) break;

@@ -612,7 +612,7 @@ public sealed class AuditTrail : IAsyncDisposable
                     if (n == 0) break;
                     read += n;
                 }
-                var records = AuditJournal.Parse(data.AsSpan(0, read), 0);
+                var records = AuditJournal.Parse(data.AsSpan(0, read));
                 var next = 0;
                 while (true)
                 {
