@@ -109,6 +109,8 @@ public abstract class AuditTests : IAsyncLifetime
             Samples.Import("Observation", "importe-obs-2", Samples.Observation($"Patient/{patient}")),
             Samples.Import("Encounter", "importe-enc", Samples.Encounter(patient, "pr-import", "2026-03-01T10:00:00+01:00")),
         };
+        // What the set-up's reads journaled is on the chain first: otherwise it may land after the load, beyond its lookups.
+        await _server.Store.Audit.CatchUpAsync();
         await _server.Store.Records.ImportAsync(Officer, items, null, CancellationToken.None);
         // The load builds its entries' lookups before it returns, rather than leaving them to the next server's idle moments.
         var lookups = await _server.Store.AuditLog.VerifyLookupsAsync(_tenant.Id, CancellationToken.None);
