@@ -1,5 +1,6 @@
 // Opens a Vauban store: the database (SQLite file or PostgreSQL), migrated; the key ring under the
 // master key; and the services that are the only way in — tenants, API clients, records.
+using System.Globalization;
 using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Crypto;
@@ -101,7 +102,17 @@ public sealed class VaubanStore : IAsyncDisposable
         try
         {
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
-            await store.Audit.RecoverJournalsAsync(cancellationToken);
+            var damaged = await store.Audit.RecoverJournalsAsync(cancellationToken);
+            if (damaged.Count > 0)
+            {
+                var tenants = await store.Tenants.ListAsync(cancellationToken);
+                foreach (var journal in damaged)
+                {
+                    var detail = string.Create(CultureInfo.InvariantCulture,
+                        $"The audit journal {journal.Name}, left by a process that stopped, ended in {journal.Dropped:N0} bytes that could not be read (after {journal.Readable:N0} good ones): the acts it was recording when it stopped are not on the log. A power loss tears the last write; anything else is damage to the file.");
+                    foreach (var tenant in tenants) await store.Alerts.RaiseAsync(tenant.Id, KnownAlertKinds.AuditJournalDamaged, "vauban", detail, cancellationToken);
+                }
+            }
         }
         catch
         {

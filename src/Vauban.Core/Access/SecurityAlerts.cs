@@ -37,6 +37,11 @@ public static class KnownAlertKinds
 
     /// <summary>The security officer released a containment.</summary>
     public const string GuardReleased = "guard-released";
+
+    /// <summary>An audit journal left by a stopped process ended in bytes that could not be read (a power loss tore its last
+    /// write, or the file was damaged): the acts it was recording then are missing from the log. Raised for every establishment,
+    /// since a journal holds all of a process's acts.</summary>
+    public const string AuditJournalDamaged = "audit-journal-damaged";
 }
 
 public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset RaisedAt, string Kind, string Principal, string Detail,

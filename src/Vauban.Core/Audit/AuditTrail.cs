@@ -77,6 +77,10 @@ public sealed record AuditOptions
 }
 
 /// <summary>An entry sealed and indexed, waiting for its place on the chain.</summary>
+/// <summary>A journal left by a stopped process whose last <see cref="Dropped"/> bytes, after <see cref="Readable"/> good ones,
+/// could not be read: a record torn by a power loss, or damage.</summary>
+internal sealed record DamagedJournal(string Name, long Readable, long Dropped);
+
 internal readonly record struct PreparedEntry(long At, int Action, int Outcome, int Type, long PrincipalIndex, long PatientIndex, byte[] Sealed);
 
 /// <summary>The entries a write transaction appends when it commits.</summary>
@@ -596,9 +600,11 @@ public sealed class AuditTrail : IAsyncDisposable
     // ---- journals left by processes that stopped ----
 
     /// <summary>Puts on the chain what the journals no live process holds still have beyond their copied offset (a process that
-    /// crashed, or closed while the chain could not be written), then deletes them. Runs when a store opens.</summary>
-    internal async Task RecoverJournalsAsync(CancellationToken cancellationToken)
+    /// crashed, or closed while the chain could not be written), then deletes them. Runs when a store opens.
+    /// Returns the journals whose end could not be read (torn by a power loss, or damaged): what was in that end is lost.</summary>
+    internal async Task<IReadOnlyList<DamagedJournal>> RecoverJournalsAsync(CancellationToken cancellationToken)
     {
+        var damaged = new List<DamagedJournal>();
         var directory = JournalDirectory;
         foreach (var (name, handle) in AuditJournal.Orphans(directory))
         {
@@ -613,6 +619,8 @@ public sealed class AuditTrail : IAsyncDisposable
                     read += n;
                 }
                 var records = AuditJournal.Parse(data.AsSpan(0, read));
+                var readable = records.Count == 0 ? 0 : records[^1].End;
+                if (readable < read) damaged.Add(new DamagedJournal(name, readable, read - readable));
                 var next = 0;
                 while (true)
                 {
@@ -646,6 +654,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 await scope.CommitAsync(cancellationToken);
             }
         }
+        return damaged;
     }
 
     // ---- group commit ----

@@ -340,12 +340,23 @@ public abstract class AuditTests : IAsyncLifetime
             // A power loss tore the record it was writing.
             await File.AppendAllBytesAsync(left, [0x56, 0x41, 0x4A, 0x31, 0xFF, 0x00, 0x00]);
 
-            // The next process to open the store puts the entry on the chain, once, and deletes the journal.
+            var goodLength = new FileInfo(left).Length - 7;
+            var alertsBefore = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None))
+                .Count(a => a.Kind == KnownAlertKinds.AuditJournalDamaged);
+
+            // The next process to open the store puts the entry on the chain, once, and deletes the journal; the security
+            // officer is told that the journal's end could not be read.
             await using (var next = await VaubanStore.OpenAsync(options, CancellationToken.None))
             {
                 Assert.Empty(Directory.GetFiles(journals, "*.journal"));
             }
             await using (var again = await VaubanStore.OpenAsync(options, CancellationToken.None)) { }
+            var damaged = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None))
+                .Where(a => a.Kind == KnownAlertKinds.AuditJournalDamaged).ToList();
+            Assert.Equal(alertsBefore + 1, damaged.Count); // once: the second open found no journal
+            Assert.Contains(Path.GetFileName(left), damaged[0].Detail, StringComparison.Ordinal);
+            Assert.Contains("ended in 7 bytes", damaged[0].Detail, StringComparison.Ordinal);
+            Assert.Contains($"after {goodLength:N0} good ones", damaged[0].Detail, StringComparison.Ordinal);
             Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
             var result = await VerifyAsync();
             Assert.True(result.Valid, result.Problem);
