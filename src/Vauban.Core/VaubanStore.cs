@@ -87,6 +87,19 @@ public sealed class VaubanStore : IAsyncDisposable
             await database.DisposeAsync();
             throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
         }
+        try
+        {
+            await database.DropAbandonedRebuildsAsync(cancellationToken);
+        }
+        catch (System.Data.Common.DbException)
+        {
+            // Left for the next start: an invalid index costs writes a little, never a wrong answer.
+        }
+        catch
+        {
+            await database.DisposeAsync();
+            throw;
+        }
         var keys = new KeyRing(database, options.MasterKey);
         try
         {

@@ -127,6 +127,31 @@ internal abstract class StoreDatabase : IAsyncDisposable
         return true;
     }
 
+    /// <summary>Drops what an interrupted concurrent rebuild left (PostgreSQL: an invalid <c>*_ccnew</c> index, never used by
+    /// queries but kept up to date by every write), unless a build on its table is running now. At open: a rebuild stopped
+    /// by Ctrl-C or a lost connection leaves its copy behind.</summary>
+    internal async Task DropAbandonedRebuildsAsync(CancellationToken cancellationToken)
+    {
+        if (Engine != StorageEngine.Postgres) return;
+        var names = new List<string>();
+        await using var connection = await OpenAsync(cancellationToken);
+        using (var find = connection.Command("""
+            SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            WHERE NOT i.indisvalid AND c.relname ~ '_ccnew[0-9]*$' AND c.relnamespace = current_schema()::regnamespace
+              AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.relid = i.indrelid)
+            """))
+        await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) names.Add(reader.GetString(0));
+        }
+        foreach (var name in names)
+        {
+            using var drop = connection.Command($"DROP INDEX CONCURRENTLY IF EXISTS \"{name.Replace("\"", "\"\"", StringComparison.Ordinal)}\"");
+            drop.CommandTimeout = 0;
+            await drop.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
     public static StoreDatabase Open(string db)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(db);

@@ -1,8 +1,10 @@
-// PostgreSQL connections go back to their pool without a reset, so no connection that serves records may carry a
+// PostgreSQL-only behaviour of the store. Connections go back to their pool without a reset, so no connection that serves records may carry a
 // session setting. The one setting Vauban needs per session — synchronous_commit=off for the audit appender's lazy
 // group commits — lives in a pool of its own, as a startup option: a write acknowledged to a client is never an
-// asynchronous commit because an appender once held the same connection.
+// asynchronous commit because an appender once held the same connection. And a concurrent index rebuild interrupted
+// (Ctrl-C during a large import) leaves an invalid copy that every write keeps up to date: the next start drops it.
 using Npgsql;
+using Vauban.Crypto;
 using Vauban.Storage;
 using Vauban.Tests.Infrastructure;
 
@@ -44,6 +46,49 @@ public sealed class PostgresSessionTests
             await using var lazy = await database.OpenLazyWriterAsync(ct);
             Assert.Equal(("off", "client"), await SynchronousCommitAsync(lazy));
         }
+    }
+
+    [Fact]
+    public async Task An_index_copy_left_by_an_interrupted_rebuild_is_dropped_at_the_next_start_and_the_index_in_use_is_kept()
+    {
+        var db = await PostgresServer.CreateDatabaseAsync();
+        var master = MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-rebuild", CancellationToken.None);
+            await store.Tenants.AddAsync("clinique-rebuild", CancellationToken.None);
+        }
+        await using (var connection = new NpgsqlConnection(db))
+        {
+            await connection.OpenAsync();
+            // What REINDEX CONCURRENTLY leaves when stopped half-way: an invalid index beside the one in use. A unique build
+            // over duplicate keys fails the same way, leaving its copy invalid.
+            await using (var fail = new NpgsqlCommand("CREATE UNIQUE INDEX CONCURRENTLY resources_key_ccnew ON tenants ((1))", connection))
+            {
+                await Assert.ThrowsAsync<PostgresException>(() => fail.ExecuteNonQueryAsync());
+            }
+            Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(connection, "resources_key%"));
+        }
+
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            Assert.NotNull(await store.Tenants.FindAsync("chu-rebuild", CancellationToken.None));
+        }
+        await using (var connection = new NpgsqlConnection(db))
+        {
+            await connection.OpenAsync();
+            Assert.Equal(["resources_key"], await IndexesAsync(connection, "resources_key%"));
+        }
+    }
+
+    private static async Task<List<string>> IndexesAsync(NpgsqlConnection connection, string pattern)
+    {
+        await using var command = new NpgsqlCommand("SELECT relname FROM pg_class WHERE relkind = 'i' AND relname LIKE @p ORDER BY relname", connection);
+        command.Parameters.AddWithValue("p", pattern);
+        var names = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) names.Add(reader.GetString(0));
+        return names;
     }
 
     private static async Task<(string Setting, string Source)> SynchronousCommitAsync(System.Data.Common.DbConnection connection)
