@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Spectre.Console;
 using Vauban.Access;
 using Vauban.Records;
 
@@ -23,19 +24,40 @@ internal static class ImportCommand
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
-            var failures = 0;
-            foreach (var file in files)
+            var results = new List<(bool Ok, string Line)>();
+            if (!Console.IsOutputRedirected)
             {
-                var (ok, message) = await ImportFileAsync(store, context, file, token);
-                if (!ok) failures++;
-                Console.WriteLine($"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}");
+                // On a terminal, one bar per file (resources of a collection as they are stored); the results follow.
+                await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .StartAsync(async progress =>
+                    {
+                        for (var i = 0; i < files.Length; i++)
+                        {
+                            var bar = progress.AddTask(Markup.Escape($"{i + 1}/{files.Length} {Path.GetFileName(files[i])}"), maxValue: 1);
+                            var (ok, message) = await ImportFileAsync(store, context, files[i], token, bar);
+                            bar.Value = bar.MaxValue;
+                            results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(files[i])}: {message}"));
+                        }
+                    });
+                foreach (var (_, line) in results) Console.WriteLine(line);
             }
-            return failures == 0 ? 0 : 1;
+            else
+            {
+                foreach (var file in files)
+                {
+                    var (ok, message) = await ImportFileAsync(store, context, file, token);
+                    results.Add((ok, message));
+                    Console.WriteLine($"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}");
+                }
+            }
+            return results.TrueForAll(r => r.Ok) ? 0 : 1;
         }, ct));
         return import;
     }
 
-    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken)
+    /// <summary>Loads one bundle file; <paramref name="bar"/>, when given, follows a collection's resources as they are stored.</summary>
+    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken,
+        ProgressTask? bar = null)
     {
         JsonDocument document;
         try
@@ -69,7 +91,10 @@ internal static class ImportCommand
                     items.Add(new ImportItem(resourceType, id, JsonSerializer.SerializeToUtf8Bytes(resource)));
                 }
             }
-            var summary = await store.Records.ImportAsync(context, items, null, cancellationToken);
+            var label = bar?.Description;
+            if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
+            var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Progress<int>(n => bar.Increment(n)), cancellationToken,
+                bar is null ? null : new Progress<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
             var message = $"{summary.Created} created, {summary.Updated} updated, {summary.Rejected.Count} rejected.";
             return (summary.Rejected.Count == 0, summary.Rejected.Count == 0 ? message : message + " First: " + summary.Rejected[0].Diagnostics);
         }
