@@ -291,6 +291,35 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task VAUBAN_AUDIT_JOURNAL_puts_the_audit_journal_where_the_operator_says_and_nowhere_else()
+    {
+        var journals = Path.Combine(_directory, "journals-elsewhere");
+        Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", journals);
+        try
+        {
+            Assert.Equal(0, (await RunAsync($"tenants add chu-journal {DbArgs}")).Exit);
+            var collection = Path.Combine(_directory, "journaled.json");
+            await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Journal", id: "journaled-1")}} } ] }""");
+            Assert.Equal(0, (await RunAsync($"import {collection} --tenant chu-journal {DbArgs}")).Exit);
+            // Reading a patient's access history is itself a read-side act: journaled, then copied onto the chain.
+            var history = await RunAsync($"audit patient journaled-1 --tenant chu-journal {DbArgs}");
+            Assert.True(history.Exit == 0, history.Output);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", null);
+        }
+        Assert.True(Directory.Exists(journals));
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(journals));
+        Assert.Empty(Directory.GetFiles(journals)); // everything journaled is on the chain: the file is gone
+        Assert.False(Directory.Exists(Path.Combine(_directory, "v.db") + "-audit"));
+        // The entry the history read journaled is on the chain: the next history lists it.
+        var next = await RunAsync($"audit patient journaled-1 --tenant chu-journal {DbArgs}");
+        Assert.Contains("(2 entries", next.Output, StringComparison.Ordinal);
+        Assert.Contains("consulted the audit log", next.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_officer_verifies_the_audit_log_reads_a_patients_access_history_and_exports_checkpoints()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-audit {DbArgs}")).Exit);
