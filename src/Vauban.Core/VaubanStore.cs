@@ -66,6 +66,17 @@ public sealed class VaubanStore : IAsyncDisposable
     /// <summary>The read side of the audit log: verification, the officer's searches, a patient's access history.</summary>
     public AuditLog AuditLog { get; }
 
+    /// <summary>Tells every establishment's security officer, in one transaction, that a journal's end was lost.</summary>
+    private async Task ReportDamagedJournalAsync(DamagedJournal journal, CancellationToken cancellationToken)
+    {
+        var detail = string.Create(CultureInfo.InvariantCulture,
+            $"The audit journal {journal.Name}, left by a process that stopped, ended in {journal.Dropped:N0} bytes that could not be read (after {journal.Readable:N0} good ones): the acts it was recording when it stopped are not on the log. A power loss tears the last write; anything else is damage to the file.");
+        var tenants = await Tenants.ListAsync(cancellationToken);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        foreach (var tenant in tenants) await Alerts.RaiseAsync(scope, tenant.Id, KnownAlertKinds.AuditJournalDamaged, "vauban", detail, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+
     /// <summary>Where the data lives, safe to print (no password).</summary>
     public string Description => _database.Description;
 
@@ -115,17 +126,7 @@ public sealed class VaubanStore : IAsyncDisposable
         try
         {
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
-            var damaged = await store.Audit.RecoverJournalsAsync(cancellationToken);
-            if (damaged.Count > 0)
-            {
-                var tenants = await store.Tenants.ListAsync(cancellationToken);
-                foreach (var journal in damaged)
-                {
-                    var detail = string.Create(CultureInfo.InvariantCulture,
-                        $"The audit journal {journal.Name}, left by a process that stopped, ended in {journal.Dropped:N0} bytes that could not be read (after {journal.Readable:N0} good ones): the acts it was recording when it stopped are not on the log. A power loss tears the last write; anything else is damage to the file.");
-                    foreach (var tenant in tenants) await store.Alerts.RaiseAsync(tenant.Id, KnownAlertKinds.AuditJournalDamaged, "vauban", detail, cancellationToken);
-                }
-            }
+            await store.Audit.RecoverJournalsAsync(store.ReportDamagedJournalAsync, cancellationToken);
         }
         catch
         {

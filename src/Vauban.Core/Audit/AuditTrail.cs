@@ -76,11 +76,11 @@ public sealed record AuditOptions
     }
 }
 
-/// <summary>An entry sealed and indexed, waiting for its place on the chain.</summary>
 /// <summary>A journal left by a stopped process whose last <see cref="Dropped"/> bytes, after <see cref="Readable"/> good ones,
-/// could not be read: a record torn by a power loss, or damage.</summary>
+/// could not be read and are not on the chain: a record torn by a power loss, or damage.</summary>
 internal sealed record DamagedJournal(string Name, long Readable, long Dropped);
 
+/// <summary>An entry sealed and indexed, waiting for its place on the chain.</summary>
 internal readonly record struct PreparedEntry(long At, int Action, int Outcome, int Type, long PrincipalIndex, long PatientIndex, byte[] Sealed);
 
 /// <summary>The entries a write transaction appends when it commits.</summary>
@@ -601,10 +601,11 @@ public sealed class AuditTrail : IAsyncDisposable
 
     /// <summary>Puts on the chain what the journals no live process holds still have beyond their copied offset (a process that
     /// crashed, or closed while the chain could not be written), then deletes them. Runs when a store opens.
-    /// Returns the journals whose end could not be read (torn by a power loss, or damaged): what was in that end is lost.</summary>
-    internal async Task<IReadOnlyList<DamagedJournal>> RecoverJournalsAsync(CancellationToken cancellationToken)
+    /// A journal whose end could not be read (torn by a power loss, or damaged) beyond what the chain already holds is
+    /// handed to <paramref name="reportDamage"/> before the file is deleted: if reporting fails, the file stays for the next
+    /// open to report.</summary>
+    internal async Task RecoverJournalsAsync(Func<DamagedJournal, CancellationToken, Task> reportDamage, CancellationToken cancellationToken)
     {
-        var damaged = new List<DamagedJournal>();
         var directory = JournalDirectory;
         foreach (var (name, handle) in AuditJournal.Orphans(directory))
         {
@@ -620,12 +621,12 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 var records = AuditJournal.Parse(data.AsSpan(0, read));
                 var readable = records.Count == 0 ? 0 : records[^1].End;
-                if (readable < read) damaged.Add(new DamagedJournal(name, readable, read - readable));
                 var next = 0;
+                long copied;
                 while (true)
                 {
                     await using var scope = await _database.BeginWriteAsync(cancellationToken);
-                    var copied = await ChainStatements.JournalCopiedAsync(scope, name, cancellationToken);
+                    copied = await ChainStatements.JournalCopiedAsync(scope, name, cancellationToken);
                     while (next < records.Count && records[next].End <= copied) next++;
                     if (next == records.Count) break;
                     var chunk = new List<JournalRecord>();
@@ -644,6 +645,9 @@ public sealed class AuditTrail : IAsyncDisposable
                     await statements.SaveJournalAsync(name, chunk[^1].End, cancellationToken);
                     await scope.CommitAsync(cancellationToken);
                 }
+                // What the chain holds may reach past a torn end (the journal's fsync and the chain's commit are independent).
+                var intact = Math.Max(readable, copied);
+                if (intact < read) await reportDamage(new DamagedJournal(name, readable, read - intact), cancellationToken);
                 File.Delete(Path.Combine(directory, name));
             }
             await using (var scope = await _database.BeginWriteAsync(cancellationToken))
@@ -654,7 +658,6 @@ public sealed class AuditTrail : IAsyncDisposable
                 await scope.CommitAsync(cancellationToken);
             }
         }
-        return damaged;
     }
 
     // ---- group commit ----
