@@ -136,8 +136,9 @@ internal abstract class StoreDatabase : IAsyncDisposable
         var names = new List<string>();
         await using var connection = await OpenAsync(cancellationToken);
         using (var find = connection.Command("""
-            SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-            WHERE NOT i.indisvalid AND c.relname ~ '_ccnew[0-9]*$' AND c.relnamespace = current_schema()::regnamespace
+            SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
+              JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT i.indisvalid AND c.relname ~ '_ccnew[0-9]*$' AND n.nspname = current_schema()
               AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.relid = i.indrelid)
             """))
         await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
@@ -146,8 +147,10 @@ internal abstract class StoreDatabase : IAsyncDisposable
         }
         foreach (var name in names)
         {
-            using var drop = connection.Command($"DROP INDEX CONCURRENTLY IF EXISTS \"{name.Replace("\"", "\"\"", StringComparison.Ordinal)}\"");
-            drop.CommandTimeout = 0;
+            // A concurrent drop waits for every transaction using the table (a long export, pg_dump): bounded, so that a
+            // start is never held up for it; the next start tries again.
+            using var drop = connection.Command($"DROP INDEX CONCURRENTLY IF EXISTS {name}");
+            drop.CommandTimeout = 15;
             await drop.ExecuteNonQueryAsync(cancellationToken);
         }
     }
@@ -569,6 +572,7 @@ internal sealed class PostgresDatabase : StoreDatabase
         var lazy = new NpgsqlConnectionStringBuilder(builder.ConnectionString)
         {
             Options = string.IsNullOrWhiteSpace(builder.Options) ? "-c synchronous_commit=off" : builder.Options + " -c synchronous_commit=off",
+            MinPoolSize = 0,
             MaxPoolSize = 4,
         };
         _lazyDataSource = NpgsqlDataSource.Create(lazy.ConnectionString);
