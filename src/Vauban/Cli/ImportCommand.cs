@@ -27,19 +27,26 @@ internal static class ImportCommand
             var results = new List<(bool Ok, string Line)>();
             if (!Console.IsOutputRedirected)
             {
-                // On a terminal, one bar per file (resources of a collection as they are stored); the results follow.
-                await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                    .StartAsync(async progress =>
-                    {
-                        for (var i = 0; i < files.Length; i++)
+                // On a terminal, one bar per file (resources of a collection as they are stored); the results follow, also
+                // those of the files done when a later one fails.
+                try
+                {
+                    await AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                        .StartAsync(async progress =>
                         {
-                            var bar = progress.AddTask(Markup.Escape($"{i + 1}/{files.Length} {Path.GetFileName(files[i])}"), maxValue: 1);
-                            var (ok, message) = await ImportFileAsync(store, context, files[i], token, bar);
-                            bar.Value = bar.MaxValue;
-                            results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(files[i])}: {message}"));
-                        }
-                    });
-                foreach (var (_, line) in results) Console.WriteLine(line);
+                            for (var i = 0; i < files.Length; i++)
+                            {
+                                var bar = progress.AddTask(Markup.Escape($"{i + 1}/{files.Length} {Path.GetFileName(files[i])}"), maxValue: 1);
+                                var (ok, message) = await ImportFileAsync(store, context, files[i], token, bar);
+                                bar.Value = bar.MaxValue;
+                                results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(files[i])}: {message}"));
+                            }
+                        });
+                }
+                finally
+                {
+                    foreach (var (_, line) in results) Console.WriteLine(line);
+                }
             }
             else
             {
@@ -93,11 +100,17 @@ internal static class ImportCommand
             }
             var label = bar?.Description;
             if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
-            var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Progress<int>(n => bar.Increment(n)), cancellationToken,
-                bar is null ? null : new Progress<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
+            // Reported at once on the loader's thread (Progress<T> would post them to the pool, late and out of order).
+            var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
+                bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
             var message = $"{summary.Created} created, {summary.Updated} updated, {summary.Rejected.Count} rejected.";
             return (summary.Rejected.Count == 0, summary.Rejected.Count == 0 ? message : message + " First: " + summary.Rejected[0].Diagnostics);
         }
+    }
+
+    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
     }
 
     private static string Diagnostics(byte[] outcome)

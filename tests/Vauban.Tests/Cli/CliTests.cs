@@ -294,6 +294,7 @@ public class CliTests : IDisposable
     public async Task VAUBAN_AUDIT_JOURNAL_puts_the_audit_journal_where_the_operator_says_and_nowhere_else()
     {
         var journals = Path.Combine(_directory, "journals-elsewhere");
+        var before = Environment.GetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL");
         Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", journals);
         try
         {
@@ -307,7 +308,7 @@ public class CliTests : IDisposable
         }
         finally
         {
-            Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", null);
+            Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", before);
         }
         Assert.True(Directory.Exists(journals));
         if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(journals));
