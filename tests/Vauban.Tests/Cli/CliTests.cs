@@ -290,6 +290,15 @@ public class CliTests : IDisposable
         Assert.Contains("another master key", output);
     }
 
+    /// <summary>A new establishment with one patient, loaded by `vauban import` (a collection Bundle).</summary>
+    private async Task AddTenantWithOnePatientAsync(string tenant, string family, string id)
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add {tenant} {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, id + ".json");
+        await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: family, id: id)}} } ] }""");
+        Assert.Equal(0, (await RunAsync($"import {collection} --tenant {tenant} {DbArgs}")).Exit);
+    }
+
     [Fact]
     public async Task VAUBAN_AUDIT_JOURNAL_puts_the_audit_journal_where_the_operator_says_and_nowhere_else()
     {
@@ -298,10 +307,7 @@ public class CliTests : IDisposable
         Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", journals);
         try
         {
-            Assert.Equal(0, (await RunAsync($"tenants add chu-journal {DbArgs}")).Exit);
-            var collection = Path.Combine(_directory, "journaled.json");
-            await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Journal", id: "journaled-1")}} } ] }""");
-            Assert.Equal(0, (await RunAsync($"import {collection} --tenant chu-journal {DbArgs}")).Exit);
+            await AddTenantWithOnePatientAsync("chu-journal", "Journal", "journaled-1");
             // Reading a patient's access history is itself a read-side act: journaled, then copied onto the chain.
             var history = await RunAsync($"audit patient journaled-1 --tenant chu-journal {DbArgs}");
             Assert.True(history.Exit == 0, history.Output);
@@ -323,10 +329,7 @@ public class CliTests : IDisposable
     [Fact]
     public async Task The_officer_verifies_the_audit_log_reads_a_patients_access_history_and_exports_checkpoints()
     {
-        Assert.Equal(0, (await RunAsync($"tenants add chu-audit {DbArgs}")).Exit);
-        var collection = Path.Combine(_directory, "audited.json");
-        await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Suivi", id: "audited-1")}} } ] }""");
-        Assert.Equal(0, (await RunAsync($"import {collection} --tenant chu-audit {DbArgs}")).Exit);
+        await AddTenantWithOnePatientAsync("chu-audit", "Suivi", "audited-1");
 
         var verified = await RunAsync($"audit verify --tenant chu-audit {DbArgs}");
         Assert.True(verified.Exit == 0, verified.Output);
