@@ -343,6 +343,8 @@ public abstract class AuditTests : IAsyncLifetime
             var goodLength = new FileInfo(left).Length - 7;
             var alertsBefore = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None))
                 .Count(a => a.Kind == KnownAlertKinds.AuditJournalDamaged);
+            // A journal holds every establishment's acts: the officer of one it may not concern is told too.
+            var clinic = await _server.Store.Tenants.AddAsync("clinique-journal", CancellationToken.None);
 
             // The next process to open the store puts the entry on the chain, once, and deletes the journal; the security
             // officer is told that the journal's end could not be read.
@@ -357,6 +359,8 @@ public abstract class AuditTests : IAsyncLifetime
             Assert.Contains(Path.GetFileName(left), damaged[0].Detail, StringComparison.Ordinal);
             Assert.Contains("ended in 7 bytes", damaged[0].Detail, StringComparison.Ordinal);
             Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"after {goodLength:N0} good ones"), damaged[0].Detail, StringComparison.Ordinal);
+            var atClinic = Assert.Single(await _server.Store.Alerts.ListAsync(clinic.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.AuditJournalDamaged);
+            Assert.Equal(damaged[0].Detail, atClinic.Detail);
             Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
             var result = await VerifyAsync();
             Assert.True(result.Valid, result.Problem);
