@@ -323,20 +323,7 @@ public abstract class AuditTests : IAsyncLifetime
         {
             var readsBefore = await ReadEntriesOfPatientAsync();
             var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = journals } };
-            await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
-            try
-            {
-                // A second process reads while the chain cannot be written, and stops before it can copy its entries.
-                await using var stopped = await VaubanStore.OpenAsync(options, CancellationToken.None);
-                var read = await stopped.Records.ReadAsync(AccessContext.Operator(_tenant, "read, then stopped"), "Patient", _patient, CancellationToken.None);
-                Assert.NotNull(read);
-            }
-            finally
-            {
-                await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries", catchUp: false);
-            }
-            var left = Assert.Single(Directory.GetFiles(journals, "*.journal"));
-            Assert.True(new FileInfo(left).Length > 0);
+            var left = await LeaveAJournalAsync(options, journals);
             // A power loss tore the record it was writing.
             await File.AppendAllBytesAsync(left, [0x56, 0x41, 0x4A, 0x31, 0xFF, 0x00, 0x00]);
 
@@ -371,6 +358,25 @@ public abstract class AuditTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A second process reads the patient while the chain cannot be written, and stops before it can copy its
+    /// entry: its journal is left in <paramref name="journals"/>. Returns the file.</summary>
+    private async Task<string> LeaveAJournalAsync(StoreOptions options, string journals)
+    {
+        await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            await using var stopped = await VaubanStore.OpenAsync(options, CancellationToken.None);
+            Assert.NotNull(await stopped.Records.ReadAsync(AccessContext.Operator(_tenant, "read, then stopped"), "Patient", _patient, CancellationToken.None));
+        }
+        finally
+        {
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries", catchUp: false);
+        }
+        var left = Assert.Single(Directory.GetFiles(journals, "*.journal"));
+        Assert.True(new FileInfo(left).Length > 0);
+        return left;
+    }
+
     [Fact]
     public async Task A_torn_journal_end_the_chain_already_holds_raises_no_alert()
     {
@@ -378,17 +384,7 @@ public abstract class AuditTests : IAsyncLifetime
         try
         {
             var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = journals } };
-            await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
-            try
-            {
-                await using var stopped = await VaubanStore.OpenAsync(options, CancellationToken.None);
-                Assert.NotNull(await stopped.Records.ReadAsync(AccessContext.Operator(_tenant, "read, then stopped"), "Patient", _patient, CancellationToken.None));
-            }
-            finally
-            {
-                await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries", catchUp: false);
-            }
-            var left = Assert.Single(Directory.GetFiles(journals, "*.journal"));
+            var left = await LeaveAJournalAsync(options, journals);
             var length = new FileInfo(left).Length;
             // The journal's last record reached the chain, but not the disk in the file: a power loss tore it there.
             await ExecuteAsync("INSERT INTO audit_journals (name, ingested) VALUES (@n, @o)", catchUp: true, ("n", Path.GetFileName(left)), ("o", length));
