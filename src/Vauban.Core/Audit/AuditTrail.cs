@@ -131,6 +131,9 @@ public sealed class AuditTrail : IAsyncDisposable
     private long _journaled;                                          // journal writes so far
     private long _journalFlushedUpTo;                                 // flusher: the value of _journaled its last fsync covered
 
+    /// <summary>What an act refused because its entries could not be recorded is told.</summary>
+    private const string NotWritten = "The audit log could not be written; nothing was returned.";
+
     private bool Journaling => _options.IngestEvery > TimeSpan.Zero;
 
     /// <summary>The folder of this process's audit journal. Every process of one store must find the same folder after a
@@ -201,7 +204,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
                 {
-                    throw new AuditUnavailableException("The audit log could not be written; nothing was returned.", e);
+                    throw new AuditUnavailableException(NotWritten, e);
                 }
                 Interlocked.Increment(ref _journaled);
                 var backlog = Interlocked.Add(ref _backlog, group.Entries.Count);
@@ -798,7 +801,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
                 {
-                    var failure = new AuditUnavailableException("The audit log could not be written; nothing was returned.", e);
+                    var failure = new AuditUnavailableException(NotWritten, e);
                     failures++;
                     foreach (var group in batch)
                     {
@@ -819,7 +822,7 @@ public sealed class AuditTrail : IAsyncDisposable
             if (batch.Count > 0 || reader.TryPeek(out _))
             {
                 // Closing while the chain cannot be written: what is journaled stays for the next store; whoever still waits is answered.
-                var closed = new AuditUnavailableException("The audit log could not be written; nothing was returned.", (Exception?)_copyFailure ?? new IOException("the chain could not be written"));
+                var closed = new AuditUnavailableException(NotWritten, (Exception?)_copyFailure ?? new IOException("the chain could not be written"));
                 foreach (var group in batch) group.Done?.TrySetException(closed);
                 while (reader.TryRead(out var group)) group.Done?.TrySetException(closed);
             }
@@ -830,7 +833,7 @@ public sealed class AuditTrail : IAsyncDisposable
         finally
         {
             // An appender that died of something unforeseen leaves the door closed: nothing is journaled that nobody copies.
-            if (!stopped) _copyFailure ??= new AuditUnavailableException("The audit log could not be written; nothing was returned.", new InvalidOperationException("the audit appender stopped"));
+            if (!stopped) _copyFailure ??= new AuditUnavailableException(NotWritten, new InvalidOperationException("the audit appender stopped"));
             // Every commit of the appender is behind this point: the flusher makes them durable once more and stops.
             _stopFlusher = true;
             _flushNow.Release();

@@ -25,6 +25,11 @@ internal static class ImportCommand
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
             var results = new List<(bool Ok, string Line)>();
+            async Task ImportAsync(string file, ProgressTask? bar)
+            {
+                var (ok, message) = await ImportFileAsync(store, context, file, token, bar);
+                results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}"));
+            }
             if (!Console.IsOutputRedirected)
             {
                 // On a terminal, one bar per file (resources of a collection as they are stored); the results follow, also
@@ -37,9 +42,8 @@ internal static class ImportCommand
                             for (var i = 0; i < files.Length; i++)
                             {
                                 var bar = progress.AddTask(Markup.Escape($"{i + 1}/{files.Length} {Path.GetFileName(files[i])}"), maxValue: 1);
-                                var (ok, message) = await ImportFileAsync(store, context, files[i], token, bar);
+                                await ImportAsync(files[i], bar);
                                 bar.Value = bar.MaxValue;
-                                results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(files[i])}: {message}"));
                             }
                         });
                 }
@@ -52,9 +56,8 @@ internal static class ImportCommand
             {
                 foreach (var file in files)
                 {
-                    var (ok, message) = await ImportFileAsync(store, context, file, token);
-                    results.Add((ok, message));
-                    Console.WriteLine($"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}");
+                    await ImportAsync(file, null);
+                    Console.WriteLine(results[^1].Line);
                 }
             }
             return results.TrueForAll(r => r.Ok) ? 0 : 1;
