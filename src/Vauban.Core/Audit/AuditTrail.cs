@@ -53,7 +53,7 @@ public sealed record AuditOptions
     /// <summary>Read-side entries are appended to the journal before the data leaves and copied onto the chain at most this
     /// long after the previous copy (or as soon as MaxBatch wait, or someone reads the log). Zero: no journal — every
     /// read-side act waits for the group commit that puts its entries on the chain.</summary>
-    public TimeSpan IngestEvery { get; init; } = TimeSpan.FromMilliseconds(25);
+    public TimeSpan IngestEvery { get; init; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Past this many journaled entries waiting for the chain, an act waits for its own entries to be on it.</summary>
     public int MaxBacklog { get; init; } = 65536;
@@ -111,7 +111,7 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly AuditOptions _options;
     private readonly Channel<PendingGroup> _queue = Channel.CreateUnbounded<PendingGroup>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly SemaphoreSlim _wake = new(0);
+    private readonly AutoResetEvent _wake = new(false); // not SemaphoreSlim: its Wait spins (sched_yield) before it sleeps
     private readonly ConcurrentDictionary<long, bool> _unsigned = new();
     private readonly ConcurrentDictionary<long, bool> _unindexed = new();
     private readonly Lazy<Task> _appender;
@@ -220,7 +220,7 @@ public sealed class AuditTrail : IAsyncDisposable
             if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
             if (group.Journal is not null) RotateJournal();
         }
-        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) _wake.Release();
+        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) _wake.Set();
         if (group.Done is { } done) await done.Task.ConfigureAwait(false);
     }
 
@@ -758,7 +758,7 @@ public sealed class AuditTrail : IAsyncDisposable
                     {
                         if (reader.Completion.IsCompleted) break;
                         Interlocked.Exchange(ref _sleeping, 1);
-                        if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted && !_wake.Wait(IdleTick))
+                        if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted && !_wake.WaitOne(IdleTick))
                         {
                             Interlocked.Exchange(ref _sleeping, 0);
                             Idle();
@@ -849,7 +849,7 @@ public sealed class AuditTrail : IAsyncDisposable
         var wait = (long)_options.IngestEvery.TotalMilliseconds - (Environment.TickCount64 - lastCopy);
         if (wait <= 0) return;
         Interlocked.Exchange(ref _sleeping, 2);
-        if (Volatile.Read(ref _urgent) == 0 && !_queue.Reader.Completion.IsCompleted) _wake.Wait(TimeSpan.FromMilliseconds(wait));
+        if (Volatile.Read(ref _urgent) == 0 && !_queue.Reader.Completion.IsCompleted) _wake.WaitOne(TimeSpan.FromMilliseconds(wait));
         Interlocked.Exchange(ref _sleeping, 0);
     }
 
@@ -1077,7 +1077,7 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         lock (_journalLock) _queue.Writer.TryComplete(); // no act is between its journal write and the queue
-        _wake.Release();
+        _wake.Set();
         if (_appender.IsValueCreated) await _appender.Value;
         else if (!_unsigned.IsEmpty) await SignPendingAsync(now: true);
         await DropSessionAsync();
