@@ -21,13 +21,14 @@ internal static class RecordCipher
 
     public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext, bool compress = true)
     {
-        var rented = ArrayPool<byte>.Shared.Rent(BrotliEncoder.GetMaxCompressedLength(plaintext.Length));
+        // Only a body to compress needs the buffer (audit entries are sealed uncompressed, one per audited act).
+        var rented = compress ? ArrayPool<byte>.Shared.Rent(BrotliEncoder.GetMaxCompressedLength(plaintext.Length)) : null;
         try
         {
             // Compress before encrypting (ciphertext does not compress). Quality 2 is the speed/size sweet spot for 0.5-5 KB JSON.
             byte flags = 0;
             ReadOnlySpan<byte> payload = plaintext;
-            if (compress && BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 16) && compressedLength < plaintext.Length)
+            if (rented is not null && BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 16) && compressedLength < plaintext.Length)
             {
                 payload = rented.AsSpan(0, compressedLength);
                 flags = FlagBrotli;
@@ -54,7 +55,7 @@ internal static class RecordCipher
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
         }
     }
 
