@@ -3,6 +3,8 @@
 // group commits — lives in a pool of its own, as a startup option: a write acknowledged to a client is never an
 // asynchronous commit because an appender once held the same connection. And a concurrent index rebuild interrupted
 // (Ctrl-C during a large import) leaves an invalid copy that every write keeps up to date: the next start drops it.
+using System.Data.Common;
+using System.Diagnostics;
 using Npgsql;
 using Vauban.Crypto;
 using Vauban.Storage;
@@ -28,7 +30,7 @@ public sealed class PostgresSessionTests
         // with synchronous_commit=off server-wide for speed, so the setting's source is what tells them apart.)
         for (var round = 0; round < 3; round++)
         {
-            var held = new List<System.Data.Common.DbConnection>();
+            var held = new List<DbConnection>();
             try
             {
                 for (var i = 0; i < 4; i++) held.Add(await database.OpenAsync(ct));
@@ -79,6 +81,62 @@ public sealed class PostgresSessionTests
             await connection.OpenAsync();
             Assert.Equal(["resources_key"], await IndexesAsync(connection, "resources_key%"));
         }
+    }
+
+    [Fact]
+    public async Task An_index_copy_another_process_is_still_building_is_left_to_it_and_does_not_hold_up_the_start()
+    {
+        var db = await PostgresServer.CreateDatabaseAsync();
+        var master = MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-building", CancellationToken.None);
+        }
+        await using var writer = new NpgsqlConnection(db);
+        await writer.OpenAsync();
+        await using var builder = new NpgsqlConnection(db);
+        await builder.OpenAsync();
+        await using var look = new NpgsqlConnection(db);
+        await look.OpenAsync();
+
+        // A transaction that has written to the table holds the concurrent build in its first wait: the copy exists,
+        // invalid, and the build shows in pg_stat_progress_create_index, as during another process's REINDEX CONCURRENTLY.
+        await using var open = await writer.BeginTransactionAsync();
+        await using (var touch = new NpgsqlCommand("UPDATE tenants SET name = name WHERE false", writer, open)) await touch.ExecuteNonQueryAsync();
+        await using var build = new NpgsqlCommand("CREATE INDEX CONCURRENTLY resources_key_ccnew ON tenants (name)", builder) { CommandTimeout = 120 };
+        var building = build.ExecuteNonQueryAsync();
+        TimeSpan opening;
+        try
+        {
+            var until = DateTime.UtcNow.AddSeconds(30);
+            while (!await BuildShowsAsync(look) && DateTime.UtcNow < until) await Task.Delay(50);
+            Assert.True(await BuildShowsAsync(look), "the concurrent build is running");
+            Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
+
+            // Dropping the copy would wait for the build's lock until the 15 s bound; a start that leaves it alone opens at once.
+            var clock = Stopwatch.StartNew();
+            await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+            {
+                Assert.NotNull(await store.Tenants.FindAsync("chu-building", CancellationToken.None));
+            }
+            opening = clock.Elapsed;
+        }
+        finally
+        {
+            // Whatever happened, the build is let go and finishes before its connection is closed.
+            await open.CommitAsync();
+            await building;
+        }
+        Assert.True(opening < TimeSpan.FromSeconds(10), $"the store took {opening} to open beside a running build");
+        Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
+        await using var valid = new NpgsqlCommand("SELECT indisvalid FROM pg_index WHERE indexrelid = 'resources_key_ccnew'::regclass", look);
+        Assert.Equal(true, await valid.ExecuteScalarAsync());
+    }
+
+    private static async Task<bool> BuildShowsAsync(NpgsqlConnection connection)
+    {
+        await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'tenants'::regclass", connection);
+        return (long)(await command.ExecuteScalarAsync())! > 0;
     }
 
     private static async Task<List<string>> IndexesAsync(NpgsqlConnection connection, string pattern)
