@@ -73,7 +73,9 @@ internal sealed class Baseline
     /// Returns whether a clean day was folded (its figures are then fed to the role and establishment).</summary>
     public bool Roll(long day, GuardSignalOptions options)
     {
-        if (Day == day) return false;
+        // Never back: a caller that read the clock before this day began (a background flush, a request straddling
+        // midnight) would fold a day still under way and set the baseline back a day, learning a partial day twice.
+        if (day <= Day) return false;
         var folded = false;
         if (Day != 0 && Active && !Tainted)
         {
