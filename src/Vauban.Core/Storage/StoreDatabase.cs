@@ -128,8 +128,9 @@ internal abstract class StoreDatabase : IAsyncDisposable
     }
 
     /// <summary>Drops what an interrupted concurrent rebuild left (PostgreSQL: an invalid <c>*_ccnew</c> index, never used by
-    /// queries but kept up to date by every write), unless a build on its table is running now. At open: a rebuild stopped
-    /// by Ctrl-C or a lost connection leaves its copy behind.</summary>
+    /// queries but kept up to date by every write), unless a build on its table is running now — or any build in this
+    /// database whose table PostgreSQL hides (run by another role, seen without pg_read_all_stats): left for the next
+    /// start rather than waited for. At open: a rebuild stopped by Ctrl-C or a lost connection leaves its copy behind.</summary>
     internal async Task DropAbandonedRebuildsAsync(CancellationToken cancellationToken)
     {
         if (Engine != StorageEngine.Postgres) return;
@@ -139,7 +140,8 @@ internal abstract class StoreDatabase : IAsyncDisposable
             SELECT format('%I.%I', n.nspname, c.relname) FROM pg_index i
               JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE NOT i.indisvalid AND c.relname ~ '_ccnew[0-9]*$' AND n.nspname = current_schema()
-              AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.relid = i.indrelid)
+              AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
+                              WHERE p.relid = i.indrelid OR (p.relid IS NULL AND p.datname = current_database()))
             """))
         await using (var reader = await find.ExecuteReaderAsync(cancellationToken))
         {

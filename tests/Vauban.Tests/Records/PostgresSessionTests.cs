@@ -53,13 +53,7 @@ public sealed class PostgresSessionTests
     [Fact]
     public async Task An_index_copy_left_by_an_interrupted_rebuild_is_dropped_at_the_next_start_and_the_index_in_use_is_kept()
     {
-        var db = await PostgresServer.CreateDatabaseAsync();
-        var master = MasterKey.Generate();
-        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
-        {
-            await store.Tenants.AddAsync("chu-rebuild", CancellationToken.None);
-            await store.Tenants.AddAsync("clinique-rebuild", CancellationToken.None);
-        }
+        var (db, master) = await StoreWithEstablishmentsAsync("chu-rebuild", "clinique-rebuild");
         await using (var connection = new NpgsqlConnection(db))
         {
             await connection.OpenAsync();
@@ -86,12 +80,7 @@ public sealed class PostgresSessionTests
     [Fact]
     public async Task An_index_copy_another_process_is_still_building_is_left_to_it_and_does_not_hold_up_the_start()
     {
-        var db = await PostgresServer.CreateDatabaseAsync();
-        var master = MasterKey.Generate();
-        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
-        {
-            await store.Tenants.AddAsync("chu-building", CancellationToken.None);
-        }
+        var (db, master) = await StoreWithEstablishmentsAsync("chu-building");
         await using var writer = new NpgsqlConnection(db);
         await writer.OpenAsync();
         await using var builder = new NpgsqlConnection(db);
@@ -133,9 +122,84 @@ public sealed class PostgresSessionTests
         Assert.Equal(true, await valid.ExecuteScalarAsync());
     }
 
+    [Fact]
+    public async Task A_build_by_another_role_whose_table_postgres_hides_is_left_to_it_too()
+    {
+        // Vauban runs as a role of its own, without pg_read_all_stats; an administrator rebuilds as another role. PostgreSQL
+        // then shows Vauban that build without its table (relid NULL): any such build in the database holds the cleanup.
+        var role = "vauban_app_" + Guid.NewGuid().ToString("N")[..8];
+        var name = "vauban_test_" + Guid.NewGuid().ToString("N")[..12];
+        await using (var admin = new NpgsqlConnection(PostgresServer.AdminConnectionString))
+        {
+            await admin.OpenAsync();
+            foreach (var statement in new[] { $"CREATE ROLE {role} LOGIN", $"CREATE DATABASE {name} OWNER {role}" })
+            {
+                await using var create = new NpgsqlCommand(statement, admin);
+                await create.ExecuteNonQueryAsync();
+            }
+        }
+        var asAdministrator = new NpgsqlConnectionStringBuilder(PostgresServer.AdminConnectionString) { Database = name }.ConnectionString;
+        var asVauban = new NpgsqlConnectionStringBuilder(asAdministrator) { Username = role }.ConnectionString;
+        var master = MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(asVauban, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-hidden", CancellationToken.None);
+        }
+        await using var writer = new NpgsqlConnection(asAdministrator);
+        await writer.OpenAsync();
+        await using var builder = new NpgsqlConnection(asAdministrator);
+        await builder.OpenAsync();
+        await using var look = new NpgsqlConnection(asAdministrator);
+        await look.OpenAsync();
+        await using var seenByVauban = new NpgsqlConnection(asVauban);
+        await seenByVauban.OpenAsync();
+
+        await using var open = await writer.BeginTransactionAsync();
+        await using (var touch = new NpgsqlCommand("UPDATE tenants SET name = name WHERE false", writer, open)) await touch.ExecuteNonQueryAsync();
+        await using var build = new NpgsqlCommand("CREATE INDEX CONCURRENTLY resources_key_ccnew ON tenants (name)", builder) { CommandTimeout = 120 };
+        var building = build.ExecuteNonQueryAsync();
+        TimeSpan opening;
+        try
+        {
+            var until = DateTime.UtcNow.AddSeconds(30);
+            while (!await BuildShowsAsync(look) && DateTime.UtcNow < until) await Task.Delay(50);
+            Assert.True(await BuildShowsAsync(look), "the concurrent build is running");
+            await using (var hidden = new NpgsqlCommand("SELECT count(*) FROM pg_stat_progress_create_index WHERE relid IS NULL AND datname = current_database()", seenByVauban))
+            {
+                Assert.Equal(1L, await hidden.ExecuteScalarAsync()); // the premise: Vauban's role sees the build, not its table
+            }
+
+            var clock = Stopwatch.StartNew();
+            await using (var store = await VaubanStore.OpenAsync(new StoreOptions(asVauban, master), CancellationToken.None))
+            {
+                Assert.NotNull(await store.Tenants.FindAsync("chu-hidden", CancellationToken.None));
+            }
+            opening = clock.Elapsed;
+        }
+        finally
+        {
+            await open.CommitAsync();
+            await building;
+        }
+        Assert.True(opening < TimeSpan.FromSeconds(10), $"the store took {opening} to open beside another role's build");
+        Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
+    }
+
+    /// <summary>A new database holding a store with these establishments, closed again: its connection string and master key.</summary>
+    private static async Task<(string Db, MasterKey Master)> StoreWithEstablishmentsAsync(params string[] names)
+    {
+        var db = await PostgresServer.CreateDatabaseAsync();
+        var master = MasterKey.Generate();
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+        foreach (var name in names) await store.Tenants.AddAsync(name, CancellationToken.None);
+        return (db, master);
+    }
+
+    /// <summary>Whether the build waits for the writer (its index is in the catalog by then; at "initializing" it may not be yet).</summary>
     private static async Task<bool> BuildShowsAsync(NpgsqlConnection connection)
     {
-        await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'tenants'::regclass", connection);
+        await using var command = new NpgsqlCommand(
+            "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'tenants'::regclass AND phase = 'waiting for writers before build'", connection);
         return (long)(await command.ExecuteScalarAsync())! > 0;
     }
 
