@@ -849,7 +849,8 @@ public sealed class AuditTrail : IAsyncDisposable
         var wait = (long)_options.IngestEvery.TotalMilliseconds - (Environment.TickCount64 - lastCopy);
         if (wait <= 0) return;
         Interlocked.Exchange(ref _sleeping, 2);
-        if (Volatile.Read(ref _urgent) == 0 && !_queue.Reader.Completion.IsCompleted) _wake.WaitOne(TimeSpan.FromMilliseconds(wait));
+        // Closing: no wait (a wake-up from DisposeAsync may have merged with an act's into the event's one signal).
+        if (Volatile.Read(ref _urgent) == 0 && Volatile.Read(ref _disposed) == 0 && !_queue.Reader.Completion.IsCompleted) _wake.WaitOne(TimeSpan.FromMilliseconds(wait));
         Interlocked.Exchange(ref _sleeping, 0);
     }
 
