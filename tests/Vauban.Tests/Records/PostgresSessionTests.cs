@@ -81,45 +81,8 @@ public sealed class PostgresSessionTests
     public async Task An_index_copy_another_process_is_still_building_is_left_to_it_and_does_not_hold_up_the_start()
     {
         var (db, master) = await StoreWithEstablishmentsAsync("chu-building");
-        await using var writer = new NpgsqlConnection(db);
-        await writer.OpenAsync();
-        await using var builder = new NpgsqlConnection(db);
-        await builder.OpenAsync();
-        await using var look = new NpgsqlConnection(db);
-        await look.OpenAsync();
-
-        // A transaction that has written to the table holds the concurrent build in its first wait: the copy exists,
-        // invalid, and the build shows in pg_stat_progress_create_index, as during another process's REINDEX CONCURRENTLY.
-        await using var open = await writer.BeginTransactionAsync();
-        await using (var touch = new NpgsqlCommand("UPDATE tenants SET name = name WHERE false", writer, open)) await touch.ExecuteNonQueryAsync();
-        await using var build = new NpgsqlCommand("CREATE INDEX CONCURRENTLY resources_key_ccnew ON tenants (name)", builder) { CommandTimeout = 120 };
-        var building = build.ExecuteNonQueryAsync();
-        TimeSpan opening;
-        try
-        {
-            var until = DateTime.UtcNow.AddSeconds(30);
-            while (!await BuildShowsAsync(look) && DateTime.UtcNow < until) await Task.Delay(50);
-            Assert.True(await BuildShowsAsync(look), "the concurrent build is running");
-            Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
-
-            // Dropping the copy would wait for the build's lock until the 15 s bound; a start that leaves it alone opens at once.
-            var clock = Stopwatch.StartNew();
-            await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
-            {
-                Assert.NotNull(await store.Tenants.FindAsync("chu-building", CancellationToken.None));
-            }
-            opening = clock.Elapsed;
-        }
-        finally
-        {
-            // Whatever happened, the build is let go and finishes before its connection is closed.
-            await open.CommitAsync();
-            await building;
-        }
+        var opening = await OpenBesideARunningBuildAsync(db, new StoreOptions(db, master), "chu-building");
         Assert.True(opening < TimeSpan.FromSeconds(10), $"the store took {opening} to open beside a running build");
-        Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
-        await using var valid = new NpgsqlCommand("SELECT indisvalid FROM pg_index WHERE indexrelid = 'resources_key_ccnew'::regclass", look);
-        Assert.Equal(true, await valid.ExecuteScalarAsync());
     }
 
     [Fact]
@@ -140,19 +103,36 @@ public sealed class PostgresSessionTests
         }
         var asAdministrator = new NpgsqlConnectionStringBuilder(PostgresServer.AdminConnectionString) { Database = name }.ConnectionString;
         var asVauban = new NpgsqlConnectionStringBuilder(asAdministrator) { Username = role }.ConnectionString;
-        var master = MasterKey.Generate();
-        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(asVauban, master), CancellationToken.None))
+        var options = new StoreOptions(asVauban, MasterKey.Generate());
+        await using (var store = await VaubanStore.OpenAsync(options, CancellationToken.None))
         {
             await store.Tenants.AddAsync("chu-hidden", CancellationToken.None);
         }
-        await using var writer = new NpgsqlConnection(asAdministrator);
+
+        var opening = await OpenBesideARunningBuildAsync(asAdministrator, options, "chu-hidden", async () =>
+        {
+            // The premise: Vauban's role sees the build, not its table.
+            await using var seenByVauban = new NpgsqlConnection(asVauban);
+            await seenByVauban.OpenAsync();
+            await using var hidden = new NpgsqlCommand("SELECT count(*) FROM pg_stat_progress_create_index WHERE relid IS NULL AND datname = current_database()", seenByVauban);
+            Assert.Equal(1L, await hidden.ExecuteScalarAsync());
+        });
+        Assert.True(opening < TimeSpan.FromSeconds(10), $"the store took {opening} to open beside another role's build");
+    }
+
+    /// <summary>Holds a concurrent build of resources_key_ccnew, as <paramref name="administrator"/>, in its first wait (a
+    /// transaction that has written to the table holds it there: the copy exists, invalid, and the build shows in
+    /// pg_stat_progress_create_index, as during another process's REINDEX CONCURRENTLY); checks <paramref name="premise"/>;
+    /// opens the store and finds <paramref name="establishment"/>; then lets the build finish and requires its index valid.
+    /// Returns how long the store took to open (dropping the copy would wait for the build's lock until the 15 s bound).</summary>
+    private static async Task<TimeSpan> OpenBesideARunningBuildAsync(string administrator, StoreOptions options, string establishment, Func<Task>? premise = null)
+    {
+        await using var writer = new NpgsqlConnection(administrator);
         await writer.OpenAsync();
-        await using var builder = new NpgsqlConnection(asAdministrator);
+        await using var builder = new NpgsqlConnection(administrator);
         await builder.OpenAsync();
-        await using var look = new NpgsqlConnection(asAdministrator);
+        await using var look = new NpgsqlConnection(administrator);
         await look.OpenAsync();
-        await using var seenByVauban = new NpgsqlConnection(asVauban);
-        await seenByVauban.OpenAsync();
 
         await using var open = await writer.BeginTransactionAsync();
         await using (var touch = new NpgsqlCommand("UPDATE tenants SET name = name WHERE false", writer, open)) await touch.ExecuteNonQueryAsync();
@@ -164,25 +144,26 @@ public sealed class PostgresSessionTests
             var until = DateTime.UtcNow.AddSeconds(30);
             while (!await BuildShowsAsync(look) && DateTime.UtcNow < until) await Task.Delay(50);
             Assert.True(await BuildShowsAsync(look), "the concurrent build is running");
-            await using (var hidden = new NpgsqlCommand("SELECT count(*) FROM pg_stat_progress_create_index WHERE relid IS NULL AND datname = current_database()", seenByVauban))
-            {
-                Assert.Equal(1L, await hidden.ExecuteScalarAsync()); // the premise: Vauban's role sees the build, not its table
-            }
+            Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
+            if (premise is not null) await premise();
 
             var clock = Stopwatch.StartNew();
-            await using (var store = await VaubanStore.OpenAsync(new StoreOptions(asVauban, master), CancellationToken.None))
+            await using (var store = await VaubanStore.OpenAsync(options, CancellationToken.None))
             {
-                Assert.NotNull(await store.Tenants.FindAsync("chu-hidden", CancellationToken.None));
+                Assert.NotNull(await store.Tenants.FindAsync(establishment, CancellationToken.None));
             }
             opening = clock.Elapsed;
         }
         finally
         {
+            // Whatever happened, the build is let go and finishes before its connection is closed.
             await open.CommitAsync();
             await building;
         }
-        Assert.True(opening < TimeSpan.FromSeconds(10), $"the store took {opening} to open beside another role's build");
         Assert.Equal(["resources_key", "resources_key_ccnew"], await IndexesAsync(look, "resources_key%"));
+        await using var valid = new NpgsqlCommand("SELECT indisvalid FROM pg_index WHERE indexrelid = 'resources_key_ccnew'::regclass", look);
+        Assert.Equal(true, await valid.ExecuteScalarAsync());
+        return opening;
     }
 
     /// <summary>A new database holding a store with these establishments, closed again: its connection string and master key.</summary>
