@@ -6,8 +6,10 @@ using System.Text;
 namespace Vauban.Bench;
 
 /// <summary>A load phase's figures; <see cref="CpuMicroseconds"/> is this process's CPU time (server and load generator when
-/// both run here) per request, in µs of one core.</summary>
-internal sealed record LoadResult(string Name, double PerSecond, double P50, double P99, long Errors, double CpuMicroseconds = 0);
+/// both run here) per request, in µs of one core;
+/// <see cref="ByThread"/> splits it by thread name (Linux).</summary>
+internal sealed record LoadResult(string Name, double PerSecond, double P50, double P99, long Errors, double CpuMicroseconds = 0,
+    IReadOnlyList<(string Name, double PerCount)>? ByThread = null);
 
 internal static class LoadGenerator
 {
@@ -17,12 +19,14 @@ internal static class LoadGenerator
         await PhaseAsync(TimeSpan.FromSeconds(Math.Min(3, options.Seconds)), options.Concurrency, http, next, record: false);
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
+        var threadsBefore = ThreadCpu.Snapshot();
         var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, http, next, record: true);
+        var byThread = ThreadCpu.Between(threadsBefore, ThreadCpu.Snapshot(), count);
         process.Refresh();
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalMicroseconds / Math.Max(1, count);
         latencies.Sort();
         double Percentile(double p) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)(p * latencies.Count))];
-        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors, cpu);
+        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors, cpu, byThread);
     }
 
     private static async Task<(long Count, long Errors, List<double> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, HttpClient http,

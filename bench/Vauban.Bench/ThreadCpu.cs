@@ -1,0 +1,45 @@
+// CPU time of this process's threads by name, from /proc/self/task (Linux): where a phase's CPU went — request threads,
+// the audit appender and flusher, socket threads, the collector — without a profiler (bench/README.md, ninth pass).
+using System.Globalization;
+
+namespace Vauban.Bench;
+
+internal static class ThreadCpu
+{
+    private const double MicrosecondsPerTick = 1_000_000.0 / 100; // USER_HZ: 100 on Linux
+
+    /// <summary>CPU µs so far of each live thread: (thread id) → (name, µs). Empty where /proc is not there.</summary>
+    public static Dictionary<int, (string Name, double Microseconds)> Snapshot()
+    {
+        var threads = new Dictionary<int, (string, double)>();
+        if (!Directory.Exists("/proc/self/task")) return threads;
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            try
+            {
+                // stat: "tid (comm) state ppid … utime stime …"; the name may hold spaces and parentheses: fields follow the last ')'.
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var close = stat.LastIndexOf(')');
+                var name = stat[(stat.IndexOf('(') + 1)..close];
+                var fields = stat[(close + 2)..].Split(' ');
+                var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = (name, ticks * MicrosecondsPerTick);
+            }
+            catch (IOException)
+            {
+                // The thread ended meanwhile.
+            }
+        }
+        return threads;
+    }
+
+    /// <summary>CPU µs per <paramref name="count"/> spent between two snapshots, by thread name (threads started meanwhile
+    /// count from zero; threads that ended meanwhile are lost), largest first.</summary>
+    public static List<(string Name, double PerCount)> Between(Dictionary<int, (string Name, double Microseconds)> before,
+        Dictionary<int, (string Name, double Microseconds)> after, long count) =>
+        after.Select(t => (t.Value.Name, Spent: t.Value.Microseconds - (before.TryGetValue(t.Key, out var b) && b.Name == t.Value.Name ? b.Microseconds : 0)))
+            .GroupBy(t => t.Name)
+            .Select(g => (g.Key, g.Sum(t => t.Spent) / Math.Max(1, count)))
+            .OrderByDescending(t => t.Item2)
+            .ToList();
+}
