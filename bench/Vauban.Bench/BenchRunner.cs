@@ -161,7 +161,7 @@ internal static class BenchRunner
                 }),
             };
             var phases = new List<LoadResult>();
-            foreach (var run in runs.Where(r => options.HttpPhases.Contains(r.Key))) phases.Add(await LoadGenerator.RunAsync(run.Name, options, http, run.Next));
+            foreach (var run in runs.Where(r => options.HttpPhases.Contains(r.Key))) phases.Add(await LoadGenerator.RunAsync(run.Name, options, http, run.Next, server.Id));
             var ceiling = await database.BarePrimaryKeyReadsAsync(options, () => Sample(Random.Shared).Id);
 
             lines.Add($"## {engine}: HTTP ({options.Concurrency} concurrent requests, {options.Seconds} s per phase, load generator on the same 2 cores)");
@@ -180,6 +180,12 @@ internal static class BenchRunner
             var empty = phases.FirstOrDefault(p => p.Name == runs[0].Name)?.PerSecond;
             if (read is { } r && empty is { } e)
                 lines.Add($"- read / empty endpoint = **{r / e:F2}**; read / bare SELECT = **{r / ceiling.PerSecond:F2}**; read / smaller ceiling = **{r / Math.Min(e, ceiling.PerSecond):F2}**");
+            foreach (var phase in phases.Where(p => p.ServerByThread is { Count: > 0 }))
+            {
+                // Where each request's CPU went: the server's threads (from /proc), and the load generator beside it.
+                var busy = phase.ServerByThread!.Where(t => t.PerCount >= 0.5).Select(t => $"{t.Name} {t.PerCount:F1}");
+                lines.Add($"- {phase.Name}: server CPU µs a request **{phase.ServerByThread!.Sum(t => t.PerCount):F0}** ({string.Join("; ", busy)}); load generator {phase.CpuMicroseconds:F0}");
+            }
             lines.Add("");
         }
         finally

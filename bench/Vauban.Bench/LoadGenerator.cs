@@ -7,26 +7,30 @@ namespace Vauban.Bench;
 
 /// <summary>A load phase's figures; <see cref="CpuMicroseconds"/> is this process's CPU time (server and load generator when
 /// both run here) per request, in µs of one core;
-/// <see cref="ByThread"/> splits it by thread name (Linux).</summary>
+/// <see cref="ByThread"/> splits it by thread name, and <see cref="ServerByThread"/> that of a server in another process (Linux).</summary>
 internal sealed record LoadResult(string Name, double PerSecond, double P50, double P99, long Errors, double CpuMicroseconds = 0,
-    IReadOnlyList<(string Name, double PerCount)>? ByThread = null);
+    IReadOnlyList<(string Name, double PerCount)>? ByThread = null, IReadOnlyList<(string Name, double PerCount)>? ServerByThread = null);
 
 internal static class LoadGenerator
 {
-    public static async Task<LoadResult> RunAsync(string name, BenchOptions options, HttpClient http, Func<Random, (string Url, string? Body, HttpMethod Method)> next)
+    /// <summary>One phase; <paramref name="serverPid"/>: the server's process, when it is not this one, for its CPU by thread.</summary>
+    public static async Task<LoadResult> RunAsync(string name, BenchOptions options, HttpClient http, Func<Random, (string Url, string? Body, HttpMethod Method)> next,
+        int? serverPid = null)
     {
         Console.WriteLine($"  {name}…");
         await PhaseAsync(TimeSpan.FromSeconds(Math.Min(3, options.Seconds)), options.Concurrency, http, next, record: false);
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         var threadsBefore = ThreadCpu.Snapshot();
+        var serverBefore = serverPid is null ? null : ThreadCpu.Snapshot(serverPid);
         var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, http, next, record: true);
         var byThread = ThreadCpu.Between(threadsBefore, ThreadCpu.Snapshot(), count);
+        var serverByThread = serverBefore is null ? null : ThreadCpu.Between(serverBefore, ThreadCpu.Snapshot(serverPid), count);
         process.Refresh();
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalMicroseconds / Math.Max(1, count);
         latencies.Sort();
         double Percentile(double p) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)(p * latencies.Count))];
-        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors, cpu, byThread);
+        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors, cpu, byThread, serverByThread);
     }
 
     private static async Task<(long Count, long Errors, List<double> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, HttpClient http,

@@ -1,4 +1,4 @@
-// CPU time of this process's threads by name, from /proc/self/task (Linux): where a phase's CPU went — request threads,
+// CPU time of a process's threads by name, from /proc/<pid>/task (Linux): where a phase's CPU went — request threads,
 // the audit appender and flusher, socket threads, the collector — without a profiler (bench/README.md, ninth pass).
 using System.Globalization;
 
@@ -8,12 +8,14 @@ internal static class ThreadCpu
 {
     private const double MicrosecondsPerTick = 1_000_000.0 / 100; // USER_HZ: 100 on Linux
 
-    /// <summary>CPU µs so far of each live thread: (thread id) → (name, µs). Empty where /proc is not there.</summary>
-    public static Dictionary<int, (string Name, double Microseconds)> Snapshot()
+    /// <summary>CPU µs so far of each live thread of this process, or of process <paramref name="pid"/>: (thread id) →
+    /// (name, µs). Empty where /proc is not there.</summary>
+    public static Dictionary<int, (string Name, double Microseconds)> Snapshot(int? pid = null)
     {
         var threads = new Dictionary<int, (string, double)>();
-        if (!Directory.Exists("/proc/self/task")) return threads;
-        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        var tasks = $"/proc/{(pid is { } id ? id.ToString(CultureInfo.InvariantCulture) : "self")}/task";
+        if (!Directory.Exists(tasks)) return threads;
+        foreach (var task in Directory.EnumerateDirectories(tasks))
         {
             try
             {
@@ -25,9 +27,9 @@ internal static class ThreadCpu
                 var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
                 threads[int.Parse(Path.GetFileName(task), CultureInfo.InvariantCulture)] = (name, ticks * MicrosecondsPerTick);
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                // The thread ended meanwhile.
+                // The thread (or process) ended meanwhile.
             }
         }
         return threads;
