@@ -18,7 +18,9 @@ internal static class LoadGenerator
         int? serverPid = null)
     {
         Console.WriteLine($"  {name}…");
-        await PhaseAsync(TimeSpan.FromSeconds(Math.Min(3, options.Seconds)), options.Concurrency, http, next, record: false);
+        // Warm-up: long enough for the tiered JIT to finish the phase's paths on two busy cores (3 s was not: a read phase
+        // right after the server started still spent 31.6 µs a request compiling; bench/README.md, ninth pass).
+        await PhaseAsync(TimeSpan.FromSeconds(Math.Min(8, options.Seconds)), options.Concurrency, http, next, record: false);
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         var threadsBefore = ThreadCpu.Snapshot();
