@@ -103,17 +103,11 @@ internal static class ImportCommand
             }
             var label = bar?.Description;
             if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
-            // Reported at once on the loader's thread (Progress<T> would post them to the pool, late and out of order).
             var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
                 bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
             var message = $"{summary.Created} created, {summary.Updated} updated, {summary.Rejected.Count} rejected.";
             return (summary.Rejected.Count == 0, summary.Rejected.Count == 0 ? message : message + " First: " + summary.Rejected[0].Diagnostics);
         }
-    }
-
-    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 
     private static string Diagnostics(byte[] outcome)

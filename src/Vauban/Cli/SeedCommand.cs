@@ -51,7 +51,6 @@ internal static class SeedCommand
     {
         var hospital = new SyntheticHospital(randomSeed, asOf);
         var context = AccessContext.Operator(tenant, "seed synthetic data");
-        long resources = 0;
         var canaryIndices = SyntheticHospital.CanaryPositions(randomSeed, patients, canaries);
         var canaryIds = new List<string>();
         IEnumerable<ImportItem> Items()
@@ -78,14 +77,14 @@ internal static class SeedCommand
                 .StartAsync(async progress =>
                 {
                     var bar = progress.AddTask("resources", maxValue: patients * 9.0);
-                    summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => { resources += n; bar.Increment(n); }), cancellationToken,
-                        new Progress<string>(stage => { bar.Value = bar.MaxValue; bar.Description = stage; }));
+                    summary = await store.Records.ImportAsync(context, Items(), new Reporter<int>(n => bar.Increment(n)), cancellationToken,
+                        new Reporter<string>(stage => { bar.Value = bar.MaxValue; bar.Description = stage; }));
                     bar.Value = bar.MaxValue;
                 });
         }
         else
         {
-            summary = await store.Records.ImportAsync(context, Items(), new Progress<int>(n => Interlocked.Add(ref resources, n)), cancellationToken);
+            summary = await store.Records.ImportAsync(context, Items(), null, cancellationToken);
         }
         if (canaryIds.Count > 0) await store.Guard.RegisterCanariesAsync(tenant, canaryIds, cancellationToken);
         watch.Stop();
