@@ -1,7 +1,10 @@
 // The one place that encrypts and decrypts record bodies. A sealed body is
-//   [format=1][flags][key version: 4 bytes LE][nonce: 12][ciphertext][tag: 16]
+//   [format][flags][key version: 4 bytes LE][nonce: 12][ciphertext][tag: 16]
 // with the associated data binding tenant, resource type, id and version: a ciphertext copied to
 // another row, tenant or version fails authentication instead of decrypting.
+// Format 2 (sealed since 2026-12-01) also binds the six header bytes, so that a changed compression flag fails
+// authentication instead of handing out undecoded bytes, and compresses with Zstandard (RFC 8878, flag 2).
+// Format 1 (Brotli, flag 1) is still opened as it is: stored bodies are not migrated.
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
@@ -12,26 +15,37 @@ namespace Vauban.Crypto;
 
 internal static class RecordCipher
 {
-    private const byte FormatVersion = 1;
+    private const byte FormatVersion = 2;
+    private const byte LegacyFormat = 1;
     private const byte FlagBrotli = 1;
+    private const byte FlagZstd = 2;
+    // Zstandard's default level. On this project's synthetic records (~900 B of JSON) it keeps 54.4 % of the bytes
+    // (Brotli quality 2: 55.3 %) and decompresses in 2.4 µs against 6.4 (bench/README.md, tenth pass).
+    private const int ZstdLevel = 3;
+    private const int MaxPlaintext = 64 * 1024 * 1024;
     private const int HeaderSize = 6;
     private const int NonceSize = 12;
     private const int TagSize = 16;
     private const int Overhead = HeaderSize + NonceSize + TagSize;
 
+    // Zstandard contexts are reused (their tables are allocated once) but not thread-safe: one of each per thread.
+    [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
+    [ThreadStatic] private static ZstdSharp.Decompressor? t_decompressor;
+
     public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext, bool compress = true)
     {
         // Only a body to compress needs the buffer (audit entries are sealed uncompressed, one per audited act).
-        var rented = compress ? ArrayPool<byte>.Shared.Rent(BrotliEncoder.GetMaxCompressedLength(plaintext.Length)) : null;
+        var compressor = compress ? t_compressor ??= new ZstdSharp.Compressor(ZstdLevel) : null;
+        var rented = compressor is null ? null : ArrayPool<byte>.Shared.Rent(ZstdSharp.Compressor.GetCompressBound(plaintext.Length));
         try
         {
-            // Compress before encrypting (ciphertext does not compress). Quality 2 is the speed/size sweet spot for 0.5-5 KB JSON.
+            // Compress before encrypting (ciphertext does not compress); kept only when it is smaller.
             byte flags = 0;
             ReadOnlySpan<byte> payload = plaintext;
-            if (rented is not null && BrotliEncoder.TryCompress(plaintext, rented, out var compressedLength, quality: 2, window: 16) && compressedLength < plaintext.Length)
+            if (compressor is not null && compressor.TryWrap(plaintext, rented, out var compressedLength) && compressedLength < plaintext.Length)
             {
                 payload = rented.AsSpan(0, compressedLength);
-                flags = FlagBrotli;
+                flags = FlagZstd;
             }
 
             var output = new byte[Overhead + payload.Length];
@@ -40,8 +54,8 @@ internal static class RecordCipher
             BinaryPrimitives.WriteInt32LittleEndian(output.AsSpan(2), keys.KeyVersion);
             var nonce = output.AsSpan(HeaderSize, NonceSize);
             RandomNumberGenerator.Fill(nonce);
-            Span<byte> aad = stackalloc byte[AssociatedDataLength(id)];
-            WriteAssociatedData(aad, keys.TenantId, typeCode, id, version);
+            Span<byte> aad = stackalloc byte[AssociatedDataLength(id) + HeaderSize];
+            WriteAssociatedData(aad, keys.TenantId, typeCode, id, version, output.AsSpan(0, HeaderSize));
             var cipher = keys.RentCipher();
             try
             {
@@ -61,17 +75,18 @@ internal static class RecordCipher
 
     public static byte[] Open(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> sealedBody)
     {
-        if (sealedBody.Length < Overhead || sealedBody[0] != FormatVersion)
+        if (sealedBody.Length < Overhead || sealedBody[0] is not (FormatVersion or LegacyFormat))
         {
             throw new RecordIntegrityException("unknown record format");
         }
+        var header = sealedBody[0] == FormatVersion ? sealedBody[..HeaderSize] : [];
         var flags = sealedBody[1];
         var payloadLength = sealedBody.Length - Overhead;
         var payload = ArrayPool<byte>.Shared.Rent(Math.Max(payloadLength, 1));
         try
         {
-            Span<byte> aad = stackalloc byte[AssociatedDataLength(id)];
-            WriteAssociatedData(aad, keys.TenantId, typeCode, id, version);
+            Span<byte> aad = stackalloc byte[AssociatedDataLength(id) + header.Length];
+            WriteAssociatedData(aad, keys.TenantId, typeCode, id, version, header);
             var cipher = keys.RentCipher();
             try
             {
@@ -87,11 +102,13 @@ internal static class RecordCipher
                 keys.ReturnCipher(cipher);
             }
 
-            if ((flags & FlagBrotli) == 0)
+            return flags switch
             {
-                return payload.AsSpan(0, payloadLength).ToArray();
-            }
-            return Decompress(payload.AsSpan(0, payloadLength));
+                0 => payload.AsSpan(0, payloadLength).ToArray(),
+                FlagZstd => DecompressZstd(payload.AsSpan(0, payloadLength)),
+                FlagBrotli => DecompressBrotli(payload.AsSpan(0, payloadLength)),
+                _ => throw new RecordIntegrityException("unknown record compression"),
+            };
         }
         finally
         {
@@ -99,7 +116,30 @@ internal static class RecordCipher
         }
     }
 
-    private static byte[] Decompress(ReadOnlySpan<byte> compressed)
+    private static byte[] DecompressZstd(ReadOnlySpan<byte> compressed)
+    {
+        // The frame states its content size (written by the one-shot compression above): the plaintext is decoded
+        // straight into an array of that size.
+        var decompressor = t_decompressor ??= new ZstdSharp.Decompressor();
+        ulong size;
+        try
+        {
+            size = ZstdSharp.Decompressor.GetDecompressedSize(compressed);
+        }
+        catch (ZstdSharp.ZstdException)
+        {
+            throw new RecordIntegrityException("record does not decompress");
+        }
+        if (size > MaxPlaintext) throw new RecordIntegrityException("record does not decompress");
+        var plaintext = new byte[size];
+        if (!decompressor.TryUnwrap(compressed, plaintext, out var written) || written != plaintext.Length)
+        {
+            throw new RecordIntegrityException("record does not decompress");
+        }
+        return plaintext;
+    }
+
+    private static byte[] DecompressBrotli(ReadOnlySpan<byte> compressed)
     {
         var size = Math.Max(compressed.Length * 4, 1024);
         while (true)
@@ -116,19 +156,21 @@ internal static class RecordCipher
             {
                 ArrayPool<byte>.Shared.Return(buffer, clearArray: true);
             }
-            if (size > 64 * 1024 * 1024) throw new RecordIntegrityException("record does not decompress");
+            if (size > MaxPlaintext) throw new RecordIntegrityException("record does not decompress");
             size *= 4;
         }
     }
 
     private static int AssociatedDataLength(string id) => 8 + 4 + 4 + Encoding.UTF8.GetByteCount(id);
 
-    private static void WriteAssociatedData(Span<byte> aad, long tenantId, int typeCode, string id, int version)
+    // Format 1: tenant, type, version, id. Format 2 adds the body's header after them.
+    private static void WriteAssociatedData(Span<byte> aad, long tenantId, int typeCode, string id, int version, ReadOnlySpan<byte> header)
     {
         BinaryPrimitives.WriteInt64LittleEndian(aad, tenantId);
         BinaryPrimitives.WriteInt32LittleEndian(aad[8..], typeCode);
         BinaryPrimitives.WriteInt32LittleEndian(aad[12..], version);
-        Encoding.UTF8.GetBytes(id, aad[16..]);
+        var written = Encoding.UTF8.GetBytes(id, aad[16..]);
+        header.CopyTo(aad[(16 + written)..]);
     }
 }
 

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using Vauban.Crypto;
@@ -53,6 +55,60 @@ public class RecordCipherTests
         var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, Json);
         sealedBody[^20] ^= 1;
         Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
+    }
+
+    [Fact]
+    public void A_record_is_compressed_with_zstandard_before_it_is_encrypted()
+    {
+        using var keys = Keys();
+        var json = Encoding.UTF8.GetBytes("{\"resourceType\":\"Observation\",\"note\":[" + string.Join(',', Enumerable.Repeat("{\"text\":\"glycémie à jeun normale\"}", 200)) + "]}");
+        var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, json);
+        Assert.Equal(2, sealedBody[1]); // flag 2: Zstandard
+        Assert.True(sealedBody.Length < json.Length / 10, $"{sealedBody.Length} bytes sealed for {json.Length}");
+        Assert.Equal(json, RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
+    }
+
+    [Theory]
+    [InlineData(1, 0)] // compressed bytes would be handed out as the record
+    [InlineData(1, 1)] // Zstandard bytes given to Brotli
+    [InlineData(0, 1)] // format 1: the header left out of the associated data
+    [InlineData(2, 9)] // key version
+    public void A_changed_header_byte_fails_authentication(int position, byte value)
+    {
+        using var keys = Keys();
+        var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("""{"family":"Dupont"}""", 20))));
+        Assert.NotEqual(value, sealedBody[position]);
+        sealedBody[position] = value;
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
+    }
+
+    [Fact]
+    public void A_body_sealed_in_format_1_with_brotli_still_opens()
+    {
+        // Bodies stored before format 2 are never rewritten: built here byte for byte as format 1 sealed them
+        // ([1][flag 1 = Brotli][key version][nonce][AES-256-GCM ciphertext][tag], associated data tenant, type, version, id).
+        var dataKey = RandomNumberGenerator.GetBytes(32);
+        using var keys = new TenantKeys(7, 3, (byte[])dataKey.Clone(), RandomNumberGenerator.GetBytes(32));
+        var json = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("""{"resourceType":"Patient","name":[{"family":"Dupont"}]}""", 10)));
+        var compressed = new byte[BrotliEncoder.GetMaxCompressedLength(json.Length)];
+        Assert.True(BrotliEncoder.TryCompress(json, compressed, out var length, quality: 2, window: 16));
+        var body = new byte[6 + 12 + length + 16];
+        body[0] = 1;
+        body[1] = 1;
+        BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(2), 3);
+        RandomNumberGenerator.Fill(body.AsSpan(6, 12));
+        var aad = new byte[16 + 3];
+        BinaryPrimitives.WriteInt64LittleEndian(aad, 7);
+        BinaryPrimitives.WriteInt32LittleEndian(aad.AsSpan(8), 1);
+        BinaryPrimitives.WriteInt32LittleEndian(aad.AsSpan(12), 4);
+        "abc"u8.CopyTo(aad.AsSpan(16));
+        using (var aes = new AesGcm(dataKey, 16))
+        {
+            aes.Encrypt(body.AsSpan(6, 12), compressed.AsSpan(0, length), body.AsSpan(18, length), body.AsSpan(18 + length), aad);
+        }
+
+        Assert.Equal(json, RecordCipher.Open(keys, 1, "abc", 4, body));
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 5, body));
     }
 
     [Fact]
