@@ -109,6 +109,14 @@ public class RecordCipherTests
 
         Assert.Equal(json, RecordCipher.Open(keys, 1, "abc", 4, body));
         Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 5, body));
+        // Format 1's flag is outside the associated data: changed, it must not reach another codec.
+        foreach (var flag in new byte[] { 0, 2, 3 })
+        {
+            var changed = (byte[])body.Clone();
+            changed[1] = flag;
+            if (flag == 0) Assert.NotEqual(json, RecordCipher.Open(keys, 1, "abc", 4, changed)); // the Brotli bytes, as format 1 always allowed
+            else Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 4, changed));
+        }
     }
 
     [Fact]

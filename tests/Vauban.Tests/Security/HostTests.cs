@@ -1,5 +1,4 @@
-// The host neither reads configuration from where it was started nor watches a folder the store writes into.
-using Microsoft.AspNetCore.Hosting;
+// The host watches no folder the store writes into (its configuration is not reloaded on change).
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Vauban.Tests.Infrastructure;
@@ -9,7 +8,7 @@ namespace Vauban.Tests.Security;
 public class HostTests
 {
     [Fact]
-    public async Task The_server_watches_no_configuration_file_and_is_rooted_in_its_own_folder()
+    public async Task The_server_watches_no_configuration_file()
     {
         await using var server = await VaubanServer.StartAsync(Engine.Sqlite);
         // The default data folder (SQLite file, WAL, audit journal) is under the working directory. A configuration file
@@ -19,7 +18,7 @@ public class HostTests
         var files = configuration.Providers.OfType<FileConfigurationProvider>().ToList();
         Assert.NotEmpty(files); // the host's optional appsettings files: present, so the next line checks something
         Assert.All(files, file => Assert.False(file.Source.ReloadOnChange, $"{file.Source.Path} is reloaded on change"));
-        var environment = server.Services.GetRequiredService<IWebHostEnvironment>();
-        Assert.Equal(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory), Path.TrimEndingDirectorySeparator(environment.ContentRootPath));
+        // The content root is also the program's folder now, but under dotnet test the working directory is that folder
+        // too, so no assertion here could tell the two apart.
     }
 }
