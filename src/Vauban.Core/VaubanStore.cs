@@ -52,6 +52,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public StaffSessions Sessions { get; }
     public SignInThrottle Throttle { get; }
     public TimeProvider Time { get; }
+    internal StoreDatabase Database => _database;
     public RecordsService Records { get; }
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }

@@ -80,8 +80,8 @@ public sealed class SecurityAlerts
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT id, tenant_id, raised_at, kind, principal, detail, acknowledged_at, acknowledged_by FROM security_alerts WHERE tenant_id = @t"
-            + (all ? "" : " AND acknowledged_at IS NULL") + " ORDER BY raised_at DESC, id DESC LIMIT @n")
-            .With("t", tenantId).With("n", limit);
+            + (all ? "" : " AND acknowledged_at IS NULL") + " ORDER BY raised_at DESC, id DESC" + Sql.Limit(limit))
+            .With("t", tenantId);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var alerts = new List<SecurityAlert>();
         while (await reader.ReadAsync(cancellationToken))

@@ -396,8 +396,7 @@ public sealed class AuditLog
             sql.Append(" AND e.seq < @bs");
             command.With("bs", before);
         }
-        sql.Append(" ORDER BY e.seq DESC LIMIT @n");
-        command.With("n", Math.Clamp(query.Count, 1, 1000));
+        sql.Append(" ORDER BY e.seq DESC").Append(Sql.Limit(Math.Clamp(query.Count, 1, 1000)));
         command.CommandText = sql.ToString();
         var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
         var entries = rows.Select(r => Open(keys, r)).ToList();

@@ -185,8 +185,8 @@ public sealed partial class RecordsService
             List<StoredVersion> rows;
             using (var command = _database.NewCommand())
             {
-                ExportQuery(command, context, job, type, SearchSql.Columns, " AND r.rid > @after ORDER BY r.rid LIMIT @n");
-                command.With("after", after).With("n", ExportPart);
+                ExportQuery(command, context, job, type, SearchSql.Columns, " AND r.rid > @after ORDER BY r.rid" + Sql.Limit(ExportPart));
+                command.With("after", after);
                 rows = await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
                 {
                     var found = new List<StoredVersion>();

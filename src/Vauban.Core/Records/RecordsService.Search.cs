@@ -101,8 +101,8 @@ public sealed partial class RecordsService
         var rows = new List<StoredVersion> { patient };
         using (var command = connection.Command($"""
             SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
-            WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0 ORDER BY r.rid LIMIT @n
-            """).With("p", "Patient/" + patientId).With("t", context.Tenant.Id).With("n", 10_000))
+            WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0 ORDER BY r.rid
+            """ + Sql.Limit(10_000)).With("p", "Patient/" + patientId).With("t", context.Tenant.Id))
         using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken)) rows.Add(ResourceRows.ReadRow(reader));
@@ -321,9 +321,9 @@ public sealed partial class RecordsService
                 command.CommandText = $"""
                     SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
                     WHERE {command.InList(Engine, "x.target", "tg", targets)} AND x.param = @p AND r.tenant_id = @t AND r.type = @ty AND r.deleted = 0
-                    ORDER BY r.rid LIMIT @n
-                    """;
-                command.With("p", parameter.Code).With("t", tenant).With("ty", TypeCodes.Of(include.SourceType)).With("n", MaxIncluded);
+                    ORDER BY r.rid
+                    """ + Sql.Limit(MaxIncluded);
+                command.With("p", parameter.Code).With("t", tenant).With("ty", TypeCodes.Of(include.SourceType));
                 using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken)) found.Add(ResourceRows.ReadRow(reader));
             }

@@ -60,8 +60,8 @@ internal sealed class ResourceRows
         var versions = new List<StoredVersion>();
         if (since is null || current.LastUpdated >= since) versions.Add(current);
         using var command = connection.Command(
-            "SELECT version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND last_updated >= @since ORDER BY version DESC LIMIT @n")
-            .With("rid", current.Rid).With("since", since ?? long.MinValue).With("n", limit);
+            "SELECT version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND last_updated >= @since ORDER BY version DESC" + Sql.Limit(limit))
+            .With("rid", current.Rid).With("since", since ?? long.MinValue);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -91,10 +91,10 @@ internal sealed class ResourceRows
               WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since{allowed}
             ) v
             WHERE (v.last_updated < @cu) OR (v.last_updated = @cu AND (v.rid < @cr OR (v.rid = @cr AND v.version < @cv)))
-            ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC LIMIT @n
-            """;
+            ORDER BY v.last_updated DESC, v.rid DESC, v.version DESC
+            """ + Sql.Limit(limit);
         command.With("t", tenant).With("ty", type).With("since", since ?? long.MinValue)
-            .With("cu", cursor.Updated).With("cr", cursor.Rid).With("cv", cursor.Version).With("n", limit);
+            .With("cu", cursor.Updated).With("cr", cursor.Rid).With("cv", cursor.Version);
         var versions = new List<StoredVersion>();
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken)) versions.Add(ReadRow(reader));

@@ -22,6 +22,11 @@ internal static class Sql
         return command;
     }
 
+    /// <summary>" LIMIT n", the count written into the statement's text. Never a bound LIMIT: SQLite (3.53) plans with a bound
+    /// LIMIT's value and so marks the statement expired each time the parameter is bound again, and every execution parsed and
+    /// planned the statement anew — a search spent more time in SQLite's parser and planner than in its query (bench/README.md).</summary>
+    public static string Limit(int count) => " LIMIT " + count.ToString(CultureInfo.InvariantCulture);
+
     public static async Task<long> ScalarLongAsync(this DbCommand command, CancellationToken cancellationToken) =>
         Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
 

@@ -325,6 +325,9 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
+    /// <summary>The idle read connections, whose statements stay prepared between reads (tests inspect them).</summary>
+    internal IReadOnlyList<SqliteConnection> IdleReadConnections() => [.. _readSessions.Select(s => s.Connection)];
+
     /// <summary>At most this many reads run at once. A WAL reader pins one of SQLite's few read marks (WAL_NREADER - 1 = 4 for
     /// readers of recent commits); with more readers than marks while commits keep arriving (the audit appender's, every
     /// millisecond or so), a reader that finds none free retries and then sleeps inside sqlite3 — on a thread-pool thread,

@@ -71,8 +71,8 @@ internal static class SearchSql
                 : $"(({sortExpression}) {comparison} @cv OR (({sortExpression}) = @cv AND r.rid {comparison} @cr))");
         }
         var direction = query.SortDescending ? "DESC" : "ASC";
-        command.With("n", candidates > 0 ? candidates : query.Count + 1);
-        command.CommandText = $"SELECT {(narrow ? "r.rid, r.compartment" : Columns)}, {sortExpression} AS sort_key FROM {from} WHERE {string.Join(" AND ", where)} ORDER BY sort_key {direction}, r.rid {direction} LIMIT @n";
+        command.CommandText = $"SELECT {(narrow ? "r.rid, r.compartment" : Columns)}, {sortExpression} AS sort_key FROM {from} WHERE {string.Join(" AND ", where)} ORDER BY sort_key {direction}, r.rid {direction}"
+            + Sql.Limit(candidates > 0 ? candidates : query.Count + 1);
     }
 
     public static string SortValue(SearchQuery query, object value) => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
