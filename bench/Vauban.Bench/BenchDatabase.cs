@@ -61,11 +61,13 @@ internal sealed class BenchDatabase : IAsyncDisposable
         await using var connection = new NpgsqlConnection(Db);
         await connection.OpenAsync();
         await using (var extension = new NpgsqlCommand("CREATE EXTENSION IF NOT EXISTS pg_prewarm", connection)) await extension.ExecuteNonQueryAsync();
-        // The read's and the search's relations, most used first (later ones evict earlier ones once the buffers are full).
+        // The relations the read and the search use — the records, their two keys, and the blind-index GIN index that
+        // every Patient search goes through — in this order: once the buffers are full a later relation evicts an earlier
+        // one, so the smaller, hotter indexes come last. Until 2026-12-01 the GIN index was left out (and the order was
+        // pg_class's): a search after drop_caches read ~12 of its pages from disk, and those searches made the p99
+        // (bench/README.md, eleventh pass).
         await using var warm = new NpgsqlCommand("""
-            SELECT sum(pg_prewarm(c.oid)) FROM pg_class c
-            WHERE c.relname IN ('resources', 'resources_key', 'resources_pkey', 'idx_date')
-               OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN ('idx_date'::regclass, 'idx_ref'::regclass))
+            SELECT sum(pg_prewarm(r.name::regclass)) FROM unnest(ARRAY['resources', 'resources_pkey', 'resources_key', 'resources_hashes']) AS r(name)
             """, connection) { CommandTimeout = 3600 };
         return Convert.ToInt64(await warm.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }

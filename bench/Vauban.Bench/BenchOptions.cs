@@ -1,7 +1,8 @@
 namespace Vauban.Bench;
 
 internal sealed record BenchOptions(string Mode, string[] Engines, int Patients, int Seconds, int Concurrency, string WorkDirectory, bool Reuse,
-    long AuditEntries, int[] AuditConcurrency, string[] AuditPhases, string[] HttpPhases, string PgSharedBuffers, bool PgPrewarm)
+    long AuditEntries, int[] AuditConcurrency, string[] AuditPhases, string[] HttpPhases, string PgSharedBuffers, bool PgPrewarm,
+    int Rate)
 {
     public static BenchOptions? Parse(string[] args)
     {
@@ -16,6 +17,7 @@ internal sealed record BenchOptions(string Mode, string[] Engines, int Patients,
             int.Parse(Value("--seconds", "15")), int.Parse(Value("--concurrency", "16")), Path.GetFullPath(Value("--work", Path.Combine("bench", "data"))),
             args.Contains("--reuse"), long.Parse(Value("--audit-entries", "10000000")),
             Value("--audit-concurrency", "4,16,64,256").Split(',').Select(int.Parse).ToArray(), Value("--audit-phases", "append,verify,read,http").Split(','),
-            Value("--http-phases", "empty,read,search,create,update").Split(','), Value("--pg-shared-buffers", "2GB"), args.Contains("--pg-prewarm"));
+            Value("--http-phases", "empty,read,search,create,update").Split(','), Value("--pg-shared-buffers", "2GB"), args.Contains("--pg-prewarm"),
+            int.Parse(Value("--rate", "0")));
     }
 }

@@ -173,7 +173,7 @@ internal static class BenchRunner
             foreach (var run in runs.Where(r => options.HttpPhases.Contains(r.Key))) phases.Add(await LoadGenerator.RunAsync(run.Name, options, http, run.Next, server.Id));
             var ceiling = await database.BarePrimaryKeyReadsAsync(options, () => Sample(Random.Shared).Id);
 
-            lines.Add($"## {engine}: HTTP ({options.Concurrency} concurrent requests, {options.Seconds} s per phase, load generator on the same 2 cores)");
+            lines.Add($"## {engine}: HTTP ({(options.Rate > 0 ? $"paced at {options.Rate:N0} requests/s, at most {options.Concurrency} outstanding, latency from when each request was sent, or was due if the server kept it waiting" : $"{options.Concurrency} concurrent requests")}, {options.Seconds} s per phase, load generator on the same 2 cores)");
             lines.Add("");
             lines.Add("| request | req/s | p50 ms | p99 ms | errors |");
             lines.Add("|---|---:|---:|---:|---:|");

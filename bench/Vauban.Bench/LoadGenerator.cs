@@ -1,5 +1,8 @@
-// A closed-loop HTTP load generator: C workers each send a request, wait for the answer, repeat, for a
-// fixed time after a warm-up; latency of every request is recorded.
+// An HTTP load generator: C workers each send a request, wait for the answer, repeat, for a fixed time after a
+// warm-up; latency of every request is recorded. Closed loop by default (as fast as the server answers: its
+// throughput, and latencies that are mostly queueing on two saturated cores); with --rate R, requests are due at
+// R a second, and a request sent late because the server was slow to answer the previous one counts its latency
+// from when it was due (no coordinated omission): the latency a given load sees.
 using System.Diagnostics;
 using System.Text;
 
@@ -20,12 +23,12 @@ internal static class LoadGenerator
         Console.WriteLine($"  {name}…");
         // Warm-up: long enough for the tiered JIT to finish the phase's paths on two busy cores (3 s was not: a read phase
         // right after the server started still spent 31.6 µs a request compiling; bench/README.md, ninth pass).
-        await PhaseAsync(TimeSpan.FromSeconds(Math.Min(8, options.Seconds)), options.Concurrency, http, next, record: false);
+        await PhaseAsync(TimeSpan.FromSeconds(Math.Min(8, options.Seconds)), options.Concurrency, options.Rate, http, next, record: false);
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         var threadsBefore = ThreadCpu.Snapshot();
         var serverBefore = serverPid is null ? null : ThreadCpu.Snapshot(serverPid);
-        var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, http, next, record: true);
+        var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, options.Rate, http, next, record: true);
         var byThread = ThreadCpu.Between(threadsBefore, ThreadCpu.Snapshot(), count);
         var serverByThread = serverBefore is null ? null : ThreadCpu.Between(serverBefore, ThreadCpu.Snapshot(serverPid), count);
         process.Refresh();
@@ -35,11 +38,12 @@ internal static class LoadGenerator
         return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors, cpu, byThread, serverByThread);
     }
 
-    private static async Task<(long Count, long Errors, List<double> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, HttpClient http,
+    private static async Task<(long Count, long Errors, List<double> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, int rate, HttpClient http,
         Func<Random, (string Url, string? Body, HttpMethod Method)> next, bool record)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
-        long count = 0, errors = 0;
+        var origin = Stopwatch.GetTimestamp();
+        var deadline = origin + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long count = 0, errors = 0, issued = 0;
         var all = new List<double>[concurrency];
         var started = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(worker => Task.Run(async () =>
@@ -52,6 +56,24 @@ internal static class LoadGenerator
                 using var request = new HttpRequestMessage(method, url);
                 if (body is not null) request.Content = new StringContent(body, Encoding.UTF8, "application/fhir+json");
                 var start = Stopwatch.GetTimestamp();
+                if (rate > 0)
+                {
+                    // The next request due. A worker that is late (its previous answer came after this one was due) sends at
+                    // once and the latency counts from when the request was due; one that is early sleeps, and the latency
+                    // counts from when it sends (the timer's own lateness, up to ~1 ms, is the load generator's, not the server's).
+                    var due = origin + (Interlocked.Increment(ref issued) - 1) * Stopwatch.Frequency / rate;
+                    if (due >= deadline) break;
+                    var early = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+                    if (early > TimeSpan.Zero)
+                    {
+                        await Task.Delay(early);
+                        start = Stopwatch.GetTimestamp();
+                    }
+                    else
+                    {
+                        start = due;
+                    }
+                }
                 try
                 {
                     using var response = await http.SendAsync(request);
