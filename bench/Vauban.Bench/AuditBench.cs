@@ -305,7 +305,8 @@ internal static class AuditBench
                         throw new InvalidOperationException($"GET /fhir/Patient/{ids[0]} answered {(int)probe.StatusCode} (--patients must not exceed the seeded count): {await probe.Content.ReadAsStringAsync()}");
                     }
                 }
-                var at = options with { Concurrency = concurrency };
+                // Throughput audited vs off: closed loop whatever --rate says (paced, both would read at the same rate).
+                var at = options with { Concurrency = concurrency, Rate = 0 };
                 LoadResult on = new("", 0, 0, 0, 0), off = on;
                 for (var round = 0; round < 2; round++)
                 {

@@ -13,11 +13,13 @@ internal sealed record BenchOptions(string Mode, string[] Engines, int Patients,
             return index >= 0 && index + 1 < args.Length ? args[index + 1] : fallback;
         }
         var engine = Value("--engine", "both");
+        var rate = int.Parse(Value("--rate", "0"));
+        if (rate < 0) return null;
         return new BenchOptions(args[0], engine == "both" ? ["sqlite", "postgres"] : [engine], int.Parse(Value("--patients", "100000")),
             int.Parse(Value("--seconds", "15")), int.Parse(Value("--concurrency", "16")), Path.GetFullPath(Value("--work", Path.Combine("bench", "data"))),
             args.Contains("--reuse"), long.Parse(Value("--audit-entries", "10000000")),
             Value("--audit-concurrency", "4,16,64,256").Split(',').Select(int.Parse).ToArray(), Value("--audit-phases", "append,verify,read,http").Split(','),
             Value("--http-phases", "empty,read,search,create,update").Split(','), Value("--pg-shared-buffers", "2GB"), args.Contains("--pg-prewarm"),
-            int.Parse(Value("--rate", "0")));
+            rate);
     }
 }

@@ -60,14 +60,15 @@ internal static class LoadGenerator
                 {
                     // The next request due. A worker that is late (its previous answer came after this one was due) sends at
                     // once and the latency counts from when the request was due; one that is early sleeps, and the latency
-                    // counts from when it sends (the timer's own lateness, up to ~1 ms, is the load generator's, not the server's).
+                    // counts from when it sends, but from at most 1 ms after it was due: the timer's own lateness up to 1 ms
+                    // is the load generator's, anything beyond is charged to the server (both share the two cores).
                     var due = origin + (Interlocked.Increment(ref issued) - 1) * Stopwatch.Frequency / rate;
                     if (due >= deadline) break;
                     var early = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
                     if (early > TimeSpan.Zero)
                     {
                         await Task.Delay(early);
-                        start = Stopwatch.GetTimestamp();
+                        start = Math.Min(Stopwatch.GetTimestamp(), due + Stopwatch.Frequency / 1000);
                     }
                     else
                     {

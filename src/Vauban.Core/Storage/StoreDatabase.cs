@@ -325,7 +325,8 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
-    /// <summary>The idle read connections, whose statements stay prepared between reads (tests inspect them).</summary>
+    /// <summary>The idle read connections, whose statements stay prepared between reads (tests inspect them, with no
+    /// request running: a request may take one of these connections back meanwhile).</summary>
     internal IReadOnlyList<SqliteConnection> IdleReadConnections() => [.. _readSessions.Select(s => s.Connection)];
 
     /// <summary>At most this many reads run at once. A WAL reader pins one of SQLite's few read marks (WAL_NREADER - 1 = 4 for

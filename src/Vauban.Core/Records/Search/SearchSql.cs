@@ -98,8 +98,8 @@ internal static class SearchSql
         "_lastUpdated" => "r.last_updated",
         "_id" => "r.id",
         _ => query.SortDescending
-            ? $"coalesce((SELECT max(d.hi) FROM idx_date d WHERE d.rid = r.rid AND d.param = {query.SortParameter!.Code.ToString(CultureInfo.InvariantCulture)}), {long.MinValue / 4})"
-            : $"coalesce((SELECT min(d.lo) FROM idx_date d WHERE d.rid = r.rid AND d.param = {query.SortParameter!.Code.ToString(CultureInfo.InvariantCulture)}), {long.MaxValue / 4})",
+            ? $"coalesce((SELECT max(s.hi) FROM idx_date s WHERE s.rid = r.rid AND s.param = {query.SortParameter!.Code.ToString(CultureInfo.InvariantCulture)}), {long.MinValue / 4})"
+            : $"coalesce((SELECT min(s.lo) FROM idx_date s WHERE s.rid = r.rid AND s.param = {query.SortParameter!.Code.ToString(CultureInfo.InvariantCulture)}), {long.MaxValue / 4})",
     };
 
     /// <summary>The distinct row ids matching the driving clause.</summary>
