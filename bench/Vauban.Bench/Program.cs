@@ -5,11 +5,13 @@ using System.Globalization;
 using Vauban.Bench;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+if (args is ["dictionary", .. var rest]) return RecordDictionary.Run(rest);
 var options = BenchOptions.Parse(args);
 if (options is null)
 {
     Console.WriteLine("""
         usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|audit|guard|all> [options]
+               dotnet run -c Release --project bench/Vauban.Bench -- dictionary [--out FILE]   (trains the record dictionary)
           --engine sqlite|postgres|both   store engine(s) (default both)
           --patients N                    patients to seed (default 100000)
           --seconds S                     duration of each HTTP phase (default 15)

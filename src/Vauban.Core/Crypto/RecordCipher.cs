@@ -3,7 +3,8 @@
 // with the associated data binding tenant, resource type, id and version: a ciphertext copied to
 // another row, tenant or version fails authentication instead of decrypting.
 // Format 2 (sealed since 2026-12-01) also binds the six header bytes, so that a changed compression flag fails
-// authentication instead of handing out undecoded bytes, and compresses with Zstandard (RFC 8878, flag 2).
+// authentication instead of handing out undecoded bytes, and compresses with Zstandard (RFC 8878): flag 3 with the
+// record dictionary records-1.zdict (since 2026-12-01, second stop), flag 2 without a dictionary (before it).
 // Format 1 (Brotli, flag 1) is still opened as it is: stored bodies are not migrated.
 using System.Buffers;
 using System.Buffers.Binary;
@@ -19,9 +20,16 @@ internal static class RecordCipher
     private const byte LegacyFormat = 1;
     private const byte FlagBrotli = 1;
     private const byte FlagZstd = 2;
-    // Zstandard's default level. On this project's synthetic records (~900 B of JSON) it keeps 54.4 % of the bytes
-    // (Brotli quality 2: 55.3 %) and decompresses in 2.5 µs against 6.4 (bench/README.md, tenth pass).
+    private const byte FlagZstdDictionary = 3;
+    // Zstandard's default level. On this project's synthetic records (~965 B of JSON as stored) it keeps 55.5 % of the
+    // bytes alone and 16.6 % with the dictionary, which also halves the time to decompress (bench/README.md, twelfth pass).
     private const int ZstdLevel = 3;
+
+    // A small JSON record compressed alone spends most of its frame on the entropy tables that describe it, and most of
+    // its decoding on building them; the dictionary carries tables and the strings every record repeats (element names,
+    // code systems, displays). Trained on the synthetic hospital's records by `bench -- dictionary`; its bytes are
+    // fixed for good (RecordCipherTests pins them): every body sealed with flag 3 needs exactly them to open.
+    private static readonly byte[] Dictionary = LoadDictionary();
     private const int MaxPlaintext = 64 * 1024 * 1024;
     private const int HeaderSize = 6;
     private const int NonceSize = 12;
@@ -31,13 +39,15 @@ internal static class RecordCipher
     // Zstandard contexts are reused (their tables are allocated once) but not thread-safe: one of each per thread,
     // ~0.2 MB of unmanaged memory each (more after a large record), living as long as the thread. Their buffers hold
     // pieces of the last record a thread handled, as the process's other memory holds the records it serves.
+    // The dictionary is loaded into each thread's contexts once.
     [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
     [ThreadStatic] private static ZstdSharp.Decompressor? t_decompressor;
+    [ThreadStatic] private static ZstdSharp.Decompressor? t_plainDecompressor; // flag 2: bodies sealed before the dictionary
 
     public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext, bool compress = true)
     {
         // Only a body to compress needs the buffer (audit entries are sealed uncompressed, one per audited act).
-        var compressor = compress ? t_compressor ??= new ZstdSharp.Compressor(ZstdLevel) : null;
+        var compressor = compress ? t_compressor ??= NewCompressor() : null;
         var rented = compressor is null ? null : ArrayPool<byte>.Shared.Rent(ZstdSharp.Compressor.GetCompressBound(plaintext.Length));
         try
         {
@@ -47,7 +57,7 @@ internal static class RecordCipher
             if (compressor is not null && compressor.TryWrap(plaintext, rented, out var compressedLength) && compressedLength < plaintext.Length)
             {
                 payload = rented.AsSpan(0, compressedLength);
-                flags = FlagZstd;
+                flags = FlagZstdDictionary;
             }
 
             var output = new byte[Overhead + payload.Length];
@@ -108,7 +118,8 @@ internal static class RecordCipher
             return (sealedBody[0], flags) switch
             {
                 (_, 0) => payload.AsSpan(0, payloadLength).ToArray(),
-                (FormatVersion, FlagZstd) => DecompressZstd(payload.AsSpan(0, payloadLength)),
+                (FormatVersion, FlagZstdDictionary) => DecompressZstd(t_decompressor ??= NewDecompressor(), payload.AsSpan(0, payloadLength)),
+                (FormatVersion, FlagZstd) => DecompressZstd(t_plainDecompressor ??= new ZstdSharp.Decompressor(), payload.AsSpan(0, payloadLength)),
                 (LegacyFormat, FlagBrotli) => DecompressBrotli(payload.AsSpan(0, payloadLength)),
                 _ => throw new RecordIntegrityException("unknown record compression"),
             };
@@ -119,12 +130,34 @@ internal static class RecordCipher
         }
     }
 
-    private static byte[] DecompressZstd(ReadOnlySpan<byte> compressed)
+    private static byte[] LoadDictionary()
+    {
+        using var stream = typeof(RecordCipher).Assembly.GetManifestResourceStream("Vauban.Crypto.records-1.zdict")
+            ?? throw new InvalidOperationException("The record dictionary is missing from the build.");
+        var bytes = new byte[stream.Length];
+        stream.ReadExactly(bytes);
+        return bytes;
+    }
+
+    private static ZstdSharp.Compressor NewCompressor()
+    {
+        var compressor = new ZstdSharp.Compressor(ZstdLevel);
+        compressor.LoadDictionary(Dictionary);
+        return compressor;
+    }
+
+    private static ZstdSharp.Decompressor NewDecompressor()
+    {
+        var decompressor = new ZstdSharp.Decompressor();
+        decompressor.LoadDictionary(Dictionary);
+        return decompressor;
+    }
+
+    private static byte[] DecompressZstd(ZstdSharp.Decompressor decompressor, ReadOnlySpan<byte> compressed)
     {
         // The frame states its content size (written by the one-shot compression above): the plaintext is decoded
-        // straight into an array of that size.
+        // straight into an array of that size. A frame compressed with another dictionary names it, and fails here.
         // Only an authenticated payload gets here; a damaged one is still an integrity failure, never a ZstdException.
-        var decompressor = t_decompressor ??= new ZstdSharp.Decompressor();
         try
         {
             var size = ZstdSharp.Decompressor.GetDecompressedSize(compressed);
