@@ -125,13 +125,16 @@ internal static class BenchRunner
                 var family = r.GetProperty("name")[0].GetProperty("family").GetString()!;
                 return (family[..Math.Min(3, family.Length)], r.GetProperty("birthDate").GetString()!);
             }
-            // A search for another patient can return a canary too (same name prefix and birth date): those searches are not sent.
+            // A search for another patient can return a canary too: same birth date, and a family prefix that matches any of the
+            // canary's names (its usual name as well as its birth name, with the server's case and accent folding). No search on
+            // a canary's birth date is sent (a few dozen days of ~36,500): until 2026-12-01 only the first name's prefix was
+            // compared, and a search that matched a canary's usual name suspended the load client in the middle of a phase.
             var canaryPatients = SyntheticHospital.CanaryPositions(Seed, patients, canaries.Count).Select(i => hospital.Patient(i)[0]).ToList();
             if (canaryPatients.Any(p => !canaries.Contains(p.Id)))
             {
                 throw new InvalidOperationException("The store's canaries are not the ones this benchmark seeds: seed the store again (without --reuse).");
             }
-            var canarySearches = canaryPatients.Select(p => SearchedBy(p.Json)).ToHashSet();
+            var canaryBirthDates = canaryPatients.Select(p => SearchedBy(p.Json).BirthDate).ToHashSet(StringComparer.Ordinal);
             // Every patient's id and search terms, built before any phase: generating a synthetic patient for each request,
             // as this benchmark did until 2026-12-01, cost the load generator ~30 µs of the two cores it shares with the
             // server and held the read at ~0.28 of the empty endpoint (bench/README.md, tenth pass). All patients, not a
@@ -145,7 +148,7 @@ internal static class BenchRunner
                 table[i] = (resource.Id, string.Intern(family), string.Intern(birthDate));
             });
             var readable = Enumerable.Range(0, patients).Where(i => !canaries.Contains(table[i].Id)).ToArray();
-            var searchable = readable.Where(i => !canarySearches.Contains((table[i].Family, table[i].BirthDate))).ToArray();
+            var searchable = readable.Where(i => !canaryBirthDates.Contains(table[i].BirthDate)).ToArray();
             Console.WriteLine($"  {patients:N0} patients' ids and search terms generated in {built.Elapsed.TotalSeconds:F1} s");
             (int Index, string Id, string Family, string BirthDate) Sample(Random random, bool searched = false)
             {

@@ -220,8 +220,22 @@ public sealed class AuditTrail : IAsyncDisposable
             if (!_queue.Writer.TryWrite(group)) throw new AuditUnavailableException("The audit log is closed.");
             if (group.Journal is not null) RotateJournal();
         }
-        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) _wake.Set();
+        if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) Wake();
         if (group.Done is { } done) await done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Wakes the appender. An act that queued its entries just before the trail closed may get here after DisposeAsync
+    /// has drained the queue and disposed the event: its entries are on the chain (or in the journal), nothing to wake.</summary>
+    private void Wake()
+    {
+        try
+        {
+            _wake.Set();
+        }
+        catch (ObjectDisposedException)
+        {
+            // closed meanwhile
+        }
     }
 
     /// <summary>Starts a new journal file past AuditOptions.JournalRotateAt (under _journalLock). A failure only postpones it.</summary>
