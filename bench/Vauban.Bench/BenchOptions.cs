@@ -2,7 +2,7 @@ namespace Vauban.Bench;
 
 internal sealed record BenchOptions(string Mode, string[] Engines, int Patients, int Seconds, int Concurrency, string WorkDirectory, bool Reuse,
     long AuditEntries, int[] AuditConcurrency, string[] AuditPhases, string[] HttpPhases, string PgSharedBuffers, bool PgPrewarm,
-    int Rate)
+    int Rate, bool Timeline)
 {
     public static BenchOptions? Parse(string[] args)
     {
@@ -20,6 +20,6 @@ internal sealed record BenchOptions(string Mode, string[] Engines, int Patients,
             args.Contains("--reuse"), long.Parse(Value("--audit-entries", "10000000")),
             Value("--audit-concurrency", "4,16,64,256").Split(',').Select(int.Parse).ToArray(), Value("--audit-phases", "append,verify,read,http").Split(','),
             Value("--http-phases", "empty,read,search,create,update").Split(','), Value("--pg-shared-buffers", "2GB"), args.Contains("--pg-prewarm"),
-            rate);
+            rate, args.Contains("--timeline"));
     }
 }

@@ -12,7 +12,8 @@ namespace Vauban.Bench;
 /// both run here) per request, in µs of one core;
 /// <see cref="ByThread"/> splits it by thread name, and <see cref="ServerByThread"/> that of a server in another process (Linux).</summary>
 internal sealed record LoadResult(string Name, double PerSecond, double P50, double P99, long Errors, double CpuMicroseconds = 0,
-    IReadOnlyList<(string Name, double PerCount)>? ByThread = null, IReadOnlyList<(string Name, double PerCount)>? ServerByThread = null);
+    IReadOnlyList<(string Name, double PerCount)>? ByThread = null, IReadOnlyList<(string Name, double PerCount)>? ServerByThread = null,
+    IReadOnlyList<string>? Timeline = null, TimeSpan WarmUp = default);
 
 internal static class LoadGenerator
 {
@@ -24,32 +25,68 @@ internal static class LoadGenerator
         // Warm-up: long enough for the tiered JIT to finish the phase's paths on two busy cores (3 s was not: a read phase
         // right after the server started still spent 31.6 µs a request compiling; bench/README.md, ninth pass).
         await PhaseAsync(TimeSpan.FromSeconds(Math.Min(8, options.Seconds)), options.Concurrency, options.Rate, http, next, record: false);
+        var warmUp = TimeSpan.FromSeconds(Math.Min(8, options.Seconds));
+        if (serverPid is { } pid)
+        {
+            // …and until the server's tiered compiler has gone quiet: paced at 1,000 searches a second, it was still
+            // recompiling hot methods 25 s into the load (up to 70 % of a core), and its bursts made the first seconds' tail
+            // (bench/README.md, thirteenth pass). The figures are those of a server that has settled; at most 60 s more.
+            for (var extra = 0; extra < 30; extra++)
+            {
+                var before = Compiling(ThreadCpu.Snapshot(pid));
+                await PhaseAsync(TimeSpan.FromSeconds(2), options.Concurrency, options.Rate, http, next, record: false);
+                warmUp += TimeSpan.FromSeconds(2);
+                var perSecond = (Compiling(ThreadCpu.Snapshot(pid)) - before) / 2 / 1000;
+                if (perSecond <= 20) break;
+                Console.WriteLine($"    the server's JIT still compiling ({perSecond:F0} ms a second): warming up 2 s more");
+            }
+        }
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
         var threadsBefore = ThreadCpu.Snapshot();
         var serverBefore = serverPid is null ? null : ThreadCpu.Snapshot(serverPid);
+        var measuredFrom = DateTime.UtcNow;
         var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, options.Rate, http, next, record: true);
         var byThread = ThreadCpu.Between(threadsBefore, ThreadCpu.Snapshot(), count);
         var serverByThread = serverBefore is null ? null : ThreadCpu.Between(serverBefore, ThreadCpu.Snapshot(serverPid), count);
         process.Refresh();
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalMicroseconds / Math.Max(1, count);
-        latencies.Sort();
-        double Percentile(double p) => latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)(p * latencies.Count))];
-        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(0.50), Percentile(0.99), errors, cpu, byThread, serverByThread);
+        var timeline = options.Timeline ? Timeline(latencies, measuredFrom) : null;
+        var sorted = latencies.Select(l => l.Milliseconds).Order().ToList();
+        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(sorted, 0.50), Percentile(sorted, 0.99), errors, cpu, byThread, serverByThread, timeline, warmUp);
     }
 
-    private static async Task<(long Count, long Errors, List<double> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, int rate, HttpClient http,
+    /// <summary>CPU µs so far of the runtime's tiered-compilation thread (its name as /proc truncates it).</summary>
+    private static double Compiling(Dictionary<int, (string Name, double Microseconds)> threads) =>
+        threads.Values.Where(t => t.Name.StartsWith(".NET Tiered Com", StringComparison.Ordinal)).Sum(t => t.Microseconds);
+
+    private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
+
+    /// <summary>The phase second by second (by when each request was sent or due): whether its slow requests come together
+    /// (a stall: a collection, a checkpoint, a lock) or are spread through it (two shared cores).</summary>
+    private static List<string> Timeline(List<(double At, double Milliseconds)> latencies, DateTime from)
+    {
+        var lines = new List<string> { $"Second 0 began at {from:HH:mm:ss.fff} UTC.", "", "| second | requests | p50 ms | p99 ms | max ms | over 20 ms |", "|---:|---:|---:|---:|---:|---:|" };
+        foreach (var second in latencies.GroupBy(l => (int)(l.At / 1000)).OrderBy(g => g.Key))
+        {
+            var sorted = second.Select(l => l.Milliseconds).Order().ToList();
+            lines.Add($"| {second.Key} | {sorted.Count:N0} | {Percentile(sorted, 0.5):F2} | {Percentile(sorted, 0.99):F2} | {sorted[^1]:F1} | {sorted.Count(l => l > 20)} |");
+        }
+        return lines;
+    }
+
+    private static async Task<(long Count, long Errors, List<(double At, double Milliseconds)> Latencies, TimeSpan Elapsed)> PhaseAsync(TimeSpan duration, int concurrency, int rate, HttpClient http,
         Func<Random, (string Url, string? Body, HttpMethod Method)> next, bool record)
     {
         var origin = Stopwatch.GetTimestamp();
         var deadline = origin + (long)(duration.TotalSeconds * Stopwatch.Frequency);
         long count = 0, errors = 0, issued = 0;
-        var all = new List<double>[concurrency];
+        var all = new List<(double At, double Milliseconds)>[concurrency];
         var started = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, concurrency).Select(worker => Task.Run(async () =>
         {
             var random = new Random(worker * 7919 + Environment.TickCount);
-            var latencies = all[worker] = new List<double>(100_000);
+            var latencies = all[worker] = new List<(double, double)>(100_000);
             while (Stopwatch.GetTimestamp() < deadline)
             {
                 var (url, body, method) = next(random);
@@ -89,7 +126,7 @@ internal static class LoadGenerator
                 {
                     Interlocked.Increment(ref errors);
                 }
-                if (record) latencies.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                if (record) latencies.Add((Stopwatch.GetElapsedTime(origin, start).TotalMilliseconds, Stopwatch.GetElapsedTime(start).TotalMilliseconds));
                 Interlocked.Increment(ref count);
             }
         })));

@@ -23,6 +23,7 @@ if (options is null)
           --audit-phases P1,P2,…          audit: which of append,verify,read,http to run (default all)
           --http-phases P1,P2,…           http: which of empty,read,search,create,update to run (default all)
           --rate R                        http: pace each phase at R requests/s, at most C outstanding (default 0: as fast as answered)
+          --timeline                      http: each phase second by second as well (requests, p50, p99, max, over 20 ms)
           --pg-shared-buffers SIZE        PostgreSQL: shared_buffers of a reused cluster (default 2GB)
           --pg-prewarm                    PostgreSQL: load the read's and the search's relations into the buffers first
         """);
