@@ -310,6 +310,7 @@ internal static class AuditBench
                 // Throughput audited vs off: closed loop whatever --rate says (paced, both would read at the same rate).
                 var at = options with { Concurrency = concurrency, Rate = 0 };
                 LoadResult on = new("", 0, 0, 0, 0), off = on;
+                var rounds = new List<string>();
                 for (var round = 0; round < 2; round++)
                 {
                     store.Audit.SkipForBenchmark = false;
@@ -318,11 +319,14 @@ internal static class AuditBench
                     var b = await LoadGenerator.RunAsync($"HTTP read, {concurrency} concurrent, auditing off", at, http, r => ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get));
                     store.Audit.SkipForBenchmark = false;
                     if (a.Errors + b.Errors > 0) throw new InvalidOperationException($"HTTP reads failed: {a.Errors} audited, {b.Errors} unaudited");
+                    rounds.Add($"{a.PerSecond:N0} / {b.PerSecond:N0} ({a.PerSecond / b.PerSecond:F2})");
+                    Console.WriteLine($"    round {round + 1}: audited {a.PerSecond:N0} req/s, off {b.PerSecond:N0}: {a.PerSecond / b.PerSecond:F2}");
                     if (a.PerSecond > on.PerSecond) on = a;
                     if (b.PerSecond > off.PerSecond) off = b;
                 }
                 lines.Add($"| {concurrency} concurrent requests | {on.PerSecond:N0} | {on.P50:F2} / {on.P99:F2} | {on.CpuMicroseconds:F0} | {off.PerSecond:N0} | {off.P50:F2} / {off.P99:F2} | {off.CpuMicroseconds:F0} | **{on.PerSecond / off.PerSecond:F2}** |");
                 split.Add($"- {concurrency} concurrent, CPU µs a request by thread, audited / off: {ByThread(on, off)}");
+                split.Add($"- {concurrency} concurrent, each round audited / off req/s: {string.Join("; ", rounds)}; warm-up {on.WarmUp.TotalSeconds:F0} / {off.WarmUp.TotalSeconds:F0} s in the best");
             }
             lines.Add("");
             lines.AddRange(split);

@@ -21,12 +21,13 @@ internal static class LoadGenerator
     public static async Task<LoadResult> RunAsync(string name, BenchOptions options, HttpClient http, Func<Random, (string Url, string? Body, HttpMethod Method)> next,
         int? serverPid = null)
     {
-        Console.WriteLine($"  {name}…");
+        Console.WriteLine($"  {name}… ({DateTime.UtcNow:HH:mm:ss.fff} UTC)");
         // Warm-up: long enough for the tiered JIT to finish the phase's paths on two busy cores (3 s was not: a read phase
         // right after the server started still spent 31.6 µs a request compiling; bench/README.md, ninth pass).
         await PhaseAsync(TimeSpan.FromSeconds(Math.Min(8, options.Seconds)), options.Concurrency, options.Rate, http, next, record: false);
         var warmUp = TimeSpan.FromSeconds(Math.Min(8, options.Seconds));
-        if (serverPid is { } pid)
+        // The server's process, or this one when the server runs in it (the audit benchmark).
+        var pid = serverPid ?? Environment.ProcessId;
         {
             // …and until the server's tiered compiler has gone quiet: paced at 1,000 searches a second, it was still
             // recompiling hot methods 25 s into the load (up to 70 % of a core), and its bursts made the first seconds' tail
@@ -46,6 +47,7 @@ internal static class LoadGenerator
         var threadsBefore = ThreadCpu.Snapshot();
         var serverBefore = serverPid is null ? null : ThreadCpu.Snapshot(serverPid);
         var measuredFrom = DateTime.UtcNow;
+        Console.WriteLine($"    measuring from {measuredFrom:HH:mm:ss.fff} UTC");
         var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, options.Rate, http, next, record: true);
         var byThread = ThreadCpu.Between(threadsBefore, ThreadCpu.Snapshot(), count);
         var serverByThread = serverBefore is null ? null : ThreadCpu.Between(serverBefore, ThreadCpu.Snapshot(serverPid), count);
