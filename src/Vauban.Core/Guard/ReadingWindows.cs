@@ -4,13 +4,16 @@
 namespace Vauban.Guard;
 
 /// <summary>
-/// How many distinct keys (patients) were touched within the last <see cref="Length"/>: a recency list —
-/// a touch moves the key to the back, keys older than the window fall off the front.
+/// How many distinct keys (patients) were touched within the last <see cref="Length"/>: each key's last touch, and
+/// the touches in order. A key touched again leaves its earlier touch behind in the order, skipped when it reaches
+/// the front; keys whose last touch is older than the window fall off the front. Nothing is allocated per key beyond
+/// the key itself: a day window of a million patients is a dictionary and a queue (two arrays each), not a million
+/// list nodes for the collector to trace (until 2026-12-01 it was a linked list; bench/README.md, thirteenth pass).
 /// </summary>
 public sealed class DistinctWindow
 {
-    private readonly LinkedList<(string Key, long At)> _order = new();
-    private readonly Dictionary<string, LinkedListNode<(string Key, long At)>> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _last = new(StringComparer.Ordinal);
+    private readonly Queue<(string Key, long At)> _touches = new();
     private readonly long _lengthMs;
 
     public DistinctWindow(TimeSpan length)
@@ -22,18 +25,21 @@ public sealed class DistinctWindow
 
     public TimeSpan Length { get; }
 
+    /// <summary>Touches held, live or left behind (never more than twice the keys, plus a little).</summary>
+    internal int Held => _touches.Count;
+
     /// <summary>Distinct keys touched in (now − length, now].</summary>
     public int Count(long nowMs)
     {
         Expire(nowMs);
-        return _order.Count;
+        return _last.Count;
     }
 
     /// <summary>Whether the key is within the window now.</summary>
     public bool Contains(string key, long nowMs)
     {
         Expire(nowMs);
-        return _nodes.ContainsKey(key);
+        return _last.ContainsKey(key);
     }
 
     /// <summary>The count the window would have if <paramref name="keys"/> were touched now (nothing is recorded).</summary>
@@ -43,7 +49,7 @@ public sealed class DistinctWindow
         var count = Count(nowMs);
         foreach (var key in keys)
         {
-            if (!_nodes.ContainsKey(key)) count++;
+            if (!_last.ContainsKey(key)) count++;
         }
         return count;
     }
@@ -51,38 +57,50 @@ public sealed class DistinctWindow
     public void Touch(string key, long nowMs)
     {
         Expire(nowMs);
-        if (_nodes.TryGetValue(key, out var node))
-        {
-            _order.Remove(node);
-            node.Value = (key, nowMs);
-            _order.AddLast(node);
-        }
-        else
-        {
-            _nodes[key] = _order.AddLast((key, nowMs));
-        }
+        ref var last = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_last, key, out var known);
+        if (known && last == nowMs) return;
+        last = nowMs;
+        _touches.Enqueue((key, nowMs));
+        if (_touches.Count > 2 * _last.Count + 64) Compact();
     }
 
-    /// <summary>The keys within the window now, oldest first.</summary>
+    /// <summary>The keys within the window now, oldest (last touched longest ago) first.</summary>
     public IEnumerable<string> Keys(long nowMs)
     {
         Expire(nowMs);
-        foreach (var (key, _) in _order) yield return key;
+        foreach (var (key, at) in _touches)
+        {
+            if (IsLast(key, at)) yield return key;
+        }
     }
 
     public void Clear()
     {
-        _order.Clear();
-        _nodes.Clear();
+        _touches.Clear();
+        _last.Clear();
+        _touches.TrimExcess();
+        _last.TrimExcess();
     }
+
+    private bool IsLast(string key, long at) => _last.TryGetValue(key, out var last) && last == at;
 
     private void Expire(long nowMs)
     {
         var cutoff = nowMs - _lengthMs;
-        while (_order.First is { } first && first.Value.At <= cutoff)
+        while (_touches.TryPeek(out var first) && first.At <= cutoff)
         {
-            _nodes.Remove(first.Value.Key);
-            _order.RemoveFirst();
+            _touches.Dequeue();
+            if (IsLast(first.Key, first.At)) _last.Remove(first.Key);
+        }
+    }
+
+    /// <summary>Drops the touches left behind by later ones, in order: a key read again and again holds one touch.</summary>
+    private void Compact()
+    {
+        for (var n = _touches.Count; n > 0; n--)
+        {
+            var touch = _touches.Dequeue();
+            if (IsLast(touch.Key, touch.At)) _touches.Enqueue(touch);
         }
     }
 }

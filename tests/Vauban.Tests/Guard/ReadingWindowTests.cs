@@ -68,6 +68,42 @@ public sealed class ReadingWindowTests
     }
 
     [Fact]
+    public void Keys_come_oldest_last_touch_first_and_each_once()
+    {
+        var window = new DistinctWindow(TimeSpan.FromMinutes(1));
+        window.Touch("p1", Now);
+        window.Touch("p1", Now);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        window.Touch("p2", Now);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        window.Touch("p3", Now);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        window.Touch("p1", Now);
+        Assert.Equal(["p2", "p3", "p1"], window.Keys(Now));
+        _time.Advance(TimeSpan.FromSeconds(58));
+        Assert.Equal(["p3", "p1"], window.Keys(Now));
+        Assert.Equal(2, window.Count(Now));
+    }
+
+    [Fact]
+    public void A_patient_read_again_and_again_all_day_holds_one_place_not_one_per_read()
+    {
+        var window = new DistinctWindow(TimeSpan.FromDays(1));
+        for (var i = 0; i < 100_000; i++)
+        {
+            window.Touch("p1", Now);
+            if (i % 10 == 0) window.Touch("p" + (2 + i / 10 % 5), Now);
+            _time.Advance(TimeSpan.FromMilliseconds(500));
+        }
+        Assert.Equal(6, window.Count(Now));
+        Assert.True(window.Held <= 2 * 6 + 64, $"{window.Held} touches held for 6 patients");
+        Assert.Equal("p1", window.Keys(Now).Last());
+        _time.Advance(TimeSpan.FromDays(1));
+        Assert.Equal(0, window.Count(Now));
+        Assert.Equal(0, window.Held);
+    }
+
+    [Fact]
     public void Amounts_are_summed_within_the_window_and_expire_after_it()
     {
         var window = new CountWindow(TimeSpan.FromHours(1));
