@@ -9,12 +9,16 @@ namespace Vauban.Guard;
 /// the front; keys whose last touch is older than the window fall off the front. Nothing is allocated per key beyond
 /// the key itself: a day window of a million patients is a dictionary and a queue (two arrays each), not a million
 /// list nodes for the collector to trace (until 2026-12-01 it was a linked list; bench/README.md, thirteenth pass).
+/// A touch is never recorded earlier than the latest one (a clock stepped back keeps a key a little longer, never
+/// less), so the touches stay in time order and a key has one touch a millisecond: keys touched within the same
+/// millisecond keep the order of their first touch in it.
 /// </summary>
 public sealed class DistinctWindow
 {
     private readonly Dictionary<string, long> _last = new(StringComparer.Ordinal);
     private readonly Queue<(string Key, long At)> _touches = new();
     private readonly long _lengthMs;
+    private long _latest = long.MinValue;
 
     public DistinctWindow(TimeSpan length)
     {
@@ -25,7 +29,7 @@ public sealed class DistinctWindow
 
     public TimeSpan Length { get; }
 
-    /// <summary>Touches held, live or left behind (never more than twice the keys, plus a little).</summary>
+    /// <summary>Touches held, live or left behind: right after a touch, at most twice the keys plus 64.</summary>
     internal int Held => _touches.Count;
 
     /// <summary>Distinct keys touched in (now − length, now].</summary>
@@ -57,10 +61,11 @@ public sealed class DistinctWindow
     public void Touch(string key, long nowMs)
     {
         Expire(nowMs);
+        var at = _latest = Math.Max(_latest, nowMs);
         ref var last = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_last, key, out var known);
-        if (known && last == nowMs) return;
-        last = nowMs;
-        _touches.Enqueue((key, nowMs));
+        if (known && last == at) return;
+        last = at;
+        _touches.Enqueue((key, at));
         if (_touches.Count > 2 * _last.Count + 64) Compact();
     }
 

@@ -72,7 +72,9 @@ public sealed class ReadingWindowTests
     {
         var window = new DistinctWindow(TimeSpan.FromMinutes(1));
         window.Touch("p1", Now);
+        window.Touch("p2", Now);
         window.Touch("p1", Now);
+        Assert.Equal(["p1", "p2"], window.Keys(Now));
         _time.Advance(TimeSpan.FromSeconds(1));
         window.Touch("p2", Now);
         _time.Advance(TimeSpan.FromSeconds(1));
@@ -83,6 +85,20 @@ public sealed class ReadingWindowTests
         _time.Advance(TimeSpan.FromSeconds(58));
         Assert.Equal(["p3", "p1"], window.Keys(Now));
         Assert.Equal(2, window.Count(Now));
+    }
+
+    [Fact]
+    public void A_clock_stepped_back_keeps_a_patient_counted_longer_never_less_and_listed_once()
+    {
+        var window = new DistinctWindow(TimeSpan.FromMinutes(1));
+        var now = Now;
+        window.Touch("p1", now);
+        window.Touch("p1", now - 30_000);
+        window.Touch("p2", now - 30_000);
+        window.Touch("p1", now);
+        Assert.Equal(["p1", "p2"], window.Keys(now));
+        Assert.Equal(2, window.Count(now + 59_999));
+        Assert.Equal(0, window.Count(now + 60_000));
     }
 
     [Fact]
