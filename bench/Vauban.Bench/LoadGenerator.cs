@@ -24,23 +24,21 @@ internal static class LoadGenerator
         Console.WriteLine($"  {name}… ({DateTime.UtcNow:HH:mm:ss.fff} UTC)");
         // Warm-up: long enough for the tiered JIT to finish the phase's paths on two busy cores (3 s was not: a read phase
         // right after the server started still spent 31.6 µs a request compiling; bench/README.md, ninth pass).
-        await PhaseAsync(TimeSpan.FromSeconds(Math.Min(8, options.Seconds)), options.Concurrency, options.Rate, http, next, record: false);
         var warmUp = TimeSpan.FromSeconds(Math.Min(8, options.Seconds));
-        // The server's process, or this one when the server runs in it (the audit benchmark).
+        await PhaseAsync(warmUp, options.Concurrency, options.Rate, http, next, record: false);
+        // …and until the server's tiered compiler has gone quiet: paced at 1,000 searches a second, it was still
+        // recompiling hot methods 25 s into the load (up to 70 % of a core), and its bursts made the first seconds' tail
+        // (bench/README.md, thirteenth pass). The figures are those of a server that has settled; at most 60 s more. The
+        // server is another process, or this one (the audit benchmark).
         var pid = serverPid ?? Environment.ProcessId;
+        for (var extra = 0; extra < 30; extra++)
         {
-            // …and until the server's tiered compiler has gone quiet: paced at 1,000 searches a second, it was still
-            // recompiling hot methods 25 s into the load (up to 70 % of a core), and its bursts made the first seconds' tail
-            // (bench/README.md, thirteenth pass). The figures are those of a server that has settled; at most 60 s more.
-            for (var extra = 0; extra < 30; extra++)
-            {
-                var before = Compiling(ThreadCpu.Snapshot(pid));
-                await PhaseAsync(TimeSpan.FromSeconds(2), options.Concurrency, options.Rate, http, next, record: false);
-                warmUp += TimeSpan.FromSeconds(2);
-                var perSecond = (Compiling(ThreadCpu.Snapshot(pid)) - before) / 2 / 1000;
-                if (perSecond <= 20) break;
-                Console.WriteLine($"    the server's JIT still compiling ({perSecond:F0} ms a second): warming up 2 s more");
-            }
+            var before = Compiling(ThreadCpu.Snapshot(pid));
+            await PhaseAsync(TimeSpan.FromSeconds(2), options.Concurrency, options.Rate, http, next, record: false);
+            warmUp += TimeSpan.FromSeconds(2);
+            var perSecond = (Compiling(ThreadCpu.Snapshot(pid)) - before) / 2 / 1000;
+            if (perSecond <= 20) break;
+            Console.WriteLine($"    the server's JIT still compiling ({perSecond:F0} ms a second): warming up 2 s more");
         }
         using var process = Process.GetCurrentProcess();
         var cpuBefore = process.TotalProcessorTime;
