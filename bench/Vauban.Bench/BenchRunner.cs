@@ -20,9 +20,19 @@ internal static class BenchRunner
     {
         Directory.CreateDirectory(options.WorkDirectory);
         var root = FindRoot();
-        Console.WriteLine("Building vauban (Release)…");
-        Run("dotnet", $"build -c Release {Path.Combine(root, "src", "Vauban")} -v q -nologo", root);
-        var vauban = Path.Combine(root, "src", "Vauban", "bin", "Release", "net10.0", "vauban.dll");
+        string vauban;
+        if (options.Server is { } server)
+        {
+            // A build made elsewhere (a published one, ReadyToRun…), served as it is.
+            vauban = server;
+            Console.WriteLine($"Serving {vauban} (not built here)");
+        }
+        else
+        {
+            Console.WriteLine("Building vauban (Release)…");
+            Run("dotnet", $"build -c Release {Path.Combine(root, "src", "Vauban")} -v q -nologo", root);
+            vauban = Path.Combine(root, "src", "Vauban", "bin", "Release", "net10.0", "vauban.dll");
+        }
         var report = new List<string> { $"# Vauban benchmark — {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, {options.Patients:N0} patients", "" };
 
         foreach (var engine in options.Engines)
