@@ -212,7 +212,7 @@ internal static class BenchRunner
             {
                 // Where each request's CPU went: the server's threads (from /proc), and the load generator beside it.
                 var busy = phase.ServerByThread!.Where(t => t.PerCount >= 0.5).Select(t => $"{t.Name} {t.PerCount:F1}");
-                lines.Add($"- {phase.Name}: server CPU µs a request **{phase.ServerByThread!.Sum(t => t.PerCount):F0}** ({string.Join("; ", busy)}); load generator {phase.CpuMicroseconds:F0}; after {phase.WarmUp.TotalSeconds:F0} s of warm-up");
+                lines.Add($"- {phase.Name}: server CPU µs a request **{phase.ServerByThread!.Sum(t => t.PerCount):F0}** ({string.Join("; ", busy)}); load generator {phase.CpuMicroseconds:F0}; after {phase.WarmUp.TotalSeconds:F0} s of warm-up; cores stolen by the hypervisor {phase.StolenPercent:F1} %");
             }
             foreach (var phase in phases.Where(p => p.Timeline is not null))
             {

@@ -10,10 +10,12 @@ namespace Vauban.Bench;
 
 /// <summary>A load phase's figures; <see cref="CpuMicroseconds"/> is this process's CPU time (server and load generator when
 /// both run here) per request, in µs of one core;
-/// <see cref="ByThread"/> splits it by thread name, and <see cref="ServerByThread"/> that of a server in another process (Linux).</summary>
+/// <see cref="ByThread"/> splits it by thread name, and <see cref="ServerByThread"/> that of a server in another process (Linux);
+/// <see cref="AllocatedBytes"/> is what this process allocated per request (managed heap).</summary>
 internal sealed record LoadResult(string Name, double PerSecond, double P50, double P99, long Errors, double CpuMicroseconds = 0,
     IReadOnlyList<(string Name, double PerCount)>? ByThread = null, IReadOnlyList<(string Name, double PerCount)>? ServerByThread = null,
-    IReadOnlyList<string>? Timeline = null, TimeSpan WarmUp = default);
+    IReadOnlyList<string>? Timeline = null, TimeSpan WarmUp = default, double AllocatedBytes = 0, string? Allocations = null,
+    double StolenPercent = 0);
 
 internal static class LoadGenerator
 {
@@ -44,16 +46,24 @@ internal static class LoadGenerator
         var cpuBefore = process.TotalProcessorTime;
         var threadsBefore = ThreadCpu.Snapshot();
         var serverBefore = serverPid is null ? null : ThreadCpu.Snapshot(serverPid);
+        using var sampler = options.Allocations && serverPid is null ? new AllocationSampler() : null;
+        sampler?.Start();
+        var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+        var machineBefore = ThreadCpu.Machine();
         var measuredFrom = DateTime.UtcNow;
         Console.WriteLine($"    measuring from {measuredFrom:HH:mm:ss.fff} UTC");
         var (count, errors, latencies, elapsed) = await PhaseAsync(TimeSpan.FromSeconds(options.Seconds), options.Concurrency, options.Rate, http, next, record: true);
+        var allocated = (double)(GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore) / Math.Max(1, count);
+        var allocations = sampler?.Stop(count);
+        var machineAfter = ThreadCpu.Machine();
+        var stolen = machineAfter.Total > machineBefore.Total ? 100 * (machineAfter.Stolen - machineBefore.Stolen) / (machineAfter.Total - machineBefore.Total) : 0;
         var byThread = ThreadCpu.Between(threadsBefore, ThreadCpu.Snapshot(), count);
         var serverByThread = serverBefore is null ? null : ThreadCpu.Between(serverBefore, ThreadCpu.Snapshot(serverPid), count);
         process.Refresh();
         var cpu = (process.TotalProcessorTime - cpuBefore).TotalMicroseconds / Math.Max(1, count);
         var timeline = options.Timeline ? Timeline(latencies, measuredFrom) : null;
         var sorted = latencies.Select(l => l.Milliseconds).Order().ToList();
-        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(sorted, 0.50), Percentile(sorted, 0.99), errors, cpu, byThread, serverByThread, timeline, warmUp);
+        return new LoadResult(name, count / elapsed.TotalSeconds, Percentile(sorted, 0.50), Percentile(sorted, 0.99), errors, cpu, byThread, serverByThread, timeline, warmUp, allocated, allocations, stolen);
     }
 
     /// <summary>CPU µs so far of the runtime's tiered-compilation thread (its name as /proc truncates it).</summary>

@@ -25,6 +25,8 @@ if (options is null)
           --rate R                        http: pace each phase at R requests/s, at most C outstanding (default 0: as fast as answered)
           --timeline                      http: each phase second by second as well (requests, p50, p99, max, over 20 ms)
           --server PATH                   http: serve this vauban.dll (a published build) instead of building src/Vauban
+          --rounds N                      audit: HTTP rounds, each audited then off (default 2); the median of their ratios is reported
+          --allocations                   audit: what each HTTP phase allocates a request, by type (sampled)
           --pg-shared-buffers SIZE        PostgreSQL: shared_buffers of a reused cluster (default 2GB)
           --pg-prewarm                    PostgreSQL: load the read's and the search's relations into the buffers first
         """);
