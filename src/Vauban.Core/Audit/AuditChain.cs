@@ -73,8 +73,21 @@ internal static class AuditChain
 
     /// <summary>The AES-GCM associated data of an entry's sealed part: its clear columns other than the sequence
     /// (known only when the appender orders it; the chain binds the position).</summary>
-    public static string SealBinding(long at, int action, int type, long principalIndex, long patientIndex) =>
-        string.Create(CultureInfo.InvariantCulture, $"audit:{at}:{action}:{type}:{principalIndex:x16}:{patientIndex:x16}");
+    public static string SealBinding(long at, int action, int type, long principalIndex, long patientIndex)
+    {
+        Span<char> binding = stackalloc char[SealBindingMaxLength];
+        return new string(binding[..WriteSealBinding(binding, at, action, type, principalIndex, patientIndex)]);
+    }
+
+    /// <summary>"audit:" and five fields: two longs and two ints in decimal, two longs in 16 hex digits, colons between.</summary>
+    public const int SealBindingMaxLength = 6 + 20 + 1 + 11 + 1 + 11 + 1 + 16 + 1 + 16;
+
+    /// <summary><see cref="SealBinding"/> written into <paramref name="destination"/> (at least <see cref="SealBindingMaxLength"/>
+    /// characters); returns its length.</summary>
+    public static int WriteSealBinding(Span<char> destination, long at, int action, int type, long principalIndex, long patientIndex) =>
+        destination.TryWrite(CultureInfo.InvariantCulture, $"audit:{at}:{action}:{type}:{principalIndex:x16}:{patientIndex:x16}", out var written)
+            ? written
+            : throw new ArgumentException($"needs {SealBindingMaxLength} characters", nameof(destination));
 
     public static byte[] CheckpointStatement(long tenantId, long size, ReadOnlySpan<byte> root, ReadOnlySpan<byte> head, long at) =>
         Encoding.ASCII.GetBytes(string.Create(CultureInfo.InvariantCulture,

@@ -17,6 +17,7 @@
 // journaled entries wait and are retried, and every act is refused until a copy succeeds (fail closed). Reading
 // the log first waits for what is queued. The patient and principal lookups (audit_index) are filled behind the
 // chain in large sorted batches, never in the commit path.
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text.Json;
@@ -264,9 +265,10 @@ public sealed class AuditTrail : IAsyncDisposable
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var principal = context.Principal;
-        var principalIndex = keys.Index.Hash(AuditChain.PrincipalIndexCode, 'x', principal.Id);
+        // The same principal acts again and again: its blind index is remembered (per tenant key) rather than re-hashed.
+        var principalIndex = keys.Index.HashRepeated(AuditChain.PrincipalIndexCode, 'x', principal.Id);
         var typeCode = type is not null && TypeCodes.TryGet(type, out var code) ? code : 0;
-        var template = new AuditDetail
+        AuditDetail Detail(string? patient, IReadOnlyList<string> references) => new()
         {
             PrincipalKind = principal.Kind switch { PrincipalKind.Person => "person", PrincipalKind.ApiClient => "client", _ => "system" },
             Principal = principal.Id,
@@ -278,23 +280,21 @@ public sealed class AuditTrail : IAsyncDisposable
             Correlation = context.CorrelationId,
             Purpose = context.Purpose,
             Note = context.StatedReason is { } stated ? (note is null ? "reason stated: " + stated : note + "; reason stated: " + stated) : note,
+            Patient = patient,
+            Records = references,
         };
         var entries = new List<PreparedEntry>(1);
-        if (records.Count == 0)
+        if (records.Count <= 1)
         {
-            entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex, template));
-            return entries;
-        }
-        if (records.Count == 1)
-        {
-            var only = records[0];
-            entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex, template with { Patient = only.Patient, Records = [Reference(only)] }));
+            // The common act: one record (a read) or none (a sign-in, a refusal before any record).
+            var only = records.Count == 1 ? records[0] : default;
+            entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex, records.Count == 1 ? Detail(only.Patient, [Reference(only)]) : Detail(null, [])));
             return entries;
         }
         foreach (var group in records.GroupBy(r => r.Patient, StringComparer.Ordinal))
         {
             entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex,
-                template with { Patient = group.Key, Records = group.Select(Reference).Distinct(StringComparer.Ordinal).ToList() }));
+                Detail(group.Key, group.Select(Reference).Distinct(StringComparer.Ordinal).ToList())));
         }
         return entries;
     }
@@ -318,13 +318,29 @@ public sealed class AuditTrail : IAsyncDisposable
 
     private static string Reference(AuditedRecord record) => record.Id is null ? record.Type : record.Type + "/" + record.Id;
 
+    // Each thread's JSON buffer for the sealed part (cleared after each use: it held who read what, in clear).
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_detailBuffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_detailWriter;
+
     private static PreparedEntry Seal(TenantKeys keys, long at, AuditAction action, AuditOutcome outcome, int typeCode, long principalIndex, AuditDetail detail)
     {
         var patientIndex = detail.Patient is null ? 0 : keys.Index.Hash(AuditChain.PatientIndexCode, 'x', detail.Patient);
-        var json = JsonSerializer.SerializeToUtf8Bytes(detail, AuditJsonContext.Default.AuditDetail);
-        var binding = AuditChain.SealBinding(at, (int)action, typeCode, principalIndex, patientIndex);
-        var sealedPart = RecordCipher.Seal(keys, AuditChain.SealTypeCode, binding, 1, json, compress: false);
-        return new PreparedEntry(at, (int)action, (int)outcome, typeCode, principalIndex, patientIndex, sealedPart);
+        var buffer = t_detailBuffer ??= new ArrayBufferWriter<byte>(1024);
+        var writer = t_detailWriter ??= new Utf8JsonWriter(buffer);
+        try
+        {
+            writer.Reset(buffer);
+            JsonSerializer.Serialize(writer, detail, AuditJsonContext.Default.AuditDetail);
+            writer.Flush();
+            Span<char> binding = stackalloc char[AuditChain.SealBindingMaxLength];
+            var length = AuditChain.WriteSealBinding(binding, at, (int)action, typeCode, principalIndex, patientIndex);
+            var sealedPart = RecordCipher.Seal(keys, AuditChain.SealTypeCode, binding[..length], 1, buffer.WrittenSpan, compress: false);
+            return new PreparedEntry(at, (int)action, (int)outcome, typeCode, principalIndex, patientIndex, sealedPart);
+        }
+        finally
+        {
+            buffer.Clear();
+        }
     }
 
     /// <summary>Opens the sealed part of a stored entry.</summary>
@@ -556,22 +572,29 @@ public sealed class AuditTrail : IAsyncDisposable
                 await _insert.ExecuteNonQueryAsync(cancellationToken);
                 return;
             }
+            // SQLite runs a statement synchronously whatever the call: the synchronous one spares a task a row. The tenant and
+            // the small codes are boxed once, not once a row.
+            cancellationToken.ThrowIfCancellationRequested();
+            p[0].Value = rows[0].TenantId;
             for (var i = 0; i < rows.Length; i++)
             {
                 var r = rows[i];
-                p[0].Value = r.TenantId;
                 p[1].Value = r.Sequence;
                 p[2].Value = r.At;
-                p[3].Value = r.Action;
-                p[4].Value = r.Outcome;
-                p[5].Value = r.Type;
+                p[3].Value = Boxed(r.Action);
+                p[4].Value = Boxed(r.Outcome);
+                p[5].Value = Boxed(r.Type);
                 p[6].Value = r.PrincipalIndex;
                 p[7].Value = r.PatientIndex;
                 p[8].Value = r.Sealed;
                 p[9].Value = hashes[i];
-                await _insert.ExecuteNonQueryAsync(cancellationToken);
+                _insert.ExecuteNonQuery();
             }
         }
+
+        private static readonly object[] SmallCodes = Enumerable.Range(0, 4096).Select(i => (object)i).ToArray();
+
+        private static object Boxed(int code) => (uint)code < (uint)SmallCodes.Length ? SmallCodes[code] : code;
 
         public Task UpdateHeadAsync(long tenantId, long size, byte[] hash, byte[] tree, long checkpointSequence, long checkpointAt, CancellationToken cancellationToken) =>
             RunAsync(_updateHead, cancellationToken, size, hash, tree, checkpointSequence, checkpointAt, tenantId);

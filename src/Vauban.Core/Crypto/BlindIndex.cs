@@ -4,6 +4,7 @@
 // also a street) gives unrelated hashes. Truncation is deliberate: 64 bits keep collisions negligible
 // at a tenant's scale while storing and leaking less than a full MAC.
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
@@ -15,6 +16,8 @@ internal sealed class BlindIndex : IDisposable
     private readonly byte[] _key;
     // One keyed HMAC state per thread: re-keying HMAC for every value costs twice the hashing itself.
     private readonly ThreadLocal<IncrementalHash> _hmac;
+    private readonly ConcurrentDictionary<(int Code, char Kind, string Value), long> _repeated = new();
+    private const int RepeatedCapacity = 4096;
 
     public BlindIndex(byte[] key)
     {
@@ -43,6 +46,18 @@ internal sealed class BlindIndex : IDisposable
     }
 
     /// <summary>The same hash, computed from the key directly (reference implementation, used by tests).</summary>
+    /// <summary><see cref="Hash"/> of a value asked for on every act (the principal of each audit entry): computed once and
+    /// kept while this key lives, at most <see cref="RepeatedCapacity"/> values (then forgotten all at once and computed
+    /// again). Holds only what a call would return; the key itself is already in this object.</summary>
+    public long HashRepeated(int paramCode, char kind, string value)
+    {
+        if (_repeated.TryGetValue((paramCode, kind, value), out var known)) return known;
+        var hash = Hash(paramCode, kind, value);
+        if (_repeated.Count >= RepeatedCapacity) _repeated.Clear();
+        _repeated[(paramCode, kind, value)] = hash;
+        return hash;
+    }
+
     public static long Compute(ReadOnlySpan<byte> key, int paramCode, char kind, ReadOnlySpan<char> value)
     {
         var input = new byte[5 + Encoding.UTF8.GetMaxByteCount(value.Length)];

@@ -211,4 +211,34 @@ public class RecordCipherTests
         Assert.Equal(BlindIndex.Compute(k1, 101, 'p', "dupont"), index.Hash(101, 'p', "dupont"));
         Assert.Equal(BlindIndex.Compute(k1, 101, 'e', new string('é', 400)), index.Hash(101, 'e', new string('é', 400)));
     }
+
+    [Fact]
+    public void A_remembered_blind_index_is_the_computed_one_for_every_value_kind_and_parameter_past_the_memory_bound()
+    {
+        var key = RandomNumberGenerator.GetBytes(32);
+        using var index = new BlindIndex((byte[])key.Clone());
+        for (var round = 0; round < 2; round++)
+        {
+            for (var i = 0; i < 5000; i++)
+            {
+                var value = "client-" + i;
+                Assert.Equal(BlindIndex.Compute(key, 9001, 'x', value), index.HashRepeated(9001, 'x', value));
+            }
+        }
+        Assert.Equal(BlindIndex.Compute(key, 9002, 'x', "client-1"), index.HashRepeated(9002, 'x', "client-1"));
+        Assert.Equal(BlindIndex.Compute(key, 9001, 'p', "client-1"), index.HashRepeated(9001, 'p', "client-1"));
+        Assert.NotEqual(index.HashRepeated(9001, 'x', "client-1"), index.HashRepeated(9002, 'x', "client-1"));
+    }
+
+    [Fact]
+    public void A_record_sealed_under_an_id_given_as_characters_opens_under_the_same_id_as_a_string_and_under_no_other()
+    {
+        using var keys = Keys(7);
+        var plaintext = "{\"resourceType\":\"Patient\"}"u8.ToArray();
+        Span<char> id = stackalloc char[64];
+        "audit:1:2:3".AsSpan().CopyTo(id);
+        var sealedBody = RecordCipher.Seal(keys, 9000, id[..11], 1, plaintext, compress: false);
+        Assert.Equal(plaintext, RecordCipher.Open(keys, 9000, "audit:1:2:3", 1, sealedBody));
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 9000, "audit:1:2:4", 1, sealedBody));
+    }
 }
