@@ -348,73 +348,23 @@ internal static class AuditBench
         return lines;
     }
 
-    /// <summary>Audited and off alternate every <see cref="SliceSeconds"/> within one load (the warm-up included), so that the
-    /// machine's own drift — this VM's throughput swings by a fifth from one ten-second phase to the next with nothing
-    /// changed — falls on both alike. Each slice counts the requests sent in its last part only: the first
-    /// <see cref="SettleSeconds"/> hold the appender's copy of what the slice before journaled, and any lookups build that
-    /// copy started (audit work, which would otherwise be charged to an "off" slice).</summary>
+    /// <summary>Audited and off alternating within one load (<see cref="Interleaving"/>): the ratio this benchmark quotes.</summary>
     private static async Task<string> InterleavedAsync(VaubanStore store, BenchOptions options, BenchOptions at, HttpClient http, string[] ids)
     {
-        const double SliceSeconds = 2, SettleSeconds = 0.5;
-        long issued = 0;
-        var slices = new List<(bool Audited, long Count, double Seconds, double From)>();
-        var clock = Stopwatch.StartNew();
-        using var stop = new CancellationTokenSource();
-        var toggler = Task.Run(async () =>
-        {
-            var audited = true;
-            while (!stop.IsCancellationRequested)
-            {
-                store.Audit.SkipForBenchmark = !audited;
-                var sliceStart = clock.Elapsed.TotalSeconds;
-                try
-                {
-                    await Task.Delay(TimeSpan.FromSeconds(SettleSeconds), stop.Token);
-                    var from = clock.Elapsed.TotalSeconds;
-                    var before = Interlocked.Read(ref issued);
-                    await Task.Delay(TimeSpan.FromSeconds(sliceStart + SliceSeconds - from), stop.Token);
-                    lock (slices) slices.Add((audited, Interlocked.Read(ref issued) - before, clock.Elapsed.TotalSeconds - from, from));
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-                audited = !audited;
-            }
-        });
-        var length = at with { Seconds = (int)(2 * SliceSeconds * options.Interleave) };
-        LoadResult result;
+        (string, string?, HttpMethod) Read(Random r) => ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get);
+        InterleavedResult result;
         try
         {
-            result = await LoadGenerator.RunAsync($"HTTP read, {at.Concurrency} concurrent, audited and off alternating every {SliceSeconds:F0} s", length, http, r =>
-            {
-                Interlocked.Increment(ref issued);
-                return ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get);
-            });
+            result = await Interleaving.RunAsync($"HTTP read, {at.Concurrency} concurrent, audited and off alternating every {Interleaving.SliceSeconds:F0} s",
+                at, http, options.Interleave, Read, Read, audited => store.Audit.SkipForBenchmark = !audited);
         }
         finally
         {
-            await stop.CancelAsync();
-            await toggler;
             store.Audit.SkipForBenchmark = false;
         }
-        if (result.Errors > 0) throw new InvalidOperationException($"HTTP reads failed: {result.Errors}");
-        // The measured part only: the slices that began after the warm-up.
-        var measured = slices.Where(s => s.From >= result.WarmUp.TotalSeconds).ToList();
-        double Rate(bool audited) => measured.Where(s => s.Audited == audited).Sum(s => s.Count) / Math.Max(1e-9, measured.Where(s => s.Audited == audited).Sum(s => s.Seconds));
-        var pairs = new List<double>();
-        for (var i = 0; i + 1 < measured.Count; i++)
-        {
-            if (measured[i].Audited && !measured[i + 1].Audited) pairs.Add(measured[i].Count / measured[i].Seconds / (measured[i + 1].Count / measured[i + 1].Seconds));
-        }
-        pairs.Sort();
-        var on = Rate(true);
-        var off = Rate(false);
-        Console.WriteLine($"    interleaved: audited {on:N0} req/s, off {off:N0}: {on / off:F2}");
-        return pairs.Count == 0
-            ? "interleaved: too short to measure (raise --interleave)"
-            : $"interleaved ({measured.Count} slices of {SliceSeconds:F0} s, each counted after its first {SettleSeconds:F1} s): audited **{on:N0}** req/s, off **{off:N0}**, ratio **{on / off:F2}**; "
-              + $"the {pairs.Count} pairs' own ratios: median {pairs[pairs.Count / 2]:F2}, quartiles {pairs[pairs.Count / 4]:F2}–{pairs[3 * pairs.Count / 4]:F2}, from {pairs[0]:F2} to {pairs[^1]:F2}";
+        if (result.Load.Errors > 0) throw new InvalidOperationException($"HTTP reads failed: {result.Load.Errors}");
+        Console.WriteLine($"    interleaved: audited {result.First:N0} req/s, off {result.Second:N0}: {result.Ratio:F2}");
+        return result.Describe("audited", "off");
     }
 
     /// <summary>Each thread name's CPU a request in two phases ("name a / b"), the names that spent at least 0.5 µs in either.</summary>

@@ -208,6 +208,15 @@ internal static class BenchRunner
             var empty = phases.FirstOrDefault(p => p.Name == runs[0].Name)?.PerSecond;
             if (read is { } r && empty is { } e)
                 lines.Add($"- read / empty endpoint = **{r / e:F2}**; read / bare SELECT = **{r / ceiling.PerSecond:F2}**; read / smaller ceiling = **{r / Math.Min(e, ceiling.PerSecond):F2}**");
+            if (options.Interleave > 0 && options.Rate == 0 && options.HttpPhases.Contains("read") && options.HttpPhases.Contains("empty"))
+            {
+                // The same ratio with the two kinds of request alternating in one load: the machine's drift between phases
+                // falls on both alike.
+                var both = await Interleaving.RunAsync($"Patient read and the empty endpoint alternating every {Interleaving.SliceSeconds:F0} s", options, http,
+                    options.Interleave, runs[1].Next, runs[0].Next, serverPid: server.Id);
+                if (both.Load.Errors > 0) lines.Add($"- **Errors in the interleaved load: {both.Load.Errors:N0} — its figures are not valid.**");
+                lines.Add($"- read / empty endpoint, {both.Describe("read", "empty endpoint")}");
+            }
             foreach (var phase in phases.Where(p => p.ServerByThread is { Count: > 0 }))
             {
                 // Where each request's CPU went: the server's threads (from /proc), and the load generator beside it.

@@ -26,7 +26,8 @@ if (options is null)
           --timeline                      http: each phase second by second as well (requests, p50, p99, max, over 20 ms)
           --server PATH                   http: serve this vauban.dll (a published build) instead of building src/Vauban
           --rounds N                      audit: HTTP rounds, each audited then off (default 2); the median of their ratios is reported
-          --interleave N                  audit: then N pairs of 2 s slices, audited and off alternating in one load (default 15; 0: none)
+          --interleave N                  audit, http: then N pairs of 2 s slices alternating in one load — audited and off; read and the
+                                          empty endpoint (default 15; 0: none)
           --allocations                   audit: what each HTTP phase allocates a request, by type (sampled)
           --pg-shared-buffers SIZE        PostgreSQL: shared_buffers of a reused cluster (default 2GB)
           --pg-prewarm                    PostgreSQL: load the read's and the search's relations into the buffers first
