@@ -6,9 +6,10 @@ using Vauban.Bench;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["dictionary", .. var rest]) return RecordDictionary.Run(rest);
-var options = BenchOptions.Parse(args);
+var options = BenchOptions.Parse(args, out var error);
 if (options is null)
 {
+    if (error is not null) Console.Error.WriteLine($"error: {error}");
     Console.WriteLine("""
         usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|audit|guard|all> [options]
                dotnet run -c Release --project bench/Vauban.Bench -- dictionary [--out FILE]   (trains the record dictionary)
