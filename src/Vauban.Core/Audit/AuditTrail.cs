@@ -318,7 +318,10 @@ public sealed class AuditTrail : IAsyncDisposable
 
     private static string Reference(AuditedRecord record) => record.Id is null ? record.Type : record.Type + "/" + record.Id;
 
-    // Each thread's JSON buffer for the sealed part (cleared after each use: it held who read what, in clear).
+    // Each thread's JSON buffer for the sealed part. What was written is zeroed after each use (it held who read what, in
+    // clear); a buffer grown past KeptDetailBuffer by a large act (a search listing thousands of records) is dropped rather
+    // than kept for the thread's life. Like any buffer the runtime frees, an outgrown array is not zeroed.
+    private const int KeptDetailBuffer = 16 * 1024;
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_detailBuffer;
     [ThreadStatic] private static Utf8JsonWriter? t_detailWriter;
 
@@ -340,6 +343,12 @@ public sealed class AuditTrail : IAsyncDisposable
         finally
         {
             buffer.Clear();
+            if (buffer.Capacity > KeptDetailBuffer)
+            {
+                t_detailWriter?.Dispose();
+                t_detailBuffer = null;
+                t_detailWriter = null;
+            }
         }
     }
 

@@ -4,8 +4,8 @@
 // also a street) gives unrelated hashes. Truncation is deliberate: 64 bits keep collisions negligible
 // at a tenant's scale while storing and leaking less than a full MAC.
 using System.Buffers;
-using System.Collections.Concurrent;
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -45,7 +45,6 @@ internal sealed class BlindIndex : IDisposable
         }
     }
 
-    /// <summary>The same hash, computed from the key directly (reference implementation, used by tests).</summary>
     /// <summary><see cref="Hash"/> of a value asked for on every act (the principal of each audit entry): computed once and
     /// kept while this key lives, at most <see cref="RepeatedCapacity"/> values (then forgotten all at once and computed
     /// again). Holds only what a call would return; the key itself is already in this object.</summary>
@@ -58,6 +57,7 @@ internal sealed class BlindIndex : IDisposable
         return hash;
     }
 
+    /// <summary>The same hash, computed from the key directly (reference implementation, used by tests).</summary>
     public static long Compute(ReadOnlySpan<byte> key, int paramCode, char kind, ReadOnlySpan<char> value)
     {
         var input = new byte[5 + Encoding.UTF8.GetMaxByteCount(value.Length)];

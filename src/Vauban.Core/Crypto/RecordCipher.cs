@@ -52,8 +52,11 @@ internal static class RecordCipher
     [ThreadStatic] private static ZstdSharp.Decompressor? t_decompressor;
     [ThreadStatic] private static ZstdSharp.Decompressor? t_plainDecompressor; // flag 2: bodies sealed before the dictionary
 
-    public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext, bool compress = true) =>
-        Seal(keys, typeCode, id.AsSpan(), version, plaintext, compress);
+    public static byte[] Seal(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> plaintext, bool compress = true)
+    {
+        ArgumentNullException.ThrowIfNull(id);
+        return Seal(keys, typeCode, id.AsSpan(), version, plaintext, compress);
+    }
 
     /// <summary>As above, the id given as characters (an audit entry's binding, formatted on the stack): the same bytes.</summary>
     public static byte[] Seal(TenantKeys keys, int typeCode, ReadOnlySpan<char> id, int version, ReadOnlySpan<byte> plaintext, bool compress = true)

@@ -241,4 +241,22 @@ public class RecordCipherTests
         Assert.Equal(plaintext, RecordCipher.Open(keys, 9000, "audit:1:2:3", 1, sealedBody));
         Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 9000, "audit:1:2:4", 1, sealedBody));
     }
+
+    [Fact]
+    public void Every_seal_has_a_nonce_of_its_own_past_each_thread_s_batch_of_nonces_and_across_threads()
+    {
+        using var keys = Keys();
+        // Format: [format][flags][key version: 4][nonce: 12]…; a thread draws its nonces 256 at a time.
+        static string Nonce(byte[] body) => Convert.ToHexString(body, 6, 12);
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            for (var i = 0; i < 700; i++) seen.AddOrUpdate(Nonce(RecordCipher.Seal(keys, 1, "p" + i, 1, Json)), 1, (_, n) => n + 1);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Equal(4 * 700, seen.Count);
+        Assert.All(seen.Values, n => Assert.Equal(1, n));
+    }
 }
+
