@@ -36,10 +36,6 @@ internal static class RecordCipher
     private const int TagSize = 16;
     private const int Overhead = HeaderSize + NonceSize + TagSize;
 
-    // Zstandard contexts are reused (their tables are allocated once) but not thread-safe: one of each per thread,
-    // ~0.2 MB of unmanaged memory each (more after a large record), living as long as the thread. Their buffers hold
-    // pieces of the last record a thread handled, as the process's other memory holds the records it serves.
-    // The dictionary is loaded into each thread's contexts once.
     // Nonces: 96 random bits each, as before, drawn from the system's CSPRNG 256 at a time into a per-thread buffer. One call
     // into OpenSSL's generator cost ~1.3 µs here whatever the length asked (OpenSSL 3.0), as much as the encryption of a
     // record; a nonce is public (it is stored in the body), so holding the next ones in memory discloses nothing; each is
@@ -48,6 +44,10 @@ internal static class RecordCipher
     [ThreadStatic] private static byte[]? t_nonces;
     [ThreadStatic] private static int t_nonceOffset;
 
+    // Zstandard contexts are reused (their tables are allocated once) but not thread-safe: one of each per thread,
+    // ~0.2 MB of unmanaged memory each (more after a large record), living as long as the thread. Their buffers hold
+    // pieces of the last record a thread handled, as the process's other memory holds the records it serves.
+    // The dictionary is loaded into each thread's contexts once.
     [ThreadStatic] private static ZstdSharp.Compressor? t_compressor;
     [ThreadStatic] private static ZstdSharp.Decompressor? t_decompressor;
     [ThreadStatic] private static ZstdSharp.Decompressor? t_plainDecompressor; // flag 2: bodies sealed before the dictionary
