@@ -284,11 +284,15 @@ public sealed class AuditTrail : IAsyncDisposable
             Records = references,
         };
         var entries = new List<PreparedEntry>(1);
-        if (records.Count <= 1)
+        if (records.Count == 0)
         {
-            // The common act: one record (a read) or none (a sign-in, a refusal before any record).
-            var only = records.Count == 1 ? records[0] : default;
-            entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex, records.Count == 1 ? Detail(only.Patient, [Reference(only)]) : Detail(null, [])));
+            entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex, Detail(null, [])));
+            return entries;
+        }
+        if (records.Count == 1)
+        {
+            var only = records[0];
+            entries.Add(Seal(keys, at, action, outcome, typeCode, principalIndex, Detail(only.Patient, [Reference(only)])));
             return entries;
         }
         foreach (var group in records.GroupBy(r => r.Patient, StringComparer.Ordinal))
