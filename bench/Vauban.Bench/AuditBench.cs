@@ -309,15 +309,16 @@ internal static class AuditBench
                 }
                 // Throughput audited vs off: closed loop whatever --rate says (paced, both would read at the same rate).
                 var at = options with { Concurrency = concurrency, Rate = 0 };
+                (string, string?, HttpMethod) Read(Random r) => ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get);
                 LoadResult on = new("", 0, 0, 0, 0), off = on;
                 var rounds = new List<string>();
                 var ratios = new List<double>();
                 for (var round = 0; round < options.Rounds; round++)
                 {
                     store.Audit.SkipForBenchmark = false;
-                    var a = await LoadGenerator.RunAsync($"HTTP read, {concurrency} concurrent, audited", at, http, r => ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get));
+                    var a = await LoadGenerator.RunAsync($"HTTP read, {concurrency} concurrent, audited", at, http, Read);
                     store.Audit.SkipForBenchmark = true;
-                    var b = await LoadGenerator.RunAsync($"HTTP read, {concurrency} concurrent, auditing off", at, http, r => ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get));
+                    var b = await LoadGenerator.RunAsync($"HTTP read, {concurrency} concurrent, auditing off", at, http, Read);
                     store.Audit.SkipForBenchmark = false;
                     foreach (var line in (a.Timeline ?? []).Concat(b.Timeline ?? [])) Console.WriteLine("      " + line);
                     if (a.Errors + b.Errors > 0) throw new InvalidOperationException($"HTTP reads failed: {a.Errors} audited, {b.Errors} unaudited");
@@ -328,7 +329,7 @@ internal static class AuditBench
                     if (b.PerSecond > off.PerSecond) off = b;
                 }
                 if (on.Allocations is not null) split.Add($"- {concurrency} concurrent, allocated a request by type, audited: {on.Allocations}; off: {off.Allocations}");
-                if (options.Interleave > 0) split.Add($"- {concurrency} concurrent, " + await InterleavedAsync(store, options, at, http, ids));
+                if (options.Interleave > 0) split.Add($"- {concurrency} concurrent, " + await InterleavedAsync(store, options, at, http, Read));
                 lines.Add($"| {concurrency} concurrent requests | {on.PerSecond:N0} | {on.P50:F2} / {on.P99:F2} | {on.CpuMicroseconds:F0} | {off.PerSecond:N0} | {off.P50:F2} / {off.P99:F2} | {off.CpuMicroseconds:F0} | **{on.PerSecond / off.PerSecond:F2}** |");
                 split.Add($"- {concurrency} concurrent, CPU µs a request by thread, audited / off: {ByThread(on, off)}");
                 ratios.Sort();
@@ -349,14 +350,14 @@ internal static class AuditBench
     }
 
     /// <summary>Audited and off alternating within one load (<see cref="Interleaving"/>): the ratio this benchmark quotes.</summary>
-    private static async Task<string> InterleavedAsync(VaubanStore store, BenchOptions options, BenchOptions at, HttpClient http, string[] ids)
+    private static async Task<string> InterleavedAsync(VaubanStore store, BenchOptions options, BenchOptions at, HttpClient http,
+        Func<Random, (string Url, string? Body, HttpMethod Method)> read)
     {
-        (string, string?, HttpMethod) Read(Random r) => ($"/fhir/Patient/{ids[r.Next(ids.Length)]}", null, HttpMethod.Get);
         InterleavedResult result;
         try
         {
             result = await Interleaving.RunAsync($"HTTP read, {at.Concurrency} concurrent, audited and off alternating every {Interleaving.SliceSeconds:F0} s",
-                at, http, options.Interleave, Read, Read, audited => store.Audit.SkipForBenchmark = !audited);
+                at, http, options.Interleave, read, read, audited => store.Audit.SkipForBenchmark = !audited);
         }
         finally
         {

@@ -45,24 +45,22 @@ internal static class ThreadCpu
             .OrderByDescending(t => t.Item2)
             .ToList();
 
-    /// <summary>The machine's (all cores) busy and stolen time so far, in µs, from /proc/stat's first line: steal is time the
+    /// <summary>The machine's (all cores) stolen and total time so far, in µs, from /proc/stat's first line: steal is time the
     /// hypervisor ran someone else while this guest wanted the core (a noisy neighbour), which no change here explains.
     /// Zeros where /proc is not there.</summary>
-    public static (double Busy, double Stolen, double Total) Machine()
+    public static (double Stolen, double Total) Machine()
     {
         try
         {
             var line = File.ReadLines("/proc/stat").First();
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
             // user nice system idle iowait irq softirq steal …
-            var idle = fields[3] + fields[4];
             var steal = fields.Length > 7 ? fields[7] : 0;
-            var total = fields.Take(8).Sum();
-            return ((total - idle - steal) * MicrosecondsPerTick, steal * MicrosecondsPerTick, total * MicrosecondsPerTick);
+            return (steal * MicrosecondsPerTick, fields.Take(8).Sum() * MicrosecondsPerTick);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or InvalidOperationException)
         {
-            return (0, 0, 0);
+            return (0, 0);
         }
     }
 }
