@@ -435,6 +435,7 @@ public sealed class AuditTrail : IAsyncDisposable
     /// in a transaction of its own on <paramref name="connection"/>.</summary>
     private async Task IndexInTransactionAsync(DbConnection connection, ChainStatements statements, long tenantId, CancellationToken cancellationToken)
     {
+        if (_database.Engine == StorageEngine.Postgres) await KeepPlannerInformedAsync(connection, tenantId, cancellationToken);
         await using var scope = await _database.BeginWriteOnAsync(connection, cancellationToken);
         statements.Use(scope.Transaction);
         var head = await statements.ReadHeadAsync(tenantId, cancellationToken);
@@ -442,6 +443,51 @@ public sealed class AuditTrail : IAsyncDisposable
         await scope.CommitAsync(cancellationToken);
         _unindexed.TryRemove(tenantId, out _);
     }
+
+    /// <summary>PostgreSQL plans the lookups' build and the searches' unindexed tail (a range of seq beyond its statistics,
+    /// estimated at one row) on the primary key only while it knows roughly how many entries the tenant has. A tenant grown
+    /// far past its statistics — they were lost in a crash, or the tenant grew fast since the last autoanalyze, which waits
+    /// for a tenth of the whole table — looks as cheap through the (tenant, at) index, and the planner may take it and
+    /// filter every entry of the tenant: measured, 2.1 s for a build of 16,384 entries at 2.2 million, and an appender
+    /// copying 11,500 entries a second instead of 22,000. Before a build: when the planner's estimate of the tenant's
+    /// entries is below half of what the chain holds, refresh the table's statistics (ANALYZE samples a fixed number of
+    /// rows: ~2 s at 3.4 million entries, cold), at most once per quarter of growth. Outside the build's transaction,
+    /// which holds the chain head's row lock.</summary>
+    private async Task KeepPlannerInformedAsync(DbConnection connection, long tenantId, CancellationToken cancellationToken)
+    {
+        long size;
+        using (var head = connection.CreateCommand())
+        {
+            head.CommandText = $"SELECT seq FROM audit_heads WHERE tenant_id = {tenantId}";
+            size = await head.ExecuteScalarAsync(cancellationToken) is long n ? n : 0;
+        }
+        if (size < MinimumForStatistics || _analyzedAt.TryGetValue(tenantId, out var analyzed) && size < analyzed + analyzed / 4) return;
+        double estimate;
+        using (var explain = connection.CreateCommand())
+        {
+            explain.CommandText = $"EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_entries WHERE tenant_id = {tenantId}";
+            using var plan = JsonDocument.Parse((string)(await explain.ExecuteScalarAsync(cancellationToken))!);
+            estimate = plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble();
+        }
+        if (estimate >= size / 2) return;
+        using (var analyze = connection.CreateCommand())
+        {
+            analyze.CommandText = "ANALYZE audit_entries";
+            analyze.CommandTimeout = 0;
+            await analyze.ExecuteNonQueryAsync(cancellationToken);
+        }
+        _analyzedAt[tenantId] = size;
+        Interlocked.Increment(ref _statisticsRefreshed);
+    }
+
+    /// <summary>Below this many entries a tenant's chain is cheap to scan whatever the plan.</summary>
+    private const long MinimumForStatistics = 50_000;
+
+    private readonly ConcurrentDictionary<long, long> _analyzedAt = new();
+    private long _statisticsRefreshed;
+
+    /// <summary>How many times this trail refreshed PostgreSQL's statistics of the audit entries (tests).</summary>
+    internal long StatisticsRefreshed => Interlocked.Read(ref _statisticsRefreshed);
 
     /// <summary>Builds the lookups of a bulk load's entries on the loader's connection, once it has written them all, so
     /// that the next server to start does not spend its first minutes doing it. False when it could not: the appender
