@@ -1077,7 +1077,17 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         if (_session is { } open) return open;
         var connection = await _database.OpenLazyWriterAsync(CancellationToken.None);
-        return _session = new AppenderSession(connection, new ChainStatements(connection, _database.Engine));
+        try
+        {
+            // On SQLite the entry insert is prepared here: a chain that cannot be written fails now, and the connection
+            // must not outlive the failure (the appender retries every RetryDelay).
+            return _session = new AppenderSession(connection, new ChainStatements(connection, _database.Engine));
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>After a failure the appender's connection may be broken: the next batch opens a new one.</summary>
