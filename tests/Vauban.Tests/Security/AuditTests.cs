@@ -279,6 +279,10 @@ public abstract class AuditTests : IAsyncLifetime
                 refused = true;
             }
             Assert.True(refused, "reads were still served 10 s after the chain became unwritable");
+            // The appender retries every 200 ms throughout the outage without accumulating connections.
+            var connections = await OpenConnectionsAsync();
+            await Task.Delay(1500);
+            Assert.InRange(await OpenConnectionsAsync(), 0, connections + 2);
             using (var search = await _client.GetAsync("/fhir/Patient?family=audit"))
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, search.StatusCode);
@@ -470,6 +474,25 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     // ---- raw access to the real database, as an attacker with the file or a database login would have ----
+
+    /// <summary>Connections open to the store: this process's file descriptors on the SQLite file, or PostgreSQL's backends
+    /// for the database (the probe's own included).</summary>
+    private async Task<int> OpenConnectionsAsync()
+    {
+        if (_engine == Engine.Sqlite)
+        {
+            var file = Path.GetFullPath(_server.Db);
+            return new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos().Count(fd =>
+            {
+                try { return fd.LinkTarget == file; }
+                catch (IOException) { return false; } // closed meanwhile
+            });
+        }
+        await using var connection = new NpgsqlConnection(_server.Db);
+        await connection.OpenAsync();
+        using var command = new NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()", connection);
+        return Convert.ToInt32(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     private async Task<DbConnection> RawAsync(bool catchUp = true)
     {
