@@ -8,7 +8,8 @@ using System.Diagnostics;
 namespace Vauban.Bench;
 
 /// <summary>The two kinds' throughput over their counted slices, and each (first, second) pair's own ratio, sorted.</summary>
-internal sealed record InterleavedResult(double First, double Second, List<double> PairRatios, int Slices, LoadResult Load)
+internal sealed record InterleavedResult(double First, double Second, List<double> PairRatios, int Slices, LoadResult Load,
+    List<(string Name, double PerCount)> FirstByThread, List<(string Name, double PerCount)> SecondByThread)
 {
     public double Ratio => First / Second;
 
@@ -33,7 +34,7 @@ internal static class Interleaving
     {
         long issued = 0;
         var firstActive = true;
-        var slices = new List<(bool First, long Count, double Seconds, double From)>();
+        var slices = new List<(bool First, long Count, double Seconds, double From, List<(string Name, double PerCount)> Cpu)>();
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource();
         var toggler = Task.Run(async () =>
@@ -49,8 +50,13 @@ internal static class Interleaving
                     await Task.Delay(TimeSpan.FromSeconds(SettleSeconds), stop.Token);
                     var from = clock.Elapsed.TotalSeconds;
                     var before = Interlocked.Read(ref issued);
+                    var cpuBefore = ThreadCpu.Snapshot(serverPid);
                     await Task.Delay(TimeSpan.FromSeconds(Math.Max(0, sliceStart + SliceSeconds - from)), stop.Token);
-                    lock (slices) slices.Add((isFirst, Interlocked.Read(ref issued) - before, clock.Elapsed.TotalSeconds - from, from));
+                    var count = Interlocked.Read(ref issued) - before;
+                    var seconds = clock.Elapsed.TotalSeconds - from;
+                    // CPU µs by thread name over the counted part of the slice (whole µs, not per request: summed per kind below).
+                    var cpu = ThreadCpu.Between(cpuBefore, ThreadCpu.Snapshot(serverPid), 1);
+                    lock (slices) slices.Add((isFirst, count, seconds, from, cpu));
                 }
                 catch (OperationCanceledException)
                 {
@@ -74,7 +80,7 @@ internal static class Interleaving
             await toggler;
         }
         // The measured part only: the slices that began after the warm-up.
-        List<(bool First, long Count, double Seconds, double From)> measured;
+        List<(bool First, long Count, double Seconds, double From, List<(string Name, double PerCount)> Cpu)> measured;
         lock (slices) measured = slices.Where(s => s.From >= load.WarmUp.TotalSeconds).ToList();
         double Rate(bool isFirst) =>
             measured.Where(s => s.First == isFirst).Sum(s => s.Count) / Math.Max(1e-9, measured.Where(s => s.First == isFirst).Sum(s => s.Seconds));
@@ -84,6 +90,14 @@ internal static class Interleaving
             if (measured[i].First && !measured[i + 1].First) ratios.Add(measured[i].Count / measured[i].Seconds / (measured[i + 1].Count / measured[i + 1].Seconds));
         }
         ratios.Sort();
-        return new InterleavedResult(Rate(true), Rate(false), ratios, measured.Count, load);
+        // CPU a request by thread name over each kind's counted slices: its threads' µs summed, over its requests summed.
+        List<(string Name, double PerCount)> ByThread(bool isFirst)
+        {
+            var kind = measured.Where(s => s.First == isFirst).ToList();
+            var requests = Math.Max(1, kind.Sum(s => s.Count));
+            return kind.SelectMany(s => s.Cpu).GroupBy(t => t.Name).Select(g => (g.Key, g.Sum(t => t.PerCount) / requests))
+                .OrderByDescending(t => t.Item2).ToList();
+        }
+        return new InterleavedResult(Rate(true), Rate(false), ratios, measured.Count, load, ByThread(true), ByThread(false));
     }
 }
