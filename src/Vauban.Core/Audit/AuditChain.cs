@@ -42,8 +42,8 @@ internal static class AuditChain
     /// <summary>The hash of <paramref name="row"/> chained to <paramref name="previous"/>, written into <paramref name="destination"/>.</summary>
     public static void EntryHash(ReadOnlySpan<byte> previous, in AuditRow row, Span<byte> destination)
     {
-        // One-shot over one buffer: the verifier calls this once per entry, and creating an incremental hash object for
-        // each entry cost as much as the hashing itself.
+        // One buffer, one hash: the verifier calls this once per entry, and creating an incremental hash object for each
+        // entry cost as much as the hashing itself (the thread's own object, reset after each use, does not).
         const int FixedLength = HashSize + 4 + 8 + 8 + 8 + 2 + 2 + 2 + 8 + 8 + 4;
         var length = FixedLength + row.Sealed.Length;
         byte[]? rented = null;

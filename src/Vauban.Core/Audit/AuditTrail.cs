@@ -20,6 +20,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Data.Common;
+using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
@@ -452,32 +453,45 @@ public sealed class AuditTrail : IAsyncDisposable
     /// copying 11,500 entries a second instead of 22,000. Before a build: when the planner's estimate of the tenant's
     /// entries is below half of what the chain holds, refresh the table's statistics (ANALYZE samples a fixed number of
     /// rows: ~2 s at 3.4 million entries, cold), at most once per quarter of growth. Outside the build's transaction,
-    /// which holds the chain head's row lock.</summary>
+    /// which holds the chain head's row lock. A failure (a lock not granted within a second, a role that may not ANALYZE)
+    /// costs only the plans: the build goes on.</summary>
     private async Task KeepPlannerInformedAsync(DbConnection connection, long tenantId, CancellationToken cancellationToken)
     {
-        long size;
-        using (var head = connection.CreateCommand())
+        try
         {
-            head.CommandText = $"SELECT seq FROM audit_heads WHERE tenant_id = {tenantId}";
-            size = await head.ExecuteScalarAsync(cancellationToken) is long n ? n : 0;
+            long size;
+            using (var head = connection.Command("SELECT seq FROM audit_heads WHERE tenant_id = @t").With("t", tenantId))
+            {
+                size = await head.ExecuteScalarAsync(cancellationToken) is long n ? n : 0;
+            }
+            if (size < MinimumForStatistics || _analyzedAt.TryGetValue(tenantId, out var analyzed) && size < analyzed + analyzed / 4) return;
+            double estimate;
+            using (var explain = connection.CreateCommand())
+            {
+                explain.CommandText = string.Create(CultureInfo.InvariantCulture, $"EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_entries WHERE tenant_id = {tenantId}");
+                using var plan = JsonDocument.Parse((string)(await explain.ExecuteScalarAsync(cancellationToken))!);
+                estimate = plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble();
+            }
+            if (estimate >= size / 2) return;
+            _analyzedAt[tenantId] = size; // tried once per quarter of growth, whether it works or not
+            // In a transaction of its own, bounded: ANALYZE waits for a lock a manual VACUUM, another server's ANALYZE or an
+            // index build may hold, and the appender copies nothing meanwhile.
+            await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
+            {
+                using var analyze = connection.CreateCommand();
+                analyze.Transaction = transaction;
+                analyze.CommandText = "SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '2min'; ANALYZE audit_entries";
+                analyze.CommandTimeout = 0;
+                await analyze.ExecuteNonQueryAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+            }
+            Interlocked.Increment(ref _statisticsRefreshed);
         }
-        if (size < MinimumForStatistics || _analyzedAt.TryGetValue(tenantId, out var analyzed) && size < analyzed + analyzed / 4) return;
-        double estimate;
-        using (var explain = connection.CreateCommand())
+        catch (Exception e) when (e is DbException or JsonException or InvalidOperationException or KeyNotFoundException or InvalidCastException
+            or IndexOutOfRangeException or TimeoutException)
         {
-            explain.CommandText = $"EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_entries WHERE tenant_id = {tenantId}";
-            using var plan = JsonDocument.Parse((string)(await explain.ExecuteScalarAsync(cancellationToken))!);
-            estimate = plan.RootElement[0].GetProperty("Plan").GetProperty("Plan Rows").GetDouble();
+            // Only the plans suffer: the build goes on, and the refresh is not tried again before the next quarter of growth.
         }
-        if (estimate >= size / 2) return;
-        using (var analyze = connection.CreateCommand())
-        {
-            analyze.CommandText = "ANALYZE audit_entries";
-            analyze.CommandTimeout = 0;
-            await analyze.ExecuteNonQueryAsync(cancellationToken);
-        }
-        _analyzedAt[tenantId] = size;
-        Interlocked.Increment(ref _statisticsRefreshed);
     }
 
     /// <summary>Below this many entries a tenant's chain is cheap to scan whatever the plan.</summary>
@@ -537,15 +551,9 @@ public sealed class AuditTrail : IAsyncDisposable
             // On PostgreSQL the row lock orders this tenant's appenders; on SQLite the transaction already has the only write slot.
             _readHead = Make(connection, "SELECT seq, hash, tree, checkpoint_seq, checkpoint_at, indexed_seq FROM audit_heads WHERE tenant_id = @t"
                 + (_postgres ? " FOR UPDATE" : ""), "t");
-            if (_postgres)
-            {
-                // One statement per batch: columns as arrays, unnested server-side.
-                _insert = MakePostgresInsert((NpgsqlConnection)connection);
-            }
-            else
-            {
-                _sqliteInsert = new SqliteEntryInsert((SqliteConnection)connection);
-            }
+            // One statement per batch: columns as arrays, unnested server-side. SQLite's is prepared last, below: the only
+            // native resource here, it is not left to a finalizer if anything before it throws.
+            if (_postgres) _insert = MakePostgresInsert((NpgsqlConnection)connection);
             _updateHead = Make(connection, """
                 UPDATE audit_heads SET seq = @n, hash = @h, tree = @tr, checkpoint_seq = @cs, checkpoint_at = @ca WHERE tenant_id = @t
                 """, "n", "h", "tr", "cs", "ca", "t");
@@ -564,6 +572,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 + " UPDATE audit_heads SET indexed_seq = @to WHERE tenant_id = @t;", "t", "from", "to");
             _saveJournal = Make(connection, "INSERT INTO audit_journals (name, ingested) VALUES (@n, @o) ON CONFLICT (name) DO UPDATE SET ingested = excluded.ingested", "n", "o");
             _forgetJournal = Make(connection, "DELETE FROM audit_journals WHERE name = @n", "n");
+            if (!_postgres) _sqliteInsert = new SqliteEntryInsert((SqliteConnection)connection);
         }
 
         private static DbCommand Make(DbConnection connection, string sql, params string[] names)
@@ -714,9 +723,12 @@ public sealed class AuditTrail : IAsyncDisposable
             Check(raw.sqlite3_bind_int64(_statement, 8, row.PatientIndex));
             Check(raw.sqlite3_bind_blob(_statement, 9, row.Sealed));
             Check(raw.sqlite3_bind_blob(_statement, 10, hash));
+            // No busy wait as SqliteCommand's: the appender's transaction already holds SQLite's write lock (BEGIN IMMEDIATE).
             var rc = raw.sqlite3_step(_statement);
-            raw.sqlite3_reset(_statement);
-            if (rc != raw.SQLITE_DONE) SqliteException.ThrowExceptionForRC(rc, _db);
+            raw.sqlite3_reset(_statement); // also carries a failed step's code and message onto the connection
+            if (rc == raw.SQLITE_DONE) return;
+            SqliteException.ThrowExceptionForRC(rc, _db);
+            throw new SqliteException($"the audit entry insert returned {rc}", rc); // SQLITE_ROW: never from an INSERT
         }
 
         private void Check(int rc)

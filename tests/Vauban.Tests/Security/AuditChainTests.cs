@@ -51,6 +51,16 @@ public sealed class AuditChainTests
     }
 
     [Fact]
+    public void A_hash_that_fails_leaves_nothing_behind_for_the_next()
+    {
+        var input = RandomNumberGenerator.GetBytes(100);
+        Assert.ThrowsAny<ArgumentException>(() => AuditChain.Sha256(input, new byte[31]));
+        var next = new byte[32];
+        AuditChain.Sha256("after"u8, next);
+        Assert.Equal(SHA256.HashData("after"u8), next);
+    }
+
+    [Fact]
     public void An_entry_hash_covers_the_previous_hash_and_every_column_in_the_documented_layout()
     {
         var previous = RandomNumberGenerator.GetBytes(32);
