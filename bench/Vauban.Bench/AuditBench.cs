@@ -41,7 +41,7 @@ internal static class AuditBench
         // The guard off (its thresholds would rightly contain a principal reading a hundred patients a second): what is
         // compared here is the audit alone, with and without. The guard's own cost is measured by the guard mode.
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master) { Guard = new GuardOptions { Enabled = false } }, ct);
-        var tenant = await store.Tenants.FindAsync(tenantName, ct) ?? throw new InvalidOperationException("seed the bench store first");
+        var tenant = await store.Tenants.FindAsync(tenantName, ct) ?? throw new BenchSetupException("no seeded store for this engine in --work: seed one first (seed --engine … --patients N --work …), or run all");
 
         // 1. Sustained append.
         var appendTenant = await store.Tenants.FindAsync("audit-append", ct) ?? await store.Tenants.AddAsync("audit-append", ct);

@@ -40,7 +40,9 @@ internal static class BenchRunner
             var engineStart = report.Count;
             await using var database = await BenchDatabase.CreateAsync(engine, options);
             var keyFile = Path.Combine(options.WorkDirectory, $"{engine}.master.key");
-            if (options.Mode is "seed" or "audit" or "all" && !options.Reuse)
+            var seeding = options.Mode is "seed" or "audit" or "all" && !options.Reuse;
+            if (!seeding && engine == "sqlite" && !File.Exists(database.Db)) throw NotSeeded(engine, options);
+            if (seeding)
             {
                 await database.ResetAsync();
                 if (File.Exists(keyFile)) File.Delete(keyFile);
@@ -84,6 +86,9 @@ internal static class BenchRunner
         return 0;
     }
 
+    private static BenchSetupException NotSeeded(string engine, BenchOptions options) =>
+        new($"no seeded {engine} store in {options.WorkDirectory}: seed one first (seed --engine {engine} --patients N --work {options.WorkDirectory}), or run all");
+
     private static async Task<List<string>> HttpAsync(string engine, BenchDatabase database, string vauban, string keyFile, BenchOptions options, string root)
     {
         var port = 18000 + Random.Shared.Next(1000);
@@ -91,7 +96,15 @@ internal static class BenchRunner
         var warmed = Stopwatch.StartNew();
         Console.WriteLine($"  warming the page cache: {database.Warm() / 1e9:F1} GB of store read in {warmed.Elapsed.TotalSeconds:F0} s");
         if (await database.PrewarmAsync(options) is { } blocks) Console.WriteLine($"  pg_prewarm: {blocks * 8192 / 1e9:F1} GB into shared_buffers ({options.PgSharedBuffers}) in {warmed.Elapsed.TotalSeconds:F0} s");
-        var client = Run("dotnet", $"{vauban} clients add --tenant {Tenant} --name bench --scopes system/*.cruds --db \"{database.Db}\" --master-key-file {keyFile}", root);
+        string client;
+        try
+        {
+            client = Run("dotnet", $"{vauban} clients add --tenant {Tenant} --name bench --scopes system/*.cruds --db \"{database.Db}\" --master-key-file {keyFile}", root);
+        }
+        catch (InvalidOperationException e) when (e.Message.Contains($"No tenant named '{Tenant}'", StringComparison.Ordinal))
+        {
+            throw NotSeeded(engine, options);
+        }
         string Field(string name) => client.Split('\n').Single(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
         var (clientId, secret) = (Field("client_id"), Field("client_secret"));
 
@@ -279,3 +292,6 @@ internal static class BenchRunner
         return directory?.FullName ?? throw new InvalidOperationException("Run from inside the Vauban repository.");
     }
 }
+
+/// <summary>The benchmark cannot run as asked (a store not seeded): its message is for the person at the terminal.</summary>
+internal sealed class BenchSetupException(string message) : Exception(message);

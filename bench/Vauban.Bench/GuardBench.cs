@@ -22,7 +22,7 @@ internal static class GuardBench
         var clock = new BenchClock(DateTimeOffset.UtcNow);
         var guardOptions = new GuardOptions { SlowDelay = TimeSpan.Zero, MaxDelay = TimeSpan.Zero };
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master) { Time = clock, Guard = guardOptions }, None);
-        var tenant = await store.Tenants.FindAsync(tenantName, None) ?? throw new InvalidOperationException("seed the bench store first");
+        var tenant = await store.Tenants.FindAsync(tenantName, None) ?? throw new BenchSetupException("no seeded store for this engine in --work: seed one first (seed --engine … --patients N --work …), or run all");
         var op = AccessContext.Operator(tenant, "benchmark set-up");
         // Each run starts from nothing learned (baselines of earlier runs belong to their own simulated days).
         await store.Guard.ForgetBaselinesAsync(tenant.Id, None);
@@ -447,7 +447,7 @@ internal static class GuardBench
             if (patients.Count >= 40) found.Add((entry.Id, patients.ToList()));
             if (found.Count == want) break;
         }
-        if (found.Count == 0) throw new InvalidOperationException("no practitioner has 40 patients with encounters in the care window; seed more patients");
+        if (found.Count == 0) throw new BenchSetupException("no practitioner has 40 patients with encounters in the care window: seed more patients (50,000 suffice)");
         return found;
     }
 

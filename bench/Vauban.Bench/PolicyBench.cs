@@ -18,7 +18,7 @@ internal static class PolicyBench
         var master = MasterKey.Load(keyFile, null);
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
         await using var cold = await VaubanStore.OpenAsync(new StoreOptions(db, master) { Access = new AccessOptions { DecisionCacheLifetime = TimeSpan.Zero } }, CancellationToken.None);
-        var tenant = await store.Tenants.FindAsync(tenantName, CancellationToken.None) ?? throw new InvalidOperationException("seed the bench store first");
+        var tenant = await store.Tenants.FindAsync(tenantName, CancellationToken.None) ?? throw new BenchSetupException("no seeded store for this engine in --work: seed one first (seed --engine … --patients N --work …), or run all");
         var op = AccessContext.Operator(tenant, "benchmark set-up");
 
         // A physician with recent encounters, and the patients those encounters relate them to.
@@ -98,7 +98,7 @@ internal static class PolicyBench
             }
             if (patients.Count >= 50) return (entry.Id, patients.ToList());
         }
-        throw new InvalidOperationException("no practitioner has 50 patients with encounters in the care window; seed more patients");
+        throw new BenchSetupException("no practitioner has 50 patients with encounters in the care window: seed more patients (50,000 suffice)");
     }
 
     internal static async Task<(double PerSecond, double P50, double P99)> ClosedLoopAsync(string name, BenchOptions options, Func<Random, Task<bool>> operation)

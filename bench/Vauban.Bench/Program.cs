@@ -35,4 +35,13 @@ if (options is null)
         """);
     return 2;
 }
-return await BenchRunner.RunAsync(options);
+try
+{
+    return await BenchRunner.RunAsync(options);
+}
+catch (BenchSetupException e)
+{
+    // A store not seeded, a step of the set-up that failed: said plainly, without a stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
