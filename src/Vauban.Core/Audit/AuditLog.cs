@@ -396,7 +396,10 @@ public sealed class AuditLog
             sql.Append(" AND e.seq < @bs");
             command.With("bs", before);
         }
-        sql.Append(" ORDER BY e.seq DESC").Append(Sql.Limit(Math.Clamp(query.Count, 1, 1000)));
+        var fromDateIndex = (patient ?? agent) is null && query.To is { } end && _database.Engine == StorageEngine.Postgres
+            && await ManyEntriesSinceAsync(context.Tenant.Id, end.ToUnixTimeMilliseconds(), cancellationToken);
+        // "+ 0": the same order, which the primary key cannot give, so that PostgreSQL reads the window from the date index.
+        sql.Append(fromDateIndex ? " ORDER BY e.seq + 0 DESC" : " ORDER BY e.seq DESC").Append(Sql.Limit(Math.Clamp(query.Count, 1, 1000)));
         command.CommandText = sql.ToString();
         var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
         var entries = rows.Select(r => Open(keys, r)).ToList();
@@ -428,6 +431,27 @@ public sealed class AuditLog
     }
 
     /// <summary>How far the patient and principal lookups have been built (schema step 7).</summary>
+    /// <summary>PostgreSQL takes a date window newest first with a limit by walking the primary key back from the chain's
+    /// newest entry, as if entries of any date were spread evenly along the chain. They are in time order: for a window that
+    /// ends in the past it first walks every entry appended since (measured: 70.8 s for 100 entries of a window ending
+    /// 106 s before the newest of 10 million). When at least <see cref="WalkBack"/> entries are dated after the window
+    /// (counted on the date index, at most that many), the search reads the window from the date index and sorts it: the
+    /// same rows in the same order, at a cost that grows with the window instead: a 10 s window of ~440,000 entries 0.37 s
+    /// against 6.0 s, a 100 s window of ~4.9 million 12.4 s against 70.8; the count itself 7 ms.</summary>
+    private async Task<bool> ManyEntriesSinceAsync(long tenantId, long since, CancellationToken cancellationToken)
+    {
+        var command = _database.NewCommand();
+        command.CommandText = $"SELECT count(*) FROM (SELECT 1 FROM audit_entries WHERE tenant_id = @t AND at >= @since LIMIT {WalkBack}) a";
+        command.With("t", tenantId).With("since", since);
+        using (command)
+        {
+            return await _database.QueryAsync(command, async (reader, ct) => await reader.ReadAsync(ct) && reader.GetInt64(0) >= WalkBack, cancellationToken);
+        }
+    }
+
+    /// <summary>Entries the primary key's walk back may pass over before a date window's search reads the date index instead.</summary>
+    internal const int WalkBack = 10_000;
+
     private async Task<long> IndexedUpToAsync(long tenantId, CancellationToken cancellationToken)
     {
         var command = _database.NewCommand();

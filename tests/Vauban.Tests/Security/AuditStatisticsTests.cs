@@ -6,9 +6,10 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Security;
 
-/// <summary>PostgreSQL only: a tenant whose chain grew far past the planner's statistics (lost in a crash, or grown faster
-/// than autoanalyze follows) had its lookups built — and its unindexed tail searched — through the (tenant, at) index,
-/// filtering every entry of the tenant. The build refreshes the statistics first when they are that stale.</summary>
+/// <summary>PostgreSQL's planner on a grown chain. A tenant analyzed while its chain was small had its lookups built — and
+/// its unindexed tail searched — through the (tenant, at) index, filtering every entry of the tenant: the build refreshes
+/// the statistics first when they are that stale. A date window ending in the past was searched by walking the chain back
+/// from its newest entry: with many entries after the window, the search reads the date index instead.</summary>
 public sealed class AuditStatisticsTests
 {
     private const int Entries = 60_000;
@@ -76,6 +77,39 @@ public sealed class AuditStatisticsTests
         {
             await ExecuteAsync(raw, "ALTER TABLE audit_entries RESET (autovacuum_enabled)");
         }
+    }
+
+    [Fact]
+    public async Task A_date_window_with_many_entries_after_it_finds_exactly_its_entries_newest_first()
+    {
+        await using var server = await VaubanServer.StartAsync(Engine.Postgres);
+        var tenant = await server.Store.Tenants.AddAsync("clinique-fenetre", CancellationToken.None);
+        var trail = server.Store.Audit;
+        var reader = AccessContext.Operator(tenant, "date window test");
+        async Task AppendAsync(int count, string prefix)
+        {
+            await using var scope = await server.Store.Database.BeginWriteAsync(CancellationToken.None);
+            for (var i = 0; i < count; i++)
+            {
+                await trail.AppendAsync(scope, reader, AuditAction.Read, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", $"{prefix}-{i}", $"{prefix}-{i}")], CancellationToken.None);
+            }
+            await scope.CommitAsync(CancellationToken.None);
+        }
+        var from = DateTimeOffset.UtcNow.AddSeconds(-1);
+        await AppendAsync(12, "in-window");
+        await Task.Delay(20);
+        var to = DateTimeOffset.UtcNow;
+        await Task.Delay(20);
+        // More entries after the window than the primary key's walk back may pass over: the search reads the date index.
+        await AppendAsync(AuditLog.WalkBack + 500, "after");
+
+        var found = await server.Store.AuditLog.SearchAsync(reader, new AuditQuery { From = from, To = to, Count = 10 }, CancellationToken.None);
+
+        Assert.NotNull(found);
+        Assert.Equal(Enumerable.Range(2, 10).Reverse().Select(i => $"in-window-{i}"), found.Select(e => e.Detail.Patient));
+        Assert.True(found.Zip(found.Skip(1)).All(p => p.First.Sequence > p.Second.Sequence), "newest first");
+        var page = await server.Store.AuditLog.SearchAsync(reader, new AuditQuery { From = from, To = to, Count = 10, BeforeSequence = found[^1].Sequence }, CancellationToken.None);
+        Assert.Equal(["in-window-1", "in-window-0"], page!.Select(e => e.Detail.Patient));
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql)
