@@ -430,7 +430,6 @@ public sealed class AuditLog
         return entry;
     }
 
-    /// <summary>How far the patient and principal lookups have been built (schema step 7).</summary>
     /// <summary>PostgreSQL takes a date window newest first with a limit by walking the primary key back from the chain's
     /// newest entry, as if entries of any date were spread evenly along the chain. They are in time order: for a window that
     /// ends in the past it first walks every entry appended since (measured: 70.8 s for 100 entries of a window ending
@@ -441,7 +440,8 @@ public sealed class AuditLog
     private async Task<bool> ManyEntriesSinceAsync(long tenantId, long since, CancellationToken cancellationToken)
     {
         var command = _database.NewCommand();
-        command.CommandText = $"SELECT count(*) FROM (SELECT 1 FROM audit_entries WHERE tenant_id = @t AND at >= @since LIMIT {WalkBack}) a";
+        command.CommandText = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"SELECT count(*) FROM (SELECT 1 FROM audit_entries WHERE tenant_id = @t AND at >= @since LIMIT {WalkBack}) a");
         command.With("t", tenantId).With("since", since);
         using (command)
         {
@@ -452,6 +452,7 @@ public sealed class AuditLog
     /// <summary>Entries the primary key's walk back may pass over before a date window's search reads the date index instead.</summary>
     internal const int WalkBack = 10_000;
 
+    /// <summary>How far the patient and principal lookups have been built (schema step 7).</summary>
     private async Task<long> IndexedUpToAsync(long tenantId, CancellationToken cancellationToken)
     {
         var command = _database.NewCommand();
