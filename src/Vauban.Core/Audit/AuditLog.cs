@@ -2,6 +2,7 @@
 // officer's searches (by patient, agent, date, action) and a patient's access history. Searches use the
 // clear columns and blind indexes; only the entries returned are opened.
 using System.Data.Common;
+using System.Globalization;
 using System.Security.Cryptography;
 using Vauban.Access;
 using Vauban.Crypto;
@@ -64,18 +65,26 @@ public sealed class AuditLog
         await _trail.CatchUpAsync();
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
-        long maxSequence, headSequence;
+        long maxSequence, minSequence, headSequence, headCheckpoint;
         byte[]? headHash;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            using (var max = connection.Command("SELECT coalesce(max(seq), 0) FROM audit_entries WHERE tenant_id = @t").With("t", tenantId))
+            using (var range = connection.Command("SELECT coalesce(max(seq), 0), coalesce(min(seq), 1) FROM audit_entries WHERE tenant_id = @t").With("t", tenantId))
+            using (var reader = await range.ExecuteReaderAsync(cancellationToken))
             {
-                maxSequence = await max.ScalarLongAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                (maxSequence, minSequence) = (Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
             }
-            using var head = connection.Command("SELECT seq, hash FROM audit_heads WHERE tenant_id = @t").With("t", tenantId);
-            using var reader = await head.ExecuteReaderAsync(cancellationToken);
-            (headSequence, headHash) = await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), (byte[])reader.GetValue(1)) : (-1L, null);
+            using var head = connection.Command("SELECT seq, hash, checkpoint_seq FROM audit_heads WHERE tenant_id = @t").With("t", tenantId);
+            using (var reader = await head.ExecuteReaderAsync(cancellationToken))
+            {
+                (headSequence, headHash, headCheckpoint) = await reader.ReadAsync(cancellationToken)
+                    ? (reader.GetInt64(0), (byte[])reader.GetValue(1), reader.GetInt64(2))
+                    : (-1L, null, 0L);
+            }
         }
+        // The chain is numbered from 1: a row below that is outside it, and no chunk would ever read it (searches would).
+        if (minSequence < 1) return new(tenantId, 0, 0, minSequence, $"entry {minSequence} is outside the chain, which starts at entry 1 (inserted)", 0);
 
         // Chunk k holds entries k·VerifyChunk + 1 … (k + 1)·VerifyChunk; readers take the next chunk in turn and hand results
         // over in chunk order through one bounded slot per chunk.
@@ -107,6 +116,7 @@ public sealed class AuditLog
         var readerTasks = Enumerable.Range(0, readers).Select(_ => Task.Run(ReadChunksAsync, stop.Token)).ToArray();
 
         var tree = new TreeStage(checkpoints, signer);
+        var signing = new SigningDeadline(checkpoints, (long)_trail.CheckpointInterval.TotalMilliseconds);
         var last = 0L;
         byte[] previous = AuditChain.Genesis;
         (long Sequence, string Problem)? chainBreak = null;
@@ -125,8 +135,13 @@ public sealed class AuditLog
                 for (var i = 0; i < result.Checked; i++)
                 {
                     if (!tree.Fold(result.First + i, result.Hashes.AsSpan(i * AuditChain.HashSize, AuditChain.HashSize))) break;
+                    if (signing.Late(result.First + i, result.Times[i]) is { } late)
+                    {
+                        chainBreak = (result.First + i, late);
+                        break;
+                    }
                 }
-                if (tree.Failed) break;
+                if (tree.Failed || chainBreak is not null) break;
                 last = result.First + result.Checked - 1;
                 if (result.Checked > 0) previous = result.Hashes.AsSpan((result.Checked - 1) * AuditChain.HashSize, AuditChain.HashSize).ToArray();
                 if (result.Problem is { } problem)
@@ -163,32 +178,38 @@ public sealed class AuditLog
                 ? $"entries {last + 1} to {headSequence} are missing (the chain head counts {headSequence})"
                 : $"the chain head does not match entry {last}");
         }
-        progress?.Report(last);
         var signedUpTo = checkpoints.Count == 0 ? 0 : checkpoints[^1].Size;
+        if (headCheckpoint > signedUpTo)
+        {
+            return Broken(signedUpTo + 1, $"the chain head records a checkpoint signed at entry {headCheckpoint}, which is missing (deleted)");
+        }
+        progress?.Report(last);
         return new AuditVerification(tenantId, last, tree.Verified, null, null, last - signedUpTo);
     }
 
     /// <summary>One chunk's entries, each checked against the stored hash before it: <see cref="Checked"/> consecutive entries from
     /// <see cref="First"/> with their stored (= re-computed) hashes, then the chunk's first problem, if any.</summary>
-    private sealed record ChunkResult(long First, int Checked, byte[] Hashes, byte[]? FirstPrevious, (long Sequence, string Problem)? Problem);
+    private sealed record ChunkResult(long First, int Checked, byte[] Hashes, long[] Times, byte[]? FirstPrevious, (long Sequence, string Problem)? Problem);
 
     private async Task<ChunkResult> CheckChunkAsync(long tenantId, int chunk, long to, CancellationToken cancellationToken)
     {
         var first = (long)chunk * VerifyChunk + 1;
         var hashes = new byte[(int)(to - first + 1) * AuditChain.HashSize];
+        var times = new long[(int)(to - first + 1)];
         var computed = new byte[AuditChain.HashSize];
         byte[]? firstPrevious = null;
         var previous = AuditChain.Genesis;
         var expected = first;
         var count = 0;
-        ChunkResult Result((long, string)? problem = null) => new(first, count, hashes, firstPrevious, problem);
+        ChunkResult Result((long, string)? problem = null) => new(first, count, hashes, times, firstPrevious, problem);
 
         await using var connection = await _database.OpenAsync(cancellationToken);
-        // From the entry before the chunk: its stored hash is what the chunk's first entry chains to.
+        // From the entry before the chunk: its stored hash is what the chunk's first entry chains to. The first chunk chains
+        // to the genesis value, never to a stored row (a row numbered 0 is not part of the chain).
         using var command = connection.Command("""
             SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash FROM audit_entries
             WHERE tenant_id = @t AND seq >= @from AND seq <= @to ORDER BY seq
-            """).With("t", tenantId).With("from", first - 1).With("to", to);
+            """).With("t", tenantId).With("from", Math.Max(1, first - 1)).With("to", to);
         command.CommandTimeout = 0;
         using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -222,6 +243,7 @@ public sealed class AuditLog
                 return Result((row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)"));
             }
             stored.CopyTo(hashes, count * AuditChain.HashSize);
+            times[count] = row.At;
             previous = stored;
             count++;
             expected++;
@@ -229,6 +251,38 @@ public sealed class AuditLog
         if (first > 1 && firstPrevious is null && count > 0) firstPrevious = []; // the entry before the chunk is gone: caught below
         if (expected <= to) return Result((expected, $"entries {expected} to {to} are missing (deleted)"));
         return Result();
+    }
+
+    /// <summary>
+    /// Whether each entry was signed in time. The appender signs a checkpoint in the very commit that finds the last one older
+    /// than the checkpoint interval, and the first commit of a chain always signs; so after any commit the newest checkpoint is
+    /// at most one interval older than the commit, and an entry (made before its commit) is never later than the checkpoint
+    /// before it plus one interval, or than the checkpoint that first covers it. An entry later than both was once covered by
+    /// checkpoints that are gone: someone deleted them — typically with the entries they signed, re-chaining the rest with
+    /// recomputed hashes, which the tree alone cannot see once no signed head covers the rewritten part. (An interval
+    /// lowered since the entries were written makes older stretches look late; raising it is harmless.)
+    /// </summary>
+    private sealed class SigningDeadline(IReadOnlyList<AuditCheckpoint> checkpoints, long intervalMilliseconds)
+    {
+        // One second for the clocks of two processes sharing a store (each stamps its own entries and checkpoints).
+        private const long ClockTolerance = 1000;
+        private int _next;
+
+        /// <summary>The problem with entry <paramref name="sequence"/> made at <paramref name="at"/> (Unix ms), if it is late.</summary>
+        public string? Late(long sequence, long at)
+        {
+            while (_next < checkpoints.Count && checkpoints[_next].Size < sequence) _next++;
+            long? before = _next > 0 ? checkpoints[_next - 1].At.ToUnixTimeMilliseconds() + intervalMilliseconds : null;
+            long? covering = _next < checkpoints.Count ? checkpoints[_next].At.ToUnixTimeMilliseconds() : null;
+            var deadline = Math.Max(before ?? long.MinValue, covering ?? long.MinValue);
+            if (before is null && covering is null)
+            {
+                return $"entry {sequence} is covered by no signed checkpoint, though the first commit of a chain signs one (checkpoints deleted)";
+            }
+            if (at <= deadline + ClockTolerance) return null;
+            return $"entry {sequence} was made {TimeSpan.FromMilliseconds(at - deadline):c} after its checkpoint was due and no signed checkpoint covers it in time "
+                + "(checkpoints deleted, the entries after them rewritten)";
+        }
     }
 
     /// <summary>The Merkle tree and the signed checkpoints, checked in entry order.</summary>

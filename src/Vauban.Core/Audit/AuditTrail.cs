@@ -157,6 +157,9 @@ public sealed class AuditTrail : IAsyncDisposable
     /// <summary>The benchmark's "auditing off" run (bench/, in process only; never reachable from configuration).</summary>
     internal bool SkipForBenchmark { get; set; }
 
+    /// <summary>How long a commit lets the newest checkpoint age before signing another (verification holds entries to it).</summary>
+    internal TimeSpan CheckpointInterval => _options.CheckpointInterval;
+
     /// <summary>Appends the entries of one act and returns once they are committed. One entry per patient the act
     /// touched (the records of that patient listed in it), or one entry when it touched no patient's record.</summary>
     public async Task AppendAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,

@@ -226,7 +226,83 @@ public abstract class AuditTests : IAsyncLifetime
         // An attacker with the database but not the master key deletes entry 3 and recomputes every later
         // sequence number and hash, and the head row, so that the chain itself is consistent again.
         var rows = await ReadRowsAsync();
-        var forged = rows.Where(r => r.Sequence != 3).Select((r, i) => r with { Sequence = i + 1 }).ToList();
+        var forged = await RewriteChainAsync(rows.Where(r => r.Sequence != 3));
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Contains("checkpoint", result.Problem, StringComparison.Ordinal);
+        Assert.InRange(result.FirstBroken!.Value, 3, forged + 1);
+    }
+
+    [Fact]
+    public async Task Deleting_recent_entries_with_the_checkpoints_that_signed_them_is_detected()
+    {
+        // The attack the signed heads alone miss: delete an act after the first checkpoint, re-chain what follows with
+        // recomputed hashes, and delete every checkpoint that signed the old tail (and the head's note of them), so that no
+        // signed head covers the rewritten part. The acts of this test all happen within a second; the tail is moved an hour
+        // later to stand for a tail written over an hour, which the appender would have signed every interval.
+        var first = (await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None))[0].Size;
+        var rows = await ReadRowsAsync();
+        Assert.True(rows.Count > first + 2, $"{rows.Count} entries, first checkpoint at {first}");
+        var hour = (long)TimeSpan.FromHours(1).TotalMilliseconds;
+        var forged = await RewriteChainAsync(rows.Where(r => r.Sequence != first + 2).Select(r => r.Sequence > first ? r with { At = r.At + hour } : r));
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first));
+        await ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = @s WHERE tenant_id = @t", ("s", first));
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Equal(first + 1, result.FirstBroken);
+        Assert.Contains("checkpoints deleted", result.Problem, StringComparison.Ordinal);
+        Assert.Equal(rows.Count - 1, forged);
+    }
+
+    [Fact]
+    public async Task Deleting_every_checkpoint_is_detected()
+    {
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t");
+        await ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = 0, checkpoint_at = 0 WHERE tenant_id = @t");
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Equal(1, result.FirstBroken);
+        Assert.Contains("no signed checkpoint", result.Problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Deleting_the_newest_checkpoints_is_detected_by_the_head()
+    {
+        var checkpoints = await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        Assert.True(checkpoints.Count >= 2, $"{checkpoints.Count} checkpoints");
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", checkpoints[0].Size));
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Contains("missing", result.Problem, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0L)]
+    [InlineData(-7L)]
+    public async Task An_entry_numbered_outside_the_chain_is_detected(long sequence)
+    {
+        // A copy of a real entry (its sealed part opens) slipped in before the chain's first entry, with the hash that the
+        // chain's start is compared with: an access that never happened, shown in the patient's history.
+        await ExecuteAsync(_engine == Engine.Sqlite
+            ? """
+              INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+              SELECT tenant_id, @s, at, action, outcome, type, principal_ix, patient_ix, sealed, zeroblob(32) FROM audit_entries WHERE tenant_id = @t AND seq = 3
+              """
+            : """
+              INSERT INTO audit_entries (tenant_id, seq, at, action, outcome, type, principal_ix, patient_ix, sealed, hash)
+              SELECT tenant_id, @s, at, action, outcome, type, principal_ix, patient_ix, sealed, decode(repeat('00', 32), 'hex') FROM audit_entries WHERE tenant_id = @t AND seq = 3
+              """, ("s", sequence));
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Equal(sequence, result.FirstBroken);
+        Assert.Contains("outside the chain", result.Problem, StringComparison.Ordinal);
+    }
+
+    /// <summary>Replaces the tenant's entries by <paramref name="rows"/>, renumbered from 1 and re-chained with recomputed hashes,
+    /// and points the head at them — what an attacker with the database but not the master key can do. Returns the count.</summary>
+    private async Task<long> RewriteChainAsync(IEnumerable<AuditRow> rows)
+    {
+        var forged = rows.Select((r, i) => r with { Sequence = i + 1 }).ToList();
         var previous = AuditChain.Genesis;
         var hashes = new List<byte[]>();
         foreach (var row in forged)
@@ -247,10 +323,7 @@ public abstract class AuditTests : IAsyncLifetime
                 ("pa", r.PatientIndex), ("se", r.Sealed), ("h", hashes[i]));
         }
         await ExecuteAsync("UPDATE audit_heads SET seq = @s, hash = @h WHERE tenant_id = @t", ("s", (long)forged.Count), ("h", previous));
-        var result = await VerifyAsync();
-        Assert.False(result.Valid);
-        Assert.Contains("checkpoint", result.Problem, StringComparison.Ordinal);
-        Assert.InRange(result.FirstBroken!.Value, 3, forged.Count + 1);
+        return forged.Count;
     }
 
     [Fact]
