@@ -60,11 +60,16 @@ public sealed class AuditLog
     /// several connections and cores at once: the first entry where stored and re-computed hashes part is the same entry a
     /// single pass from the start would find (before it they are equal, so "the previous stored hash" is "the previous
     /// re-computed hash"). The Merkle tree and the signed checkpoints take the checked hashes in order, on a stage of their own.</summary>
-    public async Task<AuditVerification> VerifyAsync(long tenantId, IProgress<long>? progress, CancellationToken cancellationToken)
+    /// <param name="witnessed">Tree heads exported earlier (<c>vauban audit checkpoints</c>) and kept outside the store: the chain
+    /// must still reproduce each of them, which catches a rewrite or truncation of the newest entries that took their
+    /// checkpoints with it. Each must carry a valid signature of this tenant's key (<see cref="ArgumentException"/> otherwise).</param>
+    public async Task<AuditVerification> VerifyAsync(long tenantId, IProgress<long>? progress, CancellationToken cancellationToken,
+        IReadOnlyList<AuditCheckpoint>? witnessed = null)
     {
         await _trail.CatchUpAsync();
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
+        var witness = new WitnessStage(WitnessedHeads(tenantId, witnessed, signer));
         long maxSequence, minSequence, headSequence, headCheckpoint;
         byte[]? headHash;
         await using (var connection = await _database.OpenAsync(cancellationToken))
@@ -134,7 +139,13 @@ public sealed class AuditLog
                 }
                 for (var i = 0; i < result.Checked; i++)
                 {
-                    if (!tree.Fold(result.First + i, result.Hashes.AsSpan(i * AuditChain.HashSize, AuditChain.HashSize))) break;
+                    var hash = result.Hashes.AsSpan(i * AuditChain.HashSize, AuditChain.HashSize);
+                    if (!tree.Fold(result.First + i, hash)) break;
+                    if (witness.Check(result.First + i, hash) is { } unwitnessed)
+                    {
+                        chainBreak = (result.First + i, unwitnessed);
+                        break;
+                    }
                     if (signing.Late(result.First + i, result.Times[i]) is { } late)
                     {
                         chainBreak = (result.First + i, late);
@@ -167,6 +178,7 @@ public sealed class AuditLog
         if (tree.Problem is { } treeProblem) return new(tenantId, treeProblem.Entries, tree.Verified, treeProblem.Sequence, treeProblem.Problem, 0);
         if (chainBreak is { } broken) return new(tenantId, Math.Max(0, broken.Sequence - 1), tree.Verified, broken.Sequence, broken.Problem, 0);
         AuditVerification Broken(long seq, string problem) => new(tenantId, last, tree.Verified, seq, problem, 0);
+        if (witness.Beyond(last) is { } gone) return Broken(last + 1, gone);
         if (tree.Next < checkpoints.Count)
         {
             return Broken(last + 1, $"entries {last + 1} to {checkpoints[^1].Size} are missing (deleted after a checkpoint signed them)");
@@ -283,6 +295,53 @@ public sealed class AuditLog
             return $"entry {sequence} was made {TimeSpan.FromMilliseconds(at - deadline):c} after its checkpoint was due and no signed checkpoint covers it in time "
                 + "(checkpoints deleted, the entries after them rewritten)";
         }
+    }
+
+    /// <summary>The witnessed tree heads of this tenant in size order, each checked against its signature.</summary>
+    private static List<AuditCheckpoint> WitnessedHeads(long tenantId, IReadOnlyList<AuditCheckpoint>? witnessed, AuditSigningKey signer)
+    {
+        var heads = new List<AuditCheckpoint>();
+        foreach (var head in (witnessed ?? []).OrderBy(c => c.Size))
+        {
+            var statement = AuditChain.CheckpointStatement(head.TenantId, head.Size, head.Root, head.Head, head.At.ToUnixTimeMilliseconds());
+            if (head.TenantId != tenantId || head.Size < 1 || head.KeyVersion != signer.Version || !signer.Verify(statement, head.Signature))
+            {
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"The witnessed tree head at entry {head.Size} is not signed by this establishment's audit key: it is not an export of this log."));
+            }
+            heads.Add(head);
+        }
+        return heads;
+    }
+
+    /// <summary>The witnessed tree heads, reproduced in entry order from the entry hashes (a tree of its own: the stored
+    /// checkpoints' tree stops at the first that fails).</summary>
+    private sealed class WitnessStage(List<AuditCheckpoint> heads)
+    {
+        private readonly CompactMerkleTree _tree = new();
+        private int _next;
+
+        /// <summary>Folds entry <paramref name="sequence"/>'s hash in; the problem if a witnessed head at it no longer holds.</summary>
+        public string? Check(long sequence, ReadOnlySpan<byte> hash)
+        {
+            if (heads.Count == 0) return null;
+            _tree.Append(hash);
+            for (; _next < heads.Count && heads[_next].Size == sequence; _next++)
+            {
+                var head = heads[_next];
+                if (!CryptographicOperations.FixedTimeEquals(_tree.Root(), head.Root) || !CryptographicOperations.FixedTimeEquals(hash, head.Head))
+                {
+                    return $"the entries up to {sequence} no longer give the tree head witnessed for them (signed {head.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): history rewritten";
+                }
+            }
+            return null;
+        }
+
+        /// <summary>The problem if a witnessed head covers entries past <paramref name="last"/>, the chain's last verified entry.</summary>
+        public string? Beyond(long last) =>
+            heads.Count > 0 && heads[^1].Size > last
+                ? $"entries {last + 1} to {heads[^1].Size} were witnessed (tree head signed {heads[^1].At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC) and are gone: the log was truncated"
+                : null;
     }
 
     /// <summary>The Merkle tree and the signed checkpoints, checked in entry order.</summary>

@@ -27,28 +27,40 @@ internal static class AuditCommands
         {
             Description = "Also check that every entry can be found by its patient and principal (the search lookups are built beside the chain, not on it).",
         };
+        var witness = new Option<FileInfo?>("--witness")
+        {
+            Description = "A file written earlier by `vauban audit checkpoints` and kept outside the store (by an outside witness): the log must still "
+                + "give every tree head in it. Catches a rewrite or truncation of the newest entries together with their checkpoints. Verifies that file's establishment.",
+        };
         verify.Options.Add(tenant);
         verify.Options.Add(lookups);
+        verify.Options.Add(witness);
         StoreArguments.AddTo(verify);
         verify.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
+            var witnessed = parse.GetValue(witness) is { } file ? ReadWitness(file) : null;
+            if (witnessed is not null && parse.GetValue(tenant) is { } named && named != witnessed.Value.Tenant)
+            {
+                throw new ArgumentException($"--witness holds the tree heads of '{witnessed.Value.Tenant}', not of '{named}'.");
+            }
             await using var store = await StoreArguments.OpenAsync(parse, token);
-            var tenants = parse.GetValue(tenant) is { } name
+            var tenants = (witnessed?.Tenant ?? parse.GetValue(tenant)) is { } name
                 ? [await TenantCommands.ResolveAsync(store, name, token)]
                 : await store.Tenants.ListAsync(token);
             var broken = false;
             foreach (var t in tenants)
             {
                 var started = System.Diagnostics.Stopwatch.StartNew();
-                var result = await store.AuditLog.VerifyAsync(t.Id, null, token);
+                var result = await store.AuditLog.VerifyAsync(t.Id, null, token, witnessed?.Heads);
                 var seconds = started.Elapsed.TotalSeconds;
                 if (result.Valid)
                 {
                     var tail = result.UnsignedTail > 0
                         ? string.Create(CultureInfo.InvariantCulture, $"; the last {result.UnsignedTail:N0} entries await their next checkpoint")
                         : "";
+                    var heads = witnessed is { } w ? string.Create(CultureInfo.InvariantCulture, $", the {w.Heads.Count:N0} witnessed tree heads reproduced") : "";
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{t.Name}: OK — {result.Entries:N0} entries, {result.Checkpoints:N0} signed checkpoints verified in {seconds:0.0} s{tail}."));
+                        $"{t.Name}: OK — {result.Entries:N0} entries, {result.Checkpoints:N0} signed checkpoints verified in {seconds:0.0} s{heads}{tail}."));
                 }
                 else
                 {
@@ -74,6 +86,31 @@ internal static class AuditCommands
             return broken ? 3 : 0;
         }, ct));
         return verify;
+    }
+
+    /// <summary>The tree heads of a <c>vauban audit checkpoints</c> export (its signatures are checked against the store's key).</summary>
+    private static (string Tenant, List<AuditCheckpoint> Heads)? ReadWitness(FileInfo file)
+    {
+        const string Expected = "expected the JSON written by `vauban audit checkpoints`";
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(file.FullName));
+            var root = document.RootElement;
+            var tenant = root.GetProperty("tenant").GetString() ?? throw new FormatException("no tenant");
+            var heads = root.GetProperty("checkpoints").EnumerateArray().Select(c => new AuditCheckpoint(
+                c.GetProperty("tenantId").GetInt64(), c.GetProperty("size").GetInt64(), DateTimeOffset.FromUnixTimeMilliseconds(c.GetProperty("at").GetInt64()),
+                Convert.FromBase64String(c.GetProperty("root").GetString()!), Convert.FromBase64String(c.GetProperty("head").GetString()!),
+                c.GetProperty("keyVersion").GetInt32(), Convert.FromBase64String(c.GetProperty("signature").GetString()!))).ToList();
+            return (tenant, heads);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"--witness: cannot read {file.FullName} ({e.GetType().Name}).");
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
+        {
+            throw new ArgumentException($"--witness: {file.FullName} is not a checkpoint export ({Expected}).");
+        }
     }
 
     private static Command Patient()

@@ -347,6 +347,17 @@ public class CliTests : IDisposable
         Assert.Contains("BEGIN PUBLIC KEY", exported.Output, StringComparison.Ordinal);
         Assert.Contains("\"signature\"", exported.Output, StringComparison.Ordinal);
 
+        // An outside witness keeps the export; verifying against it reproduces its tree heads.
+        var witness = Path.Combine(_directory, "witness.json");
+        await File.WriteAllTextAsync(witness, exported.Output);
+        var witnessed = await RunAsync($"audit verify --witness {witness} {DbArgs}");
+        Assert.True(witnessed.Exit == 0, witnessed.Output);
+        Assert.Contains("witnessed tree heads reproduced", witnessed.Output, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(witness, "{\"tenant\": \"chu-audit\"}");
+        var unreadable = await RunAsync($"audit verify --witness {witness} {DbArgs}");
+        Assert.Equal(1, unreadable.Exit);
+        Assert.Contains("is not a checkpoint export", unreadable.Output, StringComparison.Ordinal);
+
         // Someone with the file deletes the first entry: verify says where, and exits 3.
         await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory, "v.db")};Pooling=False"))
         {

@@ -298,6 +298,72 @@ public abstract class AuditTests : IAsyncLifetime
         Assert.Contains("outside the chain", result.Problem, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_outside_witness_catches_the_newest_entries_removed_with_their_checkpoints()
+    {
+        // The witness kept every tree head exported so far. Then someone truncates the log back to the first checkpoint,
+        // deletes the later checkpoints and points the head at what is left: within one checkpoint interval, nothing in
+        // the database can tell (the case ADR 0009 leaves to the witness) — the witness's heads can.
+        var witnessed = await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        var first = witnessed[0].Size;
+        Assert.True(witnessed[^1].Size > first, $"tree heads at {string.Join(", ", witnessed.Select(c => c.Size))}");
+        await ExecuteAsync("DELETE FROM audit_entries WHERE tenant_id = @t AND seq > @s", ("s", first));
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first));
+        await ExecuteAsync("UPDATE audit_heads SET seq = @s, checkpoint_seq = @s, hash = (SELECT hash FROM audit_entries WHERE tenant_id = @t AND seq = @s) WHERE tenant_id = @t",
+            ("s", first));
+        Assert.True((await VerifyAsync()).Valid);
+
+        var result = await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None, witnessed);
+        Assert.False(result.Valid);
+        Assert.Equal(first + 1, result.FirstBroken);
+        Assert.Contains("truncated", result.Problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_outside_witness_catches_a_rewritten_tail_whose_checkpoints_were_deleted()
+    {
+        // Enough reads for a witnessed head that covers the deleted entry and still lies inside the shortened chain.
+        // (Three groups of reads, each put on the chain before the next: the appender signs at the end of a commit.)
+        for (var group = 0; group < 3; group++)
+        {
+            for (var i = 0; i < 9; i++)
+            {
+                using var read = await _client.GetAsync($"/fhir/Patient/{_patient}");
+                Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            }
+            await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        }
+        var witnessed = await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        var first = witnessed[0].Size;
+        var rows = await ReadRowsAsync();
+        var covering = witnessed.First(c => c.Size >= first + 2 && c.Size < rows.Count).Size;
+        await RewriteChainAsync(rows.Where(r => r.Sequence != first + 2));
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first));
+        await ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = @s WHERE tenant_id = @t", ("s", first));
+        Assert.True((await VerifyAsync()).Valid);
+
+        var result = await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None, witnessed);
+        Assert.False(result.Valid);
+        Assert.Equal(covering, result.FirstBroken);
+        Assert.Contains("rewritten", result.Problem, StringComparison.Ordinal);
+
+        // The untouched log gives every witnessed head; a head whose signature is not this key's is refused as a witness.
+        var forged = witnessed.Select(c => c.Size == first ? c with { Root = new byte[32] } : c).ToList();
+        await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None, forged));
+    }
+
+    [Fact]
+    public async Task The_untouched_log_gives_every_witnessed_tree_head()
+    {
+        var witnessed = await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        using (var read = await _client.GetAsync($"/fhir/Patient/{_patient}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        }
+        var result = await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None, witnessed);
+        Assert.True(result.Valid, result.Problem);
+    }
+
     /// <summary>Replaces the tenant's entries by <paramref name="rows"/>, renumbered from 1 and re-chained with recomputed hashes,
     /// and points the head at them — what an attacker with the database but not the master key can do. Returns the count.</summary>
     private async Task<long> RewriteChainAsync(IEnumerable<AuditRow> rows)
