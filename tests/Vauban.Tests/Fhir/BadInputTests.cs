@@ -56,6 +56,13 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_code_outside_its_required_binding_is_400_and_nothing_is_stored()
+    {
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("""{ "resourceType": "Patient", "gender": "robot" }"""));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "male, female, other, unknown");
+    }
+
+    [Fact]
     public async Task A_resourceType_that_does_not_match_the_URL_is_400()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Practitioner()));

@@ -443,6 +443,26 @@ public class ResourceValidatorTests
         Assert.True(perValidation < 512, $"{perValidation} bytes per validation");
     }
 
+    [Theory]
+    [InlineData("""{ "resourceType": "Patient", "gender": "robot" }""", "Patient.gender", "male, female, other, unknown")]
+    [InlineData("""{ "resourceType": "Observation", "status": "bogus", "code": { "text": "x" } }""", "Observation.status", "observation-status")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "whatever", "participant": [{ "status": "accepted" }] }""", "Appointment.status", "appointmentstatus")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "booked", "participant": [{ "status": "maybe" }] }""", "Appointment.participant[0].status", "participationstatus")]
+    [InlineData("""{ "resourceType": "Patient", "telecom": [{ "system": "pigeon", "value": "x" }] }""", "Patient.telecom[0].system", "contact-point-system")]
+    [InlineData("""{ "resourceType": "Patient", "gender": "Male" }""", "Patient.gender", "male")]
+    public void A_code_outside_its_required_binding_is_refused_naming_the_allowed_codes(string json, string location, string messagePart) =>
+        AssertSingleIssue(json, location, messagePart);
+
+    [Fact]
+    public void Codes_of_bindings_that_cannot_be_listed_stay_free_and_listed_ones_are_accepted()
+    {
+        // Attachment.contentType is bound (required) to BCP-13 mime types, which no value set here lists: not checked.
+        Assert.Empty(Validate("""
+            { "resourceType": "DocumentReference", "status": "current", "content": [{ "attachment": { "contentType": "application/x-vauban-test" } }] }
+            """));
+        Assert.Empty(Validate("""{ "resourceType": "Patient", "gender": "unknown", "telecom": [{ "system": "sms", "use": "mobile", "value": "x" }] }"""));
+    }
+
     private static List<ValidationIssue> Validate(string json)
     {
         using var document = JsonDocument.Parse(json);

@@ -65,6 +65,28 @@ internal sealed class FhirElement
 
     /// <summary>Set once every type is loaded, for complex types and backbone elements.</summary>
     public FhirType? ComplexType { get; internal set; }
+
+    /// <summary>For a code with a required binding whose value set can be listed: the only codes allowed.</summary>
+    public RequiredBinding? Binding { get; internal set; }
+}
+
+/// <summary>A required binding: the value set's canonical URL and its codes.</summary>
+internal sealed class RequiredBinding(string valueSet, IReadOnlyList<string> codes)
+{
+    private readonly FrozenSet<string>.AlternateLookup<ReadOnlySpan<char>> codeSet =
+        codes.ToFrozenSet(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
+
+    public string ValueSet { get; } = valueSet;
+
+    /// <summary>The codes in the value set's order, for messages.</summary>
+    public IReadOnlyList<string> Codes { get; } = codes;
+
+    /// <summary>Whether the UTF-8 text of a code is one of the codes (without allocating: validation runs on every write).</summary>
+    public bool Allows(ReadOnlySpan<byte> utf8)
+    {
+        Span<char> code = stackalloc char[64];
+        return System.Text.Encoding.UTF8.TryGetChars(utf8, code, out var length) && codeSet.Contains(code[..length]);
+    }
 }
 
 /// <summary>A resource, complex datatype or backbone element: its properties by JSON name.</summary>
@@ -167,6 +189,19 @@ internal sealed class FhirModel
         using var primitiveExtensionRows = JsonDocument.Parse("""[["id","string",0,"1"],["extension","Extension",0,"*"]]""");
         var primitiveExtensions = new FhirType("Element", ReadElements(primitiveExtensionRows.RootElement));
         types.Add(primitiveExtensions.Name, primitiveExtensions);
+
+        foreach (var binding in root.GetProperty("requiredCodes").EnumerateObject())
+        {
+            // "Type.path.jsonName": the type is everything before the last dot.
+            var split = binding.Name.LastIndexOf('.');
+            var element = types.TryGetValue(binding.Name[..split], out var owner) ? owner.FindElement(binding.Name.AsSpan(split + 1)) : null;
+            if (element is not { Primitive: PrimitiveKind.Code })
+            {
+                throw new InvalidOperationException($"FHIR model: required codes for {binding.Name}, which is not a code element.");
+            }
+            element.Binding = new RequiredBinding(binding.Value.GetProperty("valueSet").GetString()!,
+                [.. binding.Value.GetProperty("codes").EnumerateArray().Select(code => code.GetString()!)]);
+        }
 
         foreach (var element in types.Values.SelectMany(type => type.Elements))
         {

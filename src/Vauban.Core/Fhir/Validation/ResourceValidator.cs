@@ -390,6 +390,10 @@ public static class ResourceValidator
             {
                 Report(CurrentLocation(), $"Invalid {element.TypeName}: expected {ExpectedFormat(kind)}.");
             }
+            else if (element.Binding is { } binding && !binding.Allows(text))
+            {
+                Report(CurrentLocation(), $"Unknown code: this element takes one of {string.Join(", ", binding.Codes)} (required binding {binding.ValueSet}).");
+            }
         }
 
         private static string ExpectedFormat(PrimitiveKind kind) => kind switch
