@@ -44,6 +44,11 @@ internal static class FhirHttp
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
                 Issue.Error("not-supported", "The body must be FHIR JSON: Content-Type: application/fhir+json (or application/json).")));
         }
+        if (Charset(contentType) is { } charset && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
+                Issue.Error("not-supported", "FHIR JSON is UTF-8: the body must be sent with charset=utf-8 or no charset.")));
+        }
         if (context.Request.ContentLength > limit) return (null, TooLarge(limit));
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
@@ -54,6 +59,12 @@ internal static class FhirHttp
             buffer.Write(chunk, 0, read);
         }
         if (buffer.Length == 0) return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Invalid("The request body is empty.")));
+        // The JSON parser leaves bytes inside strings to be decoded later, where an invalid sequence would become U+FFFD
+        // and be stored in place of what was sent; JSON text is UTF-8 (RFC 8259 section 8.1).
+        if (!System.Text.Unicode.Utf8.IsValid(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)))
+        {
+            return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Error("structure", "The body is not valid UTF-8 text, which FHIR JSON must be.")));
+        }
         try
         {
             return (JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), ParseOptions), null);
@@ -68,6 +79,17 @@ internal static class FhirHttp
 
     private static IResult TooLarge(long limit) => Outcome(StatusCodes.Status413PayloadTooLarge,
         Issue.Error("too-costly", $"The request body is larger than the configured limit of {limit / 1024} KiB."));
+
+    /// <summary>The charset parameter of a Content-Type, if any (quotes removed).</summary>
+    private static string? Charset(string contentType)
+    {
+        foreach (var parameter in contentType.Split(';').Skip(1))
+        {
+            var pair = parameter.Split('=', 2);
+            if (pair.Length == 2 && pair[0].Trim().Equals("charset", StringComparison.OrdinalIgnoreCase)) return pair[1].Trim().Trim('"');
+        }
+        return null;
+    }
 
     public static bool IsJson(string contentType)
     {

@@ -63,6 +63,31 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_body_that_is_not_valid_UTF8_is_400_and_another_charset_415_not_stored_altered()
+    {
+        // "Zzutf" followed by 0xC3 0x28, an invalid UTF-8 sequence, inside a family name.
+        var bytes = System.Text.Encoding.ASCII.GetBytes("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Zzutf??x\"}]}");
+        var at = Array.IndexOf(bytes, (byte)'?');
+        bytes[at] = 0xC3;
+        bytes[at + 1] = 0x28;
+        using var invalid = new ByteArrayContent(bytes);
+        invalid.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/fhir+json");
+        using var response = await _api.PostAsync("/fhir/Patient", invalid);
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "not valid UTF-8");
+
+        using var latin1 = new ByteArrayContent(System.Text.Encoding.Latin1.GetBytes("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Hélène\"}]}"));
+        latin1.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("application/fhir+json; charset=iso-8859-1");
+        using var refused = await _api.PostAsync("/fhir/Patient", latin1);
+        await AssertRefusedAsync(refused, HttpStatusCode.UnsupportedMediaType, "UTF-8");
+
+        using var utf8 = new StringContent("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Hélène\"}]}", System.Text.Encoding.UTF8);
+        utf8.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("application/fhir+json; charset=utf-8");
+        using var created = await _api.PostAsync("/fhir/Patient", utf8);
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal("Hélène", (await created.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
+    [Fact]
     public async Task A_resourceType_that_does_not_match_the_URL_is_400()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Practitioner()));
