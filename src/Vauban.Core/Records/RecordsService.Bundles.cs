@@ -121,7 +121,11 @@ public sealed partial class RecordsService
         {
             var interaction = entry.Method switch { "POST" => Interaction.Create, "PUT" => Interaction.Update, "DELETE" => Interaction.Delete, _ => entry.Id is null ? Interaction.Search : Interaction.Read };
             var decision = _policy.Authorize(context, interaction, entry.Type);
-            if (!decision.Allowed) return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
+            if (!decision.Allowed)
+            {
+                await AuditRefusalAsync(context, interaction, entry.Type, entry.Id, decision.Reason!, cancellationToken);
+                return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
+            }
             if (entry.Resource is { } resource)
             {
                 var problems = RecordValidation.Validate(entry.Type, resource);

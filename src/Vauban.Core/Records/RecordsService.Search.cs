@@ -17,7 +17,7 @@ public sealed partial class RecordsService
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Search, type) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        if (await CheckAsync(context, Interaction.Search, type, null, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         (string Value, long Rid)? after = null;
         var depth = 1;
@@ -43,7 +43,9 @@ public sealed partial class RecordsService
             var named = include.Reverse ? include.SourceType : include.TargetType ?? (include.Parameter.Targets is [var only] ? only : null);
             if (named is not null && !_policy.Authorize(context, Interaction.Read, named).Allowed)
             {
-                return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden($"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include."));
+                var refusal = $"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include.";
+                await AuditRefusalAsync(context, Interaction.Search, type, null, refusal, cancellationToken);
+                return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(refusal));
             }
         }
 
@@ -84,7 +86,7 @@ public sealed partial class RecordsService
     /// <summary>Patient/$everything: the patient, every resource that refers to them, and the practitioners and organizations those refer to.</summary>
     public async Task<SearchPage> EverythingAsync(AccessContext context, string patientId, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Everything, "Patient") is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        if (await CheckAsync(context, Interaction.Everything, "Patient", patientId, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         if (!IdRules.IsValid(patientId)) return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound("Not a valid id."));
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);

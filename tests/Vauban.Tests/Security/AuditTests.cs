@@ -135,6 +135,42 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Acts_refused_by_the_granted_scopes_are_each_audited_as_a_failure_naming_the_client()
+    {
+        var registration = await _server.Store.Clients.AddAsync(_tenant, "patients only", "system/Patient.rs", null, ClientLimits.None, CancellationToken.None);
+        using var limited = new HttpClient { BaseAddress = _server.BaseAddress };
+        limited.DefaultRequestHeaders.Authorization = new("Bearer", await _server.TokenAsync(registration.ClientId, registration.ClientSecret!));
+        using (var search = await limited.GetAsync("/fhir/Observation?_count=1")) Assert.Equal(HttpStatusCode.Forbidden, search.StatusCode);
+        using (var read = await limited.GetAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+        using (var delete = await limited.DeleteAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        using (var include = await limited.GetAsync("/fhir/Patient?_revinclude=Observation:subject")) Assert.Equal(HttpStatusCode.Forbidden, include.StatusCode);
+        var bundle = $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Observation/{{{_observation}}}"}}]}""";
+        using (var transaction = await limited.PostAsync("/fhir", FhirContent.Json(bundle))) Assert.Equal(HttpStatusCode.Forbidden, transaction.StatusCode);
+        using (var kickOff = new HttpRequestMessage(HttpMethod.Get, "/fhir/$export?_type=Observation"))
+        {
+            kickOff.Headers.Add("Prefer", "respond-async");
+            using var export = await limited.SendAsync(kickOff);
+            Assert.Equal(HttpStatusCode.Forbidden, export.StatusCode);
+        }
+
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Agent = registration.ClientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(6, entries.Count);
+        Assert.All(entries, e =>
+        {
+            Assert.Equal(AuditOutcome.MinorFailure, e.Outcome);
+            Assert.Null(e.Detail.Patient); // refused before any record was looked at
+            Assert.StartsWith("refused by the access policy", e.Detail.Note, StringComparison.Ordinal);
+        });
+        Assert.Contains(entries, e => e.Action == AuditAction.Search && e.ResourceType == "Observation" && e.Detail.Records.SequenceEqual(["Observation"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Read && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Delete && e.Detail.Records.SequenceEqual([$"Patient/{_patient}"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Search && e.ResourceType == "Patient" && e.Detail.Note!.Contains("_revinclude", StringComparison.Ordinal));
+        Assert.Contains(entries, e => e.Action == AuditAction.Delete && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Export && e.Detail.Records.SequenceEqual(["Observation"]));
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task A_reason_stated_with_a_request_is_kept_with_its_entry()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_patient}/$everything");
