@@ -115,9 +115,13 @@ public sealed partial class RecordsService
         referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
         rows.AddRange(referenced);
         if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, 1, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
-        // Practitioners and organizations referenced belong to no compartment but were returned for this patient.
+        // Each record under the patient whose compartment holds it; one held by another patient (an appointment of A that
+        // names B as a participant too) also under this patient, whose record it is part of; practitioners and organizations
+        // referenced belong to no compartment but were returned for this patient.
         await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient",
-            rows.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)).ToList(), cancellationToken);
+            rows.SelectMany(r => r.Compartment is { } holder && holder != patientId
+                ? [new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, holder), new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)]
+                : new[] { new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId) }).ToList(), cancellationToken);
         var entries = rows.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), false)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, entries.Count, null);
     }

@@ -171,6 +171,33 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Everything_audits_a_record_another_patient_shares_under_that_patient_too()
+    {
+        var other = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Partagé", nir: Samples.ValidNir("1850375123555")));
+        // Held in the other patient's compartment (its first participant), and naming this patient as well.
+        var appointment = await CreateAsync("/fhir/Appointment", $$$"""
+            {"resourceType":"Appointment","status":"booked","start":"2026-03-01T10:00:00+01:00","end":"2026-03-01T10:30:00+01:00",
+             "participant":[{"actor":{"reference":"Patient/{{{other}}}"},"status":"accepted"},{"actor":{"reference":"Patient/{{{_patient}}}"},"status":"accepted"}]}
+            """);
+        using (var everything = await _client.GetAsync($"/fhir/Patient/{_patient}/$everything"))
+        {
+            Assert.Equal(HttpStatusCode.OK, everything.StatusCode);
+            Assert.Contains((await everything.BodyAsync()).GetProperty("entry").EnumerateArray(),
+                e => e.GetProperty("resource").GetProperty("id").GetString() == appointment);
+        }
+
+        // The other patient's access history shows that their appointment was read.
+        var ofOther = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = other, Actions = [AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        var entry = Assert.Single(ofOther);
+        Assert.Equal(other, entry.Detail.Patient);
+        Assert.Equal([$"Appointment/{appointment}"], entry.Detail.Records);
+        // This patient's entry lists it too: it was returned as part of their record.
+        var ofPatient = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Contains($"Appointment/{appointment}", Assert.Single(ofPatient).Detail.Records);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task A_reason_stated_with_a_request_is_kept_with_its_entry()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_patient}/$everything");
