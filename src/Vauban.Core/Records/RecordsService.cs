@@ -261,7 +261,13 @@ public sealed partial class RecordsService
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
         if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused) return refused;
-        if (current is null || current.Deleted) return new RecordResult(RecordStatus.NoContent, type, id, current?.Version ?? 0, current?.LastUpdated ?? 0);
+        if (current is null || current.Deleted)
+        {
+            // Answered 204 (an idempotent delete), yet nothing was deleted: audited as a failed delete, like a read of nothing.
+            await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current?.Compartment)], cancellationToken, scope,
+                current is null ? "not found" : "already deleted");
+            return new RecordResult(RecordStatus.NoContent, type, id, current?.Version ?? 0, current?.LastUpdated ?? 0);
+        }
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var oldIndex = ExtractIndex(type, Open(keys, current), keys);
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, cancellationToken))

@@ -198,6 +198,23 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Deleting_an_unknown_or_already_deleted_record_answers_204_and_is_audited_as_a_failed_delete()
+    {
+        using (var unknown = await _client.DeleteAsync("/fhir/Observation/does-not-exist-123")) Assert.Equal(HttpStatusCode.NoContent, unknown.StatusCode);
+        using (var first = await _client.DeleteAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.NoContent, first.StatusCode);
+        using (var again = await _client.DeleteAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.NoContent, again.StatusCode);
+
+        var deletes = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Actions = [AuditAction.Delete], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(3, deletes.Count);
+        var unknownEntry = Assert.Single(deletes, e => e.Detail.Records.SequenceEqual(["Observation/does-not-exist-123"]));
+        Assert.Equal(AuditOutcome.MinorFailure, unknownEntry.Outcome);
+        Assert.Null(unknownEntry.Detail.Patient);
+        Assert.Single(deletes, e => e.Outcome == AuditOutcome.Success && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]) && e.Detail.Patient == _patient);
+        Assert.Single(deletes, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]) && e.Detail.Patient == _patient);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task A_reason_stated_with_a_request_is_kept_with_its_entry()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_patient}/$everything");
