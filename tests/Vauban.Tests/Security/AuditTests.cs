@@ -215,6 +215,32 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_history_GET_in_a_transaction_is_a_vread_of_that_version_audited_as_one()
+    {
+        using (var update = await _client.PutAsync($"/fhir/Observation/{_observation}",
+            FhirContent.Json(WithId(Samples.Observation($"Patient/{_patient}"), _observation))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        foreach (var kind in new[] { "transaction", "batch" })
+        {
+            var bundle = $$$"""{"resourceType":"Bundle","type":"{{{kind}}}","entry":[{"request":{"method":"GET","url":"Observation/{{{_observation}}}/_history/1"}}]}""";
+            using var response = await _client.PostAsync("/fhir", FhirContent.Json(bundle));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            var entry = body.GetProperty("entry")[0];
+            Assert.Equal("1", entry.GetProperty("resource").GetProperty("meta").GetProperty("versionId").GetString());
+            Assert.Equal("W/\"1\"", entry.GetProperty("response").GetProperty("etag").GetString());
+        }
+        var vreads = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.VRead], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(2, vreads.Count(e => e.Outcome == AuditOutcome.Success && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"])));
+
+        // A version that is not a number is refused, not answered with the current version.
+        var invalid = $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Observation/{{{_observation}}}/_history/latest"}}]}""";
+        using (var refused = await _client.PostAsync("/fhir", FhirContent.Json(invalid))) Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+    }
+
+    [Fact]
     public async Task A_reason_stated_with_a_request_is_kept_with_its_entry()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_patient}/$everything");
