@@ -39,6 +39,9 @@ public sealed record AuditQuery
     public long? BeforeSequence { get; init; }
 }
 
+/// <summary>One page of an audit search: the entries returned, and whether more lie beyond them.</summary>
+public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, bool More);
+
 public sealed class AuditLog
 {
     private readonly StoreDatabase _database;
@@ -443,7 +446,15 @@ public sealed class AuditLog
 
     /// <summary>The officer's search, newest first; null when the principal may not read the audit log. The search itself is
     /// audited (reading the audit log reveals who saw whom).</summary>
-    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
+        (await SearchPageAsync(context, query, lookAhead: false, cancellationToken))?.Entries;
+
+    /// <summary>One page of the officer's search: its entries, and whether more lie beyond them — known from one more entry
+    /// read, which is neither returned nor audited (the officer's entries list what was seen, not what was looked ahead at).</summary>
+    public Task<AuditPage?> SearchPageAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
+        SearchPageAsync(context, query, lookAhead: true, cancellationToken);
+
+    private async Task<AuditPage?> SearchPageAsync(AccessContext context, AuditQuery query, bool lookAhead, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(query);
@@ -512,13 +523,16 @@ public sealed class AuditLog
         var fromDateIndex = (patient ?? agent) is null && query.To is { } end && _database.Engine == StorageEngine.Postgres
             && await ManyEntriesSinceAsync(context.Tenant.Id, end.ToUnixTimeMilliseconds(), cancellationToken);
         // "+ 0": the same order, which the primary key cannot give, so that PostgreSQL reads the window from the date index.
-        sql.Append(fromDateIndex ? " ORDER BY e.seq + 0 DESC" : " ORDER BY e.seq DESC").Append(Sql.Limit(Math.Clamp(query.Count, 1, 1000)));
+        var limit = Math.Clamp(query.Count, 1, 1000);
+        sql.Append(fromDateIndex ? " ORDER BY e.seq + 0 DESC" : " ORDER BY e.seq DESC").Append(Sql.Limit(lookAhead ? limit + 1 : limit));
         command.CommandText = sql.ToString();
         var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
+        var more = rows.Count > limit;
+        if (more) rows.RemoveAt(rows.Count - 1);
         var entries = rows.Select(r => Open(keys, r)).ToList();
         await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null,
             entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken);
-        return entries;
+        return new AuditPage(entries, more);
     }
 
     /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search; null when unknown or when the principal

@@ -119,9 +119,17 @@ public sealed partial class RecordsService
         // The policy sees every entry before anything is written.
         foreach (var entry in entries)
         {
-            var interaction = entry.Method switch { "POST" => Interaction.Create, "PUT" => Interaction.Update, "DELETE" => Interaction.Delete, _ => entry.Id is null ? Interaction.Search : Interaction.Read };
+            var interaction = entry.Method switch
+            {
+                "POST" => Interaction.Create, "PUT" => Interaction.Update, "DELETE" => Interaction.Delete,
+                _ => entry.Id is null ? Interaction.Search : VersionSegment(entry) is null ? Interaction.Read : Interaction.VRead,
+            };
             var decision = _policy.Authorize(context, interaction, entry.Type);
-            if (!decision.Allowed) return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
+            if (!decision.Allowed)
+            {
+                await AuditRefusalAsync(context, interaction, entry.Type, entry.Id, decision.Reason!, cancellationToken);
+                return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
+            }
             if (entry.Resource is { } resource)
             {
                 var problems = RecordValidation.Validate(entry.Type, resource);
@@ -206,20 +214,53 @@ public sealed partial class RecordsService
         {
             return new EntryResponse(400, null, 0, 0, null, [Issue.NotSupported("Searches inside a transaction are not supported; use a batch.")]);
         }
-        var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(entry.Type), entry.Id, false, cancellationToken);
-        if (row is null) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
-        if (await CheckRecordAsync(context, Interaction.Read, entry.Type, entry.Id, row.Compartment, row.CreatedBy, batch, cancellationToken) is { } refused)
+        // GET Type/id/_history/n is a vread of that version, audited as one; GET Type/id the current version.
+        int? version = null;
+        if (VersionSegment(entry) is { } segment)
+        {
+            if (ParseVersion(segment) is not { } parsed) return new EntryResponse(400, null, 0, 0, null, [VersionIssue(entry, segment)]);
+            version = parsed;
+        }
+        var interaction = version is null ? Interaction.Read : Interaction.VRead;
+        var typeCode = TypeCodes.Of(entry.Type);
+        var row = version is { } wanted
+            ? await _rows.VersionAsync(scope.Connection, keys.TenantId, typeCode, entry.Id, wanted, cancellationToken, scope.Transaction)
+            : await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, entry.Id, false, cancellationToken);
+        if (row is null)
+        {
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, null)], cancellationToken, scope);
+            return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        }
+        if (await CheckRecordAsync(context, interaction, entry.Type, entry.Id, row.Compartment, row.CreatedBy, batch, cancellationToken) is { } refused)
         {
             return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
         }
-        if (row.Deleted) return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
-        if (await AdmitAsync(context, Interaction.Read, entry.Type, [row], 1, cancellationToken, scope) is { } contained)
+        if (row.Deleted)
+        {
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
+            return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+        }
+        if (await AdmitAsync(context, interaction, entry.Type, [row], 1, cancellationToken, scope) is { } contained)
         {
             return new EntryResponse(RecordStatusCodes.Http(contained.Status), null, 0, 0, null, contained.Issues);
         }
-        await AuditAsync(context, Interaction.Read, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
+        await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
         return new EntryResponse(200, null, row.Version, row.LastUpdated, Open(keys, row), null);
     }
+
+    /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>
+    private static string? VersionSegment(BundleEntry entry)
+    {
+        if (entry.Method != "GET" || entry.Id is null) return null;
+        var segments = entry.Url.Split('?')[0].Trim('/').Split('/');
+        return segments.Length == 4 ? segments[3] : null;
+    }
+
+    private static int? ParseVersion(string segment) =>
+        int.TryParse(segment, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) && version > 0 ? version : null;
+
+    private static Issue VersionIssue(BundleEntry entry, string segment) =>
+        Issue.Invalid($"{entry.Type}/{Shorten(entry.Id!)}/_history/{Shorten(segment)}: a version is a positive whole number.");
 
     private async Task<EntryResponse> ExecuteBatchEntryAsync(AccessContext context, BundleEntry entry, string baseUrl, CancellationToken cancellationToken)
     {
@@ -234,11 +275,10 @@ public sealed partial class RecordsService
             default:
                 if (entry.Id is not null)
                 {
-                    var segments = entry.Url.Split('?')[0].Trim('/').Split('/');
-                    var result = segments.Length == 4 && int.TryParse(segments[3], System.Globalization.CultureInfo.InvariantCulture, out var v)
-                        ? await VReadAsync(context, entry.Type, entry.Id, v, cancellationToken)
-                        : await ReadAsync(context, entry.Type, entry.Id, cancellationToken);
-                    return ToResponse(result, baseUrl);
+                    if (VersionSegment(entry) is not { } segment) return ToResponse(await ReadAsync(context, entry.Type, entry.Id, cancellationToken), baseUrl);
+                    // A version that is not one is refused, rather than answered with the current version.
+                    if (ParseVersion(segment) is not { } version) return new EntryResponse(400, null, 0, 0, null, [VersionIssue(entry, segment)]);
+                    return ToResponse(await VReadAsync(context, entry.Type, entry.Id, version, cancellationToken), baseUrl);
                 }
                 var page = await SearchAsync(context, entry.Type, entry.Query ?? [], null, false, cancellationToken);
                 if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);

@@ -48,7 +48,11 @@ public sealed partial class RecordsService
                 if (level == ExportLevel.Patient && !AccessPolicy.HasCompartment(type))
                     return ExportOutcome.Fail(RecordStatus.Invalid, Issue.Invalid($"_type: {type} is not in the Patient compartment; export it at system level ([base]/$export).", "_type"));
                 var decision = _policy.Authorize(context, Interaction.Export, type);
-                if (!decision.Allowed) return ExportOutcome.Fail(RecordStatus.Forbidden, Issue.Forbidden(decision.Reason! + " (a bulk export needs read and search on each type it exports)"));
+                if (!decision.Allowed)
+                {
+                    await AuditRefusalAsync(context, Interaction.Export, type, null, decision.Reason!, cancellationToken);
+                    return ExportOutcome.Fail(RecordStatus.Forbidden, Issue.Forbidden(decision.Reason! + " (a bulk export needs read and search on each type it exports)"));
+                }
                 chosen.Add(type);
             }
         }
@@ -56,7 +60,12 @@ public sealed partial class RecordsService
         {
             chosen.AddRange(TypeCodes.Names.Order(StringComparer.Ordinal)
                 .Where(t => (level == ExportLevel.System || AccessPolicy.HasCompartment(t)) && _policy.Authorize(context, Interaction.Export, t).Allowed));
-            if (chosen.Count == 0) return ExportOutcome.Fail(RecordStatus.Forbidden, Issue.Forbidden("The granted scopes allow exporting no resource type (read and search are needed, e.g. system/*.rs)."));
+            if (chosen.Count == 0)
+            {
+                const string refusal = "The granted scopes allow exporting no resource type (read and search are needed, e.g. system/*.rs).";
+                await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused by the access policy: " + refusal);
+                return ExportOutcome.Fail(RecordStatus.Forbidden, Issue.Forbidden(refusal));
+            }
         }
         if (chosen.Count == 0) return ExportOutcome.Fail(RecordStatus.Invalid, Issue.Invalid("_type names no type.", "_type"));
 
@@ -149,7 +158,7 @@ public sealed partial class RecordsService
         if (found is not { } job) return ExportDownload.Fail(refused!.Status, [.. refused.Issues!]);
         if (job.Status != ExportStatus.Ready || !job.Types.Contains(type, StringComparer.Ordinal))
             return ExportDownload.Fail(RecordStatus.NotFound, Issue.NotFound("No such export file (the job is not ready, or did not ask for this type)."));
-        if (Check(context, Interaction.Export, type) is { } denied) return ExportDownload.Fail(denied.Status, [.. denied.Issues!]);
+        if (await CheckAsync(context, Interaction.Export, type, null, cancellationToken) is { } denied) return ExportDownload.Fail(denied.Status, [.. denied.Issues!]);
         var (records, patients) = await ExportSizeAsync(context, job, type, cancellationToken);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var reason = Encoding.UTF8.GetString(RecordCipher.Open(keys, ExportReasonTypeCode, job.Id, 1, sealedReason));

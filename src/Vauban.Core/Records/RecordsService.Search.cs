@@ -17,7 +17,7 @@ public sealed partial class RecordsService
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Search, type) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        if (await CheckAsync(context, Interaction.Search, type, null, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         (string Value, long Rid)? after = null;
         var depth = 1;
@@ -43,7 +43,9 @@ public sealed partial class RecordsService
             var named = include.Reverse ? include.SourceType : include.TargetType ?? (include.Parameter.Targets is [var only] ? only : null);
             if (named is not null && !_policy.Authorize(context, Interaction.Read, named).Allowed)
             {
-                return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden($"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include."));
+                var refusal = $"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include.";
+                await AuditRefusalAsync(context, Interaction.Search, type, null, refusal, cancellationToken);
+                return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(refusal));
             }
         }
 
@@ -84,7 +86,7 @@ public sealed partial class RecordsService
     /// <summary>Patient/$everything: the patient, every resource that refers to them, and the practitioners and organizations those refer to.</summary>
     public async Task<SearchPage> EverythingAsync(AccessContext context, string patientId, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Everything, "Patient") is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        if (await CheckAsync(context, Interaction.Everything, "Patient", patientId, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         if (!IdRules.IsValid(patientId)) return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound("Not a valid id."));
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);
@@ -113,9 +115,13 @@ public sealed partial class RecordsService
         referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
         rows.AddRange(referenced);
         if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, 1, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
-        // Practitioners and organizations referenced belong to no compartment but were returned for this patient.
+        // Each record under the patient whose compartment holds it; one held by another patient (an appointment of A that
+        // names B as a participant too) also under this patient, whose record it is part of; practitioners and organizations
+        // referenced belong to no compartment but were returned for this patient.
         await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient",
-            rows.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)).ToList(), cancellationToken);
+            rows.SelectMany(r => r.Compartment is { } holder && holder != patientId
+                ? [new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, holder), new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)]
+                : new[] { new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId) }).ToList(), cancellationToken);
         var entries = rows.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), false)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, entries.Count, null);
     }

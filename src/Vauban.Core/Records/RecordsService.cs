@@ -40,7 +40,7 @@ public sealed partial class RecordsService
 
     public async Task<RecordResult> ReadAsync(AccessContext context, string type, string id, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Read, type) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.Read, type, id, cancellationToken) is { } denied) return denied;
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var row = await _rows.CurrentAsync(context.Tenant.Id, TypeCodes.Of(type), id, cancellationToken);
@@ -49,7 +49,7 @@ public sealed partial class RecordsService
 
     public async Task<RecordResult> VReadAsync(AccessContext context, string type, string id, int version, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.VRead, type) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.VRead, type, id, cancellationToken) is { } denied) return denied;
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         StoredVersion? row;
@@ -81,7 +81,7 @@ public sealed partial class RecordsService
 
     public async Task<RecordResult> CreateAsync(AccessContext context, string type, JsonElement resource, string? ifNoneExist, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Create, type) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.Create, type, null, cancellationToken) is { } denied) return denied;
         var issues = RecordValidation.Validate(type, resource);
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
         if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
@@ -107,7 +107,7 @@ public sealed partial class RecordsService
 
     public async Task<RecordResult> UpdateAsync(AccessContext context, string type, string id, JsonElement resource, int? ifMatch, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Update, type) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.Update, type, id, cancellationToken) is { } denied) return denied;
         var issues = RecordValidation.Validate(type, resource);
         if (issues.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.GetString() != id))
         {
@@ -135,7 +135,7 @@ public sealed partial class RecordsService
 
     public async Task<RecordResult> DeleteAsync(AccessContext context, string type, string id, CancellationToken cancellationToken)
     {
-        if (Check(context, Interaction.Delete, type) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.Delete, type, id, cancellationToken) is { } denied) return denied;
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
@@ -149,7 +149,7 @@ public sealed partial class RecordsService
     public async Task<SearchPage> HistoryAsync(AccessContext context, string type, string? id, long? since, int count, string? page, CancellationToken cancellationToken)
     {
         var interaction = id is null ? Interaction.HistoryType : Interaction.HistoryInstance;
-        if (Check(context, interaction, type) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        if (await CheckAsync(context, interaction, type, id, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         count = Math.Clamp(count, 1, SearchQuery.MaxCount);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var typeCode = TypeCodes.Of(type);
@@ -261,7 +261,13 @@ public sealed partial class RecordsService
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
         if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused) return refused;
-        if (current is null || current.Deleted) return new RecordResult(RecordStatus.NoContent, type, id, current?.Version ?? 0, current?.LastUpdated ?? 0);
+        if (current is null || current.Deleted)
+        {
+            // Answered 204 (an idempotent delete), yet nothing was deleted: audited as a failed delete, like a read of nothing.
+            await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current?.Compartment)], cancellationToken, scope,
+                current is null ? "not found" : "already deleted");
+            return new RecordResult(RecordStatus.NoContent, type, id, current?.Version ?? 0, current?.LastUpdated ?? 0);
+        }
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var oldIndex = ExtractIndex(type, Open(keys, current), keys);
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, cancellationToken))
@@ -274,7 +280,9 @@ public sealed partial class RecordsService
 
     // ---- the door's checks ----
 
-    private RecordResult? Check(AccessContext context, Interaction interaction, string type)
+    /// <summary>The policy's question of the principal's role and scopes for a type; a refusal is audited (one entry,
+    /// no patient: none is known yet) and answered 403. An unsupported type is no refusal: it names nothing to audit.</summary>
+    private async ValueTask<RecordResult?> CheckAsync(AccessContext context, Interaction interaction, string type, string? id, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!TypeCodes.TryGet(type, out _))
@@ -282,8 +290,16 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotSupported($"The resource type '{Shorten(type)}' is not supported. Supported: {string.Join(", ", TypeCodes.Names)}."));
         }
         var decision = _policy.Authorize(context, interaction, type);
-        return decision.Allowed ? null : RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+        if (decision.Allowed) return null;
+        await AuditRefusalAsync(context, interaction, type, id, decision.Reason!, cancellationToken);
+        return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
     }
+
+    /// <summary>The audit entry of an act refused by role or scopes, before any record was looked at: the type, and the id
+    /// when the request named a valid one (an invalid id is the caller's text, not a record).</summary>
+    private Task AuditRefusalAsync(AccessContext context, Interaction interaction, string type, string? id, string reason, CancellationToken cancellationToken) =>
+        AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, null)],
+            cancellationToken, note: "refused by the access policy: " + reason);
 
     /// <summary>The policy's record-level question; a refusal is audited and answered 403 (break-the-glass possible) or 404 (not revealed).</summary>
     private async ValueTask<RecordResult?> CheckRecordAsync(AccessContext context, Interaction interaction, string type, string id, string? compartment, string? createdBy,

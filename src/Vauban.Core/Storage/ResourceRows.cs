@@ -39,12 +39,14 @@ internal sealed class ResourceRows
         _database.ReadOneAsync($"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.id = @id", ReadRow, cancellationToken,
             ("t", tenant), ("ty", type), ("id", id));
 
-    public async Task<StoredVersion?> VersionAsync(DbConnection connection, long tenant, int type, string id, int version, CancellationToken cancellationToken)
+    public async Task<StoredVersion?> VersionAsync(DbConnection connection, long tenant, int type, string id, int version, CancellationToken cancellationToken,
+        DbTransaction? transaction = null)
     {
-        var current = await CurrentAsync(connection, null, tenant, type, id, false, cancellationToken);
+        var current = await CurrentAsync(connection, transaction, tenant, type, id, false, cancellationToken);
         if (current is null || current.Version == version) return current;
         using var command = connection.Command("SELECT rid, version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND version = @v")
             .With("rid", current.Rid).With("v", version);
+        command.Transaction = transaction;
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return null;
         return current with

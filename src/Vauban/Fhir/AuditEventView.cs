@@ -41,13 +41,14 @@ internal static class AuditEventView
     private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)
     {
         var (query, problem) = Parse(parameters);
-        if (problem is not null) return FhirHttp.Outcome(400, Issue.Invalid(problem));
+        if (query is null) return FhirHttp.Outcome(400, Issue.Invalid(problem!));
         var access = http.Access();
-        var entries = await store.AuditLog.SearchAsync(access, query! with { Count = query!.Count + 1 }, http.RequestAborted);
-        if (entries is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
-        var page = entries.Take(query.Count).ToList();
+        // Only the page's entries are audited as consulted, not the one read ahead to know whether there is a next page.
+        var found = await store.AuditLog.SearchPageAsync(access, query, http.RequestAborted);
+        if (found is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
+        var page = found.Entries;
         string? next = null;
-        if (entries.Count > query.Count)
+        if (found.More && page.Count > 0)
         {
             var last = page[^1];
             var kept = parameters.Where(p => p.Name is not "_cursor").Select(p => Uri.EscapeDataString(p.Name) + "=" + Uri.EscapeDataString(p.Value));

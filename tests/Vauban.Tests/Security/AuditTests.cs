@@ -135,6 +135,112 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Acts_refused_by_the_granted_scopes_are_each_audited_as_a_failure_naming_the_client()
+    {
+        var registration = await _server.Store.Clients.AddAsync(_tenant, "patients only", "system/Patient.rs", null, ClientLimits.None, CancellationToken.None);
+        using var limited = new HttpClient { BaseAddress = _server.BaseAddress };
+        limited.DefaultRequestHeaders.Authorization = new("Bearer", await _server.TokenAsync(registration.ClientId, registration.ClientSecret!));
+        using (var search = await limited.GetAsync("/fhir/Observation?_count=1")) Assert.Equal(HttpStatusCode.Forbidden, search.StatusCode);
+        using (var read = await limited.GetAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+        using (var delete = await limited.DeleteAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
+        using (var include = await limited.GetAsync("/fhir/Patient?_revinclude=Observation:subject")) Assert.Equal(HttpStatusCode.Forbidden, include.StatusCode);
+        var bundle = $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Observation/{{{_observation}}}"}}]}""";
+        using (var transaction = await limited.PostAsync("/fhir", FhirContent.Json(bundle))) Assert.Equal(HttpStatusCode.Forbidden, transaction.StatusCode);
+        using (var kickOff = new HttpRequestMessage(HttpMethod.Get, "/fhir/$export?_type=Observation"))
+        {
+            kickOff.Headers.Add("Prefer", "respond-async");
+            using var export = await limited.SendAsync(kickOff);
+            Assert.Equal(HttpStatusCode.Forbidden, export.StatusCode);
+        }
+
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Agent = registration.ClientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(6, entries.Count);
+        Assert.All(entries, e =>
+        {
+            Assert.Equal(AuditOutcome.MinorFailure, e.Outcome);
+            Assert.Null(e.Detail.Patient); // refused before any record was looked at
+            Assert.StartsWith("refused by the access policy", e.Detail.Note, StringComparison.Ordinal);
+        });
+        Assert.Contains(entries, e => e.Action == AuditAction.Search && e.ResourceType == "Observation" && e.Detail.Records.SequenceEqual(["Observation"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Read && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Delete && e.Detail.Records.SequenceEqual([$"Patient/{_patient}"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Search && e.ResourceType == "Patient" && e.Detail.Note!.Contains("_revinclude", StringComparison.Ordinal));
+        Assert.Contains(entries, e => e.Action == AuditAction.Delete && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]));
+        Assert.Contains(entries, e => e.Action == AuditAction.Export && e.Detail.Records.SequenceEqual(["Observation"]));
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
+    public async Task Everything_audits_a_record_another_patient_shares_under_that_patient_too()
+    {
+        var other = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Partagé", nir: Samples.ValidNir("1850375123555")));
+        // Held in the other patient's compartment (its first participant), and naming this patient as well.
+        var appointment = await CreateAsync("/fhir/Appointment", $$$"""
+            {"resourceType":"Appointment","status":"booked","start":"2026-03-01T10:00:00+01:00","end":"2026-03-01T10:30:00+01:00",
+             "participant":[{"actor":{"reference":"Patient/{{{other}}}"},"status":"accepted"},{"actor":{"reference":"Patient/{{{_patient}}}"},"status":"accepted"}]}
+            """);
+        using (var everything = await _client.GetAsync($"/fhir/Patient/{_patient}/$everything"))
+        {
+            Assert.Equal(HttpStatusCode.OK, everything.StatusCode);
+            Assert.Contains((await everything.BodyAsync()).GetProperty("entry").EnumerateArray(),
+                e => e.GetProperty("resource").GetProperty("id").GetString() == appointment);
+        }
+
+        // The other patient's access history shows that their appointment was read.
+        var ofOther = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = other, Actions = [AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        var entry = Assert.Single(ofOther);
+        Assert.Equal(other, entry.Detail.Patient);
+        Assert.Equal([$"Appointment/{appointment}"], entry.Detail.Records);
+        // This patient's entry lists it too: it was returned as part of their record.
+        var ofPatient = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Contains($"Appointment/{appointment}", Assert.Single(ofPatient).Detail.Records);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
+    public async Task Deleting_an_unknown_or_already_deleted_record_answers_204_and_is_audited_as_a_failed_delete()
+    {
+        using (var unknown = await _client.DeleteAsync("/fhir/Observation/does-not-exist-123")) Assert.Equal(HttpStatusCode.NoContent, unknown.StatusCode);
+        using (var first = await _client.DeleteAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.NoContent, first.StatusCode);
+        using (var again = await _client.DeleteAsync($"/fhir/Observation/{_observation}")) Assert.Equal(HttpStatusCode.NoContent, again.StatusCode);
+
+        var deletes = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Actions = [AuditAction.Delete], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(3, deletes.Count);
+        var unknownEntry = Assert.Single(deletes, e => e.Detail.Records.SequenceEqual(["Observation/does-not-exist-123"]));
+        Assert.Equal(AuditOutcome.MinorFailure, unknownEntry.Outcome);
+        Assert.Null(unknownEntry.Detail.Patient);
+        Assert.Single(deletes, e => e.Outcome == AuditOutcome.Success && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]) && e.Detail.Patient == _patient);
+        Assert.Single(deletes, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]) && e.Detail.Patient == _patient);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
+    public async Task A_history_GET_in_a_transaction_is_a_vread_of_that_version_audited_as_one()
+    {
+        using (var update = await _client.PutAsync($"/fhir/Observation/{_observation}",
+            FhirContent.Json(WithId(Samples.Observation($"Patient/{_patient}"), _observation))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        foreach (var kind in new[] { "transaction", "batch" })
+        {
+            var bundle = $$$"""{"resourceType":"Bundle","type":"{{{kind}}}","entry":[{"request":{"method":"GET","url":"Observation/{{{_observation}}}/_history/1"}}]}""";
+            using var response = await _client.PostAsync("/fhir", FhirContent.Json(bundle));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            var entry = body.GetProperty("entry")[0];
+            Assert.Equal("1", entry.GetProperty("resource").GetProperty("meta").GetProperty("versionId").GetString());
+            Assert.Equal("W/\"1\"", entry.GetProperty("response").GetProperty("etag").GetString());
+        }
+        var vreads = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.VRead], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(2, vreads.Count(e => e.Outcome == AuditOutcome.Success && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"])));
+
+        // A version that is not a number is refused, not answered with the current version.
+        var invalid = $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Observation/{{{_observation}}}/_history/latest"}}]}""";
+        using (var refused = await _client.PostAsync("/fhir", FhirContent.Json(invalid))) Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+    }
+
+    [Fact]
     public async Task A_reason_stated_with_a_request_is_kept_with_its_entry()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_patient}/$everything");

@@ -17,7 +17,7 @@ public abstract class AuditViewTests : IAsyncLifetime
     private VaubanServer _server = null!;
     private HttpClient _client = null!;
     private Tenant _tenant = null!;
-    private string _patient = "", _officerSecret = "", _physicianSecret = "", _physicianId = "";
+    private string _patient = "", _officerSecret = "", _physicianSecret = "", _physicianId = "", _officerId = "";
 
     protected AuditViewTests(Engine engine) => _engine = engine;
 
@@ -35,6 +35,7 @@ public abstract class AuditViewTests : IAsyncLifetime
         var officer = await _server.Store.Accounts.AddAsync(_tenant, "officer@chu.example", StaffRole.SecurityOfficer, null, null, "Sophie Garde", CancellationToken.None);
         var physician = await _server.Store.Accounts.AddAsync(_tenant, "doc@chu.example", StaffRole.Physician, "pract-9", "org-9", "Dr Paul Durand", CancellationToken.None);
         _physicianId = physician.User.PrincipalId;
+        _officerId = officer.User.PrincipalId;
         using (var browser = new StaffClient(_server.BaseAddress)) (_officerSecret, _) = await browser.EnrolWithTotpAsync(officer.Token, Password, _time);
         _time.Advance(TimeSpan.FromSeconds(30));
         using (var browser = new StaffClient(_server.BaseAddress)) (_physicianSecret, _) = await browser.EnrolWithTotpAsync(physician.Token, Password, _time);
@@ -106,6 +107,27 @@ public abstract class AuditViewTests : IAsyncLifetime
         // The officer's own searches are on the chain too.
         var consulted = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None);
         Assert.Contains(consulted!, e => e.Detail.PrincipalName == "Sophie Garde" && e.Detail.Role == "security-officer");
+    }
+
+    [Fact]
+    public async Task An_AuditEvent_page_audits_only_the_entries_it_returns_not_the_one_read_ahead()
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        static List<string> Ids(JsonElement bundle) => bundle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("id").GetString()!).ToList();
+        // Five entries so far (a creation, three reads, the officer's sign-in): two pages of two, each with a next link.
+        var first = await OkAsync(officer.Http, "/fhir/AuditEvent?_count=2");
+        var next = first.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        var second = await OkAsync(officer.Http, next);
+        var returned = Ids(first).Concat(Ids(second)).ToList();
+        Assert.Equal(4, returned.Count);
+        Assert.Contains(second.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+        Assert.Equal(4, returned.Distinct().Count()); // the next page goes on where the first stopped
+
+        // The officer's consultations name exactly the entries returned: none read ahead, on either page.
+        var consulted = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"),
+            new AuditQuery { Agent = _officerId, Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None) ?? [];
+        var audited = consulted.SelectMany(e => e.Detail.Records).Select(r => r["AuditEvent/".Length..]).ToHashSet();
+        Assert.Equal(returned.ToHashSet(), audited);
     }
 
     [Fact]
