@@ -122,6 +122,8 @@ public sealed partial class RecordsService
             var interaction = entry.Method switch { "POST" => Interaction.Create, "PUT" => Interaction.Update, "DELETE" => Interaction.Delete, _ => entry.Id is null ? Interaction.Search : Interaction.Read };
             var decision = _policy.Authorize(context, interaction, entry.Type);
             if (!decision.Allowed) return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
+            if (entry.Method == "POST" && entry.IfNoneExist is not null && CheckConditionalCreate(context, entry.Type) is { } notSearchable)
+                return (403, FhirJson.OperationOutcome(notSearchable.Issues!.Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}]: {i.Diagnostics}" })));
             if (entry.Resource is { } resource)
             {
                 var problems = RecordValidation.Validate(entry.Type, resource);

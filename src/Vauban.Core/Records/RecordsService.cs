@@ -82,6 +82,7 @@ public sealed partial class RecordsService
     public async Task<RecordResult> CreateAsync(AccessContext context, string type, JsonElement resource, string? ifNoneExist, CancellationToken cancellationToken)
     {
         if (Check(context, Interaction.Create, type) is { } denied) return denied;
+        if (ifNoneExist is not null && CheckConditionalCreate(context, type) is { } notSearchable) return notSearchable;
         var issues = RecordValidation.Validate(type, resource);
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
         if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
@@ -283,6 +284,25 @@ public sealed partial class RecordsService
         }
         var decision = _policy.Authorize(context, interaction, type);
         return decision.Allowed ? null : RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+    }
+
+    /// <summary>
+    /// A conditional create (If-None-Exist) runs a search and returns the match, or says that there are several:
+    /// it needs search and read on the type as well as create, or it would be a reader for a create-only client.
+    /// Refused before the search runs, so that nothing about a match is revealed.
+    /// </summary>
+    private RecordResult? CheckConditionalCreate(AccessContext context, string type)
+    {
+        foreach (var interaction in (ReadOnlySpan<Interaction>)[Interaction.Search, Interaction.Read])
+        {
+            var decision = _policy.Authorize(context, interaction, type);
+            if (!decision.Allowed)
+            {
+                return RecordResult.Fail(RecordStatus.Forbidden, type,
+                    Issue.Forbidden($"{decision.Reason} A conditional create (If-None-Exist) searches and returns the match: it needs search and read on {type} as well as create."));
+            }
+        }
+        return null;
     }
 
     /// <summary>The policy's record-level question; a refusal is audited and answered 403 (break-the-glass possible) or 404 (not revealed).</summary>
