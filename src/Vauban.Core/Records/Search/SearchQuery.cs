@@ -246,9 +246,10 @@ internal sealed class SearchQuery
                     clause.Hashes.Add(keys.Index.Hash(parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
                     clause = clause with { Selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6 };
                     continue;
-                case "gt" or "sa": Tile(to.AddDays(1), latest); break;
+                // Tiled within [earliest, latest] only: a bound of 0001-01-01 or 9999-12-31 has no day beyond it.
+                case "gt" or "sa": if (to < latest) Tile(to.AddDays(1), latest); break;
                 case "ge": Tile(from, latest); break;
-                case "lt" or "eb": Tile(earliest, from.AddDays(-1)); break;
+                case "lt" or "eb": if (from > earliest) Tile(earliest, from.AddDays(-1)); break;
                 case "le": Tile(earliest, to); break;
             }
             clause = clause with { Selectivity = 6 };
@@ -257,7 +258,8 @@ internal sealed class SearchQuery
 
         void Tile(DateOnly start, DateOnly end)
         {
-            var day = start;
+            if (end > latest) end = latest;
+            var day = start < earliest ? earliest : start;
             while (day <= end)
             {
                 if (day.Day == 1 && day.Month == 1 && day.AddYears(1).AddDays(-1) <= end)
