@@ -437,6 +437,30 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Contains("birthdate", parameters);
         Assert.Contains("general-practitioner", parameters);
     }
+
+    [Fact]
+    public async Task Metadata_has_no_empty_array_which_FHIR_JSON_forbids()
+    {
+        using var response = await Server.Http.GetAsync("/fhir/metadata");
+        var empty = new List<string>();
+        Walk(await response.BodyAsync(), "CapabilityStatement");
+        Assert.Empty(empty);
+
+        void Walk(JsonElement element, string path)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject()) Walk(property.Value, $"{path}.{property.Name}");
+                    break;
+                case JsonValueKind.Array:
+                    if (element.GetArrayLength() == 0) empty.Add(path);
+                    var i = 0;
+                    foreach (var item in element.EnumerateArray()) Walk(item, $"{path}[{i++}]");
+                    break;
+            }
+        }
+    }
 }
 
 public sealed class FhirApiTests_Sqlite() : FhirApiTests(Engine.Sqlite);
