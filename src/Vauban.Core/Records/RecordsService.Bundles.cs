@@ -151,6 +151,17 @@ public sealed partial class RecordsService
             }
         }
 
+        // A urn:uuid: reference is local to the bundle: one that names no entry would be stored as is, pointing nowhere.
+        foreach (var entry in entries)
+        {
+            if (entry.Resource is { } body && ResourceStamp.UnresolvedUrnReference(body, references) is { } unresolved)
+            {
+                return (400, FhirJson.OperationOutcome([Issue.Invalid(
+                    $"Bundle.entry[{entry.Index}]: the reference '{Shorten(unresolved)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
+                    $"Bundle.entry[{entry.Index}].resource")]));
+            }
+        }
+
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);

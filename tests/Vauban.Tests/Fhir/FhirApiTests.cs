@@ -319,6 +319,31 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_with_a_urn_uuid_reference_to_no_entry_is_400_naming_it_and_writes_nothing()
+    {
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", "resource": {{Samples.Patient(family: "Orphelin")}},
+                  "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{Samples.Observation("urn:uuid:0badc0de-0000-4000-8000-000000000000")}},
+                  "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains("urn:uuid:0badc0de-0000-4000-8000-000000000000", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString());
+        }
+        Assert.Empty(Ids(await SearchAsync("Patient?family=orphelin")));
+        Assert.Empty(Ids(await SearchAsync("Observation?code=2345-7")));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
