@@ -161,10 +161,13 @@ public static class CapabilityStatementJson
         writer.WriteEndObject();
     }
 
+    /// <summary>An array of strings, left out when there are none: FHIR JSON has no empty arrays.</summary>
     private static void WriteStrings(Utf8JsonWriter writer, string name, IEnumerable<string> values)
     {
+        var list = values.ToList();
+        if (list.Count == 0) return;
         writer.WriteStartArray(name);
-        foreach (var value in values) writer.WriteStringValue(value);
+        foreach (var value in list) writer.WriteStringValue(value);
         writer.WriteEndArray();
     }
 }

@@ -47,6 +47,36 @@ internal static class ResourceStamp
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>The first urn:uuid: reference in <paramref name="element"/> that <paramref name="map"/> does not resolve, or null.</summary>
+    public static string? UnresolvedUrnReference(JsonElement element, IReadOnlyDictionary<string, string> map)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                foreach (var property in element.EnumerateObject())
+                {
+                    if (property.NameEquals("reference") && property.Value.ValueKind == JsonValueKind.String)
+                    {
+                        var reference = property.Value.GetString()!;
+                        if (reference.StartsWith("urn:uuid:", StringComparison.OrdinalIgnoreCase) && !map.ContainsKey(reference)) return reference;
+                    }
+                    else if (UnresolvedUrnReference(property.Value, map) is { } inner)
+                    {
+                        return inner;
+                    }
+                }
+                return null;
+            case JsonValueKind.Array:
+                foreach (var item in element.EnumerateArray())
+                {
+                    if (UnresolvedUrnReference(item, map) is { } inner) return inner;
+                }
+                return null;
+            default:
+                return null;
+        }
+    }
+
     private static void WriteRewritten(Utf8JsonWriter writer, JsonElement element, IReadOnlyDictionary<string, string> map)
     {
         switch (element.ValueKind)

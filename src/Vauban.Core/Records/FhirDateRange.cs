@@ -18,14 +18,14 @@ internal static class FhirDateRange
         if (text.Length == 4)
         {
             var start = new DateTime(year, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-            return Range(start, start.AddYears(1), out low, out high);
+            return Range(start, year == MaxYear ? null : start.AddYears(1), out low, out high);
         }
         if (text.Length < 7 || text[4] != '-' || !int.TryParse(text.AsSpan(5, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var month) || month is < 1 or > 12) return false;
         if (text.Length == 7)
         {
             precision = DatePrecision.Month;
             var start = new DateTime(year, month, 1, 0, 0, 0, DateTimeKind.Utc);
-            return Range(start, start.AddMonths(1), out low, out high);
+            return Range(start, year == MaxYear && month == 12 ? null : start.AddMonths(1), out low, out high);
         }
         if (text.Length < 10 || text[7] != '-' || !int.TryParse(text.AsSpan(8, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var day)
             || day < 1 || day > DateTime.DaysInMonth(year, month)) return false;
@@ -33,7 +33,7 @@ internal static class FhirDateRange
         {
             precision = DatePrecision.Day;
             var start = new DateTime(year, month, day, 0, 0, 0, DateTimeKind.Utc);
-            return Range(start, start.AddDays(1), out low, out high);
+            return Range(start, start == DateTime.MaxValue.Date ? null : start.AddDays(1), out low, out high);
         }
         if (text[10] != 'T') return false;
         precision = DatePrecision.Time;
@@ -49,10 +49,16 @@ internal static class FhirDateRange
         return true;
     }
 
-    private static bool Range(DateTime start, DateTime endExclusive, out long low, out long high)
+    private const int MaxYear = 9999;
+
+    /// <param name="endExclusive">The start of the next year, month or day; null when there is none (9999-12-31 is a
+    /// valid FHIR date), and the range then ends at the last millisecond DateTime can hold.</param>
+    private static bool Range(DateTime start, DateTime? endExclusive, out long low, out long high)
     {
         low = new DateTimeOffset(start).ToUnixTimeMilliseconds();
-        high = new DateTimeOffset(endExclusive).ToUnixTimeMilliseconds() - 1;
+        high = endExclusive is { } end
+            ? new DateTimeOffset(end).ToUnixTimeMilliseconds() - 1
+            : new DateTimeOffset(DateTime.SpecifyKind(DateTime.MaxValue, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
         return true;
     }
 }

@@ -20,7 +20,10 @@ public sealed partial class RecordsService
 
     private sealed record EntryResponse(int Status, string? Location, int Version, long LastUpdated, byte[]? Resource, IReadOnlyList<Issue>? Issues);
 
-    public async Task<(int Status, byte[] Body)> ProcessBundleAsync(AccessContext context, JsonElement bundle, string baseUrl, CancellationToken cancellationToken)
+    /// <param name="entryFailed">Told of an unexpected exception in a batch entry, which is answered as that entry's 500
+    /// (the entries before it may have committed), for the operator's log.</param>
+    public async Task<(int Status, byte[] Body)> ProcessBundleAsync(AccessContext context, JsonElement bundle, string baseUrl, CancellationToken cancellationToken,
+        Action<Exception>? entryFailed = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         var issues = new List<Issue>();
@@ -39,7 +42,7 @@ public sealed partial class RecordsService
         if (bundleType == "batch")
         {
             var responses = new List<EntryResponse>();
-            foreach (var entry in entries) responses.Add(await ExecuteBatchEntryAsync(context, entry, baseUrl, cancellationToken));
+            foreach (var entry in entries) responses.Add(await ExecuteBatchEntryAsync(context, entry, baseUrl, entryFailed, cancellationToken));
             return (200, WriteResponseBundle("batch-response", responses, baseUrl));
         }
         return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
@@ -130,6 +133,8 @@ public sealed partial class RecordsService
                 await AuditRefusalAsync(context, interaction, entry.Type, entry.Id, decision.Reason!, cancellationToken);
                 return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
             }
+            if (entry.Method == "POST" && entry.IfNoneExist is not null && await CheckConditionalCreateAsync(context, entry.Type, cancellationToken) is { } notSearchable)
+                return (403, FhirJson.OperationOutcome(notSearchable.Issues!.Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}]: {i.Diagnostics}" })));
             if (entry.Resource is { } resource)
             {
                 var problems = RecordValidation.Validate(entry.Type, resource);
@@ -151,6 +156,17 @@ public sealed partial class RecordsService
             {
                 if (!references.TryAdd(entry.FullUrl, $"{entry.Type}/{id}"))
                     return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl is used twice.")]));
+            }
+        }
+
+        // A urn:uuid: reference is local to the bundle: one that names no entry would be stored as is, pointing nowhere.
+        foreach (var entry in entries)
+        {
+            if (entry.Resource is { } body && ResourceStamp.UnresolvedUrnReference(body, references) is { } unresolved)
+            {
+                return (400, FhirJson.OperationOutcome([Issue.Invalid(
+                    $"Bundle.entry[{entry.Index}]: the reference '{Shorten(unresolved)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
+                    $"Bundle.entry[{entry.Index}].resource")]));
             }
         }
 
@@ -262,7 +278,27 @@ public sealed partial class RecordsService
     private static Issue VersionIssue(BundleEntry entry, string segment) =>
         Issue.Invalid($"{entry.Type}/{Shorten(entry.Id!)}/_history/{Shorten(segment)}: a version is a positive whole number.");
 
-    private async Task<EntryResponse> ExecuteBatchEntryAsync(AccessContext context, BundleEntry entry, string baseUrl, CancellationToken cancellationToken)
+    /// <summary>
+    /// Batch entries are independent (FHIR R4): an unexpected failure of one, whose own transaction rolled back, is
+    /// that entry's 500 (503 when the audit log cannot be written) in the batch-response, not a failure of the whole
+    /// batch that would hide the entries already committed.
+    /// </summary>
+    private async Task<EntryResponse> ExecuteBatchEntryAsync(AccessContext context, BundleEntry entry, string baseUrl, Action<Exception>? entryFailed, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunBatchEntryAsync(context, entry, baseUrl, cancellationToken);
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            entryFailed?.Invoke(exception);
+            return exception is AuditUnavailableException
+                ? new EntryResponse(503, null, 0, 0, null, [Issue.Error("transient", "The audit log cannot be written at the moment, so this entry returned or changed nothing. Retry shortly.")])
+                : new EntryResponse(500, null, 0, 0, null, [Issue.Error("exception", $"An unexpected error occurred in this entry. Quote correlation id {context.CorrelationId} to the operator.")]);
+        }
+    }
+
+    private async Task<EntryResponse> RunBatchEntryAsync(AccessContext context, BundleEntry entry, string baseUrl, CancellationToken cancellationToken)
     {
         switch (entry.Method)
         {

@@ -82,6 +82,7 @@ public sealed partial class RecordsService
     public async Task<RecordResult> CreateAsync(AccessContext context, string type, JsonElement resource, string? ifNoneExist, CancellationToken cancellationToken)
     {
         if (await CheckAsync(context, Interaction.Create, type, null, cancellationToken) is { } denied) return denied;
+        if (ifNoneExist is not null && await CheckConditionalCreateAsync(context, type, cancellationToken) is { } notSearchable) return notSearchable;
         var issues = RecordValidation.Validate(type, resource);
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
         if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
@@ -300,6 +301,26 @@ public sealed partial class RecordsService
     private Task AuditRefusalAsync(AccessContext context, Interaction interaction, string type, string? id, string reason, CancellationToken cancellationToken) =>
         AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, null)],
             cancellationToken, note: "refused by the access policy: " + reason);
+
+    /// <summary>
+    /// A conditional create (If-None-Exist) runs a search and returns the match, or says that there are several:
+    /// it needs search and read on the type as well as create, or it would be a reader for a create-only client.
+    /// Refused (and audited as a refused create) before the search runs, so that nothing about a match is revealed.
+    /// </summary>
+    private async ValueTask<RecordResult?> CheckConditionalCreateAsync(AccessContext context, string type, CancellationToken cancellationToken)
+    {
+        foreach (var interaction in new[] { Interaction.Search, Interaction.Read })
+        {
+            var decision = _policy.Authorize(context, interaction, type);
+            if (!decision.Allowed)
+            {
+                var reason = $"{decision.Reason} A conditional create (If-None-Exist) searches and returns the match: it needs search and read on {type} as well as create.";
+                await AuditRefusalAsync(context, Interaction.Create, type, null, reason, cancellationToken);
+                return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
+            }
+        }
+        return null;
+    }
 
     /// <summary>The policy's record-level question; a refusal is audited and answered 403 (break-the-glass possible) or 404 (not revealed).</summary>
     private async ValueTask<RecordResult?> CheckRecordAsync(AccessContext context, Interaction interaction, string type, string id, string? compartment, string? createdBy,

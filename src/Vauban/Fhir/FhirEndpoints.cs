@@ -158,7 +158,11 @@ internal static class FhirEndpoints
             if (error is not null) return error;
             using (document)
             {
-                var (status, body) = await records.ProcessBundleAsync(http.Access(), document!.RootElement, FhirHttp.BaseUrl(http), http.RequestAborted);
+                var (status, body) = await records.ProcessBundleAsync(http.Access(), document!.RootElement, FhirHttp.BaseUrl(http), http.RequestAborted,
+                    // As the exception handler logs: the type and where it came from, not the message (it may quote data).
+                    error => http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
+                        "Unexpected {ExceptionType} at {Site} in a batch entry (correlation {CorrelationId})",
+                        error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier));
                 return new FhirResult(status, body);
             }
         });

@@ -181,6 +181,37 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_search_with_more_values_than_the_limit_is_400_naming_the_limit()
+    {
+        var ids = string.Join(",", Enumerable.Range(0, 40_000).Select(i => "z" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        using (var response = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent([new("_id", ids)])))
+        {
+            await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "at most 1000 values");
+        }
+        var families = string.Join(",", Enumerable.Range(0, 1_001).Select(i => "n" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        using (var response = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent([new("family", families)])))
+        {
+            await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "at most 1000 values");
+        }
+        // Repeated parameters count together.
+        var repeated = Enumerable.Range(0, 1_001).Select(i => new KeyValuePair<string, string>("family", "n" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        using (var response = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent(repeated)))
+        {
+            await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "at most 1000 values");
+        }
+        // A birth-date range expands to the days, months and years that tile it: many such ranges are refused too.
+        var ranges = string.Join(",", Enumerable.Range(0, 900).Select(i => "ge" + new DateOnly(1900, 1, 15).AddDays(i * 31).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)));
+        using (var response = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent([new("birthdate", ranges)])))
+        {
+            await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "index values");
+        }
+        // At the limit, the search runs.
+        var allowed = string.Join(",", Enumerable.Range(0, 1_000).Select(i => "z" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        using var ok = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent([new("_id", allowed)]));
+        Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+    }
+
+    [Fact]
     public async Task An_unknown_resource_type_is_404_with_the_supported_list()
     {
         using var response = await _api.GetAsync("/fhir/Spaceship/1");

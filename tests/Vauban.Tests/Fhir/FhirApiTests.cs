@@ -319,6 +319,31 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_with_a_urn_uuid_reference_to_no_entry_is_400_naming_it_and_writes_nothing()
+    {
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a", "resource": {{Samples.Patient(family: "Orphelin")}},
+                  "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{Samples.Observation("urn:uuid:0badc0de-0000-4000-8000-000000000000")}},
+                  "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains("urn:uuid:0badc0de-0000-4000-8000-000000000000", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString());
+        }
+        Assert.Empty(Ids(await SearchAsync("Patient?family=orphelin")));
+        Assert.Empty(Ids(await SearchAsync("Observation?code=2345-7")));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
@@ -339,6 +364,54 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.StartsWith("201", statuses[0]);
         Assert.StartsWith("404", statuses[1]);
         Assert.StartsWith("200", statuses[2]);
+    }
+
+    [Fact]
+    public async Task Dates_in_year_9999_and_year_1_are_stored_updated_and_searched_never_a_500()
+    {
+        var patientId = (await CreateAsync("Patient", Samples.Patient(family: "Borne", birthDate: "9999-12-31"))).GetProperty("id").GetString()!;
+        var practitionerId = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var late = (await CreateAsync("Observation", Samples.Observation($"Patient/{patientId}", effective: "9999-12-31"))).GetProperty("id").GetString()!;
+        var early = (await CreateAsync("Observation", Samples.Observation($"Patient/{patientId}", effective: "0001-01-01"))).GetProperty("id").GetString()!;
+        await CreateAsync("Encounter", Samples.Encounter(patientId, practitionerId, "9999-12"));
+        using (var put = await Api.PutAsync($"/fhir/Patient/{patientId}", FhirContent.Json(Samples.Patient(family: "Borne", birthDate: "0001-01-01", id: patientId))))
+        {
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        }
+
+        Assert.Equal([patientId], Ids(await SearchAsync("Patient?birthdate=0001-01-01")));
+        foreach (var query in new[] { "birthdate=gt9999-12-31", "birthdate=sa9999-12-31", "birthdate=lt0001-01-01", "birthdate=eb0001-01-01", "_lastUpdated=gt9999-12-31" })
+        {
+            Assert.Empty(Ids(await SearchAsync("Patient?" + query)));
+        }
+        // Range searches on birth dates tile 1880 to this year (blind index); their far bounds must still answer.
+        await SearchAsync("Patient?birthdate=le9999-12-31");
+        await SearchAsync("Patient?birthdate=ge0001-01-01");
+        Assert.Equal([late], Ids(await SearchAsync("Observation?date=9999-12-31")));
+        Assert.Equal([late], Ids(await SearchAsync("Observation?date=gt9999-12-30")));
+        Assert.Equal([early], Ids(await SearchAsync("Observation?date=lt0001-01-02")));
+        Assert.Single(Ids(await SearchAsync("Encounter?date=9999-12")));
+        using (var history = await Api.GetAsync("/fhir/Patient/_history?_since=9999")) Assert.Equal(HttpStatusCode.OK, history.StatusCode);
+
+        var conditional = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Conditionnel", nir: Samples.ValidNir("2850575123457"))) };
+        conditional.Headers.TryAddWithoutValidation("If-None-Exist", "birthdate=gt9999-12-31");
+        using (var created = await Api.SendAsync(conditional)) Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+
+        // A batch reports each entry's own status (it used to answer 500 after committing the patient).
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "batch",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Lot")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{Samples.Observation($"Patient/{patientId}", effective: "9999-12-31")}}, "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("batch-response", body.GetProperty("type").GetString());
+        Assert.All(body.GetProperty("entry").EnumerateArray(), e => Assert.StartsWith("201", e.GetProperty("response").GetProperty("status").GetString()));
     }
 
     [Fact]
@@ -388,6 +461,30 @@ public abstract class FhirApiTests : IAsyncLifetime
         var parameters = patient.GetProperty("searchParam").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToList();
         Assert.Contains("birthdate", parameters);
         Assert.Contains("general-practitioner", parameters);
+    }
+
+    [Fact]
+    public async Task Metadata_has_no_empty_array_which_FHIR_JSON_forbids()
+    {
+        using var response = await Server.Http.GetAsync("/fhir/metadata");
+        var empty = new List<string>();
+        Walk(await response.BodyAsync(), "CapabilityStatement");
+        Assert.Empty(empty);
+
+        void Walk(JsonElement element, string path)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject()) Walk(property.Value, $"{path}.{property.Name}");
+                    break;
+                case JsonValueKind.Array:
+                    if (element.GetArrayLength() == 0) empty.Add(path);
+                    var i = 0;
+                    foreach (var item in element.EnumerateArray()) Walk(item, $"{path}[{i++}]");
+                    break;
+            }
+        }
     }
 }
 

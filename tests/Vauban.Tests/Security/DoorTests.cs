@@ -103,6 +103,53 @@ public abstract class DoorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_create_only_client_cannot_read_a_record_through_a_conditional_create()
+    {
+        var nir = $"identifier={Samples.InsNir}|{Samples.ValidNir()}";
+        using var patientCreator = await _server.ClientAsync("hospital-a", "system/Patient.c");
+        using var observationCreator = await _server.ClientAsync("hospital-a", "system/Observation.c");
+        foreach (var (client, type, criteria) in new[] { (patientCreator, "Patient", nir), (observationCreator, "Observation", $"patient={_patientOfA}&code=2345-7") })
+        {
+            var single = new HttpRequestMessage(HttpMethod.Post, $"/fhir/{type}") { Content = FhirContent.Json($$"""{"resourceType":"{{type}}"}""") };
+            single.Headers.TryAddWithoutValidation("If-None-Exist", criteria);
+            using (var response = await client.SendAsync(single))
+            {
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+                Assert.Contains("OperationOutcome", body);
+                Assert.DoesNotContain(_patientOfA, body);
+            }
+            foreach (var bundleType in new[] { "batch", "transaction" })
+            {
+                var bundle = JsonSerializer.Serialize(new
+                {
+                    resourceType = "Bundle", type = bundleType,
+                    entry = new[] { new { resource = new { resourceType = type }, request = new { method = "POST", url = type, ifNoneExist = criteria } } },
+                });
+                using var response = await client.PostAsync("/fhir", FhirContent.Json(bundle));
+                var body = await response.Content.ReadAsStringAsync();
+                if (bundleType == "batch") Assert.StartsWith("403", (await response.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+                else Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+                Assert.DoesNotContain(_patientOfA, body);
+                Assert.DoesNotContain("Secret", body);
+            }
+        }
+        // Nothing was created by the refused requests.
+        foreach (var type in new[] { "Patient", "Observation" })
+        {
+            using var all = await _hospitalA.GetAsync($"/fhir/{type}?_count=100");
+            Assert.Single((await all.BodyAsync()).GetProperty("entry").EnumerateArray());
+        }
+        // With search and read as well, the conditional create returns the match, as FHIR says.
+        using var full = await _server.ClientAsync("hospital-a", "system/Patient.crs");
+        var allowed = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json("""{"resourceType":"Patient"}""") };
+        allowed.Headers.TryAddWithoutValidation("If-None-Exist", nir);
+        using var matched = await full.SendAsync(allowed);
+        Assert.Equal(HttpStatusCode.OK, matched.StatusCode);
+        Assert.Equal(_patientOfA, (await matched.BodyAsync()).GetProperty("id").GetString());
+    }
+
+    [Fact]
     public async Task A_client_never_gets_scopes_beyond_its_registration()
     {
         var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);

@@ -25,6 +25,16 @@ internal sealed class SearchQuery
     public const int DefaultCount = 20;
     public const int MaxCount = 500;
 
+    /// <summary>
+    /// Values (comma-separated alternatives, repeated parameters) one search may carry: each becomes SQL parameters,
+    /// and tens of thousands exceed SQLite's limit of variables and cost seconds of CPU. A search needing more is a
+    /// bulk export.
+    /// </summary>
+    public const int MaxValues = 1_000;
+
+    /// <summary>Index values one search may expand to (a birth-date range becomes the year, month and day hashes that tile it).</summary>
+    public const int MaxIndexValues = 10_000;
+
     private static readonly HashSet<string> Unsupported = new(StringComparer.Ordinal)
     {
         "_elements", "_contained", "_containedType", "_has", "_list", "_text", "_content", "_query", "_filter", "_tag", "_profile", "_security", "_source", "_type",
@@ -46,9 +56,17 @@ internal sealed class SearchQuery
     public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues)
     {
         var query = new SearchQuery { Type = type };
+        var values = 0;
         foreach (var (rawName, value) in parameters)
         {
             if (rawName is "_format" or "_pretty" or "_page") continue;
+            // Counted before anything is parsed, so that an oversized search costs no more than reading it.
+            values += 1 + value.Count(c => c == ',');
+            if (values > MaxValues)
+            {
+                issues.Add(Issue.Error("too-costly", $"A search may carry at most {MaxValues} values in all (comma-separated alternatives and repeated parameters count one each); split it, or use $export."));
+                return null;
+            }
             var colon = rawName.IndexOf(':', StringComparison.Ordinal);
             var name = colon < 0 ? rawName : rawName[..colon];
             var modifier = colon < 0 ? null : rawName[(colon + 1)..];
@@ -104,6 +122,10 @@ internal sealed class SearchQuery
                 continue;
             }
             if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause);
+        }
+        if (query.Clauses.Sum(c => c.Hashes.Count + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
+        {
+            issues.Add(Issue.Error("too-costly", $"This search expands to more than {MaxIndexValues} index values (date ranges on identifying dates expand to many); narrow it."));
         }
         return issues.Count == 0 ? query : null;
     }
@@ -246,9 +268,10 @@ internal sealed class SearchQuery
                     clause.Hashes.Add(keys.Index.Hash(parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
                     clause = clause with { Selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6 };
                     continue;
-                case "gt" or "sa": Tile(to.AddDays(1), latest); break;
+                // Tiled within [earliest, latest] only: a bound of 0001-01-01 or 9999-12-31 has no day beyond it.
+                case "gt" or "sa": if (to < latest) Tile(to.AddDays(1), latest); break;
                 case "ge": Tile(from, latest); break;
-                case "lt" or "eb": Tile(earliest, from.AddDays(-1)); break;
+                case "lt" or "eb": if (from > earliest) Tile(earliest, from.AddDays(-1)); break;
                 case "le": Tile(earliest, to); break;
             }
             clause = clause with { Selectivity = 6 };
@@ -257,7 +280,8 @@ internal sealed class SearchQuery
 
         void Tile(DateOnly start, DateOnly end)
         {
-            var day = start;
+            if (end > latest) end = latest;
+            var day = start < earliest ? earliest : start;
             while (day <= end)
             {
                 if (day.Day == 1 && day.Month == 1 && day.AddYears(1).AddDays(-1) <= end)
