@@ -30,7 +30,6 @@ public sealed class VaubanStore : IAsyncDisposable
         _database = database;
         _keys = keys;
         Tenants = new Tenants(database, keys);
-        Clients = new ApiClients(database, Tenants, options.TokenLifetime, options.Time);
         Alerts = new SecurityAlerts(database, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
@@ -39,6 +38,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Policy = new AccessPolicy(database, options.Access, options.Time);
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         AuditLog = new AuditLog(database, keys, Audit);
+        Clients = new ApiClients(database, Tenants, Audit, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);

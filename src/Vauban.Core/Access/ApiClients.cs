@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
+using Vauban.Audit;
 using Vauban.Records;
 using Vauban.Storage;
 
@@ -26,7 +27,11 @@ public sealed record ClientLimits(IReadOnlyList<string>? Patients, bool OwnResou
 public sealed record IssuedToken(string AccessToken, int ExpiresIn, string Scope);
 
 /// <summary>An OAuth error as RFC 6749 §5.2 names it; <see cref="Status"/> is 400, or 401 for invalid_client.</summary>
-public sealed record TokenError(string Error, string Description, int Status);
+public sealed record TokenError(string Error, string Description, int Status)
+{
+    /// <summary>The request named no registered client: no tenant, so no audit chain took the failure (the host logs it).</summary>
+    public bool UnknownClient { get; init; }
+}
 
 public sealed record TokenRequest(string? GrantType, string? Scope, string? ClientId, string? ClientSecret, string? ClientAssertionType, string? ClientAssertion);
 
@@ -36,15 +41,17 @@ public sealed class ApiClients
 
     private readonly StoreDatabase _database;
     private readonly Tenants _tenants;
+    private readonly AuditTrail _audit;
     private readonly TimeSpan _tokenLifetime;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, (AccessContext Context, long ExpiresAt)> _tokenCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _usedAssertionIds = new(StringComparer.Ordinal);
 
-    internal ApiClients(StoreDatabase database, Tenants tenants, TimeSpan tokenLifetime, TimeProvider time)
+    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, TimeSpan tokenLifetime, TimeProvider time)
     {
         _database = database;
         _tenants = tenants;
+        _audit = audit;
         _tokenLifetime = tokenLifetime;
         _time = time;
     }
@@ -88,8 +95,11 @@ public sealed class ApiClients
         return new ClientRegistration(clientId, secret, tenant, name, parsed) { Limits = limits };
     }
 
-    /// <summary>The token endpoint's logic: authenticate the client (secret or private_key_jwt), grant the requested scopes it is registered for.</summary>
-    public async Task<(IssuedToken? Token, TokenError? Error)> IssueAsync(TokenRequest request, string tokenEndpoint, CancellationToken cancellationToken)
+    /// <summary>The token endpoint's logic: authenticate the client (secret or private_key_jwt), grant the requested scopes it is registered for.
+    /// Every attempt that names a registered client is a sign-in or a sign-in failure on its tenant's audit chain, with the
+    /// source address (issue 4); a token is issued only once its entry is written (fail closed: AuditUnavailableException).</summary>
+    public async Task<(IssuedToken? Token, TokenError? Error)> IssueAsync(TokenRequest request, string tokenEndpoint, string? sourceAddress, string? correlationId,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (request.GrantType != "client_credentials")
@@ -99,31 +109,59 @@ public sealed class ApiClients
         }
 
         Client? client;
+        string? refused;
+        string method;
         if (request.ClientAssertion is not null || request.ClientAssertionType is not null)
         {
             if (request.ClientAssertionType != JwtBearerAssertionType)
                 return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400));
-            client = await AuthenticateAssertionAsync(request.ClientAssertion, request.ClientId, tokenEndpoint, cancellationToken);
+            method = "private_key_jwt";
+            (client, refused) = await AuthenticateAssertionAsync(request.ClientAssertion, request.ClientId, tokenEndpoint, cancellationToken);
         }
         else if (request.ClientId is not null && request.ClientSecret is not null)
         {
+            method = "client secret";
             client = await FindClientAsync(request.ClientId, cancellationToken);
-            if (client?.SecretHash is null || !CryptographicOperations.FixedTimeEquals(client.SecretHash, Hash(request.ClientSecret))) client = null;
+            refused = client is null ? null
+                : client.SecretHash is null ? "client secret refused (the client authenticates with private_key_jwt)"
+                : !CryptographicOperations.FixedTimeEquals(client.SecretHash, Hash(request.ClientSecret)) ? "client secret refused"
+                : null;
         }
         else
         {
             return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401));
         }
-        if (client is null || client.Disabled) return (null, new TokenError("invalid_client", "Client authentication failed.", 401));
+        var failed = new TokenError("invalid_client", "Client authentication failed.", 401);
+        if (client is null) return (null, failed with { UnknownClient = true });
+        var tenant = await _tenants.FindAsync(client.TenantId, cancellationToken);
+        if (tenant is null) return (null, failed with { UnknownClient = true });
+        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.ClientId, client.Name, SmartScopes.None), tenant, "sign-in", sourceAddress, correlationId);
+        refused ??= client.Disabled ? "client disabled" : null;
+        if (refused is not null)
+        {
+            await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, refused);
+            return (null, failed);
+        }
 
         SmartScopes.TryParse(client.Scopes, TypeCodes.Names, out var registered, out _);
         var granted = registered;
         if (!string.IsNullOrWhiteSpace(request.Scope))
         {
+            TokenError? scopeRefusal = null;
             if (!SmartScopes.TryParse(request.Scope, TypeCodes.Names, out var requested, out var scopeError))
-                return (null, new TokenError("invalid_scope", scopeError!, 400));
-            granted = SmartScopes.Intersect(requested, registered, TypeCodes.Names);
-            if (granted.Granted.Count == 0) return (null, new TokenError("invalid_scope", "None of the requested scopes is granted to this client.", 400));
+            {
+                scopeRefusal = new TokenError("invalid_scope", scopeError!, 400);
+            }
+            else
+            {
+                granted = SmartScopes.Intersect(requested, registered, TypeCodes.Names);
+                if (granted.Granted.Count == 0) scopeRefusal = new TokenError("invalid_scope", "None of the requested scopes is granted to this client.", 400);
+            }
+            if (scopeRefusal is not null)
+            {
+                await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, "requested scopes not granted");
+                return (null, scopeRefusal);
+            }
         }
 
         var token = "vt_" + Base64Url(RandomNumberGenerator.GetBytes(32));
@@ -137,6 +175,8 @@ public sealed class ApiClients
             using var insert = scope.Command("INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES (@h, @c, @t, @s, @e)")
                 .With("h", Hash(token)).With("c", client.ClientId).With("t", client.TenantId).With("s", granted.ToString()).With("e", expiresAt);
             await insert.ExecuteNonQueryAsync(cancellationToken);
+            // The sign-in entry commits with the token: no token without its entry.
+            await _audit.AppendAsync(scope, context, AuditAction.SignIn, AuditOutcome.Success, null, [], cancellationToken, method + "; scopes " + granted);
             await scope.CommitAsync(cancellationToken);
         }
         return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null);
@@ -188,10 +228,11 @@ public sealed class ApiClients
             reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetString(5), reader.GetInt32(6) != 0);
     }
 
-    /// <summary>private_key_jwt (RFC 7523, SMART Backend Services): a short-lived JWT signed with the client's registered key, used once.</summary>
-    private async Task<Client?> AuthenticateAssertionAsync(string? assertion, string? clientIdHint, string tokenEndpoint, CancellationToken cancellationToken)
+    /// <summary>private_key_jwt (RFC 7523, SMART Backend Services): a short-lived JWT signed with the client's registered key, used once.
+    /// The client its issuer names (null when none is registered) and, when the assertion is refused, why.</summary>
+    private async Task<(Client? Client, string? Refused)> AuthenticateAssertionAsync(string? assertion, string? clientIdHint, string tokenEndpoint, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384) return null;
+        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384) return (null, null);
         var handler = new JsonWebTokenHandler();
         string? issuer;
         try
@@ -200,11 +241,13 @@ public sealed class ApiClients
         }
         catch (ArgumentException)
         {
-            return null;
+            return (null, null);
         }
-        if (string.IsNullOrEmpty(issuer) || (clientIdHint is not null && clientIdHint != issuer)) return null;
+        if (string.IsNullOrEmpty(issuer)) return (null, null);
         var client = await FindClientAsync(issuer, cancellationToken);
-        if (client?.Jwks is null) return null;
+        if (client is null) return (null, null);
+        if (clientIdHint is not null && clientIdHint != issuer) return (client, "assertion refused (client_id differs from its issuer)");
+        if (client.Jwks is null) return (client, "assertion refused (the client has no registered key)");
 
         var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
         {
@@ -218,9 +261,9 @@ public sealed class ApiClients
                 expires is { } e && e > _time.GetUtcNow().UtcDateTime.AddSeconds(-60) && e <= _time.GetUtcNow().UtcDateTime.AddMinutes(5).AddSeconds(60),
             ValidAlgorithms = ["RS384", "ES384", "RS256", "ES256", "PS384"],
         });
-        if (!result.IsValid) return null;
+        if (!result.IsValid) return (client, "assertion refused (" + AssertionFailure(result.Exception) + ")");
         var jwt = (JsonWebToken)result.SecurityToken;
-        if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return null;
+        if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return (client, "assertion refused (subject or jti)");
 
         // Replay: each assertion id is accepted once while it could still be valid.
         var now = _time.GetUtcNow().ToUnixTimeSeconds();
@@ -228,9 +271,19 @@ public sealed class ApiClients
         {
             if (until < now) _usedAssertionIds.TryRemove(id, out _);
         }
-        if (!_usedAssertionIds.TryAdd(client.ClientId + " " + jwt.Id, new DateTimeOffset(jwt.ValidTo).ToUnixTimeSeconds() + 120)) return null;
-        return client;
+        if (!_usedAssertionIds.TryAdd(client.ClientId + " " + jwt.Id, new DateTimeOffset(jwt.ValidTo).ToUnixTimeSeconds() + 120)) return (client, "assertion refused (replayed)");
+        return (client, null);
     }
+
+    /// <summary>Why an assertion did not validate, in words for the audit entry (never the assertion itself).</summary>
+    private static string AssertionFailure(Exception? exception) => exception switch
+    {
+        SecurityTokenExpiredException or SecurityTokenInvalidLifetimeException or SecurityTokenNoExpirationException => "expired or lifetime too long",
+        SecurityTokenInvalidAudienceException => "wrong audience",
+        SecurityTokenSignatureKeyNotFoundException or SecurityTokenInvalidSignatureException => "bad signature",
+        SecurityTokenInvalidAlgorithmException => "algorithm not allowed",
+        _ => "invalid",
+    };
 
     internal static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
 

@@ -39,12 +39,21 @@ public sealed class StaffSessions
     }
 
     /// <summary>Starts a session at <paramref name="stage"/>, ending <paramref name="previousToken"/>'s session if any. Returns the new cookie token.</summary>
-    public async Task<(string Token, StaffSession Session)> StartAsync(string? previousToken, StaffUser? user, SessionStage stage, string? source,
+    public Task<(string Token, StaffSession Session)> StartAsync(string? previousToken, StaffUser? user, SessionStage stage, string? source,
+        string? ceremony, CancellationToken cancellationToken) =>
+        StartAsync(NewSessionId(), previousToken, user, stage, source, ceremony, cancellationToken);
+
+    /// <summary>A fresh session id, for a caller that must name the session (its sign-in audit entry) before it starts.</summary>
+    public static string NewSessionId() => Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(12));
+
+    /// <summary>Starts a session with the id <paramref name="sessionId"/> (from <see cref="NewSessionId"/>).</summary>
+    public async Task<(string Token, StaffSession Session)> StartAsync(string sessionId, string? previousToken, StaffUser? user, SessionStage stage, string? source,
         string? ceremony, CancellationToken cancellationToken)
     {
+        ArgumentException.ThrowIfNullOrEmpty(sessionId);
         var token = "vsn_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
         var now = _time.GetUtcNow();
-        var session = new StaffSession(Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(12)), user?.Tenant.Id, user?.Id, stage, now, now,
+        var session = new StaffSession(sessionId, user?.Tenant.Id, user?.Id, stage, now, now,
             stage == SessionStage.Full ? now : null, ceremony);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         if (previousToken is not null)

@@ -97,12 +97,29 @@ public sealed partial class RecordsGuard
     /// resource, no care relationship, no general practitioner), created through the records service under the
     /// operator's context, and listed in guard_canaries so the guard knows them.
     /// </summary>
-    public async Task<IReadOnlyList<string>> AddCanariesAsync(RecordsService records, Tenant tenant, int count, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<string>> AddCanariesAsync(RecordsService records, Tenant tenant, int count, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        return AddCanariesAsync(records, AccessContext.Operator(tenant, "guard canary patients"), count, cancellationToken);
+    }
+
+    /// <summary>Adds canaries at the request of <paramref name="requester"/> (the security officer at the console), whose id, role,
+    /// session and source address their creation entries carry. A canary is the guard's own record, which no role's grants cover
+    /// (a security officer may not create patients) and which must not count as the officer's reading: it is created as a system
+    /// act in the officer's name.</summary>
+    public async Task<IReadOnlyList<string>> AddCanariesAsync(RecordsService records, AccessContext requester, int count, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(records);
-        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(requester);
         if (count is < 1 or > MaxCanariesPerCall) throw new ArgumentException($"Add between 1 and {MaxCanariesPerCall} canaries at a time.");
-        var context = AccessContext.Operator(tenant, "guard canary patients");
+        var tenant = requester.Tenant;
+        var context = requester.Principal.Kind == PrincipalKind.System ? requester : new AccessContext(
+            new Principal(PrincipalKind.System, requester.Principal.Id, requester.Principal.DisplayName, CanaryScopes)
+            {
+                Role = requester.Principal.Role,
+                Service = requester.Principal.Service,
+                SessionId = requester.Principal.SessionId,
+            }, tenant, "guard canary patients", requester.SourceAddress, requester.CorrelationId);
         var hospital = new SyntheticHospital(System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue));
         var ids = new List<string>(count);
         for (var i = 0; i < count; i++)
@@ -119,6 +136,9 @@ public sealed partial class RecordsGuard
         await RegisterCanariesAsync(tenant, ids, cancellationToken);
         return ids;
     }
+
+    private static readonly SmartScopes CanaryScopes =
+        SmartScopes.TryParse("system/Patient.c", TypeCodes.Names, out var scopes, out _) ? scopes : SmartScopes.None;
 
     /// <summary>A synthetic patient's identity made a canary's: no general practitioner or managing organisation (whoever they
     /// name would be in a care relationship with it), nothing added.</summary>

@@ -58,9 +58,14 @@ public sealed class PersonSignIn
         var accountKey = tenant is null
             ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
             : await _store.Accounts.AccountKeyAsync(tenant, email, ct);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), ct) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
-
         var user = tenant is null || !StaffAccounts.IsValidEmail(email) ? null : await _store.Accounts.FindAsync(tenant, email, ct);
+        if (await _store.Throttle.WaitAsync(accountKey, Source(http), ct) is { } wait)
+        {
+            // A throttled attempt is a failed sign-in too: brute force shows on the chain while it is held back.
+            if (tenant is not null) await AuditAsync(http, tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, user is null ? "unknown account; throttled" : "throttled");
+            return new SignInOutcome(SignInResult.Throttled, wait);
+        }
+
         var locked = user is not null && await _users.IsLockedOutAsync(user);
         if (user?.PasswordHash is null || locked)
         {
@@ -83,7 +88,11 @@ public sealed class PersonSignIn
         await NoteFailuresBeforeSuccessAsync(http, user);
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, ct);
-        if (!user.HasSecondFactor) return new SignInOutcome(SignInResult.NotEnrolled);
+        if (!user.HasSecondFactor)
+        {
+            await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "password correct; no second factor enrolled");
+            return new SignInOutcome(SignInResult.NotEnrolled);
+        }
         await StartAsync(http, user, SessionStage.SecondFactor, ceremony: null);
         return new SignInOutcome(SignInResult.SecondFactorNeeded);
     }
@@ -95,7 +104,11 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person is not { Session.Stage: SessionStage.SecondFactor, User: { } user }) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait)
+        {
+            await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, (recovery ? "recovery code" : "authenticator code") + " throttled");
+            return new SignInOutcome(SignInResult.Throttled, wait);
+        }
         var ok = recovery
             ? (await _users.RedeemTwoFactorRecoveryCodeAsync(user, (code ?? "").Trim())).Succeeded
             : await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? "");
@@ -107,8 +120,7 @@ public sealed class PersonSignIn
         await NoteFailuresBeforeSuccessAsync(http, user);
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
-        await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, recovery ? "password + recovery code" : "password + TOTP");
-        await StartAsync(http, user, SessionStage.Full, ceremony: null);
+        await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: recovery ? "password + recovery code" : "password + TOTP");
         _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
     }
@@ -160,8 +172,7 @@ public sealed class PersonSignIn
             await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
             return new SignInOutcome(SignInResult.SignedIn);
         }
-        await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "passkey");
-        await StartAsync(http, user, SessionStage.Full, ceremony: null);
+        await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey");
         _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
         return new SignInOutcome(SignInResult.SignedIn);
     }
@@ -172,7 +183,11 @@ public sealed class PersonSignIn
         ArgumentNullException.ThrowIfNull(http);
         if (http.FullPerson() is not { User: { } user } person) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait)
+        {
+            await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "re-authentication throttled");
+            return new SignInOutcome(SignInResult.Throttled, wait);
+        }
         var ok = await _users.CheckPasswordAsync(user, password ?? "")
             && (!user.TwoFactorEnabled || await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? ""));
         if (!ok)
@@ -194,21 +209,37 @@ public sealed class PersonSignIn
 
     /// <summary>Sign-ins, failures and sign-outs go on the tenant's audit chain like any act on records (issue 4):
     /// the account (or "unknown account"), its role, the source address and session, never what was typed.</summary>
-    public Task AuditAsync(HttpContext http, Tenant tenant, StaffUser? user, AuditAction action, AuditOutcome outcome, string note)
+    public Task AuditAsync(HttpContext http, Tenant tenant, StaffUser? user, AuditAction action, AuditOutcome outcome, string note) =>
+        AuditAsync(http, tenant, user, action, outcome, note, http?.Person()?.Session.Id);
+
+    /// <summary>As above, naming <paramref name="sessionId"/>: the session an act opens rather than the request's.</summary>
+    public Task AuditAsync(HttpContext http, Tenant tenant, StaffUser? user, AuditAction action, AuditOutcome outcome, string note, string? sessionId)
     {
         ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(tenant);
         var principal = user is null
             ? new Principal(PrincipalKind.Person, "unknown", "unknown account", SmartScopes.None)
-            : new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service, SessionId = http.Person()?.Session.Id };
+            : new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service, SessionId = sessionId };
         return _store.Audit.AppendAsync(new AccessContext(principal, tenant, "sign-in", Source(http), http.TraceIdentifier), action, outcome, null, [], http.RequestAborted, note);
     }
 
-    /// <summary>Moves the request's person to a new session at <paramref name="stage"/> (new token, old row deleted) and sets the cookie.</summary>
-    public async Task StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony)
+    /// <summary>Moves the request's person to a new session at <paramref name="stage"/> (new token, old row deleted) and sets the cookie.
+    /// With <paramref name="signedIn"/> (how the person proved who they are), the sign-in entry naming the new session is appended
+    /// first: if it cannot be written, no session opens (fail closed).</summary>
+    public Task StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony, string? signedIn = null) =>
+        StartAsync(http, user, stage, ceremony, StaffSessions.NewSessionId(), signedIn);
+
+    /// <summary>As above with a session id chosen beforehand (<see cref="StaffSessions.NewSessionId"/>), so that entries of the
+    /// acts that lead to the session can name it.</summary>
+    public async Task StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony, string sessionId, string? signedIn)
     {
         ArgumentNullException.ThrowIfNull(http);
-        var (token, _) = await _store.Sessions.StartAsync(http.Person()?.Token, user, stage, Source(http), ceremony, http.RequestAborted);
+        if (signedIn is not null)
+        {
+            ArgumentNullException.ThrowIfNull(user);
+            await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, signedIn, sessionId);
+        }
+        var (token, _) = await _store.Sessions.StartAsync(sessionId, http.Person()?.Token, user, stage, Source(http), ceremony, http.RequestAborted);
         http.WriteCookie(token);
     }
 

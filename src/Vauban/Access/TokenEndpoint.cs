@@ -38,7 +38,15 @@ internal static class TokenEndpoint
             }
             var request = new TokenRequest(form["grant_type"], form["scope"], clientId, clientSecret, form["client_assertion_type"], form["client_assertion"]);
             var endpoint = $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}/oauth/token";
-            var (token, error) = await clients.IssueAsync(request, endpoint, http.RequestAborted);
+            var source = http.Connection.RemoteIpAddress?.ToString();
+            var (token, error) = await clients.IssueAsync(request, endpoint, source, http.TraceIdentifier, http.RequestAborted);
+            if (error is { UnknownClient: true })
+            {
+                // No registered client, so no tenant and no audit chain to take it: the operator's log at least sees it.
+                // Never the submitted id or secret (a secret is sometimes pasted into the id).
+                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.SignIn")
+                    .LogWarning("Token request for an unknown API client from {Source}", source);
+            }
             if (error is not null) return Error(error);
             return Results.Json(new { access_token = token!.AccessToken, token_type = "bearer", expires_in = token.ExpiresIn, scope = token.Scope });
         }).DisableAntiforgery();

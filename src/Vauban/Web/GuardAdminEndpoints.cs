@@ -83,12 +83,12 @@ internal static class GuardAdminEndpoints
 
         admin.MapPost("/canaries", async (HttpContext http) =>
         {
-            var user = http.FullPerson()!.User!;
             var (body, error) = await ReadObjectAsync(http);
             if (error is not null) return error;
             if (!body!.Value.TryGetProperty("count", out var c) || c.ValueKind != JsonValueKind.Number || !c.TryGetInt32(out var count) || count is < 1 or > RecordsGuard.MaxCanariesPerCall)
                 return Problem(400, $"The body is {{\"count\": n}} with n between 1 and {RecordsGuard.MaxCanariesPerCall}.");
-            var ids = await store.Guard.AddCanariesAsync(store.Records, user.Tenant, count, http.RequestAborted);
+            // The officer's own context: the entries name who asked, from which session and address.
+            var ids = await store.Guard.AddCanariesAsync(store.Records, http.PersonAccess()!, count, http.RequestAborted);
             return Results.Json(new { added = ids.Select(id => "Patient/" + id) }, statusCode: 201);
         });
 

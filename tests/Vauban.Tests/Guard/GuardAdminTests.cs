@@ -106,6 +106,30 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Canaries_added_at_the_console_are_attributed_to_the_officer_with_their_session_and_address()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        using (var add = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/canaries") { Content = new StringContent("{\"count\":1}", Encoding.UTF8, "application/json") })
+        {
+            add.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+            using var response = await officer.Http.SendAsync(add);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        }
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, "officer@chu.example", CancellationToken.None))!.PrincipalId;
+        var entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Agent = officerId, Count = 100 }, CancellationToken.None) ?? [];
+        var signIn = entries.First(e => e.Action == Vauban.Audit.AuditAction.SignIn);
+        var created = Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.Create);
+        Assert.Equal(Vauban.Audit.AuditOutcome.Success, created.Outcome);
+        Assert.Equal("Patient", created.ResourceType);
+        Assert.Equal(signIn.Detail.Session, created.Detail.Session);
+        Assert.NotNull(created.Detail.Session);
+        Assert.Equal("127.0.0.1", created.Detail.Source);
+        Assert.Equal("security-officer", created.Detail.Role);
+        Assert.Equal(2, (await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None)).Count);
+    }
+
+    [Fact]
     public async Task Stolen_desk_session_sweeping_identities_gets_a_step_up_401_then_after_reauthentication_a_423_by_the_26th_patient()
     {
         using var desk = await SignedInAsync("desk@chu.example");

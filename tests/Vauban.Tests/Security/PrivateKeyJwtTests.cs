@@ -72,4 +72,19 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Assertion(_key, expires: DateTime.UtcNow.AddHours(2))));
         Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync("not.a.jwt"));
     }
+
+    [Fact]
+    public async Task A_replayed_or_expired_assertion_is_a_sign_in_failure_on_the_client_chain_and_a_valid_one_a_sign_in()
+    {
+        var assertion = Assertion(_key);
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(assertion));
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(assertion));
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Assertion(_key, expires: DateTime.UtcNow.AddMinutes(-3))));
+        var tenant = (await _server.Store.Tenants.FindAsync("lab", CancellationToken.None))!;
+        var entries = await _server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Agent = _clientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignIn && e.Detail.PrincipalKind == "client" && e.Detail.Source == "127.0.0.1");
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (replayed)");
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (expired or lifetime too long)");
+    }
 }

@@ -39,6 +39,10 @@ public sealed class EnrolModel : StaffPage
             return Page();
         }
         // A new link resets the account's credentials (lost device, forgotten password): old factors and sessions go.
+        // Recorded first, naming the enrolment session it opens (fail closed: no entry, no reset).
+        var session = StaffSessions.NewSessionId();
+        await People.AuditAsync(HttpContext, user.Tenant, user, Vauban.Audit.AuditAction.Administration, Vauban.Audit.AuditOutcome.Success,
+            "enrolment link used: credentials reset", session);
         await Store.Accounts.ResetCredentialsAsync(user, ct);
         user = (await Store.Accounts.FindByIdAsync(user.Id, ct))!;
         var added = await People.Users.AddPasswordAsync(user, Password!);
@@ -47,7 +51,7 @@ public sealed class EnrolModel : StaffPage
             Error = added.Errors.First().Description;
             return Page();
         }
-        await People.StartAsync(HttpContext, user, SessionStage.Enrolment, ceremony: null);
+        await People.StartAsync(HttpContext, user, SessionStage.Enrolment, ceremony: null, session, signedIn: null);
         return Redirect("/account/enrol/passkey");
     }
 }

@@ -20,7 +20,7 @@ public sealed class TotpEnrolModel : StaffPage
         if (user.AuthenticatorKey is not null && await People.Users.VerifyUserTokenAsync(user, TotpAuthenticator.ProviderName, TotpAuthenticator.EnrolPurpose, Code ?? ""))
         {
             await People.Users.SetTwoFactorEnabledAsync(user, true);
-            await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null);
+            await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null, signedIn: "enrolment (password + TOTP)");
             return Redirect("/account/recovery-codes");
         }
         Error = "The code is not correct. Check the phone's clock and type the current code.";

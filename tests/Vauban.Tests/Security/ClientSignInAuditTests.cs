@@ -1,0 +1,125 @@
+// Issue 4 for API clients: every token request that names a registered client is a sign-in or a
+// sign-in failure on its establishment's audit chain, with the client as principal and the source
+// address, so that brute force against a client secret leaves a trace; no token is issued unless its
+// entry is written (fail closed).
+using System.Data.Common;
+using System.Net;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Security;
+
+public abstract class ClientSignInAuditTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private ClientRegistration _client = null!;
+
+    protected ClientSignInAuditTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine);
+        _tenant = await _server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
+        _client = await _server.Store.Clients.AddAsync(_tenant, "lab robot", "system/Observation.crs", null, CancellationToken.None);
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private async Task<HttpStatusCode> RequestTokenAsync(string clientId, string secret, string? scope = null)
+    {
+        var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };
+        if (scope is not null) form["scope"] = scope;
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form));
+        return response.StatusCode;
+    }
+
+    private async Task<IReadOnlyList<AuditEntry>> EntriesOfClientAsync() =>
+        await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
+            new AuditQuery { Agent = _client.ClientId, Actions = [AuditAction.SignIn, AuditAction.SignInFailure], Count = 100 }, CancellationToken.None) ?? [];
+
+    [Fact]
+    public async Task Guessing_a_client_secret_leaves_one_failure_per_guess_and_the_good_secret_a_sign_in_naming_the_client_and_its_source()
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestTokenAsync(_client.ClientId, "wrongsecret"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestTokenAsync(_client.ClientId, "wrongsecret2"));
+        Assert.Equal(HttpStatusCode.OK, await RequestTokenAsync(_client.ClientId, _client.ClientSecret!));
+
+        var entries = await EntriesOfClientAsync();
+        Assert.Equal(3, entries.Count);
+        Assert.All(entries, e =>
+        {
+            Assert.Equal("client", e.Detail.PrincipalKind);
+            Assert.Equal(_client.ClientId, e.Detail.Principal);
+            Assert.Equal("127.0.0.1", e.Detail.Source);
+            Assert.Equal(_tenant.Id, e.TenantId);
+        });
+        Assert.Equal(2, entries.Count(e => e.Action == AuditAction.SignInFailure && e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note == "client secret refused"));
+        Assert.Single(entries, e => e.Action == AuditAction.SignIn && e.Outcome == AuditOutcome.Success);
+        Assert.DoesNotContain(entries, e => (e.Detail.Note ?? "").Contains("wrongsecret", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Asking_for_scopes_the_client_was_not_granted_is_a_sign_in_failure()
+    {
+        Assert.Equal(HttpStatusCode.BadRequest, await RequestTokenAsync(_client.ClientId, _client.ClientSecret!, "system/Patient.rs"));
+        Assert.Single(await EntriesOfClientAsync(), e => e.Action == AuditAction.SignInFailure && e.Detail.Note == "requested scopes not granted");
+    }
+
+    [Fact]
+    public async Task An_unknown_client_id_is_logged_without_the_id_or_secret_it_sent()
+    {
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestTokenAsync("vc_nosuchclient", "vs_guessedsecret"));
+        var logs = _server.AllLogs();
+        Assert.Contains("Token request for an unknown API client from 127.0.0.1", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain("vc_nosuchclient", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain("vs_guessedsecret", logs, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task When_the_audit_log_cannot_be_written_no_token_is_issued()
+    {
+        await _server.Store.Audit.CatchUpAsync();
+        await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, await RequestTokenAsync(_client.ClientId, _client.ClientSecret!));
+            Assert.Equal(0L, await ScalarAsync("SELECT COUNT(*) FROM access_tokens"));
+        }
+        finally
+        {
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
+    }
+
+    private async Task<DbConnection> RawAsync()
+    {
+        DbConnection connection = _engine == Engine.Sqlite ? new SqliteConnection($"Data Source={_server.Db};Pooling=False") : new NpgsqlConnection(_server.Db);
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private async Task<long> ScalarAsync(string sql)
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
+
+public sealed class ClientSignInAuditTests_Sqlite() : ClientSignInAuditTests(Engine.Sqlite);
+
+public sealed class ClientSignInAuditTests_Postgres() : ClientSignInAuditTests(Engine.Postgres);
