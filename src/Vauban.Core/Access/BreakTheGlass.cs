@@ -65,31 +65,43 @@ public sealed class BreakTheGlass
         ArgumentNullException.ThrowIfNull(context);
         var principal = context.Principal;
         var options = _policy.Options;
-        if (principal.Kind != PrincipalKind.Person || principal.Role is not { } role || !RolePermissions.MayBreakTheGlass(role))
+        // Every refused attempt is an entry too (a security officer looks for attempts as much as for grants), naming the
+        // patient when the id is one; never the free-text justification, which may quote anything.
+        async Task<BreakGlassResult> RefusedAsync(BreakGlassStatus status, string message, string note)
         {
             await _audit.AppendAsync(context, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
-                [new AuditedRecord(KnownResourceTypes.Patient, patientId, IdRules.IsValid(patientId) ? patientId : null)], cancellationToken, "not allowed for this principal");
-            return new(BreakGlassStatus.NotAllowed, null, "Only physicians, nurses, biologists and admissions staff, signed in in person, may break the glass.");
+                [new AuditedRecord(KnownResourceTypes.Patient, IdRules.IsValid(patientId) ? patientId : null, IdRules.IsValid(patientId) ? patientId : null)],
+                cancellationToken, "refused: " + note);
+            return new(status, null, message);
+        }
+        if (principal.Kind != PrincipalKind.Person || principal.Role is not { } role || !RolePermissions.MayBreakTheGlass(role))
+        {
+            return await RefusedAsync(BreakGlassStatus.NotAllowed, "Only physicians, nurses, biologists and admissions staff, signed in in person, may break the glass.",
+                "not allowed for this principal");
         }
         if (reason is null || !KnownBreakGlassReasons.Labels.ContainsKey(reason))
         {
-            return new(BreakGlassStatus.Invalid, null, "State a reason from the list: " + string.Join(", ", KnownBreakGlassReasons.Labels.Keys) + ".");
+            return await RefusedAsync(BreakGlassStatus.Invalid, "State a reason from the list: " + string.Join(", ", KnownBreakGlassReasons.Labels.Keys) + ".",
+                "no reason from the list");
         }
         detail = detail?.Trim();
         if (string.IsNullOrEmpty(detail) || detail.Length < MinimumDetailLength || detail.Length > MaximumDetailLength)
         {
-            return new(BreakGlassStatus.Invalid, null, $"Explain the access in your own words ({MinimumDetailLength} to {MaximumDetailLength} characters).");
+            return await RefusedAsync(BreakGlassStatus.Invalid, $"Explain the access in your own words ({MinimumDetailLength} to {MaximumDetailLength} characters).",
+                "no valid explanation");
         }
         var now = _time.GetUtcNow();
         if (principal.AuthenticatedAt is not { } proven || now - proven > options.ReauthenticationMaxAge)
         {
-            return new(BreakGlassStatus.ReauthenticationRequired, null,
-                $"Breaking the glass needs a fresh sign-in: prove both factors again (within the last {options.ReauthenticationMaxAge.TotalMinutes:0} minutes), then retry.");
+            return await RefusedAsync(BreakGlassStatus.ReauthenticationRequired,
+                $"Breaking the glass needs a fresh sign-in: prove both factors again (within the last {options.ReauthenticationMaxAge.TotalMinutes:0} minutes), then retry.",
+                "no fresh proof of both factors");
         }
-        if (!IdRules.IsValid(patientId)) return new(BreakGlassStatus.PatientNotFound, null, "Not a valid Patient id.");
+        if (!IdRules.IsValid(patientId)) return await RefusedAsync(BreakGlassStatus.PatientNotFound, "Not a valid Patient id.", "not a valid Patient id");
         if (_guard.ContainmentOf(context.Tenant.Id, principal) is not null)
         {
-            return new(BreakGlassStatus.NotAllowed, null, "This session or account is contained by the guard; the security officer must release it first.");
+            return await RefusedAsync(BreakGlassStatus.NotAllowed, "This session or account is contained by the guard; the security officer must release it first.",
+                "contained by the guard");
         }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);

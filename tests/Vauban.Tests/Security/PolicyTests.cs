@@ -299,6 +299,17 @@ public abstract class PolicyTests : IAsyncLifetime
         Assert.Equal(BreakGlassStatus.NotAllowed, (await glass.OpenAsync(billing, _ids["p2"], KnownBreakGlassReasons.Emergency, "I want to see it", None)).Status);
         Assert.Equal(BreakGlassStatus.PatientNotFound, (await glass.OpenAsync(fresh, "no-such-patient", KnownBreakGlassReasons.Emergency, "patient unconscious in ER", None)).Status);
         Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+
+        // Each refused attempt is on the audit chain, naming the patient; the justification text is never in the entry.
+        var officer = AccessContext.Operator(_tenant, "break-the-glass attempts");
+        var attempts = (await _server.Store.AuditLog.SearchAsync(officer, new Vauban.Audit.AuditQuery { Patient = _ids["p2"], Count = 100 }, None) ?? [])
+            .Where(e => e.Action == Vauban.Audit.AuditAction.BreakTheGlass).ToList();
+        Assert.Equal(5, attempts.Count);
+        Assert.All(attempts, e => Assert.Equal(Vauban.Audit.AuditOutcome.MinorFailure, e.Outcome));
+        Assert.All(attempts, e => Assert.DoesNotContain("unconscious", e.Detail.Note, StringComparison.Ordinal));
+        Assert.Equal(3, attempts.Count(e => e.Detail.Principal.Contains("drA-fresh", StringComparison.Ordinal)));
+        Assert.Single(attempts, e => e.Detail.Note!.Contains("fresh proof", StringComparison.Ordinal));
+        Assert.Single(attempts, e => e.Detail.Note!.Contains("not allowed", StringComparison.Ordinal));
     }
 
     [Fact]
