@@ -30,22 +30,34 @@ internal static class RecordValidation
         }
         issues.AddRange(Fhir.Validation.ResourceValidator.Validate(resource).Select(i => Issue.Invalid(i.Message, i.Location)));
         if (issues.Count > 0) return issues;
-        if (expectedType == "Patient" && resource.TryGetProperty("identifier", out var identifiers) && identifiers.ValueKind == JsonValueKind.Array)
+        // Most resources never name the NIR system: one scan of the raw text spares them the walk (validation runs on every write).
+        if (System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource).IndexOf(NirSystemUtf8) >= 0) CheckNirs(resource, expectedType, issues);
+        return issues;
+    }
+
+    private static readonly byte[] NirSystemUtf8 = System.Text.Encoding.UTF8.GetBytes(KnownIdentifierSystems.InsNir);
+
+    /// <summary>Every identifier with the INS/NIR system, wherever it is in the resource (a Patient's identifier, a Coverage's,
+    /// a reference by identifier), must carry a valid NIR. The value is patient data: the issue says what is wrong, never repeats it.</summary>
+    private static void CheckNirs(JsonElement element, string path, List<Issue> issues)
+    {
+        if (element.ValueKind == JsonValueKind.Object)
         {
-            var i = 0;
-            foreach (var identifier in identifiers.EnumerateArray())
+            if (element.TryGetProperty("system", out var system) && system.ValueKind == JsonValueKind.String && system.ValueEquals(KnownIdentifierSystems.InsNir)
+                && element.TryGetProperty("value", out var value) && value.ValueKind == JsonValueKind.String && !Nir.TryValidate(value.GetString()!, out var error))
             {
-                if (identifier.ValueKind == JsonValueKind.Object && identifier.TryGetProperty("system", out var system) && system.ValueKind == JsonValueKind.String
-                    && system.GetString() == KnownIdentifierSystems.InsNir && identifier.TryGetProperty("value", out var value) && value.ValueKind == JsonValueKind.String
-                    && !Nir.TryValidate(value.GetString()!, out var error))
-                {
-                    // The value is patient data: say what is wrong, never repeat it.
-                    issues.Add(Issue.Invalid($"Invalid INS/NIR: {error}.", $"Patient.identifier[{i}].value"));
-                }
-                i++;
+                issues.Add(Issue.Invalid($"Invalid INS/NIR: {error}.", path + ".value"));
+            }
+            foreach (var property in element.EnumerateObject())
+            {
+                if (property.Value.ValueKind is JsonValueKind.Object or JsonValueKind.Array) CheckNirs(property.Value, path + "." + property.Name, issues);
             }
         }
-        return issues;
+        else if (element.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var item in element.EnumerateArray()) CheckNirs(item, $"{path}[{i++}]", issues);
+        }
     }
 
     private static string Truncate(string? value) => value is null ? "" : value.Length <= 40 ? value : value[..40] + "…";

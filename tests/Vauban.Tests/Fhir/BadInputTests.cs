@@ -1,6 +1,7 @@
 // Invariant 7: bad input gets a clear 4xx OperationOutcome and changes nothing — never a 500.
 using System.Net;
 using System.Text;
+using Vauban.Fhir;
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
@@ -85,6 +86,24 @@ public abstract class BadInputTests : IAsyncLifetime
         using var created = await _api.PostAsync("/fhir/Patient", utf8);
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         Assert.Equal("Hélène", (await created.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
+    [Fact]
+    public async Task An_NIR_with_a_wrong_control_key_is_refused_on_a_Coverage_too_and_not_echoed()
+    {
+        const string badNir = "180034410912399";
+        var coverage = $$"""
+            { "resourceType": "Coverage", "status": "active", "beneficiary": { "reference": "Patient/x" }, "payor": [{ "display": "CPAM" }],
+              "identifier": [{ "system": "{{KnownIdentifierSystems.InsNir}}", "value": "{{badNir}}" }] }
+            """;
+        using var response = await _api.PostAsync("/fhir/Coverage", FhirContent.Json(coverage));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+        Assert.Contains("Coverage.identifier[0].value", body, StringComparison.Ordinal);
+        Assert.Contains("control key", body, StringComparison.Ordinal);
+        Assert.DoesNotContain(badNir, body, StringComparison.Ordinal);
+        using var count = await _api.GetAsync("/fhir/Coverage?_summary=count");
+        Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
     }
 
     [Fact]
