@@ -20,8 +20,14 @@ internal static class TokenEndpoint
             var form = await http.Request.ReadFormAsync(http.RequestAborted);
             string? clientId = form["client_id"], clientSecret = form["client_secret"];
             var authorization = http.Request.Headers.Authorization.ToString();
-            if (authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+            var basic = authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase);
+            if (basic)
             {
+                // RFC 6749 section 2.3: one client authentication method a request, not Basic and a body credential besides.
+                if (form.ContainsKey("client_secret") || form.ContainsKey("client_assertion"))
+                {
+                    return Error(new TokenError("invalid_request", "Use one client authentication method: the Basic header, or client_secret or client_assertion in the body, not both.", 400));
+                }
                 try
                 {
                     var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization[6..].Trim())).Split(':', 2);
@@ -33,7 +39,7 @@ internal static class TokenEndpoint
                 }
                 catch (FormatException)
                 {
-                    return Error(new TokenError("invalid_client", "The Basic authorization header is malformed.", 401));
+                    return Error(new TokenError("invalid_client", "The Basic authorization header is malformed.", 401), http, basic);
                 }
             }
             var request = new TokenRequest(form["grant_type"], form["scope"], clientId, clientSecret, form["client_assertion_type"], form["client_assertion"]);
@@ -47,11 +53,15 @@ internal static class TokenEndpoint
                 http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.SignIn")
                     .LogWarning("Token request for an unknown API client from {Source}", source);
             }
-            if (error is not null) return Error(error);
+            if (error is not null) return Error(error, http, basic);
             return Results.Json(new { access_token = token!.AccessToken, token_type = "bearer", expires_in = token.ExpiresIn, scope = token.Scope });
         }).DisableAntiforgery();
     }
 
-    private static IResult Error(TokenError error) =>
-        Results.Json(new { error = error.Error, error_description = error.Description }, statusCode: error.Status);
+    /// <summary>An OAuth error; a 401 to a client that authenticated with the Basic header names the scheme (RFC 6749 section 5.2).</summary>
+    private static IResult Error(TokenError error, HttpContext? http = null, bool basic = false)
+    {
+        if (http is not null && basic && error.Status == StatusCodes.Status401Unauthorized) http.Response.Headers.WWWAuthenticate = "Basic realm=\"vauban\"";
+        return Results.Json(new { error = error.Error, error_description = error.Description }, statusCode: error.Status);
+    }
 }

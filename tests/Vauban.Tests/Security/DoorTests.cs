@@ -2,6 +2,7 @@
 // (invariants 1 and 3). Named after the attack they try.
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json;
 using Vauban.Tests.Infrastructure;
 
@@ -64,6 +65,32 @@ public abstract class DoorTests : IAsyncLifetime
         var unknownClient = await TokenResponseAsync("vc_unknown", client.ClientSecret!);
         Assert.Equal(HttpStatusCode.Unauthorized, wrongSecret.Status);
         Assert.Equal(wrongSecret.Body, unknownClient.Body);
+    }
+
+    [Fact]
+    public async Task The_token_endpoint_names_Basic_on_a_401_to_Basic_and_refuses_two_authentication_methods()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "basic", "system/Patient.rs", null, CancellationToken.None);
+        HttpRequestMessage Request(string secret, Dictionary<string, string> form)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token") { Content = new FormUrlEncodedContent(form) };
+            request.Headers.Authorization = new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{client.ClientId}:{secret}")));
+            return request;
+        }
+        var grant = new Dictionary<string, string> { ["grant_type"] = "client_credentials" };
+
+        using (var wrong = await _server.Http.SendAsync(Request("vs_wrong", grant)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+            Assert.Equal("Basic", Assert.Single(wrong.Headers.WwwAuthenticate).Scheme);
+        }
+        using (var both = await _server.Http.SendAsync(Request(client.ClientSecret!, new(grant) { ["client_secret"] = client.ClientSecret! })))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
+            Assert.Contains("invalid_request", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var right = await _server.Http.SendAsync(Request(client.ClientSecret!, grant))) Assert.Equal(HttpStatusCode.OK, right.StatusCode);
     }
 
     private async Task<(HttpStatusCode Status, string Body)> TokenResponseAsync(string id, string secret)
