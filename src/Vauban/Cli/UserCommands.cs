@@ -100,10 +100,12 @@ internal static class UserCommands
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var account = await store.Accounts.FindAsync(owner, parse.GetValue(email)!, token)
+                ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
+            // On the chain before it is done: if the audit log cannot be written, the act is not done either (fail closed).
+            await AdministrationAudit.RecordAsync(store, owner, "users " + verb, "account:" + account.PrincipalId, token);
             var message = await act(store, owner, parse.GetValue(email)!, token)
                 ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
-            var account = await store.Accounts.FindAsync(owner, parse.GetValue(email)!, token);
-            await AdministrationAudit.RecordAsync(store, owner, "users " + verb, "account:" + account?.PrincipalId, token);
             Console.WriteLine(message);
             return 0;
         }, ct));

@@ -254,6 +254,21 @@ public class CliTests : IDisposable
         Assert.Equal(0, list.Exit);
         Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", list.Output);
 
+        // With the audit log unwritable (its journal folder would be under a file), the lock is refused and not done.
+        var blocker = Path.Combine(_directory, "not-a-folder");
+        await File.WriteAllTextAsync(blocker, "");
+        var journal = Environment.GetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL");
+        Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", Path.Combine(blocker, "journal"));
+        try
+        {
+            Assert.NotEqual(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", journal);
+        }
+        Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output);
+
         Assert.Equal(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
         Assert.Contains("\tyes\t0", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output);
         Assert.Equal(0, (await RunAsync($"users unlock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
