@@ -119,6 +119,19 @@ public sealed partial class RecordsService
 
     private async Task<(int, byte[])> ExecuteTransactionAsync(AccessContext context, List<BundleEntry> entries, string baseUrl, CancellationToken cancellationToken)
     {
+        // FHIR R4 (http.html, transaction rules): the resources a transaction deletes, creates or updates must not overlap.
+        var changed = new Dictionary<(string Type, string Id), int>();
+        foreach (var entry in entries)
+        {
+            if (entry.Method is not ("PUT" or "DELETE") || entry.Id is null) continue;
+            if (changed.TryGetValue((entry.Type, entry.Id), out var first))
+            {
+                return (400, FhirJson.OperationOutcome([Issue.Invalid(
+                    $"Bundle.entry[{entry.Index}]: {entry.Type}/{Shorten(entry.Id)} is already changed by Bundle.entry[{first}]; a transaction changes each resource once.")]));
+            }
+            changed.Add((entry.Type, entry.Id), entry.Index);
+        }
+
         // The policy sees every entry before anything is written.
         foreach (var entry in entries)
         {

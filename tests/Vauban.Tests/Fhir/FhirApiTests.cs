@@ -319,6 +319,33 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_that_changes_one_resource_twice_is_400_and_writes_nothing()
+    {
+        var first = Samples.Patient(family: "Deuxfois");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(first)!.AsObject();
+        node["id"] = "deux-fois";
+        var patient = node.ToJsonString();
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{patient}}, "request": { "method": "PUT", "url": "Patient/deux-fois" } },
+                { "request": { "method": "DELETE", "url": "Patient/deux-fois" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+            Assert.Contains("Bundle.entry[1]", body, StringComparison.Ordinal);
+            Assert.Contains("once", body, StringComparison.Ordinal);
+        }
+        using var read = await Api.GetAsync("/fhir/Patient/deux-fois");
+        Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
+    }
+
+    [Fact]
     public async Task Transaction_with_a_urn_uuid_reference_to_no_entry_is_400_naming_it_and_writes_nothing()
     {
         var bundle = $$"""
