@@ -16,7 +16,12 @@ public sealed partial class RecordsService
 {
     private const int MaxBundleEntries = 10_000;
 
-    private sealed record BundleEntry(int Index, string Method, string Url, string Type, string? Id, JsonElement? Resource, string? FullUrl, int? IfMatch, string? IfNoneExist, List<KeyValuePair<string, string>>? Query);
+    private sealed record BundleEntry(int Index, string Method, string Url, string Type, string? Id, JsonElement? Resource, string? FullUrl, int? IfMatch, string? IfNoneExist, List<KeyValuePair<string, string>>? Query)
+    {
+        /// <summary>Why the entry cannot be run, and its status (400, or 404 for an unsupported type): a transaction fails
+        /// whole; a batch answers that entry alone (FHIR R4: batch entries are independent).</summary>
+        public (int Status, Issue Issue)? Unusable { get; init; }
+    }
 
     private sealed record EntryResponse(int Status, string? Location, int Version, long LastUpdated, byte[]? Resource, IReadOnlyList<Issue>? Issues);
 
@@ -42,12 +47,21 @@ public sealed partial class RecordsService
         if (bundleType == "batch")
         {
             var responses = new List<EntryResponse>();
-            foreach (var entry in entries) responses.Add(await ExecuteBatchEntryAsync(context, entry, baseUrl, entryFailed, cancellationToken));
+            foreach (var entry in entries)
+            {
+                responses.Add(entry.Unusable is { } unusable
+                    ? new EntryResponse(unusable.Status, null, 0, 0, null, [unusable.Issue])
+                    : await ExecuteBatchEntryAsync(context, entry, baseUrl, entryFailed, cancellationToken));
+            }
             return (200, WriteResponseBundle("batch-response", responses, baseUrl));
         }
+        var unusableEntries = entries.Where(e => e.Unusable is not null).Select(e => e.Unusable!.Value.Issue).ToList();
+        if (unusableEntries.Count > 0) return (400, FhirJson.OperationOutcome(unusableEntries));
         return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
     }
 
+    /// <summary>The bundle's entries; what makes the whole bundle unreadable goes to <paramref name="issues"/>, what makes one
+    /// entry unusable to that entry's <see cref="BundleEntry.Unusable"/>.</summary>
     private static List<BundleEntry> ParseEntries(JsonElement bundle, List<Issue> issues)
     {
         var entries = new List<BundleEntry>();
@@ -70,7 +84,8 @@ public sealed partial class RecordsService
                 || !request.TryGetProperty("method", out var methodElement) || methodElement.ValueKind != JsonValueKind.String
                 || !request.TryGetProperty("url", out var urlElement) || urlElement.ValueKind != JsonValueKind.String)
             {
-                issues.Add(Issue.Invalid($"{where} needs request.method and request.url.", where + ".request"));
+                entries.Add(new BundleEntry(index, "", "", "", null, null, null, null, null, null)
+                    { Unusable = (400, Issue.Invalid($"{where} needs request.method and request.url.", where + ".request")) });
                 index++;
                 continue;
             }
@@ -81,7 +96,8 @@ public sealed partial class RecordsService
             var type = segments[0];
             if (!TypeCodes.TryGet(type, out _))
             {
-                issues.Add(Issue.Invalid($"{where}: '{Shorten(type)}' is not a supported resource type.", where + ".request.url"));
+                entries.Add(new BundleEntry(index, method, url, type, null, null, null, null, null, null)
+                    { Unusable = (404, Issue.NotSupported($"{where}: '{Shorten(type)}' is not a supported resource type.")) });
                 index++;
                 continue;
             }
@@ -89,11 +105,12 @@ public sealed partial class RecordsService
             JsonElement? resource = entry.TryGetProperty("resource", out var r) ? r : null;
             string? fullUrl = entry.TryGetProperty("fullUrl", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
             int? ifMatch = null;
+            (int, Issue)? unusable = null;
             if (request.TryGetProperty("ifMatch", out var im) && im.ValueKind == JsonValueKind.String)
             {
                 var text = im.GetString()!.Replace("W/", "", StringComparison.Ordinal).Trim('"');
                 if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v)) ifMatch = v;
-                else issues.Add(Issue.Invalid($"{where}: ifMatch must be a version ETag.", where + ".request.ifMatch"));
+                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a version ETag.", where + ".request.ifMatch"));
             }
             string? ifNoneExist = request.TryGetProperty("ifNoneExist", out var ine) && ine.ValueKind == JsonValueKind.String ? ine.GetString() : null;
             List<KeyValuePair<string, string>>? query = path.Length > 1
@@ -109,9 +126,9 @@ public sealed partial class RecordsService
             };
             if (!ok)
             {
-                issues.Add(Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
+                unusable = (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
             }
-            entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query));
+            entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query) { Unusable = unusable });
             index++;
         }
         return entries;

@@ -394,6 +394,40 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_batch_entry_that_cannot_be_run_is_that_entrys_error_the_others_run()
+    {
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "batch",
+              "entry": [
+                { "request": { "method": "GET", "url": "Foo/1" } },
+                { "resource": {{Samples.Patient(family: "Voisin")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "request": { "method": "GET", "url": "Patient/x/$everything" } },
+                { "request": { "method": "PATCH", "url": "Patient/x" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var statuses = body.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()!).ToList();
+        Assert.Equal(4, statuses.Count);
+        Assert.StartsWith("404", statuses[0]);
+        Assert.StartsWith("201", statuses[1]);
+        Assert.StartsWith("400", statuses[2]);
+        Assert.StartsWith("400", statuses[3]);
+        Assert.Single(Ids(await SearchAsync("Patient?family=voisin")));
+
+        // The same entries in a transaction fail it whole, naming each, and write nothing.
+        using var transaction = await Api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"batch\"", "\"transaction\"", StringComparison.Ordinal)));
+        var outcome = await transaction.Content.ReadAsStringAsync();
+        Assert.True(transaction.StatusCode == HttpStatusCode.BadRequest, outcome);
+        Assert.Contains("Bundle.entry[0]", outcome, StringComparison.Ordinal);
+        Assert.Contains("Bundle.entry[3]", outcome, StringComparison.Ordinal);
+        Assert.Single(Ids(await SearchAsync("Patient?family=voisin")));
+    }
+
+    [Fact]
     public async Task Dates_in_year_9999_and_year_1_are_stored_updated_and_searched_never_a_500()
     {
         var patientId = (await CreateAsync("Patient", Samples.Patient(family: "Borne", birthDate: "9999-12-31"))).GetProperty("id").GetString()!;
