@@ -72,7 +72,7 @@ public sealed class AuditLog
         await _trail.CatchUpAsync();
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
-        var witness = new WitnessStage(WitnessedHeads(tenantId, witnessed, signer));
+        var witnessedHeads = WitnessedHeads(tenantId, witnessed, signer); // refused before any chunk is read
         long maxSequence, minSequence, headSequence, headCheckpoint;
         byte[]? headHash;
         await using (var connection = await _database.OpenAsync(cancellationToken))
@@ -124,6 +124,7 @@ public sealed class AuditLog
         var readerTasks = Enumerable.Range(0, readers).Select(_ => Task.Run(ReadChunksAsync, stop.Token)).ToArray();
 
         var tree = new TreeStage(checkpoints, signer);
+        var witness = new WitnessStage(witnessedHeads, tree);
         var signing = new SigningDeadline(checkpoints, (long)_trail.CheckpointInterval.TotalMilliseconds);
         var last = 0L;
         byte[] previous = AuditChain.Genesis;
@@ -317,22 +318,19 @@ public sealed class AuditLog
         return heads;
     }
 
-    /// <summary>The witnessed tree heads, reproduced in entry order from the entry hashes (a tree of its own: the stored
-    /// checkpoints' tree stops at the first that fails).</summary>
-    private sealed class WitnessStage(List<AuditCheckpoint> heads)
+    /// <summary>The witnessed tree heads, compared in entry order with the root of the tree the stored checkpoints are
+    /// checked against (verification stops at the first stored checkpoint that fails, so that tree is always current).</summary>
+    private sealed class WitnessStage(List<AuditCheckpoint> heads, TreeStage tree)
     {
-        private readonly CompactMerkleTree _tree = new();
         private int _next;
 
-        /// <summary>Folds entry <paramref name="sequence"/>'s hash in; the problem if a witnessed head at it no longer holds.</summary>
+        /// <summary>Called once <paramref name="sequence"/>'s hash is folded into the tree: the problem if a witnessed head at it no longer holds.</summary>
         public string? Check(long sequence, ReadOnlySpan<byte> hash)
         {
-            if (heads.Count == 0) return null;
-            _tree.Append(hash);
             for (; _next < heads.Count && heads[_next].Size == sequence; _next++)
             {
                 var head = heads[_next];
-                if (!CryptographicOperations.FixedTimeEquals(_tree.Root(), head.Root) || !CryptographicOperations.FixedTimeEquals(hash, head.Head))
+                if (!CryptographicOperations.FixedTimeEquals(tree.Root(), head.Root) || !CryptographicOperations.FixedTimeEquals(hash, head.Head))
                 {
                     return $"the entries up to {sequence} no longer give the tree head witnessed for them (signed {head.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC): history rewritten";
                 }
@@ -356,6 +354,9 @@ public sealed class AuditLog
         public int Verified { get; private set; }
         public (long Entries, long Sequence, string Problem)? Problem { get; private set; }
         public bool Failed => Problem is not null;
+
+        /// <summary>The Merkle tree hash of the entries folded in so far.</summary>
+        public byte[] Root() => _tree.Root();
 
         /// <summary>Folds entry <paramref name="sequence"/>'s hash in; false once a checkpoint fails.</summary>
         public bool Fold(long sequence, ReadOnlySpan<byte> hash)
