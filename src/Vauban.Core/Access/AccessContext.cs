@@ -18,7 +18,8 @@ public sealed record Principal(PrincipalKind Kind, string Id, string DisplayName
     /// <summary>People only: the Organization resource id of the person's service (care relationships may name it).</summary>
     public string? Service { get; init; }
 
-    /// <summary>People only: the signed-in session, so that revocation and break-the-glass grants bind to it.</summary>
+    /// <summary>People: the signed-in session, so that revocation and break-the-glass grants bind to it. API clients: the bearer
+    /// token (<c>token-…</c>, see ApiClients.TokenId), so that the audit ties each act to the token request that issued it.</summary>
     public string? SessionId { get; init; }
 
     /// <summary>People only: when the person last proved both factors (re-authentication for sensitive acts).</summary>

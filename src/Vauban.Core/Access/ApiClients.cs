@@ -165,6 +165,8 @@ public sealed class ApiClients
         }
 
         var token = "vt_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+        var tokenHash = Hash(token);
+        context = context with { Principal = context.Principal with { SessionId = TokenId(tokenHash) } };
         var expiresAt = _time.GetUtcNow().Add(_tokenLifetime).ToUnixTimeMilliseconds();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
@@ -173,7 +175,7 @@ public sealed class ApiClients
                 await purge.ExecuteNonQueryAsync(cancellationToken);
             }
             using var insert = scope.Command("INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES (@h, @c, @t, @s, @e)")
-                .With("h", Hash(token)).With("c", client.ClientId).With("t", client.TenantId).With("s", granted.ToString()).With("e", expiresAt);
+                .With("h", tokenHash).With("c", client.ClientId).With("t", client.TenantId).With("s", granted.ToString()).With("e", expiresAt);
             await insert.ExecuteNonQueryAsync(cancellationToken);
             // The sign-in entry commits with the token: no token without its entry.
             await _audit.AppendAsync(scope, context, AuditAction.SignIn, AuditOutcome.Success, null, [], cancellationToken, method + "; scopes " + granted);
@@ -186,7 +188,8 @@ public sealed class ApiClients
     public async ValueTask<AccessContext?> AuthenticateAsync(string bearerToken, string? sourceAddress, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var key = Convert.ToHexString(Hash(bearerToken));
+        var hash = Hash(bearerToken);
+        var key = Convert.ToHexString(hash);
         if (_tokenCache.TryGetValue(key, out var cached))
         {
             if (cached.ExpiresAt > now) return cached.Context with { SourceAddress = sourceAddress };
@@ -198,7 +201,7 @@ public sealed class ApiClients
             SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled, c.patient_limit, c.own_only
             FROM access_tokens t JOIN clients c ON c.client_id = t.client_id
             WHERE t.token_hash = @h
-            """).With("h", Hash(bearerToken));
+            """).With("h", hash);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return null;
         var expiresAt = reader.GetInt64(3);
@@ -208,6 +211,7 @@ public sealed class ApiClients
         SmartScopes.TryParse(reader.GetString(2), TypeCodes.Names, out var scopes, out _);
         var context = new AccessContext(new Principal(PrincipalKind.ApiClient, reader.GetString(0), reader.GetString(4), scopes)
         {
+            SessionId = TokenId(hash),
             PatientLimit = reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries),
             OwnResourcesOnly = reader.GetInt32(7) != 0,
         }, tenant, "TREAT");
@@ -286,6 +290,10 @@ public sealed class ApiClients
     };
 
     internal static byte[] Hash(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
+
+    /// <summary>What the audit names as an API client's session: its token, by the first 72 bits of the token's stored hash — the
+    /// same on the sign-in entry that issued the token and on every act done with it, and nothing the token can be rebuilt from.</summary>
+    internal static string TokenId(byte[] tokenHash) => "token-" + Base64Url(tokenHash.AsSpan(0, 9).ToArray());
 
     private static string Base64Url(byte[] bytes) => Base64UrlEncoder.Encode(bytes);
 }

@@ -81,6 +81,39 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_act_names_the_token_it_was_done_with_as_on_the_sign_in_that_issued_it()
+    {
+        var patient = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient());
+        var first = await _server.TokenAsync(_client.ClientId, _client.ClientSecret!);
+        var second = await _server.TokenAsync(_client.ClientId, _client.ClientSecret!);
+        string observation;
+        using (var create = new HttpRequestMessage(HttpMethod.Post, "/fhir/Observation") { Content = FhirContent.Json(Samples.Observation($"Patient/{patient}")) })
+        {
+            create.Headers.Authorization = new("Bearer", first);
+            using var response = await _server.Http.SendAsync(create);
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            observation = (await response.BodyAsync()).GetProperty("id").GetString()!;
+        }
+        using (var read = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Observation/{observation}"))
+        {
+            read.Headers.Authorization = new("Bearer", second);
+            using var response = await _server.Http.SendAsync(read);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        var entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
+            new AuditQuery { Agent = _client.ClientId, Count = 100 }, CancellationToken.None) ?? [];
+        var signIns = entries.Where(e => e.Action == AuditAction.SignIn).Select(e => e.Detail.Session).ToList();
+        var created = Assert.Single(entries, e => e.Action == AuditAction.Create).Detail.Session;
+        var opened = Assert.Single(entries, e => e.Action == AuditAction.Read).Detail.Session;
+        Assert.Equal(2, signIns.Distinct().Count());
+        Assert.All(signIns, s => Assert.Matches("^token-[A-Za-z0-9_-]{12}$", s));
+        Assert.NotEqual(created, opened);
+        Assert.Contains(created, signIns);
+        Assert.Contains(opened, signIns);
+    }
+
+    [Fact]
     public async Task When_the_audit_log_cannot_be_written_no_token_is_issued()
     {
         await _server.Store.Audit.CatchUpAsync();
