@@ -133,6 +133,7 @@ internal static class AuditCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");
             var entries = await store.AuditLog.SearchAsync(context, new AuditQuery { Patient = id, Count = count }, token) ?? [];
+            var services = await ServiceNamesAsync(store, context, entries.Select(e => e.Detail.Service), token);
             Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({entries.Count} entries, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
             foreach (var e in entries)
@@ -140,12 +141,36 @@ internal static class AuditCommands
                 var d = e.Detail;
                 Console.WriteLine(string.Join('\t',
                     e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
-                    d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service ?? "-", AuditDescriptions.Action(e.Action),
+                    d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service is null ? "-" : services[d.Service], AuditDescriptions.Action(e.Action),
                     string.Join(' ', d.Records), d.Note is null ? d.Purpose : d.Purpose + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
             }
             return 0;
         }, ct));
         return command;
+    }
+
+    /// <summary>The services the entries name, as "name (Organization/id)" — read now, through the door, so a renamed service
+    /// shows its current name — or "Organization/id" when the Organization is gone or has no name.</summary>
+    private static async Task<Dictionary<string, string>> ServiceNamesAsync(VaubanStore store, AccessContext context, IEnumerable<string?> services, CancellationToken cancellationToken)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var service in services)
+        {
+            if (service is null || names.ContainsKey(service)) continue;
+            var label = "Organization/" + service;
+            if (Records.IdRules.IsValid(service))
+            {
+                var organization = await store.Records.ReadAsync(context, "Organization", service, cancellationToken);
+                if (organization is { Status: Records.RecordStatus.Ok, Json: { } json })
+                {
+                    using var document = JsonDocument.Parse(json);
+                    if (document.RootElement.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() is { Length: > 0 } text)
+                        label = $"{new string(text.Select(c => char.IsControl(c) ? ' ' : c).ToArray())} ({label})"; // one line, one column
+                }
+            }
+            names[service] = label;
+        }
+        return names;
     }
 
     private static Command Checkpoints()

@@ -342,6 +342,36 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_patients_access_history_names_the_service_of_whoever_opened_the_record()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-service {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, "service.json");
+        await File.WriteAllTextAsync(collection, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": { "resourceType": "Organization", "id": "cardio", "name": "Cardiologie\tB" } },
+              { "resource": {{Samples.Patient(family: "Suivi", id: "followed-1")}} } ] }
+            """);
+        Assert.Equal(0, (await RunAsync($"import {collection} --tenant chu-service {DbArgs}")).Exit);
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-service", CancellationToken.None))!;
+            foreach (var service in new[] { "cardio", "gone-1" })
+            {
+                var person = new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user-" + service, "Dr Claire Martin", Vauban.Access.SmartScopes.None)
+                    { Role = Vauban.Access.StaffRole.Physician, Service = service };
+                await store.Audit.AppendAsync(new Vauban.Access.AccessContext(person, tenant, "TREAT", "10.0.0.7"), Vauban.Audit.AuditAction.Read, Vauban.Audit.AuditOutcome.Success,
+                    "Patient", [new Vauban.Audit.AuditedRecord("Patient", "followed-1", "followed-1")], CancellationToken.None);
+            }
+        }
+
+        var history = await RunAsync($"audit patient followed-1 --tenant chu-service {DbArgs}");
+        Assert.True(history.Exit == 0, history.Output);
+        var lines = history.Output.Split('\n');
+        Assert.Contains(lines, l => l.Contains("Dr Claire Martin\tphysician\tCardiologie B (Organization/cardio)\t", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("Dr Claire Martin\tphysician\tOrganization/gone-1\t", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task The_officer_verifies_the_audit_log_reads_a_patients_access_history_and_exports_checkpoints()
     {
         await AddTenantWithOnePatientAsync("chu-audit", "Suivi", "audited-1");
