@@ -118,7 +118,7 @@ internal static class AuditCommands
         var command = new Command("patient", "A patient's access history: who (name, role, service), when, what and why — every entry that names the patient, newest first.");
         var patient = new Argument<string>("patient-id") { Description = "The Patient resource id." };
         var tenant = new Option<string?>("--tenant") { Description = "The establishment (needed when the store has several)." };
-        var limit = new Option<int>("--limit") { Description = "At most this many entries (1–1000).", DefaultValueFactory = _ => 200 };
+        var limit = new Option<int>("--limit") { Description = "At most this many entries, newest first (1–1,000,000; read 1,000 at a time).", DefaultValueFactory = _ => 200 };
         command.Arguments.Add(patient);
         command.Options.Add(tenant);
         command.Options.Add(limit);
@@ -126,13 +126,23 @@ internal static class AuditCommands
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var count = parse.GetValue(limit);
-            if (count is < 1 or > 1000) throw new ArgumentException("--limit must be between 1 and 1000.");
+            if (count is < 1 or > 1_000_000) throw new ArgumentException("--limit must be between 1 and 1,000,000.");
             var id = parse.GetValue(patient)!;
             if (!Records.IdRules.IsValid(id)) throw new ArgumentException("Not a valid Patient id.");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");
-            var entries = await store.AuditLog.SearchAsync(context, new AuditQuery { Patient = id, Count = count }, token) ?? [];
+            var entries = new List<AuditEntry>();
+            var more = true;
+            while (more && entries.Count < count)
+            {
+                // Each page is one audited consultation of the log, listing the entries it showed.
+                var page = await store.AuditLog.SearchPageAsync(context,
+                    new AuditQuery { Patient = id, Count = Math.Min(1000, count - entries.Count), BeforeSequence = entries.Count == 0 ? null : entries[^1].Sequence }, token);
+                if (page is null) break;
+                entries.AddRange(page.Entries);
+                more = page.More && page.Entries.Count > 0;
+            }
             var services = await ServiceNamesAsync(store, context, entries.Select(e => e.Detail.Service), token);
             Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({entries.Count} entries, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
@@ -144,6 +154,7 @@ internal static class AuditCommands
                     d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service is null ? "-" : services[d.Service], AuditDescriptions.Action(e.Action),
                     string.Join(' ', d.Records), d.Note is null ? d.Purpose : d.Purpose + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
             }
+            if (more) Console.WriteLine($"(older entries not shown: --limit {count:N0} reached)");
             return 0;
         }, ct));
         return command;

@@ -372,6 +372,33 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_patients_access_history_goes_past_a_thousand_entries_and_says_when_it_stops_at_the_limit()
+    {
+        await AddTenantWithOnePatientAsync("chu-long", "Long", "long-1");
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-long", CancellationToken.None))!;
+            var client = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "c-1", "lab robot", Vauban.Access.SmartScopes.None), tenant, "TREAT");
+            await Task.WhenAll(Enumerable.Range(0, 1_205).Select(_ => store.Audit.AppendAsync(client, Vauban.Audit.AuditAction.Read, Vauban.Audit.AuditOutcome.Success,
+                "Patient", [new Vauban.Audit.AuditedRecord("Patient", "long-1", "long-1")], CancellationToken.None)));
+        }
+        static string[] Rows(string output) => output.Split('\n').Where(l => l.Length > 0 && char.IsAsciiDigit(l[0])).ToArray();
+
+        var cut = await RunAsync($"audit patient long-1 --tenant chu-long --limit 1100 {DbArgs}");
+        Assert.True(cut.Exit == 0, cut.Output);
+        Assert.Equal(1_100, Rows(cut.Output).Length);
+        Assert.Contains("(1100 entries, newest first)", cut.Output, StringComparison.Ordinal);
+        Assert.Contains("older entries not shown: --limit 1,100 reached", cut.Output, StringComparison.Ordinal);
+
+        var all = await RunAsync($"audit patient long-1 --tenant chu-long --limit 1000000 {DbArgs}");
+        var rows = Rows(all.Output);
+        Assert.Equal(1_205, rows.Count(r => r.Contains("\tlab robot\t", StringComparison.Ordinal)));
+        Assert.Contains("imported", rows[^1], StringComparison.Ordinal); // the oldest: the import that created the patient
+        Assert.DoesNotContain("older entries not shown", all.Output, StringComparison.Ordinal);
+        Assert.Equal(1, (await RunAsync($"audit patient long-1 --tenant chu-long --limit 1000001 {DbArgs}")).Exit);
+    }
+
+    [Fact]
     public async Task The_officer_verifies_the_audit_log_reads_a_patients_access_history_and_exports_checkpoints()
     {
         await AddTenantWithOnePatientAsync("chu-audit", "Suivi", "audited-1");
