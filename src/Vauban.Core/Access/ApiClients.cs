@@ -227,7 +227,7 @@ public sealed class ApiClients
         {
             PatientLimit = reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries),
             OwnResourcesOnly = reader.GetInt32(7) != 0,
-        }, tenant, "TREAT");
+        }, tenant, KnownPurposes.Treatment);
         if (_tokenCache.Count > 100_000) _tokenCache.Clear();
         _tokenCache[key] = (context, expiresAt);
         return context with { SourceAddress = sourceAddress };

@@ -141,7 +141,7 @@ internal static class AuditCommands
                 Console.WriteLine(string.Join('\t',
                     e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
                     d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service ?? "-", AuditDescriptions.Action(e.Action),
-                    string.Join(' ', d.Records), d.Note is null ? d.Purpose : d.Purpose + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
+                    string.Join(' ', d.Records), d.Note is null ? AuditDescriptions.Purpose(e.Action, d.Purpose) : AuditDescriptions.Purpose(e.Action, d.Purpose) + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
             }
             return 0;
         }, ct));

@@ -429,6 +429,10 @@ public class CliTests : IDisposable
         var next = await RunAsync($"audit patient journaled-1 --tenant chu-journal {DbArgs}");
         Assert.Contains("(2 entries", next.Output, StringComparison.Ordinal);
         Assert.Contains("consulted the audit log", next.Output, StringComparison.Ordinal);
+        // Reviewing the log is system administration, not care; the operator's own words are kept beside it.
+        var review = Assert.Single(next.Output.Split('\n'), l => l.Contains("consulted the audit log", StringComparison.Ordinal));
+        Assert.Contains("health system administration (HSYSADMIN) — stated purpose: patient access history report", review, StringComparison.Ordinal);
+        Assert.DoesNotContain("TREAT", review, StringComparison.Ordinal);
     }
 
     [Fact]
