@@ -31,7 +31,7 @@ public sealed class VaubanStore : IAsyncDisposable
         _keys = keys;
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         Tenants = new Tenants(database, keys, Audit);
-        Alerts = new SecurityAlerts(database, options.Time);
+        Alerts = new SecurityAlerts(database, keys, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts);

@@ -69,7 +69,9 @@ public sealed class ExportApprovals
         }
         var done = approve ? "approved" : "denied";
         // The entry and the alert commit with the decision: an audit log that cannot be written leaves the export undecided.
-        if (!await _jobs.DecideAsync(decider.Tenant.Id, jobId, approve ? ExportStatus.Ready : ExportStatus.Denied, decider.Principal.Id, now, async scope =>
+        // Who decided, as the chain's blind index: the decider may be "cli:<operating-system user>", a person's name.
+        var decidedBy = AuditChain.PrincipalReference(await _keys.ForTenantAsync(decider.Tenant.Id, cancellationToken), decider.Principal.Id);
+        if (!await _jobs.DecideAsync(decider.Tenant.Id, jobId, approve ? ExportStatus.Ready : ExportStatus.Denied, decidedBy, now, async scope =>
             {
                 await _audit.AppendAsync(scope, decider, AuditAction.Administration, AuditOutcome.Success, null, [Target(jobId)], cancellationToken,
                     $"bulk export {done} ({job.Patients} patient(s), {job.Resources} resource(s), requested by {job.Principal})");

@@ -51,6 +51,8 @@ public sealed partial class RecordsGuard
         var tenant = releasedBy.Tenant;
         if (!IsValidPrincipal(principal)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Who released, as the chain's blind index: the releaser may be "cli:<operating-system user>", a person's name.
+        var releaser = AuditChain.PrincipalReference(await _keys.ForTenantAsync(tenant.Id, cancellationToken), releasedBy.Principal.Id);
         var released = new List<(string Subject, string? Account, string Level)>();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
@@ -64,7 +66,7 @@ public sealed partial class RecordsGuard
             if (released.Count == 0) return 0;
             using (var update = scope.Command("""
                 UPDATE guard_containments SET released_at = @at, released_by = @b WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
-                """).With("at", now).With("b", releasedBy.Principal.Id).With("t", tenant.Id).With("p", principal))
+                """).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
             {
                 await update.ExecuteNonQueryAsync(cancellationToken);
             }
