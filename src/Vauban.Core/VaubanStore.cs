@@ -29,14 +29,14 @@ public sealed class VaubanStore : IAsyncDisposable
     {
         _database = database;
         _keys = keys;
-        Tenants = new Tenants(database, keys);
-        Alerts = new SecurityAlerts(database, options.Time);
-        Accounts = new StaffAccounts(database, keys, Tenants, options.Time, options.Accounts);
+        Audit = new AuditTrail(database, keys, options.Time, options.Audit);
+        Tenants = new Tenants(database, keys, Audit);
+        Alerts = new SecurityAlerts(database, keys, options.Time);
+        Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts);
         Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
-        Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         AuditLog = new AuditLog(database, keys, Audit);
         Clients = new ApiClients(database, Tenants, Audit, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);

@@ -34,6 +34,36 @@ public sealed record Principal(PrincipalKind Kind, string Id, string DisplayName
 
 public sealed record Tenant(long Id, string Name);
 
+/// <summary>Purposes of use an entry records, as HL7 v3 ActReason (PurposeOfUse) codes; the AuditEvent view codes them.
+/// Other purposes (an operator's stated reason at the command line) are free text.</summary>
+public static class KnownPurposes
+{
+    public const string CodeSystem = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+
+    /// <summary>Care: what a person or client does through the records in the ordinary way.</summary>
+    public const string Treatment = "TREAT";
+
+    /// <summary>Emergency care: what a person does under a break-the-glass grant.</summary>
+    public const string EmergencyTreatment = "ETREAT";
+
+    /// <summary>Running the health system: the security officer reviewing the audit log.</summary>
+    public const string SystemAdministration = "HSYSADMIN";
+
+    public const string Operations = "HOPERAT";
+    public const string Payment = "HPAYMT";
+
+    /// <summary>The code's display in v3-ActReason, or null for a purpose that is not one of these codes.</summary>
+    public static string? Display(string? purpose) => purpose switch
+    {
+        Treatment => "treatment",
+        EmergencyTreatment => "Emergency Treatment",
+        SystemAdministration => "health system administration",
+        Operations => "healthcare operations",
+        Payment => "healthcare payment",
+        _ => null,
+    };
+}
+
 public sealed record AccessContext(Principal Principal, Tenant Tenant, string Purpose, string? SourceAddress = null, string? CorrelationId = null)
 {
     /// <summary>Why the principal needs a bulk read ($everything beyond a few patients, deep search pages), as stated in the request.</summary>

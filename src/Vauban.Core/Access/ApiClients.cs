@@ -59,7 +59,19 @@ public sealed class ApiClients
     public Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, CancellationToken cancellationToken) =>
         AddAsync(tenant, name, scopes, jwks, ClientLimits.None, cancellationToken);
 
-    public async Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken)
+    public Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken) =>
+        AddAsync(tenant, null, name, scopes, jwks, limits, cancellationToken);
+
+    /// <summary>Registers the client as an administrative act of <paramref name="administrator"/>: its audit entry is written in
+    /// the transaction that registers the client, so an audit log that cannot be written leaves no client (fail closed).</summary>
+    public Task<ClientRegistration> AddAsync(AccessContext administrator, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        return AddAsync(administrator.Tenant, administrator, name, scopes, jwks, limits, cancellationToken);
+    }
+
+    private async Task<ClientRegistration> AddAsync(Tenant tenant, AccessContext? administrator, string name, string scopes, string? jwks, ClientLimits limits,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(limits);
@@ -91,6 +103,11 @@ public sealed class ApiClients
             .With("sc", parsed.ToString()).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds())
             .With("pl", limits.Patients is { } list ? string.Join(' ', list.Distinct(StringComparer.Ordinal)) : null).With("own", limits.OwnResourcesOnly ? 1 : 0);
         await command.ExecuteNonQueryAsync(cancellationToken);
+        if (administrator is not null)
+        {
+            await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+                [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, "clients add (" + parsed + ")");
+        }
         await scope.CommitAsync(cancellationToken);
         return new ClientRegistration(clientId, secret, tenant, name, parsed) { Limits = limits };
     }
@@ -214,7 +231,7 @@ public sealed class ApiClients
             SessionId = TokenId(hash),
             PatientLimit = reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries),
             OwnResourcesOnly = reader.GetInt32(7) != 0,
-        }, tenant, "TREAT");
+        }, tenant, KnownPurposes.Treatment);
         if (_tokenCache.Count > 100_000) _tokenCache.Clear();
         _tokenCache[key] = (context, expiresAt);
         return context with { SourceAddress = sourceAddress };

@@ -65,11 +65,14 @@ public sealed class BreakTheGlass
         ArgumentNullException.ThrowIfNull(context);
         var principal = context.Principal;
         var options = _policy.Options;
+        // Breaking the glass is asking for emergency access: its entries, granted or refused, say so (HL7 ETREAT), like every
+        // act under the grant (RecordsService).
+        var emergency = context with { Purpose = KnownPurposes.EmergencyTreatment };
         // Every refused attempt is an entry too (a security officer looks for attempts as much as for grants), naming the
         // patient when the id is one; never the free-text justification, which may quote anything.
         async Task<BreakGlassResult> RefusedAsync(BreakGlassStatus status, string message, string note)
         {
-            await _audit.AppendAsync(context, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
+            await _audit.AppendAsync(emergency, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
                 [new AuditedRecord(KnownResourceTypes.Patient, IdRules.IsValid(patientId) ? patientId : null, IdRules.IsValid(patientId) ? patientId : null)],
                 cancellationToken, "refused: " + note);
             return new(status, null, message);
@@ -112,7 +115,7 @@ public sealed class BreakTheGlass
         {
             if (await exists.ScalarLongAsync(cancellationToken) == 0)
             {
-                await _audit.AppendAsync(scope, context, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
+                await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
                     [new AuditedRecord(KnownResourceTypes.Patient, patientId, null)], cancellationToken, "patient not known");
                 return new(BreakGlassStatus.PatientNotFound, null, $"Patient/{patientId} is not known.");
             }
@@ -131,7 +134,7 @@ public sealed class BreakTheGlass
         await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
             $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {expires:yyyy-MM-dd HH:mm} UTC.",
             cancellationToken);
-        await _audit.AppendAsync(scope, context, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
+        await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
             [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
         await scope.CommitAsync(cancellationToken);
         _policy.Touch(context.Tenant.Id, patientId);

@@ -1,5 +1,9 @@
 // What the security officer is told: an account locked after failed sign-ins, a break-the-glass access,
-// later the guard's containments. Alerts name principals and resource ids, never patient data.
+// the guard's containments. Alerts name principals and resource ids, never patient data. The detail may still
+// name staff (a display name, the operating-system user at the command line) or a source address: it is sealed
+// under the establishment's data key like a record, so the database shows only kind, principal id and time.
+using System.Text;
+using Vauban.Crypto;
 using Vauban.Storage;
 
 namespace Vauban.Access;
@@ -49,12 +53,20 @@ public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset Raised
 
 public sealed class SecurityAlerts
 {
+    /// <summary>Type code of a sealed alert detail's associated data (never a resource type's).</summary>
+    private const int SealedDetailCode = 9003;
+
+    /// <summary>How a sealed detail starts in the column (base64 follows); an alert raised before details were sealed has none.</summary>
+    private const string SealedPrefix = "sealed:";
+
     private readonly StoreDatabase _database;
+    private readonly KeyRing _keys;
     private readonly TimeProvider _time;
 
-    internal SecurityAlerts(StoreDatabase database, TimeProvider time)
+    internal SecurityAlerts(StoreDatabase database, KeyRing keys, TimeProvider time)
     {
         _database = database;
+        _keys = keys;
         _time = time;
     }
 
@@ -68,11 +80,23 @@ public sealed class SecurityAlerts
 
     internal async Task<long> RaiseAsync(WriteScope scope, long tenantId, string kind, string principal, string detail, CancellationToken cancellationToken)
     {
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var sealedDetail = SealedPrefix + Convert.ToBase64String(RecordCipher.Seal(keys, SealedDetailCode, Binding(kind, principal, at), 1, Encoding.UTF8.GetBytes(detail), compress: false));
         using var insert = scope.Command(
             "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, @k, @p, @d) RETURNING id")
-            .With("t", tenantId).With("at", _time.GetUtcNow().ToUnixTimeMilliseconds()).With("k", kind).With("p", principal).With("d", detail);
+            .With("t", tenantId).With("at", at).With("k", kind).With("p", principal).With("d", sealedDetail);
         return await insert.ScalarLongAsync(cancellationToken);
     }
+
+    /// <summary>The sealed detail is bound to its alert's clear columns: it cannot be moved to another alert.</summary>
+    private static string Binding(string kind, string principal, long raisedAt) =>
+        kind + "|" + principal + "|" + raisedAt.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Open(TenantKeys keys, string kind, string principal, long raisedAt, string stored) =>
+        stored.StartsWith(SealedPrefix, StringComparison.Ordinal)
+            ? Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedDetailCode, Binding(kind, principal, raisedAt), 1, Convert.FromBase64String(stored[SealedPrefix.Length..])))
+            : stored;
 
     /// <summary>The tenant's alerts, newest first; unacknowledged only unless <paramref name="all"/>.</summary>
     public async Task<IReadOnlyList<SecurityAlert>> ListAsync(long tenantId, bool all, int limit, CancellationToken cancellationToken)
@@ -82,12 +106,14 @@ public sealed class SecurityAlerts
             "SELECT id, tenant_id, raised_at, kind, principal, detail, acknowledged_at, acknowledged_by FROM security_alerts WHERE tenant_id = @t"
             + (all ? "" : " AND acknowledged_at IS NULL") + " ORDER BY raised_at DESC, id DESC" + Sql.Limit(limit))
             .With("t", tenantId);
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var alerts = new List<SecurityAlert>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            alerts.Add(new SecurityAlert(reader.GetInt64(0), reader.GetInt64(1), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
-                reader.GetString(3), reader.GetString(4), reader.GetString(5),
+            var (kind, principal, raisedAt) = (reader.GetString(3), reader.GetString(4), reader.GetInt64(2));
+            alerts.Add(new SecurityAlert(reader.GetInt64(0), reader.GetInt64(1), DateTimeOffset.FromUnixTimeMilliseconds(raisedAt),
+                kind, principal, Open(keys, kind, principal, raisedAt, reader.GetString(5)),
                 reader.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)), reader.IsDBNull(7) ? null : reader.GetString(7)));
         }
         return alerts;

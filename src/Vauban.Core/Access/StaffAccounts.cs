@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Microsoft.IdentityModel.Tokens;
+using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Storage;
 
@@ -26,13 +27,15 @@ public sealed class StaffAccounts
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly Tenants _tenants;
+    private readonly AuditTrail _audit;
     private readonly TimeProvider _time;
 
-    internal StaffAccounts(StoreDatabase database, KeyRing keys, Tenants tenants, TimeProvider time, AccountOptions options)
+    internal StaffAccounts(StoreDatabase database, KeyRing keys, Tenants tenants, AuditTrail audit, TimeProvider time, AccountOptions options)
     {
         _database = database;
         _keys = keys;
         _tenants = tenants;
+        _audit = audit;
         _time = time;
         Options = options;
         Store = new StaffUserStore(this, database, time);
@@ -52,8 +55,20 @@ public sealed class StaffAccounts
     private static bool IsValidResourceId(string? id) =>
         id is null || (id.Length is >= 1 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.'));
 
-    public async Task<EnrolmentLink> AddAsync(Tenant tenant, string email, StaffRole role, string? practitioner, string? service, string? displayName,
+    public Task<EnrolmentLink> AddAsync(Tenant tenant, string email, StaffRole role, string? practitioner, string? service, string? displayName,
+        CancellationToken cancellationToken) => AddAsync(tenant, null, email, role, practitioner, service, displayName, cancellationToken);
+
+    /// <summary>Creates the account as an administrative act of <paramref name="administrator"/>: its audit entry is written in
+    /// the transaction that creates the account, so an audit log that cannot be written leaves no account (fail closed).</summary>
+    public Task<EnrolmentLink> AddAsync(AccessContext administrator, string email, StaffRole role, string? practitioner, string? service, string? displayName,
         CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        return AddAsync(administrator.Tenant, administrator, email, role, practitioner, service, displayName, cancellationToken);
+    }
+
+    private async Task<EnrolmentLink> AddAsync(Tenant tenant, AccessContext? administrator, string email, StaffRole role, string? practitioner, string? service,
+        string? displayName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
         email = (email ?? "").Trim();
@@ -83,6 +98,11 @@ public sealed class StaffAccounts
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         var link = await IssueEnrolmentLinkAsync(scope, user, cancellationToken);
+        if (administrator is not null)
+        {
+            await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+                [new AuditedRecord("account:" + user.PrincipalId, null, null)], cancellationToken, "users add (" + role + ")");
+        }
         await scope.CommitAsync(cancellationToken);
         return link;
     }

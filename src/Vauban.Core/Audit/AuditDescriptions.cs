@@ -25,6 +25,14 @@ public static class AuditDescriptions
         _ => action.ToString(),
     };
 
+    /// <summary>The purpose an entry records, in words: "Emergency Treatment (ETREAT)" for a coded one, the text otherwise;
+    /// break-the-glass (asking for the grant, or acting under it) says so first.</summary>
+    public static string Purpose(AuditAction action, string purpose)
+    {
+        var words = Access.KnownPurposes.Display(purpose) is { } display ? display + " (" + purpose + ")" : purpose;
+        return action == AuditAction.BreakTheGlass || purpose == Access.KnownPurposes.EmergencyTreatment ? "break-the-glass: " + words : words;
+    }
+
     public static string Outcome(AuditOutcome outcome) => outcome switch
     {
         AuditOutcome.Success => "done",

@@ -445,6 +445,14 @@ public sealed class AuditLog
             || (context.Principal.Kind == PrincipalKind.Person && context.Principal.Role == StaffRole.SecurityOfficer);
     }
 
+    /// <summary>Reading the audit log is reviewing the system, never care: its entries record HSYSADMIN, whatever purpose the
+    /// reader's context carries (a signed-in officer's is TREAT, like every person's).</summary>
+    private static AccessContext Review(AccessContext context) => context with { Purpose = KnownPurposes.SystemAdministration };
+
+    /// <summary>An operator's own stated purpose ("patient access history report") is kept, as the entry's note.</summary>
+    private static string? Stated(AccessContext context, string? note) =>
+        KnownPurposes.Display(context.Purpose) is not null ? note : note is null ? "stated purpose: " + context.Purpose : note + "; stated purpose: " + context.Purpose;
+
     /// <summary>The officer's search, newest first; null when the principal may not read the audit log. The search itself is
     /// audited (reading the audit log reveals who saw whom).</summary>
     public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
@@ -461,7 +469,7 @@ public sealed class AuditLog
         ArgumentNullException.ThrowIfNull(query);
         if (!MayRead(context))
         {
-            await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused: only the security officer reads the audit log");
+            await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, Stated(context, "refused: only the security officer reads the audit log"));
             return null;
         }
         await _trail.CatchUpAsync(); // every act before this search is on the chain
@@ -531,8 +539,8 @@ public sealed class AuditLog
         var more = rows.Count > limit;
         if (more) rows.RemoveAt(rows.Count - 1);
         var entries = rows.Select(r => Open(keys, r)).ToList();
-        await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null,
-            entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken);
+        await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null,
+            entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken, Stated(context, null));
         return new AuditPage(entries, more);
     }
 
@@ -543,7 +551,7 @@ public sealed class AuditLog
         ArgumentNullException.ThrowIfNull(context);
         if (!MayRead(context))
         {
-            await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, "refused: only the security officer reads the audit log");
+            await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken, Stated(context, "refused: only the security officer reads the audit log"));
             return null;
         }
         await _trail.CatchUpAsync(); // every act before this search is on the chain
@@ -554,7 +562,8 @@ public sealed class AuditLog
         var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
         if (rows.Count == 0) return null;
         var entry = Open(keys, rows[0]);
-        await _trail.AppendAsync(context, AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)], cancellationToken);
+        await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)],
+            cancellationToken, Stated(context, null));
         return entry;
     }
 

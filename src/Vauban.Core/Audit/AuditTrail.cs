@@ -93,12 +93,15 @@ internal sealed class PendingAudit(AuditTrail trail, long tenantId)
     public long TenantId { get; } = tenantId;
     public List<PreparedEntry> Entries { get; } = [];
 
+    /// <summary>The signing key of a chain created in this very transaction (a new tenant's), not yet readable elsewhere.</summary>
+    public AuditSigningKey? Signer { get; init; }
+
     public async Task FlushAsync(WriteScope scope, CancellationToken cancellationToken)
     {
         if (Entries.Count == 0) return;
         try
         {
-            await trail.AppendInScopeAsync(scope, TenantId, Entries, cancellationToken);
+            await trail.AppendInScopeAsync(scope, TenantId, Entries, cancellationToken, signer: Signer);
         }
         catch (Exception e) when (e is DbException or AuditIntegrityException or IOException or TimeoutException)
         {
@@ -175,13 +178,14 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     /// <summary>Appends the entries of an act done inside <paramref name="scope"/>: written when it commits. Failures
-    /// (refusals) are also kept if the transaction rolls back.</summary>
+    /// (refusals) are also kept if the transaction rolls back. <paramref name="created"/>: the keys of a tenant created in
+    /// this transaction, whose chain starts with this act.</summary>
     internal async Task AppendAsync(WriteScope scope, AccessContext context, AuditAction action, AuditOutcome outcome, string? type,
-        IReadOnlyList<AuditedRecord> records, CancellationToken cancellationToken, string? note = null)
+        IReadOnlyList<AuditedRecord> records, CancellationToken cancellationToken, string? note = null, CreatedTenantKeys? created = null)
     {
         if (SkipForBenchmark) return;
-        var entries = await PrepareAsync(context, action, outcome, type, records, note, cancellationToken);
-        scope.Audit ??= new PendingAudit(this, context.Tenant.Id);
+        var entries = await PrepareAsync(context, action, outcome, type, records, note, cancellationToken, created?.Keys);
+        scope.Audit ??= new PendingAudit(this, context.Tenant.Id) { Signer = created?.Signer };
         if (scope.Audit.TenantId != context.Tenant.Id) throw new InvalidOperationException("One transaction writes one tenant's records.");
         scope.Audit.Entries.AddRange(entries);
         if (outcome != AuditOutcome.Success)
@@ -266,9 +270,9 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     private async ValueTask<List<PreparedEntry>> PrepareAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type,
-        IReadOnlyList<AuditedRecord> records, string? note, CancellationToken cancellationToken)
+        IReadOnlyList<AuditedRecord> records, string? note, CancellationToken cancellationToken, TenantKeys? created = null)
     {
-        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var keys = created ?? await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var principal = context.Principal;
         // The same principal acts again and again: its blind index is remembered (per tenant key) rather than re-hashed.
@@ -376,13 +380,13 @@ public sealed class AuditTrail : IAsyncDisposable
     internal readonly record struct HeadState(long Size, long Indexed);
 
     internal async Task<HeadState> AppendInScopeAsync(WriteScope scope, long tenantId, IReadOnlyList<PreparedEntry> entries, CancellationToken cancellationToken,
-        bool signNow = false, ChainStatements? kept = null)
+        bool signNow = false, ChainStatements? kept = null, AuditSigningKey? signer = null)
     {
         var statements = kept ?? new ChainStatements(scope.Connection, _database.Engine);
         try
         {
             statements.Use(scope.Transaction);
-            var state = await AppendAsync(statements, tenantId, entries, signNow, cancellationToken);
+            var state = await AppendAsync(statements, tenantId, entries, signNow, signer, cancellationToken);
             if (state.Size > state.Indexed) _unindexed[tenantId] = true;
             return state;
         }
@@ -392,7 +396,8 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
-    private async Task<HeadState> AppendAsync(ChainStatements statements, long tenantId, IReadOnlyList<PreparedEntry> entries, bool signNow, CancellationToken cancellationToken)
+    private async Task<HeadState> AppendAsync(ChainStatements statements, long tenantId, IReadOnlyList<PreparedEntry> entries, bool signNow,
+        AuditSigningKey? createdSigner, CancellationToken cancellationToken)
     {
         var head = await statements.ReadHeadAsync(tenantId, cancellationToken);
         var tree = CompactMerkleTree.Restore(head.Sequence, head.Tree);
@@ -419,7 +424,7 @@ public sealed class AuditTrail : IAsyncDisposable
             && (signNow || size - checkpointSequence >= _options.CheckpointEvery || now - checkpointAt >= (long)_options.CheckpointInterval.TotalMilliseconds);
         if (due)
         {
-            var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
+            var signer = createdSigner ?? await _keys.AuditSignerAsync(tenantId, cancellationToken);
             var root = tree.Root();
             var signature = signer.Sign(AuditChain.CheckpointStatement(tenantId, size, root, previous, now));
             await statements.InsertCheckpointAsync(tenantId, size, now, root, previous, signer.Version, signature, cancellationToken);

@@ -25,19 +25,23 @@ internal sealed class KeyRing : IDisposable
 
     public MasterKey Master => _master;
 
-    /// <summary>Creates the first key version of a new tenant inside the caller's transaction.</summary>
-    public async Task CreateTenantKeysAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
+    /// <summary>Creates the first key version of a new tenant inside the caller's transaction. The keys are returned, not
+    /// cached: until the transaction commits nobody else may use them (a rolled-back tenant's id may be given again), but the
+    /// tenant's first audit entry, in that transaction, is sealed and signed with them. The caller disposes them.</summary>
+    public async Task<CreatedTenantKeys> CreateTenantKeysAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
     {
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var purpose in new[] { DataPurpose, IndexPurpose })
         {
             var key = RandomNumberGenerator.GetBytes(32);
+            keys[purpose] = key;
             var wrapped = KeyWrap.Wrap(_master, tenantId, purpose, 1, key);
-            CryptographicOperations.ZeroMemory(key);
             using var command = scope.Command("INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, 1, @w, @c)")
                 .With("t", tenantId).With("p", purpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
-        await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken);
+        var signer = await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken);
+        return new CreatedTenantKeys(new TenantKeys(tenantId, 1, keys[DataPurpose], keys[IndexPurpose]), new AuditSigningKey(1, signer));
     }
 
     /// <summary>Gives every tenant created before the audit log its checkpoint signing key (at start; idempotent, also
@@ -52,20 +56,29 @@ internal sealed class KeyRing : IDisposable
             while (await reader.ReadAsync(cancellationToken)) missing.Add(reader.GetInt64(0));
         }
         if (missing.Count == 0) return;
-        foreach (var tenantId in missing) await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken);
+        foreach (var tenantId in missing) (await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken)).Dispose();
         await scope.CommitAsync(cancellationToken);
     }
 
-    private async Task CreateAuditSigningKeyAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
+    private async Task<ECDsa> CreateAuditSigningKeyAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
     {
-        using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var privateKey = ecdsa.ExportPkcs8PrivateKey();
-        var wrapped = KeyWrap.Wrap(_master, tenantId, AuditSigningPurpose, 1, privateKey);
-        CryptographicOperations.ZeroMemory(privateKey);
-        using var command = scope.Command(
-            "INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, 1, @w, @c) ON CONFLICT DO NOTHING")
-            .With("t", tenantId).With("p", AuditSigningPurpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        try
+        {
+            var privateKey = ecdsa.ExportPkcs8PrivateKey();
+            var wrapped = KeyWrap.Wrap(_master, tenantId, AuditSigningPurpose, 1, privateKey);
+            CryptographicOperations.ZeroMemory(privateKey);
+            using var command = scope.Command(
+                "INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, 1, @w, @c) ON CONFLICT DO NOTHING")
+                .With("t", tenantId).With("p", AuditSigningPurpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return ecdsa;
+        }
+        catch
+        {
+            ecdsa.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The tenant's audit checkpoint signing key (ECDSA P-256), unwrapped once.</summary>
@@ -121,6 +134,16 @@ internal sealed class KeyRing : IDisposable
         _cache.Clear();
         foreach (var signer in _signers.Values) signer.Dispose();
         _signers.Clear();
+    }
+}
+
+/// <summary>The keys of a tenant being created, for its first audit entry (KeyRing.CreateTenantKeysAsync).</summary>
+internal sealed record CreatedTenantKeys(TenantKeys Keys, AuditSigningKey Signer) : IDisposable
+{
+    public void Dispose()
+    {
+        Keys.Dispose();
+        Signer.Dispose();
     }
 }
 

@@ -67,19 +67,26 @@ public sealed class ExportApprovals
             await AuditAsync(decider, jobId, AuditOutcome.MinorFailure, $"bulk export {verb} refused: the requester cannot decide their own export", cancellationToken);
             return ExportDecision.OwnExport;
         }
-        if (!await _jobs.DecideAsync(decider.Tenant.Id, jobId, approve ? ExportStatus.Ready : ExportStatus.Denied, decider.Principal.Id, now, cancellationToken))
+        var done = approve ? "approved" : "denied";
+        // The entry and the alert commit with the decision: an audit log that cannot be written leaves the export undecided.
+        // Who decided, as the chain's blind index: the decider may be "cli:<operating-system user>", a person's name.
+        var decidedBy = AuditChain.PrincipalReference(await _keys.ForTenantAsync(decider.Tenant.Id, cancellationToken), decider.Principal.Id);
+        if (!await _jobs.DecideAsync(decider.Tenant.Id, jobId, approve ? ExportStatus.Ready : ExportStatus.Denied, decidedBy, now, async scope =>
+            {
+                await _audit.AppendAsync(scope, decider, AuditAction.Administration, AuditOutcome.Success, null, [Target(jobId)], cancellationToken,
+                    $"bulk export {done} ({job.Patients} patient(s), {job.Resources} resource(s), requested by {job.Principal})");
+                await _alerts.RaiseAsync(scope, decider.Tenant.Id, approve ? KnownAlertKinds.ExportApproved : KnownAlertKinds.ExportDenied, job.Principal,
+                    $"Bulk export {jobId} of {job.Principal} ({job.Patients} patient(s), {job.Resources} resource(s), {string.Join(",", job.Types)}) {done} by {decider.Principal.Id}.",
+                    cancellationToken);
+            }, cancellationToken))
         {
             return ExportDecision.NotFound;
         }
-        var done = approve ? "approved" : "denied";
-        await AuditAsync(decider, jobId, AuditOutcome.Success, $"bulk export {done} ({job.Patients} patient(s), {job.Resources} resource(s), requested by {job.Principal})", cancellationToken);
-        await _alerts.RaiseAsync(decider.Tenant.Id, approve ? KnownAlertKinds.ExportApproved : KnownAlertKinds.ExportDenied, job.Principal,
-            $"Bulk export {jobId} of {job.Principal} ({job.Patients} patient(s), {job.Resources} resource(s), {string.Join(",", job.Types)}) {done} by {decider.Principal.Id}.",
-            cancellationToken);
         return ExportDecision.Done;
     }
 
     private Task AuditAsync(AccessContext decider, string jobId, AuditOutcome outcome, string note, CancellationToken cancellationToken) =>
-        _audit.AppendAsync(decider, AuditAction.Administration, outcome, null,
-            [new AuditedRecord("export:" + (ExportJob.IsValidId(jobId) ? jobId : "?"), null, null)], cancellationToken, note);
+        _audit.AppendAsync(decider, AuditAction.Administration, outcome, null, [Target(jobId)], cancellationToken, note);
+
+    private static AuditedRecord Target(string jobId) => new("export:" + (ExportJob.IsValidId(jobId) ? jobId : "?"), null, null);
 }

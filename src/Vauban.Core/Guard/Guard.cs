@@ -495,6 +495,16 @@ public sealed partial class RecordsGuard
 
     public static string SessionSubject(string sessionId) => "session:" + sessionId;
 
+    /// <summary>Whether the person holds an unexpired break-the-glass grant for the patient: what they do in that patient's
+    /// record is emergency access (as the guard counts it, and as the audit entry's purpose records it), whatever else relates them.</summary>
+    internal bool UnderBreakTheGlass(long tenant, Principal principal, string patient) =>
+        principal.Kind == PrincipalKind.Person && !_grants.IsEmpty && _grants.TryGetValue((tenant, principal.Id), out var grants)
+        && grants.TryGetValue(patient, out var expires) && expires > _time.GetUtcNow().ToUnixTimeMilliseconds();
+
+    /// <summary>Whether the person holds any grant at all (the audit's cheap first question).</summary>
+    internal bool HoldsGrants(long tenant, Principal principal) =>
+        principal.Kind == PrincipalKind.Person && !_grants.IsEmpty && _grants.TryGetValue((tenant, principal.Id), out var grants) && !grants.IsEmpty;
+
     private HashSet<string> OutsideCare(long tenant, Principal principal, IReadOnlyCollection<string> patients, long nowMs)
     {
         var outside = new HashSet<string>(StringComparer.Ordinal);

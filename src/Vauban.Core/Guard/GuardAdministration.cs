@@ -3,6 +3,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Fhir;
 using Vauban.Records;
 using Vauban.Records.Synthetic;
@@ -41,13 +42,17 @@ public sealed partial class RecordsGuard
     /// <summary>
     /// Releases a session, client or account (and, for an account, its suspended sessions and the guard's lock on it),
     /// and forgets the principal's reading windows: the officer has reviewed the access. Returns how many containments
-    /// were released (0: nothing to release).
+    /// were released (0: nothing to release). The release is an administrative act of <paramref name="releasedBy"/>: its audit
+    /// entry is written in the release's own transaction, so an audit log that cannot be written releases nothing (fail closed).
     /// </summary>
-    public async Task<int> ReleaseAsync(Tenant tenant, string principal, string releasedBy, CancellationToken cancellationToken)
+    public async Task<int> ReleaseAsync(AccessContext releasedBy, string principal, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentNullException.ThrowIfNull(releasedBy);
+        var tenant = releasedBy.Tenant;
         if (!IsValidPrincipal(principal)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Who released, as the chain's blind index: the releaser may be "cli:<operating-system user>", a person's name.
+        var releaser = AuditChain.PrincipalReference(await _keys.ForTenantAsync(tenant.Id, cancellationToken), releasedBy.Principal.Id);
         var released = new List<(string Subject, string? Account, string Level)>();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
@@ -61,7 +66,7 @@ public sealed partial class RecordsGuard
             if (released.Count == 0) return 0;
             using (var update = scope.Command("""
                 UPDATE guard_containments SET released_at = @at, released_by = @b WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
-                """).With("at", now).With("b", releasedBy).With("t", tenant.Id).With("p", principal))
+                """).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
             {
                 await update.ExecuteNonQueryAsync(cancellationToken);
             }
@@ -72,7 +77,9 @@ public sealed partial class RecordsGuard
                     .With("u", account[StaffUser.PrincipalPrefix.Length..]).With("t", tenant.Id);
                 await unlock.ExecuteNonQueryAsync(cancellationToken);
             }
-            await _alerts.RaiseAsync(scope, tenant.Id, KnownAlertKinds.GuardReleased, principal, $"{principal} released by {releasedBy} ({released.Count} containment(s)).", cancellationToken);
+            await _alerts.RaiseAsync(scope, tenant.Id, KnownAlertKinds.GuardReleased, principal, $"{principal} released by {releasedBy.Principal.Id} ({released.Count} containment(s)).", cancellationToken);
+            await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.Success, null,
+                [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release");
             await scope.CommitAsync(cancellationToken);
         }
         foreach (var (subject, account, _) in released)

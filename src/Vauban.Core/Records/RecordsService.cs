@@ -387,8 +387,32 @@ public sealed partial class RecordsService
         CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
         AuditAsync(context, AuditTrail.ActionOf(interaction), outcome, type, records, cancellationToken, scope, note);
 
+    /// <summary>What a person does in the record of a patient they hold a break-the-glass grant for is recorded with the
+    /// emergency purpose (ETREAT), the rest of the act with the context's own.</summary>
     private Task AuditAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,
         CancellationToken cancellationToken, WriteScope? scope = null, string? note = null) =>
+        records.Count > 0 && _guard.HoldsGrants(context.Tenant.Id, context.Principal)
+            ? AuditUnderGrantsAsync(context, action, outcome, type, records, scope, note, cancellationToken)
+            : AppendAsync(context, action, outcome, type, records, scope, note, cancellationToken);
+
+    private async Task AuditUnderGrantsAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,
+        WriteScope? scope, string? note, CancellationToken cancellationToken)
+    {
+        var emergency = new List<AuditedRecord>();
+        var ordinary = new List<AuditedRecord>(records.Count);
+        foreach (var record in records)
+        {
+            (record.Patient is { } patient && _guard.UnderBreakTheGlass(context.Tenant.Id, context.Principal, patient) ? emergency : ordinary).Add(record);
+        }
+        if (ordinary.Count > 0) await AppendAsync(context, action, outcome, type, ordinary, scope, note, cancellationToken);
+        if (emergency.Count > 0)
+        {
+            await AppendAsync(context with { Purpose = KnownPurposes.EmergencyTreatment }, action, outcome, type, emergency, scope, note, cancellationToken);
+        }
+    }
+
+    private Task AppendAsync(AccessContext context, AuditAction action, AuditOutcome outcome, string? type, IReadOnlyList<AuditedRecord> records,
+        WriteScope? scope, string? note, CancellationToken cancellationToken) =>
         scope is null
             ? _audit.AppendAsync(context, action, outcome, type, records, cancellationToken, note)
             : _audit.AppendAsync(scope, context, action, outcome, type, records, cancellationToken, note);

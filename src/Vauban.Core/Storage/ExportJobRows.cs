@@ -66,16 +66,20 @@ internal sealed class ExportJobRows(StoreDatabase database)
     }
 
     /// <summary>Approves or denies a job still awaiting approval; false when it is not (any more).</summary>
-    public async Task<bool> DecideAsync(long tenant, string id, ExportStatus decision, string decidedBy, long now, CancellationToken cancellationToken)
+    /// <summary>Records a decision on a job awaiting approval; <paramref name="decided"/> runs in the same transaction once the
+    /// job has changed (its audit entry and alert), so the decision commits with them or not at all.</summary>
+    public async Task<bool> DecideAsync(long tenant, string id, ExportStatus decision, string decidedBy, long now, Func<WriteScope, Task> decided,
+        CancellationToken cancellationToken)
     {
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         using var update = scope.Command("""
             UPDATE export_jobs SET status = @s, decided_by = @b, decided_at = @at
             WHERE id = @id AND tenant_id = @t AND status = 'awaiting-approval' AND expires_at >= @at
             """).With("s", ExportJob.StatusName(decision)).With("b", decidedBy).With("at", now).With("id", id).With("t", tenant);
-        var changed = await update.ExecuteNonQueryAsync(cancellationToken) == 1;
+        if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
+        await decided(scope);
         await scope.CommitAsync(cancellationToken);
-        return changed;
+        return true;
     }
 
     /// <summary>Deletes a job of this principal (DELETE on the status URL); false when there is none.</summary>

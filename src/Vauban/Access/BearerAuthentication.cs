@@ -27,7 +27,7 @@ internal static class BearerAuthentication
             SessionId = person.Session.Id,
             AuthenticatedAt = person.Session.AuthenticatedAt,
         };
-        return new AccessContext(principal, user.Tenant, "TREAT", http.Connection.RemoteIpAddress?.ToString(), http.TraceIdentifier)
+        return new AccessContext(principal, user.Tenant, KnownPurposes.Treatment, http.Connection.RemoteIpAddress?.ToString(), http.TraceIdentifier)
         {
             Device = Guard.DeviceClass.Of(http.Request.Headers.UserAgent.ToString()),
         };

@@ -152,7 +152,7 @@ internal static class AuditCommands
                 Console.WriteLine(string.Join('\t',
                     e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
                     d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service is null ? "-" : services[d.Service], AuditDescriptions.Action(e.Action),
-                    string.Join(' ', d.Records), d.Note is null ? d.Purpose : d.Purpose + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
+                    string.Join(' ', d.Records), d.Note is null ? AuditDescriptions.Purpose(e.Action, d.Purpose) : AuditDescriptions.Purpose(e.Action, d.Purpose) + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
             }
             if (more) Console.WriteLine($"(older entries not shown: --limit {count:N0} reached)");
             return 0;

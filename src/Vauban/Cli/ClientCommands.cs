@@ -29,8 +29,8 @@ internal static class ClientCommands
             var jwksText = parse.GetValue(jwks) is { } file ? await File.ReadAllTextAsync(file.FullName, token) : null;
             var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
-            var registration = await store.Clients.AddAsync(owner, parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits, token);
-            await AdministrationAudit.RecordAsync(store, owner, "clients add (" + registration.Scopes + ")", "client:" + registration.ClientId, token);
+            // The entry commits with the registration: an audit log that cannot be written leaves no client (fail closed).
+            var registration = await store.Clients.AddAsync(AdministrationAudit.Context(owner), parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits, token);
             Console.WriteLine($"client_id:     {registration.ClientId}");
             if (registration.ClientSecret is not null)
             {

@@ -85,9 +85,9 @@ internal static class GuardCommands
             if (!RecordsGuard.IsValidPrincipal(who)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
-            var released = await store.Guard.ReleaseAsync(owner, who, "cli:" + Environment.UserName, token);
+            // The entry commits with the release: an audit log that cannot be written releases nothing (fail closed).
+            var released = await store.Guard.ReleaseAsync(AdministrationAudit.Context(owner), who, token);
             if (released == 0) throw new ArgumentException($"{who} is not contained in {owner.Name} (see: vauban guard contained --tenant {owner.Name}).");
-            await AdministrationAudit.RecordAsync(store, owner, "guard release", "principal:" + who, token);
             Console.WriteLine($"Released {who} ({released} containment(s)); its reading windows start afresh.");
             return 0;
         }, ct));

@@ -31,8 +31,8 @@ internal static class TenantCommands
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
-            var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, token);
-            await AdministrationAudit.RecordAsync(store, tenant, "tenants add", "tenant:" + tenant.Name, token);
+            // The act is the first entry of the new tenant's own chain, committed with the tenant: no entry, no tenant (fail closed).
+            var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, AdministrationAudit.Context, token);
             Console.WriteLine($"Tenant {tenant.Name} created (id {tenant.Id}) in {store.Description}.");
             return 0;
         }, ct));

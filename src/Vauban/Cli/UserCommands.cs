@@ -53,8 +53,9 @@ internal static class UserCommands
                 throw new ArgumentException($"Unknown role '{parse.GetValue(role)}' (one of: {string.Join(", ", Enum.GetNames<StaffRole>())}).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
-            var link = await store.Accounts.AddAsync(owner, parse.GetValue(email)!, parsedRole, parse.GetValue(practitioner), parse.GetValue(service), parse.GetValue(name), token);
-            await AdministrationAudit.RecordAsync(store, owner, "users add (" + parsedRole + ")", "account:" + link.User.PrincipalId, token);
+            // The entry commits with the account: an audit log that cannot be written leaves no account (fail closed).
+            var link = await store.Accounts.AddAsync(AdministrationAudit.Context(owner), parse.GetValue(email)!, parsedRole, parse.GetValue(practitioner), parse.GetValue(service),
+                parse.GetValue(name), token);
             Console.WriteLine($"Account created: {link.User.DisplayName} ({link.User.Role}) in {owner.Name}.");
             Console.WriteLine(LinkText(link, parse.GetValue(url)!));
             return 0;

@@ -27,7 +27,8 @@ internal static class VaubanCommands
         {
             return await action(cancellationToken);
         }
-        catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException
+            or Audit.AuditUnavailableException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 1;

@@ -229,16 +229,20 @@ internal static class AuditEventView
             : AuditDescriptions.Action(entry.Action) + ", " + AuditDescriptions.Outcome(entry.Outcome) + ": " + d.Note);
         writer.WriteStartArray("purposeOfEvent");
         writer.WriteStartObject();
-        if (d.Purpose is "TREAT" or "ETREAT" or "HOPERAT" or "HPAYMT")
+        // BALP: the purpose of use as a v3-ActReason (PurposeOfUse) coding — TREAT for care, ETREAT for emergency access under
+        // break-the-glass, HSYSADMIN for the officer's review of the log; an operator's free-text purpose as text only.
+        var display = KnownPurposes.Display(d.Purpose);
+        if (display is not null)
         {
             writer.WriteStartArray("coding");
             writer.WriteStartObject();
-            writer.WriteString("system", "http://terminology.hl7.org/CodeSystem/v3-ActReason");
+            writer.WriteString("system", KnownPurposes.CodeSystem);
             writer.WriteString("code", d.Purpose);
+            writer.WriteString("display", display);
             writer.WriteEndObject();
             writer.WriteEndArray();
         }
-        writer.WriteString("text", entry.Action == AuditAction.BreakTheGlass ? "break-the-glass: " + d.Purpose : d.Purpose);
+        writer.WriteString("text", AuditDescriptions.Purpose(entry.Action, d.Purpose));
         writer.WriteEndObject();
         writer.WriteEndArray();
 

@@ -60,7 +60,6 @@ internal static class GuardAdminEndpoints
 
         admin.MapPost("/release", async (HttpContext http) =>
         {
-            var user = http.FullPerson()!.User!;
             var (body, error) = await ReadObjectAsync(http);
             if (error is not null) return error;
             if (!body!.Value.TryGetProperty("principal", out var p) || p.ValueKind != JsonValueKind.String || !RecordsGuard.IsValidPrincipal(p.GetString()))
@@ -70,12 +69,8 @@ internal static class GuardAdminEndpoints
                 http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
                 return Problem(401, "Releasing a containment needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
             }
-            var released = await store.Guard.ReleaseAsync(user.Tenant, p.GetString()!, user.PrincipalId, http.RequestAborted);
-            if (released > 0)
-            {
-                await store.Audit.AppendAsync(http.PersonAccess()!, Vauban.Audit.AuditAction.Administration, Vauban.Audit.AuditOutcome.Success, null,
-                    [new Vauban.Audit.AuditedRecord("principal:" + p.GetString(), null, null)], http.RequestAborted, "guard release");
-            }
+            // The officer's entry commits with the release (fail closed: an audit log that cannot be written releases nothing).
+            var released = await store.Guard.ReleaseAsync(http.PersonAccess()!, p.GetString()!, http.RequestAborted);
             return released == 0
                 ? Problem(404, "This principal is not contained in your establishment.")
                 : Results.Json(new { released = p.GetString(), containments = released });

@@ -211,6 +211,20 @@ public class CliTests : IDisposable
         Assert.Equal(0, listed.Exit);
         Assert.All(jobs, id => Assert.Contains(id, listed.Output, StringComparison.Ordinal));
         Assert.Contains("Quarterly directory sync", listed.Output, StringComparison.Ordinal);
+        // With the audit chain unwritable, the approval fails and the export still awaits it.
+        await using (var connection = await SqliteAsync()) await ExecuteAsync(connection, "ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            var refused = await RunAsync($"guard approve-export --tenant chu-export {jobs[0]} {DbArgs}");
+            Assert.True(refused.Exit == 1, refused.Output);
+        }
+        finally
+        {
+            await using var connection = await SqliteAsync();
+            await ExecuteAsync(connection, "ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
+        Assert.Contains(jobs[0], (await RunAsync($"guard exports --tenant chu-export {DbArgs}")).Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("export-approved", (await RunAsync($"guard alerts --tenant chu-export {DbArgs}")).Output, StringComparison.Ordinal);
         var approved = await RunAsync($"guard approve-export --tenant chu-export {jobs[0]} {DbArgs}");
         Assert.True(approved.Exit == 0, approved.Output);
         var denied = await RunAsync($"guard deny-export --tenant chu-export {jobs[1]} {DbArgs}");
@@ -287,6 +301,82 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task With_the_audit_chain_unwritable_users_clients_tenants_add_and_guard_release_fail_and_leave_nothing()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-admin {DbArgs}")).Exit);
+        long tenantId;
+        await using (var connection = await SqliteAsync())
+        {
+            tenantId = await ScalarAsync(connection, "SELECT id FROM tenants WHERE name = 'chu-admin'");
+            await ExecuteAsync(connection, $"INSERT INTO guard_containments (tenant_id, principal, level, reason, contained_at) VALUES ({tenantId}, 'vc_contained', 'suspended', 'test', 1)");
+            await ExecuteAsync(connection, "ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        }
+        try
+        {
+            foreach (var act in new[]
+            {
+                $"users add --tenant chu-admin --email nurse@chu.example --role nurse {DbArgs}",
+                $"clients add --tenant chu-admin --name lab --scopes system/Observation.rs {DbArgs}",
+                $"tenants add clinique-jamais {DbArgs}",
+                $"guard release --tenant chu-admin vc_contained {DbArgs}",
+            })
+            {
+                var (exit, output) = await RunAsync(act);
+                Assert.True(exit == 1, act + " → " + output);
+                Assert.StartsWith("error: The audit log could not be written", output, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            await using var connection = await SqliteAsync();
+            await ExecuteAsync(connection, "ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
+        Assert.DoesNotContain("nurse@chu.example", (await RunAsync($"users list --tenant chu-admin {DbArgs}")).Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("clinique-jamais", (await RunAsync($"tenants list {DbArgs}")).Output, StringComparison.Ordinal);
+        Assert.Contains("vc_contained", (await RunAsync($"guard contained --tenant chu-admin {DbArgs}")).Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
+            // No success entry of a failed act: the chain holds only the establishment's creation.
+            Assert.Equal(1, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
+        }
+
+        // Once the chain can be written again, each act is done with its one entry.
+        Assert.Equal(0, (await RunAsync($"users add --tenant chu-admin --email nurse@chu.example --role nurse {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"clients add --tenant chu-admin --name lab --scopes system/Observation.rs {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"tenants add clinique-jamais {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"guard release --tenant chu-admin vc_contained {DbArgs}")).Exit);
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(4, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
+            Assert.Equal(1, await ScalarAsync(connection, "SELECT count(*) FROM audit_entries e JOIN tenants t ON t.id = e.tenant_id WHERE t.name = 'clinique-jamais' AND e.seq = 1 AND e.action = 15"));
+        }
+        var verified = await RunAsync($"audit verify {DbArgs}");
+        Assert.True(verified.Exit == 0, verified.Output);
+    }
+
+    private async Task<Microsoft.Data.Sqlite.SqliteConnection> SqliteAsync()
+    {
+        var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory, "v.db")};Pooling=False");
+        await connection.OpenAsync();
+        return connection;
+    }
+
+    private static async Task ExecuteAsync(System.Data.Common.DbConnection connection, string sql)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<long> ScalarAsync(System.Data.Common.DbConnection connection, string sql)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
     public async Task Serve_refuses_a_password_minimum_below_NIST_with_one_line()
     {
         var (exit, output) = await RunAsync($"serve --password-min-length 6 --urls http://127.0.0.1:0 {DbArgs}");
@@ -339,6 +429,10 @@ public class CliTests : IDisposable
         var next = await RunAsync($"audit patient journaled-1 --tenant chu-journal {DbArgs}");
         Assert.Contains("(2 entries", next.Output, StringComparison.Ordinal);
         Assert.Contains("consulted the audit log", next.Output, StringComparison.Ordinal);
+        // Reviewing the log is system administration, not care; the operator's own words are kept beside it.
+        var review = Assert.Single(next.Output.Split('\n'), l => l.Contains("consulted the audit log", StringComparison.Ordinal));
+        Assert.Contains("health system administration (HSYSADMIN) — stated purpose: patient access history report", review, StringComparison.Ordinal);
+        Assert.DoesNotContain("TREAT", review, StringComparison.Ordinal);
     }
 
     [Fact]

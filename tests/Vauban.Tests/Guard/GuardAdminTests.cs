@@ -106,6 +106,57 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_release_the_audit_log_cannot_record_is_refused_and_releases_nothing_then_is_recorded_as_the_officers()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        var principal = await ContainedClientAsync();
+        var body = $$"""{"principal":"{{principal}}"}""";
+        await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            using var refused = await officer.Http.SendAsync(Release(body));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        }
+        finally
+        {
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
+        Assert.Equal(principal, await ContainedClientAsync());
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardReleased);
+
+        using (var released = await officer.Http.SendAsync(Release(body))) Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, "officer@chu.example", CancellationToken.None))!.PrincipalId;
+        IReadOnlyList<Vauban.Audit.AuditEntry>? entries = null;
+        // The journaled sign-in entries wait for the chain to take them again before the log can be read.
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); entries is null; await Task.Delay(100))
+        {
+            try
+            {
+                entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
+                    new Vauban.Audit.AuditQuery { Agent = officerId, Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None);
+            }
+            catch (Vauban.Audit.AuditUnavailableException) when (DateTime.UtcNow < deadline)
+            {
+            }
+        }
+        // One entry for the one release: the refused attempt left none.
+        var release = Assert.Single(entries, e => e.Detail.Records.Contains("principal:" + principal));
+        Assert.Equal("guard release", release.Detail.Note);
+        Assert.Equal(Vauban.Audit.AuditOutcome.Success, release.Outcome);
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using System.Data.Common.DbConnection connection = _engine == Engine.Sqlite
+            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server.Db};Pooling=False")
+            : new Npgsql.NpgsqlConnection(_server.Db);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
     public async Task Canaries_added_at_the_console_are_attributed_to_the_officer_with_their_session_and_address()
     {
         using var officer = await SignedInAsync("officer@chu.example");

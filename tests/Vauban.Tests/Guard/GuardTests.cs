@@ -253,9 +253,9 @@ public abstract class GuardTests : IAsyncLifetime
         await using (var restarted = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
         {
             Assert.Equal(RecordStatus.Locked, (await restarted.Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
-            Assert.Equal(1, await restarted.Guard.ReleaseAsync(_tenant, "user:drA", "user:officer", None));
+            Assert.Equal(1, await restarted.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "user:drA", None));
             Assert.Equal(RecordStatus.Ok, (await restarted.Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
-            Assert.Equal(0, await restarted.Guard.ReleaseAsync(_tenant, "user:drA", "user:officer", None));
+            Assert.Equal(0, await restarted.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "user:drA", None));
         }
         // The running server learns of a release made elsewhere within its refresh interval.
         _time.Advance(TimeSpan.FromSeconds(3));
@@ -276,7 +276,7 @@ public abstract class GuardTests : IAsyncLifetime
         using var client = await PatientReaderAsync();
         using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
         var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
-        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(_tenant, contained.Principal, "user:officer", None));
+        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None));
         using (var ok = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
     }
 

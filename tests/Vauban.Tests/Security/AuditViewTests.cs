@@ -110,6 +110,40 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Break_the_glass_shows_as_emergency_treatment_and_the_officers_review_as_system_administration()
+    {
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, _physicianId, "Dr Paul Durand", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, Practitioner = "pract-9", Service = "org-9", SessionId = "s-durand", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, KnownPurposes.Treatment);
+        var grant = await _server.Store.BreakTheGlass.OpenAsync(physician, _patient, KnownBreakGlassReasons.Emergency, "Unconscious on arrival, no relative", CancellationToken.None);
+        Assert.Equal(BreakGlassStatus.Granted, grant.Status);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await _server.Store.Records.ReadAsync(physician, "Patient", _patient, CancellationToken.None)).Status);
+
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        static JsonElement Purpose(JsonElement e) => e.GetProperty("purposeOfEvent")[0];
+        static IEnumerable<JsonElement> By(JsonElement bundle, string who) => bundle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource"))
+            .Where(e => e.GetProperty("agent")[0].GetProperty("who").GetProperty("display").GetString() == who);
+        var emergency = By(await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}"), "Dr Paul Durand").ToList();
+        Assert.Equal(2, emergency.Count); // the grant, and the read under it
+        Assert.All(emergency, e =>
+        {
+            var coding = Purpose(e).GetProperty("coding")[0];
+            Assert.Equal("http://terminology.hl7.org/CodeSystem/v3-ActReason", coding.GetProperty("system").GetString());
+            Assert.Equal("ETREAT", coding.GetProperty("code").GetString());
+            Assert.StartsWith("break-the-glass: ", Purpose(e).GetProperty("text").GetString(), StringComparison.Ordinal);
+        });
+
+        // The officer's search just now names the patient: it is on the next page of the history, as health system administration.
+        var review = By(await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}&action=R"), "Sophie Garde").First();
+        Assert.Equal("HSYSADMIN", Purpose(review).GetProperty("coding")[0].GetProperty("code").GetString());
+        var consulted = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"),
+            new AuditQuery { Agent = _officerId, Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.NotEmpty(consulted);
+        Assert.All(consulted, e => Assert.Equal(KnownPurposes.SystemAdministration, e.Detail.Purpose));
+    }
+
+    [Fact]
     public async Task An_AuditEvent_page_audits_only_the_entries_it_returns_not_the_one_read_ahead()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);

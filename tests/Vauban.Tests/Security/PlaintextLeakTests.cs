@@ -25,7 +25,14 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
 
     protected PlaintextLeakTests(Engine engine) => _engine = engine;
 
-    public async Task InitializeAsync() => _server = await VaubanServer.StartAsync(_engine);
+    public async Task InitializeAsync() => _server = await VaubanServer.StartAsync(_engine, configure: o => o with
+    {
+        // Every export of this establishment waits for a second person (the alert test's approval).
+        Guard = new Vauban.Guard.GuardOptions
+        {
+            Tenants = new Dictionary<string, Vauban.Guard.GuardTenantOptions> { ["hopital-alertes"] = new() { Export = new Vauban.Guard.ExportLimits { ApprovalAboveResources = 0 } } },
+        },
+    });
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -58,6 +65,49 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
         {
             Assert.False(Contains(atRest, canary), $"'{canary}' found in clear in the {_engine} store");
             Assert.DoesNotContain(canary, logs, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public async Task Staff_names_in_security_alerts_and_who_released_or_decided_are_not_stored_in_clear()
+    {
+        // A physician breaks the glass (the alert names them), an operator whose system account is a person's name releases a
+        // containment and approves an export: the officer reads every name back, the store holds none of them.
+        const string Physician = "Kanariusz Zyxwvmedic", Operator = "zyxwvoperatrice";
+        var tenant = await _server.Store.Tenants.AddAsync("hopital-alertes", CancellationToken.None);
+        var patient = await _server.CreateAsOperatorAsync(tenant, Samples.Patient(family: "Urgence"));
+        await _server.CreateAsOperatorAsync(tenant, Samples.Practitioner());
+        var doctor = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:btg-1", Physician, Vauban.Access.StaffUser.PersonScopes)
+        {
+            Role = Vauban.Access.StaffRole.Physician, SessionId = "s-btg-1", AuthenticatedAt = DateTimeOffset.UtcNow,
+        }, tenant, Vauban.Access.KnownPurposes.Treatment);
+        Assert.Equal(Vauban.Access.BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(doctor, patient, Vauban.Access.KnownBreakGlassReasons.Emergency,
+            "Unconscious on arrival", CancellationToken.None)).Status);
+
+        var canary = (await _server.Store.Guard.AddCanariesAsync(_server.Store.Records, tenant, 1, CancellationToken.None))[0];
+        using (var client = await _server.ClientAsync("hopital-alertes", "system/Patient.rs"))
+        using (var hit = await client.GetAsync($"/fhir/Patient/{canary}"))
+        {
+            Assert.Equal((HttpStatusCode)423, hit.StatusCode);
+        }
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(tenant.Id, CancellationToken.None)).Principal;
+        var operatorContext = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.System, "cli:" + Operator, "command line (" + Operator + ")",
+            Vauban.Access.StaffUser.PersonScopes), tenant, "administration");
+        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(operatorContext, contained, CancellationToken.None));
+        var requester = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "registry-link", "registry link",
+            Vauban.Access.StaffUser.PersonScopes), tenant, Vauban.Access.KnownPurposes.Treatment) { StatedReason = "Quarterly directory sync" };
+        var export = await _server.Store.Records.ExportAsync(requester, Vauban.Records.ExportLevel.System, ["Practitioner"], null, "http://localhost/fhir/$export", CancellationToken.None);
+        Assert.Equal(Vauban.Records.ExportStatus.AwaitingApproval, export.Job!.Status);
+        Assert.Equal(Vauban.Guard.ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(operatorContext, export.Job.Id, approve: true, CancellationToken.None));
+        Assert.True((await _server.Store.Records.ExportStatusAsync(requester, export.Job.Id, CancellationToken.None)).Job!.Approved); // still known as approved
+
+        var alerts = await _server.Store.Alerts.ListAsync(tenant.Id, all: true, 100, CancellationToken.None);
+        Assert.Contains(alerts, a => a.Kind == Vauban.Access.KnownAlertKinds.BreakTheGlass && a.Detail.Contains(Physician, StringComparison.Ordinal));
+        Assert.Contains(alerts, a => a.Kind == Vauban.Access.KnownAlertKinds.GuardReleased && a.Detail.Contains("cli:" + Operator, StringComparison.Ordinal));
+        var atRest = _engine == Engine.Sqlite ? SqliteFiles() : await PgDumpAsync();
+        foreach (var name in new[] { "Kanariusz", "Zyxwvmedic", Operator })
+        {
+            Assert.False(Contains(atRest, name), $"'{name}' found in clear in the {_engine} store");
         }
     }
 

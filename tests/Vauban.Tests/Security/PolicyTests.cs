@@ -322,6 +322,17 @@ public abstract class PolicyTests : IAsyncLifetime
         Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(fresh, "Patient", _ids["p2"], None)).Status);
         Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(fresh, "Observation", _ids["obs2"], None)).Status);
         Assert.Contains("Patient/" + _ids["p2"], await SearchIdsAsync(fresh, "Patient"));
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(fresh, "Patient", _ids["p1"], None)).Status); // in drA's care
+        // The grant and every act under it are recorded as emergency access (ETREAT); the same person's access to a patient
+        // in their care stays treatment (TREAT), in the same search too.
+        var officer = AccessContext.Operator(_tenant, "purpose check");
+        var underGrant = (await _server.Store.AuditLog.SearchAsync(officer, new Vauban.Audit.AuditQuery { Patient = _ids["p2"], Agent = "user:drA-btg", Count = 100 }, None))!;
+        Assert.Equal(new[] { Vauban.Audit.AuditAction.Search, Vauban.Audit.AuditAction.Read, Vauban.Audit.AuditAction.Read, Vauban.Audit.AuditAction.BreakTheGlass },
+            underGrant.Select(e => e.Action));
+        Assert.All(underGrant, e => Assert.Equal(KnownPurposes.EmergencyTreatment, e.Detail.Purpose));
+        var inCare = (await _server.Store.AuditLog.SearchAsync(officer, new Vauban.Audit.AuditQuery { Patient = _ids["p1"], Agent = "user:drA-btg", Count = 100 }, None))!;
+        Assert.Equal(new[] { Vauban.Audit.AuditAction.Read, Vauban.Audit.AuditAction.Search }, inCare.Select(e => e.Action));
+        Assert.All(inCare, e => Assert.Equal(KnownPurposes.Treatment, e.Detail.Purpose));
         // Another physician's session does not inherit the grant.
         Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
         var alert = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
