@@ -101,6 +101,7 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
         Assert.Contains("Coverage.identifier[0].value", body, StringComparison.Ordinal);
         Assert.Contains("control key", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("..", body, StringComparison.Ordinal);
         Assert.DoesNotContain(badNir, body, StringComparison.Ordinal);
         using var count = await _api.GetAsync("/fhir/Coverage?_summary=count");
         Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
