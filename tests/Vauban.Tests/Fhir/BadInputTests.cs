@@ -50,6 +50,20 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task JSON_nested_deeper_than_64_levels_is_400_saying_it_is_nested_too_deeply_not_that_it_is_invalid()
+    {
+        var deep = "{ \"resourceType\": \"Patient\", \"extension\": " + new string('[', 70) + new string(']', 70) + " }";
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(deep));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "nested too deeply");
+        using var again = await _api.PostAsync("/fhir/Patient", FhirContent.Json(deep));
+        var diagnostics = (await again.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+        Assert.DoesNotContain("not valid JSON", diagnostics, StringComparison.Ordinal);
+        // Malformed JSON that is not deep is still reported as malformed, with its position.
+        using var malformed = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"extension\": [[[ } "));
+        await AssertRefusedAsync(malformed, HttpStatusCode.BadRequest, "not valid JSON at line");
+    }
+
+    [Fact]
     public async Task Duplicate_properties_are_refused()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"gender\": \"male\", \"gender\": \"female\" }"));
