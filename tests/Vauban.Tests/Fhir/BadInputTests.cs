@@ -64,6 +64,22 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_OperationOutcome_carrying_a_correlation_id_has_a_valid_FHIR_id()
+    {
+        // More form fields than the form reader accepts: the request fails outside the FHIR code, in the one exception
+        // handler, which answers with the correlation id as the OperationOutcome's id.
+        var fields = Enumerable.Range(0, 1100).Select(i => new KeyValuePair<string, string>("family", "x")).ToList();
+        using var response = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent(fields));
+        var body = await response.BodyAsync();
+        Assert.True((int)response.StatusCode >= 400, $"{(int)response.StatusCode}");
+        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        var id = body.GetProperty("id").GetString()!;
+        Assert.Matches("^[A-Za-z0-9\\-\\.]{1,64}$", id);
+        if (response.StatusCode == HttpStatusCode.InternalServerError)
+            Assert.Contains(id, body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Duplicate_properties_are_refused()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"gender\": \"male\", \"gender\": \"female\" }"));
