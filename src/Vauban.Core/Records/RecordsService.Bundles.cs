@@ -202,44 +202,39 @@ public sealed partial class RecordsService
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var responses = new EntryResponse?[entries.Count];
-        var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);
+        var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index).ToList();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
             var written = new WriteBatch(scope);
+            // The conditional creates (ifNoneExist) are matched once the deletes are done and before any other entry is
+            // written: an entry that matched creates nothing, and every reference to its fullUrl — from an entry before it
+            // in the bundle too — must name the resource it matched (FHIR R4, transaction processing rules).
+            var matched = new Dictionary<int, RecordResult>();
+            var conditionalsMatched = false;
             foreach (var entry in order)
             {
-                EntryResponse response;
-                switch (entry.Method)
+                if (entry.Method != "DELETE" && !conditionalsMatched)
                 {
-                    case "DELETE":
-                        response = ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl);
-                        break;
-                    case "POST":
-                        if (entry.IfNoneExist is not null)
-                        {
-                            var existing = await ConditionalMatchAsync(context, scope, keys, entry.Type, entry.IfNoneExist, cancellationToken);
-                            if (existing.Result is not null)
-                            {
-                                response = ToResponse(existing.Result, baseUrl);
-                                if (existing.Result.Status == RecordStatus.Ok && entry.FullUrl is not null) references[entry.FullUrl] = $"{entry.Type}/{existing.Result.Id}";
-                                break;
-                            }
-                        }
-                        response = ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl);
-                        break;
-                    case "PUT":
-                        response = ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl);
-                        break;
-                    default:
-                        response = await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken);
-                        break;
+                    conditionalsMatched = true;
+                    foreach (var conditional in order.Where(e => e.Method == "POST" && e.IfNoneExist is not null))
+                    {
+                        var existing = await ConditionalMatchAsync(context, scope, keys, conditional.Type, conditional.IfNoneExist!, cancellationToken);
+                        if (existing.Result is null) continue;
+                        if (existing.Result.Status != RecordStatus.Ok) return Failed(conditional, ToResponse(existing.Result, baseUrl));
+                        matched[conditional.Index] = existing.Result;
+                        if (conditional.FullUrl is not null) references[conditional.FullUrl] = $"{conditional.Type}/{existing.Result.Id}";
+                    }
                 }
-                if (response.Status >= 400)
+                var response = entry.Method switch
                 {
-                    // All or nothing: the scope is disposed without commit, rolling every entry back.
-                    var failure = (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" });
-                    return (response.Status, FhirJson.OperationOutcome(failure));
-                }
+                    "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl),
+                    "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
+                    "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl),
+                    "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
+                    _ => await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken),
+                };
+                // All or nothing: the scope is disposed without commit, rolling every entry back.
+                if (response.Status >= 400) return Failed(entry, response);
                 responses[entry.Index] = response;
             }
             // Everything written must be open to the writer once the whole transaction is in place.
@@ -252,6 +247,9 @@ public sealed partial class RecordsService
             Touch(context, written);
         }
         return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
+
+        static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
+            (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" })));
     }
 
     private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, CancellationToken cancellationToken)

@@ -371,6 +371,39 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_reference_to_a_conditional_create_that_matched_names_the_existing_resource_even_from_an_earlier_entry()
+    {
+        var nir = Samples.ValidNir("1850375123411");
+        var existing = (await CreateAsync("Patient", Samples.Patient(family: "Existant", nir: nir))).GetProperty("id").GetString()!;
+        const string patientUrn = "urn:uuid:3f0e1d5c-8a59-4d7e-9c1b-2b7a4f6d8e01";
+        // The Observation comes first in the bundle and is created before the conditional create is processed.
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Observation(patientUrn)}}, "request": { "method": "POST", "url": "Observation" } },
+                { "fullUrl": "{{patientUrn}}", "resource": {{Samples.Patient(family: "Doublon", nir: nir)}},
+                  "request": { "method": "POST", "url": "Patient", "ifNoneExist": "identifier={{Vauban.Fhir.KnownIdentifierSystems.InsNir}}|{{nir}}" } },
+                { "resource": {{Samples.Observation(patientUrn, loinc: "718-7")}}, "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        var entries = body.GetProperty("entry").EnumerateArray().ToList();
+        Assert.StartsWith("200", entries[1].GetProperty("response").GetProperty("status").GetString());
+        Assert.Equal(existing, entries[1].GetProperty("resource").GetProperty("id").GetString());
+        foreach (var observation in new[] { entries[0], entries[2] })
+        {
+            Assert.StartsWith("201", observation.GetProperty("response").GetProperty("status").GetString());
+            Assert.Equal($"Patient/{existing}", observation.GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        }
+        Assert.Equal(2, Ids(await SearchAsync($"Observation?subject=Patient/{existing}")).Count);
+        Assert.Empty(Ids(await SearchAsync("Patient?family=doublon")));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
