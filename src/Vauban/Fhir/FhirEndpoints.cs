@@ -216,7 +216,8 @@ internal static class FhirEndpoints
         var result = await records.HistoryAsync(http.Access(), type, id, since, count.Value, page.Length == 0 ? null : page, http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
-        var next = result.NextPage is null ? null : $"{baseUrl}/{type}/_history?_page={Uri.EscapeDataString(result.NextPage)}";
+        // As a search's: the token carries _count and _since with the cursor.
+        var next = result.NextPage is null ? null : $"{baseUrl}/{type}{(id is null ? "" : "/" + id)}/_history?_page={Uri.EscapeDataString(result.NextPage)}";
         return new FhirResult(200, FhirJson.History(result, baseUrl, SelfUrl(http), next));
     }
 

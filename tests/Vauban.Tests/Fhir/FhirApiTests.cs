@@ -539,6 +539,58 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Equal(1, (await second.BodyAsync()).GetProperty("entry").GetArrayLength());
     }
 
+    private async Task<List<JsonElement>> HistoryPagesAsync(string url)
+    {
+        var pages = new List<JsonElement>();
+        for (string? next = url; next is not null && pages.Count < 20;)
+        {
+            using var response = await Api.GetAsync(next);
+            var page = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{next}: {(int)response.StatusCode} {page}");
+            Assert.Equal("history", page.GetProperty("type").GetString());
+            pages.Add(page);
+            next = page.GetProperty("link").EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next")
+                .Select(l => l.GetProperty("url").GetString()).FirstOrDefault();
+        }
+        return pages;
+    }
+
+    private static int EntryCount(JsonElement bundle) => bundle.TryGetProperty("entry", out var entries) ? entries.GetArrayLength() : 0;
+
+    [Fact]
+    public async Task Instance_history_honours_count_with_next_links_that_keep_it()
+    {
+        var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Version 1" }""")).GetProperty("id").GetString()!;
+        for (var v = 2; v <= 5; v++)
+        {
+            using var put = await Api.PutAsync($"/fhir/Organization/{id}", FhirContent.Json($$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "Version {{v}}" }"""));
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        }
+        var pages = await HistoryPagesAsync($"/fhir/Organization/{id}/_history?_count=2");
+        Assert.Equal([2, 2, 1], pages.Select(EntryCount));
+        Assert.All(pages, p => Assert.Equal(5, p.GetProperty("total").GetInt32()));
+        var versions = pages.SelectMany(p => p.GetProperty("entry").EnumerateArray())
+            .Select(e => e.GetProperty("resource").GetProperty("meta").GetProperty("versionId").GetString()).ToList();
+        Assert.Equal(["5", "4", "3", "2", "1"], versions);
+        // Without _count, the default page size (50) holds them all.
+        Assert.Equal([5], (await HistoryPagesAsync($"/fhir/Organization/{id}/_history")).Select(EntryCount));
+    }
+
+    [Fact]
+    public async Task Type_history_next_links_keep_count_and_since()
+    {
+        await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Avant" }""");
+        await Task.Delay(20);
+        var since = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(20);
+        for (var i = 0; i < 5; i++) await CreateAsync("Organization", $$"""{ "resourceType": "Organization", "name": "Après {{i}}" }""");
+        var pages = await HistoryPagesAsync($"/fhir/Organization/_history?_count=2&_since={Uri.EscapeDataString(since)}");
+        Assert.Equal([2, 2, 1], pages.Select(EntryCount));
+        var names = pages.SelectMany(p => p.GetProperty("entry").EnumerateArray()).Select(e => e.GetProperty("resource").GetProperty("name").GetString()!).ToList();
+        Assert.DoesNotContain("Avant", names);
+        Assert.Equal(5, names.Distinct().Count());
+    }
+
     [Fact]
     public async Task Metadata_is_a_CapabilityStatement_listing_the_supported_types_and_search_parameters()
     {
