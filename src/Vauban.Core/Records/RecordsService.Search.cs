@@ -55,7 +55,10 @@ public sealed partial class RecordsService
         {
             var total = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
             await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: "count only");
-            return new SearchPage(RecordStatus.Ok, [], total, null);
+            return new SearchPage(RecordStatus.Ok, [], total, null)
+            {
+                Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
+            };
         }
 
         var (rows, sortValues) = screened is not null ? (screened.Rows, screened.SortValues) : await QueryAsync(context, connection, null, query, after, cancellationToken);
@@ -80,7 +83,10 @@ public sealed partial class RecordsService
         var entries = rows.Select(r => new SearchEntry(type, r.Id, r.Version, r.LastUpdated, Open(keys, r), false))
             .Concat(included.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), true)))
             .ToList();
-        return new SearchPage(RecordStatus.Ok, entries, totalCount, next);
+        return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
+        {
+            Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
+        };
     }
 
     /// <summary>Patient/$everything: the patient, every resource that refers to them, and the practitioners and organizations those refer to.</summary>

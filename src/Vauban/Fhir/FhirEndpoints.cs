@@ -193,7 +193,17 @@ internal static class FhirEndpoints
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
         var next = result.NextPage is null ? null : $"{baseUrl}/{type}?_page={Uri.EscapeDataString(result.NextPage)}";
-        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, SelfUrl(http), next));
+        // The self link shows the parameters the search used (FHIR R4 search), for GET and POST _search alike, and not
+        // those a lenient search ignored; a page reached through a token links to itself.
+        var self = result.Used is { } used ? SelfUrl($"{baseUrl}/{type}", used) : SelfUrl(http);
+        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, self, next));
+    }
+
+    /// <summary>A self link from a path and the parameters a request used, each name and value escaped.</summary>
+    private static string SelfUrl(string path, IReadOnlyList<KeyValuePair<string, string>> used)
+    {
+        var query = used.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}").ToList();
+        return query.Count == 0 ? path : path + "?" + string.Join("&", query);
     }
 
     private static async Task<IResult> HistoryAsync(HttpContext http, RecordsService records, string type, string? id)
