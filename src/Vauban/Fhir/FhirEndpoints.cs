@@ -96,9 +96,14 @@ internal static class FhirEndpoints
 
         fhir.MapGet("/Patient/{id}/$everything", async (HttpContext http, string id) =>
         {
-            var page = await records.EverythingAsync(http.Access(), id, http.RequestAborted);
+            var parameters = Query(http);
+            var token = parameters.FirstOrDefault(p => p.Key == "_page").Value;
+            var page = await records.EverythingAsync(http.Access(), id, parameters, token, Lenient(http), http.RequestAborted);
             if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
-            return new FhirResult(200, FhirJson.SearchSet(page, FhirHttp.BaseUrl(http), SelfUrl(http), null));
+            var baseUrl = FhirHttp.BaseUrl(http);
+            var path = $"{baseUrl}/Patient/{Uri.EscapeDataString(id)}/$everything";
+            var next = page.NextPage is null ? null : $"{path}?_page={Uri.EscapeDataString(page.NextPage)}";
+            return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, page.Used is { } used ? SelfUrl(path, used) : SelfUrl(http), next));
         });
 
         // Break-the-glass over FHIR, for a signed-in person (the clinician UI has the same form):
@@ -185,11 +190,13 @@ internal static class FhirEndpoints
     private static List<KeyValuePair<string, string>> Query(HttpContext http) =>
         http.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
 
+    /// <summary>Prefer: handling=lenient — unknown parameters are ignored (and left out of the self link) instead of refused.</summary>
+    private static bool Lenient(HttpContext http) => http.Request.Headers["Prefer"].ToString().Contains("handling=lenient", StringComparison.OrdinalIgnoreCase);
+
     private static async Task<IResult> SearchAsync(HttpContext http, RecordsService records, string type, List<KeyValuePair<string, string>> parameters)
     {
         var page = parameters.FirstOrDefault(p => p.Key == "_page").Value;
-        var lenient = http.Request.Headers["Prefer"].ToString().Contains("handling=lenient", StringComparison.OrdinalIgnoreCase);
-        var result = await records.SearchAsync(http.Access(), type, parameters, page, lenient, http.RequestAborted);
+        var result = await records.SearchAsync(http.Access(), type, parameters, page, Lenient(http), http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
         var next = result.NextPage is null ? null : $"{baseUrl}/{type}?_page={Uri.EscapeDataString(result.NextPage)}";

@@ -562,6 +562,98 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Patient_everything_honours_type_since_and_count_with_next_links_that_keep_them()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(gp: $"Practitioner/{practitioner}"))).GetProperty("id").GetString()!;
+        var early = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"))).GetProperty("id").GetString()!;
+        var appointment = (await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00")))
+            .GetProperty("id").GetString()!;
+        await Task.Delay(20);
+        var since = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(20);
+        var late = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}", loinc: "718-7"))).GetProperty("id").GetString()!;
+        var everything = $"/fhir/Patient/{patient}/$everything";
+        // The guard counts each $everything call (not each patient) towards its limit without a stated reason; this test makes many.
+        Api.DefaultRequestHeaders.Add("X-Vauban-Reason", "checking the $everything parameters");
+
+        var observations = await SearchAsync($"Patient/{patient}/$everything?_type=Observation");
+        Assert.Equal(new[] { early, late }.Order(StringComparer.Ordinal), Ids(observations).Order(StringComparer.Ordinal));
+        Assert.Equal(2, observations.GetProperty("total").GetInt32());
+        var two = await SearchAsync($"Patient/{patient}/$everything?_type=Observation,Practitioner");
+        Assert.Equal([practitioner], Ids(two, "Practitioner"));
+        Assert.Equal(2, Ids(two, "Observation").Count);
+        Assert.Empty(Ids(two, "Patient"));
+        Assert.Empty(Ids(two, "Appointment"));
+
+        Assert.Equal([late], Ids(await SearchAsync($"Patient/{patient}/$everything?_since={Uri.EscapeDataString(since)}")));
+
+        // Paged: every resource once, two a page, the next links keeping _count (and _type).
+        var seen = new List<string>();
+        var sizes = new List<int>();
+        for (string? next = everything + "?_count=2"; next is not null;)
+        {
+            using var response = await Api.GetAsync(next);
+            var page = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, page.ToString());
+            Assert.Equal(5, page.GetProperty("total").GetInt32());
+            sizes.Add(Ids(page).Count);
+            seen.AddRange(Ids(page));
+            next = page.GetProperty("link").EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next")
+                .Select(l => l.GetProperty("url").GetString()).FirstOrDefault();
+            Assert.True(sizes.Count < 10, "too many pages");
+        }
+        Assert.Equal([2, 2, 1], sizes);
+        Assert.Equal(new[] { patient, early, appointment, late, practitioner }.Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+        var typed = await SearchAsync($"Patient/{patient}/$everything?_type=Observation,Appointment&_count=1");
+        var nextTyped = typed.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        using (var second = await Api.GetAsync(nextTyped))
+        {
+            var page = await second.BodyAsync();
+            Assert.Single(Ids(page));
+            Assert.Equal(3, page.GetProperty("total").GetInt32());
+        }
+
+        // Without parameters, everything in one page, as before.
+        Assert.Equal(5, Ids(await SearchAsync($"Patient/{patient}/$everything")).Count);
+    }
+
+    [Theory]
+    [InlineData("_type=Spaceship", "Spaceship")]
+    [InlineData("_type=Observation,AuditEvent", "AuditEvent")]
+    [InlineData("_type=", "_type")]
+    [InlineData("_since=yesterday", "_since must be an instant")]
+    [InlineData("_count=0", "_count must be a positive integer")]
+    [InlineData("_count=many", "_count must be a positive integer")]
+    [InlineData("colour=blue", "Unknown parameter 'colour'")]
+    [InlineData("start=2026-01-01", "not supported")]
+    [InlineData("_page=forged", "paging link is invalid")]
+    public async Task Patient_everything_refuses_bad_or_unknown_parameters_with_400(string query, string mentions)
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
+        using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything?{query}");
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {body}");
+        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        Assert.Contains(mentions, body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Patient_everything_under_lenient_handling_ignores_unknown_parameters_and_leaves_them_out_of_the_self_link()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{patient}/$everything?colour=blue&_type=Patient");
+        request.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
+        using var response = await Api.SendAsync(request);
+        var bundle = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal([patient], Ids(bundle));
+        var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+        Assert.EndsWith($"/fhir/Patient/{patient}/$everything?_type=Patient", self, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Type_history_pages_through_every_version()
     {
         var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "CHU de Nantes" }""")).GetProperty("id").GetString()!;
@@ -643,6 +735,8 @@ public abstract class FhirApiTests : IAsyncLifetime
         var parameters = patient.GetProperty("searchParam").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToList();
         Assert.Contains("birthdate", parameters);
         Assert.Contains("general-practitioner", parameters);
+        var everything = patient.GetProperty("operation").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "everything");
+        Assert.Contains("_type", everything.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
     }
 
     [Fact]
