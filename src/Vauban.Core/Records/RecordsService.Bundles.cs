@@ -27,8 +27,10 @@ public sealed partial class RecordsService
 
     /// <param name="entryFailed">Told of an unexpected exception in a batch entry, which is answered as that entry's 500
     /// (the entries before it may have committed), for the operator's log.</param>
+    /// <param name="maxResourceBytes">The limit on one resource that a single create or update is held to (its body, 413 above it);
+    /// an entry's resource over it cannot be run. Null: no limit.</param>
     public async Task<(int Status, byte[] Body)> ProcessBundleAsync(AccessContext context, JsonElement bundle, string baseUrl, CancellationToken cancellationToken,
-        Action<Exception>? entryFailed = null)
+        Action<Exception>? entryFailed = null, long? maxResourceBytes = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         var issues = new List<Issue>();
@@ -41,7 +43,7 @@ public sealed partial class RecordsService
         {
             return (400, FhirJson.OperationOutcome([Issue.Invalid("Bundle.type must be batch or transaction.", "Bundle.type")]));
         }
-        var entries = ParseEntries(bundle, issues);
+        var entries = ParseEntries(bundle, maxResourceBytes, issues);
         if (issues.Count > 0) return (400, FhirJson.OperationOutcome(issues));
 
         if (bundleType == "batch")
@@ -55,14 +57,19 @@ public sealed partial class RecordsService
             }
             return (200, WriteResponseBundle("batch-response", responses, baseUrl));
         }
-        var unusableEntries = entries.Where(e => e.Unusable is not null).Select(e => e.Unusable!.Value.Issue).ToList();
-        if (unusableEntries.Count > 0) return (400, FhirJson.OperationOutcome(unusableEntries));
+        var unusableEntries = entries.Where(e => e.Unusable is not null).Select(e => e.Unusable!.Value).ToList();
+        if (unusableEntries.Count > 0)
+        {
+            // 413 when the only thing wrong is size, as for a single create or update; otherwise 400, naming every entry.
+            var status = unusableEntries.All(u => u.Status == 413) ? 413 : 400;
+            return (status, FhirJson.OperationOutcome(unusableEntries.Select(u => u.Issue)));
+        }
         return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
     }
 
     /// <summary>The bundle's entries; what makes the whole bundle unreadable goes to <paramref name="issues"/>, what makes one
     /// entry unusable to that entry's <see cref="BundleEntry.Unusable"/>.</summary>
-    private static List<BundleEntry> ParseEntries(JsonElement bundle, List<Issue> issues)
+    private static List<BundleEntry> ParseEntries(JsonElement bundle, long? maxResourceBytes, List<Issue> issues)
     {
         var entries = new List<BundleEntry>();
         if (!bundle.TryGetProperty("entry", out var array)) return entries;
@@ -124,6 +131,11 @@ public sealed partial class RecordsService
                 "GET" => segments.Length is 1 or 2 || (segments.Length == 4 && segments[2] == "_history"),
                 _ => false,
             };
+            if (ok && unusable is null && (method is "POST" or "PUT") && resource is { } body && maxResourceBytes is { } limit
+                && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(body).Length > limit)
+            {
+                unusable = (413, Issue.Error("too-costly", $"{where}: the resource is larger than the configured limit of {limit / 1024} KiB for one resource."));
+            }
             if (!ok)
             {
                 unusable = (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));

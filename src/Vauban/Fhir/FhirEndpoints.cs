@@ -167,7 +167,8 @@ internal static class FhirEndpoints
                     // As the exception handler logs: the type and where it came from, not the message (it may quote data).
                     error => http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
                         "Unexpected {ExceptionType} at {Site} in a batch entry (correlation {CorrelationId})",
-                        error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier));
+                        error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier),
+                    options.MaxResourceBytes);
                 return new FhirResult(status, body);
             }
         });

@@ -201,6 +201,34 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bundle_entry_over_the_single_resource_limit_is_413_fails_a_transaction_whole_and_is_its_own_413_in_a_batch()
+    {
+        var huge = Samples.Patient(family: "Enorme").Replace("\"active\": true,", $"\"active\": true, \"extension\": [{{ \"url\": \"http://example.org/x\", \"valueString\": \"{new string('x', 100_000)}\" }}],");
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Petit")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{huge}}, "request": { "method": "POST", "url": "Patient" } }
+              ]
+            }
+            """;
+        using (var transaction = await _api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            await AssertRefusedAsync(transaction, HttpStatusCode.RequestEntityTooLarge, "Bundle.entry[1]");
+        }
+        using var batch = await _api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal)));
+        var body = await batch.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+        var entries = body.GetProperty("entry").EnumerateArray().ToList();
+        Assert.StartsWith("201", entries[0].GetProperty("response").GetProperty("status").GetString());
+        Assert.StartsWith("413", entries[1].GetProperty("response").GetProperty("status").GetString());
+        Assert.Contains("limit", entries[1].GetProperty("response").GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+        using var count = await _api.GetAsync("/fhir/Patient?_summary=count");
+        Assert.Equal(1, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
     public async Task A_wrong_content_type_is_415()
     {
         using var response = await _api.PostAsync("/fhir/Patient", new StringContent(Samples.Patient(), Encoding.UTF8, "application/xml"));
