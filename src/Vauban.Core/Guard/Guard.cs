@@ -26,7 +26,7 @@ public readonly record struct GuardDecision(GuardVerdict Verdict, TimeSpan Delay
 /// <summary>
 /// What is about to leave: the interaction, the number of records, the distinct patients they concern
 /// (<see cref="Patients"/>, all of them, for canaries) and those the principal did not create itself
-/// (<see cref="Counted"/>, for the reading windows), and for searches the page depth (1 = first page).
+/// (<see cref="Counted"/>, for the reading windows), and for searches, histories and $everything the page depth (1 = first page).
 /// </summary>
 public sealed record GuardRequest(Interaction Interaction, string ResourceType, int Records, IReadOnlyCollection<string> Patients, IReadOnlyCollection<string> Counted, int PageDepth = 1)
 {
@@ -255,7 +255,9 @@ public sealed partial class RecordsGuard
         lock (state)
         {
             // Bulk reads need a stated reason.
-            if (request.Interaction == Interaction.Everything && !reasonStated && state.Everything.Sum(nowMs) >= limits.EverythingWithoutReasonPerHour)
+            // One $everything is one patient's record, however many pages it is read in: its first page is counted, and the
+            // next ones (sealed to the same principal and patient) are weighed as the records they carry, like any read.
+            if (request.Interaction == Interaction.Everything && request.PageDepth == 1 && !reasonStated && state.Everything.Sum(nowMs) >= limits.EverythingWithoutReasonPerHour)
             {
                 return new GuardDecision(GuardVerdict.ReasonRequired, TimeSpan.Zero,
                     $"Patient/$everything beyond {limits.EverythingWithoutReasonPerHour} patient(s) an hour needs a stated reason: send it in the {ReasonHeader} header "
@@ -385,7 +387,7 @@ public sealed partial class RecordsGuard
             Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs), limits.BreakTheGlassPerDay);
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Records > 0)
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
-            if (request.Interaction == Interaction.Everything) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
+            if (request.Interaction == Interaction.Everything && request.PageDepth == 1) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
 
             if (level == Level.Suspend || risk >= signals.HighRisk)
             {
@@ -436,7 +438,7 @@ public sealed partial class RecordsGuard
                     }
                 }
                 if (request.Interaction is Interaction.Search or Interaction.HistoryType) state.SearchRecords.Add(request.Records, nowMs);
-                if (request.Interaction == Interaction.Everything)
+                if (request.Interaction == Interaction.Everything && request.PageDepth == 1)
                 {
                     state.Everything.Add(1, nowMs);
                     state.EverythingDay.Add(1, nowMs);

@@ -38,5 +38,9 @@ public sealed record SearchEntry(string Type, string Id, int Version, long LastU
 /// <summary>A page of search or history results; <see cref="NextPage"/> is an opaque token for the next page.</summary>
 public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> Entries, int? Total, string? NextPage, IReadOnlyList<Issue>? Issues = null)
 {
+    /// <summary>The parameters the first page was computed with, in the order given (ignored ones left out), for its self
+    /// link (FHIR R4 search: the server returns the parameters it used); null for a page reached through a token.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>>? Used { get; init; }
+
     public static SearchPage Fail(RecordStatus status, params Issue[] issues) => new(status, [], null, null, issues);
 }

@@ -46,7 +46,8 @@ internal static class RecordValidation
             if (element.TryGetProperty("system", out var system) && system.ValueKind == JsonValueKind.String && system.ValueEquals(KnownIdentifierSystems.InsNir)
                 && element.TryGetProperty("value", out var value) && value.ValueKind == JsonValueKind.String && !Nir.TryValidate(value.GetString()!, out var error))
             {
-                issues.Add(Issue.Invalid($"Invalid INS/NIR: {error}.", path + ".value"));
+                // Each of Nir's messages is a sentence with its own full stop.
+                issues.Add(Issue.Invalid($"Invalid INS/NIR: {error}", path + ".value"));
             }
             foreach (var property in element.EnumerateObject())
             {

@@ -27,8 +27,10 @@ public sealed partial class RecordsService
 
     /// <param name="entryFailed">Told of an unexpected exception in a batch entry, which is answered as that entry's 500
     /// (the entries before it may have committed), for the operator's log.</param>
+    /// <param name="maxResourceBytes">The limit on one resource that a single create or update is held to (its body, 413 above it);
+    /// an entry's resource over it cannot be run. Null: no limit.</param>
     public async Task<(int Status, byte[] Body)> ProcessBundleAsync(AccessContext context, JsonElement bundle, string baseUrl, CancellationToken cancellationToken,
-        Action<Exception>? entryFailed = null)
+        Action<Exception>? entryFailed = null, long? maxResourceBytes = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         var issues = new List<Issue>();
@@ -41,7 +43,7 @@ public sealed partial class RecordsService
         {
             return (400, FhirJson.OperationOutcome([Issue.Invalid("Bundle.type must be batch or transaction.", "Bundle.type")]));
         }
-        var entries = ParseEntries(bundle, issues);
+        var entries = ParseEntries(bundle, maxResourceBytes, issues);
         if (issues.Count > 0) return (400, FhirJson.OperationOutcome(issues));
 
         if (bundleType == "batch")
@@ -55,14 +57,19 @@ public sealed partial class RecordsService
             }
             return (200, WriteResponseBundle("batch-response", responses, baseUrl));
         }
-        var unusableEntries = entries.Where(e => e.Unusable is not null).Select(e => e.Unusable!.Value.Issue).ToList();
-        if (unusableEntries.Count > 0) return (400, FhirJson.OperationOutcome(unusableEntries));
+        var unusableEntries = entries.Where(e => e.Unusable is not null).Select(e => e.Unusable!.Value).ToList();
+        if (unusableEntries.Count > 0)
+        {
+            // 413 when the only thing wrong is size, as for a single create or update; otherwise 400, naming every entry.
+            var status = unusableEntries.All(u => u.Status == 413) ? 413 : 400;
+            return (status, FhirJson.OperationOutcome(unusableEntries.Select(u => u.Issue)));
+        }
         return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
     }
 
     /// <summary>The bundle's entries; what makes the whole bundle unreadable goes to <paramref name="issues"/>, what makes one
     /// entry unusable to that entry's <see cref="BundleEntry.Unusable"/>.</summary>
-    private static List<BundleEntry> ParseEntries(JsonElement bundle, List<Issue> issues)
+    private static List<BundleEntry> ParseEntries(JsonElement bundle, long? maxResourceBytes, List<Issue> issues)
     {
         var entries = new List<BundleEntry>();
         if (!bundle.TryGetProperty("entry", out var array)) return entries;
@@ -124,6 +131,11 @@ public sealed partial class RecordsService
                 "GET" => segments.Length is 1 or 2 || (segments.Length == 4 && segments[2] == "_history"),
                 _ => false,
             };
+            if (ok && unusable is null && (method is "POST" or "PUT") && resource is { } body && maxResourceBytes is { } limit
+                && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(body).Length > limit)
+            {
+                unusable = (413, Issue.Error("too-costly", $"{where}: the resource is larger than the configured limit of {limit / 1024} KiB for one resource."));
+            }
             if (!ok)
             {
                 unusable = (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
@@ -202,44 +214,39 @@ public sealed partial class RecordsService
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var responses = new EntryResponse?[entries.Count];
-        var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index);
+        var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index).ToList();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
             var written = new WriteBatch(scope);
+            // The conditional creates (ifNoneExist) are matched once the deletes are done and before any other entry is
+            // written: an entry that matched creates nothing, and every reference to its fullUrl — from an entry before it
+            // in the bundle too — must name the resource it matched (FHIR R4, transaction processing rules).
+            var matched = new Dictionary<int, RecordResult>();
+            var conditionalsMatched = false;
             foreach (var entry in order)
             {
-                EntryResponse response;
-                switch (entry.Method)
+                if (entry.Method != "DELETE" && !conditionalsMatched)
                 {
-                    case "DELETE":
-                        response = ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl);
-                        break;
-                    case "POST":
-                        if (entry.IfNoneExist is not null)
-                        {
-                            var existing = await ConditionalMatchAsync(context, scope, keys, entry.Type, entry.IfNoneExist, cancellationToken);
-                            if (existing.Result is not null)
-                            {
-                                response = ToResponse(existing.Result, baseUrl);
-                                if (existing.Result.Status == RecordStatus.Ok && entry.FullUrl is not null) references[entry.FullUrl] = $"{entry.Type}/{existing.Result.Id}";
-                                break;
-                            }
-                        }
-                        response = ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl);
-                        break;
-                    case "PUT":
-                        response = ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl);
-                        break;
-                    default:
-                        response = await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken);
-                        break;
+                    conditionalsMatched = true;
+                    foreach (var conditional in order.Where(e => e.Method == "POST" && e.IfNoneExist is not null))
+                    {
+                        var existing = await ConditionalMatchAsync(context, scope, keys, conditional.Type, conditional.IfNoneExist!, cancellationToken);
+                        if (existing.Result is null) continue;
+                        if (existing.Result.Status != RecordStatus.Ok) return Failed(conditional, ToResponse(existing.Result, baseUrl));
+                        matched[conditional.Index] = existing.Result;
+                        if (conditional.FullUrl is not null) references[conditional.FullUrl] = $"{conditional.Type}/{existing.Result.Id}";
+                    }
                 }
-                if (response.Status >= 400)
+                var response = entry.Method switch
                 {
-                    // All or nothing: the scope is disposed without commit, rolling every entry back.
-                    var failure = (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" });
-                    return (response.Status, FhirJson.OperationOutcome(failure));
-                }
+                    "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl),
+                    "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
+                    "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl),
+                    "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
+                    _ => await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken),
+                };
+                // All or nothing: the scope is disposed without commit, rolling every entry back.
+                if (response.Status >= 400) return Failed(entry, response);
                 responses[entry.Index] = response;
             }
             // Everything written must be open to the writer once the whole transaction is in place.
@@ -252,6 +259,9 @@ public sealed partial class RecordsService
             Touch(context, written);
         }
         return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
+
+        static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
+            (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" })));
     }
 
     private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, CancellationToken cancellationToken)

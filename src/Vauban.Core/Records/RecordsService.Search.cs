@@ -55,7 +55,10 @@ public sealed partial class RecordsService
         {
             var total = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
             await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: "count only");
-            return new SearchPage(RecordStatus.Ok, [], total, null);
+            return new SearchPage(RecordStatus.Ok, [], total, null)
+            {
+                Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
+            };
         }
 
         var (rows, sortValues) = screened is not null ? (screened.Rows, screened.SortValues) : await QueryAsync(context, connection, null, query, after, cancellationToken);
@@ -80,14 +83,46 @@ public sealed partial class RecordsService
         var entries = rows.Select(r => new SearchEntry(type, r.Id, r.Version, r.LastUpdated, Open(keys, r), false))
             .Concat(included.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), true)))
             .ToList();
-        return new SearchPage(RecordStatus.Ok, entries, totalCount, next);
+        return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
+        {
+            Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
+        };
     }
 
-    /// <summary>Patient/$everything: the patient, every resource that refers to them, and the practitioners and organizations those refer to.</summary>
-    public async Task<SearchPage> EverythingAsync(AccessContext context, string patientId, CancellationToken cancellationToken)
+    /// <summary>Patient/$everything without parameters: everything, in one page.</summary>
+    public Task<SearchPage> EverythingAsync(AccessContext context, string patientId, CancellationToken cancellationToken) =>
+        EverythingAsync(context, patientId, [], null, false, cancellationToken);
+
+    /// <summary>
+    /// Patient/$everything: the patient, every resource that refers to them, and the practitioners and organizations those
+    /// refer to; restricted by <c>_type</c> and <c>_since</c>, and paged when <c>_count</c> is given (FHIR R4
+    /// Patient-everything). <paramref name="page"/> is the opaque token of a next link; when given, it carries the first
+    /// page's parameters and <paramref name="parameters"/> are ignored. Unknown parameters are refused, or ignored when
+    /// <paramref name="lenient"/>.
+    /// </summary>
+    public async Task<SearchPage> EverythingAsync(AccessContext context, string patientId, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient,
+        CancellationToken cancellationToken)
     {
         if (await CheckAsync(context, Interaction.Everything, "Patient", patientId, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
         if (!IdRules.IsValid(patientId)) return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound("Not a valid id."));
+        var scope = "$everything/Patient/" + patientId;
+        (int Group, long Rid)? after = null;
+        var depth = 1;
+        if (page is not null)
+        {
+            var state = _pages.Open(page);
+            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != scope
+                || state.Expires < _time.GetUtcNow().ToUnixTimeMilliseconds())
+            {
+                return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run $everything again."));
+            }
+            parameters = state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
+            after = (int.Parse(state.SortValue, System.Globalization.CultureInfo.InvariantCulture), state.Rid);
+            depth = state.Depth;
+        }
+        var request = EverythingRequest.Parse(parameters, lenient, out var problems);
+        if (request is null) return SearchPage.Fail(RecordStatus.Invalid, [.. problems]);
+
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);
         var patient = await _rows.CurrentAsync(connection, null, context.Tenant.Id, TypeCodes.Of("Patient"), patientId, false, cancellationToken);
@@ -113,8 +148,23 @@ public sealed partial class RecordsService
         rows = await AllowedAsync(context, rows.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         var referenced = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), null, ["Practitioner", "PractitionerRole", "Organization"], context.Tenant.Id, cancellationToken);
         referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
-        rows.AddRange(referenced);
-        if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, 1, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        // In a stable order for paging: the patient, the records that refer to them, then the resources those refer to, each by rid.
+        var ordered = rows.Select((r, i) => (Group: i == 0 ? 0 : 1, Row: r))
+            .Concat(referenced.OrderBy(r => r.Rid).Select(r => (Group: 2, Row: r)))
+            .Where(e => request.Types is null || request.Types.Contains(TypeCodes.NameOf(e.Row.Type)))
+            .Where(e => request.Since is null || e.Row.LastUpdated >= request.Since)
+            .ToList();
+        var remaining = after is { } cursor ? ordered.Where(e => e.Group > cursor.Group || (e.Group == cursor.Group && e.Row.Rid > cursor.Rid)).ToList() : ordered;
+        string? next = null;
+        if (request.Count is { } count && remaining.Count > count)
+        {
+            remaining = remaining.Take(count).ToList();
+            var last = remaining[^1];
+            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList(),
+                last.Group.ToString(System.Globalization.CultureInfo.InvariantCulture), last.Row.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
+        }
+        rows = remaining.Select(e => e.Row).ToList();
+        if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // Each record under the patient whose compartment holds it; one held by another patient (an appointment of A that
         // names B as a participant too) also under this patient, whose record it is part of; practitioners and organizations
         // referenced belong to no compartment but were returned for this patient.
@@ -123,7 +173,7 @@ public sealed partial class RecordsService
                 ? [new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, holder), new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)]
                 : new[] { new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId) }).ToList(), cancellationToken);
         var entries = rows.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), false)).ToList();
-        return new SearchPage(RecordStatus.Ok, entries, entries.Count, null);
+        return new SearchPage(RecordStatus.Ok, entries, ordered.Count, next) { Used = page is null ? request.Used : null };
     }
 
     /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>

@@ -147,20 +147,25 @@ public sealed partial class RecordsService
         return result;
     }
 
+    /// <summary>
+    /// Instance or type history, newest first, <paramref name="count"/> versions a page. <paramref name="page"/> is the opaque
+    /// token of a next link; when given, it carries the first page's <paramref name="since"/> and <paramref name="count"/>,
+    /// which replace those passed, as a search's token carries its query.
+    /// </summary>
     public async Task<SearchPage> HistoryAsync(AccessContext context, string type, string? id, long? since, int count, string? page, CancellationToken cancellationToken)
     {
         var interaction = id is null ? Interaction.HistoryType : Interaction.HistoryInstance;
         if (await CheckAsync(context, interaction, type, id, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
-        count = Math.Clamp(count, 1, SearchQuery.MaxCount);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var typeCode = TypeCodes.Of(type);
+        var scope = "_history/" + type + (id is null ? "" : "/" + id);
         List<StoredVersion> versions;
         (long, long, int)? before = null;
         var depth = 1;
         if (page is not null)
         {
             var state = _pages.Open(page);
-            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != "_history/" + type
+            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != scope
                 || state.Expires < _time.GetUtcNow().ToUnixTimeMilliseconds())
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the query again."));
@@ -168,7 +173,15 @@ public sealed partial class RecordsService
             var parts = state.SortValue.Split(' ');
             depth = state.Depth;
             before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            since = null;
+            foreach (var pair in state.Query)
+            {
+                if (pair[0] == "_count") count = int.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
+                else if (pair[0] == "_since") since = long.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
+            }
         }
+        count = Math.Clamp(count, 1, SearchQuery.MaxCount);
+        int? total = null;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
             if (id is not null)
@@ -184,7 +197,8 @@ public sealed partial class RecordsService
                 {
                     return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
                 }
-                versions = await _rows.InstanceHistoryAsync(connection, current, since, SearchQuery.MaxCount, cancellationToken);
+                versions = await _rows.InstanceHistoryAsync(connection, current, since, before?.Item3, count + 1, cancellationToken);
+                total = await ResourceRows.InstanceVersionCountAsync(connection, current, since, cancellationToken);
             }
             else
             {
@@ -193,18 +207,20 @@ public sealed partial class RecordsService
             }
         }
         string? next = null;
-        if (id is null && versions.Count > count)
+        if (versions.Count > count)
         {
             versions.RemoveAt(versions.Count - 1);
             var last = versions[^1];
-            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, "_history/" + type, [],
+            List<string[]> kept = [["_count", count.ToString(System.Globalization.CultureInfo.InvariantCulture)]];
+            if (since is { } s) kept.Add(["_since", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, kept,
                 $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
         if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
-        return new SearchPage(RecordStatus.Ok, entries, id is not null ? entries.Count : null, next);
+        return new SearchPage(RecordStatus.Ok, entries, total, next);
     }
 
     // ---- writes inside a transaction (shared by single interactions and transaction bundles) ----

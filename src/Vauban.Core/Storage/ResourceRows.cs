@@ -56,14 +56,16 @@ internal sealed class ResourceRows
         };
     }
 
-    /// <summary>All versions of one resource, newest first.</summary>
-    public async Task<List<StoredVersion>> InstanceHistoryAsync(DbConnection connection, StoredVersion current, long? since, int limit, CancellationToken cancellationToken)
+    /// <summary>Versions of one resource, newest first, up to <paramref name="limit"/>, strictly older than version <paramref name="before"/> when given.</summary>
+    public async Task<List<StoredVersion>> InstanceHistoryAsync(DbConnection connection, StoredVersion current, long? since, int? before, int limit, CancellationToken cancellationToken)
     {
         var versions = new List<StoredVersion>();
-        if (since is null || current.LastUpdated >= since) versions.Add(current);
+        if (before is null && (since is null || current.LastUpdated >= since)) versions.Add(current);
+        if (versions.Count >= limit) return versions;
         using var command = connection.Command(
-            "SELECT version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND last_updated >= @since ORDER BY version DESC" + Sql.Limit(limit))
-            .With("rid", current.Rid).With("since", since ?? long.MinValue);
+            "SELECT version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND last_updated >= @since AND version < @before ORDER BY version DESC"
+            + Sql.Limit(limit - versions.Count))
+            .With("rid", current.Rid).With("since", since ?? long.MinValue).With("before", before ?? int.MaxValue);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -74,6 +76,15 @@ internal sealed class ResourceRows
             });
         }
         return versions;
+    }
+
+    /// <summary>How many versions of one resource changed at or after <paramref name="since"/> (all of them when null).</summary>
+    public static async Task<int> InstanceVersionCountAsync(DbConnection connection, StoredVersion current, long? since, CancellationToken cancellationToken)
+    {
+        using var command = connection.Command("SELECT COUNT(*) FROM resource_history WHERE rid = @rid AND last_updated >= @since")
+            .With("rid", current.Rid).With("since", since ?? long.MinValue);
+        var older = (int)await command.ScalarLongAsync(cancellationToken);
+        return older + (since is null || current.LastUpdated >= since ? 1 : 0);
     }
 
     /// <summary>Versions of all resources of a type, newest first, strictly before the (lastUpdated, rid, version) cursor.</summary>

@@ -96,9 +96,14 @@ internal static class FhirEndpoints
 
         fhir.MapGet("/Patient/{id}/$everything", async (HttpContext http, string id) =>
         {
-            var page = await records.EverythingAsync(http.Access(), id, http.RequestAborted);
+            var parameters = Query(http);
+            var token = parameters.FirstOrDefault(p => p.Key == "_page").Value;
+            var page = await records.EverythingAsync(http.Access(), id, parameters, token, Lenient(http), http.RequestAborted);
             if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
-            return new FhirResult(200, FhirJson.SearchSet(page, FhirHttp.BaseUrl(http), SelfUrl(http), null));
+            var baseUrl = FhirHttp.BaseUrl(http);
+            var path = $"{baseUrl}/Patient/{Uri.EscapeDataString(id)}/$everything";
+            var next = page.NextPage is null ? null : $"{path}?_page={Uri.EscapeDataString(page.NextPage)}";
+            return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, page.Used is { } used ? SelfUrl(path, used) : SelfUrl(http), next));
         });
 
         // Break-the-glass over FHIR, for a signed-in person (the clinician UI has the same form):
@@ -162,7 +167,8 @@ internal static class FhirEndpoints
                     // As the exception handler logs: the type and where it came from, not the message (it may quote data).
                     error => http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
                         "Unexpected {ExceptionType} at {Site} in a batch entry (correlation {CorrelationId})",
-                        error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier));
+                        error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier),
+                    options.MaxResourceBytes);
                 return new FhirResult(status, body);
             }
         });
@@ -185,15 +191,27 @@ internal static class FhirEndpoints
     private static List<KeyValuePair<string, string>> Query(HttpContext http) =>
         http.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
 
+    /// <summary>Prefer: handling=lenient — unknown parameters are ignored (and left out of the self link) instead of refused.</summary>
+    private static bool Lenient(HttpContext http) => http.Request.Headers["Prefer"].ToString().Contains("handling=lenient", StringComparison.OrdinalIgnoreCase);
+
     private static async Task<IResult> SearchAsync(HttpContext http, RecordsService records, string type, List<KeyValuePair<string, string>> parameters)
     {
         var page = parameters.FirstOrDefault(p => p.Key == "_page").Value;
-        var lenient = http.Request.Headers["Prefer"].ToString().Contains("handling=lenient", StringComparison.OrdinalIgnoreCase);
-        var result = await records.SearchAsync(http.Access(), type, parameters, page, lenient, http.RequestAborted);
+        var result = await records.SearchAsync(http.Access(), type, parameters, page, Lenient(http), http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
         var next = result.NextPage is null ? null : $"{baseUrl}/{type}?_page={Uri.EscapeDataString(result.NextPage)}";
-        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, SelfUrl(http), next));
+        // The self link shows the parameters the search used (FHIR R4 search), for GET and POST _search alike, and not
+        // those a lenient search ignored; a page reached through a token links to itself.
+        var self = result.Used is { } used ? SelfUrl($"{baseUrl}/{type}", used) : SelfUrl(http);
+        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, self, next));
+    }
+
+    /// <summary>A self link from a path and the parameters a request used, each name and value escaped.</summary>
+    private static string SelfUrl(string path, IReadOnlyList<KeyValuePair<string, string>> used)
+    {
+        var query = used.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}").ToList();
+        return query.Count == 0 ? path : path + "?" + string.Join("&", query);
     }
 
     private static async Task<IResult> HistoryAsync(HttpContext http, RecordsService records, string type, string? id)
@@ -216,7 +234,8 @@ internal static class FhirEndpoints
         var result = await records.HistoryAsync(http.Access(), type, id, since, count.Value, page.Length == 0 ? null : page, http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
-        var next = result.NextPage is null ? null : $"{baseUrl}/{type}/_history?_page={Uri.EscapeDataString(result.NextPage)}";
+        // As a search's: the token carries _count and _since with the cursor.
+        var next = result.NextPage is null ? null : $"{baseUrl}/{type}{(id is null ? "" : "/" + id)}/_history?_page={Uri.EscapeDataString(result.NextPage)}";
         return new FhirResult(200, FhirJson.History(result, baseUrl, SelfUrl(http), next));
     }
 

@@ -71,10 +71,37 @@ internal static class FhirHttp
         }
         catch (JsonException e)
         {
+            if (NestedTooDeeply(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)))
+            {
+                return (null, Outcome(StatusCodes.Status400BadRequest,
+                    Issue.Error("structure", $"The body is nested too deeply: at most {ParseOptions.MaxDepth} levels of objects and arrays are accepted.")));
+            }
             // The parser's message names the line and byte position, never the content.
             var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
             return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Error("structure", $"The body is not valid JSON{where}.")));
         }
+    }
+
+    /// <summary>
+    /// Whether JSON the parser refused goes deeper than <see cref="ParseOptions"/> allows before anything else is wrong
+    /// with it: read again, without that limit, by a reader that keeps no tree (so the depth costs nothing), and stopped
+    /// at the first level too deep or the first error.
+    /// </summary>
+    private static bool NestedTooDeeply(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = int.MaxValue });
+        try
+        {
+            while (reader.Read())
+            {
+                if ((reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray) && reader.CurrentDepth >= ParseOptions.MaxDepth) return true;
+            }
+        }
+        catch (JsonException)
+        {
+            // Malformed before it was too deep.
+        }
+        return false;
     }
 
     private static IResult TooLarge(long limit) => Outcome(StatusCodes.Status413PayloadTooLarge,

@@ -45,6 +45,13 @@ public static class VaubanHost
         builder.AddStaffPages(store);
 
         var app = builder.Build();
+        // The correlation id is Kestrel's request id ("connection:request"); an OperationOutcome carries it as its id, and a
+        // FHIR id has no ':' ([A-Za-z0-9-.]{1,64}). Set first, so that logs, audit entries and answers all quote the same one.
+        app.Use((http, next) =>
+        {
+            http.TraceIdentifier = http.TraceIdentifier.Replace(':', '.');
+            return next(http);
+        });
         app.UseExceptionHandler(handler => handler.Run(WriteUnexpectedErrorAsync));
         app.UseSecurityHeaders();
         app.UsePersonSessions(store);

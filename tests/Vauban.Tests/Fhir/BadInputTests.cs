@@ -50,6 +50,36 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task JSON_nested_deeper_than_64_levels_is_400_saying_it_is_nested_too_deeply_not_that_it_is_invalid()
+    {
+        var deep = "{ \"resourceType\": \"Patient\", \"extension\": " + new string('[', 70) + new string(']', 70) + " }";
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(deep));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "nested too deeply");
+        using var again = await _api.PostAsync("/fhir/Patient", FhirContent.Json(deep));
+        var diagnostics = (await again.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+        Assert.DoesNotContain("not valid JSON", diagnostics, StringComparison.Ordinal);
+        // Malformed JSON that is not deep is still reported as malformed, with its position.
+        using var malformed = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"extension\": [[[ } "));
+        await AssertRefusedAsync(malformed, HttpStatusCode.BadRequest, "not valid JSON at line");
+    }
+
+    [Fact]
+    public async Task An_OperationOutcome_carrying_a_correlation_id_has_a_valid_FHIR_id()
+    {
+        // More form fields than the form reader accepts: the request fails outside the FHIR code, in the one exception
+        // handler, which answers with the correlation id as the OperationOutcome's id.
+        var fields = Enumerable.Range(0, 1100).Select(i => new KeyValuePair<string, string>("family", "x")).ToList();
+        using var response = await _api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent(fields));
+        var body = await response.BodyAsync();
+        Assert.True((int)response.StatusCode >= 400, $"{(int)response.StatusCode}");
+        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        var id = body.GetProperty("id").GetString()!;
+        Assert.Matches("^[A-Za-z0-9\\-\\.]{1,64}$", id);
+        if (response.StatusCode == HttpStatusCode.InternalServerError)
+            Assert.Contains(id, body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Duplicate_properties_are_refused()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"gender\": \"male\", \"gender\": \"female\" }"));
@@ -101,6 +131,7 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
         Assert.Contains("Coverage.identifier[0].value", body, StringComparison.Ordinal);
         Assert.Contains("control key", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("..", body, StringComparison.Ordinal);
         Assert.DoesNotContain(badNir, body, StringComparison.Ordinal);
         using var count = await _api.GetAsync("/fhir/Coverage?_summary=count");
         Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
@@ -167,6 +198,34 @@ public abstract class BadInputTests : IAsyncLifetime
         var huge = Samples.Patient().Replace("\"active\": true,", $"\"active\": true, \"extension\": [{{ \"url\": \"http://example.org/x\", \"valueString\": \"{new string('x', 100_000)}\" }}],");
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(huge));
         await AssertRefusedAsync(response, HttpStatusCode.RequestEntityTooLarge, "limit");
+    }
+
+    [Fact]
+    public async Task A_bundle_entry_over_the_single_resource_limit_is_413_fails_a_transaction_whole_and_is_its_own_413_in_a_batch()
+    {
+        var huge = Samples.Patient(family: "Enorme").Replace("\"active\": true,", $"\"active\": true, \"extension\": [{{ \"url\": \"http://example.org/x\", \"valueString\": \"{new string('x', 100_000)}\" }}],");
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Petit")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{huge}}, "request": { "method": "POST", "url": "Patient" } }
+              ]
+            }
+            """;
+        using (var transaction = await _api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            await AssertRefusedAsync(transaction, HttpStatusCode.RequestEntityTooLarge, "Bundle.entry[1]");
+        }
+        using var batch = await _api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal)));
+        var body = await batch.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, batch.StatusCode);
+        var entries = body.GetProperty("entry").EnumerateArray().ToList();
+        Assert.StartsWith("201", entries[0].GetProperty("response").GetProperty("status").GetString());
+        Assert.StartsWith("413", entries[1].GetProperty("response").GetProperty("status").GetString());
+        Assert.Contains("limit", entries[1].GetProperty("response").GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+        using var count = await _api.GetAsync("/fhir/Patient?_summary=count");
+        Assert.Equal(1, (await count.BodyAsync()).GetProperty("total").GetInt32());
     }
 
     [Fact]

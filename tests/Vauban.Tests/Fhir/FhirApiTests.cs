@@ -251,10 +251,46 @@ public abstract class FhirApiTests : IAsyncLifetime
         var bundle = await response.BodyAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal([id], Ids(bundle));
-        // The self link of a POST search carries no search value.
-        Assert.DoesNotContain("formulaire", bundle.GetProperty("link")[0].GetProperty("url").GetString()!, StringComparison.OrdinalIgnoreCase);
+        // The self link of a POST search shows the parameters it used, as a GET search's does (FHIR R4 search); it is in
+        // the response body, not in a request line that a proxy or access log would keep.
+        Assert.EndsWith("/fhir/Patient?family=formulaire", bundle.GetProperty("link")[0].GetProperty("url").GetString()!, StringComparison.Ordinal);
         Assert.Equal([id], Ids(await SearchAsync($"Patient?family=formulaire&_lastUpdated=ge{Uri.EscapeDataString(before)}")));
         Assert.Empty(Ids(await SearchAsync($"Patient?family=formulaire&_lastUpdated=lt{Uri.EscapeDataString(before)}")));
+    }
+
+    [Fact]
+    public async Task The_self_link_shows_the_parameters_used_for_GET_and_POST_search_and_not_those_a_lenient_search_ignored()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Lien"))).GetProperty("id").GetString()!;
+        static string Self(JsonElement bundle) => bundle.GetProperty("link").EnumerateArray()
+            .Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+
+        var get = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient?family=lien&colour=blue&_count=5");
+        get.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
+        using (var response = await Api.SendAsync(get))
+        {
+            var bundle = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal([id], Ids(bundle));
+            Assert.EndsWith("/fhir/Patient?family=lien&_count=5", Self(bundle), StringComparison.Ordinal);
+        }
+
+        var post = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient/_search")
+        {
+            Content = new FormUrlEncodedContent([new("family", "lien"), new("colour", "blue"), new("birthdate", "ge1980-01-01")]),
+        };
+        post.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
+        using (var response = await Api.SendAsync(post))
+        {
+            var bundle = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal([id], Ids(bundle));
+            Assert.EndsWith("/fhir/Patient?family=lien&birthdate=ge1980-01-01", Self(bundle), StringComparison.Ordinal);
+        }
+
+        // A strict search with the same unknown parameter is still refused.
+        using var strict = await Api.GetAsync("/fhir/Patient?family=lien&colour=blue");
+        Assert.Equal(HttpStatusCode.BadRequest, strict.StatusCode);
     }
 
     [Fact]
@@ -368,6 +404,39 @@ public abstract class FhirApiTests : IAsyncLifetime
         }
         Assert.Empty(Ids(await SearchAsync("Patient?family=orphelin")));
         Assert.Empty(Ids(await SearchAsync("Observation?code=2345-7")));
+    }
+
+    [Fact]
+    public async Task Transaction_reference_to_a_conditional_create_that_matched_names_the_existing_resource_even_from_an_earlier_entry()
+    {
+        var nir = Samples.ValidNir("1850375123411");
+        var existing = (await CreateAsync("Patient", Samples.Patient(family: "Existant", nir: nir))).GetProperty("id").GetString()!;
+        const string patientUrn = "urn:uuid:3f0e1d5c-8a59-4d7e-9c1b-2b7a4f6d8e01";
+        // The Observation comes first in the bundle and is created before the conditional create is processed.
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Observation(patientUrn)}}, "request": { "method": "POST", "url": "Observation" } },
+                { "fullUrl": "{{patientUrn}}", "resource": {{Samples.Patient(family: "Doublon", nir: nir)}},
+                  "request": { "method": "POST", "url": "Patient", "ifNoneExist": "identifier={{Vauban.Fhir.KnownIdentifierSystems.InsNir}}|{{nir}}" } },
+                { "resource": {{Samples.Observation(patientUrn, loinc: "718-7")}}, "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        var entries = body.GetProperty("entry").EnumerateArray().ToList();
+        Assert.StartsWith("200", entries[1].GetProperty("response").GetProperty("status").GetString());
+        Assert.Equal(existing, entries[1].GetProperty("resource").GetProperty("id").GetString());
+        foreach (var observation in new[] { entries[0], entries[2] })
+        {
+            Assert.StartsWith("201", observation.GetProperty("response").GetProperty("status").GetString());
+            Assert.Equal($"Patient/{existing}", observation.GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        }
+        Assert.Equal(2, Ids(await SearchAsync($"Observation?subject=Patient/{existing}")).Count);
+        Assert.Empty(Ids(await SearchAsync("Patient?family=doublon")));
     }
 
     [Fact]
@@ -493,6 +562,98 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Patient_everything_honours_type_since_and_count_with_next_links_that_keep_them()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(gp: $"Practitioner/{practitioner}"))).GetProperty("id").GetString()!;
+        var early = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"))).GetProperty("id").GetString()!;
+        var appointment = (await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00")))
+            .GetProperty("id").GetString()!;
+        await Task.Delay(20);
+        var since = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(20);
+        var late = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}", loinc: "718-7"))).GetProperty("id").GetString()!;
+        var everything = $"/fhir/Patient/{patient}/$everything";
+        // The guard counts each $everything call (not each patient) towards its limit without a stated reason; this test makes many.
+        Api.DefaultRequestHeaders.Add("X-Vauban-Reason", "checking the $everything parameters");
+
+        var observations = await SearchAsync($"Patient/{patient}/$everything?_type=Observation");
+        Assert.Equal(new[] { early, late }.Order(StringComparer.Ordinal), Ids(observations).Order(StringComparer.Ordinal));
+        Assert.Equal(2, observations.GetProperty("total").GetInt32());
+        var two = await SearchAsync($"Patient/{patient}/$everything?_type=Observation,Practitioner");
+        Assert.Equal([practitioner], Ids(two, "Practitioner"));
+        Assert.Equal(2, Ids(two, "Observation").Count);
+        Assert.Empty(Ids(two, "Patient"));
+        Assert.Empty(Ids(two, "Appointment"));
+
+        Assert.Equal([late], Ids(await SearchAsync($"Patient/{patient}/$everything?_since={Uri.EscapeDataString(since)}")));
+
+        // Paged: every resource once, two a page, the next links keeping _count (and _type).
+        var seen = new List<string>();
+        var sizes = new List<int>();
+        for (string? next = everything + "?_count=2"; next is not null;)
+        {
+            using var response = await Api.GetAsync(next);
+            var page = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, page.ToString());
+            Assert.Equal(5, page.GetProperty("total").GetInt32());
+            sizes.Add(Ids(page).Count);
+            seen.AddRange(Ids(page));
+            next = page.GetProperty("link").EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next")
+                .Select(l => l.GetProperty("url").GetString()).FirstOrDefault();
+            Assert.True(sizes.Count < 10, "too many pages");
+        }
+        Assert.Equal([2, 2, 1], sizes);
+        Assert.Equal(new[] { patient, early, appointment, late, practitioner }.Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+        var typed = await SearchAsync($"Patient/{patient}/$everything?_type=Observation,Appointment&_count=1");
+        var nextTyped = typed.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        using (var second = await Api.GetAsync(nextTyped))
+        {
+            var page = await second.BodyAsync();
+            Assert.Single(Ids(page));
+            Assert.Equal(3, page.GetProperty("total").GetInt32());
+        }
+
+        // Without parameters, everything in one page, as before.
+        Assert.Equal(5, Ids(await SearchAsync($"Patient/{patient}/$everything")).Count);
+    }
+
+    [Theory]
+    [InlineData("_type=Spaceship", "Spaceship")]
+    [InlineData("_type=Observation,AuditEvent", "AuditEvent")]
+    [InlineData("_type=", "_type")]
+    [InlineData("_since=yesterday", "_since must be an instant")]
+    [InlineData("_count=0", "_count must be a positive integer")]
+    [InlineData("_count=many", "_count must be a positive integer")]
+    [InlineData("colour=blue", "Unknown parameter 'colour'")]
+    [InlineData("start=2026-01-01", "not supported")]
+    [InlineData("_page=forged", "paging link is invalid")]
+    public async Task Patient_everything_refuses_bad_or_unknown_parameters_with_400(string query, string mentions)
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
+        using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything?{query}");
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {body}");
+        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        Assert.Contains(mentions, body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Patient_everything_under_lenient_handling_ignores_unknown_parameters_and_leaves_them_out_of_the_self_link()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{patient}/$everything?colour=blue&_type=Patient");
+        request.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
+        using var response = await Api.SendAsync(request);
+        var bundle = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal([patient], Ids(bundle));
+        var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+        Assert.EndsWith($"/fhir/Patient/{patient}/$everything?_type=Patient", self, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Type_history_pages_through_every_version()
     {
         var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "CHU de Nantes" }""")).GetProperty("id").GetString()!;
@@ -504,6 +665,58 @@ public abstract class FhirApiTests : IAsyncLifetime
         var next = first.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
         using var second = await Api.GetAsync(next);
         Assert.Equal(1, (await second.BodyAsync()).GetProperty("entry").GetArrayLength());
+    }
+
+    private async Task<List<JsonElement>> HistoryPagesAsync(string url)
+    {
+        var pages = new List<JsonElement>();
+        for (string? next = url; next is not null && pages.Count < 20;)
+        {
+            using var response = await Api.GetAsync(next);
+            var page = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{next}: {(int)response.StatusCode} {page}");
+            Assert.Equal("history", page.GetProperty("type").GetString());
+            pages.Add(page);
+            next = page.GetProperty("link").EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next")
+                .Select(l => l.GetProperty("url").GetString()).FirstOrDefault();
+        }
+        return pages;
+    }
+
+    private static int EntryCount(JsonElement bundle) => bundle.TryGetProperty("entry", out var entries) ? entries.GetArrayLength() : 0;
+
+    [Fact]
+    public async Task Instance_history_honours_count_with_next_links_that_keep_it()
+    {
+        var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Version 1" }""")).GetProperty("id").GetString()!;
+        for (var v = 2; v <= 5; v++)
+        {
+            using var put = await Api.PutAsync($"/fhir/Organization/{id}", FhirContent.Json($$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "Version {{v}}" }"""));
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        }
+        var pages = await HistoryPagesAsync($"/fhir/Organization/{id}/_history?_count=2");
+        Assert.Equal([2, 2, 1], pages.Select(EntryCount));
+        Assert.All(pages, p => Assert.Equal(5, p.GetProperty("total").GetInt32()));
+        var versions = pages.SelectMany(p => p.GetProperty("entry").EnumerateArray())
+            .Select(e => e.GetProperty("resource").GetProperty("meta").GetProperty("versionId").GetString()).ToList();
+        Assert.Equal(["5", "4", "3", "2", "1"], versions);
+        // Without _count, the default page size (50) holds them all.
+        Assert.Equal([5], (await HistoryPagesAsync($"/fhir/Organization/{id}/_history")).Select(EntryCount));
+    }
+
+    [Fact]
+    public async Task Type_history_next_links_keep_count_and_since()
+    {
+        await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Avant" }""");
+        await Task.Delay(20);
+        var since = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
+        await Task.Delay(20);
+        for (var i = 0; i < 5; i++) await CreateAsync("Organization", $$"""{ "resourceType": "Organization", "name": "Après {{i}}" }""");
+        var pages = await HistoryPagesAsync($"/fhir/Organization/_history?_count=2&_since={Uri.EscapeDataString(since)}");
+        Assert.Equal([2, 2, 1], pages.Select(EntryCount));
+        var names = pages.SelectMany(p => p.GetProperty("entry").EnumerateArray()).Select(e => e.GetProperty("resource").GetProperty("name").GetString()!).ToList();
+        Assert.DoesNotContain("Avant", names);
+        Assert.Equal(5, names.Distinct().Count());
     }
 
     [Fact]
@@ -522,6 +735,8 @@ public abstract class FhirApiTests : IAsyncLifetime
         var parameters = patient.GetProperty("searchParam").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToList();
         Assert.Contains("birthdate", parameters);
         Assert.Contains("general-practitioner", parameters);
+        var everything = patient.GetProperty("operation").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "everything");
+        Assert.Contains("_type", everything.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
     }
 
     [Fact]

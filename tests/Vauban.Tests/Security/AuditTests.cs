@@ -202,6 +202,40 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_paged_everything_audits_each_page_with_the_records_it_returned_each_under_its_patient()
+    {
+        var other = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Partagé", nir: Samples.ValidNir("1850375123556")));
+        var appointment = await CreateAsync("/fhir/Appointment", $$$"""
+            {"resourceType":"Appointment","status":"booked","start":"2026-03-01T10:00:00+01:00","end":"2026-03-01T10:30:00+01:00",
+             "participant":[{"actor":{"reference":"Patient/{{{other}}}"},"status":"accepted"},{"actor":{"reference":"Patient/{{{_patient}}}"},"status":"accepted"}]}
+            """);
+        await CreateAsync("/fhir/Observation", Samples.Observation($"Patient/{_patient}", loinc: "718-7"));
+        // One resource a page, more pages than $everything calls allowed an hour without a stated reason: one patient's
+        // record read in pages counts once.
+        var pages = new List<List<string>>();
+        for (string? next = $"/fhir/Patient/{_patient}/$everything?_count=1"; next is not null;)
+        {
+            using var response = await _client.GetAsync(next);
+            var page = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, page.ToString());
+            pages.Add(page.GetProperty("entry").EnumerateArray()
+                .Select(e => e.GetProperty("resource")).Select(r => $"{r.GetProperty("resourceType").GetString()}/{r.GetProperty("id").GetString()}").ToList());
+            next = page.GetProperty("link").EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next")
+                .Select(l => l.GetProperty("url").GetString()).FirstOrDefault();
+        }
+        Assert.Equal(4, pages.Count);
+        Assert.All(pages, p => Assert.Single(p));
+
+        // One entry a page under this patient, listing exactly what that page returned.
+        var ofPatient = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = _patient, Actions = [AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(pages.Select(p => p[0]).Order(StringComparer.Ordinal), ofPatient.Select(e => Assert.Single(e.Detail.Records)).Order(StringComparer.Ordinal));
+        // The appointment the other patient holds is under that patient too, once: only the page that returned it.
+        var ofOther = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = other, Actions = [AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal([$"Appointment/{appointment}"], Assert.Single(ofOther).Detail.Records);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task Deleting_an_unknown_or_already_deleted_record_answers_204_and_is_audited_as_a_failed_delete()
     {
         using (var unknown = await _client.DeleteAsync("/fhir/Observation/does-not-exist-123")) Assert.Equal(HttpStatusCode.NoContent, unknown.StatusCode);
