@@ -17,7 +17,10 @@ internal static class TokenEndpoint
             {
                 return Error(new TokenError("invalid_request", "The token request must be application/x-www-form-urlencoded.", 400));
             }
-            var form = await http.Request.ReadFormAsync(http.RequestAborted);
+            if (await http.Request.ReadFormOrNullAsync(http.RequestAborted) is not { } form)
+            {
+                return Error(new TokenError("invalid_request", $"The token request's form is over the limits ({FormReading.Limits}).", 400));
+            }
             string? clientId = form["client_id"], clientSecret = form["client_secret"];
             var authorization = http.Request.Headers.Authorization.ToString();
             var basic = authorization.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase);

@@ -83,7 +83,8 @@ internal static class FhirEndpoints
         {
             if (!http.Request.HasFormContentType)
                 return FhirHttp.Outcome(415, Issue.Error("not-supported", "POST _search takes application/x-www-form-urlencoded parameters."));
-            var form = await http.Request.ReadFormAsync(http.RequestAborted);
+            if (await http.Request.ReadFormOrNullAsync(http.RequestAborted) is not { } form)
+                return FhirHttp.Outcome(400, Issue.Invalid($"The form body is over the limits of a POST _search ({FormReading.Limits})."));
             var parameters = Query(http).Concat(form.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")))).ToList();
             return await SearchAsync(http, records, type, parameters);
         });
