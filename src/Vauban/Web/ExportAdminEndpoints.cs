@@ -4,6 +4,7 @@
 //   POST /admin/guard/approve-export | deny-export  {"export": "<job id>"}   both factors proven within 5 minutes;
 //        never one's own export (403)
 using System.Text.Json;
+using Vauban.Access;
 using Vauban.Guard;
 using Vauban.Records;
 
@@ -40,7 +41,7 @@ internal static class ExportAdminEndpoints
             return GuardAdminEndpoints.Problem(401, "Deciding on an export needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
         }
         var id = e.GetString()!;
-        return await store.ExportApprovals.DecideAsync(http.PersonAccess()!, id, approve, http.RequestAborted) switch
+        return await store.ExportApprovals.DecideAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, id, approve, http.RequestAborted) switch
         {
             ExportDecision.Done => Results.Json(new { export = id, decision = approve ? "approved" : "denied" }),
             ExportDecision.OwnExport => GuardAdminEndpoints.Problem(403, "You asked for this export: another security officer or administrator must decide on it."),

@@ -70,7 +70,7 @@ internal static class GuardAdminEndpoints
                 return Problem(401, "Releasing a containment needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
             }
             // The officer's entry commits with the release (fail closed: an audit log that cannot be written releases nothing).
-            var released = await store.Guard.ReleaseAsync(http.PersonAccess()!, p.GetString()!, http.RequestAborted);
+            var released = await store.Guard.ReleaseAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, p.GetString()!, http.RequestAborted);
             return released == 0
                 ? Problem(404, "This principal is not contained in your establishment.")
                 : Results.Json(new { released = p.GetString(), containments = released });

@@ -143,6 +143,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
         var release = Assert.Single(entries, e => e.Detail.Records.Contains("principal:" + principal));
         Assert.Equal("guard release", release.Detail.Note);
         Assert.Equal(Vauban.Audit.AuditOutcome.Success, release.Outcome);
+        Assert.Equal(KnownPurposes.SystemAdministration, release.Detail.Purpose); // the officer administers, no care is given
     }
 
     private async Task ExecuteAsync(string sql)
