@@ -8,23 +8,26 @@ using Vauban.Records.Synthetic;
 
 namespace Vauban.Cli;
 
-internal static class Demo
+public static class Demo
 {
     public const string TenantName = "demo";
     private const int Patients = 500;
     private const int RandomSeed = 2026;
+
+    /// <summary>The demo's set-up acts (establishment, staff accounts, each start's client) are administrative acts on its audit chain.</summary>
+    private static AccessContext Setup(Tenant tenant) => AccessContext.Operator(tenant, "demo set-up");
 
     public static async Task EnsureAsync(VaubanStore store, string urls, CancellationToken cancellationToken)
     {
         var tenant = await store.Tenants.FindAsync(TenantName, cancellationToken);
         if (tenant is null)
         {
-            tenant = await store.Tenants.AddAsync(TenantName, cancellationToken);
+            tenant = await store.Tenants.AddAsync(TenantName, Setup, cancellationToken);
             var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources), {GuardCommands.CanariesFor(Patients)} of them canaries.");
             await AddStaffAsync(store, tenant, cancellationToken);
         }
-        var client = await store.Clients.AddAsync(tenant, $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, cancellationToken);
+        var client = await store.Clients.AddAsync(Setup(tenant), $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
         var baseUrl = urls.Split(';')[0].TrimEnd('/');
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine("[bold]Demo API credentials[/] (a new client each start; all data is synthetic):");
@@ -54,7 +57,7 @@ internal static class Demo
         };
         foreach (var (email, role, name, practitioner) in accounts)
         {
-            await store.Accounts.AddAsync(tenant, email, role, practitioner, hospital, name, cancellationToken);
+            await store.Accounts.AddAsync(Setup(tenant), email, role, practitioner, hospital, name, cancellationToken);
         }
     }
 

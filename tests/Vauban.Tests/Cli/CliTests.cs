@@ -436,6 +436,32 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task The_demo_sets_up_its_establishment_staff_and_client_as_administrative_acts_on_its_audit_chain()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants list {DbArgs}")).Exit); // creates the store and its master key
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var original = Console.Out;
+        Console.SetOut(TextWriter.Null);
+        try
+        {
+            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None);
+            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None); // a restart: a new client only
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+        var tenant = (await store.Tenants.FindAsync(Vauban.Cli.Demo.TenantName, CancellationToken.None))!;
+        var acts = (await store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None))!
+            .Select(e => e.Detail.Note ?? "").ToList();
+        Assert.Single(acts, n => n.StartsWith("tenants add", StringComparison.Ordinal));
+        Assert.Equal(7, acts.Count(n => n.StartsWith("users add", StringComparison.Ordinal)));
+        Assert.Equal(2, acts.Count(n => n.StartsWith("clients add", StringComparison.Ordinal)));
+        Assert.True((await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None)).Valid);
+    }
+
+    [Fact]
     public async Task A_patients_access_history_names_the_service_of_whoever_opened_the_record()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-service {DbArgs}")).Exit);
