@@ -14,6 +14,12 @@ public sealed partial class RecordsService
 {
     private const int MaxIncluded = 1000;
 
+    /// <summary>Resources a page of Patient/$everything without _count; a larger record gets next links.</summary>
+    internal const int MaxEverythingPage = 10_000;
+
+    /// <summary>What $everything adds beyond the patient's own records: the practitioners and organizations they refer to.</summary>
+    private static readonly string[] EverythingReferencedTypes = ["Practitioner", "PractitionerRole", "Organization"];
+
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
     {
@@ -135,35 +141,56 @@ public sealed partial class RecordsService
         {
             return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
         }
-        var rows = new List<StoredVersion> { patient };
-        using (var command = connection.Command($"""
-            SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
-            WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0 ORDER BY r.rid
-            """ + Sql.Limit(10_000)).With("p", "Patient/" + patientId).With("t", context.Tenant.Id))
-        using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken)) rows.Add(ResourceRows.ReadRow(reader));
-        }
-        // Only the types the principal may read.
-        rows = await AllowedAsync(context, rows.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
-        var referenced = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), null, ["Practitioner", "PractitionerRole", "Organization"], context.Tenant.Id, cancellationToken);
-        referenced = await AllowedAsync(context, referenced.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed && rows.All(x => x.Rid != r.Rid)).ToList(), cancellationToken);
-        // In a stable order for paging: the patient, the records that refer to them, then the resources those refer to, each by rid.
-        var ordered = rows.Select((r, i) => (Group: i == 0 ? 0 : 1, Row: r))
-            .Concat(referenced.OrderBy(r => r.Rid).Select(r => (Group: 2, Row: r)))
-            .Where(e => request.Types is null || request.Types.Contains(TypeCodes.NameOf(e.Row.Type)))
-            .Where(e => request.Since is null || e.Row.LastUpdated >= request.Since)
-            .ToList();
-        var remaining = after is { } cursor ? ordered.Where(e => e.Group > cursor.Group || (e.Group == cursor.Group && e.Row.Rid > cursor.Rid)).ToList() : ordered;
+        // In a stable order, paged by (group, rid): the patient (group 0), the records that refer to them (1), then the
+        // practitioners and organizations those records refer to (2). Each page reads only its own rows, so a record of any
+        // size is returned whole, a page at a time; without _count a page holds up to MaxEverythingPage resources.
+        var budget = request.Count ?? MaxEverythingPage;
+        var readable = (IReadOnlyList<string> types) => types.Where(t => (request.Types is null || request.Types.Contains(t))
+            && _policy.Authorize(context, Interaction.Read, t).Allowed).ToList();
+        var rows = new List<StoredVersion>();
         string? next = null;
-        if (request.Count is { } count && remaining.Count > count)
+        if (after is null && Wanted(patient)) rows.Add(patient);
+        if (after is null || after.Value.Group <= 1)
         {
-            remaining = remaining.Take(count).ToList();
-            var last = remaining[^1];
-            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList(),
-                last.Group.ToString(System.Globalization.CultureInfo.InvariantCulture), last.Row.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
+            var types = readable([.. TypeCodes.Names.Where(t => !EverythingReferencedTypes.Contains(t))]);
+            var referring = new List<StoredVersion>();
+            if (types.Count > 0)
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = $"""
+                    SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
+                    WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0 AND {command.InList(Engine, "r.type", "ty", types.Select(TypeCodes.Of).ToList())}
+                    """ + (request.Since is null ? "" : " AND r.last_updated >= @since") + (after is { Group: 1 } ? " AND r.rid > @after" : "")
+                    + " ORDER BY r.rid" + Sql.Limit(budget - rows.Count + 1);
+                command.With("p", "Patient/" + patientId).With("t", context.Tenant.Id);
+                if (request.Since is { } since) command.With("since", since);
+                if (after is { Group: 1 } cursor) command.With("after", cursor.Rid);
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) referring.Add(ResourceRows.ReadRow(reader));
+            }
+            if (rows.Count + referring.Count > budget)
+            {
+                referring.RemoveAt(referring.Count - 1);
+                // A first page that the patient alone fills goes on from the first record.
+                next = NextPage(1, referring.Count > 0 ? referring[^1].Rid : 0);
+            }
+            rows.AddRange(await AllowedAsync(context, referring, cancellationToken));
         }
-        rows = remaining.Select(e => e.Row).ToList();
+        if (next is null)
+        {
+            var types = readable(EverythingReferencedTypes);
+            var referenced = types.Count == 0 ? [] : (await AllowedAsync(context, await ReferencedByRecordsOfAsync(connection, patientId, types, context.Tenant.Id, cancellationToken), cancellationToken))
+                .Where(r => Wanted(r) && (after is not { Group: 2 } cursor || r.Rid > cursor.Rid)).OrderBy(r => r.Rid).ToList();
+            if (rows.Count + referenced.Count > budget)
+            {
+                referenced = referenced.Take(budget - rows.Count).ToList();
+                next = NextPage(2, referenced.Count > 0 ? referenced[^1].Rid : 0);
+            }
+            rows.AddRange(referenced);
+        }
+        bool Wanted(StoredVersion r) => (request.Types is null || request.Types.Contains(TypeCodes.NameOf(r.Type))) && (request.Since is null || r.LastUpdated >= request.Since);
+        string NextPage(int group, long rid) => _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList(),
+            group.ToString(System.Globalization.CultureInfo.InvariantCulture), rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // Each record under the patient whose compartment holds it; one held by another patient (an appointment of A that
         // names B as a participant too) also under this patient, whose record it is part of; practitioners and organizations
@@ -173,7 +200,8 @@ public sealed partial class RecordsService
                 ? [new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, holder), new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)]
                 : new[] { new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId) }).ToList(), cancellationToken);
         var entries = rows.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), false)).ToList();
-        return new SearchPage(RecordStatus.Ok, entries, ordered.Count, next) { Used = page is null ? request.Used : null };
+        // A total only when the whole record is on this one page: across pages, counting would read every page at once.
+        return new SearchPage(RecordStatus.Ok, entries, after is null && next is null ? rows.Count : null, next) { Used = page is null ? request.Used : null };
     }
 
     /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>
@@ -393,6 +421,35 @@ public sealed partial class RecordsService
     }
 
     /// <summary>Resources of the given types referenced (through <paramref name="param"/>, or any reference) by the given rows — in the same tenant only.</summary>
+    /// <summary>The resources of <paramref name="targetTypes"/> that any current record referring to the patient refers to.</summary>
+    private async Task<List<StoredVersion>> ReferencedByRecordsOfAsync(DbConnection connection, string patientId, IReadOnlyList<string> targetTypes, long tenant,
+        CancellationToken cancellationToken)
+    {
+        var targets = new List<string>();
+        using (var command = connection.Command("""
+            SELECT DISTINCT y.target FROM idx_ref y WHERE y.rid IN (
+                SELECT x.rid FROM idx_ref x JOIN resources r ON r.rid = x.rid WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0)
+            """).With("p", "Patient/" + patientId).With("t", tenant))
+        using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) targets.Add(reader.GetString(0));
+        }
+        var found = new List<StoredVersion>();
+        foreach (var group in targets.Select(t => t.Split('/')).Where(p => p.Length == 2 && targetTypes.Contains(p[0])).GroupBy(p => p[0]))
+        {
+            var ids = group.Select(p => p[1]).ToList();
+            for (var start = 0; start < ids.Count; start += 500)
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND {command.InList(Engine, "r.id", "ids", ids.Skip(start).Take(500).ToList())}";
+                command.With("t", tenant).With("ty", TypeCodes.Of(group.Key));
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) found.Add(ResourceRows.ReadRow(reader));
+            }
+        }
+        return found;
+    }
+
     private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant, CancellationToken cancellationToken)
     {
         var targets = new List<string>();
