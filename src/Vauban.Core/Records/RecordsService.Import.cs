@@ -158,7 +158,7 @@ public sealed partial class RecordsService
         List<PreparedRow> rows, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var createdBy = context.Principal.Id;
+        var createdBy = CreatorOf(context);
         await using var scope = await _database.BeginWriteOnAsync(loader, cancellationToken);
         var existing = await BulkRows.ExistingAsync(scope, Engine, keys.TenantId, rows.Select(r => (r.TypeCode, r.Id)).ToList(), cancellationToken);
         var fresh = rows.Where(r => !existing.Contains((r.TypeCode, r.Id))).GroupBy(r => (r.TypeCode, r.Id)).Select(g => g.First()).ToList();

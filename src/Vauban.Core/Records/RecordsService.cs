@@ -234,8 +234,8 @@ public sealed partial class RecordsService
         var index = ExtractIndex(type, json, keys);
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
-        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, context.Principal.Id, cancellationToken);
-        written.Created(type, id, compartment, context.Principal.Id);
+        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), cancellationToken);
+        written.Created(type, id, compartment, CreatorOf(context));
         await AuditAsync(context, Interaction.Create, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
     }
@@ -378,6 +378,11 @@ public sealed partial class RecordsService
             if (record.Compartment is not null) _policy.Touch(context.Tenant.Id, record.Compartment);
         }
     }
+
+    /// <summary>What a record's created_by column holds, in clear, for the own-resources policy of API clients: the client's or
+    /// account's id; for the command line "system" — not "cli:" and the operator's OS account name, which may be a person's name
+    /// (the act's audit entry names the operator, sealed).</summary>
+    internal static string CreatorOf(AccessContext context) => context.Principal.Kind == PrincipalKind.System ? "system" : context.Principal.Id;
 
     private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy);
 

@@ -94,6 +94,11 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
         var operatorContext = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.System, "cli:" + Operator, "command line (" + Operator + ")",
             Vauban.Access.StaffUser.PersonScopes), tenant, "administration");
         Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(operatorContext, contained, CancellationToken.None));
+        // A record the operator creates at the command line: its creator column names no OS account.
+        using (var practitioner = System.Text.Json.JsonDocument.Parse(Samples.Practitioner("Directeur")))
+        {
+            Assert.Equal(Vauban.Records.RecordStatus.Created, (await _server.Store.Records.CreateAsync(operatorContext, "Practitioner", practitioner.RootElement, null, CancellationToken.None)).Status);
+        }
         var requester = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "registry-link", "registry link",
             Vauban.Access.StaffUser.PersonScopes), tenant, Vauban.Access.KnownPurposes.Treatment) { StatedReason = "Quarterly directory sync" };
         var export = await _server.Store.Records.ExportAsync(requester, Vauban.Records.ExportLevel.System, ["Practitioner"], null, "http://localhost/fhir/$export", CancellationToken.None);
