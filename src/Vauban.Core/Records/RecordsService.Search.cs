@@ -179,7 +179,7 @@ public sealed partial class RecordsService
         if (next is null)
         {
             var types = readable(EverythingReferencedTypes);
-            var referenced = types.Count == 0 ? [] : (await AllowedAsync(context, await ReferencedByRecordsOfAsync(connection, patientId, types, context.Tenant.Id, cancellationToken), cancellationToken))
+            var referenced = types.Count == 0 ? [] : (await AllowedAsync(context, await ReferencedByVisibleRecordsAsync(context, connection, patientId, types, cancellationToken), cancellationToken))
                 .Where(r => Wanted(r) && (after is not { Group: 2 } cursor || r.Rid > cursor.Rid)).OrderBy(r => r.Rid).ToList();
             if (rows.Count + referenced.Count > budget)
             {
@@ -421,33 +421,35 @@ public sealed partial class RecordsService
     }
 
     /// <summary>Resources of the given types referenced (through <paramref name="param"/>, or any reference) by the given rows — in the same tenant only.</summary>
-    /// <summary>The resources of <paramref name="targetTypes"/> that any current record referring to the patient refers to.</summary>
-    private async Task<List<StoredVersion>> ReferencedByRecordsOfAsync(DbConnection connection, string patientId, IReadOnlyList<string> targetTypes, long tenant,
-        CancellationToken cancellationToken)
+    /// <summary>The resources of <paramref name="targetTypes"/> that the current records referring to the patient refer to — only
+    /// the records the principal may see, so that a practitioner named only in a hidden record does not reveal it. Reads the
+    /// records' keys and policy columns, not their bodies.</summary>
+    private async Task<List<StoredVersion>> ReferencedByVisibleRecordsAsync(AccessContext context, DbConnection connection, string patientId,
+        IReadOnlyList<string> targetTypes, CancellationToken cancellationToken)
     {
-        var targets = new List<string>();
+        var referring = new List<(long Rid, string Type, string? Compartment, string? CreatedBy)>();
         using (var command = connection.Command("""
-            SELECT DISTINCT y.target FROM idx_ref y WHERE y.rid IN (
-                SELECT x.rid FROM idx_ref x JOIN resources r ON r.rid = x.rid WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0)
-            """).With("p", "Patient/" + patientId).With("t", tenant))
+            SELECT DISTINCT r.rid, r.type, r.compartment, r.created_by FROM idx_ref x JOIN resources r ON r.rid = x.rid
+            WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0
+            """).With("p", "Patient/" + patientId).With("t", context.Tenant.Id))
         using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
-            while (await reader.ReadAsync(cancellationToken)) targets.Add(reader.GetString(0));
-        }
-        var found = new List<StoredVersion>();
-        foreach (var group in targets.Select(t => t.Split('/')).Where(p => p.Length == 2 && targetTypes.Contains(p[0])).GroupBy(p => p[0]))
-        {
-            var ids = group.Select(p => p[1]).ToList();
-            for (var start = 0; start < ids.Count; start += 500)
+            while (await reader.ReadAsync(cancellationToken))
             {
-                using var command = connection.CreateCommand();
-                command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND {command.InList(Engine, "r.id", "ids", ids.Skip(start).Take(500).ToList())}";
-                command.With("t", tenant).With("ty", TypeCodes.Of(group.Key));
-                using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken)) found.Add(ResourceRows.ReadRow(reader));
+                referring.Add((reader.GetInt64(0), TypeCodes.NameOf(Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture)),
+                    reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
             }
         }
-        return found;
+        var visible = new List<long>(referring.Count);
+        foreach (var (rid, type, compartment, createdBy) in referring)
+        {
+            if (_policy.Authorize(context, Interaction.Read, type).Allowed
+                && (await _policy.AuthorizeRecordAsync(context, type, compartment, createdBy, null, cancellationToken)).Verdict == RecordVerdict.Allow)
+            {
+                visible.Add(rid);
+            }
+        }
+        return await ReferencedAsync(connection, visible, null, targetTypes, context.Tenant.Id, cancellationToken);
     }
 
     private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant, CancellationToken cancellationToken)

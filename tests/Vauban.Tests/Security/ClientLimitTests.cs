@@ -47,6 +47,29 @@ public abstract class ClientLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Everything_names_no_practitioner_whose_only_link_to_the_patient_is_a_record_the_client_cannot_see()
+    {
+        var seen = await CreateAsync(_full, "/fhir/Practitioner", Samples.Practitioner("Visible"));
+        var hidden = await CreateAsync(_full, "/fhir/Practitioner", Samples.Practitioner("Psychiatre"));
+        await CreateAsync(_full, "/fhir/Encounter", Samples.Encounter(_mine, seen, "2026-03-01T10:00:00+01:00"));
+        // An appointment held in the other patient's compartment that names this patient too, and a practitioner.
+        var shared = await CreateAsync(_full, "/fhir/Appointment", $$"""
+            { "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:00:00+01:00", "end": "2026-03-02T10:30:00+01:00",
+              "participant": [ { "actor": { "reference": "Patient/{{_other}}" }, "status": "accepted" },
+                               { "actor": { "reference": "Patient/{{_mine}}" }, "status": "accepted" },
+                               { "actor": { "reference": "Practitioner/{{hidden}}" }, "status": "accepted" } ] }
+            """);
+        using var limited = await _server.ClientAsync("clinic", "system/*.rs", new ClientLimits([_mine], false));
+        using var response = await limited.GetAsync($"/fhir/Patient/{_mine}/$everything");
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var ids = body.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("id").GetString()).ToList();
+        Assert.Contains(seen, ids);
+        Assert.DoesNotContain(shared, ids);
+        Assert.DoesNotContain(hidden, ids);
+    }
+
+    [Fact]
     public async Task A_client_limited_to_some_patients_cannot_enumerate_the_others()
     {
         using var limited = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits([_mine], false));
