@@ -20,6 +20,12 @@ public sealed partial class RecordsService
     /// <summary>What $everything adds beyond the patient's own records: the practitioners and organizations they refer to.</summary>
     private static readonly string[] EverythingReferencedTypes = ["Practitioner", "PractitionerRole", "Organization"];
 
+    /// <summary>A next link's state, if it was sealed by this server for this tenant, this principal and this
+    /// <paramref name="scope"/> (a search's type, a history's or an $everything's scope) and has not expired; else null.</summary>
+    private PageState? OpenPage(AccessContext context, string page, string scope) =>
+        _pages.Open(page) is { } state && state.Tenant == context.Tenant.Id && state.Principal == context.Principal.Id && state.Type == scope
+            && state.Expires >= _time.GetUtcNow().ToUnixTimeMilliseconds() ? state : null;
+
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
     {
@@ -29,9 +35,7 @@ public sealed partial class RecordsService
         var depth = 1;
         if (page is not null)
         {
-            var state = _pages.Open(page);
-            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != type
-                || state.Expires < _time.GetUtcNow().ToUnixTimeMilliseconds())
+            if (OpenPage(context, page, type) is not { } state)
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
             }
@@ -116,9 +120,7 @@ public sealed partial class RecordsService
         var depth = 1;
         if (page is not null)
         {
-            var state = _pages.Open(page);
-            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != scope
-                || state.Expires < _time.GetUtcNow().ToUnixTimeMilliseconds())
+            if (OpenPage(context, page, scope) is not { } state)
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run $everything again."));
             }

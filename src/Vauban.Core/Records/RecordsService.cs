@@ -164,9 +164,7 @@ public sealed partial class RecordsService
         var depth = 1;
         if (page is not null)
         {
-            var state = _pages.Open(page);
-            if (state is null || state.Tenant != context.Tenant.Id || state.Principal != context.Principal.Id || state.Type != scope
-                || state.Expires < _time.GetUtcNow().ToUnixTimeMilliseconds())
+            if (OpenPage(context, page, scope) is not { } state)
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the query again."));
             }
