@@ -98,23 +98,32 @@ public sealed class StaffAccounts
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         var link = await IssueEnrolmentLinkAsync(scope, user, cancellationToken);
-        if (administrator is not null)
-        {
-            await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
-                [new AuditedRecord("account:" + user.PrincipalId, null, null)], cancellationToken, "users add (" + role + ")");
-        }
+        await RecordAsync(scope, administrator, "users add (" + role + ")", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return link;
     }
 
     /// <summary>A new one-time enrolment link for an existing account (e.g. a lost link); earlier links stop working.</summary>
-    public async Task<EnrolmentLink> ReissueEnrolmentLinkAsync(StaffUser user, CancellationToken cancellationToken)
+    public Task<EnrolmentLink> ReissueEnrolmentLinkAsync(StaffUser user, CancellationToken cancellationToken) => ReissueEnrolmentLinkAsync(null, user, cancellationToken);
+
+    /// <summary>A new enrolment link; as an administrative act of <paramref name="administrator"/> (when given), recorded in the
+    /// transaction that issues it: no entry, no link.</summary>
+    public async Task<EnrolmentLink> ReissueEnrolmentLinkAsync(AccessContext? administrator, StaffUser user, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(user);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var link = await IssueEnrolmentLinkAsync(scope, user, cancellationToken);
+        await RecordAsync(scope, administrator, "users enrol-link", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return link;
+    }
+
+    /// <summary>An administrative act on an account, appended in the act's own transaction (nothing when no administrator is named).</summary>
+    private async Task RecordAsync(WriteScope scope, AccessContext? administrator, string act, StaffUser user, CancellationToken cancellationToken)
+    {
+        if (administrator is null) return;
+        await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+            [new AuditedRecord("account:" + user.PrincipalId, null, null)], cancellationToken, act);
     }
 
     private async Task<EnrolmentLink> IssueEnrolmentLinkAsync(WriteScope scope, StaffUser user, CancellationToken cancellationToken)
@@ -193,7 +202,13 @@ public sealed class StaffAccounts
     }
 
     /// <summary>Locks the account until unlocked and ends its sessions at once.</summary>
-    public async Task<bool> LockAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    public Task<bool> LockAsync(Tenant tenant, string email, CancellationToken cancellationToken) => LockAsync(tenant, null, email, cancellationToken);
+
+    /// <summary>Locks the account as an administrative act of <paramref name="administrator"/>, recorded in the same transaction.</summary>
+    public Task<bool> LockAsync(AccessContext administrator, string email, CancellationToken cancellationToken) =>
+        LockAsync(administrator.Tenant, administrator, email, cancellationToken);
+
+    private async Task<bool> LockAsync(Tenant tenant, AccessContext? administrator, string email, CancellationToken cancellationToken)
     {
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
@@ -203,11 +218,18 @@ public sealed class StaffAccounts
             await update.ExecuteNonQueryAsync(cancellationToken);
         }
         await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+        await RecordAsync(scope, administrator, "users lock", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return true;
     }
 
-    public async Task<bool> UnlockAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    public Task<bool> UnlockAsync(Tenant tenant, string email, CancellationToken cancellationToken) => UnlockAsync(tenant, null, email, cancellationToken);
+
+    /// <summary>Unlocks the account as an administrative act of <paramref name="administrator"/>, recorded in the same transaction.</summary>
+    public Task<bool> UnlockAsync(AccessContext administrator, string email, CancellationToken cancellationToken) =>
+        UnlockAsync(administrator.Tenant, administrator, email, cancellationToken);
+
+    private async Task<bool> UnlockAsync(Tenant tenant, AccessContext? administrator, string email, CancellationToken cancellationToken)
     {
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
@@ -220,17 +242,25 @@ public sealed class StaffAccounts
         {
             await reset.ExecuteNonQueryAsync(cancellationToken);
         }
+        await RecordAsync(scope, administrator, "users unlock", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return true;
     }
 
     /// <summary>Ends every session of the account at once (the server checks the session row on each request). Null for an unknown account.</summary>
-    public async Task<int?> RevokeSessionsAsync(Tenant tenant, string email, CancellationToken cancellationToken)
+    public Task<int?> RevokeSessionsAsync(Tenant tenant, string email, CancellationToken cancellationToken) => RevokeSessionsAsync(tenant, null, email, cancellationToken);
+
+    /// <summary>Ends the account's sessions as an administrative act of <paramref name="administrator"/>, recorded in the same transaction.</summary>
+    public Task<int?> RevokeSessionsAsync(AccessContext administrator, string email, CancellationToken cancellationToken) =>
+        RevokeSessionsAsync(administrator.Tenant, administrator, email, cancellationToken);
+
+    private async Task<int?> RevokeSessionsAsync(Tenant tenant, AccessContext? administrator, string email, CancellationToken cancellationToken)
     {
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return null;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var count = await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+        await RecordAsync(scope, administrator, "users revoke-sessions", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return count;
     }

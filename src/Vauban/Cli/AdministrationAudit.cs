@@ -1,9 +1,8 @@
 // Administrative acts from the command line (accounts, clients, establishments, the guard) go on the tenant's audit
 // chain like acts on records: who ran the command (the operating-system user), what, on which account or client.
-// Acts that create or change rows in one transaction (users add, clients add, tenants add, guard release, export
-// decisions) write their entry in that transaction (Context); the others record it first (RecordAsync).
+// Each act writes its entry in the transaction that does it, so an audit log that cannot be written leaves the act
+// undone (fail closed) and an act that fails leaves no success entry.
 using Vauban.Access;
-using Vauban.Audit;
 
 namespace Vauban.Cli;
 
@@ -11,8 +10,4 @@ internal static class AdministrationAudit
 {
     /// <summary>The operator at the command line, as the audit entry names them.</summary>
     public static AccessContext Context(Tenant tenant) => AccessContext.Operator(tenant, "administration");
-
-    public static Task RecordAsync(VaubanStore store, Tenant tenant, string act, string target, CancellationToken cancellationToken) =>
-        store.Audit.AppendAsync(Context(tenant), AuditAction.Administration, AuditOutcome.Success, null,
-            [new AuditedRecord(target, null, null)], cancellationToken, act);
 }

@@ -71,7 +71,7 @@ public static class Demo
         {
             var user = await store.Accounts.FindByIdAsync(account.Id, cancellationToken);
             if (user is null) continue;
-            var link = await store.Accounts.ReissueEnrolmentLinkAsync(user, cancellationToken);
+            var link = await store.Accounts.ReissueEnrolmentLinkAsync(Setup(tenant), user, cancellationToken);
             Console.WriteLine($"  {account.Role,-16} {account.Email,-26} {UserCommands.EnrolmentUrl(link, baseUrl)}");
         }
     }

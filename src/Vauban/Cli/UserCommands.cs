@@ -16,20 +16,20 @@ internal static class UserCommands
         users.Subcommands.Add(Add());
         users.Subcommands.Add(List());
         users.Subcommands.Add(Act("lock", "Lock an account (until unlocked) and end its sessions at once.", async (store, tenant, email, ct) =>
-            await store.Accounts.LockAsync(tenant, email, ct) ? "Account locked; its sessions are ended." : null));
+            await store.Accounts.LockAsync(AdministrationAudit.Context(tenant), email, ct) ? "Account locked; its sessions are ended." : null));
         users.Subcommands.Add(Act("unlock", "Unlock an account and clear its failed sign-in count (a lock by the guard is lifted with 'vauban guard release').", async (store, tenant, email, ct) =>
         {
-            if (!await store.Accounts.UnlockAsync(tenant, email, ct)) return null;
+            if (!await store.Accounts.UnlockAsync(AdministrationAudit.Context(tenant), email, ct)) return null;
             var user = await store.Accounts.FindAsync(tenant, email, ct);
             var held = user is null ? [] : (await store.Guard.ContainmentsAsync(tenant.Id, ct)).Where(c => c.Account == user.PrincipalId || c.Principal == user.PrincipalId).ToList();
             return held.Count == 0 ? "Account unlocked."
                 : $"Account unlocked for sign-in, but the guard still holds it ({string.Join(", ", held.Select(c => c.Principal + " " + c.Level))}): review, then vauban guard release --tenant {tenant.Name} {user!.PrincipalId}";
         }));
         users.Subcommands.Add(Act("revoke-sessions", "End every session of an account at once (it must sign in again with both factors).", async (store, tenant, email, ct) =>
-            await store.Accounts.RevokeSessionsAsync(tenant, email, ct) is { } n ? $"{n} session(s) ended." : null));
+            await store.Accounts.RevokeSessionsAsync(AdministrationAudit.Context(tenant), email, ct) is { } n ? $"{n} session(s) ended." : null));
         users.Subcommands.Add(Act("enrol-link", "Issue a new one-time enrolment link (lost device or password): the account's password, passkeys, authenticator and recovery codes are replaced when it is used.",
             async (store, tenant, email, ct) => await store.Accounts.FindAsync(tenant, email, ct) is { } user
-                ? LinkText(await store.Accounts.ReissueEnrolmentLinkAsync(user, ct), DefaultBaseUrl) : null));
+                ? LinkText(await store.Accounts.ReissueEnrolmentLinkAsync(AdministrationAudit.Context(tenant), user, ct), DefaultBaseUrl) : null));
         return users;
     }
 
@@ -101,10 +101,7 @@ internal static class UserCommands
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
-            var account = await store.Accounts.FindAsync(owner, parse.GetValue(email)!, token)
-                ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
-            // On the chain before it is done: if the audit log cannot be written, the act is not done either (fail closed).
-            await AdministrationAudit.RecordAsync(store, owner, "users " + verb, "account:" + account.PrincipalId, token);
+            // The act records itself in its own transaction: if the audit log cannot be written, it is not done (fail closed).
             var message = await act(store, owner, parse.GetValue(email)!, token)
                 ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
             Console.WriteLine(message);

@@ -268,21 +268,6 @@ public class CliTests : IDisposable
         Assert.Equal(0, list.Exit);
         Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", list.Output);
 
-        // With the audit log unwritable (its journal folder would be under a file), the lock is refused and not done.
-        var blocker = Path.Combine(_directory, "not-a-folder");
-        await File.WriteAllTextAsync(blocker, "");
-        var journal = Environment.GetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL");
-        Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", Path.Combine(blocker, "journal"));
-        try
-        {
-            Assert.NotEqual(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL", journal);
-        }
-        Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output);
-
         Assert.Equal(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
         Assert.Contains("\tyes\t0", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output);
         Assert.Equal(0, (await RunAsync($"users unlock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
@@ -304,6 +289,9 @@ public class CliTests : IDisposable
     public async Task With_the_audit_chain_unwritable_users_clients_tenants_add_and_guard_release_fail_and_leave_nothing()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-admin {DbArgs}")).Exit);
+        var enrol = await RunAsync($"users add --tenant chu-admin --email claire@chu.example --role physician {DbArgs}");
+        Assert.Equal(0, enrol.Exit);
+        var firstLink = enrol.Output.Split("token=")[1].Split(new[] { ' ', '\n', '\r' }, StringSplitOptions.RemoveEmptyEntries)[0];
         long tenantId;
         await using (var connection = await SqliteAsync())
         {
@@ -319,6 +307,10 @@ public class CliTests : IDisposable
                 $"clients add --tenant chu-admin --name lab --scopes system/Observation.rs {DbArgs}",
                 $"tenants add clinique-jamais {DbArgs}",
                 $"guard release --tenant chu-admin vc_contained {DbArgs}",
+                $"users lock --tenant chu-admin --email claire@chu.example {DbArgs}",
+                $"users revoke-sessions --tenant chu-admin --email claire@chu.example {DbArgs}",
+                $"users unlock --tenant chu-admin --email claire@chu.example {DbArgs}",
+                $"users enrol-link --tenant chu-admin --email claire@chu.example {DbArgs}",
             })
             {
                 var (exit, output) = await RunAsync(act);
@@ -334,11 +326,16 @@ public class CliTests : IDisposable
         Assert.DoesNotContain("nurse@chu.example", (await RunAsync($"users list --tenant chu-admin {DbArgs}")).Output, StringComparison.Ordinal);
         Assert.DoesNotContain("clinique-jamais", (await RunAsync($"tenants list {DbArgs}")).Output, StringComparison.Ordinal);
         Assert.Contains("vc_contained", (await RunAsync($"guard contained --tenant chu-admin {DbArgs}")).Output, StringComparison.Ordinal);
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
+        {
+            Assert.NotNull(await store.Accounts.PeekEnrolmentAsync(firstLink, CancellationToken.None)); // the refused enrol-link replaced nothing
+        }
         await using (var connection = await SqliteAsync())
         {
             Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
-            // No success entry of a failed act: the chain holds only the establishment's creation.
-            Assert.Equal(1, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
+            Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM staff_users WHERE lockout_end IS NOT NULL"));
+            // No success entry of a failed act: the chain holds only the establishment's creation and Claire's account.
+            Assert.Equal(2, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
         }
 
         // Once the chain can be written again, each act is done with its one entry.
@@ -348,7 +345,7 @@ public class CliTests : IDisposable
         Assert.Equal(0, (await RunAsync($"guard release --tenant chu-admin vc_contained {DbArgs}")).Exit);
         await using (var connection = await SqliteAsync())
         {
-            Assert.Equal(4, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
+            Assert.Equal(5, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
             Assert.Equal(1, await ScalarAsync(connection, "SELECT count(*) FROM audit_entries e JOIN tenants t ON t.id = e.tenant_id WHERE t.name = 'clinique-jamais' AND e.seq = 1 AND e.action = 15"));
         }
         var verified = await RunAsync($"audit verify {DbArgs}");
