@@ -260,7 +260,7 @@ public sealed partial class RecordsGuard
             if (request.Interaction == Interaction.Everything && request.PageDepth == 1 && !reasonStated && state.Everything.Sum(nowMs) >= limits.EverythingWithoutReasonPerHour)
             {
                 return new GuardDecision(GuardVerdict.ReasonRequired, TimeSpan.Zero,
-                    $"Patient/$everything beyond {limits.EverythingWithoutReasonPerHour} patient(s) an hour needs a stated reason: send it in the {ReasonHeader} header "
+                    $"Patient/$everything more than {limits.EverythingWithoutReasonPerHour} time(s) an hour (each call's first page counts) needs a stated reason: send it in the {ReasonHeader} header "
                     + $"({MinimumReasonLength}–{MaximumReasonLength} characters). It is kept with the audit record of the access.");
             }
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.PageDepth > limits.PageDepthWithoutReason && !reasonStated)
