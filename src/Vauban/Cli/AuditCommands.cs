@@ -143,7 +143,7 @@ internal static class AuditCommands
                 entries.AddRange(page.Entries);
                 more = page.More && page.Entries.Count > 0;
             }
-            var services = await ServiceNamesAsync(store, context, entries.Select(e => e.Detail.Service), token);
+            var services = await Web.ServiceLabels.ReadAsync(store, context, entries.Select(e => e.Detail.Service), token);
             Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({entries.Count} entries, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
             foreach (var e in entries)
@@ -158,30 +158,6 @@ internal static class AuditCommands
             return 0;
         }, ct));
         return command;
-    }
-
-    /// <summary>The services the entries name, as "name (Organization/id)" — read now, through the door, so a renamed service
-    /// shows its current name — or "Organization/id" when the Organization is gone or has no name.</summary>
-    private static async Task<Dictionary<string, string>> ServiceNamesAsync(VaubanStore store, AccessContext context, IEnumerable<string?> services, CancellationToken cancellationToken)
-    {
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var service in services)
-        {
-            if (service is null || names.ContainsKey(service)) continue;
-            var label = "Organization/" + service;
-            if (Records.IdRules.IsValid(service))
-            {
-                var organization = await store.Records.ReadAsync(context, "Organization", service, cancellationToken);
-                if (organization is { Status: Records.RecordStatus.Ok, Json: { } json })
-                {
-                    using var document = JsonDocument.Parse(json);
-                    if (document.RootElement.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() is { Length: > 0 } text)
-                        label = $"{new string(text.Select(c => char.IsControl(c) ? ' ' : c).ToArray())} ({label})"; // one line, one column
-                }
-            }
-            names[service] = label;
-        }
-        return names;
     }
 
     private static Command Checkpoints()

@@ -26,7 +26,8 @@ internal static class AuditEventView
             if (!AuditLog.MayRead(access)) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
             if (entry is null) return FhirHttp.Outcome(404, Issue.NotFound($"AuditEvent/{sequence} is not known."));
             http.Response.Headers.ETag = FhirJson.ETag(1);
-            return new FhirResult(200, FhirJson.Write(writer => Write(writer, entry)));
+            var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, [entry.Detail.Service], http.RequestAborted);
+            return new FhirResult(200, FhirJson.Write(writer => Write(writer, entry, services)));
         });
 
         fhir.MapGet("/AuditEvent", (Func<HttpContext, Task<IResult>>)(http => SearchAsync(http, store, http.Request.Query.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList())));
@@ -56,7 +57,10 @@ internal static class AuditEventView
             next = FhirHttp.BaseUrl(http) + "/AuditEvent?" + string.Join('&', kept.Append(string.Create(CultureInfo.InvariantCulture,
                 $"_cursor={last.Sequence}")));
         }
-        var self = $"{FhirHttp.BaseUrl(http)}/AuditEvent{http.Request.QueryString}";
+        // The parameters used, for GET and POST _search alike (a POST's are in its body, not its query string).
+        var self = FhirHttp.BaseUrl(http) + "/AuditEvent" + (parameters.Count == 0 ? ""
+            : "?" + string.Join('&', parameters.Where(p => p.Name is not "_format").Select(p => Uri.EscapeDataString(p.Name) + "=" + Uri.EscapeDataString(p.Value))));
+        var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, page.Select(e => e.Detail.Service), http.RequestAborted);
         var body = FhirJson.Write(writer =>
         {
             writer.WriteStartObject();
@@ -73,7 +77,7 @@ internal static class AuditEventView
                 writer.WriteStartObject();
                 writer.WriteString("fullUrl", $"{FhirHttp.BaseUrl(http)}/AuditEvent/{AuditLog.AuditEventId(entry)}");
                 writer.WritePropertyName("resource");
-                Write(writer, entry);
+                Write(writer, entry, services);
                 writer.WriteStartObject("search");
                 writer.WriteString("mode", "match");
                 writer.WriteEndObject();
@@ -184,7 +188,7 @@ internal static class AuditEventView
 
     /// <summary>One entry as an R4 AuditEvent: REST events as BALP's audit-event-type "rest" with the FHIR interaction as
     /// subtype; sign-in events as DICOM "User Authentication" (110114) with Login/Logout; others as DICOM "Security Alert".</summary>
-    internal static void Write(Utf8JsonWriter writer, AuditEntry entry)
+    internal static void Write(Utf8JsonWriter writer, AuditEntry entry, IReadOnlyDictionary<string, string> services)
     {
         var d = entry.Detail;
         var recorded = entry.At.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
@@ -278,7 +282,7 @@ internal static class AuditEventView
         if (d.Service is not null)
         {
             writer.WriteStartObject("location");
-            writer.WriteString("display", "Organization/" + d.Service);
+            writer.WriteString("display", services.TryGetValue(d.Service, out var service) ? service : "Organization/" + d.Service);
             writer.WriteEndObject();
         }
         if (d.Source is not null)

@@ -144,6 +144,31 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_access_history_names_the_service_by_its_name_and_a_POST_search_links_to_itself_with_its_parameters()
+    {
+        var emergency = await _server.CreateAsOperatorAsync(_tenant, """{ "resourceType": "Organization", "name": "Urgences adultes" }""");
+        var nurse = new AccessContext(new Principal(PrincipalKind.Person, "user-nurse-7", "Inès Morel", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Nurse, Service = emergency, SessionId = "s-morel",
+        }, _tenant, KnownPurposes.Treatment);
+        await _server.Store.Audit.AppendAsync(nurse, AuditAction.Read, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", _patient, _patient)], CancellationToken.None);
+
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        using var search = new HttpRequestMessage(HttpMethod.Post, "/fhir/AuditEvent/_search")
+        {
+            Content = new FormUrlEncodedContent([new("patient", _patient), new("agent", "user-nurse-7")]),
+        };
+        search.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority)); // a cookie-authenticated POST comes from this site
+        using var response = await officer.Http.SendAsync(search);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var bundle = await response.BodyAsync();
+        var read = Assert.Single(bundle.GetProperty("entry").EnumerateArray()).GetProperty("resource");
+        Assert.Equal($"Urgences adultes (Organization/{emergency})", read.GetProperty("agent")[0].GetProperty("location").GetProperty("display").GetString());
+        var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+        Assert.EndsWith($"/fhir/AuditEvent?patient={_patient}&agent=user-nurse-7", self, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_AuditEvent_page_audits_only_the_entries_it_returns_not_the_one_read_ahead()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
