@@ -49,17 +49,16 @@ internal static class AuditEventView
         var found = await store.AuditLog.SearchPageAsync(access, query, http.RequestAborted);
         if (found is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
         var page = found.Entries;
+        var path = FhirHttp.BaseUrl(http) + "/AuditEvent";
+        var used = parameters.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList();
         string? next = null;
         if (found.More && page.Count > 0)
         {
-            var last = page[^1];
-            var kept = parameters.Where(p => p.Name is not "_cursor").Select(p => Uri.EscapeDataString(p.Name) + "=" + Uri.EscapeDataString(p.Value));
-            next = FhirHttp.BaseUrl(http) + "/AuditEvent?" + string.Join('&', kept.Append(string.Create(CultureInfo.InvariantCulture,
-                $"_cursor={last.Sequence}")));
+            var cursor = new KeyValuePair<string, string>("_cursor", page[^1].Sequence.ToString(CultureInfo.InvariantCulture));
+            next = FhirEndpoints.SelfUrl(path, [.. used.Where(p => p.Key is not "_cursor"), cursor]);
         }
         // The parameters used, for GET and POST _search alike (a POST's are in its body, not its query string).
-        var self = FhirHttp.BaseUrl(http) + "/AuditEvent" + (parameters.Count == 0 ? ""
-            : "?" + string.Join('&', parameters.Where(p => p.Name is not "_format").Select(p => Uri.EscapeDataString(p.Name) + "=" + Uri.EscapeDataString(p.Value))));
+        var self = FhirEndpoints.SelfUrl(path, [.. used.Where(p => p.Key is not "_format")]);
         var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, page.Select(e => e.Detail.Service), http.RequestAborted);
         var body = FhirJson.Write(writer =>
         {

@@ -209,7 +209,8 @@ internal static class FhirEndpoints
     }
 
     /// <summary>A self link from a path and the parameters a request used, each name and value escaped.</summary>
-    private static string SelfUrl(string path, IReadOnlyList<KeyValuePair<string, string>> used)
+    /// <summary>A link to <paramref name="path"/> with these parameters, escaped, in their order.</summary>
+    internal static string SelfUrl(string path, IReadOnlyList<KeyValuePair<string, string>> used)
     {
         var query = used.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}").ToList();
         return query.Count == 0 ? path : path + "?" + string.Join("&", query);
