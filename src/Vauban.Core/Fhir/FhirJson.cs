@@ -50,7 +50,18 @@ public static class FhirJson
         StartBundle(writer, "searchset");
         if (page.Total is { } total) writer.WriteNumber("total", total);
         WriteLinks(writer, selfUrl, nextUrl);
-        if (page.Entries.Count > 0) writer.WriteStartArray("entry"); // FHIR JSON has no empty arrays
+        var outcome = page.Outcome is { Count: > 0 };
+        if (page.Entries.Count > 0 || outcome) writer.WriteStartArray("entry"); // FHIR JSON has no empty arrays
+        if (outcome)
+        {
+            writer.WriteStartObject();
+            writer.WritePropertyName("resource");
+            WriteOperationOutcome(writer, page.Outcome!);
+            writer.WriteStartObject("search");
+            writer.WriteString("mode", "outcome");
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
         foreach (var entry in page.Entries)
         {
             writer.WriteStartObject();
@@ -62,7 +73,7 @@ public static class FhirJson
             writer.WriteEndObject();
             writer.WriteEndObject();
         }
-        if (page.Entries.Count > 0) writer.WriteEndArray();
+        if (page.Entries.Count > 0 || outcome) writer.WriteEndArray();
         writer.WriteEndObject();
     });
 

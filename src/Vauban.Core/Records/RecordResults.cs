@@ -42,5 +42,9 @@ public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> 
     /// link (FHIR R4 search: the server returns the parameters it used); null for a page reached through a token.</summary>
     public IReadOnlyList<KeyValuePair<string, string>>? Used { get; init; }
 
+    /// <summary>Warnings about a page that succeeded (it left out some of what was asked for), sent as the Bundle's
+    /// OperationOutcome entry (search mode "outcome"); null when there are none.</summary>
+    public IReadOnlyList<Issue>? Outcome { get; init; }
+
     public static SearchPage Fail(RecordStatus status, params Issue[] issues) => new(status, [], null, null, issues);
 }

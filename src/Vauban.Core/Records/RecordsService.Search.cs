@@ -12,7 +12,8 @@ namespace Vauban.Records;
 
 public sealed partial class RecordsService
 {
-    private const int MaxIncluded = 1000;
+    /// <summary>Resources a page's _include/_revinclude add at most; past it the page says so (an OperationOutcome entry).</summary>
+    internal const int MaxIncluded = 1000;
 
     /// <summary>Resources a page of Patient/$everything without _count; a larger record gets next links.</summary>
     internal const int MaxEverythingPage = 10_000;
@@ -83,8 +84,8 @@ public sealed partial class RecordsService
         if (query.TotalAccurate) totalCount = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
         else if (after is null && next is null) totalCount = rows.Count;
 
-        var included = await AllowedAsync(context, (await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken))
-            .Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
+        var (includes, includesCut) = await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken);
+        var included = await AllowedAsync(context, includes.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
         if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: page is null ? parameters : null) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
@@ -96,6 +97,9 @@ public sealed partial class RecordsService
         return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
         {
             Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
+            Outcome = includesCut
+                ? [new Issue("warning", "incomplete", $"This page includes the first {MaxIncluded:N0} resources that _include/_revinclude found, not all of them; ask for fewer matches a page (_count) to get the rest.")]
+                : null,
         };
     }
 
@@ -385,10 +389,14 @@ public sealed partial class RecordsService
         return allowed;
     }
 
-    private async Task<List<StoredVersion>> IncludesAsync(DbConnection connection, SearchQuery query, List<StoredVersion> rows, long tenant, CancellationToken cancellationToken)
+    /// <summary>The resources the page's _include/_revinclude add, the first <see cref="MaxIncluded"/> of them; Cut is true when
+    /// there were more.</summary>
+    private async Task<(List<StoredVersion> Included, bool Cut)> IncludesAsync(DbConnection connection, SearchQuery query, List<StoredVersion> rows, long tenant,
+        CancellationToken cancellationToken)
     {
         var included = new List<StoredVersion>();
-        if (rows.Count == 0) return included;
+        var cut = false;
+        if (rows.Count == 0) return (included, cut);
         var seen = rows.Select(r => r.Rid).ToHashSet();
         foreach (var include in query.Includes)
         {
@@ -397,7 +405,7 @@ public sealed partial class RecordsService
             List<StoredVersion> found;
             if (!include.Reverse)
             {
-                found = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), parameter.Code, targetTypes, tenant, cancellationToken);
+                found = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), parameter.Code, targetTypes, tenant, cancellationToken, MaxIncluded + 1);
             }
             else
             {
@@ -408,18 +416,23 @@ public sealed partial class RecordsService
                     SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
                     WHERE {command.InList(Engine, "x.target", "tg", targets)} AND x.param = @p AND r.tenant_id = @t AND r.type = @ty AND r.deleted = 0
                     ORDER BY r.rid
-                    """ + Sql.Limit(MaxIncluded);
+                    """ + Sql.Limit(MaxIncluded + 1);
                 command.With("p", parameter.Code).With("t", tenant).With("ty", TypeCodes.Of(include.SourceType));
                 using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken)) found.Add(ResourceRows.ReadRow(reader));
             }
             foreach (var row in found)
             {
-                if (included.Count >= MaxIncluded) break;
-                if (seen.Add(row.Rid)) included.Add(row);
+                if (!seen.Add(row.Rid)) continue;
+                if (included.Count == MaxIncluded)
+                {
+                    cut = true;
+                    break;
+                }
+                included.Add(row);
             }
         }
-        return included;
+        return (included, cut);
     }
 
     /// <summary>Resources of the given types referenced (through <paramref name="param"/>, or any reference) by the given rows — in the same tenant only.</summary>
@@ -454,7 +467,9 @@ public sealed partial class RecordsService
         return await ReferencedAsync(connection, visible, null, targetTypes, context.Tenant.Id, cancellationToken);
     }
 
-    private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant, CancellationToken cancellationToken)
+    /// <param name="perType">Targets read at most of each type.</param>
+    private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant,
+        CancellationToken cancellationToken, int perType = MaxIncluded)
     {
         var targets = new List<string>();
         for (var start = 0; start < sourceRids.Count; start += 500)
@@ -469,7 +484,7 @@ public sealed partial class RecordsService
         var found = new List<StoredVersion>();
         foreach (var group in targets.Distinct().Select(t => t.Split('/')).Where(p => targetTypes.Contains(p[0])).GroupBy(p => p[0]))
         {
-            var ids = group.Select(p => p[1]).Take(MaxIncluded).ToList();
+            var ids = group.Select(p => p[1]).Take(perType).ToList();
             using var command = connection.CreateCommand();
             command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND {command.InList(Engine, "r.id", "ids", ids)}";
             command.With("t", tenant).With("ty", TypeCodes.Of(group.Key));

@@ -214,6 +214,32 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Includes_past_the_servers_limit_are_cut_with_a_warning_in_the_bundle_not_silently()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Inclus"))).GetProperty("id").GetString()!;
+        var observations = string.Join(",", Enumerable.Range(0, 1_001).Select(_ =>
+            $$"""{ "resource": {{Samples.Observation("Patient/" + patient)}}, "request": { "method": "POST", "url": "Observation" } }"""));
+        using (var load = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [{{observations}}] }""")))
+        {
+            Assert.Equal(HttpStatusCode.OK, load.StatusCode);
+        }
+
+        var cut = await SearchAsync($"Patient?_id={patient}&_revinclude=Observation:patient");
+        Assert.Equal([patient], Ids(cut, "Patient"));
+        Assert.Equal(1_000, Ids(cut, "Observation").Count);
+        var outcome = Assert.Single(cut.GetProperty("entry").EnumerateArray(), e => e.GetProperty("search").GetProperty("mode").GetString() == "outcome");
+        var issue = outcome.GetProperty("resource").GetProperty("issue")[0];
+        Assert.Equal("OperationOutcome", outcome.GetProperty("resource").GetProperty("resourceType").GetString());
+        Assert.Equal("warning", issue.GetProperty("severity").GetString());
+        Assert.Equal("incomplete", issue.GetProperty("code").GetString());
+        Assert.Contains("1,000", issue.GetProperty("diagnostics").GetString());
+
+        // Within the limit, no warning.
+        var whole = await SearchAsync($"Patient?_id={patient}&_revinclude=Appointment:patient");
+        Assert.DoesNotContain(whole.GetProperty("entry").EnumerateArray(), e => e.GetProperty("search").GetProperty("mode").GetString() == "outcome");
+    }
+
+    [Fact]
     public async Task Paging_follows_opaque_next_links_without_repeats_and_counts_are_exact()
     {
         for (var i = 0; i < 7; i++) await CreateAsync("Patient", Samples.Patient(family: "Paginé", given: "N" + i));
