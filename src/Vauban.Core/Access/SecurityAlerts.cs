@@ -1,7 +1,8 @@
 // What the security officer is told: an account locked after failed sign-ins, a break-the-glass access,
 // the guard's containments. Alerts name principals and resource ids, never patient data. The detail may still
-// name staff (a display name, the operating-system user at the command line) or a source address: it is sealed
-// under the establishment's data key like a record, so the database shows only kind, principal id and time.
+// name staff (a display name, the operating-system user at the command line) or a source address, and a principal at
+// the command line is "cli:<operating-system user>": both are sealed under the establishment's data key like a record,
+// so the database shows only kind, the principal's blind index and time.
 using System.Text;
 using Vauban.Crypto;
 using Vauban.Storage;
@@ -82,10 +83,12 @@ public sealed class SecurityAlerts
     {
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var sealedDetail = SealedPrefix + Convert.ToBase64String(RecordCipher.Seal(keys, SealedDetailCode, Binding(kind, principal, at), 1, Encoding.UTF8.GetBytes(detail), compress: false));
+        // The principal column holds the principal's blind index; the principal itself is sealed with the detail.
+        var reference = Audit.AuditChain.PrincipalReference(keys, principal);
+        var sealedDetail = SealedPrefix + Convert.ToBase64String(new AttributedText(principal, detail).Seal(keys, SealedDetailCode, Binding(kind, reference, at)));
         using var insert = scope.Command(
             "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, @k, @p, @d) RETURNING id")
-            .With("t", tenantId).With("at", at).With("k", kind).With("p", principal).With("d", sealedDetail);
+            .With("t", tenantId).With("at", at).With("k", kind).With("p", reference).With("d", sealedDetail);
         return await insert.ScalarLongAsync(cancellationToken);
     }
 
@@ -93,10 +96,17 @@ public sealed class SecurityAlerts
     private static string Binding(string kind, string principal, long raisedAt) =>
         kind + "|" + principal + "|" + raisedAt.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private static string Open(TenantKeys keys, string kind, string principal, long raisedAt, string stored) =>
-        stored.StartsWith(SealedPrefix, StringComparison.Ordinal)
-            ? Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedDetailCode, Binding(kind, principal, raisedAt), 1, Convert.FromBase64String(stored[SealedPrefix.Length..])))
-            : stored;
+    /// <summary>An alert's principal and detail: sealed together (the principal column a blind index), the detail alone sealed
+    /// (alerts raised before the principal was sealed), or both in clear (before details were sealed).</summary>
+    private static (string Principal, string Detail) Open(TenantKeys keys, string kind, string principal, long raisedAt, string stored)
+    {
+        if (!stored.StartsWith(SealedPrefix, StringComparison.Ordinal)) return (principal, stored);
+        var sealedDetail = Convert.FromBase64String(stored[SealedPrefix.Length..]);
+        var binding = Binding(kind, principal, raisedAt);
+        if (!AttributedText.IsReference(principal)) return (principal, Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedDetailCode, binding, 1, sealedDetail)));
+        var opened = AttributedText.Open(keys, SealedDetailCode, binding, sealedDetail);
+        return (opened.Principal, opened.Text);
+    }
 
     /// <summary>The tenant's alerts, newest first; unacknowledged only unless <paramref name="all"/>.</summary>
     public async Task<IReadOnlyList<SecurityAlert>> ListAsync(long tenantId, bool all, int limit, CancellationToken cancellationToken)
@@ -111,9 +121,10 @@ public sealed class SecurityAlerts
         var alerts = new List<SecurityAlert>();
         while (await reader.ReadAsync(cancellationToken))
         {
-            var (kind, principal, raisedAt) = (reader.GetString(3), reader.GetString(4), reader.GetInt64(2));
+            var (kind, raisedAt) = (reader.GetString(3), reader.GetInt64(2));
+            var (principal, detail) = Open(keys, kind, reader.GetString(4), raisedAt, reader.GetString(5));
             alerts.Add(new SecurityAlert(reader.GetInt64(0), reader.GetInt64(1), DateTimeOffset.FromUnixTimeMilliseconds(raisedAt),
-                kind, principal, Open(keys, kind, principal, raisedAt, reader.GetString(5)),
+                kind, principal, detail,
                 reader.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)), reader.IsDBNull(7) ? null : reader.GetString(7)));
         }
         return alerts;

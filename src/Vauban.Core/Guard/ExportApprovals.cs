@@ -2,7 +2,6 @@
 // (ExportLimits) waits until the security officer or an administrator — never the person who asked —
 // approves or denies it. The same methods serve `vauban guard exports|approve-export|deny-export` and the
 // security console's API (/admin/guard/exports…). Every decision is an audit entry and an alert.
-using System.Text;
 using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Crypto;
@@ -45,8 +44,8 @@ public sealed class ExportApprovals
     public async Task<IReadOnlyList<PendingExport>> PendingAsync(long tenantId, CancellationToken cancellationToken)
     {
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
-        var pending = await _jobs.PendingAsync(tenantId, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-        return pending.Select(p => new PendingExport(p.Job, Encoding.UTF8.GetString(RecordCipher.Open(keys, RecordsService.ExportReasonTypeCode, p.Job.Id, 1, p.SealedReason)))).ToList();
+        var pending = await _jobs.PendingAsync(keys, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+        return pending.Select(p => new PendingExport(p.Job, p.Reason)).ToList();
     }
 
     /// <summary>Approves (<paramref name="approve"/>) or denies a pending export. The requester can never decide their own.</summary>
@@ -60,7 +59,8 @@ public sealed class ExportApprovals
             return ExportDecision.NotAllowed;
         }
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        var found = ExportJob.IsValidId(jobId) ? await _jobs.FindAsync(decider.Tenant.Id, jobId, now, cancellationToken) : null;
+        var keys = await _keys.ForTenantAsync(decider.Tenant.Id, cancellationToken);
+        var found = ExportJob.IsValidId(jobId) ? await _jobs.FindAsync(keys, jobId, now, cancellationToken) : null;
         if (found is not { Job: { Status: ExportStatus.AwaitingApproval } job }) return ExportDecision.NotFound;
         if (string.Equals(job.Principal, decider.Principal.Id, StringComparison.Ordinal))
         {
@@ -70,7 +70,7 @@ public sealed class ExportApprovals
         var done = approve ? "approved" : "denied";
         // The entry and the alert commit with the decision: an audit log that cannot be written leaves the export undecided.
         // Who decided, as the chain's blind index: the decider may be "cli:<operating-system user>", a person's name.
-        var decidedBy = AuditChain.PrincipalReference(await _keys.ForTenantAsync(decider.Tenant.Id, cancellationToken), decider.Principal.Id);
+        var decidedBy = AuditChain.PrincipalReference(keys, decider.Principal.Id);
         if (!await _jobs.DecideAsync(decider.Tenant.Id, jobId, approve ? ExportStatus.Ready : ExportStatus.Denied, decidedBy, now, async scope =>
             {
                 await _audit.AppendAsync(scope, decider, AuditAction.Administration, AuditOutcome.Success, null, [Target(jobId)], cancellationToken,

@@ -80,7 +80,8 @@ public sealed partial class RecordsService
         var limits = _guard.Options.ExportFor(context.Tenant);
         var now = _time.GetUtcNow();
         var jobs = new ExportJobRows(_database);
-        if (await jobs.CountActiveAsync(context.Tenant.Id, context.Principal.Id, now.ToUnixTimeMilliseconds(), cancellationToken) >= limits.MaxJobsPerPrincipal)
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        if (await jobs.CountActiveAsync(keys, context.Principal.Id, now.ToUnixTimeMilliseconds(), cancellationToken) >= limits.MaxJobsPerPrincipal)
         {
             return ExportOutcome.Fail(RecordStatus.Conflict, Issue.Error("too-costly",
                 $"At most {limits.MaxJobsPerPrincipal} export jobs at a time: download or cancel (DELETE the status URL) earlier ones first."));
@@ -104,9 +105,7 @@ public sealed partial class RecordsService
             Resources = resources,
             Status = needsApproval ? ExportStatus.AwaitingApproval : ExportStatus.Ready,
         };
-        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        var sealedReason = RecordCipher.Seal(keys, ExportReasonTypeCode, job.Id, 1, Encoding.UTF8.GetBytes(context.StatedReason!), compress: false);
-        await jobs.InsertAsync(job, sealedReason, cancellationToken);
+        await jobs.InsertAsync(job, keys, context.StatedReason!, cancellationToken);
         var summary = $"bulk export {job.Id} requested: {string.Join(",", chosen)}, {patients.Count} patient(s), {resources} resource(s)"
             + (needsApproval ? $"; above the threshold ({limits.ApprovalAbovePatients} patients or {limits.ApprovalAboveResources} resources), awaiting approval" : "");
         await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.Success, null, [new AuditedRecord("export:" + job.Id, null, null)], cancellationToken, summary);
@@ -140,7 +139,8 @@ public sealed partial class RecordsService
     public async Task<ExportOutcome> CancelExportAsync(AccessContext context, string jobId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        if (!ExportJob.IsValidId(jobId) || !await new ExportJobRows(_database).DeleteAsync(context.Tenant.Id, context.Principal.Id, jobId, cancellationToken))
+        if (!ExportJob.IsValidId(jobId)
+            || !await new ExportJobRows(_database).DeleteAsync(await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken), context.Principal.Id, jobId, cancellationToken))
         {
             return ExportOutcome.Fail(RecordStatus.NotFound, Issue.NotFound("No such export job (unknown, expired, or not yours)."));
         }
@@ -154,14 +154,13 @@ public sealed partial class RecordsService
     /// </summary>
     public async Task<ExportDownload> ExportFileAsync(AccessContext context, string jobId, string type, CancellationToken cancellationToken)
     {
-        var (found, sealedReason, refused) = await OwnJobAsync(context, jobId, cancellationToken);
+        var (found, reason, refused) = await OwnJobAsync(context, jobId, cancellationToken);
         if (found is not { } job) return ExportDownload.Fail(refused!.Status, [.. refused.Issues!]);
         if (job.Status != ExportStatus.Ready || !job.Types.Contains(type, StringComparer.Ordinal))
             return ExportDownload.Fail(RecordStatus.NotFound, Issue.NotFound("No such export file (the job is not ready, or did not ask for this type)."));
         if (await CheckAsync(context, Interaction.Export, type, null, cancellationToken) is { } denied) return ExportDownload.Fail(denied.Status, [.. denied.Issues!]);
         var (records, patients) = await ExportSizeAsync(context, job, type, cancellationToken);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        var reason = Encoding.UTF8.GetString(RecordCipher.Open(keys, ExportReasonTypeCode, job.Id, 1, sealedReason));
         // The audit entries of the download carry the reason stated at kick-off.
         var audited = context with { StatedReason = reason };
         var decision = await _guard.AdmitExportAsync(audited, new GuardRequest(Interaction.Export, type, records, patients, patients)
@@ -229,7 +228,7 @@ public sealed partial class RecordsService
     }
 
     /// <summary>The job, if it is this principal's in this tenant and has not expired; a contained principal is refused.</summary>
-    private async Task<(ExportJob? Job, byte[]? SealedReason, ExportOutcome? Refused)> OwnJobAsync(AccessContext context, string jobId, CancellationToken cancellationToken)
+    private async Task<(ExportJob? Job, string? Reason, ExportOutcome? Refused)> OwnJobAsync(AccessContext context, string jobId, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
@@ -237,12 +236,12 @@ public sealed partial class RecordsService
             return (null, null, ExportOutcome.Fail(RecordStatus.Locked, Issue.Error("security", contained.Reason!)));
         }
         var found = ExportJob.IsValidId(jobId)
-            ? await new ExportJobRows(_database).FindAsync(context.Tenant.Id, jobId, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken)
+            ? await new ExportJobRows(_database).FindAsync(await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken), jobId, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken)
             : null;
         // Another principal's job is not revealed.
         if (found is not { } f || !string.Equals(f.Job.Principal, context.Principal.Id, StringComparison.Ordinal))
             return (null, null, ExportOutcome.Fail(RecordStatus.NotFound, Issue.NotFound("No such export job (unknown, expired, or not yours).")));
-        return (f.Job, f.SealedReason, null);
+        return (f.Job, f.Reason, null);
     }
 
     /// <summary>How many current resources of <paramref name="type"/> the job covers and the policy lets the principal see, and the patients they concern.</summary>

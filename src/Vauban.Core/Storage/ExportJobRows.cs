@@ -1,5 +1,9 @@
-// The export_jobs table (migration step 9): requests and their approval, never exported data.
+// The export_jobs table (migration step 9): requests and their approval, never exported data. Who asked is stored as the
+// audit chain's blind index of the principal (matched, never shown), and in clear only sealed with the reason (AttributedText).
 using System.Data.Common;
+using System.Text;
+using Vauban.Audit;
+using Vauban.Crypto;
 using Vauban.Records;
 
 namespace Vauban.Storage;
@@ -8,15 +12,34 @@ internal sealed class ExportJobRows(StoreDatabase database)
 {
     private const string Columns = "id, tenant_id, principal, level, types, since, transaction_time, request_url, patients, resources, status, created_at, expires_at, decided_by, decided_at, reason";
 
-    private static ExportJob Read(DbDataReader reader) => new(
+    /// <summary>The sealed reason's record version in rows whose principal column is the requester's id in clear (stored
+    /// before the requester was sealed with the reason, <see cref="AttributedText"/>).</summary>
+    private const int ReasonOnly = 1;
+
+    /// <summary>A row's job, its requester in clear, and its reason, opened with the tenant's keys.</summary>
+    private static (ExportJob Job, string Reason) Read(DbDataReader reader, TenantKeys keys)
+    {
+        var job = ReadColumns(reader);
+        var sealedReason = (byte[])reader.GetValue(15);
+        if (!AttributedText.IsReference(job.Principal))
+        {
+            return (job, Encoding.UTF8.GetString(RecordCipher.Open(keys, RecordsService.ExportReasonTypeCode, job.Id, ReasonOnly, sealedReason)));
+        }
+        var opened = AttributedText.Open(keys, RecordsService.ExportReasonTypeCode, job.Id, sealedReason);
+        return (job with { Principal = opened.Principal }, opened.Text);
+    }
+
+    private static ExportJob ReadColumns(DbDataReader reader) => new(
         reader.GetString(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3) == "patient" ? ExportLevel.Patient : ExportLevel.System,
         reader.GetString(4).Split(',', StringSplitOptions.RemoveEmptyEntries), reader.IsDBNull(5) ? null : reader.GetInt64(5), reader.GetInt64(6),
         reader.GetString(7), reader.GetInt32(8), reader.GetInt32(9), ExportJob.ParseStatus(reader.GetString(10)),
         DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(11)), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(12)),
         reader.IsDBNull(13) ? null : reader.GetString(13), reader.IsDBNull(14) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(14)));
 
-    public async Task InsertAsync(ExportJob job, byte[] sealedReason, CancellationToken cancellationToken)
+    /// <summary>Stores a new job; <paramref name="reason"/> (the requester's stated reason) is sealed with the requester's id.</summary>
+    public async Task InsertAsync(ExportJob job, TenantKeys keys, string reason, CancellationToken cancellationToken)
     {
+        var sealedReason = new AttributedText(job.Principal, reason).Seal(keys, RecordsService.ExportReasonTypeCode, job.Id);
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         // Expired jobs go when new ones come: nothing is kept past its lifetime for long.
         using (var purge = scope.Command("DELETE FROM export_jobs WHERE expires_at < @now").With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
@@ -25,7 +48,7 @@ internal sealed class ExportJobRows(StoreDatabase database)
         }
         using (var insert = scope.Command($"""
             INSERT INTO export_jobs ({Columns}) VALUES (@id, @t, @p, @l, @ty, @s, @tt, @u, @pa, @r, @st, @c, @e, NULL, NULL, @re)
-            """).With("id", job.Id).With("t", job.TenantId).With("p", job.Principal).With("l", job.Level == ExportLevel.Patient ? "patient" : "system")
+            """).With("id", job.Id).With("t", job.TenantId).With("p", AuditChain.PrincipalReference(keys, job.Principal)).With("l", job.Level == ExportLevel.Patient ? "patient" : "system")
             .With("ty", string.Join(',', job.Types)).With("s", job.Since).With("tt", job.TransactionTime).With("u", job.RequestUrl)
             .With("pa", job.Patients).With("r", job.Resources).With("st", ExportJob.StatusName(job.Status))
             .With("c", job.CreatedAt.ToUnixTimeMilliseconds()).With("e", job.ExpiresAt.ToUnixTimeMilliseconds()).With("re", sealedReason))
@@ -35,33 +58,34 @@ internal sealed class ExportJobRows(StoreDatabase database)
         await scope.CommitAsync(cancellationToken);
     }
 
-    /// <summary>A job of this tenant that has not expired, with its sealed reason; null otherwise.</summary>
-    public async Task<(ExportJob Job, byte[] SealedReason)?> FindAsync(long tenant, string id, long now, CancellationToken cancellationToken)
+    /// <summary>A job of this tenant that has not expired, with its reason; null otherwise.</summary>
+    public async Task<(ExportJob Job, string Reason)?> FindAsync(TenantKeys keys, string id, long now, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         using var command = connection.Command($"SELECT {Columns} FROM export_jobs WHERE id = @id AND tenant_id = @t AND expires_at >= @now")
-            .With("id", id).With("t", tenant).With("now", now);
+            .With("id", id).With("t", keys.TenantId).With("now", now);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? (Read(reader), (byte[])reader.GetValue(15)) : null;
+        return await reader.ReadAsync(cancellationToken) ? Read(reader, keys) : null;
     }
 
-    public async Task<int> CountActiveAsync(long tenant, string principal, long now, CancellationToken cancellationToken)
+    public async Task<int> CountActiveAsync(TenantKeys keys, string principal, long now, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT count(*) FROM export_jobs WHERE tenant_id = @t AND principal = @p AND expires_at >= @now AND status <> 'denied'")
-            .With("t", tenant).With("p", principal).With("now", now);
+        // A job stored before the requester was sealed holds the id itself.
+        using var command = connection.Command("SELECT count(*) FROM export_jobs WHERE tenant_id = @t AND principal IN (@p, @clear) AND expires_at >= @now AND status <> 'denied'")
+            .With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, principal)).With("clear", principal).With("now", now);
         return (int)await command.ScalarLongAsync(cancellationToken);
     }
 
-    /// <summary>The tenant's jobs awaiting approval, oldest first, with their sealed reasons.</summary>
-    public async Task<List<(ExportJob Job, byte[] SealedReason)>> PendingAsync(long tenant, long now, CancellationToken cancellationToken)
+    /// <summary>The tenant's jobs awaiting approval, oldest first, with their reasons.</summary>
+    public async Task<List<(ExportJob Job, string Reason)>> PendingAsync(TenantKeys keys, long now, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
         using var command = connection.Command($"SELECT {Columns} FROM export_jobs WHERE tenant_id = @t AND status = 'awaiting-approval' AND expires_at >= @now ORDER BY created_at, id")
-            .With("t", tenant).With("now", now);
+            .With("t", keys.TenantId).With("now", now);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var list = new List<(ExportJob, byte[])>();
-        while (await reader.ReadAsync(cancellationToken)) list.Add((Read(reader), (byte[])reader.GetValue(15)));
+        var list = new List<(ExportJob, string)>();
+        while (await reader.ReadAsync(cancellationToken)) list.Add(Read(reader, keys));
         return list;
     }
 
@@ -83,12 +107,14 @@ internal sealed class ExportJobRows(StoreDatabase database)
     }
 
     /// <summary>Deletes a job of this principal (DELETE on the status URL); false when there is none.</summary>
-    public async Task<bool> DeleteAsync(long tenant, string principal, string id, CancellationToken cancellationToken)
+    public async Task<bool> DeleteAsync(TenantKeys keys, string principal, string id, CancellationToken cancellationToken)
     {
         await using var scope = await database.BeginWriteAsync(cancellationToken);
-        using var delete = scope.Command("DELETE FROM export_jobs WHERE id = @id AND tenant_id = @t AND principal = @p").With("id", id).With("t", tenant).With("p", principal);
+        using var delete = scope.Command("DELETE FROM export_jobs WHERE id = @id AND tenant_id = @t AND principal IN (@p, @clear)")
+            .With("id", id).With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, principal)).With("clear", principal);
         var deleted = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
         await scope.CommitAsync(cancellationToken);
         return deleted;
     }
 }
+

@@ -72,8 +72,8 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
     public async Task Staff_names_in_security_alerts_and_who_released_or_decided_are_not_stored_in_clear()
     {
         // A physician breaks the glass (the alert names them), an operator whose system account is a person's name releases a
-        // containment and approves an export: the officer reads every name back, the store holds none of them.
-        const string Physician = "Kanariusz Zyxwvmedic", Operator = "zyxwvoperatrice";
+        // containment and approves an export, another asks for one: the officer reads every name back, the store holds none of them.
+        const string Physician = "Kanariusz Zyxwvmedic", Operator = "zyxwvoperatrice", Asker = "zyxwvdemandeur";
         var tenant = await _server.Store.Tenants.AddAsync("hopital-alertes", CancellationToken.None);
         var patient = await _server.CreateAsOperatorAsync(tenant, Samples.Patient(family: "Urgence"));
         await _server.CreateAsOperatorAsync(tenant, Samples.Practitioner());
@@ -105,12 +105,21 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
         Assert.Equal(Vauban.Records.ExportStatus.AwaitingApproval, export.Job!.Status);
         Assert.Equal(Vauban.Guard.ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(operatorContext, export.Job.Id, approve: true, CancellationToken.None));
         Assert.True((await _server.Store.Records.ExportStatusAsync(requester, export.Job.Id, CancellationToken.None)).Job!.Approved); // still known as approved
+        // An export asked for at the command line: its requester is the operator's system account.
+        var asking = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.System, "cli:" + Asker, "command line (" + Asker + ")",
+            Vauban.Access.StaffUser.PersonScopes), tenant, "administration") { StatedReason = "Annual archive" };
+        var asked = await _server.Store.Records.ExportAsync(asking, Vauban.Records.ExportLevel.System, ["Practitioner"], null, "http://localhost/fhir/$export", CancellationToken.None);
+        Assert.Equal(Vauban.Records.ExportStatus.AwaitingApproval, asked.Job!.Status);
+        var pending = Assert.Single(await _server.Store.ExportApprovals.PendingAsync(tenant.Id, CancellationToken.None));
+        Assert.Equal(("cli:" + Asker, "Annual archive"), (pending.Job.Principal, pending.Reason)); // the officer sees who asked and why
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await _server.Store.Records.ExportStatusAsync(asking, asked.Job.Id, CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await _server.Store.Records.ExportStatusAsync(requester, asked.Job.Id, CancellationToken.None)).Status);
 
         var alerts = await _server.Store.Alerts.ListAsync(tenant.Id, all: true, 100, CancellationToken.None);
         Assert.Contains(alerts, a => a.Kind == Vauban.Access.KnownAlertKinds.BreakTheGlass && a.Detail.Contains(Physician, StringComparison.Ordinal));
         Assert.Contains(alerts, a => a.Kind == Vauban.Access.KnownAlertKinds.GuardReleased && a.Detail.Contains("cli:" + Operator, StringComparison.Ordinal));
         var atRest = _engine == Engine.Sqlite ? SqliteFiles() : await PgDumpAsync();
-        foreach (var name in new[] { "Kanariusz", "Zyxwvmedic", Operator })
+        foreach (var name in new[] { "Kanariusz", "Zyxwvmedic", Operator, Asker })
         {
             Assert.False(Contains(atRest, name), $"'{name}' found in clear in the {_engine} store");
         }
