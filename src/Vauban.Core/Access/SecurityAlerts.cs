@@ -130,13 +130,19 @@ public sealed class SecurityAlerts
         return alerts;
     }
 
-    public async Task<bool> AcknowledgeAsync(long tenantId, long id, string by, CancellationToken cancellationToken)
+    /// <summary>Marks the tenant's unacknowledged alerts among <paramref name="ids"/> as reviewed by <paramref name="by"/> (stored as
+    /// the principal's blind index), in the caller's transaction; returns the ids it acknowledged.</summary>
+    internal async Task<List<long>> AcknowledgeAsync(WriteScope scope, long tenantId, IReadOnlyCollection<long> ids, string by, CancellationToken cancellationToken)
     {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL")
-            .With("at", _time.GetUtcNow().ToUnixTimeMilliseconds()).With("b", by).With("t", tenantId).With("i", id);
-        var changed = await update.ExecuteNonQueryAsync(cancellationToken) == 1;
-        await scope.CommitAsync(cancellationToken);
-        return changed;
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var done = new List<long>();
+        foreach (var id in ids.Distinct())
+        {
+            using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL")
+                .With("at", now).With("b", Audit.AuditChain.PrincipalReference(keys, by)).With("t", tenantId).With("i", id);
+            if (await update.ExecuteNonQueryAsync(cancellationToken) == 1) done.Add(id);
+        }
+        return done;
     }
 }

@@ -39,6 +39,29 @@ public sealed partial class RecordsGuard
         return list;
     }
 
+    /// <summary>Most alerts one acknowledgement names.</summary>
+    public const int MaxAcknowledgedPerCall = 1000;
+
+    /// <summary>
+    /// Marks alerts as reviewed by <paramref name="officer"/>: they leave the default list (<c>vauban guard alerts</c> without
+    /// <c>--all</c>). An administrative act, audited in its own transaction (an audit log that cannot be written acknowledges
+    /// nothing). Returns the ids acknowledged; ids unknown in the establishment, or already acknowledged, are left out.
+    /// </summary>
+    public async Task<IReadOnlyList<long>> AcknowledgeAlertsAsync(AccessContext officer, IReadOnlyCollection<long> ids, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(officer);
+        ArgumentNullException.ThrowIfNull(ids);
+        if (ids.Count is 0 or > MaxAcknowledgedPerCall) throw new ArgumentException($"Acknowledge between 1 and {MaxAcknowledgedPerCall:N0} alerts at a time.");
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, cancellationToken);
+        if (done.Count == 0) return done;
+        await _audit.AppendAsync(scope, officer, AuditAction.Administration, AuditOutcome.Success, null,
+            [new AuditedRecord("alerts:" + string.Join(",", done.Take(20)) + (done.Count > 20 ? ",…" : ""), null, null)], cancellationToken,
+            $"guard alerts acknowledged ({done.Count})");
+        await scope.CommitAsync(cancellationToken);
+        return done;
+    }
+
     /// <summary>
     /// Releases a session, client or account (and, for an account, its suspended sessions and the guard's lock on it),
     /// and forgets the principal's reading windows: the officer has reviewed the access. Returns how many containments

@@ -1,5 +1,5 @@
-// vauban guard — the security officer's verbs for the guard: alerts (what was raised), contained (who is
-// suspended or locked now), release (after review), canaries add|list. A running server sees a release
+// vauban guard — the security officer's verbs for the guard: alerts (what was raised), acknowledge (alerts
+// reviewed), contained (who is suspended or locked now), release (after review), canaries add|list. A running server sees a release
 // or new canaries within seconds (it re-reads them from the database).
 using System.CommandLine;
 using Vauban.Access;
@@ -13,6 +13,7 @@ internal static class GuardCommands
     {
         var guard = new Command("guard", "The guard: alerts, contained sessions, clients and accounts, their release, bulk exports awaiting approval, canary patients.");
         guard.Subcommands.Add(Alerts());
+        guard.Subcommands.Add(Acknowledge());
         guard.Subcommands.Add(Contained());
         guard.Subcommands.Add(Release());
         guard.Subcommands.Add(ExportApprovalCommands.List());
@@ -44,9 +45,42 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var alerts = await store.Alerts.ListAsync(owner.Id, parse.GetValue(all), n, token);
-            Console.WriteLine("id\traised (UTC)\tkind\tprincipal\tdetail");
-            foreach (var a in alerts) Console.WriteLine($"{a.Id}\t{a.RaisedAt:yyyy-MM-dd HH:mm:ss}\t{a.Kind}\t{a.Principal}\t{a.Detail}");
-            if (alerts.Count == 0) Console.Error.WriteLine("No alerts.");
+            var showAcknowledged = parse.GetValue(all);
+            Console.WriteLine("id\traised (UTC)\tkind\tprincipal\tdetail" + (showAcknowledged ? "\tacknowledged (UTC)" : ""));
+            foreach (var a in alerts)
+            {
+                Console.WriteLine($"{a.Id}\t{a.RaisedAt:yyyy-MM-dd HH:mm:ss}\t{a.Kind}\t{a.Principal}\t{a.Detail}"
+                    + (showAcknowledged ? "\t" + (a.AcknowledgedAt is { } at ? at.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "-") : ""));
+            }
+            if (alerts.Count == 0) Console.Error.WriteLine(showAcknowledged ? "No alerts." : "No alerts to review (--all lists the acknowledged ones too).");
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command Acknowledge()
+    {
+        var command = new Command("acknowledge", "Mark alerts as reviewed: they leave 'vauban guard alerts' (still listed with --all). Audited.");
+        command.Aliases.Add("ack");
+        var tenant = TenantOption();
+        var ids = new Argument<long[]>("id") { Description = "The alerts' ids, as shown by 'vauban guard alerts'.", Arity = ArgumentArity.OneOrMore };
+        command.Options.Add(tenant);
+        command.Arguments.Add(ids);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var wanted = parse.GetValue(ids)!;
+            if (wanted.Length > RecordsGuard.MaxAcknowledgedPerCall) throw new ArgumentException($"At most {RecordsGuard.MaxAcknowledgedPerCall:N0} alerts at a time.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var done = await store.Guard.AcknowledgeAlertsAsync(AdministrationAudit.Context(owner), wanted, token);
+            var left = wanted.Distinct().Except(done).ToList();
+            if (done.Count > 0) Console.WriteLine($"Acknowledged {done.Count} alert(s) of {owner.Name}: {string.Join(", ", done)}.");
+            if (left.Count > 0)
+            {
+                Console.Error.WriteLine($"error: not an unacknowledged alert of {owner.Name}: {string.Join(", ", left)} (see: vauban guard alerts --tenant {owner.Name} --all).");
+                return 1;
+            }
             return 0;
         }, ct));
         return command;

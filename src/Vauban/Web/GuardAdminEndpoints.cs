@@ -1,6 +1,7 @@
 // The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
 // signed-in security officer or administrator of the establishment (person session, both factors).
 //   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries
+//   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list)
 //   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
 //   POST /admin/guard/canaries  {"count": n}
 //   GET  /admin/guard/exports   POST /admin/guard/approve-export|deny-export {"export": "<job id>"}   (ExportAdminEndpoints)
@@ -42,6 +43,28 @@ internal static class GuardAdminEndpoints
                 return Problem(400, "limit is a number between 1 and 10,000.");
             var alerts = await store.Alerts.ListAsync(user.Tenant.Id, all == "true", limit, http.RequestAborted);
             return Results.Json(alerts.Select(a => new { id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = a.Detail, acknowledgedAt = a.AcknowledgedAt }));
+        });
+
+        admin.MapPost("/alerts/acknowledge", async (HttpContext http) =>
+        {
+            var (body, error) = await ReadObjectAsync(http);
+            if (error is not null) return error;
+            var usage = $"The body is {{\"alerts\": [id, …]}}: between 1 and {RecordsGuard.MaxAcknowledgedPerCall:N0} alert ids, as listed by GET /admin/guard/alerts.";
+            if (!body!.Value.TryGetProperty("alerts", out var list) || list.ValueKind != JsonValueKind.Array
+                || list.GetArrayLength() is 0 or > RecordsGuard.MaxAcknowledgedPerCall)
+                return Problem(400, usage);
+            var ids = new List<long>();
+            foreach (var item in list.EnumerateArray())
+            {
+                if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var id) || id < 1) return Problem(400, usage);
+                ids.Add(id);
+            }
+            // The officer's entry commits with the acknowledgement (fail closed).
+            var done = await store.Guard.AcknowledgeAlertsAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, ids, http.RequestAborted);
+            var left = ids.Distinct().Except(done).ToList();
+            return done.Count == 0
+                ? Problem(404, "None of these is an unacknowledged alert of your establishment.")
+                : Results.Json(new { acknowledged = done, notFound = left });
         });
 
         admin.MapGet("/contained", async (HttpContext http) =>

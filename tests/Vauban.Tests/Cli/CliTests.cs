@@ -61,6 +61,7 @@ public class CliTests : IDisposable
     [InlineData("audit checkpoints --help")]
     [InlineData("guard --help")]
     [InlineData("guard alerts --help")]
+    [InlineData("guard acknowledge --help")]
     [InlineData("guard contained --help")]
     [InlineData("guard release --help")]
     [InlineData("guard exports --help")]
@@ -179,6 +180,47 @@ public class CliTests : IDisposable
         }
         // Nothing was added by the refused commands.
         Assert.Equal(2, (await RunAsync($"guard canaries list --tenant chu-guard {DbArgs}")).Output.Split('\n').Count(l => l.StartsWith("Patient/", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task The_security_officer_acknowledges_reviewed_alerts_at_the_command_line()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-alerts {DbArgs}")).Exit);
+        var ids = new List<long>();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)),
+            CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-alerts", CancellationToken.None))!;
+            for (var i = 0; i < 3; i++) ids.Add(await store.Alerts.RaiseAsync(tenant.Id, Vauban.Access.KnownAlertKinds.GuardSignal, "client-" + i, "unusual hour " + i, CancellationToken.None));
+        }
+        var acknowledged = await RunAsync($"guard ack --tenant chu-alerts {ids[0]} {ids[1]} {DbArgs}");
+        Assert.True(acknowledged.Exit == 0, acknowledged.Output);
+        Assert.Contains("Acknowledged 2 alert(s)", acknowledged.Output, StringComparison.Ordinal);
+        var open = await RunAsync($"guard alerts --tenant chu-alerts {DbArgs}");
+        Assert.Equal([ids[2].ToString(System.Globalization.CultureInfo.InvariantCulture)], AlertIds(open.Output));
+        var all = await RunAsync($"guard alerts --tenant chu-alerts --all {DbArgs}");
+        Assert.Equal(3, AlertIds(all.Output).Count);
+        Assert.Contains("acknowledged (UTC)", all.Output, StringComparison.Ordinal);
+        Assert.Contains("client-0", all.Output, StringComparison.Ordinal); // the principal, read back from its sealed copy
+
+        foreach (var bad in new[]
+        {
+            $"guard ack --tenant chu-alerts {ids[0]} {DbArgs}", // already acknowledged
+            $"guard ack --tenant chu-alerts 999999 {DbArgs}",
+            $"guard ack --tenant no-such-tenant {ids[2]} {DbArgs}",
+        })
+        {
+            var (exit, output) = await RunAsync(bad);
+            Assert.True(exit == 1, bad + " → " + output);
+            Assert.Contains("error: ", output, StringComparison.Ordinal);
+        }
+        foreach (var unparsed in new[] { $"guard ack --tenant chu-alerts not-a-number {DbArgs}", $"guard ack --tenant chu-alerts {DbArgs}" })
+        {
+            Assert.Equal(1, (await RunAsync(unparsed)).Exit);
+        }
+        Assert.Single(AlertIds((await RunAsync($"guard alerts --tenant chu-alerts {DbArgs}")).Output)); // the refused commands changed nothing
+
+        static List<string> AlertIds(string output) => output.Split('\n').Skip(1).Where(l => l.Contains('\t', StringComparison.Ordinal)).Select(l => l.Split('\t')[0]).ToList();
     }
 
     [Fact]

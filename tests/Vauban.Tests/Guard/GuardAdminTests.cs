@@ -106,6 +106,61 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_security_officer_acknowledges_reviewed_alerts_which_leave_the_default_list_and_the_act_is_audited()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        var alert = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None)).First(a => a.Kind == Vauban.Access.KnownAlertKinds.GuardCanary);
+        HttpRequestMessage Acknowledge(string body)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/alerts/acknowledge") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+            request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+            return request;
+        }
+        foreach (var bad in new[] { "{}", "{\"alerts\":[]}", "{\"alerts\":[\"1\"]}", "{\"alerts\":[-1]}", "{\"alerts\":1}" })
+        {
+            using var request = Acknowledge(bad);
+            using var response = await officer.Http.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, bad);
+        }
+        using (var request = Acknowledge("{\"alerts\":[999999]}"))
+        using (var unknown = await officer.Http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Id == alert.Id); // nothing changed
+
+        using (var request = Acknowledge($$"""{"alerts":[{{alert.Id}}, 999999]}"""))
+        using (var done = await officer.Http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+            var body = await done.Content.ReadAsStringAsync();
+            Assert.Contains($"\"acknowledged\":[{alert.Id}]", body, StringComparison.Ordinal);
+            Assert.Contains("\"notFound\":[999999]", body, StringComparison.Ordinal);
+        }
+        using (var list = await officer.Http.GetAsync("/admin/guard/alerts"))
+        {
+            Assert.DoesNotContain($"\"id\":{alert.Id},", await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var list = await officer.Http.GetAsync("/admin/guard/alerts?all=true"))
+        {
+            Assert.Contains($"\"id\":{alert.Id},", await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        var acknowledged = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None)).Single(a => a.Id == alert.Id);
+        Assert.NotNull(acknowledged.AcknowledgedAt);
+        Assert.StartsWith("principal-ix:", acknowledged.AcknowledgedBy, StringComparison.Ordinal);
+        // Acknowledging again changes nothing.
+        using (var request = Acknowledge($$"""{"alerts":[{{alert.Id}}]}"""))
+        using (var again = await officer.Http.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+        }
+        var entry = Assert.Single(await OfficersAdministrativeEntriesAsync(), e => e.Detail.Note is { } note && note.StartsWith("guard alerts acknowledged", StringComparison.Ordinal));
+        Assert.Equal("guard alerts acknowledged (1)", entry.Detail.Note);
+        Assert.Contains("alerts:" + alert.Id, entry.Detail.Records);
+        Assert.Equal(KnownPurposes.SystemAdministration, entry.Detail.Purpose);
+    }
+
+    [Fact]
     public async Task A_release_the_audit_log_cannot_record_is_refused_and_releases_nothing_then_is_recorded_as_the_officers()
     {
         using var officer = await SignedInAsync("officer@chu.example");
@@ -125,25 +180,29 @@ public abstract class GuardAdminTests : IAsyncLifetime
         Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardReleased);
 
         using (var released = await officer.Http.SendAsync(Release(body))) Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        // One entry for the one release: the refused attempt left none.
+        var release = Assert.Single(await OfficersAdministrativeEntriesAsync(), e => e.Detail.Records.Contains("principal:" + principal));
+        Assert.Equal("guard release", release.Detail.Note);
+        Assert.Equal(Vauban.Audit.AuditOutcome.Success, release.Outcome);
+        Assert.Equal(KnownPurposes.SystemAdministration, release.Detail.Purpose); // the officer administers, no care is given
+    }
+
+    /// <summary>The officer's administrative entries on the chain.</summary>
+    private async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OfficersAdministrativeEntriesAsync()
+    {
         var officerId = (await _server.Store.Accounts.FindAsync(_tenant, "officer@chu.example", CancellationToken.None))!.PrincipalId;
-        IReadOnlyList<Vauban.Audit.AuditEntry>? entries = null;
         // The journaled sign-in entries wait for the chain to take them again before the log can be read.
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); entries is null; await Task.Delay(100))
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(100))
         {
             try
             {
-                entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
-                    new Vauban.Audit.AuditQuery { Agent = officerId, Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None);
+                return (await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
+                    new Vauban.Audit.AuditQuery { Agent = officerId, Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None))!;
             }
             catch (Vauban.Audit.AuditUnavailableException) when (DateTime.UtcNow < deadline)
             {
             }
         }
-        // One entry for the one release: the refused attempt left none.
-        var release = Assert.Single(entries, e => e.Detail.Records.Contains("principal:" + principal));
-        Assert.Equal("guard release", release.Detail.Note);
-        Assert.Equal(Vauban.Audit.AuditOutcome.Success, release.Outcome);
-        Assert.Equal(KnownPurposes.SystemAdministration, release.Detail.Purpose); // the officer administers, no care is given
     }
 
     private async Task ExecuteAsync(string sql)
