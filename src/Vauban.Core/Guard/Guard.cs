@@ -37,6 +37,9 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     /// <c>_include</c>, <c>$everything</c>, an export of Patient — not merely a record that concerns them.</summary>
     public IReadOnlyCollection<string> Identities { get; init; } = [];
 
+    /// <summary>The patient of a Patient/$everything; null otherwise.</summary>
+    public string? Subject { get; init; }
+
     /// <summary>A first search page's parameters, for the enumeration shapes (name and birth-date sweeps); null otherwise.</summary>
     public IReadOnlyList<KeyValuePair<string, string>>? SearchParameters { get; init; }
 
@@ -255,12 +258,15 @@ public sealed partial class RecordsGuard
         lock (state)
         {
             // Bulk reads need a stated reason.
-            // One $everything is one patient's record, however many pages it is read in: its first page is counted, and the
-            // next ones (sealed to the same principal and patient) are weighed as the records they carry, like any read.
-            if (request.Interaction == Interaction.Everything && request.PageDepth == 1 && !reasonStated && state.Everything.Sum(nowMs) >= limits.EverythingWithoutReasonPerHour)
+            // One $everything is one patient's record, however many pages and times it is read in: the distinct patients
+            // whose $everything was asked for (each call's first page) are counted, and the next pages (sealed to the same
+            // principal and patient) are weighed as the records they carry, like any read.
+            var everythingOf = request.Interaction == Interaction.Everything && request.PageDepth == 1 ? request.Subject ?? "" : null;
+            if (everythingOf is not null && !reasonStated && !state.Everything.Contains(everythingOf, nowMs)
+                && state.Everything.Count(nowMs) >= limits.EverythingWithoutReasonPerHour)
             {
                 return new GuardDecision(GuardVerdict.ReasonRequired, TimeSpan.Zero,
-                    $"Patient/$everything more than {limits.EverythingWithoutReasonPerHour} time(s) an hour (each call's first page counts) needs a stated reason: send it in the {ReasonHeader} header "
+                    $"Patient/$everything for more than {limits.EverythingWithoutReasonPerHour} patient(s) an hour needs a stated reason: send it in the {ReasonHeader} header "
                     + $"({MinimumReasonLength}–{MaximumReasonLength} characters). It is kept with the audit record of the access.");
             }
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.PageDepth > limits.PageDepthWithoutReason && !reasonStated)
@@ -387,7 +393,7 @@ public sealed partial class RecordsGuard
             Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs), limits.BreakTheGlassPerDay);
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Records > 0)
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
-            if (request.Interaction == Interaction.Everything && request.PageDepth == 1) Weigh("$everything in a day", state.EverythingDay.Sum(nowMs) + 1, limits.EverythingPerDay);
+            if (everythingOf is not null) Weigh("patients' $everything in a day", state.EverythingDay.CountWith([everythingOf], nowMs), limits.EverythingPerDay);
 
             if (level == Level.Suspend || risk >= signals.HighRisk)
             {
@@ -438,10 +444,10 @@ public sealed partial class RecordsGuard
                     }
                 }
                 if (request.Interaction is Interaction.Search or Interaction.HistoryType) state.SearchRecords.Add(request.Records, nowMs);
-                if (request.Interaction == Interaction.Everything && request.PageDepth == 1)
+                if (everythingOf is not null)
                 {
-                    state.Everything.Add(1, nowMs);
-                    state.EverythingDay.Add(1, nowMs);
+                    state.Everything.Touch(everythingOf, nowMs);
+                    state.EverythingDay.Touch(everythingOf, nowMs);
                 }
                 var delay = level == Level.Slow ? TimeSpan.FromTicks(Math.Min(Options.MaxDelay.Ticks, Options.SlowDelay.Ticks * slowExcess)) : TimeSpan.Zero;
                 decision = new GuardDecision(GuardVerdict.Admit, delay, null);
@@ -773,8 +779,9 @@ public sealed partial class RecordsGuard
         public DistinctWindow IdentityDay { get; } = new(TimeSpan.FromDays(1));
         public CountWindow BreakTheGlass { get; } = new(TimeSpan.FromDays(1));
         public CountWindow SearchRecords { get; } = new(TimeSpan.FromHours(1));
-        public CountWindow Everything { get; } = new(TimeSpan.FromHours(1));
-        public CountWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
+        /// <summary>The patients whose $everything was asked for.</summary>
+        public DistinctWindow Everything { get; } = new(TimeSpan.FromHours(1));
+        public DistinctWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
         public long? StepUpSince { get; set; }
         public long? LastSuspendedAt { get; set; }
         public long LastSeenMs { get; set; }

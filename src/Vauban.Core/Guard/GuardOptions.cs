@@ -57,10 +57,11 @@ public sealed record GuardLimits
     /// <summary>Records returned by searches in the last hour (result volume).</summary>
     public Threshold SearchRecordsPerHour { get; init; } = new(Slow: 2_000, Suspend: 10_000);
 
-    /// <summary>Patient/$everything calls per hour without a stated reason; beyond, a reason is required.</summary>
+    /// <summary>Distinct patients whose Patient/$everything is asked for in an hour without a stated reason; beyond, a reason is
+    /// required (asking again for one already counted is not another).</summary>
     public int EverythingWithoutReasonPerHour { get; init; } = 3;
 
-    /// <summary>$everything calls per day even with a reason.</summary>
+    /// <summary>Distinct patients whose $everything is asked for in a day, even with a reason.</summary>
     public Threshold EverythingPerDay { get; init; } = new(Suspend: 50);
 
     /// <summary>Search pages deeper than this (1 = the first page) require a stated reason.</summary>

@@ -197,7 +197,7 @@ public sealed partial class RecordsService
         bool Wanted(StoredVersion r) => (request.Types is null || request.Types.Contains(TypeCodes.NameOf(r.Type))) && (request.Since is null || r.LastUpdated >= request.Since);
         string NextPage(int group, long rid) => _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList(),
             group.ToString(System.Globalization.CultureInfo.InvariantCulture), rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
-        if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, depth, cancellationToken, subject: patientId) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         // Each record under the patient whose compartment holds it; one held by another patient (an appointment of A that
         // names B as a participant too) also under this patient, whose record it is part of; practitioners and organizations
         // referenced belong to no compartment but were returned for this patient.

@@ -441,7 +441,7 @@ public sealed partial class RecordsService
     /// Answered after the policy and before the audit append; a slowed principal waits here.
     /// </summary>
     private async ValueTask<RecordResult?> AdmitAsync(AccessContext context, Interaction interaction, string type, List<StoredVersion> rows, int depth, CancellationToken cancellationToken,
-        WriteScope? scope = null, IReadOnlyList<KeyValuePair<string, string>>? searched = null)
+        WriteScope? scope = null, IReadOnlyList<KeyValuePair<string, string>>? searched = null, string? subject = null)
     {
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var counted = new HashSet<string>(StringComparer.Ordinal);
@@ -461,6 +461,7 @@ public sealed partial class RecordsService
                 Identities = identities,
                 InsideWriteTransaction = scope is not null,
                 SearchParameters = searched,
+                Subject = subject,
             },
             cancellationToken);
         if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);

@@ -312,6 +312,12 @@ public abstract class GuardTests : IAsyncLifetime
             using var ok = await client.GetAsync($"/fhir/Patient/{_strangers[i]}/$everything");
             Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         }
+        // The same three patients again (a record reopened) are not more patients.
+        for (var i = 0; i < 3; i++)
+        {
+            using var again = await client.GetAsync($"/fhir/Patient/{_strangers[i]}/$everything");
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
         using (var refused = await client.GetAsync($"/fhir/Patient/{_strangers[3]}/$everything"))
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
