@@ -70,6 +70,7 @@ public static class CapabilityStatementJson
         writer.WriteEndArray();
         writer.WriteStartArray("searchParam");
         WriteParam(writer, "patient", "reference", "The patient whose record was touched (Patient/123 or 123)");
+        WriteParam(writer, "entity", "reference", "A record in a patient's record (Observation/123; a Patient is the patient): the entries that name it");
         WriteParam(writer, "agent", "token", "The principal: an account or client id");
         WriteParam(writer, "date", "date", "When the act was recorded (eq, ge, gt, le, lt)");
         WriteParam(writer, "action", "token", "C, R, U, D or E, or a FHIR interaction code (read, search-type, create, …)");

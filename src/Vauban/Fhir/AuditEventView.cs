@@ -106,10 +106,20 @@ internal static class AuditEventView
         {
             switch (name)
             {
-                case "patient" or "entity":
+                case "patient":
                     var patient = value.StartsWith("Patient/", StringComparison.Ordinal) ? value[8..] : value;
-                    if (!IdRules.IsValid(patient)) return (null, $"'{name}' must be a Patient id or reference (Patient/123).");
+                    if (!IdRules.IsValid(patient)) return (null, "'patient' must be a Patient id or reference (Patient/123).");
                     query = query with { Patient = patient };
+                    break;
+                case "entity":
+                    // A record in a patient's record: the entries that name it (among that patient's). A Patient is the patient.
+                    var slash = value.IndexOf('/', StringComparison.Ordinal);
+                    var (entityType, entityId) = slash > 0 ? (value[..slash], value[(slash + 1)..]) : ("", value);
+                    if (!KnownResourceTypes.Supported.Contains(entityType) || !IdRules.IsValid(entityId))
+                        return (null, "'entity' must be a reference to a record of this server (Observation/123, Patient/456).");
+                    if (!PatientRecordTypes.Contains(entityType))
+                        return (null, $"'entity' finds the entries of records in a patient's record; a {entityType} is in none (search by agent, date or action instead).");
+                    query = entityType == KnownResourceTypes.Patient ? query with { Patient = entityId } : query with { Entity = (entityType, entityId) };
                     break;
                 case "agent":
                     if (value.Length is 0 or > 128) return (null, "'agent' must be a principal id (an account or client id).");
@@ -154,6 +164,10 @@ internal static class AuditEventView
         if (actions.Count > 0) query = query with { Actions = actions.Distinct().ToList() };
         return (query, null);
     }
+
+    /// <summary>The types whose records belong to a patient's record (those of no patient: practitioners, their roles, organizations).</summary>
+    private static readonly HashSet<string> PatientRecordTypes =
+        [.. KnownResourceTypes.Supported.Where(t => t is not (KnownResourceTypes.Practitioner or KnownResourceTypes.PractitionerRole or KnownResourceTypes.Organization))];
 
     private static DateTimeOffset Later(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x > b ? x : b;
     private static DateTimeOffset Earlier(DateTimeOffset? a, DateTimeOffset b) => a is { } x && x < b ? x : b;

@@ -110,6 +110,57 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_officer_finds_who_opened_one_record_of_a_patient_by_entity_across_pages()
+    {
+        var observations = new List<string>();
+        for (var i = 0; i < 2; i++)
+        {
+            using var created = await _client.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation("Patient/" + _patient)));
+            observations.Add((await created.BodyAsync()).GetProperty("id").GetString()!);
+        }
+        // The first observation read three times, the second once; many entries of the same patient in between.
+        for (var i = 0; i < 3; i++) (await _client.GetAsync($"/fhir/Observation/{observations[0]}")).Dispose();
+        for (var i = 0; i < 5; i++) (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
+        (await _client.GetAsync($"/fhir/Observation/{observations[1]}")).Dispose();
+        (await _client.GetAsync($"/fhir/Observation?patient={_patient}")).Dispose(); // a search that returns both
+
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        List<JsonElement> Events(JsonElement bundle) => bundle.TryGetProperty("entry", out var entries) ? entries.EnumerateArray().Select(e => e.GetProperty("resource")).ToList() : [];
+        bool Names(JsonElement e, string reference) => e.GetProperty("entity").EnumerateArray().Any(x => x.GetProperty("what").GetProperty("reference").GetString() == reference);
+
+        var all = Events(await OkAsync(officer.Http, $"/fhir/AuditEvent?entity=Observation/{observations[0]}"));
+        Assert.Equal(5, all.Count); // created, read three times, returned by the search
+        Assert.All(all, e => Assert.True(Names(e, $"Observation/{observations[0]}")));
+        Assert.Equal(3, all.Count(e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "read"));
+
+        // Paged two at a time, the matches keep coming though the patient's other entries lie between them.
+        var seen = new List<string>();
+        var url = $"/fhir/AuditEvent?entity=Observation/{observations[0]}&_count=2";
+        while (true)
+        {
+            var page = await OkAsync(officer.Http, url);
+            seen.AddRange(Events(page).Select(e => e.GetProperty("id").GetString()!));
+            var next = page.GetProperty("link").EnumerateArray().FirstOrDefault(l => l.GetProperty("relation").GetString() == "next");
+            if (next.ValueKind == JsonValueKind.Undefined) break;
+            url = next.GetProperty("url").GetString()!;
+        }
+        Assert.Equal(all.Select(e => e.GetProperty("id").GetString()!), seen);
+
+        Assert.Equal(3, Events(await OkAsync(officer.Http, $"/fhir/AuditEvent?entity=Observation/{observations[1]}")).Count); // created, read, searched
+        // A Patient entity is the patient: the same entries, and the officer's search just before is the newest of them.
+        var byPatient = Events(await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=1000")).Select(e => e.GetProperty("id").GetString()).ToList();
+        var byEntity = Events(await OkAsync(officer.Http, $"/fhir/AuditEvent?entity=Patient/{_patient}&_count=1000")).Select(e => e.GetProperty("id").GetString()).ToList();
+        Assert.Equal(byPatient, byEntity.Skip(1));
+        Assert.Empty(Events(await OkAsync(officer.Http, "/fhir/AuditEvent?entity=Observation/no-such-record")));
+        foreach (var bad in new[] { "entity=Practitioner/pract-9", "entity=Unknown/1", "entity=Observation/bad%20id", "entity=" })
+        {
+            using var response = await officer.Http.GetAsync("/fhir/AuditEvent?" + bad);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, bad);
+            Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Break_the_glass_shows_as_emergency_treatment_and_the_officers_review_as_system_administration()
     {
         var physician = new AccessContext(new Principal(PrincipalKind.Person, _physicianId, "Dr Paul Durand", StaffUser.PersonScopes)
