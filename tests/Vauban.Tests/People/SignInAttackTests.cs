@@ -465,6 +465,29 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.Equal("/", evil.Headers.Location?.ToString());
     }
 
+    [Theory]
+    [InlineData("/\t/evil.example/")]
+    [InlineData("/\n/evil.example/")]
+    [InlineData("/\r\n/evil.example/")]
+    [InlineData("//evil.example/")]
+    [InlineData("/\\evil.example/")]
+    [InlineData("https://evil.example/")]
+    [InlineData("/dossier/h\u00e9pital")]
+    public async Task OpenRedirect_AfterSignIn_ReturnUrlThatABrowserReadsAsAnotherSite_GoesHome(string returnUrl)
+    {
+        // A browser removes tabs and newlines from a URL before reading it: "/<TAB>/evil.example/" is "//evil.example/",
+        // another site. A phishing link to /account/signin?returnUrl=… must not send the person there once signed in.
+        // (A newline or a non-ASCII letter, which Kestrel refuses in a Location header, must not make the sign-in a 500 either.)
+        using var staff = Staff();
+        var (password, _) = await staff.SubmitAsync("/account/signin?returnUrl=" + Uri.EscapeDataString(returnUrl),
+            new Dictionary<string, string> { ["Establishment"] = Establishment, ["Email"] = Email, ["Password"] = Password, ["ReturnUrl"] = returnUrl });
+        var next = password.Headers.Location?.ToString();
+        Assert.StartsWith("/account/signin/totp", next);
+        var (totp, _) = await staff.SubmitAsync(next!, new Dictionary<string, string> { ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = returnUrl });
+        NextStep();
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+    }
+
     [Fact]
     public async Task A_signed_in_physician_breaks_the_glass_only_after_proving_both_factors_again()
     {
