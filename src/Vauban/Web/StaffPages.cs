@@ -63,6 +63,7 @@ internal static class StaffPages
         services.AddRazorPages(pages =>
         {
             pages.RootDirectory = "/Web/Pages";
+            pages.Conventions.ConfigureFilter(new ExpiredForms());
         }).AddApplicationPart(typeof(StaffPages).Assembly);
     }
 

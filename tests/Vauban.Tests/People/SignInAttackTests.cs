@@ -328,6 +328,37 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_form_left_open_past_its_session_says_so_and_a_late_sign_out_just_signs_out()
+    {
+        // Sign out after the idle time-out: the session is gone already; the person arrives at the sign-in page, not at an empty 400.
+        using var staff = await SignedInAsync();
+        var (_, home) = await staff.GetAsync("/");
+        _time.Advance(TimeSpan.FromMinutes(16));
+        using (var signout = await staff.Http.PostAsync("/account/signout",
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = StaffClient.Token(home) })))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, signout.StatusCode);
+            Assert.Equal("/account/signin", signout.Headers.Location?.ToString());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
+
+        // The code typed after the second-factor step has timed out: refused (nothing done), with a page that says so.
+        using var late = Staff();
+        await late.PasswordAsync(Establishment, Email, Password);
+        var (_, totpPage) = await late.GetAsync("/account/signin/totp");
+        _time.Advance(TimeSpan.FromMinutes(11));
+        using var response = await late.Http.PostAsync("/account/signin/totp", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Code"] = Totp.Code(_secret, _time), ["__RequestVerificationToken"] = StaffClient.Token(totpPage),
+        }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var html = await response.Content.ReadAsStringAsync();
+        Assert.Equal("This form has expired", StaffClient.ById(html, "form-expired"));
+        Assert.Contains("href=\"/account/signin/totp\"", html);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(late));
+    }
+
+    [Fact]
     public async Task Csrf_FhirWriteWithSessionCookie_NeedsThisSitesOrigin()
     {
         using var staff = await SignedInAsync();
