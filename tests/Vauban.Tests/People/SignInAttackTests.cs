@@ -472,6 +472,48 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_lost_phone_is_replaced_after_a_recovery_code_and_a_confirmed_authenticator_key_is_never_shown_again()
+    {
+        using var staff = Staff();
+        await staff.PasswordAsync(Establishment, Email, Password);
+        var (used, _) = await staff.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = _recoveryCodes[5] });
+        Assert.Equal("/account/recovery-codes", used.Headers.Location?.ToString());
+        // Whoever holds the password and a recovery code (or a freshly proven session) must not read the enrolled key off the page.
+        var (page, html) = await staff.GetAsync("/account/enrol/totp");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.NotNull(StaffClient.ById(html, "enrolled"));
+        Assert.Null(StaffClient.ById(html, "secret"));
+        Assert.DoesNotContain(_secret, html.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+
+        // Replacing it shows a new key, which takes the old one's place once a code from it is typed.
+        var (replace, replaceHtml) = await staff.SubmitAsync("/account/enrol/totp", new Dictionary<string, string>(), action: "/account/enrol/totp?handler=Replace");
+        Assert.Equal(HttpStatusCode.OK, replace.StatusCode);
+        var newSecret = StaffClient.ById(replaceHtml, "secret")!.Replace(" ", "", StringComparison.Ordinal);
+        Assert.NotEqual(_secret, newSecret);
+        using (var confirm = await staff.Http.PostAsync("/account/enrol/totp", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Code"] = Totp.Code(newSecret, _time), ["NewKey"] = newSecret, ["__RequestVerificationToken"] = StaffClient.Token(replaceHtml),
+        })))
+        {
+            Assert.Equal("/", confirm.Headers.Location?.ToString());
+        }
+        NextStep();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+
+        // The lost phone's codes open nothing any more; the new app's do.
+        using var thief = Staff();
+        await thief.PasswordAsync(Establishment, Email, Password);
+        var (refused, _) = await thief.TotpAsync(Totp.Code(_secret, _time));
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(thief));
+        NextStep();
+        using var owner = Staff();
+        await owner.PasswordAsync(Establishment, Email, Password);
+        var (accepted, _) = await owner.TotpAsync(Totp.Code(newSecret, _time));
+        Assert.Equal("/", accepted.Headers.Location?.ToString());
+    }
+
+    [Fact]
     public async Task Reauthentication_refreshes_the_proof_time_for_sensitive_acts()
     {
         using var staff = await SignedInAsync();
