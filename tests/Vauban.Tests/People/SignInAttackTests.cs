@@ -308,6 +308,34 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Failed_passkey_attempts_from_one_address_do_not_hold_back_everybody_elses_passkey_sign_in()
+    {
+        // Forged assertions cost nothing and need no account: they must slow their own source down, not every passkey of the server.
+        static async Task<string> ForgedPasskeyAsync(StaffClient who)
+        {
+            var (_, page) = await who.GetAsync("/account/signin");
+            var token = StaffClient.Token(page);
+            var answer = "";
+            foreach (var handler in new[] { "PasskeyOptions", "Passkey" })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/account/signin?handler=" + handler) { Content = new StringContent(handler == "Passkey" ? "{\"id\":\"AAAA\"}" : "{}") };
+                request.Headers.Add("RequestVerificationToken", token);
+                using var response = await who.Http.SendAsync(request);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                answer = await response.Content.ReadAsStringAsync();
+            }
+            return answer;
+        }
+        using var attacker = Staff(IPAddress.Parse("127.0.0.2"));
+        for (var i = 0; i < 6; i++) Assert.DoesNotContain("Too many attempts", await ForgedPasskeyAsync(attacker));
+        Assert.Contains("Too many attempts", await ForgedPasskeyAsync(attacker)); // its own address is held back
+        using var colleague = Staff(IPAddress.Parse("127.0.0.3"));
+        var answer = await ForgedPasskeyAsync(colleague);
+        Assert.Contains("error", answer);
+        Assert.DoesNotContain("Too many attempts", answer);
+    }
+
+    [Fact]
     public async Task Csrf_FormWithoutAntiforgeryToken_IsRefused()
     {
         using var anonymous = Staff();
