@@ -17,6 +17,9 @@ public sealed record SignInOutcome(SignInResult Result, TimeSpan? Wait = null)
     /// <summary>One message for every failure: unknown establishment, unknown account, wrong password, locked account.</summary>
     public const string FailureMessage = "Sign-in failed: the establishment, e-mail address or password is not correct, or the account is locked. After repeated failures ask your security officer.";
 
+    /// <summary>A refused passkey: no establishment, e-mail address or password was typed, so the words above would mislead.</summary>
+    public const string PasskeyFailureMessage = "The passkey was not accepted (not a passkey of this account, a request that expired, or a locked account). Try again; after repeated failures ask your security officer.";
+
     public string Message => Result switch
     {
         SignInResult.Throttled => $"Too many attempts. Wait {Math.Ceiling(Wait?.TotalSeconds ?? 1)} seconds and try again.",
