@@ -23,15 +23,16 @@ public sealed class SignInThrottle
         _options = options;
     }
 
-    /// <summary>How long the caller must still wait before this attempt may be evaluated, or null when it may be now.</summary>
-    public async Task<TimeSpan?> WaitAsync(string accountKey, string? source, CancellationToken cancellationToken)
+    /// <summary>How long the caller must still wait before this attempt may be evaluated, or null when it may be now.
+    /// Without <paramref name="accountKey"/> (a passkey that names no account yet) only the source counts.</summary>
+    public async Task<TimeSpan?> WaitAsync(string? accountKey, string? source, CancellationToken cancellationToken)
     {
-        var account = await WaitAsync(AccountScope, accountKey, _options.AccountFailuresBeforeDelay, cancellationToken);
+        var account = accountKey is null ? null : await WaitAsync(AccountScope, accountKey, _options.AccountFailuresBeforeDelay, cancellationToken);
         var from = source is null ? null : await WaitAsync(SourceScope, source, _options.SourceFailuresBeforeDelay, cancellationToken);
         return account is null ? from : from is null ? account : (account > from ? account : from);
     }
 
-    public async Task RecordFailureAsync(string accountKey, string? source, CancellationToken cancellationToken)
+    public async Task RecordFailureAsync(string? accountKey, string? source, CancellationToken cancellationToken)
     {
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         foreach (var (kind, key) in new[] { (AccountScope, accountKey), (SourceScope, source) })

@@ -17,6 +17,9 @@ public sealed record SignInOutcome(SignInResult Result, TimeSpan? Wait = null)
     /// <summary>One message for every failure: unknown establishment, unknown account, wrong password, locked account.</summary>
     public const string FailureMessage = "Sign-in failed: the establishment, e-mail address or password is not correct, or the account is locked. After repeated failures ask your security officer.";
 
+    /// <summary>A refused passkey: no establishment, e-mail address or password was typed, so the words above would mislead.</summary>
+    public const string PasskeyFailureMessage = "The passkey was not accepted (not a passkey of this account, a request that expired, or a locked account). Try again; after repeated failures ask your security officer.";
+
     public string Message => Result switch
     {
         SignInResult.Throttled => $"Too many attempts. Wait {Math.Ceiling(Wait?.TotalSeconds ?? 1)} seconds and try again.",
@@ -147,7 +150,10 @@ public sealed class PersonSignIn
         if (person?.Session.Ceremony is not { } state) return new SignInOutcome(SignInResult.Failed);
         await _store.Sessions.SetCeremonyAsync(person.Session, null, http.RequestAborted); // one try per challenge
         var source = Source(http);
-        if (await _store.Throttle.WaitAsync("passkey", source, http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        // Per source address, and per account when the session already names one (second factor, re-authentication). Not one
+        // counter for everybody: three forged assertions from anywhere held back every passkey sign-in of the server.
+        var accountKey = person.User is { } expected ? await _store.Accounts.AccountKeyAsync(expected.Tenant, expected.Email, http.RequestAborted) : null;
+        if (await _store.Throttle.WaitAsync(accountKey, source, http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
         PasskeyAssertionResult<StaffUser> result;
         try
         {
@@ -160,7 +166,8 @@ public sealed class PersonSignIn
         var user = result.Succeeded ? result.User : null;
         if (user is null || await _users.IsLockedOutAsync(user) || (person.User is not null && person.User.Id != user.Id))
         {
-            await _store.Throttle.RecordFailureAsync("passkey", source, http.RequestAborted);
+            accountKey ??= user is null ? null : await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
+            await _store.Throttle.RecordFailureAsync(accountKey, source, http.RequestAborted);
             // An unknown credential names no establishment; a known one is recorded against its account.
             if (user is not null) await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "passkey refused");
             return new SignInOutcome(SignInResult.Failed);

@@ -63,20 +63,25 @@ internal static class StaffPages
         services.AddRazorPages(pages =>
         {
             pages.RootDirectory = "/Web/Pages";
+            pages.Conventions.ConfigureFilter(new ExpiredForms());
         }).AddApplicationPart(typeof(StaffPages).Assembly);
     }
 
-    /// <summary>No framing, no inline script, no third-party anything; nothing cached for pages about people.</summary>
+    /// <summary>No framing, no inline script, no third-party anything; nothing cached anywhere: a page about people, and FHIR
+    /// JSON, which a browser reads with the session cookie too (a read carries Last-Modified, so a browser would otherwise keep
+    /// patients' records in its disk cache on a shared ward computer). "no-cache, no-store" and Pragma as antiforgery sets
+    /// them on form pages, so that it does not log a warning for every form it overrides.</summary>
     public static void UseSecurityHeaders(this WebApplication app) => app.Use(async (http, next) =>
     {
+        var headers = http.Response.Headers;
+        headers.CacheControl = "no-cache, no-store";
+        headers.Pragma = "no-cache";
+        headers.XContentTypeOptions = "nosniff";
         if (!http.Request.Path.StartsWithSegments("/fhir") && !http.Request.Path.StartsWithSegments("/oauth"))
         {
-            var headers = http.Response.Headers;
             headers.ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-            headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
-            headers.CacheControl = "no-store";
         }
         await next(http);
     });

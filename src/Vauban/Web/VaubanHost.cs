@@ -41,6 +41,9 @@ public static class VaubanHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // The exception handler's own entry holds the exception's message and stack, and a message may quote data;
+        // WriteUnexpectedErrorAsync logs each one by type, site and correlation id instead.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.Diagnostics.ExceptionHandlerMiddleware", LogLevel.None);
         logging?.Invoke(builder.Logging);
         builder.AddStaffPages(store);
 

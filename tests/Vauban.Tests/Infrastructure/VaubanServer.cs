@@ -41,7 +41,9 @@ public sealed class VaubanServer : IAsyncDisposable
     public MasterKey MasterKey { get; }
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null, Func<StoreOptions, StoreOptions>? configure = null)
+    /// <param name="extend">Maps extra endpoints on the host before it starts (a test's own failing endpoint, for instance).</param>
+    public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null, Func<StoreOptions, StoreOptions>? configure = null,
+        Action<WebApplication>? extend = null)
     {
         string db;
         string? directory = null;
@@ -66,6 +68,7 @@ public sealed class VaubanServer : IAsyncDisposable
             logging.SetMinimumLevel(LogLevel.Trace);
             logging.AddProvider(new CapturingLoggerProvider(logs));
         });
+        extend?.Invoke(app);
         await app.StartAsync();
         return new VaubanServer(app, store, db, directory, logs, master);
     }

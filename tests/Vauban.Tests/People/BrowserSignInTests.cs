@@ -172,16 +172,27 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         await page.WaitForSelectorAsync("#recovery-codes");
         Assert.Equal(10, await page.Locator("#recovery-codes li").CountAsync());
 
-        // Password first, then the passkey as the second factor.
+        // Sent to sign in on the way to a page, the passkey brings the person back to it, as the password form does.
         await page.ClickAsync("#continue");
         await SignOutAsync(page);
+        await page.GotoAsync(_base + "/account/recovery-codes");
+        await ArriveAsync(page, "**/account/signin?returnUrl=*");
+        await page.ClickAsync("#passkey-signin");
+        await ArriveAsync(page, "**/account/recovery-codes");
+        Assert.Equal("10", await page.TextContentAsync("#remaining"));
+
+        // Password first, then the passkey as the second factor (on the way to a page too).
+        await SignOutAsync(page);
+        await page.GotoAsync(_base + "/account/recovery-codes");
+        await ArriveAsync(page, "**/account/signin?returnUrl=*");
         await page.FillAsync("#establishment", Establishment);
         await page.FillAsync("#email", email);
         await page.FillAsync("#password", Password);
         await page.ClickAsync("#signin");
-        await ArriveAsync(page, "**/account/signin/totp");
+        await ArriveAsync(page, "**/account/signin/totp?returnUrl=*");
         await page.ClickAsync("#passkey-second");
-        await ArriveAsync(page, _base + "/");
+        await ArriveAsync(page, "**/account/recovery-codes");
+        await page.GotoAsync(_base + "/");
         Assert.Equal("Nurse anne", await page.TextContentAsync("#who"));
     }
 

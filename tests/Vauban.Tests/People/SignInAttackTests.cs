@@ -308,6 +308,34 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Failed_passkey_attempts_from_one_address_do_not_hold_back_everybody_elses_passkey_sign_in()
+    {
+        // Forged assertions cost nothing and need no account: they must slow their own source down, not every passkey of the server.
+        static async Task<string> ForgedPasskeyAsync(StaffClient who)
+        {
+            var (_, page) = await who.GetAsync("/account/signin");
+            var token = StaffClient.Token(page);
+            var answer = "";
+            foreach (var handler in new[] { "PasskeyOptions", "Passkey" })
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/account/signin?handler=" + handler) { Content = new StringContent(handler == "Passkey" ? "{\"id\":\"AAAA\"}" : "{}") };
+                request.Headers.Add("RequestVerificationToken", token);
+                using var response = await who.Http.SendAsync(request);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                answer = await response.Content.ReadAsStringAsync();
+            }
+            return answer;
+        }
+        using var attacker = Staff(IPAddress.Parse("127.0.0.2"));
+        for (var i = 0; i < 6; i++) Assert.DoesNotContain("Too many attempts", await ForgedPasskeyAsync(attacker));
+        Assert.Contains("Too many attempts", await ForgedPasskeyAsync(attacker)); // its own address is held back
+        using var colleague = Staff(IPAddress.Parse("127.0.0.3"));
+        var answer = await ForgedPasskeyAsync(colleague);
+        Assert.Contains("The passkey was not accepted", answer);
+        Assert.DoesNotContain("Too many attempts", answer);
+    }
+
+    [Fact]
     public async Task Csrf_FormWithoutAntiforgeryToken_IsRefused()
     {
         using var anonymous = Staff();
@@ -325,6 +353,37 @@ public abstract class SignInAttackTests : IAsyncLifetime
         var (_, otherPage) = await other.GetAsync("/account/signin");
         using var forged = await staff.Http.PostAsync("/account/signout", new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = StaffClient.Token(otherPage) }));
         Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_form_left_open_past_its_session_says_so_and_a_late_sign_out_just_signs_out()
+    {
+        // Sign out after the idle time-out: the session is gone already; the person arrives at the sign-in page, not at an empty 400.
+        using var staff = await SignedInAsync();
+        var (_, home) = await staff.GetAsync("/");
+        _time.Advance(TimeSpan.FromMinutes(16));
+        using (var signout = await staff.Http.PostAsync("/account/signout",
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = StaffClient.Token(home) })))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, signout.StatusCode);
+            Assert.Equal("/account/signin", signout.Headers.Location?.ToString());
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
+
+        // The code typed after the second-factor step has timed out: refused (nothing done), with a page that says so.
+        using var late = Staff();
+        await late.PasswordAsync(Establishment, Email, Password);
+        var (_, totpPage) = await late.GetAsync("/account/signin/totp");
+        _time.Advance(TimeSpan.FromMinutes(11));
+        using var response = await late.Http.PostAsync("/account/signin/totp", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Code"] = Totp.Code(_secret, _time), ["__RequestVerificationToken"] = StaffClient.Token(totpPage),
+        }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var html = await response.Content.ReadAsStringAsync();
+        Assert.Equal("This form has expired", StaffClient.ById(html, "form-expired"));
+        Assert.Contains("href=\"/account/signin/totp\"", html);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(late));
     }
 
     [Fact]
@@ -441,6 +500,48 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_lost_phone_is_replaced_after_a_recovery_code_and_a_confirmed_authenticator_key_is_never_shown_again()
+    {
+        using var staff = Staff();
+        await staff.PasswordAsync(Establishment, Email, Password);
+        var (used, _) = await staff.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = _recoveryCodes[5] });
+        Assert.Equal("/account/recovery-codes", used.Headers.Location?.ToString());
+        // Whoever holds the password and a recovery code (or a freshly proven session) must not read the enrolled key off the page.
+        var (page, html) = await staff.GetAsync("/account/enrol/totp");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.NotNull(StaffClient.ById(html, "enrolled"));
+        Assert.Null(StaffClient.ById(html, "secret"));
+        Assert.DoesNotContain(_secret, html.Replace(" ", "", StringComparison.Ordinal), StringComparison.Ordinal);
+
+        // Replacing it shows a new key, which takes the old one's place once a code from it is typed.
+        var (replace, replaceHtml) = await staff.SubmitAsync("/account/enrol/totp", new Dictionary<string, string>(), action: "/account/enrol/totp?handler=Replace");
+        Assert.Equal(HttpStatusCode.OK, replace.StatusCode);
+        var newSecret = StaffClient.ById(replaceHtml, "secret")!.Replace(" ", "", StringComparison.Ordinal);
+        Assert.NotEqual(_secret, newSecret);
+        using (var confirm = await staff.Http.PostAsync("/account/enrol/totp", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Code"] = Totp.Code(newSecret, _time), ["NewKey"] = newSecret, ["__RequestVerificationToken"] = StaffClient.Token(replaceHtml),
+        })))
+        {
+            Assert.Equal("/", confirm.Headers.Location?.ToString());
+        }
+        NextStep();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+
+        // The lost phone's codes open nothing any more; the new app's do.
+        using var thief = Staff();
+        await thief.PasswordAsync(Establishment, Email, Password);
+        var (refused, _) = await thief.TotpAsync(Totp.Code(_secret, _time));
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(thief));
+        NextStep();
+        using var owner = Staff();
+        await owner.PasswordAsync(Establishment, Email, Password);
+        var (accepted, _) = await owner.TotpAsync(Totp.Code(newSecret, _time));
+        Assert.Equal("/", accepted.Headers.Location?.ToString());
+    }
+
+    [Fact]
     public async Task Reauthentication_refreshes_the_proof_time_for_sensitive_acts()
     {
         using var staff = await SignedInAsync();
@@ -463,6 +564,29 @@ public abstract class SignInAttackTests : IAsyncLifetime
         var (evil, _) = await staff.SubmitAsync("/account/reauth",
             new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = "//evil.example/" });
         Assert.Equal("/", evil.Headers.Location?.ToString());
+    }
+
+    [Theory]
+    [InlineData("/\t/evil.example/")]
+    [InlineData("/\n/evil.example/")]
+    [InlineData("/\r\n/evil.example/")]
+    [InlineData("//evil.example/")]
+    [InlineData("/\\evil.example/")]
+    [InlineData("https://evil.example/")]
+    [InlineData("/dossier/h\u00e9pital")]
+    public async Task OpenRedirect_AfterSignIn_ReturnUrlThatABrowserReadsAsAnotherSite_GoesHome(string returnUrl)
+    {
+        // A browser removes tabs and newlines from a URL before reading it: "/<TAB>/evil.example/" is "//evil.example/",
+        // another site. A phishing link to /account/signin?returnUrl=… must not send the person there once signed in.
+        // (A newline or a non-ASCII letter, which Kestrel refuses in a Location header, must not make the sign-in a 500 either.)
+        using var staff = Staff();
+        var (password, _) = await staff.SubmitAsync("/account/signin?returnUrl=" + Uri.EscapeDataString(returnUrl),
+            new Dictionary<string, string> { ["Establishment"] = Establishment, ["Email"] = Email, ["Password"] = Password, ["ReturnUrl"] = returnUrl });
+        var next = password.Headers.Location?.ToString();
+        Assert.StartsWith("/account/signin/totp", next);
+        var (totp, _) = await staff.SubmitAsync(next!, new Dictionary<string, string> { ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = returnUrl });
+        NextStep();
+        Assert.Equal("/", totp.Headers.Location?.ToString());
     }
 
     [Fact]

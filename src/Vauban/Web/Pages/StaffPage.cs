@@ -12,9 +12,12 @@ public abstract class StaffPage : PageModel
 
     protected VaubanStore Store => HttpContext.RequestServices.GetRequiredService<VaubanStore>();
 
-    /// <summary>Only local paths: an open redirect after sign-in would make a fine phishing tool.</summary>
+    /// <summary>Only local paths: an open redirect after sign-in would make a fine phishing tool. Printable ASCII only: a
+    /// browser drops tabs and newlines from a URL, so "/&lt;TAB&gt;/evil.example" would take it to //evil.example, and a
+    /// newline or a non-ASCII letter in a Location header is a 500 (our own return URLs come escaped).</summary>
     protected static string SafeReturnUrl(string? returnUrl) =>
         returnUrl is { Length: > 0 and < 2000 } && returnUrl[0] == '/' && (returnUrl.Length == 1 || (returnUrl[1] != '/' && returnUrl[1] != '\\'))
+            && returnUrl.All(c => c is > ' ' and <= '~')
             ? returnUrl : "/";
 
     protected async Task<string> ReadBodyAsync()

@@ -41,6 +41,6 @@ public sealed class ReauthModel : StaffPage
     public async Task<IActionResult> OnPostPasskeyAsync()
     {
         var outcome = await People.PasskeyAsync(HttpContext, await ReadBodyAsync(), reauthenticate: true);
-        return outcome.Result == SignInResult.SignedIn ? Json(new { redirect = SafeReturnUrl(ReturnUrl) }) : Json(new { error = outcome.Message });
+        return outcome.Result == SignInResult.SignedIn ? Json(new { redirect = SafeReturnUrl(ReturnUrl) }) : Json(new { error = outcome.Result == SignInResult.Throttled ? outcome.Message : SignInOutcome.PasskeyFailureMessage });
     }
 }

@@ -1,39 +1,81 @@
+using System.Security.Cryptography;
 using Microsoft.AspNetCore.Mvc;
 using QRCoder;
 using Vauban.Access;
 
 namespace Vauban.Web.Pages.Account.Enrol;
 
+/// <summary>
+/// Enrols an authenticator app: its key is shown (QR code and text) until its first code confirms it. A confirmed key is
+/// never shown again; a signed-in person who proved both factors within 5 minutes (after a lost phone, with a recovery
+/// code) may replace it: a new key is shown, carried by the form, and takes the old one's place only when a code from it
+/// is typed, so the old app's codes work until then and nothing is lost by leaving half-way.
+/// </summary>
 [RequireSession(SessionStage.Enrolment)]
 public sealed class TotpEnrolModel : StaffPage
 {
     [BindProperty] public string? Code { get; set; }
+    [BindProperty] public string? NewKey { get; set; }
     public string Secret { get; private set; } = "";
     public string QrDataUri { get; private set; } = "";
     public string? Error { get; private set; }
 
-    public async Task OnGetAsync() => await PrepareAsync();
+    /// <summary>A confirmed authenticator exists and no replacement is being enrolled: nothing secret on the page.</summary>
+    public bool Enrolled { get; private set; }
+
+    public async Task OnGetAsync()
+    {
+        if (Person!.User!.TwoFactorEnabled)
+        {
+            Enrolled = true;
+            return;
+        }
+        await PrepareAsync(null);
+    }
+
+    public async Task<IActionResult> OnPostReplaceAsync()
+    {
+        if (!Person!.User!.TwoFactorEnabled) return Redirect("/account/enrol/totp");
+        NewKey = Base32.Encode(RandomNumberGenerator.GetBytes(20));
+        await PrepareAsync(NewKey);
+        return Page();
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
         var user = Person!.User!;
+        var replacing = user.TwoFactorEnabled;
+        if (replacing)
+        {
+            if (!IsKey(NewKey))
+            {
+                Enrolled = true;
+                Error = "Start again: choose “Replace it” to get a new key.";
+                return Page();
+            }
+            // Checked against the new key; stored (sealed) only once a code from it is accepted.
+            user.AuthenticatorKey = NewKey;
+        }
         if (user.AuthenticatorKey is not null && await People.Users.VerifyUserTokenAsync(user, TotpAuthenticator.ProviderName, TotpAuthenticator.EnrolPurpose, Code ?? ""))
         {
             await People.Users.SetTwoFactorEnabledAsync(user, true);
-            await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null, signedIn: "enrolment (password + TOTP)");
-            return Redirect("/account/recovery-codes");
+            await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null,
+                signedIn: replacing ? "authenticator app replaced (TOTP)" : "enrolment (password + TOTP)");
+            return Redirect(replacing ? "/" : "/account/recovery-codes");
         }
         Error = "The code is not correct. Check the phone's clock and type the current code.";
-        await PrepareAsync();
+        await PrepareAsync(replacing ? NewKey : null);
         return Page();
     }
 
-    private async Task PrepareAsync()
+    private static bool IsKey(string? key) =>
+        key is { Length: 32 } && key.All(c => c is >= 'A' and <= 'Z' or >= '2' and <= '7');
+
+    private async Task PrepareAsync(string? replacement)
     {
         var user = Person!.User!;
-        if (user.TwoFactorEnabled) { Error = "An authenticator is already enrolled."; }
-        if (user.AuthenticatorKey is null) await People.Users.ResetAuthenticatorKeyAsync(user);
-        var key = user.AuthenticatorKey!;
+        if (replacement is null && user.AuthenticatorKey is null) await People.Users.ResetAuthenticatorKeyAsync(user);
+        var key = replacement ?? user.AuthenticatorKey!;
         Secret = string.Join(' ', key.Chunk(4).Select(c => new string(c)));
         var uri = TotpAuthenticator.OtpAuthUri("Vauban " + user.Tenant.Name, user.Email, key);
         using var generator = new QRCodeGenerator();

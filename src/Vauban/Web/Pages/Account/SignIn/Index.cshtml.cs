@@ -32,6 +32,6 @@ public sealed class SignInModel : StaffPage
     public async Task<IActionResult> OnPostPasskeyAsync()
     {
         var outcome = await People.PasskeyAsync(HttpContext, await ReadBodyAsync(), reauthenticate: false);
-        return outcome.Result == SignInResult.SignedIn ? Json(new { redirect = SafeReturnUrl(ReturnUrl) }) : Json(new { error = outcome.Message });
+        return outcome.Result == SignInResult.SignedIn ? Json(new { redirect = SafeReturnUrl(ReturnUrl) }) : Json(new { error = outcome.Result == SignInResult.Throttled ? outcome.Message : SignInOutcome.PasskeyFailureMessage });
     }
 }
