@@ -233,7 +233,7 @@ public sealed partial class RecordsService
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), cancellationToken);
-        written.Created(type, id, compartment, CreatorOf(context));
+        written.Created(type, id, compartment, CreatorOf(context), Compartments.Named(type, id, index));
         await AuditAsync(context, Interaction.Create, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
     }
@@ -266,7 +266,7 @@ public sealed partial class RecordsService
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
-        written.Updated(type, id, compartment, current.CreatedBy);
+        written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
     }
@@ -364,6 +364,17 @@ public sealed partial class RecordsService
             {
                 return refused;
             }
+            // Every other patient the record names (an appointment's participants) too: it enters their record as well, and
+            // names its author beside them, which would make a care relationship with a patient the writer could not open.
+            foreach (var patient in record.Patients)
+            {
+                if (patient == record.Compartment) continue;
+                var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
+                if (await CheckRecordAsync(context, interaction, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
+                {
+                    return other;
+                }
+            }
         }
         return null;
     }
@@ -374,6 +385,10 @@ public sealed partial class RecordsService
         foreach (var record in written.Written)
         {
             if (record.Compartment is not null) _policy.Touch(context.Tenant.Id, record.Compartment);
+            foreach (var patient in record.Patients)
+            {
+                if (patient != record.Compartment) _policy.Touch(context.Tenant.Id, patient);
+            }
         }
     }
 
@@ -382,7 +397,8 @@ public sealed partial class RecordsService
     /// (the act's audit entry names the operator, sealed).</summary>
     internal static string CreatorOf(AccessContext context) => context.Principal.Kind == PrincipalKind.System ? "system" : context.Principal.Id;
 
-    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy);
+    /// <param name="Patients">Every patient the record names as its patient (<see cref="Compartments.Named"/>), the compartment among them.</param>
+    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy, IReadOnlyList<string> Patients);
 
     /// <summary>The records one request or transaction writes, checked together once all are in place.</summary>
     private sealed class WriteBatch(WriteScope scope)
@@ -391,13 +407,14 @@ public sealed partial class RecordsService
         public List<WrittenRecord> Written { get; } = [];
         public HashSet<string> NewPatients { get; } = new(StringComparer.Ordinal);
 
-        public void Created(string type, string id, string? compartment, string? createdBy)
+        public void Created(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients)
         {
             if (type == KnownResourceTypes.Patient) NewPatients.Add(id);
-            Written.Add(new WrittenRecord(type, id, compartment, createdBy));
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
         }
 
-        public void Updated(string type, string id, string? compartment, string? createdBy) => Written.Add(new WrittenRecord(type, id, compartment, createdBy));
+        public void Updated(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients) =>
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
     }
 
     /// <summary>The audit append of one act: inside <paramref name="scope"/> when the act is part of a write transaction

@@ -203,6 +203,40 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Writing_oneself_into_another_patients_care_through_a_second_participant_of_an_appointment_is_refused()
+    {
+        // An appointment whose first participant is drA's own patient (its compartment) also names drB's patient and drA:
+        // the relationship it would create is with p2, whose record drA could not open before.
+        var appointment = $$$"""
+            {"resourceType":"Appointment","status":"booked","start":"{{{Day(1)}}}","end":"{{{Day(1)}}}","participant":[
+              {"actor":{"reference":"Patient/{{{_ids["p1"]}}}"},"status":"accepted"},
+              {"actor":{"reference":"Patient/{{{_ids["p2"]}}}"},"status":"accepted"},
+              {"actor":{"reference":"Practitioner/{{{_ids["drA"]}}}"},"status":"accepted"}]}
+            """;
+        using (var document = JsonDocument.Parse(appointment))
+        {
+            Assert.Equal(RecordStatus.Forbidden, (await Records.CreateAsync(DrA, "Appointment", document.RootElement, null, None)).Status);
+        }
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        // Nor by updating an appointment of one's own patient to name the other one too, alone or in a transaction.
+        using (var own = JsonDocument.Parse(Samples.Appointment("Patient/" + _ids["p1"], "Practitioner/" + _ids["drA"], Day(1))))
+        {
+            var created = await Records.CreateAsync(DrA, "Appointment", own.RootElement, null, None);
+            Assert.Equal(RecordStatus.Created, created.Status);
+            using var widened = JsonDocument.Parse("{\"id\":\"" + created.Id + "\"," + appointment.Trim()[1..]);
+            Assert.Equal(RecordStatus.Forbidden, (await Records.UpdateAsync(DrA, "Appointment", created.Id!, widened.RootElement, null, None)).Status);
+            var bundle = $$$"""
+                {"resourceType":"Bundle","type":"transaction","entry":[
+                  {"resource":{{{widened.RootElement.GetRawText()}}},"request":{"method":"PUT","url":"Appointment/{{{created.Id}}}"}}]}
+                """;
+            using var transaction = JsonDocument.Parse(bundle);
+            Assert.Equal(403, (await Records.ProcessBundleAsync(DrA, transaction.RootElement, "http://localhost/fhir", None)).Status);
+        }
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        Assert.DoesNotContain("Patient/" + _ids["p2"], await SearchIdsAsync(DrA, "Patient"));
+    }
+
+    [Fact]
     public async Task A_new_patient_and_their_first_encounter_can_be_created_in_one_transaction()
     {
         var bundle = $$$"""
