@@ -57,10 +57,13 @@ public sealed partial class RecordsService
         {
             row = await _rows.VersionAsync(connection, context.Tenant.Id, TypeCodes.Of(type), id, version, cancellationToken);
         }
-        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken);
+        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken, versionOnly: true);
     }
 
-    private async Task<RecordResult> DeliverAsync(AccessContext context, Interaction interaction, string type, string id, StoredVersion? row, TenantKeys keys, CancellationToken cancellationToken)
+    /// <param name="versionOnly">A version read: the version may name another patient than the record does now (see <see cref="NamedBy"/>),
+    /// who must be open to the principal too.</param>
+    private async Task<RecordResult> DeliverAsync(AccessContext context, Interaction interaction, string type, string id, StoredVersion? row, TenantKeys keys, CancellationToken cancellationToken,
+        bool versionOnly = false)
     {
         if (row is null)
         {
@@ -69,6 +72,11 @@ public sealed partial class RecordsService
         }
         // The policy decides before even a deletion is revealed.
         if (await CheckRecordAsync(context, interaction, type, id, row.Compartment, row.CreatedBy, null, cancellationToken) is { } refused) return refused;
+        if (versionOnly && NamedBy(keys, type, row) is var named && named != row.Compartment)
+        {
+            if (await CheckRecordAsync(context, interaction, type, id, named, row.CreatedBy, null, cancellationToken) is { } refusedVersion) return refusedVersion;
+            row = row with { Compartment = named };
+        }
         if (row.Deleted)
         {
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
@@ -214,11 +222,44 @@ public sealed partial class RecordsService
             next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, kept,
                 $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
+        // Each version is judged by the patient it named when written, as well as by the record's current one (checked above, or
+        // by the SQL filter): an older version of a record since moved from another patient is left out unless that patient is open.
+        versions = await VersionsOpenAsync(context, keys, type, versions, cancellationToken);
         if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, total, next);
+    }
+
+    /// <summary>The patient a stored version named when it was written. The row carries the record's current compartment; an
+    /// older version of a record since moved to another patient (a wrong-patient correction) still holds what it said about
+    /// the first one. A Patient is always its own compartment; a deletion marker names no one new.</summary>
+    private static string? NamedBy(TenantKeys keys, string type, StoredVersion version)
+    {
+        if (version.Deleted || version.Body is null || type == KnownResourceTypes.Patient || !AccessPolicy.HasCompartment(type)) return version.Compartment;
+        using var document = JsonDocument.Parse(Open(keys, version));
+        return Compartments.Of(type, version.Id, IndexEntries.ExtractReferences(type, document.RootElement));
+    }
+
+    /// <summary>The versions whose own patient (<see cref="NamedBy"/>) the principal may open, each carrying that patient as its
+    /// compartment for the guard and the audit.</summary>
+    private async Task<List<StoredVersion>> VersionsOpenAsync(AccessContext context, TenantKeys keys, string type, List<StoredVersion> versions, CancellationToken cancellationToken)
+    {
+        var open = new List<StoredVersion>(versions.Count);
+        foreach (var version in versions)
+        {
+            var named = NamedBy(keys, type, version);
+            if (named == version.Compartment)
+            {
+                open.Add(version);
+            }
+            else if ((await _policy.AuthorizeRecordAsync(context, type, named, version.CreatedBy, null, cancellationToken)).Verdict == RecordVerdict.Allow)
+            {
+                open.Add(version with { Compartment = named });
+            }
+        }
+        return open;
     }
 
     // ---- writes inside a transaction (shared by single interactions and transaction bundles) ----

@@ -155,6 +155,35 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Idor_through_the_history_of_a_record_moved_from_another_patient_is_refused()
+    {
+        // An observation filed under drB's patient, then moved (a wrong-patient correction) to drA's: its first version is
+        // still what was said about p2, and drA may not open p2's record.
+        var op = AccessContext.Operator(_tenant, "filing");
+        using var filed = JsonDocument.Parse(Samples.Observation("Patient/" + _ids["p2"], effective: Day(-2)));
+        var created = await Records.CreateAsync(op, "Observation", filed.RootElement, null, None);
+        using var moved = JsonDocument.Parse("{\"id\":\"" + created.Id + "\"," + Samples.Observation("Patient/" + _ids["p1"], effective: Day(-2)).Trim()[1..]);
+        Assert.Equal(RecordStatus.Ok, (await Records.UpdateAsync(op, "Observation", created.Id!, moved.RootElement, null, None)).Status);
+
+        Assert.Equal(RecordStatus.Ok, (await Records.VReadAsync(DrA, "Observation", created.Id!, 2, None)).Status);
+        var old = await Records.VReadAsync(DrA, "Observation", created.Id!, 1, None);
+        Assert.Equal(RecordStatus.Forbidden, old.Status);
+        Assert.Null(old.Json);
+        var bundle = $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Observation/{{{created.Id}}}/_history/1"}}]}""";
+        using (var document = JsonDocument.Parse(bundle))
+        {
+            Assert.Equal(403, (await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None)).Status);
+        }
+        var instance = await Records.HistoryAsync(DrA, "Observation", created.Id, null, 100, null, None);
+        Assert.Equal(RecordStatus.Ok, instance.Status);
+        Assert.Equal([2], instance.Entries.Select(e => e.Version));
+        var type = await Records.HistoryAsync(DrA, "Observation", null, null, 100, null, None);
+        Assert.Equal([2], type.Entries.Where(e => e.Id == created.Id).Select(e => e.Version));
+        // Nothing of p2 came back on any path.
+        Assert.DoesNotContain(instance.Entries.Concat(type.Entries), e => e.Json is { } json && System.Text.Encoding.UTF8.GetString(json).Contains(_ids["p2"], StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Idor_through_a_bundle_read_is_refused()
     {
         var bundle = $$$"""
