@@ -20,4 +20,22 @@ internal static class Compartments
         }
         return null;
     }
+
+    /// <summary>Every patient the resource names where a patient's record is meant (an appointment may name several): a write
+    /// puts the resource into each of their records, and a care relationship may be computed from each.</summary>
+    public static IReadOnlyList<string> Named(string type, string id, IndexEntries index)
+    {
+        if (type == KnownResourceTypes.Patient) return [id];
+        List<string>? named = null;
+        foreach (var reference in index.References)
+        {
+            if (PatientParams.Contains(reference.Param) && reference.Target.StartsWith("Patient/", StringComparison.Ordinal))
+            {
+                var patient = reference.Target[8..];
+                named ??= [];
+                if (!named.Contains(patient, StringComparer.Ordinal)) named.Add(patient);
+            }
+        }
+        return named ?? [];
+    }
 }

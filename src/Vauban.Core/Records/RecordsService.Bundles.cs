@@ -291,6 +291,15 @@ public sealed partial class RecordsService
         {
             return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
         }
+        // A version may name another patient than the record does now (NamedBy): they must be open too.
+        if (version is not null && NamedBy(keys, entry.Type, row) is var named && named != row.Compartment)
+        {
+            if (await CheckRecordAsync(context, interaction, entry.Type, entry.Id, named, row.CreatedBy, batch, cancellationToken) is { } refusedVersion)
+            {
+                return new EntryResponse(RecordStatusCodes.Http(refusedVersion.Status), null, 0, 0, null, refusedVersion.Issues);
+            }
+            row = row with { Compartment = named };
+        }
         if (row.Deleted)
         {
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);

@@ -163,6 +163,17 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         // The audit entries of the download carry the reason stated at kick-off.
         var audited = context with { StatedReason = reason };
+        // The second person approved the size estimated at kick-off, and an approved file is not weighed again. Nothing the job
+        // selects can appear after its transaction time, so a file larger than that means the principal's reach widened since
+        // (new care relationships, a break-the-glass grant): what was added was never approved, so the file is refused.
+        if (job.Approved && (patients.Count > job.Patients || records > job.Resources))
+        {
+            var grown = $"This export now covers {patients.Count} patient(s) and {records} {type} resource(s), more than the {job.Patients} patient(s) and "
+                + $"{job.Resources} resource(s) approved: nothing was exported. Request a new export; it will be sized and approved again.";
+            await _audit.AppendAsync(audited, AuditAction.Export, AuditOutcome.MinorFailure, type, [new AuditedRecord("export:" + job.Id, null, null)], cancellationToken,
+                $"bulk export {job.Id}, {type}: refused, larger than approved ({patients.Count} patient(s), {records} resource(s))");
+            return ExportDownload.Fail(RecordStatus.Forbidden, Issue.Error("business-rule", grown));
+        }
         var decision = await _guard.AdmitExportAsync(audited, new GuardRequest(Interaction.Export, type, records, patients, patients)
         {
             Identities = type == KnownResourceTypes.Patient ? patients : [],

@@ -57,10 +57,13 @@ public sealed partial class RecordsService
         {
             row = await _rows.VersionAsync(connection, context.Tenant.Id, TypeCodes.Of(type), id, version, cancellationToken);
         }
-        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken);
+        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken, versionOnly: true);
     }
 
-    private async Task<RecordResult> DeliverAsync(AccessContext context, Interaction interaction, string type, string id, StoredVersion? row, TenantKeys keys, CancellationToken cancellationToken)
+    /// <param name="versionOnly">A version read: the version may name another patient than the record does now (see <see cref="NamedBy"/>),
+    /// who must be open to the principal too.</param>
+    private async Task<RecordResult> DeliverAsync(AccessContext context, Interaction interaction, string type, string id, StoredVersion? row, TenantKeys keys, CancellationToken cancellationToken,
+        bool versionOnly = false)
     {
         if (row is null)
         {
@@ -69,6 +72,11 @@ public sealed partial class RecordsService
         }
         // The policy decides before even a deletion is revealed.
         if (await CheckRecordAsync(context, interaction, type, id, row.Compartment, row.CreatedBy, null, cancellationToken) is { } refused) return refused;
+        if (versionOnly && NamedBy(keys, type, row) is var named && named != row.Compartment)
+        {
+            if (await CheckRecordAsync(context, interaction, type, id, named, row.CreatedBy, null, cancellationToken) is { } refusedVersion) return refusedVersion;
+            row = row with { Compartment = named };
+        }
         if (row.Deleted)
         {
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
@@ -214,11 +222,44 @@ public sealed partial class RecordsService
             next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, kept,
                 $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
+        // Each version is judged by the patient it named when written, as well as by the record's current one (checked above, or
+        // by the SQL filter): an older version of a record since moved from another patient is left out unless that patient is open.
+        versions = await VersionsOpenAsync(context, keys, type, versions, cancellationToken);
         if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, total, next);
+    }
+
+    /// <summary>The patient a stored version named when it was written. The row carries the record's current compartment; an
+    /// older version of a record since moved to another patient (a wrong-patient correction) still holds what it said about
+    /// the first one. A Patient is always its own compartment; a deletion marker names no one new.</summary>
+    private static string? NamedBy(TenantKeys keys, string type, StoredVersion version)
+    {
+        if (version.Deleted || version.Body is null || type == KnownResourceTypes.Patient || !AccessPolicy.HasCompartment(type)) return version.Compartment;
+        using var document = JsonDocument.Parse(Open(keys, version));
+        return Compartments.Of(type, version.Id, IndexEntries.ExtractReferences(type, document.RootElement));
+    }
+
+    /// <summary>The versions whose own patient (<see cref="NamedBy"/>) the principal may open, each carrying that patient as its
+    /// compartment for the guard and the audit.</summary>
+    private async Task<List<StoredVersion>> VersionsOpenAsync(AccessContext context, TenantKeys keys, string type, List<StoredVersion> versions, CancellationToken cancellationToken)
+    {
+        var open = new List<StoredVersion>(versions.Count);
+        foreach (var version in versions)
+        {
+            var named = NamedBy(keys, type, version);
+            if (named == version.Compartment)
+            {
+                open.Add(version);
+            }
+            else if ((await _policy.AuthorizeRecordAsync(context, type, named, version.CreatedBy, null, cancellationToken)).Verdict == RecordVerdict.Allow)
+            {
+                open.Add(version with { Compartment = named });
+            }
+        }
+        return open;
     }
 
     // ---- writes inside a transaction (shared by single interactions and transaction bundles) ----
@@ -233,7 +274,7 @@ public sealed partial class RecordsService
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), cancellationToken);
-        written.Created(type, id, compartment, CreatorOf(context));
+        written.Created(type, id, compartment, CreatorOf(context), Compartments.Named(type, id, index));
         await AuditAsync(context, Interaction.Create, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
     }
@@ -266,7 +307,7 @@ public sealed partial class RecordsService
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
-        written.Updated(type, id, compartment, current.CreatedBy);
+        written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
     }
@@ -364,6 +405,17 @@ public sealed partial class RecordsService
             {
                 return refused;
             }
+            // Every other patient the record names (an appointment's participants) too: it enters their record as well, and
+            // names its author beside them, which would make a care relationship with a patient the writer could not open.
+            foreach (var patient in record.Patients)
+            {
+                if (patient == record.Compartment) continue;
+                var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
+                if (await CheckRecordAsync(context, interaction, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
+                {
+                    return other;
+                }
+            }
         }
         return null;
     }
@@ -374,6 +426,10 @@ public sealed partial class RecordsService
         foreach (var record in written.Written)
         {
             if (record.Compartment is not null) _policy.Touch(context.Tenant.Id, record.Compartment);
+            foreach (var patient in record.Patients)
+            {
+                if (patient != record.Compartment) _policy.Touch(context.Tenant.Id, patient);
+            }
         }
     }
 
@@ -382,7 +438,8 @@ public sealed partial class RecordsService
     /// (the act's audit entry names the operator, sealed).</summary>
     internal static string CreatorOf(AccessContext context) => context.Principal.Kind == PrincipalKind.System ? "system" : context.Principal.Id;
 
-    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy);
+    /// <param name="Patients">Every patient the record names as its patient (<see cref="Compartments.Named"/>), the compartment among them.</param>
+    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy, IReadOnlyList<string> Patients);
 
     /// <summary>The records one request or transaction writes, checked together once all are in place.</summary>
     private sealed class WriteBatch(WriteScope scope)
@@ -391,13 +448,14 @@ public sealed partial class RecordsService
         public List<WrittenRecord> Written { get; } = [];
         public HashSet<string> NewPatients { get; } = new(StringComparer.Ordinal);
 
-        public void Created(string type, string id, string? compartment, string? createdBy)
+        public void Created(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients)
         {
             if (type == KnownResourceTypes.Patient) NewPatients.Add(id);
-            Written.Add(new WrittenRecord(type, id, compartment, createdBy));
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
         }
 
-        public void Updated(string type, string id, string? compartment, string? createdBy) => Written.Add(new WrittenRecord(type, id, compartment, createdBy));
+        public void Updated(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients) =>
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
     }
 
     /// <summary>The audit append of one act: inside <paramref name="scope"/> when the act is part of a write transaction

@@ -473,6 +473,35 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_approved_export_that_has_grown_since_its_approval_yields_no_file()
+    {
+        await AddPatientsAsync(4);
+        var day = _time.GetUtcNow().AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        // Dr Alpha cares for six of the seven patients: above the threshold of 5, so a second person sizes and approves it.
+        foreach (var patient in _patients.Take(6)) await CreateAsync(Samples.Encounter(patient, _practitioner, day));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-alpha", "Dr Alpha", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, Practitioner = _practitioner, SessionId = "s-1", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, "TREAT") { StatedReason = Reason };
+        var started = await Records.ExportAsync(physician, ExportLevel.Patient, ["Patient"], null, "http://localhost/fhir/Patient/$export", None);
+        Assert.Equal(ExportStatus.AwaitingApproval, started.Job!.Status);
+        Assert.Equal(6, started.Job.Patients);
+        Assert.Equal(ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export approval"), started.Job.Id, approve: true, None));
+
+        // Then the physician's relationships widen: the seventh patient's record (older than the job) would join the file.
+        await CreateAsync(Samples.Encounter(_patients[6], _practitioner, day));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var download = await Records.ExportFileAsync(physician, started.Job.Id, "Patient", None);
+        Assert.Equal(RecordStatus.Forbidden, download.Status);
+        Assert.Null(download.WriteAsync);
+        Assert.Equal("business-rule", download.Issues![0].Code);
+        var refusals = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Agent = "user:dr-alpha", Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+        Assert.Contains(refusals, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains(started.Job.Id, StringComparison.Ordinal));
+        Assert.DoesNotContain(refusals, e => e.Detail.Records.Contains($"Patient/{_patients[6]}"));
+    }
+
+    [Fact]
     public async Task The_CapabilityStatement_lists_the_export_operations()
     {
         using var response = await _server.Http.GetAsync("/fhir/metadata");

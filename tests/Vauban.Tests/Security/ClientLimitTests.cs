@@ -99,6 +99,22 @@ public abstract class ClientLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_limited_to_some_patients_cannot_write_into_another_through_a_second_participant()
+    {
+        using var limited = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits([_mine], false));
+        // Held in the allowed patient's compartment (the first participant), yet part of the other patient's record too.
+        using (var write = await limited.PostAsync("/fhir/Appointment", FhirContent.Json($$"""
+            { "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:00:00+01:00", "end": "2026-03-02T10:30:00+01:00",
+              "participant": [ { "actor": { "reference": "Patient/{{_mine}}" }, "status": "accepted" },
+                               { "actor": { "reference": "Patient/{{_other}}" }, "status": "accepted" } ] }
+            """)))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, write.StatusCode);
+        }
+        Assert.Equal(0, await TotalAsync(_full, $"/fhir/Appointment?actor=Patient/{_other}&_total=accurate"));
+    }
+
+    [Fact]
     public async Task A_client_limited_to_its_own_resources_sees_only_what_it_created()
     {
         using var own = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits(null, true));

@@ -155,6 +155,35 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Idor_through_the_history_of_a_record_moved_from_another_patient_is_refused()
+    {
+        // An observation filed under drB's patient, then moved (a wrong-patient correction) to drA's: its first version is
+        // still what was said about p2, and drA may not open p2's record.
+        var op = AccessContext.Operator(_tenant, "filing");
+        using var filed = JsonDocument.Parse(Samples.Observation("Patient/" + _ids["p2"], effective: Day(-2)));
+        var created = await Records.CreateAsync(op, "Observation", filed.RootElement, null, None);
+        using var moved = JsonDocument.Parse("{\"id\":\"" + created.Id + "\"," + Samples.Observation("Patient/" + _ids["p1"], effective: Day(-2)).Trim()[1..]);
+        Assert.Equal(RecordStatus.Ok, (await Records.UpdateAsync(op, "Observation", created.Id!, moved.RootElement, null, None)).Status);
+
+        Assert.Equal(RecordStatus.Ok, (await Records.VReadAsync(DrA, "Observation", created.Id!, 2, None)).Status);
+        var old = await Records.VReadAsync(DrA, "Observation", created.Id!, 1, None);
+        Assert.Equal(RecordStatus.Forbidden, old.Status);
+        Assert.Null(old.Json);
+        var bundle = $$$"""{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"GET","url":"Observation/{{{created.Id}}}/_history/1"}}]}""";
+        using (var document = JsonDocument.Parse(bundle))
+        {
+            Assert.Equal(403, (await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None)).Status);
+        }
+        var instance = await Records.HistoryAsync(DrA, "Observation", created.Id, null, 100, null, None);
+        Assert.Equal(RecordStatus.Ok, instance.Status);
+        Assert.Equal([2], instance.Entries.Select(e => e.Version));
+        var type = await Records.HistoryAsync(DrA, "Observation", null, null, 100, null, None);
+        Assert.Equal([2], type.Entries.Where(e => e.Id == created.Id).Select(e => e.Version));
+        // Nothing of p2 came back on any path.
+        Assert.DoesNotContain(instance.Entries.Concat(type.Entries), e => e.Json is { } json && System.Text.Encoding.UTF8.GetString(json).Contains(_ids["p2"], StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Idor_through_a_bundle_read_is_refused()
     {
         var bundle = $$$"""
@@ -200,6 +229,40 @@ public abstract class PolicyTests : IAsyncLifetime
         Assert.Equal(RecordStatus.Forbidden, (await Records.UpdateAsync(DrA, "Observation", _ids["obs2"], obs.RootElement, 1, None)).Status);
         Assert.Equal(RecordStatus.Forbidden, (await Records.DeleteAsync(DrA, "Observation", _ids["obs2"], None)).Status);
         Assert.Equal(1, (await Records.ReadAsync(op, "Observation", _ids["obs2"], None)).Version);
+    }
+
+    [Fact]
+    public async Task Writing_oneself_into_another_patients_care_through_a_second_participant_of_an_appointment_is_refused()
+    {
+        // An appointment whose first participant is drA's own patient (its compartment) also names drB's patient and drA:
+        // the relationship it would create is with p2, whose record drA could not open before.
+        var appointment = $$$"""
+            {"resourceType":"Appointment","status":"booked","start":"{{{Day(1)}}}","end":"{{{Day(1)}}}","participant":[
+              {"actor":{"reference":"Patient/{{{_ids["p1"]}}}"},"status":"accepted"},
+              {"actor":{"reference":"Patient/{{{_ids["p2"]}}}"},"status":"accepted"},
+              {"actor":{"reference":"Practitioner/{{{_ids["drA"]}}}"},"status":"accepted"}]}
+            """;
+        using (var document = JsonDocument.Parse(appointment))
+        {
+            Assert.Equal(RecordStatus.Forbidden, (await Records.CreateAsync(DrA, "Appointment", document.RootElement, null, None)).Status);
+        }
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        // Nor by updating an appointment of one's own patient to name the other one too, alone or in a transaction.
+        using (var own = JsonDocument.Parse(Samples.Appointment("Patient/" + _ids["p1"], "Practitioner/" + _ids["drA"], Day(1))))
+        {
+            var created = await Records.CreateAsync(DrA, "Appointment", own.RootElement, null, None);
+            Assert.Equal(RecordStatus.Created, created.Status);
+            using var widened = JsonDocument.Parse("{\"id\":\"" + created.Id + "\"," + appointment.Trim()[1..]);
+            Assert.Equal(RecordStatus.Forbidden, (await Records.UpdateAsync(DrA, "Appointment", created.Id!, widened.RootElement, null, None)).Status);
+            var bundle = $$$"""
+                {"resourceType":"Bundle","type":"transaction","entry":[
+                  {"resource":{{{widened.RootElement.GetRawText()}}},"request":{"method":"PUT","url":"Appointment/{{{created.Id}}}"}}]}
+                """;
+            using var transaction = JsonDocument.Parse(bundle);
+            Assert.Equal(403, (await Records.ProcessBundleAsync(DrA, transaction.RootElement, "http://localhost/fhir", None)).Status);
+        }
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
+        Assert.DoesNotContain("Patient/" + _ids["p2"], await SearchIdsAsync(DrA, "Patient"));
     }
 
     [Fact]

@@ -33,6 +33,34 @@ internal sealed class IndexEntries
         return entries;
     }
 
+    /// <summary>Only the references of a resource version (no keys needed): enough to know the patient it names.</summary>
+    public static IndexEntries ExtractReferences(string type, JsonElement resource)
+    {
+        var entries = new IndexEntries();
+        var values = new List<JsonElement>();
+        foreach (var parameter in SearchParameters.Stored(type))
+        {
+            if (parameter.Kind != SearchParamKind.Reference) continue;
+            foreach (var path in parameter.Paths)
+            {
+                values.Clear();
+                ElementPath.Select(resource, path, values);
+                foreach (var value in values) entries.AddReference(parameter, value);
+            }
+        }
+        return entries;
+    }
+
+    private void AddReference(SearchParameter parameter, JsonElement value)
+    {
+        if (value.ValueKind == JsonValueKind.Object && value.TryGetProperty("reference", out var reference)
+            && reference.ValueKind == JsonValueKind.String && ReferenceTarget.TryParseLocal(reference.GetString()!, out var target, out var targetType)
+            && (parameter.Targets is null || parameter.Targets.Contains(targetType)))
+        {
+            References.Add(new ReferenceEntry(parameter.Code, target));
+        }
+    }
+
     private void Collect(SearchParameter parameter, JsonElement resource, string path, BlindIndex index)
     {
         var values = _values ??= [];
@@ -52,12 +80,7 @@ internal sealed class IndexEntries
                     }
                     break;
                 case SearchParamKind.Reference:
-                    if (value.ValueKind == JsonValueKind.Object && value.TryGetProperty("reference", out var reference)
-                        && reference.ValueKind == JsonValueKind.String && ReferenceTarget.TryParseLocal(reference.GetString()!, out var target, out var targetType)
-                        && (parameter.Targets is null || parameter.Targets.Contains(targetType)))
-                    {
-                        References.Add(new ReferenceEntry(parameter.Code, target));
-                    }
+                    AddReference(parameter, value);
                     break;
                 case SearchParamKind.Date:
                     AddDate(parameter, value, index);
