@@ -24,6 +24,10 @@ public sealed record ClientLimits(IReadOnlyList<string>? Patients, bool OwnResou
     public static ClientLimits None { get; } = new(null, false);
 }
 
+/// <summary>A registered client as the operator sees it (never its secret or key).</summary>
+public sealed record ClientSummary(string ClientId, string Name, string Scopes, DateTimeOffset CreatedAt, bool Revoked, bool PrivateKeyJwt,
+    int? PatientLimit, bool OwnResourcesOnly);
+
 public sealed record IssuedToken(string AccessToken, int ExpiresIn, string Scope);
 
 /// <summary>An OAuth error as RFC 6749 §5.2 names it; <see cref="Status"/> is 400, or 401 for invalid_client.</summary>
@@ -45,6 +49,10 @@ public sealed class ApiClients
     private readonly TimeSpan _tokenLifetime;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, (AccessContext Context, long ExpiresAt)> _tokenCache = new(StringComparer.Ordinal);
+
+    /// <summary>How long a token stays in a process's cache before the database is asked again: a client revoked by another
+    /// process (the command line) loses its tokens here within this time.</summary>
+    internal static readonly TimeSpan TokenRecheck = TimeSpan.FromSeconds(30);
     private readonly ConcurrentDictionary<string, long> _usedAssertionIds = new(StringComparer.Ordinal);
 
     internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, TimeSpan tokenLifetime, TimeProvider time)
@@ -201,6 +209,55 @@ public sealed class ApiClients
         return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null);
     }
 
+    /// <summary>The establishment's clients, oldest first.</summary>
+    public async Task<IReadOnlyList<ClientSummary>> ListAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("""
+            SELECT client_id, name, scopes, created_at, disabled, jwks IS NOT NULL, patient_limit, own_only FROM clients WHERE tenant_id = @t ORDER BY created_at, client_id
+            """).With("t", tenant.Id);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var list = new List<ClientSummary>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            list.Add(new ClientSummary(reader.GetString(0), reader.GetString(1), reader.GetString(2), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)),
+                reader.GetInt32(4) != 0, Convert.ToInt32(reader.GetValue(5), System.Globalization.CultureInfo.InvariantCulture) != 0,
+                reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length, reader.GetInt32(7) != 0));
+        }
+        return list;
+    }
+
+    /// <summary>
+    /// Revokes a client of the administrator's establishment for good: no new token, and its tokens stop working — at once
+    /// in this process, within <see cref="TokenRecheck"/> in the others (their caches ask the database again). An administrative
+    /// act, audited in its own transaction (an audit log that cannot be written revokes nothing). False when the establishment
+    /// has no such client, or it is already revoked.
+    /// </summary>
+    public async Task<bool> RevokeAsync(AccessContext administrator, string clientId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        ArgumentNullException.ThrowIfNull(clientId);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var disable = scope.Command("UPDATE clients SET disabled = 1 WHERE client_id = @c AND tenant_id = @t AND disabled = 0")
+            .With("c", clientId).With("t", administrator.Tenant.Id))
+        {
+            if (await disable.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
+        }
+        using (var tokens = scope.Command("DELETE FROM access_tokens WHERE client_id = @c").With("c", clientId))
+        {
+            await tokens.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+            [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, "clients revoke");
+        await scope.CommitAsync(cancellationToken);
+        foreach (var (key, cached) in _tokenCache)
+        {
+            if (cached.Context.Principal.Id == clientId) _tokenCache.TryRemove(key, out _);
+        }
+        return true;
+    }
+
     /// <summary>The access context of a bearer token, or null when it is unknown, expired, revoked or its client disabled.</summary>
     public async ValueTask<AccessContext?> AuthenticateAsync(string bearerToken, string? sourceAddress, CancellationToken cancellationToken)
     {
@@ -210,8 +267,8 @@ public sealed class ApiClients
         if (_tokenCache.TryGetValue(key, out var cached))
         {
             if (cached.ExpiresAt > now) return cached.Context with { SourceAddress = sourceAddress };
+            // Expired, or due to be checked again (a revocation by another process): the database answers.
             _tokenCache.TryRemove(key, out _);
-            return null;
         }
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command("""
@@ -233,7 +290,7 @@ public sealed class ApiClients
             OwnResourcesOnly = reader.GetInt32(7) != 0,
         }, tenant, KnownPurposes.Treatment);
         if (_tokenCache.Count > 100_000) _tokenCache.Clear();
-        _tokenCache[key] = (context, expiresAt);
+        _tokenCache[key] = (context, Math.Min(expiresAt, now + (long)TokenRecheck.TotalMilliseconds));
         return context with { SourceAddress = sourceAddress };
     }
 

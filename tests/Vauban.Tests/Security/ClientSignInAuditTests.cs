@@ -43,6 +43,48 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
             new AuditQuery { Agent = _client.ClientId, Actions = [AuditAction.SignIn, AuditAction.SignInFailure], Count = 100 }, CancellationToken.None) ?? [];
 
     [Fact]
+    public async Task A_revoked_client_gets_no_token_and_its_tokens_stop_at_once_here_and_within_30_seconds_in_another_process()
+    {
+        var time = new ManualTime(DateTimeOffset.UtcNow);
+        await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = time });
+        var tenant = await server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
+        async Task<(string Id, HttpClient Http)> RegisterAsync(string name)
+        {
+            var registration = await server.Store.Clients.AddAsync(tenant, name, "system/Patient.rs", null, CancellationToken.None);
+            var http = new HttpClient { BaseAddress = server.BaseAddress };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await server.TokenAsync(registration.ClientId, registration.ClientSecret!));
+            return (registration.ClientId, http);
+        }
+        var (firstId, first) = await RegisterAsync("vendor one");
+        var (secondId, second) = await RegisterAsync("vendor two");
+        using var disposeFirst = first;
+        using var disposeSecond = second;
+        using (var ok = await first.GetAsync("/fhir/Patient")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var ok = await second.GetAsync("/fhir/Patient")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+
+        // Revoked in this process: its token stops at once.
+        var administrator = AccessContext.Operator(tenant, "administration");
+        Assert.True(await server.Store.Clients.RevokeAsync(administrator, firstId, CancellationToken.None));
+        using (var refused = await first.GetAsync("/fhir/Patient")) Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.False(await server.Store.Clients.RevokeAsync(administrator, firstId, CancellationToken.None)); // already revoked
+        Assert.False(await server.Store.Clients.RevokeAsync(administrator, "vc_nosuchclient", CancellationToken.None));
+
+        // Revoked by another process on the same store (the command line): the server's cached token stops within 30 s.
+        await using (var other = await VaubanStore.OpenAsync(new StoreOptions(server.Db, server.MasterKey) { Time = time }, CancellationToken.None))
+        {
+            Assert.True(await other.Clients.RevokeAsync(administrator, secondId, CancellationToken.None));
+        }
+        time.Advance(ApiClients.TokenRecheck + TimeSpan.FromSeconds(1));
+        using (var refused = await second.GetAsync("/fhir/Patient")) Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+
+        var listed = await server.Store.Clients.ListAsync(tenant, CancellationToken.None);
+        Assert.All(listed, c => Assert.True(c.Revoked));
+        var revocations = await server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
+            new AuditQuery { Actions = [AuditAction.Administration], Count = 100 }, CancellationToken.None);
+        Assert.Equal(2, revocations!.Count(e => e.Detail.Note == "clients revoke"));
+    }
+
+    [Fact]
     public async Task Guessing_a_client_secret_leaves_one_failure_per_guess_and_the_good_secret_a_sign_in_naming_the_client_and_its_source()
     {
         Assert.Equal(HttpStatusCode.Unauthorized, await RequestTokenAsync(_client.ClientId, "wrongsecret"));
