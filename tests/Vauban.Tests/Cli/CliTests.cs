@@ -392,6 +392,42 @@ public class CliTests : IDisposable
         Assert.Contains("another master key", output);
     }
 
+    [Fact]
+    public async Task A_store_opened_with_another_master_key_is_refused_before_anything_is_written()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
+        long keysBefore;
+        await using (var connection = await SqliteAsync()) keysBefore = await ScalarAsync(connection, "SELECT count(*) FROM tenant_keys");
+        // A typo in --master-key-file: a new key file is made, and the store must not take a single key wrapped under it.
+        var otherKey = $"--db {Path.Combine(_directory, "v.db")} --master-key-file {Path.Combine(_directory, "other.key")}";
+        foreach (var act in new[] { $"tenants add t2 {otherKey}", $"tenants list {otherKey}", $"users list --tenant t1 {otherKey}" })
+        {
+            var (exit, output) = await RunAsync(act);
+            Assert.True(exit == 1, act + " → " + output);
+            Assert.StartsWith("error: ", output, StringComparison.Ordinal);
+            Assert.Contains("another master key", output, StringComparison.Ordinal);
+            Assert.Single(output.Trim().Split('\n'));
+        }
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(1, await ScalarAsync(connection, "SELECT count(*) FROM tenants"));
+            Assert.Equal(keysBefore, await ScalarAsync(connection, "SELECT count(*) FROM tenant_keys"));
+        }
+        var verified = await RunAsync($"audit verify {DbArgs}");
+        Assert.True(verified.Exit == 0, verified.Output);
+    }
+
+    [Fact]
+    public async Task A_db_file_that_is_not_a_database_is_a_one_line_error_not_a_stack_trace()
+    {
+        var notes = Path.Combine(_directory, "notes.db");
+        await File.WriteAllTextAsync(notes, "Liste des gardes de décembre : ce fichier n'est pas une base de données.\n");
+        var (exit, output) = await RunAsync($"tenants list --db {notes} --master-key-file {Path.Combine(_directory, "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: Cannot open SQLite {notes}: ", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+    }
+
     /// <summary>A new establishment with one patient, loaded by `vauban import` (a collection Bundle).</summary>
     private async Task AddTenantWithOnePatientAsync(string tenant, string family, string id)
     {
