@@ -428,6 +428,76 @@ public class CliTests : IDisposable
         Assert.Single(output.Trim().Split('\n'));
     }
 
+    [Fact]
+    public async Task Importing_a_folder_loads_every_good_file_and_names_each_entry_it_did_not_load()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-folder {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "bundles");
+        Directory.CreateDirectory(folder);
+        // A batch whose second entry is refused: the first is loaded, and the result must say the second was not.
+        await File.WriteAllTextAsync(Path.Combine(folder, "a-batch.json"), $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Lot", id: "batch-1")}}, "request": { "method": "PUT", "url": "Patient/batch-1" } },
+              { "resource": { "resourceType": "Patient", "gender": "banane" }, "request": { "method": "POST", "url": "Patient" } } ] }
+            """);
+        // Not a Bundle the way its fields are typed: that file fails, the ones after it are still loaded.
+        await File.WriteAllTextAsync(Path.Combine(folder, "b-typed.json"), """{ "resourceType": "Bundle", "type": 5 }""");
+        // A collection with two versions of one patient and an entry with no resource: both versions kept, the empty entry named.
+        await File.WriteAllTextAsync(Path.Combine(folder, "c-collection.json"), $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Patient(family: "Premier", id: "twice-1")}} },
+              { "resource": {{Samples.Patient(family: "Second", id: "twice-1")}} },
+              { "fullUrl": "urn:uuid:0b7e1d9c-4f7a-4c4e-8d4e-1b2f3a4c5d6e" } ] }
+            """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "d-after.json"), $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Après", id: "after-1")}} } ] }""");
+
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-folder {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed a-batch.json: batch: 1 of 2 entries applied, 1 failed.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[1] (400): ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("failed b-typed.json: ", StringComparison.Ordinal));
+        Assert.Contains("failed c-collection.json: 1 created, 1 updated, 1 rejected.", lines);
+        Assert.Contains("  Bundle.entry[2]: no resource.", lines);
+        Assert.Contains("ok d-after.json: 1 created, 0 updated, 0 rejected.", lines);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-folder", CancellationToken.None))!, "test");
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "batch-1", CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "after-1", CancellationToken.None)).Status);
+        var twice = await store.Records.ReadAsync(context, "Patient", "twice-1", CancellationToken.None);
+        Assert.Equal(2, twice.Version);
+        Assert.Contains("Second", Encoding.UTF8.GetString(twice.Json!), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_collections_urn_uuid_references_are_rewritten_to_the_entries_they_name_and_a_dangling_one_is_refused()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-urn {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, "urn.json");
+        await File.WriteAllTextAsync(collection, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "fullUrl": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01", "resource": {{Samples.Patient(family: "Référencé", id: "urn-patient-1")}} },
+              { "resource": { "resourceType": "Observation", "id": "urn-obs-1", "status": "final", "code": { "text": "glycémie" },
+                              "subject": { "reference": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01" } } },
+              { "resource": { "resourceType": "Observation", "id": "urn-obs-2", "status": "final", "code": { "text": "glycémie" },
+                              "subject": { "reference": "urn:uuid:00000000-0000-4000-8000-000000000000" } } } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {collection} --tenant chu-urn {DbArgs}");
+        Assert.True(exit == 1, output);
+        Assert.Contains("2 created, 0 updated, 1 rejected.", output, StringComparison.Ordinal);
+        Assert.Contains("Bundle.entry[2] (Observation/urn-obs-2): the reference 'urn:uuid:00000000-0000-4000-8000-000000000000' names no entry", output, StringComparison.Ordinal);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-urn", CancellationToken.None))!, "test");
+        var observation = await store.Records.ReadAsync(context, "Observation", "urn-obs-1", CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, observation.Status);
+        var json = Encoding.UTF8.GetString(observation.Json!);
+        Assert.Contains("\"reference\":\"Patient/urn-patient-1\"", json, StringComparison.Ordinal);
+        Assert.DoesNotContain("urn:uuid", json, StringComparison.Ordinal);
+        Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await store.Records.ReadAsync(context, "Observation", "urn-obs-2", CancellationToken.None)).Status);
+    }
+
     /// <summary>A new establishment with one patient, loaded by `vauban import` (a collection Bundle).</summary>
     private async Task AddTenantWithOnePatientAsync(string tenant, string family, string id)
     {
