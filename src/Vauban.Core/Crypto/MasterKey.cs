@@ -55,21 +55,45 @@ public sealed class MasterKey
             return FromBase64(File.ReadAllText(filePath).Trim(), filePath);
         }
 
+        if (Directory.Exists(filePath))
+        {
+            throw new VaubanConfigurationException($"The master key file '{filePath}' is a folder; name the key file itself.");
+        }
         var directory = Path.GetDirectoryName(Path.GetFullPath(filePath));
         if (!string.IsNullOrEmpty(directory))
         {
             Directory.CreateDirectory(directory);
         }
+        // Written whole and synced under a name of its own, then put in place without replacing anything: the store's
+        // first keys are wrapped under it and committed durably right after, so a key file still in the page cache
+        // when the power goes (empty or missing at restart) would lose every establishment; and a second process
+        // starting at the same moment must find either no file or the whole key, never an empty one.
         var created = Generate();
+        var temporary = $"{filePath}.{Guid.NewGuid():N}.tmp";
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
-        using (var stream = new FileStream(filePath, options))
-        using (var writer = new StreamWriter(stream))
+        try
         {
-            writer.Write(Convert.ToBase64String(created._key));
+            using (var stream = new FileStream(temporary, options))
+            {
+                stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(created._key)));
+                stream.Flush(flushToDisk: true);
+            }
+            try
+            {
+                File.Move(temporary, filePath, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(filePath))
+            {
+                return Load(filePath, null); // another process made it first: that key is the store's
+            }
+        }
+        finally
+        {
+            File.Delete(temporary);
         }
         return created;
     }
