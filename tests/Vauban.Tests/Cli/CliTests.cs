@@ -498,6 +498,19 @@ public class CliTests : IDisposable
         Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await store.Records.ReadAsync(context, "Observation", "urn-obs-2", CancellationToken.None)).Status);
     }
 
+    [Theory]
+    [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban")]
+    [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue")]
+    public async Task A_malformed_PostgreSQL_connection_string_is_one_line_that_does_not_repeat_its_password(string db)
+    {
+        var (exit, output) = await RunAsync($"tenants list --db {db} --master-key-file {Path.Combine(_directory, "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: The PostgreSQL connection string is not valid", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
+    }
+
     /// <summary>A new establishment with one patient, loaded by `vauban import` (a collection Bundle).</summary>
     private async Task AddTenantWithOnePatientAsync(string tenant, string family, string id)
     {
