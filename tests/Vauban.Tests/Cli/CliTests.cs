@@ -381,6 +381,19 @@ public class CliTests : IDisposable
         Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
     }
 
+    [Theory]
+    [InlineData("--urls garbage")]
+    [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
+    [InlineData("--urls http://127.0.0.1:0 --max-resource-kib 0")]
+    public async Task Serve_refuses_a_bad_option_in_one_line_before_it_opens_or_creates_the_store(string bad)
+    {
+        var (exit, output) = await RunAsync($"serve {bad} {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: --", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+    }
+
     [Fact]
     public async Task A_wrong_master_key_is_a_clear_error_not_a_crash()
     {
