@@ -591,6 +591,19 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task An_establishment_that_seed_creates_begins_its_chain_with_that_administrative_act()
+    {
+        var seeded = await RunAsync($"seed --tenant chu-seeded --patients 2 {DbArgs}");
+        Assert.True(seeded.Exit == 0, seeded.Output);
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var tenant = (await store.Tenants.FindAsync("chu-seeded", CancellationToken.None))!;
+        var acts = (await store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None))!;
+        var created = Assert.Single(acts, e => (e.Detail.Note ?? "").StartsWith("tenants add", StringComparison.Ordinal));
+        Assert.Equal(1, created.Sequence);
+    }
+
+    [Fact]
     public async Task A_patients_access_history_names_the_service_of_whoever_opened_the_record()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-service {DbArgs}")).Exit);
