@@ -604,6 +604,19 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_damaged_record_met_by_a_command_is_one_error_line_not_a_stack_trace()
+    {
+        await AddTenantWithOnePatientAsync("chu-damaged", "Abîmé", "damaged-1");
+        await using (var connection = await SqliteAsync()) await ExecuteAsync(connection, "UPDATE resources SET body = substr(body, 1, 20) WHERE id = 'damaged-1'");
+        var bundle = Path.Combine(_directory, "read.json");
+        await File.WriteAllTextAsync(bundle, """{ "resourceType": "Bundle", "type": "transaction", "entry": [ { "request": { "method": "GET", "url": "Patient/damaged-1" } } ] }""");
+        var (exit, output) = await RunAsync($"import {bundle} --tenant chu-damaged {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: ", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+    }
+
+    [Fact]
     public async Task A_patients_access_history_names_the_service_of_whoever_opened_the_record()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-service {DbArgs}")).Exit);
