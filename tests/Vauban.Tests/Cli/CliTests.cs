@@ -75,6 +75,20 @@ public class CliTests : IDisposable
         Assert.Contains("Usage:", output);
     }
 
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("tenants add")]
+    [InlineData("users list")]
+    [InlineData("seed --tenant t --patients many")]
+    [InlineData("audit verify --no-such-option")]
+    public async Task A_usage_error_exits_2_and_names_the_problem(string arguments)
+    {
+        var (exit, output) = await RunAsync(arguments);
+        Assert.Equal(2, exit);
+        Assert.Contains("Usage:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
