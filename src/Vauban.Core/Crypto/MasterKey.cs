@@ -52,7 +52,7 @@ public sealed class MasterKey
                         $"The master key file '{filePath}' is readable by other users; restrict it with 'chmod 600'.");
                 }
             }
-            return FromBase64(File.ReadAllText(filePath).Trim(), filePath);
+            return FromBase64(ReadWritten(filePath), filePath);
         }
 
         if (Directory.Exists(filePath))
@@ -64,38 +64,45 @@ public sealed class MasterKey
         {
             Directory.CreateDirectory(directory);
         }
-        // Written whole and synced under a name of its own, then put in place without replacing anything: the store's
-        // first keys are wrapped under it and committed durably right after, so a key file still in the page cache
-        // when the power goes (empty or missing at restart) would lose every establishment; and a second process
-        // starting at the same moment must find either no file or the whole key, never an empty one.
+        // Created exclusively and synced before it is used: the store's first keys are wrapped under it and committed
+        // durably right after, so a key file still in the page cache when the power goes (empty or missing at restart)
+        // would lose every establishment. A second process starting at the same moment finds the file made first and
+        // uses that key (ReadWritten waits for its writer), never a second one.
         var created = Generate();
-        var temporary = $"{filePath}.{Guid.NewGuid():N}.tmp";
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
+        FileStream stream;
         try
         {
-            using (var stream = new FileStream(temporary, options))
-            {
-                stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(created._key)));
-                stream.Flush(flushToDisk: true);
-            }
-            try
-            {
-                File.Move(temporary, filePath, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(filePath))
-            {
-                return Load(filePath, null); // another process made it first: that key is the store's
-            }
+            stream = new FileStream(filePath, options);
         }
-        finally
+        catch (IOException) when (File.Exists(filePath))
         {
-            File.Delete(temporary);
+            return FromBase64(ReadWritten(filePath), filePath);
+        }
+        using (stream)
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(created._key)));
+            stream.Flush(flushToDisk: true);
         }
         return created;
+    }
+
+    /// <summary>The key file's text; while it is shorter than a key, another process starting at the same moment may be
+    /// writing it: wait for it a little (an empty file left by a start that died is then reported as such).</summary>
+    private static string ReadWritten(string filePath)
+    {
+        var expected = Convert.ToBase64String(new byte[Length]).Length;
+        var text = File.ReadAllText(filePath).Trim();
+        for (var attempt = 0; attempt < 40 && text.Length < expected; attempt++)
+        {
+            Thread.Sleep(50);
+            text = File.ReadAllText(filePath).Trim();
+        }
+        return text;
     }
 
     private static MasterKey FromBase64(string text, string source)
