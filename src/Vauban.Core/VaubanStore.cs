@@ -83,6 +83,9 @@ public sealed class VaubanStore : IAsyncDisposable
 
     public bool IsPostgres => _database.Engine == StorageEngine.Postgres;
 
+    /// <summary>Whether a --db value names a PostgreSQL store (a connection string or URI) rather than a SQLite file.</summary>
+    public static bool IsPostgresConnectionString(string db) => StoreDatabase.LooksLikePostgres(db);
+
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -444,6 +444,20 @@ public class CliTests : IDisposable
         Assert.True(verified.Exit == 0, verified.Output);
     }
 
+    [Theory]
+    [InlineData("audit verify")]
+    [InlineData("tenants list")]
+    [InlineData("users list --tenant chu")]
+    [InlineData("guard contained --tenant chu")]
+    public async Task A_db_path_with_no_store_is_refused_and_nothing_is_made_there(string verb)
+    {
+        var typo = Path.Combine(_directory, "vaubn", "v.db");
+        var (exit, output) = await RunAsync($"{verb} --db {typo} --master-key-file {Path.Combine(_directory, "vaubn", "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: No Vauban store at {typo}", output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_directory, "vaubn")));
+    }
+
     [Fact]
     public async Task A_db_file_that_is_not_a_database_is_a_one_line_error_not_a_stack_trace()
     {
@@ -581,7 +595,6 @@ public class CliTests : IDisposable
     [Fact]
     public async Task The_demo_sets_up_its_establishment_staff_and_client_as_administrative_acts_on_its_audit_chain()
     {
-        Assert.Equal(0, (await RunAsync($"tenants list {DbArgs}")).Exit); // creates the store and its master key
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
         var original = Console.Out;
         Console.SetOut(TextWriter.Null);
