@@ -99,6 +99,7 @@ internal static class ImportCommand
                 if (status >= 300) return (false, $"{type} refused (HTTP {status}), nothing loaded: {Diagnostics(body)}");
                 return type == "transaction" ? (true, "transaction applied.") : BatchResult(body);
             }
+            if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
             if (type != "collection") return (false, $"Bundle.type '{type}' cannot be imported (transaction, batch or collection).");
             var rejected = new List<Vauban.Fhir.Issue>();
             var items = RecordsService.CollectionItems(root, rejected);
