@@ -459,6 +459,16 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Audit_verify_of_a_store_with_no_establishment_says_there_was_nothing_to_verify()
+    {
+        await (await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None)).DisposeAsync();
+        var (exit, output) = await RunAsync($"audit verify {DbArgs}");
+        Assert.Equal(0, exit);
+        Assert.Contains("No establishment in SQLite", output, StringComparison.Ordinal);
+        Assert.Contains("nothing to verify", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_db_file_that_is_not_a_database_is_a_one_line_error_not_a_stack_trace()
     {
         var notes = Path.Combine(_directory, "notes.db");
