@@ -83,13 +83,27 @@ public sealed class VaubanStore : IAsyncDisposable
 
     public bool IsPostgres => _database.Engine == StorageEngine.Postgres;
 
+    /// <summary>Whether a --db value names a PostgreSQL store (a connection string or URI) rather than a SQLite file.</summary>
+    public static bool IsPostgresConnectionString(string db) => StoreDatabase.LooksLikePostgres(db);
+
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Accounts.Validate();
         options.Audit.Validate();
         options.Guard.Validate();
-        var database = StoreDatabase.Open(options.Db);
+        StoreDatabase database;
+        try
+        {
+            database = StoreDatabase.Open(options.Db);
+        }
+        catch (System.Data.Common.DbException e)
+        {
+            // SQLite reads the file's header here (a file that is not a database, or a damaged one). Never the --db text of a
+            // PostgreSQL store: it may hold a password.
+            var what = StoreDatabase.LooksLikePostgres(options.Db) ? "the PostgreSQL store" : "SQLite " + Path.GetFullPath(options.Db);
+            throw new VaubanConfigurationException($"Cannot open {what}: {e.Message}", e);
+        }
         try
         {
             await Schema.MigrateAsync(database, cancellationToken);
@@ -115,6 +129,7 @@ public sealed class VaubanStore : IAsyncDisposable
         var keys = new KeyRing(database, options.MasterKey);
         try
         {
+            await keys.CheckMasterKeyAsync(cancellationToken);
             await keys.EnsureAuditSigningKeysAsync(cancellationToken);
         }
         catch

@@ -44,6 +44,18 @@ internal sealed class KeyRing : IDisposable
         return new CreatedTenantKeys(new TenantKeys(tenantId, 1, keys[DataPurpose], keys[IndexPurpose]), new AuditSigningKey(1, signer));
     }
 
+    /// <summary>Refuses a master key that is not the store's (at start, before anything is written): one wrapped key is
+    /// unwrapped. Without this check a store opened with another key file — a typo, a default path — took new
+    /// establishments and signing keys wrapped under that key, beside the old ones, and only failed at the first read.</summary>
+    public async Task CheckMasterKeyAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("SELECT tenant_id, purpose, key_version, wrapped FROM tenant_keys ORDER BY tenant_id, purpose, key_version LIMIT 1");
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return; // a new store: this key becomes its key
+        CryptographicOperations.ZeroMemory(KeyWrap.Unwrap(_master, reader.GetInt64(0), reader.GetString(1), reader.GetInt32(2), (byte[])reader.GetValue(3)));
+    }
+
     /// <summary>Gives every tenant created before the audit log its checkpoint signing key (at start; idempotent, also
     /// when two processes start at once).</summary>
     public async Task EnsureAuditSigningKeysAsync(CancellationToken cancellationToken)

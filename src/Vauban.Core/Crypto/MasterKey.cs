@@ -52,26 +52,57 @@ public sealed class MasterKey
                         $"The master key file '{filePath}' is readable by other users; restrict it with 'chmod 600'.");
                 }
             }
-            return FromBase64(File.ReadAllText(filePath).Trim(), filePath);
+            return FromBase64(ReadWritten(filePath), filePath);
         }
 
+        if (Directory.Exists(filePath))
+        {
+            throw new VaubanConfigurationException($"The master key file '{filePath}' is a folder; name the key file itself.");
+        }
         var directory = Path.GetDirectoryName(Path.GetFullPath(filePath));
         if (!string.IsNullOrEmpty(directory))
         {
             Directory.CreateDirectory(directory);
         }
+        // Created exclusively and synced before it is used: the store's first keys are wrapped under it and committed
+        // durably right after, so a key file still in the page cache when the power goes (empty or missing at restart)
+        // would lose every establishment. A second process starting at the same moment finds the file made first and
+        // uses that key (ReadWritten waits for its writer), never a second one.
         var created = Generate();
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
-        using (var stream = new FileStream(filePath, options))
-        using (var writer = new StreamWriter(stream))
+        FileStream stream;
+        try
         {
-            writer.Write(Convert.ToBase64String(created._key));
+            stream = new FileStream(filePath, options);
+        }
+        catch (IOException) when (File.Exists(filePath))
+        {
+            return FromBase64(ReadWritten(filePath), filePath);
+        }
+        using (stream)
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(created._key)));
+            stream.Flush(flushToDisk: true);
         }
         return created;
+    }
+
+    /// <summary>The key file's text; while it is shorter than a key, another process starting at the same moment may be
+    /// writing it: wait for it a little (an empty file left by a start that died is then reported as such).</summary>
+    private static string ReadWritten(string filePath)
+    {
+        var expected = Convert.ToBase64String(new byte[Length]).Length;
+        var text = File.ReadAllText(filePath).Trim();
+        for (var attempt = 0; attempt < 40 && text.Length < expected; attempt++)
+        {
+            Thread.Sleep(50);
+            text = File.ReadAllText(filePath).Trim();
+        }
+        return text;
     }
 
     private static MasterKey FromBase64(string text, string source)

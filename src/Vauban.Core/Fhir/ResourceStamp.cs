@@ -47,6 +47,18 @@ internal static class ResourceStamp
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary><paramref name="resource"/> as it is, but for the references <paramref name="map"/> rewrites (a collection
+    /// Bundle's urn:uuid: references to its entries, on import).</summary>
+    public static byte[] RewriteReferences(JsonElement resource, IReadOnlyDictionary<string, string> map)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            WriteRewritten(writer, resource, map);
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
     /// <summary>The first urn:uuid: reference in <paramref name="element"/> that <paramref name="map"/> does not resolve, or null.</summary>
     public static string? UnresolvedUrnReference(JsonElement element, IReadOnlyDictionary<string, string> map)
     {

@@ -108,6 +108,56 @@ public sealed partial class RecordsService
         return new ImportSummary(created, updated, rejected);
     }
 
+    /// <summary>The resources of a collection Bundle, for <see cref="ImportAsync"/>: each entry's resource with its id (a new
+    /// one when it has none), and the urn:uuid: references between entries rewritten to the Type/id they name, as a
+    /// transaction does (stored as they were, they pointed nowhere: a patient's observations were in no one's compartment).
+    /// What cannot be loaded — an entry without a resource, a fullUrl used twice, a urn:uuid: reference that names no entry —
+    /// goes to <paramref name="rejected"/>, naming the entry.</summary>
+    public static List<ImportItem> CollectionItems(JsonElement bundle, List<Issue> rejected)
+    {
+        ArgumentNullException.ThrowIfNull(rejected);
+        var items = new List<ImportItem>();
+        if (bundle.ValueKind != JsonValueKind.Object || !bundle.TryGetProperty("entry", out var entries)) return items;
+        if (entries.ValueKind != JsonValueKind.Array)
+        {
+            rejected.Add(Issue.Invalid("Bundle.entry must be an array.", "Bundle.entry"));
+            return items;
+        }
+        var found = new List<(string Where, string Type, string Id, JsonElement Resource)>();
+        var references = new Dictionary<string, string>(StringComparer.Ordinal);
+        var index = 0;
+        foreach (var entry in entries.EnumerateArray())
+        {
+            var where = $"Bundle.entry[{index++}]";
+            if (entry.ValueKind != JsonValueKind.Object || !entry.TryGetProperty("resource", out var resource) || resource.ValueKind != JsonValueKind.Object)
+            {
+                rejected.Add(Issue.Invalid($"{where}: no resource.", where));
+                continue;
+            }
+            var type = resource.TryGetProperty("resourceType", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : "";
+            var given = resource.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : null;
+            var id = given ?? IdRules.NewId();
+            if (entry.TryGetProperty("fullUrl", out var f) && f.ValueKind == JsonValueKind.String && f.GetString()!.StartsWith("urn:uuid:", StringComparison.OrdinalIgnoreCase)
+                && !references.TryAdd(f.GetString()!, $"{type}/{id}"))
+            {
+                rejected.Add(Issue.Invalid($"{where}: fullUrl is used twice.", where + ".fullUrl"));
+                continue;
+            }
+            found.Add((given is null ? $"{where} ({Shorten(type)})" : $"{where} ({Shorten(type)}/{Shorten(given)})", type, id, resource));
+        }
+        foreach (var (where, type, id, resource) in found)
+        {
+            if (ResourceStamp.UnresolvedUrnReference(resource, references) is { } unresolved)
+            {
+                rejected.Add(Issue.Invalid($"{where}: the reference '{Shorten(unresolved)}' names no entry of this Bundle (no entry has it as fullUrl).",
+                    where.Split(' ')[0] + ".resource"));
+                continue;
+            }
+            items.Add(new ImportItem(type, id, references.Count == 0 ? JsonSerializer.SerializeToUtf8Bytes(resource) : ResourceStamp.RewriteReferences(resource, references)));
+        }
+        return items;
+    }
+
     internal sealed record PreparedRow(string Type, int TypeCode, string Id, byte[] Json, byte[] Sealed, IndexEntries? Index, Issue? Issue);
 
     private Task<List<PreparedRow>> PrepareAsync(AccessContext context, TenantKeys keys, List<ImportItem> items)
@@ -153,7 +203,7 @@ public sealed partial class RecordsService
 
     /// <summary>Inserts a batch in one transaction on the loader's connection, with the audit entries of what it inserted
     /// (committed together: a batch is never in the store without its entries); returns the count inserted and the rows
-    /// whose id already existed.</summary>
+    /// whose id already existed or came earlier in the batch (to be written as new versions).</summary>
     private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(AccessContext context, DbConnection loader, TenantKeys keys,
         List<PreparedRow> rows, CancellationToken cancellationToken)
     {
@@ -161,7 +211,16 @@ public sealed partial class RecordsService
         var createdBy = CreatorOf(context);
         await using var scope = await _database.BeginWriteOnAsync(loader, cancellationToken);
         var existing = await BulkRows.ExistingAsync(scope, Engine, keys.TenantId, rows.Select(r => (r.TypeCode, r.Id)).ToList(), cancellationToken);
-        var fresh = rows.Where(r => !existing.Contains((r.TypeCode, r.Id))).GroupBy(r => (r.TypeCode, r.Id)).Select(g => g.First()).ToList();
+        // A resource given twice in one batch (a collection holding two versions of it): the first is inserted, the later
+        // ones become its next versions in their order, like a resource that already existed (they were dropped unsaid).
+        var fresh = new List<PreparedRow>(rows.Count);
+        var later = new List<PreparedRow>();
+        var seen = new HashSet<(int, string)>();
+        foreach (var row in rows)
+        {
+            if (!existing.Contains((row.TypeCode, row.Id)) && seen.Add((row.TypeCode, row.Id))) fresh.Add(row);
+            else later.Add(row);
+        }
         var firstRid = await _database.ReserveRowIdsAsync(scope, fresh.Count, cancellationToken);
         var bulk = fresh.Select((r, i) => new BulkRow(firstRid + i, r.TypeCode, r.Id, now, r.Sealed, r.Index!, Compartments.Of(r.Type, r.Id, r.Index!), createdBy)).ToList();
         await BulkRows.InsertAsync(scope, Engine, keys.TenantId, bulk, cancellationToken);
@@ -174,6 +233,6 @@ public sealed partial class RecordsService
             await AuditAsync(context, Interaction.Import, AuditOutcome.Success, type, records, cancellationToken, scope);
         }
         await scope.CommitAsync(cancellationToken);
-        return (fresh.Count, rows.Where(r => existing.Contains((r.TypeCode, r.Id))).ToList());
+        return (fresh.Count, later);
     }
 }

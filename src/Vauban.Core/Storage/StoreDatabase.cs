@@ -665,7 +665,16 @@ internal sealed class PostgresDatabase : StoreDatabase
     private static string ToKeyValue(string db)
     {
         if (!db.StartsWith("postgres", StringComparison.OrdinalIgnoreCase) || !db.Contains("://", StringComparison.Ordinal)) return db;
-        var uri = new Uri(db);
+        Uri uri;
+        try
+        {
+            uri = new Uri(db);
+        }
+        catch (UriFormatException e)
+        {
+            // Its message names no part of the URI (which holds the password); the caller says the string is not valid.
+            throw new ArgumentException($"not a postgres://user:password@host:port/database URI ({e.Message})", nameof(db), e);
+        }
         var builder = new NpgsqlConnectionStringBuilder
         {
             Host = uri.Host,

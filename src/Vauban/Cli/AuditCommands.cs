@@ -47,6 +47,12 @@ internal static class AuditCommands
             var tenants = (witnessed?.Tenant ?? parse.GetValue(tenant)) is { } name
                 ? [await TenantCommands.ResolveAsync(store, name, token)]
                 : await store.Tenants.ListAsync(token);
+            if (tenants.Count == 0)
+            {
+                // Said, not silent: an empty output with exit code 0 reads as "verified".
+                Console.WriteLine($"No establishment in {store.Description}: nothing to verify.");
+                return 0;
+            }
             var broken = false;
             foreach (var t in tenants)
             {

@@ -65,7 +65,11 @@ internal static class ImportCommand
         return import;
     }
 
-    /// <summary>Loads one bundle file; <paramref name="bar"/>, when given, follows a collection's resources as they are stored.</summary>
+    /// <summary>What a file's result lists of the entries that were not loaded, each on its own line, at most.</summary>
+    private const int ListedRejections = 20;
+
+    /// <summary>Loads one bundle file; <paramref name="bar"/>, when given, follows a collection's resources as they are stored.
+    /// The message says what was loaded and, one line each, which entries were not (and why).</summary>
     public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken,
         ProgressTask? bar = null)
     {
@@ -78,42 +82,73 @@ internal static class ImportCommand
         {
             return (false, $"not valid JSON (line {e.LineNumber + 1}).");
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // One unreadable file of a folder is that file's failure: the others are still loaded.
+            return (false, $"cannot be read ({e.Message}).");
+        }
         using (document)
         {
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("resourceType", out var rt) || rt.GetString() != "Bundle")
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String || rt.GetString() != "Bundle")
                 return (false, "not a FHIR Bundle.");
-            var type = root.TryGetProperty("type", out var t) ? t.GetString() : null;
+            var type = root.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
             if (type is "transaction" or "batch")
             {
                 var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
-                return status < 300 ? (true, $"{type} applied.") : (false, $"{type} refused (HTTP {status}): {Diagnostics(body)}");
+                if (status >= 300) return (false, $"{type} refused (HTTP {status}), nothing loaded: {Diagnostics(body)}");
+                return type == "transaction" ? (true, "transaction applied.") : BatchResult(body);
             }
+            if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
             if (type != "collection") return (false, $"Bundle.type '{type}' cannot be imported (transaction, batch or collection).");
-            var items = new List<ImportItem>();
-            if (root.TryGetProperty("entry", out var entries) && entries.ValueKind == JsonValueKind.Array)
-            {
-                foreach (var entry in entries.EnumerateArray())
-                {
-                    if (!entry.TryGetProperty("resource", out var resource) || resource.ValueKind != JsonValueKind.Object) continue;
-                    var resourceType = resource.TryGetProperty("resourceType", out var r) ? r.GetString() ?? "" : "";
-                    var id = resource.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : IdRules.NewId();
-                    items.Add(new ImportItem(resourceType, id, JsonSerializer.SerializeToUtf8Bytes(resource)));
-                }
-            }
+            var rejected = new List<Vauban.Fhir.Issue>();
+            var items = RecordsService.CollectionItems(root, rejected);
             var label = bar?.Description;
             if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
             var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
                 bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
-            var message = $"{summary.Created} created, {summary.Updated} updated, {summary.Rejected.Count} rejected.";
-            return (summary.Rejected.Count == 0, summary.Rejected.Count == 0 ? message : message + " First: " + summary.Rejected[0].Diagnostics);
+            rejected.AddRange(summary.Rejected);
+            var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected.";
+            return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).ToList()));
         }
     }
+
+    /// <summary>A batch's entries succeed or fail one by one: the result counts them and names each that failed.</summary>
+    private static (bool Ok, string Message) BatchResult(byte[] response)
+    {
+        using var document = JsonDocument.Parse(response);
+        var failures = new List<string>();
+        var count = 0;
+        if (document.RootElement.TryGetProperty("entry", out var entries))
+        {
+            foreach (var entry in entries.EnumerateArray())
+            {
+                var status = entry.GetProperty("response").GetProperty("status").GetString() ?? "";
+                if (!status.StartsWith('2'))
+                {
+                    var why = entry.GetProperty("response").TryGetProperty("outcome", out var outcome) ? Diagnostics(outcome) : "";
+                    failures.Add($"Bundle.entry[{count}] ({status}){(why.Length > 0 ? ": " + why : "")}");
+                }
+                count++;
+            }
+        }
+        return failures.Count == 0
+            ? (true, $"batch applied ({count} entries).")
+            : (false, $"batch: {count - failures.Count} of {count} entries applied, {failures.Count} failed." + Listed(failures));
+    }
+
+    /// <summary>The entries not loaded, one indented line each, the first <see cref="ListedRejections"/> of them.</summary>
+    private static string Listed(List<string> lines) =>
+        string.Concat(lines.Take(ListedRejections).Select(l => "\n  " + l))
+        + (lines.Count > ListedRejections ? $"\n  … and {lines.Count - ListedRejections} more." : "");
 
     private static string Diagnostics(byte[] outcome)
     {
         using var document = JsonDocument.Parse(outcome);
-        return document.RootElement.TryGetProperty("issue", out var issues) && issues.GetArrayLength() > 0 && issues[0].TryGetProperty("diagnostics", out var d)
-            ? d.GetString() ?? "" : "";
+        return Diagnostics(document.RootElement);
     }
+
+    private static string Diagnostics(JsonElement outcome) =>
+        outcome.TryGetProperty("issue", out var issues) && issues.GetArrayLength() > 0 && issues[0].TryGetProperty("diagnostics", out var d)
+            ? d.GetString() ?? "" : "";
 }

@@ -26,6 +26,21 @@ internal static class ServeCommand
         StoreArguments.AddTo(serve);
         serve.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
+            // Everything the operator typed is checked before the store is opened (or created) and the demo set up.
+            var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
+            if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");
+            foreach (var address in parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                try
+                {
+                    Microsoft.AspNetCore.Http.BindingAddress.Parse(address);
+                }
+                catch (FormatException)
+                {
+                    // Kestrel's own refusal comes after the store is open, as a logged stack trace.
+                    throw new ArgumentException($"--urls: '{address}' is not an address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
+                }
+            }
             var accounts = new Vauban.Access.AccountOptions { PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter) };
             var guard = parse.GetValue(guardConfig) is { } file
                 ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
@@ -34,8 +49,6 @@ internal static class ServeCommand
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
-            var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
-            if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");
             var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L });
             await app.RunAsync(token);
             return 0;

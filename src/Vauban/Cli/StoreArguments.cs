@@ -24,10 +24,15 @@ internal static class StoreArguments
         command.Options.Add(MasterKeyFile);
     }
 
-    public static StoreOptions Resolve(ParseResult parse)
+    private static string DbValue(ParseResult parse)
     {
         var db = parse.GetValue(Db) ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
-        if (string.IsNullOrWhiteSpace(db)) db = Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db");
+        return string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
+    }
+
+    public static StoreOptions Resolve(ParseResult parse)
+    {
+        var db = DbValue(parse);
         var keyFile = parse.GetValue(MasterKeyFile) ?? Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
         if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
         var options = new StoreOptions(db, MasterKey.Load(keyFile, Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)));
@@ -37,6 +42,16 @@ internal static class StoreArguments
         return string.IsNullOrWhiteSpace(journal) ? options : options with { Audit = options.Audit with { JournalDirectory = Path.GetFullPath(journal) } };
     }
 
-    public static async Task<VaubanStore> OpenAsync(ParseResult parse, CancellationToken cancellationToken) =>
-        await VaubanStore.OpenAsync(Resolve(parse), cancellationToken);
+    /// <param name="create">Whether the verb may make a new SQLite store (tenants add, seed; serve opens its own). The others
+    /// refuse a --db where there is none, before a master key is made for it: a typo in the path made an empty store on
+    /// which `audit verify` printed nothing and exited 0, and `tenants list` listed nothing.</param>
+    public static async Task<VaubanStore> OpenAsync(ParseResult parse, CancellationToken cancellationToken, bool create = false)
+    {
+        var db = DbValue(parse);
+        if (!create && !VaubanStore.IsPostgresConnectionString(db) && !File.Exists(db))
+        {
+            throw new ArgumentException($"No Vauban store at {Path.GetFullPath(db)}: check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'.");
+        }
+        return await VaubanStore.OpenAsync(Resolve(parse), cancellationToken);
+    }
 }

@@ -30,7 +30,7 @@ internal static class TenantCommands
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            await using var store = await StoreArguments.OpenAsync(parse, token);
+            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             // The act is the first entry of the new tenant's own chain, committed with the tenant: no entry, no tenant (fail closed).
             var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, AdministrationAudit.Context, token);
             Console.WriteLine($"Tenant {tenant.Name} created (id {tenant.Id}) in {store.Description}.");

@@ -38,5 +38,12 @@ internal static class VaubanCommands
             Console.Error.WriteLine("cancelled");
             return 130;
         }
+        catch (Exception e)
+        {
+            // Anything else (a damaged record, a broken store): still one line, never a stack trace. Vauban's own exception
+            // messages carry no patient data or secret (CONVENTIONS 10); the type tells a developer where to look.
+            Console.Error.WriteLine($"error: {e.Message} ({e.GetType().Name})");
+            return 1;
+        }
     }
 }

@@ -76,6 +76,20 @@ public class CliTests : IDisposable
         Assert.Contains("Usage:", output);
     }
 
+    [Theory]
+    [InlineData("frobnicate")]
+    [InlineData("tenants add")]
+    [InlineData("users list")]
+    [InlineData("seed --tenant t --patients many")]
+    [InlineData("audit verify --no-such-option")]
+    public async Task A_usage_error_exits_2_and_names_the_problem(string arguments)
+    {
+        var (exit, output) = await RunAsync(arguments);
+        Assert.Equal(2, exit);
+        Assert.Contains("Usage:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
@@ -423,6 +437,19 @@ public class CliTests : IDisposable
         Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
     }
 
+    [Theory]
+    [InlineData("--urls garbage")]
+    [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
+    [InlineData("--urls http://127.0.0.1:0 --max-resource-kib 0")]
+    public async Task Serve_refuses_a_bad_option_in_one_line_before_it_opens_or_creates_the_store(string bad)
+    {
+        var (exit, output) = await RunAsync($"serve {bad} {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: --", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+    }
+
     [Fact]
     public async Task A_wrong_master_key_is_a_clear_error_not_a_crash()
     {
@@ -432,6 +459,149 @@ public class CliTests : IDisposable
         var (exit, output) = await RunAsync($"seed --tenant t1 --patients 1 --db {Path.Combine(_directory, "v.db")} --master-key-file {other}");
         Assert.Equal(1, exit);
         Assert.Contains("another master key", output);
+    }
+
+    [Fact]
+    public async Task A_store_opened_with_another_master_key_is_refused_before_anything_is_written()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
+        long keysBefore;
+        await using (var connection = await SqliteAsync()) keysBefore = await ScalarAsync(connection, "SELECT count(*) FROM tenant_keys");
+        // A typo in --master-key-file: a new key file is made, and the store must not take a single key wrapped under it.
+        var otherKey = $"--db {Path.Combine(_directory, "v.db")} --master-key-file {Path.Combine(_directory, "other.key")}";
+        foreach (var act in new[] { $"tenants add t2 {otherKey}", $"tenants list {otherKey}", $"users list --tenant t1 {otherKey}" })
+        {
+            var (exit, output) = await RunAsync(act);
+            Assert.True(exit == 1, act + " → " + output);
+            Assert.StartsWith("error: ", output, StringComparison.Ordinal);
+            Assert.Contains("another master key", output, StringComparison.Ordinal);
+            Assert.Single(output.Trim().Split('\n'));
+        }
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(1, await ScalarAsync(connection, "SELECT count(*) FROM tenants"));
+            Assert.Equal(keysBefore, await ScalarAsync(connection, "SELECT count(*) FROM tenant_keys"));
+        }
+        var verified = await RunAsync($"audit verify {DbArgs}");
+        Assert.True(verified.Exit == 0, verified.Output);
+    }
+
+    [Theory]
+    [InlineData("audit verify")]
+    [InlineData("tenants list")]
+    [InlineData("users list --tenant chu")]
+    [InlineData("guard contained --tenant chu")]
+    public async Task A_db_path_with_no_store_is_refused_and_nothing_is_made_there(string verb)
+    {
+        var typo = Path.Combine(_directory, "vaubn", "v.db");
+        var (exit, output) = await RunAsync($"{verb} --db {typo} --master-key-file {Path.Combine(_directory, "vaubn", "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: No Vauban store at {typo}", output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_directory, "vaubn")));
+    }
+
+    [Fact]
+    public async Task Audit_verify_of_a_store_with_no_establishment_says_there_was_nothing_to_verify()
+    {
+        await (await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None)).DisposeAsync();
+        var (exit, output) = await RunAsync($"audit verify {DbArgs}");
+        Assert.Equal(0, exit);
+        Assert.Contains("No establishment in SQLite", output, StringComparison.Ordinal);
+        Assert.Contains("nothing to verify", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_db_file_that_is_not_a_database_is_a_one_line_error_not_a_stack_trace()
+    {
+        var notes = Path.Combine(_directory, "notes.db");
+        await File.WriteAllTextAsync(notes, "Liste des gardes de décembre : ce fichier n'est pas une base de données.\n");
+        var (exit, output) = await RunAsync($"tenants list --db {notes} --master-key-file {Path.Combine(_directory, "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: Cannot open SQLite {notes}: ", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task Importing_a_folder_loads_every_good_file_and_names_each_entry_it_did_not_load()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-folder {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "bundles");
+        Directory.CreateDirectory(folder);
+        // A batch whose second entry is refused: the first is loaded, and the result must say the second was not.
+        await File.WriteAllTextAsync(Path.Combine(folder, "a-batch.json"), $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Lot", id: "batch-1")}}, "request": { "method": "PUT", "url": "Patient/batch-1" } },
+              { "resource": { "resourceType": "Patient", "gender": "banane" }, "request": { "method": "POST", "url": "Patient" } } ] }
+            """);
+        // Not a Bundle the way its fields are typed: that file fails, the ones after it are still loaded.
+        await File.WriteAllTextAsync(Path.Combine(folder, "b-typed.json"), """{ "resourceType": "Bundle", "type": 5 }""");
+        // A collection with two versions of one patient and an entry with no resource: both versions kept, the empty entry named.
+        await File.WriteAllTextAsync(Path.Combine(folder, "c-collection.json"), $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Patient(family: "Premier", id: "twice-1")}} },
+              { "resource": {{Samples.Patient(family: "Second", id: "twice-1")}} },
+              { "fullUrl": "urn:uuid:0b7e1d9c-4f7a-4c4e-8d4e-1b2f3a4c5d6e" } ] }
+            """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "d-after.json"), $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Après", id: "after-1")}} } ] }""");
+
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-folder {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed a-batch.json: batch: 1 of 2 entries applied, 1 failed.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[1] (400): ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("failed b-typed.json: ", StringComparison.Ordinal));
+        Assert.Contains("failed c-collection.json: 1 created, 1 updated, 1 rejected.", lines);
+        Assert.Contains("  Bundle.entry[2]: no resource.", lines);
+        Assert.Contains("ok d-after.json: 1 created, 0 updated, 0 rejected.", lines);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-folder", CancellationToken.None))!, "test");
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "batch-1", CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "after-1", CancellationToken.None)).Status);
+        var twice = await store.Records.ReadAsync(context, "Patient", "twice-1", CancellationToken.None);
+        Assert.Equal(2, twice.Version);
+        Assert.Contains("Second", Encoding.UTF8.GetString(twice.Json!), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_collections_urn_uuid_references_are_rewritten_to_the_entries_they_name_and_a_dangling_one_is_refused()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-urn {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, "urn.json");
+        await File.WriteAllTextAsync(collection, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "fullUrl": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01", "resource": {{Samples.Patient(family: "Référencé", id: "urn-patient-1")}} },
+              { "resource": { "resourceType": "Observation", "id": "urn-obs-1", "status": "final", "code": { "text": "glycémie" },
+                              "subject": { "reference": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01" } } },
+              { "resource": { "resourceType": "Observation", "id": "urn-obs-2", "status": "final", "code": { "text": "glycémie" },
+                              "subject": { "reference": "urn:uuid:00000000-0000-4000-8000-000000000000" } } } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {collection} --tenant chu-urn {DbArgs}");
+        Assert.True(exit == 1, output);
+        Assert.Contains("2 created, 0 updated, 1 rejected.", output, StringComparison.Ordinal);
+        Assert.Contains("Bundle.entry[2] (Observation/urn-obs-2): the reference 'urn:uuid:00000000-0000-4000-8000-000000000000' names no entry", output, StringComparison.Ordinal);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-urn", CancellationToken.None))!, "test");
+        var observation = await store.Records.ReadAsync(context, "Observation", "urn-obs-1", CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, observation.Status);
+        var json = Encoding.UTF8.GetString(observation.Json!);
+        Assert.Contains("\"reference\":\"Patient/urn-patient-1\"", json, StringComparison.Ordinal);
+        Assert.DoesNotContain("urn:uuid", json, StringComparison.Ordinal);
+        Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await store.Records.ReadAsync(context, "Observation", "urn-obs-2", CancellationToken.None)).Status);
+    }
+
+    [Theory]
+    [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban")]
+    [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue")]
+    public async Task A_malformed_PostgreSQL_connection_string_is_one_line_that_does_not_repeat_its_password(string db)
+    {
+        var (exit, output) = await RunAsync($"tenants list --db {db} --master-key-file {Path.Combine(_directory, "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: The PostgreSQL connection string is not valid", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
     }
 
     /// <summary>A new establishment with one patient, loaded by `vauban import` (a collection Bundle).</summary>
@@ -477,7 +647,6 @@ public class CliTests : IDisposable
     [Fact]
     public async Task The_demo_sets_up_its_establishment_staff_and_client_as_administrative_acts_on_its_audit_chain()
     {
-        Assert.Equal(0, (await RunAsync($"tenants list {DbArgs}")).Exit); // creates the store and its master key
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
         var original = Console.Out;
         Console.SetOut(TextWriter.Null);
@@ -498,6 +667,32 @@ public class CliTests : IDisposable
         Assert.Equal(7, acts.Count(n => n.StartsWith("users add", StringComparison.Ordinal)));
         Assert.Equal(2, acts.Count(n => n.StartsWith("clients add", StringComparison.Ordinal)));
         Assert.True((await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None)).Valid);
+    }
+
+    [Fact]
+    public async Task An_establishment_that_seed_creates_begins_its_chain_with_that_administrative_act()
+    {
+        var seeded = await RunAsync($"seed --tenant chu-seeded --patients 2 {DbArgs}");
+        Assert.True(seeded.Exit == 0, seeded.Output);
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var tenant = (await store.Tenants.FindAsync("chu-seeded", CancellationToken.None))!;
+        var acts = (await store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None))!;
+        var created = Assert.Single(acts, e => (e.Detail.Note ?? "").StartsWith("tenants add", StringComparison.Ordinal));
+        Assert.Equal(1, created.Sequence);
+    }
+
+    [Fact]
+    public async Task A_damaged_record_met_by_a_command_is_one_error_line_not_a_stack_trace()
+    {
+        await AddTenantWithOnePatientAsync("chu-damaged", "Abîmé", "damaged-1");
+        await using (var connection = await SqliteAsync()) await ExecuteAsync(connection, "UPDATE resources SET body = substr(body, 1, 20) WHERE id = 'damaged-1'");
+        var bundle = Path.Combine(_directory, "read.json");
+        await File.WriteAllTextAsync(bundle, """{ "resourceType": "Bundle", "type": "transaction", "entry": [ { "request": { "method": "GET", "url": "Patient/damaged-1" } } ] }""");
+        var (exit, output) = await RunAsync($"import {bundle} --tenant chu-damaged {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: ", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
     }
 
     [Fact]
