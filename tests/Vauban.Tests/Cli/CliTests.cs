@@ -62,6 +62,8 @@ public class CliTests : IDisposable
     [InlineData("guard --help")]
     [InlineData("guard alerts --help")]
     [InlineData("guard acknowledge --help")]
+    [InlineData("clients list --help")]
+    [InlineData("clients revoke --help")]
     [InlineData("guard contained --help")]
     [InlineData("guard release --help")]
     [InlineData("guard exports --help")]
@@ -197,6 +199,42 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task The_operator_lists_and_revokes_an_api_client_which_then_gets_no_token()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-clients {DbArgs}")).Exit);
+        var added = await RunAsync($"clients add --tenant chu-clients --name Labo-Sud --scopes system/Observation.rs {DbArgs}");
+        Assert.True(added.Exit == 0, added.Output);
+        var clientId = added.Output.Split('\n').Single(l => l.StartsWith("client_id:", StringComparison.Ordinal))["client_id:".Length..].Trim();
+        var secret = added.Output.Split('\n').Single(l => l.StartsWith("client_secret:", StringComparison.Ordinal))["client_secret:".Length..].Trim();
+
+        var listed = await RunAsync($"clients list --tenant chu-clients {DbArgs}");
+        Assert.Equal(0, listed.Exit);
+        var line = Assert.Single(listed.Output.Split('\n'), l => l.StartsWith(clientId, StringComparison.Ordinal));
+        Assert.Contains("Labo-Sud", line, StringComparison.Ordinal);
+        Assert.EndsWith("active", line.Trim(), StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, listed.Output, StringComparison.Ordinal);
+
+        var revoked = await RunAsync($"clients revoke --tenant chu-clients {clientId} {DbArgs}");
+        Assert.True(revoked.Exit == 0, revoked.Output);
+        Assert.EndsWith("revoked", (await RunAsync($"clients list --tenant chu-clients {DbArgs}")).Output.Split('\n').Single(l => l.StartsWith(clientId, StringComparison.Ordinal)).Trim(),
+            StringComparison.Ordinal);
+        foreach (var bad in new[] { $"clients revoke --tenant chu-clients {clientId} {DbArgs}", $"clients revoke --tenant chu-clients vc_nosuchclient {DbArgs}" })
+        {
+            var (exit, output) = await RunAsync(bad);
+            Assert.True(exit == 1, bad + " → " + output);
+            Assert.StartsWith("error: ", output, StringComparison.Ordinal);
+        }
+
+        // The revoked client gets no token.
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)),
+            CancellationToken.None);
+        var (issued, error) = await store.Clients.IssueAsync(new Vauban.Access.TokenRequest("client_credentials", null, clientId, secret, null, null), "http://localhost/oauth/token",
+            null, null, CancellationToken.None);
+        Assert.Null(issued);
+        Assert.Equal("invalid_client", error!.Error);
+    }
+
+    [Fact]
     public async Task The_security_officer_acknowledges_reviewed_alerts_at_the_command_line()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-alerts {DbArgs}")).Exit);
@@ -230,7 +268,7 @@ public class CliTests : IDisposable
         }
         foreach (var unparsed in new[] { $"guard ack --tenant chu-alerts not-a-number {DbArgs}", $"guard ack --tenant chu-alerts {DbArgs}" })
         {
-            Assert.Equal(1, (await RunAsync(unparsed)).Exit);
+            Assert.Equal(2, (await RunAsync(unparsed)).Exit); // a usage error
         }
         Assert.Single(AlertIds((await RunAsync($"guard alerts --tenant chu-alerts {DbArgs}")).Output)); // the refused commands changed nothing
 
