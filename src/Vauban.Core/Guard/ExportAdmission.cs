@@ -27,6 +27,11 @@ public sealed partial class RecordsGuard
     }
 
     /// <summary>The refusal for a contained principal (polling or downloading an export job), or null.</summary>
+    /// <summary>Why the principal is contained (a suspended session or client, a locked account), or null: for the doors that
+    /// carry no records but must not serve a contained principal either (the security officer's console).</summary>
+    public async ValueTask<string?> ContainedBecauseAsync(AccessContext context, CancellationToken cancellationToken) =>
+        (await ContainmentRefusalAsync(context, cancellationToken))?.Reason;
+
     internal async ValueTask<GuardDecision?> ContainmentRefusalAsync(AccessContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);

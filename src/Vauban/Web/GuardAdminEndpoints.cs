@@ -27,6 +27,9 @@ internal static class GuardAdminEndpoints
                 return Problem(401, "Sign in first (/account/signin) as the establishment's security officer or administrator.");
             if (user.Role is not (StaffRole.SecurityOfficer or StaffRole.Administrator))
                 return Problem(403, "Only the security officer or an administrator may use the guard's console.");
+            // A contained officer (a stolen session the guard suspended, an account it locked) cannot release itself.
+            if (await store.Guard.ContainedBecauseAsync(http.PersonAccess()!, http.RequestAborted) is { } contained)
+                return Problem(423, contained);
             if (!HttpMethods.IsGet(http.Request.Method) && !IsSameOrigin(http))
                 return Problem(403, "A request that changes data with a session cookie must come from this site (Origin header).");
             return await next(invocation);

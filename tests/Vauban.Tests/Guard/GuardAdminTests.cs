@@ -161,6 +161,24 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_contained_officer_cannot_use_the_console_nor_release_itself()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, "officer@chu.example", CancellationToken.None))!.PrincipalId;
+        // The guard locked the officer's account (as after a stolen session read beyond its bounds twice); the running
+        // server learns it at its next re-read of the containments.
+        await ExecuteAsync($"INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES ({_tenant.Id}, '{officerId}', '{officerId}', 'locked', 'test', {_time.GetUtcNow().ToUnixTimeMilliseconds()})");
+        _time.Advance(TimeSpan.FromSeconds(3));
+        using (var alerts = await officer.Http.GetAsync("/admin/guard/alerts")) Assert.Equal((HttpStatusCode)423, alerts.StatusCode);
+        using (var release = Release($$"""{"principal":"{{officerId}}"}"""))
+        using (var refused = await officer.Http.SendAsync(release))
+        {
+            Assert.Equal((HttpStatusCode)423, refused.StatusCode);
+        }
+        Assert.Contains(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => c.Principal == officerId); // still contained
+    }
+
+    [Fact]
     public async Task A_release_the_audit_log_cannot_record_is_refused_and_releases_nothing_then_is_recorded_as_the_officers()
     {
         using var officer = await SignedInAsync("officer@chu.example");
