@@ -464,10 +464,11 @@ public sealed partial class RecordsService
                 visible.Add(rid);
             }
         }
-        return await ReferencedAsync(connection, visible, null, targetTypes, context.Tenant.Id, cancellationToken);
+        // All of them: $everything pages this group by row id, so none is left out.
+        return await ReferencedAsync(connection, visible, null, targetTypes, context.Tenant.Id, cancellationToken, perType: int.MaxValue);
     }
 
-    /// <param name="perType">Targets read at most of each type.</param>
+    /// <param name="perType">Targets read at most of each type (read 500 at a time).</param>
     private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant,
         CancellationToken cancellationToken, int perType = MaxIncluded)
     {
@@ -484,12 +485,14 @@ public sealed partial class RecordsService
         var found = new List<StoredVersion>();
         foreach (var group in targets.Distinct().Select(t => t.Split('/')).Where(p => targetTypes.Contains(p[0])).GroupBy(p => p[0]))
         {
-            var ids = group.Select(p => p[1]).Take(perType).ToList();
-            using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND {command.InList(Engine, "r.id", "ids", ids)}";
-            command.With("t", tenant).With("ty", TypeCodes.Of(group.Key));
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken)) found.Add(ResourceRows.ReadRow(reader));
+            foreach (var ids in group.Select(p => p[1]).Take(perType).Chunk(500))
+            {
+                using var command = connection.CreateCommand();
+                command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND {command.InList(Engine, "r.id", "ids", ids)}";
+                command.With("t", tenant).With("ty", TypeCodes.Of(group.Key));
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) found.Add(ResourceRows.ReadRow(reader));
+            }
         }
         return found;
     }

@@ -240,6 +240,28 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Everything_returns_every_practitioner_the_patients_records_name_even_past_a_thousand()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Multisuivi"))).GetProperty("id").GetString()!;
+        var entries = string.Join(",", Enumerable.Range(0, 1_001).Select(i =>
+            $$"""
+            { "fullUrl": "urn:uuid:00000000-0000-4000-8000-{{i:D12}}", "resource": {{Samples.Practitioner("Praticien" + i, (10_000_000_000L + i).ToString(System.Globalization.CultureInfo.InvariantCulture))}},
+              "request": { "method": "POST", "url": "Practitioner" } },
+            { "resource": {{Samples.Appointment("Patient/" + patient, $"urn:uuid:00000000-0000-4000-8000-{i:D12}", "2026-11-01T09:00:00+01:00")}},
+              "request": { "method": "POST", "url": "Appointment" } }
+            """));
+        using (var load = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [{{entries}}] }""")))
+        {
+            Assert.Equal(HttpStatusCode.OK, load.StatusCode);
+        }
+        using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything");
+        var everything = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1_001, Ids(everything, "Appointment").Count);
+        Assert.Equal(1_001, Ids(everything, "Practitioner").Distinct().Count()); // it stopped at 1,000, silently
+    }
+
+    [Fact]
     public async Task Paging_follows_opaque_next_links_without_repeats_and_counts_are_exact()
     {
         for (var i = 0; i < 7; i++) await CreateAsync("Patient", Samples.Patient(family: "Paginé", given: "N" + i));
