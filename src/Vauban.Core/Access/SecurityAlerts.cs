@@ -3,7 +3,6 @@
 // name staff (a display name, the operating-system user at the command line) or a source address, and a principal at
 // the command line is "cli:<operating-system user>": both are sealed under the establishment's data key like a record,
 // so the database shows only kind, the principal's blind index and time.
-using System.Text;
 using Vauban.Crypto;
 using Vauban.Storage;
 
@@ -101,10 +100,7 @@ public sealed class SecurityAlerts
     private static (string Principal, string Detail) Open(TenantKeys keys, string kind, string principal, long raisedAt, string stored)
     {
         if (!stored.StartsWith(SealedPrefix, StringComparison.Ordinal)) return (principal, stored);
-        var sealedDetail = Convert.FromBase64String(stored[SealedPrefix.Length..]);
-        var binding = Binding(kind, principal, raisedAt);
-        if (!AttributedText.IsReference(principal)) return (principal, Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedDetailCode, binding, 1, sealedDetail)));
-        var opened = AttributedText.Open(keys, SealedDetailCode, binding, sealedDetail);
+        var opened = AttributedText.OpenStored(keys, SealedDetailCode, Binding(kind, principal, raisedAt), principal, Convert.FromBase64String(stored[SealedPrefix.Length..]));
         return (opened.Principal, opened.Text);
     }
 
@@ -136,11 +132,12 @@ public sealed class SecurityAlerts
     {
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var reference = Audit.AuditChain.PrincipalReference(keys, by);
         var done = new List<long>();
         foreach (var id in ids.Distinct())
         {
             using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL")
-                .With("at", now).With("b", Audit.AuditChain.PrincipalReference(keys, by)).With("t", tenantId).With("i", id);
+                .With("at", now).With("b", reference).With("t", tenantId).With("i", id);
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1) done.Add(id);
         }
         return done;

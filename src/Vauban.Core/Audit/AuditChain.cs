@@ -27,8 +27,10 @@ internal static class AuditChain
 
     /// <summary>Who did an act, for a table outside the chain that must not name them in clear (a release's or an export
     /// decision's author): the principal's blind index on the chain, so an investigator finds their entries by it.</summary>
+    internal const string PrincipalReferencePrefix = "principal-ix:";
+
     internal static string PrincipalReference(Crypto.TenantKeys keys, string principalId) =>
-        "principal-ix:" + keys.Index.HashRepeated(PrincipalIndexCode, 'x', principalId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        PrincipalReferencePrefix + keys.Index.HashRepeated(PrincipalIndexCode, 'x', principalId).ToString(System.Globalization.CultureInfo.InvariantCulture);
     public const int PatientIndexCode = 9002;
 
     /// <summary>audit_index rows are grouped by bucket = seq >> this (schema step 7), so that a batch of recent entries

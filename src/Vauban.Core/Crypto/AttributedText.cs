@@ -2,6 +2,7 @@
 // name in clear: the row's principal column holds the audit chain's blind index of the principal (AuditChain.PrincipalReference,
 // for matching), and the principal itself is read back only by opening the sealed text. A principal at the command line is
 // "cli:<operating-system user>", which may be a person's name.
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -12,14 +13,20 @@ internal sealed record AttributedText(string Principal, string Text)
     /// <summary>The record version these are sealed with; version 1 of the same type code held the text alone.</summary>
     public const int Version = 2;
 
-    public static bool IsReference(string column) => column.StartsWith("principal-ix:", StringComparison.Ordinal);
-
     public byte[] Seal(TenantKeys keys, int typeCode, string binding) =>
         RecordCipher.Seal(keys, typeCode, binding, Version, JsonSerializer.SerializeToUtf8Bytes(this, AttributedTextJson.Default.AttributedText), compress: false);
 
-    public static AttributedText Open(TenantKeys keys, int typeCode, string binding, byte[] sealedText) =>
-        JsonSerializer.Deserialize(RecordCipher.Open(keys, typeCode, binding, Version, sealedText), AttributedTextJson.Default.AttributedText)
-        ?? throw new JsonException("An attributed text sealed as null.");
+    /// <summary>A stored row's principal and text. <paramref name="principalColumn"/> holds the principal's blind index when the
+    /// principal is sealed with the text; a row stored before holds the principal itself, and its text sealed alone (version 1).</summary>
+    public static AttributedText OpenStored(TenantKeys keys, int typeCode, string binding, string principalColumn, byte[] sealedText)
+    {
+        if (!principalColumn.StartsWith(Audit.AuditChain.PrincipalReferencePrefix, StringComparison.Ordinal))
+        {
+            return new AttributedText(principalColumn, Encoding.UTF8.GetString(RecordCipher.Open(keys, typeCode, binding, 1, sealedText)));
+        }
+        return JsonSerializer.Deserialize(RecordCipher.Open(keys, typeCode, binding, Version, sealedText), AttributedTextJson.Default.AttributedText)
+            ?? throw new JsonException("An attributed text sealed as null.");
+    }
 }
 
 [JsonSerializable(typeof(AttributedText))]

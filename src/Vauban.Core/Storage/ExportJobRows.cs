@@ -1,7 +1,6 @@
 // The export_jobs table (migration step 9): requests and their approval, never exported data. Who asked is stored as the
 // audit chain's blind index of the principal (matched, never shown), and in clear only sealed with the reason (AttributedText).
 using System.Data.Common;
-using System.Text;
 using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Records;
@@ -12,20 +11,11 @@ internal sealed class ExportJobRows(StoreDatabase database)
 {
     private const string Columns = "id, tenant_id, principal, level, types, since, transaction_time, request_url, patients, resources, status, created_at, expires_at, decided_by, decided_at, reason";
 
-    /// <summary>The sealed reason's record version in rows whose principal column is the requester's id in clear (stored
-    /// before the requester was sealed with the reason, <see cref="AttributedText"/>).</summary>
-    private const int ReasonOnly = 1;
-
     /// <summary>A row's job, its requester in clear, and its reason, opened with the tenant's keys.</summary>
     private static (ExportJob Job, string Reason) Read(DbDataReader reader, TenantKeys keys)
     {
         var job = ReadColumns(reader);
-        var sealedReason = (byte[])reader.GetValue(15);
-        if (!AttributedText.IsReference(job.Principal))
-        {
-            return (job, Encoding.UTF8.GetString(RecordCipher.Open(keys, RecordsService.ExportReasonTypeCode, job.Id, ReasonOnly, sealedReason)));
-        }
-        var opened = AttributedText.Open(keys, RecordsService.ExportReasonTypeCode, job.Id, sealedReason);
+        var opened = AttributedText.OpenStored(keys, RecordsService.ExportReasonTypeCode, job.Id, job.Principal, (byte[])reader.GetValue(15));
         return (job with { Principal = opened.Principal }, opened.Text);
     }
 
