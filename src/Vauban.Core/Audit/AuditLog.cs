@@ -576,8 +576,8 @@ public sealed class AuditLog
     {
         var command = _database.NewCommand();
         command.With("t", tenantId);
-        var patient = patients.Count == 0 ? (long?)null : keys.Index.Hash(AuditChain.PatientIndexCode, 'x', patients[0]);
         var patientIndexes = patients.Select(p => keys.Index.Hash(AuditChain.PatientIndexCode, 'x', p)).ToList();
+        long? patient = patientIndexes.Count == 0 ? null : patientIndexes[0];
         var agent = query.Agent is null ? (long?)null : keys.Index.Hash(AuditChain.PrincipalIndexCode, 'x', query.Agent);
         // One value (nearly always) is compared with '=', the form the plans of these searches were measured with.
         string Matches(string column, string prefix, List<long> values)
