@@ -63,7 +63,7 @@ internal static class ClientCommands
             foreach (var c in list)
             {
                 var limits = c.PatientLimit is { } n ? $"{n} patient(s)" : c.OwnResourcesOnly ? "its own resources" : "-";
-                Console.WriteLine($"{c.ClientId}\t{Flat(c.Name)}\t{c.Scopes}\t{(c.PrivateKeyJwt ? "private_key_jwt" : "secret")}\t{limits}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}\t{(c.Revoked ? "revoked" : "active")}");
+                Console.WriteLine($"{c.ClientId}\t{Web.ServiceLabels.OneLine(c.Name)}\t{c.Scopes}\t{(c.PrivateKeyJwt ? "private_key_jwt" : "secret")}\t{limits}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}\t{(c.Revoked ? "revoked" : "active")}");
             }
             if (list.Count == 0) Console.Error.WriteLine($"No API clients in {owner.Name}.");
             return 0;
@@ -86,13 +86,10 @@ internal static class ClientCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             // The entry commits with the revocation: an audit log that cannot be written revokes nothing (fail closed).
             if (!await store.Clients.RevokeAsync(AdministrationAudit.Context(owner), id, token))
-                throw new ArgumentException($"{owner.Name} has no active API client '{Flat(id)}' (see: vauban clients list --tenant {owner.Name}).");
+                throw new ArgumentException($"{owner.Name} has no active API client '{Web.ServiceLabels.OneLine(id)}' (see: vauban clients list --tenant {owner.Name}).");
             Console.WriteLine($"Revoked {id}: it gets no new token, and its tokens stop working within 30 s on running servers.");
             return 0;
         }, ct));
         return command;
     }
-
-    /// <summary>A value printed on one line: control characters (a name typed with a newline) flattened.</summary>
-    private static string Flat(string value) => string.Concat(value.Select(c => char.IsControl(c) ? ' ' : c));
 }

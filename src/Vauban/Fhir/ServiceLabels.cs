@@ -25,11 +25,14 @@ internal static class ServiceLabels
                 {
                     using var document = JsonDocument.Parse(json);
                     if (document.RootElement.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String && name.GetString() is { Length: > 0 } text)
-                        label = $"{new string(text.Select(c => char.IsControl(c) ? ' ' : c).ToArray())} ({label})";
+                        label = $"{OneLine(text)} ({label})";
                 }
             }
             labels[service] = label;
         }
         return labels;
     }
+
+    /// <summary>A name printed on one line of a report: control characters (a newline typed into a name) become spaces.</summary>
+    internal static string OneLine(string value) => string.Concat(value.Select(c => char.IsControl(c) ? ' ' : c));
 }
