@@ -11,6 +11,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using Microsoft.Win32.SafeHandles;
+using Vauban.Storage;
 
 namespace Vauban.Audit;
 
@@ -35,15 +36,17 @@ internal sealed class AuditJournal : IDisposable
     private const int EntryFixedSize = 8 + 2 + 2 + 2 + 8 + 8 + 4;
 
     private readonly string _directory;
+    private readonly string _store;
     private readonly long _rotateAt;
     private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets
     private SafeFileHandle _handle; // _file's, taken once: FileStream.SafeFileHandle seeks (lseek) on every call to sync its position
     private readonly Lock _flushLock = new();
     private bool _closed;
 
-    private AuditJournal(string directory, long rotateAt, FileStream file, string name)
+    private AuditJournal(string directory, string store, long rotateAt, FileStream file, string name)
     {
         _directory = directory;
+        _store = store;
         _rotateAt = rotateAt;
         _file = file;
         _handle = file.SafeFileHandle;
@@ -56,26 +59,37 @@ internal sealed class AuditJournal : IDisposable
     /// <summary>Bytes written to the current file.</summary>
     public long Position { get; private set; }
 
-    /// <summary>A new journal file in <paramref name="directory"/> (created 0700), locked for this process, rotated past
-    /// <paramref name="rotateAt"/> bytes.</summary>
-    public static AuditJournal Create(string directory, long rotateAt)
+    /// <summary>A new journal file of the store <paramref name="store"/> (its id) in <paramref name="directory"/> (created 0700),
+    /// locked for this process, rotated past <paramref name="rotateAt"/> bytes.</summary>
+    public static AuditJournal Create(string directory, string store, long rotateAt)
     {
-        var (file, name) = NewFile(directory);
-        return new AuditJournal(directory, rotateAt, file, name);
+        var (file, name) = NewFile(directory, store);
+        return new AuditJournal(directory, store, rotateAt, file, name);
     }
 
-    private static (FileStream File, string Name) NewFile(string directory)
+    /// <summary>A journal file's name: the store's id, then a new id. A store copies only its own journals.</summary>
+    private static string FileName(string store) => store + "-" + Guid.NewGuid().ToString("N") + Extension;
+
+    private static (FileStream File, string Name) NewFile(string directory, string store)
     {
-        if (!Directory.Exists(directory))
-        {
-            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(directory);
-            else Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
-        var name = Guid.NewGuid().ToString("N") + Extension;
+        DirectorySync.Create(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var name = FileName(store);
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         // FileShare.None is an exclusive lock on the file (flock on Unix) for as long as this process holds it open.
-        return (new FileStream(Path.Combine(directory, name), options), name);
+        var file = new FileStream(Path.Combine(directory, name), options);
+        try
+        {
+            // The entries written to it are synced with the file; its name, with the folder, once.
+            DirectorySync.Sync(directory);
+        }
+        catch
+        {
+            file.Dispose();
+            File.Delete(Path.Combine(directory, name));
+            throw;
+        }
+        return (file, name);
     }
 
     /// <summary>Appends one act's entries; returns the offset just past them. The caller serializes calls. On failure
@@ -133,7 +147,7 @@ internal sealed class AuditJournal : IDisposable
     public RetiredJournal? RotateIfLarge()
     {
         if (Position < _rotateAt) return null;
-        var (file, name) = NewFile(_directory);
+        var (file, name) = NewFile(_directory, _store);
         RetiredJournal retired;
         lock (_flushLock)
         {
@@ -213,13 +227,17 @@ internal sealed class AuditJournal : IDisposable
         return records;
     }
 
-    /// <summary>The journal files in <paramref name="directory"/> that no live process holds, each opened (and so locked)
-    /// for the caller, who disposes the handle.</summary>
-    public static IEnumerable<(string Name, SafeFileHandle Handle)> Orphans(string directory)
+    /// <summary>The journal files of the store <paramref name="store"/> in <paramref name="directory"/> that no live process
+    /// holds, each opened (and so locked) for the caller, who disposes the handle. Files of other stores sharing the folder
+    /// are left to them. <paramref name="unnamed"/>: also the files named before journals carried their store's id (a
+    /// 32-digit name), taken as this store's in its own folder.</summary>
+    public static IEnumerable<(string Name, SafeFileHandle Handle)> Orphans(string directory, string store, bool unnamed)
     {
         if (!Directory.Exists(directory)) yield break;
         foreach (var path in Directory.EnumerateFiles(directory, "*" + Extension).Order(StringComparer.Ordinal))
         {
+            var name = Path.GetFileName(path);
+            if (!IsOfStore(name, store) && !(unnamed && name.Length == 32 + Extension.Length)) continue;
             SafeFileHandle handle;
             try
             {
@@ -233,7 +251,14 @@ internal sealed class AuditJournal : IDisposable
             {
                 continue;
             }
-            yield return (Path.GetFileName(path), handle);
+            yield return (name, handle);
         }
     }
+
+    /// <summary>Whether <paramref name="directory"/> holds any journal file of the store, held by a live process or not.</summary>
+    public static bool AnyOfStore(string directory, string store) =>
+        Directory.Exists(directory) && Directory.EnumerateFiles(directory, store + "-*" + Extension).Any();
+
+    private static bool IsOfStore(string name, string store) =>
+        name.Length > store.Length + 1 && name.StartsWith(store, StringComparison.Ordinal) && name[store.Length] == '-';
 }

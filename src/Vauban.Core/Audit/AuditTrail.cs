@@ -133,6 +133,7 @@ public sealed class AuditTrail : IAsyncDisposable
     private readonly ConcurrentQueue<RetiredJournal> _retired = new(); // rotated files, still locked, deleted once copied
     private readonly Dictionary<string, long> _copied = new(StringComparer.Ordinal); // appender: how far each file is on the chain
     private volatile AuditUnavailableException? _copyFailure;         // set while the chain cannot be written
+    private string? _storeId; // names this store's journal files; read when the store opens (RecoverJournalsAsync)
     private int _backlog;                                             // journaled entries not yet taken by the appender
     private int _urgent;                                              // queued groups someone waits for
     private long _journaled;                                          // journal writes so far
@@ -208,7 +209,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 if (Volatile.Read(ref _disposed) != 0) throw new AuditUnavailableException("The audit log is closed.");
                 try
                 {
-                    _journal ??= AuditJournal.Create(JournalDirectory, _options.JournalRotateAt);
+                    _journal ??= AuditJournal.Create(JournalDirectory, _storeId ?? throw new InvalidOperationException("The audit journals were not opened."), _options.JournalRotateAt);
                     group.Journal = _journal.Name;
                     group.JournalEnd = _journal.Write(group.TenantId, group.Entries);
                     if (_options.DurableEvery == TimeSpan.Zero) _journal.FlushToDisk();
@@ -750,15 +751,71 @@ public sealed class AuditTrail : IAsyncDisposable
 
     // ---- journals left by processes that stopped ----
 
-    /// <summary>Puts on the chain what the journals no live process holds still have beyond their copied offset (a process that
-    /// crashed, or closed while the chain could not be written), then deletes them. Runs when a store opens.
+    /// <summary>Puts on the chain what this store's journals that no live process holds still have beyond their copied offset
+    /// (a process that crashed, or closed while the chain could not be written), then deletes them. Runs when a store opens,
+    /// on this process's journal folder and on every other folder a process of this store recorded (a restart with another
+    /// VAUBAN_AUDIT_JOURNAL, or from another working directory, still finds what the last one left). Journals of other stores
+    /// sharing a folder are left to them.
     /// A journal whose end could not be read (torn by a power loss, or damaged) beyond what the chain already holds is
     /// handed to <paramref name="reportDamage"/> before the file is deleted: if reporting fails, the file stays for the next
     /// open to report.</summary>
     internal async Task RecoverJournalsAsync(Func<DamagedJournal, CancellationToken, Task> reportDamage, CancellationToken cancellationToken)
     {
-        var directory = JournalDirectory;
-        foreach (var (name, handle) in AuditJournal.Orphans(directory))
+        _storeId = await _database.ReadOneAsync("SELECT value FROM store_settings WHERE name = 'store_id'", r => r.GetString(0), cancellationToken)
+            ?? throw new InvalidOperationException("The store has no identity (store_settings.store_id).");
+        var current = Path.GetFullPath(JournalDirectory);
+        var recorded = await JournalFoldersAsync(cancellationToken);
+        foreach (var folder in recorded.Where(f => f != current))
+        {
+            if (!Directory.Exists(folder))
+            {
+                await SaveJournalFolderAsync(folder, keep: false, cancellationToken);
+                continue;
+            }
+            try
+            {
+                await RecoverJournalsAsync(folder, unnamed: false, reportDamage, cancellationToken);
+            }
+            catch (UnauthorizedAccessException)
+            {
+                // Another account's folder: its processes copy what they leave there when they open the store.
+            }
+        }
+        await RecoverJournalsAsync(current, unnamed: true, reportDamage, cancellationToken);
+        if (!recorded.Contains(current)) await SaveJournalFolderAsync(current, keep: true, cancellationToken);
+    }
+
+    private const string JournalFolderSetting = "journal_folder:";
+
+    /// <summary>The journal folders processes of this store recorded when they opened it.</summary>
+    private async Task<List<string>> JournalFoldersAsync(CancellationToken cancellationToken)
+    {
+        using var command = _database.NewCommand();
+        command.CommandText = "SELECT value FROM store_settings WHERE name LIKE 'journal\\_folder:%' ESCAPE '\\' ORDER BY name";
+        return await _database.QueryAsync(command, async (reader, ct) =>
+        {
+            var folders = new List<string>();
+            while (await reader.ReadAsync(ct)) folders.Add(reader.GetString(0));
+            return folders;
+        }, cancellationToken);
+    }
+
+    /// <summary>Records a journal folder (<paramref name="keep"/>), or forgets one that no longer exists.</summary>
+    private async Task SaveJournalFolderAsync(string folder, bool keep, CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using var command = keep
+            ? scope.Command("INSERT INTO store_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO NOTHING").With("n", JournalFolderSetting + folder).With("v", folder)
+            : scope.Command("DELETE FROM store_settings WHERE name = @n").With("n", JournalFolderSetting + folder);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Copies and deletes the orphaned journals of this store in <paramref name="directory"/>; <paramref name="unnamed"/>:
+    /// also those named before journals carried the store's id.</summary>
+    private async Task RecoverJournalsAsync(string directory, bool unnamed, Func<DamagedJournal, CancellationToken, Task> reportDamage, CancellationToken cancellationToken)
+    {
+        foreach (var (name, handle) in AuditJournal.Orphans(directory, _storeId!, unnamed))
         {
             using (handle)
             {

@@ -62,7 +62,7 @@ public sealed class MasterKey
         var directory = Path.GetDirectoryName(Path.GetFullPath(filePath));
         if (!string.IsNullOrEmpty(directory))
         {
-            Directory.CreateDirectory(directory);
+            Storage.DirectorySync.Create(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         // Created exclusively and synced before it is used: the store's first keys are wrapped under it and committed
         // durably right after, so a key file still in the page cache when the power goes (empty or missing at restart)
@@ -88,6 +88,8 @@ public sealed class MasterKey
             stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(created._key)));
             stream.Flush(flushToDisk: true);
         }
+        // The file's name too: synced contents under a name the folder lost would be the same loss.
+        if (!string.IsNullOrEmpty(directory)) Storage.DirectorySync.Sync(directory);
         return created;
     }
 

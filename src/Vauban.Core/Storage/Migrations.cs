@@ -264,5 +264,18 @@ internal static class Migrations
             Postgres: """
             CREATE TABLE audit_journals (name text PRIMARY KEY, ingested bigint NOT NULL);
             """),
+
+        // Step 11: the store's identity, and where its processes keep their audit journals. Journal files are named after
+        // the store, so that a store never copies another's journals from a shared folder; the folders its processes used
+        // are recorded, so that a journal left in one is found by a process that starts with another folder.
+        new(11, "store identity and audit journal folders",
+            Sqlite: """
+            CREATE TABLE store_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+            INSERT INTO store_settings (name, value) VALUES ('store_id', lower(hex(randomblob(16))));
+            """,
+            Postgres: """
+            CREATE TABLE store_settings (name text PRIMARY KEY, value text NOT NULL);
+            INSERT INTO store_settings (name, value) VALUES ('store_id', replace(gen_random_uuid()::text, '-', ''));
+            """),
     ];
 }

@@ -7,6 +7,7 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using Vauban.Access;
 using Vauban.Audit;
+using Vauban.Crypto;
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Security;
@@ -718,6 +719,89 @@ public abstract class AuditTests : IAsyncLifetime
             Assert.Equal(readsBefore + 20, await ReadEntriesOfPatientAsync()); // each read once: none copied by both stores
             var result = await VerifyAsync();
             Assert.True(result.Valid, result.Problem);
+        }
+        finally
+        {
+            if (Directory.Exists(journals)) Directory.Delete(journals, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_store_sharing_a_journal_folder_leaves_another_stores_journal_to_that_store()
+    {
+        var journals = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
+        var otherFolder = Path.Combine(Path.GetTempPath(), "vauban-other-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var readsBefore = await ReadEntriesOfPatientAsync();
+            var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = journals } };
+            var left = await LeaveAJournalAsync(options, journals);
+
+            // Another store (its own database and master key) set to the same journal folder opens: the journal is not its own.
+            Directory.CreateDirectory(otherFolder);
+            var other = new StoreOptions(Path.Combine(otherFolder, "other.db"), MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = journals } };
+            await using (var beside = await VaubanStore.OpenAsync(other, CancellationToken.None))
+            {
+                var clinic = await beside.Tenants.AddAsync("autre-clinique", CancellationToken.None);
+                var verification = await beside.AuditLog.VerifyAsync(clinic.Id, null, CancellationToken.None);
+                Assert.True(verification.Valid, verification.Problem);
+                Assert.Empty(await beside.Alerts.ListAsync(clinic.Id, all: true, 100, CancellationToken.None));
+            }
+            Assert.True(File.Exists(left), "the other store took the journal");
+            Assert.Equal(readsBefore, await ReadEntriesOfPatientAsync());
+
+            // Its own store copies it.
+            await using (var next = await VaubanStore.OpenAsync(options, CancellationToken.None)) { }
+            Assert.False(File.Exists(left));
+            Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
+            Assert.True((await VerifyAsync()).Valid);
+        }
+        finally
+        {
+            if (Directory.Exists(journals)) Directory.Delete(journals, recursive: true);
+            if (Directory.Exists(otherFolder)) Directory.Delete(otherFolder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_journal_left_in_the_folder_of_an_earlier_start_is_copied_by_a_start_with_another_folder()
+    {
+        var first = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
+        var second = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var readsBefore = await ReadEntriesOfPatientAsync();
+            var left = await LeaveAJournalAsync(new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = first } }, first);
+
+            // The next start has another journal folder (another VAUBAN_AUDIT_JOURNAL, or PostgreSQL's default from another
+            // working directory): it still finds what the first left.
+            await using (var next = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = second } }, CancellationToken.None)) { }
+            Assert.False(File.Exists(left));
+            Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
+            Assert.True((await VerifyAsync()).Valid);
+        }
+        finally
+        {
+            foreach (var folder in new[] { first, second }) if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_journal_named_before_journals_carried_their_stores_id_is_still_copied_from_the_stores_folder()
+    {
+        var journals = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var readsBefore = await ReadEntriesOfPatientAsync();
+            var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = journals } };
+            var left = await LeaveAJournalAsync(options, journals);
+            Assert.Matches("^[0-9a-f]{32}-[0-9a-f]{32}\\.journal$", Path.GetFileName(left));
+            var unnamed = Path.Combine(journals, Guid.NewGuid().ToString("N") + ".journal"); // a journal of a Vauban before step 11
+            File.Move(left, unnamed);
+
+            await using (var next = await VaubanStore.OpenAsync(options, CancellationToken.None)) { }
+            Assert.False(File.Exists(unnamed));
+            Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
         }
         finally
         {
