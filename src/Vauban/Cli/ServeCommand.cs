@@ -31,14 +31,22 @@ internal static class ServeCommand
             if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");
             foreach (var address in parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
+                Microsoft.AspNetCore.Http.BindingAddress parsed;
                 try
                 {
-                    Microsoft.AspNetCore.Http.BindingAddress.Parse(address);
+                    parsed = Microsoft.AspNetCore.Http.BindingAddress.Parse(address);
                 }
                 catch (FormatException)
                 {
                     // Kestrel's own refusal comes after the store is open, as a logged stack trace.
                     throw new ArgumentException($"--urls: '{address}' is not an address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
+                }
+                // Kestrel listens on every interface for any host that is not an IP address or localhost (a name, a typo such
+                // as 999.1.1.1): a server meant for one network would be reachable from all of them.
+                if (!parsed.IsUnixPipe && !System.Net.IPAddress.TryParse(parsed.Host.Trim('[', ']'), out _)
+                    && !parsed.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) && parsed.Host is not ("*" or "+"))
+                {
+                    throw new ArgumentException($"--urls: '{parsed.Host}' in '{address}' is not an IP address; the server would listen on every interface. Give the address to listen on (e.g. http://10.0.0.5:8080), localhost, or 0.0.0.0 for every interface.");
                 }
             }
             var accounts = new Vauban.Access.AccountOptions { PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter) };

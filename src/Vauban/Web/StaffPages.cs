@@ -73,6 +73,14 @@ internal static class StaffPages
     /// them on form pages, so that it does not log a warning for every form it overrides.</summary>
     public static void UseSecurityHeaders(this WebApplication app) => app.Use(async (http, next) =>
     {
+        SetSecurityHeaders(http);
+        await next(http);
+    });
+
+    /// <summary>The headers above, on one answer. The exception handler clears an answer's headers before it writes its
+    /// error, so it sets them again.</summary>
+    public static void SetSecurityHeaders(HttpContext http)
+    {
         var headers = http.Response.Headers;
         headers.CacheControl = "no-cache, no-store";
         headers.Pragma = "no-cache";
@@ -83,8 +91,7 @@ internal static class StaffPages
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
         }
-        await next(http);
-    });
+    }
 
     public static void MapStaffPages(this WebApplication app)
     {

@@ -41,6 +41,9 @@ public static class VaubanHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        // A start that fails (a port already taken) is logged here with its stack trace, then reaches `vauban serve`, which
+        // says it in one line; Vauban runs no hosted service of its own whose failure this would be the only trace of.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         // The exception handler's own entry holds the exception's message and stack, and a message may quote data;
         // WriteUnexpectedErrorAsync logs each one by type, site and correlation id instead.
         builder.Logging.AddFilter("Microsoft.AspNetCore.Diagnostics.ExceptionHandlerMiddleware", LogLevel.None);
@@ -88,6 +91,7 @@ public static class VaubanHost
         var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
         var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors");
         var correlation = http.TraceIdentifier;
+        StaffPages.SetSecurityHeaders(http);
         if (error is BadHttpRequestException bad)
         {
             http.Response.StatusCode = bad.StatusCode;

@@ -479,6 +479,9 @@ public class CliTests : IDisposable
     [InlineData("--urls garbage")]
     [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
     [InlineData("--urls http://127.0.0.1:0 --max-resource-kib 0")]
+    // Kestrel listens on every interface for a host that is not an IP address or localhost: not what these ask for.
+    [InlineData("--urls http://999.1.1.1:8080")]
+    [InlineData("--urls http://vauban.hopital.example:8080")]
     public async Task Serve_refuses_a_bad_option_in_one_line_before_it_opens_or_creates_the_store(string bad)
     {
         var (exit, output) = await RunAsync($"serve {bad} {DbArgs}");
@@ -486,6 +489,19 @@ public class CliTests : IDisposable
         Assert.StartsWith("error: --", output, StringComparison.Ordinal);
         Assert.Single(output.Trim().Split('\n'));
         Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+    }
+
+    [Fact]
+    public async Task Serve_on_a_port_already_taken_says_so_in_one_line()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var (exit, output) = await RunAsync($"serve --urls http://127.0.0.1:{port} {DbArgs}");
+        Assert.Equal(1, exit);
+        var error = Assert.Single(output.Split('\n'), line => line.Contains("error", StringComparison.OrdinalIgnoreCase) || line.Contains("fail", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains($"127.0.0.1:{port}", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal); // no stack trace
     }
 
     [Fact]

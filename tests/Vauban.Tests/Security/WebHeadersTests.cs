@@ -1,6 +1,7 @@
 // What every answer tells the browser and what the operator's log keeps: patient data (a staff page, or FHIR JSON
 // read with the session cookie) is never stored by a browser or proxy cache; a form page leaves no warning in the log;
-// an unexpected error is logged by type and correlation id, never by its message (which may quote data).
+// an unexpected error is logged by type and correlation id, never by its message (which may quote data), and its answer
+// carries the same headers as any other.
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -52,6 +53,10 @@ public class WebHeadersTests
         using var response = await server.Http.GetAsync("/account/test-failure");
         Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
         Assert.DoesNotContain(Marker, await response.Content.ReadAsStringAsync());
+        // The error page is a page like the others: not cached, not framed, not sniffed.
+        Assert.True(response.Headers.CacheControl?.NoStore, "the error answer may be cached");
+        Assert.Contains("nosniff", response.Headers.GetValues("X-Content-Type-Options"));
+        Assert.Contains("frame-ancestors 'none'", string.Join(' ', response.Headers.GetValues("Content-Security-Policy")));
         Assert.Contains(server.Logs, line => line.Contains("Unexpected InvalidOperationException", StringComparison.Ordinal));
         Assert.DoesNotContain(Marker, server.AllLogs());
     }
