@@ -16,6 +16,11 @@ internal static class ServeCommand
         var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 };
         var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 };
         var guardConfig = new Option<FileInfo?>("--guard-config") { Description = "A JSON file of guard thresholds per role, for API clients and per establishment (docs/adr/0008-guard.md)." };
+        var trustedProxies = new Option<string?>("--trusted-proxies")
+        {
+            Description = "Reverse proxies whose X-Forwarded-For/-Proto/-Host headers are believed (addresses or CIDR networks, comma-separated), e.g. the TLS proxy in front of Vauban. Without it those headers are ignored.",
+        };
+        serve.Options.Add(trustedProxies);
         serve.Options.Add(guardConfig);
         serve.Options.Add(passwordMin);
         serve.Options.Add(lockoutAfter);
@@ -49,6 +54,13 @@ internal static class ServeCommand
                     throw new ArgumentException($"--urls: '{parsed.Host}' in '{address}' is not an IP address; the server would listen on every interface. Give the address to listen on (e.g. http://10.0.0.5:8080), localhost, or 0.0.0.0 for every interface.");
                 }
             }
+            var proxies = new List<System.Net.IPNetwork>();
+            foreach (var proxy in (parse.GetValue(trustedProxies) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                if (System.Net.IPAddress.TryParse(proxy, out var one)) proxies.Add(new System.Net.IPNetwork(one, one.GetAddressBytes().Length * 8));
+                else if (System.Net.IPNetwork.TryParse(proxy, out var network)) proxies.Add(network);
+                else throw new ArgumentException($"--trusted-proxies: '{proxy}' is not an IP address or a network such as 10.0.0.0/24.");
+            }
             var accounts = new Vauban.Access.AccountOptions { PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter) };
             var guard = parse.GetValue(guardConfig) is { } file
                 ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
@@ -57,7 +69,7 @@ internal static class ServeCommand
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
-            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L });
+            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies });
             await app.RunAsync(token);
             return 0;
         }, ct));

@@ -1,6 +1,7 @@
 // The web host: FHIR API, token endpoint and the staff pages (sign-in, enrolment) on Kestrel.
 // Program-like table of contents; tests and benchmarks start the same host on 127.0.0.1.
 using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.HttpOverrides;
 using Vauban.Fhir;
 
 namespace Vauban.Web;
@@ -9,6 +10,11 @@ public sealed record ServerOptions(string Urls)
 {
     public long MaxResourceBytes { get; init; } = 1024 * 1024;
     public long MaxBundleBytes { get; init; } = 32 * 1024 * 1024;
+
+    /// <summary>The reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto and -Host are believed: behind a
+    /// TLS-terminating proxy, the client's own address (audit entries, throttling per source) and the public scheme and
+    /// host (cookie origin checks, links, the token endpoint's audience). Empty: the headers are ignored, whoever sends them.</summary>
+    public IReadOnlyList<System.Net.IPNetwork> TrustedProxies { get; init; } = [];
 }
 
 public static class VaubanHost
@@ -51,6 +57,20 @@ public static class VaubanHost
         builder.AddStaffPages(store);
 
         var app = builder.Build();
+        if (options.TrustedProxies.Count > 0)
+        {
+            // First, so that everything after sees the client's address and the public scheme and host. The chain of
+            // X-Forwarded-For is followed back through trusted proxies only; the defaults (loopback trusted) are not kept.
+            var forwarded = new ForwardedHeadersOptions
+            {
+                ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto | ForwardedHeaders.XForwardedHost,
+                ForwardLimit = null,
+            };
+            forwarded.KnownProxies.Clear();
+            forwarded.KnownIPNetworks.Clear();
+            foreach (var network in options.TrustedProxies) forwarded.KnownIPNetworks.Add(network);
+            app.UseForwardedHeaders(forwarded);
+        }
         // The correlation id is Kestrel's request id ("connection:request"); an OperationOutcome carries it as its id, and a
         // FHIR id has no ':' ([A-Za-z0-9-.]{1,64}). Set first, so that logs, audit entries and answers all quote the same one.
         app.Use((http, next) =>
