@@ -359,6 +359,39 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_suspended_client_gets_no_count_either_summary_count_or_count_zero()
+    {
+        using var client = await PatientReaderAsync();
+        using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+        // A count says whether a person with this name and birth date is a patient here: it is data too.
+        foreach (var url in new[] { "/fhir/Patient?family=stranger&_summary=count", "/fhir/Patient?family=stranger&_count=0" })
+        {
+            using var response = await client.GetAsync(url);
+            Assert.True(response.StatusCode == (HttpStatusCode)423, url + " → " + (int)response.StatusCode);
+            Assert.DoesNotContain("\"total\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Sixteen_parallel_reads_by_a_client_let_at_most_25_distinct_patients_leave()
+    {
+        using var client = await PatientReaderAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            using var ok = await client.GetAsync($"/fhir/Patient/{_strangers[i]}");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        var statuses = await Task.WhenAll(_strangers.Skip(20).Take(16).Select(async patient =>
+        {
+            using var response = await client.GetAsync($"/fhir/Patient/{patient}");
+            return response.StatusCode;
+        }));
+        Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.OK));
+        Assert.Equal(11, statuses.Count(s => s == (HttpStatusCode)423));
+        Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    [Fact]
     public async Task Reading_beyond_the_slow_level_is_admitted_with_a_delay()
     {
         // The fixture's guard adds no delay; a store on the same database with the default delay shows it.
