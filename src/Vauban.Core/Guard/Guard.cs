@@ -462,15 +462,20 @@ public sealed partial class RecordsGuard
                 $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.", CancellationToken.None);
         }
         if (suspendWhy is null) return decision;
-        // A second suspension of the same account within the window locks it.
+        // A second suspension of the same account within the window locks it: a suspension of another of its sessions, remembered
+        // here or still held in the database (a restart forgets the reading, not the containments). Requests of one session
+        // crossing together are one suspension, not two.
         var lockAccount = false;
         if (principal.Kind == PrincipalKind.Person)
         {
+            var window = (long)Options.LockAfterSecondSuspensionWithin.TotalMilliseconds;
+            var subject = SuspensionSubject(principal);
             lock (state)
             {
-                lockAccount = state.LastSuspendedAt is { } last && nowMs - last <= (long)Options.LockAfterSecondSuspensionWithin.TotalMilliseconds;
-                state.LastSuspendedAt = nowMs;
+                lockAccount = state.LastSuspension is { } last && last.Subject != subject && nowMs - last.At <= window;
+                state.LastSuspension = (subject, nowMs);
             }
+            lockAccount = lockAccount || HeldSuspension(tenant, principal.Id, subject, nowMs - window);
         }
         return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended, lockAccount ? KnownAlertKinds.GuardLocked : KnownAlertKinds.GuardSuspended,
             $"{Who(principal)}: {suspendWhy} (limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}"
@@ -502,6 +507,21 @@ public sealed partial class RecordsGuard
     }
 
     public static string SessionSubject(string sessionId) => "session:" + sessionId;
+
+    /// <summary>What a suspension holds: a person's session (their account when the request names none), or the client.</summary>
+    private static string SuspensionSubject(Principal principal) =>
+        principal.Kind == PrincipalKind.Person && principal.SessionId is { } session ? SessionSubject(session) : principal.Id;
+
+    /// <summary>Whether another session of <paramref name="account"/> is held suspended since <paramref name="sinceMs"/>.</summary>
+    private bool HeldSuspension(long tenant, string account, string subject, long sinceMs)
+    {
+        foreach (var (key, containment) in _contained)
+        {
+            if (key.Tenant == tenant && containment.Level == ContainmentLevels.Suspended && containment.Account == account && key.Subject != subject
+                && containment.ContainedAt.ToUnixTimeMilliseconds() >= sinceMs) return true;
+        }
+        return false;
+    }
 
     /// <summary>Whether the person holds an unexpired break-the-glass grant for the patient: what they do in that patient's
     /// record is emergency access (as the guard counts it, and as the audit entry's purpose records it), whatever else relates them.</summary>
@@ -559,8 +579,7 @@ public sealed partial class RecordsGuard
         var now = _time.GetUtcNow();
         // People: a suspension holds the session (a new sign-in proves both factors again, and meets the same
         // counters); a lock holds the account. Clients: the client.
-        var subject = principal.Kind == PrincipalKind.Person && level == ContainmentLevels.Suspended && principal.SessionId is { } session
-            ? SessionSubject(session) : principal.Id;
+        var subject = level == ContainmentLevels.Suspended ? SuspensionSubject(principal) : principal.Id;
         var account = principal.Kind == PrincipalKind.Person ? principal.Id : null;
         var containment = new Containment(tenant, subject, account, level, detail, now);
         // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert.
@@ -783,7 +802,8 @@ public sealed partial class RecordsGuard
         public DistinctWindow Everything { get; } = new(TimeSpan.FromHours(1));
         public DistinctWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
         public long? StepUpSince { get; set; }
-        public long? LastSuspendedAt { get; set; }
+        /// <summary>The account's last suspension: the session (or principal) suspended, and when.</summary>
+        public (string Subject, long At)? LastSuspension { get; set; }
         public long LastSeenMs { get; set; }
 
         /// <summary>Active signals → when they stop weighing.</summary>
@@ -855,7 +875,7 @@ public sealed partial class RecordsGuard
             Everything.Clear();
             EverythingDay.Clear();
             StepUpSince = null;
-            LastSuspendedAt = null;
+            LastSuspension = null;
             Signals.Clear();
             AtRisk.Clear();
             RiskSince = null;

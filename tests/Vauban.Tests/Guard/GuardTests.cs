@@ -373,6 +373,41 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_second_suspension_of_the_account_after_a_server_restart_still_locks_it()
+    {
+        Assert.Equal(25, await ReadOwnPatientsUntilRefusedAsync(DrA, 0));
+        // The server restarts (its reading windows are forgotten); the thief signs in again with the stolen factors.
+        await using var restarted = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey)
+            { Time = _time, Guard = new GuardOptions { SlowDelay = TimeSpan.Zero } }, None);
+        AccessContext SecondSession(DateTimeOffset? authenticatedAt) => DrA(authenticatedAt, session: "s-2");
+        var opened = 0;
+        RecordStatus last = RecordStatus.Ok;
+        foreach (var patient in _own)
+        {
+            last = (await restarted.Records.ReadAsync(SecondSession(_time.GetUtcNow().AddSeconds(1)), "Patient", patient, None)).Status;
+            if (last != RecordStatus.Ok) break;
+            opened++;
+        }
+        Assert.Equal(RecordStatus.Locked, last);
+        Assert.Contains(await restarted.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == "user:drA" && c.Level == ContainmentLevels.Locked);
+        Assert.Contains(await restarted.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.GuardLocked);
+    }
+
+    [Fact]
+    public async Task Parallel_reads_crossing_the_bound_together_let_at_most_25_patients_leave_and_suspend_the_session_without_locking_the_account()
+    {
+        for (var i = 0; i < 24; i++) Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow().AddSeconds(1)), "Patient", _own[i], None)).Status);
+        var results = await Task.WhenAll(_own.Skip(24).Select(patient => Task.Run(() => Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow().AddSeconds(1)), "Patient", patient, None))));
+        Assert.Equal(1, results.Count(r => r.Status == RecordStatus.Ok));
+        Assert.All(results.Where(r => r.Status != RecordStatus.Ok), r => Assert.Equal(RecordStatus.Locked, r.Status));
+        // One crossing, however many requests carried it: the session is suspended, the account is not locked.
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal("session:s-1", contained.Principal);
+        Assert.Equal(ContainmentLevels.Suspended, contained.Level);
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.GuardLocked);
+    }
+
+    [Fact]
     public async Task Sixteen_parallel_reads_by_a_client_let_at_most_25_distinct_patients_leave()
     {
         using var client = await PatientReaderAsync();
@@ -389,6 +424,23 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.OK));
         Assert.Equal(11, statuses.Count(s => s == (HttpStatusCode)423));
         Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    /// <summary>Reads Dr Alpha's own patients from <paramref name="from"/>, re-proving both factors (a phished session), until refused; how many were opened.</summary>
+    private async Task<int> ReadOwnPatientsUntilRefusedAsync(Func<DateTimeOffset?, string, AccessContext> context, int from)
+    {
+        var opened = 0;
+        foreach (var patient in _own.Skip(from))
+        {
+            var result = await Records.ReadAsync(context(_time.GetUtcNow().AddSeconds(1), "s-1"), "Patient", patient, None);
+            if (result.Status != RecordStatus.Ok)
+            {
+                Assert.Equal(RecordStatus.Locked, result.Status);
+                break;
+            }
+            opened++;
+        }
+        return opened;
     }
 
     [Fact]
