@@ -99,6 +99,8 @@ public sealed partial class RecordsGuard
     {
         var started = _time.GetUtcNow();
         var now = started.ToUnixTimeMilliseconds();
+        // Containments this server wrote up to here are in what is read next; later ones may not be.
+        var writtenBefore = Interlocked.Read(ref _containmentsWritten);
         var contained = new Dictionary<(long, string), Containment>();
         var canaries = new Dictionary<long, HashSet<string>>();
         var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
@@ -138,10 +140,21 @@ public sealed partial class RecordsGuard
                 while (await reader.ReadAsync(cancellationToken)) grants.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
             }
         }
-        // Containments made here while reading are kept; others not in the database were released elsewhere.
+        // A containment missing from the database was released elsewhere (the command line, another server): the principal's
+        // reading here starts afresh, as a release on this server does. One this server has not finished writing, or wrote
+        // after the read began, is not missing.
         foreach (var (key, value) in _contained)
         {
-            if (!contained.ContainsKey(key) && value.ContainedAt < started.AddSeconds(-1)) _contained.TryRemove(key, out _);
+            if (contained.ContainsKey(key))
+            {
+                if (_unwritten.TryGetValue(key, out var written) && written <= writtenBefore) _unwritten.TryRemove(new KeyValuePair<(long, string), long>(key, written));
+                continue;
+            }
+            if (_unwritten.TryGetValue(key, out var pending) && pending > writtenBefore) continue;
+            if (value.ContainedAt >= started.AddSeconds(-1)) continue;
+            if (!_contained.TryRemove(new KeyValuePair<(long, string), Containment>(key, value))) continue;
+            _unwritten.TryRemove(key, out _);
+            Forget(key.Tenant, value.Account ?? value.Principal);
         }
         foreach (var (key, value) in contained) _contained[key] = value;
         _canaries = canaries;
@@ -592,9 +605,38 @@ public sealed partial class RecordsGuard
         });
         if (!added) return Refusal(principal, current);
         _ = cancellationToken;
-        if (deferWrite) Defer(() => PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now));
-        else await PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now);
+        // Until its row is written, the refresh must not take the containment for one released elsewhere.
+        _unwritten[(tenant, subject)] = long.MaxValue;
+        if (deferWrite) Defer(() => PersistAndNoteAsync(principal, tenant, subject, account, level, alertKind, detail, now));
+        else await PersistAndNoteAsync(principal, tenant, subject, account, level, alertKind, detail, now);
         return Refusal(principal, containment);
+    }
+
+    /// <summary>Containments written by this server (their rows committed), in order: a refresh knows which ones it can see.</summary>
+    private long _containmentsWritten;
+
+    /// <summary>Containments made here → the number of their write (long.MaxValue while not written: a write that failed holds
+    /// the containment in memory until a restart rather than let the refresh drop it).</summary>
+    private readonly ConcurrentDictionary<(long Tenant, string Subject), long> _unwritten = new();
+
+    private async Task PersistAndNoteAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)
+    {
+        await PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now);
+        _unwritten[(tenant, subject)] = Interlocked.Increment(ref _containmentsWritten);
+    }
+
+    /// <summary>Forgets a released principal's reading (a person's account, or a client) and vouches for where it reads from:
+    /// the officer reviewed the access.</summary>
+    private void Forget(long tenant, string owner)
+    {
+        if (_states.TryGetValue((tenant, owner), out var state))
+        {
+            lock (state) state.Clear();
+        }
+        if (_baselines.TryGetValue((tenant, owner), out var baseline))
+        {
+            lock (baseline) baseline.Vouch();
+        }
     }
 
     private async Task PersistAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)

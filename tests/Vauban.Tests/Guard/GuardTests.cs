@@ -373,6 +373,44 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_released_from_the_command_line_reads_again_on_the_running_server_and_is_not_suspended_again_at_once()
+    {
+        using var client = await PatientReaderAsync();
+        foreach (var patient in _strangers.Take(25))
+        {
+            using var ok = await client.GetAsync($"/fhir/Patient/{patient}");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        using (var refused = await client.GetAsync($"/fhir/Patient/{_strangers[25]}")) Assert.Equal((HttpStatusCode)423, refused.StatusCode);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        // vauban guard release: another process, on the same database.
+        await using (var cli = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
+        {
+            Assert.Equal(1, await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None));
+        }
+        _time.Advance(TimeSpan.FromSeconds(3));
+        // "Its reading windows start afresh": the running server forgets the 25 patients too, or the next read suspends it again.
+        using (var again = await client.GetAsync($"/fhir/Patient/{_strangers[26]}")) Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    [Fact]
+    public async Task A_session_released_from_the_command_line_does_not_get_its_account_locked_at_its_next_read()
+    {
+        var opened = await ReadOwnPatientsUntilRefusedAsync(DrA, 0);
+        Assert.Equal(25, opened);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal("session:s-1", contained.Principal);
+        await using (var cli = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
+        {
+            Assert.Equal(1, await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "session:s-1", None));
+        }
+        _time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow()), "Patient", _own[25], None)).Status);
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    [Fact]
     public async Task A_second_suspension_of_the_account_after_a_server_restart_still_locks_it()
     {
         Assert.Equal(25, await ReadOwnPatientsUntilRefusedAsync(DrA, 0));
