@@ -373,6 +373,25 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_suspended_client_cannot_tell_a_known_record_from_an_unknown_or_deleted_one()
+    {
+        using var client = await PatientReaderAsync("system/*.cruds");
+        using (var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Gone"))))
+        {
+            var id = (await created.BodyAsync()).GetProperty("id").GetString()!;
+            using var deleted = await client.DeleteAsync($"/fhir/Patient/{id}");
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+            using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+            foreach (var url in new[] { $"/fhir/Patient/{_strangers[0]}", "/fhir/Patient/no-such-patient", $"/fhir/Patient/{id}", "/fhir/Patient/no-such-patient/_history/1",
+                "/fhir/Patient/no-such-patient/_history", "/fhir/Patient/no-such-patient/$everything" })
+            {
+                using var response = await client.GetAsync(url);
+                Assert.True(response.StatusCode == (HttpStatusCode)423, url + " → " + (int)response.StatusCode);
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_client_released_from_the_command_line_reads_again_on_the_running_server_and_is_not_suspended_again_at_once()
     {
         using var client = await PatientReaderAsync();
