@@ -425,7 +425,9 @@ public sealed partial class RecordsGuard
                 }
                 stepUpOwed = principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince;
             }
-            else if (level == Level.Admit) state.StepUpSince = null;
+            // The episode ends when reading is back under the levels: not at a write or an empty page, which weigh no patients
+            // (a person who had proven both factors again was asked again at the next read, and the officer told again).
+            else if (level == Level.Admit && request.Counted.Count > 0) state.StepUpSince = null;
 
             if (stepUpOwed)
             {

@@ -100,6 +100,26 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_physician_who_proved_both_factors_again_is_not_asked_again_after_writing_a_note()
+    {
+        var started = _time.GetUtcNow();
+        for (var i = 0; i < 14; i++) Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(), "Patient", _own[i], None)).Status);
+        Assert.Equal(RecordStatus.ReauthenticationRequired, (await Records.ReadAsync(DrA(), "Patient", _own[14], None)).Status);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        var proven = _time.GetUtcNow();
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: proven), "Patient", _own[14], None)).Status);
+        // A note written, and a search that finds nothing: no patient weighed, the episode goes on.
+        _time.Advance(TimeSpan.FromSeconds(5));
+        using (var note = JsonDocument.Parse(Samples.Observation("Patient/" + _own[14])))
+            Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(DrA(authenticatedAt: proven), "Observation", note.RootElement, null, None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.SearchAsync(DrA(authenticatedAt: proven), "Patient", [new("family", "nobody-by-that-name")], null, false, None)).Status);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(_time.GetUtcNow() - started < TimeSpan.FromMinutes(1));
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: proven), "Patient", _own[15], None)).Status);
+        Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.GuardStepUp);
+    }
+
+    [Fact]
     public async Task Stolen_credentials_breaking_the_glass_again_and_again_are_contained_at_25_patients_outside_care()
     {
         var opened = 0;
