@@ -99,6 +99,8 @@ public sealed partial class RecordsGuard
     {
         var started = _time.GetUtcNow();
         var now = started.ToUnixTimeMilliseconds();
+        // Containments this server wrote up to here are in what is read next; later ones may not be.
+        var writtenBefore = Interlocked.Read(ref _containmentsWritten);
         var contained = new Dictionary<(long, string), Containment>();
         var canaries = new Dictionary<long, HashSet<string>>();
         var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
@@ -138,10 +140,21 @@ public sealed partial class RecordsGuard
                 while (await reader.ReadAsync(cancellationToken)) grants.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
             }
         }
-        // Containments made here while reading are kept; others not in the database were released elsewhere.
+        // A containment missing from the database was released elsewhere (the command line, another server): the principal's
+        // reading here starts afresh, as a release on this server does. One this server has not finished writing, or wrote
+        // after the read began, is not missing.
         foreach (var (key, value) in _contained)
         {
-            if (!contained.ContainsKey(key) && value.ContainedAt < started.AddSeconds(-1)) _contained.TryRemove(key, out _);
+            if (contained.ContainsKey(key))
+            {
+                if (_unwritten.TryGetValue(key, out var written) && written <= writtenBefore) _unwritten.TryRemove(new KeyValuePair<(long, string), long>(key, written));
+                continue;
+            }
+            if (_unwritten.TryGetValue(key, out var pending) && pending > writtenBefore) continue;
+            if (value.ContainedAt >= started.AddSeconds(-1)) continue;
+            if (!_contained.TryRemove(new KeyValuePair<(long, string), Containment>(key, value))) continue;
+            _unwritten.TryRemove(key, out _);
+            Forget(key.Tenant, value.Account ?? value.Principal);
         }
         foreach (var (key, value) in contained) _contained[key] = value;
         _canaries = canaries;
@@ -412,7 +425,9 @@ public sealed partial class RecordsGuard
                 }
                 stepUpOwed = principal.AuthenticatedAt is not { } proven || proven.ToUnixTimeMilliseconds() < state.StepUpSince;
             }
-            else if (level == Level.Admit) state.StepUpSince = null;
+            // The episode ends when reading is back under the levels: not at a write or an empty page, which weigh no patients
+            // (a person who had proven both factors again was asked again at the next read, and the officer told again).
+            else if (level == Level.Admit && request.Counted.Count > 0) state.StepUpSince = null;
 
             if (stepUpOwed)
             {
@@ -462,15 +477,20 @@ public sealed partial class RecordsGuard
                 $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.", CancellationToken.None);
         }
         if (suspendWhy is null) return decision;
-        // A second suspension of the same account within the window locks it.
+        // A second suspension of the same account within the window locks it: a suspension of another of its sessions, remembered
+        // here or still held in the database (a restart forgets the reading, not the containments). Requests of one session
+        // crossing together are one suspension, not two.
         var lockAccount = false;
         if (principal.Kind == PrincipalKind.Person)
         {
+            var window = (long)Options.LockAfterSecondSuspensionWithin.TotalMilliseconds;
+            var subject = SuspensionSubject(principal);
             lock (state)
             {
-                lockAccount = state.LastSuspendedAt is { } last && nowMs - last <= (long)Options.LockAfterSecondSuspensionWithin.TotalMilliseconds;
-                state.LastSuspendedAt = nowMs;
+                lockAccount = state.LastSuspension is { } last && last.Subject != subject && nowMs - last.At <= window;
+                state.LastSuspension = (subject, nowMs);
             }
+            lockAccount = lockAccount || HeldSuspension(tenant, principal.Id, subject, nowMs - window);
         }
         return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended, lockAccount ? KnownAlertKinds.GuardLocked : KnownAlertKinds.GuardSuspended,
             $"{Who(principal)}: {suspendWhy} (limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}"
@@ -502,6 +522,21 @@ public sealed partial class RecordsGuard
     }
 
     public static string SessionSubject(string sessionId) => "session:" + sessionId;
+
+    /// <summary>What a suspension holds: a person's session (their account when the request names none), or the client.</summary>
+    private static string SuspensionSubject(Principal principal) =>
+        principal.Kind == PrincipalKind.Person && principal.SessionId is { } session ? SessionSubject(session) : principal.Id;
+
+    /// <summary>Whether another session of <paramref name="account"/> is held suspended since <paramref name="sinceMs"/>.</summary>
+    private bool HeldSuspension(long tenant, string account, string subject, long sinceMs)
+    {
+        foreach (var (key, containment) in _contained)
+        {
+            if (key.Tenant == tenant && containment.Level == ContainmentLevels.Suspended && containment.Account == account && key.Subject != subject
+                && containment.ContainedAt.ToUnixTimeMilliseconds() >= sinceMs) return true;
+        }
+        return false;
+    }
 
     /// <summary>Whether the person holds an unexpired break-the-glass grant for the patient: what they do in that patient's
     /// record is emergency access (as the guard counts it, and as the audit entry's purpose records it), whatever else relates them.</summary>
@@ -559,8 +594,7 @@ public sealed partial class RecordsGuard
         var now = _time.GetUtcNow();
         // People: a suspension holds the session (a new sign-in proves both factors again, and meets the same
         // counters); a lock holds the account. Clients: the client.
-        var subject = principal.Kind == PrincipalKind.Person && level == ContainmentLevels.Suspended && principal.SessionId is { } session
-            ? SessionSubject(session) : principal.Id;
+        var subject = level == ContainmentLevels.Suspended ? SuspensionSubject(principal) : principal.Id;
         var account = principal.Kind == PrincipalKind.Person ? principal.Id : null;
         var containment = new Containment(tenant, subject, account, level, detail, now);
         // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert.
@@ -573,9 +607,38 @@ public sealed partial class RecordsGuard
         });
         if (!added) return Refusal(principal, current);
         _ = cancellationToken;
-        if (deferWrite) Defer(() => PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now));
-        else await PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now);
+        // Until its row is written, the refresh must not take the containment for one released elsewhere.
+        _unwritten[(tenant, subject)] = long.MaxValue;
+        if (deferWrite) Defer(() => PersistAndNoteAsync(principal, tenant, subject, account, level, alertKind, detail, now));
+        else await PersistAndNoteAsync(principal, tenant, subject, account, level, alertKind, detail, now);
         return Refusal(principal, containment);
+    }
+
+    /// <summary>Containments written by this server (their rows committed), in order: a refresh knows which ones it can see.</summary>
+    private long _containmentsWritten;
+
+    /// <summary>Containments made here → the number of their write (long.MaxValue while not written: a write that failed holds
+    /// the containment in memory until a restart rather than let the refresh drop it).</summary>
+    private readonly ConcurrentDictionary<(long Tenant, string Subject), long> _unwritten = new();
+
+    private async Task PersistAndNoteAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)
+    {
+        await PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now);
+        _unwritten[(tenant, subject)] = Interlocked.Increment(ref _containmentsWritten);
+    }
+
+    /// <summary>Forgets a released principal's reading (a person's account, or a client) and vouches for where it reads from:
+    /// the officer reviewed the access.</summary>
+    private void Forget(long tenant, string owner)
+    {
+        if (_states.TryGetValue((tenant, owner), out var state))
+        {
+            lock (state) state.Clear();
+        }
+        if (_baselines.TryGetValue((tenant, owner), out var baseline))
+        {
+            lock (baseline) baseline.Vouch();
+        }
     }
 
     private async Task PersistAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)
@@ -783,7 +846,8 @@ public sealed partial class RecordsGuard
         public DistinctWindow Everything { get; } = new(TimeSpan.FromHours(1));
         public DistinctWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
         public long? StepUpSince { get; set; }
-        public long? LastSuspendedAt { get; set; }
+        /// <summary>The account's last suspension: the session (or principal) suspended, and when.</summary>
+        public (string Subject, long At)? LastSuspension { get; set; }
         public long LastSeenMs { get; set; }
 
         /// <summary>Active signals → when they stop weighing.</summary>
@@ -855,7 +919,7 @@ public sealed partial class RecordsGuard
             Everything.Clear();
             EverythingDay.Clear();
             StepUpSince = null;
-            LastSuspendedAt = null;
+            LastSuspension = null;
             Signals.Clear();
             AtRisk.Clear();
             RiskSince = null;

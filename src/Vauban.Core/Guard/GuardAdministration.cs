@@ -108,16 +108,8 @@ public sealed partial class RecordsGuard
         foreach (var (subject, account, _) in released)
         {
             _contained.TryRemove((tenant.Id, subject), out _);
-            var owner = account ?? subject;
-            if (_states.TryGetValue((tenant.Id, owner), out var state))
-            {
-                lock (state) state.Clear();
-            }
-            // The officer reviewed the access: where it came from is known from now on.
-            if (_baselines.TryGetValue((tenant.Id, owner), out var baseline))
-            {
-                lock (baseline) baseline.Vouch();
-            }
+            _unwritten.TryRemove((tenant.Id, subject), out _);
+            Forget(tenant.Id, account ?? subject);
         }
         return released.Count;
     }

@@ -60,6 +60,10 @@ public sealed partial class RecordsService
             }
         }
 
+        // A count carries no record but tells whether patients matching a name and birth date are here: a contained principal
+        // gets none (the guard is asked with no patients, as for a write).
+        if ((query.SummaryCount || query.Count == 0) && await AdmitAsync(context, Interaction.Search, type, [], depth, cancellationToken) is { } held)
+            return SearchPage.Fail(held.Status, [.. held.Issues!]);
         await using var connection = await _database.OpenAsync(cancellationToken);
         var screened = await ScreenAsync(context, query, after, query.SummaryCount || query.Count == 0 || query.TotalAccurate, cancellationToken);
         if (query.SummaryCount || query.Count == 0)

@@ -346,9 +346,20 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotSupported($"The resource type '{Shorten(type)}' is not supported. Supported: {string.Join(", ", TypeCodes.Names)}."));
         }
         var decision = _policy.Authorize(context, interaction, type);
-        if (decision.Allowed) return null;
-        await AuditRefusalAsync(context, interaction, type, id, decision.Reason!, cancellationToken);
-        return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+        if (!decision.Allowed)
+        {
+            await AuditRefusalAsync(context, interaction, type, id, decision.Reason!, cancellationToken);
+            return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
+        }
+        // A contained principal is refused before any record is looked at: a 404 for an unknown id and a 423 for a known one
+        // (or a 410 for a deleted one) would still tell it which records exist.
+        if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
+        {
+            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, null)],
+                cancellationToken, note: "guard: " + contained.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")");
+            return RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", contained.Reason!));
+        }
+        return null;
     }
 
     /// <summary>The audit entry of an act refused by role or scopes, before any record was looked at: the type, and the id

@@ -100,6 +100,26 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_physician_who_proved_both_factors_again_is_not_asked_again_after_writing_a_note()
+    {
+        var started = _time.GetUtcNow();
+        for (var i = 0; i < 14; i++) Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(), "Patient", _own[i], None)).Status);
+        Assert.Equal(RecordStatus.ReauthenticationRequired, (await Records.ReadAsync(DrA(), "Patient", _own[14], None)).Status);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        var proven = _time.GetUtcNow();
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: proven), "Patient", _own[14], None)).Status);
+        // A note written, and a search that finds nothing: no patient weighed, the episode goes on.
+        _time.Advance(TimeSpan.FromSeconds(5));
+        using (var note = JsonDocument.Parse(Samples.Observation("Patient/" + _own[14])))
+            Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(DrA(authenticatedAt: proven), "Observation", note.RootElement, null, None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.SearchAsync(DrA(authenticatedAt: proven), "Patient", [new("family", "nobody-by-that-name")], null, false, None)).Status);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(_time.GetUtcNow() - started < TimeSpan.FromMinutes(1));
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: proven), "Patient", _own[15], None)).Status);
+        Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.GuardStepUp);
+    }
+
+    [Fact]
     public async Task Stolen_credentials_breaking_the_glass_again_and_again_are_contained_at_25_patients_outside_care()
     {
         var opened = 0;
@@ -356,6 +376,148 @@ public abstract class GuardTests : IAsyncLifetime
         stated.Headers.Add(RecordsGuard.ReasonHeader, "Annual identity reconciliation, ticket 77");
         using var allowed = await client.SendAsync(stated);
         Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_suspended_client_gets_no_count_either_summary_count_or_count_zero()
+    {
+        using var client = await PatientReaderAsync();
+        using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+        // A count says whether a person with this name and birth date is a patient here: it is data too.
+        foreach (var url in new[] { "/fhir/Patient?family=stranger&_summary=count", "/fhir/Patient?family=stranger&_count=0" })
+        {
+            using var response = await client.GetAsync(url);
+            Assert.True(response.StatusCode == (HttpStatusCode)423, url + " → " + (int)response.StatusCode);
+            Assert.DoesNotContain("\"total\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_suspended_client_cannot_tell_a_known_record_from_an_unknown_or_deleted_one()
+    {
+        using var client = await PatientReaderAsync("system/*.cruds");
+        using (var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Gone"))))
+        {
+            var id = (await created.BodyAsync()).GetProperty("id").GetString()!;
+            using var deleted = await client.DeleteAsync($"/fhir/Patient/{id}");
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+            using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+            foreach (var url in new[] { $"/fhir/Patient/{_strangers[0]}", "/fhir/Patient/no-such-patient", $"/fhir/Patient/{id}", "/fhir/Patient/no-such-patient/_history/1",
+                "/fhir/Patient/no-such-patient/_history", "/fhir/Patient/no-such-patient/$everything" })
+            {
+                using var response = await client.GetAsync(url);
+                Assert.True(response.StatusCode == (HttpStatusCode)423, url + " → " + (int)response.StatusCode);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_client_released_from_the_command_line_reads_again_on_the_running_server_and_is_not_suspended_again_at_once()
+    {
+        using var client = await PatientReaderAsync();
+        foreach (var patient in _strangers.Take(25))
+        {
+            using var ok = await client.GetAsync($"/fhir/Patient/{patient}");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        using (var refused = await client.GetAsync($"/fhir/Patient/{_strangers[25]}")) Assert.Equal((HttpStatusCode)423, refused.StatusCode);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        // vauban guard release: another process, on the same database.
+        await using (var cli = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
+        {
+            Assert.Equal(1, await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None));
+        }
+        _time.Advance(TimeSpan.FromSeconds(3));
+        // "Its reading windows start afresh": the running server forgets the 25 patients too, or the next read suspends it again.
+        using (var again = await client.GetAsync($"/fhir/Patient/{_strangers[26]}")) Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    [Fact]
+    public async Task A_session_released_from_the_command_line_does_not_get_its_account_locked_at_its_next_read()
+    {
+        var opened = await ReadOwnPatientsUntilRefusedAsync(DrA, 0);
+        Assert.Equal(25, opened);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal("session:s-1", contained.Principal);
+        await using (var cli = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
+        {
+            Assert.Equal(1, await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "session:s-1", None));
+        }
+        _time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow()), "Patient", _own[25], None)).Status);
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    [Fact]
+    public async Task A_second_suspension_of_the_account_after_a_server_restart_still_locks_it()
+    {
+        Assert.Equal(25, await ReadOwnPatientsUntilRefusedAsync(DrA, 0));
+        // The server restarts (its reading windows are forgotten); the thief signs in again with the stolen factors.
+        await using var restarted = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey)
+            { Time = _time, Guard = new GuardOptions { SlowDelay = TimeSpan.Zero } }, None);
+        AccessContext SecondSession(DateTimeOffset? authenticatedAt) => DrA(authenticatedAt, session: "s-2");
+        var opened = 0;
+        RecordStatus last = RecordStatus.Ok;
+        foreach (var patient in _own)
+        {
+            last = (await restarted.Records.ReadAsync(SecondSession(_time.GetUtcNow().AddSeconds(1)), "Patient", patient, None)).Status;
+            if (last != RecordStatus.Ok) break;
+            opened++;
+        }
+        Assert.Equal(RecordStatus.Locked, last);
+        Assert.Contains(await restarted.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == "user:drA" && c.Level == ContainmentLevels.Locked);
+        Assert.Contains(await restarted.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.GuardLocked);
+    }
+
+    [Fact]
+    public async Task Parallel_reads_crossing_the_bound_together_let_at_most_25_patients_leave_and_suspend_the_session_without_locking_the_account()
+    {
+        for (var i = 0; i < 24; i++) Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow().AddSeconds(1)), "Patient", _own[i], None)).Status);
+        var results = await Task.WhenAll(_own.Skip(24).Select(patient => Task.Run(() => Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow().AddSeconds(1)), "Patient", patient, None))));
+        Assert.Equal(1, results.Count(r => r.Status == RecordStatus.Ok));
+        Assert.All(results.Where(r => r.Status != RecordStatus.Ok), r => Assert.Equal(RecordStatus.Locked, r.Status));
+        // One crossing, however many requests carried it: the session is suspended, the account is not locked.
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal("session:s-1", contained.Principal);
+        Assert.Equal(ContainmentLevels.Suspended, contained.Level);
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.GuardLocked);
+    }
+
+    [Fact]
+    public async Task Sixteen_parallel_reads_by_a_client_let_at_most_25_distinct_patients_leave()
+    {
+        using var client = await PatientReaderAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            using var ok = await client.GetAsync($"/fhir/Patient/{_strangers[i]}");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        var statuses = await Task.WhenAll(_strangers.Skip(20).Take(16).Select(async patient =>
+        {
+            using var response = await client.GetAsync($"/fhir/Patient/{patient}");
+            return response.StatusCode;
+        }));
+        Assert.Equal(5, statuses.Count(s => s == HttpStatusCode.OK));
+        Assert.Equal(11, statuses.Count(s => s == (HttpStatusCode)423));
+        Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+    }
+
+    /// <summary>Reads Dr Alpha's own patients from <paramref name="from"/>, re-proving both factors (a phished session), until refused; how many were opened.</summary>
+    private async Task<int> ReadOwnPatientsUntilRefusedAsync(Func<DateTimeOffset?, string, AccessContext> context, int from)
+    {
+        var opened = 0;
+        foreach (var patient in _own.Skip(from))
+        {
+            var result = await Records.ReadAsync(context(_time.GetUtcNow().AddSeconds(1), "s-1"), "Patient", patient, None);
+            if (result.Status != RecordStatus.Ok)
+            {
+                Assert.Equal(RecordStatus.Locked, result.Status);
+                break;
+            }
+            opened++;
+        }
+        return opened;
     }
 
     [Fact]
