@@ -213,6 +213,9 @@ public sealed record GuardOptions
             throw new VaubanConfigurationException($"The guard configuration is not valid: {e.Message}", e);
         }
         if (options is null) throw new VaubanConfigurationException("The guard configuration is empty.");
+        // Invariant 5 holds in every deployment: a file may move the bounds, never switch the guard off (that switch is for
+        // the in-process benchmark measuring what the guard costs).
+        if (!options.Enabled) throw new VaubanConfigurationException("The guard configuration cannot turn the guard off (\"enabled\": false); raise the limits that are too low instead.");
         // Roles not named in the file keep their defaults.
         if (!ReferenceEquals(options.Roles, DefaultRoles))
         {

@@ -164,6 +164,9 @@ public sealed class ReadingWindowTests
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Physician": { "patientsPerHuor": { "suspend": 1 } } } }"""));
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Surgeon": {} } }"""));
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "people": { "outsideCarePerDay": { "suspend": 500 } } }"""));
+        // A file moves the bounds; it cannot switch the guard off.
+        var off = Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "enabled": false }"""));
+        Assert.Contains("cannot turn the guard off", off.Message, StringComparison.Ordinal);
     }
 
     [Fact]
