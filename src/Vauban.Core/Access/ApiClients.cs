@@ -53,7 +53,9 @@ public sealed class ApiClients
     /// <summary>How long a token stays in a process's cache before the database is asked again: a client revoked by another
     /// process (the command line) loses its tokens here within this time.</summary>
     internal static readonly TimeSpan TokenRecheck = TimeSpan.FromSeconds(30);
-    private readonly ConcurrentDictionary<string, long> _usedAssertionIds = new(StringComparer.Ordinal);
+
+    /// <summary>How far a client's clock may be from ours when its assertion's exp, nbf and iat are checked.</summary>
+    private const int AssertionClockSkewSeconds = 60;
 
     internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, TimeSpan tokenLifetime, TimeProvider time)
     {
@@ -343,14 +345,28 @@ public sealed class ApiClients
         var jwt = (JsonWebToken)result.SecurityToken;
         if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return (client, "assertion refused (subject or jti)");
 
-        // Replay: each assertion id is accepted once while it could still be valid.
-        var now = _time.GetUtcNow().ToUnixTimeSeconds();
-        foreach (var (id, until) in _usedAssertionIds)
-        {
-            if (until < now) _usedAssertionIds.TryRemove(id, out _);
-        }
-        if (!_usedAssertionIds.TryAdd(client.ClientId + " " + jwt.Id, new DateTimeOffset(jwt.ValidTo).ToUnixTimeSeconds() + 120)) return (client, "assertion refused (replayed)");
+        if (!await UseAssertionOnceAsync(client.ClientId, jwt.Id, jwt.ValidTo, cancellationToken)) return (client, "assertion refused (replayed)");
         return (client, null);
+    }
+
+    /// <summary>Replay: each assertion id is accepted once while it could still be valid — recorded in the database, so that a
+    /// restarted server or another server of the same store refuses it too; of two requests racing with one assertion, the
+    /// primary key lets one through. False when it was used already.</summary>
+    private async Task<bool> UseAssertionOnceAsync(string clientId, string jti, DateTime validTo, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Past its exp (and the clock skew allowed), the assertion is refused as expired: its id need not be kept longer.
+        var until = new DateTimeOffset(DateTime.SpecifyKind(validTo, DateTimeKind.Utc)).AddSeconds(AssertionClockSkewSeconds + 60).ToUnixTimeMilliseconds();
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var purge = scope.Command("DELETE FROM client_assertions WHERE expires_at < @now").With("now", now))
+        {
+            await purge.ExecuteNonQueryAsync(cancellationToken);
+        }
+        using var insert = scope.Command("INSERT INTO client_assertions (client_id, jti_hash, expires_at) VALUES (@c, @j, @e) ON CONFLICT DO NOTHING")
+            .With("c", clientId).With("j", Hash(jti)).With("e", Math.Max(until, now));
+        var fresh = await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
+        await scope.CommitAsync(cancellationToken);
+        return fresh;
     }
 
     /// <summary>Why an assertion did not validate, in words for the audit entry (never the assertion itself).</summary>

@@ -87,4 +87,52 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (replayed)");
         Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (expired or lifetime too long)");
     }
+
+    [Fact]
+    public async Task Replay_after_a_restart_an_assertion_used_before_the_restart_is_refused()
+    {
+        // A restart (or a second server of the same store) must not forget which assertions were used: the same port, so the
+        // same token endpoint URL, and the same database and master key.
+        var before = await VaubanServer.StartAsync(Engine.Postgres);
+        var (db, master, authority) = (before.Db, before.MasterKey, before.BaseAddress.Authority);
+        var tenant = await before.Store.Tenants.AddAsync("lab", CancellationToken.None);
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(_key) { KeyId = "k1" });
+        var jwks = JsonSerializer.Serialize(new { keys = new[] { new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, kid = "k1", alg = "ES384" } } });
+        var clientId = (await before.Store.Clients.AddAsync(tenant, "lab robot", "system/Observation.crs", jwks, CancellationToken.None)).ClientId;
+        var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = clientId,
+            Audience = new Uri(before.BaseAddress, "/oauth/token").ToString(),
+            Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString() },
+            Expires = DateTime.UtcNow.AddMinutes(4),
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha384),
+        });
+        var form = new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = assertion,
+        };
+        using (var first = await before.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form)))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+        await before.DisposeAsync();
+
+        await using var after = await VaubanServer.StartAsync(Engine.Postgres, new Vauban.Web.ServerOptions("http://" + authority), _ => new Vauban.StoreOptions(db, master));
+        using var replayed = await after.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form));
+        Assert.Equal(HttpStatusCode.Unauthorized, replayed.StatusCode);
+        var entries = await after.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Agent = clientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (replayed)");
+    }
+
+    [Fact]
+    public async Task Replay_two_requests_racing_with_one_assertion_get_one_token()
+    {
+        var assertion = Assertion(_key);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => RequestAsync(assertion)));
+        Assert.Single(answers, a => a == HttpStatusCode.OK);
+        Assert.All(answers.Where(a => a != HttpStatusCode.OK), a => Assert.Equal(HttpStatusCode.Unauthorized, a));
+    }
 }
