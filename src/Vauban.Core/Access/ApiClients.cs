@@ -312,14 +312,15 @@ public sealed class ApiClients
     /// The client its issuer names (null when none is registered) and, when the assertion is refused, why.</summary>
     private async Task<(Client? Client, string? Refused)> AuthenticateAssertionAsync(string? assertion, string? clientIdHint, string tokenEndpoint, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384) return (null, null);
+        // A signed JWT (JWS compact form: three parts); an encrypted one (JWE, five parts) is no client assertion.
+        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384 || assertion.Count(c => c == '.') != 2) return (null, null);
         var handler = new JsonWebTokenHandler();
         string? issuer;
         try
         {
             issuer = handler.ReadJsonWebToken(assertion).Issuer;
         }
-        catch (ArgumentException)
+        catch (Exception e) when (e is ArgumentException or FormatException or SecurityTokenException or System.Text.Json.JsonException)
         {
             return (null, null);
         }
@@ -329,6 +330,7 @@ public sealed class ApiClients
         if (clientIdHint is not null && clientIdHint != issuer) return (client, "assertion refused (client_id differs from its issuer)");
         if (client.Jwks is null) return (client, "assertion refused (the client has no registered key)");
 
+        var now = _time.GetUtcNow().UtcDateTime;
         var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
         {
             ValidIssuer = client.ClientId,
@@ -336,14 +338,21 @@ public sealed class ApiClients
             IssuerSigningKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys(),
             RequireExpirationTime = true,
             RequireSignedTokens = true,
-            ClockSkew = TimeSpan.FromSeconds(60),
-            LifetimeValidator = (notBefore, expires, _, _) =>
-                expires is { } e && e > _time.GetUtcNow().UtcDateTime.AddSeconds(-60) && e <= _time.GetUtcNow().UtcDateTime.AddMinutes(5).AddSeconds(60),
+            ClockSkew = TimeSpan.FromSeconds(AssertionClockSkewSeconds),
+            // Replaces the library's lifetime check, nbf included: nbf and iat are checked below.
+            LifetimeValidator = (_, expires, _, _) => expires is { } e && e > now.AddSeconds(-AssertionClockSkewSeconds)
+                && e <= now.AddMinutes(5).AddSeconds(AssertionClockSkewSeconds),
             ValidAlgorithms = ["RS384", "ES384", "RS256", "ES256", "PS384"],
         });
         if (!result.IsValid) return (client, "assertion refused (" + AssertionFailure(result.Exception) + ")");
         var jwt = (JsonWebToken)result.SecurityToken;
         if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return (client, "assertion refused (subject or jti)");
+        // An assertion not valid yet, or issued in the future, is refused (RFC 7523 section 3: nbf; iat): one made now for later use
+        // would otherwise be good until its exp, whenever it is played. Absent, each reads as DateTime.MinValue.
+        if (jwt.ValidFrom > now.AddSeconds(AssertionClockSkewSeconds) || jwt.IssuedAt > now.AddSeconds(AssertionClockSkewSeconds))
+        {
+            return (client, "assertion refused (not yet valid: nbf or iat in the future)");
+        }
 
         if (!await UseAssertionOnceAsync(client.ClientId, jwt.Id, jwt.ValidTo, cancellationToken)) return (client, "assertion refused (replayed)");
         return (client, null);

@@ -135,4 +135,44 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         Assert.Single(answers, a => a == HttpStatusCode.OK);
         Assert.All(answers.Where(a => a != HttpStatusCode.OK), a => Assert.Equal(HttpStatusCode.Unauthorized, a));
     }
+
+    [Fact]
+    public async Task An_assertion_not_valid_yet_or_issued_in_the_future_is_refused()
+    {
+        // Made now to be played later: exp is within 5 minutes, but nbf (or iat) says it is not valid yet.
+        string Made(DateTime? notBefore, DateTime? issuedAt) => new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = _clientId,
+            Audience = new Uri(_server.BaseAddress, "/oauth/token").ToString(),
+            Claims = new Dictionary<string, object> { ["sub"] = _clientId, ["jti"] = Guid.NewGuid().ToString() },
+            Expires = DateTime.UtcNow.AddMinutes(4),
+            NotBefore = notBefore,
+            IssuedAt = issuedAt,
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha384),
+        });
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Made(DateTime.UtcNow.AddMinutes(3), null)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Made(null, DateTime.UtcNow.AddMinutes(3))));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Made(null, null)));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Made(DateTime.UtcNow.AddSeconds(-5), DateTime.UtcNow.AddSeconds(-5))));
+    }
+
+    [Theory]
+    [InlineData("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d")]
+    [InlineData("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0")]
+    [InlineData("eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0")]
+    [InlineData("eyJhbGciOiJFUzM4NCJ9.bm90IGpzb24.AAAA")]
+    [InlineData("a.b.c")]
+    [InlineData("....")]
+    public async Task A_malformed_or_encrypted_assertion_is_an_oauth_invalid_client_not_a_server_error(string assertion)
+    {
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = assertion,
+        }));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("invalid_client", body.GetProperty("error").GetString());
+    }
 }
