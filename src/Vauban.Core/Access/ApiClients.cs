@@ -35,6 +35,9 @@ public sealed record TokenError(string Error, string Description, int Status)
 {
     /// <summary>The request named no registered client: no tenant, so no audit chain took the failure (the host logs it).</summary>
     public bool UnknownClient { get; init; }
+
+    /// <summary>When the source may try again (429: too many failed client authentications from it).</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 public sealed record TokenRequest(string? GrantType, string? Scope, string? ClientId, string? ClientSecret, string? ClientAssertionType, string? ClientAssertion);
@@ -46,6 +49,7 @@ public sealed class ApiClients
     private readonly StoreDatabase _database;
     private readonly Tenants _tenants;
     private readonly AuditTrail _audit;
+    private readonly SignInThrottle _throttle;
     private readonly TimeSpan _tokenLifetime;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, (AccessContext Context, long ExpiresAt)> _tokenCache = new(StringComparer.Ordinal);
@@ -57,11 +61,12 @@ public sealed class ApiClients
     /// <summary>How far a client's clock may be from ours when its assertion's exp, nbf and iat are checked.</summary>
     private const int AssertionClockSkewSeconds = 60;
 
-    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, TimeSpan tokenLifetime, TimeProvider time)
+    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, SignInThrottle throttle, TimeSpan tokenLifetime, TimeProvider time)
     {
         _database = database;
         _tenants = tenants;
         _audit = audit;
+        _throttle = throttle;
         _tokenLifetime = tokenLifetime;
         _time = time;
     }
@@ -134,6 +139,14 @@ public sealed class ApiClients
             return (null, new TokenError(request.GrantType is null ? "invalid_request" : "unsupported_grant_type",
                 "Only grant_type=client_credentials is supported.", 400));
         }
+        // Failed client authentications are throttled per source address, with failed person sign-ins (one budget a source):
+        // past the threshold each attempt waits, doubling. Not per client: a secret is 256 random bits and an assertion is
+        // signed, so there is nothing to guess slowly, and a per-client counter would let anyone lock a client out.
+        if (await _throttle.WaitAsync(null, sourceAddress, cancellationToken) is { } wait)
+        {
+            return (null, new TokenError("temporarily_unavailable",
+                $"Too many failed client authentications from this address. Wait {Math.Ceiling(wait.TotalSeconds)} seconds and try again.", 429) { RetryAfter = wait });
+        }
 
         Client? client;
         string? refused;
@@ -159,14 +172,18 @@ public sealed class ApiClients
             return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401));
         }
         var failed = new TokenError("invalid_client", "Client authentication failed.", 401);
-        if (client is null) return (null, failed with { UnknownClient = true });
-        var tenant = await _tenants.FindAsync(client.TenantId, cancellationToken);
-        if (tenant is null) return (null, failed with { UnknownClient = true });
+        var tenant = client is null ? null : await _tenants.FindAsync(client.TenantId, cancellationToken);
+        if (client is null || tenant is null)
+        {
+            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
+            return (null, failed with { UnknownClient = true });
+        }
         var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.ClientId, client.Name, SmartScopes.None), tenant, "sign-in", sourceAddress, correlationId);
         refused ??= client.Disabled ? "client disabled" : null;
         if (refused is not null)
         {
             await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, refused);
+            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
             return (null, failed);
         }
 

@@ -65,6 +65,7 @@ internal static class TokenEndpoint
     private static IResult Error(TokenError error, HttpContext? http = null, bool basic = false)
     {
         if (http is not null && basic && error.Status == StatusCodes.Status401Unauthorized) http.Response.Headers.WWWAuthenticate = "Basic realm=\"vauban\"";
+        if (http is not null && error.RetryAfter is { } wait) http.Response.Headers.RetryAfter = Math.Ceiling(wait.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Results.Json(new { error = error.Error, error_description = error.Description }, statusCode: error.Status);
     }
 }

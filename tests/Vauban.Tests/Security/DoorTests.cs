@@ -93,6 +93,27 @@ public abstract class DoorTests : IAsyncLifetime
         using (var right = await _server.Http.SendAsync(Request(client.ClientSecret!, grant))) Assert.Equal(HttpStatusCode.OK, right.StatusCode);
     }
 
+    [Fact]
+    public async Task Guessing_client_credentials_from_one_address_is_throttled_even_for_the_right_secret_next()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "guessed", "system/Patient.rs", null, CancellationToken.None);
+        // Wrong secrets for a registered client and made-up client ids count alike (throttling does not tell which exist).
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await TokenResponseAsync(i % 2 == 0 ? client.ClientId : "vc_made-up-" + i, "vs_guess" + i)).Status);
+        }
+        using var throttled = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = client.ClientSecret!,
+        }));
+        Assert.Equal(HttpStatusCode.TooManyRequests, throttled.StatusCode);
+        Assert.NotNull(throttled.Headers.RetryAfter);
+        var body = JsonDocument.Parse(await throttled.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("temporarily_unavailable", body.GetProperty("error").GetString());
+        Assert.DoesNotContain(client.ClientSecret!, body.ToString(), StringComparison.Ordinal);
+    }
+
     private async Task<(HttpStatusCode Status, string Body)> TokenResponseAsync(string id, string secret)
     {
         using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
