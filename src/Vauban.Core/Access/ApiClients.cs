@@ -46,6 +46,9 @@ public sealed class ApiClients
 {
     public const string JwtBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+    /// <summary>The signature algorithms a private_key_jwt assertion may use (SMART Backend Services: RS384 and ES384, and these).</summary>
+    public static IReadOnlyList<string> AssertionAlgorithms { get; } = ["RS384", "ES384", "RS256", "ES256", "PS384"];
+
     private readonly StoreDatabase _database;
     private readonly Tenants _tenants;
     private readonly AuditTrail _audit;
@@ -359,7 +362,7 @@ public sealed class ApiClients
             // Replaces the library's lifetime check, nbf included: nbf and iat are checked below.
             LifetimeValidator = (_, expires, _, _) => expires is { } e && e > now.AddSeconds(-AssertionClockSkewSeconds)
                 && e <= now.AddMinutes(5).AddSeconds(AssertionClockSkewSeconds),
-            ValidAlgorithms = ["RS384", "ES384", "RS256", "ES256", "PS384"],
+            ValidAlgorithms = AssertionAlgorithms,
         });
         if (!result.IsValid) return (client, "assertion refused (" + AssertionFailure(result.Exception) + ")");
         var jwt = (JsonWebToken)result.SecurityToken;

@@ -77,6 +77,7 @@ public static class VaubanHost
         app.MapStaffPages();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapTokenEndpoint(store.Clients);
+        app.MapSmartConfiguration();
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
         app.MapGuardAdmin(store);
         return app;

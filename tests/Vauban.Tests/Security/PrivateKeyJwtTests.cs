@@ -175,4 +175,19 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("invalid_client", body.GetProperty("error").GetString());
     }
+
+    [Fact]
+    public async Task The_SMART_configuration_is_public_and_names_the_token_endpoint_that_assertions_are_addressed_to()
+    {
+        using var response = await _server.Http.GetAsync("/fhir/.well-known/smart-configuration");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var configuration = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        var tokenEndpoint = configuration.GetProperty("token_endpoint").GetString()!;
+        Assert.Equal(new Uri(_server.BaseAddress, "/oauth/token").ToString(), tokenEndpoint);
+        Assert.Contains("private_key_jwt", configuration.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("ES384", configuration.GetProperty("token_endpoint_auth_signing_alg_values_supported").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("client_credentials", configuration.GetProperty("grant_types_supported").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("client-confidential-asymmetric", configuration.GetProperty("capabilities").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Assertion(_key, audience: tokenEndpoint)));
+    }
 }
