@@ -98,7 +98,7 @@ public sealed class ApiClients
             throw new ArgumentException("A patient limit is a list of 1 to 10,000 valid Patient ids.", nameof(limits));
         }
         if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
-        if (!SmartScopes.TryParse(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
+        if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
         if (jwks is not null)
         {
@@ -156,6 +156,12 @@ public sealed class ApiClients
         string method;
         if (request.ClientAssertion is not null || request.ClientAssertionType is not null)
         {
+            // RFC 6749 section 2.3: one client authentication method a request; not an assertion with a secret besides.
+            if (request.ClientSecret is not null)
+            {
+                return (null, new TokenError("invalid_request",
+                    "Use one client authentication method: client_assertion (private_key_jwt), or a client secret, not both.", 400));
+            }
             if (request.ClientAssertionType != JwtBearerAssertionType)
                 return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400));
             method = "private_key_jwt";
@@ -195,7 +201,7 @@ public sealed class ApiClients
         if (!string.IsNullOrWhiteSpace(request.Scope))
         {
             TokenError? scopeRefusal = null;
-            if (!SmartScopes.TryParse(request.Scope, TypeCodes.Names, out var requested, out var scopeError))
+            if (!SmartScopes.TryParseForClient(request.Scope, TypeCodes.Names, out var requested, out var scopeError))
             {
                 scopeRefusal = new TokenError("invalid_scope", scopeError!, 400);
             }

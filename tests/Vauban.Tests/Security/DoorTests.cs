@@ -210,6 +210,34 @@ public abstract class DoorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_cannot_be_registered_for_or_ask_for_a_person_s_user_scopes()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Clients.AddAsync(tenant!, "as a person", "user/Patient.rs", null, CancellationToken.None));
+        var client = await _server.Store.Clients.AddAsync(tenant!, "reader", "system/Patient.rs", null, CancellationToken.None);
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = client.ClientSecret!, ["scope"] = "user/Patient.rs",
+        }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_scope", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_secret_and_an_assertion_in_one_token_request_are_refused_as_two_authentication_methods()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "two methods", "system/Patient.rs", null, CancellationToken.None);
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = client.ClientSecret!,
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = "eyJhbGciOiJFUzM4NCJ9.e30.AAAA",
+        }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_request", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task Cross_tenant_read_update_delete_history_and_everything_answer_404_as_if_the_record_did_not_exist()
     {
         foreach (var url in new[] { $"/fhir/Patient/{_patientOfA}", $"/fhir/Patient/{_patientOfA}/_history/1", $"/fhir/Patient/{_patientOfA}/_history", $"/fhir/Patient/{_patientOfA}/$everything" })
