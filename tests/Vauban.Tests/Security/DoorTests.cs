@@ -151,6 +151,34 @@ public abstract class DoorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_update_only_client_cannot_create_a_record_by_updating_an_id_that_does_not_exist()
+    {
+        using var updater = await _server.ClientAsync("hospital-a", "system/Patient.ru");
+        using (var created = await updater.PutAsync("/fhir/Patient/made-by-put", FhirContent.Json(Samples.Patient(family: "Planted", id: "made-by-put"))))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, created.StatusCode);
+            Assert.Equal("OperationOutcome", (await created.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        var transaction = new
+        {
+            resourceType = "Bundle", type = "transaction",
+            entry = new[] { new { resource = JsonDocument.Parse(Samples.Patient(family: "Planted", id: "made-by-put-2")).RootElement, request = new { method = "PUT", url = "Patient/made-by-put-2" } } },
+        };
+        using (var bundled = await updater.PostAsync("/fhir", FhirContent.Json(transaction))) Assert.Equal(HttpStatusCode.Forbidden, bundled.StatusCode);
+        using (var none = await _hospitalA.GetAsync("/fhir/Patient/made-by-put")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        using (var none = await _hospitalA.GetAsync("/fhir/Patient/made-by-put-2")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        // The same client updates what exists, and a client that may create may create by update.
+        using (var updated = await updater.PutAsync($"/fhir/Patient/{_patientOfA}", FhirContent.Json(Samples.Patient(family: "Secret", id: _patientOfA))))
+        {
+            Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+        }
+        using (var upsert = await _hospitalA.PutAsync("/fhir/Patient/made-by-put", FhirContent.Json(Samples.Patient(family: "Planted", id: "made-by-put"))))
+        {
+            Assert.Equal(HttpStatusCode.Created, upsert.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task A_create_only_client_cannot_read_a_record_through_a_conditional_create()
     {
         var nir = $"identifier={Samples.InsNir}|{Samples.ValidNir()}";
