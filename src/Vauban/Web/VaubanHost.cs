@@ -83,12 +83,40 @@ public static class VaubanHost
         return app;
     }
 
+    /// <summary>The same policy at the token endpoint, whose clients read OAuth errors (RFC 6749 section 5.2), not OperationOutcome.</summary>
+    private static async Task WriteUnexpectedTokenErrorAsync(HttpContext http, Exception? error, ILogger logger, string correlation)
+    {
+        http.Response.Headers.CacheControl = "no-store";
+        var (status, code, description) = error switch
+        {
+            BadHttpRequestException bad => (bad.StatusCode, "invalid_request", $"The request could not be read ({bad.StatusCode})."),
+            Audit.AuditUnavailableException => (503, "temporarily_unavailable", "The audit log cannot be written at the moment, so no token was issued. Retry shortly."),
+            _ => (500, "server_error", $"An unexpected error occurred. Quote correlation id {correlation} to the operator."),
+        };
+        if (error is Audit.AuditUnavailableException)
+        {
+            logger.LogError("The audit log could not be written (correlation {CorrelationId}); the token request was refused", correlation);
+            http.Response.Headers.RetryAfter = "5";
+        }
+        else if (error is not BadHttpRequestException)
+        {
+            logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+        }
+        http.Response.StatusCode = status;
+        await http.Response.WriteAsJsonAsync(new Dictionary<string, string> { ["error"] = code, ["error_description"] = description });
+    }
+
     /// <summary>One exception policy: a correlation id for the operator's log, a generic message to the caller, no internals.</summary>
     private static async Task WriteUnexpectedErrorAsync(HttpContext http)
     {
         var error = http.Features.Get<IExceptionHandlerFeature>()?.Error;
         var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors");
         var correlation = http.TraceIdentifier;
+        if (http.Request.Path.StartsWithSegments("/oauth"))
+        {
+            await WriteUnexpectedTokenErrorAsync(http, error, logger, correlation);
+            return;
+        }
         if (error is BadHttpRequestException bad)
         {
             http.Response.StatusCode = bad.StatusCode;

@@ -114,6 +114,29 @@ public abstract class DoorTests : IAsyncLifetime
         Assert.DoesNotContain(client.ClientSecret!, body.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_unexpected_failure_at_the_token_endpoint_is_an_oauth_server_error_that_quotes_nothing_sent()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "unlucky", "system/Patient.rs", null, CancellationToken.None);
+        await using (var connection = _engine == Engine.Sqlite
+            ? (System.Data.Common.DbConnection)new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server.Db};Pooling=False")
+            : new Npgsql.NpgsqlConnection(_server.Db))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "ALTER TABLE access_tokens RENAME TO access_tokens_away";
+            await command.ExecuteNonQueryAsync();
+        }
+        var (status, body) = await TokenResponseAsync(client.ClientId, client.ClientSecret!);
+        Assert.Equal(HttpStatusCode.InternalServerError, status);
+        var error = JsonDocument.Parse(body).RootElement;
+        Assert.Equal("server_error", error.GetProperty("error").GetString());
+        Assert.Contains("correlation id", error.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(client.ClientSecret!, body, StringComparison.Ordinal);
+        Assert.DoesNotContain("access_tokens", body, StringComparison.Ordinal);
+    }
+
     private async Task<(HttpStatusCode Status, string Body)> TokenResponseAsync(string id, string secret)
     {
         using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
