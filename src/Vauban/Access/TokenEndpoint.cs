@@ -36,7 +36,13 @@ internal static class TokenEndpoint
                     var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(authorization[6..].Trim())).Split(':', 2);
                     if (decoded.Length == 2)
                     {
-                        clientId = Uri.UnescapeDataString(decoded[0]);
+                        var basicId = Uri.UnescapeDataString(decoded[0]);
+                        // A client_id in the body too must name the same client (RFC 6749 section 2.3.1 lets it be sent), not be ignored.
+                        if (clientId is not null && clientId != basicId)
+                        {
+                            return Error(new TokenError("invalid_request", "The client_id in the body differs from the one in the Basic authorization header.", 400));
+                        }
+                        clientId = basicId;
                         clientSecret = Uri.UnescapeDataString(decoded[1]);
                     }
                 }

@@ -90,6 +90,12 @@ public abstract class DoorTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
             Assert.Contains("invalid_request", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
+        using (var other = await _server.Http.SendAsync(Request(client.ClientSecret!, new(grant) { ["client_id"] = "vc_someone-else" })))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
+            Assert.Contains("invalid_request", await other.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var same = await _server.Http.SendAsync(Request(client.ClientSecret!, new(grant) { ["client_id"] = client.ClientId }))) Assert.Equal(HttpStatusCode.OK, same.StatusCode);
         using (var right = await _server.Http.SendAsync(Request(client.ClientSecret!, grant))) Assert.Equal(HttpStatusCode.OK, right.StatusCode);
     }
 
