@@ -38,7 +38,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
         AuditLog = new AuditLog(database, keys, Audit);
-        Clients = new ApiClients(database, Tenants, Audit, options.TokenLifetime, options.Time);
+        Clients = new ApiClients(database, Tenants, Audit, Throttle, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);

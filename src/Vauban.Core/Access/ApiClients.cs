@@ -35,6 +35,9 @@ public sealed record TokenError(string Error, string Description, int Status)
 {
     /// <summary>The request named no registered client: no tenant, so no audit chain took the failure (the host logs it).</summary>
     public bool UnknownClient { get; init; }
+
+    /// <summary>When the source may try again (429: too many failed client authentications from it).</summary>
+    public TimeSpan? RetryAfter { get; init; }
 }
 
 public sealed record TokenRequest(string? GrantType, string? Scope, string? ClientId, string? ClientSecret, string? ClientAssertionType, string? ClientAssertion);
@@ -43,9 +46,13 @@ public sealed class ApiClients
 {
     public const string JwtBearerAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+    /// <summary>The signature algorithms a private_key_jwt assertion may use (SMART Backend Services: RS384 and ES384, and these).</summary>
+    public static IReadOnlyList<string> AssertionAlgorithms { get; } = ["RS384", "ES384", "RS256", "ES256", "PS384"];
+
     private readonly StoreDatabase _database;
     private readonly Tenants _tenants;
     private readonly AuditTrail _audit;
+    private readonly SignInThrottle _throttle;
     private readonly TimeSpan _tokenLifetime;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, (AccessContext Context, long ExpiresAt)> _tokenCache = new(StringComparer.Ordinal);
@@ -53,13 +60,16 @@ public sealed class ApiClients
     /// <summary>How long a token stays in a process's cache before the database is asked again: a client revoked by another
     /// process (the command line) loses its tokens here within this time.</summary>
     internal static readonly TimeSpan TokenRecheck = TimeSpan.FromSeconds(30);
-    private readonly ConcurrentDictionary<string, long> _usedAssertionIds = new(StringComparer.Ordinal);
 
-    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, TimeSpan tokenLifetime, TimeProvider time)
+    /// <summary>How far a client's clock may be from ours when its assertion's exp, nbf and iat are checked.</summary>
+    private const int AssertionClockSkewSeconds = 60;
+
+    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, SignInThrottle throttle, TimeSpan tokenLifetime, TimeProvider time)
     {
         _database = database;
         _tenants = tenants;
         _audit = audit;
+        _throttle = throttle;
         _tokenLifetime = tokenLifetime;
         _time = time;
     }
@@ -88,7 +98,7 @@ public sealed class ApiClients
             throw new ArgumentException("A patient limit is a list of 1 to 10,000 valid Patient ids.", nameof(limits));
         }
         if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
-        if (!SmartScopes.TryParse(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
+        if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
         if (jwks is not null)
         {
@@ -132,12 +142,26 @@ public sealed class ApiClients
             return (null, new TokenError(request.GrantType is null ? "invalid_request" : "unsupported_grant_type",
                 "Only grant_type=client_credentials is supported.", 400));
         }
+        // Failed client authentications are throttled per source address, with failed person sign-ins (one budget a source):
+        // past the threshold each attempt waits, doubling. Not per client: a secret is 256 random bits and an assertion is
+        // signed, so there is nothing to guess slowly, and a per-client counter would let anyone lock a client out.
+        if (await _throttle.WaitAsync(null, sourceAddress, cancellationToken) is { } wait)
+        {
+            return (null, new TokenError("temporarily_unavailable",
+                $"Too many failed client authentications from this address. Wait {Math.Ceiling(wait.TotalSeconds)} seconds and try again.", 429) { RetryAfter = wait });
+        }
 
         Client? client;
         string? refused;
         string method;
         if (request.ClientAssertion is not null || request.ClientAssertionType is not null)
         {
+            // RFC 6749 section 2.3: one client authentication method a request; not an assertion with a secret besides.
+            if (request.ClientSecret is not null)
+            {
+                return (null, new TokenError("invalid_request",
+                    "Use one client authentication method: client_assertion (private_key_jwt), or a client secret, not both.", 400));
+            }
             if (request.ClientAssertionType != JwtBearerAssertionType)
                 return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400));
             method = "private_key_jwt";
@@ -157,14 +181,18 @@ public sealed class ApiClients
             return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401));
         }
         var failed = new TokenError("invalid_client", "Client authentication failed.", 401);
-        if (client is null) return (null, failed with { UnknownClient = true });
-        var tenant = await _tenants.FindAsync(client.TenantId, cancellationToken);
-        if (tenant is null) return (null, failed with { UnknownClient = true });
+        var tenant = client is null ? null : await _tenants.FindAsync(client.TenantId, cancellationToken);
+        if (client is null || tenant is null)
+        {
+            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
+            return (null, failed with { UnknownClient = true });
+        }
         var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.ClientId, client.Name, SmartScopes.None), tenant, "sign-in", sourceAddress, correlationId);
         refused ??= client.Disabled ? "client disabled" : null;
         if (refused is not null)
         {
             await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, refused);
+            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
             return (null, failed);
         }
 
@@ -173,7 +201,7 @@ public sealed class ApiClients
         if (!string.IsNullOrWhiteSpace(request.Scope))
         {
             TokenError? scopeRefusal = null;
-            if (!SmartScopes.TryParse(request.Scope, TypeCodes.Names, out var requested, out var scopeError))
+            if (!SmartScopes.TryParseForClient(request.Scope, TypeCodes.Names, out var requested, out var scopeError))
             {
                 scopeRefusal = new TokenError("invalid_scope", scopeError!, 400);
             }
@@ -310,14 +338,15 @@ public sealed class ApiClients
     /// The client its issuer names (null when none is registered) and, when the assertion is refused, why.</summary>
     private async Task<(Client? Client, string? Refused)> AuthenticateAssertionAsync(string? assertion, string? clientIdHint, string tokenEndpoint, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384) return (null, null);
+        // A signed JWT (JWS compact form: three parts); an encrypted one (JWE, five parts) is no client assertion.
+        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384 || assertion.Count(c => c == '.') != 2) return (null, null);
         var handler = new JsonWebTokenHandler();
         string? issuer;
         try
         {
             issuer = handler.ReadJsonWebToken(assertion).Issuer;
         }
-        catch (ArgumentException)
+        catch (Exception e) when (e is ArgumentException or FormatException or SecurityTokenException or System.Text.Json.JsonException)
         {
             return (null, null);
         }
@@ -327,6 +356,7 @@ public sealed class ApiClients
         if (clientIdHint is not null && clientIdHint != issuer) return (client, "assertion refused (client_id differs from its issuer)");
         if (client.Jwks is null) return (client, "assertion refused (the client has no registered key)");
 
+        var now = _time.GetUtcNow().UtcDateTime;
         var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
         {
             ValidIssuer = client.ClientId,
@@ -334,23 +364,44 @@ public sealed class ApiClients
             IssuerSigningKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys(),
             RequireExpirationTime = true,
             RequireSignedTokens = true,
-            ClockSkew = TimeSpan.FromSeconds(60),
-            LifetimeValidator = (notBefore, expires, _, _) =>
-                expires is { } e && e > _time.GetUtcNow().UtcDateTime.AddSeconds(-60) && e <= _time.GetUtcNow().UtcDateTime.AddMinutes(5).AddSeconds(60),
-            ValidAlgorithms = ["RS384", "ES384", "RS256", "ES256", "PS384"],
+            ClockSkew = TimeSpan.FromSeconds(AssertionClockSkewSeconds),
+            // Replaces the library's lifetime check, nbf included: nbf and iat are checked below.
+            LifetimeValidator = (_, expires, _, _) => expires is { } e && e > now.AddSeconds(-AssertionClockSkewSeconds)
+                && e <= now.AddMinutes(5).AddSeconds(AssertionClockSkewSeconds),
+            ValidAlgorithms = AssertionAlgorithms,
         });
         if (!result.IsValid) return (client, "assertion refused (" + AssertionFailure(result.Exception) + ")");
         var jwt = (JsonWebToken)result.SecurityToken;
         if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return (client, "assertion refused (subject or jti)");
-
-        // Replay: each assertion id is accepted once while it could still be valid.
-        var now = _time.GetUtcNow().ToUnixTimeSeconds();
-        foreach (var (id, until) in _usedAssertionIds)
+        // An assertion not valid yet, or issued in the future, is refused (RFC 7523 section 3: nbf; iat): one made now for later use
+        // would otherwise be good until its exp, whenever it is played. Absent, each reads as DateTime.MinValue.
+        if (jwt.ValidFrom > now.AddSeconds(AssertionClockSkewSeconds) || jwt.IssuedAt > now.AddSeconds(AssertionClockSkewSeconds))
         {
-            if (until < now) _usedAssertionIds.TryRemove(id, out _);
+            return (client, "assertion refused (not yet valid: nbf or iat in the future)");
         }
-        if (!_usedAssertionIds.TryAdd(client.ClientId + " " + jwt.Id, new DateTimeOffset(jwt.ValidTo).ToUnixTimeSeconds() + 120)) return (client, "assertion refused (replayed)");
+
+        if (!await UseAssertionOnceAsync(client.ClientId, jwt.Id, jwt.ValidTo, cancellationToken)) return (client, "assertion refused (replayed)");
         return (client, null);
+    }
+
+    /// <summary>Replay: each assertion id is accepted once while it could still be valid — recorded in the database, so that a
+    /// restarted server or another server of the same store refuses it too; of two requests racing with one assertion, the
+    /// primary key lets one through. False when it was used already.</summary>
+    private async Task<bool> UseAssertionOnceAsync(string clientId, string jti, DateTime validTo, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Past its exp (and the clock skew allowed), the assertion is refused as expired: its id need not be kept longer.
+        var until = new DateTimeOffset(DateTime.SpecifyKind(validTo, DateTimeKind.Utc)).AddSeconds(AssertionClockSkewSeconds + 60).ToUnixTimeMilliseconds();
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var purge = scope.Command("DELETE FROM client_assertions WHERE expires_at < @now").With("now", now))
+        {
+            await purge.ExecuteNonQueryAsync(cancellationToken);
+        }
+        using var insert = scope.Command("INSERT INTO client_assertions (client_id, jti_hash, expires_at) VALUES (@c, @j, @e) ON CONFLICT DO NOTHING")
+            .With("c", clientId).With("j", Hash(jti)).With("e", Math.Max(until, now));
+        var fresh = await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
+        await scope.CommitAsync(cancellationToken);
+        return fresh;
     }
 
     /// <summary>Why an assertion did not validate, in words for the audit entry (never the assertion itself).</summary>

@@ -53,6 +53,22 @@ public sealed class SmartScopes
         return true;
     }
 
+    /// <summary>Parses the scopes an API client is registered for or asks for: <c>system/</c> scopes only. The parser itself
+    /// takes <c>user/</c> scopes too (a signed-in person's), which a client would otherwise get, silently, as system scopes.</summary>
+    public static bool TryParseForClient(string? text, IReadOnlyCollection<string> knownTypes, out SmartScopes scopes, out string? error)
+    {
+        foreach (var scope in (text ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (scope.StartsWith("user/", StringComparison.Ordinal))
+            {
+                scopes = None;
+                error = $"'{scope}': only system/ scopes are granted to API clients (user/ scopes come with a signed-in person).";
+                return false;
+            }
+        }
+        return TryParse(text, knownTypes, out scopes, out error);
+    }
+
     /// <summary>The scopes of <paramref name="requested"/> that <paramref name="allowed"/> covers, as a new set (a client never gets more than it was registered for).</summary>
     public static SmartScopes Intersect(SmartScopes requested, SmartScopes allowed, IReadOnlyCollection<string> knownTypes)
     {

@@ -287,6 +287,16 @@ public sealed partial class RecordsService
         if (current is null)
         {
             if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
+            // An update of what does not exist creates it (FHIR update as create): that is a create, and needs the create
+            // permission (SMART 'c', the role's create) as well as update, or an update-only client would create records.
+            var create = _policy.Authorize(context, Interaction.Create, type);
+            if (!create.Allowed)
+            {
+                var reason = $"{create.Reason} {type}/{Shorten(id)} does not exist, and an update that would create it needs create on {type} as well as update.";
+                await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, IdRules.IsValid(id) ? id : null, null)], cancellationToken, scope,
+                    "refused by the access policy: " + reason);
+                return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
+            }
             return await CreateInScopeAsync(context, scope, keys, type, resource, id, references, written, cancellationToken);
         }
         // What is replaced must be open to the writer, before any version number is revealed.

@@ -277,5 +277,20 @@ internal static class Migrations
             CREATE TABLE store_settings (name text PRIMARY KEY, value text NOT NULL);
             INSERT INTO store_settings (name, value) VALUES ('store_id', replace(gen_random_uuid()::text, '-', ''));
             """),
+
+        // Step 12: the private_key_jwt assertions already used (RFC 7523 jti, SMART Backend Services), by client and the SHA-256 of
+        // the jti, until the assertion could no longer be valid: in the database, so that neither a restart nor a second server
+        // accepts one twice (they were remembered in one process's memory).
+        new(12, "client assertions already used (jti), until they expire",
+            Sqlite: """
+            CREATE TABLE client_assertions (client_id TEXT NOT NULL, jti_hash BLOB NOT NULL, expires_at INTEGER NOT NULL,
+                PRIMARY KEY (client_id, jti_hash)) WITHOUT ROWID;
+            CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
+            """,
+            Postgres: """
+            CREATE TABLE client_assertions (client_id text NOT NULL, jti_hash bytea NOT NULL, expires_at bigint NOT NULL,
+                PRIMARY KEY (client_id, jti_hash));
+            CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
+            """),
     ];
 }

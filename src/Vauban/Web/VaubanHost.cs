@@ -100,9 +100,33 @@ public static class VaubanHost
         app.MapStaffPages();
         app.MapGet("/healthz", () => Results.Text("ok"));
         app.MapTokenEndpoint(store.Clients);
+        app.MapSmartConfiguration();
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
         app.MapGuardAdmin(store);
         return app;
+    }
+
+    /// <summary>The same policy at the token endpoint, whose clients read OAuth errors (RFC 6749 section 5.2), not OperationOutcome.</summary>
+    private static async Task WriteUnexpectedTokenErrorAsync(HttpContext http, Exception? error, ILogger logger, string correlation)
+    {
+        http.Response.Headers.CacheControl = "no-store";
+        var (status, code, description) = error switch
+        {
+            BadHttpRequestException bad => (bad.StatusCode, "invalid_request", $"The request could not be read ({bad.StatusCode})."),
+            Audit.AuditUnavailableException => (503, "temporarily_unavailable", "The audit log cannot be written at the moment, so no token was issued. Retry shortly."),
+            _ => (500, "server_error", $"An unexpected error occurred. Quote correlation id {correlation} to the operator."),
+        };
+        if (error is Audit.AuditUnavailableException)
+        {
+            logger.LogError("The audit log could not be written (correlation {CorrelationId}); the token request was refused", correlation);
+            http.Response.Headers.RetryAfter = "5";
+        }
+        else if (error is not BadHttpRequestException)
+        {
+            logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+        }
+        http.Response.StatusCode = status;
+        await http.Response.WriteAsJsonAsync(new Dictionary<string, string> { ["error"] = code, ["error_description"] = description });
     }
 
     /// <summary>One exception policy: a correlation id for the operator's log, a generic message to the caller, no internals.</summary>
@@ -112,6 +136,11 @@ public static class VaubanHost
         var logger = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors");
         var correlation = http.TraceIdentifier;
         StaffPages.SetSecurityHeaders(http);
+        if (http.Request.Path.StartsWithSegments("/oauth"))
+        {
+            await WriteUnexpectedTokenErrorAsync(http, error, logger, correlation);
+            return;
+        }
         if (error is BadHttpRequestException bad)
         {
             http.Response.StatusCode = bad.StatusCode;

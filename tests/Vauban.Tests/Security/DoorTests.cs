@@ -90,7 +90,57 @@ public abstract class DoorTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
             Assert.Contains("invalid_request", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
+        using (var other = await _server.Http.SendAsync(Request(client.ClientSecret!, new(grant) { ["client_id"] = "vc_someone-else" })))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
+            Assert.Contains("invalid_request", await other.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var same = await _server.Http.SendAsync(Request(client.ClientSecret!, new(grant) { ["client_id"] = client.ClientId }))) Assert.Equal(HttpStatusCode.OK, same.StatusCode);
         using (var right = await _server.Http.SendAsync(Request(client.ClientSecret!, grant))) Assert.Equal(HttpStatusCode.OK, right.StatusCode);
+    }
+
+    [Fact]
+    public async Task Guessing_client_credentials_from_one_address_is_throttled_even_for_the_right_secret_next()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "guessed", "system/Patient.rs", null, CancellationToken.None);
+        // Wrong secrets for a registered client and made-up client ids count alike (throttling does not tell which exist).
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await TokenResponseAsync(i % 2 == 0 ? client.ClientId : "vc_made-up-" + i, "vs_guess" + i)).Status);
+        }
+        using var throttled = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = client.ClientSecret!,
+        }));
+        Assert.Equal(HttpStatusCode.TooManyRequests, throttled.StatusCode);
+        Assert.NotNull(throttled.Headers.RetryAfter);
+        var body = JsonDocument.Parse(await throttled.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("temporarily_unavailable", body.GetProperty("error").GetString());
+        Assert.DoesNotContain(client.ClientSecret!, body.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unexpected_failure_at_the_token_endpoint_is_an_oauth_server_error_that_quotes_nothing_sent()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "unlucky", "system/Patient.rs", null, CancellationToken.None);
+        await using (var connection = _engine == Engine.Sqlite
+            ? (System.Data.Common.DbConnection)new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server.Db};Pooling=False")
+            : new Npgsql.NpgsqlConnection(_server.Db))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "ALTER TABLE access_tokens RENAME TO access_tokens_away";
+            await command.ExecuteNonQueryAsync();
+        }
+        var (status, body) = await TokenResponseAsync(client.ClientId, client.ClientSecret!);
+        Assert.Equal(HttpStatusCode.InternalServerError, status);
+        var error = JsonDocument.Parse(body).RootElement;
+        Assert.Equal("server_error", error.GetProperty("error").GetString());
+        Assert.Contains("correlation id", error.GetProperty("error_description").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(client.ClientSecret!, body, StringComparison.Ordinal);
+        Assert.DoesNotContain("access_tokens", body, StringComparison.Ordinal);
     }
 
     private async Task<(HttpStatusCode Status, string Body)> TokenResponseAsync(string id, string secret)
@@ -127,6 +177,34 @@ public abstract class DoorTests : IAsyncLifetime
         using var everything = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything");
         var types = (await everything.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).Distinct();
         Assert.Equal(["Patient"], types);
+    }
+
+    [Fact]
+    public async Task An_update_only_client_cannot_create_a_record_by_updating_an_id_that_does_not_exist()
+    {
+        using var updater = await _server.ClientAsync("hospital-a", "system/Patient.ru");
+        using (var created = await updater.PutAsync("/fhir/Patient/made-by-put", FhirContent.Json(Samples.Patient(family: "Planted", id: "made-by-put"))))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, created.StatusCode);
+            Assert.Equal("OperationOutcome", (await created.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        var transaction = new
+        {
+            resourceType = "Bundle", type = "transaction",
+            entry = new[] { new { resource = JsonDocument.Parse(Samples.Patient(family: "Planted", id: "made-by-put-2")).RootElement, request = new { method = "PUT", url = "Patient/made-by-put-2" } } },
+        };
+        using (var bundled = await updater.PostAsync("/fhir", FhirContent.Json(transaction))) Assert.Equal(HttpStatusCode.Forbidden, bundled.StatusCode);
+        using (var none = await _hospitalA.GetAsync("/fhir/Patient/made-by-put")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        using (var none = await _hospitalA.GetAsync("/fhir/Patient/made-by-put-2")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        // The same client updates what exists, and a client that may create may create by update.
+        using (var updated = await updater.PutAsync($"/fhir/Patient/{_patientOfA}", FhirContent.Json(Samples.Patient(family: "Secret", id: _patientOfA))))
+        {
+            Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+        }
+        using (var upsert = await _hospitalA.PutAsync("/fhir/Patient/made-by-put", FhirContent.Json(Samples.Patient(family: "Planted", id: "made-by-put"))))
+        {
+            Assert.Equal(HttpStatusCode.Created, upsert.StatusCode);
+        }
     }
 
     [Fact]
@@ -186,6 +264,34 @@ public abstract class DoorTests : IAsyncLifetime
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         using var response = await http.GetAsync("/fhir/Observation?category=laboratory");
         Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_client_cannot_be_registered_for_or_ask_for_a_person_s_user_scopes()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Clients.AddAsync(tenant!, "as a person", "user/Patient.rs", null, CancellationToken.None));
+        var client = await _server.Store.Clients.AddAsync(tenant!, "reader", "system/Patient.rs", null, CancellationToken.None);
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = client.ClientSecret!, ["scope"] = "user/Patient.rs",
+        }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_scope", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_secret_and_an_assertion_in_one_token_request_are_refused_as_two_authentication_methods()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "two methods", "system/Patient.rs", null, CancellationToken.None);
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = client.ClientSecret!,
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = "eyJhbGciOiJFUzM4NCJ9.e30.AAAA",
+        }));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("invalid_request", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
     }
 
     [Fact]

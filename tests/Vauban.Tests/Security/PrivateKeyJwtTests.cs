@@ -87,4 +87,107 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (replayed)");
         Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (expired or lifetime too long)");
     }
+
+    [Fact]
+    public async Task Replay_after_a_restart_an_assertion_used_before_the_restart_is_refused()
+    {
+        // A restart (or a second server of the same store) must not forget which assertions were used: the same port, so the
+        // same token endpoint URL, and the same database and master key.
+        var before = await VaubanServer.StartAsync(Engine.Postgres);
+        var (db, master, authority) = (before.Db, before.MasterKey, before.BaseAddress.Authority);
+        var tenant = await before.Store.Tenants.AddAsync("lab", CancellationToken.None);
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(_key) { KeyId = "k1" });
+        var jwks = JsonSerializer.Serialize(new { keys = new[] { new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, kid = "k1", alg = "ES384" } } });
+        var clientId = (await before.Store.Clients.AddAsync(tenant, "lab robot", "system/Observation.crs", jwks, CancellationToken.None)).ClientId;
+        var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = clientId,
+            Audience = new Uri(before.BaseAddress, "/oauth/token").ToString(),
+            Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString() },
+            Expires = DateTime.UtcNow.AddMinutes(4),
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha384),
+        });
+        var form = new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = assertion,
+        };
+        using (var first = await before.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form)))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+        await before.DisposeAsync();
+
+        await using var after = await VaubanServer.StartAsync(Engine.Postgres, new Vauban.Web.ServerOptions("http://" + authority), _ => new Vauban.StoreOptions(db, master));
+        using var replayed = await after.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form));
+        Assert.Equal(HttpStatusCode.Unauthorized, replayed.StatusCode);
+        var entries = await after.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Agent = clientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (replayed)");
+    }
+
+    [Fact]
+    public async Task Replay_two_requests_racing_with_one_assertion_get_one_token()
+    {
+        var assertion = Assertion(_key);
+        var answers = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => RequestAsync(assertion)));
+        Assert.Single(answers, a => a == HttpStatusCode.OK);
+        Assert.All(answers.Where(a => a != HttpStatusCode.OK), a => Assert.Equal(HttpStatusCode.Unauthorized, a));
+    }
+
+    [Fact]
+    public async Task An_assertion_not_valid_yet_or_issued_in_the_future_is_refused()
+    {
+        // Made now to be played later: exp is within 5 minutes, but nbf (or iat) says it is not valid yet.
+        string Made(DateTime? notBefore, DateTime? issuedAt) => new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = _clientId,
+            Audience = new Uri(_server.BaseAddress, "/oauth/token").ToString(),
+            Claims = new Dictionary<string, object> { ["sub"] = _clientId, ["jti"] = Guid.NewGuid().ToString() },
+            Expires = DateTime.UtcNow.AddMinutes(4),
+            NotBefore = notBefore,
+            IssuedAt = issuedAt,
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha384),
+        });
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Made(DateTime.UtcNow.AddMinutes(3), null)));
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Made(null, DateTime.UtcNow.AddMinutes(3))));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Made(null, null)));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Made(DateTime.UtcNow.AddSeconds(-5), DateTime.UtcNow.AddSeconds(-5))));
+    }
+
+    [Theory]
+    [InlineData("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d")]
+    [InlineData("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0")]
+    [InlineData("eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0")]
+    [InlineData("eyJhbGciOiJFUzM4NCJ9.bm90IGpzb24.AAAA")]
+    [InlineData("a.b.c")]
+    [InlineData("....")]
+    public async Task A_malformed_or_encrypted_assertion_is_an_oauth_invalid_client_not_a_server_error(string assertion)
+    {
+        using var response = await _server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = assertion,
+        }));
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("invalid_client", body.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task The_SMART_configuration_is_public_and_names_the_token_endpoint_that_assertions_are_addressed_to()
+    {
+        using var response = await _server.Http.GetAsync("/fhir/.well-known/smart-configuration");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var configuration = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        var tokenEndpoint = configuration.GetProperty("token_endpoint").GetString()!;
+        Assert.Equal(new Uri(_server.BaseAddress, "/oauth/token").ToString(), tokenEndpoint);
+        Assert.Contains("private_key_jwt", configuration.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("ES384", configuration.GetProperty("token_endpoint_auth_signing_alg_values_supported").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("client_credentials", configuration.GetProperty("grant_types_supported").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("client-confidential-asymmetric", configuration.GetProperty("capabilities").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Assertion(_key, audience: tokenEndpoint)));
+    }
 }
