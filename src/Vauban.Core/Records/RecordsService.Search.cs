@@ -223,6 +223,10 @@ public sealed partial class RecordsService
             return (RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]), 0);
         }
         query.Count = 2;
+        // Two conditional creates racing would both find nothing and both create (PostgreSQL runs writers side by side): one
+        // at a time per establishment, each searching what the one before it committed. Criteria of any parameters may
+        // match the same record, so the lock is not narrowed to them.
+        await _database.LockAsync(scope, $"conditional-create/{keys.TenantId}", cancellationToken);
         var (rows, _) = await QueryAsync(context, scope.Connection, scope.Transaction, query, null, cancellationToken);
         if (rows.Count == 0) return (null, 0);
         if (rows.Count > 1)

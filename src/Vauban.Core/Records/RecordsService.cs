@@ -284,6 +284,13 @@ public sealed partial class RecordsService
     {
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        if (current is null && Engine == StorageEngine.Postgres)
+        {
+            // No row to lock: two PUTs creating the same id would both insert, and one fail on the unique key (a 500). The
+            // second waits here for the first to commit, then finds its row and updates it.
+            await _database.LockAsync(scope, $"put-create/{keys.TenantId}/{typeCode}/{id}", cancellationToken);
+            current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        }
         if (current is null)
         {
             if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
