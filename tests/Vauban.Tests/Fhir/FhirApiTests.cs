@@ -342,6 +342,32 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_lenient_search_ignores_unsupported_parameters_and_modifiers_as_well_as_unknown_ones()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Souple"))).GetProperty("id").GetString()!;
+        const string unsupported = "_elements=id&_summary=data&gender:text=f&given:contains=ea&_sort=family&general-practitioner.name=x&_include:iterate=Patient:organization";
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?family=souple&{unsupported}");
+        request.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
+        using (var response = await Api.SendAsync(request))
+        {
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode} {bundle}");
+            Assert.Equal([id], Ids(bundle));
+            var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+            Assert.EndsWith("/fhir/Patient?family=souple", self, StringComparison.Ordinal);
+        }
+
+        // Strict (the default): each of them is refused, as not supported.
+        foreach (var parameter in unsupported.Split('&'))
+        {
+            using var strict = await Api.GetAsync($"/fhir/Patient?family=souple&{parameter}");
+            var outcome = await strict.BodyAsync();
+            Assert.True(strict.StatusCode == HttpStatusCode.BadRequest, $"{parameter}: {(int)strict.StatusCode} {outcome}");
+            Assert.Equal("not-supported", outcome.GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""
