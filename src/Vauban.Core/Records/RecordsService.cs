@@ -283,14 +283,7 @@ public sealed partial class RecordsService
         IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken)
     {
         var typeCode = TypeCodes.Of(type);
-        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
-        if (current is null && Engine == StorageEngine.Postgres)
-        {
-            // No row to lock: two PUTs creating the same id would both insert, and one fail on the unique key (a 500). The
-            // second waits here for the first to commit, then finds its row and updates it.
-            await _database.LockAsync(scope, $"put-create/{keys.TenantId}/{typeCode}/{id}", cancellationToken);
-            current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
-        }
+        var current = await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
         if (current is null)
         {
             if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
@@ -317,6 +310,19 @@ public sealed partial class RecordsService
         written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
+    }
+
+    /// <summary>
+    /// The current row of a record about to be changed, locked until the scope ends. On PostgreSQL, when there is none, the
+    /// id's lock is held instead: two PUTs creating the same id would both insert, and one fail on the unique key (a 500);
+    /// the second waits here for the first to commit, then finds its row and updates it.
+    /// </summary>
+    private async Task<StoredVersion?> CurrentForUpdateAsync(WriteScope scope, TenantKeys keys, int typeCode, string id, CancellationToken cancellationToken)
+    {
+        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        if (current is not null || Engine != StorageEngine.Postgres) return current;
+        await _database.LockAsync(scope, $"put-create/{keys.TenantId}/{typeCode}/{id}", cancellationToken);
+        return await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
     }
 
     private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, WriteBatch batch, CancellationToken cancellationToken)

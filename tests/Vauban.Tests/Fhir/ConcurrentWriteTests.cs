@@ -115,6 +115,33 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
         using var read = await _api.GetAsync("/fhir/Practitioner/rpps-match");
         Assert.Equal("2", (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
     }
+
+    [Fact]
+    public async Task Parallel_transactions_changing_the_same_records_in_opposite_orders_both_succeed()
+    {
+        foreach (var id in new[] { "rpps-order-a", "rpps-order-b" })
+        {
+            using var created = await _api.PutAsync($"/fhir/Practitioner/{id}", FhirContent.Json(Practitioner(id, "Start")));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        static string Bundle(string first, string second, string family) => $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Practitioner(first, family)}}, "request": { "method": "PUT", "url": "Practitioner/{{first}}" } },
+              { "resource": {{Practitioner(second, family)}}, "request": { "method": "PUT", "url": "Practitioner/{{second}}" } } ] }
+            """;
+
+        var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Post, "/fhir")
+        {
+            Content = FhirContent.Json(i % 2 == 0 ? Bundle("rpps-order-a", "rpps-order-b", "Even" + (char)('a' + i)) : Bundle("rpps-order-b", "rpps-order-a", "Odd" + (char)('a' + i))),
+        }, _api);
+
+        Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
+        foreach (var id in new[] { "rpps-order-a", "rpps-order-b" })
+        {
+            using var read = await _api.GetAsync($"/fhir/Practitioner/{id}");
+            Assert.Equal((Racers + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+        }
+    }
 }
 
 public sealed class ConcurrentWriteTests_Sqlite() : ConcurrentWriteTests(Engine.Sqlite);
