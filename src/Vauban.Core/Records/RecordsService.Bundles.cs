@@ -240,7 +240,7 @@ public sealed partial class RecordsService
                 }
                 var response = entry.Method switch
                 {
-                    "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl),
+                    "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.IfMatch, written, cancellationToken), baseUrl),
                     "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
                     "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
@@ -374,7 +374,7 @@ public sealed partial class RecordsService
             case "PUT":
                 return ToResponse(await UpdateAsync(context, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, cancellationToken), baseUrl);
             case "DELETE":
-                return ToResponse(await DeleteAsync(context, entry.Type, entry.Id!, cancellationToken), baseUrl);
+                return ToResponse(await DeleteAsync(context, entry.Type, entry.Id!, entry.IfMatch, cancellationToken), baseUrl);
             default:
                 if (entry.Id is not null)
                 {
