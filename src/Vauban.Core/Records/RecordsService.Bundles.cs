@@ -217,6 +217,7 @@ public sealed partial class RecordsService
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index).ToList();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
+            if (Engine == StorageEngine.Postgres) await LockTargetsAsync(scope, keys, entries, cancellationToken);
             var written = new WriteBatch(scope);
             // The conditional creates (ifNoneExist) are matched once the deletes are done and before any other entry is
             // written: an entry that matched creates nothing, and every reference to its fullUrl — from an entry before it
@@ -239,7 +240,7 @@ public sealed partial class RecordsService
                 }
                 var response = entry.Method switch
                 {
-                    "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, written, cancellationToken), baseUrl),
+                    "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.IfMatch, written, cancellationToken), baseUrl),
                     "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
                     "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
@@ -262,6 +263,23 @@ public sealed partial class RecordsService
 
         static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
             (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" })));
+    }
+
+    /// <summary>
+    /// PostgreSQL runs transactions side by side: each takes, before it writes anything, every lock its entries will need, in
+    /// one order — the conditional creates' lock, then the resources it deletes or puts by type and id. Taken entry by entry,
+    /// in the order FHIR processes them, two bundles changing the same resources in another order (or one deleting and one
+    /// conditionally creating) would each wait for the other until PostgreSQL broke the deadlock with an error (a 500).
+    /// </summary>
+    private async Task LockTargetsAsync(WriteScope scope, TenantKeys keys, List<BundleEntry> entries, CancellationToken cancellationToken)
+    {
+        if (entries.Any(e => e.Method == "POST" && e.IfNoneExist is not null)) await _database.LockAsync(scope, ConditionalCreateLock(keys), cancellationToken);
+        var targets = entries.Where(e => e.Method is "PUT" or "DELETE" && e.Id is not null).Select(e => (e.Type, Id: e.Id!)).Distinct()
+            .OrderBy(t => t.Type, StringComparer.Ordinal).ThenBy(t => t.Id, StringComparer.Ordinal);
+        foreach (var (type, id) in targets)
+        {
+            await CurrentForUpdateAsync(scope, keys, TypeCodes.Of(type), id, cancellationToken);
+        }
     }
 
     private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, CancellationToken cancellationToken)
@@ -356,7 +374,7 @@ public sealed partial class RecordsService
             case "PUT":
                 return ToResponse(await UpdateAsync(context, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, cancellationToken), baseUrl);
             case "DELETE":
-                return ToResponse(await DeleteAsync(context, entry.Type, entry.Id!, cancellationToken), baseUrl);
+                return ToResponse(await DeleteAsync(context, entry.Type, entry.Id!, entry.IfMatch, cancellationToken), baseUrl);
             default:
                 if (entry.Id is not null)
                 {

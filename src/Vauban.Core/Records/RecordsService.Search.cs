@@ -214,6 +214,8 @@ public sealed partial class RecordsService
         return new SearchPage(RecordStatus.Ok, entries, after is null && next is null ? rows.Count : null, next) { Used = page is null ? request.Used : null };
     }
 
+    private static string ConditionalCreateLock(TenantKeys keys) => $"conditional-create/{keys.TenantId}";
+
     /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>
     private async Task<(RecordResult? Result, int Matches)> ConditionalMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string criteria, CancellationToken cancellationToken)
     {
@@ -227,6 +229,10 @@ public sealed partial class RecordsService
             return (RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]), 0);
         }
         query.Count = 2;
+        // Two conditional creates racing would both find nothing and both create (PostgreSQL runs writers side by side): one
+        // at a time per establishment, each searching what the one before it committed. Criteria of any parameters may
+        // match the same record, so the lock is not narrowed to them.
+        await _database.LockAsync(scope, ConditionalCreateLock(keys), cancellationToken);
         var (rows, _) = await QueryAsync(context, scope.Connection, scope.Transaction, query, null, cancellationToken);
         if (rows.Count == 0) return (null, 0);
         if (rows.Count > 1)

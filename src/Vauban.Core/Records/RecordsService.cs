@@ -142,14 +142,22 @@ public sealed partial class RecordsService
         return result;
     }
 
-    public async Task<RecordResult> DeleteAsync(AccessContext context, string type, string id, CancellationToken cancellationToken)
+    public Task<RecordResult> DeleteAsync(AccessContext context, string type, string id, CancellationToken cancellationToken) =>
+        DeleteAsync(context, type, id, null, cancellationToken);
+
+    /// <param name="ifMatch">If-Match: delete only if this is the current version (else 412, as for an update).</param>
+    public async Task<RecordResult> DeleteAsync(AccessContext context, string type, string id, int? ifMatch, CancellationToken cancellationToken)
     {
         if (await CheckAsync(context, Interaction.Delete, type, id, cancellationToken) is { } denied) return denied;
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var result = await DeleteInScopeAsync(context, scope, keys, type, id, new WriteBatch(scope), cancellationToken);
+        var result = await DeleteInScopeAsync(context, scope, keys, type, id, ifMatch, new WriteBatch(scope), cancellationToken);
+        if (result.Status is RecordStatus.PreconditionFailed)
+        {
+            await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken, scope);
+        }
         if (result.Status is not RecordStatus.NoContent) return result;
         await scope.CommitAsync(cancellationToken);
         return result;
@@ -283,7 +291,7 @@ public sealed partial class RecordsService
         IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken)
     {
         var typeCode = TypeCodes.Of(type);
-        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        var current = await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
         if (current is null)
         {
             if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
@@ -322,11 +330,32 @@ public sealed partial class RecordsService
         return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
     }
 
-    private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, WriteBatch batch, CancellationToken cancellationToken)
+    /// <summary>
+    /// The current row of a record about to be changed, locked until the scope ends. On PostgreSQL, when there is none, the
+    /// id's lock is held instead: two PUTs creating the same id would both insert, and one fail on the unique key (a 500);
+    /// the second waits here for the first to commit, then finds its row and updates it.
+    /// </summary>
+    private async Task<StoredVersion?> CurrentForUpdateAsync(WriteScope scope, TenantKeys keys, int typeCode, string id, CancellationToken cancellationToken)
+    {
+        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        if (current is not null || Engine != StorageEngine.Postgres) return current;
+        await _database.LockAsync(scope, $"put-create/{keys.TenantId}/{typeCode}/{id}", cancellationToken);
+        return await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+    }
+
+    private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, int? ifMatch, WriteBatch batch,
+        CancellationToken cancellationToken)
     {
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
         if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused) return refused;
+        // If-Match guards a delete as it guards an update: a client that read version n must not delete the n+1 it never saw.
+        if (ifMatch is { } expected && (current is null || current.Deleted || current.Version != expected))
+        {
+            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", current is null || current.Deleted
+                ? $"If-Match was given but {type}/{id} does not exist."
+                : $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}."));
+        }
         if (current is null || current.Deleted)
         {
             // Answered 204 (an idempotent delete), yet nothing was deleted: audited as a failed delete, like a read of nothing.

@@ -65,6 +65,18 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// <see cref="BeginWriteAsync(CancellationToken)"/>'s. PostgreSQL: a pooled connection.</summary>
     internal virtual Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
 
+    /// <summary>Holds a lock on <paramref name="key"/> until the write scope commits or rolls back, for a decision that reads
+    /// before it writes and that no row lock can cover (what is looked for may not exist yet). SQLite: nothing to do, writers
+    /// are serialized. PostgreSQL: a transaction-level advisory lock on the key's 64-bit hash; read committed gives every
+    /// statement after it a snapshot that holds what the previous holder committed.</summary>
+    public async Task LockAsync(WriteScope scope, string key, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        if (Engine != StorageEngine.Postgres) return;
+        using var command = scope.Command("SELECT pg_advisory_xact_lock(hashtextextended(@k, 0))").With("k", key);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
     public abstract Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
 

@@ -71,7 +71,9 @@ internal static class FhirEndpoints
 
         fhir.MapDelete("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
-            var result = await records.DeleteAsync(http.Access(), type, id, http.RequestAborted);
+            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
+                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\"."));
+            var result = await records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted);
             if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
             if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);
             return Results.NoContent();

@@ -141,6 +141,35 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Delete_with_If_Match_deletes_only_the_version_the_client_read_alone_or_in_a_bundle()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Versionne"))).GetProperty("id").GetString()!;
+        using (var update = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: "Versionne", id: id))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+
+        var stale = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
+        stale.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+        using (var response = await Api.SendAsync(stale)) Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "request": { "method": "DELETE", "url": "Patient/{{id}}", "ifMatch": "W/\"1\"" } } ] }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle))) Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal))))
+        {
+            Assert.Equal("412", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+        }
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+
+        var current = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
+        current.Headers.TryAddWithoutValidation("If-Match", "W/\"2\"");
+        using (var response = await Api.SendAsync(current)) Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, read.StatusCode);
+    }
+
+    [Fact]
     public async Task Conditional_create_returns_the_existing_match_instead_of_a_duplicate()
     {
         var nir = Samples.ValidNir("2850575123456");
@@ -339,6 +368,32 @@ public abstract class FhirApiTests : IAsyncLifetime
         // A strict search with the same unknown parameter is still refused.
         using var strict = await Api.GetAsync("/fhir/Patient?family=lien&colour=blue");
         Assert.Equal(HttpStatusCode.BadRequest, strict.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_lenient_search_ignores_unsupported_parameters_and_modifiers_as_well_as_unknown_ones()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Souple"))).GetProperty("id").GetString()!;
+        const string unsupported = "_elements=id&_summary=data&gender:text=f&given:contains=ea&_sort=family&general-practitioner.name=x&_include:iterate=Patient:organization";
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient?family=souple&{unsupported}");
+        request.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
+        using (var response = await Api.SendAsync(request))
+        {
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode} {bundle}");
+            Assert.Equal([id], Ids(bundle));
+            var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+            Assert.EndsWith("/fhir/Patient?family=souple", self, StringComparison.Ordinal);
+        }
+
+        // Strict (the default): each of them is refused, as not supported.
+        foreach (var parameter in unsupported.Split('&'))
+        {
+            using var strict = await Api.GetAsync($"/fhir/Patient?family=souple&{parameter}");
+            var outcome = await strict.BodyAsync();
+            Assert.True(strict.StatusCode == HttpStatusCode.BadRequest, $"{parameter}: {(int)strict.StatusCode} {outcome}");
+            Assert.Equal("not-supported", outcome.GetProperty("issue")[0].GetProperty("code").GetString());
+        }
     }
 
     [Fact]

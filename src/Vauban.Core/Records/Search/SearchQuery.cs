@@ -35,7 +35,7 @@ internal sealed class SearchQuery
     /// <summary>Index values one search may expand to (a birth-date range becomes the year, month and day hashes that tile it).</summary>
     public const int MaxIndexValues = 10_000;
 
-    private static readonly HashSet<string> Unsupported = new(StringComparer.Ordinal)
+    private static readonly HashSet<string> UnsupportedNames = new(StringComparer.Ordinal)
     {
         "_elements", "_contained", "_containedType", "_has", "_list", "_text", "_content", "_query", "_filter", "_tag", "_profile", "_security", "_source", "_type",
     };
@@ -53,9 +53,12 @@ internal sealed class SearchQuery
     public List<IncludeSpec> Includes { get; } = [];
     public List<(string Name, string Value)> Canonical { get; } = [];
 
+    /// <summary>Prefer: handling=lenient — unknown and unsupported parameters and modifiers are ignored, not refused (FHIR R4 search).</summary>
+    private bool Lenient { get; init; }
+
     public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues)
     {
-        var query = new SearchQuery { Type = type };
+        var query = new SearchQuery { Type = type, Lenient = lenient };
         var values = 0;
         foreach (var (rawName, value) in parameters)
         {
@@ -72,7 +75,7 @@ internal sealed class SearchQuery
             var modifier = colon < 0 ? null : rawName[(colon + 1)..];
             if (rawName.Contains('.', StringComparison.Ordinal) && !rawName.StartsWith('_'))
             {
-                issues.Add(Issue.NotSupported($"Chained search ('{rawName}') is not supported."));
+                if (!lenient) issues.Add(Issue.NotSupported($"Chained search ('{rawName}') is not supported."));
                 continue;
             }
             query.Canonical.Add((rawName, value));
@@ -85,7 +88,7 @@ internal sealed class SearchQuery
                     continue;
                 case "_summary":
                     if (value == "count") query.SummaryCount = true;
-                    else if (value != "false") issues.Add(Issue.NotSupported("Only _summary=count and _summary=false are supported."));
+                    else if (value != "false") query.Unsupported(issues, "Only _summary=count and _summary=false are supported.");
                     continue;
                 case "_total":
                     if (value == "accurate") query.TotalAccurate = true;
@@ -99,19 +102,19 @@ internal sealed class SearchQuery
                     query.ParseInclude(name == "_revinclude", modifier, value, issues);
                     continue;
                 case "_id":
-                    if (modifier is not null) { issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on _id.")); continue; }
+                    if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _id."); continue; }
                     var ids = value.Split(',').Select(v => v.Trim()).ToList();
                     if (ids.Any(i => !IdRules.IsValid(i))) { issues.Add(Issue.Invalid("_id values must be valid FHIR ids.", "_id")); continue; }
                     query.Clauses.Add(new Clause(ClauseKind.Id, false, 0) { Ids = ids });
                     continue;
                 case "_lastUpdated":
-                    if (modifier is not null) { issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on _lastUpdated.")); continue; }
+                    if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
                     if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = updated });
                     continue;
             }
-            if (Unsupported.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
+            if (UnsupportedNames.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
             {
-                issues.Add(Issue.NotSupported($"The search parameter '{name}' is not supported."));
+                query.Unsupported(issues, $"The search parameter '{name}' is not supported.");
                 continue;
             }
             if (!SearchParameters.TryGet(type, name, out var parameter) || parameter.Hidden)
@@ -146,7 +149,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not (null or "exact"))
                 {
-                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on string parameter '{parameter.Name}' (supported: default starts-with, :exact). Values are stored encrypted, so :contains is not available."));
+                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on string parameter '{parameter.Name}' (supported: default starts-with, :exact). Values are stored encrypted, so :contains is not available.");
                     return null;
                 }
                 var clause = new Clause(ClauseKind.Hash, false, 2);
@@ -175,7 +178,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not (null or "not"))
                 {
-                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on token parameter '{parameter.Name}' (supported: :not)."));
+                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on token parameter '{parameter.Name}' (supported: :not).");
                     return null;
                 }
                 var clause = new Clause(ClauseKind.Hash, modifier == "not", parameter.Normalization == TokenNormalization.None ? 6 : 0);
@@ -198,7 +201,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not null && !(TypeCodes.TryGet(modifier, out _) && (parameter.Targets ?? stored.Targets)?.Contains(modifier) != false))
                 {
-                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on reference parameter '{parameter.Name}'."));
+                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on reference parameter '{parameter.Name}'.");
                     return null;
                 }
                 var targetTypes = modifier is not null ? [modifier] : (parameter.Targets ?? stored.Targets ?? TypeCodes.Names.ToList());
@@ -231,7 +234,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not null)
                 {
-                    issues.Add(Issue.NotSupported($"Modifier ':{modifier}' is not supported on date parameter '{parameter.Name}'."));
+                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on date parameter '{parameter.Name}'.");
                     return null;
                 }
                 var ranges = ParseDates(value, parameter.Name, issues);
@@ -325,7 +328,7 @@ internal sealed class SearchQuery
         var keys = value.Split(',', StringSplitOptions.RemoveEmptyEntries);
         if (keys.Length != 1)
         {
-            issues.Add(Issue.NotSupported("_sort takes one key (e.g. _sort=-_lastUpdated)."));
+            Unsupported(issues, "_sort takes one key (e.g. _sort=-_lastUpdated).");
             return;
         }
         var key = keys[0];
@@ -342,14 +345,15 @@ internal sealed class SearchQuery
             SortParameter = parameter;
             return;
         }
-        issues.Add(Issue.NotSupported($"_sort={key} is not supported for {Type}: sort by _lastUpdated, _id or a date of care (identifying values are encrypted and cannot be ordered by the database)."));
+        SortDescending = false;
+        Unsupported(issues, $"_sort={key} is not supported for {Type}: sort by _lastUpdated, _id or a date of care (identifying values are encrypted and cannot be ordered by the database).");
     }
 
     private void ParseInclude(bool reverse, string? modifier, string value, List<Issue> issues)
     {
         if (modifier is not null)
         {
-            issues.Add(Issue.NotSupported($"_{(reverse ? "rev" : "")}include:{modifier} is not supported."));
+            Unsupported(issues, $"_{(reverse ? "rev" : "")}include:{modifier} is not supported.");
             return;
         }
         var parts = value.Split(':');
@@ -380,6 +384,14 @@ internal sealed class SearchQuery
             return;
         }
         Includes.Add(new IncludeSpec(parts[0], parameter, target, reverse));
+    }
+
+    /// <summary>A parameter or modifier Vauban does not support: refused, or under lenient handling left out of the search and
+    /// of its self link (the current parameter is the last one added to <see cref="Canonical"/>).</summary>
+    private void Unsupported(List<Issue> issues, string diagnostics)
+    {
+        if (Lenient) Canonical.RemoveAt(Canonical.Count - 1);
+        else issues.Add(Issue.NotSupported(diagnostics));
     }
 
     /// <summary>Comma separates alternatives; "\," is a literal comma.</summary>
