@@ -221,8 +221,8 @@ public sealed partial class RecordsService
             if (!existing.Contains((row.TypeCode, row.Id)) && seen.Add((row.TypeCode, row.Id))) fresh.Add(row);
             else later.Add(row);
         }
-        var firstRid = await _database.ReserveRowIdsAsync(scope, fresh.Count, cancellationToken);
-        var bulk = fresh.Select((r, i) => new BulkRow(firstRid + i, r.TypeCode, r.Id, now, r.Sealed, r.Index!, Compartments.Of(r.Type, r.Id, r.Index!), createdBy)).ToList();
+        var rids = await _database.ReserveRowIdsAsync(scope, fresh.Count, cancellationToken);
+        var bulk = fresh.Select((r, i) => new BulkRow(rids[i], r.TypeCode, r.Id, now, r.Sealed, r.Index!, Compartments.Of(r.Type, r.Id, r.Index!), createdBy)).ToList();
         await BulkRows.InsertAsync(scope, Engine, keys.TenantId, bulk, cancellationToken);
         if (bulk.Count > 0)
         {

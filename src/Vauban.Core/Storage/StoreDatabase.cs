@@ -78,7 +78,7 @@ internal abstract class StoreDatabase : IAsyncDisposable
     }
 
     /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
-    public abstract Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
+    public abstract Task<long[]> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
 
     public abstract ValueTask DisposeAsync();
 
@@ -543,11 +543,14 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
-    public override async Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
+    public override async Task<long[]> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
     {
-        // Inside BEGIN IMMEDIATE no other writer can run, so max(rid)+1 is ours.
+        // Inside BEGIN IMMEDIATE no other writer can run, so max(rid)+1 and the ids after it are ours.
         using var command = scope.Command("SELECT coalesce(max(rid), 0) + 1 FROM resources");
-        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        var first = Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        var ids = new long[count];
+        for (var i = 0; i < count; i++) ids[i] = first + i;
+        return ids;
     }
 
     public override ValueTask DisposeAsync()
@@ -659,12 +662,13 @@ internal sealed class PostgresDatabase : StoreDatabase
         return new WriteScope(connection, transaction, gate: null, ownsConnection: false);
     }
 
-    public override async Task<long> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
+    public override async Task<long[]> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken)
     {
-        // One sequence call reserves a block: the sequence advances by count, never handing these ids out again.
-        using var command = scope.Command("SELECT setval(pg_get_serial_sequence('resources', 'rid'), nextval(pg_get_serial_sequence('resources', 'rid')) + @n - 1) - @n + 1");
-        command.Parameters.Add(new NpgsqlParameter("n", (long)count));
-        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        // One nextval per row, in one statement. Not a block taken by setval(nextval + n - 1): a create on another connection
+        // could take an id inside that block between the two calls, and one of the two inserts then failed on the key.
+        using var command = scope.Command("SELECT array_agg(nextval(pg_get_serial_sequence('resources', 'rid'))) FROM generate_series(1, @n)");
+        command.Parameters.Add(new NpgsqlParameter("n", count));
+        return count == 0 ? [] : (long[])(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     public override async ValueTask DisposeAsync()
