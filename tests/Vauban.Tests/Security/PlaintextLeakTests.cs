@@ -263,6 +263,25 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
     }
 }
 
-public sealed class PlaintextLeakTests_Sqlite() : PlaintextLeakTests(Engine.Sqlite);
+public sealed class PlaintextLeakTests_Sqlite() : PlaintextLeakTests(Engine.Sqlite)
+{
+    [Fact]
+    public async Task A_new_store_file_and_its_write_ahead_log_are_readable_by_their_owner_only()
+    {
+        // Another local account copying the data folder gets neither the sealed records nor what is stored in clear beside
+        // them (references, dates of care, staff password hashes to guess offline).
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite);
+        using (var api = await server.ClientAsync("hopital-fichier"))
+        using (var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient())))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        foreach (var path in new[] { server.Db, server.Db + "-wal", server.Db + "-shm" })
+        {
+            Assert.True(File.Exists(path), path);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        }
+    }
+}
 
 public sealed class PlaintextLeakTests_Postgres() : PlaintextLeakTests(Engine.Postgres);
