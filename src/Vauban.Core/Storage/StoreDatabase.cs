@@ -280,6 +280,7 @@ internal sealed class SqliteDatabase : StoreDatabase
         var full = _path = Path.GetFullPath(path);
         var directory = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
+        CreateOwnerOnly(full);
         Description = $"SQLite {full}";
         _connectionString = new SqliteConnectionStringBuilder
         {
@@ -296,6 +297,26 @@ internal sealed class SqliteDatabase : StoreDatabase
         // WAL: readers never block the writer; the setting is stored in the file.
         command.CommandText = "PRAGMA journal_mode=WAL;";
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>A new store file is readable by its owner only, like the master key file and the audit journal (SQLite gives
+    /// its -wal and -shm files the mode of the database file). Besides sealed records it holds what is stored in clear —
+    /// references between records, dates of care, the staff's password hashes, open to offline guessing —, and SQLite would
+    /// create it readable by every local account (0644 under the usual umask). An existing file keeps its mode.</summary>
+    private static void CreateOwnerOnly(string path)
+    {
+        if (OperatingSystem.IsWindows() || File.Exists(path)) return;
+        try
+        {
+            using var created = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // Another process starting on the same new store made it first, with the same mode.
+        }
     }
 
     public override StorageEngine Engine => StorageEngine.Sqlite;

@@ -2,7 +2,11 @@
 // Vauban's own stores (no EF Core, no Identity cookies: the session is Vauban's server-side session),
 // PBKDF2-HMAC-SHA512 at the configured iterations, the password rules, TOTP without replay, passkeys,
 // antiforgery on every form, and strict security headers.
+using System.Xml.Linq;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.AspNetCore.DataProtection.XmlEncryption;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Vauban.Access;
@@ -52,6 +56,14 @@ internal static class StaffPages
         // Antiforgery tokens bind to the signed-in identity. Their keys live in memory: a restart only asks
         // for a form to be re-submitted (sessions themselves are in the database).
         services.AddDataProtection().UseEphemeralDataProtectionProvider();
+        // The ephemeral provider replaces the protector, but Data Protection's start-up service still loads its key ring, and on
+        // a machine without one wrote a new key, unencrypted, under the user profile (~/.aspnet/DataProtection-Keys) — a key
+        // nothing uses, beside a warning that keys are stored in clear. That ring is kept in memory too.
+        services.Configure<KeyManagementOptions>(keys =>
+        {
+            keys.XmlRepository = new InMemoryKeyRing();
+            keys.XmlEncryptor = new NullXmlEncryptor();
+        });
         services.AddAntiforgery(antiforgery =>
         {
             antiforgery.Cookie.Name = "vauban-af";
@@ -98,5 +110,21 @@ internal static class StaffPages
         app.MapRazorPages();
         app.MapGet("/account/site.css", () => Results.Text(Assets.Css, "text/css; charset=utf-8"));
         app.MapGet("/account/passkey.js", () => Results.Text(Assets.PasskeyScript, "text/javascript; charset=utf-8"));
+    }
+}
+
+/// <summary>Data Protection's key ring, in memory only (see AddStaffPages).</summary>
+internal sealed class InMemoryKeyRing : IXmlRepository
+{
+    private readonly List<XElement> _elements = [];
+
+    public IReadOnlyCollection<XElement> GetAllElements()
+    {
+        lock (_elements) return _elements.Select(e => new XElement(e)).ToList();
+    }
+
+    public void StoreElement(XElement element, string friendlyName)
+    {
+        lock (_elements) _elements.Add(new XElement(element));
     }
 }

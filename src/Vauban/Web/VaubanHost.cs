@@ -43,16 +43,9 @@ public static class VaubanHost
         });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console => console.SingleLine = true);
-        // Request lines carry query strings (search values) and must never reach the log.
-        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
-        // A start that fails (a port already taken) is logged here with its stack trace, then reaches `vauban serve`, which
-        // says it in one line; Vauban runs no hosted service of its own whose failure this would be the only trace of.
-        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
-        // The exception handler's own entry holds the exception's message and stack, and a message may quote data;
-        // WriteUnexpectedErrorAsync logs each one by type, site and correlation id instead.
-        builder.Logging.AddFilter("Microsoft.AspNetCore.Diagnostics.ExceptionHandlerMiddleware", LogLevel.None);
+        // Request lines carry query strings (search values) and must never reach the log, whatever the configured levels.
+        FrameworkLogLimits.AddTo(builder.Services);
         logging?.Invoke(builder.Logging);
         builder.AddStaffPages(store);
 

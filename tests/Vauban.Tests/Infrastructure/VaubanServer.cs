@@ -64,8 +64,11 @@ public sealed class VaubanServer : IAsyncDisposable
         var logs = new ConcurrentQueue<string>();
         var app = VaubanHost.Build(store, options ?? new ServerOptions("http://127.0.0.1:0"), logging =>
         {
-            // The production log filters stay in force: the tests check what an operator's log would hold.
+            // The production log filters stay in force: the tests check what an operator's log would hold, with every level on
+            // for this provider, as an operator's Logging__Console__LogLevel__Default=Trace turns it on for the console (a rule
+            // naming a provider outranks those that name none).
             logging.SetMinimumLevel(LogLevel.Trace);
+            logging.AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace);
             logging.AddProvider(new CapturingLoggerProvider(logs));
         });
         extend?.Invoke(app);

@@ -1,10 +1,14 @@
 // What every answer tells the browser and what the operator's log keeps: patient data (a staff page, or FHIR JSON
 // read with the session cookie) is never stored by a browser or proxy cache; a form page leaves no warning in the log;
 // an unexpected error is logged by type and correlation id, never by its message (which may quote data), and its answer
-// carries the same headers as any other.
+// carries the same headers as any other; no key is kept in the user profile.
 using System.Net;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Security;
@@ -43,6 +47,22 @@ public class WebHeadersTests
             Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         }
         Assert.DoesNotContain(server.Logs, line => line.StartsWith("Warning", StringComparison.Ordinal) || line.StartsWith("Error", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_server_keeps_no_key_of_its_own_in_the_user_profile()
+    {
+        // Antiforgery's Data Protection runs on an ephemeral provider. The key ring it does not use stays in memory too: it was
+        // loaded from, and on a new machine written unencrypted to, ~/.aspnet/DataProtection-Keys.
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite);
+        var keys = server.Services.GetRequiredService<IOptions<KeyManagementOptions>>().Value;
+        Assert.NotNull(keys.XmlRepository);
+        Assert.IsNotType<FileSystemXmlRepository>(keys.XmlRepository);
+        Assert.NotEmpty(keys.XmlRepository.GetAllElements()); // the key the start-up service made, in memory
+        using var page = await server.Http.GetAsync("/account/signin");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.DoesNotContain(server.Logs, line => (line.StartsWith("Warning", StringComparison.Ordinal) || line.StartsWith("Error", StringComparison.Ordinal))
+            && line.Contains("DataProtection", StringComparison.Ordinal));
     }
 
     [Fact]
