@@ -267,13 +267,16 @@ public sealed partial class RecordsService
 
     /// <summary>
     /// PostgreSQL runs transactions side by side: each takes, before it writes anything, every lock its entries will need, in
-    /// one order — the conditional creates' lock, then the resources it deletes or puts by type and id. Taken entry by entry,
+    /// one order — the conditional creates' locks by type, then the resources it deletes or puts by type and id. Taken entry by entry,
     /// in the order FHIR processes them, two bundles changing the same resources in another order (or one deleting and one
     /// conditionally creating) would each wait for the other until PostgreSQL broke the deadlock with an error (a 500).
     /// </summary>
     private async Task LockTargetsAsync(WriteScope scope, TenantKeys keys, List<BundleEntry> entries, CancellationToken cancellationToken)
     {
-        if (entries.Any(e => e.Method == "POST" && e.IfNoneExist is not null)) await _database.LockAsync(scope, ConditionalCreateLock(keys), cancellationToken);
+        foreach (var type in entries.Where(e => e.Method == "POST" && e.IfNoneExist is not null).Select(e => e.Type).Distinct().Order(StringComparer.Ordinal))
+        {
+            await _database.LockAsync(scope, ConditionalCreateLock(keys, type), cancellationToken);
+        }
         var targets = entries.Where(e => e.Method is "PUT" or "DELETE" && e.Id is not null).Select(e => (e.Type, Id: e.Id!)).Distinct()
             .OrderBy(t => t.Type, StringComparer.Ordinal).ThenBy(t => t.Id, StringComparer.Ordinal);
         foreach (var (type, id) in targets)

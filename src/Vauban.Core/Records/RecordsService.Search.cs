@@ -214,7 +214,9 @@ public sealed partial class RecordsService
         return new SearchPage(RecordStatus.Ok, entries, after is null && next is null ? rows.Count : null, next) { Used = page is null ? request.Used : null };
     }
 
-    private static string ConditionalCreateLock(TenantKeys keys) => $"conditional-create/{keys.TenantId}";
+    /// <summary>The lock conditional creates of one type take in one establishment: a search of that type finds only records of
+    /// that type, so creates of other types need not wait.</summary>
+    private static string ConditionalCreateLock(TenantKeys keys, string type) => $"conditional-create/{keys.TenantId}/{type}";
 
     /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>
     private async Task<(RecordResult? Result, int Matches)> ConditionalMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string criteria, CancellationToken cancellationToken)
@@ -230,9 +232,9 @@ public sealed partial class RecordsService
         }
         query.Count = 2;
         // Two conditional creates racing would both find nothing and both create (PostgreSQL runs writers side by side): one
-        // at a time per establishment, each searching what the one before it committed. Criteria of any parameters may
-        // match the same record, so the lock is not narrowed to them.
-        await _database.LockAsync(scope, ConditionalCreateLock(keys), cancellationToken);
+        // at a time per establishment and type, each searching what the one before it committed. Criteria of any parameters
+        // may match the same record, so the lock is not narrowed to them.
+        await _database.LockAsync(scope, ConditionalCreateLock(keys, type), cancellationToken);
         var (rows, _) = await QueryAsync(context, scope.Connection, scope.Transaction, query, null, cancellationToken);
         if (rows.Count == 0) return (null, 0);
         if (rows.Count > 1)

@@ -77,7 +77,8 @@ internal abstract class StoreDatabase : IAsyncDisposable
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    /// <summary>Reserves <paramref name="count"/> consecutive row ids for a bulk insert inside the write scope.</summary>
+    /// <summary>Reserves <paramref name="count"/> row ids for a bulk insert inside the write scope (distinct, ascending; not
+    /// consecutive on PostgreSQL when other connections insert meanwhile).</summary>
     public abstract Task<long[]> ReserveRowIdsAsync(WriteScope scope, int count, CancellationToken cancellationToken);
 
     public abstract ValueTask DisposeAsync();
