@@ -85,11 +85,17 @@ internal sealed class AuditJournal : IDisposable
         }
         catch
         {
-            file.Dispose();
-            File.Delete(Path.Combine(directory, name));
+            Discard(file, directory, name);
             throw;
         }
         return (file, name);
+    }
+
+    /// <summary>Closes and deletes a new file that could not be made durable or put in use: nothing was written to it.</summary>
+    private static void Discard(FileStream file, string directory, string name)
+    {
+        file.Dispose();
+        File.Delete(Path.Combine(directory, name));
     }
 
     /// <summary>Appends one act's entries; returns the offset just past them. The caller serializes calls. On failure
@@ -157,8 +163,7 @@ internal sealed class AuditJournal : IDisposable
             }
             catch
             {
-                file.Dispose();
-                File.Delete(Path.Combine(_directory, name));
+                Discard(file, _directory, name);
                 throw;
             }
             retired = new RetiredJournal(Name, Position, _file);
