@@ -260,10 +260,6 @@ internal sealed class AuditJournal : IDisposable
         }
     }
 
-    /// <summary>Whether <paramref name="directory"/> holds any journal file of the store, held by a live process or not.</summary>
-    public static bool AnyOfStore(string directory, string store) =>
-        Directory.Exists(directory) && Directory.EnumerateFiles(directory, store + "-*" + Extension).Any();
-
     private static bool IsOfStore(string name, string store) =>
         name.Length > store.Length + 1 && name.StartsWith(store, StringComparison.Ordinal) && name[store.Length] == '-';
 }

@@ -791,7 +791,8 @@ public sealed class AuditTrail : IAsyncDisposable
     private async Task<List<string>> JournalFoldersAsync(CancellationToken cancellationToken)
     {
         using var command = _database.NewCommand();
-        command.CommandText = "SELECT value FROM store_settings WHERE name LIKE 'journal\\_folder:%' ESCAPE '\\' ORDER BY name";
+        command.CommandText = "SELECT value FROM store_settings WHERE substr(name, 1, @l) = @p ORDER BY name";
+        command.With("l", JournalFolderSetting.Length).With("p", JournalFolderSetting);
         return await _database.QueryAsync(command, async (reader, ct) =>
         {
             var folders = new List<string>();
