@@ -51,7 +51,7 @@ internal static class ClientCommands
     private static Command List()
     {
         var command = new Command("list", "The establishment's API clients: id, name, scopes, limits, and whether revoked (never a secret).");
-        var tenant = new Option<string>("--tenant") { Description = "The establishment.", Required = true };
+        var tenant = TenantCommands.Option();
         command.Options.Add(tenant);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -74,7 +74,7 @@ internal static class ClientCommands
     private static Command Revoke()
     {
         var command = new Command("revoke", "Revoke an API client for good (a leaked secret or key, a contract ended): no new token, and its tokens stop working within 30 s on running servers. Audited.");
-        var tenant = new Option<string>("--tenant") { Description = "The establishment.", Required = true };
+        var tenant = TenantCommands.Option();
         var clientId = new Argument<string>("client_id") { Description = "As shown by 'vauban clients list'." };
         command.Options.Add(tenant);
         command.Arguments.Add(clientId);

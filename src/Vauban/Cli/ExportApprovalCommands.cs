@@ -13,7 +13,7 @@ internal static class ExportApprovalCommands
     public static Command List()
     {
         var command = new Command("exports", "Bulk exports awaiting approval (above the establishment's size threshold), oldest first, with the reasons stated.");
-        var tenant = new Option<string>("--tenant") { Description = "The establishment.", Required = true };
+        var tenant = TenantCommands.Option();
         command.Options.Add(tenant);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -37,7 +37,7 @@ internal static class ExportApprovalCommands
     {
         var command = new Command(approve ? "approve-export" : "deny-export",
             approve ? "Approve a bulk export awaiting approval: its requester may then download it." : "Deny a bulk export awaiting approval: nothing is exported.");
-        var tenant = new Option<string>("--tenant") { Description = "The establishment.", Required = true };
+        var tenant = TenantCommands.Option();
         var id = new Argument<string>("id") { Description = "The job id, as shown by 'vauban guard exports'." };
         command.Options.Add(tenant);
         command.Arguments.Add(id);

@@ -26,12 +26,10 @@ internal static class GuardCommands
         return guard;
     }
 
-    private static Option<string> TenantOption() => new("--tenant") { Description = "The establishment.", Required = true };
-
     private static Command Alerts()
     {
         var command = new Command("alerts", "Security alerts of an establishment, newest first: guard containments, canaries, break-the-glass, locked accounts.");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         var all = new Option<bool>("--all") { Description = "Include acknowledged alerts." };
         var limit = new Option<int>("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
         command.Options.Add(tenant);
@@ -62,7 +60,7 @@ internal static class GuardCommands
     {
         var command = new Command("acknowledge", "Mark alerts as reviewed: they leave 'vauban guard alerts' (still listed with --all). Audited.");
         command.Aliases.Add("ack");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         var ids = new Argument<long[]>("id") { Description = "The alerts' ids, as shown by 'vauban guard alerts'.", Arity = ArgumentArity.OneOrMore };
         command.Options.Add(tenant);
         command.Arguments.Add(ids);
@@ -89,7 +87,7 @@ internal static class GuardCommands
     private static Command Contained()
     {
         var command = new Command("contained", "Sessions and clients the guard has suspended, and accounts it has locked, not yet released.");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         command.Options.Add(tenant);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -108,7 +106,7 @@ internal static class GuardCommands
     private static Command Release()
     {
         var command = new Command("release", "Release a contained session (session:<id>), API client (its client id) or account (user:<id>: also its sessions and the guard's lock), after review.");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         var principal = new Argument<string>("principal") { Description = "As shown by 'vauban guard alerts' or 'vauban guard contained'." };
         command.Options.Add(tenant);
         command.Arguments.Add(principal);
@@ -131,7 +129,7 @@ internal static class GuardCommands
     private static Command AddCanaries()
     {
         var command = new Command("add", "Create canary patients in an establishment (synthetic identities, no care relationship, no marker in the record).");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         var count = new Option<int>("--count") { Description = $"How many (1–{RecordsGuard.MaxCanariesPerCall}).", DefaultValueFactory = _ => 5 };
         command.Options.Add(tenant);
         command.Options.Add(count);
@@ -153,7 +151,7 @@ internal static class GuardCommands
     private static Command ListCanaries()
     {
         var command = new Command("list", "The establishment's canary patients.");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         command.Options.Add(tenant);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>

@@ -4,6 +4,9 @@ namespace Vauban.Cli;
 
 internal static class TenantCommands
 {
+    /// <summary>The required --tenant option of the verbs that act in one existing establishment.</summary>
+    public static Option<string> Option() => new("--tenant") { Description = "The establishment.", Required = true };
+
     /// <summary>The named tenant, or the only one when no name is given; otherwise a clear error listing the choices.</summary>
     public static async Task<Vauban.Access.Tenant> ResolveAsync(VaubanStore store, string? name, CancellationToken cancellationToken)
     {

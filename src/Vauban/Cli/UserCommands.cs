@@ -33,12 +33,10 @@ internal static class UserCommands
         return users;
     }
 
-    private static Option<string> TenantOption() => new("--tenant") { Description = "The establishment.", Required = true };
-
     private static Command Add()
     {
         var add = new Command("add", "Create a staff account and print its one-time enrolment link (valid 72 hours, stored only hashed).");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         var email = new Option<string>("--email") { Description = "The person's e-mail address (their sign-in name in this establishment).", Required = true };
         var role = new Option<string>("--role") { Description = "Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer or Administrator.", Required = true };
         var practitioner = new Option<string?>("--practitioner") { Description = "The Practitioner resource id the person acts as (care relationships name it)." };
@@ -72,7 +70,7 @@ internal static class UserCommands
     private static Command List()
     {
         var list = new Command("list", "List an establishment's staff accounts: role, enrolment, lock, open sessions.");
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         list.Options.Add(tenant);
         StoreArguments.AddTo(list);
         list.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -92,7 +90,7 @@ internal static class UserCommands
     private static Command Act(string verb, string description, Func<VaubanStore, Tenant, string, CancellationToken, Task<string?>> act)
     {
         var command = new Command(verb, description);
-        var tenant = TenantOption();
+        var tenant = TenantCommands.Option();
         var email = new Option<string>("--email") { Description = "The account's e-mail address.", Required = true };
         command.Options.Add(tenant);
         command.Options.Add(email);
