@@ -46,6 +46,10 @@ public static class KnownAlertKinds
     /// write, or the file was damaged): the acts it was recording then are missing from the log. Raised for every establishment,
     /// since a journal holds all of a process's acts.</summary>
     public const string AuditJournalDamaged = "audit-journal-damaged";
+
+    /// <summary>A stored record failed its integrity check when read (altered or moved in the database, or a wrong key): it was
+    /// not shown, and the read was audited as a serious failure.</summary>
+    public const string RecordIntegrity = "record-integrity";
 }
 
 public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset RaisedAt, string Kind, string Principal, string Detail,

@@ -40,9 +40,13 @@ public sealed partial class RecordsGuard
         return ContainmentOf(context.Tenant.Id, context.Principal) is { } containment ? Refusal(context.Principal, containment) : null;
     }
 
-    /// <summary>An alert for the security officer about an export (approval requested).</summary>
+    /// <summary>An alert for the security officer from the records service (an export's approval requested, a damaged record).</summary>
     internal Task RaiseAsync(long tenant, string kind, string principal, string detail, CancellationToken cancellationToken) =>
         _alerts.RaiseAsync(tenant, kind, principal, detail, cancellationToken);
+
+    /// <summary>The same, from inside a write transaction: written once that transaction has ended, whatever its end.</summary>
+    internal void RaiseAfterWrite(long tenant, string kind, string principal, string detail) =>
+        Defer(() => _alerts.RaiseAsync(tenant, kind, principal, detail, CancellationToken.None));
 
     /// <summary>Before one export file leaves (see the file header).</summary>
     internal async ValueTask<GuardDecision> AdmitExportAsync(AccessContext context, GuardRequest request, bool approved, CancellationToken cancellationToken)

@@ -4,9 +4,10 @@ namespace Vauban.Records;
 
 /// <summary>
 /// Outcomes of record interactions. <see cref="ReauthenticationRequired"/>: the guard asks a person to prove both factors
-/// again (401); <see cref="Locked"/>: the guard has suspended the session or client, or locked the account (423).
+/// again (401); <see cref="Locked"/>: the guard has suspended the session or client, or locked the account (423);
+/// <see cref="Damaged"/>: a stored record failed its integrity check and was not shown (500).
 /// </summary>
-public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked }
+public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked, Damaged }
 
 public static class RecordStatusCodes
 {
@@ -23,6 +24,7 @@ public static class RecordStatusCodes
         RecordStatus.Forbidden => 403,
         RecordStatus.ReauthenticationRequired => 401,
         RecordStatus.Locked => 423,
+        RecordStatus.Damaged => 500,
         _ => 400,
     };
 }

@@ -330,8 +330,10 @@ public sealed partial class RecordsService
         {
             return new EntryResponse(RecordStatusCodes.Http(contained.Status), null, 0, 0, null, contained.Issues);
         }
+        var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
+        if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
         await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-        return new EntryResponse(200, null, row.Version, row.LastUpdated, Open(keys, row), null);
+        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null);
     }
 
     /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>

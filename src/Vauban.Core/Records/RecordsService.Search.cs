@@ -92,12 +92,13 @@ public sealed partial class RecordsService
         var included = await AllowedAsync(context, includes.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
         if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: page is null ? parameters : null) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        List<StoredVersion> leaving = [.. rows, .. included];
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, leaving, null, cancellationToken);
+        if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
         // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
         await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
-            rows.Concat(included).Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken);
-        var entries = rows.Select(r => new SearchEntry(type, r.Id, r.Version, r.LastUpdated, Open(keys, r), false))
-            .Concat(included.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), true)))
-            .ToList();
+            leaving.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken);
+        var entries = leaving.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, bodies[i], i >= rows.Count)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
         {
             Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
@@ -202,6 +203,8 @@ public sealed partial class RecordsService
         string NextPage(int group, long rid) => _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList(),
             group.ToString(System.Globalization.CultureInfo.InvariantCulture), rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         if (await AdmitAsync(context, Interaction.Everything, "Patient", rows, depth, cancellationToken, subject: patientId) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Everything, "Patient", keys, rows, null, cancellationToken);
+        if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
         // Each record under the patient whose compartment holds it; one held by another patient (an appointment of A that
         // names B as a participant too) also under this patient, whose record it is part of; practitioners and organizations
         // referenced belong to no compartment but were returned for this patient.
@@ -209,7 +212,7 @@ public sealed partial class RecordsService
             rows.SelectMany(r => r.Compartment is { } holder && holder != patientId
                 ? [new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, holder), new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId)]
                 : new[] { new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId) }).ToList(), cancellationToken);
-        var entries = rows.Select(r => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, Open(keys, r), false)).ToList();
+        var entries = rows.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, bodies[i], false)).ToList();
         // A total only when the whole record is on this one page: across pages, counting would read every page at once.
         return new SearchPage(RecordStatus.Ok, entries, after is null && next is null ? rows.Count : null, next) { Used = page is null ? request.Used : null };
     }
@@ -242,8 +245,10 @@ public sealed partial class RecordsService
             return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), rows.Count);
         }
         if (await AdmitAsync(context, Interaction.Read, type, rows, 1, cancellationToken, scope) is { } contained) return (contained, 1);
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Read, type, keys, rows, scope, cancellationToken);
+        if (damaged is not null) return (damaged, 1);
         await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, rows[0].Id, rows[0].Compartment)], cancellationToken, scope, "conditional create matched");
-        return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, Open(keys, rows[0])), 1);
+        return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, bodies[0]), 1);
     }
 
     private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, (string, long)? after, CancellationToken cancellationToken)

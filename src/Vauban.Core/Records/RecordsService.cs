@@ -83,8 +83,10 @@ public sealed partial class RecordsService
             return new RecordResult(RecordStatus.Gone, type, id, row.Version, row.LastUpdated, Issues: [Issue.Error("deleted", $"{type}/{id} was deleted (version {row.Version}).")]);
         }
         if (await AdmitAsync(context, interaction, type, [row], 1, cancellationToken) is { } contained) return contained;
+        var (bodies, damaged) = await OpenAllAsync(context, interaction, type, keys, [row], null, cancellationToken);
+        if (damaged is not null) return damaged;
         await AuditAsync(context, interaction, AuditOutcome.Success, type, [new AuditedRecord(type, id, row.Compartment)], cancellationToken);
-        return new RecordResult(RecordStatus.Ok, type, id, row.Version, row.LastUpdated, Open(keys, row));
+        return new RecordResult(RecordStatus.Ok, type, id, row.Version, row.LastUpdated, bodies[0]);
     }
 
     public async Task<RecordResult> CreateAsync(AccessContext context, string type, JsonElement resource, string? ifNoneExist, CancellationToken cancellationToken)
@@ -234,9 +236,11 @@ public sealed partial class RecordsService
         // by the SQL filter): an older version of a record since moved from another patient is left out unless that patient is open.
         versions = await VersionsOpenAsync(context, keys, type, versions, cancellationToken);
         if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        var (bodies, damaged) = await OpenAllAsync(context, interaction, type, keys, versions, null, cancellationToken);
+        if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
-        var entries = versions.Select(v => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, v.Deleted ? null : Open(keys, v), false, v.Deleted)).ToList();
+        var entries = versions.Select((v, i) => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, bodies[i], false, v.Deleted)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, total, next);
     }
 
@@ -246,7 +250,16 @@ public sealed partial class RecordsService
     private static string? NamedBy(TenantKeys keys, string type, StoredVersion version)
     {
         if (version.Deleted || version.Body is null || type == KnownResourceTypes.Patient || !AccessPolicy.HasCompartment(type)) return version.Compartment;
-        using var document = JsonDocument.Parse(Open(keys, version));
+        byte[] json;
+        try
+        {
+            json = Open(keys, version);
+        }
+        catch (RecordIntegrityException)
+        {
+            return version.Compartment; // not shown either: opening it for delivery fails too (OpenAllAsync)
+        }
+        using var document = JsonDocument.Parse(json);
         return Compartments.Of(type, version.Id, IndexEntries.ExtractReferences(type, document.RootElement));
     }
 
@@ -592,6 +605,38 @@ public sealed partial class RecordsService
     private static readonly int PatientTypeCode = TypeCodes.Of(KnownResourceTypes.Patient);
 
     private static byte[] Open(TenantKeys keys, StoredVersion row) => RecordCipher.Open(keys, row.Type, row.Id, row.Version, row.Body!);
+
+    /// <summary>
+    /// The bodies of versions about to leave (null for a deletion), opened before their success is audited. A version that fails
+    /// its integrity check (altered or moved in the database, or a wrong key) is not shown and nothing else of the interaction
+    /// leaves: it is audited as a serious failure, the security officer is alerted, and the caller gets a 500 that says so.
+    /// </summary>
+    private async ValueTask<(byte[]?[] Bodies, RecordResult? Damaged)> OpenAllAsync(AccessContext context, Interaction interaction, string type, TenantKeys keys,
+        List<StoredVersion> rows, WriteScope? scope, CancellationToken cancellationToken)
+    {
+        var bodies = new byte[]?[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var row = rows[i];
+            if (row.Deleted || row.Body is null) continue;
+            try
+            {
+                bodies[i] = Open(keys, row);
+            }
+            catch (RecordIntegrityException)
+            {
+                var name = TypeCodes.NameOf(row.Type);
+                await AuditAsync(context, interaction, AuditOutcome.SeriousFailure, type, [new AuditedRecord(name, row.Id, row.Compartment)], cancellationToken, scope,
+                    "stored record failed its integrity check");
+                var detail = $"{name}/{row.Id} version {row.Version} failed its integrity check when read: it was altered or moved in the database, or read with the wrong key. It was not shown.";
+                if (scope is null) await _guard.RaiseAsync(context.Tenant.Id, KnownAlertKinds.RecordIntegrity, context.Principal.Id, detail, cancellationToken);
+                else _guard.RaiseAfterWrite(context.Tenant.Id, KnownAlertKinds.RecordIntegrity, context.Principal.Id, detail);
+                return (bodies, RecordResult.Fail(RecordStatus.Damaged, name, Issue.Error("exception",
+                    $"{name}/{row.Id} cannot be shown: its stored copy failed the integrity check (altered or moved in the database, or read with the wrong key). The security officer has been alerted.")));
+            }
+        }
+        return (bodies, null);
+    }
 
     private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)
     {

@@ -607,6 +607,37 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_record_altered_in_the_database_is_not_shown_its_read_is_audited_as_a_serious_failure_and_the_officer_is_alerted()
+    {
+        var victim = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Victime", nir: Samples.ValidNir("2850375123009")));
+        // Someone with write access to the database puts another patient's sealed body in the victim's row.
+        await ExecuteAsync("UPDATE resources SET body = (SELECT body FROM resources WHERE tenant_id = @t AND id = @a) WHERE tenant_id = @t AND id = @v",
+            ("a", _patient), ("v", victim));
+
+        foreach (var url in new[] { $"/fhir/Patient/{victim}", $"/fhir/Patient/{victim}/_history/1", $"/fhir/Patient?_id={victim}", $"/fhir/Patient/{victim}/_history" })
+        {
+            using var response = await _client.GetAsync(url);
+            Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.Contains("OperationOutcome", text, StringComparison.Ordinal);
+            Assert.Contains($"Patient/{victim} cannot be shown: its stored copy failed the integrity check", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("Audité", text, StringComparison.Ordinal);
+            Assert.Equal("no-store", response.Headers.CacheControl?.NoStore == true ? "no-store" : "");
+        }
+        // Every attempt is on the chain as a serious failure naming the victim; none as a read that succeeded.
+        var entries = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Patient = victim, Count = 100 }, CancellationToken.None) ?? [];
+        var attempts = entries.Where(e => e.Action is AuditAction.Read or AuditAction.VRead or AuditAction.Search or AuditAction.History).ToList();
+        Assert.Equal(4, attempts.Count);
+        Assert.All(attempts, e => Assert.Equal(AuditOutcome.SeriousFailure, e.Outcome));
+        var alerts = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None)).Where(a => a.Kind == KnownAlertKinds.RecordIntegrity).ToList();
+        Assert.Equal(4, alerts.Count);
+        Assert.All(alerts, a => Assert.Contains($"Patient/{victim} version 1 failed its integrity check", a.Detail, StringComparison.Ordinal));
+        // The record whose body was copied is intact.
+        using (var intact = await _client.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.OK, intact.StatusCode);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task Entries_journaled_by_a_process_that_stopped_before_they_reached_the_chain_are_put_on_it_by_the_next()
     {
         var journals = Path.Combine(Path.GetTempPath(), "vauban-journal-" + Guid.NewGuid().ToString("N"));
