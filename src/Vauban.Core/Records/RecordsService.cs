@@ -327,6 +327,15 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}."));
         }
+        // An update of a deleted record brings it back (a new version after the deletion, 201 as for any update that creates):
+        // that too is a create, and needs create as well as update.
+        if (current.Deleted && _policy.Authorize(context, Interaction.Create, type) is { Allowed: false } recreate)
+        {
+            var reason = $"{recreate.Reason} {type}/{id} is deleted, and an update that would bring it back needs create on {type} as well as update.";
+            await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope,
+                "refused by the access policy: " + reason);
+            return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
+        }
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references);
@@ -339,8 +348,9 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
         written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
-        await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
-        return new RecordResult(RecordStatus.Ok, type, id, version, now, json);
+        await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope,
+            current.Deleted ? "brought back after its deletion" : null);
+        return new RecordResult(current.Deleted ? RecordStatus.Created : RecordStatus.Ok, type, id, version, now, json);
     }
 
     /// <summary>

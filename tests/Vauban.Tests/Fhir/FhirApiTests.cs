@@ -123,6 +123,19 @@ public abstract class FhirApiTests : IAsyncLifetime
         }
         // Deleted resources leave search results.
         Assert.DoesNotContain(id, Ids(await SearchAsync("Patient?family=durand")));
+
+        // An update brings a deleted record back: a new version after the deletion, 201 Created like any update that creates.
+        using (var back = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: "Durand", id: id))))
+        {
+            Assert.Equal(HttpStatusCode.Created, back.StatusCode);
+            Assert.Equal("W/\"4\"", back.Headers.ETag!.ToString());
+            Assert.EndsWith($"/fhir/Patient/{id}/_history/4", back.Headers.Location!.ToString(), StringComparison.Ordinal);
+        }
+        using (var again = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: "Durand", id: id))))
+        {
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+        Assert.Contains(id, Ids(await SearchAsync("Patient?family=durand")));
     }
 
     [Fact]

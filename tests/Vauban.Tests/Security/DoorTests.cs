@@ -205,6 +205,13 @@ public abstract class DoorTests : IAsyncLifetime
         {
             Assert.Equal(HttpStatusCode.Created, upsert.StatusCode);
         }
+        // Nor bring back a deleted one: that is a create too.
+        using (var deleted = await _hospitalA.DeleteAsync("/fhir/Patient/made-by-put")) Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        using (var back = await updater.PutAsync("/fhir/Patient/made-by-put", FhirContent.Json(Samples.Patient(family: "Planted", id: "made-by-put"))))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, back.StatusCode);
+        }
+        using (var gone = await _hospitalA.GetAsync("/fhir/Patient/made-by-put")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Fact]
