@@ -160,6 +160,18 @@ public sealed partial class RecordsService
             }
             changed.Add((entry.Type, entry.Id), entry.Index);
         }
+        // Every conditional create is matched before anything is written: two with the same criteria would both find nothing
+        // and both create — a duplicate identity in one transaction.
+        var conditions = new Dictionary<(string Type, string Criteria), int>();
+        foreach (var entry in entries)
+        {
+            if (entry.Method != "POST" || entry.IfNoneExist is null) continue;
+            if (!conditions.TryAdd((entry.Type, entry.IfNoneExist.TrimStart('?')), entry.Index))
+            {
+                return (400, FhirJson.OperationOutcome([Issue.Invalid(
+                    $"Bundle.entry[{entry.Index}]: its ifNoneExist repeats Bundle.entry[{conditions[(entry.Type, entry.IfNoneExist.TrimStart('?'))]}]'s; both would create a {entry.Type} matching it. Send it once and refer to that entry's fullUrl.")]));
+            }
+        }
 
         // The policy sees every entry before anything is written.
         foreach (var entry in entries)

@@ -556,6 +556,37 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transaction_with_two_conditional_creates_of_the_same_criteria_is_refused_instead_of_creating_the_patient_twice()
+    {
+        var nir = Samples.ValidNir("1850375123422");
+        var criteria = $"identifier={Vauban.Fhir.KnownIdentifierSystems.InsNir}|{nir}";
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "resource": {{Samples.Patient(family: "Jumeau", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{criteria}}" } },
+                { "resource": {{Samples.Patient(family: "Jumeau", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "?{{criteria}}" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Contains("Bundle.entry[1]: its ifNoneExist repeats Bundle.entry[0]'s", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        Assert.Empty(Ids(await SearchAsync("Patient?family=jumeau")));
+        // The same two as a batch run one after the other: the second finds the first.
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal))))
+        {
+            var statuses = (await batch.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()!).ToList();
+            Assert.StartsWith("201", statuses[0]);
+            Assert.StartsWith("200", statuses[1]);
+        }
+        Assert.Single(Ids(await SearchAsync("Patient?family=jumeau")));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
