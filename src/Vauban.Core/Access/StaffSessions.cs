@@ -27,6 +27,13 @@ public sealed record StaffSession(string Id, long? TenantId, string? UserId, Ses
 public sealed class StaffSessions
 {
     private static readonly TimeSpan TouchInterval = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often a session start also deletes the sessions that have ended. Not at every start: anyone may start a passkey
+    /// ceremony (a pending row each), and a delete that scans every row at each start would let a flood of them make each start
+    /// slower than the last. Ended sessions are refused when read whether or not their rows are gone yet.</summary>
+    private static readonly TimeSpan PurgeInterval = TimeSpan.FromSeconds(30);
+
+    private long _nextPurgeAt;
     private readonly StoreDatabase _database;
     private readonly TimeProvider _time;
     private readonly AccountOptions _options;
@@ -61,10 +68,13 @@ public sealed class StaffSessions
             using var delete = scope.Command("DELETE FROM staff_sessions WHERE token_hash = @h").With("h", StaffAccounts.Hash(previousToken));
             await delete.ExecuteNonQueryAsync(cancellationToken);
         }
-        using (var purge = scope.Command("DELETE FROM staff_sessions WHERE (stage = 3 AND (last_seen_at < @idle OR created_at < @absolute)) OR (stage <> 3 AND created_at < @pending)")
-            .With("idle", (now - _options.IdleTimeout).ToUnixTimeMilliseconds()).With("absolute", (now - _options.AbsoluteTimeout).ToUnixTimeMilliseconds())
-            .With("pending", (now - _options.PendingTimeout).ToUnixTimeMilliseconds()))
+        var nextPurgeAt = Interlocked.Read(ref _nextPurgeAt);
+        if (now.ToUnixTimeMilliseconds() >= nextPurgeAt
+            && Interlocked.CompareExchange(ref _nextPurgeAt, (now + PurgeInterval).ToUnixTimeMilliseconds(), nextPurgeAt) == nextPurgeAt)
         {
+            using var purge = scope.Command("DELETE FROM staff_sessions WHERE (stage = 3 AND (last_seen_at < @idle OR created_at < @absolute)) OR (stage <> 3 AND created_at < @pending)")
+                .With("idle", (now - _options.IdleTimeout).ToUnixTimeMilliseconds()).With("absolute", (now - _options.AbsoluteTimeout).ToUnixTimeMilliseconds())
+                .With("pending", (now - _options.PendingTimeout).ToUnixTimeMilliseconds());
             await purge.ExecuteNonQueryAsync(cancellationToken);
         }
         using var insert = scope.Command("""
