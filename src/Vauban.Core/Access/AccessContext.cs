@@ -72,6 +72,10 @@ public sealed record AccessContext(Principal Principal, Tenant Tenant, string Pu
     /// <summary>The class of the requesting device (browser family and system, or client library; see Guard.DeviceClass), for the guard's new-device signal.</summary>
     public string? Device { get; init; }
 
+    /// <summary>The base URL of the FHIR API as this request reached it (scheme, host, path; the trusted proxy's when there is one):
+    /// an absolute reference under it names a record here and is treated as the relative one. Null outside HTTP.</summary>
+    public string? ServerBase { get; init; }
+
     /// <summary>The context of an operator's command-line act (seed, import): full scopes on one tenant, purpose stated.</summary>
     public static AccessContext Operator(Tenant tenant, string purpose) =>
         new(new Principal(PrincipalKind.System, "cli:" + Environment.UserName, "command line (" + Environment.UserName + ")", FullScopes), tenant, purpose);

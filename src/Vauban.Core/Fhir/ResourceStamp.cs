@@ -1,6 +1,7 @@
 // Writes a resource as stored: resourceType, the server's id and meta (versionId, lastUpdated, and the
 // client's other meta elements kept), then the rest of the resource in the client's order.
-// Optionally rewrites references (transaction bundles replace urn:uuid: references with server ids).
+// Optionally rewrites references (transaction bundles replace urn:uuid: references with server ids; an absolute URL
+// under this server's own base becomes the relative reference, so that it is indexed and names its patient).
 using System.Buffers;
 using System.Text.Json;
 
@@ -9,8 +10,14 @@ namespace Vauban.Fhir;
 internal static class ResourceStamp
 {
     public static byte[] Apply(JsonElement resource, string type, string id, int version, long lastUpdated,
-        IReadOnlyDictionary<string, string>? referenceMap = null)
+        IReadOnlyDictionary<string, string>? referenceMap = null, string? serverBase = null)
     {
+        // Most resources never name this server by URL: one scan of the raw text spares them the rewriting walk.
+        var local = serverBase is not null
+            && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource).IndexOf(System.Text.Encoding.UTF8.GetBytes(serverBase + "/")) >= 0
+            ? serverBase + "/"
+            : null;
+        referenceMap ??= Empty;
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
@@ -32,14 +39,14 @@ internal static class ResourceStamp
             foreach (var property in resource.EnumerateObject())
             {
                 if (property.NameEquals("resourceType") || property.NameEquals("id") || property.NameEquals("meta")) continue;
-                if (referenceMap is null || referenceMap.Count == 0)
+                if (referenceMap.Count == 0 && local is null)
                 {
                     property.WriteTo(writer);
                 }
                 else
                 {
                     writer.WritePropertyName(property.Name);
-                    WriteRewritten(writer, property.Value, referenceMap);
+                    WriteRewritten(writer, property.Value, referenceMap, local);
                 }
             }
             writer.WriteEndObject();
@@ -54,10 +61,12 @@ internal static class ResourceStamp
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
-            WriteRewritten(writer, resource, map);
+            WriteRewritten(writer, resource, map, null);
         }
         return buffer.WrittenSpan.ToArray();
     }
+
+    private static readonly Dictionary<string, string> Empty = [];
 
     /// <summary>The first urn:uuid: reference in <paramref name="element"/> that <paramref name="map"/> does not resolve, or null.</summary>
     public static string? UnresolvedUrnReference(JsonElement element, IReadOnlyDictionary<string, string> map)
@@ -89,7 +98,8 @@ internal static class ResourceStamp
         }
     }
 
-    private static void WriteRewritten(Utf8JsonWriter writer, JsonElement element, IReadOnlyDictionary<string, string> map)
+    /// <param name="local">This server's base URL and a slash, when the resource names it: references under it become relative.</param>
+    private static void WriteRewritten(Utf8JsonWriter writer, JsonElement element, IReadOnlyDictionary<string, string> map, string? local)
     {
         switch (element.ValueKind)
         {
@@ -99,25 +109,36 @@ internal static class ResourceStamp
                 {
                     writer.WritePropertyName(property.Name);
                     if (property.NameEquals("reference") && property.Value.ValueKind == JsonValueKind.String
-                        && map.TryGetValue(property.Value.GetString()!, out var replacement))
+                        && Rewritten(property.Value.GetString()!, map, local) is { } replacement)
                     {
                         writer.WriteStringValue(replacement);
                     }
                     else
                     {
-                        WriteRewritten(writer, property.Value, map);
+                        WriteRewritten(writer, property.Value, map, local);
                     }
                 }
                 writer.WriteEndObject();
                 break;
             case JsonValueKind.Array:
                 writer.WriteStartArray();
-                foreach (var item in element.EnumerateArray()) WriteRewritten(writer, item, map);
+                foreach (var item in element.EnumerateArray()) WriteRewritten(writer, item, map, local);
                 writer.WriteEndArray();
                 break;
             default:
                 element.WriteTo(writer);
                 break;
         }
+    }
+
+    private static string? Rewritten(string reference, IReadOnlyDictionary<string, string> map, string? local)
+    {
+        if (map.TryGetValue(reference, out var mapped)) return mapped;
+        if (local is not null && reference.StartsWith(local, StringComparison.Ordinal)
+            && Records.ReferenceTarget.TryParseLocal(reference[local.Length..], out _, out _))
+        {
+            return reference[local.Length..];
+        }
+        return null;
     }
 }

@@ -45,7 +45,7 @@ public sealed partial class RecordsService
             depth = state.Depth;
         }
         var issues = new List<Issue>();
-        var query = SearchQuery.Parse(type, parameters, keys, lenient, issues);
+        var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, context.ServerBase);
         if (query is null) return SearchPage.Fail(RecordStatus.Invalid, [.. issues]);
         // An include that names a type the principal may not read is refused; "any type" includes are narrowed
         // to the readable types (IncludesAsync filters them).
@@ -227,7 +227,7 @@ public sealed partial class RecordsService
         var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
             .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
         var issues = new List<Issue>();
-        var query = parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues);
+        var query = parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase);
         if (query is null || query.Clauses.Count == 0)
         {
             if (issues.Count == 0) issues.Add(Issue.Invalid("If-None-Exist must be a search query such as identifier=system|value."));

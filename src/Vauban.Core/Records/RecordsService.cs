@@ -290,7 +290,7 @@ public sealed partial class RecordsService
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
-        var json = ResourceStamp.Apply(resource, type, id, 1, now, references);
+        var json = ResourceStamp.Apply(resource, type, id, 1, now, references, context.ServerBase);
         var index = ExtractIndex(type, json, keys);
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
@@ -338,7 +338,7 @@ public sealed partial class RecordsService
         }
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
-        var json = ResourceStamp.Apply(resource, type, id, version, now, references);
+        var json = ResourceStamp.Apply(resource, type, id, version, now, references, context.ServerBase);
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var newIndex = ExtractIndex(type, json, keys);
         var compartment = Compartments.Of(type, id, newIndex);

@@ -71,7 +71,11 @@ internal static class BearerAuthentication
             }
         }
         // The device class (from the User-Agent) is one of the guard's signals: a script where a browser used to be.
-        http.Items[ContextKey] = access with { CorrelationId = http.TraceIdentifier, StatedReason = reason, Device = Guard.DeviceClass.Of(http.Request.Headers.UserAgent.ToString()) };
+        http.Items[ContextKey] = access with
+        {
+            CorrelationId = http.TraceIdentifier, StatedReason = reason, Device = Guard.DeviceClass.Of(http.Request.Headers.UserAgent.ToString()),
+            ServerBase = FhirHttp.BaseUrl(http),
+        };
         return await next(invocation);
     });
 

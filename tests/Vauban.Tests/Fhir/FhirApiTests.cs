@@ -587,6 +587,23 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_absolute_reference_to_this_server_names_the_record_here_and_one_to_another_server_matches_nothing()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Absolu"))).GetProperty("id").GetString()!;
+        var serverBase = new Uri(Api.BaseAddress!, "/fhir").ToString().TrimEnd('/');
+        // Written with this server's base URL: stored as the relative reference, so that it is indexed and the record is the patient's.
+        var observation = await CreateAsync("Observation", Samples.Observation($"{serverBase}/Patient/{patient}"));
+        Assert.Equal($"Patient/{patient}", observation.GetProperty("subject").GetProperty("reference").GetString());
+        var id = observation.GetProperty("id").GetString()!;
+        Assert.Equal([id], Ids(await SearchAsync($"Observation?subject=Patient/{patient}")));
+        Assert.Equal([id], Ids(await SearchAsync($"Observation?subject={Uri.EscapeDataString($"{serverBase}/Patient/{patient}")}")));
+        Assert.Contains(id, Ids(await SearchAsync($"Patient/{patient}/$everything")));
+        // The same id on another server is another patient.
+        Assert.Empty(Ids(await SearchAsync($"Observation?subject={Uri.EscapeDataString($"http://autre-hopital.example/fhir/Patient/{patient}")}")));
+        Assert.Empty(Ids(await SearchAsync($"Observation?patient={Uri.EscapeDataString($"https://autre-hopital.example/fhir/Patient/{patient}")}")));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""

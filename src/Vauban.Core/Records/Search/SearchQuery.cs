@@ -56,9 +56,14 @@ internal sealed class SearchQuery
     /// <summary>Prefer: handling=lenient — unknown and unsupported parameters and modifiers are ignored, not refused (FHIR R4 search).</summary>
     private bool Lenient { get; init; }
 
-    public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues)
+    /// <summary>This server's FHIR base URL (<see cref="Vauban.Access.AccessContext.ServerBase"/>): a reference searched by an absolute URL under it
+    /// names a record here.</summary>
+    private string? ServerBase { get; init; }
+
+    public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues,
+        string? serverBase = null)
     {
-        var query = new SearchQuery { Type = type, Lenient = lenient };
+        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase };
         var values = 0;
         foreach (var (rawName, value) in parameters)
         {
@@ -208,7 +213,17 @@ internal sealed class SearchQuery
                 var clause = new Clause(ClauseKind.Reference, false, 1) { Params = [stored.Code] };
                 foreach (var v in values)
                 {
-                    var reference = v.Contains("://", StringComparison.Ordinal) ? string.Join('/', v.Split('/').TakeLast(2)) : v;
+                    var reference = v;
+                    if (v.Contains("://", StringComparison.Ordinal))
+                    {
+                        if (ServerBase is null || !v.StartsWith(ServerBase + "/", StringComparison.OrdinalIgnoreCase))
+                        {
+                            // A record on another server: only references to records here are indexed (ADR 0003), so none matches.
+                            clause.Targets.Add(v);
+                            continue;
+                        }
+                        reference = v[(ServerBase.Length + 1)..];
+                    }
                     if (reference.Contains('/', StringComparison.Ordinal))
                     {
                         if (!ReferenceTarget.TryParseLocal(reference, out var target, out var targetType) || !targetTypes.Contains(targetType))
