@@ -193,14 +193,20 @@ public sealed partial class RecordsService
         return new ExportDownload(RecordStatus.Ok, (stream, ct) => WriteExportAsync(audited, job, type, keys, patients, stream, ct));
     }
 
-    private async Task WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, HashSet<string> admitted, Stream output,
+    private async Task<bool> WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, HashSet<string> admitted, Stream output,
         CancellationToken cancellationToken)
     {
         var after = 0L;
         while (true)
         {
-            // Contained meanwhile (another request crossed a bound, the officer acted): the file stops here.
-            if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is not null) return;
+            // Contained meanwhile (another request crossed a bound, the officer acted): the file stops here, and says so — a
+            // file that merely ended would pass for the whole of it.
+            if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
+            {
+                await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord("export:" + job.Id, null, null)], cancellationToken,
+                    note: $"guard: {contained.Verdict} (bulk export {job.Id}, {type}: stopped before its end)");
+                return false;
+            }
             List<StoredVersion> rows;
             using (var command = _database.NewCommand())
             {
@@ -213,7 +219,7 @@ public sealed partial class RecordsService
                     return found;
                 }, cancellationToken);
             }
-            if (rows.Count == 0) return;
+            if (rows.Count == 0) return true;
             after = rows[^1].Rid;
             // Only the patients the guard was asked about leave (a record that moved to another patient since is left out).
             rows.RemoveAll(r => r.Compartment is { } patient && !admitted.Contains(patient));

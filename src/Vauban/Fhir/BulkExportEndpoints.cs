@@ -128,14 +128,15 @@ internal static class BulkExportEndpoints
 
     private static string Shorten(string value) => value.Length <= 64 ? value : value[..64] + "…";
 
-    /// <summary>An NDJSON body written as it is generated (each part audited before it is written).</summary>
-    private sealed class NdjsonResult(Func<Stream, CancellationToken, Task> write) : IResult
+    /// <summary>An NDJSON body written as it is generated (each part audited before it is written). A file stopped before its
+    /// end aborts the answer: a chunked body that ended cleanly would pass for the whole file.</summary>
+    private sealed class NdjsonResult(Func<Stream, CancellationToken, Task<bool>> write) : IResult
     {
         public async Task ExecuteAsync(HttpContext httpContext)
         {
             httpContext.Response.StatusCode = 200;
             httpContext.Response.ContentType = "application/fhir+ndjson";
-            await write(httpContext.Response.Body, httpContext.RequestAborted);
+            if (!await write(httpContext.Response.Body, httpContext.RequestAborted)) httpContext.Abort();
         }
     }
 }

@@ -9,6 +9,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
 using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Guard;
@@ -31,6 +32,8 @@ public abstract class BulkExportTests : IAsyncLifetime
     private readonly List<string> _patients = [];
     private readonly List<string> _observations = [];
     private string _practitioner = "";
+    // Runs once, on a download's first write, inside the server (see InitializeAsync): what happens while a file streams.
+    private Func<Task>? _duringDownload;
 
     protected BulkExportTests(Engine engine) => _engine = engine;
 
@@ -49,7 +52,15 @@ public abstract class BulkExportTests : IAsyncLifetime
                 [Establishment] = new() { Export = new ExportLimits { ApprovalAbovePatients = 5, ApprovalAboveResources = 10 } },
             },
         };
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard });
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard }, extend: app => app.Use(async (http, next) =>
+        {
+            if (_duringDownload is { } during && http.Request.Path.Value!.Contains("/$export-file/", StringComparison.Ordinal))
+            {
+                _duringDownload = null;
+                http.Response.Body = new FirstWriteStream(http.Response.Body, during);
+            }
+            await next(http);
+        }));
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
         _practitioner = await CreateAsync(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < 3; i++)
@@ -499,6 +510,60 @@ public abstract class BulkExportTests : IAsyncLifetime
         var refusals = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Agent = "user:dr-alpha", Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
         Assert.Contains(refusals, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains(started.Job.Id, StringComparison.Ordinal));
         Assert.DoesNotContain(refusals, e => e.Detail.Records.Contains($"Patient/{_patients[6]}"));
+    }
+
+    [Fact]
+    public async Task A_client_contained_while_its_file_streams_gets_an_aborted_answer_not_a_file_that_looks_whole()
+    {
+        // More than one part (500 resources) of the directory: above 10 resources, approved by a second person, so not weighed again.
+        for (var i = 0; i < 500; i++) await CreateAsync(Samples.Practitioner("Annuaire" + i, "1000000010" + (i % 10)));
+        var canary = (await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 1, None))[0];
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var status = await KickOffAsync(_client, "/fhir/$export?_type=Practitioner");
+        Assert.Equal(ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export approval"), JobId(status), approve: true, None));
+        var file = Outputs(await ManifestAsync(_client, status))["Practitioner"];
+        Assert.Equal(501, file.Count);
+
+        // While the first part leaves, the same client reads a canary: it is suspended, and the file stops.
+        _duringDownload = async () =>
+        {
+            using var trip = await _client.GetAsync($"/fhir/Patient/{canary}");
+            Assert.Equal((HttpStatusCode)423, trip.StatusCode);
+        };
+        using var response = await _client.GetAsync(file.Url, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var failure = await Record.ExceptionAsync(() => response.Content.ReadAsStringAsync());
+        Assert.True(failure is HttpRequestException or IOException, $"the truncated file ended like a whole one ({failure?.GetType().Name ?? "no error"})");
+        Assert.Null(_duringDownload);
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Containment], Count = 100 }, None) ?? [];
+        Assert.Contains(entries, e => e.Detail.Note!.Contains("stopped before its end", StringComparison.Ordinal));
+    }
+
+    /// <summary>A response body that runs a test's action before its first write goes through.</summary>
+    private sealed class FirstWriteStream(Stream inner, Func<Task> first) : Stream
+    {
+        private Func<Task>? _first = first;
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (Interlocked.Exchange(ref _first, null) is { } action) await action();
+            await inner.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+        public override void Flush() => inner.Flush();
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     [Fact]
