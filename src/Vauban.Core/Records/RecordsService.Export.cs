@@ -129,7 +129,7 @@ public sealed partial class RecordsService
         {
             // Scopes can shrink after the kick-off (a new token): only what may still be exported is listed.
             if (!_policy.Authorize(context, Interaction.Export, type).Allowed) continue;
-            var (count, _) = await ExportSizeAsync(context, job, type, cancellationToken);
+            var count = await ExportCountAsync(context, job, type, cancellationToken);
             if (count > 0) files.Add(new ExportFile(type, count));
         }
         return new ExportOutcome(RecordStatus.Ok, job, files);
@@ -277,6 +277,16 @@ public sealed partial class RecordsService
             }
             return (resources, patients);
         }, cancellationToken);
+    }
+
+    /// <summary>How many current resources of <paramref name="type"/> the job covers and the policy lets the principal see: the
+    /// manifest's count, counted by the database (a poll, repeated every few seconds, must not carry every patient id of the file).</summary>
+    private async Task<int> ExportCountAsync(AccessContext context, ExportJob job, string type, CancellationToken cancellationToken)
+    {
+        using var command = _database.NewCommand();
+        ExportQuery(command, context, job, type, "count(*)", "");
+        return await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
+            await reader.ReadAsync(ct) ? Convert.ToInt32(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) : 0, cancellationToken);
     }
 
     /// <summary>The one selection of an export, for sizes and for files: the job's type, current and not deleted, last updated
