@@ -22,6 +22,11 @@ internal static class BulkExportEndpoints
         // Statement lambdas: an expression-bodied one taking only HttpContext would bind as a RequestDelegate and drop the result.
         fhir.MapGet("/$export", async (HttpContext http) => { return await KickOffAsync(http, records, ExportLevel.System); });
         fhir.MapGet("/Patient/$export", async (HttpContext http) => { return await KickOffAsync(http, records, ExportLevel.Patient); });
+        // What is not built is said so, rather than answered as a create of type "$export" or an unknown endpoint.
+        fhir.MapGet("/Group/{id}/$export", () => FhirHttp.Outcome(400, Issue.NotSupported(
+            "Group-level export is not supported: export at system level ([base]/$export) or Patient level ([base]/Patient/$export).")));
+        fhir.MapPost("/$export", PostKickOff);
+        fhir.MapPost("/Patient/$export", PostKickOff);
 
         fhir.MapGet("/$export-status/{job}", async (HttpContext http, string job) =>
         {
@@ -63,6 +68,12 @@ internal static class BulkExportEndpoints
         });
     }
 
+    private static IResult PostKickOff(HttpContext http)
+    {
+        http.Response.Headers.Allow = "GET";
+        return FhirHttp.Outcome(405, Issue.NotSupported("A bulk export is kicked off with GET (parameters in the query string); POST with a Parameters body is not supported."));
+    }
+
     private static async Task<IResult> KickOffAsync(HttpContext http, RecordsService records, ExportLevel level)
     {
         var prefer = http.Request.Headers["Prefer"].ToString();
@@ -75,7 +86,8 @@ internal static class BulkExportEndpoints
         }
         foreach (var format in http.Request.Query["_outputFormat"])
         {
-            if (!OutputFormats.Contains(format, StringComparer.Ordinal))
+            // An unescaped '+' in the query string arrives as a space: "application/fhir ndjson" is the same request.
+            if (!OutputFormats.Contains(format?.Replace(' ', '+'), StringComparer.Ordinal))
                 return FhirHttp.Outcome(400, Issue.Invalid("_outputFormat: only application/fhir+ndjson is produced.", "_outputFormat"));
         }
         List<string>? types = null;

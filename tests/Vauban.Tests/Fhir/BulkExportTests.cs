@@ -230,6 +230,31 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Group_export_and_a_POST_kick_off_are_refused_as_not_supported_and_an_unescaped_output_format_is_understood()
+    {
+        using (var request = KickOff("/fhir/Group/cohort-1/$export"))
+        using (var response = await _client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("not-supported", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+        foreach (var url in new[] { "/fhir/$export", "/fhir/Patient/$export" })
+        {
+            using var request = KickOff(url);
+            request.Method = HttpMethod.Post;
+            request.Content = new StringContent("""{"resourceType":"Parameters"}""", Encoding.UTF8, "application/fhir+json");
+            using var response = await _client.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"POST {url}: {(int)response.StatusCode}");
+            var issue = (await response.BodyAsync()).GetProperty("issue")[0];
+            Assert.Equal("not-supported", issue.GetProperty("code").GetString());
+            Assert.Contains("GET", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        // "application/fhir+ndjson" written as is in a URL: the '+' arrives as a space.
+        var outputs = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient&_outputFormat=application/fhir+ndjson")));
+        Assert.Equal(3, outputs["Patient"].Count);
+    }
+
+    [Fact]
     public async Task A_client_may_export_only_the_types_its_scopes_let_it_read_and_search()
     {
         using var patientsOnly = await _server.ClientAsync(Establishment, "system/Patient.rs");
