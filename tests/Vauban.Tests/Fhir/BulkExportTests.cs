@@ -32,8 +32,8 @@ public abstract class BulkExportTests : IAsyncLifetime
     private readonly List<string> _patients = [];
     private readonly List<string> _observations = [];
     private string _practitioner = "";
-    // Runs once, on a download's first write, inside the server (see InitializeAsync): what happens while a file streams.
-    private Func<Task>? _duringDownload;
+    // Watches the next download from inside the server (see InitializeAsync): what happens while a file streams.
+    private DownloadProbe? _probe;
 
     protected BulkExportTests(Engine engine) => _engine = engine;
 
@@ -54,10 +54,10 @@ public abstract class BulkExportTests : IAsyncLifetime
         };
         _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard }, extend: app => app.Use(async (http, next) =>
         {
-            if (_duringDownload is { } during && http.Request.Path.Value!.Contains("/$export-file/", StringComparison.Ordinal))
+            if (_probe is { } probe && http.Request.Path.Value!.Contains("/$export-file/", StringComparison.Ordinal))
             {
-                _duringDownload = null;
-                http.Response.Body = new FirstWriteStream(http.Response.Body, during);
+                _probe = null;
+                http.Response.Body = new ProbeStream(http.Response.Body, probe);
             }
             await next(http);
         }));
@@ -550,28 +550,45 @@ public abstract class BulkExportTests : IAsyncLifetime
         Assert.Equal(501, file.Count);
 
         // While the first part leaves, the same client reads a canary: it is suspended, and the file stops.
-        _duringDownload = async () =>
+        var probe = _probe = new DownloadProbe
         {
-            using var trip = await _client.GetAsync($"/fhir/Patient/{canary}");
-            Assert.Equal((HttpStatusCode)423, trip.StatusCode);
+            BeforeFirstWrite = async () =>
+            {
+                using var trip = await _client.GetAsync($"/fhir/Patient/{canary}");
+                Assert.Equal((HttpStatusCode)423, trip.StatusCode);
+            },
         };
         using var response = await _client.GetAsync(file.Url, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var failure = await Record.ExceptionAsync(() => response.Content.ReadAsStringAsync());
         Assert.True(failure is HttpRequestException or IOException, $"the truncated file ended like a whole one ({failure?.GetType().Name ?? "no error"})");
-        Assert.Null(_duringDownload);
+        Assert.True(probe.Writes > 0, "the probe did not see the download");
         var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Containment], Count = 100 }, None) ?? [];
         Assert.Contains(entries, e => e.Detail.Note!.Contains("stopped before its end", StringComparison.Ordinal));
     }
 
-    /// <summary>A response body that runs a test's action before its first write goes through.</summary>
-    private sealed class FirstWriteStream(Stream inner, Func<Task> first) : Stream
+    [Fact]
+    public async Task A_file_is_written_to_the_connection_in_parts_not_a_write_and_a_flush_per_line()
     {
-        private Func<Task>? _first = first;
+        var file = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient")))["Patient"];
+        var probe = _probe = new DownloadProbe();
+        Assert.Equal(3, (await DownloadAsync(_client, file.Url)).Count);
+        // Each write to the response is a flush and an HTTP chunk: three small resources are one write, not six.
+        Assert.Equal(1, probe.Writes);
+    }
 
+    private sealed class DownloadProbe
+    {
+        public Func<Task>? BeforeFirstWrite { get; init; }
+        public int Writes;
+    }
+
+    /// <summary>A response body that counts the writes of a download and runs the probe's action before the first goes through.</summary>
+    private sealed class ProbeStream(Stream inner, DownloadProbe probe) : Stream
+    {
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            if (Interlocked.Exchange(ref _first, null) is { } action) await action();
+            if (Interlocked.Increment(ref probe.Writes) == 1 && probe.BeforeFirstWrite is { } action) await action();
             await inner.WriteAsync(buffer, cancellationToken);
         }
 
