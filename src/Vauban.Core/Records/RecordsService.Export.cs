@@ -87,6 +87,8 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (await jobs.CountActiveAsync(keys, context.Principal.Id, now.ToUnixTimeMilliseconds(), cancellationToken) >= limits.MaxJobsPerPrincipal)
         {
+            await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.MinorFailure, null, [], cancellationToken,
+                $"bulk export refused: {limits.MaxJobsPerPrincipal} export jobs already at once");
             return ExportOutcome.Fail(RecordStatus.Conflict, Issue.Error("too-costly",
                 $"At most {limits.MaxJobsPerPrincipal} export jobs at a time: download or cancel (DELETE the status URL) earlier ones first."));
         }

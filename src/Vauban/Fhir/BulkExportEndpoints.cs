@@ -3,6 +3,7 @@
 //   GET    /fhir/$export-status/{job}             202 (X-Progress, Retry-After) while awaiting approval; 200 + manifest when ready
 //   DELETE /fhir/$export-status/{job}             cancels (forgets) the job
 //   GET    /fhir/$export-file/{job}/{Type}.ndjson one file, generated now through the records service (same token, same principal)
+//   GET    /fhir/Group/{id}/$export               400 (not built);  POST /fhir/$export, /fhir/Patient/$export   405 (GET only)
 // A job, its status and its files are its principal's only: anyone else gets 404. A bulk export needs
 // X-Vauban-Reason; above the establishment's size threshold it waits for a second person (ExportApprovals).
 using Vauban.Access;

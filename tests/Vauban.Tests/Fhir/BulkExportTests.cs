@@ -373,6 +373,20 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_kick_off_beyond_the_jobs_a_client_may_hold_is_refused_and_the_refusal_is_on_the_audit_chain()
+    {
+        for (var i = 0; i < new ExportLimits().MaxJobsPerPrincipal; i++) await KickOffAsync(_client, "/fhir/$export?_type=Practitioner");
+        using (var request = KickOff("/fhir/$export?_type=Practitioner"))
+        using (var response = await _client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+            Assert.Equal("too-costly", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+        Assert.Contains(entries, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains("export jobs already", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_denied_export_answers_403_and_never_yields_a_file()
     {
         await AddPatientsAsync(4);
