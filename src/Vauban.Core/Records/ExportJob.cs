@@ -42,8 +42,10 @@ public sealed record ExportOutcome(RecordStatus Status, ExportJob? Job = null, I
     public static ExportOutcome Fail(RecordStatus status, params Issue[] issues) => new(status, Issues: issues);
 }
 
-/// <summary>A file ready to stream (<see cref="WriteAsync"/> audits each part before writing it), or why not.</summary>
-public sealed record ExportDownload(RecordStatus Status, Func<Stream, CancellationToken, Task>? WriteAsync = null, IReadOnlyList<Issue>? Issues = null)
+/// <summary>A file ready to stream (<see cref="WriteAsync"/> audits each part before writing it), or why not. WriteAsync answers
+/// false when the file stopped before its end (the principal was contained meanwhile): what was written is not the whole file,
+/// and the caller must not let it pass for one (the HTTP answer is aborted).</summary>
+public sealed record ExportDownload(RecordStatus Status, Func<Stream, CancellationToken, Task<bool>>? WriteAsync = null, IReadOnlyList<Issue>? Issues = null)
 {
     public static ExportDownload Fail(RecordStatus status, params Issue[] issues) => new(status, Issues: issues);
 }

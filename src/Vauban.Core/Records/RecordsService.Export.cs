@@ -5,6 +5,7 @@
 // is generated when it is downloaded, from the current versions the policy lets the principal see, as of the
 // job's transaction time; the guard weighs the patients it carries, and every part is audited (one entry per
 // patient in each part of about 500 resources, action Export) before it is written to the response.
+using System.Buffers;
 using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
@@ -28,6 +29,9 @@ public sealed partial class RecordsService
     private const int ExportPart = 500;
 
     private static readonly byte[] NewLine = "\n"u8.ToArray();
+
+    /// <summary>About how many bytes of a file are gathered before they are written to the response.</summary>
+    private const int ExportWriteBytes = 64 * 1024;
 
     /// <summary>
     /// Kick-off: checks, estimates and records a job. <paramref name="types"/> null = every type the principal may export
@@ -83,6 +87,8 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (await jobs.CountActiveAsync(keys, context.Principal.Id, now.ToUnixTimeMilliseconds(), cancellationToken) >= limits.MaxJobsPerPrincipal)
         {
+            await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.MinorFailure, null, [], cancellationToken,
+                $"bulk export refused: {limits.MaxJobsPerPrincipal} export jobs already at once");
             return ExportOutcome.Fail(RecordStatus.Conflict, Issue.Error("too-costly",
                 $"At most {limits.MaxJobsPerPrincipal} export jobs at a time: download or cancel (DELETE the status URL) earlier ones first."));
         }
@@ -129,7 +135,7 @@ public sealed partial class RecordsService
         {
             // Scopes can shrink after the kick-off (a new token): only what may still be exported is listed.
             if (!_policy.Authorize(context, Interaction.Export, type).Allowed) continue;
-            var (count, _) = await ExportSizeAsync(context, job, type, cancellationToken);
+            var count = await ExportCountAsync(context, job, type, cancellationToken);
             if (count > 0) files.Add(new ExportFile(type, count));
         }
         return new ExportOutcome(RecordStatus.Ok, job, files);
@@ -193,14 +199,21 @@ public sealed partial class RecordsService
         return new ExportDownload(RecordStatus.Ok, (stream, ct) => WriteExportAsync(audited, job, type, keys, patients, stream, ct));
     }
 
-    private async Task WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, HashSet<string> admitted, Stream output,
+    private async Task<bool> WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, HashSet<string> admitted, Stream output,
         CancellationToken cancellationToken)
     {
         var after = 0L;
+        var pending = new ArrayBufferWriter<byte>(ExportWriteBytes);
         while (true)
         {
-            // Contained meanwhile (another request crossed a bound, the officer acted): the file stops here.
-            if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is not null) return;
+            // Contained meanwhile (another request crossed a bound, the officer acted): the file stops here, and says so — a
+            // file that merely ended would pass for the whole of it.
+            if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
+            {
+                await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord("export:" + job.Id, null, null)], cancellationToken,
+                    note: $"guard: {contained.Verdict} (bulk export {job.Id}, {type}: stopped before its end)");
+                return false;
+            }
             List<StoredVersion> rows;
             using (var command = _database.NewCommand())
             {
@@ -213,19 +226,29 @@ public sealed partial class RecordsService
                     return found;
                 }, cancellationToken);
             }
-            if (rows.Count == 0) return;
+            if (rows.Count == 0) return true;
             after = rows[^1].Rid;
             // Only the patients the guard was asked about leave (a record that moved to another patient since is left out).
             rows.RemoveAll(r => r.Compartment is { } patient && !admitted.Contains(patient));
             if (rows.Count == 0) continue;
             await AuditAsync(context, AuditAction.Export, AuditOutcome.Success, type,
                 rows.Select(r => new AuditedRecord(type, r.Id, r.Compartment)).ToList(), cancellationToken, note: $"bulk export {job.Id}");
+            // Every write to the response is a flush and an HTTP chunk: lines are gathered into writes of about 64 KiB, not two per resource.
             foreach (var row in rows)
             {
-                await output.WriteAsync(OneLine(Open(keys, row)), cancellationToken);
-                await output.WriteAsync(NewLine, cancellationToken);
+                pending.Write(OneLine(Open(keys, row)));
+                pending.Write(NewLine);
+                if (pending.WrittenCount >= ExportWriteBytes) await WritePendingAsync(output, pending, cancellationToken);
             }
+            await WritePendingAsync(output, pending, cancellationToken);
         }
+    }
+
+    private static async Task WritePendingAsync(Stream output, ArrayBufferWriter<byte> pending, CancellationToken cancellationToken)
+    {
+        if (pending.WrittenCount == 0) return;
+        await output.WriteAsync(pending.WrittenMemory, cancellationToken);
+        pending.ResetWrittenCount();
     }
 
     /// <summary>NDJSON: one resource per line. Stored JSON is compact; anything else is rewritten compactly.</summary>
@@ -271,6 +294,16 @@ public sealed partial class RecordsService
             }
             return (resources, patients);
         }, cancellationToken);
+    }
+
+    /// <summary>How many current resources of <paramref name="type"/> the job covers and the policy lets the principal see: the
+    /// manifest's count, counted by the database (a poll, repeated every few seconds, must not carry every patient id of the file).</summary>
+    private async Task<int> ExportCountAsync(AccessContext context, ExportJob job, string type, CancellationToken cancellationToken)
+    {
+        using var command = _database.NewCommand();
+        ExportQuery(command, context, job, type, "count(*)", "");
+        return await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
+            await reader.ReadAsync(ct) ? Convert.ToInt32(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) : 0, cancellationToken);
     }
 
     /// <summary>The one selection of an export, for sizes and for files: the job's type, current and not deleted, last updated

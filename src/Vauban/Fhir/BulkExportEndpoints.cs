@@ -3,6 +3,7 @@
 //   GET    /fhir/$export-status/{job}             202 (X-Progress, Retry-After) while awaiting approval; 200 + manifest when ready
 //   DELETE /fhir/$export-status/{job}             cancels (forgets) the job
 //   GET    /fhir/$export-file/{job}/{Type}.ndjson one file, generated now through the records service (same token, same principal)
+//   GET    /fhir/Group/{id}/$export               400 (not built);  POST /fhir/$export, /fhir/Patient/$export   405 (GET only)
 // A job, its status and its files are its principal's only: anyone else gets 404. A bulk export needs
 // X-Vauban-Reason; above the establishment's size threshold it waits for a second person (ExportApprovals).
 using Vauban.Access;
@@ -22,6 +23,11 @@ internal static class BulkExportEndpoints
         // Statement lambdas: an expression-bodied one taking only HttpContext would bind as a RequestDelegate and drop the result.
         fhir.MapGet("/$export", async (HttpContext http) => { return await KickOffAsync(http, records, ExportLevel.System); });
         fhir.MapGet("/Patient/$export", async (HttpContext http) => { return await KickOffAsync(http, records, ExportLevel.Patient); });
+        // What is not built is said so, rather than answered as a create of type "$export" or an unknown endpoint.
+        fhir.MapGet("/Group/{id}/$export", () => FhirHttp.Outcome(400, Issue.NotSupported(
+            "Group-level export is not supported: export at system level ([base]/$export) or Patient level ([base]/Patient/$export).")));
+        fhir.MapPost("/$export", PostKickOff);
+        fhir.MapPost("/Patient/$export", PostKickOff);
 
         fhir.MapGet("/$export-status/{job}", async (HttpContext http, string job) =>
         {
@@ -63,6 +69,12 @@ internal static class BulkExportEndpoints
         });
     }
 
+    private static IResult PostKickOff(HttpContext http)
+    {
+        http.Response.Headers.Allow = "GET";
+        return FhirHttp.Outcome(405, Issue.NotSupported("A bulk export is kicked off with GET (parameters in the query string); POST with a Parameters body is not supported."));
+    }
+
     private static async Task<IResult> KickOffAsync(HttpContext http, RecordsService records, ExportLevel level)
     {
         var prefer = http.Request.Headers["Prefer"].ToString();
@@ -75,7 +87,8 @@ internal static class BulkExportEndpoints
         }
         foreach (var format in http.Request.Query["_outputFormat"])
         {
-            if (!OutputFormats.Contains(format, StringComparer.Ordinal))
+            // An unescaped '+' in the query string arrives as a space: "application/fhir ndjson" is the same request.
+            if (!OutputFormats.Contains(format?.Replace(' ', '+'), StringComparer.Ordinal))
                 return FhirHttp.Outcome(400, Issue.Invalid("_outputFormat: only application/fhir+ndjson is produced.", "_outputFormat"));
         }
         List<string>? types = null;
@@ -128,14 +141,15 @@ internal static class BulkExportEndpoints
 
     private static string Shorten(string value) => value.Length <= 64 ? value : value[..64] + "…";
 
-    /// <summary>An NDJSON body written as it is generated (each part audited before it is written).</summary>
-    private sealed class NdjsonResult(Func<Stream, CancellationToken, Task> write) : IResult
+    /// <summary>An NDJSON body written as it is generated (each part audited before it is written). A file stopped before its
+    /// end aborts the answer: a chunked body that ended cleanly would pass for the whole file.</summary>
+    private sealed class NdjsonResult(Func<Stream, CancellationToken, Task<bool>> write) : IResult
     {
         public async Task ExecuteAsync(HttpContext httpContext)
         {
             httpContext.Response.StatusCode = 200;
             httpContext.Response.ContentType = "application/fhir+ndjson";
-            await write(httpContext.Response.Body, httpContext.RequestAborted);
+            if (!await write(httpContext.Response.Body, httpContext.RequestAborted)) httpContext.Abort();
         }
     }
 }

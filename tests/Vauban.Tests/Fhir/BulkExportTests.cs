@@ -9,6 +9,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
 using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Guard;
@@ -31,6 +32,8 @@ public abstract class BulkExportTests : IAsyncLifetime
     private readonly List<string> _patients = [];
     private readonly List<string> _observations = [];
     private string _practitioner = "";
+    // Watches the next download from inside the server (see InitializeAsync): what happens while a file streams.
+    private DownloadProbe? _probe;
 
     protected BulkExportTests(Engine engine) => _engine = engine;
 
@@ -49,7 +52,15 @@ public abstract class BulkExportTests : IAsyncLifetime
                 [Establishment] = new() { Export = new ExportLimits { ApprovalAbovePatients = 5, ApprovalAboveResources = 10 } },
             },
         };
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard });
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard }, extend: app => app.Use(async (http, next) =>
+        {
+            if (_probe is { } probe && http.Request.Path.Value!.Contains("/$export-file/", StringComparison.Ordinal))
+            {
+                _probe = null;
+                http.Response.Body = new ProbeStream(http.Response.Body, probe);
+            }
+            await next(http);
+        }));
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
         _practitioner = await CreateAsync(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < 3; i++)
@@ -219,6 +230,31 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Group_export_and_a_POST_kick_off_are_refused_as_not_supported_and_an_unescaped_output_format_is_understood()
+    {
+        using (var request = KickOff("/fhir/Group/cohort-1/$export"))
+        using (var response = await _client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("not-supported", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+        foreach (var url in new[] { "/fhir/$export", "/fhir/Patient/$export" })
+        {
+            using var request = KickOff(url);
+            request.Method = HttpMethod.Post;
+            request.Content = new StringContent("""{"resourceType":"Parameters"}""", Encoding.UTF8, "application/fhir+json");
+            using var response = await _client.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"POST {url}: {(int)response.StatusCode}");
+            var issue = (await response.BodyAsync()).GetProperty("issue")[0];
+            Assert.Equal("not-supported", issue.GetProperty("code").GetString());
+            Assert.Contains("GET", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        // "application/fhir+ndjson" written as is in a URL: the '+' arrives as a space.
+        var outputs = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient&_outputFormat=application/fhir+ndjson")));
+        Assert.Equal(3, outputs["Patient"].Count);
+    }
+
+    [Fact]
     public async Task A_client_may_export_only_the_types_its_scopes_let_it_read_and_search()
     {
         using var patientsOnly = await _server.ClientAsync(Establishment, "system/Patient.rs");
@@ -334,6 +370,20 @@ public abstract class BulkExportTests : IAsyncLifetime
         Assert.Equal(7, (await DownloadAsync(_client, outputs["Patient"].Url)).Count);
         Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.ExportApproved);
         Assert.Empty(await _server.Store.ExportApprovals.PendingAsync(_tenant.Id, None));
+    }
+
+    [Fact]
+    public async Task A_kick_off_beyond_the_jobs_a_client_may_hold_is_refused_and_the_refusal_is_on_the_audit_chain()
+    {
+        for (var i = 0; i < new ExportLimits().MaxJobsPerPrincipal; i++) await KickOffAsync(_client, "/fhir/$export?_type=Practitioner");
+        using (var request = KickOff("/fhir/$export?_type=Practitioner"))
+        using (var response = await _client.SendAsync(request))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+            Assert.Equal("too-costly", (await response.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        }
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+        Assert.Contains(entries, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains("export jobs already", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -499,6 +549,77 @@ public abstract class BulkExportTests : IAsyncLifetime
         var refusals = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Agent = "user:dr-alpha", Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
         Assert.Contains(refusals, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains(started.Job.Id, StringComparison.Ordinal));
         Assert.DoesNotContain(refusals, e => e.Detail.Records.Contains($"Patient/{_patients[6]}"));
+    }
+
+    [Fact]
+    public async Task A_client_contained_while_its_file_streams_gets_an_aborted_answer_not_a_file_that_looks_whole()
+    {
+        // More than one part (500 resources) of the directory: above 10 resources, approved by a second person, so not weighed again.
+        for (var i = 0; i < 500; i++) await CreateAsync(Samples.Practitioner("Annuaire" + i, "1000000010" + (i % 10)));
+        var canary = (await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 1, None))[0];
+        _time.Advance(TimeSpan.FromSeconds(1));
+        var status = await KickOffAsync(_client, "/fhir/$export?_type=Practitioner");
+        Assert.Equal(ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export approval"), JobId(status), approve: true, None));
+        var file = Outputs(await ManifestAsync(_client, status))["Practitioner"];
+        Assert.Equal(501, file.Count);
+
+        // While the first part leaves, the same client reads a canary: it is suspended, and the file stops.
+        var probe = _probe = new DownloadProbe
+        {
+            BeforeFirstWrite = async () =>
+            {
+                using var trip = await _client.GetAsync($"/fhir/Patient/{canary}");
+                Assert.Equal((HttpStatusCode)423, trip.StatusCode);
+            },
+        };
+        using var response = await _client.GetAsync(file.Url, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var failure = await Record.ExceptionAsync(() => response.Content.ReadAsStringAsync());
+        Assert.True(failure is HttpRequestException or IOException, $"the truncated file ended like a whole one ({failure?.GetType().Name ?? "no error"})");
+        Assert.True(probe.Writes > 0, "the probe did not see the download");
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Containment], Count = 100 }, None) ?? [];
+        Assert.Contains(entries, e => e.Detail.Note!.Contains("stopped before its end", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_file_is_written_to_the_connection_in_parts_not_a_write_and_a_flush_per_line()
+    {
+        var file = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient")))["Patient"];
+        var probe = _probe = new DownloadProbe();
+        Assert.Equal(3, (await DownloadAsync(_client, file.Url)).Count);
+        // Each write to the response is a flush and an HTTP chunk: three small resources are one write, not six.
+        Assert.Equal(1, probe.Writes);
+    }
+
+    private sealed class DownloadProbe
+    {
+        public Func<Task>? BeforeFirstWrite { get; init; }
+        public int Writes;
+    }
+
+    /// <summary>A response body that counts the writes of a download and runs the probe's action before the first goes through.</summary>
+    private sealed class ProbeStream(Stream inner, DownloadProbe probe) : Stream
+    {
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (Interlocked.Increment(ref probe.Writes) == 1 && probe.BeforeFirstWrite is { } action) await action();
+            await inner.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+        public override void Flush() => inner.Flush();
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     [Fact]
