@@ -231,12 +231,15 @@ public sealed partial class RecordsService
             // Only the patients the guard was asked about leave (a record that moved to another patient since is left out).
             rows.RemoveAll(r => r.Compartment is { } patient && !admitted.Contains(patient));
             if (rows.Count == 0) continue;
+            // A damaged record stops the file like a containment (audited as a serious failure, the officer alerted).
+            var (bodies, damaged) = await OpenAllAsync(context, Interaction.Export, type, keys, rows, null, cancellationToken);
+            if (damaged is not null) return false;
             await AuditAsync(context, AuditAction.Export, AuditOutcome.Success, type,
                 rows.Select(r => new AuditedRecord(type, r.Id, r.Compartment)).ToList(), cancellationToken, note: $"bulk export {job.Id}");
             // Every write to the response is a flush and an HTTP chunk: lines are gathered into writes of about 64 KiB, not two per resource.
-            foreach (var row in rows)
+            foreach (var body in bodies)
             {
-                pending.Write(OneLine(Open(keys, row)));
+                pending.Write(OneLine(body!));
                 pending.Write(NewLine);
                 if (pending.WrittenCount >= ExportWriteBytes) await WritePendingAsync(output, pending, cancellationToken);
             }

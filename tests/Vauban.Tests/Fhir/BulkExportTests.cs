@@ -582,6 +582,32 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_record_altered_in_the_database_stops_the_file_and_alerts_the_officer_without_being_audited_as_exported()
+    {
+        var file = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient")))["Patient"];
+        // Someone with write access to the database puts one patient's sealed body in another's row.
+        await using (System.Data.Common.DbConnection connection = _engine == Engine.Sqlite
+            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server.Db};Pooling=False") : new Npgsql.NpgsqlConnection(_server.Db))
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = $"UPDATE resources SET body = (SELECT body FROM resources WHERE id = '{_patients[0]}') WHERE id = '{_patients[1]}'";
+            Assert.Equal(1, await command.ExecuteNonQueryAsync());
+        }
+        var failure = await Record.ExceptionAsync(async () =>
+        {
+            using var response = await _client.GetAsync(file.Url, HttpCompletionOption.ResponseHeadersRead);
+            await response.Content.ReadAsStringAsync();
+        });
+        Assert.True(failure is HttpRequestException or IOException, $"a file with a damaged record ended like a whole one ({failure?.GetType().Name ?? "no error"})");
+        var alert = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None), a => a.Kind == KnownAlertKinds.RecordIntegrity);
+        Assert.Contains($"Patient/{_patients[1]} version 1 failed its integrity check", alert.Detail, StringComparison.Ordinal);
+        var exported = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Export], Count = 100 }, None) ?? [];
+        Assert.Contains(exported, e => e.Outcome == AuditOutcome.SeriousFailure && e.Detail.Records.Contains($"Patient/{_patients[1]}"));
+        Assert.DoesNotContain(exported, e => e.Outcome == AuditOutcome.Success && e.Detail.Records.Contains($"Patient/{_patients[1]}"));
+    }
+
+    [Fact]
     public async Task A_file_is_written_to_the_connection_in_parts_not_a_write_and_a_flush_per_line()
     {
         var file = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient")))["Patient"];
