@@ -144,6 +144,36 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.Equal("Hélène", (await created.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
     }
 
+    [Theory]
+    [InlineData("""{"resourceType":"Patient","name":[{"family":"Zz\ud800x"}]}""")]
+    [InlineData("""{"resourceType":"Patient","name":[{"given":["a\udc00"]}]}""")]
+    [InlineData("""{"resourceType":"Patient","gender":"male\ud800"}""")]
+    [InlineData("""{"resourceType":"Patient","\ud800":1}""")]
+    [InlineData("""{"resourceType":"Pati\ud800ent"}""")]
+    public async Task A_u_escape_encoding_half_a_surrogate_pair_is_400_not_500(string json)
+    {
+        // It parses as JSON, and fails wherever the string is decoded (the validator, the index, the writer): a 500 before.
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(json));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "surrogate");
+        var bundle = $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ { "resource": {{json}}, "request": { "method": "POST", "url": "Patient" } } ] }""";
+        using var transaction = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(transaction, HttpStatusCode.BadRequest, "surrogate");
+        // A pair, escaped, is one character and is kept.
+        using var pair = await _api.PostAsync("/fhir/Patient", FhirContent.Json("""{"resourceType":"Patient","name":[{"family":"Zz\ud83d\ude00"}]}"""));
+        Assert.Equal(HttpStatusCode.Created, pair.StatusCode);
+        Assert.Equal("Zz\U0001F600", (await pair.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
+    [Fact]
+    public async Task A_body_starting_with_a_UTF8_byte_order_mark_is_read_as_the_JSON_after_it()
+    {
+        using var content = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(Samples.Patient(family: "Bommer"))]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/fhir+json");
+        using var response = await _api.PostAsync("/fhir/Patient", content);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal("Bommer", (await response.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
     [Fact]
     public async Task An_NIR_with_a_wrong_control_key_is_refused_on_a_Coverage_too_and_not_echoed()
     {
