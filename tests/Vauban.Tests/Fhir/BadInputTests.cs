@@ -194,6 +194,15 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_NIR_system_written_with_u_escapes_is_still_the_NIR_system_and_its_control_key_is_checked()
+    {
+        const string badNir = "180034410912399";
+        var escaped = KnownIdentifierSystems.InsNir.Replace(".", "\\u002e", StringComparison.Ordinal);
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(nir: badNir).Replace(KnownIdentifierSystems.InsNir, escaped, StringComparison.Ordinal)));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "control key");
+    }
+
+    [Fact]
     public async Task A_resourceType_that_does_not_match_the_URL_is_400()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Practitioner()));
