@@ -293,6 +293,25 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.Equal(1, (await count.BodyAsync()).GetProperty("total").GetInt32());
     }
 
+    [Theory]
+    [InlineData("DELETE", "Patient/a%20b")]
+    [InlineData("DELETE", "Patient/' OR 1=1 --")]
+    [InlineData("GET", "Patient/x y")]
+    public async Task A_transaction_entry_naming_an_id_that_cannot_be_one_fails_the_transaction_as_a_single_request_would(string method, string url)
+    {
+        // It was run: a 204 for a delete of nothing (the caller's text written into the audit entry as a record id), the rest applied.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Applique")}}, "request": { "method": "POST", "url": "Patient" } },
+              { "request": { "method": "{{method}}", "url": "{{url}}" } } ] }
+            """;
+        using var response = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "Bundle.entry[1]: Patient/");
+        using var batch = await _api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal)));
+        var entries = (await batch.BodyAsync()).GetProperty("entry");
+        Assert.StartsWith("404", entries[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_wrong_content_type_is_415()
     {
