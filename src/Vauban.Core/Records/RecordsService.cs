@@ -108,6 +108,7 @@ public sealed partial class RecordsService
         }
         var written = new WriteBatch(scope);
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, cancellationToken);
+        if (result.Status != RecordStatus.Created) return result;
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await scope.CommitAsync(cancellationToken);
         Touch(context, written);
@@ -278,7 +279,7 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
         var json = ResourceStamp.Apply(resource, type, id, 1, now, references);
-        var index = ExtractIndex(type, json, keys);
+        if (ExtractWritten(type, json, keys, out var refused) is not { } index) return RecordResult.Fail(RecordStatus.Invalid, type, refused!);
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), cancellationToken);
@@ -317,8 +318,8 @@ public sealed partial class RecordsService
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references);
+        if (ExtractWritten(type, json, keys, out var refusedIndex) is not { } newIndex) return RecordResult.Fail(RecordStatus.Invalid, type, refusedIndex!);
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
-        var newIndex = ExtractIndex(type, json, keys);
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex, cancellationToken))
@@ -592,6 +593,15 @@ public sealed partial class RecordsService
     private static readonly int PatientTypeCode = TypeCodes.Of(KnownResourceTypes.Patient);
 
     private static byte[] Open(TenantKeys keys, StoredVersion row) => RecordCipher.Open(keys, row.Type, row.Id, row.Version, row.Body!);
+
+    /// <summary>The index of a version about to be written, or null (with the issue) when it names its patient in a form the index
+    /// does not follow. Checked on what is stored, once a transaction's urn:uuid: references are rewritten to the ids they name.</summary>
+    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, out Issue? refused)
+    {
+        using var document = JsonDocument.Parse(json);
+        refused = Compartments.UnfollowedPatientReference(type, document.RootElement);
+        return refused is null ? IndexEntries.Extract(type, document.RootElement, keys.Index) : null;
+    }
 
     private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)
     {
