@@ -595,12 +595,16 @@ public sealed partial class RecordsService
     private static byte[] Open(TenantKeys keys, StoredVersion row) => RecordCipher.Open(keys, row.Type, row.Id, row.Version, row.Body!);
 
     /// <summary>The index of a version about to be written, or null (with the issue) when it names its patient in a form the index
-    /// does not follow. Checked on what is stored, once a transaction's urn:uuid: references are rewritten to the ids they name.</summary>
+    /// does not follow, or has more index values than one resource may. Checked on what is stored, once a transaction's urn:uuid:
+    /// references are rewritten to the ids they name.</summary>
     private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, out Issue? refused)
     {
         using var document = JsonDocument.Parse(json);
         refused = Compartments.UnfollowedPatientReference(type, document.RootElement);
-        return refused is null ? IndexEntries.Extract(type, document.RootElement, keys.Index) : null;
+        if (refused is not null) return null;
+        var index = IndexEntries.Extract(type, document.RootElement, keys.Index);
+        refused = index.TooMany(type);
+        return refused is null ? index : null;
     }
 
     private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)

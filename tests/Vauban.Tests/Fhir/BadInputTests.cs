@@ -266,6 +266,15 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_resource_with_more_searchable_values_than_one_resource_may_have_is_400_not_a_long_write()
+    {
+        // 6,000 given names (under 64 KiB) are ~12,000 index rows: at the default 1 MiB, 45,000 names held the write lock for 30 s.
+        var names = string.Join(",", Enumerable.Range(0, 6_000).Select(i => "\"a" + i.ToString("D4", System.Globalization.CultureInfo.InvariantCulture) + "\""));
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json($$"""{ "resourceType": "Patient", "name": [{ "family": "Nombreux", "given": [{{names}}] }] }"""));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "more searchable values");
+    }
+
+    [Fact]
     public async Task A_bundle_entry_over_the_single_resource_limit_is_413_fails_a_transaction_whole_and_is_its_own_413_in_a_batch()
     {
         var huge = Samples.Patient(family: "Enorme").Replace("\"active\": true,", $"\"active\": true, \"extension\": [{{ \"url\": \"http://example.org/x\", \"valueString\": \"{new string('x', 100_000)}\" }}],");
