@@ -22,6 +22,8 @@ internal static class ImportCommand
             var target = parse.GetValue(path)!;
             var files = Directory.Exists(target) ? Directory.GetFiles(target, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray()
                 : File.Exists(target) ? [target] : throw new ArgumentException($"'{target}' is neither a file nor a folder.");
+            // A folder of NDJSON (a bulk export's files) or of nothing: loading nothing and exiting 0 would say it was done.
+            if (files.Length == 0) throw new ArgumentException($"'{target}' holds no .json file: vauban import reads FHIR Bundles in JSON files (not NDJSON).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");

@@ -655,6 +655,18 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Importing_a_folder_with_no_json_file_fails_instead_of_reporting_nothing_done_as_success()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-empty {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "export");
+        Directory.CreateDirectory(folder);
+        await File.WriteAllTextAsync(Path.Combine(folder, "Patient.ndjson"), Samples.Patient(id: "ndjson-1").ReplaceLineEndings(" ") + "\n");
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-empty {DbArgs}");
+        Assert.True(exit == 1, output);
+        Assert.Contains("holds no .json file", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_collections_urn_uuid_references_are_rewritten_to_the_entries_they_name_and_a_dangling_one_is_refused()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-urn {DbArgs}")).Exit);
