@@ -1,6 +1,7 @@
 // The patient a resource concerns (its Patient compartment), read from the references the index
 // extracts: a Patient is its own compartment; other types name the patient in subject, patient,
 // beneficiary or an appointment's participant. Stored in clear on the resource row for the policy.
+using System.Text.Json;
 using Vauban.Fhir;
 using Vauban.Records.Search;
 
@@ -17,6 +18,83 @@ internal static class Compartments
         foreach (var reference in index.References)
         {
             if (PatientParams.Contains(reference.Param) && reference.Target.StartsWith("Patient/", StringComparison.Ordinal)) return reference.Target[8..];
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Why the resource cannot be stored when it names its patient in a form the index does not follow: an absolute URL, a
+    /// contained Patient, a urn: or conditional reference, an identifier or display alone. Its compartment would be none, and a
+    /// record in no patient's record is open to everyone who may read its type (people of the role, clients limited to some
+    /// patients), counted by the guard for no patient, absent from the patient's $everything and from a breach's scope.
+    /// Null when every patient reference is a local "Patient/id" (or names something that is not a patient).
+    /// </summary>
+    public static Issue? UnfollowedPatientReference(string type, JsonElement resource)
+    {
+        if (type == KnownResourceTypes.Patient) return null;
+        List<JsonElement>? values = null;
+        foreach (var parameter in SearchParameters.Stored(type))
+        {
+            if (!PatientParams.Contains(parameter.Code)) continue;
+            // An appointment's participants are people, rooms and devices as well as its patient, often named by display only;
+            // the other elements are the record's patient itself, where a reference that says nothing of its type is refused.
+            var isThePatient = parameter.Code != AppointmentActor;
+            foreach (var path in parameter.Paths)
+            {
+                values ??= [];
+                values.Clear();
+                ElementPath.Select(resource, path, values);
+                foreach (var value in values)
+                {
+                    if (!IsFollowed(value, resource, isThePatient))
+                    {
+                        var where = type + "." + path;
+                        return Issue.Invalid($"{where} must name the patient as a reference 'Patient/<id>' to a patient of this server: an absolute URL, "
+                            + $"a contained Patient, a urn: or conditional reference, or an identifier or display alone would leave this {type} in no patient's "
+                            + $"record, open to everyone who may read {type}.", where);
+                    }
+                }
+            }
+        }
+        return null;
+    }
+
+    private const int AppointmentActor = 702;
+
+    private static bool IsFollowed(JsonElement reference, JsonElement resource, bool isThePatient)
+    {
+        if (reference.ValueKind != JsonValueKind.Object) return true;
+        var declared = reference.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        var declaresPatient = string.Equals(declared, KnownResourceTypes.Patient, StringComparison.OrdinalIgnoreCase)
+            || (declared is not null && declared.EndsWith("/" + KnownResourceTypes.Patient, StringComparison.OrdinalIgnoreCase));
+        if (!reference.TryGetProperty("reference", out var r) || r.ValueKind != JsonValueKind.String)
+        {
+            return !declaresPatient && !(isThePatient && declared is null);
+        }
+        var text = r.GetString()!;
+        if (ReferenceTarget.TryParseLocal(text, out _, out var targetType)) return !declaresPatient || targetType == KnownResourceTypes.Patient;
+        if (declaresPatient) return false;
+        if (text.StartsWith('#')) return ContainedType(resource, text[1..]) != KnownResourceTypes.Patient;
+        if (text.StartsWith("urn:", StringComparison.OrdinalIgnoreCase)) return false;
+        // An absolute URL ("https://…/fhir/Patient/123"), a conditional reference ("Patient?identifier=…"), a local one written
+        // askew ("Patient/123/", " Patient/123"): anything that names the Patient type.
+        foreach (var segment in text.Split('?', 2)[0].Split('/'))
+        {
+            if (segment.Trim().Equals(KnownResourceTypes.Patient, StringComparison.OrdinalIgnoreCase)) return false;
+        }
+        return true;
+    }
+
+    private static string? ContainedType(JsonElement resource, string id)
+    {
+        if (!resource.TryGetProperty("contained", out var contained) || contained.ValueKind != JsonValueKind.Array) return null;
+        foreach (var item in contained.EnumerateArray())
+        {
+            if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("id", out var itemId) && itemId.ValueKind == JsonValueKind.String && itemId.ValueEquals(id)
+                && item.TryGetProperty("resourceType", out var itemType) && itemType.ValueKind == JsonValueKind.String)
+            {
+                return itemType.GetString();
+            }
         }
         return null;
     }

@@ -31,7 +31,9 @@ internal static class RecordValidation
         issues.AddRange(Fhir.Validation.ResourceValidator.Validate(resource).Select(i => Issue.Invalid(i.Message, i.Location)));
         if (issues.Count > 0) return issues;
         // Most resources never name the NIR system: one scan of the raw text spares them the walk (validation runs on every write).
-        if (System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource).IndexOf(NirSystemUtf8) >= 0) CheckNirs(resource, expectedType, issues);
+        // The system may be written with \u escapes ("1\u002e2…"), which the raw text does not show: those resources are walked too.
+        var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource);
+        if (raw.IndexOf(NirSystemUtf8) >= 0 || raw.IndexOf("\\u"u8) >= 0) CheckNirs(resource, expectedType, issues);
         return issues;
     }
 

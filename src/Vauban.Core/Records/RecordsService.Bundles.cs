@@ -136,6 +136,12 @@ public sealed partial class RecordsService
             {
                 unusable = (413, Issue.Error("too-costly", $"{where}: the resource is larger than the configured limit of {limit / 1024} KiB for one resource."));
             }
+            // As a single read or delete answers an id that cannot be one (the single interactions' 404), before anything is looked
+            // up, audited or locked by the caller's text; a PUT's id is checked against its resource's.
+            if (ok && unusable is null && method is "GET" or "DELETE" && id is not null && !IdRules.IsValid(id))
+            {
+                unusable = (404, Issue.NotFound($"{where}: {Shorten(type)}/{Shorten(id)} is not a valid id."));
+            }
             if (!ok)
             {
                 unusable = (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));

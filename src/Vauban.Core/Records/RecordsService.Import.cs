@@ -194,9 +194,11 @@ public sealed partial class RecordsService
         {
             var issues = RecordValidation.Validate(item.Type, document.RootElement);
             if (issues.Count > 0) return Reject(issues[0].Diagnostics);
+            if (Compartments.UnfollowedPatientReference(item.Type, document.RootElement) is { } unfollowed) return Reject(unfollowed.Diagnostics);
             var json = ResourceStamp.Apply(document.RootElement, item.Type, item.Id, 1, now);
             // Stamping changes only id and meta, which no search parameter reads: index the parsed original.
             var index = IndexEntries.Extract(item.Type, document.RootElement, keys.Index);
+            if (index.TooMany(item.Type) is { } tooMany) return Reject(tooMany.Diagnostics);
             return new PreparedRow(item.Type, typeCode, item.Id, json, RecordCipher.Seal(keys, typeCode, item.Id, 1, json), index, null);
         }
     }

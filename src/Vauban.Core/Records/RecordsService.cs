@@ -110,6 +110,7 @@ public sealed partial class RecordsService
         }
         var written = new WriteBatch(scope);
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, cancellationToken);
+        if (result.Status != RecordStatus.Created) return result;
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await scope.CommitAsync(cancellationToken);
         Touch(context, written);
@@ -291,7 +292,7 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
         var json = ResourceStamp.Apply(resource, type, id, 1, now, references, context.ServerBase);
-        var index = ExtractIndex(type, json, keys);
+        if (ExtractWritten(type, json, keys, out var refused) is not { } index) return RecordResult.Fail(RecordStatus.Invalid, type, refused!);
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), cancellationToken);
@@ -339,8 +340,8 @@ public sealed partial class RecordsService
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references, context.ServerBase);
+        if (ExtractWritten(type, json, keys, out var refusedIndex) is not { } newIndex) return RecordResult.Fail(RecordStatus.Invalid, type, refusedIndex!);
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
-        var newIndex = ExtractIndex(type, json, keys);
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex, cancellationToken))
@@ -646,6 +647,19 @@ public sealed partial class RecordsService
             }
         }
         return (bodies, null);
+    }
+
+    /// <summary>The index of a version about to be written, or null (with the issue) when it names its patient in a form the index
+    /// does not follow, or has more index values than one resource may. Checked on what is stored, once a transaction's urn:uuid:
+    /// references are rewritten to the ids they name.</summary>
+    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, out Issue? refused)
+    {
+        using var document = JsonDocument.Parse(json);
+        refused = Compartments.UnfollowedPatientReference(type, document.RootElement);
+        if (refused is not null) return null;
+        var index = IndexEntries.Extract(type, document.RootElement, keys.Index);
+        refused = index.TooMany(type);
+        return refused is null ? index : null;
     }
 
     private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
 using Vauban.Access;
+using Vauban.Fhir;
 using Vauban.Records;
 
 namespace Vauban.Cli;
@@ -21,6 +22,8 @@ internal static class ImportCommand
             var target = parse.GetValue(path)!;
             var files = Directory.Exists(target) ? Directory.GetFiles(target, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray()
                 : File.Exists(target) ? [target] : throw new ArgumentException($"'{target}' is neither a file nor a folder.");
+            // A folder of NDJSON (a bulk export's files) or of nothing: loading nothing and exiting 0 would say it was done.
+            if (files.Length == 0) throw new ArgumentException($"'{target}' holds no .json file: vauban import reads FHIR Bundles in JSON files (not NDJSON).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
@@ -73,44 +76,40 @@ internal static class ImportCommand
     public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken,
         ProgressTask? bar = null)
     {
-        JsonDocument document;
+        byte[] bytes;
         try
         {
-            document = JsonDocument.Parse(await File.ReadAllBytesAsync(file, cancellationToken), new JsonDocumentOptions { MaxDepth = 64, AllowDuplicateProperties = false });
-        }
-        catch (JsonException e)
-        {
-            return (false, $"not valid JSON (line {e.LineNumber + 1}).");
+            bytes = await File.ReadAllBytesAsync(file, cancellationToken);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // One unreadable file of a folder is that file's failure: the others are still loaded.
             return (false, $"cannot be read ({e.Message}).");
         }
-        using (document)
+        // The API's rules for a body: what it refuses, a file cannot bring in (nor stop the whole import with an exception).
+        using var document = FhirJsonInput.Parse(bytes, out var problem);
+        if (document is null) return (false, problem!);
+        var root = document.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String || rt.GetString() != "Bundle")
+            return (false, "not a FHIR Bundle.");
+        var type = root.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        if (type is "transaction" or "batch")
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("resourceType", out var rt) || rt.ValueKind != JsonValueKind.String || rt.GetString() != "Bundle")
-                return (false, "not a FHIR Bundle.");
-            var type = root.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-            if (type is "transaction" or "batch")
-            {
-                var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
-                if (status >= 300) return (false, $"{type} refused (HTTP {status}), nothing loaded: {Diagnostics(body)}");
-                return type == "transaction" ? (true, "transaction applied.") : BatchResult(body);
-            }
-            if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
-            if (type != "collection") return (false, $"Bundle.type '{type}' cannot be imported (transaction, batch or collection).");
-            var rejected = new List<Vauban.Fhir.Issue>();
-            var items = RecordsService.CollectionItems(root, rejected);
-            var label = bar?.Description;
-            if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
-            var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
-                bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
-            rejected.AddRange(summary.Rejected);
-            var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected.";
-            return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).ToList()));
+            var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
+            if (status >= 300) return (false, $"{type} refused (HTTP {status}), nothing loaded: {Diagnostics(body)}");
+            return type == "transaction" ? (true, "transaction applied.") : BatchResult(body);
         }
+        if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
+        if (type != "collection") return (false, $"Bundle.type '{type}' cannot be imported (transaction, batch or collection).");
+        var rejected = new List<Vauban.Fhir.Issue>();
+        var items = RecordsService.CollectionItems(root, rejected);
+        var label = bar?.Description;
+        if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
+        var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
+            bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
+        rejected.AddRange(summary.Rejected);
+        var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected.";
+        return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).ToList()));
     }
 
     /// <summary>A batch's entries succeed or fail one by one: the result counts them and names each that failed.</summary>

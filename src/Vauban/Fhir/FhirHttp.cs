@@ -9,8 +9,6 @@ namespace Vauban.Web;
 
 internal static class FhirHttp
 {
-    private static readonly JsonDocumentOptions ParseOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
-
     public static string BaseUrl(HttpContext context) => $"{context.Request.Scheme}://{context.Request.Host}{context.Request.PathBase}/fhir";
 
     public static IResult Outcome(int status, params Issue[] issues) => new FhirResult(status, FhirJson.OperationOutcome(issues));
@@ -35,7 +33,7 @@ internal static class FhirHttp
         new FhirResult(RecordStatusCodes.Http(status), FhirJson.OperationOutcome([.. issues ?? []]),
             status == RecordStatus.ReauthenticationRequired ? "Bearer error=\"insufficient_user_authentication\"" : null);
 
-    /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for malformed JSON.</summary>
+    /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for what <see cref="FhirJsonInput"/> refuses.</summary>
     public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken)
     {
         var contentType = context.Request.ContentType;
@@ -59,49 +57,10 @@ internal static class FhirHttp
             buffer.Write(chunk, 0, read);
         }
         if (buffer.Length == 0) return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Invalid("The request body is empty.")));
-        // The JSON parser leaves bytes inside strings to be decoded later, where an invalid sequence would become U+FFFD
-        // and be stored in place of what was sent; JSON text is UTF-8 (RFC 8259 section 8.1).
-        if (!System.Text.Unicode.Utf8.IsValid(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)))
-        {
-            return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Error("structure", "The body is not valid UTF-8 text, which FHIR JSON must be.")));
-        }
-        try
-        {
-            return (JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), ParseOptions), null);
-        }
-        catch (JsonException e)
-        {
-            if (NestedTooDeeply(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)))
-            {
-                return (null, Outcome(StatusCodes.Status400BadRequest,
-                    Issue.Error("structure", $"The body is nested too deeply: at most {ParseOptions.MaxDepth} levels of objects and arrays are accepted.")));
-            }
-            // The parser's message names the line and byte position, never the content.
-            var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
-            return (null, Outcome(StatusCodes.Status400BadRequest, Issue.Error("structure", $"The body is not valid JSON{where}.")));
-        }
-    }
-
-    /// <summary>
-    /// Whether JSON the parser refused goes deeper than <see cref="ParseOptions"/> allows before anything else is wrong
-    /// with it: read again, without that limit, by a reader that keeps no tree (so the depth costs nothing), and stopped
-    /// at the first level too deep or the first error.
-    /// </summary>
-    private static bool NestedTooDeeply(ReadOnlySpan<byte> json)
-    {
-        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = int.MaxValue });
-        try
-        {
-            while (reader.Read())
-            {
-                if ((reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray) && reader.CurrentDepth >= ParseOptions.MaxDepth) return true;
-            }
-        }
-        catch (JsonException)
-        {
-            // Malformed before it was too deep.
-        }
-        return false;
+        var document = FhirJsonInput.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), out var problem);
+        return document is null
+            ? (null, Outcome(StatusCodes.Status400BadRequest, Issue.Error("structure", "The body is " + problem)))
+            : (document, null);
     }
 
     private static IResult TooLarge(long limit) => Outcome(StatusCodes.Status413PayloadTooLarge,

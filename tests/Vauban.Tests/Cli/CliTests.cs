@@ -619,6 +619,54 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Import_refuses_the_bytes_the_API_refuses_file_by_file_and_reads_a_file_with_a_byte_order_mark()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-bytes {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "bytes");
+        Directory.CreateDirectory(folder);
+        static byte[] Collection(string id, string family) =>
+            Encoding.UTF8.GetBytes($$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: family, id: id)}} } ] }""");
+        // Half a surrogate pair, escaped: it stopped the whole import with an exception, the files after it not loaded.
+        await File.WriteAllBytesAsync(Path.Combine(folder, "a-surrogate.json"), Collection("surrogate-1", "Demi\\ud800"));
+        // Bytes that are not UTF-8 (0xC3 0x28): they were stored as U+FFFD, where the API refuses them.
+        var latin = Collection("latin-1", "Zz__x");
+        var at = latin.AsSpan().IndexOf("__"u8);
+        latin[at] = 0xC3;
+        latin[at + 1] = 0x28;
+        await File.WriteAllBytesAsync(Path.Combine(folder, "b-not-utf8.json"), latin);
+        // A byte order mark, as editors on Windows write: read as the JSON after it.
+        await File.WriteAllBytesAsync(Path.Combine(folder, "c-bom.json"), [0xEF, 0xBB, 0xBF, .. Collection("bom-1", "Marque")]);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "d-after.json"), Collection("after-2", "Ensuite"));
+
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-bytes {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains(lines, l => l.StartsWith("failed a-surrogate.json: not valid JSON at line ", StringComparison.Ordinal) && l.EndsWith(": a \\u escape encodes half of a UTF-16 surrogate pair, which is no character.", StringComparison.Ordinal));
+        Assert.Contains("failed b-not-utf8.json: not valid UTF-8 text, which FHIR JSON must be.", lines);
+        Assert.Contains("ok c-bom.json: 1 created, 0 updated, 0 rejected.", lines);
+        Assert.Contains("ok d-after.json: 1 created, 0 updated, 0 rejected.", lines);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-bytes", CancellationToken.None))!, "test");
+        Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await store.Records.ReadAsync(context, "Patient", "surrogate-1", CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await store.Records.ReadAsync(context, "Patient", "latin-1", CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "bom-1", CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "after-2", CancellationToken.None)).Status);
+    }
+
+    [Fact]
+    public async Task Importing_a_folder_with_no_json_file_fails_instead_of_reporting_nothing_done_as_success()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-empty {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "export");
+        Directory.CreateDirectory(folder);
+        await File.WriteAllTextAsync(Path.Combine(folder, "Patient.ndjson"), Samples.Patient(id: "ndjson-1").ReplaceLineEndings(" ") + "\n");
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-empty {DbArgs}");
+        Assert.True(exit == 1, output);
+        Assert.Contains("holds no .json file", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_collections_urn_uuid_references_are_rewritten_to_the_entries_they_name_and_a_dangling_one_is_refused()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-urn {DbArgs}")).Exit);

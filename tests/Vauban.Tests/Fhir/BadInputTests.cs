@@ -144,6 +144,36 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.Equal("Hélène", (await created.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
     }
 
+    [Theory]
+    [InlineData("""{"resourceType":"Patient","name":[{"family":"Zz\ud800x"}]}""")]
+    [InlineData("""{"resourceType":"Patient","name":[{"given":["a\udc00"]}]}""")]
+    [InlineData("""{"resourceType":"Patient","gender":"male\ud800"}""")]
+    [InlineData("""{"resourceType":"Patient","\ud800":1}""")]
+    [InlineData("""{"resourceType":"Pati\ud800ent"}""")]
+    public async Task A_u_escape_encoding_half_a_surrogate_pair_is_400_not_500(string json)
+    {
+        // It parses as JSON, and fails wherever the string is decoded (the validator, the index, the writer): a 500 before.
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(json));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "surrogate");
+        var bundle = $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ { "resource": {{json}}, "request": { "method": "POST", "url": "Patient" } } ] }""";
+        using var transaction = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(transaction, HttpStatusCode.BadRequest, "surrogate");
+        // A pair, escaped, is one character and is kept.
+        using var pair = await _api.PostAsync("/fhir/Patient", FhirContent.Json("""{"resourceType":"Patient","name":[{"family":"Zz\ud83d\ude00"}]}"""));
+        Assert.Equal(HttpStatusCode.Created, pair.StatusCode);
+        Assert.Equal("Zz\U0001F600", (await pair.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
+    [Fact]
+    public async Task A_body_starting_with_a_UTF8_byte_order_mark_is_read_as_the_JSON_after_it()
+    {
+        using var content = new ByteArrayContent([0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(Samples.Patient(family: "Bommer"))]);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/fhir+json");
+        using var response = await _api.PostAsync("/fhir/Patient", content);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Equal("Bommer", (await response.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
+    }
+
     [Fact]
     public async Task An_NIR_with_a_wrong_control_key_is_refused_on_a_Coverage_too_and_not_echoed()
     {
@@ -161,6 +191,15 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.DoesNotContain(badNir, body, StringComparison.Ordinal);
         using var count = await _api.GetAsync("/fhir/Coverage?_summary=count");
         Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task An_NIR_system_written_with_u_escapes_is_still_the_NIR_system_and_its_control_key_is_checked()
+    {
+        const string badNir = "180034410912399";
+        var escaped = KnownIdentifierSystems.InsNir.Replace(".", "\\u002e", StringComparison.Ordinal);
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(nir: badNir).Replace(KnownIdentifierSystems.InsNir, escaped, StringComparison.Ordinal)));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "control key");
     }
 
     [Fact]
@@ -227,6 +266,15 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_resource_with_more_searchable_values_than_one_resource_may_have_is_400_not_a_long_write()
+    {
+        // 6,000 given names (under 64 KiB) are ~12,000 index rows: at the default 1 MiB, 45,000 names held the write lock for 30 s.
+        var names = string.Join(",", Enumerable.Range(0, 6_000).Select(i => "\"a" + i.ToString("D4", System.Globalization.CultureInfo.InvariantCulture) + "\""));
+        using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json($$"""{ "resourceType": "Patient", "name": [{ "family": "Nombreux", "given": [{{names}}] }] }"""));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "more searchable values");
+    }
+
+    [Fact]
     public async Task A_bundle_entry_over_the_single_resource_limit_is_413_fails_a_transaction_whole_and_is_its_own_413_in_a_batch()
     {
         var huge = Samples.Patient(family: "Enorme").Replace("\"active\": true,", $"\"active\": true, \"extension\": [{{ \"url\": \"http://example.org/x\", \"valueString\": \"{new string('x', 100_000)}\" }}],");
@@ -252,6 +300,25 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.Contains("limit", entries[1].GetProperty("response").GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
         using var count = await _api.GetAsync("/fhir/Patient?_summary=count");
         Assert.Equal(1, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("DELETE", "Patient/a%20b")]
+    [InlineData("DELETE", "Patient/' OR 1=1 --")]
+    [InlineData("GET", "Patient/x y")]
+    public async Task A_transaction_entry_naming_an_id_that_cannot_be_one_fails_the_transaction_as_a_single_request_would(string method, string url)
+    {
+        // It was run: a 204 for a delete of nothing (the caller's text written into the audit entry as a record id), the rest applied.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Applique")}}, "request": { "method": "POST", "url": "Patient" } },
+              { "request": { "method": "{{method}}", "url": "{{url}}" } } ] }
+            """;
+        using var response = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "Bundle.entry[1]: Patient/");
+        using var batch = await _api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal)));
+        var entries = (await batch.BodyAsync()).GetProperty("entry");
+        Assert.StartsWith("404", entries[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -14,10 +14,22 @@ internal sealed class IndexEntries
     /// <summary>String prefixes of up to this many folded characters are indexed; longer search values match on their first 12.</summary>
     public const int MaxPrefix = 12;
 
+    /// <summary>Index values one resource version may have. A patient has a few dozen (names and their prefixes, identifiers,
+    /// contacts); a Patient of 45,000 given names, under the 1 MiB body limit, made 585,000 index rows and held the store's write
+    /// lock for half a minute.</summary>
+    public const int MaxEntries = 5_000;
+
     public List<long> Hashes { get; } = [];
     private List<JsonElement>? _values;
     public List<ReferenceEntry> References { get; } = [];
     public List<DateEntry> Dates { get; } = [];
+
+    public int Count => Hashes.Count + References.Count + Dates.Count;
+
+    /// <summary>Why a version with this index is not stored (too many values), or null.</summary>
+    public Fhir.Issue? TooMany(string type) => Count <= MaxEntries ? null : Fhir.Issue.Error("too-costly",
+        $"This {type} has more searchable values ({Count.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)}: names and their prefixes, "
+        + $"identifiers, references, dates) than the server indexes for one resource (at most {MaxEntries.ToString("N0", System.Globalization.CultureInfo.InvariantCulture)}).");
 
     public static IndexEntries Extract(string type, JsonElement resource, BlindIndex index)
     {
