@@ -86,6 +86,10 @@ public sealed class VaubanStore : IAsyncDisposable
     /// <summary>Whether a --db value names a PostgreSQL store (a connection string or URI) rather than a SQLite file.</summary>
     public static bool IsPostgresConnectionString(string db) => StoreDatabase.LooksLikePostgres(db);
 
+    /// <summary>When <paramref name="error"/> means the store cannot be reached or written at the moment (database down,
+    /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
+    public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
+
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -1,0 +1,74 @@
+// The store as an operator runs it: the database down, restarting or out of connections during serve (fail closed, with an
+// answer worth retrying and a log line that names the database; recovered once it is back), servers starting together on
+// one database, and a wrong master key at open.
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Storage;
+
+public sealed class StoreOperationsTests
+{
+    [Fact]
+    public async Task With_every_PostgreSQL_connection_in_use_a_request_gets_503_to_retry_and_the_log_names_the_database_then_it_recovers()
+    {
+        // A small pool that gives up quickly, as a busy production pool does after its Timeout.
+        await using var server = await VaubanServer.StartAsync(Engine.Postgres, configure: o => o with { Db = o.Db + ";Maximum Pool Size=4;Timeout=1" });
+        using var client = await server.ClientAsync("chu-pool");
+        var patient = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Pool")));
+        Assert.Equal(HttpStatusCode.Created, patient.StatusCode);
+        var location = patient.Headers.Location!.ToString();
+        var tenant = (await server.Store.Tenants.FindAsync("chu-pool", CancellationToken.None))!;
+        var registration = await server.Store.Clients.AddAsync(tenant, "second client", "system/*.rs", null, Vauban.Access.ClientLimits.None, CancellationToken.None);
+        var tokenRequest = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret! };
+
+        var held = new List<System.Data.Common.DbConnection>();
+        try
+        {
+            for (var i = 0; i < 4; i++) held.Add(await server.Store.Database.OpenAsync(CancellationToken.None));
+            using var refused = await client.GetAsync(location);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+            var issue = (await refused.BodyAsync()).GetProperty("issue")[0];
+            Assert.Equal("transient", issue.GetProperty("code").GetString());
+            Assert.Contains("store cannot be reached", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("Pool", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            using var noToken = await server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(tokenRequest));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, noToken.StatusCode);
+            Assert.NotNull(noToken.Headers.RetryAfter);
+            Assert.Equal("temporarily_unavailable", (await noToken.BodyAsync()).GetProperty("error").GetString());
+        }
+        finally
+        {
+            foreach (var connection in held) await connection.DisposeAsync();
+        }
+        var logs = server.AllLogs();
+        Assert.Contains("The store could not be reached or written: PostgreSQL did not answer in time, or every connection of the pool was in use", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unexpected NpgsqlException", logs, StringComparison.Ordinal);
+
+        using var recovered = await client.GetAsync(location);
+        Assert.Equal(HttpStatusCode.OK, recovered.StatusCode);
+        Assert.False(string.IsNullOrEmpty(await server.TokenAsync(registration.ClientId, registration.ClientSecret!)));
+    }
+
+    [Fact]
+    public async Task A_SQLite_store_that_cannot_be_written_gets_503_to_retry_and_a_log_line_naming_the_cause()
+    {
+        // Disk full, a read-only file or folder, a file locked by another process: SQLite's error, as the records service meets it.
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite, extend: app => app.MapGet("/fhir/test-store-gone", () =>
+        {
+            using var connection = new SqliteConnection($"Data Source={Path.Combine(Path.GetTempPath(), "vauban-no-such-folder-" + Guid.NewGuid().ToString("N"), "v.db")};Mode=ReadWrite");
+            connection.Open();
+            return Results.Ok();
+        }));
+        using var refused = await server.Http.GetAsync("/fhir/test-store-gone");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+        Assert.Equal("transient", (await refused.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        Assert.Contains("The store could not be reached or written: SQLite error 14 (cannot open the file)", server.AllLogs(), StringComparison.Ordinal);
+        Assert.DoesNotContain("vauban-no-such-folder", server.AllLogs(), StringComparison.Ordinal);
+    }
+}
