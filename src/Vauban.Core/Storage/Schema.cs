@@ -15,8 +15,11 @@ internal static class Schema
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         if (database.Engine == StorageEngine.Postgres)
         {
-            // Two servers starting together must not both migrate.
+            // Two servers starting together must not both migrate. The second waits for the first's migration however long it
+            // takes (a step may rewrite a large table): under the default command timeout it gave up after 30 s with
+            // "Exception while reading from stream", and a server restarted during an upgrade did not start.
             using var lockCommand = scope.Command("SELECT pg_advisory_xact_lock(727165)");
+            lockCommand.CommandTimeout = 0;
             await lockCommand.ExecuteNonQueryAsync(cancellationToken);
         }
         using (var create = scope.Command("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL PRIMARY KEY, description text NOT NULL, applied_at bigint NOT NULL)"))

@@ -5,6 +5,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Storage;
@@ -70,5 +71,26 @@ public sealed class StoreOperationsTests
         Assert.Equal("transient", (await refused.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
         Assert.Contains("The store could not be reached or written: SQLite error 14 (cannot open the file)", server.AllLogs(), StringComparison.Ordinal);
         Assert.DoesNotContain("vauban-no-such-folder", server.AllLogs(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_server_starting_while_another_migrates_a_PostgreSQL_store_waits_for_it_however_long_it_takes()
+    {
+        // A command timeout shorter than the migration (the default is 30 s; a step over a large audit log takes minutes).
+        var db = await PostgresServer.CreateDatabaseAsync() + ";Command Timeout=2";
+        var master = Vauban.Crypto.MasterKey.Generate();
+        await using (var migrating = new NpgsqlConnection(db))
+        {
+            await migrating.OpenAsync();
+            // What a first server holds while it migrates: the migration lock, in its transaction.
+            await using var transaction = await migrating.BeginTransactionAsync();
+            await using (var take = new NpgsqlCommand("SELECT pg_advisory_xact_lock(727165)", migrating, transaction)) await take.ExecuteNonQueryAsync();
+            var opening = VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            Assert.False(opening.IsCompleted, "the second server did not wait for the migration: " + opening.Exception?.InnerException?.Message);
+            await transaction.CommitAsync();
+            await using var store = await opening;
+            await store.Tenants.AddAsync("chu-after-migration", CancellationToken.None);
+        }
     }
 }
