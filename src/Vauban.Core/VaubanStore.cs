@@ -108,14 +108,28 @@ public sealed class VaubanStore : IAsyncDisposable
             var what = StoreDatabase.LooksLikePostgres(options.Db) ? "the PostgreSQL store" : "SQLite " + Path.GetFullPath(options.Db);
             throw new VaubanConfigurationException($"Cannot open {what}: {e.Message}", e);
         }
+        var keys = new KeyRing(database, options.MasterKey);
         try
         {
+            // The master key before anything else: a store opened with another key is refused untouched — not migrated (a
+            // store of an older Vauban was upgraded, then refused), no abandoned index dropped. Checked again once migrated:
+            // a new store may have been given its first establishment, under its key, by a process starting meanwhile.
+            await keys.CheckMasterKeyAsync(cancellationToken);
             await Schema.MigrateAsync(database, cancellationToken);
+            await keys.CheckMasterKeyAsync(cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {
+            keys.Dispose();
             await database.DisposeAsync();
             throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+        }
+        catch
+        {
+            // A wrong master key, a store written by a newer Vauban: nothing stays open.
+            keys.Dispose();
+            await database.DisposeAsync();
+            throw;
         }
         try
         {
@@ -127,13 +141,12 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         catch
         {
+            keys.Dispose();
             await database.DisposeAsync();
             throw;
         }
-        var keys = new KeyRing(database, options.MasterKey);
         try
         {
-            await keys.CheckMasterKeyAsync(cancellationToken);
             await keys.EnsureAuditSigningKeysAsync(cancellationToken);
         }
         catch

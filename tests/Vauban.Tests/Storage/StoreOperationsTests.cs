@@ -93,4 +93,54 @@ public sealed class StoreOperationsTests
             await store.Tenants.AddAsync("chu-after-migration", CancellationToken.None);
         }
     }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_store_of_an_older_Vauban_opened_with_another_master_key_is_refused_before_it_is_migrated(Engine engine)
+    {
+        var db = engine == Engine.Postgres
+            ? await PostgresServer.CreateDatabaseAsync()
+            : Path.Combine(Path.GetTempPath(), "vauban-test-" + Guid.NewGuid().ToString("N")[..10], "vauban.db");
+        var master = Vauban.Crypto.MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-old", CancellationToken.None);
+        }
+        // The store as the Vauban before the last schema step left it.
+        var last = Vauban.Storage.Schema.Latest;
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; DROP TABLE client_assertions;");
+
+        var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
+        Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
+        Assert.Equal(0, await ScalarAsync(db, $"SELECT count(*) FROM schema_version WHERE version = {last}"));
+
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            Assert.NotNull(await store.Tenants.FindAsync("chu-old", CancellationToken.None));
+        }
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM schema_version WHERE version = {last}"));
+        if (engine == Engine.Sqlite)
+        {
+            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static async Task ExecuteAsync(string db, string sql)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<long> ScalarAsync(string db, string sql)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 }
