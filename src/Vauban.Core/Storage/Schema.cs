@@ -44,7 +44,17 @@ internal static class Schema
             {
                 // A step may rewrite a large table (step 7 indexes every audit entry): no time limit, as for a restore.
                 apply.CommandTimeout = 0;
-                await apply.ExecuteNonQueryAsync(cancellationToken);
+                try
+                {
+                    await apply.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch (System.Data.Common.DbException e)
+                {
+                    // The database's words alone ("relation … already exists") did not say that an upgrade was under way, which
+                    // step failed, nor that the steps before it were undone with it.
+                    throw new VaubanConfigurationException(
+                        $"Cannot upgrade {database.Description} to schema version {step.Version} ({step.Description}): {e.Message} The store is left as it was, at version {current}.", e);
+                }
             }
             using var record = scope.Command("INSERT INTO schema_version (version, description, applied_at) VALUES (@v, @d, @t)")
                 .With("v", step.Version).With("d", step.Description).With("t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());

@@ -126,6 +126,45 @@ public sealed class StoreOperationsTests
         }
     }
 
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
+    {
+        var db = engine == Engine.Postgres
+            ? await PostgresServer.CreateDatabaseAsync()
+            : Path.Combine(Path.GetTempPath(), "vauban-test-" + Guid.NewGuid().ToString("N")[..10], "vauban.db");
+        var master = Vauban.Crypto.MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-upgrade", CancellationToken.None);
+        }
+        // A store two steps behind, in which the last step cannot run (a table of that name is already there).
+        await ExecuteAsync(db, "DELETE FROM schema_version WHERE version IN (11, 12); DROP TABLE store_settings;");
+
+        var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
+        Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("client_assertions", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("left as it was, at version 10", failed.Message, StringComparison.Ordinal);
+        // Step 11, applied before 12 failed, was undone with it.
+        Assert.Equal(10, await ScalarAsync(db, "SELECT max(version) FROM schema_version"));
+        Assert.Equal(0, await ScalarAsync(db, engine == Engine.Postgres
+            ? "SELECT count(*) FROM pg_tables WHERE tablename = 'store_settings'"
+            : "SELECT count(*) FROM sqlite_master WHERE name = 'store_settings'"));
+
+        // Once the operator has removed what was in the way, the upgrade runs.
+        await ExecuteAsync(db, "DROP TABLE client_assertions;");
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            Assert.NotNull(await store.Tenants.FindAsync("chu-upgrade", CancellationToken.None));
+        }
+        Assert.Equal(Vauban.Storage.Schema.Latest, await ScalarAsync(db, "SELECT max(version) FROM schema_version"));
+        if (engine == Engine.Sqlite)
+        {
+            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
     private static async Task ExecuteAsync(string db, string sql)
     {
         await using var database = Vauban.Storage.StoreDatabase.Open(db);
