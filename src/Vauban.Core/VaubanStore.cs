@@ -90,6 +90,25 @@ public sealed class VaubanStore : IAsyncDisposable
     /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
     public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
 
+    /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
+    /// file that exists; a PostgreSQL database with Vauban's schema_version table (an empty or foreign database has none).</summary>
+    public static async Task<bool> ExistsAsync(string db, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(db);
+        if (!StoreDatabase.LooksLikePostgres(db)) return File.Exists(db);
+        await using var database = StoreDatabase.Open(db);
+        try
+        {
+            await using var connection = await database.OpenAsync(cancellationToken);
+            using var command = connection.Command("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version'");
+            return await command.ScalarLongAsync(cancellationToken) > 0;
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+        }
+    }
+
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);

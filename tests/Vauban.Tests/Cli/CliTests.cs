@@ -557,6 +557,25 @@ public class CliTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_directory, "vaubn")));
     }
 
+    [Theory]
+    [InlineData("audit verify")]
+    [InlineData("tenants list")]
+    [InlineData("users list --tenant chu")]
+    public async Task A_PostgreSQL_database_with_no_store_is_refused_and_left_without_a_table_or_a_master_key(string verb)
+    {
+        // A typo in Database= names another database of the server (or its own `postgres` database): nothing is made there.
+        var db = await PostgresServer.CreateDatabaseAsync();
+        var key = Path.Combine(_directory, "pg-master.key");
+        var (exit, output) = await RunAsync([.. verb.Split(' '), "--db", db, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: No Vauban store in this PostgreSQL database", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(key));
+        await using var connection = new Npgsql.NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var tables = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()", connection);
+        Assert.Equal(0L, await tables.ExecuteScalarAsync());
+    }
+
     [Fact]
     public async Task Audit_verify_of_a_store_with_no_establishment_says_there_was_nothing_to_verify()
     {
