@@ -86,6 +86,29 @@ public sealed class VaubanStore : IAsyncDisposable
     /// <summary>Whether a --db value names a PostgreSQL store (a connection string or URI) rather than a SQLite file.</summary>
     public static bool IsPostgresConnectionString(string db) => StoreDatabase.LooksLikePostgres(db);
 
+    /// <summary>When <paramref name="error"/> means the store cannot be reached or written at the moment (database down,
+    /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
+    public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
+
+    /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
+    /// file that exists; a PostgreSQL database with Vauban's schema_version table (an empty or foreign database has none).</summary>
+    public static async Task<bool> ExistsAsync(string db, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(db);
+        if (!StoreDatabase.LooksLikePostgres(db)) return File.Exists(db);
+        await using var database = StoreDatabase.Open(db);
+        try
+        {
+            await using var connection = await database.OpenAsync(cancellationToken);
+            using var command = connection.Command("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version'");
+            return await command.ScalarLongAsync(cancellationToken) > 0;
+        }
+        catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+        }
+    }
+
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -104,14 +127,28 @@ public sealed class VaubanStore : IAsyncDisposable
             var what = StoreDatabase.LooksLikePostgres(options.Db) ? "the PostgreSQL store" : "SQLite " + Path.GetFullPath(options.Db);
             throw new VaubanConfigurationException($"Cannot open {what}: {e.Message}", e);
         }
+        var keys = new KeyRing(database, options.MasterKey);
         try
         {
+            // The master key before anything else: a store opened with another key is refused untouched — not migrated (a
+            // store of an older Vauban was upgraded, then refused), no abandoned index dropped. Checked again once migrated:
+            // a new store may have been given its first establishment, under its key, by a process starting meanwhile.
+            await keys.CheckMasterKeyAsync(cancellationToken);
             await Schema.MigrateAsync(database, cancellationToken);
+            await keys.CheckMasterKeyAsync(cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {
+            keys.Dispose();
             await database.DisposeAsync();
             throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+        }
+        catch
+        {
+            // A wrong master key, a store written by a newer Vauban: nothing stays open.
+            keys.Dispose();
+            await database.DisposeAsync();
+            throw;
         }
         try
         {
@@ -123,13 +160,12 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         catch
         {
+            keys.Dispose();
             await database.DisposeAsync();
             throw;
         }
-        var keys = new KeyRing(database, options.MasterKey);
         try
         {
-            await keys.CheckMasterKeyAsync(cancellationToken);
             await keys.EnsureAuditSigningKeysAsync(cancellationToken);
         }
         catch

@@ -46,10 +46,18 @@ internal sealed class KeyRing : IDisposable
 
     /// <summary>Refuses a master key that is not the store's (at start, before anything is written): one wrapped key is
     /// unwrapped. Without this check a store opened with another key file — a typo, a default path — took new
-    /// establishments and signing keys wrapped under that key, beside the old ones, and only failed at the first read.</summary>
+    /// establishments and signing keys wrapped under that key, beside the old ones, and only failed at the first read.
+    /// Runs before the store is migrated too (a store older than this Vauban is not upgraded under a key that is not its own):
+    /// then the table may not exist yet (a new store).</summary>
     public async Task CheckMasterKeyAsync(CancellationToken cancellationToken)
     {
         await using var connection = await _database.OpenAsync(cancellationToken);
+        using (var exists = connection.Command(_database.Engine == StorageEngine.Postgres
+            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'tenant_keys'"
+            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenant_keys'"))
+        {
+            if (await exists.ScalarLongAsync(cancellationToken) == 0) return;
+        }
         using var command = connection.Command("SELECT tenant_id, purpose, key_version, wrapped FROM tenant_keys ORDER BY tenant_id, purpose, key_version LIMIT 1");
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return; // a new store: this key becomes its key

@@ -15,8 +15,11 @@ internal static class Schema
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         if (database.Engine == StorageEngine.Postgres)
         {
-            // Two servers starting together must not both migrate.
+            // Two servers starting together must not both migrate. The second waits for the first's migration however long it
+            // takes (a step may rewrite a large table): under the default command timeout it gave up after 30 s with
+            // "Exception while reading from stream", and a server restarted during an upgrade did not start.
             using var lockCommand = scope.Command("SELECT pg_advisory_xact_lock(727165)");
+            lockCommand.CommandTimeout = 0;
             await lockCommand.ExecuteNonQueryAsync(cancellationToken);
         }
         using (var create = scope.Command("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL PRIMARY KEY, description text NOT NULL, applied_at bigint NOT NULL)"))
@@ -41,7 +44,17 @@ internal static class Schema
             {
                 // A step may rewrite a large table (step 7 indexes every audit entry): no time limit, as for a restore.
                 apply.CommandTimeout = 0;
-                await apply.ExecuteNonQueryAsync(cancellationToken);
+                try
+                {
+                    await apply.ExecuteNonQueryAsync(cancellationToken);
+                }
+                catch (System.Data.Common.DbException e)
+                {
+                    // The database's words alone ("relation … already exists") did not say that an upgrade was under way, which
+                    // step failed, nor that the steps before it were undone with it.
+                    throw new VaubanConfigurationException(
+                        $"Cannot upgrade {database.Description} to schema version {step.Version} ({step.Description}): {e.Message.TrimEnd('.')}. The store is left as it was, at version {current}.", e);
+                }
             }
             using var record = scope.Command("INSERT INTO schema_version (version, description, applied_at) VALUES (@v, @d, @t)")
                 .With("v", step.Version).With("d", step.Description).With("t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());

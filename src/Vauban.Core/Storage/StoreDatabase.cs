@@ -176,10 +176,25 @@ internal abstract class StoreDatabase : IAsyncDisposable
         return LooksLikePostgres(db) ? new PostgresDatabase(db) : new SqliteDatabase(db);
     }
 
-    public static bool LooksLikePostgres(string db) =>
-        db.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) ||
-        db.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase) ||
-        db.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+    /// <summary>Whether a --db value is a PostgreSQL connection string (a postgres:// URI, or key=value pairs naming any of
+    /// Npgsql's keywords — Host, Server, Username, Password…, in any case, spaced or not) rather than a SQLite file path. Only
+    /// "Host=" was recognised: "Server=…;Password=…" or "Host = …" was taken for a file path, printed with its password
+    /// ("No Vauban store at …", "Store: SQLite …") and, by serve, made into a SQLite file named after it.</summary>
+    public static bool LooksLikePostgres(string db)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        if (db.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || db.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+        var keywords = new NpgsqlConnectionStringBuilder();
+        foreach (var part in db.Split(';'))
+        {
+            var equals = part.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0 && part[..equals].Trim() is { Length: > 0 } key && keywords.ContainsKey(key)) return true;
+        }
+        return false;
+    }
 }
 
 internal sealed class WriteScope : IAsyncDisposable
@@ -600,6 +615,10 @@ internal sealed class PostgresDatabase : StoreDatabase
         {
             throw new VaubanConfigurationException("The PostgreSQL connection string is not valid: " + e.Message, e);
         }
+        if (string.IsNullOrWhiteSpace(builder.Host))
+        {
+            throw new VaubanConfigurationException("The PostgreSQL connection string is not valid: it names no host (Host=…, or postgres://user:password@host/database).");
+        }
         builder.IncludeErrorDetail = false; // error details may quote row values
         if (builder.MaxPoolSize == 100) builder.MaxPoolSize = 32;
         // The same few statements run all day: let Npgsql prepare them server-side after first use.
@@ -712,6 +731,12 @@ internal sealed class PostgresDatabase : StoreDatabase
         {
             // Its message names no part of the URI (which holds the password); the caller says the string is not valid.
             throw new ArgumentException($"not a postgres://user:password@host:port/database URI ({e.Message})", nameof(db), e);
+        }
+        // An '@' or '/' left unencoded in the password ends the authority early: the rest of the password then reads as the
+        // host or the database, which the store's description and errors print.
+        if (uri.AbsolutePath.Contains('@', StringComparison.Ordinal) || uri.AbsolutePath.TrimStart('/').Contains('/', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("a '/', '@', '?' or '#' in the user name or password must be percent-encoded (%2F, %40, %3F, %23)");
         }
         var builder = new NpgsqlConnectionStringBuilder
         {

@@ -42,15 +42,18 @@ internal static class StoreArguments
         return string.IsNullOrWhiteSpace(journal) ? options : options with { Audit = options.Audit with { JournalDirectory = Path.GetFullPath(journal) } };
     }
 
-    /// <param name="create">Whether the verb may make a new SQLite store (tenants add, seed; serve opens its own). The others
-    /// refuse a --db where there is none, before a master key is made for it: a typo in the path made an empty store on
-    /// which `audit verify` printed nothing and exited 0, and `tenants list` listed nothing.</param>
+    /// <param name="create">Whether the verb may make a new store (tenants add, seed; serve opens its own). The others refuse a
+    /// --db where there is none, before a master key is made for it: a typo in the path made an empty store on which `audit
+    /// verify` printed nothing and exited 0, and `tenants list` listed nothing. On PostgreSQL likewise a database without
+    /// Vauban's schema (a typo in Database=, the server's own `postgres` database) was given the whole schema.</param>
     public static async Task<VaubanStore> OpenAsync(ParseResult parse, CancellationToken cancellationToken, bool create = false)
     {
         var db = DbValue(parse);
-        if (!create && !VaubanStore.IsPostgresConnectionString(db) && !File.Exists(db))
+        if (!create && !await VaubanStore.ExistsAsync(db, cancellationToken))
         {
-            throw new ArgumentException($"No Vauban store at {Path.GetFullPath(db)}: check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'.");
+            throw new ArgumentException(VaubanStore.IsPostgresConnectionString(db)
+                ? "No Vauban store in this PostgreSQL database (it has no Vauban schema): check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'."
+                : $"No Vauban store at {Path.GetFullPath(db)}: check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'.");
         }
         return await VaubanStore.OpenAsync(Resolve(parse), cancellationToken);
     }

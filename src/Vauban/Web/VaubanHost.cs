@@ -107,11 +107,17 @@ public static class VaubanHost
         {
             BadHttpRequestException bad => (bad.StatusCode, "invalid_request", $"The request could not be read ({bad.StatusCode})."),
             Audit.AuditUnavailableException => (503, "temporarily_unavailable", "The audit log cannot be written at the moment, so no token was issued. Retry shortly."),
+            _ when VaubanStore.UnavailableCause(error) is not null => (503, "temporarily_unavailable", "The store cannot be reached or written at the moment, so no token was issued. Retry shortly."),
             _ => (500, "server_error", $"An unexpected error occurred. Quote correlation id {correlation} to the operator."),
         };
         if (error is Audit.AuditUnavailableException)
         {
             logger.LogError("The audit log could not be written (correlation {CorrelationId}); the token request was refused", correlation);
+            http.Response.Headers.RetryAfter = "5";
+        }
+        else if (VaubanStore.UnavailableCause(error) is { } cause)
+        {
+            LogUnavailableStore(logger, cause, error, correlation);
             http.Response.Headers.RetryAfter = "5";
         }
         else if (error is not BadHttpRequestException)
@@ -121,6 +127,10 @@ public static class VaubanHost
         http.Response.StatusCode = status;
         await http.Response.WriteAsJsonAsync(new Dictionary<string, string> { ["error"] = code, ["error_description"] = description });
     }
+
+    private static void LogUnavailableStore(ILogger logger, string cause, Exception? error, string correlation) =>
+        logger.LogError("The store could not be reached or written: {Cause} ({ExceptionType} at {Site}, correlation {CorrelationId}); the request was refused",
+            cause, error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
 
     /// <summary>One exception policy: a correlation id for the operator's log, a generic message to the caller, no internals.</summary>
     private static async Task WriteUnexpectedErrorAsync(HttpContext http)
@@ -146,6 +156,15 @@ public static class VaubanHost
             logger.LogError("The audit log could not be written (correlation {CorrelationId}); the request was refused", correlation);
             http.Response.Headers.RetryAfter = "5";
             await new FhirResult(503, FhirJson.OperationOutcome([Issue.Error("transient", "The audit log cannot be written at the moment, so nothing was returned or changed. Retry shortly.")], correlation)).ExecuteAsync(http);
+            return;
+        }
+        if (VaubanStore.UnavailableCause(error) is { } cause)
+        {
+            // Fail closed, as any request does when its read or write fails; but this one is worth retrying, and the operator's log
+            // says the database is the problem (it said "Unexpected NpgsqlException at <ConnectAsync>d__221.MoveNext").
+            LogUnavailableStore(logger, cause, error, correlation);
+            http.Response.Headers.RetryAfter = "5";
+            await new FhirResult(503, FhirJson.OperationOutcome([Issue.Error("transient", "The store cannot be reached or written at the moment. Retry shortly.")], correlation)).ExecuteAsync(http);
             return;
         }
         // Log the exception type and where it came from; exception messages may quote data, so not the message.

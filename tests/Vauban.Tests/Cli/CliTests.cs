@@ -22,7 +22,9 @@ public class CliTests : IDisposable
 
     private string DbArgs => $"--db {Path.Combine(_directory, "v.db")} --master-key-file {Path.Combine(_directory, "master.key")}";
 
-    private static async Task<(int Exit, string Output)> RunAsync(string arguments)
+    private static Task<(int Exit, string Output)> RunAsync(string arguments) => RunAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+    private static async Task<(int Exit, string Output)> RunAsync(string[] arguments)
     {
         var output = new StringWriter();
         var original = Console.Out;
@@ -31,7 +33,7 @@ public class CliTests : IDisposable
         Console.SetError(output);
         try
         {
-            var exit = await Program.Main(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            var exit = await Program.Main(arguments);
             return (exit, output.ToString());
         }
         finally
@@ -555,6 +557,25 @@ public class CliTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_directory, "vaubn")));
     }
 
+    [Theory]
+    [InlineData("audit verify")]
+    [InlineData("tenants list")]
+    [InlineData("users list --tenant chu")]
+    public async Task A_PostgreSQL_database_with_no_store_is_refused_and_left_without_a_table_or_a_master_key(string verb)
+    {
+        // A typo in Database= names another database of the server (or its own `postgres` database): nothing is made there.
+        var db = await PostgresServer.CreateDatabaseAsync();
+        var key = Path.Combine(_directory, "pg-master.key");
+        var (exit, output) = await RunAsync([.. verb.Split(' '), "--db", db, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: No Vauban store in this PostgreSQL database", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(key));
+        await using var connection = new Npgsql.NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var tables = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()", connection);
+        Assert.Equal(0L, await tables.ExecuteScalarAsync());
+    }
+
     [Fact]
     public async Task Audit_verify_of_a_store_with_no_establishment_says_there_was_nothing_to_verify()
     {
@@ -706,6 +727,34 @@ public class CliTests : IDisposable
         Assert.Single(output.Trim().Split('\n'));
         Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("Server=127.0.0.1;Port=1;Database=vauban;Username=vauban;Password=S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("host=127.0.0.1;port=1;database=vauban;user id=vauban;password=S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("Host = 127.0.0.1; Port = 1; Database = vauban; Password = S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("Database=vauban;Username=vauban;Password=S3cret-pw", "The PostgreSQL connection string is not valid: it names no host")]
+    [InlineData("postgres://vauban:12/S3cret-pw@127.0.0.1:1/vauban", "The PostgreSQL connection string is not valid")]
+    public async Task A_PostgreSQL_connection_string_in_any_spelling_is_never_taken_for_a_SQLite_path_nor_printed_with_its_password(string db, string error)
+    {
+        // tenants add may make a new SQLite store: a connection string taken for a path became a file named after it, password included.
+        var (exit, output) = await RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Path.Combine(_directory, "master.key")]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: " + error, output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(db));
+    }
+
+    [Theory]
+    [InlineData("data/vauban.db", false)]
+    [InlineData("/srv/vauban/host=a/v.db", false)]
+    [InlineData("/srv/vauban;hospital/v=1.db", false)]
+    [InlineData("Host=db.example;Database=vauban", true)]
+    [InlineData("SERVER=db.example;Database=vauban", true)]
+    [InlineData("Database=vauban;Pwd=x", true)]
+    [InlineData("postgresql://vauban@db.example/vauban", true)]
+    public void What_db_names_a_PostgreSQL_store_and_what_a_SQLite_file(string db, bool postgres) =>
+        Assert.Equal(postgres, VaubanStore.IsPostgresConnectionString(db));
 
     /// <summary>A new establishment with one patient, loaded by `vauban import` (a collection Bundle).</summary>
     private async Task AddTenantWithOnePatientAsync(string tenant, string family, string id)

@@ -1,0 +1,185 @@
+// The store as an operator runs it: the database down, restarting or out of connections during serve (fail closed, with an
+// answer worth retrying and a log line that names the database; recovered once it is back), servers starting together on
+// one database, and a wrong master key at open.
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Storage;
+
+public sealed class StoreOperationsTests
+{
+    [Fact]
+    public async Task With_every_PostgreSQL_connection_in_use_a_request_gets_503_to_retry_and_the_log_names_the_database_then_it_recovers()
+    {
+        // A small pool that gives up quickly, as a busy production pool does after its Timeout.
+        await using var server = await VaubanServer.StartAsync(Engine.Postgres, configure: o => o with { Db = o.Db + ";Maximum Pool Size=4;Timeout=1" });
+        using var client = await server.ClientAsync("chu-pool");
+        var patient = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Pool")));
+        Assert.Equal(HttpStatusCode.Created, patient.StatusCode);
+        var location = patient.Headers.Location!.ToString();
+        var tenant = (await server.Store.Tenants.FindAsync("chu-pool", CancellationToken.None))!;
+        var registration = await server.Store.Clients.AddAsync(tenant, "second client", "system/*.rs", null, Vauban.Access.ClientLimits.None, CancellationToken.None);
+        var tokenRequest = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret! };
+
+        var held = new List<System.Data.Common.DbConnection>();
+        try
+        {
+            for (var i = 0; i < 4; i++) held.Add(await server.Store.Database.OpenAsync(CancellationToken.None));
+            using var refused = await client.GetAsync(location);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.NotNull(refused.Headers.RetryAfter);
+            var issue = (await refused.BodyAsync()).GetProperty("issue")[0];
+            Assert.Equal("transient", issue.GetProperty("code").GetString());
+            Assert.Contains("store cannot be reached", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("Pool", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            using var noToken = await server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(tokenRequest));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, noToken.StatusCode);
+            Assert.NotNull(noToken.Headers.RetryAfter);
+            Assert.Equal("temporarily_unavailable", (await noToken.BodyAsync()).GetProperty("error").GetString());
+        }
+        finally
+        {
+            foreach (var connection in held) await connection.DisposeAsync();
+        }
+        var logs = server.AllLogs();
+        Assert.Contains("The store could not be reached or written: PostgreSQL did not answer in time, or every connection of the pool was in use", logs, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unexpected NpgsqlException", logs, StringComparison.Ordinal);
+
+        using var recovered = await client.GetAsync(location);
+        Assert.Equal(HttpStatusCode.OK, recovered.StatusCode);
+        Assert.False(string.IsNullOrEmpty(await server.TokenAsync(registration.ClientId, registration.ClientSecret!)));
+    }
+
+    [Fact]
+    public async Task A_SQLite_store_that_cannot_be_written_gets_503_to_retry_and_a_log_line_naming_the_cause()
+    {
+        // Disk full, a read-only file or folder, a file locked by another process: SQLite's error, as the records service meets it.
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite, extend: app => app.MapGet("/fhir/test-store-gone", () =>
+        {
+            using var connection = new SqliteConnection($"Data Source={Path.Combine(Path.GetTempPath(), "vauban-no-such-folder-" + Guid.NewGuid().ToString("N"), "v.db")};Mode=ReadWrite");
+            connection.Open();
+            return Results.Ok();
+        }));
+        using var refused = await server.Http.GetAsync("/fhir/test-store-gone");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter);
+        Assert.Equal("transient", (await refused.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
+        Assert.Contains("The store could not be reached or written: SQLite error 14 (cannot open the file)", server.AllLogs(), StringComparison.Ordinal);
+        Assert.DoesNotContain("vauban-no-such-folder", server.AllLogs(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_server_starting_while_another_migrates_a_PostgreSQL_store_waits_for_it_however_long_it_takes()
+    {
+        // A command timeout shorter than the migration (the default is 30 s; a step over a large audit log takes minutes).
+        var db = await PostgresServer.CreateDatabaseAsync() + ";Command Timeout=2";
+        var master = Vauban.Crypto.MasterKey.Generate();
+        await using (var migrating = new NpgsqlConnection(db))
+        {
+            await migrating.OpenAsync();
+            // What a first server holds while it migrates: the migration lock, in its transaction.
+            await using var transaction = await migrating.BeginTransactionAsync();
+            await using (var take = new NpgsqlCommand("SELECT pg_advisory_xact_lock(727165)", migrating, transaction)) await take.ExecuteNonQueryAsync();
+            var opening = VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            Assert.False(opening.IsCompleted, "the second server did not wait for the migration: " + opening.Exception?.InnerException?.Message);
+            await transaction.CommitAsync();
+            await using var store = await opening;
+            await store.Tenants.AddAsync("chu-after-migration", CancellationToken.None);
+        }
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_store_of_an_older_Vauban_opened_with_another_master_key_is_refused_before_it_is_migrated(Engine engine)
+    {
+        var db = engine == Engine.Postgres
+            ? await PostgresServer.CreateDatabaseAsync()
+            : Path.Combine(Path.GetTempPath(), "vauban-test-" + Guid.NewGuid().ToString("N")[..10], "vauban.db");
+        var master = Vauban.Crypto.MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-old", CancellationToken.None);
+        }
+        // The store as the Vauban before the last schema step left it.
+        var last = Vauban.Storage.Schema.Latest;
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; DROP TABLE client_assertions;");
+
+        var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
+        Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
+        Assert.Equal(0, await ScalarAsync(db, $"SELECT count(*) FROM schema_version WHERE version = {last}"));
+
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            Assert.NotNull(await store.Tenants.FindAsync("chu-old", CancellationToken.None));
+        }
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM schema_version WHERE version = {last}"));
+        if (engine == Engine.Sqlite)
+        {
+            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
+    {
+        var db = engine == Engine.Postgres
+            ? await PostgresServer.CreateDatabaseAsync()
+            : Path.Combine(Path.GetTempPath(), "vauban-test-" + Guid.NewGuid().ToString("N")[..10], "vauban.db");
+        var master = Vauban.Crypto.MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            await store.Tenants.AddAsync("chu-upgrade", CancellationToken.None);
+        }
+        // A store two steps behind, in which the last step cannot run (a table of that name is already there).
+        await ExecuteAsync(db, "DELETE FROM schema_version WHERE version IN (11, 12); DROP TABLE store_settings;");
+
+        var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
+        Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("client_assertions", failed.Message, StringComparison.Ordinal);
+        Assert.Contains("left as it was, at version 10", failed.Message, StringComparison.Ordinal);
+        // Step 11, applied before 12 failed, was undone with it.
+        Assert.Equal(10, await ScalarAsync(db, "SELECT max(version) FROM schema_version"));
+        Assert.Equal(0, await ScalarAsync(db, engine == Engine.Postgres
+            ? "SELECT count(*) FROM pg_tables WHERE tablename = 'store_settings'"
+            : "SELECT count(*) FROM sqlite_master WHERE name = 'store_settings'"));
+
+        // Once the operator has removed what was in the way, the upgrade runs.
+        await ExecuteAsync(db, "DROP TABLE client_assertions;");
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            Assert.NotNull(await store.Tenants.FindAsync("chu-upgrade", CancellationToken.None));
+        }
+        Assert.Equal(Vauban.Storage.Schema.Latest, await ScalarAsync(db, "SELECT max(version) FROM schema_version"));
+        if (engine == Engine.Sqlite)
+        {
+            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private static async Task ExecuteAsync(string db, string sql)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<long> ScalarAsync(string db, string sql)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
