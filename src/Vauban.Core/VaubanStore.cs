@@ -53,6 +53,23 @@ public sealed class VaubanStore : IAsyncDisposable
     public SignInThrottle Throttle { get; }
     public TimeProvider Time { get; }
     internal StoreDatabase Database => _database;
+
+    /// <summary>For a health check: null when the store answers a query now, else the cause (<see cref="StoreFailures"/>: by code,
+    /// safe to log).</summary>
+    public async Task<string?> UnavailableAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var connection = await _database.OpenAsync(cancellationToken);
+            using var command = connection.Command("SELECT 1");
+            await command.ExecuteScalarAsync(cancellationToken);
+            return null;
+        }
+        catch (Exception e) when (StoreFailures.UnavailableCause(e) is { } cause)
+        {
+            return cause;
+        }
+    }
     public RecordsService Records { get; }
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }

@@ -91,7 +91,14 @@ public static class VaubanHost
             }
         });
         app.MapStaffPages();
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        // For a load balancer: 503 while the store cannot be reached (every request would meet the same), the cause in the log only.
+        app.MapGet("/healthz", async (HttpContext http, ILoggerFactory logs) =>
+        {
+            if (await store.UnavailableAsync(http.RequestAborted) is not { } cause) return Results.Text("ok");
+            logs.CreateLogger("Vauban.Health").LogWarning("Health check: the store cannot be reached: {Cause}", cause);
+            http.Response.Headers.RetryAfter = "5";
+            return Results.Text("store unavailable", statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
         app.MapTokenEndpoint(store.Clients);
         app.MapSmartConfiguration();
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));

@@ -41,6 +41,11 @@ public sealed class StoreOperationsTests
             Assert.Equal(HttpStatusCode.ServiceUnavailable, noToken.StatusCode);
             Assert.NotNull(noToken.Headers.RetryAfter);
             Assert.Equal("temporarily_unavailable", (await noToken.BodyAsync()).GetProperty("error").GetString());
+
+            // A load balancer's health check says so too (it answered "ok" whatever the store).
+            using var health = await server.Http.GetAsync("/healthz");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            Assert.Equal("store unavailable", await health.Content.ReadAsStringAsync());
         }
         finally
         {
@@ -52,6 +57,7 @@ public sealed class StoreOperationsTests
 
         using var recovered = await client.GetAsync(location);
         Assert.Equal(HttpStatusCode.OK, recovered.StatusCode);
+        using (var healthy = await server.Http.GetAsync("/healthz")) Assert.Equal("ok", await healthy.Content.ReadAsStringAsync());
         Assert.False(string.IsNullOrEmpty(await server.TokenAsync(registration.ClientId, registration.ClientSecret!)));
     }
 
