@@ -92,10 +92,10 @@ public static class VaubanHost
         });
         app.MapStaffPages();
         // For a load balancer: 503 while the store cannot be reached (every request would meet the same), the cause in the log only.
-        app.MapGet("/healthz", async (HttpContext http, ILoggerFactory logs) =>
+        var health = new StoreHealth(store, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Health"));
+        app.MapGet("/healthz", async (HttpContext http) =>
         {
-            if (await store.UnavailableAsync(http.RequestAborted) is not { } cause) return Results.Text("ok");
-            logs.CreateLogger("Vauban.Health").LogWarning("Health check: the store cannot be reached: {Cause}", cause);
+            if (await health.UnavailableAsync().WaitAsync(http.RequestAborted) is null) return Results.Text("ok");
             http.Response.Headers.RetryAfter = "5";
             return Results.Text("store unavailable", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
