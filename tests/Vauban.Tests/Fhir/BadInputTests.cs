@@ -120,6 +120,21 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reference_to_a_type_its_element_does_not_allow_is_400_and_nothing_is_stored()
+    {
+        // An Observation whose subject is a Practitioner would be in no patient's record, open to every reader of Observation.
+        using var observation = await _api.PostAsync("/fhir/Observation", FhirContent.Json(
+            """{ "resourceType": "Observation", "status": "final", "code": { "text": "VIH" }, "subject": { "reference": "Practitioner/pra-1" } }"""));
+        await AssertRefusedAsync(observation, HttpStatusCode.BadRequest, "A reference of type Practitioner is not allowed here");
+        using var count = await _api.GetAsync("/fhir/Observation?_summary=count");
+        Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+
+        using var patient = await _api.PostAsync("/fhir/Patient", FhirContent.Json(
+            """{ "resourceType": "Patient", "generalPractitioner": [{ "reference": "Patient/p-2" }] }"""));
+        await AssertRefusedAsync(patient, HttpStatusCode.BadRequest, "refers to Organization, Practitioner or PractitionerRole");
+    }
+
+    [Fact]
     public async Task A_body_that_is_not_valid_UTF8_is_400_and_another_charset_415_not_stored_altered()
     {
         // "Zzutf" followed by 0xC3 0x28, an invalid UTF-8 sequence, inside a family name.

@@ -463,6 +463,45 @@ public class ResourceValidatorTests
         Assert.Empty(Validate("""{ "resourceType": "Patient", "gender": "unknown", "telecom": [{ "system": "sms", "use": "mobile", "value": "x" }] }"""));
     }
 
+    [Theory]
+    [InlineData("""{ "reference": "Practitioner/pra-1" }""", "Observation.subject.reference", "A reference of type Practitioner is not allowed here: this element refers to Device, Group, Location or Patient.")]
+    [InlineData("""{ "reference": "Practitioner/pra-1/_history/2" }""", "Observation.subject.reference", "type Practitioner")]
+    [InlineData("""{ "reference": "https://other.example/fhir/Organization/o-1" }""", "Observation.subject.reference", "type Organization")]
+    [InlineData("""{ "reference": "Practitioner?identifier=urn:oid:1.2.250.1.71.4.2.1|10003" }""", "Observation.subject.reference", "type Practitioner")]
+    [InlineData("""{ "type": "Practitioner", "identifier": { "system": "urn:oid:1.2.250.1.71.4.2.1", "value": "10003" } }""", "Observation.subject.type", "type Practitioner")]
+    [InlineData("""{ "type": "http://hl7.org/fhir/StructureDefinition/Organization", "display": "CHU" }""", "Observation.subject.type", "type Organization")]
+    public void A_reference_to_a_type_its_element_does_not_allow_is_refused(string subject, string location, string messagePart) =>
+        AssertSingleIssue($$"""{ "resourceType": "Observation", "status": "final", "code": { "text": "HIV" }, "subject": {{subject}} }""", location, messagePart.Replace("a Organization", "type Organization"));
+
+    [Theory]
+    [InlineData("""{ "reference": "Patient/p-1" }""")]
+    [InlineData("""{ "reference": "Group/g-1" }""")]
+    [InlineData("""{ "reference": "Patient/p-1/_history/3" }""")]
+    [InlineData("""{ "reference": "https://other.example/fhir/Device/d-1" }""")]
+    [InlineData("""{ "reference": "urn:uuid:0b8c2f4e-6b1a-4a55-9c1e-2f4c1a8e7d21" }""")]
+    [InlineData("""{ "reference": "#p1" }""")]
+    [InlineData("""{ "reference": "https://other.example/records/42" }""")]
+    [InlineData("""{ "reference": "Patient?identifier=urn:oid:1.2.250.1.213.1.4.8|280026912345678" }""")]
+    [InlineData("""{ "type": "Patient", "identifier": { "system": "urn:oid:1.2.250.1.213.1.4.8", "value": "280026912345678" } }""")]
+    [InlineData("""{ "type": "https://other.example/SomeLocalType", "display": "x" }""")]
+    public void A_reference_to_an_allowed_type_or_one_that_does_not_say_its_type_passes_this_check(string subject) =>
+        Assert.Empty(Validate($$"""{ "resourceType": "Observation", "status": "final", "code": { "text": "HIV" }, "subject": {{subject}} }"""));
+
+    [Fact]
+    public void Reference_targets_are_checked_in_backbone_elements_datatypes_and_choices()
+    {
+        AssertSingleIssue("""{ "resourceType": "Patient", "generalPractitioner": [{ "reference": "Patient/p-2" }] }""",
+            "Patient.generalPractitioner[0].reference", "Organization, Practitioner or PractitionerRole");
+        AssertSingleIssue("""{ "resourceType": "Appointment", "status": "booked", "participant": [{ "actor": { "reference": "Organization/o-1" }, "status": "accepted" }] }""",
+            "Appointment.participant[0].actor.reference", "type Organization");
+        AssertSingleIssue("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "note": [{ "authorReference": { "reference": "Device/d-1" }, "text": "x" }] }""",
+            "Observation.note[0].authorReference.reference", "type Device");
+        AssertSingleIssue("""{ "resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": { "reference": "Patient/p" }, "medicationReference": { "reference": "Observation/o-1" } }""",
+            "MedicationRequest.medicationReference.reference", "this element refers to Medication.");
+        // An extension's Reference may point to any resource.
+        Assert.Empty(Validate("""{ "resourceType": "Patient", "extension": [{ "url": "https://vauban.example/x", "valueReference": { "reference": "Device/d-1" } }] }"""));
+    }
+
     private static List<ValidationIssue> Validate(string json)
     {
         using var document = JsonDocument.Parse(json);

@@ -68,6 +68,9 @@ internal sealed class FhirElement
 
     /// <summary>For a code with a required binding whose value set can be listed: the only codes allowed.</summary>
     public RequiredBinding? Binding { get; internal set; }
+
+    /// <summary>For a Reference that may not point to any resource: the resource types it may point to.</summary>
+    public FrozenSet<string>? ReferenceTargets { get; internal set; }
 }
 
 /// <summary>A required binding: the value set's canonical URL and its codes.</summary>
@@ -155,12 +158,18 @@ internal sealed class FhirModel
     private readonly FrozenDictionary<string, FhirType> resourceTypes;
     private readonly FrozenDictionary<string, FhirType>.AlternateLookup<ReadOnlySpan<char>> resourceTypesBySpan;
 
-    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions)
+    private readonly FrozenSet<string>.AlternateLookup<ReadOnlySpan<char>> allResourceTypes;
+
+    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions, FrozenSet<string> allResourceTypes)
     {
         this.resourceTypes = resourceTypes;
         resourceTypesBySpan = resourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
         PrimitiveExtensions = primitiveExtensions;
+        this.allResourceTypes = allResourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
     }
+
+    /// <summary>Whether the name is one of FHIR R4's resource types, supported here or not.</summary>
+    public bool IsResourceTypeName(ReadOnlySpan<char> name) => allResourceTypes.Contains(name);
 
     /// <summary>The model, read from the assembly on first use.</summary>
     public static FhirModel R4 => R4Model.Value;
@@ -203,6 +212,17 @@ internal sealed class FhirModel
                 [.. binding.Value.GetProperty("codes").EnumerateArray().Select(code => code.GetString()!)]);
         }
 
+        foreach (var targets in root.GetProperty("referenceTargets").EnumerateObject())
+        {
+            var split = targets.Name.LastIndexOf('.');
+            var element = types.TryGetValue(targets.Name[..split], out var owner) ? owner.FindElement(targets.Name.AsSpan(split + 1)) : null;
+            if (element is not { TypeName: "Reference" })
+            {
+                throw new InvalidOperationException($"FHIR model: reference targets for {targets.Name}, which is not a Reference element.");
+            }
+            element.ReferenceTargets = targets.Value.EnumerateArray().Select(type => type.GetString()!).ToFrozenSet(StringComparer.Ordinal);
+        }
+
         foreach (var element in types.Values.SelectMany(type => type.Elements))
         {
             if (element.Primitive != PrimitiveKind.None || element.IsResource)
@@ -219,7 +239,8 @@ internal sealed class FhirModel
             .Select(name => name.GetString()!)
             .ToFrozenDictionary(name => name, name => types[name], StringComparer.Ordinal);
 
-        return new FhirModel(resourceTypes, primitiveExtensions);
+        var allResourceTypes = root.GetProperty("allResourceTypes").EnumerateArray().Select(name => name.GetString()!).ToFrozenSet(StringComparer.Ordinal);
+        return new FhirModel(resourceTypes, primitiveExtensions, allResourceTypes);
     }
 
     private static List<FhirElement> ReadElements(JsonElement rows)

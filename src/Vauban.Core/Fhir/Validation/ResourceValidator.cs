@@ -8,6 +8,7 @@
 // elements and expected formats but never echo a submitted value, which may be patient data.
 
 using System.Runtime.InteropServices;
+using System.Collections.Frozen;
 using System.Text;
 using System.Text.Json;
 
@@ -252,7 +253,83 @@ public static class ResourceValidator
             else
             {
                 ValidateObject(value, element.ComplexType!);
+                if (element.ReferenceTargets is { } targets)
+                {
+                    ValidateReferenceTarget(value, targets);
+                }
             }
+        }
+
+        /// <summary>
+        /// A Reference whose element may point only to some resource types (Observation.subject: Patient, Group, Device or
+        /// Location) must not name another ("Practitioner/1"), by its literal reference or its <c>type</c>. A reference that
+        /// does not say its type (contained, urn:, an absolute URL not in the [type]/[id] form) is left to the rest.
+        /// </summary>
+        private void ValidateReferenceTarget(JsonElement reference, FrozenSet<string> targets)
+        {
+            Span<char> buffer = stackalloc char[MaxStackNameLength * 2];
+            if (reference.TryGetProperty("reference", out var literal) && literal.ValueKind == JsonValueKind.String)
+            {
+                var text = TryWidenAscii(JsonMarshal.GetRawUtf8Value(literal)[1..^1], buffer, out var ascii) ? ascii : literal.GetString().AsSpan();
+                if (TryNamedType(text, out var named) && !targets.GetAlternateLookup<ReadOnlySpan<char>>().Contains(named))
+                {
+                    Report(CurrentLocation() + ".reference", $"A reference of type {named} is not allowed here: this element refers to {Choices(targets)}.");
+                }
+
+                return;
+            }
+
+            if (reference.TryGetProperty("type", out var declared) && declared.ValueKind == JsonValueKind.String)
+            {
+                // "Patient", or the type's canonical URL "http://hl7.org/fhir/StructureDefinition/Patient".
+                var text = TryWidenAscii(JsonMarshal.GetRawUtf8Value(declared)[1..^1], buffer, out var ascii) ? ascii : declared.GetString().AsSpan();
+                var type = text[(text.LastIndexOf('/') + 1)..];
+                if (model.IsResourceTypeName(type) && !targets.GetAlternateLookup<ReadOnlySpan<char>>().Contains(type))
+                {
+                    Report(CurrentLocation() + ".type", $"A reference of type {type} is not allowed here: this element refers to {Choices(targets)}.");
+                }
+            }
+        }
+
+        /// <summary>The resource type a literal reference names: "Type/id", "Type/id/_history/v", "Type?criteria", or an
+        /// absolute URL ending so. False when it names none (contained "#id", "urn:…", a URL in another form).</summary>
+        private bool TryNamedType(ReadOnlySpan<char> reference, out ReadOnlySpan<char> type)
+        {
+            type = default;
+            if (reference.StartsWith('#') || reference.StartsWith("urn:", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+
+            var query = reference.IndexOf('?');
+            if (query >= 0)
+            {
+                type = reference[..query];
+                return model.IsResourceTypeName(type);
+            }
+
+            var path = reference;
+            var history = path.LastIndexOf("/_history/", StringComparison.Ordinal);
+            if (history >= 0 && path[(history + 10)..].IndexOf('/') < 0)
+            {
+                path = path[..history];
+            }
+
+            var last = path.LastIndexOf('/');
+            if (last <= 0)
+            {
+                return false;
+            }
+
+            var before = path[..last];
+            type = before[(before.LastIndexOf('/') + 1)..];
+            return model.IsResourceTypeName(type);
+        }
+
+        private static string Choices(FrozenSet<string> targets)
+        {
+            var names = targets.Order(StringComparer.Ordinal).ToList();
+            return names.Count == 1 ? names[0] : string.Join(", ", names[..^1]) + " or " + names[^1];
         }
 
         private void ValidatePrimitiveExtensions(JsonElement value, FhirElement element, JsonElement parent)
