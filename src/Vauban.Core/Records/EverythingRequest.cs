@@ -46,7 +46,7 @@ internal sealed class EverythingRequest
                 case "_since":
                     if (!FhirDate.TryParseInstant(value, out var since))
                     {
-                        issues.Add(Issue.Invalid("_since must be an instant, e.g. 2026-01-01T00:00:00Z.", "_since"));
+                        issues.Add(Issue.Invalid($"_since must be {FhirDate.InstantExample}.", "_since"));
                         continue;
                     }
                     request.Since = Math.Max(request.Since ?? long.MinValue, since);

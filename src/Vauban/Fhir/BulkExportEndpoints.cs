@@ -105,8 +105,8 @@ internal static class BulkExportEndpoints
         long? since = null;
         if (http.Request.Query.TryGetValue("_since", out var sinceValues))
         {
-            if (sinceValues.Count != 1 || !FhirDate.TryParseInstant(sinceValues.ToString(), out var s) || !sinceValues.ToString().Contains('T', StringComparison.Ordinal))
-                return FhirHttp.Outcome(400, Issue.Invalid("_since is one instant, e.g. 2026-01-01T00:00:00Z.", "_since"));
+            if (sinceValues.Count != 1 || !FhirDate.TryParseInstant(sinceValues.ToString(), out var s))
+                return FhirHttp.Outcome(400, Issue.Invalid($"_since is one instant: {FhirDate.InstantExample}.", "_since"));
             since = s;
         }
         var outcome = await records.ExportAsync(http.Access(), level, types, since, FhirEndpoints.SelfUrl(http), http.RequestAborted);

@@ -224,7 +224,7 @@ internal static class FhirEndpoints
         var sinceText = http.Request.Query["_since"].ToString();
         if (sinceText.Length > 0)
         {
-            if (!FhirDate.TryParseInstant(sinceText, out var s)) return FhirHttp.Outcome(400, Issue.Invalid("_since must be an instant, e.g. 2026-01-01T00:00:00Z.", "_since"));
+            if (!FhirDate.TryParseInstant(sinceText, out var s)) return FhirHttp.Outcome(400, Issue.Invalid($"_since must be {FhirDate.InstantExample}.", "_since"));
             since = s;
         }
         var count = SearchCount(http);

@@ -211,6 +211,8 @@ public abstract class BulkExportTests : IAsyncLifetime
             ("/fhir/$export?_type=Patient,,Observation", true),
             ("/fhir/$export?_since=yesterday", true),
             ("/fhir/$export?_since=2026-01-01", true),
+            ("/fhir/$export?_since=2026-01-01T00:00:00", true), // no time zone: which moment is it?
+            ("/fhir/$export?_since=2026-01-01T00:00Z", true),
             ("/fhir/$export?_typeFilter=Patient%3Factive%3Dtrue", true),
             ("/fhir/$export?patient=Patient/1", true),
             ("/fhir/$export?_type=Patient'%20OR%201=1--", true),

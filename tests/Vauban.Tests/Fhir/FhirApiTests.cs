@@ -685,7 +685,7 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Equal([late], Ids(await SearchAsync("Observation?date=gt9999-12-30")));
         Assert.Equal([early], Ids(await SearchAsync("Observation?date=lt0001-01-02")));
         Assert.Single(Ids(await SearchAsync("Encounter?date=9999-12")));
-        using (var history = await Api.GetAsync("/fhir/Patient/_history?_since=9999")) Assert.Equal(HttpStatusCode.OK, history.StatusCode);
+        using (var history = await Api.GetAsync("/fhir/Patient/_history?_since=9999-12-31T23:59:59Z")) Assert.Equal(HttpStatusCode.OK, history.StatusCode);
 
         var conditional = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Conditionnel", nir: Samples.ValidNir("2850575123457"))) };
         conditional.Headers.TryAddWithoutValidation("If-None-Exist", "birthdate=gt9999-12-31");
@@ -803,6 +803,7 @@ public abstract class FhirApiTests : IAsyncLifetime
     [InlineData("_type=Observation,AuditEvent", "AuditEvent")]
     [InlineData("_type=", "_type")]
     [InlineData("_since=yesterday", "_since must be an instant")]
+    [InlineData("_since=2026-01-01T08:00:00", "_since must be an instant with its time zone")]
     [InlineData("_count=0", "_count must be a positive integer")]
     [InlineData("_count=many", "_count must be a positive integer")]
     [InlineData("colour=blue", "Unknown parameter 'colour'")]
@@ -897,6 +898,15 @@ public abstract class FhirApiTests : IAsyncLifetime
         var names = pages.SelectMany(p => p.GetProperty("entry").EnumerateArray()).Select(e => e.GetProperty("resource").GetProperty("name").GetString()!).ToList();
         Assert.DoesNotContain("Avant", names);
         Assert.Equal(5, names.Distinct().Count());
+
+        // A moment without its time zone is not a moment: in Paris it is one or two hours from UTC.
+        foreach (var unzoned in new[] { "2026-01-01", "2026-01-01T08:00:00", "2026-01-01T08:00Z" })
+        {
+            using var refused = await Api.GetAsync($"/fhir/Organization/_history?_since={Uri.EscapeDataString(unzoned)}");
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("instant with its time zone", (await refused.Content.ReadAsStringAsync()), StringComparison.Ordinal);
+        }
+        using (var offset = await Api.GetAsync($"/fhir/Organization/_history?_since={Uri.EscapeDataString("2026-01-01T08:00:00+01:00")}")) Assert.Equal(HttpStatusCode.OK, offset.StatusCode);
     }
 
     [Fact]
