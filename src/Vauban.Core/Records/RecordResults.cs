@@ -7,7 +7,7 @@ namespace Vauban.Records;
 /// again (401); <see cref="Locked"/>: the guard has suspended the session or client, or locked the account (423);
 /// <see cref="Damaged"/>: a stored record failed its integrity check and was not shown (500).
 /// </summary>
-public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked, Damaged }
+public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked, Damaged, TooManyRequests }
 
 public static class RecordStatusCodes
 {
@@ -25,6 +25,7 @@ public static class RecordStatusCodes
         RecordStatus.ReauthenticationRequired => 401,
         RecordStatus.Locked => 423,
         RecordStatus.Damaged => 500,
+        RecordStatus.TooManyRequests => 429,
         _ => 400,
     };
 }

@@ -85,12 +85,10 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow();
         var jobs = new ExportJobRows(_database);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        // Checked before the size is estimated (the costly part), and again where the job is stored.
         if (await jobs.CountActiveAsync(keys, context.Principal.Id, now.ToUnixTimeMilliseconds(), cancellationToken) >= limits.MaxJobsPerPrincipal)
         {
-            await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.MinorFailure, null, [], cancellationToken,
-                $"bulk export refused: {limits.MaxJobsPerPrincipal} export jobs already at once");
-            return ExportOutcome.Fail(RecordStatus.Conflict, Issue.Error("too-costly",
-                $"At most {limits.MaxJobsPerPrincipal} export jobs at a time: download or cancel (DELETE the status URL) earlier ones first."));
+            return await TooManyJobsAsync(context, limits, cancellationToken);
         }
 
         var probe = new ExportJob("", context.Tenant.Id, context.Principal.Id, level, chosen, since, now.ToUnixTimeMilliseconds(), requestUrl, 0, 0,
@@ -111,7 +109,10 @@ public sealed partial class RecordsService
             Resources = resources,
             Status = needsApproval ? ExportStatus.AwaitingApproval : ExportStatus.Ready,
         };
-        await jobs.InsertAsync(job, keys, context.StatedReason!, cancellationToken);
+        if (!await jobs.InsertAsync(job, keys, context.StatedReason!, limits.MaxJobsPerPrincipal, cancellationToken))
+        {
+            return await TooManyJobsAsync(context, limits, cancellationToken);
+        }
         var summary = $"bulk export {job.Id} requested: {string.Join(",", chosen)}, {patients.Count} patient(s), {resources} resource(s)"
             + (needsApproval ? $"; above the threshold ({limits.ApprovalAbovePatients} patients or {limits.ApprovalAboveResources} resources), awaiting approval" : "");
         await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.Success, null, [new AuditedRecord("export:" + job.Id, null, null)], cancellationToken, summary);
@@ -122,6 +123,15 @@ public sealed partial class RecordsService
                 + $"Approve or deny: vauban guard approve-export|deny-export --tenant {context.Tenant.Name} {job.Id}, or the security console.", cancellationToken);
         }
         return new ExportOutcome(RecordStatus.Ok, job);
+    }
+
+    /// <summary>Bulk Data's answer to a client that would hold more jobs than it may: 429, after an audit entry.</summary>
+    private async Task<ExportOutcome> TooManyJobsAsync(AccessContext context, ExportLimits limits, CancellationToken cancellationToken)
+    {
+        await _audit.AppendAsync(context, AuditAction.Export, AuditOutcome.MinorFailure, null, [], cancellationToken,
+            $"bulk export refused: {limits.MaxJobsPerPrincipal} export jobs already at once");
+        return ExportOutcome.Fail(RecordStatus.TooManyRequests, Issue.Error("too-costly",
+            $"At most {limits.MaxJobsPerPrincipal} export jobs at a time: download or cancel (DELETE the status URL) earlier ones first."));
     }
 
     /// <summary>The status of one of the principal's jobs; when ready, its files and their current counts.</summary>

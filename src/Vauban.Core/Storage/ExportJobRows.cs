@@ -26,11 +26,19 @@ internal sealed class ExportJobRows(StoreDatabase database)
         DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(11)), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(12)),
         reader.IsDBNull(13) ? null : reader.GetString(13), reader.IsDBNull(14) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(14)));
 
-    /// <summary>Stores a new job; <paramref name="reason"/> (the requester's stated reason) is sealed with the requester's id.</summary>
-    public async Task InsertAsync(ExportJob job, TenantKeys keys, string reason, CancellationToken cancellationToken)
+    /// <summary>Stores a new job unless its requester already holds <paramref name="maxActive"/> (false then, nothing stored);
+    /// <paramref name="reason"/> (the requester's stated reason) is sealed with the requester's id.</summary>
+    public async Task<bool> InsertAsync(ExportJob job, TenantKeys keys, string reason, int maxActive, CancellationToken cancellationToken)
     {
         var sealedReason = new AttributedText(job.Principal, reason).Seal(keys, RecordsService.ExportReasonTypeCode, job.Id);
         await using var scope = await database.BeginWriteAsync(cancellationToken);
+        // Counted and inserted under one lock: parallel kick-offs (or servers) cannot each find room for one more.
+        await database.LockAsync(scope, $"export-jobs {keys.TenantId} {job.Principal}", cancellationToken);
+        using (var count = scope.Command(ActiveJobsSql).With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, job.Principal))
+            .With("clear", job.Principal).With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
+        {
+            if (await count.ScalarLongAsync(cancellationToken) >= maxActive) return false;
+        }
         // Expired jobs go when new ones come: nothing is kept past its lifetime for long.
         using (var purge = scope.Command("DELETE FROM export_jobs WHERE expires_at < @now").With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
         {
@@ -46,6 +54,7 @@ internal sealed class ExportJobRows(StoreDatabase database)
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
+        return true;
     }
 
     /// <summary>A job of this tenant that has not expired, with its reason; null otherwise.</summary>
@@ -58,11 +67,14 @@ internal sealed class ExportJobRows(StoreDatabase database)
         return await reader.ReadAsync(cancellationToken) ? Read(reader, keys) : null;
     }
 
+    // A job stored before the requester was sealed holds the id itself.
+    private const string ActiveJobsSql =
+        "SELECT count(*) FROM export_jobs WHERE tenant_id = @t AND principal IN (@p, @clear) AND expires_at >= @now AND status <> 'denied'";
+
     public async Task<int> CountActiveAsync(TenantKeys keys, string principal, long now, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        // A job stored before the requester was sealed holds the id itself.
-        using var command = connection.Command("SELECT count(*) FROM export_jobs WHERE tenant_id = @t AND principal IN (@p, @clear) AND expires_at >= @now AND status <> 'denied'")
+        using var command = connection.Command(ActiveJobsSql)
             .With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, principal)).With("clear", principal).With("now", now);
         return (int)await command.ScalarLongAsync(cancellationToken);
     }

@@ -110,6 +110,8 @@ internal static class BulkExportEndpoints
             since = s;
         }
         var outcome = await records.ExportAsync(http.Access(), level, types, since, FhirEndpoints.SelfUrl(http), http.RequestAborted);
+        // Bulk Data: a server that will not start another export before one in progress ends answers 429 with Retry-After.
+        if (outcome.Status == RecordStatus.TooManyRequests) http.Response.Headers.RetryAfter = "60";
         if (outcome.Status != RecordStatus.Ok) return FhirHttp.Failure(outcome.Status, outcome.Issues);
         var job = outcome.Job!;
         http.Response.Headers.ContentLocation = $"{FhirHttp.BaseUrl(http)}/$export-status/{job.Id}";
