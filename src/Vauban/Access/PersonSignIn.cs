@@ -88,14 +88,13 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, "password");
             return new SignInOutcome(SignInResult.Failed);
         }
-        await NoteFailuresBeforeSuccessAsync(http, user);
-        await _users.ResetAccessFailedCountAsync(user);
-        await _store.Throttle.RecordSuccessAsync(accountKey, ct);
         if (!user.HasSecondFactor)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "password correct; no second factor enrolled");
             return new SignInOutcome(SignInResult.NotEnrolled);
         }
+        // The failure count and the account's delays stay until the second factor is proven too: cleared here, they let whoever
+        // holds the password guess codes without end, signing in with the password again before each lockout.
         await StartAsync(http, user, SessionStage.SecondFactor, ceremony: null);
         return new SignInOutcome(SignInResult.SecondFactorNeeded);
     }
@@ -120,9 +119,7 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, recovery ? "recovery code" : "authenticator code");
             return new SignInOutcome(SignInResult.Failed);
         }
-        await NoteFailuresBeforeSuccessAsync(http, user);
-        await _users.ResetAccessFailedCountAsync(user);
-        await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+        await ClearFailuresAsync(http, user, accountKey);
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: recovery ? "password + recovery code" : "password + TOTP");
         _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
@@ -179,6 +176,7 @@ public sealed class PersonSignIn
             await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
             return new SignInOutcome(SignInResult.SignedIn);
         }
+        await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted));
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey");
         _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
         return new SignInOutcome(SignInResult.SignedIn);
@@ -207,12 +205,20 @@ public sealed class PersonSignIn
         return new SignInOutcome(SignInResult.SignedIn);
     }
 
-    /// <summary>Failed sign-ins of the account before this success (password or second factor) are one of the guard's
-    /// signals: past its threshold the account's reading is held to tighter bounds for the session's lifetime.</summary>
-    private Task NoteFailuresBeforeSuccessAsync(HttpContext http, StaffUser user) =>
-        user.AccessFailedCount == 0 ? Task.CompletedTask : _store.Guard.NoteSignInAsync(
-            new AccessContext(new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service },
-                user.Tenant, "sign-in", Source(http), http.TraceIdentifier), user.AccessFailedCount, http.RequestAborted);
+    /// <summary>Both factors proven: the account's failure count and delays start again from nothing. Failed sign-ins of the
+    /// account before this success (password or second factor) are one of the guard's signals: past its threshold the
+    /// account's reading is held to tighter bounds for the session's lifetime.</summary>
+    private async Task ClearFailuresAsync(HttpContext http, StaffUser user, string accountKey)
+    {
+        if (user.AccessFailedCount > 0)
+        {
+            await _store.Guard.NoteSignInAsync(
+                new AccessContext(new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service },
+                    user.Tenant, "sign-in", Source(http), http.TraceIdentifier), user.AccessFailedCount, http.RequestAborted);
+        }
+        await _users.ResetAccessFailedCountAsync(user);
+        await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+    }
 
     /// <summary>Sign-ins, failures and sign-outs go on the tenant's audit chain like any act on records (issue 4):
     /// the account (or "unknown account"), its role, the source address and session, never what was typed.</summary>

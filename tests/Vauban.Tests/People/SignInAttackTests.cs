@@ -175,6 +175,45 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StolenPassword_GuessingCodes_AndSigningInAgainBeforeEachLockout_StillLocksTheAccount()
+    {
+        // Whoever holds the password gets a new second-factor step at each sign-in. The password step cleared the failure
+        // count, so guessing codes a few at a time, signing in again in between, never reached the lockout.
+        using var thief = Staff();
+        for (var i = 0; i < LockoutAfter; i++)
+        {
+            _time.Advance(TimeSpan.FromMinutes(16)); // past the growing delays: this is about the count, not the delays
+            var valid = new[] { -1, 0, 1 }.Select(offset => Totp.Code(_secret, _time, offset)).ToHashSet();
+            var guess = Enumerable.Range(0, 10).Select(n => $"{n}{n}{n}{n}{n}{n}").First(c => !valid.Contains(c));
+            var (password, _) = await thief.PasswordAsync(Establishment, Email, Password);
+            Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+            var (refused, _) = await thief.TotpAsync(guess);
+            Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        }
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.True(user.LockoutEnd > _time.GetUtcNow(), $"not locked after {LockoutAfter} wrong codes; {user.AccessFailedCount} counted");
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, CancellationToken.None), a => a.Kind == KnownAlertKinds.AccountLocked);
+        _time.Advance(TimeSpan.FromMinutes(16));
+        var (locked, html) = await thief.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal(HttpStatusCode.OK, locked.StatusCode);
+        Assert.Equal(SignInOutcomeMessage, StaffClient.ById(html, "error"));
+    }
+
+    [Fact]
+    public async Task A_person_who_mistyped_a_code_then_signs_in_starts_again_from_no_failures()
+    {
+        using (var clumsy = Staff())
+        {
+            await clumsy.PasswordAsync(Establishment, Email, Password);
+            Assert.Equal(HttpStatusCode.OK, (await clumsy.TotpAsync(Totp.Code(_secret, _time, -5))).Response.StatusCode);
+            var (signedIn, _) = await clumsy.TotpAsync(Totp.Code(_secret, _time));
+            Assert.Equal("/", signedIn.Headers.Location?.ToString());
+        }
+        NextStep();
+        Assert.Equal(0, (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.AccessFailedCount);
+    }
+
+    [Fact]
     public async Task BruteForce_InAParallelBurst_EveryFailureCounts()
     {
         var attempts = Enumerable.Range(0, 8).Select(async i =>
