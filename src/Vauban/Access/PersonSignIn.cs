@@ -51,6 +51,9 @@ public sealed class PersonSignIn
 
     private static string? Source(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
 
+    /// <summary>The source address as the throttle counts it (an IPv6 address by its /64).</summary>
+    private static string? ThrottleSource(HttpContext http) => SignInThrottle.SourceKey(http.Connection.RemoteIpAddress);
+
     public async Task<SignInOutcome> PasswordAsync(HttpContext http, string? establishment, string? email, string? password)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -62,7 +65,7 @@ public sealed class PersonSignIn
             ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
             : await _store.Accounts.AccountKeyAsync(tenant, email, ct);
         var user = tenant is null || !StaffAccounts.IsValidEmail(email) ? null : await _store.Accounts.FindAsync(tenant, email, ct);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), ct) is { } wait)
+        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), ct) is { } wait)
         {
             // A throttled attempt is a failed sign-in too: brute force shows on the chain while it is held back.
             if (tenant is not null) await AuditAsync(http, tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, user is null ? "unknown account; throttled" : "throttled");
@@ -74,7 +77,7 @@ public sealed class PersonSignIn
         {
             // Same work as a real check, so the answer's timing does not tell whether the account exists.
             _users.PasswordHasher.VerifyHashedPassword(user ?? DummyUser, DummyHash(), password);
-            await _store.Throttle.RecordFailureAsync(accountKey, Source(http), ct);
+            await _store.Throttle.RecordFailureAsync(accountKey, ThrottleSource(http), ct);
             if (tenant is not null)
             {
                 // What was typed is not recorded (a password is sometimes typed into the e-mail field).
@@ -106,7 +109,7 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person is not { Session.Stage: SessionStage.SecondFactor, User: { } user }) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait)
+        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), http.RequestAborted) is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, (recovery ? "recovery code" : "authenticator code") + " throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
@@ -146,7 +149,7 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person?.Session.Ceremony is not { } state) return new SignInOutcome(SignInResult.Failed);
         await _store.Sessions.SetCeremonyAsync(person.Session, null, http.RequestAborted); // one try per challenge
-        var source = Source(http);
+        var source = ThrottleSource(http);
         // Per source address, and per account when the session already names one (second factor, re-authentication). Not one
         // counter for everybody: three forged assertions from anywhere held back every passkey sign-in of the server.
         var accountKey = person.User is { } expected ? await _store.Accounts.AccountKeyAsync(expected.Tenant, expected.Email, http.RequestAborted) : null;
@@ -178,7 +181,7 @@ public sealed class PersonSignIn
         }
         await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted));
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey");
-        _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
+        _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, Source(http));
         return new SignInOutcome(SignInResult.SignedIn);
     }
 
@@ -188,7 +191,7 @@ public sealed class PersonSignIn
         ArgumentNullException.ThrowIfNull(http);
         if (http.FullPerson() is not { User: { } user } person) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait)
+        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), http.RequestAborted) is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "re-authentication throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
@@ -260,7 +263,7 @@ public sealed class PersonSignIn
     {
         await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, what + " refused");
         await _users.AccessFailedAsync(user);
-        await _store.Throttle.RecordFailureAsync(accountKey, Source(http), http.RequestAborted);
+        await _store.Throttle.RecordFailureAsync(accountKey, ThrottleSource(http), http.RequestAborted);
         if (await _users.IsLockedOutAsync(user))
         {
             _log.LogWarning("{Principal} locked after repeated failed sign-ins (last from {Source})", user.PrincipalId, Source(http));

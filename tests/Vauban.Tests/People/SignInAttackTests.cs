@@ -262,6 +262,33 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task CredentialStuffing_FromManyAddressesOfOneIpv6Network_IsThrottledAsOneSource()
+    {
+        // Whoever has one IPv6 address has a /64 of them: a new address for each attempt must not be a new source each time.
+        // Behind a proxy (trusted here) the client's address is the one it forwards.
+        await using var server = await VaubanServer.StartAsync(_engine, new Vauban.Web.ServerOptions("http://127.0.0.1:0") { TrustedProxies = [IPNetwork.Parse("127.0.0.1/32")] },
+            o => o with { Time = _time, Accounts = new AccountOptions { SourceFailuresBeforeDelay = 6 } });
+        await server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        var attempt = 0;
+        async Task<HttpStatusCode> FromAsync(string address)
+        {
+            using var staff = new StaffClient(server.BaseAddress);
+            staff.Http.DefaultRequestHeaders.Add("X-Forwarded-For", address);
+            var (response, _) = await staff.PasswordAsync(Establishment, $"someone{attempt++}@chu.example", "Summer2024!");
+            return response.StatusCode;
+        }
+        for (var i = 1; i <= 6; i++) Assert.Equal(HttpStatusCode.OK, await FromAsync($"2001:db8:5:6::{i:x}"));
+        Assert.Equal((HttpStatusCode)429, await FromAsync("2001:db8:5:6:ffff:ffff:ffff:fffe"));
+        Assert.Equal(HttpStatusCode.OK, await FromAsync("2001:db8:5:7::1")); // another network is another source
+
+        // An IPv4 client that reaches a dual-stack listener as ::ffff:a.b.c.d is the same source as a.b.c.d.
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, await FromAsync("203.0.113.7"));
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, await FromAsync("::ffff:203.0.113.7"));
+        Assert.Equal((HttpStatusCode)429, await FromAsync("203.0.113.7"));
+        Assert.Equal(HttpStatusCode.OK, await FromAsync("203.0.113.8"));
+    }
+
+    [Fact]
     public async Task AccountEnumeration_SameMessageAndSimilarTimingForUnknownAccount()
     {
         async Task<(string? Message, HttpStatusCode Status, double Ms)> TryAsync(string establishment, string email)
