@@ -15,8 +15,8 @@ internal static class UserCommands
         var users = new Command("users", "Manage staff accounts: each has a role, a second factor (passkey or TOTP) and belongs to one establishment.");
         users.Subcommands.Add(Add());
         users.Subcommands.Add(List());
-        users.Subcommands.Add(Act("lock", "Lock an account (until unlocked) and end its sessions at once.", async (store, tenant, email, ct) =>
-            await store.Accounts.LockAsync(AdministrationAudit.Context(tenant), email, ct) ? "Account locked; its sessions are ended." : null));
+        users.Subcommands.Add(Act("lock", "Lock an account (until unlocked), end its sessions at once and cancel its unused enrolment link (issue a new one after review).", async (store, tenant, email, ct) =>
+            await store.Accounts.LockAsync(AdministrationAudit.Context(tenant), email, ct) ? "Account locked; its sessions are ended and its unused enrolment link cancelled." : null));
         users.Subcommands.Add(Act("unlock", "Unlock an account and clear its failed sign-in count (a lock by the guard is lifted with 'vauban guard release').", async (store, tenant, email, ct) =>
         {
             if (!await store.Accounts.UnlockAsync(AdministrationAudit.Context(tenant), email, ct)) return null;

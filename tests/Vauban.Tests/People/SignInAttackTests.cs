@@ -494,6 +494,40 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_enrolment_link_issued_before_the_officers_lock_does_not_reopen_the_account()
+    {
+        // The link went to the wrong mailbox, or the person left: the officer locks the account. Used afterwards, the link reset
+        // the credentials and lifted the lock with them, and whoever held it enrolled a second factor of their own.
+        var link = await _server.Store.Accounts.AddAsync(_tenant, "departed@chu.example", StaffRole.Nurse, null, null, "Departed Nurse", CancellationToken.None);
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, "departed@chu.example", CancellationToken.None));
+        using var holder = Staff();
+        var (opened, page) = await holder.GetAsync("/account/enrol?token=" + Uri.EscapeDataString(link.Token));
+        Assert.Equal(HttpStatusCode.OK, opened.StatusCode);
+        Assert.Contains("Enrolment link not valid", page);
+        // Nor does the form, posted with the link (a page opened before the lock).
+        var (_, signin) = await holder.GetAsync("/account/signin");
+        using (var used = await holder.Http.PostAsync("/account/enrol", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Token"] = link.Token, ["Password"] = Password, ["Confirm"] = Password, ["__RequestVerificationToken"] = StaffClient.Token(signin),
+        })))
+        {
+            Assert.Equal(HttpStatusCode.OK, used.StatusCode);
+            Assert.Contains("Enrolment link not valid", await used.Content.ReadAsStringAsync());
+        }
+        Assert.Null(holder.SessionCookie);
+        var account = (await _server.Store.Accounts.FindAsync(_tenant, "departed@chu.example", CancellationToken.None))!;
+        Assert.True(account.LockoutEnd > _time.GetUtcNow());
+        Assert.Null(account.PasswordHash);
+
+        // After review the officer issues a new link: that one works (and lifts the lock, as a re-enrolment does).
+        var again = await _server.Store.Accounts.ReissueEnrolmentLinkAsync(account, CancellationToken.None);
+        using var person = Staff();
+        var (set, _) = await person.SubmitAsync("/account/enrol?token=" + Uri.EscapeDataString(again.Token),
+            new Dictionary<string, string> { ["Token"] = again.Token, ["Password"] = Password, ["Confirm"] = Password });
+        Assert.Equal("/account/enrol/passkey", set.Headers.Location?.ToString());
+    }
+
+    [Fact]
     public async Task IdleAndAbsoluteTimeouts()
     {
         using var idle = await SignedInAsync();
