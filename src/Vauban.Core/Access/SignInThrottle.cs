@@ -3,6 +3,8 @@
 // to a bound; an attempt made too early is refused without even checking the password. The account
 // key is the establishment and the e-mail's blind index, so an address with no account is throttled
 // exactly like one with an account: throttling never tells whether an account exists.
+using System.Net;
+using System.Net.Sockets;
 using Vauban.Storage;
 
 namespace Vauban.Access;
@@ -21,6 +23,19 @@ public sealed class SignInThrottle
         _database = database;
         _time = time;
         _options = options;
+    }
+
+    /// <summary>The source a sign-in attempt is counted against: an IPv4 address (also when it reaches a dual-stack listener as
+    /// ::ffff:a.b.c.d), or an IPv6 address's /64 — one subscriber's network: whoever has one IPv6 address has 2^64 of them, and a
+    /// count per address would never reach its threshold.</summary>
+    public static string? SourceKey(IPAddress? address)
+    {
+        if (address is null) return null;
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (address.AddressFamily != AddressFamily.InterNetworkV6) return address.ToString();
+        var bytes = address.GetAddressBytes();
+        bytes.AsSpan(8).Clear();
+        return new IPAddress(bytes) + "/64";
     }
 
     /// <summary>How long the caller must still wait before this attempt may be evaluated, or null when it may be now.

@@ -201,7 +201,7 @@ public sealed class StaffAccounts
         return result;
     }
 
-    /// <summary>Locks the account until unlocked and ends its sessions at once.</summary>
+    /// <summary>Locks the account until unlocked, ends its sessions at once and cancels its unused enrolment link.</summary>
     public Task<bool> LockAsync(Tenant tenant, string email, CancellationToken cancellationToken) => LockAsync(tenant, null, email, cancellationToken);
 
     /// <summary>Locks the account as an administrative act of <paramref name="administrator"/>, recorded in the same transaction.</summary>
@@ -218,6 +218,12 @@ public sealed class StaffAccounts
             await update.ExecuteNonQueryAsync(cancellationToken);
         }
         await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+        // A link issued before the lock would reset the credentials and lift the lock with them (ResetCredentialsAsync): whoever
+        // holds it — a link sent to the wrong mailbox, the reason for the lock — would have a working account again.
+        using (var links = scope.Command("DELETE FROM enrolment_tokens WHERE user_id = @u").With("u", user.Id))
+        {
+            await links.ExecuteNonQueryAsync(cancellationToken);
+        }
         await RecordAsync(scope, administrator, "users lock", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         return true;

@@ -51,6 +51,9 @@ public sealed class PersonSignIn
 
     private static string? Source(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
 
+    /// <summary>The source address as the throttle counts it (an IPv6 address by its /64).</summary>
+    private static string? ThrottleSource(HttpContext http) => SignInThrottle.SourceKey(http.Connection.RemoteIpAddress);
+
     public async Task<SignInOutcome> PasswordAsync(HttpContext http, string? establishment, string? email, string? password)
     {
         ArgumentNullException.ThrowIfNull(http);
@@ -62,7 +65,7 @@ public sealed class PersonSignIn
             ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
             : await _store.Accounts.AccountKeyAsync(tenant, email, ct);
         var user = tenant is null || !StaffAccounts.IsValidEmail(email) ? null : await _store.Accounts.FindAsync(tenant, email, ct);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), ct) is { } wait)
+        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), ct) is { } wait)
         {
             // A throttled attempt is a failed sign-in too: brute force shows on the chain while it is held back.
             if (tenant is not null) await AuditAsync(http, tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, user is null ? "unknown account; throttled" : "throttled");
@@ -74,7 +77,7 @@ public sealed class PersonSignIn
         {
             // Same work as a real check, so the answer's timing does not tell whether the account exists.
             _users.PasswordHasher.VerifyHashedPassword(user ?? DummyUser, DummyHash(), password);
-            await _store.Throttle.RecordFailureAsync(accountKey, Source(http), ct);
+            await _store.Throttle.RecordFailureAsync(accountKey, ThrottleSource(http), ct);
             if (tenant is not null)
             {
                 // What was typed is not recorded (a password is sometimes typed into the e-mail field).
@@ -88,14 +91,13 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, "password");
             return new SignInOutcome(SignInResult.Failed);
         }
-        await NoteFailuresBeforeSuccessAsync(http, user);
-        await _users.ResetAccessFailedCountAsync(user);
-        await _store.Throttle.RecordSuccessAsync(accountKey, ct);
         if (!user.HasSecondFactor)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "password correct; no second factor enrolled");
             return new SignInOutcome(SignInResult.NotEnrolled);
         }
+        // The failure count and the account's delays stay until the second factor is proven too: cleared here, they let whoever
+        // holds the password guess codes without end, signing in with the password again before each lockout.
         await StartAsync(http, user, SessionStage.SecondFactor, ceremony: null);
         return new SignInOutcome(SignInResult.SecondFactorNeeded);
     }
@@ -107,7 +109,7 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person is not { Session.Stage: SessionStage.SecondFactor, User: { } user }) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait)
+        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), http.RequestAborted) is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, (recovery ? "recovery code" : "authenticator code") + " throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
@@ -120,9 +122,7 @@ public sealed class PersonSignIn
             await FailAsync(http, user, accountKey, recovery ? "recovery code" : "authenticator code");
             return new SignInOutcome(SignInResult.Failed);
         }
-        await NoteFailuresBeforeSuccessAsync(http, user);
-        await _users.ResetAccessFailedCountAsync(user);
-        await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+        await ClearFailuresAsync(http, user, accountKey);
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: recovery ? "password + recovery code" : "password + TOTP");
         _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
@@ -149,7 +149,7 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person?.Session.Ceremony is not { } state) return new SignInOutcome(SignInResult.Failed);
         await _store.Sessions.SetCeremonyAsync(person.Session, null, http.RequestAborted); // one try per challenge
-        var source = Source(http);
+        var source = ThrottleSource(http);
         // Per source address, and per account when the session already names one (second factor, re-authentication). Not one
         // counter for everybody: three forged assertions from anywhere held back every passkey sign-in of the server.
         var accountKey = person.User is { } expected ? await _store.Accounts.AccountKeyAsync(expected.Tenant, expected.Email, http.RequestAborted) : null;
@@ -179,8 +179,9 @@ public sealed class PersonSignIn
             await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
             return new SignInOutcome(SignInResult.SignedIn);
         }
+        await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted));
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey");
-        _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, source);
+        _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, Source(http));
         return new SignInOutcome(SignInResult.SignedIn);
     }
 
@@ -190,7 +191,7 @@ public sealed class PersonSignIn
         ArgumentNullException.ThrowIfNull(http);
         if (http.FullPerson() is not { User: { } user } person) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, Source(http), http.RequestAborted) is { } wait)
+        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), http.RequestAborted) is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "re-authentication throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
@@ -207,12 +208,20 @@ public sealed class PersonSignIn
         return new SignInOutcome(SignInResult.SignedIn);
     }
 
-    /// <summary>Failed sign-ins of the account before this success (password or second factor) are one of the guard's
-    /// signals: past its threshold the account's reading is held to tighter bounds for the session's lifetime.</summary>
-    private Task NoteFailuresBeforeSuccessAsync(HttpContext http, StaffUser user) =>
-        user.AccessFailedCount == 0 ? Task.CompletedTask : _store.Guard.NoteSignInAsync(
-            new AccessContext(new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service },
-                user.Tenant, "sign-in", Source(http), http.TraceIdentifier), user.AccessFailedCount, http.RequestAborted);
+    /// <summary>Both factors proven: the account's failure count and delays start again from nothing. Failed sign-ins of the
+    /// account before this success (password or second factor) are one of the guard's signals: past its threshold the
+    /// account's reading is held to tighter bounds for the session's lifetime.</summary>
+    private async Task ClearFailuresAsync(HttpContext http, StaffUser user, string accountKey)
+    {
+        if (user.AccessFailedCount > 0)
+        {
+            await _store.Guard.NoteSignInAsync(
+                new AccessContext(new Principal(PrincipalKind.Person, user.PrincipalId, user.DisplayName, SmartScopes.None) { Role = user.Role, Service = user.Service },
+                    user.Tenant, "sign-in", Source(http), http.TraceIdentifier), user.AccessFailedCount, http.RequestAborted);
+        }
+        await _users.ResetAccessFailedCountAsync(user);
+        await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+    }
 
     /// <summary>Sign-ins, failures and sign-outs go on the tenant's audit chain like any act on records (issue 4):
     /// the account (or "unknown account"), its role, the source address and session, never what was typed.</summary>
@@ -254,7 +263,7 @@ public sealed class PersonSignIn
     {
         await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, what + " refused");
         await _users.AccessFailedAsync(user);
-        await _store.Throttle.RecordFailureAsync(accountKey, Source(http), http.RequestAborted);
+        await _store.Throttle.RecordFailureAsync(accountKey, ThrottleSource(http), http.RequestAborted);
         if (await _users.IsLockedOutAsync(user))
         {
             _log.LogWarning("{Principal} locked after repeated failed sign-ins (last from {Source})", user.PrincipalId, Source(http));

@@ -15,8 +15,8 @@ internal static class UserCommands
         var users = new Command("users", "Manage staff accounts: each has a role, a second factor (passkey or TOTP) and belongs to one establishment.");
         users.Subcommands.Add(Add());
         users.Subcommands.Add(List());
-        users.Subcommands.Add(Act("lock", "Lock an account (until unlocked) and end its sessions at once.", async (store, tenant, email, ct) =>
-            await store.Accounts.LockAsync(AdministrationAudit.Context(tenant), email, ct) ? "Account locked; its sessions are ended." : null));
+        users.Subcommands.Add(Act("lock", "Lock an account (until unlocked), end its sessions at once and cancel its unused enrolment link (issue a new one after review).", async (store, tenant, email, ct) =>
+            await store.Accounts.LockAsync(AdministrationAudit.Context(tenant), email, ct) ? "Account locked; its sessions are ended and its unused enrolment link cancelled." : null));
         users.Subcommands.Add(Act("unlock", "Unlock an account and clear its failed sign-in count (a lock by the guard is lifted with 'vauban guard release').", async (store, tenant, email, ct) =>
         {
             if (!await store.Accounts.UnlockAsync(AdministrationAudit.Context(tenant), email, ct)) return null;
@@ -27,9 +27,11 @@ internal static class UserCommands
         }));
         users.Subcommands.Add(Act("revoke-sessions", "End every session of an account at once (it must sign in again with both factors).", async (store, tenant, email, ct) =>
             await store.Accounts.RevokeSessionsAsync(AdministrationAudit.Context(tenant), email, ct) is { } n ? $"{n} session(s) ended." : null));
+        // --url as `users add` has it: the link names the server the person will open (it always named http://localhost:8080).
+        var url = UrlOption();
         users.Subcommands.Add(Act("enrol-link", "Issue a new one-time enrolment link (lost device or password): the account's password, passkeys, authenticator and recovery codes are replaced when it is used.",
-            async (store, tenant, email, ct) => await store.Accounts.FindAsync(tenant, email, ct) is { } user
-                ? LinkText(await store.Accounts.ReissueEnrolmentLinkAsync(AdministrationAudit.Context(tenant), user, ct), DefaultBaseUrl) : null));
+            [url], async (store, tenant, email, parse, ct) => await store.Accounts.FindAsync(tenant, email, ct) is { } user
+                ? LinkText(await store.Accounts.ReissueEnrolmentLinkAsync(AdministrationAudit.Context(tenant), user, ct), parse.GetValue(url)!) : null));
         return users;
     }
 
@@ -42,7 +44,7 @@ internal static class UserCommands
         var practitioner = new Option<string?>("--practitioner") { Description = "The Practitioner resource id the person acts as (care relationships name it)." };
         var service = new Option<string?>("--service") { Description = "The Organization resource id of the person's service." };
         var name = new Option<string?>("--name") { Description = "The display name, e.g. \"Dr Claire Martin\"." };
-        var url = new Option<string>("--url") { Description = "The server's public base URL, for the link.", DefaultValueFactory = _ => DefaultBaseUrl };
+        var url = UrlOption();
         foreach (var option in new Option[] { tenant, email, role, practitioner, service, name, url }) add.Options.Add(option);
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -60,6 +62,9 @@ internal static class UserCommands
         }, ct));
         return add;
     }
+
+    private static Option<string> UrlOption() =>
+        new("--url") { Description = "The server's public base URL, for the link.", DefaultValueFactory = _ => DefaultBaseUrl };
 
     public static string EnrolmentUrl(EnrolmentLink link, string baseUrl) =>
         $"{baseUrl.TrimEnd('/')}/account/enrol?token={Uri.EscapeDataString(link.Token)}";
@@ -87,20 +92,24 @@ internal static class UserCommands
         return list;
     }
 
-    private static Command Act(string verb, string description, Func<VaubanStore, Tenant, string, CancellationToken, Task<string?>> act)
+    private static Command Act(string verb, string description, Func<VaubanStore, Tenant, string, CancellationToken, Task<string?>> act) =>
+        Act(verb, description, [], (store, tenant, email, _, ct) => act(store, tenant, email, ct));
+
+    private static Command Act(string verb, string description, Option[] extra, Func<VaubanStore, Tenant, string, ParseResult, CancellationToken, Task<string?>> act)
     {
         var command = new Command(verb, description);
         var tenant = TenantCommands.Option();
         var email = new Option<string>("--email") { Description = "The account's e-mail address.", Required = true };
         command.Options.Add(tenant);
         command.Options.Add(email);
+        foreach (var option in extra) command.Options.Add(option);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             // The act records itself in its own transaction: if the audit log cannot be written, it is not done (fail closed).
-            var message = await act(store, owner, parse.GetValue(email)!, token)
+            var message = await act(store, owner, parse.GetValue(email)!, parse, token)
                 ?? throw new ArgumentException($"No account with this e-mail address in {owner.Name}.");
             Console.WriteLine(message);
             return 0;

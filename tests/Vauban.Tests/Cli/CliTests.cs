@@ -377,6 +377,10 @@ public class CliTests : IDisposable
         var relink = await RunAsync($"users enrol-link --tenant chu-cli --email claire.martin@chu.example {DbArgs}");
         Assert.Equal(0, relink.Exit);
         Assert.Contains("http://localhost:8080/account/enrol?token=", relink.Output);
+        // On a server in service the new link names that server, as `users add --url` does.
+        var served = await RunAsync($"users enrol-link --tenant chu-cli --email claire.martin@chu.example --url https://vauban.chu.example/ {DbArgs}");
+        Assert.True(served.Exit == 0, served.Output);
+        Assert.Contains("\nhttps://vauban.chu.example/account/enrol?token=", served.Output);
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
         Assert.Null(await store.Accounts.PeekEnrolmentAsync(token, CancellationToken.None)); // the first link stopped working
     }

@@ -175,6 +175,45 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StolenPassword_GuessingCodes_AndSigningInAgainBeforeEachLockout_StillLocksTheAccount()
+    {
+        // Whoever holds the password gets a new second-factor step at each sign-in. The password step cleared the failure
+        // count, so guessing codes a few at a time, signing in again in between, never reached the lockout.
+        using var thief = Staff();
+        for (var i = 0; i < LockoutAfter; i++)
+        {
+            _time.Advance(TimeSpan.FromMinutes(16)); // past the growing delays: this is about the count, not the delays
+            var valid = new[] { -1, 0, 1 }.Select(offset => Totp.Code(_secret, _time, offset)).ToHashSet();
+            var guess = Enumerable.Range(0, 10).Select(n => $"{n}{n}{n}{n}{n}{n}").First(c => !valid.Contains(c));
+            var (password, _) = await thief.PasswordAsync(Establishment, Email, Password);
+            Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+            var (refused, _) = await thief.TotpAsync(guess);
+            Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        }
+        var user = (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.True(user.LockoutEnd > _time.GetUtcNow(), $"not locked after {LockoutAfter} wrong codes; {user.AccessFailedCount} counted");
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, CancellationToken.None), a => a.Kind == KnownAlertKinds.AccountLocked);
+        _time.Advance(TimeSpan.FromMinutes(16));
+        var (locked, html) = await thief.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal(HttpStatusCode.OK, locked.StatusCode);
+        Assert.Equal(SignInOutcomeMessage, StaffClient.ById(html, "error"));
+    }
+
+    [Fact]
+    public async Task A_person_who_mistyped_a_code_then_signs_in_starts_again_from_no_failures()
+    {
+        using (var clumsy = Staff())
+        {
+            await clumsy.PasswordAsync(Establishment, Email, Password);
+            Assert.Equal(HttpStatusCode.OK, (await clumsy.TotpAsync(Totp.Code(_secret, _time, -5))).Response.StatusCode);
+            var (signedIn, _) = await clumsy.TotpAsync(Totp.Code(_secret, _time));
+            Assert.Equal("/", signedIn.Headers.Location?.ToString());
+        }
+        NextStep();
+        Assert.Equal(0, (await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.AccessFailedCount);
+    }
+
+    [Fact]
     public async Task BruteForce_InAParallelBurst_EveryFailureCounts()
     {
         var attempts = Enumerable.Range(0, 8).Select(async i =>
@@ -220,6 +259,33 @@ public abstract class SignInAttackTests : IAsyncLifetime
         using var elsewhere = Staff(IPAddress.Parse("127.0.0.2"));
         var (ok, _) = await elsewhere.PasswordAsync(Establishment, Email, Password);
         Assert.Equal("/account/signin/totp", ok.Headers.Location?.ToString());
+    }
+
+    [Fact]
+    public async Task CredentialStuffing_FromManyAddressesOfOneIpv6Network_IsThrottledAsOneSource()
+    {
+        // Whoever has one IPv6 address has a /64 of them: a new address for each attempt must not be a new source each time.
+        // Behind a proxy (trusted here) the client's address is the one it forwards.
+        await using var server = await VaubanServer.StartAsync(_engine, new Vauban.Web.ServerOptions("http://127.0.0.1:0") { TrustedProxies = [IPNetwork.Parse("127.0.0.1/32")] },
+            o => o with { Time = _time, Accounts = new AccountOptions { SourceFailuresBeforeDelay = 6 } });
+        await server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        var attempt = 0;
+        async Task<HttpStatusCode> FromAsync(string address)
+        {
+            using var staff = new StaffClient(server.BaseAddress);
+            staff.Http.DefaultRequestHeaders.Add("X-Forwarded-For", address);
+            var (response, _) = await staff.PasswordAsync(Establishment, $"someone{attempt++}@chu.example", "Summer2024!");
+            return response.StatusCode;
+        }
+        for (var i = 1; i <= 6; i++) Assert.Equal(HttpStatusCode.OK, await FromAsync($"2001:db8:5:6::{i:x}"));
+        Assert.Equal((HttpStatusCode)429, await FromAsync("2001:db8:5:6:ffff:ffff:ffff:fffe"));
+        Assert.Equal(HttpStatusCode.OK, await FromAsync("2001:db8:5:7::1")); // another network is another source
+
+        // An IPv4 client that reaches a dual-stack listener as ::ffff:a.b.c.d is the same source as a.b.c.d.
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, await FromAsync("203.0.113.7"));
+        for (var i = 0; i < 3; i++) Assert.Equal(HttpStatusCode.OK, await FromAsync("::ffff:203.0.113.7"));
+        Assert.Equal((HttpStatusCode)429, await FromAsync("203.0.113.7"));
+        Assert.Equal(HttpStatusCode.OK, await FromAsync("203.0.113.8"));
     }
 
     [Fact]
@@ -425,6 +491,40 @@ public abstract class SignInAttackTests : IAsyncLifetime
         using var copy = Staff();
         copy.Cookies["__Host-vauban-session"] = cookie;
         Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(copy));
+    }
+
+    [Fact]
+    public async Task An_enrolment_link_issued_before_the_officers_lock_does_not_reopen_the_account()
+    {
+        // The link went to the wrong mailbox, or the person left: the officer locks the account. Used afterwards, the link reset
+        // the credentials and lifted the lock with them, and whoever held it enrolled a second factor of their own.
+        var link = await _server.Store.Accounts.AddAsync(_tenant, "departed@chu.example", StaffRole.Nurse, null, null, "Departed Nurse", CancellationToken.None);
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, "departed@chu.example", CancellationToken.None));
+        using var holder = Staff();
+        var (opened, page) = await holder.GetAsync("/account/enrol?token=" + Uri.EscapeDataString(link.Token));
+        Assert.Equal(HttpStatusCode.OK, opened.StatusCode);
+        Assert.Contains("Enrolment link not valid", page);
+        // Nor does the form, posted with the link (a page opened before the lock).
+        var (_, signin) = await holder.GetAsync("/account/signin");
+        using (var used = await holder.Http.PostAsync("/account/enrol", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Token"] = link.Token, ["Password"] = Password, ["Confirm"] = Password, ["__RequestVerificationToken"] = StaffClient.Token(signin),
+        })))
+        {
+            Assert.Equal(HttpStatusCode.OK, used.StatusCode);
+            Assert.Contains("Enrolment link not valid", await used.Content.ReadAsStringAsync());
+        }
+        Assert.Null(holder.SessionCookie);
+        var account = (await _server.Store.Accounts.FindAsync(_tenant, "departed@chu.example", CancellationToken.None))!;
+        Assert.True(account.LockoutEnd > _time.GetUtcNow());
+        Assert.Null(account.PasswordHash);
+
+        // After review the officer issues a new link: that one works (and lifts the lock, as a re-enrolment does).
+        var again = await _server.Store.Accounts.ReissueEnrolmentLinkAsync(account, CancellationToken.None);
+        using var person = Staff();
+        var (set, _) = await person.SubmitAsync("/account/enrol?token=" + Uri.EscapeDataString(again.Token),
+            new Dictionary<string, string> { ["Token"] = again.Token, ["Password"] = Password, ["Confirm"] = Password });
+        Assert.Equal("/account/enrol/passkey", set.Headers.Location?.ToString());
     }
 
     [Fact]

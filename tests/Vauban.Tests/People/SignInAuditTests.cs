@@ -13,6 +13,7 @@ public abstract class SignInAuditTests : IAsyncLifetime
     private const string Establishment = "hospital-a";
     private const string Email = "claire.martin@chu.example";
     private const string Password = "tourmaline ferry quietly 42";
+    private const string RecoveryCodesIssued = "recovery codes issued (earlier ones stop working)";
     private readonly Engine _engine;
     private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
     private VaubanServer _server = null!;
@@ -77,7 +78,7 @@ public abstract class SignInAuditTests : IAsyncLifetime
         using var browser = Staff();
         await browser.EnrolWithTotpAsync(link.Token, Password, _time);
         var entries = await EntriesOfAsync(link.User.PrincipalId);
-        var reset = Assert.Single(entries, e => e.Action == AuditAction.Administration);
+        var reset = Assert.Single(entries, e => e.Action == AuditAction.Administration && e.Detail.Note != RecoveryCodesIssued);
         Assert.Equal("enrolment link used: credentials reset", reset.Detail.Note);
         Assert.Equal("127.0.0.1", reset.Detail.Source);
         var signIn = Assert.Single(entries, e => e.Action == AuditAction.SignIn);
@@ -87,6 +88,25 @@ public abstract class SignInAuditTests : IAsyncLifetime
 
         _principal = link.User.PrincipalId;
         Assert.Equal(signIn.Detail.Session, await SessionOfNextActAsync(browser));
+    }
+
+    [Fact]
+    public async Task Recovery_codes_issued_at_enrolment_and_made_anew_are_on_the_chain_with_the_session()
+    {
+        // New codes are a way into the account and end the earlier ones: the officer must see when, from where and in which session.
+        using var staff = Staff();
+        await staff.PasswordAsync(Establishment, Email, Password);
+        var (totp, _) = await staff.TotpAsync(Totp.Code(_secret, _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        var (made, html) = await staff.SubmitAsync("/account/recovery-codes", new Dictionary<string, string>());
+        Assert.Equal(HttpStatusCode.OK, made.StatusCode);
+        Assert.Contains("id=\"recovery-codes\"", html);
+
+        var issued = (await EntriesOfAsync(_principal)).Where(e => e.Detail.Note == RecoveryCodesIssued).ToList();
+        Assert.Equal(2, issued.Count); // at enrolment, and now
+        Assert.All(issued, e => Assert.Equal(AuditAction.Administration, e.Action));
+        Assert.Equal(await SessionOfNextActAsync(staff), issued[0].Detail.Session); // newest first
+        Assert.Equal("127.0.0.1", issued[0].Detail.Source);
     }
 
     [Fact]

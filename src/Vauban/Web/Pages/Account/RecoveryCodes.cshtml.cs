@@ -8,6 +8,9 @@ namespace Vauban.Web.Pages.Account;
 [RequireSession(SessionStage.Full)]
 public sealed class RecoveryCodesModel : StaffPage
 {
+    /// <summary>The note of the audit entry written when new codes are made.</summary>
+    public const string RecoveryCodesIssued = "recovery codes issued (earlier ones stop working)";
+
     public IReadOnlyList<string>? NewCodes { get; private set; }
     public int Remaining { get; private set; }
 
@@ -29,6 +32,8 @@ public sealed class RecoveryCodesModel : StaffPage
     private async Task GenerateAsync(StaffUser user)
     {
         var codes = Enumerable.Range(0, 10).Select(_ => string.Join('-', Base32.Encode(RandomNumberGenerator.GetBytes(10)).Chunk(4).Select(c => new string(c)))).ToList();
+        // New codes are a way in, and they end the earlier ones: on the chain first, naming the session (no entry, no codes).
+        await People.AuditAsync(HttpContext, user.Tenant, user, Vauban.Audit.AuditAction.Administration, Vauban.Audit.AuditOutcome.Success, RecoveryCodesIssued);
         await Store.Accounts.Store.ReplaceCodesAsync(user, codes, HttpContext.RequestAborted);
         NewCodes = codes;
     }
