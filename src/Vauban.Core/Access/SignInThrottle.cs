@@ -47,21 +47,87 @@ public sealed class SignInThrottle
         return account is null ? from : from is null ? account : (account > from ? account : from);
     }
 
+    /// <summary>
+    /// Admits an attempt now (<see cref="ThrottleAdmission.Wait"/> null) or says how long to wait first. An admitted attempt is
+    /// counted as a failure at once, under a lock on each key: checked first and counted after its failure, the attempts of a
+    /// burst sent together had all been checked before any had failed, and every one was evaluated (hundreds of guesses at one
+    /// account before its lockout, or from one address before its delays). An attempt that turns out not to fail takes its
+    /// count back (<see cref="TakeBackAsync"/>).
+    /// </summary>
+    public async Task<ThrottleAdmission> AdmitAsync(string? accountKey, string? source, CancellationToken cancellationToken)
+    {
+        var keys = new[] { (Scope: AccountScope, Key: accountKey, Threshold: _options.AccountFailuresBeforeDelay), (Scope: SourceScope, Key: source, Threshold: _options.SourceFailuresBeforeDelay) }
+            .Where(k => k.Key is not null).ToList();
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        TimeSpan? wait = null;
+        var counted = new List<ThrottleAdmission.Count>();
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var (kind, key, threshold) in keys)
+        {
+            // Account before source, always: two attempts never wait for each other's locks in opposite orders.
+            await _database.LockAsync(scope, "sign-in:" + kind + ":" + key, cancellationToken);
+            using var command = scope.Command("SELECT failures, last_failure_at FROM sign_in_failures WHERE scope = @s AND key = @k").With("s", kind).With("k", key!);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            long previous = 0;
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                previous = reader.GetInt64(1);
+                var remaining = Remaining(reader.GetInt32(0), DateTimeOffset.FromUnixTimeMilliseconds(previous), threshold);
+                if (remaining is not null && (wait is null || remaining > wait)) wait = remaining;
+            }
+            counted.Add(new ThrottleAdmission.Count(kind, key!, previous, 0));
+        }
+        if (wait is not null) return new ThrottleAdmission(wait, []); // nothing written: the scope rolls back
+        for (var i = 0; i < counted.Count; i++)
+        {
+            counted[i] = counted[i] with { FailuresAfter = await CountAsync(scope, counted[i].Scope, counted[i].Key, now, cancellationToken) };
+        }
+        await scope.CommitAsync(cancellationToken);
+        return new ThrottleAdmission(null, counted);
+    }
+
+    /// <summary>An admitted attempt that did not fail (a right password, code or passkey) takes back the count
+    /// <see cref="AdmitAsync"/> gave it, and the time of the last failure it set when no failure was counted after it: a person who
+    /// had waited out the delay and typed the right password is not held back at the second factor by their own success.
+    /// Earlier failures stay counted. <paramref name="sourceOnly"/>: the account's count was cleared by the sign-in itself.</summary>
+    public async Task TakeBackAsync(ThrottleAdmission admission, CancellationToken cancellationToken, bool sourceOnly = false)
+    {
+        ArgumentNullException.ThrowIfNull(admission);
+        if (admission.Counted.Count == 0) return;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        foreach (var count in admission.Counted)
+        {
+            if (sourceOnly && count.Scope != SourceScope) continue;
+            using var update = scope.Command("""
+                UPDATE sign_in_failures SET failures = failures - 1,
+                  last_failure_at = CASE WHEN failures = @mine THEN @previous ELSE last_failure_at END
+                WHERE scope = @s AND key = @k AND failures > 0
+                """).With("s", count.Scope).With("k", count.Key).With("mine", count.FailuresAfter).With("previous", count.PreviousFailureAt);
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await scope.CommitAsync(cancellationToken);
+    }
+
     public async Task RecordFailureAsync(string? accountKey, string? source, CancellationToken cancellationToken)
     {
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         foreach (var (kind, key) in new[] { (AccountScope, accountKey), (SourceScope, source) })
         {
-            if (key is null) continue;
-            var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-            using var upsert = scope.Command("""
-                INSERT INTO sign_in_failures (scope, key, failures, last_failure_at) VALUES (@s, @k, 1, @n)
-                ON CONFLICT (scope, key) DO UPDATE SET
-                  failures = CASE WHEN sign_in_failures.last_failure_at < @forget THEN 1 ELSE sign_in_failures.failures + 1 END, last_failure_at = @n
-                """).With("s", kind).With("k", key).With("n", now).With("forget", now - (long)Forget.TotalMilliseconds);
-            await upsert.ExecuteNonQueryAsync(cancellationToken);
+            if (key is not null) await CountAsync(scope, kind, key, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Counts one failure; returns the key's count with it, so that a take-back knows whether it was the last counted.</summary>
+    private static async Task<long> CountAsync(WriteScope scope, string kind, string key, long now, CancellationToken cancellationToken)
+    {
+        using var upsert = scope.Command("""
+            INSERT INTO sign_in_failures (scope, key, failures, last_failure_at) VALUES (@s, @k, 1, @n)
+            ON CONFLICT (scope, key) DO UPDATE SET
+              failures = CASE WHEN sign_in_failures.last_failure_at < @forget THEN 1 ELSE sign_in_failures.failures + 1 END, last_failure_at = @n
+            RETURNING failures
+            """).With("s", kind).With("k", key).With("n", now).With("forget", now - (long)Forget.TotalMilliseconds);
+        return await upsert.ScalarLongAsync(cancellationToken);
     }
 
     /// <summary>A successful sign-in clears the account's counter (not the source's: one good password does not excuse a thousand bad ones).</summary>
@@ -78,13 +144,34 @@ public sealed class SignInThrottle
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command("SELECT failures, last_failure_at FROM sign_in_failures WHERE scope = @s AND key = @k").With("s", kind).With("k", key);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken)) return null;
-        var failures = reader.GetInt32(0);
-        var last = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1));
+        return await reader.ReadAsync(cancellationToken) ? Remaining(reader.GetInt32(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), threshold) : null;
+    }
+
+    private TimeSpan? Remaining(int failures, DateTimeOffset last, int threshold)
+    {
         var now = _time.GetUtcNow();
         if (failures < threshold || now - last > Forget) return null;
         var delay = TimeSpan.FromSeconds(Math.Min(Math.Pow(2, Math.Min(failures - threshold, 30)), _options.MaxDelay.TotalSeconds));
         var remaining = last + delay - now;
         return remaining > TimeSpan.Zero ? remaining : null;
     }
+}
+
+/// <summary>The answer to a sign-in attempt's admission: how long to wait, or what was counted for it (to take back if it
+/// does not fail).</summary>
+public sealed class ThrottleAdmission
+{
+    internal ThrottleAdmission(TimeSpan? wait, IReadOnlyList<Count> counted)
+    {
+        Wait = wait;
+        Counted = counted;
+    }
+
+    /// <summary>Null when the attempt may be evaluated now.</summary>
+    public TimeSpan? Wait { get; }
+
+    internal IReadOnlyList<Count> Counted { get; }
+
+    /// <summary>One counter the attempt added to: its last failure time before (0: none), and the count once it had added.</summary>
+    internal sealed record Count(string Scope, string Key, long PreviousFailureAt, long FailuresAfter);
 }

@@ -65,7 +65,8 @@ public sealed class PersonSignIn
             ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
             : await _store.Accounts.AccountKeyAsync(tenant, email, ct);
         var user = tenant is null || !StaffAccounts.IsValidEmail(email) ? null : await _store.Accounts.FindAsync(tenant, email, ct);
-        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), ct) is { } wait)
+        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), ct);
+        if (admission.Wait is { } wait)
         {
             // A throttled attempt is a failed sign-in too: brute force shows on the chain while it is held back.
             if (tenant is not null) await AuditAsync(http, tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, user is null ? "unknown account; throttled" : "throttled");
@@ -77,7 +78,6 @@ public sealed class PersonSignIn
         {
             // Same work as a real check, so the answer's timing does not tell whether the account exists.
             _users.PasswordHasher.VerifyHashedPassword(user ?? DummyUser, DummyHash(), password);
-            await _store.Throttle.RecordFailureAsync(accountKey, ThrottleSource(http), ct);
             if (tenant is not null)
             {
                 // What was typed is not recorded (a password is sometimes typed into the e-mail field).
@@ -88,9 +88,10 @@ public sealed class PersonSignIn
         }
         if (!await _users.CheckPasswordAsync(user, password))
         {
-            await FailAsync(http, user, accountKey, "password");
+            await FailAsync(http, user, "password");
             return new SignInOutcome(SignInResult.Failed);
         }
+        await _store.Throttle.TakeBackAsync(admission, ct);
         if (!user.HasSecondFactor)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "password correct; no second factor enrolled");
@@ -109,7 +110,8 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person is not { Session.Stage: SessionStage.SecondFactor, User: { } user }) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), http.RequestAborted) is { } wait)
+        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), http.RequestAborted);
+        if (admission.Wait is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, (recovery ? "recovery code" : "authenticator code") + " throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
@@ -119,10 +121,10 @@ public sealed class PersonSignIn
             : await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? "");
         if (!ok)
         {
-            await FailAsync(http, user, accountKey, recovery ? "recovery code" : "authenticator code");
+            await FailAsync(http, user, recovery ? "recovery code" : "authenticator code");
             return new SignInOutcome(SignInResult.Failed);
         }
-        await ClearFailuresAsync(http, user, accountKey);
+        await ClearFailuresAsync(http, user, accountKey, admission);
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: recovery ? "password + recovery code" : "password + TOTP");
         _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
@@ -153,7 +155,8 @@ public sealed class PersonSignIn
         // Per source address, and per account when the session already names one (second factor, re-authentication). Not one
         // counter for everybody: three forged assertions from anywhere held back every passkey sign-in of the server.
         var accountKey = person.User is { } expected ? await _store.Accounts.AccountKeyAsync(expected.Tenant, expected.Email, http.RequestAborted) : null;
-        if (await _store.Throttle.WaitAsync(accountKey, source, http.RequestAborted) is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
+        var admission = await _store.Throttle.AdmitAsync(accountKey, source, http.RequestAborted);
+        if (admission.Wait is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
         PasskeyAssertionResult<StaffUser> result;
         try
         {
@@ -166,8 +169,9 @@ public sealed class PersonSignIn
         var user = result.Succeeded ? result.User : null;
         if (user is null || await _users.IsLockedOutAsync(user) || (person.User is not null && person.User.Id != user.Id))
         {
-            accountKey ??= user is null ? null : await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-            await _store.Throttle.RecordFailureAsync(accountKey, source, http.RequestAborted);
+            // Counted against the source when admitted; against the account too when the credential named one the session did not.
+            if (accountKey is null && user is not null)
+                await _store.Throttle.RecordFailureAsync(await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted), null, http.RequestAborted);
             // An unknown credential names no establishment; a known one is recorded against its account.
             if (user is not null) await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "passkey refused");
             return new SignInOutcome(SignInResult.Failed);
@@ -175,11 +179,12 @@ public sealed class PersonSignIn
         await _users.AddOrUpdatePasskeyAsync(user, result.Passkey!); // sign count
         if (reauthenticate && person.Session.Stage == SessionStage.Full)
         {
+            await _store.Throttle.TakeBackAsync(admission, http.RequestAborted);
             await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "re-authentication (passkey)");
             await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
             return new SignInOutcome(SignInResult.SignedIn);
         }
-        await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted));
+        await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted), admission);
         await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey");
         _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, Source(http));
         return new SignInOutcome(SignInResult.SignedIn);
@@ -191,7 +196,8 @@ public sealed class PersonSignIn
         ArgumentNullException.ThrowIfNull(http);
         if (http.FullPerson() is not { User: { } user } person) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        if (await _store.Throttle.WaitAsync(accountKey, ThrottleSource(http), http.RequestAborted) is { } wait)
+        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), http.RequestAborted);
+        if (admission.Wait is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "re-authentication throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
@@ -200,9 +206,10 @@ public sealed class PersonSignIn
             && (!user.TwoFactorEnabled || await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? ""));
         if (!ok)
         {
-            await FailAsync(http, user, accountKey, "re-authentication");
+            await FailAsync(http, user, "re-authentication");
             return new SignInOutcome(SignInResult.Failed);
         }
+        await _store.Throttle.TakeBackAsync(admission, http.RequestAborted);
         await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "re-authentication (password + TOTP)");
         await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
         return new SignInOutcome(SignInResult.SignedIn);
@@ -211,7 +218,7 @@ public sealed class PersonSignIn
     /// <summary>Both factors proven: the account's failure count and delays start again from nothing. Failed sign-ins of the
     /// account before this success (password or second factor) are one of the guard's signals: past its threshold the
     /// account's reading is held to tighter bounds for the session's lifetime.</summary>
-    private async Task ClearFailuresAsync(HttpContext http, StaffUser user, string accountKey)
+    private async Task ClearFailuresAsync(HttpContext http, StaffUser user, string accountKey, ThrottleAdmission admission)
     {
         if (user.AccessFailedCount > 0)
         {
@@ -221,6 +228,7 @@ public sealed class PersonSignIn
         }
         await _users.ResetAccessFailedCountAsync(user);
         await _store.Throttle.RecordSuccessAsync(accountKey, http.RequestAborted);
+        await _store.Throttle.TakeBackAsync(admission, http.RequestAborted, sourceOnly: true);
     }
 
     /// <summary>Sign-ins, failures and sign-outs go on the tenant's audit chain like any act on records (issue 4):
@@ -259,11 +267,10 @@ public sealed class PersonSignIn
         http.WriteCookie(token);
     }
 
-    private async Task FailAsync(HttpContext http, StaffUser user, string accountKey, string what)
+    private async Task FailAsync(HttpContext http, StaffUser user, string what)
     {
         await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, what + " refused");
         await _users.AccessFailedAsync(user);
-        await _store.Throttle.RecordFailureAsync(accountKey, ThrottleSource(http), http.RequestAborted);
         if (await _users.IsLockedOutAsync(user))
         {
             _log.LogWarning("{Principal} locked after repeated failed sign-ins (last from {Source})", user.PrincipalId, Source(http));

@@ -39,6 +39,50 @@ public abstract class SignInThrottleTests(Engine engine)
             try { Directory.Delete(directory, true); } catch (IOException) { }
         }
     }
+
+    [Fact]
+    public async Task An_admitted_attempt_counts_at_once_and_a_success_takes_its_count_back()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "vauban-throttle-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var db = engine == Engine.Sqlite ? Path.Combine(directory, "v.db") : await PostgresServer.CreateDatabaseAsync();
+            var time = new ManualTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
+            var options = new StoreOptions(db, MasterKey.Generate()) { Time = time, Accounts = new AccountOptions { AccountFailuresBeforeDelay = 3, SourceFailuresBeforeDelay = 3 } };
+            await using var store = await VaubanStore.OpenAsync(options, CancellationToken.None);
+            // Three attempts admitted together, none finished yet: the fourth already waits.
+            var admitted = new List<ThrottleAdmission>();
+            for (var i = 0; i < 3; i++)
+            {
+                admitted.Add(await store.Throttle.AdmitAsync("1:42", "203.0.113.7", CancellationToken.None));
+                Assert.Null(admitted[^1].Wait);
+            }
+            Assert.Equal(TimeSpan.FromSeconds(1), (await store.Throttle.AdmitAsync("1:42", "198.51.100.1", CancellationToken.None)).Wait);
+            Assert.Equal(TimeSpan.FromSeconds(1), (await store.Throttle.AdmitAsync("1:43", "203.0.113.7", CancellationToken.None)).Wait);
+            // One of them was a right password: its count is taken back, the others' stay.
+            await store.Throttle.TakeBackAsync(admitted[0], CancellationToken.None);
+            var fourth = await store.Throttle.AdmitAsync("1:42", "203.0.113.7", CancellationToken.None);
+            Assert.Null(fourth.Wait);
+            Assert.NotNull((await store.Throttle.AdmitAsync("1:42", "198.51.100.1", CancellationToken.None)).Wait);
+
+            // The person waits out the delay, then types the right password: taken back, it leaves the counter as it found it,
+            // the last failure's time included, so the second factor asked next is not held back by that success.
+            time.Advance(TimeSpan.FromSeconds(2));
+            var rightPassword = await store.Throttle.AdmitAsync("1:42", "203.0.113.8", CancellationToken.None);
+            Assert.Null(rightPassword.Wait);
+            await store.Throttle.TakeBackAsync(rightPassword, CancellationToken.None);
+            Assert.Null((await store.Throttle.AdmitAsync("1:42", "203.0.113.8", CancellationToken.None)).Wait);
+
+            // 20 at once on one account: no more than the threshold get through.
+            var burst = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => store.Throttle.AdmitAsync("1:44", "192.0.2." + i, CancellationToken.None)));
+            Assert.Equal(3, burst.Count(w => w.Wait is null));
+        }
+        finally
+        {
+            try { Directory.Delete(directory, true); } catch (IOException) { }
+        }
+    }
 }
 
 public sealed class SignInThrottleTests_Sqlite() : SignInThrottleTests(Engine.Sqlite);
