@@ -472,9 +472,12 @@ public sealed partial class RecordsGuard
         FlushBaselinesIfDue(nowMs);
         if (stepUpWhy is not null)
         {
-            // Once per episode: the officer sees who was asked to prove both factors again, and why.
-            await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id,
-                $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.", CancellationToken.None);
+            // Once per episode: the officer sees who was asked to prove both factors again, and why. Inside a write transaction
+            // (a transaction Bundle's read, a conditional create's match) the alert waits for it to end: on SQLite the alert's own
+            // write would wait for the writer slot that transaction holds, for ever, and every writer of the server behind it.
+            var stepUp = $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.";
+            if (request.InsideWriteTransaction) Defer(() => _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id, stepUp, CancellationToken.None));
+            else await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id, stepUp, CancellationToken.None);
         }
         if (suspendWhy is null) return decision;
         // A second suspension of the same account within the window locks it: a suspension of another of its sessions, remembered

@@ -296,6 +296,47 @@ public abstract class GuardAdminTests : IAsyncLifetime
         Assert.Contains(contained, c => c.Principal.StartsWith("session:", StringComparison.Ordinal) && c.Account!.StartsWith("user:", StringComparison.Ordinal));
     }
 
+    private HttpRequestMessage SameSite(HttpMethod method, string url, HttpContent content)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = content };
+        request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        return request;
+    }
+
+    private async Task<IReadOnlyList<SecurityAlert>> AlertsOfAsync(string kind, string email, int expected)
+    {
+        var principal = (await _server.Store.Accounts.FindAsync(_tenant, email, CancellationToken.None))!.PrincipalId;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(50))
+        {
+            var alerts = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 1000, CancellationToken.None)).Where(a => a.Kind == kind && a.Principal == principal).ToList();
+            if (alerts.Count >= expected || DateTime.UtcNow > deadline) return alerts;
+        }
+    }
+
+    [Fact]
+    public async Task Stolen_desk_session_reading_identities_through_a_transaction_Bundle_gets_the_step_up_and_the_server_keeps_writing()
+    {
+        // The step-up's alert used to be written while the transaction held SQLite's only writer slot: it waited for it for
+        // ever, and every write of the server (sign-ins, audit, records) behind it.
+        using var writer = await _server.ClientAsync(Establishment);
+        using var desk = await SignedInAsync("desk@chu.example");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var entries = string.Join(",", _desk.Take(20).Select(p => $$"""{"request":{"method":"GET","url":"Patient/{{p}}"} }"""));
+        using (var request = SameSite(HttpMethod.Post, "/fhir", FhirContent.Json($$"""{"resourceType":"Bundle","type":"transaction","entry":[{{entries}}]}""")))
+        using (var response = await desk.Http.SendAsync(request, timeout.Token))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            var body = await response.Content.ReadAsStringAsync(timeout.Token);
+            Assert.Contains("\"login\"", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("Desk", body, StringComparison.Ordinal);
+        }
+        using (var created = await writer.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "After")), timeout.Token))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        Assert.Single(await AlertsOfAsync(KnownAlertKinds.GuardStepUp, "desk@chu.example", 1));
+    }
+
     [Fact]
     public async Task Bad_or_forged_requests_to_the_guard_console_are_refused_and_change_nothing()
     {
