@@ -205,10 +205,35 @@ public abstract class GuardAdminTests : IAsyncLifetime
         Assert.Equal(KnownPurposes.SystemAdministration, release.Detail.Purpose); // the officer administers, no care is given
     }
 
-    /// <summary>The officer's administrative entries on the chain.</summary>
-    private async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OfficersAdministrativeEntriesAsync()
+    [Fact]
+    public async Task A_physician_trying_the_officers_acts_at_the_console_is_refused_and_each_attempt_is_on_the_audit_chain()
     {
-        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, "officer@chu.example", CancellationToken.None))!.PrincipalId;
+        var principal = await ContainedClientAsync();
+        using (var doctor = await SignedInAsync("doctor@chu.example"))
+        {
+            using (var release = Release($$"""{"principal":"{{principal}}"}"""))
+            using (var refused = await doctor.Http.SendAsync(release))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            }
+            using var alerts = await doctor.Http.GetAsync("/admin/guard/alerts");
+            Assert.Equal(HttpStatusCode.Forbidden, alerts.StatusCode);
+        }
+        Assert.Equal(principal, await ContainedClientAsync()); // still contained
+        var attempts = (await AdministrativeEntriesAsync("doctor@chu.example")).Where(e => e.Detail.Note is { } n && n.StartsWith("guard console refused", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, attempts.Count);
+        Assert.All(attempts, e => Assert.Equal(Vauban.Audit.AuditOutcome.MinorFailure, e.Outcome));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:POST /admin/guard/release"));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:GET /admin/guard/alerts"));
+    }
+
+    /// <summary>The officer's administrative entries on the chain.</summary>
+    private Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OfficersAdministrativeEntriesAsync() => AdministrativeEntriesAsync("officer@chu.example");
+
+    /// <summary>A staff member's administrative entries on the chain.</summary>
+    private async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> AdministrativeEntriesAsync(string email)
+    {
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, email, CancellationToken.None))!.PrincipalId;
         // The journaled sign-in entries wait for the chain to take them again before the log can be read.
         for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(100))
         {
