@@ -101,10 +101,18 @@ public sealed class BreakTheGlass
                 "no fresh proof of both factors");
         }
         if (!IdRules.IsValid(patientId)) return await RefusedAsync(BreakGlassStatus.PatientNotFound, "Not a valid Patient id.", "not a valid Patient id");
-        if (_guard.ContainmentOf(context.Tenant.Id, principal) is not null)
+        // The guard counts the grant before it is made: past the day's bound of grants the principal is contained here, not
+        // granted (and the officer told) again and again until its next read. A contained principal is refused.
+        var guard = await _guard.AdmitGrantAsync(context, cancellationToken);
+        if (guard.Delay > TimeSpan.Zero) await Task.Delay(guard.Delay, cancellationToken);
+        switch (guard.Verdict)
         {
-            return await RefusedAsync(BreakGlassStatus.NotAllowed, "This session or account is contained by the guard; the security officer must release it first.",
-                "contained by the guard");
+            case Guard.GuardVerdict.Admit:
+                break;
+            case Guard.GuardVerdict.StepUp:
+                return await RefusedAsync(BreakGlassStatus.ReauthenticationRequired, guard.Reason!, "guard: " + guard.Verdict);
+            default:
+                return await RefusedAsync(BreakGlassStatus.NotAllowed, guard.Reason!, "contained by the guard");
         }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);

@@ -403,7 +403,9 @@ public sealed partial class RecordsGuard
             }
             else state.RiskSince = null;
             if (outside.Count > 0) Weigh("distinct patients outside care relationships in a day", state.Outside.CountWith(outside, nowMs), limits.OutsideCarePerDay);
-            Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs), limits.BreakTheGlassPerDay);
+            // Asked before a grant is made (AdmitGrantAsync), the grant asked for counts: the grant past the bound is refused and
+            // contains the principal, instead of being made, and told to the officer, again and again until it next reads.
+            Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs) + (request.Interaction == Interaction.BreakTheGlass ? 1 : 0), limits.BreakTheGlassPerDay);
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Records > 0)
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
             if (everythingOf is not null) Weigh("patients' $everything in a day", state.EverythingDay.CountWith([everythingOf], nowMs), limits.EverythingPerDay);
@@ -472,9 +474,12 @@ public sealed partial class RecordsGuard
         FlushBaselinesIfDue(nowMs);
         if (stepUpWhy is not null)
         {
-            // Once per episode: the officer sees who was asked to prove both factors again, and why.
-            await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id,
-                $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.", CancellationToken.None);
+            // Once per episode: the officer sees who was asked to prove both factors again, and why. Inside a write transaction
+            // (a transaction Bundle's read, a conditional create's match) the alert waits for it to end: on SQLite the alert's own
+            // write would wait for the writer slot that transaction holds, for ever, and every writer of the server behind it.
+            var stepUp = $"{Who(principal)}: asked to prove both factors again ({stepUpWhy}, limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}.";
+            if (request.InsideWriteTransaction) Defer(() => _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id, stepUp, CancellationToken.None));
+            else await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardStepUp, principal.Id, stepUp, CancellationToken.None);
         }
         if (suspendWhy is null) return decision;
         // A second suspension of the same account within the window locks it: a suspension of another of its sessions, remembered
@@ -497,6 +502,11 @@ public sealed partial class RecordsGuard
             + (lockAccount ? "; second suspension within " + Options.LockAfterSecondSuspensionWithin.TotalHours.ToString("0", System.Globalization.CultureInfo.InvariantCulture) + " h" : "") + ".",
             request.InsideWriteTransaction, cancellationToken);
     }
+
+    /// <summary>Asked by break-the-glass before it grants: a contained principal, or one whose grant would cross the day's bound of
+    /// grants (which contains it), is refused; so is one owing a step-up.</summary>
+    internal ValueTask<GuardDecision> AdmitGrantAsync(AccessContext context, CancellationToken cancellationToken) =>
+        AdmitAsync(context, GuardRequest.Write(Interaction.BreakTheGlass, KnownResourceTypes.Patient), cancellationToken);
 
     /// <summary>Told by break-the-glass: a grant was made (it counts, and the patient is outside the person's care relationships until it expires).</summary>
     internal void NoteGrant(AccessContext context, string patient, DateTimeOffset expires)
@@ -698,6 +708,7 @@ public sealed partial class RecordsGuard
         Interaction.VRead => "vread",
         Interaction.HistoryInstance or Interaction.HistoryType => "history",
         Interaction.Everything => "$everything",
+        Interaction.BreakTheGlass => "break-the-glass",
         _ => interaction.ToString().ToLowerInvariant(),
     };
 

@@ -9,6 +9,7 @@
 // and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
 using System.Text.Json;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Guard;
 
 namespace Vauban.Web;
@@ -26,10 +27,16 @@ internal static class GuardAdminEndpoints
             if (http.FullPerson() is not { User: { } user })
                 return Problem(401, "Sign in first (/account/signin) as the establishment's security officer or administrator.");
             if (user.Role is not (StaffRole.SecurityOfficer or StaffRole.Administrator))
+            {
+                await AuditRefusalAsync(store, http, "only the security officer or an administrator");
                 return Problem(403, "Only the security officer or an administrator may use the guard's console.");
+            }
             // A contained officer (a stolen session the guard suspended, an account it locked) cannot release itself.
             if (await store.Guard.ContainedBecauseAsync(http.PersonAccess()!, http.RequestAborted) is { } contained)
+            {
+                await AuditRefusalAsync(store, http, "contained by the guard");
                 return Problem(423, contained);
+            }
             if (!HttpMethods.IsGet(http.Request.Method) && !IsSameOrigin(http))
                 return Problem(403, "A request that changes data with a session cookie must come from this site (Origin header).");
             return await next(invocation);
@@ -114,6 +121,15 @@ internal static class GuardAdminEndpoints
         });
 
         admin.MapExportApprovals(store);
+    }
+
+    /// <summary>A signed-in person turned away from the console is an entry on the chain, as a refusal at the records is: who
+    /// tried which of the officer's acts (a release, an approval, the alerts), and why it was refused.</summary>
+    private static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string why)
+    {
+        var act = http.Request.Method + " " + ((http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "/admin/guard");
+        return store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.MinorFailure,
+            null, [new AuditedRecord("console:" + act, null, null)], http.RequestAborted, "guard console refused: " + why);
     }
 
     private const int MaxBody = 4096;

@@ -205,10 +205,35 @@ public abstract class GuardAdminTests : IAsyncLifetime
         Assert.Equal(KnownPurposes.SystemAdministration, release.Detail.Purpose); // the officer administers, no care is given
     }
 
-    /// <summary>The officer's administrative entries on the chain.</summary>
-    private async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OfficersAdministrativeEntriesAsync()
+    [Fact]
+    public async Task A_physician_trying_the_officers_acts_at_the_console_is_refused_and_each_attempt_is_on_the_audit_chain()
     {
-        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, "officer@chu.example", CancellationToken.None))!.PrincipalId;
+        var principal = await ContainedClientAsync();
+        using (var doctor = await SignedInAsync("doctor@chu.example"))
+        {
+            using (var release = Release($$"""{"principal":"{{principal}}"}"""))
+            using (var refused = await doctor.Http.SendAsync(release))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            }
+            using var alerts = await doctor.Http.GetAsync("/admin/guard/alerts");
+            Assert.Equal(HttpStatusCode.Forbidden, alerts.StatusCode);
+        }
+        Assert.Equal(principal, await ContainedClientAsync()); // still contained
+        var attempts = (await AdministrativeEntriesAsync("doctor@chu.example")).Where(e => e.Detail.Note is { } n && n.StartsWith("guard console refused", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, attempts.Count);
+        Assert.All(attempts, e => Assert.Equal(Vauban.Audit.AuditOutcome.MinorFailure, e.Outcome));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:POST /admin/guard/release"));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:GET /admin/guard/alerts"));
+    }
+
+    /// <summary>The officer's administrative entries on the chain.</summary>
+    private Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OfficersAdministrativeEntriesAsync() => AdministrativeEntriesAsync("officer@chu.example");
+
+    /// <summary>A staff member's administrative entries on the chain.</summary>
+    private async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> AdministrativeEntriesAsync(string email)
+    {
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, email, CancellationToken.None))!.PrincipalId;
         // The journaled sign-in entries wait for the chain to take them again before the log can be read.
         for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(100))
         {
@@ -294,6 +319,72 @@ public abstract class GuardAdminTests : IAsyncLifetime
         response.Dispose();
         var contained = await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None);
         Assert.Contains(contained, c => c.Principal.StartsWith("session:", StringComparison.Ordinal) && c.Account!.StartsWith("user:", StringComparison.Ordinal));
+    }
+
+    private HttpRequestMessage SameSite(HttpMethod method, string url, HttpContent content)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = content };
+        request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        return request;
+    }
+
+    private async Task<IReadOnlyList<SecurityAlert>> AlertsOfAsync(string kind, string email, int expected)
+    {
+        var principal = (await _server.Store.Accounts.FindAsync(_tenant, email, CancellationToken.None))!.PrincipalId;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(50))
+        {
+            var alerts = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 1000, CancellationToken.None)).Where(a => a.Kind == kind && a.Principal == principal).ToList();
+            if (alerts.Count >= expected || DateTime.UtcNow > deadline) return alerts;
+        }
+    }
+
+    [Fact]
+    public async Task Stolen_desk_session_reading_identities_through_a_transaction_Bundle_gets_the_step_up_and_the_server_keeps_writing()
+    {
+        // The step-up's alert used to be written while the transaction held SQLite's only writer slot: it waited for it for
+        // ever, and every write of the server (sign-ins, audit, records) behind it.
+        using var writer = await _server.ClientAsync(Establishment);
+        using var desk = await SignedInAsync("desk@chu.example");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var entries = string.Join(",", _desk.Take(20).Select(p => $$"""{"request":{"method":"GET","url":"Patient/{{p}}"} }"""));
+        using (var request = SameSite(HttpMethod.Post, "/fhir", FhirContent.Json($$"""{"resourceType":"Bundle","type":"transaction","entry":[{{entries}}]}""")))
+        using (var response = await desk.Http.SendAsync(request, timeout.Token))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            var body = await response.Content.ReadAsStringAsync(timeout.Token);
+            Assert.Contains("\"login\"", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("Desk", body, StringComparison.Ordinal);
+        }
+        using (var created = await writer.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "After")), timeout.Token))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        Assert.Single(await AlertsOfAsync(KnownAlertKinds.GuardStepUp, "desk@chu.example", 1));
+    }
+
+    [Fact]
+    public async Task Stolen_factors_breaking_the_glass_again_and_again_without_reading_are_contained_at_the_26th_grant()
+    {
+        // Grants used to be counted only at the next read: without reading, a thief holding both factors was granted, and the
+        // officer alerted, for as many patients as it named, flooding the console.
+        using var doctor = await SignedInAsync("doctor@chu.example");
+        var patients = _desk.Append(_stranger).ToList();
+        var statuses = new List<HttpStatusCode>();
+        foreach (var patient in patients)
+        {
+            var parameters = """{"resourceType":"Parameters","parameter":[{"name":"reason","valueCode":"emergency"},{"name":"text","valueString":"Patient brought in unconscious"}]}""";
+            using var request = SameSite(HttpMethod.Post, $"/fhir/Patient/{patient}/$break-the-glass", FhirContent.Json(parameters));
+            using var response = await doctor.Http.SendAsync(request);
+            statuses.Add(response.StatusCode);
+        }
+        Assert.Equal(25, statuses.Count(s => s == HttpStatusCode.OK));
+        Assert.All(statuses.Skip(25), s => Assert.Equal(HttpStatusCode.Forbidden, s));
+        Assert.Equal(25, (await AlertsOfAsync(KnownAlertKinds.BreakTheGlass, "doctor@chu.example", 25)).Count);
+        // The session is contained: nothing opens, and the officer was told once.
+        using (var read = await doctor.Http.GetAsync($"/fhir/Patient/{patients[0]}")) Assert.Equal((HttpStatusCode)423, read.StatusCode);
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => c.Principal.StartsWith("session:", StringComparison.Ordinal));
+        Assert.Contains("break-the-glass grants in a day: 26 > 25", contained.Reason, StringComparison.Ordinal);
+        Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 1000, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardSuspended);
     }
 
     [Fact]
