@@ -15,6 +15,7 @@ using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Records;
+using Microsoft.Extensions.Logging;
 using Vauban.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -486,3 +487,152 @@ public sealed class CrashTests_Sqlite(ITestOutputHelper output) : CrashTests(Eng
 
 public sealed class CrashTests_Postgres(ITestOutputHelper output) : CrashTests(Engine.Postgres, output);
 
+/// <summary>PostgreSQL crashing under a live server (an immediate stop, which is what an out-of-memory kill of one backend does to
+/// every session too) loses its asynchronous commits not yet flushed: the audit appender's group commits are asynchronous, made
+/// durable by the flusher up to DurableEvery later. The entries they held were journaled before the reads were answered.</summary>
+public sealed class PostgresCrashTests : IAsyncLifetime
+{
+    private readonly string _cluster = Path.Combine(Path.GetTempPath(), "vauban-pgcrash-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly string _journal = Path.Combine(Path.GetTempPath(), "vauban-pgcrash-journal-" + Guid.NewGuid().ToString("N")[..8]);
+    private string _admin = "";
+
+    public Task InitializeAsync()
+    {
+        _admin = Script($"start {_cluster} {FreePort()}").Trim().Split('\n')[^1];
+        return Task.CompletedTask;
+    }
+
+    public Task DisposeAsync()
+    {
+        Script($"stop {_cluster}");
+        foreach (var folder in new[] { _cluster, _journal })
+        {
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+        }
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Reads_answered_just_before_PostgreSQL_crashed_under_a_live_server_keep_their_audit_entries()
+    {
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand("CREATE DATABASE vauban_crash", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = "vauban_crash" }.ConnectionString;
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
+            CancellationToken.None);
+        var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
+        var registration = await store.Clients.AddAsync(tenant, "reader", "system/*.rs", null, ClientLimits.None, CancellationToken.None);
+        using var json = JsonDocument.Parse(Samples.Patient(family: "Crash"));
+        var patient = (await store.Records.CreateAsync(AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None)).Id!;
+        var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"), logging => logging.ClearProviders()); // the refusals while it is down are expected
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+            using (var token = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+            })))
+            {
+                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.BodyAsync()).GetProperty("access_token").GetString());
+            }
+            var (attempted, answered) = (0, 0);
+            using var stop = new CancellationTokenSource();
+            var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref attempted);
+                    try
+                    {
+                        using var read = await http.GetAsync($"/fhir/Patient/{patient}", HttpCompletionOption.ResponseHeadersRead);
+                        if (read.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref answered);
+                    }
+                    catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+                    {
+                        // not answered
+                    }
+                }
+            })).ToList();
+            var random = new Random();
+            for (var crash = 0; crash < 5; crash++)
+            {
+                // Reads flow again after each restart before the next crash.
+                var before = Volatile.Read(ref answered);
+                var waited = Stopwatch.StartNew();
+                while (Volatile.Read(ref answered) < before + 50 && waited.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(20);
+                await Task.Delay(random.Next(300));
+                CrashAndRestart();
+            }
+            var after = Volatile.Read(ref answered);
+            var again = Stopwatch.StartNew();
+            while (Volatile.Read(ref answered) < after + 50 && again.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(20);
+            await stop.CancelAsync();
+            await Task.WhenAll(readers);
+
+            // Every answered read is on the chain, once (an attempt not answered may be there too).
+            var context = AccessContext.Operator(tenant, "crash test check");
+            var entries = new List<AuditEntry>();
+            long? beforeSequence = null;
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                AuditPage? page;
+                try
+                {
+                    page = await store.AuditLog.SearchPageAsync(context, new AuditQuery
+                    {
+                        Patient = patient, Agent = registration.ClientId, Actions = [AuditAction.Read], Count = 1000, BeforeSequence = beforeSequence,
+                    }, CancellationToken.None);
+                }
+                catch (AuditUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+                {
+                    await Task.Delay(200); // the appender is still retrying after the last restart
+                    continue;
+                }
+                entries.AddRange(page!.Entries);
+                if (!page.More) break;
+                beforeSequence = page.Entries[^1].Sequence;
+            }
+            Assert.InRange(entries.Count(e => e.Outcome == AuditOutcome.Success), answered, attempted);
+            var verification = await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+            Assert.True(verification.Valid, verification.Problem);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>pg_ctl restart in immediate mode: every backend quits at once, unflushed WAL is lost, the server recovers.</summary>
+    private void CrashAndRestart()
+    {
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0).Last();
+        var pgCtl = $"{bin}/bin/pg_ctl -D {_cluster}/data -l {_cluster}/server.log restart -m immediate -w -t 60";
+        Run(Environment.UserName == "root" ? "runuser" : "bash", Environment.UserName == "root" ? $"-u postgres -- {pgCtl}" : $"-c \"{pgCtl}\"");
+    }
+
+    private static string Script(string arguments) => Run("bash", $"{Path.Combine(PostgresServer.RepositoryRoot(), "tests", "postgres.sh")} {arguments}");
+
+    private static string Run(string file, string arguments)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed: {error}");
+        return output.Result;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
