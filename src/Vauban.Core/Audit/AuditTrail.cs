@@ -1064,7 +1064,8 @@ public sealed class AuditTrail : IAsyncDisposable
     /// <summary>Deletes the rotated journal files whose entries are all on the chain, once the database has them on disk.</summary>
     private void ForgetRetiredJournals()
     {
-        while (_retired.TryPeek(out var retired) && _copied.TryGetValue(retired.Name, out var copied) && copied >= retired.End)
+        // Not before a group commit has checked the progress rows after a lost connection (CopyAgainWhatTheDatabaseLostAsync).
+        while (!_checkProgress && _retired.TryPeek(out var retired) && _copied.TryGetValue(retired.Name, out var copied) && copied >= retired.End)
         {
             if (!FlushToDiskAsync().GetAwaiter().GetResult() || !ForgetJournalAsync(retired.Name).GetAwaiter().GetResult()) return;
             _retired.TryDequeue(out _);
@@ -1094,7 +1095,7 @@ public sealed class AuditTrail : IAsyncDisposable
         }
         journal.Dispose();
         // Not after a lost connection that no group commit has checked since: the database may have lost copies (see
-        // CopyAgainWhatTheDatabaseLostAsync), and the next store to open copies from the progress rows.
+        // CopyAgainWhatTheDatabaseLostAsync); the next store to open copies from the progress rows.
         if (complete && !_checkProgress)
         {
             ForgetRetiredJournals();
