@@ -175,6 +175,24 @@ internal sealed class AuditJournal : IDisposable
         return retired;
     }
 
+    /// <summary>The bytes of the current file from <paramref name="from"/> to <paramref name="to"/> (written already). The caller
+    /// serializes this with <see cref="Write"/> and <see cref="RotateIfLarge"/>.</summary>
+    public byte[] Read(long from, long to) => ReadRange(_handle, from, to);
+
+    /// <summary>The bytes of a journal file from <paramref name="from"/> to <paramref name="to"/>, or fewer if it ends before.</summary>
+    public static byte[] ReadRange(SafeFileHandle handle, long from, long to)
+    {
+        var data = new byte[checked((int)(to - from))];
+        var read = 0;
+        while (read < data.Length)
+        {
+            var n = RandomAccess.Read(handle, data.AsSpan(read), from + read);
+            if (n == 0) return data[..read];
+            read += n;
+        }
+        return data;
+    }
+
     /// <summary>Brings what was written to the disk (the flusher, every DurableEvery).</summary>
     public void FlushToDisk()
     {

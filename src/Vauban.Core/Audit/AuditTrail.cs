@@ -938,6 +938,7 @@ public sealed class AuditTrail : IAsyncDisposable
     /// <summary>How long the appender waits for entries before it builds lookups and signs what is waiting.</summary>
     private static readonly TimeSpan IdleTick = TimeSpan.FromSeconds(1);
 
+    private bool _checkProgress;  // appender: a new connection since the last group commit; compare the journals' progress rows with _copied
     private long _committed;      // lazy commits so far (appender)
     private long _flushedUpTo;    // the value of _committed the last flush covered (flusher)
     private readonly SemaphoreSlim _flushNow = new(0);
@@ -1063,7 +1064,8 @@ public sealed class AuditTrail : IAsyncDisposable
     /// <summary>Deletes the rotated journal files whose entries are all on the chain, once the database has them on disk.</summary>
     private void ForgetRetiredJournals()
     {
-        while (_retired.TryPeek(out var retired) && _copied.TryGetValue(retired.Name, out var copied) && copied >= retired.End)
+        // Not before a group commit has checked the progress rows after a lost connection (CopyAgainWhatTheDatabaseLostAsync).
+        while (!_checkProgress && _retired.TryPeek(out var retired) && _copied.TryGetValue(retired.Name, out var copied) && copied >= retired.End)
         {
             if (!FlushToDiskAsync().GetAwaiter().GetResult() || !ForgetJournalAsync(retired.Name).GetAwaiter().GetResult()) return;
             _retired.TryDequeue(out _);
@@ -1092,7 +1094,9 @@ public sealed class AuditTrail : IAsyncDisposable
             // Written to the page cache all the same: only a power loss now could lose it.
         }
         journal.Dispose();
-        if (complete)
+        // Not after a lost connection that no group commit has checked since: the database may have lost copies (see
+        // CopyAgainWhatTheDatabaseLostAsync); the next store to open copies from the progress rows.
+        if (complete && !_checkProgress)
         {
             ForgetRetiredJournals();
             if (FlushToDiskAsync().GetAwaiter().GetResult()) ForgetJournalAsync(journal.Name).GetAwaiter().GetResult();
@@ -1160,7 +1164,10 @@ public sealed class AuditTrail : IAsyncDisposable
         {
             // On SQLite the entry insert is prepared here: a chain that cannot be written fails now, and the connection
             // must not outlive the failure (the appender retries every RetryDelay).
-            return _session = new AppenderSession(connection, new ChainStatements(connection, _database.Engine));
+            _session = new AppenderSession(connection, new ChainStatements(connection, _database.Engine));
+            // The last connection was lost: the database may have lost its last lazy commits with it (PostgreSQL restarted).
+            _checkProgress = _copied.Count > 0;
+            return _session;
         }
         catch
         {
@@ -1194,6 +1201,7 @@ public sealed class AuditTrail : IAsyncDisposable
             var session = await SessionAsync();
             await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
             {
+                if (_checkProgress) await CopyAgainWhatTheDatabaseLostAsync(scope, session.Statements);
                 IEnumerable<PendingGroup> groups = batch.Where(g => g.Entries.Count > 0);
                 if (retry)
                 {
@@ -1220,6 +1228,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 foreach (var (name, end) in progress) await session.Statements.SaveJournalAsync(name, end, CancellationToken.None);
                 await scope.CommitAsync(CancellationToken.None);
+                _checkProgress = false;
                 foreach (var (name, end) in progress) _copied[name] = end;
             }
             Interlocked.Increment(ref _committed);
@@ -1230,6 +1239,49 @@ public sealed class AuditTrail : IAsyncDisposable
             await DropSessionAsync();
             throw;
         }
+    }
+
+    /// <summary>Puts on the chain again, in <paramref name="scope"/>, what this process copied from its journals in commits the
+    /// database no longer has. The appender commits lazily (PostgreSQL: synchronous_commit=off), and the flusher makes those
+    /// commits durable up to DurableEvery later: a PostgreSQL server that crashes or stops in immediate mode meanwhile loses
+    /// them on restart — entries of acts already answered, whose journal this live process would then delete as copied. The
+    /// journal still holds them: each file's progress row says where the database's copy stops. (A Vauban process that dies
+    /// leaves its journal to the next store that opens, which copies from that row too; SQLite loses lazy commits only with
+    /// the machine, and the process with them.)</summary>
+    private async Task CopyAgainWhatTheDatabaseLostAsync(WriteScope scope, ChainStatements statements)
+    {
+        foreach (var (name, copied) in _copied.ToList())
+        {
+            var stored = await ChainStatements.JournalCopiedAsync(scope, name, CancellationToken.None);
+            if (stored >= copied || ReadJournal(name, stored, copied) is not { } data) continue;
+            // Progress rows hold record ends, so the range starts with a record; in journal order, one tenant's run at a time.
+            var records = AuditJournal.Parse(data);
+            for (var i = 0; i < records.Count;)
+            {
+                var tenantId = records[i].TenantId;
+                var entries = new List<PreparedEntry>();
+                for (; i < records.Count && records[i].TenantId == tenantId; i++) entries.AddRange(records[i].Entries);
+                await AppendInScopeAsync(scope, tenantId, entries, CancellationToken.None, kept: statements);
+            }
+            statements.Use(scope.Transaction);
+            await statements.SaveJournalAsync(name, copied, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Bytes <paramref name="from"/> to <paramref name="to"/> of this process's journal file <paramref name="name"/>, the
+    /// current one or a retired one (kept open until deleted); null when it is neither.</summary>
+    private byte[]? ReadJournal(string name, long from, long to)
+    {
+        lock (_journalLock)
+        {
+            if (_journal is { } current && current.Name == name) return current.Read(from, to);
+        }
+        // Retired files are disposed by this thread only, once deleted.
+        foreach (var retired in _retired)
+        {
+            if (retired.Name == name) return AuditJournal.ReadRange(retired.File.SafeFileHandle, from, to);
+        }
+        return null;
     }
 
     private async Task RunIndexAsync(long tenantId)

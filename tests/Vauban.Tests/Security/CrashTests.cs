@@ -1,0 +1,638 @@
+// Invariant 8: a crash at any instant loses no acknowledged write and leaves the audit chain valid. The real `vauban serve`
+// runs as a child process on 127.0.0.1 and takes concurrent FHIR creates, updates, transaction bundles and reads through an
+// API client's token; it is killed with SIGKILL at varied instants (in the middle of a burst of writes, and while it starts,
+// recovering the journal the previous kill left), and started again on the same store with nothing repaired by hand.
+// A SIGKILL loses what the process held in memory, never what it had handed to the kernel: it does not test a power loss
+// (the page cache lost too), which rests on the fsyncs described in ADR 0004 and 0009 and is not simulated here.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Crypto;
+using Vauban.Records;
+using Microsoft.Extensions.Logging;
+using Vauban.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Vauban.Tests.Security;
+
+public abstract class CrashTests(Engine engine, ITestOutputHelper output) : IAsyncLifetime
+{
+    private const string TenantName = "crash-clinic";
+    private const string MarkerSystem = "urn:vauban:crash-test";
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "vauban-crash-" + Guid.NewGuid().ToString("N")[..10]);
+    private string _db = "";
+    private readonly List<string> _patients = [];
+    private string _clientId = "", _clientSecret = "";
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private string KeyFile => Path.Combine(_directory, "master.key");
+    private string JournalFolder => Path.Combine(_directory, "journal");
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_directory);
+        _db = engine == Engine.Sqlite ? Path.Combine(_directory, "vauban.db") : await PostgresServer.CreateDatabaseAsync();
+        await using var store = await OpenInProcessAsync();
+        var tenant = await store.Tenants.AddAsync(TenantName, CancellationToken.None);
+        var registration = await store.Clients.AddAsync(tenant, "crash test", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+        (_clientId, _clientSecret) = (registration.ClientId, registration.ClientSecret!);
+        var context = AccessContext.Operator(tenant, "crash test set-up");
+        for (var i = 0; i < 6; i++)
+        {
+            using var patient = JsonDocument.Parse(Samples.Patient(family: "Crash" + i, nir: Samples.ValidNir("18503751230" + (10 + i))));
+            var created = await store.Records.CreateAsync(context, "Patient", patient.RootElement, null, CancellationToken.None);
+            Assert.Equal(RecordStatus.Created, created.Status);
+            _patients.Add(created.Id!);
+        }
+    }
+
+    public Task DisposeAsync()
+    {
+        try { Directory.Delete(_directory, recursive: true); } catch (IOException) { }
+        return Task.CompletedTask;
+    }
+
+    private Task<VaubanStore> OpenInProcessAsync() => VaubanStore.OpenAsync(
+        new StoreOptions(_db, MasterKey.Load(KeyFile, null)) { Audit = new AuditOptions { JournalDirectory = JournalFolder } }, CancellationToken.None);
+
+    [Fact]
+    public async Task A_server_killed_at_any_instant_keeps_every_acknowledged_write_and_audited_read_and_restarts_with_a_valid_chain()
+    {
+        var seed = Environment.TickCount;
+        var random = new Random(seed);
+        var ledger = new Ledger();
+        // Kills in the middle of the work at varied instants once writes and transactions flow (from at once to 1.5 s later), and
+        // one 0.1 to 1.5 s after launch, while the server starts and copies onto the chain what the journal of the last kill holds.
+        var kills = new List<int?> { random.Next(300), null, random.Next(1000), 400 + random.Next(1100) };
+        foreach (var killAfter in kills)
+        {
+            if (killAfter is { } ms) await RunAndKillAsync(ledger, random, TimeSpan.FromMilliseconds(ms));
+            else await KillWhileStartingAsync(TimeSpan.FromMilliseconds(100 + random.Next(1400)));
+        }
+        // The last start must come up too; a few reads, killed at once: their entries may still be only in the journal.
+        await using (var server = await StartServerAsync())
+        {
+            using var api = await server.ClientAsync(_clientId, _clientSecret);
+            foreach (var patient in _patients)
+            {
+                using var read = await api.GetAsync($"/fhir/Patient/{patient}");
+                Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+                ledger.Reads.AddOrUpdate(patient, 1, (_, n) => n + 1);
+            }
+            server.Kill();
+        }
+
+        var context = $"(seed {seed}; {ledger.Written.Count} writes and {ledger.Transactions.Count(t => t.Acknowledged)} transactions acknowledged, "
+            + $"{ledger.Unanswered} requests unanswered; rounds: {string.Join(", ", ledger.Rounds)})";
+        output.WriteLine(context);
+        Assert.True(ledger.Unexpected.IsEmpty, "answers that are neither success nor a dead server: " + string.Join("; ", ledger.Unexpected.Take(5)) + " " + context);
+        Assert.True(ledger.Written.Count >= 18 && ledger.Transactions.Count(t => t.Acknowledged) >= 3, "too little work to mean anything " + context);
+        Assert.True(ledger.Unanswered > 0, "no request was cut off by a kill " + context);
+
+        // The operator's verification, as a process of its own on the same store (it copies the last journal onto the chain).
+        var (exit, verified) = await RunVaubanAsync(["audit", "verify", "--db", _db, "--master-key-file", KeyFile]);
+        Assert.True(exit == 0 && verified.Contains($"{TenantName}: OK", StringComparison.Ordinal), $"audit verify exited {exit}: {verified} {context}");
+
+        await using (var store = await OpenInProcessAsync())
+        {
+            await CheckAsync(store, ledger, context);
+        }
+        // Every journal was copied onto the chain and deleted.
+        Assert.Empty(Directory.Exists(JournalFolder) ? Directory.GetFiles(JournalFolder, "*.journal") : []);
+    }
+
+    private async Task CheckAsync(VaubanStore store, Ledger ledger, string context)
+    {
+        var tenant = (await store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
+        var check = AccessContext.Operator(tenant, "crash test check");
+
+        // Every acknowledged create and update is there, with the version it was given.
+        foreach (var write in ledger.Written)
+        {
+            var version = await store.Records.VReadAsync(check, "Observation", write.Id, write.Version, CancellationToken.None);
+            Assert.True(version.Status == RecordStatus.Ok, $"acknowledged Observation/{write.Id} version {write.Version} is {version.Status} {context}");
+            Assert.Contains(write.Marker, Encoding.UTF8.GetString(version.Json!), StringComparison.Ordinal);
+        }
+        // A transaction is all or nothing, answered or not; an answered one is all there with the versions it was given.
+        foreach (var transaction in ledger.Transactions)
+        {
+            var present = new List<RecordResult>();
+            foreach (var id in transaction.Created)
+            {
+                var read = await store.Records.ReadAsync(check, "Observation", id, CancellationToken.None);
+                if (read.Status == RecordStatus.Ok) present.Add(read);
+                else Assert.Equal(RecordStatus.NotFound, read.Status);
+            }
+            var history = await store.Records.HistoryAsync(check, "Observation", transaction.Updated.Id, null, 1000, null, CancellationToken.None);
+            var updates = history.Entries.Where(e => e.Json is { } json && Encoding.UTF8.GetString(json).Contains(transaction.Marker, StringComparison.Ordinal)).ToList();
+            var applied = present.Count == transaction.Created.Count;
+            Assert.True(applied || present.Count == 0, $"transaction {transaction.Marker} is half applied: {present.Count} of {transaction.Created.Count} creates {context}");
+            Assert.True(updates.Count == (applied ? 1 : 0), $"transaction {transaction.Marker}: {present.Count} creates, {updates.Count} versions of its update {context}");
+            if (!transaction.Acknowledged) continue;
+            Assert.True(applied, $"acknowledged transaction {transaction.Marker} is missing {context}");
+            if (transaction.Versions is not { } versions) continue;
+            // The records it created may have been updated since: each answered version holds the transaction's content.
+            for (var i = 0; i < transaction.Created.Count; i++)
+            {
+                var version = await store.Records.VReadAsync(check, "Observation", transaction.Created[i], versions[i], CancellationToken.None);
+                Assert.True(version.Status == RecordStatus.Ok && Encoding.UTF8.GetString(version.Json!).Contains(transaction.Marker, StringComparison.Ordinal),
+                    $"acknowledged transaction {transaction.Marker}: Observation/{transaction.Created[i]} version {versions[i]} is {version.Status} {context}");
+            }
+            Assert.Equal(versions[^1], updates[0].Version);
+        }
+
+        // Every read answered 200 has its entry on the chain, and so has every acknowledged write.
+        var reads = new Dictionary<string, int>(StringComparer.Ordinal);
+        var writes = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var patient in _patients)
+        {
+            foreach (var entry in await ClientEntriesAsync(store, check, patient))
+            {
+                if (entry.Outcome != AuditOutcome.Success) continue;
+                var counts = entry.Action == AuditAction.Read ? reads : entry.Action is AuditAction.Create or AuditAction.Update ? writes : null;
+                if (counts is null) continue;
+                foreach (var record in entry.Detail.Records) counts[record] = counts.GetValueOrDefault(record) + 1;
+            }
+        }
+        foreach (var (patient, answered) in ledger.Reads)
+        {
+            Assert.True(reads.GetValueOrDefault("Patient/" + patient) >= answered,
+                $"Patient/{patient}: {answered} reads answered, {reads.GetValueOrDefault("Patient/" + patient)} on the chain {context}");
+        }
+        foreach (var (id, answered) in ledger.Written.GroupBy(w => w.Id).Select(g => (g.Key, g.Count())))
+        {
+            Assert.True(writes.GetValueOrDefault("Observation/" + id) >= answered, $"Observation/{id}: {answered} writes answered, fewer on the chain {context}");
+        }
+
+        var verification = await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem + " " + context);
+    }
+
+    /// <summary>The client's entries about one patient, every page.</summary>
+    private async Task<List<AuditEntry>> ClientEntriesAsync(VaubanStore store, AccessContext context, string patient)
+    {
+        var all = new List<AuditEntry>();
+        long? before = null;
+        while (true)
+        {
+            var page = await store.AuditLog.SearchPageAsync(context, new AuditQuery { Patient = patient, Agent = _clientId, Count = 1000, BeforeSequence = before },
+                CancellationToken.None);
+            Assert.NotNull(page);
+            all.AddRange(page.Entries);
+            if (!page.More || page.Entries.Count == 0) return all;
+            before = page.Entries[^1].Sequence;
+        }
+    }
+
+    // ---- the work, and what was acknowledged ----
+
+    private sealed record Write(string Id, int Version, string Marker);
+
+    private sealed class Transaction(string marker, List<string> created, (string Id, string Patient) updated)
+    {
+        public string Marker { get; } = marker;
+        public List<string> Created { get; } = created;
+        public (string Id, string Patient) Updated { get; } = updated;
+        public bool Acknowledged { get; set; }
+        /// <summary>The versions answered: the created ones in order, then the update's.</summary>
+        public int[]? Versions { get; set; }
+    }
+
+    private sealed class Ledger
+    {
+        public ConcurrentBag<Write> Written { get; } = [];
+        public ConcurrentBag<Transaction> Transactions { get; } = [];
+        public ConcurrentDictionary<string, int> Reads { get; } = new(StringComparer.Ordinal);
+        public ConcurrentQueue<string> Unexpected { get; } = new();
+        public ConcurrentQueue<string> Rounds { get; } = new();
+        private int _unanswered;
+        public int Unanswered => Volatile.Read(ref _unanswered);
+        public void NoAnswer() => Interlocked.Increment(ref _unanswered);
+    }
+
+    private async Task RunAndKillAsync(Ledger ledger, Random random, TimeSpan killAfter)
+    {
+        await using var server = await StartServerAsync();
+        using var api = await server.ClientAsync(_clientId, _clientSecret);
+        using var stop = new CancellationTokenSource();
+        var workers = new List<Task>();
+        for (var i = 0; i < 6; i++) workers.Add(WriteUntilStoppedAsync(api, ledger, new Random(random.Next()), stop.Token));
+        for (var i = 0; i < 2; i++) workers.Add(ReadUntilStoppedAsync(api, ledger, new Random(random.Next()), stop.Token));
+        // The kill comes once writes are flowing (the first requests of a new process wait for its code to compile).
+        var before = ledger.Written.Count;
+        var transactionsBefore = ledger.Transactions.Count(t => t.Acknowledged);
+        var flowing = Stopwatch.StartNew();
+        while ((ledger.Written.Count < before + 6 || ledger.Transactions.Count(t => t.Acknowledged) == transactionsBefore)
+            && flowing.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            await Task.Delay(10);
+        }
+        await Task.Delay(killAfter);
+        server.Kill(wait: false);
+        await stop.CancelAsync(); // requests in flight stay unanswered; no new ones hammer the closed port meanwhile
+        server.Kill();
+        ledger.Rounds.Enqueue($"{ledger.Written.Count - before} writes in {flowing.ElapsedMilliseconds} ms");
+        await Task.WhenAll(workers);
+    }
+
+    private async Task WriteUntilStoppedAsync(HttpClient api, Ledger ledger, Random random, CancellationToken stop)
+    {
+        var owned = new List<(string Id, string Patient)>();
+        while (!stop.IsCancellationRequested)
+        {
+            var marker = "m" + Guid.NewGuid().ToString("N");
+            var roll = random.Next(10);
+            if (roll < 4 || owned.Count == 0)
+            {
+                var patient = _patients[random.Next(_patients.Count)];
+                await SendAsync(ledger, () => api.PostAsync("/fhir/Observation", FhirContent.Json(Observation(patient, marker))), HttpStatusCode.Created, async response =>
+                {
+                    var location = response.Headers.Location!.ToString().Split('/');
+                    ledger.Written.Add(new Write(location[^3], int.Parse(location[^1]), marker));
+                    owned.Add((location[^3], patient));
+                    await Task.CompletedTask;
+                });
+            }
+            else if (roll < 7)
+            {
+                var (id, patient) = owned[random.Next(owned.Count)];
+                await SendAsync(ledger, () => api.PutAsync($"/fhir/Observation/{id}", FhirContent.Json(Observation(patient, marker, id))), HttpStatusCode.OK, response =>
+                {
+                    ledger.Written.Add(new Write(id, Version(response.Headers.ETag!.Tag), marker));
+                    return Task.CompletedTask;
+                });
+            }
+            else
+            {
+                // New records and an update of an existing one, all or nothing.
+                var patient = _patients[random.Next(_patients.Count)];
+                var created = Enumerable.Range(0, 3).Select(i => $"tx-{marker[1..13]}-{i}").ToList();
+                var updated = owned[random.Next(owned.Count)];
+                var entries = created.Select(id => (Id: id, Patient: patient)).Append(updated)
+                    .Select(e => $$"""{ "resource": {{Observation(e.Patient, marker, e.Id)}}, "request": { "method": "PUT", "url": "Observation/{{e.Id}}" } }""");
+                var bundle = $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{string.Join(",", entries)}} ] }""";
+                var transaction = new Transaction(marker, created, updated);
+                ledger.Transactions.Add(transaction);
+                await SendAsync(ledger, () => api.PostAsync("/fhir", FhirContent.Json(bundle)), HttpStatusCode.OK, async response =>
+                {
+                    // The status came after the commit: acknowledged, whatever happens to the body now.
+                    transaction.Acknowledged = true;
+                    var body = await response.BodyAsync();
+                    transaction.Versions = [.. body.GetProperty("entry").EnumerateArray().Select(e => Version(e.GetProperty("response").GetProperty("etag").GetString()!))];
+                    owned.AddRange(created.Select(id => (id, patient)));
+                });
+            }
+        }
+    }
+
+    private async Task ReadUntilStoppedAsync(HttpClient api, Ledger ledger, Random random, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var patient = _patients[random.Next(_patients.Count)];
+            await SendAsync(ledger, () => api.GetAsync($"/fhir/Patient/{patient}", HttpCompletionOption.ResponseHeadersRead), HttpStatusCode.OK, _ =>
+            {
+                // The status line is out: the data has left, so its entry must be on the journal already.
+                ledger.Reads.AddOrUpdate(patient, 1, (_, n) => n + 1);
+                return Task.CompletedTask;
+            });
+        }
+    }
+
+    /// <summary>Sends one request; <paramref name="acknowledged"/> runs when the expected status came back. A request the dead
+    /// server never answered counts as unanswered; any other answer is unexpected.</summary>
+    private static async Task SendAsync(Ledger ledger, Func<Task<HttpResponseMessage>> send, HttpStatusCode expected, Func<HttpResponseMessage, Task> acknowledged)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await send();
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+        {
+            ledger.NoAnswer();
+            return;
+        }
+        using (response)
+        {
+            if (response.StatusCode != expected)
+            {
+                string body;
+                try { body = await response.Content.ReadAsStringAsync(); }
+                catch (Exception e) when (e is HttpRequestException or IOException) { body = "(cut off)"; }
+                ledger.Unexpected.Enqueue($"{response.RequestMessage?.Method} {response.RequestMessage?.RequestUri?.AbsolutePath}: {(int)response.StatusCode} {body}");
+                return;
+            }
+            try
+            {
+                await acknowledged(response);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException)
+            {
+                // The body was cut off by the kill; what was acknowledged is recorded already.
+            }
+        }
+    }
+
+    private static int Version(string etag) => int.Parse(etag.Replace("W/", "", StringComparison.Ordinal).Trim('"'));
+
+    private static string Observation(string patient, string marker, string? id = null) => $$$"""
+        {"resourceType":"Observation",{{{(id is null ? "" : $"\"id\":\"{id}\",")}}}"status":"final",
+         "identifier":[{"system":"{{{MarkerSystem}}}","value":"{{{marker}}}"}],
+         "code":{"coding":[{"system":"http://loinc.org","code":"2345-7","display":"Glucose"}]},
+         "subject":{"reference":"Patient/{{{patient}}}"},"effectiveDateTime":"2026-03-01T10:00:00+01:00",
+         "valueQuantity":{"value":1.02,"unit":"g/L","system":"http://unitsofmeasure.org","code":"g/L"}}
+        """;
+
+    // ---- the child process ----
+
+    private static string VaubanDll => Path.Combine(AppContext.BaseDirectory, "vauban.dll");
+
+    private ProcessStartInfo Vauban(IEnumerable<string> arguments)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            WorkingDirectory = _directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(VaubanDll);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.Environment["VAUBAN_AUDIT_JOURNAL"] = JournalFolder;
+        start.Environment.Remove("VAUBAN_MASTER_KEY");
+        start.Environment.Remove("VAUBAN_DB");
+        return start;
+    }
+
+    private Process Launch(IEnumerable<string> arguments)
+    {
+        var process = new Process { StartInfo = Vauban(arguments) };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private string Output() => string.Join('\n', _output.TakeLast(40));
+
+    private async Task<(int Exit, string Output)> RunVaubanAsync(string[] arguments)
+    {
+        _output.Clear();
+        using var process = Launch(arguments);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        process.WaitForExit(); // the output handlers are done
+        return (process.ExitCode, Output());
+    }
+
+    private async Task KillWhileStartingAsync(TimeSpan after)
+    {
+        _output.Clear();
+        using var process = Launch(ServeArguments(FreePort()));
+        await Task.Delay(after);
+        Assert.False(process.HasExited, "the server stopped on its own while starting: " + Output());
+        process.Kill();
+        await process.WaitForExitAsync();
+    }
+
+    private string[] ServeArguments(int port) => ["serve", "--urls", $"http://127.0.0.1:{port}", "--db", _db, "--master-key-file", KeyFile];
+
+    /// <summary>Starts `vauban serve` on the store and waits until it answers /healthz (a store that needs repair fails here).</summary>
+    private async Task<ChildServer> StartServerAsync()
+    {
+        _output.Clear();
+        var port = FreePort();
+        var process = Launch(ServeArguments(port));
+        var server = new ChildServer(process, new Uri($"http://127.0.0.1:{port}"));
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                await server.DisposeAsync();
+                Assert.Fail($"vauban serve exited with {process.ExitCode} on restart: {Output()}");
+            }
+            try
+            {
+                using var health = await server.Http.GetAsync("/healthz");
+                if (health.StatusCode == HttpStatusCode.OK) return server;
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+            if (deadline.Elapsed > TimeSpan.FromSeconds(90))
+            {
+                await server.DisposeAsync();
+                Assert.Fail("vauban serve did not answer /healthz within 90 s: " + Output());
+            }
+            await Task.Delay(50);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed class ChildServer(Process process, Uri address) : IAsyncDisposable
+    {
+        public HttpClient Http { get; } = new(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5) }) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(60) };
+
+        public async Task<HttpClient> ClientAsync(string clientId, string secret)
+        {
+            using var response = await Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret,
+            }));
+            var body = await response.BodyAsync();
+            Assert.True(response.IsSuccessStatusCode, "token: " + body);
+            var api = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(5), MaxConnectionsPerServer = 16 })
+            {
+                BaseAddress = address, Timeout = TimeSpan.FromSeconds(60),
+            };
+            api.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", body.GetProperty("access_token").GetString());
+            return api;
+        }
+
+        /// <summary>SIGKILL: no shutdown code runs.</summary>
+        public void Kill(bool wait = true)
+        {
+            if (!process.HasExited) process.Kill();
+            if (wait) process.WaitForExit();
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            Kill();
+            process.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+public sealed class CrashTests_Sqlite(ITestOutputHelper output) : CrashTests(Engine.Sqlite, output);
+
+public sealed class CrashTests_Postgres(ITestOutputHelper output) : CrashTests(Engine.Postgres, output);
+
+/// <summary>PostgreSQL crashing under a live server (an immediate stop, which is what an out-of-memory kill of one backend does to
+/// every session too) loses its asynchronous commits not yet flushed: the audit appender's group commits are asynchronous, made
+/// durable by the flusher up to DurableEvery later. The entries they held were journaled before the reads were answered.</summary>
+public sealed class PostgresCrashTests : IAsyncLifetime
+{
+    private readonly string _cluster = Path.Combine(Path.GetTempPath(), "vauban-pgcrash-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly string _journal = Path.Combine(Path.GetTempPath(), "vauban-pgcrash-journal-" + Guid.NewGuid().ToString("N")[..8]);
+    private string _admin = "";
+
+    public Task InitializeAsync()
+    {
+        _admin = Script($"start {_cluster} {FreePort()}").Trim().Split('\n')[^1];
+        return Task.CompletedTask;
+    }
+
+    public Task DisposeAsync()
+    {
+        Script($"stop {_cluster}");
+        foreach (var folder in new[] { _cluster, _journal })
+        {
+            try { Directory.Delete(folder, recursive: true); } catch (IOException) { }
+        }
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Reads_answered_just_before_PostgreSQL_crashed_under_a_live_server_keep_their_audit_entries()
+    {
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand("CREATE DATABASE vauban_crash", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = "vauban_crash" }.ConnectionString;
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
+            CancellationToken.None);
+        var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
+        var registration = await store.Clients.AddAsync(tenant, "reader", "system/*.rs", null, ClientLimits.None, CancellationToken.None);
+        using var json = JsonDocument.Parse(Samples.Patient(family: "Crash"));
+        var patient = (await store.Records.CreateAsync(AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None)).Id!;
+        var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"), logging => logging.ClearProviders()); // the refusals while it is down are expected
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+            using (var token = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+            })))
+            {
+                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.BodyAsync()).GetProperty("access_token").GetString());
+            }
+            var (attempted, answered) = (0, 0);
+            using var stop = new CancellationTokenSource();
+            var readers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    Interlocked.Increment(ref attempted);
+                    try
+                    {
+                        using var read = await http.GetAsync($"/fhir/Patient/{patient}", HttpCompletionOption.ResponseHeadersRead);
+                        if (read.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref answered);
+                    }
+                    catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException)
+                    {
+                        // not answered
+                    }
+                }
+            })).ToList();
+            var random = new Random();
+            for (var crash = 0; crash < 5; crash++)
+            {
+                // Reads flow again after each restart before the next crash.
+                var before = Volatile.Read(ref answered);
+                var waited = Stopwatch.StartNew();
+                while (Volatile.Read(ref answered) < before + 50 && waited.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(20);
+                await Task.Delay(random.Next(300));
+                CrashAndRestart();
+            }
+            var after = Volatile.Read(ref answered);
+            var again = Stopwatch.StartNew();
+            while (Volatile.Read(ref answered) < after + 50 && again.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(20);
+            await stop.CancelAsync();
+            await Task.WhenAll(readers);
+
+            // Every answered read is on the chain, once (an attempt not answered may be there too).
+            var context = AccessContext.Operator(tenant, "crash test check");
+            var entries = new List<AuditEntry>();
+            long? beforeSequence = null;
+            var deadline = Stopwatch.StartNew();
+            while (true)
+            {
+                AuditPage? page;
+                try
+                {
+                    page = await store.AuditLog.SearchPageAsync(context, new AuditQuery
+                    {
+                        Patient = patient, Agent = registration.ClientId, Actions = [AuditAction.Read], Count = 1000, BeforeSequence = beforeSequence,
+                    }, CancellationToken.None);
+                }
+                catch (AuditUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+                {
+                    await Task.Delay(200); // the appender is still retrying after the last restart
+                    continue;
+                }
+                entries.AddRange(page!.Entries);
+                if (!page.More) break;
+                beforeSequence = page.Entries[^1].Sequence;
+            }
+            Assert.InRange(entries.Count(e => e.Outcome == AuditOutcome.Success), answered, attempted);
+            var verification = await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+            Assert.True(verification.Valid, verification.Problem);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>pg_ctl restart in immediate mode: every backend quits at once, unflushed WAL is lost, the server recovers.</summary>
+    private void CrashAndRestart()
+    {
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0).Last();
+        var pgCtl = $"{bin}/bin/pg_ctl -D {_cluster}/data -l {_cluster}/server.log restart -m immediate -w -t 60";
+        Run(Environment.UserName == "root" ? "runuser" : "bash", Environment.UserName == "root" ? $"-u postgres -- {pgCtl}" : $"-c \"{pgCtl}\"");
+    }
+
+    private static string Script(string arguments) => Run("bash", $"{Path.Combine(PostgresServer.RepositoryRoot(), "tests", "postgres.sh")} {arguments}");
+
+    private static string Run(string file, string arguments)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed: {error}");
+        return output.Result;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
