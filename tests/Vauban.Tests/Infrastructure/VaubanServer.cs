@@ -67,6 +67,9 @@ public sealed class VaubanServer : IAsyncDisposable
             // The production log filters stay in force: the tests check what an operator's log would hold, with every level on
             // for this provider, as an operator's Logging__Console__LogLevel__Default=Trace turns it on for the console (a rule
             // naming a provider outranks those that name none).
+            // Captured only: the console logger writes from its own thread to whatever Console.Out is at that instant, and the
+            // CLI tests swap Console.Out to read what a verb printed (a server's "Now listening on" landed in a verb's output).
+            logging.ClearProviders();
             logging.SetMinimumLevel(LogLevel.Trace);
             logging.AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace);
             logging.AddProvider(new CapturingLoggerProvider(logs));
