@@ -274,9 +274,11 @@ public sealed class PersonSignIn
         if (await _users.IsLockedOutAsync(user))
         {
             _log.LogWarning("{Principal} locked after repeated failed sign-ins (last from {Source})", user.PrincipalId, Source(http));
-            await _store.Accounts.RevokeSessionsAsync(user.Tenant, user.Email, http.RequestAborted);
+            // Not the request's cancellation: a guesser who drops the connection after the locking attempt must not keep the
+            // account's sessions open or the officer uninformed.
+            await _store.Accounts.RevokeSessionsAsync(user.Tenant, user.Email, CancellationToken.None);
             await _store.Alerts.RaiseAsync(user.Tenant.Id, KnownAlertKinds.AccountLocked, user.PrincipalId,
-                $"Account locked after {_store.Accounts.Options.LockoutAfterFailures} failed sign-in attempts (last: {what}, from {Source(http)}).", http.RequestAborted);
+                $"Account locked after {_store.Accounts.Options.LockoutAfterFailures} failed sign-in attempts (last: {what}, from {Source(http)}).", CancellationToken.None);
         }
     }
 
