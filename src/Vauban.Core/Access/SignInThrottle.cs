@@ -14,6 +14,7 @@ public sealed class SignInThrottle
     private const string AccountScope = "account";
     private const string SourceScope = "source";
     private static readonly TimeSpan Forget = TimeSpan.FromHours(24);
+    private const string CounterSql = "SELECT failures, last_failure_at FROM sign_in_failures WHERE scope = @s AND key = @k";
     private readonly StoreDatabase _database;
     private readonly TimeProvider _time;
     private readonly AccountOptions _options;
@@ -66,7 +67,7 @@ public sealed class SignInThrottle
         {
             // Account before source, always: two attempts never wait for each other's locks in opposite orders.
             await _database.LockAsync(scope, "sign-in:" + kind + ":" + key, cancellationToken);
-            using var command = scope.Command("SELECT failures, last_failure_at FROM sign_in_failures WHERE scope = @s AND key = @k").With("s", kind).With("k", key!);
+            using var command = scope.Command(CounterSql).With("s", kind).With("k", key!);
             using var reader = await command.ExecuteReaderAsync(cancellationToken);
             long previous = 0;
             if (await reader.ReadAsync(cancellationToken))
@@ -142,7 +143,7 @@ public sealed class SignInThrottle
     private async Task<TimeSpan?> WaitAsync(string kind, string key, int threshold, CancellationToken cancellationToken)
     {
         await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT failures, last_failure_at FROM sign_in_failures WHERE scope = @s AND key = @k").With("s", kind).With("k", key);
+        using var command = connection.Command(CounterSql).With("s", kind).With("k", key);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? Remaining(reader.GetInt32(0), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(1)), threshold) : null;
     }

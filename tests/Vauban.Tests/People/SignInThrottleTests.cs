@@ -10,13 +10,8 @@ public abstract class SignInThrottleTests(Engine engine)
     [Fact]
     public async Task Throttling_survives_a_restart_and_delays_grow()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "vauban-throttle-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(directory);
-        try
+        await WithStoreOptionsAsync(new AccountOptions { AccountFailuresBeforeDelay = 3 }, async (options, time) =>
         {
-            var db = engine == Engine.Sqlite ? Path.Combine(directory, "v.db") : await PostgresServer.CreateDatabaseAsync();
-            var time = new ManualTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
-            var options = new StoreOptions(db, MasterKey.Generate()) { Time = time, Accounts = new AccountOptions { AccountFailuresBeforeDelay = 3 } };
             await using (var store = await VaubanStore.OpenAsync(options, CancellationToken.None))
             {
                 for (var i = 0; i < 5; i++) await store.Throttle.RecordFailureAsync("1:42", "203.0.113.7", CancellationToken.None);
@@ -33,23 +28,14 @@ public abstract class SignInThrottleTests(Engine engine)
                 await restarted.Throttle.RecordSuccessAsync("1:42", CancellationToken.None);
                 Assert.Null(await restarted.Throttle.WaitAsync("1:42", null, CancellationToken.None));
             }
-        }
-        finally
-        {
-            try { Directory.Delete(directory, true); } catch (IOException) { }
-        }
+        });
     }
 
     [Fact]
     public async Task An_admitted_attempt_counts_at_once_and_a_success_takes_its_count_back()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "vauban-throttle-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(directory);
-        try
+        await WithStoreOptionsAsync(new AccountOptions { AccountFailuresBeforeDelay = 3, SourceFailuresBeforeDelay = 3 }, async (options, time) =>
         {
-            var db = engine == Engine.Sqlite ? Path.Combine(directory, "v.db") : await PostgresServer.CreateDatabaseAsync();
-            var time = new ManualTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
-            var options = new StoreOptions(db, MasterKey.Generate()) { Time = time, Accounts = new AccountOptions { AccountFailuresBeforeDelay = 3, SourceFailuresBeforeDelay = 3 } };
             await using var store = await VaubanStore.OpenAsync(options, CancellationToken.None);
             // Three attempts admitted together, none finished yet: the fourth already waits.
             var admitted = new List<ThrottleAdmission>();
@@ -77,6 +63,19 @@ public abstract class SignInThrottleTests(Engine engine)
             // 20 at once on one account: no more than the threshold get through.
             var burst = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => store.Throttle.AdmitAsync("1:44", "192.0.2." + i, CancellationToken.None)));
             Assert.Equal(3, burst.Count(w => w.Wait is null));
+        });
+    }
+
+    /// <summary>A store's options on this engine, with a clock that moves only when told, in a temporary folder removed after.</summary>
+    private async Task WithStoreOptionsAsync(AccountOptions accounts, Func<StoreOptions, ManualTime, Task> test)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "vauban-throttle-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(directory);
+        try
+        {
+            var db = engine == Engine.Sqlite ? Path.Combine(directory, "v.db") : await PostgresServer.CreateDatabaseAsync();
+            var time = new ManualTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
+            await test(new StoreOptions(db, MasterKey.Generate()) { Time = time, Accounts = accounts }, time);
         }
         finally
         {
