@@ -119,10 +119,8 @@ public sealed class StoreOperationsTests
         }
     }
 
-    [Theory]
-    [InlineData(Engine.Sqlite)]
-    [InlineData(Engine.Postgres)]
-    public async Task A_store_of_an_older_Vauban_opened_with_another_master_key_is_refused_before_it_is_migrated(Engine engine)
+    /// <summary>A new store on the engine (a SQLite file in a folder of its own) holding one establishment, and its master key.</summary>
+    private static async Task<(string Db, Vauban.Crypto.MasterKey Master)> StoreWithOneEstablishmentAsync(Engine engine, string establishment)
     {
         var db = engine == Engine.Postgres
             ? await PostgresServer.CreateDatabaseAsync()
@@ -130,8 +128,17 @@ public sealed class StoreOperationsTests
         var master = Vauban.Crypto.MasterKey.Generate();
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
         {
-            await store.Tenants.AddAsync("chu-old", CancellationToken.None);
+            await store.Tenants.AddAsync(establishment, CancellationToken.None);
         }
+        return (db, master);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_store_of_an_older_Vauban_opened_with_another_master_key_is_refused_before_it_is_migrated(Engine engine)
+    {
+        var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
         await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; DROP TABLE client_assertions;");
@@ -156,14 +163,7 @@ public sealed class StoreOperationsTests
     [InlineData(Engine.Postgres)]
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
-        var db = engine == Engine.Postgres
-            ? await PostgresServer.CreateDatabaseAsync()
-            : Path.Combine(Path.GetTempPath(), "vauban-test-" + Guid.NewGuid().ToString("N")[..10], "vauban.db");
-        var master = Vauban.Crypto.MasterKey.Generate();
-        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
-        {
-            await store.Tenants.AddAsync("chu-upgrade", CancellationToken.None);
-        }
+        var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
         // A store two steps behind, in which the last step cannot run (a table of that name is already there).
         await ExecuteAsync(db, "DELETE FROM schema_version WHERE version IN (11, 12); DROP TABLE store_settings;");
 
