@@ -275,8 +275,8 @@ public sealed partial class RecordsGuard
             // whose $everything was asked for (each call's first page) are counted, and the next pages (sealed to the same
             // principal and patient) are weighed as the records they carry, like any read.
             var everythingOf = request.Interaction == Interaction.Everything && request.PageDepth == 1 ? request.Subject ?? "" : null;
-            if (everythingOf is not null && !reasonStated && !state.Everything.Contains(everythingOf, nowMs)
-                && state.Everything.Count(nowMs) >= limits.EverythingWithoutReasonPerHour)
+            if (everythingOf is not null && !reasonStated && !state.Everything.Contains(ReadingState.Hour, everythingOf, nowMs)
+                && state.Everything.Count(ReadingState.Hour, nowMs) >= limits.EverythingWithoutReasonPerHour)
             {
                 return new GuardDecision(GuardVerdict.ReasonRequired, TimeSpan.Zero,
                     $"Patient/$everything for more than {limits.EverythingWithoutReasonPerHour} patient(s) an hour needs a stated reason: send it in the {ReasonHeader} header "
@@ -370,10 +370,11 @@ public sealed partial class RecordsGuard
             var (hourCount, dayCount, identityHourCount, identityDayCount) = (0, 0, 0, 0);
             if (request.Counted.Count > 0)
             {
-                hourCount = state.Hour.CountWith(request.Counted, nowMs);
-                dayCount = state.Day.CountWith(request.Counted, nowMs);
+                Span<int> counts = stackalloc int[ReadingState.Windows];
+                state.Patients.CountWith(request.Counted, nowMs, counts);
+                (hourCount, dayCount) = (counts[ReadingState.Hour], counts[ReadingState.Day]);
                 // Elevated risk tightens the hour: the minute already stops scripts, and a page of results must not trip it.
-                Weigh("distinct patients in a minute", state.Minute.CountWith(request.Counted, nowMs), limits.PatientsPerMinute);
+                Weigh("distinct patients in a minute", counts[ReadingState.Minute], limits.PatientsPerMinute);
                 Weigh(learnedHour is null ? "distinct patients in an hour" : $"distinct patients in an hour (learned peak {learnedHour})",
                     hourCount, Scale(Learned(limits.PatientsPerHour, learnedHour, client, signals), scale));
                 // The day's level is not scaled: it already holds the day's legitimate work; high risk has its own bound from when it began.
@@ -383,8 +384,9 @@ public sealed partial class RecordsGuard
             if (request.Identities.Count > 0)
             {
                 // Identity reads: the same windows, counting only the patients whose identity left; their own levels and learned peaks.
-                identityHourCount = state.IdentityHour.CountWith(request.Identities, nowMs);
-                identityDayCount = state.IdentityDay.CountWith(request.Identities, nowMs);
+                Span<int> counts = stackalloc int[ReadingState.Windows];
+                state.Identities.CountWith(request.Identities, nowMs, counts);
+                (identityHourCount, identityDayCount) = (counts[ReadingState.Hour], counts[ReadingState.Day]);
                 Weigh(IdentityReads("an hour", learnedIdentityHour), identityHourCount,
                     Scale(Learned(limits.IdentitiesPerHour ?? limits.PatientsPerHour, learnedIdentityHour, client, signals), scale));
                 Weigh(IdentityReads("a day", learnedIdentityDay), identityDayCount, Learned(limits.IdentitiesPerDay ?? limits.PatientsPerDay, learnedIdentityDay, client, signals));
@@ -397,7 +399,7 @@ public sealed partial class RecordsGuard
                     // Counted from the last hour: what the signals' shape (a sweep, a run of ids) already returned counts too.
                     state.RiskSince = nowMs;
                     state.AtRisk.Clear();
-                    foreach (var patient in state.Hour.Keys(nowMs).ToList()) state.AtRisk.Touch(patient, nowMs);
+                    foreach (var patient in state.Patients.Keys(ReadingState.Hour, nowMs).ToList()) state.AtRisk.Touch(patient, nowMs);
                 }
                 if (request.Counted.Count > 0) Weigh("distinct patients since the risk signals", state.AtRisk.CountWith(request.Counted, nowMs), signals.AtRiskPatients);
             }
@@ -408,7 +410,12 @@ public sealed partial class RecordsGuard
             Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs) + (request.Interaction == Interaction.BreakTheGlass ? 1 : 0), limits.BreakTheGlassPerDay);
             if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Records > 0)
                 Weigh("search results in an hour", state.SearchRecords.Sum(nowMs) + request.Records, limits.SearchRecordsPerHour);
-            if (everythingOf is not null) Weigh("patients' $everything in a day", state.EverythingDay.CountWith([everythingOf], nowMs), limits.EverythingPerDay);
+            if (everythingOf is not null)
+            {
+                Span<int> counts = stackalloc int[ReadingState.Windows];
+                state.Everything.CountWith([everythingOf], nowMs, counts);
+                Weigh("patients' $everything in a day", counts[ReadingState.Day], limits.EverythingPerDay);
+            }
 
             if (level == Level.Suspend || risk >= signals.HighRisk)
             {
@@ -464,7 +471,6 @@ public sealed partial class RecordsGuard
                 if (everythingOf is not null)
                 {
                     state.Everything.Touch(everythingOf, nowMs);
-                    state.EverythingDay.Touch(everythingOf, nowMs);
                 }
                 var delay = level == Level.Slow ? TimeSpan.FromTicks(Math.Min(Options.MaxDelay.Ticks, Options.SlowDelay.Ticks * slowExcess)) : TimeSpan.Zero;
                 decision = new GuardDecision(GuardVerdict.Admit, delay, null);
@@ -843,19 +849,20 @@ public sealed partial class RecordsGuard
     /// <summary>One principal's reading, under its own lock.</summary>
     private sealed class ReadingState
     {
-        public DistinctWindow Minute { get; } = new(TimeSpan.FromMinutes(1));
-        public DistinctWindow Hour { get; } = new(TimeSpan.FromHours(1));
-        public DistinctWindow Day { get; } = new(TimeSpan.FromDays(1));
+        /// <summary>The windows of <see cref="Patients"/>, <see cref="Identities"/> and <see cref="Everything"/>, by index.</summary>
+        public const int Minute = 0, Hour = 1, Day = 2, Windows = 3;
+        private static DistinctWindows MinuteHourDay() => new(TimeSpan.FromMinutes(1), TimeSpan.FromHours(1), TimeSpan.FromDays(1));
+
+        /// <summary>Patients returned.</summary>
+        public DistinctWindows Patients { get; } = MinuteHourDay();
         public DistinctWindow Outside { get; } = new(TimeSpan.FromDays(1));
 
         /// <summary>Patients whose identity (their Patient resource) was returned.</summary>
-        public DistinctWindow IdentityHour { get; } = new(TimeSpan.FromHours(1));
-        public DistinctWindow IdentityDay { get; } = new(TimeSpan.FromDays(1));
+        public DistinctWindows Identities { get; } = MinuteHourDay();
         public CountWindow BreakTheGlass { get; } = new(TimeSpan.FromDays(1));
         public CountWindow SearchRecords { get; } = new(TimeSpan.FromHours(1));
         /// <summary>The patients whose $everything was asked for.</summary>
-        public DistinctWindow Everything { get; } = new(TimeSpan.FromHours(1));
-        public DistinctWindow EverythingDay { get; } = new(TimeSpan.FromDays(1));
+        public DistinctWindows Everything { get; } = MinuteHourDay();
         public long? StepUpSince { get; set; }
         /// <summary>The account's last suspension: the session (or principal) suspended, and when.</summary>
         public (string Subject, long At)? LastSuspension { get; set; }
@@ -877,17 +884,8 @@ public sealed partial class RecordsGuard
         /// <summary>Counts the patients and identities an admitted request returns into the reading windows (under the lock).</summary>
         public void Admit(GuardRequest request, long nowMs)
         {
-            foreach (var patient in request.Counted)
-            {
-                Minute.Touch(patient, nowMs);
-                Hour.Touch(patient, nowMs);
-                Day.Touch(patient, nowMs);
-            }
-            foreach (var patient in request.Identities)
-            {
-                IdentityHour.Touch(patient, nowMs);
-                IdentityDay.Touch(patient, nowMs);
-            }
+            foreach (var patient in request.Counted) Patients.Touch(patient, nowMs);
+            foreach (var patient in request.Identities) Identities.Touch(patient, nowMs);
         }
 
         /// <summary>The sum of the active signals' weights, and their names.</summary>
@@ -919,16 +917,12 @@ public sealed partial class RecordsGuard
 
         public void Clear()
         {
-            Minute.Clear();
-            Hour.Clear();
-            Day.Clear();
+            Patients.Clear();
             Outside.Clear();
-            IdentityHour.Clear();
-            IdentityDay.Clear();
+            Identities.Clear();
             BreakTheGlass.Clear();
             SearchRecords.Clear();
             Everything.Clear();
-            EverythingDay.Clear();
             StepUpSince = null;
             LastSuspension = null;
             Signals.Clear();

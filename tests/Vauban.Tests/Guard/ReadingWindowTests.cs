@@ -120,6 +120,75 @@ public sealed class ReadingWindowTests
     }
 
     [Fact]
+    public void Windows_sharing_their_keys_count_each_patient_in_every_window_its_last_touch_is_within()
+    {
+        var windows = new DistinctWindows(TimeSpan.FromMinutes(1), TimeSpan.FromHours(1), TimeSpan.FromDays(1));
+        windows.Touch("p1", Now);
+        _time.Advance(TimeSpan.FromMinutes(2));
+        windows.Touch("p2", Now);
+        Span<int> counts = stackalloc int[3];
+        windows.CountWith(["p1", "p3"], Now, counts);
+        // p1 left the minute (p1 asked again would count there), is still in the hour and the day; p3 is new everywhere.
+        Assert.Equal([3, 3, 3], counts.ToArray());
+        Assert.Equal([1, 2, 2], new[] { windows.Count(0, Now), windows.Count(1, Now), windows.Count(2, Now) });
+        windows.Touch("p1", Now);
+        Assert.Equal([2, 2, 2], new[] { windows.Count(0, Now), windows.Count(1, Now), windows.Count(2, Now) });
+        _time.Advance(TimeSpan.FromHours(2));
+        Assert.Equal([0, 0, 2], new[] { windows.Count(0, Now), windows.Count(1, Now), windows.Count(2, Now) });
+        Assert.False(windows.Contains(1, "p1", Now));
+        Assert.True(windows.Contains(2, "p1", Now));
+        Assert.Equal(["p2", "p1"], windows.Keys(2, Now));
+        _time.Advance(TimeSpan.FromDays(1));
+        Assert.Equal(0, windows.Count(2, Now));
+        Assert.Empty(windows.Keys(2, Now));
+        Assert.Throws<ArgumentException>(() => new DistinctWindows(TimeSpan.FromHours(1), TimeSpan.FromMinutes(1)));
+    }
+
+    [Fact]
+    public void Windows_sharing_their_keys_agree_with_counting_every_touch_over_a_long_random_day()
+    {
+        // A model that keeps every touch: a window's count is the patients whose last touch is within it, the windows ending
+        // at the latest time asked about (a clock stepped back brings nothing back). Keys leave and come back, slots are
+        // handed out again, and the clock jumps forward and back.
+        TimeSpan[] lengths = [TimeSpan.FromSeconds(10), TimeSpan.FromMinutes(5), TimeSpan.FromHours(1)];
+        var windows = new DistinctWindows(lengths);
+        var last = new Dictionary<string, long>(StringComparer.Ordinal);
+        var random = new Random(20261202);
+        var now = Now;
+        var horizon = now;
+        Span<int> counts = stackalloc int[3];
+        for (var step = 0; step < 60_000; step++)
+        {
+            now += random.Next(10) switch { 0 => -random.Next(20_000), < 8 => random.Next(200), 8 => random.Next(120_000), _ => random.Next(3_600_000) };
+            horizon = Math.Max(horizon, now);
+            int Expected(int w, IEnumerable<string> extra) => last.Count(p => p.Value > horizon - (long)lengths[w].TotalMilliseconds)
+                + extra.Distinct().Count(k => !(last.TryGetValue(k, out var at) && at > horizon - (long)lengths[w].TotalMilliseconds));
+            var key = "p" + random.Next(random.Next(2) == 0 ? 30 : 3_000);
+            if (random.Next(3) == 0)
+            {
+                var asked = new[] { key, "p" + random.Next(3_000) }.Distinct().ToArray();
+                windows.CountWith(asked, now, counts);
+                for (var w = 0; w < 3; w++) Assert.Equal(Expected(w, asked), counts[w]);
+            }
+            else
+            {
+                windows.Touch(key, now);
+                last[key] = horizon;
+            }
+            if (step % 500 == 0)
+            {
+                for (var w = 0; w < 3; w++)
+                {
+                    Assert.Equal(Expected(w, []), windows.Count(w, now));
+                    var expectedKeys = last.Where(p => p.Value > horizon - (long)lengths[w].TotalMilliseconds).Select(p => p.Key).Order(StringComparer.Ordinal);
+                    Assert.Equal(expectedKeys, windows.Keys(w, now).Order(StringComparer.Ordinal));
+                    Assert.True(windows.Held(w) <= 2 * windows.Count(w, now) + 64 + 1);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Amounts_are_summed_within_the_window_and_expire_after_it()
     {
         var window = new CountWindow(TimeSpan.FromHours(1));
