@@ -293,6 +293,7 @@ internal sealed class SqliteDatabase : StoreDatabase
 
     public SqliteDatabase(string path)
     {
+        NativeHeap.KeepFreedMemory();
         var full = _path = Path.GetFullPath(path);
         var directory = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
