@@ -87,6 +87,7 @@ public sealed class StaffAccounts
             Tenant = tenant, Email = email, DisplayName = name, Role = role, Practitioner = practitioner, Service = service,
             SecurityStamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
         };
+        user.StoredStamp = user.SecurityStamp;
         var sealedFields = RecordCipher.Seal(keys, SealedAccountCode, user.Id, 0, JsonSerializer.SerializeToUtf8Bytes(new SealedFields(email, name)));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         using (var insert = scope.Command("""
@@ -300,9 +301,12 @@ public sealed class StaffAccounts
     /// <summary>
     /// Writes what Identity changed. A lock is never shortened here and a failure count never lowered except
     /// to 0 (success or lock): a sign-in working on a stale copy must not undo the officer's lock or a parallel
-    /// failure. Unlocking is <see cref="UnlockAsync"/>'s alone.
+    /// failure. Unlocking is <see cref="UnlockAsync"/>'s alone. The credentials (password, authenticator, security stamp)
+    /// are written only while the store holds the stamp the copy was read with: a sign-in that read the account before
+    /// an officer's reset (<see cref="ResetCredentialsAsync"/>) or another change of credentials cannot write the old ones
+    /// back. Returns false when the copy was stale (its lock and failure count were written all the same).
     /// </summary>
-    internal async Task UpdateAsync(StaffUser user, CancellationToken cancellationToken)
+    internal async Task<bool> UpdateAsync(StaffUser user, CancellationToken cancellationToken)
     {
         byte[]? sealedKey = null;
         if (user.AuthenticatorKey is not null)
@@ -311,16 +315,25 @@ public sealed class StaffAccounts
             sealedKey = RecordCipher.Seal(keys, SealedAuthenticatorCode, user.Id, 0, Encoding.UTF8.GetBytes(user.AuthenticatorKey));
         }
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Every SET expression reads the row as it was before the update (both engines).
         using var update = scope.Command("""
-            UPDATE staff_users SET password_hash = @p, security_stamp = @s, authenticator_key = @k, two_factor_enabled = @tf,
+            UPDATE staff_users SET
+                password_hash = CASE WHEN security_stamp = @was THEN @p ELSE password_hash END,
+                authenticator_key = CASE WHEN security_stamp = @was THEN @k ELSE authenticator_key END,
+                two_factor_enabled = CASE WHEN security_stamp = @was THEN @tf ELSE two_factor_enabled END,
+                security_stamp = CASE WHEN security_stamp = @was THEN @s ELSE security_stamp END,
                 lockout_end = CASE WHEN lockout_end IS NULL THEN @l WHEN @l2 > lockout_end THEN @l2 ELSE lockout_end END,
                 access_failed_count = CASE WHEN @f = 0 OR @f > access_failed_count THEN @f ELSE access_failed_count END
             WHERE id = @id
-            """).With("p", user.PasswordHash).With("s", user.SecurityStamp).With("k", sealedKey).With("tf", user.TwoFactorEnabled ? 1 : 0)
+            RETURNING security_stamp
+            """).With("was", user.StoredStamp).With("p", user.PasswordHash).With("s", user.SecurityStamp).With("k", sealedKey).With("tf", user.TwoFactorEnabled ? 1 : 0)
             .With("l", user.LockoutEnd?.ToUnixTimeMilliseconds()).With("l2", user.LockoutEnd?.ToUnixTimeMilliseconds() ?? 0L)
             .With("f", user.AccessFailedCount).With("id", user.Id);
-        await update.ExecuteNonQueryAsync(cancellationToken);
+        var stored = await update.ExecuteScalarAsync(cancellationToken) as string;
         await scope.CommitAsync(cancellationToken);
+        if (stored != user.SecurityStamp) return false;
+        user.StoredStamp = stored;
+        return true;
     }
 
     private const string SelectUser = """
@@ -359,7 +372,7 @@ public sealed class StaffAccounts
             users.Add(new StaffUser
             {
                 Id = row.Id, Tenant = tenant, Email = fields.Email, DisplayName = fields.Name, Role = Enum.Parse<StaffRole>(row.Role),
-                Practitioner = row.Practitioner, Service = row.Service, PasswordHash = row.Hash, SecurityStamp = row.Stamp,
+                Practitioner = row.Practitioner, Service = row.Service, PasswordHash = row.Hash, SecurityStamp = row.Stamp, StoredStamp = row.Stamp,
                 AuthenticatorKey = row.Key is null ? null : Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedAuthenticatorCode, row.Id, 0, row.Key)),
                 TwoFactorEnabled = row.TwoFactor,
                 LockoutEnd = row.Lockout is { } l ? (l >= DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,

@@ -16,6 +16,10 @@ public sealed class StaffUser
 
     public string? PasswordHash { get; set; }
     public string SecurityStamp { get; set; } = "";
+
+    /// <summary>The security stamp the store held when this copy was read (or last written): credentials are written back
+    /// only while the store still holds it, so that a copy read before an officer's reset cannot restore what was reset.</summary>
+    internal string StoredStamp { get; set; } = "";
     public string? AuthenticatorKey { get; set; }
     public bool TwoFactorEnabled { get; set; }
     public DateTimeOffset? LockoutEnd { get; set; }

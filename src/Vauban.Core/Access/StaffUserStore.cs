@@ -37,11 +37,10 @@ public sealed class StaffUserStore :
     public Task<IdentityResult> CreateAsync(StaffUser user, CancellationToken cancellationToken) =>
         Task.FromResult(IdentityResult.Failed(new IdentityError { Code = "NotSupported", Description = "Accounts are created with 'vauban users add'." }));
 
-    public async Task<IdentityResult> UpdateAsync(StaffUser user, CancellationToken cancellationToken)
-    {
-        await _accounts.UpdateAsync(Required(user), cancellationToken);
-        return IdentityResult.Success;
-    }
+    /// <summary>A copy read before its credentials changed (an officer's reset, another enrolment) is a concurrency failure:
+    /// its lock and failure count are kept, its credentials are not written.</summary>
+    public async Task<IdentityResult> UpdateAsync(StaffUser user, CancellationToken cancellationToken) =>
+        await _accounts.UpdateAsync(Required(user), cancellationToken) ? IdentityResult.Success : IdentityResult.Failed(new IdentityErrorDescriber().ConcurrencyFailure());
 
     public Task<IdentityResult> DeleteAsync(StaffUser user, CancellationToken cancellationToken) =>
         Task.FromResult(IdentityResult.Failed(new IdentityError { Code = "NotSupported", Description = "Accounts are locked, not deleted (the audit names them)." }));

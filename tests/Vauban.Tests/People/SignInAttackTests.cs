@@ -260,6 +260,32 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_sign_in_in_flight_does_not_write_back_the_credentials_the_officer_reset()
+    {
+        var accounts = _server.Store.Accounts;
+        var stale = (await accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.NotNull(stale.PasswordHash);
+        await accounts.ResetCredentialsAsync((await accounts.FindAsync(_tenant, Email, CancellationToken.None))!, CancellationToken.None);
+        // A sign-in that read the account before the reset records a failure on its copy, which still holds the old credentials.
+        stale.AccessFailedCount = 2;
+        var written = await accounts.Store.UpdateAsync(stale, CancellationToken.None);
+        Assert.False(written.Succeeded);
+        Assert.Equal(new IdentityErrorDescriber().ConcurrencyFailure().Code, Assert.Single(written.Errors).Code);
+        var now = (await accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
+        Assert.Null(now.PasswordHash);
+        Assert.Null(now.AuthenticatorKey);
+        Assert.False(now.TwoFactorEnabled);
+        Assert.NotEqual(stale.SecurityStamp, now.SecurityStamp);
+        Assert.Equal(2, now.AccessFailedCount); // the failure counts all the same
+        // A copy read after the reset is written as before.
+        now.AccessFailedCount = 0;
+        Assert.True((await accounts.Store.UpdateAsync(now, CancellationToken.None)).Succeeded);
+        Assert.Equal(0, (await accounts.FindAsync(_tenant, Email, CancellationToken.None))!.AccessFailedCount);
+        now.AccessFailedCount = 1; // the same copy, written again
+        Assert.True((await accounts.Store.UpdateAsync(now, CancellationToken.None)).Succeeded);
+    }
+
+    [Fact]
     public async Task CredentialStuffing_ThrottledPerSourceAddress()
     {
         using var stuffer = Staff();
