@@ -45,16 +45,17 @@ public sealed class StaffSessions
         _options = options;
     }
 
-    /// <summary>Starts a session at <paramref name="stage"/>, ending <paramref name="previousToken"/>'s session if any. Returns the new cookie token.</summary>
-    public Task<(string Token, StaffSession Session)> StartAsync(string? previousToken, StaffUser? user, SessionStage stage, string? source,
+    /// <summary>Starts a session at <paramref name="stage"/>, ending <paramref name="previousToken"/>'s session if any. Returns the new cookie token,
+    /// or null when <paramref name="user"/>'s credentials changed since it was read (an officer's reset during the sign-in): no session opens.</summary>
+    public Task<(string Token, StaffSession Session)?> StartAsync(string? previousToken, StaffUser? user, SessionStage stage, string? source,
         string? ceremony, CancellationToken cancellationToken) =>
         StartAsync(NewSessionId(), previousToken, user, stage, source, ceremony, cancellationToken);
 
     /// <summary>A fresh session id, for a caller that must name the session (its sign-in audit entry) before it starts.</summary>
     public static string NewSessionId() => Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(12));
 
-    /// <summary>Starts a session with the id <paramref name="sessionId"/> (from <see cref="NewSessionId"/>).</summary>
-    public async Task<(string Token, StaffSession Session)> StartAsync(string sessionId, string? previousToken, StaffUser? user, SessionStage stage, string? source,
+    /// <summary>Starts a session with the id <paramref name="sessionId"/> (from <see cref="NewSessionId"/>); null as above.</summary>
+    public async Task<(string Token, StaffSession Session)?> StartAsync(string sessionId, string? previousToken, StaffUser? user, SessionStage stage, string? source,
         string? ceremony, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(sessionId);
@@ -77,12 +78,15 @@ public sealed class StaffSessions
                 .With("pending", (now - _options.PendingTimeout).ToUnixTimeMilliseconds());
             await purge.ExecuteNonQueryAsync(cancellationToken);
         }
+        // A person's session opens only while the account holds the credentials the sign-in checked: a reset meanwhile (which
+        // ended the account's sessions) is not outlived by a session opened just after it from a copy read before it.
         using var insert = scope.Command("""
             INSERT INTO staff_sessions (id, token_hash, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony, source)
-            VALUES (@id, @h, @t, @u, @s, @c, @c, @a, @cer, @src)
-            """).With("id", session.Id).With("h", StaffAccounts.Hash(token)).With("t", session.TenantId).With("u", session.UserId).With("s", (int)stage)
-            .With("c", now.ToUnixTimeMilliseconds()).With("a", session.AuthenticatedAt?.ToUnixTimeMilliseconds()).With("cer", ceremony).With("src", source);
-        await insert.ExecuteNonQueryAsync(cancellationToken);
+            SELECT @id, @h, @t, @u, @s, @c, @c, @a, @cer, @src
+            """ + (user is null ? "" : " WHERE EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @stamp)")).With("id", session.Id).With("h", StaffAccounts.Hash(token)).With("t", session.TenantId).With("u", session.UserId).With("s", (int)stage)
+            .With("c", now.ToUnixTimeMilliseconds()).With("a", session.AuthenticatedAt?.ToUnixTimeMilliseconds()).With("cer", ceremony).With("src", source)
+            .With("stamp", user?.StoredStamp ?? "");
+        if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0) return null; // rolled back with the scope: the previous session stays as it was
         await scope.CommitAsync(cancellationToken);
         return (token, session);
     }

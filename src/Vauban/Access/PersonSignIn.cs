@@ -99,7 +99,7 @@ public sealed class PersonSignIn
         }
         // The failure count and the account's delays stay until the second factor is proven too: cleared here, they let whoever
         // holds the password guess codes without end, signing in with the password again before each lockout.
-        await StartAsync(http, user, SessionStage.SecondFactor, ceremony: null);
+        if (!await StartAsync(http, user, SessionStage.SecondFactor, ceremony: null)) return new SignInOutcome(SignInResult.Failed);
         return new SignInOutcome(SignInResult.SecondFactorNeeded);
     }
 
@@ -125,7 +125,7 @@ public sealed class PersonSignIn
             return new SignInOutcome(SignInResult.Failed);
         }
         await ClearFailuresAsync(http, user, accountKey, admission);
-        await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: recovery ? "password + recovery code" : "password + TOTP");
+        if (!await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: recovery ? "password + recovery code" : "password + TOTP")) return new SignInOutcome(SignInResult.Failed);
         _log.LogInformation("Sign-in of {Principal} from {Source} ({Factor})", user.PrincipalId, Source(http), recovery ? "recovery code" : "TOTP");
         return new SignInOutcome(SignInResult.SignedIn);
     }
@@ -185,7 +185,7 @@ public sealed class PersonSignIn
             return new SignInOutcome(SignInResult.SignedIn);
         }
         await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted), admission);
-        await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey");
+        if (!await StartAsync(http, user, SessionStage.Full, ceremony: null, signedIn: "passkey")) return new SignInOutcome(SignInResult.Failed);
         _log.LogInformation("Passkey sign-in of {Principal} from {Source}", user.PrincipalId, Source(http));
         return new SignInOutcome(SignInResult.SignedIn);
     }
@@ -249,13 +249,14 @@ public sealed class PersonSignIn
 
     /// <summary>Moves the request's person to a new session at <paramref name="stage"/> (new token, old row deleted) and sets the cookie.
     /// With <paramref name="signedIn"/> (how the person proved who they are), the sign-in entry naming the new session is appended
-    /// first: if it cannot be written, no session opens (fail closed).</summary>
-    public Task StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony, string? signedIn = null) =>
+    /// first: if it cannot be written, no session opens (fail closed). False, and no session, when the account's credentials
+    /// changed since <paramref name="user"/> was read (an officer's reset during the sign-in), recorded as a failed sign-in.</summary>
+    public Task<bool> StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony, string? signedIn = null) =>
         StartAsync(http, user, stage, ceremony, StaffSessions.NewSessionId(), signedIn);
 
     /// <summary>As above with a session id chosen beforehand (<see cref="StaffSessions.NewSessionId"/>), so that entries of the
     /// acts that lead to the session can name it.</summary>
-    public async Task StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony, string sessionId, string? signedIn)
+    public async Task<bool> StartAsync(HttpContext http, StaffUser? user, SessionStage stage, string? ceremony, string sessionId, string? signedIn)
     {
         ArgumentNullException.ThrowIfNull(http);
         if (signedIn is not null)
@@ -263,8 +264,13 @@ public sealed class PersonSignIn
             ArgumentNullException.ThrowIfNull(user);
             await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, signedIn, sessionId);
         }
-        var (token, _) = await _store.Sessions.StartAsync(sessionId, http.Person()?.Token, user, stage, Source(http), ceremony, http.RequestAborted);
-        http.WriteCookie(token);
+        if (await _store.Sessions.StartAsync(sessionId, http.Person()?.Token, user, stage, Source(http), ceremony, http.RequestAborted) is not { } started)
+        {
+            await AuditAsync(http, user!.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "credentials changed during the sign-in; no session opened", sessionId);
+            return false;
+        }
+        http.WriteCookie(started.Token);
+        return true;
     }
 
     private async Task FailAsync(HttpContext http, StaffUser user, string what)

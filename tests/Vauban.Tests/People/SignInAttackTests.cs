@@ -260,7 +260,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_sign_in_in_flight_does_not_write_back_the_credentials_the_officer_reset()
+    public async Task A_sign_in_in_flight_neither_writes_back_the_credentials_the_officer_reset_nor_opens_a_session()
     {
         var accounts = _server.Store.Accounts;
         var stale = (await accounts.FindAsync(_tenant, Email, CancellationToken.None))!;
@@ -277,6 +277,9 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.False(now.TwoFactorEnabled);
         Assert.NotEqual(stale.SecurityStamp, now.SecurityStamp);
         Assert.Equal(2, now.AccessFailedCount); // the failure counts all the same
+        // Nor does the sign-in open a session after the reset ended the account's sessions.
+        Assert.Null(await _server.Store.Sessions.StartAsync(null, stale, SessionStage.Full, "192.0.2.7", null, CancellationToken.None));
+        Assert.NotNull(await _server.Store.Sessions.StartAsync(null, now, SessionStage.Enrolment, "192.0.2.7", null, CancellationToken.None));
         // A copy read after the reset is written as before.
         now.AccessFailedCount = 0;
         Assert.True((await accounts.Store.UpdateAsync(now, CancellationToken.None)).Succeeded);
@@ -840,7 +843,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
         // against 0.6 ms now that the purge runs at most every 30 s.)
         var tokens = new List<string>();
         for (var i = 0; i < 40; i++)
-            tokens.Add((await _server.Store.Sessions.StartAsync(null, null, SessionStage.Challenge, "192.0.2.7", "ceremony", CancellationToken.None)).Token);
+            tokens.Add((await _server.Store.Sessions.StartAsync(null, null, SessionStage.Challenge, "192.0.2.7", "ceremony", CancellationToken.None))!.Value.Token);
         Assert.True(await PendingRowsAsync() >= 40);
         Assert.NotNull(await _server.Store.Sessions.FindAsync(tokens[^1], CancellationToken.None));
 

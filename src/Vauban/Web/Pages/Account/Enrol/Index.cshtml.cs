@@ -51,7 +51,11 @@ public sealed class EnrolModel : StaffPage
             Error = added.Errors.First().Description;
             return Page();
         }
-        await People.StartAsync(HttpContext, user, SessionStage.Enrolment, ceremony: null, session, signedIn: null);
+        if (!await People.StartAsync(HttpContext, user, SessionStage.Enrolment, ceremony: null, session, signedIn: null))
+        {
+            Error = "The account was reset again meanwhile: use its newest enrolment link.";
+            return Page();
+        }
         return Redirect("/account/enrol/passkey");
     }
 }

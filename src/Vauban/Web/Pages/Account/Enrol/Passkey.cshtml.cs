@@ -37,7 +37,8 @@ public sealed class PasskeyModel : StaffPage
         result.Passkey.Name = "passkey enrolled " + DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         var added = await People.Users.AddOrUpdatePasskeyAsync(person.User!, result.Passkey);
         if (!added.Succeeded) return Json(new { error = "The passkey could not be saved." });
-        await People.StartAsync(HttpContext, person.User, SessionStage.Full, ceremony: null, signedIn: "enrolment (password + passkey)");
+        if (!await People.StartAsync(HttpContext, person.User, SessionStage.Full, ceremony: null, signedIn: "enrolment (password + passkey)"))
+            return Json(new { error = "The account was reset meanwhile: start again from its new enrolment link." });
         return Json(new { redirect = "/account/recovery-codes" });
     }
 }

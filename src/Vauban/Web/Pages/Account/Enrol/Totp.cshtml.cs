@@ -59,8 +59,11 @@ public sealed class TotpEnrolModel : StaffPage
         if (user.AuthenticatorKey is not null && await People.Users.VerifyUserTokenAsync(user, TotpAuthenticator.ProviderName, TotpAuthenticator.EnrolPurpose, Code ?? ""))
         {
             await People.Users.SetTwoFactorEnabledAsync(user, true);
-            await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null,
-                signedIn: replacing ? "authenticator app replaced (TOTP)" : "enrolment (password + TOTP)");
+            if (!await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null,
+                signedIn: replacing ? "authenticator app replaced (TOTP)" : "enrolment (password + TOTP)"))
+            {
+                return Redirect("/account/signin"); // the account was reset meanwhile: its new enrolment link starts again
+            }
             return Redirect(replacing ? "/" : "/account/recovery-codes");
         }
         Error = "The code is not correct. Check the phone's clock and type the current code.";
