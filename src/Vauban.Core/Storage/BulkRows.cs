@@ -4,6 +4,7 @@ using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
+using SQLitePCL;
 using Vauban.Records.Search;
 
 namespace Vauban.Storage;
@@ -34,83 +35,97 @@ internal static class BulkRows
 
     private static Task SqliteAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
     {
-        // Synchronous on purpose: Microsoft.Data.Sqlite's async methods run synchronously anyway and only
-        // add a task per row. The scope is on the loader's own connection (StoreDatabase.OpenBulkWriterAsync).
-        var connection = (SqliteConnection)scope.Connection;
-        var transaction = (SqliteTransaction)scope.Transaction;
-        SqliteCommand Command(string sql, params string[] parameters)
-        {
-            var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            foreach (var name in parameters) command.Parameters.Add(new SqliteParameter { ParameterName = name });
-            command.Prepare();
-            return command;
-        }
-        using (var insert = Command("INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES ($rid, $t, $ty, $id, 1, $u, 0, $b, $c, $cb)",
-            "$rid", "$t", "$ty", "$id", "$u", "$b", "$c", "$cb"))
+        // Synchronous on purpose: Microsoft.Data.Sqlite's async methods run synchronously anyway. The scope is on the loader's
+        // own connection (StoreDatabase.OpenBulkWriterAsync), in its open transaction. Statements are prepared once a batch and
+        // bound by position through SQLitePCL, as the audit appender's insert: through SqliteCommand every row cost a lookup of
+        // each parameter by name, a data reader and a boxed value per column, more than SQLite's own work on the row.
+        var db = ((SqliteConnection)scope.Connection).Handle ?? throw new InvalidOperationException("The loader's SQLite connection is not open.");
+        using (var insert = new PreparedInsert(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8)"))
         {
             foreach (var row in rows)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                insert.Parameters[0].Value = row.Rid;
-                insert.Parameters[1].Value = tenant;
-                insert.Parameters[2].Value = row.Type;
-                insert.Parameters[3].Value = row.Id;
-                insert.Parameters[4].Value = row.LastUpdated;
-                insert.Parameters[5].Value = row.Body;
-                insert.Parameters[6].Value = (object?)row.Compartment ?? DBNull.Value;
-                insert.Parameters[7].Value = (object?)row.CreatedBy ?? DBNull.Value;
-                insert.ExecuteNonQuery();
+                insert.Bind(1, row.Rid).Bind(2, tenant).Bind(3, row.Type).Bind(4, row.Id).Bind(5, row.LastUpdated).Bind(6, row.Body)
+                    .Bind(7, row.Compartment).Bind(8, row.CreatedBy).Step();
             }
         }
-        using (var insert = Command("INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ($x, $p, $rid)", "$x", "$p", "$rid"))
+        // Index rows in key order: each B-tree page is visited once per batch instead of once per row. Rows are in ascending
+        // rid order, so (key, row position) sorts as (key, rid) does.
+        var references = new List<(string Target, int Param, int Row)>(rows.Count * 4);
+        var hashes = new List<(long Hash, int Row)>(rows.Count * 12);
+        for (var i = 0; i < rows.Count; i++)
         {
-            // Index rows in key order: each B-tree page is visited once per batch instead of once per row.
-            foreach (var (target, param, rid) in rows.SelectMany(r => r.Index.References.Select(x => (x.Target, x.Param, r.Rid))).OrderBy(x => x.Target, StringComparer.Ordinal))
+            foreach (var reference in rows[i].Index.References) references.Add((reference.Target, reference.Param, i));
+            foreach (var hash in rows[i].Index.Hashes) hashes.Add((hash, i));
+        }
+        references.Sort(static (a, b) => string.CompareOrdinal(a.Target, b.Target) is var byTarget and not 0 ? byTarget
+            : a.Param != b.Param ? a.Param.CompareTo(b.Param) : a.Row.CompareTo(b.Row));
+        hashes.Sort();
+        using (var insert = new PreparedInsert(db, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES (?1, ?2, ?3)"))
+        {
+            foreach (var (target, param, row) in references) insert.Bind(1, target).Bind(2, param).Bind(3, rows[row].Rid).Step();
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        using (var insert = new PreparedInsert(db, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES (?1, ?2)"))
+        {
+            foreach (var (hash, row) in hashes) insert.Bind(1, hash).Bind(2, rows[row].Rid).Step();
+        }
+        using (var insert = new PreparedInsert(db, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)"))
+        {
+            foreach (var row in rows)
             {
-                insert.Parameters[0].Value = target;
-                insert.Parameters[1].Value = param;
-                insert.Parameters[2].Value = rid;
-                insert.ExecuteNonQuery();
+                foreach (var date in row.Index.Dates) insert.Bind(1, tenant).Bind(2, date.Param).Bind(3, date.Low).Bind(4, date.High).Bind(5, row.Rid).Step();
             }
         }
-        // Integer-only rows go in as multi-row literals: binding hundreds of named parameters costs more
-        // (the driver looks each name up) than SQLite parsing numbers. Only formatted integers are inlined.
-        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ",
-            rows.SelectMany(r => r.Index.Hashes.Select(h => (h, r.Rid))).Order().Select(x => new[] { x.h, x.Rid }));
-        InsertIntegers(connection, transaction, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ",
-            rows.SelectMany(r => r.Index.Dates.Select(d => new[] { tenant, d.Param, d.Low, d.High, r.Rid })));
         return Task.CompletedTask;
     }
 
-    private static void InsertIntegers(SqliteConnection connection, SqliteTransaction transaction, string head, IEnumerable<long[]> rows)
+    /// <summary>An insert prepared on the loader's connection, bound by position and stepped once per row, in the transaction
+    /// the connection has open (no busy wait as SqliteCommand's: that transaction already holds SQLite's write lock).</summary>
+    private sealed class PreparedInsert : IDisposable
     {
-        const int RowsPerStatement = 500;
-        var sql = new System.Text.StringBuilder(head.Length + RowsPerStatement * 48);
-        var count = 0;
-        void Flush()
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _statement;
+
+        public PreparedInsert(sqlite3 db, string sql)
         {
-            if (count == 0) return;
-            using var command = connection.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql.ToString();
-            command.ExecuteNonQuery();
-            sql.Clear();
-            count = 0;
+            _db = db;
+            Check(raw.sqlite3_prepare_v2(db, sql, out _statement));
         }
-        foreach (var row in rows)
+
+        public PreparedInsert Bind(int index, long value)
         {
-            sql.Append(count == 0 ? head : ", ").Append('(');
-            for (var i = 0; i < row.Length; i++)
-            {
-                if (i > 0) sql.Append(',');
-                sql.Append(row[i].ToString(System.Globalization.CultureInfo.InvariantCulture));
-            }
-            sql.Append(')');
-            if (++count == RowsPerStatement) Flush();
+            Check(raw.sqlite3_bind_int64(_statement, index, value));
+            return this;
         }
-        Flush();
+
+        public PreparedInsert Bind(int index, string? value)
+        {
+            Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text(_statement, index, value));
+            return this;
+        }
+
+        public PreparedInsert Bind(int index, byte[] value)
+        {
+            Check(raw.sqlite3_bind_blob(_statement, index, value));
+            return this;
+        }
+
+        public void Step()
+        {
+            var rc = raw.sqlite3_step(_statement);
+            raw.sqlite3_reset(_statement); // also carries a failed step's code and message onto the connection
+            if (rc == raw.SQLITE_DONE) return;
+            SqliteException.ThrowExceptionForRC(rc, _db);
+            throw new SqliteException($"a bulk insert returned {rc}", rc); // SQLITE_ROW: never from an INSERT
+        }
+
+        private void Check(int rc)
+        {
+            if (rc != raw.SQLITE_OK) SqliteException.ThrowExceptionForRC(rc, _db);
+        }
+
+        public void Dispose() => _statement.Dispose();
     }
 
     private static async Task CopyAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
