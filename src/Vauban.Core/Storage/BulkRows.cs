@@ -16,6 +16,19 @@ internal static class BulkRows
     public static async Task<HashSet<(int, string)>> ExistingAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken)
     {
         var found = new HashSet<(int, string)>();
+        if (engine == StorageEngine.Sqlite)
+        {
+            // One lookup of the unique key a resource, prepared once and bound by position: statements of 500 named
+            // parameters each cost ~4 µs a resource of the writer's time, ~1 µs this way.
+            var db = ((SqliteConnection)scope.Connection).Handle ?? throw new InvalidOperationException("The loader's SQLite connection is not open.");
+            using var lookup = new PreparedStatement(db, "SELECT 1 FROM resources WHERE tenant_id = ?1 AND type = ?2 AND id = ?3");
+            foreach (var (type, id) in keys)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (lookup.Bind(1, tenant).Bind(2, type).Bind(3, id).Step()) found.Add((type, id));
+            }
+            return found;
+        }
         foreach (var group in keys.GroupBy(k => k.Type))
         {
             foreach (var chunk in group.Select(k => k.Id).Chunk(500))
@@ -40,7 +53,7 @@ internal static class BulkRows
         // bound by position through SQLitePCL, as the audit appender's insert: through SqliteCommand every row cost a lookup of
         // each parameter by name, a data reader and a boxed value per column, more than SQLite's own work on the row.
         var db = ((SqliteConnection)scope.Connection).Handle ?? throw new InvalidOperationException("The loader's SQLite connection is not open.");
-        using (var insert = new PreparedInsert(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8)"))
+        using (var insert = new PreparedStatement(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8)"))
         {
             foreach (var row in rows)
             {
@@ -61,16 +74,16 @@ internal static class BulkRows
         references.Sort(static (a, b) => string.CompareOrdinal(a.Target, b.Target) is var byTarget and not 0 ? byTarget
             : a.Param != b.Param ? a.Param.CompareTo(b.Param) : a.Row.CompareTo(b.Row));
         hashes.Sort();
-        using (var insert = new PreparedInsert(db, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES (?1, ?2, ?3)"))
+        using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES (?1, ?2, ?3)"))
         {
             foreach (var (target, param, row) in references) insert.Bind(1, target).Bind(2, param).Bind(3, rows[row].Rid).Step();
         }
         cancellationToken.ThrowIfCancellationRequested();
-        using (var insert = new PreparedInsert(db, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES (?1, ?2)"))
+        using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES (?1, ?2)"))
         {
             foreach (var (hash, row) in hashes) insert.Bind(1, hash).Bind(2, rows[row].Rid).Step();
         }
-        using (var insert = new PreparedInsert(db, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)"))
+        using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)"))
         {
             foreach (var row in rows)
             {
@@ -80,44 +93,45 @@ internal static class BulkRows
         return Task.CompletedTask;
     }
 
-    /// <summary>An insert prepared on the loader's connection, bound by position and stepped once per row, in the transaction
+    /// <summary>A statement prepared on the loader's connection, bound by position and stepped once per row, in the transaction
     /// the connection has open (no busy wait as SqliteCommand's: that transaction already holds SQLite's write lock).</summary>
-    private sealed class PreparedInsert : IDisposable
+    private sealed class PreparedStatement : IDisposable
     {
         private readonly sqlite3 _db;
         private readonly sqlite3_stmt _statement;
 
-        public PreparedInsert(sqlite3 db, string sql)
+        public PreparedStatement(sqlite3 db, string sql)
         {
             _db = db;
             Check(raw.sqlite3_prepare_v2(db, sql, out _statement));
         }
 
-        public PreparedInsert Bind(int index, long value)
+        public PreparedStatement Bind(int index, long value)
         {
             Check(raw.sqlite3_bind_int64(_statement, index, value));
             return this;
         }
 
-        public PreparedInsert Bind(int index, string? value)
+        public PreparedStatement Bind(int index, string? value)
         {
             Check(value is null ? raw.sqlite3_bind_null(_statement, index) : raw.sqlite3_bind_text(_statement, index, value));
             return this;
         }
 
-        public PreparedInsert Bind(int index, byte[] value)
+        public PreparedStatement Bind(int index, byte[] value)
         {
             Check(raw.sqlite3_bind_blob(_statement, index, value));
             return this;
         }
 
-        public void Step()
+        /// <summary>Runs the statement once; true when it gave a row (the statement is reset either way).</summary>
+        public bool Step()
         {
             var rc = raw.sqlite3_step(_statement);
             raw.sqlite3_reset(_statement); // also carries a failed step's code and message onto the connection
-            if (rc == raw.SQLITE_DONE) return;
+            if (rc is raw.SQLITE_DONE or raw.SQLITE_ROW) return rc == raw.SQLITE_ROW;
             SqliteException.ThrowExceptionForRC(rc, _db);
-            throw new SqliteException($"a bulk insert returned {rc}", rc); // SQLITE_ROW: never from an INSERT
+            throw new SqliteException($"a bulk statement returned {rc}", rc);
         }
 
         private void Check(int rc)
