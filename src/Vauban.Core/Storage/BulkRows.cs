@@ -1,5 +1,6 @@
 // Bulk inserts for seed and import: prepared statements reused across a batch on SQLite, binary COPY on
 // PostgreSQL. Rows arrive sealed; row ids are reserved by the caller inside the same transaction.
+using System.Buffers;
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using Npgsql;
@@ -63,25 +64,42 @@ internal static class BulkRows
             }
         }
         // Index rows in key order: each B-tree page is visited once per batch instead of once per row. Rows are in ascending
-        // rid order, so (key, row position) sorts as (key, rid) does.
-        var references = new List<(string Target, int Param, int Row)>(rows.Count * 4);
-        var hashes = new List<(long Hash, int Row)>(rows.Count * 12);
-        for (var i = 0; i < rows.Count; i++)
+        // rid order, so (key, row position) sorts as (key, rid) does. The two arrays (~4.5 MB a batch of 16,000) are rented:
+        // allocated each batch they went to the large object heap, whose budget started most of the load's full collections.
+        var referenceCount = 0;
+        var hashCount = 0;
+        foreach (var row in rows)
         {
-            foreach (var reference in rows[i].Index.References) references.Add((reference.Target, reference.Param, i));
-            foreach (var hash in rows[i].Index.Hashes) hashes.Add((hash, i));
+            referenceCount += row.Index.References.Count;
+            hashCount += row.Index.Hashes.Count;
         }
-        references.Sort(static (a, b) => string.CompareOrdinal(a.Target, b.Target) is var byTarget and not 0 ? byTarget
-            : a.Param != b.Param ? a.Param.CompareTo(b.Param) : a.Row.CompareTo(b.Row));
-        hashes.Sort();
-        using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES (?1, ?2, ?3)"))
+        var references = ArrayPool<(string Target, int Param, int Row)>.Shared.Rent(referenceCount);
+        var hashes = ArrayPool<(long Hash, int Row)>.Shared.Rent(hashCount);
+        try
         {
-            foreach (var (target, param, row) in references) insert.Bind(1, target).Bind(2, param).Bind(3, rows[row].Rid).Step();
+            var r = 0;
+            var h = 0;
+            for (var i = 0; i < rows.Count; i++)
+            {
+                foreach (var reference in rows[i].Index.References) references[r++] = (reference.Target, reference.Param, i);
+                foreach (var hash in rows[i].Index.Hashes) hashes[h++] = (hash, i);
+            }
+            Array.Sort(references, 0, referenceCount, ReferenceOrder.Instance);
+            Array.Sort(hashes, 0, hashCount);
+            using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES (?1, ?2, ?3)"))
+            {
+                foreach (var (target, param, row) in references.AsSpan(0, referenceCount)) insert.Bind(1, target).Bind(2, param).Bind(3, rows[row].Rid).Step();
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES (?1, ?2)"))
+            {
+                foreach (var (hash, row) in hashes.AsSpan(0, hashCount)) insert.Bind(1, hash).Bind(2, rows[row].Rid).Step();
+            }
         }
-        cancellationToken.ThrowIfCancellationRequested();
-        using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES (?1, ?2)"))
+        finally
         {
-            foreach (var (hash, row) in hashes) insert.Bind(1, hash).Bind(2, rows[row].Rid).Step();
+            ArrayPool<(string Target, int Param, int Row)>.Shared.Return(references, clearArray: true);
+            ArrayPool<(long Hash, int Row)>.Shared.Return(hashes);
         }
         using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)"))
         {
@@ -91,6 +109,16 @@ internal static class BulkRows
             }
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>idx_ref's key order: target, parameter, then row (rid).</summary>
+    private sealed class ReferenceOrder : IComparer<(string Target, int Param, int Row)>
+    {
+        public static readonly ReferenceOrder Instance = new();
+
+        public int Compare((string Target, int Param, int Row) a, (string Target, int Param, int Row) b) =>
+            string.CompareOrdinal(a.Target, b.Target) is var byTarget and not 0 ? byTarget
+                : a.Param != b.Param ? a.Param.CompareTo(b.Param) : a.Row.CompareTo(b.Row);
     }
 
     /// <summary>A statement prepared on the loader's connection, bound by position and stepped once per row, in the transaction
