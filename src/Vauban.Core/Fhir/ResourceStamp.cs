@@ -18,8 +18,13 @@ internal static class ResourceStamp
             ? serverBase + "/"
             : null;
         referenceMap ??= Empty;
-        var buffer = new ArrayBufferWriter<byte>(1024);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        // One buffer and writer per thread, reset for each resource: a new 1 KiB buffer grown to 2 KiB, and a writer, were
+        // three quarters of the bytes a bulk load allocated to stamp a resource (~4 KB for ~1 KB of JSON).
+        var buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
+        buffer.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(buffer, StampOptions);
+        writer.Reset(buffer);
+        try
         {
             writer.WriteStartObject();
             writer.WriteString("resourceType", type);
@@ -50,9 +55,21 @@ internal static class ResourceStamp
                 }
             }
             writer.WriteEndObject();
+            writer.Flush();
+            return buffer.WrittenSpan.ToArray();
         }
-        return buffer.WrittenSpan.ToArray();
+        finally
+        {
+            // A buffer grown by a large resource is not kept for the thread's lifetime, nor are its bytes.
+            if (buffer.Capacity > MaxKeptBuffer) (t_buffer, t_writer) = (null, null);
+            else buffer.Clear();
+        }
     }
+
+    private const int MaxKeptBuffer = 64 * 1024;
+    private static readonly JsonWriterOptions StampOptions = new() { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
 
     /// <summary><paramref name="resource"/> as it is, but for the references <paramref name="map"/> rewrites (a collection
     /// Bundle's urn:uuid: references to its entries, on import).</summary>

@@ -19,8 +19,10 @@ internal sealed class IndexEntries
     /// lock for half a minute.</summary>
     public const int MaxEntries = 5_000;
 
-    public List<long> Hashes { get; } = [];
-    private List<JsonElement>? _values;
+    // Sized for a resource's usual dozen: growing from four went through three arrays.
+    public List<long> Hashes { get; } = new(16);
+    // The elements one path selects, reused by the thread for every path of every resource it indexes.
+    [ThreadStatic] private static List<JsonElement>? t_values;
     public List<ReferenceEntry> References { get; } = [];
     public List<DateEntry> Dates { get; } = [];
 
@@ -75,7 +77,7 @@ internal sealed class IndexEntries
 
     private void Collect(SearchParameter parameter, JsonElement resource, string path, BlindIndex index)
     {
-        var values = _values ??= [];
+        var values = t_values ??= [];
         values.Clear();
         ElementPath.Select(resource, path, values);
         foreach (var value in values)
@@ -99,14 +101,17 @@ internal sealed class IndexEntries
                     break;
             }
         }
+        values.Clear(); // holds no element (nor its document) past this resource
     }
 
     public void AddString(int param, string raw, BlindIndex index)
     {
-        var folded = TextNormalizer.Fold(raw);
-        for (var length = 1; length <= Math.Min(folded.Length, MaxPrefix); length++)
+        // Only the first MaxPrefix folded characters are hashed: folded on the stack, no string.
+        Span<char> folded = stackalloc char[MaxPrefix + TextNormalizer.MaxFoldedPerChar];
+        var count = TextNormalizer.Fold(raw, folded, MaxPrefix);
+        for (var length = 1; length <= count; length++)
         {
-            Hashes.Add(index.Hash(param, 'p', folded.AsSpan(0, length)));
+            Hashes.Add(index.Hash(param, 'p', folded[..length]));
         }
         Hashes.Add(index.Hash(param, 'e', raw));
     }
@@ -117,9 +122,18 @@ internal sealed class IndexEntries
         if (normalized.Length == 0) return;
         Hashes.Add(index.Hash(parameter.Code, 'c', normalized));
         if (IsContactToken(parameter.Normalization)) return; // a phone or e-mail has no namespace to search by
-        Hashes.Add(system is null
-            ? index.Hash(parameter.Code, 'n', normalized)
-            : index.Hash(parameter.Code, 's', system + "|" + normalized));
+        if (system is null)
+        {
+            Hashes.Add(index.Hash(parameter.Code, 'n', normalized));
+            return;
+        }
+        // "system|code", assembled on the stack when it is short (it always is for codes), hashed as the same characters.
+        var length = system.Length + 1 + normalized.Length;
+        var qualified = length <= 256 ? stackalloc char[length] : new char[length];
+        system.CopyTo(qualified);
+        qualified[system.Length] = '|';
+        normalized.CopyTo(qualified[(system.Length + 1)..]);
+        Hashes.Add(index.Hash(parameter.Code, 's', qualified));
     }
 
     public static bool IsContactToken(TokenNormalization normalization) => normalization is TokenNormalization.Phone or TokenNormalization.Email;
@@ -230,30 +244,46 @@ internal sealed class IndexEntries
             }
             Hashes.RemoveRange(write, Hashes.Count - write);
         }
-        if (References.Count > 1)
+        DistinctInPlace(References);
+        DistinctInPlace(Dates);
+    }
+
+    /// <summary>Keeps the first of equal entries, in their order (as Distinct did), without a set: a resource has a handful.</summary>
+    private static void DistinctInPlace<T>(List<T> entries) where T : IEquatable<T>
+    {
+        if (entries.Count < 2) return;
+        var write = 0;
+        for (var read = 0; read < entries.Count; read++)
         {
-            var distinct = References.Distinct().ToList();
-            References.Clear();
-            References.AddRange(distinct);
+            var entry = entries[read];
+            var seen = false;
+            for (var i = 0; i < write && !seen; i++) seen = entries[i].Equals(entry);
+            if (!seen) entries[write++] = entry;
         }
-        if (Dates.Count > 1)
-        {
-            var distinct = Dates.Distinct().ToList();
-            Dates.Clear();
-            Dates.AddRange(distinct);
-        }
+        entries.RemoveRange(write, entries.Count - write);
     }
 }
 
 /// <summary>The tiny path language of <see cref="SearchParameter.Paths"/>: "name.given", "participant.actor", "telecom[system=phone]".</summary>
 internal static class ElementPath
 {
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string[]> Segments = new(StringComparer.Ordinal);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Segment[]> Segments = new(StringComparer.Ordinal);
+
+    /// <summary>One step of a path: an element name, and for "name[filter=value]" the filter, parsed once per path.</summary>
+    private sealed record Segment(string Name, string? FilterName, string? FilterValue);
 
     public static void Select(JsonElement root, string path, List<JsonElement> results) =>
-        Walk(root, Segments.GetOrAdd(path, static p => p.Split('.')), 0, results);
+        Walk(root, Segments.GetOrAdd(path, static p => [.. p.Split('.').Select(Parse)]), 0, results);
 
-    private static void Walk(JsonElement element, string[] segments, int index, List<JsonElement> results)
+    private static Segment Parse(string segment)
+    {
+        var bracket = segment.IndexOf('[', StringComparison.Ordinal);
+        if (bracket <= 0) return new Segment(segment, null, null);
+        var filter = segment[(bracket + 1)..^1].Split('=', 2);
+        return new Segment(segment[..bracket], filter[0], filter[1]);
+    }
+
+    private static void Walk(JsonElement element, Segment[] segments, int index, List<JsonElement> results)
     {
         if (element.ValueKind == JsonValueKind.Array)
         {
@@ -267,29 +297,29 @@ internal static class ElementPath
         }
         if (element.ValueKind != JsonValueKind.Object) return;
         var segment = segments[index];
-        string? filterName = null, filterValue = null;
-        var bracket = segment.IndexOf('[', StringComparison.Ordinal);
-        if (bracket > 0)
-        {
-            var filter = segment[(bracket + 1)..^1].Split('=', 2);
-            filterName = filter[0];
-            filterValue = filter[1];
-            segment = segment[..bracket];
-        }
-        if (!element.TryGetProperty(segment, out var child)) return;
-        if (filterName is null)
+        if (!element.TryGetProperty(segment.Name, out var child)) return;
+        if (segment.FilterName is null)
         {
             Walk(child, segments, index + 1, results);
             return;
         }
-        IEnumerable<JsonElement> candidates = child.ValueKind == JsonValueKind.Array ? child.EnumerateArray() : [child];
-        foreach (var candidate in candidates)
+        if (child.ValueKind == JsonValueKind.Array)
         {
-            if (candidate.ValueKind == JsonValueKind.Object && candidate.TryGetProperty(filterName, out var v)
-                && v.ValueKind == JsonValueKind.String && v.GetString() == filterValue)
-            {
-                Walk(candidate, segments, index + 1, results);
-            }
+            foreach (var candidate in child.EnumerateArray()) WalkIfMatches(candidate, segments, index, results);
+        }
+        else
+        {
+            WalkIfMatches(child, segments, index, results);
+        }
+    }
+
+    private static void WalkIfMatches(JsonElement candidate, Segment[] segments, int index, List<JsonElement> results)
+    {
+        var segment = segments[index];
+        if (candidate.ValueKind == JsonValueKind.Object && candidate.TryGetProperty(segment.FilterName!, out var v)
+            && v.ValueKind == JsonValueKind.String && v.ValueEquals(segment.FilterValue))
+        {
+            Walk(candidate, segments, index + 1, results);
         }
     }
 }

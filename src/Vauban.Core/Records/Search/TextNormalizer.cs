@@ -25,6 +25,34 @@ internal static class TextNormalizer
         return builder.ToString();
     }
 
+    /// <summary>Folding can make at most this many characters of one (œ → oe).</summary>
+    public const int MaxFoldedPerChar = 2;
+
+    /// <summary><see cref="Fold(string)"/> written into <paramref name="destination"/> (at least <see cref="MaxFoldedPerChar"/>
+    /// characters for each of <paramref name="value"/>'s), stopping once <paramref name="limit"/> characters are written; the
+    /// count written. The same characters as <see cref="Fold(string)"/>'s first <paramref name="limit"/>, without a string.</summary>
+    public static int Fold(ReadOnlySpan<char> value, Span<char> destination, int limit = int.MaxValue)
+    {
+        var written = 0;
+        foreach (var c in value)
+        {
+            if (written >= limit) break;
+            if (c < 128)
+            {
+                if (char.IsAsciiLetterOrDigit(c)) destination[written++] = char.ToLowerInvariant(c);
+                continue;
+            }
+            var folded = FoldLatin(c);
+            if (folded is not null)
+            {
+                folded.CopyTo(destination[written..]);
+                written += folded.Length;
+            }
+            else if (char.IsLetterOrDigit(c)) destination[written++] = char.ToLowerInvariant(c);
+        }
+        return Math.Min(written, limit);
+    }
+
     private static string? FoldLatin(char c) => c switch
     {
         'à' or 'á' or 'â' or 'ã' or 'ä' or 'å' or 'À' or 'Á' or 'Â' or 'Ã' or 'Ä' or 'Å' => "a",
