@@ -61,7 +61,7 @@ public sealed class ExportApprovals
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var keys = await _keys.ForTenantAsync(decider.Tenant.Id, cancellationToken);
         var found = ExportJob.IsValidId(jobId) ? await _jobs.FindAsync(keys, jobId, now, cancellationToken) : null;
-        if (found is not { Job: { Status: ExportStatus.AwaitingApproval } job }) return ExportDecision.NotFound;
+        if (found is not { Job: { Status: ExportStatus.AwaitingApproval } job }) return await NotFoundAsync(decider, jobId, verb, cancellationToken);
         if (string.Equals(job.Principal, decider.Principal.Id, StringComparison.Ordinal))
         {
             await AuditAsync(decider, jobId, AuditOutcome.MinorFailure, $"bulk export {verb} refused: the requester cannot decide their own export", cancellationToken);
@@ -80,9 +80,17 @@ public sealed class ExportApprovals
                     cancellationToken);
             }, cancellationToken))
         {
-            return ExportDecision.NotFound;
+            return await NotFoundAsync(decider, jobId, verb, cancellationToken); // decided or gone meanwhile
         }
         return ExportDecision.Done;
+    }
+
+    /// <summary>A decision on no export awaiting one (an unknown or mistyped id, one already decided, expired or cancelled) is an
+    /// administrative act refused, on the chain like the others.</summary>
+    private async Task<ExportDecision> NotFoundAsync(AccessContext decider, string jobId, string verb, CancellationToken cancellationToken)
+    {
+        await AuditAsync(decider, jobId, AuditOutcome.MinorFailure, $"bulk export {verb} refused: no export awaiting approval has this id", cancellationToken);
+        return ExportDecision.NotFound;
     }
 
     private Task AuditAsync(AccessContext decider, string jobId, AuditOutcome outcome, string note, CancellationToken cancellationToken) =>

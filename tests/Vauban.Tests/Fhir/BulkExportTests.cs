@@ -414,6 +414,12 @@ public abstract class BulkExportTests : IAsyncLifetime
         // Decided once: it cannot be approved afterwards.
         Assert.Equal(ExportDecision.NotFound, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export review"), job, approve: true, None));
         Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 20, None), a => a.Kind == KnownAlertKinds.ExportDenied);
+        // Deciding again, or on an id that names no export, is refused on the chain too.
+        Assert.Equal(ExportDecision.NotFound, await _server.Store.ExportApprovals.DecideAsync(AccessContext.Operator(_tenant, "export review"), "no-such-export", approve: true, None));
+        var refused = (await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Administration], Count = 100 }, None) ?? [])
+            .Where(e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note!.Contains("no export awaiting approval has this id", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, refused.Count);
+        Assert.Contains(refused, e => e.Detail.Note!.StartsWith("bulk export approve refused", StringComparison.Ordinal));
     }
 
     [Fact]
