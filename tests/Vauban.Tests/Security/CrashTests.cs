@@ -406,7 +406,9 @@ public abstract class CrashTests(Engine engine, ITestOutputHelper output) : IAsy
 
     private string[] ServeArguments(int port) => ["serve", "--urls", $"http://127.0.0.1:{port}", "--db", _db, "--master-key-file", KeyFile];
 
-    /// <summary>Starts `vauban serve` on the store and waits until it answers /healthz (a store that needs repair fails here).</summary>
+    /// <summary>Starts `vauban serve` on the store and waits until it answers /healthz (a store that needs repair fails here) and
+    /// has said it listens on its port: the port was free when chosen, but a server of another test binding port 0 meanwhile can
+    /// take it, answer /healthz, and not know this test's client (a token refused as invalid_client, once in a full run).</summary>
     private async Task<ChildServer> StartServerAsync()
     {
         _output.Clear();
@@ -424,7 +426,7 @@ public abstract class CrashTests(Engine engine, ITestOutputHelper output) : IAsy
             try
             {
                 using var health = await server.Http.GetAsync("/healthz");
-                if (health.StatusCode == HttpStatusCode.OK) return server;
+                if (health.StatusCode == HttpStatusCode.OK && _output.Any(line => line.Contains($"Now listening on: http://127.0.0.1:{port}", StringComparison.Ordinal))) return server;
             }
             catch (HttpRequestException)
             {
