@@ -51,8 +51,6 @@ public sealed class DistinctWindows
         _windows = [.. lengths.Select(l => new Window((long)l.TotalMilliseconds))];
     }
 
-    public int Windows => _windows.Length;
-
     /// <summary>Touches a window holds, live or left behind: right after a touch, at most twice its keys plus 64.</summary>
     internal int Held(int window) => _windows[window].Touches.Count;
 
@@ -106,11 +104,10 @@ public sealed class DistinctWindows
             last = long.MinValue;
         }
         _keys[slot].Last = at;
-        var touched = slot; // the ref into the dictionary is not used past here
         foreach (var window in _windows)
         {
             if (last <= at - window.LengthMs) window.Count++;
-            window.Touches.Enqueue((touched, at));
+            window.Touches.Enqueue((slot, at));
             if (window.Touches.Count > 2 * window.Count + 64) Compact(window);
         }
     }
