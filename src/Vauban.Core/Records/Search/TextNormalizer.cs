@@ -1,6 +1,7 @@
 // FHIR string search is case- and accent-insensitive; blind indexes need one canonical form.
 // Folding is done with an explicit table (not Unicode normalization) so the canonical form, which is
 // bound into stored hashes, can never change with the runtime's Unicode data.
+using System.Buffers;
 using System.Text;
 
 namespace Vauban.Records.Search;
@@ -10,19 +11,18 @@ internal static class TextNormalizer
     /// <summary>Lower-case letters and digits only, accents folded: "Le Goff-Hélias" → "legoffhelias".</summary>
     public static string Fold(string value)
     {
-        var builder = new StringBuilder(value.Length);
-        foreach (var c in value)
+        var length = value.Length * MaxFoldedPerChar;
+        char[]? rented = null;
+        var buffer = length <= 512 ? stackalloc char[length] : (rented = ArrayPool<char>.Shared.Rent(length));
+        try
         {
-            if (c < 128)
-            {
-                if (char.IsAsciiLetterOrDigit(c)) builder.Append(char.ToLowerInvariant(c));
-                continue;
-            }
-            var folded = FoldLatin(c);
-            if (folded is not null) builder.Append(folded);
-            else if (char.IsLetterOrDigit(c)) builder.Append(char.ToLowerInvariant(c));
+            return new string(buffer[..Fold(value, buffer)]);
         }
-        return builder.ToString();
+        finally
+        {
+            // A name is identifying: it does not stay behind in the shared pool.
+            if (rented is not null) ArrayPool<char>.Shared.Return(rented, clearArray: true);
+        }
     }
 
     /// <summary>Folding can make at most this many characters of one (œ → oe).</summary>
