@@ -100,6 +100,10 @@ public sealed class VaubanStore : IAsyncDisposable
 
     public bool IsPostgres => _database.Engine == StorageEngine.Postgres;
 
+    /// <summary>What the database's own settings leave of durability that Vauban cannot set back itself (PostgreSQL with
+    /// fsync=off), for the operator; empty when nothing is wrong.</summary>
+    public IReadOnlyList<string> DurabilityWarnings { get; private init; } = [];
+
     /// <summary>Whether a --db value names a PostgreSQL store (a connection string or URI) rather than a SQLite file.</summary>
     public static bool IsPostgresConnectionString(string db) => StoreDatabase.LooksLikePostgres(db);
 
@@ -145,6 +149,7 @@ public sealed class VaubanStore : IAsyncDisposable
             throw new VaubanConfigurationException($"Cannot open {what}: {e.Message}", e);
         }
         var keys = new KeyRing(database, options.MasterKey);
+        IReadOnlyList<string> warnings;
         try
         {
             // The master key before anything else: a store opened with another key is refused untouched — not migrated (a
@@ -153,6 +158,7 @@ public sealed class VaubanStore : IAsyncDisposable
             await keys.CheckMasterKeyAsync(cancellationToken);
             await Schema.MigrateAsync(database, cancellationToken);
             await keys.CheckMasterKeyAsync(cancellationToken);
+            warnings = await database.CheckDurabilityAsync(cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {
@@ -191,7 +197,7 @@ public sealed class VaubanStore : IAsyncDisposable
             await database.DisposeAsync();
             throw;
         }
-        var store = new VaubanStore(database, keys, options);
+        var store = new VaubanStore(database, keys, options) { DurabilityWarnings = warnings };
         try
         {
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.

@@ -34,18 +34,19 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// cost more to parse than to run); on PostgreSQL the driver auto-prepares.</summary>
     public abstract Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken);
 
-    /// <summary>Starts a write transaction. On SQLite writers are serialized in-process (one writer at a time is
-    /// all SQLite allows; queueing here avoids its sleep-and-retry busy loop).</summary>
-    public Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken) => BeginWriteAsync(durable: true, cancellationToken);
+    /// <summary>Starts a write transaction whose commit is durable: on disk before it returns (SQLite synchronous=FULL;
+    /// PostgreSQL a synchronous commit, whatever the server's default, see <see cref="CheckDurabilityAsync"/>). On SQLite
+    /// writers are serialized in-process (one writer at a time is all SQLite allows; queueing here avoids its sleep-and-retry
+    /// busy loop).</summary>
+    public abstract Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken);
 
-    /// <summary>Starts a write transaction whose commit, when not <paramref name="durable"/>, is written and visible at once
-    /// but reaches the disk with the next durable commit (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off):
-    /// safe against a process crash, and consistent — never torn — after a power loss. Only the audit log's read-side
-    /// group commits use it, and they force a durable commit at least every few hundred milliseconds.</summary>
-    public abstract Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken);
+    /// <summary>At open: what the engine's own settings do to durability. PostgreSQL: a server, database or role whose
+    /// <c>synchronous_commit</c> is <c>off</c> acknowledges commits it can still lose if PostgreSQL crashes, so every durable
+    /// transaction then sets it back on for itself; <c>fsync=off</c> cannot be undone from a session and is returned as a
+    /// warning for the operator. SQLite sets its own (synchronous=FULL on every pooled connection).</summary>
+    public virtual Task<IReadOnlyList<string>> CheckDurabilityAsync(CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
 
-    /// <summary>Brings every commit made without <c>durable</c> (or on a <see cref="OpenLazyWriterAsync"/> connection) to the
-    /// disk. SQLite: an fsync of the WAL file, which holds every commit not yet checkpointed (no SQLite lock taken, so it never
+    /// <summary>Brings every commit made on a <see cref="OpenLazyWriterAsync"/> connection to the disk. SQLite: an fsync of the WAL file, which holds every commit not yet checkpointed (no SQLite lock taken, so it never
     /// waits for the writer or the readers), then a passive checkpoint to keep the WAL short. PostgreSQL: a transaction that
     /// takes a transaction id commits synchronously, which flushes the WAL up to its commit record, past every asynchronous
     /// commit before it.</summary>
@@ -57,12 +58,12 @@ internal abstract class StoreDatabase : IAsyncDisposable
     internal abstract Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken);
 
     /// <summary>A write transaction on a connection from <see cref="OpenLazyWriterAsync"/> or <see cref="OpenBulkWriterAsync"/>
-    /// (serialized with the other writers like <see cref="BeginWriteAsync(bool, CancellationToken)"/>); disposing the scope
+    /// (serialized with the other writers like <see cref="BeginWriteAsync"/>); disposing the scope
     /// leaves the connection open.</summary>
     internal abstract Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken);
 
     /// <summary>A write connection a bulk load (seed, import) keeps for all its batches; its commits are durable like
-    /// <see cref="BeginWriteAsync(CancellationToken)"/>'s. PostgreSQL: a pooled connection.</summary>
+    /// <see cref="BeginWriteAsync"/>'s. PostgreSQL: a pooled connection.</summary>
     internal virtual Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
 
     /// <summary>Holds a lock on <paramref name="key"/> until the write scope commits or rolls back, for a decision that reads
@@ -202,15 +203,13 @@ internal sealed class WriteScope : IAsyncDisposable
     private readonly SemaphoreSlim? _gate;
     private bool _completed;
 
-    private readonly string? _restore;
     private readonly bool _ownsConnection;
 
-    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate, string? restore = null, bool ownsConnection = true)
+    public WriteScope(DbConnection connection, DbTransaction transaction, SemaphoreSlim? gate, bool ownsConnection = true)
     {
         Connection = connection;
         Transaction = transaction;
         _gate = gate;
-        _restore = restore;
         _ownsConnection = ownsConnection;
     }
 
@@ -253,26 +252,7 @@ internal sealed class WriteScope : IAsyncDisposable
                 catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
             }
             await Transaction.DisposeAsync();
-            try
-            {
-                if (_restore is not null)
-                {
-                    // A pooled connection keeps its settings: put back what the next writer expects.
-                    using var restore = Connection.CreateCommand();
-                    restore.CommandText = _restore;
-                    await restore.ExecuteNonQueryAsync();
-                }
-            }
-            catch (DbException) when (Connection is SqliteConnection sqlite)
-            {
-                // Never hand a connection still set for lazy commits to the next writer.
-                SqliteConnection.ClearPool(sqlite);
-                throw;
-            }
-            finally
-            {
-                if (_ownsConnection) await Connection.DisposeAsync();
-            }
+            if (_ownsConnection) await Connection.DisposeAsync();
         }
         finally
         {
@@ -493,20 +473,14 @@ internal sealed class SqliteDatabase : StoreDatabase
     private static readonly object Configured = new();
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
 
-    public override async Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken)
+    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
     {
         await _writeGate.WaitAsync(cancellationToken);
         try
         {
             var connection = await OpenAsync(cancellationToken);
-            if (!durable)
-            {
-                using var relax = connection.CreateCommand();
-                relax.CommandText = "PRAGMA synchronous=NORMAL;";
-                await relax.ExecuteNonQueryAsync(cancellationToken);
-            }
             var transaction = ((SqliteConnection)connection).BeginTransaction(deferred: false);
-            return new WriteScope(connection, transaction, _writeGate, durable ? null : "PRAGMA synchronous=FULL;");
+            return new WriteScope(connection, transaction, _writeGate);
         }
         catch
         {
@@ -666,18 +640,13 @@ internal sealed class PostgresDatabase : StoreDatabase
         return await read(reader, cancellationToken);
     }
 
-    public override async Task<WriteScope> BeginWriteAsync(bool durable, CancellationToken cancellationToken)
+    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
     {
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
             var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
-            if (!durable)
-            {
-                // For this transaction only; the WAL writer flushes it within wal_writer_delay, or the next durable commit does.
-                await using var relax = new NpgsqlCommand("SET LOCAL synchronous_commit TO off", connection, transaction);
-                await relax.ExecuteNonQueryAsync(cancellationToken);
-            }
+            await MakeDurableAsync(connection, transaction, cancellationToken);
             return new WriteScope(connection, transaction, gate: null);
         }
         catch
@@ -688,8 +657,42 @@ internal sealed class PostgresDatabase : StoreDatabase
     }
 
     // synchronous_commit=off is the session's startup setting in this pool only: no other connection ever has it.
-    internal override async Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken) =>
-        await _lazyDataSource.OpenConnectionAsync(cancellationToken);
+    internal override async Task<DbConnection> OpenLazyWriterAsync(CancellationToken cancellationToken)
+    {
+        var connection = await _lazyDataSource.OpenConnectionAsync(cancellationToken);
+        _lazyWriters.AddOrUpdate(connection, Lazy);
+        return connection;
+    }
+
+    private static readonly object Lazy = new();
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbConnection, object> _lazyWriters = new();
+
+    // Set at open when the server, database or role defaults to synchronous_commit=off (CheckDurabilityAsync).
+    private volatile bool _forceSynchronousCommit;
+
+    public override async Task<IReadOnlyList<string>> CheckDurabilityAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand("SELECT current_setting('synchronous_commit'), current_setting('fsync')", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var synchronousCommit = reader.GetString(0);
+        var fsync = reader.GetString(1);
+        // local, remote_write, on and remote_apply all flush the commit record to this server's disk before answering.
+        _forceSynchronousCommit = synchronousCommit == "off";
+        return fsync == "off"
+            ? ["PostgreSQL runs with fsync=off: an operating-system crash or a power loss can lose or corrupt committed records and audit entries. Turn it on in postgresql.conf for any store that holds real patients."]
+            : [];
+    }
+
+    /// <summary>A durable transaction on a server whose default is synchronous_commit=off sets it on for itself (SET LOCAL:
+    /// nothing stays on the pooled connection), so that its commit is flushed before it is acknowledged.</summary>
+    private async Task MakeDurableAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    {
+        if (!_forceSynchronousCommit) return;
+        await using var command = new NpgsqlCommand("SET LOCAL synchronous_commit TO on", connection, transaction);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
 
     public override async Task FlushAsync(CancellationToken cancellationToken)
     {
@@ -700,7 +703,18 @@ internal sealed class PostgresDatabase : StoreDatabase
 
     internal override async Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken)
     {
-        var transaction = await ((NpgsqlConnection)connection).BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+        var npgsql = (NpgsqlConnection)connection;
+        var transaction = await npgsql.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
+        try
+        {
+            // A bulk load's connection commits durably; the audit appender's (a lazy writer) is flushed by its owner.
+            if (!_lazyWriters.TryGetValue(connection, out _)) await MakeDurableAsync(npgsql, transaction, cancellationToken);
+        }
+        catch
+        {
+            await transaction.DisposeAsync();
+            throw;
+        }
         return new WriteScope(connection, transaction, gate: null, ownsConnection: false);
     }
 

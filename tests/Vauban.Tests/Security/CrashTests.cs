@@ -611,6 +611,45 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         }
     }
 
+    /// <summary>The throwaway cluster runs with synchronous_commit=off and fsync=off, as an operator's careless configuration
+    /// might: PostgreSQL then acknowledges a commit before its WAL leaves its shared memory, and an immediate stop loses it. A
+    /// write Vauban acknowledged must survive PostgreSQL crashing all the same (fsync=off only matters to the operating system
+    /// crashing, which this does not simulate), and the operator is warned of fsync=off.</summary>
+    [Fact]
+    public async Task Writes_acknowledged_just_before_PostgreSQL_crashed_survive_it_even_when_its_default_is_synchronous_commit_off()
+    {
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand("CREATE DATABASE vauban_writes", admin);
+            await create.ExecuteNonQueryAsync();
+            await using var show = new Npgsql.NpgsqlCommand("SHOW synchronous_commit", admin);
+            Assert.Equal("off", (string?)await show.ExecuteScalarAsync());
+        }
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = "vauban_writes" }.ConnectionString;
+        var acknowledged = new List<string>();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
+            CancellationToken.None))
+        {
+            Assert.Contains(store.DurabilityWarnings, w => w.Contains("fsync=off", StringComparison.Ordinal));
+            var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
+            var context = AccessContext.Operator(tenant, "set-up");
+            using var json = JsonDocument.Parse(Samples.Patient(family: "Durable"));
+            // Creates for half a second, then PostgreSQL crashes right after the last one is acknowledged.
+            var writing = Stopwatch.StartNew();
+            while (writing.Elapsed < TimeSpan.FromMilliseconds(500))
+            {
+                acknowledged.Add((await store.Records.CreateAsync(context, "Patient", json.RootElement, null, CancellationToken.None)).Id!);
+            }
+            CrashAndRestart();
+        }
+        await using var check = new Npgsql.NpgsqlConnection(db);
+        await check.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM resources WHERE id = ANY(@ids)", check);
+        count.Parameters.AddWithValue("ids", acknowledged.ToArray());
+        Assert.Equal(acknowledged.Count, (long)(await count.ExecuteScalarAsync())!);
+    }
+
     /// <summary>pg_ctl restart in immediate mode: every backend quits at once, unflushed WAL is lost, the server recovers.</summary>
     private void CrashAndRestart()
     {
