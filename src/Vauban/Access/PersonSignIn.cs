@@ -202,8 +202,11 @@ public sealed class PersonSignIn
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "re-authentication throttled");
             return new SignInOutcome(SignInResult.Throttled, wait);
         }
-        var ok = await _users.CheckPasswordAsync(user, password ?? "")
-            && (!user.TwoFactorEnabled || await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? ""));
+        // Both factors: the password and a TOTP code. An account whose second factor is a passkey re-authenticates with the
+        // passkey (PasskeyAsync); its password alone is one factor and never refreshes the proof.
+        var ok = user.TwoFactorEnabled
+            && await _users.CheckPasswordAsync(user, password ?? "")
+            && await _users.VerifyTwoFactorTokenAsync(user, TotpAuthenticator.ProviderName, code ?? "");
         if (!ok)
         {
             await FailAsync(http, user, "re-authentication");

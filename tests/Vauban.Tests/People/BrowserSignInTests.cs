@@ -166,6 +166,9 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         Assert.Equal("10", await page.TextContentAsync("#remaining"));
         await page.ClickAsync("#regenerate");
         await ArriveAsync(page, "**/account/reauth?returnUrl=*");
+        // Her second factor is the passkey: a password alone would be one factor, so no password form is offered.
+        Assert.Equal(0, await page.Locator("#password").CountAsync());
+        Assert.True(await page.IsVisibleAsync("#passkey-only"));
         await page.ClickAsync("#passkey-reauth");
         await ArriveAsync(page, "**/account/recovery-codes");
         await page.ClickAsync("#regenerate");
