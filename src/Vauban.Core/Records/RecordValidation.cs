@@ -28,13 +28,46 @@ internal static class RecordValidation
         {
             issues.Add(Issue.Invalid("id must be 1 to 64 letters, digits, '-' or '.'.", $"{expectedType}.id"));
         }
+        else if (id.ValueKind == JsonValueKind.String && IdRules.IsIdentifying(id.GetString()!))
+        {
+            issues.Add(Issue.Invalid($"The id is a NIR (social-security number): {IdRules.IdentifyingIdMessage}. Let the server assign the id (POST), or use an opaque one.", $"{expectedType}.id"));
+        }
         issues.AddRange(Fhir.Validation.ResourceValidator.Validate(resource).Select(i => Issue.Invalid(i.Message, i.Location)));
         if (issues.Count > 0) return issues;
         // Most resources never name the NIR system: one scan of the raw text spares them the walk (validation runs on every write).
         // The system may be written with \u escapes ("1\u002e2…"), which the raw text does not show: those resources are walked too.
         var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource);
         if (raw.IndexOf(NirSystemUtf8) >= 0 || raw.IndexOf("\\u"u8) >= 0) CheckNirs(resource, expectedType, issues);
+        if (NamesIdentifyingReference(raw)) issues.Add(Issue.Invalid($"A reference names a record by a NIR (social-security number): {IdRules.IdentifyingIdMessage}. Refer to the record by its opaque id.", expectedType));
         return issues;
+    }
+
+    private static readonly byte[] ReferenceUtf8 = "\"reference\""u8.ToArray();
+
+    /// <summary>Whether a reference's id is a NIR (<see cref="IdRules.IsIdentifying"/>): references are indexed as they are
+    /// (ADR 0003), so such an id would be in clear in the store. A scan of the raw text, not a walk of every element (it runs
+    /// on every write and every imported resource); a reference written with \u escapes is not looked into.</summary>
+    private static bool NamesIdentifyingReference(ReadOnlySpan<byte> raw)
+    {
+        while (raw.IndexOf(ReferenceUtf8) is var at and >= 0)
+        {
+            raw = raw[(at + ReferenceUtf8.Length)..];
+            var value = raw.TrimStart(" \t\r\n"u8);
+            if (value.IsEmpty || value[0] != (byte)':') continue;
+            value = value[1..].TrimStart(" \t\r\n"u8);
+            if (value.IsEmpty || value[0] != (byte)'"') continue;
+            value = value[1..];
+            var end = value.IndexOf((byte)'"');
+            if (end < 0) return false;
+            var reference = value[..end];
+            // Type/id, Type/id/_history/n, or an absolute URL ending so: the id is the segment after the type.
+            var history = reference.IndexOf("/_history/"u8);
+            if (history >= 0) reference = reference[..history];
+            var slash = reference.LastIndexOf((byte)'/');
+            var last = slash >= 0 ? reference[(slash + 1)..] : reference;
+            if (last.Length == 15 && IdRules.IsIdentifying(System.Text.Encoding.ASCII.GetString(last))) return true;
+        }
+        return false;
     }
 
     private static readonly byte[] NirSystemUtf8 = System.Text.Encoding.UTF8.GetBytes(KnownIdentifierSystems.InsNir);

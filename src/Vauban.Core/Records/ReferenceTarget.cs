@@ -31,4 +31,11 @@ public static class IdRules
     }
 
     public static string NewId() => Guid.CreateVersion7().ToString("D");
+
+    /// <summary>Whether an id is a NIR (15 characters with a valid control key): ids are stored, indexed and referenced in
+    /// clear (ADR 0003), and a NIR must never be (invariant 4). A client choosing its ids (update as create, import) must
+    /// not use the patient's social-security number.</summary>
+    public static bool IsIdentifying(string id) => id.Length == 15 && Nir.IsValid(id);
+
+    public const string IdentifyingIdMessage = "ids are stored in clear, so they must not identify a patient";
 }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using Vauban.Fhir;
 using Vauban.Tests.Infrastructure;
+using Vauban.Records;
 
 namespace Vauban.Tests.Fhir;
 
@@ -215,6 +216,35 @@ public abstract class BadInputTests : IAsyncLifetime
         var escaped = KnownIdentifierSystems.InsNir.Replace(".", "\\u002e", StringComparison.Ordinal);
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(nir: badNir).Replace(KnownIdentifierSystems.InsNir, escaped, StringComparison.Ordinal)));
         await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "control key");
+    }
+
+    [Fact]
+    public async Task A_NIR_used_as_an_id_or_in_a_reference_is_400_since_ids_are_stored_in_clear()
+    {
+        var nir = "1800344109123" + Nir.ComputeKey("1800344109123");
+        // Update as create under the patient's social-security number.
+        using var put = await _api.PutAsync($"/fhir/Patient/{nir}", FhirContent.Json(Samples.Patient(id: nir)));
+        Assert.DoesNotContain(nir, await put.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        await AssertRefusedAsync(put, HttpStatusCode.BadRequest, "social-security number");
+        using (var read = await _api.GetAsync($"/fhir/Patient/{nir}")) Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
+        // The same in a transaction, and a record referring to a patient by it.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(id: nir)}}, "request": { "method": "PUT", "url": "Patient/{{nir}}" } } ] }
+            """;
+        using var transaction = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(transaction, HttpStatusCode.BadRequest, "social-security number");
+        foreach (var reference in new[] { $"Patient/{nir}", $"https://other.example/fhir/Patient/{nir}/_history/2" })
+        {
+            using var observation = await _api.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation(reference)));
+            Assert.DoesNotContain(nir, await observation.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            await AssertRefusedAsync(observation, HttpStatusCode.BadRequest, "social-security number");
+            using var observations = await _api.GetAsync("/fhir/Observation?_summary=count");
+            Assert.Equal(0, (await observations.BodyAsync()).GetProperty("total").GetInt32());
+        }
+        // Fifteen digits that are not a NIR (the control key does not match) are an ordinary id.
+        using var other = await _api.PutAsync("/fhir/Patient/180034410912399", FhirContent.Json(Samples.Patient(id: "180034410912399")));
+        Assert.Equal(HttpStatusCode.Created, other.StatusCode);
     }
 
     [Fact]
