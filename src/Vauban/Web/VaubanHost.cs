@@ -72,6 +72,7 @@ public static class VaubanHost
             return next(http);
         });
         app.UseExceptionHandler(handler => handler.Run(WriteUnexpectedErrorAsync));
+        app.Use(AbortStartedAnswerOnErrorAsync);
         app.UseSecurityHeaders();
         app.UsePersonSessions(store);
         app.UseStatusCodePages(async status =>
@@ -138,6 +139,28 @@ public static class VaubanHost
     private static void LogUnavailableStore(ILogger logger, string cause, Exception? error, string correlation) =>
         logger.LogError("The store could not be reached or written: {Cause} ({ExceptionType} at {Site}, correlation {CorrelationId}); the request was refused",
             cause, error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+
+    /// <summary>An exception once the answer has started (a streamed export file): the exception handler can no longer answer,
+    /// and Kestrel would log the exception with its message, which may quote data. Logged here as every unexpected error is
+    /// (type, site, correlation id), and the connection is cut, so that the client sees a truncated answer fail rather than
+    /// take it for a whole one. A client that went away is not an error.</summary>
+    private static async Task AbortStartedAnswerOnErrorAsync(HttpContext http, RequestDelegate next)
+    {
+        try
+        {
+            await next(http);
+        }
+        catch (Exception error) when (http.Response.HasStarted)
+        {
+            if (!http.RequestAborted.IsCancellationRequested)
+            {
+                http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
+                    "Unexpected {ExceptionType} at {Site} after the answer had started (correlation {CorrelationId}); the connection was cut",
+                    error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier);
+            }
+            http.Abort();
+        }
+    }
 
     /// <summary>One exception policy: a correlation id for the operator's log, a generic message to the caller, no internals.</summary>
     private static async Task WriteUnexpectedErrorAsync(HttpContext http)

@@ -2,6 +2,7 @@
 // read with the session cookie) is never stored by a browser or proxy cache; a form page leaves no warning in the log;
 // an unexpected error is logged by type and correlation id, never by its message (which may quote data), and its answer
 // carries the same headers as any other; no key is kept in the user profile.
+using System.Diagnostics;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -77,6 +78,30 @@ public class WebHeadersTests
         Assert.True(response.Headers.CacheControl?.NoStore, "the error answer may be cached");
         Assert.Contains("nosniff", response.Headers.GetValues("X-Content-Type-Options"));
         Assert.Contains("frame-ancestors 'none'", string.Join(' ', response.Headers.GetValues("Content-Security-Policy")));
+        Assert.Contains(server.Logs, line => line.Contains("Unexpected InvalidOperationException", StringComparison.Ordinal));
+        Assert.DoesNotContain(Marker, server.AllLogs());
+    }
+
+    [Fact]
+    public async Task An_error_after_the_answer_has_started_is_logged_by_type_too_and_the_connection_is_cut()
+    {
+        // A streamed answer ($export's files) that fails half-way: the exception handler can no longer answer, and Kestrel
+        // logged the exception with its message.
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite, extend: app =>
+            app.MapGet("/account/test-late-failure", async (HttpContext http) =>
+            {
+                await http.Response.WriteAsync("{\"resourceType\": \"Patient\"");
+                await http.Response.Body.FlushAsync();
+                throw new InvalidOperationException("Patient " + Marker + " could not be streamed");
+            }));
+        var answer = await Record.ExceptionAsync(async () =>
+        {
+            using var response = await server.Http.GetAsync("/account/test-late-failure");
+            await response.Content.ReadAsStringAsync();
+        });
+        Assert.NotNull(answer); // the body is cut off: the client sees the answer fail, not a complete one
+        var logged = Stopwatch.StartNew();
+        while (!server.Logs.Any(line => line.Contains("Unexpected InvalidOperationException", StringComparison.Ordinal)) && logged.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
         Assert.Contains(server.Logs, line => line.Contains("Unexpected InvalidOperationException", StringComparison.Ordinal));
         Assert.DoesNotContain(Marker, server.AllLogs());
     }
