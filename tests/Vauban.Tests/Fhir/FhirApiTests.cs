@@ -604,6 +604,28 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_code_element_is_searched_by_its_own_code_system_and_code_and_found_by_no_other_system()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Systeme"))).GetProperty("id").GetString()!;
+        var encounter = (await CreateAsync("Encounter", Samples.Encounter(patient, practitioner, "2026-03-01T10:00:00+01:00"))).GetProperty("id").GetString()!;
+        var observation = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"))).GetProperty("id").GetString()!;
+        var appointment = (await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00"))).GetProperty("id").GetString()!;
+
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&status=http://hl7.org/fhir/encounter-status|finished")));
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&status=finished")));
+        Assert.Empty(Ids(await SearchAsync($"Encounter?patient={patient}&status=http://hl7.org/fhir/observation-status|finished")));
+        Assert.Empty(Ids(await SearchAsync($"Encounter?patient={patient}&status:not=http://hl7.org/fhir/encounter-status|finished")));
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&status:not=http://hl7.org/fhir/encounter-status|planned")));
+        Assert.Equal([observation], Ids(await SearchAsync($"Observation?patient={patient}&status=http://hl7.org/fhir/observation-status|final")));
+        Assert.Equal([appointment], Ids(await SearchAsync($"Appointment?patient={patient}&status=http://hl7.org/fhir/appointmentstatus|booked,http://hl7.org/fhir/appointmentstatus|fulfilled")));
+        Assert.Equal([patient], Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|male")));
+        Assert.Empty(Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|female")));
+        // A Coding keeps its own system: Encounter.class is searched as before.
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB")));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""

@@ -196,8 +196,11 @@ internal sealed class SearchQuery
                         return null;
                     }
                     var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
+                    // A code element's values are stored without a system (theirs is implicit): system|code is its code under that
+                    // one system, and under any other matches nothing (no stored value has the 's' hash of another system).
                     clause.Hashes.Add(bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', code)
                         : bar == 0 ? keys.Index.Hash(stored.Code, 'n', code)
+                        : stored.CodeSystem is not null && v.AsSpan(0, bar).SequenceEqual(stored.CodeSystem) ? keys.Index.Hash(stored.Code, 'c', code)
                         : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + code));
                 }
                 return clause;
