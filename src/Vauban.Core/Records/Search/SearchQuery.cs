@@ -227,6 +227,14 @@ internal sealed class SearchQuery
                         }
                         reference = v[(ServerBase.Length + 1)..];
                     }
+                    if (reference.Contains("/_history/", StringComparison.Ordinal))
+                    {
+                        // R4 search defines [id], [type]/[id] and [url] as reference values, not a version: the index keeps which record
+                        // a reference names, never the version it named, so no answer would be right (ADR 0003).
+                        issues.Add(Issue.NotSupported($"'{parameter.Name}' cannot be searched by a version-specific reference (Type/id/_history/version): "
+                            + "references are indexed by the record they name, not its version. Search by Type/id."));
+                        return null;
+                    }
                     if (reference.Contains('/', StringComparison.Ordinal))
                     {
                         if (!ReferenceTarget.TryParseLocal(reference, out var target, out var targetType) || !targetTypes.Contains(targetType))
