@@ -645,6 +645,52 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_birth_date_of_year_or_month_precision_is_found_by_every_range_it_intersects()
+    {
+        // FHIR R4 search, "prefix": gt/ge/lt/le match when the target's range intersects the searched one, sa/eb when it lies wholly
+        // after/before it, eq when the searched range contains it. A birth date of year or month precision is the whole year or month.
+        string[] births = ["1979", "1980", "1980-05", "1980-06", "1980-06-10", "1980-06-20"];
+        var labels = new Dictionary<string, string>();
+        foreach (var birth in births)
+        {
+            var id = (await CreateAsync("Patient", Samples.Patient(family: "Partielle", given: "Naissance", birthDate: birth))).GetProperty("id").GetString()!;
+            labels[id] = birth;
+        }
+        (string Search, string Expected)[] cases =
+        [
+            ("ge1980-06-15", "1980 1980-06 1980-06-20"),
+            ("gt1980-06-15", "1980 1980-06 1980-06-20"),
+            ("le1980-06-15", "1979 1980 1980-05 1980-06 1980-06-10"),
+            ("lt1980-06-15", "1979 1980 1980-05 1980-06 1980-06-10"),
+            ("sa1980-06-15", "1980-06-20"),
+            ("eb1980-06-15", "1979 1980-05 1980-06-10"),
+            ("ge1980-07", "1980"),
+            ("gt1980-06", "1980"),
+            ("lt1980-06", "1979 1980 1980-05"),
+            ("le1980-05-31", "1979 1980 1980-05"),
+            ("ge1980-06-01", "1980 1980-06 1980-06-10 1980-06-20"),
+            ("gt1979", "1980 1980-05 1980-06 1980-06-10 1980-06-20"),
+            ("le1979-12-31", "1979"),
+            ("1980", "1980 1980-05 1980-06 1980-06-10 1980-06-20"),
+            ("1980-06", "1980-06 1980-06-10 1980-06-20"),
+            ("1980-06-10", "1980-06-10"),
+            ("ap1980-06", "1980-06 1980-06-10 1980-06-20"),
+            ("ne1980-06", "1979 1980 1980-05"),
+            ("ge1980-06-15,le1979-06-01", "1979 1980 1980-06 1980-06-20"),
+        ];
+        var wrong = new List<string>();
+        foreach (var (search, expected) in cases)
+        {
+            var found = string.Join(' ', Ids(await SearchAsync($"Patient?family=partielle&birthdate={search}&_count=50")).Select(id => labels[id]).Order(StringComparer.Ordinal));
+            var wanted = string.Join(' ', expected.Split(' ').Order(StringComparer.Ordinal));
+            if (found != wanted) wrong.Add($"birthdate={search}: found [{found}], expected [{wanted}]");
+        }
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+        // Without a name to drive the search, the range is tested on each of the type's rows instead of the name's candidates.
+        Assert.Equal(["1980", "1980-06", "1980-06-20"], Ids(await SearchAsync("Patient?birthdate=ge1980-06-15&gender=male")).Select(id => labels[id]).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
