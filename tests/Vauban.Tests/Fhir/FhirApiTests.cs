@@ -604,6 +604,93 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_versioned_reference_as_a_search_value_is_refused_with_400_not_searched_as_the_current_record()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Versionne"))).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
+        var serverBase = new Uri(Api.BaseAddress!, "/fhir").ToString().TrimEnd('/');
+        // R4 search defines [id], [type]/[id] and [url] as reference values; the index keeps no version, so a search for one cannot be answered.
+        foreach (var query in new[] { $"Observation?subject=Patient/{patient}/_history/2", $"Observation?patient=Patient/{patient}/_history/1",
+                     $"Observation?subject={Uri.EscapeDataString($"{serverBase}/Patient/{patient}/_history/1")}" })
+        {
+            using var response = await Api.GetAsync("/fhir/" + query);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{query}: {(int)response.StatusCode} {body}");
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains("version", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        Assert.Single(Ids(await SearchAsync($"Observation?subject=Patient/{patient}")));
+    }
+
+    [Fact]
+    public async Task A_code_element_is_searched_by_its_own_code_system_and_code_and_found_by_no_other_system()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Systeme"))).GetProperty("id").GetString()!;
+        var encounter = (await CreateAsync("Encounter", Samples.Encounter(patient, practitioner, "2026-03-01T10:00:00+01:00"))).GetProperty("id").GetString()!;
+        var observation = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"))).GetProperty("id").GetString()!;
+        var appointment = (await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00"))).GetProperty("id").GetString()!;
+
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&status=http://hl7.org/fhir/encounter-status|finished")));
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&status=finished")));
+        Assert.Empty(Ids(await SearchAsync($"Encounter?patient={patient}&status=http://hl7.org/fhir/observation-status|finished")));
+        Assert.Empty(Ids(await SearchAsync($"Encounter?patient={patient}&status:not=http://hl7.org/fhir/encounter-status|finished")));
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&status:not=http://hl7.org/fhir/encounter-status|planned")));
+        Assert.Equal([observation], Ids(await SearchAsync($"Observation?patient={patient}&status=http://hl7.org/fhir/observation-status|final")));
+        Assert.Equal([appointment], Ids(await SearchAsync($"Appointment?patient={patient}&status=http://hl7.org/fhir/appointmentstatus|booked,http://hl7.org/fhir/appointmentstatus|fulfilled")));
+        Assert.Equal([patient], Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|male")));
+        Assert.Empty(Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|female")));
+        // A Coding keeps its own system: Encounter.class is searched as before.
+        Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB")));
+    }
+
+    [Fact]
+    public async Task A_birth_date_of_year_or_month_precision_is_found_by_every_range_it_intersects()
+    {
+        // FHIR R4 search, "prefix": gt/ge/lt/le match when the target's range intersects the searched one, sa/eb when it lies wholly
+        // after/before it, eq when the searched range contains it. A birth date of year or month precision is the whole year or month.
+        string[] births = ["1979", "1980", "1980-05", "1980-06", "1980-06-10", "1980-06-20"];
+        var labels = new Dictionary<string, string>();
+        foreach (var birth in births)
+        {
+            var id = (await CreateAsync("Patient", Samples.Patient(family: "Partielle", given: "Naissance", birthDate: birth))).GetProperty("id").GetString()!;
+            labels[id] = birth;
+        }
+        (string Search, string Expected)[] cases =
+        [
+            ("ge1980-06-15", "1980 1980-06 1980-06-20"),
+            ("gt1980-06-15", "1980 1980-06 1980-06-20"),
+            ("le1980-06-15", "1979 1980 1980-05 1980-06 1980-06-10"),
+            ("lt1980-06-15", "1979 1980 1980-05 1980-06 1980-06-10"),
+            ("sa1980-06-15", "1980-06-20"),
+            ("eb1980-06-15", "1979 1980-05 1980-06-10"),
+            ("ge1980-07", "1980"),
+            ("gt1980-06", "1980"),
+            ("lt1980-06", "1979 1980 1980-05"),
+            ("le1980-05-31", "1979 1980 1980-05"),
+            ("ge1980-06-01", "1980 1980-06 1980-06-10 1980-06-20"),
+            ("gt1979", "1980 1980-05 1980-06 1980-06-10 1980-06-20"),
+            ("le1979-12-31", "1979"),
+            ("1980", "1980 1980-05 1980-06 1980-06-10 1980-06-20"),
+            ("1980-06", "1980-06 1980-06-10 1980-06-20"),
+            ("1980-06-10", "1980-06-10"),
+            ("ap1980-06", "1980-06 1980-06-10 1980-06-20"),
+            ("ne1980-06", "1979 1980 1980-05"),
+            ("ge1980-06-15,le1979-06-01", "1979 1980 1980-06 1980-06-20"),
+        ];
+        var wrong = new List<string>();
+        foreach (var (search, expected) in cases)
+        {
+            var found = string.Join(' ', Ids(await SearchAsync($"Patient?family=partielle&birthdate={search}&_count=50")).Select(id => labels[id]).Order(StringComparer.Ordinal));
+            var wanted = string.Join(' ', expected.Split(' ').Order(StringComparer.Ordinal));
+            if (found != wanted) wrong.Add($"birthdate={search}: found [{found}], expected [{wanted}]");
+        }
+        Assert.True(wrong.Count == 0, string.Join('\n', wrong));
+        // Without a name to drive the search, the range is tested on each of the type's rows instead of the name's candidates.
+        Assert.Equal(["1980", "1980-06", "1980-06-20"], Ids(await SearchAsync("Patient?birthdate=ge1980-06-15&gender=male")).Select(id => labels[id]).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""

@@ -23,6 +23,10 @@ internal sealed record SearchParameter(string ResourceType, string Name, SearchP
 
     public TokenNormalization Normalization { get; init; }
 
+    /// <summary>For a token over a <c>code</c> element: the code system of its required binding. Such values are stored without a
+    /// system, which is implicit: <c>system|code</c> matches them under this system only.</summary>
+    public string? CodeSystem { get; init; }
+
     /// <summary>Stored only to serve a union (e.g. the lines of "address"); not searchable by its own name.</summary>
     public bool Hidden { get; init; }
 
@@ -69,7 +73,7 @@ internal static class SearchParameters
         Add(Union("Patient", "name", SearchParamKind.String, "family", "given") with { Description = "A portion of the family or a given name" });
         Add(D("Patient", "birthdate", 103, "birthDate") with { BlindDate = true, Description = "The patient's date of birth (eq, and ranges by year/month/day)" });
         Add(T("Patient", "identifier", 104, "identifier") with { Normalization = TokenNormalization.Identifier, Description = "A patient identifier (INS/NIR, IPP): system|value or value" });
-        Add(T("Patient", "gender", 105, "gender"));
+        Add(T("Patient", "gender", 105, "gender") with { CodeSystem = "http://hl7.org/fhir/administrative-gender" });
         Add(T("Patient", "phone", 106, "telecom[system=phone]") with { Normalization = TokenNormalization.Phone, Description = "A phone number (French numbers normalized: +33 6… = 06…)" });
         Add(T("Patient", "email", 107, "telecom[system=email]") with { Normalization = TokenNormalization.Email, Description = "An e-mail address (case-insensitive)" });
         Add(Union("Patient", "address", SearchParamKind.String, "address-line", "address-city", "address-postalcode", "address-country") with { Description = "A portion of any part of the address" });
@@ -113,7 +117,7 @@ internal static class SearchParameters
         Add(D("Encounter", "date", 502, "period"));
         Add(R("Encounter", "participant", 503, "participant.individual"));
         Add(Alias("Encounter", "practitioner", SearchParamKind.Reference, "participant", "Practitioner"));
-        Add(T("Encounter", "status", 504, "status"));
+        Add(T("Encounter", "status", 504, "status") with { CodeSystem = "http://hl7.org/fhir/encounter-status" });
         Add(T("Encounter", "class", 505, "class"));
         Add(T("Encounter", "type", 506, "type"));
         Add(R("Encounter", "service-provider", 507, "serviceProvider") with { Targets = ["Organization"] });
@@ -123,7 +127,7 @@ internal static class SearchParameters
         Add(R("CareTeam", "subject", 601, "subject"));
         Add(Alias("CareTeam", "patient", SearchParamKind.Reference, "subject", "Patient"));
         Add(R("CareTeam", "participant", 602, "participant.member"));
-        Add(T("CareTeam", "status", 603, "status"));
+        Add(T("CareTeam", "status", 603, "status") with { CodeSystem = "http://hl7.org/fhir/care-team-status" });
         Add(T("CareTeam", "category", 604, "category"));
         Add(D("CareTeam", "date", 605, "period"));
         Add(R("CareTeam", "encounter", 606, "encounter") with { Targets = ["Encounter"] });
@@ -133,7 +137,7 @@ internal static class SearchParameters
         Add(R("Appointment", "actor", 702, "participant.actor"));
         Add(Alias("Appointment", "patient", SearchParamKind.Reference, "actor", "Patient"));
         Add(Alias("Appointment", "practitioner", SearchParamKind.Reference, "actor", "Practitioner"));
-        Add(T("Appointment", "status", 703, "status"));
+        Add(T("Appointment", "status", 703, "status") with { CodeSystem = "http://hl7.org/fhir/appointmentstatus" });
         Add(T("Appointment", "service-type", 704, "serviceType"));
         Add(T("Appointment", "appointment-type", 705, "appointmentType"));
         Add(T("Appointment", "identifier", 706, "identifier") with { Normalization = TokenNormalization.Identifier });
@@ -142,8 +146,8 @@ internal static class SearchParameters
         Add(R("MedicationRequest", "subject", 801, "subject"));
         Add(Alias("MedicationRequest", "patient", SearchParamKind.Reference, "subject", "Patient"));
         Add(D("MedicationRequest", "authoredon", 802, "authoredOn"));
-        Add(T("MedicationRequest", "status", 803, "status"));
-        Add(T("MedicationRequest", "intent", 804, "intent"));
+        Add(T("MedicationRequest", "status", 803, "status") with { CodeSystem = "http://hl7.org/fhir/CodeSystem/medicationrequest-status" });
+        Add(T("MedicationRequest", "intent", 804, "intent") with { CodeSystem = "http://hl7.org/fhir/CodeSystem/medicationrequest-intent" });
         Add(T("MedicationRequest", "code", 805, "medicationCodeableConcept"));
         Add(R("MedicationRequest", "requester", 806, "requester"));
         Add(R("MedicationRequest", "encounter", 807, "encounter") with { Targets = ["Encounter"] });
@@ -156,7 +160,7 @@ internal static class SearchParameters
         Add(T("Observation", "code", 902, "code"));
         Add(D("Observation", "date", 903, "effectiveDateTime", "effectivePeriod", "effectiveInstant"));
         Add(T("Observation", "category", 904, "category"));
-        Add(T("Observation", "status", 905, "status"));
+        Add(T("Observation", "status", 905, "status") with { CodeSystem = "http://hl7.org/fhir/observation-status" });
         Add(R("Observation", "performer", 906, "performer"));
         Add(R("Observation", "encounter", 907, "encounter") with { Targets = ["Encounter"] });
         Add(T("Observation", "identifier", 908, "identifier") with { Normalization = TokenNormalization.Identifier });
@@ -167,7 +171,7 @@ internal static class SearchParameters
         Add(T("DiagnosticReport", "code", 1002, "code"));
         Add(D("DiagnosticReport", "date", 1003, "effectiveDateTime", "effectivePeriod"));
         Add(T("DiagnosticReport", "category", 1004, "category"));
-        Add(T("DiagnosticReport", "status", 1005, "status"));
+        Add(T("DiagnosticReport", "status", 1005, "status") with { CodeSystem = "http://hl7.org/fhir/diagnostic-report-status" });
         Add(R("DiagnosticReport", "result", 1006, "result") with { Targets = ["Observation"] });
         Add(R("DiagnosticReport", "performer", 1007, "performer"));
         Add(R("DiagnosticReport", "encounter", 1008, "encounter") with { Targets = ["Encounter"] });
@@ -179,7 +183,7 @@ internal static class SearchParameters
         Add(T("DocumentReference", "type", 1102, "type"));
         Add(T("DocumentReference", "category", 1103, "category"));
         Add(D("DocumentReference", "date", 1104, "date"));
-        Add(T("DocumentReference", "status", 1105, "status"));
+        Add(T("DocumentReference", "status", 1105, "status") with { CodeSystem = "http://hl7.org/fhir/document-reference-status" });
         Add(R("DocumentReference", "author", 1106, "author"));
         Add(R("DocumentReference", "encounter", 1107, "context.encounter") with { Targets = ["Encounter"] });
         Add(T("DocumentReference", "identifier", 1108, "identifier", "masterIdentifier") with { Normalization = TokenNormalization.Identifier });
@@ -188,7 +192,7 @@ internal static class SearchParameters
         Add(R("Coverage", "beneficiary", 1201, "beneficiary") with { Targets = ["Patient"] });
         Add(Alias("Coverage", "patient", SearchParamKind.Reference, "beneficiary", "Patient"));
         Add(R("Coverage", "payor", 1202, "payor"));
-        Add(T("Coverage", "status", 1203, "status"));
+        Add(T("Coverage", "status", 1203, "status") with { CodeSystem = "http://hl7.org/fhir/fm-status" });
         Add(T("Coverage", "type", 1204, "type"));
         Add(R("Coverage", "subscriber", 1205, "subscriber"));
         Add(T("Coverage", "identifier", 1206, "identifier") with { Normalization = TokenNormalization.Identifier });
@@ -196,7 +200,7 @@ internal static class SearchParameters
         // Invoice (13xx)
         Add(R("Invoice", "subject", 1301, "subject"));
         Add(Alias("Invoice", "patient", SearchParamKind.Reference, "subject", "Patient"));
-        Add(T("Invoice", "status", 1302, "status"));
+        Add(T("Invoice", "status", 1302, "status") with { CodeSystem = "http://hl7.org/fhir/invoice-status" });
         Add(D("Invoice", "date", 1303, "date"));
         Add(R("Invoice", "issuer", 1304, "issuer") with { Targets = ["Organization"] });
         Add(T("Invoice", "type", 1305, "type"));

@@ -9,9 +9,15 @@ namespace Vauban.Records.Search;
 
 internal enum ClauseKind { Hash, Reference, Date, Id, LastUpdated }
 
+/// <summary>A hash that matches only where none of <paramref name="Without"/> is indexed too: a birth date given as a year alone
+/// (its year's hash, none of its months') or as a month alone (its month's hash, none of its days').</summary>
+internal sealed record HashAlone(long Hash, List<long> Without);
+
 internal sealed record Clause(ClauseKind Kind, bool Negated, int Selectivity)
 {
     public List<long> Hashes { get; init; } = [];
+    /// <summary>For a hash clause: further alternatives, each a hash without others (<see cref="HashAlone"/>). Such a clause never drives.</summary>
+    public List<HashAlone> Alone { get; init; } = [];
     public List<string> Targets { get; init; } = [];
     public List<int> Params { get; init; } = [];
     public List<(string Prefix, long Low, long High)> Ranges { get; init; } = [];
@@ -131,7 +137,7 @@ internal sealed class SearchQuery
             }
             if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause);
         }
-        if (query.Clauses.Sum(c => c.Hashes.Count + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
+        if (query.Clauses.Sum(c => c.Hashes.Count + c.Alone.Sum(a => 1 + a.Without.Count) + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
         {
             issues.Add(Issue.Error("too-costly", $"This search expands to more than {MaxIndexValues} index values (date ranges on identifying dates expand to many); narrow it."));
         }
@@ -196,8 +202,11 @@ internal sealed class SearchQuery
                         return null;
                     }
                     var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
+                    // A code element's values are stored without a system (theirs is implicit): system|code is its code under that
+                    // one system, and under any other matches nothing (no stored value has the 's' hash of another system).
                     clause.Hashes.Add(bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', code)
                         : bar == 0 ? keys.Index.Hash(stored.Code, 'n', code)
+                        : stored.CodeSystem is not null && v.AsSpan(0, bar).SequenceEqual(stored.CodeSystem) ? keys.Index.Hash(stored.Code, 'c', code)
                         : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + code));
                 }
                 return clause;
@@ -223,6 +232,14 @@ internal sealed class SearchQuery
                             continue;
                         }
                         reference = v[(ServerBase.Length + 1)..];
+                    }
+                    if (reference.Contains("/_history/", StringComparison.Ordinal))
+                    {
+                        // R4 search defines [id], [type]/[id] and [url] as reference values, not a version: the index keeps which record
+                        // a reference names, never the version it named, so no answer would be right (ADR 0003).
+                        issues.Add(Issue.NotSupported($"'{parameter.Name}' cannot be searched by a version-specific reference (Type/id/_history/version): "
+                            + "references are indexed by the record they name, not its version. Search by Type/id."));
+                        return null;
                     }
                     if (reference.Contains('/', StringComparison.Ordinal))
                     {
@@ -260,7 +277,10 @@ internal sealed class SearchQuery
         }
     }
 
-    /// <summary>Birth dates are blind-indexed by year, month and day: a range becomes the set of year/month/day hashes that tile it.</summary>
+    /// <summary>Birth dates are blind-indexed by year, month and day, as precise as they were given: "1980" has a year hash only,
+    /// "1980-06" a year and a month hash. A range becomes the set of year/month/day hashes that tile it; where a prefix matches
+    /// the dates that intersect the range (gt, ge, lt, le: FHIR R4 search, "prefix"), also the year-only and month-only dates of
+    /// the year and month it covers only partly, each found by its hash with none of the finer hashes under it.</summary>
     private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues)
     {
         var negated = ranges.Any(r => r.Prefix == "ne");
@@ -269,33 +289,39 @@ internal sealed class SearchQuery
             issues.Add(Issue.NotSupported($"'{parameter.Name}' cannot mix ne with other prefixes in one parameter."));
             return null;
         }
-        var clause = new Clause(ClauseKind.Hash, negated, 4);
+        var clause = new Clause(ClauseKind.Hash, negated, 0);
         var today = DateOnly.FromDateTime(DateTime.UtcNow);
         var earliest = new DateOnly(1880, 1, 1);
         var latest = new DateOnly(today.Year, 12, 31);
+        var partly = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < ranges.Count; i++)
         {
             var (prefix, low, high) = ranges[i];
             var text = values[i].Length > 2 && Prefixes.Contains(values[i][..2]) ? values[i][2..] : values[i];
             var from = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(low).UtcDateTime);
             var to = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(high).UtcDateTime);
+            // Selectivity ranks drivers: the least selective alternative counts.
+            int selectivity;
             switch (prefix)
             {
                 case "eq" or "ne" or "ap":
                     var precision = text.Length >= 10 ? 'D' : text.Length >= 7 ? 'M' : 'Y';
                     clause.Hashes.Add(keys.Index.Hash(parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
-                    clause = clause with { Selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6 };
-                    continue;
+                    selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6;
+                    break;
                 // Tiled within [earliest, latest] only: a bound of 0001-01-01 or 9999-12-31 has no day beyond it.
-                case "gt" or "sa": if (to < latest) Tile(to.AddDays(1), latest); break;
-                case "ge": Tile(from, latest); break;
-                case "lt" or "eb": if (from > earliest) Tile(earliest, from.AddDays(-1)); break;
-                case "le": Tile(earliest, to); break;
+                case "gt": if (to < latest) Intersecting(to.AddDays(1), latest); selectivity = 6; break;
+                case "sa": if (to < latest) Tile(to.AddDays(1), latest); selectivity = 6; break;
+                case "ge": Intersecting(from, latest); selectivity = 6; break;
+                case "lt": if (from > earliest) Intersecting(earliest, from.AddDays(-1)); selectivity = 6; break;
+                case "eb": if (from > earliest) Tile(earliest, from.AddDays(-1)); selectivity = 6; break;
+                default: Intersecting(earliest, to); selectivity = 6; break; // le
             }
-            clause = clause with { Selectivity = 6 };
+            clause = clause with { Selectivity = Math.Max(clause.Selectivity, selectivity) };
         }
         return clause;
 
+        // The dates that lie wholly within [start, end].
         void Tile(DateOnly start, DateOnly end)
         {
             if (end > latest) end = latest;
@@ -316,6 +342,33 @@ internal sealed class SearchQuery
                 {
                     clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'D', day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
                     day = day.AddDays(1);
+                }
+            }
+        }
+
+        // The dates that intersect [start, end]: those within it, and the year-only and month-only dates of a year or month
+        // it covers in part (at most its first and last; the others it covers whole, and their hashes are in the tiling).
+        void Intersecting(DateOnly start, DateOnly end)
+        {
+            if (start < earliest) start = earliest;
+            if (end > latest) end = latest;
+            if (start > end) return;
+            Tile(start, end);
+            foreach (var day in (ReadOnlySpan<DateOnly>)[start, end])
+            {
+                var month = new DateOnly(day.Year, day.Month, 1);
+                if ((month < start || month.AddMonths(1).AddDays(-1) > end) && partly.Add(month.ToString("yyyy-MM", CultureInfo.InvariantCulture)))
+                {
+                    var days = new List<long>(31);
+                    for (var d = month; d.Month == month.Month; d = d.AddDays(1)) days.Add(keys.Index.Hash(parameter.Code, 'D', d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+                    clause.Alone.Add(new HashAlone(keys.Index.Hash(parameter.Code, 'M', month.ToString("yyyy-MM", CultureInfo.InvariantCulture)), days));
+                }
+                var year = new DateOnly(day.Year, 1, 1);
+                if ((year < start || year.AddYears(1).AddDays(-1) > end) && partly.Add(year.ToString("yyyy", CultureInfo.InvariantCulture)))
+                {
+                    var months = new List<long>(12);
+                    for (var m = year; m.Year == year.Year; m = m.AddMonths(1)) months.Add(keys.Index.Hash(parameter.Code, 'M', m.ToString("yyyy-MM", CultureInfo.InvariantCulture)));
+                    clause.Alone.Add(new HashAlone(keys.Index.Hash(parameter.Code, 'Y', year.ToString("yyyy", CultureInfo.InvariantCulture)), months));
                 }
             }
         }

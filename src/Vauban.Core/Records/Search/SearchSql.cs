@@ -21,7 +21,7 @@ internal static class SearchSql
         command.With("t", tenant).With("ty", TypeCodes.Of(query.Type));
         var where = new List<string> { "r.tenant_id = @t", "r.type = @ty", "r.deleted = 0" };
         // On PostgreSQL hash clauses are GIN conditions on the resource row, combined by the planner: they never drive.
-        var driver = query.Clauses.Where(c => !c.Negated && c.Selectivity <= 4 && c.Kind != ClauseKind.LastUpdated
+        var driver = query.Clauses.Where(c => !c.Negated && c.Selectivity <= 4 && c.Kind != ClauseKind.LastUpdated && c.Alone.Count == 0
             && !(engine == StorageEngine.Postgres && c.Kind == ClauseKind.Hash)).OrderBy(c => c.Selectivity).FirstOrDefault();
         var from = "resources r";
         var probes = new List<string>();
@@ -117,7 +117,8 @@ internal static class SearchSql
     {
         var condition = clause.Kind switch
         {
-            ClauseKind.Hash when engine == StorageEngine.Postgres => $"r.hashes && {HashArray(command, name, clause)}",
+            ClauseKind.Hash when clause.Alone.Count > 0 => HashesOrAlone(command, engine, clause, name, rid),
+            ClauseKind.Hash when engine == StorageEngine.Postgres => $"r.hashes && {HashArray(command, name, clause.Hashes)}",
             ClauseKind.Hash => $"EXISTS (SELECT 1 FROM idx_hash x WHERE x.rid = {rid} AND {command.InList(engine, "x.h", name, clause.Hashes)})",
             ClauseKind.Reference => $"EXISTS (SELECT 1 FROM idx_ref x WHERE x.rid = {rid} AND {command.InList(engine, "x.target", name, clause.Targets)} AND {command.InList(engine, "x.param", name + "p", clause.Params)})",
             ClauseKind.Date => $"EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = {rid} AND x.param = {clause.Params[0].ToString(CultureInfo.InvariantCulture)} AND ({DateConditions(command, clause, name, "x.lo", "x.hi")}))",
@@ -127,10 +128,25 @@ internal static class SearchSql
         return clause.Negated ? $"NOT ({condition})" : condition;
     }
 
-    private static string HashArray(DbCommand command, string name, Clause clause)
+    private static string HashArray(DbCommand command, string name, List<long> hashes)
     {
-        command.With(name, clause.Hashes.ToArray());
+        command.With(name, hashes.ToArray());
         return $"@{name}";
+    }
+
+    /// <summary>Any of the clause's hashes, or one of its <see cref="Clause.Alone"/> hashes without the hashes listed with it.</summary>
+    private static string HashesOrAlone(DbCommand command, StorageEngine engine, Clause clause, string name, string rid)
+    {
+        string Any(List<long> hashes, string n) => engine == StorageEngine.Postgres
+            ? $"r.hashes && {HashArray(command, n, hashes)}"
+            : $"EXISTS (SELECT 1 FROM idx_hash x WHERE x.rid = {rid} AND {command.InList(engine, "x.h", n, hashes)})";
+        var alternatives = new List<string> { Any(clause.Hashes, name) };
+        for (var i = 0; i < clause.Alone.Count; i++)
+        {
+            var n = name + "a" + i.ToString(CultureInfo.InvariantCulture);
+            alternatives.Add($"({Any([clause.Alone[i].Hash], n)} AND NOT {Any(clause.Alone[i].Without, n + "x")})");
+        }
+        return $"({string.Join(" OR ", alternatives)})";
     }
 
     /// <summary>FHIR date prefixes over ranges: the resource covers [lo, hi], the search value [a, b]. Alternatives are OR-ed.</summary>
