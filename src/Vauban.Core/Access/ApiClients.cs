@@ -145,12 +145,23 @@ public sealed class ApiClients
         // Failed client authentications are throttled per source address, with failed person sign-ins (one budget a source):
         // past the threshold each attempt waits, doubling. Not per client: a secret is 256 random bits and an assertion is
         // signed, so there is nothing to guess slowly, and a per-client counter would let anyone lock a client out.
-        if (await _throttle.WaitAsync(null, sourceAddress, cancellationToken) is { } wait)
+        // The attempt is counted as a failure when it is admitted, before its secret or assertion is checked: checked first and
+        // counted after, a burst of guesses sent together had all been checked before any had failed. One that does not fail to
+        // authenticate takes its count back.
+        var admission = await _throttle.AdmitAsync(null, sourceAddress, cancellationToken);
+        if (admission.Wait is { } wait)
         {
             return (null, new TokenError("temporarily_unavailable",
                 $"Too many failed client authentications from this address. Wait {Math.Ceiling(wait.TotalSeconds)} seconds and try again.", 429) { RetryAfter = wait });
         }
+        var (token, error, authenticationFailed) = await IssueAdmittedAsync(request, tokenEndpoint, sourceAddress, correlationId, cancellationToken);
+        if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);
+        return (token, error);
+    }
 
+    private async Task<(IssuedToken? Token, TokenError? Error, bool AuthenticationFailed)> IssueAdmittedAsync(TokenRequest request, string tokenEndpoint,
+        string? sourceAddress, string? correlationId, CancellationToken cancellationToken)
+    {
         Client? client;
         string? refused;
         string method;
@@ -160,10 +171,10 @@ public sealed class ApiClients
             if (request.ClientSecret is not null)
             {
                 return (null, new TokenError("invalid_request",
-                    "Use one client authentication method: client_assertion (private_key_jwt), or a client secret, not both.", 400));
+                    "Use one client authentication method: client_assertion (private_key_jwt), or a client secret, not both.", 400), false);
             }
             if (request.ClientAssertionType != JwtBearerAssertionType)
-                return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400));
+                return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400), false);
             method = "private_key_jwt";
             (client, refused) = await AuthenticateAssertionAsync(request.ClientAssertion, request.ClientId, tokenEndpoint, cancellationToken);
         }
@@ -178,22 +189,17 @@ public sealed class ApiClients
         }
         else
         {
-            return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401));
+            return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401), false);
         }
         var failed = new TokenError("invalid_client", "Client authentication failed.", 401);
         var tenant = client is null ? null : await _tenants.FindAsync(client.TenantId, cancellationToken);
-        if (client is null || tenant is null)
-        {
-            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
-            return (null, failed with { UnknownClient = true });
-        }
+        if (client is null || tenant is null) return (null, failed with { UnknownClient = true }, true);
         var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.ClientId, client.Name, SmartScopes.None), tenant, "sign-in", sourceAddress, correlationId);
         refused ??= client.Disabled ? "client disabled" : null;
         if (refused is not null)
         {
             await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, refused);
-            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
-            return (null, failed);
+            return (null, failed, true);
         }
 
         SmartScopes.TryParse(client.Scopes, TypeCodes.Names, out var registered, out _);
@@ -213,7 +219,7 @@ public sealed class ApiClients
             if (scopeRefusal is not null)
             {
                 await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, "requested scopes not granted");
-                return (null, scopeRefusal);
+                return (null, scopeRefusal, false);
             }
         }
 
@@ -234,7 +240,7 @@ public sealed class ApiClients
             await _audit.AppendAsync(scope, context, AuditAction.SignIn, AuditOutcome.Success, null, [], cancellationToken, method + "; scopes " + granted);
             await scope.CommitAsync(cancellationToken);
         }
-        return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null);
+        return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null, false);
     }
 
     /// <summary>The establishment's clients, oldest first.</summary>
