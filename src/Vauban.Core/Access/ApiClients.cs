@@ -104,7 +104,12 @@ public sealed class ApiClients
         {
             try
             {
-                if (new JsonWebKeySet(jwks).GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
+                var set = new JsonWebKeySet(jwks);
+                if (set.GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
+                // SMART Backend Services: each key has a kid, unique within the client's JWK set; an assertion names its key by it
+                // and is verified with that key only.
+                if (set.Keys.Any(k => string.IsNullOrEmpty(k.Kid)) || set.Keys.Select(k => k.Kid).Distinct(StringComparer.Ordinal).Count() != set.Keys.Count)
+                    throw new ArgumentException("Each key of the JWK set needs its own \"kid\": an assertion's header names the key it is signed with.", nameof(jwks));
             }
             catch (ArgumentException e) when (e.ParamName != nameof(jwks))
             {
@@ -347,10 +352,11 @@ public sealed class ApiClients
         // A signed JWT (JWS compact form: three parts); an encrypted one (JWE, five parts) is no client assertion.
         if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384 || assertion.Count(c => c == '.') != 2) return (null, null);
         var handler = new JsonWebTokenHandler();
-        string? issuer;
+        string? issuer, keyId;
         try
         {
-            issuer = handler.ReadJsonWebToken(assertion).Issuer;
+            var read = handler.ReadJsonWebToken(assertion);
+            (issuer, keyId) = (read.Issuer, read.Kid);
         }
         catch (Exception e) when (e is ArgumentException or FormatException or SecurityTokenException or System.Text.Json.JsonException)
         {
@@ -361,13 +367,19 @@ public sealed class ApiClients
         if (client is null) return (null, null);
         if (clientIdHint is not null && clientIdHint != issuer) return (client, "assertion refused (client_id differs from its issuer)");
         if (client.Jwks is null) return (client, "assertion refused (the client has no registered key)");
+        // SMART Backend Services: the header's kid names the key in the client's JWK set; the assertion is verified with that key
+        // only, never with each registered key in turn.
+        if (string.IsNullOrEmpty(keyId)) return (client, "assertion refused (no kid in its header)");
+        var signingKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys().Where(k => string.Equals(k.KeyId, keyId, StringComparison.Ordinal)).ToList();
+        if (signingKeys.Count == 0) return (client, "assertion refused (its kid names no registered key)");
 
         var now = _time.GetUtcNow().UtcDateTime;
         var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
         {
             ValidIssuer = client.ClientId,
             ValidAudience = tokenEndpoint,
-            IssuerSigningKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys(),
+            IssuerSigningKeys = signingKeys,
+            TryAllIssuerSigningKeys = false,
             RequireExpirationTime = true,
             RequireSignedTokens = true,
             ClockSkew = TimeSpan.FromSeconds(AssertionClockSkewSeconds),
