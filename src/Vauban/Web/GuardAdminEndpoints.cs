@@ -1,9 +1,9 @@
 // The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
 // signed-in security officer or administrator of the establishment (person session, both factors).
-//   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries
+//   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries (the officer only)
 //   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list)
 //   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
-//   POST /admin/guard/canaries  {"count": n}
+//   POST /admin/guard/canaries  {"count": n}   (the officer only: an administrator who knew the canaries could avoid them)
 //   GET  /admin/guard/exports   POST /admin/guard/approve-export|deny-export {"export": "<job id>"}   (ExportAdminEndpoints)
 // The session cookie is sent by the browser on its own, so writes must carry this site's Origin (as on /fhir)
 // and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
@@ -14,7 +14,7 @@ using Vauban.Guard;
 
 namespace Vauban.Web;
 
-internal static class GuardAdminEndpoints
+internal static partial class GuardAdminEndpoints
 {
     public static readonly TimeSpan ReleaseReauthentication = TimeSpan.FromMinutes(5);
 
@@ -45,6 +45,7 @@ internal static class GuardAdminEndpoints
         admin.MapGet("/alerts", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
+            var officer = user.Role == StaffRole.SecurityOfficer;
             var all = http.Request.Query["all"].ToString();
             if (all.Length > 0 && all is not ("true" or "false")) return Problem(400, "all is true or false.");
             var limitText = http.Request.Query["limit"].ToString();
@@ -52,7 +53,10 @@ internal static class GuardAdminEndpoints
             if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
                 return Problem(400, "limit is a number between 1 and 10,000.");
             var alerts = await store.Alerts.ListAsync(user.Tenant.Id, all == "true", limit, http.RequestAborted);
-            return Results.Json(alerts.Select(a => new { id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = a.Detail, acknowledgedAt = a.AcknowledgedAt }));
+            return Results.Json(alerts.Select(a => new
+            {
+                id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = officer ? a.Detail : WithoutCanaries(a.Detail), acknowledgedAt = a.AcknowledgedAt,
+            }));
         });
 
         admin.MapPost("/alerts/acknowledge", async (HttpContext http) =>
@@ -80,13 +84,18 @@ internal static class GuardAdminEndpoints
         admin.MapGet("/contained", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
+            var officer = user.Role == StaffRole.SecurityOfficer;
             var list = await store.Guard.ContainmentsAsync(user.Tenant.Id, http.RequestAborted);
-            return Results.Json(list.Select(c => new { principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = c.Reason }));
+            return Results.Json(list.Select(c => new
+            {
+                principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = officer ? c.Reason : WithoutCanaries(c.Reason),
+            }));
         });
 
         admin.MapGet("/canaries", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
+            if (await OfficerOnlyAsync(store, http) is { } refused) return refused;
             var list = await store.Guard.CanariesAsync(user.Tenant.Id, http.RequestAborted);
             return Results.Json(list.Select(c => new { patient = "Patient/" + c.Patient, createdAt = c.CreatedAt }));
         });
@@ -111,6 +120,7 @@ internal static class GuardAdminEndpoints
 
         admin.MapPost("/canaries", async (HttpContext http) =>
         {
+            if (await OfficerOnlyAsync(store, http) is { } refused) return refused;
             var (body, error) = await ReadObjectAsync(http);
             if (error is not null) return error;
             if (!body!.Value.TryGetProperty("count", out var c) || c.ValueKind != JsonValueKind.Number || !c.TryGetInt32(out var count) || count is < 1 or > RecordsGuard.MaxCanariesPerCall)
@@ -122,6 +132,23 @@ internal static class GuardAdminEndpoints
 
         admin.MapExportApprovals(store);
     }
+
+    /// <summary>Canary patients are the security officer's tripwires: an insider who knows them can avoid them. Only the officer
+    /// (and the operator at the command line) lists or adds them; an administrator is refused, on the chain.</summary>
+    private static async Task<IResult?> OfficerOnlyAsync(VaubanStore store, HttpContext http)
+    {
+        if (http.FullPerson()!.User!.Role == StaffRole.SecurityOfficer) return null;
+        await AuditRefusalAsync(store, http, "only the security officer knows the canary patients");
+        return Problem(403, "Only the security officer lists or adds canary patients.");
+    }
+
+    /// <summary>An alert's detail or a containment's reason as an administrator sees it: a canary is named there by its patient id
+    /// (the guard tells the officer which one was read), which only the officer may know.</summary>
+    internal static string WithoutCanaries(string text) =>
+        CanaryReference().Replace(text, "canary patient (named to the security officer)");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"canary Patient/[A-Za-z0-9\-\.]{1,64}", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex CanaryReference();
 
     /// <summary>A signed-in person turned away from the console is an entry on the chain, as a refusal at the records is: who
     /// tried which of the officer's acts (a release, an approval, the alerts), and why it was refused.</summary>

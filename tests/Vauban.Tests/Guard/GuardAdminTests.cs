@@ -26,7 +26,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
     {
         _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary) })
+        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary), ("admin@chu.example", StaffRole.Administrator) })
         {
             var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, null, null, email, CancellationToken.None);
             using var browser = new StaffClient(_server.BaseAddress);
@@ -257,6 +257,45 @@ public abstract class GuardAdminTests : IAsyncLifetime
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
         await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task An_insider_administrator_cannot_learn_the_canary_patients_at_the_console_while_the_officer_can()
+    {
+        // The canary was read in the fixture: its alert and its containment name it, to the officer.
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        {
+            using (var list = await administrator.Http.GetAsync("/admin/guard/canaries"))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, list.StatusCode);
+                Assert.DoesNotContain(_canary, await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using (var add = SameSite(HttpMethod.Post, "/admin/guard/canaries", new StringContent("{\"count\":1}", Encoding.UTF8, "application/json")))
+            using (var added = await administrator.Http.SendAsync(add))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, added.StatusCode);
+            }
+            foreach (var url in new[] { "/admin/guard/alerts?all=true", "/admin/guard/contained" })
+            {
+                using var response = await administrator.Http.GetAsync(url);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.Contains("canary patient", body, StringComparison.Ordinal);
+                Assert.DoesNotContain(_canary, body, StringComparison.Ordinal);
+            }
+        }
+        Assert.Single(await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None)); // none added
+        var refusals = (await AdministrativeEntriesAsync("admin@chu.example")).Where(e => e.Detail.Note is { } n && n.StartsWith("guard console refused", StringComparison.Ordinal)).ToList();
+        Assert.Contains(refusals, e => e.Detail.Records.Contains("console:GET /admin/guard/canaries"));
+        Assert.Contains(refusals, e => e.Detail.Records.Contains("console:POST /admin/guard/canaries"));
+
+        using var officer = await SignedInAsync("officer@chu.example");
+        foreach (var url in new[] { "/admin/guard/canaries", "/admin/guard/alerts?all=true", "/admin/guard/contained" })
+        {
+            using var response = await officer.Http.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains(_canary, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
     }
 
     [Fact]
