@@ -18,6 +18,7 @@ internal static class ExportAdminEndpoints
         {
             var user = http.FullPerson()!.User!;
             var pending = await store.ExportApprovals.PendingAsync(user.Tenant.Id, http.RequestAborted);
+            await GuardAdminEndpoints.AuditReadAsync(store, http, pending.Count);
             return Results.Json(pending.Select(p => new
             {
                 id = p.Job.Id, requestedBy = p.Job.Principal, level = p.Job.Level == ExportLevel.Patient ? "patient" : "system", types = p.Job.Types,

@@ -53,6 +53,7 @@ internal static partial class GuardAdminEndpoints
             if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
                 return Problem(400, "limit is a number between 1 and 10,000.");
             var alerts = await store.Alerts.ListAsync(user.Tenant.Id, all == "true", limit, http.RequestAborted);
+            await AuditReadAsync(store, http, alerts.Count);
             return Results.Json(alerts.Select(a => new
             {
                 id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = officer ? a.Detail : WithoutCanaries(a.Detail), acknowledgedAt = a.AcknowledgedAt,
@@ -86,6 +87,7 @@ internal static partial class GuardAdminEndpoints
             var user = http.FullPerson()!.User!;
             var officer = user.Role == StaffRole.SecurityOfficer;
             var list = await store.Guard.ContainmentsAsync(user.Tenant.Id, http.RequestAborted);
+            await AuditReadAsync(store, http, list.Count);
             return Results.Json(list.Select(c => new
             {
                 principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = officer ? c.Reason : WithoutCanaries(c.Reason),
@@ -97,6 +99,7 @@ internal static partial class GuardAdminEndpoints
             var user = http.FullPerson()!.User!;
             if (await OfficerOnlyAsync(store, http) is { } refused) return refused;
             var list = await store.Guard.CanariesAsync(user.Tenant.Id, http.RequestAborted);
+            await AuditReadAsync(store, http, list.Count);
             return Results.Json(list.Select(c => new { patient = "Patient/" + c.Patient, createdAt = c.CreatedAt }));
         });
 
@@ -152,12 +155,20 @@ internal static partial class GuardAdminEndpoints
 
     /// <summary>A signed-in person turned away from the console is an entry on the chain, as a refusal at the records is: who
     /// tried which of the officer's acts (a release, an approval, the alerts), and why it was refused.</summary>
-    private static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string why)
-    {
-        var act = http.Request.Method + " " + ((http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "/admin/guard");
-        return store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.MinorFailure,
-            null, [new AuditedRecord("console:" + act, null, null)], http.RequestAborted, "guard console refused: " + why);
-    }
+    private static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string why) =>
+        store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.MinorFailure,
+            null, [new AuditedRecord("console:" + ConsoleAct(http), null, null)], http.RequestAborted, "guard console refused: " + why);
+
+    /// <summary>Every access is on the chain (DESIGN.md): a list read at the console — alerts, containments, canaries, exports awaiting
+    /// approval — is an administrative act of its reader, reviewing the system as a read of the audit log is, appended before the
+    /// answer leaves; an audit log that cannot be written answers 503 instead (fail closed, like the records' reads).</summary>
+    internal static Task AuditReadAsync(VaubanStore store, HttpContext http, int listed) =>
+        store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.Success,
+            null, [new AuditedRecord("console:" + ConsoleAct(http), null, null)], http.RequestAborted, $"guard console read ({listed} listed)");
+
+    /// <summary>The console's act a request is, by its route: "GET /admin/guard/alerts".</summary>
+    private static string ConsoleAct(HttpContext http) =>
+        http.Request.Method + " " + ((http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "/admin/guard");
 
     private const int MaxBody = 4096;
 

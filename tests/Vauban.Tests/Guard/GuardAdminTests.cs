@@ -299,6 +299,65 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_list_read_at_the_console_is_on_the_chain_as_an_administrative_act_of_its_reader()
+    {
+        var lists = new[] { "/admin/guard/alerts", "/admin/guard/contained", "/admin/guard/canaries", "/admin/guard/exports" };
+        using (var officer = await SignedInAsync("officer@chu.example"))
+        {
+            foreach (var url in lists)
+            {
+                using var response = await officer.Http.GetAsync(url);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        using (var response = await administrator.Http.GetAsync("/admin/guard/contained"))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        var reads = (await OfficersAdministrativeEntriesAsync()).Where(e => e.Detail.Note is { } n && n.StartsWith("guard console read", StringComparison.Ordinal)).ToList();
+        Assert.Equal(lists.Length, reads.Count);
+        foreach (var url in lists) Assert.Single(reads, e => e.Detail.Records.Contains("console:GET " + url));
+        Assert.All(reads, e =>
+        {
+            Assert.Equal(Vauban.Audit.AuditOutcome.Success, e.Outcome);
+            Assert.Equal(KnownPurposes.SystemAdministration, e.Detail.Purpose);
+            Assert.Equal("security-officer", e.Detail.Role);
+            Assert.Equal("127.0.0.1", e.Detail.Source);
+        });
+        Assert.Contains(reads, e => e.Detail.Note == "guard console read (1 listed)"); // the one canary
+        Assert.Single(await AdministrativeEntriesAsync("admin@chu.example"), e => e.Detail.Records.Contains("console:GET /admin/guard/contained"));
+    }
+
+    [Fact]
+    public async Task When_the_audit_log_cannot_be_written_the_console_lists_nothing()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        await _server.Store.Audit.CatchUpAsync();
+        await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            // A read's entry is in the journal before its answer leaves; the first copy onto the chain that fails closes the door.
+            var refused = false;
+            for (var deadline = DateTime.UtcNow.AddSeconds(10); !refused && DateTime.UtcNow < deadline; await Task.Delay(50))
+            {
+                using var response = await officer.Http.GetAsync("/admin/guard/alerts");
+                if (response.StatusCode == HttpStatusCode.OK) continue;
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.DoesNotContain("guard-canary", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+                refused = true;
+            }
+            Assert.True(refused, "the console still listed alerts 10 s after the chain became unwritable");
+            using var contained = await officer.Http.GetAsync("/admin/guard/contained");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, contained.StatusCode);
+        }
+        finally
+        {
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
+    }
+
+    [Fact]
     public async Task Canaries_added_at_the_console_are_attributed_to_the_officer_with_their_session_and_address()
     {
         using var officer = await SignedInAsync("officer@chu.example");
