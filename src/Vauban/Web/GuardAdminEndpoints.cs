@@ -1,7 +1,7 @@
 // The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
 // signed-in security officer or administrator of the establishment (person session, both factors).
 //   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries (the officer only)
-//   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list)
+//   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list; both factors proven within 5 minutes)
 //   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
 //   POST /admin/guard/canaries  {"count": n}   (the officer only: an administrator who knew the canaries could avoid them)
 //   GET  /admin/guard/exports   POST /admin/guard/approve-export|deny-export {"export": "<job id>"}   (ExportAdminEndpoints)
@@ -74,6 +74,8 @@ internal static partial class GuardAdminEndpoints
                 if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var id) || id < 1) return Problem(400, usage);
                 ids.Add(id);
             }
+            // Acknowledged alerts leave the list the officer reviews: a stolen console session could hide its own tracks.
+            if (NeedsFreshFactors(http, "Acknowledging alerts") is { } stale) return stale;
             // The officer's entry commits with the acknowledgement (fail closed).
             var done = await store.Guard.AcknowledgeAlertsAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, ids, http.RequestAborted);
             var left = ids.Distinct().Except(done).ToList();
@@ -109,11 +111,7 @@ internal static partial class GuardAdminEndpoints
             if (error is not null) return error;
             if (!body!.Value.TryGetProperty("principal", out var p) || p.ValueKind != JsonValueKind.String || !RecordsGuard.IsValidPrincipal(p.GetString()))
                 return Problem(400, "The body is {\"principal\": \"session:…\" | \"user:…\" | \"<client id>\"} (letters, digits, ':', '-', '_', '.'; at most 200).");
-            if (!http.IsFreshlyAuthenticated(ReleaseReauthentication))
-            {
-                http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
-                return Problem(401, "Releasing a containment needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
-            }
+            if (NeedsFreshFactors(http, "Releasing a containment") is { } stale) return stale;
             // The officer's entry commits with the release (fail closed: an audit log that cannot be written releases nothing).
             var released = await store.Guard.ReleaseAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, p.GetString()!, http.RequestAborted);
             return released == 0
@@ -134,6 +132,16 @@ internal static partial class GuardAdminEndpoints
         });
 
         admin.MapExportApprovals(store);
+    }
+
+    /// <summary>The officer's sensitive acts (a release, an acknowledgement, an export decision) need both factors proven within
+    /// <see cref="ReleaseReauthentication"/>: null when they were, else a 401 insufficient_user_authentication (RFC 9470) naming
+    /// where to prove them.</summary>
+    internal static IResult? NeedsFreshFactors(HttpContext http, string act)
+    {
+        if (http.IsFreshlyAuthenticated(ReleaseReauthentication)) return null;
+        http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
+        return Problem(401, act + " needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
     }
 
     /// <summary>Canary patients are the security officer's tripwires: an insider who knows them can avoid them. Only the officer

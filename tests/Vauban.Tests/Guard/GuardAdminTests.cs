@@ -161,6 +161,33 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Acknowledging_alerts_needs_both_factors_proven_within_five_minutes_as_a_release_does()
+    {
+        // A stolen console session acknowledging the alerts its own reading raised would take them off the officer's list.
+        using var officer = await SignedInAsync("officer@chu.example");
+        var alert = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None)).First(a => a.Kind == KnownAlertKinds.GuardCanary);
+        _time.Advance(TimeSpan.FromMinutes(6));
+        using (var stale = await officer.Http.SendAsync(SameSite(HttpMethod.Post, "/admin/guard/alerts/acknowledge",
+            new StringContent($$"""{"alerts":[{{alert.Id}}]}""", Encoding.UTF8, "application/json"))))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, stale.StatusCode);
+            Assert.Contains("insufficient_user_authentication", stale.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+            Assert.Contains("/account/reauth", await stale.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Id == alert.Id); // still to review
+
+        var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2F",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets["officer@chu.example"], _time), ["ReturnUrl"] = "/" });
+        Assert.Equal("/", reauth.Headers.Location?.ToString());
+        using (var done = await officer.Http.SendAsync(SameSite(HttpMethod.Post, "/admin/guard/alerts/acknowledge",
+            new StringContent($$"""{"alerts":[{{alert.Id}}]}""", Encoding.UTF8, "application/json"))))
+        {
+            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        }
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Id == alert.Id);
+    }
+
+    [Fact]
     public async Task A_contained_officer_cannot_use_the_console_nor_release_itself()
     {
         using var officer = await SignedInAsync("officer@chu.example");
