@@ -153,7 +153,7 @@ public sealed class ApiClients
         // The attempt is counted as a failure when it is admitted, before its secret or assertion is checked: checked first and
         // counted after, a burst of guesses sent together had all been checked before any had failed. One that does not fail to
         // authenticate takes its count back.
-        var admission = await _throttle.AdmitAsync(null, sourceAddress, cancellationToken);
+        var admission = await _throttle.AdmitAsync(null, ThrottleSource(sourceAddress), cancellationToken);
         if (admission.Wait is { } wait)
         {
             return (null, new TokenError("temporarily_unavailable",
@@ -163,6 +163,11 @@ public sealed class ApiClients
         if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);
         return (token, error);
     }
+
+    /// <summary>What the throttle counts a source as: an IPv6 address's /64 (whoever has one address has 2^64 of them), an IPv4
+    /// address also when it reaches a dual-stack listener as ::ffff:a.b.c.d — as for people's sign-ins (<see cref="SignInThrottle.SourceKey"/>).</summary>
+    private static string? ThrottleSource(string? sourceAddress) =>
+        System.Net.IPAddress.TryParse(sourceAddress, out var address) ? SignInThrottle.SourceKey(address) : sourceAddress;
 
     private async Task<(IssuedToken? Token, TokenError? Error, bool AuthenticationFailed)> IssueAdmittedAsync(TokenRequest request, string tokenEndpoint,
         string? sourceAddress, string? correlationId, CancellationToken cancellationToken)
