@@ -104,7 +104,12 @@ public sealed class ApiClients
         {
             try
             {
-                if (new JsonWebKeySet(jwks).GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
+                var set = new JsonWebKeySet(jwks);
+                if (set.GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
+                // SMART Backend Services: each key has a kid, unique within the client's JWK set; an assertion names its key by it
+                // and is verified with that key only.
+                if (set.Keys.Any(k => string.IsNullOrEmpty(k.Kid)) || set.Keys.Select(k => k.Kid).Distinct(StringComparer.Ordinal).Count() != set.Keys.Count)
+                    throw new ArgumentException("Each key of the JWK set needs its own \"kid\": an assertion's header names the key it is signed with.", nameof(jwks));
             }
             catch (ArgumentException e) when (e.ParamName != nameof(jwks))
             {
@@ -145,12 +150,28 @@ public sealed class ApiClients
         // Failed client authentications are throttled per source address, with failed person sign-ins (one budget a source):
         // past the threshold each attempt waits, doubling. Not per client: a secret is 256 random bits and an assertion is
         // signed, so there is nothing to guess slowly, and a per-client counter would let anyone lock a client out.
-        if (await _throttle.WaitAsync(null, sourceAddress, cancellationToken) is { } wait)
+        // The attempt is counted as a failure when it is admitted, before its secret or assertion is checked: checked first and
+        // counted after, a burst of guesses sent together had all been checked before any had failed. One that does not fail to
+        // authenticate takes its count back.
+        var admission = await _throttle.AdmitAsync(null, ThrottleSource(sourceAddress), cancellationToken);
+        if (admission.Wait is { } wait)
         {
             return (null, new TokenError("temporarily_unavailable",
                 $"Too many failed client authentications from this address. Wait {Math.Ceiling(wait.TotalSeconds)} seconds and try again.", 429) { RetryAfter = wait });
         }
+        var (token, error, authenticationFailed) = await IssueAdmittedAsync(request, tokenEndpoint, sourceAddress, correlationId, cancellationToken);
+        if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);
+        return (token, error);
+    }
 
+    /// <summary>What the throttle counts a source as: an IPv6 address's /64 (whoever has one address has 2^64 of them), an IPv4
+    /// address also when it reaches a dual-stack listener as ::ffff:a.b.c.d — as for people's sign-ins (<see cref="SignInThrottle.SourceKey"/>).</summary>
+    private static string? ThrottleSource(string? sourceAddress) =>
+        System.Net.IPAddress.TryParse(sourceAddress, out var address) ? SignInThrottle.SourceKey(address) : sourceAddress;
+
+    private async Task<(IssuedToken? Token, TokenError? Error, bool AuthenticationFailed)> IssueAdmittedAsync(TokenRequest request, string tokenEndpoint,
+        string? sourceAddress, string? correlationId, CancellationToken cancellationToken)
+    {
         Client? client;
         string? refused;
         string method;
@@ -160,10 +181,10 @@ public sealed class ApiClients
             if (request.ClientSecret is not null)
             {
                 return (null, new TokenError("invalid_request",
-                    "Use one client authentication method: client_assertion (private_key_jwt), or a client secret, not both.", 400));
+                    "Use one client authentication method: client_assertion (private_key_jwt), or a client secret, not both.", 400), false);
             }
             if (request.ClientAssertionType != JwtBearerAssertionType)
-                return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400));
+                return (null, new TokenError("invalid_request", $"client_assertion_type must be {JwtBearerAssertionType}.", 400), false);
             method = "private_key_jwt";
             (client, refused) = await AuthenticateAssertionAsync(request.ClientAssertion, request.ClientId, tokenEndpoint, cancellationToken);
         }
@@ -178,22 +199,17 @@ public sealed class ApiClients
         }
         else
         {
-            return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401));
+            return (null, new TokenError("invalid_client", "Client authentication is required (client_secret_basic, client_secret_post or private_key_jwt).", 401), false);
         }
         var failed = new TokenError("invalid_client", "Client authentication failed.", 401);
         var tenant = client is null ? null : await _tenants.FindAsync(client.TenantId, cancellationToken);
-        if (client is null || tenant is null)
-        {
-            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
-            return (null, failed with { UnknownClient = true });
-        }
+        if (client is null || tenant is null) return (null, failed with { UnknownClient = true }, true);
         var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.ClientId, client.Name, SmartScopes.None), tenant, "sign-in", sourceAddress, correlationId);
         refused ??= client.Disabled ? "client disabled" : null;
         if (refused is not null)
         {
             await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, refused);
-            await _throttle.RecordFailureAsync(null, sourceAddress, cancellationToken);
-            return (null, failed);
+            return (null, failed, true);
         }
 
         SmartScopes.TryParse(client.Scopes, TypeCodes.Names, out var registered, out _);
@@ -213,7 +229,7 @@ public sealed class ApiClients
             if (scopeRefusal is not null)
             {
                 await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, "requested scopes not granted");
-                return (null, scopeRefusal);
+                return (null, scopeRefusal, false);
             }
         }
 
@@ -234,7 +250,7 @@ public sealed class ApiClients
             await _audit.AppendAsync(scope, context, AuditAction.SignIn, AuditOutcome.Success, null, [], cancellationToken, method + "; scopes " + granted);
             await scope.CommitAsync(cancellationToken);
         }
-        return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null);
+        return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null, false);
     }
 
     /// <summary>The establishment's clients, oldest first.</summary>
@@ -341,10 +357,11 @@ public sealed class ApiClients
         // A signed JWT (JWS compact form: three parts); an encrypted one (JWE, five parts) is no client assertion.
         if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384 || assertion.Count(c => c == '.') != 2) return (null, null);
         var handler = new JsonWebTokenHandler();
-        string? issuer;
+        string? issuer, keyId;
         try
         {
-            issuer = handler.ReadJsonWebToken(assertion).Issuer;
+            var read = handler.ReadJsonWebToken(assertion);
+            (issuer, keyId) = (read.Issuer, read.Kid);
         }
         catch (Exception e) when (e is ArgumentException or FormatException or SecurityTokenException or System.Text.Json.JsonException)
         {
@@ -355,13 +372,19 @@ public sealed class ApiClients
         if (client is null) return (null, null);
         if (clientIdHint is not null && clientIdHint != issuer) return (client, "assertion refused (client_id differs from its issuer)");
         if (client.Jwks is null) return (client, "assertion refused (the client has no registered key)");
+        // SMART Backend Services: the header's kid names the key in the client's JWK set; the assertion is verified with that key
+        // only, never with each registered key in turn.
+        if (string.IsNullOrEmpty(keyId)) return (client, "assertion refused (no kid in its header)");
+        var signingKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys().Where(k => string.Equals(k.KeyId, keyId, StringComparison.Ordinal)).ToList();
+        if (signingKeys.Count == 0) return (client, "assertion refused (its kid names no registered key)");
 
         var now = _time.GetUtcNow().UtcDateTime;
         var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
         {
             ValidIssuer = client.ClientId,
             ValidAudience = tokenEndpoint,
-            IssuerSigningKeys = new JsonWebKeySet(client.Jwks).GetSigningKeys(),
+            IssuerSigningKeys = signingKeys,
+            TryAllIssuerSigningKeys = false,
             RequireExpirationTime = true,
             RequireSignedTokens = true,
             ClockSkew = TimeSpan.FromSeconds(AssertionClockSkewSeconds),

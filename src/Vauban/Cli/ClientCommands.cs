@@ -11,7 +11,7 @@ internal static class ClientCommands
         var tenant = new Option<string>("--tenant") { Description = "The establishment the client belongs to.", Required = true };
         var name = new Option<string>("--name") { Description = "A name that tells the security officer what this client is.", Required = true };
         var scopes = new Option<string>("--scopes") { Description = "SMART v2 scopes, space-separated, e.g. \"system/Patient.rs system/Observation.rs\" or \"system/*.cruds\".", Required = true };
-        var jwks = new Option<FileInfo?>("--jwks") { Description = "A JSON Web Key Set file with the client's public key: the client then authenticates with private_key_jwt instead of a secret." };
+        var jwks = new Option<FileInfo?>("--jwks") { Description = "A JSON Web Key Set file with the client's public key(s), each with its own \"kid\": the client then authenticates with private_key_jwt instead of a secret (its assertions name their key by kid)." };
         add.Options.Add(tenant);
         add.Options.Add(name);
         add.Options.Add(scopes);

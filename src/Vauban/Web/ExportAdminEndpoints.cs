@@ -18,6 +18,7 @@ internal static class ExportAdminEndpoints
         {
             var user = http.FullPerson()!.User!;
             var pending = await store.ExportApprovals.PendingAsync(user.Tenant.Id, http.RequestAborted);
+            await GuardAdminEndpoints.AuditReadAsync(store, http, pending.Count);
             return Results.Json(pending.Select(p => new
             {
                 id = p.Job.Id, requestedBy = p.Job.Principal, level = p.Job.Level == ExportLevel.Patient ? "patient" : "system", types = p.Job.Types,
@@ -35,11 +36,7 @@ internal static class ExportAdminEndpoints
         if (error is not null) return error;
         if (!body!.Value.TryGetProperty("export", out var e) || e.ValueKind != JsonValueKind.String || !ExportJob.IsValidId(e.GetString()))
             return GuardAdminEndpoints.Problem(400, "The body is {\"export\": \"<job id>\"} (22 letters, digits, '-' or '_').");
-        if (!http.IsFreshlyAuthenticated(GuardAdminEndpoints.ReleaseReauthentication))
-        {
-            http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)GuardAdminEndpoints.ReleaseReauthentication.TotalSeconds;
-            return GuardAdminEndpoints.Problem(401, "Deciding on an export needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
-        }
+        if (GuardAdminEndpoints.NeedsFreshFactors(http, "Deciding on an export") is { } stale) return stale;
         var id = e.GetString()!;
         return await store.ExportApprovals.DecideAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, id, approve, http.RequestAborted) switch
         {

@@ -1,9 +1,9 @@
 // The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
 // signed-in security officer or administrator of the establishment (person session, both factors).
-//   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries
-//   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list)
+//   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries (the officer only)
+//   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list; both factors proven within 5 minutes)
 //   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
-//   POST /admin/guard/canaries  {"count": n}
+//   POST /admin/guard/canaries  {"count": n}   (the officer only: an administrator who knew the canaries could avoid them)
 //   GET  /admin/guard/exports   POST /admin/guard/approve-export|deny-export {"export": "<job id>"}   (ExportAdminEndpoints)
 // The session cookie is sent by the browser on its own, so writes must carry this site's Origin (as on /fhir)
 // and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
@@ -14,7 +14,7 @@ using Vauban.Guard;
 
 namespace Vauban.Web;
 
-internal static class GuardAdminEndpoints
+internal static partial class GuardAdminEndpoints
 {
     public static readonly TimeSpan ReleaseReauthentication = TimeSpan.FromMinutes(5);
 
@@ -45,6 +45,7 @@ internal static class GuardAdminEndpoints
         admin.MapGet("/alerts", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
+            var officer = user.Role == StaffRole.SecurityOfficer;
             var all = http.Request.Query["all"].ToString();
             if (all.Length > 0 && all is not ("true" or "false")) return Problem(400, "all is true or false.");
             var limitText = http.Request.Query["limit"].ToString();
@@ -52,7 +53,11 @@ internal static class GuardAdminEndpoints
             if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
                 return Problem(400, "limit is a number between 1 and 10,000.");
             var alerts = await store.Alerts.ListAsync(user.Tenant.Id, all == "true", limit, http.RequestAborted);
-            return Results.Json(alerts.Select(a => new { id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = a.Detail, acknowledgedAt = a.AcknowledgedAt }));
+            await AuditReadAsync(store, http, alerts.Count);
+            return Results.Json(alerts.Select(a => new
+            {
+                id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = officer ? a.Detail : WithoutCanaries(a.Detail), acknowledgedAt = a.AcknowledgedAt,
+            }));
         });
 
         admin.MapPost("/alerts/acknowledge", async (HttpContext http) =>
@@ -69,6 +74,8 @@ internal static class GuardAdminEndpoints
                 if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var id) || id < 1) return Problem(400, usage);
                 ids.Add(id);
             }
+            // Acknowledged alerts leave the list the officer reviews: a stolen console session could hide its own tracks.
+            if (NeedsFreshFactors(http, "Acknowledging alerts") is { } stale) return stale;
             // The officer's entry commits with the acknowledgement (fail closed).
             var done = await store.Guard.AcknowledgeAlertsAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, ids, http.RequestAborted);
             var left = ids.Distinct().Except(done).ToList();
@@ -80,14 +87,21 @@ internal static class GuardAdminEndpoints
         admin.MapGet("/contained", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
+            var officer = user.Role == StaffRole.SecurityOfficer;
             var list = await store.Guard.ContainmentsAsync(user.Tenant.Id, http.RequestAborted);
-            return Results.Json(list.Select(c => new { principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = c.Reason }));
+            await AuditReadAsync(store, http, list.Count);
+            return Results.Json(list.Select(c => new
+            {
+                principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = officer ? c.Reason : WithoutCanaries(c.Reason),
+            }));
         });
 
         admin.MapGet("/canaries", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
+            if (await OfficerOnlyAsync(store, http) is { } refused) return refused;
             var list = await store.Guard.CanariesAsync(user.Tenant.Id, http.RequestAborted);
+            await AuditReadAsync(store, http, list.Count);
             return Results.Json(list.Select(c => new { patient = "Patient/" + c.Patient, createdAt = c.CreatedAt }));
         });
 
@@ -97,11 +111,7 @@ internal static class GuardAdminEndpoints
             if (error is not null) return error;
             if (!body!.Value.TryGetProperty("principal", out var p) || p.ValueKind != JsonValueKind.String || !RecordsGuard.IsValidPrincipal(p.GetString()))
                 return Problem(400, "The body is {\"principal\": \"session:…\" | \"user:…\" | \"<client id>\"} (letters, digits, ':', '-', '_', '.'; at most 200).");
-            if (!http.IsFreshlyAuthenticated(ReleaseReauthentication))
-            {
-                http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
-                return Problem(401, "Releasing a containment needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
-            }
+            if (NeedsFreshFactors(http, "Releasing a containment") is { } stale) return stale;
             // The officer's entry commits with the release (fail closed: an audit log that cannot be written releases nothing).
             var released = await store.Guard.ReleaseAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, p.GetString()!, http.RequestAborted);
             return released == 0
@@ -111,6 +121,7 @@ internal static class GuardAdminEndpoints
 
         admin.MapPost("/canaries", async (HttpContext http) =>
         {
+            if (await OfficerOnlyAsync(store, http) is { } refused) return refused;
             var (body, error) = await ReadObjectAsync(http);
             if (error is not null) return error;
             if (!body!.Value.TryGetProperty("count", out var c) || c.ValueKind != JsonValueKind.Number || !c.TryGetInt32(out var count) || count is < 1 or > RecordsGuard.MaxCanariesPerCall)
@@ -123,14 +134,49 @@ internal static class GuardAdminEndpoints
         admin.MapExportApprovals(store);
     }
 
+    /// <summary>The officer's sensitive acts (a release, an acknowledgement, an export decision) need both factors proven within
+    /// <see cref="ReleaseReauthentication"/>: null when they were, else a 401 insufficient_user_authentication (RFC 9470) naming
+    /// where to prove them.</summary>
+    internal static IResult? NeedsFreshFactors(HttpContext http, string act)
+    {
+        if (http.IsFreshlyAuthenticated(ReleaseReauthentication)) return null;
+        http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
+        return Problem(401, act + " needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
+    }
+
+    /// <summary>Canary patients are the security officer's tripwires: an insider who knows them can avoid them. Only the officer
+    /// (and the operator at the command line) lists or adds them; an administrator is refused, on the chain.</summary>
+    private static async Task<IResult?> OfficerOnlyAsync(VaubanStore store, HttpContext http)
+    {
+        if (http.FullPerson()!.User!.Role == StaffRole.SecurityOfficer) return null;
+        await AuditRefusalAsync(store, http, "only the security officer knows the canary patients");
+        return Problem(403, "Only the security officer lists or adds canary patients.");
+    }
+
+    /// <summary>An alert's detail or a containment's reason as an administrator sees it: a canary is named there by its patient id
+    /// (the guard tells the officer which one was read), which only the officer may know.</summary>
+    internal static string WithoutCanaries(string text) =>
+        CanaryReference().Replace(text, "canary patient (named to the security officer)");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"canary Patient/[A-Za-z0-9\-\.]{1,64}", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex CanaryReference();
+
     /// <summary>A signed-in person turned away from the console is an entry on the chain, as a refusal at the records is: who
     /// tried which of the officer's acts (a release, an approval, the alerts), and why it was refused.</summary>
-    private static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string why)
-    {
-        var act = http.Request.Method + " " + ((http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "/admin/guard");
-        return store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.MinorFailure,
-            null, [new AuditedRecord("console:" + act, null, null)], http.RequestAborted, "guard console refused: " + why);
-    }
+    private static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string why) =>
+        store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.MinorFailure,
+            null, [new AuditedRecord("console:" + ConsoleAct(http), null, null)], http.RequestAborted, "guard console refused: " + why);
+
+    /// <summary>Every access is on the chain (DESIGN.md): a list read at the console — alerts, containments, canaries, exports awaiting
+    /// approval — is an administrative act of its reader, reviewing the system as a read of the audit log is, appended before the
+    /// answer leaves; an audit log that cannot be written answers 503 instead (fail closed, like the records' reads).</summary>
+    internal static Task AuditReadAsync(VaubanStore store, HttpContext http, int listed) =>
+        store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.Success,
+            null, [new AuditedRecord("console:" + ConsoleAct(http), null, null)], http.RequestAborted, $"guard console read ({listed} listed)");
+
+    /// <summary>The console's act a request is, by its route: "GET /admin/guard/alerts".</summary>
+    private static string ConsoleAct(HttpContext http) =>
+        http.Request.Method + " " + ((http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "/admin/guard");
 
     private const int MaxBody = 4096;
 

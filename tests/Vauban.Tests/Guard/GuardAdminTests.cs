@@ -26,7 +26,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
     {
         _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary) })
+        foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary), ("admin@chu.example", StaffRole.Administrator) })
         {
             var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, null, null, email, CancellationToken.None);
             using var browser = new StaffClient(_server.BaseAddress);
@@ -161,6 +161,33 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Acknowledging_alerts_needs_both_factors_proven_within_five_minutes_as_a_release_does()
+    {
+        // A stolen console session acknowledging the alerts its own reading raised would take them off the officer's list.
+        using var officer = await SignedInAsync("officer@chu.example");
+        var alert = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None)).First(a => a.Kind == KnownAlertKinds.GuardCanary);
+        _time.Advance(TimeSpan.FromMinutes(6));
+        using (var stale = await officer.Http.SendAsync(SameSite(HttpMethod.Post, "/admin/guard/alerts/acknowledge",
+            new StringContent($$"""{"alerts":[{{alert.Id}}]}""", Encoding.UTF8, "application/json"))))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, stale.StatusCode);
+            Assert.Contains("insufficient_user_authentication", stale.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+            Assert.Contains("/account/reauth", await stale.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Id == alert.Id); // still to review
+
+        var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2F",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets["officer@chu.example"], _time), ["ReturnUrl"] = "/" });
+        Assert.Equal("/", reauth.Headers.Location?.ToString());
+        using (var done = await officer.Http.SendAsync(SameSite(HttpMethod.Post, "/admin/guard/alerts/acknowledge",
+            new StringContent($$"""{"alerts":[{{alert.Id}}]}""", Encoding.UTF8, "application/json"))))
+        {
+            Assert.Equal(HttpStatusCode.OK, done.StatusCode);
+        }
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Id == alert.Id);
+    }
+
+    [Fact]
     public async Task A_contained_officer_cannot_use_the_console_nor_release_itself()
     {
         using var officer = await SignedInAsync("officer@chu.example");
@@ -257,6 +284,104 @@ public abstract class GuardAdminTests : IAsyncLifetime
         await using var command = connection.CreateCommand();
         command.CommandText = sql;
         await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task An_insider_administrator_cannot_learn_the_canary_patients_at_the_console_while_the_officer_can()
+    {
+        // The canary was read in the fixture: its alert and its containment name it, to the officer.
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        {
+            using (var list = await administrator.Http.GetAsync("/admin/guard/canaries"))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, list.StatusCode);
+                Assert.DoesNotContain(_canary, await list.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using (var add = SameSite(HttpMethod.Post, "/admin/guard/canaries", new StringContent("{\"count\":1}", Encoding.UTF8, "application/json")))
+            using (var added = await administrator.Http.SendAsync(add))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, added.StatusCode);
+            }
+            foreach (var url in new[] { "/admin/guard/alerts?all=true", "/admin/guard/contained" })
+            {
+                using var response = await administrator.Http.GetAsync(url);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                var body = await response.Content.ReadAsStringAsync();
+                Assert.Contains("canary patient", body, StringComparison.Ordinal);
+                Assert.DoesNotContain(_canary, body, StringComparison.Ordinal);
+            }
+        }
+        Assert.Single(await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None)); // none added
+        var refusals = (await AdministrativeEntriesAsync("admin@chu.example")).Where(e => e.Detail.Note is { } n && n.StartsWith("guard console refused", StringComparison.Ordinal)).ToList();
+        Assert.Contains(refusals, e => e.Detail.Records.Contains("console:GET /admin/guard/canaries"));
+        Assert.Contains(refusals, e => e.Detail.Records.Contains("console:POST /admin/guard/canaries"));
+
+        using var officer = await SignedInAsync("officer@chu.example");
+        foreach (var url in new[] { "/admin/guard/canaries", "/admin/guard/alerts?all=true", "/admin/guard/contained" })
+        {
+            using var response = await officer.Http.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains(_canary, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Every_list_read_at_the_console_is_on_the_chain_as_an_administrative_act_of_its_reader()
+    {
+        var lists = new[] { "/admin/guard/alerts", "/admin/guard/contained", "/admin/guard/canaries", "/admin/guard/exports" };
+        using (var officer = await SignedInAsync("officer@chu.example"))
+        {
+            foreach (var url in lists)
+            {
+                using var response = await officer.Http.GetAsync(url);
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            }
+        }
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        using (var response = await administrator.Http.GetAsync("/admin/guard/contained"))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        var reads = (await OfficersAdministrativeEntriesAsync()).Where(e => e.Detail.Note is { } n && n.StartsWith("guard console read", StringComparison.Ordinal)).ToList();
+        Assert.Equal(lists.Length, reads.Count);
+        foreach (var url in lists) Assert.Single(reads, e => e.Detail.Records.Contains("console:GET " + url));
+        Assert.All(reads, e =>
+        {
+            Assert.Equal(Vauban.Audit.AuditOutcome.Success, e.Outcome);
+            Assert.Equal(KnownPurposes.SystemAdministration, e.Detail.Purpose);
+            Assert.Equal("security-officer", e.Detail.Role);
+            Assert.Equal("127.0.0.1", e.Detail.Source);
+        });
+        Assert.Contains(reads, e => e.Detail.Note == "guard console read (1 listed)"); // the one canary
+        Assert.Single(await AdministrativeEntriesAsync("admin@chu.example"), e => e.Detail.Records.Contains("console:GET /admin/guard/contained"));
+    }
+
+    [Fact]
+    public async Task When_the_audit_log_cannot_be_written_the_console_lists_nothing()
+    {
+        using var officer = await SignedInAsync("officer@chu.example");
+        await _server.Store.Audit.CatchUpAsync();
+        await ExecuteAsync("ALTER TABLE audit_entries RENAME TO audit_entries_away");
+        try
+        {
+            // A read's entry is in the journal before its answer leaves; the first copy onto the chain that fails closes the door.
+            var refused = false;
+            for (var deadline = DateTime.UtcNow.AddSeconds(10); !refused && DateTime.UtcNow < deadline; await Task.Delay(50))
+            {
+                using var response = await officer.Http.GetAsync("/admin/guard/alerts");
+                if (response.StatusCode == HttpStatusCode.OK) continue;
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.DoesNotContain("guard-canary", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+                refused = true;
+            }
+            Assert.True(refused, "the console still listed alerts 10 s after the chain became unwritable");
+            using var contained = await officer.Http.GetAsync("/admin/guard/contained");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, contained.StatusCode);
+        }
+        finally
+        {
+            await ExecuteAsync("ALTER TABLE audit_entries_away RENAME TO audit_entries");
+        }
     }
 
     [Fact]

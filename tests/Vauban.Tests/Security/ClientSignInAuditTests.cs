@@ -106,6 +106,66 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Guessing_a_client_secret_in_a_parallel_burst_evaluates_no_more_guesses_than_the_throttle_allows()
+    {
+        // Sent together, each guess was checked before any failure was counted: a burst of any size was evaluated whole. The clock
+        // stands still, so the delay after the third failure never runs out: exactly three guesses are evaluated (each on the chain).
+        var time = new ManualTime(DateTimeOffset.UtcNow);
+        await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = time, Accounts = new AccountOptions { SourceFailuresBeforeDelay = 3 } });
+        var tenant = await server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
+        var client = await server.Store.Clients.AddAsync(tenant, "lab robot", "system/Observation.crs", null, CancellationToken.None);
+        async Task<HttpStatusCode> TokenAsync(string secret)
+        {
+            var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = secret };
+            using var response = await server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form));
+            return response.StatusCode;
+        }
+
+        // A right secret is no failure: however many tokens a client asks for, it is never held back by its own successes.
+        for (var i = 0; i < 5; i++) Assert.Equal(HttpStatusCode.OK, await TokenAsync(client.ClientSecret!));
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => TokenAsync("vs_guess" + i)));
+        Assert.Equal(3, statuses.Count(s => s == HttpStatusCode.Unauthorized));
+        Assert.Equal(13, statuses.Count(s => s == HttpStatusCode.TooManyRequests));
+        var failures = (await server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
+            new AuditQuery { Agent = client.ClientId, Actions = [AuditAction.SignInFailure], Count = 100 }, CancellationToken.None))!;
+        Assert.Equal(3, failures.Count(e => e.Detail.Note == "client secret refused"));
+
+        // Held back while the delay runs, the right secret too; once it has run out, the right secret gets its token.
+        Assert.Equal(HttpStatusCode.TooManyRequests, await TokenAsync(client.ClientSecret!));
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(HttpStatusCode.OK, await TokenAsync(client.ClientSecret!));
+    }
+
+    [Fact]
+    public async Task Guessing_a_client_secret_from_many_addresses_of_one_IPv6_network_is_throttled_as_one_source()
+    {
+        // Whoever has one IPv6 address has a /64 of them: a new address for each guess must not be a new source each time.
+        // Behind a proxy (trusted here) the client's address is the one it forwards; the chain keeps the whole address.
+        var time = new ManualTime(DateTimeOffset.UtcNow);
+        await using var server = await VaubanServer.StartAsync(_engine, new Vauban.Web.ServerOptions("http://127.0.0.1:0") { TrustedProxies = [IPNetwork.Parse("127.0.0.1/32")] },
+            o => o with { Time = time, Accounts = new AccountOptions { SourceFailuresBeforeDelay = 3 } });
+        var tenant = await server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
+        var client = await server.Store.Clients.AddAsync(tenant, "lab robot", "system/Observation.crs", null, CancellationToken.None);
+        async Task<HttpStatusCode> GuessFromAsync(string address)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token")
+            {
+                Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = client.ClientId, ["client_secret"] = "vs_guess" }),
+            };
+            request.Headers.Add("X-Forwarded-For", address);
+            using var response = await server.Http.SendAsync(request);
+            return response.StatusCode;
+        }
+        for (var i = 1; i <= 3; i++) Assert.Equal(HttpStatusCode.Unauthorized, await GuessFromAsync($"2001:db8:5:6::{i:x}"));
+        Assert.Equal(HttpStatusCode.TooManyRequests, await GuessFromAsync("2001:db8:5:6:ffff:ffff:ffff:fffe"));
+        Assert.Equal(HttpStatusCode.Unauthorized, await GuessFromAsync("2001:db8:5:7::1")); // another network is another source
+        var failures = (await server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
+            new AuditQuery { Agent = client.ClientId, Actions = [AuditAction.SignInFailure], Count = 100 }, CancellationToken.None))!;
+        Assert.Contains(failures, e => e.Detail.Source == "2001:db8:5:6::2");
+    }
+
+    [Fact]
     public async Task Asking_for_scopes_the_client_was_not_granted_is_a_sign_in_failure()
     {
         Assert.Equal(HttpStatusCode.BadRequest, await RequestTokenAsync(_client.ClientId, _client.ClientSecret!, "system/Patient.rs"));

@@ -74,6 +74,51 @@ public class PrivateKeyJwtTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_assertion_is_verified_only_with_the_key_its_kid_names_and_one_without_a_kid_or_naming_no_registered_key_is_refused()
+    {
+        // Two registered keys (as during a key rotation): "old" and "new". SMART Backend Services: the header's kid names the key.
+        using var old = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+        using var current = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+        static object Jwk(ECDsa key, string? kid)
+        {
+            var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(key));
+            return kid is null ? new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y } : new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, kid };
+        }
+        var tenant = (await _server.Store.Tenants.FindAsync("lab", CancellationToken.None))!;
+        var clientId = (await _server.Store.Clients.AddAsync(tenant, "rotating robot", "system/Observation.crs",
+            JsonSerializer.Serialize(new { keys = new[] { Jwk(old, "old"), Jwk(current, "new") } }), CancellationToken.None)).ClientId;
+        string Signed(ECDsa key, string? kid) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = clientId,
+            Audience = new Uri(_server.BaseAddress, "/oauth/token").ToString(),
+            Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString() },
+            Expires = DateTime.UtcNow.AddMinutes(4),
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(key) { KeyId = kid }, SecurityAlgorithms.EcdsaSha384),
+        });
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Signed(old, "new"))); // signed with a registered key, but not the one named
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Signed(current, "k9"))); // names no registered key
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Signed(current, null))); // names none
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Signed(current, "new")));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Signed(old, "old")));
+
+        var entries = await _server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Agent = clientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (bad signature)");
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (its kid names no registered key)");
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (no kid in its header)");
+        Assert.Equal(2, entries.Count(e => e.Action == Vauban.Audit.AuditAction.SignIn));
+
+        // Registering keys an assertion could not name is refused at once, rather than every assertion later.
+        foreach (var keys in new[] { new[] { Jwk(current, null) }, new[] { Jwk(old, "same"), Jwk(current, "same") } })
+        {
+            var refused = await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Clients.AddAsync(tenant, "robot", "system/Observation.crs",
+                JsonSerializer.Serialize(new { keys }), CancellationToken.None));
+            Assert.Contains("kid", refused.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task A_replayed_or_expired_assertion_is_a_sign_in_failure_on_the_client_chain_and_a_valid_one_a_sign_in()
     {
         var assertion = Assertion(_key);
