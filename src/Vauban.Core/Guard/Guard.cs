@@ -73,6 +73,13 @@ public sealed partial class RecordsGuard
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ReadingState> _states = new();
     private readonly ConcurrentDictionary<(long Tenant, string Subject), Containment> _contained = new();
     private volatile Dictionary<long, HashSet<string>> _canaries = [];
+
+    // A canary met in a narrow search (a desk looking up a name) is told to the officer once a day for each principal and
+    // canary: a desk searching a common name again and again raised the same alert every time. In this process's memory: a
+    // restart may tell it once more. Bounded: past MaxCanarySeen pairs the ones older than a day go.
+    private readonly ConcurrentDictionary<(long Tenant, string Principal, string Canary), long> _canarySeen = new();
+    private static readonly long CanarySeenRepeatMs = (long)TimeSpan.FromDays(1).TotalMilliseconds;
+    private const int MaxCanarySeen = 10_000;
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ConcurrentDictionary<string, long>> _grants = new();
     private long _refreshedAt = long.MinValue;
     private long _sweptAt;
@@ -231,9 +238,12 @@ public sealed partial class RecordsGuard
             {
                 if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Patients.Count <= Options.CanaryNarrowSearchPatients && request.PageDepth == 1)
                 {
-                    var seen = $"{Who(principal)}: canary Patient/{canary} appeared in a narrow {Verb(request.Interaction)} on {request.ResourceType} ({request.Patients.Count} patient(s)); not contained.";
-                    if (request.InsideWriteTransaction) Defer(() => _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, CancellationToken.None));
-                    else await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, cancellationToken);
+                    if (FirstSightingToday(tenant, principal.Id, canary, nowMs))
+                    {
+                        var seen = $"{Who(principal)}: canary Patient/{canary} appeared in a narrow {Verb(request.Interaction)} on {request.ResourceType} ({request.Patients.Count} patient(s)); not contained. Told once a day for this principal and canary.";
+                        if (request.InsideWriteTransaction) Defer(() => _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, CancellationToken.None));
+                        else await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, cancellationToken);
+                    }
                 }
                 else
                 {
@@ -600,6 +610,31 @@ public sealed partial class RecordsGuard
         catch (System.Data.Common.DbException)
         {
             // Not written: what was learned since the last flush is learned again.
+        }
+    }
+
+    /// <summary>Whether this principal's narrow search meeting this canary is the first in a day (and notes it).</summary>
+    private bool FirstSightingToday(long tenant, string principal, string canary, long nowMs)
+    {
+        var key = (tenant, principal, canary);
+        while (true)
+        {
+            if (_canarySeen.TryGetValue(key, out var last))
+            {
+                if (nowMs - last < CanarySeenRepeatMs && nowMs >= last) return false;
+                if (_canarySeen.TryUpdate(key, nowMs, last)) return true;
+            }
+            else if (_canarySeen.TryAdd(key, nowMs))
+            {
+                if (_canarySeen.Count > MaxCanarySeen)
+                {
+                    foreach (var (old, at) in _canarySeen)
+                    {
+                        if (nowMs - at >= CanarySeenRepeatMs) _canarySeen.TryRemove(old, out _);
+                    }
+                }
+                return true;
+            }
         }
     }
 

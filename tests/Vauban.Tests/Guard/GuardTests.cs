@@ -243,6 +243,26 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_canary_met_in_a_narrow_search_is_told_to_the_officer_once_a_day_per_principal_and_canary_not_at_every_search()
+    {
+        using var desk = await PatientReaderAsync();
+        async Task SearchAsync(HttpClient who, string canary)
+        {
+            using var page = await who.GetAsync($"/fhir/Patient?_id={_strangers[0]},{canary}");
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode); // narrow: told, not contained
+        }
+        async Task<int> SeenAsync(string canary) => (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None))
+            .Count(a => a.Kind == KnownAlertKinds.GuardCanarySeen && a.Detail.Contains(canary, StringComparison.Ordinal));
+        for (var i = 0; i < 3; i++) await SearchAsync(desk, _canaries[0]);
+        Assert.Equal(1, await SeenAsync(_canaries[0]));
+        await SearchAsync(desk, _canaries[1]);
+        Assert.Equal(1, await SeenAsync(_canaries[1]));
+        using var other = await PatientReaderAsync();
+        await SearchAsync(other, _canaries[0]);
+        Assert.Equal(2, await SeenAsync(_canaries[0]));
+    }
+
+    [Fact]
     public async Task Canary_patients_look_like_any_other_patient()
     {
         var canary = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", _canaries[0], None);
