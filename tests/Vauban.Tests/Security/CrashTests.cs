@@ -517,13 +517,7 @@ public sealed class PostgresCrashTests : IAsyncLifetime
     [Fact]
     public async Task Reads_answered_just_before_PostgreSQL_crashed_under_a_live_server_keep_their_audit_entries()
     {
-        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
-        {
-            await admin.OpenAsync();
-            await using var create = new Npgsql.NpgsqlCommand("CREATE DATABASE vauban_crash", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-        var db = new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = "vauban_crash" }.ConnectionString;
+        var db = await CreateDatabaseAsync("vauban_crash");
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
             CancellationToken.None);
         var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
@@ -618,15 +612,13 @@ public sealed class PostgresCrashTests : IAsyncLifetime
     [Fact]
     public async Task Writes_acknowledged_just_before_PostgreSQL_crashed_survive_it_even_when_its_default_is_synchronous_commit_off()
     {
-        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        var db = await CreateDatabaseAsync("vauban_writes");
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin)) // not db's pool: the check below must not take a connection the crash broke
         {
             await admin.OpenAsync();
-            await using var create = new Npgsql.NpgsqlCommand("CREATE DATABASE vauban_writes", admin);
-            await create.ExecuteNonQueryAsync();
             await using var show = new Npgsql.NpgsqlCommand("SHOW synchronous_commit", admin);
             Assert.Equal("off", (string?)await show.ExecuteScalarAsync());
         }
-        var db = new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = "vauban_writes" }.ConnectionString;
         var acknowledged = new List<string>();
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
             CancellationToken.None))
@@ -648,6 +640,18 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM resources WHERE id = ANY(@ids)", check);
         count.Parameters.AddWithValue("ids", acknowledged.ToArray());
         Assert.Equal(acknowledged.Count, (long)(await count.ExecuteScalarAsync())!);
+    }
+
+    /// <summary>A new database in the throwaway cluster; its connection string.</summary>
+    private async Task<string> CreateDatabaseAsync(string name)
+    {
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand($"CREATE DATABASE {name}", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+        return new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = name }.ConnectionString;
     }
 
     /// <summary>pg_ctl restart in immediate mode: every backend quits at once, unflushed WAL is lost, the server recovers.</summary>
