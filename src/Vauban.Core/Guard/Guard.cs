@@ -648,15 +648,13 @@ public sealed partial class RecordsGuard
         var subject = level == ContainmentLevels.Suspended ? SuspensionSubject(principal) : principal.Id;
         var account = principal.Kind == PrincipalKind.Person ? principal.Id : null;
         var containment = new Containment(tenant, subject, account, level, detail, now);
-        // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert.
-        var added = false;
-        var current = _contained.AddOrUpdate((tenant, subject), _ => { added = true; return containment; }, (_, had) =>
-        {
-            if (had.Level == ContainmentLevels.Locked || level == had.Level) return had;
-            added = true;
-            return containment;
-        });
-        if (!added) return Refusal(principal, current);
+        // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert. Whether
+        // this call's containment is the one stored is told by what AddOrUpdate returns, not by a flag its delegates set: it may
+        // run the add delegate, lose the race to another request, then run the update delegate — a flag set by the first stayed
+        // set, and two requests both wrote a containment and its alert (GuardTests' sixteen parallel reads saw two rows once).
+        var current = _contained.AddOrUpdate((tenant, subject), _ => containment,
+            (_, had) => had.Level == ContainmentLevels.Locked || level == had.Level ? had : containment);
+        if (!ReferenceEquals(current, containment)) return Refusal(principal, current);
         _ = cancellationToken;
         // Until its row is written, the refresh must not take the containment for one released elsewhere.
         _unwritten[(tenant, subject)] = long.MaxValue;
