@@ -321,6 +321,10 @@ internal sealed class SearchQuery
         }
         return clause;
 
+        // A date's year ('Y'), month ('M') or day ('D') hash, as IndexEntries.AddBlindDate stores it.
+        long DateHash(char kind, DateOnly date) =>
+            keys.Index.Hash(parameter.Code, kind, date.ToString(kind == 'Y' ? "yyyy" : kind == 'M' ? "yyyy-MM" : "yyyy-MM-dd", CultureInfo.InvariantCulture));
+
         // The dates that lie wholly within [start, end].
         void Tile(DateOnly start, DateOnly end)
         {
@@ -330,17 +334,17 @@ internal sealed class SearchQuery
             {
                 if (day.Day == 1 && day.Month == 1 && day.AddYears(1).AddDays(-1) <= end)
                 {
-                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'Y', day.ToString("yyyy", CultureInfo.InvariantCulture)));
+                    clause.Hashes.Add(DateHash('Y', day));
                     day = day.AddYears(1);
                 }
                 else if (day.Day == 1 && day.AddMonths(1).AddDays(-1) <= end)
                 {
-                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'M', day.ToString("yyyy-MM", CultureInfo.InvariantCulture)));
+                    clause.Hashes.Add(DateHash('M', day));
                     day = day.AddMonths(1);
                 }
                 else
                 {
-                    clause.Hashes.Add(keys.Index.Hash(parameter.Code, 'D', day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
+                    clause.Hashes.Add(DateHash('D', day));
                     day = day.AddDays(1);
                 }
             }
@@ -360,15 +364,15 @@ internal sealed class SearchQuery
                 if ((month < start || month.AddMonths(1).AddDays(-1) > end) && partly.Add(month.ToString("yyyy-MM", CultureInfo.InvariantCulture)))
                 {
                     var days = new List<long>(31);
-                    for (var d = month; d.Month == month.Month; d = d.AddDays(1)) days.Add(keys.Index.Hash(parameter.Code, 'D', d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)));
-                    clause.Alone.Add(new HashAlone(keys.Index.Hash(parameter.Code, 'M', month.ToString("yyyy-MM", CultureInfo.InvariantCulture)), days));
+                    for (var d = month; d.Month == month.Month; d = d.AddDays(1)) days.Add(DateHash('D', d));
+                    clause.Alone.Add(new HashAlone(DateHash('M', month), days));
                 }
                 var year = new DateOnly(day.Year, 1, 1);
                 if ((year < start || year.AddYears(1).AddDays(-1) > end) && partly.Add(year.ToString("yyyy", CultureInfo.InvariantCulture)))
                 {
                     var months = new List<long>(12);
-                    for (var m = year; m.Year == year.Year; m = m.AddMonths(1)) months.Add(keys.Index.Hash(parameter.Code, 'M', m.ToString("yyyy-MM", CultureInfo.InvariantCulture)));
-                    clause.Alone.Add(new HashAlone(keys.Index.Hash(parameter.Code, 'Y', year.ToString("yyyy", CultureInfo.InvariantCulture)), months));
+                    for (var m = year; m.Year == year.Year; m = m.AddMonths(1)) months.Add(DateHash('M', m));
+                    clause.Alone.Add(new HashAlone(DateHash('Y', year), months));
                 }
             }
         }

@@ -118,8 +118,7 @@ internal static class SearchSql
         var condition = clause.Kind switch
         {
             ClauseKind.Hash when clause.Alone.Count > 0 => HashesOrAlone(command, engine, clause, name, rid),
-            ClauseKind.Hash when engine == StorageEngine.Postgres => $"r.hashes && {HashArray(command, name, clause.Hashes)}",
-            ClauseKind.Hash => $"EXISTS (SELECT 1 FROM idx_hash x WHERE x.rid = {rid} AND {command.InList(engine, "x.h", name, clause.Hashes)})",
+            ClauseKind.Hash => AnyHash(command, engine, name, rid, clause.Hashes),
             ClauseKind.Reference => $"EXISTS (SELECT 1 FROM idx_ref x WHERE x.rid = {rid} AND {command.InList(engine, "x.target", name, clause.Targets)} AND {command.InList(engine, "x.param", name + "p", clause.Params)})",
             ClauseKind.Date => $"EXISTS (SELECT 1 FROM idx_date x WHERE x.rid = {rid} AND x.param = {clause.Params[0].ToString(CultureInfo.InvariantCulture)} AND ({DateConditions(command, clause, name, "x.lo", "x.hi")}))",
             ClauseKind.Id => command.InList(engine, "r.id", name, clause.Ids),
@@ -134,17 +133,19 @@ internal static class SearchSql
         return $"@{name}";
     }
 
+    /// <summary>The resource has any of <paramref name="hashes"/>: on PostgreSQL a GIN condition on its row, on SQLite a probe of idx_hash.</summary>
+    private static string AnyHash(DbCommand command, StorageEngine engine, string name, string rid, List<long> hashes) => engine == StorageEngine.Postgres
+        ? $"r.hashes && {HashArray(command, name, hashes)}"
+        : $"EXISTS (SELECT 1 FROM idx_hash x WHERE x.rid = {rid} AND {command.InList(engine, "x.h", name, hashes)})";
+
     /// <summary>Any of the clause's hashes, or one of its <see cref="Clause.Alone"/> hashes without the hashes listed with it.</summary>
     private static string HashesOrAlone(DbCommand command, StorageEngine engine, Clause clause, string name, string rid)
     {
-        string Any(List<long> hashes, string n) => engine == StorageEngine.Postgres
-            ? $"r.hashes && {HashArray(command, n, hashes)}"
-            : $"EXISTS (SELECT 1 FROM idx_hash x WHERE x.rid = {rid} AND {command.InList(engine, "x.h", n, hashes)})";
-        var alternatives = new List<string> { Any(clause.Hashes, name) };
+        var alternatives = new List<string> { AnyHash(command, engine, name, rid, clause.Hashes) };
         for (var i = 0; i < clause.Alone.Count; i++)
         {
             var n = name + "a" + i.ToString(CultureInfo.InvariantCulture);
-            alternatives.Add($"({Any([clause.Alone[i].Hash], n)} AND NOT {Any(clause.Alone[i].Without, n + "x")})");
+            alternatives.Add($"({AnyHash(command, engine, n, rid, [clause.Alone[i].Hash])} AND NOT {AnyHash(command, engine, n + "x", rid, clause.Alone[i].Without)})");
         }
         return $"({string.Join(" OR ", alternatives)})";
     }
