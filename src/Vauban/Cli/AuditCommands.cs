@@ -81,12 +81,13 @@ internal static class AuditCommands
                     {
                         // The lookups are built behind the chain (a bulk load builds them at its end): entries past them are
                         // searched directly, so a partly built lookup is not a fault, but say how far it reaches.
-                        var behind = result.Valid && result.Entries > check.Indexed
-                            ? string.Create(CultureInfo.InvariantCulture, $"; entries {check.Indexed + 1:N0} to {result.Entries:N0} are not in them yet (searches read those directly)")
-                            : "";
-                        Console.WriteLine(check.Indexed == 0
-                            ? $"{t.Name}: lookups not built yet{(result.Valid && result.Entries > 0 ? string.Create(CultureInfo.InvariantCulture, $" for any of the {result.Entries:N0} entries (searches read them directly)") : "")}."
-                            : string.Create(CultureInfo.InvariantCulture, $"{t.Name}: lookups OK — entries 1 to {check.Indexed:N0} found by patient and principal{behind}."));
+                        var beyond = result.Valid && result.Entries > check.Indexed;
+                        var line = check.Indexed == 0
+                            ? $"{t.Name}: lookups not built yet"
+                              + (beyond ? string.Create(CultureInfo.InvariantCulture, $" for any of the {result.Entries:N0} entries (searches read them directly)") : "")
+                            : string.Create(CultureInfo.InvariantCulture, $"{t.Name}: lookups OK — entries 1 to {check.Indexed:N0} found by patient and principal")
+                              + (beyond ? string.Create(CultureInfo.InvariantCulture, $"; entries {check.Indexed + 1:N0} to {result.Entries:N0} are not in them yet (searches read those directly)") : "");
+                        Console.WriteLine(line + ".");
                     }
                     else
                     {

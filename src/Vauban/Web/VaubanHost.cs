@@ -130,7 +130,7 @@ public static class VaubanHost
         }
         else if (error is not BadHttpRequestException)
         {
-            logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+            logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, Site(error), correlation);
         }
         http.Response.StatusCode = status;
         await http.Response.WriteAsJsonAsync(new Dictionary<string, string> { ["error"] = code, ["error_description"] = description });
@@ -138,7 +138,10 @@ public static class VaubanHost
 
     private static void LogUnavailableStore(ILogger logger, string cause, Exception? error, string correlation) =>
         logger.LogError("The store could not be reached or written: {Cause} ({ExceptionType} at {Site}, correlation {CorrelationId}); the request was refused",
-            cause, error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+            cause, error?.GetType().Name, Site(error), correlation);
+
+    /// <summary>Where an exception was thrown ("Type.Method"): what the log says of an unexpected error instead of its message.</summary>
+    private static string Site(Exception? error) => error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name;
 
     /// <summary>An exception once the answer has started (a streamed export file): the exception handler can no longer answer,
     /// and Kestrel would log the exception with its message, which may quote data. Logged here as every unexpected error is
@@ -156,7 +159,7 @@ public static class VaubanHost
             {
                 http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
                     "Unexpected {ExceptionType} at {Site} after the answer had started (correlation {CorrelationId}); the connection was cut",
-                    error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier);
+                    error.GetType().Name, Site(error), http.TraceIdentifier);
             }
             http.Abort();
         }
@@ -198,7 +201,7 @@ public static class VaubanHost
             return;
         }
         // Log the exception type and where it came from; exception messages may quote data, so not the message.
-        logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name, correlation);
+        logger.LogError("Unexpected {ExceptionType} at {Site} (correlation {CorrelationId})", error?.GetType().Name, Site(error), correlation);
         var body = FhirJson.OperationOutcome([Issue.Error("exception", $"An unexpected error occurred. Quote correlation id {correlation} to the operator.")], correlation);
         await new FhirResult(500, body).ExecuteAsync(http);
     }
