@@ -156,12 +156,27 @@ public sealed class ApiClients
         var admission = await _throttle.AdmitAsync(null, ThrottleSource(sourceAddress), cancellationToken);
         if (admission.Wait is { } wait)
         {
+            // A throttled attempt is a failed sign-in too, as for people: brute force shows on the chain of the client it names
+            // while it is held back. The name is not verified (nothing is checked while held back); the source is recorded with it.
+            await AuditThrottledAsync(request, sourceAddress, correlationId, cancellationToken);
             return (null, new TokenError("temporarily_unavailable",
                 $"Too many failed client authentications from this address. Wait {Math.Ceiling(wait.TotalSeconds)} seconds and try again.", 429) { RetryAfter = wait });
         }
         var (token, error, authenticationFailed) = await IssueAdmittedAsync(request, tokenEndpoint, sourceAddress, correlationId, cancellationToken);
         if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);
         return (token, error);
+    }
+
+    /// <summary>Records a throttled token request on the chain of the registered client it names, by client_id or by its
+    /// assertion's issuer; one naming no registered client has no chain to go on.</summary>
+    private async Task AuditThrottledAsync(TokenRequest request, string? sourceAddress, string? correlationId, CancellationToken cancellationToken)
+    {
+        var named = request.ClientId ?? AssertionHeader(request.ClientAssertion)?.Issuer;
+        if (string.IsNullOrEmpty(named) || await FindClientAsync(named, cancellationToken) is not { } client
+            || await _tenants.FindAsync(client.TenantId, cancellationToken) is not { } tenant) return;
+        var method = request.ClientAssertion is not null || request.ClientAssertionType is not null ? "private_key_jwt" : "client secret";
+        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.ClientId, client.Name, SmartScopes.None), tenant, "sign-in", sourceAddress, correlationId);
+        await _audit.AppendAsync(context, AuditAction.SignInFailure, AuditOutcome.MinorFailure, null, [], cancellationToken, method + " throttled");
     }
 
     /// <summary>What the throttle counts a source as: an IPv6 address's /64 (whoever has one address has 2^64 of them), an IPv4
@@ -350,24 +365,27 @@ public sealed class ApiClients
             reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetString(5), reader.GetInt32(6) != 0);
     }
 
+    /// <summary>The issuer and key id an assertion claims, read without verifying it; null when it is no signed JWT.</summary>
+    private static (string? Issuer, string? KeyId)? AssertionHeader(string? assertion)
+    {
+        // A signed JWT (JWS compact form: three parts); an encrypted one (JWE, five parts) is no client assertion.
+        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384 || assertion.Count(c => c == '.') != 2) return null;
+        try
+        {
+            var read = new JsonWebTokenHandler().ReadJsonWebToken(assertion);
+            return (read.Issuer, read.Kid);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or SecurityTokenException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>private_key_jwt (RFC 7523, SMART Backend Services): a short-lived JWT signed with the client's registered key, used once.
     /// The client its issuer names (null when none is registered) and, when the assertion is refused, why.</summary>
     private async Task<(Client? Client, string? Refused)> AuthenticateAssertionAsync(string? assertion, string? clientIdHint, string tokenEndpoint, CancellationToken cancellationToken)
     {
-        // A signed JWT (JWS compact form: three parts); an encrypted one (JWE, five parts) is no client assertion.
-        if (string.IsNullOrEmpty(assertion) || assertion.Length > 16_384 || assertion.Count(c => c == '.') != 2) return (null, null);
-        var handler = new JsonWebTokenHandler();
-        string? issuer, keyId;
-        try
-        {
-            var read = handler.ReadJsonWebToken(assertion);
-            (issuer, keyId) = (read.Issuer, read.Kid);
-        }
-        catch (Exception e) when (e is ArgumentException or FormatException or SecurityTokenException or System.Text.Json.JsonException)
-        {
-            return (null, null);
-        }
-        if (string.IsNullOrEmpty(issuer)) return (null, null);
+        if (AssertionHeader(assertion) is not ({ } issuer, var keyId) || issuer.Length == 0) return (null, null);
         var client = await FindClientAsync(issuer, cancellationToken);
         if (client is null) return (null, null);
         if (clientIdHint is not null && clientIdHint != issuer) return (client, "assertion refused (client_id differs from its issuer)");
@@ -379,6 +397,7 @@ public sealed class ApiClients
         if (signingKeys.Count == 0) return (client, "assertion refused (its kid names no registered key)");
 
         var now = _time.GetUtcNow().UtcDateTime;
+        var handler = new JsonWebTokenHandler();
         var result = await handler.ValidateTokenAsync(assertion, new TokenValidationParameters
         {
             ValidIssuer = client.ClientId,

@@ -130,11 +130,27 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
         var failures = (await server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
             new AuditQuery { Agent = client.ClientId, Actions = [AuditAction.SignInFailure], Count = 100 }, CancellationToken.None))!;
         Assert.Equal(3, failures.Count(e => e.Detail.Note == "client secret refused"));
+        // The guesses held back are on the chain too, as people's throttled sign-ins are: a burst is seen whole.
+        Assert.Equal(13, failures.Count(e => e.Detail.Note == "client secret throttled"));
 
         // Held back while the delay runs, the right secret too; once it has run out, the right secret gets its token.
         Assert.Equal(HttpStatusCode.TooManyRequests, await TokenAsync(client.ClientSecret!));
+        // An assertion naming the client (its issuer, unverified while held back) is recorded on the client's chain as well.
+        static string Part(string json) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(json);
+        using (var assertion = await server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = Part("{\"alg\":\"ES384\",\"kid\":\"k1\"}") + "." + Part("{\"iss\":\"" + client.ClientId + "\",\"sub\":\"" + client.ClientId + "\"}") + ".AAAA",
+        })))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, assertion.StatusCode);
+        }
         time.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(HttpStatusCode.OK, await TokenAsync(client.ClientSecret!));
+        failures = (await server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
+            new AuditQuery { Agent = client.ClientId, Actions = [AuditAction.SignInFailure], Count = 100 }, CancellationToken.None))!;
+        Assert.Equal(14, failures.Count(e => e.Detail.Note == "client secret throttled"));
+        Assert.Single(failures, e => e.Detail.Note == "private_key_jwt throttled" && e.Detail.Source == "127.0.0.1");
     }
 
     [Fact]
