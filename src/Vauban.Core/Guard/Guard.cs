@@ -76,10 +76,11 @@ public sealed partial class RecordsGuard
 
     // A canary met in a narrow search (a desk looking up a name) is told to the officer once a day for each principal and
     // canary: a desk searching a common name again and again raised the same alert every time. In this process's memory: a
-    // restart may tell it once more. Bounded: past MaxCanarySeen pairs the ones older than a day go.
+    // restart may tell it once more. Bounded: past MaxCanarySeen pairs the newest half is kept.
     private readonly ConcurrentDictionary<(long Tenant, string Principal, string Canary), long> _canarySeen = new();
+    private readonly Lock _canaryTrim = new();
     private static readonly long CanarySeenRepeatMs = (long)TimeSpan.FromDays(1).TotalMilliseconds;
-    private const int MaxCanarySeen = 10_000;
+    internal const int MaxCanarySeen = 10_000;
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ConcurrentDictionary<string, long>> _grants = new();
     private long _refreshedAt = long.MinValue;
     private long _sweptAt;
@@ -614,7 +615,7 @@ public sealed partial class RecordsGuard
     }
 
     /// <summary>Whether this principal's narrow search meeting this canary is the first in a day (and notes it).</summary>
-    private bool FirstSightingToday(long tenant, string principal, string canary, long nowMs)
+    internal bool FirstSightingToday(long tenant, string principal, string canary, long nowMs)
     {
         var key = (tenant, principal, canary);
         while (true)
@@ -626,17 +627,34 @@ public sealed partial class RecordsGuard
             }
             else if (_canarySeen.TryAdd(key, nowMs))
             {
-                if (_canarySeen.Count > MaxCanarySeen)
-                {
-                    foreach (var (old, at) in _canarySeen)
-                    {
-                        if (nowMs - at >= CanarySeenRepeatMs) _canarySeen.TryRemove(old, out _);
-                    }
-                }
+                if (_canarySeen.Count > MaxCanarySeen) TrimCanarySightings();
                 return true;
             }
         }
     }
+
+    /// <summary>Past MaxCanarySeen pairs, keeps the newest half: a flood of pairs within one day had every new pair scan them all
+    /// again, and the map grow past its bound. The next trim is then MaxCanarySeen / 2 new pairs away; a pair forgotten early
+    /// is told once more when met again, as after a restart.</summary>
+    private void TrimCanarySightings()
+    {
+        if (!_canaryTrim.TryEnter()) return; // another request is trimming
+        try
+        {
+            if (_canarySeen.Count <= MaxCanarySeen) return;
+            var pairs = _canarySeen.ToArray();
+            Array.Sort(pairs, (a, b) => b.Value.CompareTo(a.Value));
+            // Removed only if unchanged: a pair met again meanwhile is newer than this snapshot says.
+            for (var i = MaxCanarySeen / 2; i < pairs.Length; i++) _canarySeen.TryRemove(pairs[i]);
+        }
+        finally
+        {
+            _canaryTrim.Exit();
+        }
+    }
+
+    /// <summary>How many (principal, canary) sightings the guard remembers (tests).</summary>
+    internal int CanarySightingsHeld => _canarySeen.Count;
 
     private async Task<GuardDecision> ContainAsync(AccessContext context, string level, string alertKind, string detail, bool deferWrite, CancellationToken cancellationToken)
     {

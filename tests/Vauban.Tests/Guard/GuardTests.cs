@@ -263,6 +263,22 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public void The_canary_sightings_remembered_stay_bounded_under_a_flood_of_principals_within_one_day()
+    {
+        // Each new (principal, canary) pair past the bound scanned every pair again and removed none of one day: the map grew
+        // without end, each new pair a scan of all. Now the newest half is kept; what was just seen is still not told twice.
+        var guard = _server.Store.Guard;
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        for (var i = 0; i < RecordsGuard.MaxCanarySeen * 3; i++)
+        {
+            Assert.True(guard.FirstSightingToday(_tenant.Id, "client:flood-" + i, _canaries[0], now + i));
+            Assert.InRange(guard.CanarySightingsHeld, 1, RecordsGuard.MaxCanarySeen + 1);
+        }
+        var newest = "client:flood-" + (RecordsGuard.MaxCanarySeen * 3 - 1);
+        Assert.False(guard.FirstSightingToday(_tenant.Id, newest, _canaries[0], now + RecordsGuard.MaxCanarySeen * 3));
+    }
+
+    [Fact]
     public async Task Canary_patients_look_like_any_other_patient()
     {
         var canary = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", _canaries[0], None);
