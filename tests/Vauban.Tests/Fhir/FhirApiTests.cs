@@ -996,6 +996,78 @@ public abstract class FhirApiTests : IAsyncLifetime
         using (var offset = await Api.GetAsync($"/fhir/Organization/_history?_since={Uri.EscapeDataString("2026-01-01T08:00:00+01:00")}")) Assert.Equal(HttpStatusCode.OK, offset.StatusCode);
     }
 
+    /// <summary>Each entry of a history as (request method, request url, response status), newest first.</summary>
+    private async Task<List<string>> HistoryRequestsAsync(string url)
+    {
+        var pages = await HistoryPagesAsync(url);
+        return pages.SelectMany(p => p.TryGetProperty("entry", out var e) ? e.EnumerateArray().ToList() : [])
+            .Select(e => $"{e.GetProperty("request").GetProperty("method").GetString()} {e.GetProperty("request").GetProperty("url").GetString()} {e.GetProperty("response").GetProperty("status").GetString()}")
+            .ToList();
+    }
+
+    [Fact]
+    public async Task History_shows_how_each_version_was_written_so_that_a_client_replaying_it_keeps_the_ids()
+    {
+        static string Organization(string id, string name) => $$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "{{name}}" }""";
+        // POST, then an update.
+        var posted = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Posted" }""")).GetProperty("id").GetString()!;
+        using (var put = await Api.PutAsync($"/fhir/Organization/{posted}", FhirContent.Json(Organization(posted, "Posted, renamed")))) Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        Assert.Equal([$"PUT Organization/{posted} 200", "POST Organization 201"], await HistoryRequestsAsync($"/fhir/Organization/{posted}/_history"));
+
+        // Created by PUT (update as create), updated, deleted, and brought back by PUT (201, as answered).
+        const string chosen = "org-put-created";
+        using (var put = await Api.PutAsync($"/fhir/Organization/{chosen}", FhirContent.Json(Organization(chosen, "One")))) Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        using (var put = await Api.PutAsync($"/fhir/Organization/{chosen}", FhirContent.Json(Organization(chosen, "Two")))) Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        using (var delete = await Api.DeleteAsync($"/fhir/Organization/{chosen}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var put = await Api.PutAsync($"/fhir/Organization/{chosen}", FhirContent.Json(Organization(chosen, "Back")))) Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        Assert.Equal([$"PUT Organization/{chosen} 201", $"DELETE Organization/{chosen} 204", $"PUT Organization/{chosen} 200", $"PUT Organization/{chosen} 201"],
+            await HistoryRequestsAsync($"/fhir/Organization/{chosen}/_history"));
+
+        // A transaction's POST and its PUT of a new id.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:9b2e1d4c-0000-4000-8000-000000000001", "resource": { "resourceType": "Organization", "name": "In a transaction" },
+                "request": { "method": "POST", "url": "Organization" } },
+              { "resource": {{Organization("org-tx-put", "Put in a transaction")}}, "request": { "method": "PUT", "url": "Organization/org-tx-put" } } ] }
+            """;
+        string transactionPosted;
+        using (var transaction = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var answer = await transaction.BodyAsync();
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, answer.ToString());
+            transactionPosted = answer.GetProperty("entry")[0].GetProperty("response").GetProperty("location").GetString()!.Split('/')[^3];
+        }
+        Assert.Equal(["POST Organization 201"], await HistoryRequestsAsync($"/fhir/Organization/{transactionPosted}/_history"));
+        Assert.Equal(["PUT Organization/org-tx-put 201"], await HistoryRequestsAsync("/fhir/Organization/org-tx-put/_history"));
+
+        // A load keeps the ids it is given: PUT, created; the same id loaded again is an update.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var loader = Vauban.Access.AccessContext.Operator(tenant, "test");
+        await Server.Store.Records.ImportAsync(loader, [Samples.Import("Organization", "org-imported", Organization("org-imported", "Loaded"))], null, CancellationToken.None);
+        await Server.Store.Records.ImportAsync(loader, [Samples.Import("Organization", "org-imported", Organization("org-imported", "Loaded again"))], null, CancellationToken.None);
+        Assert.Equal(["PUT Organization/org-imported 200", "PUT Organization/org-imported 201"], await HistoryRequestsAsync("/fhir/Organization/org-imported/_history"));
+
+        // The type's history says the same of each version, across pages.
+        var all = await HistoryRequestsAsync("/fhir/Organization/_history?_count=3");
+        Assert.Equal(4, all.Count(r => r.StartsWith($"PUT Organization/{chosen} ", StringComparison.Ordinal) || r.StartsWith($"DELETE Organization/{chosen} ", StringComparison.Ordinal)));
+        Assert.Contains($"PUT Organization/{chosen} 201", all);
+        Assert.Contains($"DELETE Organization/{chosen} 204", all);
+        Assert.Contains("PUT Organization/org-tx-put 201", all);
+        Assert.Contains("PUT Organization/org-imported 201", all);
+        Assert.Equal(2, all.Count(r => r == "POST Organization 201"));
+
+        // Versions stored before how they were made was recorded (schema step 13 leaves them NULL) are shown as history showed them.
+        await using (var database = Vauban.Storage.StoreDatabase.Open(Server.Db))
+        await using (var connection = await database.OpenAsync(CancellationToken.None))
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "UPDATE resources SET made = NULL; UPDATE resource_history SET made = NULL;";
+            await command.ExecuteNonQueryAsync();
+        }
+        Assert.Equal([$"PUT Organization/{chosen} 200", $"DELETE Organization/{chosen} 204", $"PUT Organization/{chosen} 200", "POST Organization 201"],
+            await HistoryRequestsAsync($"/fhir/Organization/{chosen}/_history"));
+    }
+
     [Fact]
     public async Task Metadata_is_a_CapabilityStatement_listing_the_supported_types_and_search_parameters()
     {
