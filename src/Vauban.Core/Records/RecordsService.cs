@@ -169,7 +169,8 @@ public sealed partial class RecordsService
     /// <summary>
     /// Instance or type history, newest first, <paramref name="count"/> versions a page. <paramref name="page"/> is the opaque
     /// token of a next link; when given, it carries the first page's <paramref name="since"/> and <paramref name="count"/>,
-    /// which replace those passed, as a search's token carries its query.
+    /// which replace those passed, as a search's token carries its query. A <paramref name="count"/> of 0 is the total alone,
+    /// no entries and no next link, as _count=0 is in a search (FHIR R4 search, "_count").
     /// </summary>
     public async Task<SearchPage> HistoryAsync(AccessContext context, string type, string? id, long? since, int count, string? page, CancellationToken cancellationToken)
     {
@@ -197,6 +198,7 @@ public sealed partial class RecordsService
                 else if (pair[0] == "_since") since = long.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
             }
         }
+        var countOnly = count == 0;
         count = Math.Clamp(count, 1, SearchQuery.MaxCount);
         int? total = null;
         await using (var connection = await _database.OpenAsync(cancellationToken))
@@ -214,8 +216,15 @@ public sealed partial class RecordsService
                 {
                     return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
                 }
-                versions = await _rows.InstanceHistoryAsync(connection, current, since, before?.Item3, count + 1, cancellationToken);
                 total = await ResourceRows.InstanceVersionCountAsync(connection, current, since, cancellationToken);
+                if (countOnly) return await CountOnlyAsync([new AuditedRecord(type, id, current.Compartment)]);
+                versions = await _rows.InstanceHistoryAsync(connection, current, since, before?.Item3, count + 1, cancellationToken);
+            }
+            else if (countOnly)
+            {
+                total = await _rows.TypeVersionCountAsync(connection, context.Tenant.Id, typeCode, since,
+                    (command, engine) => _policy.FilterFor(context, type, command, engine), cancellationToken);
+                return await CountOnlyAsync([]);
             }
             else
             {
@@ -243,6 +252,14 @@ public sealed partial class RecordsService
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select((v, i) => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, bodies[i], false, v.Deleted, v.Made)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, total, next);
+
+        // A count carries no version, as a search's count: the guard is asked with none, and the act is audited as a count.
+        async Task<SearchPage> CountOnlyAsync(List<AuditedRecord> counted)
+        {
+            if (await AdmitAsync(context, interaction, type, [], depth, cancellationToken) is { } held) return SearchPage.Fail(held.Status, [.. held.Issues!]);
+            await AuditAsync(context, interaction, AuditOutcome.Success, type, counted, cancellationToken, note: "count only");
+            return new SearchPage(RecordStatus.Ok, [], total, null);
+        }
     }
 
     /// <summary>The patient a stored version named when it was written. The row carries the record's current compartment; an

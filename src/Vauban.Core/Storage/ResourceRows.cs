@@ -102,6 +102,21 @@ internal sealed class ResourceRows
         return older + (since is null || current.LastUpdated >= since ? 1 : 0);
     }
 
+    /// <summary>How many versions of the type's resources that <paramref name="filter"/> lets through changed at or after <paramref name="since"/>.</summary>
+    public async Task<int> TypeVersionCountAsync(DbConnection connection, long tenant, int type, long? since, Func<DbCommand, StorageEngine, string?> filter,
+        CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+        // The policy's filter is on the current row "r", as in TypeHistoryAsync.
+        var allowed = filter(command, _database.Engine) is { } f ? " AND " + f : "";
+        command.CommandText = $"""
+            SELECT (SELECT count(*) FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since{allowed})
+                 + (SELECT count(*) FROM resource_history h JOIN resources r ON r.rid = h.rid WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since{allowed})
+            """;
+        command.With("t", tenant).With("ty", type).With("since", since ?? long.MinValue);
+        return (int)await command.ScalarLongAsync(cancellationToken);
+    }
+
     /// <summary>Versions of all resources of a type, newest first, strictly before the (lastUpdated, rid, version) cursor.</summary>
     public async Task<List<StoredVersion>> TypeHistoryAsync(DbConnection connection, long tenant, int type, long? since, (long Updated, long Rid, int Version)? before, int limit,
         Func<DbCommand, StorageEngine, string?> filter, CancellationToken cancellationToken)

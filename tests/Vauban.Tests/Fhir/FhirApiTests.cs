@@ -973,6 +973,40 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task History_with_count_0_is_the_total_alone_as_a_search_with_count_0_is()
+    {
+        var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Version 1" }""")).GetProperty("id").GetString()!;
+        using (var put = await Api.PutAsync($"/fhir/Organization/{id}", FhirContent.Json($$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "Version 2" }"""))) { }
+        await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Another" }""");
+
+        // A search's _count=0 (FHIR R4: the same as _summary=count), for comparison.
+        var search = await SearchAsync("Organization?_count=0");
+        Assert.Equal(2, search.GetProperty("total").GetInt32());
+        Assert.False(search.TryGetProperty("entry", out _));
+
+        foreach (var (url, total) in new[] { ($"/fhir/Organization/{id}/_history?_count=0", 2), ("/fhir/Organization/_history?_count=0", 3) })
+        {
+            using var response = await Api.GetAsync(url);
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{url}: {(int)response.StatusCode} {bundle}");
+            Assert.Equal("history", bundle.GetProperty("type").GetString());
+            Assert.Equal(total, bundle.GetProperty("total").GetInt32());
+            Assert.False(bundle.TryGetProperty("entry", out _));
+            Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+        }
+        // With _since, the versions changed since then.
+        using (var since = await Api.GetAsync($"/fhir/Organization/_history?_count=0&_since={Uri.EscapeDataString("9999-12-31T23:59:59Z")}"))
+        {
+            Assert.Equal(0, (await since.BodyAsync()).GetProperty("total").GetInt32());
+        }
+        using (var negative = await Api.GetAsync($"/fhir/Organization/{id}/_history?_count=-1"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, negative.StatusCode);
+            Assert.Contains("_count must be a non-negative integer", await negative.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Type_history_next_links_keep_count_and_since()
     {
         await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Avant" }""");
