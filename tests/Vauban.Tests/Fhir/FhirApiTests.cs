@@ -674,7 +674,7 @@ public abstract class FhirApiTests : IAsyncLifetime
             ("1980", "1980 1980-05 1980-06 1980-06-10 1980-06-20"),
             ("1980-06", "1980-06 1980-06-10 1980-06-20"),
             ("1980-06-10", "1980-06-10"),
-            ("ap1980-06", "1980-06 1980-06-10 1980-06-20"),
+            ("ap1980-06", "1979 1980 1980-05 1980-06 1980-06-10 1980-06-20"), // 1980-06-01 ± a tenth of the 46 years since: 1975-08 to 1985-04
             ("ne1980-06", "1979 1980 1980-05"),
             ("ge1980-06-15,le1979-06-01", "1979 1980 1980-06 1980-06-20"),
         ];
@@ -1100,6 +1100,58 @@ public abstract class FhirApiTests : IAsyncLifetime
         }
         Assert.Equal([$"PUT Organization/{chosen} 200", $"DELETE Organization/{chosen} 204", $"PUT Organization/{chosen} 200", "POST Organization 201"],
             await HistoryRequestsAsync($"/fhir/Organization/{chosen}/_history"));
+    }
+
+    /// <summary>Patients named "Approchee" born 101 and 100 days before, on, and 100 and 101 days after a day 1,000 days ago, one
+    /// born that day's year (year precision), one with no birth date; by id, their label ("-101" … "+101", "year", "none").</summary>
+    private async Task<(DateOnly Searched, Dictionary<string, string> Labels)> PatientsAroundADayAsync()
+    {
+        var searched = DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1000);
+        var labels = new Dictionary<string, string>();
+        foreach (var (label, offset) in new (string, int?)[] { ("-101", -101), ("-100", -100), ("0", 0), ("+100", 100), ("+101", 101), ("year", 0), ("none", null) })
+        {
+            var birth = offset is { } days ? searched.AddDays(days).ToString(label == "year" ? "yyyy" : "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) : "";
+            var json = Samples.Patient(family: "Approchee", birthDate: birth);
+            if (offset is null) json = json.Replace("\"birthDate\": \"\",", "", StringComparison.Ordinal);
+            labels[(await CreateAsync("Patient", json)).GetProperty("id").GetString()!] = label;
+        }
+        return (searched, labels);
+    }
+
+    private async Task<string> LabelsFoundAsync(Dictionary<string, string> labels, string query) =>
+        string.Join(' ', Ids(await SearchAsync($"Patient?family=approchee&{query}&_count=50")).Select(id => labels[id]).Order(StringComparer.Ordinal));
+
+    private static string Sorted(string labels) => string.Join(' ', labels.Split(' ').Order(StringComparer.Ordinal));
+
+    private static string Day(DateOnly date, int offset = 0) => date.AddDays(offset).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task A_birth_date_searched_with_ne_matches_only_patients_that_have_a_birth_date()
+    {
+        var (searched, labels) = await PatientsAroundADayAsync();
+        // FHIR R4 search: a parameter matches only resources that have a value for it; ne those whose birth date is not that day.
+        Assert.Equal(Sorted("-101 -100 +100 +101 year"), await LabelsFoundAsync(labels, $"birthdate=ne{Day(searched)}"));
+        Assert.Equal(Sorted("-100 0 +100 year"), await LabelsFoundAsync(labels, $"birthdate=ne{Day(searched, -101)}&birthdate=ne{Day(searched, 101)}"));
+
+        // Two ne values of one parameter are alternatives, which every birth date meets: refused rather than read as "neither".
+        using var both = await Api.GetAsync($"/fhir/Patient?birthdate=ne{Day(searched, -101)},ne{Day(searched, 101)}");
+        Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
+        Assert.Contains("takes one ne value", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_birth_date_searched_approximately_is_a_tenth_of_its_distance_from_today_either_side()
+    {
+        // FHIR R4 search, "ap": 10 % of the gap between now and the date. 1,000 days ago: 100 days either side.
+        var (searched, labels) = await PatientsAroundADayAsync();
+        Assert.Equal(Sorted("-100 0 +100 year"), await LabelsFoundAsync(labels, $"birthdate=ap{Day(searched)}"));
+
+        // The CapabilityStatement says how wide ap is.
+        using var metadata = await Server.Http.GetAsync("/fhir/metadata");
+        var birthdate = (await metadata.BodyAsync()).GetProperty("rest")[0].GetProperty("resource").EnumerateArray()
+            .Single(r => r.GetProperty("type").GetString() == "Patient").GetProperty("searchParam").EnumerateArray()
+            .Single(p => p.GetProperty("name").GetString() == "birthdate");
+        Assert.Contains("ap: within a tenth of the time between the date and today", birthdate.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
     }
 
     [Fact]
