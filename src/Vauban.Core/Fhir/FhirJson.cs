@@ -93,12 +93,15 @@ public static class FhirJson
                 writer.WritePropertyName("resource");
                 writer.WriteRawValue(entry.Json, skipInputValidation: true);
             }
+            // As the version was written; a version stored before that was recorded is shown as history always showed it.
+            var made = entry.Made != VersionMade.Unknown ? entry.Made
+                : entry.Deleted ? VersionMade.Deleted : entry.Version == 1 ? VersionMade.Created : VersionMade.Updated;
             writer.WriteStartObject("request");
-            writer.WriteString("method", entry.Deleted ? "DELETE" : entry.Version == 1 ? "POST" : "PUT");
-            writer.WriteString("url", entry.Version == 1 && !entry.Deleted ? entry.Type : $"{entry.Type}/{entry.Id}");
+            writer.WriteString("method", made switch { VersionMade.Created => "POST", VersionMade.Deleted => "DELETE", _ => "PUT" });
+            writer.WriteString("url", made == VersionMade.Created ? entry.Type : $"{entry.Type}/{entry.Id}");
             writer.WriteEndObject();
             writer.WriteStartObject("response");
-            writer.WriteString("status", entry.Deleted ? "204" : entry.Version == 1 ? "201" : "200");
+            writer.WriteString("status", made switch { VersionMade.Updated => "200", VersionMade.Deleted => "204", _ => "201" });
             writer.WriteString("etag", ETag(entry.Version));
             writer.WriteString("lastModified", FhirInstant.Format(entry.LastUpdated));
             writer.WriteEndObject();

@@ -36,7 +36,26 @@ public sealed record RecordResult(RecordStatus Status, string Type, string? Id =
     public static RecordResult Fail(RecordStatus status, string type, params Issue[] issues) => new(status, type, Issues: issues);
 }
 
-public sealed record SearchEntry(string Type, string Id, int Version, long LastUpdated, byte[]? Json, bool Included, bool Deleted = false);
+/// <param name="Made">For a history entry: how the version was written (its request method and the status answered).</param>
+public sealed record SearchEntry(string Type, string Id, int Version, long LastUpdated, byte[]? Json, bool Included, bool Deleted = false, VersionMade Made = VersionMade.Unknown);
+
+/// <summary>
+/// How a version was written, stored with it as this small code (resources.made, carried into resource_history) and shown by
+/// history as the entry's request method and response status. <see cref="Unknown"/>: written before the code was stored
+/// (schema step 13); history then says what was said before: version 1 POST 201, a deletion DELETE 204, any other PUT 200.
+/// </summary>
+public enum VersionMade
+{
+    Unknown = 0,
+    /// <summary>POST, answered 201.</summary>
+    Created = 1,
+    /// <summary>PUT of an id that did not exist or was deleted (update as create, a load keeping its ids), answered 201.</summary>
+    CreatedByUpdate = 2,
+    /// <summary>PUT of an existing record, answered 200.</summary>
+    Updated = 3,
+    /// <summary>DELETE, answered 204.</summary>
+    Deleted = 4,
+}
 
 /// <summary>A page of search or history results; <see cref="NextPage"/> is an opaque token for the next page.</summary>
 public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> Entries, int? Total, string? NextPage, IReadOnlyList<Issue>? Issues = null)

@@ -260,7 +260,7 @@ public sealed partial class RecordsService
                 {
                     "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.IfMatch, written, cancellationToken), baseUrl),
                     "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
-                    "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, cancellationToken), baseUrl),
+                    "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, VersionMade.Created, cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
                     _ => await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken),
                 };

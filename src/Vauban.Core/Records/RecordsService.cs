@@ -109,7 +109,7 @@ public sealed partial class RecordsService
             }
         }
         var written = new WriteBatch(scope);
-        var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, cancellationToken);
+        var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
         if (result.Status != RecordStatus.Created) return result;
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await scope.CommitAsync(cancellationToken);
@@ -169,7 +169,8 @@ public sealed partial class RecordsService
     /// <summary>
     /// Instance or type history, newest first, <paramref name="count"/> versions a page. <paramref name="page"/> is the opaque
     /// token of a next link; when given, it carries the first page's <paramref name="since"/> and <paramref name="count"/>,
-    /// which replace those passed, as a search's token carries its query.
+    /// which replace those passed, as a search's token carries its query. A <paramref name="count"/> of 0 is the total alone,
+    /// no entries and no next link, as _count=0 is in a search (FHIR R4 search, "_count").
     /// </summary>
     public async Task<SearchPage> HistoryAsync(AccessContext context, string type, string? id, long? since, int count, string? page, CancellationToken cancellationToken)
     {
@@ -197,6 +198,7 @@ public sealed partial class RecordsService
                 else if (pair[0] == "_since") since = long.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
             }
         }
+        var countOnly = count == 0;
         count = Math.Clamp(count, 1, SearchQuery.MaxCount);
         int? total = null;
         await using (var connection = await _database.OpenAsync(cancellationToken))
@@ -214,8 +216,15 @@ public sealed partial class RecordsService
                 {
                     return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
                 }
-                versions = await _rows.InstanceHistoryAsync(connection, current, since, before?.Item3, count + 1, cancellationToken);
                 total = await ResourceRows.InstanceVersionCountAsync(connection, current, since, cancellationToken);
+                if (countOnly) return await CountOnlyAsync([new AuditedRecord(type, id, current.Compartment)]);
+                versions = await _rows.InstanceHistoryAsync(connection, current, since, before?.Item3, count + 1, cancellationToken);
+            }
+            else if (countOnly)
+            {
+                total = await _rows.TypeVersionCountAsync(connection, context.Tenant.Id, typeCode, since,
+                    (command, engine) => _policy.FilterFor(context, type, command, engine), cancellationToken);
+                return await CountOnlyAsync([]);
             }
             else
             {
@@ -241,8 +250,16 @@ public sealed partial class RecordsService
         if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
-        var entries = versions.Select((v, i) => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, bodies[i], false, v.Deleted)).ToList();
+        var entries = versions.Select((v, i) => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, bodies[i], false, v.Deleted, v.Made)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, total, next);
+
+        // A count carries no version, as a search's count: the guard is asked with none, and the act is audited as a count.
+        async Task<SearchPage> CountOnlyAsync(List<AuditedRecord> counted)
+        {
+            if (await AdmitAsync(context, interaction, type, [], depth, cancellationToken) is { } held) return SearchPage.Fail(held.Status, [.. held.Issues!]);
+            await AuditAsync(context, interaction, AuditOutcome.Success, type, counted, cancellationToken, note: "count only");
+            return new SearchPage(RecordStatus.Ok, [], total, null);
+        }
     }
 
     /// <summary>The patient a stored version named when it was written. The row carries the record's current compartment; an
@@ -286,8 +303,9 @@ public sealed partial class RecordsService
 
     // ---- writes inside a transaction (shared by single interactions and transaction bundles) ----
 
+    /// <param name="made">How history will show the version: <see cref="VersionMade.Created"/> (POST) or <see cref="VersionMade.CreatedByUpdate"/> (PUT).</param>
     private async Task<RecordResult> CreateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, JsonElement resource, string id,
-        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, string>? references, WriteBatch written, VersionMade made, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
@@ -295,7 +313,7 @@ public sealed partial class RecordsService
         if (ExtractWritten(type, json, keys, out var refused) is not { } index) return RecordResult.Fail(RecordStatus.Invalid, type, refused!);
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
-        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), cancellationToken);
+        await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), made, cancellationToken);
         written.Created(type, id, compartment, CreatorOf(context), Compartments.Named(type, id, index));
         await AuditAsync(context, Interaction.Create, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope);
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
@@ -319,7 +337,7 @@ public sealed partial class RecordsService
                     "refused by the access policy: " + reason);
                 return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
             }
-            return await CreateInScopeAsync(context, scope, keys, type, resource, id, references, written, cancellationToken);
+            return await CreateInScopeAsync(context, scope, keys, type, resource, id, references, written, VersionMade.CreatedByUpdate, cancellationToken);
         }
         // What is replaced must be open to the writer, before any version number is revealed.
         if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
@@ -344,7 +362,8 @@ public sealed partial class RecordsService
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
-        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex, cancellationToken))
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex,
+            current.Deleted ? VersionMade.CreatedByUpdate : VersionMade.Updated, cancellationToken))
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
@@ -389,7 +408,7 @@ public sealed partial class RecordsService
         }
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var oldIndex = ExtractIndex(type, Open(keys, current), keys);
-        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, cancellationToken))
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, VersionMade.Deleted, cancellationToken))
         {
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }

@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Npgsql;
 using NpgsqlTypes;
 using SQLitePCL;
+using Vauban.Records;
 using Vauban.Records.Search;
 
 namespace Vauban.Storage;
@@ -14,6 +15,10 @@ internal sealed record BulkRow(long Rid, int Type, string Id, long LastUpdated, 
 
 internal static class BulkRows
 {
+    /// <summary>How history shows a loaded version: a load keeps the ids it is given, as a PUT that creates does (201); a client
+    /// replaying history as POSTs would give the records new ids.</summary>
+    private const VersionMade Loaded = VersionMade.CreatedByUpdate;
+
     public static async Task<HashSet<(int, string)>> ExistingAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken)
     {
         var found = new HashSet<(int, string)>();
@@ -54,13 +59,13 @@ internal static class BulkRows
         // bound by position through SQLitePCL, as the audit appender's insert: through SqliteCommand every row cost a lookup of
         // each parameter by name, a data reader and a boxed value per column, more than SQLite's own work on the row.
         var db = ((SqliteConnection)scope.Connection).Handle ?? throw new InvalidOperationException("The loader's SQLite connection is not open.");
-        using (var insert = new PreparedStatement(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8)"))
+        using (var insert = new PreparedStatement(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8, ?9)"))
         {
             foreach (var row in rows)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 insert.Bind(1, row.Rid).Bind(2, tenant).Bind(3, row.Type).Bind(4, row.Id).Bind(5, row.LastUpdated).Bind(6, row.Body)
-                    .Bind(7, row.Compartment).Bind(8, row.CreatedBy).Step();
+                    .Bind(7, row.Compartment).Bind(8, row.CreatedBy).Bind(9, (long)Loaded).Step();
             }
         }
         // Index rows in key order: each B-tree page is visited once per batch instead of once per row. Rows are in ascending
@@ -173,7 +178,7 @@ internal static class BulkRows
     private static async Task CopyAsync(WriteScope scope, long tenant, List<BulkRow> rows, CancellationToken cancellationToken)
     {
         var connection = (NpgsqlConnection)scope.Connection;
-        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, hashes) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        await using (var writer = await connection.BeginBinaryImportAsync("COPY resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made, hashes) FROM STDIN (FORMAT BINARY)", cancellationToken))
         {
             foreach (var row in rows)
             {
@@ -188,6 +193,7 @@ internal static class BulkRows
                 await writer.WriteAsync(row.Body, NpgsqlDbType.Bytea, cancellationToken);
                 if (row.Compartment is null) await writer.WriteNullAsync(cancellationToken); else await writer.WriteAsync(row.Compartment, NpgsqlDbType.Text, cancellationToken);
                 if (row.CreatedBy is null) await writer.WriteNullAsync(cancellationToken); else await writer.WriteAsync(row.CreatedBy, NpgsqlDbType.Text, cancellationToken);
+                await writer.WriteAsync((short)Loaded, NpgsqlDbType.Smallint, cancellationToken);
                 await writer.WriteAsync(row.Index.Hashes.ToArray(), NpgsqlDbType.Array | NpgsqlDbType.Bigint, cancellationToken);
             }
             await writer.CompleteAsync(cancellationToken);

@@ -292,5 +292,19 @@ internal static class Migrations
                 PRIMARY KEY (client_id, jti_hash));
             CREATE INDEX client_assertions_expiry ON client_assertions (expires_at);
             """),
+
+        // Step 13: how each version was written (Records.VersionMade: POST 201, PUT 201, PUT 200, DELETE 204), for history, which
+        // derived it from the version number and showed a record created by PUT as POSTed. A small code, kept in the current row
+        // and carried into resource_history with it. Rows written before stay NULL and history derives theirs as it did: filling
+        // them would rewrite every row of the two largest tables (and, on PostgreSQL, their indexes) during the upgrade.
+        new(13, "how each resource version was written (request method and status), for history",
+            Sqlite: """
+            ALTER TABLE resources ADD COLUMN made INTEGER;
+            ALTER TABLE resource_history ADD COLUMN made INTEGER;
+            """,
+            Postgres: """
+            ALTER TABLE resources ADD COLUMN made smallint;
+            ALTER TABLE resource_history ADD COLUMN made smallint;
+            """),
     ];
 }

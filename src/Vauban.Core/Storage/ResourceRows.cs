@@ -1,13 +1,18 @@
 // Reading and writing resource rows and their index rows. Bodies arrive here already sealed and
 // leave still sealed: this class never sees plaintext.
 using System.Data.Common;
+using Vauban.Records;
 using Vauban.Records.Search;
 
 namespace Vauban.Storage;
 
 /// <summary>A stored version, still sealed. Compartment (the patient it concerns) and creator are the current row's: the policy reads them without decrypting.</summary>
 internal sealed record StoredVersion(long Rid, long TenantId, int Type, string Id, int Version, long LastUpdated, bool Deleted, byte[]? Body,
-    string? Compartment = null, string? CreatedBy = null);
+    string? Compartment = null, string? CreatedBy = null)
+{
+    /// <summary>How this version was written; read by the history queries only (<see cref="VersionMade.Unknown"/> elsewhere).</summary>
+    public VersionMade Made { get; init; }
+}
 
 internal sealed class ResourceRows
 {
@@ -23,6 +28,10 @@ internal sealed class ResourceRows
         reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetString(3), reader.GetInt32(4), reader.GetInt64(5),
         reader.GetInt32(6) != 0, reader.IsDBNull(7) ? null : (byte[])reader.GetValue(7),
         reader.IsDBNull(8) ? null : reader.GetString(8), reader.IsDBNull(9) ? null : reader.GetString(9));
+
+    /// <summary>The made column at <paramref name="ordinal"/>: NULL for a version written before it was stored.</summary>
+    private static VersionMade ReadMade(DbDataReader reader, int ordinal) =>
+        reader.IsDBNull(ordinal) ? VersionMade.Unknown : (VersionMade)Convert.ToInt32(reader.GetValue(ordinal), System.Globalization.CultureInfo.InvariantCulture);
 
     public async Task<StoredVersion?> CurrentAsync(DbConnection connection, DbTransaction? transaction, long tenant, int type, string id, bool forUpdate, CancellationToken cancellationToken)
     {
@@ -60,10 +69,16 @@ internal sealed class ResourceRows
     public async Task<List<StoredVersion>> InstanceHistoryAsync(DbConnection connection, StoredVersion current, long? since, int? before, int limit, CancellationToken cancellationToken)
     {
         var versions = new List<StoredVersion>();
-        if (before is null && (since is null || current.LastUpdated >= since)) versions.Add(current);
+        if (before is null && (since is null || current.LastUpdated >= since))
+        {
+            // The current row as read by the caller, with how it was made (NULL, so derived, if it has changed since).
+            using var made = connection.Command("SELECT made FROM resources WHERE rid = @rid AND version = @v").With("rid", current.Rid).With("v", current.Version);
+            using var madeReader = await made.ExecuteReaderAsync(cancellationToken);
+            versions.Add(current with { Made = await madeReader.ReadAsync(cancellationToken) ? ReadMade(madeReader, 0) : VersionMade.Unknown });
+        }
         if (versions.Count >= limit) return versions;
         using var command = connection.Command(
-            "SELECT version, last_updated, deleted, body FROM resource_history WHERE rid = @rid AND last_updated >= @since AND version < @before ORDER BY version DESC"
+            "SELECT version, last_updated, deleted, body, made FROM resource_history WHERE rid = @rid AND last_updated >= @since AND version < @before ORDER BY version DESC"
             + Sql.Limit(limit - versions.Count))
             .With("rid", current.Rid).With("since", since ?? long.MinValue).With("before", before ?? int.MaxValue);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -72,7 +87,7 @@ internal sealed class ResourceRows
             versions.Add(current with
             {
                 Version = reader.GetInt32(0), LastUpdated = reader.GetInt64(1), Deleted = reader.GetInt32(2) != 0,
-                Body = reader.IsDBNull(3) ? null : (byte[])reader.GetValue(3),
+                Body = reader.IsDBNull(3) ? null : (byte[])reader.GetValue(3), Made = ReadMade(reader, 4),
             });
         }
         return versions;
@@ -87,6 +102,21 @@ internal sealed class ResourceRows
         return older + (since is null || current.LastUpdated >= since ? 1 : 0);
     }
 
+    /// <summary>How many versions of the type's resources that <paramref name="filter"/> lets through changed at or after <paramref name="since"/>.</summary>
+    public async Task<int> TypeVersionCountAsync(DbConnection connection, long tenant, int type, long? since, Func<DbCommand, StorageEngine, string?> filter,
+        CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+        // The policy's filter is on the current row "r", as in TypeHistoryAsync.
+        var allowed = filter(command, _database.Engine) is { } f ? " AND " + f : "";
+        command.CommandText = $"""
+            SELECT (SELECT count(*) FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since{allowed})
+                 + (SELECT count(*) FROM resource_history h JOIN resources r ON r.rid = h.rid WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since{allowed})
+            """;
+        command.With("t", tenant).With("ty", type).With("since", since ?? long.MinValue);
+        return (int)await command.ScalarLongAsync(cancellationToken);
+    }
+
     /// <summary>Versions of all resources of a type, newest first, strictly before the (lastUpdated, rid, version) cursor.</summary>
     public async Task<List<StoredVersion>> TypeHistoryAsync(DbConnection connection, long tenant, int type, long? since, (long Updated, long Rid, int Version)? before, int limit,
         Func<DbCommand, StorageEngine, string?> filter, CancellationToken cancellationToken)
@@ -97,9 +127,9 @@ internal sealed class ResourceRows
         var allowed = filter(command, _database.Engine) is { } f ? " AND " + f : "";
         command.CommandText = $"""
             SELECT * FROM (
-              SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since{allowed}
+              SELECT {Columns}, r.made FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.last_updated >= @since{allowed}
               UNION ALL
-              SELECT r.rid, r.tenant_id, r.type, r.id, h.version, h.last_updated, h.deleted, h.body, r.compartment, r.created_by
+              SELECT r.rid, r.tenant_id, r.type, r.id, h.version, h.last_updated, h.deleted, h.body, r.compartment, r.created_by, h.made
               FROM resource_history h JOIN resources r ON r.rid = h.rid
               WHERE r.tenant_id = @t AND r.type = @ty AND h.last_updated >= @since{allowed}
             ) v
@@ -110,17 +140,18 @@ internal sealed class ResourceRows
             .With("cu", cursor.Updated).With("cr", cursor.Rid).With("cv", cursor.Version);
         var versions = new List<StoredVersion>();
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken)) versions.Add(ReadRow(reader));
+        while (await reader.ReadAsync(cancellationToken)) versions.Add(ReadRow(reader) with { Made = ReadMade(reader, 10) });
         return versions;
     }
 
     public static async Task<long> InsertAsync(WriteScope scope, StorageEngine engine, long tenant, int type, string id, int version, long lastUpdated, byte[] body, IndexEntries index,
-        string? compartment, string? createdBy, CancellationToken cancellationToken)
+        string? compartment, string? createdBy, VersionMade made, CancellationToken cancellationToken)
     {
         using var command = scope.Command(engine == StorageEngine.Postgres
-            ? "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @hs) RETURNING rid"
-            : "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb) RETURNING rid")
-            .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body).With("c", compartment).With("cb", createdBy);
+            ? "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @m, @hs) RETURNING rid"
+            : "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @m) RETURNING rid")
+            .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body).With("c", compartment).With("cb", createdBy)
+            .With("m", (short)made);
         if (engine == StorageEngine.Postgres) command.With("hs", index.Hashes.ToArray());
         var rid = await command.ScalarLongAsync(cancellationToken);
         await InsertIndexAsync(scope, engine, tenant, rid, index, cancellationToken);
@@ -129,18 +160,18 @@ internal sealed class ResourceRows
 
     /// <summary>Moves the current version to history and writes the new one, if the current version is still <paramref name="expectedVersion"/>.</summary>
     public static async Task<bool> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int expectedVersion, int version, long lastUpdated, byte[]? body,
-        string? compartment, IndexEntries? oldIndex, IndexEntries? newIndex, CancellationToken cancellationToken)
+        string? compartment, IndexEntries? oldIndex, IndexEntries? newIndex, VersionMade made, CancellationToken cancellationToken)
     {
         using (var archive = scope.Command(
-            "INSERT INTO resource_history (rid, version, last_updated, deleted, body) SELECT rid, version, last_updated, deleted, body FROM resources WHERE rid = @rid AND version = @ev")
+            "INSERT INTO resource_history (rid, version, last_updated, deleted, body, made) SELECT rid, version, last_updated, deleted, body, made FROM resources WHERE rid = @rid AND version = @ev")
             .With("rid", rid).With("ev", expectedVersion))
         {
             if (await archive.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
         using (var update = scope.Command(engine == StorageEngine.Postgres
-            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, hashes = @hs WHERE rid = @rid AND version = @ev"
-            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c WHERE rid = @rid AND version = @ev")
-            .With("c", compartment).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
+            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, made = @m, hashes = @hs WHERE rid = @rid AND version = @ev"
+            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, made = @m WHERE rid = @rid AND version = @ev")
+            .With("c", compartment).With("m", (short)made).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
         {
             if (engine == StorageEngine.Postgres) update.With("hs", newIndex?.Hashes.ToArray() ?? []);
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;

@@ -227,8 +227,8 @@ internal static class FhirEndpoints
             if (!FhirDate.TryParseInstant(sinceText, out var s)) return FhirHttp.Outcome(400, Issue.Invalid($"_since must be {FhirDate.InstantExample}.", "_since"));
             since = s;
         }
-        var count = SearchCount(http);
-        if (count is null) return FhirHttp.Outcome(400, Issue.Invalid("_count must be a positive integer.", "_count"));
+        var count = HistoryCount(http);
+        if (count is null) return FhirHttp.Outcome(400, Issue.Invalid("_count must be a non-negative integer.", "_count"));
         foreach (var key in http.Request.Query.Keys)
         {
             if (key is not ("_since" or "_count" or "_page" or "_format" or "_pretty"))
@@ -243,11 +243,12 @@ internal static class FhirEndpoints
         return new FhirResult(200, FhirJson.History(result, baseUrl, SelfUrl(http), next));
     }
 
-    private static int? SearchCount(HttpContext http)
+    /// <summary>History's page size: 50 unless given; 0 asks for the total alone, as in a search (FHIR R4 search, _count).</summary>
+    private static int? HistoryCount(HttpContext http)
     {
         var text = http.Request.Query["_count"].ToString();
         if (text.Length == 0) return 50;
-        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) && count > 0 ? count : null;
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var count) ? count : null;
     }
 
     internal static string SelfUrl(HttpContext http) => $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}{http.Request.Path}{http.Request.QueryString}";

@@ -674,7 +674,7 @@ public abstract class FhirApiTests : IAsyncLifetime
             ("1980", "1980 1980-05 1980-06 1980-06-10 1980-06-20"),
             ("1980-06", "1980-06 1980-06-10 1980-06-20"),
             ("1980-06-10", "1980-06-10"),
-            ("ap1980-06", "1980-06 1980-06-10 1980-06-20"),
+            ("ap1980-06", "1979 1980 1980-05 1980-06 1980-06-10 1980-06-20"), // 1980-06-01 ± a tenth of the 46 years since: 1975-08 to 1985-04
             ("ne1980-06", "1979 1980 1980-05"),
             ("ge1980-06-15,le1979-06-01", "1979 1980 1980-06 1980-06-20"),
         ];
@@ -973,6 +973,40 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task History_with_count_0_is_the_total_alone_as_a_search_with_count_0_is()
+    {
+        var id = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Version 1" }""")).GetProperty("id").GetString()!;
+        using (var put = await Api.PutAsync($"/fhir/Organization/{id}", FhirContent.Json($$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "Version 2" }"""))) { }
+        await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Another" }""");
+
+        // A search's _count=0 (FHIR R4: the same as _summary=count), for comparison.
+        var search = await SearchAsync("Organization?_count=0");
+        Assert.Equal(2, search.GetProperty("total").GetInt32());
+        Assert.False(search.TryGetProperty("entry", out _));
+
+        foreach (var (url, total) in new[] { ($"/fhir/Organization/{id}/_history?_count=0", 2), ("/fhir/Organization/_history?_count=0", 3) })
+        {
+            using var response = await Api.GetAsync(url);
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{url}: {(int)response.StatusCode} {bundle}");
+            Assert.Equal("history", bundle.GetProperty("type").GetString());
+            Assert.Equal(total, bundle.GetProperty("total").GetInt32());
+            Assert.False(bundle.TryGetProperty("entry", out _));
+            Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+        }
+        // With _since, the versions changed since then.
+        using (var since = await Api.GetAsync($"/fhir/Organization/_history?_count=0&_since={Uri.EscapeDataString("9999-12-31T23:59:59Z")}"))
+        {
+            Assert.Equal(0, (await since.BodyAsync()).GetProperty("total").GetInt32());
+        }
+        using (var negative = await Api.GetAsync($"/fhir/Organization/{id}/_history?_count=-1"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, negative.StatusCode);
+            Assert.Contains("_count must be a non-negative integer", await negative.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Type_history_next_links_keep_count_and_since()
     {
         await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Avant" }""");
@@ -994,6 +1028,130 @@ public abstract class FhirApiTests : IAsyncLifetime
             Assert.Contains("instant with its time zone", (await refused.Content.ReadAsStringAsync()), StringComparison.Ordinal);
         }
         using (var offset = await Api.GetAsync($"/fhir/Organization/_history?_since={Uri.EscapeDataString("2026-01-01T08:00:00+01:00")}")) Assert.Equal(HttpStatusCode.OK, offset.StatusCode);
+    }
+
+    /// <summary>Each entry of a history as (request method, request url, response status), newest first.</summary>
+    private async Task<List<string>> HistoryRequestsAsync(string url)
+    {
+        var pages = await HistoryPagesAsync(url);
+        return pages.SelectMany(p => p.TryGetProperty("entry", out var e) ? e.EnumerateArray().ToList() : [])
+            .Select(e => $"{e.GetProperty("request").GetProperty("method").GetString()} {e.GetProperty("request").GetProperty("url").GetString()} {e.GetProperty("response").GetProperty("status").GetString()}")
+            .ToList();
+    }
+
+    [Fact]
+    public async Task History_shows_how_each_version_was_written_so_that_a_client_replaying_it_keeps_the_ids()
+    {
+        static string Organization(string id, string name) => $$"""{ "resourceType": "Organization", "id": "{{id}}", "name": "{{name}}" }""";
+        // POST, then an update.
+        var posted = (await CreateAsync("Organization", """{ "resourceType": "Organization", "name": "Posted" }""")).GetProperty("id").GetString()!;
+        using (var put = await Api.PutAsync($"/fhir/Organization/{posted}", FhirContent.Json(Organization(posted, "Posted, renamed")))) Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        Assert.Equal([$"PUT Organization/{posted} 200", "POST Organization 201"], await HistoryRequestsAsync($"/fhir/Organization/{posted}/_history"));
+
+        // Created by PUT (update as create), updated, deleted, and brought back by PUT (201, as answered).
+        const string chosen = "org-put-created";
+        using (var put = await Api.PutAsync($"/fhir/Organization/{chosen}", FhirContent.Json(Organization(chosen, "One")))) Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        using (var put = await Api.PutAsync($"/fhir/Organization/{chosen}", FhirContent.Json(Organization(chosen, "Two")))) Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        using (var delete = await Api.DeleteAsync($"/fhir/Organization/{chosen}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var put = await Api.PutAsync($"/fhir/Organization/{chosen}", FhirContent.Json(Organization(chosen, "Back")))) Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+        Assert.Equal([$"PUT Organization/{chosen} 201", $"DELETE Organization/{chosen} 204", $"PUT Organization/{chosen} 200", $"PUT Organization/{chosen} 201"],
+            await HistoryRequestsAsync($"/fhir/Organization/{chosen}/_history"));
+
+        // A transaction's POST and its PUT of a new id.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:9b2e1d4c-0000-4000-8000-000000000001", "resource": { "resourceType": "Organization", "name": "In a transaction" },
+                "request": { "method": "POST", "url": "Organization" } },
+              { "resource": {{Organization("org-tx-put", "Put in a transaction")}}, "request": { "method": "PUT", "url": "Organization/org-tx-put" } } ] }
+            """;
+        string transactionPosted;
+        using (var transaction = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var answer = await transaction.BodyAsync();
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, answer.ToString());
+            transactionPosted = answer.GetProperty("entry")[0].GetProperty("response").GetProperty("location").GetString()!.Split('/')[^3];
+        }
+        Assert.Equal(["POST Organization 201"], await HistoryRequestsAsync($"/fhir/Organization/{transactionPosted}/_history"));
+        Assert.Equal(["PUT Organization/org-tx-put 201"], await HistoryRequestsAsync("/fhir/Organization/org-tx-put/_history"));
+
+        // A load keeps the ids it is given: PUT, created; the same id loaded again is an update.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var loader = Vauban.Access.AccessContext.Operator(tenant, "test");
+        await Server.Store.Records.ImportAsync(loader, [Samples.Import("Organization", "org-imported", Organization("org-imported", "Loaded"))], null, CancellationToken.None);
+        await Server.Store.Records.ImportAsync(loader, [Samples.Import("Organization", "org-imported", Organization("org-imported", "Loaded again"))], null, CancellationToken.None);
+        Assert.Equal(["PUT Organization/org-imported 200", "PUT Organization/org-imported 201"], await HistoryRequestsAsync("/fhir/Organization/org-imported/_history"));
+
+        // The type's history says the same of each version, across pages.
+        var all = await HistoryRequestsAsync("/fhir/Organization/_history?_count=3");
+        Assert.Equal(4, all.Count(r => r.StartsWith($"PUT Organization/{chosen} ", StringComparison.Ordinal) || r.StartsWith($"DELETE Organization/{chosen} ", StringComparison.Ordinal)));
+        Assert.Contains($"PUT Organization/{chosen} 201", all);
+        Assert.Contains($"DELETE Organization/{chosen} 204", all);
+        Assert.Contains("PUT Organization/org-tx-put 201", all);
+        Assert.Contains("PUT Organization/org-imported 201", all);
+        Assert.Equal(2, all.Count(r => r == "POST Organization 201"));
+
+        // Versions stored before how they were made was recorded (schema step 13 leaves them NULL) are shown as history showed them.
+        await using (var database = Vauban.Storage.StoreDatabase.Open(Server.Db))
+        await using (var connection = await database.OpenAsync(CancellationToken.None))
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "UPDATE resources SET made = NULL; UPDATE resource_history SET made = NULL;";
+            await command.ExecuteNonQueryAsync();
+        }
+        Assert.Equal([$"PUT Organization/{chosen} 200", $"DELETE Organization/{chosen} 204", $"PUT Organization/{chosen} 200", "POST Organization 201"],
+            await HistoryRequestsAsync($"/fhir/Organization/{chosen}/_history"));
+    }
+
+    /// <summary>Patients named "Approchee" born 101 and 100 days before, on, and 100 and 101 days after a day 1,000 days ago, one
+    /// born that day's year (year precision), one with no birth date; by id, their label ("-101" … "+101", "year", "none").</summary>
+    private async Task<(DateOnly Searched, Dictionary<string, string> Labels)> PatientsAroundADayAsync()
+    {
+        var searched = DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1000);
+        var labels = new Dictionary<string, string>();
+        foreach (var (label, offset) in new (string, int?)[] { ("-101", -101), ("-100", -100), ("0", 0), ("+100", 100), ("+101", 101), ("year", 0), ("none", null) })
+        {
+            var birth = offset is { } days ? searched.AddDays(days).ToString(label == "year" ? "yyyy" : "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) : "";
+            var json = Samples.Patient(family: "Approchee", birthDate: birth);
+            if (offset is null) json = json.Replace("\"birthDate\": \"\",", "", StringComparison.Ordinal);
+            labels[(await CreateAsync("Patient", json)).GetProperty("id").GetString()!] = label;
+        }
+        return (searched, labels);
+    }
+
+    private async Task<string> LabelsFoundAsync(Dictionary<string, string> labels, string query) =>
+        string.Join(' ', Ids(await SearchAsync($"Patient?family=approchee&{query}&_count=50")).Select(id => labels[id]).Order(StringComparer.Ordinal));
+
+    private static string Sorted(string labels) => string.Join(' ', labels.Split(' ').Order(StringComparer.Ordinal));
+
+    private static string Day(DateOnly date, int offset = 0) => date.AddDays(offset).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task A_birth_date_searched_with_ne_matches_only_patients_that_have_a_birth_date()
+    {
+        var (searched, labels) = await PatientsAroundADayAsync();
+        // FHIR R4 search: a parameter matches only resources that have a value for it; ne those whose birth date is not that day.
+        Assert.Equal(Sorted("-101 -100 +100 +101 year"), await LabelsFoundAsync(labels, $"birthdate=ne{Day(searched)}"));
+        Assert.Equal(Sorted("-100 0 +100 year"), await LabelsFoundAsync(labels, $"birthdate=ne{Day(searched, -101)}&birthdate=ne{Day(searched, 101)}"));
+
+        // Two ne values of one parameter are alternatives, which every birth date meets: refused rather than read as "neither".
+        using var both = await Api.GetAsync($"/fhir/Patient?birthdate=ne{Day(searched, -101)},ne{Day(searched, 101)}");
+        Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
+        Assert.Contains("takes one ne value", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_birth_date_searched_approximately_is_a_tenth_of_its_distance_from_today_either_side()
+    {
+        // FHIR R4 search, "ap": 10 % of the gap between now and the date. 1,000 days ago: 100 days either side.
+        var (searched, labels) = await PatientsAroundADayAsync();
+        Assert.Equal(Sorted("-100 0 +100 year"), await LabelsFoundAsync(labels, $"birthdate=ap{Day(searched)}"));
+
+        // The CapabilityStatement says how wide ap is.
+        using var metadata = await Server.Http.GetAsync("/fhir/metadata");
+        var birthdate = (await metadata.BodyAsync()).GetProperty("rest")[0].GetProperty("resource").EnumerateArray()
+            .Single(r => r.GetProperty("type").GetString() == "Patient").GetProperty("searchParam").EnumerateArray()
+            .Single(p => p.GetProperty("name").GetString() == "birthdate");
+        Assert.Contains("ap: within a tenth of the time between the date and today", birthdate.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
     }
 
     [Fact]

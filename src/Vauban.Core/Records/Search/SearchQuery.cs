@@ -18,6 +18,9 @@ internal sealed record Clause(ClauseKind Kind, bool Negated, int Selectivity)
     public List<long> Hashes { get; init; } = [];
     /// <summary>For a hash clause: further alternatives, each a hash without others (<see cref="HashAlone"/>). Such a clause never drives.</summary>
     public List<HashAlone> Alone { get; init; } = [];
+    /// <summary>For a negated hash clause: the resource must have one of these too, i.e. a value for the parameter (FHIR R4 search:
+    /// a parameter matches only resources that have a value for it, ne included).</summary>
+    public List<long> Present { get; init; } = [];
     public List<string> Targets { get; init; } = [];
     public List<int> Params { get; init; } = [];
     public List<(string Prefix, long Low, long High)> Ranges { get; init; } = [];
@@ -137,7 +140,7 @@ internal sealed class SearchQuery
             }
             if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause);
         }
-        if (query.Clauses.Sum(c => c.Hashes.Count + c.Alone.Sum(a => 1 + a.Without.Count) + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
+        if (query.Clauses.Sum(c => c.Hashes.Count + c.Alone.Sum(a => 1 + a.Without.Count) + c.Present.Count + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
         {
             issues.Add(Issue.Error("too-costly", $"This search expands to more than {MaxIndexValues} index values (date ranges on identifying dates expand to many); narrow it."));
         }
@@ -279,14 +282,22 @@ internal sealed class SearchQuery
 
     /// <summary>Birth dates are blind-indexed by year, month and day, as precise as they were given: "1980" has a year hash only,
     /// "1980-06" a year and a month hash. A range becomes the set of year/month/day hashes that tile it; where a prefix matches
-    /// the dates that intersect the range (gt, ge, lt, le: FHIR R4 search, "prefix"), also the year-only and month-only dates of
-    /// the year and month it covers only partly, each found by its hash with none of the finer hashes under it.</summary>
+    /// the dates that intersect the range (gt, ge, lt, le, ap: FHIR R4 search, "prefix"), also the year-only and month-only dates of
+    /// the year and month it covers only partly, each found by its hash with none of the finer hashes under it. ap is the range
+    /// widened on each side by a tenth of the time between the date and today (the spec's suggestion), at least a day. ne is the
+    /// negated hash of the searched precision, among the patients that have a birth date (any year hash from 1880 to this year).</summary>
     private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues)
     {
         var negated = ranges.Any(r => r.Prefix == "ne");
         if (negated && ranges.Any(r => r.Prefix != "ne"))
         {
             issues.Add(Issue.NotSupported($"'{parameter.Name}' cannot mix ne with other prefixes in one parameter."));
+            return null;
+        }
+        if (negated && ranges.Count > 1)
+        {
+            // Values of one parameter are alternatives (OR): ne1980,ne1990 is every birth date, not those in neither year.
+            issues.Add(Issue.NotSupported($"'{parameter.Name}' takes one ne value: several are alternatives, which every birth date meets. Repeat the parameter for 'neither' (birthdate=ne1980&birthdate=ne1990)."));
             return null;
         }
         var clause = new Clause(ClauseKind.Hash, negated, 0);
@@ -304,7 +315,7 @@ internal sealed class SearchQuery
             int selectivity;
             switch (prefix)
             {
-                case "eq" or "ne" or "ap":
+                case "eq" or "ne":
                     var precision = text.Length >= 10 ? 'D' : text.Length >= 7 ? 'M' : 'Y';
                     clause.Hashes.Add(keys.Index.Hash(parameter.Code, precision, text.AsSpan(0, precision == 'D' ? 10 : precision == 'M' ? 7 : 4)));
                     selectivity = precision == 'D' ? 1 : precision == 'M' ? 4 : 6;
@@ -313,11 +324,22 @@ internal sealed class SearchQuery
                 case "gt": if (to < latest) Intersecting(to.AddDays(1), latest); selectivity = 6; break;
                 case "sa": if (to < latest) Tile(to.AddDays(1), latest); selectivity = 6; break;
                 case "ge": Intersecting(from, latest); selectivity = 6; break;
+                case "ap":
+                    var margin = ApproximateMargin(from, today);
+                    Intersecting(from.DayNumber - margin < earliest.DayNumber ? earliest : from.AddDays(-margin),
+                        to.DayNumber + margin > latest.DayNumber ? latest : to.AddDays(margin));
+                    selectivity = 6;
+                    break;
                 case "lt": if (from > earliest) Intersecting(earliest, from.AddDays(-1)); selectivity = 6; break;
                 case "eb": if (from > earliest) Tile(earliest, from.AddDays(-1)); selectivity = 6; break;
                 default: Intersecting(earliest, to); selectivity = 6; break; // le
             }
             clause = clause with { Selectivity = Math.Max(clause.Selectivity, selectivity) };
+        }
+        if (negated)
+        {
+            // Every birth date has its year's hash: NOT (the searched hash) alone also matched the patients with none.
+            for (var year = earliest; year <= latest; year = year.AddYears(1)) clause.Present.Add(DateHash('Y', year));
         }
         return clause;
 
@@ -377,6 +399,10 @@ internal sealed class SearchQuery
             }
         }
     }
+
+    /// <summary>Days each side of a birth date that <c>ap</c> adds: a tenth of the days between <paramref name="from"/> and
+    /// <paramref name="today"/> (FHIR R4 search, "ap": 10 % of the gap between now and the date), at least one.</summary>
+    internal static int ApproximateMargin(DateOnly from, DateOnly today) => Math.Max(1, Math.Abs(today.DayNumber - from.DayNumber) / 10);
 
     private static List<(string Prefix, long Low, long High)>? ParseDates(string value, string name, List<Issue> issues)
     {

@@ -124,7 +124,8 @@ internal static class SearchSql
             ClauseKind.Id => command.InList(engine, "r.id", name, clause.Ids),
             _ => DateConditions(command, clause, name, "r.last_updated", "r.last_updated"),
         };
-        return clause.Negated ? $"NOT ({condition})" : condition;
+        if (!clause.Negated) return condition;
+        return clause.Present.Count == 0 ? $"NOT ({condition})" : $"NOT ({condition}) AND {AnyHash(command, engine, name + "p", rid, clause.Present)}";
     }
 
     private static string HashArray(DbCommand command, string name, List<long> hashes)
