@@ -406,9 +406,13 @@ public sealed partial class RecordsService
                     if (ParseVersion(segment) is not { } version) return new EntryResponse(400, null, 0, 0, null, [VersionIssue(entry, segment)]);
                     return ToResponse(await VReadAsync(context, entry.Type, entry.Id, version, cancellationToken), baseUrl);
                 }
-                var page = await SearchAsync(context, entry.Type, entry.Query ?? [], null, false, cancellationToken);
+                // As GET [base]/Type does: a _page token continues the search it was sealed for, and a page with more after it
+                // links to the next (without it a client took the first page for the whole result).
+                var token = entry.Query?.FirstOrDefault(p => p.Key == "_page").Value;
+                var page = await SearchAsync(context, entry.Type, entry.Query ?? [], token, false, cancellationToken);
                 if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
-                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", null), null);
+                var next = page.NextPage is null ? null : $"{baseUrl}/{entry.Type}?_page={Uri.EscapeDataString(page.NextPage)}";
+                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", next), null);
         }
     }
 

@@ -714,6 +714,40 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_search_in_a_batch_links_to_its_next_page_and_a_batch_follows_that_link()
+    {
+        for (var i = 0; i < 3; i++) await CreateAsync("Patient", Samples.Patient(family: "Paginelot", given: "G" + i));
+        static string Batch(string url) => $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "{{url}}" } } ] }""";
+        async Task<JsonElement> SearchInBatchAsync(string url)
+        {
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json(Batch(url)));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            var entry = body.GetProperty("entry")[0];
+            Assert.True(entry.GetProperty("response").GetProperty("status").GetString()!.StartsWith("200", StringComparison.Ordinal), entry.ToString());
+            return entry.GetProperty("resource");
+        }
+        static string? Next(JsonElement searchset) => searchset.TryGetProperty("link", out var links)
+            ? links.EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next").Select(l => l.GetProperty("url").GetString()).FirstOrDefault()
+            : null;
+
+        // Two of three: the searchset must say there is more, as GET [base]/Patient does.
+        var first = await SearchInBatchAsync("Patient?family=paginelot&_count=2");
+        var found = Ids(first);
+        Assert.Equal(2, found.Count);
+        var next = Next(first);
+        Assert.True(next is not null, "no next link: " + first);
+        // The link works as a GET, and as a batch entry (relative to the base).
+        var byGet = await SearchAsync(next![(next.IndexOf("/fhir/", StringComparison.Ordinal) + "/fhir/".Length)..]);
+        var rest = Ids(byGet);
+        Assert.Single(rest);
+        var byBatch = await SearchInBatchAsync(next[(next.IndexOf("/fhir/", StringComparison.Ordinal) + "/fhir/".Length)..]);
+        Assert.Equal(rest, Ids(byBatch));
+        Assert.Null(Next(byBatch));
+        Assert.Equal(3, found.Concat(rest).Distinct().Count());
+    }
+
+    [Fact]
     public async Task A_batch_entry_that_cannot_be_run_is_that_entrys_error_the_others_run()
     {
         var bundle = $$"""
