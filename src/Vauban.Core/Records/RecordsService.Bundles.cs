@@ -113,13 +113,19 @@ public sealed partial class RecordsService
             string? fullUrl = entry.TryGetProperty("fullUrl", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
             int? ifMatch = null;
             (int, Issue)? unusable = null;
-            if (request.TryGetProperty("ifMatch", out var im) && im.ValueKind == JsonValueKind.String)
+            // A condition the entry cannot be held to is refused, never dropped: written as a number (ifMatch: 3) or an object
+            // it was ignored, and the entry overwrote or duplicated what the client meant to protect.
+            if (request.TryGetProperty("ifMatch", out var im))
             {
-                var text = im.GetString()!.Replace("W/", "", StringComparison.Ordinal).Trim('"');
-                if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v)) ifMatch = v;
-                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a version ETag.", where + ".request.ifMatch"));
+                if (im.ValueKind == JsonValueKind.String && FhirJson.TryParseETag(im.GetString()!, out var v)) ifMatch = v;
+                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a version ETag such as W/\"3\" (a string).", where + ".request.ifMatch"));
             }
-            string? ifNoneExist = request.TryGetProperty("ifNoneExist", out var ine) && ine.ValueKind == JsonValueKind.String ? ine.GetString() : null;
+            string? ifNoneExist = null;
+            if (request.TryGetProperty("ifNoneExist", out var ine))
+            {
+                if (ine.ValueKind == JsonValueKind.String) ifNoneExist = ine.GetString();
+                else unusable ??= (400, Issue.Invalid($"{where}: ifNoneExist must be a search query such as identifier=system|value (a string).", where + ".request.ifNoneExist"));
+            }
             List<KeyValuePair<string, string>>? query = path.Length > 1
                 ? QueryHelpers.ParseQuery("?" + path[1]).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList()
                 : null;

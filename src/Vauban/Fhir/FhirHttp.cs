@@ -107,15 +107,9 @@ internal static class FhirHttp
         version = null;
         var header = context.Request.Headers.IfMatch.ToString();
         if (header.Length == 0) return true;
-        var text = header.Trim();
-        if (text.StartsWith("W/", StringComparison.Ordinal)) text = text[2..];
-        text = text.Trim('"');
-        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) && v > 0)
-        {
-            version = v;
-            return true;
-        }
-        return false;
+        if (!FhirJson.TryParseETag(header, out var v)) return false;
+        version = v;
+        return true;
     }
 }
 

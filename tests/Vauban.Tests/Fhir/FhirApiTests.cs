@@ -183,6 +183,64 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bundle_entrys_condition_that_is_not_a_string_ETag_or_query_is_refused_not_ignored()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Condition"))).GetProperty("id").GetString()!;
+        using (var update = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: "Condition", id: id))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        var nir = Samples.ValidNir("2850575123499");
+        await CreateAsync("Patient", Samples.Patient(family: "Condition", nir: nir));
+        var replacement = Samples.Patient(family: "Ecrase", id: id);
+        // The client read version 1 and means "only if it is still version 1"; a conditional create means "only if none matches".
+        string[] entries =
+        [
+            $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": 1 } }""",
+            $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": "W/\"0\"" } }""",
+            $$"""{ "request": { "method": "DELETE", "url": "Patient/{{id}}", "ifMatch": { "version": 1 } } }""",
+            $$"""{ "resource": {{Samples.Patient(family: "Condition", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": ["identifier={{Samples.InsNir}}|{{nir}}"] } }""",
+        ];
+        foreach (var entry in entries)
+        {
+            foreach (var type in new[] { "transaction", "batch" })
+            {
+                using var response = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "{{type}}", "entry": [ {{entry}} ] }"""));
+                var body = await response.BodyAsync();
+                var (status, outcome) = type == "transaction"
+                    ? (((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture), body)
+                    : (body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString()!, body.GetProperty("entry")[0].GetProperty("response").GetProperty("outcome"));
+                Assert.True(status.StartsWith("400", StringComparison.Ordinal), $"{type} {entry}: {status} {body}");
+                Assert.Contains("Bundle.entry[0]", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            }
+        }
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}"))
+        {
+            var current = await read.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            Assert.Equal("2", current.GetProperty("meta").GetProperty("versionId").GetString());
+            Assert.Equal("Condition", current.GetProperty("name")[0].GetProperty("family").GetString());
+        }
+        Assert.Single(Ids(await SearchAsync($"Patient?identifier={nir}")));
+        // The HTTP header is held to the same forms.
+        foreach (var header in new[] { "W/\"0\"", "\"2", "*" })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
+            request.Headers.TryAddWithoutValidation("If-Match", header);
+            using var response = await Api.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"If-Match: {header}: {(int)response.StatusCode}");
+        }
+        // Weak, strong and bare forms all name the version: the first update wins, the two after it name a version gone.
+        foreach (var (header, expected) in new[] { ("W/\"2\"", HttpStatusCode.OK), ("\"2\"", HttpStatusCode.PreconditionFailed), ("2", HttpStatusCode.PreconditionFailed) })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{id}") { Content = FhirContent.Json(Samples.Patient(family: "Condition", id: id)) };
+            request.Headers.TryAddWithoutValidation("If-Match", header);
+            using var response = await Api.SendAsync(request);
+            Assert.True(response.StatusCode == expected, $"If-Match: {header}: {(int)response.StatusCode}");
+        }
+    }
+
+    [Fact]
     public async Task Conditional_create_returns_the_existing_match_instead_of_a_duplicate()
     {
         var nir = Samples.ValidNir("2850575123456");
