@@ -274,10 +274,15 @@ public sealed partial class RecordsService
                 if (response.Status >= 400) return Failed(entry, response);
                 responses[entry.Index] = response;
             }
-            // Everything written must be open to the writer once the whole transaction is in place.
-            if (await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused)
+            // Everything written must be open to the writer once the whole transaction is in place; a refusal names the entry
+            // that wrote the record (its id may be one the server just assigned, which the client has never seen).
+            if (await RefusedWriteAsync(context, Interaction.Update, written, cancellationToken) is { } refusal)
             {
-                return (RecordStatusCodes.Http(refused.Status), FhirJson.OperationOutcome(refused.Issues!));
+                var (refused, record) = refusal;
+                var writer = entries.FirstOrDefault(e => e.Type == record.Type
+                    && (e.Method == "PUT" ? e.Id == record.Id : e.Method == "POST" && newIds.TryGetValue(e.Index, out var assigned) && assigned == record.Id));
+                var response = new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
+                return writer is null ? (response.Status, FhirJson.OperationOutcome(refused.Issues!)) : Failed(writer, response);
             }
             // Each entry appended its audit entry in this transaction; the commit writes them with the data.
             await scope.CommitAsync(cancellationToken);

@@ -470,14 +470,19 @@ public sealed partial class RecordsService
     /// patient created by the same transaction. For people the question is asked of the patient's identity
     /// record: admissions staff schedule for any patient they can find.
     /// </summary>
-    private async ValueTask<RecordResult?> CheckWrittenAsync(AccessContext context, Interaction interaction, WriteBatch written, CancellationToken cancellationToken)
+    private async ValueTask<RecordResult?> CheckWrittenAsync(AccessContext context, Interaction interaction, WriteBatch written, CancellationToken cancellationToken) =>
+        (await RefusedWriteAsync(context, interaction, written, cancellationToken))?.Refused;
+
+    /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry).</summary>
+    private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> RefusedWriteAsync(AccessContext context, Interaction interaction, WriteBatch written,
+        CancellationToken cancellationToken)
     {
         foreach (var record in written.Written)
         {
             var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null ? KnownResourceTypes.Patient : record.Type;
             if (await CheckRecordAsync(context, interaction, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
             {
-                return refused;
+                return (refused, record);
             }
             // Every other patient the record names (an appointment's participants) too: it enters their record as well, and
             // names its author beside them, which would make a care relationship with a patient the writer could not open.
@@ -487,7 +492,7 @@ public sealed partial class RecordsService
                 var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
                 if (await CheckRecordAsync(context, interaction, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
                 {
-                    return other;
+                    return (other, record);
                 }
             }
         }
