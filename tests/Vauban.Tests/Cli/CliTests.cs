@@ -644,6 +644,30 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_collection_entry_not_loaded_is_named_by_its_place_in_the_file_not_by_an_id_the_import_assigned()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-where {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, "where.json");
+        // Entries without an id get one at import: an operator cannot find that id in the file, only the entry.
+        await File.WriteAllTextAsync(collection, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Patient(family: "Charge")}} },
+              { "resource": { "resourceType": "Patient", "gender": "banane" } },
+              { "resource": { "resourceType": "Banane" } },
+              { "resource": { "resourceType": "Patient", "id": "given-1", "gender": "banane" } },
+              { "resource": { "gender": "female" } } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {collection} --tenant chu-where {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed where.json: 1 created, 0 updated, 4 rejected.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[1] (Patient): ", StringComparison.Ordinal));
+        Assert.Contains("  Bundle.entry[2] (Banane): unsupported resource type.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[3] (Patient/given-1): ", StringComparison.Ordinal));
+        Assert.Contains("  Bundle.entry[4]: the resource has no resourceType.", lines);
+    }
+
+    [Fact]
     public async Task Import_refuses_the_bytes_the_API_refuses_file_by_file_and_reads_a_file_with_a_byte_order_mark()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-bytes {DbArgs}")).Exit);
