@@ -352,8 +352,9 @@ public sealed partial class RecordsService
         }
         if (row.Deleted)
         {
+            // 410, as the same read alone or in a batch answers (it was 404 here, as if the record had never existed).
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-            return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+            return new EntryResponse(RecordStatusCodes.Http(RecordStatus.Gone), null, 0, 0, null, [Issue.Error("deleted", $"{entry.Type}/{entry.Id} was deleted (version {row.Version}).")]);
         }
         if (await AdmitAsync(context, interaction, entry.Type, [row], 1, cancellationToken, scope) is { } contained)
         {

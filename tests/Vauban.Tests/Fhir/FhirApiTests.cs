@@ -529,6 +529,23 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_deleted_record_read_in_a_transaction_is_410_as_it_is_alone_or_in_a_batch()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Efface"))).GetProperty("id").GetString()!;
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, read.StatusCode);
+        var bundle = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient/{{id}}" } } ] }""";
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            Assert.StartsWith("410", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        }
+        using var transaction = await Api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"batch\"", "\"transaction\"", StringComparison.Ordinal)));
+        var outcome = await transaction.BodyAsync();
+        Assert.True(transaction.StatusCode == HttpStatusCode.Gone, $"{(int)transaction.StatusCode} {outcome}");
+        Assert.StartsWith("Bundle.entry[0] (GET Patient): ", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Transaction_that_changes_one_resource_twice_is_400_and_writes_nothing()
     {
         var first = Samples.Patient(family: "Deuxfois");
