@@ -96,8 +96,13 @@ internal static class ImportCommand
         if (type is "transaction" or "batch")
         {
             var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
-            // Every entry the refusal names, one line each, as for a collection: fixing the first only to meet the next is a run lost.
-            if (status >= 300) return (false, $"{type} refused (HTTP {status}), nothing loaded:" + Listed(AllDiagnostics(body)));
+            // Every entry the refusal names, as for a collection (one on the file's line, several one line each): quoting the
+            // first only, an operator fixing it met the next at the next run.
+            if (status >= 300)
+            {
+                var refused = AllDiagnostics(body);
+                return (false, $"{type} refused (HTTP {status}), nothing loaded:" + (refused.Count == 1 ? " " + refused[0] : Listed(refused)));
+            }
             return type == "transaction" ? (true, "transaction applied.") : BatchResult(body);
         }
         if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
