@@ -113,6 +113,17 @@ public static class FhirJson
 
     public static string ETag(int version) => "W/\"" + version.ToString(CultureInfo.InvariantCulture) + "\"";
 
+    /// <summary>The version an If-Match names: W/"3" (weak, as the server sends it) or "3"; a bare 3 is taken too. Anything
+    /// else — another tag, several, *, a version below 1 — is not a version of this server's and is refused by the caller.</summary>
+    public static bool TryParseETag(string text, out int version)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var tag = text.Trim();
+        if (tag.StartsWith("W/", StringComparison.Ordinal)) tag = tag[2..];
+        if (tag.Length >= 2 && tag[0] == '"' && tag[^1] == '"') tag = tag[1..^1];
+        return int.TryParse(tag, NumberStyles.None, CultureInfo.InvariantCulture, out version) && version > 0;
+    }
+
     internal static void StartBundle(Utf8JsonWriter writer, string type)
     {
         writer.WriteStartObject();

@@ -113,13 +113,19 @@ public sealed partial class RecordsService
             string? fullUrl = entry.TryGetProperty("fullUrl", out var f) && f.ValueKind == JsonValueKind.String ? f.GetString() : null;
             int? ifMatch = null;
             (int, Issue)? unusable = null;
-            if (request.TryGetProperty("ifMatch", out var im) && im.ValueKind == JsonValueKind.String)
+            // A condition the entry cannot be held to is refused, never dropped: written as a number (ifMatch: 3) or an object
+            // it was ignored, and the entry overwrote or duplicated what the client meant to protect.
+            if (request.TryGetProperty("ifMatch", out var im))
             {
-                var text = im.GetString()!.Replace("W/", "", StringComparison.Ordinal).Trim('"');
-                if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v)) ifMatch = v;
-                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a version ETag.", where + ".request.ifMatch"));
+                if (im.ValueKind == JsonValueKind.String && FhirJson.TryParseETag(im.GetString()!, out var v)) ifMatch = v;
+                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a version ETag such as W/\"3\" (a string).", where + ".request.ifMatch"));
             }
-            string? ifNoneExist = request.TryGetProperty("ifNoneExist", out var ine) && ine.ValueKind == JsonValueKind.String ? ine.GetString() : null;
+            string? ifNoneExist = null;
+            if (request.TryGetProperty("ifNoneExist", out var ine))
+            {
+                if (ine.ValueKind == JsonValueKind.String) ifNoneExist = ine.GetString();
+                else unusable ??= (400, Issue.Invalid($"{where}: ifNoneExist must be a search query such as identifier=system|value (a string).", where + ".request.ifNoneExist"));
+            }
             List<KeyValuePair<string, string>>? query = path.Length > 1
                 ? QueryHelpers.ParseQuery("?" + path[1]).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList()
                 : null;
@@ -268,10 +274,15 @@ public sealed partial class RecordsService
                 if (response.Status >= 400) return Failed(entry, response);
                 responses[entry.Index] = response;
             }
-            // Everything written must be open to the writer once the whole transaction is in place.
-            if (await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused)
+            // Everything written must be open to the writer once the whole transaction is in place; a refusal names the entry
+            // that wrote the record (its id may be one the server just assigned, which the client has never seen).
+            if (await RefusedWriteAsync(context, Interaction.Update, written, cancellationToken) is { } refusal)
             {
-                return (RecordStatusCodes.Http(refused.Status), FhirJson.OperationOutcome(refused.Issues!));
+                var (refused, record) = refusal;
+                var writer = entries.FirstOrDefault(e => e.Type == record.Type
+                    && (e.Method == "PUT" ? e.Id == record.Id : e.Method == "POST" && newIds.TryGetValue(e.Index, out var assigned) && assigned == record.Id));
+                var response = new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
+                return writer is null ? (response.Status, FhirJson.OperationOutcome(refused.Issues!)) : Failed(writer, response);
             }
             // Each entry appended its audit entry in this transaction; the commit writes them with the data.
             await scope.CommitAsync(cancellationToken);
@@ -341,8 +352,9 @@ public sealed partial class RecordsService
         }
         if (row.Deleted)
         {
+            // 410, as the same read alone or in a batch answers (it was 404 here, as if the record had never existed).
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-            return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
+            return new EntryResponse(RecordStatusCodes.Http(RecordStatus.Gone), null, 0, 0, null, [Issue.Error("deleted", $"{entry.Type}/{entry.Id} was deleted (version {row.Version}).")]);
         }
         if (await AdmitAsync(context, interaction, entry.Type, [row], 1, cancellationToken, scope) is { } contained)
         {
@@ -406,9 +418,13 @@ public sealed partial class RecordsService
                     if (ParseVersion(segment) is not { } version) return new EntryResponse(400, null, 0, 0, null, [VersionIssue(entry, segment)]);
                     return ToResponse(await VReadAsync(context, entry.Type, entry.Id, version, cancellationToken), baseUrl);
                 }
-                var page = await SearchAsync(context, entry.Type, entry.Query ?? [], null, false, cancellationToken);
+                // As GET [base]/Type does: a _page token continues the search it was sealed for, and a page with more after it
+                // links to the next (without it a client took the first page for the whole result).
+                var token = entry.Query?.FirstOrDefault(p => p.Key == "_page").Value;
+                var page = await SearchAsync(context, entry.Type, entry.Query ?? [], token, false, cancellationToken);
                 if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
-                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", null), null);
+                var next = page.NextPage is null ? null : $"{baseUrl}/{entry.Type}?_page={Uri.EscapeDataString(page.NextPage)}";
+                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", next), null);
         }
     }
 

@@ -13,7 +13,12 @@ using Vauban.Storage;
 namespace Vauban.Records;
 
 /// <summary>A resource to load: its type, its id (kept) and its FHIR JSON.</summary>
-public sealed record ImportItem(string Type, string Id, byte[] Json);
+public sealed record ImportItem(string Type, string Id, byte[] Json)
+{
+    /// <summary>Where the resource was found (a collection's "Bundle.entry[3] (Observation)"), named when it is not loaded:
+    /// its id may be one the load assigned, which is in no file. Null: named by type and id.</summary>
+    public string? Where { get; init; }
+}
 
 public sealed record ImportSummary(int Created, int Updated, IReadOnlyList<Issue> Rejected);
 
@@ -66,7 +71,7 @@ public sealed partial class RecordsService
                     await scope.CommitAsync(cancellationToken);
                     updated++;
                 }
-                else rejected.AddRange(result.Issues ?? []);
+                else rejected.AddRange((result.Issues ?? []).Select(i => i with { Diagnostics = $"{row.Where}: {i.Diagnostics}" }));
             }
             progress?.Report(rows.Count);
         }
@@ -137,6 +142,11 @@ public sealed partial class RecordsService
                 continue;
             }
             var type = resource.TryGetProperty("resourceType", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : "";
+            if (type.Length == 0)
+            {
+                rejected.Add(Issue.Invalid($"{where}: the resource has no resourceType.", where + ".resource"));
+                continue;
+            }
             var given = resource.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : null;
             var id = given ?? IdRules.NewId();
             if (entry.TryGetProperty("fullUrl", out var f) && f.ValueKind == JsonValueKind.String && f.GetString()!.StartsWith("urn:uuid:", StringComparison.OrdinalIgnoreCase)
@@ -155,12 +165,14 @@ public sealed partial class RecordsService
                     where.Split(' ')[0] + ".resource"));
                 continue;
             }
-            items.Add(new ImportItem(type, id, references.Count == 0 ? JsonSerializer.SerializeToUtf8Bytes(resource) : ResourceStamp.RewriteReferences(resource, references)));
+            items.Add(new ImportItem(type, id, references.Count == 0 ? JsonSerializer.SerializeToUtf8Bytes(resource) : ResourceStamp.RewriteReferences(resource, references))
+                { Where = where });
         }
         return items;
     }
 
-    internal sealed record PreparedRow(string Type, int TypeCode, string Id, byte[] Sealed, IndexEntries? Index, Issue? Issue);
+    /// <param name="Where">What a rejection names: <see cref="ImportItem.Where"/>, else the type and id.</param>
+    internal sealed record PreparedRow(string Type, int TypeCode, string Id, byte[] Sealed, IndexEntries? Index, Issue? Issue, string Where);
 
     private Task<List<PreparedRow>> PrepareAsync(AccessContext context, TenantKeys keys, List<ImportItem> items)
     {
@@ -179,7 +191,8 @@ public sealed partial class RecordsService
 
     private PreparedRow Prepare(AccessContext context, TenantKeys keys, ImportItem item, long now)
     {
-        PreparedRow Reject(string message) => new(item.Type, 0, item.Id, [], null, Issue.Invalid($"{item.Type}/{Shorten(item.Id)}: {message}"));
+        var where = item.Where ?? $"{Shorten(item.Type)}/{Shorten(item.Id)}";
+        PreparedRow Reject(string message) => new(item.Type, 0, item.Id, [], null, Issue.Invalid($"{where}: {message}"), where);
         if (!TypeCodes.TryGet(item.Type, out var typeCode)) return Reject("unsupported resource type.");
         if (!_policy.Authorize(context, Interaction.Import, item.Type).Allowed) return Reject("the granted scopes do not allow creating this type.");
         if (!IdRules.IsValid(item.Id)) return Reject("invalid id.");
@@ -201,7 +214,7 @@ public sealed partial class RecordsService
             // Stamping changes only id and meta, which no search parameter reads: index the parsed original.
             var index = IndexEntries.Extract(item.Type, document.RootElement, keys.Index);
             if (index.TooMany(item.Type) is { } tooMany) return Reject(tooMany.Diagnostics);
-            return new PreparedRow(item.Type, typeCode, item.Id, RecordCipher.Seal(keys, typeCode, item.Id, 1, json), index, null);
+            return new PreparedRow(item.Type, typeCode, item.Id, RecordCipher.Seal(keys, typeCode, item.Id, 1, json), index, null, where);
         }
     }
 

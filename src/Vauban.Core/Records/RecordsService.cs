@@ -133,10 +133,6 @@ public sealed partial class RecordsService
         var result = await UpdateInScopeAsync(context, scope, keys, type, id, resource, ifMatch, null, written, cancellationToken);
         if (result.Status is RecordStatus.Ok or RecordStatus.Created
             && await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
-        if (result.Status is RecordStatus.PreconditionFailed or RecordStatus.Conflict)
-        {
-            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken, scope);
-        }
         if (result.Status is RecordStatus.Ok or RecordStatus.Created)
         {
             await scope.CommitAsync(cancellationToken);
@@ -157,10 +153,6 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var result = await DeleteInScopeAsync(context, scope, keys, type, id, ifMatch, new WriteBatch(scope), cancellationToken);
-        if (result.Status is RecordStatus.PreconditionFailed)
-        {
-            await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken, scope);
-        }
         if (result.Status is not RecordStatus.NoContent) return result;
         await scope.CommitAsync(cancellationToken);
         return result;
@@ -326,7 +318,11 @@ public sealed partial class RecordsService
         var current = await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
         if (current is null)
         {
-            if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist."));
+            if (ifMatch is not null)
+            {
+                return await VersionRefusedAsync(context, scope, Interaction.Update, type, id,
+                    RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist.")), cancellationToken);
+            }
             // An update of what does not exist creates it (FHIR update as create): that is a create, and needs the create
             // permission (SMART 'c', the role's create) as well as update, or an update-only client would create records.
             var create = _policy.Authorize(context, Interaction.Create, type);
@@ -343,8 +339,8 @@ public sealed partial class RecordsService
         if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
         if (ifMatch is { } expected && expected != current.Version)
         {
-            return RecordResult.Fail(RecordStatus.PreconditionFailed, type,
-                Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}."));
+            return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
+                Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), cancellationToken);
         }
         // An update of a deleted record brings it back (a new version after the deletion, 201 as for any update that creates):
         // that too is a create, and needs create as well as update.
@@ -365,12 +361,22 @@ public sealed partial class RecordsService
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex,
             current.Deleted ? VersionMade.CreatedByUpdate : VersionMade.Updated, cancellationToken))
         {
-            return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
+            return await VersionRefusedAsync(context, scope, Interaction.Update, type, id,
+                RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry.")), cancellationToken);
         }
         written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope,
             current.Deleted ? "brought back after its deletion" : null);
         return new RecordResult(current.Deleted ? RecordStatus.Created : RecordStatus.Ok, type, id, version, now, json);
+    }
+
+    /// <summary>A write refused by its version condition (If-Match) or lost to a concurrent one: audited as a failed attempt, kept
+    /// when the transaction rolls back — alone or as a transaction's entry (that entry was not audited at all).</summary>
+    private async Task<RecordResult> VersionRefusedAsync(AccessContext context, WriteScope scope, Interaction interaction, string type, string id, RecordResult refused,
+        CancellationToken cancellationToken)
+    {
+        await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken, scope);
+        return refused;
     }
 
     /// <summary>
@@ -395,9 +401,10 @@ public sealed partial class RecordsService
         // If-Match guards a delete as it guards an update: a client that read version n must not delete the n+1 it never saw.
         if (ifMatch is { } expected && (current is null || current.Deleted || current.Version != expected))
         {
-            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", current is null || current.Deleted
-                ? $"If-Match was given but {type}/{id} does not exist."
-                : $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}."));
+            return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict",
+                current is null || current.Deleted
+                    ? $"If-Match was given but {type}/{id} does not exist."
+                    : $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), cancellationToken);
         }
         if (current is null || current.Deleted)
         {
@@ -489,14 +496,19 @@ public sealed partial class RecordsService
     /// patient created by the same transaction. For people the question is asked of the patient's identity
     /// record: admissions staff schedule for any patient they can find.
     /// </summary>
-    private async ValueTask<RecordResult?> CheckWrittenAsync(AccessContext context, Interaction interaction, WriteBatch written, CancellationToken cancellationToken)
+    private async ValueTask<RecordResult?> CheckWrittenAsync(AccessContext context, Interaction interaction, WriteBatch written, CancellationToken cancellationToken) =>
+        (await RefusedWriteAsync(context, interaction, written, cancellationToken))?.Refused;
+
+    /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry).</summary>
+    private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> RefusedWriteAsync(AccessContext context, Interaction interaction, WriteBatch written,
+        CancellationToken cancellationToken)
     {
         foreach (var record in written.Written)
         {
             var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null ? KnownResourceTypes.Patient : record.Type;
             if (await CheckRecordAsync(context, interaction, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
             {
-                return refused;
+                return (refused, record);
             }
             // Every other patient the record names (an appointment's participants) too: it enters their record as well, and
             // names its author beside them, which would make a care relationship with a patient the writer could not open.
@@ -506,7 +518,7 @@ public sealed partial class RecordsService
                 var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
                 if (await CheckRecordAsync(context, interaction, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
                 {
-                    return other;
+                    return (other, record);
                 }
             }
         }

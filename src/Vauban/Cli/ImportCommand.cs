@@ -96,7 +96,13 @@ internal static class ImportCommand
         if (type is "transaction" or "batch")
         {
             var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
-            if (status >= 300) return (false, $"{type} refused (HTTP {status}), nothing loaded: {Diagnostics(body)}");
+            // Every entry the refusal names, as for a collection (one on the file's line, several one line each): quoting the
+            // first only, an operator fixing it met the next at the next run.
+            if (status >= 300)
+            {
+                var refused = AllDiagnostics(body);
+                return (false, $"{type} refused (HTTP {status}), nothing loaded:" + (refused.Count == 1 ? " " + refused[0] : Listed(refused)));
+            }
             return type == "transaction" ? (true, "transaction applied.") : BatchResult(body);
         }
         if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
@@ -141,10 +147,12 @@ internal static class ImportCommand
         string.Concat(lines.Take(ListedRejections).Select(l => "\n  " + l))
         + (lines.Count > ListedRejections ? $"\n  … and {lines.Count - ListedRejections} more." : "");
 
-    private static string Diagnostics(byte[] outcome)
+    private static List<string> AllDiagnostics(byte[] outcome)
     {
         using var document = JsonDocument.Parse(outcome);
-        return Diagnostics(document.RootElement);
+        return document.RootElement.TryGetProperty("issue", out var issues)
+            ? issues.EnumerateArray().Select(i => i.TryGetProperty("diagnostics", out var d) ? d.GetString() ?? "" : "").Where(d => d.Length > 0).ToList()
+            : [];
     }
 
     private static string Diagnostics(JsonElement outcome) =>

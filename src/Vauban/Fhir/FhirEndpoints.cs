@@ -172,7 +172,7 @@ internal static class FhirEndpoints
                         "Unexpected {ExceptionType} at {Site} in a batch entry (correlation {CorrelationId})",
                         error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier),
                     options.MaxResourceBytes);
-                return new FhirResult(status, body);
+                return FhirHttp.Bundle(status, body);
             }
         });
     }

@@ -31,7 +31,14 @@ internal static class FhirHttp
     /// <summary>The guard's step-up is RFC 9470's: 401 with insufficient_user_authentication; the person proves both factors at /account/reauth.</summary>
     public static FhirResult Failure(RecordStatus status, IReadOnlyList<Issue>? issues) =>
         new FhirResult(RecordStatusCodes.Http(status), FhirJson.OperationOutcome([.. issues ?? []]),
-            status == RecordStatus.ReauthenticationRequired ? "Bearer error=\"insufficient_user_authentication\"" : null);
+            status == RecordStatus.ReauthenticationRequired ? StepUpChallenge : null);
+
+    /// <summary>A bundle's answer: a transaction that failed with 401 was stopped by the guard's step-up (the one record outcome
+    /// answered 401), and carries its challenge as a single read does.</summary>
+    public static FhirResult Bundle(int status, byte[] body) =>
+        new FhirResult(status, body, status == StatusCodes.Status401Unauthorized ? StepUpChallenge : null);
+
+    private const string StepUpChallenge = "Bearer error=\"insufficient_user_authentication\"";
 
     /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for what <see cref="FhirJsonInput"/> refuses.</summary>
     public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken)
@@ -107,15 +114,9 @@ internal static class FhirHttp
         version = null;
         var header = context.Request.Headers.IfMatch.ToString();
         if (header.Length == 0) return true;
-        var text = header.Trim();
-        if (text.StartsWith("W/", StringComparison.Ordinal)) text = text[2..];
-        text = text.Trim('"');
-        if (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) && v > 0)
-        {
-            version = v;
-            return true;
-        }
-        return false;
+        if (!FhirJson.TryParseETag(header, out var v)) return false;
+        version = v;
+        return true;
     }
 }
 

@@ -644,6 +644,69 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_transaction_file_that_fails_loads_nothing_and_names_every_entry_refused()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-tx {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "transactions");
+        Directory.CreateDirectory(folder);
+        // Two entries that cannot be run: both must be named, not only the first.
+        await File.WriteAllTextAsync(Path.Combine(folder, "a-two-bad.json"), $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Moitie", id: "tx-first")}}, "request": { "method": "PUT", "url": "Patient/tx-first" } },
+              { "request": { "method": "PATCH", "url": "Patient/tx-first" } },
+              { "request": { "method": "GET", "url": "Banane/1" } } ] }
+            """);
+        // Only the last entry fails, once the others are written: nothing of the file stays.
+        await File.WriteAllTextAsync(Path.Combine(folder, "b-last-bad.json"), $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Moitie", id: "tx-second")}}, "request": { "method": "PUT", "url": "Patient/tx-second" } },
+              { "resource": {{Samples.Patient(family: "Moitie", id: "tx-third")}}, "request": { "method": "PUT", "url": "Patient/tx-third", "ifMatch": "W/\"3\"" } } ] }
+            """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "c-good.json"), $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Entier", id: "tx-good")}}, "request": { "method": "PUT", "url": "Patient/tx-good" } } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-tx {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed a-two-bad.json: transaction refused (HTTP 400), nothing loaded:", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[1]: ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[2]: ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("failed b-last-bad.json: transaction refused (HTTP 412), nothing loaded: Bundle.entry[1] (PUT Patient): ", StringComparison.Ordinal));
+        Assert.Contains("ok c-good.json: transaction applied.", lines);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-tx", CancellationToken.None))!, "test");
+        foreach (var id in new[] { "tx-first", "tx-second", "tx-third" })
+            Assert.Equal(Vauban.Records.RecordStatus.NotFound, (await store.Records.ReadAsync(context, "Patient", id, CancellationToken.None)).Status);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, (await store.Records.ReadAsync(context, "Patient", "tx-good", CancellationToken.None)).Status);
+    }
+
+    [Fact]
+    public async Task A_collection_entry_not_loaded_is_named_by_its_place_in_the_file_not_by_an_id_the_import_assigned()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-where {DbArgs}")).Exit);
+        var collection = Path.Combine(_directory, "where.json");
+        // Entries without an id get one at import: an operator cannot find that id in the file, only the entry.
+        await File.WriteAllTextAsync(collection, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Patient(family: "Charge")}} },
+              { "resource": { "resourceType": "Patient", "gender": "banane" } },
+              { "resource": { "resourceType": "Banane" } },
+              { "resource": { "resourceType": "Patient", "id": "given-1", "gender": "banane" } },
+              { "resource": { "gender": "female" } } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {collection} --tenant chu-where {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed where.json: 1 created, 0 updated, 4 rejected.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[1] (Patient): ", StringComparison.Ordinal));
+        Assert.Contains("  Bundle.entry[2] (Banane): unsupported resource type.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[3] (Patient/given-1): ", StringComparison.Ordinal));
+        Assert.Contains("  Bundle.entry[4]: the resource has no resourceType.", lines);
+    }
+
+    [Fact]
     public async Task Import_refuses_the_bytes_the_API_refuses_file_by_file_and_reads_a_file_with_a_byte_order_mark()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-bytes {DbArgs}")).Exit);

@@ -183,6 +183,64 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bundle_entrys_condition_that_is_not_a_string_ETag_or_query_is_refused_not_ignored()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Condition"))).GetProperty("id").GetString()!;
+        using (var update = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: "Condition", id: id))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        var nir = Samples.ValidNir("2850575123499");
+        await CreateAsync("Patient", Samples.Patient(family: "Condition", nir: nir));
+        var replacement = Samples.Patient(family: "Ecrase", id: id);
+        // The client read version 1 and means "only if it is still version 1"; a conditional create means "only if none matches".
+        string[] entries =
+        [
+            $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": 1 } }""",
+            $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": "W/\"0\"" } }""",
+            $$"""{ "request": { "method": "DELETE", "url": "Patient/{{id}}", "ifMatch": { "version": 1 } } }""",
+            $$"""{ "resource": {{Samples.Patient(family: "Condition", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": ["identifier={{Samples.InsNir}}|{{nir}}"] } }""",
+        ];
+        foreach (var entry in entries)
+        {
+            foreach (var type in new[] { "transaction", "batch" })
+            {
+                using var response = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "{{type}}", "entry": [ {{entry}} ] }"""));
+                var body = await response.BodyAsync();
+                var (status, outcome) = type == "transaction"
+                    ? (((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture), body)
+                    : (body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString()!, body.GetProperty("entry")[0].GetProperty("response").GetProperty("outcome"));
+                Assert.True(status.StartsWith("400", StringComparison.Ordinal), $"{type} {entry}: {status} {body}");
+                Assert.Contains("Bundle.entry[0]", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            }
+        }
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}"))
+        {
+            var current = await read.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            Assert.Equal("2", current.GetProperty("meta").GetProperty("versionId").GetString());
+            Assert.Equal("Condition", current.GetProperty("name")[0].GetProperty("family").GetString());
+        }
+        Assert.Single(Ids(await SearchAsync($"Patient?identifier={nir}")));
+        // The HTTP header is held to the same forms.
+        foreach (var header in new[] { "W/\"0\"", "\"2", "*" })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
+            request.Headers.TryAddWithoutValidation("If-Match", header);
+            using var response = await Api.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"If-Match: {header}: {(int)response.StatusCode}");
+        }
+        // Weak, strong and bare forms all name the version: the first update wins, the two after it name a version gone.
+        foreach (var (header, expected) in new[] { ("W/\"2\"", HttpStatusCode.OK), ("\"2\"", HttpStatusCode.PreconditionFailed), ("2", HttpStatusCode.PreconditionFailed) })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{id}") { Content = FhirContent.Json(Samples.Patient(family: "Condition", id: id)) };
+            request.Headers.TryAddWithoutValidation("If-Match", header);
+            using var response = await Api.SendAsync(request);
+            Assert.True(response.StatusCode == expected, $"If-Match: {header}: {(int)response.StatusCode}");
+        }
+    }
+
+    [Fact]
     public async Task Conditional_create_returns_the_existing_match_instead_of_a_duplicate()
     {
         var nir = Samples.ValidNir("2850575123456");
@@ -471,6 +529,23 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_deleted_record_read_in_a_transaction_is_410_as_it_is_alone_or_in_a_batch()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Efface"))).GetProperty("id").GetString()!;
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, read.StatusCode);
+        var bundle = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient/{{id}}" } } ] }""";
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            Assert.StartsWith("410", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        }
+        using var transaction = await Api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"batch\"", "\"transaction\"", StringComparison.Ordinal)));
+        var outcome = await transaction.BodyAsync();
+        Assert.True(transaction.StatusCode == HttpStatusCode.Gone, $"{(int)transaction.StatusCode} {outcome}");
+        Assert.StartsWith("Bundle.entry[0] (GET Patient): ", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Transaction_that_changes_one_resource_twice_is_400_and_writes_nothing()
     {
         var first = Samples.Patient(family: "Deuxfois");
@@ -711,6 +786,40 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.StartsWith("201", statuses[0]);
         Assert.StartsWith("404", statuses[1]);
         Assert.StartsWith("200", statuses[2]);
+    }
+
+    [Fact]
+    public async Task A_search_in_a_batch_links_to_its_next_page_and_a_batch_follows_that_link()
+    {
+        for (var i = 0; i < 3; i++) await CreateAsync("Patient", Samples.Patient(family: "Paginelot", given: "G" + i));
+        static string Batch(string url) => $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "{{url}}" } } ] }""";
+        async Task<JsonElement> SearchInBatchAsync(string url)
+        {
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json(Batch(url)));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            var entry = body.GetProperty("entry")[0];
+            Assert.True(entry.GetProperty("response").GetProperty("status").GetString()!.StartsWith("200", StringComparison.Ordinal), entry.ToString());
+            return entry.GetProperty("resource");
+        }
+        static string? Next(JsonElement searchset) => searchset.TryGetProperty("link", out var links)
+            ? links.EnumerateArray().Where(l => l.GetProperty("relation").GetString() == "next").Select(l => l.GetProperty("url").GetString()).FirstOrDefault()
+            : null;
+
+        // Two of three: the searchset must say there is more, as GET [base]/Patient does.
+        var first = await SearchInBatchAsync("Patient?family=paginelot&_count=2");
+        var found = Ids(first);
+        Assert.Equal(2, found.Count);
+        var next = Next(first);
+        Assert.True(next is not null, "no next link: " + first);
+        // The link works as a GET, and as a batch entry (relative to the base).
+        var byGet = await SearchAsync(next![(next.IndexOf("/fhir/", StringComparison.Ordinal) + "/fhir/".Length)..]);
+        var rest = Ids(byGet);
+        Assert.Single(rest);
+        var byBatch = await SearchInBatchAsync(next[(next.IndexOf("/fhir/", StringComparison.Ordinal) + "/fhir/".Length)..]);
+        Assert.Equal(rest, Ids(byBatch));
+        Assert.Null(Next(byBatch));
+        Assert.Equal(3, found.Concat(rest).Distinct().Count());
     }
 
     [Fact]

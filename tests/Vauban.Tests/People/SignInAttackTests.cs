@@ -737,6 +737,32 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transaction_stopped_by_the_guards_step_up_tells_the_browser_to_reauthenticate_as_a_read_does()
+    {
+        using var api = await _server.ClientAsync(Establishment);
+        var patients = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Suivi", given: "P" + i, gp: "Practitioner/pract-1")));
+            patients.Add((await created.BodyAsync()).GetProperty("id").GetString()!);
+        }
+        using var staff = await SignedInAsync();
+        // The physician's own patients (she is their general practitioner), read in one transaction: more than the step-up level.
+        var entries = string.Join(", ", patients.Select(p => $$"""{ "request": { "method": "GET", "url": "Patient/{{p}}" } }"""));
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir")
+        {
+            Content = FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{entries}} ] }"""),
+        };
+        request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        using var response = await staff.Http.SendAsync(request);
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{(int)response.StatusCode} {body}");
+        Assert.Equal("login", body.GetProperty("issue")[0].GetProperty("code").GetString());
+        // RFC 6750 / RFC 9470: a 401 carries its challenge; without it a client cannot tell a step-up from a lost session.
+        Assert.Contains("insufficient_user_authentication", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_signed_in_physician_breaks_the_glass_only_after_proving_both_factors_again()
     {
         using var api = await _server.ClientAsync(Establishment);

@@ -254,6 +254,25 @@ public abstract class AuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transaction_entry_refused_by_its_If_Match_is_audited_as_a_failed_write_as_a_single_request_is()
+    {
+        foreach (var (method, entry) in new[]
+        {
+            ("PUT", $$"""{ "resource": {{WithId(Samples.Observation($"Patient/{_patient}"), _observation)}}, "request": { "method": "PUT", "url": "Observation/{{_observation}}", "ifMatch": "W/\"7\"" } }"""),
+            ("DELETE", $$"""{ "request": { "method": "DELETE", "url": "Observation/{{_observation}}", "ifMatch": "W/\"7\"" } }"""),
+        })
+        {
+            using var response = await _client.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{entry}} ] }"""));
+            Assert.True(response.StatusCode == HttpStatusCode.PreconditionFailed, $"{method}: {(int)response.StatusCode}");
+        }
+        var refused = await _server.Store.AuditLog.SearchAsync(Officer, new AuditQuery { Actions = [AuditAction.Update, AuditAction.Delete], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Single(refused, e => e.Action == AuditAction.Update && e.Outcome == AuditOutcome.MinorFailure && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]));
+        Assert.Single(refused, e => e.Action == AuditAction.Delete && e.Outcome == AuditOutcome.MinorFailure && e.Detail.Records.SequenceEqual([$"Observation/{_observation}"]));
+        Assert.DoesNotContain(refused, e => e.Outcome == AuditOutcome.Success);
+        Assert.True((await VerifyAsync()).Valid);
+    }
+
+    [Fact]
     public async Task A_history_GET_in_a_transaction_is_a_vread_of_that_version_audited_as_one()
     {
         using (var update = await _client.PutAsync($"/fhir/Observation/{_observation}",

@@ -115,6 +115,28 @@ public abstract class ClientLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transaction_writing_into_a_patient_outside_the_clients_list_fails_naming_the_entry_and_writes_nothing()
+    {
+        using var limited = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits([_mine], false));
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Observation($"Patient/{_mine}")}}, "request": { "method": "POST", "url": "Observation" } },
+              { "resource": {{Samples.Observation($"Patient/{_other}")}}, "request": { "method": "POST", "url": "Observation" } } ] }
+            """;
+        using (var response = await limited.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            // The refused record's id is one the server assigned and never gave out: the entry is what the client can find.
+            var diagnostics = body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+            Assert.StartsWith("Bundle.entry[1] (POST Observation): ", diagnostics, StringComparison.Ordinal);
+            Assert.DoesNotContain("Elsewhere", body.ToString(), StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.Equal(1, await TotalAsync(_full, $"/fhir/Observation?subject=Patient/{_mine}&_total=accurate"));
+        Assert.Equal(1, await TotalAsync(_full, $"/fhir/Observation?subject=Patient/{_other}&_total=accurate"));
+    }
+
+    [Fact]
     public async Task A_client_limited_to_its_own_resources_sees_only_what_it_created()
     {
         using var own = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits(null, true));
