@@ -423,7 +423,7 @@ public sealed partial class RecordsService
                 var token = entry.Query?.FirstOrDefault(p => p.Key == "_page").Value;
                 var page = await SearchAsync(context, entry.Type, entry.Query ?? [], token, false, cancellationToken);
                 if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
-                var next = page.NextPage is null ? null : $"{baseUrl}/{entry.Type}?_page={Uri.EscapeDataString(page.NextPage)}";
+                var next = FhirJson.NextLink($"{baseUrl}/{entry.Type}", page.NextPage);
                 return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", next), null);
         }
     }

@@ -105,7 +105,7 @@ internal static class FhirEndpoints
             if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
             var baseUrl = FhirHttp.BaseUrl(http);
             var path = $"{baseUrl}/Patient/{Uri.EscapeDataString(id)}/$everything";
-            var next = page.NextPage is null ? null : $"{path}?_page={Uri.EscapeDataString(page.NextPage)}";
+            var next = FhirJson.NextLink(path, page.NextPage);
             return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, page.Used is { } used ? SelfUrl(path, used) : SelfUrl(http), next));
         });
 
@@ -203,7 +203,7 @@ internal static class FhirEndpoints
         var result = await records.SearchAsync(http.Access(), type, parameters, page, Lenient(http), http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
-        var next = result.NextPage is null ? null : $"{baseUrl}/{type}?_page={Uri.EscapeDataString(result.NextPage)}";
+        var next = FhirJson.NextLink($"{baseUrl}/{type}", result.NextPage);
         // The self link shows the parameters the search used (FHIR R4 search), for GET and POST _search alike, and not
         // those a lenient search ignored; a page reached through a token links to itself.
         var self = result.Used is { } used ? SelfUrl($"{baseUrl}/{type}", used) : SelfUrl(http);
@@ -239,7 +239,7 @@ internal static class FhirEndpoints
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
         // As a search's: the token carries _count and _since with the cursor.
-        var next = result.NextPage is null ? null : $"{baseUrl}/{type}{(id is null ? "" : "/" + id)}/_history?_page={Uri.EscapeDataString(result.NextPage)}";
+        var next = FhirJson.NextLink($"{baseUrl}/{type}{(id is null ? "" : "/" + id)}/_history", result.NextPage);
         return new FhirResult(200, FhirJson.History(result, baseUrl, SelfUrl(http), next));
     }
 
