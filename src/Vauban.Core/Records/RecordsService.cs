@@ -320,15 +320,12 @@ public sealed partial class RecordsService
         {
             if (ifMatch is not null)
             {
-                return await VersionRefusedAsync(context, scope, Interaction.Update, type, id,
-                    RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist.")), cancellationToken);
+                return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id)), cancellationToken);
             }
             // An update of what does not exist creates it (FHIR update as create): that is a create, and needs the create
             // permission (SMART 'c', the role's create) as well as update, or an update-only client would create records.
-            var create = _policy.Authorize(context, Interaction.Create, type);
-            if (!create.Allowed)
+            if (CreateRefusal(context, type, id) is { } reason)
             {
-                var reason = $"{create.Reason} {type}/{Shorten(id)} does not exist, and an update that would create it needs create on {type} as well as update.";
                 await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, IdRules.IsValid(id) ? id : null, null)], cancellationToken, scope,
                     "refused by the access policy: " + reason);
                 return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
@@ -336,7 +333,16 @@ public sealed partial class RecordsService
             return await CreateInScopeAsync(context, scope, keys, type, resource, id, references, written, VersionMade.CreatedByUpdate, cancellationToken);
         }
         // What is replaced must be open to the writer, before any version number is revealed.
-        if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
+        if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused)
+        {
+            // A record whose existence must not be revealed (ADR 0006) is answered as far as possible as an id that does not exist:
+            // under If-Match the same 412, without create the same 403. Otherwise that id would be created (201), which cannot be
+            // done: the 404 of a read of it. The refusal is on the chain (CheckRecordAsync); nothing is written.
+            if (refused.Status != RecordStatus.NotFound) return refused;
+            if (ifMatch is not null) return RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id));
+            if (CreateRefusal(context, type, id) is { } reason) return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
+            return refused;
+        }
         if (ifMatch is { } expected && expected != current.Version)
         {
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
@@ -370,6 +376,15 @@ public sealed partial class RecordsService
         return new RecordResult(current.Deleted ? RecordStatus.Created : RecordStatus.Ok, type, id, version, now, json);
     }
 
+    /// <summary>Why an update of an id that does not exist may not create it (null when it may).</summary>
+    private string? CreateRefusal(AccessContext context, string type, string id) =>
+        _policy.Authorize(context, Interaction.Create, type) is { Allowed: false } create
+            ? $"{create.Reason} {type}/{Shorten(id)} does not exist, and an update that would create it needs create on {type} as well as update."
+            : null;
+
+    /// <summary>The 412 of an If-Match on a record that does not exist, or that the writer may not see (answered alike).</summary>
+    private static Issue NotExisting(string type, string id) => Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist.");
+
     /// <summary>A write refused by its version condition (If-Match) or lost to a concurrent one: audited as a failed attempt, kept
     /// when the transaction rolls back — alone or as a transaction's entry (that entry was not audited at all).</summary>
     private async Task<RecordResult> VersionRefusedAsync(AccessContext context, WriteScope scope, Interaction interaction, string type, string id, RecordResult refused,
@@ -397,14 +412,23 @@ public sealed partial class RecordsService
     {
         var typeCode = TypeCodes.Of(type);
         var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
-        if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused) return refused;
+        if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused)
+        {
+            // A record whose existence must not be revealed (ADR 0006) is answered as an id that does not exist: 204, or 412 under
+            // If-Match, with no version. Its 404 told a limited client which ids exist. The refusal is on the chain (CheckRecordAsync);
+            // nothing is deleted. A 403 (break-the-glass possible) stays: a read of the record answers it too.
+            if (refused.Status != RecordStatus.NotFound) return refused;
+            return ifMatch is null
+                ? new RecordResult(RecordStatus.NoContent, type, id)
+                : RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id));
+        }
         // If-Match guards a delete as it guards an update: a client that read version n must not delete the n+1 it never saw.
         if (ifMatch is { } expected && (current is null || current.Deleted || current.Version != expected))
         {
-            return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict",
+            return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 current is null || current.Deleted
-                    ? $"If-Match was given but {type}/{id} does not exist."
-                    : $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), cancellationToken);
+                    ? NotExisting(type, id)
+                    : Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), cancellationToken);
         }
         if (current is null || current.Deleted)
         {

@@ -145,9 +145,87 @@ public abstract class ClientLimitTests : IAsyncLifetime
         var created = await CreateAsync(own, "/fhir/Patient", Samples.Patient(family: "Created", nir: Samples.ValidNir("2850544109003")));
         using (var response = await own.GetAsync($"/fhir/Patient/{created}")) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(1, await TotalAsync(own, "/fhir/Patient?_total=accurate"));
-        // Deleting or updating another's resource: not found, unchanged.
-        using (var delete = await own.DeleteAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.NotFound, delete.StatusCode);
+        // Deleting another's resource: answered as for an id that does not exist (an idempotent 204), unchanged.
+        using (var delete = await own.DeleteAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
         using (var still = await _full.GetAsync($"/fhir/Patient/{_mine}")) Assert.Equal(HttpStatusCode.OK, still.StatusCode);
+    }
+
+    /// <summary>What a client can tell of an answer: status, the headers that describe a record, the body — with the id asked
+    /// for replaced, so that the answers for two ids compare.</summary>
+    private static async Task<string> AnswerAsync(HttpResponseMessage response, string id)
+    {
+        var headers = string.Join(' ', new[] { "ETag", "Last-Modified", "Location", "Content-Location" }
+            .Select(h => $"{h}={(response.Headers.TryGetValues(h, out var v) || response.Content.Headers.TryGetValues(h, out v) ? string.Join(',', v) : "")}"));
+        var body = await response.Content.ReadAsStringAsync();
+        // A response Bundle's own id and time differ from one to the next: its entries are the answer.
+        if (body.Contains("\"Bundle\"", StringComparison.Ordinal)) body = System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("entry").ToString();
+        return $"{(int)response.StatusCode} {headers} {body.Replace(id, "<id>", StringComparison.Ordinal)}";
+    }
+
+    [Fact]
+    public async Task Deleting_a_record_the_client_may_not_see_is_answered_as_deleting_an_id_that_does_not_exist_and_deletes_nothing()
+    {
+        // The attack: a client limited to one patient probes which ids exist by deleting them (404 for those that exist, 204 else).
+        using var limited = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits([_mine], false));
+        const string missing = "no-such-record-1";
+        foreach (var (type, hidden) in new[] { ("Patient", _other), ("Observation", _otherObservation) })
+        {
+            foreach (var ifMatch in new[] { null, "W/\"1\"" })
+            {
+                async Task<string> DeleteAsync(string id)
+                {
+                    using var request = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/{type}/{id}");
+                    if (ifMatch is not null) request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
+                    using var response = await limited.SendAsync(request);
+                    return await AnswerAsync(response, id);
+                }
+                async Task<string> InBundleAsync(string kind, string id)
+                {
+                    var condition = ifMatch is null ? "" : $$""", "ifMatch": "W/\"1\"" """;
+                    using var response = await limited.PostAsync("/fhir", FhirContent.Json($$"""
+                        { "resourceType": "Bundle", "type": "{{kind}}", "entry": [ { "request": { "method": "DELETE", "url": "{{type}}/{{id}}"{{condition}} } } ] }
+                        """));
+                    return await AnswerAsync(response, id);
+                }
+                var unknown = await DeleteAsync(missing);
+                Assert.StartsWith(ifMatch is null ? "204" : "412", unknown, StringComparison.Ordinal);
+                Assert.Equal(unknown, await DeleteAsync(hidden));
+                foreach (var kind in new[] { "batch", "transaction" })
+                {
+                    Assert.Equal(await InBundleAsync(kind, missing), await InBundleAsync(kind, hidden));
+                }
+            }
+            // A PUT under If-Match, which would not create: the same 412 as for an id that does not exist.
+            using (var put = new HttpRequestMessage(HttpMethod.Put, $"/fhir/{type}/{hidden}"))
+            using (var putMissing = new HttpRequestMessage(HttpMethod.Put, $"/fhir/{type}/{missing}"))
+            {
+                var body = type == "Patient" ? Samples.Patient(family: "Overwritten", nir: Samples.ValidNir("2850544109004")) : Samples.Observation($"Patient/{_mine}");
+                foreach (var (request, id) in new[] { (put, hidden), (putMissing, missing) })
+                {
+                    var node = System.Text.Json.Nodes.JsonNode.Parse(body)!.AsObject();
+                    node["id"] = id;
+                    request.Content = FhirContent.Json(node.ToJsonString());
+                    request.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
+                }
+                using var hiddenAnswer = await limited.SendAsync(put);
+                using var missingAnswer = await limited.SendAsync(putMissing);
+                Assert.Equal(await AnswerAsync(missingAnswer, missing), await AnswerAsync(hiddenAnswer, hidden));
+            }
+        }
+
+        // Nothing changed, and every attempt is on the chain as a refusal by the access policy.
+        foreach (var url in new[] { $"/fhir/Patient/{_other}", $"/fhir/Observation/{_otherObservation}" })
+        {
+            using var still = await _full.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, still.StatusCode);
+            Assert.Equal("1", (await still.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+        }
+        var tenant = (await _server.Store.Tenants.FindAsync("clinic", CancellationToken.None))!;
+        var entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Patient = _other, Actions = [Vauban.Audit.AuditAction.Delete, Vauban.Audit.AuditAction.Update], Count = 100 }, CancellationToken.None) ?? [];
+        // Per record: two single deletes, two in a batch, two in a transaction, one PUT.
+        Assert.Equal(14, entries.Count(e => e.Outcome == Vauban.Audit.AuditOutcome.MinorFailure && e.Detail.Note == "refused by the access policy (not revealed)"));
+        Assert.DoesNotContain(entries, e => e.Outcome == Vauban.Audit.AuditOutcome.Success);
     }
 
     [Fact]
