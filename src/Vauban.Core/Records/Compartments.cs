@@ -99,6 +99,16 @@ internal static class Compartments
         return null;
     }
 
+    /// <summary>The element through which a resource of this type names its patient ("Observation.subject"), for a refusal.</summary>
+    public static string PatientElement(string type)
+    {
+        foreach (var parameter in SearchParameters.Stored(type))
+        {
+            if (PatientParams.Contains(parameter.Code)) return type + "." + parameter.Paths[0];
+        }
+        return type;
+    }
+
     /// <summary>Every patient the resource names where a patient's record is meant (an appointment may name several): a write
     /// puts the resource into each of their records, and a care relationship may be computed from each.</summary>
     public static IReadOnlyList<string> Named(string type, string id, IndexEntries index)

@@ -5,9 +5,11 @@ namespace Vauban.Records;
 /// <summary>
 /// Outcomes of record interactions. <see cref="ReauthenticationRequired"/>: the guard asks a person to prove both factors
 /// again (401); <see cref="Locked"/>: the guard has suspended the session or client, or locked the account (423);
-/// <see cref="Damaged"/>: a stored record failed its integrity check and was not shown (500).
+/// <see cref="Damaged"/>: a stored record failed its integrity check and was not shown (500); <see cref="Unprocessable"/>: a
+/// well-formed resource that a rule of this server refuses — a patient reference it does not follow, or that names no patient
+/// here (422, FHIR R4 http.html: "violated applicable FHIR profiles or server business rules").
 /// </summary>
-public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked, Damaged, TooManyRequests }
+public enum RecordStatus { Ok, Created, NoContent, NotFound, Gone, PreconditionFailed, Conflict, Invalid, Forbidden, ReauthenticationRequired, Locked, Damaged, TooManyRequests, Unprocessable }
 
 public static class RecordStatusCodes
 {
@@ -26,6 +28,7 @@ public static class RecordStatusCodes
         RecordStatus.Locked => 423,
         RecordStatus.Damaged => 500,
         RecordStatus.TooManyRequests => 429,
+        RecordStatus.Unprocessable => 422,
         _ => 400,
     };
 }

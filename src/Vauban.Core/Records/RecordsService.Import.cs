@@ -20,14 +20,26 @@ public sealed record ImportItem(string Type, string Id, byte[] Json)
     public string? Where { get; init; }
 }
 
-public sealed record ImportSummary(int Created, int Updated, IReadOnlyList<Issue> Rejected);
+/// <param name="Rejected">What was not loaded, and why, naming each entry.</param>
+public sealed record ImportSummary(int Created, int Updated, IReadOnlyList<Issue> Rejected)
+{
+    /// <summary>With <c>holdWaiting</c>: the records whose patient was neither in the store nor in the load, not loaded and not
+    /// rejected, for the caller to offer again once the rest of what it imports is in (a folder's later files).</summary>
+    public IReadOnlyList<ImportItem> Waiting { get; init; } = [];
+}
 
 public sealed partial class RecordsService
 {
     /// <summary>Resources per transaction. SQLite: each batch rewrites every index page it touches, and the blind-index
     /// rows of a batch land all over their tree, so larger batches share pages (at a million patients, 16,000 a batch
     /// write ~3 pages a resource where 4,000 wrote ~5; bench/README.md). PostgreSQL logs rows, not pages.</summary>
-    private int ImportBatchSize => Engine == StorageEngine.Sqlite ? 16_000 : 4_000;
+    internal int ImportBatchSize
+    {
+        get => _importBatchSize ?? (Engine == StorageEngine.Sqlite ? 16_000 : 4_000);
+        set => _importBatchSize = value; // a test sets a few, to give a load several batches
+    }
+
+    private int? _importBatchSize;
 
     /// <summary>Loads of at least this many resources that make up half the store or more rebuild, on PostgreSQL, the indexes
     /// they left half empty (<see cref="StoreDatabase.CompactIndexesAfterLoadAsync"/>); a test lowers it.</summary>
@@ -36,8 +48,13 @@ public sealed partial class RecordsService
     /// <param name="progress">Resources written, batch by batch.</param>
     /// <param name="stage">What the load does once every batch is written (building the audit lookups, rebuilding indexes),
     /// which can take a minute at a million patients.</param>
+    /// <param name="holdWaiting">A record whose patient is neither in the store nor in this load is returned in
+    /// <see cref="ImportSummary.Waiting"/> instead of being rejected (its patient may be in a later file of the same import).</param>
+    /// <remarks>A record is loaded only under a patient that exists, as a create is (referential integrity): one met before its
+    /// patient is held back and written once every batch is in, so a load may give patients and records in any order. The
+    /// patients a batch needs are asked of the store once a batch, for those the batch does not itself hold.</remarks>
     public async Task<ImportSummary> ImportAsync(AccessContext context, IEnumerable<ImportItem> items, IProgress<int>? progress, CancellationToken cancellationToken,
-        IProgress<string>? stage = null)
+        IProgress<string>? stage = null, bool holdWaiting = false)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(items);
@@ -49,6 +66,7 @@ public sealed partial class RecordsService
         var batch = new List<ImportItem>(ImportBatchSize);
         Task<List<PreparedRow>>? preparing = null;
         Task? writing = null;
+        var deferred = new List<(PreparedRow Row, string Patient)>();
 
         async Task FlushAsync(Task<List<PreparedRow>> prepared)
         {
@@ -56,7 +74,14 @@ public sealed partial class RecordsService
             var accepted = rows.Where(r => r.Issue is null).ToList();
             rejected.AddRange(rows.Where(r => r.Issue is not null).Select(r => r.Issue!));
             if (accepted.Count == 0) return;
-            var (inserted, existing) = await WriteBatchAsync(context, loader, keys, accepted, cancellationToken);
+            await WriteRowsAsync(accepted, deferred);
+            progress?.Report(rows.Count);
+        }
+
+        async Task WriteRowsAsync(List<PreparedRow> accepted, List<(PreparedRow, string)> waiting)
+        {
+            var (inserted, existing, missing) = await WriteBatchAsync(context, loader, keys, accepted, cancellationToken);
+            waiting.AddRange(missing);
             created += inserted;
             // Resources whose id already exists become new versions, through the ordinary update.
             foreach (var row in existing)
@@ -73,7 +98,6 @@ public sealed partial class RecordsService
                 }
                 else rejected.AddRange((result.Issues ?? []).Select(i => i with { Diagnostics = $"{row.Where}: {i.Diagnostics}" }));
             }
-            progress?.Report(rows.Count);
         }
 
         foreach (var item in items)
@@ -97,6 +121,18 @@ public sealed partial class RecordsService
         }
         if (writing is not null) await writing;
         if (preparing is not null) await FlushAsync(preparing);
+        // Records met before their patient, once every patient of the load is in; what still names none is not loaded.
+        var waiting = new List<ImportItem>();
+        foreach (var chunk in deferred.Select(d => d.Row).Chunk(ImportBatchSize))
+        {
+            var missing = new List<(PreparedRow Row, string Patient)>();
+            await WriteRowsAsync([.. chunk], missing);
+            foreach (var (row, patient) in missing)
+            {
+                if (holdWaiting) waiting.Add(new ImportItem(row.Type, row.Id, RecordCipher.Open(keys, row.TypeCode, row.Id, 1, row.Sealed)) { Where = row.Where });
+                else rejected.Add(UnknownPatientIssue(Compartments.PatientElement(row.Type), patient, false, row.Where));
+            }
+        }
         if (created > 0)
         {
             stage?.Report("audit lookups");
@@ -112,7 +148,7 @@ public sealed partial class RecordsService
             stage?.Report("rebuilding indexes");
             await _database.CompactIndexesAfterLoadAsync(created, cancellationToken);
         }
-        return new ImportSummary(created, updated, rejected);
+        return new ImportSummary(created, updated, rejected) { Waiting = waiting };
     }
 
     /// <summary>The resources of a collection Bundle, for <see cref="ImportAsync"/>: each entry's resource with its id (a new
@@ -219,14 +255,21 @@ public sealed partial class RecordsService
     }
 
     /// <summary>Inserts a batch in one transaction on the loader's connection, with the audit entries of what it inserted
-    /// (committed together: a batch is never in the store without its entries); returns the count inserted and the rows
-    /// whose id already existed or came earlier in the batch (to be written as new versions).</summary>
-    private async Task<(int Inserted, List<PreparedRow> Existing)> WriteBatchAsync(AccessContext context, DbConnection loader, TenantKeys keys,
-        List<PreparedRow> rows, CancellationToken cancellationToken)
+    /// (committed together: a batch is never in the store without its entries); returns the count inserted, the rows
+    /// whose id already existed or came earlier in the batch (to be written as new versions), and the rows not written
+    /// because a patient they name is neither in the store nor in the batch (with that patient).</summary>
+    private async Task<(int Inserted, List<PreparedRow> Existing, List<(PreparedRow Row, string Patient)> Missing)> WriteBatchAsync(AccessContext context,
+        DbConnection loader, TenantKeys keys, List<PreparedRow> rows, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var createdBy = CreatorOf(context);
         await using var scope = await _database.BeginWriteOnAsync(loader, cancellationToken);
+        var missing = await WithoutPatientAsync(scope, keys, rows, cancellationToken);
+        if (missing.Count > 0)
+        {
+            var held = missing.Select(m => m.Row).ToHashSet();
+            rows = rows.Where(r => !held.Contains(r)).ToList();
+        }
         var existing = await BulkRows.ExistingAsync(scope, Engine, keys.TenantId, rows.Select(r => (r.TypeCode, r.Id)).ToList(), cancellationToken);
         // A resource given twice in one batch (a collection holding two versions of it): the first is inserted, the later
         // ones become its next versions in their order, like a resource that already existed (they were dropped unsaid).
@@ -250,6 +293,40 @@ public sealed partial class RecordsService
             await AuditAsync(context, Interaction.Import, AuditOutcome.Success, type, records, cancellationToken, scope);
         }
         await scope.CommitAsync(cancellationToken);
-        return (fresh.Count, later);
+        return (fresh.Count, later, missing);
+    }
+
+    /// <summary>The rows of a batch that name a patient neither in the batch nor, alive, in the store, each with the first such
+    /// patient. One lookup a batch, of the patients the batch does not hold itself (a seed gives each patient before its records).</summary>
+    private async Task<List<(PreparedRow Row, string Patient)>> WithoutPatientAsync(WriteScope scope, TenantKeys keys, List<PreparedRow> rows, CancellationToken cancellationToken)
+    {
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            if (row.TypeCode == PatientTypeCode) present.Add(row.Id);
+        }
+        var needed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            if (row.TypeCode == PatientTypeCode) continue;
+            foreach (var patient in Compartments.Named(row.Type, row.Id, row.Index!))
+            {
+                if (!present.Contains(patient)) needed.Add(patient);
+            }
+        }
+        if (needed.Count == 0) return [];
+        foreach (var (_, id) in await BulkRows.LiveAsync(scope, Engine, keys.TenantId, needed.Select(p => (PatientTypeCode, p)).ToList(), cancellationToken)) present.Add(id);
+        var missing = new List<(PreparedRow, string)>();
+        foreach (var row in rows)
+        {
+            if (row.TypeCode == PatientTypeCode) continue;
+            foreach (var patient in Compartments.Named(row.Type, row.Id, row.Index!))
+            {
+                if (present.Contains(patient)) continue;
+                missing.Add((row, patient));
+                break;
+            }
+        }
+        return missing;
     }
 }

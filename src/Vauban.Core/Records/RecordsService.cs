@@ -302,7 +302,7 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
         var json = ResourceStamp.Apply(resource, type, id, 1, now, references, context.ServerBase);
-        if (ExtractWritten(type, json, keys, out var refused) is not { } index) return RecordResult.Fail(RecordStatus.Invalid, type, refused!);
+        if (ExtractWritten(type, json, keys, out var refused) is not { } index) return refused!;
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), made, cancellationToken);
@@ -360,7 +360,7 @@ public sealed partial class RecordsService
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references, context.ServerBase);
-        if (ExtractWritten(type, json, keys, out var refusedIndex) is not { } newIndex) return RecordResult.Fail(RecordStatus.Invalid, type, refusedIndex!);
+        if (ExtractWritten(type, json, keys, out var refusedIndex) is not { } newIndex) return refusedIndex!;
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
@@ -546,8 +546,56 @@ public sealed partial class RecordsService
                 }
             }
         }
+        return await UnknownPatientAsync(context, interaction, written, cancellationToken);
+    }
+
+    /// <summary>
+    /// Every patient a written record names must exist here, not deleted (FHIR referential integrity, as HAPI enforces by
+    /// default): a record filed under an id no patient has would be adopted by whoever later creates that patient (an update
+    /// as create) and read as theirs. A patient the same transaction creates exists by now (read inside its scope). Asked
+    /// once the policy has allowed every record, so that the answer tells only a writer allowed into that patient's record
+    /// whether the patient exists; a client limited to its own resources is allowed into none it did not create, and is
+    /// answered for a patient it cannot see as for one that does not exist: refused, not revealed (ADR 0006).
+    /// </summary>
+    private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> UnknownPatientAsync(AccessContext context, Interaction interaction, WriteBatch written,
+        CancellationToken cancellationToken)
+    {
+        var scope = written.Scope;
+        var open = new Dictionary<string, (bool Exists, bool Deleted, bool Own)>(StringComparer.Ordinal);
+        foreach (var record in written.Written)
+        {
+            if (record.Type == KnownResourceTypes.Patient) continue;
+            foreach (var patient in record.Patients)
+            {
+                if (!open.TryGetValue(patient, out var found))
+                {
+                    var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, context.Tenant.Id, PatientTypeCode, patient, false, cancellationToken);
+                    found = (row is not null, row is { Deleted: true }, row is not null && string.Equals(row.CreatedBy, CreatorOf(context), StringComparison.Ordinal));
+                    open[patient] = found;
+                }
+                if (context.Principal is { Kind: PrincipalKind.ApiClient, OwnResourcesOnly: true } && !found.Own)
+                {
+                    await AuditAsync(context, interaction, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
+                        "refused by the access policy (not revealed)");
+                    return (RecordResult.Fail(RecordStatus.NotFound, record.Type, Issue.NotFound($"{record.Type}/{Shorten(record.Id)} is not known.")), record);
+                }
+                if (found.Exists && !found.Deleted) continue;
+                var element = Compartments.PatientElement(record.Type);
+                await AuditAsync(context, interaction, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
+                    found.Deleted ? "names a deleted patient" : "names a patient that does not exist");
+                return (RecordResult.Fail(RecordStatus.Unprocessable, record.Type, UnknownPatientIssue(element, patient, found.Deleted)), record);
+            }
+        }
         return null;
     }
+
+    /// <summary>The refusal of a record whose <paramref name="element"/> names a patient that is not (or no longer) here; for a load,
+    /// <paramref name="where"/> names the entry.</summary>
+    private static Issue UnknownPatientIssue(string element, string patient, bool deleted, string? where = null) =>
+        Issue.Error("not-found", where is null
+            ? $"{element} names Patient/{Shorten(patient)}, which {(deleted ? "was deleted" : "does not exist on this server")}: a record is filed under an existing "
+                + "patient. Create the patient first, or in the same transaction."
+            : $"{where}: {element} names Patient/{Shorten(patient)}, which is neither in the store nor in this import{(deleted ? " (it was deleted)" : "")}.", element);
 
     /// <summary>After a commit: relationships of the patients written may have changed; the policy forgets its refusals for them.</summary>
     private void Touch(AccessContext context, WriteBatch written)
@@ -704,16 +752,19 @@ public sealed partial class RecordsService
         return (bodies, null);
     }
 
-    /// <summary>The index of a version about to be written, or null (with the issue) when it names its patient in a form the index
-    /// does not follow, or has more index values than one resource may. Checked on what is stored, once a transaction's urn:uuid:
-    /// references are rewritten to the ids they name.</summary>
-    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, out Issue? refused)
+    /// <summary>The index of a version about to be written, or null (with the refusal) when it names its patient in a form the index
+    /// does not follow (422, as a patient that does not exist here), or has more index values than one resource may (400). Checked
+    /// on what is stored, once a transaction's urn:uuid: references are rewritten to the ids they name.</summary>
+    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, out RecordResult? refused)
     {
         using var document = JsonDocument.Parse(json);
-        refused = Compartments.UnfollowedPatientReference(type, document.RootElement);
-        if (refused is not null) return null;
+        if (Compartments.UnfollowedPatientReference(type, document.RootElement) is { } unfollowed)
+        {
+            refused = RecordResult.Fail(RecordStatus.Unprocessable, type, unfollowed);
+            return null;
+        }
         var index = IndexEntries.Extract(type, document.RootElement, keys.Index);
-        refused = index.TooMany(type);
+        refused = index.TooMany(type) is { } tooMany ? RecordResult.Fail(RecordStatus.Invalid, type, tooMany) : null;
         return refused is null ? index : null;
     }
 

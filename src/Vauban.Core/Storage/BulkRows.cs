@@ -19,7 +19,15 @@ internal static class BulkRows
     /// replaying history as POSTs would give the records new ids.</summary>
     private const VersionMade Loaded = VersionMade.CreatedByUpdate;
 
-    public static async Task<HashSet<(int, string)>> ExistingAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken)
+    public static Task<HashSet<(int, string)>> ExistingAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken) =>
+        FindAsync(scope, engine, tenant, keys, "", cancellationToken);
+
+    /// <summary>Those of <paramref name="keys"/> whose current version is not a deletion (a load's records need their patient so).</summary>
+    public static Task<HashSet<(int, string)>> LiveAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken) =>
+        FindAsync(scope, engine, tenant, keys, " AND deleted = 0", cancellationToken);
+
+    private static async Task<HashSet<(int, string)>> FindAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, string condition,
+        CancellationToken cancellationToken)
     {
         var found = new HashSet<(int, string)>();
         if (engine == StorageEngine.Sqlite)
@@ -27,7 +35,7 @@ internal static class BulkRows
             // One lookup of the unique key a resource, prepared once and bound by position: statements of 500 named
             // parameters each cost ~4 µs a resource of the writer's time, ~1 µs this way.
             var db = ((SqliteConnection)scope.Connection).Handle ?? throw new InvalidOperationException("The loader's SQLite connection is not open.");
-            using var lookup = new PreparedStatement(db, "SELECT 1 FROM resources WHERE tenant_id = ?1 AND type = ?2 AND id = ?3");
+            using var lookup = new PreparedStatement(db, "SELECT 1 FROM resources WHERE tenant_id = ?1 AND type = ?2 AND id = ?3" + condition);
             foreach (var (type, id) in keys)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -40,7 +48,7 @@ internal static class BulkRows
             foreach (var chunk in group.Select(k => k.Id).Chunk(500))
             {
                 using var command = scope.Command("");
-                command.CommandText = $"SELECT type, id FROM resources WHERE tenant_id = @t AND type = @ty AND {command.InList(engine, "id", "ids", chunk)}";
+                command.CommandText = $"SELECT type, id FROM resources WHERE tenant_id = @t AND type = @ty AND {command.InList(engine, "id", "ids", chunk)}{condition}";
                 command.With("t", tenant).With("ty", group.Key);
                 using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 while (await reader.ReadAsync(cancellationToken)) found.Add((reader.GetInt32(0), reader.GetString(1)));

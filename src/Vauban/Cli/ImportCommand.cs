@@ -28,10 +28,20 @@ internal static class ImportCommand
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
             var results = new List<(bool Ok, string Line)>();
+            // A folder is one import: a record of a collection whose patient is in a later file waits for the last file.
+            var waiting = files.Length > 1 ? new List<ImportItem>() : null;
             async Task ImportAsync(string file, ProgressTask? bar)
             {
-                var (ok, message) = await ImportFileAsync(store, context, file, token, bar);
+                var (ok, message) = await ImportFileAsync(store, context, file, token, bar, waiting);
                 results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}"));
+            }
+            async Task ImportWaitingAsync()
+            {
+                if (waiting is not { Count: > 0 }) return;
+                var summary = await store.Records.ImportAsync(context, waiting, null, token);
+                var ok = summary.Rejected.Count == 0;
+                results.Add((ok, $"{(ok ? "ok" : "failed")} records loaded after the patients of later files: {summary.Created} created, {summary.Updated} updated, "
+                    + $"{summary.Rejected.Count} rejected.{Listed(summary.Rejected.Select(r => r.Diagnostics).ToList())}"));
             }
             if (!Console.IsOutputRedirected)
             {
@@ -48,6 +58,7 @@ internal static class ImportCommand
                                 await ImportAsync(files[i], bar);
                                 bar.Value = bar.MaxValue;
                             }
+                            await ImportWaitingAsync();
                         });
                 }
                 finally
@@ -62,6 +73,9 @@ internal static class ImportCommand
                     await ImportAsync(file, null);
                     Console.WriteLine(results[^1].Line);
                 }
+                var count = results.Count;
+                await ImportWaitingAsync();
+                if (results.Count > count) Console.WriteLine(results[^1].Line);
             }
             return results.TrueForAll(r => r.Ok) ? 0 : 1;
         }, ct));
@@ -72,9 +86,11 @@ internal static class ImportCommand
     private const int ListedRejections = 20;
 
     /// <summary>Loads one bundle file; <paramref name="bar"/>, when given, follows a collection's resources as they are stored.
-    /// The message says what was loaded and, one line each, which entries were not (and why).</summary>
+    /// The message says what was loaded and, one line each, which entries were not (and why). With <paramref name="waiting"/>
+    /// (a folder), a collection's records whose patient is neither in the store nor in the file are added to it, named by file
+    /// and entry, to be loaded once every file is (their patient may be in a later one), instead of being rejected.</summary>
     public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken,
-        ProgressTask? bar = null)
+        ProgressTask? bar = null, List<ImportItem>? waiting = null)
     {
         byte[] bytes;
         try
@@ -112,9 +128,11 @@ internal static class ImportCommand
         var label = bar?.Description;
         if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
         var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
-            bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)));
+            bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)), holdWaiting: waiting is not null);
         rejected.AddRange(summary.Rejected);
-        var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected.";
+        waiting?.AddRange(summary.Waiting.Select(i => i with { Where = $"{Path.GetFileName(file)} {i.Where}" }));
+        var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected"
+            + (summary.Waiting.Count > 0 ? $", {summary.Waiting.Count} waiting for their patient in a later file." : ".");
         return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).ToList()));
     }
 

@@ -644,6 +644,37 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Importing_a_folder_loads_records_before_their_patients_file_and_names_the_file_and_entry_of_one_whose_patient_is_nowhere()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-order {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "ordered");
+        Directory.CreateDirectory(folder);
+        // Files are read in name order: the records come before their patients' file; one names a patient in neither.
+        await File.WriteAllTextAsync(Path.Combine(folder, "a-observations.json"), $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Observation("Patient/order-late")}} },
+              { "resource": {{Samples.Observation("Patient/order-nowhere")}} } ] }
+            """);
+        await File.WriteAllTextAsync(Path.Combine(folder, "b-patients.json"), $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Tardive", id: "order-late")}} } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-order {DbArgs}");
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("ok a-observations.json: 0 created, 0 updated, 0 rejected, 2 waiting for their patient in a later file.", lines);
+        Assert.Contains("ok b-patients.json: 1 created, 0 updated, 0 rejected.", lines);
+        Assert.Contains("failed records loaded after the patients of later files: 1 created, 0 updated, 1 rejected.", lines);
+        Assert.Contains("  a-observations.json Bundle.entry[1] (Observation): Observation.subject names Patient/order-nowhere, which is neither in the store nor in this import.", lines);
+
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-order", CancellationToken.None))!, "test");
+        var found = await store.Records.SearchAsync(context, "Observation", [new("subject", "Patient/order-late")], null, false, CancellationToken.None);
+        Assert.Single(found.Entries);
+        var orphans = await store.Records.SearchAsync(context, "Observation", [new("subject", "Patient/order-nowhere")], null, false, CancellationToken.None);
+        Assert.Empty(orphans.Entries);
+    }
+
+    [Fact]
     public async Task A_transaction_file_that_fails_loads_nothing_and_names_every_entry_refused()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-tx {DbArgs}")).Exit);

@@ -911,7 +911,8 @@ public abstract class FhirApiTests : IAsyncLifetime
         var patient = (await CreateAsync("Patient", Samples.Patient(gp: $"Practitioner/{practitioner}"))).GetProperty("id").GetString()!;
         await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
         await CreateAsync("Appointment", Samples.Appointment($"Patient/{patient}", $"Practitioner/{practitioner}", "2026-12-01T09:00:00+01:00"));
-        await CreateAsync("Observation", Samples.Observation("Patient/someone-else"));
+        var someoneElse = (await CreateAsync("Patient", Samples.Patient(family: "Autre"))).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{someoneElse}"));
         using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything");
         var bundle = await response.BodyAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -1304,6 +1305,94 @@ public abstract class FhirApiTests : IAsyncLifetime
                     foreach (var item in element.EnumerateArray()) Walk(item, $"{path}[{i++}]");
                     break;
             }
+        }
+    }
+
+    [Fact]
+    public async Task A_record_naming_a_patient_that_does_not_exist_is_refused_with_422_and_cannot_be_adopted_by_creating_that_patient_later()
+    {
+        // The attack: records planted under an id no patient has are read as hers by whoever later creates that patient.
+        const string planted = "planted-patient-1";
+        static string WithId(string json, string id)
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
+            node["id"] = id;
+            return node.ToJsonString();
+        }
+        static async Task RefusedAsync(HttpResponseMessage response, string patient, string? entry = null, string element = "Observation.subject")
+        {
+            var body = await response.BodyAsync();
+            Assert.True((int)response.StatusCode == 422, $"{(int)response.StatusCode} {body}");
+            var issue = body.GetProperty("issue")[0];
+            Assert.Equal("not-found", issue.GetProperty("code").GetString());
+            Assert.Equal(element, issue.GetProperty("expression")[0].GetString());
+            var diagnostics = issue.GetProperty("diagnostics").GetString()!;
+            Assert.Contains($"{element} names Patient/{patient}, which ", diagnostics, StringComparison.Ordinal);
+            if (entry is not null) Assert.StartsWith(entry, diagnostics, StringComparison.Ordinal);
+        }
+        var plantedObservation = Samples.Observation($"Patient/{planted}");
+        using (var post = await Api.PostAsync("/fhir/Observation", FhirContent.Json(plantedObservation))) await RefusedAsync(post, planted);
+        using (var put = await Api.PutAsync("/fhir/Observation/planted-obs", FhirContent.Json(WithId(plantedObservation, "planted-obs")))) await RefusedAsync(put, planted);
+        var real = (await CreateAsync("Patient", Samples.Patient(family: "Réel"))).GetProperty("id").GetString()!;
+        using (var appointment = await Api.PostAsync("/fhir/Appointment", FhirContent.Json(Samples.Appointment($"Patient/{real}", $"Patient/{planted}", "2026-03-02T10:00:00+01:00"))))
+        {
+            await RefusedAsync(appointment, planted, element: "Appointment.participant.actor");
+        }
+        using (var transaction = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Observation($"Patient/{real}")}}, "request": { "method": "POST", "url": "Observation" } },
+              { "resource": {{plantedObservation}}, "request": { "method": "POST", "url": "Observation" } } ] }
+            """)))
+        {
+            await RefusedAsync(transaction, planted, "Bundle.entry[1] (POST Observation): ");
+        }
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [ { "resource": {{plantedObservation}}, "request": { "method": "POST", "url": "Observation" } } ] }
+            """)))
+        {
+            var response = (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response");
+            Assert.Equal("422", response.GetProperty("status").GetString());
+            Assert.Equal("Observation.subject", response.GetProperty("outcome").GetProperty("issue")[0].GetProperty("expression")[0].GetString());
+        }
+        // A deleted patient no longer takes records.
+        var gone = (await CreateAsync("Patient", Samples.Patient(family: "Parti"))).GetProperty("id").GetString()!;
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{gone}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var late = await Api.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{gone}"))))
+        {
+            await RefusedAsync(late, gone);
+        }
+
+        // The patient created later, by update as create, has no record but those written for her since.
+        using (var created = await Api.PutAsync($"/fhir/Patient/{planted}", FhirContent.Json(Samples.Patient(family: "Adoptée", id: planted))))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        Assert.Empty(Ids(await SearchAsync($"Observation?subject=Patient/{planted}")));
+        Assert.Empty(Ids(await SearchAsync($"Appointment?actor=Patient/{planted}")));
+        // The refused transaction wrote nothing, its good entry included.
+        Assert.Equal(0, (await SearchAsync($"Observation?subject=Patient/{real}&_total=accurate")).GetProperty("total").GetInt32());
+
+        // A patient the same bundle creates counts: by urn:uuid, or by a PUT of its id (run after the POSTs in a transaction).
+        using (var transaction = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Observation("urn:uuid:6f1c0d2e-0000-4000-8000-000000000001")}}, "request": { "method": "POST", "url": "Observation" } },
+              { "fullUrl": "urn:uuid:6f1c0d2e-0000-4000-8000-000000000001", "resource": {{Samples.Patient(family: "Nouvelle")}}, "request": { "method": "POST", "url": "Patient" } },
+              { "resource": {{Samples.Observation("Patient/put-in-bundle")}}, "request": { "method": "POST", "url": "Observation" } },
+              { "resource": {{Samples.Patient(family: "Posée", id: "put-in-bundle")}}, "request": { "method": "PUT", "url": "Patient/put-in-bundle" } } ] }
+            """)))
+        {
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, await transaction.Content.ReadAsStringAsync());
+        }
+        Assert.Single(Ids(await SearchAsync("Observation?subject=Patient/put-in-bundle")));
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Lot", id: "batch-patient")}}, "request": { "method": "PUT", "url": "Patient/batch-patient" } },
+              { "resource": {{Samples.Observation("Patient/batch-patient")}}, "request": { "method": "POST", "url": "Observation" } } ] }
+            """)))
+        {
+            var entries = (await batch.BodyAsync()).GetProperty("entry");
+            Assert.Equal("201 Created", entries[0].GetProperty("response").GetProperty("status").GetString());
+            Assert.Equal("201 Created", entries[1].GetProperty("response").GetProperty("status").GetString());
         }
     }
 }

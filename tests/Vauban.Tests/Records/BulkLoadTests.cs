@@ -103,6 +103,43 @@ public abstract class BulkLoadTests : IAsyncLifetime
             Assert.Equal(20, (await byPractitioner.BodyAsync()).GetProperty("total").GetInt32());
         }
     }
+
+    [Fact]
+    public async Task A_load_files_records_only_under_patients_that_exist_in_whatever_order_it_gives_them()
+    {
+        var records = _server.Store.Records;
+        records.ImportBatchSize = 2;
+        var operatorContext = AccessContext.Operator(_tenant, "bulk load test");
+        // Records before their patient, in earlier batches; one record whose patient is nowhere.
+        var items = new List<ImportItem>
+        {
+            Samples.Import("Observation", "obs-early-1", Samples.Observation("Patient/pat-late")),
+            Samples.Import("Observation", "obs-early-2", Samples.Observation("Patient/pat-late")),
+            Samples.Import("Observation", "obs-orphan", Samples.Observation("Patient/pat-nowhere")) with { Where = "Bundle.entry[2] (Observation/obs-orphan)" },
+            Samples.Import("Encounter", "enc-ok", Samples.Encounter("pat-first", "pr-any", "2026-03-01T10:00:00+01:00")),
+            Samples.Import("Patient", "pat-first", Samples.Patient(family: "Premier", nir: Samples.ValidNir("1850375123201"))),
+            Samples.Import("Practitioner", "pr-any", Samples.Practitioner()),
+            Samples.Import("Patient", "pat-late", Samples.Patient(family: "Tardif", nir: Samples.ValidNir("1850375123202"))),
+        };
+        var summary = await records.ImportAsync(operatorContext, items, null, CancellationToken.None);
+        Assert.Equal(6, summary.Created);
+        var rejected = Assert.Single(summary.Rejected);
+        Assert.Equal("Bundle.entry[2] (Observation/obs-orphan): Observation.subject names Patient/pat-nowhere, which is neither in the store nor in this import.", rejected.Diagnostics);
+        Assert.Equal(RecordStatus.NotFound, (await records.ReadAsync(operatorContext, "Observation", "obs-orphan", CancellationToken.None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await records.ReadAsync(operatorContext, "Observation", "obs-early-1", CancellationToken.None)).Status);
+
+        // Held for the caller (a folder's later file), not rejected; loaded once its patient is.
+        var held = await records.ImportAsync(operatorContext, [Samples.Import("Observation", "obs-held", Samples.Observation("Patient/pat-next-file"))], null,
+            CancellationToken.None, holdWaiting: true);
+        Assert.Equal(0, held.Created);
+        Assert.Empty(held.Rejected);
+        Assert.Equal("obs-held", Assert.Single(held.Waiting).Id);
+        await records.ImportAsync(operatorContext, [Samples.Import("Patient", "pat-next-file", Samples.Patient(family: "Suivant", nir: Samples.ValidNir("1850375123203")))],
+            null, CancellationToken.None);
+        var again = await records.ImportAsync(operatorContext, held.Waiting, null, CancellationToken.None);
+        Assert.Equal(1, again.Created);
+        Assert.Empty(again.Rejected);
+    }
 }
 
 public sealed class BulkLoadTests_Sqlite() : BulkLoadTests(Engine.Sqlite);

@@ -229,6 +229,33 @@ public abstract class ClientLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_limited_client_writing_for_a_patient_it_cannot_see_is_answered_alike_whether_that_patient_exists_or_not()
+    {
+        // A record naming a patient that does not exist is refused (422): a client that may not see a patient must not tell that
+        // refusal from the one it gets for a patient that exists, or it would probe which patient ids exist.
+        foreach (var limits in new[] { new ClientLimits([_mine], false), new ClientLimits(null, true) })
+        {
+            using var limited = await _server.ClientAsync("clinic", "system/*.cruds", limits);
+            var answers = new List<string>();
+            foreach (var patient in new[] { _other, "no-such-patient" })
+            {
+                using var response = await limited.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{patient}")));
+                // The refused record's id is one the server assigned for this request.
+                answers.Add(System.Text.RegularExpressions.Regex.Replace(await AnswerAsync(response, patient), "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<new>"));
+            }
+            Assert.StartsWith("404 ", answers[0], StringComparison.Ordinal);
+            Assert.Equal(answers[0], answers[1]);
+        }
+        Assert.Equal(1, await TotalAsync(_full, $"/fhir/Observation?subject=Patient/{_other}&_total=accurate"));
+        Assert.Equal(0, await TotalAsync(_full, "/fhir/Observation?subject=Patient/no-such-patient&_total=accurate"));
+
+        // A client limited to its own resources files records under the patients it created.
+        using var own = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits(null, true));
+        var created = await CreateAsync(own, "/fhir/Patient", Samples.Patient(family: "Siens", nir: Samples.ValidNir("2850544109005")));
+        await CreateAsync(own, "/fhir/Observation", Samples.Observation($"Patient/{created}"));
+    }
+
+    [Fact]
     public async Task An_api_client_cannot_break_the_glass()
     {
         using var response = await _full.PostAsync($"/fhir/Patient/{_other}/$break-the-glass", FhirContent.Json("""

@@ -329,16 +329,29 @@ public abstract class DoorTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.False(body.TryGetProperty("entry", out _), query);
         }
-        // B stores an observation pointing at A's patient id; including it must not pull A's patient across.
+        // A transaction in B cannot read A's patient.
+        var transaction = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient/{{_patientOfA}}" } } ] }""";
+        using (var batch = await _hospitalB.PostAsync("/fhir", FhirContent.Json(transaction)))
+        {
+            Assert.StartsWith("404", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+        }
+        // B stores an observation pointing at A's patient id: A's patient is no patient of B's, so it is refused.
+        using (var planted = await _hospitalB.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_patientOfA}"))))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, planted.StatusCode);
+        }
+        // Under a patient of its own given A's patient's id, it is stored; including it pulls B's patient, never A's across.
+        using (var twin = await _hospitalB.PutAsync($"/fhir/Patient/{_patientOfA}", FhirContent.Json(Samples.Patient(family: "Jumeau", id: _patientOfA))))
+        {
+            Assert.Equal(HttpStatusCode.Created, twin.StatusCode);
+        }
         using (var planted = await _hospitalB.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_patientOfA}")))) Assert.Equal(HttpStatusCode.Created, planted.StatusCode);
         using var included = await _hospitalB.GetAsync($"/fhir/Observation?patient={_patientOfA}&_include=Observation:patient");
         var bundle = await included.BodyAsync();
         var types = bundle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).ToList();
-        Assert.Equal(["Observation"], types);
-        // And a transaction in B cannot read A's patient.
-        var transaction = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient/{{_patientOfA}}" } } ] }""";
-        using var batch = await _hospitalB.PostAsync("/fhir", FhirContent.Json(transaction));
-        Assert.StartsWith("404", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+        Assert.Equal(["Observation", "Patient"], types);
+        Assert.Contains("Jumeau", bundle.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("Secret", bundle.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

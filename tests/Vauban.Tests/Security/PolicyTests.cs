@@ -282,8 +282,13 @@ public abstract class PolicyTests : IAsyncLifetime
     [Fact]
     public async Task A_relationship_forged_in_another_tenant_does_not_count()
     {
-        // Another establishment records an encounter naming this tenant's physician and patient ids.
+        // Another establishment records an encounter naming this tenant's physician and patient ids (under a patient of its own
+        // given the same id: a record is filed only under a patient of its tenant).
         var other = await _server.Store.Tenants.AddAsync("clinique-forge", None);
+        using (var twin = JsonDocument.Parse(Samples.Patient(family: "Forged", id: _ids["p2"])))
+        {
+            Assert.Equal(RecordStatus.Created, (await Records.UpdateAsync(AccessContext.Operator(other, "forge"), "Patient", _ids["p2"], twin.RootElement, null, None)).Status);
+        }
         using var document = JsonDocument.Parse(Encounter(_ids["p2"], _ids["drA"], null, Day(-1)));
         Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(AccessContext.Operator(other, "forge"), "Encounter", document.RootElement, null, None)).Status);
         Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p2"], None)).Status);
