@@ -100,7 +100,7 @@ public static class CapabilityStatementJson
                 .Select(p => $"{source}:{p.Name}")).Order(StringComparer.Ordinal));
             writer.WriteStartArray("searchParam");
             WriteParam(writer, "_id", "token", "Logical id");
-            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed");
+            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed (ap: within a tenth of the time between the date and today on each side, at least a day)");
             foreach (var parameter in SearchParameters.For(type).Values.Where(p => !p.Hidden).OrderBy(p => p.Name, StringComparer.Ordinal))
             {
                 WriteParam(writer, parameter.Name, parameter.Kind.ToString().ToLowerInvariant(), parameter.Description);

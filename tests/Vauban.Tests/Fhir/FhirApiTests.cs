@@ -1264,6 +1264,32 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_date_of_care_searched_approximately_is_a_tenth_of_its_distance_from_today_either_side_as_a_birth_date_is()
+    {
+        // The same rule as birthdate's ap (FHIR R4 search, "ap"): 1,000 days ago, 100 days either side; it was one day.
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Soins"))).GetProperty("id").GetString()!;
+        var searched = DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1000);
+        var labels = new Dictionary<string, string>();
+        foreach (var offset in new[] { -101, -100, -2, 0, 2, 100, 101 })
+        {
+            var json = Samples.Observation($"Patient/{patient}", effective: Day(searched, offset) + "T12:00:00Z");
+            labels[(await CreateAsync("Observation", json)).GetProperty("id").GetString()!] = offset.ToString("+0;-0;0", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var found = Ids(await SearchAsync($"Observation?subject=Patient/{patient}&date=ap{Day(searched)}&_count=50")).Select(id => labels[id]);
+        Assert.Equal(Sorted("-100 -2 0 +2 +100"), string.Join(' ', found.Order(StringComparer.Ordinal)));
+
+        // The CapabilityStatement says so for dates of care and _lastUpdated, as for birthdate.
+        using var metadata = await Server.Http.GetAsync("/fhir/metadata");
+        var observation = (await metadata.BodyAsync()).GetProperty("rest")[0].GetProperty("resource").EnumerateArray()
+            .Single(r => r.GetProperty("type").GetString() == "Observation").GetProperty("searchParam").EnumerateArray().ToList();
+        foreach (var name in new[] { "date", "_lastUpdated" })
+        {
+            var documentation = observation.Single(p => p.GetProperty("name").GetString() == name).GetProperty("documentation").GetString()!;
+            Assert.Contains("ap: within a tenth of the time between the date and today", documentation, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Metadata_is_a_CapabilityStatement_listing_the_supported_types_and_search_parameters()
     {
         using var response = await Server.Http.GetAsync("/fhir/metadata");
