@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using Vauban.Access;
 using Vauban.Crypto;
 using Vauban.Records;
+using Vauban.Records.Search;
 using Vauban.Storage;
 
 namespace Vauban.Audit;
@@ -51,12 +52,40 @@ public sealed class AuditLog
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly AuditTrail _trail;
+    private readonly PageTokens _pages;
+    private readonly TimeProvider _time;
 
-    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail)
+    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail, TimeProvider time)
     {
         _database = database;
         _keys = keys;
         _trail = trail;
+        _pages = new PageTokens(keys.Master);
+        _time = time;
+    }
+
+    /// <summary>What a paging token of the officer's search is sealed for (no records search has this scope).</summary>
+    private const string PageScope = "AuditEvent/_search";
+
+    /// <summary>A link token for a page of the officer's search: its parameters (the paging cursor among them) sealed for this
+    /// principal and tenant, expiring in an hour as a records search's do, so that no patient or agent id is in a URL.</summary>
+    public string SealPage(AccessContext context, IReadOnlyList<(string Name, string Value)> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(parameters);
+        return _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, PageScope, parameters.Select(p => new[] { p.Name, p.Value }).ToList(), "", 0,
+            _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), 1));
+    }
+
+    /// <summary>The parameters a page token was sealed with, if this server sealed it for this principal and tenant and it has not
+    /// expired; else null.</summary>
+    public IReadOnlyList<(string Name, string Value)>? OpenPage(AccessContext context, string token)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return _pages.Open(token) is { } state && state.Tenant == context.Tenant.Id && state.Principal == context.Principal.Id && state.Type == PageScope
+            && state.Expires >= _time.GetUtcNow().ToUnixTimeMilliseconds() && state.Query.All(p => p.Length == 2)
+            ? state.Query.Select(p => (p[0], p[1])).ToList()
+            : null;
     }
 
     /// <summary>Entries per chunk of the parallel chain check.</summary>

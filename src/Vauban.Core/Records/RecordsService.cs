@@ -180,9 +180,12 @@ public sealed partial class RecordsService
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the query again."));
             }
-            var parts = state.SortValue.Split(' ');
             depth = state.Depth;
-            before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            if (state.Depth > 1)
+            {
+                var parts = state.SortValue.Split(' ');
+                before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            }
             since = null;
             foreach (var pair in state.Query)
             {
@@ -190,6 +193,14 @@ public sealed partial class RecordsService
                 else if (pair[0] == "_since") since = long.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
             }
         }
+        // The token carries _count and _since, as a next link's does.
+        List<string[]> Kept(int pageSize)
+        {
+            List<string[]> kept = [["_count", pageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)]];
+            if (since is { } s) kept.Add(["_since", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            return kept;
+        }
+        var thisPage = page ?? FirstPage(context, scope, Kept(count));
         var countOnly = count == 0;
         count = Math.Clamp(count, 1, SearchQuery.MaxCount);
         int? total = null;
@@ -229,9 +240,7 @@ public sealed partial class RecordsService
         {
             versions.RemoveAt(versions.Count - 1);
             var last = versions[^1];
-            List<string[]> kept = [["_count", count.ToString(System.Globalization.CultureInfo.InvariantCulture)]];
-            if (since is { } s) kept.Add(["_since", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, kept,
+            next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, Kept(count),
                 $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
         // Each version is judged by the patient it named when written, as well as by the record's current one (checked above, or
@@ -243,14 +252,14 @@ public sealed partial class RecordsService
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select((v, i) => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, bodies[i], false, v.Deleted, v.Made)).ToList();
-        return new SearchPage(RecordStatus.Ok, entries, total, next);
+        return new SearchPage(RecordStatus.Ok, entries, total, next) { ThisPage = thisPage };
 
         // A count carries no version, as a search's count: the guard is asked with none, and the act is audited as a count.
         async Task<SearchPage> CountOnlyAsync(List<AuditedRecord> counted)
         {
             if (await AdmitAsync(context, interaction, type, [], depth, cancellationToken) is { } held) return SearchPage.Fail(held.Status, [.. held.Issues!]);
             await AuditAsync(context, interaction, AuditOutcome.Success, type, counted, cancellationToken, note: "count only");
-            return new SearchPage(RecordStatus.Ok, [], total, null);
+            return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
         }
     }
 

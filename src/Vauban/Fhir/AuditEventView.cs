@@ -42,23 +42,31 @@ internal static class AuditEventView
 
     private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)
     {
+        var access = http.Access();
+        // A paging link's token holds the search it continues (its other parameters are ignored), as a records search's does.
+        if (parameters.Where(p => p.Name == "_page").Select(p => p.Value).FirstOrDefault() is { } token)
+        {
+            if (store.AuditLog.OpenPage(access, token) is not { } sealedParameters)
+                return FhirHttp.Outcome(400, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
+            parameters = [.. sealedParameters];
+        }
         var (query, problem) = Parse(parameters);
         if (query is null) return FhirHttp.Outcome(400, Issue.Invalid(problem!));
-        var access = http.Access();
         // Only the page's entries are audited as consulted, not the one read ahead to know whether there is a next page.
         var found = await store.AuditLog.SearchPageAsync(access, query, http.RequestAborted);
         if (found is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
         var page = found.Entries;
         var path = FhirHttp.BaseUrl(http) + "/AuditEvent";
-        var used = parameters.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList();
+        // Self and next are sealed tokens holding the parameters used (for GET and POST _search alike) and next's cursor: a
+        // patient or agent id searched for is in no URL the server hands out (ADR 0003), as for a records search.
+        var used = parameters.Where(p => p.Name is not ("_format" or "_page")).ToList();
         string? next = null;
         if (found.More && page.Count > 0)
         {
-            var cursor = new KeyValuePair<string, string>("_cursor", page[^1].Sequence.ToString(CultureInfo.InvariantCulture));
-            next = FhirEndpoints.SelfUrl(path, [.. used.Where(p => p.Key is not "_cursor"), cursor]);
+            var cursor = ("_cursor", page[^1].Sequence.ToString(CultureInfo.InvariantCulture));
+            next = FhirJson.PageLink(path, store.AuditLog.SealPage(access, [.. used.Where(p => p.Name is not "_cursor"), cursor]));
         }
-        // The parameters used, for GET and POST _search alike (a POST's are in its body, not its query string).
-        var self = FhirEndpoints.SelfUrl(path, [.. used.Where(p => p.Key is not "_format")]);
+        var self = FhirJson.PageLink(path, store.AuditLog.SealPage(access, used))!;
         var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, page.Select(e => e.Detail.Service), http.RequestAborted);
         var body = FhirJson.Write(writer =>
         {
