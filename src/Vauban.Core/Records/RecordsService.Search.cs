@@ -155,6 +155,8 @@ public sealed partial class RecordsService
         {
             return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
         }
+        if (request.Count == 0) return await EverythingCountAsync(context, connection, patient, request, depth, page ?? FirstPage(context, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList()),
+            cancellationToken);
         // In a stable order, paged by (group, rid): the patient (group 0), the records that refer to them (1), then the
         // practitioners and organizations those records refer to (2). Each page reads only its own rows, so a record of any
         // size is returned whole, a page at a time; without _count a page holds up to MaxEverythingPage resources.
@@ -221,6 +223,54 @@ public sealed partial class RecordsService
         {
             ThisPage = page ?? FirstPage(context, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList()),
         };
+    }
+
+    /// <summary>
+    /// Patient/$everything?_count=0: how many resources its pages would return, and none of them (as a search's _count=0). The
+    /// patient's record was opened to the principal by the caller; the guard is asked as for a first page of this patient's
+    /// $everything, with no record, and the act is audited as a count. Each group is counted as its pages select it, reading
+    /// the referring records' keys and policy columns, not their bodies.
+    /// </summary>
+    private async Task<SearchPage> EverythingCountAsync(AccessContext context, DbConnection connection, StoredVersion patient, EverythingRequest request, int depth,
+        string thisPage, CancellationToken cancellationToken)
+    {
+        bool Readable(string type) => (request.Types is null || request.Types.Contains(type)) && _policy.Authorize(context, Interaction.Read, type).Allowed;
+        bool Since(long lastUpdated) => request.Since is null || lastUpdated >= request.Since;
+        var total = (request.Types is null || request.Types.Contains("Patient")) && Since(patient.LastUpdated) ? 1 : 0; // as the first page adds it
+        var types = TypeCodes.Names.Where(t => !EverythingReferencedTypes.Contains(t) && Readable(t)).ToList();
+        if (types.Count > 0)
+        {
+            var referring = new List<(string Type, string? Compartment, string? CreatedBy)>();
+            using (var command = connection.CreateCommand())
+            {
+                command.CommandText = $"""
+                    SELECT DISTINCT r.rid, r.type, r.compartment, r.created_by FROM idx_ref x JOIN resources r ON r.rid = x.rid
+                    WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0 AND {command.InList(Engine, "r.type", "ty", types.Select(TypeCodes.Of).ToList())}
+                    """ + (request.Since is null ? "" : " AND r.last_updated >= @since");
+                command.With("p", "Patient/" + patient.Id).With("t", context.Tenant.Id);
+                if (request.Since is { } since) command.With("since", since);
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    referring.Add((TypeCodes.NameOf(Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture)),
+                        reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+                }
+            }
+            foreach (var (type, compartment, createdBy) in referring)
+            {
+                if ((await _policy.AuthorizeRecordAsync(context, type, compartment, createdBy, null, cancellationToken)).Verdict == RecordVerdict.Allow) total++;
+            }
+        }
+        var referencedTypes = EverythingReferencedTypes.Where(Readable).ToList();
+        if (referencedTypes.Count > 0)
+        {
+            var referenced = await AllowedAsync(context, await ReferencedByVisibleRecordsAsync(context, connection, patient.Id, referencedTypes, cancellationToken), cancellationToken);
+            total += referenced.Count(r => Since(r.LastUpdated));
+        }
+        if (await AdmitAsync(context, Interaction.Everything, "Patient", [], depth, cancellationToken, subject: patient.Id) is { } held)
+            return SearchPage.Fail(held.Status, [.. held.Issues!]);
+        await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient.Id, patient.Id)], cancellationToken, note: "count only");
+        return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
     }
 
     /// <summary>The lock conditional creates of one type take in one establishment: a search of that type finds only records of

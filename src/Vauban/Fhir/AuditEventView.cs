@@ -73,7 +73,8 @@ internal static class AuditEventView
             writer.WriteStartObject();
             writer.WriteString("resourceType", "Bundle");
             writer.WriteString("type", "searchset");
-            if (next is null && query.BeforeSequence is null) writer.WriteNumber("total", page.Count);
+            if (found.Total is { } total) writer.WriteNumber("total", total);
+            else if (next is null && query.BeforeSequence is null) writer.WriteNumber("total", page.Count);
             writer.WriteStartArray("link");
             WriteLink(writer, "self", self);
             if (next is not null) WriteLink(writer, "next", next);
@@ -154,8 +155,9 @@ internal static class AuditEventView
                     actions.AddRange(matched);
                     break;
                 case "_count":
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > 1000)
-                        return (null, "'_count' must be a whole number from 1 to 1000.");
+                    // 0: the total alone, no entries (FHIR R4 search, _count), as a records search answers it.
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count > 1000)
+                        return (null, "'_count' must be a whole number from 0 (the total alone) to 1000.");
                     query = query with { Count = count };
                     break;
                 case "_cursor":

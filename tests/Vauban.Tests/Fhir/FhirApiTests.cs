@@ -1011,8 +1011,8 @@ public abstract class FhirApiTests : IAsyncLifetime
     [InlineData("_type=", "_type")]
     [InlineData("_since=yesterday", "_since must be an instant")]
     [InlineData("_since=2026-01-01T08:00:00", "_since must be an instant with its time zone")]
-    [InlineData("_count=0", "_count must be a positive integer")]
-    [InlineData("_count=many", "_count must be a positive integer")]
+    [InlineData("_count=-1", "_count must be a non-negative integer")]
+    [InlineData("_count=many", "_count must be a non-negative integer")]
     [InlineData("colour=blue", "Unknown parameter 'colour'")]
     [InlineData("start=2026-01-01", "not supported")]
     [InlineData("_page=forged", "paging link is invalid")]
@@ -1044,6 +1044,37 @@ public abstract class FhirApiTests : IAsyncLifetime
         var repeated = await again.BodyAsync();
         Assert.True(again.StatusCode == HttpStatusCode.OK, repeated.ToString());
         Assert.Equal([patient], Ids(repeated));
+    }
+
+    [Fact]
+    public async Task Patient_everything_with_count_0_is_the_total_alone_as_a_search_with_count_0_is()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Comptee"))).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}", loinc: "718-7"));
+        await CreateAsync("Encounter", Samples.Encounter(patient, practitioner, "2026-03-01T09:00:00+01:00"));
+        using (var whole = await Api.GetAsync($"/fhir/Patient/{patient}/$everything"))
+        {
+            Assert.Equal(5, Ids(await whole.BodyAsync()).Count); // the patient, two observations, the encounter, its practitioner
+        }
+
+        foreach (var (query, total) in new[] { ("_count=0", 5), ("_type=Observation&_count=0", 2), ("_type=Patient,Practitioner&_count=0", 2),
+            ($"_count=0&_since={Uri.EscapeDataString("9999-12-31T23:59:59Z")}", 0) })
+        {
+            using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything?{query}");
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {bundle}");
+            Assert.Equal(total, bundle.GetProperty("total").GetInt32());
+            Assert.False(bundle.TryGetProperty("entry", out _));
+            Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+        }
+
+        // Audited as a count of that patient's record, with no record returned.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var entries = await Server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(4, entries.Count(e => e.Detail.Note == "count only" && e.Detail.Records.SequenceEqual([$"Patient/{patient}"])));
     }
 
     [Fact]

@@ -225,6 +225,31 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_AuditEvent_search_with_count_0_is_the_total_alone_audited_as_a_count_as_a_records_search_with_count_0_is()
+    {
+        using (var observation = await _client.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_patient}"))))
+        {
+            var id = (await observation.BodyAsync()).GetProperty("id").GetString()!;
+            (await _client.GetAsync($"/fhir/Observation/{id}")).Dispose();
+            using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+            // The patient's entries: a creation and three reads of the patient, the observation's creation and read; the
+            // observation's own: its creation and its read.
+            foreach (var (query, total) in new[] { ($"patient={_patient}&_count=0", 6), ($"entity=Observation/{id}&_count=0", 2), ($"patient={_patient}&action=C&_count=0", 2) })
+            {
+                var bundle = await OkAsync(officer.Http, "/fhir/AuditEvent?" + query);
+                Assert.True(total == bundle.GetProperty("total").GetInt32(), $"{query}: {bundle}");
+                Assert.False(bundle.TryGetProperty("entry", out var entries) && entries.GetArrayLength() > 0, bundle.ToString());
+                Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+            }
+            // The same as the entries the search returns; a count names no entry, so it adds none to the patient's.
+            Assert.Equal(6, (await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=100")).GetProperty("entry").GetArrayLength());
+        }
+        var consulted = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"),
+            new AuditQuery { Agent = _officerId, Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(3, consulted.Count(e => e.Outcome == AuditOutcome.Success && e.Detail.Note == "count only" && e.Detail.Records.Count == 0));
+    }
+
+    [Fact]
     public async Task An_AuditEvent_page_audits_only_the_entries_it_returns_not_the_one_read_ahead()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
@@ -292,7 +317,8 @@ public abstract class AuditViewTests : IAsyncLifetime
     [InlineData("date=yesterday")]
     [InlineData("date=ap2026-01-01")]
     [InlineData("action=X")]
-    [InlineData("_count=0")]
+    [InlineData("_count=-1")]
+    [InlineData("_count=1001")]
     [InlineData("_cursor=abc")]
     [InlineData("_page=forged")]
     [InlineData("name=Dupont")]
