@@ -79,7 +79,8 @@ internal static class AuditEventView
             WriteLink(writer, "self", self);
             if (next is not null) WriteLink(writer, "next", next);
             writer.WriteEndArray();
-            writer.WriteStartArray("entry");
+            // FHIR JSON has no empty arrays: a page without entries (a count, a search that found nothing) has no "entry".
+            if (page.Count > 0) writer.WriteStartArray("entry");
             foreach (var entry in page)
             {
                 writer.WriteStartObject();
@@ -91,7 +92,7 @@ internal static class AuditEventView
                 writer.WriteEndObject();
                 writer.WriteEndObject();
             }
-            writer.WriteEndArray();
+            if (page.Count > 0) writer.WriteEndArray();
             writer.WriteEndObject();
         });
         return new FhirResult(200, body);

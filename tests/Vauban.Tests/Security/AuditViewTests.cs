@@ -96,7 +96,7 @@ public abstract class AuditViewTests : IAsyncLifetime
 
         // Filters: action, date, paging by link.
         Assert.Single((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=C")).GetProperty("entry").EnumerateArray());
-        Assert.False((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&date=lt2020-01-01")).TryGetProperty("entry", out var none) && none.GetArrayLength() > 0);
+        Assert.False((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&date=lt2020-01-01")).TryGetProperty("entry", out _)); // no empty array
         // (The officer's searches name the patient too, from now on: paging is tested on the three reads.)
         var first = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=read&_count=2");
         Assert.Equal(2, first.GetProperty("entry").GetArrayLength());
@@ -238,7 +238,7 @@ public abstract class AuditViewTests : IAsyncLifetime
             {
                 var bundle = await OkAsync(officer.Http, "/fhir/AuditEvent?" + query);
                 Assert.True(total == bundle.GetProperty("total").GetInt32(), $"{query}: {bundle}");
-                Assert.False(bundle.TryGetProperty("entry", out var entries) && entries.GetArrayLength() > 0, bundle.ToString());
+                Assert.False(bundle.TryGetProperty("entry", out _), bundle.ToString()); // FHIR JSON has no empty arrays
                 Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
             }
             // The same as the entries the search returns; a count names no entry, so it adds none to the patient's.
