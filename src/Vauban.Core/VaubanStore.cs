@@ -37,7 +37,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Throttle = new SignInThrottle(database, options.Time, options.Accounts);
         Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
-        AuditLog = new AuditLog(database, keys, Audit);
+        AuditLog = new AuditLog(database, keys, Audit, options.Time);
         Clients = new ApiClients(database, Tenants, Audit, Throttle, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);

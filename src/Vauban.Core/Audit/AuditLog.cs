@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using Vauban.Access;
 using Vauban.Crypto;
 using Vauban.Records;
+using Vauban.Records.Search;
 using Vauban.Storage;
 
 namespace Vauban.Audit;
@@ -44,19 +45,51 @@ public sealed record AuditQuery
 }
 
 /// <summary>One page of an audit search: the entries returned, and whether more lie beyond them.</summary>
-public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, bool More);
+public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, bool More)
+{
+    /// <summary>For a count (<see cref="AuditQuery.Count"/> 0): how many entries match; null otherwise.</summary>
+    public int? Total { get; init; }
+}
 
 public sealed class AuditLog
 {
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly AuditTrail _trail;
+    private readonly PageTokens _pages;
+    private readonly TimeProvider _time;
 
-    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail)
+    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail, TimeProvider time)
     {
         _database = database;
         _keys = keys;
         _trail = trail;
+        _pages = new PageTokens(keys.Master);
+        _time = time;
+    }
+
+    /// <summary>What a paging token of the officer's search is sealed for (no records search has this scope).</summary>
+    private const string PageScope = "AuditEvent/_search";
+
+    /// <summary>A link token for a page of the officer's search: its parameters (the paging cursor among them) sealed for this
+    /// principal and tenant, expiring in an hour as a records search's do, so that no patient or agent id is in a URL.</summary>
+    public string SealPage(AccessContext context, IReadOnlyList<(string Name, string Value)> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(parameters);
+        return _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, PageScope, parameters.Select(p => new[] { p.Name, p.Value }).ToList(), "", 0,
+            _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), 1));
+    }
+
+    /// <summary>The parameters a page token was sealed with, if this server sealed it for this principal and tenant and it has not
+    /// expired; else null.</summary>
+    public IReadOnlyList<(string Name, string Value)>? OpenPage(AccessContext context, string token)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return _pages.Open(token) is { } state && state.Tenant == context.Tenant.Id && state.Principal == context.Principal.Id && state.Type == PageScope
+            && state.Expires >= _time.GetUtcNow().ToUnixTimeMilliseconds() && state.Query.All(p => p.Length == 2)
+            ? state.Query.Select(p => (p[0], p[1])).ToList()
+            : null;
     }
 
     /// <summary>Entries per chunk of the parallel chain check.</summary>
@@ -478,6 +511,13 @@ public sealed class AuditLog
         }
         await _trail.CatchUpAsync(); // every act before this search is on the chain
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        if (query.Count == 0)
+        {
+            // The total alone (FHIR R4 search, _count=0): no entry is returned, and the act is audited as a count.
+            var total = await CountAsync(context.Tenant.Id, keys, query, cancellationToken);
+            await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [], cancellationToken, Stated(context, "count only"));
+            return new AuditPage([], false) { Total = total };
+        }
         var limit = Math.Clamp(query.Count, 1, 1000);
         var wanted = lookAhead ? limit + 1 : limit;
         List<AuditEntry> entries;
@@ -510,6 +550,33 @@ public sealed class AuditLog
         await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null,
             entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken, Stated(context, null));
         return new AuditPage(entries, more);
+    }
+
+    /// <summary>How many entries the query matches: counted in SQL, or for a record (<see cref="AuditQuery.Entity"/>) among its
+    /// patients' entries, opened a chunk at a time as its search does.</summary>
+    private async Task<int> CountAsync(long tenantId, TenantKeys keys, AuditQuery query, CancellationToken cancellationToken)
+    {
+        if (query.Entity is not { } entity)
+        {
+            var patients = query.Patient is null ? [] : new List<string> { query.Patient };
+            using var command = await SearchCommandAsync(tenantId, keys, query, patients, 0, cancellationToken, countOnly: true);
+            return await _database.QueryAsync(command, async (reader, ct) => await reader.ReadAsync(ct) ? Convert.ToInt32(reader.GetValue(0), CultureInfo.InvariantCulture) : 0,
+                cancellationToken);
+        }
+        var entityPatients = await EntityPatientsAsync(tenantId, entity, cancellationToken);
+        var reference = entity.Type + "/" + entity.Id;
+        var count = 0;
+        var before = query.BeforeSequence;
+        while (entityPatients.Count > 0)
+        {
+            const int Chunk = 1000;
+            var command = await SearchCommandAsync(tenantId, keys, query with { BeforeSequence = before }, entityPatients, Chunk, cancellationToken);
+            var rows = await QueryRowsAsync(command, tenantId, cancellationToken);
+            count += rows.Count(r => Open(keys, r).Detail.Records.Contains(reference, StringComparer.Ordinal));
+            if (rows.Count < Chunk) break;
+            before = rows[^1].Sequence;
+        }
+        return count;
     }
 
     /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search; null when unknown or when the principal
@@ -571,9 +638,11 @@ public sealed class AuditLog
 
     /// <summary>The statement of an officer's search: entries of <paramref name="patients"/> (any of them; none: every patient)
     /// and the query's other criteria, newest first, at most <paramref name="take"/>.</summary>
+    /// <param name="countOnly">The number of such entries instead (<paramref name="take"/> is then ignored).</param>
     private async Task<DbCommand> SearchCommandAsync(long tenantId, TenantKeys keys, AuditQuery query, List<string> patients, int take,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, bool countOnly = false)
     {
+        var columns = countOnly ? "count(*)" : "e.seq, e.at, e.action, e.outcome, e.type, e.principal_ix, e.patient_ix, e.sealed";
         var command = _database.NewCommand();
         command.With("t", tenantId);
         var patientIndexes = patients.Select(p => keys.Index.Hash(AuditChain.PatientIndexCode, 'x', p)).ToList();
@@ -600,14 +669,14 @@ public sealed class AuditLog
                 WITH c(seq) AS (
                     SELECT seq FROM audit_index WHERE tenant_id = @t AND bucket IN ({buckets}) AND kind = {kind} AND {Matches("ix", "ix", lookups)} AND seq <= @indexed
                     UNION ALL SELECT seq FROM audit_entries WHERE tenant_id = @t AND seq > @indexed AND {Matches(column, "ixe", lookups)})
-                SELECT e.seq, e.at, e.action, e.outcome, e.type, e.principal_ix, e.patient_ix, e.sealed
+                SELECT {columns}
                 FROM c CROSS JOIN audit_entries e WHERE e.tenant_id = @t AND e.seq = c.seq
                 """);
             command.With("indexed", indexed);
         }
         else
         {
-            sql.Append("SELECT e.seq, e.at, e.action, e.outcome, e.type, e.principal_ix, e.patient_ix, e.sealed FROM audit_entries e WHERE e.tenant_id = @t");
+            sql.Append(CultureInfo.InvariantCulture, $"SELECT {columns} FROM audit_entries e WHERE e.tenant_id = @t");
         }
         if (patient is not null) sql.Append(" AND ").Append(Matches("e.patient_ix", "pa", patientIndexes));
         if (agent is { } pr)
@@ -633,6 +702,11 @@ public sealed class AuditLog
         {
             sql.Append(" AND e.seq < @bs");
             command.With("bs", before);
+        }
+        if (countOnly)
+        {
+            command.CommandText = sql.ToString();
+            return command;
         }
         var fromDateIndex = (patient ?? agent) is null && query.To is { } end && _database.Engine == StorageEngine.Postgres
             && await ManyEntriesSinceAsync(tenantId, end.ToUnixTimeMilliseconds(), cancellationToken);

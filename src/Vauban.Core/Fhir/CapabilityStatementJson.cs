@@ -100,7 +100,7 @@ public static class CapabilityStatementJson
                 .Select(p => $"{source}:{p.Name}")).Order(StringComparer.Ordinal));
             writer.WriteStartArray("searchParam");
             WriteParam(writer, "_id", "token", "Logical id");
-            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed");
+            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed (ap: within a tenth of the time between the date and today on each side, at least a day)");
             foreach (var parameter in SearchParameters.For(type).Values.Where(p => !p.Hidden).OrderBy(p => p.Name, StringComparer.Ordinal))
             {
                 WriteParam(writer, parameter.Name, parameter.Kind.ToString().ToLowerInvariant(), parameter.Description);
@@ -113,7 +113,7 @@ public static class CapabilityStatementJson
                 writer.WriteString("name", "everything");
                 writer.WriteString("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
                 writer.WriteString("documentation", "Parameters _type (types this server holds), _since (an instant) and _count (pages with a next link; "
-                    + "without it, pages of up to 10,000 resources; a total only when the record fits one page); start and end are not supported; other parameters are refused, or ignored with Prefer: handling=lenient.");
+                    + "without it, pages of up to 10,000 resources; a total only when the record fits one page; 0: the total alone); start and end are not supported; other parameters are refused, or ignored with Prefer: handling=lenient.");
                 writer.WriteEndObject();
                 writer.WriteStartObject();
                 writer.WriteString("name", "break-the-glass");

@@ -124,9 +124,9 @@ public static class FhirJson
         return int.TryParse(tag, NumberStyles.None, CultureInfo.InvariantCulture, out version) && version > 0;
     }
 
-    /// <summary>The link to the page a search, history or $everything token leads to: <paramref name="path"/> with the opaque
-    /// token as its only parameter; null when there is no next page.</summary>
-    public static string? NextLink(string path, string? pageToken) => pageToken is null ? null : $"{path}?_page={Uri.EscapeDataString(pageToken)}";
+    /// <summary>The link to the page a search, history or $everything token leads to (the next page, or this one for the self
+    /// link): <paramref name="path"/> with the opaque token as its only parameter; null when there is no such page.</summary>
+    public static string? PageLink(string path, string? pageToken) => pageToken is null ? null : $"{path}?_page={Uri.EscapeDataString(pageToken)}";
 
     internal static void StartBundle(Utf8JsonWriter writer, string type)
     {

@@ -15,7 +15,7 @@ internal sealed class EverythingRequest
     /// <summary>Only resources changed at or after this instant (Unix milliseconds); null for all.</summary>
     public long? Since { get; private set; }
 
-    /// <summary>Resources a page; null for one page holding everything.</summary>
+    /// <summary>Resources a page; null for one page holding everything; 0 for the total alone (FHIR R4 search, _count).</summary>
     public int? Count { get; private set; }
 
     /// <summary>The parameters used, in the order given, for the self link and the next page's token.</summary>
@@ -52,9 +52,9 @@ internal sealed class EverythingRequest
                     request.Since = Math.Max(request.Since ?? long.MinValue, since);
                     break;
                 case "_count":
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1)
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
                     {
-                        issues.Add(Issue.Invalid("_count must be a positive integer.", "_count"));
+                        issues.Add(Issue.Invalid("_count must be a non-negative integer (0: the total alone).", "_count"));
                         continue;
                     }
                     request.Count = Math.Min(count, SearchQuery.MaxCount);

@@ -63,9 +63,10 @@ public enum VersionMade
 /// <summary>A page of search or history results; <see cref="NextPage"/> is an opaque token for the next page.</summary>
 public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> Entries, int? Total, string? NextPage, IReadOnlyList<Issue>? Issues = null)
 {
-    /// <summary>The parameters the first page was computed with, in the order given (ignored ones left out), for its self
-    /// link (FHIR R4 search: the server returns the parameters it used); null for a page reached through a token.</summary>
-    public IReadOnlyList<KeyValuePair<string, string>>? Used { get; init; }
+    /// <summary>An opaque token that leads to this page again, for its self link: the token it was reached through, or for a
+    /// first page one sealed as a next link is, holding the parameters the search used (ignored ones left out) — never the
+    /// values themselves in a URL (ADR 0003).</summary>
+    public string? ThisPage { get; init; }
 
     /// <summary>Warnings about a page that succeeded (it left out some of what was asked for), sent as the Bundle's
     /// OperationOutcome entry (search mode "outcome"); null when there are none.</summary>

@@ -423,8 +423,10 @@ public sealed partial class RecordsService
                 var token = entry.Query?.FirstOrDefault(p => p.Key == "_page").Value;
                 var page = await SearchAsync(context, entry.Type, entry.Query ?? [], token, false, cancellationToken);
                 if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
-                var next = FhirJson.NextLink($"{baseUrl}/{entry.Type}", page.NextPage);
-                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, $"{baseUrl}/{entry.Url}", next), null);
+                // The self link is a token too: the entry's url carries the search values, which no link the server hands out does.
+                var next = FhirJson.PageLink($"{baseUrl}/{entry.Type}", page.NextPage);
+                var self = FhirJson.PageLink($"{baseUrl}/{entry.Type}", page.ThisPage)!;
+                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, self, next), null);
         }
     }
 

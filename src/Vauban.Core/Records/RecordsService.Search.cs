@@ -27,6 +27,11 @@ public sealed partial class RecordsService
         _pages.Open(page) is { } state && state.Tenant == context.Tenant.Id && state.Principal == context.Principal.Id && state.Type == scope
             && state.Expires >= _time.GetUtcNow().ToUnixTimeMilliseconds() ? state : null;
 
+    /// <summary>The token of a first page (no cursor, depth 1), sealed as a next link is, for the page's self link: the search
+    /// values stay out of every URL the server hands out (ADR 0003), a POST _search's included.</summary>
+    private string FirstPage(AccessContext context, string scope, List<string[]> query) =>
+        _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, query, "", 0, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), 1));
+
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
     {
@@ -41,12 +46,13 @@ public sealed partial class RecordsService
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
             }
             parameters = state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
-            after = (state.SortValue, state.Rid);
+            if (state.Depth > 1) after = (state.SortValue, state.Rid);
             depth = state.Depth;
         }
         var issues = new List<Issue>();
         var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, context.ServerBase);
         if (query is null) return SearchPage.Fail(RecordStatus.Invalid, [.. issues]);
+        var thisPage = page ?? FirstPage(context, type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList());
         // An include that names a type the principal may not read is refused; "any type" includes are narrowed
         // to the readable types (IncludesAsync filters them).
         foreach (var include in query.Includes)
@@ -70,10 +76,7 @@ public sealed partial class RecordsService
         {
             var total = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
             await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: "count only");
-            return new SearchPage(RecordStatus.Ok, [], total, null)
-            {
-                Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
-            };
+            return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
         }
 
         var (rows, sortValues) = screened is not null ? (screened.Rows, screened.SortValues) : await QueryAsync(context, connection, null, query, after, cancellationToken);
@@ -91,7 +94,7 @@ public sealed partial class RecordsService
         var (includes, includesCut) = await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken);
         var included = await AllowedAsync(context, includes.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
-        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: page is null ? parameters : null) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: after is null ? parameters : null) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         List<StoredVersion> leaving = [.. rows, .. included];
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, leaving, null, cancellationToken);
         if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
@@ -101,7 +104,7 @@ public sealed partial class RecordsService
         var entries = leaving.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, bodies[i], i >= rows.Count)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
         {
-            Used = page is null ? query.Canonical.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList() : null,
+            ThisPage = thisPage,
             Outcome = includesCut
                 ? [new Issue("warning", "incomplete", $"This page includes the first {MaxIncluded:N0} resources that _include/_revinclude found, not all of them; ask for fewer matches a page (_count) to get the rest.")]
                 : null,
@@ -134,7 +137,7 @@ public sealed partial class RecordsService
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run $everything again."));
             }
             parameters = state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
-            after = (int.Parse(state.SortValue, System.Globalization.CultureInfo.InvariantCulture), state.Rid);
+            if (state.Depth > 1) after = (int.Parse(state.SortValue, System.Globalization.CultureInfo.InvariantCulture), state.Rid);
             depth = state.Depth;
         }
         var request = EverythingRequest.Parse(parameters, lenient, out var problems);
@@ -152,6 +155,8 @@ public sealed partial class RecordsService
         {
             return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
         }
+        if (request.Count == 0) return await EverythingCountAsync(context, connection, patient, request, depth, page ?? FirstPage(context, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList()),
+            cancellationToken);
         // In a stable order, paged by (group, rid): the patient (group 0), the records that refer to them (1), then the
         // practitioners and organizations those records refer to (2). Each page reads only its own rows, so a record of any
         // size is returned whole, a page at a time; without _count a page holds up to MaxEverythingPage resources.
@@ -214,7 +219,58 @@ public sealed partial class RecordsService
                 : new[] { new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, patientId) }).ToList(), cancellationToken);
         var entries = rows.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, bodies[i], false)).ToList();
         // A total only when the whole record is on this one page: across pages, counting would read every page at once.
-        return new SearchPage(RecordStatus.Ok, entries, after is null && next is null ? rows.Count : null, next) { Used = page is null ? request.Used : null };
+        return new SearchPage(RecordStatus.Ok, entries, after is null && next is null ? rows.Count : null, next)
+        {
+            ThisPage = page ?? FirstPage(context, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList()),
+        };
+    }
+
+    /// <summary>
+    /// Patient/$everything?_count=0: how many resources its pages would return, and none of them (as a search's _count=0). The
+    /// patient's record was opened to the principal by the caller; the guard is asked as for a first page of this patient's
+    /// $everything, with no record, and the act is audited as a count. Each group is counted as its pages select it, reading
+    /// the referring records' keys and policy columns, not their bodies.
+    /// </summary>
+    private async Task<SearchPage> EverythingCountAsync(AccessContext context, DbConnection connection, StoredVersion patient, EverythingRequest request, int depth,
+        string thisPage, CancellationToken cancellationToken)
+    {
+        bool Readable(string type) => (request.Types is null || request.Types.Contains(type)) && _policy.Authorize(context, Interaction.Read, type).Allowed;
+        bool Since(long lastUpdated) => request.Since is null || lastUpdated >= request.Since;
+        var total = (request.Types is null || request.Types.Contains("Patient")) && Since(patient.LastUpdated) ? 1 : 0; // as the first page adds it
+        var types = TypeCodes.Names.Where(t => !EverythingReferencedTypes.Contains(t) && Readable(t)).ToList();
+        if (types.Count > 0)
+        {
+            var referring = new List<(string Type, string? Compartment, string? CreatedBy)>();
+            using (var command = connection.CreateCommand())
+            {
+                command.CommandText = $"""
+                    SELECT DISTINCT r.rid, r.type, r.compartment, r.created_by FROM idx_ref x JOIN resources r ON r.rid = x.rid
+                    WHERE x.target = @p AND r.tenant_id = @t AND r.deleted = 0 AND {command.InList(Engine, "r.type", "ty", types.Select(TypeCodes.Of).ToList())}
+                    """ + (request.Since is null ? "" : " AND r.last_updated >= @since");
+                command.With("p", "Patient/" + patient.Id).With("t", context.Tenant.Id);
+                if (request.Since is { } since) command.With("since", since);
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    referring.Add((TypeCodes.NameOf(Convert.ToInt32(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture)),
+                        reader.IsDBNull(2) ? null : reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3)));
+                }
+            }
+            foreach (var (type, compartment, createdBy) in referring)
+            {
+                if ((await _policy.AuthorizeRecordAsync(context, type, compartment, createdBy, null, cancellationToken)).Verdict == RecordVerdict.Allow) total++;
+            }
+        }
+        var referencedTypes = EverythingReferencedTypes.Where(Readable).ToList();
+        if (referencedTypes.Count > 0)
+        {
+            var referenced = await AllowedAsync(context, await ReferencedByVisibleRecordsAsync(context, connection, patient.Id, referencedTypes, cancellationToken), cancellationToken);
+            total += referenced.Count(r => Since(r.LastUpdated));
+        }
+        if (await AdmitAsync(context, Interaction.Everything, "Patient", [], depth, cancellationToken, subject: patient.Id) is { } held)
+            return SearchPage.Fail(held.Status, [.. held.Issues!]);
+        await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient.Id, patient.Id)], cancellationToken, note: "count only");
+        return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
     }
 
     /// <summary>The lock conditional creates of one type take in one establishment: a search of that type finds only records of

@@ -174,25 +174,42 @@ public sealed partial class RecordsService
         List<StoredVersion> versions;
         (long, long, int)? before = null;
         var depth = 1;
+        int? sealedTotal = null;
         if (page is not null)
         {
             if (OpenPage(context, page, scope) is not { } state)
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the query again."));
             }
-            var parts = state.SortValue.Split(' ');
             depth = state.Depth;
-            before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            if (state.Depth > 1)
+            {
+                var parts = state.SortValue.Split(' ');
+                before = (long.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), state.Rid, int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            }
             since = null;
             foreach (var pair in state.Query)
             {
                 if (pair[0] == "_count") count = int.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
                 else if (pair[0] == "_since") since = long.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
+                else if (pair[0] == "_total") sealedTotal = int.Parse(pair[1], System.Globalization.CultureInfo.InvariantCulture);
             }
         }
+        // The token carries _count and _since, as a next link's does.
+        List<string[]> Kept(int pageSize)
+        {
+            List<string[]> kept = [["_count", pageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)]];
+            if (since is { } s) kept.Add(["_since", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            return kept;
+        }
+        var thisPage = page ?? FirstPage(context, scope, Kept(count));
         var countOnly = count == 0;
         count = Math.Clamp(count, 1, SearchQuery.MaxCount);
         int? total = null;
+        // An instance history whose versions may name another patient than the record's (VersionsOpenAsync) counts the versions
+        // its pages show: from the page itself when it holds them all, else once, carried in the next links.
+        var filtered = id is not null && type != KnownResourceTypes.Patient && AccessPolicy.HasCompartment(type);
+        var totalOfPage = false;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
             if (id is not null)
@@ -208,9 +225,15 @@ public sealed partial class RecordsService
                 {
                     return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
                 }
-                total = await ResourceRows.InstanceVersionCountAsync(connection, current, since, cancellationToken);
+                if (!filtered) total = await ResourceRows.InstanceVersionCountAsync(connection, current, since, cancellationToken);
+                else if (countOnly) total = await OpenVersionCountAsync(context, connection, keys, type, current, since, cancellationToken);
                 if (countOnly) return await CountOnlyAsync([new AuditedRecord(type, id, current.Compartment)]);
                 versions = await _rows.InstanceHistoryAsync(connection, current, since, before?.Item3, count + 1, cancellationToken);
+                if (filtered)
+                {
+                    totalOfPage = before is null && versions.Count <= count;
+                    if (!totalOfPage) total = sealedTotal ?? await OpenVersionCountAsync(context, connection, keys, type, current, since, cancellationToken);
+                }
             }
             else if (countOnly)
             {
@@ -229,28 +252,46 @@ public sealed partial class RecordsService
         {
             versions.RemoveAt(versions.Count - 1);
             var last = versions[^1];
-            List<string[]> kept = [["_count", count.ToString(System.Globalization.CultureInfo.InvariantCulture)]];
-            if (since is { } s) kept.Add(["_since", s.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            var kept = Kept(count);
+            if (filtered && total is { } counted) kept.Add(["_total", counted.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
             next = _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, kept,
                 $"{last.LastUpdated} {last.Version}", last.Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
         // Each version is judged by the patient it named when written, as well as by the record's current one (checked above, or
         // by the SQL filter): an older version of a record since moved from another patient is left out unless that patient is open.
         versions = await VersionsOpenAsync(context, keys, type, versions, cancellationToken);
+        if (totalOfPage) total = versions.Count;
         if (await AdmitAsync(context, interaction, type, versions, depth, cancellationToken) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
         var (bodies, damaged) = await OpenAllAsync(context, interaction, type, keys, versions, null, cancellationToken);
         if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
         await AuditAsync(context, interaction, AuditOutcome.Success, type,
             versions.Select(v => new AuditedRecord(type, v.Id, v.Compartment)).Distinct().ToList(), cancellationToken);
         var entries = versions.Select((v, i) => new SearchEntry(type, v.Id, v.Version, v.LastUpdated, bodies[i], false, v.Deleted, v.Made)).ToList();
-        return new SearchPage(RecordStatus.Ok, entries, total, next);
+        return new SearchPage(RecordStatus.Ok, entries, total, next) { ThisPage = thisPage };
 
         // A count carries no version, as a search's count: the guard is asked with none, and the act is audited as a count.
         async Task<SearchPage> CountOnlyAsync(List<AuditedRecord> counted)
         {
             if (await AdmitAsync(context, interaction, type, [], depth, cancellationToken) is { } held) return SearchPage.Fail(held.Status, [.. held.Issues!]);
             await AuditAsync(context, interaction, AuditOutcome.Success, type, counted, cancellationToken, note: "count only");
-            return new SearchPage(RecordStatus.Ok, [], total, null);
+            return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
+        }
+    }
+
+    /// <summary>How many versions of one record (changed at or after <paramref name="since"/>) its history shows the principal:
+    /// those <see cref="VersionsOpenAsync"/> keeps, read a chunk at a time.</summary>
+    private async Task<int> OpenVersionCountAsync(AccessContext context, System.Data.Common.DbConnection connection, TenantKeys keys, string type, StoredVersion current, long? since,
+        CancellationToken cancellationToken)
+    {
+        const int Chunk = 256;
+        var open = 0;
+        int? before = null;
+        while (true)
+        {
+            var chunk = await _rows.InstanceHistoryAsync(connection, current, since, before, Chunk, cancellationToken);
+            open += (await VersionsOpenAsync(context, keys, type, chunk, cancellationToken)).Count;
+            if (chunk.Count < Chunk) return open;
+            before = chunk[^1].Version;
         }
     }
 

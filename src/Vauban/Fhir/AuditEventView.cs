@@ -42,35 +42,45 @@ internal static class AuditEventView
 
     private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)
     {
+        var access = http.Access();
+        // A paging link's token holds the search it continues (its other parameters are ignored), as a records search's does.
+        if (parameters.Where(p => p.Name == "_page").Select(p => p.Value).FirstOrDefault() is { } token)
+        {
+            if (store.AuditLog.OpenPage(access, token) is not { } sealedParameters)
+                return FhirHttp.Outcome(400, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
+            parameters = [.. sealedParameters];
+        }
         var (query, problem) = Parse(parameters);
         if (query is null) return FhirHttp.Outcome(400, Issue.Invalid(problem!));
-        var access = http.Access();
         // Only the page's entries are audited as consulted, not the one read ahead to know whether there is a next page.
         var found = await store.AuditLog.SearchPageAsync(access, query, http.RequestAborted);
         if (found is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
         var page = found.Entries;
         var path = FhirHttp.BaseUrl(http) + "/AuditEvent";
-        var used = parameters.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)).ToList();
+        // Self and next are sealed tokens holding the parameters used (for GET and POST _search alike) and next's cursor: a
+        // patient or agent id searched for is in no URL the server hands out (ADR 0003), as for a records search.
+        var used = parameters.Where(p => p.Name is not ("_format" or "_page")).ToList();
         string? next = null;
         if (found.More && page.Count > 0)
         {
-            var cursor = new KeyValuePair<string, string>("_cursor", page[^1].Sequence.ToString(CultureInfo.InvariantCulture));
-            next = FhirEndpoints.SelfUrl(path, [.. used.Where(p => p.Key is not "_cursor"), cursor]);
+            var cursor = ("_cursor", page[^1].Sequence.ToString(CultureInfo.InvariantCulture));
+            next = FhirJson.PageLink(path, store.AuditLog.SealPage(access, [.. used.Where(p => p.Name is not "_cursor"), cursor]));
         }
-        // The parameters used, for GET and POST _search alike (a POST's are in its body, not its query string).
-        var self = FhirEndpoints.SelfUrl(path, [.. used.Where(p => p.Key is not "_format")]);
+        var self = FhirJson.PageLink(path, store.AuditLog.SealPage(access, used))!;
         var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, page.Select(e => e.Detail.Service), http.RequestAborted);
         var body = FhirJson.Write(writer =>
         {
             writer.WriteStartObject();
             writer.WriteString("resourceType", "Bundle");
             writer.WriteString("type", "searchset");
-            if (next is null && query.BeforeSequence is null) writer.WriteNumber("total", page.Count);
+            if (found.Total is { } total) writer.WriteNumber("total", total);
+            else if (next is null && query.BeforeSequence is null) writer.WriteNumber("total", page.Count);
             writer.WriteStartArray("link");
             WriteLink(writer, "self", self);
             if (next is not null) WriteLink(writer, "next", next);
             writer.WriteEndArray();
-            writer.WriteStartArray("entry");
+            // FHIR JSON has no empty arrays: a page without entries (a count, a search that found nothing) has no "entry".
+            if (page.Count > 0) writer.WriteStartArray("entry");
             foreach (var entry in page)
             {
                 writer.WriteStartObject();
@@ -82,7 +92,7 @@ internal static class AuditEventView
                 writer.WriteEndObject();
                 writer.WriteEndObject();
             }
-            writer.WriteEndArray();
+            if (page.Count > 0) writer.WriteEndArray();
             writer.WriteEndObject();
         });
         return new FhirResult(200, body);
@@ -146,8 +156,9 @@ internal static class AuditEventView
                     actions.AddRange(matched);
                     break;
                 case "_count":
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > 1000)
-                        return (null, "'_count' must be a whole number from 1 to 1000.");
+                    // 0: the total alone, no entries (FHIR R4 search, _count), as a records search answers it.
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count > 1000)
+                        return (null, "'_count' must be a whole number from 0 (the total alone) to 1000.");
                     query = query with { Count = count };
                     break;
                 case "_cursor":

@@ -105,8 +105,7 @@ internal static class FhirEndpoints
             if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
             var baseUrl = FhirHttp.BaseUrl(http);
             var path = $"{baseUrl}/Patient/{Uri.EscapeDataString(id)}/$everything";
-            var next = FhirJson.NextLink(path, page.NextPage);
-            return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, page.Used is { } used ? SelfUrl(path, used) : SelfUrl(http), next));
+            return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, FhirJson.PageLink(path, page.ThisPage)!, FhirJson.PageLink(path, page.NextPage)));
         });
 
         // Break-the-glass over FHIR, for a signed-in person (the clinician UI has the same form):
@@ -203,19 +202,11 @@ internal static class FhirEndpoints
         var result = await records.SearchAsync(http.Access(), type, parameters, page, Lenient(http), http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
-        var next = FhirJson.NextLink($"{baseUrl}/{type}", result.NextPage);
-        // The self link shows the parameters the search used (FHIR R4 search), for GET and POST _search alike, and not
-        // those a lenient search ignored; a page reached through a token links to itself.
-        var self = result.Used is { } used ? SelfUrl($"{baseUrl}/{type}", used) : SelfUrl(http);
-        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, self, next));
-    }
-
-    /// <summary>A self link from a path and the parameters a request used, each name and value escaped.</summary>
-    /// <summary>A link to <paramref name="path"/> with these parameters, escaped, in their order.</summary>
-    internal static string SelfUrl(string path, IReadOnlyList<KeyValuePair<string, string>> used)
-    {
-        var query = used.Select(p => $"{Uri.EscapeDataString(p.Key)}={Uri.EscapeDataString(p.Value)}").ToList();
-        return query.Count == 0 ? path : path + "?" + string.Join("&", query);
+        // Self and next are sealed tokens (ADR 0003: search values never appear in a URL the server hands out, and a POST
+        // _search keeps them out of URLs): self reproduces this page with the parameters the search used, not those a lenient
+        // search ignored.
+        var path = $"{baseUrl}/{type}";
+        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, FhirJson.PageLink(path, result.ThisPage)!, FhirJson.PageLink(path, result.NextPage)));
     }
 
     private static async Task<IResult> HistoryAsync(HttpContext http, RecordsService records, string type, string? id)
@@ -238,9 +229,9 @@ internal static class FhirEndpoints
         var result = await records.HistoryAsync(http.Access(), type, id, since, count.Value, page.Length == 0 ? null : page, http.RequestAborted);
         if (result.Status != RecordStatus.Ok) return FhirHttp.Failure(result);
         var baseUrl = FhirHttp.BaseUrl(http);
-        // As a search's: the token carries _count and _since with the cursor.
-        var next = FhirJson.NextLink($"{baseUrl}/{type}{(id is null ? "" : "/" + id)}/_history", result.NextPage);
-        return new FhirResult(200, FhirJson.History(result, baseUrl, SelfUrl(http), next));
+        // As a search's: the tokens carry _count and _since (and next's, the cursor).
+        var path = $"{baseUrl}/{type}{(id is null ? "" : "/" + Uri.EscapeDataString(id))}/_history";
+        return new FhirResult(200, FhirJson.History(result, baseUrl, FhirJson.PageLink(path, result.ThisPage)!, FhirJson.PageLink(path, result.NextPage)));
     }
 
     /// <summary>History's page size: 50 unless given; 0 asks for the total alone, as in a search (FHIR R4 search, _count).</summary>

@@ -399,19 +399,28 @@ public abstract class FhirApiTests : IAsyncLifetime
         var bundle = await response.BodyAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal([id], Ids(bundle));
-        // The self link of a POST search shows the parameters it used, as a GET search's does (FHIR R4 search); it is in
-        // the response body, not in a request line that a proxy or access log would keep.
-        Assert.EndsWith("/fhir/Patient?family=formulaire", bundle.GetProperty("link")[0].GetProperty("url").GetString()!, StringComparison.Ordinal);
+        // The self link of a POST search reproduces it without putting the values the client kept out of URLs into one (ADR 0003).
+        var self = bundle.GetProperty("link")[0].GetProperty("url").GetString()!;
+        Assert.Contains("/fhir/Patient?_page=", self, StringComparison.Ordinal);
+        Assert.DoesNotContain("formulaire", self, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal([id], Ids(await SearchAsync(self[(self.IndexOf("/fhir/", StringComparison.Ordinal) + 6)..])));
         Assert.Equal([id], Ids(await SearchAsync($"Patient?family=formulaire&_lastUpdated=ge{Uri.EscapeDataString(before)}")));
         Assert.Empty(Ids(await SearchAsync($"Patient?family=formulaire&_lastUpdated=lt{Uri.EscapeDataString(before)}")));
     }
 
     [Fact]
-    public async Task The_self_link_shows_the_parameters_used_for_GET_and_POST_search_and_not_those_a_lenient_search_ignored()
+    public async Task The_self_link_reproduces_the_search_with_the_parameters_used_for_GET_and_POST_search_and_not_those_a_lenient_search_ignored()
     {
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Lien"))).GetProperty("id").GetString()!;
         static string Self(JsonElement bundle) => bundle.GetProperty("link").EnumerateArray()
             .Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
+        // Followed without Prefer: handling=lenient, a self link that kept the ignored parameter would be refused (400).
+        async Task<List<string>> FollowedAsync(string self)
+        {
+            Assert.Contains("/fhir/Patient?_page=", self, StringComparison.Ordinal);
+            Assert.DoesNotContain("lien", self, StringComparison.OrdinalIgnoreCase);
+            return Ids(await SearchAsync(self[(self.IndexOf("/fhir/", StringComparison.Ordinal) + 6)..]));
+        }
 
         var get = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient?family=lien&colour=blue&_count=5");
         get.Headers.TryAddWithoutValidation("Prefer", "handling=lenient");
@@ -420,7 +429,7 @@ public abstract class FhirApiTests : IAsyncLifetime
             var bundle = await response.BodyAsync();
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal([id], Ids(bundle));
-            Assert.EndsWith("/fhir/Patient?family=lien&_count=5", Self(bundle), StringComparison.Ordinal);
+            Assert.Equal([id], await FollowedAsync(Self(bundle)));
         }
 
         var post = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient/_search")
@@ -433,7 +442,7 @@ public abstract class FhirApiTests : IAsyncLifetime
             var bundle = await response.BodyAsync();
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal([id], Ids(bundle));
-            Assert.EndsWith("/fhir/Patient?family=lien&birthdate=ge1980-01-01", Self(bundle), StringComparison.Ordinal);
+            Assert.Equal([id], await FollowedAsync(Self(bundle)));
         }
 
         // A strict search with the same unknown parameter is still refused.
@@ -454,7 +463,9 @@ public abstract class FhirApiTests : IAsyncLifetime
             Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode} {bundle}");
             Assert.Equal([id], Ids(bundle));
             var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
-            Assert.EndsWith("/fhir/Patient?family=souple", self, StringComparison.Ordinal);
+            Assert.DoesNotContain("souple", self, StringComparison.OrdinalIgnoreCase);
+            // Followed strictly: the unsupported parameters the lenient search ignored are not in it.
+            Assert.Equal([id], Ids(await SearchAsync(self[(self.IndexOf("/fhir/", StringComparison.Ordinal) + 6)..])));
         }
 
         // Strict (the default): each of them is refused, as not supported.
@@ -1001,8 +1012,8 @@ public abstract class FhirApiTests : IAsyncLifetime
     [InlineData("_type=", "_type")]
     [InlineData("_since=yesterday", "_since must be an instant")]
     [InlineData("_since=2026-01-01T08:00:00", "_since must be an instant with its time zone")]
-    [InlineData("_count=0", "_count must be a positive integer")]
-    [InlineData("_count=many", "_count must be a positive integer")]
+    [InlineData("_count=-1", "_count must be a non-negative integer")]
+    [InlineData("_count=many", "_count must be a non-negative integer")]
     [InlineData("colour=blue", "Unknown parameter 'colour'")]
     [InlineData("start=2026-01-01", "not supported")]
     [InlineData("_page=forged", "paging link is invalid")]
@@ -1017,7 +1028,7 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Patient_everything_under_lenient_handling_ignores_unknown_parameters_and_leaves_them_out_of_the_self_link()
+    public async Task Patient_everything_under_lenient_handling_ignores_unknown_parameters_and_leaves_them_out_of_its_self_link()
     {
         var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
         await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
@@ -1028,7 +1039,104 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal([patient], Ids(bundle));
         var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
-        Assert.EndsWith($"/fhir/Patient/{patient}/$everything?_type=Patient", self, StringComparison.Ordinal);
+        Assert.Contains($"/fhir/Patient/{patient}/$everything?_page=", self, StringComparison.Ordinal);
+        // Followed strictly, it is the same page: _type=Patient kept, colour (which would be refused) left out.
+        using var again = await Api.GetAsync(self);
+        var repeated = await again.BodyAsync();
+        Assert.True(again.StatusCode == HttpStatusCode.OK, repeated.ToString());
+        Assert.Equal([patient], Ids(repeated));
+    }
+
+    [Fact]
+    public async Task Patient_everything_with_count_0_is_the_total_alone_as_a_search_with_count_0_is()
+    {
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Comptee"))).GetProperty("id").GetString()!;
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"));
+        await CreateAsync("Observation", Samples.Observation($"Patient/{patient}", loinc: "718-7"));
+        await CreateAsync("Encounter", Samples.Encounter(patient, practitioner, "2026-03-01T09:00:00+01:00"));
+        using (var whole = await Api.GetAsync($"/fhir/Patient/{patient}/$everything"))
+        {
+            Assert.Equal(5, Ids(await whole.BodyAsync()).Count); // the patient, two observations, the encounter, its practitioner
+        }
+
+        foreach (var (query, total) in new[] { ("_count=0", 5), ("_type=Observation&_count=0", 2), ("_type=Patient,Practitioner&_count=0", 2),
+            ($"_count=0&_since={Uri.EscapeDataString("9999-12-31T23:59:59Z")}", 0) })
+        {
+            using var response = await Api.GetAsync($"/fhir/Patient/{patient}/$everything?{query}");
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{query}: {(int)response.StatusCode} {bundle}");
+            Assert.Equal(total, bundle.GetProperty("total").GetInt32());
+            Assert.False(bundle.TryGetProperty("entry", out _));
+            Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+        }
+
+        // Audited as a count of that patient's record, with no record returned.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var entries = await Server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(4, entries.Count(e => e.Detail.Note == "count only" && e.Detail.Records.SequenceEqual([$"Patient/{patient}"])));
+    }
+
+    [Fact]
+    public async Task No_self_or_next_link_carries_a_search_value_and_each_serves_only_the_principal_it_was_handed_to()
+    {
+        var nir = Samples.ValidNir("1850344109555");
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Scellee", nir: nir, phone: "+33 6 11 22 33 44"))).GetProperty("id").GetString()!;
+        await CreateAsync("Patient", Samples.Patient(family: "Scellee", given: "Marc"));
+        string[] values = ["scellee", "0611223344", "11223344", nir, "1980-03-12"];
+        static string Link(JsonElement bundle, string relation) => bundle.GetProperty("link").EnumerateArray()
+            .Single(l => l.GetProperty("relation").GetString() == relation).GetProperty("url").GetString()!;
+        var pages = new List<(string Self, List<string> Ids)>();
+        var links = new List<string>();
+        async Task<JsonElement> KeptAsync(HttpResponseMessage response)
+        {
+            var bundle = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode} {bundle}");
+            pages.Add((Link(bundle, "self"), Ids(bundle)));
+            links.AddRange(bundle.GetProperty("link").EnumerateArray().Select(l => l.GetProperty("url").GetString()!));
+            return bundle;
+        }
+
+        // A GET search and its next page, a POST _search (used to keep the NIR out of URLs), a count.
+        JsonElement first;
+        using (var get = await Api.GetAsync("/fhir/Patient?family=scellee&birthdate=1980-03-12&_count=1")) first = await KeptAsync(get);
+        using (var next = await Api.GetAsync(Link(first, "next"))) await KeptAsync(next);
+        using (var post = await Api.PostAsync("/fhir/Patient/_search", new FormUrlEncodedContent([new("identifier", nir), new("phone", "06 11 22 33 44")]))) await KeptAsync(post);
+        using (var count = await Api.GetAsync("/fhir/Patient?family=scellee&_summary=count")) await KeptAsync(count);
+        // $everything, history, and a search run in a batch.
+        using (var everything = await Api.GetAsync($"/fhir/Patient/{id}/$everything?_type=Patient")) await KeptAsync(everything);
+        using (var history = await Api.GetAsync($"/fhir/Patient/{id}/_history?_count=1")) await KeptAsync(history);
+        var batch = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient?family=scellee&phone=0611223344" } } ] }""";
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(batch)))
+        {
+            var searchset = (await response.BodyAsync()).GetProperty("entry")[0].GetProperty("resource");
+            pages.Add((Link(searchset, "self"), Ids(searchset)));
+            links.AddRange(searchset.GetProperty("link").EnumerateArray().Select(l => l.GetProperty("url").GetString()!));
+        }
+
+        Assert.Equal(8, links.Count); // a self link on each of the 7 pages, and the first search's next link
+        Assert.All(links, link => Assert.Contains("?_page=", link, StringComparison.Ordinal));
+        foreach (var value in values) Assert.All(links, link => Assert.DoesNotContain(value, link, StringComparison.OrdinalIgnoreCase));
+
+        // Each self link gives its page again, to the client it was handed to; another client, of this establishment or another,
+        // is refused it as it is a next link.
+        using var colleague = await Server.ClientAsync("hospital-a");
+        using var stranger = await Server.ClientAsync("hospital-z");
+        foreach (var (self, ids) in pages)
+        {
+            using (var again = await Api.GetAsync(self))
+            {
+                var bundle = await again.BodyAsync();
+                Assert.True(again.StatusCode == HttpStatusCode.OK, $"{self}: {(int)again.StatusCode} {bundle}");
+                Assert.Equal(ids, Ids(bundle));
+            }
+            foreach (var other in new[] { colleague, stranger })
+            {
+                using var refused = await other.GetAsync(self);
+                Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            }
+        }
     }
 
     [Fact]
@@ -1262,6 +1370,32 @@ public abstract class FhirApiTests : IAsyncLifetime
             .Single(r => r.GetProperty("type").GetString() == "Patient").GetProperty("searchParam").EnumerateArray()
             .Single(p => p.GetProperty("name").GetString() == "birthdate");
         Assert.Contains("ap: within a tenth of the time between the date and today", birthdate.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_date_of_care_searched_approximately_is_a_tenth_of_its_distance_from_today_either_side_as_a_birth_date_is()
+    {
+        // The same rule as birthdate's ap (FHIR R4 search, "ap"): 1,000 days ago, 100 days either side; it was one day.
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Soins"))).GetProperty("id").GetString()!;
+        var searched = DateOnly.FromDateTime(DateTime.UtcNow).AddDays(-1000);
+        var labels = new Dictionary<string, string>();
+        foreach (var offset in new[] { -101, -100, -2, 0, 2, 100, 101 })
+        {
+            var json = Samples.Observation($"Patient/{patient}", effective: Day(searched, offset) + "T12:00:00Z");
+            labels[(await CreateAsync("Observation", json)).GetProperty("id").GetString()!] = offset.ToString("+0;-0;0", System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var found = Ids(await SearchAsync($"Observation?subject=Patient/{patient}&date=ap{Day(searched)}&_count=50")).Select(id => labels[id]);
+        Assert.Equal(Sorted("-100 -2 0 +2 +100"), string.Join(' ', found.Order(StringComparer.Ordinal)));
+
+        // The CapabilityStatement says so for dates of care and _lastUpdated, as for birthdate.
+        using var metadata = await Server.Http.GetAsync("/fhir/metadata");
+        var observation = (await metadata.BodyAsync()).GetProperty("rest")[0].GetProperty("resource").EnumerateArray()
+            .Single(r => r.GetProperty("type").GetString() == "Observation").GetProperty("searchParam").EnumerateArray().ToList();
+        foreach (var name in new[] { "date", "_lastUpdated" })
+        {
+            var documentation = observation.Single(p => p.GetProperty("name").GetString() == name).GetProperty("documentation").GetString()!;
+            Assert.Contains("ap: within a tenth of the time between the date and today", documentation, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

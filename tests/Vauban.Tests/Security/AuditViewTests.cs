@@ -96,7 +96,7 @@ public abstract class AuditViewTests : IAsyncLifetime
 
         // Filters: action, date, paging by link.
         Assert.Single((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=C")).GetProperty("entry").EnumerateArray());
-        Assert.False((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&date=lt2020-01-01")).TryGetProperty("entry", out var none) && none.GetArrayLength() > 0);
+        Assert.False((await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&date=lt2020-01-01")).TryGetProperty("entry", out _)); // no empty array
         // (The officer's searches name the patient too, from now on: paging is tested on the three reads.)
         var first = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=read&_count=2");
         Assert.Equal(2, first.GetProperty("entry").GetArrayLength());
@@ -195,7 +195,7 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_access_history_names_the_service_by_its_name_and_a_POST_search_links_to_itself_with_its_parameters()
+    public async Task The_access_history_names_the_service_by_its_name_and_a_POST_search_links_to_itself_without_its_values()
     {
         var emergency = await _server.CreateAsOperatorAsync(_tenant, """{ "resourceType": "Organization", "name": "Urgences adultes" }""");
         var nurse = new AccessContext(new Principal(PrincipalKind.Person, "user-nurse-7", "Inès Morel", StaffUser.PersonScopes)
@@ -215,8 +215,38 @@ public abstract class AuditViewTests : IAsyncLifetime
         var bundle = await response.BodyAsync();
         var read = Assert.Single(bundle.GetProperty("entry").EnumerateArray()).GetProperty("resource");
         Assert.Equal($"Urgences adultes (Organization/{emergency})", read.GetProperty("agent")[0].GetProperty("location").GetProperty("display").GetString());
+        // The self link reproduces the search (its parameters sealed in a token), without the patient or agent in the URL.
         var self = bundle.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "self").GetProperty("url").GetString()!;
-        Assert.EndsWith($"/fhir/AuditEvent?patient={_patient}&agent=user-nurse-7", self, StringComparison.Ordinal);
+        Assert.Contains("/fhir/AuditEvent?_page=", self, StringComparison.Ordinal);
+        Assert.DoesNotContain(_patient, self, StringComparison.Ordinal);
+        Assert.DoesNotContain("user-nurse-7", self, StringComparison.Ordinal);
+        var again = await OkAsync(officer.Http, self);
+        Assert.Equal(read.GetProperty("id").GetString(), Assert.Single(again.GetProperty("entry").EnumerateArray()).GetProperty("resource").GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task An_AuditEvent_search_with_count_0_is_the_total_alone_audited_as_a_count_as_a_records_search_with_count_0_is()
+    {
+        using (var observation = await _client.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_patient}"))))
+        {
+            var id = (await observation.BodyAsync()).GetProperty("id").GetString()!;
+            (await _client.GetAsync($"/fhir/Observation/{id}")).Dispose();
+            using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+            // The patient's entries: a creation and three reads of the patient, the observation's creation and read; the
+            // observation's own: its creation and its read.
+            foreach (var (query, total) in new[] { ($"patient={_patient}&_count=0", 6), ($"entity=Observation/{id}&_count=0", 2), ($"patient={_patient}&action=C&_count=0", 2) })
+            {
+                var bundle = await OkAsync(officer.Http, "/fhir/AuditEvent?" + query);
+                Assert.True(total == bundle.GetProperty("total").GetInt32(), $"{query}: {bundle}");
+                Assert.False(bundle.TryGetProperty("entry", out _), bundle.ToString()); // FHIR JSON has no empty arrays
+                Assert.DoesNotContain(bundle.GetProperty("link").EnumerateArray(), l => l.GetProperty("relation").GetString() == "next");
+            }
+            // The same as the entries the search returns; a count names no entry, so it adds none to the patient's.
+            Assert.Equal(6, (await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=100")).GetProperty("entry").GetArrayLength());
+        }
+        var consulted = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"),
+            new AuditQuery { Agent = _officerId, Actions = [AuditAction.AuditRead], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(3, consulted.Count(e => e.Outcome == AuditOutcome.Success && e.Detail.Note == "count only" && e.Detail.Records.Count == 0));
     }
 
     [Fact]
@@ -287,8 +317,10 @@ public abstract class AuditViewTests : IAsyncLifetime
     [InlineData("date=yesterday")]
     [InlineData("date=ap2026-01-01")]
     [InlineData("action=X")]
-    [InlineData("_count=0")]
+    [InlineData("_count=-1")]
+    [InlineData("_count=1001")]
     [InlineData("_cursor=abc")]
+    [InlineData("_page=forged")]
     [InlineData("name=Dupont")]
     public async Task Bad_AuditEvent_searches_get_a_clear_400(string query)
     {

@@ -184,6 +184,43 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_history_of_a_record_moved_from_another_patient_totals_the_versions_its_pages_show()
+    {
+        // Two versions filed under drB's patient, then moved to drA's and corrected twice more: drA's pages show versions 3 to
+        // 5, and the total must say three, on every page and for _count=0 — not the five stored.
+        var op = AccessContext.Operator(_tenant, "filing");
+        JsonDocument Version(string patient, string effective, string? id = null) =>
+            JsonDocument.Parse((id is null ? "{" : "{\"id\":\"" + id + "\",") + Samples.Observation("Patient/" + _ids[patient], effective: effective).Trim()[1..]);
+        using var filed = Version("p2", Day(-3));
+        var id = (await Records.CreateAsync(op, "Observation", filed.RootElement, null, None)).Id!;
+        foreach (var (patient, effective) in new[] { ("p2", Day(-2)), ("p1", Day(-2)), ("p1", Day(-1)), ("p1", Day(0)) })
+        {
+            using var version = Version(patient, effective, id);
+            Assert.Equal(RecordStatus.Ok, (await Records.UpdateAsync(op, "Observation", id, version.RootElement, null, None)).Status);
+        }
+
+        var whole = await Records.HistoryAsync(DrA, "Observation", id, null, 100, null, None);
+        Assert.Equal([5, 4, 3], whole.Entries.Select(e => e.Version));
+        Assert.Equal(3, whole.Total);
+        Assert.Equal(3, (await Records.HistoryAsync(DrA, "Observation", id, null, 0, null, None)).Total);
+        // Pages of two, followed to the end: every page says three, and three entries come back.
+        var shown = new List<int>();
+        string? next = null;
+        do
+        {
+            var page = await Records.HistoryAsync(DrA, "Observation", id, null, 2, next, None);
+            Assert.Equal(RecordStatus.Ok, page.Status);
+            Assert.Equal(3, page.Total);
+            shown.AddRange(page.Entries.Select(e => e.Version));
+            next = page.NextPage;
+        }
+        while (next is not null);
+        Assert.Equal([5, 4, 3], shown);
+        // The operator, who may open both patients, is shown and told all five.
+        Assert.Equal(5, (await Records.HistoryAsync(op, "Observation", id, null, 2, null, None)).Total);
+    }
+
+    [Fact]
     public async Task Idor_through_a_bundle_read_is_refused()
     {
         var bundle = $$$"""

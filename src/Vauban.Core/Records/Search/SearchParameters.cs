@@ -32,6 +32,9 @@ internal sealed record SearchParameter(string ResourceType, string Name, SearchP
 
     public string Description { get; init; } = "";
 
+    /// <summary>What a date of care (stored as it is, compared as a range) takes, as the CapabilityStatement says it.</summary>
+    internal const string DateOfCare = "The date as recorded, compared as a range (eq, ne, gt, lt, ge, le, sa, eb; ap: within a tenth of the time between the date and today on each side, at least a day)";
+
     public bool IsStored => AliasOf is null && UnionOf is null;
 }
 
@@ -61,7 +64,7 @@ internal static class SearchParameters
         SearchParameter S(string type, string name, int code, params string[] paths) => new(type, name, SearchParamKind.String, code, paths);
         SearchParameter T(string type, string name, int code, params string[] paths) => new(type, name, SearchParamKind.Token, code, paths);
         SearchParameter R(string type, string name, int code, params string[] paths) => new(type, name, SearchParamKind.Reference, code, paths);
-        SearchParameter D(string type, string name, int code, params string[] paths) => new(type, name, SearchParamKind.Date, code, paths);
+        SearchParameter D(string type, string name, int code, params string[] paths) => new(type, name, SearchParamKind.Date, code, paths) { Description = SearchParameter.DateOfCare };
         SearchParameter Alias(string type, string name, SearchParamKind kind, string of, params string[] targets) =>
             new(type, name, kind, 0, []) { AliasOf = of, Targets = targets.Length == 0 ? null : targets };
         SearchParameter Union(string type, string name, SearchParamKind kind, params string[] of) =>

@@ -123,7 +123,7 @@ internal sealed class SearchQuery
                     continue;
                 case "_lastUpdated":
                     if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
-                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = updated });
+                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated) });
                     continue;
             }
             if (UnsupportedNames.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
@@ -274,7 +274,7 @@ internal sealed class SearchQuery
                 }
                 var ranges = ParseDates(value, parameter.Name, issues);
                 if (ranges is null) return null;
-                if (!stored.BlindDate) return new Clause(ClauseKind.Date, false, 5) { Params = [stored.Code], Ranges = ranges };
+                if (!stored.BlindDate) return new Clause(ClauseKind.Date, false, 5) { Params = [stored.Code], Ranges = Approximated(ranges) };
                 return BlindDateClause(stored, values, ranges, keys, issues);
             }
         }
@@ -400,9 +400,24 @@ internal sealed class SearchQuery
         }
     }
 
-    /// <summary>Days each side of a birth date that <c>ap</c> adds: a tenth of the days between <paramref name="from"/> and
+    /// <summary>Days each side of a date (a birth date, a date of care, _lastUpdated) that <c>ap</c> adds: a tenth of the days between <paramref name="from"/> and
     /// <paramref name="today"/> (FHIR R4 search, "ap": 10 % of the gap between now and the date), at least one.</summary>
     internal static int ApproximateMargin(DateOnly from, DateOnly today) => Math.Max(1, Math.Abs(today.DayNumber - from.DayNumber) / 10);
+
+    private const long DayMilliseconds = 86_400_000;
+
+    /// <summary>Dates of care and _lastUpdated (stored as they are, compared as ranges): an <c>ap</c> value becomes its range widened
+    /// on each side by <see cref="ApproximateMargin"/> days, as a birth date's is; the SQL then takes what intersects it.</summary>
+    private static List<(string Prefix, long Low, long High)> Approximated(List<(string Prefix, long Low, long High)> ranges)
+    {
+        var today = DateOnly.FromDateTime(DateTime.UtcNow);
+        return ranges.Select(r =>
+        {
+            if (r.Prefix != "ap") return r;
+            var margin = ApproximateMargin(DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(r.Low).UtcDateTime), today) * DayMilliseconds;
+            return (r.Prefix, Math.Max(FhirDateRange.Min, r.Low - margin), Math.Min(FhirDateRange.Max, r.High + margin));
+        }).ToList();
+    }
 
     private static List<(string Prefix, long Low, long High)>? ParseDates(string value, string name, List<Issue> issues)
     {

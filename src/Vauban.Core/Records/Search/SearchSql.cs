@@ -170,7 +170,7 @@ internal static class SearchSql
                 "le" => $"{lo} <= {b}",
                 "sa" => $"{lo} > {b}",
                 "eb" => $"{hi} < {a}",
-                "ap" => $"({lo} <= {b} + 86400000 AND {hi} >= {a} - 86400000)",
+                "ap" => $"({lo} <= {b} AND {hi} >= {a})", // the range already widened (SearchQuery.Approximated)
                 _ => $"({lo} >= {a} AND {hi} <= {b})",
             });
         }
