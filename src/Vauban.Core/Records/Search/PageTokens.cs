@@ -1,6 +1,7 @@
 // Paging links are opaque: the search (with its identifying values), the cursor, the tenant and the
 // principal are sealed with AES-GCM under a key derived from the master key. A link cannot be read,
 // forged, or replayed by another principal or tenant, and expires.
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -15,6 +16,18 @@ internal sealed class PageTokens
 {
     private readonly byte[] _key;
 
+    // Every search page now seals a token (its self link) and a next page another: a new AesGcm each time set OpenSSL's key
+    // schedule up and tore it down again, as dear on this VM as the sealing itself. Kept and reused, as TenantKeys does.
+    private readonly ConcurrentBag<AesGcm> _ciphers = [];
+
+    private AesGcm Rent() => _ciphers.TryTake(out var cipher) ? cipher : new AesGcm(_key, 16);
+
+    private void Return(AesGcm cipher)
+    {
+        if (_ciphers.Count < 16) _ciphers.Add(cipher);
+        else cipher.Dispose();
+    }
+
     public PageTokens(Crypto.MasterKey master)
     {
         ArgumentNullException.ThrowIfNull(master);
@@ -26,8 +39,15 @@ internal sealed class PageTokens
         var plaintext = JsonSerializer.SerializeToUtf8Bytes(state);
         var output = new byte[12 + plaintext.Length + 16];
         RandomNumberGenerator.Fill(output.AsSpan(0, 12));
-        using var aes = new AesGcm(_key, 16);
-        aes.Encrypt(output.AsSpan(0, 12), plaintext, output.AsSpan(12, plaintext.Length), output.AsSpan(12 + plaintext.Length));
+        var aes = Rent();
+        try
+        {
+            aes.Encrypt(output.AsSpan(0, 12), plaintext, output.AsSpan(12, plaintext.Length), output.AsSpan(12 + plaintext.Length));
+        }
+        finally
+        {
+            Return(aes);
+        }
         return Base64UrlEncoder.Encode(output);
     }
 
@@ -38,8 +58,15 @@ internal sealed class PageTokens
             var bytes = Base64UrlEncoder.DecodeBytes(token);
             if (bytes.Length < 29) return null;
             var plaintext = new byte[bytes.Length - 28];
-            using var aes = new AesGcm(_key, 16);
-            aes.Decrypt(bytes.AsSpan(0, 12), bytes.AsSpan(12, plaintext.Length), bytes.AsSpan(12 + plaintext.Length), plaintext);
+            var aes = Rent();
+            try
+            {
+                aes.Decrypt(bytes.AsSpan(0, 12), bytes.AsSpan(12, plaintext.Length), bytes.AsSpan(12 + plaintext.Length), plaintext);
+            }
+            finally
+            {
+                Return(aes);
+            }
             return JsonSerializer.Deserialize<PageState>(plaintext);
         }
         catch (Exception e) when (e is FormatException or CryptographicException or JsonException or ArgumentException)
