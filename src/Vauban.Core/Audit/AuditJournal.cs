@@ -8,19 +8,8 @@
 // (the length masked), so that a record torn or zero-filled by a power loss ends the file instead of being misread.
 // Identifying fields are in the sealed part (AES-256-GCM, as on the chain): the journal holds nothing in clear that the
 // chain does not.
-//
-// On Linux a file's blocks are reserved (fallocate) up to its rotation size when it is created, and the file is mapped
-// shared: a record is copied into the page cache, where each act's pwrite was a system call (~3–4 µs of an audited read's
-// CPU, ext4's write path and its inode time stamps; bench/README.md). The copy is in the kernel's page cache as soon as it
-// is made, so a process killed right after it loses nothing, as with pwrite; the flusher's fsync writes the mapped pages
-// to disk like any other. Blocks reserved up front mean a full disk fails the file's creation (an IOException, the act
-// refused) rather than a write into the mapping (SIGBUS). A record that does not fit what is mapped is written with
-// pwrite, as everywhere else. A file closed or rotated is cut back to its records; a file left by a process that died
-// ends in zeros, which end the records as a torn tail does.
 using System.Buffers;
 using System.Buffers.Binary;
-using System.IO.MemoryMappedFiles;
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Vauban.Storage;
 
@@ -49,73 +38,19 @@ internal sealed class AuditJournal : IDisposable
     private readonly string _directory;
     private readonly string _store;
     private readonly long _rotateAt;
-    /// <summary>Mapped beyond the rotation size, for the record that crosses it.</summary>
-    private const long MappedMargin = 1L << 20;
-
-    private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets, or its mapping
+    private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets
     private SafeFileHandle _handle; // _file's, taken once: FileStream.SafeFileHandle seeks (lseek) on every call to sync its position
-    private Mapping? _mapping; // null where files are not mapped (not Linux, or a file system without fallocate)
     private readonly Lock _flushLock = new();
     private bool _closed;
 
-    private AuditJournal(string directory, string store, long rotateAt, FileStream file, string name, Mapping? mapping)
+    private AuditJournal(string directory, string store, long rotateAt, FileStream file, string name)
     {
         _directory = directory;
         _store = store;
         _rotateAt = rotateAt;
         _file = file;
         _handle = file.SafeFileHandle;
-        _mapping = mapping;
         Name = name;
-    }
-
-    /// <summary>A journal file's blocks, reserved and mapped shared for writing.</summary>
-    private sealed class Mapping(MemoryMappedFile map, MemoryMappedViewAccessor view, long capacity) : IDisposable
-    {
-        public long Capacity { get; } = capacity;
-
-        public void Write(long offset, ReadOnlySpan<byte> bytes) => view.SafeMemoryMappedViewHandle.WriteSpan((ulong)(view.PointerOffset + offset), bytes);
-
-        public void Dispose()
-        {
-            view.Dispose();
-            map.Dispose();
-        }
-
-        /// <summary>Reserves <paramref name="capacity"/> bytes of <paramref name="file"/> (empty, new) and maps them; null where
-        /// that is not possible, and the file is written with pwrite. A disk too full to reserve them throws (IOException).</summary>
-        public static Mapping? Create(FileStream file, long capacity)
-        {
-            if (!OperatingSystem.IsLinux()) return null;
-            var result = NativeMethods.fallocate((int)file.SafeFileHandle.DangerousGetHandle(), 0, 0, capacity);
-            if (result != 0)
-            {
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno is ENOSPC or EDQUOT) throw new IOException($"No room on the disk for a {capacity >> 20} MiB audit journal (errno {errno}).");
-                return null; // EOPNOTSUPP and the like: the file system cannot reserve blocks; pwrite it is
-            }
-            var map = MemoryMappedFile.CreateFromFile(file, null, capacity, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
-            try
-            {
-                return new Mapping(map, map.CreateViewAccessor(0, capacity, MemoryMappedFileAccess.ReadWrite), capacity);
-            }
-            catch
-            {
-                map.Dispose();
-                throw;
-            }
-        }
-
-        private const int ENOSPC = 28;
-        private const int EDQUOT = 122;
-
-        private static class NativeMethods
-        {
-#pragma warning disable SYSLIB1054, CA5392 // a plain libc call with blittable arguments
-            [DllImport("libc", SetLastError = true)]
-            internal static extern int fallocate(int fd, int mode, long offset, long len);
-#pragma warning restore SYSLIB1054, CA5392
-        }
     }
 
     /// <summary>The current file's name (the key of its row in audit_journals).</summary>
@@ -128,14 +63,14 @@ internal sealed class AuditJournal : IDisposable
     /// locked for this process, rotated past <paramref name="rotateAt"/> bytes.</summary>
     public static AuditJournal Create(string directory, string store, long rotateAt)
     {
-        var (file, name, mapping) = NewFile(directory, store, rotateAt);
-        return new AuditJournal(directory, store, rotateAt, file, name, mapping);
+        var (file, name) = NewFile(directory, store);
+        return new AuditJournal(directory, store, rotateAt, file, name);
     }
 
     /// <summary>A journal file's name: the store's id, then a new id. A store copies only its own journals.</summary>
     private static string FileName(string store) => store + "-" + Guid.NewGuid().ToString("N") + Extension;
 
-    private static (FileStream File, string Name, Mapping? Mapping) NewFile(string directory, string store, long rotateAt)
+    private static (FileStream File, string Name) NewFile(string directory, string store)
     {
         DirectorySync.Create(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var name = FileName(store);
@@ -143,20 +78,17 @@ internal sealed class AuditJournal : IDisposable
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         // FileShare.None is an exclusive lock on the file (flock on Unix) for as long as this process holds it open.
         var file = new FileStream(Path.Combine(directory, name), options);
-        Mapping? mapping = null;
         try
         {
-            mapping = Mapping.Create(file, rotateAt + MappedMargin);
             // The entries written to it are synced with the file; its name, with the folder, once.
             DirectorySync.Sync(directory);
         }
         catch
         {
-            mapping?.Dispose();
             Discard(file, directory, name);
             throw;
         }
-        return (file, name, mapping);
+        return (file, name);
     }
 
     /// <summary>Closes and deletes a new file that could not be made durable or put in use: nothing was written to it.</summary>
@@ -195,12 +127,6 @@ internal sealed class AuditJournal : IDisposable
                 at += EntryFixedSize + e.Sealed.Length;
             }
             BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)body ^ TrailerMask);
-            if (_mapping is { } mapping && Position + length <= mapping.Capacity)
-            {
-                mapping.Write(Position, span);
-                Position += length;
-                return Position;
-            }
             try
             {
                 RandomAccess.Write(_handle, span, Position);
@@ -227,7 +153,7 @@ internal sealed class AuditJournal : IDisposable
     public RetiredJournal? RotateIfLarge()
     {
         if (Position < _rotateAt) return null;
-        var (file, name, mapping) = NewFile(_directory, _store, _rotateAt);
+        var (file, name) = NewFile(_directory, _store);
         RetiredJournal retired;
         lock (_flushLock)
         {
@@ -237,15 +163,12 @@ internal sealed class AuditJournal : IDisposable
             }
             catch
             {
-                mapping?.Dispose();
                 Discard(file, _directory, name);
                 throw;
             }
-            CutBack();
             retired = new RetiredJournal(Name, Position, _file);
             _file = file;
             _handle = file.SafeFileHandle;
-            _mapping = mapping;
         }
         Name = name;
         Position = 0;
@@ -279,28 +202,11 @@ internal sealed class AuditJournal : IDisposable
         }
     }
 
-    /// <summary>Unmaps the file and cuts it back to its records (what was reserved beyond them is given back). Under _flushLock.</summary>
-    private void CutBack()
-    {
-        if (_mapping is null) return;
-        _mapping.Dispose();
-        _mapping = null;
-        try
-        {
-            RandomAccess.SetLength(_handle, Position);
-        }
-        catch (IOException)
-        {
-            // The zeros left end the records for whoever reads the file.
-        }
-    }
-
     public void Dispose()
     {
         lock (_flushLock)
         {
             _closed = true;
-            CutBack();
             _file.Dispose();
         }
     }

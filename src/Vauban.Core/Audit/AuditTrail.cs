@@ -856,10 +856,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 }
                 // What the chain holds may reach past a torn end (the journal's fsync and the chain's commit are independent).
                 var intact = Math.Max(readable, copied);
-                // A mapped journal's process that died left the blocks reserved beyond its records zeroed: no damage.
-                var end = read;
-                while (end > intact && data[end - 1] == 0) end--;
-                if (intact < end) await reportDamage(new DamagedJournal(name, readable, end - intact), cancellationToken);
+                if (intact < read) await reportDamage(new DamagedJournal(name, readable, read - intact), cancellationToken);
                 File.Delete(Path.Combine(directory, name));
             }
             await using (var scope = await _database.BeginWriteAsync(cancellationToken))
