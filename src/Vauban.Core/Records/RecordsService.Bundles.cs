@@ -274,6 +274,12 @@ public sealed partial class RecordsService
                 if (response.Status >= 400) return Failed(entry, response);
                 responses[entry.Index] = response;
             }
+            // A patient it deletes must be named by no record once the whole transaction is in place.
+            if (await StillNamedAsync(context, written, cancellationToken) is { } named)
+            {
+                var deleting = entries.First(e => e.Method == "DELETE" && e.Type == KnownResourceTypes.Patient && e.Id == named.Patient);
+                return Failed(deleting, new EntryResponse(RecordStatusCodes.Http(named.Refused.Status), null, 0, 0, null, named.Refused.Issues));
+            }
             // Everything written must be open to the writer once the whole transaction is in place; a refusal names the entry
             // that wrote the record (its id may be one the server just assigned, which the client has never seen).
             if (await RefusedWriteAsync(context, Interaction.Update, written, cancellationToken) is { } refusal)

@@ -152,8 +152,10 @@ public sealed partial class RecordsService
         if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var result = await DeleteInScopeAsync(context, scope, keys, type, id, ifMatch, new WriteBatch(scope), cancellationToken);
+        var batch = new WriteBatch(scope);
+        var result = await DeleteInScopeAsync(context, scope, keys, type, id, ifMatch, batch, cancellationToken);
         if (result.Status is not RecordStatus.NoContent) return result;
+        if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
         await scope.CommitAsync(cancellationToken);
         return result;
     }
@@ -485,6 +487,7 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
         }
         await AuditAsync(context, Interaction.Delete, AuditOutcome.Success, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope);
+        if (type == KnownResourceTypes.Patient) batch.DeletedPatients.Add((id, current.Rid));
         return new RecordResult(RecordStatus.NoContent, type, id, current.Version + 1, now);
     }
 
@@ -638,6 +641,39 @@ public sealed partial class RecordsService
                 + "patient. Create the patient first, or in the same transaction."
             : $"{where}: {element} names Patient/{Shorten(patient)}, which is neither in the store nor in this import{(deleted ? " (it was deleted)" : "")}.", element);
 
+    /// <summary>
+    /// A patient is deleted only once no record that is not deleted names them (as its subject, patient, participant or any
+    /// other reference): a record left without its patient could no longer be opened through them ($everything, the care
+    /// relationships), and would be adopted by whoever later re-creates that id. FHIR lets a server refuse such a delete with
+    /// 409 (HAPI does by default). Asked once the whole request or transaction is in place, so that a transaction deleting a
+    /// patient with their records, or re-filing them under another patient, passes. The refusal is audited (kept when the
+    /// transaction rolls back); a client limited to its own resources is not told how many records it cannot see.
+    /// Engines: SQLite serialises writers, so a record filed while a patient is deleted is seen by one or the other; on
+    /// PostgreSQL a record committed by a concurrent transaction after this check has run is not (ADR 0006).
+    /// </summary>
+    private async ValueTask<(RecordResult Refused, string Patient)?> StillNamedAsync(AccessContext context, WriteBatch batch, CancellationToken cancellationToken)
+    {
+        var scope = batch.Scope;
+        foreach (var (patient, rid) in batch.DeletedPatients)
+        {
+            using var command = scope.Command("""
+                SELECT count(DISTINCT r.rid) FROM idx_ref x JOIN resources r ON r.rid = x.rid
+                WHERE x.target = @target AND r.tenant_id = @t AND r.deleted = 0 AND r.rid <> @self
+                """).With("target", "Patient/" + patient).With("t", context.Tenant.Id).With("self", rid);
+            var named = Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+            if (named == 0) continue;
+            await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, KnownResourceTypes.Patient, [new AuditedRecord(KnownResourceTypes.Patient, patient, patient)],
+                cancellationToken, scope, $"refused: still named by {named} record(s) not deleted");
+            var how = context.Principal is { Kind: PrincipalKind.ApiClient, OwnResourcesOnly: true }
+                ? "records that are not deleted"
+                : named == 1 ? "1 record that is not deleted" : $"{named:N0} records that are not deleted";
+            return (RecordResult.Fail(RecordStatus.Conflict, KnownResourceTypes.Patient, Issue.Conflict(
+                $"Patient/{Shorten(patient)} is still named by {how} (Patient/{Shorten(patient)}/$everything lists them): delete them or file them "
+                + "under another patient first, or in the same transaction. To retire an identity that keeps its record, set Patient.active to false.")), patient);
+        }
+        return null;
+    }
+
     /// <summary>After a commit: relationships of the patients written may have changed; the policy forgets its refusals for them.</summary>
     private void Touch(AccessContext context, WriteBatch written)
     {
@@ -665,6 +701,8 @@ public sealed partial class RecordsService
         public WriteScope Scope { get; } = scope;
         public List<WrittenRecord> Written { get; } = [];
         public HashSet<string> NewPatients { get; } = new(StringComparer.Ordinal);
+        /// <summary>Patients deleted, with their row: no record may still name them once the batch is in place.</summary>
+        public List<(string Id, long Rid)> DeletedPatients { get; } = [];
 
         public void Created(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients)
         {

@@ -1529,6 +1529,83 @@ public abstract class FhirApiTests : IAsyncLifetime
             Assert.Equal("201 Created", entries[1].GetProperty("response").GetProperty("status").GetString());
         }
     }
+
+    [Fact]
+    public async Task A_patient_still_named_by_records_is_not_deleted_409_until_they_are_deleted_or_refiled_in_the_same_transaction_too()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Gardée"))).GetProperty("id").GetString()!;
+        var other = (await CreateAsync("Patient", Samples.Patient(family: "Autre"))).GetProperty("id").GetString()!;
+        var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;
+        var observation = (await CreateAsync("Observation", Samples.Observation($"Patient/{patient}"))).GetProperty("id").GetString()!;
+        // An appointment of the other patient's that names her as a participant names her too.
+        var appointment = (await CreateAsync("Appointment", Samples.Appointment($"Patient/{other}", $"Patient/{patient}", "2026-03-02T10:00:00+01:00"))).GetProperty("id").GetString()!;
+
+        async Task RefusedAsync(HttpResponseMessage response, int named, string? entry = null)
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.Conflict, $"{(int)response.StatusCode} {body}");
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            var issue = body.GetProperty("issue")[0];
+            Assert.Equal("conflict", issue.GetProperty("code").GetString());
+            var diagnostics = issue.GetProperty("diagnostics").GetString()!;
+            Assert.Contains($"Patient/{patient} is still named by {named} record", diagnostics, StringComparison.Ordinal);
+            if (entry is not null) Assert.StartsWith(entry, diagnostics, StringComparison.Ordinal);
+        }
+        async Task StandsAsync()
+        {
+            using var read = await Api.GetAsync($"/fhir/Patient/{patient}");
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            Assert.Equal("\"1\"", read.Headers.ETag!.Tag);
+        }
+
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{patient}")) await RefusedAsync(delete, 2);
+        await StandsAsync();
+        // In a transaction that deletes one of the two records: still refused, and nothing of it is done.
+        using (var transaction = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "request": { "method": "DELETE", "url": "Patient/{{patient}}" } },
+              { "request": { "method": "DELETE", "url": "Observation/{{observation}}" } } ] }
+            """)))
+        {
+            await RefusedAsync(transaction, 1, "Bundle.entry[0] (DELETE Patient): ");
+        }
+        await StandsAsync();
+        using (var read = await Api.GetAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        // In a batch, the entry is refused alone.
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "DELETE", "url": "Patient/{{patient}}" } } ] }
+            """)))
+        {
+            Assert.Equal("409", (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+        }
+        await StandsAsync();
+
+        // The refusals are on the audit chain, as failed deletes of her record.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var entries = await Server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Delete], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(3, entries.Count(e => e.Outcome != Vauban.Audit.AuditOutcome.Success && e.Detail.Note!.StartsWith("refused: still named by", StringComparison.Ordinal)));
+        Assert.DoesNotContain(entries, e => e.Outcome == Vauban.Audit.AuditOutcome.Success);
+
+        // Deleting the observation and moving the appointment to another patient in the same transaction as her delete: done.
+        var moved = System.Text.Json.Nodes.JsonNode.Parse(Samples.Appointment($"Patient/{other}", $"Practitioner/{practitioner}", "2026-03-02T10:00:00+01:00"))!.AsObject();
+        moved["id"] = appointment;
+        using (var transaction = await Api.PostAsync("/fhir", FhirContent.Json($$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "request": { "method": "DELETE", "url": "Patient/{{patient}}" } },
+              { "request": { "method": "DELETE", "url": "Observation/{{observation}}" } },
+              { "resource": {{moved.ToJsonString()}}, "request": { "method": "PUT", "url": "Appointment/{{appointment}}" } } ] }
+            """)))
+        {
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, await transaction.Content.ReadAsStringAsync());
+        }
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        // A patient no record names is deleted at once, and deleting her again is the idempotent 204.
+        var alone = (await CreateAsync("Patient", Samples.Patient(family: "Seule"))).GetProperty("id").GetString()!;
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{alone}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+    }
 }
 
 public sealed class FhirApiTests_Sqlite() : FhirApiTests(Engine.Sqlite);
