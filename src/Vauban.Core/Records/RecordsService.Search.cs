@@ -32,6 +32,9 @@ public sealed partial class RecordsService
     private string FirstPage(AccessContext context, string scope, List<string[]> query) =>
         _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, query, "", 0, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), 1));
 
+    /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
+    private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
+
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
     {
@@ -50,7 +53,7 @@ public sealed partial class RecordsService
             depth = state.Depth;
         }
         var issues = new List<Issue>();
-        var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, context.ServerBase);
+        var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, context.ServerBase, Today());
         if (query is null) return SearchPage.Fail(RecordStatus.Invalid, [.. issues]);
         var thisPage = page ?? FirstPage(context, type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList());
         // An include that names a type the principal may not read is refused; "any type" includes are narrowed
@@ -283,7 +286,7 @@ public sealed partial class RecordsService
         var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
             .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
         var issues = new List<Issue>();
-        var query = parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase);
+        var query = parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase, Today());
         if (query is null || query.Clauses.Count == 0)
         {
             if (issues.Count == 0) issues.Add(Issue.Invalid("If-None-Exist must be a search query such as identifier=system|value."));

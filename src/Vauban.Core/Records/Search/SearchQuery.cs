@@ -53,6 +53,9 @@ internal sealed class SearchQuery
 
     public required string Type { get; init; }
     public List<Clause> Clauses { get; } = [];
+
+    /// <summary>The day <c>ap</c> and a birth date's <c>ne</c> are reckoned from (Parse's <c>today</c>).</summary>
+    private DateOnly Today { get; init; }
     public int Count { get; set; } = DefaultCount;
     public bool SummaryCount { get; set; }
     public bool TotalAccurate { get; set; }
@@ -69,10 +72,13 @@ internal sealed class SearchQuery
     /// names a record here.</summary>
     private string? ServerBase { get; init; }
 
+    /// <param name="today">The date <c>ap</c> widens around and the last year <c>ne</c> on a birth date covers: the records service's clock
+    /// (its TimeProvider), so that a search and the rest of the request agree on the day; the system clock when not given.</param>
     public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues,
-        string? serverBase = null)
+        string? serverBase = null, DateOnly? today = null)
     {
-        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase };
+        var day = today ?? DateOnly.FromDateTime(DateTime.UtcNow);
+        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = day };
         var values = 0;
         foreach (var (rawName, value) in parameters)
         {
@@ -123,7 +129,7 @@ internal sealed class SearchQuery
                     continue;
                 case "_lastUpdated":
                     if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
-                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated) });
+                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, day) });
                     continue;
             }
             if (UnsupportedNames.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
@@ -274,8 +280,8 @@ internal sealed class SearchQuery
                 }
                 var ranges = ParseDates(value, parameter.Name, issues);
                 if (ranges is null) return null;
-                if (!stored.BlindDate) return new Clause(ClauseKind.Date, false, 5) { Params = [stored.Code], Ranges = Approximated(ranges) };
-                return BlindDateClause(stored, values, ranges, keys, issues);
+                if (!stored.BlindDate) return new Clause(ClauseKind.Date, false, 5) { Params = [stored.Code], Ranges = Approximated(ranges, Today) };
+                return BlindDateClause(stored, values, ranges, keys, issues, Today);
             }
         }
     }
@@ -286,7 +292,8 @@ internal sealed class SearchQuery
     /// the year and month it covers only partly, each found by its hash with none of the finer hashes under it. ap is the range
     /// widened on each side by a tenth of the time between the date and today (the spec's suggestion), at least a day. ne is the
     /// negated hash of the searched precision, among the patients that have a birth date (any year hash from 1880 to this year).</summary>
-    private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues)
+    private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues,
+        DateOnly today)
     {
         var negated = ranges.Any(r => r.Prefix == "ne");
         if (negated && ranges.Any(r => r.Prefix != "ne"))
@@ -301,7 +308,6 @@ internal sealed class SearchQuery
             return null;
         }
         var clause = new Clause(ClauseKind.Hash, negated, 0);
-        var today = DateOnly.FromDateTime(DateTime.UtcNow);
         var earliest = new DateOnly(1880, 1, 1);
         var latest = new DateOnly(today.Year, 12, 31);
         var partly = new HashSet<string>(StringComparer.Ordinal);
@@ -408,9 +414,8 @@ internal sealed class SearchQuery
 
     /// <summary>Dates of care and _lastUpdated (stored as they are, compared as ranges): an <c>ap</c> value becomes its range widened
     /// on each side by <see cref="ApproximateMargin"/> days, as a birth date's is; the SQL then takes what intersects it.</summary>
-    private static List<(string Prefix, long Low, long High)> Approximated(List<(string Prefix, long Low, long High)> ranges)
+    private static List<(string Prefix, long Low, long High)> Approximated(List<(string Prefix, long Low, long High)> ranges, DateOnly today)
     {
-        var today = DateOnly.FromDateTime(DateTime.UtcNow);
         return ranges.Select(r =>
         {
             if (r.Prefix != "ap") return r;
