@@ -484,7 +484,9 @@ public sealed partial class RecordsService
         var oldIndex = ExtractIndex(type, Open(keys, current), keys);
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, VersionMade.Deleted, cancellationToken))
         {
-            return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry."));
+            // Audited like the update's: every delete asked for is on the chain, the refused ones too (kept on rollback).
+            return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id,
+                RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry.")), cancellationToken);
         }
         await AuditAsync(context, Interaction.Delete, AuditOutcome.Success, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope);
         if (type == KnownResourceTypes.Patient) batch.DeletedPatients.Add((id, current.Rid));
