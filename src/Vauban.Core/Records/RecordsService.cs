@@ -615,7 +615,7 @@ public sealed partial class RecordsService
             {
                 if (!open.TryGetValue(patient, out var found))
                 {
-                    var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, context.Tenant.Id, PatientTypeCode, patient, false, cancellationToken);
+                    var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, context.Tenant.Id, PatientTypeCode, patient, false, cancellationToken, againstDelete: true);
                     found = (row is not null, row is { Deleted: true }, row is not null && string.Equals(row.CreatedBy, CreatorOf(context), StringComparison.Ordinal));
                     open[patient] = found;
                 }
@@ -650,8 +650,10 @@ public sealed partial class RecordsService
     /// 409 (HAPI does by default). Asked once the whole request or transaction is in place, so that a transaction deleting a
     /// patient with their records, or re-filing them under another patient, passes. The refusal is audited (kept when the
     /// transaction rolls back); a client limited to its own resources is not told how many records it cannot see.
-    /// Engines: SQLite serialises writers, so a record filed while a patient is deleted is seen by one or the other; on
-    /// PostgreSQL a record committed by a concurrent transaction after this check has run is not (ADR 0006).
+    /// Engines: SQLite serialises writers, so a record filed while a patient is deleted is seen by one check or the other. On
+    /// PostgreSQL the record's check holds a key-share lock on the patient row until its transaction ends (UnknownPatientAsync),
+    /// which the delete's FOR UPDATE waits for: then this count sees the record; a record checked after the delete has
+    /// locked the row waits for it and finds the patient deleted.
     /// </summary>
     private async ValueTask<(RecordResult Refused, string Patient)?> StillNamedAsync(AccessContext context, WriteBatch batch, CancellationToken cancellationToken)
     {

@@ -33,10 +33,15 @@ internal sealed class ResourceRows
     private static VersionMade ReadMade(DbDataReader reader, int ordinal) =>
         reader.IsDBNull(ordinal) ? VersionMade.Unknown : (VersionMade)Convert.ToInt32(reader.GetValue(ordinal), System.Globalization.CultureInfo.InvariantCulture);
 
-    public async Task<StoredVersion?> CurrentAsync(DbConnection connection, DbTransaction? transaction, long tenant, int type, string id, bool forUpdate, CancellationToken cancellationToken)
+    /// <param name="forUpdate">On PostgreSQL, locks the row against every other change until the transaction ends.</param>
+    /// <param name="againstDelete">On PostgreSQL, a key-share lock: held while a record filed under this patient commits, it
+    /// makes the patient's delete (FOR UPDATE) wait for it and then see the record; taken after that delete, it waits for it
+    /// and reads the row deleted. SQLite serialises writers: no lock is needed.</param>
+    public async Task<StoredVersion?> CurrentAsync(DbConnection connection, DbTransaction? transaction, long tenant, int type, string id, bool forUpdate, CancellationToken cancellationToken,
+        bool againstDelete = false)
     {
         var sql = $"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.id = @id";
-        if (forUpdate && _database.Engine == StorageEngine.Postgres) sql += " FOR UPDATE";
+        if (_database.Engine == StorageEngine.Postgres) sql += forUpdate ? " FOR UPDATE" : againstDelete ? " FOR KEY SHARE" : "";
         using var command = connection.Command(sql).With("t", tenant).With("ty", type).With("id", id);
         command.Transaction = transaction;
         using var reader = await command.ExecuteReaderAsync(cancellationToken);

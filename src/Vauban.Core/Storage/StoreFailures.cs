@@ -18,8 +18,10 @@ internal static class StoreFailures
             switch (e)
             {
                 // 57P01-57P03: shut down or restarting; 25006: a read-only transaction, i.e. a standby (after a failover);
-                // the rest Npgsql deems transient (connection failures, too many connections, disk full, out of memory…).
-                case PostgresException postgres when postgres.IsTransient || postgres.SqlState is "57P01" or "57P02" or "57P03" or "25006":
+                // 40P01, 40001: a deadlock or serialization failure PostgreSQL broke by aborting this transaction (nothing of it
+                // was written; two bundles locking patients in opposite orders, ADR 0006); the rest Npgsql deems transient
+                // (connection failures, too many connections, disk full, out of memory…).
+                case PostgresException postgres when postgres.IsTransient || postgres.SqlState is "57P01" or "57P02" or "57P03" or "25006" or "40P01" or "40001":
                     return $"PostgreSQL SQL state {postgres.SqlState}";
                 case PostgresException:
                     return null;
