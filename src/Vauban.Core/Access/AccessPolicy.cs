@@ -102,7 +102,9 @@ public sealed class AccessPolicy
                 if (await MayOpenPatientAsync(context, compartment, cancellationToken)) return RecordDecision.Allow;
                 return RolePermissions.MayBreakTheGlass(role)
                     ? new RecordDecision(RecordVerdict.Forbidden,
-                        $"Patient/{compartment} is outside your care relationships. Break-the-glass is possible: state a reason and re-authenticate "
+                        // The same words whether or not the patient exists here (a write naming an unknown patient gets them too):
+                        // the answer tells nothing about existence, and does not claim it.
+                        $"Patient/{compartment} is not a patient in your care relationships (or not a patient here). Break-the-glass is possible: state a reason and re-authenticate "
                         + $"(POST [base]/Patient/{compartment}/$break-the-glass, or the page /patients/{compartment}/break-the-glass); the access will be reported to the security officer.")
                     : Hidden(type);
             default:

@@ -93,6 +93,22 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_physician_filing_a_record_under_a_patient_that_does_not_exist_is_not_told_the_patient_is_outside_their_care()
+    {
+        var outside = await Records.CreateAsync(DrA, "Observation", JsonDocument.Parse(Samples.Observation($"Patient/{_ids["p2"]}")).RootElement, null, None);
+        var unknown = await Records.CreateAsync(DrA, "Observation", JsonDocument.Parse(Samples.Observation("Patient/no-such-patient-here")).RootElement, null, None);
+        // The policy answers first (ADR 0006), the same for both: break-the-glass is possible. Its words no longer claim that
+        // the patient exists ("is outside your care relationships" did, for an id no patient has).
+        foreach (var (refused, patient) in new[] { (outside, _ids["p2"]), (unknown, "no-such-patient-here") })
+        {
+            Assert.Equal(RecordStatus.Forbidden, refused.Status);
+            Assert.StartsWith($"Patient/{patient} is not a patient in your care relationships (or not a patient here). Break-the-glass is possible",
+                refused.Issues![0].Diagnostics, StringComparison.Ordinal);
+        }
+        Assert.Equal(outside.Issues![0].Diagnostics.Replace(_ids["p2"], "no-such-patient-here", StringComparison.Ordinal), unknown.Issues![0].Diagnostics);
+    }
+
+    [Fact]
     public async Task A_relationship_older_than_the_window_no_longer_opens_the_record_but_a_declared_gp_does()
     {
         Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(DrA, "Patient", _ids["p3"], None)).Status);
