@@ -43,6 +43,15 @@ public sealed class PatientDeleteRaceTests : IAsyncLifetime
         return (connection, transaction);
     }
 
+    /// <summary>A record posted under <paramref name="patient"/> while its row is held: it must wait for the holder (before the
+    /// lock, it read the patient alive and committed a record the delete did not see).</summary>
+    private async Task<Task<HttpResponseMessage>> PostWaitingAsync(string patient)
+    {
+        var post = _api.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{patient}")));
+        Assert.NotSame(post, await Task.WhenAny(post, Task.Delay(TimeSpan.FromSeconds(1))));
+        return post;
+    }
+
     [Fact]
     public async Task A_record_filed_while_its_patient_is_being_deleted_waits_and_is_refused_once_the_delete_commits()
     {
@@ -50,9 +59,7 @@ public sealed class PatientDeleteRaceTests : IAsyncLifetime
         var (connection, transaction) = await HoldAsync(patient);
         await using (connection)
         {
-            var post = _api.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{patient}")));
-            // It waits for the delete: before, it read the patient alive and committed a record the delete did not see.
-            Assert.NotSame(post, await Task.WhenAny(post, Task.Delay(TimeSpan.FromSeconds(1))));
+            var post = await PostWaitingAsync(patient);
             // The delete's change of the row, as far as the record's check reads it; then its commit.
             await using (var delete = new NpgsqlCommand("UPDATE resources SET deleted = 1 WHERE type = 1 AND id = @p", connection, transaction))
             {
@@ -76,8 +83,7 @@ public sealed class PatientDeleteRaceTests : IAsyncLifetime
         var (connection, transaction) = await HoldAsync(patient);
         await using (connection)
         {
-            var post = _api.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{patient}")));
-            Assert.NotSame(post, await Task.WhenAny(post, Task.Delay(TimeSpan.FromSeconds(1))));
+            var post = await PostWaitingAsync(patient);
             await transaction.RollbackAsync(); // an update or a delete that did not happen
             using var filed = await post;
             Assert.Equal(HttpStatusCode.Created, filed.StatusCode);
