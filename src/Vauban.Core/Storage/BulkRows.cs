@@ -22,9 +22,10 @@ internal static class BulkRows
     public static Task<HashSet<(int, string)>> ExistingAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken) =>
         FindAsync(scope, engine, tenant, keys, "", cancellationToken);
 
-    /// <summary>Those of <paramref name="keys"/> whose current version is not a deletion (a load's records need their patient so). On PostgreSQL each row found is key-share locked until the
-    /// load's transaction ends, as a single write's patient is (ResourceRows.CurrentAsync, againstDelete): a patient's delete
-    /// waits for the load and then sees its records, or the load waits for the delete and finds the patient gone.</summary>
+    /// <summary>Those of <paramref name="keys"/> whose current version is not a deletion (a load's records need their patient so).
+    /// On PostgreSQL each row found is key-share locked until the load's transaction ends, as a single write's patient is
+    /// (ResourceRows.CurrentAsync, againstDelete): a patient's delete waits for the load and then sees its records, or the
+    /// load waits for the delete and finds the patient gone.</summary>
     public static Task<HashSet<(int, string)>> LiveAsync(WriteScope scope, StorageEngine engine, long tenant, List<(int Type, string Id)> keys, CancellationToken cancellationToken) =>
         FindAsync(scope, engine, tenant, keys, engine == StorageEngine.Postgres ? " AND deleted = 0 FOR KEY SHARE" : " AND deleted = 0", cancellationToken);
 

@@ -77,8 +77,7 @@ internal sealed class SearchQuery
     public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues,
         string? serverBase = null, DateOnly? today = null)
     {
-        var day = today ?? DateOnly.FromDateTime(DateTime.UtcNow);
-        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = day };
+        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = today ?? DateOnly.FromDateTime(DateTime.UtcNow) };
         var values = 0;
         foreach (var (rawName, value) in parameters)
         {
@@ -129,7 +128,7 @@ internal sealed class SearchQuery
                     continue;
                 case "_lastUpdated":
                     if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
-                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, day) });
+                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, query.Today) });
                     continue;
             }
             if (UnsupportedNames.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
