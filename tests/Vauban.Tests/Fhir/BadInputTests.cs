@@ -278,6 +278,7 @@ public abstract class BadInputTests : IAsyncLifetime
     [InlineData("\"photo\": [],", "must not be empty")]
     [InlineData("\"gender\": null,", "null is not allowed")]
     [InlineData("\"contained\": [{ \"resourceType\": \"Spaceship\" }],", "Unsupported resourceType")]
+    [InlineData("\"photo\": [{ \"title\": \"A\\u0000B\" }],", "control characters")]
     public async Task Structurally_invalid_resources_are_400_and_name_the_element(string fragment, string mentions)
     {
         var patient = Samples.Patient().Replace("\"gender\": \"male\",", "", StringComparison.Ordinal).Replace("\"active\": true,", fragment, StringComparison.Ordinal);

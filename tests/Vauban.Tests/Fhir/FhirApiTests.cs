@@ -916,6 +916,28 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_dateTime_the_validator_accepts_is_found_by_date_search()
+    {
+        // Each used to be stored but not indexed, so date search, _sort and care relationships never saw it.
+        var patientId = (await CreateAsync("Patient", Samples.Patient(family: "Horloge"))).GetProperty("id").GetString()!;
+        var cases = new[]
+        {
+            (Effective: "2026-02-01T10:00:00.12345678Z", Search: "date=2026-02-01"),
+            (Effective: "2016-12-31T23:59:60Z", Search: "date=2016-12-31"),
+            (Effective: "0001-01-01T00:00:00+01:00", Search: "date=lt0001-01-01"),
+            (Effective: "9999-12-31T23:59:59-01:00", Search: "date=gt9999-12-31"),
+        };
+        foreach (var (effective, search) in cases)
+        {
+            var id = (await CreateAsync("Observation", Samples.Observation($"Patient/{patientId}", effective: effective))).GetProperty("id").GetString()!;
+            Assert.Equal([id], Ids(await SearchAsync($"Observation?{search}")));
+            Assert.Equal([id], Ids(await SearchAsync($"Observation?date={Uri.EscapeDataString(effective)}")));
+        }
+
+        Assert.Equal(cases.Length, Ids(await SearchAsync($"Observation?subject=Patient/{patientId}&_sort=date")).Count);
+    }
+
+    [Fact]
     public async Task Patient_everything_returns_the_patient_their_records_and_referenced_practitioners()
     {
         var practitioner = (await CreateAsync("Practitioner", Samples.Practitioner())).GetProperty("id").GetString()!;

@@ -309,6 +309,22 @@ public class ResourceValidatorTests
     public void Well_formed_dateTimes_are_accepted(string dateTime) =>
         Assert.Empty(Validate($$"""{ "resourceType": "Patient", "deceasedDateTime": "{{dateTime}}" }"""));
 
+    [Theory]
+    [InlineData("""{ "resourceType": "Patient", "name": [{ "family": "A\u0000B" }] }""", "Patient.name[0].family")]
+    [InlineData("""{ "resourceType": "Patient", "name": [{ "family": "A\u001fB" }] }""", "Patient.name[0].family")]
+    [InlineData("""{ "resourceType": "Patient", "name": [{ "family": "A\u001FB" }] }""", "Patient.name[0].family")]
+    [InlineData("""{ "resourceType": "Patient", "name": [{ "family": "A\bB" }] }""", "Patient.name[0].family")]
+    [InlineData("""{ "resourceType": "Patient", "name": [{ "family": "A\fB" }] }""", "Patient.name[0].family")]
+    [InlineData("""{ "resourceType": "Patient", "gender": "male\u0007" }""", "Patient.gender")]
+    [InlineData("""{ "resourceType": "Patient", "text": { "status": "generated", "div": "<div>\u0000</div>" } }""", "Patient.text.div")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "note": [{ "text": "\\\u0001" }] }""", "Observation.note[0].text")]
+    public void A_control_character_in_a_string_is_reported_with_its_location(string json, string location) =>
+        AssertSingleIssue(json, location, "control characters");
+
+    [Fact]
+    public void Tabs_line_breaks_and_escaped_backslashes_are_not_control_characters() =>
+        Assert.Empty(Validate("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "note": [{ "text": "ligne 1\r\nligne 2\tfin \\u0000 \u0020 \u007f \u00e9" }] }"""));
+
     [Fact]
     public void A_string_written_with_json_escapes_is_checked_on_its_text() =>
         Assert.Empty(Validate("""{ "resourceType": "Patient", "birthDate": "1980\u002D02\u002D14", "name": [{ "family": "D\u00e9sir\u00e9" }] }"""));

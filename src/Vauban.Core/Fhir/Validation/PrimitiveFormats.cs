@@ -173,6 +173,48 @@ internal static class PrimitiveFormats
     public static bool IsXhtmlDiv(ReadOnlySpan<byte> value) =>
         value.StartsWith("<div"u8) && value.Length > 4 && value[4] is (byte)' ' or (byte)'>' or (byte)'/';
 
+    /// <summary>
+    /// Whether a JSON string's escaped text (between its quotes) holds a character below U+0020 other than tab, carriage
+    /// return and line feed, which FHIR strings SHALL NOT contain. Such a character can only be written escaped:
+    /// \b, \f or \u0000 to \u001F.
+    /// </summary>
+    public static bool HasControlCharacter(ReadOnlySpan<byte> escaped)
+    {
+        for (var i = escaped.IndexOf((byte)'\\'); i >= 0 && i + 1 < escaped.Length; i++)
+        {
+            if (escaped[i] != (byte)'\\')
+            {
+                continue;
+            }
+
+            var escape = escaped[++i];
+            if (escape is (byte)'b' or (byte)'f')
+            {
+                return true;
+            }
+
+            if (escape == (byte)'u' && i + 4 < escaped.Length && escaped[i + 1] == (byte)'0' && escaped[i + 2] == (byte)'0'
+                && escaped[i + 3] is (byte)'0' or (byte)'1')
+            {
+                var code = ((escaped[i + 3] - '0') * 16) + HexValue(escaped[i + 4]);
+                if (code is >= 0 and not (0x09 or 0x0A or 0x0D))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static int HexValue(byte b) => b switch
+    {
+        >= (byte)'0' and <= (byte)'9' => b - '0',
+        >= (byte)'a' and <= (byte)'f' => b - 'a' + 10,
+        >= (byte)'A' and <= (byte)'F' => b - 'A' + 10,
+        _ => -1000,
+    };
+
     private static bool IsTimeWithZone(ReadOnlySpan<byte> value) =>
         TryReadTime(value, out var consumed) && IsTimeZone(value[consumed..]);
 

@@ -435,6 +435,13 @@ public static class ResourceValidator
                 return;
             }
 
+            // JSON carries a control character only escaped, so text without a backslash has none.
+            if (text.Contains((byte)'\\') && PrimitiveFormats.HasControlCharacter(text))
+            {
+                Report(CurrentLocation(), "A string must not hold control characters (U+0000 to U+001F) other than tab, carriage return and line feed.");
+                return;
+            }
+
             if (kind is PrimitiveKind.String or PrimitiveKind.Markdown)
             {
                 return;
