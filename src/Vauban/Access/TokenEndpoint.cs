@@ -17,9 +17,10 @@ internal static class TokenEndpoint
             {
                 return Error(new TokenError("invalid_request", "The token request must be application/x-www-form-urlencoded.", 400));
             }
-            if (await http.Request.ReadFormOrNullAsync(http.RequestAborted) is not { } form)
+            var (form, refusal) = await http.Request.ReadFormOrRefusalAsync(http.RequestAborted);
+            if (form is null)
             {
-                return Error(new TokenError("invalid_request", $"The token request's form is over the limits ({FormReading.Limits}).", 400));
+                return Error(new TokenError("invalid_request", $"The token request's form {refusal}.", 400));
             }
             string? clientId = form["client_id"], clientSecret = form["client_secret"];
             var authorization = http.Request.Headers.Authorization.ToString();

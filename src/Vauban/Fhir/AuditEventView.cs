@@ -34,8 +34,8 @@ internal static class AuditEventView
         fhir.MapPost("/AuditEvent/_search", async (HttpContext http) =>
         {
             if (!http.Request.HasFormContentType) return FhirHttp.Outcome(415, Issue.Invalid("POST _search takes application/x-www-form-urlencoded parameters."));
-            if (await http.Request.ReadFormOrNullAsync(http.RequestAborted) is not { } form)
-                return FhirHttp.Outcome(400, Issue.Invalid($"The form body is over the limits of a POST _search ({FormReading.Limits})."));
+            var (form, refusal) = await http.Request.ReadFormOrRefusalAsync(http.RequestAborted);
+            if (form is null) return FhirHttp.Outcome(400, Issue.Invalid($"The POST _search form body {refusal}."));
             return await SearchAsync(http, store, form.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList());
         });
     }

@@ -85,8 +85,8 @@ internal static class FhirEndpoints
         {
             if (!http.Request.HasFormContentType)
                 return FhirHttp.Outcome(415, Issue.Error("not-supported", "POST _search takes application/x-www-form-urlencoded parameters."));
-            if (await http.Request.ReadFormOrNullAsync(http.RequestAborted) is not { } form)
-                return FhirHttp.Outcome(400, Issue.Invalid($"The form body is over the limits of a POST _search ({FormReading.Limits})."));
+            var (form, refusal) = await http.Request.ReadFormOrRefusalAsync(http.RequestAborted);
+            if (form is null) return FhirHttp.Outcome(400, Issue.Invalid($"The POST _search form body {refusal}."));
             var parameters = Query(http).Concat(form.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")))).ToList();
             return await SearchAsync(http, records, type, parameters);
         });

@@ -107,6 +107,24 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_form_holding_a_NUL_is_400_saying_so_not_that_it_is_over_the_limits()
+    {
+        foreach (var path in new[] { "/fhir/Patient/_search", "/fhir/AuditEvent/_search" })
+        {
+            using var response = await _api.PostAsync(path, new StringContent("family=%00abc", Encoding.ASCII, "application/x-www-form-urlencoded"));
+            await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "a NUL");
+            Assert.DoesNotContain("limits", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var response = await _server.Http.PostAsync("/oauth/token", new StringContent("grant_type=client_credentials&scope=%00", Encoding.ASCII, "application/x-www-form-urlencoded")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            var body = await response.BodyAsync();
+            Assert.Equal("invalid_request", body.GetProperty("error").GetString());
+            Assert.Contains("a NUL", body.GetProperty("error_description").GetString()!, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Duplicate_properties_are_refused()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"gender\": \"male\", \"gender\": \"female\" }"));
