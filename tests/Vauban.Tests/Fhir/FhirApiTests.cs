@@ -1441,6 +1441,39 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Metadata_offers_each_type_only_the_includes_that_can_match_it_and_each_one_offered_answers()
+    {
+        using var response = await Server.Http.GetAsync("/fhir/metadata");
+        var resources = (await response.BodyAsync()).GetProperty("rest")[0].GetProperty("resource").EnumerateArray().ToList();
+        List<string> Listed(string type, string property) =>
+            resources.Single(r => r.GetProperty("type").GetString() == type).TryGetProperty(property, out var list)
+                ? list.EnumerateArray().Select(v => v.GetString()!).ToList() : [];
+
+        // Observation.subject may point to a Patient, Group, Device or Location: of those, only Patient is kept here.
+        Assert.Contains("Observation:subject", Listed("Patient", "searchRevInclude"));
+        Assert.DoesNotContain("Observation:subject", Listed("Practitioner", "searchRevInclude"));
+        Assert.DoesNotContain("Encounter:subject", Listed("Organization", "searchRevInclude"));
+        Assert.Contains("Observation:performer", Listed("Practitioner", "searchRevInclude"));
+        Assert.Contains("DocumentReference:subject", Listed("Practitioner", "searchRevInclude"));
+        foreach (var type in resources.Select(r => r.GetProperty("type").GetString()!).Where(t => t != "AuditEvent"))
+        {
+            foreach (var (property, parameter) in new[] { ("searchInclude", "_include"), ("searchRevInclude", "_revinclude") })
+            {
+                foreach (var value in Listed(type, property))
+                {
+                    using var search = await Api.GetAsync($"/fhir/{type}?{parameter}={value}");
+                    Assert.True(search.StatusCode == HttpStatusCode.OK, $"{type}?{parameter}={value}: {(int)search.StatusCode} {await search.Content.ReadAsStringAsync()}");
+                }
+            }
+        }
+
+        // A reference search names a type its parameter can match, or is told which it can.
+        using var wrongType = await Api.GetAsync("/fhir/Observation?subject=Practitioner/abc");
+        Assert.Equal(HttpStatusCode.BadRequest, wrongType.StatusCode);
+        Assert.Contains("Patient", (await wrongType.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Metadata_has_no_empty_array_which_FHIR_JSON_forbids()
     {
         using var response = await Server.Http.GetAsync("/fhir/metadata");

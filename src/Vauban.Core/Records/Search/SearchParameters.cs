@@ -1,6 +1,9 @@
 // The search parameters Vauban supports, per resource type, with the element paths their values come
 // from (a simplified form of the FHIRPath expressions in the R4 specification). Codes are stable
 // numbers: they are bound into blind-index hashes and stored in index rows — never renumber.
+using Vauban.Fhir;
+using Vauban.Fhir.Validation;
+
 namespace Vauban.Records.Search;
 
 internal enum SearchParamKind { String, Token, Reference, Date }
@@ -210,6 +213,10 @@ internal static class SearchParameters
         Add(T("Invoice", "identifier", 1306, "identifier") with { Normalization = TokenNormalization.Identifier });
         Add(R("Invoice", "participant", 1307, "participant.actor"));
 
+        // A reference parameter matches the types its elements may point to (Observation.subject: Patient, Group, Device or Location)
+        // that this server keeps: Observation?subject=123 looks for Patient/123 only, and the CapabilityStatement offers
+        // _revinclude=Observation:subject on Patient alone.
+        all = all.Select(p => p is { Kind: SearchParamKind.Reference, IsStored: true, Targets: null } ? p with { Targets = KeptTargets(p) } : p).ToList();
         var byType = all.GroupBy(p => p.ResourceType).ToDictionary(g => g.Key, g => g.ToDictionary(p => p.Name, StringComparer.Ordinal), StringComparer.Ordinal);
         // Self-checks at type load: a broken table must fail loudly in the first test, not silently at search time.
         var codes = new HashSet<int>();
@@ -226,5 +233,26 @@ internal static class SearchParameters
             }
         }
         return byType;
+    }
+
+    /// <summary>The resource types kept here that the elements of a reference parameter may point to, read from the R4 model;
+    /// null when one of them may point to any type.</summary>
+    private static IReadOnlyList<string>? KeptTargets(SearchParameter parameter)
+    {
+        var targets = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var path in parameter.Paths)
+        {
+            var type = FhirModel.R4.FindResourceType(parameter.ResourceType);
+            FhirElement? element = null;
+            foreach (var segment in path.Split('.'))
+            {
+                element = type?.FindElement(segment)
+                    ?? throw new InvalidOperationException($"{parameter.ResourceType}.{parameter.Name}: {path} is not an element of the R4 model.");
+                type = element.ComplexType;
+            }
+            if (element!.ReferenceTargets is not { } allowed) return null;
+            targets.UnionWith(allowed.Where(KnownResourceTypes.Supported.Contains));
+        }
+        return [.. targets];
     }
 }
