@@ -325,6 +325,24 @@ public class ResourceValidatorTests
     public void Tabs_line_breaks_and_escaped_backslashes_are_not_control_characters() =>
         Assert.Empty(Validate("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "note": [{ "text": "ligne 1\r\nligne 2\tfin \\u0000 \u0020 \u007f \u00e9" }] }"""));
 
+    [Theory]
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-11T10:00:00+01:00", "end": "2024-03-11T08:59:59Z" } }""", "Encounter.period.end", "per-1")]
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12", "end": "2024-03-11T23:59:59Z" } }""", "Encounter.period.end", "per-1")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "effectivePeriod": { "start": "2024", "end": "2023-12" } }""", "Observation.effectivePeriod.end", "per-1")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:30:00+01:00", "end": "2026-03-02T10:00:00+01:00", "participant": [{ "status": "accepted" }] }""", "Appointment.end", "appointment's end")]
+    public void An_end_before_its_start_is_reported(string json, string location, string messagePart) =>
+        AssertSingleIssue(json, location, messagePart);
+
+    [Theory]
+    [InlineData("""{ "start": "2024-03-11T10:00:00+01:00", "end": "2024-03-11T09:00:00Z" }""")]
+    [InlineData("""{ "start": "2024-03-11", "end": "2024-03-11T10:00:00Z" }""")]
+    [InlineData("""{ "start": "2024-03-11T10:00:00Z", "end": "2024-03-11" }""")]
+    [InlineData("""{ "start": "2024-03", "end": "2024-03-01" }""")]
+    [InlineData("""{ "start": "2024-03-11" }""")]
+    [InlineData("""{ "end": "2024-03-11" }""")]
+    public void A_period_whose_end_is_not_before_its_start_is_accepted(string period) =>
+        Assert.Empty(Validate($$"""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": {{period}} }"""));
+
     [Fact]
     public void A_string_written_with_json_escapes_is_checked_on_its_text() =>
         Assert.Empty(Validate("""{ "resourceType": "Patient", "birthDate": "1980\u002D02\u002D14", "name": [{ "family": "D\u00e9sir\u00e9" }] }"""));

@@ -12,6 +12,8 @@ using System.Collections.Frozen;
 using System.Text;
 using System.Text.Json;
 
+using Vauban.Records;
+
 namespace Vauban.Fhir.Validation;
 
 /// <summary>One structural problem: where (a FHIRPath-like path such as <c>Patient.name[0].given[1]</c>) and what.</summary>
@@ -151,6 +153,27 @@ public static class ResourceValidator
                     var requiredName = required.ChoiceGroup ?? required.JsonName;
                     Report(CurrentLocation() + "." + requiredName, $"Missing required element '{requiredName}' in {type.Name}.");
                 }
+            }
+
+            if (type.Name is "Period" or KnownResourceTypes.Appointment)
+            {
+                ValidateStartBeforeEnd(json, type.Name);
+            }
+        }
+
+        /// <summary>A Period's end is not before its start (R4 invariant per-1), nor an Appointment's. Values given to different
+        /// precisions are compared as the times they cover: "2024-03-11" may end at "2024-03-11T10:00:00Z".</summary>
+        private void ValidateStartBeforeEnd(JsonElement json, string typeName)
+        {
+            if (json.TryGetProperty("start"u8, out var start) && start.ValueKind == JsonValueKind.String
+                && json.TryGetProperty("end"u8, out var end) && end.ValueKind == JsonValueKind.String
+                && FhirDateRange.TryParse(start.GetString()!, out var startsAt, out _, out _)
+                && FhirDateRange.TryParse(end.GetString()!, out _, out var endsBy, out _)
+                && startsAt > endsBy)
+            {
+                Report(CurrentLocation() + ".end", typeName == "Period"
+                    ? "A period's end must not be before its start (FHIR R4 invariant per-1)."
+                    : "An appointment's end must not be before its start.");
             }
         }
 
