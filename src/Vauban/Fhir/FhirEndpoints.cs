@@ -97,16 +97,36 @@ internal static class FhirEndpoints
         fhir.MapGet("/{type}/{id}/_history", async (HttpContext http, string type, string id) =>
             await HistoryAsync(http, records, type, id));
 
-        fhir.MapGet("/Patient/{id}/$everything", async (HttpContext http, string id) =>
+        fhir.MapGet("/Patient/{id}/$everything", (HttpContext http, string id) => EverythingAsync(http, records, id, Query(http)));
+
+        // R4 operations may be invoked by POST, their parameters in a Parameters resource (or none, with an empty body).
+        fhir.MapPost("/Patient/{id}/$everything", async (HttpContext http, string id) =>
         {
             var parameters = Query(http);
+            if (http.Request.ContentLength != 0)
+            {
+                var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
+                if (error is not null) return error;
+                using (document)
+                {
+                    if (OperationParameters(document!.RootElement) is not { } given)
+                        return FhirHttp.Outcome(400, Issue.Invalid("The body of POST $everything must be a Parameters resource whose parameters each have a name and "
+                            + "one primitive value, e.g. { \"name\": \"_since\", \"valueInstant\": \"2026-01-01T00:00:00Z\" }."));
+                    parameters.AddRange(given);
+                }
+            }
+            return await EverythingAsync(http, records, id, parameters);
+        });
+
+        async Task<IResult> EverythingAsync(HttpContext http, RecordsService records, string id, List<KeyValuePair<string, string>> parameters)
+        {
             var token = parameters.FirstOrDefault(p => p.Key == "_page").Value;
             var page = await records.EverythingAsync(http.Access(), id, parameters, token, Lenient(http), http.RequestAborted);
             if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
             var baseUrl = FhirHttp.BaseUrl(http);
             var path = $"{baseUrl}/Patient/{Uri.EscapeDataString(id)}/$everything";
             return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, FhirJson.PageLink(path, page.ThisPage)!, FhirJson.PageLink(path, page.NextPage)));
-        });
+        }
 
         // Break-the-glass over FHIR, for a signed-in person (the clinician UI has the same form):
         // Parameters { reason: code from the list, text: string }. Needs a fresh second-factor proof.
@@ -174,6 +194,32 @@ internal static class FhirEndpoints
                 return FhirHttp.Bundle(status, body);
             }
         });
+    }
+
+    /// <summary>An operation's Parameters resource as name and value pairs, as the query string gives them (a number written as JSON
+    /// writes it); null when the body is not a Parameters resource of named primitive values.</summary>
+    private static List<KeyValuePair<string, string>>? OperationParameters(System.Text.Json.JsonElement body)
+    {
+        if (body.ValueKind != System.Text.Json.JsonValueKind.Object || !body.TryGetProperty("resourceType", out var type) || !type.ValueEquals("Parameters")) return null;
+        var pairs = new List<KeyValuePair<string, string>>();
+        if (!body.TryGetProperty("parameter", out var list)) return pairs;
+        if (list.ValueKind != System.Text.Json.JsonValueKind.Array) return null;
+        foreach (var parameter in list.EnumerateArray())
+        {
+            if (parameter.ValueKind != System.Text.Json.JsonValueKind.Object || !parameter.TryGetProperty("name", out var name) || name.ValueKind != System.Text.Json.JsonValueKind.String)
+                return null;
+            string? value = null;
+            foreach (var property in parameter.EnumerateObject())
+            {
+                if (property.Name == "name") continue;
+                if (value is not null || !property.Name.StartsWith("value", StringComparison.Ordinal)
+                    || property.Value.ValueKind is not (System.Text.Json.JsonValueKind.String or System.Text.Json.JsonValueKind.Number)) return null;
+                value = property.Value.ValueKind == System.Text.Json.JsonValueKind.String ? property.Value.GetString()! : property.Value.GetRawText();
+            }
+            if (value is null) return null;
+            pairs.Add(new KeyValuePair<string, string>(name.GetString()!, value));
+        }
+        return pairs;
     }
 
     private static string? ParameterValue(System.Text.Json.JsonElement parameters, string name, string valueElement)

@@ -1026,6 +1026,30 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Equal(new[] { patient, early, appointment, late, practitioner }.Order(StringComparer.Ordinal), ones.Order(StringComparer.Ordinal));
         Assert.Equal(patient, ones[0]);
         Assert.Equal(practitioner, ones[^1]);
+
+        // Invoked by POST (R4 operations), the same parameters in a Parameters resource, or none with an empty body.
+        var parameters = $$"""
+            { "resourceType": "Parameters", "parameter": [
+              { "name": "_type", "valueCode": "Observation" }, { "name": "_since", "valueInstant": "{{since}}" }, { "name": "_count", "valueInteger": 5 } ] }
+            """;
+        using (var posted = await Api.PostAsync(everything, FhirContent.Json(parameters)))
+        {
+            var page = await posted.BodyAsync();
+            Assert.True(posted.StatusCode == HttpStatusCode.OK, page.ToString());
+            Assert.Equal([late], Ids(page));
+        }
+        using (var empty = await Api.PostAsync(everything, new ByteArrayContent([])))
+        {
+            Assert.Equal(5, Ids(await empty.BodyAsync()).Count);
+        }
+        foreach (var wrong in new[] { """{ "resourceType": "Patient" }""", """{ "resourceType": "Parameters", "parameter": [{ "name": "_type" }] }""",
+                     """{ "resourceType": "Parameters", "parameter": [{ "name": "_count", "valueInteger": 1, "valueString": "1" }] }""",
+                     """{ "resourceType": "Parameters", "parameter": [{ "name": "_since", "valueInstant": "hier" }] }""" })
+        {
+            using var refused = await Api.PostAsync(everything, FhirContent.Json(wrong));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("OperationOutcome", (await refused.BodyAsync()).GetProperty("resourceType").GetString());
+        }
     }
 
     [Theory]
