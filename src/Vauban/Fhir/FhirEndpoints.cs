@@ -40,8 +40,15 @@ internal static class FhirEndpoints
             if (error is not null) return error;
             using (document)
             {
-                var ifNoneExist = http.Request.Headers["If-None-Exist"].ToString();
-                var result = await records.CreateAsync(http.Access(), type, document!.RootElement, ifNoneExist.Length == 0 ? null : ifNoneExist, http.RequestAborted);
+                string? ifNoneExist = null;
+                if (http.Request.Headers.TryGetValue("If-None-Exist", out var condition))
+                {
+                    ifNoneExist = condition.ToString();
+                    // Present but empty, the client meant a conditional create: creating unconditionally could file a duplicate.
+                    if (string.IsNullOrWhiteSpace(ifNoneExist))
+                        return FhirHttp.Outcome(400, Issue.Invalid("If-None-Exist must hold search parameters, e.g. identifier=urn:oid:1.2.250.1.213.1.4.8|<NIR>."));
+                }
+                var result = await records.CreateAsync(http.Access(), type, document!.RootElement, ifNoneExist, http.RequestAborted);
                 return result.Status switch
                 {
                     RecordStatus.Created => FhirHttp.Resource(result, 201, http),

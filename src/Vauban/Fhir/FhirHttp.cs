@@ -108,12 +108,13 @@ internal static class FhirHttp
         return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported."));
     }
 
-    /// <summary>If-Match: W/"3" (or "3").</summary>
+    /// <summary>If-Match: W/"3" (or "3"). Absent, the write is unconditional; present but empty, it is malformed (false): the
+    /// client meant a condition, and writing without one would overwrite what it has not seen.</summary>
     public static bool TryParseIfMatch(HttpContext context, out int? version)
     {
         version = null;
-        var header = context.Request.Headers.IfMatch.ToString();
-        if (header.Length == 0) return true;
+        if (!context.Request.Headers.TryGetValue("If-Match", out var values)) return true;
+        var header = values.ToString();
         if (!FhirJson.TryParseETag(header, out var v)) return false;
         version = v;
         return true;

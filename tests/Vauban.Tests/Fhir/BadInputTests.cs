@@ -463,6 +463,20 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Theory]
+    [InlineData("PUT", "If-Match")]
+    [InlineData("POST", "If-None-Exist")]
+    public async Task A_condition_header_sent_empty_is_400_not_an_unconditional_write(string method, string header)
+    {
+        var request = new HttpRequestMessage(new HttpMethod(method), method == "PUT" ? "/fhir/Patient/abc" : "/fhir/Patient")
+        {
+            Content = FhirContent.Json(Samples.Patient(id: method == "PUT" ? "abc" : null)),
+        };
+        request.Headers.TryAddWithoutValidation(header, "");
+        using var response = await _api.SendAsync(request);
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, header);
+    }
+
+    [Theory]
     [InlineData("' OR 1=1 --")]
     [InlineData("\"; DROP TABLE resources; --")]
     [InlineData("<script>alert(1)</script>")]
