@@ -344,6 +344,20 @@ public class ResourceValidatorTests
         Assert.Empty(Validate($$"""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": {{period}} }"""));
 
     [Fact]
+    public void A_reference_whose_type_disagrees_with_the_type_it_names_is_reported() =>
+        AssertSingleIssue(
+            """{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "subject": { "reference": "Patient/p", "type": "Device" } }""",
+            "Observation.subject.type",
+            "names a Patient but its type says Device");
+
+    [Theory]
+    [InlineData("""{ "reference": "Patient/p", "type": "Patient" }""")]
+    [InlineData("""{ "reference": "https://hopital.example/fhir/Patient/p", "type": "http://hl7.org/fhir/StructureDefinition/Patient" }""")]
+    [InlineData("""{ "reference": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01", "type": "Patient" }""")]
+    public void A_reference_whose_type_agrees_with_what_it_names_is_accepted(string subject) =>
+        Assert.Empty(Validate($$"""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "subject": {{subject}} }"""));
+
+    [Fact]
     public void A_string_written_with_json_escapes_is_checked_on_its_text() =>
         Assert.Empty(Validate("""{ "resourceType": "Patient", "birthDate": "1980\u002D02\u002D14", "name": [{ "family": "D\u00e9sir\u00e9" }] }"""));
 

@@ -294,9 +294,20 @@ public static class ResourceValidator
             if (reference.TryGetProperty("reference", out var literal) && literal.ValueKind == JsonValueKind.String)
             {
                 var text = TryWidenAscii(JsonMarshal.GetRawUtf8Value(literal)[1..^1], buffer, out var ascii) ? ascii : literal.GetString().AsSpan();
-                if (TryNamedType(text, out var named) && !targets.GetAlternateLookup<ReadOnlySpan<char>>().Contains(named))
+                var namesType = TryNamedType(text, out var named);
+                if (namesType && !targets.GetAlternateLookup<ReadOnlySpan<char>>().Contains(named))
                 {
                     Report(CurrentLocation() + ".reference", $"A reference of type {named} is not allowed here: this element refers to {Choices(targets)}.");
+                }
+                else if (namesType && reference.TryGetProperty("type", out var stated) && stated.ValueKind == JsonValueKind.String)
+                {
+                    // R4 Reference.type: "the type of the target", so it must agree with the type the literal reference names.
+                    var statedText = stated.GetString().AsSpan();
+                    var statedType = statedText[(statedText.LastIndexOf('/') + 1)..];
+                    if (!statedType.SequenceEqual(named))
+                    {
+                        Report(CurrentLocation() + ".type", $"The reference names a {named} but its type says {Truncate(statedText.ToString())}.");
+                    }
                 }
 
                 return;
