@@ -65,7 +65,7 @@ internal static class RecordValidation
             if (history >= 0) reference = reference[..history];
             var slash = reference.LastIndexOf((byte)'/');
             var last = slash >= 0 ? reference[(slash + 1)..] : reference;
-            if (last.Length == 15 && IdRules.IsIdentifying(System.Text.Encoding.ASCII.GetString(last))) return true;
+            if (last.Length >= 15 && IdRules.IsIdentifying(System.Text.Encoding.ASCII.GetString(last))) return true;
         }
         return false;
     }

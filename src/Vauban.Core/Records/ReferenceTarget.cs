@@ -32,10 +32,25 @@ public static class IdRules
 
     public static string NewId() => Guid.CreateVersion7().ToString("D");
 
-    /// <summary>Whether an id is a NIR (15 characters with a valid control key): ids are stored, indexed and referenced in
-    /// clear (ADR 0003), and a NIR must never be (invariant 4). A client choosing its ids (update as create, import) must
-    /// not use the patient's social-security number.</summary>
-    public static bool IsIdentifying(string id) => id.Length == 15 && Nir.IsValid(id);
+    /// <summary>Whether an id is a NIR (15 characters with a valid control key), also when written with the '-' or '.' an id may
+    /// hold between its digits ("1-80-03-44-109-123-45"): ids are stored, indexed and referenced in clear (ADR 0003), and a
+    /// NIR must never be (invariant 4). A client choosing its ids (update as create, import) must not use the patient's
+    /// social-security number.</summary>
+    public static bool IsIdentifying(ReadOnlySpan<char> id)
+    {
+        if (id.Length < NirLength) return false;
+        Span<char> compact = stackalloc char[NirLength];
+        var length = 0;
+        foreach (var c in id)
+        {
+            if (c is '-' or '.') continue;
+            if (length == NirLength) return false;
+            compact[length++] = char.ToUpperInvariant(c);
+        }
+        return length == NirLength && Nir.IsValid(new string(compact));
+    }
+
+    private const int NirLength = 15;
 
     public const string IdentifyingIdMessage = "ids are stored in clear, so they must not identify a patient";
 }

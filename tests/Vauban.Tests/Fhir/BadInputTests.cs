@@ -260,6 +260,15 @@ public abstract class BadInputTests : IAsyncLifetime
             using var observations = await _api.GetAsync("/fhir/Observation?_summary=count");
             Assert.Equal(0, (await observations.BodyAsync()).GetProperty("total").GetInt32());
         }
+        // Written with the separators an id may hold, it is still the NIR.
+        foreach (var written in new[] { $"{nir[..1]}-{nir[1..3]}-{nir[3..5]}-{nir[5..7]}-{nir[7..10]}-{nir[10..13]}-{nir[13..]}", string.Join('.', nir.Chunk(3).Select(c => new string(c))) })
+        {
+            using var separated = await _api.PutAsync($"/fhir/Patient/{written}", FhirContent.Json(Samples.Patient(id: written)));
+            Assert.DoesNotContain(written, await separated.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            await AssertRefusedAsync(separated, HttpStatusCode.BadRequest, "social-security number");
+            using var observation = await _api.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{written}")));
+            await AssertRefusedAsync(observation, HttpStatusCode.BadRequest, "social-security number");
+        }
         // Fifteen digits that are not a NIR (the control key does not match) are an ordinary id.
         using var other = await _api.PutAsync("/fhir/Patient/180034410912399", FhirContent.Json(Samples.Patient(id: "180034410912399")));
         Assert.Equal(HttpStatusCode.Created, other.StatusCode);
