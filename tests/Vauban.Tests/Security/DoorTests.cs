@@ -165,14 +165,30 @@ public abstract class DoorTests : IAsyncLifetime
         using (var delete = await readOnly.DeleteAsync($"/fhir/Patient/{_patientOfA}")) Assert.Equal(HttpStatusCode.Forbidden, delete.StatusCode);
         using (var other = await readOnly.GetAsync("/fhir/Observation?category=laboratory")) Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
         using (var include = await readOnly.GetAsync($"/fhir/Patient?_id={_patientOfA}&_revinclude=Observation:patient")) Assert.Equal(HttpStatusCode.Forbidden, include.StatusCode);
-        // An include of "any type" returns only the types the scopes allow.
+        // An include whose parameter reaches one type only (Observation.subject: of the types kept here, Patient) is
+        // refused like any include naming that type.
         using var observer = await _server.ClientAsync("hospital-a", "system/Observation.rs");
-        using (var anyType = await observer.GetAsync($"/fhir/Observation?subject={_patientOfA}&_include=Observation:subject"))
+        using (var single = await observer.GetAsync($"/fhir/Observation?subject={_patientOfA}&_include=Observation:subject"))
         {
-            var body = await anyType.BodyAsync();
-            Assert.Equal(HttpStatusCode.OK, anyType.StatusCode);
-            Assert.All(body.GetProperty("entry").EnumerateArray(), e => Assert.Equal("Observation", e.GetProperty("resource").GetProperty("resourceType").GetString()));
+            Assert.Equal(HttpStatusCode.Forbidden, single.StatusCode);
+            Assert.Contains("Patient", (await single.BodyAsync()).ToString(), StringComparison.Ordinal);
         }
+        // An include that may reach several types returns only those the scopes allow.
+        using var practitioner = await _hospitalA.PostAsync("/fhir/Practitioner", FhirContent.Json(Samples.Practitioner()));
+        var practitionerId = (await practitioner.BodyAsync()).GetProperty("id").GetString();
+        using (var booked = await _hospitalA.PostAsync("/fhir/Appointment", FhirContent.Json(Samples.Appointment($"Patient/{_patientOfA}", $"Practitioner/{practitionerId}", "2026-03-02T10:00:00+01:00"))))
+            Assert.Equal(HttpStatusCode.Created, booked.StatusCode);
+        async Task<string[]> IncludedTypesAsync(string scopes)
+        {
+            using var client = await _server.ClientAsync("hospital-a", scopes);
+            using var response = await client.GetAsync($"/fhir/Appointment?actor=Patient/{_patientOfA}&_include=Appointment:actor");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            return (await response.BodyAsync()).GetProperty("entry").EnumerateArray()
+                .Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()!).Distinct().Order().ToArray();
+        }
+        Assert.Equal(["Appointment"], await IncludedTypesAsync("system/Appointment.rs"));
+        Assert.Equal(["Appointment", "Practitioner"], await IncludedTypesAsync("system/Appointment.rs system/Practitioner.rs"));
+        Assert.Equal(["Appointment", "Patient", "Practitioner"], await IncludedTypesAsync("system/Appointment.rs system/Practitioner.rs system/Patient.rs"));
         // $everything returns only the types the scopes allow.
         using var everything = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything");
         var types = (await everything.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).Distinct();
