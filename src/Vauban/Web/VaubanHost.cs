@@ -40,6 +40,9 @@ public static class VaubanHost
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = Math.Max(options.MaxBundleBytes, options.MaxResourceBytes) + 1;
+            // Twice the target Vauban accepts, so that a target somewhat over it reaches RefuseLongTargets and gets an answer
+            // a client can read; Kestrel answers a longer line itself, with a bare 414.
+            kestrel.Limits.MaxRequestLineSize = 2 * MaxRequestTargetBytes;
         });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console => console.SingleLine = true);
@@ -71,6 +74,7 @@ public static class VaubanHost
             http.TraceIdentifier = http.TraceIdentifier.Replace(':', '.');
             return next(http);
         });
+        app.Use(RefuseLongTargets);
         app.UseExceptionHandler(handler => handler.Run(WriteUnexpectedErrorAsync));
         app.Use(AbortStartedAnswerOnErrorAsync);
         app.UseSecurityHeaders();
@@ -105,6 +109,23 @@ public static class VaubanHost
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
         app.MapGuardAdmin(store);
         return app;
+    }
+
+    /// <summary>The longest request target (path and query string, as sent) Vauban accepts: Kestrel's default request line.</summary>
+    internal const int MaxRequestTargetBytes = 8 * 1024;
+
+    /// <summary>A target over <see cref="MaxRequestTargetBytes"/> is a 414 that says what to do instead: a search whose
+    /// parameters do not fit a URL fits the form body of POST _search. The FHIR API answers with an OperationOutcome.</summary>
+    private static Task RefuseLongTargets(HttpContext http, RequestDelegate next)
+    {
+        var target = http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpRequestFeature>()?.RawTarget;
+        if (target is null || target.Length <= MaxRequestTargetBytes) return next(http);
+        var message = $"The request's URL is {target.Length:N0} characters long; the limit is {MaxRequestTargetBytes:N0}. "
+            + "Send a search's parameters in the form body of POST [type]/_search instead.";
+        if (http.Request.Path.StartsWithSegments("/fhir"))
+            return new FhirResult(StatusCodes.Status414UriTooLong, FhirJson.OperationOutcome([Issue.Error("too-long", message)], http.TraceIdentifier)).ExecuteAsync(http);
+        http.Response.StatusCode = StatusCodes.Status414UriTooLong;
+        return http.Response.WriteAsync(message, http.RequestAborted);
     }
 
     /// <summary>The same policy at the token endpoint, whose clients read OAuth errors (RFC 6749 section 5.2), not OperationOutcome.</summary>
