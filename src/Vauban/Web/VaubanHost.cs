@@ -75,6 +75,9 @@ public static class VaubanHost
             return next(http);
         });
         app.Use(RefuseLongTargets);
+        app.Use(AnswerHeadAsGet);
+        // Routing here rather than first (WebApplication's default), so that a HEAD is matched as the GET it became.
+        app.UseRouting();
         app.UseExceptionHandler(handler => handler.Run(WriteUnexpectedErrorAsync));
         app.Use(AbortStartedAnswerOnErrorAsync);
         app.UseSecurityHeaders();
@@ -109,6 +112,15 @@ public static class VaubanHost
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
         app.MapGuardAdmin(store);
         return app;
+    }
+
+    /// <summary>HEAD is answered as the GET it stands for (HTTP: every general-purpose server supports both), with the same
+    /// status and headers (ETag, Last-Modified, Content-Type) and no body: Kestrel sends none for a HEAD. It is the same
+    /// interaction, so a HEAD of a record is authorized, guarded and audited as its read: it tells whether the record exists.</summary>
+    private static Task AnswerHeadAsGet(HttpContext http, RequestDelegate next)
+    {
+        if (HttpMethods.IsHead(http.Request.Method)) http.Request.Method = HttpMethods.Get;
+        return next(http);
     }
 
     /// <summary>The longest request target (path and query string, as sent) Vauban accepts: Kestrel's default request line.</summary>

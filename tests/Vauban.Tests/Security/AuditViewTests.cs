@@ -68,6 +68,29 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_HEAD_is_answered_like_its_GET_without_a_body_and_a_HEAD_of_a_record_is_audited_as_its_read()
+    {
+        using (var head = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/fhir/Patient/{_patient}")))
+        {
+            Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+            Assert.Equal("W/\"1\"", head.Headers.ETag?.ToString());
+            Assert.Equal("application/fhir+json", head.Content.Headers.ContentType?.MediaType);
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
+        using (var missing = await _client.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/fhir/Patient/no-such-patient")))
+            Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        using (var health = await _server.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/healthz")))
+            Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        using (var anonymous = await _server.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, $"/fhir/Patient/{_patient}")))
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var reads = (await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&action=R")).GetProperty("entry").EnumerateArray()
+            .Count(e => e.GetProperty("resource").GetProperty("subtype")[0].GetProperty("code").GetString() == "read");
+        Assert.Equal(4, reads); // three GETs, then the HEAD
+    }
+
+    [Fact]
     public async Task The_officer_sees_a_patients_access_history_as_AuditEvents()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
