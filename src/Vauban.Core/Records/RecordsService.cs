@@ -345,7 +345,7 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
         var json = ResourceStamp.Apply(resource, type, id, 1, now, references, context.ServerBase);
-        if (ExtractWritten(type, json, keys, out var refused) is not { } index) return refused!;
+        if (ExtractWritten(type, json, keys, references, out var refused) is not { } index) return refused!;
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), made, cancellationToken);
@@ -403,7 +403,7 @@ public sealed partial class RecordsService
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references, context.ServerBase);
-        if (ExtractWritten(type, json, keys, out var refusedIndex) is not { } newIndex) return refusedIndex!;
+        if (ExtractWritten(type, json, keys, references, out var refusedIndex) is not { } newIndex) return refusedIndex!;
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
@@ -838,9 +838,17 @@ public sealed partial class RecordsService
     /// <summary>The index of a version about to be written, or null (with the refusal) when it names its patient in a form the index
     /// does not follow (422, as a patient that does not exist here), or has more index values than one resource may (400). Checked
     /// on what is stored, once a transaction's urn:uuid: references are rewritten to the ids they name.</summary>
-    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, out RecordResult? refused)
+    /// <param name="references">A transaction's fullUrls and the records they became: its urn:uuid: references said no type when the
+    /// entries were validated, so the resource is validated again as rewritten (an Observation whose subject is the urn:uuid: of a
+    /// Practitioner entry names a Practitioner now, which Observation.subject may not).</param>
+    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, IReadOnlyDictionary<string, string>? references, out RecordResult? refused)
     {
         using var document = JsonDocument.Parse(json);
+        if (references is { Count: > 0 } && RecordValidation.Validate(type, document.RootElement) is { Count: > 0 } issues)
+        {
+            refused = RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
+            return null;
+        }
         if (Compartments.UnfollowedPatientReference(type, document.RootElement) is { } unfollowed)
         {
             refused = RecordResult.Fail(RecordStatus.Unprocessable, type, unfollowed);

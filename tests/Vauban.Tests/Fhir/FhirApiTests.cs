@@ -609,6 +609,52 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_urn_uuid_reference_to_an_entry_of_a_type_the_element_does_not_allow_is_400_and_writes_nothing()
+    {
+        // The validator sees "urn:uuid:…" without a type; once rewritten it names a Practitioner, which Observation.subject may
+        // not: a record filed under no patient, open to whoever may read Observation. Refused as the literal reference is.
+        var practitionerUrn = "urn:uuid:cccccccc-1111-4111-8111-111111111111";
+        foreach (var (method, url) in new[] { ("POST", "Observation"), ("PUT", "Observation/obs-urn-type") })
+        {
+            var observation = Samples.Observation(practitionerUrn, loinc: "8867-4");
+            if (method == "PUT") observation = observation.Replace("\"resourceType\": \"Observation\"", "\"resourceType\": \"Observation\", \"id\": \"obs-urn-type\"");
+            var bundle = $$"""
+                {
+                  "resourceType": "Bundle", "type": "transaction",
+                  "entry": [
+                    { "fullUrl": "{{practitionerUrn}}", "resource": {{Samples.Practitioner("Mauvaiscible")}},
+                      "request": { "method": "POST", "url": "Practitioner" } },
+                    { "resource": {{observation}}, "request": { "method": "{{method}}", "url": "{{url}}" } }
+                  ]
+                }
+                """;
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+            var body = await response.BodyAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            var diagnostics = body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+            Assert.Contains("Bundle.entry[1]", diagnostics);
+            Assert.Contains("A reference of type Practitioner is not allowed here", diagnostics);
+        }
+        Assert.Empty(Ids(await SearchAsync("Practitioner?family=mauvaiscible")));
+        Assert.Empty(Ids(await SearchAsync("Observation?code=8867-4")));
+        // The same urn:uuid: naming a Patient entry is what a transaction is for.
+        var good = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "urn:uuid:dddddddd-1111-4111-8111-111111111111", "resource": {{Samples.Patient(family: "Bonnecible")}},
+                  "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{Samples.Observation("urn:uuid:dddddddd-1111-4111-8111-111111111111", loinc: "8867-4")}},
+                  "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(good))) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Single(Ids(await SearchAsync("Observation?code=8867-4")));
+    }
+
+    [Fact]
     public async Task Transaction_reference_to_a_conditional_create_that_matched_names_the_existing_resource_even_from_an_earlier_entry()
     {
         var nir = Samples.ValidNir("1850375123411");
