@@ -101,6 +101,14 @@ public sealed partial class RecordsService
             var path = url.Split('?', 2);
             var segments = path[0].Trim('/').Split('/');
             var type = segments[0];
+            if (path[0].Contains("://", StringComparison.Ordinal) || path[0].StartsWith("urn:", StringComparison.OrdinalIgnoreCase))
+            {
+                // R4: request.url is relative to the server's base ("Patient", "Patient/123"); said so rather than "'http:' is not a type".
+                entries.Add(new BundleEntry(index, method, url, "", null, null, null, null, null, null)
+                    { Unusable = (400, Issue.Invalid($"{where}: request.url '{Shorten(url)}' is absolute; give it relative to the server's base (Type, Type/id, Type?query).", where + ".request.url")) });
+                index++;
+                continue;
+            }
             if (!TypeCodes.TryGet(type, out _))
             {
                 entries.Add(new BundleEntry(index, method, url, type, null, null, null, null, null, null)
@@ -129,6 +137,12 @@ public sealed partial class RecordsService
             List<KeyValuePair<string, string>>? query = path.Length > 1
                 ? QueryHelpers.ParseQuery("?" + path[1]).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList()
                 : null;
+            if (method == "POST" && path.Length > 1 && unusable is null)
+            {
+                // A query on a POST's url would be ignored and the resource created whatever it matched: a conditional create
+                // is request.ifNoneExist.
+                unusable = (400, Issue.Invalid($"{where}: a POST's request.url is the type alone; to create only when nothing matches, give the query as request.ifNoneExist.", where + ".request.url"));
+            }
             var ok = method switch
             {
                 "POST" => segments.Length == 1 && resource is not null,

@@ -191,7 +191,7 @@ public sealed partial class RecordsService
                 rejected.Add(Issue.Invalid($"{where}: fullUrl is used twice.", where + ".fullUrl"));
                 continue;
             }
-            found.Add((given is null ? $"{where} ({Shorten(type)})" : $"{where} ({Shorten(type)}/{Shorten(given)})", type, id, resource));
+            found.Add((given is null ? $"{where} ({Shorten(type)})" : $"{where} ({NameOf(type, given)})", type, id, resource));
         }
         foreach (var (where, type, id, resource) in found)
         {
@@ -206,6 +206,10 @@ public sealed partial class RecordsService
         }
         return items;
     }
+
+    /// <summary>How a rejection names a record: its type and id, but not an id that is a NIR (refused for that very reason): the
+    /// import's lines end up in job logs, which must not hold a social-security number.</summary>
+    private static string NameOf(string type, string id) => IdRules.IsIdentifying(id) ? $"{Shorten(type)}, id withheld" : $"{Shorten(type)}/{Shorten(id)}";
 
     /// <param name="Where">What a rejection names: <see cref="ImportItem.Where"/>, else the type and id.</param>
     internal sealed record PreparedRow(string Type, int TypeCode, string Id, byte[] Sealed, IndexEntries? Index, Issue? Issue, string Where);
@@ -227,7 +231,7 @@ public sealed partial class RecordsService
 
     private PreparedRow Prepare(AccessContext context, TenantKeys keys, ImportItem item, long now)
     {
-        var where = item.Where ?? $"{Shorten(item.Type)}/{Shorten(item.Id)}";
+        var where = item.Where ?? NameOf(item.Type, item.Id);
         PreparedRow Reject(string message) => new(item.Type, 0, item.Id, [], null, Issue.Invalid($"{where}: {message}"), where);
         if (!TypeCodes.TryGet(item.Type, out var typeCode)) return Reject("unsupported resource type.");
         if (!_policy.Authorize(context, Interaction.Import, item.Type).Allowed) return Reject("the granted scopes do not allow creating this type.");

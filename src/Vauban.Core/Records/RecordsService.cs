@@ -641,7 +641,7 @@ public sealed partial class RecordsService
         Issue.Error("not-found", where is null
             ? $"{element} names Patient/{Shorten(patient)}, which {(deleted ? "was deleted" : "does not exist on this server")}: a record is filed under an existing "
                 + "patient. Create the patient first, or in the same transaction."
-            : $"{where}: {element} names Patient/{Shorten(patient)}, which is neither in the store nor in this import{(deleted ? " (it was deleted)" : "")}.", element);
+            : $"{where}: {element} names Patient/{Shorten(patient)}, which is neither in the store nor loaded by this import{(deleted ? " (it was deleted)" : " (if the import holds it, it was rejected: see its line)")}.", element);
 
     /// <summary>
     /// A patient is deleted only once no record that is not deleted names them (as its subject, patient, participant or any

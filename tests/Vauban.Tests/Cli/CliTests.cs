@@ -644,6 +644,22 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Importing_a_record_whose_id_is_a_NIR_refuses_it_without_printing_the_NIR()
+    {
+        // The import's lines end up in job logs: a NIR given as an id is refused (ids are stored in clear) and not echoed.
+        Assert.Equal(0, (await RunAsync($"tenants add chu-nir-id {DbArgs}")).Exit);
+        var nir = Samples.ValidNir("2690323523804");
+        var file = Path.Combine(_directory, "nir-id.json");
+        await File.WriteAllTextAsync(file, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Nirid", id: nir)}} } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {file} --tenant chu-nir-id {DbArgs}");
+        Assert.True(exit == 1, output);
+        Assert.Contains("Bundle.entry[0] (Patient, id withheld): The id is a NIR", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(nir, output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Importing_a_folder_loads_records_before_their_patients_file_and_names_the_file_and_entry_of_one_whose_patient_is_nowhere()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-order {DbArgs}")).Exit);
@@ -664,7 +680,7 @@ public class CliTests : IDisposable
         Assert.Contains("ok a-observations.json: 0 created, 0 updated, 0 rejected, 2 waiting for their patient in a later file.", lines);
         Assert.Contains("ok b-patients.json: 1 created, 0 updated, 0 rejected.", lines);
         Assert.Contains("failed records loaded after the patients of later files: 1 created, 0 updated, 1 rejected.", lines);
-        Assert.Contains("  a-observations.json Bundle.entry[1] (Observation): Observation.subject names Patient/order-nowhere, which is neither in the store nor in this import.", lines);
+        Assert.Contains("  a-observations.json Bundle.entry[1] (Observation): Observation.subject names Patient/order-nowhere, which is neither in the store nor loaded by this import (if the import holds it, it was rejected: see its line).", lines);
 
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
         var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-order", CancellationToken.None))!, "test");

@@ -408,6 +408,29 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.StartsWith("404", entries[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("http://localhost/fhir/Patient", "is absolute; give it relative to the server's base")]
+    [InlineData("urn:uuid:0f0e0d0c-0000-4000-8000-000000000001", "is absolute; give it relative to the server's base")]
+    [InlineData("Patient?identifier=urn:x|1", "a POST's request.url is the type alone")]
+    public async Task A_bundle_POST_entry_whose_url_is_absolute_or_carries_a_query_is_400_saying_so_and_writes_nothing(string url, string message)
+    {
+        // An absolute url was "'http:' is not a supported resource type"; a query on a POST was ignored and the patient created.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Applique")}}, "request": { "method": "POST", "url": "Patient" } },
+              { "resource": {{Samples.Patient(family: "Absolue")}}, "request": { "method": "POST", "url": "{{url}}" } } ] }
+            """;
+        using (var response = await _api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            await AssertRefusedAsync(response, HttpStatusCode.BadRequest, message);
+        }
+        using var batch = await _api.PostAsync("/fhir", FhirContent.Json(bundle.Replace("\"transaction\"", "\"batch\"", StringComparison.Ordinal)));
+        var entries = (await batch.BodyAsync()).GetProperty("entry");
+        Assert.StartsWith("400", entries[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        using var count = await _api.GetAsync("/fhir/Patient?family=absolue&_summary=count");
+        Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
     [Fact]
     public async Task A_wrong_content_type_is_415()
     {

@@ -678,6 +678,10 @@ public abstract class FhirApiTests : IAsyncLifetime
         var entries = body.GetProperty("entry").EnumerateArray().ToList();
         Assert.StartsWith("200", entries[1].GetProperty("response").GetProperty("status").GetString());
         Assert.Equal(existing, entries[1].GetProperty("resource").GetProperty("id").GetString());
+        // As the direct POST with If-None-Exist answers a match: the version it found, and when it was written.
+        Assert.Equal("W/\"1\"", entries[1].GetProperty("response").GetProperty("etag").GetString());
+        Assert.Equal(entries[1].GetProperty("resource").GetProperty("meta").GetProperty("lastUpdated").GetString(),
+            entries[1].GetProperty("response").GetProperty("lastModified").GetString());
         foreach (var observation in new[] { entries[0], entries[2] })
         {
             Assert.StartsWith("201", observation.GetProperty("response").GetProperty("status").GetString());

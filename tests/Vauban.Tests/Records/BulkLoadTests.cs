@@ -124,7 +124,7 @@ public abstract class BulkLoadTests : IAsyncLifetime
         var summary = await records.ImportAsync(operatorContext, items, null, CancellationToken.None);
         Assert.Equal(6, summary.Created);
         var rejected = Assert.Single(summary.Rejected);
-        Assert.Equal("Bundle.entry[2] (Observation/obs-orphan): Observation.subject names Patient/pat-nowhere, which is neither in the store nor in this import.", rejected.Diagnostics);
+        Assert.Equal("Bundle.entry[2] (Observation/obs-orphan): Observation.subject names Patient/pat-nowhere, which is neither in the store nor loaded by this import (if the import holds it, it was rejected: see its line).", rejected.Diagnostics);
         Assert.Equal(RecordStatus.NotFound, (await records.ReadAsync(operatorContext, "Observation", "obs-orphan", CancellationToken.None)).Status);
         Assert.Equal(RecordStatus.Ok, (await records.ReadAsync(operatorContext, "Observation", "obs-early-1", CancellationToken.None)).Status);
 
