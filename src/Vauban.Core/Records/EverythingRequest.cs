@@ -51,6 +51,9 @@ internal sealed class EverythingRequest
                     }
                     request.Since = Math.Max(request.Since ?? long.MinValue, since);
                     break;
+                case "_count" when request.Count is not null:
+                    issues.Add(Issue.Invalid("_count is given twice; give it once.", "_count"));
+                    continue;
                 case "_count":
                     if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count))
                     {

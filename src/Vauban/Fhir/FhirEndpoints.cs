@@ -264,6 +264,11 @@ internal static class FhirEndpoints
 
     private static async Task<IResult> HistoryAsync(HttpContext http, RecordsService records, string type, string? id)
     {
+        foreach (var (key, values) in http.Request.Query)
+        {
+            if (values.Count > 1 && key is "_since" or "_count" or "_page")
+                return FhirHttp.Outcome(400, Issue.Invalid($"{key} is given twice; give it once.", key));
+        }
         long? since = null;
         var sinceText = http.Request.Query["_since"].ToString();
         if (sinceText.Length > 0)

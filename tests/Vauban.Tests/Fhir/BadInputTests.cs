@@ -455,6 +455,11 @@ public abstract class BadInputTests : IAsyncLifetime
     [InlineData("Observation?subject.name=dupont", "Chained search")]
     [InlineData("Patient?_include=Observation:patient", "_include must start")]
     [InlineData("Patient?_page=forged-token", "paging link is invalid")]
+    [InlineData("Patient?_sort=_id&_sort=-_id", "_sort is given twice")]
+    [InlineData("Patient?_count=4&_count=2", "_count is given twice")]
+    [InlineData("Patient?_summary=count&_summary=false", "_summary is given twice")]
+    [InlineData("Patient/_history?_since=2026-01-01T00:00:00Z&_since=2020-01-01T00:00:00Z", "_since is given twice")]
+    [InlineData("Patient/_history?_count=1&_count=2", "_count is given twice")]
     public async Task Bad_search_requests_are_400_and_say_what_is_wrong(string query, string mentions)
     {
         using var response = await _api.GetAsync("/fhir/" + query);

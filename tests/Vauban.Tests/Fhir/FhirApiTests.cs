@@ -1113,6 +1113,7 @@ public abstract class FhirApiTests : IAsyncLifetime
     [InlineData("colour=blue", "Unknown parameter 'colour'")]
     [InlineData("start=2026-01-01", "not supported")]
     [InlineData("_page=forged", "paging link is invalid")]
+    [InlineData("_count=1&_count=2", "_count is given twice")]
     public async Task Patient_everything_refuses_bad_or_unknown_parameters_with_400(string query, string mentions)
     {
         var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;

@@ -79,9 +79,16 @@ internal sealed class SearchQuery
     {
         var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = today ?? DateOnly.FromDateTime(DateTime.UtcNow) };
         var values = 0;
+        var controls = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (rawName, value) in parameters)
         {
             if (rawName is "_format" or "_pretty" or "_page") continue;
+            // One page size, one sort, one summary: given twice, which one counts would be a guess (the last one silently did).
+            if (rawName is "_count" or "_sort" or "_summary" or "_total" && !controls.Add(rawName))
+            {
+                issues.Add(Issue.Invalid($"{rawName} is given twice; give it once{(rawName == "_sort" ? " (searches sort on one key)" : "")}.", rawName));
+                continue;
+            }
             // Counted before anything is parsed, so that an oversized search costs no more than reading it.
             values += 1 + value.Count(c => c == ',');
             if (values > MaxValues)
