@@ -234,6 +234,8 @@ public sealed partial class RecordsService
             if (entry.Method == "POST") newIds[entry.Index] = id!;
             if (entry.FullUrl is not null && id is not null && entry.Method is "POST" or "PUT")
             {
+                if (FullUrlDisagreement(entry, id, context.ServerBase) is { } disagreement)
+                    return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl {disagreement}", $"Bundle.entry[{entry.Index}].fullUrl")]));
                 if (!references.TryAdd(entry.FullUrl, $"{entry.Type}/{id}"))
                     return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl is used twice.")]));
             }
@@ -312,6 +314,31 @@ public sealed partial class RecordsService
 
         static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
             (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" })));
+    }
+
+    /// <summary>
+    /// R4 Bundle.entry.fullUrl "SHALL NOT disagree with the id in the resource": one that is not a urn: is a URL ending in the
+    /// entry's Type/id, and references to it are rewritten to the record the entry writes. So a PUT's names the id it puts, and a
+    /// POST's (whose id the server assigns) may be the URL the record had on the server it comes from, but not a URL of this
+    /// server: references to an existing record here, written in full, would be re-pointed to the new one (a result filed
+    /// under another patient). Null when it agrees.
+    /// </summary>
+    private static string? FullUrlDisagreement(BundleEntry entry, string id, string? serverBase)
+    {
+        var url = entry.FullUrl!;
+        if (url.StartsWith("urn:", StringComparison.OrdinalIgnoreCase)) return null;
+        var segments = url.Split('?', '#')[0].TrimEnd('/').Split('/');
+        if (!url.Contains("://", StringComparison.Ordinal) || segments.Length < 2)
+            return $"'{Shorten(url)}' is neither a urn:uuid: nor an absolute URL ending in {entry.Type}/[id].";
+        if (segments[^2] == "_history")
+            return $"'{Shorten(url)}' names a version; a fullUrl is version-independent ({entry.Type}/[id]).";
+        if (segments[^2] != entry.Type)
+            return $"'{Shorten(url)}' names a {Shorten(segments[^2])}, but the entry is a {entry.Type}.";
+        if (entry.Method == "PUT" && segments[^1] != id)
+            return $"'{Shorten(url)}' names {entry.Type}/{Shorten(segments[^1])}, but the entry puts {entry.Type}/{Shorten(id)}.";
+        if (entry.Method == "POST" && serverBase is not null && url.StartsWith(serverBase + "/", StringComparison.Ordinal))
+            return $"'{Shorten(url)}' is a record of this server, and the entry creates a new one: give it a urn:uuid: fullUrl, or PUT the record it names.";
+        return null;
     }
 
     /// <summary>

@@ -655,6 +655,50 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_fullUrl_that_disagrees_with_its_entry_is_400_and_a_reference_to_an_existing_record_is_never_re_pointed()
+    {
+        // References to an entry's fullUrl are rewritten to the record it writes: a fullUrl naming another record made a result
+        // meant for one patient land under another (R4: the fullUrl SHALL NOT disagree with the id in the resource).
+        var existing = (await CreateAsync("Patient", Samples.Patient(family: "Titulaire"))).GetProperty("id").GetString()!;
+        var existingUrl = new Uri(Api.BaseAddress!, $"/fhir/Patient/{existing}").ToString();
+        string Bundle(string fullUrl, string method, string url, string patient) => $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "{{fullUrl}}", "resource": {{patient}}, "request": { "method": "{{method}}", "url": "{{url}}" } },
+                { "resource": {{Samples.Observation(existingUrl, loinc: "1558-6")}}, "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        foreach (var (bundle, mentions) in new[]
+        {
+            (Bundle(existingUrl, "PUT", "Patient/autre-1", Samples.Patient(family: "Autre", id: "autre-1")), "but the entry puts Patient/autre-1"),
+            (Bundle(existingUrl, "POST", "Patient", Samples.Patient(family: "Autre")), "is a record of this server"),
+            (Bundle("http://localhost/fhir/Practitioner/autre-1", "PUT", "Patient/autre-1", Samples.Patient(family: "Autre", id: "autre-1")), "names a Practitioner"),
+            (Bundle($"{existingUrl}/_history/1", "PUT", "Patient/autre-1", Samples.Patient(family: "Autre", id: "autre-1")), "names a version"),
+            (Bundle("autre-1", "PUT", "Patient/autre-1", Samples.Patient(family: "Autre", id: "autre-1")), "neither a urn:uuid: nor an absolute URL"),
+        })
+        {
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body.ToString());
+            Assert.Contains(mentions, body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+        }
+        Assert.Empty(Ids(await SearchAsync("Patient?family=autre")));
+        Assert.Empty(Ids(await SearchAsync("Observation?code=1558-6")));
+        // The URL a record had on the server it comes from is what a fullUrl is for: references to it name the new record.
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("https://ancien.example.org/fhir/Patient/77", "POST", "Patient", Samples.Patient(family: "Migre"))
+            .Replace(existingUrl, "https://ancien.example.org/fhir/Patient/77", StringComparison.Ordinal))))
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            var entries = body.GetProperty("entry").EnumerateArray().ToList();
+            Assert.Equal($"Patient/{entries[0].GetProperty("resource").GetProperty("id").GetString()}",
+                entries[1].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Transaction_reference_to_a_conditional_create_that_matched_names_the_existing_resource_even_from_an_earlier_entry()
     {
         var nir = Samples.ValidNir("1850375123411");
