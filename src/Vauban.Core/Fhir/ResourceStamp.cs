@@ -86,7 +86,16 @@ internal static class ResourceStamp
     private static readonly Dictionary<string, string> Empty = [];
 
     /// <summary>The first urn:uuid: reference in <paramref name="element"/> that <paramref name="map"/> does not resolve, or null.</summary>
-    public static string? UnresolvedUrnReference(JsonElement element, IReadOnlyDictionary<string, string> map)
+    public static string? UnresolvedUrnReference(JsonElement element, IReadOnlyDictionary<string, string> map) =>
+        FirstReference(element, reference => reference.StartsWith("urn:uuid:", StringComparison.OrdinalIgnoreCase) && !map.ContainsKey(reference));
+
+    /// <summary>The first conditional reference ("Practitioner?identifier=…") in the resource, or null. R4 lets a transaction
+    /// carry them for servers that resolve them, and says a server that does not fails the transaction.</summary>
+    public static string? ConditionalReference(JsonElement element) =>
+        FirstReference(element, reference => reference.IndexOf('?') is > 0 and var query && reference.AsSpan(0, query).IndexOfAny('/', ':') < 0);
+
+    /// <summary>The first Reference.reference string in <paramref name="element"/> that <paramref name="matches"/>, or null.</summary>
+    private static string? FirstReference(JsonElement element, Func<string, bool> matches)
     {
         switch (element.ValueKind)
         {
@@ -95,10 +104,9 @@ internal static class ResourceStamp
                 {
                     if (property.NameEquals("reference") && property.Value.ValueKind == JsonValueKind.String)
                     {
-                        var reference = property.Value.GetString()!;
-                        if (reference.StartsWith("urn:uuid:", StringComparison.OrdinalIgnoreCase) && !map.ContainsKey(reference)) return reference;
+                        if (matches(property.Value.GetString()!)) return property.Value.GetString();
                     }
-                    else if (UnresolvedUrnReference(property.Value, map) is { } inner)
+                    else if (FirstReference(property.Value, matches) is { } inner)
                     {
                         return inner;
                     }
@@ -107,7 +115,7 @@ internal static class ResourceStamp
             case JsonValueKind.Array:
                 foreach (var item in element.EnumerateArray())
                 {
-                    if (UnresolvedUrnReference(item, map) is { } inner) return inner;
+                    if (FirstReference(item, matches) is { } inner) return inner;
                 }
                 return null;
             default:

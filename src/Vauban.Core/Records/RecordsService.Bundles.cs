@@ -250,6 +250,12 @@ public sealed partial class RecordsService
                     $"Bundle.entry[{entry.Index}]: the reference '{Shorten(unresolved)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
                     $"Bundle.entry[{entry.Index}].resource")]));
             }
+            if (entry.Resource is { } resource && ResourceStamp.ConditionalReference(resource) is { } conditional)
+            {
+                // Stored as written it named no record: R4 has a server that does not resolve conditional references fail the transaction.
+                return (400, FhirJson.OperationOutcome([Issue.NotSupported(
+                    $"Bundle.entry[{entry.Index}]: the conditional reference '{Shorten(conditional)}' is not resolved by this server: give the Type/id it names, or the fullUrl of an entry.")]));
+            }
         }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);

@@ -655,6 +655,30 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Transaction_with_a_conditional_reference_is_400_since_the_server_does_not_resolve_them_and_writes_nothing()
+    {
+        // Stored as written, "Practitioner?identifier=…" named no record (R4: a server that does not resolve them fails the transaction).
+        var observation = Samples.Observation("urn:uuid:eeeeeeee-1111-4111-8111-111111111111", loinc: "2093-3")
+            .Replace("\"status\": \"final\",", "\"status\": \"final\", \"performer\": [{ \"reference\": \"Practitioner?identifier=urn:oid:1.2.250.1.71.4.2.1|810001234567\" }],", StringComparison.Ordinal);
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "urn:uuid:eeeeeeee-1111-4111-8111-111111111111", "resource": {{Samples.Patient(family: "Conditionnel")}},
+                  "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {{observation}}, "request": { "method": "POST", "url": "Observation" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body.ToString());
+        Assert.Contains("Bundle.entry[1]: the conditional reference 'Practitioner?identifier=", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+        Assert.Empty(Ids(await SearchAsync("Patient?family=conditionnel")));
+        Assert.Empty(Ids(await SearchAsync("Observation?code=2093-3")));
+    }
+
+    [Fact]
     public async Task Transaction_fullUrl_that_disagrees_with_its_entry_is_400_and_a_reference_to_an_existing_record_is_never_re_pointed()
     {
         // References to an entry's fullUrl are rewritten to the record it writes: a fullUrl naming another record made a result
