@@ -134,6 +134,11 @@ public sealed partial class RecordsService
                 if (ine.ValueKind == JsonValueKind.String) ifNoneExist = ine.GetString();
                 else unusable ??= (400, Issue.Invalid($"{where}: ifNoneExist must be a search query such as identifier=system|value (a string).", where + ".request.ifNoneExist"));
             }
+            // The same for a condition of another interaction: ifNoneExist belongs to a create, ifMatch to an update or delete.
+            if (ifNoneExist is not null && method != "POST")
+                unusable ??= (400, Issue.Invalid($"{where}: ifNoneExist conditions a create (POST); this entry is a {Shorten(method)}.", where + ".request.ifNoneExist"));
+            if (ifMatch is not null && method is not ("PUT" or "DELETE"))
+                unusable ??= (400, Issue.Invalid($"{where}: ifMatch conditions an update or a delete (PUT, DELETE); this entry is a {Shorten(method)}.", where + ".request.ifMatch"));
             List<KeyValuePair<string, string>>? query = path.Length > 1
                 ? QueryHelpers.ParseQuery("?" + path[1]).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList()
                 : null;

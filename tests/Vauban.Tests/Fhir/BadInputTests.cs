@@ -431,6 +431,19 @@ public abstract class BadInputTests : IAsyncLifetime
         Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
     }
 
+    [Theory]
+    [InlineData("\"method\": \"POST\", \"url\": \"Patient\", \"ifMatch\": \"W/\\\"1\\\"\"", "ifMatch conditions an update or a delete")]
+    [InlineData("\"method\": \"PUT\", \"url\": \"Patient/cond-1\", \"ifNoneExist\": \"family=x\"", "ifNoneExist conditions a create")]
+    public async Task A_bundle_entry_with_a_condition_its_interaction_does_not_take_is_400_instead_of_ignoring_it(string request, string message)
+    {
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Conditionne", id: "cond-1")}}, "request": { {{request}} } } ] }
+            """;
+        using var response = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, message);
+    }
+
     [Fact]
     public async Task A_wrong_content_type_is_415()
     {
