@@ -57,18 +57,20 @@ public sealed partial class RecordsService
         {
             row = await _rows.VersionAsync(connection, context.Tenant.Id, TypeCodes.Of(type), id, version, cancellationToken);
         }
-        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken, versionOnly: true);
+        return await DeliverAsync(context, Interaction.VRead, type, id, row, keys, cancellationToken, versionOnly: true, version: version);
     }
 
     /// <param name="versionOnly">A version read: the version may name another patient than the record does now (see <see cref="NamedBy"/>),
     /// who must be open to the principal too.</param>
     private async Task<RecordResult> DeliverAsync(AccessContext context, Interaction interaction, string type, string id, StoredVersion? row, TenantKeys keys, CancellationToken cancellationToken,
-        bool versionOnly = false)
+        bool versionOnly = false, int? version = null)
     {
         if (row is null)
         {
             await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken);
-            return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{id} is not known."));
+            // A version read names the version: "Patient/x is not known" read as if the record were missing. Said alike whether
+            // the record exists or not.
+            return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound(version is { } v ? $"Version {v} of {type}/{id} is not known." : $"{type}/{id} is not known."));
         }
         // The policy decides before even a deletion is revealed.
         if (await CheckRecordAsync(context, interaction, type, id, row.Compartment, row.CreatedBy, null, cancellationToken) is { } refused) return refused;

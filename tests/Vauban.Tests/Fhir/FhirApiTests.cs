@@ -101,6 +101,11 @@ public abstract class FhirApiTests : IAsyncLifetime
         {
             Assert.Equal("Dupont", (await v1.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
         }
+        using (var v9 = await Api.GetAsync($"/fhir/Patient/{id}/_history/9"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, v9.StatusCode);
+            Assert.Equal($"Version 9 of Patient/{id} is not known.", (await v9.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString());
+        }
         using (var current = await Api.GetAsync($"/fhir/Patient/{id}"))
         {
             Assert.Equal("Durand", (await current.BodyAsync()).GetProperty("name")[0].GetProperty("family").GetString());
