@@ -148,6 +148,11 @@ public sealed partial class RecordsService
                 // is request.ifNoneExist.
                 unusable = (400, Issue.Invalid($"{where}: a POST's request.url is the type alone; to create only when nothing matches, give the query as request.ifNoneExist.", where + ".request.url"));
             }
+            if (method == "GET" && (segments.Length == 3 || (segments.Length == 2 && segments[1].Length > 0 && segments[1][0] is '_' or '$')) && unusable is null)
+            {
+                // Type/_history, Type/$everything, Type/id/_history: answered as "not a valid id" (404) or not at all.
+                unusable = (400, Issue.NotSupported($"{where}: GET {Shorten(url)} (a history or an operation) is not supported inside a bundle, which reads, version-reads and searches; send it as a request of its own."));
+            }
             var ok = method switch
             {
                 "POST" => segments.Length == 1 && resource is not null,
@@ -169,7 +174,7 @@ public sealed partial class RecordsService
             }
             if (!ok)
             {
-                unusable = (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
+                unusable ??= (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
             }
             entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query) { Unusable = unusable });
             index++;

@@ -444,6 +444,20 @@ public abstract class BadInputTests : IAsyncLifetime
         await AssertRefusedAsync(response, HttpStatusCode.BadRequest, message);
     }
 
+    [Theory]
+    [InlineData("Practitioner/_history")]
+    [InlineData("Patient/$everything")]
+    [InlineData("Patient/p-1/_history")]
+    public async Task A_batch_GET_of_a_history_or_an_operation_is_its_own_400_saying_it_is_not_supported_in_a_bundle(string url)
+    {
+        var bundle = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "{{url}}" } } ] }""";
+        using var response = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var entry = (await response.BodyAsync()).GetProperty("entry")[0].GetProperty("response");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.StartsWith("400", entry.GetProperty("status").GetString(), StringComparison.Ordinal);
+        Assert.Contains("is not supported inside a bundle", entry.GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_wrong_content_type_is_415()
     {
