@@ -480,7 +480,18 @@ internal sealed class SearchQuery
             Unsupported(issues, $"_{(reverse ? "rev" : "")}include:{modifier} is not supported.");
             return;
         }
+        var name = $"_{(reverse ? "rev" : "")}include";
+        if (value.Contains(',', StringComparison.Ordinal))
+        {
+            issues.Add(Issue.Invalid($"{name} takes one Type:parameter a value: repeat {name} for each (e.g. {name}=PractitionerRole:practitioner&{name}=PractitionerRole:organization)."));
+            return;
+        }
         var parts = value.Split(':');
+        if (value == "*" || (parts.Length == 2 && parts[1] == "*"))
+        {
+            Unsupported(issues, $"{name}={value} (every reference) is not supported: name the parameter (Type:parameter).");
+            return;
+        }
         if (parts.Length is < 2 or > 3 || !TypeCodes.TryGet(parts[0], out _))
         {
             issues.Add(Issue.Invalid($"_{(reverse ? "rev" : "")}include expects Type:parameter[:targetType], e.g. Observation:patient."));
