@@ -11,9 +11,15 @@ internal static class ImportCommand
 {
     public static Command Build()
     {
-        var import = new Command("import", "Load FHIR R4 Bundles (transaction, batch or collection) from a JSON file or every *.json file of a folder.");
+        var import = new Command("import", "Load FHIR R4 Bundles (transaction, batch or collection) from a JSON file or every *.json file of a folder and its subfolders.");
         var path = new Argument<string>("path") { Description = "A bundle .json file, or a folder of them." };
         var tenant = new Option<string?>("--tenant") { Description = "The establishment to load into (may be omitted when the store has exactly one)." };
+        // A path that names nothing is a usage error (exit 2), like a missing argument.
+        path.Validators.Add(result =>
+        {
+            var given = result.GetValueOrDefault<string>();
+            if (given is not null && !Directory.Exists(given) && !File.Exists(given)) result.AddError($"'{given}' is neither a file nor a folder.");
+        });
         import.Arguments.Add(path);
         import.Options.Add(tenant);
         StoreArguments.AddTo(import);
@@ -30,10 +36,12 @@ internal static class ImportCommand
             var results = new List<(bool Ok, string Line)>();
             // A folder is one import: a record of a collection whose patient is in a later file waits for the last file.
             var waiting = files.Length > 1 ? new List<ImportItem>() : null;
+            // A file by its path under the folder: two b.json in two subfolders are told apart.
+            string Named(string file) => Directory.Exists(target) ? Path.GetRelativePath(target, file) : Path.GetFileName(file);
             async Task ImportAsync(string file, ProgressTask? bar)
             {
-                var (ok, message) = await ImportFileAsync(store, context, file, token, bar, waiting);
-                results.Add((ok, $"{(ok ? "ok" : "failed")} {Path.GetFileName(file)}: {message}"));
+                var (ok, message) = await ImportFileAsync(store, context, file, Named(file), token, bar, waiting);
+                results.Add((ok, $"{(ok ? "ok" : "failed")} {Named(file)}: {message}"));
             }
             async Task ImportWaitingAsync()
             {
@@ -54,7 +62,7 @@ internal static class ImportCommand
                         {
                             for (var i = 0; i < files.Length; i++)
                             {
-                                var bar = progress.AddTask(Markup.Escape($"{i + 1}/{files.Length} {Path.GetFileName(files[i])}"), maxValue: 1);
+                                var bar = progress.AddTask(Markup.Escape($"{i + 1}/{files.Length} {Named(files[i])}"), maxValue: 1);
                                 await ImportAsync(files[i], bar);
                                 bar.Value = bar.MaxValue;
                             }
@@ -89,7 +97,8 @@ internal static class ImportCommand
     /// The message says what was loaded and, one line each, which entries were not (and why). With <paramref name="waiting"/>
     /// (a folder), a collection's records whose patient is neither in the store nor in the file are added to it, named by file
     /// and entry, to be loaded once every file is (their patient may be in a later one), instead of being rejected.</summary>
-    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, CancellationToken cancellationToken,
+    /// <param name="name">How the file is named in the lines printed (its path under the folder imported).</param>
+    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, string name, CancellationToken cancellationToken,
         ProgressTask? bar = null, List<ImportItem>? waiting = null)
     {
         byte[] bytes;
@@ -130,7 +139,7 @@ internal static class ImportCommand
         var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,
             bar is null ? null : new Reporter<string>(stage => bar.Description = label + " " + Markup.Escape(stage)), holdWaiting: waiting is not null);
         rejected.AddRange(summary.Rejected);
-        waiting?.AddRange(summary.Waiting.Select(i => i with { Where = $"{Path.GetFileName(file)} {i.Where}" }));
+        waiting?.AddRange(summary.Waiting.Select(i => i with { Where = $"{name} {i.Where}" }));
         var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected"
             + (summary.Waiting.Count > 0 ? $", {summary.Waiting.Count} waiting for their patient in a later file." : ".");
         return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).ToList()));

@@ -802,6 +802,29 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Importing_a_path_that_names_nothing_is_a_usage_error_and_a_folders_files_are_named_by_their_path_under_it()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-paths {DbArgs}")).Exit);
+        var (missingExit, missing) = await RunAsync($"import {Path.Combine(_directory, "nowhere.json")} --tenant chu-paths {DbArgs}");
+        Assert.True(missingExit == 2, missing);
+        Assert.Contains("is neither a file nor a folder", missing, StringComparison.Ordinal);
+        // Two b.json in two subfolders: each line says which.
+        var folder = Path.Combine(_directory, "nested");
+        foreach (var (sub, id) in new[] { ("un", "nested-1"), ("deux", "nested-2") })
+        {
+            Directory.CreateDirectory(Path.Combine(folder, sub));
+            await File.WriteAllTextAsync(Path.Combine(folder, sub, "b.json"), $$"""
+                { "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Imbrique", id: id)}} } ] }
+                """);
+        }
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-paths {DbArgs}");
+        Assert.True(exit == 0, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains($"ok {Path.Combine("deux", "b.json")}: 1 created, 0 updated, 0 rejected.", lines);
+        Assert.Contains($"ok {Path.Combine("un", "b.json")}: 1 created, 0 updated, 0 rejected.", lines);
+    }
+
+    [Fact]
     public async Task A_collections_urn_uuid_references_are_rewritten_to_the_entries_they_name_and_a_dangling_one_is_refused()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-urn {DbArgs}")).Exit);
