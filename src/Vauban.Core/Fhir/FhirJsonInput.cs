@@ -37,6 +37,13 @@ public static class FhirJsonInput
                 problem = $"nested too deeply: at most {MaxDepth} levels of objects and arrays are accepted.";
                 return null;
             }
+            if (e.LineNumber is null && DuplicateProperty(json.Span) is { } duplicate)
+            {
+                // Said without a position by the parser. An element name is no one's data; one longer than an element name is not echoed.
+                problem = $"not valid JSON at line {duplicate.Line}: an object gives "
+                    + (duplicate.Name.Length <= 64 && duplicate.Name.All(c => char.IsAsciiLetterOrDigit(c) || c == '_') ? $"the property '{duplicate.Name}'" : "a property") + " twice.";
+                return null;
+            }
             // The parser's message names the property or the content: only the position is given.
             problem = "not valid JSON" + (e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "") + ".";
             return null;
@@ -77,6 +84,37 @@ public static class FhirJsonInput
             {
                 return json[..(int)reader.TokenStartIndex].Count((byte)'\n') + 1L;
             }
+        }
+        return null;
+    }
+
+    /// <summary>The first property an object gives twice, and its line, in JSON that is otherwise well formed; null if none.</summary>
+    private static (string Name, long Line)? DuplicateProperty(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = MaxDepth });
+        var objects = new Stack<HashSet<string>>();
+        try
+        {
+            while (reader.Read())
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.StartObject:
+                        objects.Push(new HashSet<string>(StringComparer.Ordinal));
+                        break;
+                    case JsonTokenType.EndObject:
+                        objects.Pop();
+                        break;
+                    case JsonTokenType.PropertyName:
+                        var name = reader.GetString()!;
+                        if (!objects.Peek().Add(name)) return (name, json[..(int)reader.TokenStartIndex].Count((byte)'\n') + 1L);
+                        break;
+                }
+            }
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            // Malformed in another way.
         }
         return null;
     }

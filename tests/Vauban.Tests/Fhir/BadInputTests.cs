@@ -142,7 +142,7 @@ public abstract class BadInputTests : IAsyncLifetime
     public async Task Duplicate_properties_are_refused()
     {
         using var response = await _api.PostAsync("/fhir/Patient", FhirContent.Json("{ \"resourceType\": \"Patient\", \"gender\": \"male\", \"gender\": \"female\" }"));
-        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "not valid JSON");
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, "not valid JSON at line 1: an object gives the property 'gender' twice.");
     }
 
     [Fact]
