@@ -7,13 +7,19 @@ namespace Vauban.Web;
 
 internal static class TokenEndpoint
 {
-    public static void MapTokenEndpoint(this IEndpointRouteBuilder app, ApiClients clients)
+    /// <summary>The parameters of a token request, each of which RFC 6749 (section 3.2) allows once.</summary>
+    private static readonly string[] Parameters = ["grant_type", "scope", "client_id", "client_secret", "client_assertion_type", "client_assertion"];
+
+    public static void MapTokenEndpoint(this IEndpointRouteBuilder app, ApiClients clients, TokenEndpointUrl url)
     {
         app.MapPost("/oauth/token", async (HttpContext http) =>
         {
             http.Response.Headers.CacheControl = "no-store";
             http.Response.Headers.Pragma = "no-cache";
-            if (!http.Request.HasFormContentType)
+            // RFC 6749 section 4.4.2: application/x-www-form-urlencoded (multipart/form-data is a form too, and was accepted).
+            if (!http.Request.HasFormContentType
+                || !Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(http.Request.ContentType, out var media)
+                || !media.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
             {
                 return Error(new TokenError("invalid_request", "The token request must be application/x-www-form-urlencoded.", 400));
             }
@@ -21,6 +27,14 @@ internal static class TokenEndpoint
             if (form is null)
             {
                 return Error(new TokenError("invalid_request", $"The token request's form {refusal}.", 400));
+            }
+            if (Parameters.FirstOrDefault(p => form[p].Count > 1) is { } repeated)
+            {
+                return Error(new TokenError("invalid_request", $"The token request gives {repeated} more than once (RFC 6749: each parameter at most once).", 400));
+            }
+            if (!form.ContainsKey("grant_type"))
+            {
+                return Error(new TokenError("invalid_request", "The token request has no grant_type: send grant_type=client_credentials.", 400));
             }
             string? clientId = form["client_id"], clientSecret = form["client_secret"];
             var authorization = http.Request.Headers.Authorization.ToString();
@@ -53,9 +67,16 @@ internal static class TokenEndpoint
                 }
             }
             var request = new TokenRequest(form["grant_type"], form["scope"], clientId, clientSecret, form["client_assertion_type"], form["client_assertion"]);
-            var endpoint = Url(http);
+            var endpoint = url.Of(http);
+            if (endpoint is null && form.ContainsKey("client_assertion"))
+            {
+                // The assertion's audience would be whatever Host the request names: one signed for another server would pass.
+                return Error(new TokenError("invalid_client",
+                    $"This server is not known as {http.Request.Host}, so a client assertion's audience cannot be checked here: send the request to {url.Known()}, "
+                    + "or its operator sets --public-url to the URL clients use.", 401));
+            }
             var source = http.Connection.RemoteIpAddress?.ToString();
-            var (token, error) = await clients.IssueAsync(request, endpoint, source, http.TraceIdentifier, http.RequestAborted);
+            var (token, error) = await clients.IssueAsync(request, endpoint ?? "", source, http.TraceIdentifier, http.RequestAborted);
             if (error is { UnknownClient: true })
             {
                 // No registered client, so no tenant and no audit chain to take it: the operator's log at least sees it.
@@ -72,10 +93,10 @@ internal static class TokenEndpoint
     /// GET /fhir/.well-known/smart-configuration (SMART App Launch 2, as SMART Backend Services requires it): where to get a
     /// token and how to authenticate there, without a token. The token endpoint is the URL an assertion's aud must name.
     /// </summary>
-    public static void MapSmartConfiguration(this IEndpointRouteBuilder app) =>
+    public static void MapSmartConfiguration(this IEndpointRouteBuilder app, TokenEndpointUrl url) =>
         app.MapGet("/fhir/.well-known/smart-configuration", (HttpContext http) => Results.Json(new Dictionary<string, object>
         {
-            ["token_endpoint"] = Url(http),
+            ["token_endpoint"] = url.Of(http) ?? url.Known(),
             ["grant_types_supported"] = new[] { "client_credentials" },
             ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "client_secret_basic", "client_secret_post" },
             ["token_endpoint_auth_signing_alg_values_supported"] = ApiClients.AssertionAlgorithms,
@@ -86,8 +107,6 @@ internal static class TokenEndpoint
             ["capabilities"] = new[] { "client-confidential-asymmetric", "client-confidential-symmetric", "permission-v1", "permission-v2" },
         }));
 
-    /// <summary>This server's token endpoint as the request reached it: what an assertion's aud must be.</summary>
-    private static string Url(HttpContext http) => $"{http.Request.Scheme}://{http.Request.Host}{http.Request.PathBase}/oauth/token";
 
     /// <summary>An OAuth error; a 401 to a client that authenticated with the Basic header names the scheme (RFC 6749 section 5.2).</summary>
     private static IResult Error(TokenError error, HttpContext? http = null, bool basic = false)
@@ -96,4 +115,44 @@ internal static class TokenEndpoint
         if (http is not null && error.RetryAfter is { } wait) http.Response.Headers.RetryAfter = Math.Ceiling(wait.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
         return Results.Json(new { error = error.Error, error_description = error.Description }, statusCode: error.Status);
     }
+}
+
+/// <summary>
+/// This server's token endpoint: what a private_key_jwt assertion's aud must name (RFC 7523 section 3: the authorization server as
+/// its intended audience). With a public URL, that URL's; otherwise the URL the request reached, but only when it reached the
+/// server at an address it listens on (a wildcard address counts as localhost): the Host header is written by the sender,
+/// so an assertion a client signed for another server (aud https://other.example/oauth/token) was accepted here with
+/// "Host: other.example" (found by a black-box probe).
+/// </summary>
+internal sealed class TokenEndpointUrl(Uri? publicUrl, Microsoft.AspNetCore.Hosting.Server.IServer server)
+{
+    private readonly string? _public = publicUrl is null ? null : publicUrl.GetLeftPart(UriPartial.Path).TrimEnd('/') + "/oauth/token";
+
+    /// <summary>The token endpoint's URL as this request names it, or null when the request names the server by a host it
+    /// does not listen on (and no public URL is set).</summary>
+    public string? Of(HttpContext http)
+    {
+        if (_public is not null) return _public;
+        var request = http.Request;
+        var port = request.Host.Port ?? (request.IsHttps ? 443 : 80);
+        foreach (var address in Addresses())
+        {
+            if (!Uri.TryCreate(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var bound)) continue;
+            if (!bound.Scheme.Equals(request.Scheme, StringComparison.OrdinalIgnoreCase) || bound.Port != port) continue;
+            var wildcard = bound.Host is "0.0.0.0" or "[::]";
+            var host = request.Host.Host;
+            if (wildcard ? host is "localhost" or "127.0.0.1" or "[::1]" : host.Equals(bound.Host, StringComparison.OrdinalIgnoreCase))
+            {
+                return $"{request.Scheme}://{request.Host}{request.PathBase}/oauth/token";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Where the token endpoint is known, for a message or the SMART configuration of a request that named another host.</summary>
+    public string Known() => _public ?? Addresses().Select(a => a.Replace("://+", "://localhost", StringComparison.Ordinal).Replace("://*", "://localhost", StringComparison.Ordinal)
+        .Replace("://0.0.0.0", "://localhost", StringComparison.Ordinal).Replace("://[::]", "://localhost", StringComparison.Ordinal).TrimEnd('/') + "/oauth/token").FirstOrDefault() ?? "/oauth/token";
+
+    private ICollection<string> Addresses() =>
+        server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? [];
 }

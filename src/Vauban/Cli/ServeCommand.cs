@@ -20,6 +20,12 @@ internal static class ServeCommand
         {
             Description = "Reverse proxies whose X-Forwarded-For/-Proto/-Host headers are believed (addresses or CIDR networks, comma-separated), e.g. the TLS proxy in front of Vauban. Without it those headers are ignored.",
         };
+        var publicUrl = new Option<string?>("--public-url")
+        {
+            Description = "The URL clients reach Vauban by, when it is not an address it listens on (behind a proxy, under a name), e.g. https://ehr.hopital.example. "
+                + "It makes the token endpoint's URL, which a private_key_jwt assertion must name as its audience; without it, only the addresses in --urls do. Also $VAUBAN_PUBLIC_URL.",
+        };
+        serve.Options.Add(publicUrl);
         serve.Options.Add(trustedProxies);
         serve.Options.Add(guardConfig);
         serve.Options.Add(passwordMin);
@@ -61,6 +67,13 @@ internal static class ServeCommand
                 else if (System.Net.IPNetwork.TryParse(proxy, out var network)) proxies.Add(network);
                 else throw new ArgumentException($"--trusted-proxies: '{proxy}' is not an IP address or a network such as 10.0.0.0/24.");
             }
+            Uri? publicBase = null;
+            if ((parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("VAUBAN_PUBLIC_URL")) is { Length: > 0 } given
+                && (!Uri.TryCreate(given, UriKind.Absolute, out publicBase) || publicBase.Scheme is not ("http" or "https") || publicBase.Query.Length > 0 || publicBase.Fragment.Length > 0
+                    || publicBase.UserInfo.Length > 0))
+            {
+                throw new ArgumentException($"--public-url: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
+            }
             var accounts = new Vauban.Access.AccountOptions { PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter) };
             var guard = parse.GetValue(guardConfig) is { } file
                 ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
@@ -70,7 +83,7 @@ internal static class ServeCommand
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
-            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies });
+            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase });
             await app.RunAsync(token);
             return 0;
         }, ct));

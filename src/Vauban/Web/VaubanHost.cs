@@ -15,6 +15,12 @@ public sealed record ServerOptions(string Urls)
     /// TLS-terminating proxy, the client's own address (audit entries, throttling per source) and the public scheme and
     /// host (cookie origin checks, links, the token endpoint's audience). Empty: the headers are ignored, whoever sends them.</summary>
     public IReadOnlyList<System.Net.IPNetwork> TrustedProxies { get; init; } = [];
+
+    /// <summary>The URL clients reach Vauban by (scheme, host, port, path base: https://ehr.hopital.example), when it is not
+    /// an address the server listens on (behind a proxy, under a name). It makes the token endpoint's URL, which a
+    /// private_key_jwt assertion must name as its audience. Null: the token endpoint is known only at the addresses the server
+    /// listens on (a wildcard one as localhost); a request's Host header, which its sender writes, never makes it.</summary>
+    public Uri? PublicUrl { get; init; }
 }
 
 public static class VaubanHost
@@ -107,8 +113,9 @@ public static class VaubanHost
             http.Response.Headers.RetryAfter = "5";
             return Results.Text("store unavailable", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
-        app.MapTokenEndpoint(store.Clients);
-        app.MapSmartConfiguration();
+        var tokenEndpoint = new TokenEndpointUrl(options.PublicUrl, app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>());
+        app.MapTokenEndpoint(store.Clients, tokenEndpoint);
+        app.MapSmartConfiguration(tokenEndpoint);
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
         app.MapGuardAdmin(store);
         return app;

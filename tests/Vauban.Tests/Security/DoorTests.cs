@@ -304,6 +304,31 @@ public abstract class DoorTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_request_in_multipart_with_a_parameter_given_twice_or_without_grant_type_is_invalid_request_saying_which()
+    {
+        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var client = await _server.Store.Clients.AddAsync(tenant!, "form rules", "system/Patient.rs system/Observation.rs", null, CancellationToken.None);
+        async Task AssertInvalidAsync(HttpContent content, string mentions)
+        {
+            using var response = await _server.Http.PostAsync("/oauth/token", content);
+            var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("invalid_request", body.GetProperty("error").GetString());
+            Assert.Contains(mentions, body.GetProperty("error_description").GetString()!, StringComparison.Ordinal);
+        }
+        // RFC 6749 4.4.2: application/x-www-form-urlencoded; a multipart form got a token.
+        var multipart = new MultipartFormDataContent
+        {
+            { new StringContent("client_credentials"), "grant_type" }, { new StringContent(client.ClientId), "client_id" }, { new StringContent(client.ClientSecret!), "client_secret" },
+        };
+        await AssertInvalidAsync(multipart, "application/x-www-form-urlencoded");
+        // RFC 6749 3.2: a parameter at most once (two scopes were joined with a comma and refused as a bad resource type).
+        await AssertInvalidAsync(new FormUrlEncodedContent([new("grant_type", "client_credentials"), new("client_id", client.ClientId), new("client_secret", client.ClientSecret!),
+            new("scope", "system/Patient.rs"), new("scope", "system/Observation.rs")]), "gives scope more than once");
+        await AssertInvalidAsync(new FormUrlEncodedContent([new("client_id", client.ClientId), new("client_secret", client.ClientSecret!)]), "has no grant_type");
+    }
+
+    [Fact]
     public async Task A_secret_and_an_assertion_in_one_token_request_are_refused_as_two_authentication_methods()
     {
         var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);

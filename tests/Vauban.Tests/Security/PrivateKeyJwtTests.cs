@@ -6,6 +6,7 @@ using System.Text.Json;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Vauban.Tests.Infrastructure;
+using Vauban.Web;
 
 namespace Vauban.Tests.Security;
 
@@ -234,5 +235,72 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         Assert.Contains("client_credentials", configuration.GetProperty("grant_types_supported").EnumerateArray().Select(m => m.GetString()));
         Assert.Contains("client-confidential-asymmetric", configuration.GetProperty("capabilities").EnumerateArray().Select(m => m.GetString()));
         Assert.Equal(HttpStatusCode.OK, await RequestAsync(Assertion(_key, audience: tokenEndpoint)));
+    }
+
+    [Fact]
+    public async Task An_assertion_signed_for_another_server_is_refused_whatever_Host_the_request_names()
+    {
+        // The audience used to be the URL the request named: "Host: other.example" made an assertion signed for
+        // https://other.example/oauth/token (another server the client uses the same key with) valid here.
+        var forOther = Assertion(_key, audience: "http://other.example/oauth/token");
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token"))
+        {
+            request.Headers.Host = "other.example";
+            request.Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials",
+                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ["client_assertion"] = forOther,
+                ["scope"] = "system/Observation.rs",
+            });
+            using var response = await _server.Http.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, body);
+            Assert.Contains("is not known as other.example", body, StringComparison.Ordinal);
+            Assert.Contains(new Uri(_server.BaseAddress, "/oauth/token").ToString(), body, StringComparison.Ordinal);
+        }
+        using (var smart = new HttpRequestMessage(HttpMethod.Get, "/fhir/.well-known/smart-configuration"))
+        {
+            smart.Headers.Host = "other.example";
+            using var response = await _server.Http.SendAsync(smart);
+            var configuration = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal(new Uri(_server.BaseAddress, "/oauth/token").ToString(), configuration.GetProperty("token_endpoint").GetString());
+        }
+        // The same assertion sent to the address the server listens on names the wrong audience.
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(forOther));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Assertion(_key)));
+    }
+
+    [Fact]
+    public async Task With_a_public_URL_the_token_endpoint_is_that_URL_s_and_no_other()
+    {
+        // Behind a proxy, under a name: the operator says the URL clients use, and assertions name it.
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite, new ServerOptions("http://127.0.0.1:0") { PublicUrl = new Uri("https://ehr.hopital.example/") });
+        var tenant = await server.Store.Tenants.AddAsync("lab", CancellationToken.None);
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(_key) { KeyId = "k1" });
+        var jwks = JsonSerializer.Serialize(new { keys = new[] { new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, kid = "k1", alg = "ES384" } } });
+        var clientId = (await server.Store.Clients.AddAsync(tenant, "lab robot", "system/Observation.crs", jwks, CancellationToken.None)).ClientId;
+        async Task<HttpStatusCode> WithAudienceAsync(string audience)
+        {
+            var assertion = new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+            {
+                Issuer = clientId,
+                Audience = audience,
+                Claims = new Dictionary<string, object> { ["sub"] = clientId, ["jti"] = Guid.NewGuid().ToString() },
+                Expires = DateTime.UtcNow.AddMinutes(4),
+                SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha384),
+            });
+            using var response = await server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials",
+                ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ["client_assertion"] = assertion,
+            }));
+            return response.StatusCode;
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await WithAudienceAsync(new Uri(server.BaseAddress, "/oauth/token").ToString()));
+        Assert.Equal(HttpStatusCode.OK, await WithAudienceAsync("https://ehr.hopital.example/oauth/token"));
+        using var smart = await server.Http.GetAsync("/fhir/.well-known/smart-configuration");
+        Assert.Equal("https://ehr.hopital.example/oauth/token", JsonDocument.Parse(await smart.Content.ReadAsStringAsync()).RootElement.GetProperty("token_endpoint").GetString());
     }
 }
