@@ -63,8 +63,21 @@ internal static class UserCommands
         return add;
     }
 
-    private static Option<string> UrlOption() =>
-        new("--url") { Description = "The server's public base URL, for the link.", DefaultValueFactory = _ => DefaultBaseUrl };
+    private static Option<string> UrlOption()
+    {
+        var url = new Option<string>("--url") { Description = "The server's public base URL, for the link (http or https).", DefaultValueFactory = _ => DefaultBaseUrl };
+        // The link is handed to a person to open: a javascript: or data: URL, or a relative one, would be printed as given.
+        url.Validators.Add(result =>
+        {
+            var given = result.GetValueOrDefault<string>();
+            if (given is not null && (!Uri.TryCreate(given, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https") || parsed.Query.Length > 0
+                || parsed.Fragment.Length > 0 || parsed.UserInfo.Length > 0))
+            {
+                result.AddError($"--url: '{given}' is not the server's http(s) base URL (e.g. https://ehr.hopital.example, without a query).");
+            }
+        });
+        return url;
+    }
 
     public static string EnrolmentUrl(EnrolmentLink link, string baseUrl) =>
         $"{baseUrl.TrimEnd('/')}/account/enrol?token={Uri.EscapeDataString(link.Token)}";

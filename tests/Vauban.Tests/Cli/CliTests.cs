@@ -359,10 +359,15 @@ public class CliTests : IDisposable
         var badEmail = await RunAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}");
         Assert.Equal(1, badEmail.Exit);
         Assert.Equal(1, (await RunAsync($"users add --tenant nowhere --email a@b.fr --role nurse {DbArgs}")).Exit);
+        // The enrolment link is opened by a person: a javascript: base URL is a usage error, and no account is made.
+        var script = await RunAsync($"users add --tenant chu-cli --email y@chu.example --role nurse --url javascript:alert(1) {DbArgs}");
+        Assert.True(script.Exit == 2, script.Output);
+        Assert.Contains("is not the server's http(s) base URL", script.Output, StringComparison.Ordinal);
 
         var list = await RunAsync($"users list --tenant chu-cli {DbArgs}");
         Assert.Equal(0, list.Exit);
         Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", list.Output);
+        Assert.DoesNotContain("y@chu.example", list.Output, StringComparison.Ordinal);
 
         Assert.Equal(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
         Assert.Contains("\tyes\t0", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output);
