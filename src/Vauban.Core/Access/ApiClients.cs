@@ -105,6 +105,9 @@ public sealed class ApiClients
             try
             {
                 var set = new JsonWebKeySet(jwks);
+                // A private key (EC or RSA "d", a symmetric "k") has no business in the store: it signs, the store only verifies.
+                if (set.Keys.Any(k => !string.IsNullOrEmpty(k.D) || !string.IsNullOrEmpty(k.K)))
+                    throw new ArgumentException("The JWK set holds a private or secret key (a \"d\" or \"k\" member): register the public key only, and treat that key as exposed.", nameof(jwks));
                 if (set.GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
                 // SMART Backend Services: each key has a kid, unique within the client's JWK set; an assertion names its key by it
                 // and is verified with that key only.
@@ -113,7 +116,8 @@ public sealed class ApiClients
             }
             catch (ArgumentException e) when (e.ParamName != nameof(jwks))
             {
-                throw new ArgumentException("The JWK set is not valid JSON Web Key Set: " + e.Message, nameof(jwks), e);
+                // The library's message is its own diagnostics (IDX… codes, "[PII is hidden]"): said plainly instead.
+                throw new ArgumentException("The JWK set is not a JSON Web Key Set (RFC 7517: a JSON object {\"keys\": [ … ]} of public keys).", nameof(jwks), e);
             }
         }
 
@@ -160,7 +164,7 @@ public sealed class ApiClients
             // while it is held back. The name is not verified (nothing is checked while held back); the source is recorded with it.
             await AuditThrottledAsync(request, sourceAddress, correlationId, cancellationToken);
             return (null, new TokenError("temporarily_unavailable",
-                $"Too many failed client authentications from this address. Wait {Math.Ceiling(wait.TotalSeconds)} seconds and try again.", 429) { RetryAfter = wait });
+                $"Too many failed client authentications from this address. Wait {Seconds(wait)} and try again.", 429) { RetryAfter = wait });
         }
         var (token, error, authenticationFailed) = await IssueAdmittedAsync(request, tokenEndpoint, sourceAddress, correlationId, cancellationToken);
         if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);
@@ -463,4 +467,7 @@ public sealed class ApiClients
     internal static string TokenId(byte[] tokenHash) => "token-" + Base64Url(tokenHash.AsSpan(0, 9).ToArray());
 
     private static string Base64Url(byte[] bytes) => Base64UrlEncoder.Encode(bytes);
+
+    /// <summary>"1 second", "30 seconds".</summary>
+    private static string Seconds(TimeSpan wait) => Math.Ceiling(wait.TotalSeconds) is var seconds && seconds == 1 ? "1 second" : $"{seconds} seconds";
 }

@@ -57,7 +57,9 @@ internal static class BearerAuthentication
             return FhirHttp.Outcome(StatusCodes.Status401Unauthorized,
                 Issue.Error("login", header.Length == 0
                     ? "Authentication is required: obtain a token at /oauth/token (client credentials) and send it as 'Authorization: Bearer <token>', or sign in at /account/signin."
-                    : "The access token is invalid, expired or revoked."));
+                    : !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+                        ? "/fhir takes 'Authorization: Bearer <token>', not client credentials: exchange those for a token at /oauth/token."
+                        : "The access token is invalid, expired or revoked."));
         }
         // A stated reason for a bulk read (Guard): kept short and on one line, or refused.
         string? reason = null;

@@ -30,7 +30,9 @@ internal static class VaubanCommands
         catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException
             or Audit.AuditUnavailableException)
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            // An ArgumentException's message ends in " (Parameter 'x')", naming a .NET parameter, not an option.
+            var message = e is ArgumentException { ParamName: { } name } argument ? argument.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+            Console.Error.WriteLine($"error: {message}");
             return 1;
         }
         catch (OperationCanceledException)

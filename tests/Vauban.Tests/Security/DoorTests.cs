@@ -53,6 +53,8 @@ public abstract class DoorTests : IAsyncLifetime
             var body = await response.BodyAsync();
             Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
             Assert.DoesNotContain("Secret", body.ToString());
+            if (authorization.StartsWith("Basic", StringComparison.Ordinal))
+                Assert.Contains("not client credentials: exchange those for a token at /oauth/token", body.ToString(), StringComparison.Ordinal);
         }
     }
 

@@ -303,4 +303,17 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         using var smart = await server.Http.GetAsync("/fhir/.well-known/smart-configuration");
         Assert.Equal("https://ehr.hopital.example/oauth/token", JsonDocument.Parse(await smart.Content.ReadAsStringAsync()).RootElement.GetProperty("token_endpoint").GetString());
     }
+
+    [Fact]
+    public async Task Registering_a_private_key_or_a_key_set_that_is_not_JSON_is_refused_saying_so_in_plain_words()
+    {
+        var tenant = (await _server.Store.Tenants.FindAsync("lab", CancellationToken.None))!;
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(_key) { KeyId = "k2" });
+        var withPrivate = JsonSerializer.Serialize(new { keys = new[] { new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, d = Base64UrlEncoder.Encode(_key.ExportParameters(true).D!), kid = "k2", alg = "ES384" } } });
+        var privateKey = await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Clients.AddAsync(tenant, "leaky", "system/Observation.rs", withPrivate, CancellationToken.None));
+        Assert.Contains("holds a private or secret key", privateKey.Message, StringComparison.Ordinal);
+        var notJson = await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Clients.AddAsync(tenant, "garbled", "system/Observation.rs", "not json at all", CancellationToken.None));
+        Assert.Contains("is not a JSON Web Key Set", notJson.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("IDX", notJson.Message, StringComparison.Ordinal);
+    }
 }
