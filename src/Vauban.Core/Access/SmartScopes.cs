@@ -42,8 +42,19 @@ public sealed class SmartScopes
         var byType = new Dictionary<string, Permission>(StringComparer.Ordinal);
         var wildcard = Permission.None;
         var granted = new List<string>();
+        if ((text ?? "").Any(c => char.IsWhiteSpace(c) && c != ' '))
+        {
+            error = "Scopes are separated by single spaces (RFC 6749 section 3.3), not tabs or line breaks.";
+            return false;
+        }
         foreach (var scope in (text ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
+            if (scope.Contains('?', StringComparison.Ordinal))
+            {
+                // SMART v2 granular scopes (system/Observation.rs?category=laboratory): refused, not granted wider than asked.
+                error = $"'{scope}': scopes narrowed by a query (SMART v2 granular scopes) are not supported; ask for the type's scope (e.g. system/Observation.rs).";
+                return false;
+            }
             if (!TryParseOne(scope, knownTypes, out var type, out var permission, out error)) return false;
             if (type == "*") wildcard |= permission;
             else byType[type] = (byType.TryGetValue(type, out var p) ? p : Permission.None) | permission;

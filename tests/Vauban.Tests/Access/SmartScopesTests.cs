@@ -41,6 +41,15 @@ public class SmartScopesTests
     public void Malformed_or_unknown_scopes_are_errors(string scope) =>
         Assert.False(SmartScopes.TryParse(scope, TypeCodes.Names, out _, out _));
 
+    [Theory]
+    [InlineData("system/Patient.rs\tsystem/Observation.rs", "separated by single spaces")]
+    [InlineData("system/Observation.rs?category=laboratory", "narrowed by a query (SMART v2 granular scopes) are not supported")]
+    public void A_tab_between_scopes_or_a_granular_scope_is_refused_saying_what_is_wrong(string text, string mentions)
+    {
+        Assert.False(SmartScopes.TryParse(text, TypeCodes.Names, out _, out var error));
+        Assert.Contains(mentions, error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_request_is_narrowed_to_what_the_client_was_registered_for()
     {
