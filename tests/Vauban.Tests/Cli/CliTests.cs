@@ -522,9 +522,18 @@ public class CliTests : IDisposable
         Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
         Assert.Equal(0, (await RunAsync($"seed --tenant t1 --patients 1 {DbArgs}")).Exit);
         var other = Path.Combine(_directory, "other.key");
+        // Another store's key: made by that store.
+        Assert.Equal(0, (await RunAsync($"tenants add tx --db {Path.Combine(_directory, "other.db")} --master-key-file {other}")).Exit);
         var (exit, output) = await RunAsync($"seed --tenant t1 --patients 1 --db {Path.Combine(_directory, "v.db")} --master-key-file {other}");
         Assert.Equal(1, exit);
         Assert.Contains("another master key", output);
+        // A key file that is not there, for a store that is: a mistyped path, refused without making a key (or its folder).
+        var missing = Path.Combine(_directory, "typo", "master.key");
+        (exit, output) = await RunAsync($"tenants list --db {Path.Combine(_directory, "v.db")} --master-key-file {missing}");
+        Assert.Equal(1, exit);
+        Assert.Contains("No master key file at", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(missing));
+        Assert.False(Directory.Exists(Path.GetDirectoryName(missing)));
     }
 
     [Fact]
@@ -533,7 +542,8 @@ public class CliTests : IDisposable
         Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
         long keysBefore;
         await using (var connection = await SqliteAsync()) keysBefore = await ScalarAsync(connection, "SELECT count(*) FROM tenant_keys");
-        // A typo in --master-key-file: a new key file is made, and the store must not take a single key wrapped under it.
+        // Another store's key file: the store must not take a single key wrapped under it.
+        Assert.Equal(0, (await RunAsync($"tenants add tx --db {Path.Combine(_directory, "other.db")} --master-key-file {Path.Combine(_directory, "other.key")}")).Exit);
         var otherKey = $"--db {Path.Combine(_directory, "v.db")} --master-key-file {Path.Combine(_directory, "other.key")}";
         foreach (var act in new[] { $"tenants add t2 {otherKey}", $"tenants list {otherKey}", $"users list --tenant t1 {otherKey}" })
         {
