@@ -153,6 +153,7 @@ public static class VaubanHost
         http.Response.Headers.CacheControl = "no-store";
         var (status, code, description) = error switch
         {
+            BadHttpRequestException { StatusCode: 413 } => (413, "invalid_request", "The token request's body is larger than this server reads; a token request is a few hundred bytes of form fields."),
             BadHttpRequestException bad => (bad.StatusCode, "invalid_request", $"The request could not be read ({bad.StatusCode})."),
             Audit.AuditUnavailableException => (503, "temporarily_unavailable", "The audit log cannot be written at the moment, so no token was issued. Retry shortly."),
             _ when VaubanStore.UnavailableCause(error) is not null => (503, "temporarily_unavailable", "The store cannot be reached or written at the moment, so no token was issued. Retry shortly."),
@@ -220,7 +221,10 @@ public static class VaubanHost
         if (error is BadHttpRequestException bad)
         {
             http.Response.StatusCode = bad.StatusCode;
-            await new FhirResult(bad.StatusCode, FhirJson.OperationOutcome([Issue.Invalid("The request could not be read (" + bad.StatusCode + ").")], correlation)).ExecuteAsync(http);
+            var said = bad.StatusCode == 413
+                ? Issue.Error("too-costly", "The request body is larger than this server accepts.")
+                : Issue.Invalid("The request could not be read (" + bad.StatusCode + ").");
+            await new FhirResult(bad.StatusCode, FhirJson.OperationOutcome([said], correlation)).ExecuteAsync(http);
             return;
         }
         if (error is Audit.AuditUnavailableException)

@@ -328,6 +328,17 @@ public abstract class DoorTests : IAsyncLifetime
         await AssertInvalidAsync(new FormUrlEncodedContent([new("grant_type", "client_credentials"), new("client_id", client.ClientId), new("client_secret", client.ClientSecret!),
             new("scope", "system/Patient.rs"), new("scope", "system/Observation.rs")]), "gives scope more than once");
         await AssertInvalidAsync(new FormUrlEncodedContent([new("client_id", client.ClientId), new("client_secret", client.ClientSecret!)]), "has no grant_type");
+        // Over the server's body limit (32 MiB here): said so, not "could not be read (413)".
+        // (Expect: 100-continue: the server refuses on the length alone and the client sends no body, instead of the connection
+        // being closed under an upload.)
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token")
+        {
+            Content = new StringContent("grant_type=client_credentials&scope=" + new string('x', 33 * 1024 * 1024), System.Text.Encoding.ASCII, "application/x-www-form-urlencoded"),
+        };
+        request.Headers.ExpectContinue = true;
+        using var huge = await _server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, huge.StatusCode);
+        Assert.Contains("larger than this server reads", await huge.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
