@@ -17,6 +17,11 @@ internal static class ClientCommands
         add.Options.Add(scopes);
         var patients = new Option<string?>("--patients") { Description = "Limit the client to these patients' records: Patient ids separated by commas or spaces." };
         var ownOnly = new Option<bool>("--own-resources-only") { Description = "Limit the client to the resources it created itself." };
+        // A file that is not there is a usage error (exit 2), as a missing argument is.
+        jwks.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<FileInfo?>() is { Exists: false } missing) result.AddError($"--jwks: no file at {missing.FullName}.");
+        });
         add.Options.Add(jwks);
         add.Options.Add(patients);
         add.Options.Add(ownOnly);

@@ -108,6 +108,9 @@ public class CliTests : IDisposable
         Assert.StartsWith("vs_", secret);
         Assert.False(File.ReadAllBytes(Path.Combine(_directory, "v.db")).AsSpan().IndexOf(Encoding.UTF8.GetBytes(secret)) >= 0);
 
+        var noKeys = await RunAsync($"clients add --tenant clinique-test --name x --scopes system/*.rs --jwks {Path.Combine(_directory, "nowhere.jwks.json")} {DbArgs}");
+        Assert.True(noKeys.Exit == 2, noKeys.Output);
+        Assert.Contains("--jwks: no file at", noKeys.Output, StringComparison.Ordinal);
         var badScope = await RunAsync($"clients add --tenant clinique-test --name x --scopes system/Spaceship.rs {DbArgs}");
         Assert.Equal(1, badScope.Exit);
         Assert.Contains("Spaceship", badScope.Output);
