@@ -580,7 +580,7 @@ public sealed partial class RecordsService
             var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null ? KnownResourceTypes.Patient : record.Type;
             if (await CheckRecordAsync(context, interaction, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
             {
-                return (refused, record);
+                return (Unnamed(refused, record), record);
             }
             // Every other patient the record names (an appointment's participants) too: it enters their record as well, and
             // names its author beside them, which would make a care relationship with a patient the writer could not open.
@@ -590,12 +590,20 @@ public sealed partial class RecordsService
                 var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
                 if (await CheckRecordAsync(context, interaction, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
                 {
-                    return (other, record);
+                    return (Unnamed(other, record), record);
                 }
             }
         }
         return await UnknownPatientAsync(context, interaction, written, cancellationToken);
     }
+
+    /// <summary>A refusal "not revealed" (404) of a record this write creates named it by the id the server had just assigned, as if
+    /// the client had asked for a record that does not exist: it says instead that the record would go into a patient record not
+    /// known to the writer (alike whether that patient exists or is only closed to it).</summary>
+    private static RecordResult Unnamed(RecordResult refused, WrittenRecord record) =>
+        refused.Status == RecordStatus.NotFound && record.New
+            ? RecordResult.Fail(RecordStatus.NotFound, record.Type, Issue.NotFound($"The {record.Type} was not written: it would go into a patient record that is not known to you."))
+            : refused;
 
     /// <summary>
     /// Every patient a written record names must exist here, not deleted (FHIR referential integrity, as HAPI enforces by
@@ -625,7 +633,7 @@ public sealed partial class RecordsService
                 {
                     await AuditAsync(context, interaction, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
                         "refused by the access policy (not revealed)");
-                    return (RecordResult.Fail(RecordStatus.NotFound, record.Type, Issue.NotFound($"{record.Type}/{Shorten(record.Id)} is not known.")), record);
+                    return (Unnamed(RecordResult.Fail(RecordStatus.NotFound, record.Type, Issue.NotFound($"{record.Type}/{Shorten(record.Id)} is not known.")), record), record);
                 }
                 if (found.Exists && !found.Deleted) continue;
                 var element = Compartments.PatientElement(record.Type);
@@ -699,7 +707,8 @@ public sealed partial class RecordsService
     internal static string CreatorOf(AccessContext context) => context.Principal.Kind == PrincipalKind.System ? "system" : context.Principal.Id;
 
     /// <param name="Patients">Every patient the record names as its patient (<see cref="Compartments.Named"/>), the compartment among them.</param>
-    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy, IReadOnlyList<string> Patients);
+    /// <param name="New">Created by this write: its id is one the server may just have assigned, which the writer has never seen.</param>
+    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy, IReadOnlyList<string> Patients, bool New = false);
 
     /// <summary>The records one request or transaction writes, checked together once all are in place.</summary>
     private sealed class WriteBatch(WriteScope scope)
@@ -713,7 +722,7 @@ public sealed partial class RecordsService
         public void Created(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients)
         {
             if (type == KnownResourceTypes.Patient) NewPatients.Add(id);
-            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients, New: true));
         }
 
         public void Updated(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients) =>

@@ -94,6 +94,9 @@ public abstract class ClientLimitTests : IAsyncLifetime
         using (var write = await limited.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation($"Patient/{_other}"))))
         {
             Assert.Equal(HttpStatusCode.NotFound, write.StatusCode);
+            // Not "Observation/<an id the server just made up> is not known".
+            Assert.Equal("The Observation was not written: it would go into a patient record that is not known to you.",
+                (await write.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString());
         }
         Assert.Equal(1, await TotalAsync(_full, $"/fhir/Observation?subject=Patient/{_other}&_total=accurate"));
     }
