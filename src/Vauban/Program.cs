@@ -11,6 +11,13 @@ public static class Program
     {
         var parse = VaubanCommands.Build().Parse(args);
         var exit = await parse.InvokeAsync();
+        if (exit == 0 && parse.UnmatchedTokens.Count > 0)
+        {
+            // "vauban breach --help": the parser prints the help of the verb above the unknown word, reports no error and answers
+            // 0, as if the verb existed.
+            foreach (var token in parse.UnmatchedTokens) Console.Error.WriteLine($"Unrecognized command or argument '{token}'.");
+            return 2;
+        }
         // A usage error (unknown verb or option, missing or unreadable argument) exits 2, a failure of the act 1: a script
         // can tell a typo from a refusal. The parser alone answers 1 for both.
         return parse.Errors.Count > 0 && exit == 1 ? 2 : exit;

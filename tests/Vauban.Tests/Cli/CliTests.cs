@@ -82,6 +82,8 @@ public class CliTests : IDisposable
 
     [Theory]
     [InlineData("frobnicate")]
+    [InlineData("breach --help")]
+    [InlineData("tenants frobnicate --help")]
     [InlineData("tenants add")]
     [InlineData("users list")]
     [InlineData("seed --tenant t --patients many")]
