@@ -61,7 +61,22 @@ internal static class GuardCommands
         var command = new Command("acknowledge", "Mark alerts as reviewed: they leave 'vauban guard alerts' (still listed with --all). Audited.");
         command.Aliases.Add("ack");
         var tenant = TenantCommands.Option();
-        var ids = new Argument<long[]>("id") { Description = "The alerts' ids, as shown by 'vauban guard alerts'.", Arity = ArgumentArity.OneOrMore };
+        var ids = new Argument<long[]>("id")
+        {
+            Description = "The alerts' ids, as shown by 'vauban guard alerts'.",
+            Arity = ArgumentArity.OneOrMore,
+            // A word that is no id was "Unrecognized command or argument": said for what it is.
+            CustomParser = result =>
+            {
+                var parsed = new List<long>();
+                foreach (var token in result.Tokens)
+                {
+                    if (long.TryParse(token.Value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id) && id > 0) parsed.Add(id);
+                    else result.AddError($"'{token.Value}' is not an alert id: ids are the numbers 'vauban guard alerts' shows.");
+                }
+                return [.. parsed];
+            },
+        };
         command.Options.Add(tenant);
         command.Arguments.Add(ids);
         StoreArguments.AddTo(command);

@@ -97,6 +97,12 @@ internal static class ImportCommand
     /// The message says what was loaded and, one line each, which entries were not (and why). With <paramref name="waiting"/>
     /// (a folder), a collection's records whose patient is neither in the store nor in the file are added to it, named by file
     /// and entry, to be loaded once every file is (their patient may be in a later one), instead of being rejected.</summary>
+    /// <summary>The entry a refusal names ("Bundle.entry[12] (Observation): …" → 12); those naming none last.</summary>
+    private static int EntryIndex(string diagnostics) =>
+        diagnostics.StartsWith("Bundle.entry[", StringComparison.Ordinal) && diagnostics.IndexOf(']', StringComparison.Ordinal) is > 13 and var end
+            && int.TryParse(diagnostics.AsSpan(13, end - 13), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
+            ? index : int.MaxValue;
+
     /// <param name="name">How the file is named in the lines printed (its path under the folder imported).</param>
     public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, string name, CancellationToken cancellationToken,
         ProgressTask? bar = null, List<ImportItem>? waiting = null)
@@ -142,7 +148,8 @@ internal static class ImportCommand
         waiting?.AddRange(summary.Waiting.Select(i => i with { Where = $"{name} {i.Where}" }));
         var message = $"{summary.Created} created, {summary.Updated} updated, {rejected.Count} rejected"
             + (summary.Waiting.Count > 0 ? $", {summary.Waiting.Count} waiting for their patient in a later file." : ".");
-        return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).ToList()));
+        // In entry order: what the collection's reading refused comes first otherwise, then each batch's.
+        return (rejected.Count == 0, message + Listed(rejected.Select(r => r.Diagnostics).OrderBy(EntryIndex).ToList()));
     }
 
     /// <summary>A batch's entries succeed or fail one by one: the result counts them and names each that failed.</summary>

@@ -84,6 +84,7 @@ public class CliTests : IDisposable
     [InlineData("frobnicate")]
     [InlineData("breach --help")]
     [InlineData("tenants frobnicate --help")]
+    [InlineData("guard acknowledge --tenant t notanumber")]
     [InlineData("tenants add")]
     [InlineData("users list")]
     [InlineData("seed --tenant t --patients many")]
@@ -661,6 +662,27 @@ public class CliTests : IDisposable
         var twice = await store.Records.ReadAsync(context, "Patient", "twice-1", CancellationToken.None);
         Assert.Equal(2, twice.Version);
         Assert.Contains("Second", Encoding.UTF8.GetString(twice.Json!), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Importing_lists_the_entries_it_refused_in_entry_order()
+    {
+        // Refused at three stages (the load, reading the collection, preparing a record): listed as the file has them.
+        Assert.Equal(0, (await RunAsync($"tenants add chu-ordre {DbArgs}")).Exit);
+        var file = Path.Combine(_directory, "ordre.json");
+        await File.WriteAllTextAsync(file, $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Observation("Patient/ordre-nulle-part")}} },
+              { "fullUrl": "urn:uuid:0b7e1d9c-4f7a-4c4e-8d4e-1b2f3a4c5d6f" },
+              { "resource": { "resourceType": "Banane", "id": "b-1" } } ] }
+            """);
+        var (exit, output) = await RunAsync($"import {file} --tenant chu-ordre {DbArgs}");
+        Assert.True(exit == 1, output);
+        var refused = output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("  Bundle.entry[", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, refused.Count);
+        Assert.StartsWith("  Bundle.entry[0]", refused[0], StringComparison.Ordinal);
+        Assert.StartsWith("  Bundle.entry[1]", refused[1], StringComparison.Ordinal);
+        Assert.StartsWith("  Bundle.entry[2]", refused[2], StringComparison.Ordinal);
     }
 
     [Fact]
