@@ -164,7 +164,7 @@ public sealed class ApiClients
             // while it is held back. The name is not verified (nothing is checked while held back); the source is recorded with it.
             await AuditThrottledAsync(request, sourceAddress, correlationId, cancellationToken);
             return (null, new TokenError("temporarily_unavailable",
-                $"Too many failed client authentications from this address. Wait {Seconds(wait)} and try again.", 429) { RetryAfter = wait });
+                $"Too many failed client authentications from this address. Wait {SignInThrottle.WaitText(wait)} and try again.", 429) { RetryAfter = wait });
         }
         var (token, error, authenticationFailed) = await IssueAdmittedAsync(request, tokenEndpoint, sourceAddress, correlationId, cancellationToken);
         if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);
@@ -467,7 +467,4 @@ public sealed class ApiClients
     internal static string TokenId(byte[] tokenHash) => "token-" + Base64Url(tokenHash.AsSpan(0, 9).ToArray());
 
     private static string Base64Url(byte[] bytes) => Base64UrlEncoder.Encode(bytes);
-
-    /// <summary>"1 second", "30 seconds".</summary>
-    private static string Seconds(TimeSpan wait) => Math.Ceiling(wait.TotalSeconds) is var seconds && seconds == 1 ? "1 second" : $"{seconds} seconds";
 }

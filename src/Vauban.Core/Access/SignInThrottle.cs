@@ -26,6 +26,9 @@ public sealed class SignInThrottle
         _options = options;
     }
 
+    /// <summary>How long a throttled caller waits, as a message says it: "1 second", "30 seconds" (whole seconds, rounded up).</summary>
+    public static string WaitText(TimeSpan wait) => Math.Ceiling(wait.TotalSeconds) is var seconds && seconds == 1 ? "1 second" : $"{seconds} seconds";
+
     /// <summary>The source a sign-in attempt is counted against: an IPv4 address (also when it reaches a dual-stack listener as
     /// ::ffff:a.b.c.d), or an IPv6 address's /64 — one subscriber's network: whoever has one IPv6 address has 2^64 of them, and a
     /// count per address would never reach its threshold.</summary>

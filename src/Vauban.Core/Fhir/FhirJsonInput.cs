@@ -82,11 +82,14 @@ public static class FhirJsonInput
             }
             catch (InvalidOperationException)
             {
-                return json[..(int)reader.TokenStartIndex].Count((byte)'\n') + 1L;
+                return LineAt(json, reader.TokenStartIndex);
             }
         }
         return null;
     }
+
+    /// <summary>The line (from 1) of the byte at <paramref name="index"/>.</summary>
+    private static long LineAt(ReadOnlySpan<byte> json, long index) => json[..(int)index].Count((byte)'\n') + 1L;
 
     /// <summary>The first property an object gives twice, and its line, in JSON that is otherwise well formed; null if none.</summary>
     private static (string Name, long Line)? DuplicateProperty(ReadOnlySpan<byte> json)
@@ -107,7 +110,7 @@ public static class FhirJsonInput
                         break;
                     case JsonTokenType.PropertyName:
                         var name = reader.GetString()!;
-                        if (!objects.Peek().Add(name)) return (name, json[..(int)reader.TokenStartIndex].Count((byte)'\n') + 1L);
+                        if (!objects.Peek().Add(name)) return (name, LineAt(json, reader.TokenStartIndex));
                         break;
                 }
             }

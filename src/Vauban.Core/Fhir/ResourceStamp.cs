@@ -94,6 +94,11 @@ internal static class ResourceStamp
     public static string? ConditionalReference(JsonElement element) =>
         FirstReference(element, reference => reference.IndexOf('?') is > 0 and var query && reference.AsSpan(0, query).IndexOfAny('/', ':') < 0);
 
+    /// <summary>Whether the resource has a reference that <paramref name="map"/> rewrites (a transaction entry naming another by its
+    /// fullUrl).</summary>
+    public static bool ReferencesAny(JsonElement element, IReadOnlyDictionary<string, string> map) =>
+        map.Count > 0 && FirstReference(element, map.ContainsKey) is not null;
+
     /// <summary>The first Reference.reference string in <paramref name="element"/> that <paramref name="matches"/>, or null.</summary>
     private static string? FirstReference(JsonElement element, Func<string, bool> matches)
     {
@@ -104,7 +109,8 @@ internal static class ResourceStamp
                 {
                     if (property.NameEquals("reference") && property.Value.ValueKind == JsonValueKind.String)
                     {
-                        if (matches(property.Value.GetString()!)) return property.Value.GetString();
+                        var reference = property.Value.GetString()!;
+                        if (matches(reference)) return reference;
                     }
                     else if (FirstReference(property.Value, matches) is { } inner)
                     {

@@ -101,18 +101,15 @@ public sealed partial class RecordsService
             var path = url.Split('?', 2);
             var segments = path[0].Trim('/').Split('/');
             var type = segments[0];
-            if (path[0].Contains("://", StringComparison.Ordinal) || path[0].StartsWith("urn:", StringComparison.OrdinalIgnoreCase))
+            // R4: request.url is relative to the server's base ("Patient", "Patient/123"); an absolute one is said so rather than
+            // "'http:' is not a type".
+            var absolute = path[0].Contains("://", StringComparison.Ordinal) || path[0].StartsWith("urn:", StringComparison.OrdinalIgnoreCase);
+            (int, Issue)? unaddressed = absolute
+                ? (400, Issue.Invalid($"{where}: request.url '{Shorten(url)}' is absolute; give it relative to the server's base (Type, Type/id, Type?query).", where + ".request.url"))
+                : !TypeCodes.TryGet(type, out _) ? (404, Issue.NotSupported($"{where}: '{Shorten(type)}' is not a supported resource type.")) : null;
+            if (unaddressed is not null)
             {
-                // R4: request.url is relative to the server's base ("Patient", "Patient/123"); said so rather than "'http:' is not a type".
-                entries.Add(new BundleEntry(index, method, url, "", null, null, null, null, null, null)
-                    { Unusable = (400, Issue.Invalid($"{where}: request.url '{Shorten(url)}' is absolute; give it relative to the server's base (Type, Type/id, Type?query).", where + ".request.url")) });
-                index++;
-                continue;
-            }
-            if (!TypeCodes.TryGet(type, out _))
-            {
-                entries.Add(new BundleEntry(index, method, url, type, null, null, null, null, null, null)
-                    { Unusable = (404, Issue.NotSupported($"{where}: '{Shorten(type)}' is not a supported resource type.")) });
+                entries.Add(new BundleEntry(index, method, url, absolute ? "" : type, null, null, null, null, null, null) { Unusable = unaddressed });
                 index++;
                 continue;
             }

@@ -347,7 +347,7 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var typeCode = TypeCodes.Of(type);
         var json = ResourceStamp.Apply(resource, type, id, 1, now, references, context.ServerBase);
-        if (ExtractWritten(type, json, keys, references, out var refused) is not { } index) return refused!;
+        if (ExtractWritten(type, json, keys, NamesAnEntry(resource, references), out var refused) is not { } index) return refused!;
         var compartment = Compartments.Of(type, id, index);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, 1, json);
         await ResourceRows.InsertAsync(scope, Engine, keys.TenantId, typeCode, id, 1, now, sealedBody, index, compartment, CreatorOf(context), made, cancellationToken);
@@ -405,7 +405,7 @@ public sealed partial class RecordsService
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references, context.ServerBase);
-        if (ExtractWritten(type, json, keys, references, out var refusedIndex) is not { } newIndex) return refusedIndex!;
+        if (ExtractWritten(type, json, keys, NamesAnEntry(resource, references), out var refusedIndex) is not { } newIndex) return refusedIndex!;
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
@@ -849,13 +849,13 @@ public sealed partial class RecordsService
     /// <summary>The index of a version about to be written, or null (with the refusal) when it names its patient in a form the index
     /// does not follow (422, as a patient that does not exist here), or has more index values than one resource may (400). Checked
     /// on what is stored, once a transaction's urn:uuid: references are rewritten to the ids they name.</summary>
-    /// <param name="references">A transaction's fullUrls and the records they became: its urn:uuid: references said no type when the
-    /// entries were validated, so the resource is validated again as rewritten (an Observation whose subject is the urn:uuid: of a
-    /// Practitioner entry names a Practitioner now, which Observation.subject may not).</param>
-    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, IReadOnlyDictionary<string, string>? references, out RecordResult? refused)
+    /// <param name="revalidate">The resource named other entries of its transaction by their fullUrls, now rewritten to the records
+    /// they became: a urn:uuid: said no type when the entries were validated, so the resource is validated again as rewritten (an
+    /// Observation whose subject is the urn:uuid: of a Practitioner entry names a Practitioner now, which Observation.subject may not).</param>
+    private static IndexEntries? ExtractWritten(string type, byte[] json, TenantKeys keys, bool revalidate, out RecordResult? refused)
     {
         using var document = JsonDocument.Parse(json);
-        if (references is { Count: > 0 } && RecordValidation.Validate(type, document.RootElement) is { Count: > 0 } issues)
+        if (revalidate && RecordValidation.Validate(type, document.RootElement) is { Count: > 0 } issues)
         {
             refused = RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
             return null;
@@ -869,6 +869,10 @@ public sealed partial class RecordsService
         refused = index.TooMany(type) is { } tooMany ? RecordResult.Fail(RecordStatus.Invalid, type, tooMany) : null;
         return refused is null ? index : null;
     }
+
+    /// <summary>Whether <paramref name="resource"/> names an entry of its transaction by a fullUrl in <paramref name="references"/>.</summary>
+    private static bool NamesAnEntry(JsonElement resource, IReadOnlyDictionary<string, string>? references) =>
+        references is not null && ResourceStamp.ReferencesAny(resource, references);
 
     private static IndexEntries ExtractIndex(string type, byte[] json, TenantKeys keys)
     {

@@ -22,7 +22,7 @@ public sealed record SignInOutcome(SignInResult Result, TimeSpan? Wait = null)
 
     public string Message => Result switch
     {
-        SignInResult.Throttled => Math.Ceiling(Wait?.TotalSeconds ?? 1) is var seconds && seconds == 1 ? "Too many attempts. Wait 1 second and try again." : $"Too many attempts. Wait {seconds} seconds and try again.",
+        SignInResult.Throttled => $"Too many attempts. Wait {SignInThrottle.WaitText(Wait ?? TimeSpan.FromSeconds(1))} and try again.",
         SignInResult.NotEnrolled => "This account has no second factor yet. Ask your security officer for a new enrolment link.",
         _ => FailureMessage,
     };

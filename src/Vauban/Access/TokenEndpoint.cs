@@ -135,12 +135,10 @@ internal sealed class TokenEndpointUrl(Uri? publicUrl, Microsoft.AspNetCore.Host
         if (_public is not null) return _public;
         var request = http.Request;
         var port = request.Host.Port ?? (request.IsHttps ? 443 : 80);
-        foreach (var address in Addresses())
+        var host = request.Host.Host;
+        foreach (var (bound, wildcard) in Listening())
         {
-            if (!Uri.TryCreate(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var bound)) continue;
             if (!bound.Scheme.Equals(request.Scheme, StringComparison.OrdinalIgnoreCase) || bound.Port != port) continue;
-            var wildcard = bound.Host is "0.0.0.0" or "[::]";
-            var host = request.Host.Host;
             if (wildcard ? host is "localhost" or "127.0.0.1" or "[::1]" : host.Equals(bound.Host, StringComparison.OrdinalIgnoreCase))
             {
                 return $"{request.Scheme}://{request.Host}{request.PathBase}/oauth/token";
@@ -150,8 +148,20 @@ internal sealed class TokenEndpointUrl(Uri? publicUrl, Microsoft.AspNetCore.Host
     }
 
     /// <summary>Where the token endpoint is known, for a message or the SMART configuration of a request that named another host.</summary>
-    public string Known() => _public ?? Addresses().Select(a => a.Replace("://+", "://localhost", StringComparison.Ordinal).Replace("://*", "://localhost", StringComparison.Ordinal)
-        .Replace("://0.0.0.0", "://localhost", StringComparison.Ordinal).Replace("://[::]", "://localhost", StringComparison.Ordinal).TrimEnd('/') + "/oauth/token").FirstOrDefault() ?? "/oauth/token";
+    public string Known() => _public ?? Listening().Select(l => (l.Wildcard ? new UriBuilder(l.Address) { Host = "localhost" }.Uri : l.Address).GetLeftPart(UriPartial.Authority) + "/oauth/token")
+        .FirstOrDefault() ?? "/oauth/token";
+
+    /// <summary>The addresses the server listens on; a wildcard one ("+", "*", 0.0.0.0, [::]) flagged.</summary>
+    private IEnumerable<(Uri Address, bool Wildcard)> Listening()
+    {
+        foreach (var address in Addresses())
+        {
+            if (Uri.TryCreate(address.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var bound))
+            {
+                yield return (bound, bound.Host is "0.0.0.0" or "[::]");
+            }
+        }
+    }
 
     private ICollection<string> Addresses() =>
         server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses ?? [];

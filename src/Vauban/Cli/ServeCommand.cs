@@ -69,8 +69,7 @@ internal static class ServeCommand
             }
             Uri? publicBase = null;
             if ((parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("VAUBAN_PUBLIC_URL")) is { Length: > 0 } given
-                && (!Uri.TryCreate(given, UriKind.Absolute, out publicBase) || publicBase.Scheme is not ("http" or "https") || publicBase.Query.Length > 0 || publicBase.Fragment.Length > 0
-                    || publicBase.UserInfo.Length > 0))
+                && !VaubanCommands.IsBaseUrl(given, out publicBase))
             {
                 throw new ArgumentException($"--public-url: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
             }

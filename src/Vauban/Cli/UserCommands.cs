@@ -70,8 +70,7 @@ internal static class UserCommands
         url.Validators.Add(result =>
         {
             var given = result.GetValueOrDefault<string>();
-            if (given is not null && (!Uri.TryCreate(given, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https") || parsed.Query.Length > 0
-                || parsed.Fragment.Length > 0 || parsed.UserInfo.Length > 0))
+            if (given is not null && !VaubanCommands.IsBaseUrl(given, out _))
             {
                 result.AddError($"--url: '{given}' is not the server's http(s) base URL (e.g. https://ehr.hopital.example, without a query).");
             }

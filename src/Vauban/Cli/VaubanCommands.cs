@@ -20,6 +20,11 @@ internal static class VaubanCommands
         return root;
     }
 
+    /// <summary>Whether <paramref name="text"/> is a server's base URL as a person or a client is handed it: absolute http or https,
+    /// without a query, fragment or credentials (--public-url, users' --url).</summary>
+    public static bool IsBaseUrl(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Uri? url) =>
+        Uri.TryCreate(text, UriKind.Absolute, out url) && url.Scheme is "http" or "https" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0;
+
     /// <summary>Runs a verb, turning the operator's mistakes into one readable line.</summary>
     public static async Task<int> RunAsync(Func<CancellationToken, Task<int>> action, CancellationToken cancellationToken)
     {

@@ -43,6 +43,15 @@ public class CliTests : IDisposable
         }
     }
 
+    /// <summary>Imports one Bundle file, named <paramref name="fileName"/>, into a new establishment <paramref name="tenant"/>.</summary>
+    private async Task<(int Exit, string Output)> ImportIntoNewTenantAsync(string tenant, string fileName, string bundle)
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add {tenant} {DbArgs}")).Exit);
+        var file = Path.Combine(_directory, fileName);
+        await File.WriteAllTextAsync(file, bundle);
+        return await RunAsync($"import {file} --tenant {tenant} {DbArgs}");
+    }
+
     [Theory]
     [InlineData("--help")]
     [InlineData("serve --help")]
@@ -668,15 +677,12 @@ public class CliTests : IDisposable
     public async Task Importing_lists_the_entries_it_refused_in_entry_order()
     {
         // Refused at three stages (the load, reading the collection, preparing a record): listed as the file has them.
-        Assert.Equal(0, (await RunAsync($"tenants add chu-ordre {DbArgs}")).Exit);
-        var file = Path.Combine(_directory, "ordre.json");
-        await File.WriteAllTextAsync(file, $$"""
+        var (exit, output) = await ImportIntoNewTenantAsync("chu-ordre", "ordre.json", $$"""
             { "resourceType": "Bundle", "type": "collection", "entry": [
               { "resource": {{Samples.Observation("Patient/ordre-nulle-part")}} },
               { "fullUrl": "urn:uuid:0b7e1d9c-4f7a-4c4e-8d4e-1b2f3a4c5d6f" },
               { "resource": { "resourceType": "Banane", "id": "b-1" } } ] }
             """);
-        var (exit, output) = await RunAsync($"import {file} --tenant chu-ordre {DbArgs}");
         Assert.True(exit == 1, output);
         var refused = output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.StartsWith("  Bundle.entry[", StringComparison.Ordinal)).ToList();
         Assert.Equal(3, refused.Count);
@@ -689,13 +695,10 @@ public class CliTests : IDisposable
     public async Task Importing_a_record_whose_id_is_a_NIR_refuses_it_without_printing_the_NIR()
     {
         // The import's lines end up in job logs: a NIR given as an id is refused (ids are stored in clear) and not echoed.
-        Assert.Equal(0, (await RunAsync($"tenants add chu-nir-id {DbArgs}")).Exit);
         var nir = Samples.ValidNir("2690323523804");
-        var file = Path.Combine(_directory, "nir-id.json");
-        await File.WriteAllTextAsync(file, $$"""
+        var (exit, output) = await ImportIntoNewTenantAsync("chu-nir-id", "nir-id.json", $$"""
             { "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Nirid", id: nir)}} } ] }
             """);
-        var (exit, output) = await RunAsync($"import {file} --tenant chu-nir-id {DbArgs}");
         Assert.True(exit == 1, output);
         Assert.Contains("Bundle.entry[0] (Patient, id withheld): The id is a NIR", output, StringComparison.Ordinal);
         Assert.DoesNotContain(nir, output, StringComparison.Ordinal);
@@ -774,10 +777,8 @@ public class CliTests : IDisposable
     [Fact]
     public async Task A_collection_entry_not_loaded_is_named_by_its_place_in_the_file_not_by_an_id_the_import_assigned()
     {
-        Assert.Equal(0, (await RunAsync($"tenants add chu-where {DbArgs}")).Exit);
-        var collection = Path.Combine(_directory, "where.json");
         // Entries without an id get one at import: an operator cannot find that id in the file, only the entry.
-        await File.WriteAllTextAsync(collection, $$"""
+        var (exit, output) = await ImportIntoNewTenantAsync("chu-where", "where.json", $$"""
             { "resourceType": "Bundle", "type": "collection", "entry": [
               { "resource": {{Samples.Patient(family: "Charge")}} },
               { "resource": { "resourceType": "Patient", "gender": "banane" } },
@@ -785,7 +786,6 @@ public class CliTests : IDisposable
               { "resource": { "resourceType": "Patient", "id": "given-1", "gender": "banane" } },
               { "resource": { "gender": "female" } } ] }
             """);
-        var (exit, output) = await RunAsync($"import {collection} --tenant chu-where {DbArgs}");
         Assert.True(exit == 1, output);
         var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
         Assert.Contains("failed where.json: 1 created, 0 updated, 4 rejected.", lines);
@@ -869,9 +869,7 @@ public class CliTests : IDisposable
     [Fact]
     public async Task A_collections_urn_uuid_references_are_rewritten_to_the_entries_they_name_and_a_dangling_one_is_refused()
     {
-        Assert.Equal(0, (await RunAsync($"tenants add chu-urn {DbArgs}")).Exit);
-        var collection = Path.Combine(_directory, "urn.json");
-        await File.WriteAllTextAsync(collection, $$"""
+        var (exit, output) = await ImportIntoNewTenantAsync("chu-urn", "urn.json", $$"""
             { "resourceType": "Bundle", "type": "collection", "entry": [
               { "fullUrl": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01", "resource": {{Samples.Patient(family: "Référencé", id: "urn-patient-1")}} },
               { "resource": { "resourceType": "Observation", "id": "urn-obs-1", "status": "final", "code": { "text": "glycémie" },
@@ -879,7 +877,6 @@ public class CliTests : IDisposable
               { "resource": { "resourceType": "Observation", "id": "urn-obs-2", "status": "final", "code": { "text": "glycémie" },
                               "subject": { "reference": "urn:uuid:00000000-0000-4000-8000-000000000000" } } } ] }
             """);
-        var (exit, output) = await RunAsync($"import {collection} --tenant chu-urn {DbArgs}");
         Assert.True(exit == 1, output);
         Assert.Contains("2 created, 0 updated, 1 rejected.", output, StringComparison.Ordinal);
         Assert.Contains("Bundle.entry[2] (Observation/urn-obs-2): the reference 'urn:uuid:00000000-0000-4000-8000-000000000000' names no entry", output, StringComparison.Ordinal);
