@@ -43,7 +43,8 @@ public sealed partial class RecordsService
         {
             return (400, FhirJson.OperationOutcome([Issue.Invalid("Bundle.type must be batch or transaction.", "Bundle.type")]));
         }
-        var entries = ParseEntries(bundle, maxResourceBytes, issues);
+        if (EnvelopeIssues(bundle) is { Count: > 0 } envelope) return (400, FhirJson.OperationOutcome(envelope));
+        var entries = ParseEntries(bundle, bundleType, maxResourceBytes, issues);
         if (issues.Count > 0) return (400, FhirJson.OperationOutcome(issues));
 
         if (bundleType == "batch")
@@ -67,9 +68,38 @@ public sealed partial class RecordsService
         return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
     }
 
+    /// <summary>What is wrong with a Bundle's envelope outside its entries (R4 structure, bdl-1), each issue naming where: a
+    /// batch, transaction or collection with any of them is refused whole.</summary>
+    public static IReadOnlyList<Issue> EnvelopeIssues(JsonElement bundle) =>
+        [.. Fhir.Validation.ResourceValidator.ValidateBundle(bundle).Select(i => Issue.Invalid($"{i.Location}: {i.Message}", i.Location))];
+
+    /// <summary>What is wrong with one entry of a Bundle's envelope (its elements, and a request, response or search its bundle's
+    /// type does not have: bdl-2 to bdl-4), as one issue; null when nothing is. The entry's resource is validated on its own.
+    /// A transaction fails whole for it, a batch answers that entry, a collection's import rejects it.</summary>
+    internal static Issue? EntryEnvelopeIssue(JsonElement entry, int index, string bundleType)
+    {
+        var found = Fhir.Validation.ResourceValidator.ValidateBundleEntry(entry, index, bundleType);
+        return found.Count == 0 ? null : Issue.Invalid(string.Join("; ", found.Select(i => $"{i.Location}: {i.Message}")), found[0].Location);
+    }
+
     /// <summary>The bundle's entries; what makes the whole bundle unreadable goes to <paramref name="issues"/>, what makes one
     /// entry unusable to that entry's <see cref="BundleEntry.Unusable"/>.</summary>
-    private static List<BundleEntry> ParseEntries(JsonElement bundle, long? maxResourceBytes, List<Issue> issues)
+    private static List<BundleEntry> ParseEntries(JsonElement bundle, string bundleType, long? maxResourceBytes, List<Issue> issues)
+    {
+        var entries = ReadEntries(bundle, maxResourceBytes, issues);
+        if (issues.Count > 0 || entries.Count == 0) return entries;
+        // What the reading found wrong with an entry says more (it names the request); what it did not, the envelope's rules do.
+        var index = 0;
+        foreach (var element in bundle.GetProperty("entry").EnumerateArray())
+        {
+            if (entries[index].Unusable is null && EntryEnvelopeIssue(element, index, bundleType) is { } issue)
+                entries[index] = entries[index] with { Unusable = (400, issue) };
+            index++;
+        }
+        return entries;
+    }
+
+    private static List<BundleEntry> ReadEntries(JsonElement bundle, long? maxResourceBytes, List<Issue> issues)
     {
         var entries = new List<BundleEntry>();
         if (!bundle.TryGetProperty("entry", out var array)) return entries;

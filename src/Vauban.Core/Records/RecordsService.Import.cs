@@ -160,6 +160,11 @@ public sealed partial class RecordsService
     {
         ArgumentNullException.ThrowIfNull(rejected);
         var items = new List<ImportItem>();
+        if (EnvelopeIssues(bundle) is { Count: > 0 } envelope)
+        {
+            rejected.AddRange(envelope);
+            return items;
+        }
         if (bundle.ValueKind != JsonValueKind.Object || !bundle.TryGetProperty("entry", out var entries)) return items;
         if (entries.ValueKind != JsonValueKind.Array)
         {
@@ -175,6 +180,11 @@ public sealed partial class RecordsService
             if (entry.ValueKind != JsonValueKind.Object || !entry.TryGetProperty("resource", out var resource) || resource.ValueKind != JsonValueKind.Object)
             {
                 rejected.Add(Issue.Invalid($"{where}: no resource.", where));
+                continue;
+            }
+            if (EntryEnvelopeIssue(entry, index - 1, "collection") is { } envelopeIssue)
+            {
+                rejected.Add(envelopeIssue);
                 continue;
             }
             var type = resource.TryGetProperty("resourceType", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString()! : "";

@@ -796,6 +796,31 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_collection_entry_R4_does_not_allow_is_rejected_and_a_collection_envelope_it_does_not_allow_loads_nothing()
+    {
+        // A collection's entries carry no request (R4 bdl-3): one that does was loaded as if the request were not there.
+        var (exit, output) = await ImportIntoNewTenantAsync("chu-envelope", "entries.json", $$"""
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": {{Samples.Patient(family: "Charge")}} },
+              { "resource": {{Samples.Patient(family: "Requete")}}, "request": { "method": "DELETE", "url": "Patient/x" } },
+              { "resource": {{Samples.Patient(family: "Faute")}}, "fullUrl": "urn:uuid:0f0e0d0c-0000-4000-8000-00000000000a", "ful": "x" } ] }
+            """);
+        Assert.True(exit == 1, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed entries.json: 1 created, 0 updated, 2 rejected.", lines);
+        Assert.Contains(lines, l => l.StartsWith("  Bundle.entry[1].request: A collection Bundle's entries have no request", StringComparison.Ordinal));
+        Assert.Contains("  Bundle.entry[2].ful: Unknown element 'ful' in Bundle.entry.", lines);
+
+        (exit, output) = await ImportIntoNewTenantAsync("chu-envelope-2", "total.json", $$"""
+            { "resourceType": "Bundle", "type": "collection", "total": 1, "entry": [ { "resource": {{Samples.Patient(family: "Charge")}} } ] }
+            """);
+        Assert.True(exit == 1, output);
+        lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Contains("failed total.json: 0 created, 0 updated, 1 rejected.", lines);
+        Assert.Contains("  Bundle.total: A collection Bundle has no total: only a searchset or a history has one (FHIR R4 invariant bdl-1).", lines);
+    }
+
+    [Fact]
     public async Task Import_refuses_the_bytes_the_API_refuses_file_by_file_and_reads_a_file_with_a_byte_order_mark()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-bytes {DbArgs}")).Exit);

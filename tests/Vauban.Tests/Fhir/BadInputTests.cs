@@ -418,6 +418,42 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Theory]
+    // A misspelt condition was ignored: the patient was created whether or not one matched.
+    [InlineData("\"request\": { \"method\": \"POST\", \"url\": \"Patient\", \"ifNoneExists\": \"family=x\" }", "Bundle.entry[1].request.ifNoneExists: Unknown element 'ifNoneExists'")]
+    [InlineData("\"request\": { \"method\": \"POST\", \"url\": \"Patient\" }, \"reponse\": {}", "Bundle.entry[1].reponse: Unknown element 'reponse'")]
+    [InlineData("\"request\": { \"method\": \"POST\", \"url\": \"Patient\" }, \"response\": { \"status\": \"201 Created\" }", "(FHIR R4 invariant bdl-4)")]
+    [InlineData("\"request\": { \"method\": \"POST\", \"url\": \"Patient\" }, \"search\": { \"mode\": \"match\" }", "(FHIR R4 invariant bdl-2)")]
+    [InlineData("\"request\": { \"method\": \"POST\", \"url\": \"Patient\", \"ifNoneMatch\": 3 }", "Bundle.entry[1].request.ifNoneMatch")]
+    [InlineData("\"request\": { \"method\": \"POST\", \"url\": \"Patient\", \"ifModifiedSince\": \"yesterday\" }", "Bundle.entry[1].request.ifModifiedSince")]
+    public async Task A_bundle_entry_that_R4_does_not_allow_fails_the_transaction_and_is_that_entrys_400_in_a_batch(string envelope, string mentions)
+    {
+        // The envelope was not validated, only the entries' resources: unknown or misplaced elements were accepted and ignored.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Applique")}}, "request": { "method": "POST", "url": "Patient" } },
+              { "resource": {{Samples.Patient(family: "Enveloppe")}}, {{envelope}} } ] }
+            """;
+        await AssertTransactionRefusedAndBatchEntryAsync(bundle, mentions, "400");
+        using var count = await _api.GetAsync("/fhir/Patient?family=enveloppe&_summary=count");
+        Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("\"total\": 2,", "Bundle.total: A batch Bundle has no total")]
+    [InlineData("\"timestamp\": \"2026-12-04\",", "Bundle.timestamp")]
+    [InlineData("\"entries\": [],", "Bundle.entries: Unknown element 'entries'")]
+    [InlineData("\"link\": [ { \"relation\": \"self\" } ],", "Bundle.link[0].url: Missing required element 'url'")]
+    public async Task A_batch_whose_envelope_R4_does_not_allow_is_refused_whole_and_runs_nothing(string property, string mentions)
+    {
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "batch", {{property}} "entry": [
+              { "resource": {{Samples.Patient(family: "Applique")}}, "request": { "method": "POST", "url": "Patient" } } ] }
+            """;
+        using var response = await _api.PostAsync("/fhir", FhirContent.Json(bundle));
+        await AssertRefusedAsync(response, HttpStatusCode.BadRequest, mentions);
+    }
+
+    [Theory]
     [InlineData("http://localhost/fhir/Patient", "is absolute; give it relative to the server's base")]
     [InlineData("urn:uuid:0f0e0d0c-0000-4000-8000-000000000001", "is absolute; give it relative to the server's base")]
     [InlineData("Patient?identifier=urn:x|1", "a POST's request.url is the type alone")]

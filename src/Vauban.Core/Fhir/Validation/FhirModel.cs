@@ -160,9 +160,10 @@ internal sealed class FhirModel
 
     private readonly FrozenSet<string>.AlternateLookup<ReadOnlySpan<char>> allResourceTypes;
 
-    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions, FrozenSet<string> allResourceTypes)
+    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions, FrozenSet<string> allResourceTypes, FhirType bundle)
     {
         this.resourceTypes = resourceTypes;
+        Bundle = bundle;
         resourceTypesBySpan = resourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
         PrimitiveExtensions = primitiveExtensions;
         this.allResourceTypes = allResourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
@@ -178,6 +179,9 @@ internal sealed class FhirModel
     public FhirType PrimitiveExtensions { get; }
 
     public IReadOnlyCollection<string> ResourceTypeNames => resourceTypes.Keys;
+
+    /// <summary>The envelope of a batch, transaction or collection: read, never stored, so not among the resource types.</summary>
+    public FhirType Bundle { get; }
 
     public FhirType? FindResourceType(ReadOnlySpan<char> resourceType) =>
         resourceTypesBySpan.TryGetValue(resourceType, out var type) ? type : null;
@@ -240,7 +244,12 @@ internal sealed class FhirModel
             .ToFrozenDictionary(name => name, name => types[name], StringComparer.Ordinal);
 
         var allResourceTypes = root.GetProperty("allResourceTypes").EnumerateArray().Select(name => name.GetString()!).ToFrozenSet(StringComparer.Ordinal);
-        return new FhirModel(resourceTypes, primitiveExtensions, allResourceTypes);
+        if (!root.GetProperty("envelopeTypes").EnumerateArray().Any(name => name.GetString() == "Bundle") || !types.TryGetValue("Bundle", out var bundle))
+        {
+            throw new InvalidOperationException("FHIR model: the Bundle envelope is missing (regenerate it with tools/fhir-model).");
+        }
+
+        return new FhirModel(resourceTypes, primitiveExtensions, allResourceTypes, bundle);
     }
 
     private static List<FhirElement> ReadElements(JsonElement rows)

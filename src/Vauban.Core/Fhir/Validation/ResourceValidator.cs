@@ -32,8 +32,32 @@ public static class ResourceValidator
         return walk.Issues ?? (IReadOnlyList<ValidationIssue>)[];
     }
 
+    /// <summary>Checks the envelope of a Bundle a client sends (a batch, a transaction, a collection to import) against R4, its
+    /// entries aside (<see cref="ValidateBundleEntry"/>): its elements, their JSON kinds, cardinality and codes, and that only a
+    /// searchset or history has a total (bdl-1).</summary>
+    public static IReadOnlyList<ValidationIssue> ValidateBundle(JsonElement bundle)
+    {
+        var walk = new Walk(FhirModel.R4) { Envelope = true };
+        walk.ValidateEnvelope(bundle);
+        return walk.Issues ?? (IReadOnlyList<ValidationIssue>)[];
+    }
+
+    /// <summary>Checks one entry of a Bundle's envelope: its elements and those of its request, response and search, and the
+    /// invariants that tie them to the bundle's <paramref name="bundleType"/> (bdl-2 to bdl-4). The entry's resource is not
+    /// walked: it is validated as a resource of its own. A request's url is not checked as a uri either: it is read as the
+    /// request it stands for, and answered as that request would be.</summary>
+    public static IReadOnlyList<ValidationIssue> ValidateBundleEntry(JsonElement entry, int index, string bundleType)
+    {
+        var walk = new Walk(FhirModel.R4) { Envelope = true };
+        walk.ValidateEntry(entry, index, bundleType);
+        return walk.Issues ?? (IReadOnlyList<ValidationIssue>)[];
+    }
+
     private sealed class Walk(FhirModel model)
     {
+        /// <summary>Walking a Bundle's envelope: its Resource elements (an entry's resource, a response's outcome) are not walked.</summary>
+        public bool Envelope { get; init; }
+
         private const string RootLocation = "Resource";
         private const int MaxNameLengthInMessage = 64;
         private const int MaxStackNameLength = 128;
@@ -77,6 +101,61 @@ public static class ResourceValidator
             ValidateObject(resource, type, isResource: true, isContained);
         }
 
+        public void ValidateEnvelope(JsonElement bundle)
+        {
+            if (bundle.ValueKind != JsonValueKind.Object)
+            {
+                Report("Bundle", "A Bundle must be a JSON object.");
+                return;
+            }
+
+            Push("Bundle");
+            ValidateObject(bundle, model.Bundle, isResource: true);
+            if (bundle.TryGetProperty("total"u8, out _) && bundle.TryGetProperty("type"u8, out var type) && type.ValueKind == JsonValueKind.String
+                && type.GetString() is { } name && IsBundleType(name) && name is not ("searchset" or "history"))
+            {
+                Report("Bundle.total", $"A {name} Bundle has no total: only a searchset or a history has one (FHIR R4 invariant bdl-1).");
+            }
+
+            Pop();
+        }
+
+        public void ValidateEntry(JsonElement entry, int index, string bundleType)
+        {
+            Push("Bundle");
+            Push("entry");
+            SetIndex(index);
+            if (entry.ValueKind != JsonValueKind.Object)
+            {
+                Report(CurrentLocation(), "An entry must be a JSON object.");
+                return;
+            }
+
+            ValidateObject(entry, model.Bundle.FindElement("entry")!.ComplexType!);
+            if (!IsBundleType(bundleType))
+            {
+                return;
+            }
+
+            if (entry.TryGetProperty("search"u8, out _) && bundleType != "searchset")
+            {
+                Report(CurrentLocation() + ".search", $"A {bundleType} Bundle's entries have no search: only a searchset's do (FHIR R4 invariant bdl-2).");
+            }
+
+            if (entry.TryGetProperty("request"u8, out _) && bundleType is not ("batch" or "transaction" or "history"))
+            {
+                Report(CurrentLocation() + ".request", $"A {bundleType} Bundle's entries have no request: only a batch's, a transaction's or a history's do (FHIR R4 invariant bdl-3).");
+            }
+
+            if (entry.TryGetProperty("response"u8, out _) && bundleType is not ("batch-response" or "transaction-response" or "history"))
+            {
+                Report(CurrentLocation() + ".response", $"A {bundleType} Bundle's entries have no response: only a batch-response's, a transaction-response's or a history's do (FHIR R4 invariant bdl-4).");
+            }
+        }
+
+        private static bool IsBundleType(string name) =>
+            name is "document" or "message" or "transaction" or "transaction-response" or "batch" or "batch-response" or "history" or "searchset" or "collection";
+
         private void ValidateObject(JsonElement json, FhirType type, bool isResource = false, bool isContained = false)
         {
             // Per element group, which choice (ordinal + 1) has been seen as a value and as a "_name" sibling.
@@ -106,6 +185,21 @@ public static class ResourceValidator
                 {
                     if (!MarkSeen(element, seenValues, seenExtensions, property))
                     {
+                        continue;
+                    }
+
+                    // A Bundle's entries are checked one by one (ValidateBundleEntry), a request's url as the request it stands for.
+                    if (Envelope && ((type == model.Bundle && element.JsonName == "entry") || (element.JsonName == "url" && type.Name == "Bundle.entry.request")))
+                    {
+                        if (element.IsArray && property.Value.ValueKind != JsonValueKind.Array)
+                        {
+                            Report(CurrentLocation() + "." + element.JsonName, $"'{element.JsonName}' can repeat: its value must be a JSON array.");
+                        }
+                        else if (!element.IsArray && property.Value.ValueKind != JsonValueKind.String)
+                        {
+                            Report(CurrentLocation() + "." + element.JsonName, "Expected a JSON string (uri).");
+                        }
+
                         continue;
                     }
 
@@ -267,7 +361,10 @@ public static class ResourceValidator
             }
             else if (element.IsResource)
             {
-                ValidateResource(value, isContained: true);
+                if (!Envelope)
+                {
+                    ValidateResource(value, isContained: true);
+                }
             }
             else if (value.ValueKind != JsonValueKind.Object)
             {
