@@ -99,6 +99,32 @@ internal static class Compartments
         return null;
     }
 
+    /// <summary>Why a record of a type that belongs in a patient's record (every type but Patient, Practitioner, PractitionerRole
+    /// and Organization) cannot be stored when it names no patient at all: an Observation without subject, an Appointment none
+    /// of whose participants is a patient (a practitioner and a name given as display alone). R4 lets such elements be absent;
+    /// here the record would be in no patient's record, open to everyone who may read its type, as when it names one in a form
+    /// the index does not follow. A subject that names something else explicitly (an analyser's quality-control result about a
+    /// Device) stays allowed. Null when it names a patient (the reference's form is <see cref="UnfollowedPatientReference"/>'s
+    /// question).</summary>
+    public static Issue? NamesNoPatient(string type, JsonElement resource, IndexEntries index)
+    {
+        var element = PatientElement(type);
+        if (type == KnownResourceTypes.Patient || element == type || Of(type, "", index) is not null) return null;
+        if (type != KnownResourceTypes.Appointment)
+        {
+            var values = new List<JsonElement>();
+            foreach (var parameter in SearchParameters.Stored(type))
+            {
+                if (!PatientParams.Contains(parameter.Code)) continue;
+                foreach (var path in parameter.Paths) ElementPath.Select(resource, path, values);
+            }
+            if (values.Count > 0) return null;
+        }
+        var article = "AEIOU".Contains(type[0], StringComparison.Ordinal) ? "An" : "A";
+        return Issue.Invalid($"{article} {type} must name its patient ({element}) as a reference 'Patient/<id>' to a patient of this server: without one it "
+            + $"would be in no patient's record, open to everyone who may read {type}.", element);
+    }
+
     /// <summary>The element through which a resource of this type names its patient ("Observation.subject"), for a refusal.</summary>
     public static string PatientElement(string type)
     {

@@ -264,6 +264,7 @@ public sealed partial class RecordsService
             // Stamping changes only id and meta, which no search parameter reads: index the parsed original.
             var index = IndexEntries.Extract(item.Type, document.RootElement, keys.Index);
             if (index.TooMany(item.Type) is { } tooMany) return Reject(tooMany.Diagnostics);
+            if (Compartments.NamesNoPatient(item.Type, document.RootElement, index) is { } noPatient) return Reject(noPatient.Diagnostics);
             return new PreparedRow(item.Type, typeCode, item.Id, RecordCipher.Seal(keys, typeCode, item.Id, 1, json), index, null, where);
         }
     }

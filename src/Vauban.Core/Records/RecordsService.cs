@@ -67,7 +67,7 @@ public sealed partial class RecordsService
     {
         if (row is null)
         {
-            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken);
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, PatientNamed(type, id))], cancellationToken);
             // A version read names the version: "Patient/x is not known" read as if the record were missing. Said alike whether
             // the record exists or not.
             return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound(version is { } v ? $"Version {v} of {type}/{id} is not known." : $"{type}/{id} is not known."));
@@ -222,7 +222,7 @@ public sealed partial class RecordsService
                 var current = await _rows.CurrentAsync(connection, null, context.Tenant.Id, typeCode, id, false, cancellationToken);
                 if (current is null)
                 {
-                    await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken);
+                    await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, PatientNamed(type, id))], cancellationToken);
                     return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"{type}/{id} is not known."));
                 }
                 if (await CheckRecordAsync(context, interaction, type, id, current.Compartment, current.CreatedBy, null, cancellationToken) is { } refused)
@@ -435,7 +435,7 @@ public sealed partial class RecordsService
     private async Task<RecordResult> VersionRefusedAsync(AccessContext context, WriteScope scope, Interaction interaction, string type, string id, RecordResult refused,
         CancellationToken cancellationToken)
     {
-        await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, null)], cancellationToken, scope);
+        await AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, PatientNamed(type, id))], cancellationToken, scope);
         return refused;
     }
 
@@ -516,7 +516,7 @@ public sealed partial class RecordsService
         // (or a 410 for a deleted one) would still tell it which records exist.
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
         {
-            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, null)],
+            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, PatientNamed(type, id))],
                 cancellationToken, note: "guard: " + contained.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")");
             return RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", contained.Reason!));
         }
@@ -526,8 +526,13 @@ public sealed partial class RecordsService
     /// <summary>The audit entry of an act refused by role or scopes, before any record was looked at: the type, and the id
     /// when the request named a valid one (an invalid id is the caller's text, not a record).</summary>
     private Task AuditRefusalAsync(AccessContext context, Interaction interaction, string type, string? id, string reason, CancellationToken cancellationToken) =>
-        AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, null)],
+        AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, PatientNamed(type, id))],
             cancellationToken, note: "refused by the access policy: " + reason);
+
+    /// <summary>The patient an act refused before its record was looked at concerns, when the request says it: a Patient's own
+    /// id (or its $everything). On that patient's access history, as the refusals of the policy that read the record are: who
+    /// tried to open a record, a contained or limited principal above all, is what the patient and the officer ask.</summary>
+    private static string? PatientNamed(string type, string? id) => type == KnownResourceTypes.Patient && id is not null && IdRules.IsValid(id) ? id : null;
 
     /// <summary>
     /// A conditional create (If-None-Exist) runs a search and returns the match, or says that there are several:
@@ -866,7 +871,9 @@ public sealed partial class RecordsService
             return null;
         }
         var index = IndexEntries.Extract(type, document.RootElement, keys.Index);
-        refused = index.TooMany(type) is { } tooMany ? RecordResult.Fail(RecordStatus.Invalid, type, tooMany) : null;
+        refused = index.TooMany(type) is { } tooMany ? RecordResult.Fail(RecordStatus.Invalid, type, tooMany)
+            : Compartments.NamesNoPatient(type, document.RootElement, index) is { } noPatient ? RecordResult.Fail(RecordStatus.Unprocessable, type, noPatient)
+            : null;
         return refused is null ? index : null;
     }
 

@@ -88,6 +88,43 @@ public abstract class PatientReferenceTests : IAsyncLifetime
         Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
     }
 
+    public static TheoryData<string, string> NamingNoPatient => new()
+    {
+        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "sérologie VIH" }, "valueString": "positif, Jean Dupont" }""" },
+        { "Encounter", """{ "resourceType": "Encounter", "status": "finished", "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" } }""" },
+        { "DiagnosticReport", """{ "resourceType": "DiagnosticReport", "status": "final", "code": { "text": "bilan" }, "conclusion": "Jean Dupont" }""" },
+        { "DocumentReference", """{ "resourceType": "DocumentReference", "status": "current", "content": [ { "attachment": { "title": "compte rendu" } } ] }""" },
+        { "Appointment", """
+            { "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:00:00+01:00", "end": "2026-03-02T10:30:00+01:00",
+              "participant": [ { "actor": { "display": "Jean Dupont, né le 01/02/1960" }, "status": "accepted" },
+                               { "actor": { "reference": "Practitioner/dr-x" }, "status": "accepted" } ] }
+            """ },
+        { "Appointment", """
+            { "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:00:00+01:00", "end": "2026-03-02T10:30:00+01:00",
+              "participant": [ { "type": [ { "text": "patient" } ], "status": "accepted" } ] }
+            """ },
+    };
+
+    [Theory]
+    [MemberData(nameof(NamingNoPatient))]
+    public async Task A_record_that_names_no_patient_at_all_is_422_and_nothing_is_stored(string type, string json)
+    {
+        // R4 lets these elements be absent: the record was stored in no patient's record, open to everyone who may read its type.
+        using (var create = await _api.PostAsync($"/fhir/{type}", FhirContent.Json(json)))
+        {
+            var body = await create.BodyAsync();
+            Assert.True(create.StatusCode == HttpStatusCode.UnprocessableEntity, $"{(int)create.StatusCode}: {body}");
+            Assert.Contains($"{type} must name its patient", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, StringComparison.Ordinal);
+        }
+        var bundle = $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ { "resource": {{json}}, "request": { "method": "POST", "url": "{{type}}" } } ] }""";
+        using (var transaction = await _api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, transaction.StatusCode);
+        }
+        using var count = await _api.GetAsync($"/fhir/{type}?_summary=count");
+        Assert.Equal(0, (await count.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
     private static async Task AssertRefusedAsync(HttpResponseMessage response)
     {
         var body = await response.BodyAsync();

@@ -568,4 +568,35 @@ public class ResourceValidatorTests
 
     private static string Describe(List<ValidationIssue> issues) =>
         issues.Count == 0 ? "no issues" : string.Join("; ", issues.Select(issue => $"{issue.Location}: {issue.Message}"));
+
+    [Theory]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script></div>", "<script> is not allowed")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><img src=\"x\" onerror=\"alert(1)\"/></div>", "'onerror' is not allowed")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><img src=x onerror=alert(1)/></div>", "not well-formed XML")]
+    [InlineData("<div>no namespace</div>", "XHTML namespace")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\" JavaScript:alert(1)\">x</a></div>", "must not run code")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><img src=\"data:image/svg+xml;base64,PHN2Zz4=\"/></div>", "must not run code")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><iframe src=\"https://x.example\"></iframe></div>", "<iframe> is not allowed")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\"><svg xmlns=\"http://www.w3.org/2000/svg\"/>x</div>", "every element must be XHTML")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\">  </div>", "txt-2")]
+    [InlineData("<!DOCTYPE div [<!ENTITY a \"aaaa\">]><div xmlns=\"http://www.w3.org/1999/xhtml\">&a;</div>", "XHTML starting with a <div> element")]
+    [InlineData("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div><p>y</p>", "not well-formed XML")]
+    public void A_narrative_with_active_content_or_that_is_not_XHTML_is_refused(string div, string message)
+    {
+        // Only "starts with <div" was checked: scripts and event handlers were stored and served to every narrative viewer.
+        var issues = Validate(Narrative(div));
+        Assert.Contains(issues, i => i.Location == "Patient.text.div" && i.Message.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_narrative_of_basic_formatting_links_images_and_styles_is_valid()
+    {
+        const string Div = "<div xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"fr\"><p style=\"color: red\">Marie <b>DUPONT</b></p>"
+            + "<table class=\"grid\"><tr><th colspan=\"2\">Bilan</th></tr><tr><td>Hb</td><td>13,2 g/dL</td></tr></table>"
+            + "<a href=\"https://example.org/doc#x\">lien</a><img src=\"data:image/png;base64,iVBORw0KGgo=\" alt=\"logo\"/><br/><![CDATA[ 1 < 2 ]]></div>";
+        Assert.Empty(Validate(Narrative(Div)));
+    }
+
+    private static string Narrative(string div) =>
+        $$"""{ "resourceType": "Patient", "text": { "status": "generated", "div": {{JsonSerializer.Serialize(div)}} } }""";
 }

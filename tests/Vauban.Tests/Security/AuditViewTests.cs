@@ -91,6 +91,26 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_refusal_before_the_record_is_read_of_a_patient_named_by_the_request_is_on_that_patients_access_history()
+    {
+        // A scope refusal (and a guard's containment) is decided before any row is read: its entry named no patient, so the
+        // patient's access history missed exactly the attempts of a limited or contained principal.
+        using (var limited = await _server.ClientAsync(Establishment, "system/Observation.rs"))
+        {
+            using (var read = await limited.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+            using (var everything = await limited.GetAsync($"/fhir/Patient/{_patient}/$everything")) Assert.Equal(HttpStatusCode.Forbidden, everything.StatusCode);
+        }
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var refused = (await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}&_count=100")).GetProperty("entry").EnumerateArray()
+            .Select(e => e.GetProperty("resource"))
+            .Where(e => e.GetProperty("outcome").GetString() != "0")
+            .Select(e => e.GetProperty("subtype")[0].GetProperty("code").GetString())
+            .ToList();
+        Assert.Contains("read", refused);
+        Assert.Contains("operation", refused); // $everything
+    }
+
+    [Fact]
     public async Task The_officer_sees_a_patients_access_history_as_AuditEvents()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);

@@ -4,6 +4,9 @@
 // regexes do not do (1980-02-30 matches them).
 
 using System.Buffers.Text;
+using System.Collections.Frozen;
+using System.Text;
+using System.Xml;
 
 namespace Vauban.Fhir.Validation;
 
@@ -169,9 +172,128 @@ internal static class PrimitiveFormats
     public static bool IsTime(ReadOnlySpan<byte> value) =>
         TryReadTime(value, out var consumed) && consumed == value.Length;
 
-    /// <summary>Narrative.div must be an XHTML div; its content is not checked here.</summary>
+    /// <summary>Narrative.div must be an XHTML div; its content is <see cref="XhtmlProblem"/>'s.</summary>
     public static bool IsXhtmlDiv(ReadOnlySpan<byte> value) =>
         value.StartsWith("<div"u8) && value.Length > 4 && value[4] is (byte)' ' or (byte)'>' or (byte)'/';
+
+    private const string XhtmlNamespace = "http://www.w3.org/1999/xhtml";
+
+    /// <summary>A narrative that is text alone in an XHTML div, as JSON carries it (<c>&lt;div xmlns=\"…xhtml\"&gt;text&lt;/div&gt;</c>,
+    /// no markup, entity or escape inside): valid without parsing it as XML, which costs a reader and its buffers.</summary>
+    public static bool IsPlainXhtmlDiv(ReadOnlySpan<byte> escaped)
+    {
+        ReadOnlySpan<byte> open = "<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">"u8;
+        ReadOnlySpan<byte> close = "</div>"u8;
+        if (escaped.Length <= open.Length + close.Length || !escaped.StartsWith(open) || !escaped.EndsWith(close)) return false;
+        var text = escaped[open.Length..^close.Length];
+        return text.IndexOfAny("<&\\"u8) < 0 && text.IndexOfAnyExcept(" \t\r\n"u8) >= 0;
+    }
+
+    // R4 narrative.html: "only the basic html formatting elements and attributes described in chapters 7-11 (except section 4 of
+    // chapter 9) and 12 of the HTML 4.0 standard, <a> elements (either name or href), images and internally contained style
+    // attributes" (txt-1): no script, form, frame, object, link, base, head or body, and no event attributes.
+    private static readonly FrozenSet<string> NarrativeElements = new[]
+    {
+        "a", "abbr", "acronym", "address", "b", "bdo", "big", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd",
+        "del", "dfn", "div", "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "ol", "p", "pre",
+        "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "tt",
+        "u", "ul", "var",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    private static readonly FrozenSet<string> NarrativeAttributes = new[]
+    {
+        "id", "class", "style", "title", "lang", "dir", "href", "name", "src", "alt", "width", "height", "border", "cellpadding",
+        "cellspacing", "summary", "frame", "rules", "colspan", "rowspan", "headers", "abbr", "axis", "scope", "align", "valign",
+        "char", "charoff", "span", "start", "type", "value", "cite", "datetime", "compact", "nowrap", "bgcolor", "clear", "size",
+        "noshade", "longdesc", "hspace", "vspace", "hreflang", "rel", "rev", "shape", "coords",
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    /// <summary>What makes a narrative's div something R4 does not allow, or null: not well-formed XML, a root that is not an
+    /// XHTML div, an element or attribute outside txt-1's basic HTML (scripts, forms, frames, objects, event handlers), a link
+    /// or image whose URL would run code, or no content at all (txt-2). Names only elements and attributes it knows, never
+    /// the text. A document type (and so any entity expansion) is refused.</summary>
+    public static string? XhtmlProblem(string div)
+    {
+        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, IgnoreComments = true, IgnoreProcessingInstructions = false, MaxCharactersInDocument = 8 * 1024 * 1024 };
+        try
+        {
+            using var reader = XmlReader.Create(new StringReader(div), settings);
+            var content = false;
+            var root = true;
+            while (reader.Read())
+            {
+                switch (reader.NodeType)
+                {
+                    case XmlNodeType.Element:
+                        if (reader.NamespaceURI != XhtmlNamespace)
+                            return root ? "the div must be in the XHTML namespace (xmlns=\"http://www.w3.org/1999/xhtml\")." : "every element must be XHTML.";
+                        if (root && reader.LocalName != "div") return "the narrative must be one <div> element.";
+                        root = false;
+                        if (!NarrativeElements.Contains(reader.LocalName))
+                            return $"the element {Named(reader.LocalName)} is not allowed in a narrative: only basic HTML formatting, links and images (FHIR R4 invariant txt-1).";
+                        if (reader.LocalName == "img") content = true;
+                        if (AttributeProblem(reader) is { } problem) return problem;
+                        break;
+                    case XmlNodeType.Text or XmlNodeType.CDATA:
+                        content |= !string.IsNullOrWhiteSpace(reader.Value);
+                        break;
+                    case XmlNodeType.ProcessingInstruction:
+                        return "processing instructions are not allowed in a narrative.";
+                }
+            }
+            return content ? null : "the narrative must have some non-whitespace content (FHIR R4 invariant txt-2).";
+        }
+        catch (XmlException e)
+        {
+            return $"not well-formed XML (line {e.LineNumber}, position {e.LinePosition}).";
+        }
+    }
+
+    private static string? AttributeProblem(XmlReader reader)
+    {
+        if (!reader.MoveToFirstAttribute()) return null;
+        do
+        {
+            if (reader.Prefix == "xmlns" || (reader.Prefix.Length == 0 && reader.LocalName == "xmlns"))
+            {
+                if (reader.Value != XhtmlNamespace) return "only the XHTML namespace may be declared in a narrative.";
+                continue;
+            }
+            if (reader.Prefix == "xml" && reader.LocalName == "lang") continue;
+            if (reader.Prefix.Length > 0 || !NarrativeAttributes.Contains(reader.LocalName))
+                return $"the attribute {Named(reader.LocalName, element: false)} is not allowed in a narrative (FHIR R4 invariant txt-1: no event handlers or scripting).";
+            if (reader.LocalName is "href" or "src" or "longdesc" or "cite" && RunsCode(reader.Value))
+                return $"the {reader.LocalName} of a narrative's link or image must not run code (javascript:, vbscript:, data: other than an image).";
+        }
+        while (reader.MoveToNextAttribute());
+        reader.MoveToElement();
+        return null;
+    }
+
+    /// <summary>A URL whose scheme runs code when followed or loaded (javascript:, vbscript:, a data: URL that is not a raster
+    /// image); control characters and spaces, which browsers skip in a scheme, are skipped here too.</summary>
+    private static bool RunsCode(string url)
+    {
+        var colon = url.IndexOf(':', StringComparison.Ordinal);
+        if (colon < 0) return false;
+        var scheme = new StringBuilder(colon);
+        foreach (var c in url.AsSpan(0, colon))
+        {
+            if (c is '/' or '?' or '#') return false; // a relative URL with a colon further on
+            if (c > ' ') scheme.Append(char.ToLowerInvariant(c));
+        }
+        var rest = url.AsSpan(colon + 1).TrimStart();
+        return scheme.ToString() switch
+        {
+            "javascript" or "vbscript" => true,
+            "data" => !rest.StartsWith("image/", StringComparison.OrdinalIgnoreCase) || rest.StartsWith("image/svg", StringComparison.OrdinalIgnoreCase),
+            _ => false,
+        };
+    }
+
+    /// <summary>An element or attribute name for a message: what the caller wrote, when it is a short plain name.</summary>
+    private static string Named(string name, bool element = true) =>
+        name.Length <= 24 && name.All(char.IsAsciiLetterOrDigit) ? (element ? "<" + name + ">" : "'" + name + "'") : "given";
 
     /// <summary>
     /// Whether a JSON string's escaped text (between its quotes) holds a character below U+0020 other than tab, carriage

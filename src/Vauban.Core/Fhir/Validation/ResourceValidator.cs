@@ -605,6 +605,11 @@ public static class ResourceValidator
             {
                 Report(CurrentLocation(), $"Invalid {element.TypeName}: expected {ExpectedFormat(kind)}.");
             }
+            else if (kind == PrimitiveKind.Xhtml && !PrimitiveFormats.IsPlainXhtmlDiv(JsonMarshal.GetRawUtf8Value(value)[1..^1])
+                && PrimitiveFormats.XhtmlProblem(value.GetString()!) is { } problem)
+            {
+                Report(CurrentLocation(), "Invalid xhtml: " + problem);
+            }
             else if (element.Binding is { } binding && !binding.Allows(text))
             {
                 Report(CurrentLocation(), $"Unknown code: this element takes one of {string.Join(", ", binding.Codes)} (required binding {binding.ValueSet}).");
