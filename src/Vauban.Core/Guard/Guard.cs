@@ -237,7 +237,10 @@ public sealed partial class RecordsGuard
             }
             if (canary is not null)
             {
-                if (request.Interaction is Interaction.Search or Interaction.HistoryType && request.Patients.Count <= Options.CanaryNarrowSearchPatients && request.PageDepth == 1)
+                // The narrow search is the desk's (a person typing a name); an API client types none, and a page of three ids it
+                // chose (_id=a,b,canary) returns the canary's identity as fully as a read would.
+                if (principal.Kind == PrincipalKind.Person && request.Interaction is Interaction.Search or Interaction.HistoryType
+                    && request.Patients.Count <= Options.CanaryNarrowSearchPatients && request.PageDepth == 1)
                 {
                     if (FirstSightingToday(tenant, principal.Id, canary, nowMs))
                     {

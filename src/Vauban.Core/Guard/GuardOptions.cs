@@ -135,8 +135,8 @@ public sealed record GuardOptions
 
     /// <summary>
     /// A canary in a search page suspends when the page carries more than this many distinct patients: a
-    /// broad or enumerating search. A narrow search (the desk finding one person) that meets a canary raises
-    /// an alert; opening the canary then suspends.
+    /// broad or enumerating search. A person's narrow search (the desk finding one person) that meets a canary raises
+    /// an alert; opening the canary then locks. An API client has no narrow search: any page with a canary suspends it.
     /// </summary>
     public int CanaryNarrowSearchPatients { get; init; } = 3;
 

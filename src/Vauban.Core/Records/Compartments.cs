@@ -103,8 +103,8 @@ internal static class Compartments
     /// and Organization) cannot be stored when it names no patient at all: an Observation without subject, an Appointment none
     /// of whose participants is a patient (a practitioner and a name given as display alone). R4 lets such elements be absent;
     /// here the record would be in no patient's record, open to everyone who may read its type, as when it names one in a form
-    /// the index does not follow. A subject that names something else explicitly (an analyser's quality-control result about a
-    /// Device) stays allowed. Null when it names a patient (the reference's form is <see cref="UnfollowedPatientReference"/>'s
+    /// the index does not follow. A subject that names a Device or a Location (an analyser's quality-control result, a room's
+    /// temperature) stays allowed. Null when it names a patient (the reference's form is <see cref="UnfollowedPatientReference"/>'s
     /// question).</summary>
     public static Issue? NamesNoPatient(string type, JsonElement resource, IndexEntries index)
     {
@@ -118,11 +118,27 @@ internal static class Compartments
                 if (!PatientParams.Contains(parameter.Code)) continue;
                 foreach (var path in parameter.Paths) ElementPath.Select(resource, path, values);
             }
-            if (values.Count > 0) return null;
+            if (values.Exists(NamesDeviceOrLocation)) return null;
         }
         var article = "AEIOU".Contains(type[0], StringComparison.Ordinal) ? "An" : "A";
         return Issue.Invalid($"{article} {type} must name its patient ({element}) as a reference 'Patient/<id>' to a patient of this server: without one it "
             + $"would be in no patient's record, open to everyone who may read {type}.", element);
+    }
+
+    /// <summary>Whether a reference names a Device or a Location (local, absolute, or by its <c>type</c>): what a record about no
+    /// patient may be about. A typo ("Patients/1"), a type R4 does not have, a Group, a contained resource are not.</summary>
+    private static bool NamesDeviceOrLocation(JsonElement reference)
+    {
+        if (reference.ValueKind != JsonValueKind.Object) return false;
+        static bool IsOne(string? type) => type is "Device" or "Location";
+        if (reference.TryGetProperty("reference", out var r) && r.ValueKind == JsonValueKind.String)
+        {
+            var segments = r.GetString()!.Split('?', 2)[0].Split('/');
+            var named = segments.Length >= 4 && segments[^2] == "_history" ? segments[^4] : segments.Length >= 2 ? segments[^2] : null;
+            return IsOne(named);
+        }
+        var declared = reference.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        return IsOne(declared?[(declared.LastIndexOf('/') + 1)..]);
     }
 
     /// <summary>The element through which a resource of this type names its patient ("Observation.subject"), for a refusal.</summary>

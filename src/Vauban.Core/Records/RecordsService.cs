@@ -582,8 +582,10 @@ public sealed partial class RecordsService
     {
         foreach (var record in written.Written)
         {
+            // A record the write creates (a transaction's POST, an update as create) is refused as a create, as its success is recorded.
+            var act = record.New ? Interaction.Create : interaction;
             var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null ? KnownResourceTypes.Patient : record.Type;
-            if (await CheckRecordAsync(context, interaction, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
+            if (await CheckRecordAsync(context, act, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
             {
                 return (Unnamed(refused, record), record);
             }
@@ -593,7 +595,7 @@ public sealed partial class RecordsService
             {
                 if (patient == record.Compartment) continue;
                 var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
-                if (await CheckRecordAsync(context, interaction, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
+                if (await CheckRecordAsync(context, act, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
                 {
                     return (Unnamed(other, record), record);
                 }
@@ -626,6 +628,7 @@ public sealed partial class RecordsService
         foreach (var record in written.Written)
         {
             if (record.Type == KnownResourceTypes.Patient) continue;
+            var act = record.New ? Interaction.Create : interaction;
             foreach (var patient in record.Patients)
             {
                 if (!open.TryGetValue(patient, out var found))
@@ -636,13 +639,13 @@ public sealed partial class RecordsService
                 }
                 if (context.Principal is { Kind: PrincipalKind.ApiClient, OwnResourcesOnly: true } && !found.Own)
                 {
-                    await AuditAsync(context, interaction, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
+                    await AuditAsync(context, act, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
                         "refused by the access policy (not revealed)");
                     return (Unnamed(RecordResult.Fail(RecordStatus.NotFound, record.Type, Issue.NotFound($"{record.Type}/{Shorten(record.Id)} is not known.")), record), record);
                 }
                 if (found.Exists && !found.Deleted) continue;
                 var element = Compartments.PatientElement(record.Type);
-                await AuditAsync(context, interaction, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
+                await AuditAsync(context, act, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
                     found.Deleted ? "names a deleted patient" : "names a patient that does not exist");
                 return (RecordResult.Fail(RecordStatus.Unprocessable, record.Type, UnknownPatientIssue(element, patient, found.Deleted)), record);
             }

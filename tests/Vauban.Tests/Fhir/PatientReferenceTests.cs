@@ -91,6 +91,10 @@ public abstract class PatientReferenceTests : IAsyncLifetime
     public static TheoryData<string, string> NamingNoPatient => new()
     {
         { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "sérologie VIH" }, "valueString": "positif, Jean Dupont" }""" },
+        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "subject": { "reference": "Patients/p1" } }""" },
+        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "subject": { "reference": "Foo/1" } }""" },
+        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "subject": { "reference": "Group/g1" } }""" },
+        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "focus": [ { "reference": "Patient/p1" } ] }""" },
         { "Encounter", """{ "resourceType": "Encounter", "status": "finished", "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" } }""" },
         { "DiagnosticReport", """{ "resourceType": "DiagnosticReport", "status": "final", "code": { "text": "bilan" }, "conclusion": "Jean Dupont" }""" },
         { "DocumentReference", """{ "resourceType": "DocumentReference", "status": "current", "content": [ { "attachment": { "title": "compte rendu" } } ] }""" },

@@ -242,24 +242,34 @@ public abstract class GuardTests : IAsyncLifetime
         using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[5]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
     }
 
+    private AccessContext Desk(string id) =>
+        new(new Principal(PrincipalKind.Person, id, "Accueil", StaffUser.PersonScopes) { Role = StaffRole.Secretary, SessionId = "s-" + id, AuthenticatedAt = _time.GetUtcNow().AddHours(-1) },
+            _tenant, "TREAT");
+
     [Fact]
-    public async Task A_canary_met_in_a_narrow_search_is_told_to_the_officer_once_a_day_per_principal_and_canary_not_at_every_search()
+    public async Task A_canary_met_in_a_persons_narrow_search_is_told_to_the_officer_once_a_day_per_principal_and_canary_not_at_every_search()
     {
-        using var desk = await PatientReaderAsync();
-        async Task SearchAsync(HttpClient who, string canary)
-        {
-            using var page = await who.GetAsync($"/fhir/Patient?_id={_strangers[0]},{canary}");
-            Assert.Equal(HttpStatusCode.OK, page.StatusCode); // narrow: told, not contained
-        }
+        async Task SearchAsync(AccessContext who, string canary) =>
+            // narrow: told, not contained
+            Assert.Equal(RecordStatus.Ok, (await Records.SearchAsync(who, "Patient", [new("_id", $"{_strangers[0]},{canary}")], null, false, None)).Status);
         async Task<int> SeenAsync(string canary) => (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None))
             .Count(a => a.Kind == KnownAlertKinds.GuardCanarySeen && a.Detail.Contains(canary, StringComparison.Ordinal));
+        var desk = Desk("user:desk-1");
         for (var i = 0; i < 3; i++) await SearchAsync(desk, _canaries[0]);
         Assert.Equal(1, await SeenAsync(_canaries[0]));
         await SearchAsync(desk, _canaries[1]);
         Assert.Equal(1, await SeenAsync(_canaries[1]));
-        using var other = await PatientReaderAsync();
-        await SearchAsync(other, _canaries[0]);
+        await SearchAsync(Desk("user:desk-2"), _canaries[0]);
         Assert.Equal(2, await SeenAsync(_canaries[0]));
+    }
+
+    [Fact]
+    public async Task An_API_client_has_no_narrow_search_a_page_of_ids_with_a_canary_suspends_it()
+    {
+        // The page returned the canary's whole identity with a once-a-day alert: an enumerator asking for ids three by three passed.
+        using var client = await PatientReaderAsync();
+        using (var page = await client.GetAsync($"/fhir/Patient?_id={_strangers[0]},{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, page.StatusCode);
+        using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[1]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
     }
 
     [Fact]

@@ -163,7 +163,8 @@ public abstract class AuditTests : IAsyncLifetime
         Assert.All(entries, e =>
         {
             Assert.Equal(AuditOutcome.MinorFailure, e.Outcome);
-            Assert.Null(e.Detail.Patient); // refused before any record was looked at
+            // Refused before any record was looked at: the patient is the one the request names (Patient/<id>), else none.
+            Assert.Equal(e.ResourceType == "Patient" && e.Detail.Records.SequenceEqual([$"Patient/{_patient}"]) ? _patient : null, e.Detail.Patient);
             Assert.StartsWith("refused by the access policy", e.Detail.Note, StringComparison.Ordinal);
         });
         Assert.Contains(entries, e => e.Action == AuditAction.Search && e.ResourceType == "Observation" && e.Detail.Records.SequenceEqual(["Observation"]));

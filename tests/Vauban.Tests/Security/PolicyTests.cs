@@ -275,6 +275,11 @@ public abstract class PolicyTests : IAsyncLifetime
         var (status, _) = await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None);
         Assert.Equal(403, status);
         var op = AccessContext.Operator(_tenant, "check");
+        // The transaction's refused POST is on the chain as the create it was (it was recorded as an update).
+        var refusals = (await _server.Store.AuditLog.SearchAsync(op, new Vauban.Audit.AuditQuery { Patient = _ids["p2"], Agent = "user:drA", Count = 100 }, None))!
+            .Where(e => e.Outcome == Vauban.Audit.AuditOutcome.MinorFailure).Select(e => e.Action).ToList();
+        Assert.Equal(2, refusals.Count(a => a == Vauban.Audit.AuditAction.Create)); // the direct create, then the transaction's
+        Assert.DoesNotContain(Vauban.Audit.AuditAction.Update, refusals);
         var encounters = await Records.SearchAsync(op, "Encounter", [new("patient", "Patient/" + _ids["p2"]), new("_summary", "count")], null, false, None);
         Assert.Equal(1, encounters.Total);
         // Updating someone else's patient's observation is refused before anything is revealed.
