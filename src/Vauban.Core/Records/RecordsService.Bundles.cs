@@ -349,6 +349,7 @@ public sealed partial class RecordsService
                 var response = new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
                 return writer is null ? (response.Status, FhirJson.OperationOutcome(refused.Issues!)) : Failed(writer, response);
             }
+            await NoteGrantWritesAsync(context, written, cancellationToken);
             // Each entry appended its audit entry in this transaction; the commit writes them with the data.
             await scope.CommitAsync(cancellationToken);
             Touch(context, written);

@@ -114,6 +114,7 @@ public sealed partial class RecordsService
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
         if (result.Status != RecordStatus.Created) return result;
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
+        await NoteGrantWritesAsync(context, written, cancellationToken);
         await scope.CommitAsync(cancellationToken);
         Touch(context, written);
         return result;
@@ -137,6 +138,7 @@ public sealed partial class RecordsService
             && await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
         if (result.Status is RecordStatus.Ok or RecordStatus.Created)
         {
+            await NoteGrantWritesAsync(context, written, cancellationToken);
             await scope.CommitAsync(cancellationToken);
             Touch(context, written);
         }
@@ -575,6 +577,31 @@ public sealed partial class RecordsService
     /// </summary>
     private async ValueTask<RecordResult?> CheckWrittenAsync(AccessContext context, Interaction interaction, WriteBatch written, CancellationToken cancellationToken) =>
         (await RefusedWriteAsync(context, interaction, written, cancellationToken))?.Refused;
+
+    /// <summary>
+    /// Notes which records a person wrote while holding a break-the-glass grant for a patient they name (ADR 0006, revised
+    /// 2026-12-04): such a record is no source of care relationships (CareRelationSql), or a CareTeam without period naming the
+    /// writer's service, written under a personal four-hour grant, opened the patient to the whole service for good. A record
+    /// written again without a grant is a source again. The grant itself still opens the record to its holder while it lasts.
+    /// </summary>
+    private async Task NoteGrantWritesAsync(AccessContext context, WriteBatch written, CancellationToken cancellationToken)
+    {
+        var principal = context.Principal;
+        var holds = _guard.HoldsGrants(context.Tenant.Id, principal);
+        foreach (var record in written.Written)
+        {
+            var underGrant = holds && record.Patients.Any(p => _guard.UnderBreakTheGlass(context.Tenant.Id, principal, p));
+            if (!underGrant && record.New) continue;
+            using var command = written.Scope.Command(underGrant
+                ? (Engine == StorageEngine.Postgres
+                    ? "INSERT INTO grant_writes (rid, tenant_id, principal, written_at) SELECT rid, tenant_id, @p, @at FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id ON CONFLICT (rid) DO UPDATE SET principal = excluded.principal, written_at = excluded.written_at"
+                    : "INSERT OR REPLACE INTO grant_writes (rid, tenant_id, principal, written_at) SELECT rid, tenant_id, @p, @at FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id")
+                : "DELETE FROM grant_writes WHERE rid = (SELECT rid FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id)");
+            command.With("t", context.Tenant.Id).With("ty", TypeCodes.Of(record.Type)).With("id", record.Id);
+            if (underGrant) command.With("p", principal.Id).With("at", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
 
     /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry).</summary>
     private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> RefusedWriteAsync(AccessContext context, Interaction interaction, WriteBatch written,

@@ -6,6 +6,7 @@
 //     period counts as current); or
 //   - the patient names the person (or their service) as general practitioner; or
 //   - the person holds an unexpired break-the-glass grant for the patient.
+// A record whose current version was written under a grant (grant_writes) is no source: the grant is personal and ends.
 // The codes are the stable search-parameter codes of SearchParameters (never renumbered).
 using System.Data.Common;
 
@@ -40,6 +41,7 @@ internal static class CareRelationSql
         return $"""
             (EXISTS (SELECT 1 FROM idx_ref a JOIN resources s ON s.rid = a.rid
                 WHERE a.target = 'Patient/' || {patient} AND a.param IN ({PatientParams}) AND s.tenant_id = {t}
+                  AND NOT EXISTS (SELECT 1 FROM grant_writes w WHERE w.rid = a.rid)
                   AND EXISTS (SELECT 1 FROM idx_ref b WHERE {carers} AND b.param IN ({CarerParams}) AND b.rid = a.rid)
                   AND (EXISTS (SELECT 1 FROM idx_date cd WHERE cd.rid = a.rid AND cd.param IN ({DateParams}) AND cd.hi >= @{prefix}wf AND cd.lo <= @{prefix}wt)
                        OR (s.type = {CareTeamType} AND NOT EXISTS (SELECT 1 FROM idx_date ce WHERE ce.rid = a.rid AND ce.param = {CareTeamDate}))))

@@ -306,5 +306,16 @@ internal static class Migrations
             ALTER TABLE resources ADD COLUMN made smallint;
             ALTER TABLE resource_history ADD COLUMN made smallint;
             """),
+
+        // Step 14: records whose current version was written under a break-the-glass grant. They create no care relationship
+        // (CareRelationSql): a CareTeam without period naming the writer's service, written under a personal four-hour grant,
+        // opened the patient to the whole service for good. A later version written without a grant removes the row.
+        new(14, "records written under a break-the-glass grant, which create no care relationship",
+            Sqlite: """
+            CREATE TABLE grant_writes (rid INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, principal TEXT NOT NULL, written_at INTEGER NOT NULL);
+            """,
+            Postgres: """
+            CREATE TABLE grant_writes (rid bigint PRIMARY KEY, tenant_id bigint NOT NULL, principal text NOT NULL, written_at bigint NOT NULL);
+            """),
     ];
 }

@@ -439,6 +439,37 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_record_written_under_a_break_the_glass_grant_opens_the_patient_to_no_one_else_and_not_beyond_the_grant()
+    {
+        // A CareTeam without period naming the physician's service, written under a personal four-hour grant, made every person of
+        // that service "in care" of the patient for good: no grant, no emergency purpose, no alert.
+        var fresh = Person(StaffRole.Physician, "drA", service: "cardiology", id: "user:drA-team", authenticatedAt: DateTimeOffset.UtcNow);
+        var nurse = Person(StaffRole.Nurse, service: "cardiology", id: "user:nurse-team");
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(nurse, "Patient", _ids["p2"], None)).Status);
+        Assert.Equal(BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(fresh, _ids["p2"], KnownBreakGlassReasons.Emergency, "Patient unconscious in the emergency room", None)).Status);
+        var team = $$$"""
+            {"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/{{{_ids["p2"]}}}"},
+             "participant":[{"member":{"reference":"Organization/{{{_ids["cardiology"]}}}"}},{"member":{"reference":"Practitioner/{{{_ids["drA"]}}}"}}]}
+            """;
+        var created = await Records.CreateAsync(fresh, "CareTeam", JsonDocument.Parse(team).RootElement, null, None);
+        Assert.Equal(RecordStatus.Created, created.Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(fresh, "Patient", _ids["p2"], None)).Status); // the grant itself
+        Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(nurse, "Patient", _ids["p2"], None)).Status);
+        Assert.DoesNotContain("Patient/" + _ids["p2"], await SearchIdsAsync(nurse, "Patient"));
+        // Past the grant, its author is outside the patient's care again.
+        var later = new ShiftedTime(_server.Store.Policy.Options.BreakGlassDuration + TimeSpan.FromHours(1));
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = later }, None))
+            Assert.Equal(RecordStatus.Forbidden, (await store.Records.ReadAsync(fresh, "Patient", _ids["p2"], None)).Status);
+
+        // Written again by someone in the patient's care without a grant, the record is a care relationship as any other.
+        var op = AccessContext.Operator(_tenant, "admission");
+        var current = await Records.ReadAsync(op, "CareTeam", created.Id!, None);
+        var again = JsonDocument.Parse(System.Text.Encoding.UTF8.GetString(current.Json!)).RootElement;
+        Assert.Equal(RecordStatus.Ok, (await Records.UpdateAsync(op, "CareTeam", created.Id!, again, null, None)).Status);
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(nurse, "Patient", _ids["p2"], None)).Status);
+    }
+
+    [Fact]
     public async Task Break_the_glass_with_reason_and_fresh_authentication_opens_the_record_for_a_limited_time_and_tells_the_officer()
     {
         var fresh = Person(StaffRole.Physician, "drA", id: "user:drA-btg", authenticatedAt: DateTimeOffset.UtcNow);
