@@ -73,6 +73,22 @@ public static class VaubanHost
             foreach (var network in options.TrustedProxies) forwarded.KnownIPNetworks.Add(network);
             app.UseForwardedHeaders(forwarded);
         }
+        if (options.PublicUrl is { } publicUrl)
+        {
+            // The URL clients reach the server by names it in everything it hands out (Location, fullUrl, paging links, the
+            // CapabilityStatement's and SMART configuration's endpoints) and is the only origin a session's state-changing request
+            // may come from: a request's Host header (or a proxy's X-Forwarded-Host) is the client's word, and was echoed into them.
+            var scheme = publicUrl.Scheme;
+            var host = new HostString(publicUrl.Authority);
+            var pathBase = new PathString(publicUrl.AbsolutePath.TrimEnd('/'));
+            app.Use((http, next) =>
+            {
+                http.Request.Scheme = scheme;
+                http.Request.Host = host;
+                if (pathBase.HasValue) http.Request.PathBase = pathBase;
+                return next(http);
+            });
+        }
         // The correlation id is Kestrel's request id ("connection:request"); an OperationOutcome carries it as its id, and a
         // FHIR id has no ':' ([A-Za-z0-9-.]{1,64}). Set first, so that logs, audit entries and answers all quote the same one.
         app.Use((http, next) =>

@@ -272,6 +272,38 @@ public class PrivateKeyJwtTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_a_public_URL_every_URL_the_API_hands_out_is_that_URL_s_whatever_the_Host_header_says()
+    {
+        // A client's Host header was echoed into Location, fullUrl, paging links and the CapabilityStatement's token endpoint:
+        // behind a shared cache, a poisoned metadata sent other clients' credentials elsewhere.
+        await using var server = await VaubanServer.StartAsync(Engine.Sqlite, new ServerOptions("http://127.0.0.1:0") { PublicUrl = new Uri("https://ehr.hopital.example/") });
+        using var api = await server.ClientAsync("hospital");
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Hote")) };
+        create.Headers.Host = "evil.example";
+        using (var created = await api.SendAsync(create))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.StartsWith("https://ehr.hopital.example/fhir/Patient/", created.Headers.Location!.ToString(), StringComparison.Ordinal);
+        }
+        using var search = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient?_count=1");
+        search.Headers.Host = "evil.example";
+        using (var page = await api.SendAsync(search))
+        {
+            var body = await page.Content.ReadAsStringAsync();
+            Assert.DoesNotContain("evil.example", body, StringComparison.Ordinal);
+            Assert.Contains("https://ehr.hopital.example/fhir/Patient", body, StringComparison.Ordinal);
+        }
+        using var metadata = new HttpRequestMessage(HttpMethod.Get, "/fhir/metadata");
+        metadata.Headers.Host = "evil.example";
+        using (var statement = await server.Http.SendAsync(metadata))
+        {
+            var body = await statement.Content.ReadAsStringAsync();
+            Assert.DoesNotContain("evil.example", body, StringComparison.Ordinal);
+            Assert.Contains("https://ehr.hopital.example/oauth/token", body, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task With_a_public_URL_the_token_endpoint_is_that_URL_s_and_no_other()
     {
         // Behind a proxy, under a name: the operator says the URL clients use, and assertions name it.
