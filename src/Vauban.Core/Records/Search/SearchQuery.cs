@@ -101,7 +101,7 @@ internal sealed class SearchQuery
             var modifier = colon < 0 ? null : rawName[(colon + 1)..];
             if (rawName.Contains('.', StringComparison.Ordinal) && !rawName.StartsWith('_'))
             {
-                if (!lenient) issues.Add(Issue.NotSupported($"Chained search ('{rawName}') is not supported."));
+                Unfiltered(issues, $"Chained search ('{rawName}') is not supported.");
                 continue;
             }
             query.Canonical.Add((rawName, value));
@@ -128,13 +128,13 @@ internal sealed class SearchQuery
                     query.ParseInclude(name == "_revinclude", modifier, value, issues);
                     continue;
                 case "_id":
-                    if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _id."); continue; }
+                    if (modifier is not null) { Unfiltered(issues, $"Modifier ':{modifier}' is not supported on _id."); continue; }
                     var ids = value.Split(',').Select(v => v.Trim()).ToList();
                     if (ids.Any(i => !IdRules.IsValid(i))) { issues.Add(Issue.Invalid("_id values must be valid FHIR ids.", "_id")); continue; }
                     query.Clauses.Add(new Clause(ClauseKind.Id, false, 0) { Ids = ids });
                     continue;
                 case "_lastUpdated":
-                    if (modifier is not null) { query.Unsupported(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
+                    if (modifier is not null) { Unfiltered(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
                     if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, query.Today) });
                     continue;
             }
@@ -145,7 +145,12 @@ internal sealed class SearchQuery
             }
             if (!SearchParameters.TryGet(type, name, out var parameter) || parameter.Hidden)
             {
-                if (lenient) { query.Canonical.RemoveAt(query.Canonical.Count - 1); continue; }
+                if (lenient)
+                {
+                    query.Canonical.RemoveAt(query.Canonical.Count - 1);
+                    query.Ignored.Add($"Unknown search parameter '{name}' for {type}: ignored (Prefer: handling=lenient).");
+                    continue;
+                }
                 var known = string.Join(", ", SearchParameters.For(type).Values.Where(p => !p.Hidden).Select(p => p.Name).Order(StringComparer.Ordinal));
                 issues.Add(Issue.Invalid($"Unknown search parameter '{name}' for {type}. Supported: _id, _lastUpdated, {known}."));
                 continue;
@@ -175,7 +180,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not (null or "exact"))
                 {
-                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on string parameter '{parameter.Name}' (supported: default starts-with, :exact). Values are stored encrypted, so :contains is not available.");
+                    Unfiltered(issues, $"Modifier ':{modifier}' is not supported on string parameter '{parameter.Name}' (supported: default starts-with, :exact). Values are stored encrypted, so :contains is not available.");
                     return null;
                 }
                 var clause = new Clause(ClauseKind.Hash, false, 2);
@@ -204,7 +209,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not (null or "not"))
                 {
-                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on token parameter '{parameter.Name}' (supported: :not).");
+                    Unfiltered(issues, $"Modifier ':{modifier}' is not supported on token parameter '{parameter.Name}' (supported: :not).");
                     return null;
                 }
                 var clause = new Clause(ClauseKind.Hash, modifier == "not", parameter.Normalization == TokenNormalization.None ? 6 : 0);
@@ -230,7 +235,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not null && !(TypeCodes.TryGet(modifier, out _) && (parameter.Targets ?? stored.Targets)?.Contains(modifier) != false))
                 {
-                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on reference parameter '{parameter.Name}'.");
+                    Unfiltered(issues, $"Modifier ':{modifier}' is not supported on reference parameter '{parameter.Name}'.");
                     return null;
                 }
                 var targetTypes = modifier is not null ? [modifier] : (parameter.Targets ?? stored.Targets ?? TypeCodes.Names.ToList());
@@ -281,7 +286,7 @@ internal sealed class SearchQuery
             {
                 if (modifier is not null)
                 {
-                    Unsupported(issues, $"Modifier ':{modifier}' is not supported on date parameter '{parameter.Name}'.");
+                    Unfiltered(issues, $"Modifier ':{modifier}' is not supported on date parameter '{parameter.Name}'.");
                     return null;
                 }
                 var ranges = ParseDates(value, parameter.Name, issues);
@@ -525,9 +530,22 @@ internal sealed class SearchQuery
     /// of its self link (the current parameter is the last one added to <see cref="Canonical"/>).</summary>
     private void Unsupported(List<Issue> issues, string diagnostics)
     {
-        if (Lenient) Canonical.RemoveAt(Canonical.Count - 1);
+        if (Lenient)
+        {
+            Canonical.RemoveAt(Canonical.Count - 1);
+            Ignored.Add(diagnostics + " Ignored (Prefer: handling=lenient).");
+        }
         else issues.Add(Issue.NotSupported(diagnostics));
     }
+
+    /// <summary>What lenient handling left out of the search, told to the client in the Bundle's OperationOutcome entry: the
+    /// self link is opaque, so it cannot show which parameters were used (R4: the server SHALL say so).</summary>
+    public List<string> Ignored { get; } = [];
+
+    /// <summary>A modifier this server does not apply to a parameter it does filter on, or a chained parameter: refused even
+    /// under lenient handling, which would drop the filter and return more than was asked (every result of the patient, for
+    /// a code:text that meant one) to a client that believes it filtered.</summary>
+    private static void Unfiltered(List<Issue> issues, string diagnostics) => issues.Add(Issue.NotSupported(diagnostics));
 
     /// <summary>Comma separates alternatives; "\," is a literal comma.</summary>
     private static List<string> SplitValues(string value)
