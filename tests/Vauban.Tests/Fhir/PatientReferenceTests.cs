@@ -49,9 +49,6 @@ public abstract class PatientReferenceTests : IAsyncLifetime
     public static TheoryData<string, string> Unfollowed => new()
     {
         { """{ "reference": "http://127.0.0.1/fhir/Patient/{id}" }""", "" },
-        { """{ "reference": "Patient/{id}/" }""", "" },
-        { """{ "reference": " Patient/{id}" }""", "" },
-        { """{ "reference": "patient/{id}" }""", "" },
         { """{ "reference": "Patient?identifier=urn:oid:1.2.250.1.71.4.2.7|IPP-1" }""", "" },
         { """{ "reference": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01" }""", "" },
         { """{ "reference": "#p" }""", """ "contained": [{ "resourceType": "Patient", "id": "p", "name": [{ "family": "Contenu" }] }], """ },
@@ -91,8 +88,6 @@ public abstract class PatientReferenceTests : IAsyncLifetime
     public static TheoryData<string, string> NamingNoPatient => new()
     {
         { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "sérologie VIH" }, "valueString": "positif, Jean Dupont" }""" },
-        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "subject": { "reference": "Patients/p1" } }""" },
-        { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "subject": { "reference": "Foo/1" } }""" },
         { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "subject": { "reference": "Group/g1" } }""" },
         { "Observation", """{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "focus": [ { "reference": "Patient/p1" } ] }""" },
         { "Encounter", """{ "resourceType": "Encounter", "status": "finished", "class": { "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB" } }""" },

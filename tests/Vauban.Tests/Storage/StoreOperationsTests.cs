@@ -141,7 +141,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep13}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep14}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -164,8 +164,8 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store three steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13); DROP TABLE store_settings; {UndoStep13}");
+        // A store four steps behind, in which the second cannot run (a table of that name is already there).
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14); DROP TABLE store_settings; {UndoStep13} {UndoStep14}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -190,8 +190,11 @@ public sealed class StoreOperationsTests
         }
     }
 
-    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    /// <summary>What schema step 13 added, removed.</summary>
     private const string UndoStep13 = "ALTER TABLE resources DROP COLUMN made; ALTER TABLE resource_history DROP COLUMN made;";
+
+    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    private const string UndoStep14 = "DROP TABLE grant_writes;";
 
     private static async Task ExecuteAsync(string db, string sql)
     {

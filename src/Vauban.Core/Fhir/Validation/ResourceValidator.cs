@@ -63,6 +63,12 @@ public static class ResourceValidator
         private const int MaxStackNameLength = 128;
 
         private PathSegment[] path = new PathSegment[16];
+
+        private static readonly System.Buffers.SearchValues<char> IdCharacters =
+            System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.");
+
+        /// <summary>The resource being validated (a contained one's container): where "#id" references look for their target.</summary>
+        private JsonElement root;
         private int depth;
 
         public List<ValidationIssue>? Issues { get; private set; }
@@ -96,6 +102,7 @@ public static class ResourceValidator
             if (depth == 0)
             {
                 Push(type.Name);
+                root = resource;
             }
 
             ValidateObject(resource, type, isResource: true, isContained);
@@ -391,6 +398,18 @@ public static class ResourceValidator
             if (reference.TryGetProperty("reference", out var literal) && literal.ValueKind == JsonValueKind.String)
             {
                 var text = TryWidenAscii(JsonMarshal.GetRawUtf8Value(literal)[1..^1], buffer, out var ascii) ? ascii : literal.GetString().AsSpan();
+                if (text.Length > 1 && text[0] == '#')
+                {
+                    ValidateContainedTarget(reference, text[1..], targets);
+                    return;
+                }
+
+                if (RelativeProblem(text) is { } problem)
+                {
+                    Report(CurrentLocation() + ".reference", problem);
+                    return;
+                }
+
                 var namesType = TryNamedType(text, out var named);
                 if (namesType && !targets.GetAlternateLookup<ReadOnlySpan<char>>().Contains(named))
                 {
@@ -455,6 +474,72 @@ public static class ResourceValidator
             var before = path[..last];
             type = before[(before.LastIndexOf('/') + 1)..];
             return model.IsResourceTypeName(type);
+        }
+
+        /// <summary>What is wrong with a relative literal reference ("Type/id", "Type/id/_history/v"): a type R4 does not have
+        /// ("Patients/1", "practitioner/1"), or an id that cannot be one. Null for a well-formed one and for every other form
+        /// (absolute URL, urn:, conditional "Type?…", "#id").</summary>
+        private string? RelativeProblem(ReadOnlySpan<char> reference)
+        {
+            if (reference.IndexOfAny(':', '?', '#') >= 0 || reference.IndexOf('/') < 0)
+            {
+                return null;
+            }
+
+            var slash = reference.IndexOf('/');
+            var type = reference[..slash];
+            var rest = reference[(slash + 1)..];
+            if (!model.IsResourceTypeName(type))
+            {
+                return $"A reference 'Type/id' must name a FHIR resource type; '{Truncate(type.ToString())}' is none (types are case-sensitive: Patient, Practitioner…).";
+            }
+
+            var history = rest.IndexOf("/_history/", StringComparison.Ordinal);
+            var id = history >= 0 ? rest[..history] : rest;
+            var version = history >= 0 ? rest[(history + 10)..] : "1";
+            static bool IsId(ReadOnlySpan<char> value) =>
+                value.Length is >= 1 and <= 64 && !value.ContainsAnyExcept(IdCharacters);
+            return IsId(id) && IsId(version)
+                ? null
+                : $"A reference '{type}/id' must end in a valid id (1 to 64 letters, digits, '-' or '.'), optionally followed by /_history/ and a version.";
+        }
+
+        /// <summary>A reference "#id" names a resource contained in this one (R4 ref-1): it must be there, once, and of a type the
+        /// element may point to (an Observation's performer is no contained Encounter, its subject no contained Practitioner).</summary>
+        private void ValidateContainedTarget(JsonElement reference, ReadOnlySpan<char> id, FrozenSet<string> targets)
+        {
+            string? found = null;
+            var count = 0;
+            if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("contained"u8, out var contained) && contained.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in contained.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("id"u8, out var itemId) && itemId.ValueKind == JsonValueKind.String
+                        && itemId.ValueEquals(id) && item.TryGetProperty("resourceType"u8, out var itemType) && itemType.ValueKind == JsonValueKind.String)
+                    {
+                        found = itemType.GetString();
+                        count++;
+                    }
+                }
+            }
+
+            if (count == 0)
+            {
+                Report(CurrentLocation() + ".reference", "A reference '#id' must name a resource contained in this one (FHIR R4 invariant ref-1); none has that id.");
+            }
+            else if (count > 1)
+            {
+                Report(CurrentLocation() + ".reference", "A reference '#id' names two contained resources: contained ids must be unique.");
+            }
+            else if (!targets.Contains(found!))
+            {
+                Report(CurrentLocation() + ".reference", $"A reference to a contained {Truncate(found!)} is not allowed here: this element refers to {Choices(targets)}.");
+            }
+            else if (reference.TryGetProperty("type"u8, out var stated) && stated.ValueKind == JsonValueKind.String
+                && stated.GetString() is { } statedType && statedType[(statedType.LastIndexOf('/') + 1)..] != found)
+            {
+                Report(CurrentLocation() + ".type", $"The reference names a contained {Truncate(found!)} but its type says {Truncate(statedType)}.");
+            }
         }
 
         private static string Choices(FrozenSet<string> targets)
