@@ -503,6 +503,21 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_observation_timed_by_a_Timing_is_found_by_date_over_its_outer_limits()
+    {
+        // effectiveTiming was not indexed: such a result was never found by date and sorted with the undated.
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Cadence"))).GetProperty("id").GetString()!;
+        var id = (await CreateAsync("Observation", $$"""
+            { "resourceType": "Observation", "status": "final", "code": { "text": "glycémie capillaire" }, "subject": { "reference": "Patient/{{patient}}" },
+              "effectiveTiming": { "event": [ "2023-05-05T10:00:00Z", "2023-05-07T10:00:00Z" ] } }
+            """)).GetProperty("id").GetString()!;
+        foreach (var date in new[] { "eq2023-05", "eq2023", "ge2023-05-06", "le2023-05-05T12:00:00Z", "gt2023-05-07T09:00:00Z" })
+            Assert.True(Ids(await SearchAsync($"Observation?subject=Patient/{patient}&date={date}")).SequenceEqual([id]), date);
+        foreach (var date in new[] { "lt2023-05-01", "gt2023-05-08", "eq2023-05-06" })
+            Assert.True(Ids(await SearchAsync($"Observation?subject=Patient/{patient}&date={date}")).Count == 0, date);
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""

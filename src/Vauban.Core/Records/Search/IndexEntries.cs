@@ -159,6 +159,37 @@ internal sealed class IndexEntries
             }
             Dates.Add(new DateEntry(parameter.Code, low, high));
         }
+        else if (value.ValueKind == JsonValueKind.Object && !parameter.BlindDate && (value.TryGetProperty("event", out _) || value.TryGetProperty("repeat", out _)))
+        {
+            // A Timing: "the specified scheduling details are ignored and only the outer limits matter" (R4 search, date):
+            // from its first event (or the start of its bounds) to its last (or their end).
+            var low = long.MaxValue;
+            var high = long.MinValue;
+            void Cover(string? text, bool start, bool end)
+            {
+                if (text is null || !FhirDateRange.TryParse(text, out var l, out var h, out _)) return;
+                if (start) low = Math.Min(low, l);
+                if (end) high = Math.Max(high, h);
+            }
+            if (value.TryGetProperty("event", out var events) && events.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in events.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.String) Cover(item.GetString(), true, true);
+                }
+            }
+            if (value.TryGetProperty("repeat", out var repeat) && repeat.ValueKind == JsonValueKind.Object
+                && repeat.TryGetProperty("boundsPeriod", out var bounds) && bounds.ValueKind == JsonValueKind.Object)
+            {
+                Cover(bounds.TryGetProperty("start", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null, true, false);
+                Cover(bounds.TryGetProperty("end", out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null, false, true);
+                if (!bounds.TryGetProperty("end", out _) && low != long.MaxValue) high = FhirDateRange.Max;
+                if (!bounds.TryGetProperty("start", out _) && high != long.MinValue) low = FhirDateRange.Min;
+            }
+            if (low == long.MaxValue && high != long.MinValue) low = FhirDateRange.Min;
+            if (high == long.MinValue && low != long.MaxValue) high = FhirDateRange.Max;
+            if (low != long.MaxValue) Dates.Add(new DateEntry(parameter.Code, low, high));
+        }
         else if (value.ValueKind == JsonValueKind.Object && !parameter.BlindDate)
         {
             // A Period: open ends extend to the edges of time.

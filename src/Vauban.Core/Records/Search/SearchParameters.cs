@@ -164,7 +164,7 @@ internal static class SearchParameters
         Add(R("Observation", "subject", 901, "subject"));
         Add(Alias("Observation", "patient", SearchParamKind.Reference, "subject", "Patient"));
         Add(T("Observation", "code", 902, "code"));
-        Add(D("Observation", "date", 903, "effectiveDateTime", "effectivePeriod", "effectiveInstant"));
+        Add(D("Observation", "date", 903, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "effectiveTiming"));
         Add(T("Observation", "category", 904, "category"));
         Add(T("Observation", "status", 905, "status") with { CodeSystem = "http://hl7.org/fhir/observation-status" });
         Add(R("Observation", "performer", 906, "performer"));
