@@ -32,6 +32,9 @@ public static class KnownBreakGlassReasons
 
 public sealed record BreakGlassGrant(string Patient, string Reason, DateTimeOffset GrantedAt, DateTimeOffset ExpiresAt);
 
+/// <summary>A grant as the security officer reviews it: who, for which patient, the reason and the explanation they stated.</summary>
+public sealed record ReviewedGrant(long Id, string Principal, string Patient, string Reason, string Explanation, DateTimeOffset GrantedAt, DateTimeOffset ExpiresAt);
+
 public enum BreakGlassStatus { Granted, Invalid, ReauthenticationRequired, NotAllowed, PatientNotFound }
 
 public sealed record BreakGlassResult(BreakGlassStatus Status, BreakGlassGrant? Grant, string Message);
@@ -93,6 +96,12 @@ public sealed class BreakTheGlass
             return await RefusedAsync(BreakGlassStatus.Invalid, $"Explain the access in your own words ({MinimumDetailLength} to {MaximumDetailLength} characters).",
                 "no valid explanation");
         }
+        if (StatedText.HasHiddenCharacters(detail, lineBreaks: true))
+        {
+            // The officer reads it to judge the emergency: it must show what it holds.
+            return await RefusedAsync(BreakGlassStatus.Invalid, "Explain the access in plain text: invisible characters (direction overrides, zero-width) are not accepted.",
+                "explanation with invisible characters");
+        }
         var now = _time.GetUtcNow();
         if (principal.AuthenticatedAt is not { } proven || now - proven > options.ReauthenticationMaxAge)
         {
@@ -140,7 +149,8 @@ public sealed class BreakTheGlass
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
-            $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {expires:yyyy-MM-dd HH:mm} UTC.",
+            $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {expires:yyyy-MM-dd HH:mm} UTC. "
+            + "The explanation they stated: vauban guard grants, or GET /admin/guard/grants.",
             cancellationToken);
         await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
             [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
@@ -149,6 +159,41 @@ public sealed class BreakTheGlass
         _guard.NoteGrant(context, patientId, expires);
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
             $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
+    }
+
+    /// <summary>The establishment's grants, newest first, each with the explanation its holder stated (opened here: it is sealed
+    /// at rest), for the security officer who reviews them. The caller audits the reading.</summary>
+    public async Task<IReadOnlyList<ReviewedGrant>> ReviewAsync(Tenant tenant, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command(
+            "SELECT id, principal, patient, reason, detail, granted_at, expires_at FROM break_glass WHERE tenant_id = @t ORDER BY granted_at DESC, id DESC LIMIT @n")
+            .With("t", tenant.Id).With("n", limit);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var grants = new List<ReviewedGrant>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var principal = reader.GetString(1);
+            var patient = reader.GetString(2);
+            var granted = reader.GetInt64(5);
+            string explanation;
+            try
+            {
+                var grantKey = principal + "|" + patient;
+                explanation = Encoding.UTF8.GetString(RecordCipher.Open(keys, 0, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(grantKey))),
+                    (int)(granted / 1000 & int.MaxValue), (byte[])reader.GetValue(4)));
+            }
+            catch (CryptographicException)
+            {
+                explanation = "(cannot be opened: the stored explanation was altered)";
+            }
+            grants.Add(new ReviewedGrant(reader.GetInt64(0), principal, patient, reader.GetString(3), explanation,
+                DateTimeOffset.FromUnixTimeMilliseconds(granted), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6))));
+        }
+        return grants;
     }
 
     /// <summary>The person's unexpired grants, newest first (for their screen).</summary>

@@ -66,10 +66,10 @@ internal static class BearerAuthentication
         if (http.Request.Headers.TryGetValue(Guard.RecordsGuard.ReasonHeader, out var stated))
         {
             reason = stated.ToString().Trim();
-            if (stated.Count != 1 || reason.Length < Guard.RecordsGuard.MinimumReasonLength || reason.Length > Guard.RecordsGuard.MaximumReasonLength || reason.Any(char.IsControl))
+            if (stated.Count != 1 || reason.Length < Guard.RecordsGuard.MinimumReasonLength || reason.Length > Guard.RecordsGuard.MaximumReasonLength || StatedText.HasHiddenCharacters(reason))
             {
                 return FhirHttp.Outcome(StatusCodes.Status400BadRequest, Issue.Invalid(
-                    $"{Guard.RecordsGuard.ReasonHeader} states why a bulk read is needed, once, on one line, in {Guard.RecordsGuard.MinimumReasonLength}–{Guard.RecordsGuard.MaximumReasonLength} characters."));
+                    $"{Guard.RecordsGuard.ReasonHeader} states why a bulk read is needed, once, on one line, in {Guard.RecordsGuard.MinimumReasonLength}–{Guard.RecordsGuard.MaximumReasonLength} characters, without invisible characters (direction overrides, zero-width)."));
             }
         }
         // The device class (from the User-Agent) is one of the guard's signals: a script where a browser used to be.

@@ -1,5 +1,6 @@
 // vauban guard — the security officer's verbs for the guard: alerts (what was raised), acknowledge (alerts
-// reviewed), contained (who is suspended or locked now), release (after review), canaries add|list. A running server sees a release
+// reviewed), contained (who is suspended or locked now), release (after review), grants (break-the-glass, with the
+// explanations stated), canaries add|list. A running server sees a release
 // or new canaries within seconds (it re-reads them from the database).
 using System.CommandLine;
 using Vauban.Access;
@@ -16,6 +17,7 @@ internal static class GuardCommands
         guard.Subcommands.Add(Acknowledge());
         guard.Subcommands.Add(Contained());
         guard.Subcommands.Add(Release());
+        guard.Subcommands.Add(Grants());
         guard.Subcommands.Add(ExportApprovalCommands.List());
         guard.Subcommands.Add(ExportApprovalCommands.Decide(approve: true));
         guard.Subcommands.Add(ExportApprovalCommands.Decide(approve: false));
@@ -51,6 +53,37 @@ internal static class GuardCommands
                     + (showAcknowledged ? "\t" + (a.AcknowledgedAt is { } at ? at.ToString("yyyy-MM-dd HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) : "-") : ""));
             }
             if (alerts.Count == 0) Console.Error.WriteLine(showAcknowledged ? "No alerts." : "No alerts to review (--all lists the acknowledged ones too).");
+            return 0;
+        }, ct));
+        return command;
+    }
+
+    private static Command Grants()
+    {
+        var command = new Command("grants", "Break-the-glass grants of an establishment, newest first, with the explanation each holder stated (sealed at rest, opened for this review; the reading is audited).");
+        var tenant = TenantCommands.Option();
+        var limit = new Option<int>("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
+        command.Options.Add(tenant);
+        command.Options.Add(limit);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var n = parse.GetValue(limit);
+            if (n is < 1 or > 10_000) throw new ArgumentException("--limit must be between 1 and 10,000.");
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var grants = await store.BreakTheGlass.ReviewAsync(owner, n, token);
+            // On the chain before the explanations are shown, as a console read is.
+            await store.Audit.AppendAsync(AccessContext.Operator(owner, KnownPurposes.SystemAdministration), Vauban.Audit.AuditAction.Administration, Vauban.Audit.AuditOutcome.Success,
+                null, [new Vauban.Audit.AuditedRecord("cli:guard grants", null, null)], token, $"break-the-glass grants read ({grants.Count} listed)");
+            Console.WriteLine("id	granted (UTC)	expires (UTC)	principal	patient	reason	explanation");
+            foreach (var g in grants)
+            {
+                // One line each: the free text's line breaks and tabs would break the columns.
+                var explanation = string.Join(' ', g.Explanation.Split(['\t', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
+                Console.WriteLine($"{g.Id}	{g.GrantedAt:yyyy-MM-dd HH:mm:ss}	{g.ExpiresAt:yyyy-MM-dd HH:mm:ss}	{g.Principal}	Patient/{g.Patient}	{g.Reason}	{explanation}");
+            }
+            if (grants.Count == 0) Console.Error.WriteLine("No break-the-glass grants.");
             return 0;
         }, ct));
         return command;

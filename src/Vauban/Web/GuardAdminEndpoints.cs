@@ -1,6 +1,7 @@
 // The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
 // signed-in security officer or administrator of the establishment (person session, both factors).
 //   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries (the officer only)
+//   GET  /admin/guard/grants[?limit=n]   (the officer only: break-the-glass grants with the explanations stated)
 //   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list; both factors proven within 5 minutes)
 //   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
 //   POST /admin/guard/canaries  {"count": n}   (the officer only: an administrator who knew the canaries could avoid them)
@@ -57,6 +58,28 @@ internal static partial class GuardAdminEndpoints
             return Results.Json(alerts.Select(a => new
             {
                 id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = officer ? a.Detail : WithoutCanaries(a.Detail), acknowledgedAt = a.AcknowledgedAt,
+            }));
+        });
+
+        // The break-the-glass grants with the explanations their holders stated (sealed at rest, opened here): what the officer
+        // judges a stated emergency by. The officer's alone: the text may hold clinical words an administrator has no need of.
+        admin.MapGet("/grants", async (HttpContext http) =>
+        {
+            var user = http.FullPerson()!.User!;
+            if (user.Role != StaffRole.SecurityOfficer)
+            {
+                await AuditRefusalAsync(store, http, "only the security officer");
+                return Problem(403, "Only the security officer reviews break-the-glass explanations.");
+            }
+            var limitText = http.Request.Query["limit"].ToString();
+            var limit = 100;
+            if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
+                return Problem(400, "limit is a number between 1 and 10,000.");
+            var grants = await store.BreakTheGlass.ReviewAsync(user.Tenant, limit, http.RequestAborted);
+            await AuditReadAsync(store, http, grants.Count);
+            return Results.Json(grants.Select(g => new
+            {
+                id = g.Id, principal = g.Principal, patient = g.Patient, reason = g.Reason, explanation = g.Explanation, grantedAt = g.GrantedAt, expiresAt = g.ExpiresAt,
             }));
         });
 

@@ -2,6 +2,7 @@
 // everyone else, and every malformed or cross-site request, is refused with a 4xx and changes nothing.
 using System.Net;
 using System.Text;
+using System.Text.Json;
 using Vauban.Access;
 using Vauban.Tests.Infrastructure;
 
@@ -78,6 +79,43 @@ public abstract class GuardAdminTests : IAsyncLifetime
     {
         var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => !c.Principal.StartsWith("session:", StringComparison.Ordinal));
         return contained.Principal;
+    }
+
+    [Fact]
+    public async Task The_security_officer_reads_the_explanation_a_break_the_glass_holder_stated_and_no_one_else_does()
+    {
+        // The explanation was required and sealed, and no view ever opened it: the alert said "Other (explain below)" and nothing followed.
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-glass", "Dr Verre", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, SessionId = "s-glass", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, "TREAT");
+        Assert.Equal(BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(physician, _stranger, KnownBreakGlassReasons.Other,
+            "Appel du SAMU, patient inconscient au déchocage", CancellationToken.None)).Status);
+        using (var officer = await SignedInAsync("officer@chu.example"))
+        {
+            using var grants = await officer.Http.GetAsync("/admin/guard/grants");
+            var body = await grants.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, grants.StatusCode);
+            using var list = JsonDocument.Parse(body);
+            var grant = Assert.Single(list.RootElement.EnumerateArray());
+            Assert.Equal("user:dr-glass", grant.GetProperty("principal").GetString());
+            Assert.Equal(_stranger, grant.GetProperty("patient").GetString());
+            Assert.Equal("other", grant.GetProperty("reason").GetString());
+            Assert.Equal("Appel du SAMU, patient inconscient au déchocage", grant.GetProperty("explanation").GetString());
+        }
+        var alert = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+        Assert.Contains("/admin/guard/grants", alert.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("SAMU", alert.Detail, StringComparison.Ordinal);
+        foreach (var email in new[] { "admin@chu.example", "doctor@chu.example" })
+        {
+            using var other = await SignedInAsync(email);
+            using var refused = await other.Http.GetAsync("/admin/guard/grants");
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.DoesNotContain("SAMU", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        // An explanation that would display as other words than it holds is refused.
+        var disguised = await _server.Store.BreakTheGlass.OpenAsync(physician, _stranger, KnownBreakGlassReasons.Other, "Urgence \u202Eeérutnavuos\u202C vitale", CancellationToken.None);
+        Assert.Equal(BreakGlassStatus.Invalid, disguised.Status);
     }
 
     [Fact]

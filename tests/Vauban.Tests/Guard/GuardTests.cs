@@ -398,6 +398,17 @@ public abstract class GuardTests : IAsyncLifetime
             using var response = await client.SendAsync(tooShort);
             Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         }
+        // A reason that displays as other words than it holds (a right-to-left override) is refused: the officer reads it.
+        using (var utf8 = new HttpClient(new SocketsHttpHandler { RequestHeaderEncodingSelector = (_, _) => System.Text.Encoding.UTF8 }) { BaseAddress = client.BaseAddress })
+        using (var disguised = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_strangers[3]}/$everything"))
+        {
+            utf8.DefaultRequestHeaders.Authorization = client.DefaultRequestHeaders.Authorization;
+            disguised.Headers.TryAddWithoutValidation(RecordsGuard.ReasonHeader, "Transfert \u202Eoyl UHC\u202C ticket 4411");
+            using var response = await utf8.SendAsync(disguised);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, body);
+            Assert.Contains("invisible characters", body, StringComparison.Ordinal);
+        }
         using var stated = new HttpRequestMessage(HttpMethod.Get, $"/fhir/Patient/{_strangers[3]}/$everything");
         stated.Headers.Add(RecordsGuard.ReasonHeader, "Transfer to CHU Lyon, ticket 4411");
         using var allowed = await client.SendAsync(stated);
