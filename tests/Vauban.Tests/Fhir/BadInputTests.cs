@@ -514,6 +514,7 @@ public abstract class BadInputTests : IAsyncLifetime
     [Theory]
     [InlineData("Patient?colour=blue", "Unknown search parameter 'colour'")]
     [InlineData("Patient?birthdate=1980-13-45", "FHIR date")]
+    [InlineData("Patient?birthdate=gt1980-06-15T10:00:00Z", "'birthdate' is a date: search it by year, month or day, without a time")]
     [InlineData("Patient?family:contains=dup", "not supported")]
     [InlineData("Patient?_sort=family", "_sort=family is not supported")]
     [InlineData("Patient?_count=-1", "_count")]

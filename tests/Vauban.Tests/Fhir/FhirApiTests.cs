@@ -518,6 +518,16 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_escaped_bar_in_a_token_is_part_of_the_code_not_the_system_separator()
+    {
+        // identifier=a\|b is the value "a|b" in any system (R4 search, escaping); it was read as system "a", code "b".
+        var id = (await CreateAsync("Practitioner", """{ "resourceType": "Practitioner", "identifier": [ { "system": "urn:zq", "value": "a|b" } ] }""")).GetProperty("id").GetString()!;
+        Assert.Equal([id], Ids(await SearchAsync("Practitioner?identifier=a%5C%7Cb")));
+        Assert.Equal([id], Ids(await SearchAsync("Practitioner?identifier=urn:zq%7Ca%5C%7Cb")));
+        Assert.Empty(Ids(await SearchAsync("Practitioner?identifier=a%7Cb")));
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""

@@ -166,7 +166,8 @@ internal sealed class SearchQuery
 
     private Clause? ParseValue(SearchParameter parameter, string? modifier, string value, TenantKeys keys, List<Issue> issues)
     {
-        var values = SplitValues(value);
+        // A token's "\|" is a '|' in the code, not the system separator (R4 search, escaping): kept apart until the split.
+        var values = SplitValues(value, parameter.Kind == SearchParamKind.Token ? EscapedBar : '|');
         if (values.Count == 0 || values.Any(v => v.Length == 0))
         {
             issues.Add(Issue.Invalid($"The search parameter '{parameter.Name}' has an empty value.", parameter.Name));
@@ -213,9 +214,10 @@ internal sealed class SearchQuery
                     return null;
                 }
                 var clause = new Clause(ClauseKind.Hash, modifier == "not", parameter.Normalization == TokenNormalization.None ? 6 : 0);
-                foreach (var v in values)
+                foreach (var escaped in values)
                 {
-                    var bar = v.IndexOf('|', StringComparison.Ordinal);
+                    var bar = escaped.IndexOf('|', StringComparison.Ordinal);
+                    var v = escaped.Replace(EscapedBar, '|');
                     if (bar == v.Length - 1)
                     {
                         issues.Add(Issue.NotSupported($"Searching '{parameter.Name}' by system alone ('{v[..bar]}|') is not supported; give system|code."));
@@ -316,6 +318,12 @@ internal sealed class SearchQuery
         {
             // Values of one parameter are alternatives (OR): ne1980,ne1990 is every birth date, not those in neither year.
             issues.Add(Issue.NotSupported($"'{parameter.Name}' takes one ne value: several are alternatives, which every birth date meets. Repeat the parameter for 'neither' (birthdate=ne1980&birthdate=ne1990)."));
+            return null;
+        }
+        if (values.Any(v => v.Contains('T', StringComparison.Ordinal)))
+        {
+            // Stored by year, month and day (a birth date has no time): a time was cut to its day, and gt/eq answered for the day.
+            issues.Add(Issue.Invalid($"'{parameter.Name}' is a date: search it by year, month or day, without a time.", parameter.Name));
             return null;
         }
         var clause = new Clause(ClauseKind.Hash, negated, 0);
@@ -547,8 +555,11 @@ internal sealed class SearchQuery
     /// a code:text that meant one) to a client that believes it filtered.</summary>
     private static void Unfiltered(List<Issue> issues, string diagnostics) => issues.Add(Issue.NotSupported(diagnostics));
 
-    /// <summary>Comma separates alternatives; "\," is a literal comma.</summary>
-    private static List<string> SplitValues(string value)
+    /// <summary>Stands for an escaped "\|" in a token's values until its system|code split (a private-use character).</summary>
+    private const char EscapedBar = '\uE000';
+
+    /// <summary>Comma separates alternatives; "\," is a literal comma, "\|" a literal bar written as <paramref name="bar"/>.</summary>
+    private static List<string> SplitValues(string value, char bar = '|')
     {
         var values = new List<string>();
         var current = new System.Text.StringBuilder();
@@ -556,7 +567,7 @@ internal sealed class SearchQuery
         {
             if (value[i] == '\\' && i + 1 < value.Length && value[i + 1] is ',' or '|' or '$' or '\\')
             {
-                current.Append(value[++i]);
+                current.Append(value[++i] == '|' ? bar : value[i]);
             }
             else if (value[i] == ',')
             {
