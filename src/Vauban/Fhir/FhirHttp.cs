@@ -21,7 +21,31 @@ internal static class FhirHttp
         {
             context.Response.Headers.Location = $"{BaseUrl(context)}/{result.Type}/{result.Id}/_history/{result.Version}";
         }
+        // R4 "Managing Return Content": a create or update answered as the client prefers — no body, or an OperationOutcome
+        // instead of the resource (which holds, for a Patient, a whole identity the client did not ask to get back).
+        if (!HttpMethods.IsGet(context.Request.Method) && ReturnPreference(context) is { } preference)
+        {
+            context.Response.Headers["Preference-Applied"] = "return=" + preference;
+            if (preference == "minimal") return new FhirResult(status, []);
+            if (preference == "OperationOutcome")
+                return new FhirResult(status, FhirJson.OperationOutcome([Issue.Information(
+                    $"{(status == StatusCodes.Status201Created ? "Created" : "Updated")} {result.Type}/{result.Id}, version {result.Version}.")]));
+        }
         return new FhirResult(status, result.Json!);
+    }
+
+    /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>
+    private static string? ReturnPreference(HttpContext context)
+    {
+        foreach (var header in context.Request.Headers["Prefer"])
+        {
+            foreach (var part in (header ?? "").Split([',', ';'], StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (part.StartsWith("return=", StringComparison.OrdinalIgnoreCase) && part[7..].Trim('"') is "minimal" or "representation" or "OperationOutcome")
+                    return part[7..].Trim('"');
+            }
+        }
+        return null;
     }
 
     public static IResult Failure(RecordResult result) => Failure(result.Status, result.Issues);
@@ -98,6 +122,8 @@ internal static class FhirHttp
         {
             return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only JSON is supported (_format=json)."));
         }
+        // R4: _format overrides the Accept header, for a client that cannot set it (a browser, XSLT).
+        if (format.Length > 0) return null;
         StringValues accept = context.Request.Headers.Accept;
         if (accept.Count == 0) return null;
         foreach (var value in accept.ToString().Split(','))
@@ -130,7 +156,7 @@ internal sealed class FhirResult(int status, byte[] body, string? challenge = nu
     {
         httpContext.Response.StatusCode = status;
         if (challenge is not null) httpContext.Response.Headers.WWWAuthenticate = challenge;
-        httpContext.Response.ContentType = FhirJson.ContentType;
+        if (body.Length > 0) httpContext.Response.ContentType = FhirJson.ContentType; // (none for Prefer: return=minimal)
         httpContext.Response.ContentLength = body.Length;
         await httpContext.Response.Body.WriteAsync(body, httpContext.RequestAborted);
     }

@@ -511,6 +511,18 @@ public abstract class BadInputTests : IAsyncLifetime
         await AssertRefusedAsync(response, HttpStatusCode.NotAcceptable, "JSON");
     }
 
+    [Fact]
+    public async Task Format_json_overrides_an_Accept_header_the_client_cannot_set()
+    {
+        // R4: _format overrides Accept (a browser's text/html, an XSLT's XML); the Accept header alone still gets 406.
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient?_format=json");
+        request.Headers.TryAddWithoutValidation("Accept", "text/html,application/xhtml+xml");
+        using (var response = await _api.SendAsync(request)) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var html = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient");
+        html.Headers.TryAddWithoutValidation("Accept", "text/html");
+        using (var response = await _api.SendAsync(html)) Assert.Equal(HttpStatusCode.NotAcceptable, response.StatusCode);
+    }
+
     [Theory]
     [InlineData("Patient?colour=blue", "Unknown search parameter 'colour'")]
     [InlineData("Patient?birthdate=1980-13-45", "FHIR date")]

@@ -528,6 +528,35 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Create_and_update_honour_Prefer_return_minimal_and_OperationOutcome()
+    {
+        // The header was ignored: the whole resource (a Patient's identity) came back to a client that asked for nothing.
+        using var create = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Minimal")) };
+        create.Headers.TryAddWithoutValidation("Prefer", "return=minimal");
+        string id;
+        using (var created = await Api.SendAsync(create))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.Empty(await created.Content.ReadAsByteArrayAsync());
+            Assert.Equal("W/\"1\"", created.Headers.ETag?.ToString());
+            Assert.Equal("return=minimal", created.Headers.GetValues("Preference-Applied").Single());
+            id = created.Headers.Location!.ToString().Split("/Patient/")[1].Split('/')[0];
+        }
+        using var update = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{id}") { Content = FhirContent.Json(Samples.Patient(family: "Minimal", id: id)) };
+        update.Headers.TryAddWithoutValidation("Prefer", "return=OperationOutcome");
+        using (var updated = await Api.SendAsync(update))
+        {
+            var body = await updated.BodyAsync();
+            Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains($"Updated Patient/{id}, version 2", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("Minimal", body.ToString(), StringComparison.Ordinal);
+        }
+        var read = await CreateAsync("Patient", Samples.Patient(family: "Representation"));
+        Assert.Equal("Patient", read.GetProperty("resourceType").GetString()); // without the header, the resource
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""
