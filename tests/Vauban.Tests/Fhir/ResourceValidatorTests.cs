@@ -629,4 +629,12 @@ public class ResourceValidatorTests
               "performer": [ { "reference": "#pr", "type": "Practitioner" }, { "reference": "https://other.example/fhir/Practitioner/9" }, { "reference": "urn:uuid:5e0c8a52-0d55-4d8a-9a43-6f1b8a3c9e01" } ] }
             """));
     }
+
+    [Theory]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "modifierExtension": [ { "url": "http://example.org/not-performed", "valueBoolean": true } ] }""", "Observation.modifierExtension", "modifierExtension is not supported")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "component": [ { "code": { "text": "y" }, "modifierExtension": [ { "url": "http://example.org/refuted", "valueBoolean": true } ] } ] }""", "Observation.component[0].modifierExtension", "modifierExtension is not supported")]
+    [InlineData("""{ "resourceType": "Practitioner", "implicitRules": "http://example.org/rules" }""", "Practitioner.implicitRules", "implicitRules is not supported")]
+    public void A_modifier_extension_or_implicit_rules_the_server_does_not_understand_is_refused(string json, string location, string message) =>
+        // They were stored and indexed as if absent: a result its sender marked "not performed" counted as a result, and as care.
+        AssertSingleIssue(json, location, message);
 }

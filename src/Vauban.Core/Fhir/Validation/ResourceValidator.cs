@@ -29,6 +29,15 @@ public static class ResourceValidator
     {
         var walk = new Walk(FhirModel.R4);
         walk.ValidateResource(resource, isContained: false);
+        if (walk.Issues is null && walk.Modifier is { } modifier)
+        {
+            // R4 (extensibility, resource): a modifier extension or implicitRules the processor does not understand changes what the
+            // element means ("not performed", "refuted"); it SHALL refuse the resource rather than index and relate it as if absent.
+            // This server understands none. Told only of an otherwise valid resource, so that structural faults come first.
+            return [new ValidationIssue(modifier, modifier.EndsWith(".implicitRules", StringComparison.Ordinal)
+                ? "implicitRules is not supported: the resource would be read without the rules it says it must be read under."
+                : "modifierExtension is not supported: this server understands no modifier extension, and one it does not understand changes what the element means.")];
+        }
         return walk.Issues ?? (IReadOnlyList<ValidationIssue>)[];
     }
 
@@ -72,6 +81,9 @@ public static class ResourceValidator
         private int depth;
 
         public List<ValidationIssue>? Issues { get; private set; }
+
+        /// <summary>Where the first modifierExtension or implicitRules was met (not walked by a Bundle's envelope).</summary>
+        public string? Modifier { get; private set; }
 
         private bool IsFull => Issues is { Count: >= MaxIssues };
 
@@ -208,6 +220,11 @@ public static class ResourceValidator
                         }
 
                         continue;
+                    }
+
+                    if (Modifier is null && element.JsonName is "modifierExtension" or "implicitRules" && !Envelope)
+                    {
+                        Modifier = CurrentLocation() + "." + element.JsonName;
                     }
 
                     if (element.IsResource && isContained)
