@@ -60,6 +60,7 @@ internal static class Compartments
     }
 
     private const int AppointmentActor = 702;
+    private const int PatientLink = 116;
 
     private static bool IsFollowed(JsonElement reference, JsonElement resource, bool isThePatient)
     {
@@ -155,11 +156,12 @@ internal static class Compartments
     /// puts the resource into each of their records, and a care relationship may be computed from each.</summary>
     public static IReadOnlyList<string> Named(string type, string id, IndexEntries index)
     {
-        if (type == KnownResourceTypes.Patient) return [id];
-        List<string>? named = null;
+        List<string>? named = type == KnownResourceTypes.Patient ? [id] : null;
         foreach (var reference in index.References)
         {
-            if (PatientParams.Contains(reference.Param) && reference.Target.StartsWith("Patient/", StringComparison.Ordinal))
+            // A patient's links to another patient record name that patient too: it must exist, and be open to the writer.
+            var names = type == KnownResourceTypes.Patient ? reference.Param == PatientLink : PatientParams.Contains(reference.Param);
+            if (names && reference.Target.StartsWith("Patient/", StringComparison.Ordinal))
             {
                 var patient = reference.Target[8..];
                 named ??= [];

@@ -654,10 +654,10 @@ public sealed partial class RecordsService
         var open = new Dictionary<string, (bool Exists, bool Deleted, bool Own)>(StringComparer.Ordinal);
         foreach (var record in written.Written)
         {
-            if (record.Type == KnownResourceTypes.Patient) continue;
             var act = record.New ? Interaction.Create : interaction;
             foreach (var patient in record.Patients)
             {
+                if (record.Type == KnownResourceTypes.Patient && patient == record.Id) continue; // a patient names itself (and those it links to)
                 if (!open.TryGetValue(patient, out var found))
                 {
                     var row = await _rows.CurrentAsync(scope.Connection, scope.Transaction, context.Tenant.Id, PatientTypeCode, patient, false, cancellationToken, againstDelete: true);
@@ -671,7 +671,7 @@ public sealed partial class RecordsService
                     return (Unnamed(RecordResult.Fail(RecordStatus.NotFound, record.Type, Issue.NotFound($"{record.Type}/{Shorten(record.Id)} is not known.")), record), record);
                 }
                 if (found.Exists && !found.Deleted) continue;
-                var element = Compartments.PatientElement(record.Type);
+                var element = record.Type == KnownResourceTypes.Patient ? "Patient.link.other" : Compartments.PatientElement(record.Type);
                 await AuditAsync(context, act, AuditOutcome.MinorFailure, record.Type, [new AuditedRecord(record.Type, record.Id, patient)], cancellationToken, scope,
                     found.Deleted ? "names a deleted patient" : "names a patient that does not exist");
                 return (RecordResult.Fail(RecordStatus.Unprocessable, record.Type, UnknownPatientIssue(element, patient, found.Deleted)), record);

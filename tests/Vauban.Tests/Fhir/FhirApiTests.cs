@@ -557,6 +557,31 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_patient_another_links_to_must_exist_and_is_not_deleted_from_under_the_link()
+    {
+        // Patient.link was not indexed: a linked patient was deleted (204) and a link to no patient accepted, so whoever was later
+        // created under that id became the "replaced" or "same" person.
+        var target = (await CreateAsync("Patient", Samples.Patient(family: "Cible"))).GetProperty("id").GetString()!;
+        var linker = (await CreateAsync("Patient", Samples.Patient(family: "Lien").Replace("\"resourceType\": \"Patient\",",
+            $$"""
+            "resourceType": "Patient", "link": [ { "other": { "reference": "Patient/{{target}}" }, "type": "seealso" } ],
+            """, StringComparison.Ordinal))).GetProperty("id").GetString()!;
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{target}"))
+        {
+            var body = await delete.Content.ReadAsStringAsync();
+            Assert.True(delete.StatusCode == HttpStatusCode.Conflict, $"{(int)delete.StatusCode} {body}");
+        }
+        Assert.Equal([linker], Ids(await SearchAsync($"Patient?link=Patient/{target}")));
+        using var dangling = await Api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Lien").Replace("\"resourceType\": \"Patient\",",
+            """
+            "resourceType": "Patient", "link": [ { "other": { "reference": "Patient/no-such-patient" }, "type": "seealso" } ],
+            """, StringComparison.Ordinal)));
+        var refused = await dangling.BodyAsync();
+        Assert.True(dangling.StatusCode == HttpStatusCode.UnprocessableEntity, $"{(int)dangling.StatusCode} {refused}");
+        Assert.Contains("Patient.link.other", refused.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""

@@ -90,6 +90,9 @@ internal static class SearchParameters
         Add(R("Patient", "general-practitioner", 111, "generalPractitioner") with { Targets = ["Practitioner", "Organization", "PractitionerRole"] });
         Add(R("Patient", "organization", 112, "managingOrganization") with { Targets = ["Organization"] });
         Add(T("Patient", "active", 113, "active"));
+        // Another patient record of the same person (replaced-by, seealso…): indexed so that a linked patient is not deleted
+        // from under the link, and must exist when linked.
+        Add(R("Patient", "link", 116, "link.other") with { Targets = ["Patient"], Description = "Another patient record of the same person" });
 
         // Practitioner (2xx)
         Add(S("Practitioner", "family", 201, "name.family"));
