@@ -637,4 +637,26 @@ public class ResourceValidatorTests
     public void A_modifier_extension_or_implicit_rules_the_server_does_not_understand_is_refused(string json, string location, string message) =>
         // They were stored and indexed as if absent: a result its sender marked "not performed" counted as a result, and as care.
         AssertSingleIssue(json, location, message);
+
+    [Theory]
+    [InlineData("""{ "resourceType": "Practitioner", "extension": [ { "url": "http://x.example/e", "extension": [ { "url": "a", "valueString": "b" } ], "valueString": "c" } ] }""", "Practitioner.extension[0]", "ext-1")]
+    [InlineData("""{ "resourceType": "Practitioner", "extension": [ { "url": "http://x.example/e" } ] }""", "Practitioner.extension[0]", "ext-1")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "valueQuantity": { "value": 1, "code": "mg" } }""", "Observation.valueQuantity.system", "qty-3")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "valueString": "a", "dataAbsentReason": { "text": "x" } }""", "Observation.dataAbsentReason", "obs-6")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "referenceRange": [ { "type": { "text": "x" } } ] }""", "Observation.referenceRange[0]", "obs-3")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "booked", "start": "2025-01-01T10:00:00Z", "participant": [ { "actor": { "reference": "Patient/p" }, "status": "accepted" } ] }""", "Appointment.end", "app-2")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "booked", "participant": [ { "actor": { "reference": "Patient/p" }, "status": "accepted" } ] }""", "Appointment.start", "app-3")]
+    [InlineData("""{ "resourceType": "Appointment", "status": "proposed", "participant": [ { "status": "accepted" } ] }""", "Appointment.participant[0]", "app-1")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "contained": [ { "resourceType": "Practitioner", "id": "p1" } ] }""", "Observation.contained[0]", "dom-3")]
+    [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "contained": [ { "resourceType": "Practitioner", "id": "p1", "meta": { "versionId": "1" } } ], "performer": [ { "reference": "#p1" } ] }""", "Observation.contained[0].meta", "dom-4")]
+    public void A_resource_breaking_an_R4_invariant_is_refused_naming_it(string json, string location, string invariant) =>
+        // Each was stored: a booked appointment without its time (found by no date search), a value with the reason it has none.
+        AssertSingleIssue(json, location, "FHIR R4 invariant " + invariant);
+
+    [Fact]
+    public void A_proposed_appointment_without_time_and_a_contained_resource_referred_to_are_valid()
+    {
+        Assert.Empty(Validate("""{ "resourceType": "Appointment", "status": "proposed", "participant": [ { "actor": { "reference": "Patient/p" }, "status": "needs-action" } ] }"""));
+        Assert.Empty(Validate("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "contained": [ { "resourceType": "Practitioner", "id": "p1" } ], "performer": [ { "reference": "#p1" } ], "valueQuantity": { "value": 1, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" } }"""));
+    }
 }

@@ -29,6 +29,10 @@ public static class ResourceValidator
     {
         var walk = new Walk(FhirModel.R4);
         walk.ValidateResource(resource, isContained: false);
+        if (walk.Issues is null && walk.Invariants is { } invariants)
+        {
+            return invariants;
+        }
         if (walk.Issues is null && walk.Modifier is { } modifier)
         {
             // R4 (extensibility, resource): a modifier extension or implicitRules the processor does not understand changes what the
@@ -81,6 +85,15 @@ public static class ResourceValidator
         private int depth;
 
         public List<ValidationIssue>? Issues { get; private set; }
+
+        /// <summary>Broken R4 invariants, told only of a resource whose structure is valid (structural faults come first).</summary>
+        public List<ValidationIssue>? Invariants { get; private set; }
+
+        private void ReportInvariant(string location, string message)
+        {
+            Invariants ??= [];
+            if (Invariants.Count < MaxIssues) Invariants.Add(new ValidationIssue(location, message));
+        }
 
         /// <summary>Where the first modifierExtension or implicitRules was met (not walked by a Bundle's envelope).</summary>
         public string? Modifier { get; private set; }
@@ -276,6 +289,121 @@ public static class ResourceValidator
             if (type.Name is "Period" or KnownResourceTypes.Appointment)
             {
                 ValidateStartBeforeEnd(json, type.Name);
+            }
+
+            if (!IsFull)
+            {
+                ValidateInvariants(json, type.Name, isResource, isContained);
+            }
+        }
+
+        /// <summary>R4 invariants of the supported types that structure alone does not catch, where breaking them stores a record
+        /// that means something else than it seems: an extension with a value and nested extensions (ext-1), a quantity's unit
+        /// code without its system (qty-3), a result with both a value and a reason it has none (obs-6), a reference range with no
+        /// bound or text (obs-3), a booked appointment without its time (app-2, app-3) or a participant who is no one (app-1), a
+        /// contained resource no element refers to (dom-3) or carrying a version or security labels of its own (dom-4, dom-5).</summary>
+        private void ValidateInvariants(JsonElement json, string typeName, bool isResource, bool isContained)
+        {
+            if (typeName is not ("Extension" or "Quantity" or "Age" or "Count" or "Distance" or "Duration" or KnownResourceTypes.Observation
+                or "Observation.referenceRange" or "Appointment.participant" or KnownResourceTypes.Appointment) && !isResource)
+            {
+                return;
+            }
+
+            // value[x] given under any of its names ("valueQuantity"), read as UTF-8 without a string per property.
+            static bool HasChoice(JsonElement json, ReadOnlySpan<byte> stem)
+            {
+                foreach (var property in json.EnumerateObject())
+                {
+                    var name = JsonMarshal.GetRawUtf8PropertyName(property);
+                    if (name.Length > stem.Length && name.StartsWith(stem) && name[stem.Length] is >= (byte)'A' and <= (byte)'Z') return true;
+                }
+
+                return false;
+            }
+
+            switch (typeName)
+            {
+                case "Extension":
+                    if (json.TryGetProperty("extension", out _) == HasChoice(json, "value"u8))
+                        ReportInvariant(CurrentLocation(), "An extension has either a value[x] or nested extensions, not both and not neither (FHIR R4 invariant ext-1).");
+                    break;
+                case "Quantity" or "Age" or "Count" or "Distance" or "Duration":
+                    if (json.TryGetProperty("code", out _) && !json.TryGetProperty("system", out _))
+                        ReportInvariant(CurrentLocation() + ".system", "A quantity with a unit code must say the code's system (FHIR R4 invariant qty-3), e.g. http://unitsofmeasure.org.");
+                    break;
+                case KnownResourceTypes.Observation:
+                    if (json.TryGetProperty("dataAbsentReason", out _) && HasChoice(json, "value"u8))
+                        ReportInvariant(CurrentLocation() + ".dataAbsentReason", "A result with a value has no dataAbsentReason (FHIR R4 invariant obs-6).");
+                    break;
+                case "Observation.referenceRange":
+                    if (!json.TryGetProperty("low", out _) && !json.TryGetProperty("high", out _) && !json.TryGetProperty("text", out _))
+                        ReportInvariant(CurrentLocation(), "A reference range has a low or a high bound, or a text (FHIR R4 invariant obs-3).");
+                    break;
+                case "Appointment.participant":
+                    if (!json.TryGetProperty("type", out _) && !json.TryGetProperty("actor", out _))
+                        ReportInvariant(CurrentLocation(), "An appointment's participant has a type or an actor (FHIR R4 invariant app-1).");
+                    break;
+                case KnownResourceTypes.Appointment:
+                    if (json.TryGetProperty("start", out _) != json.TryGetProperty("end", out _))
+                        ReportInvariant(CurrentLocation() + (json.TryGetProperty("start", out _) ? ".end" : ".start"), "An appointment has both start and end, or neither (FHIR R4 invariant app-2).");
+                    else if (!json.TryGetProperty("start", out _) && json.TryGetProperty("status", out var status) && status.ValueKind == JsonValueKind.String
+                        && status.GetString() is not ("proposed" or "cancelled" or "waitlist"))
+                        ReportInvariant(CurrentLocation() + ".start", "Only a proposed, cancelled or waitlisted appointment may be without start and end (FHIR R4 invariant app-3).");
+                    break;
+            }
+
+            if (isResource && isContained && json.TryGetProperty("meta", out var meta) && meta.ValueKind == JsonValueKind.Object)
+            {
+                if (meta.TryGetProperty("versionId", out _) || meta.TryGetProperty("lastUpdated", out _))
+                    ReportInvariant(CurrentLocation() + ".meta", "A contained resource has no version or last update of its own (FHIR R4 invariant dom-4).");
+                if (meta.TryGetProperty("security", out _))
+                    ReportInvariant(CurrentLocation() + ".meta.security", "A contained resource has no security labels of its own (FHIR R4 invariant dom-5).");
+            }
+
+            if (isResource && !isContained && json.TryGetProperty("contained", out var contained) && contained.ValueKind == JsonValueKind.Array)
+            {
+                ValidateContainedReferenced(json, contained);
+            }
+        }
+
+        /// <summary>dom-3: every contained resource is referred to ("#id") from somewhere in the resource, or itself refers to its
+        /// container ("#").</summary>
+        private void ValidateContainedReferenced(JsonElement resource, JsonElement contained)
+        {
+            static void Collect(JsonElement value, HashSet<string> references)
+            {
+                switch (value.ValueKind)
+                {
+                    case JsonValueKind.Object:
+                        foreach (var property in value.EnumerateObject())
+                        {
+                            if (property.NameEquals("reference"u8) && property.Value.ValueKind == JsonValueKind.String && property.Value.GetString() is ['#', ..] text)
+                                references.Add(text);
+                            else Collect(property.Value, references);
+                        }
+
+                        break;
+                    case JsonValueKind.Array:
+                        foreach (var item in value.EnumerateArray()) Collect(item, references);
+                        break;
+                }
+            }
+
+            var all = new HashSet<string>(StringComparer.Ordinal);
+            Collect(resource, all);
+            var index = 0;
+            foreach (var item in contained.EnumerateArray())
+            {
+                if (item.ValueKind == JsonValueKind.Object && item.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String && !all.Contains("#" + id.GetString()))
+                {
+                    var own = new HashSet<string>(StringComparer.Ordinal);
+                    Collect(item, own);
+                    if (!own.Contains("#"))
+                        ReportInvariant($"{CurrentLocation()}.contained[{index}]", "A contained resource must be referred to from the resource that contains it (FHIR R4 invariant dom-3).");
+                }
+
+                index++;
             }
         }
 
