@@ -465,11 +465,10 @@ public sealed partial class RecordsService
         return segments.Length == 4 ? segments[3] : null;
     }
 
-    private static int? ParseVersion(string segment) =>
-        int.TryParse(segment, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) && version > 0 ? version : null;
+    private static int? ParseVersion(string segment) => IdRules.TryParseVersion(segment, out var version) ? version : null;
 
     private static Issue VersionIssue(BundleEntry entry, string segment) =>
-        Issue.Invalid($"{entry.Type}/{Shorten(entry.Id!)}/_history/{Shorten(segment)}: a version is a positive whole number.");
+        Issue.Invalid($"{entry.Type}/{Shorten(entry.Id!)}/_history/{Shorten(segment)}: a version is a positive whole number without leading zeros.");
 
     /// <summary>
     /// Batch entries are independent (FHIR R4): an unexpected failure of one, whose own transaction rolled back, is

@@ -19,6 +19,15 @@ internal static class ReferenceTarget
 
 public static class IdRules
 {
+    /// <summary>A version id as this server writes them ("1", "2", …): a positive whole number without leading zeros. "01" is
+    /// another id (a versionId is a string), so it names no version here.</summary>
+    public static bool TryParseVersion(string? text, out int version)
+    {
+        version = 0;
+        return text is { Length: > 0 } && text[0] != '0'
+            && int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out version);
+    }
+
     /// <summary>FHIR id: [A-Za-z0-9\-\.]{1,64}.</summary>
     public static bool IsValid(string? id)
     {

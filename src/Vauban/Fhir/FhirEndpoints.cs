@@ -28,8 +28,8 @@ internal static class FhirEndpoints
 
         fhir.MapGet("/{type}/{id}/_history/{version}", async (HttpContext http, string type, string id, string version) =>
         {
-            if (!int.TryParse(version, NumberStyles.None, CultureInfo.InvariantCulture, out var v) || v < 1)
-                return FhirHttp.Outcome(404, Issue.NotFound("A version id is a positive integer."));
+            if (!IdRules.TryParseVersion(version, out var v))
+                return FhirHttp.Outcome(404, Issue.NotFound("A version id is a positive whole number without leading zeros."));
             var result = await records.VReadAsync(http.Access(), type, id, v, http.RequestAborted);
             return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         });

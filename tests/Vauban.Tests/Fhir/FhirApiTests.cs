@@ -582,6 +582,16 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_version_written_with_leading_zeros_names_no_version_and_a_count_past_any_page_gets_a_full_page()
+    {
+        // "01" read as version 1 (a versionId is a string: "01" is not "1"); _count=99999999999 was "must be a non-negative integer".
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Zero"))).GetProperty("id").GetString()!;
+        using (var vread = await Api.GetAsync($"/fhir/Patient/{id}/_history/01")) Assert.Equal(HttpStatusCode.NotFound, vread.StatusCode);
+        using (var vread = await Api.GetAsync($"/fhir/Patient/{id}/_history/1")) Assert.Equal(HttpStatusCode.OK, vread.StatusCode);
+        Assert.Equal([id], Ids(await SearchAsync("Patient?family=zero&_count=99999999999")));
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""

@@ -108,7 +108,9 @@ internal sealed class SearchQuery
             switch (name)
             {
                 case "_count":
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 0)
+                    if (value.Length > 0 && value.All(char.IsAsciiDigit) && !int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+                        query.Count = MaxCount; // more than any page holds: a full page (it was "must be a non-negative integer", which it is)
+                    else if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 0)
                         issues.Add(Issue.Invalid("_count must be a non-negative integer.", "_count"));
                     else query.Count = Math.Min(count, MaxCount);
                     continue;
