@@ -659,4 +659,24 @@ public class ResourceValidatorTests
         Assert.Empty(Validate("""{ "resourceType": "Appointment", "status": "proposed", "participant": [ { "actor": { "reference": "Patient/p" }, "status": "needs-action" } ] }"""));
         Assert.Empty(Validate("""{ "resourceType": "Observation", "status": "final", "code": { "text": "x" }, "contained": [ { "resourceType": "Practitioner", "id": "p1" } ], "performer": [ { "reference": "#p1" } ], "valueQuantity": { "value": 1, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg" } }"""));
     }
+
+    [Theory]
+    [InlineData("""{ "resourceType": "Invoice", "status": "issued", "totalNet": { "value": 10, "currency": "EURO" } }""", "Invoice.totalNet.currency", "ISO 4217")]
+    [InlineData("""{ "resourceType": "Invoice", "status": "issued", "totalNet": { "value": 10, "currency": "eur" } }""", "Invoice.totalNet.currency", "ISO 4217")]
+    [InlineData("""{ "resourceType": "DocumentReference", "status": "current", "content": [ { "attachment": { "contentType": "not a mime" } } ] }""", "DocumentReference.content[0].attachment.contentType", "media type")]
+    [InlineData("""{ "resourceType": "DocumentReference", "status": "current", "content": [ { "attachment": { "contentType": "application/pdf", "language": "français" } } ] }""", "DocumentReference.content[0].attachment.language", "BCP 47")]
+    [InlineData("""{ "resourceType": "Practitioner", "language": "bogus lang" }""", "Practitioner.language", "BCP 47")]
+    public void A_code_outside_the_external_system_its_required_binding_names_is_refused(string json, string location, string message)
+    {
+        // Required bindings to ISO 4217, BCP 13 and BCP 47 were not checked: a bill in "EURO" was stored.
+        var issues = Validate(json);
+        Assert.Contains(issues, i => i.Location == location && i.Message.Contains(message, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Currencies_media_types_and_language_tags_of_the_right_form_are_valid() =>
+        Assert.Empty(Validate("""
+            { "resourceType": "DocumentReference", "status": "current", "language": "fr-FR",
+              "content": [ { "attachment": { "contentType": "text/plain; charset=utf-8", "language": "fr" } }, { "attachment": { "contentType": "application/fhir+json", "language": "x-klingon" } } ] }
+            """));
 }

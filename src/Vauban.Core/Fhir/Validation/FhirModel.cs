@@ -71,6 +71,21 @@ internal sealed class FhirElement
 
     /// <summary>For a Reference that may not point to any resource: the resource types it may point to.</summary>
     public FrozenSet<string>? ReferenceTargets { get; internal set; }
+
+    /// <summary>For a code whose required binding is a code system outside FHIR (ISO 4217, BCP 13, BCP 47): its form.</summary>
+    public ExternalCode External { get; internal set; }
+}
+
+/// <summary>Code systems outside FHIR that R4 binds some code elements to (required): their values are checked by form.</summary>
+internal enum ExternalCode
+{
+    None,
+    /// <summary>Money.currency: ISO 4217, three capital letters.</summary>
+    Currency,
+    /// <summary>Attachment.contentType: a BCP 13 (RFC 6838) media type, type/subtype with optional parameters.</summary>
+    MediaType,
+    /// <summary>Resource.language, Attachment.language: a BCP 47 language tag.</summary>
+    Language,
 }
 
 /// <summary>A required binding: the value set's canonical URL and its codes.</summary>
@@ -225,6 +240,22 @@ internal sealed class FhirModel
                 throw new InvalidOperationException($"FHIR model: reference targets for {targets.Name}, which is not a Reference element.");
             }
             element.ReferenceTargets = targets.Value.EnumerateArray().Select(type => type.GetString()!).ToFrozenSet(StringComparer.Ordinal);
+        }
+
+        // R4's required bindings to code systems outside FHIR, which the model cannot list: checked by form.
+        foreach (var type in types.Values)
+        {
+            foreach (var element in type.Elements)
+            {
+                element.External = (type.Name, element.JsonName) switch
+                {
+                    ("Money", "currency") => ExternalCode.Currency,
+                    ("Attachment", "contentType") => ExternalCode.MediaType,
+                    ("Attachment", "language") => ExternalCode.Language,
+                    (_, "language") when element.Primitive == PrimitiveKind.Code && !type.Name.Contains('.', StringComparison.Ordinal) => ExternalCode.Language,
+                    _ => ExternalCode.None,
+                };
+            }
         }
 
         foreach (var element in types.Values.SelectMany(type => type.Elements))

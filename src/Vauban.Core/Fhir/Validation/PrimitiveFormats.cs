@@ -176,6 +176,50 @@ internal static class PrimitiveFormats
     public static bool IsXhtmlDiv(ReadOnlySpan<byte> value) =>
         value.StartsWith("<div"u8) && value.Length > 4 && value[4] is (byte)' ' or (byte)'>' or (byte)'/';
 
+    /// <summary>The form of a code from a code system outside FHIR (<see cref="ExternalCode"/>), on its UTF-8 text.</summary>
+    internal static bool IsExternalCode(ExternalCode kind, ReadOnlySpan<byte> value) => kind switch
+    {
+        ExternalCode.Currency => value.Length == 3 && value.IndexOfAnyExceptInRange((byte)'A', (byte)'Z') < 0,
+        ExternalCode.MediaType => IsMediaType(value),
+        ExternalCode.Language => IsLanguageTag(value),
+        _ => true,
+    };
+
+    // RFC 6838 restricted-name characters (letters, digits, !#$&-^_.+), for a media type's type and subtype.
+    private static readonly System.Buffers.SearchValues<byte> MediaNameCharacters =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&-^_.+"u8);
+
+    /// <summary>type/subtype (RFC 6838 names), optionally followed by ";" parameters (not checked further).</summary>
+    private static bool IsMediaType(ReadOnlySpan<byte> value)
+    {
+        var semicolon = value.IndexOf((byte)';');
+        var essence = semicolon < 0 ? value : value[..semicolon];
+        var slash = essence.IndexOf((byte)'/');
+        if (slash <= 0 || slash == essence.Length - 1) return false;
+        var type = essence[..slash];
+        var subtype = essence[(slash + 1)..];
+        return type.Length <= 127 && subtype.Length <= 127 && !type.ContainsAnyExcept(MediaNameCharacters) && !subtype.ContainsAnyExcept(MediaNameCharacters);
+    }
+
+    /// <summary>A BCP 47 tag's form: a 2–3 letter language (or 4–8), then subtags of 1–8 letters or digits, joined by "-".</summary>
+    private static bool IsLanguageTag(ReadOnlySpan<byte> value)
+    {
+        var first = true;
+        foreach (var range in value.Split((byte)'-'))
+        {
+            var subtag = value[range];
+            if (subtag.Length is < 1 or > 8) return false;
+            foreach (var b in subtag)
+            {
+                var letter = b is >= (byte)'a' and <= (byte)'z' or >= (byte)'A' and <= (byte)'Z';
+                if (!letter && !(b is >= (byte)'0' and <= (byte)'9' && !first)) return false;
+            }
+            if (first && subtag.Length is < 2 or 4 && !(subtag.Length == 1 && subtag[0] is (byte)'x' or (byte)'i')) return false;
+            first = false;
+        }
+        return !first;
+    }
+
     private const string XhtmlNamespace = "http://www.w3.org/1999/xhtml";
 
     /// <summary>A narrative that is text alone in an XHTML div, as JSON carries it (<c>&lt;div xmlns=\"…xhtml\"&gt;text&lt;/div&gt;</c>,

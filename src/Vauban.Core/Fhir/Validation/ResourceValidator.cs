@@ -840,6 +840,15 @@ public static class ResourceValidator
             {
                 Report(CurrentLocation(), "Invalid xhtml: " + problem);
             }
+            else if (element.External != ExternalCode.None && !PrimitiveFormats.IsExternalCode(element.External, text))
+            {
+                Report(CurrentLocation(), element.External switch
+                {
+                    ExternalCode.Currency => "Unknown currency: an ISO 4217 code, three capital letters (EUR).",
+                    ExternalCode.MediaType => "Unknown media type: a MIME type such as application/pdf or text/plain; charset=utf-8 (BCP 13).",
+                    _ => "Unknown language: a BCP 47 language tag such as fr or fr-FR.",
+                });
+            }
             else if (element.Binding is { } binding && !binding.Allows(text))
             {
                 Report(CurrentLocation(), $"Unknown code: this element takes one of {string.Join(", ", binding.Codes)} (required binding {binding.ValueSet}).");
