@@ -592,6 +592,21 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_prescription_with_its_medication_contained_is_stored_and_read_back()
+    {
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Ordonnance"))).GetProperty("id").GetString()!;
+        var created = await CreateAsync("MedicationRequest", $$"""
+            { "resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": { "reference": "Patient/{{patient}}" },
+              "contained": [ { "resourceType": "Medication", "id": "med1", "code": { "text": "Paracétamol 500 mg" } } ],
+              "medicationReference": { "reference": "#med1" } }
+            """);
+        using var read = await Api.GetAsync($"/fhir/MedicationRequest/{created.GetProperty("id").GetString()}");
+        var body = await read.BodyAsync();
+        Assert.Equal("Medication", body.GetProperty("contained")[0].GetProperty("resourceType").GetString());
+        Assert.Equal([created.GetProperty("id").GetString()!], Ids(await SearchAsync($"MedicationRequest?patient=Patient/{patient}")));
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""

@@ -409,7 +409,7 @@ public class ResourceValidatorTests
     [Fact]
     public void A_contained_resource_of_an_unsupported_type_is_reported() =>
         AssertSingleIssue(
-            """{ "resourceType": "Patient", "contained": [{ "resourceType": "Medication", "id": "med" }] }""",
+            """{ "resourceType": "Patient", "contained": [{ "resourceType": "Questionnaire", "id": "q" }] }""",
             "Patient.contained[0].resourceType",
             "Unsupported resourceType");
 
@@ -679,4 +679,19 @@ public class ResourceValidatorTests
             { "resourceType": "DocumentReference", "status": "current", "language": "fr-FR",
               "content": [ { "attachment": { "contentType": "text/plain; charset=utf-8", "language": "fr" } }, { "attachment": { "contentType": "application/fhir+json", "language": "x-klingon" } } ] }
             """));
+
+    [Fact]
+    public void A_prescription_with_its_medication_contained_is_valid_and_the_medication_is_validated()
+    {
+        // The usual R4 shape when the sender has no Medication endpoint was refused ("Unsupported resourceType").
+        const string Prescription = """
+            { "resourceType": "MedicationRequest", "status": "active", "intent": "order", "subject": { "reference": "Patient/p" },
+              "contained": [ { "resourceType": "Medication", "id": "med1", "code": { "text": "Paracétamol 500 mg" }, "form": { "text": "comprimé" } } ],
+              "medicationReference": { "reference": "#med1" } }
+            """;
+        Assert.Empty(Validate(Prescription));
+        AssertSingleIssue(Prescription.Replace("\"form\"", "\"forme\"", StringComparison.Ordinal), "MedicationRequest.contained[0].forme", "Unknown element 'forme' in Medication");
+        // Not a resource of its own here.
+        Assert.Contains(Validate("""{ "resourceType": "Medication", "code": { "text": "x" } }"""), i => i.Message.StartsWith("Unsupported resourceType", StringComparison.Ordinal));
+    }
 }

@@ -175,9 +175,13 @@ internal sealed class FhirModel
 
     private readonly FrozenSet<string>.AlternateLookup<ReadOnlySpan<char>> allResourceTypes;
 
-    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions, FrozenSet<string> allResourceTypes, FhirType bundle)
+    private readonly FrozenDictionary<string, FhirType>.AlternateLookup<ReadOnlySpan<char>> containedTypesBySpan;
+
+    private FhirModel(FrozenDictionary<string, FhirType> resourceTypes, FhirType primitiveExtensions, FrozenSet<string> allResourceTypes, FhirType bundle,
+        FrozenDictionary<string, FhirType> containedTypes)
     {
         this.resourceTypes = resourceTypes;
+        containedTypesBySpan = containedTypes.GetAlternateLookup<ReadOnlySpan<char>>();
         Bundle = bundle;
         resourceTypesBySpan = resourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
         PrimitiveExtensions = primitiveExtensions;
@@ -200,6 +204,10 @@ internal sealed class FhirModel
 
     public FhirType? FindResourceType(ReadOnlySpan<char> resourceType) =>
         resourceTypesBySpan.TryGetValue(resourceType, out var type) ? type : null;
+
+    /// <summary>A type accepted only inside another resource's <c>contained</c> (Medication, Specimen).</summary>
+    public FhirType? FindContainedOnlyType(ReadOnlySpan<char> resourceType) =>
+        containedTypesBySpan.TryGetValue(resourceType, out var type) ? type : null;
 
     private static FhirModel Load()
     {
@@ -280,7 +288,10 @@ internal sealed class FhirModel
             throw new InvalidOperationException("FHIR model: the Bundle envelope is missing (regenerate it with tools/fhir-model).");
         }
 
-        return new FhirModel(resourceTypes, primitiveExtensions, allResourceTypes, bundle);
+        var containedTypes = root.GetProperty("containedTypes").EnumerateArray()
+            .Select(name => name.GetString()!)
+            .ToFrozenDictionary(name => name, name => types[name], StringComparer.Ordinal);
+        return new FhirModel(resourceTypes, primitiveExtensions, allResourceTypes, bundle, containedTypes);
     }
 
     private static List<FhirElement> ReadElements(JsonElement rows)

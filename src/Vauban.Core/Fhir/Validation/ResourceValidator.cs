@@ -114,12 +114,13 @@ public static class ResourceValidator
                 return;
             }
 
-            var type = FindResourceType(resourceTypeProperty);
+            var type = FindResourceType(resourceTypeProperty) ?? (isContained ? model.FindContainedOnlyType(resourceTypeProperty.GetString()) : null);
             if (type is null)
             {
                 Report(
                     depth == 0 ? RootLocation + ".resourceType" : CurrentLocation() + ".resourceType",
-                    $"Unsupported resourceType. Supported types: {string.Join(", ", KnownResourceTypes.Supported.Order(StringComparer.Ordinal))}.");
+                    $"Unsupported resourceType. Supported types: {string.Join(", ", KnownResourceTypes.Supported.Order(StringComparer.Ordinal))}"
+                    + (isContained ? "; contained, also Medication and Specimen." : "."));
                 return;
             }
 
