@@ -73,6 +73,11 @@ internal static class FhirHttp
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
                 Issue.Error("not-supported", "The body must be FHIR JSON: Content-Type: application/fhir+json (or application/json).")));
         }
+        if (IsOtherFhirVersion(contentType))
+        {
+            return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
+                Issue.Error("not-supported", "This server speaks FHIR R4 (fhirVersion=4.0): the body's Content-Type names another version.")));
+        }
         if (Charset(contentType) is { } charset && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
         {
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
@@ -98,15 +103,23 @@ internal static class FhirHttp
         Issue.Error("too-costly", $"The request body is larger than the configured limit of {limit / 1024} KiB."));
 
     /// <summary>The charset parameter of a Content-Type, if any (quotes removed).</summary>
-    private static string? Charset(string contentType)
+    private static string? Charset(string contentType) => Parameter(contentType, "charset");
+
+    /// <summary>A media type's parameter ("charset", "fhirVersion", "q"), unquoted; null when it has none.</summary>
+    private static string? Parameter(string mediaType, string name)
     {
-        foreach (var parameter in contentType.Split(';').Skip(1))
+        foreach (var parameter in mediaType.Split(';').Skip(1))
         {
             var pair = parameter.Split('=', 2);
-            if (pair.Length == 2 && pair[0].Trim().Equals("charset", StringComparison.OrdinalIgnoreCase)) return pair[1].Trim().Trim('"');
+            if (pair.Length == 2 && pair[0].Trim().Equals(name, StringComparison.OrdinalIgnoreCase)) return pair[1].Trim().Trim('"');
         }
         return null;
     }
+
+    /// <summary>R4's fhirVersion media type parameter names another FHIR version than this server's (4.0): R4 content sent or
+    /// returned as, say, STU3 would be misread by the other side.</summary>
+    private static bool IsOtherFhirVersion(string mediaType) =>
+        Parameter(mediaType, "fhirVersion") is { } version && version is not ("4.0" or "4.0.0" or "4.0.1");
 
     public static bool IsJson(string contentType)
     {
@@ -129,9 +142,12 @@ internal static class FhirHttp
         foreach (var value in accept.ToString().Split(','))
         {
             var media = value.Split(';')[0].Trim();
+            // q=0 is "not acceptable" (RFC 9110); fhirVersion another FHIR version's content.
+            if (Parameter(value, "q") is { } q && double.TryParse(q, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var weight) && weight == 0) continue;
+            if (IsOtherFhirVersion(value)) continue;
             if (media is "*/*" or "application/*" or "application/json" or "application/fhir+json" || media.Length == 0) return null;
         }
-        return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported."));
+        return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported, in FHIR R4 (fhirVersion=4.0)."));
     }
 
     /// <summary>If-Match: W/"3" (or "3"). Absent, the write is unconditional; present but empty, it is malformed (false): the

@@ -512,6 +512,26 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Another_FHIR_version_or_a_refused_media_type_is_406_or_415()
+    {
+        // R4 content was returned to a client asking for STU3, and an STU3 body parsed as R4; q=0 means "not acceptable".
+        foreach (var accept in new[] { "application/fhir+json; fhirVersion=3.0", "application/fhir+json;q=0" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient");
+            request.Headers.TryAddWithoutValidation("Accept", accept);
+            using var response = await _api.SendAsync(request);
+            Assert.True(response.StatusCode == HttpStatusCode.NotAcceptable, accept);
+        }
+        using var current = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient");
+        current.Headers.TryAddWithoutValidation("Accept", "application/fhir+json; fhirVersion=4.0");
+        using (var response = await _api.SendAsync(current)) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = new StringContent(Samples.Patient(family: "Version"), System.Text.Encoding.UTF8);
+        body.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("application/fhir+json; fhirVersion=1.0");
+        using var stu = await _api.PostAsync("/fhir/Patient", body);
+        await AssertRefusedAsync(stu, HttpStatusCode.UnsupportedMediaType, "FHIR R4");
+    }
+
+    [Fact]
     public async Task Format_json_overrides_an_Accept_header_the_client_cannot_set()
     {
         // R4: _format overrides Accept (a browser's text/html, an XSLT's XML); the Accept header alone still gets 406.
