@@ -30,6 +30,11 @@ public static class CapabilityStatementJson
         writer.WriteStartArray("rest");
         writer.WriteStartObject();
         writer.WriteString("mode", "server");
+        writer.WriteString("documentation", "Search limits: identifying values are stored as keyed blind indexes, not in clear. A string parameter matches "
+            + "by starts-with on the first " + Records.Search.IndexEntries.MaxPrefix + " letters or digits of the value (accent- and case-insensitive; a longer value "
+            + "matches on those), or with :exact; :contains is not available. _sort takes _lastUpdated, _id or a date of care, not identifying values. "
+            + "Paging and self links are opaque tokens for the same client or person, for an hour. Prefer: handling=lenient ignores unknown or unsupported "
+            + "parameters and names them in the page's OperationOutcome entry; an unsupported modifier on a filter is refused even then.");
         writer.WriteStartObject("security");
         writer.WriteBoolean("cors", false);
         writer.WriteStartArray("service");
@@ -160,6 +165,8 @@ public static class CapabilityStatementJson
         writer.WriteStartObject();
         writer.WriteString("name", name);
         writer.WriteString("type", type);
+        if (type == "string") description = (description.Length > 0 ? description.TrimEnd('.') + ". " : "")
+            + "Starts-with on the first " + Records.Search.IndexEntries.MaxPrefix + " letters or digits (accent- and case-insensitive), or :exact; no :contains (stored encrypted).";
         if (description.Length > 0) writer.WriteString("documentation", description);
         writer.WriteEndObject();
     }

@@ -1698,6 +1698,11 @@ public abstract class FhirApiTests : IAsyncLifetime
         var body = await response.BodyAsync();
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("CapabilityStatement", body.GetProperty("resourceType").GetString());
+        // The limits the README says it states: string search on the first 12 letters or digits, no :contains, the sort keys.
+        Assert.Contains("first 12 letters or digits", body.GetProperty("rest")[0].GetProperty("documentation").GetString(), StringComparison.Ordinal);
+        var practitionerFamily = body.GetProperty("rest")[0].GetProperty("resource").EnumerateArray().Single(r => r.GetProperty("type").GetString() == "Practitioner")
+            .GetProperty("searchParam").EnumerateArray().Single(p => p.GetProperty("name").GetString() == "family");
+        Assert.Contains("no :contains", practitionerFamily.GetProperty("documentation").GetString(), StringComparison.Ordinal);
         Assert.Equal("4.0.1", body.GetProperty("fhirVersion").GetString());
         var resources = body.GetProperty("rest")[0].GetProperty("resource").EnumerateArray().ToList();
         Assert.Equal(14, resources.Count); // the 13 record types and the audit log's AuditEvent view
