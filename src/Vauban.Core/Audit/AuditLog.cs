@@ -108,10 +108,13 @@ public sealed class AuditLog
     {
         await _trail.CatchUpAsync();
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
+        // Each entry's sealed part is authenticated against its clear columns (its associated data): a clear column rewritten —
+        // a time moved so that re-chained entries look signed in time — no longer opens, although the chain was recomputed.
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         var witnessedHeads = WitnessedHeads(tenantId, witnessed, signer); // refused before any chunk is read
-        long maxSequence, minSequence, headSequence, headCheckpoint;
-        byte[]? headHash;
+        long maxSequence, minSequence, headSequence, headCheckpoint, headCheckpointAt;
+        byte[]? headHash, headTree;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
             using (var range = connection.Command("SELECT coalesce(max(seq), 0), coalesce(min(seq), 1) FROM audit_entries WHERE tenant_id = @t").With("t", tenantId))
@@ -120,12 +123,12 @@ public sealed class AuditLog
                 await reader.ReadAsync(cancellationToken);
                 (maxSequence, minSequence) = (Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
             }
-            using var head = connection.Command("SELECT seq, hash, checkpoint_seq FROM audit_heads WHERE tenant_id = @t").With("t", tenantId);
+            using var head = connection.Command("SELECT seq, hash, checkpoint_seq, tree, checkpoint_at FROM audit_heads WHERE tenant_id = @t").With("t", tenantId);
             using (var reader = await head.ExecuteReaderAsync(cancellationToken))
             {
-                (headSequence, headHash, headCheckpoint) = await reader.ReadAsync(cancellationToken)
-                    ? (reader.GetInt64(0), (byte[])reader.GetValue(1), reader.GetInt64(2))
-                    : (-1L, null, 0L);
+                (headSequence, headHash, headCheckpoint, headTree, headCheckpointAt) = await reader.ReadAsync(cancellationToken)
+                    ? (reader.GetInt64(0), (byte[])reader.GetValue(1), reader.GetInt64(2), (byte[])reader.GetValue(3), reader.GetInt64(4))
+                    : (-1L, null, 0L, null, 0L);
             }
         }
         // The chain is numbered from 1: a row below that is outside it, and no chunk would ever read it (searches would).
@@ -149,7 +152,7 @@ public sealed class AuditLog
                 if (chunk >= chunks) return;
                 try
                 {
-                    results[chunk].TrySetResult(await CheckChunkAsync(tenantId, chunk, Math.Min(maxSequence, (long)(chunk + 1) * VerifyChunk), stop.Token));
+                    results[chunk].TrySetResult(await CheckChunkAsync(tenantId, keys, chunk, Math.Min(maxSequence, (long)(chunk + 1) * VerifyChunk), stop.Token));
                 }
                 catch (Exception e)
                 {
@@ -236,6 +239,16 @@ public sealed class AuditLog
         {
             return Broken(signedUpTo + 1, $"the chain head records a checkpoint signed at entry {headCheckpoint}, which is missing (deleted)");
         }
+        // The head is what the next commit extends and signs: its Merkle range must be the entries', and the checkpoint it records
+        // the newest (the next signature is over that range; a range set to anything else is signed as history).
+        if (headTree is null || !headTree.AsSpan().SequenceEqual(tree.Range()))
+        {
+            return Broken(last + 1, "the chain head's Merkle range does not match the entries (altered): the next checkpoint would sign it");
+        }
+        if (checkpoints.Count > 0 && (headCheckpoint != signedUpTo || headCheckpointAt != checkpoints[^1].At.ToUnixTimeMilliseconds()))
+        {
+            return Broken(signedUpTo + 1, $"the chain head records the checkpoint at entry {headCheckpoint}, not the newest, signed at entry {signedUpTo} (altered)");
+        }
         progress?.Report(last);
         return new AuditVerification(tenantId, last, tree.Verified, null, null, last - signedUpTo);
     }
@@ -244,7 +257,7 @@ public sealed class AuditLog
     /// <see cref="First"/> with their stored (= re-computed) hashes, then the chunk's first problem, if any.</summary>
     private sealed record ChunkResult(long First, int Checked, byte[] Hashes, long[] Times, byte[]? FirstPrevious, (long Sequence, string Problem)? Problem);
 
-    private async Task<ChunkResult> CheckChunkAsync(long tenantId, int chunk, long to, CancellationToken cancellationToken)
+    private async Task<ChunkResult> CheckChunkAsync(long tenantId, Crypto.TenantKeys keys, int chunk, long to, CancellationToken cancellationToken)
     {
         var first = (long)chunk * VerifyChunk + 1;
         var hashes = new byte[(int)(to - first + 1) * AuditChain.HashSize];
@@ -294,6 +307,10 @@ public sealed class AuditLog
             if (!computed.AsSpan().SequenceEqual(stored))
             {
                 return Result((row.Sequence, $"entry {row.Sequence} does not match its chain hash (altered, inserted or moved)"));
+            }
+            if (!AuditTrail.Authentic(keys, row))
+            {
+                return Result((row.Sequence, $"entry {row.Sequence}'s time, action, type, principal or patient does not match its sealed part (altered and re-chained)"));
             }
             stored.CopyTo(hashes, count * AuditChain.HashSize);
             times[count] = row.At;
@@ -394,6 +411,9 @@ public sealed class AuditLog
 
         /// <summary>The Merkle tree hash of the entries folded in so far.</summary>
         public byte[] Root() => _tree.Root();
+
+        /// <summary>The compact range of the entries folded in so far, as the chain head stores it.</summary>
+        public byte[] Range() => _tree.Serialize();
 
         /// <summary>Folds entry <paramref name="sequence"/>'s hash in; false once a checkpoint fails.</summary>
         public bool Fold(long sequence, ReadOnlySpan<byte> hash)

@@ -367,6 +367,22 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether a stored entry's sealed part opens under its clear columns (the associated data): false when a clear
+    /// column was rewritten, or the sealed part altered.</summary>
+    internal static bool Authentic(TenantKeys keys, in AuditRow row)
+    {
+        try
+        {
+            var binding = AuditChain.SealBinding(row.At, row.Action, row.Type, row.PrincipalIndex, row.PatientIndex);
+            RecordCipher.Open(keys, AuditChain.SealTypeCode, binding, 1, row.Sealed);
+            return true;
+        }
+        catch (RecordIntegrityException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Opens the sealed part of a stored entry.</summary>
     internal static AuditDetail Open(TenantKeys keys, in AuditRow row)
     {

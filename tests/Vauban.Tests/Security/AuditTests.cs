@@ -412,11 +412,61 @@ public abstract class AuditTests : IAsyncLifetime
         var forged = await RewriteChainAsync(rows.Where(r => r.Sequence != first + 2).Select(r => r.Sequence > first ? r with { At = r.At + hour } : r));
         await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first));
         await ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = @s WHERE tenant_id = @t", ("s", first));
+        await PointHeadAtAsync(first);
         var result = await VerifyAsync();
         Assert.False(result.Valid);
         Assert.Equal(first + 1, result.FirstBroken);
-        Assert.Contains("checkpoints deleted", result.Problem, StringComparison.Ordinal);
+        // The times moved to look signed in time no longer open the sealed parts they are bound to.
+        Assert.Contains("does not match its sealed part", result.Problem, StringComparison.Ordinal);
         Assert.Equal(rows.Count - 1, forged);
+    }
+
+    [Fact]
+    public async Task Deleting_an_entry_and_moving_the_later_times_to_look_signed_in_time_is_detected_by_the_sealed_parts()
+    {
+        // Delete an act, re-chain what follows, and move every later entry's time to just after the last checkpoint kept, so that
+        // all of it lies within one interval of a signed head: the chain, the tree and the deadlines all agree. The time is bound
+        // to the sealed part (its associated data), which verification now opens with the establishment's key.
+        var first = (await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None))[0];
+        var rows = await ReadRowsAsync();
+        var inTime = first.At.ToUnixTimeMilliseconds() + 1;
+        await RewriteChainAsync(rows.Where(r => r.Sequence != first.Size + 1).Select(r => r.Sequence > first.Size + 1 ? r with { At = inTime } : r));
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first.Size));
+        await PointHeadAtAsync(first.Size);
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Equal(first.Size + 1, result.FirstBroken);
+        Assert.Contains("does not match its sealed part", result.Problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_chain_head_whose_Merkle_range_or_checkpoint_was_altered_is_detected()
+    {
+        // The next checkpoint signs the head's range as it finds it: a range set to anything else was signed as history, and
+        // verification then blamed the genuine entry after it.
+        var newest = (await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None))[^1];
+        await ExecuteAsync(_engine == Engine.Sqlite ? "UPDATE audit_heads SET tree = zeroblob(64) WHERE tenant_id = @t" : "UPDATE audit_heads SET tree = decode(repeat('00', 64), 'hex') WHERE tenant_id = @t");
+        var result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Contains("Merkle range", result.Problem, StringComparison.Ordinal);
+        await SetHeadRangeAsync();
+        Assert.True((await VerifyAsync()).Valid);
+        await ExecuteAsync("UPDATE audit_heads SET checkpoint_at = checkpoint_at + 100000 WHERE tenant_id = @t");
+        result = await VerifyAsync();
+        Assert.False(result.Valid);
+        Assert.Contains($"not the newest, signed at entry {newest.Size}", result.Problem, StringComparison.Ordinal);
+    }
+
+    /// <summary>Points the head's checkpoint at the one signed at entry <paramref name="size"/>, as an attacker who deleted the later ones would.</summary>
+    private Task PointHeadAtAsync(long size) =>
+        ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = @s, checkpoint_at = (SELECT at FROM audit_checkpoints WHERE tenant_id = @t AND size = @s) WHERE tenant_id = @t", ("s", size));
+
+    /// <summary>Sets the head's Merkle range to the stored entries' (what an attacker who rewrote them can compute).</summary>
+    private async Task SetHeadRangeAsync()
+    {
+        var tree = new CompactMerkleTree();
+        foreach (var hash in await StoredHashesAsync()) tree.Append(hash);
+        await ExecuteAsync("UPDATE audit_heads SET tree = @r WHERE tenant_id = @t", ("r", tree.Serialize()));
     }
 
     [Fact]
@@ -476,6 +526,8 @@ public abstract class AuditTests : IAsyncLifetime
         await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first));
         await ExecuteAsync("UPDATE audit_heads SET seq = @s, checkpoint_seq = @s, hash = (SELECT hash FROM audit_entries WHERE tenant_id = @t AND seq = @s) WHERE tenant_id = @t",
             ("s", first));
+        await PointHeadAtAsync(first);
+        await SetHeadRangeAsync();
         Assert.True((await VerifyAsync()).Valid);
 
         var result = await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None, witnessed);
@@ -504,7 +556,7 @@ public abstract class AuditTests : IAsyncLifetime
         var covering = witnessed.First(c => c.Size >= first + 2 && c.Size < rows.Count).Size;
         await RewriteChainAsync(rows.Where(r => r.Sequence != first + 2));
         await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", first));
-        await ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = @s WHERE tenant_id = @t", ("s", first));
+        await PointHeadAtAsync(first);
         Assert.True((await VerifyAsync()).Valid);
 
         var result = await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None, witnessed);
@@ -554,6 +606,7 @@ public abstract class AuditTests : IAsyncLifetime
                 ("pa", r.PatientIndex), ("se", r.Sealed), ("h", hashes[i]));
         }
         await ExecuteAsync("UPDATE audit_heads SET seq = @s, hash = @h WHERE tenant_id = @t", ("s", (long)forged.Count), ("h", previous));
+        await SetHeadRangeAsync();
         return forged.Count;
     }
 
@@ -1034,6 +1087,18 @@ public abstract class AuditTests : IAsyncLifetime
                 reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7)));
         }
         return rows;
+    }
+
+    private async Task<List<byte[]>> StoredHashesAsync()
+    {
+        await using var connection = await RawAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT hash FROM audit_entries WHERE tenant_id = @t ORDER BY seq";
+        AddParameter(command, "t", _tenant.Id);
+        await using var reader = await command.ExecuteReaderAsync();
+        var hashes = new List<byte[]>();
+        while (await reader.ReadAsync()) hashes.Add((byte[])reader.GetValue(0));
+        return hashes;
     }
 
     private async Task<string> DumpAuditTablesAsync()
