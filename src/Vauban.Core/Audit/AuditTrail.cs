@@ -439,6 +439,10 @@ public sealed class AuditTrail : IAsyncDisposable
         var checkpointAt = head.CheckpointAt;
         var due = size > checkpointSequence
             && (signNow || size - checkpointSequence >= _options.CheckpointEvery || now - checkpointAt >= (long)_options.CheckpointInterval.TotalMilliseconds);
+        if (due && head.CheckpointAt > 0 && head.Sequence > head.CheckpointSequence && !_tailChecked.ContainsKey(tenantId))
+        {
+            await CheckUnsignedTailAsync(statements, tenantId, head, cancellationToken);
+        }
         if (due)
         {
             var signer = createdSigner ?? await _keys.AuditSignerAsync(tenantId, cancellationToken);
@@ -456,6 +460,33 @@ public sealed class AuditTrail : IAsyncDisposable
         else _unsigned.TryRemove(tenantId, out _);
         return new HeadState(size, head.Indexed);
     }
+
+    /// <summary>Tenants whose unsigned tail this process has checked before signing over it (once: after that, it wrote the tail).</summary>
+    private readonly ConcurrentDictionary<long, bool> _tailChecked = new();
+
+    /// <summary>
+    /// Before this process first signs a checkpoint over entries it did not write (those after the head's newest checkpoint,
+    /// left by an earlier start or another process), checks that none is later than that checkpoint plus one interval (and
+    /// the clock tolerance of verification). A commit signs whenever the newest checkpoint is older than the interval, so an
+    /// honest unsigned tail never is; a later one means checkpoints were deleted and the entries after them rewritten — an
+    /// erased entry, the rest renumbered and re-chained — and signing would have made the rewrite pass verification (an
+    /// outside probe, 2026-12-04). Refused instead: nothing is signed, every act waiting for the chain is refused, and
+    /// `vauban audit verify` names the first late entry. All processes of a store must use one checkpoint interval.
+    /// </summary>
+    private async Task CheckUnsignedTailAsync(ChainStatements statements, long tenantId, Head head, CancellationToken cancellationToken)
+    {
+        var latest = await statements.LatestUnsignedAsync(tenantId, head.CheckpointSequence, head.Sequence, cancellationToken);
+        var deadline = head.CheckpointAt + (long)_options.CheckpointInterval.TotalMilliseconds + UnsignedTailTolerance;
+        if (latest > deadline)
+        {
+            throw new AuditIntegrityException($"the audit chain's unsigned entries {head.CheckpointSequence + 1} to {head.Sequence} hold one made after its last checkpoint "
+                + "could have been signed (checkpoints deleted and entries rewritten?): nothing is signed over them; run 'vauban audit verify'.");
+        }
+        _tailChecked[tenantId] = true;
+    }
+
+    /// <summary>Verification's tolerance for two processes' clocks.</summary>
+    private const long UnsignedTailTolerance = 1000;
 
     /// <summary>Builds the patient and principal lookups of every entry the last build has not covered, in one sorted batch,
     /// in a transaction of its own on <paramref name="connection"/>.</summary>
@@ -570,6 +601,7 @@ public sealed class AuditTrail : IAsyncDisposable
         private readonly DbCommand _index;
         private readonly DbCommand _saveJournal;
         private readonly DbCommand _forgetJournal;
+        private readonly DbCommand _latestUnsigned;
 
         public ChainStatements(DbConnection connection, StorageEngine engine)
         {
@@ -598,6 +630,7 @@ public sealed class AuditTrail : IAsyncDisposable
                 + " UPDATE audit_heads SET indexed_seq = @to WHERE tenant_id = @t;", "t", "from", "to");
             _saveJournal = Make(connection, "INSERT INTO audit_journals (name, ingested) VALUES (@n, @o) ON CONFLICT (name) DO UPDATE SET ingested = excluded.ingested", "n", "o");
             _forgetJournal = Make(connection, "DELETE FROM audit_journals WHERE name = @n", "n");
+            _latestUnsigned = Make(connection, "SELECT max(at) FROM audit_entries WHERE tenant_id = @t AND seq > @a AND seq <= @b", "t", "a", "b");
             if (!_postgres) _sqliteInsert = new SqliteEntryInsert((SqliteConnection)connection);
         }
 
@@ -643,6 +676,7 @@ public sealed class AuditTrail : IAsyncDisposable
             _index.Transaction = transaction;
             _saveJournal.Transaction = transaction;
             _forgetJournal.Transaction = transaction;
+            _latestUnsigned.Transaction = transaction;
         }
 
         public async Task<Head> ReadHeadAsync(long tenantId, CancellationToken cancellationToken)
@@ -674,6 +708,15 @@ public sealed class AuditTrail : IAsyncDisposable
             // SQLite runs a statement synchronously whatever the call.
             cancellationToken.ThrowIfCancellationRequested();
             for (var i = 0; i < rows.Length; i++) _sqliteInsert!.Insert(rows[i], hashes[i]);
+        }
+
+        /// <summary>The latest time among entries <paramref name="after"/>+1 to <paramref name="to"/> (0 when none).</summary>
+        public async Task<long> LatestUnsignedAsync(long tenantId, long after, long to, CancellationToken cancellationToken)
+        {
+            _latestUnsigned.Parameters[0].Value = tenantId;
+            _latestUnsigned.Parameters[1].Value = after;
+            _latestUnsigned.Parameters[2].Value = to;
+            return await _latestUnsigned.ExecuteScalarAsync(cancellationToken) is { } value and not DBNull ? Convert.ToInt64(value, CultureInfo.InvariantCulture) : 0;
         }
 
         public Task UpdateHeadAsync(long tenantId, long size, byte[] hash, byte[] tree, long checkpointSequence, long checkpointAt, CancellationToken cancellationToken) =>
@@ -715,6 +758,7 @@ public sealed class AuditTrail : IAsyncDisposable
             _index.Dispose();
             _saveJournal.Dispose();
             _forgetJournal.Dispose();
+            _latestUnsigned.Dispose();
         }
     }
 

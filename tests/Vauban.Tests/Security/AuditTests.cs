@@ -457,6 +457,53 @@ public abstract class AuditTests : IAsyncLifetime
         Assert.Contains($"not the newest, signed at entry {newest.Size}", result.Problem, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_store_does_not_sign_over_an_unsigned_tail_that_checkpoints_deleted_left_late()
+    {
+        // An hour later, another start appends (and signs its own checkpoint, as it must).
+        await using (var later = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = new ShiftedTime(TimeSpan.FromHours(1)) }, CancellationToken.None))
+        {
+            var context = AccessContext.Operator(_tenant, "later start");
+            for (var i = 0; i < 3; i++) Assert.Equal(Vauban.Records.RecordStatus.Ok, (await later.Records.ReadAsync(context, "Patient", _patient, CancellationToken.None)).Status);
+            await later.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        }
+        // The attack: erase an entry before that hour, renumber and re-chain the rest (their times, bound to their sealed parts,
+        // unchanged), delete the checkpoints after it and point the head at the last one kept. Verification finds the late tail...
+        var checkpoints = await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+        var kept = checkpoints.Last(c => c.At < DateTimeOffset.UtcNow.AddMinutes(30));
+        var rows = await ReadRowsAsync();
+        await RewriteChainAsync(rows.Where(r => r.Sequence != kept.Size + 1));
+        await ExecuteAsync("DELETE FROM audit_checkpoints WHERE tenant_id = @t AND size > @s", ("s", kept.Size));
+        await PointHeadAtAsync(kept.Size);
+        var before = await VerifyAsync();
+        Assert.False(before.Valid);
+        Assert.Contains("checkpoints deleted", before.Problem, StringComparison.Ordinal);
+
+        // ...and a store opening on it does not sign a checkpoint over it, which made the rewrite pass verification.
+        await using (var next = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = new ShiftedTime(TimeSpan.FromHours(2)) }, CancellationToken.None))
+        {
+            var context = AccessContext.Operator(_tenant, "next start");
+            try
+            {
+                await next.Records.ReadAsync(context, "Patient", _patient, CancellationToken.None);
+                await next.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None);
+            }
+            catch (AuditUnavailableException)
+            {
+                // the chain refuses to be signed: every act waiting for it is refused
+            }
+        }
+        Assert.DoesNotContain(await _server.Store.AuditLog.CheckpointsAsync(_tenant.Id, CancellationToken.None), c => c.Size > kept.Size);
+        var after = await VerifyAsync();
+        Assert.False(after.Valid);
+        Assert.Equal(before.FirstBroken, after.FirstBroken);
+    }
+
+    private sealed class ShiftedTime(TimeSpan shift) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => base.GetUtcNow() + shift;
+    }
+
     /// <summary>Points the head's checkpoint at the one signed at entry <paramref name="size"/>, as an attacker who deleted the later ones would.</summary>
     private Task PointHeadAtAsync(long size) =>
         ExecuteAsync("UPDATE audit_heads SET checkpoint_seq = @s, checkpoint_at = (SELECT at FROM audit_checkpoints WHERE tenant_id = @t AND size = @s) WHERE tenant_id = @t", ("s", size));
