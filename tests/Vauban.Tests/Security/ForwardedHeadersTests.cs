@@ -47,6 +47,10 @@ public class ForwardedHeadersTests
         using var page = await server.Http.SendAsync(Forwarded("/account/signin"));
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Contains(page.Headers.GetValues("Set-Cookie"), c => c.Contains("; secure", StringComparison.OrdinalIgnoreCase));
+        // ...and tells the browser to come back over HTTPS only (HSTS): a first plain visit on the ward's network cannot be stripped.
+        Assert.Equal("max-age=31536000", page.Headers.GetValues("Strict-Transport-Security").Single());
+        using var plain = await server.Http.GetAsync("/account/signin");
+        Assert.False(plain.Headers.Contains("Strict-Transport-Security")); // meaningless over plain HTTP
     }
 
     [Fact]
