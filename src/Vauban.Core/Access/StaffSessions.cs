@@ -129,6 +129,11 @@ public sealed class StaffSessions
         ExecuteAsync("UPDATE staff_sessions SET authenticated_at = @a WHERE id = @id", cancellationToken,
             ("a", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("id", Required(session).Id));
 
+    /// <summary>Ends every session of the account but <paramref name="keep"/>: after a factor is replaced, the sessions the old
+    /// one opened (a thief's with them, if that is why it was replaced) go (OWASP ASVS V7.4.3).</summary>
+    public Task EndOthersAsync(string userId, string keep, CancellationToken cancellationToken) =>
+        ExecuteAsync("DELETE FROM staff_sessions WHERE user_id = @u AND id <> @k", cancellationToken, ("u", userId), ("k", keep));
+
     public Task EndAsync(string token, CancellationToken cancellationToken) =>
         ExecuteAsync("DELETE FROM staff_sessions WHERE token_hash = @h", cancellationToken, ("h", StaffAccounts.Hash(token)));
 

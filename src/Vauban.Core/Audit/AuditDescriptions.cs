@@ -8,6 +8,7 @@ public static class AuditDescriptions
         AuditAction.Read => "read",
         AuditAction.VRead => "read a version",
         AuditAction.History => "read the history",
+        AuditAction.TypeHistory => "read the history of a type",
         AuditAction.Search => "found in a search",
         AuditAction.Create => "created",
         AuditAction.Update => "updated",

@@ -11,6 +11,8 @@ public enum AuditAction
 {
     Read = 1, VRead = 2, History = 3, Search = 4, Create = 5, Update = 6, Delete = 7, Everything = 8, Import = 9, Export = 10,
     SignIn = 11, SignInFailure = 12, SignOut = 13, BreakTheGlass = 14, Administration = 15, Containment = 16, AuditRead = 17,
+    /// <summary>A type's history ([type]/_history), since 2026-12-04: before, recorded as <see cref="History"/>.</summary>
+    TypeHistory = 18,
 }
 
 /// <summary>FHIR AuditEvent.outcome codes.</summary>

@@ -319,7 +319,8 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         Interaction.Read => AuditAction.Read,
         Interaction.VRead => AuditAction.VRead,
-        Interaction.HistoryInstance or Interaction.HistoryType => AuditAction.History,
+        Interaction.HistoryInstance => AuditAction.History,
+        Interaction.HistoryType => AuditAction.TypeHistory,
         Interaction.Search => AuditAction.Search,
         Interaction.Create => AuditAction.Create,
         Interaction.Update => AuditAction.Update,

@@ -112,8 +112,14 @@ internal static class AuditEventView
     {
         var query = new AuditQuery { Count = 50 };
         var actions = new List<AuditAction>();
+        var given = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (name, value) in parameters)
         {
+            // An entry names one patient, one record, one agent and one action: the same parameter twice (FHIR: both) would find
+            // nothing, and the last one was used instead, silently — the officer got another answer than asked.
+            var key = name == "entity" && value.StartsWith("Patient/", StringComparison.Ordinal) ? "patient" : name;
+            if (key is "patient" or "entity" or "agent" or "action" or "_count" or "_cursor" && !given.Add(key))
+                return (null, $"'{key}' is given twice: an audit entry has one, so both together would find nothing; search for each separately.");
             switch (name)
             {
                 case "patient":
@@ -133,6 +139,9 @@ internal static class AuditEventView
                     break;
                 case "agent":
                     if (value.Length is 0 or > 128) return (null, "'agent' must be a principal id (an account or client id).");
+                    if (value.Contains(',', StringComparison.Ordinal)) return (null, "'agent' takes one principal id: search for each separately.");
+                    if (value.Contains('/', StringComparison.Ordinal))
+                        return (null, "'agent' is the id of an account (user:…) or an API client (vc_…), as entries name who acted, not a Practitioner reference.");
                     query = query with { Agent = value };
                     break;
                 case "date":
@@ -186,7 +195,7 @@ internal static class AuditEventView
 
     private static readonly Dictionary<AuditAction, string> Subtypes = new()
     {
-        [AuditAction.Read] = "read", [AuditAction.VRead] = "vread", [AuditAction.History] = "history-instance", [AuditAction.Search] = "search-type",
+        [AuditAction.Read] = "read", [AuditAction.VRead] = "vread", [AuditAction.History] = "history-instance", [AuditAction.TypeHistory] = "history-type", [AuditAction.Search] = "search-type",
         [AuditAction.Create] = "create", [AuditAction.Update] = "update", [AuditAction.Delete] = "delete", [AuditAction.Everything] = "operation",
         [AuditAction.Import] = "batch", [AuditAction.Export] = "operation", [AuditAction.AuditRead] = "search-type",
     };
@@ -194,7 +203,7 @@ internal static class AuditEventView
     private static List<AuditAction>? ActionCodes(string value) => value switch
     {
         "C" => [AuditAction.Create, AuditAction.Import],
-        "R" => [AuditAction.Read, AuditAction.VRead, AuditAction.History, AuditAction.Search, AuditAction.Everything, AuditAction.AuditRead],
+        "R" => [AuditAction.Read, AuditAction.VRead, AuditAction.History, AuditAction.TypeHistory, AuditAction.Search, AuditAction.Everything, AuditAction.AuditRead],
         "U" => [AuditAction.Update],
         "D" => [AuditAction.Delete],
         "E" => [AuditAction.Export, AuditAction.SignIn, AuditAction.SignInFailure, AuditAction.SignOut, AuditAction.BreakTheGlass, AuditAction.Administration, AuditAction.Containment],
@@ -206,7 +215,7 @@ internal static class AuditEventView
         AuditAction.Create or AuditAction.Import => "C",
         AuditAction.Update => "U",
         AuditAction.Delete => "D",
-        AuditAction.Read or AuditAction.VRead or AuditAction.History or AuditAction.Search or AuditAction.Everything or AuditAction.AuditRead => "R",
+        AuditAction.Read or AuditAction.VRead or AuditAction.History or AuditAction.TypeHistory or AuditAction.Search or AuditAction.Everything or AuditAction.AuditRead => "R",
         _ => "E",
     };
 

@@ -649,6 +649,9 @@ public abstract class SignInAttackTests : IAsyncLifetime
     [Fact]
     public async Task A_lost_phone_is_replaced_after_a_recovery_code_and_a_confirmed_authenticator_key_is_never_shown_again()
     {
+        // A session the lost phone opened (its thief's, say) before the replacement.
+        using var earlier = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(earlier));
         using var staff = Staff();
         await staff.PasswordAsync(Establishment, Email, Password);
         var (used, _) = await staff.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = _recoveryCodes[5] });
@@ -665,6 +668,8 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, replace.StatusCode);
         var newSecret = StaffClient.ById(replaceHtml, "secret")!.Replace(" ", "", StringComparison.Ordinal);
         Assert.NotEqual(_secret, newSecret);
+        // A browser submits the code where the form says: the page, not the Replace handler (which made another key, for ever).
+        Assert.Contains("action=\"/account/enrol/totp\"", replaceHtml, StringComparison.Ordinal);
         using (var confirm = await staff.Http.PostAsync("/account/enrol/totp", new FormUrlEncodedContent(new Dictionary<string, string>
         {
             ["Code"] = Totp.Code(newSecret, _time), ["NewKey"] = newSecret, ["__RequestVerificationToken"] = StaffClient.Token(replaceHtml),
@@ -674,6 +679,8 @@ public abstract class SignInAttackTests : IAsyncLifetime
         }
         NextStep();
         Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        // The sessions the old authenticator opened end with it (OWASP ASVS V7.4.3).
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(earlier));
 
         // The lost phone's codes open nothing any more; the new app's do.
         using var thief = Staff();

@@ -111,6 +111,24 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_AuditEvent_search_given_a_parameter_twice_or_a_list_of_agents_is_400_not_another_answer()
+    {
+        // The last value was used (patient=X&patient=Y answered for Y), and agent=A,B found nothing: 200 either way.
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        foreach (var query in new[] { $"patient={_patient}&patient=other-patient", $"patient={_patient}&entity=Patient/other-patient", "agent=a&agent=b", "action=R&action=E",
+                     $"agent={_physicianId},{_officerId}", "agent=Practitioner/pract-9" })
+        {
+            using var response = await officer.Http.GetAsync("/fhir/AuditEvent?" + query);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{query}: {(int)response.StatusCode} {body}");
+        }
+        // Type history is recorded as such (it was history-instance, as one record's).
+        (await _client.GetAsync("/fhir/Patient/_history?_count=1")).Dispose();
+        var types = (await OkAsync(officer.Http, "/fhir/AuditEvent?action=history-type")).GetProperty("entry").EnumerateArray().ToList();
+        Assert.NotEmpty(types);
+    }
+
+    [Fact]
     public async Task The_officer_sees_a_patients_access_history_as_AuditEvents()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);

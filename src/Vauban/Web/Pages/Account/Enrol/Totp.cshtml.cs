@@ -59,6 +59,8 @@ public sealed class TotpEnrolModel : StaffPage
         if (user.AuthenticatorKey is not null && await People.Users.VerifyUserTokenAsync(user, TotpAuthenticator.ProviderName, TotpAuthenticator.EnrolPurpose, Code ?? ""))
         {
             await People.Users.SetTwoFactorEnabledAsync(user, true);
+            // A replaced authenticator (a lost or stolen phone): the sessions opened with the old one end; this one goes on.
+            if (replacing) await Store.Sessions.EndOthersAsync(user.Id, Person.Session.Id, HttpContext.RequestAborted);
             if (!await People.StartAsync(HttpContext, user, SessionStage.Full, ceremony: null,
                 signedIn: replacing ? "authenticator app replaced (TOTP)" : "enrolment (password + TOTP)"))
             {
