@@ -59,6 +59,10 @@ public sealed partial class StaffClient : IDisposable
     public static string Token(string html) =>
         TokenPattern().Match(html) is { Success: true } m ? WebUtility.HtmlDecode(m.Groups[1].Value) : throw new InvalidOperationException("no antiforgery token on the page");
 
+    /// <summary>The value of the form field named <paramref name="name"/> (a hidden input), or null.</summary>
+    public static string? FieldValue(string html, string name) =>
+        new Regex($"name=\"{name}\" value=\"([^\"]*)\"").Match(html) is { Success: true } m ? WebUtility.HtmlDecode(m.Groups[1].Value) : null;
+
     public static string? ById(string html, string id) =>
         new Regex($"id=\"{id}\"[^>]*>(.*?)</", RegexOptions.Singleline).Match(html) is { Success: true } m ? WebUtility.HtmlDecode(m.Groups[1].Value).Trim() : null;
 

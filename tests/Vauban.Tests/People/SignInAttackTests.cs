@@ -670,9 +670,21 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.NotEqual(_secret, newSecret);
         // A browser submits the code where the form says: the page, not the Replace handler (which made another key, for ever).
         Assert.Contains("action=\"/account/enrol/totp\"", replaceHtml, StringComparison.Ordinal);
+        // The form carries the new key sealed by the server: a key the browser chooses (all zeros, say) is not enrolled.
+        var sealedKey = StaffClient.FieldValue(replaceHtml, "NewKey")!;
+        Assert.DoesNotContain(newSecret, sealedKey, StringComparison.Ordinal);
+        const string Chosen = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        using (var forged = await staff.Http.PostAsync("/account/enrol/totp", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["Code"] = Totp.Code(Chosen, _time), ["NewKey"] = Chosen, ["__RequestVerificationToken"] = StaffClient.Token(replaceHtml),
+        })))
+        {
+            Assert.Equal(HttpStatusCode.OK, forged.StatusCode);
+            Assert.Contains("Start again", await forged.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
         using (var confirm = await staff.Http.PostAsync("/account/enrol/totp", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["Code"] = Totp.Code(newSecret, _time), ["NewKey"] = newSecret, ["__RequestVerificationToken"] = StaffClient.Token(replaceHtml),
+            ["Code"] = Totp.Code(newSecret, _time), ["NewKey"] = sealedKey, ["__RequestVerificationToken"] = StaffClient.Token(replaceHtml),
         })))
         {
             Assert.Equal("/", confirm.Headers.Location?.ToString());

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.Mvc;
 using QRCoder;
 using Vauban.Access;
@@ -36,25 +37,49 @@ public sealed class TotpEnrolModel : StaffPage
     public async Task<IActionResult> OnPostReplaceAsync()
     {
         if (!Person!.User!.TwoFactorEnabled) return Redirect("/account/enrol/totp");
-        NewKey = Base32.Encode(RandomNumberGenerator.GetBytes(20));
-        await PrepareAsync(NewKey);
+        var key = Base32.Encode(RandomNumberGenerator.GetBytes(20));
+        // The form carries the key sealed for this account and session, for an hour: the server enrols only a key it made
+        // (a key the browser chose — all zeros, one an attacker knows — was enrolled as given).
+        NewKey = KeyProtector().Protect(key, TimeSpan.FromHours(1));
+        await PrepareAsync(key);
         return Page();
+    }
+
+    private ITimeLimitedDataProtector KeyProtector() =>
+        HttpContext.RequestServices.GetRequiredService<IDataProtectionProvider>()
+            .CreateProtector("Vauban.TotpReplacement", Person!.User!.Id, Person.Session.Id).ToTimeLimitedDataProtector();
+
+    /// <summary>The key the Replace handler made and sealed into the form, or null (altered, another session's, expired).</summary>
+    private string? IssuedKey()
+    {
+        if (NewKey is not { Length: > 0 and < 1024 }) return null;
+        try
+        {
+            var key = KeyProtector().Unprotect(NewKey);
+            return IsKey(key) ? key : null;
+        }
+        catch (CryptographicException)
+        {
+            return null;
+        }
     }
 
     public async Task<IActionResult> OnPostAsync()
     {
         var user = Person!.User!;
         var replacing = user.TwoFactorEnabled;
+        string? issued = null;
         if (replacing)
         {
-            if (!IsKey(NewKey))
+            issued = IssuedKey();
+            if (issued is null)
             {
                 Enrolled = true;
                 Error = "Start again: choose “Replace it” to get a new key.";
                 return Page();
             }
             // Checked against the new key; stored (sealed) only once a code from it is accepted.
-            user.AuthenticatorKey = NewKey;
+            user.AuthenticatorKey = issued;
         }
         if (user.AuthenticatorKey is not null && await People.Users.VerifyUserTokenAsync(user, TotpAuthenticator.ProviderName, TotpAuthenticator.EnrolPurpose, Code ?? ""))
         {
@@ -69,7 +94,7 @@ public sealed class TotpEnrolModel : StaffPage
             return Redirect(replacing ? "/" : "/account/recovery-codes");
         }
         Error = "The code is not correct. Check the phone's clock and type the current code.";
-        await PrepareAsync(replacing ? NewKey : null);
+        await PrepareAsync(issued);
         return Page();
     }
 
