@@ -54,12 +54,15 @@ public sealed class StaffSessions
     /// <summary>A fresh session id, for a caller that must name the session (its sign-in audit entry) before it starts.</summary>
     public static string NewSessionId() => Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(12));
 
+    /// <summary>A session token (the cookie's value; stored only hashed).</summary>
+    private static string NewToken() => "vsn_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+
     /// <summary>Starts a session with the id <paramref name="sessionId"/> (from <see cref="NewSessionId"/>); null as above.</summary>
     public async Task<(string Token, StaffSession Session)?> StartAsync(string sessionId, string? previousToken, StaffUser? user, SessionStage stage, string? source,
         string? ceremony, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(sessionId);
-        var token = "vsn_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
+        var token = NewToken();
         var now = _time.GetUtcNow();
         var session = new StaffSession(sessionId, user?.Tenant.Id, user?.Id, stage, now, now,
             stage == SessionStage.Full ? now : null, ceremony);
@@ -124,10 +127,16 @@ public sealed class StaffSessions
     public Task SetCeremonyAsync(StaffSession session, string? ceremony, CancellationToken cancellationToken) =>
         ExecuteAsync("UPDATE staff_sessions SET ceremony = @c WHERE id = @id", cancellationToken, ("c", (object?)ceremony ?? DBNull.Value), ("id", Required(session).Id));
 
-    /// <summary>Records a fresh proof of both factors (step-up for sensitive acts).</summary>
-    public Task MarkAuthenticatedAsync(StaffSession session, CancellationToken cancellationToken) =>
-        ExecuteAsync("UPDATE staff_sessions SET authenticated_at = @a WHERE id = @id", cancellationToken,
-            ("a", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("id", Required(session).Id));
+    /// <summary>Records a fresh proof of both factors (step-up for sensitive acts) and gives the session a new token, returned
+    /// for the cookie: a copy of the old token, taken before, does not become fresh with it (OWASP ASVS V7.2.4). The session
+    /// keeps its id, so what the guard holds against it (a suspension) stays.</summary>
+    public async Task<string> MarkAuthenticatedAsync(StaffSession session, CancellationToken cancellationToken)
+    {
+        var token = NewToken();
+        await ExecuteAsync("UPDATE staff_sessions SET authenticated_at = @a, token_hash = @h WHERE id = @id", cancellationToken,
+            ("a", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("h", StaffAccounts.Hash(token)), ("id", Required(session).Id));
+        return token;
+    }
 
     /// <summary>Ends every session of the account but <paramref name="keep"/>: after a factor is replaced, the sessions the old
     /// one opened (a thief's with them, if that is why it was replaced) go (OWASP ASVS V7.4.3).</summary>

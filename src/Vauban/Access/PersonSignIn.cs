@@ -181,7 +181,7 @@ public sealed class PersonSignIn
         {
             await _store.Throttle.TakeBackAsync(admission, http.RequestAborted);
             await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "re-authentication (passkey)");
-            await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
+            http.WriteCookie(await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted));
             return new SignInOutcome(SignInResult.SignedIn);
         }
         await ClearFailuresAsync(http, user, accountKey ?? await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted), admission);
@@ -214,7 +214,7 @@ public sealed class PersonSignIn
         }
         await _store.Throttle.TakeBackAsync(admission, http.RequestAborted);
         await AuditAsync(http, user.Tenant, user, AuditAction.SignIn, AuditOutcome.Success, "re-authentication (password + TOTP)");
-        await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted);
+        http.WriteCookie(await _store.Sessions.MarkAuthenticatedAsync(person.Session, http.RequestAborted));
         return new SignInOutcome(SignInResult.SignedIn);
     }
 

@@ -716,12 +716,20 @@ public abstract class SignInAttackTests : IAsyncLifetime
         // Making new recovery codes is sensitive: after 10 minutes it asks for both factors again.
         var (regenerate, _) = await staff.SubmitAsync("/account/recovery-codes", new Dictionary<string, string>());
         Assert.StartsWith("/account/reauth?returnUrl=", regenerate.Headers.Location?.ToString());
+        var before = staff.SessionCookie!;
         var (wrong, _) = await staff.SubmitAsync("/account/reauth?returnUrl=%2Faccount%2Frecovery-codes",
             new Dictionary<string, string> { ["Password"] = Password, ["Code"] = "000000", ["ReturnUrl"] = "/account/recovery-codes" });
         Assert.Equal(HttpStatusCode.OK, wrong.StatusCode);
         var (ok, _) = await staff.SubmitAsync("/account/reauth?returnUrl=%2Faccount%2Frecovery-codes",
             new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = "/account/recovery-codes" });
         Assert.Equal("/account/recovery-codes", ok.Headers.Location?.ToString());
+        // Re-authenticated, the session has a new token: a copy of the old one (taken before) opens nothing, fresh or not.
+        Assert.NotEqual(before, staff.SessionCookie);
+        using (var copy = Staff())
+        {
+            copy.Cookies["__Host-vauban-session"] = before;
+            Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(copy));
+        }
         var (codes, html) = await staff.SubmitAsync("/account/recovery-codes", new Dictionary<string, string>());
         Assert.Equal(HttpStatusCode.OK, codes.StatusCode);
         Assert.Contains("recovery-codes", html);
