@@ -185,6 +185,7 @@ internal static class AuditCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var checkpoints = await store.AuditLog.CheckpointsAsync(owner.Id, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "audit checkpoints", checkpoints.Count, token);
             var export = new
             {
                 tenant = owner.Name,

@@ -64,6 +64,7 @@ internal static class ClientCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var list = await store.Clients.ListAsync(owner, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "clients list", list.Count, token);
             Console.WriteLine("client_id\tname\tscopes\tauthentication\tlimited to\tcreated (UTC)\tstatus");
             foreach (var c in list)
             {

@@ -21,6 +21,7 @@ internal static class ExportApprovalCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var pending = await store.ExportApprovals.PendingAsync(owner.Id, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "guard exports", pending.Count, token);
             Console.WriteLine("id\trequested (UTC)\tby\tlevel\ttypes\tpatients\tresources\treason");
             foreach (var p in pending)
             {

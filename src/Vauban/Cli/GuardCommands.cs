@@ -45,6 +45,7 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var alerts = await store.Alerts.ListAsync(owner.Id, parse.GetValue(all), n, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "guard alerts", alerts.Count, token);
             var showAcknowledged = parse.GetValue(all);
             Console.WriteLine("id\traised (UTC)\tkind\tprincipal\tdetail" + (showAcknowledged ? "\tacknowledged (UTC)" : ""));
             foreach (var a in alerts)
@@ -73,9 +74,7 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var grants = await store.BreakTheGlass.ReviewAsync(owner, n, token);
-            // On the chain before the explanations are shown, as a console read is.
-            await store.Audit.AppendAsync(AccessContext.Operator(owner, KnownPurposes.SystemAdministration), Vauban.Audit.AuditAction.Administration, Vauban.Audit.AuditOutcome.Success,
-                null, [new Vauban.Audit.AuditedRecord("cli:guard grants", null, null)], token, $"break-the-glass grants read ({grants.Count} listed)");
+            await VaubanCommands.AuditReadAsync(store, owner, "guard grants", grants.Count, token);
             Console.WriteLine("id	granted (UTC)	expires (UTC)	principal	patient	reason	explanation");
             foreach (var g in grants)
             {
@@ -143,6 +142,7 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var list = await store.Guard.ContainmentsAsync(owner.Id, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "guard contained", list.Count, token);
             Console.WriteLine("principal\taccount\tlevel\tsince (UTC)\treason");
             foreach (var c in list) Console.WriteLine($"{c.Principal}\t{c.Account ?? "-"}\t{c.Level}\t{c.ContainedAt:yyyy-MM-dd HH:mm:ss}\t{c.Reason}");
             if (list.Count == 0) Console.Error.WriteLine("No one is contained.");
@@ -207,6 +207,7 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var list = await store.Guard.CanariesAsync(owner.Id, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "guard canaries list", list.Count, token);
             Console.WriteLine("patient\tcreated (UTC)");
             foreach (var c in list) Console.WriteLine($"Patient/{c.Patient}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}");
             if (list.Count == 0) Console.Error.WriteLine($"No canaries: add some with vauban guard canaries add --tenant {owner.Name}.");

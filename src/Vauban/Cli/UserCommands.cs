@@ -95,7 +95,9 @@ internal static class UserCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             Console.WriteLine("email\tname\trole\tpractitioner\tservice\tenrolled\tlocked\tsessions");
-            foreach (var a in await store.Accounts.ListAsync(owner, token))
+            var accounts = await store.Accounts.ListAsync(owner, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "users list", accounts.Count, token);
+            foreach (var a in accounts)
             {
                 Console.WriteLine($"{a.Email}\t{a.DisplayName}\t{a.Role}\t{a.Practitioner ?? "-"}\t{a.Service ?? "-"}\t{(a.Enrolled ? "yes" : "no")}\t{(a.Locked ? "yes" : "no")}\t{a.Sessions}");
             }

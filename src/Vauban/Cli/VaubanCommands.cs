@@ -53,4 +53,11 @@ internal static class VaubanCommands
             return 1;
         }
     }
+
+    /// <summary>An administrative read at the command line, on the establishment's chain before what it lists is shown, as the
+    /// console's reads are: <paramref name="what"/> names the command ("guard canaries list").</summary>
+    public static Task AuditReadAsync(VaubanStore store, Vauban.Access.Tenant owner, string what, int listed, CancellationToken cancellationToken) =>
+        store.Audit.AppendAsync(Vauban.Access.AccessContext.Operator(owner, Vauban.Access.KnownPurposes.SystemAdministration), Vauban.Audit.AuditAction.Administration,
+            Vauban.Audit.AuditOutcome.Success, null, [new Vauban.Audit.AuditedRecord("cli:" + what, null, null)], cancellationToken,
+            $"{what} read ({listed} listed)");
 }

@@ -821,6 +821,20 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Administrative_reads_at_the_command_line_are_on_the_chain_as_the_consoles_are()
+    {
+        // The console's reads were audited; their command-line twins (the canaries, the staff's e-mails, the export reasons) were not.
+        Assert.Equal(0, (await RunAsync($"tenants add chu-reads {DbArgs}")).Exit);
+        var commands = new[] { "guard canaries list", "guard alerts", "guard contained", "guard exports", "guard grants", "users list", "clients list", "audit checkpoints" };
+        foreach (var command in commands) Assert.Equal(0, (await RunAsync($"{command} --tenant chu-reads {DbArgs}")).Exit);
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var tenant = (await store.Tenants.FindAsync("chu-reads", CancellationToken.None))!;
+        var entries = await store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None) ?? [];
+        foreach (var command in commands) Assert.Contains(entries, e => e.Detail.Records.SequenceEqual(["cli:" + command]));
+    }
+
+    [Fact]
     public async Task Import_refuses_the_bytes_the_API_refuses_file_by_file_and_reads_a_file_with_a_byte_order_mark()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-bytes {DbArgs}")).Exit);
