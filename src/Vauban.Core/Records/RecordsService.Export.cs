@@ -280,6 +280,11 @@ public sealed partial class RecordsService
         ArgumentNullException.ThrowIfNull(context);
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
         {
+            // A contained principal polling or downloading an export (an approved file pulled from a suspended session) is what the
+            // officer wants to see: on the chain, naming the job (when the id can be one).
+            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, null,
+                [new AuditedRecord("export:" + (ExportJob.IsValidId(jobId) ? jobId : "?"), null, null)], cancellationToken,
+                note: $"guard: {contained.Verdict} (bulk export status or file)");
             return (null, null, ExportOutcome.Fail(RecordStatus.Locked, Issue.Error("security", contained.Reason!)));
         }
         var found = ExportJob.IsValidId(jobId)

@@ -316,6 +316,11 @@ public abstract class BulkExportTests : IAsyncLifetime
             Assert.Equal((HttpStatusCode)423, download.StatusCode);
             Assert.Equal("security", (await download.BodyAsync()).GetProperty("issue")[0].GetProperty("code").GetString());
         }
+        // The refused poll and download are on the chain, naming the job (only the refused kick-off was).
+        var job = status[(status.LastIndexOf('/') + 1)..];
+        var refusals = (await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Containment], Count = 100 }, None))!;
+        Assert.Equal(2, refusals.Count(e => e.Detail.Records.SequenceEqual(["export:" + job]) && e.Detail.Note!.Contains("status or file", StringComparison.Ordinal)));
     }
 
     [Fact]
