@@ -33,15 +33,14 @@ internal static class GuardCommands
         var command = new Command("alerts", "Security alerts of an establishment, newest first: guard containments, canaries, break-the-glass, locked accounts.");
         var tenant = TenantCommands.Option();
         var all = new Option<bool>("--all") { Description = "Include acknowledged alerts." };
-        var limit = new Option<int>("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
+        var limit = LimitOption();
         command.Options.Add(tenant);
         command.Options.Add(all);
         command.Options.Add(limit);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            var n = parse.GetValue(limit);
-            if (n is < 1 or > 10_000) throw new ArgumentException("--limit must be between 1 and 10,000.");
+            var n = Limit(parse, limit);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var alerts = await store.Alerts.ListAsync(owner.Id, parse.GetValue(all), n, token);
@@ -59,18 +58,23 @@ internal static class GuardCommands
         return command;
     }
 
+    /// <summary>--limit of a listing: at most this many, 1 to 10,000 (100 by default).</summary>
+    private static Option<int> LimitOption() => new("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
+
+    private static int Limit(ParseResult parse, Option<int> limit) =>
+        parse.GetValue(limit) is var n and >= 1 and <= 10_000 ? n : throw new ArgumentException("--limit must be between 1 and 10,000.");
+
     private static Command Grants()
     {
         var command = new Command("grants", "Break-the-glass grants of an establishment, newest first, with the explanation each holder stated (sealed at rest, opened for this review; the reading is audited).");
         var tenant = TenantCommands.Option();
-        var limit = new Option<int>("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
+        var limit = LimitOption();
         command.Options.Add(tenant);
         command.Options.Add(limit);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            var n = parse.GetValue(limit);
-            if (n is < 1 or > 10_000) throw new ArgumentException("--limit must be between 1 and 10,000.");
+            var n = Limit(parse, limit);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var grants = await store.BreakTheGlass.ReviewAsync(owner, n, token);

@@ -49,10 +49,7 @@ internal static partial class GuardAdminEndpoints
             var officer = user.Role == StaffRole.SecurityOfficer;
             var all = http.Request.Query["all"].ToString();
             if (all.Length > 0 && all is not ("true" or "false")) return Problem(400, "all is true or false.");
-            var limitText = http.Request.Query["limit"].ToString();
-            var limit = 100;
-            if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
-                return Problem(400, "limit is a number between 1 and 10,000.");
+            if (Limit(http) is not { } limit) return Problem(400, "limit is a number between 1 and 10,000.");
             var alerts = await store.Alerts.ListAsync(user.Tenant.Id, all == "true", limit, http.RequestAborted);
             await AuditReadAsync(store, http, alerts.Count);
             return Results.Json(alerts.Select(a => new
@@ -71,10 +68,7 @@ internal static partial class GuardAdminEndpoints
                 await AuditRefusalAsync(store, http, "only the security officer");
                 return Problem(403, "Only the security officer reviews break-the-glass explanations.");
             }
-            var limitText = http.Request.Query["limit"].ToString();
-            var limit = 100;
-            if (limitText.Length > 0 && (!int.TryParse(limitText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out limit) || limit is < 1 or > 10_000))
-                return Problem(400, "limit is a number between 1 and 10,000.");
+            if (Limit(http) is not { } limit) return Problem(400, "limit is a number between 1 and 10,000.");
             var grants = await store.BreakTheGlass.ReviewAsync(user.Tenant, limit, http.RequestAborted);
             await AuditReadAsync(store, http, grants.Count);
             return Results.Json(grants.Select(g => new
@@ -227,6 +221,14 @@ internal static partial class GuardAdminEndpoints
         {
             return (null, Problem(400, "The body is not valid JSON."));
         }
+    }
+
+    /// <summary>A listing's ?limit= (1 to 10,000; 100 when absent), or null when it is not one.</summary>
+    private static int? Limit(HttpContext http)
+    {
+        var text = http.Request.Query["limit"].ToString();
+        if (text.Length == 0) return 100;
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var limit) && limit is >= 1 and <= 10_000 ? limit : null;
     }
 
     internal static IResult Problem(int status, string detail, string? instance = null) =>
