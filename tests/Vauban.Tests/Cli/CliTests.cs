@@ -454,8 +454,9 @@ public class CliTests : IDisposable
         {
             Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
             Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM staff_users WHERE lockout_end IS NOT NULL"));
-            // No success entry of a failed act: the chain holds only the establishment's creation and Claire's account.
-            Assert.Equal(2, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
+            // No success entry of a failed act: the chain holds only the establishment's creation and Claire's account, and the two
+            // reads above (users list, guard contained), administrative acts of their own.
+            Assert.Equal(4, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
         }
 
         // Once the chain can be written again, each act is done with its one entry.
@@ -465,7 +466,7 @@ public class CliTests : IDisposable
         Assert.Equal(0, (await RunAsync($"guard release --tenant chu-admin vc_contained {DbArgs}")).Exit);
         await using (var connection = await SqliteAsync())
         {
-            Assert.Equal(5, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15"));
+            Assert.Equal(7, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15")); // 4 + users add, clients add, release
             Assert.Equal(1, await ScalarAsync(connection, "SELECT count(*) FROM audit_entries e JOIN tenants t ON t.id = e.tenant_id WHERE t.name = 'clinique-jamais' AND e.seq = 1 AND e.action = 15"));
         }
         var verified = await RunAsync($"audit verify {DbArgs}");
