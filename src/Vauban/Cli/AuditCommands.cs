@@ -115,13 +115,16 @@ internal static class AuditCommands
                 c.GetProperty("tenantId").GetInt64(), c.GetProperty("size").GetInt64(), DateTimeOffset.FromUnixTimeMilliseconds(c.GetProperty("at").GetInt64()),
                 Convert.FromBase64String(c.GetProperty("root").GetString()!), Convert.FromBase64String(c.GetProperty("head").GetString()!),
                 c.GetProperty("keyVersion").GetInt32(), Convert.FromBase64String(c.GetProperty("signature").GetString()!))).ToList();
+            // An export with no tree head holds the log to nothing: "0 witnessed tree heads reproduced" read as a witness's OK.
+            if (heads.Count == 0) throw new ArgumentException($"--witness: {file.FullName} holds no tree head: it cannot witness anything.");
             return (tenant, heads);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new ArgumentException($"--witness: cannot read {file.FullName} ({e.GetType().Name}).");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException
+            or ArgumentException && !e.Message.StartsWith("--witness:", StringComparison.Ordinal))
         {
             throw new ArgumentException($"--witness: {file.FullName} is not a checkpoint export ({Expected}).");
         }

@@ -1157,6 +1157,11 @@ public class CliTests : IDisposable
         var unreadable = await RunAsync($"audit verify --witness {witness} {DbArgs}");
         Assert.Equal(1, unreadable.Exit);
         Assert.Contains("is not a checkpoint export", unreadable.Output, StringComparison.Ordinal);
+        // An export holding no tree head witnesses nothing: it passed as "0 witnessed tree heads reproduced".
+        await File.WriteAllTextAsync(witness, "{\"tenant\": \"chu-audit\", \"checkpoints\": []}");
+        var empty = await RunAsync($"audit verify --witness {witness} {DbArgs}");
+        Assert.Equal(1, empty.Exit);
+        Assert.Contains("holds no tree head", empty.Output, StringComparison.Ordinal);
 
         // Someone with the file deletes the first entry: verify says where, and exits 3.
         await using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory, "v.db")};Pooling=False"))
