@@ -46,6 +46,10 @@ internal static class AuditChain
 
     public static byte[] Genesis => new byte[HashSize];
 
+    /// <summary>How far two processes' clocks sharing a store may disagree (each stamps its own entries and checkpoints), when
+    /// an entry is held to the checkpoint that should have signed it (verification, and a process about to sign a tail).</summary>
+    public const long ClockToleranceMilliseconds = 1000;
+
     /// <summary>The hash of <paramref name="row"/> chained to <paramref name="previous"/>, written into <paramref name="destination"/>.</summary>
     public static void EntryHash(ReadOnlySpan<byte> previous, in AuditRow row, Span<byte> destination)
     {

@@ -334,8 +334,6 @@ public sealed class AuditLog
     /// </summary>
     private sealed class SigningDeadline(IReadOnlyList<AuditCheckpoint> checkpoints, long intervalMilliseconds)
     {
-        // One second for the clocks of two processes sharing a store (each stamps its own entries and checkpoints).
-        private const long ClockTolerance = 1000;
         private int _next;
 
         /// <summary>The problem with entry <paramref name="sequence"/> made at <paramref name="at"/> (Unix ms), if it is late.</summary>
@@ -349,7 +347,7 @@ public sealed class AuditLog
             {
                 return $"entry {sequence} is covered by no signed checkpoint, though the first commit of a chain signs one (checkpoints deleted)";
             }
-            if (at <= deadline + ClockTolerance) return null;
+            if (at <= deadline + AuditChain.ClockToleranceMilliseconds) return null;
             return $"entry {sequence} was made {TimeSpan.FromMilliseconds(at - deadline):c} after its checkpoint was due and no signed checkpoint covers it in time "
                 + "(checkpoints deleted, the entries after them rewritten)";
         }

@@ -374,8 +374,7 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         try
         {
-            var binding = AuditChain.SealBinding(row.At, row.Action, row.Type, row.PrincipalIndex, row.PatientIndex);
-            RecordCipher.Open(keys, AuditChain.SealTypeCode, binding, 1, row.Sealed);
+            OpenSealedPart(keys, row);
             return true;
         }
         catch (RecordIntegrityException)
@@ -385,12 +384,12 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     /// <summary>Opens the sealed part of a stored entry.</summary>
-    internal static AuditDetail Open(TenantKeys keys, in AuditRow row)
-    {
-        var binding = AuditChain.SealBinding(row.At, row.Action, row.Type, row.PrincipalIndex, row.PatientIndex);
-        var json = RecordCipher.Open(keys, AuditChain.SealTypeCode, binding, 1, row.Sealed);
-        return JsonSerializer.Deserialize(json, AuditJsonContext.Default.AuditDetail) ?? throw new AuditIntegrityException("an audit entry has no content");
-    }
+    internal static AuditDetail Open(TenantKeys keys, in AuditRow row) =>
+        JsonSerializer.Deserialize(OpenSealedPart(keys, row), AuditJsonContext.Default.AuditDetail) ?? throw new AuditIntegrityException("an audit entry has no content");
+
+    /// <summary>The sealed part's JSON, authenticated against the entry's clear columns (its associated data).</summary>
+    private static byte[] OpenSealedPart(TenantKeys keys, in AuditRow row) =>
+        RecordCipher.Open(keys, AuditChain.SealTypeCode, AuditChain.SealBinding(row.At, row.Action, row.Type, row.PrincipalIndex, row.PatientIndex), 1, row.Sealed);
 
     // ---- the chain, extended inside a transaction ----
 
@@ -477,7 +476,7 @@ public sealed class AuditTrail : IAsyncDisposable
     private async Task CheckUnsignedTailAsync(ChainStatements statements, long tenantId, Head head, CancellationToken cancellationToken)
     {
         var latest = await statements.LatestUnsignedAsync(tenantId, head.CheckpointSequence, head.Sequence, cancellationToken);
-        var deadline = head.CheckpointAt + (long)_options.CheckpointInterval.TotalMilliseconds + UnsignedTailTolerance;
+        var deadline = head.CheckpointAt + (long)_options.CheckpointInterval.TotalMilliseconds + AuditChain.ClockToleranceMilliseconds;
         if (latest > deadline)
         {
             throw new AuditIntegrityException($"the audit chain's unsigned entries {head.CheckpointSequence + 1} to {head.Sequence} hold one made after its last checkpoint "
@@ -485,9 +484,6 @@ public sealed class AuditTrail : IAsyncDisposable
         }
         _tailChecked[tenantId] = true;
     }
-
-    /// <summary>Verification's tolerance for two processes' clocks.</summary>
-    private const long UnsignedTailTolerance = 1000;
 
     /// <summary>Builds the patient and principal lookups of every entry the last build has not covered, in one sorted batch,
     /// in a transaction of its own on <paramref name="connection"/>.</summary>

@@ -102,12 +102,8 @@ public sealed partial class RecordsService
     private static List<BundleEntry> ReadEntries(JsonElement bundle, long? maxResourceBytes, List<Issue> issues)
     {
         var entries = new List<BundleEntry>();
+        // The envelope's validation (EnvelopeIssues, before) has refused an entry that is not an array.
         if (!bundle.TryGetProperty("entry", out var array)) return entries;
-        if (array.ValueKind != JsonValueKind.Array)
-        {
-            issues.Add(Issue.Invalid("Bundle.entry must be an array.", "Bundle.entry"));
-            return entries;
-        }
         if (array.GetArrayLength() > MaxBundleEntries)
         {
             issues.Add(Issue.Error("too-costly", $"A bundle may hold at most {MaxBundleEntries} entries."));

@@ -165,12 +165,8 @@ public sealed partial class RecordsService
             rejected.AddRange(envelope);
             return items;
         }
-        if (bundle.ValueKind != JsonValueKind.Object || !bundle.TryGetProperty("entry", out var entries)) return items;
-        if (entries.ValueKind != JsonValueKind.Array)
-        {
-            rejected.Add(Issue.Invalid("Bundle.entry must be an array.", "Bundle.entry"));
-            return items;
-        }
+        // The envelope holds an object whose entry, when present, is an array.
+        if (!bundle.TryGetProperty("entry", out var entries)) return items;
         var found = new List<(string Where, string Type, string Id, JsonElement Resource)>();
         var references = new Dictionary<string, string>(StringComparer.Ordinal);
         var index = 0;

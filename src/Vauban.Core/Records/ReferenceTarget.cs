@@ -29,9 +29,12 @@ public static class IdRules
     }
 
     /// <summary>FHIR id: [A-Za-z0-9\-\.]{1,64}.</summary>
-    public static bool IsValid(string? id)
+    public static bool IsValid(string? id) => id is not null && IsValid(id.AsSpan());
+
+    /// <summary>FHIR id: [A-Za-z0-9\-\.]{1,64}, on a part of a larger text (a reference's id).</summary>
+    public static bool IsValid(ReadOnlySpan<char> id)
     {
-        if (string.IsNullOrEmpty(id) || id.Length > 64) return false;
+        if (id.IsEmpty || id.Length > 64) return false;
         foreach (var c in id)
         {
             if (!(char.IsAsciiLetterOrDigit(c) || c == '-' || c == '.')) return false;

@@ -79,12 +79,12 @@ internal static class GuardCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var grants = await store.BreakTheGlass.ReviewAsync(owner, n, token);
             await VaubanCommands.AuditReadAsync(store, owner, "guard grants", grants.Count, token);
-            Console.WriteLine("id	granted (UTC)	expires (UTC)	principal	patient	reason	explanation");
+            Console.WriteLine("id\tgranted (UTC)\texpires (UTC)\tprincipal\tpatient\treason\texplanation");
             foreach (var g in grants)
             {
                 // One line each: the free text's line breaks and tabs would break the columns.
                 var explanation = string.Join(' ', g.Explanation.Split(['\t', '\r', '\n'], StringSplitOptions.RemoveEmptyEntries));
-                Console.WriteLine($"{g.Id}	{g.GrantedAt:yyyy-MM-dd HH:mm:ss}	{g.ExpiresAt:yyyy-MM-dd HH:mm:ss}	{g.Principal}	Patient/{g.Patient}	{g.Reason}	{explanation}");
+                Console.WriteLine($"{g.Id}\t{g.GrantedAt:yyyy-MM-dd HH:mm:ss}\t{g.ExpiresAt:yyyy-MM-dd HH:mm:ss}\t{g.Principal}\tPatient/{g.Patient}\t{g.Reason}\t{explanation}");
             }
             if (grants.Count == 0) Console.Error.WriteLine("No break-the-glass grants.");
             return 0;

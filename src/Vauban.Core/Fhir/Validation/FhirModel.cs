@@ -182,6 +182,7 @@ internal sealed class FhirModel
     {
         this.resourceTypes = resourceTypes;
         containedTypesBySpan = containedTypes.GetAlternateLookup<ReadOnlySpan<char>>();
+        ContainedOnlyTypeNames = containedTypes.Keys.Order(StringComparer.Ordinal).ToArray();
         Bundle = bundle;
         resourceTypesBySpan = resourceTypes.GetAlternateLookup<ReadOnlySpan<char>>();
         PrimitiveExtensions = primitiveExtensions;
@@ -204,6 +205,9 @@ internal sealed class FhirModel
 
     public FhirType? FindResourceType(ReadOnlySpan<char> resourceType) =>
         resourceTypesBySpan.TryGetValue(resourceType, out var type) ? type : null;
+
+    /// <summary>The types accepted only inside another resource's <c>contained</c>, in order.</summary>
+    public IReadOnlyList<string> ContainedOnlyTypeNames { get; }
 
     /// <summary>A type accepted only inside another resource's <c>contained</c> (Medication, Specimen).</summary>
     public FhirType? FindContainedOnlyType(ReadOnlySpan<char> resourceType) =>

@@ -77,9 +77,6 @@ public static class ResourceValidator
 
         private PathSegment[] path = new PathSegment[16];
 
-        private static readonly System.Buffers.SearchValues<char> IdCharacters =
-            System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.");
-
         /// <summary>The resource being validated (a contained one's container): where "#id" references look for their target.</summary>
         private JsonElement root;
         private int depth;
@@ -120,7 +117,7 @@ public static class ResourceValidator
                 Report(
                     depth == 0 ? RootLocation + ".resourceType" : CurrentLocation() + ".resourceType",
                     $"Unsupported resourceType. Supported types: {string.Join(", ", KnownResourceTypes.Supported.Order(StringComparer.Ordinal))}"
-                    + (isContained ? "; contained, also Medication and Specimen." : "."));
+                    + (isContained ? $"; contained, also {string.Join(" and ", model.ContainedOnlyTypeNames)}." : "."));
                 return;
             }
 
@@ -643,9 +640,7 @@ public static class ResourceValidator
             var history = rest.IndexOf("/_history/", StringComparison.Ordinal);
             var id = history >= 0 ? rest[..history] : rest;
             var version = history >= 0 ? rest[(history + 10)..] : "1";
-            static bool IsId(ReadOnlySpan<char> value) =>
-                value.Length is >= 1 and <= 64 && !value.ContainsAnyExcept(IdCharacters);
-            return IsId(id) && IsId(version)
+            return IdRules.IsValid(id) && IdRules.IsValid(version)
                 ? null
                 : $"A reference '{type}/id' must end in a valid id (1 to 64 letters, digits, '-' or '.'), optionally followed by /_history/ and a version.";
         }
