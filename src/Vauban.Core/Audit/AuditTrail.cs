@@ -372,15 +372,9 @@ public sealed class AuditTrail : IAsyncDisposable
     /// column was rewritten, or the sealed part altered.</summary>
     internal static bool Authentic(TenantKeys keys, in AuditRow row)
     {
-        try
-        {
-            OpenSealedPart(keys, row);
-            return true;
-        }
-        catch (RecordIntegrityException)
-        {
-            return false;
-        }
+        Span<char> binding = stackalloc char[AuditChain.SealBindingMaxLength];
+        var length = AuditChain.WriteSealBinding(binding, row.At, row.Action, row.Type, row.PrincipalIndex, row.PatientIndex);
+        return RecordCipher.Authentic(keys, AuditChain.SealTypeCode, binding[..length], 1, row.Sealed);
     }
 
     /// <summary>Opens the sealed part of a stored entry.</summary>

@@ -110,35 +110,13 @@ internal static class RecordCipher
 
     public static byte[] Open(TenantKeys keys, int typeCode, string id, int version, ReadOnlySpan<byte> sealedBody)
     {
-        if (sealedBody.Length < Overhead || sealedBody[0] is not (FormatVersion or LegacyFormat))
-        {
-            throw new RecordIntegrityException("unknown record format");
-        }
-        var header = sealedBody[0] == FormatVersion ? sealedBody[..HeaderSize] : [];
-        var flags = sealedBody[1];
-        var payloadLength = sealedBody.Length - Overhead;
+        var payloadLength = PayloadLength(sealedBody);
         var payload = ArrayPool<byte>.Shared.Rent(Math.Max(payloadLength, 1));
         try
         {
-            Span<byte> aad = stackalloc byte[AssociatedDataLength(id) + header.Length];
-            WriteAssociatedData(aad, keys.TenantId, typeCode, id, version, header);
-            var cipher = keys.RentCipher();
-            try
-            {
-                cipher.Decrypt(sealedBody.Slice(HeaderSize, NonceSize), sealedBody.Slice(HeaderSize + NonceSize, payloadLength),
-                    sealedBody[^TagSize..], payload.AsSpan(0, payloadLength), aad);
-            }
-            catch (AuthenticationTagMismatchException)
-            {
-                throw new RecordIntegrityException("record failed authentication (moved, altered or wrong key)");
-            }
-            finally
-            {
-                keys.ReturnCipher(cipher);
-            }
-
+            Decrypt(keys, typeCode, id, version, sealedBody, payload.AsSpan(0, payloadLength));
             // Each format has its one codec: format 1's flag is not authenticated, so it never selects Zstandard.
-            return (sealedBody[0], flags) switch
+            return (sealedBody[0], sealedBody[1]) switch
             {
                 (_, 0) => payload.AsSpan(0, payloadLength).ToArray(),
                 (FormatVersion, FlagZstdDictionary) => DecompressZstd(t_decompressor ??= NewDecompressor(), payload.AsSpan(0, payloadLength)),
@@ -150,6 +128,62 @@ internal static class RecordCipher
         finally
         {
             ArrayPool<byte>.Shared.Return(payload, clearArray: true);
+        }
+    }
+
+    /// <summary>Whether a sealed body authenticates under this binding — what <see cref="Open"/> checks first — without
+    /// decompressing it or handing out its plaintext (audit verification opens every entry of a chain only for this).</summary>
+    public static bool Authentic(TenantKeys keys, int typeCode, ReadOnlySpan<char> id, int version, ReadOnlySpan<byte> sealedBody)
+    {
+        int payloadLength;
+        try
+        {
+            payloadLength = PayloadLength(sealedBody);
+        }
+        catch (RecordIntegrityException)
+        {
+            return false;
+        }
+        var payload = ArrayPool<byte>.Shared.Rent(Math.Max(payloadLength, 1));
+        try
+        {
+            Decrypt(keys, typeCode, id, version, sealedBody, payload.AsSpan(0, payloadLength));
+            return true;
+        }
+        catch (RecordIntegrityException)
+        {
+            return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(payload, clearArray: true);
+        }
+    }
+
+    private static int PayloadLength(ReadOnlySpan<byte> sealedBody) =>
+        sealedBody.Length < Overhead || sealedBody[0] is not (FormatVersion or LegacyFormat)
+            ? throw new RecordIntegrityException("unknown record format")
+            : sealedBody.Length - Overhead;
+
+    /// <summary>Authenticates and decrypts the payload (still compressed) into <paramref name="payload"/>.</summary>
+    private static void Decrypt(TenantKeys keys, int typeCode, ReadOnlySpan<char> id, int version, ReadOnlySpan<byte> sealedBody, Span<byte> payload)
+    {
+        var header = sealedBody[0] == FormatVersion ? sealedBody[..HeaderSize] : [];
+        Span<byte> aad = stackalloc byte[AssociatedDataLength(id) + header.Length];
+        WriteAssociatedData(aad, keys.TenantId, typeCode, id, version, header);
+        var cipher = keys.RentCipher();
+        try
+        {
+            cipher.Decrypt(sealedBody.Slice(HeaderSize, NonceSize), sealedBody.Slice(HeaderSize + NonceSize, payload.Length),
+                sealedBody[^TagSize..], payload, aad);
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            throw new RecordIntegrityException("record failed authentication (moved, altered or wrong key)");
+        }
+        finally
+        {
+            keys.ReturnCipher(cipher);
         }
     }
 

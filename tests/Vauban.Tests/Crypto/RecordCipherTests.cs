@@ -39,6 +39,29 @@ public class RecordCipherTests
         Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, type, id, version, sealedBody));
     }
 
+    [Theory]
+    [InlineData(1, "abc", 1, -1, true)]
+    [InlineData(2, "abc", 1, -1, false)]
+    [InlineData(1, "abd", 1, -1, false)]
+    [InlineData(1, "abc", 2, -1, false)]
+    [InlineData(1, "abc", 1, 0, false)] // the format byte
+    [InlineData(1, "abc", 1, 1, false)] // the compression flag (authenticated in format 2)
+    [InlineData(1, "abc", 1, 30, false)]
+    public void Authentic_tells_what_Open_would_accept_without_opening(int type, string id, int version, int flipped, bool expected)
+    {
+        using var keys = Keys();
+        var large = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("""{"resourceType":"Patient"},""", 40))); // compressed
+        foreach (var plaintext in new[] { Json, large })
+        {
+            var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, plaintext);
+            if (flipped >= 0) sealedBody[flipped] ^= 1;
+            Assert.Equal(expected, RecordCipher.Authentic(keys, type, id, version, sealedBody));
+            if (expected) Assert.Equal(plaintext, RecordCipher.Open(keys, type, id, version, sealedBody));
+            else Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, type, id, version, sealedBody));
+        }
+        Assert.False(RecordCipher.Authentic(keys, 1, "abc", 1, new byte[5])); // shorter than any sealed body
+    }
+
     [Fact]
     public void A_ciphertext_moved_to_another_tenant_fails_even_with_the_same_key()
     {
