@@ -111,12 +111,20 @@ public sealed class VaubanStore : IAsyncDisposable
     /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
     public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
 
+    /// <summary>Refuses a --db naming a folder (a SQLite store is a file), before anything — a master key — is made for it.</summary>
+    public static void RefuseFolder(string db)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(db);
+        if (!StoreDatabase.LooksLikePostgres(db)) SqliteDatabase.RefuseFolder(Path.GetFullPath(db));
+    }
+
     /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
-    /// file that exists; a PostgreSQL database with Vauban's schema_version table (an empty or foreign database has none).</summary>
+    /// file with Vauban's schema_version table (<see cref="SqliteDatabase.HoldsStore"/>: not an empty file, not another
+    /// application's database); a PostgreSQL database with that table (an empty or foreign database has none).</summary>
     public static async Task<bool> ExistsAsync(string db, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(db);
-        if (!StoreDatabase.LooksLikePostgres(db)) return File.Exists(db);
+        if (!StoreDatabase.LooksLikePostgres(db)) return SqliteDatabase.HoldsStore(db);
         await using var database = StoreDatabase.Open(db);
         try
         {

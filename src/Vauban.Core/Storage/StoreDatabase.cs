@@ -275,6 +275,7 @@ internal sealed class SqliteDatabase : StoreDatabase
     {
         NativeHeap.KeepFreedMemory();
         var full = _path = Path.GetFullPath(path);
+        RefuseFolder(full);
         var directory = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
         CreateOwnerOnly(full);
@@ -294,6 +295,44 @@ internal sealed class SqliteDatabase : StoreDatabase
         // WAL: readers never block the writer; the setting is stored in the file.
         command.CommandText = "PRAGMA journal_mode=WAL;";
         command.ExecuteNonQuery();
+    }
+
+    /// <summary>A folder given as the store ("The file '…' already exists", from creating the file, said nothing useful).</summary>
+    internal static void RefuseFolder(string full)
+    {
+        if (Directory.Exists(full))
+        {
+            throw new VaubanConfigurationException($"{full} is a folder: the store is a SQLite file, for example {Path.Combine(full, "vauban.db")}.");
+        }
+    }
+
+    /// <summary>Whether the file at <paramref name="path"/> is a Vauban store, read without changing it: a SQLite database holding
+    /// Vauban's schema_version table. An empty file (a mistyped `touch`, a truncated copy) or another application's SQLite
+    /// database is not one — opened, it was given the whole schema, and `audit verify` on a truncated backup said "nothing to
+    /// verify". A file that is not a SQLite database at all counts, so that opening it says what is wrong with it.</summary>
+    public static bool HoldsStore(string path)
+    {
+        var full = Path.GetFullPath(path);
+        RefuseFolder(full);
+        var file = new FileInfo(full);
+        if (!file.Exists || file.Length == 0) return false;
+        try
+        {
+            using (var stream = file.OpenRead())
+            {
+                Span<byte> header = stackalloc byte[16];
+                if (stream.ReadAtLeast(header, 16, throwOnEndOfStream: false) < 16 || !header.SequenceEqual("SQLite format 3\0"u8)) return true;
+            }
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'";
+            return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            return true; // unreadable here: the store's own opening reports why
+        }
     }
 
     /// <summary>A new store file is readable by its owner only, like the master key file and the audit journal (SQLite gives

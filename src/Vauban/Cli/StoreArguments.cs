@@ -50,6 +50,7 @@ internal static class StoreArguments
     public static StoreOptions Resolve(ParseResult parse)
     {
         var db = DbValue(parse);
+        VaubanStore.RefuseFolder(db);
         var keyFile = parse.GetValue(MasterKeyFile) ?? Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
         if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
         // A key is made only with a new store: for a SQLite store that exists, a missing key file is a mistyped path, and a new

@@ -593,6 +593,44 @@ public class CliTests : IDisposable
     }
 
     [Theory]
+    [InlineData("audit verify", "empty")]
+    [InlineData("tenants list", "empty")]
+    [InlineData("audit verify", "foreign")]
+    [InlineData("tenants list", "foreign")]
+    public async Task An_empty_file_or_another_applications_SQLite_database_is_no_store_and_is_left_as_it_was(string verb, string kind)
+    {
+        // A truncated backup, a mistyped `touch`, another program's database: it was given Vauban's whole schema, and `audit
+        // verify` said "nothing to verify" with exit 0.
+        var path = Path.Combine(_directory, kind + ".db");
+        if (kind == "empty") await File.WriteAllBytesAsync(path, []);
+        else
+        {
+            await using var other = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False");
+            await other.OpenAsync();
+            using var create = other.CreateCommand();
+            create.CommandText = "CREATE TABLE invoices (n INTEGER)";
+            await create.ExecuteNonQueryAsync();
+        }
+        var before = await File.ReadAllBytesAsync(path);
+        var (exit, output) = await RunAsync($"{verb} --db {path} --master-key-file {Path.Combine(_directory, "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: No Vauban store at {path}", output, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllBytesAsync(path));
+        Assert.False(File.Exists(Path.Combine(_directory, "master.key")));
+    }
+
+    [Theory]
+    [InlineData("tenants add chu")]
+    [InlineData("tenants list")]
+    public async Task A_folder_given_as_the_store_is_named_as_a_folder(string verb)
+    {
+        var (exit, output) = await RunAsync($"{verb} --db {_directory} --master-key-file {Path.Combine(_directory, "master.key")}");
+        Assert.Equal(1, exit);
+        Assert.Contains($"{_directory} is a folder: the store is a SQLite file, for example {Path.Combine(_directory, "vauban.db")}", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_directory, "master.key"))); // no key made for a store that cannot be
+    }
+
+    [Theory]
     [InlineData("audit verify")]
     [InlineData("tenants list")]
     [InlineData("users list --tenant chu")]
