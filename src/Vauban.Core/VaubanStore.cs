@@ -107,6 +107,12 @@ public sealed class VaubanStore : IAsyncDisposable
     /// <summary>Whether a --db value names a PostgreSQL store (a connection string or URI) rather than a SQLite file.</summary>
     public static bool IsPostgresConnectionString(string db) => StoreDatabase.LooksLikePostgres(db);
 
+    /// <summary>What an operator should check when <paramref name="error"/> is a SQLite store that cannot be written (read-only
+    /// file or folder, another account's file); null otherwise.</summary>
+    public static string? WriteAccessHint(Exception? error) => StoreFailures.WriteAccessHint(error);
+
+    private static string WithHint(string message, Exception error) => WriteAccessHint(error) is { } hint ? $"{message} {hint}" : message;
+
     /// <summary>When <paramref name="error"/> means the store cannot be reached or written at the moment (database down,
     /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
     public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
@@ -134,7 +140,7 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {
-            throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+            throw new VaubanConfigurationException(WithHint($"Cannot open {database.Description}: {e.Message}", e), e);
         }
     }
 
@@ -154,7 +160,7 @@ public sealed class VaubanStore : IAsyncDisposable
             // SQLite reads the file's header here (a file that is not a database, or a damaged one). Never the --db text of a
             // PostgreSQL store: it may hold a password.
             var what = StoreDatabase.LooksLikePostgres(options.Db) ? "the PostgreSQL store" : "SQLite " + Path.GetFullPath(options.Db);
-            throw new VaubanConfigurationException($"Cannot open {what}: {e.Message}", e);
+            throw new VaubanConfigurationException(WithHint($"Cannot open {what}: {e.Message}", e), e);
         }
         var keys = new KeyRing(database, options.MasterKey);
         IReadOnlyList<string> warnings;

@@ -37,6 +37,22 @@ internal static class StoreFailures
         return null;
     }
 
+    /// <summary>What to do when <paramref name="error"/> is a SQLite store that cannot be written or opened for writing (read-only
+    /// file or folder, a file owned by another account): every verb writes, if only the audit entry of what it read.</summary>
+    public static string? WriteAccessHint(Exception? error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            if (e is SqliteException sqlite && (sqlite.SqliteErrorCode & 0xFF) is 8 or 14)
+            {
+                return "Vauban writes to the store's file and to its folder (its -wal and -shm files live beside it), even to read: every "
+                    + "act goes on the store's audit log. Check their owner and permissions; to examine a read-only copy (a backup, a "
+                    + "snapshot), copy it somewhere writable first.";
+            }
+        }
+        return null;
+    }
+
     private static readonly Dictionary<int, string> SqliteCauses = new()
     {
         [5] = "database locked by another process",

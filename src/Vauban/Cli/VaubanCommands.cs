@@ -45,6 +45,12 @@ internal static class VaubanCommands
             Console.Error.WriteLine("cancelled");
             return 130;
         }
+        catch (Exception e) when (VaubanStore.UnavailableCause(e) is { } cause)
+        {
+            // The store could not be reached or written (named by its code, never by the database's message, which may quote a row).
+            Console.Error.WriteLine($"error: the store cannot be used now: {cause}.{(VaubanStore.WriteAccessHint(e) is { } hint ? " " + hint : "")}");
+            return 1;
+        }
         catch (Exception e)
         {
             // Anything else (a damaged record, a broken store): still one line, never a stack trace. Vauban's own exception
