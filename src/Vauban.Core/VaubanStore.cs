@@ -158,6 +158,7 @@ public sealed class VaubanStore : IAsyncDisposable
             await keys.CheckMasterKeyAsync(cancellationToken);
             await Schema.MigrateAsync(database, cancellationToken);
             await keys.CheckMasterKeyAsync(cancellationToken);
+            await IndexVersionSetting.EnsureAsync(database, cancellationToken);
             warnings = await database.CheckDurabilityAsync(cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
