@@ -53,6 +53,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public SignInThrottle Throttle { get; }
     public TimeProvider Time { get; }
     internal StoreDatabase Database => _database;
+    internal KeyRing Keys => _keys;
 
     /// <summary>For a health check: null when the store answers a query now, else the cause (<see cref="StoreFailures"/>: by code,
     /// safe to log).</summary>
@@ -172,6 +173,7 @@ public sealed class VaubanStore : IAsyncDisposable
             await keys.CheckMasterKeyAsync(cancellationToken);
             await Schema.MigrateAsync(database, cancellationToken);
             await keys.CheckMasterKeyAsync(cancellationToken);
+            await IndexVersionSetting.EnsureAsync(database, cancellationToken);
             warnings = await database.CheckDurabilityAsync(cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)

@@ -80,6 +80,7 @@ internal static class ServeCommand
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
+            if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
             var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase });

@@ -16,6 +16,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(GuardCommands.Build());
         root.Subcommands.Add(SeedCommand.Build());
         root.Subcommands.Add(ImportCommand.Build());
+        root.Subcommands.Add(ReindexCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());
         return root;
     }

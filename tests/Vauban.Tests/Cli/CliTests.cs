@@ -59,6 +59,7 @@ public class CliTests : IDisposable
     [InlineData("clients add --help")]
     [InlineData("seed --help")]
     [InlineData("import --help")]
+    [InlineData("reindex --help")]
     [InlineData("users --help")]
     [InlineData("users add --help")]
     [InlineData("users list --help")]
@@ -98,6 +99,7 @@ public class CliTests : IDisposable
     [InlineData("users list")]
     [InlineData("seed --tenant t --patients many")]
     [InlineData("audit verify --no-such-option")]
+    [InlineData("reindex --type Spaceship")]
     public async Task A_usage_error_exits_2_and_names_the_problem(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
@@ -469,6 +471,62 @@ public class CliTests : IDisposable
             Assert.Equal(7, await ScalarAsync(connection, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND action = 15")); // 4 + users add, clients add, release
             Assert.Equal(1, await ScalarAsync(connection, "SELECT count(*) FROM audit_entries e JOIN tenants t ON t.id = e.tenant_id WHERE t.name = 'clinique-jamais' AND e.seq = 1 AND e.action = 15"));
         }
+        var verified = await RunAsync($"audit verify {DbArgs}");
+        Assert.True(verified.Exit == 0, verified.Output);
+    }
+
+    [Fact]
+    public async Task Reindex_restores_index_rows_an_older_Vauban_did_not_write_warns_until_then_and_refuses_a_typo_untouched()
+    {
+        Assert.Equal(0, (await RunAsync($"seed --tenant chu-reindex --patients 20 --canaries 0 {DbArgs}")).Exit);
+        long dates;
+        long entries;
+        await using (var connection = await SqliteAsync())
+        {
+            // What a store written before effectiveTiming was indexed looks like, for every observation's date of care; and its format.
+            dates = await ScalarAsync(connection, "SELECT count(*) FROM idx_date WHERE param = 903");
+            Assert.True(dates > 0);
+            await ExecuteAsync(connection, "DELETE FROM idx_date WHERE param = 903");
+            await ExecuteAsync(connection, "UPDATE store_settings SET value = '1' WHERE name = 'index_version'");
+            entries = await ScalarAsync(connection, "SELECT count(*) FROM audit_entries");
+        }
+
+        // A mistyped type or establishment is a usage error, and nothing is done.
+        var badType = await RunAsync($"reindex --type Observations {DbArgs}");
+        Assert.True(badType.Exit == 2, badType.Output);
+        Assert.Contains("--type: 'Observations' is not a resource type", badType.Output, StringComparison.Ordinal);
+        var badTenant = await RunAsync($"reindex --tenant chu-nulle-part {DbArgs}");
+        Assert.True(badTenant.Exit == 2, badTenant.Output);
+        Assert.Contains("no establishment named 'chu-nulle-part'", badTenant.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM idx_date WHERE param = 903"));
+            Assert.Equal("1", (string)(await new Microsoft.Data.Sqlite.SqliteCommand("SELECT value FROM store_settings WHERE name = 'index_version'", connection).ExecuteScalarAsync())!);
+            Assert.Equal(entries, await ScalarAsync(connection, "SELECT count(*) FROM audit_entries"));
+        }
+
+        // A partial run re-indexes its part and leaves the store's format as it was.
+        var partial = await RunAsync($"reindex --type Patient {DbArgs}");
+        Assert.True(partial.Exit == 0, partial.Output);
+        Assert.Contains("Warning: the store's search index has format 1", partial.Output, StringComparison.Ordinal);
+        Assert.Contains("its index format stays 1", partial.Output, StringComparison.Ordinal);
+
+        var (exit, output) = await RunAsync($"reindex {DbArgs}");
+        Assert.True(exit == 0, output);
+        Assert.Contains("Warning: the store's search index has format 1, older than this Vauban's (2)", output, StringComparison.Ordinal);
+        Assert.Contains("run `vauban reindex`", output, StringComparison.OrdinalIgnoreCase);
+        Assert.Matches(@"chu-reindex: [\d,]+ records re-indexed, [1-9][\d,]* with changed index rows\.", output);
+        Assert.Contains("The store's search index now has format 2.", output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(dates, await ScalarAsync(connection, "SELECT count(*) FROM idx_date WHERE param = 903"));
+        }
+
+        // Again: nothing to change, no warning.
+        var again = await RunAsync($"reindex --tenant chu-reindex {DbArgs}");
+        Assert.True(again.Exit == 0, again.Output);
+        Assert.DoesNotContain("Warning", again.Output, StringComparison.Ordinal);
+        Assert.Contains(" 0 with changed index rows.", again.Output, StringComparison.Ordinal);
         var verified = await RunAsync($"audit verify {DbArgs}");
         Assert.True(verified.Exit == 0, verified.Output);
     }

@@ -11,6 +11,13 @@ internal readonly record struct DateEntry(int Param, long Low, long High);
 
 internal sealed class IndexEntries
 {
+    /// <summary>The version of what <see cref="Extract"/> makes of a resource. Bump it with every change to the extraction (a
+    /// parameter newly indexed, a path added, a normalization changed): a store remembers the version it was last fully indexed
+    /// with (store_settings index_version), and <c>vauban serve</c> asks for <c>vauban reindex</c> while it is older.
+    /// 1: every store before the version was kept. 2: Patient.link.other indexed (parameter 116, which also keeps a linked
+    /// patient from deletion) and Observation's date covering effectiveTiming.</summary>
+    public const int FormatVersion = 2;
+
     /// <summary>String prefixes of up to this many folded characters are indexed; longer search values match on their first 12.</summary>
     public const int MaxPrefix = 12;
 
@@ -63,6 +70,36 @@ internal sealed class IndexEntries
             }
         }
         return entries;
+    }
+
+    /// <summary>Every local reference target anywhere in a resource (each <c>reference</c> string, as the index stores it), whatever
+    /// the parameters: a superset of the targets any extraction, past or present, can have indexed for it.</summary>
+    public static HashSet<string> AllLocalTargets(JsonElement resource)
+    {
+        var targets = new HashSet<string>(StringComparer.Ordinal);
+        Walk(resource);
+        return targets;
+
+        void Walk(JsonElement element)
+        {
+            switch (element.ValueKind)
+            {
+                case JsonValueKind.Object:
+                    foreach (var property in element.EnumerateObject())
+                    {
+                        if (property.NameEquals("reference") && property.Value.ValueKind == JsonValueKind.String
+                            && ReferenceTarget.TryParseLocal(property.Value.GetString()!, out var target, out _))
+                        {
+                            targets.Add(target);
+                        }
+                        else Walk(property.Value);
+                    }
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray()) Walk(item);
+                    break;
+            }
+        }
     }
 
     private void AddReference(SearchParameter parameter, JsonElement value)

@@ -1,0 +1,157 @@
+// A record's index rows replaced in place (vauban reindex), for its current version only and only while that version is
+// still current. Rows arrive sealed and the new index arrives computed: this class never sees plaintext.
+using System.Data.Common;
+using Vauban.Records.Search;
+
+namespace Vauban.Storage;
+
+/// <summary>What <see cref="IndexRows.ReplaceAsync"/> did: nothing because the version read is no longer the current one (or,
+/// on PostgreSQL, a writer holds the row now: it is tried again later), nothing because the rows were already right, or a change.</summary>
+internal enum IndexReplacement { Moved, Unchanged, Changed }
+
+internal static class IndexRows
+{
+    private const string Columns = "r.rid, r.tenant_id, r.type, r.id, r.version, r.last_updated, r.deleted, r.body, r.compartment, r.created_by";
+
+    /// <summary>The tenant's current versions that are not deletions (of one type when given), in row order after <paramref name="afterRid"/>.</summary>
+    public static async Task<List<StoredVersion>> PageAsync(DbConnection connection, long tenant, int? type, long afterRid, int limit, CancellationToken cancellationToken)
+    {
+        using var command = connection.Command(
+            $"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t{(type is null ? "" : " AND r.type = @ty")} AND r.deleted = 0 AND r.rid > @after ORDER BY r.rid"
+            + Sql.Limit(limit))
+            .With("t", tenant).With("after", afterRid);
+        if (type is { } code) command.With("ty", code);
+        return await ReadAllAsync(command, cancellationToken);
+    }
+
+    /// <summary>The current versions, not deletions, of the tenant's rows <paramref name="rids"/>: those found changed meanwhile, read again.</summary>
+    public static async Task<List<StoredVersion>> CurrentAsync(DbConnection connection, StorageEngine engine, long tenant, IReadOnlyList<long> rids, CancellationToken cancellationToken)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.deleted = 0 AND {command.InList(engine, "r.rid", "rids", rids)} ORDER BY r.rid";
+        command.With("t", tenant);
+        return await ReadAllAsync(command, cancellationToken);
+    }
+
+    /// <summary>How many rows <see cref="PageAsync"/> will go through (for a progress display).</summary>
+    public static async Task<long> CountAsync(DbConnection connection, long tenant, int? type, CancellationToken cancellationToken)
+    {
+        using var command = connection.Command($"SELECT count(*) FROM resources WHERE tenant_id = @t{(type is null ? "" : " AND type = @ty")} AND deleted = 0").With("t", tenant);
+        if (type is { } code) command.With("ty", code);
+        return await command.ScalarLongAsync(cancellationToken);
+    }
+
+    private static async Task<List<StoredVersion>> ReadAllAsync(DbCommand command, CancellationToken cancellationToken)
+    {
+        var rows = new List<StoredVersion>();
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) rows.Add(ResourceRows.ReadRow(reader));
+        return rows;
+    }
+
+    /// <summary>
+    /// Makes the index rows of row <paramref name="rid"/> those of <paramref name="index"/> (and its compartment
+    /// <paramref name="compartment"/>), if its current version is still <paramref name="version"/> and not a deletion. The check
+    /// is made inside the write transaction: SQLite's (BEGIN IMMEDIATE) excludes every other writer, of every process; on
+    /// PostgreSQL the row is locked FOR UPDATE, SKIP LOCKED so that the re-indexing never waits on a writer (and never closes a
+    /// cycle of waits with one): a row being written is reported moved and read again later.
+    /// </summary>
+    /// <param name="targets">Every local reference target in the version's body: the stored reference rows are looked for among
+    /// these (idx_ref is keyed by target; there is no way to a row's references by its row id alone).</param>
+    /// <remarks>Exact on PostgreSQL, where the blind-index hashes are a column of the row. On SQLite the hashes are rows keyed by hash
+    /// (h, rid) with no way to them by row id: missing ones are added, but a hash an older extraction made and the current one no
+    /// longer makes cannot be found, and stays (it can only make the record a candidate of a search it no longer matches).</remarks>
+    public static async Task<IndexReplacement> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int version, IndexEntries index, string? compartment,
+        IReadOnlyCollection<string> targets, CancellationToken cancellationToken)
+    {
+        var postgres = engine == StorageEngine.Postgres;
+        long[]? storedHashes = null;
+        string? storedCompartment;
+        using (var check = scope.Command(postgres
+            ? "SELECT version, deleted, compartment, hashes FROM resources WHERE rid = @rid FOR UPDATE SKIP LOCKED"
+            : "SELECT version, deleted, compartment FROM resources WHERE rid = @rid").With("rid", rid))
+        using (var reader = await check.ExecuteReaderAsync(cancellationToken))
+        {
+            if (!await reader.ReadAsync(cancellationToken) || reader.GetInt32(0) != version || reader.GetInt32(1) != 0) return IndexReplacement.Moved;
+            storedCompartment = reader.IsDBNull(2) ? null : reader.GetString(2);
+            if (postgres) storedHashes = reader.IsDBNull(3) ? [] : (long[])reader.GetValue(3);
+        }
+        var changed = false;
+        var missing = new IndexEntries();
+
+        // Blind-index hashes.
+        var hashesDiffer = false;
+        if (postgres)
+        {
+            hashesDiffer = !new HashSet<long>(storedHashes!).SetEquals(index.Hashes);
+        }
+        else
+        {
+            var found = new HashSet<long>();
+            foreach (var chunk in index.Hashes.Chunk(500))
+            {
+                using var select = scope.Command("");
+                select.CommandText = $"SELECT h FROM idx_hash WHERE rid = @rid AND {select.InList(engine, "h", "h", chunk)}";
+                select.With("rid", rid);
+                using var reader = await select.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) found.Add(reader.GetInt64(0));
+            }
+            missing.Hashes.AddRange(index.Hashes.Where(h => !found.Contains(h)));
+        }
+        if (hashesDiffer || !string.Equals(compartment, storedCompartment, StringComparison.Ordinal))
+        {
+            using var update = scope.Command(postgres
+                ? "UPDATE resources SET hashes = @hs, compartment = @c WHERE rid = @rid AND version = @v"
+                : "UPDATE resources SET compartment = @c WHERE rid = @rid AND version = @v")
+                .With("c", compartment).With("rid", rid).With("v", version);
+            if (postgres) update.With("hs", index.Hashes.ToArray());
+            await update.ExecuteNonQueryAsync(cancellationToken);
+            changed = true;
+        }
+
+        // References, among every target the body names.
+        var wanted = index.References.ToHashSet();
+        var lookFor = new HashSet<string>(targets, StringComparer.Ordinal);
+        lookFor.UnionWith(wanted.Select(r => r.Target));
+        var storedReferences = new HashSet<ReferenceEntry>();
+        foreach (var chunk in lookFor.Chunk(500))
+        {
+            using var select = scope.Command("");
+            select.CommandText = $"SELECT target, param FROM idx_ref WHERE rid = @rid AND {select.InList(engine, "target", "x", chunk)}";
+            select.With("rid", rid);
+            using var reader = await select.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) storedReferences.Add(new ReferenceEntry(reader.GetInt32(1), reader.GetString(0)));
+        }
+        foreach (var stale in storedReferences.Where(r => !wanted.Contains(r)))
+        {
+            using var delete = scope.Command("DELETE FROM idx_ref WHERE target = @x AND param = @p AND rid = @rid").With("x", stale.Target).With("p", stale.Param).With("rid", rid);
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+            changed = true;
+        }
+        missing.References.AddRange(wanted.Where(r => !storedReferences.Contains(r)));
+
+        // Dates of care, found by row id (idx_date_rid).
+        var wantedDates = index.Dates.ToHashSet();
+        var storedDates = new HashSet<DateEntry>();
+        using (var select = scope.Command("SELECT param, lo, hi FROM idx_date WHERE rid = @rid").With("rid", rid))
+        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) storedDates.Add(new DateEntry(reader.GetInt32(0), reader.GetInt64(1), reader.GetInt64(2)));
+        }
+        foreach (var stale in storedDates.Where(d => !wantedDates.Contains(d)))
+        {
+            using var delete = scope.Command("DELETE FROM idx_date WHERE tenant_id = @t AND param = @p AND lo = @lo AND rid = @rid AND hi = @hi")
+                .With("t", tenant).With("p", stale.Param).With("lo", stale.Low).With("rid", rid).With("hi", stale.High);
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+            changed = true;
+        }
+        missing.Dates.AddRange(wantedDates.Where(d => !storedDates.Contains(d)));
+
+        if (missing.Count > 0)
+        {
+            await ResourceRows.InsertIndexAsync(scope, engine, tenant, rid, missing, cancellationToken);
+            changed = true;
+        }
+        return changed ? IndexReplacement.Changed : IndexReplacement.Unchanged;
+    }
+}

@@ -1,0 +1,200 @@
+// Re-indexing (vauban reindex): records whose index rows an older extraction wrote — simulated by removing or altering
+// rows in the database — are missing from searches until re-indexed, and found after; a record changed between the
+// re-indexing's read and its write keeps the rows of its newer version; the store's index format is recorded.
+using System.Data.Common;
+using System.Net;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Npgsql;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Records;
+using Vauban.Records.Search;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Records;
+
+public abstract class ReindexTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private HttpClient _http = null!;
+
+    protected ReindexTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine);
+        _http = await _server.ClientAsync("chu-reindex");
+        _tenant = (await _server.Store.Tenants.FindAsync("chu-reindex", CancellationToken.None))!;
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private AccessContext Operator => AccessContext.Operator(_tenant, KnownPurposes.SystemAdministration);
+
+    private DbConnection Connect() => _engine == Engine.Sqlite ? new SqliteConnection($"Data Source={_server.Db};Pooling=False") : new NpgsqlConnection(_server.Db);
+
+    private async Task<long> ExecuteAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = Connect();
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = value;
+            command.Parameters.Add(parameter);
+        }
+        return Convert.ToInt64(await command.ExecuteScalarAsync() ?? 0L, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private Task<long> RidAsync(string id) => ExecuteAsync("SELECT rid FROM resources WHERE id = @id", ("id", id));
+
+    private async Task<string> CreateAsync(string json)
+    {
+        using var response = await _http.PostAsync($"/fhir/{JsonDocument.Parse(json).RootElement.GetProperty("resourceType").GetString()}", FhirContent.Json(json));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.BodyAsync()).GetProperty("id").GetString()!;
+    }
+
+    private async Task<int> FoundAsync(string query)
+    {
+        using var response = await _http.GetAsync("/fhir/" + query + "&_summary=count");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.BodyAsync()).GetProperty("total").GetInt32();
+    }
+
+    private static string LinkedPatient(string other) => Samples.Patient(family: "Doublon", nir: Samples.ValidNir("1850375123301"))
+        .TrimEnd().TrimEnd('}') + $", \"link\": [{{ \"other\": {{ \"reference\": \"Patient/{other}\" }}, \"type\": \"seealso\" }}] }}";
+
+    [Fact]
+    public async Task Records_indexed_by_an_older_extraction_are_missed_by_search_until_reindexed_and_the_index_format_is_recorded()
+    {
+        var first = await CreateAsync(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123302")));
+        var linked = await CreateAsync(LinkedPatient(first));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{first}", effective: "2026-03-01T10:00:00+01:00"));
+        Assert.Equal(1, await FoundAsync($"Patient?link=Patient/{first}"));
+        Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{first}&date=2026-03-01"));
+
+        // What an older Vauban left: no link reference (param 116), no blind-index hashes for one patient, no date of care for the
+        // observation; and a reference and a date that today's extraction does not make. The store says format 1.
+        var linkedRid = await RidAsync(linked);
+        var firstRid = await RidAsync(first);
+        var observationRid = await RidAsync(observation);
+        await ExecuteAsync("DELETE FROM idx_ref WHERE rid = @r AND param = 116", ("r", linkedRid));
+        await ExecuteAsync(_engine == Engine.Sqlite ? "DELETE FROM idx_hash WHERE rid = @r" : "UPDATE resources SET hashes = '{}' WHERE rid = @r", ("r", firstRid));
+        await ExecuteAsync("DELETE FROM idx_date WHERE rid = @r", ("r", observationRid));
+        await ExecuteAsync("INSERT INTO idx_ref (target, param, rid) VALUES (@x, 999, @r)", ("x", $"Patient/{first}"), ("r", observationRid));
+        await ExecuteAsync("INSERT INTO idx_date (tenant_id, param, lo, hi, rid) VALUES (@t, 903, 0, 1, @r)", ("t", _tenant.Id), ("r", observationRid));
+        await ExecuteAsync("UPDATE store_settings SET value = '1' WHERE name = 'index_version'");
+        Assert.Equal(0, await FoundAsync($"Patient?link=Patient/{first}"));
+        Assert.Equal(0, await FoundAsync("Patient?family=Ancienne"));
+        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{first}&date=2026-03-01"));
+        var before = await _server.Store.Records.IndexStatusAsync(CancellationToken.None);
+        Assert.True(before.Outdated);
+        Assert.Contains("vauban reindex", before.Warning, StringComparison.Ordinal);
+
+        var summary = await _server.Store.Records.ReindexAsync(Operator, null, null, CancellationToken.None);
+        Assert.Equal(3, summary.Records);
+        Assert.Equal(3, summary.Changed);
+        Assert.True(summary.Complete);
+        await _server.Store.Records.RecordIndexCurrentAsync(CancellationToken.None);
+        Assert.False((await _server.Store.Records.IndexStatusAsync(CancellationToken.None)).Outdated);
+
+        Assert.Equal(1, await FoundAsync($"Patient?link=Patient/{first}"));
+        Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{first}&date=2026-03-01"));
+        Assert.Equal(0, await ExecuteAsync("SELECT count(*) FROM idx_ref WHERE rid = @r AND param = 999", ("r", observationRid)));
+        Assert.Equal(0, await ExecuteAsync("SELECT count(*) FROM idx_date WHERE rid = @r AND lo = 0", ("r", observationRid)));
+        // The link protects the linked patient again: it cannot be deleted while another record names it.
+        using (var delete = await _http.DeleteAsync($"/fhir/Patient/{first}"))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, delete.StatusCode);
+        }
+
+        // Idempotent: a second run finds nothing to change.
+        var again = await _server.Store.Records.ReindexAsync(Operator, null, null, CancellationToken.None);
+        Assert.Equal((3, 0), (again.Records, again.Changed));
+
+        // Audited as an administrative act, once a batch, naming no patient or record.
+        var entries = await _server.Store.AuditLog.SearchAsync(Operator, new AuditQuery { Actions = [AuditAction.Administration], Count = 50 }, CancellationToken.None) ?? [];
+        var reindexed = entries.Where(e => e.Detail.Note?.StartsWith("reindex", StringComparison.Ordinal) == true).ToList();
+        Assert.Equal(2, reindexed.Count);
+        Assert.Contains(reindexed, e => e.Detail.Note == "reindex: 3 record(s) re-extracted, 3 with changed index rows");
+        Assert.All(reindexed, e => Assert.DoesNotContain(e.Detail.Records, r => r.Contains(first, StringComparison.Ordinal) || r.Contains(linked, StringComparison.Ordinal)));
+        Assert.True((await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None)).Valid);
+    }
+
+    [Fact]
+    public async Task A_record_updated_between_the_read_and_the_write_keeps_the_rows_of_its_newer_version()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Avant", nir: Samples.ValidNir("1850375123303"), id: null));
+        var records = _server.Store.Records;
+        var updated = false;
+        records.BeforeReindexWrite = async token =>
+        {
+            if (updated) return;
+            updated = true;
+            // Another writer (the server) changes the record after the batch read version 1.
+            using var document = JsonDocument.Parse(Samples.Patient(family: "Apres", nir: Samples.ValidNir("1850375123303"), id: patient));
+            var result = await records.UpdateAsync(AccessContext.Operator(_tenant, "test fixture"), "Patient", patient, document.RootElement, null, token);
+            Assert.Equal(RecordStatus.Ok, result.Status);
+        };
+        try
+        {
+            var summary = await records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
+            Assert.True(updated);
+            Assert.Equal(1, summary.Redone);
+            Assert.Equal(0, summary.Changed);
+            Assert.True(summary.Complete);
+        }
+        finally
+        {
+            records.BeforeReindexWrite = null;
+        }
+        // The rows are version 2's: version 1's name was not written back.
+        Assert.Equal(1, await FoundAsync("Patient?family=Apres"));
+        Assert.Equal(0, await FoundAsync("Patient?family=Avant"));
+    }
+
+    [Fact]
+    public async Task A_version_that_is_no_longer_current_is_not_written()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Figee", nir: Samples.ValidNir("1850375123304")));
+        var rid = await RidAsync(patient);
+        var keys = await _server.Store.Keys.ForTenantAsync(_tenant.Id, CancellationToken.None);
+        using var document = JsonDocument.Parse(Samples.Patient(family: "Perimee", nir: Samples.ValidNir("1850375123304")));
+        var stale = IndexEntries.Extract("Patient", document.RootElement, keys.Index);
+        await using (var scope = await _server.Store.Database.BeginWriteAsync(CancellationToken.None))
+        {
+            // Version 2 does not exist: the record is at version 1.
+            var outcome = await Vauban.Storage.IndexRows.ReplaceAsync(scope, _server.Store.Database.Engine, _tenant.Id, rid, 2, stale, patient, new HashSet<string>(), CancellationToken.None);
+            Assert.Equal(Vauban.Storage.IndexReplacement.Moved, outcome);
+            await scope.CommitAsync(CancellationToken.None);
+        }
+        Assert.Equal(0, await FoundAsync("Patient?family=Perimee"));
+        Assert.Equal(1, await FoundAsync("Patient?family=Figee"));
+    }
+
+    [Fact]
+    public async Task Only_the_operator_reindexes_and_only_a_stored_type()
+    {
+        var person = new AccessContext(new Principal(PrincipalKind.Person, "someone", "A person", Vauban.Access.SmartScopes.None), _tenant, KnownPurposes.Treatment);
+        await Assert.ThrowsAsync<UnauthorizedAccessException>(() => _server.Store.Records.ReindexAsync(person, null, null, CancellationToken.None));
+        var unknown = await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Records.ReindexAsync(Operator, "Spaceship", null, CancellationToken.None));
+        Assert.Contains("Spaceship", unknown.Message, StringComparison.Ordinal);
+    }
+}
+
+public sealed class ReindexTests_Sqlite() : ReindexTests(Engine.Sqlite);
+
+public sealed class ReindexTests_Postgres() : ReindexTests(Engine.Postgres);
