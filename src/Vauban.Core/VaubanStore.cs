@@ -34,7 +34,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Alerts = new SecurityAlerts(database, keys, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
-        Throttle = new SignInThrottle(database, options.Time, options.Accounts);
+        Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
         Policy = new AccessPolicy(database, options.Access, options.Time);
         AuditLog = new AuditLog(database, keys, Audit, options.Time);

@@ -157,7 +157,7 @@ public sealed class ApiClients
         // The attempt is counted as a failure when it is admitted, before its secret or assertion is checked: checked first and
         // counted after, a burst of guesses sent together had all been checked before any had failed. One that does not fail to
         // authenticate takes its count back.
-        var admission = await _throttle.AdmitAsync(null, ThrottleSource(sourceAddress), cancellationToken);
+        var admission = await _throttle.AdmitAsync(null, ThrottleSource(sourceAddress), establishment: null, cancellationToken);
         if (admission.Wait is { } wait)
         {
             // A throttled attempt is a failed sign-in too, as for people: brute force shows on the chain of the client it names
@@ -184,9 +184,10 @@ public sealed class ApiClients
     }
 
     /// <summary>What the throttle counts a source as: an IPv6 address's /64 (whoever has one address has 2^64 of them), an IPv4
-    /// address also when it reaches a dual-stack listener as ::ffff:a.b.c.d — as for people's sign-ins (<see cref="SignInThrottle.SourceKey"/>).</summary>
-    private static string? ThrottleSource(string? sourceAddress) =>
-        System.Net.IPAddress.TryParse(sourceAddress, out var address) ? SignInThrottle.SourceKey(address) : sourceAddress;
+    /// address also when it reaches a dual-stack listener as ::ffff:a.b.c.d — as for people's sign-ins (<see cref="SignInThrottle.SourceOf"/>),
+    /// and in the establishment's own networks not delayed for the failures of everyone behind it.</summary>
+    private SignInSource? ThrottleSource(string? sourceAddress) =>
+        System.Net.IPAddress.TryParse(sourceAddress, out var address) ? _throttle.SourceOf(address) : sourceAddress is null ? null : new SignInSource(sourceAddress, Internal: false);
 
     private async Task<(IssuedToken? Token, TokenError? Error, bool AuthenticationFailed)> IssueAdmittedAsync(TokenRequest request, string tokenEndpoint,
         string? sourceAddress, string? correlationId, CancellationToken cancellationToken)

@@ -14,6 +14,10 @@ public static class KnownAlertKinds
     public const string BreakTheGlass = "break-the-glass";
     public const string SessionRevoked = "session-revoked";
 
+    /// <summary>Many failed sign-ins from one source in the establishment's own networks, which are not delayed per source:
+    /// password spraying from inside (or a misconfigured device). Raised again for every further as many.</summary>
+    public const string SignInSpraying = "sign-in-spraying";
+
     /// <summary>A bulk export above the establishment's size threshold waits for a second person's approval.</summary>
     public const string ExportApprovalRequested = "export-approval-requested";
 

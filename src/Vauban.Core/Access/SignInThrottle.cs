@@ -3,6 +3,9 @@
 // to a bound; an attempt made too early is refused without even checking the password. The account
 // key is the establishment and the e-mail's blind index, so an address with no account is throttled
 // exactly like one with an account: throttling never tells whether an account exists.
+// A source in the establishment's own networks (AccountOptions.InternalNetworks) is shared by hundreds of
+// colleagues: its failures are counted but never delay anyone; past a rate they alert the security officer
+// instead (ADR 0007, revision of 2026-12).
 using System.Net;
 using System.Net.Sockets;
 using Vauban.Storage;
@@ -13,17 +16,23 @@ public sealed class SignInThrottle
 {
     private const string AccountScope = "account";
     private const string SourceScope = "source";
+    /// <summary>An internal source's alert window: its failure count when the window began (failures) and when (last_failure_at).</summary>
+    private const string InternalWindowScope = "internal-window";
+    private static readonly TimeSpan AlertWindow = TimeSpan.FromHours(1);
     private static readonly TimeSpan Forget = TimeSpan.FromHours(24);
     private const string CounterSql = "SELECT failures, last_failure_at FROM sign_in_failures WHERE scope = @s AND key = @k";
     private readonly StoreDatabase _database;
     private readonly TimeProvider _time;
     private readonly AccountOptions _options;
 
-    internal SignInThrottle(StoreDatabase database, TimeProvider time, AccountOptions options)
+    private readonly SecurityAlerts _alerts;
+
+    internal SignInThrottle(StoreDatabase database, TimeProvider time, AccountOptions options, SecurityAlerts alerts)
     {
         _database = database;
         _time = time;
         _options = options;
+        _alerts = alerts;
     }
 
     /// <summary>How long a throttled caller waits, as a message says it: "1 second", "30 seconds" (whole seconds, rounded up).</summary>
@@ -42,12 +51,17 @@ public sealed class SignInThrottle
         return new IPAddress(bytes) + "/64";
     }
 
+    /// <summary>The source an attempt from <paramref name="address"/> is counted against (<see cref="SourceKey"/>), and whether it is
+    /// in one of the establishment's own networks.</summary>
+    public SignInSource? SourceOf(IPAddress? address) =>
+        SourceKey(address) is { } key ? new SignInSource(key, NetworkList.Contains(_options.InternalNetworks, address!)) : null;
+
     /// <summary>How long the caller must still wait before this attempt may be evaluated, or null when it may be now.
     /// Without <paramref name="accountKey"/> (a passkey that names no account yet) only the source counts.</summary>
-    public async Task<TimeSpan?> WaitAsync(string? accountKey, string? source, CancellationToken cancellationToken)
+    public async Task<TimeSpan?> WaitAsync(string? accountKey, SignInSource? source, CancellationToken cancellationToken)
     {
         var account = accountKey is null ? null : await WaitAsync(AccountScope, accountKey, _options.AccountFailuresBeforeDelay, cancellationToken);
-        var from = source is null ? null : await WaitAsync(SourceScope, source, _options.SourceFailuresBeforeDelay, cancellationToken);
+        var from = source is null ? null : await WaitAsync(SourceScope, source.Key, SourceThreshold(source), cancellationToken);
         return account is null ? from : from is null ? account : (account > from ? account : from);
     }
 
@@ -57,10 +71,13 @@ public sealed class SignInThrottle
     /// burst sent together had all been checked before any had failed, and every one was evaluated (hundreds of guesses at one
     /// account before its lockout, or from one address before its delays). An attempt that turns out not to fail takes its
     /// count back (<see cref="TakeBackAsync"/>).
+    /// A source in the establishment's own networks is counted but never waits for its own count; when its failures pass
+    /// <see cref="AccountOptions.InternalSourceFailuresBeforeAlert"/> within the alert window, the security officer of
+    /// <paramref name="establishment"/> (the one the attempt names; none: no alert for this attempt) is alerted.
     /// </summary>
-    public async Task<ThrottleAdmission> AdmitAsync(string? accountKey, string? source, CancellationToken cancellationToken)
+    public async Task<ThrottleAdmission> AdmitAsync(string? accountKey, SignInSource? source, long? establishment, CancellationToken cancellationToken)
     {
-        var keys = new[] { (Scope: AccountScope, Key: accountKey, Threshold: _options.AccountFailuresBeforeDelay), (Scope: SourceScope, Key: source, Threshold: _options.SourceFailuresBeforeDelay) }
+        var keys = new[] { (Scope: AccountScope, Key: accountKey, Threshold: _options.AccountFailuresBeforeDelay), (Scope: SourceScope, Key: source?.Key, Threshold: SourceThreshold(source)) }
             .Where(k => k.Key is not null).ToList();
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         TimeSpan? wait = null;
@@ -85,6 +102,11 @@ public sealed class SignInThrottle
         for (var i = 0; i < counted.Count; i++)
         {
             counted[i] = counted[i] with { FailuresAfter = await CountAsync(scope, counted[i].Scope, counted[i].Key, now, cancellationToken) };
+        }
+        if (source is { Internal: true } && establishment is { } tenantId)
+        {
+            // The failures before this attempt (finished or still being checked): this one may yet turn out right.
+            await AlertOnInternalFailuresAsync(scope, source.Key, counted[^1].FailuresAfter - 1, tenantId, now, cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
         return new ThrottleAdmission(null, counted);
@@ -112,10 +134,10 @@ public sealed class SignInThrottle
         await scope.CommitAsync(cancellationToken);
     }
 
-    public async Task RecordFailureAsync(string? accountKey, string? source, CancellationToken cancellationToken)
+    public async Task RecordFailureAsync(string? accountKey, SignInSource? source, CancellationToken cancellationToken)
     {
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        foreach (var (kind, key) in new[] { (AccountScope, accountKey), (SourceScope, source) })
+        foreach (var (kind, key) in new[] { (AccountScope, accountKey), (SourceScope, source?.Key) })
         {
             if (key is not null) await CountAsync(scope, kind, key, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
         }
@@ -143,6 +165,38 @@ public sealed class SignInThrottle
         await scope.CommitAsync(cancellationToken);
     }
 
+    /// <summary>An internal source is never delayed for its own count: no count reaches this threshold.</summary>
+    private int SourceThreshold(SignInSource? source) => source is { Internal: true } ? int.MaxValue : _options.SourceFailuresBeforeDelay;
+
+    /// <summary>Alerts the officer when an internal source's failures (<paramref name="failures"/>, its count before this attempt)
+    /// grew by the alert threshold within one window: the window begins at the source's first attempt after the last one ended,
+    /// or at the last alert, so that a spray is reported again for every further as many failures, and the steady typos of
+    /// a busy address (whose count, never idle for 24 hours, only grows) are not.</summary>
+    private async Task AlertOnInternalFailuresAsync(WriteScope scope, string source, long failures, long tenantId, long now, CancellationToken cancellationToken)
+    {
+        long? windowFailures = null, windowStart = null;
+        using (var read = scope.Command(CounterSql).With("s", InternalWindowScope).With("k", source))
+        using (var reader = await read.ExecuteReaderAsync(cancellationToken))
+        {
+            if (await reader.ReadAsync(cancellationToken)) (windowFailures, windowStart) = (reader.GetInt64(0), reader.GetInt64(1));
+        }
+        var open = windowStart is { } start && start >= now - (long)AlertWindow.TotalMilliseconds && windowFailures <= failures;
+        var grown = open ? failures - windowFailures!.Value : 0;
+        if (open && grown < _options.InternalSourceFailuresBeforeAlert) return;
+        using (var window = scope.Command("""
+            INSERT INTO sign_in_failures (scope, key, failures, last_failure_at) VALUES (@s, @k, @f, @n)
+            ON CONFLICT (scope, key) DO UPDATE SET failures = @f, last_failure_at = @n
+            """).With("s", InternalWindowScope).With("k", source).With("f", failures).With("n", now))
+        {
+            await window.ExecuteNonQueryAsync(cancellationToken);
+        }
+        if (!open) return;
+        await _alerts.RaiseAsync(scope, tenantId, KnownAlertKinds.SignInSpraying, "unknown",
+            $"{grown} failed sign-ins within {AlertWindow.TotalMinutes:0} minutes from {source}, in the establishment's own networks, on any accounts: "
+            + "password spraying from inside, or a device with a wrong password? Sources in these networks are not delayed per source (each account's "
+            + "own failures still are); every attempt is on the audit chain with its source.", cancellationToken);
+    }
+
     private async Task<TimeSpan?> WaitAsync(string kind, string key, int threshold, CancellationToken cancellationToken)
     {
         await using var connection = await _database.OpenAsync(cancellationToken);
@@ -160,6 +214,10 @@ public sealed class SignInThrottle
         return remaining > TimeSpan.Zero ? remaining : null;
     }
 }
+
+/// <summary>The source a sign-in attempt is counted against: its key (an IPv4 address or an IPv6 /64, <see cref="SignInThrottle.SourceKey"/>)
+/// and whether it is in the establishment's own networks, where it is not delayed for the failures of everyone behind it.</summary>
+public sealed record SignInSource(string Key, bool Internal);
 
 /// <summary>The answer to a sign-in attempt's admission: how long to wait, or what was counted for it (to take back if it
 /// does not fail).</summary>

@@ -56,6 +56,17 @@ public sealed record AccountOptions
     public int AccountFailuresBeforeDelay { get; init; } = 3;
     /// <summary>Failures from one source address before each further attempt must wait, doubling from 1 s (credential stuffing).</summary>
     public int SourceFailuresBeforeDelay { get; init; } = 20;
+
+    /// <summary>The establishment's own networks (its LAN, the address its NAT or proxy shows): a source in one of them is never
+    /// delayed for the failures of the source as a whole, since hundreds of colleagues sign in from it and one person's typos
+    /// (or an insider's wrong passwords on purpose) must not make all of them wait. Each account's own failures still delay it
+    /// and lock it; the source's failures raise an alert instead (<see cref="InternalSourceFailuresBeforeAlert"/>). ADR 0007.</summary>
+    public IReadOnlyList<System.Net.IPNetwork> InternalNetworks { get; init; } = [];
+
+    /// <summary>Failed sign-ins from one source in an internal network, within about an hour, that raise a
+    /// <see cref="KnownAlertKinds.SignInSpraying"/> alert to the security officer (password spraying from inside), then again
+    /// for every further as many.</summary>
+    public int InternalSourceFailuresBeforeAlert { get; init; } = 50;
     public TimeSpan MaxDelay { get; init; } = TimeSpan.FromMinutes(15);
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(15);
     public TimeSpan AbsoluteTimeout { get; init; } = TimeSpan.FromHours(12);
@@ -69,6 +80,16 @@ public sealed record AccountOptions
         if (PasswordMaxLength < 64 || PasswordMaxLength < PasswordMinLength) throw new VaubanConfigurationException("The maximum password length must be at least 64.");
         if (PasswordIterations < 600_000) throw new VaubanConfigurationException("PBKDF2 needs at least 600,000 iterations.");
         if (LockoutAfterFailures is < 3 or > 100) throw new VaubanConfigurationException("Lockout after 3 to 100 failures.");
+        if (InternalSourceFailuresBeforeAlert < 1) throw new VaubanConfigurationException("The failures from an internal network's source that alert the security officer must be at least 1.");
+        foreach (var network in InternalNetworks)
+        {
+            // Wider than any establishment's own addresses: the whole internet (or a good part of it) spared the per-source delays.
+            var widest = network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 8 : 7;
+            if (network.PrefixLength < widest)
+            {
+                throw new VaubanConfigurationException($"The internal network {network} is wider than an establishment's own networks (at most /8 in IPv4, /7 in IPv6): sources in it are not delayed per source address.");
+            }
+        }
         if (IdleTimeout <= TimeSpan.Zero || AbsoluteTimeout < IdleTimeout) throw new VaubanConfigurationException("Session timeouts must be positive, the absolute one no shorter than the idle one.");
     }
 }

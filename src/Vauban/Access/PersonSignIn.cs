@@ -51,8 +51,8 @@ public sealed class PersonSignIn
 
     private static string? Source(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
 
-    /// <summary>The source address as the throttle counts it (an IPv6 address by its /64).</summary>
-    private static string? ThrottleSource(HttpContext http) => SignInThrottle.SourceKey(http.Connection.RemoteIpAddress);
+    /// <summary>The source address as the throttle counts it (an IPv6 address by its /64; in the establishment's own networks or not).</summary>
+    private SignInSource? ThrottleSource(HttpContext http) => _store.Throttle.SourceOf(http.Connection.RemoteIpAddress);
 
     public async Task<SignInOutcome> PasswordAsync(HttpContext http, string? establishment, string? email, string? password)
     {
@@ -65,7 +65,7 @@ public sealed class PersonSignIn
             ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
             : await _store.Accounts.AccountKeyAsync(tenant, email, ct);
         var user = tenant is null || !StaffAccounts.IsValidEmail(email) ? null : await _store.Accounts.FindAsync(tenant, email, ct);
-        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), ct);
+        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), tenant?.Id, ct);
         if (admission.Wait is { } wait)
         {
             // A throttled attempt is a failed sign-in too: brute force shows on the chain while it is held back.
@@ -110,7 +110,7 @@ public sealed class PersonSignIn
         var person = http.Person();
         if (person is not { Session.Stage: SessionStage.SecondFactor, User: { } user }) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), http.RequestAborted);
+        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), user.Tenant.Id, http.RequestAborted);
         if (admission.Wait is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, (recovery ? "recovery code" : "authenticator code") + " throttled");
@@ -155,7 +155,7 @@ public sealed class PersonSignIn
         // Per source address, and per account when the session already names one (second factor, re-authentication). Not one
         // counter for everybody: three forged assertions from anywhere held back every passkey sign-in of the server.
         var accountKey = person.User is { } expected ? await _store.Accounts.AccountKeyAsync(expected.Tenant, expected.Email, http.RequestAborted) : null;
-        var admission = await _store.Throttle.AdmitAsync(accountKey, source, http.RequestAborted);
+        var admission = await _store.Throttle.AdmitAsync(accountKey, source, person.User?.Tenant.Id, http.RequestAborted);
         if (admission.Wait is { } wait) return new SignInOutcome(SignInResult.Throttled, wait);
         PasskeyAssertionResult<StaffUser> result;
         try
@@ -196,7 +196,7 @@ public sealed class PersonSignIn
         ArgumentNullException.ThrowIfNull(http);
         if (http.FullPerson() is not { User: { } user } person) return new SignInOutcome(SignInResult.Failed);
         var accountKey = await _store.Accounts.AccountKeyAsync(user.Tenant, user.Email, http.RequestAborted);
-        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), http.RequestAborted);
+        var admission = await _store.Throttle.AdmitAsync(accountKey, ThrottleSource(http), user.Tenant.Id, http.RequestAborted);
         if (admission.Wait is { } wait)
         {
             await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure, "re-authentication throttled");

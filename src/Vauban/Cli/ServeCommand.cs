@@ -20,6 +20,17 @@ internal static class ServeCommand
         {
             Description = "Reverse proxies whose X-Forwarded-For/-Proto/-Host headers are believed (addresses or CIDR networks, comma-separated), e.g. the TLS proxy in front of Vauban. Without it those headers are ignored.",
         };
+        var internalNetworks = new Option<string?>("--internal-networks")
+        {
+            Description = "The establishment's own networks (CIDR networks or addresses, comma-separated), e.g. 10.0.0.0/8,192.168.0.0/16 and the public address of its NAT: "
+                + "sign-ins from them are not delayed for the failures of everyone behind the same address (each account's own failures still are); "
+                + "many failures from one of them alert the security officer instead. Behind a reverse proxy, declare it with --trusted-proxies, or every client is the proxy's address.",
+        };
+        var internalAlertAfter = new Option<int>("--internal-alert-after")
+        {
+            Description = "Failed sign-ins from one source in --internal-networks within about an hour that alert the security officer (password spraying from inside).",
+            DefaultValueFactory = _ => new Vauban.Access.AccountOptions().InternalSourceFailuresBeforeAlert,
+        };
         var publicUrl = new Option<string?>("--public-url")
         {
             Description = "The URL clients reach Vauban by, when it is not an address it listens on (behind a proxy, under a name), e.g. https://ehr.hopital.example. "
@@ -27,6 +38,8 @@ internal static class ServeCommand
         };
         serve.Options.Add(publicUrl);
         serve.Options.Add(trustedProxies);
+        serve.Options.Add(internalNetworks);
+        serve.Options.Add(internalAlertAfter);
         serve.Options.Add(guardConfig);
         serve.Options.Add(passwordMin);
         serve.Options.Add(lockoutAfter);
@@ -60,20 +73,19 @@ internal static class ServeCommand
                     throw new ArgumentException($"--urls: '{parsed.Host}' in '{address}' is not an IP address; the server would listen on every interface. Give the address to listen on (e.g. http://10.0.0.5:8080), localhost, or 0.0.0.0 for every interface.");
                 }
             }
-            var proxies = new List<System.Net.IPNetwork>();
-            foreach (var proxy in (parse.GetValue(trustedProxies) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-            {
-                if (System.Net.IPAddress.TryParse(proxy, out var one)) proxies.Add(new System.Net.IPNetwork(one, one.GetAddressBytes().Length * 8));
-                else if (System.Net.IPNetwork.TryParse(proxy, out var network)) proxies.Add(network);
-                else throw new ArgumentException($"--trusted-proxies: '{proxy}' is not an IP address or a network such as 10.0.0.0/24.");
-            }
+            var proxies = Vauban.Access.NetworkList.Parse("--trusted-proxies", parse.GetValue(trustedProxies));
+            var ownNetworks = Vauban.Access.NetworkList.Parse("--internal-networks", parse.GetValue(internalNetworks));
             Uri? publicBase = null;
             if ((parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("VAUBAN_PUBLIC_URL")) is { Length: > 0 } given
                 && !VaubanCommands.IsBaseUrl(given, out publicBase))
             {
                 throw new ArgumentException($"--public-url: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
             }
-            var accounts = new Vauban.Access.AccountOptions { PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter) };
+            var accounts = new Vauban.Access.AccountOptions
+            {
+                PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter),
+                InternalNetworks = ownNetworks, InternalSourceFailuresBeforeAlert = parse.GetValue(internalAlertAfter),
+            };
             var guard = parse.GetValue(guardConfig) is { } file
                 ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
                 : new Vauban.Guard.GuardOptions();

@@ -568,6 +568,7 @@ public class CliTests : IDisposable
     [InlineData("--urls http://999.1.1.1:8080")]
     [InlineData("--urls http://vauban.hopital.example:8080")]
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.1,proxy.example")]
+    [InlineData("--urls http://127.0.0.1:0 --internal-networks 10.0.0.0/8,192.168.1.7/24")]
     public async Task Serve_refuses_a_bad_option_in_one_line_before_it_opens_or_creates_the_store(string bad)
     {
         var (exit, output) = await RunAsync($"serve {bad} {DbArgs}");

@@ -309,6 +309,54 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PasswordSpraying_FromTheEstablishmentsOwnNetwork_DoesNotHoldBackColleagues_AndAlertsTheOfficer()
+    {
+        // Hundreds of staff sign in from the hospital's NAT (here 127.0.0.1, declared as its own network). Failures from it on
+        // many accounts — a morning's typos, or an insider sending wrong passwords on purpose — made every colleague behind it wait.
+        await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with
+        {
+            Time = _time,
+            Accounts = new AccountOptions
+            {
+                SourceFailuresBeforeDelay = 6, LockoutAfterFailures = LockoutAfter, InternalSourceFailuresBeforeAlert = 8,
+                InternalNetworks = NetworkList.Parse("--internal-networks", "127.0.0.1/32"),
+            },
+        });
+        var tenant = await server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        var link = await server.Store.Accounts.AddAsync(tenant, Email, StaffRole.Physician, "pract-1", "org-1", "Dr Claire Martin", CancellationToken.None);
+        string secret;
+        using (var enrolment = new StaffClient(server.BaseAddress)) (secret, _) = await enrolment.EnrolWithTotpAsync(link.Token, Password, _time);
+        NextStep();
+
+        using var insider = new StaffClient(server.BaseAddress);
+        for (var i = 0; i < 10; i++)
+        {
+            var (response, html) = await insider.PasswordAsync(Establishment, $"someone{i}@chu.example", "Summer2024!");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(SignInOutcomeMessage, StaffClient.ById(html, "error"));
+        }
+
+        // A colleague at the next workstation, same address, own right credentials: signed in at once, both factors.
+        using var colleague = new StaffClient(server.BaseAddress);
+        var (password, _) = await colleague.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        var (totp, _) = await colleague.TotpAsync(Totp.Code(secret, _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+
+        // The spraying is not slowed per source from inside, so the officer is told, and every refusal is on the chain.
+        var alert = Assert.Single(await server.Store.Alerts.ListAsync(tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.SignInSpraying);
+        Assert.Contains("from 127.0.0.1", alert.Detail, StringComparison.Ordinal);
+        var failures = await server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.SignInFailure], Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Equal(10, failures.Count(e => e.Detail.Note == "unknown account" && e.Detail.Source == "127.0.0.1"));
+
+        // From an address outside the establishment's networks the same spraying holds the source back, as before.
+        using var outsider = new StaffClient(server.BaseAddress, IPAddress.Parse("127.0.0.2"));
+        for (var i = 0; i < 6; i++) Assert.Equal(HttpStatusCode.OK, (await outsider.PasswordAsync(Establishment, $"other{i}@chu.example", "Summer2024!")).Response.StatusCode);
+        Assert.Equal((HttpStatusCode)429, (await outsider.PasswordAsync(Establishment, Email, Password)).Response.StatusCode);
+    }
+
+    [Fact]
     public async Task CredentialStuffing_FromManyAddressesOfOneIpv6Network_IsThrottledAsOneSource()
     {
         // Whoever has one IPv6 address has a /64 of them: a new address for each attempt must not be a new source each time.
