@@ -117,6 +117,10 @@ public sealed partial class RecordsService
             : throw new ArgumentException($"'{type}' is not a resource type Vauban stores ({string.Join(", ", TypeCodes.Names.Order(StringComparer.Ordinal))}).");
     }
 
+    /// <summary>The codes of a type's stored reference search parameters (its idx_ref rows' params).</summary>
+    private static int[] ReferenceParameters(int typeCode) =>
+        [.. SearchParameters.Stored(TypeCodes.NameOf(typeCode)).Where(p => p.Kind == SearchParamKind.Reference).Select(p => p.Code).Distinct()];
+
     private sealed record Reextracted(StoredVersion Row, IndexEntries? Index, string? Compartment, HashSet<string>? Targets);
 
     /// <summary>One batch: the bodies opened and their index extracted outside the transaction (on every core), then every row
@@ -157,7 +161,8 @@ public sealed partial class RecordsService
         foreach (var item in extracted)
         {
             if (item.Index is null) continue;
-            var outcome = await IndexRows.ReplaceAsync(scope, Engine, keys.TenantId, item.Row.Rid, item.Row.Version, item.Index, item.Compartment, item.Targets!, cancellationToken);
+            var outcome = await IndexRows.ReplaceAsync(scope, Engine, keys.TenantId, item.Row.Rid, item.Row.Version, item.Index, item.Compartment, item.Targets!,
+                ReferenceParameters(item.Row.Type), cancellationToken);
             if (outcome == IndexReplacement.Moved)
             {
                 moved.Add(item.Row.Rid);
