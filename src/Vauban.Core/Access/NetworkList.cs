@@ -38,6 +38,19 @@ public static class NetworkList
         return networks;
     }
 
+    /// <summary>The first of <paramref name="networks"/> wider than any establishment's own addresses (a prefix shorter than /8
+    /// in IPv4, /7 in IPv6: the whole internet, or a good part of it), or null.</summary>
+    public static IPNetwork? WiderThanAnEstablishment(IReadOnlyList<IPNetwork> networks)
+    {
+        ArgumentNullException.ThrowIfNull(networks);
+        foreach (var network in networks)
+        {
+            var widest = network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 8 : 7;
+            if (network.PrefixLength < widest) return network;
+        }
+        return null;
+    }
+
     /// <summary>Whether <paramref name="address"/> is in one of <paramref name="networks"/>; an IPv4 address that reaches a dual-stack
     /// listener as ::ffff:a.b.c.d is matched as a.b.c.d.</summary>
     public static bool Contains(IReadOnlyList<IPNetwork> networks, IPAddress address)

@@ -81,14 +81,10 @@ public sealed record AccountOptions
         if (PasswordIterations < 600_000) throw new VaubanConfigurationException("PBKDF2 needs at least 600,000 iterations.");
         if (LockoutAfterFailures is < 3 or > 100) throw new VaubanConfigurationException("Lockout after 3 to 100 failures.");
         if (InternalSourceFailuresBeforeAlert < 1) throw new VaubanConfigurationException("The failures from an internal network's source that alert the security officer must be at least 1.");
-        foreach (var network in InternalNetworks)
+        // Wider than any establishment's own addresses: the whole internet (or a good part of it) spared the per-source delays.
+        if (NetworkList.WiderThanAnEstablishment(InternalNetworks) is { } wide)
         {
-            // Wider than any establishment's own addresses: the whole internet (or a good part of it) spared the per-source delays.
-            var widest = network.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 8 : 7;
-            if (network.PrefixLength < widest)
-            {
-                throw new VaubanConfigurationException($"The internal network {network} is wider than an establishment's own networks (at most /8 in IPv4, /7 in IPv6): sources in it are not delayed per source address.");
-            }
+            throw new VaubanConfigurationException($"The internal network {wide} is wider than an establishment's own networks (at most /8 in IPv4, /7 in IPv6): sources in it are not delayed per source address.");
         }
         if (IdleTimeout <= TimeSpan.Zero || AbsoluteTimeout < IdleTimeout) throw new VaubanConfigurationException("Session timeouts must be positive, the absolute one no shorter than the idle one.");
     }

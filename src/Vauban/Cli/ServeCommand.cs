@@ -65,6 +65,11 @@ internal static class ServeCommand
                     // Kestrel's own refusal comes after the store is open, as a logged stack trace.
                     throw new ArgumentException($"--urls: '{address}' is not an address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
                 }
+                if (!parsed.IsUnixPipe && parsed.Port is < 0 or > 65535)
+                {
+                    // Kestrel's refusal: "Specified argument was out of the range of valid values."
+                    throw new ArgumentException($"--urls: {parsed.Port} in '{address}' is not a port (0 to 65535; 0 lets the system choose one).");
+                }
                 // Kestrel listens on every interface for any host that is not an IP address or localhost (a name, a typo such
                 // as 999.1.1.1): a server meant for one network would be reachable from all of them.
                 if (!parsed.IsUnixPipe && !System.Net.IPAddress.TryParse(parsed.Host.Trim('[', ']'), out _)
@@ -74,6 +79,13 @@ internal static class ServeCommand
                 }
             }
             var proxies = Vauban.Access.NetworkList.Parse("--trusted-proxies", parse.GetValue(trustedProxies));
+            if (Vauban.Access.NetworkList.WiderThanAnEstablishment(proxies) is { } anyone)
+            {
+                // 0.0.0.0/0 believed every client's X-Forwarded-For: the address in the audit log, the sign-in limits and the guard's
+                // new-network signal became whatever a client wrote.
+                throw new ArgumentException($"--trusted-proxies: {anyone} is wider than an establishment's own networks (at most /8 in IPv4, /7 in IPv6): every client in it could "
+                    + "write its own address into the audit log and past the sign-in limits. Name the reverse proxies' addresses (e.g. 10.0.0.2).");
+            }
             var ownNetworks = Vauban.Access.NetworkList.Parse("--internal-networks", parse.GetValue(internalNetworks));
             Uri? publicBase = null;
             if ((parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("VAUBAN_PUBLIC_URL")) is { Length: > 0 } given

@@ -569,6 +569,10 @@ public class CliTests : IDisposable
     [InlineData("--urls http://vauban.hopital.example:8080")]
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.1,proxy.example")]
     [InlineData("--urls http://127.0.0.1:0 --internal-networks 10.0.0.0/8,192.168.1.7/24")]
+    [InlineData("--urls http://127.0.0.1:99999")]
+    // Believing every client's X-Forwarded-For: any client writes its own address into the audit log.
+    [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 0.0.0.0/0")]
+    [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.2,::/0")]
     public async Task Serve_refuses_a_bad_option_in_one_line_before_it_opens_or_creates_the_store(string bad)
     {
         var (exit, output) = await RunAsync($"serve {bad} {DbArgs}");
