@@ -1,7 +1,8 @@
-// serve --demo: on first start, a demo establishment with synthetic patients and one staff account per
-// role (the physician acts as a seeded Practitioner, in the hospital's Organization); on every start, a
-// fresh demo API client whose secret is printed (secrets are stored hashed and cannot be shown twice)
-// and a fresh enrolment link for each demo account not yet enrolled.
+// serve --demo: on first start, in a new store only, a demo establishment with synthetic patients and one
+// staff account per role (the physician acts as a seeded Practitioner, in the hospital's Organization); on
+// every start, a fresh demo API client whose secret is printed (secrets are stored hashed and cannot be
+// shown twice) in place of the previous one, revoked, and a fresh enrolment link for each demo account
+// not yet enrolled.
 using Spectre.Console;
 using Vauban.Access;
 using Vauban.Records.Synthetic;
@@ -13,6 +14,7 @@ public static class Demo
     public const string TenantName = "demo";
     private const int Patients = 500;
     private const int RandomSeed = 2026;
+    private const string ClientNamePrefix = "demo client ";
 
     /// <summary>The demo's set-up acts (establishment, staff accounts, each start's client) are administrative acts on its audit chain.</summary>
     private static AccessContext Setup(Tenant tenant) => AccessContext.Operator(tenant, "demo set-up");
@@ -22,15 +24,27 @@ public static class Demo
         var tenant = await store.Tenants.FindAsync(TenantName, cancellationToken);
         if (tenant is null)
         {
+            // A --demo left in a service file (the README's first command) put 500 synthetic patients, with canaries, and a
+            // full-access client into a store in use, and another client at every restart.
+            if ((await store.Tenants.ListAsync(cancellationToken)).Select(t => t.Name).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } existing)
+            {
+                throw new ArgumentException($"--demo: this store already holds {(existing.Count == 1 ? "the establishment" : "the establishments")} {string.Join(", ", existing.Select(n => $"'{n}'"))}; "
+                    + "the demo is made only in a new store (give --db another path), never beside real establishments.");
+            }
             tenant = await store.Tenants.AddAsync(TenantName, Setup, cancellationToken);
             var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources), {GuardCommands.CanariesFor(Patients)} of them canaries.");
             await AddStaffAsync(store, tenant, cancellationToken);
         }
-        var client = await store.Clients.AddAsync(Setup(tenant), $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
+        // The previous start's client is revoked: one live full-access demo secret at a time, not one more in the log at each restart.
+        foreach (var previous in (await store.Clients.ListAsync(tenant, cancellationToken)).Where(c => !c.Revoked && c.Name.StartsWith(ClientNamePrefix, StringComparison.Ordinal)))
+        {
+            await store.Clients.RevokeAsync(Setup(tenant), previous.ClientId, cancellationToken);
+        }
+        var client = await store.Clients.AddAsync(Setup(tenant), $"{ClientNamePrefix}{DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
         var baseUrl = urls.Split(';')[0].TrimEnd('/');
         AnsiConsole.WriteLine();
-        AnsiConsole.MarkupLine("[bold]Demo API credentials[/] (a new client each start; all data is synthetic):");
+        AnsiConsole.MarkupLine("[bold]Demo API credentials[/] (a new client each start, the previous one revoked; all data is synthetic):");
         Console.WriteLine($"  client_id:     {client.ClientId}");
         Console.WriteLine($"  client_secret: {client.ClientSecret}");
         Console.WriteLine("  Try:");

@@ -1135,7 +1135,24 @@ public class CliTests : IDisposable
         Assert.Single(acts, n => n.StartsWith("tenants add", StringComparison.Ordinal));
         Assert.Equal(7, acts.Count(n => n.StartsWith("users add", StringComparison.Ordinal)));
         Assert.Equal(2, acts.Count(n => n.StartsWith("clients add", StringComparison.Ordinal)));
+        // The restart's client replaced the first one: one live full-access demo secret at a time.
+        Assert.Single(acts, n => n.StartsWith("clients revoke", StringComparison.Ordinal));
+        var clients = await store.Clients.ListAsync(tenant, CancellationToken.None);
+        Assert.Equal(2, clients.Count);
+        Assert.Single(clients, c => !c.Revoked);
+        Assert.True(clients[0].Revoked);
         Assert.True((await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None)).Valid);
+    }
+
+    [Fact]
+    public async Task The_demo_is_refused_in_a_store_that_holds_real_establishments_and_adds_nothing()
+    {
+        // A --demo left in a service file put 500 synthetic patients and a full-access client into the store in use.
+        Assert.Equal(0, (await RunAsync($"tenants add chu-reel {DbArgs}")).Exit);
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None));
+        Assert.Contains("--demo: this store already holds the establishment 'chu-reel'", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(["chu-reel"], (await store.Tenants.ListAsync(CancellationToken.None)).Select(t => t.Name));
     }
 
     [Fact]
