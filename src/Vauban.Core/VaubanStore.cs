@@ -173,6 +173,7 @@ public sealed class VaubanStore : IAsyncDisposable
             await keys.CheckMasterKeyAsync(cancellationToken);
             await Schema.MigrateAsync(database, cancellationToken);
             await keys.CheckMasterKeyAsync(cancellationToken);
+            await keys.BindMasterKeyAsync(cancellationToken);
             await IndexVersionSetting.EnsureAsync(database, cancellationToken);
             warnings = await database.CheckDurabilityAsync(cancellationToken);
         }

@@ -58,10 +58,51 @@ internal sealed class KeyRing : IDisposable
         {
             if (await exists.ScalarLongAsync(cancellationToken) == 0) return;
         }
+        if (await BoundFingerprintAsync(connection, cancellationToken) is { } bound && bound != _master.Fingerprint) throw OtherKey(bound);
         using var command = connection.Command("SELECT tenant_id, purpose, key_version, wrapped FROM tenant_keys ORDER BY tenant_id, purpose, key_version LIMIT 1");
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return; // a new store: this key becomes its key
         CryptographicOperations.ZeroMemory(KeyWrap.Unwrap(_master, reader.GetInt64(0), reader.GetString(1), reader.GetInt32(2), (byte[])reader.GetValue(3)));
+    }
+
+    private const string BindingSetting = "master_key_fingerprint";
+
+    /// <summary>
+    /// Binds the store to the master key it was opened with, once <see cref="CheckMasterKeyAsync"/> has accepted it (after the
+    /// schema is in place): its fingerprint in store_settings, written by the first open. A new store was bound only by its
+    /// first establishment's keys, so a store `serve` had made with the key beside it took another key at its first `tenants
+    /// add` (a stray $VAUBAN_MASTER_KEY_FILE), and from then on its own key was refused as "another master key".
+    /// </summary>
+    public async Task BindMasterKeyAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var insert = scope.Command("INSERT INTO store_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO NOTHING")
+            .With("n", BindingSetting).With("v", _master.Fingerprint))
+        {
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+        // Two processes opening a new store at once with different keys: the first to commit binds it, the other is refused.
+        if (await BoundFingerprintAsync(scope.Connection, cancellationToken, scope.Transaction) is { } bound && bound != _master.Fingerprint) throw OtherKey(bound);
+        await scope.CommitAsync(cancellationToken);
+    }
+
+    private VaubanConfigurationException OtherKey(string bound) => new(
+        $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
+        + "Give the store's own key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY, which takes precedence).");
+
+    /// <summary>The fingerprint the store is bound to, or null (a store from before the binding, or not yet migrated).</summary>
+    private async Task<string?> BoundFingerprintAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken, System.Data.Common.DbTransaction? transaction = null)
+    {
+        using (var exists = connection.Command(_database.Engine == StorageEngine.Postgres
+            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'store_settings'"
+            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'store_settings'"))
+        {
+            exists.Transaction = transaction;
+            if (await exists.ScalarLongAsync(cancellationToken) == 0) return null;
+        }
+        using var command = connection.Command("SELECT value FROM store_settings WHERE name = @n").With("n", BindingSetting);
+        command.Transaction = transaction;
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
     /// <summary>Gives every tenant created before the audit log its checkpoint signing key (at start; idempotent, also

@@ -15,7 +15,7 @@ internal static class StoreArguments
 
     public static readonly Option<string?> MasterKeyFile = new("--master-key-file")
     {
-        Description = "The master key file (created with mode 0600 along with a new store; for a store that exists it must be there). Default: $VAUBAN_MASTER_KEY_FILE, else ./data/master.key. $VAUBAN_MASTER_KEY (base64) takes precedence.",
+        Description = "The master key file (created with mode 0600 along with a new store; for a store that exists it must be there). Default: $VAUBAN_MASTER_KEY_FILE, else ./data/master.key. Or $VAUBAN_MASTER_KEY (base64), which takes precedence over $VAUBAN_MASTER_KEY_FILE; with this option, refused. A store is bound to its key when it is made.",
     };
 
     public static void AddTo(Command command)
@@ -51,6 +51,11 @@ internal static class StoreArguments
     {
         var db = DbValue(parse);
         VaubanStore.RefuseFolder(db);
+        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && parse.GetValue(MasterKeyFile) is not null)
+        {
+            // The variable takes precedence: a --master-key-file typed beside a leftover $VAUBAN_MASTER_KEY was silently ignored.
+            throw new ArgumentException($"--master-key-file is given while ${MasterKey.EnvironmentVariable} is set, which would be used instead: unset one of them.");
+        }
         var keyFile = parse.GetValue(MasterKeyFile) ?? Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
         if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
         // A key is made only with a new store: for a SQLite store that exists, a missing key file is a mistyped path, and a new

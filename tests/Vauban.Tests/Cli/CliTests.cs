@@ -596,6 +596,41 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_master_key_file_given_beside_the_master_key_variable_is_refused_not_ignored()
+    {
+        var before = Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY");
+        Environment.SetEnvironmentVariable("VAUBAN_MASTER_KEY", Convert.ToBase64String(new byte[32]));
+        try
+        {
+            var (exit, output) = await RunAsync($"tenants add chu {DbArgs}");
+            Assert.Equal(1, exit);
+            Assert.Contains("--master-key-file is given while $VAUBAN_MASTER_KEY is set, which would be used instead: unset one of them.", output, StringComparison.Ordinal);
+            Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("VAUBAN_MASTER_KEY", before);
+        }
+    }
+
+    [Fact]
+    public async Task A_new_store_is_bound_to_its_master_key_before_its_first_establishment()
+    {
+        // serve made a store and its key; a `tenants add` with a stray other key used to succeed, and the store's own key was
+        // refused from then on as "another master key".
+        await using (await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
+        {
+        }
+        var other = Path.Combine(_directory, "other.key");
+        Vauban.Crypto.MasterKey.Load(other, null); // a key of another store, made beforehand
+        var (exit, output) = await RunAsync($"tenants add late --db {Path.Combine(_directory, "v.db")} --master-key-file {other}");
+        Assert.Equal(1, exit);
+        Assert.Contains("This store was made with another master key (fingerprint ", output, StringComparison.Ordinal);
+        Assert.Contains($"than the one given (the file {other}, fingerprint ", output, StringComparison.Ordinal);
+        Assert.Equal(0, (await RunAsync($"tenants add late {DbArgs}")).Exit); // its own key still opens it
+    }
+
+    [Fact]
     public async Task A_wrong_master_key_is_a_clear_error_not_a_crash()
     {
         Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
