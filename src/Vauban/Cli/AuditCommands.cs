@@ -34,6 +34,11 @@ internal static class AuditCommands
         };
         verify.Options.Add(tenant);
         verify.Options.Add(lookups);
+        // A file that is not there is a usage error (exit 2), as for --jwks and import's path.
+        witness.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<FileInfo?>() is { Exists: false } missing) result.AddError($"--witness: no file at {missing.FullName}.");
+        });
         verify.Options.Add(witness);
         StoreArguments.AddTo(verify);
         verify.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -121,7 +126,7 @@ internal static class AuditCommands
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ArgumentException($"--witness: cannot read {file.FullName} ({e.GetType().Name}).");
+            throw new ArgumentException($"--witness: cannot read {file.FullName}: {(e is UnauthorizedAccessException ? "permission denied" : e.Message)}");
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException
             or ArgumentException && !e.Message.StartsWith("--witness:", StringComparison.Ordinal))

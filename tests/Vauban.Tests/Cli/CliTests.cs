@@ -100,6 +100,7 @@ public class CliTests : IDisposable
     [InlineData("seed --tenant t --patients many")]
     [InlineData("audit verify --no-such-option")]
     [InlineData("reindex --type Spaceship")]
+    [InlineData("audit verify --witness /nonexistent/witness.txt")] // a missing file, as --jwks's and import's
     public async Task A_usage_error_exits_2_and_names_the_problem(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
