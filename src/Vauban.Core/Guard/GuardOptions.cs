@@ -201,6 +201,18 @@ public sealed record GuardOptions
     /// {"roles": {"Physician": {"patientsPerHour": {"slow": 40, "stepUp": 60, "suspend": 100}}}, "tenants": {"chu-lyon": {"clients": {…}}}}.
     /// Unknown names are refused, so a typo does not silently keep a default. Validated.
     /// </summary>
+    /// <summary>A JSON refusal in the operator's terms: where (the setting's path, line and column counted from 1) and what, not
+    /// .NET's "could not be mapped to any .NET member contained in type 'Vauban.Guard.GuardLimits'" or a 0-based "LineNumber: 0".</summary>
+    private static string Described(System.Text.Json.JsonException e)
+    {
+        var path = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : e.Path.TrimStart('$', '.');
+        var where = e.LineNumber is { } line ? $"line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1}" : "";
+        var what = e.Message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal)
+            ? $"unknown setting '{path.Split('.')[^1]}'{(path.Contains('.', StringComparison.Ordinal) ? $" in {path[..path.LastIndexOf('.')]}" : "")} (the settings are in docs/adr/0008-guard.md)"
+            : e.Message.Split(" Path:", 2)[0].Split(" LineNumber:", 2)[0].TrimEnd();
+        return string.Join(": ", new[] { path.Length > 0 && !what.StartsWith("unknown setting", StringComparison.Ordinal) ? path : "", where, what }.Where(p => p.Length > 0));
+    }
+
     public static GuardOptions FromJson(string json)
     {
         GuardOptions? options;
@@ -210,7 +222,7 @@ public sealed record GuardOptions
         }
         catch (System.Text.Json.JsonException e)
         {
-            throw new VaubanConfigurationException($"The guard configuration is not valid: {e.Message}", e);
+            throw new VaubanConfigurationException($"The guard configuration is not valid: {Described(e)}", e);
         }
         if (options is null) throw new VaubanConfigurationException("The guard configuration is empty.");
         // Invariant 5 holds in every deployment: a file may move the bounds, never switch the guard off (that switch is for

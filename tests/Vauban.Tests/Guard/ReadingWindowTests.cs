@@ -230,7 +230,12 @@ public sealed class ReadingWindowTests
         Assert.Equal(100, options.For(new Vauban.Access.Tenant(1, "any"), nurse).PatientsPerHour.Suspend);
         Assert.Equal(5000, options.For(new Vauban.Access.Tenant(2, "chu-lyon"), client).PatientsPerDay.Suspend);
         Assert.Equal(TimeSpan.FromMilliseconds(100), options.SlowDelay);
-        Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Physician": { "patientsPerHuor": { "suspend": 1 } } } }"""));
+        var typo = Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Physician": { "patientsPerHuor": { "suspend": 1 } } } }"""));
+        // In the operator's words: the setting and where it is, lines and columns from 1, not a .NET type name.
+        Assert.Equal("The guard configuration is not valid: line 1, column 47: unknown setting 'patientsPerHuor' in roles.Physician (the settings are in docs/adr/0008-guard.md)", typo.Message);
+        var broken = Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("{bad"));
+        Assert.StartsWith("The guard configuration is not valid: line 1, column 2: ", broken.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("LineNumber", broken.Message, StringComparison.Ordinal);
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Surgeon": {} } }"""));
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "people": { "outsideCarePerDay": { "suspend": 500 } } }"""));
         // A file moves the bounds; it cannot switch the guard off.
