@@ -18,7 +18,37 @@ internal static class VaubanCommands
         root.Subcommands.Add(ImportCommand.Build());
         root.Subcommands.Add(ReindexCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());
+        SayWholeNumbers(root);
         return root;
+    }
+
+    /// <summary>Every whole-number option refuses a word in the operator's terms: the parser's own message was "Cannot parse
+    /// argument 'abc' for option '--patients' as expected type 'System.Int32'", also for a number too large for it.</summary>
+    private static void SayWholeNumbers(Command command)
+    {
+        foreach (var option in command.Options)
+        {
+            switch (option)
+            {
+                case Option<int> number:
+                    number.CustomParser = result => WholeNumber(result, option.Name) ?? default;
+                    break;
+                case Option<int?> optional:
+                    optional.CustomParser = result => WholeNumber(result, option.Name);
+                    break;
+            }
+        }
+        foreach (var sub in command.Subcommands) SayWholeNumbers(sub);
+    }
+
+    private static int? WholeNumber(System.CommandLine.Parsing.ArgumentResult result, string option)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        if (int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value)) return value;
+        result.AddError(long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)
+            ? $"{option}: {text} is too large."
+            : $"{option}: '{text}' is not a whole number.");
+        return null;
     }
 
     /// <summary>Whether <paramref name="text"/> is a server's base URL as a person or a client is handed it: absolute http or https,

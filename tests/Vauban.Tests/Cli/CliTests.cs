@@ -109,6 +109,18 @@ public class CliTests : IDisposable
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("seed --tenant t --patients many", "--patients: 'many' is not a whole number.")]
+    [InlineData("seed --tenant t --patients 99999999999", "--patients: 99999999999 is too large.")]
+    [InlineData("serve --max-resource-kib 1k", "--max-resource-kib: '1k' is not a whole number.")]
+    public async Task A_word_given_for_a_number_is_refused_in_the_operators_terms(string arguments, string expected)
+    {
+        var (exit, output) = await RunAsync(arguments);
+        Assert.Equal(2, exit);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.Int32", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
