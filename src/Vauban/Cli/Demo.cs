@@ -28,7 +28,9 @@ public static class Demo
             await AddStaffAsync(store, tenant, cancellationToken);
         }
         var client = await store.Clients.AddAsync(Setup(tenant), $"demo client {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
-        var baseUrl = urls.Split(';')[0].TrimEnd('/');
+        // An https:// address first: with a certificate, plain http:// answers /healthz alone.
+        var addresses = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var baseUrl = (addresses.FirstOrDefault(address => address.StartsWith("https://", StringComparison.OrdinalIgnoreCase)) ?? addresses.FirstOrDefault() ?? "").TrimEnd('/');
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine("[bold]Demo API credentials[/] (a new client each start; all data is synthetic):");
         Console.WriteLine($"  client_id:     {client.ClientId}");

@@ -11,7 +11,7 @@ internal static class ServeCommand
         var serve = new Command("serve", "Run the Vauban server: FHIR R4 API at /fhir and the OAuth 2.0 token endpoint.");
         var urls = new Option<string>("--urls")
         {
-            Description = "Where to listen, several separated by ';'. An https:// address is served with --tls-certificate; plain http:// then answers /healthz alone.",
+            Description = "Where to listen, several separated by ';'. An https:// address is served with --tls-certificate; with one, plain http:// addresses answer /healthz alone.",
             DefaultValueFactory = _ => "http://127.0.0.1:8080",
         };
         var tlsCertificate = new Option<string?>("--tls-certificate")
