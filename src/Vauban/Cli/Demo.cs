@@ -42,7 +42,9 @@ public static class Demo
             await store.Clients.RevokeAsync(Setup(tenant), previous.ClientId, cancellationToken);
         }
         var client = await store.Clients.AddAsync(Setup(tenant), $"{ClientNamePrefix}{DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
-        var baseUrl = urls.Split(';')[0].TrimEnd('/');
+        // An https:// address first: with a certificate, plain http:// answers /healthz alone.
+        var addresses = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var baseUrl = (addresses.FirstOrDefault(address => address.StartsWith("https://", StringComparison.OrdinalIgnoreCase)) ?? addresses.FirstOrDefault() ?? "").TrimEnd('/');
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine("[bold]Demo API credentials[/] (a new client each start, the previous one revoked; all data is synthetic):");
         Console.WriteLine($"  client_id:     {client.ClientId}");

@@ -9,7 +9,20 @@ internal static class ServeCommand
     public static Command Build()
     {
         var serve = new Command("serve", "Run the Vauban server: FHIR R4 API at /fhir and the OAuth 2.0 token endpoint.");
-        var urls = new Option<string>("--urls") { Description = "Where to listen.", DefaultValueFactory = _ => "http://127.0.0.1:8080" };
+        var urls = new Option<string>("--urls")
+        {
+            Description = "Where to listen, several separated by ';'. An https:// address is served with --tls-certificate; with one, plain http:// addresses answer /healthz alone.",
+            DefaultValueFactory = _ => "http://127.0.0.1:8080",
+        };
+        var tlsCertificate = new Option<string?>("--tls-certificate")
+        {
+            Description = "The server's TLS certificate for the https:// addresses of --urls (TLS 1.2 and 1.3): a PEM file (intermediate certificates may follow) with --tls-key, "
+                + $"or a PKCS#12 .pfx file holding the key too, its password in ${ServerCertificate.PasswordVariable}. Read at start: restart after renewing it. Also $VAUBAN_TLS_CERTIFICATE.",
+        };
+        var tlsKey = new Option<string?>("--tls-key")
+        {
+            Description = $"The PEM private key of --tls-certificate (not readable by other users: chmod 600, or 640 with a group such as ssl-cert; if encrypted, its password in ${ServerCertificate.PasswordVariable}). Also $VAUBAN_TLS_KEY.",
+        };
         var demo = new Option<bool>("--demo") { Description = "In a new store, create a demo establishment with synthetic patients and staff accounts; at each start print a new API client (the previous one revoked) and enrolment links. Refused on a store holding other establishments." };
         var maxResource = new Option<int>("--max-resource-kib") { Description = "Largest accepted resource body, in KiB (larger: 413).", DefaultValueFactory = _ => 1024 };
         var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 };
@@ -46,6 +59,8 @@ internal static class ServeCommand
         serve.Options.Add(maxResource);
         serve.Options.Add(maxBundle);
         serve.Options.Add(urls);
+        serve.Options.Add(tlsCertificate);
+        serve.Options.Add(tlsKey);
         serve.Options.Add(demo);
         StoreArguments.AddTo(serve);
         serve.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -53,6 +68,10 @@ internal static class ServeCommand
             // Everything the operator typed is checked before the store is opened (or created) and the demo set up.
             var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
             if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");
+            var certificateFile = (parse.GetValue(tlsCertificate) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_CERTIFICATE")) is { Length: > 0 } certificateGiven ? certificateGiven : null;
+            var keyFile = (parse.GetValue(tlsKey) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_KEY")) is { Length: > 0 } keyGiven ? keyGiven : null;
+            if (keyFile is not null && certificateFile is null) throw new ArgumentException("--tls-key: give the certificate it belongs to with --tls-certificate.");
+            var httpsAddresses = 0;
             foreach (var address in parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
                 Microsoft.AspNetCore.Http.BindingAddress parsed;
@@ -77,7 +96,23 @@ internal static class ServeCommand
                 {
                     throw new ArgumentException($"--urls: '{parsed.Host}' in '{address}' is not an IP address; the server would listen on every interface. Give the address to listen on (e.g. http://10.0.0.5:8080), localhost, or 0.0.0.0 for every interface.");
                 }
+                if (parsed.Scheme.Equals("https", StringComparison.OrdinalIgnoreCase))
+                {
+                    httpsAddresses++;
+                    if (certificateFile is null)
+                    {
+                        throw new ArgumentException($"--urls: '{address}' is an https:// address and no certificate was given. Give it with --tls-certificate <cert.pem> --tls-key <key.pem> (or a .pfx), "
+                            + "or listen on http:// behind a TLS reverse proxy declared with --trusted-proxies, and name the https:// URL clients use with --public-url.");
+                    }
+                }
             }
+            // Refused rather than ignored: the operator meant TLS, and the server would take staff passwords in clear on http://.
+            if (certificateFile is not null && httpsAddresses == 0)
+            {
+                throw new ArgumentException("--tls-certificate: no https:// address in --urls to serve it on; add one (e.g. --urls https://0.0.0.0:8443).");
+            }
+            var tls = certificateFile is null ? null
+                : ServerCertificate.Load(certificateFile, keyFile, Environment.GetEnvironmentVariable(ServerCertificate.PasswordVariable), DateTimeOffset.UtcNow);
             var proxies = Vauban.Access.NetworkList.Parse("--trusted-proxies", parse.GetValue(trustedProxies));
             if (Vauban.Access.NetworkList.WiderThanAnEstablishment(proxies) is { } anyone)
             {
@@ -103,11 +138,12 @@ internal static class ServeCommand
                 : new Vauban.Guard.GuardOptions();
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
+            if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
             if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
-            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase });
+            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase, Tls = tls });
             await app.RunAsync(token);
             return 0;
         }, ct));

@@ -21,6 +21,10 @@ public sealed record ServerOptions(string Urls)
     /// private_key_jwt assertion must name as its audience. Null: the token endpoint is known only at the addresses the server
     /// listens on (a wildcard one as localhost); a request's Host header, which its sender writes, never makes it.</summary>
     public Uri? PublicUrl { get; init; }
+
+    /// <summary>The certificate the https:// addresses of <see cref="Urls"/> are served with (TLS 1.2 and 1.3). Set: plain
+    /// HTTP answers /healthz alone. Null: no https:// address may be given (TLS is then a reverse proxy's).</summary>
+    public ServerCertificate? Tls { get; init; }
 }
 
 public static class VaubanHost
@@ -42,8 +46,20 @@ public static class VaubanHost
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.WebHost.UseUrls(options.Urls);
+        // Kestrel's HTTPS, which the slim builder leaves out, for the https:// addresses: with Vauban's certificate as their
+        // default, so that no development certificate is ever looked for.
+        if (options.Tls is not null) builder.WebHost.UseKestrelHttpsConfiguration();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
+            if (options.Tls is { } tls)
+            {
+                kestrel.ConfigureHttpsDefaults(https =>
+                {
+                    https.ServerCertificate = tls.Certificate;
+                    https.ServerCertificateChain = tls.Chain;
+                    https.SslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+                });
+            }
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = Math.Max(options.MaxBundleBytes, options.MaxResourceBytes) + 1;
             // Twice the target Vauban accepts, so that a target somewhat over it reaches RefuseLongTargets and gets an answer
@@ -73,6 +89,8 @@ public static class VaubanHost
             foreach (var network in options.TrustedProxies) forwarded.KnownIPNetworks.Add(network);
             app.UseForwardedHeaders(forwarded);
         }
+        // After the forwarded headers (a trusted proxy's X-Forwarded-Proto: https is HTTPS), before --public-url names the scheme.
+        if (options.Tls is not null) app.Use(RefusePlainHttp);
         if (options.PublicUrl is { } publicUrl)
         {
             // The URL clients reach the server by names it in everything it hands out (Location, fullUrl, paging links, the
@@ -144,6 +162,22 @@ public static class VaubanHost
     {
         if (HttpMethods.IsHead(http.Request.Method)) http.Request.Method = HttpMethods.Get;
         return next(http);
+    }
+
+    /// <summary>A server with a certificate answers over HTTPS only, but for /healthz (a load balancer's or a local check,
+    /// which carries nothing): over plain HTTP a staff password, a bearer token or a patient's record would cross the network
+    /// in clear, and the staff session cookie (Secure) is not even sent. Refused rather than redirected: a redirect would
+    /// already have carried the request, and its credentials, in clear; a browser that once reached the https:// address
+    /// goes there itself (Strict-Transport-Security).</summary>
+    private static Task RefusePlainHttp(HttpContext http, RequestDelegate next)
+    {
+        if (http.Request.IsHttps || http.Request.Path.Equals("/healthz", StringComparison.Ordinal)) return next(http);
+        const string message = "This server answers over HTTPS only (plain HTTP serves /healthz alone): use its https:// address.";
+        if (http.Request.Path.StartsWithSegments("/fhir"))
+            return new FhirResult(StatusCodes.Status403Forbidden, FhirJson.OperationOutcome([Issue.Error("security", message)], http.TraceIdentifier.Replace(':', '.'))).ExecuteAsync(http);
+        http.Response.StatusCode = StatusCodes.Status403Forbidden;
+        http.Response.ContentType = "text/plain; charset=utf-8";
+        return http.Response.WriteAsync(message, http.RequestAborted);
     }
 
     /// <summary>The longest request target (path and query string, as sent) Vauban accepts: Kestrel's default request line.</summary>

@@ -1,0 +1,258 @@
+// `vauban serve` terminating TLS itself, as an operator runs it: the real server (a child process) answers a real HTTPS request
+// with the operator's certificate, and every mistake with a certificate is one line naming the file, before the store opens.
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace Vauban.Tests.Cli;
+
+[Collection("console")]
+public sealed class ServeTlsTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "vauban-tls-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public ServeTlsTests() => Directory.CreateDirectory(_directory);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_directory, true); } catch (IOException) { }
+    }
+
+    private string Db => Path.Combine(_directory, "v.db");
+
+    private string[] StoreArguments => ["--db", Db, "--master-key-file", Path.Combine(_directory, "master.key")];
+
+    [Theory]
+    [InlineData("pem")]
+    [InlineData("pfx")]
+    public async Task Serve_with_a_certificate_answers_a_real_HTTPS_request_and_plain_HTTP_only_for_healthz(string format)
+    {
+        using var certificate = SelfSigned("CN=localhost", DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(90));
+        var (https, http) = (FreePort(), FreePort());
+        string[] tls;
+        var environment = new Dictionary<string, string>();
+        if (format == "pem")
+        {
+            var (certificateFile, keyFile) = WritePem(certificate, "server");
+            tls = ["--tls-certificate", certificateFile, "--tls-key", keyFile];
+        }
+        else
+        {
+            var pfx = Path.Combine(_directory, "server.pfx");
+            await File.WriteAllBytesAsync(pfx, certificate.Export(X509ContentType.Pfx, "pfx password"));
+            File.SetUnixFileMode(pfx, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            tls = ["--tls-certificate", pfx];
+            environment["VAUBAN_TLS_PASSWORD"] = "pfx password";
+        }
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{https};http://127.0.0.1:{http}", .. tls, .. StoreArguments], environment, output);
+        try
+        {
+            // Trusts exactly this certificate, and says so: the client is not told to accept anything.
+            using var client = new HttpClient(new HttpClientHandler
+            {
+                ServerCertificateCustomValidationCallback = (_, presented, _, _) => presented is not null && presented.RawDataMemory.Span.SequenceEqual(certificate.RawDataMemory.Span),
+            })
+            { BaseAddress = new Uri($"https://127.0.0.1:{https}"), Timeout = TimeSpan.FromSeconds(30) };
+            await WaitUntilAnsweringAsync(client, server, output);
+            using (var metadata = await client.GetAsync("/fhir/metadata"))
+            {
+                Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+                Assert.Contains("CapabilityStatement", await metadata.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+                Assert.True(metadata.Headers.Contains("Strict-Transport-Security"));
+            }
+
+            // Plain HTTP on the same server: the health check, nothing else (no token, no record, no staff page in clear).
+            using var plain = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{http}"), Timeout = TimeSpan.FromSeconds(30) };
+            using (var health = await plain.GetAsync("/healthz")) Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+            foreach (var path in new[] { "/fhir/metadata", "/account/signin", "/" })
+            {
+                using var refused = await plain.GetAsync(path);
+                Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+                Assert.Contains("HTTPS only", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using (var token = await plain.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "client_credentials" })))
+            {
+                Assert.Equal(HttpStatusCode.Forbidden, token.StatusCode);
+            }
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        Assert.DoesNotContain(output, line => line.Contains("PRIVATE KEY", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_https_address_without_a_certificate_is_refused_with_what_to_do_instead()
+    {
+        var (exit, output) = await RunAsync(["serve", "--urls", "https://127.0.0.1:18084", .. StoreArguments]);
+        Assert.Equal(1, exit);
+        var line = Assert.Single(output.Trim().Split('\n'));
+        Assert.StartsWith("error: --urls: 'https://127.0.0.1:18084' is an https:// address", line, StringComparison.Ordinal);
+        foreach (var remedy in new[] { "--tls-certificate", "--tls-key", "--trusted-proxies", "--public-url" }) Assert.Contains(remedy, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("UseKestrelHttpsConfiguration", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Db));
+    }
+
+    [Fact]
+    public async Task Serve_help_says_how_to_give_a_certificate()
+    {
+        var (exit, output) = await RunAsync(["serve", "--help"]);
+        Assert.Equal(0, exit);
+        foreach (var option in new[] { "--tls-certificate", "--tls-key", "VAUBAN_TLS_PASSWORD" }) Assert.Contains(option, output, StringComparison.Ordinal);
+    }
+
+    public static TheoryData<string, string> Mistakes => new()
+    {
+        { "a key that is not the certificate's", "does not match the certificate" },
+        { "a key file readable by other users", "readable by other users; restrict it with 'chmod 600'" },
+        { "an expired certificate", "expired on" },
+        { "a certificate not yet valid", "is not valid before" },
+        { "a key file given as the certificate", "holds no PEM certificate" },
+        { "a certificate given as the key", "holds no PEM private key" },
+        { "a PEM certificate without its key", "give its private key with --tls-key" },
+        { "a certificate file that is not there", "no file at" },
+        { "a key without a certificate", "--tls-key: give the certificate it belongs to" },
+        { "a certificate and no https address", "no https:// address in --urls" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Mistakes))]
+    public async Task A_certificate_mistake_is_refused_in_one_line_naming_the_file_before_the_store_opens(string mistake, string said)
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var good = SelfSigned("CN=localhost", now.AddDays(-1), now.AddDays(90));
+        var (certificate, key) = WritePem(good, "good");
+        using var other = SelfSigned("CN=other", now.AddDays(-1), now.AddDays(90));
+        var (_, otherKey) = WritePem(other, "other");
+        using var expired = SelfSigned("CN=localhost", now.AddDays(-90), now.AddDays(-1));
+        var (expiredCertificate, expiredKey) = WritePem(expired, "expired");
+        using var future = SelfSigned("CN=localhost", now.AddDays(1), now.AddDays(90));
+        var (futureCertificate, futureKey) = WritePem(future, "future");
+        var https = "https://127.0.0.1:18084";
+        var (urls, tls, named) = mistake switch
+        {
+            "a key that is not the certificate's" => (https, new[] { "--tls-certificate", certificate, "--tls-key", otherKey }, otherKey),
+            "a key file readable by other users" => (https, ["--tls-certificate", certificate, "--tls-key", ReadableByAll(key)], key),
+            "an expired certificate" => (https, ["--tls-certificate", expiredCertificate, "--tls-key", expiredKey], expiredCertificate),
+            "a certificate not yet valid" => (https, ["--tls-certificate", futureCertificate, "--tls-key", futureKey], futureCertificate),
+            "a key file given as the certificate" => (https, ["--tls-certificate", key, "--tls-key", key], key),
+            "a certificate given as the key" => (https, ["--tls-certificate", certificate, "--tls-key", certificate], certificate),
+            "a PEM certificate without its key" => (https, ["--tls-certificate", certificate], certificate),
+            "a certificate file that is not there" => (https, ["--tls-certificate", Path.Combine(_directory, "typo.pem"), "--tls-key", key], Path.Combine(_directory, "typo.pem")),
+            "a key without a certificate" => (https, ["--tls-key", key], "--tls-certificate"),
+            "a certificate and no https address" => ("http://127.0.0.1:18084", ["--tls-certificate", certificate, "--tls-key", key], "--urls"),
+            _ => throw new ArgumentOutOfRangeException(nameof(mistake)),
+        };
+        var (exit, output) = await RunAsync(["serve", "--urls", urls, .. tls, .. StoreArguments]);
+        Assert.Equal(1, exit);
+        var line = Assert.Single(output.Trim().Split('\n'));
+        Assert.StartsWith("error: --", line, StringComparison.Ordinal);
+        Assert.Contains(said, line, StringComparison.Ordinal);
+        Assert.Contains(named, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("PRIVATE KEY-----", output.Replace("(-----BEGIN PRIVATE KEY-----)", "", StringComparison.Ordinal), StringComparison.Ordinal);
+        foreach (var keyFile in new[] { key, otherKey }) Assert.DoesNotContain(File.ReadAllLines(keyFile)[1], output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Db));
+    }
+
+    // ---- certificates ----
+
+    private static X509Certificate2 SelfSigned(string subject, DateTimeOffset notBefore, DateTimeOffset notAfter)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        return request.CreateSelfSigned(notBefore, notAfter);
+    }
+
+    /// <summary>The certificate and its key as PEM files, the key readable by its owner only, as an operator keeps it.</summary>
+    private (string Certificate, string Key) WritePem(X509Certificate2 certificate, string name)
+    {
+        var certificateFile = Path.Combine(_directory, name + ".crt.pem");
+        var keyFile = Path.Combine(_directory, name + ".key.pem");
+        File.WriteAllText(certificateFile, certificate.ExportCertificatePem());
+        File.WriteAllText(keyFile, certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return (certificateFile, keyFile);
+    }
+
+    private static string ReadableByAll(string file)
+    {
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        return file;
+    }
+
+    // ---- the command ----
+
+    private static async Task<(int Exit, string Output)> RunAsync(string[] arguments)
+    {
+        var output = new StringWriter();
+        var (original, originalError) = (Console.Out, Console.Error);
+        Console.SetOut(output);
+        Console.SetError(output);
+        try
+        {
+            var exit = await Program.Main(arguments);
+            return (exit, output.ToString());
+        }
+        finally
+        {
+            Console.SetOut(original);
+            Console.SetError(originalError);
+        }
+    }
+
+    /// <summary>The real `vauban serve`, a child process, as in the crash tests.</summary>
+    private Process Launch(IEnumerable<string> arguments, Dictionary<string, string> environment, System.Collections.Concurrent.ConcurrentQueue<string> output)
+    {
+        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        {
+            WorkingDirectory = _directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vauban.dll"));
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        foreach (var variable in new[] { "VAUBAN_MASTER_KEY", "VAUBAN_DB", "VAUBAN_TLS_CERTIFICATE", "VAUBAN_TLS_KEY", "VAUBAN_TLS_PASSWORD" }) start.Environment.Remove(variable);
+        foreach (var (name, value) in environment) start.Environment[name] = value;
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static async Task WaitUntilAnsweringAsync(HttpClient client, Process server, System.Collections.Concurrent.ConcurrentQueue<string> output)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            Assert.False(server.HasExited, "vauban serve exited: " + string.Join('\n', output));
+            try
+            {
+                using var health = await client.GetAsync("/healthz");
+                Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+                return;
+            }
+            catch (HttpRequestException) when (deadline.Elapsed < TimeSpan.FromSeconds(90))
+            {
+                await Task.Delay(100); // not listening yet
+            }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
