@@ -144,13 +144,14 @@ internal sealed class EnumerationShapes
     }
 
     /// <summary>The letters of a searched name, lower-cased without accents (as the name index compares them), at most 12.</summary>
+    /// <remarks>Folded by the index's own table (<see cref="Records.Search.TextNormalizer"/>): string.Normalize does nothing to
+    /// non-ASCII text in this process (invariant globalization), so "Hélène" read as "hlne" where the index compares "helene".</remarks>
     private static string Letters(string value)
     {
-        var decomposed = value.Normalize(System.Text.NormalizationForm.FormD);
         var letters = new System.Text.StringBuilder(12);
-        foreach (var c in decomposed)
+        foreach (var c in Records.Search.TextNormalizer.Fold(value))
         {
-            if (char.IsAsciiLetter(c)) letters.Append(char.ToLowerInvariant(c));
+            if (char.IsAsciiLetter(c)) letters.Append(c);
             if (letters.Length == 12) break;
         }
         return letters.ToString();

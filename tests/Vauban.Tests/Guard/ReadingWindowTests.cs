@@ -270,3 +270,29 @@ public sealed class ReadingWindowTests
     [InlineData("not an address", null)]
     public void A_source_address_is_reduced_to_its_network(string address, string? expected) => Assert.Equal(expected, SourceNetwork.Of(address));
 }
+
+public class EnumerationShapeTests
+{
+    private static (int NameSteps, int DateSteps) Search(Vauban.Guard.EnumerationShapes shapes, string family) =>
+        shapes.Search([new KeyValuePair<string, string>("family", family)]);
+
+    [Fact]
+    public void Accents_sprinkled_into_a_name_sweep_do_not_hide_it()
+    {
+        // The index folds accents ("Dùb" finds the Dubs), so the guard must read the same letters: string.Normalize does nothing
+        // to non-ASCII text in this process, and "Dùb" read as "db", breaking the sweep's steps.
+        var shapes = new Vauban.Guard.EnumerationShapes();
+        Search(shapes, "Dua");
+        Search(shapes, "Dùb");
+        Search(shapes, "Duç");
+        Assert.Equal(3, Search(shapes, "Dud").NameSteps);
+    }
+
+    [Theory]
+    [InlineData("Hélène", "helene")]
+    [InlineData("Jean-Baptiste", "jean-baptiste")]
+    [InlineData("Saint-Étienne", "saint-etienne")]
+    [InlineData("Chloë Œdipe", "chloeoedipe")]
+    public void Synthetic_e_mail_addresses_fold_accents_as_the_index_does(string name, string slug) =>
+        Assert.Equal(slug, Vauban.Records.Synthetic.FrenchData.Slug(name));
+}

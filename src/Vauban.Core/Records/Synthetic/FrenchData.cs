@@ -53,20 +53,10 @@ internal sealed class FrenchData
     private static PersonName[] Names(string[] names) => [.. names.Distinct(StringComparer.Ordinal).Select(n => new PersonName(n, Slug(n)))];
 
     // "Hélène" -> "helene", "Jean-Baptiste" -> "jean-baptiste": the local part of an e-mail address.
-    private static string Slug(string name)
-    {
-        var decomposed = name.Normalize(NormalizationForm.FormD);
-        var slug = new StringBuilder(decomposed.Length);
-        foreach (var c in decomposed)
-        {
-            if (char.IsAsciiLetterOrDigit(c) || c == '-')
-            {
-                slug.Append(char.ToLowerInvariant(c));
-            }
-        }
-
-        return slug.ToString();
-    }
+    // Accents folded by the search index's table: string.Normalize does nothing to non-ASCII text in this process (invariant
+    // globalization), and "Hélène" became "hlne".
+    internal static string Slug(string name) =>
+        string.Join('-', name.Split('-').Select(part => new string([.. Search.TextNormalizer.Fold(part).Where(char.IsAsciiLetterOrDigit)])));
 
     // A city of residence and birth. For Paris, Marseille and Lyon, Districts > 1: the postal code and
     // the INSEE code of the arrondissement are PostalCode + k and Insee + k (k = 0..Districts-1).

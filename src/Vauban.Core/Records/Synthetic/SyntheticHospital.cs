@@ -222,8 +222,7 @@ public sealed partial class SyntheticHospital
     private static string Insee(FrenchData.City city, int district) =>
         district == 0 ? city.Insee : city.Insee[..2] + (int.Parse(city.Insee.AsSpan(2), System.Globalization.CultureInfo.InvariantCulture) + district).ToString("000", System.Globalization.CultureInfo.InvariantCulture);
 
-    private static string CitySlug(string city) =>
-        new([.. city.Normalize(System.Text.NormalizationForm.FormD).Where(c => char.IsAsciiLetterOrDigit(c) || c == '-').Select(char.ToLowerInvariant)]);
+    private static string CitySlug(string city) => FrenchData.Slug(city);
 
     private static void WriteAddress(Utf8JsonWriter w, string line, string postalCode, string city, JsonEncodedText use)
     {
