@@ -29,8 +29,7 @@ internal static class ClientCommands
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
-            var owner = await store.Tenants.FindAsync(parse.GetValue(tenant)!, token)
-                ?? throw new ArgumentException($"No tenant named '{parse.GetValue(tenant)}'. Create it with: vauban tenants add {parse.GetValue(tenant)}");
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var jwksText = parse.GetValue(jwks) is { } file ? await File.ReadAllTextAsync(file.FullName, token) : null;
             var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));

@@ -27,13 +27,19 @@ internal static class SeedCommand
         {
             var count = parse.GetValue(patients);
             if (count is < 1 or > 50_000_000) throw new ArgumentException("--patients must be between 1 and 50,000,000.");
-            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
-            var name = parse.GetValue(tenant)!;
-            // A tenant seed creates is an administrative act like `tenants add`: the first entry of its chain, or no tenant.
-            var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, AdministrationAudit.Context, token);
             var canaryCount = parse.GetValue(canaries) ?? (count >= 20 ? GuardCommands.CanariesFor(count) : 0);
             if (canaryCount is < 0 or > Guard.RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--canaries must be between 0 and {Guard.RecordsGuard.MaxCanariesPerCall}.");
             if (canaryCount >= count) throw new ArgumentException("--canaries must be fewer than --patients.");
+            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
+            var name = parse.GetValue(tenant)!;
+            var owner = await store.Tenants.FindAsync(name, token);
+            if (owner is null)
+            {
+                // A tenant seed creates is an administrative act like `tenants add`: the first entry of its chain, or no tenant. A
+                // name like an existing one ('HOP1' beside 'hop1') is refused there; a new one is said, so that a typo shows.
+                owner = await store.Tenants.AddAsync(name, AdministrationAudit.Context, token);
+                Console.WriteLine($"Created the establishment '{owner.Name}' (id {owner.Id}) in {store.Description}.");
+            }
             var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), parse.GetValue(asOf), showProgress: true, token, canaryCount);
             if (canaryCount > 0) Console.WriteLine($"{canaryCount} of them are canary patients (vauban guard canaries list --tenant {owner.Name}).");
             Console.WriteLine(

@@ -185,6 +185,53 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task An_establishment_name_like_an_existing_one_is_refused_by_tenants_add_and_by_seed_and_a_near_miss_is_named()
+    {
+        string[] db = DbArgs.Split(' ');
+        Assert.Equal(0, (await RunAsync($"tenants add hop1 {DbArgs}")).Exit);
+        foreach (var alike in new[] { "HOP1", "Hop1", "ｈｏｐ１", "ℌop1" })
+        {
+            var added = await RunAsync(["tenants", "add", alike, .. db]);
+            Assert.True(added.Exit == 1, alike + " → " + added.Output);
+            Assert.Contains("too like the establishment 'hop1'", added.Output, StringComparison.Ordinal);
+            // seed creates the establishment it is given when there is none of that name: not one that reads like another.
+            var seeded = await RunAsync(["seed", "--tenant", alike, "--patients", "1", .. db]);
+            Assert.True(seeded.Exit == 1, alike + " → " + seeded.Output);
+            Assert.Contains("too like the establishment 'hop1'", seeded.Output, StringComparison.Ordinal);
+        }
+        foreach (var (bad, why) in new[] { ("...", "only punctuation"), ("hop\u200B2", "invisible"), ("hop\u202E2", "invisible"), ("ｃｌｉｎｉｑｕｅ", "write it as 'clinique'") })
+        {
+            var added = await RunAsync(["tenants", "add", bad, .. db]);
+            Assert.True(added.Exit == 1, added.Output);
+            Assert.Contains(why, added.Output, StringComparison.Ordinal);
+            Assert.Equal(1, (await RunAsync(["seed", "--tenant", bad, "--patients", "1", .. db])).Exit);
+        }
+        Assert.Equal("hop1", (await RunAsync($"tenants list {DbArgs}")).Output.Trim().Split('\t')[1]);
+
+        // Every verb looks an establishment up by its exact name, and names the one a near miss reads like.
+        foreach (var verb in new[] { "users list --tenant HOP1", "clients add --tenant HOP1 --name x --scopes system/*.rs", "guard alerts --tenant HOP1" })
+        {
+            var (exit, output) = await RunAsync($"{verb} {DbArgs}");
+            Assert.True(exit == 1, verb + " → " + output);
+            Assert.Contains("No establishment 'HOP1' — did you mean 'hop1'?", output, StringComparison.Ordinal);
+        }
+
+        // seed says when it creates the establishment, so that a typo shows; not when it exists.
+        var created = await RunAsync($"seed --tenant clinique-2 --patients 1 --canaries 0 {DbArgs}");
+        Assert.True(created.Exit == 0, created.Output);
+        Assert.Contains("Created the establishment 'clinique-2'", created.Output, StringComparison.Ordinal);
+        var existing = await RunAsync($"seed --tenant hop1 --patients 1 --canaries 0 {DbArgs}");
+        Assert.True(existing.Exit == 0, existing.Output);
+        Assert.DoesNotContain("Created the establishment", existing.Output, StringComparison.Ordinal);
+
+        // A store made before such names were refused may hold two that read alike: both are still found, exactly.
+        await using (var connection = await SqliteAsync()) await ExecuteAsync(connection, "UPDATE tenants SET name = 'HOP1' WHERE name = 'clinique-2'");
+        Assert.Equal(0, (await RunAsync($"users list --tenant HOP1 {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"users list --tenant hop1 {DbArgs}")).Exit);
+        Assert.Contains("did you mean 'HOP1' or 'hop1'?", (await RunAsync($"users list --tenant Hop1 {DbArgs}")).Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_security_officer_adds_and_lists_canaries_and_gets_one_line_errors_for_bad_guard_input()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-guard {DbArgs}")).Exit);
