@@ -231,6 +231,37 @@ public class CliTests : IDisposable
         Assert.Contains("did you mean 'HOP1' or 'hop1'?", (await RunAsync($"users list --tenant Hop1 {DbArgs}")).Output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(25)] // with canaries: the second run stopped half-way on the database's error, the store already changed
+    [InlineData(5)] // without: it said "Seeded 5 patients" and had rewritten them as second versions
+    public async Task Seeding_the_same_seed_twice_into_an_establishment_is_refused_before_anything_changes_and_another_seed_adds_patients(int patients)
+    {
+        var first = await RunAsync($"seed --tenant chu-seed --patients {patients} --seed 7 --as-of 2026-01-15 {DbArgs}");
+        Assert.True(first.Exit == 0, first.Output);
+        Assert.Contains($"Seeded {patients} patients", first.Output, StringComparison.Ordinal);
+        const string Versions = "SELECT count(*) * 1000000 + max(version) FROM resources";
+        long before;
+        await using (var connection = await SqliteAsync()) before = await ScalarAsync(connection, Versions);
+
+        var again = await RunAsync($"seed --tenant chu-seed --patients {patients} --seed 7 --as-of 2026-01-15 {DbArgs}");
+        Assert.True(again.Exit == 1, again.Output);
+        Assert.StartsWith("error: chu-seed already holds the synthetic records of --seed 7 as of 2026-01-15", again.Output, StringComparison.Ordinal);
+        Assert.Contains("choose another --seed", again.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Seeded", again.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync()) Assert.Equal(before, await ScalarAsync(connection, Versions));
+
+        // Another seed gives other ids: its patients are added beside the first ones, each a first version.
+        var other = await RunAsync($"seed --tenant chu-seed --patients {patients} --seed 8 --as-of 2026-01-15 {DbArgs}");
+        Assert.True(other.Exit == 0, other.Output);
+        Assert.Contains($"Seeded {patients} patients", other.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(2 * patients, await ScalarAsync(connection, $"SELECT count(*) FROM resources WHERE type = {Vauban.Records.TypeCodes.Of("Patient")}"));
+            Assert.Equal(1, await ScalarAsync(connection, "SELECT max(version) FROM resources"));
+        }
+        Assert.True((await RunAsync($"audit verify {DbArgs}")).Exit == 0);
+    }
+
     [Fact]
     public async Task The_security_officer_adds_and_lists_canaries_and_gets_one_line_errors_for_bad_guard_input()
     {
