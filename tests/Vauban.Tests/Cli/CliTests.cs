@@ -129,9 +129,6 @@ public class CliTests : IDisposable
         Assert.Equal(1, badScope.Exit);
         Assert.Contains("Spaceship", badScope.Output);
 
-        var limited = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients p-1,p-2 --own-resources-only {DbArgs}");
-        Assert.Equal(0, limited.Exit);
-        Assert.Contains("2 patient(s)", limited.Output, StringComparison.Ordinal);
         var badLimit = await RunAsync($"clients add --tenant clinique-test --name x --scopes system/*.rs --patients not/an-id {DbArgs}");
         Assert.Equal(1, badLimit.Exit);
         Assert.Contains("patient limit", badLimit.Output, StringComparison.Ordinal);
@@ -154,6 +151,20 @@ public class CliTests : IDisposable
         var collection = Path.Combine(_directory, "collection.json");
         await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Collecté", id: "collected-1")}} } ] }""");
         Assert.Equal(0, (await RunAsync($"import {collection} --tenant clinique-test {DbArgs}")).Exit);
+
+        // A client limited to patients: each must be one of the establishment's, or no client is registered.
+        long clients;
+        await using (var connection = await SqliteAsync()) clients = await ScalarAsync(connection, "SELECT count(*) FROM clients");
+        var typo = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients collected-1,colected-2 {DbArgs}");
+        Assert.True(typo.Exit == 1, typo.Output);
+        Assert.Contains("--patients: clinique-test has no patient 'colected-2'; no client was registered.", typo.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("'collected-1'", typo.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync()) Assert.Equal(clients, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
+        var limited = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients collected-1 --own-resources-only {DbArgs}");
+        Assert.True(limited.Exit == 0, limited.Output);
+        Assert.Contains("1 patient(s)", limited.Output, StringComparison.Ordinal);
+        // The check is an audited search: the patient's history shows who asked.
+        Assert.Contains("clients add --patients", (await RunAsync($"audit patient collected-1 --tenant clinique-test {DbArgs}")).Output, StringComparison.Ordinal);
 
         // The data is there, through the API, with the client registered above.
         var clientId = output.Split('\n').Single(l => l.StartsWith("client_id:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
@@ -438,6 +449,21 @@ public class CliTests : IDisposable
     public async Task The_security_officer_adds_lists_locks_unlocks_and_revokes_staff_accounts()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-cli {DbArgs}")).Exit);
+        // The practitioner and the service an account names must be the establishment's: a typo is refused, no account made.
+        foreach (var (typo, said) in new[] { ("--practitioner pract-1 --service org-1", "--practitioner: chu-cli has no Practitioner 'pract-1'"), ("--service org-1", "--service: chu-cli has no Organization 'org-1'") })
+        {
+            var refused = await RunAsync($"users add --tenant chu-cli --email claire.martin@chu.example --role physician {typo} {DbArgs}");
+            Assert.True(refused.Exit == 1, refused.Output);
+            Assert.Contains(said + "; no account was created.", refused.Output, StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain("claire.martin", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output, StringComparison.Ordinal);
+        var directory = Path.Combine(_directory, "directory.json");
+        await File.WriteAllTextAsync(directory, """
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": { "resourceType": "Practitioner", "id": "pract-1", "name": [{ "family": "Martin", "given": ["Claire"] }] } },
+              { "resource": { "resourceType": "Organization", "id": "org-1", "name": "Cardiologie" } } ] }
+            """);
+        Assert.Equal(0, (await RunAsync($"import {directory} --tenant chu-cli {DbArgs}")).Exit);
         var (exit, output) = await RunAsync($"users add --tenant chu-cli --email claire.martin@chu.example --role physician --practitioner pract-1 --service org-1 --name Dr_Martin --url https://vauban.chu.example {DbArgs}");
         Assert.True(exit == 0, output);
         var link = output.Split('\n').Single(l => l.StartsWith("https://vauban.chu.example/account/enrol?token=", StringComparison.Ordinal)).Trim();
