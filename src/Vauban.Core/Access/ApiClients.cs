@@ -22,6 +22,10 @@ public sealed record ClientRegistration(string ClientId, string? ClientSecret, T
 public sealed record ClientLimits(IReadOnlyList<string>? Patients, bool OwnResourcesOnly)
 {
     public static ClientLimits None { get; } = new(null, false);
+
+    /// <summary>Why these limits cannot be registered, or null.</summary>
+    public string? Problem => Patients is { } patients && (patients.Count == 0 || patients.Count > 10_000 || patients.Any(p => !IdRules.IsValid(p)))
+        ? "A patient limit is a list of 1 to 10,000 valid Patient ids." : null;
 }
 
 /// <summary>A registered client as the operator sees it (never its secret or key).</summary>
@@ -93,10 +97,7 @@ public sealed class ApiClients
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(limits);
-        if (limits.Patients is { } patients && (patients.Count == 0 || patients.Count > 10_000 || patients.Any(p => !IdRules.IsValid(p))))
-        {
-            throw new ArgumentException("A patient limit is a list of 1 to 10,000 valid Patient ids.", nameof(limits));
-        }
+        if (limits.Problem is { } problem) throw new ArgumentException(problem, nameof(limits));
         if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
         if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));

@@ -21,8 +21,36 @@ public sealed class Tenants
         _audit = audit;
     }
 
+    /// <summary>Whether <paramref name="name"/> can name an establishment at all (a lookup's test). Stores made before
+    /// <see cref="NameProblem"/> may hold names it now refuses for a new establishment ("...", "ＨＯＰ"): they are still found.</summary>
     public static bool IsValidName(string? name) =>
         !string.IsNullOrWhiteSpace(name) && name.Length <= 100 && name.All(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.');
+
+    /// <summary>Why <paramref name="name"/> cannot name a new establishment, or null. Besides the characters a name may hold, it must
+    /// read as what it holds and be typed back as it is: no invisible or control character, no compatibility form (full-width,
+    /// styled or ligature letters, which Unicode compatibility normalization writes as plain ones), at least one letter or digit.</summary>
+    public static string? NameProblem(string? name)
+    {
+        if (string.IsNullOrEmpty(name)) return "An establishment needs a name.";
+        // Not quoted back: an invisible character would make the quote show as another name.
+        if (StatedText.HasHiddenCharacters(name)) return "An establishment name may not hold control or invisible characters (zero-width, direction overrides): type it plainly.";
+        if (name.Length > 100) return "An establishment name is at most 100 characters.";
+        var plain = CompatibilityForms.Plain(name);
+        if (!string.Equals(plain, name, StringComparison.Ordinal))
+            return $"The establishment name '{name}' is written with compatibility characters (full-width, styled or ligature letters): write it as '{plain}'.";
+        if (!IsValidName(name)) return "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.";
+        if (!name.Any(char.IsLetterOrDigit)) return $"An establishment name needs a letter or a digit ('{name}' is only punctuation).";
+        return null;
+    }
+
+    /// <summary>The form in which two names that read alike are equal: Unicode compatibility normalization (NFKC: full-width,
+    /// styled and ligature letters as plain ones) and case folding (upper then lower, invariant, so that 'ſ', 'ς' and the like
+    /// fold with their plain letters). 'hop1', 'HOP1', 'ｈｏｐ１' and 'Ｈop1' are alike.</summary>
+    public static string Likeness(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return CompatibilityForms.Plain(CompatibilityForms.Plain(name).ToUpperInvariant().ToLowerInvariant());
+    }
 
     public Task<Tenant> AddAsync(string name, CancellationToken cancellationToken) => AddAsync(name, null, cancellationToken);
 
@@ -32,15 +60,23 @@ public sealed class Tenants
     /// an entry's principal and patient are indexed and sealed under the tenant's keys.</summary>
     public async Task<Tenant> AddAsync(string name, Func<Tenant, AccessContext>? administrator, CancellationToken cancellationToken)
     {
-        if (!IsValidName(name))
-        {
-            throw new ArgumentException("A tenant name is 1 to 100 letters, digits, '-', '_' or '.'.", nameof(name));
-        }
-        if (await FindAsync(name, cancellationToken) is not null)
-        {
-            throw new InvalidOperationException($"The tenant '{name}' already exists.");
-        }
+        var problem = NameProblem(name);
+        // A name with invisible characters is refused before it is compared, and so never quoted back.
+        if (string.IsNullOrEmpty(name) || StatedText.HasHiddenCharacters(name)) throw new ArgumentException(problem, nameof(name));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Read and decided under the lock, so that two operators adding 'hop1' and 'HOP1' at once do not both succeed (SQLite
+        // serializes writers; PostgreSQL takes the advisory lock).
+        await _database.LockAsync(scope, "tenants add", cancellationToken);
+        if (await AlikeAsync(scope, name, cancellationToken) is { } existing)
+        {
+            // A name like an existing one is a typo of it more often than a new establishment: `seed --tenant HOP1` would
+            // otherwise fill a second establishment, with its own keys, beside 'hop1'.
+            throw string.Equals(existing, name, StringComparison.Ordinal)
+                ? new InvalidOperationException($"The establishment '{name}' already exists.")
+                : new InvalidOperationException($"The name '{name}' is too like the establishment '{existing}' (the same once case and look-alike characters are set aside): use '{existing}', or choose a distinct name.");
+        }
+        // After the likeness, which says more about 'ＨＯＰ１' beside 'hop1' than its full-width letters do.
+        if (problem is not null) throw new ArgumentException(problem, nameof(name));
         using var insert = scope.Command("INSERT INTO tenants (name, created_at) VALUES (@n, @c) RETURNING id")
             .With("n", name).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         var id = await insert.ScalarLongAsync(cancellationToken);
@@ -56,6 +92,32 @@ public sealed class Tenants
         return _byId[id] = tenant;
     }
 
+    /// <summary>The existing establishment whose name reads like <paramref name="name"/> (<see cref="Likeness"/>), the same name
+    /// first; null when none does.</summary>
+    private static async Task<string?> AlikeAsync(WriteScope scope, string name, CancellationToken cancellationToken)
+    {
+        var likeness = Likeness(name);
+        string? alike = null;
+        using var command = scope.Command("SELECT name FROM tenants");
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var existing = reader.GetString(0);
+            if (string.Equals(existing, name, StringComparison.Ordinal)) return existing;
+            if (alike is null && string.Equals(Likeness(existing), likeness, StringComparison.Ordinal)) alike = existing;
+        }
+        return alike;
+    }
+
+    /// <summary>The establishments whose names read like <paramref name="name"/> but are not it (for "did you mean …?").</summary>
+    public async Task<IReadOnlyList<Tenant>> AlikeAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var likeness = Likeness(name);
+        return [.. (await ListAsync(cancellationToken)).Where(t => !string.Equals(t.Name, name, StringComparison.Ordinal) && string.Equals(Likeness(t.Name), likeness, StringComparison.Ordinal))];
+    }
+
+    /// <summary>The establishment named exactly <paramref name="name"/> (see <see cref="AlikeAsync(string, CancellationToken)"/> for a near miss).</summary>
     public async Task<Tenant?> FindAsync(string name, CancellationToken cancellationToken)
     {
         await using var connection = await _database.OpenAsync(cancellationToken);

@@ -49,6 +49,23 @@ internal sealed class ResourceRows
     }
 
     /// <summary>The current version of one resource: the hottest query of all, on a prepared statement.</summary>
+    /// <summary>Those of <paramref name="ids"/> whose current <paramref name="type"/> row in the tenant is not a deletion; bodies
+    /// are not read.</summary>
+    public async Task<HashSet<string>> LiveIdsAsync(long tenant, int type, IReadOnlyCollection<string> ids, CancellationToken cancellationToken)
+    {
+        var live = new HashSet<string>(StringComparer.Ordinal);
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        foreach (var chunk in ids.Distinct(StringComparer.Ordinal).Chunk(500))
+        {
+            using var command = connection.Command("");
+            command.CommandText = $"SELECT id FROM resources WHERE tenant_id = @t AND type = @ty AND {command.InList(_database.Engine, "id", "ids", chunk)} AND deleted = 0";
+            command.With("t", tenant).With("ty", type);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) live.Add(reader.GetString(0));
+        }
+        return live;
+    }
+
     public Task<StoredVersion?> CurrentAsync(long tenant, int type, string id, CancellationToken cancellationToken) =>
         _database.ReadOneAsync($"SELECT {Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.id = @id", ReadRow, cancellationToken,
             ("t", tenant), ("ty", type), ("id", id));

@@ -29,11 +29,21 @@ internal static class ClientCommands
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
-            var owner = await store.Tenants.FindAsync(parse.GetValue(tenant)!, token)
-                ?? throw new ArgumentException($"No tenant named '{parse.GetValue(tenant)}'. Create it with: vauban tenants add {parse.GetValue(tenant)}");
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var jwksText = parse.GetValue(jwks) is { } file ? await File.ReadAllTextAsync(file.FullName, token) : null;
             var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
+            if (limits is { Problem: null, Patients: { } asked })
+            {
+                // A mistyped id would limit the client to no one, or to whoever is later given that id: refused, nothing registered.
+                var unknown = await store.Records.UnknownAsync(Vauban.Access.AccessContext.Operator(owner, Vauban.Access.KnownPurposes.SystemAdministration),
+                    Vauban.Fhir.KnownResourceTypes.Patient, asked, "clients add --patients", token);
+                if (unknown.Count > 0)
+                {
+                    throw new ArgumentException($"--patients: {owner.Name} has no patient {string.Join(", ", unknown.Take(5).Select(id => $"'{id}'"))}"
+                        + $"{(unknown.Count > 5 ? $" (and {unknown.Count - 5} more)" : "")}; no client was registered.");
+                }
+            }
             // The entry commits with the registration: an audit log that cannot be written leaves no client (fail closed).
             var registration = await store.Clients.AddAsync(AdministrationAudit.Context(owner), parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits, token);
             Console.WriteLine($"client_id:     {registration.ClientId}");

@@ -14,7 +14,7 @@ internal static class SeedCommand
         var seed = new Command("seed", "Load realistic synthetic French data (patients with valid NIR/INS, practitioners with RPPS, encounters, appointments, prescriptions, lab results, invoices).");
         var tenant = new Option<string>("--tenant") { Description = "The establishment to seed (created if missing).", Required = true };
         var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 };
-        var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed and --as-of, same data).", DefaultValueFactory = _ => 1 };
+        var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed and --as-of, same data, ids included: a seed and date already loaded into the establishment are refused).", DefaultValueFactory = _ => 1 };
         var asOf = new Option<DateOnly?>("--as-of") { Description = "The date the synthetic records are generated as of (clinical dates fall in the two years before). Default: today." };
         var canaries = new Option<int?>("--canaries") { Description = "How many of the patients are canaries for the guard (identity only, at random places in the population); default about one per 1,000, at least 3 (none below 20 patients); 0 for none." };
         seed.Options.Add(tenant);
@@ -27,23 +27,40 @@ internal static class SeedCommand
         {
             var count = parse.GetValue(patients);
             if (count is < 1 or > 50_000_000) throw new ArgumentException("--patients must be between 1 and 50,000,000.");
-            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
-            var name = parse.GetValue(tenant)!;
-            // A tenant seed creates is an administrative act like `tenants add`: the first entry of its chain, or no tenant.
-            var owner = await store.Tenants.FindAsync(name, token) ?? await store.Tenants.AddAsync(name, AdministrationAudit.Context, token);
             var canaryCount = parse.GetValue(canaries) ?? (count >= 20 ? GuardCommands.CanariesFor(count) : 0);
             if (canaryCount is < 0 or > Guard.RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--canaries must be between 0 and {Guard.RecordsGuard.MaxCanariesPerCall}.");
             if (canaryCount >= count) throw new ArgumentException("--canaries must be fewer than --patients.");
+            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
+            var name = parse.GetValue(tenant)!;
+            var owner = await store.Tenants.FindAsync(name, token);
+            if (owner is null)
+            {
+                // A tenant seed creates is an administrative act like `tenants add`: the first entry of its chain, or no tenant. A
+                // name like an existing one ('HOP1' beside 'hop1') is refused there; a new one is said, so that a typo shows.
+                owner = await store.Tenants.AddAsync(name, AdministrationAudit.Context, token);
+                Console.WriteLine($"Created the establishment '{owner.Name}' (id {owner.Id}) in {store.Description}.");
+            }
             var result = await SeedAsync(store, owner, count, parse.GetValue(randomSeed), parse.GetValue(asOf), showProgress: true, token, canaryCount);
+            if (result.Updated > 0 || result.Rejected > 0)
+            {
+                // Only what was added is said to be: a record already there (another seed of the same generator meanwhile)
+                // became a new version, and one not loaded is named above.
+                Console.Error.WriteLine($"error: {result.Resources:N0} of the {result.Generated:N0} generated resources were added to {owner.Name}; "
+                    + $"{result.Updated:N0} were already there and became new versions, {result.Rejected:N0} were not loaded.");
+                return 1;
+            }
             if (canaryCount > 0) Console.WriteLine($"{canaryCount} of them are canary patients (vauban guard canaries list --tenant {owner.Name}).");
             Console.WriteLine(
                 $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
-            return result.Rejected == 0 ? 0 : 1;
+            return 0;
         }, ct));
         return seed;
     }
 
-    public sealed record SeedResult(long Resources, int Rejected, TimeSpan Elapsed);
+    /// <param name="Resources">Resources added.</param>
+    /// <param name="Updated">Resources that were already in the store and became new versions.</param>
+    /// <param name="Generated">Resources the generator gave.</param>
+    public sealed record SeedResult(long Resources, int Updated, int Rejected, long Generated, TimeSpan Elapsed);
 
     /// <param name="canaries">How many of the <paramref name="patients"/> are canaries: at random positions in the population, with
     /// the same kind of ids, only their identity (no records, no general practitioner), listed for the guard.</param>
@@ -52,21 +69,41 @@ internal static class SeedCommand
     {
         var hospital = new SyntheticHospital(randomSeed, asOf);
         var context = AccessContext.Operator(tenant, "seed synthetic data");
+        // The generator's ids follow from the seed and the date alone: a second run of it would rewrite every record it made as a
+        // new version (and stop on the canaries it registered), so it is refused before anything is written. Its first record,
+        // the establishment's Organization, is in the load's first transaction: if any of its records are there, that one is.
+        // Records of other seeds, dates or sources have other ids, and do not stand in the way.
+        var first = hospital.Establishment()[0];
+        if ((await store.Records.UnknownAsync(context, first.ResourceType, [first.Id], "seed", cancellationToken)).Count == 0)
+        {
+            throw new InvalidOperationException($"{tenant.Name} already holds the synthetic records of --seed {randomSeed} as of {asOf ?? DateOnly.FromDateTime(DateTime.UtcNow):yyyy-MM-dd} "
+                + $"(the same seed and date give the same ids, and loading them again would rewrite each as a new version): choose another --seed, or another establishment. Nothing was changed.");
+        }
         var canaryIndices = SyntheticHospital.CanaryPositions(randomSeed, patients, canaries);
         var canaryIds = new List<string>();
+        var generated = 0L;
         IEnumerable<ImportItem> Items()
         {
-            foreach (var r in hospital.Establishment()) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+            foreach (var r in hospital.Establishment())
+            {
+                generated++;
+                yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+            }
             for (var i = 0; i < patients; i++)
             {
                 var record = hospital.Patient(i);
                 if (canaryIndices.Contains(i))
                 {
                     canaryIds.Add(record[0].Id);
+                    generated++;
                     yield return new ImportItem(record[0].ResourceType, record[0].Id, Guard.RecordsGuard.CanaryIdentity(record[0].Json));
                     continue;
                 }
-                foreach (var r in record) yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+                foreach (var r in record)
+                {
+                    generated++;
+                    yield return new ImportItem(r.ResourceType, r.Id, r.Json);
+                }
             }
         }
         var watch = Stopwatch.StartNew();
@@ -90,6 +127,6 @@ internal static class SeedCommand
         if (canaryIds.Count > 0) await store.Guard.RegisterCanariesAsync(tenant, canaryIds, cancellationToken);
         watch.Stop();
         foreach (var issue in summary.Rejected.Take(10)) Console.Error.WriteLine($"rejected: {issue.Diagnostics}");
-        return new SeedResult(summary.Created + summary.Updated, summary.Rejected.Count, watch.Elapsed);
+        return new SeedResult(summary.Created, summary.Updated, summary.Rejected.Count, generated, watch.Elapsed);
     }
 }

@@ -12,8 +12,7 @@ internal static class TenantCommands
     {
         if (name is not null)
         {
-            return await store.Tenants.FindAsync(name, cancellationToken)
-                ?? throw new ArgumentException($"No tenant named '{name}'. Create it with: vauban tenants add {name}");
+            return await store.Tenants.FindAsync(name, cancellationToken) ?? throw new ArgumentException(await NotFoundAsync(store, name, cancellationToken));
         }
         var all = await store.Tenants.ListAsync(cancellationToken);
         return all.Count switch
@@ -24,11 +23,23 @@ internal static class TenantCommands
         };
     }
 
+    /// <summary>Why no establishment is named <paramref name="name"/>: looked up exactly (a name is a key, and names that differ only
+    /// by case may both exist in a store made before they were refused), with the one it reads like when there is one.</summary>
+    public static async Task<string> NotFoundAsync(VaubanStore store, string name, CancellationToken cancellationToken)
+    {
+        var alike = await store.Tenants.AlikeAsync(name, cancellationToken);
+        // Quoted only when it shows as itself; an invisible character would make the quote read as another name.
+        var shown = Vauban.Access.StatedText.HasHiddenCharacters(name) ? "with this name (it holds invisible characters)" : $"'{name}'";
+        return alike.Count > 0
+            ? $"No establishment {shown} — did you mean {string.Join(" or ", alike.Select(t => $"'{t.Name}'"))}?"
+            : $"No establishment {shown}. Create it with: vauban tenants add <name> (see: vauban tenants list)";
+    }
+
     public static Command Build()
     {
         var tenants = new Command("tenants", "Manage establishments (hospital, clinic, laboratory, practice); each is a tenant with its own keys.");
         var add = new Command("add", "Create an establishment and its encryption keys.");
-        var name = new Argument<string>("name") { Description = "The tenant's short name: letters, digits, '-', '_' or '.' (e.g. chu-nantes)." };
+        var name = new Argument<string>("name") { Description = "The tenant's short name: letters, digits, '-', '_' or '.' (e.g. chu-nantes); refused when it reads like an existing one (same letters in another case or look-alike characters)." };
         add.Arguments.Add(name);
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -36,7 +47,7 @@ internal static class TenantCommands
             await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             // The act is the first entry of the new tenant's own chain, committed with the tenant: no entry, no tenant (fail closed).
             var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, AdministrationAudit.Context, token);
-            Console.WriteLine($"Tenant {tenant.Name} created (id {tenant.Id}) in {store.Description}.");
+            Console.WriteLine($"Created the establishment '{tenant.Name}' (id {tenant.Id}) in {store.Description}.");
             return 0;
         }, ct));
 

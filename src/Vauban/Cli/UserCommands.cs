@@ -53,6 +53,14 @@ internal static class UserCommands
                 throw new ArgumentException($"Unknown role '{parse.GetValue(role)}' (one of: {string.Join(", ", Enum.GetNames<StaffRole>())}).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            // Care relationships name the practitioner, the console names the service: a mistyped id would leave the person
+            // outside their patients' care, without a word. A malformed id is refused below, as it was.
+            foreach (var (option, type, id) in new[] { ("--practitioner", "Practitioner", parse.GetValue(practitioner)), ("--service", "Organization", parse.GetValue(service)) })
+            {
+                if (id is null || !Vauban.Records.IdRules.IsValid(id)) continue;
+                if ((await store.Records.UnknownAsync(AccessContext.Operator(owner, KnownPurposes.SystemAdministration), type, [id], "users add " + option, token)).Count > 0)
+                    throw new ArgumentException($"{option}: {owner.Name} has no {type} '{id}'; no account was created.");
+            }
             // The entry commits with the account: an audit log that cannot be written leaves no account (fail closed).
             var link = await store.Accounts.AddAsync(AdministrationAudit.Context(owner), parse.GetValue(email)!, parsedRole, parse.GetValue(practitioner), parse.GetValue(service),
                 parse.GetValue(name), token);

@@ -142,9 +142,6 @@ public class CliTests : IDisposable
         Assert.Equal(1, badScope.Exit);
         Assert.Contains("Spaceship", badScope.Output);
 
-        var limited = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients p-1,p-2 --own-resources-only {DbArgs}");
-        Assert.Equal(0, limited.Exit);
-        Assert.Contains("2 patient(s)", limited.Output, StringComparison.Ordinal);
         var badLimit = await RunAsync($"clients add --tenant clinique-test --name x --scopes system/*.rs --patients not/an-id {DbArgs}");
         Assert.Equal(1, badLimit.Exit);
         Assert.Contains("patient limit", badLimit.Output, StringComparison.Ordinal);
@@ -167,6 +164,20 @@ public class CliTests : IDisposable
         var collection = Path.Combine(_directory, "collection.json");
         await File.WriteAllTextAsync(collection, $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Collecté", id: "collected-1")}} } ] }""");
         Assert.Equal(0, (await RunAsync($"import {collection} --tenant clinique-test {DbArgs}")).Exit);
+
+        // A client limited to patients: each must be one of the establishment's, or no client is registered.
+        long clients;
+        await using (var connection = await SqliteAsync()) clients = await ScalarAsync(connection, "SELECT count(*) FROM clients");
+        var typo = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients collected-1,colected-2 {DbArgs}");
+        Assert.True(typo.Exit == 1, typo.Output);
+        Assert.Contains("--patients: clinique-test has no patient 'colected-2'; no client was registered.", typo.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("'collected-1'", typo.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync()) Assert.Equal(clients, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
+        var limited = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients collected-1 --own-resources-only {DbArgs}");
+        Assert.True(limited.Exit == 0, limited.Output);
+        Assert.Contains("1 patient(s)", limited.Output, StringComparison.Ordinal);
+        // The check is an audited search: the patient's history shows who asked.
+        Assert.Contains("clients add --patients", (await RunAsync($"audit patient collected-1 --tenant clinique-test {DbArgs}")).Output, StringComparison.Ordinal);
 
         // The data is there, through the API, with the client registered above.
         var clientId = output.Split('\n').Single(l => l.StartsWith("client_id:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
@@ -195,6 +206,84 @@ public class CliTests : IDisposable
             await app.StopAsync();
             await app.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task An_establishment_name_like_an_existing_one_is_refused_by_tenants_add_and_by_seed_and_a_near_miss_is_named()
+    {
+        string[] db = DbArgs.Split(' ');
+        Assert.Equal(0, (await RunAsync($"tenants add hop1 {DbArgs}")).Exit);
+        foreach (var alike in new[] { "HOP1", "Hop1", "ｈｏｐ１", "ℌop1" })
+        {
+            var added = await RunAsync(["tenants", "add", alike, .. db]);
+            Assert.True(added.Exit == 1, alike + " → " + added.Output);
+            Assert.Contains("too like the establishment 'hop1'", added.Output, StringComparison.Ordinal);
+            // seed creates the establishment it is given when there is none of that name: not one that reads like another.
+            var seeded = await RunAsync(["seed", "--tenant", alike, "--patients", "1", .. db]);
+            Assert.True(seeded.Exit == 1, alike + " → " + seeded.Output);
+            Assert.Contains("too like the establishment 'hop1'", seeded.Output, StringComparison.Ordinal);
+        }
+        foreach (var (bad, why) in new[] { ("...", "only punctuation"), ("hop\u200B2", "invisible"), ("hop\u202E2", "invisible"), ("ｃｌｉｎｉｑｕｅ", "write it as 'clinique'") })
+        {
+            var added = await RunAsync(["tenants", "add", bad, .. db]);
+            Assert.True(added.Exit == 1, added.Output);
+            Assert.Contains(why, added.Output, StringComparison.Ordinal);
+            Assert.Equal(1, (await RunAsync(["seed", "--tenant", bad, "--patients", "1", .. db])).Exit);
+        }
+        Assert.Equal("hop1", (await RunAsync($"tenants list {DbArgs}")).Output.Trim().Split('\t')[1]);
+
+        // Every verb looks an establishment up by its exact name, and names the one a near miss reads like.
+        foreach (var verb in new[] { "users list --tenant HOP1", "clients add --tenant HOP1 --name x --scopes system/*.rs", "guard alerts --tenant HOP1" })
+        {
+            var (exit, output) = await RunAsync($"{verb} {DbArgs}");
+            Assert.True(exit == 1, verb + " → " + output);
+            Assert.Contains("No establishment 'HOP1' — did you mean 'hop1'?", output, StringComparison.Ordinal);
+        }
+
+        // seed says when it creates the establishment, so that a typo shows; not when it exists.
+        var created = await RunAsync($"seed --tenant clinique-2 --patients 1 --canaries 0 {DbArgs}");
+        Assert.True(created.Exit == 0, created.Output);
+        Assert.Contains("Created the establishment 'clinique-2'", created.Output, StringComparison.Ordinal);
+        var existing = await RunAsync($"seed --tenant hop1 --patients 1 --canaries 0 {DbArgs}");
+        Assert.True(existing.Exit == 0, existing.Output);
+        Assert.DoesNotContain("Created the establishment", existing.Output, StringComparison.Ordinal);
+
+        // A store made before such names were refused may hold two that read alike: both are still found, exactly.
+        await using (var connection = await SqliteAsync()) await ExecuteAsync(connection, "UPDATE tenants SET name = 'HOP1' WHERE name = 'clinique-2'");
+        Assert.Equal(0, (await RunAsync($"users list --tenant HOP1 {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"users list --tenant hop1 {DbArgs}")).Exit);
+        Assert.Contains("did you mean 'HOP1' or 'hop1'?", (await RunAsync($"users list --tenant Hop1 {DbArgs}")).Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(25)] // with canaries: the second run stopped half-way on the database's error, the store already changed
+    [InlineData(5)] // without: it said "Seeded 5 patients" and had rewritten them as second versions
+    public async Task Seeding_the_same_seed_twice_into_an_establishment_is_refused_before_anything_changes_and_another_seed_adds_patients(int patients)
+    {
+        var first = await RunAsync($"seed --tenant chu-seed --patients {patients} --seed 7 --as-of 2026-01-15 {DbArgs}");
+        Assert.True(first.Exit == 0, first.Output);
+        Assert.Contains($"Seeded {patients} patients", first.Output, StringComparison.Ordinal);
+        const string Versions = "SELECT count(*) * 1000000 + max(version) FROM resources";
+        long before;
+        await using (var connection = await SqliteAsync()) before = await ScalarAsync(connection, Versions);
+
+        var again = await RunAsync($"seed --tenant chu-seed --patients {patients} --seed 7 --as-of 2026-01-15 {DbArgs}");
+        Assert.True(again.Exit == 1, again.Output);
+        Assert.StartsWith("error: chu-seed already holds the synthetic records of --seed 7 as of 2026-01-15", again.Output, StringComparison.Ordinal);
+        Assert.Contains("choose another --seed", again.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Seeded", again.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync()) Assert.Equal(before, await ScalarAsync(connection, Versions));
+
+        // Another seed gives other ids: its patients are added beside the first ones, each a first version.
+        var other = await RunAsync($"seed --tenant chu-seed --patients {patients} --seed 8 --as-of 2026-01-15 {DbArgs}");
+        Assert.True(other.Exit == 0, other.Output);
+        Assert.Contains($"Seeded {patients} patients", other.Output, StringComparison.Ordinal);
+        await using (var connection = await SqliteAsync())
+        {
+            Assert.Equal(2 * patients, await ScalarAsync(connection, $"SELECT count(*) FROM resources WHERE type = {Vauban.Records.TypeCodes.Of("Patient")}"));
+            Assert.Equal(1, await ScalarAsync(connection, "SELECT max(version) FROM resources"));
+        }
+        Assert.True((await RunAsync($"audit verify {DbArgs}")).Exit == 0);
     }
 
     [Fact]
@@ -373,6 +462,21 @@ public class CliTests : IDisposable
     public async Task The_security_officer_adds_lists_locks_unlocks_and_revokes_staff_accounts()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-cli {DbArgs}")).Exit);
+        // The practitioner and the service an account names must be the establishment's: a typo is refused, no account made.
+        foreach (var (typo, said) in new[] { ("--practitioner pract-1 --service org-1", "--practitioner: chu-cli has no Practitioner 'pract-1'"), ("--service org-1", "--service: chu-cli has no Organization 'org-1'") })
+        {
+            var refused = await RunAsync($"users add --tenant chu-cli --email claire.martin@chu.example --role physician {typo} {DbArgs}");
+            Assert.True(refused.Exit == 1, refused.Output);
+            Assert.Contains(said + "; no account was created.", refused.Output, StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain("claire.martin", (await RunAsync($"users list --tenant chu-cli {DbArgs}")).Output, StringComparison.Ordinal);
+        var directory = Path.Combine(_directory, "directory.json");
+        await File.WriteAllTextAsync(directory, """
+            { "resourceType": "Bundle", "type": "collection", "entry": [
+              { "resource": { "resourceType": "Practitioner", "id": "pract-1", "name": [{ "family": "Martin", "given": ["Claire"] }] } },
+              { "resource": { "resourceType": "Organization", "id": "org-1", "name": "Cardiologie" } } ] }
+            """);
+        Assert.Equal(0, (await RunAsync($"import {directory} --tenant chu-cli {DbArgs}")).Exit);
         var (exit, output) = await RunAsync($"users add --tenant chu-cli --email claire.martin@chu.example --role physician --practitioner pract-1 --service org-1 --name Dr_Martin --url https://vauban.chu.example {DbArgs}");
         Assert.True(exit == 0, output);
         var link = output.Split('\n').Single(l => l.StartsWith("https://vauban.chu.example/account/enrol?token=", StringComparison.Ordinal)).Trim();
