@@ -24,24 +24,7 @@ public class CliTests : IDisposable
 
     private static Task<(int Exit, string Output)> RunAsync(string arguments) => RunAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
-    private static async Task<(int Exit, string Output)> RunAsync(string[] arguments)
-    {
-        var output = new StringWriter();
-        var original = Console.Out;
-        var originalError = Console.Error;
-        Console.SetOut(output);
-        Console.SetError(output);
-        try
-        {
-            var exit = await Program.Main(arguments);
-            return (exit, output.ToString());
-        }
-        finally
-        {
-            Console.SetOut(original);
-            Console.SetError(originalError);
-        }
-    }
+    private static Task<(int Exit, string Output)> RunAsync(string[] arguments) => CliRunner.RunAsync(arguments);
 
     /// <summary>Imports one Bundle file, named <paramref name="fileName"/>, into a new establishment <paramref name="tenant"/>.</summary>
     private async Task<(int Exit, string Output)> ImportIntoNewTenantAsync(string tenant, string fileName, string bundle)

@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Cli;
 
@@ -192,23 +193,7 @@ public sealed class ServeTlsTests : IDisposable
 
     // ---- the command ----
 
-    private static async Task<(int Exit, string Output)> RunAsync(string[] arguments)
-    {
-        var output = new StringWriter();
-        var (original, originalError) = (Console.Out, Console.Error);
-        Console.SetOut(output);
-        Console.SetError(output);
-        try
-        {
-            var exit = await Program.Main(arguments);
-            return (exit, output.ToString());
-        }
-        finally
-        {
-            Console.SetOut(original);
-            Console.SetError(originalError);
-        }
-    }
+    private static Task<(int Exit, string Output)> RunAsync(string[] arguments) => CliRunner.RunAsync(arguments);
 
     /// <summary>The real `vauban serve`, a child process, as in the crash tests.</summary>
     private Process Launch(IEnumerable<string> arguments, Dictionary<string, string> environment, System.Collections.Concurrent.ConcurrentQueue<string> output)
