@@ -75,6 +75,15 @@ internal sealed class KeyRing : IDisposable
     /// </summary>
     public async Task BindMasterKeyAsync(CancellationToken cancellationToken)
     {
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            // Bound already (every open but a new store's first): nothing to write.
+            if (await BoundFingerprintAsync(connection, cancellationToken) is { } already)
+            {
+                if (already != _master.Fingerprint) throw OtherKey(already);
+                return;
+            }
+        }
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         using (var insert = scope.Command("INSERT INTO store_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO NOTHING")
             .With("n", BindingSetting).With("v", _master.Fingerprint))
