@@ -15,6 +15,12 @@ internal static class IndexVersionSetting
     /// indexed otherwise. With records, they were written before the version was kept, by an older extraction.</summary>
     public static async Task EnsureAsync(StoreDatabase database, CancellationToken cancellationToken)
     {
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            // Kept already (every open but the first of this Vauban's on the store): nothing to write.
+            using var kept = connection.Command("SELECT count(*) FROM store_settings WHERE name = @n").With("n", Name);
+            if (await kept.ScalarLongAsync(cancellationToken) > 0) return;
+        }
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         // "WHERE true": SQLite reads an ON CONFLICT after a bare SELECT as a join's ON.
         using var insert = scope.Command("""
