@@ -141,6 +141,10 @@ internal static class ServeCommand
             if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
             if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
+            if (publicBase is null && !ListensOnLoopbackOnly(parse.GetValue(urls)!))
+            {
+                AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: no --public-url: the URLs Vauban hands out (Location, paging links, fullUrl) and the origin a signed-in session's writes must come from follow each request's Host header. Set --public-url to the address clients use.[/]");
+            }
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
             var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase, Tls = tls });
@@ -149,4 +153,12 @@ internal static class ServeCommand
         }, ct));
         return serve;
     }
+
+    /// <summary>Whether every address of --urls is the machine's own (loopback or localhost): only then can no one else choose
+    /// the Host header the server's URLs follow without --public-url.</summary>
+    private static bool ListensOnLoopbackOnly(string urls) =>
+        urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).All(address =>
+            Microsoft.AspNetCore.Http.BindingAddress.Parse(address) is var parsed
+            && (parsed.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+                || System.Net.IPAddress.TryParse(parsed.Host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip)));
 }

@@ -26,6 +26,28 @@ public sealed class ServeTlsTests : IDisposable
     private string[] StoreArguments => ["--db", Db, "--master-key-file", Path.Combine(_directory, "master.key")];
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Serve_on_an_outside_address_without_a_public_URL_warns_that_its_URLs_follow_the_Host_header(bool publicUrl)
+    {
+        var port = FreePort();
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        string[] named = publicUrl ? ["--public-url", "https://ehr.hopital.example"] : [];
+        using var server = Launch(["serve", "--urls", $"http://0.0.0.0:{port}", .. named, .. StoreArguments], new Dictionary<string, string>(), output);
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+            await WaitUntilAnsweringAsync(client, server, output);
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        Assert.Equal(!publicUrl, output.Any(line => line.Contains("no --public-url: the URLs Vauban hands out", StringComparison.Ordinal)));
+    }
+
+    [Theory]
     [InlineData("pem")]
     [InlineData("pfx")]
     public async Task Serve_with_a_certificate_answers_a_real_HTTPS_request_and_plain_HTTP_only_for_healthz(string format)
