@@ -31,6 +31,9 @@ public static class NetworkList
                 {
                     throw new ArgumentException($"{option}: '{entry}' names a host, not a network: write the network's first address, {network}.");
                 }
+                // An IPv4 network written as IPv4-mapped IPv6 (::ffff:10.0.0.0/104, as a dual-stack host's logs show it): matched as
+                // the IPv4 network it is, since addresses are matched in their IPv4 form; kept as written it never matched.
+                if (first.IsIPv4MappedToIPv6 && bits >= 96) network = new IPNetwork(network.BaseAddress.MapToIPv4(), bits - 96);
                 networks.Add(network);
             }
             else throw new ArgumentException($"{option}: '{entry}' is not an IP address or a network such as 10.0.0.0/8 (several separated by commas).");

@@ -90,7 +90,9 @@ public sealed partial class RecordsService
                     total = total with { Busy = total.Busy + moved.Count };
                     break;
                 }
-                // Changed (or, on PostgreSQL, being changed) by another writer since read: their current versions, read again.
+                // Changed (or, on PostgreSQL, being changed) by another writer since read: their current versions, read again, after
+                // a pause that lets a writer holding one finish (the five attempts came back to back).
+                await Task.Delay(TimeSpan.FromMilliseconds(100 << attempt), cancellationToken);
                 await using var connection = await _database.OpenAsync(cancellationToken);
                 rows = await IndexRows.CurrentAsync(connection, Engine, context.Tenant.Id, moved, cancellationToken);
                 if (rows.Count == 0) break; // deleted meanwhile: a deletion has no index rows

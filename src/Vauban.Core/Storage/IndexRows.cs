@@ -55,7 +55,8 @@ internal static class IndexRows
     /// Makes the index rows of row <paramref name="rid"/> those of <paramref name="index"/> (and its compartment
     /// <paramref name="compartment"/>), if its current version is still <paramref name="version"/> and not a deletion. The check
     /// is made inside the write transaction: SQLite's (BEGIN IMMEDIATE) excludes every other writer, of every process; on
-    /// PostgreSQL the row is locked FOR UPDATE, SKIP LOCKED so that the re-indexing never waits on a writer (and never closes a
+    /// PostgreSQL the row is locked FOR NO KEY UPDATE (no key column changes: a write under the patient, which key-share locks the
+    /// patient's row, does not wait for the batch; an update's or a delete's FOR UPDATE still conflicts), SKIP LOCKED so that the re-indexing never waits on a writer (and never closes a
     /// cycle of waits with one): a row being written is reported moved and read again later.
     /// </summary>
     /// <param name="targets">Every local reference target in the version's body: the stored reference rows are looked for among
@@ -72,7 +73,7 @@ internal static class IndexRows
         long[]? storedHashes = null;
         string? storedCompartment;
         using (var check = scope.Command(postgres
-            ? "SELECT version, deleted, compartment, hashes FROM resources WHERE rid = @rid FOR UPDATE SKIP LOCKED"
+            ? "SELECT version, deleted, compartment, hashes FROM resources WHERE rid = @rid FOR NO KEY UPDATE SKIP LOCKED"
             : "SELECT version, deleted, compartment FROM resources WHERE rid = @rid").With("rid", rid))
         using (var reader = await check.ExecuteReaderAsync(cancellationToken))
         {

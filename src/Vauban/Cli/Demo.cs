@@ -21,16 +21,17 @@ public static class Demo
 
     public static async Task EnsureAsync(VaubanStore store, string urls, CancellationToken cancellationToken)
     {
+        // A --demo left in a service file (the README's first command) put 500 synthetic patients, with canaries, and a
+        // full-access client into a store in use, and another client at every restart: refused while the store holds any
+        // establishment but the demo's (also one added to the demo's store later).
+        if ((await store.Tenants.ListAsync(cancellationToken)).Select(t => t.Name).Where(n => n != TenantName).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } existing)
+        {
+            throw new ArgumentException($"--demo: this store already holds {(existing.Count == 1 ? "the establishment" : "the establishments")} {string.Join(", ", existing.Select(n => $"'{n}'"))}; "
+                + "the demo is made only in a new store (give --db another path), never beside real establishments.");
+        }
         var tenant = await store.Tenants.FindAsync(TenantName, cancellationToken);
         if (tenant is null)
         {
-            // A --demo left in a service file (the README's first command) put 500 synthetic patients, with canaries, and a
-            // full-access client into a store in use, and another client at every restart.
-            if ((await store.Tenants.ListAsync(cancellationToken)).Select(t => t.Name).Order(StringComparer.Ordinal).ToList() is { Count: > 0 } existing)
-            {
-                throw new ArgumentException($"--demo: this store already holds {(existing.Count == 1 ? "the establishment" : "the establishments")} {string.Join(", ", existing.Select(n => $"'{n}'"))}; "
-                    + "the demo is made only in a new store (give --db another path), never beside real establishments.");
-            }
             tenant = await store.Tenants.AddAsync(TenantName, Setup, cancellationToken);
             var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources), {GuardCommands.CanariesFor(Patients)} of them canaries.");

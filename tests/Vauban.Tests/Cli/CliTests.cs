@@ -1291,6 +1291,28 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task The_demo_is_refused_once_a_real_establishment_is_added_to_its_store()
+    {
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
+        var original = Console.Out;
+        Console.SetOut(TextWriter.Null);
+        try
+        {
+            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None);
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+        await store.Tenants.AddAsync("chu-reel", CancellationToken.None);
+        var demo = (await store.Tenants.FindAsync(Vauban.Cli.Demo.TenantName, CancellationToken.None))!;
+        var clients = (await store.Clients.ListAsync(demo, CancellationToken.None)).Count;
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None));
+        Assert.Contains("'chu-reel'", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(clients, (await store.Clients.ListAsync(demo, CancellationToken.None)).Count); // no new full-access client
+    }
+
+    [Fact]
     public async Task An_establishment_that_seed_creates_begins_its_chain_with_that_administrative_act()
     {
         var seeded = await RunAsync($"seed --tenant chu-seeded --patients 2 {DbArgs}");

@@ -41,6 +41,18 @@ public sealed class NetworkListTests
         Assert.False(NetworkList.Contains([], IPAddress.Parse("10.0.0.1")));
     }
 
+    [Fact]
+    public void An_IPv4_network_written_as_IPv4_mapped_IPv6_is_the_IPv4_network_and_held_to_its_width()
+    {
+        // As a dual-stack host's logs show the NAT's address: kept as an IPv6 network it never matched.
+        var networks = NetworkList.Parse("--internal-networks", "::ffff:10.0.0.0/104");
+        Assert.True(NetworkList.Contains(networks, IPAddress.Parse("10.1.2.3")));
+        Assert.True(NetworkList.Contains(networks, IPAddress.Parse("::ffff:10.1.2.3")));
+        Assert.False(NetworkList.Contains(networks, IPAddress.Parse("11.1.2.3")));
+        Assert.Equal(IPAddress.Parse("0.0.0.0"), Assert.Single(NetworkList.Parse("--trusted-proxies", "::ffff:0:0/96")).BaseAddress);
+        Assert.NotNull(NetworkList.WiderThanAnEstablishment(NetworkList.Parse("--trusted-proxies", "::ffff:0:0/96"))); // 0.0.0.0/0
+    }
+
     [Theory]
     [InlineData("0.0.0.0/0")]
     [InlineData("0.0.0.0/1")]
