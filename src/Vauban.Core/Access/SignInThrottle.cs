@@ -72,8 +72,8 @@ public sealed class SignInThrottle
     /// account before its lockout, or from one address before its delays). An attempt that turns out not to fail takes its
     /// count back (<see cref="TakeBackAsync"/>).
     /// A source in the establishment's own networks is counted but never waits for its own count; when its failures pass
-    /// <see cref="AccountOptions.InternalSourceFailuresBeforeAlert"/> within the alert window, the security officer of
-    /// <paramref name="establishment"/> (the one the attempt names; none: no alert for this attempt) is alerted.
+    /// <see cref="AccountOptions.InternalSourceFailuresBeforeAlert"/> within the alert window, every establishment's security
+    /// officer is alerted (<paramref name="establishment"/>: the one a person's attempt names; none, an API client's: no alert).
     /// </summary>
     public async Task<ThrottleAdmission> AdmitAsync(string? accountKey, SignInSource? source, long? establishment, CancellationToken cancellationToken)
     {
@@ -103,10 +103,10 @@ public sealed class SignInThrottle
         {
             counted[i] = counted[i] with { FailuresAfter = await CountAsync(scope, counted[i].Scope, counted[i].Key, now, cancellationToken) };
         }
-        if (source is { Internal: true } && establishment is { } tenantId)
+        if (source is { Internal: true } && establishment is not null)
         {
             // The failures before this attempt (finished or still being checked): this one may yet turn out right.
-            await AlertOnInternalFailuresAsync(scope, source.Key, counted[^1].FailuresAfter - 1, tenantId, now, cancellationToken);
+            await AlertOnInternalFailuresAsync(scope, source.Key, counted[^1].FailuresAfter - 1, now, cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
         return new ThrottleAdmission(null, counted);
@@ -172,7 +172,10 @@ public sealed class SignInThrottle
     /// grew by the alert threshold within one window: the window begins at the source's first attempt after the last one ended,
     /// or at the last alert, so that a spray is reported again for every further as many failures, and the steady typos of
     /// a busy address (whose count, never idle for 24 hours, only grows) are not.</summary>
-    private async Task AlertOnInternalFailuresAsync(WriteScope scope, string source, long failures, long tenantId, long now, CancellationToken cancellationToken)
+    /// <remarks>The count is the source's, whatever establishments its attempts named, so the alert goes to every establishment's
+    /// officer: sent to the one the crossing attempt named, an insider spraying one hospital's accounts could steer every alert to
+    /// another hospital on the same server by naming it in that attempt (an outside review).</remarks>
+    private async Task AlertOnInternalFailuresAsync(WriteScope scope, string source, long failures, long now, CancellationToken cancellationToken)
     {
         long? windowFailures = null, windowStart = null;
         using (var read = scope.Command(CounterSql).With("s", InternalWindowScope).With("k", source))
@@ -191,10 +194,19 @@ public sealed class SignInThrottle
             await window.ExecuteNonQueryAsync(cancellationToken);
         }
         if (!open) return;
-        await _alerts.RaiseAsync(scope, tenantId, KnownAlertKinds.SignInSpraying, "unknown",
-            $"{grown} failed sign-ins within {AlertWindow.TotalMinutes:0} minutes from {source}, in the establishment's own networks, on any accounts: "
-            + "password spraying from inside, or a device with a wrong password? Sources in these networks are not delayed per source (each account's "
-            + "own failures still are); every attempt is on the audit chain with its source.", cancellationToken);
+        var establishments = new List<long>();
+        using (var list = scope.Command("SELECT id FROM tenants ORDER BY id"))
+        using (var reader = await list.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) establishments.Add(reader.GetInt64(0));
+        }
+        foreach (var tenantId in establishments)
+        {
+            await _alerts.RaiseAsync(scope, tenantId, KnownAlertKinds.SignInSpraying, "unknown",
+                $"{grown} failed sign-ins within {AlertWindow.TotalMinutes:0} minutes from {source}, in the establishments' own networks, on any accounts of any "
+                + "establishment of this server: password spraying from inside, or a device with a wrong password? Sources in these networks are not delayed per "
+                + "source (each account's own failures still are); every attempt is on the audit chain of the establishment it named, with its source.", cancellationToken);
+        }
     }
 
     private async Task<TimeSpan?> WaitAsync(string kind, string key, int threshold, CancellationToken cancellationToken)

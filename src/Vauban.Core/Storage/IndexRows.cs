@@ -65,7 +65,7 @@ internal static class IndexRows
     /// for (a row of a parameter the type no longer has is not found, and no search reads it).</param>
     /// <remarks>Exact on PostgreSQL, where the blind-index hashes are a column of the row. On SQLite the hashes are rows keyed by hash
     /// (h, rid) with no way to them by row id: missing ones are added, but a hash an older extraction made and the current one no
-    /// longer makes cannot be found, and stays (it can only make the record a candidate of a search it no longer matches).</remarks>
+    /// longer makes cannot be found, and stays (searches do not re-check a decrypted record, so the record is still returned by a search on the value it no longer holds).</remarks>
     public static async Task<IndexReplacement> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int version, IndexEntries index, string? compartment,
         IReadOnlyCollection<string> targets, IReadOnlyCollection<int> referenceParameters, CancellationToken cancellationToken)
     {

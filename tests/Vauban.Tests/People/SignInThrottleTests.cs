@@ -114,6 +114,30 @@ public abstract class SignInThrottleTests(Engine engine)
         });
     }
 
+    [Fact]
+    public async Task A_spray_from_inside_alerts_every_establishments_officer_whichever_one_its_attempts_name()
+    {
+        // An insider spraying hospital A's accounts, naming hospital B in the attempt that crosses the rate: the alert went to B alone.
+        var accounts = new AccountOptions
+        {
+            AccountFailuresBeforeDelay = 3, SourceFailuresBeforeDelay = 3, InternalSourceFailuresBeforeAlert = 5,
+            InternalNetworks = NetworkList.Parse("--internal-networks", "10.0.0.0/8"),
+        };
+        await WithStoreOptionsAsync(accounts, async (options, _) =>
+        {
+            await using var store = await VaubanStore.OpenAsync(options, CancellationToken.None);
+            var a = await store.Tenants.AddAsync("hospital-a", CancellationToken.None);
+            var b = await store.Tenants.AddAsync("hospital-b", CancellationToken.None);
+            var nat = store.Throttle.SourceOf(System.Net.IPAddress.Parse("10.1.2.3"))!;
+            for (var i = 0; i < 5; i++) await store.Throttle.AdmitAsync($"{a.Id}:a{i}", nat, a.Id, CancellationToken.None);
+            await store.Throttle.AdmitAsync($"{b.Id}:b", nat, b.Id, CancellationToken.None);
+            foreach (var tenant in new[] { a, b })
+            {
+                Assert.Single(await store.Alerts.ListAsync(tenant.Id, all: true, 100, CancellationToken.None), alert => alert.Kind == KnownAlertKinds.SignInSpraying);
+            }
+        });
+    }
+
     /// <summary>A source outside the establishment's own networks.</summary>
     private static SignInSource Src(string address) => new(address, Internal: false);
 
