@@ -52,12 +52,7 @@ internal sealed class KeyRing : IDisposable
     public async Task CheckMasterKeyAsync(CancellationToken cancellationToken)
     {
         await using var connection = await _database.OpenAsync(cancellationToken);
-        using (var exists = connection.Command(_database.Engine == StorageEngine.Postgres
-            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'tenant_keys'"
-            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tenant_keys'"))
-        {
-            if (await exists.ScalarLongAsync(cancellationToken) == 0) return;
-        }
+        if (!await TableExistsAsync(connection, "tenant_keys", null, cancellationToken)) return;
         if (await BoundFingerprintAsync(connection, cancellationToken) is { } bound && bound != _master.Fingerprint) throw OtherKey(bound);
         using var command = connection.Command("SELECT tenant_id, purpose, key_version, wrapped FROM tenant_keys ORDER BY tenant_id, purpose, key_version LIMIT 1");
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -99,16 +94,20 @@ internal sealed class KeyRing : IDisposable
         $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
         + "Give the store's own key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY, which takes precedence).");
 
+    /// <summary>Whether the store has the table yet (these checks also run before it is migrated, on a store that may be new).</summary>
+    private async Task<bool> TableExistsAsync(System.Data.Common.DbConnection connection, string table, System.Data.Common.DbTransaction? transaction, CancellationToken cancellationToken)
+    {
+        using var exists = connection.Command(_database.Engine == StorageEngine.Postgres
+            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = @t"
+            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @t").With("t", table);
+        exists.Transaction = transaction;
+        return await exists.ScalarLongAsync(cancellationToken) > 0;
+    }
+
     /// <summary>The fingerprint the store is bound to, or null (a store from before the binding, or not yet migrated).</summary>
     private async Task<string?> BoundFingerprintAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken, System.Data.Common.DbTransaction? transaction = null)
     {
-        using (var exists = connection.Command(_database.Engine == StorageEngine.Postgres
-            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'store_settings'"
-            : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'store_settings'"))
-        {
-            exists.Transaction = transaction;
-            if (await exists.ScalarLongAsync(cancellationToken) == 0) return null;
-        }
+        if (!await TableExistsAsync(connection, "store_settings", transaction, cancellationToken)) return null;
         using var command = connection.Command("SELECT value FROM store_settings WHERE name = @n").With("n", BindingSetting);
         command.Transaction = transaction;
         return await command.ExecuteScalarAsync(cancellationToken) as string;
