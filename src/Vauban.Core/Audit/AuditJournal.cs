@@ -1,15 +1,24 @@
-// The audit journal: where a read-side act's entries are appended before its data leaves. One write() per act into
-// a file of this process's own, then the appender copies them onto the tenant's chain in the database behind the
-// requests, in large batches (ADR 0009, revised). The file survives the process: a store that opens finds the
+// The audit journal: where a read-side act's entries are appended before its data leaves. Each act's record is copied
+// into this process's own file, mapped in memory, then the appender copies them onto the tenant's chain in the database
+// behind the requests, in large batches (ADR 0009, revised). The file survives the process: a store that opens finds the
 // journals no live process holds (each is locked while its owner runs) and puts what they hold on the chain, from
 // where audit_journals says the last copy stopped.
 //
+// Why mapped: a byte stored in a shared mapping of a file is in the operating system's page cache at once, as a write()
+// puts it there, so a process that dies (a kill, a crash) loses nothing, and the flusher's fsync brings it to the disk
+// the same way. The write() system call cost ~3.5 µs of every audited read on this project's virtual machines; the copy
+// costs a fraction of that (bench/README.md, twenty-third pass). The file's space is allocated when it is made
+// (posix_fallocate), so a full disk refuses the journal there — a clear failure, the act refused — and never strikes
+// later as a fault while an entry is copied into a page the disk has no room for.
+//
 // A record: magic, body length, body (tenant, count, then each entry's clear columns and sealed part), and a trailer
 // (the length masked), so that a record torn or zero-filled by a power loss ends the file instead of being misread.
-// Identifying fields are in the sealed part (AES-256-GCM, as on the chain): the journal holds nothing in clear that the
-// chain does not.
+// The file is longer than what was written (zeros after the records) until it is closed or rotated, when it is cut to
+// its records. Identifying fields are in the sealed part (AES-256-GCM, as on the chain): the journal holds nothing in
+// clear that the chain does not.
 using System.Buffers;
 using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
 using Microsoft.Win32.SafeHandles;
 using Vauban.Storage;
 
@@ -35,76 +44,58 @@ internal sealed class AuditJournal : IDisposable
     private const int TrailerSize = 4;
     private const int EntryFixedSize = 8 + 2 + 2 + 2 + 8 + 8 + 4;
 
+    /// <summary>Files are allocated, and grown for a record that does not fit, in steps of this size.</summary>
+    private const long AllocationStep = 64L << 10;
+
     private readonly string _directory;
     private readonly string _store;
     private readonly long _rotateAt;
-    private FileStream _file; // holds the file (and its lock) open; written through RandomAccess at explicit offsets
-    private SafeFileHandle _handle; // _file's, taken once: FileStream.SafeFileHandle seeks (lseek) on every call to sync its position
-    private readonly Lock _flushLock = new();
+    private JournalFile _current;
+    private readonly Lock _flushLock = new(); // the flusher's fsync against a file being swapped, grown or closed
     private bool _closed;
 
-    private AuditJournal(string directory, string store, long rotateAt, FileStream file, string name)
+    private AuditJournal(string directory, string store, long rotateAt, JournalFile current)
     {
         _directory = directory;
         _store = store;
         _rotateAt = rotateAt;
-        _file = file;
-        _handle = file.SafeFileHandle;
-        Name = name;
+        _current = current;
     }
 
     /// <summary>The current file's name (the key of its row in audit_journals).</summary>
-    public string Name { get; private set; }
+    public string Name => _current.Name;
 
     /// <summary>Bytes written to the current file.</summary>
     public long Position { get; private set; }
 
     /// <summary>A new journal file of the store <paramref name="store"/> (its id) in <paramref name="directory"/> (created 0700),
     /// locked for this process, rotated past <paramref name="rotateAt"/> bytes.</summary>
-    public static AuditJournal Create(string directory, string store, long rotateAt)
+    public static AuditJournal Create(string directory, string store, long rotateAt) =>
+        new(directory, store, rotateAt, JournalFile.Create(directory, store, InitialSize(rotateAt)));
+
+    /// <summary>A file holds the records up to the rotation size and the one that crosses it, mostly small.</summary>
+    private static long InitialSize(long rotateAt) => RoundUp(Math.Max(rotateAt, 0) + AllocationStep);
+
+    private static long RoundUp(long size) => (size + AllocationStep - 1) / AllocationStep * AllocationStep;
+
+    /// <summary>The length of one act's record.</summary>
+    private static int RecordLength(IReadOnlyList<PreparedEntry> entries, out int body)
     {
-        var (file, name) = NewFile(directory, store);
-        return new AuditJournal(directory, store, rotateAt, file, name);
+        body = 8 + 4;
+        foreach (var e in entries) body += EntryFixedSize + e.Sealed.Length;
+        return HeaderSize + body + TrailerSize;
     }
 
-    /// <summary>A journal file's name: the store's id, then a new id. A store copies only its own journals.</summary>
-    private static string FileName(string store) => store + "-" + Guid.NewGuid().ToString("N") + Extension;
-
-    private static (FileStream File, string Name) NewFile(string directory, string store)
-    {
-        DirectorySync.Create(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var name = FileName(store);
-        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
-        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        // FileShare.None is an exclusive lock on the file (flock on Unix) for as long as this process holds it open.
-        var file = new FileStream(Path.Combine(directory, name), options);
-        try
-        {
-            // The entries written to it are synced with the file; its name, with the folder, once.
-            DirectorySync.Sync(directory);
-        }
-        catch
-        {
-            Discard(file, directory, name);
-            throw;
-        }
-        return (file, name);
-    }
-
-    /// <summary>Closes and deletes a new file that could not be made durable or put in use: nothing was written to it.</summary>
-    private static void Discard(FileStream file, string directory, string name)
-    {
-        file.Dispose();
-        File.Delete(Path.Combine(directory, name));
-    }
-
-    /// <summary>Appends one act's entries; returns the offset just past them. The caller serializes calls. On failure
-    /// the file is cut back to where it was, so a half-written record never precedes a good one.</summary>
+    /// <summary>Appends one act's entries; returns the offset just past them. The caller serializes calls. The record is
+    /// in the page cache when this returns. Fails (IOException) only when a record larger than what the file has left
+    /// cannot be given the room: nothing is written then.</summary>
     public long Write(long tenantId, IReadOnlyList<PreparedEntry> entries)
     {
-        var body = 8 + 4;
-        foreach (var e in entries) body += EntryFixedSize + e.Sealed.Length;
-        var length = HeaderSize + body + TrailerSize;
+        var length = RecordLength(entries, out var body);
+        if (Position + length > _current.Size)
+        {
+            lock (_flushLock) _current.Grow(RoundUp(Math.Max(Position + length, _current.Size * 2)));
+        }
         var buffer = ArrayPool<byte>.Shared.Rent(length);
         try
         {
@@ -127,16 +118,7 @@ internal sealed class AuditJournal : IDisposable
                 at += EntryFixedSize + e.Sealed.Length;
             }
             BinaryPrimitives.WriteUInt32LittleEndian(span[at..], (uint)body ^ TrailerMask);
-            try
-            {
-                RandomAccess.Write(_handle, span, Position);
-            }
-            catch
-            {
-                try { RandomAccess.SetLength(_handle, Position); }
-                catch (IOException) { /* the reader stops at the torn record anyway */ }
-                throw;
-            }
+            _current.View.WriteArray(Position, buffer, 0, length);
             Position += length;
             return Position;
         }
@@ -146,38 +128,43 @@ internal sealed class AuditJournal : IDisposable
         }
     }
 
-    /// <summary>Past the rotation size: syncs the current file and starts a new one. Returns the retired file — name,
-    /// size, and the stream that keeps it locked: the caller disposes it only once the file is deleted, or another store
-    /// opening meanwhile would take it for a dead process's journal and copy it a second time. Null when not due. The
-    /// caller serializes this with <see cref="Write"/>.</summary>
+    /// <summary>Past the rotation size: syncs the current file, cuts it to its records and starts a new one. Returns the
+    /// retired file — name, size, and the stream that keeps it locked: the caller disposes it only once the file is deleted,
+    /// or another store opening meanwhile would take it for a dead process's journal and copy it a second time. Null when
+    /// not due. A failure leaves the current file in use. The caller serializes this with <see cref="Write"/>.</summary>
     public RetiredJournal? RotateIfLarge()
     {
         if (Position < _rotateAt) return null;
-        var (file, name) = NewFile(_directory, _store);
-        RetiredJournal retired;
+        var next = JournalFile.Create(_directory, _store, InitialSize(_rotateAt));
+        JournalFile retired;
         lock (_flushLock)
         {
             try
             {
-                RandomAccess.FlushToDisk(_handle);
+                RandomAccess.FlushToDisk(_current.File.SafeFileHandle);
             }
             catch
             {
-                Discard(file, _directory, name);
+                next.Discard();
                 throw;
             }
-            retired = new RetiredJournal(Name, Position, _file);
-            _file = file;
-            _handle = file.SafeFileHandle;
+            retired = _current;
+            _current = next;
         }
-        Name = name;
+        var end = Position;
         Position = 0;
-        return retired;
+        retired.Unmap(end);
+        return new RetiredJournal(retired.Name, end, retired.File);
     }
 
     /// <summary>The bytes of the current file from <paramref name="from"/> to <paramref name="to"/> (written already). The caller
     /// serializes this with <see cref="Write"/> and <see cref="RotateIfLarge"/>.</summary>
-    public byte[] Read(long from, long to) => ReadRange(_handle, from, to);
+    public byte[] Read(long from, long to)
+    {
+        var data = new byte[checked((int)(Math.Min(to, Position) - from))];
+        _current.View.ReadArray(from, data, 0, data.Length);
+        return data;
+    }
 
     /// <summary>The bytes of a journal file from <paramref name="from"/> to <paramref name="to"/>, or fewer if it ends before.</summary>
     public static byte[] ReadRange(SafeFileHandle handle, long from, long to)
@@ -193,23 +180,130 @@ internal sealed class AuditJournal : IDisposable
         return data;
     }
 
-    /// <summary>Brings what was written to the disk (the flusher, every DurableEvery).</summary>
+    /// <summary>How much of a journal file's bytes is written: a live file, or one whose process died, is followed by zeros
+    /// up to its allocated size. A record never ends with a zero byte (its trailer's last byte is the mask's), so zeros
+    /// cut off are never part of a whole record; a torn one's zeros at its end are not counted.</summary>
+    public static int Written(ReadOnlySpan<byte> data) => data.LastIndexOfAnyExcept((byte)0) + 1;
+
+    /// <summary>Brings what was written to the disk (the flusher, every DurableEvery). An fsync of the file covers what was
+    /// stored through its mapping: both are the same pages of the page cache.</summary>
     public void FlushToDisk()
     {
         lock (_flushLock)
         {
-            if (!_closed) RandomAccess.FlushToDisk(_handle);
+            if (!_closed) RandomAccess.FlushToDisk(_current.File.SafeFileHandle);
         }
     }
 
+    /// <summary>Closes the file, cut to its records. What was written stays in the page cache for the disk; the caller
+    /// flushes first when it must be durable now.</summary>
     public void Dispose()
     {
         lock (_flushLock)
         {
+            if (_closed) return;
             _closed = true;
-            _file.Dispose();
+            try
+            {
+                _current.Unmap(Position);
+            }
+            finally
+            {
+                _current.File.Dispose();
+            }
         }
     }
+
+    /// <summary>One journal file: the stream that holds it (and its lock) open, and its mapping.</summary>
+    private sealed class JournalFile
+    {
+        private MemoryMappedFile _map;
+
+        private JournalFile(string directory, string name, FileStream file, MemoryMappedFile map, MemoryMappedViewAccessor view, long size)
+        {
+            Directory = directory;
+            Name = name;
+            File = file;
+            _map = map;
+            View = view;
+            Size = size;
+        }
+
+        public string Directory { get; }
+        public string Name { get; }
+        public FileStream File { get; }
+        public MemoryMappedViewAccessor View { get; private set; }
+
+        /// <summary>The file's allocated and mapped length.</summary>
+        public long Size { get; private set; }
+
+        /// <summary>A new file named for the store, created 0600 and locked (FileShare.None is an exclusive flock for as long
+        /// as it is open), its <paramref name="size"/> allocated and mapped, its name synced with the folder.</summary>
+        public static JournalFile Create(string directory, string store, long size)
+        {
+            DirectorySync.Create(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var name = FileName(store);
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
+            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            var file = new FileStream(Path.Combine(directory, name), options);
+            MemoryMappedFile? map = null;
+            try
+            {
+                FileSpace.Allocate(file, size);
+                map = MemoryMappedFile.CreateFromFile(file, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+                var view = map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
+                // The entries written to it are synced with the file; its name, with the folder, once.
+                DirectorySync.Sync(directory);
+                return new JournalFile(directory, name, file, map, view, size);
+            }
+            catch
+            {
+                map?.Dispose();
+                file.Dispose();
+                System.IO.File.Delete(Path.Combine(directory, name));
+                throw;
+            }
+        }
+
+        /// <summary>Allocates and maps the file up to <paramref name="size"/>: its records stay where they are.</summary>
+        public void Grow(long size)
+        {
+            FileSpace.Allocate(File, size); // first: a full disk leaves the file as it was
+            View.Dispose();
+            _map.Dispose();
+            _map = MemoryMappedFile.CreateFromFile(File, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+            View = _map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
+            Size = size;
+        }
+
+        /// <summary>Unmaps the file and cuts it to its <paramref name="records"/> bytes. The stream (and the lock) stays open
+        /// for the caller. A file that cannot be cut keeps zeros after its records, which readers ignore.</summary>
+        public void Unmap(long records)
+        {
+            View.Dispose();
+            _map.Dispose();
+            try
+            {
+                File.SetLength(records);
+            }
+            catch (IOException)
+            {
+                // zeros after the records
+            }
+        }
+
+        /// <summary>Closes and deletes a new file that could not be put in use: nothing was written to it.</summary>
+        public void Discard()
+        {
+            View.Dispose();
+            _map.Dispose();
+            File.Dispose();
+            System.IO.File.Delete(Path.Combine(Directory, Name));
+        }
+    }
+
+    /// <summary>A journal file's name: the store's id, then a new id. A store copies only its own journals.</summary>
+    private static string FileName(string store) => store + "-" + Guid.NewGuid().ToString("N") + Extension;
 
     /// <summary>The records of a journal, up to the first one that is incomplete or damaged.</summary>
     public static List<JournalRecord> Parse(ReadOnlySpan<byte> data)

@@ -879,6 +879,7 @@ public sealed class AuditTrail : IAsyncDisposable
                     if (n == 0) break;
                     read += n;
                 }
+                read = AuditJournal.Written(data.AsSpan(0, read)); // a live file is allocated ahead of its records
                 var records = AuditJournal.Parse(data.AsSpan(0, read));
                 var readable = records.Count == 0 ? 0 : records[^1].End;
                 var next = 0;

@@ -1,6 +1,7 @@
 // The audit journal file on its own: records of every size read back whole and in order, by the appender while the file
 // is written and by whoever opens it after; a rotated file keeps its records; zeros or a torn record after the last whole
-// record end the records (a power loss leaves either).
+// record end the records (a power loss leaves either); a live file is allocated ahead of its records, and what its process
+// leaves if it dies reads back whole.
 using Vauban.Audit;
 
 namespace Vauban.Tests.Security;
@@ -108,5 +109,56 @@ public sealed class AuditJournalTests : IDisposable
         // A record torn in the middle: the records before it stand, nothing of it is read.
         var torn = bytes.Concat(bytes.AsSpan(0, 40).ToArray()).Concat(new byte[100]).ToArray();
         Assert.Equal(2, AuditJournal.Parse(torn).Count);
+        // What was written: the zeros are not, the torn record's bytes are, up to its last byte that is not zero (the
+        // journal's damage report counts them).
+        Assert.Equal(end, AuditJournal.Written(killed));
+        Assert.Equal(end + bytes.AsSpan(0, 40).LastIndexOfAnyExcept((byte)0) + 1, AuditJournal.Written(torn));
+    }
+
+    [Fact]
+    public void A_live_file_has_its_space_allocated_ahead_and_what_its_process_leaves_if_it_dies_reads_back_whole()
+    {
+        using var journal = AuditJournal.Create(_directory, "store", rotateAt: 1 << 20);
+        var path = Path.Combine(_directory, journal.Name);
+        var end = 0L;
+        for (var i = 0; i < 50; i++) end = journal.Write(4, [Entry(i, 200), Entry(i + 100, 30)]);
+        // Allocated past the rotation size when made, on the disk and not only in length: a full disk refuses the file
+        // there, not a page later (a store into an unallocated page of a mapping kills the process).
+        var info = new FileInfo(path);
+        Assert.True(info.Length > 1 << 20, $"the file is {info.Length} bytes");
+        Assert.True(AllocatedBytes(path) >= 1 << 20, "the file's blocks are allocated");
+
+        // A process killed now leaves the file as it is (in the page cache): read as cat reads it, past the live lock.
+        var left = Cat(path);
+        Assert.Equal(info.Length, left.Length);
+        Assert.Equal(end, AuditJournal.Written(left));
+        var records = AuditJournal.Parse(left.AsSpan(0, AuditJournal.Written(left)));
+        Assert.Equal(50, records.Count);
+        Assert.Equal(end, records[^1].End);
+        Assert.Equal(Entry(49, 200).Sealed, records[^1].Entries[0].Sealed);
+
+        // A record larger than what the file has left grows it in place.
+        var large = journal.Write(4, [Entry(7, 1_500_000)]);
+        Assert.Equal(journal.Name, Path.GetFileName(path));
+        Assert.Equal(51, AuditJournal.Parse(journal.Read(0, large)).Count);
+        Assert.Equal(1_500_000, AuditJournal.Parse(journal.Read(0, large))[^1].Entries[0].Sealed.Length);
+    }
+
+    private static byte[] Cat(string path)
+    {
+        using var cat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("cat", [path]) { RedirectStandardOutput = true })!;
+        using var copy = new MemoryStream();
+        cat.StandardOutput.BaseStream.CopyTo(copy);
+        cat.WaitForExit();
+        return copy.ToArray();
+    }
+
+    /// <summary>The bytes the file system has allocated to a file (stat's blocks, 512 bytes each).</summary>
+    private static long AllocatedBytes(string path)
+    {
+        using var stat = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stat", ["-c", "%b", path]) { RedirectStandardOutput = true })!;
+        var blocks = long.Parse(stat.StandardOutput.ReadToEnd().Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        stat.WaitForExit();
+        return blocks * 512;
     }
 }

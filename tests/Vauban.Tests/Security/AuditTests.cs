@@ -766,8 +766,9 @@ public abstract class AuditTests : IAsyncLifetime
             var readsBefore = await ReadEntriesOfPatientAsync();
             var options = new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = journals } };
             var left = await LeaveAJournalAsync(options, journals);
-            // A power loss tore the record it was writing.
-            await File.AppendAllBytesAsync(left, [0x56, 0x41, 0x4A, 0x31, 0xFF, 0x00, 0x00]);
+            // A power loss tore the record it was writing (its last byte is not zero: zeros after a journal's records are
+            // the space allocated ahead of them, not counted as lost).
+            await File.AppendAllBytesAsync(left, [0x56, 0x41, 0x4A, 0x31, 0xFF, 0x00, 0x01]);
 
             var goodLength = new FileInfo(left).Length - 7;
             var alertsBefore = (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None))
