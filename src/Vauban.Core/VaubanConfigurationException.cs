@@ -6,4 +6,7 @@ public sealed class VaubanConfigurationException : Exception
     public VaubanConfigurationException(string message) : base(message) { }
     public VaubanConfigurationException(string message, Exception inner) : base(message, inner) { }
     public VaubanConfigurationException() { }
+
+    /// <summary>The store refused the master key given: it was made with another one.</summary>
+    public bool OtherMasterKey { get; init; }
 }

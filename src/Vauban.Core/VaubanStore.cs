@@ -183,6 +183,24 @@ public sealed class VaubanStore : IAsyncDisposable
             await database.DisposeAsync();
             throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
         }
+        catch (VaubanConfigurationException e) when (e.OtherMasterKey && options.MasterKey.MadeFile is { } made)
+        {
+            // A key file made for this start, refused by the store: it is no one's key; left behind, it would be found
+            // at the next start and refused again, or kept as if it were the store's.
+            keys.Dispose();
+            await database.DisposeAsync();
+            string removed;
+            try
+            {
+                File.Delete(made);
+                removed = $" The key file made for this start, {made}, was removed.";
+            }
+            catch (Exception deleting) when (deleting is IOException or UnauthorizedAccessException)
+            {
+                removed = $" The key file made for this start, {made}, could not be removed ({deleting.Message}): delete it.";
+            }
+            throw new VaubanConfigurationException(e.Message + removed, e) { OtherMasterKey = true };
+        }
         catch
         {
             // A wrong master key, a store written by a newer Vauban: nothing stays open.

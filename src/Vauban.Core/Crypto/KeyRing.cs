@@ -92,7 +92,10 @@ internal sealed class KeyRing : IDisposable
 
     private VaubanConfigurationException OtherKey(string bound) => new(
         $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
-        + "Give the store's own key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY, which takes precedence).");
+        + "Give the store's own key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY, which takes precedence).")
+    {
+        OtherMasterKey = true,
+    };
 
     /// <summary>Whether the store has the table yet (these checks also run before it is migrated, on a store that may be new).</summary>
     private async Task<bool> TableExistsAsync(System.Data.Common.DbConnection connection, string table, System.Data.Common.DbTransaction? transaction, CancellationToken cancellationToken)

@@ -35,7 +35,10 @@ internal static class KeyWrap
         catch (AuthenticationTagMismatchException e)
         {
             throw new VaubanConfigurationException(
-                $"The {purpose} key of tenant {tenantId} cannot be unwrapped: this store was created with another master key than the one given ({master.Source}, fingerprint {master.Fingerprint}).", e);
+                $"The {purpose} key of tenant {tenantId} cannot be unwrapped: this store was created with another master key than the one given ({master.Source}, fingerprint {master.Fingerprint}).", e)
+            {
+                OtherMasterKey = true,
+            };
         }
         return key;
     }

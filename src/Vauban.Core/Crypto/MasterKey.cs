@@ -11,11 +11,16 @@ public sealed class MasterKey
 
     private readonly byte[] _key;
 
-    private MasterKey(byte[] key, string source)
+    private MasterKey(byte[] key, string source, string? madeFile = null)
     {
         _key = key;
         Source = source;
+        MadeFile = madeFile;
     }
+
+    /// <summary>The key file this process made for the key (none existed), or null: a store that refuses the key removes it,
+    /// so that a mistyped key path does not leave a stray key behind to be taken for the store's.</summary>
+    internal string? MadeFile { get; }
 
     /// <summary>Where the key came from, as an operator would look for it: "$VAUBAN_MASTER_KEY", "the file /srv/vauban/master.key".</summary>
     public string Source { get; }
@@ -97,7 +102,7 @@ public sealed class MasterKey
         }
         // The file's name too: synced contents under a name the folder lost would be the same loss.
         if (!string.IsNullOrEmpty(directory)) Storage.DirectorySync.Sync(directory);
-        return new MasterKey(created._key, $"the file {Path.GetFullPath(filePath)}, made now");
+        return new MasterKey(created._key, $"the file {Path.GetFullPath(filePath)}, made now", Path.GetFullPath(filePath));
     }
 
     /// <summary>The key file's text; while it is shorter than a key, another process starting at the same moment may be

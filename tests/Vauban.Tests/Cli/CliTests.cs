@@ -848,6 +848,31 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_key_file_made_for_a_PostgreSQL_store_that_refuses_it_is_removed()
+    {
+        // A SQLite store's existence is seen before a key is made; a PostgreSQL one's only once it is open. A mistyped key
+        // path then made a new key, which the store refused — and left behind, where the next start found it, used it and
+        // was refused again, or an operator backed it up as the store's key.
+        var db = await PostgresServer.CreateDatabaseAsync();
+        var key = Path.Combine(_directory, "pg-master.key");
+        Assert.Equal(0, (await RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", key])).Exit);
+        var typo = Path.Combine(_directory, "pg-master.kye");
+        foreach (var verb in new[] { "tenants list", "tenants add clinique", "serve --urls http://127.0.0.1:0" })
+        {
+            var (exit, output) = await RunAsync([.. verb.Split(' '), "--db", db, "--master-key-file", typo]);
+            Assert.True(exit == 1, verb + " → " + output);
+            Assert.Contains("This store was made with another master key", output, StringComparison.Ordinal);
+            Assert.Contains($"The key file made for this start, {typo}, was removed.", output, StringComparison.Ordinal);
+            Assert.False(File.Exists(typo), verb);
+        }
+        // The store's own key still opens it, and the refused starts wrote nothing.
+        var listed = await RunAsync(["tenants", "list", "--db", db, "--master-key-file", key]);
+        Assert.Equal(0, listed.Exit);
+        Assert.Contains("chu", listed.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("clinique", listed.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Audit_verify_of_a_store_with_no_establishment_says_there_was_nothing_to_verify()
     {
         await (await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None)).DisposeAsync();
