@@ -125,6 +125,22 @@ public sealed class VaubanStore : IAsyncDisposable
         if (!StoreDatabase.LooksLikePostgres(db)) SqliteDatabase.RefuseFolder(Path.GetFullPath(db));
     }
 
+    /// <summary>Whether <paramref name="db"/> names an existing SQLite database file (its header; any, not only a Vauban store),
+    /// false for a PostgreSQL connection string or a file that is missing, unreadable or something else.</summary>
+    public static bool IsSqliteDatabaseFile(string db)
+    {
+        if (StoreDatabase.LooksLikePostgres(db)) return false;
+        var file = new FileInfo(Path.GetFullPath(db));
+        try
+        {
+            return file.Exists && SqliteDatabase.IsSqliteFile(file);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
     /// file with Vauban's schema_version table (<see cref="SqliteDatabase.HoldsStore"/>: not an empty file, not another
     /// application's database); a PostgreSQL database with that table (an empty or foreign database has none).</summary>

@@ -318,11 +318,7 @@ internal sealed class SqliteDatabase : StoreDatabase
         if (!file.Exists || file.Length == 0) return false;
         try
         {
-            using (var stream = file.OpenRead())
-            {
-                Span<byte> header = stackalloc byte[16];
-                if (stream.ReadAtLeast(header, 16, throwOnEndOfStream: false) < 16 || !header.SequenceEqual("SQLite format 3\0"u8)) return true;
-            }
+            if (!IsSqliteFile(file)) return true;
             using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             connection.Open();
             using var command = connection.CreateCommand();
@@ -333,6 +329,14 @@ internal sealed class SqliteDatabase : StoreDatabase
         {
             return true; // unreadable here: the store's own opening reports why
         }
+    }
+
+    /// <summary>Whether <paramref name="file"/> begins with SQLite's 16-byte header. Throws when it cannot be read.</summary>
+    public static bool IsSqliteFile(FileInfo file)
+    {
+        using var stream = file.OpenRead();
+        Span<byte> header = stackalloc byte[16];
+        return stream.ReadAtLeast(header, 16, throwOnEndOfStream: false) == 16 && header.SequenceEqual("SQLite format 3\0"u8);
     }
 
     /// <summary>A new store file is readable by its owner only, like the master key file and the audit journal (SQLite gives

@@ -30,23 +30,6 @@ internal static class StoreArguments
         return string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
     }
 
-    /// <summary>Whether <paramref name="path"/> is a SQLite database file (its 16-byte header); anything else is left to the store's
-    /// own error when it opens.</summary>
-    private static bool IsSqliteFile(string path)
-    {
-        try
-        {
-            if (!File.Exists(path)) return false;
-            using var file = File.OpenRead(path);
-            Span<byte> header = stackalloc byte[16];
-            return file.ReadAtLeast(header, 16, throwOnEndOfStream: false) == 16 && header.SequenceEqual("SQLite format 3\0"u8);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
-
     public static StoreOptions Resolve(ParseResult parse)
     {
         var db = DbValue(parse);
@@ -60,8 +43,7 @@ internal static class StoreArguments
         if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
         // A key is made only with a new store: for a SQLite store that exists, a missing key file is a mistyped path, and a new
         // key (and its folder) would be left behind before "this store was created with another master key".
-        if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && !VaubanStore.IsPostgresConnectionString(db)
-            && IsSqliteFile(db) && !File.Exists(keyFile) && !Directory.Exists(keyFile))
+        if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && VaubanStore.IsSqliteDatabaseFile(db) && !File.Exists(keyFile) && !Directory.Exists(keyFile))
         {
             throw new ArgumentException($"No master key file at {Path.GetFullPath(keyFile)}, and the store at {Path.GetFullPath(db)} already exists: its key is elsewhere. "
                 + "Check --master-key-file (or $VAUBAN_MASTER_KEY_FILE); a new key would not open this store.");
