@@ -38,10 +38,10 @@ internal static class ReindexCommand
             var all = await store.Tenants.ListAsync(token);
             if (parse.GetValue(tenant) is { } name)
             {
-                if (all.FirstOrDefault(t => t.Name == name) is not { } found)
+                if (await store.Tenants.FindAsync(name, token) is not { } found)
                 {
-                    // A typo, like an unknown --type: a usage error, and nothing is touched.
-                    Console.Error.WriteLine($"error: --tenant: no establishment named '{name}' in {store.Description} ({(all.Count == 0 ? "it has none" : string.Join(", ", all.Select(t => t.Name)))}).");
+                    // A typo, like an unknown --type: a usage error, and nothing is touched. Worded as every verb's --tenant.
+                    Console.Error.WriteLine($"error: --tenant: {await TenantCommands.NotFoundAsync(store, name, token)}");
                     return 2;
                 }
                 tenants = [found];

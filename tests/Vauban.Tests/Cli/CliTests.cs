@@ -597,7 +597,10 @@ public class CliTests : IDisposable
         Assert.Contains("--type: 'Observations' is not a resource type", badType.Output, StringComparison.Ordinal);
         var badTenant = await RunAsync($"reindex --tenant chu-nulle-part {DbArgs}");
         Assert.True(badTenant.Exit == 2, badTenant.Output);
-        Assert.Contains("no establishment named 'chu-nulle-part'", badTenant.Output, StringComparison.Ordinal);
+        Assert.Contains("--tenant: No establishment 'chu-nulle-part'.", badTenant.Output, StringComparison.Ordinal);
+        var nearMiss = await RunAsync($"reindex --tenant CHU-Reindex {DbArgs}");
+        Assert.True(nearMiss.Exit == 2, nearMiss.Output);
+        Assert.Contains("did you mean 'chu-reindex'?", nearMiss.Output, StringComparison.Ordinal);
         await using (var connection = await SqliteAsync())
         {
             Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM idx_date WHERE param = 903"));
