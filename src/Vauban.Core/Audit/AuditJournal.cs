@@ -161,7 +161,9 @@ internal sealed class AuditJournal : IDisposable
     /// serializes this with <see cref="Write"/> and <see cref="RotateIfLarge"/>.</summary>
     public byte[] Read(long from, long to)
     {
-        var data = new byte[checked((int)(Math.Min(to, Position) - from))];
+        var end = Math.Min(to, Position); // never the zeros past the records
+        if (end <= from) return [];
+        var data = new byte[checked((int)(end - from))];
         _current.View.ReadArray(from, data, 0, data.Length);
         return data;
     }
