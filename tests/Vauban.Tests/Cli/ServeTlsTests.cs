@@ -252,6 +252,46 @@ public sealed class ServeTlsTests : IDisposable
         foreach (var key in new[] { renewedKey, otherKey, expiredKey }) Assert.DoesNotContain(output, line => line.Contains(File.ReadAllLines(key)[1], StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_certificate_renewed_by_moving_symbolic_links_as_an_ACME_client_does_is_presented_without_a_restart()
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var first = SelfSigned("CN=first", now.AddDays(-1), now.AddDays(90));
+        using var renewed = SelfSigned("CN=renewed", now.AddDays(-1), now.AddDays(90));
+        var (firstCertificate, firstKey) = WritePem(first, "archive-1");
+        var (renewedCertificate, renewedKey) = WritePem(renewed, "archive-2");
+        // live/ links to archive/, as certbot keeps them; a renewal points the links at new files.
+        var (certificateLink, keyLink) = (Path.Combine(_directory, "live.crt.pem"), Path.Combine(_directory, "live.key.pem"));
+        File.CreateSymbolicLink(certificateLink, firstCertificate);
+        File.CreateSymbolicLink(keyLink, firstKey);
+        var port = FreePort();
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{port}", "--tls-certificate", certificateLink, "--tls-key", keyLink, .. StoreArguments], [], output);
+        try
+        {
+            using (var client = Trusting(port, first)) await WaitUntilAnsweringAsync(client, server, output);
+            Assert.Equal(Sha256(first), await PresentedAsync(port, first, renewed));
+            foreach (var (link, target) in new[] { (certificateLink, renewedCertificate), (keyLink, renewedKey) })
+            {
+                var moved = link + ".new";
+                File.CreateSymbolicLink(moved, target);
+                File.Move(moved, link, overwrite: true); // rename(2): the link is replaced at once
+            }
+            var taken = Stopwatch.StartNew();
+            while (await PresentedAsync(port, first, renewed) != Sha256(renewed))
+            {
+                Assert.True(taken.Elapsed < TimeSpan.FromSeconds(10), "the renewed certificate was not presented within 10 s: " + string.Join('\n', output));
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        Assert.DoesNotContain(output, l => l.Contains("were not taken", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData(10, "127.0.0.1,localhost", null, true, false)]
     [InlineData(90, "127.0.0.1,localhost", null, false, false)]
@@ -324,13 +364,12 @@ public sealed class ServeTlsTests : IDisposable
         var port = FreePort();
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         using var server = Launch(["serve", "--demo", "--urls", $"https://{listen}:{port}", "--tls-certificate", certificateFile, "--tls-key", keyFile, .. StoreArguments], [], output);
-        string answer;
+        string answer, token;
         try
         {
             using (var client = Trusting(port, certificate)) await WaitUntilAnsweringAsync(client, server, output);
-            var token = (await WaitForLineAsync(output, l => l.StartsWith("  TOKEN=$(curl", StringComparison.Ordinal), server)).Trim();
+            token = (await WaitForLineAsync(output, l => l.StartsWith("  TOKEN=$(curl", StringComparison.Ordinal), server)).Trim();
             var search = (await WaitForLineAsync(output, l => l.StartsWith("  curl ", StringComparison.Ordinal), server)).Trim();
-            Assert.Contains("--cacert", token, StringComparison.Ordinal);
             using var shell = Process.Start(new ProcessStartInfo("bash", ["-c", token + "\n" + search]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() })!;
             answer = await shell.StandardOutput.ReadToEndAsync() + await shell.StandardError.ReadToEndAsync();
             await shell.WaitForExitAsync();
@@ -341,6 +380,7 @@ public sealed class ServeTlsTests : IDisposable
             await server.WaitForExitAsync();
         }
         Assert.Contains("\"resourceType\":\"Bundle\"", answer, StringComparison.Ordinal);
+        Assert.Contains("--cacert", token, StringComparison.Ordinal); // the certificate given to curl, never -k
         Assert.Contains("\"resourceType\":\"Patient\"", answer, StringComparison.Ordinal);
     }
 
