@@ -2,7 +2,6 @@
 // with the operator's certificate, and every mistake with a certificate is one line naming the file, before the store opens.
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Vauban.Tests.Infrastructure;
@@ -429,25 +428,8 @@ public sealed class ServeTlsTests : IDisposable
 
     private static Task<(int Exit, string Output)> RunAsync(string[] arguments) => CliRunner.RunAsync(arguments);
 
-    /// <summary>The real `vauban serve`, a child process, as in the crash tests.</summary>
-    private Process Launch(IEnumerable<string> arguments, Dictionary<string, string> environment, System.Collections.Concurrent.ConcurrentQueue<string> output)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            WorkingDirectory = _directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vauban.dll"));
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        foreach (var variable in new[] { "VAUBAN_MASTER_KEY", "VAUBAN_DB", "VAUBAN_TLS_CERTIFICATE", "VAUBAN_TLS_KEY", "VAUBAN_TLS_PASSWORD" }) start.Environment.Remove(variable);
-        foreach (var (name, value) in environment) start.Environment[name] = value;
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private Process Launch(IEnumerable<string> arguments, Dictionary<string, string> environment, System.Collections.Concurrent.ConcurrentQueue<string> output) =>
+        ChildVauban.Start(arguments, _directory, output, environment);
 
     private static async Task WaitUntilAnsweringAsync(HttpClient client, Process server, System.Collections.Concurrent.ConcurrentQueue<string> output)
     {
@@ -504,10 +486,5 @@ public sealed class ServeTlsTests : IDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ChildVauban.FreePort();
 }
