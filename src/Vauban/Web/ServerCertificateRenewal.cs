@@ -25,7 +25,9 @@ internal sealed class ServerCertificateRenewal : IDisposable
     {
         _current = initial;
         _context = ContextOf(initial);
-        _taken = Stamp.Of(initial);
+        // Not stamped now: the files were read before the store opened, which may take a while, and may have been replaced
+        // since. The first check reads them again; the same certificate found there is kept without a word.
+        _taken = default;
         _publicHost = publicHost;
     }
 
