@@ -19,7 +19,7 @@ public static class Demo
     /// <summary>The demo's set-up acts (establishment, staff accounts, each start's client) are administrative acts on its audit chain.</summary>
     private static AccessContext Setup(Tenant tenant) => AccessContext.Operator(tenant, "demo set-up");
 
-    public static async Task EnsureAsync(VaubanStore store, string urls, CancellationToken cancellationToken)
+    public static async Task EnsureAsync(VaubanStore store, string urls, Vauban.Web.ServerCertificate? tls, CancellationToken cancellationToken)
     {
         // A --demo left in a service file (the README's first command) put 500 synthetic patients, with canaries, and a
         // full-access client into a store in use, and another client at every restart: refused while the store holds any
@@ -46,13 +46,15 @@ public static class Demo
         // An https:// address first: with a certificate, plain http:// answers /healthz alone.
         var addresses = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var baseUrl = (addresses.FirstOrDefault(address => address.StartsWith("https://", StringComparison.OrdinalIgnoreCase)) ?? addresses.FirstOrDefault() ?? "").TrimEnd('/');
+        var curl = CurlTarget.For(baseUrl, tls);
         AnsiConsole.WriteLine();
         AnsiConsole.MarkupLine("[bold]Demo API credentials[/] (a new client each start, the previous one revoked; all data is synthetic):");
         Console.WriteLine($"  client_id:     {client.ClientId}");
         Console.WriteLine($"  client_secret: {client.ClientSecret}");
         Console.WriteLine("  Try:");
-        Console.WriteLine($"  TOKEN=$(curl -s -u {client.ClientId}:{client.ClientSecret} -d grant_type=client_credentials {baseUrl}/oauth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')");
-        Console.WriteLine($"  curl -H \"Authorization: Bearer $TOKEN\" '{baseUrl}/fhir/Patient?_count=5'");
+        if (curl.Note is not null) Console.WriteLine($"  {curl.Note}");
+        Console.WriteLine($"  TOKEN=$(curl -s{curl.Options} -u {client.ClientId}:{client.ClientSecret} -d grant_type=client_credentials {curl.BaseUrl}/oauth/token | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')");
+        Console.WriteLine($"  curl{curl.Options} -H \"Authorization: Bearer $TOKEN\" '{curl.BaseUrl}/fhir/Patient?_count=5'");
         await PrintEnrolmentLinksAsync(store, tenant, baseUrl.Replace("127.0.0.1", "localhost", StringComparison.Ordinal), cancellationToken);
         AnsiConsole.WriteLine();
     }

@@ -17,7 +17,7 @@ internal static class ServeCommand
         var tlsCertificate = new Option<string?>("--tls-certificate")
         {
             Description = "The server's TLS certificate for the https:// addresses of --urls (TLS 1.2 and 1.3): a PEM file (intermediate certificates may follow) with --tls-key, "
-                + $"or a PKCS#12 .pfx file holding the key too, its password in ${ServerCertificate.PasswordVariable}. Read at start: restart after renewing it. Also $VAUBAN_TLS_CERTIFICATE.",
+                + $"or a PKCS#12 .pfx file holding the key too, its password in ${ServerCertificate.PasswordVariable}. Renewed by replacing the files: taken within seconds, without a restart, once they pass the checks of the start. Also $VAUBAN_TLS_CERTIFICATE.",
         };
         var tlsKey = new Option<string?>("--tls-key")
         {
@@ -139,6 +139,8 @@ internal static class ServeCommand
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");
+            // A warning, not a refusal: a name the certificate lacks may still be on its way (DNS, a certificate being issued).
+            if (tls is not null && publicBase is { Scheme: "https" } && tls.NamesWarning(publicBase.IdnHost) is { } unnamed) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {unnamed}[/]");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
             if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
             if (publicBase is null && !ListensOnLoopbackOnly(parse.GetValue(urls)!))
@@ -146,7 +148,7 @@ internal static class ServeCommand
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: no --public-url: the URLs Vauban hands out (Location, paging links, fullUrl) and the origin a signed-in session's writes must come from follow each request's Host header. Set --public-url to the address clients use.[/]");
             }
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
-            if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, token);
+            if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, tls, token);
             var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase, Tls = tls });
             await app.RunAsync(token);
             return 0;

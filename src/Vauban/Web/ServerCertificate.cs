@@ -15,12 +15,27 @@ public sealed class ServerCertificate
     private static readonly TimeSpan ExpiryWarning = TimeSpan.FromDays(30);
 
     private const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
+    private const string SubjectAlternativeName = "2.5.29.17";
 
-    private ServerCertificate(X509Certificate2 certificate, X509Certificate2Collection chain)
+    private readonly string? _password;
+
+    private ServerCertificate(X509Certificate2 certificate, X509Certificate2Collection chain, string certificateFile, string? keyFile, string? password)
     {
         Certificate = certificate;
         Chain = chain;
+        CertificateFile = certificateFile;
+        KeyFile = keyFile;
+        _password = password;
     }
+
+    /// <summary>The file it was read from (PEM, or PKCS#12 holding the key too).</summary>
+    public string CertificateFile { get; }
+
+    /// <summary>The PEM file its private key was read from; null for a PKCS#12 file.</summary>
+    public string? KeyFile { get; }
+
+    /// <summary>The SHA-256 fingerprint of the certificate, as browsers and `openssl x509 -fingerprint -sha256` show it.</summary>
+    public string Thumbprint => Certificate.GetCertHashString(HashAlgorithmName.SHA256);
 
     /// <summary>The server's certificate, with its private key.</summary>
     public X509Certificate2 Certificate { get; }
@@ -30,7 +45,7 @@ public sealed class ServerCertificate
 
     /// <summary>What the operator should know at start (a certificate close to its end), or null.</summary>
     public string? Warning(DateTimeOffset now) => Certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < ExpiryWarning
-        ? $"the TLS certificate ({Certificate.Subject}) expires on {Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it and restart the server."
+        ? $"the TLS certificate ({Certificate.Subject}) expires on {Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it (replace its files: the server takes them within seconds, without a restart)."
         : null;
 
     /// <summary>Loads a PEM certificate (intermediates may follow it) and its PEM private key, or, when <paramref name="keyFile"/>
@@ -80,7 +95,63 @@ public sealed class ServerCertificate
         {
             throw new ArgumentException($"--tls-certificate: the certificate in '{certificateFile}' is not for server authentication (its extended key usage lacks serverAuth).");
         }
-        return new ServerCertificate(certificate, chain);
+        return new ServerCertificate(certificate, chain, certificateFile, keyFile, password);
+    }
+
+    /// <summary>The same files read again, with the same checks as at start (a renewal replaces them in place).</summary>
+    public ServerCertificate Reload(DateTimeOffset now) => Load(CertificateFile, KeyFile, _password, now);
+
+    /// <summary>Whether a client reaching the server by <paramref name="host"/> (a DNS name or an IP address) finds it among the
+    /// certificate's subject alternative names, as RFC 6125 has clients match: a name case-insensitively, a wildcard only as the
+    /// whole left-most label (*.hopital.example names ehr.hopital.example, not hopital.example nor a.ehr.hopital.example), an
+    /// address only as an IP entry. The subject's CN is not looked at: browsers have ignored it for years.</summary>
+    public bool Names(string host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (AlternativeNames() is not { } names) return false;
+        host = host.Trim('[', ']').TrimEnd('.');
+        if (System.Net.IPAddress.TryParse(host, out var address)) return names.EnumerateIPAddresses().Any(address.Equals);
+        return names.EnumerateDnsNames().Any(name => DnsNameMatches(name.TrimEnd('.'), host));
+    }
+
+    /// <summary>What the operator should know when clients reach the server by <paramref name="host"/> (the host of an https://
+    /// --public-url) and the certificate does not name it: every client would refuse the connection. Null when it names it.</summary>
+    public string? NamesWarning(string host)
+    {
+        if (Names(host)) return null;
+        var listed = DnsNames().Concat(AlternativeNames()?.EnumerateIPAddresses().Select(address => address.ToString()) ?? []).ToList();
+        return $"the TLS certificate ({Certificate.Subject}) does not name {host}, the host of --public-url: "
+            + (listed.Count == 0 ? "it has no subject alternative name (clients ignore the subject's CN)" : $"it names {string.Join(", ", listed)}")
+            + "; clients reaching the server by that name will refuse its certificate.";
+    }
+
+    /// <summary>Whether this machine's trusted authorities vouch for the certificate (a public CA, or an internal one installed
+    /// here); when not, a client such as curl must be given the certificate to trust.</summary>
+    public bool TrustedHere()
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.ExtraStore.AddRange(Chain);
+        var trusted = chain.Build(Certificate);
+        foreach (var element in chain.ChainElements) element.Certificate.Dispose();
+        return trusted;
+    }
+
+    /// <summary>The DNS names among the certificate's subject alternative names, wildcards included.</summary>
+    public IEnumerable<string> DnsNames() => AlternativeNames()?.EnumerateDnsNames() ?? [];
+
+    private X509SubjectAlternativeNameExtension? AlternativeNames() =>
+        Certificate.Extensions.FirstOrDefault(extension => extension.Oid?.Value == SubjectAlternativeName) is { } found
+            ? found as X509SubjectAlternativeNameExtension ?? new X509SubjectAlternativeNameExtension(found.RawData, found.Critical)
+            : null;
+
+    private static bool DnsNameMatches(string pattern, string host)
+    {
+        if (!pattern.StartsWith("*.", StringComparison.Ordinal)) return string.Equals(pattern, host, StringComparison.OrdinalIgnoreCase);
+        // A wildcard over a single label (*.example, *.com) names no one: clients refuse it.
+        var parent = pattern[2..];
+        var dot = host.IndexOf('.', StringComparison.Ordinal);
+        return parent.Contains('.', StringComparison.Ordinal) && dot > 0 && string.Equals(parent, host[(dot + 1)..], StringComparison.OrdinalIgnoreCase);
     }
 
     private static byte[] Read(string option, string file)

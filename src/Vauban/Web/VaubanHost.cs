@@ -49,14 +49,24 @@ public static class VaubanHost
         // Kestrel's HTTPS, which the slim builder leaves out, for the https:// addresses: with Vauban's certificate as their
         // default, so that no development certificate is ever looked for.
         if (options.Tls is not null) builder.WebHost.UseKestrelHttpsConfiguration();
+        var renewal = options.Tls is { } served
+            ? new ServerCertificateRenewal(served, options.PublicUrl is { Scheme: "https" } clientsUrl ? clientsUrl.IdnHost : null)
+            : null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            if (options.Tls is { } tls)
+            if (options.Tls is { } tls && renewal is not null)
             {
                 kestrel.ConfigureHttpsDefaults(https =>
                 {
+                    // The certificate of the start makes Kestrel take the addresses as HTTPS ones; each handshake then presents
+                    // the one in use, renewed since perhaps (HTTP/3, whose QUIC handshake this does not reach, is not enabled).
                     https.ServerCertificate = tls.Certificate;
                     https.ServerCertificateChain = tls.Chain;
+                    https.OnAuthenticate = (_, handshake) =>
+                    {
+                        handshake.ServerCertificate = null;
+                        handshake.ServerCertificateContext = renewal.Context;
+                    };
                     https.SslProtocols = System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
                 });
             }
@@ -75,6 +85,11 @@ public static class VaubanHost
         builder.AddStaffPages(store);
 
         var app = builder.Build();
+        if (renewal is not null)
+        {
+            app.Lifetime.ApplicationStarted.Register(() => renewal.Start(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServerCertificate).FullName!)));
+            app.Lifetime.ApplicationStopping.Register(renewal.Dispose);
+        }
         if (options.TrustedProxies.Count > 0)
         {
             // First, so that everything after sees the client's address and the public scheme and host. The chain of

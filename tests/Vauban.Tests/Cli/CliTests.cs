@@ -1284,8 +1284,8 @@ public class CliTests : IDisposable
         Console.SetOut(TextWriter.Null);
         try
         {
-            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None);
-            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None); // a restart: a new client only
+            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", null, CancellationToken.None);
+            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", null, CancellationToken.None); // a restart: a new client only
         }
         finally
         {
@@ -1313,7 +1313,7 @@ public class CliTests : IDisposable
         // A --demo left in a service file put 500 synthetic patients and a full-access client into the store in use.
         Assert.Equal(0, (await RunAsync($"tenants add chu-reel {DbArgs}")).Exit);
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
-        var refused = await Assert.ThrowsAsync<ArgumentException>(() => Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None));
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", null, CancellationToken.None));
         Assert.Contains("--demo: this store already holds the establishment 'chu-reel'", refused.Message, StringComparison.Ordinal);
         Assert.Equal(["chu-reel"], (await store.Tenants.ListAsync(CancellationToken.None)).Select(t => t.Name));
     }
@@ -1326,7 +1326,7 @@ public class CliTests : IDisposable
         Console.SetOut(TextWriter.Null);
         try
         {
-            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None);
+            await Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", null, CancellationToken.None);
         }
         finally
         {
@@ -1335,7 +1335,7 @@ public class CliTests : IDisposable
         await store.Tenants.AddAsync("chu-reel", CancellationToken.None);
         var demo = (await store.Tenants.FindAsync(Vauban.Cli.Demo.TenantName, CancellationToken.None))!;
         var clients = (await store.Clients.ListAsync(demo, CancellationToken.None)).Count;
-        var refused = await Assert.ThrowsAsync<ArgumentException>(() => Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", CancellationToken.None));
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => Vauban.Cli.Demo.EnsureAsync(store, "http://127.0.0.1:8080", null, CancellationToken.None));
         Assert.Contains("'chu-reel'", refused.Message, StringComparison.Ordinal);
         Assert.Equal(clients, (await store.Clients.ListAsync(demo, CancellationToken.None)).Count); // no new full-access client
     }

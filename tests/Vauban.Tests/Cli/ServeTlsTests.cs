@@ -2,7 +2,6 @@
 // with the operator's certificate, and every mistake with a certificate is one line naming the file, before the store opens.
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Vauban.Tests.Infrastructure;
@@ -182,19 +181,231 @@ public sealed class ServeTlsTests : IDisposable
         Assert.False(File.Exists(Db));
     }
 
+    [Fact]
+    public async Task A_renewed_certificate_is_presented_within_seconds_without_a_restart_and_a_failing_replacement_never_is()
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var first = SelfSigned("CN=first", now.AddDays(-1), now.AddDays(90));
+        using var renewed = SelfSigned("CN=renewed", now.AddDays(-1), now.AddDays(90));
+        using var other = SelfSigned("CN=other", now.AddDays(-1), now.AddDays(90));
+        using var expired = SelfSigned("CN=expired", now.AddDays(-90), now.AddDays(-1));
+        var (certificateFile, keyFile) = WritePem(first, "server");
+        var (renewedCertificate, renewedKey) = WritePem(renewed, "renewed");
+        var (_, otherKey) = WritePem(other, "other");
+        var (expiredCertificate, expiredKey) = WritePem(expired, "expired");
+        // Replaced in place, as a deployment or an ACME hook copies them: the file, its mode kept, gets new bytes.
+        void Replace(string certificateFrom, string keyFrom)
+        {
+            File.WriteAllBytes(certificateFile, File.ReadAllBytes(certificateFrom));
+            File.WriteAllBytes(keyFile, File.ReadAllBytes(keyFrom));
+        }
+        var port = FreePort();
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{port}", "--tls-certificate", certificateFile, "--tls-key", keyFile, .. StoreArguments], [], output);
+        try
+        {
+            using (var client = Trusting(port, first)) await WaitUntilAnsweringAsync(client, server, output);
+            Assert.Equal(Sha256(first), await PresentedAsync(port, first, renewed));
+
+            // Each failing replacement: not taken, the first certificate still presented, and said once in a line naming the file.
+            var failing = new (string Said, string Named, Action Make)[]
+            {
+                ("does not match the certificate", keyFile, () => Replace(renewedCertificate, otherKey)),
+                ("expired on", certificateFile, () => Replace(expiredCertificate, expiredKey)),
+                // Made readable first, so that no moment of the replacement is a pair the server may take.
+                ("readable by other users", keyFile, () => { ReadableByAll(keyFile); Replace(renewedCertificate, renewedKey); }),
+            };
+            foreach (var (said, named, make) in failing)
+            {
+                make();
+                var line = await WaitForLineAsync(output, l => l.Contains("were not taken", StringComparison.Ordinal) && l.Contains(said, StringComparison.Ordinal), server);
+                Assert.Contains(named, line, StringComparison.Ordinal);
+                Assert.Contains(Sha256(first), line, StringComparison.Ordinal); // the certificate still served
+                Assert.Equal(Sha256(first), await PresentedAsync(port, first, renewed));
+            }
+            // Two more checks of the same files: nothing said again (not at each check, nor at each handshake).
+            for (var i = 0; i < 10; i++) Assert.Equal(Sha256(first), await PresentedAsync(port, first, renewed));
+            await Task.Delay(2 * TimeSpan.FromSeconds(3) + TimeSpan.FromSeconds(1));
+            Assert.Equal(failing.Length, output.Count(l => l.Contains("were not taken", StringComparison.Ordinal)));
+            Assert.DoesNotContain(output, l => l.Contains("TLS certificate renewed", StringComparison.Ordinal));
+
+            // The key restricted again: the renewed pair passes the checks of the start, and is presented within seconds.
+            File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            var taken = Stopwatch.StartNew();
+            while (await PresentedAsync(port, first, renewed) != Sha256(renewed))
+            {
+                Assert.True(taken.Elapsed < TimeSpan.FromSeconds(10), "the renewed certificate was not presented within 10 s: " + string.Join('\n', output));
+                await Task.Delay(100);
+            }
+            var renewal = await WaitForLineAsync(output, l => l.Contains("TLS certificate renewed", StringComparison.Ordinal), server);
+            foreach (var part in new[] { "CN=renewed", Sha256(renewed), renewed.NotAfter.ToUniversalTime().ToString("yyyy-MM-dd HH:mm", System.Globalization.CultureInfo.InvariantCulture) }) Assert.Contains(part, renewal, StringComparison.Ordinal);
+            using (var client = Trusting(port, renewed)) using (var metadata = await client.GetAsync("/fhir/metadata")) Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        Assert.Single(output, l => l.Contains("TLS certificate renewed", StringComparison.Ordinal));
+        Assert.DoesNotContain(output, line => line.Contains("PRIVATE KEY", StringComparison.Ordinal));
+        foreach (var key in new[] { renewedKey, otherKey, expiredKey }) Assert.DoesNotContain(output, line => line.Contains(File.ReadAllLines(key)[1], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_certificate_renewed_by_moving_symbolic_links_as_an_ACME_client_does_is_presented_without_a_restart()
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var first = SelfSigned("CN=first", now.AddDays(-1), now.AddDays(90));
+        using var renewed = SelfSigned("CN=renewed", now.AddDays(-1), now.AddDays(90));
+        var (firstCertificate, firstKey) = WritePem(first, "archive-1");
+        var (renewedCertificate, renewedKey) = WritePem(renewed, "archive-2");
+        // live/ links to archive/, as certbot keeps them; a renewal points the links at new files.
+        var (certificateLink, keyLink) = (Path.Combine(_directory, "live.crt.pem"), Path.Combine(_directory, "live.key.pem"));
+        File.CreateSymbolicLink(certificateLink, firstCertificate);
+        File.CreateSymbolicLink(keyLink, firstKey);
+        var port = FreePort();
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{port}", "--tls-certificate", certificateLink, "--tls-key", keyLink, .. StoreArguments], [], output);
+        try
+        {
+            using (var client = Trusting(port, first)) await WaitUntilAnsweringAsync(client, server, output);
+            Assert.Equal(Sha256(first), await PresentedAsync(port, first, renewed));
+            foreach (var (link, target) in new[] { (certificateLink, renewedCertificate), (keyLink, renewedKey) })
+            {
+                var moved = link + ".new";
+                File.CreateSymbolicLink(moved, target);
+                File.Move(moved, link, overwrite: true); // rename(2): the link is replaced at once
+            }
+            var taken = Stopwatch.StartNew();
+            while (await PresentedAsync(port, first, renewed) != Sha256(renewed))
+            {
+                Assert.True(taken.Elapsed < TimeSpan.FromSeconds(10), "the renewed certificate was not presented within 10 s: " + string.Join('\n', output));
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        Assert.DoesNotContain(output, l => l.Contains("were not taken", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(10, "127.0.0.1,localhost", null, true, false)]
+    [InlineData(90, "127.0.0.1,localhost", null, false, false)]
+    [InlineData(90, "127.0.0.1,localhost", "https://ehr.hopital.example", false, true)]
+    [InlineData(90, "", "https://ehr.hopital.example", false, true)]
+    [InlineData(90, "*.hopital.example", "https://dpi.hopital.example/vauban", false, false)]
+    [InlineData(90, "*.hopital.example", "https://hopital.example", false, true)]
+    [InlineData(90, "ehr.hopital.example,10.0.0.5", "https://10.0.0.5:8443", false, false)]
+    [InlineData(90, "127.0.0.1,localhost", "http://ehr.hopital.example", false, false)] // not reached over this certificate
+    public async Task Serve_warns_at_start_of_a_certificate_near_its_end_and_of_one_that_does_not_name_the_public_URL_host(int days, string names, string? publicUrl, bool expiring, bool unnamed)
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var certificate = SelfSigned("CN=vauban", now.AddDays(-1), now.AddDays(days), names);
+        var (certificateFile, keyFile) = WritePem(certificate, "server");
+        var port = FreePort();
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        string[] named = publicUrl is null ? [] : ["--public-url", publicUrl];
+        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{port}", "--tls-certificate", certificateFile, "--tls-key", keyFile, .. named, .. StoreArguments], [], output);
+        try
+        {
+            using var client = Trusting(port, certificate);
+            await WaitUntilAnsweringAsync(client, server, output);
+            await WaitForLineAsync(output, l => l.Contains($"Now listening on: https://127.0.0.1:{port}", StringComparison.Ordinal), server);
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        // The console wraps a long warning at its width: read as words.
+        var said = System.Text.RegularExpressions.Regex.Replace(string.Join(' ', output), @"\s+", " ");
+        var expiry = $"Warning: the TLS certificate (CN=vauban) expires on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it";
+        Assert.Equal(expiring, said.Contains(expiry, StringComparison.Ordinal));
+        var host = publicUrl is null ? "" : new Uri(publicUrl).Host;
+        Assert.Equal(unnamed, said.Contains($"Warning: the TLS certificate (CN=vauban) does not name {host}, the host of --public-url", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("ehr.hopital.example", true)]
+    [InlineData("EHR.Hopital.Example.", true)]
+    [InlineData("dpi.hopital.example", true)] // *.hopital.example
+    [InlineData("hopital.example", false)] // a wildcard stands for one label, never none
+    [InlineData("a.dpi.hopital.example", false)] // nor two
+    [InlineData("evil-hopital.example", false)]
+    [InlineData("hopital.example.evil", false)]
+    [InlineData("10.0.0.5", true)]
+    [InlineData("[::1]", true)]
+    [InlineData("10.0.0.6", false)]
+    [InlineData("x.example", false)] // *.example names no one
+    [InlineData("localhost", false)]
+    public void A_host_is_named_by_a_subject_alternative_name_as_clients_match_it(string host, bool named)
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var certificate = SelfSigned("CN=localhost", now.AddDays(-1), now.AddDays(90), "ehr.hopital.example,*.hopital.example,*.example,e*.other.example,10.0.0.5,::1");
+        var (certificateFile, keyFile) = WritePem(certificate, "named");
+        var loaded = Vauban.Web.ServerCertificate.Load(certificateFile, keyFile, null, now);
+        Assert.Equal(named, loaded.Names(host));
+        Assert.False(loaded.Names("eh.other.example")); // a partial wildcard, which browsers refuse
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1,localhost", "127.0.0.1")]
+    [InlineData("ehr.hopital.example", "127.0.0.1")] // reached by the name it holds, resolved to the address listened on
+    [InlineData("localhost", "0.0.0.0")]
+    public async Task The_demo_commands_work_as_printed_against_a_self_signed_certificate(string names, string listen)
+    {
+        var now = DateTimeOffset.UtcNow;
+        using var certificate = SelfSigned("CN=vauban demo", now.AddDays(-1), now.AddDays(90), names);
+        var (certificateFile, keyFile) = WritePem(certificate, "demo");
+        var port = FreePort();
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var server = Launch(["serve", "--demo", "--urls", $"https://{listen}:{port}", "--tls-certificate", certificateFile, "--tls-key", keyFile, .. StoreArguments], [], output);
+        string answer, token;
+        try
+        {
+            using (var client = Trusting(port, certificate)) await WaitUntilAnsweringAsync(client, server, output);
+            token = (await WaitForLineAsync(output, l => l.StartsWith("  TOKEN=$(curl", StringComparison.Ordinal), server)).Trim();
+            var search = (await WaitForLineAsync(output, l => l.StartsWith("  curl ", StringComparison.Ordinal), server)).Trim();
+            using var shell = Process.Start(new ProcessStartInfo("bash", ["-c", token + "\n" + search]) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() })!;
+            answer = await shell.StandardOutput.ReadToEndAsync() + await shell.StandardError.ReadToEndAsync();
+            await shell.WaitForExitAsync();
+        }
+        finally
+        {
+            if (!server.HasExited) server.Kill();
+            await server.WaitForExitAsync();
+        }
+        Assert.Contains("\"resourceType\":\"Bundle\"", answer, StringComparison.Ordinal);
+        Assert.Contains("--cacert", token, StringComparison.Ordinal); // the certificate given to curl, never -k
+        Assert.Contains("\"resourceType\":\"Patient\"", answer, StringComparison.Ordinal);
+    }
+
     // ---- certificates ----
 
-    private static X509Certificate2 SelfSigned(string subject, DateTimeOffset notBefore, DateTimeOffset notAfter)
+    /// <summary>A self-signed server certificate naming <paramref name="names"/> (DNS names and IP addresses, comma-separated;
+    /// none: no subject alternative name at all).</summary>
+    private static X509Certificate2 SelfSigned(string subject, DateTimeOffset notBefore, DateTimeOffset notAfter, string names = "127.0.0.1,localhost")
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], critical: false));
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        names.AddDnsName("localhost");
-        request.CertificateExtensions.Add(names.Build());
+        if (names.Length > 0)
+        {
+            var alternative = new SubjectAlternativeNameBuilder();
+            foreach (var name in names.Split(','))
+            {
+                if (IPAddress.TryParse(name, out var address)) alternative.AddIpAddress(address);
+                else alternative.AddDnsName(name);
+            }
+            request.CertificateExtensions.Add(alternative.Build());
+        }
         return request.CreateSelfSigned(notBefore, notAfter);
     }
+
+    private static string Sha256(X509Certificate2 certificate) => certificate.GetCertHashString(HashAlgorithmName.SHA256);
 
     /// <summary>The certificate and its key as PEM files, the key readable by its owner only, as an operator keeps it.</summary>
     private (string Certificate, string Key) WritePem(X509Certificate2 certificate, string name)
@@ -217,25 +428,8 @@ public sealed class ServeTlsTests : IDisposable
 
     private static Task<(int Exit, string Output)> RunAsync(string[] arguments) => CliRunner.RunAsync(arguments);
 
-    /// <summary>The real `vauban serve`, a child process, as in the crash tests.</summary>
-    private Process Launch(IEnumerable<string> arguments, Dictionary<string, string> environment, System.Collections.Concurrent.ConcurrentQueue<string> output)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            WorkingDirectory = _directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "vauban.dll"));
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        foreach (var variable in new[] { "VAUBAN_MASTER_KEY", "VAUBAN_DB", "VAUBAN_TLS_CERTIFICATE", "VAUBAN_TLS_KEY", "VAUBAN_TLS_PASSWORD" }) start.Environment.Remove(variable);
-        foreach (var (name, value) in environment) start.Environment[name] = value;
-        var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private Process Launch(IEnumerable<string> arguments, Dictionary<string, string> environment, System.Collections.Concurrent.ConcurrentQueue<string> output) =>
+        ChildVauban.Start(arguments, _directory, output, environment);
 
     private static async Task WaitUntilAnsweringAsync(HttpClient client, Process server, System.Collections.Concurrent.ConcurrentQueue<string> output)
     {
@@ -256,10 +450,41 @@ public sealed class ServeTlsTests : IDisposable
         }
     }
 
-    private static int FreePort()
+    /// <summary>A client that trusts exactly <paramref name="certificate"/>.</summary>
+    private static HttpClient Trusting(int port, X509Certificate2 certificate) => new(new HttpClientHandler
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        ServerCertificateCustomValidationCallback = (_, presented, _, _) => presented is not null && presented.RawDataMemory.Span.SequenceEqual(certificate.RawDataMemory.Span),
+    })
+    { BaseAddress = new Uri($"https://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>The SHA-256 fingerprint of the certificate a new connection is presented (one of <paramref name="known"/>, or
+    /// the request fails).</summary>
+    private static async Task<string?> PresentedAsync(int port, params X509Certificate2[] known)
+    {
+        string? seen = null;
+        using var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) =>
+        {
+            seen = presented is null ? null : Convert.ToHexString(SHA256.HashData(presented.GetRawCertData()));
+            return presented is not null && known.Any(certificate => certificate.RawDataMemory.Span.SequenceEqual(presented.GetRawCertData()));
+        };
+        using var client = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(30) };
+        using var health = await client.GetAsync(new Uri($"https://127.0.0.1:{port}/healthz"));
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        return seen;
     }
+
+    private static async Task<string> WaitForLineAsync(System.Collections.Concurrent.ConcurrentQueue<string> output, Func<string, bool> wanted, Process server)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (output.FirstOrDefault(wanted) is { } line) return line;
+            Assert.False(server.HasExited, "vauban serve exited: " + string.Join('\n', output));
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "not said within 30 s: " + string.Join('\n', output));
+            await Task.Delay(100);
+        }
+    }
+
+    private static int FreePort() => ChildVauban.FreePort();
 }

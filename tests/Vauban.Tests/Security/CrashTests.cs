@@ -8,7 +8,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Vauban.Access;
@@ -352,35 +351,8 @@ public abstract class CrashTests(Engine engine, ITestOutputHelper output) : IAsy
 
     // ---- the child process ----
 
-    private static string VaubanDll => Path.Combine(AppContext.BaseDirectory, "vauban.dll");
-
-    private ProcessStartInfo Vauban(IEnumerable<string> arguments)
-    {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            WorkingDirectory = _directory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(VaubanDll);
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        start.Environment["VAUBAN_AUDIT_JOURNAL"] = JournalFolder;
-        start.Environment.Remove("VAUBAN_MASTER_KEY");
-        start.Environment.Remove("VAUBAN_DB");
-        return start;
-    }
-
-    private Process Launch(IEnumerable<string> arguments)
-    {
-        var process = new Process { StartInfo = Vauban(arguments) };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) _output.Enqueue(e.Data); };
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private Process Launch(IEnumerable<string> arguments) =>
+        ChildVauban.Start(arguments, _directory, _output, new Dictionary<string, string> { ["VAUBAN_AUDIT_JOURNAL"] = JournalFolder });
 
     private string Output() => string.Join('\n', _output.TakeLast(40));
 
@@ -441,12 +413,7 @@ public abstract class CrashTests(Engine engine, ITestOutputHelper output) : IAsy
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ChildVauban.FreePort();
 
     private sealed class ChildServer(Process process, Uri address) : IAsyncDisposable
     {
@@ -674,10 +641,5 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         return output.Result;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => ChildVauban.FreePort();
 }

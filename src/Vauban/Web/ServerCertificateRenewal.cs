@@ -1,0 +1,120 @@
+// A renewed certificate taken without a restart. Hospitals renew by replacing the files (an internal PKI's deployment, an ACME
+// client's hook); a server that kept the old certificate until restarted broke every client once it expired. The files are
+// looked at every few seconds by a timer, never in a handshake, which only reads the certificate in use. A replacement is held
+// to the checks of the start; one that fails them is not taken, and said once, with the previous certificate still served.
+using System.Net.Security;
+
+namespace Vauban.Web;
+
+internal sealed class ServerCertificateRenewal : IDisposable
+{
+    /// <summary>How often the files are looked at (their modification time, size and mode: one stat each).</summary>
+    public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(3);
+
+    private readonly Lock _checking = new();
+    private readonly string? _publicHost;
+    private ServerCertificate _current;
+    private SslStreamCertificateContext _context;
+    private Stamp _taken;
+    private Stamp? _failedOnce;
+    private ILogger? _log;
+    private Timer? _timer;
+
+    /// <param name="publicHost">The host of an https:// --public-url, which a renewed certificate should name too.</param>
+    public ServerCertificateRenewal(ServerCertificate initial, string? publicHost)
+    {
+        _current = initial;
+        _context = ContextOf(initial);
+        // Not stamped now: the files were read before the store opened, which may take a while, and may have been replaced
+        // since. The first check reads them again; the same certificate found there is kept without a word.
+        _taken = default;
+        _publicHost = publicHost;
+    }
+
+    /// <summary>The certificate and chain a handshake presents: the one in use, read without a lock.</summary>
+    public SslStreamCertificateContext Context => Volatile.Read(ref _context);
+
+    /// <summary>Starts looking at the files, logging what it takes or refuses to <paramref name="log"/>.</summary>
+    public void Start(ILogger log)
+    {
+        _log = log;
+        _timer = new Timer(_ => Check(), null, CheckInterval, CheckInterval);
+    }
+
+    public void Dispose() => _timer?.Dispose();
+
+    private void Check()
+    {
+        // A slow disk could make checks overlap; one at a time, and a late one is skipped.
+        if (!_checking.TryEnter()) return;
+        try
+        {
+            var seen = Stamp.Of(_current);
+            if (seen == _taken) return;
+            ServerCertificate renewed;
+            try
+            {
+                renewed = _current.Reload(DateTimeOffset.UtcNow);
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                // Files are replaced one after the other, not at once: a certificate beside the previous key is a renewal half
+                // done. Refused without a word until the files stay the same for one more check, then said once, until they change.
+                if (seen != _failedOnce)
+                {
+                    _failedOnce = seen;
+                    return;
+                }
+                _taken = seen;
+                var reason = e is ArgumentException ? e.Message : $"the files cannot be read ({e.GetType().Name}).";
+                _log?.LogWarning("The replaced TLS certificate files were not taken; still serving {Subject} (SHA-256 {Thumbprint}, valid until {NotAfter:yyyy-MM-dd HH:mm} UTC): {Reason}",
+                    _current.Certificate.Subject, _current.Thumbprint, _current.Certificate.NotAfter.ToUniversalTime(), reason);
+                return;
+            }
+            _taken = seen;
+            _failedOnce = null;
+            if (renewed.Thumbprint == _current.Thumbprint) return; // the same certificate written again
+            Volatile.Write(ref _context, ContextOf(renewed));
+            _current = renewed;
+            _log?.LogInformation("TLS certificate renewed: now serving {Subject} (SHA-256 {Thumbprint}), valid until {NotAfter:yyyy-MM-dd HH:mm} UTC, from {File}",
+                renewed.Certificate.Subject, renewed.Thumbprint, renewed.Certificate.NotAfter.ToUniversalTime(), renewed.CertificateFile);
+            if (renewed.Warning(DateTimeOffset.UtcNow) is { } expiring) _log?.LogWarning("{Warning}", expiring);
+            if (_publicHost is not null && renewed.NamesWarning(_publicHost) is { } unnamed) _log?.LogWarning("{Warning}", unnamed);
+        }
+        finally
+        {
+            _checking.Exit();
+        }
+    }
+
+    // As Kestrel builds it from a certificate and the intermediates that follow it.
+    private static SslStreamCertificateContext ContextOf(ServerCertificate certificate) =>
+        SslStreamCertificateContext.Create(certificate.Certificate, certificate.Chain);
+
+    /// <summary>What a replacement changes in the files: their modification time and size, and their mode (a key file made
+    /// readable by others, then restricted again, is the same bytes).</summary>
+    private readonly record struct Stamp(FileFacts Certificate, FileFacts? Key)
+    {
+        public static Stamp Of(ServerCertificate certificate) =>
+            new(FileFacts.Of(certificate.CertificateFile), certificate.KeyFile is null ? null : FileFacts.Of(certificate.KeyFile));
+    }
+
+    private readonly record struct FileFacts(DateTime Modified, long Size, UnixFileMode Mode)
+    {
+        // Follows a symbolic link (an ACME client's live/ links to archive/), so that a link moved to new files is a change.
+        public static FileFacts Of(string file)
+        {
+            try
+            {
+                var info = new FileInfo(file);
+                if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target) info = target;
+                if (info.Exists) return new FileFacts(info.LastWriteTimeUtc, info.Length, OperatingSystem.IsWindows() ? default : info.UnixFileMode);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // a link to nowhere, a folder that cannot be listed: as missing, which the reload then says in its own words
+            }
+            return new FileFacts(DateTime.MinValue, -1, default);
+        }
+    }
+}
