@@ -390,7 +390,12 @@ public sealed partial class RecordsService
             if (CreateRefusal(context, type, id) is { } reason) return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
             return refused;
         }
-        if (ifMatch is { } expected && expected != current.Version)
+        // If-Match: * asks for a current representation (RFC 9110): a deleted record has none, and is not brought back.
+        if (ifMatch == FhirJson.AnyCurrentVersion && current.Deleted)
+        {
+            return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id)), cancellationToken);
+        }
+        if (ifMatch is { } expected && expected != FhirJson.AnyCurrentVersion && expected != current.Version)
         {
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), cancellationToken);
@@ -430,7 +435,7 @@ public sealed partial class RecordsService
             : null;
 
     /// <summary>The 412 of an If-Match on a record that does not exist, or that the writer may not see (answered alike).</summary>
-    private static Issue NotExisting(string type, string id) => Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist.");
+    private static Issue NotExisting(string type, string id) => Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist (or is deleted).");
 
     /// <summary>A write refused by its version condition (If-Match) or lost to a concurrent one: audited as a failed attempt, kept
     /// when the transaction rolls back — alone or as a transaction's entry (that entry was not audited at all).</summary>
@@ -470,7 +475,7 @@ public sealed partial class RecordsService
                 : RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id));
         }
         // If-Match guards a delete as it guards an update: a client that read version n must not delete the n+1 it never saw.
-        if (ifMatch is { } expected && (current is null || current.Deleted || current.Version != expected))
+        if (ifMatch is { } expected && (current is null || current.Deleted || (expected != FhirJson.AnyCurrentVersion && current.Version != expected)))
         {
             return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 current is null || current.Deleted
