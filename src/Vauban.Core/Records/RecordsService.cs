@@ -243,8 +243,7 @@ public sealed partial class RecordsService
             }
             else if (countOnly)
             {
-                total = await _rows.TypeVersionCountAsync(connection, context.Tenant.Id, typeCode, since,
-                    (command, engine) => _policy.FilterFor(context, type, command, engine), cancellationToken);
+                total = await OpenTypeVersionCountAsync(context, connection, keys, type, typeCode, since, cancellationToken);
                 return await CountOnlyAsync([]);
             }
             else
@@ -298,6 +297,30 @@ public sealed partial class RecordsService
             open += (await VersionsOpenAsync(context, keys, type, chunk, cancellationToken)).Count;
             if (chunk.Count < Chunk) return open;
             before = chunk[^1].Version;
+        }
+    }
+
+    /// <summary>How many versions of a type's records (changed at or after <paramref name="since"/>) its history lists for the
+    /// principal: those the SQL filter lets through and, of a type filed under patients, those <see cref="VersionsOpenAsync"/> keeps
+    /// (an older version of a record moved from a patient the principal may not open is not listed, so not counted). Counted in
+    /// SQL when nothing can be left out: a type not filed under patients, a Patient, or a principal who sees every record.</summary>
+    private async Task<int> OpenTypeVersionCountAsync(AccessContext context, System.Data.Common.DbConnection connection, TenantKeys keys, string type, int typeCode,
+        long? since, CancellationToken cancellationToken)
+    {
+        string? Filter(System.Data.Common.DbCommand command, StorageEngine engine) => _policy.FilterFor(context, type, command, engine);
+        bool restricted;
+        using (var probe = connection.CreateCommand()) restricted = Filter(probe, Engine) is not null;
+        if (!restricted || type == KnownResourceTypes.Patient || !AccessPolicy.HasCompartment(type))
+            return await _rows.TypeVersionCountAsync(connection, context.Tenant.Id, typeCode, since, Filter, cancellationToken);
+        const int Chunk = 256;
+        var open = 0;
+        (long, long, int)? before = null;
+        while (true)
+        {
+            var chunk = await _rows.TypeHistoryAsync(connection, context.Tenant.Id, typeCode, since, before, Chunk, Filter, cancellationToken);
+            open += (await VersionsOpenAsync(context, keys, type, chunk, cancellationToken)).Count;
+            if (chunk.Count < Chunk) return open;
+            before = (chunk[^1].LastUpdated, chunk[^1].Rid, chunk[^1].Version);
         }
     }
 
