@@ -1727,6 +1727,27 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_birth_date_searched_with_ne_holds_partial_and_early_dates_to_FHIR_ranges()
+    {
+        // FHIR R4 search: ne matches when the searched range does not fully contain the birth date's range. A year-only or
+        // month-only birth date is the whole year or month; a date before 1880 (a data-entry slip, kept as written) is a date too.
+        var labels = new Dictionary<string, string>();
+        foreach (var (label, birth) in new[] { ("1875", "1875-03-02"), ("1880", "1880"), ("1880-05", "1880-05"), ("1880-05-17", "1880-05-17"), ("1980", "1980-06-12") })
+        {
+            labels[(await CreateAsync("Patient", Samples.Patient(family: "Approchee", birthDate: birth))).GetProperty("id").GetString()!] = label;
+        }
+        var none = Samples.Patient(family: "Approchee").Replace("\"birthDate\": \"1980-03-12\",", "", StringComparison.Ordinal);
+        labels[(await CreateAsync("Patient", none)).GetProperty("id").GetString()!] = "none";
+
+        Assert.Equal(Sorted("1875 1980"), await LabelsFoundAsync(labels, "birthdate=ne1880"));
+        Assert.Equal(Sorted("1875 1880 1980"), await LabelsFoundAsync(labels, "birthdate=ne1880-05"));
+        Assert.Equal(Sorted("1875 1880 1880-05 1980"), await LabelsFoundAsync(labels, "birthdate=ne1880-05-17"));
+        Assert.Equal(Sorted("1880 1880-05 1880-05-17 1980"), await LabelsFoundAsync(labels, "birthdate=ne1875"));
+        // eq, for comparison: the searched range contains the birth date's.
+        Assert.Equal(Sorted("1880 1880-05 1880-05-17"), await LabelsFoundAsync(labels, "birthdate=1880"));
+    }
+
+    [Fact]
     public async Task A_birth_date_searched_approximately_is_a_tenth_of_its_distance_from_today_either_side()
     {
         // FHIR R4 search, "ap": 10 % of the gap between now and the date. 1,000 days ago: 100 days either side.

@@ -306,7 +306,7 @@ internal sealed class SearchQuery
     /// the dates that intersect the range (gt, ge, lt, le, ap: FHIR R4 search, "prefix"), also the year-only and month-only dates of
     /// the year and month it covers only partly, each found by its hash with none of the finer hashes under it. ap is the range
     /// widened on each side by a tenth of the time between the date and today (the spec's suggestion), at least a day. ne is the
-    /// negated hash of the searched precision, among the patients that have a birth date (any year hash from 1880 to this year).</summary>
+    /// negated hash of the searched precision, among the patients that have a birth date (its presence hash, whatever the year).</summary>
     private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues,
         DateOnly today)
     {
@@ -365,7 +365,10 @@ internal sealed class SearchQuery
         }
         if (negated)
         {
-            // Every birth date has its year's hash: NOT (the searched hash) alone also matched the patients with none.
+            // NOT (the searched hash) alone also matched the patients with no birth date: held to those with one, by the presence
+            // hash every birth date has (index format 3), whatever its year. The year hashes from 1880 keep finding the records
+            // of a store not yet reindexed (format 2 had no presence hash; a birth date before 1880 was missed then).
+            clause.Present.Add(keys.Index.Hash(parameter.Code, 'P', IndexEntries.BlindDatePresent));
             for (var year = earliest; year <= latest; year = year.AddYears(1)) clause.Present.Add(DateHash('Y', year));
         }
         return clause;
