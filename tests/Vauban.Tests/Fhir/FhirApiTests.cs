@@ -1048,6 +1048,10 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Equal([appointment], Ids(await SearchAsync($"Appointment?patient={patient}&status=http://hl7.org/fhir/appointmentstatus|booked,http://hl7.org/fhir/appointmentstatus|fulfilled")));
         Assert.Equal([patient], Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|male")));
         Assert.Empty(Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|female")));
+        // |code asks for a code with no system (FHIR R4 search, token): a code element bound to one code system has that system.
+        Assert.Empty(Ids(await SearchAsync($"Patient?family=systeme&gender=|male")));
+        Assert.Empty(Ids(await SearchAsync($"Encounter?patient={patient}&status=|finished")));
+        Assert.Equal([patient], Ids(await SearchAsync($"Patient?family=systeme&gender:not=|male")));
         // A Coding keeps its own system: Encounter.class is searched as before.
         Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB")));
     }

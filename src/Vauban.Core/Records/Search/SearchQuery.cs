@@ -227,8 +227,11 @@ internal sealed class SearchQuery
                     }
                     var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
                     // A code element's values are stored without a system (theirs is implicit): system|code is its code under that
-                    // one system, and under any other matches nothing (no stored value has the 's' hash of another system).
+                    // one system, and under any other matches nothing (no stored value has the 's' hash of another system). |code asks
+                    // for a code with no system (FHIR R4 search, token); a code element bound to one code system has that system, so
+                    // gender=|male matches nothing, as gender=<another system>|male does: its hash is of a kind ('x') no value has.
                     clause.Hashes.Add(bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', code)
+                        : bar == 0 && stored.CodeSystem is not null ? keys.Index.Hash(stored.Code, 'x', code)
                         : bar == 0 ? keys.Index.Hash(stored.Code, 'n', code)
                         : stored.CodeSystem is not null && v.AsSpan(0, bar).SequenceEqual(stored.CodeSystem) ? keys.Index.Hash(stored.Code, 'c', code)
                         : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + code));
