@@ -114,7 +114,8 @@ public static class FhirJson
     public static string ETag(int version) => "W/\"" + version.ToString(CultureInfo.InvariantCulture) + "\"";
 
     /// <summary>The version an If-Match names: W/"3" (weak, as the server sends it) or "3"; a bare 3 is taken too. Anything
-    /// else — another tag, several, *, a version below 1 — is not a version of this server's and is refused by the caller.</summary>
+    /// else — another tag, several, *, a version below 1 — is not a version of this server's and is refused by the caller
+    /// (an If-Match of * is read by <see cref="TryParseIfMatch"/>).</summary>
     public static bool TryParseETag(string text, out int version)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -122,6 +123,23 @@ public static class FhirJson
         if (tag.StartsWith("W/", StringComparison.Ordinal)) tag = tag[2..];
         if (tag.Length >= 2 && tag[0] == '"' && tag[^1] == '"') tag = tag[1..^1];
         return int.TryParse(tag, NumberStyles.None, CultureInfo.InvariantCulture, out version) && version > 0;
+    }
+
+    /// <summary>The version an If-Match stands for when it is <c>*</c> (RFC 9110 §13.1.1: "only if a current representation
+    /// exists"): any current version of a record that exists and is not deleted. No version is 0, so it cannot be confused with one.</summary>
+    public const int AnyCurrentVersion = 0;
+
+    /// <summary>An If-Match (header or a bundle entry's request.ifMatch): a version ETag as <see cref="TryParseETag"/> reads it, or
+    /// <c>*</c>, read as <see cref="AnyCurrentVersion"/>. Anything else — another tag, several, a version below 1 — is refused.</summary>
+    public static bool TryParseIfMatch(string text, out int version)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        if (text.Trim() == "*")
+        {
+            version = AnyCurrentVersion;
+            return true;
+        }
+        return TryParseETag(text, out version);
     }
 
     /// <summary>The link to the page a search, history or $everything token leads to (the next page, or this one for the self

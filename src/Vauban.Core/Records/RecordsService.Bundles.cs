@@ -148,8 +148,8 @@ public sealed partial class RecordsService
             // it was ignored, and the entry overwrote or duplicated what the client meant to protect.
             if (request.TryGetProperty("ifMatch", out var im))
             {
-                if (im.ValueKind == JsonValueKind.String && FhirJson.TryParseETag(im.GetString()!, out var v)) ifMatch = v;
-                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a version ETag such as W/\"3\" (a string).", where + ".request.ifMatch"));
+                if (im.ValueKind == JsonValueKind.String && FhirJson.TryParseIfMatch(im.GetString()!, out var v)) ifMatch = v;
+                else unusable = (400, Issue.Invalid($"{where}: ifMatch must be a string: a version ETag such as W/\"3\", or * (the record must exist).", where + ".request.ifMatch"));
             }
             string? ifNoneExist = null;
             if (request.TryGetProperty("ifNoneExist", out var ine))

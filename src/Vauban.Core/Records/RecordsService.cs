@@ -243,8 +243,7 @@ public sealed partial class RecordsService
             }
             else if (countOnly)
             {
-                total = await _rows.TypeVersionCountAsync(connection, context.Tenant.Id, typeCode, since,
-                    (command, engine) => _policy.FilterFor(context, type, command, engine), cancellationToken);
+                total = await OpenTypeVersionCountAsync(context, connection, keys, type, typeCode, since, cancellationToken);
                 return await CountOnlyAsync([]);
             }
             else
@@ -298,6 +297,30 @@ public sealed partial class RecordsService
             open += (await VersionsOpenAsync(context, keys, type, chunk, cancellationToken)).Count;
             if (chunk.Count < Chunk) return open;
             before = chunk[^1].Version;
+        }
+    }
+
+    /// <summary>How many versions of a type's records (changed at or after <paramref name="since"/>) its history lists for the
+    /// principal: those the SQL filter lets through and, of a type filed under patients, those <see cref="VersionsOpenAsync"/> keeps
+    /// (an older version of a record moved from a patient the principal may not open is not listed, so not counted). Counted in
+    /// SQL when nothing can be left out: a type not filed under patients, a Patient, or a principal who sees every record.</summary>
+    private async Task<int> OpenTypeVersionCountAsync(AccessContext context, System.Data.Common.DbConnection connection, TenantKeys keys, string type, int typeCode,
+        long? since, CancellationToken cancellationToken)
+    {
+        string? Filter(System.Data.Common.DbCommand command, StorageEngine engine) => _policy.FilterFor(context, type, command, engine);
+        bool restricted;
+        using (var probe = connection.CreateCommand()) restricted = Filter(probe, Engine) is not null;
+        if (!restricted || type == KnownResourceTypes.Patient || !AccessPolicy.HasCompartment(type))
+            return await _rows.TypeVersionCountAsync(connection, context.Tenant.Id, typeCode, since, Filter, cancellationToken);
+        const int Chunk = 256;
+        var open = 0;
+        (long, long, int)? before = null;
+        while (true)
+        {
+            var chunk = await _rows.TypeHistoryAsync(connection, context.Tenant.Id, typeCode, since, before, Chunk, Filter, cancellationToken);
+            open += (await VersionsOpenAsync(context, keys, type, chunk, cancellationToken)).Count;
+            if (chunk.Count < Chunk) return open;
+            before = (chunk[^1].LastUpdated, chunk[^1].Rid, chunk[^1].Version);
         }
     }
 
@@ -390,7 +413,12 @@ public sealed partial class RecordsService
             if (CreateRefusal(context, type, id) is { } reason) return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
             return refused;
         }
-        if (ifMatch is { } expected && expected != current.Version)
+        // If-Match: * asks for a current representation (RFC 9110): a deleted record has none, and is not brought back.
+        if (ifMatch == FhirJson.AnyCurrentVersion && current.Deleted)
+        {
+            return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id)), cancellationToken);
+        }
+        if (ifMatch is { } expected && expected != FhirJson.AnyCurrentVersion && expected != current.Version)
         {
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), cancellationToken);
@@ -430,7 +458,7 @@ public sealed partial class RecordsService
             : null;
 
     /// <summary>The 412 of an If-Match on a record that does not exist, or that the writer may not see (answered alike).</summary>
-    private static Issue NotExisting(string type, string id) => Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist.");
+    private static Issue NotExisting(string type, string id) => Issue.Error("conflict", $"If-Match was given but {type}/{id} does not exist (or is deleted).");
 
     /// <summary>A write refused by its version condition (If-Match) or lost to a concurrent one: audited as a failed attempt, kept
     /// when the transaction rolls back — alone or as a transaction's entry (that entry was not audited at all).</summary>
@@ -470,7 +498,7 @@ public sealed partial class RecordsService
                 : RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id));
         }
         // If-Match guards a delete as it guards an update: a client that read version n must not delete the n+1 it never saw.
-        if (ifMatch is { } expected && (current is null || current.Deleted || current.Version != expected))
+        if (ifMatch is { } expected && (current is null || current.Deleted || (expected != FhirJson.AnyCurrentVersion && current.Version != expected)))
         {
             return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 current is null || current.Deleted

@@ -61,7 +61,7 @@ internal static class FhirEndpoints
         fhir.MapPut("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
             if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
-                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\"."));
+                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
             var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
             if (error is not null) return error;
             using (document)
@@ -79,7 +79,7 @@ internal static class FhirEndpoints
         fhir.MapDelete("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
             if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
-                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\"."));
+                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
             var result = await records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted);
             if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
             if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);

@@ -150,14 +150,15 @@ internal static class FhirHttp
         return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported, in FHIR R4 (fhirVersion=4.0)."));
     }
 
-    /// <summary>If-Match: W/"3" (or "3"). Absent, the write is unconditional; present but empty, it is malformed (false): the
-    /// client meant a condition, and writing without one would overwrite what it has not seen.</summary>
+    /// <summary>If-Match: W/"3" (or "3"), or * (the record must exist, any version: <see cref="FhirJson.AnyCurrentVersion"/>).
+    /// Absent, the write is unconditional; present but empty, it is malformed (false): the client meant a condition, and writing
+    /// without one would overwrite what it has not seen.</summary>
     public static bool TryParseIfMatch(HttpContext context, out int? version)
     {
         version = null;
         if (!context.Request.Headers.TryGetValue("If-Match", out var values)) return true;
         var header = values.ToString();
-        if (!FhirJson.TryParseETag(header, out var v)) return false;
+        if (!FhirJson.TryParseIfMatch(header, out var v)) return false;
         version = v;
         return true;
     }

@@ -75,6 +75,11 @@ public static class VaubanHost
             // Twice the target Vauban accepts, so that a target somewhat over it reaches RefuseLongTargets and gets an answer
             // a client can read; Kestrel answers a longer line itself, with a bare 414.
             kestrel.Limits.MaxRequestLineSize = 2 * MaxRequestTargetBytes;
+            // The same for headers: Kestrel rejects headers over its limits while parsing, before any middleware runs, with a
+            // bare 431 whose body cannot be set (no hook in ASP.NET Core 10). Headers somewhat over Vauban's limits reach
+            // RefuseLargeHeaders, which says which limit in an OperationOutcome; Kestrel still answers far larger ones itself.
+            kestrel.Limits.MaxRequestHeadersTotalSize = 2 * MaxRequestHeadersBytes;
+            kestrel.Limits.MaxRequestHeaderCount = 2 * MaxRequestHeaderCount;
         });
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console => console.SingleLine = true);
@@ -130,6 +135,7 @@ public static class VaubanHost
             return next(http);
         });
         app.Use(RefuseLongTargets);
+        app.Use(RefuseLargeHeaders);
         app.Use(AnswerHeadAsGet);
         // Routing here rather than first (WebApplication's default), so that a HEAD is matched as the GET it became.
         app.UseRouting();
@@ -209,6 +215,37 @@ public static class VaubanHost
         if (http.Request.Path.StartsWithSegments("/fhir"))
             return new FhirResult(StatusCodes.Status414UriTooLong, FhirJson.OperationOutcome([Issue.Error("too-long", message)], http.TraceIdentifier)).ExecuteAsync(http);
         http.Response.StatusCode = StatusCodes.Status414UriTooLong;
+        return http.Response.WriteAsync(message, http.RequestAborted);
+    }
+
+    /// <summary>The largest request headers Vauban accepts, counted as Kestrel counts them (each line's name, ": ", value and
+    /// line end): Kestrel's default.</summary>
+    internal const int MaxRequestHeadersBytes = 32 * 1024;
+
+    /// <summary>The most request header lines Vauban accepts: Kestrel's default.</summary>
+    internal const int MaxRequestHeaderCount = 100;
+
+    /// <summary>Headers over <see cref="MaxRequestHeadersBytes"/> or <see cref="MaxRequestHeaderCount"/> are a 431 (RFC 6585) that
+    /// says which limit; the FHIR API answers with an OperationOutcome.</summary>
+    private static Task RefuseLargeHeaders(HttpContext http, RequestDelegate next)
+    {
+        long bytes = 0;
+        var count = 0;
+        foreach (var (name, values) in http.Request.Headers)
+        {
+            foreach (var value in values)
+            {
+                count++;
+                bytes += name.Length + (value?.Length ?? 0) + 4;
+            }
+        }
+        if (bytes <= MaxRequestHeadersBytes && count <= MaxRequestHeaderCount) return next(http);
+        var message = count > MaxRequestHeaderCount
+            ? $"The request has {count:N0} header lines; the limit is {MaxRequestHeaderCount:N0}."
+            : $"The request's headers are {bytes:N0} bytes long; the limit is {MaxRequestHeadersBytes:N0} (a cookie or token that has grown too large?).";
+        if (http.Request.Path.StartsWithSegments("/fhir"))
+            return new FhirResult(StatusCodes.Status431RequestHeaderFieldsTooLarge, FhirJson.OperationOutcome([Issue.Error("too-long", message)], http.TraceIdentifier)).ExecuteAsync(http);
+        http.Response.StatusCode = StatusCodes.Status431RequestHeaderFieldsTooLarge;
         return http.Response.WriteAsync(message, http.RequestAborted);
     }
 

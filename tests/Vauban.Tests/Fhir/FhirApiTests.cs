@@ -190,6 +190,82 @@ public abstract class FhirApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task If_Match_star_updates_a_record_that_exists_and_is_412_for_one_missing_or_deleted_alone_or_in_a_bundle()
+    {
+        // RFC 9110: If-Match: * is "only if a current representation exists", whatever its version.
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Etoile"))).GetProperty("id").GetString()!;
+        async Task<HttpResponseMessage> PutAsync(string target, string family)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient/{target}") { Content = FhirContent.Json(Samples.Patient(family: family, id: target)) };
+            request.Headers.TryAddWithoutValidation("If-Match", "*");
+            return await Api.SendAsync(request);
+        }
+        using (var response = await PutAsync(id, "Etoilee"))
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode} {body}");
+            Assert.Equal("2", body.GetProperty("meta").GetProperty("versionId").GetString());
+        }
+        // An id that does not exist is not created.
+        using (var response = await PutAsync("etoile-absente", "Absente"))
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.PreconditionFailed, $"{(int)response.StatusCode} {body}");
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains("does not exist", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        using (var read = await Api.GetAsync("/fhir/Patient/etoile-absente")) Assert.Equal(HttpStatusCode.NotFound, read.StatusCode);
+
+        // In a bundle, request.ifMatch "*" is held to the same: the existing record is updated, the missing one is 412.
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Lot", id: id)}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": "*" } },
+              { "resource": {{Samples.Patient(family: "Lot", id: "etoile-absente")}}, "request": { "method": "PUT", "url": "Patient/etoile-absente", "ifMatch": "*" } } ] }
+            """;
+        using (var batch = await Api.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            var body = await batch.BodyAsync();
+            Assert.True(batch.StatusCode == HttpStatusCode.OK, $"{(int)batch.StatusCode} {body}");
+            Assert.StartsWith("200", body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+            Assert.StartsWith("412", body.GetProperty("entry")[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        }
+        var transaction = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Transaction", id: id)}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": "*" } } ] }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(transaction)))
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{(int)response.StatusCode} {body}");
+            Assert.StartsWith("200", body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        }
+        var missing = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Transaction", id: "etoile-absente")}}, "request": { "method": "PUT", "url": "Patient/etoile-absente", "ifMatch": "*" } } ] }
+            """;
+        using (var response = await Api.PostAsync("/fhir", FhirContent.Json(missing)))
+        {
+            Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+            Assert.Equal("OperationOutcome", (await response.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+
+        // A deleted record has no current representation: * does not bring it back, nor delete it again.
+        var delete = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
+        delete.Headers.TryAddWithoutValidation("If-Match", "*");
+        using (var response = await Api.SendAsync(delete)) Assert.Equal(HttpStatusCode.NoContent, response.StatusCode);
+        using (var response = await PutAsync(id, "Revenue"))
+        {
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.PreconditionFailed, $"{(int)response.StatusCode} {body}");
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        }
+        var again = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
+        again.Headers.TryAddWithoutValidation("If-Match", "*");
+        using (var response = await Api.SendAsync(again)) Assert.Equal(HttpStatusCode.PreconditionFailed, response.StatusCode);
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, read.StatusCode);
+    }
+
+    [Fact]
     public async Task A_bundle_entrys_condition_that_is_not_a_string_ETag_or_query_is_refused_not_ignored()
     {
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Condition"))).GetProperty("id").GetString()!;
@@ -230,7 +306,7 @@ public abstract class FhirApiTests : IAsyncLifetime
         }
         Assert.Single(Ids(await SearchAsync($"Patient?identifier={nir}")));
         // The HTTP header is held to the same forms.
-        foreach (var header in new[] { "W/\"0\"", "\"2", "*" })
+        foreach (var header in new[] { "W/\"0\"", "\"2", "W/*", "*, W/\"2\"" })
         {
             var request = new HttpRequestMessage(HttpMethod.Delete, $"/fhir/Patient/{id}");
             request.Headers.TryAddWithoutValidation("If-Match", header);
@@ -972,6 +1048,10 @@ public abstract class FhirApiTests : IAsyncLifetime
         Assert.Equal([appointment], Ids(await SearchAsync($"Appointment?patient={patient}&status=http://hl7.org/fhir/appointmentstatus|booked,http://hl7.org/fhir/appointmentstatus|fulfilled")));
         Assert.Equal([patient], Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|male")));
         Assert.Empty(Ids(await SearchAsync($"Patient?family=systeme&gender=http://hl7.org/fhir/administrative-gender|female")));
+        // |code asks for a code with no system (FHIR R4 search, token): a code element bound to one code system has that system.
+        Assert.Empty(Ids(await SearchAsync($"Patient?family=systeme&gender=|male")));
+        Assert.Empty(Ids(await SearchAsync($"Encounter?patient={patient}&status=|finished")));
+        Assert.Equal([patient], Ids(await SearchAsync($"Patient?family=systeme&gender:not=|male")));
         // A Coding keeps its own system: Encounter.class is searched as before.
         Assert.Equal([encounter], Ids(await SearchAsync($"Encounter?patient={patient}&class=http://terminology.hl7.org/CodeSystem/v3-ActCode|AMB")));
     }
@@ -1648,6 +1728,27 @@ public abstract class FhirApiTests : IAsyncLifetime
         using var both = await Api.GetAsync($"/fhir/Patient?birthdate=ne{Day(searched, -101)},ne{Day(searched, 101)}");
         Assert.Equal(HttpStatusCode.BadRequest, both.StatusCode);
         Assert.Contains("takes one ne value", await both.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_birth_date_searched_with_ne_holds_partial_and_early_dates_to_FHIR_ranges()
+    {
+        // FHIR R4 search: ne matches when the searched range does not fully contain the birth date's range. A year-only or
+        // month-only birth date is the whole year or month; a date before 1880 (a data-entry slip, kept as written) is a date too.
+        var labels = new Dictionary<string, string>();
+        foreach (var (label, birth) in new[] { ("1875", "1875-03-02"), ("1880", "1880"), ("1880-05", "1880-05"), ("1880-05-17", "1880-05-17"), ("1980", "1980-06-12") })
+        {
+            labels[(await CreateAsync("Patient", Samples.Patient(family: "Approchee", birthDate: birth))).GetProperty("id").GetString()!] = label;
+        }
+        var none = Samples.Patient(family: "Approchee").Replace("\"birthDate\": \"1980-03-12\",", "", StringComparison.Ordinal);
+        labels[(await CreateAsync("Patient", none)).GetProperty("id").GetString()!] = "none";
+
+        Assert.Equal(Sorted("1875 1980"), await LabelsFoundAsync(labels, "birthdate=ne1880"));
+        Assert.Equal(Sorted("1875 1880 1980"), await LabelsFoundAsync(labels, "birthdate=ne1880-05"));
+        Assert.Equal(Sorted("1875 1880 1880-05 1980"), await LabelsFoundAsync(labels, "birthdate=ne1880-05-17"));
+        Assert.Equal(Sorted("1880 1880-05 1880-05-17 1980"), await LabelsFoundAsync(labels, "birthdate=ne1875"));
+        // eq, for comparison: the searched range contains the birth date's.
+        Assert.Equal(Sorted("1880 1880-05 1880-05-17"), await LabelsFoundAsync(labels, "birthdate=1880"));
     }
 
     [Fact]

@@ -70,6 +70,24 @@ public abstract class ClientLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Type_history_with_count_0_totals_the_versions_the_history_lists_not_those_of_another_patient()
+    {
+        // An observation filed under the other patient, then moved to this client's (a wrong-patient correction): its first
+        // version, about the other patient, is not listed to the client, so it is not counted either.
+        var moved = await CreateAsync(_full, "/fhir/Observation", Samples.Observation($"Patient/{_other}"));
+        var corrected = System.Text.Json.Nodes.JsonNode.Parse(Samples.Observation($"Patient/{_mine}"))!.AsObject();
+        corrected["id"] = moved;
+        using (var put = await _full.PutAsync($"/fhir/Observation/{moved}", FhirContent.Json(corrected.ToJsonString()))) Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        using var limited = await _server.ClientAsync("clinic", "system/*.rs", new ClientLimits([_mine], false));
+        using var history = await limited.GetAsync("/fhir/Observation/_history?_count=50");
+        var entries = (await history.BodyAsync()).GetProperty("entry").GetArrayLength();
+        Assert.Equal(2, entries); // this patient's observation, and the moved one's second version
+        Assert.Equal(entries, await TotalAsync(limited, "/fhir/Observation/_history?_count=0"));
+        // A client that sees every record counts every version, in SQL.
+        Assert.Equal(4, await TotalAsync(_full, "/fhir/Observation/_history?_count=0"));
+    }
+
+    [Fact]
     public async Task A_client_limited_to_some_patients_cannot_enumerate_the_others()
     {
         using var limited = await _server.ClientAsync("clinic", "system/*.cruds", new ClientLimits([_mine], false));

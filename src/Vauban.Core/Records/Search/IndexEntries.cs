@@ -15,8 +15,13 @@ internal sealed class IndexEntries
     /// parameter newly indexed, a path added, a normalization changed): a store remembers the version it was last fully indexed
     /// with (store_settings index_version), and <c>vauban serve</c> asks for <c>vauban reindex</c> while it is older.
     /// 1: every store before the version was kept. 2: Patient.link.other indexed (parameter 116, which also keeps a linked
-    /// patient from deletion) and Observation's date covering effectiveTiming.</summary>
-    public const int FormatVersion = 2;
+    /// patient from deletion) and Observation's date covering effectiveTiming. 3: a blind-indexed date's presence hash
+    /// (<see cref="BlindDatePresent"/>), which birthdate=ne needs to find a birth date of any year (before, only 1880 to this year).</summary>
+    public const int FormatVersion = 3;
+
+    /// <summary>The text of the hash every blind-indexed date (a birth date) has whatever its value ('P' kind): "has a birth date",
+    /// which a search with ne is held to (a parameter matches only resources with a value for it).</summary>
+    public const string BlindDatePresent = "present";
 
     /// <summary>String prefixes of up to this many folded characters are indexed; longer search values match on their first 12.</summary>
     public const int MaxPrefix = 12;
@@ -251,6 +256,7 @@ internal sealed class IndexEntries
 
     private void AddBlindDate(int param, string text, DatePrecision precision, BlindIndex index)
     {
+        Hashes.Add(index.Hash(param, 'P', BlindDatePresent));
         Hashes.Add(index.Hash(param, 'Y', text.AsSpan(0, 4)));
         if (precision >= DatePrecision.Month) Hashes.Add(index.Hash(param, 'M', text.AsSpan(0, 7)));
         if (precision >= DatePrecision.Day) Hashes.Add(index.Hash(param, 'D', text.AsSpan(0, 10)));

@@ -77,7 +77,7 @@ internal static class SearchParameters
         Add(S("Patient", "family", 101, "name.family") with { Description = "A portion of the family name (starts-with, accent- and case-insensitive)" });
         Add(S("Patient", "given", 102, "name.given") with { Description = "A portion of a given name" });
         Add(Union("Patient", "name", SearchParamKind.String, "family", "given") with { Description = "A portion of the family or a given name" });
-        Add(D("Patient", "birthdate", 103, "birthDate") with { BlindDate = true, Description = "The patient's date of birth (eq, ne, and ranges by year/month/day from 1880 to this year; ap: within a tenth of the time between the date and today on each side, at least a day)" });
+        Add(D("Patient", "birthdate", 103, "birthDate") with { BlindDate = true, Description = "The patient's date of birth (eq and ne of any date, ranges by year/month/day from 1880 to this year; ap: within a tenth of the time between the date and today on each side, at least a day)" });
         Add(T("Patient", "identifier", 104, "identifier") with { Normalization = TokenNormalization.Identifier, Description = "A patient identifier (INS/NIR, IPP): system|value or value" });
         Add(T("Patient", "gender", 105, "gender") with { CodeSystem = "http://hl7.org/fhir/administrative-gender" });
         Add(T("Patient", "phone", 106, "telecom[system=phone]") with { Normalization = TokenNormalization.Phone, Description = "A phone number (French numbers normalized: +33 6… = 06…)" });

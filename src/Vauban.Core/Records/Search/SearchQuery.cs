@@ -227,8 +227,11 @@ internal sealed class SearchQuery
                     }
                     var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
                     // A code element's values are stored without a system (theirs is implicit): system|code is its code under that
-                    // one system, and under any other matches nothing (no stored value has the 's' hash of another system).
+                    // one system, and under any other matches nothing (no stored value has the 's' hash of another system). |code asks
+                    // for a code with no system (FHIR R4 search, token); a code element bound to one code system has that system, so
+                    // gender=|male matches nothing, as gender=<another system>|male does: its hash is of a kind ('x') no value has.
                     clause.Hashes.Add(bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', code)
+                        : bar == 0 && stored.CodeSystem is not null ? keys.Index.Hash(stored.Code, 'x', code)
                         : bar == 0 ? keys.Index.Hash(stored.Code, 'n', code)
                         : stored.CodeSystem is not null && v.AsSpan(0, bar).SequenceEqual(stored.CodeSystem) ? keys.Index.Hash(stored.Code, 'c', code)
                         : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + code));
@@ -306,7 +309,7 @@ internal sealed class SearchQuery
     /// the dates that intersect the range (gt, ge, lt, le, ap: FHIR R4 search, "prefix"), also the year-only and month-only dates of
     /// the year and month it covers only partly, each found by its hash with none of the finer hashes under it. ap is the range
     /// widened on each side by a tenth of the time between the date and today (the spec's suggestion), at least a day. ne is the
-    /// negated hash of the searched precision, among the patients that have a birth date (any year hash from 1880 to this year).</summary>
+    /// negated hash of the searched precision, among the patients that have a birth date (its presence hash, whatever the year).</summary>
     private static Clause? BlindDateClause(SearchParameter parameter, List<string> values, List<(string Prefix, long Low, long High)> ranges, TenantKeys keys, List<Issue> issues,
         DateOnly today)
     {
@@ -365,7 +368,10 @@ internal sealed class SearchQuery
         }
         if (negated)
         {
-            // Every birth date has its year's hash: NOT (the searched hash) alone also matched the patients with none.
+            // NOT (the searched hash) alone also matched the patients with no birth date: held to those with one, by the presence
+            // hash every birth date has (index format 3), whatever its year. The year hashes from 1880 keep finding the records
+            // of a store not yet reindexed (format 2 had no presence hash; a birth date before 1880 was missed then).
+            clause.Present.Add(keys.Index.Hash(parameter.Code, 'P', IndexEntries.BlindDatePresent));
             for (var year = earliest; year <= latest; year = year.AddYears(1)) clause.Present.Add(DateHash('Y', year));
         }
         return clause;
