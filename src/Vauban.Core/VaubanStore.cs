@@ -201,21 +201,13 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         catch (VaubanConfigurationException e) when (e.OtherMasterKey && options.MasterKey.MadeFile is { } made)
         {
-            // A key file made for this start, refused by the store: it is no one's key; left behind, it would be found
-            // at the next start and refused again, or kept as if it were the store's.
+            // A key file made for this start, refused by the store. Not deleted here: another Vauban starting at the same
+            // moment with the same key path reads the file this one made and may have bound a new store to it (outside
+            // review, stop 38); only the operator can tell. Said, so that it is not kept as this store's key.
             keys.Dispose();
             await database.DisposeAsync();
-            string removed;
-            try
-            {
-                File.Delete(made);
-                removed = $" The key file made for this start, {made}, was removed.";
-            }
-            catch (Exception deleting) when (deleting is IOException or UnauthorizedAccessException)
-            {
-                removed = $" The key file made for this start, {made}, could not be removed ({deleting.Message}): delete it.";
-            }
-            throw new VaubanConfigurationException(e.Message + removed, e) { OtherMasterKey = true };
+            throw new VaubanConfigurationException(e.Message + $" The key file {made} was made for this start and is not this store's key: "
+                + "delete it unless another store was made with it.", e) { OtherMasterKey = true };
         }
         catch
         {

@@ -267,23 +267,50 @@ internal sealed class AuditJournal : IDisposable
             }
         }
 
-        /// <summary>Allocates and maps the file up to <paramref name="size"/>: its records stay where they are.</summary>
+        /// <summary>Allocates and maps the file up to <paramref name="size"/>: its records stay where they are. The new mapping is
+        /// made before the old one goes, so a failure leaves the file in use as it was.</summary>
         public void Grow(long size)
         {
             FileSpace.Allocate(File, size); // first: a full disk leaves the file as it was
-            View.Dispose();
-            _map.Dispose();
-            _map = MemoryMappedFile.CreateFromFile(File, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
-            View = _map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
-            Size = size;
+            var map = MemoryMappedFile.CreateFromFile(File, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
+            MemoryMappedViewAccessor view;
+            try
+            {
+                view = map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
+            }
+            catch
+            {
+                map.Dispose();
+                throw;
+            }
+            var (oldView, oldMap) = (View, _map);
+            (View, _map, Size) = (view, map, size);
+            Release(oldView, oldMap);
+        }
+
+        /// <summary>Unmaps a view. Disposing it flushes its pages (msync) and throws if that fails; the pages are in the page
+        /// cache all the same, and the flusher's or the closer's fsync of the file brings them to the disk.</summary>
+        private static void Release(MemoryMappedViewAccessor view, MemoryMappedFile map)
+        {
+            try
+            {
+                view.Dispose();
+            }
+            catch (IOException)
+            {
+                // see above
+            }
+            finally
+            {
+                map.Dispose();
+            }
         }
 
         /// <summary>Unmaps the file and cuts it to its <paramref name="records"/> bytes. The stream (and the lock) stays open
         /// for the caller. A file that cannot be cut keeps zeros after its records, which readers ignore.</summary>
         public void Unmap(long records)
         {
-            View.Dispose();
-            _map.Dispose();
+            Release(View, _map);
             try
             {
                 File.SetLength(records);
