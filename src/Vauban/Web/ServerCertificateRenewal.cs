@@ -73,7 +73,8 @@ internal sealed class ServerCertificateRenewal : IDisposable
             }
             _taken = seen;
             _failedOnce = null;
-            if (renewed.Thumbprint == _current.Thumbprint) return; // the same certificate written again
+            // The same certificate written again; new intermediates beside the same leaf are a renewal all the same.
+            if (renewed.Thumbprint == _current.Thumbprint && SameChain(renewed, _current)) return;
             Volatile.Write(ref _context, ContextOf(renewed));
             _current = renewed;
             _log?.LogInformation("TLS certificate renewed: now serving {Subject} (SHA-256 {Thumbprint}), valid until {NotAfter:yyyy-MM-dd HH:mm} UTC, from {File}",
@@ -81,11 +82,22 @@ internal sealed class ServerCertificateRenewal : IDisposable
             if (renewed.Warning(DateTimeOffset.UtcNow) is { } expiring) _log?.LogWarning("{Warning}", expiring);
             if (_publicHost is not null && renewed.NamesWarning(_publicHost) is { } unnamed) _log?.LogWarning("{Warning}", unnamed);
         }
+        catch (Exception e)
+        {
+            // Anything unforeseen (building the handshake context of a certificate that passed the checks): the timer's thread
+            // must not end the process; the certificate in use stays.
+            _taken = Stamp.Of(_current);
+            _log?.LogWarning("The replaced TLS certificate files were not taken; still serving {Subject} (SHA-256 {Thumbprint}): {Reason}",
+                _current.Certificate.Subject, _current.Thumbprint, $"{e.GetType().Name}: {e.Message}");
+        }
         finally
         {
             _checking.Exit();
         }
     }
+
+    private static bool SameChain(ServerCertificate a, ServerCertificate b) =>
+        a.Chain.Select(c => c.Thumbprint).SequenceEqual(b.Chain.Select(c => c.Thumbprint), StringComparer.Ordinal);
 
     // As Kestrel builds it from a certificate and the intermediates that follow it.
     private static SslStreamCertificateContext ContextOf(ServerCertificate certificate) =>
