@@ -141,7 +141,7 @@ internal sealed class AuditJournal : IDisposable
         {
             try
             {
-                RandomAccess.FlushToDisk(_current.File.SafeFileHandle);
+                RandomAccess.FlushToDisk(_current.Handle);
             }
             catch
             {
@@ -193,7 +193,7 @@ internal sealed class AuditJournal : IDisposable
     {
         lock (_flushLock)
         {
-            if (!_closed) RandomAccess.FlushToDisk(_current.File.SafeFileHandle);
+            if (!_closed) RandomAccess.FlushToDisk(_current.Handle);
         }
     }
 
@@ -226,6 +226,7 @@ internal sealed class AuditJournal : IDisposable
             Directory = directory;
             Name = name;
             File = file;
+            Handle = file.SafeFileHandle;
             _map = map;
             View = view;
             Size = size;
@@ -234,6 +235,9 @@ internal sealed class AuditJournal : IDisposable
         public string Directory { get; }
         public string Name { get; }
         public FileStream File { get; }
+
+        /// <summary>File's handle, taken once: FileStream.SafeFileHandle seeks (lseek) on every call to sync its position.</summary>
+        public SafeFileHandle Handle { get; }
         public MemoryMappedViewAccessor View { get; private set; }
 
         /// <summary>The file's allocated and mapped length.</summary>
@@ -252,8 +256,7 @@ internal sealed class AuditJournal : IDisposable
             try
             {
                 FileSpace.Allocate(file, size);
-                map = MemoryMappedFile.CreateFromFile(file, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
-                var view = map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
+                (map, var view) = Map(file, size);
                 // The entries written to it are synced with the file; its name, with the folder, once.
                 DirectorySync.Sync(directory);
                 return new JournalFile(directory, name, file, map, view, size);
@@ -272,20 +275,26 @@ internal sealed class AuditJournal : IDisposable
         public void Grow(long size)
         {
             FileSpace.Allocate(File, size); // first: a full disk leaves the file as it was
-            var map = MemoryMappedFile.CreateFromFile(File, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
-            MemoryMappedViewAccessor view;
+            var (map, view) = Map(File, size);
+            var (oldView, oldMap) = (View, _map);
+            (View, _map, Size) = (view, map, size);
+            Release(oldView, oldMap);
+        }
+
+        /// <summary>Maps the first <paramref name="size"/> bytes of <paramref name="file"/> (already that long) for reading and
+        /// writing, shared with the page cache.</summary>
+        private static (MemoryMappedFile Map, MemoryMappedViewAccessor View) Map(FileStream file, long size)
+        {
+            var map = MemoryMappedFile.CreateFromFile(file, null, size, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: true);
             try
             {
-                view = map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite);
+                return (map, map.CreateViewAccessor(0, size, MemoryMappedFileAccess.ReadWrite));
             }
             catch
             {
                 map.Dispose();
                 throw;
             }
-            var (oldView, oldMap) = (View, _map);
-            (View, _map, Size) = (view, map, size);
-            Release(oldView, oldMap);
         }
 
         /// <summary>Unmaps a view. Disposing it flushes its pages (msync) and throws if that fails; the pages are in the page
@@ -324,8 +333,7 @@ internal sealed class AuditJournal : IDisposable
         /// <summary>Closes and deletes a new file that could not be put in use: nothing was written to it.</summary>
         public void Discard()
         {
-            View.Dispose();
-            _map.Dispose();
+            Release(View, _map);
             File.Dispose();
             System.IO.File.Delete(Path.Combine(Directory, Name));
         }

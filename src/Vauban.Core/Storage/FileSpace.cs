@@ -10,6 +10,7 @@ internal static class FileSpace
 {
     private const int EINTR = 4;
     private const int EINVAL = 22;
+    private const int ENOSPC = 28;
     private const int EOPNOTSUPP = 95;
 
     /// <summary>Makes <paramref name="file"/> <paramref name="length"/> bytes long (never shorter), every block allocated on
@@ -30,7 +31,7 @@ internal static class FileSpace
                 if (error == 0) return;
                 if (error is not (EOPNOTSUPP or EINVAL))
                 {
-                    throw new IOException($"Cannot allocate {length:N0} bytes for {file.Name} (errno {error}{(error == 28 ? ": no space left on the device" : "")}).");
+                    throw new IOException($"Cannot allocate {length:N0} bytes for {file.Name} (errno {error}{(error == ENOSPC ? ": no space left on the device" : "")}).");
                 }
             }
             finally
