@@ -38,7 +38,7 @@ internal static class ReindexCommand
             var all = await store.Tenants.ListAsync(token);
             if (parse.GetValue(tenant) is { } name)
             {
-                if (await store.Tenants.FindAsync(name, token) is not { } found)
+                if (all.FirstOrDefault(t => t.Name == name) is not { } found) // the list in hand: no second query
                 {
                     // A typo, like an unknown --type: a usage error, and nothing is touched. Worded as every verb's --tenant.
                     Console.Error.WriteLine($"error: --tenant: {await TenantCommands.NotFoundAsync(store, name, token)}");
