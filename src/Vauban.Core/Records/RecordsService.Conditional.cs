@@ -82,7 +82,7 @@ public sealed partial class RecordsService
         var issues = new List<Issue>();
         foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Where(ResultParameters.Contains).Distinct(StringComparer.Ordinal))
         {
-            issues.Add(Issue.Invalid($"{condition} select the record to write, not a page of results: {name} has no place there.", name));
+            issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
         }
         var query = issues.Count > 0 || parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase, Today());
         if (query is null || query.Clauses.Count == 0)
