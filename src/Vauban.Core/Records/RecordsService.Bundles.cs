@@ -285,7 +285,7 @@ public sealed partial class RecordsService
             if (entry.Method == "POST" || entry is { Method: "PUT", Conditional: true }) newIds[entry.Index] = id!;
             if (entry.FullUrl is not null && id is not null && entry.Method is "POST" or "PUT")
             {
-                // A conditional update's fullUrl is held to the record it writes once that is known (ResolveConditionsAsync).
+                // A conditional update's fullUrl is held to the record it writes once its criteria are matched (below, in the write scope).
                 if (!entry.Conditional && FullUrlDisagreement(entry, id, context.ServerBase) is { } disagreement)
                     return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl {disagreement}", $"Bundle.entry[{entry.Index}].fullUrl")]));
                 if (!references.TryAdd(entry.FullUrl, $"{entry.Type}/{id}"))

@@ -105,7 +105,9 @@ public sealed partial class RecordsService
     /// The current records the criteria match that the principal may see (up to three: more than one is an answer already).
     /// Two conditional writes racing would both find nothing and both create (PostgreSQL runs writers side by side): one at a
     /// time per establishment and type, each searching what the one before it committed. Criteria of any parameters may match
-    /// the same record, so the lock is not narrowed to them; creates, updates and deletes take the same one.
+    /// the same record, so the lock is not narrowed to them; creates, updates and deletes take the same one. Writes by id (a
+    /// create, an update or delete of Type/id) take no such lock: one committed between this search and the row's lock may
+    /// change what matches, as it may for a conditional create; conditional writes only are settled among themselves.
     /// </summary>
     private async Task<List<StoredVersion>> ConditionalMatchesAsync(AccessContext context, WriteScope scope, TenantKeys keys, SearchQuery query, CancellationToken cancellationToken)
     {
