@@ -199,9 +199,23 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         // A patient still named by a record is not deleted, as by id: 409.
         var named = Samples.ValidNir("1850375100011");
         var patient = await CreateAsync(Samples.Patient(family: "Nomme", nir: named));
-        await CreateAsync(Samples.Observation($"Patient/{patient}"));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}"));
         Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(named)}")).Status);
         await ReadAsync($"Patient/{patient}");
+        // In a transaction the refusal names the conditional entry; deleting the record that names her in the same one, it passes.
+        var alone = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [ { "request": { "method": "DELETE", "url": "Patient?{{ByNir(named)}}" } } ] }
+            """);
+        Assert.True(alone.Status == HttpStatusCode.Conflict, alone.Text);
+        Assert.StartsWith("Bundle.entry[0] (DELETE Patient)", Diagnostics(alone), StringComparison.Ordinal);
+        await ReadAsync($"Patient/{patient}");
+        var together = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "request": { "method": "DELETE", "url": "Patient?{{ByNir(named)}}" } },
+              { "request": { "method": "DELETE", "url": "Observation/{{observation}}" } } ] }
+            """);
+        Assert.True(together.Status == HttpStatusCode.OK, together.Text);
+        using (var gone = await _api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Theory]
