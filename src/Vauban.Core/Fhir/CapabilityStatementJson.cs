@@ -34,7 +34,7 @@ public static class CapabilityStatementJson
             + "by starts-with on the first " + Records.Search.IndexEntries.MaxPrefix + " letters or digits of the value (accent- and case-insensitive; a longer value "
             + "matches on those), or with :exact; :contains is not available. _sort takes _lastUpdated, _id or a date of care, not identifying values. "
             + "Paging and self links are opaque tokens for the same client or person, for an hour. Prefer: handling=lenient ignores unknown or unsupported "
-            + "parameters and names them in the page's OperationOutcome entry; an unsupported modifier on a filter is refused even then.");
+            + "parameters and names them in the page's OperationOutcome entry; an unsupported modifier on a filter is refused even then. " + ConditionalDocumentation);
         writer.WriteStartObject("security");
         writer.WriteBoolean("cors", false);
         writer.WriteStartArray("service");
@@ -96,8 +96,10 @@ public static class CapabilityStatementJson
             writer.WriteString("versioning", "versioned-update");
             writer.WriteBoolean("readHistory", true);
             writer.WriteBoolean("updateCreate", true);
+            // Every type: each has its search parameters, which the conditions are (ConditionalDocumentation).
             writer.WriteBoolean("conditionalCreate", true);
-            writer.WriteString("conditionalDelete", "not-supported");
+            writer.WriteBoolean("conditionalUpdate", true);
+            writer.WriteString("conditionalDelete", "single");
             var references = SearchParameters.For(type).Values.Where(p => p.Kind == SearchParamKind.Reference).ToList();
             WriteStrings(writer, "searchInclude", references.Select(p => $"{type}:{p.Name}"));
             WriteStrings(writer, "searchRevInclude", TypeCodes.Names.SelectMany(source => SearchParameters.For(source).Values
@@ -155,6 +157,15 @@ public static class CapabilityStatementJson
         writer.WriteEndArray();
         writer.WriteEndObject();
     });
+
+    private const string ConditionalDocumentation = "Conditional create (If-None-Exist, or a bundle entry's ifNoneExist), update (PUT [type]?criteria) and "
+        + "delete (DELETE [type]?criteria), alone or in a batch or transaction: the criteria are search parameters of the type, at least one, none "
+        + "unknown and none that shapes a page (_count, _sort, _summary, _total, _include, _revinclude, _elements), and match only the records the "
+        + "caller may see. Update: no match creates (under the resource's id if it gives one and that id is not another record, else 409), one match "
+        + "is updated (a resource id other than the match's is 400), several are 412. Delete: one match is deleted, none is 204 as for an unknown id, "
+        + "several are 412 (one record at a time). If-Match applies to the match. Conditional create and update need search and read on the type, "
+        + "conditional delete search, as well as the write. In a transaction the matches are resolved before anything is written, and two entries "
+        + "with the same criteria, or whose matches are one record, fail it.";
 
     private const string ExportDocumentation = "FHIR Bulk Data Access v2: GET with 'Prefer: respond-async' and 'X-Vauban-Reason' (a stated reason, required); "
         + "_type, _since, _outputFormat=application/fhir+ndjson. Needs read and search on each type (system/*.rs). Files are generated on download, "

@@ -1,13 +1,15 @@
 // Batch and transaction Bundles. A transaction is all or nothing: every entry is checked by the
 // policy first, then all writes run in one database transaction (DELETE, POST, PUT, then GET, as
-// FHIR orders them), with urn:uuid: references rewritten to the ids the server assigns. A batch runs
-// each entry on its own, through the same single-interaction methods.
+// FHIR orders them), with urn:uuid: references rewritten to the ids the server assigns, and the
+// conditional updates and deletes (PUT or DELETE Type?criteria) matched before any entry writes. A
+// batch runs each entry on its own, through the same single-interaction methods.
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
 using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Fhir;
+using Vauban.Records.Search;
 using Vauban.Storage;
 
 namespace Vauban.Records;
@@ -21,6 +23,12 @@ public sealed partial class RecordsService
         /// <summary>Why the entry cannot be run, and its status (400, or 404 for an unsupported type): a transaction fails
         /// whole; a batch answers that entry alone (FHIR R4: batch entries are independent).</summary>
         public (int Status, Issue Issue)? Unusable { get; init; }
+
+        /// <summary>A conditional update or delete (PUT or DELETE Type?criteria): the record is named by its criteria.</summary>
+        public bool Conditional => Id is null && Method is "PUT" or "DELETE";
+
+        /// <summary>The search criteria of a conditional update or delete (request.url's query), else null.</summary>
+        public string? Criteria => Conditional && Url.Split('?', 2) is [_, var criteria] ? criteria : null;
     }
 
     private sealed record EntryResponse(int Status, string? Location, int Version, long LastUpdated, byte[]? Resource, IReadOnlyList<Issue>? Issues);
@@ -179,8 +187,9 @@ public sealed partial class RecordsService
             var ok = method switch
             {
                 "POST" => segments.Length == 1 && resource is not null,
-                "PUT" => segments.Length == 2 && resource is not null,
-                "DELETE" => segments.Length == 2,
+                // Type?criteria: a conditional update or delete.
+                "PUT" => (segments.Length == 2 || (segments.Length == 1 && query is not null)) && resource is not null,
+                "DELETE" => segments.Length == 2 || (segments.Length == 1 && query is not null),
                 "GET" => segments.Length is 1 or 2 || (segments.Length == 4 && segments[2] == "_history"),
                 _ => false,
             };
@@ -197,7 +206,7 @@ public sealed partial class RecordsService
             }
             if (!ok)
             {
-                unusable ??= (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id, DELETE Type/id, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
+                unusable ??= (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id or Type?criteria, DELETE Type/id or Type?criteria, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
             }
             entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query) { Unusable = unusable });
             index++;
@@ -219,16 +228,19 @@ public sealed partial class RecordsService
             }
             changed.Add((entry.Type, entry.Id), entry.Index);
         }
-        // Every conditional create is matched before anything is written: two with the same criteria would both find nothing
-        // and both create — a duplicate identity in one transaction.
+        // Every conditional write is matched before anything is written: two with the same criteria would both find nothing
+        // and both create — a duplicate identity in one transaction —, or both change the one record they match.
         var conditions = new Dictionary<(string Type, string Criteria), int>();
         foreach (var entry in entries)
         {
-            if (entry.Method != "POST" || entry.IfNoneExist is null) continue;
-            if (!conditions.TryAdd((entry.Type, entry.IfNoneExist.TrimStart('?')), entry.Index))
+            var criteria = entry.Method == "POST" ? entry.IfNoneExist : entry.Criteria;
+            if (criteria is null) continue;
+            if (!conditions.TryAdd((entry.Type, criteria.TrimStart('?')), entry.Index))
             {
-                return (400, FhirJson.OperationOutcome([Issue.Invalid(
-                    $"Bundle.entry[{entry.Index}]: its ifNoneExist repeats Bundle.entry[{conditions[(entry.Type, entry.IfNoneExist.TrimStart('?'))]}]'s; both would create a {entry.Type} matching it. Send it once and refer to that entry's fullUrl.")]));
+                var first = entries[conditions[(entry.Type, criteria.TrimStart('?'))]];
+                return (400, FhirJson.OperationOutcome([Issue.Invalid(first.Method == "POST" && entry.Method == "POST"
+                    ? $"Bundle.entry[{entry.Index}]: its ifNoneExist repeats Bundle.entry[{first.Index}]'s; both would create a {entry.Type} matching it. Send it once and refer to that entry's fullUrl."
+                    : $"Bundle.entry[{entry.Index}]: its search criteria repeat Bundle.entry[{first.Index}]'s; both would write the {entry.Type} they match (a transaction changes each resource once). Send one entry.")]));
             }
         }
 
@@ -246,28 +258,35 @@ public sealed partial class RecordsService
                 await AuditRefusalAsync(context, interaction, entry.Type, entry.Id, decision.Reason!, cancellationToken);
                 return (403, FhirJson.OperationOutcome([Issue.Forbidden($"Bundle.entry[{entry.Index}]: {decision.Reason}")]));
             }
-            if (entry.Method == "POST" && entry.IfNoneExist is not null && await CheckConditionalCreateAsync(context, entry.Type, cancellationToken) is { } notSearchable)
-                return (403, FhirJson.OperationOutcome(notSearchable.Issues!.Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}]: {i.Diagnostics}" })));
+            if ((entry.Method == "POST" && entry.IfNoneExist is not null) || entry.Conditional)
+            {
+                if (await CheckConditionalAsync(context, interaction, entry.Type, cancellationToken) is { } notSearchable)
+                    return (403, FhirJson.OperationOutcome(notSearchable.Issues!.Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}]: {i.Diagnostics}" })));
+            }
             if (entry.Resource is { } resource)
             {
                 var problems = RecordValidation.Validate(entry.Type, resource);
-                if (entry.Method == "PUT" && problems.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.GetString() != entry.Id))
+                if (entry.Method == "PUT" && !entry.Conditional && problems.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.GetString() != entry.Id))
                     problems.Add(Issue.Invalid("The resource id must equal the id in request.url."));
                 if (problems.Count > 0) return (400, FhirJson.OperationOutcome(problems.Select(p => p with { Diagnostics = $"Bundle.entry[{entry.Index}]: {p.Diagnostics}" })));
             }
         }
         if (await AdmitAsync(context, Interaction.Update, "Bundle", [], 1, cancellationToken) is { } contained) return (RecordStatusCodes.Http(contained.Status), FhirJson.OperationOutcome(contained.Issues!));
 
-        // Server ids for created resources, and the reference map from each fullUrl to them.
+        // Server ids for created resources, and the reference map from each fullUrl to them. A conditional update's is the id it
+        // creates under when nothing matches (its resource's, or one assigned), until its match replaces it.
         var newIds = new Dictionary<int, string>();
         var references = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var entry in entries)
         {
-            var id = entry.Method == "POST" ? IdRules.NewId() : entry.Id;
-            if (entry.Method == "POST") newIds[entry.Index] = id!;
+            var id = entry.Method == "POST" ? IdRules.NewId()
+                : entry is { Method: "PUT", Conditional: true } ? (entry.Resource!.Value.TryGetProperty("id", out var given) ? given.GetString()! : IdRules.NewId())
+                : entry.Id;
+            if (entry.Method == "POST" || entry is { Method: "PUT", Conditional: true }) newIds[entry.Index] = id!;
             if (entry.FullUrl is not null && id is not null && entry.Method is "POST" or "PUT")
             {
-                if (FullUrlDisagreement(entry, id, context.ServerBase) is { } disagreement)
+                // A conditional update's fullUrl is held to the record it writes once its criteria are matched (below, in the write scope).
+                if (!entry.Conditional && FullUrlDisagreement(entry, id, context.ServerBase) is { } disagreement)
                     return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl {disagreement}", $"Bundle.entry[{entry.Index}].fullUrl")]));
                 if (!references.TryAdd(entry.FullUrl, $"{entry.Type}/{id}"))
                     return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl is used twice.")]));
@@ -292,11 +311,45 @@ public sealed partial class RecordsService
         }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        // The criteria of conditional updates and deletes are read before anything is locked: one that is no search fails the transaction.
+        var criteriaQueries = new Dictionary<int, SearchQuery>();
+        foreach (var entry in entries.Where(e => e.Conditional))
+        {
+            var condition = entry.Method == "PUT" ? ConditionalUpdateCriteria(entry.Type) : ConditionalDeleteCriteria(entry.Type);
+            if (ParseCriteria(context, keys, entry.Type, entry.Criteria!, condition, out var invalid) is not { } query) return Failed(entry, ToResponse(invalid!, baseUrl));
+            criteriaQueries[entry.Index] = query;
+        }
         var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index).ToList();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
-            if (Engine == StorageEngine.Postgres) await LockTargetsAsync(scope, keys, entries, cancellationToken);
+            if (Engine == StorageEngine.Postgres) await LockConditionsAsync(scope, keys, entries, cancellationToken);
+            // What each conditional update or delete matches, and so the record it writes (its target), before any entry writes.
+            var matches = new Dictionary<int, List<StoredVersion>>();
+            var targets = new Dictionary<int, string>();
+            foreach (var entry in entries.Where(e => e.Conditional))
+            {
+                var found = await ConditionalMatchesAsync(context, scope, keys, criteriaQueries[entry.Index], cancellationToken);
+                matches[entry.Index] = found;
+                var target = found.Count == 1 ? found[0].Id : found.Count == 0 && entry.Method == "PUT" ? newIds[entry.Index] : null;
+                if (target is null) continue;
+                // R4 (transaction processing): resource identities, those resolved from conditional updates and deletes included, must
+                // not overlap. Said without the id, which a conditional delete's principal may not read.
+                if (changed.TryGetValue((entry.Type, target), out var other))
+                {
+                    return (400, FhirJson.OperationOutcome([Issue.Invalid(
+                        $"Bundle.entry[{entry.Index}]: the {entry.Type} its criteria {(found.Count == 1 ? "match" : "would create")} is changed by Bundle.entry[{other}] too; a transaction changes each resource once.")]));
+                }
+                changed.Add((entry.Type, target), entry.Index);
+                targets[entry.Index] = target;
+                if (entry.Method == "PUT" && entry.FullUrl is not null)
+                {
+                    if (FullUrlDisagreement(entry, target, context.ServerBase) is { } disagreement)
+                        return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl {disagreement}", $"Bundle.entry[{entry.Index}].fullUrl")]));
+                    references[entry.FullUrl] = $"{entry.Type}/{target}";
+                }
+            }
+            if (Engine == StorageEngine.Postgres) await LockTargetsAsync(scope, keys, changed.Keys, cancellationToken);
             var written = new WriteBatch(scope);
             // The conditional creates (ifNoneExist) are matched once the deletes are done and before any other entry is
             // written: an entry that matched creates nothing, and every reference to its fullUrl — from an entry before it
@@ -310,7 +363,7 @@ public sealed partial class RecordsService
                     conditionalsMatched = true;
                     foreach (var conditional in order.Where(e => e.Method == "POST" && e.IfNoneExist is not null))
                     {
-                        var existing = await ConditionalMatchAsync(context, scope, keys, conditional.Type, conditional.IfNoneExist!, cancellationToken);
+                        var existing = await IfNoneExistMatchAsync(context, scope, keys, conditional.Type, conditional.IfNoneExist!, cancellationToken);
                         if (existing.Result is null) continue;
                         if (existing.Result.Status != RecordStatus.Ok) return Failed(conditional, ToResponse(existing.Result, baseUrl));
                         matched[conditional.Index] = existing.Result;
@@ -319,9 +372,12 @@ public sealed partial class RecordsService
                 }
                 var response = entry.Method switch
                 {
+                    "DELETE" when entry.Conditional => ToResponse(await ConditionalDeleteInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.IfMatch, written, cancellationToken), baseUrl),
                     "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.IfMatch, written, cancellationToken), baseUrl),
                     "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
                     "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, VersionMade.Created, cancellationToken), baseUrl),
+                    "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
+                        references, written, newIds[entry.Index], cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
                     _ => await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken),
                 };
@@ -332,7 +388,7 @@ public sealed partial class RecordsService
             // A patient it deletes must be named by no record once the whole transaction is in place.
             if (await StillNamedAsync(context, written, cancellationToken) is { } named)
             {
-                var deleting = entries.First(e => e.Method == "DELETE" && e.Type == KnownResourceTypes.Patient && e.Id == named.Patient);
+                var deleting = entries.First(e => e.Method == "DELETE" && e.Type == KnownResourceTypes.Patient && (e.Id ?? targets.GetValueOrDefault(e.Index)) == named.Patient);
                 return Failed(deleting, new EntryResponse(RecordStatusCodes.Http(named.Refused.Status), null, 0, 0, null, named.Refused.Issues));
             }
             // Everything written must be open to the writer once the whole transaction is in place; a refusal names the entry
@@ -341,7 +397,7 @@ public sealed partial class RecordsService
             {
                 var (refused, record) = refusal;
                 var writer = entries.FirstOrDefault(e => e.Type == record.Type
-                    && (e.Method == "PUT" ? e.Id == record.Id : e.Method == "POST" && newIds.TryGetValue(e.Index, out var assigned) && assigned == record.Id));
+                    && (e.Method == "PUT" ? (e.Id ?? targets.GetValueOrDefault(e.Index)) == record.Id : e.Method == "POST" && newIds.TryGetValue(e.Index, out var assigned) && assigned == record.Id));
                 var response = new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
                 return writer is null ? (response.Status, FhirJson.OperationOutcome(refused.Issues!)) : Failed(writer, response);
             }
@@ -383,19 +439,23 @@ public sealed partial class RecordsService
 
     /// <summary>
     /// PostgreSQL runs transactions side by side: each takes, before it writes anything, every lock its entries will need, in
-    /// one order — the conditional creates' locks by type, then the resources it deletes or puts by type and id. Taken entry by entry,
-    /// in the order FHIR processes them, two bundles changing the same resources in another order (or one deleting and one
-    /// conditionally creating) would each wait for the other until PostgreSQL broke the deadlock with an error (a 500).
+    /// one order — the conditional writes' locks by type (here), then the resources it deletes or puts by type and id, those its
+    /// conditional updates and deletes matched included (<see cref="LockTargetsAsync"/>). Taken entry by entry, in the order FHIR
+    /// processes them, two bundles changing the same resources in another order (or one deleting and one conditionally creating)
+    /// would each wait for the other until PostgreSQL broke the deadlock with an error (a 500).
     /// </summary>
-    private async Task LockTargetsAsync(WriteScope scope, TenantKeys keys, List<BundleEntry> entries, CancellationToken cancellationToken)
+    private async Task LockConditionsAsync(WriteScope scope, TenantKeys keys, List<BundleEntry> entries, CancellationToken cancellationToken)
     {
-        foreach (var type in entries.Where(e => e.Method == "POST" && e.IfNoneExist is not null).Select(e => e.Type).Distinct().Order(StringComparer.Ordinal))
+        foreach (var type in entries.Where(e => (e.Method == "POST" && e.IfNoneExist is not null) || e.Conditional).Select(e => e.Type).Distinct().Order(StringComparer.Ordinal))
         {
-            await _database.LockAsync(scope, ConditionalCreateLock(keys, type), cancellationToken);
+            await _database.LockAsync(scope, ConditionalWriteLock(keys, type), cancellationToken);
         }
-        var targets = entries.Where(e => e.Method is "PUT" or "DELETE" && e.Id is not null).Select(e => (e.Type, Id: e.Id!)).Distinct()
-            .OrderBy(t => t.Type, StringComparer.Ordinal).ThenBy(t => t.Id, StringComparer.Ordinal);
-        foreach (var (type, id) in targets)
+    }
+
+    /// <summary>The second half of <see cref="LockConditionsAsync"/>: the rows of the resources the transaction changes, in one order.</summary>
+    private async Task LockTargetsAsync(WriteScope scope, TenantKeys keys, IEnumerable<(string Type, string Id)> changed, CancellationToken cancellationToken)
+    {
+        foreach (var (type, id) in changed.Distinct().OrderBy(t => t.Type, StringComparer.Ordinal).ThenBy(t => t.Id, StringComparer.Ordinal).ToList())
         {
             await CurrentForUpdateAsync(scope, keys, TypeCodes.Of(type), id, cancellationToken);
         }
@@ -492,6 +552,10 @@ public sealed partial class RecordsService
         {
             case "POST":
                 return ToResponse(await CreateAsync(context, entry.Type, entry.Resource!.Value, entry.IfNoneExist, cancellationToken), baseUrl);
+            case "PUT" when entry.Conditional:
+                return ToResponse(await ConditionalUpdateAsync(context, entry.Type, entry.Criteria!, entry.Resource!.Value, entry.IfMatch, cancellationToken), baseUrl);
+            case "DELETE" when entry.Conditional:
+                return ToResponse(await ConditionalDeleteAsync(context, entry.Type, entry.Criteria!, entry.IfMatch, cancellationToken), baseUrl);
             case "PUT":
                 return ToResponse(await UpdateAsync(context, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, cancellationToken), baseUrl);
             case "DELETE":

@@ -1,4 +1,4 @@
-// Search, conditional matching, _include/_revinclude and Patient/$everything. Results are limited
+// Search, _include/_revinclude and Patient/$everything. Results are limited
 // to the caller's tenant in SQL, then pass the policy, guard and audit like any read.
 using System.Data.Common;
 using Vauban.Access;
@@ -275,40 +275,6 @@ public sealed partial class RecordsService
             return SearchPage.Fail(held.Status, [.. held.Issues!]);
         await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient.Id, patient.Id)], cancellationToken, note: "count only");
         return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
-    }
-
-    /// <summary>The lock conditional creates of one type take in one establishment: a search of that type finds only records of
-    /// that type, so creates of other types need not wait.</summary>
-    private static string ConditionalCreateLock(TenantKeys keys, string type) => $"conditional-create/{keys.TenantId}/{type}";
-
-    /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>
-    private async Task<(RecordResult? Result, int Matches)> ConditionalMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string criteria, CancellationToken cancellationToken)
-    {
-        var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
-            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
-        var issues = new List<Issue>();
-        var query = parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase, Today());
-        if (query is null || query.Clauses.Count == 0)
-        {
-            if (issues.Count == 0) issues.Add(Issue.Invalid("If-None-Exist must be a search query such as identifier=system|value."));
-            return (RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]), 0);
-        }
-        query.Count = 2;
-        // Two conditional creates racing would both find nothing and both create (PostgreSQL runs writers side by side): one
-        // at a time per establishment and type, each searching what the one before it committed. Criteria of any parameters
-        // may match the same record, so the lock is not narrowed to them.
-        await _database.LockAsync(scope, ConditionalCreateLock(keys, type), cancellationToken);
-        var (rows, _) = await QueryAsync(context, scope.Connection, scope.Transaction, query, null, cancellationToken);
-        if (rows.Count == 0) return (null, 0);
-        if (rows.Count > 1)
-        {
-            return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), rows.Count);
-        }
-        if (await AdmitAsync(context, Interaction.Read, type, rows, 1, cancellationToken, scope) is { } contained) return (contained, 1);
-        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Read, type, keys, rows, scope, cancellationToken);
-        if (damaged is not null) return (damaged, 1);
-        await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, rows[0].Id, rows[0].Compartment)], cancellationToken, scope, "conditional create matched");
-        return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, bodies[0]), 1);
     }
 
     private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, (string, long)? after, CancellationToken cancellationToken)

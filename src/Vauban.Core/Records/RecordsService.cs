@@ -94,7 +94,7 @@ public sealed partial class RecordsService
     public async Task<RecordResult> CreateAsync(AccessContext context, string type, JsonElement resource, string? ifNoneExist, CancellationToken cancellationToken)
     {
         if (await CheckAsync(context, Interaction.Create, type, null, cancellationToken) is { } denied) return denied;
-        if (ifNoneExist is not null && await CheckConditionalCreateAsync(context, type, cancellationToken) is { } notSearchable) return notSearchable;
+        if (ifNoneExist is not null && await CheckConditionalAsync(context, Interaction.Create, type, cancellationToken) is { } notSearchable) return notSearchable;
         var issues = RecordValidation.Validate(type, resource);
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
         if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
@@ -102,7 +102,7 @@ public sealed partial class RecordsService
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         if (ifNoneExist is not null)
         {
-            var existing = await ConditionalMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
+            var existing = await IfNoneExistMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
             if (existing.Result is not null)
             {
                 // Nothing written; the commit appends the audit entry of the match returned.
@@ -134,14 +134,18 @@ public sealed partial class RecordsService
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var written = new WriteBatch(scope);
         var result = await UpdateInScopeAsync(context, scope, keys, type, id, resource, ifMatch, null, written, cancellationToken);
-        if (result.Status is RecordStatus.Ok or RecordStatus.Created
-            && await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
-        if (result.Status is RecordStatus.Ok or RecordStatus.Created)
-        {
-            await NoteGrantWritesAsync(context, written, cancellationToken);
-            await scope.CommitAsync(cancellationToken);
-            Touch(context, written);
-        }
+        return await CommitUpdateAsync(context, written, result, cancellationToken);
+    }
+
+    /// <summary>An update's (or conditional update's) write, once in place: checked as a whole and committed when it succeeded; the
+    /// scope rolls back otherwise.</summary>
+    private async Task<RecordResult> CommitUpdateAsync(AccessContext context, WriteBatch written, RecordResult result, CancellationToken cancellationToken)
+    {
+        if (result.Status is not (RecordStatus.Ok or RecordStatus.Created)) return result;
+        if (await CheckWrittenAsync(context, Interaction.Update, written, cancellationToken) is { } refused) return refused;
+        await NoteGrantWritesAsync(context, written, cancellationToken);
+        await written.Scope.CommitAsync(cancellationToken);
+        Touch(context, written);
         return result;
     }
 
@@ -563,26 +567,6 @@ public sealed partial class RecordsService
     /// id (or its $everything). On that patient's access history, as the refusals of the policy that read the record are: who
     /// tried to open a record, a contained or limited principal above all, is what the patient and the officer ask.</summary>
     private static string? PatientNamed(string type, string? id) => type == KnownResourceTypes.Patient && id is not null && IdRules.IsValid(id) ? id : null;
-
-    /// <summary>
-    /// A conditional create (If-None-Exist) runs a search and returns the match, or says that there are several:
-    /// it needs search and read on the type as well as create, or it would be a reader for a create-only client.
-    /// Refused (and audited as a refused create) before the search runs, so that nothing about a match is revealed.
-    /// </summary>
-    private async ValueTask<RecordResult?> CheckConditionalCreateAsync(AccessContext context, string type, CancellationToken cancellationToken)
-    {
-        foreach (var interaction in new[] { Interaction.Search, Interaction.Read })
-        {
-            var decision = _policy.Authorize(context, interaction, type);
-            if (!decision.Allowed)
-            {
-                var reason = $"{decision.Reason} A conditional create (If-None-Exist) searches and returns the match: it needs search and read on {type} as well as create.";
-                await AuditRefusalAsync(context, Interaction.Create, type, null, reason, cancellationToken);
-                return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
-            }
-        }
-        return null;
-    }
 
     /// <summary>The policy's record-level question; a refusal is audited and answered 403 (break-the-glass possible) or 404 (not revealed).</summary>
     private async ValueTask<RecordResult?> CheckRecordAsync(AccessContext context, Interaction interaction, string type, string id, string? compartment, string? createdBy,

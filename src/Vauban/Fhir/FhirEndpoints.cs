@@ -86,6 +86,41 @@ internal static class FhirEndpoints
             return Results.NoContent();
         });
 
+        // Conditional update and delete (FHIR R4 http.html): the query's search criteria name the record instead of an id.
+        fhir.MapPut("/{type}", async (HttpContext http, string type) =>
+        {
+            if (Criteria(http) is not { } criteria)
+                return FhirHttp.Outcome(400, Issue.Invalid("PUT [base]/[type] is a conditional update: give the search criteria that find the record as the query "
+                    + "(e.g. ?identifier=system|value), or PUT [base]/[type]/[id]."));
+            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
+                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
+            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
+            if (error is not null) return error;
+            using (document)
+            {
+                var result = await records.ConditionalUpdateAsync(http.Access(), type, criteria, document!.RootElement, ifMatch, http.RequestAborted);
+                return result.Status switch
+                {
+                    RecordStatus.Created => FhirHttp.Resource(result, 201, http),
+                    RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
+                    _ => FhirHttp.Failure(result),
+                };
+            }
+        });
+
+        fhir.MapDelete("/{type}", async (HttpContext http, string type) =>
+        {
+            if (Criteria(http) is not { } criteria)
+                return FhirHttp.Outcome(400, Issue.Invalid("DELETE [base]/[type] is a conditional delete: give the search criteria that find the record as the query "
+                    + "(e.g. ?identifier=system|value), or DELETE [base]/[type]/[id]."));
+            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
+                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
+            var result = await records.ConditionalDeleteAsync(http.Access(), type, criteria, ifMatch, http.RequestAborted);
+            if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
+            if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);
+            return Results.NoContent();
+        });
+
         fhir.MapGet("/{type}", (HttpContext http, string type) => SearchAsync(http, records, type, Query(http)));
 
         fhir.MapPost("/{type}/_search", async (HttpContext http, string type) =>
@@ -245,6 +280,10 @@ internal static class FhirEndpoints
 
     private static List<KeyValuePair<string, string>> Query(HttpContext http) =>
         http.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+
+    /// <summary>A conditional update's or delete's criteria: the request's query as sent (the records service parses it as it
+    /// parses If-None-Exist), or null when there is none.</summary>
+    private static string? Criteria(HttpContext http) => http.Request.QueryString is { HasValue: true, Value.Length: > 1 } query ? query.Value : null;
 
     /// <summary>Prefer: handling=lenient — unknown parameters are ignored (and left out of the self link) instead of refused.</summary>
     private static bool Lenient(HttpContext http) => http.Request.Headers["Prefer"].ToString().Contains("handling=lenient", StringComparison.OrdinalIgnoreCase);

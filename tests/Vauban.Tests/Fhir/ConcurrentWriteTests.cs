@@ -83,6 +83,42 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Parallel_conditional_updates_that_match_nothing_create_one_record_and_update_it()
+    {
+        var nir = Samples.ValidNir("1690775123456");
+        var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient?identifier={Samples.InsNir}|{nir}")
+            { Content = FhirContent.Json(Samples.Patient(family: "Racer" + (char)('a' + i), nir: nir)) }, _api);
+
+        Assert.All(results, r => Assert.True(r.Status is HttpStatusCode.Created or HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
+        Assert.Single(results, r => r.Status == HttpStatusCode.Created);
+        Assert.Single(results.Select(r => r.Body.GetProperty("id").GetString()).Distinct());
+        using var search = await _api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
+        Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
+        using var read = await _api.GetAsync($"/fhir/Patient/{results[0].Body.GetProperty("id").GetString()}");
+        Assert.Equal(Racers.ToString(System.Globalization.CultureInfo.InvariantCulture), (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+    }
+
+    [Fact]
+    public async Task Parallel_conditional_updates_and_creates_inside_transactions_create_one_record()
+    {
+        // A conditional create and a conditional update of the same criteria take the same lock: neither creates beside the other.
+        var nir = Samples.ValidNir("1690875123456");
+        var criteria = $"identifier={Samples.InsNir}|{nir}";
+        string Bundle(int i) => $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Racer" + (char)('a' + i), nir: nir)}},
+                "request": {{(i % 2 == 0 ? $"{{ \"method\": \"PUT\", \"url\": \"Patient?{criteria}\" }}" : $"{{ \"method\": \"POST\", \"url\": \"Patient\", \"ifNoneExist\": \"{criteria}\" }}")}} } ] }
+            """;
+        var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = FhirContent.Json(Bundle(i)) }, _api);
+
+        Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
+        var statuses = results.Select(r => r.Body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString()).ToList();
+        Assert.Single(statuses, s => s == "201 Created");
+        using var search = await _api.GetAsync($"/fhir/Patient?{criteria}&_summary=count");
+        Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
     public async Task Parallel_PUTs_creating_the_same_id_make_one_record_with_consecutive_versions()
     {
         var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Put, "/fhir/Practitioner/rpps-race")

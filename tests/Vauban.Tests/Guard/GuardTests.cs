@@ -213,6 +213,10 @@ public abstract class GuardTests : IAsyncLifetime
             using var response = await client.SendAsync(conditional);
             Assert.Equal((HttpStatusCode)423, response.StatusCode);
         }
+        // Conditional updates and deletes are refused before their search runs: whether one matched is not told.
+        using (var update = await client.PutAsync($"/fhir/Patient?_id={p}", FhirContent.Json(Samples.Patient(family: "New")))) Assert.Equal((HttpStatusCode)423, update.StatusCode);
+        using (var delete = await client.DeleteAsync($"/fhir/Patient?_id={p}")) Assert.Equal((HttpStatusCode)423, delete.StatusCode);
+        using (var missing = await client.DeleteAsync("/fhir/Patient?_id=no-such-patient")) Assert.Equal((HttpStatusCode)423, missing.StatusCode);
         foreach (var type in new[] { "batch", "transaction" })
         {
             using var bundle = await client.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "{{type}}", "entry": [ { "request": { "method": "GET", "url": "Patient/{{p}}" } } ] }"""));
@@ -229,6 +233,28 @@ public abstract class GuardTests : IAsyncLifetime
         using (var ok = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
         using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
         using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[1]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_conditional_update_or_delete_whose_criteria_match_a_canary_suspends_the_client_at_once_and_changes_nothing()
+    {
+        // The match's id leaves with a conditional update's answer, and a delete tells that one matched: the guard is asked of it.
+        foreach (var (method, canary) in new[] { ("PUT", _canaries[0]), ("DELETE", _canaries[1]) })
+        {
+            using var client = await PatientReaderAsync("system/Patient.cruds");
+            using var request = new HttpRequestMessage(new HttpMethod(method), $"/fhir/Patient?_id={canary}");
+            if (method == "PUT") request.Content = FhirContent.Json(Samples.Patient(family: "Overwritten"));
+            using (var response = await client.SendAsync(request))
+            {
+                Assert.Equal((HttpStatusCode)423, response.StatusCode);
+                Assert.DoesNotContain(canary, await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
+            var stored = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", canary, None);
+            Assert.Equal((RecordStatus.Ok, 1), (stored.Status, stored.Version));
+        }
         var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
         Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
     }

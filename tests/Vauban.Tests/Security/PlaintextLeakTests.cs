@@ -57,6 +57,10 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
         }
         using (await api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(patient.Replace("\"resourceType\": \"Patient\",", $"\"resourceType\": \"Patient\", \"id\": \"{id}\",", StringComparison.Ordinal)))) { }
         using (await api.PostAsync("/fhir/Patient", FhirContent.Json(patient.Replace(CanaryNir, "269077512398700", StringComparison.Ordinal)))) { }
+        // A conditional update and delete carry the NIR in their URL too: the first updates the patient, the second (another
+        // family) matches nothing.
+        using (var conditional = await api.PutAsync($"/fhir/Patient?identifier={CanaryNir}", FhirContent.Json(patient))) Assert.Equal(HttpStatusCode.OK, conditional.StatusCode);
+        using (var conditional = await api.DeleteAsync($"/fhir/Patient?identifier={CanaryNir}&family={Canaries[1]}")) Assert.Equal(HttpStatusCode.NoContent, conditional.StatusCode);
 
         var atRest = _engine == Engine.Sqlite ? SqliteFiles() : await PgDumpAsync();
         var logs = _server.AllLogs();

@@ -1,0 +1,261 @@
+// Conditional create, update and delete (FHIR R4 http.html): a write that names its record by search criteria
+// rather than by id. The criteria are a search of the principal's own (its policy filter applies, so a record it may not
+// see is never matched, nor revealed), run inside the write transaction under one lock per establishment and type, so
+// that two conditional writes racing cannot both find nothing and both create.
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Crypto;
+using Vauban.Fhir;
+using Vauban.Records.Search;
+using Vauban.Storage;
+
+namespace Vauban.Records;
+
+public sealed partial class RecordsService
+{
+    /// <summary>Parameters that shape a page of results, not which records match: in a condition they change nothing, or (_count)
+    /// would cut the matches short of the second one that makes them ambiguous.</summary>
+    private static readonly HashSet<string> ResultParameters = new(StringComparer.Ordinal)
+    {
+        "_count", "_sort", "_summary", "_total", "_include", "_revinclude", "_page", "_elements",
+    };
+
+    /// <summary>
+    /// Conditional update, PUT [base]/[type]?[criteria] (FHIR R4): no match creates the resource (under the id it gives, as an
+    /// update as create, else under one the server assigns); one match is updated, If-Match held to its version; several are 412.
+    /// Needs search and read on the type as well as update (and create when it creates): it finds a record and returns its id.
+    /// </summary>
+    public async Task<RecordResult> ConditionalUpdateAsync(AccessContext context, string type, string criteria, JsonElement resource, int? ifMatch,
+        CancellationToken cancellationToken)
+    {
+        if (await CheckAsync(context, Interaction.Update, type, null, cancellationToken) is { } denied) return denied;
+        if (await CheckConditionalAsync(context, Interaction.Update, type, cancellationToken) is { } notSearchable) return notSearchable;
+        var issues = RecordValidation.Validate(type, resource);
+        if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
+        if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        if (ParseCriteria(context, keys, type, criteria, ConditionalUpdateCriteria(type), out var invalid) is not { } query) return invalid!;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var written = new WriteBatch(scope);
+        var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+        var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, matches, resource, ifMatch, null, written, IdRules.NewId(), cancellationToken);
+        return await CommitUpdateAsync(context, written, result, cancellationToken);
+    }
+
+    /// <summary>
+    /// Conditional delete, DELETE [base]/[type]?[criteria] (FHIR R4, conditionalDelete "single"): one match is deleted as an
+    /// ordinary delete is (If-Match held to its version); none is answered as a delete of an id that does not exist (204); several
+    /// are 412, one record at a time. Needs search on the type as well as delete: whether one matched is told.
+    /// </summary>
+    public async Task<RecordResult> ConditionalDeleteAsync(AccessContext context, string type, string criteria, int? ifMatch, CancellationToken cancellationToken)
+    {
+        if (await CheckAsync(context, Interaction.Delete, type, null, cancellationToken) is { } denied) return denied;
+        if (await CheckConditionalAsync(context, Interaction.Delete, type, cancellationToken) is { } notSearchable) return notSearchable;
+        if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        if (ParseCriteria(context, keys, type, criteria, ConditionalDeleteCriteria(type), out var invalid) is not { } query) return invalid!;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var batch = new WriteBatch(scope);
+        var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+        var result = await ConditionalDeleteInScopeAsync(context, scope, keys, type, matches, ifMatch, batch, cancellationToken);
+        if (result.Status is not RecordStatus.NoContent) return result;
+        if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
+        await scope.CommitAsync(cancellationToken);
+        return result;
+    }
+
+    private static string ConditionalUpdateCriteria(string type) => $"The criteria of a conditional update (PUT {type}?criteria)";
+
+    private static string ConditionalDeleteCriteria(string type) => $"The criteria of a conditional delete (DELETE {type}?criteria)";
+
+    /// <summary>
+    /// The search a condition names, or null with the 400 that says why: it must filter (at least one search parameter: no
+    /// criteria would match every record), on parameters the type has (an unknown one is refused, not ignored: ignored, it would
+    /// widen the match), and without the parameters that shape a page (<see cref="ResultParameters"/>).
+    /// </summary>
+    /// <param name="condition">What the criteria are, for the messages ("If-None-Exist", "The criteria of a conditional update …").</param>
+    private SearchQuery? ParseCriteria(AccessContext context, TenantKeys keys, string type, string criteria, string condition, out RecordResult? invalid)
+    {
+        var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
+            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+        var issues = new List<Issue>();
+        foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Where(ResultParameters.Contains).Distinct(StringComparer.Ordinal))
+        {
+            issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
+        }
+        var query = issues.Count > 0 || parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase, Today());
+        if (query is null || query.Clauses.Count == 0)
+        {
+            if (issues.Count == 0) issues.Add(Issue.Invalid($"{condition} must be a search query such as identifier=system|value."));
+            invalid = RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
+            return null;
+        }
+        // Two are enough to know that the criteria are ambiguous.
+        query.Count = 2;
+        invalid = null;
+        return query;
+    }
+
+    /// <summary>The lock conditional writes of one type take in one establishment: a search of that type finds only records of
+    /// that type, so writes of other types need not wait.</summary>
+    private static string ConditionalWriteLock(TenantKeys keys, string type) => $"conditional-write/{keys.TenantId}/{type}";
+
+    /// <summary>
+    /// The current records the criteria match that the principal may see (up to three: more than one is an answer already).
+    /// Two conditional writes racing would both find nothing and both create (PostgreSQL runs writers side by side): one at a
+    /// time per establishment and type, each searching what the one before it committed. Criteria of any parameters may match
+    /// the same record, so the lock is not narrowed to them; creates, updates and deletes take the same one. Writes by id (a
+    /// create, an update or delete of Type/id) take no such lock: one committed between this search and the row's lock may
+    /// change what matches, as it may for a conditional create; conditional writes only are settled among themselves.
+    /// </summary>
+    private async Task<List<StoredVersion>> ConditionalMatchesAsync(AccessContext context, WriteScope scope, TenantKeys keys, SearchQuery query, CancellationToken cancellationToken)
+    {
+        await _database.LockAsync(scope, ConditionalWriteLock(keys, query.Type), cancellationToken);
+        var (rows, _) = await QueryAsync(context, scope.Connection, scope.Transaction, query, null, cancellationToken);
+        return rows;
+    }
+
+    /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>
+    private async Task<(RecordResult? Result, int Matches)> IfNoneExistMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string criteria, CancellationToken cancellationToken)
+    {
+        if (ParseCriteria(context, keys, type, criteria, "If-None-Exist", out var invalid) is not { } query) return (invalid, 0);
+        var rows = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+        if (rows.Count == 0) return (null, 0);
+        if (rows.Count > 1)
+        {
+            return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), rows.Count);
+        }
+        if (await AdmitAsync(context, Interaction.Read, type, rows, 1, cancellationToken, scope) is { } contained) return (contained, 1);
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Read, type, keys, rows, scope, cancellationToken);
+        if (damaged is not null) return (damaged, 1);
+        await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, rows[0].Id, rows[0].Compartment)], cancellationToken, scope, "conditional create matched");
+        return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, bodies[0]), 1);
+    }
+
+    /// <summary>
+    /// A conditional update once its criteria are matched (<paramref name="matches"/>, from <see cref="ConditionalMatchesAsync"/>).
+    /// Every outcome is audited as the act it is: the update or create written, or the update refused.
+    /// </summary>
+    /// <param name="newId">The id a create gets when nothing matches and the resource gives none (a transaction assigns it before it
+    /// writes, for the references to the entry's fullUrl).</param>
+    private async Task<RecordResult> ConditionalUpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, List<StoredVersion> matches,
+        JsonElement resource, int? ifMatch, IReadOnlyDictionary<string, string>? references, WriteBatch written, string newId, CancellationToken cancellationToken)
+    {
+        // Validated: an id, when present, is a string.
+        var givenId = resource.TryGetProperty("id", out var id) ? id.GetString() : null;
+        if (matches.Count > 1)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional update: the criteria match more than one record");
+            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("multiple-matches",
+                $"The criteria match more than one {type}; make them more selective (an identifier with its system, for instance)."));
+        }
+        // The policy filtered the search; it is asked again of the record, as an update by id asks it, before the guard and any
+        // answer. A record not to be revealed is as if it had not matched (the refusal is on the chain).
+        if (matches is [var hidden] && await CheckRecordAsync(context, Interaction.Update, type, hidden.Id, hidden.Compartment, hidden.CreatedBy, written, cancellationToken) is { } refused)
+        {
+            if (refused.Status != RecordStatus.NotFound) return refused;
+            matches = [];
+        }
+        if (matches is [var match])
+        {
+            if (givenId is not null && givenId != match.Id)
+            {
+                await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, match.Id, match.Compartment)], cancellationToken, scope,
+                    "conditional update: the resource's id is not the match's");
+                return RecordResult.Fail(RecordStatus.Invalid, type, Issue.Invalid(
+                    $"The resource's id ({givenId}) is not the id of the {type} the criteria match: leave the id out, or give the matching record's.", $"{type}.id"));
+            }
+            // The match's id leaves with the answer: the guard counts its patient, as a conditional create's match.
+            if (await AdmitAsync(context, Interaction.Update, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
+            return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken);
+        }
+        if (ifMatch is not null)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional update: If-Match given, and nothing matches");
+            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but no {type} matches the criteria."));
+        }
+        if (givenId is null)
+        {
+            if (_policy.Authorize(context, Interaction.Create, type) is { Allowed: false } create)
+            {
+                var reason = $"{create.Reason} No {type} matches the criteria, and a conditional update that would create one needs create on {type} as well as update.";
+                await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, null, null)], cancellationToken, scope,
+                    "refused by the access policy: " + reason);
+                return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
+            }
+            return await CreateInScopeAsync(context, scope, keys, type, resource, newId, references, written, VersionMade.CreatedByUpdate, cancellationToken);
+        }
+        // The resource gives its id: an update as create of it (R4). An id that is a record the criteria did not match cannot be
+        // created, and updating it would change a record the client did not designate: 409, as R5 says it. A record the writer may
+        // not see is answered as a PUT of its id answers (UpdateInScopeAsync), a deleted one brought back as that PUT would.
+        var current = await CurrentForUpdateAsync(scope, keys, TypeCodes.Of(type), givenId, cancellationToken);
+        if (current is { Deleted: false }
+            && (await _policy.AuthorizeRecordAsync(context, type, current.Compartment, current.CreatedBy, written.NewPatients, cancellationToken)).Verdict == RecordVerdict.Allow)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, givenId, current.Compartment)], cancellationToken, scope,
+                "conditional update: nothing matches, and the resource's id names a record that does not match");
+            return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict(
+                $"No {type} matches the criteria, but the resource's id names {type}/{givenId}, which exists and does not match them: leave the id out to create a new record, or PUT {type}/{givenId} to update that one."));
+        }
+        return await UpdateInScopeAsync(context, scope, keys, type, givenId, resource, null, references, written, cancellationToken);
+    }
+
+    /// <summary>A conditional delete once its criteria are matched: audited as a delete, done or refused.</summary>
+    private async Task<RecordResult> ConditionalDeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, List<StoredVersion> matches, int? ifMatch,
+        WriteBatch batch, CancellationToken cancellationToken)
+    {
+        if (matches.Count > 1)
+        {
+            await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional delete: the criteria match more than one record");
+            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("multiple-matches",
+                $"The criteria match more than one {type}, and this server deletes one record at a time (conditionalDelete: single); make them more selective."));
+        }
+        if (matches is [var match])
+        {
+            if (await CheckRecordAsync(context, Interaction.Delete, type, match.Id, match.Compartment, match.CreatedBy, batch, cancellationToken) is { } refused)
+            {
+                // Not revealed: answered as if nothing matched (the refusal is on the chain).
+                if (refused.Status != RecordStatus.NotFound) return refused;
+                matches = [];
+            }
+            else
+            {
+                if (await AdmitAsync(context, Interaction.Delete, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
+                return await DeleteInScopeAsync(context, scope, keys, type, match.Id, ifMatch, batch, cancellationToken);
+            }
+        }
+        // Nothing matches: as a delete of an id that does not exist, 204 (or 412 under If-Match), audited as a failed delete.
+        await AuditAsync(context, Interaction.Delete, AuditOutcome.MinorFailure, type, [], cancellationToken, scope,
+            ifMatch is null ? "conditional delete: nothing matches" : "conditional delete: If-Match given, and nothing matches");
+        return ifMatch is null
+            ? new RecordResult(RecordStatus.NoContent, type)
+            : RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("conflict", $"If-Match was given but no {type} matches the criteria."));
+    }
+
+    /// <summary>
+    /// A conditional write runs a search and reveals what it found — whether a record matched (all three), and its id or content
+    /// (create returns the match, update its id): it needs search, and read where the match is revealed, on the type as well as
+    /// the write, or it would be a reader for a write-only client. Refused (and audited as the refused write) before the search runs,
+    /// so that nothing about a match is revealed.
+    /// </summary>
+    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken)
+    {
+        Interaction[] needed = act == Interaction.Delete ? [Interaction.Search] : [Interaction.Search, Interaction.Read];
+        foreach (var interaction in needed)
+        {
+            var decision = _policy.Authorize(context, interaction, type);
+            if (decision.Allowed) continue;
+            var why = act switch
+            {
+                Interaction.Create => $"A conditional create (If-None-Exist) searches and returns the match: it needs search and read on {type} as well as create.",
+                Interaction.Update => $"A conditional update (PUT {type}?criteria) searches and updates the match, whose id it returns: it needs search and read on {type} as well as update.",
+                _ => $"A conditional delete (DELETE {type}?criteria) searches for the record it deletes: it needs search on {type} as well as delete.",
+            };
+            var reason = $"{decision.Reason} {why}";
+            await AuditRefusalAsync(context, act, type, null, reason, cancellationToken);
+            return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
+        }
+        return null;
+    }
+}

@@ -1,0 +1,485 @@
+// Conditional update and delete (PUT and DELETE [base]/[type]?criteria, FHIR R4 http.html) as an integrating system relies
+// on them: an interface engine that knows a patient by identifier, never by the id this server gave. Alone, in batches and
+// in transactions, on SQLite and PostgreSQL (the two derived classes at the end); the races are in ConcurrentWriteTests.
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Fhir;
+
+public abstract class ConditionalWriteTests : IAsyncLifetime
+{
+    private readonly Engine _engine;
+    private VaubanServer _server = null!;
+    private HttpClient _api = null!;
+
+    protected ConditionalWriteTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine);
+        _api = await _server.ClientAsync("hospital-a");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _api.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    private sealed record Answer(HttpStatusCode Status, JsonElement? Body, string? ETag, string? Location, string Text);
+
+    private async Task<Answer> SendAsync(HttpMethod method, string url, string? body = null, HttpClient? client = null, params (string Name, string Value)[] headers)
+    {
+        using var request = new HttpRequestMessage(method, url);
+        if (body is not null) request.Content = FhirContent.Json(body);
+        foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
+        using var response = await (client ?? _api).SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return new Answer(response.StatusCode, text.Length == 0 ? null : JsonDocument.Parse(text).RootElement.Clone(), response.Headers.ETag?.ToString(),
+            response.Headers.Location?.ToString(), text);
+    }
+
+    private Task<Answer> PutAsync(string criteria, string body, params (string, string)[] headers) => SendAsync(HttpMethod.Put, "/fhir/Patient?" + criteria, body, null, headers);
+
+    private static string ByNir(string nir) => $"identifier={Samples.InsNir}|{nir}";
+
+    private async Task<string> CreateAsync(string json, HttpClient? client = null)
+    {
+        var type = JsonDocument.Parse(json).RootElement.GetProperty("resourceType").GetString();
+        var created = await SendAsync(HttpMethod.Post, $"/fhir/{type}", json, client);
+        Assert.True(created.Status == HttpStatusCode.Created, created.Text);
+        return created.Body!.Value.GetProperty("id").GetString()!;
+    }
+
+    private async Task<List<JsonElement>> FindAsync(string query, HttpClient? client = null)
+    {
+        var found = await SendAsync(HttpMethod.Get, "/fhir/" + query, null, client);
+        Assert.True(found.Status == HttpStatusCode.OK, found.Text);
+        return found.Body!.Value.TryGetProperty("entry", out var entries) ? entries.EnumerateArray().Select(e => e.GetProperty("resource")).ToList() : [];
+    }
+
+    private async Task<JsonElement> ReadAsync(string reference, HttpClient? client = null)
+    {
+        var read = await SendAsync(HttpMethod.Get, "/fhir/" + reference, null, client);
+        Assert.True(read.Status == HttpStatusCode.OK, $"{reference}: {read.Text}");
+        return read.Body!.Value;
+    }
+
+    private static string Family(JsonElement patient) => patient.GetProperty("name")[0].GetProperty("family").GetString()!;
+
+    private static string Version(JsonElement resource) => resource.GetProperty("meta").GetProperty("versionId").GetString()!;
+
+    private static string Diagnostics(Answer answer) => answer.Body!.Value.GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+
+    [Fact]
+    public async Task A_conditional_update_that_matches_nothing_creates_the_patient_under_a_server_id_or_the_id_it_gives()
+    {
+        var nir = Samples.ValidNir("1850375100001");
+        var created = await PutAsync(ByNir(nir), Samples.Patient(family: "Nouveau", nir: nir));
+        Assert.True(created.Status == HttpStatusCode.Created, created.Text);
+        var id = created.Body!.Value.GetProperty("id").GetString()!;
+        Assert.Equal("1", Version(created.Body.Value));
+        Assert.Equal("W/\"1\"", created.ETag);
+        Assert.EndsWith($"/fhir/Patient/{id}/_history/1", created.Location);
+        Assert.Equal([id], (await FindAsync($"Patient?{ByNir(nir)}")).Select(p => p.GetProperty("id").GetString()));
+
+        // With an id and nothing matching, as an update as create: the record gets that id.
+        var other = Samples.ValidNir("1850375100002");
+        var chosen = await PutAsync(ByNir(other), Samples.Patient(family: "Choisi", nir: other, id: "cond-chosen"));
+        Assert.True(chosen.Status == HttpStatusCode.Created, chosen.Text);
+        Assert.Equal("cond-chosen", chosen.Body!.Value.GetProperty("id").GetString());
+        Assert.Equal("Choisi", Family(await ReadAsync("Patient/cond-chosen")));
+        // History says how it was written: a PUT that created.
+        var history = await SendAsync(HttpMethod.Get, $"/fhir/Patient/{id}/_history");
+        Assert.Equal("PUT", history.Body!.Value.GetProperty("entry")[0].GetProperty("request").GetProperty("method").GetString());
+    }
+
+    [Fact]
+    public async Task A_conditional_update_that_matches_one_patient_updates_it_and_answers_as_an_update()
+    {
+        var nir = Samples.ValidNir("1850375100003");
+        var id = await CreateAsync(Samples.Patient(family: "Avant", nir: nir));
+
+        var updated = await PutAsync(ByNir(nir), Samples.Patient(family: "Apres", nir: nir));
+        Assert.True(updated.Status == HttpStatusCode.OK, updated.Text);
+        Assert.Equal(id, updated.Body!.Value.GetProperty("id").GetString());
+        Assert.Equal("2", Version(updated.Body.Value));
+        Assert.Equal("W/\"2\"", updated.ETag);
+        Assert.Null(updated.Location);
+        Assert.Equal("Apres", Family(await ReadAsync($"Patient/{id}")));
+
+        // The body may name the match's id; Prefer: return=minimal answers without a body, as an update does.
+        var minimal = await PutAsync(ByNir(nir), Samples.Patient(family: "Encore", nir: nir, id: id), ("Prefer", "return=minimal"));
+        Assert.Equal(HttpStatusCode.OK, minimal.Status);
+        Assert.Null(minimal.Body);
+        Assert.Equal("W/\"3\"", minimal.ETag);
+
+        // Another id in the body than the match's: 400, nothing written.
+        var mismatch = await PutAsync(ByNir(nir), Samples.Patient(family: "Autre", nir: nir, id: "not-the-match"));
+        Assert.Equal(HttpStatusCode.BadRequest, mismatch.Status);
+        Assert.Equal("OperationOutcome", mismatch.Body!.Value.GetProperty("resourceType").GetString());
+        Assert.Contains("is not the id of the Patient the criteria match", Diagnostics(mismatch), StringComparison.Ordinal);
+        var current = await ReadAsync($"Patient/{id}");
+        Assert.Equal(("Encore", "3"), (Family(current), Version(current)));
+        Assert.Single(await FindAsync($"Patient?{ByNir(nir)}"));
+        using (var none = await _api.GetAsync("/fhir/Patient/not-the-match")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+    }
+
+    [Fact]
+    public async Task If_Match_holds_a_conditional_update_and_delete_to_the_version_of_the_match()
+    {
+        var nir = Samples.ValidNir("1850375100004");
+        var id = await CreateAsync(Samples.Patient(family: "Version", nir: nir));
+        Assert.Equal(HttpStatusCode.OK, (await PutAsync(ByNir(nir), Samples.Patient(family: "Deux", nir: nir), ("If-Match", "W/\"1\""))).Status);
+        var stale = await PutAsync(ByNir(nir), Samples.Patient(family: "Perdu", nir: nir), ("If-Match", "W/\"1\""));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, stale.Status);
+        Assert.Equal("Deux", Family(await ReadAsync($"Patient/{id}")));
+        var staleDelete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, null, ("If-Match", "W/\"1\""));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, staleDelete.Status);
+        Assert.Equal("Deux", Family(await ReadAsync($"Patient/{id}")));
+
+        // If-Match with nothing matching: 412, and nothing is created.
+        var missing = Samples.ValidNir("1850375100005");
+        Assert.Equal(HttpStatusCode.PreconditionFailed, (await PutAsync(ByNir(missing), Samples.Patient(nir: missing), ("If-Match", "*"))).Status);
+        Assert.Empty(await FindAsync($"Patient?{ByNir(missing)}"));
+        Assert.Equal(HttpStatusCode.BadRequest, (await PutAsync(ByNir(nir), Samples.Patient(nir: nir), ("If-Match", "yesterday"))).Status);
+    }
+
+    [Fact]
+    public async Task Criteria_that_match_several_records_are_412_and_change_nothing()
+    {
+        var first = await CreateAsync(Samples.Patient(family: "Homonyme", nir: Samples.ValidNir("1850375100006")));
+        var second = await CreateAsync(Samples.Patient(family: "Homonyme", nir: Samples.ValidNir("1850375100007")));
+
+        var update = await PutAsync("family=homonyme", Samples.Patient(family: "Ecrase"));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, update.Status);
+        Assert.Equal("multiple-matches", update.Body!.Value.GetProperty("issue")[0].GetProperty("code").GetString());
+        var delete = await SendAsync(HttpMethod.Delete, "/fhir/Patient?family=homonyme");
+        Assert.Equal(HttpStatusCode.PreconditionFailed, delete.Status);
+        Assert.Contains("one record at a time", Diagnostics(delete), StringComparison.Ordinal);
+        foreach (var id in new[] { first, second })
+        {
+            var patient = await ReadAsync($"Patient/{id}");
+            Assert.Equal(("Homonyme", "1"), (Family(patient), Version(patient)));
+        }
+        Assert.Equal(2, (await FindAsync("Patient?family=homonyme")).Count);
+        Assert.Empty(await FindAsync("Patient?family=ecrase"));
+    }
+
+    [Fact]
+    public async Task A_conditional_update_whose_resource_names_another_existing_record_is_409_and_changes_it_not()
+    {
+        var other = await CreateAsync(Samples.Patient(family: "Intouchable", nir: Samples.ValidNir("1850375100008")));
+        var nir = Samples.ValidNir("1850375100009");
+        var conflict = await PutAsync(ByNir(nir), Samples.Patient(family: "Intrus", nir: nir, id: other));
+        Assert.Equal(HttpStatusCode.Conflict, conflict.Status);
+        var patient = await ReadAsync($"Patient/{other}");
+        Assert.Equal(("Intouchable", "1"), (Family(patient), Version(patient)));
+        Assert.Empty(await FindAsync($"Patient?{ByNir(nir)}"));
+    }
+
+    [Fact]
+    public async Task A_conditional_delete_deletes_the_one_match_and_answers_a_match_of_nothing_as_a_delete_of_an_unknown_id()
+    {
+        var nir = Samples.ValidNir("1850375100010");
+        var id = await CreateAsync(Samples.Patient(family: "Supprime", nir: nir));
+        var deleted = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}");
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        Assert.Equal("W/\"2\"", deleted.ETag);
+        using (var gone = await _api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+
+        // Nothing matches now (a deleted record matches no search): 204 as DELETE of an unknown id answers, without a version.
+        var again = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}");
+        var unknown = await SendAsync(HttpMethod.Delete, "/fhir/Patient/no-such-patient");
+        Assert.Equal((unknown.Status, unknown.ETag, unknown.Text), (again.Status, again.ETag, again.Text));
+        Assert.Equal(HttpStatusCode.NoContent, again.Status);
+
+        // A patient still named by a record is not deleted, as by id: 409.
+        var named = Samples.ValidNir("1850375100011");
+        var patient = await CreateAsync(Samples.Patient(family: "Nomme", nir: named));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}"));
+        Assert.Equal(HttpStatusCode.Conflict, (await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(named)}")).Status);
+        await ReadAsync($"Patient/{patient}");
+        // In a transaction the refusal names the conditional entry; deleting the record that names her in the same one, it passes.
+        var alone = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [ { "request": { "method": "DELETE", "url": "Patient?{{ByNir(named)}}" } } ] }
+            """);
+        Assert.True(alone.Status == HttpStatusCode.Conflict, alone.Text);
+        Assert.StartsWith("Bundle.entry[0] (DELETE Patient)", Diagnostics(alone), StringComparison.Ordinal);
+        await ReadAsync($"Patient/{patient}");
+        var together = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "request": { "method": "DELETE", "url": "Patient?{{ByNir(named)}}" } },
+              { "request": { "method": "DELETE", "url": "Observation/{{observation}}" } } ] }
+            """);
+        Assert.True(together.Status == HttpStatusCode.OK, together.Text);
+        using (var gone = await _api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("", "is a conditional update")]
+    [InlineData("?", "is a conditional update")]
+    [InlineData("?_format=json", "must be a search query")]
+    [InlineData("?shoe-size=42", "Unknown search parameter 'shoe-size'")]
+    [InlineData("?family=x&_count=1", "_count has no place there")]
+    [InlineData("?family=x&_sort=_id", "_sort has no place there")]
+    [InlineData("?family=x&_include=Patient:general-practitioner", "_include has no place there")]
+    [InlineData("?family=x&_summary=count", "_summary has no place there")]
+    [InlineData("?name:contains=x", "not supported")]
+    public async Task Criteria_that_are_no_search_of_records_are_400_naming_why_and_write_nothing(string query, string message)
+    {
+        var update = await SendAsync(HttpMethod.Put, "/fhir/Patient" + query, Samples.Patient(family: "Critere"));
+        Assert.True(update.Status == HttpStatusCode.BadRequest, $"PUT {query}: {update.Text}");
+        Assert.Contains(message, update.Text, StringComparison.Ordinal);
+        var delete = await SendAsync(HttpMethod.Delete, "/fhir/Patient" + query);
+        Assert.True(delete.Status == HttpStatusCode.BadRequest, $"DELETE {query}: {delete.Text}");
+        Assert.Contains(message.Replace("conditional update", "conditional delete", StringComparison.Ordinal), delete.Text, StringComparison.Ordinal);
+        // If-None-Exist is read by the same rules.
+        if (query.Length > 1 && !message.StartsWith("must", StringComparison.Ordinal))
+        {
+            var create = await SendAsync(HttpMethod.Post, "/fhir/Patient", Samples.Patient(family: "Critere"), null, ("If-None-Exist", query[1..]));
+            Assert.True(create.Status == HttpStatusCode.BadRequest, $"If-None-Exist {query}: {create.Text}");
+        }
+        Assert.Empty(await FindAsync("Patient?family=critere"));
+        // An unsupported type, and injection strings, are a 4xx OperationOutcome, never a 500.
+        foreach (var url in new[] { "/fhir/Shoe?family=x", "/fhir/Patient?family=%27%20OR%201%3D1%20--", "/fhir/Patient?_id=..%2F..%2Fetc" })
+        {
+            var odd = await SendAsync(HttpMethod.Put, url, Samples.Patient(family: "Critere"));
+            Assert.True((int)odd.Status is 201 or 400 or 404, $"PUT {url}: {odd.Text}");
+            var oddDelete = await SendAsync(HttpMethod.Delete, url);
+            Assert.True((int)oddDelete.Status is 204 or 400 or 404, $"DELETE {url}: {oddDelete.Text}");
+        }
+    }
+
+    [Fact]
+    public async Task A_batch_runs_conditional_updates_and_deletes_entry_by_entry()
+    {
+        var nir = Samples.ValidNir("1850375100012");
+        await CreateAsync(Samples.Patient(family: "Double", nir: Samples.ValidNir("1850375100013")));
+        await CreateAsync(Samples.Patient(family: "Double", nir: Samples.ValidNir("1850375100014")));
+        var url = $"Patient?{ByNir(nir)}";
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Lot", nir: nir)}}, "request": { "method": "PUT", "url": "{{url}}" } },
+              { "resource": {{Samples.Patient(family: "Lotbis", nir: nir)}}, "request": { "method": "PUT", "url": "{{url}}" } },
+              { "resource": {{Samples.Patient(family: "Lotter", nir: nir)}}, "request": { "method": "PUT", "url": "Patient?family=double" } },
+              { "request": { "method": "DELETE", "url": "Patient?family=double" } },
+              { "request": { "method": "DELETE", "url": "{{url}}" } },
+              { "request": { "method": "DELETE", "url": "Patient?shoe-size=42" } } ] }
+            """;
+        var response = await SendAsync(HttpMethod.Post, "/fhir", bundle);
+        Assert.True(response.Status == HttpStatusCode.OK, response.Text);
+        var entries = response.Body!.Value.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response")).ToList();
+        Assert.Equal(["201 Created", "200 OK", "412", "412", "204 No Content", "400"], entries.Select(e => e.GetProperty("status").GetString()));
+        Assert.Contains("/_history/1", entries[0].GetProperty("location").GetString(), StringComparison.Ordinal);
+        Assert.Equal("W/\"2\"", entries[1].GetProperty("etag").GetString());
+        Assert.Equal("W/\"3\"", entries[4].GetProperty("etag").GetString());
+        Assert.Empty(await FindAsync($"Patient?{ByNir(nir)}"));
+        Assert.Equal(2, (await FindAsync("Patient?family=double")).Count);
+    }
+
+    [Fact]
+    public async Task A_transaction_resolves_its_conditional_entries_and_rewrites_references_to_what_they_match()
+    {
+        var known = Samples.ValidNir("1850375100015");
+        var existing = await CreateAsync(Samples.Patient(family: "Connu", nir: known));
+        var fresh = Samples.ValidNir("1850375100016");
+        var retired = await CreateAsync(Samples.Patient(family: "Retraite", nir: Samples.ValidNir("1850375100017")));
+        const string knownUrn = "urn:uuid:6a0e1d5c-8a59-4d7e-9c1b-2b7a4f6d8e01";
+        const string freshUrn = "urn:uuid:6a0e1d5c-8a59-4d7e-9c1b-2b7a4f6d8e02";
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Observation(knownUrn)}}, "request": { "method": "POST", "url": "Observation" } },
+              { "fullUrl": "{{knownUrn}}", "resource": {{Samples.Patient(family: "Connu-Mis-A-Jour", nir: known)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(known)}}" } },
+              { "fullUrl": "{{freshUrn}}", "resource": {{Samples.Patient(family: "Inconnu", nir: fresh)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(fresh)}}" } },
+              { "resource": {{Samples.Observation(freshUrn, loinc: "718-7")}}, "request": { "method": "POST", "url": "Observation" } },
+              { "request": { "method": "DELETE", "url": "Patient?family=retraite" } } ] }
+            """;
+        var response = await SendAsync(HttpMethod.Post, "/fhir", bundle);
+        Assert.True(response.Status == HttpStatusCode.OK, response.Text);
+        var entries = response.Body!.Value.GetProperty("entry").EnumerateArray().ToList();
+        Assert.Equal(["201 Created", "200 OK", "201 Created", "201 Created", "204 No Content"], entries.Select(e => e.GetProperty("response").GetProperty("status").GetString()));
+        Assert.Equal(existing, entries[1].GetProperty("resource").GetProperty("id").GetString());
+        var created = entries[2].GetProperty("resource").GetProperty("id").GetString()!;
+        Assert.Equal($"Patient/{existing}", entries[0].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal($"Patient/{created}", entries[3].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal("Connu-Mis-A-Jour", Family(await ReadAsync($"Patient/{existing}")));
+        using (var gone = await _api.GetAsync($"/fhir/Patient/{retired}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_transaction_whose_later_entry_fails_leaves_nothing_of_its_conditional_entries()
+    {
+        var known = Samples.ValidNir("1850375100018");
+        var existing = await CreateAsync(Samples.Patient(family: "Stable", nir: known));
+        var doomed = await CreateAsync(Samples.Patient(family: "Sursis", nir: Samples.ValidNir("1850375100019")));
+        var fresh = Samples.ValidNir("1850375100020");
+        foreach (var failing in new[]
+                 {
+                     // A conditional entry that fails: its criteria match two patients.
+                     $$"""{ "resource": {{Samples.Patient(family: "Ambigu")}}, "request": { "method": "PUT", "url": "Patient?birthdate=1980-03-12" } }""",
+                     // An ordinary entry that fails: an observation of a patient that does not exist (422).
+                     $$"""{ "resource": {{Samples.Observation("Patient/nobody-here")}}, "request": { "method": "POST", "url": "Observation" } }""",
+                 })
+        {
+            var bundle = $$"""
+                { "resourceType": "Bundle", "type": "transaction", "entry": [
+                  { "request": { "method": "DELETE", "url": "Patient?family=sursis" } },
+                  { "resource": {{Samples.Patient(family: "Change", nir: known)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(known)}}" } },
+                  { "resource": {{Samples.Patient(family: "Neuf", nir: fresh)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(fresh)}}" } },
+                  {{failing}} ] }
+                """;
+            var response = await SendAsync(HttpMethod.Post, "/fhir", bundle);
+            Assert.True((int)response.Status is 412 or 422, response.Text);
+            Assert.Contains("Bundle.entry[3]", Diagnostics(response), StringComparison.Ordinal);
+            var stable = await ReadAsync($"Patient/{existing}");
+            Assert.Equal(("Stable", "1"), (Family(stable), Version(stable)));
+            Assert.Equal("Sursis", Family(await ReadAsync($"Patient/{doomed}")));
+            Assert.Empty(await FindAsync($"Patient?{ByNir(fresh)}"));
+        }
+    }
+
+    [Fact]
+    public async Task A_transaction_whose_conditional_entries_could_write_one_record_twice_is_refused_whole()
+    {
+        var nir = Samples.ValidNir("1850375100021");
+        var id = await CreateAsync(Samples.Patient(family: "Cible", nir: nir));
+        var fresh = Samples.ValidNir("1850375100022");
+        var cases = new (string First, string Second, string Message)[]
+        {
+            // The same criteria twice: both would create (or change) the patient they match.
+            ($$"""{ "resource": {{Samples.Patient(family: "Un", nir: fresh)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(fresh)}}" } }""",
+             $$"""{ "resource": {{Samples.Patient(family: "Deux", nir: fresh)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(fresh)}}" } }""",
+             "its search criteria repeat Bundle.entry[0]'s"),
+            ($$"""{ "resource": {{Samples.Patient(family: "Un", nir: fresh)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{ByNir(fresh)}}" } }""",
+             $$"""{ "request": { "method": "DELETE", "url": "Patient?{{ByNir(fresh)}}" } }""",
+             "its search criteria repeat Bundle.entry[0]'s"),
+            // Other criteria that resolve to a record another entry changes by id, or that another conditional entry matches.
+            ($$"""{ "resource": {{Samples.Patient(family: "Un", nir: nir, id: id)}}, "request": { "method": "PUT", "url": "Patient/{{id}}" } }""",
+             $$"""{ "resource": {{Samples.Patient(family: "Deux", nir: nir)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(nir)}}" } }""",
+             "is changed by Bundle.entry[0] too"),
+            ($$"""{ "request": { "method": "DELETE", "url": "Patient?family=cible" } }""",
+             $$"""{ "resource": {{Samples.Patient(family: "Deux", nir: nir)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(nir)}}" } }""",
+             "is changed by Bundle.entry[0] too"),
+        };
+        foreach (var (first, second, message) in cases)
+        {
+            var response = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{first}}, {{second}} ] }""");
+            Assert.True(response.Status == HttpStatusCode.BadRequest, response.Text);
+            Assert.Contains($"Bundle.entry[1]: ", Diagnostics(response), StringComparison.Ordinal);
+            Assert.Contains(message, Diagnostics(response), StringComparison.Ordinal);
+            var patient = await ReadAsync($"Patient/{id}");
+            Assert.Equal(("Cible", "1"), (Family(patient), Version(patient)));
+            Assert.Empty(await FindAsync($"Patient?{ByNir(fresh)}"));
+        }
+    }
+
+    [Fact]
+    public async Task A_client_without_search_and_read_cannot_learn_a_match_through_a_conditional_update_or_delete()
+    {
+        var nir = Samples.ValidNir("1850375100023");
+        var id = await CreateAsync(Samples.Patient(family: "Secret", nir: nir));
+        var url = $"Patient?{ByNir(nir)}";
+        // Update without search, or without read (it returns the match's id); delete without search.
+        foreach (var (scopes, method) in new[] { ("system/Patient.u", "PUT"), ("system/Patient.cu", "PUT"), ("system/Patient.us", "PUT"),
+                     ("system/Patient.d", "DELETE"), ("system/Patient.rd", "DELETE") })
+        {
+            using var client = await _server.ClientAsync("hospital-a", scopes);
+            var body = method == "PUT" ? Samples.Patient(family: "Pirate", nir: nir) : null;
+            var single = await SendAsync(new HttpMethod(method), "/fhir/" + url, body, client);
+            Assert.True(single.Status == HttpStatusCode.Forbidden, $"{scopes} {method}: {single.Text}");
+            Assert.DoesNotContain(id, single.Text, StringComparison.Ordinal);
+            Assert.Contains(method == "PUT" ? "needs search and read on Patient as well as update" : "needs search on Patient as well as delete", Diagnostics(single), StringComparison.Ordinal);
+            foreach (var bundleType in new[] { "batch", "transaction" })
+            {
+                var entry = method == "PUT"
+                    ? $$"""{ "resource": {{body}}, "request": { "method": "PUT", "url": "{{url}}" } }"""
+                    : $$"""{ "request": { "method": "DELETE", "url": "{{url}}" } }""";
+                var bundle = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "{{bundleType}}", "entry": [ {{entry}} ] }""", client);
+                if (bundleType == "batch") Assert.StartsWith("403", bundle.Body!.Value.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+                else Assert.Equal(HttpStatusCode.Forbidden, bundle.Status);
+                Assert.DoesNotContain(id, bundle.Text, StringComparison.Ordinal);
+            }
+        }
+        var patient = await ReadAsync($"Patient/{id}");
+        Assert.Equal(("Secret", "1"), (Family(patient), Version(patient)));
+
+        // Each refusal is on the chain as the refused act, before any search ran.
+        var tenant = (await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        await _server.Store.Audit.CatchUpAsync();
+        var refused = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 200 }, CancellationToken.None) ?? [];
+        Assert.Equal(9, refused.Count(e => e.Outcome != Vauban.Audit.AuditOutcome.Success
+            && e.Detail.Note!.Contains("A conditional update (PUT Patient?criteria) searches", StringComparison.Ordinal)));
+        Assert.Equal(6, refused.Count(e => e.Outcome != Vauban.Audit.AuditOutcome.Success
+            && e.Detail.Note!.Contains("A conditional delete (DELETE Patient?criteria) searches", StringComparison.Ordinal)));
+
+        // With search and read, the conditional update is allowed; with search, the conditional delete.
+        using var updater = await _server.ClientAsync("hospital-a", "system/Patient.rus");
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/fhir/" + url, Samples.Patient(family: "Permis", nir: nir), updater)).Status);
+        using var deleter = await _server.ClientAsync("hospital-a", "system/Patient.ds");
+        Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, "/fhir/" + url, null, deleter)).Status);
+        // An update-only client that would create (nothing matches) needs create too, as an update as create does.
+        var fresh = Samples.ValidNir("1850375100024");
+        var create = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(fresh)}", Samples.Patient(family: "Cree", nir: fresh), updater);
+        Assert.Equal(HttpStatusCode.Forbidden, create.Status);
+        Assert.Contains("needs create on Patient as well as update", Diagnostics(create), StringComparison.Ordinal);
+        Assert.Empty(await FindAsync($"Patient?{ByNir(fresh)}"));
+    }
+
+    [Fact]
+    public async Task A_client_limited_to_its_own_resources_never_matches_nor_learns_of_another_client_s_record()
+    {
+        // The attack: a client limited to what it created probes, or overwrites, a record another client holds, by its NIR.
+        var nir = Samples.ValidNir("1850375100025");
+        var others = await CreateAsync(Samples.Patient(family: "Ailleurs", nir: nir));
+        using var own = await _server.ClientAsync("hospital-a", "system/*.cruds", new ClientLimits(null, true));
+
+        var delete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own);
+        var unknownDelete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(Samples.ValidNir("1850375100026"))}", null, own);
+        Assert.Equal((unknownDelete.Status, unknownDelete.ETag, unknownDelete.Text), (delete.Status, delete.ETag, delete.Text));
+        Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
+
+        // Its conditional update finds only its own records: here none, so it creates its own, and leaves the other's alone.
+        var put = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Mien", nir: nir), own);
+        Assert.True(put.Status == HttpStatusCode.Created, put.Text);
+        var mine = put.Body!.Value.GetProperty("id").GetString()!;
+        Assert.NotEqual(others, mine);
+        Assert.DoesNotContain(others, put.Text, StringComparison.Ordinal);
+        var theirs = await ReadAsync($"Patient/{others}");
+        Assert.Equal(("Ailleurs", "1"), (Family(theirs), Version(theirs)));
+        // Naming the other's id in its resource is answered as a PUT of that id is: not revealed, nothing written.
+        var named = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(Samples.ValidNir("1850375100027"))}", Samples.Patient(family: "Vol", id: others), own);
+        var byId = await SendAsync(HttpMethod.Put, $"/fhir/Patient/{others}", Samples.Patient(family: "Vol", id: others), own);
+        Assert.Equal(byId.Status, named.Status);
+        Assert.NotEqual(HttpStatusCode.Conflict, named.Status);
+        Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
+        // Its own record it updates and deletes by the same criteria.
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Mien", nir: nir), own)).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own)).Status);
+        using (var gone = await _api.GetAsync($"/fhir/Patient/{mine}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
+    }
+
+    [Fact]
+    public async Task Metadata_says_conditional_update_and_single_conditional_delete_for_every_record_type()
+    {
+        var metadata = await SendAsync(HttpMethod.Get, "/fhir/metadata");
+        var rest = metadata.Body!.Value.GetProperty("rest")[0];
+        foreach (var resource in rest.GetProperty("resource").EnumerateArray().Where(r => r.GetProperty("type").GetString() != "AuditEvent"))
+        {
+            Assert.True(resource.GetProperty("conditionalCreate").GetBoolean());
+            Assert.True(resource.GetProperty("conditionalUpdate").GetBoolean());
+            Assert.Equal("single", resource.GetProperty("conditionalDelete").GetString());
+        }
+        var documentation = rest.GetProperty("documentation").GetString()!;
+        Assert.Contains("update (PUT [type]?criteria)", documentation, StringComparison.Ordinal);
+        Assert.Contains("several are 412 (one record at a time)", documentation, StringComparison.Ordinal);
+    }
+}
+
+public sealed class ConditionalWriteTests_Sqlite() : ConditionalWriteTests(Engine.Sqlite);
+
+public sealed class ConditionalWriteTests_Postgres() : ConditionalWriteTests(Engine.Postgres);
