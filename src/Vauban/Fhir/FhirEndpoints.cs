@@ -1,6 +1,7 @@
 // The FHIR R4 REST API at /fhir. Each endpoint reads the request, calls the records service with the
 // caller's access context, and writes the outcome. No endpoint touches storage.
 using System.Globalization;
+using System.Text.Json;
 using Vauban.Access;
 using Vauban.Fhir;
 using Vauban.Records;
@@ -58,68 +59,22 @@ internal static class FhirEndpoints
             }
         });
 
-        fhir.MapPut("/{type}/{id}", async (HttpContext http, string type, string id) =>
-        {
-            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
-                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
-            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
-            if (error is not null) return error;
-            using (document)
-            {
-                var result = await records.UpdateAsync(http.Access(), type, id, document!.RootElement, ifMatch, http.RequestAborted);
-                return result.Status switch
-                {
-                    RecordStatus.Created => FhirHttp.Resource(result, 201, http),
-                    RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
-                    _ => FhirHttp.Failure(result),
-                };
-            }
-        });
+        fhir.MapPut("/{type}/{id}", (HttpContext http, string type, string id) =>
+            UpdateAsync(http, options, (resource, ifMatch) => records.UpdateAsync(http.Access(), type, id, resource, ifMatch, http.RequestAborted)));
 
-        fhir.MapDelete("/{type}/{id}", async (HttpContext http, string type, string id) =>
-        {
-            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
-                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
-            var result = await records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted);
-            if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
-            if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);
-            return Results.NoContent();
-        });
+        fhir.MapDelete("/{type}/{id}", (HttpContext http, string type, string id) =>
+            DeleteAsync(http, ifMatch => records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted)));
 
         // Conditional update and delete (FHIR R4 http.html): the query's search criteria name the record instead of an id.
-        fhir.MapPut("/{type}", async (HttpContext http, string type) =>
-        {
-            if (Criteria(http) is not { } criteria)
-                return FhirHttp.Outcome(400, Issue.Invalid("PUT [base]/[type] is a conditional update: give the search criteria that find the record as the query "
-                    + "(e.g. ?identifier=system|value), or PUT [base]/[type]/[id]."));
-            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
-                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
-            var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
-            if (error is not null) return error;
-            using (document)
-            {
-                var result = await records.ConditionalUpdateAsync(http.Access(), type, criteria, document!.RootElement, ifMatch, http.RequestAborted);
-                return result.Status switch
-                {
-                    RecordStatus.Created => FhirHttp.Resource(result, 201, http),
-                    RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
-                    _ => FhirHttp.Failure(result),
-                };
-            }
-        });
+        fhir.MapPut("/{type}", (HttpContext http, string type) => Criteria(http) is { } criteria
+            ? UpdateAsync(http, options, (resource, ifMatch) => records.ConditionalUpdateAsync(http.Access(), type, criteria, resource, ifMatch, http.RequestAborted))
+            : Task.FromResult(FhirHttp.Outcome(400, Issue.Invalid("PUT [base]/[type] is a conditional update: give the search criteria that find the record as the query "
+                + "(e.g. ?identifier=system|value), or PUT [base]/[type]/[id]."))));
 
-        fhir.MapDelete("/{type}", async (HttpContext http, string type) =>
-        {
-            if (Criteria(http) is not { } criteria)
-                return FhirHttp.Outcome(400, Issue.Invalid("DELETE [base]/[type] is a conditional delete: give the search criteria that find the record as the query "
-                    + "(e.g. ?identifier=system|value), or DELETE [base]/[type]/[id]."));
-            if (!FhirHttp.TryParseIfMatch(http, out var ifMatch))
-                return FhirHttp.Outcome(400, Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist)."));
-            var result = await records.ConditionalDeleteAsync(http.Access(), type, criteria, ifMatch, http.RequestAborted);
-            if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
-            if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);
-            return Results.NoContent();
-        });
+        fhir.MapDelete("/{type}", (HttpContext http, string type) => Criteria(http) is { } criteria
+            ? DeleteAsync(http, ifMatch => records.ConditionalDeleteAsync(http.Access(), type, criteria, ifMatch, http.RequestAborted))
+            : Task.FromResult(FhirHttp.Outcome(400, Issue.Invalid("DELETE [base]/[type] is a conditional delete: give the search criteria that find the record as the query "
+                + "(e.g. ?identifier=system|value), or DELETE [base]/[type]/[id]."))));
 
         fhir.MapGet("/{type}", (HttpContext http, string type) => SearchAsync(http, records, type, Query(http)));
 
@@ -280,6 +235,37 @@ internal static class FhirEndpoints
 
     private static List<KeyValuePair<string, string>> Query(HttpContext http) =>
         http.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+
+    private static readonly Issue IfMatchInvalid = Issue.Invalid("If-Match must be a version ETag such as W/\"3\", or * (the record must exist).");
+
+    /// <summary>An update, by id or by criteria (<paramref name="update"/>): If-Match and the body read, then 201 for a record it
+    /// created, 200 for one it changed.</summary>
+    private static async Task<IResult> UpdateAsync(HttpContext http, FhirOptions options, Func<JsonElement, int?, Task<RecordResult>> update)
+    {
+        if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
+        var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
+        if (error is not null) return error;
+        using (document)
+        {
+            var result = await update(document!.RootElement, ifMatch);
+            return result.Status switch
+            {
+                RecordStatus.Created => FhirHttp.Resource(result, 201, http),
+                RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
+                _ => FhirHttp.Failure(result),
+            };
+        }
+    }
+
+    /// <summary>A delete, by id or by criteria (<paramref name="delete"/>): 204, with the deletion's version as ETag when a record was deleted.</summary>
+    private static async Task<IResult> DeleteAsync(HttpContext http, Func<int?, Task<RecordResult>> delete)
+    {
+        if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
+        var result = await delete(ifMatch);
+        if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
+        if (result.Version > 0) http.Response.Headers.ETag = FhirJson.ETag(result.Version);
+        return Results.NoContent();
+    }
 
     /// <summary>A conditional update's or delete's criteria: the request's query as sent (the records service parses it as it
     /// parses If-None-Exist), or null when there is none.</summary>
