@@ -40,7 +40,7 @@ public static class KnownPurposes
 {
     public const string CodeSystem = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 
-    /// <summary>Care: what a person or client does through the records in the ordinary way.</summary>
+    /// <summary>Care: what a person does through the records in the ordinary way, and a client registered for care (the default).</summary>
     public const string Treatment = "TREAT";
 
     /// <summary>Emergency care: what a person does under a break-the-glass grant.</summary>
@@ -49,8 +49,25 @@ public static class KnownPurposes
     /// <summary>Running the health system: the security officer reviewing the audit log.</summary>
     public const string SystemAdministration = "HSYSADMIN";
 
+    /// <summary>Administrative and contractual work around care: scheduling, bed management, a hospital's other systems.</summary>
     public const string Operations = "HOPERAT";
+
+    /// <summary>Billing and payment for care: an invoicing system, an insurer's link.</summary>
     public const string Payment = "HPAYMT";
+
+    /// <summary>Research: a research warehouse or a study's data extraction.</summary>
+    public const string Research = "HRESCH";
+
+    /// <summary>Reporting to public health authorities (notifiable diseases, registries).</summary>
+    public const string PublicHealth = "PUBHLTH";
+
+    /// <summary>Quality improvement: indicators, clinical audit.</summary>
+    public const string QualityImprovement = "HQUALIMP";
+
+    /// <summary>The purposes a registered API client may act for, set when it is registered; Treatment by default. Not
+    /// EmergencyTreatment (a person's act under a break-the-glass grant) nor SystemAdministration (the officer's review of the log):
+    /// those say who acted as much as why, and a client stated either would read as one of them.</summary>
+    public static IReadOnlyList<string> ForClients { get; } = [Treatment, Payment, Operations, Research, PublicHealth, QualityImprovement];
 
     /// <summary>The code's display in v3-ActReason, or null for a purpose that is not one of these codes.</summary>
     public static string? Display(string? purpose) => purpose switch
@@ -60,6 +77,9 @@ public static class KnownPurposes
         SystemAdministration => "health system administration",
         Operations => "healthcare operations",
         Payment => "healthcare payment",
+        Research => "healthcare research",
+        PublicHealth => "public health",
+        QualityImprovement => "health quality improvement",
         _ => null,
     };
 }

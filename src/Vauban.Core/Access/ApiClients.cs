@@ -16,6 +16,9 @@ namespace Vauban.Access;
 public sealed record ClientRegistration(string ClientId, string? ClientSecret, Tenant Tenant, string Name, SmartScopes Scopes)
 {
     public ClientLimits Limits { get; init; } = ClientLimits.None;
+
+    /// <summary>What the client's acts are for (a v3-ActReason code of <see cref="KnownPurposes.ForClients"/>), recorded on each of their audit entries.</summary>
+    public string Purpose { get; init; } = KnownPurposes.Treatment;
 }
 
 /// <summary>Narrower than scopes: only these patients' compartments, and/or only resources the client created.</summary>
@@ -30,7 +33,7 @@ public sealed record ClientLimits(IReadOnlyList<string>? Patients, bool OwnResou
 
 /// <summary>A registered client as the operator sees it (never its secret or key).</summary>
 public sealed record ClientSummary(string ClientId, string Name, string Scopes, DateTimeOffset CreatedAt, bool Revoked, bool PrivateKeyJwt,
-    int? PatientLimit, bool OwnResourcesOnly);
+    int? PatientLimit, bool OwnResourcesOnly, string Purpose);
 
 public sealed record IssuedToken(string AccessToken, int ExpiresIn, string Scope);
 
@@ -82,22 +85,34 @@ public sealed class ApiClients
         AddAsync(tenant, name, scopes, jwks, ClientLimits.None, cancellationToken);
 
     public Task<ClientRegistration> AddAsync(Tenant tenant, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken) =>
-        AddAsync(tenant, null, name, scopes, jwks, limits, cancellationToken);
+        AddAsync(tenant, null, name, scopes, jwks, limits, KnownPurposes.Treatment, cancellationToken);
 
     /// <summary>Registers the client as an administrative act of <paramref name="administrator"/>: its audit entry is written in
     /// the transaction that registers the client, so an audit log that cannot be written leaves no client (fail closed).</summary>
-    public Task<ClientRegistration> AddAsync(AccessContext administrator, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken)
+    public Task<ClientRegistration> AddAsync(AccessContext administrator, string name, string scopes, string? jwks, ClientLimits limits, CancellationToken cancellationToken) =>
+        AddAsync(administrator, name, scopes, jwks, limits, KnownPurposes.Treatment, cancellationToken);
+
+    /// <summary>As above, for a client whose acts are for <paramref name="purpose"/> (one of <see cref="KnownPurposes.ForClients"/>):
+    /// every audit entry of its acts records it, where the purpose was TREAT for every client.</summary>
+    public Task<ClientRegistration> AddAsync(AccessContext administrator, string name, string scopes, string? jwks, ClientLimits limits, string purpose,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(administrator);
-        return AddAsync(administrator.Tenant, administrator, name, scopes, jwks, limits, cancellationToken);
+        return AddAsync(administrator.Tenant, administrator, name, scopes, jwks, limits, purpose, cancellationToken);
     }
 
+    /// <summary>Why <paramref name="purpose"/> cannot be a client's purpose of use, naming those it can be; null when it can.</summary>
+    public static string? PurposeProblem(string? purpose) => purpose is not null && KnownPurposes.ForClients.Contains(purpose, StringComparer.Ordinal) ? null
+        : $"'{purpose}' is not a purpose of use a client can be registered for; use one of the v3-ActReason codes "
+          + string.Join(", ", KnownPurposes.ForClients.Select(p => $"{p} ({KnownPurposes.Display(p)})")) + ".";
+
     private async Task<ClientRegistration> AddAsync(Tenant tenant, AccessContext? administrator, string name, string scopes, string? jwks, ClientLimits limits,
-        CancellationToken cancellationToken)
+        string purpose, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(limits);
         if (limits.Problem is { } problem) throw new ArgumentException(problem, nameof(limits));
+        if (PurposeProblem(purpose) is { } wrongPurpose) throw new ArgumentException(wrongPurpose, nameof(purpose));
         if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
         if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
@@ -126,18 +141,18 @@ public sealed class ApiClients
         var secret = jwks is null ? "vs_" + Base64Url(RandomNumberGenerator.GetBytes(32)) : null;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         using var command = scope.Command(
-            "INSERT INTO clients (client_id, tenant_id, name, secret_hash, jwks, scopes, created_at, disabled, patient_limit, own_only) VALUES (@id, @t, @n, @s, @j, @sc, @c, 0, @pl, @own)")
+            "INSERT INTO clients (client_id, tenant_id, name, secret_hash, jwks, scopes, created_at, disabled, patient_limit, own_only, purpose) VALUES (@id, @t, @n, @s, @j, @sc, @c, 0, @pl, @own, @pu)")
             .With("id", clientId).With("t", tenant.Id).With("n", name).With("s", secret is null ? null : Hash(secret)).With("j", jwks)
             .With("sc", parsed.ToString()).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds())
-            .With("pl", limits.Patients is { } list ? string.Join(' ', list.Distinct(StringComparer.Ordinal)) : null).With("own", limits.OwnResourcesOnly ? 1 : 0);
+            .With("pl", limits.Patients is { } list ? string.Join(' ', list.Distinct(StringComparer.Ordinal)) : null).With("own", limits.OwnResourcesOnly ? 1 : 0).With("pu", purpose);
         await command.ExecuteNonQueryAsync(cancellationToken);
         if (administrator is not null)
         {
             await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
-                [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, "clients add (" + parsed + ")");
+                [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, "clients add (" + parsed + "; purpose " + purpose + ")");
         }
         await scope.CommitAsync(cancellationToken);
-        return new ClientRegistration(clientId, secret, tenant, name, parsed) { Limits = limits };
+        return new ClientRegistration(clientId, secret, tenant, name, parsed) { Limits = limits, Purpose = purpose };
     }
 
     /// <summary>The token endpoint's logic: authenticate the client (secret or private_key_jwt), grant the requested scopes it is registered for.
@@ -280,7 +295,7 @@ public sealed class ApiClients
         ArgumentNullException.ThrowIfNull(tenant);
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command("""
-            SELECT client_id, name, scopes, created_at, disabled, jwks IS NOT NULL, patient_limit, own_only FROM clients WHERE tenant_id = @t ORDER BY created_at, client_id
+            SELECT client_id, name, scopes, created_at, disabled, jwks IS NOT NULL, patient_limit, own_only, purpose FROM clients WHERE tenant_id = @t ORDER BY created_at, client_id
             """).With("t", tenant.Id);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var list = new List<ClientSummary>();
@@ -288,7 +303,7 @@ public sealed class ApiClients
         {
             list.Add(new ClientSummary(reader.GetString(0), reader.GetString(1), reader.GetString(2), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)),
                 reader.GetInt32(4) != 0, Convert.ToInt32(reader.GetValue(5), System.Globalization.CultureInfo.InvariantCulture) != 0,
-                reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length, reader.GetInt32(7) != 0));
+                reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries).Length, reader.GetInt32(7) != 0, reader.GetString(8)));
         }
         return list;
     }
@@ -337,7 +352,7 @@ public sealed class ApiClients
         }
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command("""
-            SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled, c.patient_limit, c.own_only
+            SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled, c.patient_limit, c.own_only, c.purpose
             FROM access_tokens t JOIN clients c ON c.client_id = t.client_id
             WHERE t.token_hash = @h
             """).With("h", hash);
@@ -353,7 +368,7 @@ public sealed class ApiClients
             SessionId = TokenId(hash),
             PatientLimit = reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries),
             OwnResourcesOnly = reader.GetInt32(7) != 0,
-        }, tenant, KnownPurposes.Treatment);
+        }, tenant, reader.GetString(8)); // the client's registered purpose of use: every entry of its acts records it
         if (_tokenCache.Count > 100_000) _tokenCache.Clear();
         _tokenCache[key] = (context, Math.Min(expiresAt, now + (long)TokenRecheck.TotalMilliseconds));
         return context with { SourceAddress = sourceAddress };

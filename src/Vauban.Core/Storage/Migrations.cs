@@ -317,5 +317,16 @@ internal static class Migrations
             Postgres: """
             CREATE TABLE grant_writes (rid bigint PRIMARY KEY, tenant_id bigint NOT NULL, principal text NOT NULL, written_at bigint NOT NULL);
             """),
+
+        // Step 15: each API client's purpose of use (a v3-ActReason code, KnownPurposes.ForClients), which every audit entry of its
+        // acts records: a billing system's reads were recorded as treatment. Clients registered before keep TREAT, what their acts
+        // were recorded with (a constant default: no table rewrite on either engine).
+        new(15, "API client purpose of use",
+            Sqlite: """
+            ALTER TABLE clients ADD COLUMN purpose TEXT NOT NULL DEFAULT 'TREAT';
+            """,
+            Postgres: """
+            ALTER TABLE clients ADD COLUMN purpose text NOT NULL DEFAULT 'TREAT';
+            """),
     ];
 }

@@ -17,6 +17,17 @@ internal static class ClientCommands
         add.Options.Add(scopes);
         var patients = new Option<string?>("--patients") { Description = "Limit the client to these patients' records: Patient ids separated by commas or spaces." };
         var ownOnly = new Option<bool>("--own-resources-only") { Description = "Limit the client to the resources it created itself." };
+        var purpose = new Option<string>("--purpose")
+        {
+            Description = "What the client's acts are for, recorded on each of their audit entries (a v3-ActReason code): "
+                + string.Join(", ", Vauban.Access.KnownPurposes.ForClients.Select(p => $"{p} ({Vauban.Access.KnownPurposes.Display(p)})")) + ".",
+            DefaultValueFactory = _ => Vauban.Access.KnownPurposes.Treatment,
+        };
+        // An unknown code is a usage error (exit 2), refused before the store is opened: nothing is registered.
+        purpose.Validators.Add(result =>
+        {
+            if (Vauban.Access.ApiClients.PurposeProblem(result.GetValueOrDefault<string>()) is { } problem) result.AddError("--purpose: " + problem);
+        });
         // A file that is not there is a usage error (exit 2), as a missing argument is.
         jwks.Validators.Add(result =>
         {
@@ -25,6 +36,7 @@ internal static class ClientCommands
         add.Options.Add(jwks);
         add.Options.Add(patients);
         add.Options.Add(ownOnly);
+        add.Options.Add(purpose);
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
@@ -45,7 +57,8 @@ internal static class ClientCommands
                 }
             }
             // The entry commits with the registration: an audit log that cannot be written leaves no client (fail closed).
-            var registration = await store.Clients.AddAsync(AdministrationAudit.Context(owner), parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits, token);
+            var registration = await store.Clients.AddAsync(AdministrationAudit.Context(owner), parse.GetValue(name)!, parse.GetValue(scopes)!, jwksText, limits,
+                parse.GetValue(purpose)!, token);
             Console.WriteLine($"client_id:     {registration.ClientId}");
             if (registration.ClientSecret is not null)
             {
@@ -53,6 +66,7 @@ internal static class ClientCommands
                 Console.WriteLine("The secret is shown only now; it is stored hashed and cannot be recovered.");
             }
             Console.WriteLine($"scopes:        {registration.Scopes}");
+            Console.WriteLine($"purpose:       {registration.Purpose} ({Vauban.Access.KnownPurposes.Display(registration.Purpose)})");
             if (limits.Patients is { } limited) Console.WriteLine($"limited to:    {limited.Count} patient(s)");
             if (limits.OwnResourcesOnly) Console.WriteLine("limited to:    the resources it creates");
             return 0;
@@ -65,7 +79,7 @@ internal static class ClientCommands
 
     private static Command List()
     {
-        var command = new Command("list", "The establishment's API clients: id, name, scopes, limits, and whether revoked (never a secret).");
+        var command = new Command("list", "The establishment's API clients: id, name, scopes, purpose of use, limits, and whether revoked (never a secret).");
         var tenant = TenantCommands.Option();
         command.Options.Add(tenant);
         StoreArguments.AddTo(command);
@@ -75,11 +89,11 @@ internal static class ClientCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var list = await store.Clients.ListAsync(owner, token);
             await VaubanCommands.AuditReadAsync(store, owner, "clients list", list.Count, token);
-            Console.WriteLine("client_id\tname\tscopes\tauthentication\tlimited to\tcreated (UTC)\tstatus");
+            Console.WriteLine("client_id\tname\tscopes\tpurpose\tauthentication\tlimited to\tcreated (UTC)\tstatus");
             foreach (var c in list)
             {
                 var limits = c.PatientLimit is { } n ? $"{n} patient(s)" : c.OwnResourcesOnly ? "its own resources" : "-";
-                Console.WriteLine($"{c.ClientId}\t{Web.ServiceLabels.OneLine(c.Name)}\t{c.Scopes}\t{(c.PrivateKeyJwt ? "private_key_jwt" : "secret")}\t{limits}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}\t{(c.Revoked ? "revoked" : "active")}");
+                Console.WriteLine($"{c.ClientId}\t{Web.ServiceLabels.OneLine(c.Name)}\t{c.Scopes}\t{c.Purpose}\t{(c.PrivateKeyJwt ? "private_key_jwt" : "secret")}\t{limits}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}\t{(c.Revoked ? "revoked" : "active")}");
             }
             if (list.Count == 0) Console.Error.WriteLine($"No API clients in {owner.Name}.");
             return 0;

@@ -268,7 +268,8 @@ internal static class AuditEventView
         writer.WriteStartArray("purposeOfEvent");
         writer.WriteStartObject();
         // BALP: the purpose of use as a v3-ActReason (PurposeOfUse) coding — TREAT for care, ETREAT for emergency access under
-        // break-the-glass, HSYSADMIN for the officer's review of the log; an operator's free-text purpose as text only.
+        // break-the-glass, HSYSADMIN for the officer's review of the log, an API client's registered purpose (HPAYMT for billing…);
+        // an operator's free-text purpose as text only.
         var display = KnownPurposes.Display(d.Purpose);
         if (display is not null)
         {

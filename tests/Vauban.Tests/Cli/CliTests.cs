@@ -339,6 +339,69 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_client_registered_for_billing_has_its_reads_in_the_access_history_as_healthcare_payment_and_an_unknown_purpose_registers_nothing()
+    {
+        Assert.Equal(0, (await ImportIntoNewTenantAsync("chu-billing", "billed.json",
+            $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Facturé", id: "billed-1")}} } ] }""")).Exit);
+
+        // A purpose that is no client's (marketing; ETREAT, a person's under break-the-glass; a lower-case code) is a usage error,
+        // naming the accepted codes, and no client is registered.
+        foreach (var wrong in new[] { "HMARKT", "ETREAT", "hpaymt" })
+        {
+            var refused = await RunAsync($"clients add --tenant chu-billing --name billing --scopes system/Patient.rs --purpose {wrong} {DbArgs}");
+            Assert.True(refused.Exit == 2, refused.Output);
+            Assert.Contains($"--purpose: '{wrong}' is not a purpose of use a client can be registered for", refused.Output, StringComparison.Ordinal);
+            Assert.Contains("TREAT (treatment), HPAYMT (healthcare payment), HOPERAT (healthcare operations), HRESCH (healthcare research), "
+                + "PUBHLTH (public health), HQUALIMP (health quality improvement)", refused.Output, StringComparison.Ordinal);
+        }
+        await using (var connection = await SqliteAsync()) Assert.Equal(0, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
+
+        var billing = await RunAsync($"clients add --tenant chu-billing --name billing --scopes system/Patient.rs --purpose HPAYMT {DbArgs}");
+        Assert.True(billing.Exit == 0, billing.Output);
+        Assert.Contains("purpose:       HPAYMT (healthcare payment)", billing.Output, StringComparison.Ordinal);
+        var care = await RunAsync($"clients add --tenant chu-billing --name ward-monitor --scopes system/Patient.rs {DbArgs}");
+        Assert.True(care.Exit == 0, care.Output);
+        Assert.Contains("purpose:       TREAT (treatment)", care.Output, StringComparison.Ordinal);
+        static string Field(string output, string name) => output.Split('\n').Single(l => l.StartsWith(name + ":", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
+        var (billingId, billingSecret) = (Field(billing.Output, "client_id"), Field(billing.Output, "client_secret"));
+
+        var listed = (await RunAsync($"clients list --tenant chu-billing {DbArgs}")).Output.Split('\n');
+        Assert.Equal("purpose", listed.First(l => l.StartsWith("client_id", StringComparison.Ordinal)).Split('\t')[3]);
+        Assert.Equal("HPAYMT", listed.Single(l => l.StartsWith(billingId, StringComparison.Ordinal)).Split('\t')[3]);
+        Assert.Equal("TREAT", listed.Single(l => l.StartsWith(Field(care.Output, "client_id"), StringComparison.Ordinal)).Split('\t')[3]);
+
+        // The billing system reads the patient through the API...
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)),
+            CancellationToken.None))
+        {
+            var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"));
+            await app.StartAsync();
+            try
+            {
+                using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
+                using var tokenResponse = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+                {
+                    ["grant_type"] = "client_credentials", ["client_id"] = billingId, ["client_secret"] = billingSecret,
+                }));
+                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await tokenResponse.BodyAsync()).GetProperty("access_token").GetString());
+                using var read = await http.GetAsync("/fhir/Patient/billed-1");
+                Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            }
+            finally
+            {
+                await app.StopAsync();
+                await app.DisposeAsync();
+            }
+        }
+
+        // ...and the patient's access history says why: for healthcare payment, not treatment.
+        var history = await RunAsync($"audit patient billed-1 --tenant chu-billing {DbArgs}");
+        Assert.True(history.Exit == 0, history.Output);
+        var readLine = Assert.Single(history.Output.Split('\n'), l => l.Contains("\tbilling\t", StringComparison.Ordinal) && l.Contains("\tread\t", StringComparison.Ordinal));
+        Assert.Equal("healthcare payment (HPAYMT)", readLine.Split('\t')[6]);
+    }
+
+    [Fact]
     public async Task The_security_officer_acknowledges_reviewed_alerts_at_the_command_line()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-alerts {DbArgs}")).Exit);
@@ -1303,6 +1366,7 @@ public class CliTests : IDisposable
         Assert.Single(acts, n => n.StartsWith("clients revoke", StringComparison.Ordinal));
         var clients = await store.Clients.ListAsync(tenant, CancellationToken.None);
         Assert.Equal(2, clients.Count);
+        Assert.All(clients, c => Assert.Equal(Vauban.Access.KnownPurposes.Treatment, c.Purpose)); // the demo's client is a care client
         Assert.Single(clients, c => !c.Revoked);
         Assert.True(clients[0].Revoked);
         Assert.True((await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None)).Valid);

@@ -256,6 +256,62 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_billing_systems_acts_are_recorded_for_healthcare_payment_and_a_default_clients_for_treatment()
+    {
+        // Registered for billing (HPAYMT): what it does in a record is not care, and the patient's access history must not say so.
+        var billing = await _server.Store.Clients.AddAsync(AccessContext.Operator(_tenant, "test"), "billing system", "system/Patient.rs system/Observation.crs",
+            null, ClientLimits.None, KnownPurposes.Payment, CancellationToken.None);
+        Assert.Equal(KnownPurposes.Payment, billing.Purpose);
+        using (var http = new HttpClient { BaseAddress = _server.BaseAddress })
+        {
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer",
+                await _server.TokenAsync(billing.ClientId, billing.ClientSecret!));
+            using (var read = await http.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            using (var search = await http.GetAsync($"/fhir/Observation?patient={_patient}")) Assert.Equal(HttpStatusCode.OK, search.StatusCode);
+            using (var write = await http.PostAsync("/fhir/Observation", FhirContent.Json(Samples.Observation("Patient/" + _patient))))
+                Assert.Equal(HttpStatusCode.Created, write.StatusCode);
+            // A refusal (no Encounter scope), $everything and a bulk export are its acts too.
+            using (var refused = await http.GetAsync($"/fhir/Encounter?patient={_patient}")) Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            (await http.GetAsync($"/fhir/Patient/{_patient}/$everything")).Dispose();
+            using var export = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient/$export");
+            export.Headers.Add("Prefer", "respond-async");
+            export.Headers.Add(Vauban.Guard.RecordsGuard.ReasonHeader, "Monthly invoicing reconciliation");
+            (await http.SendAsync(export)).Dispose();
+        }
+
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        static JsonElement Purpose(JsonElement e) => e.GetProperty("purposeOfEvent")[0];
+        var history = (await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}&_count=100")).GetProperty("entry").EnumerateArray()
+            .Select(e => e.GetProperty("resource")).ToList();
+        string Who(JsonElement e) => e.GetProperty("agent")[0].GetProperty("who").GetProperty("display").GetString()!;
+        var billed = history.Where(e => Who(e) == "billing system").ToList();
+        Assert.Contains(billed, e => e.GetProperty("subtype")[0].GetProperty("code").GetString() == "read");
+        Assert.Contains(billed, e => e.GetProperty("action").GetString() == "C");
+        Assert.All(billed, e =>
+        {
+            var coding = Purpose(e).GetProperty("coding")[0];
+            Assert.Equal(KnownPurposes.CodeSystem, coding.GetProperty("system").GetString());
+            Assert.Equal("HPAYMT", coding.GetProperty("code").GetString());
+            Assert.Equal("healthcare payment", coding.GetProperty("display").GetString());
+            Assert.Equal("healthcare payment (HPAYMT)", Purpose(e).GetProperty("text").GetString());
+        });
+        // The client registered without a purpose (the set-up's) is still recorded for treatment.
+        var cared = history.Where(e => Who(e) == "test client").ToList();
+        Assert.NotEmpty(cared);
+        Assert.All(cared, e => Assert.Equal("TREAT", Purpose(e).GetProperty("coding")[0].GetProperty("code").GetString()));
+
+        // Every entry of the billing system's acts, whichever patient it names or none ($export's kick-off, the search of
+        // another type), records its purpose; only its sign-in keeps what sign-ins record.
+        var acts = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Agent = billing.ClientId, Count = 100 },
+            CancellationToken.None) ?? [];
+        Assert.Contains(acts, e => e.Action == AuditAction.Everything);
+        Assert.Contains(acts, e => e.Action == AuditAction.Export);
+        Assert.Contains(acts, e => e.Action == AuditAction.Search && e.Outcome != AuditOutcome.Success); // the Encounter search refused
+        Assert.All(acts.Where(e => e.Action is not (AuditAction.SignIn or AuditAction.SignInFailure)), e => Assert.Equal(KnownPurposes.Payment, e.Detail.Purpose));
+        Assert.Equal("sign-in", Assert.Single(acts, e => e.Action == AuditAction.SignIn).Detail.Purpose);
+    }
+
+    [Fact]
     public async Task The_access_history_names_the_service_by_its_name_and_a_POST_search_links_to_itself_without_its_values()
     {
         var emergency = await _server.CreateAsOperatorAsync(_tenant, """{ "resourceType": "Organization", "name": "Urgences adultes" }""");

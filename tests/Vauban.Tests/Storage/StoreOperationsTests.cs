@@ -141,7 +141,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep14}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep15}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -164,8 +164,8 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store four steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14); DROP TABLE store_settings; {UndoStep13} {UndoStep14}");
+        // A store five steps behind, in which the second cannot run (a table of that name is already there).
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15); DROP TABLE store_settings; {UndoStep13} {UndoStep14} {UndoStep15}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -193,8 +193,45 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 13 added, removed.</summary>
     private const string UndoStep13 = "ALTER TABLE resources DROP COLUMN made; ALTER TABLE resource_history DROP COLUMN made;";
 
-    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    /// <summary>What schema step 14 added, removed.</summary>
     private const string UndoStep14 = "DROP TABLE grant_writes;";
+
+    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    private const string UndoStep15 = "ALTER TABLE clients DROP COLUMN purpose;";
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_client_registered_before_clients_had_a_purpose_of_use_keeps_TREAT_after_the_upgrade(Engine engine)
+    {
+        var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-before-purpose");
+        string clientId, secret;
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-before-purpose", CancellationToken.None))!;
+            var registration = await store.Clients.AddAsync(tenant, "lab interface", "system/Patient.rs", null, Vauban.Access.ClientLimits.None, CancellationToken.None);
+            (clientId, secret) = (registration.ClientId, registration.ClientSecret!);
+        }
+        // The store as the Vauban before step 15 left it: the client's row without a purpose.
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = 15; {UndoStep15}");
+
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-before-purpose", CancellationToken.None))!;
+            Assert.Equal(Vauban.Access.KnownPurposes.Treatment, Assert.Single(await store.Clients.ListAsync(tenant, CancellationToken.None)).Purpose);
+            // Its acts are recorded as they were before the upgrade: treatment.
+            var (issued, error) = await store.Clients.IssueAsync(new Vauban.Access.TokenRequest("client_credentials", null, clientId, secret, null, null),
+                "http://localhost/oauth/token", null, null, CancellationToken.None);
+            Assert.True(issued is not null, error?.Description);
+            var context = await store.Clients.AuthenticateAsync(issued.AccessToken, null, CancellationToken.None);
+            Assert.Equal(Vauban.Access.KnownPurposes.Treatment, context?.Purpose);
+        }
+        Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM schema_version WHERE version = 15"));
+        if (engine == Engine.Sqlite)
+        {
+            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+        }
+    }
 
     private static async Task ExecuteAsync(string db, string sql)
     {
