@@ -463,6 +463,40 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
     }
 
+    public static TheoryData<string> OddCriteria() =>
+    [
+        "_id=", "_id", "=x", "&&&", "identifier=", "identifier=|", "identifier=%7C%7C", "identifier=a|b|c", "_id=a&_id=b", "_id=a,b", "_id=,,,",
+        "family:exact=", "family:missing=true", "family:missing=", "family:contains=x", "family:text=x", "family:=x", ":=x", "family::exact=x",
+        "_has:Observation:subject:code=1234", "_has:Observation:patient:_id=x", "_has=x", "general-practitioner.name=x", "general-practitioner:Practitioner.name=x",
+        "general-practitioner.family=x", "link.family=x", "general-practitioner=Practitioner/", "general-practitioner=http://other.example/fhir/Practitioner/1",
+        "general-practitioner:missing=true", "birthdate=ge", "birthdate=2020-13-45", "birthdate=9999999999", "birthdate=eq", "_lastUpdated=gt", "_lastUpdated=",
+        "_lastUpdated=gt2020-01-01T00:00:00", "family=%00", "family=%FF%FE", "_id=%2e%2e%2f", "family=a%26b", "_text=x", "_content=x", "_filter=x", "_query=x",
+        "_list=x", "_type=Patient", "_format=json", "_pretty=true", "_security=x", "_tag=x", "_profile=x", "gender=male&gender:not=female", "gender:not=",
+        "telecom=", "phone=", "email=", "address=", "identifier:of-type=x|y|z", "identifier:text=x", "_id:not=x", "_id:missing=true", "_id:exact=x",
+        "family=" + new string('a', 4000), "_id=" + string.Join(",", Enumerable.Range(0, 500).Select(i => "id" + i)),
+        string.Join("&", Enumerable.Range(0, 200).Select(i => "family=a" + i)), "name=%E2%80%AE", "given=%F0%9F%98%80", "_since=2020", "_offset=1", "_count=", "_summary=",
+        "identifier=urn:oid:1.2.250.1.213.1.4.8|", "identifier=|123", "death-date=x", "deceased=maybe", "active=maybe", "organization=", "_elements=id",
+    ];
+
+    [Theory]
+    [MemberData(nameof(OddCriteria))]
+    public async Task Review_odd_criteria_are_never_a_500(string criteria)
+    {
+        var put = await SendAsync(HttpMethod.Put, "/fhir/Patient?" + criteria, Samples.Patient(family: "Odd"));
+        Assert.True((int)put.Status < 500, $"PUT {criteria}: {put.Text}");
+        var delete = await SendAsync(HttpMethod.Delete, "/fhir/Patient?" + criteria);
+        Assert.True((int)delete.Status < 500, $"DELETE {criteria}: {delete.Text}");
+        var url = JsonSerializer.Serialize("Patient?" + criteria);
+        foreach (var (type, entry) in new[] { "batch", "transaction" }.SelectMany(t => new[] {
+            (t, $$"""{ "resource": {{Samples.Patient(family: "Odd")}}, "request": { "method": "PUT", "url": {{url}} } }"""),
+            (t, $$"""{ "request": { "method": "DELETE", "url": {{url}} } }""") }))
+        {
+            var bundle = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "{{type}}", "entry": [ {{entry}} ] }""");
+            Assert.True((int)bundle.Status < 500, $"{type} {criteria}: {bundle.Text}");
+            if (type == "batch") Assert.DoesNotContain("\"500", bundle.Text, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task Metadata_says_conditional_update_and_single_conditional_delete_for_every_record_type()
     {

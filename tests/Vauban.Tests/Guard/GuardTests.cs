@@ -259,6 +259,63 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
     }
 
+    /// <summary>Search criteria that match the canary without naming its id: its first identifier, else its family name and birth date.</summary>
+    private async Task<string> CanaryCriteriaAsync(string canary)
+    {
+        var stored = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", canary, None);
+        var json = JsonDocument.Parse(stored.Json!).RootElement;
+        if (json.TryGetProperty("identifier", out var identifiers) && identifiers.GetArrayLength() > 0)
+            return "identifier=" + Uri.EscapeDataString(identifiers[0].GetProperty("system").GetString() + "|" + identifiers[0].GetProperty("value").GetString());
+        return "family=" + Uri.EscapeDataString(json.GetProperty("name")[0].GetProperty("family").GetString()!) + "&birthdate=" + json.GetProperty("birthDate").GetString();
+    }
+
+    [Fact]
+    public async Task Review_a_transaction_conditional_update_whose_criteria_match_a_canary_trips_the_guard_and_does_not_tell_its_id_through_the_fullUrl_check()
+    {
+        // The fullUrl of a conditional PUT is compared with the id its criteria matched, before the guard is asked of the match:
+        // the 400 named the match's id (here a canary's), with no audit entry and no guard.
+        using var client = await PatientReaderAsync("system/Patient.cruds");
+        var criteria = await CanaryCriteriaAsync(_canaries[0]);
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "https://elsewhere.example/fhir/Patient/guess", "resource": {{Samples.Patient(family: "Probe")}}, "request": { "method": "PUT", "url": "Patient?{{criteria}}" } } ] }
+            """;
+        using var response = await client.PostAsync("/fhir", FhirContent.Json(bundle));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.DoesNotContain(_canaries[0], text, StringComparison.Ordinal);
+        Assert.True(response.StatusCode == (HttpStatusCode)423, text);
+    }
+
+    [Fact]
+    public async Task Review_a_transaction_whose_conditional_entry_matches_a_canary_another_entry_names_trips_the_guard()
+    {
+        // Criteria matched to the record another entry changes by id: the 400 says so (that the canary answers these criteria)
+        // before the guard is asked of the match.
+        using var client = await PatientReaderAsync("system/Patient.cruds");
+        var criteria = await CanaryCriteriaAsync(_canaries[0]);
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "request": { "method": "DELETE", "url": "Patient/{{_canaries[0]}}" } },
+              { "request": { "method": "DELETE", "url": "Patient?{{criteria}}" } } ] }
+            """;
+        using var response = await client.PostAsync("/fhir", FhirContent.Json(bundle));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == (HttpStatusCode)423, text);
+    }
+
+    [Fact]
+    public async Task Review_a_conditional_update_matching_a_canary_with_another_id_in_its_body_trips_the_guard()
+    {
+        // One match and another id in the body: 400 "not the id of the Patient the criteria match" — it matched, and was not weighed.
+        using var client = await PatientReaderAsync("system/Patient.cruds");
+        var criteria = await CanaryCriteriaAsync(_canaries[0]);
+        using var request = new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient?{criteria}") { Content = FhirContent.Json(Samples.Patient(family: "Probe", id: "probe-id")) };
+        request.Headers.TryAddWithoutValidation("If-Match", "W/\"999\"");
+        using var response = await client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == (HttpStatusCode)423, text);
+    }
+
     [Fact]
     public async Task A_canary_in_a_search_page_suspends_the_client_at_once()
     {
