@@ -333,10 +333,18 @@ public sealed partial class RecordsService
                 matches[entry.Index] = found;
                 var target = found.Count == 1 ? found[0].Id : found.Count == 0 && entry.Method == "PUT" ? newIds[entry.Index] : null;
                 if (target is null) continue;
+                var act = entry.Method == "PUT" ? Interaction.Update : Interaction.Delete;
+                // What the checks below answer tells of the match (that these criteria resolve to a record another entry names, or the
+                // match's id): the guard is asked of it first, as the entry itself asks it, and a refusal after the search is audited.
+                if (found.Count == 1 && await AdmitAsync(context, act, entry.Type, found, 1, cancellationToken, scope) is { } held)
+                    return Failed(entry, ToResponse(held, baseUrl));
+                List<AuditedRecord> resolved = found.Count == 1 ? [new AuditedRecord(entry.Type, found[0].Id, found[0].Compartment)] : [];
                 // R4 (transaction processing): resource identities, those resolved from conditional updates and deletes included, must
                 // not overlap. Said without the id, which a conditional delete's principal may not read.
                 if (changed.TryGetValue((entry.Type, target), out var other))
                 {
+                    await AuditAsync(context, act, AuditOutcome.MinorFailure, entry.Type, resolved, cancellationToken, scope,
+                        "conditional write in a transaction: its target is changed by another entry");
                     return (400, FhirJson.OperationOutcome([Issue.Invalid(
                         $"Bundle.entry[{entry.Index}]: the {entry.Type} its criteria {(found.Count == 1 ? "match" : "would create")} is changed by Bundle.entry[{other}] too; a transaction changes each resource once.")]));
                 }
@@ -344,8 +352,14 @@ public sealed partial class RecordsService
                 targets[entry.Index] = target;
                 if (entry.Method == "PUT" && entry.FullUrl is not null)
                 {
-                    if (FullUrlDisagreement(entry, target, context.ServerBase) is { } disagreement)
-                        return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl {disagreement}", $"Bundle.entry[{entry.Index}].fullUrl")]));
+                    if (FullUrlDisagreement(entry, target, context.ServerBase) is not null)
+                    {
+                        await AuditAsync(context, act, AuditOutcome.MinorFailure, entry.Type, resolved, cancellationToken, scope,
+                            "conditional update in a transaction: its fullUrl disagrees with the record it writes");
+                        // Not the match's id: the answer is an error, not the update that returns it.
+                        return (400, FhirJson.OperationOutcome([Issue.Invalid($"Bundle.entry[{entry.Index}]: fullUrl '{Shorten(entry.FullUrl)}' is not the record this conditional "
+                            + $"update writes: give it a urn:uuid:, or the URL of the {entry.Type} its criteria {(found.Count == 1 ? "match" : "would create")}.", $"Bundle.entry[{entry.Index}].fullUrl")]));
+                    }
                     references[entry.FullUrl] = $"{entry.Type}/{target}";
                 }
             }

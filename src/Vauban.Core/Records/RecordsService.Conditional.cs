@@ -159,6 +159,9 @@ public sealed partial class RecordsService
         }
         if (matches is [var match])
         {
+            // The match's id leaves with the answer, and a 400 for another id in the body tells that exactly one matched: the guard
+            // counts its patient first, as a conditional create's match.
+            if (await AdmitAsync(context, Interaction.Update, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
             if (givenId is not null && givenId != match.Id)
             {
                 await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, match.Id, match.Compartment)], cancellationToken, scope,
@@ -166,8 +169,6 @@ public sealed partial class RecordsService
                 return RecordResult.Fail(RecordStatus.Invalid, type, Issue.Invalid(
                     $"The resource's id ({givenId}) is not the id of the {type} the criteria match: leave the id out, or give the matching record's.", $"{type}.id"));
             }
-            // The match's id leaves with the answer: the guard counts its patient, as a conditional create's match.
-            if (await AdmitAsync(context, Interaction.Update, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
             return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken);
         }
         if (ifMatch is not null)
