@@ -463,6 +463,58 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
     }
 
+    /// <summary>A conditional update that searched while a write by id holds the match's row (PostgreSQL): the write by id commits
+    /// first, then the conditional update takes the row. Held here by a raw row lock, released once both wait behind it.</summary>
+    private async Task<(Answer ById, Answer Conditional)> RaceBehindRowLockAsync(string id, Func<Task<Answer>> byId, Func<Task<Answer>> conditional)
+    {
+        await using var raw = new Npgsql.NpgsqlConnection(_server.Db);
+        await raw.OpenAsync();
+        await using var transaction = await raw.BeginTransactionAsync();
+        await using (var hold = new Npgsql.NpgsqlCommand("SELECT rid FROM resources WHERE id = @id FOR UPDATE", raw, transaction))
+        {
+            hold.Parameters.AddWithValue("id", id);
+            Assert.NotNull(await hold.ExecuteScalarAsync());
+        }
+        var first = byId();
+        await Task.Delay(1500);
+        var second = conditional();
+        await Task.Delay(1500);
+        await transaction.CommitAsync();
+        return (await first, await second);
+    }
+
+    [Fact]
+    public async Task Review_a_conditional_update_racing_a_delete_by_id_does_not_bring_the_deleted_match_back()
+    {
+        if (_engine != Engine.Postgres) return;
+        var nir = Samples.ValidNir("1850375100091");
+        var id = await CreateAsync(Samples.Patient(family: "Course", nir: nir));
+        var (deleted, updated) = await RaceBehindRowLockAsync(id,
+            () => SendAsync(HttpMethod.Delete, $"/fhir/Patient/{id}"),
+            () => PutAsync(ByNir(nir), Samples.Patient(family: "Revenant", nir: nir)));
+        Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
+        // After the delete nothing matches (a new record), or the update lost the race (409): the deleted record stays deleted.
+        Assert.True(updated.Status == HttpStatusCode.Conflict || (updated.Status == HttpStatusCode.Created && updated.Body!.Value.GetProperty("id").GetString() != id), updated.Text);
+        using var gone = await _api.GetAsync($"/fhir/Patient/{id}");
+        Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task Review_a_conditional_update_racing_an_update_by_id_that_makes_the_match_no_longer_match_does_not_overwrite_it()
+    {
+        if (_engine != Engine.Postgres) return;
+        var nir = Samples.ValidNir("1850375100092");
+        var corrected = Samples.ValidNir("1850375100093");
+        var id = await CreateAsync(Samples.Patient(family: "Course", nir: nir));
+        var (byId, updated) = await RaceBehindRowLockAsync(id,
+            () => SendAsync(HttpMethod.Put, $"/fhir/Patient/{id}", Samples.Patient(family: "Corrige", nir: corrected, id: id)),
+            () => PutAsync(ByNir(nir), Samples.Patient(family: "Ecrase", nir: nir)));
+        Assert.Equal(HttpStatusCode.OK, byId.Status);
+        // The record no longer answers the criteria: it is not the one the conditional update writes.
+        Assert.NotEqual(HttpStatusCode.OK, updated.Status);
+        Assert.Equal("Corrige", Family(await ReadAsync($"Patient/{id}")));
+    }
+
     public static TheoryData<string> OddCriteria() =>
     [
         "_id=", "_id", "=x", "&&&", "identifier=", "identifier=|", "identifier=%7C%7C", "identifier=a|b|c", "_id=a&_id=b", "_id=a,b", "_id=,,,",
