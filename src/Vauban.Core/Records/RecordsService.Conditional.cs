@@ -169,6 +169,7 @@ public sealed partial class RecordsService
                 return RecordResult.Fail(RecordStatus.Invalid, type, Issue.Invalid(
                     $"The resource's id ({givenId}) is not the id of the {type} the criteria match: leave the id out, or give the matching record's.", $"{type}.id"));
             }
+            if (await MatchChangedAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken) is { } changed) return changed;
             return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken);
         }
         if (ifMatch is not null)
@@ -202,6 +203,20 @@ public sealed partial class RecordsService
         return await UpdateInScopeAsync(context, scope, keys, type, givenId, resource, null, references, written, cancellationToken);
     }
 
+    /// <summary>
+    /// The match, its row now locked, must still be the version the search found: a write by id takes no conditional lock, and one
+    /// committed between the search and the row's lock (PostgreSQL) may have deleted the record — the update would bring it back —
+    /// or changed it so that it no longer matches. Then the conditional write is refused (409, retry), audited; null when unchanged.
+    /// </summary>
+    private async Task<RecordResult?> MatchChangedAsync(AccessContext context, WriteScope scope, TenantKeys keys, Interaction act, string type, StoredVersion match,
+        CancellationToken cancellationToken)
+    {
+        var locked = await CurrentForUpdateAsync(scope, keys, TypeCodes.Of(type), match.Id, cancellationToken);
+        if (locked is { Deleted: false } && locked.Version == match.Version) return null;
+        return await VersionRefusedAsync(context, scope, act, type, match.Id, RecordResult.Fail(RecordStatus.Conflict, type,
+            Issue.Conflict($"The {type} the criteria matched was changed or deleted by another request meanwhile; retry.")), cancellationToken);
+    }
+
     /// <summary>A conditional delete once its criteria are matched: audited as a delete, done or refused.</summary>
     private async Task<RecordResult> ConditionalDeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, List<StoredVersion> matches, int? ifMatch,
         WriteBatch batch, CancellationToken cancellationToken)
@@ -223,6 +238,7 @@ public sealed partial class RecordsService
             else
             {
                 if (await AdmitAsync(context, Interaction.Delete, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
+                if (await MatchChangedAsync(context, scope, keys, Interaction.Delete, type, match, cancellationToken) is { } changed) return changed;
                 return await DeleteInScopeAsync(context, scope, keys, type, match.Id, ifMatch, batch, cancellationToken);
             }
         }
