@@ -12,7 +12,8 @@ internal static class Assets
         main { max-width: 32rem; margin: 2.5rem auto; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 2rem; }
         h1 { font-size: 1.4rem; margin: 0 0 1rem; }
         label { display: block; margin: 1rem 0 .25rem; font-weight: 600; }
-        input[type=text], input[type=email], input[type=password] { width: 100%; padding: .55rem .65rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
+        main.wide { max-width: 64rem; }
+        input[type=text], input[type=email], input[type=password], input[type=date] { width: 100%; padding: .55rem .65rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
         button, .button { display: inline-block; margin-top: 1.25rem; padding: .55rem 1.1rem; border: 0; border-radius: 6px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; text-decoration: none; }
         button.secondary { background: #fff; color: var(--accent); border: 1px solid var(--accent); }
         .error { color: var(--bad); margin: 1rem 0 0; }
@@ -22,6 +23,12 @@ internal static class Assets
         .qr { width: 220px; height: 220px; display: block; margin: 1rem 0; }
         dl { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1rem; }
         dt { color: var(--muted); }
+        table { width: 100%; border-collapse: collapse; margin: 1rem 0; font-size: .95rem; }
+        th, td { text-align: left; vertical-align: top; padding: .35rem .5rem; border-bottom: 1px solid var(--line); }
+        th { color: var(--muted); font-weight: 600; }
+        td.when { white-space: nowrap; }
+        h2 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; }
+        nav a { margin-right: 1rem; }
         hr { border: 0; border-top: 1px solid var(--line); margin: 1.5rem 0; }
         """;
 

@@ -1,0 +1,89 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Mvc;
+using Vauban.Access;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Patients;
+
+/// <summary>
+/// Finding a patient: by family name (starts with), given name, birth date or national identifier, through the records
+/// service's search, so the person sees only the patients their role and care relationships open, each result is audited
+/// and the guard counts them. The form is posted, never sent in the URL: names and NIRs stay out of browser history,
+/// proxies and access logs (ADR 0003). A next page is the search's own sealed token, bound to this person.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class PatientSearchModel : StaffPage
+{
+    /// <summary>Patients a page lists: below the guard's default step-up for a person (15 patients a minute), so that looking
+    /// at one page of results does not by itself ask for both factors again; each patient listed counts.</summary>
+    public const int PageSize = 10;
+
+    [BindProperty] public string? Family { get; set; }
+    [BindProperty] public string? Given { get; set; }
+    [BindProperty] public string? BirthDate { get; set; }
+    [BindProperty] public string? Identifier { get; set; }
+    [BindProperty] public string? Next { get; set; }
+
+    public string? Error { get; private set; }
+    public bool Searched { get; private set; }
+    public IReadOnlyList<PatientIdentity> Results { get; private set; } = [];
+    public string? NextPage { get; private set; }
+    public int? Total { get; private set; }
+
+    /// <summary>Whether this person's role may search patients at all (the security officer and the administrator may not).</summary>
+    public bool MaySearch => HttpContext.PersonAccess() is { } access && Store.Policy.Authorize(access, Interaction.Search, "Patient").Allowed;
+
+    public void OnGet() { }
+
+    /// <summary>"Open by id": to the chart, whose answer (the record, or the way to break the glass) is the records service's.</summary>
+    public IActionResult OnGetOpen(string? id)
+    {
+        id = id?.Trim();
+        if (IdRules.IsValid(id)) return Redirect("/patients/" + Uri.EscapeDataString(id!));
+        Response.StatusCode = 400;
+        Error = "A patient id is 1 to 64 letters, digits, '-' and '.'.";
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        var parameters = new List<KeyValuePair<string, string>>();
+        void Add(string name, string? value)
+        {
+            if (!string.IsNullOrWhiteSpace(value)) parameters.Add(new(name, value.Trim()));
+        }
+        Add("family", Family);
+        Add("given", Given);
+        Add("birthdate", BirthDate);
+        Add("identifier", Identifier?.Replace(" ", "", StringComparison.Ordinal));
+        var next = string.IsNullOrEmpty(Next) ? null : Next;
+        if (next is null && parameters.Count == 0)
+        {
+            Response.StatusCode = 400;
+            Error = "Give a family name, a given name, a birth date or an identifier.";
+            return Page();
+        }
+        parameters.Add(new("_count", PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var page = await Store.Records.SearchAsync(access, "Patient", parameters, next, lenient: false, HttpContext.RequestAborted);
+        if (page.Status != RecordStatus.Ok)
+        {
+            if (page.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl());
+            Response.StatusCode = RecordStatusCodes.Http(page.Status);
+            Error = page.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The search was refused.";
+            return Page();
+        }
+        Searched = true;
+        Results = page.Entries.Where(e => e is { Type: "Patient", Included: false, Json: not null })
+            .Select(e =>
+            {
+                using var json = JsonDocument.Parse(e.Json!);
+                return PatientChart.Identify(e.Id, json.RootElement);
+            })
+            // Names are encrypted, so the database cannot order by them; a page is put in order here.
+            .OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ToList();
+        NextPage = page.NextPage;
+        Total = page.Total;
+        return Page();
+    }
+}

@@ -1,0 +1,239 @@
+// What the clinician UI shows of a patient: the identity and, by kind, the records Patient/$everything returned (already
+// authorized, guarded and audited by the records service), read from their FHIR JSON into rows a person can scan.
+using System.Globalization;
+using System.Text.Json;
+using Vauban.Fhir;
+using Vauban.Records;
+
+namespace Vauban.Web;
+
+/// <summary>One line of a chart section: when, what, the detail that matters (a value, a dose, a practitioner), a status.</summary>
+public sealed record ChartRow(DateTimeOffset? When, string What, string? Detail, string? Status, string Reference);
+
+/// <summary>A kind of record on the chart (appointments, prescriptions, lab results…), newest first.</summary>
+public sealed record ChartSection(string Type, string Key, string Title, IReadOnlyList<ChartRow> Rows);
+
+/// <summary>The identity part of a chart, or of a search result.</summary>
+public sealed record PatientIdentity(string Id, string Name, string? BirthDate, string? Gender, bool Deceased, bool Inactive,
+    IReadOnlyList<(string Label, string Value)> Identifiers, IReadOnlyList<string> Addresses, IReadOnlyList<string> Telecom, string? GeneralPractitioner);
+
+public sealed class PatientChart
+{
+    /// <summary>The sections in the order a clinician reads a chart, with the type each shows.</summary>
+    public static readonly IReadOnlyList<(string Type, string Key, string Title)> Kinds =
+    [
+        ("Appointment", "appointments", "Appointments"),
+        ("Encounter", "encounters", "Encounters"),
+        ("MedicationRequest", "prescriptions", "Prescriptions"),
+        ("Observation", "results", "Results"),
+        ("DiagnosticReport", "reports", "Reports"),
+        ("DocumentReference", "documents", "Documents"),
+        ("CareTeam", "care-teams", "Care teams"),
+        ("Coverage", "coverage", "Insurance"),
+        ("Invoice", "invoices", "Invoices"),
+    ];
+
+    private PatientChart(PatientIdentity identity, IReadOnlyList<ChartSection> sections)
+    {
+        Identity = identity;
+        Sections = sections;
+    }
+
+    public PatientIdentity Identity { get; }
+
+    public IReadOnlyList<ChartSection> Sections { get; }
+
+    /// <summary>The chart of <paramref name="patientId"/> from an $everything page's entries; null when the page does not hold
+    /// the patient (a deleted patient is not returned). Practitioners and organizations in the page name the references that
+    /// carry no display.</summary>
+    public static PatientChart? From(string patientId, IReadOnlyList<SearchEntry> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        var documents = new List<(SearchEntry Entry, JsonDocument Json)>();
+        try
+        {
+            foreach (var entry in entries)
+            {
+                if (entry.Json is { } json && !entry.Deleted) documents.Add((entry, JsonDocument.Parse(json)));
+            }
+            var names = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (entry, json) in documents)
+            {
+                var name = entry.Type switch
+                {
+                    "Practitioner" => HumanName(json.RootElement),
+                    "Organization" => Text(json.RootElement, "name"),
+                    _ => null,
+                };
+                if (!string.IsNullOrEmpty(name)) names[entry.Type + "/" + entry.Id] = name;
+            }
+            var patient = documents.FirstOrDefault(d => d.Entry.Type == "Patient" && d.Entry.Id == patientId);
+            if (patient.Json is null) return null;
+            var sections = new List<ChartSection>();
+            foreach (var (type, key, title) in Kinds)
+            {
+                var rows = documents.Where(d => d.Entry.Type == type).Select(d => Row(type, d.Entry.Id, d.Json.RootElement, names))
+                    .OrderByDescending(r => r.When ?? DateTimeOffset.MinValue).ThenBy(r => r.Reference, StringComparer.Ordinal).ToList();
+                sections.Add(new ChartSection(type, key, title, rows));
+            }
+            return new PatientChart(Identify(patientId, patient.Json.RootElement, names), sections);
+        }
+        finally
+        {
+            foreach (var (_, json) in documents) json.Dispose();
+        }
+    }
+
+    /// <summary>What a search result and a chart's header say of a patient.</summary>
+    public static PatientIdentity Identify(string id, JsonElement patient, IReadOnlyDictionary<string, string>? names = null)
+    {
+        var identifiers = new List<(string, string)>();
+        foreach (var identifier in Array(patient, "identifier"))
+        {
+            if (Text(identifier, "value") is not { Length: > 0 } value) continue;
+            var system = Text(identifier, "system");
+            var label = system switch
+            {
+                KnownIdentifierSystems.InsNir or KnownIdentifierSystems.InsNirTest or KnownIdentifierSystems.InsNirDemo => "INS-NIR",
+                KnownIdentifierSystems.InsNia => "INS-NIA",
+                _ => Concept(identifier, "type") ?? "Identifier",
+            };
+            identifiers.Add((label, value));
+        }
+        var addresses = Array(patient, "address").Select(Address).Where(a => a.Length > 0).ToList();
+        var telecom = Array(patient, "telecom").Select(t => Text(t, "value") is { Length: > 0 } v ? (Text(t, "system") is { } s ? $"{v} ({s})" : v) : null)
+            .OfType<string>().ToList();
+        var gp = Array(patient, "generalPractitioner").Select(r => ReferenceName(r, names)).FirstOrDefault(n => n is not null);
+        var deceased = (patient.TryGetProperty("deceasedBoolean", out var d) && d.ValueKind == JsonValueKind.True) || patient.TryGetProperty("deceasedDateTime", out _);
+        var inactive = patient.TryGetProperty("active", out var a) && a.ValueKind == JsonValueKind.False;
+        return new PatientIdentity(id, HumanName(patient) ?? "(no name)", Text(patient, "birthDate"), Text(patient, "gender"), deceased, inactive, identifiers, addresses, telecom, gp);
+    }
+
+    private static ChartRow Row(string type, string id, JsonElement r, IReadOnlyDictionary<string, string> names)
+    {
+        var reference = type + "/" + id;
+        var status = Text(r, "status");
+        return type switch
+        {
+            "Appointment" => new ChartRow(When(r, "start"), Text(r, "description") ?? Concepts(r, "serviceType") ?? Concepts(r, "specialty") ?? "Appointment",
+                Join(Array(r, "participant").Select(p => p.TryGetProperty("actor", out var actor) && !IsPatient(actor) ? ReferenceName(actor, names) : null)), status, reference),
+            "Encounter" => new ChartRow(When(r, "period", "start"), Concepts(r, "type") ?? Coding(r, "class") ?? "Encounter",
+                Join(Array(r, "participant").Select(p => p.TryGetProperty("individual", out var who) ? ReferenceName(who, names) : null)), status, reference),
+            "MedicationRequest" => new ChartRow(When(r, "authoredOn"), Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",
+                Join(Array(r, "dosageInstruction").Select(dose => Text(dose, "text"))), status, reference),
+            "Observation" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued"), Concept(r, "code") ?? "Observation",
+                ObservationValue(r), Concepts(r, "interpretation") ?? status, reference),
+            "DiagnosticReport" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued"), Concept(r, "code") ?? "Report",
+                Text(r, "conclusion") ?? (Array(r, "result").Count() is var n and > 0 ? n == 1 ? "1 result" : $"{n} results" : null), status, reference),
+            "DocumentReference" => new ChartRow(When(r, "date"), Concept(r, "type") ?? Text(r, "description") ?? "Document",
+                Text(r, "description"), status, reference),
+            "CareTeam" => new ChartRow(When(r, "period", "start"), Text(r, "name") ?? "Care team",
+                Join(Array(r, "participant").Select(p => p.TryGetProperty("member", out var member) && !IsPatient(member) ? ReferenceName(member, names) : null)), status, reference),
+            "Coverage" => new ChartRow(When(r, "period", "start"), Join(Array(r, "payor").Select(p => ReferenceName(p, names))) ?? Concept(r, "type") ?? "Coverage",
+                Concept(r, "type"), status, reference),
+            "Invoice" => new ChartRow(When(r, "date"), ReferenceName(r, "issuer", names) is { } issuer ? "Invoice from " + issuer : "Invoice",
+                Money(r, "totalGross") ?? Money(r, "totalNet"), status, reference),
+            _ => new ChartRow(null, type, null, status, reference),
+        };
+    }
+
+    private static string? ObservationValue(JsonElement r)
+    {
+        string? value = null;
+        if (r.TryGetProperty("valueQuantity", out var q)) value = Quantity(q);
+        else if (r.TryGetProperty("valueCodeableConcept", out _)) value = Concept(r, "valueCodeableConcept");
+        else if (Text(r, "valueString") is { } s) value = s;
+        else if (r.TryGetProperty("valueBoolean", out var b) && b.ValueKind is JsonValueKind.True or JsonValueKind.False) value = b.GetBoolean() ? "yes" : "no";
+        else if (r.TryGetProperty("valueInteger", out var i) && i.ValueKind == JsonValueKind.Number) value = i.GetRawText();
+        if (value is null) return null;
+        if (Array(r, "referenceRange").FirstOrDefault() is { ValueKind: JsonValueKind.Object } range)
+        {
+            var low = range.TryGetProperty("low", out var l) && l.TryGetProperty("value", out var lv) && lv.ValueKind == JsonValueKind.Number ? lv.GetRawText() : null;
+            var high = range.TryGetProperty("high", out var h) && h.TryGetProperty("value", out var hv) && hv.ValueKind == JsonValueKind.Number ? hv.GetRawText() : null;
+            if (low is not null || high is not null) value += $" (normal {low ?? "…"}–{high ?? "…"})";
+            else if (Text(range, "text") is { } text) value += $" ({text})";
+        }
+        return value;
+    }
+
+    private static string? Quantity(JsonElement q) =>
+        q.ValueKind == JsonValueKind.Object && q.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number
+            ? v.GetRawText() + ((Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
+            : null;
+
+    private static string? Money(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var m) && m.ValueKind == JsonValueKind.Object && m.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number
+            ? v.GetDecimal().ToString("0.00", CultureInfo.InvariantCulture) + (Text(m, "currency") is { } currency ? " " + currency : "")
+            : null;
+
+    /// <summary>"FAMILY Given", the way a French chart writes a name: the official (else first) name, family in capitals.</summary>
+    public static string? HumanName(JsonElement resource)
+    {
+        var names = Array(resource, "name").Where(n => n.ValueKind == JsonValueKind.Object).ToList();
+        if (names.Count == 0) return null;
+        var name = names.FirstOrDefault(n => Text(n, "use") == "official");
+        if (name.ValueKind != JsonValueKind.Object) name = names[0];
+        var family = Text(name, "family");
+        var given = string.Join(' ', Array(name, "given").Where(g => g.ValueKind == JsonValueKind.String).Select(g => g.GetString()));
+        var text = string.Join(' ', new[] { family?.ToUpperInvariant(), given }.Where(p => !string.IsNullOrEmpty(p)));
+        return text.Length > 0 ? text : Text(name, "text");
+    }
+
+    private static string Address(JsonElement address)
+    {
+        if (Text(address, "text") is { Length: > 0 } text) return text;
+        var lines = Array(address, "line").Where(l => l.ValueKind == JsonValueKind.String).Select(l => l.GetString());
+        var city = string.Join(' ', new[] { Text(address, "postalCode"), Text(address, "city") }.Where(p => !string.IsNullOrEmpty(p)));
+        return string.Join(", ", lines.Append(city).Where(p => !string.IsNullOrEmpty(p)));
+    }
+
+    private static bool IsPatient(JsonElement reference) => Text(reference, "reference")?.StartsWith("Patient/", StringComparison.Ordinal) == true;
+
+    private static string? ReferenceName(JsonElement r, string name, IReadOnlyDictionary<string, string> names) =>
+        r.TryGetProperty(name, out var reference) ? ReferenceName(reference, names) : null;
+
+    private static string? ReferenceName(JsonElement reference, IReadOnlyDictionary<string, string>? names) =>
+        reference.ValueKind != JsonValueKind.Object ? null
+            : Text(reference, "display") ?? (Text(reference, "reference") is { } target && names?.TryGetValue(target, out var name) == true ? name : Text(reference, "reference"));
+
+    private static string? Concept(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var concept) && concept.ValueKind == JsonValueKind.Object
+            ? Text(concept, "text") ?? Array(concept, "coding").Select(c => Text(c, "display") ?? Text(c, "code")).FirstOrDefault(t => t is not null)
+            : null;
+
+    private static string? Concepts(JsonElement r, string name) =>
+        Join(Array(r, name).Select(c => c.ValueKind != JsonValueKind.Object ? null
+            : Text(c, "text") ?? Array(c, "coding").Select(x => Text(x, "display") ?? Text(x, "code")).FirstOrDefault(t => t is not null)));
+
+    private static string? Coding(JsonElement r, string name) =>
+        r.TryGetProperty(name, out var coding) && coding.ValueKind == JsonValueKind.Object ? Text(coding, "display") ?? Text(coding, "code") : null;
+
+    private static string? Join(IEnumerable<string?> parts) =>
+        string.Join(", ", parts.Where(p => !string.IsNullOrEmpty(p)).Distinct(StringComparer.Ordinal)) is { Length: > 0 } joined ? joined : null;
+
+    private static DateTimeOffset? When(JsonElement r, string name, string? inner = null)
+    {
+        if (!r.TryGetProperty(name, out var value)) return null;
+        if (inner is not null && (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty(inner, out value))) return null;
+        return value.ValueKind == JsonValueKind.String
+            && DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var when)
+            ? when : null;
+    }
+
+    private static string? Text(JsonElement r, string name) =>
+        r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } s ? s : null;
+
+    private static JsonElement.ArrayEnumerator Array(JsonElement r, string name) =>
+        r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Array ? value.EnumerateArray() : NoElements.EnumerateArray();
+
+    private static readonly JsonElement NoElements = JsonDocument.Parse("[]").RootElement.Clone();
+
+    /// <summary>A time as a French ward reads it: Paris time, to the minute; a date alone stays a date.</summary>
+    public static string Show(DateTimeOffset? when) =>
+        when is not { } w ? "—" : TimeZoneInfo.ConvertTime(w, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
+
+    private static readonly TimeZoneInfo Paris = TimeZoneInfo.TryFindSystemTimeZoneById("Europe/Paris", out var paris) ? paris : TimeZoneInfo.Utc;
+
+    /// <summary>The time zone <see cref="Show"/> writes in, for the page to say.</summary>
+    public static string ZoneName => Paris == TimeZoneInfo.Utc ? "UTC" : "Paris time";
+}

@@ -1,0 +1,231 @@
+// The clinician UI's patient pages over HTTP, on both engines: finding a patient (a posted form, never the names in a URL),
+// the chart of a patient in one's care, the refusal and break-the-glass for one who is not, what each role is shown, the
+// audit trail of every chart opened, and bad input answered with a clear page.
+using System.Globalization;
+using System.Net;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class PatientChartPageTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-chart";
+    private const string Password = "harbour violet across 9 bridges";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _ids = [];
+    private readonly Dictionary<string, string> _secrets = [];
+
+    protected PatientChartPageTests(Engine engine) => _engine = engine;
+
+    private string Day(int offset) => _time.GetUtcNow().AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
+        await Create("drA", Samples.Practitioner(family: "Auber", rpps: "10001234567"));
+        await Create("drB", Samples.Practitioner(family: "Berthier", rpps: "10001234568"));
+        await Create("mine", Samples.Patient(family: "Chartier", given: "Louise", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109001")));
+        await Create("other", Samples.Patient(family: "Chartreux", given: "Marc", nir: Samples.ValidNir("1800344109002"), gp: "Practitioner/" + _ids["drB"]));
+        await Create("enc", Samples.Encounter(_ids["mine"], _ids["drA"], Day(-10)));
+        await Create("obs", $$$"""
+            {"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"2823-3","display":"Potassium"}]},
+             "subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"effectiveDateTime":"{{{Day(-10)}}}",
+             "valueQuantity":{"value":5.9,"unit":"mmol/L"},"interpretation":[{"coding":[{"code":"H","display":"High"}]}],
+             "referenceRange":[{"low":{"value":3.5},"high":{"value":5.1}}]}
+            """);
+        await Create("rx", $$$"""
+            {"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"text":"Amoxicilline 1 g"},
+             "subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"authoredOn":"{{{Day(-10)}}}","dosageInstruction":[{"text":"1 comprimé matin et soir pendant 7 jours"}]}
+            """);
+        await Create("appt", Samples.Appointment("Patient/" + _ids["mine"], "Practitioner/" + _ids["drA"], Day(20)));
+        await Create("inv", $$$"""{"resourceType":"Invoice","status":"issued","subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"date":"{{{Day(-9)}}}","totalGross":{"value":25,"currency":"EUR"}}""");
+
+        await EnrolAsync("dr.auber@chu.example", StaffRole.Physician, _ids["drA"]);
+        await EnrolAsync("desk@chu.example", StaffRole.Secretary, null);
+        await EnrolAsync("officer@chu.example", StaffRole.SecurityOfficer, null);
+    }
+
+    private async Task EnrolAsync(string email, StaffRole role, string? practitioner)
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, practitioner, null, "Staff " + email[..4], CancellationToken.None);
+        using var browser = new StaffClient(_server.BaseAddress);
+        (_secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private async Task<StaffClient> SignedInAsync(string email)
+    {
+        var staff = new StaffClient(_server.BaseAddress);
+        var (password, _) = await staff.PasswordAsync(Establishment, email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        var (totp, _) = await staff.TotpAsync(Totp.Code(_secrets[email], _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        _time.Advance(TimeSpan.FromSeconds(30));
+        return staff;
+    }
+
+    private static Task<(HttpResponseMessage Response, string Html)> SearchAsync(StaffClient staff, Dictionary<string, string> fields) =>
+        staff.SubmitAsync("/patients", fields);
+
+    [Fact]
+    public async Task A_physician_finds_a_patient_in_their_care_by_a_posted_form_and_reads_the_chart()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (form, formHtml) = await doctor.GetAsync("/patients");
+        Assert.Equal(HttpStatusCode.OK, form.StatusCode);
+        Assert.Contains("<form method=\"post\" id=\"search-form\"", formHtml, StringComparison.Ordinal);
+
+        var (found, html) = await SearchAsync(doctor, new() { ["Family"] = "Chart" });
+        Assert.True(found.StatusCode == HttpStatusCode.OK, html + _server.AllLogs());
+        // "Chartreux" also starts with "Chart", but is Dr Berthier's patient: not listed.
+        Assert.Contains($"href=\"/patients/{_ids["mine"]}\"", html, StringComparison.Ordinal);
+        Assert.Contains("CHARTIER Louise", html, StringComparison.Ordinal);
+        Assert.DoesNotContain(_ids["other"], html, StringComparison.Ordinal);
+        Assert.DoesNotContain("CHARTREUX", html, StringComparison.Ordinal);
+
+        var (chart, html2) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        var page = System.Net.WebUtility.HtmlDecode(html2);
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.True(chart.Headers.CacheControl?.NoStore, "a chart must not be kept in a shared computer's browser cache");
+        Assert.Equal("CHARTIER Louise", StaffClient.ById(page, "patient-name"));
+        Assert.Equal("1971-06-02", StaffClient.ById(page, "birth-date"));
+        Assert.Contains("5.9 mmol/L (normal 3.5–5.1)", page, StringComparison.Ordinal);
+        Assert.Contains("High", page, StringComparison.Ordinal);
+        Assert.Contains("Amoxicilline 1 g", page, StringComparison.Ordinal);
+        Assert.Contains("1 comprimé matin et soir pendant 7 jours", page, StringComparison.Ordinal);
+        Assert.Contains($"data-ref=\"Appointment/{_ids["appt"]}\"", page, StringComparison.Ordinal);
+        Assert.Contains("AUBER Claire", page, StringComparison.Ordinal); // the encounter's practitioner, named from $everything's Practitioner
+
+        // The chart went through the records service: the patient's access history holds the physician's $everything.
+        var officer = new AccessContext(new Principal(PrincipalKind.Person, "user:officer-test", "Officer", StaffUser.PersonScopes) { Role = StaffRole.SecurityOfficer }, _tenant, "HSYSADMIN");
+        var entries = await _server.Store.AuditLog.SearchAsync(officer, new AuditQuery { Patient = _ids["mine"], Count = 100 }, CancellationToken.None);
+        Assert.NotNull(entries);
+        Assert.Contains(entries!, e => e.Action == AuditAction.Everything && e.Outcome == AuditOutcome.Success && e.Detail.PrincipalName == "Staff dr.a");
+    }
+
+    [Fact]
+    public async Task A_patient_outside_the_physicians_care_is_refused_with_the_way_to_break_the_glass_and_opens_after_it()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (refused, html) = await doctor.GetAsync($"/patients/{_ids["other"]}");
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.DoesNotContain("CHARTREUX", html, StringComparison.Ordinal);
+        Assert.Contains($"href=\"/patients/{_ids["other"]}/break-the-glass\"", html, StringComparison.Ordinal);
+
+        var (granted, grantHtml) = await doctor.SubmitAsync($"/patients/{_ids["other"]}/break-the-glass",
+            new Dictionary<string, string> { ["Reason"] = KnownBreakGlassReasons.Labels.Keys.First(), ["Text"] = "Patient admitted unconscious to the emergency room." });
+        Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+        Assert.Contains($"href=\"/patients/{_ids["other"]}\"", grantHtml, StringComparison.Ordinal);
+
+        var (chart, page) = await doctor.GetAsync($"/patients/{_ids["other"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Equal("CHARTREUX Marc", StaffClient.ById(page, "patient-name"));
+    }
+
+    [Fact]
+    public async Task Each_role_sees_only_what_it_may_and_the_security_officer_no_patient_at_all()
+    {
+        using (var desk = await SignedInAsync("desk@chu.example"))
+        {
+            // Admissions find any patient of the establishment and see the identity, not the clinical record; the appointment is
+            // with a physician of no service of theirs, so it is not listed either.
+            var (found, html) = await SearchAsync(desk, new() { ["Family"] = "Chartreux" });
+            Assert.True(found.StatusCode == HttpStatusCode.OK, html + _server.AllLogs());
+            Assert.Contains($"href=\"/patients/{_ids["other"]}\"", html, StringComparison.Ordinal);
+            var (chart, page) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+            Assert.Equal("CHARTIER Louise", StaffClient.ById(page, "patient-name"));
+            Assert.DoesNotContain(_ids["appt"], page, StringComparison.Ordinal);
+            Assert.DoesNotContain("Amoxicilline", page, StringComparison.Ordinal);
+            Assert.DoesNotContain("mmol/L", page, StringComparison.Ordinal);
+            Assert.Contains("Not open to your role.", page, StringComparison.Ordinal);
+        }
+        using var officer = await SignedInAsync("officer@chu.example");
+        var (search, searchHtml) = await officer.GetAsync("/patients");
+        Assert.Equal(HttpStatusCode.OK, search.StatusCode);
+        Assert.Contains("Your role does not open patients' records.", searchHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain("search-form", searchHtml, StringComparison.Ordinal);
+        var (chartRefused, chartHtml) = await officer.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.True(chartRefused.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.NotFound, chartRefused.StatusCode.ToString());
+        Assert.DoesNotContain("CHARTIER", chartHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain("break-the-glass", chartHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bad_input_and_unknown_patients_get_a_clear_page_and_no_one_signed_out_gets_in()
+    {
+        using (var anonymous = new StaffClient(_server.BaseAddress))
+        {
+            var (search, _) = await anonymous.GetAsync("/patients");
+            Assert.StartsWith("/account/signin", search.Headers.Location?.ToString(), StringComparison.Ordinal);
+            var (chart, html) = await anonymous.GetAsync($"/patients/{_ids["mine"]}");
+            Assert.StartsWith("/account/signin", chart.Headers.Location?.ToString(), StringComparison.Ordinal);
+            Assert.DoesNotContain("CHARTIER", html, StringComparison.Ordinal);
+        }
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (empty, emptyHtml) = await SearchAsync(doctor, []);
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Contains("Give a family name, a given name, a birth date or an identifier.", emptyHtml, StringComparison.Ordinal);
+        var (badDate, badDateHtml) = await SearchAsync(doctor, new() { ["BirthDate"] = "1971-13-45" });
+        Assert.Equal(HttpStatusCode.BadRequest, badDate.StatusCode);
+        Assert.Contains("birthdate", badDateHtml, StringComparison.Ordinal);
+        var (unknown, unknownHtml) = await doctor.GetAsync("/patients/no-such-patient");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("No patient with this id.", unknownHtml, StringComparison.Ordinal);
+        var (badId, badIdHtml) = await doctor.GetAsync("/patients?handler=open&id=" + Uri.EscapeDataString("../etc/passwd"));
+        Assert.Equal(HttpStatusCode.BadRequest, badId.StatusCode);
+        Assert.Contains("A patient id is", badIdHtml, StringComparison.Ordinal);
+        var (open, _) = await doctor.GetAsync("/patients?handler=open&id=" + _ids["mine"]);
+        Assert.Equal($"/patients/{_ids["mine"]}", open.Headers.Location?.ToString());
+        // Without the antiforgery token the search is refused and runs nothing.
+        var (forged, _) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Family"] = "Chartier" }, withToken: false);
+        Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+    }
+
+    [Fact]
+    public async Task What_a_record_holds_is_shown_as_text_never_as_markup()
+    {
+        var hostile = await _server.CreateAsOperatorAsync(_tenant,
+            Samples.Patient(family: "<script>alert(1)</script>", given: "<img src=x onerror=alert(2)>", nir: Samples.ValidNir("1800344109003"), gp: "Practitioner/" + _ids["drA"]));
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (chart, page) = await doctor.GetAsync($"/patients/{hostile}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.DoesNotContain("<script>alert", page, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<img src=x", page, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("&lt;SCRIPT&gt;ALERT(1)&lt;/SCRIPT&gt;", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_search_with_more_matches_than_a_page_continues_on_the_next_page_by_its_sealed_token()
+    {
+        // A page is ten patients: the guard slows a person at ten a minute and asks both factors again at fifteen.
+        for (var i = 0; i < 12; i++)
+        {
+            await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: $"Paginé{i:D2}", nir: Samples.ValidNir($"18003441091{i:D2}"), gp: "Practitioner/" + _ids["drA"]));
+        }
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (first, html) = await SearchAsync(doctor, new() { ["Family"] = "Pagin" });
+        Assert.True(first.StatusCode == HttpStatusCode.OK, first.Headers.Location + html);
+        Assert.Equal(10, html.Split("<tr>").Length - 2);
+        var token = StaffClient.FieldValue(html, "Next");
+        Assert.NotNull(token);
+        Assert.DoesNotContain("Pagin", token, StringComparison.OrdinalIgnoreCase);
+        var (second, secondHtml) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = token! });
+        Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
+        Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
+        Assert.Null(StaffClient.FieldValue(secondHtml, "Next"));
+    }
+}
+
+public sealed class PatientChartPageTests_Sqlite() : PatientChartPageTests(Engine.Sqlite);
+
+public sealed class PatientChartPageTests_Postgres() : PatientChartPageTests(Engine.Postgres);
