@@ -7,8 +7,15 @@ using Vauban.Records;
 
 namespace Vauban.Web;
 
+/// <summary>A moment as a record gives it: a time (shown in Paris time, to the minute) or a date alone (shown as given, not
+/// turned into a midnight that never was); <see cref="At"/> orders the rows.</summary>
+public readonly record struct Moment(DateTimeOffset? At, string Text)
+{
+    public static readonly Moment None = new(null, "—");
+}
+
 /// <summary>One line of a chart section: when, what, the detail that matters (a value, a dose, a practitioner), a status.</summary>
-public sealed record ChartRow(DateTimeOffset? When, string What, string? Detail, string? Status, string Reference);
+public sealed record ChartRow(Moment When, string What, string? Detail, string? Status, string Reference);
 
 /// <summary>A kind of record on the chart (appointments, prescriptions, lab results…), newest first.</summary>
 public sealed record ChartSection(string Type, string Key, string Title, IReadOnlyList<ChartRow> Rows);
@@ -73,7 +80,7 @@ public sealed class PatientChart
             foreach (var (type, key, title) in Kinds)
             {
                 var rows = documents.Where(d => d.Entry.Type == type).Select(d => Row(type, d.Entry.Id, d.Json.RootElement, names))
-                    .OrderByDescending(r => r.When ?? DateTimeOffset.MinValue).ThenBy(r => r.Reference, StringComparer.Ordinal).ToList();
+                    .OrderByDescending(r => r.When.At ?? DateTimeOffset.MinValue).ThenBy(r => r.Reference, StringComparer.Ordinal).ToList();
                 sections.Add(new ChartSection(type, key, title, rows));
             }
             return new PatientChart(Identify(patientId, patient.Json.RootElement, names), sections);
@@ -115,25 +122,25 @@ public sealed class PatientChart
         var status = Text(r, "status");
         return type switch
         {
-            "Appointment" => new ChartRow(When(r, "start"), Text(r, "description") ?? Concepts(r, "serviceType") ?? Concepts(r, "specialty") ?? "Appointment",
+            "Appointment" => new ChartRow(When(r, "start") ?? Moment.None, Text(r, "description") ?? Concepts(r, "serviceType") ?? Concepts(r, "specialty") ?? "Appointment",
                 Join(Array(r, "participant").Select(p => p.TryGetProperty("actor", out var actor) && !IsPatient(actor) ? ReferenceName(actor, names) : null)), status, reference),
-            "Encounter" => new ChartRow(When(r, "period", "start"), Concepts(r, "type") ?? Coding(r, "class") ?? "Encounter",
+            "Encounter" => new ChartRow(When(r, "period", "start") ?? Moment.None, Concepts(r, "type") ?? Coding(r, "class") ?? "Encounter",
                 Join(Array(r, "participant").Select(p => p.TryGetProperty("individual", out var who) ? ReferenceName(who, names) : null)), status, reference),
-            "MedicationRequest" => new ChartRow(When(r, "authoredOn"), Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",
+            "MedicationRequest" => new ChartRow(When(r, "authoredOn") ?? Moment.None, Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",
                 Join(Array(r, "dosageInstruction").Select(dose => Text(dose, "text"))), status, reference),
-            "Observation" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued"), Concept(r, "code") ?? "Observation",
+            "Observation" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Observation",
                 ObservationValue(r), Concepts(r, "interpretation") ?? status, reference),
-            "DiagnosticReport" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued"), Concept(r, "code") ?? "Report",
+            "DiagnosticReport" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Report",
                 Text(r, "conclusion") ?? (Array(r, "result").Count() is var n and > 0 ? n == 1 ? "1 result" : $"{n} results" : null), status, reference),
-            "DocumentReference" => new ChartRow(When(r, "date"), Concept(r, "type") ?? Text(r, "description") ?? "Document",
+            "DocumentReference" => new ChartRow(When(r, "date") ?? Moment.None, Concept(r, "type") ?? Text(r, "description") ?? "Document",
                 Text(r, "description"), status, reference),
-            "CareTeam" => new ChartRow(When(r, "period", "start"), Text(r, "name") ?? "Care team",
+            "CareTeam" => new ChartRow(When(r, "period", "start") ?? Moment.None, Text(r, "name") ?? "Care team",
                 Join(Array(r, "participant").Select(p => p.TryGetProperty("member", out var member) && !IsPatient(member) ? ReferenceName(member, names) : null)), status, reference),
-            "Coverage" => new ChartRow(When(r, "period", "start"), Join(Array(r, "payor").Select(p => ReferenceName(p, names))) ?? Concept(r, "type") ?? "Coverage",
+            "Coverage" => new ChartRow(When(r, "period", "start") ?? Moment.None, Join(Array(r, "payor").Select(p => ReferenceName(p, names))) ?? Concept(r, "type") ?? "Coverage",
                 Concept(r, "type"), status, reference),
-            "Invoice" => new ChartRow(When(r, "date"), ReferenceName(r, "issuer", names) is { } issuer ? "Invoice from " + issuer : "Invoice",
+            "Invoice" => new ChartRow(When(r, "date") ?? Moment.None, ReferenceName(r, "issuer", names) is { } issuer ? "Invoice from " + issuer : "Invoice",
                 Money(r, "totalGross") ?? Money(r, "totalNet"), status, reference),
-            _ => new ChartRow(null, type, null, status, reference),
+            _ => new ChartRow(Moment.None, type, null, status, reference),
         };
     }
 
@@ -211,13 +218,21 @@ public sealed class PatientChart
     private static string? Join(IEnumerable<string?> parts) =>
         string.Join(", ", parts.Where(p => !string.IsNullOrEmpty(p)).Distinct(StringComparer.Ordinal)) is { Length: > 0 } joined ? joined : null;
 
-    private static DateTimeOffset? When(JsonElement r, string name, string? inner = null)
+    private static Moment? When(JsonElement r, string name, string? inner = null)
     {
         if (!r.TryGetProperty(name, out var value)) return null;
         if (inner is not null && (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty(inner, out value))) return null;
-        return value.ValueKind == JsonValueKind.String
-            && DateTimeOffset.TryParse(value.GetString(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var when)
-            ? when : null;
+        if (value.ValueKind != JsonValueKind.String || value.GetString() is not { Length: > 0 } text) return null;
+        const DateTimeStyles Utc = DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal;
+        if (text.Contains('T', StringComparison.Ordinal))
+        {
+            return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, Utc, out var at)
+                ? new Moment(at, TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture))
+                : null;
+        }
+        // A date, a month or a year alone (FHIR date precision): ordered as its first day, shown as given.
+        var padded = text.Length switch { 4 => text + "-01-01", 7 => text + "-01", _ => text };
+        return DateTimeOffset.TryParseExact(padded, "yyyy-MM-dd", CultureInfo.InvariantCulture, Utc, out var day) ? new Moment(day, text) : null;
     }
 
     private static string? Text(JsonElement r, string name) =>
@@ -227,10 +242,6 @@ public sealed class PatientChart
         r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Array ? value.EnumerateArray() : NoElements.EnumerateArray();
 
     private static readonly JsonElement NoElements = JsonDocument.Parse("[]").RootElement.Clone();
-
-    /// <summary>A time as a French ward reads it: Paris time, to the minute; a date alone stays a date.</summary>
-    public static string Show(DateTimeOffset? when) =>
-        when is not { } w ? "—" : TimeZoneInfo.ConvertTime(w, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
 
     private static readonly TimeZoneInfo Paris = TimeZoneInfo.TryFindSystemTimeZoneById("Europe/Paris", out var paris) ? paris : TimeZoneInfo.Utc;
 

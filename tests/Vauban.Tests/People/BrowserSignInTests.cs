@@ -30,14 +30,7 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         _server = await VaubanServer.StartAsync(Engine.Sqlite, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
         _base = $"http://localhost:{_server.BaseAddress.Port}";
-        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
-        _playwright = await Playwright.CreateAsync();
-        _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
-        {
-            ExecutablePath = "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        });
+        (_playwright, _browser) = await BrowserPages.LaunchAsync();
     }
 
     public async Task DisposeAsync()
@@ -62,25 +55,7 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         await ArriveAsync(page, "**/account/enrol/passkey");
     }
 
-    /// <summary>
-    /// Waits until the page is at <paramref name="url"/> (a glob: <c>**</c> any characters, <c>*</c> any but '/') and its
-    /// document is parsed. Playwright's own waits lost navigations that had happened: the wait for <c>load</c> timed out
-    /// twice after the page had loaded (load at 2.7 and 2.9 s), and then <c>WaitForURLAsync</c> with <c>Commit</c> once
-    /// after the sign-out's redirect had been navigated and loaded (navigated at 3.7 s, the wait given up at 30 s; stop 23).
-    /// So this polls the page's URL, which the frame's navigated events keep, and then asks the document itself.
-    /// </summary>
-    private static async Task ArriveAsync(IPage page, string url)
-    {
-        var pattern = new System.Text.RegularExpressions.Regex(
-            "^" + string.Join(".*", url.Split("**").Select(part => string.Join("[^/]*", part.Split('*').Select(System.Text.RegularExpressions.Regex.Escape)))) + "$");
-        var waited = Stopwatch.StartNew();
-        while (!pattern.IsMatch(page.Url))
-        {
-            if (waited.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException($"The page stayed at {page.Url}, not {url}, for 30 s.");
-            await Task.Delay(25);
-        }
-        await page.WaitForFunctionAsync("() => document.readyState !== 'loading'");
-    }
+    private static Task ArriveAsync(IPage page, string url) => BrowserPages.ArriveAsync(page, url);
 
     private async Task<IPage> PageWithAuthenticatorAsync()
     {

@@ -1,0 +1,42 @@
+// What the browser tests share: Debian's Chromium launched headless through Playwright (no browser is downloaded), and a
+// wait for a page that does not lose navigations that already happened.
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Microsoft.Playwright;
+
+namespace Vauban.Tests.Infrastructure;
+
+public static class BrowserPages
+{
+    public static async Task<(IPlaywright Playwright, IBrowser Browser)> LaunchAsync()
+    {
+        Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        return (playwright, browser);
+    }
+
+    /// <summary>
+    /// Waits until the page is at <paramref name="url"/> (a glob: <c>**</c> any characters, <c>*</c> any but '/') and its
+    /// document is parsed. Playwright's own waits lost navigations that had happened: the wait for <c>load</c> timed out
+    /// twice after the page had loaded (load at 2.7 and 2.9 s), and then <c>WaitForURLAsync</c> with <c>Commit</c> once
+    /// after the sign-out's redirect had been navigated and loaded (navigated at 3.7 s, the wait given up at 30 s; stop 23).
+    /// So this polls the page's URL, which the frame's navigated events keep, and then asks the document itself.
+    /// </summary>
+    public static async Task ArriveAsync(IPage page, string url)
+    {
+        var pattern = new Regex("^" + string.Join(".*", url.Split("**").Select(part => string.Join("[^/]*", part.Split('*').Select(Regex.Escape)))) + "$");
+        var waited = Stopwatch.StartNew();
+        while (!pattern.IsMatch(page.Url))
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException($"The page stayed at {page.Url}, not {url}, for 30 s.");
+            await Task.Delay(25);
+        }
+        await page.WaitForFunctionAsync("() => document.readyState !== 'loading'");
+    }
+}

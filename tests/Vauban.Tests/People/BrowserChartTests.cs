@@ -1,0 +1,97 @@
+// The clinician's daily path in a real headless Chromium: sign in with password and authenticator code, find a patient
+// from the home page, open the chart and read a result, an appointment and a prescription; then a patient outside her
+// care, refused with the way to break the glass, opened after it.
+using System.Globalization;
+using Microsoft.Playwright;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public sealed class BrowserChartTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-ward";
+    private const string Password = "meadow copper under 5 lanterns";
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private IPlaywright _playwright = null!;
+    private IBrowser _browser = null!;
+    private string _base = "", _secret = "", _mine = "", _other = "";
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(Engine.Sqlite, configure: o => o with { Time = _time });
+        var tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        var day = _time.GetUtcNow().AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        var doctor = await _server.CreateAsOperatorAsync(tenant, Samples.Practitioner(family: "Lemaire"));
+        var colleague = await _server.CreateAsOperatorAsync(tenant, Samples.Practitioner(family: "Roussel", rpps: "10001234568"));
+        _mine = await _server.CreateAsOperatorAsync(tenant, Samples.Patient(family: "Garnier", given: "Sylvie", nir: Samples.ValidNir("2650544109001")).Replace("\"gender\": \"male\"", "\"gender\": \"female\"", StringComparison.Ordinal));
+        _other = await _server.CreateAsOperatorAsync(tenant, Samples.Patient(family: "Garnaud", nir: Samples.ValidNir("1800344109002"), gp: "Practitioner/" + colleague));
+        await _server.CreateAsOperatorAsync(tenant, Samples.Encounter(_mine, doctor, day));
+        await _server.CreateAsOperatorAsync(tenant, Samples.Observation("Patient/" + _mine, effective: day));
+        await _server.CreateAsOperatorAsync(tenant, Samples.Appointment("Patient/" + _mine, "Practitioner/" + doctor, _time.GetUtcNow().AddDays(7).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
+        var link = await _server.Store.Accounts.AddAsync(tenant, "dr.lemaire@chu.example", StaffRole.Physician, doctor, null, "Dr Lemaire", CancellationToken.None);
+        using (var enrol = new StaffClient(_server.BaseAddress)) (_secret, _) = await enrol.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        _base = $"http://localhost:{_server.BaseAddress.Port}";
+        (_playwright, _browser) = await BrowserPages.LaunchAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _browser.DisposeAsync();
+        _playwright.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_physician_signs_in_finds_her_patient_reads_the_chart_and_breaks_the_glass_for_another()
+    {
+        var page = await (await _browser.NewContextAsync()).NewPageAsync();
+        await page.GotoAsync(_base + "/");
+        await BrowserPages.ArriveAsync(page, "**/account/signin");
+        await page.FillAsync("#establishment", Establishment);
+        await page.FillAsync("#email", "dr.lemaire@chu.example");
+        await page.FillAsync("#password", Password);
+        await page.ClickAsync("#signin");
+        await BrowserPages.ArriveAsync(page, "**/account/signin/totp");
+        await page.FillAsync("#code", Totp.Code(_secret, _time));
+        await page.ClickAsync("#verify");
+        await BrowserPages.ArriveAsync(page, _base + "/");
+
+        await page.ClickAsync("#find-patient");
+        await BrowserPages.ArriveAsync(page, _base + "/patients");
+        await page.FillAsync("#family", "Garn");
+        await page.ClickAsync("#search");
+        await page.WaitForSelectorAsync("#results");
+        // Her patient is listed; Dr Roussel's is not. The names she typed are nowhere in the address bar.
+        Assert.Equal(1, await page.Locator("#results tbody tr").CountAsync());
+        Assert.Equal("GARNIER Sylvie", (await page.Locator("#results tbody tr td a").First.TextContentAsync())?.Trim());
+        Assert.DoesNotContain("Garn", page.Url, StringComparison.OrdinalIgnoreCase);
+
+        await page.Locator("#results tbody tr td a").First.ClickAsync();
+        await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_mine}");
+        Assert.Equal("GARNIER Sylvie", await page.TextContentAsync("#patient-name"));
+        Assert.Contains("1.02 g/L", await page.TextContentAsync("#results"), StringComparison.Ordinal);
+        Assert.Equal(1, await page.Locator("#appointments tbody tr").CountAsync());
+        Assert.Equal(1, await page.Locator("#encounters tbody tr").CountAsync());
+        Assert.Contains("LEMAIRE Claire", await page.TextContentAsync("#encounters"), StringComparison.Ordinal);
+
+        // Another physician's patient, opened by id: refused, with the way to break the glass; opened once she has said why.
+        await page.ClickAsync("#nav-patients");
+        await BrowserPages.ArriveAsync(page, _base + "/patients");
+        await page.FillAsync("#open-id", _other);
+        await page.ClickAsync("#open");
+        await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_other}");
+        Assert.Equal(0, await page.Locator("#patient-name").CountAsync());
+        await page.ClickAsync("#break-the-glass");
+        await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_other}/break-the-glass");
+        await page.SelectOptionAsync("#reason", new SelectOptionValue { Index = 1 });
+        await page.FillAsync("#text", "Patient brought to the emergency room unconscious.");
+        await page.ClickAsync("#open");
+        await page.WaitForSelectorAsync("#granted");
+        await page.ClickAsync("#continue");
+        await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_other}");
+        Assert.Equal("GARNAUD Jean", await page.TextContentAsync("#patient-name"));
+    }
+}

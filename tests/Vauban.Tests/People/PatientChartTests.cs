@@ -1,0 +1,88 @@
+// How the chart reads records into rows (no server): which name, which value, which time, in which order, and what it does
+// with what a record leaves out.
+using System.Text;
+using Vauban.Records;
+using Vauban.Web;
+
+namespace Vauban.Tests.People;
+
+public sealed class PatientChartTests
+{
+    private static SearchEntry Entry(string type, string id, string json, bool deleted = false) =>
+        new(type, id, 1, 0, Encoding.UTF8.GetBytes(json), Included: false, Deleted: deleted);
+
+    private const string Patient = """
+        {"resourceType":"Patient","id":"p1","active":false,"deceasedBoolean":true,
+         "name":[{"use":"usual","family":"Martin","given":["Lou"]},{"use":"official","family":"de la Tour","given":["Louise","Anne"]}],
+         "identifier":[{"system":"urn:oid:1.2.250.1.213.1.4.8","value":"271064410900173"},{"system":"http://hospital.example/ipp","value":"IPP-1","type":{"text":"IPP"}}],
+         "address":[{"line":["3 place du Marché"],"postalCode":"44000","city":"Nantes"}],"telecom":[{"system":"phone","value":"02 40 00 00 00"}],
+         "generalPractitioner":[{"reference":"Practitioner/gp"}],"birthDate":"1971-06-02","gender":"female"}
+        """;
+
+    [Fact]
+    public void The_identity_takes_the_official_name_with_the_family_in_capitals_and_labels_the_INS()
+    {
+        var chart = PatientChart.From("p1", [Entry("Patient", "p1", Patient), Entry("Practitioner", "gp", """{"resourceType":"Practitioner","name":[{"family":"Roux","given":["Paul"]}]}""")])!;
+        var who = chart.Identity;
+        Assert.Equal("DE LA TOUR Louise Anne", who.Name);
+        Assert.Equal([("INS-NIR", "271064410900173"), ("IPP", "IPP-1")], who.Identifiers);
+        Assert.Equal(["3 place du Marché, 44000 Nantes"], who.Addresses);
+        Assert.Equal(["02 40 00 00 00 (phone)"], who.Telecom);
+        Assert.Equal("ROUX Paul", who.GeneralPractitioner); // named from the included Practitioner: the reference had no display
+        Assert.True(who.Deceased);
+        Assert.True(who.Inactive);
+    }
+
+    [Fact]
+    public void Without_the_patient_there_is_no_chart()
+    {
+        Assert.Null(PatientChart.From("p1", [Entry("Observation", "o1", """{"resourceType":"Observation","status":"final"}""")]));
+        Assert.Null(PatientChart.From("p1", [Entry("Patient", "p1", Patient, deleted: true)]));
+        Assert.Null(PatientChart.From("p1", [Entry("Patient", "p2", Patient)]));
+    }
+
+    [Fact]
+    public void Rows_are_newest_first_a_time_in_Paris_time_and_a_date_alone_as_given()
+    {
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "old", """{"resourceType":"Observation","status":"final","code":{"text":"Sodium"},"effectiveDateTime":"2025-01-15T08:30:00Z","valueQuantity":{"value":140,"unit":"mmol/L"}}"""),
+            Entry("Observation", "new", """{"resourceType":"Observation","status":"final","code":{"coding":[{"code":"2823-3","display":"Potassium"}]},"effectiveDateTime":"2026-07-01T06:05:00Z","valueQuantity":{"value":5.9,"unit":"mmol/L"},"interpretation":[{"coding":[{"code":"H","display":"High"}]}],"referenceRange":[{"low":{"value":3.5},"high":{"value":5.1}}]}"""),
+            Entry("Observation", "day", """{"resourceType":"Observation","status":"final","code":{"text":"Blood group"},"effectiveDateTime":"2026-03","valueCodeableConcept":{"coding":[{"display":"A Rh+"}]}}"""),
+            Entry("Observation", "none", """{"resourceType":"Observation","status":"registered","code":{"text":"Pending"}}"""),
+        ])!;
+        var rows = chart.Sections.Single(s => s.Type == "Observation").Rows;
+        Assert.Equal(["Observation/new", "Observation/day", "Observation/old", "Observation/none"], rows.Select(r => r.Reference));
+        Assert.Equal("2026-07-01 08:05", rows[0].When.Text); // summer: UTC+2
+        Assert.Equal("2025-01-15 09:30", rows[2].When.Text); // winter: UTC+1
+        Assert.Equal("2026-03", rows[1].When.Text);
+        Assert.Equal("—", rows[3].When.Text);
+        Assert.Equal(("Potassium", "5.9 mmol/L (normal 3.5–5.1)", "High"), (rows[0].What, rows[0].Detail, rows[0].Status));
+        Assert.Equal("A Rh+", rows[1].Detail);
+        Assert.Null(rows[3].Detail);
+        Assert.Equal("registered", rows[3].Status);
+    }
+
+    [Fact]
+    public void Each_kind_shows_what_matters_of_it()
+    {
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Practitioner", "dr", """{"resourceType":"Practitioner","name":[{"family":"Auber","given":["Claire"]}]}"""),
+            Entry("Organization", "chu", """{"resourceType":"Organization","name":"CHU de Nantes"}"""),
+            Entry("Appointment", "a", """{"resourceType":"Appointment","status":"booked","start":"2026-12-10T09:00:00Z","description":"Consultation - Cardiologie","participant":[{"actor":{"reference":"Patient/p1"}},{"actor":{"reference":"Practitioner/dr"}}]}"""),
+            Entry("MedicationRequest", "m", """{"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"coding":[{"code":"J01CA04"}]},"authoredOn":"2026-11-02","dosageInstruction":[{"text":"1 g x 2 / jour"},{"text":"7 jours"}]}"""),
+            Entry("Invoice", "i", """{"resourceType":"Invoice","status":"issued","date":"2026-11-03T10:00:00Z","issuer":{"reference":"Organization/chu"},"totalGross":{"value":1234.5,"currency":"EUR"}}"""),
+            Entry("Encounter", "e", """{"resourceType":"Encounter","status":"finished","class":{"code":"AMB","display":"ambulatory"},"participant":[{"individual":{"reference":"Practitioner/dr"}}],"period":{"start":"2026-11-02T08:00:00Z"}}"""),
+        ])!;
+        ChartRow Only(string type) => Assert.Single(chart.Sections.Single(s => s.Type == type).Rows);
+        Assert.Equal(("Consultation - Cardiologie", "AUBER Claire", "booked"), (Only("Appointment").What, Only("Appointment").Detail, Only("Appointment").Status));
+        Assert.Equal(("J01CA04", "1 g x 2 / jour, 7 jours", "2026-11-02"), (Only("MedicationRequest").What, Only("MedicationRequest").Detail, Only("MedicationRequest").When.Text));
+        Assert.Equal(("Invoice from CHU de Nantes", "1234.50 EUR"), (Only("Invoice").What, Only("Invoice").Detail));
+        Assert.Equal(("ambulatory", "AUBER Claire"), (Only("Encounter").What, Only("Encounter").Detail));
+        Assert.Empty(chart.Sections.Single(s => s.Type == "DocumentReference").Rows);
+        Assert.Equal(PatientChart.Kinds.Select(k => k.Type), chart.Sections.Select(s => s.Type));
+    }
+}
