@@ -77,6 +77,10 @@ internal static class StaffPages
             pages.RootDirectory = "/Web/Pages";
             pages.Conventions.ConfigureFilter(new ExpiredForms());
         }).AddApplicationPart(typeof(StaffPages).Assembly);
+        // French names and results written as letters, not as character references (é, not &#xE9;): the markup characters
+        // (<, >, &, quotes) are encoded all the same.
+        services.Configure<Microsoft.Extensions.WebEncoders.WebEncoderOptions>(encoders =>
+            encoders.TextEncoderSettings = new System.Text.Encodings.Web.TextEncoderSettings(System.Text.Unicode.UnicodeRanges.All));
     }
 
     /// <summary>No framing, no inline script, no third-party anything; nothing cached anywhere: a page about people, and FHIR
