@@ -214,6 +214,55 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
         Assert.Null(StaffClient.FieldValue(secondHtml, "Next"));
     }
+
+    [Fact]
+    public async Task The_page_title_does_not_name_the_patient_so_browser_history_keeps_no_name()
+    {
+        // Names stay out of URLs so that browser history on a shared ward computer does not list who was looked at (ADR 0003);
+        // a browser's history keeps each page's title next to its URL, so a title naming the patient defeats that.
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (chart, page) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        var start = page.IndexOf("<title>", StringComparison.Ordinal);
+        var title = page[start..page.IndexOf("</title>", start, StringComparison.Ordinal)];
+        Assert.DoesNotContain("CHARTIER", title, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("Louise", title, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task An_invoice_with_a_total_beyond_a_decimal_is_shown_not_a_server_error()
+    {
+        // FHIR's decimal is any JSON number, and the validator accepts 1e30; the chart must not answer 500 for it.
+        await Create("big", $$$"""{"resourceType":"Invoice","status":"issued","subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"date":"{{{Day(-8)}}}","totalGross":{"value":1e30,"currency":"EUR"}}""");
+        await EnrolAsync("billing@chu.example", StaffRole.Billing, null);
+        using var billing = await SignedInAsync("billing@chu.example");
+        var (chart, page) = await billing.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.True(chart.StatusCode == HttpStatusCode.OK, chart.StatusCode + page + _server.AllLogs());
+        Assert.Contains($"data-ref=\"Invoice/{_ids["big"]}\"", page, StringComparison.Ordinal);
+
+        async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
+    }
+
+    [Fact]
+    public async Task Another_patients_result_that_merely_refers_to_this_patient_is_not_shown_as_this_patients_result()
+    {
+        // $everything returns every record that refers to the patient; an observation of another patient (here one whose
+        // focus and performer is this patient: the mother measuring her child's glycaemia) is that other patient's result. Listed under "Results" of this chart, a clinician reads
+        // another patient's potassium as this one's.
+        var third = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Tiers", given: "Anne", nir: Samples.ValidNir("2800344109004"), gp: "Practitioner/" + _ids["drA"]));
+        var foreign = await _server.CreateAsOperatorAsync(_tenant, $$$"""
+            {"resourceType":"Observation","status":"final","code":{"text":"Glycémie de Mme Tiers"},
+             "subject":{"reference":"Patient/{{{third}}}"},"focus":[{"reference":"Patient/{{{_ids["mine"]}}}"}],
+             "performer":[{"reference":"Patient/{{{_ids["mine"]}}}"}],"effectiveDateTime":"{{{Day(-3)}}}",
+             "valueQuantity":{"value":2.1,"unit":"g/L"}}
+            """);
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (chart, page) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Contains("Potassium", page, StringComparison.Ordinal); // this patient's own result is there
+        Assert.DoesNotContain("2.1 g/L", page, StringComparison.Ordinal);
+        Assert.DoesNotContain($"Observation/{foreign}", page, StringComparison.Ordinal);
+    }
 }
 
 public sealed class PatientChartPageTests_Sqlite() : PatientChartPageTests(Engine.Sqlite);
