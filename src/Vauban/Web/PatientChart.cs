@@ -170,7 +170,8 @@ public sealed class PatientChart
 
     private static string? Money(JsonElement r, string name) =>
         r.TryGetProperty(name, out var m) && m.ValueKind == JsonValueKind.Object && m.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number
-            ? v.GetDecimal().ToString("0.00", CultureInfo.InvariantCulture) + (Text(m, "currency") is { } currency ? " " + currency : "")
+            // FHIR's decimal is any JSON number: one beyond System.Decimal (1e30) is shown as written, not a server error.
+            ? (v.TryGetDecimal(out var amount) ? amount.ToString("0.00", CultureInfo.InvariantCulture) : v.GetRawText()) + (Text(m, "currency") is { } currency ? " " + currency : "")
             : null;
 
     /// <summary>"FAMILY Given", the way a French chart writes a name: the official (else first) name, family in capitals.</summary>
