@@ -79,7 +79,8 @@ public sealed class PatientChart
             var sections = new List<ChartSection>();
             foreach (var (type, key, title) in Kinds)
             {
-                var rows = documents.Where(d => d.Entry.Type == type).Select(d => Row(type, d.Entry.Id, d.Json.RootElement, names))
+                var rows = documents.Where(d => d.Entry.Type == type && !OfAnotherPatient(d.Json.RootElement, patientId))
+                    .Select(d => Row(type, d.Entry.Id, d.Json.RootElement, names))
                     .OrderByDescending(r => r.When.At ?? DateTimeOffset.MinValue).ThenBy(r => r.Reference, StringComparer.Ordinal).ToList();
                 sections.Add(new ChartSection(type, key, title, rows));
             }
@@ -193,6 +194,23 @@ public sealed class PatientChart
         var lines = Array(address, "line").Where(l => l.ValueKind == JsonValueKind.String).Select(l => l.GetString());
         var city = string.Join(' ', new[] { Text(address, "postalCode"), Text(address, "city") }.Where(p => !string.IsNullOrEmpty(p)));
         return string.Join(", ", lines.Append(city).Where(p => !string.IsNullOrEmpty(p)));
+    }
+
+    /// <summary>Whether a record is another patient's (its subject, patient or beneficiary names someone else): $everything
+    /// returns every record that refers to this patient (another patient's observation they performed, say), and a row under
+    /// this chart would read as this patient's result.</summary>
+    private static bool OfAnotherPatient(JsonElement r, string patientId)
+    {
+        foreach (var name in (string[])["subject", "patient", "beneficiary"])
+        {
+            if (r.TryGetProperty(name, out var reference) && Text(reference, "reference") is { } target
+                && (target.StartsWith("Patient/", StringComparison.Ordinal) || target.Contains("/Patient/", StringComparison.Ordinal))
+                && target != "Patient/" + patientId && !target.EndsWith("/Patient/" + patientId, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static bool IsPatient(JsonElement reference) => Text(reference, "reference")?.StartsWith("Patient/", StringComparison.Ordinal) == true;
