@@ -174,6 +174,10 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var (badId, badIdHtml) = await doctor.GetAsync("/patients?handler=open&id=" + Uri.EscapeDataString("../etc/passwd"));
         Assert.Equal(HttpStatusCode.BadRequest, badId.StatusCode);
         Assert.Contains("A patient id is", badIdHtml, StringComparison.Ordinal);
+        var (nir, nirHtml) = await doctor.GetAsync("/patients?handler=open&id=" + Samples.ValidNir("2710644109001"));
+        Assert.Equal(HttpStatusCode.BadRequest, nir.StatusCode);
+        Assert.Null(nir.Headers.Location);
+        Assert.Contains("This looks like a social-security number (NIR)", nirHtml, StringComparison.Ordinal);
         var (open, _) = await doctor.GetAsync("/patients?handler=open&id=" + _ids["mine"]);
         Assert.Equal($"/patients/{_ids["mine"]}", open.Headers.Location?.ToString());
         // Without the antiforgery token the search is refused and runs nothing.

@@ -39,8 +39,15 @@ public sealed class PatientSearchModel : StaffPage
     public IActionResult OnGetOpen(string? id)
     {
         id = id?.Trim();
-        if (IdRules.IsValid(id)) return Redirect("/patients/" + Uri.EscapeDataString(id!));
         Response.StatusCode = 400;
+        // An NIR typed here instead of in the identifier field would go on into the chart's URL (history, proxies, logs); no
+        // record id is one (the store refuses them), so it is refused here and not redirected.
+        if (id is not null && IdRules.IsIdentifying(id))
+        {
+            Error = "This looks like a social-security number (NIR), not a record id: search with it in the identifier field above.";
+            return Page();
+        }
+        if (IdRules.IsValid(id)) return Redirect("/patients/" + Uri.EscapeDataString(id!));
         Error = "A patient id is 1 to 64 letters, digits, '-' and '.'.";
         return Page();
     }
