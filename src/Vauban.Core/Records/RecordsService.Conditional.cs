@@ -169,8 +169,9 @@ public sealed partial class RecordsService
                 return RecordResult.Fail(RecordStatus.Invalid, type, Issue.Invalid(
                     $"The resource's id ({givenId}) is not the id of the {type} the criteria match: leave the id out, or give the matching record's.", $"{type}.id"));
             }
-            if (await MatchChangedAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken) is { } changed) return changed;
-            return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken);
+            var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken);
+            if (changed is not null) return changed;
+            return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken, locked);
         }
         if (ifMatch is not null)
         {
@@ -206,15 +207,16 @@ public sealed partial class RecordsService
     /// <summary>
     /// The match, its row now locked, must still be the version the search found: a write by id takes no conditional lock, and one
     /// committed between the search and the row's lock (PostgreSQL) may have deleted the record — the update would bring it back —
-    /// or changed it so that it no longer matches. Then the conditional write is refused (409, retry), audited; null when unchanged.
+    /// or changed it so that it no longer matches. Then the conditional write is refused (409, retry), audited. Unchanged, the locked
+    /// row is returned for the update or delete to write from, so that it is read once.
     /// </summary>
-    private async Task<RecordResult?> MatchChangedAsync(AccessContext context, WriteScope scope, TenantKeys keys, Interaction act, string type, StoredVersion match,
-        CancellationToken cancellationToken)
+    private async Task<(StoredVersion? Locked, RecordResult? Changed)> LockMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, Interaction act, string type,
+        StoredVersion match, CancellationToken cancellationToken)
     {
         var locked = await CurrentForUpdateAsync(scope, keys, TypeCodes.Of(type), match.Id, cancellationToken);
-        if (locked is { Deleted: false } && locked.Version == match.Version) return null;
-        return await VersionRefusedAsync(context, scope, act, type, match.Id, RecordResult.Fail(RecordStatus.Conflict, type,
-            Issue.Conflict($"The {type} the criteria matched was changed or deleted by another request meanwhile; retry.")), cancellationToken);
+        if (locked is { Deleted: false } && locked.Version == match.Version) return (locked, null);
+        return (null, await VersionRefusedAsync(context, scope, act, type, match.Id, RecordResult.Fail(RecordStatus.Conflict, type,
+            Issue.Conflict($"The {type} the criteria matched was changed or deleted by another request meanwhile; retry.")), cancellationToken));
     }
 
     /// <summary>A conditional delete once its criteria are matched: audited as a delete, done or refused.</summary>
@@ -238,8 +240,9 @@ public sealed partial class RecordsService
             else
             {
                 if (await AdmitAsync(context, Interaction.Delete, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
-                if (await MatchChangedAsync(context, scope, keys, Interaction.Delete, type, match, cancellationToken) is { } changed) return changed;
-                return await DeleteInScopeAsync(context, scope, keys, type, match.Id, ifMatch, batch, cancellationToken);
+                var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Delete, type, match, cancellationToken);
+                if (changed is not null) return changed;
+                return await DeleteInScopeAsync(context, scope, keys, type, match.Id, ifMatch, batch, cancellationToken, locked);
             }
         }
         // Nothing matches: as a delete of an id that does not exist, 204 (or 412 under If-Match), audited as a failed delete.
