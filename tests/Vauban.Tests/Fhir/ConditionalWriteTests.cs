@@ -310,6 +310,34 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_transaction_weighs_each_record_its_conditional_entries_match_once_with_the_guard()
+    {
+        // Patients another client created, so that the guard counts them. Each match was weighed twice: before the transaction's
+        // overlap and fullUrl checks, and again as its entry ran.
+        var updated = Samples.ValidNir("1850375100094");
+        var deleted = Samples.ValidNir("1850375100095");
+        await CreateAsync(Samples.Patient(family: "Pese", nir: updated));
+        await CreateAsync(Samples.Patient(family: "Pesee", nir: deleted));
+        var tenant = (await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var registration = await _server.Store.Clients.AddAsync(tenant, "guard count", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+        using var writer = new HttpClient { BaseAddress = _server.BaseAddress };
+        writer.DefaultRequestHeaders.Authorization = new("Bearer", await _server.TokenAsync(registration.ClientId, registration.ClientSecret!));
+
+        var response = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:6a0e1d5c-8a59-4d7e-9c1b-2b7a4f6d8e03", "resource": {{Samples.Patient(family: "Repese", nir: updated)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(updated)}}" } },
+              { "request": { "method": "DELETE", "url": "Patient?{{ByNir(deleted)}}" } } ] }
+            """, writer);
+        Assert.True(response.Status == HttpStatusCode.OK, response.Text);
+
+        // The guard's admissions that weighed patients, as its baseline keeps them: one for each of the two records.
+        var baseline = _server.Store.Guard.BaselineOf(tenant.Id, registration.ClientId);
+        int admissions;
+        lock (baseline) admissions = baseline.TodayHours.Sum();
+        Assert.Equal(2, admissions);
+    }
+
+    [Fact]
     public async Task A_transaction_whose_later_entry_fails_leaves_nothing_of_its_conditional_entries()
     {
         var known = Samples.ValidNir("1850375100018");
