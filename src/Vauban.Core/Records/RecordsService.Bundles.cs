@@ -179,6 +179,13 @@ public sealed partial class RecordsService
                 // is request.ifNoneExist.
                 unusable = (400, Issue.Invalid($"{where}: a POST's request.url is the type alone; to create only when nothing matches, give the query as request.ifNoneExist.", where + ".request.url"));
             }
+            if (method is "PUT" or "DELETE" && segments.Length == 2 && path.Length > 1 && unusable is null)
+            {
+                // A query on Type/id was ignored, and the record named by id written whatever the query said: a client that meant a
+                // conditional write, or an update held to a condition, learns that the URL is not what it thinks.
+                unusable = (400, Issue.Invalid($"{where}: request.url '{Shorten(url)}' names an id and has a query; a conditional {(method == "PUT" ? "update" : "delete")}'s "
+                    + $"url is {Shorten(type)}?criteria, and {(method == "PUT" ? "an update" : "a delete")} by id ({Shorten(type)}/id) takes no query.", where + ".request.url"));
+            }
             if (method == "GET" && (segments.Length == 3 || (segments.Length == 2 && segments[1].Length > 0 && segments[1][0] is '_' or '$')) && unusable is null)
             {
                 // Type/_history, Type/$everything, Type/id/_history: answered as "not a valid id" (404) or not at all.

@@ -338,6 +338,45 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_bundle_entry_whose_url_names_an_id_and_a_query_is_400_saying_how_to_write_it_and_writes_nothing()
+    {
+        // PUT or DELETE Patient/id?criteria was run as a write of Patient/id, its query dropped: the client meant a conditional
+        // write, or a condition on the write by id, and got neither.
+        var nir = Samples.ValidNir("1850375100096");
+        var id = await CreateAsync(Samples.Patient(family: "Nommee", nir: nir));
+        var fresh = Samples.ValidNir("1850375100097");
+        var create = $$"""{ "resource": {{Samples.Patient(family: "Voisine", nir: fresh)}}, "request": { "method": "POST", "url": "Patient" } }""";
+        var put = $$"""{ "resource": {{Samples.Patient(family: "Requete", nir: nir, id: id)}}, "request": { "method": "PUT", "url": "Patient/{{id}}?{{ByNir(nir)}}" } }""";
+        var delete = $$"""{ "request": { "method": "DELETE", "url": "Patient/{{id}}?{{ByNir(nir)}}" } }""";
+        static void SaysHow(string diagnostics, string act)
+        {
+            Assert.Contains($"a conditional {act}'s url is Patient?criteria", diagnostics, StringComparison.Ordinal);
+            Assert.Contains("by id (Patient/id) takes no query", diagnostics, StringComparison.Ordinal);
+        }
+
+        // A transaction: refused whole, nothing written (not the create before it either).
+        foreach (var (entry, act) in new[] { (put, "update"), (delete, "delete") })
+        {
+            var transaction = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{create}}, {{entry}} ] }""");
+            Assert.True(transaction.Status == HttpStatusCode.BadRequest, transaction.Text);
+            Assert.Equal("OperationOutcome", transaction.Body!.Value.GetProperty("resourceType").GetString());
+            Assert.StartsWith("Bundle.entry[1]: ", Diagnostics(transaction), StringComparison.Ordinal);
+            SaysHow(Diagnostics(transaction), act);
+            Assert.Empty(await FindAsync($"Patient?{ByNir(fresh)}"));
+        }
+        // A batch: those entries alone fail.
+        var batch = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ {{create}}, {{put}}, {{delete}} ] }""");
+        Assert.True(batch.Status == HttpStatusCode.OK, batch.Text);
+        var responses = batch.Body!.Value.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response")).ToList();
+        Assert.Equal(["201 Created", "400", "400"], responses.Select(r => r.GetProperty("status").GetString()));
+        SaysHow(responses[1].GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, "update");
+        SaysHow(responses[2].GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, "delete");
+        Assert.Single(await FindAsync($"Patient?{ByNir(fresh)}"));
+        var patient = await ReadAsync($"Patient/{id}");
+        Assert.Equal(("Nommee", "1"), (Family(patient), Version(patient)));
+    }
+
+    [Fact]
     public async Task A_transaction_whose_later_entry_fails_leaves_nothing_of_its_conditional_entries()
     {
         var known = Samples.ValidNir("1850375100018");
