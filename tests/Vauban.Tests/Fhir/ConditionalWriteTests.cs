@@ -8,26 +8,8 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class ConditionalWriteTests : IAsyncLifetime
+public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(engine)
 {
-    private readonly Engine _engine;
-    private VaubanServer _server = null!;
-    private HttpClient _api = null!;
-
-    protected ConditionalWriteTests(Engine engine) => _engine = engine;
-
-    public async Task InitializeAsync()
-    {
-        _server = await VaubanServer.StartAsync(_engine);
-        _api = await _server.ClientAsync("hospital-a");
-    }
-
-    public async Task DisposeAsync()
-    {
-        _api.Dispose();
-        await _server.DisposeAsync();
-    }
-
     private sealed record Answer(HttpStatusCode Status, JsonElement? Body, string? ETag, string? Location, string Text);
 
     private async Task<Answer> SendAsync(HttpMethod method, string url, string? body = null, HttpClient? client = null, params (string Name, string Value)[] headers)
@@ -35,7 +17,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         using var request = new HttpRequestMessage(method, url);
         if (body is not null) request.Content = FhirContent.Json(body);
         foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
-        using var response = await (client ?? _api).SendAsync(request);
+        using var response = await (client ?? Api).SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         return new Answer(response.StatusCode, text.Length == 0 ? null : JsonDocument.Parse(text).RootElement.Clone(), response.Headers.ETag?.ToString(),
             response.Headers.Location?.ToString(), text);
@@ -124,7 +106,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         var current = await ReadAsync($"Patient/{id}");
         Assert.Equal(("Encore", "3"), (Family(current), Version(current)));
         Assert.Single(await FindAsync($"Patient?{ByNir(nir)}"));
-        using (var none = await _api.GetAsync("/fhir/Patient/not-the-match")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        using (var none = await Api.GetAsync("/fhir/Patient/not-the-match")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
     }
 
     [Fact]
@@ -188,7 +170,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         var deleted = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}");
         Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
         Assert.Equal("W/\"2\"", deleted.ETag);
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
 
         // Nothing matches now (a deleted record matches no search): 204 as DELETE of an unknown id answers, without a version.
         var again = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}");
@@ -215,7 +197,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
               { "request": { "method": "DELETE", "url": "Observation/{{observation}}" } } ] }
             """);
         Assert.True(together.Status == HttpStatusCode.OK, together.Text);
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Theory]
@@ -306,7 +288,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal($"Patient/{existing}", entries[0].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
         Assert.Equal($"Patient/{created}", entries[3].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
         Assert.Equal("Connu-Mis-A-Jour", Family(await ReadAsync($"Patient/{existing}")));
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{retired}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{retired}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Fact]
@@ -318,10 +300,10 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         var deleted = Samples.ValidNir("1850375100095");
         await CreateAsync(Samples.Patient(family: "Pese", nir: updated));
         await CreateAsync(Samples.Patient(family: "Pesee", nir: deleted));
-        var tenant = (await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
-        var registration = await _server.Store.Clients.AddAsync(tenant, "guard count", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
-        using var writer = new HttpClient { BaseAddress = _server.BaseAddress };
-        writer.DefaultRequestHeaders.Authorization = new("Bearer", await _server.TokenAsync(registration.ClientId, registration.ClientSecret!));
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var registration = await Server.Store.Clients.AddAsync(tenant, "guard count", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+        using var writer = new HttpClient { BaseAddress = Server.BaseAddress };
+        writer.DefaultRequestHeaders.Authorization = new("Bearer", await Server.TokenAsync(registration.ClientId, registration.ClientSecret!));
 
         var response = await SendAsync(HttpMethod.Post, "/fhir", $$"""
             { "resourceType": "Bundle", "type": "transaction", "entry": [
@@ -331,7 +313,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.True(response.Status == HttpStatusCode.OK, response.Text);
 
         // The guard's admissions that weighed patients, as its baseline keeps them: one for each of the two records.
-        var baseline = _server.Store.Guard.BaselineOf(tenant.Id, registration.ClientId);
+        var baseline = Server.Store.Guard.BaselineOf(tenant.Id, registration.ClientId);
         int admissions;
         lock (baseline) admissions = baseline.TodayHours.Sum();
         Assert.Equal(2, admissions);
@@ -453,7 +435,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         foreach (var (scopes, method) in new[] { ("system/Patient.u", "PUT"), ("system/Patient.cu", "PUT"), ("system/Patient.us", "PUT"),
                      ("system/Patient.d", "DELETE"), ("system/Patient.rd", "DELETE") })
         {
-            using var client = await _server.ClientAsync("hospital-a", scopes);
+            using var client = await Server.ClientAsync("hospital-a", scopes);
             var body = method == "PUT" ? Samples.Patient(family: "Pirate", nir: nir) : null;
             var single = await SendAsync(new HttpMethod(method), "/fhir/" + url, body, client);
             Assert.True(single.Status == HttpStatusCode.Forbidden, $"{scopes} {method}: {single.Text}");
@@ -474,9 +456,9 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal(("Secret", "1"), (Family(patient), Version(patient)));
 
         // Each refusal is on the chain as the refused act, before any search ran.
-        var tenant = (await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
-        await _server.Store.Audit.CatchUpAsync();
-        var refused = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var refused = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
             new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 200 }, CancellationToken.None) ?? [];
         Assert.Equal(9, refused.Count(e => e.Outcome != Vauban.Audit.AuditOutcome.Success
             && e.Detail.Note!.Contains("A conditional update (PUT Patient?criteria) searches", StringComparison.Ordinal)));
@@ -484,9 +466,9 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
             && e.Detail.Note!.Contains("A conditional delete (DELETE Patient?criteria) searches", StringComparison.Ordinal)));
 
         // With search and read, the conditional update is allowed; with search, the conditional delete.
-        using var updater = await _server.ClientAsync("hospital-a", "system/Patient.rus");
+        using var updater = await Server.ClientAsync("hospital-a", "system/Patient.rus");
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/fhir/" + url, Samples.Patient(family: "Permis", nir: nir), updater)).Status);
-        using var deleter = await _server.ClientAsync("hospital-a", "system/Patient.ds");
+        using var deleter = await Server.ClientAsync("hospital-a", "system/Patient.ds");
         Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, "/fhir/" + url, null, deleter)).Status);
         // An update-only client that would create (nothing matches) needs create too, as an update as create does.
         var fresh = Samples.ValidNir("1850375100024");
@@ -502,7 +484,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         // The attack: a client limited to what it created probes, or overwrites, a record another client holds, by its NIR.
         var nir = Samples.ValidNir("1850375100025");
         var others = await CreateAsync(Samples.Patient(family: "Ailleurs", nir: nir));
-        using var own = await _server.ClientAsync("hospital-a", "system/*.cruds", new ClientLimits(null, true));
+        using var own = await Server.ClientAsync("hospital-a", "system/*.cruds", new ClientLimits(null, true));
 
         var delete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own);
         var unknownDelete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(Samples.ValidNir("1850375100026"))}", null, own);
@@ -526,7 +508,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         // Its own record it updates and deletes by the same criteria.
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Mien", nir: nir), own)).Status);
         Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own)).Status);
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{mine}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{mine}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
         Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
     }
 
@@ -534,7 +516,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
     /// first, then the conditional update takes the row. Held here by a raw row lock, released once both wait behind it.</summary>
     private async Task<(Answer ById, Answer Conditional)> RaceBehindRowLockAsync(string id, Func<Task<Answer>> byId, Func<Task<Answer>> conditional)
     {
-        await using var raw = new Npgsql.NpgsqlConnection(_server.Db);
+        await using var raw = new Npgsql.NpgsqlConnection(Server.Db);
         await raw.OpenAsync();
         await using var transaction = await raw.BeginTransactionAsync();
         await using (var hold = new Npgsql.NpgsqlCommand("SELECT rid FROM resources WHERE id = @id FOR UPDATE", raw, transaction))
@@ -553,7 +535,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
     [Fact]
     public async Task Review_a_conditional_update_racing_a_delete_by_id_does_not_bring_the_deleted_match_back()
     {
-        if (_engine != Engine.Postgres) return;
+        if (Engine != Engine.Postgres) return;
         var nir = Samples.ValidNir("1850375100091");
         var id = await CreateAsync(Samples.Patient(family: "Course", nir: nir));
         var (deleted, updated) = await RaceBehindRowLockAsync(id,
@@ -562,14 +544,14 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
         // After the delete nothing matches (a new record), or the update lost the race (409): the deleted record stays deleted.
         Assert.True(updated.Status == HttpStatusCode.Conflict || (updated.Status == HttpStatusCode.Created && updated.Body!.Value.GetProperty("id").GetString() != id), updated.Text);
-        using var gone = await _api.GetAsync($"/fhir/Patient/{id}");
+        using var gone = await Api.GetAsync($"/fhir/Patient/{id}");
         Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Fact]
     public async Task Review_a_conditional_update_racing_an_update_by_id_that_makes_the_match_no_longer_match_does_not_overwrite_it()
     {
-        if (_engine != Engine.Postgres) return;
+        if (Engine != Engine.Postgres) return;
         var nir = Samples.ValidNir("1850375100092");
         var corrected = Samples.ValidNir("1850375100093");
         var id = await CreateAsync(Samples.Patient(family: "Course", nir: nir));
