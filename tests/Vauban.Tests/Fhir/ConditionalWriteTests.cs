@@ -512,6 +512,91 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
         Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
     }
 
+    private const string StaffPassword = "tourmaline ferry quietly 42";
+
+    /// <summary>A physician of hospital-a (practitioner <paramref name="practitioner"/>), enrolled and signed in through the pages
+    /// (password and TOTP) as at a screen: their session cookie reaches /fhir, and their writes carry this site's Origin, as a
+    /// browser's do.</summary>
+    private async Task<(StaffClient Staff, string Principal)> SignedInPhysicianAsync(string email, string practitioner)
+    {
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var link = await Server.Store.Accounts.AddAsync(tenant, email, StaffRole.Physician, practitioner, null, "Dr " + email, CancellationToken.None);
+        string secret;
+        using (var browser = new StaffClient(Server.BaseAddress)) (secret, _) = await browser.EnrolWithTotpAsync(link.Token, StaffPassword, TimeProvider.System);
+        var staff = new StaffClient(Server.BaseAddress);
+        await staff.PasswordAsync("hospital-a", email, StaffPassword);
+        // The next time step's code: enrolment took this one's, and a step is accepted once (one step of drift is allowed).
+        var (totp, _) = await staff.TotpAsync(Totp.Code(secret, TimeProvider.System, stepOffset: 1));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        staff.Http.DefaultRequestHeaders.Add("Origin", Server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        return (staff, link.User.PrincipalId);
+    }
+
+    /// <summary>A practitioner, and a care relationship between them and each patient (an encounter yesterday), written by the API client.</summary>
+    private async Task<string> PractitionerCaringForAsync(params string[] patients)
+    {
+        var practitioner = await CreateAsync(Samples.Practitioner("Soignant"));
+        var yesterday = DateTimeOffset.UtcNow.AddDays(-1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var patient in patients) await CreateAsync(Samples.Encounter(patient, practitioner, yesterday));
+        return practitioner;
+    }
+
+    [Fact]
+    public async Task A_signed_in_physician_updates_and_deletes_their_patient_s_records_by_criteria()
+    {
+        var nir = Samples.ValidNir("1850375100098");
+        var patient = await CreateAsync(Samples.Patient(family: "Suivie", nir: nir));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", loinc: "2093-3"));
+        var (staff, principal) = await SignedInPhysicianAsync("dr.suivi@chu.example", await PractitionerCaringForAsync(patient));
+        using var signedIn = staff;
+
+        var updated = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Corrigee", nir: nir), staff.Http);
+        Assert.True(updated.Status == HttpStatusCode.OK, updated.Text);
+        Assert.Equal(patient, updated.Body!.Value.GetProperty("id").GetString());
+        Assert.Equal("W/\"2\"", updated.ETag);
+        Assert.Equal("Corrigee", Family(await ReadAsync($"Patient/{patient}")));
+
+        var deleted = await SendAsync(HttpMethod.Delete, $"/fhir/Observation?patient=Patient/{patient}&code=http://loinc.org|2093-3", null, staff.Http);
+        Assert.True(deleted.Status == HttpStatusCode.NoContent, deleted.Text);
+        Assert.Equal("W/\"2\"", deleted.ETag);
+        using (var gone = await Api.GetAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+
+        // On the chain as the physician's acts, in their session.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var acts = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Agent = principal, Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 50 }, CancellationToken.None) ?? [];
+        foreach (var act in new[] { Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete })
+            Assert.Contains(acts, e => e.Action == act && e.Outcome == Vauban.Audit.AuditOutcome.Success && e.Detail.Session is not null);
+    }
+
+    [Fact]
+    public async Task A_signed_in_physician_s_criteria_never_match_nor_reveal_a_patient_outside_their_care()
+    {
+        // The attack: a physician probes, or overwrites, a patient they do not care for, by NIR or by a result's code.
+        var nir = Samples.ValidNir("1850375100099");
+        var stranger = await CreateAsync(Samples.Patient(family: "Etrangere", nir: nir));
+        var result = await CreateAsync(Samples.Observation($"Patient/{stranger}", loinc: "2085-9"));
+        var own = await CreateAsync(Samples.Patient(family: "Suivie", nir: Samples.ValidNir("1850375100100")));
+        var (staff, _) = await SignedInPhysicianAsync("dr.ailleurs@chu.example", await PractitionerCaringForAsync(own));
+        using var signedIn = staff;
+
+        // Its conditional delete is answered as one of criteria that match nothing: 204, no version, nothing deleted.
+        var delete = await SendAsync(HttpMethod.Delete, "/fhir/Observation?code=http://loinc.org|2085-9", null, staff.Http);
+        var nothing = await SendAsync(HttpMethod.Delete, "/fhir/Observation?code=http://loinc.org|1234-5", null, staff.Http);
+        Assert.Equal((HttpStatusCode.NoContent, (string?)null), (delete.Status, delete.ETag));
+        Assert.Equal((nothing.Status, nothing.ETag, nothing.Text), (delete.Status, delete.ETag, delete.Text));
+        using (var kept = await Api.GetAsync($"/fhir/Observation/{result}")) Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+
+        // Its conditional update finds nothing it may see: it creates a patient of its own beside her, and leaves her alone.
+        var put = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Ecrasee", nir: nir), staff.Http);
+        Assert.True(put.Status == HttpStatusCode.Created, put.Text);
+        Assert.NotEqual(stranger, put.Body!.Value.GetProperty("id").GetString());
+        Assert.DoesNotContain(stranger, put.Text, StringComparison.Ordinal);
+        var untouched = await ReadAsync($"Patient/{stranger}");
+        Assert.Equal(("Etrangere", "1"), (Family(untouched), Version(untouched)));
+    }
+
     /// <summary>A conditional update that searched while a write by id holds the match's row (PostgreSQL): the write by id commits
     /// first, then the conditional update takes the row. Held here by a raw row lock, released once both wait behind it.</summary>
     private async Task<(Answer ById, Answer Conditional)> RaceBehindRowLockAsync(string id, Func<Task<Answer>> byId, Func<Task<Answer>> conditional)
