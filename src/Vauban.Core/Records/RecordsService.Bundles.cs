@@ -179,6 +179,13 @@ public sealed partial class RecordsService
                 // is request.ifNoneExist.
                 unusable = (400, Issue.Invalid($"{where}: a POST's request.url is the type alone; to create only when nothing matches, give the query as request.ifNoneExist.", where + ".request.url"));
             }
+            if (method is "PUT" or "DELETE" && segments.Length == 2 && path.Length > 1 && unusable is null)
+            {
+                // A query on Type/id was ignored, and the record named by id written whatever the query said: a client that meant a
+                // conditional write, or an update held to a condition, learns that the URL is not what it thinks.
+                unusable = (400, Issue.Invalid($"{where}: request.url '{Shorten(url)}' names an id and has a query; a conditional {(method == "PUT" ? "update" : "delete")}'s "
+                    + $"url is {Shorten(type)}?criteria, and {(method == "PUT" ? "an update" : "a delete")} by id ({Shorten(type)}/id) takes no query.", where + ".request.url"));
+            }
             if (method == "GET" && (segments.Length == 3 || (segments.Length == 2 && segments[1].Length > 0 && segments[1][0] is '_' or '$')) && unusable is null)
             {
                 // Type/_history, Type/$everything, Type/id/_history: answered as "not a valid id" (404) or not at all.
@@ -327,6 +334,8 @@ public sealed partial class RecordsService
             // What each conditional update or delete matches, and so the record it writes (its target), before any entry writes.
             var matches = new Dictionary<int, List<StoredVersion>>();
             var targets = new Dictionary<int, string>();
+            // The entries whose one match the guard has admitted below: weighed once, not again when the entry runs.
+            var admitted = new HashSet<int>();
             foreach (var entry in entries.Where(e => e.Conditional))
             {
                 var found = await ConditionalMatchesAsync(context, scope, keys, criteriaQueries[entry.Index], cancellationToken);
@@ -335,9 +344,13 @@ public sealed partial class RecordsService
                 if (target is null) continue;
                 var act = entry.Method == "PUT" ? Interaction.Update : Interaction.Delete;
                 // What the checks below answer tells of the match (that these criteria resolve to a record another entry names, or the
-                // match's id): the guard is asked of it first, as the entry itself asks it, and a refusal after the search is audited.
-                if (found.Count == 1 && await AdmitAsync(context, act, entry.Type, found, 1, cancellationToken, scope) is { } held)
-                    return Failed(entry, ToResponse(held, baseUrl));
+                // match's id): the guard is asked of it first, as the entry alone would ask it (and, admitted here, the entry does not ask
+                // again), and a refusal after the search is audited.
+                if (found.Count == 1)
+                {
+                    if (await AdmitAsync(context, act, entry.Type, found, 1, cancellationToken, scope) is { } held) return Failed(entry, ToResponse(held, baseUrl));
+                    admitted.Add(entry.Index);
+                }
                 List<AuditedRecord> resolved = found.Count == 1 ? [new AuditedRecord(entry.Type, found[0].Id, found[0].Compartment)] : [];
                 // R4 (transaction processing): resource identities, those resolved from conditional updates and deletes included, must
                 // not overlap. Said without the id, which a conditional delete's principal may not read.
@@ -386,12 +399,13 @@ public sealed partial class RecordsService
                 }
                 var response = entry.Method switch
                 {
-                    "DELETE" when entry.Conditional => ToResponse(await ConditionalDeleteInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.IfMatch, written, cancellationToken), baseUrl),
+                    "DELETE" when entry.Conditional => ToResponse(await ConditionalDeleteInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.IfMatch, written,
+                        admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.IfMatch, written, cancellationToken), baseUrl),
                     "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
                     "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, VersionMade.Created, cancellationToken), baseUrl),
                     "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
-                        references, written, newIds[entry.Index], cancellationToken), baseUrl),
+                        references, written, newIds[entry.Index], admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
                     _ => await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken),
                 };

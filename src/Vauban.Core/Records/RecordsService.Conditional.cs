@@ -39,7 +39,7 @@ public sealed partial class RecordsService
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var written = new WriteBatch(scope);
         var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, matches, resource, ifMatch, null, written, IdRules.NewId(), cancellationToken);
+        var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, matches, resource, ifMatch, null, written, IdRules.NewId(), false, cancellationToken);
         return await CommitUpdateAsync(context, written, result, cancellationToken);
     }
 
@@ -58,7 +58,7 @@ public sealed partial class RecordsService
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var batch = new WriteBatch(scope);
         var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        var result = await ConditionalDeleteInScopeAsync(context, scope, keys, type, matches, ifMatch, batch, cancellationToken);
+        var result = await ConditionalDeleteInScopeAsync(context, scope, keys, type, matches, ifMatch, batch, false, cancellationToken);
         if (result.Status is not RecordStatus.NoContent) return result;
         if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
         await scope.CommitAsync(cancellationToken);
@@ -139,8 +139,10 @@ public sealed partial class RecordsService
     /// </summary>
     /// <param name="newId">The id a create gets when nothing matches and the resource gives none (a transaction assigns it before it
     /// writes, for the references to the entry's fullUrl).</param>
+    /// <param name="matchAdmitted">The guard has already admitted the one match (a transaction asks it before its overlap and fullUrl
+    /// checks, which tell of the match): it is not asked twice of the same record.</param>
     private async Task<RecordResult> ConditionalUpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, List<StoredVersion> matches,
-        JsonElement resource, int? ifMatch, IReadOnlyDictionary<string, string>? references, WriteBatch written, string newId, CancellationToken cancellationToken)
+        JsonElement resource, int? ifMatch, IReadOnlyDictionary<string, string>? references, WriteBatch written, string newId, bool matchAdmitted, CancellationToken cancellationToken)
     {
         // Validated: an id, when present, is a string.
         var givenId = resource.TryGetProperty("id", out var id) ? id.GetString() : null;
@@ -161,7 +163,7 @@ public sealed partial class RecordsService
         {
             // The match's id leaves with the answer, and a 400 for another id in the body tells that exactly one matched: the guard
             // counts its patient first, as a conditional create's match.
-            if (await AdmitAsync(context, Interaction.Update, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
+            if (!matchAdmitted && await AdmitAsync(context, Interaction.Update, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
             if (givenId is not null && givenId != match.Id)
             {
                 await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, match.Id, match.Compartment)], cancellationToken, scope,
@@ -169,8 +171,9 @@ public sealed partial class RecordsService
                 return RecordResult.Fail(RecordStatus.Invalid, type, Issue.Invalid(
                     $"The resource's id ({givenId}) is not the id of the {type} the criteria match: leave the id out, or give the matching record's.", $"{type}.id"));
             }
-            if (await MatchChangedAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken) is { } changed) return changed;
-            return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken);
+            var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken);
+            if (changed is not null) return changed;
+            return await UpdateInScopeAsync(context, scope, keys, type, match.Id, resource, ifMatch, references, written, cancellationToken, locked);
         }
         if (ifMatch is not null)
         {
@@ -206,20 +209,22 @@ public sealed partial class RecordsService
     /// <summary>
     /// The match, its row now locked, must still be the version the search found: a write by id takes no conditional lock, and one
     /// committed between the search and the row's lock (PostgreSQL) may have deleted the record — the update would bring it back —
-    /// or changed it so that it no longer matches. Then the conditional write is refused (409, retry), audited; null when unchanged.
+    /// or changed it so that it no longer matches. Then the conditional write is refused (409, retry), audited. Unchanged, the locked
+    /// row is returned for the update or delete to write from, so that it is read once.
     /// </summary>
-    private async Task<RecordResult?> MatchChangedAsync(AccessContext context, WriteScope scope, TenantKeys keys, Interaction act, string type, StoredVersion match,
-        CancellationToken cancellationToken)
+    private async Task<(StoredVersion? Locked, RecordResult? Changed)> LockMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, Interaction act, string type,
+        StoredVersion match, CancellationToken cancellationToken)
     {
         var locked = await CurrentForUpdateAsync(scope, keys, TypeCodes.Of(type), match.Id, cancellationToken);
-        if (locked is { Deleted: false } && locked.Version == match.Version) return null;
-        return await VersionRefusedAsync(context, scope, act, type, match.Id, RecordResult.Fail(RecordStatus.Conflict, type,
-            Issue.Conflict($"The {type} the criteria matched was changed or deleted by another request meanwhile; retry.")), cancellationToken);
+        if (locked is { Deleted: false } && locked.Version == match.Version) return (locked, null);
+        return (null, await VersionRefusedAsync(context, scope, act, type, match.Id, RecordResult.Fail(RecordStatus.Conflict, type,
+            Issue.Conflict($"The {type} the criteria matched was changed or deleted by another request meanwhile; retry.")), cancellationToken));
     }
 
     /// <summary>A conditional delete once its criteria are matched: audited as a delete, done or refused.</summary>
+    /// <param name="matchAdmitted">As for <see cref="ConditionalUpdateInScopeAsync"/>: the guard has already admitted the one match.</param>
     private async Task<RecordResult> ConditionalDeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, List<StoredVersion> matches, int? ifMatch,
-        WriteBatch batch, CancellationToken cancellationToken)
+        WriteBatch batch, bool matchAdmitted, CancellationToken cancellationToken)
     {
         if (matches.Count > 1)
         {
@@ -237,9 +242,10 @@ public sealed partial class RecordsService
             }
             else
             {
-                if (await AdmitAsync(context, Interaction.Delete, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
-                if (await MatchChangedAsync(context, scope, keys, Interaction.Delete, type, match, cancellationToken) is { } changed) return changed;
-                return await DeleteInScopeAsync(context, scope, keys, type, match.Id, ifMatch, batch, cancellationToken);
+                if (!matchAdmitted && await AdmitAsync(context, Interaction.Delete, type, [match], 1, cancellationToken, scope) is { } contained) return contained;
+                var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Delete, type, match, cancellationToken);
+                if (changed is not null) return changed;
+                return await DeleteInScopeAsync(context, scope, keys, type, match.Id, ifMatch, batch, cancellationToken, locked);
             }
         }
         // Nothing matches: as a delete of an id that does not exist, 204 (or 412 under If-Match), audited as a failed delete.

@@ -385,11 +385,13 @@ public sealed partial class RecordsService
         return new RecordResult(RecordStatus.Created, type, id, 1, now, json);
     }
 
+    /// <param name="locked">The record's current row when the caller has already read it under lock (a conditional update's match,
+    /// <see cref="LockMatchAsync"/>); null to read it here.</param>
     private async Task<RecordResult> UpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, JsonElement resource, int? ifMatch,
-        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken)
+        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken, StoredVersion? locked = null)
     {
         var typeCode = TypeCodes.Of(type);
-        var current = await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
+        var current = locked ?? await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
         if (current is null)
         {
             if (ifMatch is not null)
@@ -486,11 +488,13 @@ public sealed partial class RecordsService
         return await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
     }
 
+    /// <param name="locked">The record's current row when the caller has already read it under lock (a conditional delete's match,
+    /// <see cref="LockMatchAsync"/>); null to read it here.</param>
     private async Task<RecordResult> DeleteInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, int? ifMatch, WriteBatch batch,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, StoredVersion? locked = null)
     {
         var typeCode = TypeCodes.Of(type);
-        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
+        var current = locked ?? await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, forUpdate: true, cancellationToken);
         if (current is not null && await CheckRecordAsync(context, Interaction.Delete, type, id, current.Compartment, current.CreatedBy, batch, cancellationToken) is { } refused)
         {
             // A record whose existence must not be revealed (ADR 0006) is answered as an id that does not exist: 204, or 412 under

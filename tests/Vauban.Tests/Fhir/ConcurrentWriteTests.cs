@@ -7,26 +7,9 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class ConcurrentWriteTests : IAsyncLifetime
+public abstract class ConcurrentWriteTests(Engine engine) : FhirServerTests(engine)
 {
     private const int Racers = 8;
-    private readonly Engine _engine;
-    private VaubanServer _server = null!;
-    private HttpClient _api = null!;
-
-    protected ConcurrentWriteTests(Engine engine) => _engine = engine;
-
-    public async Task InitializeAsync()
-    {
-        _server = await VaubanServer.StartAsync(_engine);
-        _api = await _server.ClientAsync("hospital-a");
-    }
-
-    public async Task DisposeAsync()
-    {
-        _api.Dispose();
-        await _server.DisposeAsync();
-    }
 
     private static string Practitioner(string id, string family) =>
         Samples.Practitioner(family).Replace("\"resourceType\": \"Practitioner\",", $"\"resourceType\": \"Practitioner\", \"id\": \"{id}\",", StringComparison.Ordinal);
@@ -55,12 +38,12 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
             var message = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(nir: nir)) };
             message.Headers.TryAddWithoutValidation("If-None-Exist", $"identifier={Samples.InsNir}|{nir}");
             return message;
-        }, _api);
+        }, Api);
 
         Assert.All(results, r => Assert.True(r.Status is HttpStatusCode.Created or HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
         Assert.Single(results, r => r.Status == HttpStatusCode.Created);
         Assert.Single(results.Select(r => r.Body.GetProperty("id").GetString()).Distinct());
-        using var search = await _api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
+        using var search = await Api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
         Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
     }
 
@@ -73,12 +56,12 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
               { "fullUrl": "urn:uuid:5d0f3b7e-8f0a-4a59-9d5e-1c0b8a3e7f21", "resource": {{Samples.Patient(nir: nir)}},
                 "request": { "method": "POST", "url": "Patient", "ifNoneExist": "identifier={{Samples.InsNir}}|{{nir}}" } } ] }
             """;
-        var results = await RaceAsync(_ => new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = FhirContent.Json(bundle) }, _api);
+        var results = await RaceAsync(_ => new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = FhirContent.Json(bundle) }, Api);
 
         Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
         var statuses = results.Select(r => r.Body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString()).ToList();
         Assert.Single(statuses, s => s == "201 Created");
-        using var search = await _api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
+        using var search = await Api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
         Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
     }
 
@@ -87,14 +70,14 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
     {
         var nir = Samples.ValidNir("1690775123456");
         var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Put, $"/fhir/Patient?identifier={Samples.InsNir}|{nir}")
-            { Content = FhirContent.Json(Samples.Patient(family: "Racer" + (char)('a' + i), nir: nir)) }, _api);
+            { Content = FhirContent.Json(Samples.Patient(family: "Racer" + (char)('a' + i), nir: nir)) }, Api);
 
         Assert.All(results, r => Assert.True(r.Status is HttpStatusCode.Created or HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
         Assert.Single(results, r => r.Status == HttpStatusCode.Created);
         Assert.Single(results.Select(r => r.Body.GetProperty("id").GetString()).Distinct());
-        using var search = await _api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
+        using var search = await Api.GetAsync($"/fhir/Patient?identifier={Samples.InsNir}|{nir}&_summary=count");
         Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
-        using var read = await _api.GetAsync($"/fhir/Patient/{results[0].Body.GetProperty("id").GetString()}");
+        using var read = await Api.GetAsync($"/fhir/Patient/{results[0].Body.GetProperty("id").GetString()}");
         Assert.Equal(Racers.ToString(System.Globalization.CultureInfo.InvariantCulture), (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
     }
 
@@ -109,12 +92,12 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
               { "resource": {{Samples.Patient(family: "Racer" + (char)('a' + i), nir: nir)}},
                 "request": {{(i % 2 == 0 ? $"{{ \"method\": \"PUT\", \"url\": \"Patient?{criteria}\" }}" : $"{{ \"method\": \"POST\", \"url\": \"Patient\", \"ifNoneExist\": \"{criteria}\" }}")}} } ] }
             """;
-        var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = FhirContent.Json(Bundle(i)) }, _api);
+        var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = FhirContent.Json(Bundle(i)) }, Api);
 
         Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
         var statuses = results.Select(r => r.Body.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString()).ToList();
         Assert.Single(statuses, s => s == "201 Created");
-        using var search = await _api.GetAsync($"/fhir/Patient?{criteria}&_summary=count");
+        using var search = await Api.GetAsync($"/fhir/Patient?{criteria}&_summary=count");
         Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
     }
 
@@ -122,20 +105,20 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
     public async Task Parallel_PUTs_creating_the_same_id_make_one_record_with_consecutive_versions()
     {
         var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Put, "/fhir/Practitioner/rpps-race")
-            { Content = FhirContent.Json(Practitioner("rpps-race", "Racer" + (char)('a' + i))) }, _api);
+            { Content = FhirContent.Json(Practitioner("rpps-race", "Racer" + (char)('a' + i))) }, Api);
 
         Assert.All(results, r => Assert.True(r.Status is HttpStatusCode.Created or HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
         Assert.Single(results, r => r.Status == HttpStatusCode.Created);
         var versions = results.Select(r => int.Parse(r.Body.GetProperty("meta").GetProperty("versionId").GetString()!, System.Globalization.CultureInfo.InvariantCulture)).Order().ToList();
         Assert.Equal(Enumerable.Range(1, Racers).ToList(), versions);
-        using var history = await _api.GetAsync("/fhir/Practitioner/rpps-race/_history");
+        using var history = await Api.GetAsync("/fhir/Practitioner/rpps-race/_history");
         Assert.Equal(Racers, (await history.BodyAsync()).GetProperty("total").GetInt32());
     }
 
     [Fact]
     public async Task Parallel_updates_with_the_same_If_Match_let_exactly_one_win_and_the_others_get_412()
     {
-        using (var created = await _api.PutAsync("/fhir/Practitioner/rpps-match", FhirContent.Json(Practitioner("rpps-match", "Start"))))
+        using (var created = await Api.PutAsync("/fhir/Practitioner/rpps-match", FhirContent.Json(Practitioner("rpps-match", "Start"))))
         {
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         }
@@ -144,11 +127,11 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
             var message = new HttpRequestMessage(HttpMethod.Put, "/fhir/Practitioner/rpps-match") { Content = FhirContent.Json(Practitioner("rpps-match", "Racer" + (char)('a' + i))) };
             message.Headers.TryAddWithoutValidation("If-Match", "W/\"1\"");
             return message;
-        }, _api);
+        }, Api);
 
         Assert.Single(results, r => r.Status == HttpStatusCode.OK);
         Assert.All(results.Where(r => r.Status != HttpStatusCode.OK), r => Assert.Equal(HttpStatusCode.PreconditionFailed, r.Status));
-        using var read = await _api.GetAsync("/fhir/Practitioner/rpps-match");
+        using var read = await Api.GetAsync("/fhir/Practitioner/rpps-match");
         Assert.Equal("2", (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
     }
 
@@ -157,7 +140,7 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
     {
         foreach (var id in new[] { "rpps-order-a", "rpps-order-b" })
         {
-            using var created = await _api.PutAsync($"/fhir/Practitioner/{id}", FhirContent.Json(Practitioner(id, "Start")));
+            using var created = await Api.PutAsync($"/fhir/Practitioner/{id}", FhirContent.Json(Practitioner(id, "Start")));
             Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         }
         static string Bundle(string first, string second, string family) => $$"""
@@ -169,12 +152,12 @@ public abstract class ConcurrentWriteTests : IAsyncLifetime
         var results = await RaceAsync(i => new HttpRequestMessage(HttpMethod.Post, "/fhir")
         {
             Content = FhirContent.Json(i % 2 == 0 ? Bundle("rpps-order-a", "rpps-order-b", "Even" + (char)('a' + i)) : Bundle("rpps-order-b", "rpps-order-a", "Odd" + (char)('a' + i))),
-        }, _api);
+        }, Api);
 
         Assert.All(results, r => Assert.True(r.Status == HttpStatusCode.OK, $"{(int)r.Status} {r.Body}"));
         foreach (var id in new[] { "rpps-order-a", "rpps-order-b" })
         {
-            using var read = await _api.GetAsync($"/fhir/Practitioner/{id}");
+            using var read = await Api.GetAsync($"/fhir/Practitioner/{id}");
             Assert.Equal((Racers + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
         }
     }

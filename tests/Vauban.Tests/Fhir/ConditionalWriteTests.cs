@@ -8,26 +8,8 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class ConditionalWriteTests : IAsyncLifetime
+public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(engine)
 {
-    private readonly Engine _engine;
-    private VaubanServer _server = null!;
-    private HttpClient _api = null!;
-
-    protected ConditionalWriteTests(Engine engine) => _engine = engine;
-
-    public async Task InitializeAsync()
-    {
-        _server = await VaubanServer.StartAsync(_engine);
-        _api = await _server.ClientAsync("hospital-a");
-    }
-
-    public async Task DisposeAsync()
-    {
-        _api.Dispose();
-        await _server.DisposeAsync();
-    }
-
     private sealed record Answer(HttpStatusCode Status, JsonElement? Body, string? ETag, string? Location, string Text);
 
     private async Task<Answer> SendAsync(HttpMethod method, string url, string? body = null, HttpClient? client = null, params (string Name, string Value)[] headers)
@@ -35,7 +17,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         using var request = new HttpRequestMessage(method, url);
         if (body is not null) request.Content = FhirContent.Json(body);
         foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
-        using var response = await (client ?? _api).SendAsync(request);
+        using var response = await (client ?? Api).SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         return new Answer(response.StatusCode, text.Length == 0 ? null : JsonDocument.Parse(text).RootElement.Clone(), response.Headers.ETag?.ToString(),
             response.Headers.Location?.ToString(), text);
@@ -124,7 +106,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         var current = await ReadAsync($"Patient/{id}");
         Assert.Equal(("Encore", "3"), (Family(current), Version(current)));
         Assert.Single(await FindAsync($"Patient?{ByNir(nir)}"));
-        using (var none = await _api.GetAsync("/fhir/Patient/not-the-match")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        using (var none = await Api.GetAsync("/fhir/Patient/not-the-match")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
     }
 
     [Fact]
@@ -188,7 +170,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         var deleted = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}");
         Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
         Assert.Equal("W/\"2\"", deleted.ETag);
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
 
         // Nothing matches now (a deleted record matches no search): 204 as DELETE of an unknown id answers, without a version.
         var again = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}");
@@ -215,7 +197,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
               { "request": { "method": "DELETE", "url": "Observation/{{observation}}" } } ] }
             """);
         Assert.True(together.Status == HttpStatusCode.OK, together.Text);
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Theory]
@@ -306,7 +288,74 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal($"Patient/{existing}", entries[0].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
         Assert.Equal($"Patient/{created}", entries[3].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
         Assert.Equal("Connu-Mis-A-Jour", Family(await ReadAsync($"Patient/{existing}")));
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{retired}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{retired}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_transaction_weighs_each_record_its_conditional_entries_match_once_with_the_guard()
+    {
+        // Patients another client created, so that the guard counts them. Each match was weighed twice: before the transaction's
+        // overlap and fullUrl checks, and again as its entry ran.
+        var updated = Samples.ValidNir("1850375100094");
+        var deleted = Samples.ValidNir("1850375100095");
+        await CreateAsync(Samples.Patient(family: "Pese", nir: updated));
+        await CreateAsync(Samples.Patient(family: "Pesee", nir: deleted));
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var registration = await Server.Store.Clients.AddAsync(tenant, "guard count", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+        using var writer = new HttpClient { BaseAddress = Server.BaseAddress };
+        writer.DefaultRequestHeaders.Authorization = new("Bearer", await Server.TokenAsync(registration.ClientId, registration.ClientSecret!));
+
+        var response = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:6a0e1d5c-8a59-4d7e-9c1b-2b7a4f6d8e03", "resource": {{Samples.Patient(family: "Repese", nir: updated)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(updated)}}" } },
+              { "request": { "method": "DELETE", "url": "Patient?{{ByNir(deleted)}}" } } ] }
+            """, writer);
+        Assert.True(response.Status == HttpStatusCode.OK, response.Text);
+
+        // The guard's admissions that weighed patients, as its baseline keeps them: one for each of the two records.
+        var baseline = Server.Store.Guard.BaselineOf(tenant.Id, registration.ClientId);
+        int admissions;
+        lock (baseline) admissions = baseline.TodayHours.Sum();
+        Assert.Equal(2, admissions);
+    }
+
+    [Fact]
+    public async Task A_bundle_entry_whose_url_names_an_id_and_a_query_is_400_saying_how_to_write_it_and_writes_nothing()
+    {
+        // PUT or DELETE Patient/id?criteria was run as a write of Patient/id, its query dropped: the client meant a conditional
+        // write, or a condition on the write by id, and got neither.
+        var nir = Samples.ValidNir("1850375100096");
+        var id = await CreateAsync(Samples.Patient(family: "Nommee", nir: nir));
+        var fresh = Samples.ValidNir("1850375100097");
+        var create = $$"""{ "resource": {{Samples.Patient(family: "Voisine", nir: fresh)}}, "request": { "method": "POST", "url": "Patient" } }""";
+        var put = $$"""{ "resource": {{Samples.Patient(family: "Requete", nir: nir, id: id)}}, "request": { "method": "PUT", "url": "Patient/{{id}}?{{ByNir(nir)}}" } }""";
+        var delete = $$"""{ "request": { "method": "DELETE", "url": "Patient/{{id}}?{{ByNir(nir)}}" } }""";
+        static void SaysHow(string diagnostics, string act)
+        {
+            Assert.Contains($"a conditional {act}'s url is Patient?criteria", diagnostics, StringComparison.Ordinal);
+            Assert.Contains("by id (Patient/id) takes no query", diagnostics, StringComparison.Ordinal);
+        }
+
+        // A transaction: refused whole, nothing written (not the create before it either).
+        foreach (var (entry, act) in new[] { (put, "update"), (delete, "delete") })
+        {
+            var transaction = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{create}}, {{entry}} ] }""");
+            Assert.True(transaction.Status == HttpStatusCode.BadRequest, transaction.Text);
+            Assert.Equal("OperationOutcome", transaction.Body!.Value.GetProperty("resourceType").GetString());
+            Assert.StartsWith("Bundle.entry[1]: ", Diagnostics(transaction), StringComparison.Ordinal);
+            SaysHow(Diagnostics(transaction), act);
+            Assert.Empty(await FindAsync($"Patient?{ByNir(fresh)}"));
+        }
+        // A batch: those entries alone fail.
+        var batch = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ {{create}}, {{put}}, {{delete}} ] }""");
+        Assert.True(batch.Status == HttpStatusCode.OK, batch.Text);
+        var responses = batch.Body!.Value.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response")).ToList();
+        Assert.Equal(["201 Created", "400", "400"], responses.Select(r => r.GetProperty("status").GetString()));
+        SaysHow(responses[1].GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, "update");
+        SaysHow(responses[2].GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!, "delete");
+        Assert.Single(await FindAsync($"Patient?{ByNir(fresh)}"));
+        var patient = await ReadAsync($"Patient/{id}");
+        Assert.Equal(("Nommee", "1"), (Family(patient), Version(patient)));
     }
 
     [Fact]
@@ -386,7 +435,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         foreach (var (scopes, method) in new[] { ("system/Patient.u", "PUT"), ("system/Patient.cu", "PUT"), ("system/Patient.us", "PUT"),
                      ("system/Patient.d", "DELETE"), ("system/Patient.rd", "DELETE") })
         {
-            using var client = await _server.ClientAsync("hospital-a", scopes);
+            using var client = await Server.ClientAsync("hospital-a", scopes);
             var body = method == "PUT" ? Samples.Patient(family: "Pirate", nir: nir) : null;
             var single = await SendAsync(new HttpMethod(method), "/fhir/" + url, body, client);
             Assert.True(single.Status == HttpStatusCode.Forbidden, $"{scopes} {method}: {single.Text}");
@@ -407,9 +456,9 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal(("Secret", "1"), (Family(patient), Version(patient)));
 
         // Each refusal is on the chain as the refused act, before any search ran.
-        var tenant = (await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
-        await _server.Store.Audit.CatchUpAsync();
-        var refused = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var refused = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
             new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 200 }, CancellationToken.None) ?? [];
         Assert.Equal(9, refused.Count(e => e.Outcome != Vauban.Audit.AuditOutcome.Success
             && e.Detail.Note!.Contains("A conditional update (PUT Patient?criteria) searches", StringComparison.Ordinal)));
@@ -417,9 +466,9 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
             && e.Detail.Note!.Contains("A conditional delete (DELETE Patient?criteria) searches", StringComparison.Ordinal)));
 
         // With search and read, the conditional update is allowed; with search, the conditional delete.
-        using var updater = await _server.ClientAsync("hospital-a", "system/Patient.rus");
+        using var updater = await Server.ClientAsync("hospital-a", "system/Patient.rus");
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/fhir/" + url, Samples.Patient(family: "Permis", nir: nir), updater)).Status);
-        using var deleter = await _server.ClientAsync("hospital-a", "system/Patient.ds");
+        using var deleter = await Server.ClientAsync("hospital-a", "system/Patient.ds");
         Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, "/fhir/" + url, null, deleter)).Status);
         // An update-only client that would create (nothing matches) needs create too, as an update as create does.
         var fresh = Samples.ValidNir("1850375100024");
@@ -435,7 +484,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         // The attack: a client limited to what it created probes, or overwrites, a record another client holds, by its NIR.
         var nir = Samples.ValidNir("1850375100025");
         var others = await CreateAsync(Samples.Patient(family: "Ailleurs", nir: nir));
-        using var own = await _server.ClientAsync("hospital-a", "system/*.cruds", new ClientLimits(null, true));
+        using var own = await Server.ClientAsync("hospital-a", "system/*.cruds", new ClientLimits(null, true));
 
         var delete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own);
         var unknownDelete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(Samples.ValidNir("1850375100026"))}", null, own);
@@ -459,15 +508,100 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         // Its own record it updates and deletes by the same criteria.
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Mien", nir: nir), own)).Status);
         Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own)).Status);
-        using (var gone = await _api.GetAsync($"/fhir/Patient/{mine}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+        using (var gone = await Api.GetAsync($"/fhir/Patient/{mine}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
         Assert.Equal("Ailleurs", Family(await ReadAsync($"Patient/{others}")));
+    }
+
+    private const string StaffPassword = "tourmaline ferry quietly 42";
+
+    /// <summary>A physician of hospital-a (practitioner <paramref name="practitioner"/>), enrolled and signed in through the pages
+    /// (password and TOTP) as at a screen: their session cookie reaches /fhir, and their writes carry this site's Origin, as a
+    /// browser's do.</summary>
+    private async Task<(StaffClient Staff, string Principal)> SignedInPhysicianAsync(string email, string practitioner)
+    {
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var link = await Server.Store.Accounts.AddAsync(tenant, email, StaffRole.Physician, practitioner, null, "Dr " + email, CancellationToken.None);
+        string secret;
+        using (var browser = new StaffClient(Server.BaseAddress)) (secret, _) = await browser.EnrolWithTotpAsync(link.Token, StaffPassword, TimeProvider.System);
+        var staff = new StaffClient(Server.BaseAddress);
+        await staff.PasswordAsync("hospital-a", email, StaffPassword);
+        // The next time step's code: enrolment took this one's, and a step is accepted once (one step of drift is allowed).
+        var (totp, _) = await staff.TotpAsync(Totp.Code(secret, TimeProvider.System, stepOffset: 1));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        staff.Http.DefaultRequestHeaders.Add("Origin", Server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        return (staff, link.User.PrincipalId);
+    }
+
+    /// <summary>A practitioner, and a care relationship between them and each patient (an encounter yesterday), written by the API client.</summary>
+    private async Task<string> PractitionerCaringForAsync(params string[] patients)
+    {
+        var practitioner = await CreateAsync(Samples.Practitioner("Soignant"));
+        var yesterday = DateTimeOffset.UtcNow.AddDays(-1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var patient in patients) await CreateAsync(Samples.Encounter(patient, practitioner, yesterday));
+        return practitioner;
+    }
+
+    [Fact]
+    public async Task A_signed_in_physician_updates_and_deletes_their_patient_s_records_by_criteria()
+    {
+        var nir = Samples.ValidNir("1850375100098");
+        var patient = await CreateAsync(Samples.Patient(family: "Suivie", nir: nir));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", loinc: "2093-3"));
+        var (staff, principal) = await SignedInPhysicianAsync("dr.suivi@chu.example", await PractitionerCaringForAsync(patient));
+        using var signedIn = staff;
+
+        var updated = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Corrigee", nir: nir), staff.Http);
+        Assert.True(updated.Status == HttpStatusCode.OK, updated.Text);
+        Assert.Equal(patient, updated.Body!.Value.GetProperty("id").GetString());
+        Assert.Equal("W/\"2\"", updated.ETag);
+        Assert.Equal("Corrigee", Family(await ReadAsync($"Patient/{patient}")));
+
+        var deleted = await SendAsync(HttpMethod.Delete, $"/fhir/Observation?patient=Patient/{patient}&code=http://loinc.org|2093-3", null, staff.Http);
+        Assert.True(deleted.Status == HttpStatusCode.NoContent, deleted.Text);
+        Assert.Equal("W/\"2\"", deleted.ETag);
+        using (var gone = await Api.GetAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+
+        // On the chain as the physician's acts, in their session.
+        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var acts = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Agent = principal, Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 50 }, CancellationToken.None) ?? [];
+        foreach (var act in new[] { Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete })
+            Assert.Contains(acts, e => e.Action == act && e.Outcome == Vauban.Audit.AuditOutcome.Success && e.Detail.Session is not null);
+    }
+
+    [Fact]
+    public async Task A_signed_in_physician_s_criteria_never_match_nor_reveal_a_patient_outside_their_care()
+    {
+        // The attack: a physician probes, or overwrites, a patient they do not care for, by NIR or by a result's code.
+        var nir = Samples.ValidNir("1850375100099");
+        var stranger = await CreateAsync(Samples.Patient(family: "Etrangere", nir: nir));
+        var result = await CreateAsync(Samples.Observation($"Patient/{stranger}", loinc: "2085-9"));
+        var own = await CreateAsync(Samples.Patient(family: "Suivie", nir: Samples.ValidNir("1850375100100")));
+        var (staff, _) = await SignedInPhysicianAsync("dr.ailleurs@chu.example", await PractitionerCaringForAsync(own));
+        using var signedIn = staff;
+
+        // Its conditional delete is answered as one of criteria that match nothing: 204, no version, nothing deleted.
+        var delete = await SendAsync(HttpMethod.Delete, "/fhir/Observation?code=http://loinc.org|2085-9", null, staff.Http);
+        var nothing = await SendAsync(HttpMethod.Delete, "/fhir/Observation?code=http://loinc.org|1234-5", null, staff.Http);
+        Assert.Equal((HttpStatusCode.NoContent, (string?)null), (delete.Status, delete.ETag));
+        Assert.Equal((nothing.Status, nothing.ETag, nothing.Text), (delete.Status, delete.ETag, delete.Text));
+        using (var kept = await Api.GetAsync($"/fhir/Observation/{result}")) Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+
+        // Its conditional update finds nothing it may see: it creates a patient of its own beside her, and leaves her alone.
+        var put = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}", Samples.Patient(family: "Ecrasee", nir: nir), staff.Http);
+        Assert.True(put.Status == HttpStatusCode.Created, put.Text);
+        Assert.NotEqual(stranger, put.Body!.Value.GetProperty("id").GetString());
+        Assert.DoesNotContain(stranger, put.Text, StringComparison.Ordinal);
+        var untouched = await ReadAsync($"Patient/{stranger}");
+        Assert.Equal(("Etrangere", "1"), (Family(untouched), Version(untouched)));
     }
 
     /// <summary>A conditional update that searched while a write by id holds the match's row (PostgreSQL): the write by id commits
     /// first, then the conditional update takes the row. Held here by a raw row lock, released once both wait behind it.</summary>
     private async Task<(Answer ById, Answer Conditional)> RaceBehindRowLockAsync(string id, Func<Task<Answer>> byId, Func<Task<Answer>> conditional)
     {
-        await using var raw = new Npgsql.NpgsqlConnection(_server.Db);
+        await using var raw = new Npgsql.NpgsqlConnection(Server.Db);
         await raw.OpenAsync();
         await using var transaction = await raw.BeginTransactionAsync();
         await using (var hold = new Npgsql.NpgsqlCommand("SELECT rid FROM resources WHERE id = @id FOR UPDATE", raw, transaction))
@@ -486,7 +620,7 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
     [Fact]
     public async Task Review_a_conditional_update_racing_a_delete_by_id_does_not_bring_the_deleted_match_back()
     {
-        if (_engine != Engine.Postgres) return;
+        if (Engine != Engine.Postgres) return;
         var nir = Samples.ValidNir("1850375100091");
         var id = await CreateAsync(Samples.Patient(family: "Course", nir: nir));
         var (deleted, updated) = await RaceBehindRowLockAsync(id,
@@ -495,14 +629,14 @@ public abstract class ConditionalWriteTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NoContent, deleted.Status);
         // After the delete nothing matches (a new record), or the update lost the race (409): the deleted record stays deleted.
         Assert.True(updated.Status == HttpStatusCode.Conflict || (updated.Status == HttpStatusCode.Created && updated.Body!.Value.GetProperty("id").GetString() != id), updated.Text);
-        using var gone = await _api.GetAsync($"/fhir/Patient/{id}");
+        using var gone = await Api.GetAsync($"/fhir/Patient/{id}");
         Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Fact]
     public async Task Review_a_conditional_update_racing_an_update_by_id_that_makes_the_match_no_longer_match_does_not_overwrite_it()
     {
-        if (_engine != Engine.Postgres) return;
+        if (Engine != Engine.Postgres) return;
         var nir = Samples.ValidNir("1850375100092");
         var corrected = Samples.ValidNir("1850375100093");
         var id = await CreateAsync(Samples.Patient(family: "Course", nir: nir));
