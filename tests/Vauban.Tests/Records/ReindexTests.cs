@@ -1,7 +1,7 @@
 // Re-indexing (vauban reindex): records whose index rows an older extraction wrote — simulated by removing or altering
 // rows in the database — are missing from searches until re-indexed, and found after; a record changed between the
 // re-indexing's read and its write keeps the rows of its newer version; a blind-index hash the current extraction no longer
-// makes is removed (on both engines); the store's index format is recorded.
+// makes is removed (on both engines), by a reindex or by the record's next update or delete; the store's index format is recorded.
 using System.Data.Common;
 using System.Net;
 using System.Text.Json;
@@ -188,6 +188,52 @@ public abstract class ReindexTests : IAsyncLifetime
 
         var again = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
         Assert.Equal((1, 0), (again.Records, again.Changed));
+    }
+
+    [Fact]
+    public async Task An_update_or_a_delete_removes_the_blind_index_hashes_an_older_extraction_made_without_waiting_for_a_reindex()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Actuelle", nir: Samples.ValidNir("1850375123306")));
+        var rid = await RidAsync(patient);
+        var current = await StoredHashesAsync(rid);
+        var keys = await _server.Store.Keys.ForTenantAsync(_tenant.Id, CancellationToken.None);
+        using var older = JsonDocument.Parse(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123306")));
+        long[] stale = [.. IndexEntries.Extract("Patient", older.RootElement, keys.Index).Hashes.Where(h => !current.Contains(h)).Distinct()];
+        if (_engine == Engine.Sqlite)
+        {
+            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
+        }
+        else
+        {
+            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
+        }
+        Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
+
+        using (var update = await _http.PutAsync($"/fhir/Patient/{patient}",
+            FhirContent.Json(Samples.Patient(family: "Nouvelle", nir: Samples.ValidNir("1850375123306"), id: patient))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        Assert.Equal(0, await FoundAsync("Patient?family=Ancienne"));
+        Assert.Equal(0, await FoundAsync("Patient?family=Actuelle"));
+        Assert.Equal(1, await FoundAsync("Patient?family=Nouvelle"));
+        Assert.Empty((await StoredHashesAsync(rid)).Intersect(stale));
+
+        // A hash an older extraction made, left on a record that is then deleted, would stay for good: re-indexing reads current
+        // versions only.
+        if (_engine == Engine.Sqlite)
+        {
+            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
+        }
+        else
+        {
+            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
+        }
+        using (var delete = await _http.DeleteAsync($"/fhir/Patient/{patient}"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        }
+        Assert.Empty(await StoredHashesAsync(rid));
     }
 
     [Fact]
