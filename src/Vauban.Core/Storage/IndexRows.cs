@@ -63,9 +63,9 @@ internal static class IndexRows
     /// these (idx_ref is keyed by target; there is no way to a row's references by its row id alone).</param>
     /// <param name="referenceParameters">The codes of the type's reference search parameters: with the targets, the keys looked
     /// for (a row of a parameter the type no longer has is not found, and no search reads it).</param>
-    /// <remarks>Exact on PostgreSQL, where the blind-index hashes are a column of the row. On SQLite the hashes are rows keyed by hash
-    /// (h, rid) with no way to them by row id: missing ones are added, but a hash an older extraction made and the current one no
-    /// longer makes cannot be found, and stays (searches do not re-check a decrypted record, so the record is still returned by a search on the value it no longer holds).</remarks>
+    /// <remarks>Hashes are replaced exactly on both engines: on PostgreSQL they are a column of the row; on SQLite, rows of idx_hash
+    /// found by row id (idx_hash_rid, schema step 16), so a hash an older extraction made and the current one no longer makes is
+    /// removed too (searches do not re-check a decrypted record: left, it returned the record for a value it no longer holds).</remarks>
     public static async Task<IndexReplacement> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int version, IndexEntries index, string? compartment,
         IReadOnlyCollection<string> targets, IReadOnlyCollection<int> referenceParameters, CancellationToken cancellationToken)
     {
@@ -84,7 +84,7 @@ internal static class IndexRows
         var changed = false;
         var missing = new IndexEntries();
 
-        // Blind-index hashes.
+        // Blind-index hashes: PostgreSQL's are the row's column, SQLite's its idx_hash rows, found by row (idx_hash_rid).
         var hashesDiffer = false;
         if (postgres)
         {
@@ -92,16 +92,22 @@ internal static class IndexRows
         }
         else
         {
-            var found = new HashSet<long>();
-            foreach (var chunk in index.Hashes.Chunk(500))
+            var stored = new HashSet<long>();
+            using (var select = scope.Command("SELECT h FROM idx_hash WHERE rid = @rid").With("rid", rid))
+            using (var reader = await select.ExecuteReaderAsync(cancellationToken))
             {
-                using var select = scope.Command("");
-                select.CommandText = $"SELECT h FROM idx_hash WHERE rid = @rid AND {select.InList(engine, "h", "h", chunk)}";
-                select.With("rid", rid);
-                using var reader = await select.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken)) found.Add(reader.GetInt64(0));
+                while (await reader.ReadAsync(cancellationToken)) stored.Add(reader.GetInt64(0));
             }
-            missing.Hashes.AddRange(index.Hashes.Where(h => !found.Contains(h)));
+            var wantedHashes = index.Hashes.ToHashSet();
+            foreach (var chunk in stored.Where(h => !wantedHashes.Contains(h)).Chunk(500))
+            {
+                using var delete = scope.Command("");
+                delete.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {delete.InList(engine, "h", "h", chunk)}";
+                delete.With("rid", rid);
+                await delete.ExecuteNonQueryAsync(cancellationToken);
+                changed = true;
+            }
+            missing.Hashes.AddRange(wantedHashes.Where(h => !stored.Contains(h)));
         }
         if (hashesDiffer || !string.Equals(compartment, storedCompartment, StringComparison.Ordinal))
         {

@@ -4,9 +4,10 @@ namespace Vauban.Storage;
 
 internal static class Migrations
 {
-    // The engines differ in one place: blind-index hashes are rows of a WITHOUT ROWID table on SQLite,
-    // and a bigint[] column of the resource row under a GIN index on PostgreSQL (a B-tree row per hash
-    // costs PostgreSQL ~90 bytes; GIN posting lists compress them to a few).
+    // The engines differ in one place: blind-index hashes are rows of a WITHOUT ROWID table on SQLite
+    // (keyed by hash, and by row since step 16), and a bigint[] column of the resource row under a GIN
+    // index on PostgreSQL (a B-tree row per hash costs PostgreSQL ~90 bytes; GIN posting lists compress
+    // them to a few).
     public sealed record Step(int Version, string Description, string Sqlite, string Postgres);
 
     public static readonly IReadOnlyList<Step> Steps =
@@ -327,6 +328,20 @@ internal static class Migrations
             """,
             Postgres: """
             ALTER TABLE clients ADD COLUMN purpose text NOT NULL DEFAULT 'TREAT';
+            """),
+
+        // Step 16: SQLite's blind-index rows found by row, so that vauban reindex can remove a hash an older extraction made and
+        // the current one no longer makes (keyed by hash alone, such a row could not be found, and the record was still returned
+        // by a search on a value it no longer held: review37 F4). The index is built from every row already there, stale ones
+        // included, so an existing store needs nothing more than a reindex. Its entries for one record are adjacent (one or two
+        // leaf pages a write, where the record's hashes land on as many random pages of idx_hash). PostgreSQL's hashes are the
+        // resource row's own column (step 1): nothing to add.
+        new(16, "blind-index rows found by record (SQLite), so that re-indexing removes stale ones",
+            Sqlite: """
+            CREATE INDEX idx_hash_rid ON idx_hash (rid);
+            """,
+            Postgres: """
+            SELECT 1;
             """),
     ];
 }

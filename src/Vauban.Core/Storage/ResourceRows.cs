@@ -232,11 +232,12 @@ internal sealed class ResourceRows
 
     private static async Task DeleteIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
     {
-        if (index.Hashes.Count > 0 && engine == StorageEngine.Sqlite)
+        if (engine == StorageEngine.Sqlite)
         {
-            using var command = scope.Command("");
-            command.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {command.InList(engine, "h", "h", index.Hashes)}";
-            command.With("rid", rid);
+            // Every hash of the record, found by row (idx_hash_rid), not only those today's extraction makes of the old version:
+            // one an older extraction made went on answering searches for a value the record no longer held, and stayed on a
+            // deleted record for good (re-indexing reads current versions only). PostgreSQL's column is replaced whole.
+            using var command = scope.Command("DELETE FROM idx_hash WHERE rid = @rid").With("rid", rid);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
         foreach (var reference in index.References)

@@ -1,6 +1,7 @@
 // Re-indexing (vauban reindex): records whose index rows an older extraction wrote — simulated by removing or altering
 // rows in the database — are missing from searches until re-indexed, and found after; a record changed between the
-// re-indexing's read and its write keeps the rows of its newer version; the store's index format is recorded.
+// re-indexing's read and its write keeps the rows of its newer version; a blind-index hash the current extraction no longer
+// makes is removed (on both engines), by a reindex or by the record's next update or delete; the store's index format is recorded.
 using System.Data.Common;
 using System.Net;
 using System.Text.Json;
@@ -133,6 +134,106 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.Contains(reindexed, e => e.Detail.Note == "reindex: 3 record(s) re-extracted, 3 with changed index rows");
         Assert.All(reindexed, e => Assert.DoesNotContain(e.Detail.Records, r => r.Contains(first, StringComparison.Ordinal) || r.Contains(linked, StringComparison.Ordinal)));
         Assert.True((await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None)).Valid);
+    }
+
+    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: idx_hash rows on SQLite, the row's own column on PostgreSQL.</summary>
+    private async Task<HashSet<long>> StoredHashesAsync(long rid)
+    {
+        await using var connection = Connect();
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = _engine == Engine.Sqlite ? "SELECT h FROM idx_hash WHERE rid = @r" : "SELECT unnest(hashes) FROM resources WHERE rid = @r";
+        var parameter = command.CreateParameter();
+        parameter.ParameterName = "r";
+        parameter.Value = rid;
+        command.Parameters.Add(parameter);
+        var hashes = new HashSet<long>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) hashes.Add(reader.GetInt64(0));
+        return hashes;
+    }
+
+    [Fact]
+    public async Task A_blind_index_hash_that_an_older_extraction_made_and_todays_no_longer_makes_is_removed_and_the_record_no_longer_found_by_it()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Actuelle", nir: Samples.ValidNir("1850375123305")));
+        var rid = await RidAsync(patient);
+        var current = await StoredHashesAsync(rid);
+        Assert.NotEmpty(current);
+
+        // What an older extraction left: hashes of a family name the record does not hold (as an older Vauban that hashed a name
+        // part today's rules no longer index would have), beside today's.
+        var keys = await _server.Store.Keys.ForTenantAsync(_tenant.Id, CancellationToken.None);
+        using var older = JsonDocument.Parse(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123305")));
+        long[] stale = [.. IndexEntries.Extract("Patient", older.RootElement, keys.Index).Hashes.Where(h => !current.Contains(h)).Distinct()];
+        Assert.NotEmpty(stale);
+        if (_engine == Engine.Sqlite)
+        {
+            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
+        }
+        else
+        {
+            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
+        }
+        Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
+
+        var summary = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
+        Assert.Equal((1, 1), (summary.Records, summary.Changed));
+        Assert.True(summary.Complete);
+
+        // Exactly the rows today's extraction makes of the current version: the old name's are gone, the current name's kept.
+        Assert.Equal(0, await FoundAsync("Patient?family=Ancienne"));
+        Assert.Equal(1, await FoundAsync("Patient?family=Actuelle"));
+        Assert.True(current.SetEquals(await StoredHashesAsync(rid)));
+
+        var again = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
+        Assert.Equal((1, 0), (again.Records, again.Changed));
+    }
+
+    [Fact]
+    public async Task An_update_or_a_delete_removes_the_blind_index_hashes_an_older_extraction_made_without_waiting_for_a_reindex()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Actuelle", nir: Samples.ValidNir("1850375123306")));
+        var rid = await RidAsync(patient);
+        var current = await StoredHashesAsync(rid);
+        var keys = await _server.Store.Keys.ForTenantAsync(_tenant.Id, CancellationToken.None);
+        using var older = JsonDocument.Parse(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123306")));
+        long[] stale = [.. IndexEntries.Extract("Patient", older.RootElement, keys.Index).Hashes.Where(h => !current.Contains(h)).Distinct()];
+        if (_engine == Engine.Sqlite)
+        {
+            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
+        }
+        else
+        {
+            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
+        }
+        Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
+
+        using (var update = await _http.PutAsync($"/fhir/Patient/{patient}",
+            FhirContent.Json(Samples.Patient(family: "Nouvelle", nir: Samples.ValidNir("1850375123306"), id: patient))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        Assert.Equal(0, await FoundAsync("Patient?family=Ancienne"));
+        Assert.Equal(0, await FoundAsync("Patient?family=Actuelle"));
+        Assert.Equal(1, await FoundAsync("Patient?family=Nouvelle"));
+        Assert.Empty((await StoredHashesAsync(rid)).Intersect(stale));
+
+        // A hash an older extraction made, left on a record that is then deleted, would stay for good: re-indexing reads current
+        // versions only.
+        if (_engine == Engine.Sqlite)
+        {
+            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
+        }
+        else
+        {
+            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
+        }
+        using (var delete = await _http.DeleteAsync($"/fhir/Patient/{patient}"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        }
+        Assert.Empty(await StoredHashesAsync(rid));
     }
 
     [Fact]

@@ -141,7 +141,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep15}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep16}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -164,8 +164,8 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store five steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15); DROP TABLE store_settings; {UndoStep13} {UndoStep14} {UndoStep15}");
+        // A store six steps behind, in which the second cannot run (a table of that name is already there).
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16); DROP TABLE store_settings; {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -196,8 +196,11 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 14 added, removed.</summary>
     private const string UndoStep14 = "DROP TABLE grant_writes;";
 
-    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    /// <summary>What schema step 15 added, removed.</summary>
     private const string UndoStep15 = "ALTER TABLE clients DROP COLUMN purpose;";
+
+    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it (PostgreSQL's step adds nothing).</summary>
+    private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
 
     [Theory]
     [InlineData(Engine.Sqlite)]
@@ -213,7 +216,7 @@ public sealed class StoreOperationsTests
             (clientId, secret) = (registration.ClientId, registration.ClientSecret!);
         }
         // The store as the Vauban before step 15 left it: the client's row without a purpose.
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = 15; {UndoStep15}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (15, 16); {UndoStep15} {UndoStep16}");
 
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
         {
@@ -231,6 +234,71 @@ public sealed class StoreOperationsTests
         {
             try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
         }
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_stale_blind_index_hash_left_by_a_Vauban_before_step_16_is_removed_by_reindex_after_the_upgrade(Engine engine)
+    {
+        var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-before-hash-rows");
+        long rid;
+        HashSet<long> current;
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-before-hash-rows", CancellationToken.None))!;
+            using var json = System.Text.Json.JsonDocument.Parse(Samples.Patient(family: "Actuelle"));
+            var id = (await store.Records.CreateAsync(Vauban.Access.AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None)).Id!;
+            rid = await ScalarAsync(db, $"SELECT rid FROM resources WHERE id = '{id}'");
+            current = await HashesAsync(db, engine, rid);
+            Assert.NotEmpty(current);
+        }
+        // The store as the Vauban before step 16 left it, with a hash an older extraction made of the record and the current one
+        // does not (its value is arbitrary: no extraction makes it).
+        const long stale = 0x5EA1_0000_0000_0016;
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = 16; {UndoStep16} "
+            + (engine == Engine.Sqlite ? $"INSERT INTO idx_hash (h, rid) VALUES ({stale}, {rid});" : $"UPDATE resources SET hashes = hashes || {stale}::bigint WHERE rid = {rid};"));
+
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            var tenant = (await store.Tenants.FindAsync("chu-before-hash-rows", CancellationToken.None))!;
+            var summary = await store.Records.ReindexAsync(Vauban.Access.AccessContext.Operator(tenant, Vauban.Access.KnownPurposes.SystemAdministration), null, null, CancellationToken.None);
+            Assert.Equal((1, true), (summary.Changed, summary.Complete));
+        }
+        Assert.True(current.SetEquals(await HashesAsync(db, engine, rid)));
+        Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM schema_version WHERE version = 16"));
+        if (engine == Engine.Sqlite)
+        {
+            // Found by record through the index, not by reading the whole table.
+            Assert.Contains("idx_hash_rid", await PlanAsync(db, $"EXPLAIN QUERY PLAN SELECT h FROM idx_hash WHERE rid = {rid}"), StringComparison.Ordinal);
+            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: idx_hash rows on SQLite, the row's own column on PostgreSQL.</summary>
+    private static async Task<HashSet<long>> HashesAsync(string db, Engine engine, long rid)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var command = connection.CreateCommand();
+        command.CommandText = engine == Engine.Sqlite ? $"SELECT h FROM idx_hash WHERE rid = {rid}" : $"SELECT unnest(hashes) FROM resources WHERE rid = {rid}";
+        var hashes = new HashSet<long>();
+        using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) hashes.Add(reader.GetInt64(0));
+        return hashes;
+    }
+
+    /// <summary>SQLite's query plan for a statement, its details joined.</summary>
+    private static async Task<string> PlanAsync(string db, string sql)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        var plan = new System.Text.StringBuilder();
+        using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) plan.Append(reader.GetString(3)).Append('\n');
+        return plan.ToString();
     }
 
     private static async Task ExecuteAsync(string db, string sql)
