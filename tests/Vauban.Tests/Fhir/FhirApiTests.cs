@@ -7,26 +7,8 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class FhirApiTests : IAsyncLifetime
+public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
 {
-    private readonly Engine _engine;
-    protected VaubanServer Server { get; private set; } = null!;
-    protected HttpClient Api { get; private set; } = null!;
-
-    protected FhirApiTests(Engine engine) => _engine = engine;
-
-    public async Task InitializeAsync()
-    {
-        Server = await VaubanServer.StartAsync(_engine);
-        Api = await Server.ClientAsync("hospital-a");
-    }
-
-    public async Task DisposeAsync()
-    {
-        Api.Dispose();
-        await Server.DisposeAsync();
-    }
-
     protected async Task<JsonElement> CreateAsync(string type, string json)
     {
         using var response = await Api.PostAsync($"/fhir/{type}", FhirContent.Json(json));

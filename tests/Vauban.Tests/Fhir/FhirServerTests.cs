@@ -1,4 +1,4 @@
-// The setup the FHIR write tests share (ConditionalWriteTests, ConcurrentWriteTests): a fresh server for each test, on the
+// The setup the FHIR API tests share (FhirApiTests, ConditionalWriteTests, ConcurrentWriteTests): a fresh server for each test, on the
 // engine the derived class names (each test class runs on SQLite and PostgreSQL), and an API client of hospital-a allowed
 // every interaction on every type.
 using Vauban.Tests.Infrastructure;
