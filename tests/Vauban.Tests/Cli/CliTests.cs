@@ -164,6 +164,22 @@ public class CliTests : IDisposable
 
         // The data is there, through the API, with the client registered above.
         var clientId = output.Split('\n').Single(l => l.StartsWith("client_id:", StringComparison.Ordinal)).Split(':', 2)[1].Trim();
+        await ThroughApiAsync(clientId, secret, async http =>
+        {
+            using var count = await http.GetAsync("/fhir/Patient?_summary=count");
+            // 50 seeded (3 of them canaries, which look like any patient), 1 imported in a transaction, 1 in a collection.
+            Assert.Equal(52, (await count.BodyAsync()).GetProperty("total").GetInt32());
+            using var importedPatient = await http.GetAsync("/fhir/Patient?family=importe&_revinclude=Observation:patient");
+            Assert.Equal(2, (await importedPatient.BodyAsync()).GetProperty("entry").GetArrayLength());
+            using var collected = await http.GetAsync("/fhir/Patient/collected-1");
+            Assert.Equal(HttpStatusCode.OK, collected.StatusCode);
+        });
+    }
+
+    /// <summary>Serves the store the commands wrote (this test's file and key) on a free port, and runs <paramref name="act"/>
+    /// with a client that holds a client-credentials token of <paramref name="clientId"/>.</summary>
+    private async Task ThroughApiAsync(string clientId, string secret, Func<HttpClient, Task> act)
+    {
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None);
         var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"));
         await app.StartAsync();
@@ -174,15 +190,8 @@ public class CliTests : IDisposable
             {
                 ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret,
             }));
-            var token = (await tokenResponse.BodyAsync()).GetProperty("access_token").GetString();
-            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-            using var count = await http.GetAsync("/fhir/Patient?_summary=count");
-            // 50 seeded (3 of them canaries, which look like any patient), 1 imported in a transaction, 1 in a collection.
-            Assert.Equal(52, (await count.BodyAsync()).GetProperty("total").GetInt32());
-            using var importedPatient = await http.GetAsync("/fhir/Patient?family=importe&_revinclude=Observation:patient");
-            Assert.Equal(2, (await importedPatient.BodyAsync()).GetProperty("entry").GetArrayLength());
-            using var collected = await http.GetAsync("/fhir/Patient/collected-1");
-            Assert.Equal(HttpStatusCode.OK, collected.StatusCode);
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await tokenResponse.BodyAsync()).GetProperty("access_token").GetString());
+            await act(http);
         }
         finally
         {
@@ -371,28 +380,11 @@ public class CliTests : IDisposable
         Assert.Equal("TREAT", listed.Single(l => l.StartsWith(Field(care.Output, "client_id"), StringComparison.Ordinal)).Split('\t')[3]);
 
         // The billing system reads the patient through the API...
-        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)),
-            CancellationToken.None))
+        await ThroughApiAsync(billingId, billingSecret, async http =>
         {
-            var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"));
-            await app.StartAsync();
-            try
-            {
-                using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()) };
-                using var tokenResponse = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
-                {
-                    ["grant_type"] = "client_credentials", ["client_id"] = billingId, ["client_secret"] = billingSecret,
-                }));
-                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await tokenResponse.BodyAsync()).GetProperty("access_token").GetString());
-                using var read = await http.GetAsync("/fhir/Patient/billed-1");
-                Assert.Equal(HttpStatusCode.OK, read.StatusCode);
-            }
-            finally
-            {
-                await app.StopAsync();
-                await app.DisposeAsync();
-            }
-        }
+            using var read = await http.GetAsync("/fhir/Patient/billed-1");
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        });
 
         // ...and the patient's access history says why: for healthcare payment, not treatment.
         var history = await RunAsync($"audit patient billed-1 --tenant chu-billing {DbArgs}");
