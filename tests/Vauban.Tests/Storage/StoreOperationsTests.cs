@@ -120,6 +120,14 @@ public sealed class StoreOperationsTests
     }
 
     /// <summary>A new store on the engine (a SQLite file in a folder of its own) holding one establishment, and its master key.</summary>
+    /// <summary>The folder a SQLite store of <see cref="StoreWithOneEstablishmentAsync"/> was made in (a PostgreSQL database is the
+    /// throwaway cluster's).</summary>
+    private static void RemoveSqliteFolder(Engine engine, string db)
+    {
+        if (engine != Engine.Sqlite) return;
+        try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
+    }
+
     private static async Task<(string Db, Vauban.Crypto.MasterKey Master)> StoreWithOneEstablishmentAsync(Engine engine, string establishment)
     {
         var db = engine == Engine.Postgres
@@ -152,10 +160,7 @@ public sealed class StoreOperationsTests
             Assert.NotNull(await store.Tenants.FindAsync("chu-old", CancellationToken.None));
         }
         Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM schema_version WHERE version = {last}"));
-        if (engine == Engine.Sqlite)
-        {
-            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
-        }
+        RemoveSqliteFolder(engine, db);
     }
 
     [Theory]
@@ -184,10 +189,7 @@ public sealed class StoreOperationsTests
             Assert.NotNull(await store.Tenants.FindAsync("chu-upgrade", CancellationToken.None));
         }
         Assert.Equal(Vauban.Storage.Schema.Latest, await ScalarAsync(db, "SELECT max(version) FROM schema_version"));
-        if (engine == Engine.Sqlite)
-        {
-            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
-        }
+        RemoveSqliteFolder(engine, db);
     }
 
     /// <summary>What schema step 13 added, removed.</summary>
@@ -230,10 +232,7 @@ public sealed class StoreOperationsTests
             Assert.Equal(Vauban.Access.KnownPurposes.Treatment, context?.Purpose);
         }
         Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM schema_version WHERE version = 15"));
-        if (engine == Engine.Sqlite)
-        {
-            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
-        }
+        RemoveSqliteFolder(engine, db);
     }
 
     [Theory]
@@ -271,8 +270,8 @@ public sealed class StoreOperationsTests
         {
             // Found by record through the index, not by reading the whole table.
             Assert.Contains("idx_hash_rid", await PlanAsync(db, $"EXPLAIN QUERY PLAN SELECT h FROM idx_hash WHERE rid = {rid}"), StringComparison.Ordinal);
-            try { Directory.Delete(Path.GetDirectoryName(db)!, recursive: true); } catch (IOException) { }
         }
+        RemoveSqliteFolder(engine, db);
     }
 
     /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: idx_hash rows on SQLite, the row's own column on PostgreSQL.</summary>
