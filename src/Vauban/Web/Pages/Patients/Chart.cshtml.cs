@@ -22,8 +22,9 @@ public sealed class ChartModel : StaffPage
     public bool MayBreakTheGlass { get; private set; }
     public bool Truncated { get; private set; }
 
-    /// <summary>Whether this person's role reads records of <paramref name="type"/> at all (a section it may not is said so, not shown empty).</summary>
-    public bool MayRead(string type) => HttpContext.PersonAccess() is { } access && Store.Policy.Authorize(access, Interaction.Read, type).Allowed;
+    /// <summary>The chart's kinds of record this person's role reads at all (a section it may not is said so, not shown empty);
+    /// decided once, with the access context the chart was read under.</summary>
+    public IReadOnlySet<string> Readable { get; private set; } = new HashSet<string>();
 
     public async Task<IActionResult> OnGetAsync()
     {
@@ -34,6 +35,7 @@ public sealed class ChartModel : StaffPage
             case RecordStatus.Ok:
                 Chart = PatientChart.From(Id, page.Entries);
                 if (Chart is null) return Refuse(RecordStatus.NotFound, "No patient with this id.");
+                Readable = PatientChart.Kinds.Select(k => k.Type).Where(type => Store.Policy.Authorize(access, Interaction.Read, type).Allowed).ToHashSet(StringComparer.Ordinal);
                 Truncated = page.NextPage is not null;
                 return Page();
             case RecordStatus.ReauthenticationRequired:
