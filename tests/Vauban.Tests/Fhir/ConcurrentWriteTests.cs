@@ -11,8 +11,8 @@ public abstract class ConcurrentWriteTests(Engine engine) : FhirServerTests(engi
 {
     private const int Racers = 8;
 
-    private static string Practitioner(string id, string family) =>
-        Samples.Practitioner(family).Replace("\"resourceType\": \"Practitioner\",", $"\"resourceType\": \"Practitioner\", \"id\": \"{id}\",", StringComparison.Ordinal);
+    private static string Practitioner(string id, string family, string rpps = "10001234567") =>
+        Samples.Practitioner(family, rpps).Replace("\"resourceType\": \"Practitioner\",", $"\"resourceType\": \"Practitioner\", \"id\": \"{id}\",", StringComparison.Ordinal);
 
     /// <summary>Starts all requests together, so that they reach the store side by side.</summary>
     private static async Task<(HttpStatusCode Status, JsonElement Body)[]> RaceAsync(Func<int, HttpRequestMessage> request, HttpClient client)
@@ -99,6 +99,35 @@ public abstract class ConcurrentWriteTests(Engine engine) : FhirServerTests(engi
         Assert.Single(statuses, s => s == "201 Created");
         using var search = await Api.GetAsync($"/fhir/Patient?{criteria}&_summary=count");
         Assert.Equal(1, (await search.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
+    public async Task Parallel_conditional_deletes_of_the_same_criteria_delete_the_match_once()
+    {
+        // Each racer answers 204; the one that deleted carries the deletion's ETag, the others found nothing left to delete.
+        // A second deletion version would mean two racers both took the match as live.
+        using (var created = await Api.PutAsync("/fhir/Practitioner/rpps-delete-race", FhirContent.Json(Practitioner("rpps-delete-race", "Partant", "10009876543"))))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        var etags = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using var start = new SemaphoreSlim(0);
+        var tasks = Enumerable.Range(0, Racers).Select(async _ =>
+        {
+            await start.WaitAsync();
+            using var response = await Api.DeleteAsync("/fhir/Practitioner?identifier=urn:oid:1.2.250.1.71.4.2.1|10009876543");
+            Assert.True(response.StatusCode == HttpStatusCode.NoContent, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+            if (response.Headers.ETag is { } etag) etags.Add(etag.Tag);
+        }).ToList();
+        start.Release(Racers);
+        await Task.WhenAll(tasks);
+
+        Assert.Equal("\"2\"", Assert.Single(etags));
+        using var history = await Api.GetAsync("/fhir/Practitioner/rpps-delete-race/_history");
+        var body = await history.BodyAsync();
+        Assert.Equal(2, body.GetProperty("total").GetInt32());
+        using var gone = await Api.GetAsync("/fhir/Practitioner/rpps-delete-race");
+        Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
     }
 
     [Fact]
