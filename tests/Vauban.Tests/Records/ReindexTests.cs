@@ -269,6 +269,35 @@ public abstract class ReindexTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_record_a_writer_holds_on_PostgreSQL_is_skipped_not_waited_for_and_done_by_the_next_run()
+    {
+        // SQLite serialises writers (a reindex batch waits its turn like any writer); PostgreSQL's batches SKIP LOCKED rows.
+        if (_engine != Engine.Postgres) return;
+        var held = await CreateAsync(Samples.Patient(family: "Tenu", nir: Samples.ValidNir("1850375123305")));
+        var free = await CreateAsync(Samples.Patient(family: "Libre", nir: Samples.ValidNir("1850375123306")));
+        await using (var writer = new NpgsqlConnection(_server.Db))
+        {
+            await writer.OpenAsync();
+            await using var transaction = await writer.BeginTransactionAsync();
+            await using (var hold = new NpgsqlCommand("SELECT rid FROM resources WHERE id = @id FOR UPDATE", writer, transaction))
+            {
+                hold.Parameters.AddWithValue("id", held);
+                Assert.NotNull(await hold.ExecuteScalarAsync());
+            }
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var summary = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
+            // Five attempts with pauses of 0.1 to 0.8 s, then reported busy: not a wait on the writer's transaction.
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), clock.Elapsed.ToString());
+            Assert.Equal((1, 1, false), (summary.Records, summary.Busy, summary.Complete));
+            await transaction.RollbackAsync();
+        }
+        Assert.Equal(1, await FoundAsync("Patient?family=Libre"));
+        var again = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
+        Assert.Equal((2, 0, true), (again.Records, again.Busy, again.Complete));
+        Assert.Equal(1, await FoundAsync("Patient?family=Tenu"));
+    }
+
+    [Fact]
     public async Task A_version_that_is_no_longer_current_is_not_written()
     {
         var patient = await CreateAsync(Samples.Patient(family: "Figee", nir: Samples.ValidNir("1850375123304")));
