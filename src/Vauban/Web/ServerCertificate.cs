@@ -43,10 +43,15 @@ public sealed class ServerCertificate
     /// <summary>The intermediate certificates that follow it in the file, sent with it so that clients can build the chain.</summary>
     public X509Certificate2Collection Chain { get; }
 
-    /// <summary>What the operator should know at start (a certificate close to its end), or null.</summary>
-    public string? Warning(DateTimeOffset now) => Certificate.NotAfter.ToUniversalTime() - now.UtcDateTime < ExpiryWarning
-        ? $"the TLS certificate ({Certificate.Subject}) expires on {Certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it (replace its files: the server takes them within seconds, without a restart)."
-        : null;
+    /// <summary>What the operator should know (a certificate close to its end, or past it), or null.</summary>
+    public string? Warning(DateTimeOffset now)
+    {
+        var end = Certificate.NotAfter.ToUniversalTime();
+        if (end - now.UtcDateTime >= ExpiryWarning) return null;
+        return end <= now.UtcDateTime
+            ? $"the TLS certificate ({Certificate.Subject}) expired on {end:yyyy-MM-dd HH:mm} UTC: clients refuse to connect. Renew it (replace its files: the server takes them within seconds, without a restart)."
+            : $"the TLS certificate ({Certificate.Subject}) expires on {end:yyyy-MM-dd HH:mm} UTC; renew it (replace its files: the server takes them within seconds, without a restart).";
+    }
 
     /// <summary>Loads a PEM certificate (intermediates may follow it) and its PEM private key, or, when <paramref name="keyFile"/>
     /// is null, a PKCS#12 file holding both. <paramref name="password"/> opens a PKCS#12 file or an encrypted PEM key.

@@ -2,6 +2,7 @@
 // client's hook); a server that kept the old certificate until restarted broke every client once it expired. The files are
 // looked at every few seconds by a timer, never in a handshake, which only reads the certificate in use. A replacement is held
 // to the checks of the start; one that fails them is not taken, and said once, with the previous certificate still served.
+// A certificate near its end is said again once a day while it is served: the start's warning may be months old and lost.
 using System.Net.Security;
 
 namespace Vauban.Web;
@@ -11,8 +12,13 @@ internal sealed class ServerCertificateRenewal : IDisposable
     /// <summary>How often the files are looked at (their modification time, size and mode: one stat each).</summary>
     public static readonly TimeSpan CheckInterval = TimeSpan.FromSeconds(3);
 
+    /// <summary>How often a certificate within its last 30 days, or past its end, is said again while it is served.</summary>
+    public static readonly TimeSpan ExpiryReminder = TimeSpan.FromDays(1);
+
     private readonly Lock _checking = new();
     private readonly string? _publicHost;
+    private readonly TimeProvider _time;
+    private DateTimeOffset? _remindedAt;
     private ServerCertificate _current;
     private SslStreamCertificateContext _context;
     private Stamp _taken;
@@ -21,9 +27,13 @@ internal sealed class ServerCertificateRenewal : IDisposable
     private Timer? _timer;
 
     /// <param name="publicHost">The host of an https:// --public-url, which a renewed certificate should name too.</param>
-    public ServerCertificateRenewal(ServerCertificate initial, string? publicHost)
+    /// <param name="time">The clock (tests move it on).</param>
+    public ServerCertificateRenewal(ServerCertificate initial, string? publicHost, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _current = initial;
+        // The start has said it already (ServeCommand): the next reminder is a day from now.
+        if (initial.Warning(_time.GetUtcNow()) is not null) _remindedAt = _time.GetUtcNow();
         _context = ContextOf(initial);
         // Not stamped now: the files were read before the store opened, which may take a while, and may have been replaced
         // since. The first check reads them again; the same certificate found there is kept without a word.
@@ -41,12 +51,29 @@ internal sealed class ServerCertificateRenewal : IDisposable
         _timer = new Timer(_ => Check(), null, CheckInterval, CheckInterval);
     }
 
+    /// <summary>Tests: logs to <paramref name="log"/>, with no timer; the test calls <see cref="Check"/> itself.</summary>
+    internal void StartUnwatched(ILogger log) => _log = log;
+
     public void Dispose() => _timer?.Dispose();
 
-    private void Check()
+    /// <summary>One look at the files (taking a replacement), then the daily reminder of an expiring certificate.</summary>
+    internal void Check()
     {
         // A slow disk could make checks overlap; one at a time, and a late one is skipped.
         if (!_checking.TryEnter()) return;
+        try
+        {
+            TakeReplacement();
+            Remind();
+        }
+        finally
+        {
+            _checking.Exit();
+        }
+    }
+
+    private void TakeReplacement()
+    {
         try
         {
             var seen = Stamp.Of(_current);
@@ -54,7 +81,7 @@ internal sealed class ServerCertificateRenewal : IDisposable
             ServerCertificate renewed;
             try
             {
-                renewed = _current.Reload(DateTimeOffset.UtcNow);
+                renewed = _current.Reload(_time.GetUtcNow());
             }
             catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
             {
@@ -79,7 +106,11 @@ internal sealed class ServerCertificateRenewal : IDisposable
             _current = renewed;
             _log?.LogInformation("TLS certificate renewed: now serving {Subject} (SHA-256 {Thumbprint}), valid until {NotAfter:yyyy-MM-dd HH:mm} UTC, from {File}",
                 renewed.Certificate.Subject, renewed.Thumbprint, renewed.Certificate.NotAfter.ToUniversalTime(), renewed.CertificateFile);
-            if (renewed.Warning(DateTimeOffset.UtcNow) is { } expiring) _log?.LogWarning("{Warning}", expiring);
+            if (renewed.Warning(_time.GetUtcNow()) is { } expiring)
+            {
+                _remindedAt = _time.GetUtcNow();
+                _log?.LogWarning("{Warning}", expiring);
+            }
             if (_publicHost is not null && renewed.NamesWarning(_publicHost) is { } unnamed) _log?.LogWarning("{Warning}", unnamed);
         }
         catch (Exception e)
@@ -90,10 +121,22 @@ internal sealed class ServerCertificateRenewal : IDisposable
             _log?.LogWarning("The replaced TLS certificate files were not taken; still serving {Subject} (SHA-256 {Thumbprint}): {Reason}",
                 _current.Certificate.Subject, _current.Thumbprint, $"{e.GetType().Name}: {e.Message}");
         }
-        finally
+    }
+
+    /// <summary>A certificate in use within its last 30 days is said again once a day, as an error once past its end (every
+    /// client then refuses the server); a renewal stops it.</summary>
+    private void Remind()
+    {
+        var now = _time.GetUtcNow();
+        if (_current.Warning(now) is not { } warning)
         {
-            _checking.Exit();
+            _remindedAt = null;
+            return;
         }
+        if (_remindedAt is { } last && now - last < ExpiryReminder) return;
+        _remindedAt = now;
+        if (_current.Certificate.NotAfter.ToUniversalTime() <= now.UtcDateTime) _log?.LogError("{Warning}", warning);
+        else _log?.LogWarning("{Warning}", warning);
     }
 
     private static bool SameChain(ServerCertificate a, ServerCertificate b) =>

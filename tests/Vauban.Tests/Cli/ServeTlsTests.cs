@@ -328,6 +328,38 @@ public sealed class ServeTlsTests : IDisposable
         Assert.Equal(unnamed, said.Contains($"Warning: the TLS certificate (CN=vauban) does not name {host}, the host of --public-url", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void A_certificate_near_its_end_is_said_again_once_a_day_while_served_and_as_an_error_once_past_it()
+    {
+        // A server runs for months: the start's warning is long gone from the screen when the certificate's last days come.
+        var start = DateTimeOffset.UtcNow;
+        using var certificate = SelfSigned("CN=vauban", start.AddDays(-300), start.AddDays(40));
+        var (certificateFile, keyFile) = WritePem(certificate, "server");
+        var time = new ManualTime(start);
+        var logs = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var renewal = new Vauban.Web.ServerCertificateRenewal(Vauban.Web.ServerCertificate.Load(certificateFile, keyFile, null, start), null, time);
+        renewal.StartUnwatched(new VaubanServer.CapturingLogger("tls", logs));
+        int Said(string level) => logs.Count(l => l.StartsWith(level + " tls: the TLS certificate (CN=vauban) ", StringComparison.Ordinal));
+
+        renewal.Check();
+        Assert.Equal((0, 0), (Said("Warning"), Said("Error")));
+        time.Advance(TimeSpan.FromDays(11)); // 29 days left
+        renewal.Check();
+        renewal.Check();
+        Assert.Equal(1, Said("Warning"));
+        Assert.Contains(logs, l => l.Contains($"expires on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it", StringComparison.Ordinal));
+        time.Advance(TimeSpan.FromHours(23));
+        renewal.Check();
+        Assert.Equal(1, Said("Warning"));
+        time.Advance(TimeSpan.FromHours(1));
+        renewal.Check();
+        Assert.Equal(2, Said("Warning"));
+        time.Advance(TimeSpan.FromDays(30)); // past its end
+        renewal.Check();
+        Assert.Equal((2, 1), (Said("Warning"), Said("Error")));
+        Assert.Contains(logs, l => l.Contains("expired on", StringComparison.Ordinal) && l.Contains("clients refuse to connect", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("ehr.hopital.example", true)]
     [InlineData("EHR.Hopital.Example.", true)]

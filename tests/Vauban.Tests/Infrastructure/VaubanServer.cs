@@ -133,7 +133,8 @@ public sealed class VaubanServer : IAsyncDisposable
         public void Dispose() { }
     }
 
-    private sealed class CapturingLogger(string category, ConcurrentQueue<string> logs) : ILogger
+    /// <summary>Each line logged, as "Level category: message", into <paramref name="logs"/>.</summary>
+    internal sealed class CapturingLogger(string category, ConcurrentQueue<string> logs) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
         public bool IsEnabled(LogLevel logLevel) => true;
