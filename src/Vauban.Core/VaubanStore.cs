@@ -85,6 +85,36 @@ public sealed class VaubanStore : IAsyncDisposable
     /// <summary>The read side of the audit log: verification, the officer's searches, a patient's access history.</summary>
     public AuditLog AuditLog { get; }
 
+    /// <summary>The fingerprint of the master key this store is opened with (safe to print).</summary>
+    public string MasterKeyFingerprint => _keys.Master.Fingerprint;
+
+    /// <summary>The fingerprint of the master key the store is bound to, as the database says now (after a rotation that
+    /// failed, whether it was committed); null for a store not yet bound.</summary>
+    public Task<string?> BoundMasterKeyFingerprintAsync(CancellationToken cancellationToken) => _keys.StoredBindingAsync(cancellationToken);
+
+    /// <summary>
+    /// Rotates the master key: every establishment's keys re-wrapped under <paramref name="next"/> and the store bound to it, in
+    /// one transaction (<see cref="KeyRing.RotateMasterAsync"/>) that also appends the act, by <paramref name="administrator"/>,
+    /// to every establishment's chain: an audit log that cannot be written leaves the key as it was. Records, indexes and the
+    /// audit log are not rewritten. From then on this store object uses the new key; every other process must be given it (the
+    /// old one is refused). Returns how many keys were re-wrapped.
+    /// </summary>
+    public async Task<int> RotateMasterKeyAsync(MasterKey next, Func<Tenant, AccessContext> administrator, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(administrator);
+        var tenants = await Tenants.ListAsync(cancellationToken);
+        // Opened (and kept) under the current key before it changes: the chains' checkpoints may be signed in the transaction.
+        foreach (var tenant in tenants)
+        {
+            await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+            await _keys.AuditSignerAsync(tenant.Id, cancellationToken);
+        }
+        var note = $"keys rotate-master: the establishment's keys re-wrapped from master key {_keys.Master.Fingerprint} to {next.Fingerprint}";
+        return await _keys.RotateMasterAsync(next, scope => Audit.AppendOnEveryChainAsync(scope, [.. tenants.Select(administrator)], AuditAction.Administration,
+            [new AuditedRecord("keys:master", null, null)], note, cancellationToken), cancellationToken);
+    }
+
     /// <summary>Tells every establishment's security officer, in one transaction, that a journal's end was lost.</summary>
     private async Task ReportDamagedJournalAsync(DamagedJournal journal, CancellationToken cancellationToken)
     {

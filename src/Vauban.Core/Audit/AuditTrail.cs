@@ -195,6 +195,20 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
+    /// <summary>Appends one act that concerns every establishment in <paramref name="contexts"/> (the master key's rotation) inside
+    /// <paramref name="scope"/>: an entry on each establishment's chain, written when the transaction commits, in tenant order.</summary>
+    internal async Task AppendOnEveryChainAsync(WriteScope scope, IReadOnlyList<AccessContext> contexts, AuditAction action, IReadOnlyList<AuditedRecord> records,
+        string note, CancellationToken cancellationToken)
+    {
+        if (SkipForBenchmark) return;
+        foreach (var context in contexts.OrderBy(c => c.Tenant.Id))
+        {
+            var pending = new PendingAudit(this, context.Tenant.Id);
+            pending.Entries.AddRange(await PrepareAsync(context, action, AuditOutcome.Success, null, records, note, cancellationToken));
+            scope.OtherChains.Add(pending);
+        }
+    }
+
     /// <summary>Journals the group's entries and queues them for the chain; returns once they are in the journal (or, with
     /// no journal, a backlog past MaxBacklog, or no entries — a reader catching up — once they are on the chain).</summary>
     private async Task EnqueueAsync(PendingGroup group)

@@ -13,7 +13,8 @@ internal sealed class KeyRing : IDisposable
     private const string AuditSigningPurpose = "audit-signing";
 
     private readonly StoreDatabase _database;
-    private readonly MasterKey _master;
+    // Replaced once by a rotation (RotateMasterAsync): this process goes on with the key the store now takes.
+    private volatile MasterKey _master;
     private readonly ConcurrentDictionary<long, TenantKeys> _cache = new();
     private readonly ConcurrentDictionary<long, AuditSigningKey> _signers = new();
 
@@ -90,12 +91,72 @@ internal sealed class KeyRing : IDisposable
         await scope.CommitAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Re-wraps every tenant key of the store (data, index and audit signing keys, every version) under <paramref name="next"/>,
+    /// and binds the store to it, in one transaction: the store takes either key, never a mixture. The tenant keys themselves,
+    /// and so every record, index and audit entry, stay as they are. Under the lock `tenants add` takes, so that no
+    /// establishment is created meanwhile with keys wrapped under the previous master key. Returns how many keys were re-wrapped.
+    /// </summary>
+    /// <param name="audit">Appends the act's audit entries in the transaction (before the keys change, its signing keys are
+    /// opened under the current master key).</param>
+    public async Task<int> RotateMasterAsync(MasterKey next, Func<WriteScope, Task> audit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(audit);
+        var current = _master;
+        if (next.Fingerprint == current.Fingerprint) throw new ArgumentException("The new master key is the store's current one.", nameof(next));
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        await _database.LockAsync(scope, "tenants add", cancellationToken);
+        if (await BoundFingerprintAsync(scope.Connection, cancellationToken, scope.Transaction) is { } bound && bound != current.Fingerprint) throw OtherKey(bound);
+        var rewrapped = new List<(long Tenant, string Purpose, int Version, byte[] Wrapped)>();
+        using (var select = scope.Command("SELECT tenant_id, purpose, key_version, wrapped FROM tenant_keys"))
+        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var (tenant, purpose, version) = (reader.GetInt64(0), reader.GetString(1), reader.GetInt32(2));
+                var key = KeyWrap.Unwrap(current, tenant, purpose, version, (byte[])reader.GetValue(3));
+                try
+                {
+                    rewrapped.Add((tenant, purpose, version, KeyWrap.Wrap(next, tenant, purpose, version, key)));
+                }
+                finally
+                {
+                    CryptographicOperations.ZeroMemory(key);
+                }
+            }
+        }
+        foreach (var (tenant, purpose, version, wrapped) in rewrapped)
+        {
+            using var update = scope.Command("UPDATE tenant_keys SET wrapped = @w WHERE tenant_id = @t AND purpose = @p AND key_version = @v")
+                .With("w", wrapped).With("t", tenant).With("p", purpose).With("v", version);
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
+        using (var bind = scope.Command("UPDATE store_settings SET value = @v WHERE name = @n").With("n", BindingSetting).With("v", next.Fingerprint))
+        {
+            await bind.ExecuteNonQueryAsync(cancellationToken);
+        }
+        // The act on the chains, with it: an audit log that cannot be written leaves the key as it was.
+        await audit(scope);
+        await scope.CommitAsync(cancellationToken);
+        _master = next;
+        return rewrapped.Count;
+    }
+
     private VaubanConfigurationException OtherKey(string bound) => new(
         $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
         + "Give the store's own key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY, which takes precedence).")
     {
         OtherMasterKey = true,
     };
+
+    /// <summary>The fingerprint of the master key the store is bound to now, read afresh from the database (after a rotation
+    /// that failed, whether it was committed).</summary>
+    public async Task<string?> StoredBindingAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        return await BoundFingerprintAsync(connection, cancellationToken);
+    }
 
     /// <summary>Whether the store has the table yet (these checks also run before it is migrated, on a store that may be new).</summary>
     private async Task<bool> TableExistsAsync(System.Data.Common.DbConnection connection, string table, System.Data.Common.DbTransaction? transaction, CancellationToken cancellationToken)

@@ -67,6 +67,25 @@ public sealed class MasterKey
             return FromBase64(ReadWritten(filePath), filePath);
         }
 
+        return Create(filePath, joinConcurrentStart: true);
+    }
+
+    /// <summary>A new master key in a new file, <paramref name="filePath"/> (mode 0600, synced with its folder before it is
+    /// returned), for a rotation: a file already there is refused, never written over or taken as the new key.</summary>
+    public static MasterKey CreateFile(string filePath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
+        if (File.Exists(filePath) || Directory.Exists(filePath))
+        {
+            throw new VaubanConfigurationException($"'{Path.GetFullPath(filePath)}' exists: name a file that does not (a new master key is never written over a file).");
+        }
+        return Create(filePath, joinConcurrentStart: false);
+    }
+
+    /// <param name="joinConcurrentStart">A file made meanwhile by another process is read and its key used (two starts of a new
+    /// store at once); else it is refused.</param>
+    private static MasterKey Create(string filePath, bool joinConcurrentStart)
+    {
         if (Directory.Exists(filePath))
         {
             throw new VaubanConfigurationException($"The master key file '{filePath}' is a folder; name the key file itself.");
@@ -93,6 +112,7 @@ public sealed class MasterKey
         }
         catch (IOException) when (File.Exists(filePath))
         {
+            if (!joinConcurrentStart) throw new VaubanConfigurationException($"'{Path.GetFullPath(filePath)}' was made meanwhile by another process: name a file that does not exist.");
             return FromBase64(ReadWritten(filePath), filePath);
         }
         using (stream)

@@ -228,6 +228,10 @@ internal sealed class WriteScope : IAsyncDisposable
     /// the write, and after every row lock the write takes, so appenders never wait on each other in a cycle).</summary>
     public Audit.PendingAudit? Audit { get; set; }
 
+    /// <summary>Entries on other establishments' chains, for the one act that concerns them all (the master key's rotation),
+    /// appended with <see cref="Audit"/>, in tenant order.</summary>
+    public List<Audit.PendingAudit> OtherChains { get; } = [];
+
     /// <summary>Entries that must be kept even when the transaction rolls back (refusals, failures): appended once
     /// the transaction has ended and the writer slot is free, before the caller's result goes out.</summary>
     public List<Func<Task>> AfterRollback { get; } = [];
@@ -238,6 +242,7 @@ internal sealed class WriteScope : IAsyncDisposable
         {
             await audit.FlushAsync(this, cancellationToken);
         }
+        foreach (var other in OtherChains) await other.FlushAsync(this, cancellationToken);
         await Transaction.CommitAsync(cancellationToken);
         _completed = true;
     }

@@ -18,6 +18,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(ImportCommand.Build());
         root.Subcommands.Add(ReindexCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());
+        root.Subcommands.Add(KeyCommands.Build());
         SayWholeNumbers(root);
         return root;
     }

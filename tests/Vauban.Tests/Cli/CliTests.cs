@@ -66,6 +66,8 @@ public class CliTests : IDisposable
     [InlineData("guard deny-export --help")]
     [InlineData("guard canaries add --help")]
     [InlineData("guard canaries list --help")]
+    [InlineData("keys --help")]
+    [InlineData("keys rotate-master --help")]
     public async Task Every_verb_has_help(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
@@ -588,6 +590,7 @@ public class CliTests : IDisposable
                 $"users revoke-sessions --tenant chu-admin --email claire@chu.example {DbArgs}",
                 $"users unlock --tenant chu-admin --email claire@chu.example {DbArgs}",
                 $"users enrol-link --tenant chu-admin --email claire@chu.example {DbArgs}",
+                $"keys rotate-master --new-key-file {Path.Combine(_directory, "never.key")} {DbArgs}",
             })
             {
                 var (exit, output) = await RunAsync(act);
@@ -603,6 +606,7 @@ public class CliTests : IDisposable
         Assert.DoesNotContain("nurse@chu.example", (await RunAsync($"users list --tenant chu-admin {DbArgs}")).Output, StringComparison.Ordinal);
         Assert.DoesNotContain("clinique-jamais", (await RunAsync($"tenants list {DbArgs}")).Output, StringComparison.Ordinal);
         Assert.Contains("vc_contained", (await RunAsync($"guard contained --tenant chu-admin {DbArgs}")).Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_directory, "never.key"))); // the store kept its key (it opens with it, below)
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
         {
             Assert.NotNull(await store.Accounts.PeekEnrolmentAsync(firstLink, CancellationToken.None)); // the refused enrol-link replaced nothing
@@ -751,6 +755,42 @@ public class CliTests : IDisposable
         var error = Assert.Single(output.Split('\n'), line => line.Contains("error", StringComparison.OrdinalIgnoreCase) || line.Contains("fail", StringComparison.OrdinalIgnoreCase));
         Assert.Contains($"127.0.0.1:{port}", error, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", output, StringComparison.Ordinal); // no stack trace
+    }
+
+    [Fact]
+    public async Task Keys_rotate_master_writes_a_new_key_file_the_store_then_takes_alone_and_never_writes_over_a_file()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add t1 {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"seed --tenant t1 --patients 3 {DbArgs}")).Exit);
+        Assert.Equal(0, (await RunAsync($"tenants add t2 {DbArgs}")).Exit);
+        var db = Path.Combine(_directory, "v.db");
+        var rotated = Path.Combine(_directory, "rotated", "master.key");
+
+        var (exit, output) = await RunAsync($"keys rotate-master --new-key-file {rotated} {DbArgs}");
+        Assert.True(exit == 0, output);
+        Assert.Contains("6 keys of 2 establishment(s) are now wrapped under the key in " + rotated, output, StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(rotated));
+        Assert.DoesNotContain(File.ReadAllText(rotated).Trim(), output, StringComparison.Ordinal);
+
+        (exit, output) = await RunAsync($"tenants list {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.Contains("another master key", output, StringComparison.Ordinal);
+        var withRotated = $"--db {db} --master-key-file {rotated}";
+        // The records, their index and the audit chain (its checkpoints signed by the re-wrapped key, the rotation's entries on it).
+        Assert.Equal(0, (await RunAsync($"seed --tenant t1 --patients 2 --seed 7 {withRotated}")).Exit);
+        (exit, output) = await RunAsync($"audit verify {withRotated}");
+        Assert.True(exit == 0, output);
+
+        // A file there already (the old key, the new one) is never written over, and nothing changes.
+        var existing = Path.Combine(_directory, "master.key");
+        var before = File.ReadAllText(existing);
+        (exit, output) = await RunAsync($"keys rotate-master --new-key-file {existing} {withRotated}");
+        Assert.Equal(1, exit);
+        Assert.Contains("exists: name a file that does not", output, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllText(existing));
+        Assert.Equal(0, (await RunAsync($"tenants list {withRotated}")).Exit);
+        (exit, _) = await RunAsync($"keys rotate-master {withRotated}");
+        Assert.Equal(2, exit);
     }
 
     [Fact]

@@ -144,6 +144,43 @@ public sealed class StoreOperationsTests
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
+    public async Task A_rotated_master_key_opens_the_records_and_the_audit_chain_the_old_one_is_refused_and_the_running_server_goes_on(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-rotation");
+        using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Rotation")));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var location = created.Headers.Location!.ToString();
+        var tenant = (await server.Store.Tenants.FindAsync("chu-rotation", CancellationToken.None))!;
+        var old = server.MasterKey;
+        var next = Vauban.Crypto.MasterKey.Generate();
+        var entriesBefore = await ScalarAsync(server.Db, "SELECT count(*) FROM audit_entries");
+
+        var same = await Assert.ThrowsAsync<ArgumentException>(() => server.Store.RotateMasterKeyAsync(old, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
+        Assert.Contains("current one", same.Message, StringComparison.Ordinal);
+        // data, index and audit-signing keys of the one establishment
+        Assert.Equal(3, await server.Store.RotateMasterKeyAsync(next, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
+        Assert.Equal(next.Fingerprint, await server.Store.BoundMasterKeyFingerprintAsync(CancellationToken.None));
+        // The act on the establishment's chain, in the rotation's own transaction.
+        Assert.True(await ScalarAsync(server.Db, "SELECT count(*) FROM audit_entries") >= entriesBefore + 1);
+
+        // The running server goes on, and writes (a new audit entry, signed checkpoints) under the keys as they are.
+        using (var read = await client.GetAsync(location)) Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+
+        var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(server.Db, old), CancellationToken.None));
+        Assert.Contains("another master key", refused.Message, StringComparison.Ordinal);
+        await using var reopened = await VaubanStore.OpenAsync(new StoreOptions(server.Db, next), CancellationToken.None);
+        var context = Vauban.Access.AccessContext.Operator(tenant, Vauban.Access.KnownPurposes.SystemAdministration);
+        var found = await reopened.Records.SearchAsync(context, "Patient", [new("family", "Rotation")], null, lenient: false, CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Ok, found.Status);
+        Assert.Contains("Rotation", System.Text.Encoding.UTF8.GetString(Assert.Single(found.Entries).Json!), StringComparison.Ordinal);
+        var verified = await reopened.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+        Assert.True(verified.Valid);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
     public async Task A_store_of_an_older_Vauban_opened_with_another_master_key_is_refused_before_it_is_migrated(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
