@@ -132,7 +132,8 @@ internal sealed class KeyRing : IDisposable
                 .With("w", wrapped).With("t", tenant).With("p", purpose).With("v", version);
             await update.ExecuteNonQueryAsync(cancellationToken);
         }
-        using (var bind = scope.Command("UPDATE store_settings SET value = @v WHERE name = @n").With("n", BindingSetting).With("v", next.Fingerprint))
+        using (var bind = scope.Command("INSERT INTO store_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .With("n", BindingSetting).With("v", next.Fingerprint))
         {
             await bind.ExecuteNonQueryAsync(cancellationToken);
         }
