@@ -50,14 +50,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         var page = await (await _browser.NewContextAsync()).NewPageAsync();
         await page.GotoAsync(_base + "/");
         await BrowserPages.ArriveAsync(page, "**/account/signin");
-        await page.FillAsync("#establishment", Establishment);
-        await page.FillAsync("#email", "dr.lemaire@chu.example");
-        await page.FillAsync("#password", Password);
-        await page.ClickAsync("#signin");
-        await BrowserPages.ArriveAsync(page, "**/account/signin/totp");
-        await page.FillAsync("#code", Totp.Code(_secret, _time));
-        await page.ClickAsync("#verify");
-        await BrowserPages.ArriveAsync(page, _base + "/");
+        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
 
         await page.ClickAsync("#find-patient");
         await BrowserPages.ArriveAsync(page, _base + "/patients");
