@@ -1,6 +1,5 @@
 // The security officer's path in a real headless Chromium: sign in with password and authenticator code, open the console
 // from the navigation bar, tick the alert a guard containment raised and acknowledge it.
-using Microsoft.Playwright;
 using Vauban.Access;
 using Vauban.Tests.Infrastructure;
 
@@ -13,8 +12,7 @@ public sealed class BrowserConsoleTests : IAsyncLifetime
     private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
+    private Chromium _chromium = null!;
     private string _base = "";
     private readonly Dictionary<string, string> _secrets = [];
 
@@ -37,13 +35,12 @@ public sealed class BrowserConsoleTests : IAsyncLifetime
             Assert.Equal((System.Net.HttpStatusCode)423, read.StatusCode);
         }
         _base = $"http://localhost:{_server.BaseAddress.Port}";
-        (_playwright, _browser) = await BrowserPages.LaunchAsync();
+        _chromium = await BrowserPages.LaunchAsync();
     }
 
     public async Task DisposeAsync()
     {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
+        await _chromium.DisposeAsync();
         await _server.DisposeAsync();
     }
 
@@ -51,7 +48,7 @@ public sealed class BrowserConsoleTests : IAsyncLifetime
     public async Task The_security_officer_signs_in_opens_the_console_and_acknowledges_an_alert()
     {
         var alert = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardCanary);
-        var page = await (await _browser.NewContextAsync()).NewPageAsync();
+        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
         await page.GotoAsync(_base + "/account/signin");
         await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "officer@chu.example", Password, _secrets["officer@chu.example"], _time);
 

@@ -8,7 +8,7 @@ namespace Vauban.Tests.Infrastructure;
 
 public static class BrowserPages
 {
-    public static async Task<(IPlaywright Playwright, IBrowser Browser)> LaunchAsync()
+    public static async Task<Chromium> LaunchAsync()
     {
         Environment.SetEnvironmentVariable("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         var playwright = await Playwright.CreateAsync();
@@ -18,7 +18,7 @@ public static class BrowserPages
             Headless = true,
             Args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
         });
-        return (playwright, browser);
+        return new Chromium(playwright, browser);
     }
 
     /// <summary>
@@ -53,5 +53,17 @@ public static class BrowserPages
         await page.ClickAsync("#verify");
         await ArriveAsync(page, baseUrl + "/");
         time.Advance(TimeSpan.FromSeconds(30));
+    }
+}
+
+/// <summary>A launched Chromium and the Playwright driving it, closed together.</summary>
+public sealed class Chromium(IPlaywright playwright, IBrowser browser) : IAsyncDisposable
+{
+    public IBrowser Browser { get; } = browser;
+
+    public async ValueTask DisposeAsync()
+    {
+        await Browser.DisposeAsync();
+        playwright.Dispose();
     }
 }
