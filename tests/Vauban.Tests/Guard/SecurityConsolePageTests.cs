@@ -65,6 +65,17 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
 
     private Task<IReadOnlyList<Vauban.Guard.Containment>> ContainedAsync() => _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None);
 
+    private static string Number(SecurityAlert alert) => alert.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Posts one of the console's acts ("acknowledge", "release", "approve", "deny") with one field, with the
+    /// antiforgery token of a page this person may open (the sign-out form of any page has one) unless told not to.</summary>
+    private static Task<(HttpResponseMessage Response, string Html)> ActAsync(StaffClient who, string handler, string field, string value, bool withToken = true) =>
+        who.SubmitAsync("/", new Dictionary<string, string> { [field] = value }, action: "/security?handler=" + handler, withToken: withToken);
+
+    /// <summary>Posts the access history's form for <paramref name="patientId"/>.</summary>
+    private static Task<(HttpResponseMessage Response, string Html)> AccessHistoryAsync(StaffClient who, string patientId) =>
+        who.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = patientId }, action: "/security/access");
+
     [Fact]
     public async Task The_officer_sees_the_alert_a_containment_raised_acknowledges_it_and_releases_the_contained_account()
     {
@@ -82,14 +93,13 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         Assert.Contains("canary Patient/" + _canary, html, StringComparison.Ordinal); // the officer is told which canary
         Assert.Contains($"name=\"principal\" value=\"{desk}\"", html, StringComparison.Ordinal);
 
-        var (acknowledged, ackHtml) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["alerts"] = alert.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-            action: "/security?handler=acknowledge");
+        var (acknowledged, ackHtml) = await ActAsync(officer, "acknowledge", "alerts", Number(alert));
         Assert.True(acknowledged.StatusCode == HttpStatusCode.OK, ackHtml);
         Assert.Equal("1 alert acknowledged.", StaffClient.ById(ackHtml, "done"));
         Assert.DoesNotContain($"name=\"alerts\" value=\"{alert.Id}\"", ackHtml, StringComparison.Ordinal);
         Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
 
-        var (released, releaseHtml) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["principal"] = desk }, action: "/security?handler=release");
+        var (released, releaseHtml) = await ActAsync(officer, "release", "principal", desk);
         Assert.True(released.StatusCode == HttpStatusCode.OK, releaseHtml);
         Assert.StartsWith($"{desk} released", StaffClient.ById(releaseHtml, "done"), StringComparison.Ordinal);
         Assert.DoesNotContain(await ContainedAsync(), c => c.Principal == desk || c.Account == desk);
@@ -111,16 +121,16 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     {
         var alert = await CanaryReadByTheDeskAsync();
         using var officer = await SignedInAsync(Officer);
-        var (unknown, html) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["alerts"] = "999999" }, action: "/security?handler=acknowledge");
+        var (unknown, html) = await ActAsync(officer, "acknowledge", "alerts", "999999");
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Contains("None of these is an unacknowledged alert of your establishment.", StaffClient.ById(html, "error"), StringComparison.Ordinal);
-        var (notContained, notContainedHtml) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["principal"] = "user:nobody" }, action: "/security?handler=release");
+        var (notContained, notContainedHtml) = await ActAsync(officer, "release", "principal", "user:nobody");
         Assert.Equal(HttpStatusCode.NotFound, notContained.StatusCode);
         Assert.Contains("This principal is not contained in your establishment.", StaffClient.ById(notContainedHtml, "error"), StringComparison.Ordinal);
-        var (bad, badHtml) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["alerts"] = "1; DROP TABLE security_alerts" }, action: "/security?handler=acknowledge");
+        var (bad, badHtml) = await ActAsync(officer, "acknowledge", "alerts", "1; DROP TABLE security_alerts");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.NotNull(StaffClient.ById(badHtml, "error"));
-        var (export, exportHtml) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["export"] = "abcdefghijklmnopqrstuv" }, action: "/security?handler=approve");
+        var (export, exportHtml) = await ActAsync(officer, "approve", "export", "abcdefghijklmnopqrstuv");
         Assert.Equal(HttpStatusCode.NotFound, export.StatusCode);
         Assert.Contains("No export of your establishment awaits approval", exportHtml, StringComparison.Ordinal);
         Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
@@ -142,9 +152,9 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
             Assert.Equal("Only the security officer or an administrator may use the guard's console.", StaffClient.ById(html, "refusal"));
             Assert.DoesNotContain("guard-canary", html, StringComparison.Ordinal);
             // A forged release: the form's token is valid (the page's sign-out form has one), the role is not.
-            var (release, _) = await doctor.SubmitAsync("/", new Dictionary<string, string> { ["principal"] = desk }, action: "/security?handler=release");
+            var (release, _) = await ActAsync(doctor, "release", "principal", desk);
             Assert.Equal(HttpStatusCode.Forbidden, release.StatusCode);
-            var (history, _) = await doctor.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = _mine }, action: "/security/access");
+            var (history, _) = await AccessHistoryAsync(doctor, _mine);
             Assert.Equal(HttpStatusCode.Forbidden, history.StatusCode);
         }
         Assert.Contains(await ContainedAsync(), c => c.Account == desk); // still contained
@@ -161,11 +171,9 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     {
         var alert = await CanaryReadByTheDeskAsync();
         using var officer = await SignedInAsync(Officer);
-        var (forged, _) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["alerts"] = alert.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-            action: "/security?handler=acknowledge", withToken: false);
+        var (forged, _) = await ActAsync(officer, "acknowledge", "alerts", Number(alert), withToken: false);
         Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
-        var (forgedRelease, _) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["principal"] = await DeskPrincipalAsync() },
-            action: "/security?handler=release", withToken: false);
+        var (forgedRelease, _) = await ActAsync(officer, "release", "principal", await DeskPrincipalAsync(), withToken: false);
         Assert.Equal(HttpStatusCode.BadRequest, forgedRelease.StatusCode);
         Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
         Assert.NotEmpty(await ContainedAsync());
@@ -176,12 +184,12 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     {
         var alert = await CanaryReadByTheDeskAsync();
         using var officer = await SignedInAsync(Officer);
-        var id = alert.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var id = Number(alert);
         _time.Advance(TimeSpan.FromMinutes(6));
-        var (stale, _) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["alerts"] = id }, action: "/security?handler=acknowledge");
+        var (stale, _) = await ActAsync(officer, "acknowledge", "alerts", id);
         Assert.Equal(HttpStatusCode.Redirect, stale.StatusCode);
         Assert.Equal("/account/reauth?returnUrl=%2Fsecurity", stale.Headers.Location?.ToString());
-        var (staleRelease, _) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["principal"] = await DeskPrincipalAsync() }, action: "/security?handler=release");
+        var (staleRelease, _) = await ActAsync(officer, "release", "principal", await DeskPrincipalAsync());
         Assert.Equal("/account/reauth?returnUrl=%2Fsecurity", staleRelease.Headers.Location?.ToString());
         Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
         Assert.NotEmpty(await ContainedAsync());
@@ -189,7 +197,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2Fsecurity",
             new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets[Officer], _time), ["ReturnUrl"] = "/security" });
         Assert.Equal("/security", reauth.Headers.Location?.ToString());
-        var (done, html) = await officer.SubmitAsync("/security", new Dictionary<string, string> { ["alerts"] = id }, action: "/security?handler=acknowledge");
+        var (done, html) = await ActAsync(officer, "acknowledge", "alerts", id);
         Assert.True(done.StatusCode == HttpStatusCode.OK, html);
         Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
     }
@@ -206,7 +214,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         var (form, formHtml) = await officer.GetAsync("/security/access");
         Assert.Equal(HttpStatusCode.OK, form.StatusCode);
         Assert.Contains("<label for=\"patient-id\">", formHtml, StringComparison.Ordinal);
-        var (shown, html) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _mine });
+        var (shown, html) = await AccessHistoryAsync(officer, _mine);
         Assert.True(shown.StatusCode == HttpStatusCode.OK, html + _server.AllLogs());
         var row = html.Split("<tr>").First(r => r.Contains("opened the whole record", StringComparison.Ordinal));
         Assert.Contains("<td>Dr Claire Auber</td><td>physician</td>", row, StringComparison.Ordinal);
@@ -226,7 +234,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         using var administrator = await SignedInAsync(Admin);
         var (console, _) = await administrator.GetAsync("/security");
         Assert.Equal(HttpStatusCode.OK, console.StatusCode);
-        var (refused, refusedHtml) = await administrator.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _mine });
+        var (refused, refusedHtml) = await AccessHistoryAsync(administrator, _mine);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         Assert.Contains("The audit log is open to the security officer only.", refusedHtml, StringComparison.Ordinal);
         Assert.DoesNotContain("Dr Claire Auber", refusedHtml, StringComparison.Ordinal);
@@ -238,12 +246,12 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     {
         using var officer = await SignedInAsync(Officer);
         var nir = Samples.ValidNir("2710644109001");
-        var (refused, html) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = nir });
+        var (refused, html) = await AccessHistoryAsync(officer, nir);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Contains("This looks like a social-security number (NIR)", StaffClient.ById(html, "error"), StringComparison.Ordinal);
         Assert.DoesNotContain(nir, html, StringComparison.Ordinal);
         Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.AuditRead), e => e.Outcome == AuditOutcome.Success);
-        var (bad, badHtml) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = "../etc/passwd" });
+        var (bad, badHtml) = await AccessHistoryAsync(officer, "../etc/passwd");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("A patient id is", badHtml, StringComparison.Ordinal);
     }
@@ -258,7 +266,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
         }
         using var officer = await SignedInAsync(Officer);
-        var (shown, html) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _mine });
+        var (shown, html) = await AccessHistoryAsync(officer, _mine);
         Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
         Assert.DoesNotContain("<script>alert", html, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("<img src=x", html, StringComparison.OrdinalIgnoreCase);
