@@ -290,16 +290,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
     private Task<IReadOnlyList<Vauban.Audit.AuditEntry>> AdministrativeEntriesAsync(string email) =>
         _server.AuditEntriesOfAsync(_tenant, email, Vauban.Audit.AuditAction.Administration);
 
-    private async Task ExecuteAsync(string sql)
-    {
-        await using System.Data.Common.DbConnection connection = _engine == Engine.Sqlite
-            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server.Db};Pooling=False")
-            : new Npgsql.NpgsqlConnection(_server.Db);
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync();
-    }
+    private Task ExecuteAsync(string sql) => _server.ExecuteSqlAsync(sql);
 
     [Fact]
     public async Task An_insider_administrator_cannot_learn_the_canary_patients_at_the_console_while_the_officer_can()

@@ -167,6 +167,25 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_contained_officer_gets_423_and_cannot_release_itself()
+    {
+        using var officer = await SignedInAsync(Officer);
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, Officer, CancellationToken.None))!.PrincipalId;
+        // The guard locked the officer's account (as after a stolen session read beyond its bounds twice); the running server
+        // learns it at its next re-read of the containments.
+        await _server.ExecuteSqlAsync($"INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES ({_tenant.Id}, '{officerId}', '{officerId}', 'locked', 'test', {_time.GetUtcNow().ToUnixTimeMilliseconds()})");
+        _time.Advance(TimeSpan.FromSeconds(3));
+        var (console, html) = await officer.GetAsync("/security");
+        Assert.Equal((HttpStatusCode)423, console.StatusCode);
+        Assert.NotNull(StaffClient.ById(html, "refusal"));
+        var (release, _) = await ActAsync(officer, "release", "principal", officerId);
+        Assert.Equal((HttpStatusCode)423, release.StatusCode);
+        Assert.Contains(await ContainedAsync(), c => c.Principal == officerId); // still contained
+        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Administration),
+            e => e.Detail.Note == "guard console refused: contained by the guard" && e.Detail.Records.Contains("console:POST /security?handler=release"));
+    }
+
+    [Fact]
     public async Task Without_the_antiforgery_token_an_act_is_refused_and_changes_nothing()
     {
         var alert = await CanaryReadByTheDeskAsync();

@@ -122,6 +122,19 @@ public sealed class VaubanServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Runs one SQL statement on the server's database behind its back (what an attacker with the database, or a
+    /// state no API reaches, would do).</summary>
+    public async Task ExecuteSqlAsync(string sql)
+    {
+        await using System.Data.Common.DbConnection connection = _directory is not null
+            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Db};Pooling=False")
+            : new Npgsql.NpgsqlConnection(Db);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
     public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
     {
         var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };
