@@ -167,6 +167,19 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_administrator_uses_the_console_without_learning_which_patient_is_a_canary()
+    {
+        await CanaryReadByTheDeskAsync();
+        using var administrator = await SignedInAsync(Admin);
+        var (console, html) = await administrator.GetAsync("/security");
+        Assert.Equal(HttpStatusCode.OK, console.StatusCode);
+        Assert.Contains("guard-canary", html, StringComparison.Ordinal);
+        Assert.Contains("canary patient (named to the security officer)", html, StringComparison.Ordinal);
+        Assert.DoesNotContain(_canary, html, StringComparison.Ordinal);
+        Assert.DoesNotContain("href=\"/security/access\"", html, StringComparison.Ordinal); // the audit log is the officer's
+    }
+
+    [Fact]
     public async Task A_contained_officer_gets_423_and_cannot_release_itself()
     {
         using var officer = await SignedInAsync(Officer);
