@@ -34,7 +34,7 @@ internal static partial class GuardConsole
     {
         if (http.FullPerson() is not { User: { } user })
             return new(StatusCodes.Status401Unauthorized, "Sign in first (/account/signin) as the establishment's security officer or administrator.");
-        if (user.Role is not (StaffRole.SecurityOfficer or StaffRole.Administrator))
+        if (!IsConsoleRole(user.Role))
         {
             await AuditRefusalAsync(store, http, act, "only the security officer or an administrator");
             return new(StatusCodes.Status403Forbidden, "Only the security officer or an administrator may use the guard's console.");
@@ -46,6 +46,9 @@ internal static partial class GuardConsole
         }
         return ConsoleAdmission.Admitted;
     }
+
+    /// <summary>The roles the console opens to: the security officer, and the administrator (without the officer's secrets).</summary>
+    public static bool IsConsoleRole(StaffRole? role) => role is StaffRole.SecurityOfficer or StaffRole.Administrator;
 
     public static bool IsOfficer(HttpContext http) => http.FullPerson()?.User?.Role == StaffRole.SecurityOfficer;
 
