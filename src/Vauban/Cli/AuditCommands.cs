@@ -154,29 +154,15 @@ internal static class AuditCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");
-            var entries = new List<AuditEntry>();
-            var more = true;
-            while (more && entries.Count < count)
-            {
-                // Each page is one audited consultation of the log, listing the entries it showed.
-                var page = await store.AuditLog.SearchPageAsync(context,
-                    new AuditQuery { Patient = id, Count = Math.Min(1000, count - entries.Count), BeforeSequence = entries.Count == 0 ? null : entries[^1].Sequence }, token);
-                if (page is null) break;
-                entries.AddRange(page.Entries);
-                more = page.More && page.Entries.Count > 0;
-            }
-            var services = await Web.ServiceLabels.ReadAsync(store, context, entries.Select(e => e.Detail.Service), token);
-            Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({entries.Count} entries, newest first)");
+            var history = (await Web.PatientAccessHistory.ReadAsync(store, context, id, count, token))!; // the operator reads the log
+            Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({history.Lines.Count} entries, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
-            foreach (var e in entries)
+            foreach (var line in history.Lines)
             {
-                var d = e.Detail;
                 Console.WriteLine(string.Join('\t',
-                    e.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
-                    d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service is null ? "-" : services[d.Service], AuditDescriptions.Action(e.Action),
-                    string.Join(' ', d.Records), d.Note is null ? AuditDescriptions.Purpose(e.Action, d.Purpose) : AuditDescriptions.Purpose(e.Action, d.Purpose) + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-"));
+                    line.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), line.Who, line.Role, line.Service, line.What, line.Records, line.Why, line.Outcome, line.From));
             }
-            if (more) Console.WriteLine($"(older entries not shown: --limit {count:N0} reached)");
+            if (history.More) Console.WriteLine($"(older entries not shown: --limit {count:N0} reached)");
             return 0;
         }, ct));
         return command;

@@ -12,6 +12,7 @@ internal static class Assets
         main { max-width: 32rem; margin: 2.5rem auto; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 2rem; }
         h1 { font-size: 1.4rem; margin: 0 0 1rem; }
         label { display: block; margin: 1rem 0 .25rem; font-weight: 600; }
+        label.inline { display: inline; margin: 0 0 0 .35rem; font-weight: normal; }
         main.wide { max-width: 64rem; }
         input[type=text], input[type=email], input[type=password], input[type=date] { width: 100%; padding: .55rem .65rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
         button, .button { display: inline-block; margin-top: 1.25rem; padding: .55rem 1.1rem; border: 0; border-radius: 6px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; text-decoration: none; }

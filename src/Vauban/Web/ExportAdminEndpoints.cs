@@ -4,8 +4,6 @@
 //   POST /admin/guard/approve-export | deny-export  {"export": "<job id>"}   both factors proven within 5 minutes;
 //        never one's own export (403)
 using System.Text.Json;
-using Vauban.Access;
-using Vauban.Guard;
 using Vauban.Records;
 
 namespace Vauban.Web;
@@ -38,12 +36,8 @@ internal static class ExportAdminEndpoints
             return GuardAdminEndpoints.Problem(400, "The body is {\"export\": \"<job id>\"} (22 letters, digits, '-' or '_').");
         if (GuardAdminEndpoints.NeedsFreshFactors(http, "Deciding on an export") is { } stale) return stale;
         var id = e.GetString()!;
-        return await store.ExportApprovals.DecideAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, id, approve, http.RequestAborted) switch
-        {
-            ExportDecision.Done => Results.Json(new { export = id, decision = approve ? "approved" : "denied" }),
-            ExportDecision.OwnExport => GuardAdminEndpoints.Problem(403, "You asked for this export: another security officer or administrator must decide on it."),
-            ExportDecision.NotAllowed => GuardAdminEndpoints.Problem(403, "Only the security officer or an administrator decides on exports."),
-            _ => GuardAdminEndpoints.Problem(404, "No export of your establishment awaits approval under this id."),
-        };
+        return await GuardConsole.DecideExportAsync(store, http, id, approve) is { } refused
+            ? GuardAdminEndpoints.Problem(refused.Status, refused.Message)
+            : Results.Json(new { export = id, decision = approve ? "approved" : "denied" });
     }
 }

@@ -1,5 +1,5 @@
-// The security officer's guard API, for the console and scripts: the same acts as `vauban guard`, for a
-// signed-in security officer or administrator of the establishment (person session, both factors).
+// The security officer's guard API, for scripts: the same acts as `vauban guard` and the console's pages (/security), decided
+// once in GuardConsole, for a signed-in security officer or administrator of the establishment (person session, both factors).
 //   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries (the officer only)
 //   GET  /admin/guard/grants[?limit=n]   (the officer only: break-the-glass grants with the explanations stated)
 //   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list; both factors proven within 5 minutes)
@@ -10,34 +10,19 @@
 // and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
 using System.Text.Json;
 using Vauban.Access;
-using Vauban.Audit;
 using Vauban.Guard;
 
 namespace Vauban.Web;
 
-internal static partial class GuardAdminEndpoints
+internal static class GuardAdminEndpoints
 {
-    public static readonly TimeSpan ReleaseReauthentication = TimeSpan.FromMinutes(5);
-
     public static void MapGuardAdmin(this IEndpointRouteBuilder app, VaubanStore store)
     {
         var admin = app.MapGroup("/admin/guard").DisableAntiforgery();
         admin.AddEndpointFilter(async (invocation, next) =>
         {
             var http = invocation.HttpContext;
-            if (http.FullPerson() is not { User: { } user })
-                return Problem(401, "Sign in first (/account/signin) as the establishment's security officer or administrator.");
-            if (user.Role is not (StaffRole.SecurityOfficer or StaffRole.Administrator))
-            {
-                await AuditRefusalAsync(store, http, "only the security officer or an administrator");
-                return Problem(403, "Only the security officer or an administrator may use the guard's console.");
-            }
-            // A contained officer (a stolen session the guard suspended, an account it locked) cannot release itself.
-            if (await store.Guard.ContainedBecauseAsync(http.PersonAccess()!, http.RequestAborted) is { } contained)
-            {
-                await AuditRefusalAsync(store, http, "contained by the guard");
-                return Problem(423, contained);
-            }
+            if (await GuardConsole.AdmitAsync(store, http, ConsoleAct(http)) is { IsAdmitted: false } refused) return Problem(refused.Status, refused.Message!);
             if (!HttpMethods.IsGet(http.Request.Method) && !IsSameOrigin(http))
                 return Problem(403, "A request that changes data with a session cookie must come from this site (Origin header).");
             return await next(invocation);
@@ -46,7 +31,6 @@ internal static partial class GuardAdminEndpoints
         admin.MapGet("/alerts", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
-            var officer = user.Role == StaffRole.SecurityOfficer;
             var all = http.Request.Query["all"].ToString();
             if (all.Length > 0 && all is not ("true" or "false")) return Problem(400, "all is true or false.");
             if (Limit(http) is not { } limit) return Problem(400, "limit is a number between 1 and 10,000.");
@@ -54,7 +38,7 @@ internal static partial class GuardAdminEndpoints
             await AuditReadAsync(store, http, alerts.Count);
             return Results.Json(alerts.Select(a => new
             {
-                id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = officer ? a.Detail : WithoutCanaries(a.Detail), acknowledgedAt = a.AcknowledgedAt,
+                id = a.Id, raisedAt = a.RaisedAt, kind = a.Kind, principal = a.Principal, detail = GuardConsole.Shown(http, a.Detail), acknowledgedAt = a.AcknowledgedAt,
             }));
         });
 
@@ -65,7 +49,7 @@ internal static partial class GuardAdminEndpoints
             var user = http.FullPerson()!.User!;
             if (user.Role != StaffRole.SecurityOfficer)
             {
-                await AuditRefusalAsync(store, http, "only the security officer");
+                await GuardConsole.AuditRefusalAsync(store, http, ConsoleAct(http), "only the security officer");
                 return Problem(403, "Only the security officer reviews break-the-glass explanations.");
             }
             if (Limit(http) is not { } limit) return Problem(400, "limit is a number between 1 and 10,000.");
@@ -88,28 +72,25 @@ internal static partial class GuardAdminEndpoints
             var ids = new List<long>();
             foreach (var item in list.EnumerateArray())
             {
-                if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var id) || id < 1) return Problem(400, usage);
+                if (item.ValueKind != JsonValueKind.Number || !item.TryGetInt64(out var id)) return Problem(400, usage);
                 ids.Add(id);
             }
-            // Acknowledged alerts leave the list the officer reviews: a stolen console session could hide its own tracks.
+            if (!GuardConsole.AreAlertIds(ids)) return Problem(400, usage);
             if (NeedsFreshFactors(http, "Acknowledging alerts") is { } stale) return stale;
-            // The officer's entry commits with the acknowledgement (fail closed).
-            var done = await store.Guard.AcknowledgeAlertsAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, ids, http.RequestAborted);
-            var left = ids.Distinct().Except(done).ToList();
+            var (done, left) = await GuardConsole.AcknowledgeAsync(store, http, ids);
             return done.Count == 0
-                ? Problem(404, "None of these is an unacknowledged alert of your establishment.")
+                ? Problem(404, GuardConsole.NoAlertAcknowledged)
                 : Results.Json(new { acknowledged = done, notFound = left });
         });
 
         admin.MapGet("/contained", async (HttpContext http) =>
         {
             var user = http.FullPerson()!.User!;
-            var officer = user.Role == StaffRole.SecurityOfficer;
             var list = await store.Guard.ContainmentsAsync(user.Tenant.Id, http.RequestAborted);
             await AuditReadAsync(store, http, list.Count);
             return Results.Json(list.Select(c => new
             {
-                principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = officer ? c.Reason : WithoutCanaries(c.Reason),
+                principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = GuardConsole.Shown(http, c.Reason),
             }));
         });
 
@@ -129,10 +110,9 @@ internal static partial class GuardAdminEndpoints
             if (!body!.Value.TryGetProperty("principal", out var p) || p.ValueKind != JsonValueKind.String || !RecordsGuard.IsValidPrincipal(p.GetString()))
                 return Problem(400, "The body is {\"principal\": \"session:…\" | \"user:…\" | \"<client id>\"} (letters, digits, ':', '-', '_', '.'; at most 200).");
             if (NeedsFreshFactors(http, "Releasing a containment") is { } stale) return stale;
-            // The officer's entry commits with the release (fail closed: an audit log that cannot be written releases nothing).
-            var released = await store.Guard.ReleaseAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, p.GetString()!, http.RequestAborted);
+            var released = await GuardConsole.ReleaseAsync(store, http, p.GetString()!);
             return released == 0
-                ? Problem(404, "This principal is not contained in your establishment.")
+                ? Problem(404, GuardConsole.NotContained)
                 : Results.Json(new { released = p.GetString(), containments = released });
         });
 
@@ -152,12 +132,12 @@ internal static partial class GuardAdminEndpoints
     }
 
     /// <summary>The officer's sensitive acts (a release, an acknowledgement, an export decision) need both factors proven within
-    /// <see cref="ReleaseReauthentication"/>: null when they were, else a 401 insufficient_user_authentication (RFC 9470) naming
-    /// where to prove them.</summary>
+    /// <see cref="GuardConsole.ActReauthentication"/>: null when they were, else a 401 insufficient_user_authentication (RFC 9470)
+    /// naming where to prove them.</summary>
     internal static IResult? NeedsFreshFactors(HttpContext http, string act)
     {
-        if (http.IsFreshlyAuthenticated(ReleaseReauthentication)) return null;
-        http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)ReleaseReauthentication.TotalSeconds;
+        if (GuardConsole.HasFreshFactors(http)) return null;
+        http.Response.Headers.WWWAuthenticate = "Bearer error=\"insufficient_user_authentication\", max_age=" + (int)GuardConsole.ActReauthentication.TotalSeconds;
         return Problem(401, act + " needs a fresh proof of both factors: " + http.ReauthenticationUrl("/"), http.ReauthenticationUrl("/"));
     }
 
@@ -166,30 +146,12 @@ internal static partial class GuardAdminEndpoints
     private static async Task<IResult?> OfficerOnlyAsync(VaubanStore store, HttpContext http)
     {
         if (http.FullPerson()!.User!.Role == StaffRole.SecurityOfficer) return null;
-        await AuditRefusalAsync(store, http, "only the security officer knows the canary patients");
+        await GuardConsole.AuditRefusalAsync(store, http, ConsoleAct(http), "only the security officer knows the canary patients");
         return Problem(403, "Only the security officer lists or adds canary patients.");
     }
 
-    /// <summary>An alert's detail or a containment's reason as an administrator sees it: a canary is named there by its patient id
-    /// (the guard tells the officer which one was read), which only the officer may know.</summary>
-    internal static string WithoutCanaries(string text) =>
-        CanaryReference().Replace(text, "canary patient (named to the security officer)");
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"canary Patient/[A-Za-z0-9\-\.]{1,64}", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
-    private static partial System.Text.RegularExpressions.Regex CanaryReference();
-
-    /// <summary>A signed-in person turned away from the console is an entry on the chain, as a refusal at the records is: who
-    /// tried which of the officer's acts (a release, an approval, the alerts), and why it was refused.</summary>
-    private static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string why) =>
-        store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.MinorFailure,
-            null, [new AuditedRecord("console:" + ConsoleAct(http), null, null)], http.RequestAborted, "guard console refused: " + why);
-
-    /// <summary>Every access is on the chain (DESIGN.md): a list read at the console — alerts, containments, canaries, exports awaiting
-    /// approval — is an administrative act of its reader, reviewing the system as a read of the audit log is, appended before the
-    /// answer leaves; an audit log that cannot be written answers 503 instead (fail closed, like the records' reads).</summary>
-    internal static Task AuditReadAsync(VaubanStore store, HttpContext http, int listed) =>
-        store.Audit.AppendAsync(http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration }, AuditAction.Administration, AuditOutcome.Success,
-            null, [new AuditedRecord("console:" + ConsoleAct(http), null, null)], http.RequestAborted, $"guard console read ({listed} listed)");
+    /// <summary>A list read at the console, on the chain as an administrative act of its reader (<see cref="GuardConsole.AuditReadAsync"/>).</summary>
+    internal static Task AuditReadAsync(VaubanStore store, HttpContext http, int listed) => GuardConsole.AuditReadAsync(store, http, ConsoleAct(http), listed);
 
     /// <summary>The console's act a request is, by its route: "GET /admin/guard/alerts".</summary>
     private static string ConsoleAct(HttpContext http) =>

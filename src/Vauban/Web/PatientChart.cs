@@ -246,7 +246,7 @@ public sealed class PatientChart
         if (text.Contains('T', StringComparison.Ordinal))
         {
             return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, Utc, out var at)
-                ? new Moment(at, TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture))
+                ? new Moment(at, InParis(at))
                 : null;
         }
         // A date, a month or a year alone (FHIR date precision): ordered as its first day, shown as given.
@@ -264,6 +264,9 @@ public sealed class PatientChart
 
     private static readonly TimeZoneInfo Paris = TimeZoneInfo.TryFindSystemTimeZoneById("Europe/Paris", out var paris) ? paris : TimeZoneInfo.Utc;
 
-    /// <summary>The time zone <see cref="Show"/> writes in, for the page to say.</summary>
+    /// <summary>An instant as the pages show it: Paris wall-clock time, to the minute.</summary>
+    public static string InParis(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
+
+    /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
     public static string ZoneName => Paris == TimeZoneInfo.Utc ? "UTC" : "Paris time";
 }

@@ -287,33 +287,10 @@ public abstract class GuardAdminTests : IAsyncLifetime
     private Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OfficersAdministrativeEntriesAsync() => AdministrativeEntriesAsync("officer@chu.example");
 
     /// <summary>A staff member's administrative entries on the chain.</summary>
-    private async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> AdministrativeEntriesAsync(string email)
-    {
-        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, email, CancellationToken.None))!.PrincipalId;
-        // The journaled sign-in entries wait for the chain to take them again before the log can be read.
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(100))
-        {
-            try
-            {
-                return (await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
-                    new Vauban.Audit.AuditQuery { Agent = officerId, Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None))!;
-            }
-            catch (Vauban.Audit.AuditUnavailableException) when (DateTime.UtcNow < deadline)
-            {
-            }
-        }
-    }
+    private Task<IReadOnlyList<Vauban.Audit.AuditEntry>> AdministrativeEntriesAsync(string email) =>
+        _server.AuditEntriesOfAsync(_tenant, email, Vauban.Audit.AuditAction.Administration);
 
-    private async Task ExecuteAsync(string sql)
-    {
-        await using System.Data.Common.DbConnection connection = _engine == Engine.Sqlite
-            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={_server.Db};Pooling=False")
-            : new Npgsql.NpgsqlConnection(_server.Db);
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        await command.ExecuteNonQueryAsync();
-    }
+    private Task ExecuteAsync(string sql) => _server.ExecuteSqlAsync(sql);
 
     [Fact]
     public async Task An_insider_administrator_cannot_learn_the_canary_patients_at_the_console_while_the_officer_can()

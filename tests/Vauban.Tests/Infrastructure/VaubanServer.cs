@@ -103,6 +103,38 @@ public sealed class VaubanServer : IAsyncDisposable
         return result.Id!;
     }
 
+    /// <summary>The entries a staff member's acts put on the audit chain, newest first (at most 100), of the actions given (all
+    /// when none), read as the establishment's operator. The journaled sign-in entries wait for the chain to take them again
+    /// before the log can be read: this waits for them (10 s at most).</summary>
+    public async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> AuditEntriesOfAsync(Tenant tenant, string email, params Vauban.Audit.AuditAction[] actions)
+    {
+        var principal = (await Store.Accounts.FindAsync(tenant, email, CancellationToken.None))!.PrincipalId;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); ; await Task.Delay(100))
+        {
+            try
+            {
+                return (await Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "audit test"),
+                    new Vauban.Audit.AuditQuery { Agent = principal, Actions = actions.Length == 0 ? null : actions, Count = 100 }, CancellationToken.None))!;
+            }
+            catch (Vauban.Audit.AuditUnavailableException) when (DateTime.UtcNow < deadline)
+            {
+            }
+        }
+    }
+
+    /// <summary>Runs one SQL statement on the server's database behind its back (what an attacker with the database, or a
+    /// state no API reaches, would do).</summary>
+    public async Task ExecuteSqlAsync(string sql)
+    {
+        await using System.Data.Common.DbConnection connection = _directory is not null
+            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Db};Pooling=False")
+            : new Npgsql.NpgsqlConnection(Db);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        await command.ExecuteNonQueryAsync();
+    }
+
     public async Task<string> TokenAsync(string clientId, string secret, string? scope = null)
     {
         var form = new Dictionary<string, string> { ["grant_type"] = "client_credentials", ["client_id"] = clientId, ["client_secret"] = secret };

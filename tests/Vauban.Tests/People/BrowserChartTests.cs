@@ -14,8 +14,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
     private const string Password = "meadow copper under 5 lanterns";
     private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
     private VaubanServer _server = null!;
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
+    private Chromium _chromium = null!;
     private string _base = "", _secret = "", _mine = "", _other = "";
 
     public async Task InitializeAsync()
@@ -34,30 +33,22 @@ public sealed class BrowserChartTests : IAsyncLifetime
         using (var enrol = new StaffClient(_server.BaseAddress)) (_secret, _) = await enrol.EnrolWithTotpAsync(link.Token, Password, _time);
         _time.Advance(TimeSpan.FromSeconds(30));
         _base = $"http://localhost:{_server.BaseAddress.Port}";
-        (_playwright, _browser) = await BrowserPages.LaunchAsync();
+        _chromium = await BrowserPages.LaunchAsync();
     }
 
     public async Task DisposeAsync()
     {
-        await _browser.DisposeAsync();
-        _playwright.Dispose();
+        await _chromium.DisposeAsync();
         await _server.DisposeAsync();
     }
 
     [Fact]
     public async Task A_physician_signs_in_finds_her_patient_reads_the_chart_and_breaks_the_glass_for_another()
     {
-        var page = await (await _browser.NewContextAsync()).NewPageAsync();
+        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
         await page.GotoAsync(_base + "/");
         await BrowserPages.ArriveAsync(page, "**/account/signin");
-        await page.FillAsync("#establishment", Establishment);
-        await page.FillAsync("#email", "dr.lemaire@chu.example");
-        await page.FillAsync("#password", Password);
-        await page.ClickAsync("#signin");
-        await BrowserPages.ArriveAsync(page, "**/account/signin/totp");
-        await page.FillAsync("#code", Totp.Code(_secret, _time));
-        await page.ClickAsync("#verify");
-        await BrowserPages.ArriveAsync(page, _base + "/");
+        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
 
         await page.ClickAsync("#find-patient");
         await BrowserPages.ArriveAsync(page, _base + "/patients");

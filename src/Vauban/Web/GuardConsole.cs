@@ -1,0 +1,112 @@
+// The security officer's console, decided once for both of its faces: the JSON API (/admin/guard: GuardAdminEndpoints,
+// ExportAdminEndpoints) and the server-rendered pages (/security). Who may enter and how a refusal is audited, how a list
+// read is audited, which acts need both factors proven again, the context the officer's acts are written under, and what
+// an administrator is not shown — so that the pages and the API cannot drift apart, and neither has a second path to the
+// Core services that acknowledge, release and decide.
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Guard;
+
+namespace Vauban.Web;
+
+/// <summary>Whether a request may use the console: <see cref="Message"/> says why not.</summary>
+internal sealed record ConsoleAdmission(int Status, string? Message)
+{
+    public static readonly ConsoleAdmission Admitted = new(StatusCodes.Status200OK, null);
+
+    public bool IsAdmitted => Message is null;
+}
+
+internal static partial class GuardConsole
+{
+    /// <summary>The officer's sensitive acts (a release, an acknowledgement, an export decision) need both factors proven within this.</summary>
+    public static readonly TimeSpan ActReauthentication = TimeSpan.FromMinutes(5);
+
+    public const string NoAlertAcknowledged = "None of these is an unacknowledged alert of your establishment.";
+    public const string NotContained = "This principal is not contained in your establishment.";
+
+    /// <summary>
+    /// The console's door, for the act named (as it goes on the chain: "GET /admin/guard/alerts", "POST /security?handler=release"):
+    /// a fully signed-in security officer or administrator whom the guard does not hold. Anyone else signed in is turned away
+    /// on the chain (403), as is a contained officer (423: a stolen session the guard suspended cannot release itself).
+    /// </summary>
+    public static async Task<ConsoleAdmission> AdmitAsync(VaubanStore store, HttpContext http, string act)
+    {
+        if (http.FullPerson() is not { User: { } user })
+            return new(StatusCodes.Status401Unauthorized, "Sign in first (/account/signin) as the establishment's security officer or administrator.");
+        if (!IsConsoleRole(user.Role))
+        {
+            await AuditRefusalAsync(store, http, act, "only the security officer or an administrator");
+            return new(StatusCodes.Status403Forbidden, "Only the security officer or an administrator may use the guard's console.");
+        }
+        if (await store.Guard.ContainedBecauseAsync(http.PersonAccess()!, http.RequestAborted) is { } contained)
+        {
+            await AuditRefusalAsync(store, http, act, "contained by the guard");
+            return new(StatusCodes.Status423Locked, contained);
+        }
+        return ConsoleAdmission.Admitted;
+    }
+
+    /// <summary>The roles the console opens to: the security officer, and the administrator (without the officer's secrets).</summary>
+    public static bool IsConsoleRole(StaffRole? role) => role is StaffRole.SecurityOfficer or StaffRole.Administrator;
+
+    public static bool IsOfficer(HttpContext http) => http.FullPerson()?.User?.Role == StaffRole.SecurityOfficer;
+
+    /// <summary>Whether both factors were proven recently enough for a sensitive act (<see cref="ActReauthentication"/>).</summary>
+    public static bool HasFreshFactors(HttpContext http) => http.IsFreshlyAuthenticated(ActReauthentication);
+
+    /// <summary>The officer's acts administer the system, never give care: their entries record HSYSADMIN.</summary>
+    public static AccessContext OfficerAccess(HttpContext http) => http.PersonAccess()! with { Purpose = KnownPurposes.SystemAdministration };
+
+    /// <summary>An alert's detail or a containment's reason as this person may see it (<see cref="WithoutCanaries"/> but for the officer).</summary>
+    public static string Shown(HttpContext http, string text) => IsOfficer(http) ? text : WithoutCanaries(text);
+
+    /// <summary>An alert's detail or a containment's reason as an administrator sees it: a canary is named there by its patient id
+    /// (the guard tells the officer which one was read), which only the officer may know.</summary>
+    public static string WithoutCanaries(string text) =>
+        CanaryReference().Replace(text, "canary patient (named to the security officer)");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"canary Patient/[A-Za-z0-9\-\.]{1,64}", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex CanaryReference();
+
+    /// <summary>Alert ids an acknowledgement may name: between 1 and <see cref="RecordsGuard.MaxAcknowledgedPerCall"/>, each positive.</summary>
+    public static bool AreAlertIds(IReadOnlyCollection<long> ids) =>
+        ids.Count is > 0 and <= RecordsGuard.MaxAcknowledgedPerCall && ids.All(id => id >= 1);
+
+    /// <summary>Marks reviewed alerts (they leave the list the officer reviews: a stolen console session could hide its own
+    /// tracks, hence the fresh factors the caller checks first). The officer's entry commits with the acknowledgement (fail
+    /// closed). Returns the ids acknowledged and those that were not an unacknowledged alert of the establishment.</summary>
+    public static async Task<(IReadOnlyList<long> Done, IReadOnlyList<long> NotFound)> AcknowledgeAsync(VaubanStore store, HttpContext http, IReadOnlyCollection<long> ids)
+    {
+        var done = await store.Guard.AcknowledgeAlertsAsync(OfficerAccess(http), ids, http.RequestAborted);
+        return (done, ids.Distinct().Except(done).ToList());
+    }
+
+    /// <summary>Releases a contained principal; how many containments were released (0: it was not contained). The officer's
+    /// entry commits with the release (fail closed: an audit log that cannot be written releases nothing).</summary>
+    public static Task<int> ReleaseAsync(VaubanStore store, HttpContext http, string principal) =>
+        store.Guard.ReleaseAsync(OfficerAccess(http), principal, http.RequestAborted);
+
+    /// <summary>Approves or denies an export awaiting a second person; the refusal's status and words, or null when decided.</summary>
+    public static async Task<(int Status, string Message)?> DecideExportAsync(VaubanStore store, HttpContext http, string export, bool approve) =>
+        await store.ExportApprovals.DecideAsync(OfficerAccess(http), export, approve, http.RequestAborted) switch
+        {
+            ExportDecision.Done => null,
+            ExportDecision.OwnExport => (StatusCodes.Status403Forbidden, "You asked for this export: another security officer or administrator must decide on it."),
+            ExportDecision.NotAllowed => (StatusCodes.Status403Forbidden, "Only the security officer or an administrator decides on exports."),
+            _ => (StatusCodes.Status404NotFound, "No export of your establishment awaits approval under this id."),
+        };
+
+    /// <summary>A signed-in person turned away from the console is an entry on the chain, as a refusal at the records is: who
+    /// tried which of the officer's acts (a release, an approval, the alerts), and why it was refused.</summary>
+    public static Task AuditRefusalAsync(VaubanStore store, HttpContext http, string act, string why) =>
+        store.Audit.AppendAsync(OfficerAccess(http), AuditAction.Administration, AuditOutcome.MinorFailure,
+            null, [new AuditedRecord("console:" + act, null, null)], http.RequestAborted, "guard console refused: " + why);
+
+    /// <summary>Every access is on the chain (DESIGN.md): a list read at the console — alerts, containments, canaries, exports awaiting
+    /// approval — is an administrative act of its reader, reviewing the system as a read of the audit log is, appended before the
+    /// answer leaves; an audit log that cannot be written answers 503 instead (fail closed, like the records' reads).</summary>
+    public static Task AuditReadAsync(VaubanStore store, HttpContext http, string act, int listed) =>
+        store.Audit.AppendAsync(OfficerAccess(http), AuditAction.Administration, AuditOutcome.Success,
+            null, [new AuditedRecord("console:" + act, null, null)], http.RequestAborted, $"guard console read ({listed} listed)");
+}

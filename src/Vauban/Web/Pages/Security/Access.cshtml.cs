@@ -1,0 +1,46 @@
+using Microsoft.AspNetCore.Mvc;
+using Vauban.Access;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Security;
+
+/// <summary>
+/// A patient's access history at the console: the lines of `vauban audit patient` (PatientAccessHistory), read through the
+/// audit log's search as the FHIR AuditEvent search is — the security officer's alone, every page of it on the chain, a
+/// refusal too. The patient's id is posted, never put in a URL, and an NIR typed instead of an id is refused before
+/// anything is looked up, as "Open by id" does on /patients.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class AccessHistoryModel : ConsolePage
+{
+    /// <summary>Lines a page shows, newest first (the command line's default too).</summary>
+    public const int Limit = 200;
+
+    [BindProperty] public string? PatientId { get; set; }
+
+    public AccessHistory? History { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync() => await EnterAsync("GET /security/access") ?? Page();
+
+    public async Task<IActionResult> OnPostAsync()
+    {
+        if (await EnterAsync("POST /security/access") is { } refused) return refused;
+        var id = PatientId?.Trim();
+        if (id is not null && IdRules.IsIdentifying(id))
+        {
+            // Not shown back either: the page would hold it in its form.
+            PatientId = null;
+            Refuse(400, "This looks like a social-security number (NIR), not a record id: find the patient's record id first (a physician or admissions find it by NIR).");
+            return Page();
+        }
+        if (!IdRules.IsValid(id))
+        {
+            Refuse(400, "A patient id is 1 to 64 letters, digits, '-' and '.'.");
+            return Page();
+        }
+        History = await PatientAccessHistory.ReadAsync(Store, GuardConsole.OfficerAccess(HttpContext), id!, Limit, HttpContext.RequestAborted);
+        if (History is null) Refuse(403, "The audit log is open to the security officer only.");
+        PatientId = id;
+        return Page();
+    }
+}

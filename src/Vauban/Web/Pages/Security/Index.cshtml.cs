@@ -1,0 +1,100 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Mvc;
+using Vauban.Access;
+using Vauban.Guard;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Security;
+
+/// <summary>
+/// The security officer's console: the alerts not yet reviewed, who the guard holds now, and the bulk exports awaiting a
+/// second person — each list read on the chain — with the officer's acts on them (acknowledge, release, approve or deny).
+/// Every act is a posted form with its antiforgery token, needs both factors proven within 5 minutes (else the person goes
+/// through /account/reauth and back), and is GuardConsole's, the same as the JSON API's (/admin/guard). The administrator
+/// uses it too, without the canary patients' ids.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class SecurityConsoleModel : ConsolePage
+{
+    /// <summary>Unacknowledged alerts a page lists, newest first.</summary>
+    public const int Listed = 200;
+
+    public IReadOnlyList<SecurityAlert> Alerts { get; private set; } = [];
+    public bool MoreAlerts { get; private set; }
+    public IReadOnlyList<Containment> Contained { get; private set; } = [];
+    public IReadOnlyList<PendingExport> Exports { get; private set; } = [];
+
+    /// <summary>What the act done did.</summary>
+    public string? Done { get; private set; }
+
+    /// <summary>An alert's detail or a containment's reason as this person may read it.</summary>
+    public string Shown(string text) => GuardConsole.Shown(HttpContext, text);
+
+    public async Task<IActionResult> OnGetAsync() => await EnterAsync("GET /security") ?? await ShowAsync();
+
+    public async Task<IActionResult> OnPostAcknowledgeAsync(string[]? alerts)
+    {
+        if (await EnterAsync("POST /security?handler=acknowledge") is { } refused) return refused;
+        var ids = new List<long>();
+        foreach (var text in alerts ?? [])
+        {
+            if (!long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var id)) return await RefusedAsync(400, "An alert is named by its number, as listed.");
+            ids.Add(id);
+        }
+        if (ids.Count == 0) return await RefusedAsync(400, "Tick the alerts you have reviewed, then acknowledge them.");
+        if (!GuardConsole.AreAlertIds(ids)) return await RefusedAsync(400, $"Acknowledge between 1 and {RecordsGuard.MaxAcknowledgedPerCall:N0} alerts at a time, by the numbers listed.");
+        if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
+        var (done, left) = await GuardConsole.AcknowledgeAsync(Store, HttpContext, ids);
+        if (done.Count == 0) return await RefusedAsync(404, GuardConsole.NoAlertAcknowledged);
+        Done = done.Count == 1 ? "1 alert acknowledged." : $"{done.Count} alerts acknowledged.";
+        if (left.Count > 0) Done += $" {left.Count} of those ticked were no longer unacknowledged alerts of your establishment.";
+        return await ShowAsync();
+    }
+
+    public async Task<IActionResult> OnPostReleaseAsync(string? principal)
+    {
+        if (await EnterAsync("POST /security?handler=release") is { } refused) return refused;
+        if (!RecordsGuard.IsValidPrincipal(principal)) return await RefusedAsync(400, "Release a principal listed under \"Held by the guard\".");
+        if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
+        var released = await GuardConsole.ReleaseAsync(Store, HttpContext, principal!);
+        if (released == 0) return await RefusedAsync(404, GuardConsole.NotContained);
+        Done = $"{principal} released ({released} containment{(released == 1 ? "" : "s")}).";
+        return await ShowAsync();
+    }
+
+    public Task<IActionResult> OnPostApproveAsync(string? export) => DecideAsync(export, approve: true);
+
+    public Task<IActionResult> OnPostDenyAsync(string? export) => DecideAsync(export, approve: false);
+
+    private async Task<IActionResult> DecideAsync(string? export, bool approve)
+    {
+        if (await EnterAsync("POST /security?handler=" + (approve ? "approve" : "deny")) is { } refused) return refused;
+        if (!ExportJob.IsValidId(export)) return await RefusedAsync(400, "Decide on an export listed under \"Exports awaiting approval\".");
+        if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
+        if (await GuardConsole.DecideExportAsync(Store, HttpContext, export!, approve) is { } refusal) return await RefusedAsync(refusal.Status, refusal.Message);
+        Done = $"Export {export} {(approve ? "approved" : "denied")}.";
+        return await ShowAsync();
+    }
+
+    private async Task<IActionResult> RefusedAsync(int status, string message)
+    {
+        Refuse(status, message);
+        return await ShowAsync();
+    }
+
+    /// <summary>The three lists, each read on the chain before the page leaves.</summary>
+    private async Task<IActionResult> ShowAsync()
+    {
+        var tenant = Person!.User!.Tenant.Id;
+        var cancel = HttpContext.RequestAborted;
+        var alerts = await Store.Alerts.ListAsync(tenant, all: false, Listed + 1, cancel);
+        MoreAlerts = alerts.Count > Listed;
+        Alerts = alerts.Take(Listed).ToList();
+        await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (alerts)", Alerts.Count);
+        Contained = await Store.Guard.ContainmentsAsync(tenant, cancel);
+        await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (contained)", Contained.Count);
+        Exports = await Store.ExportApprovals.PendingAsync(tenant, cancel);
+        await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (exports)", Exports.Count);
+        return Page();
+    }
+}

@@ -1,0 +1,48 @@
+// A patient's access history as people read it, the same for `vauban audit patient` and the security console's
+// /security/access: every audit entry that names the patient, newest first, each as one line — when, who (name, role,
+// service by name), what, which records, why, outcome, from where. Read through the audit log's search, which authorizes
+// the reader (the security officer, or the operator at the command line) and puts each page it shows on the chain.
+using Vauban.Access;
+using Vauban.Audit;
+
+namespace Vauban.Web;
+
+/// <summary>One line of a patient's access history.</summary>
+public sealed record AccessHistoryLine(DateTimeOffset At, string Who, string Role, string Service, string What, string Records, string Why, string Outcome, string From);
+
+/// <summary>The lines shown, newest first, and whether older ones were left out.</summary>
+public sealed record AccessHistory(IReadOnlyList<AccessHistoryLine> Lines, bool More);
+
+internal static class PatientAccessHistory
+{
+    /// <summary>Most entries the audit log's search gives at a time.</summary>
+    private const int Page = 1000;
+
+    /// <summary>Up to <paramref name="limit"/> lines of <paramref name="patient"/>'s history, read by <paramref name="reader"/>
+    /// (whose services' names are read too, through the door); null when the reader may not read the audit log (the refusal
+    /// is on the chain).</summary>
+    public static async Task<AccessHistory?> ReadAsync(VaubanStore store, AccessContext reader, string patient, int limit, CancellationToken cancellationToken)
+    {
+        var entries = new List<AuditEntry>();
+        var more = true;
+        while (more && entries.Count < limit)
+        {
+            // Each page is one audited consultation of the log, listing the entries it showed.
+            var page = await store.AuditLog.SearchPageAsync(reader,
+                new AuditQuery { Patient = patient, Count = Math.Min(Page, limit - entries.Count), BeforeSequence = entries.Count == 0 ? null : entries[^1].Sequence },
+                cancellationToken);
+            if (page is null) return null;
+            entries.AddRange(page.Entries);
+            more = page.More && page.Entries.Count > 0;
+        }
+        var services = await ServiceLabels.ReadAsync(store, reader, entries.Select(e => e.Detail.Service), cancellationToken);
+        var lines = entries.Select(e =>
+        {
+            var d = e.Detail;
+            var why = AuditDescriptions.Purpose(e.Action, d.Purpose);
+            return new AccessHistoryLine(e.At, d.PrincipalName ?? d.Principal, d.Role ?? d.PrincipalKind, d.Service is null ? "-" : services[d.Service],
+                AuditDescriptions.Action(e.Action), string.Join(' ', d.Records), d.Note is null ? why : why + " — " + d.Note, AuditDescriptions.Outcome(e.Outcome), d.Source ?? "-");
+        }).ToList();
+        return new AccessHistory(lines, more);
+    }
+}

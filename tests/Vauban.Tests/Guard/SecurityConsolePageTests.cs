@@ -1,0 +1,311 @@
+// The security officer's console pages (/security, /security/access) over HTTP, on both engines: the alert a guard
+// containment raised, acknowledged and the contained account released through posted forms (the same Core acts and audit
+// as the JSON API); other roles turned away on the chain; a forged or stale form changing nothing; and a patient's access
+// history, itself audited, with an NIR refused and a hostile staff name shown as text.
+using System.Net;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Guard;
+
+public abstract class SecurityConsolePageTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-console";
+    private const string Password = "lantern orchard beneath 7 tides";
+    private const string Officer = "officer@chu.example", Desk = "desk@chu.example", Doctor = "dr.auber@chu.example", Admin = "admin@chu.example";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _secrets = [];
+    private string _doctor = "", _mine = "", _canary = "";
+
+    protected SecurityConsolePageTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        _doctor = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Auber"));
+        _mine = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Chartier", given: "Louise", nir: Samples.ValidNir("2710644109001"), gp: "Practitioner/" + _doctor));
+        _canary = (await _server.Store.Guard.AddCanariesAsync(_server.Store.Records, _tenant, 1, CancellationToken.None))[0];
+        await EnrolAsync(Officer, StaffRole.SecurityOfficer, null, "Odile Sécurité");
+        await EnrolAsync(Desk, StaffRole.Secretary, null, "Denise Accueil");
+        await EnrolAsync(Doctor, StaffRole.Physician, _doctor, "Dr Claire Auber");
+        await EnrolAsync(Admin, StaffRole.Administrator, null, "Adam Admin");
+    }
+
+    private async Task EnrolAsync(string email, StaffRole role, string? practitioner, string name)
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, practitioner, null, name, CancellationToken.None);
+        using var browser = new StaffClient(_server.BaseAddress);
+        (_secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
+
+    /// <summary>A desk session reads the canary patient: the guard contains it at once and tells the officer.</summary>
+    private async Task<SecurityAlert> CanaryReadByTheDeskAsync()
+    {
+        using (var desk = await SignedInAsync(Desk))
+        using (var read = await desk.Http.GetAsync($"/fhir/Patient/{_canary}"))
+        {
+            Assert.Equal((HttpStatusCode)423, read.StatusCode);
+        }
+        return Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardCanary);
+    }
+
+    private async Task<string> DeskPrincipalAsync() => (await _server.Store.Accounts.FindAsync(_tenant, Desk, CancellationToken.None))!.PrincipalId;
+
+    private Task<IReadOnlyList<SecurityAlert>> UnacknowledgedAsync() => _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None);
+
+    private Task<IReadOnlyList<Vauban.Guard.Containment>> ContainedAsync() => _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None);
+
+    private static string Number(SecurityAlert alert) => alert.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Posts one of the console's acts ("acknowledge", "release", "approve", "deny") with one field, with the
+    /// antiforgery token of a page this person may open (the sign-out form of any page has one) unless told not to.</summary>
+    private static Task<(HttpResponseMessage Response, string Html)> ActAsync(StaffClient who, string handler, string field, string value, bool withToken = true) =>
+        who.SubmitAsync("/", new Dictionary<string, string> { [field] = value }, action: "/security?handler=" + handler, withToken: withToken);
+
+    /// <summary>Posts the access history's form for <paramref name="patientId"/>.</summary>
+    private static Task<(HttpResponseMessage Response, string Html)> AccessHistoryAsync(StaffClient who, string patientId) =>
+        who.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = patientId }, action: "/security/access");
+
+    [Fact]
+    public async Task The_officer_sees_the_alert_a_containment_raised_acknowledges_it_and_releases_the_contained_account()
+    {
+        var alert = await CanaryReadByTheDeskAsync();
+        var desk = await DeskPrincipalAsync();
+        using var officer = await SignedInAsync(Officer);
+        var (_, homeHtml) = await officer.GetAsync("/");
+        Assert.Contains("href=\"/security\" id=\"nav-security\"", homeHtml, StringComparison.Ordinal);
+        Assert.Contains("id=\"security-console\"", homeHtml, StringComparison.Ordinal);
+
+        var (console, html) = await officer.GetAsync("/security");
+        Assert.True(console.StatusCode == HttpStatusCode.OK, html + _server.AllLogs());
+        Assert.Contains($"name=\"alerts\" value=\"{alert.Id}\"", html, StringComparison.Ordinal);
+        Assert.Contains("guard-canary", html, StringComparison.Ordinal);
+        Assert.Contains("canary Patient/" + _canary, html, StringComparison.Ordinal); // the officer is told which canary
+        Assert.Contains($"name=\"principal\" value=\"{desk}\"", html, StringComparison.Ordinal);
+
+        var (acknowledged, ackHtml) = await ActAsync(officer, "acknowledge", "alerts", Number(alert));
+        Assert.True(acknowledged.StatusCode == HttpStatusCode.OK, ackHtml);
+        Assert.Equal("1 alert acknowledged.", StaffClient.ById(ackHtml, "done"));
+        Assert.DoesNotContain($"name=\"alerts\" value=\"{alert.Id}\"", ackHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+
+        var (released, releaseHtml) = await ActAsync(officer, "release", "principal", desk);
+        Assert.True(released.StatusCode == HttpStatusCode.OK, releaseHtml);
+        Assert.StartsWith($"{desk} released", StaffClient.ById(releaseHtml, "done"), StringComparison.Ordinal);
+        Assert.DoesNotContain(await ContainedAsync(), c => c.Principal == desk || c.Account == desk);
+        using (await SignedInAsync(Desk)) { } // the account is unlocked: the desk signs in again
+
+        // Both acts are the officer's on the chain, as through the JSON API; so are the lists the pages showed.
+        var entries = await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Administration);
+        var acknowledgement = Assert.Single(entries, e => e.Detail.Note == "guard alerts acknowledged (1)");
+        Assert.Contains("alerts:" + alert.Id, acknowledgement.Detail.Records);
+        Assert.Equal(KnownPurposes.SystemAdministration, acknowledgement.Detail.Purpose);
+        Assert.Single(entries, e => e.Detail.Note == "guard release" && e.Detail.Records.Contains("principal:" + desk));
+        Assert.Contains(entries, e => e.Detail.Records.Contains("console:GET /security (alerts)") && e.Detail.Note == "guard console read (1 listed)");
+        Assert.Contains(entries, e => e.Detail.Records.Contains("console:GET /security (contained)"));
+        Assert.Contains(entries, e => e.Detail.Records.Contains("console:GET /security (exports)"));
+    }
+
+    [Fact]
+    public async Task A_refused_act_says_why_and_changes_nothing()
+    {
+        var alert = await CanaryReadByTheDeskAsync();
+        using var officer = await SignedInAsync(Officer);
+        var (unknown, html) = await ActAsync(officer, "acknowledge", "alerts", "999999");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("None of these is an unacknowledged alert of your establishment.", StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        var (notContained, notContainedHtml) = await ActAsync(officer, "release", "principal", "user:nobody");
+        Assert.Equal(HttpStatusCode.NotFound, notContained.StatusCode);
+        Assert.Contains("This principal is not contained in your establishment.", StaffClient.ById(notContainedHtml, "error"), StringComparison.Ordinal);
+        var (bad, badHtml) = await ActAsync(officer, "acknowledge", "alerts", "1; DROP TABLE security_alerts");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.NotNull(StaffClient.ById(badHtml, "error"));
+        var (export, exportHtml) = await ActAsync(officer, "approve", "export", "abcdefghijklmnopqrstuv");
+        Assert.Equal(HttpStatusCode.NotFound, export.StatusCode);
+        Assert.Contains("No export of your establishment awaits approval", exportHtml, StringComparison.Ordinal);
+        Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+        var desk = await DeskPrincipalAsync();
+        Assert.Contains(await ContainedAsync(), c => c.Account == desk);
+    }
+
+    [Fact]
+    public async Task Other_roles_are_refused_the_console_with_403_and_each_attempt_is_on_the_audit_chain()
+    {
+        await CanaryReadByTheDeskAsync();
+        var desk = await DeskPrincipalAsync();
+        using (var doctor = await SignedInAsync(Doctor))
+        {
+            var (_, homeHtml) = await doctor.GetAsync("/");
+            Assert.DoesNotContain("nav-security", homeHtml, StringComparison.Ordinal);
+            var (refused, html) = await doctor.GetAsync("/security");
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Equal("Only the security officer or an administrator may use the guard's console.", StaffClient.ById(html, "refusal"));
+            Assert.DoesNotContain("guard-canary", html, StringComparison.Ordinal);
+            // A forged release: the form's token is valid (the page's sign-out form has one), the role is not.
+            var (release, _) = await ActAsync(doctor, "release", "principal", desk);
+            Assert.Equal(HttpStatusCode.Forbidden, release.StatusCode);
+            var (history, _) = await AccessHistoryAsync(doctor, _mine);
+            Assert.Equal(HttpStatusCode.Forbidden, history.StatusCode);
+        }
+        Assert.Contains(await ContainedAsync(), c => c.Account == desk); // still contained
+        var attempts = (await _server.AuditEntriesOfAsync(_tenant, Doctor, AuditAction.Administration))
+            .Where(e => e.Detail.Note == "guard console refused: only the security officer or an administrator").ToList();
+        Assert.All(attempts, e => Assert.Equal(AuditOutcome.MinorFailure, e.Outcome));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:GET /security"));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:POST /security?handler=release"));
+        Assert.Contains(attempts, e => e.Detail.Records.Contains("console:POST /security/access"));
+    }
+
+    [Fact]
+    public async Task An_administrator_uses_the_console_without_learning_which_patient_is_a_canary()
+    {
+        await CanaryReadByTheDeskAsync();
+        using var administrator = await SignedInAsync(Admin);
+        var (console, html) = await administrator.GetAsync("/security");
+        Assert.Equal(HttpStatusCode.OK, console.StatusCode);
+        Assert.Contains("guard-canary", html, StringComparison.Ordinal);
+        Assert.Contains("canary patient (named to the security officer)", html, StringComparison.Ordinal);
+        Assert.DoesNotContain(_canary, html, StringComparison.Ordinal);
+        Assert.DoesNotContain("href=\"/security/access\"", html, StringComparison.Ordinal); // the audit log is the officer's
+    }
+
+    [Fact]
+    public async Task A_contained_officer_gets_423_and_cannot_release_itself()
+    {
+        using var officer = await SignedInAsync(Officer);
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, Officer, CancellationToken.None))!.PrincipalId;
+        // The guard locked the officer's account (as after a stolen session read beyond its bounds twice); the running server
+        // learns it at its next re-read of the containments.
+        await _server.ExecuteSqlAsync($"INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES ({_tenant.Id}, '{officerId}', '{officerId}', 'locked', 'test', {_time.GetUtcNow().ToUnixTimeMilliseconds()})");
+        _time.Advance(TimeSpan.FromSeconds(3));
+        var (console, html) = await officer.GetAsync("/security");
+        Assert.Equal((HttpStatusCode)423, console.StatusCode);
+        Assert.NotNull(StaffClient.ById(html, "refusal"));
+        var (release, _) = await ActAsync(officer, "release", "principal", officerId);
+        Assert.Equal((HttpStatusCode)423, release.StatusCode);
+        Assert.Contains(await ContainedAsync(), c => c.Principal == officerId); // still contained
+        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Administration),
+            e => e.Detail.Note == "guard console refused: contained by the guard" && e.Detail.Records.Contains("console:POST /security?handler=release"));
+    }
+
+    [Fact]
+    public async Task Without_the_antiforgery_token_an_act_is_refused_and_changes_nothing()
+    {
+        var alert = await CanaryReadByTheDeskAsync();
+        using var officer = await SignedInAsync(Officer);
+        var (forged, _) = await ActAsync(officer, "acknowledge", "alerts", Number(alert), withToken: false);
+        Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+        var (forgedRelease, _) = await ActAsync(officer, "release", "principal", await DeskPrincipalAsync(), withToken: false);
+        Assert.Equal(HttpStatusCode.BadRequest, forgedRelease.StatusCode);
+        Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+        Assert.NotEmpty(await ContainedAsync());
+    }
+
+    [Fact]
+    public async Task With_both_factors_proven_more_than_five_minutes_ago_an_act_goes_through_reauthentication_first()
+    {
+        var alert = await CanaryReadByTheDeskAsync();
+        using var officer = await SignedInAsync(Officer);
+        var id = Number(alert);
+        _time.Advance(TimeSpan.FromMinutes(6));
+        var (stale, _) = await ActAsync(officer, "acknowledge", "alerts", id);
+        Assert.Equal(HttpStatusCode.Redirect, stale.StatusCode);
+        Assert.Equal("/account/reauth?returnUrl=%2Fsecurity", stale.Headers.Location?.ToString());
+        var (staleRelease, _) = await ActAsync(officer, "release", "principal", await DeskPrincipalAsync());
+        Assert.Equal("/account/reauth?returnUrl=%2Fsecurity", staleRelease.Headers.Location?.ToString());
+        Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+        Assert.NotEmpty(await ContainedAsync());
+
+        var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2Fsecurity",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets[Officer], _time), ["ReturnUrl"] = "/security" });
+        Assert.Equal("/security", reauth.Headers.Location?.ToString());
+        var (done, html) = await ActAsync(officer, "acknowledge", "alerts", id);
+        Assert.True(done.StatusCode == HttpStatusCode.OK, html);
+        Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+    }
+
+    [Fact]
+    public async Task The_access_history_shows_a_physicians_chart_opening_and_the_viewing_is_itself_audited()
+    {
+        using (var doctor = await SignedInAsync(Doctor))
+        {
+            var (chart, _) = await doctor.GetAsync($"/patients/{_mine}");
+            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        }
+        using var officer = await SignedInAsync(Officer);
+        var (form, formHtml) = await officer.GetAsync("/security/access");
+        Assert.Equal(HttpStatusCode.OK, form.StatusCode);
+        Assert.Contains("<label for=\"patient-id\">", formHtml, StringComparison.Ordinal);
+        var (shown, html) = await AccessHistoryAsync(officer, _mine);
+        Assert.True(shown.StatusCode == HttpStatusCode.OK, html + _server.AllLogs());
+        var row = html.Split("<tr>").First(r => r.Contains("opened the whole record", StringComparison.Ordinal));
+        Assert.Contains("<td>Dr Claire Auber</td><td>physician</td>", row, StringComparison.Ordinal);
+        Assert.Contains("<td>treatment (TREAT)</td>", row, StringComparison.Ordinal);
+        Assert.Contains("<td>done</td><td>127.0.0.1</td>", row, StringComparison.Ordinal);
+        Assert.Contains("Odile Sécurité", html, StringComparison.Ordinal); // French letters as letters, not character references
+        var title = html[html.IndexOf("<title>", StringComparison.Ordinal)..html.IndexOf("</title>", StringComparison.Ordinal)];
+        Assert.DoesNotContain(_mine, title, StringComparison.Ordinal);
+
+        // The officer's viewing is on the chain, as a FHIR AuditEvent search or `vauban audit patient` would be.
+        var reads = await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.AuditRead);
+        var viewing = Assert.Single(reads, e => e.Outcome == AuditOutcome.Success);
+        Assert.Contains(viewing.Detail.Records, r => r.StartsWith("AuditEvent/", StringComparison.Ordinal));
+        Assert.Equal(KnownPurposes.SystemAdministration, viewing.Detail.Purpose);
+
+        // The administrator uses the console, but the audit log is the officer's: refused, and the refusal is on the chain.
+        using var administrator = await SignedInAsync(Admin);
+        var (console, _) = await administrator.GetAsync("/security");
+        Assert.Equal(HttpStatusCode.OK, console.StatusCode);
+        var (refused, refusedHtml) = await AccessHistoryAsync(administrator, _mine);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("The audit log is open to the security officer only.", refusedHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain("Dr Claire Auber", refusedHtml, StringComparison.Ordinal);
+        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, Admin, AuditAction.AuditRead), e => e.Outcome == AuditOutcome.MinorFailure);
+    }
+
+    [Fact]
+    public async Task An_NIR_typed_as_the_patient_id_is_refused_and_nothing_is_looked_up()
+    {
+        using var officer = await SignedInAsync(Officer);
+        var nir = Samples.ValidNir("2710644109001");
+        var (refused, html) = await AccessHistoryAsync(officer, nir);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("This looks like a social-security number (NIR)", StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        Assert.DoesNotContain(nir, html, StringComparison.Ordinal);
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.AuditRead), e => e.Outcome == AuditOutcome.Success);
+        var (bad, badHtml) = await AccessHistoryAsync(officer, "../etc/passwd");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("A patient id is", badHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_staff_name_with_markup_is_shown_as_text_in_the_access_history()
+    {
+        await EnrolAsync("hostile@chu.example", StaffRole.Physician, _doctor, "<script>alert(1)</script><img src=x onerror=alert(2)>");
+        using (var hostile = await SignedInAsync("hostile@chu.example"))
+        {
+            var (chart, _) = await hostile.GetAsync($"/patients/{_mine}");
+            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        }
+        using var officer = await SignedInAsync(Officer);
+        var (shown, html) = await AccessHistoryAsync(officer, _mine);
+        Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
+        Assert.DoesNotContain("<script>alert", html, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("<img src=x", html, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("&lt;script&gt;alert(1)&lt;/script&gt;", html, StringComparison.Ordinal);
+    }
+}
+
+public sealed class SecurityConsolePageTests_Sqlite() : SecurityConsolePageTests(Engine.Sqlite);
+
+public sealed class SecurityConsolePageTests_Postgres() : SecurityConsolePageTests(Engine.Postgres);
