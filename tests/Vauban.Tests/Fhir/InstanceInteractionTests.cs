@@ -1,0 +1,69 @@
+// What a read, vread, update or delete by id does with what comes beside the id: a query it does not honour, an If-Match naming a
+// deleted version, a conditional read. Found by probing the API as an integrating client; each test failed before its fix.
+using System.Net;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Fhir;
+
+public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(engine)
+{
+    private async Task PutAsync(string id, string family, HttpStatusCode expected)
+    {
+        using var response = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: family, id: id)));
+        Assert.True(response.StatusCode == expected, $"PUT Patient/{id}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
+
+    private static async Task AssertRefusedAsync(HttpResponseMessage response, string what)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{what}: {(int)response.StatusCode} {body}");
+        Assert.Contains("\"OperationOutcome\"", body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_update_or_delete_by_id_with_a_query_is_refused_and_changes_nothing()
+    {
+        await PutAsync("requete", "Avant", HttpStatusCode.Created);
+
+        // A client that meant a conditional update (criteria beside an id) is told so; the update is not made without them.
+        using (var put = await Api.PutAsync("/fhir/Patient/requete?name=Avant", FhirContent.Json(Samples.Patient(family: "Apres", id: "requete"))))
+        {
+            await AssertRefusedAsync(put, "PUT Patient/requete?name=Avant");
+        }
+        using (var delete = await Api.DeleteAsync("/fhir/Patient/requete?x=y")) await AssertRefusedAsync(delete, "DELETE Patient/requete?x=y");
+        using (var create = await Api.PostAsync("/fhir/Patient?identifier=a|b", FhirContent.Json(Samples.Patient(family: "Double"))))
+        {
+            await AssertRefusedAsync(create, "POST Patient?identifier=a|b");
+        }
+
+        using var read = await Api.GetAsync("/fhir/Patient/requete");
+        var body = await read.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("1", body.GetProperty("meta").GetProperty("versionId").GetString());
+        Assert.Equal("Avant", body.GetProperty("name")[0].GetProperty("family").GetString());
+
+        // _format and _pretty are every interaction's.
+        using var formatted = await Api.PutAsync("/fhir/Patient/requete?_format=json&_pretty=true", FhirContent.Json(Samples.Patient(family: "Apres", id: "requete")));
+        Assert.Equal(HttpStatusCode.OK, formatted.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_read_or_vread_with_a_parameter_it_does_not_apply_is_refused_not_ignored()
+    {
+        await PutAsync("lecture", "Lecture", HttpStatusCode.Created);
+        foreach (var query in new[] { "foo=bar", "_summary=true", "_summary=text", "_elements=id", "_count=1" })
+        {
+            using (var read = await Api.GetAsync($"/fhir/Patient/lecture?{query}")) await AssertRefusedAsync(read, "read ?" + query);
+            using (var vread = await Api.GetAsync($"/fhir/Patient/lecture/_history/1?{query}")) await AssertRefusedAsync(vread, "vread ?" + query);
+        }
+        foreach (var query in new[] { "_format=json", "_pretty=true", "_summary=false" })
+        {
+            using var read = await Api.GetAsync($"/fhir/Patient/lecture?{query}");
+            Assert.True(read.StatusCode == HttpStatusCode.OK, $"read ?{query}: {(int)read.StatusCode}");
+        }
+    }
+}
+
+public sealed class InstanceInteractionTests_Sqlite() : InstanceInteractionTests(Engine.Sqlite);
+
+public sealed class InstanceInteractionTests_Postgres() : InstanceInteractionTests(Engine.Postgres);
