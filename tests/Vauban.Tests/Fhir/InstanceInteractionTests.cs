@@ -62,6 +62,27 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
             Assert.True(read.StatusCode == HttpStatusCode.OK, $"read ?{query}: {(int)read.StatusCode}");
         }
     }
+
+    [Fact]
+    public async Task If_Match_naming_the_version_a_deletion_made_does_not_bring_the_record_back()
+    {
+        await PutAsync("efface", "Efface", HttpStatusCode.Created);
+        using (var delete = await Api.DeleteAsync("/fhir/Patient/efface"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+            Assert.Equal("W/\"2\"", delete.Headers.ETag!.ToString());
+        }
+
+        var revive = new HttpRequestMessage(HttpMethod.Put, "/fhir/Patient/efface") { Content = FhirContent.Json(Samples.Patient(family: "Revenu", id: "efface")) };
+        revive.Headers.TryAddWithoutValidation("If-Match", "W/\"2\"");
+        using (var response = await Api.SendAsync(revive))
+        {
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.PreconditionFailed, $"{(int)response.StatusCode} {body}");
+            Assert.Contains("\"OperationOutcome\"", body, StringComparison.Ordinal);
+        }
+        using (var read = await Api.GetAsync("/fhir/Patient/efface")) Assert.Equal(HttpStatusCode.Gone, read.StatusCode);
+    }
 }
 
 public sealed class InstanceInteractionTests_Sqlite() : InstanceInteractionTests(Engine.Sqlite);
