@@ -150,22 +150,14 @@ internal static class FhirHttp
         return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported, in FHIR R4 (fhirVersion=4.0)."));
     }
 
-    /// <summary>R4 http.html gives a read, a vread, a create, an update or a delete by id no parameter but _format and _pretty (a read
-    /// also _summary and _elements, which this server does not apply: _summary=false, the whole resource, alone is). Any other is
-    /// refused rather than ignored: a write with a query is not a conditional one, and a read that dropped _elements would
-    /// return what the client did not ask for. Null when the query is one the interaction honours.</summary>
+    /// <summary>A 400 for a query parameter the interaction on one record does not honour (<see cref="InstanceParameters"/>), or null.</summary>
     public static IResult? RefuseQuery(HttpContext context, string interaction)
     {
-        foreach (var (key, values) in context.Request.Query)
-        {
-            if (key is "_format" or "_pretty") continue;
-            if (key == "_summary" && HttpMethods.IsGet(context.Request.Method) && values.Count == 1 && values[0] == "false") continue;
-            return Outcome(StatusCodes.Status400BadRequest, key is "_summary" or "_elements" && HttpMethods.IsGet(context.Request.Method)
-                ? Issue.NotSupported($"{key} is not supported on {interaction}: only _summary=false (the whole resource) is.")
-                : Issue.Invalid($"'{key}' is not a parameter of {interaction}, which takes only _format and _pretty; "
-                    + "a conditional update or delete names its criteria on the type (PUT or DELETE [base]/[type]?criteria), without an id."));
-        }
-        return null;
+        var read = HttpMethods.IsGet(context.Request.Method);
+        var query = context.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")));
+        return InstanceParameters.Unhonoured(query, read) is { } parameter
+            ? Outcome(StatusCodes.Status400BadRequest, InstanceParameters.Refusal(parameter, interaction, read))
+            : null;
     }
 
     /// <summary>If-Match: W/"3" (or "3"), or * (the record must exist, any version: <see cref="FhirJson.AnyCurrentVersion"/>).

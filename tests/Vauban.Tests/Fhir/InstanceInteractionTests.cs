@@ -64,6 +64,22 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
     }
 
     [Fact]
+    public async Task A_batch_read_or_vread_with_a_parameter_it_does_not_apply_is_that_entrys_400()
+    {
+        await PutAsync("lot", "Lot", HttpStatusCode.Created);
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json("""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "request": { "method": "GET", "url": "Patient/lot?_elements=id" } },
+              { "request": { "method": "GET", "url": "Patient/lot/_history/1?foo=bar" } },
+              { "request": { "method": "GET", "url": "Patient/lot?_format=json" } } ] }
+            """));
+        var body = await response.BodyAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var statuses = body.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response").GetProperty("status").GetString()![..3]).ToList();
+        Assert.Equal(["400", "400", "200"], statuses);
+    }
+
+    [Fact]
     public async Task If_Match_naming_the_version_a_deletion_made_does_not_bring_the_record_back()
     {
         await PutAsync("efface", "Efface", HttpStatusCode.Created);
