@@ -25,7 +25,7 @@ internal static class FhirEndpoints
         {
             if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
             var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
-            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
+            return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         });
 
         fhir.MapGet("/{type}/{id}/_history/{version}", async (HttpContext http, string type, string id, string version) =>

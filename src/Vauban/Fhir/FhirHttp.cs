@@ -34,6 +34,32 @@ internal static class FhirHttp
         return new FhirResult(status, result.Json!);
     }
 
+    /// <summary>R4 conditional read (http.html, "cread"), by RFC 9110's rules: If-None-Match naming the current version (W/"3",
+    /// "3", or * — the record exists) answers 304 with the validators and no body; without If-None-Match, If-Modified-Since at or
+    /// after the last update does. Null when the read is to be answered with the record. The read itself was authorized, guarded
+    /// and audited as any read: the client holds the version it names.</summary>
+    public static IResult? NotModified(HttpContext context, RecordResult result)
+    {
+        var headers = context.Request.Headers;
+        bool unchanged;
+        if (headers.TryGetValue("If-None-Match", out var tags))
+        {
+            unchanged = tags.ToString().Split(',', StringSplitOptions.TrimEntries)
+                .Any(tag => FhirJson.TryParseIfMatch(tag, out var version) && (version == FhirJson.AnyCurrentVersion || version == result.Version));
+        }
+        else if (DateTimeOffset.TryParseExact(headers.IfModifiedSince.ToString(), "R", System.Globalization.CultureInfo.InvariantCulture,
+                     System.Globalization.DateTimeStyles.AssumeUniversal, out var since))
+        {
+            // HTTP dates have whole seconds: a record updated within the second named is not newer than it.
+            unchanged = result.LastUpdated / 1000 <= since.ToUnixTimeSeconds();
+        }
+        else return null;
+        if (!unchanged) return null;
+        context.Response.Headers.ETag = FhirJson.ETag(result.Version);
+        context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
+        return Results.StatusCode(StatusCodes.Status304NotModified);
+    }
+
     /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>
     private static string? ReturnPreference(HttpContext context)
     {

@@ -80,6 +80,40 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
     }
 
     [Fact]
+    public async Task A_conditional_read_of_the_version_the_client_holds_is_304_without_the_record()
+    {
+        await PutAsync("cache", "Cache", HttpStatusCode.Created);
+        DateTimeOffset lastModified;
+        using (var read = await Api.GetAsync("/fhir/Patient/cache")) lastModified = read.Content.Headers.LastModified!.Value;
+
+        foreach (var (header, value, expected) in new[]
+                 {
+                     ("If-None-Match", "W/\"1\"", HttpStatusCode.NotModified), ("If-None-Match", "\"1\"", HttpStatusCode.NotModified),
+                     ("If-None-Match", "*", HttpStatusCode.NotModified), ("If-None-Match", "W/\"7\", W/\"1\"", HttpStatusCode.NotModified),
+                     ("If-None-Match", "W/\"2\"", HttpStatusCode.OK),
+                     ("If-Modified-Since", lastModified.ToString("R", System.Globalization.CultureInfo.InvariantCulture), HttpStatusCode.NotModified),
+                     ("If-Modified-Since", lastModified.AddDays(-1).ToString("R", System.Globalization.CultureInfo.InvariantCulture), HttpStatusCode.OK),
+                 })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient/cache");
+            request.Headers.TryAddWithoutValidation(header, value);
+            using var response = await Api.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == expected, $"{header}: {value}: {(int)response.StatusCode}");
+            Assert.Equal("W/\"1\"", response.Headers.ETag!.ToString());
+            Assert.Equal(expected == HttpStatusCode.OK, body.Length > 0);
+        }
+
+        // A new version is read again.
+        await PutAsync("cache", "Change", HttpStatusCode.OK);
+        using var stale = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient/cache");
+        stale.Headers.TryAddWithoutValidation("If-None-Match", "W/\"1\"");
+        using var fresh = await Api.SendAsync(stale);
+        Assert.Equal(HttpStatusCode.OK, fresh.StatusCode);
+        Assert.Equal("W/\"2\"", fresh.Headers.ETag!.ToString());
+    }
+
+    [Fact]
     public async Task If_Match_naming_the_version_a_deletion_made_does_not_bring_the_record_back()
     {
         await PutAsync("efface", "Efface", HttpStatusCode.Created);
