@@ -56,9 +56,10 @@ internal static class AuditEventView
     private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)
     {
         var access = http.Access();
-        // A paging link's token holds the search it continues (its other parameters are ignored), as a records search's does.
+        // A paging link's token holds the search it continues (another parameter beside it is refused), as a records search's does.
         if (parameters.Where(p => p.Name == "_page").Select(p => p.Value).FirstOrDefault() is { } token)
         {
+            if (PageParameters.Beside(parameters.Select(p => p.Name)) is { } beside) return FhirHttp.Outcome(400, PageParameters.Refusal(beside));
             if (store.AuditLog.OpenPage(access, token) is not { } sealedParameters)
                 return FhirHttp.Outcome(400, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
             parameters = [.. sealedParameters];

@@ -307,6 +307,7 @@ internal static class FhirEndpoints
             if (!FhirDate.TryParseInstant(sinceText, out var s)) return FhirHttp.Outcome(400, Issue.Invalid($"_since must be {FhirDate.InstantExample}.", "_since"));
             since = s;
         }
+        if (PageParameters.Beside(http.Request.Query.Keys) is { } beside) return FhirHttp.Outcome(400, PageParameters.Refusal(beside));
         var count = HistoryCount(http);
         if (count is null) return FhirHttp.Outcome(400, Issue.Invalid("_count must be a non-negative integer.", "_count"));
         foreach (var key in http.Request.Query.Keys)

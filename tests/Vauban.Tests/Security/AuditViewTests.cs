@@ -144,6 +144,18 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_AuditEvent_search_given_a_parameter_beside_its_paging_link_is_400_not_the_page_it_carries()
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var page = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=1");
+        var next = page.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        using var response = await officer.Http.GetAsync(next + "&agent=someone-else");
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {body}");
+        await OkAsync(officer.Http, next + "&_format=json");
+    }
+
+    [Fact]
     public async Task The_officer_sees_a_patients_access_history_as_AuditEvents()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
