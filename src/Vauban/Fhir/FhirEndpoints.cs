@@ -248,6 +248,7 @@ internal static class FhirEndpoints
     /// created, 200 for one it changed.</summary>
     private static async Task<IResult> UpdateAsync(HttpContext http, FhirOptions options, Func<JsonElement, int?, Task<RecordResult>> update)
     {
+        if (FhirHttp.RefuseUnevaluatedPrecondition(http) is { } precondition) return precondition;
         if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
         var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
         if (error is not null) return error;
@@ -266,6 +267,7 @@ internal static class FhirEndpoints
     /// <summary>A delete, by id or by criteria (<paramref name="delete"/>): 204, with the deletion's version as ETag when a record was deleted.</summary>
     private static async Task<IResult> DeleteAsync(HttpContext http, Func<int?, Task<RecordResult>> delete)
     {
+        if (FhirHttp.RefuseUnevaluatedPrecondition(http) is { } precondition) return precondition;
         if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
         var result = await delete(ifMatch);
         if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);

@@ -186,6 +186,20 @@ internal static class FhirHttp
             : null;
     }
 
+    /// <summary>A write's precondition this server does not evaluate — If-None-Match (e.g. * for "only if it does not exist") and
+    /// If-Unmodified-Since — refused with 400 rather than ignored (RFC 9110 has a server evaluate them, and a write that ignored
+    /// one would overwrite what the client meant to keep); If-Match, with a version ETag, is the condition to give. Null without one.</summary>
+    public static IResult? RefuseUnevaluatedPrecondition(HttpContext context)
+    {
+        foreach (var header in new[] { "If-None-Match", "If-Unmodified-Since" })
+        {
+            if (context.Request.Headers.ContainsKey(header))
+                return Outcome(StatusCodes.Status400BadRequest, Issue.NotSupported(
+                    $"{header} is not evaluated on an update or a delete: give If-Match with the version ETag the write depends on (W/\"3\"), or * for a record that must exist."));
+        }
+        return null;
+    }
+
     /// <summary>If-Match: W/"3" (or "3"), or * (the record must exist, any version: <see cref="FhirJson.AnyCurrentVersion"/>).
     /// Absent, the write is unconditional; present but empty, it is malformed (false): the client meant a condition, and writing
     /// without one would overwrite what it has not seen.</summary>

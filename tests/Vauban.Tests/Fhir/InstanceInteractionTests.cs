@@ -114,6 +114,26 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
     }
 
     [Fact]
+    public async Task A_write_precondition_the_server_does_not_evaluate_is_refused_not_ignored()
+    {
+        await PutAsync("garde", "Garde", HttpStatusCode.Created);
+        // If-None-Match: * is "only if it does not exist": the record exists, and was overwritten.
+        foreach (var (header, value) in new[] { ("If-None-Match", "*"), ("If-None-Match", "W/\"1\""), ("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT") })
+        {
+            foreach (var method in new[] { HttpMethod.Put, HttpMethod.Delete })
+            {
+                using var request = new HttpRequestMessage(method, "/fhir/Patient/garde");
+                if (method == HttpMethod.Put) request.Content = FhirContent.Json(Samples.Patient(family: "Ecrase", id: "garde"));
+                request.Headers.TryAddWithoutValidation(header, value);
+                using var response = await Api.SendAsync(request);
+                await AssertRefusedAsync(response, $"{method} with {header}: {value}");
+            }
+        }
+        using var read = await Api.GetAsync("/fhir/Patient/garde");
+        Assert.Equal("1", (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+    }
+
+    [Fact]
     public async Task If_Match_naming_the_version_a_deletion_made_does_not_bring_the_record_back()
     {
         await PutAsync("efface", "Efface", HttpStatusCode.Created);
