@@ -96,6 +96,7 @@ public static class CapabilityStatementJson
             writer.WriteString("versioning", "versioned-update");
             writer.WriteBoolean("readHistory", true);
             writer.WriteBoolean("updateCreate", true);
+            writer.WriteString("conditionalRead", "full-support");
             // Every type: each has its search parameters, which the conditions are (ConditionalDocumentation).
             writer.WriteBoolean("conditionalCreate", true);
             writer.WriteBoolean("conditionalUpdate", true);

@@ -191,6 +191,10 @@ public sealed partial class RecordsService
                 // Type/_history, Type/$everything, Type/id/_history: answered as "not a valid id" (404) or not at all.
                 unusable = (400, Issue.NotSupported($"{where}: GET {Shorten(url)} (a history or an operation) is not supported inside a bundle, which reads, version-reads and searches; send it as a request of its own."));
             }
+            if (method == "GET" && segments.Length is 2 or 4 && query is not null && unusable is null && InstanceParameters.Unhonoured(query, read: true) is { } ignored)
+            {
+                unusable = (400, InstanceParameters.Refusal(ignored, $"{where}'s read", read: true) with { Expression = where + ".request.url" });
+            }
             var ok = method switch
             {
                 "POST" => segments.Length == 1 && resource is not null,

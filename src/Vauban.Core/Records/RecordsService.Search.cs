@@ -44,6 +44,7 @@ public sealed partial class RecordsService
         var depth = 1;
         if (page is not null)
         {
+            if (PageParameters.Beside(parameters.Select(p => p.Key)) is { } beside) return SearchPage.Fail(RecordStatus.Invalid, PageParameters.Refusal(beside));
             if (OpenPage(context, page, type) is not { } state)
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
@@ -136,6 +137,7 @@ public sealed partial class RecordsService
         var depth = 1;
         if (page is not null)
         {
+            if (PageParameters.Beside(parameters.Select(p => p.Key)) is { } beside) return SearchPage.Fail(RecordStatus.Invalid, PageParameters.Refusal(beside));
             if (OpenPage(context, page, scope) is not { } state)
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run $everything again."));

@@ -419,8 +419,9 @@ public sealed partial class RecordsService
             if (CreateRefusal(context, type, id) is { } reason) return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
             return refused;
         }
-        // If-Match: * asks for a current representation (RFC 9110): a deleted record has none, and is not brought back.
-        if (ifMatch == FhirJson.AnyCurrentVersion && current.Deleted)
+        // If-Match asks for a current representation (RFC 9110): a deleted record has none, and is not brought back — under *, or
+        // under the version its deletion made, which names no representation either.
+        if (ifMatch is not null && current.Deleted)
         {
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.PreconditionFailed, type, NotExisting(type, id)), cancellationToken);
         }

@@ -19,6 +19,7 @@ internal static class AuditEventView
     {
         fhir.MapGet("/AuditEvent/{id}", async (HttpContext http, string id) =>
         {
+            if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
             var access = http.Access();
             if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) || sequence < 1)
                 return FhirHttp.Outcome(404, Issue.NotFound("AuditEvent ids are positive integers."));
@@ -29,6 +30,18 @@ internal static class AuditEventView
             var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, [entry.Detail.Service], http.RequestAborted);
             return new FhirResult(200, FhirJson.Write(writer => Write(writer, entry, services)));
         });
+
+        // The log is written by the server alone, on its hash chain: no client creates, changes or deletes an entry (405, as R4
+        // answers an interaction a type does not support), rather than the records' "type not supported", which it is for reading.
+        string[] writes = [HttpMethods.Post, HttpMethods.Put, HttpMethods.Delete, HttpMethods.Patch];
+        IResult ReadOnly(HttpContext http)
+        {
+            http.Response.Headers.Allow = "GET";
+            return FhirHttp.Outcome(StatusCodes.Status405MethodNotAllowed, Issue.NotSupported(
+                "The audit log is append-only and written by the server: AuditEvent is read and searched (GET), never created, changed or deleted."));
+        }
+        fhir.MapMethods("/AuditEvent", writes, ReadOnly);
+        fhir.MapMethods("/AuditEvent/{id}", writes, (HttpContext http, string id) => ReadOnly(http));
 
         fhir.MapGet("/AuditEvent", (Func<HttpContext, Task<IResult>>)(http => SearchAsync(http, store, http.Request.Query.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList())));
         fhir.MapPost("/AuditEvent/_search", async (HttpContext http) =>
@@ -43,9 +56,10 @@ internal static class AuditEventView
     private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)
     {
         var access = http.Access();
-        // A paging link's token holds the search it continues (its other parameters are ignored), as a records search's does.
+        // A paging link's token holds the search it continues (another parameter beside it is refused), as a records search's does.
         if (parameters.Where(p => p.Name == "_page").Select(p => p.Value).FirstOrDefault() is { } token)
         {
+            if (PageParameters.Beside(parameters.Select(p => p.Name)) is { } beside) return FhirHttp.Outcome(400, PageParameters.Refusal(beside));
             if (store.AuditLog.OpenPage(access, token) is not { } sealedParameters)
                 return FhirHttp.Outcome(400, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
             parameters = [.. sealedParameters];
@@ -175,7 +189,7 @@ internal static class AuditEventView
                         return (null, "The paging link is not valid; run the search again.");
                     query = query with { BeforeSequence = seq };
                     break;
-                case "_format":
+                case "_format" or "_pretty":
                     break;
                 default:
                     return (null, $"Unknown search parameter '{Shorten(name)}' for AuditEvent. Supported: patient, entity, agent, date, action, _count.");

@@ -23,12 +23,14 @@ internal static class FhirEndpoints
 
         fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
+            if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
             var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
-            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
+            return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         });
 
         fhir.MapGet("/{type}/{id}/_history/{version}", async (HttpContext http, string type, string id, string version) =>
         {
+            if (FhirHttp.RefuseQuery(http, "a vread") is { } refusal) return refusal;
             if (!IdRules.TryParseVersion(version, out var v))
                 return FhirHttp.Outcome(404, Issue.NotFound("A version id is a positive whole number without leading zeros."));
             var result = await records.VReadAsync(http.Access(), type, id, v, http.RequestAborted);
@@ -37,6 +39,7 @@ internal static class FhirEndpoints
 
         fhir.MapPost("/{type}", async (HttpContext http, string type) =>
         {
+            if (FhirHttp.RefuseQuery(http, "a create") is { } refusal) return refusal;
             var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
             if (error is not null) return error;
             using (document)
@@ -59,11 +62,13 @@ internal static class FhirEndpoints
             }
         });
 
-        fhir.MapPut("/{type}/{id}", (HttpContext http, string type, string id) =>
-            UpdateAsync(http, options, (resource, ifMatch) => records.UpdateAsync(http.Access(), type, id, resource, ifMatch, http.RequestAborted)));
+        fhir.MapPut("/{type}/{id}", (HttpContext http, string type, string id) => FhirHttp.RefuseQuery(http, "an update by id") is { } refusal
+            ? Task.FromResult(refusal)
+            : UpdateAsync(http, options, (resource, ifMatch) => records.UpdateAsync(http.Access(), type, id, resource, ifMatch, http.RequestAborted)));
 
-        fhir.MapDelete("/{type}/{id}", (HttpContext http, string type, string id) =>
-            DeleteAsync(http, ifMatch => records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted)));
+        fhir.MapDelete("/{type}/{id}", (HttpContext http, string type, string id) => FhirHttp.RefuseQuery(http, "a delete by id") is { } refusal
+            ? Task.FromResult(refusal)
+            : DeleteAsync(http, ifMatch => records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted)));
 
         // Conditional update and delete (FHIR R4 http.html): the query's search criteria name the record instead of an id.
         fhir.MapPut("/{type}", (HttpContext http, string type) => Criteria(http) is { } criteria
@@ -178,6 +183,7 @@ internal static class FhirEndpoints
 
         fhir.MapPost("/", async (HttpContext http) =>
         {
+            if (FhirHttp.RefuseQuery(http, "a batch or transaction") is { } refusal) return refusal;
             var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxBundleBytes, http.RequestAborted);
             if (error is not null) return error;
             using (document)
@@ -242,6 +248,7 @@ internal static class FhirEndpoints
     /// created, 200 for one it changed.</summary>
     private static async Task<IResult> UpdateAsync(HttpContext http, FhirOptions options, Func<JsonElement, int?, Task<RecordResult>> update)
     {
+        if (FhirHttp.RefuseUnevaluatedPrecondition(http) is { } precondition) return precondition;
         if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
         var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
         if (error is not null) return error;
@@ -260,6 +267,7 @@ internal static class FhirEndpoints
     /// <summary>A delete, by id or by criteria (<paramref name="delete"/>): 204, with the deletion's version as ETag when a record was deleted.</summary>
     private static async Task<IResult> DeleteAsync(HttpContext http, Func<int?, Task<RecordResult>> delete)
     {
+        if (FhirHttp.RefuseUnevaluatedPrecondition(http) is { } precondition) return precondition;
         if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
         var result = await delete(ifMatch);
         if (result.Status != RecordStatus.NoContent) return FhirHttp.Failure(result);
@@ -301,6 +309,7 @@ internal static class FhirEndpoints
             if (!FhirDate.TryParseInstant(sinceText, out var s)) return FhirHttp.Outcome(400, Issue.Invalid($"_since must be {FhirDate.InstantExample}.", "_since"));
             since = s;
         }
+        if (PageParameters.Beside(http.Request.Query.Keys) is { } beside) return FhirHttp.Outcome(400, PageParameters.Refusal(beside));
         var count = HistoryCount(http);
         if (count is null) return FhirHttp.Outcome(400, Issue.Invalid("_count must be a non-negative integer.", "_count"));
         foreach (var key in http.Request.Query.Keys)

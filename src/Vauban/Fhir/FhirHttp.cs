@@ -34,6 +34,32 @@ internal static class FhirHttp
         return new FhirResult(status, result.Json!);
     }
 
+    /// <summary>R4 conditional read (http.html, "cread"), by RFC 9110's rules: If-None-Match naming the current version (W/"3",
+    /// "3", or * — the record exists) answers 304 with the validators and no body; without If-None-Match, If-Modified-Since at or
+    /// after the last update does. Null when the read is to be answered with the record. The read itself was authorized, guarded
+    /// and audited as any read: the client holds the version it names.</summary>
+    public static IResult? NotModified(HttpContext context, RecordResult result)
+    {
+        var headers = context.Request.Headers;
+        bool unchanged;
+        if (headers.TryGetValue("If-None-Match", out var tags))
+        {
+            unchanged = tags.ToString().Split(',', StringSplitOptions.TrimEntries)
+                .Any(tag => FhirJson.TryParseIfMatch(tag, out var version) && (version == FhirJson.AnyCurrentVersion || version == result.Version));
+        }
+        else if (DateTimeOffset.TryParseExact(headers.IfModifiedSince.ToString(), "R", System.Globalization.CultureInfo.InvariantCulture,
+                     System.Globalization.DateTimeStyles.AssumeUniversal, out var since))
+        {
+            // HTTP dates have whole seconds: a record updated within the second named is not newer than it.
+            unchanged = result.LastUpdated / 1000 <= since.ToUnixTimeSeconds();
+        }
+        else return null;
+        if (!unchanged) return null;
+        context.Response.Headers.ETag = FhirJson.ETag(result.Version);
+        context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
+        return Results.StatusCode(StatusCodes.Status304NotModified);
+    }
+
     /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>
     private static string? ReturnPreference(HttpContext context)
     {
@@ -148,6 +174,30 @@ internal static class FhirHttp
             if (media is "*/*" or "application/*" or "application/json" or "application/fhir+json" || media.Length == 0) return null;
         }
         return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported, in FHIR R4 (fhirVersion=4.0)."));
+    }
+
+    /// <summary>A 400 for a query parameter the interaction on one record does not honour (<see cref="InstanceParameters"/>), or null.</summary>
+    public static IResult? RefuseQuery(HttpContext context, string interaction)
+    {
+        var read = HttpMethods.IsGet(context.Request.Method);
+        var query = context.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")));
+        return InstanceParameters.Unhonoured(query, read) is { } parameter
+            ? Outcome(StatusCodes.Status400BadRequest, InstanceParameters.Refusal(parameter, interaction, read))
+            : null;
+    }
+
+    /// <summary>A write's precondition this server does not evaluate — If-None-Match (e.g. * for "only if it does not exist") and
+    /// If-Unmodified-Since — refused with 400 rather than ignored (RFC 9110 has a server evaluate them, and a write that ignored
+    /// one would overwrite what the client meant to keep); If-Match, with a version ETag, is the condition to give. Null without one.</summary>
+    public static IResult? RefuseUnevaluatedPrecondition(HttpContext context)
+    {
+        foreach (var header in new[] { "If-None-Match", "If-Unmodified-Since" })
+        {
+            if (context.Request.Headers.ContainsKey(header))
+                return Outcome(StatusCodes.Status400BadRequest, Issue.NotSupported(
+                    $"{header} is not evaluated on an update or a delete: give If-Match with the version ETag the write depends on (W/\"3\"), or * for a record that must exist."));
+        }
+        return null;
     }
 
     /// <summary>If-Match: W/"3" (or "3"), or * (the record must exist, any version: <see cref="FhirJson.AnyCurrentVersion"/>).

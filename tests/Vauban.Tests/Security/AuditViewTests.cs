@@ -120,6 +120,42 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_AuditEvent_view_takes_pretty_as_a_search_does_refuses_a_read_parameter_it_ignored_and_answers_a_write_405()
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var found = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=1&_pretty=true");
+        var id = found.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString()!;
+        await OkAsync(officer.Http, $"/fhir/AuditEvent/{id}?_pretty=true");
+        using (var read = await officer.Http.GetAsync($"/fhir/AuditEvent/{id}?_elements=id"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, read.StatusCode);
+            Assert.Equal("OperationOutcome", (await read.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        // The log is the server's to write: a client's write is 405 (the type is read and searched), with an OperationOutcome.
+        foreach (var (method, url) in new[] { ("POST", "/fhir/AuditEvent"), ("PUT", $"/fhir/AuditEvent/{id}"), ("DELETE", $"/fhir/AuditEvent/{id}"), ("DELETE", "/fhir/AuditEvent?patient=x") })
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), url);
+            if (method != "DELETE") request.Content = FhirContent.Json($$"""{ "resourceType": "AuditEvent", "id": "{{id}}" }""");
+            using var response = await _client.SendAsync(request);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"{method} {url}: {(int)response.StatusCode} {body}");
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+        }
+    }
+
+    [Fact]
+    public async Task An_AuditEvent_search_given_a_parameter_beside_its_paging_link_is_400_not_the_page_it_carries()
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var page = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=1");
+        var next = page.GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!;
+        using var response = await officer.Http.GetAsync(next + "&agent=someone-else");
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} {body}");
+        await OkAsync(officer.Http, next + "&_format=json");
+    }
+
+    [Fact]
     public async Task The_officer_sees_a_patients_access_history_as_AuditEvents()
     {
         using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
