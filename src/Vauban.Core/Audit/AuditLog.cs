@@ -609,11 +609,21 @@ public sealed class AuditLog
         }
         await _trail.CatchUpAsync(); // every act before this search is on the chain
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        var command = _database.NewCommand();
-        command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = @s";
-        command.With("t", context.Tenant.Id).With("s", sequence);
-        var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
-        if (rows.Count == 0) return null;
+        List<AuditRow> rows = [];
+        if (sequence >= 1)
+        {
+            var command = _database.NewCommand();
+            command.CommandText = "SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = @s";
+            command.With("t", context.Tenant.Id).With("s", sequence);
+            rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
+        }
+        if (rows.Count == 0)
+        {
+            // An id that names no entry: the officer's probe of the log is on it too (what was asked for, as the note).
+            await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken,
+                Stated(context, string.Create(CultureInfo.InvariantCulture, $"not found: no entry {Math.Max(sequence, 0)} on the chain")));
+            return null;
+        }
         var entry = Open(keys, rows[0]);
         await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)],
             cancellationToken, Stated(context, null));

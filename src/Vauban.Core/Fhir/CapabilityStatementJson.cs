@@ -66,7 +66,7 @@ public static class CapabilityStatementJson
         writer.WriteString("type", "AuditEvent");
         writer.WriteString("documentation", "The tamper-evident audit log (IHE BALP shapes), for the security officer; a patient's access history is the search by patient. Never written through the API.");
         writer.WriteStartArray("interaction");
-        foreach (var code in new[] { "read", "search-type" })
+        foreach (var code in new[] { "read", "vread", "search-type" })
         {
             writer.WriteStartObject();
             writer.WriteString("code", code);

@@ -17,19 +17,19 @@ internal static class AuditEventView
 
     public static void MapAuditEvents(this RouteGroupBuilder fhir, VaubanStore store)
     {
-        fhir.MapGet("/AuditEvent/{id}", async (HttpContext http, string id) =>
-        {
-            if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
-            var access = http.Access();
-            if (!long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence) || sequence < 1)
-                return FhirHttp.Outcome(404, Issue.NotFound("AuditEvent ids are positive integers."));
-            var entry = await store.AuditLog.ReadAsync(access, sequence, http.RequestAborted);
-            if (!AuditLog.MayRead(access)) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
-            if (entry is null) return FhirHttp.Outcome(404, Issue.NotFound($"AuditEvent/{sequence} is not known."));
-            http.Response.Headers.ETag = FhirJson.ETag(1);
-            var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, [entry.Detail.Service], http.RequestAborted);
-            return new FhirResult(200, FhirJson.Write(writer => Write(writer, entry, services)));
-        });
+        fhir.MapGet("/AuditEvent/{id}", (HttpContext http, string id) => ReadAsync(http, store, id, "a read", null));
+
+        // An entry never changes: its one version is 1, and a vread of it is its read (meta.versionId says 1, so a client that
+        // vreads what it was given finds it). Any other version is not known, as for a record.
+        fhir.MapGet("/AuditEvent/{id}/_history/{version}", (HttpContext http, string id, string version) => ReadAsync(http, store, id, "a vread", version));
+
+        // No history: each entry is written once and never changes, and the log's order is the search's (newest first, by
+        // date). Said as such, not the read's "ids are positive integers" for _history, nor the records' "type not supported".
+        IResult NoHistory(HttpContext http) => FhirHttp.Outcome(StatusCodes.Status400BadRequest, Issue.NotSupported(
+            "AuditEvent has no history: each entry is written once on the hash chain and never changes (its one version is 1). "
+            + "Read an entry by id, or search the log (GET AuditEvent?date=ge…, newest first)."));
+        fhir.MapGet("/AuditEvent/_history", NoHistory);
+        fhir.MapGet("/AuditEvent/{id}/_history", (HttpContext http, string id) => NoHistory(http));
 
         // The log is written by the server alone, on its hash chain: no client creates, changes or deletes an entry (405, as R4
         // answers an interaction a type does not support), rather than the records' "type not supported", which it is for reading.
@@ -51,6 +51,34 @@ internal static class AuditEventView
             if (form is null) return FhirHttp.Outcome(400, Issue.Invalid($"The POST _search form body {refusal}."));
             return await SearchAsync(http, store, form.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList());
         });
+    }
+
+    /// <summary>Reads one entry (a vread names its version, which is 1 or not known). Every attempt is audited by the log's
+    /// read, a refused one and an id that names no entry included: probing the log for its ids is itself on the log.</summary>
+    private static async Task<IResult> ReadAsync(HttpContext http, VaubanStore store, string id, string interaction, string? version)
+    {
+        if (FhirHttp.RefuseQuery(http, interaction) is { } refusal) return refusal;
+        var access = http.Access();
+        // Not an entry's id (they are the chain's positive sequence numbers): read as 0, which names none, so that the attempt
+        // is audited and answered like any unknown id — after the role's refusal, which comes first for every id.
+        var sequence = long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed >= 1 ? parsed : 0;
+        var entry = await store.AuditLog.ReadAsync(access, sequence, http.RequestAborted);
+        if (!AuditLog.MayRead(access)) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
+        if (entry is null)
+        {
+            return FhirHttp.Outcome(404, Issue.NotFound(sequence == 0
+                ? "AuditEvent ids are positive whole numbers (the entry's place on the chain)."
+                : $"AuditEvent/{sequence} is not known."));
+        }
+        if (version is not null && version != "1")
+        {
+            return FhirHttp.Outcome(404, Issue.NotFound(IdRules.TryParseVersion(version, out _)
+                ? $"AuditEvent/{sequence} has one version, 1: an audit entry never changes."
+                : "A version id is a positive whole number without leading zeros."));
+        }
+        http.Response.Headers.ETag = FhirJson.ETag(1);
+        var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, [entry.Detail.Service], http.RequestAborted);
+        return new FhirResult(200, FhirJson.Write(writer => Write(writer, entry, services)));
     }
 
     private static async Task<IResult> SearchAsync(HttpContext http, VaubanStore store, List<(string Name, string Value)> parameters)

@@ -1790,7 +1790,7 @@ public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
         var resources = body.GetProperty("rest")[0].GetProperty("resource").EnumerateArray().ToList();
         Assert.Equal(14, resources.Count); // the 13 record types and the audit log's AuditEvent view
         var audit = resources.Single(r => r.GetProperty("type").GetString() == "AuditEvent");
-        Assert.Equal(["read", "search-type"], audit.GetProperty("interaction").EnumerateArray().Select(i => i.GetProperty("code").GetString()!).ToArray());
+        Assert.Equal(["read", "vread", "search-type"], audit.GetProperty("interaction").EnumerateArray().Select(i => i.GetProperty("code").GetString()!).ToArray());
         var patient = resources.Single(r => r.GetProperty("type").GetString() == "Patient");
         var parameters = patient.GetProperty("searchParam").EnumerateArray().Select(p => p.GetProperty("name").GetString()).ToList();
         Assert.Contains("birthdate", parameters);

@@ -441,6 +441,48 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_entry_is_vread_as_its_one_version_history_is_refused_as_such_and_a_read_of_an_unknown_id_is_audited()
+    {
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var found = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=1");
+        var id = found.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString()!;
+
+        // meta.versionId is 1: its vread is the entry; any other version is not known.
+        var vread = await OkAsync(officer.Http, $"/fhir/AuditEvent/{id}/_history/1");
+        Assert.Equal(id, vread.GetProperty("id").GetString());
+        Assert.Equal("1", vread.GetProperty("meta").GetProperty("versionId").GetString());
+        foreach (var (url, expected) in new[]
+        {
+            ($"/fhir/AuditEvent/{id}/_history/2", "has one version, 1"),
+            ($"/fhir/AuditEvent/{id}/_history/01", "positive whole number"),
+            ("/fhir/AuditEvent/_history", "has no history"),
+            ($"/fhir/AuditEvent/{id}/_history", "has no history"),
+            ("/fhir/AuditEvent/99999999", "is not known"),
+            ("/fhir/AuditEvent/not-a-number", "positive whole numbers"),
+        })
+        {
+            using var response = await officer.Http.GetAsync(url);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.BadRequest, $"{url}: {(int)response.StatusCode} {body}");
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains(expected, body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        var metadata = await OkAsync(_server.Http, "/fhir/metadata");
+        var auditEvent = metadata.GetProperty("rest")[0].GetProperty("resource").EnumerateArray().Single(r => r.GetProperty("type").GetString() == "AuditEvent");
+        Assert.Equal(["read", "vread", "search-type"], auditEvent.GetProperty("interaction").EnumerateArray().Select(i => i.GetProperty("code").GetString()));
+
+        // Probing the log for ids is on the log: each unknown id read is an entry of the officer's, a failure.
+        var reads = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Actions = [AuditAction.AuditRead], Agent = _officerId, Count = 100 }, CancellationToken.None);
+        Assert.Contains(reads!, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note is { } note && note.Contains("no entry 99999999", StringComparison.Ordinal));
+        Assert.Contains(reads!, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note is { } note && note.Contains("no entry 0", StringComparison.Ordinal));
+
+        // A role that may not read the log is refused first, whatever the id: 403, not the 404 of an id it is not told about.
+        using var physician = await SignedInAsync("doc@chu.example", _physicianSecret);
+        using (var read = await physician.Http.GetAsync("/fhir/AuditEvent/not-a-number")) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+        using (var read = await physician.Http.GetAsync($"/fhir/AuditEvent/{id}/_history/1")) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+    }
+
+    [Fact]
     public async Task Only_the_security_officer_reads_the_audit_log()
     {
         using var physician = await SignedInAsync("doc@chu.example", _physicianSecret);
