@@ -65,7 +65,8 @@ public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> 
 {
     /// <summary>An opaque token that leads to this page again, for its self link: the token it was reached through, or for a
     /// first page one sealed as a next link is, holding the parameters the search used (ignored ones left out) — never the
-    /// values themselves in a URL (ADR 0003).</summary>
+    /// values themselves in a URL (ADR 0003). On a page refused with <see cref="RecordStatus.ReauthenticationRequired"/>, the
+    /// token of the page refused, to come back to once both factors are given again.</summary>
     public string? ThisPage { get; init; }
 
     /// <summary>Warnings about a page that succeeded (it left out some of what was asked for), sent as the Bundle's

@@ -98,7 +98,10 @@ public sealed partial class RecordsService
         var (includes, includesCut) = await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken);
         var included = await AllowedAsync(context, includes.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
         // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
-        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: after is null ? parameters : null) is { } contained) return SearchPage.Fail(contained.Status, [.. contained.Issues!]);
+        // A page the guard holds back for both factors again keeps its token: once they are given, the person comes back to this
+        // page, not to an empty form (the search's values were posted, and are in no URL).
+        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: after is null ? parameters : null) is { } contained)
+            return SearchPage.Fail(contained.Status, [.. contained.Issues!]) with { ThisPage = contained.Status == RecordStatus.ReauthenticationRequired ? thisPage : null };
         List<StoredVersion> leaving = [.. rows, .. included];
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, leaving, null, cancellationToken);
         if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);

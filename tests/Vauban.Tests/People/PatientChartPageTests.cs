@@ -220,6 +220,48 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_page_held_for_both_factors_again_is_shown_once_they_are_given_not_an_empty_form()
+    {
+        // Sixteen patients: the second page takes the physician past the guard's step-up (15 patients a minute).
+        for (var i = 0; i < 16; i++)
+        {
+            await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: $"Reprise{i:D2}", nir: Samples.ValidNir($"18003441092{i:D2}"), gp: "Practitioner/" + _ids["drA"]));
+        }
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (first, html) = await SearchAsync(doctor, new() { ["Family"] = "Repri" });
+        Assert.True(first.StatusCode == HttpStatusCode.OK, first.Headers.Location + html);
+        var (held, _) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = StaffClient.FieldValue(html, "Next")! });
+        var reauth = held.Headers.Location?.ToString();
+        Assert.StartsWith("/account/reauth?returnUrl=", reauth);
+        var back = Uri.UnescapeDataString(reauth!["/account/reauth?returnUrl=".Length..]);
+        Assert.StartsWith("/patients?resume=", back);
+        Assert.DoesNotContain("Repri", back, StringComparison.OrdinalIgnoreCase); // the value searched for is in no URL
+
+        _time.Advance(TimeSpan.FromSeconds(30)); // a TOTP code is taken once: the next one
+        var (confirmed, _) = await doctor.SubmitAsync(reauth!, new Dictionary<string, string>
+        {
+            ["Password"] = Password, ["Code"] = Totp.Code(_secrets["dr.auber@chu.example"], _time), ["ReturnUrl"] = back,
+        });
+        Assert.Equal(back, confirmed.Headers.Location?.ToString());
+        var resumePage = await doctor.Http.GetStringAsync(back);
+        var token = StaffClient.FieldValue(resumePage, "Next");
+        Assert.NotNull(token);
+        var (shown, shownHtml) = await doctor.SubmitAsync(back, new Dictionary<string, string> { ["Next"] = token! });
+        Assert.True(shown.StatusCode == HttpStatusCode.OK, shown.Headers.Location + shownHtml);
+        Assert.Equal(6, shownHtml.Split("<tr>").Length - 2);
+        Assert.DoesNotContain("id=\"resume\"", shownHtml, StringComparison.Ordinal);
+
+        // The token is this person's: another's session gets the form back, not the page.
+        using var desk = await SignedInAsync("desk@chu.example");
+        var (other, otherHtml) = await desk.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = token! });
+        Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
+        Assert.DoesNotContain("Reprise", otherHtml, StringComparison.Ordinal);
+        // A resume value that is not a token is not put back in the page.
+        var forged = await doctor.Http.GetStringAsync("/patients?resume=%22%3E%3Cscript%3E");
+        Assert.Null(StaffClient.FieldValue(forged, "Next"));
+    }
+
+    [Fact]
     public async Task The_page_title_does_not_name_the_patient_so_browser_history_keeps_no_name()
     {
         // Names stay out of URLs so that browser history on a shared ward computer does not list who was looked at (ADR 0003);

@@ -33,7 +33,16 @@ public sealed class PatientSearchModel : StaffPage
     /// <summary>Whether this person's role may search patients at all (the security officer and the administrator may not).</summary>
     public bool MaySearch => HttpContext.PersonAccess() is { } access && Store.Policy.Authorize(access, Interaction.Search, "Patient").Allowed;
 
-    public void OnGet() { }
+    /// <summary>The sealed token of a page the guard held back until both factors were given again (/account/reauth comes back
+    /// here with it): the page offers to show it, by the same POST as "Next". Only a token goes through the URL, never a value
+    /// searched for; it opens nothing for another person, and expires as a next page does.</summary>
+    [BindProperty(SupportsGet = true)] public string? Resume { get; set; }
+
+    public void OnGet()
+    {
+        // Bounded as a return URL is (/account/reauth keeps one under 2,000 characters); a token is base64url.
+        if (Resume is not null && (Resume.Length > 1500 || !Resume.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))) Resume = null;
+    }
 
     /// <summary>"Open by id": to the chart, whose answer (the record, or the way to break the glass) is the records service's.</summary>
     public IActionResult OnGetOpen(string? id)
@@ -75,7 +84,10 @@ public sealed class PatientSearchModel : StaffPage
         var page = await Store.Records.SearchAsync(access, "Patient", parameters, next, lenient: false, HttpContext.RequestAborted);
         if (page.Status != RecordStatus.Ok)
         {
-            if (page.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl());
+            if (page.Status == RecordStatus.ReauthenticationRequired)
+            {
+                return Redirect(HttpContext.ReauthenticationUrl(page.ThisPage is { } held ? "/patients?resume=" + Uri.EscapeDataString(held) : "/patients"));
+            }
             Response.StatusCode = RecordStatusCodes.Http(page.Status);
             Error = page.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The search was refused.";
             return Page();
