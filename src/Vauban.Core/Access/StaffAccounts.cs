@@ -202,6 +202,15 @@ public sealed class StaffAccounts
         return result;
     }
 
+    /// <summary>Who each account of the establishment is, by principal id ("user:…"): its name and role, as the security
+    /// console names the principals it lists (an id alone says nothing to the officer reviewing it).</summary>
+    public async Task<IReadOnlyDictionary<string, string>> NamesAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        return users.ToDictionary(u => u.PrincipalId, u => $"{u.DisplayName} ({AccessPolicy.RoleName(u.Role)})", StringComparer.Ordinal);
+    }
+
     /// <summary>Locks the account until unlocked, ends its sessions at once and cancels its unused enrolment link.</summary>
     public Task<bool> LockAsync(Tenant tenant, string email, CancellationToken cancellationToken) => LockAsync(tenant, null, email, cancellationToken);
 

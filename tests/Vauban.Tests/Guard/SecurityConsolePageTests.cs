@@ -92,6 +92,8 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         Assert.Contains("guard-canary", html, StringComparison.Ordinal);
         Assert.Contains("canary Patient/" + _canary, html, StringComparison.Ordinal); // the officer is told which canary
         Assert.Contains($"name=\"principal\" value=\"{desk}\"", html, StringComparison.Ordinal);
+        // Principals are named, not only listed by id: the alert's and the containment's, the desk's account.
+        Assert.Equal(2, html.Split("Denise Accueil (secretary)<br> <code>user:").Length - 1);
 
         var (acknowledged, ackHtml) = await ActAsync(officer, "acknowledge", "alerts", Number(alert));
         Assert.True(acknowledged.StatusCode == HttpStatusCode.OK, ackHtml);
