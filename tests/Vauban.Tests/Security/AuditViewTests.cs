@@ -483,6 +483,19 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AuditEvent_ids_are_numbered_per_establishment_so_they_tell_nothing_of_another_ones_activity()
+    {
+        // The first establishment has acted many times (set-up, reads); a second one's entries still start at 1, with no gap.
+        for (var i = 0; i < 5; i++) (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
+        var other = await _server.Store.Tenants.AddAsync("hospital-audit-other", CancellationToken.None);
+        await _server.CreateAsOperatorAsync(other, Samples.Patient(family: "Ailleurs"));
+        var entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(other, "test"), new AuditQuery { Count = 100 }, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, entries!.Count).Select(i => (long)i), entries.Select(e => e.Sequence).Order());
+        var mine = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Count = 1 }, CancellationToken.None);
+        Assert.True(mine![0].Sequence > entries.Count + 5);
+    }
+
+    [Fact]
     public async Task Only_the_security_officer_reads_the_audit_log()
     {
         using var physician = await SignedInAsync("doc@chu.example", _physicianSecret);
