@@ -119,6 +119,45 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_officer_reads_break_the_glass_explanations_on_a_page_and_the_administrator_is_refused_on_the_chain()
+    {
+        var stranger = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Inconnu", nir: Samples.ValidNir("1850344109003")));
+        var doctor = (await _server.Store.Accounts.FindAsync(_tenant, Doctor, CancellationToken.None))!;
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, doctor.PrincipalId, "Dr Claire Auber", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, SessionId = "s-glass", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, "TREAT");
+        Assert.Equal(BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(physician, stranger, KnownBreakGlassReasons.Other,
+            "Appel du SAMU, patient <b>inconscient</b> au déchocage", CancellationToken.None)).Status);
+
+        using (var officer = await SignedInAsync(Officer))
+        {
+            var (_, consoleHtml) = await officer.GetAsync("/security");
+            Assert.Contains("href=\"/security/grants\"", consoleHtml, StringComparison.Ordinal);
+            var (page, html) = await officer.GetAsync("/security/grants");
+            Assert.True(page.StatusCode == HttpStatusCode.OK, html);
+            Assert.Contains("Dr Claire Auber (physician)<br> <code>" + doctor.PrincipalId, html, StringComparison.Ordinal);
+            Assert.Contains("<code>Patient/" + stranger + "</code>", html, StringComparison.Ordinal);
+            Assert.Contains(KnownBreakGlassReasons.Labels[KnownBreakGlassReasons.Other], html, StringComparison.Ordinal);
+            // The explanation is text, never markup.
+            Assert.Contains("Appel du SAMU, patient &lt;b&gt;inconscient&lt;/b&gt; au déchocage", html, StringComparison.Ordinal);
+            Assert.Contains("(active)", html, StringComparison.Ordinal);
+        }
+        var entries = await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Administration);
+        Assert.Contains(entries, e => e.Detail.Records.Contains("console:GET /security/grants") && e.Detail.Note == "guard console read (1 listed)");
+
+        using var admin = await SignedInAsync(Admin);
+        var (refused, refusedHtml) = await admin.GetAsync("/security/grants");
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.DoesNotContain("SAMU", refusedHtml, StringComparison.Ordinal);
+        var adminEntries = await _server.AuditEntriesOfAsync(_tenant, Admin, AuditAction.Administration);
+        Assert.Contains(adminEntries, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Records.Contains("console:GET /security/grants"));
+        using var desk = await SignedInAsync(Desk);
+        var (deskRefused, _) = await desk.GetAsync("/security/grants");
+        Assert.Equal(HttpStatusCode.Forbidden, deskRefused.StatusCode);
+    }
+
+    [Fact]
     public async Task A_refused_act_says_why_and_changes_nothing()
     {
         var alert = await CanaryReadByTheDeskAsync();

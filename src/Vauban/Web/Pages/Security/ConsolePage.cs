@@ -26,6 +26,23 @@ public abstract class ConsolePage : StaffPage
         return Page();
     }
 
+    /// <summary>Accounts ("user:…": name and role) and API clients (client id: name) of the establishment, to name the principals listed.</summary>
+    private Dictionary<string, string> _names = [];
+
+    /// <summary>Who a listed principal is, by name, or null when it names no account or client of the establishment (a
+    /// command-line operator, a deleted account): a session is named by its account.</summary>
+    public string? Named(string principal, string? account = null) =>
+        _names.TryGetValue(principal, out var name) || (account is not null && _names.TryGetValue(account, out name)) ? name : null;
+
+    /// <summary>Reads the names <see cref="Named"/> gives, once a page (an id alone says nothing to the officer reviewing it).</summary>
+    protected async Task ReadNamesAsync()
+    {
+        var tenant = Person!.User!.Tenant;
+        var names = new Dictionary<string, string>(await Store.Accounts.NamesAsync(tenant, HttpContext.RequestAborted), StringComparer.Ordinal);
+        foreach (var client in await Store.Clients.ListAsync(tenant, HttpContext.RequestAborted)) names[client.ClientId] = client.Name + " (API client)";
+        _names = names;
+    }
+
     /// <summary>An act refused with <paramref name="status"/>: the message is shown and nothing was changed.</summary>
     protected void Refuse(int status, string message)
     {

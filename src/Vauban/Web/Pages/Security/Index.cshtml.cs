@@ -24,14 +24,6 @@ public sealed class SecurityConsoleModel : ConsolePage
     public IReadOnlyList<Containment> Contained { get; private set; } = [];
     public IReadOnlyList<PendingExport> Exports { get; private set; } = [];
 
-    /// <summary>Accounts ("user:…": name and role) and API clients (client id: name) of the establishment, to name the principals listed.</summary>
-    private Dictionary<string, string> _names = [];
-
-    /// <summary>Who a listed principal is, by name, or null when it names no account or client of the establishment (a
-    /// command-line operator, a deleted account): a session is named by its account.</summary>
-    public string? Named(string principal, string? account = null) =>
-        _names.TryGetValue(principal, out var name) || (account is not null && _names.TryGetValue(account, out name)) ? name : null;
-
     /// <summary>What the act done did.</summary>
     public string? Done { get; private set; }
 
@@ -95,9 +87,7 @@ public sealed class SecurityConsoleModel : ConsolePage
     {
         var tenant = Person!.User!.Tenant.Id;
         var cancel = HttpContext.RequestAborted;
-        var names = new Dictionary<string, string>(await Store.Accounts.NamesAsync(Person!.User!.Tenant, cancel), StringComparer.Ordinal);
-        foreach (var client in await Store.Clients.ListAsync(Person!.User!.Tenant, cancel)) names[client.ClientId] = client.Name + " (API client)";
-        _names = names;
+        await ReadNamesAsync();
         var alerts = await Store.Alerts.ListAsync(tenant, all: false, Listed + 1, cancel);
         MoreAlerts = alerts.Count > Listed;
         Alerts = alerts.Take(Listed).ToList();
