@@ -158,6 +158,45 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_officer_lists_and_adds_canary_patients_on_a_page_and_no_one_else_learns_them()
+    {
+        using (var officer = await SignedInAsync(Officer))
+        {
+            var (page, html) = await officer.GetAsync("/security/canaries");
+            Assert.True(page.StatusCode == HttpStatusCode.OK, html);
+            Assert.Contains("<code>Patient/" + _canary + "</code>", html, StringComparison.Ordinal);
+
+            foreach (var bad in new[] { "0", "101", "two", "" })
+            {
+                var (refused, refusedHtml) = await officer.SubmitAsync("/security/canaries", new Dictionary<string, string> { ["Count"] = bad });
+                Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+                Assert.Contains("between 1 and 100", StaffClient.ById(refusedHtml, "error"), StringComparison.Ordinal);
+            }
+            Assert.Single(await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None));
+
+            var (added, addedHtml) = await officer.SubmitAsync("/security/canaries", new Dictionary<string, string> { ["Count"] = "2" });
+            Assert.True(added.StatusCode == HttpStatusCode.OK, addedHtml);
+            Assert.Equal("2 canary patients added.", StaffClient.ById(addedHtml, "done"));
+            var canaries = await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None);
+            Assert.Equal(3, canaries.Count);
+            Assert.All(canaries, c => Assert.Contains("<code>Patient/" + c.Patient + "</code>", addedHtml, StringComparison.Ordinal));
+        }
+        var entries = await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Administration);
+        Assert.Contains(entries, e => e.Detail.Records.Contains("console:GET /security/canaries") && e.Detail.Note == "guard console read (1 listed)");
+
+        // An administrator who knew the canaries could avoid them: refused, on the chain, and shown none.
+        using var admin = await SignedInAsync(Admin);
+        var (adminPage, adminHtml) = await admin.GetAsync("/security/canaries");
+        Assert.Equal(HttpStatusCode.Forbidden, adminPage.StatusCode);
+        Assert.DoesNotContain(_canary, adminHtml, StringComparison.Ordinal);
+        var (adminAdd, _) = await admin.SubmitAsync("/", new Dictionary<string, string> { ["Count"] = "1" }, action: "/security/canaries");
+        Assert.Equal(HttpStatusCode.Forbidden, adminAdd.StatusCode);
+        Assert.Equal(3, (await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None)).Count);
+        var adminEntries = await _server.AuditEntriesOfAsync(_tenant, Admin, AuditAction.Administration);
+        Assert.Contains(adminEntries, e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Records.Contains("console:POST /security/canaries"));
+    }
+
+    [Fact]
     public async Task A_refused_act_says_why_and_changes_nothing()
     {
         var alert = await CanaryReadByTheDeskAsync();
