@@ -338,6 +338,42 @@ public sealed class ApiClients
         return true;
     }
 
+    /// <summary>
+    /// Changes what an active client's acts are for (a billing system registered for treatment, say): from now on every audit
+    /// entry of its acts records <paramref name="purpose"/> — at once in this process, within <see cref="TokenRecheck"/> in the
+    /// others (their caches ask the database again). Entries already written keep the purpose they were written with. An
+    /// administrative act naming both purposes, in the change's transaction (an audit log that cannot be written changes
+    /// nothing). The purpose it had, or null when the establishment has no such active client.
+    /// </summary>
+    public async Task<string?> SetPurposeAsync(AccessContext administrator, string clientId, string purpose, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        ArgumentNullException.ThrowIfNull(clientId);
+        if (PurposeProblem(purpose) is { } wrongPurpose) throw new ArgumentException(wrongPurpose, nameof(purpose));
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        string? previous;
+        using (var read = scope.Command("SELECT purpose FROM clients WHERE client_id = @c AND tenant_id = @t AND disabled = 0")
+            .With("c", clientId).With("t", administrator.Tenant.Id))
+        {
+            previous = await read.ExecuteScalarAsync(cancellationToken) as string;
+        }
+        if (previous is null) return null;
+        if (previous == purpose) return previous;
+        using (var update = scope.Command("UPDATE clients SET purpose = @p WHERE client_id = @c AND tenant_id = @t AND disabled = 0")
+            .With("p", purpose).With("c", clientId).With("t", administrator.Tenant.Id))
+        {
+            if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return null;
+        }
+        await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+            [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, $"clients set-purpose ({previous} to {purpose})");
+        await scope.CommitAsync(cancellationToken);
+        foreach (var (key, cached) in _tokenCache)
+        {
+            if (cached.Context.Principal.Id == clientId) _tokenCache.TryRemove(key, out _);
+        }
+        return previous;
+    }
+
     /// <summary>The access context of a bearer token, or null when it is unknown, expired, revoked or its client disabled.</summary>
     public async ValueTask<AccessContext?> AuthenticateAsync(string bearerToken, string? sourceAddress, CancellationToken cancellationToken)
     {

@@ -74,7 +74,46 @@ internal static class ClientCommands
         clients.Subcommands.Add(add);
         clients.Subcommands.Add(List());
         clients.Subcommands.Add(Revoke());
+        clients.Subcommands.Add(SetPurpose());
         return clients;
+    }
+
+    private static Command SetPurpose()
+    {
+        var command = new Command("set-purpose",
+            "Change what an API client's acts are for (e.g. a billing system registered for treatment): every audit entry of its acts records it from now on "
+            + "(within 30 s on running servers); entries already written keep theirs. Audited, naming both purposes.");
+        var tenant = TenantCommands.Option();
+        var clientId = new Argument<string>("client_id") { Description = "As shown by 'vauban clients list'." };
+        var purpose = new Option<string>("--purpose")
+        {
+            Description = "The client's purpose of use (a v3-ActReason code): "
+                + string.Join(", ", Vauban.Access.KnownPurposes.ForClients.Select(p => $"{p} ({Vauban.Access.KnownPurposes.Display(p)})")) + ".",
+            Required = true,
+        };
+        // An unknown code is a usage error (exit 2), refused before the store is opened: nothing is changed.
+        purpose.Validators.Add(result =>
+        {
+            if (Vauban.Access.ApiClients.PurposeProblem(result.GetValueOrDefault<string>()) is { } problem) result.AddError("--purpose: " + problem);
+        });
+        command.Options.Add(tenant);
+        command.Options.Add(purpose);
+        command.Arguments.Add(clientId);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            var id = parse.GetValue(clientId)!;
+            var next = parse.GetValue(purpose)!;
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var previous = await store.Clients.SetPurposeAsync(AdministrationAudit.Context(owner), id, next, token)
+                ?? throw new ArgumentException($"{owner.Name} has no active API client '{Web.ServiceLabels.OneLine(id)}' (see: vauban clients list --tenant {owner.Name}).");
+            Console.WriteLine(previous == next
+                ? $"{id} is already registered for {next} ({Vauban.Access.KnownPurposes.Display(next)}): nothing changed."
+                : $"{id}: its acts are now recorded for {next} ({Vauban.Access.KnownPurposes.Display(next)}), no longer {previous}; within 30 s on running servers.");
+            return 0;
+        }, ct));
+        return command;
     }
 
     private static Command List()

@@ -59,6 +59,7 @@ public class CliTests : IDisposable
     [InlineData("guard acknowledge --help")]
     [InlineData("clients list --help")]
     [InlineData("clients revoke --help")]
+    [InlineData("clients set-purpose --help")]
     [InlineData("guard contained --help")]
     [InlineData("guard release --help")]
     [InlineData("guard exports --help")]
@@ -339,6 +340,18 @@ public class CliTests : IDisposable
             Assert.True(exit == 1, bad + " → " + output);
             Assert.StartsWith("error: ", output, StringComparison.Ordinal);
         }
+
+        // Its purpose of use changes, audited; an unknown code is a usage error (2) and an unknown client an error (1).
+        var purposeChanged = await RunAsync($"clients set-purpose --tenant chu-clients {clientId} --purpose HPAYMT {DbArgs}");
+        Assert.True(purposeChanged.Exit == 1, purposeChanged.Output); // revoked just before: no active client of that id
+        Assert.Equal(2, (await RunAsync($"clients set-purpose --tenant chu-clients {clientId} --purpose NOPE {DbArgs}")).Exit);
+        var other = await RunAsync($"clients add --tenant chu-clients --name Facturation --scopes system/Patient.rs {DbArgs}");
+        var otherId = other.Output.Split('\n').Single(l => l.StartsWith("client_id:", StringComparison.Ordinal))["client_id:".Length..].Trim();
+        var set = await RunAsync($"clients set-purpose --tenant chu-clients {otherId} --purpose HPAYMT {DbArgs}");
+        Assert.True(set.Exit == 0, set.Output);
+        Assert.Contains("now recorded for HPAYMT (healthcare payment), no longer TREAT", set.Output, StringComparison.Ordinal);
+        Assert.Contains("\tHPAYMT\t", (await RunAsync($"clients list --tenant chu-clients {DbArgs}")).Output.Split('\n').Single(l => l.StartsWith(otherId, StringComparison.Ordinal)),
+            StringComparison.Ordinal);
 
         // The revoked client gets no token.
         await using var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)),

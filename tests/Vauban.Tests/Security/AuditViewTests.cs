@@ -339,6 +339,31 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_clients_purpose_changed_by_the_administrator_is_recorded_on_its_next_acts_and_the_change_is_audited()
+    {
+        var client = await _server.Store.Clients.AddAsync(AccessContext.Operator(_tenant, "test"), "billing registered as care", "system/Patient.rs",
+            null, ClientLimits.None, KnownPurposes.Treatment, CancellationToken.None);
+        using var http = new HttpClient { BaseAddress = _server.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", await _server.TokenAsync(client.ClientId, client.ClientSecret!));
+        using (var before = await http.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+
+        Assert.Equal(KnownPurposes.Treatment, await _server.Store.Clients.SetPurposeAsync(AccessContext.Operator(_tenant, "test"), client.ClientId, KnownPurposes.Payment, CancellationToken.None));
+        // The token it holds already: its next act is recorded for payment, the one before keeps treatment.
+        using (var after = await http.GetAsync($"/fhir/Patient/{_patient}")) Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        var acts = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Agent = client.ClientId, Actions = [AuditAction.Read], Count = 10 },
+            CancellationToken.None);
+        Assert.Equal([KnownPurposes.Payment, KnownPurposes.Treatment], acts!.Select(e => e.Detail.Purpose)); // newest first
+        var changes = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Actions = [AuditAction.Administration], Count = 100 },
+            CancellationToken.None);
+        Assert.Contains(changes!, e => e.Detail.Note == "clients set-purpose (TREAT to HPAYMT)" && e.Detail.Records.Contains("client:" + client.ClientId));
+
+        // Refused: a code no client can have, a client of no such id; nothing changes.
+        await Assert.ThrowsAsync<ArgumentException>(() => _server.Store.Clients.SetPurposeAsync(AccessContext.Operator(_tenant, "test"), client.ClientId, "PATADMIN-NOT", CancellationToken.None));
+        Assert.Null(await _server.Store.Clients.SetPurposeAsync(AccessContext.Operator(_tenant, "test"), "vc_nosuchclient", KnownPurposes.Treatment, CancellationToken.None));
+        Assert.Equal(KnownPurposes.Payment, (await _server.Store.Clients.ListAsync(_tenant, CancellationToken.None)).Single(c => c.ClientId == client.ClientId).Purpose);
+    }
+
+    [Fact]
     public async Task The_access_history_names_the_service_by_its_name_and_a_POST_search_links_to_itself_without_its_values()
     {
         var emergency = await _server.CreateAsOperatorAsync(_tenant, """{ "resourceType": "Organization", "name": "Urgences adultes" }""");
