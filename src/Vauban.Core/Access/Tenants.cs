@@ -40,16 +40,47 @@ public sealed class Tenants
             return $"The establishment name '{name}' is written with compatibility characters (full-width, styled or ligature letters): write it as '{plain}'.";
         if (!IsValidName(name)) return "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.";
         if (!name.Any(char.IsLetterOrDigit)) return $"An establishment name needs a letter or a digit ('{name}' is only punctuation).";
+        var scripts = name.Where(char.IsLetter).Select(ScriptOf).Distinct().ToList();
+        if (scripts.Count > 1)
+            return $"The establishment name '{name}' mixes alphabets ({string.Join(" and ", scripts)}): a Cyrillic 'о' or a Greek 'ο' reads as a Latin 'o', so such a name can pass for another. Write it in one alphabet.";
         return null;
     }
 
+    /// <summary>The alphabet a letter is written in, as far as names can be confused across them (UTS #39's mixed-script concern).</summary>
+    private static string ScriptOf(char letter) => letter switch
+    {
+        <= '\u024F' or (>= '\u1E00' and <= '\u1EFF') or (>= '\u2C60' and <= '\u2C7F') or (>= '\uA720' and <= '\uA7FF') => "Latin",
+        (>= '\u0370' and <= '\u03FF') or (>= '\u1F00' and <= '\u1FFF') => "Greek",
+        (>= '\u0400' and <= '\u052F') or (>= '\u1C80' and <= '\u1C8F') or (>= '\u2DE0' and <= '\u2DFF') or (>= '\uA640' and <= '\uA69F') => "Cyrillic",
+        (>= '\u0530' and <= '\u058F') => "Armenian",
+        _ => "another alphabet",
+    };
+
+    /// <summary>Cyrillic and Greek letters (lower case: <see cref="Likeness"/> folds first) that read as a Latin one, after
+    /// Unicode's confusables (UTS #39): a name written with them reads like its Latin twin.</summary>
+    private static readonly Dictionary<char, char> Confusables = new()
+    {
+        // Cyrillic
+        ['а'] = 'a', ['в'] = 'b', ['е'] = 'e', ['ё'] = 'e', ['һ'] = 'h', ['н'] = 'h', ['і'] = 'i', ['ї'] = 'i', ['ј'] = 'j', ['к'] = 'k', ['м'] = 'm',
+        ['о'] = 'o', ['р'] = 'p', ['ԛ'] = 'q', ['с'] = 'c', ['ѕ'] = 's', ['т'] = 't', ['у'] = 'y', ['ԝ'] = 'w', ['х'] = 'x', ['ԁ'] = 'd', ['ү'] = 'y',
+        ['ӏ'] = 'l',
+        // Greek
+        ['α'] = 'a', ['β'] = 'b', ['ε'] = 'e', ['η'] = 'h', ['ι'] = 'i', ['κ'] = 'k', ['μ'] = 'm', ['ν'] = 'v', ['ο'] = 'o', ['ρ'] = 'p', ['τ'] = 't',
+        ['υ'] = 'y', ['χ'] = 'x', ['ζ'] = 'z',
+    };
+
     /// <summary>The form in which two names that read alike are equal: Unicode compatibility normalization (NFKC: full-width,
     /// styled and ligature letters as plain ones) and case folding (upper then lower, invariant, so that 'ſ', 'ς' and the like
-    /// fold with their plain letters). 'hop1', 'HOP1', 'ｈｏｐ１' and 'Ｈop1' are alike.</summary>
+    /// fold with their plain letters), then Cyrillic and Greek letters that read as Latin ones as those. 'hop1', 'HOP1',
+    /// 'ｈｏｐ１', 'Ｈop1' and the Cyrillic 'НОР1' are alike.</summary>
     public static string Likeness(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        return CompatibilityForms.Plain(CompatibilityForms.Plain(name).ToUpperInvariant().ToLowerInvariant());
+        var folded = CompatibilityForms.Plain(CompatibilityForms.Plain(name).ToUpperInvariant().ToLowerInvariant());
+        return string.Create(folded.Length, folded, static (span, text) =>
+        {
+            for (var i = 0; i < text.Length; i++) span[i] = Confusables.TryGetValue(text[i], out var latin) ? latin : text[i];
+        });
     }
 
     public Task<Tenant> AddAsync(string name, CancellationToken cancellationToken) => AddAsync(name, null, cancellationToken);

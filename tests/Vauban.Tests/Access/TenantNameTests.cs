@@ -12,6 +12,9 @@ public class TenantNameTests
     [InlineData("ｈｏｐ１")] // full-width
     [InlineData("ℌop1")] // black-letter capital H
     [InlineData("ＨＯＰ1")]
+    [InlineData("\u041D\u041E\u04201")] // Cyrillic capitals En, O, Er: НОР1
+    [InlineData("h\u043Ep1")] // a Cyrillic о among Latin letters
+    [InlineData("\u0397\u039F\u03A11")] // Greek capitals Eta, Omicron, Rho: ΗΟΡ1
     public void Names_that_differ_only_by_case_or_compatibility_characters_read_alike(string alike) =>
         Assert.Equal(Tenants.Likeness("hop1"), Tenants.Likeness(alike));
 
@@ -26,6 +29,7 @@ public class TenantNameTests
     [InlineData("h\u00F4pital-saint-\u00E9loi")]
     [InlineData("clinique_2")]
     [InlineData("lab.paris")]
+    [InlineData("\u0431\u043E\u043B\u044C\u043D\u0438\u0446\u0430")] // больница: one alphabet, Cyrillic
     public void A_plain_name_is_accepted(string name) => Assert.Null(Tenants.NameProblem(name));
 
     [Theory]
@@ -39,6 +43,8 @@ public class TenantNameTests
     [InlineData("ho\u0302pital", "letters, digits")] // the accent as a combining mark
     [InlineData("\uFB01nances", "write it as 'finances'")] // a ligature
     [InlineData("chu nantes", "letters, digits")]
+    [InlineData("h\u043Epital", "mixes alphabets (Latin and Cyrillic)")] // a Cyrillic о
+    [InlineData("clinique-\u03B1", "mixes alphabets (Latin and Greek)")]
     public void A_name_that_does_not_read_as_it_holds_is_refused_and_says_why(string name, string why) =>
         Assert.Contains(why, Tenants.NameProblem(name) ?? "(accepted)", StringComparison.Ordinal);
 
