@@ -41,15 +41,8 @@ public sealed class CanariesModel : ConsolePage
         return await ShowAsync(Act);
     }
 
-    /// <summary>The console's door, then the officer's alone: anyone else is refused with 403, on the chain.</summary>
-    private async Task<IActionResult?> EnterOfficerAsync(string act)
-    {
-        if (await EnterAsync(act) is { } refused) return refused;
-        if (IsOfficer) return null;
-        await GuardConsole.AuditRefusalAsync(Store, HttpContext, act, "only the security officer");
-        Refuse(StatusCodes.Status403Forbidden, "Only the security officer knows the canary patients: anyone who knew them could avoid them.");
-        return Page();
-    }
+    private Task<IActionResult?> EnterOfficerAsync(string act) =>
+        EnterOfficerAsync(act, "Only the security officer knows the canary patients: anyone who knew them could avoid them.");
 
     private async Task<IActionResult> ShowAsync(string act)
     {

@@ -26,6 +26,17 @@ public abstract class ConsolePage : StaffPage
         return Page();
     }
 
+    /// <summary>The console's door, then the security officer's alone: anyone else the console admits (an administrator) is
+    /// refused with 403 and <paramref name="refusal"/>, on the chain. Null when the officer may go on.</summary>
+    protected async Task<IActionResult?> EnterOfficerAsync(string act, string refusal)
+    {
+        if (await EnterAsync(act) is { } refused) return refused;
+        if (IsOfficer) return null;
+        await GuardConsole.AuditRefusalAsync(Store, HttpContext, act, "only the security officer");
+        Refuse(StatusCodes.Status403Forbidden, refusal);
+        return Page();
+    }
+
     /// <summary>Accounts ("user:…": name and role) and API clients (client id: name) of the establishment, to name the principals listed.</summary>
     private Dictionary<string, string> _names = [];
 

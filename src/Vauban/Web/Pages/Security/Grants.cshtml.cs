@@ -24,13 +24,7 @@ public sealed class GrantsModel : ConsolePage
     public async Task<IActionResult> OnGetAsync()
     {
         const string Act = "GET /security/grants";
-        if (await EnterAsync(Act) is { } refused) return refused;
-        if (!IsOfficer)
-        {
-            await GuardConsole.AuditRefusalAsync(Store, HttpContext, Act, "only the security officer");
-            Refuse(StatusCodes.Status403Forbidden, "Only the security officer reviews break-the-glass explanations.");
-            return Page();
-        }
+        if (await EnterOfficerAsync(Act, "Only the security officer reviews break-the-glass explanations.") is { } refused) return refused;
         var grants = await Store.BreakTheGlass.ReviewAsync(Person!.User!.Tenant, Listed + 1, HttpContext.RequestAborted);
         More = grants.Count > Listed;
         Grants = grants.Take(Listed).ToList();
