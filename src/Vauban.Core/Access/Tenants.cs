@@ -67,6 +67,8 @@ public sealed class Tenants
         // Read and decided under the lock, so that two operators adding 'hop1' and 'HOP1' at once do not both succeed (SQLite
         // serializes writers; PostgreSQL takes the advisory lock).
         await _database.LockAsync(scope, "tenants add", cancellationToken);
+        // A process started before another rotated the master key would wrap the new establishment's keys under the old one.
+        await _keys.RefuseIfRotatedAsync(scope, cancellationToken);
         if (await AlikeAsync(scope, name, cancellationToken) is { } existing)
         {
             // A name like an existing one is a typo of it more often than a new establishment: `seed --tenant HOP1` would

@@ -139,10 +139,41 @@ internal sealed class KeyRing : IDisposable
         }
         // The act on the chains, with it: an audit log that cannot be written leaves the key as it was.
         await audit(scope);
+        _rotatingTo = next;
         await scope.CommitAsync(cancellationToken);
         _master = next;
         return rewrapped.Count;
     }
+
+    /// <summary>
+    /// Refuses to write anything wrapped under this process's master key once another process has rotated the store's (read in
+    /// <paramref name="scope"/>, whose caller holds the "tenants add" lock that a rotation takes too, so the binding cannot change
+    /// until it commits). Without it a server or `tenants add` still running with the previous key wrapped a new establishment's
+    /// keys under it, beside keys wrapped under the new one: an establishment the store's key could not open.
+    /// </summary>
+    public async Task RefuseIfRotatedAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        var bound = await BoundFingerprintAsync(scope.Connection, cancellationToken, scope.Transaction);
+        if (bound is null || bound == _master.Fingerprint) return;
+        // This process's own rotation, whose commit was acknowledged to the database but not yet taken here.
+        if (_rotatingTo is { } next && next.Fingerprint == bound)
+        {
+            _master = next;
+            return;
+        }
+        throw Rotated(bound, "Nothing was written. Restart this process with the store's new master key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY).");
+    }
+
+    // The key a rotation of this process is committing (RefuseIfRotatedAsync).
+    private volatile MasterKey? _rotatingTo;
+
+    private VaubanConfigurationException Rotated(string bound, string consequence) => new(
+        $"The store's master key was rotated meanwhile: the store now takes the key with fingerprint {bound}, and this process holds the previous one "
+        + $"({_master.Source}, fingerprint {_master.Fingerprint}). {consequence}")
+    {
+        OtherMasterKey = true,
+    };
 
     private VaubanConfigurationException OtherKey(string bound) => new(
         $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
@@ -183,6 +214,8 @@ internal sealed class KeyRing : IDisposable
     public async Task EnsureAuditSigningKeysAsync(CancellationToken cancellationToken)
     {
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Under the lock a rotation takes: no key wrapped under a master key the store no longer takes.
+        await _database.LockAsync(scope, "tenants add", cancellationToken);
         var missing = new List<long>();
         using (var command = scope.Command($"SELECT id FROM tenants t WHERE NOT EXISTS (SELECT 1 FROM tenant_keys k WHERE k.tenant_id = t.id AND k.purpose = '{AuditSigningPurpose}')"))
         using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -190,6 +223,7 @@ internal sealed class KeyRing : IDisposable
             while (await reader.ReadAsync(cancellationToken)) missing.Add(reader.GetInt64(0));
         }
         if (missing.Count == 0) return;
+        await RefuseIfRotatedAsync(scope, cancellationToken);
         foreach (var tenantId in missing) (await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken)).Dispose();
         await scope.CommitAsync(cancellationToken);
     }

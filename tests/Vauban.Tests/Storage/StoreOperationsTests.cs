@@ -178,6 +178,67 @@ public sealed class StoreOperationsTests
         Assert.True(verified.Valid);
     }
 
+    private static Func<Vauban.Access.Tenant, Vauban.Access.AccessContext> Administrator => t => Vauban.Access.AccessContext.Operator(t, "administration");
+
+    private static async Task AddPatientAsync(VaubanStore store, string establishment, string family)
+    {
+        var tenant = (await store.Tenants.FindAsync(establishment, CancellationToken.None))!;
+        using var json = System.Text.Json.JsonDocument.Parse(Samples.Patient(family: family));
+        var created = await store.Records.CreateAsync(Vauban.Access.AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Created, created.Status);
+    }
+
+    /// <summary>Every establishment's patient <paramref name="family"/> is found and decrypted by <paramref name="store"/>.</summary>
+    private static async Task AssertEveryEstablishmentReadsAsync(VaubanStore store, string family)
+    {
+        foreach (var tenant in await store.Tenants.ListAsync(CancellationToken.None))
+        {
+            var context = Vauban.Access.AccessContext.Operator(tenant, Vauban.Access.KnownPurposes.SystemAdministration);
+            var found = await store.Records.SearchAsync(context, "Patient", [new("family", family)], null, lenient: false, CancellationToken.None);
+            Assert.Equal(Vauban.Records.RecordStatus.Ok, found.Status);
+            Assert.Contains(family, System.Text.Encoding.UTF8.GetString(Assert.Single(found.Entries).Json!), StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_process_still_holding_the_previous_master_key_writes_no_key_under_it_once_another_has_rotated(Engine engine)
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(engine, "chu-a");
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using (var rotating = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        await using (var stale = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            await stale.Tenants.AddAsync("chu-c", CancellationToken.None);
+            await AddPatientAsync(stale, "chu-a", "Stale");
+            await AddPatientAsync(stale, "chu-c", "Stale");
+            await rotating.RotateMasterKeyAsync(next, Administrator, CancellationToken.None);
+            var tenants = await ScalarAsync(db, "SELECT count(*) FROM tenants");
+
+            // `tenants add` (or a server) started before the rotation, still holding the old key.
+            var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => stale.Tenants.AddAsync("chu-b", CancellationToken.None));
+            Assert.Contains("The store's master key was rotated meanwhile", refused.Message, StringComparison.Ordinal);
+            Assert.Contains(next.Fingerprint, refused.Message, StringComparison.Ordinal);
+            Assert.Contains("Restart this process with the store's new master key", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(tenants, await ScalarAsync(db, "SELECT count(*) FROM tenants"));
+
+            // Its start-up step that gives an establishment from before the audit log its signing key: refused too.
+            await ExecuteAsync(db, "DELETE FROM tenant_keys WHERE purpose = 'audit-signing' AND tenant_id = (SELECT id FROM tenants WHERE name = 'chu-c')");
+            var keys = await ScalarAsync(db, "SELECT count(*) FROM tenant_keys");
+            refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => stale.Keys.EnsureAuditSigningKeysAsync(CancellationToken.None));
+            Assert.Contains("The store's master key was rotated meanwhile", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(keys, await ScalarAsync(db, "SELECT count(*) FROM tenant_keys"));
+        }
+        // The store still opens with its key (which gives the signing key back), and every establishment's records read.
+        await using (var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None))
+        {
+            Assert.Equal(["chu-a", "chu-c"], (await reopened.Tenants.ListAsync(CancellationToken.None)).Select(t => t.Name));
+            await AssertEveryEstablishmentReadsAsync(reopened, "Stale");
+        }
+        RemoveSqliteFolder(engine, db);
+    }
+
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
