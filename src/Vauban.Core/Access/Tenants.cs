@@ -138,6 +138,16 @@ public sealed class Tenants
         return _byId[id] = new Tenant(reader.GetInt64(0), reader.GetString(1));
     }
 
+    /// <summary>The establishments as <paramref name="scope"/>'s transaction sees them (under a lock, none added meanwhile), by id.</summary>
+    internal static async Task<IReadOnlyList<Tenant>> ListAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        using var command = scope.Command("SELECT id, name FROM tenants ORDER BY id");
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var tenants = new List<Tenant>();
+        while (await reader.ReadAsync(cancellationToken)) tenants.Add(new Tenant(reader.GetInt64(0), reader.GetString(1)));
+        return tenants;
+    }
+
     public async Task<IReadOnlyList<Tenant>> ListAsync(CancellationToken cancellationToken)
     {
         await using var connection = await _database.OpenAsync(cancellationToken);

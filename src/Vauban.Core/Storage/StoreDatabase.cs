@@ -243,9 +243,15 @@ internal sealed class WriteScope : IAsyncDisposable
             await audit.FlushAsync(this, cancellationToken);
         }
         foreach (var other in OtherChains) await other.FlushAsync(this, cancellationToken);
+        CommitSent = true;
         await Transaction.CommitAsync(cancellationToken);
         _completed = true;
     }
+
+    /// <summary>Set just before COMMIT is sent. A failure from then on (the connection lost or a timeout while the commit is in
+    /// flight, a cancellation) leaves the outcome unknown: the database may apply the commit after a read on another connection
+    /// has seen the state before it. Only a failure while this is false proves the transaction changed nothing.</summary>
+    public bool CommitSent { get; private set; }
 
     public async ValueTask DisposeAsync()
     {
@@ -255,6 +261,11 @@ internal sealed class WriteScope : IAsyncDisposable
             {
                 try { await Transaction.RollbackAsync(); }
                 catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
+                catch (Exception) when (CommitSent)
+                {
+                    // A commit whose outcome is the server's (the connection lost under it): nothing to roll back from here, and
+                    // the commit's own failure, not this one, is what the caller must see.
+                }
             }
             await Transaction.DisposeAsync();
             if (_ownsConnection) await Connection.DisposeAsync();

@@ -159,7 +159,7 @@ public sealed class StoreOperationsTests
         var same = await Assert.ThrowsAsync<ArgumentException>(() => server.Store.RotateMasterKeyAsync(old, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
         Assert.Contains("current one", same.Message, StringComparison.Ordinal);
         // data, index and audit-signing keys of the one establishment
-        Assert.Equal(3, await server.Store.RotateMasterKeyAsync(next, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
+        Assert.Equal(new Vauban.Crypto.MasterKeyRotation(3, 1), await server.Store.RotateMasterKeyAsync(next, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
         Assert.Equal(next.Fingerprint, await server.Store.BoundMasterKeyFingerprintAsync(CancellationToken.None));
         // The act on the establishment's chain, in the rotation's own transaction.
         Assert.True(await ScalarAsync(server.Db, "SELECT count(*) FROM audit_entries") >= entriesBefore + 1);
@@ -237,6 +237,68 @@ public sealed class StoreOperationsTests
             await AssertEveryEstablishmentReadsAsync(reopened, "Stale");
         }
         RemoveSqliteFolder(engine, db);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_rotation_that_fails_once_its_commit_was_sent_is_reported_as_unsettled_not_as_failed(Engine engine)
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(engine, "chu-commit");
+        await ExecuteAsync(db, Vauban.Tests.Cli.CliTests.RefuseCommitOfTheBinding(engine));
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            var unsettled = await Assert.ThrowsAsync<Vauban.Crypto.MasterKeyRotationUnsettledException>(() => store.RotateMasterKeyAsync(next, Administrator, CancellationToken.None));
+            Assert.Contains("is not known", unsettled.Message, StringComparison.Ordinal);
+            Assert.Contains(next.Fingerprint, unsettled.Message, StringComparison.Ordinal);
+            Assert.Contains(old.Fingerprint, unsettled.Message, StringComparison.Ordinal);
+            Assert.Equal(old.Fingerprint, store.MasterKeyFingerprint);
+        }
+        // The database refused this commit: the store kept its key.
+        await using (var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            Assert.NotNull(await reopened.Tenants.FindAsync("chu-commit", CancellationToken.None));
+        }
+        RemoveSqliteFolder(engine, db);
+    }
+
+    /// <summary>Returns once <paramref name="count"/> sessions of <paramref name="db"/> wait for a lock (a row, an advisory lock):
+    /// a step of a concurrent test reached, without sleeping on a guess.</summary>
+    internal static async Task WaitForLockWaitersAsync(string db, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await ScalarAsync(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") < count)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{count} session(s) never waited for a lock.");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task An_establishment_added_while_a_rotation_waits_for_the_lock_gets_the_rotation_on_its_chain()
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(Engine.Postgres, "chu-a");
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using var rotating = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None);
+        await using var adding = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None);
+        await using var blocker = new NpgsqlConnection(db);
+        await blocker.OpenAsync();
+        await using var held = await blocker.BeginTransactionAsync();
+        // An uncommitted row of the same name holds `tenants add` inside its transaction, under the "tenants add" lock.
+        await using (var row = new NpgsqlCommand("INSERT INTO tenants (name, created_at) VALUES ('chu-late', 0)", blocker, held)) await row.ExecuteNonQueryAsync();
+        var add = adding.Tenants.AddAsync("chu-late", CancellationToken.None);
+        await WaitForLockWaitersAsync(db, 1);
+        var rotation = rotating.RotateMasterKeyAsync(next, Administrator, CancellationToken.None);
+        await WaitForLockWaitersAsync(db, 2); // the rotation waits for the lock
+        await held.RollbackAsync();
+        var late = await add;
+
+        // The establishment committed while the rotation waited is re-wrapped, counted, and told on its own chain.
+        Assert.Equal(new Vauban.Crypto.MasterKeyRotation(6, 2), await rotation);
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {late.Id}"));
+        await using var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None);
+        Assert.True((await reopened.AuditLog.VerifyAsync(late.Id, null, CancellationToken.None)).Valid);
     }
 
     [Theory]
