@@ -301,6 +301,38 @@ public sealed class StoreOperationsTests
         Assert.True((await reopened.AuditLog.VerifyAsync(late.Id, null, CancellationToken.None)).Valid);
     }
 
+    [Fact]
+    public async Task A_transaction_that_appends_to_several_chains_locks_their_heads_in_ascending_tenant_id_whatever_order_it_added_them()
+    {
+        var (db, master) = await StoreWithOneEstablishmentAsync(Engine.Postgres, "chu-1");
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+        var low = (await store.Tenants.FindAsync("chu-1", CancellationToken.None))!;
+        var high = await store.Tenants.AddAsync("chu-2", CancellationToken.None);
+        Assert.True(low.Id < high.Id);
+        await using var blocker = new NpgsqlConnection(db);
+        await blocker.OpenAsync();
+        await using var held = await blocker.BeginTransactionAsync();
+        await using (var head = new NpgsqlCommand($"SELECT seq FROM audit_heads WHERE tenant_id = {low.Id} FOR UPDATE", blocker, held)) await head.ExecuteScalarAsync();
+
+        // The higher establishment's entry added first (a write's own chain), the lower one's after (an act on other chains).
+        var scope = await store.Database.BeginWriteAsync(CancellationToken.None);
+        await store.Audit.AppendAsync(scope, Vauban.Access.AccessContext.Operator(high, "administration"), Vauban.Audit.AuditAction.Administration,
+            Vauban.Audit.AuditOutcome.Success, null, [new Vauban.Audit.AuditedRecord("test:order", null, null)], CancellationToken.None);
+        await store.Audit.AppendOnEveryChainAsync(scope, [Vauban.Access.AccessContext.Operator(low, "administration")], Vauban.Audit.AuditAction.Administration,
+            [new Vauban.Audit.AuditedRecord("test:order", null, null)], "order", CancellationToken.None);
+        var commit = scope.CommitAsync(CancellationToken.None);
+        await WaitForLockWaitersAsync(db, 1); // waits for the lower head
+
+        // It holds no lock on the higher head while it waits for the lower one: another transaction locking both in the same
+        // order cannot be waiting for it in a cycle.
+        await using (var head = new NpgsqlCommand($"SELECT seq FROM audit_heads WHERE tenant_id = {high.Id} FOR UPDATE NOWAIT", blocker, held)) await head.ExecuteScalarAsync();
+        await held.RollbackAsync();
+        await commit;
+        await scope.DisposeAsync();
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {low.Id}"));
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {high.Id}"));
+    }
+
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
