@@ -150,7 +150,12 @@ internal sealed class KeyRing : IDisposable
         {
             await scope.CommitAsync(cancellationToken);
         }
-        catch (Exception e) when (scope.CommitSent)
+        catch (Exception) when (!scope.CommitSent)
+        {
+            _rotatingTo = null; // provably not committed (an audit chain that could not be written)
+            throw;
+        }
+        catch (Exception e)
         {
             throw new MasterKeyRotationUnsettledException(
                 $"The rotation failed once its commit had been sent ({e.Message}): whether the store now takes the new master key (fingerprint {next.Fingerprint}) "

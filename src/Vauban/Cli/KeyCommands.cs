@@ -68,7 +68,7 @@ internal static class KeyCommands
                 $"Rotated the master key of {store.Description}: {rotation.Keys:N0} keys of {rotation.Establishments:N0} establishment(s) are now wrapped under the key in {path} (fingerprint {next.Fingerprint}; it was {previous})."));
             Console.WriteLine("Next:");
             Console.WriteLine($"  1. Give every Vauban process of this store the new key: --master-key-file {path}, or $VAUBAN_MASTER_KEY_FILE (or its contents in $VAUBAN_MASTER_KEY).");
-            Console.WriteLine("  2. Restart running servers now: they go on with the keys they have opened, but cannot open an establishment's keys they have not, and the old key is refused at their next start.");
+            Console.WriteLine("  2. Restart running servers now: they go on with the keys they have opened, but cannot open an establishment's keys they have not, nor add an establishment, and the old key is refused at their next start.");
             Console.WriteLine("  3. Destroy the old key file and its copies. Backups of the store taken before now still need the old key: keep it with them, or take new backups and destroy both.");
             return 0;
         }, ct));
