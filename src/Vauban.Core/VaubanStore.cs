@@ -95,24 +95,33 @@ public sealed class VaubanStore : IAsyncDisposable
     /// <summary>
     /// Rotates the master key: every establishment's keys re-wrapped under <paramref name="next"/> and the store bound to it, in
     /// one transaction (<see cref="KeyRing.RotateMasterAsync"/>) that also appends the act, by <paramref name="administrator"/>,
-    /// to every establishment's chain: an audit log that cannot be written leaves the key as it was. Records, indexes and the
-    /// audit log are not rewritten. From then on this store object uses the new key; every other process must be given it (the
-    /// old one is refused). Returns how many keys were re-wrapped.
+    /// to every establishment's chain: an audit log that cannot be written leaves the key as it was. The establishments are
+    /// listed in that transaction, under the lock `tenants add` takes: one added meanwhile has its keys re-wrapped and the act on
+    /// its chain too. Records, indexes and the audit log are not rewritten. From then on this store object uses the new key;
+    /// every other process must be given it (the old one is refused). A failure once the commit was sent is a
+    /// <see cref="MasterKeyRotationUnsettledException"/>: whether the store took the new key is then not known.
     /// </summary>
-    public async Task<int> RotateMasterKeyAsync(MasterKey next, Func<Tenant, AccessContext> administrator, CancellationToken cancellationToken)
+    public async Task<MasterKeyRotation> RotateMasterKeyAsync(MasterKey next, Func<Tenant, AccessContext> administrator, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(next);
         ArgumentNullException.ThrowIfNull(administrator);
-        var tenants = await Tenants.ListAsync(cancellationToken);
-        // Opened (and kept) under the current key before it changes: the chains' checkpoints may be signed in the transaction.
-        foreach (var tenant in tenants)
-        {
-            await _keys.ForTenantAsync(tenant.Id, cancellationToken);
-            await _keys.AuditSignerAsync(tenant.Id, cancellationToken);
-        }
         var note = $"keys rotate-master: the establishment's keys re-wrapped from master key {_keys.Master.Fingerprint} to {next.Fingerprint}";
-        return await _keys.RotateMasterAsync(next, scope => Audit.AppendOnEveryChainAsync(scope, [.. tenants.Select(administrator)], AuditAction.Administration,
-            [new AuditedRecord("keys:master", null, null)], note, cancellationToken), cancellationToken);
+        var establishments = 0;
+        var keys = await _keys.RotateMasterAsync(next, async scope =>
+        {
+            var tenants = await Tenants.ListAsync(scope, cancellationToken);
+            // Opened (and kept) under the current key before it changes: the entries are sealed, and the chains' checkpoints may
+            // be signed, with them in the transaction.
+            foreach (var tenant in tenants)
+            {
+                await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+                await _keys.AuditSignerAsync(tenant.Id, cancellationToken);
+            }
+            establishments = tenants.Count;
+            await Audit.AppendOnEveryChainAsync(scope, [.. tenants.Select(administrator)], AuditAction.Administration,
+                [new AuditedRecord("keys:master", null, null)], note, cancellationToken);
+        }, cancellationToken);
+        return new MasterKeyRotation(keys, establishments);
     }
 
     /// <summary>Tells every establishment's security officer, in one transaction, that a journal's end was lost.</summary>

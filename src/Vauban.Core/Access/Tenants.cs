@@ -98,6 +98,8 @@ public sealed class Tenants
         // Read and decided under the lock, so that two operators adding 'hop1' and 'HOP1' at once do not both succeed (SQLite
         // serializes writers; PostgreSQL takes the advisory lock).
         await _database.LockAsync(scope, "tenants add", cancellationToken);
+        // A process started before another rotated the master key would wrap the new establishment's keys under the old one.
+        await _keys.RefuseIfRotatedAsync(scope, cancellationToken);
         if (await AlikeAsync(scope, name, cancellationToken) is { } existing)
         {
             // A name like an existing one is a typo of it more often than a new establishment: `seed --tenant HOP1` would
@@ -165,6 +167,16 @@ public sealed class Tenants
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return null;
         return _byId[id] = new Tenant(reader.GetInt64(0), reader.GetString(1));
+    }
+
+    /// <summary>The establishments as <paramref name="scope"/>'s transaction sees them (under a lock, none added meanwhile), by id.</summary>
+    internal static async Task<IReadOnlyList<Tenant>> ListAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        using var command = scope.Command("SELECT id, name FROM tenants ORDER BY id");
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var tenants = new List<Tenant>();
+        while (await reader.ReadAsync(cancellationToken)) tenants.Add(new Tenant(reader.GetInt64(0), reader.GetString(1)));
+        return tenants;
     }
 
     public async Task<IReadOnlyList<Tenant>> ListAsync(CancellationToken cancellationToken)

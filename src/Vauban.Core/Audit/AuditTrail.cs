@@ -913,7 +913,8 @@ public sealed class AuditTrail : IAsyncDisposable
                         next++;
                     }
                     using var statements = new ChainStatements(scope.Connection, _database.Engine);
-                    foreach (var tenant in chunk.GroupBy(r => r.TenantId))
+                    // Chain heads locked in ascending tenant id, as every transaction locks several (WriteScope.ChainsInLockOrder).
+                    foreach (var tenant in chunk.GroupBy(r => r.TenantId).OrderBy(g => g.Key))
                     {
                         await AppendInScopeAsync(scope, tenant.Key, tenant.SelectMany(r => r.Entries).ToList(), cancellationToken, kept: statements);
                     }
@@ -1267,7 +1268,7 @@ public sealed class AuditTrail : IAsyncDisposable
             var session = await SessionAsync();
             await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
             {
-                if (_checkProgress) await CopyAgainWhatTheDatabaseLostAsync(scope, session.Statements);
+                var lost = _checkProgress ? await CopyAgainWhatTheDatabaseLostAsync(scope, session.Statements) : new Dictionary<long, List<PreparedEntry>>();
                 IEnumerable<PendingGroup> groups = batch.Where(g => g.Entries.Count > 0);
                 if (retry)
                 {
@@ -1280,11 +1281,17 @@ public sealed class AuditTrail : IAsyncDisposable
                     }
                     groups = groups.Where(g => g.Journal is null || g.JournalEnd > copied[g.Journal]).ToList();
                 }
-                foreach (var tenant in groups.GroupBy(g => g.TenantId))
+                // Each chain head locked once, in ascending tenant id (WriteScope.ChainsInLockOrder): what the database lost first,
+                // then this batch, each in its journal order.
+                var byTenant = groups.GroupBy(g => g.TenantId).ToDictionary(t => t.Key, t => t.ToList());
+                foreach (var tenantId in byTenant.Keys.Union(lost.Keys).Order())
                 {
-                    var entries = tenant.Count() == 1 ? tenant.First().Entries : tenant.SelectMany(g => g.Entries).ToList();
-                    var state = await AppendInScopeAsync(scope, tenant.Key, entries, CancellationToken.None, kept: session.Statements);
-                    if (state.Size - state.Indexed >= _options.IndexEvery) toIndex.Add(tenant.Key);
+                    var now = byTenant.GetValueOrDefault(tenantId) ?? [];
+                    IReadOnlyList<PreparedEntry> entries = !lost.TryGetValue(tenantId, out var again) && now.Count == 1
+                        ? now[0].Entries
+                        : [.. again ?? [], .. now.SelectMany(g => g.Entries)];
+                    var state = await AppendInScopeAsync(scope, tenantId, entries, CancellationToken.None, kept: session.Statements);
+                    if (state.Size - state.Indexed >= _options.IndexEvery) toIndex.Add(tenantId);
                 }
                 // How far each journal is on the chain, in the same transaction: a journal found after a crash is copied from there.
                 var progress = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -1307,31 +1314,31 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
-    /// <summary>Puts on the chain again, in <paramref name="scope"/>, what this process copied from its journals in commits the
-    /// database no longer has. The appender commits lazily (PostgreSQL: synchronous_commit=off), and the flusher makes those
+    /// <summary>Reads again, for the caller to put on the chain in <paramref name="scope"/>, what this process copied from its
+    /// journals in commits the database no longer has (and records their progress in <paramref name="scope"/>). The appender commits lazily (PostgreSQL: synchronous_commit=off), and the flusher makes those
     /// commits durable up to DurableEvery later: a PostgreSQL server that crashes or stops in immediate mode meanwhile loses
     /// them on restart — entries of acts already answered, whose journal this live process would then delete as copied. The
     /// journal still holds them: each file's progress row says where the database's copy stops. (A Vauban process that dies
     /// leaves its journal to the next store that opens, which copies from that row too; SQLite loses lazy commits only with
     /// the machine, and the process with them.)</summary>
-    private async Task CopyAgainWhatTheDatabaseLostAsync(WriteScope scope, ChainStatements statements)
+    private async Task<Dictionary<long, List<PreparedEntry>>> CopyAgainWhatTheDatabaseLostAsync(WriteScope scope, ChainStatements statements)
     {
+        // Returned by tenant, each in journal order (progress rows hold record ends, so a range starts with a record), for the
+        // caller to append with its batch, every chain head locked once and in ascending tenant id.
+        var lost = new Dictionary<long, List<PreparedEntry>>();
         foreach (var (name, copied) in _copied.ToList())
         {
             var stored = await ChainStatements.JournalCopiedAsync(scope, name, CancellationToken.None);
             if (stored >= copied || ReadJournal(name, stored, copied) is not { } data) continue;
-            // Progress rows hold record ends, so the range starts with a record; in journal order, one tenant's run at a time.
-            var records = AuditJournal.Parse(data);
-            for (var i = 0; i < records.Count;)
+            foreach (var record in AuditJournal.Parse(data))
             {
-                var tenantId = records[i].TenantId;
-                var entries = new List<PreparedEntry>();
-                for (; i < records.Count && records[i].TenantId == tenantId; i++) entries.AddRange(records[i].Entries);
-                await AppendInScopeAsync(scope, tenantId, entries, CancellationToken.None, kept: statements);
+                if (!lost.TryGetValue(record.TenantId, out var entries)) lost[record.TenantId] = entries = [];
+                entries.AddRange(record.Entries);
             }
             statements.Use(scope.Transaction);
             await statements.SaveJournalAsync(name, copied, CancellationToken.None);
         }
+        return lost;
     }
 
     /// <summary>Bytes <paramref name="from"/> to <paramref name="to"/> of this process's journal file <paramref name="name"/>, the

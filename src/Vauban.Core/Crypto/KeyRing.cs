@@ -96,9 +96,11 @@ internal sealed class KeyRing : IDisposable
     /// and binds the store to it, in one transaction: the store takes either key, never a mixture. The tenant keys themselves,
     /// and so every record, index and audit entry, stay as they are. Under the lock `tenants add` takes, so that no
     /// establishment is created meanwhile with keys wrapped under the previous master key. Returns how many keys were re-wrapped.
+    /// A failure once the commit was sent is a <see cref="MasterKeyRotationUnsettledException"/>: only another failure proves
+    /// that the store kept its key.
     /// </summary>
-    /// <param name="audit">Appends the act's audit entries in the transaction (before the keys change, its signing keys are
-    /// opened under the current master key).</param>
+    /// <param name="audit">Appends the act's audit entries in the transaction, under the lock (the establishments it lists are
+    /// exactly those re-wrapped), before the keys change (their keys and signing keys are opened under the current master key).</param>
     public async Task<int> RotateMasterAsync(MasterKey next, Func<WriteScope, Task> audit, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(next);
@@ -107,7 +109,13 @@ internal sealed class KeyRing : IDisposable
         if (next.Fingerprint == current.Fingerprint) throw new ArgumentException("The new master key is the store's current one.", nameof(next));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         await _database.LockAsync(scope, "tenants add", cancellationToken);
-        if (await BoundFingerprintAsync(scope.Connection, cancellationToken, scope.Transaction) is { } bound && bound != current.Fingerprint) throw OtherKey(bound);
+        // Another rotation (another process, or this one's twice at once) committed while this one waited for the lock.
+        if (await BoundFingerprintAsync(scope.Connection, cancellationToken, scope.Transaction) is { } bound && bound != current.Fingerprint)
+        {
+            throw Rotated(bound, "This rotation did not happen: nothing was changed. Open the store with its new key to rotate it again.");
+        }
+        // The act on the chains, with it: an audit log that cannot be written leaves the key as it was.
+        await audit(scope);
         var rewrapped = new List<(long Tenant, string Purpose, int Version, byte[] Wrapped)>();
         using (var select = scope.Command("SELECT tenant_id, purpose, key_version, wrapped FROM tenant_keys"))
         using (var reader = await select.ExecuteReaderAsync(cancellationToken))
@@ -137,12 +145,55 @@ internal sealed class KeyRing : IDisposable
         {
             await bind.ExecuteNonQueryAsync(cancellationToken);
         }
-        // The act on the chains, with it: an audit log that cannot be written leaves the key as it was.
-        await audit(scope);
-        await scope.CommitAsync(cancellationToken);
+        _rotatingTo = next;
+        try
+        {
+            await scope.CommitAsync(cancellationToken);
+        }
+        catch (Exception) when (!scope.CommitSent)
+        {
+            _rotatingTo = null; // provably not committed (an audit chain that could not be written)
+            throw;
+        }
+        catch (Exception e)
+        {
+            throw new MasterKeyRotationUnsettledException(
+                $"The rotation failed once its commit had been sent ({e.Message}): whether the store now takes the new master key (fingerprint {next.Fingerprint}) "
+                + $"or still its previous one ({current.Fingerprint}) is not known.", e);
+        }
         _master = next;
         return rewrapped.Count;
     }
+
+    /// <summary>
+    /// Refuses to write anything wrapped under this process's master key once another process has rotated the store's (read in
+    /// <paramref name="scope"/>, whose caller holds the "tenants add" lock that a rotation takes too, so the binding cannot change
+    /// until it commits). Without it a server or `tenants add` still running with the previous key wrapped a new establishment's
+    /// keys under it, beside keys wrapped under the new one: an establishment the store's key could not open.
+    /// </summary>
+    public async Task RefuseIfRotatedAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        var bound = await BoundFingerprintAsync(scope.Connection, cancellationToken, scope.Transaction);
+        if (bound is null || bound == _master.Fingerprint) return;
+        // This process's own rotation, whose commit was acknowledged to the database but not yet taken here.
+        if (_rotatingTo is { } next && next.Fingerprint == bound)
+        {
+            _master = next;
+            return;
+        }
+        throw Rotated(bound, "Nothing was written. Restart this process with the store's new master key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY).");
+    }
+
+    // The key a rotation of this process is committing (RefuseIfRotatedAsync).
+    private volatile MasterKey? _rotatingTo;
+
+    private VaubanConfigurationException Rotated(string bound, string consequence) => new(
+        $"The store's master key was rotated meanwhile: the store now takes the key with fingerprint {bound}, and this process holds the previous one "
+        + $"({_master.Source}, fingerprint {_master.Fingerprint}). {consequence}")
+    {
+        OtherMasterKey = true,
+    };
 
     private VaubanConfigurationException OtherKey(string bound) => new(
         $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
@@ -190,6 +241,10 @@ internal sealed class KeyRing : IDisposable
             while (await reader.ReadAsync(cancellationToken)) missing.Add(reader.GetInt64(0));
         }
         if (missing.Count == 0) return;
+        // Under the lock a rotation takes (only when there is something to write: not every start waits for it), and not under a
+        // master key the store no longer takes. A key another process gave meanwhile stays (ON CONFLICT DO NOTHING).
+        await _database.LockAsync(scope, "tenants add", cancellationToken);
+        await RefuseIfRotatedAsync(scope, cancellationToken);
         foreach (var tenantId in missing) (await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken)).Dispose();
         await scope.CommitAsync(cancellationToken);
     }

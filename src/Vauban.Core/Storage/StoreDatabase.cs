@@ -229,7 +229,7 @@ internal sealed class WriteScope : IAsyncDisposable
     public Audit.PendingAudit? Audit { get; set; }
 
     /// <summary>Entries on other establishments' chains, for the one act that concerns them all (the master key's rotation),
-    /// appended with <see cref="Audit"/>, in tenant order.</summary>
+    /// appended with <see cref="Audit"/>, in ascending tenant id (<see cref="ChainsInLockOrder"/>), whatever the order they were added in.</summary>
     public List<Audit.PendingAudit> OtherChains { get; } = [];
 
     /// <summary>Entries that must be kept even when the transaction rolls back (refusals, failures): appended once
@@ -238,14 +238,22 @@ internal sealed class WriteScope : IAsyncDisposable
 
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
-        if (Audit is { } audit)
-        {
-            await audit.FlushAsync(this, cancellationToken);
-        }
-        foreach (var other in OtherChains) await other.FlushAsync(this, cancellationToken);
+        foreach (var chain in ChainsInLockOrder()) await chain.FlushAsync(this, cancellationToken);
+        CommitSent = true;
         await Transaction.CommitAsync(cancellationToken);
         _completed = true;
     }
+
+    /// <summary>The chains this transaction appends to, in the one order every transaction locks chain heads in: ascending tenant
+    /// id. Two transactions that each lock several heads (a rotation's entries on every chain, the appender's group commit of
+    /// several establishments) then never wait for each other in a cycle: PostgreSQL would break that deadlock by failing one.</summary>
+    internal IEnumerable<Audit.PendingAudit> ChainsInLockOrder() =>
+        (Audit is { } audit ? OtherChains.Append(audit) : OtherChains).OrderBy(chain => chain.TenantId);
+
+    /// <summary>Set just before COMMIT is sent. A failure from then on (the connection lost or a timeout while the commit is in
+    /// flight, a cancellation) leaves the outcome unknown: the database may apply the commit after a read on another connection
+    /// has seen the state before it. Only a failure while this is false proves the transaction changed nothing.</summary>
+    public bool CommitSent { get; private set; }
 
     public async ValueTask DisposeAsync()
     {
@@ -255,6 +263,11 @@ internal sealed class WriteScope : IAsyncDisposable
             {
                 try { await Transaction.RollbackAsync(); }
                 catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
+                catch (Exception) when (CommitSent)
+                {
+                    // A commit whose outcome is the server's (the connection lost under it): nothing to roll back from here, and
+                    // the commit's own failure, not this one, is what the caller must see.
+                }
             }
             await Transaction.DisposeAsync();
             if (_ownsConnection) await Connection.DisposeAsync();

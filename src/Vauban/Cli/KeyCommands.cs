@@ -30,15 +30,15 @@ internal static class KeyCommands
             var previous = store.MasterKeyFingerprint;
             // Made and synced before the store takes it: a store bound to a key that a power loss then took away would be lost.
             var next = MasterKey.CreateFile(path);
-            int rewrapped;
+            MasterKeyRotation rotation;
             try
             {
-                rewrapped = await store.RotateMasterKeyAsync(next, AdministrationAudit.Context, token);
+                rotation = await store.RotateMasterKeyAsync(next, AdministrationAudit.Context, token);
             }
-            catch (Exception failure)
+            catch (MasterKeyRotationUnsettledException unsettled)
             {
-                // Which key the store takes now, from the database: a failure may come after the commit (its outcome's audit
-                // entry, a lost connection as the commit was acknowledged), and then the new file is the store's only key.
+                // Never deleted here: the commit may still land after any read that shows the old binding, and then the new
+                // file is the store's only key. Only a read that shows the new binding settles it.
                 string? bound = null;
                 try
                 {
@@ -46,27 +46,29 @@ internal static class KeyCommands
                 }
                 catch (Exception e) when (e is System.Data.Common.DbException or IOException or TimeoutException or System.Net.Sockets.SocketException or InvalidOperationException)
                 {
-                    // unknown: the file is kept (below)
-                }
-                if (bound == previous)
-                {
-                    // Nothing was bound to it: the store keeps its key, and a stray key file would only be taken for the store's.
-                    File.Delete(path);
-                    throw;
+                    // unknown: said below
                 }
                 if (bound == next.Fingerprint)
                 {
-                    throw new InvalidOperationException($"The store now takes the new master key in {path} (fingerprint {next.Fingerprint}; keep that file), but: {failure.Message}", failure);
+                    throw new InvalidOperationException($"The store now takes the new master key in {path} (fingerprint {next.Fingerprint}; keep that file), "
+                        + $"but the rotation reported a failure as it committed: {unsettled.InnerException?.Message}", unsettled);
                 }
-                throw new InvalidOperationException($"{failure.Message} Whether the store took the new master key is not known: the file {path} is kept. Open the store "
-                    + $"with each key (e.g. `vauban tenants list --master-key-file …`): the one it takes is its key.", failure);
+                throw new InvalidOperationException($"{unsettled.Message} Both key files are kept: the new one, {path} (fingerprint {next.Fingerprint}), and the "
+                    + $"old one ({previous}); either may now be the store's only key, so destroy neither. To find out which the store takes, once it answers: "
+                    + $"`vauban tenants list --db … --master-key-file {path}` succeeds only if it took the new key, and with the old key only if it kept it.", unsettled);
             }
-            var tenants = (await store.Tenants.ListAsync(token)).Count;
+            catch
+            {
+                // The rotation failed before its commit was sent: the store keeps its key, and a stray key file would only be
+                // taken for the store's.
+                File.Delete(path);
+                throw;
+            }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Rotated the master key of {store.Description}: {rewrapped:N0} keys of {tenants:N0} establishment(s) are now wrapped under the key in {path} (fingerprint {next.Fingerprint}; it was {previous})."));
+                $"Rotated the master key of {store.Description}: {rotation.Keys:N0} keys of {rotation.Establishments:N0} establishment(s) are now wrapped under the key in {path} (fingerprint {next.Fingerprint}; it was {previous})."));
             Console.WriteLine("Next:");
             Console.WriteLine($"  1. Give every Vauban process of this store the new key: --master-key-file {path}, or $VAUBAN_MASTER_KEY_FILE (or its contents in $VAUBAN_MASTER_KEY).");
-            Console.WriteLine("  2. Restart running servers now: they go on with the keys they have opened, but cannot open an establishment's keys they have not, and the old key is refused at their next start.");
+            Console.WriteLine("  2. Restart running servers now: they go on with the keys they have opened, but cannot open an establishment's keys they have not, nor add an establishment, and the old key is refused at their next start.");
             Console.WriteLine("  3. Destroy the old key file and its copies. Backups of the store taken before now still need the old key: keep it with them, or take new backups and destroy both.");
             return 0;
         }, ct));

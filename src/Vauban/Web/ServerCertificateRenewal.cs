@@ -32,8 +32,11 @@ internal sealed class ServerCertificateRenewal : IDisposable
     {
         _time = time ?? TimeProvider.System;
         _current = initial;
-        // The start has said it already (ServeCommand): the next reminder is a day from now.
-        if (initial.Warning(_time.GetUtcNow()) is not null) _remindedAt = _time.GetUtcNow();
+        // A certificate near its end: the start has said it already (ServeCommand), the next reminder is a day from now. One
+        // already past its end (it was valid when read, before the store opened, which may take minutes) is said as an error
+        // at once, by Start: every client refuses the server from the first handshake, not from tomorrow.
+        var now = _time.GetUtcNow();
+        if (initial.Warning(now) is not null && !Expired(initial, now)) _remindedAt = now;
         _context = ContextOf(initial);
         // Not stamped now: the files were read before the store opened, which may take a while, and may have been replaced
         // since. The first check reads them again; the same certificate found there is kept without a word.
@@ -48,11 +51,23 @@ internal sealed class ServerCertificateRenewal : IDisposable
     public void Start(ILogger log)
     {
         _log = log;
+        RemindNow();
         _timer = new Timer(_ => Check(), null, CheckInterval, CheckInterval);
     }
 
     /// <summary>Tests: logs to <paramref name="log"/>, with no timer; the test calls <see cref="Check"/> itself.</summary>
-    internal void StartUnwatched(ILogger log) => _log = log;
+    internal void StartUnwatched(ILogger log)
+    {
+        _log = log;
+        RemindNow();
+    }
+
+    private void RemindNow()
+    {
+        lock (_checking) Remind();
+    }
+
+    private static bool Expired(ServerCertificate certificate, DateTimeOffset now) => certificate.Certificate.NotAfter.ToUniversalTime() <= now.UtcDateTime;
 
     public void Dispose() => _timer?.Dispose();
 
@@ -135,7 +150,7 @@ internal sealed class ServerCertificateRenewal : IDisposable
         }
         if (_remindedAt is { } last && now - last < ExpiryReminder) return;
         _remindedAt = now;
-        if (_current.Certificate.NotAfter.ToUniversalTime() <= now.UtcDateTime) _log?.LogError("{Warning}", warning);
+        if (Expired(_current, now)) _log?.LogError("{Warning}", warning);
         else _log?.LogWarning("{Warning}", warning);
     }
 

@@ -806,6 +806,88 @@ public class CliTests : IDisposable
         Assert.Equal(2, exit);
     }
 
+    /// <summary>A store for a command line test on <paramref name="engine"/>: its --db value and the key file beside it.</summary>
+    private async Task<(string Db, string Key)> StoreOnAsync(Engine engine) =>
+        (engine == Engine.Postgres ? await PostgresServer.CreateDatabaseAsync() : Path.Combine(_directory, "v.db"), Path.Combine(_directory, "master.key"));
+
+    private static async Task ExecuteOnAsync(string db, string sql)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        await ExecuteAsync(connection, sql);
+    }
+
+    /// <summary>Makes the database refuse, at COMMIT (a deferred check), any transaction that binds the store to a master key:
+    /// a rotation that fails once its commit was sent, as when the connection is lost under an in-flight commit. The
+    /// transaction is rolled back: a read afterwards sees the previous binding, as a read may before an in-flight commit lands.</summary>
+    internal static string RefuseCommitOfTheBinding(Engine engine) => engine == Engine.Postgres
+        ? """
+          CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'connection lost during commit (test)'; END $f$;
+          CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT OR UPDATE ON store_settings DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (NEW.name = 'master_key_fingerprint') EXECUTE FUNCTION refuse_commit();
+          """
+        : """
+          CREATE TABLE refuse_commit_parent (id INTEGER PRIMARY KEY);
+          CREATE TABLE refuse_commit (parent INTEGER REFERENCES refuse_commit_parent (id) DEFERRABLE INITIALLY DEFERRED);
+          CREATE TRIGGER refuse_commit AFTER UPDATE ON store_settings WHEN NEW.name = 'master_key_fingerprint'
+            BEGIN INSERT INTO refuse_commit VALUES (1); END;
+          """;
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task Keys_rotate_master_that_fails_once_its_commit_was_sent_keeps_the_new_key_file_and_says_the_outcome_is_unknown(Engine engine)
+    {
+        var (db, key) = await StoreOnAsync(engine);
+        Assert.Equal(0, (await RunAsync(["tenants", "add", "t1", "--db", db, "--master-key-file", key])).Exit);
+        await ExecuteOnAsync(db, RefuseCommitOfTheBinding(engine));
+        var rotated = Path.Combine(_directory, "rotated.key");
+
+        var (exit, output) = await RunAsync(["keys", "rotate-master", "--new-key-file", rotated, "--db", db, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: The rotation failed once its commit had been sent", output, StringComparison.Ordinal);
+        Assert.Contains("is not known", output, StringComparison.Ordinal);
+        Assert.Contains($"Both key files are kept: the new one, {rotated}", output, StringComparison.Ordinal);
+        Assert.Contains($"vauban tenants list --db … --master-key-file {rotated}", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(db, output, StringComparison.Ordinal); // a connection string may hold a password
+        // A read after the failure sees the old binding, as one may before an in-flight commit lands: the file is kept all the same.
+        Assert.True(File.Exists(rotated));
+        Assert.DoesNotContain(File.ReadAllText(rotated).Trim(), output, StringComparison.Ordinal);
+        // Here the commit was in fact refused: the store kept its key.
+        Assert.Equal(0, (await RunAsync(["tenants", "list", "--db", db, "--master-key-file", key])).Exit);
+        Assert.Equal(1, (await RunAsync(["tenants", "list", "--db", db, "--master-key-file", rotated])).Exit);
+    }
+
+    [Fact]
+    public async Task Of_two_rotations_at_once_the_second_is_refused_in_plain_words_and_deletes_its_key_file()
+    {
+        var (db, key) = await StoreOnAsync(Engine.Postgres);
+        Assert.Equal(0, (await RunAsync(["tenants", "add", "t1", "--db", db, "--master-key-file", key])).Exit);
+        var firstKey = Vauban.Crypto.MasterKey.Generate();
+        await using var first = await VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Load(key, null)), CancellationToken.None);
+        await using var blocker = new Npgsql.NpgsqlConnection(db);
+        await blocker.OpenAsync();
+        await using var held = await blocker.BeginTransactionAsync();
+        // A lock on the establishment's chain head holds the first rotation inside its transaction, under the "tenants add" lock.
+        await using (var head = new Npgsql.NpgsqlCommand("SELECT seq FROM audit_heads FOR UPDATE", blocker, held)) await head.ExecuteScalarAsync();
+        var firstRotation = first.RotateMasterKeyAsync(firstKey, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None);
+        await Vauban.Tests.Storage.StoreOperationsTests.WaitForLockWaitersAsync(db, 1);
+        var secondKey = Path.Combine(_directory, "second.key");
+        var second = RunAsync(["keys", "rotate-master", "--new-key-file", secondKey, "--db", db, "--master-key-file", key]);
+        await Vauban.Tests.Storage.StoreOperationsTests.WaitForLockWaitersAsync(db, 2); // the second waits for the lock
+        await held.RollbackAsync();
+        await firstRotation;
+
+        var (exit, output) = await second;
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: The store's master key was rotated meanwhile: the store now takes the key with fingerprint {firstKey.Fingerprint}", output, StringComparison.Ordinal);
+        Assert.Contains("This rotation did not happen: nothing was changed.", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.False(File.Exists(secondKey)); // its transaction never sent COMMIT: the store never took it
+        await using var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, firstKey), CancellationToken.None);
+        Assert.Single(await reopened.Tenants.ListAsync(CancellationToken.None));
+    }
+
     [Fact]
     public async Task A_master_key_file_given_beside_the_master_key_variable_is_refused_not_ignored()
     {

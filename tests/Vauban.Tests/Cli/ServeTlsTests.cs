@@ -360,6 +360,29 @@ public sealed class ServeTlsTests : IDisposable
         Assert.Contains(logs, l => l.Contains("expired on", StringComparison.Ordinal) && l.Contains("clients refuse to connect", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void A_certificate_that_is_past_its_end_when_the_server_starts_serving_is_logged_as_an_error_at_once()
+    {
+        // Valid when read, then past its end once the store has opened (a long migration): every client refuses the server now.
+        var start = DateTimeOffset.UtcNow;
+        using var certificate = SelfSigned("CN=vauban", start.AddDays(-300), start.AddMinutes(5));
+        var (certificateFile, keyFile) = WritePem(certificate, "server");
+        var loaded = Vauban.Web.ServerCertificate.Load(certificateFile, keyFile, null, start);
+        var time = new ManualTime(start.AddMinutes(10));
+        var logs = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var renewal = new Vauban.Web.ServerCertificateRenewal(loaded, null, time);
+        renewal.StartUnwatched(new VaubanServer.CapturingLogger("tls", logs));
+
+        var error = Assert.Single(logs, l => l.StartsWith("Error tls: the TLS certificate (CN=vauban) ", StringComparison.Ordinal));
+        Assert.Contains("expired on", error, StringComparison.Ordinal);
+        Assert.Contains("clients refuse to connect", error, StringComparison.Ordinal);
+        renewal.Check(); // said once a day, not at every look at the files
+        Assert.Single(logs, l => l.StartsWith("Error tls: ", StringComparison.Ordinal));
+        time.Advance(TimeSpan.FromDays(1));
+        renewal.Check();
+        Assert.Equal(2, logs.Count(l => l.StartsWith("Error tls: ", StringComparison.Ordinal)));
+    }
+
     [Theory]
     [InlineData("ehr.hopital.example", true)]
     [InlineData("EHR.Hopital.Example.", true)]

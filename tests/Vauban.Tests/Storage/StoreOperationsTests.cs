@@ -159,7 +159,7 @@ public sealed class StoreOperationsTests
         var same = await Assert.ThrowsAsync<ArgumentException>(() => server.Store.RotateMasterKeyAsync(old, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
         Assert.Contains("current one", same.Message, StringComparison.Ordinal);
         // data, index and audit-signing keys of the one establishment
-        Assert.Equal(3, await server.Store.RotateMasterKeyAsync(next, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
+        Assert.Equal(new Vauban.Crypto.MasterKeyRotation(3, 1), await server.Store.RotateMasterKeyAsync(next, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None));
         Assert.Equal(next.Fingerprint, await server.Store.BoundMasterKeyFingerprintAsync(CancellationToken.None));
         // The act on the establishment's chain, in the rotation's own transaction.
         Assert.True(await ScalarAsync(server.Db, "SELECT count(*) FROM audit_entries") >= entriesBefore + 1);
@@ -176,6 +176,161 @@ public sealed class StoreOperationsTests
         Assert.Contains("Rotation", System.Text.Encoding.UTF8.GetString(Assert.Single(found.Entries).Json!), StringComparison.Ordinal);
         var verified = await reopened.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
         Assert.True(verified.Valid);
+    }
+
+    private static Func<Vauban.Access.Tenant, Vauban.Access.AccessContext> Administrator => t => Vauban.Access.AccessContext.Operator(t, "administration");
+
+    private static async Task AddPatientAsync(VaubanStore store, string establishment, string family)
+    {
+        var tenant = (await store.Tenants.FindAsync(establishment, CancellationToken.None))!;
+        using var json = System.Text.Json.JsonDocument.Parse(Samples.Patient(family: family));
+        var created = await store.Records.CreateAsync(Vauban.Access.AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Created, created.Status);
+    }
+
+    /// <summary>Every establishment's patient <paramref name="family"/> is found and decrypted by <paramref name="store"/>.</summary>
+    private static async Task AssertEveryEstablishmentReadsAsync(VaubanStore store, string family)
+    {
+        foreach (var tenant in await store.Tenants.ListAsync(CancellationToken.None))
+        {
+            var context = Vauban.Access.AccessContext.Operator(tenant, Vauban.Access.KnownPurposes.SystemAdministration);
+            var found = await store.Records.SearchAsync(context, "Patient", [new("family", family)], null, lenient: false, CancellationToken.None);
+            Assert.Equal(Vauban.Records.RecordStatus.Ok, found.Status);
+            Assert.Contains(family, System.Text.Encoding.UTF8.GetString(Assert.Single(found.Entries).Json!), StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_process_still_holding_the_previous_master_key_writes_no_key_under_it_once_another_has_rotated(Engine engine)
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(engine, "chu-a");
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using (var rotating = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        await using (var stale = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            await stale.Tenants.AddAsync("chu-c", CancellationToken.None);
+            await AddPatientAsync(stale, "chu-a", "Stale");
+            await AddPatientAsync(stale, "chu-c", "Stale");
+            await rotating.RotateMasterKeyAsync(next, Administrator, CancellationToken.None);
+            var tenants = await ScalarAsync(db, "SELECT count(*) FROM tenants");
+
+            // `tenants add` (or a server) started before the rotation, still holding the old key.
+            var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => stale.Tenants.AddAsync("chu-b", CancellationToken.None));
+            Assert.Contains("The store's master key was rotated meanwhile", refused.Message, StringComparison.Ordinal);
+            Assert.Contains(next.Fingerprint, refused.Message, StringComparison.Ordinal);
+            Assert.Contains("Restart this process with the store's new master key", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(tenants, await ScalarAsync(db, "SELECT count(*) FROM tenants"));
+
+            // Its start-up step that gives an establishment from before the audit log its signing key: refused too.
+            await ExecuteAsync(db, "DELETE FROM tenant_keys WHERE purpose = 'audit-signing' AND tenant_id = (SELECT id FROM tenants WHERE name = 'chu-c')");
+            var keys = await ScalarAsync(db, "SELECT count(*) FROM tenant_keys");
+            refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => stale.Keys.EnsureAuditSigningKeysAsync(CancellationToken.None));
+            Assert.Contains("The store's master key was rotated meanwhile", refused.Message, StringComparison.Ordinal);
+            Assert.Equal(keys, await ScalarAsync(db, "SELECT count(*) FROM tenant_keys"));
+        }
+        // The store still opens with its key (which gives the signing key back), and every establishment's records read.
+        await using (var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None))
+        {
+            Assert.Equal(["chu-a", "chu-c"], (await reopened.Tenants.ListAsync(CancellationToken.None)).Select(t => t.Name));
+            await AssertEveryEstablishmentReadsAsync(reopened, "Stale");
+        }
+        RemoveSqliteFolder(engine, db);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_rotation_that_fails_once_its_commit_was_sent_is_reported_as_unsettled_not_as_failed(Engine engine)
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(engine, "chu-commit");
+        await ExecuteAsync(db, Vauban.Tests.Cli.CliTests.RefuseCommitOfTheBinding(engine));
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            var unsettled = await Assert.ThrowsAsync<Vauban.Crypto.MasterKeyRotationUnsettledException>(() => store.RotateMasterKeyAsync(next, Administrator, CancellationToken.None));
+            Assert.Contains("is not known", unsettled.Message, StringComparison.Ordinal);
+            Assert.Contains(next.Fingerprint, unsettled.Message, StringComparison.Ordinal);
+            Assert.Contains(old.Fingerprint, unsettled.Message, StringComparison.Ordinal);
+            Assert.Equal(old.Fingerprint, store.MasterKeyFingerprint);
+        }
+        // The database refused this commit: the store kept its key.
+        await using (var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            Assert.NotNull(await reopened.Tenants.FindAsync("chu-commit", CancellationToken.None));
+        }
+        RemoveSqliteFolder(engine, db);
+    }
+
+    /// <summary>Returns once <paramref name="count"/> sessions of <paramref name="db"/> wait for a lock (a row, an advisory lock):
+    /// a step of a concurrent test reached, without sleeping on a guess.</summary>
+    internal static async Task WaitForLockWaitersAsync(string db, int count)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await ScalarAsync(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") < count)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{count} session(s) never waited for a lock.");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task An_establishment_added_while_a_rotation_waits_for_the_lock_gets_the_rotation_on_its_chain()
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(Engine.Postgres, "chu-a");
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using var rotating = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None);
+        await using var adding = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None);
+        await using var blocker = new NpgsqlConnection(db);
+        await blocker.OpenAsync();
+        await using var held = await blocker.BeginTransactionAsync();
+        // An uncommitted row of the same name holds `tenants add` inside its transaction, under the "tenants add" lock.
+        await using (var row = new NpgsqlCommand("INSERT INTO tenants (name, created_at) VALUES ('chu-late', 0)", blocker, held)) await row.ExecuteNonQueryAsync();
+        var add = adding.Tenants.AddAsync("chu-late", CancellationToken.None);
+        await WaitForLockWaitersAsync(db, 1);
+        var rotation = rotating.RotateMasterKeyAsync(next, Administrator, CancellationToken.None);
+        await WaitForLockWaitersAsync(db, 2); // the rotation waits for the lock
+        await held.RollbackAsync();
+        var late = await add;
+
+        // The establishment committed while the rotation waited is re-wrapped, counted, and told on its own chain.
+        Assert.Equal(new Vauban.Crypto.MasterKeyRotation(6, 2), await rotation);
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {late.Id}"));
+        await using var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None);
+        Assert.True((await reopened.AuditLog.VerifyAsync(late.Id, null, CancellationToken.None)).Valid);
+    }
+
+    [Fact]
+    public async Task A_transaction_that_appends_to_several_chains_locks_their_heads_in_ascending_tenant_id_whatever_order_it_added_them()
+    {
+        var (db, master) = await StoreWithOneEstablishmentAsync(Engine.Postgres, "chu-1");
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None);
+        var low = (await store.Tenants.FindAsync("chu-1", CancellationToken.None))!;
+        var high = await store.Tenants.AddAsync("chu-2", CancellationToken.None);
+        Assert.True(low.Id < high.Id);
+        await using var blocker = new NpgsqlConnection(db);
+        await blocker.OpenAsync();
+        await using var held = await blocker.BeginTransactionAsync();
+        await using (var head = new NpgsqlCommand($"SELECT seq FROM audit_heads WHERE tenant_id = {low.Id} FOR UPDATE", blocker, held)) await head.ExecuteScalarAsync();
+
+        // The higher establishment's entry added first (a write's own chain), the lower one's after (an act on other chains).
+        var scope = await store.Database.BeginWriteAsync(CancellationToken.None);
+        await store.Audit.AppendAsync(scope, Vauban.Access.AccessContext.Operator(high, "administration"), Vauban.Audit.AuditAction.Administration,
+            Vauban.Audit.AuditOutcome.Success, null, [new Vauban.Audit.AuditedRecord("test:order", null, null)], CancellationToken.None);
+        await store.Audit.AppendOnEveryChainAsync(scope, [Vauban.Access.AccessContext.Operator(low, "administration")], Vauban.Audit.AuditAction.Administration,
+            [new Vauban.Audit.AuditedRecord("test:order", null, null)], "order", CancellationToken.None);
+        var commit = scope.CommitAsync(CancellationToken.None);
+        await WaitForLockWaitersAsync(db, 1); // waits for the lower head
+
+        // It holds no lock on the higher head while it waits for the lower one: another transaction locking both in the same
+        // order cannot be waiting for it in a cycle.
+        await using (var head = new NpgsqlCommand($"SELECT seq FROM audit_heads WHERE tenant_id = {high.Id} FOR UPDATE NOWAIT", blocker, held)) await head.ExecuteScalarAsync();
+        await held.RollbackAsync();
+        await commit;
+        await scope.DisposeAsync();
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {low.Id}"));
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {high.Id}"));
     }
 
     [Theory]
