@@ -331,10 +331,7 @@ public sealed class ApiClients
         await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
             [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, "clients revoke");
         await scope.CommitAsync(cancellationToken);
-        foreach (var (key, cached) in _tokenCache)
-        {
-            if (cached.Context.Principal.Id == clientId) _tokenCache.TryRemove(key, out _);
-        }
+        ForgetTokensOf(clientId);
         return true;
     }
 
@@ -367,11 +364,18 @@ public sealed class ApiClients
         await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
             [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, $"clients set-purpose ({previous} to {purpose})");
         await scope.CommitAsync(cancellationToken);
+        ForgetTokensOf(clientId);
+        return previous;
+    }
+
+    /// <summary>Drops the client's tokens from this process's cache: its next request is checked against the database (a
+    /// revocation, a new purpose of use), as other processes do within <see cref="TokenRecheck"/>.</summary>
+    private void ForgetTokensOf(string clientId)
+    {
         foreach (var (key, cached) in _tokenCache)
         {
             if (cached.Context.Principal.Id == clientId) _tokenCache.TryRemove(key, out _);
         }
-        return previous;
     }
 
     /// <summary>The access context of a bearer token, or null when it is unknown, expired, revoked or its client disabled.</summary>

@@ -17,17 +17,8 @@ internal static class ClientCommands
         add.Options.Add(scopes);
         var patients = new Option<string?>("--patients") { Description = "Limit the client to these patients' records: Patient ids separated by commas or spaces." };
         var ownOnly = new Option<bool>("--own-resources-only") { Description = "Limit the client to the resources it created itself." };
-        var purpose = new Option<string>("--purpose")
-        {
-            Description = "What the client's acts are for, recorded on each of their audit entries (a v3-ActReason code): "
-                + string.Join(", ", Vauban.Access.KnownPurposes.ForClients.Select(p => $"{p} ({Vauban.Access.KnownPurposes.Display(p)})")) + ".",
-            DefaultValueFactory = _ => Vauban.Access.KnownPurposes.Treatment,
-        };
-        // An unknown code is a usage error (exit 2), refused before the store is opened: nothing is registered.
-        purpose.Validators.Add(result =>
-        {
-            if (Vauban.Access.ApiClients.PurposeProblem(result.GetValueOrDefault<string>()) is { } problem) result.AddError("--purpose: " + problem);
-        });
+        var purpose = PurposeOption("What the client's acts are for, recorded on each of their audit entries");
+        purpose.DefaultValueFactory = _ => Vauban.Access.KnownPurposes.Treatment;
         // A file that is not there is a usage error (exit 2), as a missing argument is.
         jwks.Validators.Add(result =>
         {
@@ -78,6 +69,22 @@ internal static class ClientCommands
         return clients;
     }
 
+    /// <summary>--purpose, a client's purpose of use: <paramref name="what"/>, then the codes it takes. An unknown code is a usage
+    /// error (exit 2), refused before the store is opened: nothing is registered or changed.</summary>
+    private static Option<string> PurposeOption(string what)
+    {
+        var purpose = new Option<string>("--purpose")
+        {
+            Description = what + " (a v3-ActReason code): "
+                + string.Join(", ", Vauban.Access.KnownPurposes.ForClients.Select(p => $"{p} ({Vauban.Access.KnownPurposes.Display(p)})")) + ".",
+        };
+        purpose.Validators.Add(result =>
+        {
+            if (Vauban.Access.ApiClients.PurposeProblem(result.GetValueOrDefault<string>()) is { } problem) result.AddError("--purpose: " + problem);
+        });
+        return purpose;
+    }
+
     private static Command SetPurpose()
     {
         var command = new Command("set-purpose",
@@ -85,17 +92,8 @@ internal static class ClientCommands
             + "(within 30 s on running servers); entries already written keep theirs. Audited, naming both purposes.");
         var tenant = TenantCommands.Option();
         var clientId = new Argument<string>("client_id") { Description = "As shown by 'vauban clients list'." };
-        var purpose = new Option<string>("--purpose")
-        {
-            Description = "The client's purpose of use (a v3-ActReason code): "
-                + string.Join(", ", Vauban.Access.KnownPurposes.ForClients.Select(p => $"{p} ({Vauban.Access.KnownPurposes.Display(p)})")) + ".",
-            Required = true,
-        };
-        // An unknown code is a usage error (exit 2), refused before the store is opened: nothing is changed.
-        purpose.Validators.Add(result =>
-        {
-            if (Vauban.Access.ApiClients.PurposeProblem(result.GetValueOrDefault<string>()) is { } problem) result.AddError("--purpose: " + problem);
-        });
+        var purpose = PurposeOption("The client's purpose of use");
+        purpose.Required = true;
         command.Options.Add(tenant);
         command.Options.Add(purpose);
         command.Arguments.Add(clientId);
