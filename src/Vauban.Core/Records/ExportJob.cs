@@ -1,6 +1,7 @@
 // A bulk $export job as the API and the officer see it: the request (level, types, since), the size estimated
 // at kick-off, and where it stands. The exported data itself is never stored: each NDJSON file is generated
 // when it is downloaded, through the records service.
+using System.Security.Cryptography;
 using Vauban.Fhir;
 
 namespace Vauban.Records;
@@ -28,6 +29,17 @@ public sealed record ExportJob(string Id, long TenantId, string Principal, Expor
         "awaiting-approval" => ExportStatus.AwaitingApproval,
         _ => ExportStatus.Denied,
     };
+
+    /// <summary>A new job id: 22 URL-safe characters (128 random bits), never beginning with '-' — the operator types it after
+    /// `vauban guard approve-export|deny-export`, where a leading '-' would be read as an option ("-h…" as help).</summary>
+    public static string NewId()
+    {
+        while (true)
+        {
+            var id = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            if (id[0] != '-') return id;
+        }
+    }
 
     /// <summary>Job ids are 22 URL-safe characters (128 random bits); anything else is refused before the database is asked.</summary>
     public static bool IsValidId(string? id) => id is { Length: 22 } && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');

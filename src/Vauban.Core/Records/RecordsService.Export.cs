@@ -7,7 +7,6 @@
 // patient in each part of about 500 resources, action Export) before it is written to the response.
 using System.Buffers;
 using System.Data.Common;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Vauban.Access;
@@ -104,7 +103,7 @@ public sealed partial class RecordsService
         var needsApproval = patients.Count > limits.ApprovalAbovePatients || resources > limits.ApprovalAboveResources;
         var job = probe with
         {
-            Id = Base64Url(RandomNumberGenerator.GetBytes(16)),
+            Id = ExportJob.NewId(),
             Patients = patients.Count,
             Resources = resources,
             Status = needsApproval ? ExportStatus.AwaitingApproval : ExportStatus.Ready,
@@ -339,6 +338,4 @@ public sealed partial class RecordsService
         if (_policy.FilterFor(context, type, command, Engine) is { } allowed) sql.Append(" AND ").Append(allowed);
         command.CommandText = sql.Append(tail).ToString();
     }
-
-    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }
