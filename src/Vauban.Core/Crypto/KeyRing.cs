@@ -221,6 +221,26 @@ internal sealed class KeyRing : IDisposable
     }
 
     /// <summary>The fingerprint the store is bound to, or null (a store from before the binding, or not yet migrated).</summary>
+    // A tenant key this process opens for the first time: one that its master key cannot unwrap because another process
+    // rotated the store's since this one started is said to be that (restart with the new key), not "another store's key".
+    private async Task<byte[]> UnwrapAsync(System.Data.Common.DbConnection connection, long tenantId, string purpose, int version, byte[] wrapped,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            return KeyWrap.Unwrap(_master, tenantId, purpose, version, wrapped);
+        }
+        catch (VaubanConfigurationException e) when (e.OtherMasterKey)
+        {
+            var bound = await BoundFingerprintAsync(connection, cancellationToken);
+            if (bound is null || bound == _master.Fingerprint) throw;
+            // This process's own rotation, committed but not yet taken here.
+            if (_rotatingTo is { } next && next.Fingerprint == bound) return KeyWrap.Unwrap(next, tenantId, purpose, version, wrapped);
+            throw Rotated(bound, $"It cannot open the keys of establishment {tenantId}, wrapped under the new key. Restart this process with the store's new master key "
+                + "(--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY).");
+        }
+    }
+
     private async Task<string?> BoundFingerprintAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken, System.Data.Common.DbTransaction? transaction = null)
     {
         if (!await TableExistsAsync(connection, "store_settings", transaction, cancellationToken)) return null;
@@ -281,7 +301,9 @@ internal sealed class KeyRing : IDisposable
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) throw new InvalidOperationException($"Tenant {tenantId} has no audit signing key.");
         var version = reader.GetInt32(0);
-        var privateKey = KeyWrap.Unwrap(_master, tenantId, AuditSigningPurpose, version, (byte[])reader.GetValue(1));
+        var wrapped = (byte[])reader.GetValue(1);
+        await reader.DisposeAsync();
+        var privateKey = await UnwrapAsync(connection, tenantId, AuditSigningPurpose, version, wrapped, cancellationToken);
         var ecdsa = ECDsa.Create();
         ecdsa.ImportPkcs8PrivateKey(privateKey, out _);
         CryptographicOperations.ZeroMemory(privateKey);
@@ -297,20 +319,20 @@ internal sealed class KeyRing : IDisposable
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT purpose, key_version, wrapped FROM tenant_keys WHERE tenant_id = @t ORDER BY key_version DESC").With("t", tenantId);
-        byte[]? data = null, index = null;
-        var version = 0;
+        (int Version, byte[] Wrapped)? dataRow = null, indexRow = null;
         using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
                 var purpose = reader.GetString(0);
-                var keyVersion = reader.GetInt32(1);
-                var wrapped = (byte[])reader.GetValue(2);
-                if (purpose == DataPurpose && data is null) { data = KeyWrap.Unwrap(_master, tenantId, purpose, keyVersion, wrapped); version = keyVersion; }
-                if (purpose == IndexPurpose && index is null) index = KeyWrap.Unwrap(_master, tenantId, purpose, keyVersion, wrapped);
+                if (purpose == DataPurpose) dataRow ??= (reader.GetInt32(1), (byte[])reader.GetValue(2));
+                if (purpose == IndexPurpose) indexRow ??= (reader.GetInt32(1), (byte[])reader.GetValue(2));
             }
         }
-        if (data is null || index is null) throw new InvalidOperationException($"Tenant {tenantId} has no keys.");
+        if (dataRow is not { } d || indexRow is not { } i) throw new InvalidOperationException($"Tenant {tenantId} has no keys.");
+        var data = await UnwrapAsync(connection, tenantId, DataPurpose, d.Version, d.Wrapped, cancellationToken);
+        var index = await UnwrapAsync(connection, tenantId, IndexPurpose, i.Version, i.Wrapped, cancellationToken);
+        var version = d.Version;
         var created = new TenantKeys(tenantId, version, data, index);
         if (_cache.TryAdd(tenantId, created)) return created;
         created.Dispose();

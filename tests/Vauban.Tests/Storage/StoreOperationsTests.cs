@@ -242,6 +242,43 @@ public sealed class StoreOperationsTests
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
+    public async Task A_process_still_holding_the_previous_master_key_is_told_of_the_rotation_when_it_opens_an_establishment_for_the_first_time(Engine engine)
+    {
+        var (db, old) = await StoreWithOneEstablishmentAsync(engine, "chu-a");
+        await using (var before = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            await before.Tenants.AddAsync("chu-b", CancellationToken.None);
+            await AddPatientAsync(before, "chu-a", "Unopened");
+            await AddPatientAsync(before, "chu-b", "Unopened");
+        }
+        var next = Vauban.Crypto.MasterKey.Generate();
+        await using (var stale = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+        {
+            await using (var rotating = await VaubanStore.OpenAsync(new StoreOptions(db, old), CancellationToken.None))
+            {
+                await rotating.RotateMasterKeyAsync(next, Administrator, CancellationToken.None);
+            }
+            // The stale process had not opened chu-b's keys: it is told the store's key was rotated, not that the store was
+            // made with another key.
+            var tenant = await stale.Tenants.FindAsync("chu-b", CancellationToken.None);
+            var context = Vauban.Access.AccessContext.Operator(tenant!, Vauban.Access.KnownPurposes.SystemAdministration);
+            var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(
+                () => stale.Records.SearchAsync(context, "Patient", [new("family", "Unopened")], null, lenient: false, CancellationToken.None));
+            Assert.Contains("The store's master key was rotated meanwhile", refused.Message, StringComparison.Ordinal);
+            Assert.Contains(next.Fingerprint, refused.Message, StringComparison.Ordinal);
+            Assert.Contains("Restart this process with the store's new master key", refused.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("created with another master key", refused.Message, StringComparison.Ordinal);
+        }
+        await using (var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None))
+        {
+            await AssertEveryEstablishmentReadsAsync(reopened, "Unopened");
+        }
+        RemoveSqliteFolder(engine, db);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
     public async Task A_rotation_that_fails_once_its_commit_was_sent_is_reported_as_unsettled_not_as_failed(Engine engine)
     {
         var (db, old) = await StoreWithOneEstablishmentAsync(engine, "chu-commit");
