@@ -72,6 +72,16 @@ internal static class StaffPages
             antiforgery.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
             antiforgery.HeaderName = "RequestVerificationToken";
         });
+        // What an act of the security console did, carried to the page its answer redirects to (ConsolePage.Acted): a cookie
+        // protected like the antiforgery one, read once.
+        services.Configure<Microsoft.AspNetCore.Mvc.CookieTempDataProviderOptions>(tempData =>
+        {
+            tempData.Cookie.Name = "vauban-done";
+            tempData.Cookie.SameSite = SameSiteMode.Strict;
+            tempData.Cookie.HttpOnly = true;
+            tempData.Cookie.SecurePolicy = Microsoft.AspNetCore.Http.CookieSecurePolicy.SameAsRequest;
+            tempData.Cookie.IsEssential = true;
+        });
         services.AddRazorPages(pages =>
         {
             pages.RootDirectory = "/Web/Pages";

@@ -72,6 +72,20 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     private static Task<(HttpResponseMessage Response, string Html)> ActAsync(StaffClient who, string handler, string field, string value, bool withToken = true) =>
         who.SubmitAsync("/", new Dictionary<string, string> { [field] = value }, action: "/security?handler=" + handler, withToken: withToken);
 
+    /// <summary>An act done answers with a redirect to <paramref name="page"/> (Post/Redirect/Get): the page then says what was
+    /// done, once; shown again (a refresh), it says nothing and nothing is done again. Returns the page as first shown.</summary>
+    private static async Task<string> DoneAsync(StaffClient who, HttpResponseMessage acted, string actedHtml, string page)
+    {
+        Assert.True(acted.StatusCode == HttpStatusCode.Redirect, actedHtml);
+        Assert.Equal(page, acted.Headers.Location?.ToString());
+        var (shown, html) = await who.GetAsync(page);
+        Assert.True(shown.StatusCode == HttpStatusCode.OK, html);
+        var (again, againHtml) = await who.GetAsync(page);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Null(StaffClient.ById(againHtml, "done"));
+        return html;
+    }
+
     /// <summary>Posts the access history's form for <paramref name="patientId"/>.</summary>
     private static Task<(HttpResponseMessage Response, string Html)> AccessHistoryAsync(StaffClient who, string patientId) =>
         who.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = patientId }, action: "/security/access");
@@ -95,14 +109,14 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         // Principals are named, not only listed by id: the alert's and the containment's, the desk's account.
         Assert.Equal(2, html.Split("Denise Accueil (secretary)<br> <code>user:").Length - 1);
 
-        var (acknowledged, ackHtml) = await ActAsync(officer, "acknowledge", "alerts", Number(alert));
-        Assert.True(acknowledged.StatusCode == HttpStatusCode.OK, ackHtml);
+        var (acknowledged, ackPosted) = await ActAsync(officer, "acknowledge", "alerts", Number(alert));
+        var ackHtml = await DoneAsync(officer, acknowledged, ackPosted, "/security");
         Assert.Equal("1 alert acknowledged.", StaffClient.ById(ackHtml, "done"));
         Assert.DoesNotContain($"name=\"alerts\" value=\"{alert.Id}\"", ackHtml, StringComparison.Ordinal);
         Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
 
-        var (released, releaseHtml) = await ActAsync(officer, "release", "principal", desk);
-        Assert.True(released.StatusCode == HttpStatusCode.OK, releaseHtml);
+        var (released, releasePosted) = await ActAsync(officer, "release", "principal", desk);
+        var releaseHtml = await DoneAsync(officer, released, releasePosted, "/security");
         Assert.StartsWith($"{desk} released", StaffClient.ById(releaseHtml, "done"), StringComparison.Ordinal);
         Assert.DoesNotContain(await ContainedAsync(), c => c.Principal == desk || c.Account == desk);
         using (await SignedInAsync(Desk)) { } // the account is unlocked: the desk signs in again
@@ -174,8 +188,8 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
             }
             Assert.Single(await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None));
 
-            var (added, addedHtml) = await officer.SubmitAsync("/security/canaries", new Dictionary<string, string> { ["Count"] = "2" });
-            Assert.True(added.StatusCode == HttpStatusCode.OK, addedHtml);
+            var (added, addedPosted) = await officer.SubmitAsync("/security/canaries", new Dictionary<string, string> { ["Count"] = "2" });
+            var addedHtml = await DoneAsync(officer, added, addedPosted, "/security/canaries");
             Assert.Equal("2 canary patients added.", StaffClient.ById(addedHtml, "done"));
             var canaries = await _server.Store.Guard.CanariesAsync(_tenant.Id, CancellationToken.None);
             Assert.Equal(3, canaries.Count);
@@ -309,8 +323,8 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2Fsecurity",
             new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets[Officer], _time), ["ReturnUrl"] = "/security" });
         Assert.Equal("/security", reauth.Headers.Location?.ToString());
-        var (done, html) = await ActAsync(officer, "acknowledge", "alerts", id);
-        Assert.True(done.StatusCode == HttpStatusCode.OK, html);
+        var (done, posted) = await ActAsync(officer, "acknowledge", "alerts", id);
+        Assert.Equal("1 alert acknowledged.", StaffClient.ById(await DoneAsync(officer, done, posted, "/security"), "done"));
         Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
     }
 

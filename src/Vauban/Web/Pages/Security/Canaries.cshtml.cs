@@ -18,9 +18,6 @@ public sealed class CanariesModel : ConsolePage
 
     public IReadOnlyList<Canary> Canaries { get; private set; } = [];
 
-    /// <summary>What the act done did.</summary>
-    public string? Done { get; private set; }
-
     /// <summary>Whether the person may see this page's lists (the officer; anyone else is refused on the chain).</summary>
     public bool Shown { get; private set; }
 
@@ -36,9 +33,7 @@ public sealed class CanariesModel : ConsolePage
             return await ShowAsync(Act);
         }
         var added = await Store.Guard.AddCanariesAsync(Store.Records, HttpContext.PersonAccess()!, count, HttpContext.RequestAborted);
-        Done = added.Count == 1 ? "1 canary patient added." : $"{added.Count} canary patients added.";
-        Count = null;
-        return await ShowAsync(Act);
+        return Acted(added.Count == 1 ? "1 canary patient added." : $"{added.Count} canary patients added.");
     }
 
     private Task<IActionResult?> EnterOfficerAsync(string act) =>

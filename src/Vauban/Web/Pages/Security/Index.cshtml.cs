@@ -24,9 +24,6 @@ public sealed class SecurityConsoleModel : ConsolePage
     public IReadOnlyList<Containment> Contained { get; private set; } = [];
     public IReadOnlyList<PendingExport> Exports { get; private set; } = [];
 
-    /// <summary>What the act done did.</summary>
-    public string? Done { get; private set; }
-
     /// <summary>An alert's detail or a containment's reason as this person may read it.</summary>
     public string Shown(string text) => GuardConsole.Shown(HttpContext, text);
 
@@ -46,9 +43,9 @@ public sealed class SecurityConsoleModel : ConsolePage
         if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
         var (done, left) = await GuardConsole.AcknowledgeAsync(Store, HttpContext, ids);
         if (done.Count == 0) return await RefusedAsync(404, GuardConsole.NoAlertAcknowledged);
-        Done = done.Count == 1 ? "1 alert acknowledged." : $"{done.Count} alerts acknowledged.";
-        if (left.Count > 0) Done += $" {left.Count} of those ticked were no longer unacknowledged alerts of your establishment.";
-        return await ShowAsync();
+        var said = done.Count == 1 ? "1 alert acknowledged." : $"{done.Count} alerts acknowledged.";
+        if (left.Count > 0) said += $" {left.Count} of those ticked were no longer unacknowledged alerts of your establishment.";
+        return Acted(said);
     }
 
     public async Task<IActionResult> OnPostReleaseAsync(string? principal)
@@ -58,8 +55,7 @@ public sealed class SecurityConsoleModel : ConsolePage
         if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
         var released = await GuardConsole.ReleaseAsync(Store, HttpContext, principal!);
         if (released == 0) return await RefusedAsync(404, GuardConsole.NotContained);
-        Done = $"{principal} released ({released} containment{(released == 1 ? "" : "s")}).";
-        return await ShowAsync();
+        return Acted($"{principal} released ({released} containment{(released == 1 ? "" : "s")}).");
     }
 
     public Task<IActionResult> OnPostApproveAsync(string? export) => DecideAsync(export, approve: true);
@@ -72,8 +68,7 @@ public sealed class SecurityConsoleModel : ConsolePage
         if (!ExportJob.IsValidId(export)) return await RefusedAsync(400, "Decide on an export listed under \"Exports awaiting approval\".");
         if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
         if (await GuardConsole.DecideExportAsync(Store, HttpContext, export!, approve) is { } refusal) return await RefusedAsync(refusal.Status, refusal.Message);
-        Done = $"Export {export} {(approve ? "approved" : "denied")}.";
-        return await ShowAsync();
+        return Acted($"Export {export} {(approve ? "approved" : "denied")}.");
     }
 
     private async Task<IActionResult> RefusedAsync(int status, string message)
