@@ -15,7 +15,7 @@ internal sealed class KeyRing : IDisposable
     private readonly StoreDatabase _database;
     // Replaced once by a rotation (RotateMasterAsync): this process goes on with the key the store now takes.
     private volatile MasterKey _master;
-    private readonly ConcurrentDictionary<long, TenantKeys> _cache = new();
+    private readonly ConcurrentDictionary<long, Held> _cache = new();
     private readonly ConcurrentDictionary<long, AuditSigningKey> _signers = new();
 
     public KeyRing(StoreDatabase database, MasterKey master)
@@ -313,35 +313,127 @@ internal sealed class KeyRing : IDisposable
         return _signers[tenantId];
     }
 
-    public async ValueTask<TenantKeys> ForTenantAsync(long tenantId, CancellationToken cancellationToken)
+    /// <summary>How often a process looks whether another has made a newer data key for an establishment whose keys it holds
+    /// (`vauban keys rotate-data`, which waits longer than this before it re-seals anything under the new one).</summary>
+    public static readonly TimeSpan DataKeyRecheck = TimeSpan.FromSeconds(30);
+
+    /// <summary>Tests: <see cref="DataKeyRecheck"/> for this key ring.</summary>
+    internal TimeSpan Recheck { get; set; } = DataKeyRecheck;
+
+    /// <summary>An establishment's keys as loaded, and when this process last looked for a newer data key.</summary>
+    private sealed class Held(TenantKeys keys)
     {
-        if (_cache.TryGetValue(tenantId, out var keys)) return keys;
+        public TenantKeys Keys { get; } = keys;
+        public long CheckedAt = Environment.TickCount64;
+    }
+
+    /// <summary>The establishment's keys: every data key version (the newest seals) and its index key, unwrapped once and held.
+    /// Every <see cref="Recheck"/>, one caller looks whether a newer data key was made meanwhile (one indexed query) and loads it.</summary>
+    public ValueTask<TenantKeys> ForTenantAsync(long tenantId, CancellationToken cancellationToken)
+    {
+        if (!_cache.TryGetValue(tenantId, out var held)) return new ValueTask<TenantKeys>(LoadAsync(tenantId, replace: false, cancellationToken));
+        var now = Environment.TickCount64;
+        var checkedAt = Volatile.Read(ref held.CheckedAt);
+        // Within the interval, or another caller is looking right now: the keys held.
+        if (now - checkedAt < (long)Recheck.TotalMilliseconds || Interlocked.CompareExchange(ref held.CheckedAt, now, checkedAt) != checkedAt)
+        {
+            return ValueTask.FromResult(held.Keys);
+        }
+        return new ValueTask<TenantKeys>(RecheckAsync(tenantId, held.Keys, cancellationToken));
+    }
+
+    /// <summary>The establishment's keys with data key <paramref name="version"/>: those held when they have it, else loaded
+    /// again (a rotation by another process since they were loaded). Null when the store has no such version.</summary>
+    public async ValueTask<TenantKeys?> WithDataKeyAsync(long tenantId, int version, CancellationToken cancellationToken)
+    {
+        var keys = await ForTenantAsync(tenantId, cancellationToken);
+        if (keys.KeyVersions.Contains(version)) return keys;
+        keys = await LoadAsync(tenantId, replace: true, cancellationToken);
+        return keys.KeyVersions.Contains(version) ? keys : null;
+    }
+
+    private async Task<TenantKeys> RecheckAsync(long tenantId, TenantKeys held, CancellationToken cancellationToken)
+    {
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
+                .With("t", tenantId).With("p", DataPurpose);
+            var newest = await command.ExecuteScalarAsync(cancellationToken);
+            if (newest is null or DBNull || Convert.ToInt32(newest, System.Globalization.CultureInfo.InvariantCulture) <= held.KeyVersion) return held;
+        }
+        return await LoadAsync(tenantId, replace: true, cancellationToken);
+    }
+
+    /// <summary>Reads and unwraps the establishment's keys. <paramref name="replace"/>: they take the place of those held (which
+    /// are not disposed: requests may be using them; the collector frees them).</summary>
+    private async Task<TenantKeys> LoadAsync(long tenantId, bool replace, CancellationToken cancellationToken)
+    {
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command(
-            "SELECT purpose, key_version, wrapped FROM tenant_keys WHERE tenant_id = @t ORDER BY key_version DESC").With("t", tenantId);
-        (int Version, byte[] Wrapped)? dataRow = null, indexRow = null;
+            "SELECT purpose, key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose IN (@d, @i) ORDER BY key_version DESC")
+            .With("t", tenantId).With("d", DataPurpose).With("i", IndexPurpose);
+        var dataRows = new List<(int Version, byte[] Wrapped)>();
+        (int Version, byte[] Wrapped)? indexRow = null;
         using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken))
             {
-                var purpose = reader.GetString(0);
-                if (purpose == DataPurpose) dataRow ??= (reader.GetInt32(1), (byte[])reader.GetValue(2));
-                if (purpose == IndexPurpose) indexRow ??= (reader.GetInt32(1), (byte[])reader.GetValue(2));
+                if (reader.GetString(0) == DataPurpose) dataRows.Add((reader.GetInt32(1), (byte[])reader.GetValue(2)));
+                else indexRow ??= (reader.GetInt32(1), (byte[])reader.GetValue(2));
             }
         }
-        if (dataRow is not { } d || indexRow is not { } i) throw new InvalidOperationException($"Tenant {tenantId} has no keys.");
-        var data = await UnwrapAsync(connection, tenantId, DataPurpose, d.Version, d.Wrapped, cancellationToken);
+        if (dataRows.Count == 0 || indexRow is not { } i) throw new InvalidOperationException($"Tenant {tenantId} has no keys.");
+        var data = new List<(int Version, byte[] Key)>(dataRows.Count);
+        foreach (var (version, wrapped) in dataRows) data.Add((version, await UnwrapAsync(connection, tenantId, DataPurpose, version, wrapped, cancellationToken)));
         var index = await UnwrapAsync(connection, tenantId, IndexPurpose, i.Version, i.Wrapped, cancellationToken);
-        var version = d.Version;
-        var created = new TenantKeys(tenantId, version, data, index);
-        if (_cache.TryAdd(tenantId, created)) return created;
+        var created = new TenantKeys(tenantId, data, index);
+        if (replace)
+        {
+            _cache[tenantId] = new Held(created);
+            return created;
+        }
+        if (_cache.TryAdd(tenantId, new Held(created))) return created;
         created.Dispose();
-        return _cache[tenantId];
+        return _cache[tenantId].Keys;
     }
+
+    /// <summary>
+    /// Makes the establishment's next data key version, wrapped under the master key, in the caller's transaction, under the
+    /// lock `tenants add` and a master-key rotation take (a rotation re-wraps every key it reads: one inserted beside it would
+    /// stay under the previous master key). From its commit, this process seals with it (<see cref="LoadAsync"/>); others
+    /// within <see cref="DataKeyRecheck"/>. Returns the new version.
+    /// </summary>
+    public async Task<int> AddDataKeyAsync(WriteScope scope, long tenantId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        await _database.LockAsync(scope, "tenants add", cancellationToken);
+        await RefuseIfRotatedAsync(scope, cancellationToken);
+        int version;
+        using (var newest = scope.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p").With("t", tenantId).With("p", DataPurpose))
+        {
+            version = Convert.ToInt32(await newest.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture) + 1;
+        }
+        var key = RandomNumberGenerator.GetBytes(32);
+        try
+        {
+            using var insert = scope.Command("INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, @v, @w, @c)")
+                .With("t", tenantId).With("p", DataPurpose).With("v", version).With("w", KeyWrap.Wrap(_master, tenantId, DataPurpose, version, key))
+                .With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+        return version;
+    }
+
+    /// <summary>After <see cref="AddDataKeyAsync"/> committed: this process takes the new version at once.</summary>
+    public Task<TenantKeys> ReloadAsync(long tenantId, CancellationToken cancellationToken) => LoadAsync(tenantId, replace: true, cancellationToken);
 
     public void Dispose()
     {
-        foreach (var keys in _cache.Values) keys.Dispose();
+        foreach (var held in _cache.Values) held.Keys.Dispose();
         _cache.Clear();
         foreach (var signer in _signers.Values) signer.Dispose();
         _signers.Clear();

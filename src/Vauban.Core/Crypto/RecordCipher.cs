@@ -1,7 +1,8 @@
 // The one place that encrypts and decrypts record bodies. A sealed body is
 //   [format][flags][key version: 4 bytes LE][nonce: 12][ciphertext][tag: 16]
 // with the associated data binding tenant, resource type, id and version: a ciphertext copied to
-// another row, tenant or version fails authentication instead of decrypting.
+// another row, tenant or version fails authentication instead of decrypting. The key version names the establishment's data
+// key that sealed it: a body opens with that version, so that bodies sealed before a data-key rotation still open after it.
 // Format 2 (sealed since 2026-12-01) also binds the six header bytes, so that a changed compression flag fails
 // authentication instead of handing out undecoded bytes, and compresses with Zstandard (RFC 8878): flag 3 with the
 // record dictionary records-1.zdict (since 2026-12-01, second stop), flag 2 without a dictionary (before it).
@@ -83,14 +84,14 @@ internal static class RecordCipher
             NextNonce(nonce);
             Span<byte> aad = stackalloc byte[AssociatedDataLength(id) + HeaderSize];
             WriteAssociatedData(aad, keys.TenantId, typeCode, id, version, output.AsSpan(0, HeaderSize));
-            var cipher = keys.RentCipher();
+            var cipher = keys.RentCipher(keys.KeyVersion);
             try
             {
                 cipher.Encrypt(nonce, payload, output.AsSpan(HeaderSize + NonceSize, payload.Length), output.AsSpan(output.Length - TagSize), aad);
             }
             finally
             {
-                keys.ReturnCipher(cipher);
+                keys.ReturnCipher(keys.KeyVersion, cipher);
             }
             return output;
         }
@@ -171,7 +172,9 @@ internal static class RecordCipher
         var header = sealedBody[0] == FormatVersion ? sealedBody[..HeaderSize] : [];
         Span<byte> aad = stackalloc byte[AssociatedDataLength(id) + header.Length];
         WriteAssociatedData(aad, keys.TenantId, typeCode, id, version, header);
-        var cipher = keys.RentCipher();
+        // The data key the body was sealed with (a rotation leaves older bodies under older versions until it re-seals them).
+        var keyVersion = BinaryPrimitives.ReadInt32LittleEndian(sealedBody[2..]);
+        var cipher = keys.RentCipher(keyVersion);
         try
         {
             cipher.Decrypt(sealedBody.Slice(HeaderSize, NonceSize), sealedBody.Slice(HeaderSize + NonceSize, payload.Length),
@@ -183,9 +186,13 @@ internal static class RecordCipher
         }
         finally
         {
-            keys.ReturnCipher(cipher);
+            keys.ReturnCipher(keyVersion, cipher);
         }
     }
+
+    /// <summary>The data key version a sealed body names (its header), or null when it is too short to be one.</summary>
+    public static int? KeyVersionOf(ReadOnlySpan<byte> sealedBody) =>
+        sealedBody.Length < Overhead ? null : BinaryPrimitives.ReadInt32LittleEndian(sealedBody[2..]);
 
     private static byte[] LoadDictionary()
     {
@@ -268,7 +275,7 @@ internal static class RecordCipher
 }
 
 /// <summary>A stored record did not authenticate: tampering, a moved row or a wrong key. Never a client error.</summary>
-public sealed class RecordIntegrityException : Exception
+public class RecordIntegrityException : Exception
 {
     public RecordIntegrityException(string message) : base(message) { }
     public RecordIntegrityException() { }

@@ -881,7 +881,22 @@ public sealed partial class RecordsService
             if (row.Deleted || row.Body is null) continue;
             try
             {
-                bodies[i] = Open(keys, row);
+                int? newer = null;
+                try
+                {
+                    bodies[i] = Open(keys, row);
+                }
+                catch (UnknownKeyVersionException unknown)
+                {
+                    newer = unknown.Version;
+                }
+                // Re-sealed under a data key another process made after this one loaded the establishment's keys: loaded, then
+                // opened (a version the store does not have either is damage, below).
+                if (newer is { } version)
+                {
+                    keys = await _keys.WithDataKeyAsync(context.Tenant.Id, version, cancellationToken) ?? throw new UnknownKeyVersionException(context.Tenant.Id, version);
+                    bodies[i] = Open(keys, row);
+                }
             }
             catch (RecordIntegrityException)
             {

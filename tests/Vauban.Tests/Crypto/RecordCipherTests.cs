@@ -72,6 +72,33 @@ public class RecordCipherTests
     }
 
     [Fact]
+    public void A_body_opens_with_the_data_key_version_it_names_and_the_newest_version_seals()
+    {
+        var v1 = RandomNumberGenerator.GetBytes(32);
+        var v2 = RandomNumberGenerator.GetBytes(32);
+        var index = RandomNumberGenerator.GetBytes(32);
+        using var before = new TenantKeys(1, 1, (byte[])v1.Clone(), (byte[])index.Clone());
+        var sealedBefore = RecordCipher.Seal(before, 1, "abc", 1, Json);
+        Assert.Equal(1, RecordCipher.KeyVersionOf(sealedBefore));
+
+        using var after = new TenantKeys(1, [(2, (byte[])v2.Clone()), (1, (byte[])v1.Clone())], (byte[])index.Clone());
+        Assert.Equal(2, after.KeyVersion);
+        Assert.Equal([1, 2], after.KeyVersions);
+        Assert.Equal(Json, RecordCipher.Open(after, 1, "abc", 1, sealedBefore));
+        var sealedAfter = RecordCipher.Seal(after, 1, "abc", 1, Json);
+        Assert.Equal(2, RecordCipher.KeyVersionOf(sealedAfter));
+        Assert.Equal(Json, RecordCipher.Open(after, 1, "abc", 1, sealedAfter));
+
+        // Keys loaded before the rotation do not have version 2: said as such (the key ring loads them again), not as damage.
+        var unknown = Assert.Throws<UnknownKeyVersionException>(() => RecordCipher.Open(before, 1, "abc", 1, sealedAfter));
+        Assert.Equal(2, unknown.Version);
+        // The version in the header is authenticated: a body made to name another version fails.
+        var renamed = (byte[])sealedAfter.Clone();
+        BinaryPrimitives.WriteInt32LittleEndian(renamed.AsSpan(2), 1);
+        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(after, 1, "abc", 1, renamed));
+    }
+
+    [Fact]
     public void A_flipped_bit_is_detected()
     {
         using var keys = Keys();
@@ -162,7 +189,8 @@ public class RecordCipherTests
         var sealedBody = RecordCipher.Seal(keys, 1, "abc", 1, Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("""{"family":"Dupont"}""", 20))));
         Assert.NotEqual(value, sealedBody[position]);
         sealedBody[position] = value;
-        Assert.Throws<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
+        // A key version the keys do not hold is UnknownKeyVersionException, one kind of RecordIntegrityException.
+        Assert.ThrowsAny<RecordIntegrityException>(() => RecordCipher.Open(keys, 1, "abc", 1, sealedBody));
     }
 
     [Fact]
