@@ -124,6 +124,61 @@ public sealed class VaubanStore : IAsyncDisposable
         return new MasterKeyRotation(keys, establishments);
     }
 
+    /// <summary>
+    /// A data-key rotation's first half: the establishment's next data key version, wrapped under the master key, made in one
+    /// transaction with the act on its chain (by <paramref name="administrator"/>). This store seals with it at once; every other
+    /// process within <see cref="KeyRing.DataKeyRecheck"/>. Nothing is re-sealed yet: <see cref="ResealAsync"/>, once the
+    /// other processes have taken it. Returns the new version.
+    /// </summary>
+    public async Task<int> AddDataKeyAsync(AccessContext administrator, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        int version;
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            version = await _keys.AddDataKeyAsync(scope, administrator.Tenant.Id, cancellationToken);
+            await Audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null, [new AuditedRecord("keys:data", null, null)],
+                cancellationToken, $"keys rotate-data: data key version {version} made");
+            await scope.CommitAsync(cancellationToken);
+        }
+        await _keys.ReloadAsync(administrator.Tenant.Id, cancellationToken);
+        return version;
+    }
+
+    /// <summary>The establishment's newest data key version, as the store holds it now.</summary>
+    public async Task<int> DataKeyVersionAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        return (await _keys.ReloadAsync(tenant.Id, cancellationToken)).KeyVersion;
+    }
+
+    /// <summary>How often a running process looks for a newer data key of an establishment whose keys it holds.</summary>
+    public static TimeSpan DataKeyRecheck => KeyRing.DataKeyRecheck;
+
+    /// <summary>What <see cref="ResealAsync"/> goes through, for the operator.</summary>
+    public static IReadOnlyList<string> ResealedTables => DataKeyRotation.Tables;
+
+    /// <summary>
+    /// A data-key rotation's second half (<see cref="DataKeyRotation"/>): every record body, history included, and every staff
+    /// account's sealed fields still under an older data key version, sealed again under the newest, in batches, beside a
+    /// running server; then the pass on the establishment's chain (<paramref name="administrator"/>), with its counts. Safe
+    /// to run again: rows already under the newest version are only counted.
+    /// </summary>
+    /// <param name="progress">Rows gone through so far.</param>
+    public async Task<(int Version, ResealTally Tally)> ResealAsync(AccessContext administrator, IProgress<long>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        var version = (await _keys.ReloadAsync(administrator.Tenant.Id, cancellationToken)).KeyVersion;
+        var tally = await DataKeyRotation.ResealAsync(_database, _keys, administrator.Tenant.Id, ResealBatchSize, progress, cancellationToken);
+        await Audit.AppendAsync(administrator, AuditAction.Administration, tally.Complete ? AuditOutcome.Success : AuditOutcome.MinorFailure, null,
+            [new AuditedRecord("keys:data", null, null)], cancellationToken,
+            string.Create(CultureInfo.InvariantCulture, $"keys rotate-data: {tally.Resealed} rows re-sealed under data key version {version}, {tally.Current} already under it, {tally.Changed} changed meanwhile, {tally.Unreadable} unreadable"));
+        return (version, tally);
+    }
+
+    /// <summary>Tests: rows per transaction of <see cref="ResealAsync"/>.</summary>
+    internal int ResealBatchSize { get; set; } = DataKeyRotation.BatchSize;
+
     /// <summary>Tells every establishment's security officer, in one transaction, that a journal's end was lost.</summary>
     private async Task ReportDamagedJournalAsync(DamagedJournal journal, CancellationToken cancellationToken)
     {

@@ -1,6 +1,7 @@
 // vauban keys rotate-master — a new master key for the store: every establishment's keys re-wrapped under it, in one
 // transaction, audited on every establishment's chain. For a key file that was copied, seen or kept where it should not
 // have been, and on the security officer's schedule.
+// vauban keys rotate-data — a new data key for one establishment, and its records re-sealed under it beside a running server.
 using System.CommandLine;
 using System.Globalization;
 using Vauban.Crypto;
@@ -73,6 +74,69 @@ internal static class KeyCommands
             return 0;
         }, ct));
         keys.Subcommands.Add(rotate);
+        keys.Subcommands.Add(RotateData());
         return keys;
     }
+
+    private static Command RotateData()
+    {
+        var rotate = new Command("rotate-data",
+            "Make a new data key for one establishment and re-seal its records under it: every record body (history included) and every staff account's "
+            + "sealed fields still under an older data key are decrypted and encrypted again, a batch of 2,000 rows per transaction, while the server runs. "
+            + "For a data key that may have been exposed (a memory dump of a Vauban process; a copy of the store with its master key, once that is rotated): "
+            + "copies of the store taken from then on no longer open with it. The audit log, alerts' details, break-the-glass "
+            + "explanations and export reasons keep the key that sealed them (the audit log is never rewritten). Audited. Exit code 3 when rows were "
+            + "left under an older key (changed meanwhile): run it again with --resume.");
+        var tenant = TenantCommands.Option();
+        var resume = new Option<bool>("--resume")
+        {
+            Description = "Make no new key: re-seal what is still under an older one (after a run that ended with exit code 3, or was interrupted).",
+        };
+        var noWait = new Option<bool>("--no-wait")
+        {
+            Description = $"Re-seal at once instead of waiting {Settle.TotalSeconds:N0} s for running servers to take the new key: for a store no server runs on "
+                + "(a server that has not taken it goes on sealing under the old key, and what it writes after the pass went by stays so until --resume).",
+        };
+        rotate.Options.Add(tenant);
+        rotate.Options.Add(resume);
+        rotate.Options.Add(noWait);
+        StoreArguments.AddTo(rotate);
+        rotate.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            var establishment = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
+            var administrator = AdministrationAudit.Context(establishment);
+            if (!parse.GetValue(resume))
+            {
+                var made = await store.AddDataKeyAsync(administrator, token);
+                Console.WriteLine($"Made data key version {made} for {establishment.Name}: new records are sealed with it from now on.");
+                if (!parse.GetValue(noWait))
+                {
+                    // A server seals with the key it holds until it looks again: re-sealing before then would leave what it writes meanwhile behind.
+                    Console.WriteLine($"Waiting {Settle.TotalSeconds:N0} s for running servers to take it (they look every {VaubanStore.DataKeyRecheck.TotalSeconds:N0} s)…");
+                    await Task.Delay(Settle, token);
+                }
+            }
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var shown = 0L;
+            var (version, tally) = await store.ResealAsync(administrator, new Reporter<long>(seen =>
+            {
+                if (seen - shown < 100_000) return;
+                shown = seen;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {seen:N0} rows gone through…"));
+            }), token);
+            var seconds = Math.Max(watch.Elapsed.TotalSeconds, 0.001);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"Re-sealed {tally.Resealed:N0} rows of {establishment.Name} under data key version {version} in {seconds:N1} s ({(tally.Resealed + tally.Current) / seconds:N0} rows/s); "
+                + $"{tally.Current:N0} were under it already ({string.Join(", ", VaubanStore.ResealedTables)})."));
+            if (tally.Complete) return 0;
+            if (tally.Changed > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tally.Changed:N0} rows changed while they were re-sealed: run `vauban keys rotate-data --tenant {establishment.Name} --resume`."));
+            if (tally.Unreadable > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tally.Unreadable:N0} rows failed their integrity check and were left as they are: see `vauban guard alerts` and `vauban audit verify`."));
+            return 3;
+        }, ct));
+        return rotate;
+    }
+
+    /// <summary>How long rotate-data waits, after making the key, for running servers to take it: their interval, and a margin.</summary>
+    private static TimeSpan Settle => VaubanStore.DataKeyRecheck + TimeSpan.FromSeconds(5);
 }

@@ -450,6 +450,27 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task The_operator_rotates_an_establishments_data_key_and_its_records_are_resealed()
+    {
+        Assert.Equal(0, (await RunAsync($"seed --tenant chu-datakey --patients 3 --canaries 0 {DbArgs}")).Exit);
+        var (exit, output) = await RunAsync($"keys rotate-data --tenant chu-datakey --no-wait {DbArgs}");
+        Assert.True(exit == 0, output);
+        Assert.Contains("Made data key version 2 for chu-datakey", output, StringComparison.Ordinal);
+        var resealed = System.Text.RegularExpressions.Regex.Match(output, @"Re-sealed ([\d,]+) rows of chu-datakey under data key version 2");
+        Assert.True(resealed.Success, output);
+        Assert.True(int.Parse(resealed.Groups[1].Value, System.Globalization.NumberStyles.AllowThousands, System.Globalization.CultureInfo.InvariantCulture) > 3, output);
+        (exit, output) = await RunAsync($"keys rotate-data --tenant chu-datakey --resume {DbArgs}");
+        Assert.True(exit == 0, output);
+        Assert.Contains("Re-sealed 0 rows of chu-datakey under data key version 2", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Made data key", output, StringComparison.Ordinal);
+        // The audit log, never re-sealed, still verifies (its entries open with version 1).
+        Assert.Equal(0, (await RunAsync($"audit verify --tenant chu-datakey {DbArgs}")).Exit);
+        (exit, output) = await RunAsync($"keys rotate-data --tenant chu-nowhere --no-wait {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: No establishment 'chu-nowhere'", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_operator_lists_approves_and_denies_exports_awaiting_approval()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu-export {DbArgs}")).Exit);

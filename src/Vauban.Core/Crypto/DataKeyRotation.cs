@@ -1,0 +1,163 @@
+// A data-key rotation's second half: every record body (current versions and history) and every staff account's sealed
+// fields still under an older data key version are opened with it and sealed again under the newest, a batch per
+// transaction, beside a running server. A row is replaced only if it is still what was read (compare-and-set): one that a
+// writer changed meanwhile was sealed anew by that writer, under the newest key if its process had taken it, and is counted
+// "changed" for the next pass otherwise. What stays under the versions that sealed it: the audit log (never rewritten: each
+// entry's sealed part is covered by the chain), alerts' details, break-the-glass explanations and export reasons.
+using System.Data.Common;
+using Vauban.Storage;
+
+namespace Vauban.Crypto;
+
+/// <param name="Resealed">Rows sealed again under the newest version by this pass.</param>
+/// <param name="Current">Rows found already under it (written since the key was made, or by an earlier pass).</param>
+/// <param name="Changed">Rows a writer changed between their read and their write: left for the next pass.</param>
+/// <param name="Unreadable">Rows that failed their integrity check: left as they are (the reads that meet them alert).</param>
+public sealed record ResealTally(long Resealed, long Current, long Changed, long Unreadable)
+{
+    /// <summary>Whether every row the pass went through is now under the newest version.</summary>
+    public bool Complete => Changed == 0 && Unreadable == 0;
+
+    public static ResealTally operator +(ResealTally a, ResealTally b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        return new(a.Resealed + b.Resealed, a.Current + b.Current, a.Changed + b.Changed, a.Unreadable + b.Unreadable);
+    }
+
+    public static ResealTally Add(ResealTally a, ResealTally b) => a + b;
+}
+
+internal static class DataKeyRotation
+{
+    /// <summary>Rows a transaction re-seals: SQLite's one writer is held a fraction of a second.</summary>
+    public const int BatchSize = 2_000;
+
+    /// <summary>One row's sealed value as read: where it is (its key columns), what it is bound to, its bytes.</summary>
+    private sealed record Sealed(object[] Key, int TypeCode, string Id, int Version, byte[] Body);
+
+    /// <summary>A table's column of sealed values: how a page of a tenant's rows is read after a cursor (the key columns, then the
+    /// binding's type code, id and version, then the value), and how one is replaced (@new where its key is @k0… and its value
+    /// is still @old), and the cursor's start, below every key (rids and versions are positive; '' sorts before any account id).</summary>
+    private sealed record Column(string Name, string Page, string Replace, object[] Start)
+    {
+        public int KeyColumns => Start.Length;
+    }
+
+    private static readonly Column[] Columns =
+    [
+        new("resources",
+            "SELECT rid, type, id, version, body FROM resources WHERE tenant_id = @t AND rid > @k0 AND body IS NOT NULL ORDER BY rid LIMIT @n",
+            "UPDATE resources SET body = @new WHERE rid = @k0 AND body = @old", [0L]),
+        new("resource history",
+            """
+            SELECT h.rid, h.version, r.type, r.id, h.version, h.body FROM resource_history h JOIN resources r ON r.rid = h.rid
+            WHERE r.tenant_id = @t AND (h.rid, h.version) > (@k0, @k1) AND h.body IS NOT NULL ORDER BY h.rid, h.version LIMIT @n
+            """,
+            "UPDATE resource_history SET body = @new WHERE rid = @k0 AND version = @k1 AND body = @old", [0L, 0L]),
+        new("staff accounts",
+            $"SELECT id, {Access.StaffAccounts.SealedAccountCode}, id, 0, sealed FROM staff_users WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
+            "UPDATE staff_users SET sealed = @new WHERE id = @k0 AND sealed = @old", [""]),
+        new("staff authenticator keys",
+            $"SELECT id, {Access.StaffAccounts.SealedAuthenticatorCode}, id, 0, authenticator_key FROM staff_users WHERE tenant_id = @t AND id > @k0 AND authenticator_key IS NOT NULL ORDER BY id LIMIT @n",
+            "UPDATE staff_users SET authenticator_key = @new WHERE id = @k0 AND authenticator_key = @old", [""]),
+    ];
+
+    /// <summary>The tables a pass goes through, for the operator.</summary>
+    public static IReadOnlyList<string> Tables => [.. Columns.Select(c => c.Name)];
+
+    /// <summary>Re-seals the tenant's rows under its newest data key, table by table.</summary>
+    /// <param name="progress">Rows gone through so far, batch by batch.</param>
+    public static async Task<ResealTally> ResealAsync(StoreDatabase database, KeyRing ring, long tenantId, int batchSize, IProgress<long>? progress,
+        CancellationToken cancellationToken)
+    {
+        var total = new ResealTally(0, 0, 0, 0);
+        long seen = 0;
+        foreach (var column in Columns)
+        {
+            var after = column.Start;
+            while (true)
+            {
+                var page = await PageAsync(database, column, tenantId, after, batchSize, cancellationToken);
+                if (page.Count == 0) break;
+                after = page[^1].Key;
+                total += await ResealPageAsync(database, ring, column, tenantId, page, cancellationToken);
+                seen += page.Count;
+                progress?.Report(seen);
+            }
+        }
+        return total;
+    }
+
+    private static async Task<List<Sealed>> PageAsync(StoreDatabase database, Column column, long tenantId, object[] after, int batchSize, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        using var command = connection.Command(column.Page).With("t", tenantId).With("n", batchSize);
+        for (var i = 0; i < after.Length; i++) command.With("k" + i, after[i]);
+        var page = new List<Sealed>(batchSize);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var k = column.KeyColumns;
+            var key = new object[k];
+            for (var i = 0; i < k; i++) key[i] = Read(reader, i);
+            page.Add(new Sealed(key, reader.GetInt32(k), reader.GetString(k + 1), reader.GetInt32(k + 2), (byte[])reader.GetValue(k + 3)));
+        }
+        return page;
+    }
+
+    // Keys as the engine gives them, normalized so that they go back as the same parameter types (SQLite gives every integer as long).
+    private static object Read(DbDataReader reader, int ordinal) => reader.GetValue(ordinal) switch
+    {
+        int small => (long)small,
+        var value => value,
+    };
+
+    private static async Task<ResealTally> ResealPageAsync(StoreDatabase database, KeyRing ring, Column column, long tenantId, List<Sealed> page,
+        CancellationToken cancellationToken)
+    {
+        var keys = await ring.ForTenantAsync(tenantId, cancellationToken);
+        long current = 0, unreadable = 0;
+        var replacements = new List<(Sealed Row, byte[] New)>(page.Count);
+        foreach (var row in page)
+        {
+            var version = RecordCipher.KeyVersionOf(row.Body);
+            if (version == keys.KeyVersion)
+            {
+                current++;
+                continue;
+            }
+            try
+            {
+                if (version is { } v && !keys.KeyVersions.Contains(v)) keys = await ring.WithDataKeyAsync(tenantId, v, cancellationToken) ?? keys;
+                var plaintext = RecordCipher.Open(keys, row.TypeCode, row.Id, row.Version, row.Body);
+                try
+                {
+                    // Compressed when that is smaller, as every value here was sealed.
+                    replacements.Add((row, RecordCipher.Seal(keys, row.TypeCode, row.Id, row.Version, plaintext)));
+                }
+                finally
+                {
+                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(plaintext);
+                }
+            }
+            catch (RecordIntegrityException)
+            {
+                unreadable++;
+            }
+        }
+        long resealed = 0;
+        if (replacements.Count > 0)
+        {
+            await using var scope = await database.BeginWriteAsync(cancellationToken);
+            foreach (var (row, sealedAgain) in replacements)
+            {
+                using var update = scope.Command(column.Replace).With("new", sealedAgain).With("old", row.Body);
+                for (var i = 0; i < row.Key.Length; i++) update.With("k" + i, row.Key[i]);
+                resealed += await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+        }
+        return new ResealTally(resealed, current, replacements.Count - resealed, unreadable);
+    }
+}

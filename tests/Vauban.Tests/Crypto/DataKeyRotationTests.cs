@@ -1,0 +1,190 @@
+// A data-key rotation beside a running server, on both engines: the operator's process makes the new key and re-seals the
+// records; the server, which loaded the establishment's keys before, reads what was re-sealed, takes the new key for what it
+// writes, and the audit log (never rewritten) still verifies. A row altered in the database is not laundered by re-sealing.
+using System.Buffers.Binary;
+using System.Net;
+using Vauban.Access;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Crypto;
+
+public sealed class DataKeyRotationTests
+{
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task Records_history_and_accounts_are_resealed_under_the_new_key_while_the_server_runs_and_everything_still_reads(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-datakey");
+        var tenant = (await server.Store.Tenants.FindAsync("chu-datakey", CancellationToken.None))!;
+        var locations = new List<string>();
+        for (var i = 0; i < 7; i++)
+        {
+            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Cle" + i)));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            locations.Add(created.Headers.Location!.ToString());
+        }
+        // A second version: the first goes to the history.
+        var updatedId = locations[0].Split('/')[^3];
+        using (var updated = await client.PutAsync("/fhir/Patient/" + updatedId, FhirContent.Json(Samples.Patient(family: "Cle0bis", id: updatedId))))
+        {
+            Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
+        }
+        await server.Store.Accounts.AddAsync(tenant, "secretaire@chu.example", StaffRole.Secretary, null, null, "Sandrine Accueil", CancellationToken.None);
+        var before = await BodyVersionsAsync(server.Db);
+        Assert.All(before, v => Assert.Equal(1, v.Version));
+        Assert.Contains(before, v => v.Where == "resource_history");
+        Assert.Contains(before, v => v.Where == "staff_users");
+
+        // The operator's process (as `vauban keys rotate-data`), on the same store, with small batches.
+        await using (var operatorStore = await VaubanStore.OpenAsync(new StoreOptions(server.Db, server.MasterKey), CancellationToken.None))
+        {
+            operatorStore.ResealBatchSize = 3;
+            var administrator = AccessContext.Operator(tenant, "administration");
+            Assert.Equal(2, await operatorStore.AddDataKeyAsync(administrator, CancellationToken.None));
+            var (version, tally) = await operatorStore.ResealAsync(administrator, null, CancellationToken.None);
+            Assert.Equal(2, version);
+            Assert.True(tally.Complete, tally.ToString());
+            // 7 current versions, 1 in the history, 1 account's sealed fields.
+            Assert.Equal(9, tally.Resealed);
+            var again = (await operatorStore.ResealAsync(administrator, null, CancellationToken.None)).Tally;
+            Assert.Equal(new Vauban.Crypto.ResealTally(0, 9, 0, 0), again);
+        }
+        Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
+
+        // The server loaded version 1 only: it reads what was re-sealed (loading version 2 when it meets it), history included.
+        foreach (var location in locations.Skip(1))
+        {
+            using var read = await client.GetAsync(location[..location.IndexOf("/_history", StringComparison.Ordinal)]);
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        }
+        using (var first = await client.GetAsync(locations[0]))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Contains("Cle0\"", await first.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.NotNull(await server.Store.Accounts.FindAsync(tenant, "secretaire@chu.example", CancellationToken.None));
+        // And seals what it writes with it.
+        using (var after = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Apres"))))
+        {
+            Assert.Equal(HttpStatusCode.Created, after.StatusCode);
+        }
+        Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
+
+        // The audit log is not rewritten: entries sealed under version 1 still verify, and both acts are on it.
+        var verified = await server.Store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+        Assert.True(verified.Valid, verified.Problem);
+        var acts = await OperatorActsAsync(server, tenant);
+        Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: data key version 2 made");
+        Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: 9 rows re-sealed under data key version 2, 0 already under it, 0 changed meanwhile, 0 unreadable");
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_record_altered_in_the_database_is_left_as_it_is_not_made_authentic_by_resealing(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-altered");
+        var tenant = (await server.Store.Tenants.FindAsync("chu-altered", CancellationToken.None))!;
+        for (var i = 0; i < 3; i++)
+        {
+            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Altere" + i)));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        // One ciphertext byte flipped, as an intruder with the database would.
+        await FlipAByteOfTheFirstRecordAsync(server.Db);
+        var administrator = AccessContext.Operator(tenant, "administration");
+        await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
+        var (_, tally) = await server.Store.ResealAsync(administrator, null, CancellationToken.None);
+        Assert.False(tally.Complete);
+        Assert.Equal(1, tally.Unreadable);
+        Assert.Equal(2, tally.Resealed);
+        var versions = await BodyVersionsAsync(server.Db);
+        Assert.Single(versions, v => v.Version == 1);
+        var acts = await OperatorActsAsync(server, tenant);
+        Assert.Contains(acts, e => e.Outcome == Vauban.Audit.AuditOutcome.MinorFailure && e.Detail.Note!.EndsWith("1 unreadable", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_server_that_meets_no_resealed_record_takes_the_new_key_at_its_next_look(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-recheck");
+        var tenant = (await server.Store.Tenants.FindAsync("chu-recheck", CancellationToken.None))!;
+        async Task<int> CreatedVersionAsync(string family)
+        {
+            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: family)));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            return (await BodyVersionsAsync(server.Db)).Max(v => v.Version);
+        }
+        Assert.Equal(1, await CreatedVersionAsync("Avant"));
+        await using (var operatorStore = await VaubanStore.OpenAsync(new StoreOptions(server.Db, server.MasterKey), CancellationToken.None))
+        {
+            Assert.Equal(2, await operatorStore.AddDataKeyAsync(AccessContext.Operator(tenant, "administration"), CancellationToken.None));
+        }
+        // Within its interval the server seals with the key it holds (what `rotate-data` waits out before re-sealing)…
+        Assert.Equal(1, await CreatedVersionAsync("Pendant"));
+        // …and at its next look, with the new one.
+        server.Store.Keys.Recheck = TimeSpan.Zero;
+        Assert.Equal(2, await CreatedVersionAsync("Apres"));
+    }
+
+    /// <summary>The command-line operator's administrative acts on the establishment's chain.</summary>
+    private static async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OperatorActsAsync(VaubanServer server, Tenant tenant)
+    {
+        var context = AccessContext.Operator(tenant, "audit test");
+        return (await server.Store.AuditLog.SearchAsync(context,
+            new Vauban.Audit.AuditQuery { Agent = context.Principal.Id, Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, CancellationToken.None))!;
+    }
+
+    /// <summary>The data key version each sealed record body and account field names in its header, read from the database.</summary>
+    private static async Task<List<(string Where, int Version)>> BodyVersionsAsync(string db)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        var found = new List<(string, int)>();
+        foreach (var (what, sql) in new[]
+        {
+            ("resources", "SELECT body FROM resources WHERE body IS NOT NULL"),
+            ("resource_history", "SELECT body FROM resource_history WHERE body IS NOT NULL"),
+            ("staff_users", "SELECT sealed FROM staff_users"),
+        })
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) found.Add((what, BinaryPrimitives.ReadInt32LittleEndian(((byte[])reader.GetValue(0)).AsSpan(2))));
+        }
+        return found;
+    }
+
+    private static async Task FlipAByteOfTheFirstRecordAsync(string db)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT rid, body FROM resources ORDER BY rid LIMIT 1";
+        long rid;
+        byte[] body;
+        using (var reader = await read.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            (rid, body) = (reader.GetInt64(0), (byte[])reader.GetValue(1));
+        }
+        body[30] ^= 1;
+        using var write = connection.CreateCommand();
+        write.CommandText = "UPDATE resources SET body = @b WHERE rid = @r";
+        foreach (var (name, value) in new (string, object)[] { ("@b", body), ("@r", rid) })
+        {
+            var parameter = write.CreateParameter();
+            parameter.ParameterName = name;
+            parameter.Value = value;
+            write.Parameters.Add(parameter);
+        }
+        Assert.Equal(1, await write.ExecuteNonQueryAsync());
+    }
+}
