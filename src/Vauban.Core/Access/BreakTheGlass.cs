@@ -186,7 +186,7 @@ public sealed class BreakTheGlass
                 explanation = Encoding.UTF8.GetString(RecordCipher.Open(keys, 0, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(grantKey))),
                     (int)(granted / 1000 & int.MaxValue), (byte[])reader.GetValue(4)));
             }
-            catch (CryptographicException)
+            catch (RecordIntegrityException)
             {
                 explanation = "(cannot be opened: the stored explanation was altered)";
             }

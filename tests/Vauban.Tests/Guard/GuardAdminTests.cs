@@ -93,6 +93,28 @@ public abstract class GuardAdminTests : IAsyncLifetime
             Assert.Equal(_stranger, grant.GetProperty("patient").GetString());
             Assert.Equal("other", grant.GetProperty("reason").GetString());
             Assert.Equal("Appel du SAMU, patient inconscient au déchocage", grant.GetProperty("explanation").GetString());
+
+            // An explanation altered in the database is said to be so, and the other grants are still listed (not a 500).
+            await using (var database = Vauban.Storage.StoreDatabase.Open(_server.Db))
+            await using (var connection = await database.OpenAsync(CancellationToken.None))
+            {
+                using var read = connection.CreateCommand();
+                read.CommandText = "SELECT detail FROM break_glass";
+                var detail = (byte[])(await read.ExecuteScalarAsync())!;
+                detail[^1] ^= 1;
+                using var write = connection.CreateCommand();
+                write.CommandText = "UPDATE break_glass SET detail = @d";
+                var parameter = write.CreateParameter();
+                parameter.ParameterName = "@d";
+                parameter.Value = detail;
+                write.Parameters.Add(parameter);
+                Assert.Equal(1, await write.ExecuteNonQueryAsync());
+            }
+            using var altered = await officer.Http.GetAsync("/admin/guard/grants");
+            var alteredBody = await altered.Content.ReadAsStringAsync();
+            Assert.True(altered.StatusCode == HttpStatusCode.OK, alteredBody);
+            using var alteredList = JsonDocument.Parse(alteredBody);
+            Assert.Equal("(cannot be opened: the stored explanation was altered)", Assert.Single(alteredList.RootElement.EnumerateArray()).GetProperty("explanation").GetString());
         }
         var alert = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
         Assert.Contains("/admin/guard/grants", alert.Detail, StringComparison.Ordinal);
