@@ -104,13 +104,25 @@ public sealed class SecurityAlerts
         kind + "|" + principal + "|" + raisedAt.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>An alert's principal and detail: sealed together (the principal column a blind index), the detail alone sealed
-    /// (alerts raised before the principal was sealed), or both in clear (before details were sealed).</summary>
+    /// (alerts raised before the principal was sealed), or both in clear (before details were sealed). One altered in the
+    /// database is listed as such: it must not take the officer's whole list down with it (an intruder would blind the officer
+    /// by damaging one row).</summary>
     private static (string Principal, string Detail) Open(TenantKeys keys, string kind, string principal, long raisedAt, string stored)
     {
         if (!stored.StartsWith(SealedPrefix, StringComparison.Ordinal)) return (principal, stored);
-        var opened = AttributedText.OpenStored(keys, SealedDetailCode, Binding(kind, principal, raisedAt), principal, Convert.FromBase64String(stored[SealedPrefix.Length..]));
-        return (opened.Principal, opened.Text);
+        try
+        {
+            var opened = AttributedText.OpenStored(keys, SealedDetailCode, Binding(kind, principal, raisedAt), principal, Convert.FromBase64String(stored[SealedPrefix.Length..]));
+            return (opened.Principal, opened.Text);
+        }
+        catch (Exception e) when (e is RecordIntegrityException or FormatException or System.Text.Json.JsonException)
+        {
+            return (Altered, "(cannot be opened: the stored alert was altered in the database)");
+        }
     }
+
+    /// <summary>The principal an alert whose sealed detail does not open is listed under.</summary>
+    public const string Altered = "(altered)";
 
     /// <summary>The tenant's alerts, newest first; unacknowledged only unless <paramref name="all"/>.</summary>
     public async Task<IReadOnlyList<SecurityAlert>> ListAsync(long tenantId, bool all, int limit, CancellationToken cancellationToken)

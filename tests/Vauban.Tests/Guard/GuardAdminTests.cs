@@ -73,6 +73,29 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_alert_altered_in_the_database_is_listed_as_such_and_the_others_still_are()
+    {
+        var kept = await _server.Store.Alerts.RaiseAsync(_tenant.Id, KnownAlertKinds.BreakTheGlass, "user:kept", "kept detail", CancellationToken.None);
+        var damaged = await _server.Store.Alerts.RaiseAsync(_tenant.Id, KnownAlertKinds.BreakTheGlass, "user:damaged", "damaged detail", CancellationToken.None);
+        await using (var database = Vauban.Storage.StoreDatabase.Open(_server.Db))
+        await using (var connection = await database.OpenAsync(CancellationToken.None))
+        {
+            // The sealed detail of one alert moved onto the other: it no longer authenticates there.
+            using var write = connection.CreateCommand();
+            write.CommandText = $"UPDATE security_alerts SET detail = (SELECT detail FROM security_alerts WHERE id = {kept}) WHERE id = {damaged}";
+            Assert.Equal(1, await write.ExecuteNonQueryAsync());
+        }
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None);
+        Assert.Equal("kept detail", Assert.Single(alerts, a => a.Id == kept).Detail);
+        var shown = Assert.Single(alerts, a => a.Id == damaged);
+        Assert.Equal(SecurityAlerts.Altered, shown.Principal);
+        Assert.Contains("altered", shown.Detail, StringComparison.Ordinal);
+        using var officer = await SignedInAsync("officer@chu.example");
+        using var listed = await officer.Http.GetAsync("/admin/guard/alerts?all=true");
+        Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
+    }
+
+    [Fact]
     public async Task The_security_officer_reads_the_explanation_a_break_the_glass_holder_stated_and_no_one_else_does()
     {
         // The explanation was required and sealed, and no view ever opened it: the alert said "Other (explain below)" and nothing followed.
