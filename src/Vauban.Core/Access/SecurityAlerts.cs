@@ -110,19 +110,15 @@ public sealed class SecurityAlerts
     private static (string Principal, string Detail) Open(TenantKeys keys, string kind, string principal, long raisedAt, string stored)
     {
         if (!stored.StartsWith(SealedPrefix, StringComparison.Ordinal)) return (principal, stored);
-        try
-        {
-            var opened = AttributedText.OpenStored(keys, SealedDetailCode, Binding(kind, principal, raisedAt), principal, Convert.FromBase64String(stored[SealedPrefix.Length..]));
-            return (opened.Principal, opened.Text);
-        }
-        catch (Exception e) when (e is RecordIntegrityException or FormatException or System.Text.Json.JsonException)
-        {
-            return (Altered, "(cannot be opened: the stored alert was altered in the database)");
-        }
+        var sealedText = new byte[stored.Length];
+        if (!Convert.TryFromBase64String(stored[SealedPrefix.Length..], sealedText, out var length)) sealedText = [];
+        else Array.Resize(ref sealedText, length);
+        var opened = AttributedText.OpenStoredOrAltered(keys, SealedDetailCode, Binding(kind, principal, raisedAt), principal, sealedText, "alert");
+        return (opened.Principal, opened.Text);
     }
 
     /// <summary>The principal an alert whose sealed detail does not open is listed under.</summary>
-    public const string Altered = "(altered)";
+    public const string Altered = AttributedText.AlteredPrincipal;
 
     /// <summary>The tenant's alerts, newest first; unacknowledged only unless <paramref name="all"/>.</summary>
     public async Task<IReadOnlyList<SecurityAlert>> ListAsync(long tenantId, bool all, int limit, CancellationToken cancellationToken)

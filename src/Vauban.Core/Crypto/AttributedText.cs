@@ -27,6 +27,24 @@ internal sealed record AttributedText(string Principal, string Text)
         return JsonSerializer.Deserialize(RecordCipher.Open(keys, typeCode, binding, Version, sealedText), AttributedTextJson.Default.AttributedText)
             ?? throw new JsonException("An attributed text sealed as null.");
     }
+
+    /// <summary>The principal a row is listed under whose sealed text does not open.</summary>
+    public const string AlteredPrincipal = "(altered)";
+
+    /// <summary>As <see cref="OpenStored"/>, but a sealed text altered in the database (or moved to another row) is read as
+    /// <see cref="AlteredPrincipal"/> and a text saying so: one damaged row must not take a whole list down with it (an
+    /// intruder would hide every alert, or every export awaiting approval, from the officer by damaging one).</summary>
+    public static AttributedText OpenStoredOrAltered(TenantKeys keys, int typeCode, string binding, string principalColumn, byte[] sealedText, string what)
+    {
+        try
+        {
+            return OpenStored(keys, typeCode, binding, principalColumn, sealedText);
+        }
+        catch (Exception e) when (e is RecordIntegrityException or JsonException or DecoderFallbackException)
+        {
+            return new AttributedText(AlteredPrincipal, $"(cannot be opened: the stored {what} was altered in the database)");
+        }
+    }
 }
 
 [JsonSerializable(typeof(AttributedText))]

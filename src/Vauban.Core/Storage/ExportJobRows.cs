@@ -15,7 +15,8 @@ internal sealed class ExportJobRows(StoreDatabase database)
     private static (ExportJob Job, string Reason) Read(DbDataReader reader, TenantKeys keys)
     {
         var job = ReadColumns(reader);
-        var opened = AttributedText.OpenStored(keys, RecordsService.ExportReasonTypeCode, job.Id, job.Principal, (byte[])reader.GetValue(15));
+        // An altered reason names no requester: the job then answers no one (OwnJobAsync matches the requester), and the officer sees it as altered.
+        var opened = AttributedText.OpenStoredOrAltered(keys, RecordsService.ExportReasonTypeCode, job.Id, job.Principal, (byte[])reader.GetValue(15), "reason");
         return (job with { Principal = opened.Principal }, opened.Text);
     }
 

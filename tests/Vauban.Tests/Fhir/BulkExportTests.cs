@@ -380,6 +380,31 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_export_whose_stored_reason_was_altered_is_listed_as_such_and_answers_no_one()
+    {
+        await AddPatientsAsync(4);
+        var kept = JobId(await KickOffAsync(_client, "/fhir/$export?_type=Patient"));
+        var damagedStatus = await KickOffAsync(_client, "/fhir/$export?_type=Practitioner,Patient");
+        var damaged = JobId(damagedStatus);
+        await using (var database = Vauban.Storage.StoreDatabase.Open(_server.Db))
+        await using (var connection = await database.OpenAsync(None))
+        {
+            // One job's sealed reason moved onto the other: bound to its own job, it no longer authenticates there.
+            using var write = connection.CreateCommand();
+            write.CommandText = $"UPDATE export_jobs SET reason = (SELECT reason FROM export_jobs WHERE id = '{kept}') WHERE id = '{damaged}'";
+            Assert.Equal(1, await write.ExecuteNonQueryAsync());
+        }
+        var pending = await _server.Store.ExportApprovals.PendingAsync(_tenant.Id, None);
+        Assert.Equal(Reason, Assert.Single(pending, p => p.Job.Id == kept).Reason);
+        var altered = Assert.Single(pending, p => p.Job.Id == damaged);
+        Assert.Contains("altered", altered.Reason, StringComparison.Ordinal);
+        Assert.Equal(Vauban.Crypto.AttributedText.AlteredPrincipal, altered.Job.Principal);
+        // Its requester can no longer be told apart: the job answers no one.
+        using var poll = await _client.GetAsync(damagedStatus);
+        Assert.Equal(HttpStatusCode.NotFound, poll.StatusCode);
+    }
+
+    [Fact]
     public async Task Kick_offs_beyond_the_jobs_a_client_may_hold_get_429_even_sent_together_and_each_refusal_is_on_the_audit_chain()
     {
         // The limit holds for kick-offs sent together, each of which would find room for one more if it only counted first.
