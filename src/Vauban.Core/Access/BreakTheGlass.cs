@@ -138,8 +138,8 @@ public sealed class BreakTheGlass
             }
         }
         // The free text is sealed under the tenant's data key, bound to this grant's principal, patient and time.
-        var grantKey = principal.Id + "|" + patientId;
-        var sealedDetail = RecordCipher.Seal(keys, 0, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(grantKey))), (int)(now.ToUnixTimeSeconds() & int.MaxValue), Encoding.UTF8.GetBytes(detail));
+        var (bindingId, bindingVersion) = ExplanationBinding(principal.Id, patientId, now.ToUnixTimeMilliseconds());
+        var sealedDetail = RecordCipher.Seal(keys, 0, bindingId, bindingVersion, Encoding.UTF8.GetBytes(detail));
         using (var insert = scope.Command("""
             INSERT INTO break_glass (tenant_id, principal, session, patient, reason, detail, granted_at, expires_at)
             VALUES (@t, @p, @s, @pt, @r, @d, @g, @e)
@@ -160,6 +160,11 @@ public sealed class BreakTheGlass
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
             $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
     }
+
+    /// <summary>What a grant's sealed explanation is bound to (type code 0): its principal and patient, hashed, and the second it
+    /// was granted (<paramref name="grantedAt"/> in Unix milliseconds, as stored).</summary>
+    internal static (string Id, int Version) ExplanationBinding(string principal, string patient, long grantedAt) =>
+        (Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(principal + "|" + patient))), (int)(grantedAt / 1000 & int.MaxValue));
 
     /// <summary>The establishment's grants, newest first, each with the explanation its holder stated (opened here: it is sealed
     /// at rest), for the security officer who reviews them. The caller audits the reading.</summary>
@@ -182,9 +187,8 @@ public sealed class BreakTheGlass
             string explanation;
             try
             {
-                var grantKey = principal + "|" + patient;
-                explanation = Encoding.UTF8.GetString(RecordCipher.Open(keys, 0, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(grantKey))),
-                    (int)(granted / 1000 & int.MaxValue), (byte[])reader.GetValue(4)));
+                var (bindingId, bindingVersion) = ExplanationBinding(principal, patient, granted);
+                explanation = Encoding.UTF8.GetString(RecordCipher.Open(keys, 0, bindingId, bindingVersion, (byte[])reader.GetValue(4)));
             }
             catch (RecordIntegrityException)
             {

@@ -62,10 +62,10 @@ public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset Raised
 public sealed class SecurityAlerts
 {
     /// <summary>Type code of a sealed alert detail's associated data (never a resource type's).</summary>
-    private const int SealedDetailCode = 9003;
+    internal const int SealedDetailCode = 9003;
 
     /// <summary>How a sealed detail starts in the column (base64 follows); an alert raised before details were sealed has none.</summary>
-    private const string SealedPrefix = "sealed:";
+    internal const string SealedPrefix = "sealed:";
 
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
@@ -100,7 +100,7 @@ public sealed class SecurityAlerts
     }
 
     /// <summary>The sealed detail is bound to its alert's clear columns: it cannot be moved to another alert.</summary>
-    private static string Binding(string kind, string principal, long raisedAt) =>
+    internal static string Binding(string kind, string principal, long raisedAt) =>
         kind + "|" + principal + "|" + raisedAt.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>An alert's principal and detail: sealed together (the principal column a blind index), the detail alone sealed

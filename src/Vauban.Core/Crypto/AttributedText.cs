@@ -20,13 +20,18 @@ internal sealed record AttributedText(string Principal, string Text)
     /// principal is sealed with the text; a row stored before holds the principal itself, and its text sealed alone (version 1).</summary>
     public static AttributedText OpenStored(TenantKeys keys, int typeCode, string binding, string principalColumn, byte[] sealedText)
     {
-        if (!principalColumn.StartsWith(Audit.AuditChain.PrincipalReferencePrefix, StringComparison.Ordinal))
+        if (VersionOf(principalColumn) == 1)
         {
             return new AttributedText(principalColumn, Encoding.UTF8.GetString(RecordCipher.Open(keys, typeCode, binding, 1, sealedText)));
         }
         return JsonSerializer.Deserialize(RecordCipher.Open(keys, typeCode, binding, Version, sealedText), AttributedTextJson.Default.AttributedText)
             ?? throw new JsonException("An attributed text sealed as null.");
     }
+
+    /// <summary>The record version a stored row's text was sealed with: <see cref="Version"/> when its principal column holds a
+    /// blind index, 1 (the text alone) before.</summary>
+    public static int VersionOf(string principalColumn) =>
+        principalColumn.StartsWith(Audit.AuditChain.PrincipalReferencePrefix, StringComparison.Ordinal) ? Version : 1;
 
     /// <summary>The principal a row is listed under whose sealed text does not open.</summary>
     public const string AlteredPrincipal = "(altered)";

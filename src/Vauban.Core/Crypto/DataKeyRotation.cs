@@ -2,8 +2,9 @@
 // fields still under an older data key version are opened with it and sealed again under the newest, a batch per
 // transaction, beside a running server. A row is replaced only if it is still what was read (compare-and-set): one that a
 // writer changed meanwhile was sealed anew by that writer, under the newest key if its process had taken it, and is counted
-// "changed" for the next pass otherwise. What stays under the versions that sealed it: the audit log (never rewritten: each
-// entry's sealed part is covered by the chain), alerts' details, break-the-glass explanations and export reasons.
+// "changed" for the next pass otherwise. Alerts' details, break-the-glass explanations and export reasons are re-sealed too,
+// each with the binding its owner seals it with. What stays under the version that sealed it: the audit log (never
+// rewritten: each entry's sealed part is covered by the chain).
 using System.Data.Common;
 using Vauban.Storage;
 
@@ -33,34 +34,77 @@ internal static class DataKeyRotation
     /// <summary>Rows a transaction re-seals: SQLite's one writer is held a fraction of a second.</summary>
     public const int BatchSize = 2_000;
 
-    /// <summary>One row's sealed value as read: where it is (its key columns), what it is bound to, its bytes.</summary>
-    private sealed record Sealed(object[] Key, int TypeCode, string Id, int Version, byte[] Body);
+    /// <summary>One row's sealed value as read: where it is (its key columns), what it is bound to, its bytes, and the value as
+    /// stored (the bytes, or their text form), which the replacement compares.</summary>
+    private sealed record Sealed(object[] Key, int TypeCode, string Id, int Version, byte[] Body, object Stored);
 
-    /// <summary>A table's column of sealed values: how a page of a tenant's rows is read after a cursor (the key columns, then the
-    /// binding's type code, id and version, then the value), and how one is replaced (@new where its key is @k0… and its value
-    /// is still @old), and the cursor's start, below every key (rids and versions are positive; '' sorts before any account id).</summary>
-    private sealed record Column(string Name, string Page, string Replace, object[] Start)
+    /// <summary>A table's column of sealed values: how a page of a tenant's rows is read after a cursor (the key columns first),
+    /// what each row's value is bound to (<see cref="Bind"/>, from the columns after the key; null: nothing sealed in this row),
+    /// how a value is stored, how one is replaced (@new where its key is @k0… and its value is still @old), and the cursor's
+    /// start, below every key (rids and versions are positive; '' sorts before any id).</summary>
+    private sealed record Column(string Name, string Page, string Replace, object[] Start, Func<DbDataReader, int, Sealed?> Bind)
     {
         public int KeyColumns => Start.Length;
+
+        /// <summary>How a re-sealed value is written (alerts keep their details as text).</summary>
+        public Func<byte[], object> Store { get; init; } = body => body;
+    }
+
+    // The binding read from the columns after the key: type code, id, version, sealed bytes (the value as stored).
+    private static Sealed? Plain(DbDataReader reader, int k)
+    {
+        var body = (byte[])reader.GetValue(k + 3);
+        return new Sealed([], reader.GetInt32(k), reader.GetString(k + 1), reader.GetInt32(k + 2), body, body);
     }
 
     private static readonly Column[] Columns =
     [
         new("resources",
             "SELECT rid, type, id, version, body FROM resources WHERE tenant_id = @t AND rid > @k0 AND body IS NOT NULL ORDER BY rid LIMIT @n",
-            "UPDATE resources SET body = @new WHERE rid = @k0 AND body = @old", [0L]),
+            "UPDATE resources SET body = @new WHERE rid = @k0 AND body = @old", [0L], Plain),
         new("resource history",
             """
             SELECT h.rid, h.version, r.type, r.id, h.version, h.body FROM resource_history h JOIN resources r ON r.rid = h.rid
             WHERE r.tenant_id = @t AND (h.rid, h.version) > (@k0, @k1) AND h.body IS NOT NULL ORDER BY h.rid, h.version LIMIT @n
             """,
-            "UPDATE resource_history SET body = @new WHERE rid = @k0 AND version = @k1 AND body = @old", [0L, 0L]),
+            "UPDATE resource_history SET body = @new WHERE rid = @k0 AND version = @k1 AND body = @old", [0L, 0L], Plain),
         new("staff accounts",
             $"SELECT id, {Access.StaffAccounts.SealedAccountCode}, id, 0, sealed FROM staff_users WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
-            "UPDATE staff_users SET sealed = @new WHERE id = @k0 AND sealed = @old", [""]),
+            "UPDATE staff_users SET sealed = @new WHERE id = @k0 AND sealed = @old", [""], Plain),
         new("staff authenticator keys",
             $"SELECT id, {Access.StaffAccounts.SealedAuthenticatorCode}, id, 0, authenticator_key FROM staff_users WHERE tenant_id = @t AND id > @k0 AND authenticator_key IS NOT NULL ORDER BY id LIMIT @n",
-            "UPDATE staff_users SET authenticator_key = @new WHERE id = @k0 AND authenticator_key = @old", [""]),
+            "UPDATE staff_users SET authenticator_key = @new WHERE id = @k0 AND authenticator_key = @old", [""], Plain),
+        new("security alerts",
+            "SELECT id, kind, principal, raised_at, detail FROM security_alerts WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
+            "UPDATE security_alerts SET detail = @new WHERE id = @k0 AND detail = @old", [0L], (reader, k) =>
+            {
+                var (kind, principal, raisedAt, stored) = (reader.GetString(k), reader.GetString(k + 1), reader.GetInt64(k + 2), reader.GetString(k + 3));
+                // An alert raised before details were sealed holds its detail in clear: nothing to re-seal.
+                if (!stored.StartsWith(Access.SecurityAlerts.SealedPrefix, StringComparison.Ordinal)) return null;
+                var body = new byte[stored.Length];
+                if (!Convert.TryFromBase64String(stored[Access.SecurityAlerts.SealedPrefix.Length..], body, out var length)) body = [];
+                else Array.Resize(ref body, length);
+                return new Sealed([], Access.SecurityAlerts.SealedDetailCode, Access.SecurityAlerts.Binding(kind, principal, raisedAt),
+                    AttributedText.VersionOf(principal), body, stored);
+            })
+        {
+            Store = body => Access.SecurityAlerts.SealedPrefix + Convert.ToBase64String(body),
+        },
+        new("break-the-glass explanations",
+            "SELECT id, principal, patient, granted_at, detail FROM break_glass WHERE tenant_id = @t AND id > @k0 AND detail IS NOT NULL ORDER BY id LIMIT @n",
+            "UPDATE break_glass SET detail = @new WHERE id = @k0 AND detail = @old", [0L], (reader, k) =>
+            {
+                var (id, version) = Access.BreakTheGlass.ExplanationBinding(reader.GetString(k), reader.GetString(k + 1), reader.GetInt64(k + 2));
+                var body = (byte[])reader.GetValue(k + 3);
+                return new Sealed([], 0, id, version, body, body);
+            }),
+        new("export reasons",
+            "SELECT id, principal, reason FROM export_jobs WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
+            "UPDATE export_jobs SET reason = @new WHERE id = @k0 AND reason = @old", [""], (reader, k) =>
+            {
+                var body = (byte[])reader.GetValue(k + 1);
+                return new Sealed([], Records.RecordsService.ExportReasonTypeCode, reader.GetString(0), AttributedText.VersionOf(reader.GetString(k)), body, body);
+            }),
     ];
 
     /// <summary>The tables a pass goes through, for the operator.</summary>
@@ -101,7 +145,8 @@ internal static class DataKeyRotation
             var k = column.KeyColumns;
             var key = new object[k];
             for (var i = 0; i < k; i++) key[i] = Read(reader, i);
-            page.Add(new Sealed(key, reader.GetInt32(k), reader.GetString(k + 1), reader.GetInt32(k + 2), (byte[])reader.GetValue(k + 3)));
+            // A row with nothing sealed still moves the cursor.
+            page.Add((column.Bind(reader, k) ?? new Sealed([], 0, "", 0, [], DBNull.Value)) with { Key = key });
         }
         return page;
     }
@@ -121,6 +166,7 @@ internal static class DataKeyRotation
         var replacements = new List<(Sealed Row, byte[] New)>(page.Count);
         foreach (var row in page)
         {
+            if (row.Stored is DBNull) continue; // nothing sealed in this row (an alert from before details were sealed)
             var version = RecordCipher.KeyVersionOf(row.Body);
             if (version == keys.KeyVersion)
             {
@@ -133,8 +179,8 @@ internal static class DataKeyRotation
                 var plaintext = RecordCipher.Open(keys, row.TypeCode, row.Id, row.Version, row.Body);
                 try
                 {
-                    // Compressed when that is smaller, as every value here was sealed.
-                    replacements.Add((row, RecordCipher.Seal(keys, row.TypeCode, row.Id, row.Version, plaintext)));
+                    // Compressed again if it was (the header's flags; a value sealed uncompressed, as texts beside the audit log are, stays so).
+                    replacements.Add((row, RecordCipher.Seal(keys, row.TypeCode, row.Id, row.Version, plaintext, compress: row.Body[1] != 0)));
                 }
                 finally
                 {
@@ -152,7 +198,7 @@ internal static class DataKeyRotation
             await using var scope = await database.BeginWriteAsync(cancellationToken);
             foreach (var (row, sealedAgain) in replacements)
             {
-                using var update = scope.Command(column.Replace).With("new", sealedAgain).With("old", row.Body);
+                using var update = scope.Command(column.Replace).With("new", column.Store(sealedAgain)).With("old", row.Stored);
                 for (var i = 0; i < row.Key.Length; i++) update.With("k" + i, row.Key[i]);
                 resealed += await update.ExecuteNonQueryAsync(cancellationToken);
             }

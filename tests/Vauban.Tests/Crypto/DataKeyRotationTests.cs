@@ -32,10 +32,30 @@ public sealed class DataKeyRotationTests
             Assert.Equal(HttpStatusCode.OK, updated.StatusCode);
         }
         await server.Store.Accounts.AddAsync(tenant, "secretaire@chu.example", StaffRole.Secretary, null, null, "Sandrine Accueil", CancellationToken.None);
+        // A break-the-glass grant: its explanation sealed, and the alert it raises (a sealed detail).
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-cle", "Dr Cle", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, SessionId = "s-cle", AuthenticatedAt = server.Store.Time.GetUtcNow(),
+        }, tenant, "TREAT");
+        Assert.Equal(BreakGlassStatus.Granted, (await server.Store.BreakTheGlass.OpenAsync(physician, locations[1].Split('/')[^3], KnownBreakGlassReasons.Other,
+            "Patient inconscient, famille absente", CancellationToken.None)).Status);
+        // A bulk export's job: its stated reason sealed.
+        string exportStatus;
+        using (var kickOff = new HttpRequestMessage(HttpMethod.Get, "/fhir/$export?_type=Patient"))
+        {
+            kickOff.Headers.Add("Prefer", "respond-async");
+            kickOff.Headers.Add(Vauban.Guard.RecordsGuard.ReasonHeader, "Transfert vers l'entrepot regional");
+            using var accepted = await client.SendAsync(kickOff);
+            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+            exportStatus = accepted.Content.Headers.ContentLocation?.ToString() ?? accepted.Headers.GetValues("Content-Location").Single();
+        }
         var before = await BodyVersionsAsync(server.Db);
         Assert.All(before, v => Assert.Equal(1, v.Version));
         Assert.Contains(before, v => v.Where == "resource_history");
         Assert.Contains(before, v => v.Where == "staff_users");
+        Assert.Contains(before, v => v.Where == "break_glass");
+        Assert.Contains(before, v => v.Where == "export_jobs");
+        Assert.Contains(before, v => v.Where == "security_alerts");
 
         // The operator's process (as `vauban keys rotate-data`), on the same store, with small batches.
         await using (var operatorStore = await VaubanStore.OpenAsync(new StoreOptions(server.Db, server.MasterKey), CancellationToken.None))
@@ -46,10 +66,10 @@ public sealed class DataKeyRotationTests
             var (version, tally) = await operatorStore.ResealAsync(administrator, null, CancellationToken.None);
             Assert.Equal(2, version);
             Assert.True(tally.Complete, tally.ToString());
-            // 7 current versions, 1 in the history, 1 account's sealed fields.
-            Assert.Equal(9, tally.Resealed);
+            // 7 current versions, 1 in the history, 1 account's sealed fields, 1 explanation, 1 alert, 1 export reason.
+            Assert.Equal(12, tally.Resealed);
             var again = (await operatorStore.ResealAsync(administrator, null, CancellationToken.None)).Tally;
-            Assert.Equal(new Vauban.Crypto.ResealTally(0, 9, 0, 0), again);
+            Assert.Equal(new Vauban.Crypto.ResealTally(0, 12, 0, 0), again);
         }
         Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
 
@@ -65,6 +85,11 @@ public sealed class DataKeyRotationTests
             Assert.Contains("Cle0\"", await first.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
         Assert.NotNull(await server.Store.Accounts.FindAsync(tenant, "secretaire@chu.example", CancellationToken.None));
+        Assert.Equal("Patient inconscient, famille absente", Assert.Single(await server.Store.BreakTheGlass.ReviewAsync(tenant, 10, CancellationToken.None)).Explanation);
+        var alert = Assert.Single(await server.Store.Alerts.ListAsync(tenant.Id, all: true, 10, CancellationToken.None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+        Assert.Equal("user:dr-cle", alert.Principal);
+        // The job answers its requester: its reason, sealed with the requester's id, opens under the new key.
+        using (var poll = await client.GetAsync(exportStatus)) Assert.True(poll.StatusCode is HttpStatusCode.OK or HttpStatusCode.Accepted, poll.StatusCode.ToString());
         // And seals what it writes with it.
         using (var after = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Apres"))))
         {
@@ -77,7 +102,7 @@ public sealed class DataKeyRotationTests
         Assert.True(verified.Valid, verified.Problem);
         var acts = await OperatorActsAsync(server, tenant);
         Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: data key version 2 made");
-        Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: 9 rows re-sealed under data key version 2, 0 already under it, 0 changed meanwhile, 0 unreadable");
+        Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: 12 rows re-sealed under data key version 2, 0 already under it, 0 changed meanwhile, 0 unreadable");
     }
 
     [Theory]
@@ -152,12 +177,19 @@ public sealed class DataKeyRotationTests
             ("resources", "SELECT body FROM resources WHERE body IS NOT NULL"),
             ("resource_history", "SELECT body FROM resource_history WHERE body IS NOT NULL"),
             ("staff_users", "SELECT sealed FROM staff_users"),
+            ("break_glass", "SELECT detail FROM break_glass"),
+            ("export_jobs", "SELECT reason FROM export_jobs"),
+            ("security_alerts", "SELECT detail FROM security_alerts WHERE detail LIKE 'sealed:%'"),
         })
         {
             using var command = connection.CreateCommand();
             command.CommandText = sql;
             using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) found.Add((what, BinaryPrimitives.ReadInt32LittleEndian(((byte[])reader.GetValue(0)).AsSpan(2))));
+            while (await reader.ReadAsync())
+            {
+                var body = reader.GetValue(0) is string text ? Convert.FromBase64String(text["sealed:".Length..]) : (byte[])reader.GetValue(0);
+                found.Add((what, BinaryPrimitives.ReadInt32LittleEndian(body.AsSpan(2))));
+            }
         }
         return found;
     }
