@@ -57,25 +57,27 @@ internal static class DataKeyRotation
         return new Sealed([], reader.GetInt32(k), reader.GetString(k + 1), reader.GetInt32(k + 2), body, body);
     }
 
+    // Every page is read in its key's order, from the cursor: "+tenant_id" keeps SQLite from taking an index by tenant and
+    // sorting the whole establishment's rows for each page (449,951 rows re-sealed at 4,080 a second instead of tens of thousands).
     private static readonly Column[] Columns =
     [
         new("resources",
-            "SELECT rid, type, id, version, body FROM resources WHERE tenant_id = @t AND rid > @k0 AND body IS NOT NULL ORDER BY rid LIMIT @n",
+            "SELECT rid, type, id, version, body FROM resources WHERE +tenant_id = @t AND rid > @k0 AND body IS NOT NULL ORDER BY rid LIMIT @n",
             "UPDATE resources SET body = @new WHERE rid = @k0 AND body = @old", [0L], Plain),
         new("resource history",
             """
             SELECT h.rid, h.version, r.type, r.id, h.version, h.body FROM resource_history h JOIN resources r ON r.rid = h.rid
-            WHERE r.tenant_id = @t AND (h.rid, h.version) > (@k0, @k1) AND h.body IS NOT NULL ORDER BY h.rid, h.version LIMIT @n
+            WHERE +r.tenant_id = @t AND (h.rid, h.version) > (@k0, @k1) AND h.body IS NOT NULL ORDER BY h.rid, h.version LIMIT @n
             """,
             "UPDATE resource_history SET body = @new WHERE rid = @k0 AND version = @k1 AND body = @old", [0L, 0L], Plain),
         new("staff accounts",
-            $"SELECT id, {Access.StaffAccounts.SealedAccountCode}, id, 0, sealed FROM staff_users WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
+            $"SELECT id, {Access.StaffAccounts.SealedAccountCode}, id, 0, sealed FROM staff_users WHERE +tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
             "UPDATE staff_users SET sealed = @new WHERE id = @k0 AND sealed = @old", [""], Plain),
         new("staff authenticator keys",
-            $"SELECT id, {Access.StaffAccounts.SealedAuthenticatorCode}, id, 0, authenticator_key FROM staff_users WHERE tenant_id = @t AND id > @k0 AND authenticator_key IS NOT NULL ORDER BY id LIMIT @n",
+            $"SELECT id, {Access.StaffAccounts.SealedAuthenticatorCode}, id, 0, authenticator_key FROM staff_users WHERE +tenant_id = @t AND id > @k0 AND authenticator_key IS NOT NULL ORDER BY id LIMIT @n",
             "UPDATE staff_users SET authenticator_key = @new WHERE id = @k0 AND authenticator_key = @old", [""], Plain),
         new("security alerts",
-            "SELECT id, kind, principal, raised_at, detail FROM security_alerts WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
+            "SELECT id, kind, principal, raised_at, detail FROM security_alerts WHERE +tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
             "UPDATE security_alerts SET detail = @new WHERE id = @k0 AND detail = @old", [0L], (reader, k) =>
             {
                 var (kind, principal, raisedAt, stored) = (reader.GetString(k), reader.GetString(k + 1), reader.GetInt64(k + 2), reader.GetString(k + 3));
@@ -91,7 +93,7 @@ internal static class DataKeyRotation
             Store = body => Access.SecurityAlerts.SealedPrefix + Convert.ToBase64String(body),
         },
         new("break-the-glass explanations",
-            "SELECT id, principal, patient, granted_at, detail FROM break_glass WHERE tenant_id = @t AND id > @k0 AND detail IS NOT NULL ORDER BY id LIMIT @n",
+            "SELECT id, principal, patient, granted_at, detail FROM break_glass WHERE +tenant_id = @t AND id > @k0 AND detail IS NOT NULL ORDER BY id LIMIT @n",
             "UPDATE break_glass SET detail = @new WHERE id = @k0 AND detail = @old", [0L], (reader, k) =>
             {
                 var (id, version) = Access.BreakTheGlass.ExplanationBinding(reader.GetString(k), reader.GetString(k + 1), reader.GetInt64(k + 2));
@@ -99,7 +101,7 @@ internal static class DataKeyRotation
                 return new Sealed([], 0, id, version, body, body);
             }),
         new("export reasons",
-            "SELECT id, principal, reason FROM export_jobs WHERE tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
+            "SELECT id, principal, reason FROM export_jobs WHERE +tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
             "UPDATE export_jobs SET reason = @new WHERE id = @k0 AND reason = @old", [""], (reader, k) =>
             {
                 var body = (byte[])reader.GetValue(k + 1);
