@@ -113,7 +113,8 @@ public static class BreachDocuments
         if (addressee.Address.Count == 0) text.AppendLine(fr ? "(adresse postale absente du dossier : " + Blank + ")" : "(no postal address on record: " + Blank + ")");
         text.AppendLine().AppendLine(fr ? $"Le {Day(facts.WrittenAt, fr)}" : Day(facts.WrittenAt, fr)).AppendLine();
         text.AppendLine(fr ? "**Objet : une atteinte à la confidentialité de vos données de santé**" : "**Subject: a breach of the confidentiality of your health data**").AppendLine();
-        text.AppendLine(fr ? $"Madame, Monsieur {addressee.Name}," : $"Dear {addressee.Name},").AppendLine();
+        // French letters open without the name ("Madame, Monsieur,"), as French correspondence does; English ones with it.
+        text.AppendLine(fr ? "Madame, Monsieur," : addressee.Name.Length > 0 ? $"Dear {addressee.Name}," : "Dear patient,").AppendLine();
         text.AppendLine(fr
             ? $"Nous devons vous informer qu'un accès non autorisé a touché votre dossier chez {facts.Establishment}. {Who(scope, fr)} a été utilisé par une personne "
               + $"qui n'en avait pas le droit, pour consulter des dossiers de patients. Notre journal des accès montre que des données de votre dossier ont été consultées "
