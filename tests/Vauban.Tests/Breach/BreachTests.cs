@@ -251,6 +251,56 @@ public abstract class BreachTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_staff_accounts_scope_is_found_by_its_account_and_a_lock_is_told_as_a_measure_taken()
+    {
+        var user = (await _server.Store.Accounts.AddAsync(_tenant, "interne@hopital.example", StaffRole.Physician, null, null, "Interne", CancellationToken.None)).User;
+        var person = new AccessContext(new Principal(PrincipalKind.Person, user.PrincipalId, "Interne", StaffUser.PersonScopes) { Role = StaffRole.Physician, SessionId = "s1" },
+            _tenant, KnownPurposes.Treatment);
+        // What the records service records when a person opens a patient's whole record: the patient and every record returned.
+        await _server.Store.Audit.AppendAsync(person, AuditAction.Everything, AuditOutcome.Success, "Patient",
+            [new AuditedRecord("Patient", _g, _g), new AuditedRecord("Encounter", "enc-1", _g), new AuditedRecord("MedicationRequest", "rx-1", _g)], CancellationToken.None);
+        await _server.Store.Audit.AppendAsync(person, AuditAction.Read, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", _e, _e)], CancellationToken.None);
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, user.Email, CancellationToken.None));
+        await _server.Store.Audit.CatchUpAsync(); // the server's journaled entries on the chain, where another process reads them
+
+        var folder = Out("person");
+        var (exit, output) = await BreachAsync(folder, "--principal", user.PrincipalId);
+        Assert.True(exit == 0, output);
+        var scope = Scope(folder);
+        Assert.Equal("person", scope.GetProperty("principalKind").GetString());
+        var patient = Assert.Single(PatientsOf(scope)).Value;
+        Assert.Equal(_g, patient.GetProperty("id").GetString());
+        Assert.Equal(["identity", "careEpisodes", "prescriptions"], Strings(patient.GetProperty("categories")));
+        Assert.Equal(1, scope.GetProperty("refused").GetProperty("accesses").GetInt32());
+        Assert.True(scope.GetProperty("containment").GetProperty("accountLocked").GetBoolean());
+        Assert.Contains("the account concerned is locked", File.ReadAllText(Path.Combine(folder, "notification-cnil.en.md")), StringComparison.Ordinal);
+        Assert.Contains("séjours, consultations et rendez-vous", File.ReadAllText(Path.Combine(folder, "letters", _g + ".fr.md")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_client_the_guard_contained_on_a_canary_has_no_patient_in_scope_and_the_canary_and_the_hold_are_reported()
+    {
+        var (walker, clientId) = await ClientAsync(ClientLimits.None);
+        using (walker)
+        {
+            using var canary = await walker.GetAsync($"/fhir/Patient/{_canary}");
+            Assert.False(canary.IsSuccessStatusCode);
+        }
+        await _server.Store.Audit.CatchUpAsync();
+        var folder = Out("contained");
+        var (exit, output) = await BreachAsync(folder, "--principal", clientId);
+        Assert.True(exit == 0, output);
+        var scope = Scope(folder);
+        Assert.Empty(PatientsOf(scope));
+        Assert.Equal([_canary], Strings(scope.GetProperty("refused").GetProperty("canaries")));
+        Assert.NotEqual(JsonValueKind.Null, scope.GetProperty("containment").GetProperty("guardLevel").ValueKind);
+        Assert.Empty(Directory.GetFiles(Path.Combine(folder, "letters")));
+        var notification = File.ReadAllText(Path.Combine(folder, "notification-cnil.en.md"));
+        Assert.Contains("held by Vauban's guard", notification, StringComparison.Ordinal);
+        Assert.Contains("Canary patients (synthetic, opened by no care workflow) reached: 0, refused: 1", notification, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_unknown_principal_or_establishment_is_an_error_and_a_malformed_one_a_usage_error()
     {
         var (exit, output) = await BreachAsync(Out("unknown"), "--principal", "client:vc_nobody");
