@@ -39,12 +39,14 @@ public sealed record BreachScope(string Principal, string PrincipalKind, DateTim
     /// <summary>The patients reached who are real people (canaries excluded): those to notify.</summary>
     public IEnumerable<BreachPatient> DataSubjects => Patients.Where(p => !p.Canary);
 
-    /// <summary>The distinct records reached, over every patient (canaries included).</summary>
-    public int Records => Patients.Sum(p => p.Records);
+    /// <summary>The distinct records of the data subjects reached (a canary's are evidence, not anyone's data).</summary>
+    public int Records => DataSubjects.Sum(p => p.Records);
 
-    public int Accesses => Patients.Sum(p => p.Accesses);
+    /// <summary>The audited acts that reached the data subjects.</summary>
+    public int Accesses => DataSubjects.Sum(p => p.Accesses);
 
-    public IReadOnlyList<BreachCategory> Categories => Patients.SelectMany(p => p.Categories).Distinct().Order().ToList();
+    /// <summary>The categories of the data subjects' data reached.</summary>
+    public IReadOnlyList<BreachCategory> Categories => DataSubjects.SelectMany(p => p.Categories).Distinct().Order().ToList();
 }
 
 public static class BreachInvestigation

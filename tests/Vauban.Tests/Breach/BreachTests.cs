@@ -260,6 +260,11 @@ public abstract class BreachTests : IAsyncLifetime
         await _server.Store.Audit.AppendAsync(person, AuditAction.Everything, AuditOutcome.Success, "Patient",
             [new AuditedRecord("Patient", _g, _g), new AuditedRecord("Encounter", "enc-1", _g), new AuditedRecord("MedicationRequest", "rx-1", _g)], CancellationToken.None);
         await _server.Store.Audit.AppendAsync(person, AuditAction.Read, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", _e, _e)], CancellationToken.None);
+        // A bulk export's download: one entry per patient its file carried. A search's count alone returns no record.
+        await _server.Store.Audit.AppendAsync(person, AuditAction.Export, AuditOutcome.Success, "Coverage", [new AuditedRecord("Coverage", "cov-1", _g)],
+            CancellationToken.None, "bulk export job-1");
+        await _server.Store.Audit.AppendAsync(person, AuditAction.Search, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", _d, _d)],
+            CancellationToken.None, "count only");
         Assert.True(await _server.Store.Accounts.LockAsync(_tenant, user.Email, CancellationToken.None));
         await _server.Store.Audit.CatchUpAsync(); // the server's journaled entries on the chain, where another process reads them
 
@@ -270,7 +275,9 @@ public abstract class BreachTests : IAsyncLifetime
         Assert.Equal("person", scope.GetProperty("principalKind").GetString());
         var patient = Assert.Single(PatientsOf(scope)).Value;
         Assert.Equal(_g, patient.GetProperty("id").GetString());
-        Assert.Equal(["identity", "careEpisodes", "prescriptions"], Strings(patient.GetProperty("categories")));
+        Assert.Equal(["identity", "careEpisodes", "prescriptions", "insuranceAndBilling"], Strings(patient.GetProperty("categories")));
+        Assert.Equal(["everything", "export"], Strings(patient.GetProperty("actions")));
+        Assert.Equal(4, patient.GetProperty("records").GetInt32());
         Assert.Equal(1, scope.GetProperty("refused").GetProperty("accesses").GetInt32());
         Assert.True(scope.GetProperty("containment").GetProperty("accountLocked").GetBoolean());
         Assert.Contains("the account concerned is locked", File.ReadAllText(Path.Combine(folder, "notification-cnil.en.md")), StringComparison.Ordinal);
