@@ -69,6 +69,7 @@ public class CliTests : IDisposable
     [InlineData("guard canaries list --help")]
     [InlineData("keys --help")]
     [InlineData("keys rotate-master --help")]
+    [InlineData("breach --help")]
     public async Task Every_verb_has_help(string arguments)
     {
         var (exit, output) = await RunAsync(arguments);
@@ -78,7 +79,6 @@ public class CliTests : IDisposable
 
     [Theory]
     [InlineData("frobnicate")]
-    [InlineData("breach --help")]
     [InlineData("tenants frobnicate --help")]
     [InlineData("guard acknowledge --tenant t notanumber")]
     [InlineData("tenants add")]
