@@ -5,7 +5,7 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace Vauban.Web;
 
-public sealed class ServerCertificate
+public sealed class ServerCertificate : IDisposable
 {
     /// <summary>The password of a PKCS#12 file or of an encrypted PEM key: from the environment only, since a command line is
     /// readable by every local account in the process list.</summary>
@@ -83,6 +83,30 @@ public sealed class ServerCertificate
             RefuseReadableByOthers("--tls-key", keyFile);
             (certificate, chain) = LoadPem(certificateFile, certificateText, keyFile, keyText, password);
         }
+        try
+        {
+            Check(certificateFile, certificate, now);
+        }
+        catch
+        {
+            Dispose(certificate, chain);
+            throw;
+        }
+        return new ServerCertificate(certificate, chain, certificateFile, keyFile, password);
+    }
+
+    /// <summary>Releases the private key's native handle and the chain's; a certificate a handshake may still present (the one in
+    /// use, and the one Kestrel was configured with at start) is not disposed.</summary>
+    public void Dispose() => Dispose(Certificate, Chain);
+
+    private static void Dispose(X509Certificate2 certificate, X509Certificate2Collection chain)
+    {
+        certificate.Dispose();
+        foreach (var intermediate in chain) intermediate.Dispose();
+    }
+
+    private static void Check(string certificateFile, X509Certificate2 certificate, DateTimeOffset now)
+    {
         if (now.UtcDateTime < certificate.NotBefore.ToUniversalTime())
         {
             throw new ArgumentException($"--tls-certificate: the certificate in '{certificateFile}' is not valid before {certificate.NotBefore.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.");
@@ -100,7 +124,6 @@ public sealed class ServerCertificate
         {
             throw new ArgumentException($"--tls-certificate: the certificate in '{certificateFile}' is not for server authentication (its extended key usage lacks serverAuth).");
         }
-        return new ServerCertificate(certificate, chain, certificateFile, keyFile, password);
     }
 
     /// <summary>The same files read again, with the same checks as at start (a renewal replaces them in place).</summary>
@@ -195,16 +218,33 @@ public sealed class ServerCertificate
             throw new ArgumentException($"--tls-certificate: '{certificateFile}' holds a PEM certificate that cannot be read.");
         }
         if (all.Count == 0) throw new ArgumentException($"--tls-certificate: '{certificateFile}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
+        X509Certificate2 certificate;
+        try
+        {
+            certificate = CertificateWithKey(certificateFile, certificateText, keyFile, keyText, password);
+        }
+        catch
+        {
+            foreach (var read in all) read.Dispose();
+            throw;
+        }
+        var chain = new X509Certificate2Collection();
+        for (var i = 1; i < all.Count; i++) chain.Add(all[i]);
+        all[0].Dispose();
+        return (certificate, chain);
+    }
+
+    private static X509Certificate2 CertificateWithKey(string certificateFile, string certificateText, string keyFile, string keyText, string? password)
+    {
         var encrypted = keyText.Contains("-----BEGIN ENCRYPTED PRIVATE KEY-----", StringComparison.Ordinal);
         if (encrypted && string.IsNullOrEmpty(password))
         {
             throw new ArgumentException($"--tls-key: the key in '{keyFile}' is encrypted; give its password in ${PasswordVariable}.");
         }
-        X509Certificate2 certificate;
         try
         {
             // The first certificate in the file is the server's; CreateFromPem takes it and the first key the key file holds.
-            certificate = encrypted ? X509Certificate2.CreateFromEncryptedPem(certificateText, keyText, password) : X509Certificate2.CreateFromPem(certificateText, keyText);
+            return encrypted ? X509Certificate2.CreateFromEncryptedPem(certificateText, keyText, password) : X509Certificate2.CreateFromPem(certificateText, keyText);
         }
         catch (ArgumentException)
         {
@@ -216,10 +256,6 @@ public sealed class ServerCertificate
                 ? $"--tls-key: the key in '{keyFile}' cannot be read with the password in ${PasswordVariable}."
                 : $"--tls-key: the key in '{keyFile}' cannot be read (an RSA, EC or DSA key in PEM is expected).");
         }
-        var chain = new X509Certificate2Collection();
-        for (var i = 1; i < all.Count; i++) chain.Add(all[i]);
-        all[0].Dispose();
-        return (certificate, chain);
     }
 
     private static (X509Certificate2, X509Certificate2Collection) LoadPkcs12(string file, byte[] bytes, string? password)
@@ -236,6 +272,7 @@ public sealed class ServerCertificate
         var withKey = all.Where(certificate => certificate.HasPrivateKey).ToList();
         if (withKey.Count != 1)
         {
+            foreach (var certificate in all) certificate.Dispose();
             throw new ArgumentException($"--tls-certificate: the PKCS#12 file '{file}' holds {withKey.Count} certificates with a private key; it must hold exactly one, the server's.");
         }
         var chain = new X509Certificate2Collection();

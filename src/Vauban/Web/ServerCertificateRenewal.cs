@@ -19,7 +19,9 @@ internal sealed class ServerCertificateRenewal : IDisposable
     private readonly string? _publicHost;
     private readonly TimeProvider _time;
     private DateTimeOffset? _remindedAt;
+    private readonly ServerCertificate _initial;
     private ServerCertificate _current;
+    private ServerCertificate? _retired;
     private SslStreamCertificateContext _context;
     private Stamp _taken;
     private Stamp? _failedOnce;
@@ -32,6 +34,7 @@ internal sealed class ServerCertificateRenewal : IDisposable
     {
         _time = time ?? TimeProvider.System;
         _current = initial;
+        _initial = initial;
         // A certificate near its end: the start has said it already (ServeCommand), the next reminder is a day from now. One
         // already past its end (it was valid when read, before the store opened, which may take minutes) is said as an error
         // at once, by Start: every client refuses the server from the first handshake, not from tomorrow.
@@ -46,6 +49,9 @@ internal sealed class ServerCertificateRenewal : IDisposable
 
     /// <summary>The certificate and chain a handshake presents: the one in use, read without a lock.</summary>
     public SslStreamCertificateContext Context => Volatile.Read(ref _context);
+
+    /// <summary>Tests: the certificate in use.</summary>
+    internal ServerCertificate Current => _current;
 
     /// <summary>Starts looking at the files, logging what it takes or refuses to <paramref name="log"/>.</summary>
     public void Start(ILogger log)
@@ -69,7 +75,22 @@ internal sealed class ServerCertificateRenewal : IDisposable
 
     private static bool Expired(ServerCertificate certificate, DateTimeOffset now) => certificate.Certificate.NotAfter.ToUniversalTime() <= now.UtcDateTime;
 
-    public void Dispose() => _timer?.Dispose();
+    /// <summary>Stops looking at the files. The certificate in use is left to the process's end: a handshake of the shutdown
+    /// may still present it.</summary>
+    public void Dispose()
+    {
+        _timer?.Dispose();
+        lock (_checking) Retire(null);
+    }
+
+    /// <summary>Disposes the certificate replaced before the last one, and keeps <paramref name="replaced"/> until the next
+    /// replacement: a handshake that read the context just before a replacement still presents it. The start's certificate is
+    /// Kestrel's default and never disposed here.</summary>
+    private void Retire(ServerCertificate? replaced)
+    {
+        _retired?.Dispose();
+        _retired = ReferenceEquals(replaced, _initial) ? null : replaced;
+    }
 
     /// <summary>One look at the files (taking a replacement), then the daily reminder of an expiring certificate.</summary>
     internal void Check()
@@ -116,8 +137,21 @@ internal sealed class ServerCertificateRenewal : IDisposable
             _taken = seen;
             _failedOnce = null;
             // The same certificate written again; new intermediates beside the same leaf are a renewal all the same.
-            if (renewed.Thumbprint == _current.Thumbprint && SameChain(renewed, _current)) return;
-            Volatile.Write(ref _context, ContextOf(renewed));
+            if (renewed.Thumbprint == _current.Thumbprint && SameChain(renewed, _current))
+            {
+                renewed.Dispose();
+                return;
+            }
+            try
+            {
+                Volatile.Write(ref _context, ContextOf(renewed));
+            }
+            catch
+            {
+                renewed.Dispose();
+                throw;
+            }
+            Retire(_current);
             _current = renewed;
             _log?.LogInformation("TLS certificate renewed: now serving {Subject} (SHA-256 {Thumbprint}), valid until {NotAfter:yyyy-MM-dd HH:mm} UTC, from {File}",
                 renewed.Certificate.Subject, renewed.Thumbprint, renewed.Certificate.NotAfter.ToUniversalTime(), renewed.CertificateFile);

@@ -361,6 +361,47 @@ public sealed class ServeTlsTests : IDisposable
     }
 
     [Fact]
+    public void A_replaced_certificate_is_released_once_a_later_one_replaces_it_and_the_start_s_never()
+    {
+        // Renewed every 90 days by an ACME client, a server running for years must not keep every private key it ever served.
+        var start = DateTimeOffset.UtcNow;
+        var generations = Enumerable.Range(0, 4).Select(i => SelfSigned($"CN=generation{i}", start.AddDays(-1), start.AddDays(90))).ToList();
+        try
+        {
+            var (certificateFile, keyFile) = WritePem(generations[0], "server");
+            var replacements = generations.Skip(1).Select((certificate, i) => WritePem(certificate, $"next{i}")).ToList();
+            var initial = Vauban.Web.ServerCertificate.Load(certificateFile, keyFile, null, start);
+            using var renewal = new Vauban.Web.ServerCertificateRenewal(initial, null, new ManualTime(start));
+            renewal.StartUnwatched(new VaubanServer.CapturingLogger("tls", new System.Collections.Concurrent.ConcurrentQueue<string>()));
+            renewal.Check(); // the same files read again: nothing taken
+            Assert.Same(initial, renewal.Current);
+
+            var served = new List<Vauban.Web.ServerCertificate>();
+            var subjects = new List<string>();
+            foreach (var (nextCertificate, nextKey) in replacements)
+            {
+                File.WriteAllBytes(certificateFile, File.ReadAllBytes(nextCertificate));
+                File.WriteAllBytes(keyFile, File.ReadAllBytes(nextKey));
+                renewal.Check();
+                served.Add(renewal.Current);
+                subjects.Add(renewal.Current.Certificate.Subject);
+                Assert.Equal(renewal.Current.Thumbprint, renewal.Context.TargetCertificate.GetCertHashString(HashAlgorithmName.SHA256));
+            }
+
+            Assert.Equal(["CN=generation1", "CN=generation2", "CN=generation3"], subjects);
+            Assert.NotEqual(IntPtr.Zero, initial.Certificate.Handle); // Kestrel's default since the start
+            Assert.Equal(IntPtr.Zero, served[0].Certificate.Handle); // replaced, then replaced again: released
+            Assert.NotEqual(IntPtr.Zero, served[1].Certificate.Handle); // replaced last: a handshake may still present it
+            Assert.NotEqual(IntPtr.Zero, served[2].Certificate.Handle); // in use
+            initial.Dispose();
+        }
+        finally
+        {
+            foreach (var certificate in generations) certificate.Dispose();
+        }
+    }
+
+    [Fact]
     public void A_certificate_that_is_past_its_end_when_the_server_starts_serving_is_logged_as_an_error_at_once()
     {
         // Valid when read, then past its end once the store has opened (a long migration): every client refuses the server now.
