@@ -169,7 +169,7 @@ public sealed class VaubanStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(administrator);
         var version = (await _keys.ReloadAsync(administrator.Tenant.Id, cancellationToken)).KeyVersion;
-        var tally = await DataKeyRotation.ResealAsync(_database, _keys, administrator.Tenant.Id, ResealBatchSize, progress, cancellationToken);
+        var tally = await DataKeyRotation.ResealAsync(_database, _keys, administrator.Tenant.Id, ResealBatchSize, progress, ResealBetweenReadAndWrite, cancellationToken);
         await Audit.AppendAsync(administrator, AuditAction.Administration, tally.Complete ? AuditOutcome.Success : AuditOutcome.MinorFailure, null,
             [new AuditedRecord("keys:data", null, null)], cancellationToken,
             string.Create(CultureInfo.InvariantCulture, $"keys rotate-data: {tally.Resealed} rows re-sealed under data key version {version}, {tally.Current} already under it, {tally.Changed} changed meanwhile, {tally.Unreadable} unreadable"));
@@ -178,6 +178,9 @@ public sealed class VaubanStore : IAsyncDisposable
 
     /// <summary>Tests: rows per transaction of <see cref="ResealAsync"/>.</summary>
     internal int ResealBatchSize { get; set; } = DataKeyRotation.BatchSize;
+
+    /// <summary>Tests: run by <see cref="ResealAsync"/> after each page is read, before its rows are replaced.</summary>
+    internal Func<CancellationToken, Task>? ResealBetweenReadAndWrite { get; set; }
 
     /// <summary>Tells every establishment's security officer, in one transaction, that a journal's end was lost.</summary>
     private async Task ReportDamagedJournalAsync(DamagedJournal journal, CancellationToken cancellationToken)

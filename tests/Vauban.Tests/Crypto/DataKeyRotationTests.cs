@@ -135,6 +135,50 @@ public sealed class DataKeyRotationTests
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
+    public async Task A_record_updated_between_the_passes_read_and_its_write_keeps_the_update_and_is_left_for_the_next_pass(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-race");
+        var tenant = (await server.Store.Tenants.FindAsync("chu-race", CancellationToken.None))!;
+        var ids = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Course" + i)));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            ids.Add(created.Headers.Location!.ToString().Split('/')[^3]);
+        }
+        var administrator = AccessContext.Operator(tenant, "administration");
+        await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
+        // A clinician's update lands after the pass has read the page and before it writes it back.
+        var updated = false;
+        server.Store.ResealBetweenReadAndWrite = async cancellationToken =>
+        {
+            if (updated) return;
+            updated = true;
+            using var put = await client.PutAsync("/fhir/Patient/" + ids[1], FhirContent.Json(Samples.Patient(family: "CourseModifiee", id: ids[1])), cancellationToken);
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+        };
+        var (_, tally) = await server.Store.ResealAsync(administrator, null, CancellationToken.None);
+        server.Store.ResealBetweenReadAndWrite = null;
+
+        // Not overwritten with what the pass had read: the update stays, and the row is counted for the next pass.
+        Assert.Equal(1, tally.Changed);
+        Assert.False(tally.Complete);
+        Assert.Equal(3, tally.Resealed); // the two others, and the version the update moved to the history
+        using (var read = await client.GetAsync("/fhir/Patient/" + ids[1]))
+        {
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            Assert.Contains("CourseModifiee", await read.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        // The writer sealed it under the new key itself: the next pass finds everything done.
+        var next = (await server.Store.ResealAsync(administrator, null, CancellationToken.None)).Tally;
+        Assert.Equal(new Vauban.Crypto.ResealTally(0, 4, 0, 0), next);
+        Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
     public async Task A_server_that_meets_no_resealed_record_takes_the_new_key_at_its_next_look(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
