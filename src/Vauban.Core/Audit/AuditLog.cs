@@ -533,7 +533,7 @@ public sealed class AuditLog
         {
             // The total alone (FHIR R4 search, _count=0): no entry is returned, and the act is audited as a count.
             var total = await CountAsync(context.Tenant.Id, keys, query, cancellationToken);
-            await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [], cancellationToken, Stated(context, "count only"));
+            await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [], cancellationToken, Stated(context, AuditTrail.CountOnlyNote));
             return new AuditPage([], false) { Total = total };
         }
         var limit = Math.Clamp(query.Count, 1, 1000);

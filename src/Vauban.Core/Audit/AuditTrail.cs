@@ -113,6 +113,10 @@ internal sealed class PendingAudit(AuditTrail trail, long tenantId)
 
 public sealed class AuditTrail : IAsyncDisposable
 {
+    /// <summary>The note of an act that returned a count and no record (a search's, a history's, $everything's with _count=0, the
+    /// audit log's own): no patient's data left by it (a breach's scope leaves it out).</summary>
+    internal const string CountOnlyNote = "count only";
+
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly TimeProvider _time;

@@ -229,7 +229,9 @@ public static class BreachDocuments
         (BreachCategory.InsuranceAndBilling, true) => "assurance maladie, utilisation de la carte Vitale et facturation",
         (BreachCategory.InsuranceAndBilling, false) => "health insurance, health-card (carte Vitale) use and billing",
         (BreachCategory.CareTeam, true) => "équipe de soins",
-        _ => "care team",
+        (BreachCategory.CareTeam, false) => "care team",
+        (BreachCategory.AccessHistory, true) => "historique des accès à votre dossier : qui l'a consulté, quand, depuis quel poste",
+        _ => "the access history of your record: who opened it, when, and from where",
     };
 
     private static string When(DateTimeOffset at, bool fr) =>

@@ -10,7 +10,7 @@ using Vauban.Fhir;
 namespace Vauban.Breach;
 
 /// <summary>The kinds of a patient's data an access can reach, from the resource types of the records it named.</summary>
-public enum BreachCategory { Identity, CareEpisodes, Prescriptions, LabResults, ClinicalDocuments, InsuranceAndBilling, CareTeam }
+public enum BreachCategory { Identity, CareEpisodes, Prescriptions, LabResults, ClinicalDocuments, InsuranceAndBilling, CareTeam, AccessHistory }
 
 /// <summary>One patient in scope: whose data left through the principal, when first and last, in how many audited acts, how many
 /// distinct records, which kinds of data, by which acts; and whether the patient is a canary (synthetic, no one to notify).</summary>
@@ -59,6 +59,9 @@ public static class BreachInvestigation
     [
         AuditAction.Read, AuditAction.VRead, AuditAction.History, AuditAction.TypeHistory, AuditAction.Search, AuditAction.Everything,
         AuditAction.Export, AuditAction.Create, AuditAction.Update, AuditAction.Delete, AuditAction.Import,
+        // The audit log read by an account that may read it (a security officer's stolen password): each entry returned names
+        // its patient, and says who cared for them, when and from where.
+        AuditAction.AuditRead,
     ];
 
     /// <summary>The principal id the audit log names, from what the officer types: <c>user:…</c> as it is, <c>client:vc_…</c>
@@ -138,10 +141,11 @@ public static class BreachInvestigation
             from, to, log, patients, refused, refusedPatients.Count, refusedCanaries, examined);
     }
 
-    /// <summary>Whether an entry is data that left (or a write): a successful reaching act. A search's count alone returns no record.</summary>
+    /// <summary>Whether an entry is data that left (or a write): a successful reaching act. A count alone (a search's, a history's,
+    /// $everything's with _count=0) returns no record.</summary>
     private static bool Left(AuditEntry entry) =>
         entry.Outcome == AuditOutcome.Success && Reaching.Contains(entry.Action)
-        && !(entry.Action == AuditAction.Search && entry.Detail.Note is { } note && note.StartsWith("count only", StringComparison.Ordinal));
+        && !(entry.Detail.Note is { } note && note.StartsWith(AuditTrail.CountOnlyNote, StringComparison.Ordinal));
 
     /// <summary>The category of a resource type's records; null for the directory (practitioners, roles, organizations).</summary>
     public static BreachCategory? CategoryOf(string type) => type switch
@@ -153,6 +157,7 @@ public static class BreachInvestigation
         KnownResourceTypes.DocumentReference => BreachCategory.ClinicalDocuments,
         KnownResourceTypes.Coverage or KnownResourceTypes.Invoice => BreachCategory.InsuranceAndBilling,
         KnownResourceTypes.CareTeam => BreachCategory.CareTeam,
+        "AuditEvent" => BreachCategory.AccessHistory,
         _ => null,
     };
 

@@ -79,7 +79,7 @@ public sealed partial class RecordsService
         if (query.SummaryCount || query.Count == 0)
         {
             var total = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
-            await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: "count only");
+            await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: AuditTrail.CountOnlyNote);
             return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
         }
 
@@ -278,7 +278,7 @@ public sealed partial class RecordsService
         }
         if (await AdmitAsync(context, Interaction.Everything, "Patient", [], depth, cancellationToken, subject: patient.Id) is { } held)
             return SearchPage.Fail(held.Status, [.. held.Issues!]);
-        await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient.Id, patient.Id)], cancellationToken, note: "count only");
+        await AuditAsync(context, Interaction.Everything, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient.Id, patient.Id)], cancellationToken, note: AuditTrail.CountOnlyNote);
         return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
     }
 

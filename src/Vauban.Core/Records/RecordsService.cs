@@ -282,7 +282,7 @@ public sealed partial class RecordsService
         async Task<SearchPage> CountOnlyAsync(List<AuditedRecord> counted)
         {
             if (await AdmitAsync(context, interaction, type, [], depth, cancellationToken) is { } held) return SearchPage.Fail(held.Status, [.. held.Issues!]);
-            await AuditAsync(context, interaction, AuditOutcome.Success, type, counted, cancellationToken, note: "count only");
+            await AuditAsync(context, interaction, AuditOutcome.Success, type, counted, cancellationToken, note: AuditTrail.CountOnlyNote);
             return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
         }
     }

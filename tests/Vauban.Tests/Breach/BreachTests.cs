@@ -308,6 +308,50 @@ public abstract class BreachTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_compromised_officer_who_read_a_patients_access_history_has_that_patient_in_scope_for_their_access_history()
+    {
+        // A security officer's stolen password: the audit log says who cared for the patient, when and from where.
+        var officer = new AccessContext(new Principal(PrincipalKind.Person, "user:officer-vole", "Officier", StaffUser.PersonScopes) { Role = StaffRole.SecurityOfficer }, _tenant, "TREAT");
+        Assert.NotEmpty((await _server.Store.AuditLog.SearchAsync(officer, new AuditQuery { Patient = _g, Count = 50 }, CancellationToken.None))!);
+        // A count returns no entry: no patient reached by it.
+        Assert.NotNull(await _server.Store.AuditLog.SearchPageAsync(officer, new AuditQuery { Patient = _b, Count = 0 }, CancellationToken.None));
+        await _server.Store.Audit.CatchUpAsync();
+
+        var scope = await ScopeOfAsync("user:officer-vole");
+
+        var reached = Assert.Single(scope.Patients);
+        Assert.Equal(_g, reached.Id);
+        Assert.Equal([Vauban.Breach.BreachCategory.AccessHistory], reached.Categories);
+        Assert.Contains("qui l'a consulté", Vauban.Breach.BreachDocuments.Describe(Vauban.Breach.BreachCategory.AccessHistory, french: true), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Counts_of_a_patients_history_and_record_return_no_record_and_put_no_patient_in_scope()
+    {
+        var (http, clientId) = await ClientAsync(ClientLimits.None);
+        using (http)
+        {
+            await ExpectAsync(http, $"/fhir/Patient/{_g}/_history?_count=0", HttpStatusCode.OK);
+            await ExpectAsync(http, $"/fhir/Patient/{_e}/$everything?_count=0", HttpStatusCode.OK);
+            await ExpectAsync(http, "/fhir/Patient?family=Gâtinais&_summary=count", HttpStatusCode.OK);
+            await ExpectAsync(http, $"/fhir/Patient/{_b}", HttpStatusCode.OK); // one read, which does reach B
+        }
+        await _server.Store.Audit.CatchUpAsync();
+
+        var scope = await ScopeOfAsync(clientId);
+
+        Assert.Equal([_b], scope.Patients.Select(p => p.Id));
+    }
+
+    private async Task<Vauban.Breach.BreachScope> ScopeOfAsync(string principal)
+    {
+        var log = await Vauban.Breach.BreachInvestigation.CheckLogAsync(_server.Store, _tenant, CancellationToken.None);
+        Assert.True(log.Chain.Valid, log.Chain.Problem);
+        return (await Vauban.Breach.BreachInvestigation.ScopeAsync(_server.Store, AccessContext.Operator(_tenant, "breach notification"), principal, null, null, log,
+            CancellationToken.None))!;
+    }
+
+    [Fact]
     public async Task An_unknown_principal_or_establishment_is_an_error_and_a_malformed_one_a_usage_error()
     {
         var (exit, output) = await BreachAsync(Out("unknown"), "--principal", "client:vc_nobody");
