@@ -33,7 +33,13 @@ public static class KnownBreakGlassReasons
 public sealed record BreakGlassGrant(string Patient, string Reason, DateTimeOffset GrantedAt, DateTimeOffset ExpiresAt);
 
 /// <summary>A grant as the security officer reviews it: who, for which patient, the reason and the explanation they stated.</summary>
-public sealed record ReviewedGrant(long Id, string Principal, string Patient, string Reason, string Explanation, DateTimeOffset GrantedAt, DateTimeOffset ExpiresAt);
+public sealed record ReviewedGrant(long Id, string Principal, string Patient, string Reason, string Explanation, DateTimeOffset GrantedAt, DateTimeOffset ExpiresAt)
+{
+    /// <summary>What a review of <paramref name="grants"/> puts on the chain besides the act: each grant under its patient, so that
+    /// the patient's access history shows who read the emergency stated about them (the explanation may hold clinical words).</summary>
+    public static IReadOnlyList<Audit.AuditedRecord> Audited(IEnumerable<ReviewedGrant> grants) =>
+        grants.Select(g => new Audit.AuditedRecord("BreakTheGlass", g.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), g.Patient)).ToList();
+}
 
 public enum BreakGlassStatus { Granted, Invalid, ReauthenticationRequired, NotAllowed, PatientNotFound }
 

@@ -78,7 +78,7 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var grants = await store.BreakTheGlass.ReviewAsync(owner, n, token);
-            await VaubanCommands.AuditReadAsync(store, owner, "guard grants", grants.Count, token);
+            await VaubanCommands.AuditReadAsync(store, owner, "guard grants", grants.Count, token, Vauban.Access.ReviewedGrant.Audited(grants));
             Console.WriteLine("id\tgranted (UTC)\texpires (UTC)\tprincipal\tpatient\treason\texplanation");
             foreach (var g in grants)
             {

@@ -95,8 +95,10 @@ internal static class VaubanCommands
 
     /// <summary>An administrative read at the command line, on the establishment's chain before what it lists is shown, as the
     /// console's reads are: <paramref name="what"/> names the command ("guard canaries list").</summary>
-    public static Task AuditReadAsync(VaubanStore store, Vauban.Access.Tenant owner, string what, int listed, CancellationToken cancellationToken) =>
+    /// <param name="concerning">What was listed that concerns a patient, under that patient (their access history shows it).</param>
+    public static Task AuditReadAsync(VaubanStore store, Vauban.Access.Tenant owner, string what, int listed, CancellationToken cancellationToken,
+        IReadOnlyList<Vauban.Audit.AuditedRecord>? concerning = null) =>
         store.Audit.AppendAsync(Vauban.Access.AccessContext.Operator(owner, Vauban.Access.KnownPurposes.SystemAdministration), Vauban.Audit.AuditAction.Administration,
-            Vauban.Audit.AuditOutcome.Success, null, [new Vauban.Audit.AuditedRecord("cli:" + what, null, null)], cancellationToken,
+            Vauban.Audit.AuditOutcome.Success, null, [new Vauban.Audit.AuditedRecord("cli:" + what, null, null), .. concerning ?? []], cancellationToken,
             $"{what} read ({listed} listed)");
 }

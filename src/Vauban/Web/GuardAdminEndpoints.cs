@@ -10,6 +10,7 @@
 // and a JSON body (a cross-site form cannot send one without a preflight). Errors are ProblemDetails, 4xx, and change nothing.
 using System.Text.Json;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Guard;
 
 namespace Vauban.Web;
@@ -54,7 +55,7 @@ internal static class GuardAdminEndpoints
             }
             if (Limit(http) is not { } limit) return Problem(400, "limit is a number between 1 and 10,000.");
             var grants = await store.BreakTheGlass.ReviewAsync(user.Tenant, limit, http.RequestAborted);
-            await AuditReadAsync(store, http, grants.Count);
+            await AuditReadAsync(store, http, grants.Count, ReviewedGrant.Audited(grants));
             return Results.Json(grants.Select(g => new
             {
                 id = g.Id, principal = g.Principal, patient = g.Patient, reason = g.Reason, explanation = g.Explanation, grantedAt = g.GrantedAt, expiresAt = g.ExpiresAt,
@@ -151,7 +152,8 @@ internal static class GuardAdminEndpoints
     }
 
     /// <summary>A list read at the console, on the chain as an administrative act of its reader (<see cref="GuardConsole.AuditReadAsync"/>).</summary>
-    internal static Task AuditReadAsync(VaubanStore store, HttpContext http, int listed) => GuardConsole.AuditReadAsync(store, http, ConsoleAct(http), listed);
+    internal static Task AuditReadAsync(VaubanStore store, HttpContext http, int listed, IReadOnlyList<AuditedRecord>? concerning = null) =>
+        GuardConsole.AuditReadAsync(store, http, ConsoleAct(http), listed, concerning);
 
     /// <summary>The console's act a request is, by its route: "GET /admin/guard/alerts".</summary>
     private static string ConsoleAct(HttpContext http) =>

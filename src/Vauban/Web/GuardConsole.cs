@@ -106,7 +106,8 @@ internal static partial class GuardConsole
     /// <summary>Every access is on the chain (DESIGN.md): a list read at the console — alerts, containments, canaries, exports awaiting
     /// approval — is an administrative act of its reader, reviewing the system as a read of the audit log is, appended before the
     /// answer leaves; an audit log that cannot be written answers 503 instead (fail closed, like the records' reads).</summary>
-    public static Task AuditReadAsync(VaubanStore store, HttpContext http, string act, int listed) =>
+    /// <param name="concerning">What was listed that concerns a patient, under that patient (their access history shows it).</param>
+    public static Task AuditReadAsync(VaubanStore store, HttpContext http, string act, int listed, IReadOnlyList<AuditedRecord>? concerning = null) =>
         store.Audit.AppendAsync(OfficerAccess(http), AuditAction.Administration, AuditOutcome.Success,
-            null, [new AuditedRecord("console:" + act, null, null)], http.RequestAborted, $"guard console read ({listed} listed)");
+            null, [new AuditedRecord("console:" + act, null, null), .. concerning ?? []], http.RequestAborted, $"guard console read ({listed} listed)");
 }

@@ -116,6 +116,10 @@ public abstract class GuardAdminTests : IAsyncLifetime
             Assert.Equal(_stranger, grant.GetProperty("patient").GetString());
             Assert.Equal("other", grant.GetProperty("reason").GetString());
             Assert.Equal("Appel du SAMU, patient inconscient au déchocage", grant.GetProperty("explanation").GetString());
+            // On the patient's access history: the emergency stated about them was read, and by whom.
+            var reading = Assert.Single(await OfficersAdministrativeEntriesAsync(), e => e.Detail.Patient == _stranger);
+            Assert.Equal("guard console read (1 listed)", reading.Detail.Note);
+            Assert.Equal(["BreakTheGlass/" + grant.GetProperty("id").GetInt64()], reading.Detail.Records);
 
             // An explanation altered in the database is said to be so, and the other grants are still listed (not a 500).
             await using (var database = Vauban.Storage.StoreDatabase.Open(_server.Db))

@@ -29,7 +29,7 @@ public sealed class GrantsModel : ConsolePage
         More = grants.Count > Listed;
         Grants = grants.Take(Listed).ToList();
         await ReadNamesAsync();
-        await GuardConsole.AuditReadAsync(Store, HttpContext, Act, Grants.Count);
+        await GuardConsole.AuditReadAsync(Store, HttpContext, Act, Grants.Count, ReviewedGrant.Audited(Grants));
         Now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
         return Page();
     }
