@@ -116,8 +116,9 @@ internal static class DataKeyRotation
     /// <param name="progress">Rows gone through so far, batch by batch.</param>
     /// <param name="betweenReadAndWrite">Tests: run after each page is read, before its rows are replaced (a writer's change there
     /// is what the compare-and-set is for).</param>
+    /// <param name="tallied">The running tally, after each page's transaction has committed.</param>
     public static async Task<ResealTally> ResealAsync(StoreDatabase database, KeyRing ring, long tenantId, int batchSize, IProgress<long>? progress,
-        Func<CancellationToken, Task>? betweenReadAndWrite, CancellationToken cancellationToken)
+        Action<ResealTally>? tallied, Func<CancellationToken, Task>? betweenReadAndWrite, CancellationToken cancellationToken)
     {
         var total = new ResealTally(0, 0, 0, 0);
         long seen = 0;
@@ -131,6 +132,7 @@ internal static class DataKeyRotation
                 after = page[^1].Key;
                 if (betweenReadAndWrite is not null) await betweenReadAndWrite(cancellationToken);
                 total += await ResealPageAsync(database, ring, column, tenantId, page, cancellationToken);
+                tallied?.Invoke(total);
                 seen += page.Count;
                 progress?.Report(seen);
             }

@@ -325,6 +325,10 @@ internal sealed class KeyRing : IDisposable
     {
         public TenantKeys Keys { get; } = keys;
         public long CheckedAt = Environment.TickCount64;
+
+        /// <summary>The look in flight, which callers meanwhile wait for rather than take the keys it may replace: a record
+        /// re-sealed by another process's rotation would not open with them, and an alert would read as altered.</summary>
+        public Task<TenantKeys>? Rechecking;
     }
 
     /// <summary>The establishment's keys: every data key version (the newest seals) and its index key, unwrapped once and held.
@@ -334,12 +338,14 @@ internal sealed class KeyRing : IDisposable
         if (!_cache.TryGetValue(tenantId, out var held)) return new ValueTask<TenantKeys>(LoadAsync(tenantId, replace: false, cancellationToken));
         var now = Environment.TickCount64;
         var checkedAt = Volatile.Read(ref held.CheckedAt);
-        // Within the interval, or another caller is looking right now: the keys held.
+        // Within the interval, or another caller is looking right now: the keys held, or what that look finds.
         if (now - checkedAt < (long)Recheck.TotalMilliseconds || Interlocked.CompareExchange(ref held.CheckedAt, now, checkedAt) != checkedAt)
         {
-            return ValueTask.FromResult(held.Keys);
+            return Volatile.Read(ref held.Rechecking) is { IsCompleted: false } pending ? new ValueTask<TenantKeys>(pending) : ValueTask.FromResult(held.Keys);
         }
-        return new ValueTask<TenantKeys>(RecheckAsync(tenantId, held.Keys, cancellationToken));
+        var looking = RecheckAsync(tenantId, held, checkedAt, now, cancellationToken);
+        Volatile.Write(ref held.Rechecking, looking);
+        return new ValueTask<TenantKeys>(looking);
     }
 
     /// <summary>The establishment's keys with data key <paramref name="version"/>: those held when they have it, else loaded
@@ -348,20 +354,33 @@ internal sealed class KeyRing : IDisposable
     {
         var keys = await ForTenantAsync(tenantId, cancellationToken);
         if (keys.KeyVersions.Contains(version)) return keys;
+        // Every version up to the newest is loaded together: an older one missing is a damaged header, not a rotation (and must
+        // not make each read of it load the keys again).
+        if (version < keys.KeyVersion) return null;
         keys = await LoadAsync(tenantId, replace: true, cancellationToken);
         return keys.KeyVersions.Contains(version) ? keys : null;
     }
 
-    private async Task<TenantKeys> RecheckAsync(long tenantId, TenantKeys held, CancellationToken cancellationToken)
+    private async Task<TenantKeys> RecheckAsync(long tenantId, Held held, long checkedAt, long now, CancellationToken cancellationToken)
     {
-        await using (var connection = await _database.OpenAsync(cancellationToken))
+        try
         {
-            using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
-                .With("t", tenantId).With("p", DataPurpose);
-            var newest = await command.ExecuteScalarAsync(cancellationToken);
-            if (newest is null or DBNull || Convert.ToInt32(newest, System.Globalization.CultureInfo.InvariantCulture) <= held.KeyVersion) return held;
+            await using (var connection = await _database.OpenAsync(cancellationToken))
+            {
+                using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
+                    .With("t", tenantId).With("p", DataPurpose);
+                var newest = await command.ExecuteScalarAsync(cancellationToken);
+                if (newest is null or DBNull || Convert.ToInt32(newest, System.Globalization.CultureInfo.InvariantCulture) <= held.Keys.KeyVersion) return held.Keys;
+            }
+            return await LoadAsync(tenantId, replace: true, cancellationToken);
         }
-        return await LoadAsync(tenantId, replace: true, cancellationToken);
+        catch
+        {
+            // Not looked: the next caller looks again, rather than every request sealing with a key that may be retired for
+            // another interval.
+            Interlocked.CompareExchange(ref held.CheckedAt, checkedAt, now);
+            throw;
+        }
     }
 
     /// <summary>Reads and unwraps the establishment's keys. <paramref name="replace"/>: they take the place of those held (which
@@ -389,8 +408,8 @@ internal sealed class KeyRing : IDisposable
         var created = new TenantKeys(tenantId, data, index);
         if (replace)
         {
-            _cache[tenantId] = new Held(created);
-            return created;
+            // Two loads racing (two rotations close together): the one holding the newer version stays.
+            return _cache.AddOrUpdate(tenantId, _ => new Held(created), (_, old) => old.Keys.KeyVersion > created.KeyVersion ? old : new Held(created)).Keys;
         }
         if (_cache.TryAdd(tenantId, new Held(created))) return created;
         created.Dispose();

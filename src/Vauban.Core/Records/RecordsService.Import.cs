@@ -104,7 +104,9 @@ public sealed partial class RecordsService
         {
             batch.Add(item);
             if (batch.Count < ImportBatchSize) continue;
-            // Pipeline: seal batch n+1 on the thread pool while batch n is written.
+            // Pipeline: seal batch n+1 on the thread pool while batch n is written. With the keys as they are now: a load lasts
+            // longer than a data-key rotation's wait, and must take its new key as requests do.
+            keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
             var next = PrepareAsync(context, keys, batch);
             batch = new List<ImportItem>(ImportBatchSize);
             if (writing is not null) await writing;
@@ -113,6 +115,7 @@ public sealed partial class RecordsService
         }
         if (batch.Count > 0)
         {
+            keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
             var next = PrepareAsync(context, keys, batch);
             if (writing is not null) await writing;
             if (preparing is not null) await FlushAsync(preparing);

@@ -84,7 +84,8 @@ internal static class KeyCommands
             "Make a new data key for one establishment and re-seal its records under it: every record body (history included), every staff account's "
             + "sealed fields, alert detail, break-the-glass explanation and export reason still under an older data key is decrypted and encrypted again, "
             + "a batch of 2,000 rows per transaction, while the server runs. "
-            + "For a data key that may have been exposed (a memory dump of a Vauban process; a copy of the store with its master key, once that is rotated): "
+            + "For a data key that may have been exposed (a copy of the store with its master key, once that is rotated; after a memory dump of a Vauban process, "
+            + "which holds the master key too, run `vauban keys rotate-master` first): "
             + "copies of the store taken from then on no longer open with it. The audit log keeps the key that sealed it (it is never rewritten). Audited. Exit code 3 when rows were "
             + "left under an older key (changed meanwhile): run it again with --resume.");
         var tenant = TenantCommands.Option();

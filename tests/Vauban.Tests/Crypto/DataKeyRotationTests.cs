@@ -179,6 +179,87 @@ public sealed class DataKeyRotationTests
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
+    public async Task A_pass_that_fails_midway_leaves_its_beginning_and_how_far_it_went_on_the_chain(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-panne");
+        var tenant = (await server.Store.Tenants.FindAsync("chu-panne", CancellationToken.None))!;
+        for (var i = 0; i < 5; i++)
+        {
+            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Panne" + i)));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        }
+        var administrator = AccessContext.Operator(tenant, "administration");
+        await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
+        server.Store.ResealBatchSize = 2;
+        var pages = 0;
+        // The database goes away after the first page was written.
+        server.Store.ResealBetweenReadAndWrite = _ => ++pages == 2 ? throw new InvalidOperationException("the database went away") : Task.CompletedTask;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => server.Store.ResealAsync(administrator, null, CancellationToken.None));
+        server.Store.ResealBetweenReadAndWrite = null;
+
+        var acts = await OperatorActsAsync(server, tenant);
+        Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: re-sealing under data key version 2 begun");
+        Assert.Contains(acts, e => e.Outcome == Vauban.Audit.AuditOutcome.SeriousFailure
+            && e.Detail.Note == "keys rotate-data: failed (InvalidOperationException) after 2 rows re-sealed under data key version 2, 0 already under it, 0 changed meanwhile, 0 unreadable");
+        // What the first page re-sealed stays so; the next pass does the rest.
+        var (_, tally) = await server.Store.ResealAsync(administrator, null, CancellationToken.None);
+        Assert.Equal(new Vauban.Crypto.ResealTally(3, 2, 0, 0), tally);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_load_running_across_a_rotation_seals_its_later_batches_with_the_new_key(Engine engine)
+    {
+        // A load lasts hours; a rotation waits half a minute for running processes to take its key before re-sealing. A load
+        // that kept the keys it began with would go on writing under the old key behind the pass.
+        await using var server = await VaubanServer.StartAsync(engine);
+        using var client = await server.ClientAsync("chu-import");
+        var tenant = (await server.Store.Tenants.FindAsync("chu-import", CancellationToken.None))!;
+        server.Store.Records.ImportBatchSize = 2;
+        server.Store.Keys.Recheck = TimeSpan.Zero;
+        IEnumerable<Vauban.Records.ImportItem> Items()
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                if (i == 4)
+                {
+                    // Another process (the operator's) makes the new key while the load runs.
+                    Task.Run(async () =>
+                    {
+                        await using var rotating = await VaubanStore.OpenAsync(new StoreOptions(server.Db, server.MasterKey), CancellationToken.None);
+                        await rotating.AddDataKeyAsync(AccessContext.Operator(tenant, "administration"), CancellationToken.None);
+                    }).GetAwaiter().GetResult();
+                }
+                var id = "charge-" + i;
+                yield return new Vauban.Records.ImportItem("Patient", id, System.Text.Encoding.UTF8.GetBytes(Samples.Patient(family: "Charge" + i, id: id)));
+            }
+        }
+        var summary = await server.Store.Records.ImportAsync(AccessContext.Operator(tenant, "import"), Items(), null, CancellationToken.None);
+        Assert.Equal(8, summary.Created);
+
+        // The batches sealed after the key was made are under it; those before, under the old one until the pass.
+        var versions = await ResourceVersionsAsync(server.Db);
+        Assert.All(Enumerable.Range(4, 4), i => Assert.Equal(2, versions["charge-" + i]));
+        Assert.All(Enumerable.Range(0, 4), i => Assert.Equal(1, versions["charge-" + i]));
+    }
+
+    private static async Task<Dictionary<string, int>> ResourceVersionsAsync(string db)
+    {
+        await using var database = Vauban.Storage.StoreDatabase.Open(db);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT id, body FROM resources WHERE body IS NOT NULL";
+        using var reader = await read.ExecuteReaderAsync();
+        var versions = new Dictionary<string, int>(StringComparer.Ordinal);
+        while (await reader.ReadAsync()) versions[reader.GetString(0)] = Vauban.Crypto.RecordCipher.KeyVersionOf((byte[])reader.GetValue(1)) ?? 0;
+        return versions;
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
     public async Task A_server_that_meets_no_resealed_record_takes_the_new_key_at_its_next_look(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
