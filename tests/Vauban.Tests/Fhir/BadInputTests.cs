@@ -7,24 +7,33 @@ using Vauban.Records;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class BadInputTests : IAsyncLifetime
+/// <summary>One server for the class's tests (a start and stop cost more than most of these tests): each test is a client of an
+/// establishment of its own, so that "nothing stored" is its own establishment's count.</summary>
+public abstract class BadInputServer(Engine engine) : IAsyncLifetime
 {
-    private readonly Engine _engine;
-    private VaubanServer _server = null!;
+    public VaubanServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() =>
+        Server = await VaubanServer.StartAsync(engine, new Web.ServerOptions("http://127.0.0.1:0") { MaxResourceBytes = 64 * 1024 });
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+public sealed class BadInputServer_Sqlite() : BadInputServer(Engine.Sqlite);
+
+public sealed class BadInputServer_Postgres() : BadInputServer(Engine.Postgres);
+
+public abstract class BadInputTests(BadInputServer shared) : IAsyncLifetime
+{
+    private readonly VaubanServer _server = shared.Server;
     private HttpClient _api = null!;
 
-    protected BadInputTests(Engine engine) => _engine = engine;
+    public async Task InitializeAsync() => _api = await _server.ClientAsync("hospital-" + Guid.NewGuid().ToString("N")[..10]);
 
-    public async Task InitializeAsync()
-    {
-        _server = await VaubanServer.StartAsync(_engine, new Web.ServerOptions("http://127.0.0.1:0") { MaxResourceBytes = 64 * 1024 });
-        _api = await _server.ClientAsync("hospital");
-    }
-
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         _api.Dispose();
-        await _server.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     private async Task AssertRefusedAsync(HttpResponseMessage response, HttpStatusCode status, string mentions)
@@ -677,6 +686,6 @@ public abstract class BadInputTests : IAsyncLifetime
     }
 }
 
-public sealed class BadInputTests_Sqlite() : BadInputTests(Engine.Sqlite);
+public sealed class BadInputTests_Sqlite(BadInputServer_Sqlite shared) : BadInputTests(shared), IClassFixture<BadInputServer_Sqlite>;
 
-public sealed class BadInputTests_Postgres() : BadInputTests(Engine.Postgres);
+public sealed class BadInputTests_Postgres(BadInputServer_Postgres shared) : BadInputTests(shared), IClassFixture<BadInputServer_Postgres>;

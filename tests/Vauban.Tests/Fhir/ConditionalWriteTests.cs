@@ -8,7 +8,7 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(engine)
+public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServerTests(shared)
 {
     private sealed record Answer(HttpStatusCode Status, JsonElement? Body, string? ETag, string? Location, string Text);
 
@@ -300,7 +300,7 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
         var deleted = Samples.ValidNir("1850375100095");
         await CreateAsync(Samples.Patient(family: "Pese", nir: updated));
         await CreateAsync(Samples.Patient(family: "Pesee", nir: deleted));
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         var registration = await Server.Store.Clients.AddAsync(tenant, "guard count", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
         using var writer = new HttpClient { BaseAddress = Server.BaseAddress };
         writer.DefaultRequestHeaders.Authorization = new("Bearer", await Server.TokenAsync(registration.ClientId, registration.ClientSecret!));
@@ -435,7 +435,7 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
         foreach (var (scopes, method) in new[] { ("system/Patient.u", "PUT"), ("system/Patient.cu", "PUT"), ("system/Patient.us", "PUT"),
                      ("system/Patient.d", "DELETE"), ("system/Patient.rd", "DELETE") })
         {
-            using var client = await Server.ClientAsync("hospital-a", scopes);
+            using var client = await Server.ClientAsync(TenantName, scopes);
             var body = method == "PUT" ? Samples.Patient(family: "Pirate", nir: nir) : null;
             var single = await SendAsync(new HttpMethod(method), "/fhir/" + url, body, client);
             Assert.True(single.Status == HttpStatusCode.Forbidden, $"{scopes} {method}: {single.Text}");
@@ -456,7 +456,7 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
         Assert.Equal(("Secret", "1"), (Family(patient), Version(patient)));
 
         // Each refusal is on the chain as the refused act, before any search ran.
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         await Server.Store.Audit.CatchUpAsync();
         var refused = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
             new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 200 }, CancellationToken.None) ?? [];
@@ -466,9 +466,9 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
             && e.Detail.Note!.Contains("A conditional delete (DELETE Patient?criteria) searches", StringComparison.Ordinal)));
 
         // With search and read, the conditional update is allowed; with search, the conditional delete.
-        using var updater = await Server.ClientAsync("hospital-a", "system/Patient.rus");
+        using var updater = await Server.ClientAsync(TenantName, "system/Patient.rus");
         Assert.Equal(HttpStatusCode.OK, (await SendAsync(HttpMethod.Put, "/fhir/" + url, Samples.Patient(family: "Permis", nir: nir), updater)).Status);
-        using var deleter = await Server.ClientAsync("hospital-a", "system/Patient.ds");
+        using var deleter = await Server.ClientAsync(TenantName, "system/Patient.ds");
         Assert.Equal(HttpStatusCode.NoContent, (await SendAsync(HttpMethod.Delete, "/fhir/" + url, null, deleter)).Status);
         // An update-only client that would create (nothing matches) needs create too, as an update as create does.
         var fresh = Samples.ValidNir("1850375100024");
@@ -484,7 +484,7 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
         // The attack: a client limited to what it created probes, or overwrites, a record another client holds, by its NIR.
         var nir = Samples.ValidNir("1850375100025");
         var others = await CreateAsync(Samples.Patient(family: "Ailleurs", nir: nir));
-        using var own = await Server.ClientAsync("hospital-a", "system/*.cruds", new ClientLimits(null, true));
+        using var own = await Server.ClientAsync(TenantName, "system/*.cruds", new ClientLimits(null, true));
 
         var delete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(nir)}", null, own);
         var unknownDelete = await SendAsync(HttpMethod.Delete, $"/fhir/Patient?{ByNir(Samples.ValidNir("1850375100026"))}", null, own);
@@ -514,17 +514,17 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
 
     private const string StaffPassword = "tourmaline ferry quietly 42";
 
-    /// <summary>A physician of hospital-a (practitioner <paramref name="practitioner"/>), enrolled and signed in through the pages
+    /// <summary>A physician of the test's establishment (practitioner <paramref name="practitioner"/>), enrolled and signed in through the pages
     /// (password and TOTP) as at a screen: their session cookie reaches /fhir, and their writes carry this site's Origin, as a
     /// browser's do.</summary>
     private async Task<(StaffClient Staff, string Principal)> SignedInPhysicianAsync(string email, string practitioner)
     {
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         var link = await Server.Store.Accounts.AddAsync(tenant, email, StaffRole.Physician, practitioner, null, "Dr " + email, CancellationToken.None);
         string secret;
         using (var browser = new StaffClient(Server.BaseAddress)) (secret, _) = await browser.EnrolWithTotpAsync(link.Token, StaffPassword, TimeProvider.System);
         var staff = new StaffClient(Server.BaseAddress);
-        await staff.PasswordAsync("hospital-a", email, StaffPassword);
+        await staff.PasswordAsync(TenantName, email, StaffPassword);
         // The next time step's code: enrolment took this one's, and a step is accepted once (one step of drift is allowed).
         var (totp, _) = await staff.TotpAsync(Totp.Code(secret, TimeProvider.System, stepOffset: 1));
         Assert.Equal("/", totp.Headers.Location?.ToString());
@@ -562,7 +562,7 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
         using (var gone = await Api.GetAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
 
         // On the chain as the physician's acts, in their session.
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         await Server.Store.Audit.CatchUpAsync();
         var acts = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
             new Vauban.Audit.AuditQuery { Agent = principal, Actions = [Vauban.Audit.AuditAction.Update, Vauban.Audit.AuditAction.Delete], Count = 50 }, CancellationToken.None) ?? [];
@@ -705,6 +705,6 @@ public abstract class ConditionalWriteTests(Engine engine) : FhirServerTests(eng
     }
 }
 
-public sealed class ConditionalWriteTests_Sqlite() : ConditionalWriteTests(Engine.Sqlite);
+public sealed class ConditionalWriteTests_Sqlite(FhirServerFixture_Sqlite shared) : ConditionalWriteTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
 
-public sealed class ConditionalWriteTests_Postgres() : ConditionalWriteTests(Engine.Postgres);
+public sealed class ConditionalWriteTests_Postgres(FhirServerFixture_Postgres shared) : ConditionalWriteTests(shared), IClassFixture<FhirServerFixture_Postgres>;

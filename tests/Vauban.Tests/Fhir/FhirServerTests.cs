@@ -1,28 +1,65 @@
-// The setup the FHIR API tests share (FhirApiTests, ConditionalWriteTests, ConcurrentWriteTests): a fresh server for each test, on the
-// engine the derived class names (each test class runs on SQLite and PostgreSQL), and an API client of hospital-a allowed
-// every interaction on every type.
+// The setup the FHIR API tests share (FhirApiTests, ConditionalWriteTests, ConcurrentWriteTests): on the engine the derived class
+// names (each test class runs on SQLite and PostgreSQL), an API client allowed every interaction on every type. Either a fresh
+// server for each test, or (a class given a FhirServerFixture) one server for the class's tests, each test then a client of an
+// establishment of its own (TenantName): a server's start and stop cost more than most of these tests.
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class FhirServerTests(Engine engine) : IAsyncLifetime
+public abstract class FhirServerTests : IAsyncLifetime
 {
-    protected Engine Engine { get; } = engine;
+    private readonly FhirServerFixture? _shared;
+
+    protected FhirServerTests(Engine engine) => Engine = engine;
+
+    protected FhirServerTests(FhirServerFixture shared)
+    {
+        ArgumentNullException.ThrowIfNull(shared);
+        _shared = shared;
+        Engine = shared.Engine;
+    }
+
+    protected Engine Engine { get; }
 
     protected VaubanServer Server { get; private set; } = null!;
 
-    /// <summary>An API client of hospital-a with system/*.cruds.</summary>
+    /// <summary>The establishment <see cref="Api"/> belongs to: hospital-a on a server of the test's own, a name of the test's own on
+    /// a shared one.</summary>
+    protected string TenantName { get; private set; } = "hospital-a";
+
+    /// <summary>An API client of <see cref="TenantName"/> with system/*.cruds.</summary>
     protected HttpClient Api { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
-        Server = await VaubanServer.StartAsync(Engine);
-        Api = await Server.ClientAsync("hospital-a");
+        if (_shared is null) Server = await VaubanServer.StartAsync(Engine);
+        else
+        {
+            Server = _shared.Server;
+            TenantName = "hospital-a-" + Guid.NewGuid().ToString("N")[..10];
+        }
+        Api = await Server.ClientAsync(TenantName);
     }
 
     public async Task DisposeAsync()
     {
         Api.Dispose();
-        await Server.DisposeAsync();
+        if (_shared is null) await Server.DisposeAsync();
     }
 }
+
+/// <summary>One server for a test class's tests (see <see cref="FhirServerTests"/>).</summary>
+public abstract class FhirServerFixture(Engine engine) : IAsyncLifetime
+{
+    public Engine Engine { get; } = engine;
+
+    public VaubanServer Server { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Server = await VaubanServer.StartAsync(Engine);
+
+    public async Task DisposeAsync() => await Server.DisposeAsync();
+}
+
+public sealed class FhirServerFixture_Sqlite() : FhirServerFixture(Engine.Sqlite);
+
+public sealed class FhirServerFixture_Postgres() : FhirServerFixture(Engine.Postgres);

@@ -16,14 +16,36 @@ public static class PostgresServer
 
     public static string Directory { get; private set; } = "";
 
-    public static async Task<string> CreateDatabaseAsync()
+    /// <summary>A database with Vauban's schema migrated once per test run, no master key bound yet (each store binds its own).</summary>
+    private static readonly Lazy<Task<string>> Template = new(CreateTemplateAsync, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>An empty database: for the tests of migrations themselves.</summary>
+    public static Task<string> CreateDatabaseAsync() => CreateDatabaseAsync(template: null);
+
+    /// <summary>A database whose schema is Vauban's latest, copied from a template migrated once: a test server's start skips
+    /// the migration steps (about 150 ms of each of some thousand starts). The store still opens it as any other: it finds
+    /// every step applied, binds its master key, and checks the rest.</summary>
+    public static async Task<string> CreateMigratedDatabaseAsync() => await CreateDatabaseAsync(await Template.Value);
+
+    private static async Task<string> CreateDatabaseAsync(string? template)
     {
         var name = "vauban_test_" + Guid.NewGuid().ToString("N")[..12];
         await using var connection = new NpgsqlConnection(AdminConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+        await using var command = new NpgsqlCommand($"CREATE DATABASE {name}" + (template is null ? "" : $" TEMPLATE {template}"), connection);
         await command.ExecuteNonQueryAsync();
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString;
+    }
+
+    private static async Task<string> CreateTemplateAsync()
+    {
+        var connectionString = await CreateDatabaseAsync(template: null);
+        // Unpooled, and closed before it is copied: PostgreSQL copies no database someone is connected to.
+        await using (var database = Vauban.Storage.StoreDatabase.Open(new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString))
+        {
+            await Vauban.Storage.Schema.MigrateAsync(database, CancellationToken.None);
+        }
+        return new NpgsqlConnectionStringBuilder(connectionString).Database!;
     }
 
     private static string Start()

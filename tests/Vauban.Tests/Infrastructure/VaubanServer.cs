@@ -55,7 +55,7 @@ public sealed class VaubanServer : IAsyncDisposable
         }
         else
         {
-            db = await PostgresServer.CreateDatabaseAsync();
+            db = await PostgresServer.CreateMigratedDatabaseAsync();
         }
         var master = MasterKey.Generate();
         var storeOptions = new StoreOptions(db, master);
