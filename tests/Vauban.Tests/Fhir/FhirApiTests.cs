@@ -7,7 +7,7 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
+public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(shared)
 {
     protected async Task<JsonElement> CreateAsync(string type, string json)
     {
@@ -1427,7 +1427,7 @@ public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
         }
 
         // Audited as a count of that patient's record, with no record returned.
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         var entries = await Server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
             new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Everything], Count = 100 }, CancellationToken.None) ?? [];
         Assert.Equal(4, entries.Count(e => e.Detail.Note == "count only" && e.Detail.Records.SequenceEqual([$"Patient/{patient}"])));
@@ -1476,8 +1476,8 @@ public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
 
         // Each self link gives its page again, to the client it was handed to; another client, of this establishment or another,
         // is refused it as it is a next link.
-        using var colleague = await Server.ClientAsync("hospital-a");
-        using var stranger = await Server.ClientAsync("hospital-z");
+        using var colleague = await Server.ClientAsync(TenantName);
+        using var stranger = await Server.ClientAsync(TenantName + "-z");
         foreach (var (self, ids) in pages)
         {
             using (var again = await Api.GetAsync(self))
@@ -1648,7 +1648,7 @@ public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
         Assert.Equal(["PUT Organization/org-tx-put 201"], await HistoryRequestsAsync("/fhir/Organization/org-tx-put/_history"));
 
         // A load keeps the ids it is given: PUT, created; the same id loaded again is an update.
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         var loader = Vauban.Access.AccessContext.Operator(tenant, "test");
         await Server.Store.Records.ImportAsync(loader, [Samples.Import("Organization", "org-imported", Organization("org-imported", "Loaded"))], null, CancellationToken.None);
         await Server.Store.Records.ImportAsync(loader, [Samples.Import("Organization", "org-imported", Organization("org-imported", "Loaded again"))], null, CancellationToken.None);
@@ -1995,7 +1995,7 @@ public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
         await StandsAsync();
 
         // The refusals are on the audit chain, as failed deletes of her record.
-        var tenant = (await Server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None))!;
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
         await Server.Store.Audit.CatchUpAsync();
         var entries = await Server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "test"),
             new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Delete], Count = 100 }, CancellationToken.None) ?? [];
@@ -2022,6 +2022,6 @@ public abstract class FhirApiTests(Engine engine) : FhirServerTests(engine)
     }
 }
 
-public sealed class FhirApiTests_Sqlite() : FhirApiTests(Engine.Sqlite);
+public sealed class FhirApiTests_Sqlite(FhirServerFixture_Sqlite shared) : FhirApiTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
 
-public sealed class FhirApiTests_Postgres() : FhirApiTests(Engine.Postgres);
+public sealed class FhirApiTests_Postgres(FhirServerFixture_Postgres shared) : FhirApiTests(shared), IClassFixture<FhirServerFixture_Postgres>;
