@@ -134,7 +134,7 @@ internal static class ServeCommand
                 InternalNetworks = ownNetworks, InternalSourceFailuresBeforeAlert = parse.GetValue(internalAlertAfter),
             };
             var guard = parse.GetValue(guardConfig) is { } file
-                ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
+                ? Vauban.Guard.GuardOptions.FromJson(await File.ReadAllTextAsync(file.FullName, token)) // there when parsed: VaubanCommands.SayValues
                 : new Vauban.Guard.GuardOptions();
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");

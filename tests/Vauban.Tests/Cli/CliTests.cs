@@ -107,6 +107,38 @@ public class CliTests : IDisposable
         Assert.DoesNotContain("System.Int32", output, StringComparison.Ordinal);
     }
 
+    // Arguments separated by '|', so that an empty one can be typed.
+    [Theory]
+    [InlineData("audit|verify|--witness|", "--witness: the path is empty; name the file.")]
+    [InlineData("clients|add|--tenant|t|--name|x|--scopes|system/*.rs|--jwks|", "--jwks: the path is empty; name the file.")]
+    [InlineData("clients|add|--tenant|t|--name|x|--scopes|system/*.rs|--jwks|/", "--jwks: / is a folder; name the file.")]
+    [InlineData("serve|--guard-config|", "--guard-config: the path is empty; name the file.")]
+    [InlineData("breach|--tenant|t|--principal|user:1|--out|", "--out: the path is empty; name the folder.")]
+    [InlineData("seed|--tenant|t|--as-of|", "--as-of: '' is not a date (yyyy-MM-dd")]
+    // Read as the 12th of May by the invariant culture; a French operator means the 5th of December.
+    [InlineData("seed|--tenant|t|--as-of|05/12/2026", "--as-of: '05/12/2026' is not a date (yyyy-MM-dd")]
+    public async Task An_empty_path_or_a_date_not_written_yyyy_MM_dd_is_a_usage_error_in_the_operators_terms(string arguments, string expected)
+    {
+        var (exit, output) = await RunAsync(arguments.Split('|'));
+        Assert.True(exit == 2, output);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_date_at_the_end_of_the_calendar_is_refused_or_taken_without_a_DateTime_failure()
+    {
+        var seeded = await RunAsync($"seed --tenant t --patients 1 --as-of 9999-12-31 {DbArgs}");
+        Assert.Equal(1, seeded.Exit);
+        Assert.Equal("error: --as-of must be between 1900-01-01 and 2999-12-31.", seeded.Output.Trim());
+        Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+        Assert.Equal(DateTimeOffset.MaxValue, Vauban.Cli.BreachCommand.Instant("9999-12-31", endOfDay: true));
+        var later = await RunAsync($"breach --tenant t --principal user:1 --out {Path.Combine(_directory, "out")} --detected-at 2999-01-01 {DbArgs}");
+        Assert.True(later.Exit == 2, later.Output);
+        Assert.Contains("--detected-at: '2999-01-01' is in the future", later.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
@@ -755,7 +787,6 @@ public class CliTests : IDisposable
         Assert.Equal(1, exit);
         Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
     }
-
     [Theory]
     [InlineData("--urls garbage")]
     [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
