@@ -140,6 +140,27 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_value_beginning_with_dash_h_after_a_verb_is_taken_as_the_value_not_as_the_help()
+    {
+        // FHIR ids may begin with '-': a patient imported as "-hpat", whose access history the officer asks for.
+        Assert.Equal(0, (await ImportIntoNewTenantAsync("chu-tirets", "tiret.json", $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Tiret", id: "-hpat")}}, "request": { "method": "PUT", "url": "Patient/-hpat" } } ] }
+            """)).Exit);
+        var history = await RunAsync($"audit patient -hpat --tenant chu-tirets {DbArgs}");
+        Assert.True(history.Exit == 0, history.Output);
+        Assert.Contains("Access history of Patient/-hpat in chu-tirets", history.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Usage:", history.Output, StringComparison.Ordinal);
+        var added = await RunAsync($"tenants add -hx {DbArgs}");
+        Assert.True(added.Exit == 0, added.Output);
+        Assert.Contains("Created the establishment '-hx'", added.Output, StringComparison.Ordinal);
+        // -h alone is still the help.
+        var help = await RunAsync($"audit patient -h {DbArgs}");
+        Assert.Equal(0, help.Exit);
+        Assert.Contains("Usage:", help.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
         Assert.Equal(0, (await RunAsync($"tenants add clinique-test {DbArgs}")).Exit);
