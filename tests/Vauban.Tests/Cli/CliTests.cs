@@ -161,6 +161,19 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task An_empty_db_or_master_key_file_is_a_usage_error_not_the_default_store_or_key()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu {DbArgs}")).Exit);
+        var emptyDb = await RunAsync(["tenants", "list", "--db", "", "--master-key-file", Path.Combine(_directory, "master.key")]);
+        Assert.True(emptyDb.Exit == 2, emptyDb.Output);
+        Assert.Contains("--db is empty", emptyDb.Output, StringComparison.Ordinal);
+        var emptyKey = await RunAsync(["tenants", "add", "autre", "--db", Path.Combine(_directory, "v.db"), "--master-key-file", ""]);
+        Assert.True(emptyKey.Exit == 2, emptyKey.Output);
+        Assert.Contains("--master-key-file is empty", emptyKey.Output, StringComparison.Ordinal);
+        Assert.Equal("chu", (await RunAsync($"tenants list {DbArgs}")).Output.Trim().Split('\t')[1]);
+    }
+
+    [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
         Assert.Equal(0, (await RunAsync($"tenants add clinique-test {DbArgs}")).Exit);
