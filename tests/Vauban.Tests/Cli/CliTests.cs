@@ -831,6 +831,8 @@ public class CliTests : IDisposable
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.1,proxy.example")]
     [InlineData("--urls http://127.0.0.1:0 --internal-networks 10.0.0.0/8,192.168.1.7/24")]
     [InlineData("--urls http://127.0.0.1:99999")]
+    // No address at all (--urls "" or ";"): Kestrel listened on its own default, http://localhost:5000.
+    [InlineData("--urls ;")]
     // Believing every client's X-Forwarded-For: any client writes its own address into the audit log.
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 0.0.0.0/0")]
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.2,::/0")]
