@@ -750,15 +750,16 @@ public class CliTests : IDisposable
             entries = await ScalarAsync(connection, "SELECT count(*) FROM audit_entries");
         }
 
-        // A mistyped type or establishment is a usage error, and nothing is done.
+        // A mistyped type is a usage error, a mistyped establishment a refusal; nothing is done.
         var badType = await RunAsync($"reindex --type Observations {DbArgs}");
         Assert.True(badType.Exit == 2, badType.Output);
         Assert.Contains("--type: 'Observations' is not a resource type", badType.Output, StringComparison.Ordinal);
+        // An unknown establishment exits 1, as with every other verb's --tenant.
         var badTenant = await RunAsync($"reindex --tenant chu-nulle-part {DbArgs}");
-        Assert.True(badTenant.Exit == 2, badTenant.Output);
-        Assert.Contains("--tenant: No establishment 'chu-nulle-part'.", badTenant.Output, StringComparison.Ordinal);
+        Assert.True(badTenant.Exit == 1, badTenant.Output);
+        Assert.StartsWith("error: No establishment 'chu-nulle-part'.", badTenant.Output, StringComparison.Ordinal);
         var nearMiss = await RunAsync($"reindex --tenant CHU-Reindex {DbArgs}");
-        Assert.True(nearMiss.Exit == 2, nearMiss.Output);
+        Assert.True(nearMiss.Exit == 1, nearMiss.Output);
         Assert.Contains("did you mean 'chu-reindex'?", nearMiss.Output, StringComparison.Ordinal);
         await using (var connection = await SqliteAsync())
         {
