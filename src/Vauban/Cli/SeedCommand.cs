@@ -32,8 +32,10 @@ internal static class SeedCommand
             if (canaryCount >= count) throw new ArgumentException("--canaries must be fewer than --patients.");
             // Appointments are booked up to three months after it: 9999-12-31 failed half-way with "an un-representable DateTime".
             if (parse.GetValue(asOf) is { } day && (day.Year < 1900 || day.Year > 2999)) throw new ArgumentException("--as-of must be between 1900-01-01 and 2999-12-31.");
-            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             var name = parse.GetValue(tenant)!;
+            // A name no establishment can have is refused before the store is opened (or made, with its master key).
+            if (!Tenants.IsValidName(name)) throw new ArgumentException(Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.");
+            await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             var owner = await store.Tenants.FindAsync(name, token);
             if (owner is null)
             {

@@ -174,6 +174,19 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task A_name_no_establishment_can_have_is_refused_before_a_store_or_key_is_made()
+    {
+        foreach (var verb in new[] { "tenants add nom!", "seed --patients 1 --tenant nom!" })
+        {
+            var (exit, output) = await RunAsync($"{verb} {DbArgs}");
+            Assert.True(exit == 1, output);
+            Assert.Equal("error: An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.", output.Trim());
+            Assert.False(File.Exists(Path.Combine(_directory, "v.db")), verb);
+            Assert.False(File.Exists(Path.Combine(_directory, "master.key")), verb);
+        }
+    }
+
+    [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
         Assert.Equal(0, (await RunAsync($"tenants add clinique-test {DbArgs}")).Exit);
