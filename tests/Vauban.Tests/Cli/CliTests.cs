@@ -835,6 +835,16 @@ public class CliTests : IDisposable
         Assert.Equal(1, exit);
         Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
     }
+
+    [Fact]
+    public async Task Serve_refuses_a_password_minimum_above_the_maximum_naming_the_minimum()
+    {
+        // It said "The maximum password length must be at least 64", of an option the operator had not typed.
+        var (exit, output) = await RunAsync($"serve --password-min-length 99999 --urls http://127.0.0.1:0 {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.Equal("error: The minimum password length cannot be above the maximum, 256.", output.Trim());
+    }
+
     [Theory]
     [InlineData("--urls garbage")]
     [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
