@@ -187,6 +187,15 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Keys_rotate_master_with_an_empty_new_key_file_names_the_option()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu {DbArgs}")).Exit);
+        var (exit, output) = await RunAsync(["keys", "rotate-master", "--new-key-file", "", .. DbArgs.Split(' ')]);
+        Assert.Equal(1, exit);
+        Assert.Equal("error: --new-key-file is empty: name the file to write the new master key to.", output.Trim());
+    }
+
+    [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
         Assert.Equal(0, (await RunAsync($"tenants add clinique-test {DbArgs}")).Exit);
