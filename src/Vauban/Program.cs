@@ -9,7 +9,9 @@ public static class Program
 
     public static async Task<int> Main(string[] args)
     {
-        var parse = VaubanCommands.Build().Parse(args);
+        // No POSIX bundling: no option has a one-letter name but the help's, and a value typed after a verb that begins with
+        // "-h" (a Patient id "-hpat", an establishment "-hx") was read as -h bundled with other letters: the verb's help, exit 0.
+        var parse = VaubanCommands.Build().Parse(args, new System.CommandLine.ParserConfiguration { EnablePosixBundling = false });
         var exit = await parse.InvokeAsync();
         if (exit == 0 && parse.UnmatchedTokens.Count > 0)
         {

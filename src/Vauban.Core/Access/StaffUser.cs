@@ -77,7 +77,9 @@ public sealed record AccountOptions
     public void Validate()
     {
         if (PasswordMinLength < 8) throw new VaubanConfigurationException("The minimum password length cannot be below 8 (NIST SP 800-63B-4).");
-        if (PasswordMaxLength < 64 || PasswordMaxLength < PasswordMinLength) throw new VaubanConfigurationException("The maximum password length must be at least 64.");
+        if (PasswordMaxLength < 64) throw new VaubanConfigurationException("The maximum password length must be at least 64.");
+        // Said of the minimum, the length the operator set (serve --password-min-length 99999 read "the maximum ... at least 64").
+        if (PasswordMinLength > PasswordMaxLength) throw new VaubanConfigurationException($"The minimum password length cannot be above the maximum, {PasswordMaxLength}.");
         if (PasswordIterations < 600_000) throw new VaubanConfigurationException("PBKDF2 needs at least 600,000 iterations.");
         if (LockoutAfterFailures is < 3 or > 100) throw new VaubanConfigurationException("Lockout after 3 to 100 failures.");
         if (InternalSourceFailuresBeforeAlert < 1) throw new VaubanConfigurationException("The failures from an internal network's source that alert the security officer must be at least 1.");

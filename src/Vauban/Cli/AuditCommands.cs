@@ -34,11 +34,7 @@ internal static class AuditCommands
         };
         verify.Options.Add(tenant);
         verify.Options.Add(lookups);
-        // A file that is not there is a usage error (exit 2), as for --jwks and import's path.
-        witness.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<FileInfo?>() is { Exists: false } missing) result.AddError($"--witness: no file at {missing.FullName}.");
-        });
+        // A file that is not there is a usage error (exit 2), as for --jwks and import's path: VaubanCommands.SayValues.
         verify.Options.Add(witness);
         StoreArguments.AddTo(verify);
         verify.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>

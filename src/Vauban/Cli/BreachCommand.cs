@@ -83,6 +83,9 @@ internal static class BreachCommand
         {
             if (result.GetValue(from) is { } f && result.GetValue(to) is { } t && Instant(f, false) is { } start && Instant(t, true) is { } end && start >= end)
                 result.AddError("--from must be before --to.");
+            // The 72-hour deadline runs from it: a time not yet come made a deadline that is not the law's (and past 9999, a failure).
+            if (result.GetValue(detected) is { } d && Instant(d, false) is { } aware && aware > DateTimeOffset.UtcNow.AddMinutes(5))
+                result.AddError($"--detected-at: '{d}' is in the future; it is when the establishment became aware of the breach.");
         });
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
@@ -200,7 +203,8 @@ internal static class BreachCommand
         if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
         {
             var start = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
-            return endOfDay ? start.AddDays(1) : start;
+            // The end of 9999-12-31 is the last instant there is ("an un-representable DateTime" was said instead).
+            return !endOfDay ? start : day == DateOnly.MaxValue ? DateTimeOffset.MaxValue : start.AddDays(1);
         }
         return text.Contains('T', StringComparison.Ordinal)
             && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at) ? at : null;

@@ -19,11 +19,7 @@ internal static class ClientCommands
         var ownOnly = new Option<bool>("--own-resources-only") { Description = "Limit the client to the resources it created itself." };
         var purpose = PurposeOption("What the client's acts are for, recorded on each of their audit entries");
         purpose.DefaultValueFactory = _ => Vauban.Access.KnownPurposes.Treatment;
-        // A file that is not there is a usage error (exit 2), as a missing argument is.
-        jwks.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<FileInfo?>() is { Exists: false } missing) result.AddError($"--jwks: no file at {missing.FullName}.");
-        });
+        // A file that is not there is a usage error (exit 2), as a missing argument is: VaubanCommands.SayValues.
         add.Options.Add(jwks);
         add.Options.Add(patients);
         add.Options.Add(ownOnly);

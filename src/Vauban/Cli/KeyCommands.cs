@@ -26,7 +26,10 @@ internal static class KeyCommands
         StoreArguments.AddTo(rotate);
         rotate.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            var path = Path.GetFullPath(parse.GetValue(newKeyFile)!);
+            // Path.GetFullPath("") said only "The value cannot be an empty string."
+            var given = parse.GetValue(newKeyFile)!;
+            if (string.IsNullOrWhiteSpace(given)) throw new ArgumentException("--new-key-file is empty: name the file to write the new master key to.");
+            var path = Path.GetFullPath(given);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var previous = store.MasterKeyFingerprint;
             // Made and synced before the store takes it: a store bound to a key that a power loss then took away would be lost.

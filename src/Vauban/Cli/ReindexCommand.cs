@@ -38,13 +38,9 @@ internal static class ReindexCommand
             var all = await store.Tenants.ListAsync(token);
             if (parse.GetValue(tenant) is { } name)
             {
-                if (all.FirstOrDefault(t => t.Name == name) is not { } found) // the list in hand: no second query
-                {
-                    // A typo, like an unknown --type: a usage error, and nothing is touched. Worded as every verb's --tenant.
-                    Console.Error.WriteLine($"error: --tenant: {await TenantCommands.NotFoundAsync(store, name, token)}");
-                    return 2;
-                }
-                tenants = [found];
+                // An unknown one exits 1 and touches nothing, as every verb's --tenant does (it alone answered 2).
+                tenants = [all.FirstOrDefault(t => t.Name == name) // the list in hand: no second query
+                    ?? throw new ArgumentException(await TenantCommands.NotFoundAsync(store, name, token))];
             }
             else tenants = all;
             var status = await store.Records.IndexStatusAsync(token);

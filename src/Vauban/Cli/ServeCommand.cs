@@ -72,7 +72,10 @@ internal static class ServeCommand
             var keyFile = (parse.GetValue(tlsKey) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_KEY")) is { Length: > 0 } keyGiven ? keyGiven : null;
             if (keyFile is not null && certificateFile is null) throw new ArgumentException("--tls-key: give the certificate it belongs to with --tls-certificate.");
             var httpsAddresses = 0;
-            foreach (var address in parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            var addresses = parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            // None at all (--urls "" from an unset variable) left Kestrel to its own default, http://localhost:5000.
+            if (addresses.Length == 0) throw new ArgumentException("--urls: no address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
+            foreach (var address in addresses)
             {
                 Microsoft.AspNetCore.Http.BindingAddress parsed;
                 try
@@ -134,7 +137,7 @@ internal static class ServeCommand
                 InternalNetworks = ownNetworks, InternalSourceFailuresBeforeAlert = parse.GetValue(internalAlertAfter),
             };
             var guard = parse.GetValue(guardConfig) is { } file
-                ? Vauban.Guard.GuardOptions.FromJson(file.Exists ? await File.ReadAllTextAsync(file.FullName, token) : throw new ArgumentException($"No guard configuration file at {file.FullName}."))
+                ? Vauban.Guard.GuardOptions.FromJson(await File.ReadAllTextAsync(file.FullName, token)) // there when parsed: VaubanCommands.SayValues
                 : new Vauban.Guard.GuardOptions();
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");

@@ -8,15 +8,28 @@ namespace Vauban.Cli;
 
 internal static class StoreArguments
 {
-    public static readonly Option<string?> Db = new("--db")
+    public static readonly Option<string?> Db = NotEmpty(new("--db")
     {
         Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…). Default: $VAUBAN_DB, else ./data/vauban.db",
-    };
+    }, "the store's file or connection string");
 
-    public static readonly Option<string?> MasterKeyFile = new("--master-key-file")
+    public static readonly Option<string?> MasterKeyFile = NotEmpty(new("--master-key-file")
     {
         Description = "The master key file (created with mode 0600 along with a new store; for a store that exists it must be there). Default: $VAUBAN_MASTER_KEY_FILE, else ./data/master.key. Or $VAUBAN_MASTER_KEY (base64), which takes precedence over $VAUBAN_MASTER_KEY_FILE; with this option, refused. A store is bound to its key when it is made.",
-    };
+    }, "the key file");
+
+    /// <summary>An empty value typed for the option (--db "$VAUBAN_DB" with the variable unset) is a usage error: it was taken as
+    /// the default, ./data/vauban.db or ./data/master.key, passing over $VAUBAN_MASTER_KEY_FILE, and `tenants add` made a
+    /// store or a new master key there.</summary>
+    private static Option<string?> NotEmpty(Option<string?> option, string what)
+    {
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens.Count > 0 && string.IsNullOrWhiteSpace(result.Tokens[^1].Value))
+                result.AddError($"{option.Name} is empty: give {what}, or leave {option.Name} out for the default.");
+        });
+        return option;
+    }
 
     public static void AddTo(Command command)
     {

@@ -20,13 +20,15 @@ internal static class VaubanCommands
         root.Subcommands.Add(AuditCommands.Build());
         root.Subcommands.Add(KeyCommands.Build());
         root.Subcommands.Add(BreachCommand.Build());
-        SayWholeNumbers(root);
+        SayValues(root);
         return root;
     }
 
-    /// <summary>Every whole-number option refuses a word in the operator's terms: the parser's own message was "Cannot parse
-    /// argument 'abc' for option '--patients' as expected type 'System.Int32'", also for a number too large for it.</summary>
-    private static void SayWholeNumbers(Command command)
+    /// <summary>Every whole-number, file, folder and date option refuses what it cannot take in the operator's terms. The parser's own
+    /// message was "Cannot parse argument 'abc' for option '--patients' as expected type 'System.Int32'" (also for a number too
+    /// large for it), likewise 'System.IO.FileInfo' for an empty --jwks, where a validator asking for the value then threw and
+    /// printed a stack trace; and a date was read in any format the invariant culture knows, 05/12/2026 as the 12th of May.</summary>
+    private static void SayValues(Command command)
     {
         foreach (var option in command.Options)
         {
@@ -38,18 +40,57 @@ internal static class VaubanCommands
                 case Option<int?> optional:
                     optional.CustomParser = result => WholeNumber(result, option.Name);
                     break;
+                case Option<FileInfo> file:
+                    file.CustomParser = result => ExistingFile(result, option.Name);
+                    break;
+                case Option<DirectoryInfo> folder:
+                    folder.CustomParser = result => Folder(result, option.Name);
+                    break;
+                case Option<DateOnly?> date:
+                    date.CustomParser = result => Date(result, option.Name);
+                    break;
             }
         }
-        foreach (var sub in command.Subcommands) SayWholeNumbers(sub);
+        foreach (var sub in command.Subcommands) SayValues(sub);
     }
+
+    private static string Given(System.CommandLine.Parsing.ArgumentResult result) => result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
 
     private static int? WholeNumber(System.CommandLine.Parsing.ArgumentResult result, string option)
     {
-        var text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        var text = Given(result);
         if (int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value)) return value;
         result.AddError(long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)
             ? $"{option}: {text} is too large."
             : $"{option}: '{text}' is not a whole number.");
+        return null;
+    }
+
+    /// <summary>A file the verb reads (--jwks, --witness, --guard-config): one that is not there is a usage error (exit 2), as a
+    /// missing argument is.</summary>
+    private static FileInfo? ExistingFile(System.CommandLine.Parsing.ArgumentResult result, string option)
+    {
+        var text = Given(result);
+        if (string.IsNullOrWhiteSpace(text)) result.AddError($"{option}: the path is empty; name the file.");
+        else if (Directory.Exists(text)) result.AddError($"{option}: {Path.GetFullPath(text)} is a folder; name the file.");
+        else if (!File.Exists(text)) result.AddError($"{option}: no file at {Path.GetFullPath(text)}.");
+        else return new FileInfo(text);
+        return null;
+    }
+
+    private static DirectoryInfo? Folder(System.CommandLine.Parsing.ArgumentResult result, string option)
+    {
+        var text = Given(result);
+        if (!string.IsNullOrWhiteSpace(text)) return new DirectoryInfo(text);
+        result.AddError($"{option}: the path is empty; name the folder.");
+        return null;
+    }
+
+    private static DateOnly? Date(System.CommandLine.Parsing.ArgumentResult result, string option)
+    {
+        var text = Given(result);
+        if (DateOnly.TryParseExact(text, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var day)) return day;
+        result.AddError($"{option}: '{text}' is not a date (yyyy-MM-dd, e.g. 2026-12-05).");
         return null;
     }
 

@@ -107,6 +107,94 @@ public class CliTests : IDisposable
         Assert.DoesNotContain("System.Int32", output, StringComparison.Ordinal);
     }
 
+    // Arguments separated by '|', so that an empty one can be typed.
+    [Theory]
+    [InlineData("audit|verify|--witness|", "--witness: the path is empty; name the file.")]
+    [InlineData("clients|add|--tenant|t|--name|x|--scopes|system/*.rs|--jwks|", "--jwks: the path is empty; name the file.")]
+    [InlineData("clients|add|--tenant|t|--name|x|--scopes|system/*.rs|--jwks|/", "--jwks: / is a folder; name the file.")]
+    [InlineData("serve|--guard-config|", "--guard-config: the path is empty; name the file.")]
+    [InlineData("breach|--tenant|t|--principal|user:1|--out|", "--out: the path is empty; name the folder.")]
+    [InlineData("seed|--tenant|t|--as-of|", "--as-of: '' is not a date (yyyy-MM-dd")]
+    // Read as the 12th of May by the invariant culture; a French operator means the 5th of December.
+    [InlineData("seed|--tenant|t|--as-of|05/12/2026", "--as-of: '05/12/2026' is not a date (yyyy-MM-dd")]
+    public async Task An_empty_path_or_a_date_not_written_yyyy_MM_dd_is_a_usage_error_in_the_operators_terms(string arguments, string expected)
+    {
+        var (exit, output) = await RunAsync(arguments.Split('|'));
+        Assert.True(exit == 2, output);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("System.", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_date_at_the_end_of_the_calendar_is_refused_or_taken_without_a_DateTime_failure()
+    {
+        var seeded = await RunAsync($"seed --tenant t --patients 1 --as-of 9999-12-31 {DbArgs}");
+        Assert.Equal(1, seeded.Exit);
+        Assert.Equal("error: --as-of must be between 1900-01-01 and 2999-12-31.", seeded.Output.Trim());
+        Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+        Assert.Equal(DateTimeOffset.MaxValue, Vauban.Cli.BreachCommand.Instant("9999-12-31", endOfDay: true));
+        var later = await RunAsync($"breach --tenant t --principal user:1 --out {Path.Combine(_directory, "out")} --detected-at 2999-01-01 {DbArgs}");
+        Assert.True(later.Exit == 2, later.Output);
+        Assert.Contains("--detected-at: '2999-01-01' is in the future", later.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_value_beginning_with_dash_h_after_a_verb_is_taken_as_the_value_not_as_the_help()
+    {
+        // FHIR ids may begin with '-': a patient imported as "-hpat", whose access history the officer asks for.
+        Assert.Equal(0, (await ImportIntoNewTenantAsync("chu-tirets", "tiret.json", $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Tiret", id: "-hpat")}}, "request": { "method": "PUT", "url": "Patient/-hpat" } } ] }
+            """)).Exit);
+        var history = await RunAsync($"audit patient -hpat --tenant chu-tirets {DbArgs}");
+        Assert.True(history.Exit == 0, history.Output);
+        Assert.Contains("Access history of Patient/-hpat in chu-tirets", history.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Usage:", history.Output, StringComparison.Ordinal);
+        var added = await RunAsync($"tenants add -hx {DbArgs}");
+        Assert.True(added.Exit == 0, added.Output);
+        Assert.Contains("Created the establishment '-hx'", added.Output, StringComparison.Ordinal);
+        // -h alone is still the help.
+        var help = await RunAsync($"audit patient -h {DbArgs}");
+        Assert.Equal(0, help.Exit);
+        Assert.Contains("Usage:", help.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_empty_db_or_master_key_file_is_a_usage_error_not_the_default_store_or_key()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu {DbArgs}")).Exit);
+        var emptyDb = await RunAsync(["tenants", "list", "--db", "", "--master-key-file", Path.Combine(_directory, "master.key")]);
+        Assert.True(emptyDb.Exit == 2, emptyDb.Output);
+        Assert.Contains("--db is empty", emptyDb.Output, StringComparison.Ordinal);
+        var emptyKey = await RunAsync(["tenants", "add", "autre", "--db", Path.Combine(_directory, "v.db"), "--master-key-file", ""]);
+        Assert.True(emptyKey.Exit == 2, emptyKey.Output);
+        Assert.Contains("--master-key-file is empty", emptyKey.Output, StringComparison.Ordinal);
+        Assert.Equal("chu", (await RunAsync($"tenants list {DbArgs}")).Output.Trim().Split('\t')[1]);
+    }
+
+    [Fact]
+    public async Task A_name_no_establishment_can_have_is_refused_before_a_store_or_key_is_made()
+    {
+        foreach (var verb in new[] { "tenants add nom!", "seed --patients 1 --tenant nom!" })
+        {
+            var (exit, output) = await RunAsync($"{verb} {DbArgs}");
+            Assert.True(exit == 1, output);
+            Assert.Equal("error: An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.", output.Trim());
+            Assert.False(File.Exists(Path.Combine(_directory, "v.db")), verb);
+            Assert.False(File.Exists(Path.Combine(_directory, "master.key")), verb);
+        }
+    }
+
+    [Fact]
+    public async Task Keys_rotate_master_with_an_empty_new_key_file_names_the_option()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu {DbArgs}")).Exit);
+        var (exit, output) = await RunAsync(["keys", "rotate-master", "--new-key-file", "", .. DbArgs.Split(' ')]);
+        Assert.Equal(1, exit);
+        Assert.Equal("error: --new-key-file is empty: name the file to write the new master key to.", output.Trim());
+    }
+
     [Fact]
     public async Task Tenant_client_seed_and_import_work_together_and_the_secret_is_printed_once()
     {
@@ -684,15 +772,16 @@ public class CliTests : IDisposable
             entries = await ScalarAsync(connection, "SELECT count(*) FROM audit_entries");
         }
 
-        // A mistyped type or establishment is a usage error, and nothing is done.
+        // A mistyped type is a usage error, a mistyped establishment a refusal; nothing is done.
         var badType = await RunAsync($"reindex --type Observations {DbArgs}");
         Assert.True(badType.Exit == 2, badType.Output);
         Assert.Contains("--type: 'Observations' is not a resource type", badType.Output, StringComparison.Ordinal);
+        // An unknown establishment exits 1, as with every other verb's --tenant.
         var badTenant = await RunAsync($"reindex --tenant chu-nulle-part {DbArgs}");
-        Assert.True(badTenant.Exit == 2, badTenant.Output);
-        Assert.Contains("--tenant: No establishment 'chu-nulle-part'.", badTenant.Output, StringComparison.Ordinal);
+        Assert.True(badTenant.Exit == 1, badTenant.Output);
+        Assert.StartsWith("error: No establishment 'chu-nulle-part'.", badTenant.Output, StringComparison.Ordinal);
         var nearMiss = await RunAsync($"reindex --tenant CHU-Reindex {DbArgs}");
-        Assert.True(nearMiss.Exit == 2, nearMiss.Output);
+        Assert.True(nearMiss.Exit == 1, nearMiss.Output);
         Assert.Contains("did you mean 'chu-reindex'?", nearMiss.Output, StringComparison.Ordinal);
         await using (var connection = await SqliteAsync())
         {
@@ -756,6 +845,15 @@ public class CliTests : IDisposable
         Assert.StartsWith("error: The minimum password length cannot be below 8", output.Trim());
     }
 
+    [Fact]
+    public async Task Serve_refuses_a_password_minimum_above_the_maximum_naming_the_minimum()
+    {
+        // It said "The maximum password length must be at least 64", of an option the operator had not typed.
+        var (exit, output) = await RunAsync($"serve --password-min-length 99999 --urls http://127.0.0.1:0 {DbArgs}");
+        Assert.Equal(1, exit);
+        Assert.Equal("error: The minimum password length cannot be above the maximum, 256.", output.Trim());
+    }
+
     [Theory]
     [InlineData("--urls garbage")]
     [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
@@ -766,6 +864,8 @@ public class CliTests : IDisposable
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.1,proxy.example")]
     [InlineData("--urls http://127.0.0.1:0 --internal-networks 10.0.0.0/8,192.168.1.7/24")]
     [InlineData("--urls http://127.0.0.1:99999")]
+    // No address at all (--urls "" or ";"): Kestrel listened on its own default, http://localhost:5000.
+    [InlineData("--urls ;")]
     // Believing every client's X-Forwarded-For: any client writes its own address into the audit log.
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 0.0.0.0/0")]
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.2,::/0")]
