@@ -111,13 +111,9 @@ public sealed class DataKeyRotationTests
     public async Task A_record_altered_in_the_database_is_left_as_it_is_not_made_authentic_by_resealing(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
-        using var client = await server.ClientAsync("chu-altered");
-        var tenant = (await server.Store.Tenants.FindAsync("chu-altered", CancellationToken.None))!;
-        for (var i = 0; i < 3; i++)
-        {
-            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Altere" + i)));
-            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        }
+        var established = await PatientsAsync(server, "chu-altered", "Altere", 3);
+        established.Client.Dispose();
+        var tenant = established.Tenant;
         // One ciphertext byte flipped, as an intruder with the database would.
         await FlipAByteOfTheFirstRecordAsync(server.Db);
         var administrator = AccessContext.Operator(tenant, "administration");
@@ -138,15 +134,9 @@ public sealed class DataKeyRotationTests
     public async Task A_record_updated_between_the_passes_read_and_its_write_keeps_the_update_and_is_left_for_the_next_pass(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
-        using var client = await server.ClientAsync("chu-race");
-        var tenant = (await server.Store.Tenants.FindAsync("chu-race", CancellationToken.None))!;
-        var ids = new List<string>();
-        for (var i = 0; i < 3; i++)
-        {
-            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Course" + i)));
-            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-            ids.Add(created.Headers.Location!.ToString().Split('/')[^3]);
-        }
+        var established = await PatientsAsync(server, "chu-race", "Course", 3);
+        using var client = established.Client;
+        var (tenant, ids) = (established.Tenant, established.Ids);
         var administrator = AccessContext.Operator(tenant, "administration");
         await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
         // A clinician's update lands after the pass has read the page and before it writes it back.
@@ -182,13 +172,9 @@ public sealed class DataKeyRotationTests
     public async Task A_pass_that_fails_midway_leaves_its_beginning_and_how_far_it_went_on_the_chain(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
-        using var client = await server.ClientAsync("chu-panne");
-        var tenant = (await server.Store.Tenants.FindAsync("chu-panne", CancellationToken.None))!;
-        for (var i = 0; i < 5; i++)
-        {
-            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Panne" + i)));
-            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        }
+        var established = await PatientsAsync(server, "chu-panne", "Panne", 5);
+        established.Client.Dispose();
+        var tenant = established.Tenant;
         var administrator = AccessContext.Operator(tenant, "administration");
         await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
         server.Store.ResealBatchSize = 2;
@@ -292,6 +278,21 @@ public sealed class DataKeyRotationTests
     }
 
     /// <summary>The data key version each sealed record body and account field names in its header, read from the database.</summary>
+    /// <summary>An establishment with an API client and <paramref name="count"/> patients it created (families prefix0, prefix1, …),
+    /// the patients' ids in order.</summary>
+    private static async Task<(HttpClient Client, Tenant Tenant, List<string> Ids)> PatientsAsync(VaubanServer server, string establishment, string prefix, int count)
+    {
+        var client = await server.ClientAsync(establishment);
+        var ids = new List<string>();
+        for (var i = 0; i < count; i++)
+        {
+            using var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: prefix + i)));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            ids.Add(created.Headers.Location!.ToString().Split('/')[^3]);
+        }
+        return (client, (await server.Store.Tenants.FindAsync(establishment, CancellationToken.None))!, ids);
+    }
+
     private static async Task<List<(string Where, int Version)>> BodyVersionsAsync(string db)
     {
         await using var database = Vauban.Storage.StoreDatabase.Open(db);
