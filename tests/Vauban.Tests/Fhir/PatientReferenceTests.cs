@@ -9,27 +9,25 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class PatientReferenceTests : IAsyncLifetime
+/// <remarks>One server for the class (<see cref="FhirServerFixture"/>), each test in an establishment of its own.</remarks>
+public abstract class PatientReferenceTests(FhirServerFixture shared) : IAsyncLifetime
 {
-    private readonly Engine _engine;
-    private VaubanServer _server = null!;
+    private readonly VaubanServer _server = shared.Server;
+    private readonly string _establishment = "hospital-" + Guid.NewGuid().ToString("N")[..10];
     private HttpClient _api = null!;
     private string _patient = "", _other = "";
 
-    protected PatientReferenceTests(Engine engine) => _engine = engine;
-
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine);
-        _api = await _server.ClientAsync("hospital");
+        _api = await _server.ClientAsync(_establishment);
         _patient = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Suivi", nir: Samples.ValidNir("2850544109011")));
         _other = await CreateAsync("/fhir/Patient", Samples.Patient(family: "Autre", nir: Samples.ValidNir("2850544109012")));
     }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         _api.Dispose();
-        await _server.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     private async Task<string> CreateAsync(string url, string json)
@@ -148,7 +146,7 @@ public abstract class PatientReferenceTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.UnprocessableEntity, elsewhere.StatusCode);
         }
         await CreateAsync("/fhir/Observation", Result($$"""{ "reference": "Patient/{{_patient}}" }"""));
-        using var limited = await _server.ClientAsync("hospital", "system/*.rs", new ClientLimits([_other], false));
+        using var limited = await _server.ClientAsync(_establishment, "system/*.rs", new ClientLimits([_other], false));
         using var search = await limited.GetAsync("/fhir/Observation?_summary=count");
         Assert.Equal(0, (await search.BodyAsync()).GetProperty("total").GetInt32());
     }
@@ -182,7 +180,7 @@ public abstract class PatientReferenceTests : IAsyncLifetime
     [Fact]
     public async Task Import_rejects_the_entry_naming_its_patient_by_an_absolute_URL_and_loads_the_others()
     {
-        var tenant = (await _server.Store.Tenants.FindAsync("hospital", CancellationToken.None))!;
+        var tenant = (await _server.Store.Tenants.FindAsync(_establishment, CancellationToken.None))!;
         var items = new List<Vauban.Records.ImportItem>
         {
             Samples.Import("Observation", "imported-local", Result($$"""{ "reference": "Patient/{{_patient}}" }""")),
@@ -195,6 +193,6 @@ public abstract class PatientReferenceTests : IAsyncLifetime
     }
 }
 
-public sealed class PatientReferenceTests_Sqlite() : PatientReferenceTests(Engine.Sqlite);
+public sealed class PatientReferenceTests_Sqlite(FhirServerFixture_Sqlite shared) : PatientReferenceTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
 
-public sealed class PatientReferenceTests_Postgres() : PatientReferenceTests(Engine.Postgres);
+public sealed class PatientReferenceTests_Postgres(FhirServerFixture_Postgres shared) : PatientReferenceTests(shared), IClassFixture<FhirServerFixture_Postgres>;
