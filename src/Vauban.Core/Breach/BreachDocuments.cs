@@ -210,9 +210,10 @@ public static class BreachDocuments
         ({ } from, { } to) => fr ? $"du {When(from, fr)} au {When(to, fr)} (exclu)" : $"from {When(from, fr)} to {When(to, fr)} (excluded)",
     };
 
-    private static string FirstLast(BreachScope scope, bool fr) => scope.Patients.Count == 0
+    // The data subjects' accesses: a canary's are evidence of the reading, and may lie outside it (a probe before it began).
+    private static string FirstLast(BreachScope scope, bool fr) => !scope.DataSubjects.Any()
         ? (fr ? "aucune" : "none")
-        : $"{When(scope.Patients.Min(p => p.FirstAccess), fr)} — {When(scope.Patients.Max(p => p.LastAccess), fr)}";
+        : $"{When(scope.DataSubjects.Min(p => p.FirstAccess), fr)} — {When(scope.DataSubjects.Max(p => p.LastAccess), fr)}";
 
     public static string Describe(BreachCategory category, bool french) => (category, french) switch
     {

@@ -133,15 +133,24 @@ internal static class BreachCommand
             var letterFolder = Path.Combine(folder.FullName, "letters");
             CreatePrivateFolder(letterFolder);
             var written = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-            foreach (var patient in scope.DataSubjects.Where(p => addressees[p.Id].State == BreachAddresseeState.OnRecord))
+            try
             {
-                var files = written[patient.Id] = [];
-                foreach (var lang in languages)
+                foreach (var patient in scope.DataSubjects.Where(p => addressees[p.Id].State == BreachAddresseeState.OnRecord))
                 {
-                    var name = $"{patient.Id}.{BreachDocuments.FileSuffix(lang)}.md";
-                    await WriteAsync(Path.Combine(letterFolder, name), BreachDocuments.Letter(scope, patient, addressees[patient.Id], facts, lang), token);
-                    files.Add("letters/" + name);
+                    var files = written[patient.Id] = [];
+                    foreach (var lang in languages)
+                    {
+                        var name = $"{patient.Id}.{BreachDocuments.FileSuffix(lang)}.md";
+                        await WriteAsync(Path.Combine(letterFolder, name), BreachDocuments.Letter(scope, patient, addressees[patient.Id], facts, lang), token);
+                        files.Add("letters/" + name);
+                    }
                 }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Said without the file's name, which is a patient's id: the terminal's scrollback is no place for it.
+                throw new IOException(string.Create(CultureInfo.InvariantCulture,
+                    $"a letter could not be written in {letterFolder} ({e.GetType().Name}; {written.Count - 1} of {letters} patients' letters written): the folder is incomplete; remove it and run again."));
             }
             foreach (var lang in languages)
             {
