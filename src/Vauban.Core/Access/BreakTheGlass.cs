@@ -38,7 +38,10 @@ public sealed record ReviewedGrant(long Id, string Principal, string Patient, st
     /// <summary>What a review of <paramref name="grants"/> puts on the chain besides the act: each grant under its patient, so that
     /// the patient's access history shows who read the emergency stated about them (the explanation may hold clinical words).</summary>
     public static IReadOnlyList<Audit.AuditedRecord> Audited(IEnumerable<ReviewedGrant> grants) =>
-        grants.Select(g => new Audit.AuditedRecord("BreakTheGlass", g.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), g.Patient)).ToList();
+        grants.Select(g => new Audit.AuditedRecord(AuditedType, g.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), g.Patient)).ToList();
+
+    /// <summary>The type a reviewed grant is named under on the chain ("BreakTheGlass/&lt;id&gt;").</summary>
+    public const string AuditedType = "BreakTheGlass";
 }
 
 public enum BreakGlassStatus { Granted, Invalid, ReauthenticationRequired, NotAllowed, PatientNotFound }

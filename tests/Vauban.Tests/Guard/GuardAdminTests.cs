@@ -120,6 +120,13 @@ public abstract class GuardAdminTests : IAsyncLifetime
             var reading = Assert.Single(await OfficersAdministrativeEntriesAsync(), e => e.Detail.Patient == _stranger);
             Assert.Equal("guard console read (1 listed)", reading.Detail.Note);
             Assert.Equal(["BreakTheGlass/" + grant.GetProperty("id").GetInt64()], reading.Detail.Records);
+            // And in the scope of a breach of the officer's account: the emergency stated about the patient left with it.
+            var log = await Vauban.Breach.BreachInvestigation.CheckLogAsync(_server.Store, _tenant, CancellationToken.None);
+            var scope = await Vauban.Breach.BreachInvestigation.ScopeAsync(_server.Store, AccessContext.Operator(_tenant, "breach notification"),
+                reading.Detail.Principal, null, null, log, CancellationToken.None);
+            var reached = Assert.Single(scope!.Patients);
+            Assert.Equal(_stranger, reached.Id);
+            Assert.Equal([Vauban.Breach.BreachCategory.AccessHistory], reached.Categories);
 
             // An explanation altered in the database is said to be so, and the other grants are still listed (not a 500).
             await using (var database = Vauban.Storage.StoreDatabase.Open(_server.Db))
