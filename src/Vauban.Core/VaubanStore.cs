@@ -169,11 +169,11 @@ public sealed class VaubanStore : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(administrator);
         var version = (await _keys.ReloadAsync(administrator.Tenant.Id, cancellationToken)).KeyVersion;
-        AuditedRecord[] keys = [new AuditedRecord("keys:data", null, null)];
+        AuditedRecord[] dataKeys = [new AuditedRecord("keys:data", null, null)];
         string Counts(ResealTally t) => string.Create(CultureInfo.InvariantCulture,
             $"{t.Resealed} rows re-sealed under data key version {version}, {t.Current} already under it, {t.Changed} changed meanwhile, {t.Unreadable} unreadable");
         // On the chain before the first row is rewritten: a pass that is killed leaves its beginning there, one that fails its end.
-        await Audit.AppendAsync(administrator, AuditAction.Administration, AuditOutcome.Success, null, keys, cancellationToken,
+        await Audit.AppendAsync(administrator, AuditAction.Administration, AuditOutcome.Success, null, dataKeys, cancellationToken,
             string.Create(CultureInfo.InvariantCulture, $"keys rotate-data: re-sealing under data key version {version} begun"));
         var sofar = new ResealTally(0, 0, 0, 0);
         ResealTally tally;
@@ -186,12 +186,12 @@ public sealed class VaubanStore : IAsyncDisposable
         {
             // The batches committed before the failure stay re-sealed; the chain says how far the pass went, and why it stopped.
             var why = e is OperationCanceledException ? "cancelled" : "failed (" + e.GetType().Name + ")";
-            await Audit.AppendAsync(administrator, AuditAction.Administration, AuditOutcome.SeriousFailure, null, keys, CancellationToken.None,
+            await Audit.AppendAsync(administrator, AuditAction.Administration, AuditOutcome.SeriousFailure, null, dataKeys, CancellationToken.None,
                 $"keys rotate-data: {why} after {Counts(sofar)}");
             throw;
         }
         await Audit.AppendAsync(administrator, AuditAction.Administration, tally.Complete ? AuditOutcome.Success : AuditOutcome.MinorFailure, null,
-            keys, cancellationToken, "keys rotate-data: " + Counts(tally));
+            dataKeys, cancellationToken, "keys rotate-data: " + Counts(tally));
         return (version, tally);
     }
 

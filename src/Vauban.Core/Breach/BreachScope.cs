@@ -145,12 +145,12 @@ public static class BreachInvestigation
     /// $everything's with _count=0) returns no record.</summary>
     private static bool Left(AuditEntry entry) =>
         entry.Outcome == AuditOutcome.Success
-        && (Reaching.Contains(entry.Action) || (entry.Action == AuditAction.Administration && entry.Detail.Records.Any(ReviewedGrant)))
+        && (Reaching.Contains(entry.Action) || (entry.Action == AuditAction.Administration && entry.Detail.Records.Any(NamesReviewedGrant)))
         && !(entry.Detail.Note is { } note && note.StartsWith(AuditTrail.CountOnlyNote, StringComparison.Ordinal));
 
     /// <summary>A break-the-glass grant the security officer's review read (<see cref="ReviewedGrant.Audited"/>): the emergency
     /// stated about the patient, in its holder's words.</summary>
-    private static bool ReviewedGrant(string record) => record.StartsWith(Access.ReviewedGrant.AuditedType + "/", StringComparison.Ordinal);
+    private static bool NamesReviewedGrant(string record) => record.StartsWith(ReviewedGrant.AuditedType + "/", StringComparison.Ordinal);
 
     /// <summary>The category of a resource type's records; null for the directory (practitioners, roles, organizations).</summary>
     public static BreachCategory? CategoryOf(string type) => type switch
@@ -162,7 +162,7 @@ public static class BreachInvestigation
         KnownResourceTypes.DocumentReference => BreachCategory.ClinicalDocuments,
         KnownResourceTypes.Coverage or KnownResourceTypes.Invoice => BreachCategory.InsuranceAndBilling,
         KnownResourceTypes.CareTeam => BreachCategory.CareTeam,
-        "AuditEvent" or Access.ReviewedGrant.AuditedType => BreachCategory.AccessHistory,
+        "AuditEvent" or ReviewedGrant.AuditedType => BreachCategory.AccessHistory,
         _ => null,
     };
 

@@ -217,8 +217,8 @@ internal static class DataKeyRotation
         long replaced = 0;
         foreach (var (row, sealedAgain) in replacements)
         {
-            using var update = scope.Command(column.Replace).With("new", column.Store(sealedAgain)).With("old", row.Stored);
-            for (var i = 0; i < row.Key.Length; i++) update.With("k" + i, row.Key[i]);
+            using var update = scope.Command(column.Replace);
+            foreach (var (name, value) in Arguments(column, row, sealedAgain)) update.With(name, value);
             replaced += await update.ExecuteNonQueryAsync(cancellationToken);
         }
         return replaced;
@@ -234,12 +234,18 @@ internal static class DataKeyRotation
         {
             var update = batch.CreateBatchCommand();
             update.CommandText = column.Replace;
-            Bind(update, "new", column.Store(sealedAgain));
-            Bind(update, "old", row.Stored);
-            for (var i = 0; i < row.Key.Length; i++) Bind(update, "k" + i, row.Key[i]);
+            foreach (var (name, value) in Arguments(column, row, sealedAgain)) Bind(update, name, value);
             batch.BatchCommands.Add(update);
         }
         return await batch.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>What <see cref="Column.Replace"/> is given for one row: the value re-sealed (@new), the value as read (@old), its key.</summary>
+    private static IEnumerable<(string Name, object Value)> Arguments(Column column, Sealed row, byte[] sealedAgain)
+    {
+        yield return ("new", column.Store(sealedAgain));
+        yield return ("old", row.Stored);
+        for (var i = 0; i < row.Key.Length; i++) yield return ("k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Key[i]);
     }
 
     private static void Bind(DbBatchCommand command, string name, object value)

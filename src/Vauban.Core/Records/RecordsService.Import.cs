@@ -100,14 +100,20 @@ public sealed partial class RecordsService
             }
         }
 
+        // A batch sealed on the thread pool with the keys as they are now: a load lasts longer than a data-key rotation's wait, and
+        // must take its new key as requests do (the writer opens with them too: they hold every version before).
+        async Task<Task<List<PreparedRow>>> SealAsync(List<ImportItem> sealing)
+        {
+            keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+            return PrepareAsync(context, keys, sealing);
+        }
+
         foreach (var item in items)
         {
             batch.Add(item);
             if (batch.Count < ImportBatchSize) continue;
-            // Pipeline: seal batch n+1 on the thread pool while batch n is written. With the keys as they are now: a load lasts
-            // longer than a data-key rotation's wait, and must take its new key as requests do.
-            keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-            var next = PrepareAsync(context, keys, batch);
+            // Pipeline: seal batch n+1 on the thread pool while batch n is written.
+            var next = await SealAsync(batch);
             batch = new List<ImportItem>(ImportBatchSize);
             if (writing is not null) await writing;
             if (preparing is not null) writing = FlushAsync(preparing);
@@ -115,8 +121,7 @@ public sealed partial class RecordsService
         }
         if (batch.Count > 0)
         {
-            keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-            var next = PrepareAsync(context, keys, batch);
+            var next = await SealAsync(batch);
             if (writing is not null) await writing;
             if (preparing is not null) await FlushAsync(preparing);
             preparing = next;

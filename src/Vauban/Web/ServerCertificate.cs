@@ -95,8 +95,8 @@ public sealed class ServerCertificate : IDisposable
         return new ServerCertificate(certificate, chain, certificateFile, keyFile, password);
     }
 
-    /// <summary>Releases the private key's native handle and the chain's; a certificate a handshake may still present (the one in
-    /// use, and the one Kestrel was configured with at start) is not disposed.</summary>
+    /// <summary>Releases the private key's native handle and the chain's. Only for a certificate no handshake presents any more
+    /// (<see cref="ServerCertificateRenewal"/> keeps the one in use, the last replaced, and Kestrel's default from the start).</summary>
     public void Dispose() => Dispose(Certificate, Chain);
 
     private static void Dispose(X509Certificate2 certificate, X509Certificate2Collection chain)
