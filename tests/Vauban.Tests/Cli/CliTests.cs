@@ -35,35 +35,32 @@ public class CliTests : IDisposable
         return await RunAsync($"import {file} --tenant {tenant} {DbArgs}");
     }
 
-    /// <summary>Every verb and sub-verb in the command tree, as typed: a verb added later is covered without being listed here.</summary>
-    public static TheoryData<string> EveryVerb()
+    /// <summary>The root and every verb and sub-verb under it, each with what is typed to reach it ("" for the root): a verb added
+    /// later is covered without being listed here.</summary>
+    private static IEnumerable<(string Typed, System.CommandLine.Command Command)> CommandTree()
     {
-        var verbs = new TheoryData<string> { "--help" };
-        void Walk(System.CommandLine.Command command, string path)
+        var pending = new Stack<(string, System.CommandLine.Command)>([("", Vauban.Cli.VaubanCommands.Build())]);
+        while (pending.Count > 0)
         {
-            foreach (var sub in command.Subcommands)
-            {
-                var typed = (path + " " + sub.Name).Trim();
-                verbs.Add(typed + " --help");
-                Walk(sub, typed);
-            }
+            var (typed, command) = pending.Pop();
+            yield return (typed, command);
+            foreach (var sub in command.Subcommands) pending.Push(((typed + " " + sub.Name).Trim(), sub));
         }
-        Walk(Vauban.Cli.VaubanCommands.Build(), "");
-        return verbs;
     }
+
+    public static TheoryData<string> EveryVerb() => [.. CommandTree().Select(c => (c.Typed + " --help").Trim())];
 
     [Fact]
     public void Every_verb_option_and_argument_says_what_it_is_for()
     {
         var missing = new List<string>();
-        void Walk(System.CommandLine.Command command, string path)
+        foreach (var (typed, command) in CommandTree())
         {
+            var path = ("vauban " + typed).Trim();
             if (string.IsNullOrWhiteSpace(command.Description)) missing.Add(path);
             missing.AddRange(command.Options.Where(o => string.IsNullOrWhiteSpace(o.Description)).Select(o => $"{path} {o.Name}"));
             missing.AddRange(command.Arguments.Where(a => string.IsNullOrWhiteSpace(a.Description)).Select(a => $"{path} <{a.Name}>"));
-            foreach (var sub in command.Subcommands) Walk(sub, (path + " " + sub.Name).Trim());
         }
-        Walk(Vauban.Cli.VaubanCommands.Build(), "vauban");
         Assert.Empty(missing);
     }
 

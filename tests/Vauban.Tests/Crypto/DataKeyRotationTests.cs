@@ -201,8 +201,9 @@ public sealed class DataKeyRotationTests
         // A load lasts hours; a rotation waits half a minute for running processes to take its key before re-sealing. A load
         // that kept the keys it began with would go on writing under the old key behind the pass.
         await using var server = await VaubanServer.StartAsync(engine);
-        using var client = await server.ClientAsync("chu-import");
-        var tenant = (await server.Store.Tenants.FindAsync("chu-import", CancellationToken.None))!;
+        var established = await PatientsAsync(server, "chu-import", "Charge", 0);
+        established.Client.Dispose();
+        var tenant = established.Tenant;
         server.Store.Records.ImportBatchSize = 2;
         server.Store.Keys.Recheck = TimeSpan.Zero;
         IEnumerable<Vauban.Records.ImportItem> Items()

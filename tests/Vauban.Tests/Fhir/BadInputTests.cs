@@ -7,24 +7,16 @@ using Vauban.Records;
 
 namespace Vauban.Tests.Fhir;
 
-/// <summary>One server for the class's tests (a start and stop cost more than most of these tests): each test is a client of an
-/// establishment of its own, so that "nothing stored" is its own establishment's count.</summary>
-public abstract class BadInputServer(Engine engine) : IAsyncLifetime
+/// <summary>One server for the class's tests (a start and stop cost more than most of these tests), with a small resource limit:
+/// each test is a client of an establishment of its own, so that "nothing stored" is its own establishment's count.</summary>
+public sealed class BadInputServer_Sqlite() : FhirServerFixture(Engine.Sqlite, BadInputTests.Options);
+
+public sealed class BadInputServer_Postgres() : FhirServerFixture(Engine.Postgres, BadInputTests.Options);
+
+public abstract class BadInputTests(FhirServerFixture shared) : IAsyncLifetime
 {
-    public VaubanServer Server { get; private set; } = null!;
+    internal static Web.ServerOptions Options => new("http://127.0.0.1:0") { MaxResourceBytes = 64 * 1024 };
 
-    public async Task InitializeAsync() =>
-        Server = await VaubanServer.StartAsync(engine, new Web.ServerOptions("http://127.0.0.1:0") { MaxResourceBytes = 64 * 1024 });
-
-    public async Task DisposeAsync() => await Server.DisposeAsync();
-}
-
-public sealed class BadInputServer_Sqlite() : BadInputServer(Engine.Sqlite);
-
-public sealed class BadInputServer_Postgres() : BadInputServer(Engine.Postgres);
-
-public abstract class BadInputTests(BadInputServer shared) : IAsyncLifetime
-{
     private readonly VaubanServer _server = shared.Server;
     private HttpClient _api = null!;
 

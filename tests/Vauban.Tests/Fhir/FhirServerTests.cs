@@ -48,14 +48,15 @@ public abstract class FhirServerTests : IAsyncLifetime
     }
 }
 
-/// <summary>One server for a test class's tests (see <see cref="FhirServerTests"/>).</summary>
-public abstract class FhirServerFixture(Engine engine) : IAsyncLifetime
+/// <summary>One server for a test class's tests (see <see cref="FhirServerTests"/>), started with <paramref name="options"/>
+/// (the default ones when null).</summary>
+public abstract class FhirServerFixture(Engine engine, Web.ServerOptions? options = null) : IAsyncLifetime
 {
     public Engine Engine { get; } = engine;
 
     public VaubanServer Server { get; private set; } = null!;
 
-    public async Task InitializeAsync() => Server = await VaubanServer.StartAsync(Engine);
+    public async Task InitializeAsync() => Server = await VaubanServer.StartAsync(Engine, options);
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
 }
