@@ -111,9 +111,7 @@ public sealed class DataKeyRotationTests
     public async Task A_record_altered_in_the_database_is_left_as_it_is_not_made_authentic_by_resealing(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
-        var established = await PatientsAsync(server, "chu-altered", "Altere", 3);
-        established.Client.Dispose();
-        var tenant = established.Tenant;
+        var tenant = await TenantWithPatientsAsync(server, "chu-altered", "Altere", 3);
         // One ciphertext byte flipped, as an intruder with the database would.
         await FlipAByteOfTheFirstRecordAsync(server.Db);
         var administrator = AccessContext.Operator(tenant, "administration");
@@ -172,9 +170,7 @@ public sealed class DataKeyRotationTests
     public async Task A_pass_that_fails_midway_leaves_its_beginning_and_how_far_it_went_on_the_chain(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
-        var established = await PatientsAsync(server, "chu-panne", "Panne", 5);
-        established.Client.Dispose();
-        var tenant = established.Tenant;
+        var tenant = await TenantWithPatientsAsync(server, "chu-panne", "Panne", 5);
         var administrator = AccessContext.Operator(tenant, "administration");
         await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
         server.Store.ResealBatchSize = 2;
@@ -201,9 +197,7 @@ public sealed class DataKeyRotationTests
         // A load lasts hours; a rotation waits half a minute for running processes to take its key before re-sealing. A load
         // that kept the keys it began with would go on writing under the old key behind the pass.
         await using var server = await VaubanServer.StartAsync(engine);
-        var established = await PatientsAsync(server, "chu-import", "Charge", 0);
-        established.Client.Dispose();
-        var tenant = established.Tenant;
+        var tenant = await TenantWithPatientsAsync(server, "chu-import", "Charge", 0);
         server.Store.Records.ImportBatchSize = 2;
         server.Store.Keys.Recheck = TimeSpan.Zero;
         IEnumerable<Vauban.Records.ImportItem> Items()
@@ -292,6 +286,14 @@ public sealed class DataKeyRotationTests
             ids.Add(created.Headers.Location!.ToString().Split('/')[^3]);
         }
         return (client, (await server.Store.Tenants.FindAsync(establishment, CancellationToken.None))!, ids);
+    }
+
+    /// <summary>As <see cref="PatientsAsync"/>, for a test that needs only the establishment.</summary>
+    private static async Task<Tenant> TenantWithPatientsAsync(VaubanServer server, string establishment, string prefix, int count)
+    {
+        var (client, tenant, _) = await PatientsAsync(server, establishment, prefix, count);
+        client.Dispose();
+        return tenant;
     }
 
     private static async Task<List<(string Where, int Version)>> BodyVersionsAsync(string db)
