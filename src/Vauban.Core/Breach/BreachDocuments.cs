@@ -57,12 +57,12 @@ public static class BreachDocuments
             : $"Loss of confidentiality. {Who(scope, fr)} was used to read patient records outside any care need. Period examined: {Window(scope, fr)}. "
               + "The scope below is computed from the establishment's audit log (a signed hash chain), verified end to end before the computation.");
         text.AppendLine()
-            .AppendLine(fr ? $"- Personnes concernées : **{subjects}** patients" : $"- Data subjects concerned: **{subjects}** patients")
-            .AppendLine(fr ? $"- Enregistrements concernés : **{scope.Records}** enregistrements du dossier patient, en {scope.Accesses} accès journalisés"
-                : $"- Records concerned: **{scope.Records}** patient-record entries, in {scope.Accesses} audited accesses")
+            .AppendLine(fr ? $"- Personnes concernées : **{subjects}** {Noun(subjects, fr, "patient", "patients")}" : $"- Data subjects concerned: **{subjects}** {Noun(subjects, fr, "patient", "patients")}")
+            .AppendLine(fr ? $"- Enregistrements concernés : **{scope.Records}** {Noun(scope.Records, fr, "enregistrement", "enregistrements")} du dossier patient, en {Counted.Fr(scope.Accesses, "accès journalisé", "accès journalisés")}"
+                : $"- Records concerned: **{scope.Records}** {Noun(scope.Records, fr, "patient-record entry", "patient-record entries")}, in {Counted.En(scope.Accesses, "audited access", "audited accesses")}")
             .AppendLine(fr ? $"- Première et dernière consultation : {FirstLast(scope, fr)}" : $"- First and last access: {FirstLast(scope, fr)}")
-            .AppendLine(fr ? $"- Tentatives refusées (politique d'accès, garde, échec) : {scope.RefusedAccesses}, dont {scope.RefusedPatientsNotInScope} patients sans aucune donnée divulguée (non comptés ci-dessus)"
-                : $"- Refused attempts (access policy, guard, failure): {scope.RefusedAccesses}, on {scope.RefusedPatientsNotInScope} patients of whom no data left (not counted above)");
+            .AppendLine(fr ? $"- Tentatives refusées (politique d'accès, garde, échec) : {scope.RefusedAccesses}, dont {Counted.Fr(scope.RefusedPatientsNotInScope, "patient", "patients")} sans aucune donnée divulguée (non {(scope.RefusedPatientsNotInScope > 1 ? "comptés" : "compté")} ci-dessus)"
+                : $"- Refused attempts (access policy, guard, failure): {scope.RefusedAccesses}, on {Counted.En(scope.RefusedPatientsNotInScope, "patient", "patients")} of whom no data left (not counted above)");
         if (canaries + scope.RefusedCanaries.Count > 0)
         {
             text.AppendLine(fr
@@ -73,7 +73,7 @@ public static class BreachDocuments
         foreach (var category in scope.Categories)
         {
             var count = scope.DataSubjects.Count(p => p.Categories.Contains(category));
-            text.AppendLine(fr ? $"- {Describe(category, fr)} ({count} patients)" : $"- {Describe(category, fr)} ({count} patients)");
+            text.AppendLine($"- {Describe(category, fr)} ({(fr ? Counted.Fr(count, "patient", "patients") : Counted.En(count, "patient", "patients"))})");
         }
         if (scope.Categories.Count == 0) text.AppendLine(fr ? "- aucune donnée patient n'a quitté le système" : "- no patient data left the system");
         text.AppendLine().AppendLine(fr
@@ -118,10 +118,10 @@ public static class BreachDocuments
         text.AppendLine(fr
             ? $"Nous devons vous informer qu'un accès non autorisé a touché votre dossier chez {facts.Establishment}. {Who(scope, fr)} a été utilisé par une personne "
               + $"qui n'en avait pas le droit, pour consulter des dossiers de patients. Notre journal des accès montre que des données de votre dossier ont été consultées "
-              + $"entre le {When(patient.FirstAccess, fr)} et le {When(patient.LastAccess, fr)} ({patient.Accesses} accès)."
+              + $"entre le {When(patient.FirstAccess, fr)} et le {When(patient.LastAccess, fr)} ({Counted.Fr(patient.Accesses, "accès", "accès")})."
             : $"We must tell you that an unauthorised access reached your record at {facts.Establishment}. {Who(scope, fr)} was used by someone who had no right to it, "
               + $"to read patients' records. Our access log shows that data from your record were read between {When(patient.FirstAccess, fr)} and "
-              + $"{When(patient.LastAccess, fr)} ({patient.Accesses} accesses).");
+              + $"{When(patient.LastAccess, fr)} ({Counted.En(patient.Accesses, "access", "accesses")}).");
         text.AppendLine().AppendLine(fr ? "**Les données de votre dossier qui ont été atteintes :**" : "**The data from your record that were reached:**").AppendLine();
         foreach (var category in patient.Categories) text.AppendLine("- " + Describe(category, fr));
         if (patient.Actions.Any(a => a is AuditAction.Create or AuditAction.Update or AuditAction.Delete))
@@ -239,4 +239,7 @@ public static class BreachDocuments
         at.UtcDateTime.ToString(fr ? "dd/MM/yyyy 'à' HH:mm 'UTC'" : "yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
 
     private static string Day(DateTimeOffset at, bool fr) => at.UtcDateTime.ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    /// <summary>The noun after a figure set apart (bold): singular for 1 in English, for 0 and 1 in French.</summary>
+    private static string Noun(long count, bool fr, string one, string many) => (fr ? count is 0 or 1 : count == 1) ? one : many;
 }

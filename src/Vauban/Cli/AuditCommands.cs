@@ -63,17 +63,17 @@ internal static class AuditCommands
                 if (result.Valid)
                 {
                     var tail = result.UnsignedTail > 0
-                        ? string.Create(CultureInfo.InvariantCulture, $"; the last {result.UnsignedTail:N0} entries await their next checkpoint")
+                        ? string.Create(CultureInfo.InvariantCulture, $"; the last {Counted.En(result.UnsignedTail, "entry awaits its", "entries await their")} next checkpoint")
                         : "";
                     var heads = witnessed is { } w ? string.Create(CultureInfo.InvariantCulture, $", the {w.Heads.Count:N0} witnessed tree heads reproduced") : "";
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{t.Name}: OK — {result.Entries:N0} entries, {result.Checkpoints:N0} signed checkpoints verified in {seconds:0.0} s{heads}{tail}."));
+                        $"{t.Name}: OK — {Counted.En(result.Entries, "entry", "entries")}, {Counted.En(result.Checkpoints, "signed checkpoint", "signed checkpoints")} verified in {seconds:0.0} s{heads}{tail}."));
                 }
                 else
                 {
                     broken = true;
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{t.Name}: BROKEN at entry {result.FirstBroken} — {result.Problem}. {result.Entries:N0} entries before it verified."));
+                        $"{t.Name}: BROKEN at entry {result.FirstBroken} — {result.Problem}. {Counted.En(result.Entries, "entry", "entries")} before it verified."));
                 }
                 if (parse.GetValue(lookups))
                 {
@@ -85,7 +85,7 @@ internal static class AuditCommands
                         var beyond = result.Valid && result.Entries > check.Indexed;
                         var line = check.Indexed == 0
                             ? $"{t.Name}: lookups not built yet"
-                              + (beyond ? string.Create(CultureInfo.InvariantCulture, $" for any of the {result.Entries:N0} entries (searches read them directly)") : "")
+                              + (beyond ? string.Create(CultureInfo.InvariantCulture, $" for any of the {Counted.En(result.Entries, "entry", "entries")} (searches read them directly)") : "")
                             : string.Create(CultureInfo.InvariantCulture, $"{t.Name}: lookups OK — entries 1 to {check.Indexed:N0} found by patient and principal")
                               + (beyond ? string.Create(CultureInfo.InvariantCulture, $"; entries {check.Indexed + 1:N0} to {result.Entries:N0} are not in them yet (searches read those directly)") : "");
                         Console.WriteLine(line + ".");
@@ -151,7 +151,7 @@ internal static class AuditCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");
             var history = (await Web.PatientAccessHistory.ReadAsync(store, context, id, count, token))!; // the operator reads the log
-            Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({history.Lines.Count} entries, newest first)");
+            Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({Counted.En(history.Lines.Count, "entry", "entries")}, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
             foreach (var line in history.Lines)
             {

@@ -126,8 +126,8 @@ internal static class BreachCommand
             // The run is on the establishment's chain before anything is written: an audit log that cannot take it stops here.
             await store.Audit.AppendAsync(investigator, AuditAction.Administration, AuditOutcome.Success, null, [new AuditedRecord("cli:breach", null, null)], token,
                 string.Create(CultureInfo.InvariantCulture,
-                    $"breach scope of {who} ({Window(window.From, window.To)}): {scope.DataSubjects.Count()} patients, {scope.Records} records, {scope.RefusedAccesses} refused accesses; "
-                    + $"{letters} letters{(trusted ? "" : "; AUDIT LOG NOT VERIFIED (--unverified)")}"));
+                    $"breach scope of {who} ({Window(window.From, window.To)}): {Counted.En(scope.DataSubjects.Count(), "patient", "patients")}, {Counted.En(scope.Records, "record", "records")}, {Counted.En(scope.RefusedAccesses, "refused access", "refused accesses")}; "
+                    + $"{Counted.En(letters, "letter", "letters")}{(trusted ? "" : "; AUDIT LOG NOT VERIFIED (--unverified)")}"));
 
             CreatePrivateFolder(folder.FullName);
             var letterFolder = Path.Combine(folder.FullName, "letters");
@@ -162,12 +162,12 @@ internal static class BreachCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"Breach scope of {who} on {owner.Name} ({Window(window.From, window.To)}), {scope.EntriesExamined:N0} of its audit entries examined:"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {scope.DataSubjects.Count():N0} patients whose data left ({scope.Records:N0} records, {scope.Accesses:N0} accesses); {scope.Patients.Count(p => p.Canary)} canary patients reached"));
+                $"  {Counted.En(scope.DataSubjects.Count(), "patient", "patients")} whose data left ({Counted.En(scope.Records, "record", "records")}, {Counted.En(scope.Accesses, "access", "accesses")}); {Counted.En(scope.Patients.Count(p => p.Canary), "canary patient", "canary patients")} reached"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {scope.RefusedAccesses:N0} refused accesses on {scope.RefusedPatientsNotInScope:N0} other patients ({scope.RefusedCanaries.Count} canaries): not in scope"));
-            if (deleted + unreadable > 0) Console.WriteLine($"  {deleted} patients deleted since and {unreadable} unreadable: in scope, no letter (see scope.json)");
+                $"  {Counted.En(scope.RefusedAccesses, "refused access", "refused accesses")} on {Counted.En(scope.RefusedPatientsNotInScope, "other patient", "other patients")} ({Counted.En(scope.RefusedCanaries.Count, "canary", "canaries")}): not in scope"));
+            if (deleted + unreadable > 0) Console.WriteLine($"  {Counted.En(deleted, "patient", "patients")} deleted since and {unreadable} unreadable: in scope, no letter (see scope.json)");
             Console.WriteLine($"Wrote {Path.Combine(folder.FullName, "scope.json")}, the notification in {string.Join(" and ", languages.Select(l => $"notification-cnil.{BreachDocuments.FileSuffix(l)}.md"))}, "
-                + $"and {letters} letters in {letterFolder}.");
+                + $"and {Counted.En(letters, "letter", "letters")} in {letterFolder}.");
             Console.WriteLine($"The notification to the CNIL is due by {facts.Deadline.UtcDateTime:yyyy-MM-dd HH:mm} UTC (72 hours after detection at {facts.DetectedAt.UtcDateTime:yyyy-MM-dd HH:mm} UTC).");
             return 0;
         }, ct));

@@ -34,7 +34,7 @@ public static class Demo
         {
             tenant = await store.Tenants.AddAsync(TenantName, Setup, cancellationToken);
             var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
-            AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({seeded.Resources:N0} resources), {GuardCommands.CanariesFor(Patients)} of them canaries.");
+            AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({Counted.En(seeded.Resources, "resource", "resources")}), {GuardCommands.CanariesFor(Patients)} of them canaries.");
             await AddStaffAsync(store, tenant, cancellationToken);
         }
         // The previous start's client is revoked: one live full-access demo secret at a time, not one more in the log at each restart.

@@ -172,8 +172,8 @@ internal static class ImportCommand
             }
         }
         return failures.Count == 0
-            ? (true, $"batch applied ({count} entries).")
-            : (false, $"batch: {count - failures.Count} of {count} entries applied, {failures.Count} failed." + Listed(failures));
+            ? (true, $"batch applied ({Counted.En(count, "entry", "entries")}).")
+            : (false, $"batch: {count - failures.Count} of {Counted.En(count, "entry", "entries")} applied, {failures.Count} failed." + Listed(failures));
     }
 
     /// <summary>The entries not loaded, one indented line each, the first <see cref="ListedRejections"/> of them.</summary>

@@ -69,7 +69,7 @@ internal static class KeyCommands
                 throw;
             }
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Rotated the master key of {store.Description}: {rotation.Keys:N0} keys of {rotation.Establishments:N0} establishment(s) are now wrapped under the key in {path} (fingerprint {next.Fingerprint}; it was {previous})."));
+                $"Rotated the master key of {store.Description}: {Counted.En(rotation.Keys, "key", "keys")} of {Counted.En(rotation.Establishments, "establishment", "establishments")} {(rotation.Keys == 1 ? "is" : "are")} now wrapped under the key in {path} (fingerprint {next.Fingerprint}; it was {previous})."));
             Console.WriteLine("Next:");
             Console.WriteLine($"  1. Give every Vauban process of this store the new key: --master-key-file {path}, or $VAUBAN_MASTER_KEY_FILE (or its contents in $VAUBAN_MASTER_KEY).");
             Console.WriteLine("  2. Restart running servers now: they go on with the keys they have opened, but cannot open an establishment's keys they have not, nor add an establishment, and the old key is refused at their next start.");
@@ -131,11 +131,11 @@ internal static class KeyCommands
             }), token);
             var seconds = Math.Max(watch.Elapsed.TotalSeconds, 0.001);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Re-sealed {tally.Resealed:N0} rows of {establishment.Name} under data key version {version} in {seconds:N1} s ({(tally.Resealed + tally.Current) / seconds:N0} rows/s); "
+                $"Re-sealed {Counted.En(tally.Resealed, "row", "rows")} of {establishment.Name} under data key version {version} in {seconds:N1} s ({(tally.Resealed + tally.Current) / seconds:N0} rows/s); "
                 + $"{tally.Current:N0} were under it already ({string.Join(", ", VaubanStore.ResealedTables)})."));
             if (tally.Complete) return 0;
-            if (tally.Changed > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tally.Changed:N0} rows changed while they were re-sealed: run `vauban keys rotate-data --tenant {establishment.Name} --resume`."));
-            if (tally.Unreadable > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tally.Unreadable:N0} rows failed their integrity check and were left as they are: see `vauban guard alerts` and `vauban audit verify`."));
+            if (tally.Changed > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Counted.En(tally.Changed, "row", "rows")} changed while {(tally.Changed == 1 ? "it was" : "they were")} re-sealed: run `vauban keys rotate-data --tenant {establishment.Name} --resume`."));
+            if (tally.Unreadable > 0) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Counted.En(tally.Unreadable, "row", "rows")} failed {(tally.Unreadable == 1 ? "its" : "their")} integrity check and {(tally.Unreadable == 1 ? "was" : "were")} left as {(tally.Unreadable == 1 ? "it is" : "they are")}: see `vauban guard alerts` and `vauban audit verify`."));
             return 3;
         }, ct));
         return rotate;

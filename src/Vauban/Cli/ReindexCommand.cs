@@ -84,7 +84,7 @@ internal static class ReindexCommand
             watch.Stop();
             foreach (var (t, s) in summaries)
             {
-                var line = string.Create(CultureInfo.InvariantCulture, $"{t.Name}: {s.Records:N0} records re-indexed, {s.Changed:N0} with changed index rows");
+                var line = string.Create(CultureInfo.InvariantCulture, $"{t.Name}: {Counted.En(s.Records, "record", "records")} re-indexed, {s.Changed:N0} with changed index rows");
                 if (s.Redone > 0) line += string.Create(CultureInfo.InvariantCulture, $", {s.Redone:N0} read again after a concurrent change");
                 if (s.Unreadable > 0) line += string.Create(CultureInfo.InvariantCulture, $"; {s.Unreadable:N0} failed their integrity check and were left as they were (the security officer is alerted)");
                 if (s.Busy > 0) line += string.Create(CultureInfo.InvariantCulture, $"; {s.Busy:N0} kept changing and were not done (run again)");
@@ -92,7 +92,7 @@ internal static class ReindexCommand
             }
             var records = summaries.Sum(s => s.Summary.Records);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"Re-indexed {records:N0} records ({summaries.Sum(s => s.Summary.Changed):N0} changed) in {watch.Elapsed.TotalSeconds:F1} s."));
+                $"Re-indexed {Counted.En(records, "record", "records")} ({summaries.Sum(s => s.Summary.Changed):N0} changed) in {watch.Elapsed.TotalSeconds:F1} s."));
             var complete = summaries.TrueForAll(s => s.Summary.Complete);
             if (complete && onlyType is null && tenants.Count == all.Count)
             {

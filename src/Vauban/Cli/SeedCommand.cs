@@ -53,9 +53,9 @@ internal static class SeedCommand
                     + $"{result.Updated:N0} were already there and became new versions, {result.Rejected:N0} were not loaded.");
                 return 1;
             }
-            if (canaryCount > 0) Console.WriteLine($"{canaryCount} of them are canary patients (vauban guard canaries list --tenant {owner.Name}).");
+            if (canaryCount > 0) Console.WriteLine($"{canaryCount} of them {(canaryCount == 1 ? "is a canary patient" : "are canary patients")} (vauban guard canaries list --tenant {owner.Name}).");
             Console.WriteLine(
-                $"Seeded {count:N0} patients ({result.Resources:N0} resources) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
+                $"Seeded {Counted.En(count, "patient", "patients")} ({Counted.En(result.Resources, "resource", "resources")}) into {owner.Name} in {result.Elapsed.TotalSeconds:F1} s: {count / result.Elapsed.TotalSeconds:N0} patients/s, {result.Resources / result.Elapsed.TotalSeconds:N0} resources/s.");
             return 0;
         }, ct));
         return seed;

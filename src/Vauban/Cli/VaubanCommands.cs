@@ -21,6 +21,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(KeyCommands.Build());
         root.Subcommands.Add(BreachCommand.Build());
         SayValues(root);
+        CommandExamples.ShowInHelp(root);
         return root;
     }
 

@@ -163,6 +163,13 @@ public abstract class BreachTests : IAsyncLifetime
         Assert.Contains("______", notification, StringComparison.Ordinal);               // the DPO's name left blank
         Assert.True(File.Exists(Path.Combine(folder, "notification-cnil.fr.md")));
         foreach (var family in Families) Assert.DoesNotContain(family, notification, StringComparison.Ordinal);
+        // Each letter counts its patient's accesses with the noun agreed: "(1 access)", "(3 accesses)".
+        foreach (var letter in Directory.GetFiles(Path.Combine(folder, "letters"), "*.en.md"))
+        {
+            var count = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(letter), @"\((\d+) (access|accesses)\)\.");
+            Assert.True(count.Success, letter);
+            Assert.Equal(count.Groups[1].Value == "1" ? "access" : "accesses", count.Groups[2].Value);
+        }
     }
 
     [Fact]

@@ -64,6 +64,42 @@ public class CliTests : IDisposable
         Assert.Empty(missing);
     }
 
+    /// <summary>Every verb that does something has worked examples in its help, and each example is a line the parser takes for that
+    /// verb: no unknown option or word, no required option missing (files the examples name are not there: only that is let pass).</summary>
+    [Fact]
+    public void Every_verb_has_examples_that_parse_as_that_verb()
+    {
+        var problems = new List<string>();
+        var tree = CommandTree().ToList();
+        foreach (var (typed, command) in tree.Where(c => c.Command.Subcommands.Count == 0))
+        {
+            var examples = Vauban.Cli.CommandExamples.Of(command);
+            if (examples.Count == 0) problems.Add($"vauban {typed}: no examples");
+            foreach (var example in examples)
+            {
+                Assert.StartsWith("vauban " + typed + " ", example.Line + " ", StringComparison.Ordinal);
+                var parse = Vauban.Cli.VaubanCommands.Build().Parse(example.Line["vauban ".Length..]);
+                var errors = parse.Errors.Select(e => e.Message).Where(m => !m.Contains("no file at", StringComparison.Ordinal) && !m.Contains("neither a file nor a folder", StringComparison.Ordinal));
+                problems.AddRange(errors.Select(e => $"{example.Line}: {e}"));
+                if (parse.CommandResult.Command.Name != command.Name) problems.Add($"{example.Line}: parsed as {parse.CommandResult.Command.Name}");
+            }
+        }
+        // Every verb the table names is in the tree.
+        problems.AddRange(Vauban.Cli.CommandExamples.ByVerb.Keys.Where(k => !tree.Any(c => c.Typed == k)).Select(k => $"no verb '{k}'"));
+        Assert.Empty(problems);
+    }
+
+    [Fact]
+    public async Task Help_ends_with_the_verbs_examples()
+    {
+        var (exit, output) = await RunAsync("keys rotate-data --help");
+        Assert.Equal(0, exit);
+        var examples = output.IndexOf("Examples:", StringComparison.Ordinal);
+        Assert.True(examples > output.IndexOf("Options:", StringComparison.Ordinal), output);
+        Assert.Contains("    vauban keys rotate-data --tenant chu-nantes --resume", output[examples..], StringComparison.Ordinal);
+        Assert.DoesNotContain("Examples:", (await RunAsync("keys --help")).Output, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(EveryVerb))]
     public async Task Every_verb_has_help(string arguments)
@@ -323,6 +359,7 @@ public class CliTests : IDisposable
         var created = await RunAsync($"seed --tenant clinique-2 --patients 1 --canaries 0 {DbArgs}");
         Assert.True(created.Exit == 0, created.Output);
         Assert.Contains("Created the establishment 'clinique-2'", created.Output, StringComparison.Ordinal);
+        Assert.Contains("Seeded 1 patient (", created.Output, StringComparison.Ordinal);
         var existing = await RunAsync($"seed --tenant hop1 --patients 1 --canaries 0 {DbArgs}");
         Assert.True(existing.Exit == 0, existing.Output);
         Assert.DoesNotContain("Created the establishment", existing.Output, StringComparison.Ordinal);
@@ -898,7 +935,7 @@ public class CliTests : IDisposable
 
         var (exit, output) = await RunAsync($"keys rotate-master --new-key-file {rotated} {DbArgs}");
         Assert.True(exit == 0, output);
-        Assert.Contains("6 keys of 2 establishment(s) are now wrapped under the key in " + rotated, output, StringComparison.Ordinal);
+        Assert.Contains("6 keys of 2 establishments are now wrapped under the key in " + rotated, output, StringComparison.Ordinal);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(rotated));
         Assert.DoesNotContain(File.ReadAllText(rotated).Trim(), output, StringComparison.Ordinal);
 
@@ -1723,7 +1760,7 @@ public class CliTests : IDisposable
         var cut = await RunAsync($"audit patient long-1 --tenant chu-long --limit 1100 {DbArgs}");
         Assert.True(cut.Exit == 0, cut.Output);
         Assert.Equal(1_100, Rows(cut.Output).Length);
-        Assert.Contains("(1100 entries, newest first)", cut.Output, StringComparison.Ordinal);
+        Assert.Contains("(1,100 entries, newest first)", cut.Output, StringComparison.Ordinal);
         Assert.Contains("older entries not shown: --limit 1,100 reached", cut.Output, StringComparison.Ordinal);
 
         var all = await RunAsync($"audit patient long-1 --tenant chu-long --limit 1000000 {DbArgs}");
