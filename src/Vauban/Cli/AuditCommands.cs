@@ -136,7 +136,7 @@ internal static class AuditCommands
         var command = new Command("patient", "A patient's access history: who (name, role, service), when, what and why — every entry that names the patient, newest first.");
         var patient = new Argument<string>("patient-id") { Description = "The Patient resource id." };
         var tenant = new Option<string?>("--tenant") { Description = "The establishment (needed when the store has several)." };
-        var limit = new Option<int>("--limit") { Description = "At most this many entries, newest first (1–1,000,000; read 1,000 at a time).", DefaultValueFactory = _ => 200 };
+        var limit = new Option<int>("--limit") { Description = "At most this many entries, newest first (1–1,000,000; read 1,000 at a time).", DefaultValueFactory = _ => 200 }.Within(1, 1_000_000);
         command.Arguments.Add(patient);
         command.Options.Add(tenant);
         command.Options.Add(limit);
@@ -144,7 +144,6 @@ internal static class AuditCommands
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var count = parse.GetValue(limit);
-            if (count is < 1 or > 1_000_000) throw new ArgumentException("--limit must be between 1 and 1,000,000.");
             var id = parse.GetValue(patient)!;
             if (!Records.IdRules.IsValid(id)) throw new ArgumentException("Not a valid Patient id.");
             await using var store = await StoreArguments.OpenAsync(parse, token);

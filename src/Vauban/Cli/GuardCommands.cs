@@ -40,7 +40,7 @@ internal static class GuardCommands
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            var n = Limit(parse, limit);
+            var n = parse.GetValue(limit);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var alerts = await store.Alerts.ListAsync(owner.Id, parse.GetValue(all), n, token);
@@ -59,10 +59,7 @@ internal static class GuardCommands
     }
 
     /// <summary>--limit of a listing: at most this many, 1 to 10,000 (100 by default).</summary>
-    private static Option<int> LimitOption() => new("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 };
-
-    private static int Limit(ParseResult parse, Option<int> limit) =>
-        parse.GetValue(limit) is var n and >= 1 and <= 10_000 ? n : throw new ArgumentException("--limit must be between 1 and 10,000.");
+    private static Option<int> LimitOption() => new Option<int>("--limit") { Description = "At most this many (1–10,000).", DefaultValueFactory = _ => 100 }.Within(1, 10_000);
 
     private static Command Grants()
     {
@@ -74,7 +71,7 @@ internal static class GuardCommands
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            var n = Limit(parse, limit);
+            var n = parse.GetValue(limit);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var grants = await store.BreakTheGlass.ReviewAsync(owner, n, token);
@@ -182,14 +179,13 @@ internal static class GuardCommands
     {
         var command = new Command("add", "Create canary patients in an establishment (synthetic identities, no care relationship, no marker in the record).");
         var tenant = TenantCommands.Option();
-        var count = new Option<int>("--count") { Description = $"How many (1–{RecordsGuard.MaxCanariesPerCall}).", DefaultValueFactory = _ => 5 };
+        var count = new Option<int>("--count") { Description = $"How many (1–{RecordsGuard.MaxCanariesPerCall}).", DefaultValueFactory = _ => 5 }.Within(1, RecordsGuard.MaxCanariesPerCall);
         command.Options.Add(tenant);
         command.Options.Add(count);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var n = parse.GetValue(count);
-            if (n is < 1 or > RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--count must be between 1 and {RecordsGuard.MaxCanariesPerCall}.");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var ids = await store.Guard.AddCanariesAsync(store.Records, owner, n, token);

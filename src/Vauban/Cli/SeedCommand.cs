@@ -13,10 +13,11 @@ internal static class SeedCommand
     {
         var seed = new Command("seed", "Load realistic synthetic French data (patients with valid NIR/INS, practitioners with RPPS, encounters, appointments, prescriptions, lab results, invoices).");
         var tenant = new Option<string>("--tenant") { Description = "The establishment to seed (created if missing).", Required = true };
-        var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 };
+        var patients = new Option<int>("--patients") { Description = "How many patients.", DefaultValueFactory = _ => 1000 }.Within(1, 50_000_000);
         var randomSeed = new Option<int>("--seed") { Description = "Random seed (same seed and --as-of, same data, ids included: a seed and date already loaded into the establishment are refused).", DefaultValueFactory = _ => 1 };
-        var asOf = new Option<DateOnly?>("--as-of") { Description = "The date the synthetic records are generated as of, yyyy-MM-dd (clinical dates fall in the two years before). Default: today." };
-        var canaries = new Option<int?>("--canaries") { Description = "How many of the patients are canaries for the guard (identity only, at random places in the population); default about one per 1,000, at least 3 (none below 20 patients); 0 for none." };
+        var asOf = new Option<DateOnly?>("--as-of") { Description = "The date the synthetic records are generated as of, yyyy-MM-dd (clinical dates fall in the two years before). Default: today." }
+            .Within(new DateOnly(1900, 1, 1), new DateOnly(2999, 12, 31)); // appointments are booked up to three months after it: 9999-12-31 failed half-way with "an un-representable DateTime"
+        var canaries = new Option<int?>("--canaries") { Description = "How many of the patients are canaries for the guard (identity only, at random places in the population); default about one per 1,000, at least 3 (none below 20 patients); 0 for none." }.Within(0, Guard.RecordsGuard.MaxCanariesPerCall);
         seed.Options.Add(tenant);
         seed.Options.Add(patients);
         seed.Options.Add(canaries);
@@ -26,12 +27,8 @@ internal static class SeedCommand
         seed.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var count = parse.GetValue(patients);
-            if (count is < 1 or > 50_000_000) throw new ArgumentException("--patients must be between 1 and 50,000,000.");
             var canaryCount = parse.GetValue(canaries) ?? (count >= 20 ? GuardCommands.CanariesFor(count) : 0);
-            if (canaryCount is < 0 or > Guard.RecordsGuard.MaxCanariesPerCall) throw new ArgumentException($"--canaries must be between 0 and {Guard.RecordsGuard.MaxCanariesPerCall}.");
             if (canaryCount >= count) throw new ArgumentException("--canaries must be fewer than --patients.");
-            // Appointments are booked up to three months after it: 9999-12-31 failed half-way with "an un-representable DateTime".
-            if (parse.GetValue(asOf) is { } day && (day.Year < 1900 || day.Year > 2999)) throw new ArgumentException("--as-of must be between 1900-01-01 and 2999-12-31.");
             var name = parse.GetValue(tenant)!;
             // A name no establishment can have is refused before the store is opened (or made, with its master key).
             if (!Tenants.IsValidName(name)) throw new ArgumentException(Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.");

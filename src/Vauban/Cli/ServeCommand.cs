@@ -24,8 +24,8 @@ internal static class ServeCommand
             Description = $"The PEM private key of --tls-certificate (not readable by other users: chmod 600, or 640 with a group such as ssl-cert; if encrypted, its password in ${ServerCertificate.PasswordVariable}). Also $VAUBAN_TLS_KEY.",
         };
         var demo = new Option<bool>("--demo") { Description = "In a new store, create a demo establishment with synthetic patients and staff accounts; at each start print a new API client (the previous one revoked) and enrolment links. Refused on a store holding other establishments." };
-        var maxResource = new Option<int>("--max-resource-kib") { Description = "Largest accepted resource body, in KiB (larger: 413).", DefaultValueFactory = _ => 1024 };
-        var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 };
+        var maxResource = new Option<int>("--max-resource-kib") { Description = "Largest accepted resource body, in KiB (larger: 413).", DefaultValueFactory = _ => 1024 }.Within(1, 65536);
+        var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 }.Within(1, 1_048_576);
         var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 };
         var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 };
         var guardConfig = new Option<FileInfo?>("--guard-config") { Description = "A JSON file of guard thresholds per role, for API clients and per establishment (docs/adr/0008-guard.md)." };
@@ -67,7 +67,6 @@ internal static class ServeCommand
         {
             // Everything the operator typed is checked before the store is opened (or created) and the demo set up.
             var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
-            if (resourceKib is < 1 or > 65536 || bundleKib is < 1 or > 1048576) throw new ArgumentException("--max-resource-kib is 1 to 65536 and --max-bundle-kib 1 to 1048576.");
             var certificateFile = (parse.GetValue(tlsCertificate) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_CERTIFICATE")) is { Length: > 0 } certificateGiven ? certificateGiven : null;
             var keyFile = (parse.GetValue(tlsKey) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_KEY")) is { Length: > 0 } keyGiven ? keyGiven : null;
             if (keyFile is not null && certificateFile is null) throw new ArgumentException("--tls-key: give the certificate it belongs to with --tls-certificate.");

@@ -55,6 +55,40 @@ internal static class VaubanCommands
         foreach (var sub in command.Subcommands) SayValues(sub);
     }
 
+    /// <summary>Refuses a whole number given outside <paramref name="min"/>–<paramref name="max"/> as a usage error (exit 2), as an
+    /// unparsable one is: "--limit must be between 1 and 10,000." (it was an error of the verb, exit 1, once the store was open).</summary>
+    public static T Within<T>(this T option, int min, int max) where T : Option
+    {
+        ArgumentNullException.ThrowIfNull(option);
+        option.Validators.Add(result =>
+        {
+            // Only a value given, and parsed (one that is no number already has its error).
+            if (result.Implicit || result.Tokens.Count == 0
+                || !int.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value)) return;
+            if (value < min || value > max)
+            {
+                result.AddError(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{option.Name} must be between {min:N0} and {max:N0}."));
+            }
+        });
+        return option;
+    }
+
+    /// <summary>The same for a date, yyyy-MM-dd, given outside <paramref name="min"/>–<paramref name="max"/>.</summary>
+    public static Option<DateOnly?> Within(this Option<DateOnly?> option, DateOnly min, DateOnly max)
+    {
+        ArgumentNullException.ThrowIfNull(option);
+        option.Validators.Add(result =>
+        {
+            if (result.Implicit || result.Tokens.Count == 0
+                || !DateOnly.TryParseExact(result.Tokens[^1].Value, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var day)) return;
+            if (day < min || day > max)
+            {
+                result.AddError(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{option.Name} must be between {min:yyyy-MM-dd} and {max:yyyy-MM-dd}."));
+            }
+        });
+        return option;
+    }
+
     private static string Given(System.CommandLine.Parsing.ArgumentResult result) => result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
 
     private static int? WholeNumber(System.CommandLine.Parsing.ArgumentResult result, string option)

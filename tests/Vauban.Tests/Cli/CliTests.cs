@@ -130,8 +130,12 @@ public class CliTests : IDisposable
     [Theory]
     [InlineData("seed --tenant t --patients many", "--patients: 'many' is not a whole number.")]
     [InlineData("seed --tenant t --patients 99999999999", "--patients: 99999999999 is too large.")]
+    [InlineData("seed --tenant t --patients 0", "--patients must be between 1 and 50,000,000.")]
+    [InlineData("seed --tenant t --patients 100 --canaries -1", "--canaries must be between 0 and ")]
+    [InlineData("serve --max-resource-kib 0", "--max-resource-kib must be between 1 and 65,536.")]
+    [InlineData("serve --max-bundle-kib 2000000", "--max-bundle-kib must be between 1 and 1,048,576.")]
     [InlineData("serve --max-resource-kib 1k", "--max-resource-kib: '1k' is not a whole number.")]
-    public async Task A_word_given_for_a_number_is_refused_in_the_operators_terms(string arguments, string expected)
+    public async Task A_word_or_a_number_out_of_range_is_a_usage_error_in_the_operators_terms(string arguments, string expected)
     {
         var (exit, output) = await RunAsync(arguments);
         Assert.Equal(2, exit);
@@ -162,8 +166,8 @@ public class CliTests : IDisposable
     public async Task A_date_at_the_end_of_the_calendar_is_refused_or_taken_without_a_DateTime_failure()
     {
         var seeded = await RunAsync($"seed --tenant t --patients 1 --as-of 9999-12-31 {DbArgs}");
-        Assert.Equal(1, seeded.Exit);
-        Assert.Equal("error: --as-of must be between 1900-01-01 and 2999-12-31.", seeded.Output.Trim());
+        Assert.Equal(2, seeded.Exit);
+        Assert.Contains("--as-of must be between 1900-01-01 and 2999-12-31.", seeded.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
         Assert.Equal(DateTimeOffset.MaxValue, Vauban.Cli.BreachCommand.Instant("9999-12-31", endOfDay: true));
         var later = await RunAsync($"breach --tenant t --principal user:1 --out {Path.Combine(_directory, "out")} --detected-at 2999-01-01 {DbArgs}");
@@ -418,18 +422,27 @@ public class CliTests : IDisposable
 
         foreach (var bad in new[]
         {
-            $"guard canaries add --tenant chu-guard --count 0 {DbArgs}",
-            $"guard canaries add --tenant chu-guard --count 1000 {DbArgs}",
             $"guard release --tenant chu-guard not/a-principal {DbArgs}",
             $"guard release --tenant chu-guard user:nobody {DbArgs}",
             $"guard release --tenant no-such-tenant user:nobody {DbArgs}",
-            $"guard alerts --tenant chu-guard --limit 0 {DbArgs}",
         })
         {
             var (exit, output) = await RunAsync(bad);
             Assert.True(exit == 1, bad + " → " + output);
             Assert.StartsWith("error: ", output);
             Assert.Single(output.Trim().Split('\n'));
+        }
+        // A number out of its range is a usage error, as a word is (exit 2), said with the range.
+        foreach (var (bad, expected) in new[]
+        {
+            ($"guard canaries add --tenant chu-guard --count 0 {DbArgs}", "--count must be between 1 and "),
+            ($"guard canaries add --tenant chu-guard --count 1000 {DbArgs}", "--count must be between 1 and "),
+            ($"guard alerts --tenant chu-guard --limit 0 {DbArgs}", "--limit must be between 1 and 10,000."),
+        })
+        {
+            var (exit, output) = await RunAsync(bad);
+            Assert.True(exit == 2, bad + " → " + output);
+            Assert.Contains(expected, output, StringComparison.Ordinal);
         }
         // Nothing was added by the refused commands.
         Assert.Equal(2, (await RunAsync($"guard canaries list --tenant chu-guard {DbArgs}")).Output.Split('\n').Count(l => l.StartsWith("Patient/", StringComparison.Ordinal)));
@@ -890,7 +903,6 @@ public class CliTests : IDisposable
     [Theory]
     [InlineData("--urls garbage")]
     [InlineData("--urls http://127.0.0.1:8080;ftp//nowhere")]
-    [InlineData("--urls http://127.0.0.1:0 --max-resource-kib 0")]
     // Kestrel listens on every interface for a host that is not an IP address or localhost: not what these ask for.
     [InlineData("--urls http://999.1.1.1:8080")]
     [InlineData("--urls http://vauban.hopital.example:8080")]
@@ -1768,7 +1780,9 @@ public class CliTests : IDisposable
         Assert.Equal(1_205, rows.Count(r => r.Contains("\tlab robot\t", StringComparison.Ordinal)));
         Assert.Contains("imported", rows[^1], StringComparison.Ordinal); // the oldest: the import that created the patient
         Assert.DoesNotContain("older entries not shown", all.Output, StringComparison.Ordinal);
-        Assert.Equal(1, (await RunAsync($"audit patient long-1 --tenant chu-long --limit 1000001 {DbArgs}")).Exit);
+        var over = await RunAsync($"audit patient long-1 --tenant chu-long --limit 1000001 {DbArgs}");
+        Assert.Equal(2, over.Exit);
+        Assert.Contains("--limit must be between 1 and 1,000,000.", over.Output, StringComparison.Ordinal);
     }
 
     [Fact]
