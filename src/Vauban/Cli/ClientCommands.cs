@@ -54,7 +54,7 @@ internal static class ClientCommands
             }
             Console.WriteLine($"scopes:        {registration.Scopes}");
             Console.WriteLine($"purpose:       {registration.Purpose} ({Vauban.Access.KnownPurposes.Display(registration.Purpose)})");
-            if (limits.Patients is { } limited) Console.WriteLine($"limited to:    {limited.Count} patient(s)");
+            if (limits.Patients is { } limited) Console.WriteLine($"limited to:    {Counted.En(limited.Count, "patient", "patients")}");
             if (limits.OwnResourcesOnly) Console.WriteLine("limited to:    the resources it creates");
             return 0;
         }, ct));
@@ -125,7 +125,7 @@ internal static class ClientCommands
             Console.WriteLine("client_id\tname\tscopes\tpurpose\tauthentication\tlimited to\tcreated (UTC)\tstatus");
             foreach (var c in list)
             {
-                var limits = c.PatientLimit is { } n ? $"{n} patient(s)" : c.OwnResourcesOnly ? "its own resources" : "-";
+                var limits = c.PatientLimit is { } n ? Counted.En(n, "patient", "patients") : c.OwnResourcesOnly ? "its own resources" : "-";
                 Console.WriteLine($"{c.ClientId}\t{Web.ServiceLabels.OneLine(c.Name)}\t{c.Scopes}\t{c.Purpose}\t{(c.PrivateKeyJwt ? "private_key_jwt" : "secret")}\t{limits}\t{c.CreatedAt:yyyy-MM-dd HH:mm:ss}\t{(c.Revoked ? "revoked" : "active")}");
             }
             if (list.Count == 0) Console.Error.WriteLine($"No API clients in {owner.Name}.");

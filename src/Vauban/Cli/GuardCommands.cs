@@ -121,7 +121,7 @@ internal static class GuardCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var done = await store.Guard.AcknowledgeAlertsAsync(AdministrationAudit.Context(owner), wanted, token);
             var left = wanted.Distinct().Except(done).ToList();
-            if (done.Count > 0) Console.WriteLine($"Acknowledged {done.Count} alert(s) of {owner.Name}: {string.Join(", ", done)}.");
+            if (done.Count > 0) Console.WriteLine($"Acknowledged {Counted.En(done.Count, "alert", "alerts")} of {owner.Name}: {string.Join(", ", done)}.");
             if (left.Count > 0)
             {
                 Console.Error.WriteLine($"error: not an unacknowledged alert of {owner.Name}: {string.Join(", ", left)} (see: vauban guard alerts --tenant {owner.Name} --all).");
@@ -169,7 +169,7 @@ internal static class GuardCommands
             // The entry commits with the release: an audit log that cannot be written releases nothing (fail closed).
             var released = await store.Guard.ReleaseAsync(AdministrationAudit.Context(owner), who, token);
             if (released == 0) throw new ArgumentException($"{who} is not contained in {owner.Name} (see: vauban guard contained --tenant {owner.Name}).");
-            Console.WriteLine($"Released {who} ({released} containment(s)); its reading windows start afresh.");
+            Console.WriteLine($"Released {who} ({Counted.En(released, "containment", "containments")}); its reading windows start afresh.");
             return 0;
         }, ct));
         return command;

@@ -26,7 +26,7 @@ internal static class UserCommands
                 : $"Account unlocked for sign-in, but the guard still holds it ({string.Join(", ", held.Select(c => c.Principal + " " + c.Level))}): review, then vauban guard release --tenant {tenant.Name} {user!.PrincipalId}";
         }));
         users.Subcommands.Add(Act("revoke-sessions", "End every session of an account at once (it must sign in again with both factors).", async (store, tenant, email, ct) =>
-            await store.Accounts.RevokeSessionsAsync(AdministrationAudit.Context(tenant), email, ct) is { } n ? $"{n} session(s) ended." : null));
+            await store.Accounts.RevokeSessionsAsync(AdministrationAudit.Context(tenant), email, ct) is { } n ? $"{Counted.En(n, "session", "sessions")} ended." : null));
         // --url as `users add` has it: the link names the server the person will open (it always named http://localhost:8080).
         var url = UrlOption();
         users.Subcommands.Add(Act("enrol-link", "Issue a new one-time enrolment link (lost device or password): the account's password, passkeys, authenticator and recovery codes are replaced when it is used.",

@@ -40,7 +40,7 @@ internal static class BulkExportEndpoints
                     http.Response.Headers["X-Progress"] = "awaiting approval by the security officer";
                     http.Response.Headers.RetryAfter = "60";
                     return new FhirResult(202, FhirJson.OperationOutcome([Issue.Information(
-                        $"This export ({found.Patients} patient(s), {found.Resources} resource(s)) is above the establishment's threshold and waits for the security officer's approval.")]));
+                        $"This export ({Counted.En(found.Patients, "patient", "patients")}, {Counted.En(found.Resources, "resource", "resources")}) is above the establishment's threshold and waits for the security officer's approval.")]));
                 case ExportStatus.Denied:
                     return FhirHttp.Outcome(403, Issue.Error("business-rule", "The security officer denied this export. Nothing was exported."));
                 default:
@@ -116,8 +116,8 @@ internal static class BulkExportEndpoints
         var job = outcome.Job!;
         http.Response.Headers.ContentLocation = $"{FhirHttp.BaseUrl(http)}/$export-status/{job.Id}";
         return new FhirResult(202, FhirJson.OperationOutcome([Issue.Information(job.Status == ExportStatus.AwaitingApproval
-            ? $"Accepted: {job.Patients} patient(s), {job.Resources} resource(s). Above the establishment's threshold: the export waits for the security officer's approval. Poll the Content-Location."
-            : $"Accepted: {job.Patients} patient(s), {job.Resources} resource(s). Poll the Content-Location for the manifest.")]));
+            ? $"Accepted: {Counted.En(job.Patients, "patient", "patients")}, {Counted.En(job.Resources, "resource", "resources")}. Above the establishment's threshold: the export waits for the security officer's approval. Poll the Content-Location."
+            : $"Accepted: {Counted.En(job.Patients, "patient", "patients")}, {Counted.En(job.Resources, "resource", "resources")}. Poll the Content-Location for the manifest.")]));
     }
 
     private static byte[] Manifest(ExportJob job, IReadOnlyList<ExportFile> files, string baseUrl) => FhirJson.Write(writer =>

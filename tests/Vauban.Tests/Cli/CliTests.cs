@@ -285,7 +285,7 @@ public class CliTests : IDisposable
         await using (var connection = await SqliteAsync()) Assert.Equal(clients, await ScalarAsync(connection, "SELECT count(*) FROM clients"));
         var limited = await RunAsync($"clients add --tenant clinique-test --name lab-link --scopes system/Observation.rs --patients collected-1 --own-resources-only {DbArgs}");
         Assert.True(limited.Exit == 0, limited.Output);
-        Assert.Contains("1 patient(s)", limited.Output, StringComparison.Ordinal);
+        Assert.Contains("limited to:    1 patient\n", limited.Output.Replace("\r", "", StringComparison.Ordinal), StringComparison.Ordinal);
         // The check is an audited search: the patient's history shows who asked.
         Assert.Contains("clients add --patients", (await RunAsync($"audit patient collected-1 --tenant clinique-test {DbArgs}")).Output, StringComparison.Ordinal);
 
@@ -555,7 +555,7 @@ public class CliTests : IDisposable
         }
         var acknowledged = await RunAsync($"guard ack --tenant chu-alerts {ids[0]} {ids[1]} {DbArgs}");
         Assert.True(acknowledged.Exit == 0, acknowledged.Output);
-        Assert.Contains("Acknowledged 2 alert(s)", acknowledged.Output, StringComparison.Ordinal);
+        Assert.Contains("Acknowledged 2 alerts", acknowledged.Output, StringComparison.Ordinal);
         var open = await RunAsync($"guard alerts --tenant chu-alerts {DbArgs}");
         Assert.Equal([ids[2].ToString(System.Globalization.CultureInfo.InvariantCulture)], AlertIds(open.Output));
         var all = await RunAsync($"guard alerts --tenant chu-alerts --all {DbArgs}");
@@ -716,7 +716,7 @@ public class CliTests : IDisposable
         Assert.Equal(0, (await RunAsync($"users unlock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
         var revoked = await RunAsync($"users revoke-sessions --tenant chu-cli --email claire.martin@chu.example {DbArgs}");
         Assert.Equal(0, revoked.Exit);
-        Assert.Contains("0 session(s) ended", revoked.Output);
+        Assert.Contains("0 sessions ended", revoked.Output, StringComparison.Ordinal);
         var unknown = await RunAsync($"users lock --tenant chu-cli --email nobody@chu.example {DbArgs}");
         Assert.Equal(1, unknown.Exit);
         Assert.StartsWith("error: No account", unknown.Output);
