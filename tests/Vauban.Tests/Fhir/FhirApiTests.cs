@@ -1108,6 +1108,35 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task Each_response_entry_that_carries_a_resource_has_the_records_fullUrl_in_a_batch_and_in_a_transaction()
+    {
+        // R4 Bundle.entry.fullUrl SHALL have a value except for a create's request and a search's or an operation's unidentified results.
+        var serverBase = new Uri(Api.BaseAddress!, "/fhir").ToString().TrimEnd('/');
+        var existing = (await CreateAsync("Patient", Samples.Patient(family: "Pleinurl"))).GetProperty("id").GetString()!;
+        foreach (var type in new[] { "batch", "transaction" })
+        {
+            var bundle = $$"""
+                {
+                  "resourceType": "Bundle", "type": "{{type}}",
+                  "entry": [
+                    { "resource": {{Samples.Patient(family: "Pleinurl")}}, "request": { "method": "POST", "url": "Patient" } },
+                    { "request": { "method": "GET", "url": "Patient/{{existing}}" } }
+                  ]
+                }
+                """;
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{type}: {(int)response.StatusCode} {body}");
+            foreach (var entry in body.GetProperty("entry").EnumerateArray())
+            {
+                var resource = entry.GetProperty("resource");
+                Assert.True(entry.TryGetProperty("fullUrl", out var fullUrl), $"{type}: an entry with a resource has no fullUrl: {entry}");
+                Assert.Equal($"{serverBase}/Patient/{resource.GetProperty("id").GetString()}", fullUrl.GetString());
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_search_in_a_batch_links_to_its_next_page_and_a_batch_follows_that_link()
     {
         for (var i = 0; i < 3; i++) await CreateAsync("Patient", Samples.Patient(family: "Paginelot", given: "G" + i));
