@@ -1085,6 +1085,20 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task A_GET_of_search_is_405_allowing_POST_not_a_read_of_a_record_named_search()
+    {
+        // R4 searches by GET [base]/[type]?parameters or POST [base]/[type]/_search.
+        foreach (var url in new[] { "/fhir/Observation/_search?patient=Patient/x", "/fhir/Patient/_search" })
+        {
+            using var response = await Api.GetAsync(url);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"GET {url}: {(int)response.StatusCode} {body}");
+            Assert.Contains("POST", response.Content.Headers.Allow);
+            Assert.Contains("takes POST", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
