@@ -31,7 +31,12 @@ public sealed partial class RecordsService
         public string? Criteria => Conditional && Url.Split('?', 2) is [_, var criteria] ? criteria : null;
     }
 
-    private sealed record EntryResponse(int Status, string? Location, int Version, long LastUpdated, byte[]? Resource, IReadOnlyList<Issue>? Issues);
+    private sealed record EntryResponse(int Status, string? Location, int Version, long LastUpdated, byte[]? Resource, IReadOnlyList<Issue>? Issues)
+    {
+        /// <summary>The record's URL when the entry carries it (R4 Bundle.entry.fullUrl: an entry with an identified resource
+        /// SHALL have one); null for an outcome, a searchset or no resource.</summary>
+        public string? FullUrl { get; init; }
+    }
 
     /// <param name="entryFailed">Told of an unexpected exception in a batch entry, which is answered as that entry's 500
     /// (the entries before it may have committed), for the operator's log.</param>
@@ -411,7 +416,7 @@ public sealed partial class RecordsService
                     "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
                         references, written, newIds[entry.Index], admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
-                    _ => await ReadInScopeAsync(context, scope, keys, entry, written, cancellationToken),
+                    _ => await ReadInScopeAsync(context, scope, keys, entry, written, baseUrl, cancellationToken),
                 };
                 // All or nothing: the scope is disposed without commit, rolling every entry back.
                 if (response.Status >= 400) return Failed(entry, response);
@@ -493,7 +498,8 @@ public sealed partial class RecordsService
         }
     }
 
-    private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, CancellationToken cancellationToken)
+    private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, string baseUrl,
+        CancellationToken cancellationToken)
     {
         if (entry.Id is null)
         {
@@ -542,7 +548,7 @@ public sealed partial class RecordsService
         var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
         if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
         await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null);
+        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null) { FullUrl = $"{baseUrl}/{entry.Type}/{entry.Id}" };
     }
 
     /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>
@@ -616,7 +622,10 @@ public sealed partial class RecordsService
     {
         var status = RecordStatusCodes.Http(result.Status);
         var location = result.Status == RecordStatus.Created ? $"{baseUrl}/{result.Type}/{result.Id}/_history/{result.Version}" : null;
-        return new EntryResponse(status, location, result.Version, result.LastUpdated, result.Json, result.Issues);
+        return new EntryResponse(status, location, result.Version, result.LastUpdated, result.Json, result.Issues)
+        {
+            FullUrl = result.Json is not null && result.Id is not null ? $"{baseUrl}/{result.Type}/{result.Id}" : null,
+        };
     }
 
     private static byte[] WriteResponseBundle(string type, IReadOnlyList<EntryResponse> responses, string baseUrl) => FhirJson.Write(writer =>
@@ -626,6 +635,7 @@ public sealed partial class RecordsService
         foreach (var response in responses)
         {
             writer.WriteStartObject();
+            if (response.FullUrl is not null) writer.WriteString("fullUrl", response.FullUrl);
             if (response.Resource is not null)
             {
                 writer.WritePropertyName("resource");

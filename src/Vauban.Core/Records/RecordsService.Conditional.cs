@@ -77,6 +77,18 @@ public sealed partial class RecordsService
     /// <param name="condition">What the criteria are, for the messages ("If-None-Exist", "The criteria of a conditional update …").</param>
     private SearchQuery? ParseCriteria(AccessContext context, TenantKeys keys, string type, string criteria, string condition, out RecordResult? invalid)
     {
+        // R4 (If-None-Exist, Bundle.entry.request.ifNoneExist): the criteria are the query alone, what follows the '?'. A URL or a
+        // Type?query sent instead was parsed as a parameter named after its path, and refused as an unknown parameter or, for a
+        // host name with a dot, as a chained search.
+        var asked = criteria.StartsWith('?') ? criteria[1..] : criteria;
+        var question = asked.IndexOf('?', StringComparison.Ordinal);
+        var equals = asked.IndexOf('=', StringComparison.Ordinal);
+        if (question >= 0 && (equals < 0 || question < equals))
+        {
+            invalid = RecordResult.Fail(RecordStatus.Invalid, type, Issue.Invalid(
+                $"{condition} must be the search parameters alone, what follows '?' in a search URL (e.g. identifier=system|value), not a URL or {type}?parameters."));
+            return null;
+        }
         var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
             .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
         var issues = new List<Issue>();

@@ -45,7 +45,8 @@ internal static class BulkExportEndpoints
                     return FhirHttp.Outcome(403, Issue.Error("business-rule", "The security officer denied this export. Nothing was exported."));
                 default:
                     http.Response.Headers.Expires = found.ExpiresAt.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-                    return new FhirResult(200, Manifest(found, outcome.Files!, FhirHttp.BaseUrl(http)));
+                    // Bulk Data Access: the complete status is a JSON object, not a FHIR resource, served as application/json.
+                    return Results.Bytes(Manifest(found, outcome.Files!, FhirHttp.BaseUrl(http)), "application/json");
             }
         });
 

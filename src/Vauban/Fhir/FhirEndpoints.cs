@@ -83,6 +83,15 @@ internal static class FhirEndpoints
 
         fhir.MapGet("/{type}", (HttpContext http, string type) => SearchAsync(http, records, type, Query(http)));
 
+        // R4 searches by GET [base]/[type]?parameters or POST [base]/[type]/_search: a GET of _search was taken for a read of a
+        // record with the id "_search", and its parameters refused as parameters of a read.
+        fhir.MapGet("/{type}/_search", (HttpContext http) =>
+        {
+            http.Response.Headers.Allow = "POST";
+            return FhirHttp.Outcome(405, Issue.NotSupported(
+                "[base]/[type]/_search takes POST with the parameters as a form body (application/x-www-form-urlencoded); to search by GET, send GET [base]/[type]?parameters."));
+        });
+
         fhir.MapPost("/{type}/_search", async (HttpContext http, string type) =>
         {
             if (!http.Request.HasFormContentType)

@@ -161,6 +161,17 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_complete_status_is_a_manifest_served_as_application_json()
+    {
+        // Bulk Data Access, complete status: 200 with Content-Type application/json (the manifest is not a FHIR resource).
+        var status = await KickOffAsync(_client);
+        using var response = await _client.GetAsync(status);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.True(JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.TryGetProperty("transactionTime", out _));
+    }
+
+    [Fact]
     public async Task Type_and_since_select_what_is_exported()
     {
         _time.Advance(TimeSpan.FromSeconds(30));

@@ -201,6 +201,30 @@ public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServ
     }
 
     [Theory]
+    [InlineData("Patient?{0}")]
+    [InlineData("http://ehr.hopital.example/fhir/Patient?{0}")]
+    [InlineData("/fhir/Patient?{0}")]
+    public async Task If_None_Exist_given_as_a_url_rather_than_its_query_is_400_saying_so_not_an_unknown_or_chained_parameter(string shape)
+    {
+        // R4: If-None-Exist (and a bundle entry's ifNoneExist) is the query alone, what follows the '?'.
+        var nir = Samples.ValidNir("1850375100091");
+        var condition = string.Format(System.Globalization.CultureInfo.InvariantCulture, shape, ByNir(nir));
+        var create = await SendAsync(HttpMethod.Post, "/fhir/Patient", Samples.Patient(family: "Condurl", nir: nir), null, ("If-None-Exist", condition));
+        Assert.True(create.Status == HttpStatusCode.BadRequest, $"If-None-Exist {condition}: {create.Text}");
+        Assert.Contains("the search parameters alone, what follows '?'", Diagnostics(create), StringComparison.Ordinal);
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Condurl", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{condition}}" } } ] }
+            """;
+        var batch = await SendAsync(HttpMethod.Post, "/fhir", bundle);
+        Assert.True(batch.Status == HttpStatusCode.OK, batch.Text);
+        var response = batch.Body!.Value.GetProperty("entry")[0].GetProperty("response");
+        Assert.StartsWith("400", response.GetProperty("status").GetString(), StringComparison.Ordinal);
+        Assert.Contains("the search parameters alone, what follows '?'", response.GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        Assert.Empty(await FindAsync("Patient?" + ByNir(nir)));
+    }
+
+    [Theory]
     [InlineData("", "is a conditional update")]
     [InlineData("?", "is a conditional update")]
     [InlineData("?_format=json", "must be a search query")]

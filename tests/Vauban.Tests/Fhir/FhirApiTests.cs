@@ -1085,6 +1085,20 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task A_GET_of_search_is_405_allowing_POST_not_a_read_of_a_record_named_search()
+    {
+        // R4 searches by GET [base]/[type]?parameters or POST [base]/[type]/_search.
+        foreach (var url in new[] { "/fhir/Observation/_search?patient=Patient/x", "/fhir/Patient/_search" })
+        {
+            using var response = await Api.GetAsync(url);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"GET {url}: {(int)response.StatusCode} {body}");
+            Assert.Contains("POST", response.Content.Headers.Allow);
+            Assert.Contains("takes POST", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Batch_runs_entries_independently()
     {
         var bundle = $$"""
@@ -1105,6 +1119,35 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         Assert.StartsWith("201", statuses[0]);
         Assert.StartsWith("404", statuses[1]);
         Assert.StartsWith("200", statuses[2]);
+    }
+
+    [Fact]
+    public async Task Each_response_entry_that_carries_a_resource_has_the_records_fullUrl_in_a_batch_and_in_a_transaction()
+    {
+        // R4 Bundle.entry.fullUrl SHALL have a value except for a create's request and a search's or an operation's unidentified results.
+        var serverBase = new Uri(Api.BaseAddress!, "/fhir").ToString().TrimEnd('/');
+        var existing = (await CreateAsync("Patient", Samples.Patient(family: "Pleinurl"))).GetProperty("id").GetString()!;
+        foreach (var type in new[] { "batch", "transaction" })
+        {
+            var bundle = $$"""
+                {
+                  "resourceType": "Bundle", "type": "{{type}}",
+                  "entry": [
+                    { "resource": {{Samples.Patient(family: "Pleinurl")}}, "request": { "method": "POST", "url": "Patient" } },
+                    { "request": { "method": "GET", "url": "Patient/{{existing}}" } }
+                  ]
+                }
+                """;
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{type}: {(int)response.StatusCode} {body}");
+            foreach (var entry in body.GetProperty("entry").EnumerateArray())
+            {
+                var resource = entry.GetProperty("resource");
+                Assert.True(entry.TryGetProperty("fullUrl", out var fullUrl), $"{type}: an entry with a resource has no fullUrl: {entry}");
+                Assert.Equal($"{serverBase}/Patient/{resource.GetProperty("id").GetString()}", fullUrl.GetString());
+            }
+        }
     }
 
     [Fact]
