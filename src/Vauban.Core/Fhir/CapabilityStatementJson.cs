@@ -147,10 +147,11 @@ public static class CapabilityStatementJson
         writer.WriteEndObject();
         writer.WriteEndArray();
         writer.WriteStartArray("interaction");
-        foreach (var code in new[] { "transaction", "batch" })
+        foreach (var (code, documentation) in new[] { ("transaction", TransactionDocumentation), ("batch", BatchDocumentation) })
         {
             writer.WriteStartObject();
             writer.WriteString("code", code);
+            writer.WriteString("documentation", documentation);
             writer.WriteEndObject();
         }
         writer.WriteEndArray();
@@ -158,6 +159,14 @@ public static class CapabilityStatementJson
         writer.WriteEndArray();
         writer.WriteEndObject();
     });
+
+    // What an integrator cannot guess from the code alone: a transaction reads only by id (a search inside one is refused with 400).
+    private const string TransactionDocumentation = "All or nothing: creates, updates and deletes (also conditional ones), and reads by id or version "
+        + "(GET [type]/[id], [type]/[id]/_history/[vid]), in one database transaction; any entry's failure rolls every entry back. A search "
+        + "(GET [type]?…) inside a transaction is refused (400): send it in a batch, or alone.";
+
+    private const string BatchDocumentation = "Each entry on its own, in order, as if sent alone (searches included): one entry's failure is its "
+        + "response's status and changes nothing of the others.";
 
     private const string ConditionalDocumentation = "Conditional create (If-None-Exist, or a bundle entry's ifNoneExist), update (PUT [type]?criteria) and "
         + "delete (DELETE [type]?criteria), alone or in a batch or transaction: the criteria are search parameters of the type, at least one, none "

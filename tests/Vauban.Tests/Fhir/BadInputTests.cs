@@ -575,6 +575,7 @@ public abstract class BadInputTests(FhirServerFixture shared) : IAsyncLifetime
     [InlineData("Patient?birthdate=gt1980-06-15T10:00:00Z", "'birthdate' is a date: search it by year, month or day, without a time")]
     [InlineData("Patient?family:contains=dup", "not supported")]
     [InlineData("Patient?_sort=family", "_sort=family is not supported")]
+    [InlineData("Patient?_sort=--_lastUpdated", "one '-' before the key sorts in descending order")] // was read as -_lastUpdated
     [InlineData("Patient?_count=-1", "_count")]
     [InlineData("Patient?general-practitioner=Observation/1", "reference to")]
     [InlineData("Observation?subject.name=dupont", "Chained search")]

@@ -1840,6 +1840,9 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         Assert.Contains("general-practitioner", parameters);
         var everything = patient.GetProperty("operation").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "everything");
         Assert.Contains("_type", everything.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
+        // A transaction's limit is said where an integrator looks: a search inside one is refused.
+        var transaction = body.GetProperty("rest")[0].GetProperty("interaction").EnumerateArray().Single(i => i.GetProperty("code").GetString() == "transaction");
+        Assert.Contains("search (GET [type]?…) inside a transaction is refused", transaction.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -478,7 +478,14 @@ internal sealed class SearchQuery
         }
         var key = keys[0];
         SortDescending = key.StartsWith('-');
-        key = key.TrimStart('-');
+        if (SortDescending) key = key[1..];
+        if (key.StartsWith('-'))
+        {
+            // "--date" was read as "-date": one '-' is the spec's prefix for descending order, more is a mistake to say.
+            SortDescending = false;
+            issues.Add(Issue.Invalid($"_sort={value}: one '-' before the key sorts in descending order (e.g. _sort=-date).", "_sort"));
+            return;
+        }
         if (key is "_lastUpdated" or "_id")
         {
             SortKey = key;
