@@ -580,6 +580,10 @@ public abstract class BadInputTests(FhirServerFixture shared) : IAsyncLifetime
     [InlineData("Patient?general-practitioner=Observation/1", "reference to")]
     [InlineData("Observation?subject.name=dupont", "Chained search")]
     [InlineData("Patient?_include=Observation:patient", "_include must start")]
+    // Includes that can never match were answered with nothing, as if no record were linked.
+    [InlineData("Observation?_include=Observation:patient:Practitioner", "Observation:patient refers to Patient, never to Practitioner")]
+    [InlineData("Observation?_revinclude=Patient:link", "Patient:link refers to Patient, never to Observation")]
+    [InlineData("Observation?_revinclude=Patient:link:Observation", "Patient:link refers to Patient, never to Observation")]
     [InlineData("Patient?_page=forged-token", "paging link is invalid")]
     [InlineData("Patient?_sort=_id&_sort=-_id", "_sort is given twice")]
     [InlineData("Observation?_include=Observation:*", "every reference) is not supported")]
