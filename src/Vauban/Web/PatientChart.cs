@@ -164,9 +164,11 @@ public sealed class PatientChart
         return value;
     }
 
+    /// <summary>The comparator goes first: a result below the laboratory's limit of detection ("&lt;" 0.01) shown as the limit
+    /// itself would read as a measured value.</summary>
     private static string? Quantity(JsonElement q) =>
         q.ValueKind == JsonValueKind.Object && q.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number
-            ? v.GetRawText() + ((Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
+            ? Text(q, "comparator") + v.GetRawText() + ((Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
             : null;
 
     private static string? Money(JsonElement r, string name) =>

@@ -97,4 +97,16 @@ public sealed class PatientChartTests
         Assert.Empty(chart.Sections.Single(s => s.Type == "DocumentReference").Rows);
         Assert.Equal(PatientChart.Kinds.Select(k => k.Type), chart.Sections.Select(s => s.Type));
     }
+
+    [Fact]
+    public void A_result_below_or_above_what_the_laboratory_measures_keeps_its_comparator()
+    {
+        // "< 0.01 µg/L" (troponin below the limit of detection) shown as "0.01 µg/L" reads as a measured, positive value.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "o", """{"resourceType":"Observation","status":"final","code":{"text":"Troponine"},"effectiveDateTime":"2026-11-02T08:00:00Z","valueQuantity":{"value":0.01,"comparator":"<","unit":"µg/L"}}"""),
+        ])!;
+        Assert.Equal("<0.01 µg/L", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
+    }
 }
