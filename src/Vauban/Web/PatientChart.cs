@@ -130,7 +130,7 @@ public sealed class PatientChart
             "MedicationRequest" => new ChartRow(When(r, "authoredOn") ?? Moment.None, Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",
                 Join(Array(r, "dosageInstruction").Select(dose => Text(dose, "text"))), status, reference),
             "Observation" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Observation",
-                ObservationValue(r), Concepts(r, "interpretation") ?? status, reference),
+                ObservationValue(r), ObservationStatus(Concepts(r, "interpretation"), status), reference),
             "DiagnosticReport" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Report",
                 Text(r, "conclusion") ?? (Array(r, "result").Count() is var n and > 0 ? n == 1 ? "1 result" : $"{n} results" : null), status, reference),
             "DocumentReference" => new ChartRow(When(r, "date") ?? Moment.None, Concept(r, "type") ?? Text(r, "description") ?? "Document",
@@ -163,6 +163,11 @@ public sealed class PatientChart
         }
         return value;
     }
+
+    /// <summary>The flag ("High") with the status beside it unless the result is final: a flag alone would hide that the
+    /// result is only preliminary, or was entered in error.</summary>
+    private static string? ObservationStatus(string? interpretation, string? status) =>
+        interpretation is null ? status : status is null or "final" ? interpretation : $"{interpretation} ({status})";
 
     /// <summary>The comparator goes first: a result below the laboratory's limit of detection ("&lt;" 0.01) shown as the limit
     /// itself would read as a measured value.</summary>

@@ -109,4 +109,19 @@ public sealed class PatientChartTests
         ])!;
         Assert.Equal("<0.01 µg/L", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
     }
+
+    [Fact]
+    public void A_flagged_result_that_is_not_final_says_so_beside_its_flag()
+    {
+        // The interpretation ("High") took the status's place: a result entered in error, or only preliminary, read as final.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "wrong", """{"resourceType":"Observation","status":"entered-in-error","code":{"text":"Potassium"},"effectiveDateTime":"2026-11-02T08:00:00Z","valueQuantity":{"value":7.9,"unit":"mmol/L"},"interpretation":[{"text":"High"}]}"""),
+            Entry("Observation", "final", """{"resourceType":"Observation","status":"final","code":{"text":"Sodium"},"effectiveDateTime":"2026-11-01T08:00:00Z","valueQuantity":{"value":150,"unit":"mmol/L"},"interpretation":[{"text":"High"}]}"""),
+        ])!;
+        var rows = chart.Sections.Single(s => s.Type == "Observation").Rows;
+        Assert.Equal("High (entered-in-error)", rows.Single(r => r.Reference == "Observation/wrong").Status);
+        Assert.Equal("High", rows.Single(r => r.Reference == "Observation/final").Status);
+    }
 }
