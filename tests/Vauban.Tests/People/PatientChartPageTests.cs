@@ -220,6 +220,28 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_next_page_of_a_search_still_shows_what_was_typed_in_the_search_form()
+    {
+        for (var i = 0; i < 12; i++)
+        {
+            await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: $"Suite{i:D2}", nir: Samples.ValidNir($"18003441093{i:D2}"), gp: "Practitioner/" + _ids["drA"]));
+        }
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (first, html) = await SearchAsync(doctor, new() { ["Family"] = "Suit" });
+        Assert.True(first.StatusCode == HttpStatusCode.OK, first.Headers.Location + html);
+        // What a browser posts when "Next" is pressed: every field of the form that holds the button.
+        var button = html.IndexOf("id=\"next\"", StringComparison.Ordinal);
+        var nextForm = html[html.LastIndexOf("<form", button, StringComparison.Ordinal)..button];
+        var fields = System.Text.RegularExpressions.Regex.Matches(nextForm, "<input type=\"hidden\" name=\"([^\"]+)\"(?: value=\"([^\"]*)\")?")
+            .Where(m => m.Groups[1].Value != "__RequestVerificationToken")
+            .ToDictionary(m => m.Groups[1].Value, m => WebUtility.HtmlDecode(m.Groups[2].Value));
+        var (second, secondHtml) = await doctor.SubmitAsync("/patients", fields);
+        Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
+        Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
+        Assert.Equal("Suit", StaffClient.FieldValue(secondHtml, "Family"));
+    }
+
+    [Fact]
     public async Task A_page_held_for_both_factors_again_is_shown_once_they_are_given_not_an_empty_form()
     {
         // Sixteen patients: the second page takes the physician past the guard's step-up (15 patients a minute).
