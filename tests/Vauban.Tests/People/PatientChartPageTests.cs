@@ -151,6 +151,20 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_menu_offers_patients_to_the_roles_that_open_them_and_not_to_the_security_officer()
+    {
+        using (var doctor = await SignedInAsync("dr.auber@chu.example"))
+        {
+            var (_, html) = await doctor.GetAsync("/");
+            Assert.Contains("id=\"nav-patients\"", html, StringComparison.Ordinal);
+        }
+        using var officer = await SignedInAsync("officer@chu.example");
+        var (_, officerHtml) = await officer.GetAsync("/");
+        Assert.DoesNotContain("id=\"nav-patients\"", officerHtml, StringComparison.Ordinal); // /patients would only refuse
+        Assert.Contains("id=\"nav-security\"", officerHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Bad_input_and_unknown_patients_get_a_clear_page_and_no_one_signed_out_gets_in()
     {
         using (var anonymous = new StaffClient(_server.BaseAddress))
