@@ -153,7 +153,11 @@ public sealed class PatientChart
         else if (Text(r, "valueString") is { } s) value = s;
         else if (r.TryGetProperty("valueBoolean", out var b) && b.ValueKind is JsonValueKind.True or JsonValueKind.False) value = b.GetBoolean() ? "yes" : "no";
         else if (r.TryGetProperty("valueInteger", out var i) && i.ValueKind == JsonValueKind.Number) value = i.GetRawText();
-        if (value is null) return null;
+        if (value is null)
+        {
+            // A blood pressure holds its values in its components (FHIR's vital-signs profile), none in a value of its own.
+            return Join(Array(r, "component").Select(c => Concept(c, "code") is { } part && ObservationValue(c) is { } measured ? $"{part}: {measured}" : null));
+        }
         if (Array(r, "referenceRange").FirstOrDefault() is { ValueKind: JsonValueKind.Object } range)
         {
             var low = range.TryGetProperty("low", out var l) && l.TryGetProperty("value", out var lv) && lv.ValueKind == JsonValueKind.Number ? lv.GetRawText() : null;

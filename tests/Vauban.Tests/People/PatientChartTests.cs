@@ -124,4 +124,16 @@ public sealed class PatientChartTests
         Assert.Equal("High (entered-in-error)", rows.Single(r => r.Reference == "Observation/wrong").Status);
         Assert.Equal("High", rows.Single(r => r.Reference == "Observation/final").Status);
     }
+
+    [Fact]
+    public void A_result_measured_in_parts_shows_each_part_not_an_empty_value()
+    {
+        // A blood pressure has no value of its own: its systolic and diastolic values are components.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "bp", """{"resourceType":"Observation","status":"final","code":{"text":"Pression artérielle"},"effectiveDateTime":"2026-11-02T08:00:00Z","component":[{"code":{"text":"Systolique"},"valueQuantity":{"value":182,"unit":"mm[Hg]"}},{"code":{"text":"Diastolique"},"valueQuantity":{"value":95,"unit":"mm[Hg]"}}]}"""),
+        ])!;
+        Assert.Equal("Systolique: 182 mm[Hg], Diastolique: 95 mm[Hg]", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
+    }
 }
