@@ -130,7 +130,7 @@ public sealed class PatientChart
             "MedicationRequest" => new ChartRow(When(r, "authoredOn") ?? Moment.None, Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",
                 Join(Array(r, "dosageInstruction").Select(dose => Text(dose, "text"))), status, reference),
             "Observation" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Observation",
-                ObservationValue(r), Concepts(r, "interpretation") ?? status, reference),
+                ObservationValue(r), ObservationStatus(Concepts(r, "interpretation"), status), reference),
             "DiagnosticReport" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Report",
                 Text(r, "conclusion") ?? (Array(r, "result").Count() is var n and > 0 ? n == 1 ? "1 result" : $"{n} results" : null), status, reference),
             "DocumentReference" => new ChartRow(When(r, "date") ?? Moment.None, Concept(r, "type") ?? Text(r, "description") ?? "Document",
@@ -153,7 +153,11 @@ public sealed class PatientChart
         else if (Text(r, "valueString") is { } s) value = s;
         else if (r.TryGetProperty("valueBoolean", out var b) && b.ValueKind is JsonValueKind.True or JsonValueKind.False) value = b.GetBoolean() ? "yes" : "no";
         else if (r.TryGetProperty("valueInteger", out var i) && i.ValueKind == JsonValueKind.Number) value = i.GetRawText();
-        if (value is null) return null;
+        if (value is null)
+        {
+            // A blood pressure holds its values in its components (FHIR's vital-signs profile), none in a value of its own.
+            return Join(Array(r, "component").Select(c => Concept(c, "code") is { } part && ObservationValue(c) is { } measured ? $"{part}: {measured}" : null));
+        }
         if (Array(r, "referenceRange").FirstOrDefault() is { ValueKind: JsonValueKind.Object } range)
         {
             var low = range.TryGetProperty("low", out var l) && l.TryGetProperty("value", out var lv) && lv.ValueKind == JsonValueKind.Number ? lv.GetRawText() : null;
@@ -164,9 +168,16 @@ public sealed class PatientChart
         return value;
     }
 
+    /// <summary>The flag ("High") with the status beside it unless the result is final: a flag alone would hide that the
+    /// result is only preliminary, or was entered in error.</summary>
+    private static string? ObservationStatus(string? interpretation, string? status) =>
+        interpretation is null ? status : status is null or "final" ? interpretation : $"{interpretation} ({status})";
+
+    /// <summary>The comparator goes first: a result below the laboratory's limit of detection ("&lt;" 0.01) shown as the limit
+    /// itself would read as a measured value.</summary>
     private static string? Quantity(JsonElement q) =>
         q.ValueKind == JsonValueKind.Object && q.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number
-            ? v.GetRawText() + ((Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
+            ? Text(q, "comparator") + v.GetRawText() + ((Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
             : null;
 
     private static string? Money(JsonElement r, string name) =>

@@ -211,6 +211,18 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Opening_the_canary_list_refused_says_why_without_speaking_of_a_change_no_one_asked_for()
+    {
+        using var admin = await SignedInAsync(Admin);
+        var (page, html) = await admin.GetAsync("/security/canaries");
+        Assert.Equal(HttpStatusCode.Forbidden, page.StatusCode);
+        Assert.Equal("Only the security officer knows the canary patients: anyone who knew them could avoid them.", StaffClient.ById(html, "error"));
+        var (add, addHtml) = await admin.SubmitAsync("/", new Dictionary<string, string> { ["Count"] = "1" }, action: "/security/canaries");
+        Assert.Equal(HttpStatusCode.Forbidden, add.StatusCode);
+        Assert.EndsWith("(Nothing was changed.)", StaffClient.ById(addHtml, "error"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_refused_act_says_why_and_changes_nothing()
     {
         var alert = await CanaryReadByTheDeskAsync();

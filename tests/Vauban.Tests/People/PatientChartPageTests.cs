@@ -151,6 +151,20 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_menu_offers_patients_to_the_roles_that_open_them_and_not_to_the_security_officer()
+    {
+        using (var doctor = await SignedInAsync("dr.auber@chu.example"))
+        {
+            var (_, html) = await doctor.GetAsync("/");
+            Assert.Contains("id=\"nav-patients\"", html, StringComparison.Ordinal);
+        }
+        using var officer = await SignedInAsync("officer@chu.example");
+        var (_, officerHtml) = await officer.GetAsync("/");
+        Assert.DoesNotContain("id=\"nav-patients\"", officerHtml, StringComparison.Ordinal); // /patients would only refuse
+        Assert.Contains("id=\"nav-security\"", officerHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Bad_input_and_unknown_patients_get_a_clear_page_and_no_one_signed_out_gets_in()
     {
         using (var anonymous = new StaffClient(_server.BaseAddress))
@@ -217,6 +231,28 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
         Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
         Assert.Null(StaffClient.FieldValue(secondHtml, "Next"));
+    }
+
+    [Fact]
+    public async Task The_next_page_of_a_search_still_shows_what_was_typed_in_the_search_form()
+    {
+        for (var i = 0; i < 12; i++)
+        {
+            await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: $"Suite{i:D2}", nir: Samples.ValidNir($"18003441093{i:D2}"), gp: "Practitioner/" + _ids["drA"]));
+        }
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (first, html) = await SearchAsync(doctor, new() { ["Family"] = "Suit" });
+        Assert.True(first.StatusCode == HttpStatusCode.OK, first.Headers.Location + html);
+        // What a browser posts when "Next" is pressed: every field of the form that holds the button.
+        var button = html.IndexOf("id=\"next\"", StringComparison.Ordinal);
+        var nextForm = html[html.LastIndexOf("<form", button, StringComparison.Ordinal)..button];
+        var fields = System.Text.RegularExpressions.Regex.Matches(nextForm, "<input type=\"hidden\" name=\"([^\"]+)\"(?: value=\"([^\"]*)\")?")
+            .Where(m => m.Groups[1].Value != "__RequestVerificationToken")
+            .ToDictionary(m => m.Groups[1].Value, m => WebUtility.HtmlDecode(m.Groups[2].Value));
+        var (second, secondHtml) = await doctor.SubmitAsync("/patients", fields);
+        Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
+        Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
+        Assert.Equal("Suit", StaffClient.FieldValue(secondHtml, "Family"));
     }
 
     [Fact]

@@ -97,4 +97,43 @@ public sealed class PatientChartTests
         Assert.Empty(chart.Sections.Single(s => s.Type == "DocumentReference").Rows);
         Assert.Equal(PatientChart.Kinds.Select(k => k.Type), chart.Sections.Select(s => s.Type));
     }
+
+    [Fact]
+    public void A_result_below_or_above_what_the_laboratory_measures_keeps_its_comparator()
+    {
+        // "< 0.01 µg/L" (troponin below the limit of detection) shown as "0.01 µg/L" reads as a measured, positive value.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "o", """{"resourceType":"Observation","status":"final","code":{"text":"Troponine"},"effectiveDateTime":"2026-11-02T08:00:00Z","valueQuantity":{"value":0.01,"comparator":"<","unit":"µg/L"}}"""),
+        ])!;
+        Assert.Equal("<0.01 µg/L", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
+    }
+
+    [Fact]
+    public void A_flagged_result_that_is_not_final_says_so_beside_its_flag()
+    {
+        // The interpretation ("High") took the status's place: a result entered in error, or only preliminary, read as final.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "wrong", """{"resourceType":"Observation","status":"entered-in-error","code":{"text":"Potassium"},"effectiveDateTime":"2026-11-02T08:00:00Z","valueQuantity":{"value":7.9,"unit":"mmol/L"},"interpretation":[{"text":"High"}]}"""),
+            Entry("Observation", "final", """{"resourceType":"Observation","status":"final","code":{"text":"Sodium"},"effectiveDateTime":"2026-11-01T08:00:00Z","valueQuantity":{"value":150,"unit":"mmol/L"},"interpretation":[{"text":"High"}]}"""),
+        ])!;
+        var rows = chart.Sections.Single(s => s.Type == "Observation").Rows;
+        Assert.Equal("High (entered-in-error)", rows.Single(r => r.Reference == "Observation/wrong").Status);
+        Assert.Equal("High", rows.Single(r => r.Reference == "Observation/final").Status);
+    }
+
+    [Fact]
+    public void A_result_measured_in_parts_shows_each_part_not_an_empty_value()
+    {
+        // A blood pressure has no value of its own: its systolic and diastolic values are components.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "bp", """{"resourceType":"Observation","status":"final","code":{"text":"Pression artérielle"},"effectiveDateTime":"2026-11-02T08:00:00Z","component":[{"code":{"text":"Systolique"},"valueQuantity":{"value":182,"unit":"mm[Hg]"}},{"code":{"text":"Diastolique"},"valueQuantity":{"value":95,"unit":"mm[Hg]"}}]}"""),
+        ])!;
+        Assert.Equal("Systolique: 182 mm[Hg], Diastolique: 95 mm[Hg]", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
+    }
 }
