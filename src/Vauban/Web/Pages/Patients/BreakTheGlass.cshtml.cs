@@ -21,6 +21,19 @@ public sealed class BreakTheGlassModel : StaffPage
 
     public TimeSpan Duration => Store.Policy.Options.BreakGlassDuration;
 
+    /// <summary>The grant's length as a person reads it: "4 hours", "1 hour", "1 hour 30 minutes", "30 minutes" (whole hours alone
+    /// read "0 hours" for a 30-minute grant, which the options allow).</summary>
+    public string DurationText => Describe(Duration);
+
+    public static string Describe(TimeSpan duration)
+    {
+        var hours = (long)duration.TotalHours;
+        var minutes = duration.Minutes;
+        return hours == 0 ? Counted.En(minutes, "minute", "minutes")
+            : minutes == 0 ? Counted.En(hours, "hour", "hours")
+            : $"{Counted.En(hours, "hour", "hours")} {Counted.En(minutes, "minute", "minutes")}";
+    }
+
     public IActionResult OnGet() =>
         HttpContext.IsFreshlyAuthenticated(Store.Policy.Options.ReauthenticationMaxAge) ? Page() : Redirect(HttpContext.ReauthenticationUrl());
 
