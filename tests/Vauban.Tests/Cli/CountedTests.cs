@@ -19,17 +19,3 @@ public sealed class CountedTests
     public void French_takes_the_singular_for_zero_and_one_and_groups_thousands_with_a_narrow_space(long count, string expected) =>
         Assert.Equal(expected, Counted.Fr(count, "patient", "patients"));
 }
-
-/// <summary>The break-the-glass page's "the access lasts …": any length the options allow (1 minute to 24 hours), read right.</summary>
-public sealed class BreakGlassDurationTextTests
-{
-    [Theory]
-    [InlineData(240, "4 hours")]
-    [InlineData(60, "1 hour")]
-    [InlineData(30, "30 minutes")]
-    [InlineData(1, "1 minute")]
-    [InlineData(90, "1 hour 30 minutes")]
-    [InlineData(1440, "24 hours")]
-    public void The_grants_length_reads_as_a_person_says_it(int minutes, string expected) =>
-        Assert.Equal(expected, Vauban.Web.Pages.Patients.BreakTheGlassModel.Describe(TimeSpan.FromMinutes(minutes)));
-}

@@ -83,6 +83,11 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.DoesNotContain(_ids["other"], html, StringComparison.Ordinal);
         Assert.DoesNotContain("CHARTREUX", html, StringComparison.Ordinal);
 
+        // The NIR as read from a carte Vitale, without its key: found by the NIR it begins.
+        var (byNir, byNirHtml) = await SearchAsync(doctor, new() { ["Identifier"] = "2 71 06 44 109 001" });
+        Assert.True(byNir.StatusCode == HttpStatusCode.OK, byNirHtml);
+        Assert.Contains($"href=\"/patients/{_ids["mine"]}\"", byNirHtml, StringComparison.Ordinal);
+
         var (chart, page) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
         Assert.True(chart.Headers.CacheControl?.NoStore, "a chart must not be kept in a shared computer's browser cache");

@@ -72,7 +72,7 @@ public sealed class PatientSearchModel : StaffPage
         Add("family", Family);
         Add("given", Given);
         Add("birthdate", BirthDate);
-        Add("identifier", Identifier?.Replace(" ", "", StringComparison.Ordinal));
+        Add("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal)));
         var next = string.IsNullOrEmpty(Next) ? null : Next;
         if (next is null && parameters.Count == 0)
         {
@@ -104,5 +104,23 @@ public sealed class PatientSearchModel : StaffPage
         NextPage = page.NextPage;
         Total = page.Total;
         return Page();
+    }
+
+    /// <summary>An identifier as typed, and, when it is the first 13 characters of a NIR (the number on a carte Vitale is
+    /// often read out without its key), also the whole NIR with its key: "either". Typed 13 digits found nothing, since
+    /// patients are filed under their 15-character NIR; an establishment's own 13-digit number still matches as typed.</summary>
+    public static string? WithNirKey(string? identifier)
+    {
+        if (identifier is not { Length: 13 }) return identifier;
+        string key;
+        try
+        {
+            key = Nir.ComputeKey(identifier);
+        }
+        catch (ArgumentException)
+        {
+            return identifier; // not the start of a NIR
+        }
+        return identifier + "," + identifier.ToUpperInvariant() + key;
     }
 }
