@@ -58,7 +58,8 @@ public sealed class BreakTheGlassModel : StaffPage
                 return Page();
             default:
                 Response.StatusCode = 400;
-                Error = result.Message;
+                // The records service names the reasons by their codes, for API clients; the form shows their labels.
+                Error = Reason is null || !Reasons.ContainsKey(Reason) ? "Choose the reason in the list." : result.Message;
                 return Page();
         }
     }
