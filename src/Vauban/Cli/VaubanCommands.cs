@@ -57,44 +57,40 @@ internal static class VaubanCommands
 
     /// <summary>Refuses a whole number given outside <paramref name="min"/>–<paramref name="max"/> as a usage error (exit 2), as an
     /// unparsable one is: "--limit must be between 1 and 10,000." (it was an error of the verb, exit 1, once the store was open).</summary>
-    public static T Within<T>(this T option, int min, int max) where T : Option
+    public static T Within<T>(this T option, int min, int max) where T : Option =>
+        Within(option, min, max, TryWholeNumber, n => n.ToString("N0", System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>The same for a date, yyyy-MM-dd, given outside <paramref name="min"/>–<paramref name="max"/>.</summary>
+    public static Option<DateOnly?> Within(this Option<DateOnly?> option, DateOnly min, DateOnly max) =>
+        Within(option, min, max, TryDate, d => d.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+
+    private delegate bool TryRead<TValue>(string text, out TValue value);
+
+    private static TOption Within<TOption, TValue>(TOption option, TValue min, TValue max, TryRead<TValue> read, Func<TValue, string> say)
+        where TOption : Option where TValue : IComparable<TValue>
     {
         ArgumentNullException.ThrowIfNull(option);
         option.Validators.Add(result =>
         {
-            // Only a value given, and parsed (one that is no number already has its error).
-            if (result.Implicit || result.Tokens.Count == 0
-                || !int.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value)) return;
-            if (value < min || value > max)
-            {
-                result.AddError(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{option.Name} must be between {min:N0} and {max:N0}."));
-            }
+            // Only a value given, and read (one that cannot be read already has its error, from the option's parser).
+            if (result.Implicit || result.Tokens.Count == 0 || !read(result.Tokens[^1].Value, out var value)) return;
+            if (value.CompareTo(min) < 0 || value.CompareTo(max) > 0) result.AddError($"{option.Name} must be between {say(min)} and {say(max)}.");
         });
         return option;
     }
 
-    /// <summary>The same for a date, yyyy-MM-dd, given outside <paramref name="min"/>–<paramref name="max"/>.</summary>
-    public static Option<DateOnly?> Within(this Option<DateOnly?> option, DateOnly min, DateOnly max)
-    {
-        ArgumentNullException.ThrowIfNull(option);
-        option.Validators.Add(result =>
-        {
-            if (result.Implicit || result.Tokens.Count == 0
-                || !DateOnly.TryParseExact(result.Tokens[^1].Value, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var day)) return;
-            if (day < min || day > max)
-            {
-                result.AddError(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{option.Name} must be between {min:yyyy-MM-dd} and {max:yyyy-MM-dd}."));
-            }
-        });
-        return option;
-    }
+    private static bool TryWholeNumber(string text, out int value) =>
+        int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out value);
+
+    private static bool TryDate(string text, out DateOnly day) =>
+        DateOnly.TryParseExact(text, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out day);
 
     private static string Given(System.CommandLine.Parsing.ArgumentResult result) => result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
 
     private static int? WholeNumber(System.CommandLine.Parsing.ArgumentResult result, string option)
     {
         var text = Given(result);
-        if (int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value)) return value;
+        if (TryWholeNumber(text, out var value)) return value;
         result.AddError(long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _)
             ? $"{option}: {text} is too large."
             : $"{option}: '{text}' is not a whole number.");
@@ -124,7 +120,7 @@ internal static class VaubanCommands
     private static DateOnly? Date(System.CommandLine.Parsing.ArgumentResult result, string option)
     {
         var text = Given(result);
-        if (DateOnly.TryParseExact(text, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var day)) return day;
+        if (TryDate(text, out var day)) return day;
         result.AddError($"{option}: '{text}' is not a date (yyyy-MM-dd, e.g. 2026-12-05).");
         return null;
     }
