@@ -57,9 +57,9 @@ public static class BreachDocuments
             : $"Loss of confidentiality. {Who(scope, fr)} was used to read patient records outside any care need. Period examined: {Window(scope, fr)}. "
               + "The scope below is computed from the establishment's audit log (a signed hash chain), verified end to end before the computation.");
         text.AppendLine()
-            .AppendLine(fr ? $"- Personnes concernées : **{subjects}** {Noun(subjects, fr, "patient", "patients")}" : $"- Data subjects concerned: **{subjects}** {Noun(subjects, fr, "patient", "patients")}")
-            .AppendLine(fr ? $"- Enregistrements concernés : **{scope.Records}** {Noun(scope.Records, fr, "enregistrement", "enregistrements")} du dossier patient, en {Counted.Fr(scope.Accesses, "accès journalisé", "accès journalisés")}"
-                : $"- Records concerned: **{scope.Records}** {Noun(scope.Records, fr, "patient-record entry", "patient-record entries")}, in {Counted.En(scope.Accesses, "audited access", "audited accesses")}")
+            .AppendLine(fr ? $"- Personnes concernées : **{subjects}** {Counted.Noun(subjects, fr, "patient", "patients")}" : $"- Data subjects concerned: **{subjects}** {Counted.Noun(subjects, fr, "patient", "patients")}")
+            .AppendLine(fr ? $"- Enregistrements concernés : **{scope.Records}** {Counted.Noun(scope.Records, fr, "enregistrement", "enregistrements")} du dossier patient, en {Counted.Fr(scope.Accesses, "accès journalisé", "accès journalisés")}"
+                : $"- Records concerned: **{scope.Records}** {Counted.Noun(scope.Records, fr, "patient-record entry", "patient-record entries")}, in {Counted.En(scope.Accesses, "audited access", "audited accesses")}")
             .AppendLine(fr ? $"- Première et dernière consultation : {FirstLast(scope, fr)}" : $"- First and last access: {FirstLast(scope, fr)}")
             .AppendLine(fr ? $"- Tentatives refusées (politique d'accès, garde, échec) : {scope.RefusedAccesses}, dont {Counted.Fr(scope.RefusedPatientsNotInScope, "patient", "patients")} sans aucune donnée divulguée (non {(scope.RefusedPatientsNotInScope > 1 ? "comptés" : "compté")} ci-dessus)"
                 : $"- Refused attempts (access policy, guard, failure): {scope.RefusedAccesses}, on {Counted.En(scope.RefusedPatientsNotInScope, "patient", "patients")} of whom no data left (not counted above)");
@@ -239,7 +239,4 @@ public static class BreachDocuments
         at.UtcDateTime.ToString(fr ? "dd/MM/yyyy 'à' HH:mm 'UTC'" : "yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
 
     private static string Day(DateTimeOffset at, bool fr) => at.UtcDateTime.ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
-
-    /// <summary>The noun after a figure set apart (bold): singular for 1 in English, for 0 and 1 in French.</summary>
-    private static string Noun(long count, bool fr, string one, string many) => (fr ? count is 0 or 1 : count == 1) ? one : many;
 }
