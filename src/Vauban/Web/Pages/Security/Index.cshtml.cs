@@ -55,7 +55,7 @@ public sealed class SecurityConsoleModel : ConsolePage
         if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
         var released = await GuardConsole.ReleaseAsync(Store, HttpContext, principal!);
         if (released == 0) return await RefusedAsync(404, GuardConsole.NotContained);
-        return Acted($"{principal} released ({released} containment{(released == 1 ? "" : "s")}).");
+        return Acted($"{principal} released ({Counted.En(released, "containment", "containments")}).");
     }
 
     public Task<IActionResult> OnPostApproveAsync(string? export) => DecideAsync(export, approve: true);
