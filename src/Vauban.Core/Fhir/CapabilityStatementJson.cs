@@ -104,7 +104,7 @@ public static class CapabilityStatementJson
             var references = SearchParameters.For(type).Values.Where(p => p.Kind == SearchParamKind.Reference).ToList();
             WriteStrings(writer, "searchInclude", references.Select(p => $"{type}:{p.Name}"));
             WriteStrings(writer, "searchRevInclude", TypeCodes.Names.SelectMany(source => SearchParameters.For(source).Values
-                .Where(p => p.Kind == SearchParamKind.Reference && (p.Targets is null || p.Targets.Contains(type)))
+                .Where(p => p.Kind == SearchParamKind.Reference && p.MayReferTo(type))
                 .Select(p => $"{source}:{p.Name}")).Order(StringComparer.Ordinal));
             writer.WriteStartArray("searchParam");
             WriteParam(writer, "_id", "token", "Logical id");

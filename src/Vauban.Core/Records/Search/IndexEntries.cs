@@ -111,7 +111,7 @@ internal sealed class IndexEntries
     {
         if (value.ValueKind == JsonValueKind.Object && value.TryGetProperty("reference", out var reference)
             && reference.ValueKind == JsonValueKind.String && ReferenceTarget.TryParseLocal(reference.GetString()!, out var target, out var targetType)
-            && (parameter.Targets is null || parameter.Targets.Contains(targetType)))
+            && parameter.MayReferTo(targetType))
         {
             References.Add(new ReferenceEntry(parameter.Code, target));
         }

@@ -18,6 +18,9 @@ internal sealed record SearchParameter(string ResourceType, string Name, SearchP
     /// <summary>For references: the target types this parameter matches (null: any).</summary>
     public IReadOnlyList<string>? Targets { get; init; }
 
+    /// <summary>Whether a reference this parameter matches may point at a record of <paramref name="type"/>.</summary>
+    public bool MayReferTo(string type) => Targets is null || Targets.Contains(type);
+
     /// <summary>Values are stored under this other parameter of the same type (e.g. patient = subject restricted to Patient).</summary>
     public string? AliasOf { get; init; }
 

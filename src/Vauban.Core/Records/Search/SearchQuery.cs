@@ -549,9 +549,9 @@ internal sealed class SearchQuery
         // An include that can never match was answered with nothing, silently, as if no record were linked: the
         // CapabilityStatement offers only those that can (searchInclude, searchRevInclude), and these are refused as such.
         var pointsAt = reverse ? Type : target;
-        if (pointsAt is not null && parameter.Targets is { } targets && !targets.Contains(pointsAt))
+        if (pointsAt is not null && !parameter.MayReferTo(pointsAt))
         {
-            issues.Add(Issue.Invalid($"{parts[0]}:{parts[1]} refers to {string.Join(" or ", targets)}, never to {pointsAt}: {name}={value} can include nothing."));
+            issues.Add(Issue.Invalid($"{parts[0]}:{parts[1]} refers to {string.Join(" or ", parameter.Targets!)}, never to {pointsAt}: {name}={value} can include nothing."));
             return;
         }
         Includes.Add(new IncludeSpec(parts[0], parameter, target, reverse));
