@@ -45,16 +45,19 @@ public static class Nir
     /// Corsica 2A/2B handled).
     /// </summary>
     /// <exception cref="ArgumentException">The value is not 13 digits (with 2A/2B as the department).</exception>
-    public static string ComputeKey(string first13)
+    public static string ComputeKey(string first13) =>
+        TryComputeKey(first13, out var key) ? key
+            : throw new ArgumentException("Expected the first 13 characters of a NIR: digits, with 2A or 2B as the department.", nameof(first13));
+
+    /// <summary>As <see cref="ComputeKey"/>, false for what is not the first 13 characters of a NIR (a person's typing).</summary>
+    public static bool TryComputeKey(string first13, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? key)
     {
         ArgumentNullException.ThrowIfNull(first13);
+        key = null;
         Span<char> compact = stackalloc char[13];
-        if (!TryCompact(first13, compact, out var written) || written != 13 || !HasValidCharacters(compact))
-        {
-            throw new ArgumentException("Expected the first 13 characters of a NIR: digits, with 2A or 2B as the department.", nameof(first13));
-        }
-
-        return FormatKey(Key(compact));
+        if (!TryCompact(first13, compact, out var written) || written != 13 || !HasValidCharacters(compact)) return false;
+        key = FormatKey(Key(compact));
+        return true;
     }
 
     internal static int Key(ReadOnlySpan<char> first13)

@@ -111,16 +111,6 @@ public sealed class PatientSearchModel : StaffPage
     /// patients are filed under their 15-character NIR; an establishment's own 13-digit number still matches as typed.</summary>
     public static string? WithNirKey(string? identifier)
     {
-        if (identifier is not { Length: 13 }) return identifier;
-        string key;
-        try
-        {
-            key = Nir.ComputeKey(identifier);
-        }
-        catch (ArgumentException)
-        {
-            return identifier; // not the start of a NIR
-        }
-        return identifier + "," + identifier.ToUpperInvariant() + key;
+        return identifier is { Length: 13 } && Nir.TryComputeKey(identifier, out var key) ? identifier + "," + identifier.ToUpperInvariant() + key : identifier;
     }
 }
