@@ -159,6 +159,17 @@ public sealed class Tenants
         return await reader.ReadAsync(cancellationToken) ? new Tenant(reader.GetInt64(0), reader.GetString(1)) : null;
     }
 
+    /// <summary>The establishment a person means by the name typed at sign-in: the one named exactly so, else the only one whose
+    /// name reads like it (<see cref="Likeness"/>: 'chu-nord' typed for 'CHU-Nord'); null when none does, or several do (a store
+    /// made before names had to differ by more than case). Names of new establishments cannot be alike, so the typed name is
+    /// never taken for another establishment than the one its staff read on their badge.</summary>
+    public async Task<Tenant?> FindTypedAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (await FindAsync(name, cancellationToken) is { } exact) return exact;
+        return await AlikeAsync(name, cancellationToken) is [var only] ? only : null;
+    }
+
     public async ValueTask<Tenant?> FindAsync(long id, CancellationToken cancellationToken)
     {
         if (_byId.TryGetValue(id, out var cached)) return cached;

@@ -60,7 +60,7 @@ public sealed class PersonSignIn
         var ct = http.RequestAborted;
         email = (email ?? "").Trim();
         password ??= "";
-        var tenant = Tenants.IsValidName(establishment) ? await _store.Tenants.FindAsync(establishment!, ct) : null;
+        var tenant = Tenants.IsValidName(establishment) ? await _store.Tenants.FindTypedAsync(establishment!, ct) : null;
         var accountKey = tenant is null
             ? "none:" + Convert.ToHexString(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((establishment ?? "") + "\n" + StaffAccounts.NormalizeEmail(email))))[..16]
             : await _store.Accounts.AccountKeyAsync(tenant, email, ct);

@@ -72,6 +72,24 @@ public abstract class SignInAuditTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_establishment_is_found_whatever_the_case_it_is_typed_in()
+    {
+        // Staff type the name as they say it ("Hospital-A", "HOSPITAL-A"); no two establishments may differ by case alone.
+        using var staff = Staff();
+        var (password, _) = await staff.PasswordAsync("  HOSPITAL-A ", Email, Password);
+        Assert.Equal("/account/signin/totp", password.Headers.Location?.ToString());
+        var (totp, _) = await staff.TotpAsync(Totp.Code(_secret, _time));
+        Assert.Equal("/", totp.Headers.Location?.ToString());
+        Assert.Contains(await EntriesOfAsync(_principal), e => e.Action == AuditAction.SignIn && e.Outcome == AuditOutcome.Success);
+
+        // A name that is not alike still finds nothing, as a wrong password would.
+        using var other = Staff();
+        var (missed, page) = await other.PasswordAsync("hospital-b", Email, Password);
+        Assert.Equal(HttpStatusCode.OK, missed.StatusCode);
+        Assert.Contains("is not correct", page, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Enrolment_records_the_credential_reset_and_a_sign_in_naming_the_session_it_opens()
     {
         var link = await _server.Store.Accounts.AddAsync(_tenant, "nurse@chu.example", StaffRole.Physician, "pract-2", "org-1", "Dr Paul Durand", CancellationToken.None);
