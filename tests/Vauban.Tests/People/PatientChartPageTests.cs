@@ -115,6 +115,9 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         Assert.DoesNotContain("CHARTREUX", html, StringComparison.Ordinal);
         Assert.Contains($"href=\"/patients/{_ids["other"]}/break-the-glass\"", html, StringComparison.Ordinal);
+        // In the page's words: what a clinician does here, not the API's operation.
+        Assert.Contains("not in your care relationships", StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        Assert.DoesNotContain("[base]", html, StringComparison.Ordinal);
 
         var (granted, grantHtml) = await doctor.SubmitAsync($"/patients/{_ids["other"]}/break-the-glass",
             new Dictionary<string, string> { ["Reason"] = KnownBreakGlassReasons.Labels.Keys.First(), ["Text"] = "Patient admitted unconscious to the emergency room." });
@@ -153,6 +156,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.True(chartRefused.StatusCode is HttpStatusCode.Forbidden or HttpStatusCode.NotFound, chartRefused.StatusCode.ToString());
         Assert.DoesNotContain("CHARTIER", chartHtml, StringComparison.Ordinal);
         Assert.DoesNotContain("break-the-glass", chartHtml, StringComparison.Ordinal);
+        if (chartRefused.StatusCode == HttpStatusCode.Forbidden) Assert.Equal("Your role does not open patients' records.", StaffClient.ById(chartHtml, "error"));
     }
 
     [Fact]

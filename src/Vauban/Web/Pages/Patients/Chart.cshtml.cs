@@ -42,7 +42,7 @@ public sealed class ChartModel : StaffPage
                 return Redirect(HttpContext.ReauthenticationUrl());
             case RecordStatus.Forbidden:
                 MayBreakTheGlass = Store.Policy.Authorize(access, Interaction.BreakTheGlass, "Patient").Allowed;
-                return Refuse(page.Status, Message(page));
+                return Refuse(page.Status, Refusal(access));
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return Refuse(RecordStatus.NotFound, "No patient with this id.");
             default:
@@ -55,6 +55,18 @@ public sealed class ChartModel : StaffPage
         Response.StatusCode = RecordStatusCodes.Http(status);
         Error = message;
         return Page();
+    }
+
+    /// <summary>A refusal in the words of the page, not of the API (the service's names "POST [base]/Patient/…/$break-the-glass"
+    /// and the role's interactions, which a clinician has no use for): the role that opens no chart, or the care relationship and
+    /// what breaking the glass means.</summary>
+    private string Refusal(AccessContext access)
+    {
+        if (!Store.Policy.Authorize(access, Interaction.Everything, "Patient").Allowed) return "Your role does not open patients' records.";
+        return MayBreakTheGlass
+            ? "This patient is not in your care relationships. If you need this record for the patient's care, you may break the glass: "
+              + "you state the reason and confirm your identity, and the access is reported to the security officer."
+            : "This patient is not in your care relationships: the record is not open to you.";
     }
 
     private static string Message(SearchPage page) =>
