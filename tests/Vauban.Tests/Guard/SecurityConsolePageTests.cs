@@ -374,9 +374,16 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, console.StatusCode);
         var (refused, refusedHtml) = await AccessHistoryAsync(administrator, _mine);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
-        Assert.Contains("The audit log is open to the security officer only.", refusedHtml, StringComparison.Ordinal);
+        Assert.Equal("The audit log is open to the security officer only.", StaffClient.ById(refusedHtml, "error"));
         Assert.DoesNotContain("Dr Claire Auber", refusedHtml, StringComparison.Ordinal);
-        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, Admin, AuditAction.AuditRead), e => e.Outcome == AuditOutcome.MinorFailure);
+        // Opening the page by its address is refused too: no form offers a look-up that would only be refused.
+        var (page, pageHtml) = await administrator.GetAsync("/security/access");
+        Assert.Equal(HttpStatusCode.Forbidden, page.StatusCode);
+        Assert.DoesNotContain("access-form", pageHtml, StringComparison.Ordinal);
+        var refusals = (await _server.AuditEntriesOfAsync(_tenant, Admin, AuditAction.Administration))
+            .Where(e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note == "guard console refused: only the security officer").ToList();
+        Assert.Contains(refusals, e => e.Detail.Records.Contains("console:GET /security/access"));
+        Assert.Contains(refusals, e => e.Detail.Records.Contains("console:POST /security/access"));
     }
 
     [Fact]

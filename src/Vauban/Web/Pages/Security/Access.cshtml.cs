@@ -20,11 +20,15 @@ public sealed class AccessHistoryModel : ConsolePage
 
     public AccessHistory? History { get; private set; }
 
-    public async Task<IActionResult> OnGetAsync() => await EnterAsync("GET /security/access") ?? Page();
+    /// <summary>Why anyone else the console admits (an administrator) is refused: the page, not only its form's answer, is the
+    /// officer's, so that nothing offers the administrator a look-up it will refuse.</summary>
+    public const string OfficerOnly = "The audit log is open to the security officer only.";
+
+    public async Task<IActionResult> OnGetAsync() => await EnterOfficerAsync("GET /security/access", OfficerOnly) ?? Page();
 
     public async Task<IActionResult> OnPostAsync()
     {
-        if (await EnterAsync("POST /security/access") is { } refused) return refused;
+        if (await EnterOfficerAsync("POST /security/access", OfficerOnly) is { } refused) return refused;
         var id = PatientId?.Trim();
         if (id is not null && IdRules.IsIdentifying(id))
         {
@@ -39,7 +43,7 @@ public sealed class AccessHistoryModel : ConsolePage
             return Page();
         }
         History = await PatientAccessHistory.ReadAsync(Store, GuardConsole.OfficerAccess(HttpContext), id!, Limit, HttpContext.RequestAborted);
-        if (History is null) Refuse(403, "The audit log is open to the security officer only.");
+        if (History is null) Refuse(403, OfficerOnly);
         PatientId = id;
         return Page();
     }
