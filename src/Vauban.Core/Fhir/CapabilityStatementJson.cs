@@ -27,6 +27,7 @@ public static class CapabilityStatementJson
         WriteStrings(writer, "instantiates", ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]);
         writer.WriteString("fhirVersion", "4.0.1");
         WriteStrings(writer, "format", ["application/fhir+json", "json"]);
+        WriteStrings(writer, "patchFormat", [Records.RecordPatch.MediaType]);
         writer.WriteStartArray("rest");
         writer.WriteStartObject();
         writer.WriteString("mode", "server");
@@ -86,10 +87,11 @@ public static class CapabilityStatementJson
             writer.WriteStartObject();
             writer.WriteString("type", type);
             writer.WriteStartArray("interaction");
-            foreach (var code in new[] { "read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type" })
+            foreach (var code in new[] { "read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type" })
             {
                 writer.WriteStartObject();
                 writer.WriteString("code", code);
+                if (code == "patch") writer.WriteString("documentation", PatchDocumentation);
                 writer.WriteEndObject();
             }
             writer.WriteEndArray();
@@ -167,6 +169,11 @@ public static class CapabilityStatementJson
 
     private const string BatchDocumentation = "Each entry on its own, in order, as if sent alone (searches included): one entry's failure is its "
         + "response's status and changes nothing of the others.";
+
+    private const string PatchDocumentation = "PATCH [base]/[type]/[id] with a JSON Patch document (RFC 6902, Content-Type: "
+        + Records.RecordPatch.MediaType + "); FHIRPath Patch is not supported, nor a patch by search criteria or inside a batch or transaction. "
+        + "Needs read as well as update on the type (system/[type].ru): the answer is the whole patched resource. If-Match holds it to a version "
+        + "(412); a failed test or a path that leads nowhere is 422, as is a result that is not a valid resource; a patch does not create (404, 410 when deleted).";
 
     private const string ConditionalDocumentation = "Conditional create (If-None-Exist, or a bundle entry's ifNoneExist), update (PUT [type]?criteria) and "
         + "delete (DELETE [type]?criteria), alone or in a batch or transaction: the criteria are search parameters of the type, at least one, none "

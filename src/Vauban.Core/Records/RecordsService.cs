@@ -388,7 +388,7 @@ public sealed partial class RecordsService
     /// <param name="locked">The record's current row when the caller has already read it under lock (a conditional update's match,
     /// <see cref="LockMatchAsync"/>); null to read it here.</param>
     private async Task<RecordResult> UpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, JsonElement resource, int? ifMatch,
-        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken, StoredVersion? locked = null)
+        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken, StoredVersion? locked = null, string? note = null)
     {
         var typeCode = TypeCodes.Of(type);
         var current = locked ?? await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
@@ -454,7 +454,7 @@ public sealed partial class RecordsService
         }
         written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope,
-            current.Deleted ? "brought back after its deletion" : null);
+            current.Deleted ? "brought back after its deletion" : note);
         return new RecordResult(current.Deleted ? RecordStatus.Created : RecordStatus.Ok, type, id, version, now, json);
     }
 

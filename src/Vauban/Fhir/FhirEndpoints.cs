@@ -66,6 +66,10 @@ internal static class FhirEndpoints
             ? Task.FromResult(refusal)
             : UpdateAsync(http, options, (resource, ifMatch) => records.UpdateAsync(http.Access(), type, id, resource, ifMatch, http.RequestAborted)));
 
+        fhir.MapPatch("/{type}/{id}", (HttpContext http, string type, string id) => FhirHttp.RefuseQuery(http, "a patch") is { } refusal
+            ? Task.FromResult(refusal)
+            : PatchAsync(http, options, records, type, id));
+
         fhir.MapDelete("/{type}/{id}", (HttpContext http, string type, string id) => FhirHttp.RefuseQuery(http, "a delete by id") is { } refusal
             ? Task.FromResult(refusal)
             : DeleteAsync(http, ifMatch => records.DeleteAsync(http.Access(), type, id, ifMatch, http.RequestAborted)));
@@ -270,6 +274,21 @@ internal static class FhirEndpoints
                 RecordStatus.Ok => FhirHttp.Resource(result, 200, http),
                 _ => FhirHttp.Failure(result),
             };
+        }
+    }
+
+    /// <summary>A patch by id: a JSON Patch document, held to a version by If-Match if given; 200 with the patched resource.</summary>
+    private static async Task<IResult> PatchAsync(HttpContext http, FhirOptions options, RecordsService records, string type, string id)
+    {
+        if (FhirHttp.RefuseUnevaluatedPrecondition(http) is { } precondition) return precondition;
+        if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
+        var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted, jsonPatch: true);
+        if (error is not null) return error;
+        using (document)
+        {
+            if (RecordPatch.Parse(document!.RootElement, out var issues) is not { } patch) return FhirHttp.Outcome(400, [.. issues]);
+            var result = await records.PatchAsync(http.Access(), type, id, patch, ifMatch, http.RequestAborted);
+            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         }
     }
 

@@ -91,20 +91,26 @@ internal static class FhirHttp
     private const string StepUpChallenge = "Bearer error=\"insufficient_user_authentication\"";
 
     /// <summary>Reads and parses a FHIR JSON body: 415 for another media type, 413 above the limit, 400 for what <see cref="FhirJsonInput"/> refuses.</summary>
-    public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken)
+    /// <param name="jsonPatch">The body is a JSON Patch document (PATCH), whose media type is its own, instead of a FHIR resource.</param>
+    public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken, bool jsonPatch = false)
     {
         var contentType = context.Request.ContentType;
-        if (contentType is null || !IsJson(contentType))
+        if (jsonPatch && (contentType is null || !contentType.Split(';')[0].Trim().Equals(RecordPatch.MediaType, StringComparison.OrdinalIgnoreCase)))
+        {
+            return (null, Outcome(StatusCodes.Status415UnsupportedMediaType, Issue.Error("not-supported",
+                $"A patch is a JSON Patch document (RFC 6902): Content-Type: {RecordPatch.MediaType}. FHIRPath Patch (a Parameters resource) is not supported; to send a whole resource, update it (PUT).")));
+        }
+        if (!jsonPatch && (contentType is null || !IsJson(contentType)))
         {
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
                 Issue.Error("not-supported", "The body must be FHIR JSON: Content-Type: application/fhir+json (or application/json).")));
         }
-        if (IsOtherFhirVersion(contentType))
+        if (!jsonPatch && IsOtherFhirVersion(contentType!))
         {
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
                 Issue.Error("not-supported", "This server speaks FHIR R4 (fhirVersion=4.0): the body's Content-Type names another version.")));
         }
-        if (Charset(contentType) is { } charset && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+        if (Charset(contentType!) is { } charset && !charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) && !charset.Equals("utf8", StringComparison.OrdinalIgnoreCase))
         {
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType,
                 Issue.Error("not-supported", "FHIR JSON is UTF-8: the body must be sent with charset=utf-8 or no charset.")));

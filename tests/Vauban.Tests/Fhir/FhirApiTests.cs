@@ -9,32 +9,6 @@ namespace Vauban.Tests.Fhir;
 
 public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(shared)
 {
-    protected async Task<JsonElement> CreateAsync(string type, string json)
-    {
-        using var response = await Api.PostAsync($"/fhir/{type}", FhirContent.Json(json));
-        var body = await response.BodyAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.Created, $"create {type}: {(int)response.StatusCode} {body}");
-        return body;
-    }
-
-    protected async Task<JsonElement> SearchAsync(string query, HttpClient? client = null)
-    {
-        using var response = await (client ?? Api).GetAsync("/fhir/" + query);
-        var body = await response.BodyAsync();
-        Assert.True(response.StatusCode == HttpStatusCode.OK, $"search {query}: {(int)response.StatusCode} {body}");
-        Assert.Equal("Bundle", body.GetProperty("resourceType").GetString());
-        Assert.Equal("searchset", body.GetProperty("type").GetString());
-        return body;
-    }
-
-    protected static List<string> Ids(JsonElement bundle, string? type = null) => bundle.TryGetProperty("entry", out var entries)
-        ? entries.EnumerateArray()
-            .Where(e => !(e.TryGetProperty("search", out var search) && search.GetProperty("mode").GetString() == "outcome"))
-            .Select(e => e.GetProperty("resource"))
-            .Where(r => type is null || r.GetProperty("resourceType").GetString() == type)
-            .Select(r => r.GetProperty("id").GetString()!).ToList()
-        : [];
-
     [Fact]
     public async Task Create_returns_201_with_Location_ETag_and_server_assigned_id_and_meta()
     {

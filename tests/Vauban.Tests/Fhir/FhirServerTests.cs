@@ -2,6 +2,8 @@
 // names (each test class runs on SQLite and PostgreSQL), an API client allowed every interaction on every type. Either a fresh
 // server for each test, or (a class given a FhirServerFixture) one server for the class's tests, each test then a client of an
 // establishment of its own (TenantName): a server's start and stop cost more than most of these tests.
+using System.Net;
+using System.Text.Json;
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
@@ -29,6 +31,32 @@ public abstract class FhirServerTests : IAsyncLifetime
 
     /// <summary>An API client of <see cref="TenantName"/> with system/*.cruds.</summary>
     protected HttpClient Api { get; private set; } = null!;
+
+    protected async Task<JsonElement> CreateAsync(string type, string json)
+    {
+        using var response = await Api.PostAsync($"/fhir/{type}", FhirContent.Json(json));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"create {type}: {(int)response.StatusCode} {body}");
+        return body;
+    }
+
+    protected async Task<JsonElement> SearchAsync(string query, HttpClient? client = null)
+    {
+        using var response = await (client ?? Api).GetAsync("/fhir/" + query);
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"search {query}: {(int)response.StatusCode} {body}");
+        Assert.Equal("Bundle", body.GetProperty("resourceType").GetString());
+        Assert.Equal("searchset", body.GetProperty("type").GetString());
+        return body;
+    }
+
+    protected static List<string> Ids(JsonElement bundle, string? type = null) => bundle.TryGetProperty("entry", out var entries)
+        ? entries.EnumerateArray()
+            .Where(e => !(e.TryGetProperty("search", out var search) && search.GetProperty("mode").GetString() == "outcome"))
+            .Select(e => e.GetProperty("resource"))
+            .Where(r => type is null || r.GetProperty("resourceType").GetString() == type)
+            .Select(r => r.GetProperty("id").GetString()!).ToList()
+        : [];
 
     public async Task InitializeAsync()
     {

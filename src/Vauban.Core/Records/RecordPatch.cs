@@ -1,0 +1,159 @@
+// FHIR's patch interaction in its JSON Patch form (RFC 6902, application/json-patch+json): the document checked as a whole
+// before anything is read, then applied to the record's current version by the records service (RecordsService.PatchAsync),
+// which validates the result as it validates an update. ASP.NET Core's JsonPatch applies the operations; it accepts documents
+// RFC 6902 refuses (an unknown operation is skipped, a missing value read as null, a path without its leading '/'), so those
+// are refused here first.
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.JsonPatch.SystemTextJson;
+using Microsoft.AspNetCore.JsonPatch.SystemTextJson.Exceptions;
+using Vauban.Fhir;
+
+namespace Vauban.Records;
+
+public sealed class RecordPatch
+{
+    /// <summary>The media type of a JSON Patch document (RFC 6902 §6); FHIRPath Patch (a Parameters resource) is not supported.</summary>
+    public const string MediaType = "application/json-patch+json";
+
+    private static readonly string[] Operations = ["add", "remove", "replace", "move", "copy", "test"];
+
+    private readonly JsonPatchDocument _document;
+    private readonly List<(string Op, string Path)> _steps;
+
+    private RecordPatch(JsonPatchDocument document, List<(string Op, string Path)> steps)
+    {
+        _document = document;
+        _steps = steps;
+    }
+
+    /// <summary>How many operations the patch holds.</summary>
+    public int Count => _steps.Count;
+
+    /// <summary>The patch in <paramref name="body"/>, or the issues that make it no JSON Patch document (a 400: nothing is read).</summary>
+    public static RecordPatch? Parse(JsonElement body, out IReadOnlyList<Issue> issues)
+    {
+        var found = new List<Issue>();
+        issues = found;
+        if (body.ValueKind != JsonValueKind.Array)
+        {
+            found.Add(Issue.Invalid("A JSON Patch document is an array of operations, e.g. [{\"op\": \"replace\", \"path\": \"/status\", \"value\": \"cancelled\"}]."));
+            return null;
+        }
+        if (body.GetArrayLength() == 0)
+        {
+            found.Add(Issue.Invalid("The JSON Patch document holds no operation."));
+            return null;
+        }
+        var steps = new List<(string, string)>();
+        var index = 0;
+        foreach (var operation in body.EnumerateArray())
+        {
+            var where = $"operation {index + 1}";
+            index++;
+            if (operation.ValueKind != JsonValueKind.Object)
+            {
+                found.Add(Issue.Invalid($"{where} is not an object with \"op\" and \"path\"."));
+                continue;
+            }
+            var op = operation.TryGetProperty("op", out var opValue) && opValue.ValueKind == JsonValueKind.String ? opValue.GetString()! : null;
+            if (op is null || !Operations.Contains(op, StringComparer.Ordinal))
+            {
+                found.Add(Issue.Invalid($"{where}: \"op\" is one of {string.Join(", ", Operations)}{(op is null ? "" : $" ('{Shorten(op)}' is not)")}."));
+                continue;
+            }
+            var path = PointerOf(operation, "path", where, found);
+            if (path is null) continue;
+            if (op is "add" or "replace" or "test" && !operation.TryGetProperty("value", out _))
+            {
+                found.Add(Issue.Invalid($"{where}: a '{op}' needs a \"value\" (JSON null is a value; an absent one is not)."));
+                continue;
+            }
+            if (op is "move" or "copy")
+            {
+                if (PointerOf(operation, "from", where, found) is not { } from) continue;
+                if (op == "move" && (path == from || path.StartsWith(from + "/", StringComparison.Ordinal)))
+                {
+                    found.Add(Issue.Invalid($"{where}: a 'move' cannot move {Shorten(from)} into itself ({Shorten(path)})."));
+                    continue;
+                }
+            }
+            steps.Add((op, path));
+        }
+        if (found.Count > 0) return null;
+        JsonPatchDocument? document;
+        try
+        {
+            document = body.Deserialize<JsonPatchDocument>();
+        }
+        catch (JsonException)
+        {
+            document = null;
+        }
+        if (document is null || document.Operations.Count != steps.Count)
+        {
+            found.Add(Issue.Invalid("The JSON Patch document could not be read as RFC 6902 operations."));
+            return null;
+        }
+        return new RecordPatch(document, steps);
+    }
+
+    /// <summary>A JSON Pointer member of an operation ("path", "from"): a string that is empty or starts with '/'; the empty pointer
+    /// (the whole resource) is refused, since replacing the whole resource is an update (PUT).</summary>
+    private static string? PointerOf(JsonElement operation, string member, string where, List<Issue> found)
+    {
+        if (!operation.TryGetProperty(member, out var value) || value.ValueKind != JsonValueKind.String)
+        {
+            found.Add(Issue.Invalid($"{where}: \"{member}\" is a JSON Pointer string, e.g. \"/status\"."));
+            return null;
+        }
+        var pointer = value.GetString()!;
+        if (pointer.Length == 0)
+        {
+            found.Add(Issue.Invalid($"{where}: \"{member}\" is \"\", the whole resource: to replace a whole resource, update it (PUT)."));
+            return null;
+        }
+        if (pointer[0] != '/')
+        {
+            found.Add(Issue.Invalid($"{where}: \"{member}\" '{Shorten(pointer)}' is not a JSON Pointer: it starts with '/' (\"/{Shorten(pointer)}\")."));
+            return null;
+        }
+        return pointer;
+    }
+
+    /// <summary>The patch applied to <paramref name="resource"/> (a copy: the argument is left as it is), or null with the reason
+    /// (a 422). The reason names the operation and its path, never the value found there: a failed test would otherwise quote
+    /// the record back.</summary>
+    public JsonNode? Apply(ReadOnlySpan<byte> resource, out Issue? failure)
+    {
+        var node = JsonNode.Parse(resource)!;
+        try
+        {
+            _document.ApplyTo(node);
+            failure = null;
+            return node;
+        }
+        catch (Exception e) when (e is JsonPatchException or ArgumentException or InvalidOperationException or FormatException or JsonException)
+        {
+            var at = e is JsonPatchException { FailedOperation: { } failed } ? _document.Operations.IndexOf(failed) : -1;
+            failure = Issue.Error("processing", at < 0 ? "The JSON Patch could not be applied to the current version. Nothing was changed." : Failed(at));
+            return null;
+        }
+    }
+
+    /// <summary>Why operation <paramref name="at"/> failed, by its operation and path alone.</summary>
+    private string Failed(int at)
+    {
+        var (op, path) = _steps[at];
+        var what = $"Operation {at + 1} ({op} {Shorten(path)})";
+        return op switch
+        {
+            "test" => $"{what} failed: the current version does not hold that value there. Nothing was changed.",
+            "move" or "copy" => $"{what} could not be applied to the current version: its \"from\" names nothing there, or its path leads nowhere it can be written. Nothing was changed.",
+            "add" => $"{what} could not be applied to the current version: the path's parent is not there, or its array index is beyond the end. Nothing was changed.",
+            _ => $"{what} could not be applied to the current version: nothing is there to {op}. Nothing was changed.",
+        };
+    }
+
+    private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "…";
+}

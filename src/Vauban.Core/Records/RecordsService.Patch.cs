@@ -1,0 +1,77 @@
+// FHIR's patch interaction (PATCH [type]/[id] with a JSON Patch document): the current version read under lock, the patch
+// applied to it, and the result written as an update is — validated, indexed, sealed, audited — in one transaction.
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Fhir;
+
+namespace Vauban.Records;
+
+public sealed partial class RecordsService
+{
+    /// <summary>
+    /// Applies <paramref name="patch"/> to the current version of <paramref name="type"/>/<paramref name="id"/>. A patch reads the
+    /// record as well as writes it (the answer is the whole patched resource, and a failed test tells what the record does not
+    /// hold), so it needs read and update (SMART 'r' and 'u'; the role's both). A patch does not create: a record that does not
+    /// exist is 404, a deleted one 410. <paramref name="ifMatch"/> holds it to a version (412 otherwise); without it the patch
+    /// applies to whatever is current when the lock is taken, as RFC 6902's operations are meant to (a test guards a value).
+    /// </summary>
+    public async Task<RecordResult> PatchAsync(AccessContext context, string type, string id, RecordPatch patch, int? ifMatch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(patch);
+        if (await CheckAsync(context, Interaction.Update, type, id, cancellationToken) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.Read, type, id, cancellationToken) is { } unreadable) return unreadable;
+        if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
+        if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var written = new WriteBatch(scope);
+        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(type), id, forUpdate: true, cancellationToken);
+        if (current is null)
+        {
+            return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.NotFound, type,
+                Issue.NotFound($"{type}/{id} is not known: a patch changes a record that exists (to create one, POST it or PUT it).")), cancellationToken);
+        }
+        if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
+        if (current.Deleted)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope, "JSON Patch: deleted");
+            return new RecordResult(RecordStatus.Gone, type, id, current.Version, current.LastUpdated,
+                Issues: [Issue.Error("deleted", $"{type}/{id} was deleted (version {current.Version}): there is nothing to patch; an update (PUT) brings it back.")]);
+        }
+        // A patch refused once the record is found is on the chain under the record's patient: a failed test has told its author
+        // something of what the record holds.
+        async Task<RecordResult> RefusedAsync(RecordResult refusal, string note)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope, note);
+            return refusal;
+        }
+        if (ifMatch is { } expected && expected != FhirJson.AnyCurrentVersion && expected != current.Version)
+        {
+            return await RefusedAsync(RecordResult.Fail(RecordStatus.PreconditionFailed, type,
+                Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), "JSON Patch: version conflict");
+        }
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Update, type, keys, [current], scope, cancellationToken);
+        if (damaged is not null) return damaged;
+        if (patch.Apply(bodies[0], out var failure) is not { } patched)
+        {
+            return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type, failure!), "JSON Patch not applicable");
+        }
+        using var result = JsonSerializer.SerializeToDocument(patched);
+        var resource = result.RootElement;
+        var issues = RecordValidation.Validate(type, resource);
+        if (issues.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.ValueKind != JsonValueKind.String || bodyId.GetString() != id))
+        {
+            issues.Add(Issue.Invalid($"A patch may not remove or change the resource's id ({Shorten(id)}).", $"{type}.id"));
+        }
+        if (issues.Count > 0)
+        {
+            // The patched resource is not a valid one: 422, as FHIR answers a patch whose result violates the resource's rules.
+            return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type,
+                [Issue.Invalid("The patched resource would not be valid; nothing was changed."), .. issues]), "JSON Patch: the result is not valid");
+        }
+        var updated = await UpdateInScopeAsync(context, scope, keys, type, id, resource, current.Version, null, written, cancellationToken, locked: current,
+            note: $"JSON Patch ({Counted.En(patch.Count, "operation", "operations")})");
+        return await CommitUpdateAsync(context, written, updated, cancellationToken);
+    }
+}
