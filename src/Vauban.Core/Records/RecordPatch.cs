@@ -121,24 +121,59 @@ public sealed class RecordPatch
         return pointer;
     }
 
-    /// <summary>The patch applied to <paramref name="resource"/> (a copy: the argument is left as it is), or null with the reason
-    /// (a 422). The reason names the operation and its path, never the value found there: a failed test would otherwise quote
-    /// the record back.</summary>
-    public JsonNode? Apply(ReadOnlySpan<byte> resource, out Issue? failure)
+    /// <summary>The patch applied to <paramref name="resource"/> (parsed anew: the bytes are left as they are), or null with the
+    /// reason (a 422). The reason names the operation and its path, never the value found there: a failed test would otherwise
+    /// quote the record back. The operations are applied one at a time so that the result is measured after each copy: a copy
+    /// of a member into itself doubles it, and forty of them in a document of a few kilobytes would ask for terabytes.
+    /// </summary>
+    /// <param name="maxBytes">The largest resource this server stores (the limit of an update's body).</param>
+    public JsonNode? Apply(ReadOnlySpan<byte> resource, long maxBytes, out Issue? failure)
     {
         var node = JsonNode.Parse(resource)!;
-        try
+        for (var at = 0; at < _document.Operations.Count; at++)
         {
-            _document.ApplyTo(node);
-            failure = null;
-            return node;
+            try
+            {
+                new JsonPatchDocument([_document.Operations[at]], JsonSerializerOptions.Default).ApplyTo(node);
+            }
+            catch (Exception e) when (e is JsonPatchException or ArgumentException or InvalidOperationException or FormatException or JsonException)
+            {
+                failure = Issue.Error("processing", Failed(at));
+                return null;
+            }
+            if ((_steps[at].Op == "copy" || at == _document.Operations.Count - 1) && SizeOf(node) > maxBytes)
+            {
+                failure = Issue.Error("too-costly", $"Operation {at + 1} ({_steps[at].Op} {Shorten(_steps[at].Path)}) makes the resource larger than the configured limit of {maxBytes / 1024} KiB for one resource. Nothing was changed.");
+                return null;
+            }
         }
-        catch (Exception e) when (e is JsonPatchException or ArgumentException or InvalidOperationException or FormatException or JsonException)
-        {
-            var at = e is JsonPatchException { FailedOperation: { } failed } ? _document.Operations.IndexOf(failed) : -1;
-            failure = Issue.Error("processing", at < 0 ? "The JSON Patch could not be applied to the current version. Nothing was changed." : Failed(at));
-            return null;
-        }
+        failure = null;
+        return node;
+    }
+
+    /// <summary>The size of <paramref name="node"/> as JSON, counted without keeping the text.</summary>
+    private static long SizeOf(JsonNode node)
+    {
+        using var counter = new CountingStream();
+        using (var writer = new Utf8JsonWriter(counter)) node.WriteTo(writer);
+        return counter.Length;
+    }
+
+    /// <summary>A stream that only counts what is written to it.</summary>
+    private sealed class CountingStream : Stream
+    {
+        private long _length;
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => _length += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
     }
 
     /// <summary>Why operation <paramref name="at"/> failed, by its operation and path alone.</summary>

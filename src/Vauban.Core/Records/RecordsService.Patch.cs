@@ -16,7 +16,8 @@ public sealed partial class RecordsService
     /// exist is 404, a deleted one 410. <paramref name="ifMatch"/> holds it to a version (412 otherwise); without it the patch
     /// applies to whatever is current when the lock is taken, as RFC 6902's operations are meant to (a test guards a value).
     /// </summary>
-    public async Task<RecordResult> PatchAsync(AccessContext context, string type, string id, RecordPatch patch, int? ifMatch, CancellationToken cancellationToken)
+    /// <param name="maxBytes">The largest resource the server stores (its limit of an update's body): a patch may not make a larger one.</param>
+    public async Task<RecordResult> PatchAsync(AccessContext context, string type, string id, RecordPatch patch, int? ifMatch, long maxBytes, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(patch);
         if (await CheckAsync(context, Interaction.Update, type, id, cancellationToken) is { } denied) return denied;
@@ -53,7 +54,7 @@ public sealed partial class RecordsService
         }
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Update, type, keys, [current], scope, cancellationToken);
         if (damaged is not null) return damaged;
-        if (patch.Apply(bodies[0], out var failure) is not { } patched)
+        if (patch.Apply(bodies[0], maxBytes, out var failure) is not { } patched)
         {
             return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type, failure!), "JSON Patch not applicable");
         }

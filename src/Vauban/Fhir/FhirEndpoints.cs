@@ -287,7 +287,7 @@ internal static class FhirEndpoints
         using (document)
         {
             if (RecordPatch.Parse(document!.RootElement, out var issues) is not { } patch) return FhirHttp.Outcome(400, [.. issues]);
-            var result = await records.PatchAsync(http.Access(), type, id, patch, ifMatch, http.RequestAborted);
+            var result = await records.PatchAsync(http.Access(), type, id, patch, ifMatch, options.MaxResourceBytes, http.RequestAborted);
             return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         }
     }

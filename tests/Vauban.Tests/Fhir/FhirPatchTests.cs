@@ -141,6 +141,19 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
     }
 
     [Fact]
+    public async Task A_patch_that_copies_a_member_into_itself_until_it_is_huge_is_stopped_at_the_resource_limit()
+    {
+        var (_, observation) = await ObservationAsync();
+        // Each copy doubles the note: forty of them would be a terabyte from a document of a few kilobytes.
+        var operations = new List<string> { $$"""{ "op": "add", "path": "/note", "value": [ { "text": "{{new string('x', 1000)}}" } ] }""" };
+        operations.AddRange(Enumerable.Repeat("""{ "op": "copy", "from": "/note", "path": "/note/-" }""", 40));
+        var (status, body) = await SendAsync(Patch($"/fhir/Observation/{observation}", "[" + string.Join(",", operations) + "]"));
+        Assert.True(status == HttpStatusCode.UnprocessableEntity, $"{(int)status} {body}");
+        Assert.Contains("larger than the configured limit", Diagnostics(body), StringComparison.Ordinal);
+        Assert.Equal("1", (await ReadAsync($"/fhir/Observation/{observation}")).GetProperty("meta").GetProperty("versionId").GetString());
+    }
+
+    [Fact]
     public async Task A_document_that_is_no_JSON_Patch_is_400_another_media_type_415_and_nothing_changes()
     {
         var (_, observation) = await ObservationAsync();
