@@ -52,6 +52,9 @@ public sealed partial class RecordsService
             return await RefusedAsync(RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), "JSON Patch: version conflict");
         }
+        // What the patch answers is the record, patched: a read of it for the guard (a canary patched is a canary read; a client
+        // patching one patient after another reads them as surely as one reading them), as a transaction's read is.
+        if (await AdmitAsync(context, Interaction.Read, type, [current], 1, cancellationToken, scope) is { } held) return held;
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Update, type, keys, [current], scope, cancellationToken);
         if (damaged is not null) return damaged;
         if (patch.Apply(bodies[0], maxBytes, out var failure) is not { } patched)

@@ -259,6 +259,35 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_patch_of_a_canary_suspends_the_client_at_once_and_changes_nothing()
+    {
+        // A patch answers the whole record: a test that always holds makes it a read of whatever id the client names.
+        using var client = await PatientReaderAsync("system/Patient.ru");
+        HttpRequestMessage Patch(string patient)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Patch, $"/fhir/Patient/{patient}")
+            {
+                Content = new StringContent("""[ { "op": "test", "path": "/resourceType", "value": "Patient" } ]""", System.Text.Encoding.UTF8),
+            };
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json-patch+json");
+            return request;
+        }
+        using (var request = Patch(_strangers[0]))
+        using (var ok = await client.SendAsync(request)) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var request = Patch(_canaries[0]))
+        using (var canary = await client.SendAsync(request))
+        {
+            Assert.Equal((HttpStatusCode)423, canary.StatusCode);
+            Assert.DoesNotContain("\"name\"", await canary.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[1]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
+        var stored = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", _canaries[0], None);
+        Assert.Equal((RecordStatus.Ok, 1), (stored.Status, stored.Version));
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+    }
+
     /// <summary>Search criteria that match the canary without naming its id: its first identifier, else its family name and birth date.</summary>
     private async Task<string> CanaryCriteriaAsync(string canary)
     {
