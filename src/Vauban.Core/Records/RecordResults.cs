@@ -73,5 +73,9 @@ public sealed record SearchPage(RecordStatus Status, IReadOnlyList<SearchEntry> 
     /// OperationOutcome entry (search mode "outcome"); null when there are none.</summary>
     public IReadOnlyList<Issue>? Outcome { get; init; }
 
+    /// <summary>The parameters the page searched with, as given (from its token, for a next page): for the page's form to show
+    /// the search it is a page of, without the values ever going through a URL.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>>? Searched { get; init; }
+
     public static SearchPage Fail(RecordStatus status, params Issue[] issues) => new(status, [], null, null, issues);
 }

@@ -112,6 +112,7 @@ public sealed partial class RecordsService
         return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
         {
             ThisPage = thisPage,
+            Searched = parameters,
             Outcome = includesCut || query.Ignored.Count > 0
                 ? [.. query.Ignored.Select(i => new Issue("warning", "not-supported", i)),
                    .. includesCut ? [new Issue("warning", "incomplete", $"This page includes the first {MaxIncluded:N0} resources that _include/_revinclude found, not all of them; ask for fewer matches a page (_count) to get the rest.")] : Array.Empty<Issue>()]

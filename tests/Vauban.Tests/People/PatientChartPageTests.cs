@@ -295,6 +295,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.True(shown.StatusCode == HttpStatusCode.OK, shown.Headers.Location + shownHtml);
         Assert.Equal(6, shownHtml.Split("<tr>").Length - 2);
         Assert.DoesNotContain("id=\"resume\"", shownHtml, StringComparison.Ordinal);
+        Assert.Equal("Repri", StaffClient.FieldValue(shownHtml, "Family")); // the search it is a page of, not an empty form
 
         // The token is this person's: another's session gets the form back, not the page.
         using var desk = await SignedInAsync("desk@chu.example");

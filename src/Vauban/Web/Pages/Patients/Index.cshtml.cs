@@ -103,7 +103,20 @@ public sealed class PatientSearchModel : StaffPage
             .OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ToList();
         NextPage = page.NextPage;
         Total = page.Total;
+        if (next is not null) ShowSearched(page.Searched);
         return Page();
+    }
+
+    /// <summary>A next or resumed page's form shows the search it is a page of, read back from the page's own token (the
+    /// criteria were posted once, and go through no URL): after re-authentication the person sees what they had typed.</summary>
+    private void ShowSearched(IReadOnlyList<KeyValuePair<string, string>>? searched)
+    {
+        string? Value(string name) => searched?.FirstOrDefault(p => p.Key == name).Value;
+        Family = Value("family");
+        Given = Value("given");
+        BirthDate = Value("birthdate");
+        // The identifier as typed: WithNirKey added the NIR with its key as a second value.
+        Identifier = Value("identifier")?.Split(',')[0];
     }
 
     /// <summary>An identifier as typed, and, when it is the first 13 characters of a NIR (the number on a carte Vitale is
