@@ -549,7 +549,8 @@ public sealed partial class RecordsService
     private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, string baseUrl,
         CancellationToken cancellationToken)
     {
-        var id = entry.Id!;
+        // A search (no id) is SearchInScopeAsync's: every GET here names its record.
+        if (entry.Id is null) throw new System.Diagnostics.UnreachableException("A transaction's search entry was dispatched as a read.");
         // GET Type/id/_history/n is a vread of that version, audited as one; GET Type/id the current version.
         int? version = null;
         if (VersionSegment(entry) is { } segment)
@@ -560,21 +561,21 @@ public sealed partial class RecordsService
         var interaction = version is null ? Interaction.Read : Interaction.VRead;
         var typeCode = TypeCodes.Of(entry.Type);
         var row = version is { } wanted
-            ? await _rows.VersionAsync(scope.Connection, keys.TenantId, typeCode, id, wanted, cancellationToken, scope.Transaction)
-            : await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, id, false, cancellationToken);
+            ? await _rows.VersionAsync(scope.Connection, keys.TenantId, typeCode, entry.Id, wanted, cancellationToken, scope.Transaction)
+            : await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, typeCode, entry.Id, false, cancellationToken);
         if (row is null)
         {
-            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, id, null)], cancellationToken, scope);
-            return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{id} is not known.")]);
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, null)], cancellationToken, scope);
+            return new EntryResponse(404, null, 0, 0, null, [Issue.NotFound($"{entry.Type}/{entry.Id} is not known.")]);
         }
-        if (await CheckRecordAsync(context, interaction, entry.Type, id, row.Compartment, row.CreatedBy, batch, cancellationToken) is { } refused)
+        if (await CheckRecordAsync(context, interaction, entry.Type, entry.Id, row.Compartment, row.CreatedBy, batch, cancellationToken) is { } refused)
         {
             return new EntryResponse(RecordStatusCodes.Http(refused.Status), null, 0, 0, null, refused.Issues);
         }
         // A version may name another patient than the record does now (NamedBy): they must be open too.
         if (version is not null && NamedBy(keys, entry.Type, row) is var named && named != row.Compartment)
         {
-            if (await CheckRecordAsync(context, interaction, entry.Type, id, named, row.CreatedBy, batch, cancellationToken) is { } refusedVersion)
+            if (await CheckRecordAsync(context, interaction, entry.Type, entry.Id, named, row.CreatedBy, batch, cancellationToken) is { } refusedVersion)
             {
                 return new EntryResponse(RecordStatusCodes.Http(refusedVersion.Status), null, 0, 0, null, refusedVersion.Issues);
             }
@@ -583,8 +584,8 @@ public sealed partial class RecordsService
         if (row.Deleted)
         {
             // 410, as the same read alone or in a batch answers (it was 404 here, as if the record had never existed).
-            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, id, row.Compartment)], cancellationToken, scope);
-            return new EntryResponse(RecordStatusCodes.Http(RecordStatus.Gone), null, 0, 0, null, [Issue.Error("deleted", $"{entry.Type}/{id} was deleted (version {row.Version}).")]);
+            await AuditAsync(context, interaction, AuditOutcome.MinorFailure, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
+            return new EntryResponse(RecordStatusCodes.Http(RecordStatus.Gone), null, 0, 0, null, [Issue.Error("deleted", $"{entry.Type}/{entry.Id} was deleted (version {row.Version}).")]);
         }
         if (await AdmitAsync(context, interaction, entry.Type, [row], 1, cancellationToken, scope) is { } contained)
         {
@@ -592,8 +593,8 @@ public sealed partial class RecordsService
         }
         var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
         if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
-        await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, id, row.Compartment)], cancellationToken, scope);
-        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null) { FullUrl = $"{baseUrl}/{entry.Type}/{id}" };
+        await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
+        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null) { FullUrl = $"{baseUrl}/{entry.Type}/{entry.Id}" };
     }
 
     /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>
