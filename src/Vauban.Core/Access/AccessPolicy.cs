@@ -114,9 +114,11 @@ public sealed class AccessPolicy
 
     /// <summary>
     /// The search-time form of AuthorizeRecord: a boolean SQL expression over the resource row "r", or null when
-    /// the principal may see every row the query matches. Its parameters are added to the command.
+    /// the principal may see every row the query matches. Its parameters are added to the command. <paramref name="newPatients"/>
+    /// are patients the caller's own transaction creates, open to it as in <see cref="AuthorizeRecordAsync"/> (a search inside a
+    /// transaction bundle, on the transaction's connection).
     /// </summary>
-    internal string? FilterFor(AccessContext context, string type, DbCommand command, StorageEngine engine)
+    internal string? FilterFor(AccessContext context, string type, DbCommand command, StorageEngine engine, IReadOnlySet<string>? newPatients = null)
     {
         var principal = context.Principal;
         if (ForceAllow) return null;
@@ -139,9 +141,10 @@ public sealed class AccessPolicy
                 if (principal.Role is not { } role) return "1 = 0";
                 if (RolePermissions.For(role, type).Reach == Reach.Tenant) return null;
                 var now = _time.GetUtcNow();
+                var created = newPatients is { Count: > 0 } ? " OR " + command.InList(engine, "r.compartment", "fnp", newPatients.Order(StringComparer.Ordinal).ToList()) : "";
                 return "(r.compartment IS NULL OR " + CareRelationSql.Related(command, engine, "r.compartment", "f", context.Tenant.Id, Actors(principal),
                     (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(),
-                    principal.Id, now.ToUnixTimeMilliseconds()) + ")";
+                    principal.Id, now.ToUnixTimeMilliseconds()) + created + ")";
             default:
                 return null;
         }

@@ -162,10 +162,14 @@ public static class CapabilityStatementJson
         writer.WriteEndObject();
     });
 
-    // What an integrator cannot guess from the code alone: a transaction reads only by id (a search inside one is refused with 400).
-    private const string TransactionDocumentation = "All or nothing: creates, updates and deletes (also conditional ones), and reads by id or version "
-        + "(GET [type]/[id], [type]/[id]/_history/[vid]), in one database transaction; any entry's failure rolls every entry back. A search "
-        + "(GET [type]?…) inside a transaction is refused (400): send it in a batch, or alone.";
+    // What an integrator cannot guess from the code alone: the order entries run in, that reads and searches see the transaction's
+    // writes, and what paging means inside a transaction.
+    private const string TransactionDocumentation = "All or nothing: creates, updates and deletes (also conditional ones), reads by id or version "
+        + "(GET [type]/[id], [type]/[id]/_history/[vid]) and searches (GET [type]?…, GET [type]), in one database transaction, in the order R4 gives "
+        + "(DELETE, POST, PUT, then GET): a read or search sees the transaction's own writes. A search's result is a searchset Bundle, the entry's "
+        + "resource; it is the first page (_count honoured) with the paging links a search alone gives, followed once the transaction is committed "
+        + "as requests of their own (_page inside a transaction is refused with 400). Searches are authorized, guarded and audited as alone. Any "
+        + "entry's failure (a search's unknown parameter included: 400) rolls every entry back, and no search result is returned.";
 
     private const string BatchDocumentation = "Each entry on its own, in order, as if sent alone (searches included): one entry's failure is its "
         + "response's status and changes nothing of the others.";

@@ -1,8 +1,9 @@
 // Batch and transaction Bundles. A transaction is all or nothing: every entry is checked by the
-// policy first, then all writes run in one database transaction (DELETE, POST, PUT, then GET, as
-// FHIR orders them), with urn:uuid: references rewritten to the ids the server assigns, and the
-// conditional updates and deletes (PUT or DELETE Type?criteria) matched before any entry writes. A
-// batch runs each entry on its own, through the same single-interaction methods.
+// policy first, then all entries run in one database transaction (DELETE, POST, PUT, then GET, as
+// FHIR orders them: its reads and searches see its writes), with urn:uuid: references rewritten to
+// the ids the server assigns, and the conditional updates and deletes (PUT or DELETE Type?criteria)
+// matched before any entry writes. A batch runs each entry on its own, through the same
+// single-interaction methods.
 using System.Text.Json;
 using Microsoft.AspNetCore.WebUtilities;
 using Vauban.Access;
@@ -335,6 +336,26 @@ public sealed partial class RecordsService
             if (ParseCriteria(context, keys, entry.Type, entry.Criteria!, condition, out var invalid) is not { } query) return Failed(entry, ToResponse(invalid!, baseUrl));
             criteriaQueries[entry.Index] = query;
         }
+        // So are the searches' parameters, as a search alone reads them: one unknown or malformed fails the transaction (400, naming
+        // it), an _include of a type the caller may not read too (403, audited), before anything is written.
+        var searchQueries = new Dictionary<int, SearchQuery>();
+        foreach (var entry in entries.Where(e => e is { Method: "GET", Id: null }))
+        {
+            // Paging (decided): a search in a transaction answers its first page, _count honoured, with the links a search alone
+            // gives. They are cursors into the committed store, and safe to hand out: the response leaves only once the transaction
+            // has committed (a failed one returns no search result at all), so a next link, followed later as a request of its own,
+            // continues over what this transaction wrote. A _page token is refused: it continues a search answered before, outside
+            // this transaction, and would read past the transaction's own writes as if they were not there; follow it alone.
+            if (entry.Query?.Any(p => p.Key == "_page") == true)
+            {
+                return Failed(entry, new EntryResponse(400, null, 0, 0, null, [Issue.Invalid(
+                    "_page continues a search already answered; a search in a transaction starts from its first page (give the search's parameters and _count). "
+                    + "Follow a paging link as a request of its own.", $"Bundle.entry[{entry.Index}].request.url")]));
+            }
+            var (query, refused) = await ParseSearchAsync(context, keys, entry.Type, entry.Query ?? [], lenient: false, cancellationToken);
+            if (query is null) return Failed(entry, new EntryResponse(RecordStatusCodes.Http(refused!.Status), null, 0, 0, null, refused.Issues));
+            searchQueries[entry.Index] = query;
+        }
         var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index).ToList();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
@@ -416,6 +437,7 @@ public sealed partial class RecordsService
                     "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
                         references, written, newIds[entry.Index], admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
+                    _ when searchQueries.TryGetValue(entry.Index, out var search) => await SearchInScopeAsync(context, keys, entry, search, written, baseUrl, cancellationToken),
                     _ => await ReadInScopeAsync(context, scope, keys, entry, written, baseUrl, cancellationToken),
                 };
                 // All or nothing: the scope is disposed without commit, rolling every entry back.
@@ -498,13 +520,37 @@ public sealed partial class RecordsService
         }
     }
 
+    /// <summary>
+    /// A search (GET Type?query, or GET Type) inside a transaction: the search alone's path (<see cref="RunSearchAsync"/>) on the
+    /// transaction's connection, so that it finds what the transaction's earlier entries wrote; the policy asked of the type before
+    /// anything was written, of each record in SQL; the guard asked of the page; each patient returned audited in the transaction,
+    /// committed with it. Its searchset is the entry's resource, with the links a search alone gives (see the paging note in
+    /// <see cref="ExecuteTransactionAsync"/>).
+    /// </summary>
+    private async Task<EntryResponse> SearchInScopeAsync(AccessContext context, TenantKeys keys, BundleEntry entry, SearchQuery query, WriteBatch batch, string baseUrl,
+        CancellationToken cancellationToken)
+    {
+        var thisPage = FirstPage(context, entry.Type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList());
+        var page = await RunSearchAsync(context, keys, query, entry.Query ?? [], null, 1, thisPage, batch, cancellationToken);
+        return SearchSetResponse(entry.Type, page, baseUrl);
+    }
+
+    /// <summary>A search entry's response, in a batch or a transaction: the searchset as its resource, or the failure.</summary>
+    private static EntryResponse SearchSetResponse(string type, SearchPage page, string baseUrl)
+    {
+        if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
+        // The self link is a token too: the entry's url carries the search values, which no link the server hands out does.
+        var next = FhirJson.PageLink($"{baseUrl}/{type}", page.NextPage);
+        var self = FhirJson.PageLink($"{baseUrl}/{type}", page.ThisPage)!;
+        return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, self, next), null);
+    }
+
+    /// <summary>A read or version read (GET Type/id, Type/id/_history/n) inside a transaction, on its connection.</summary>
     private async Task<EntryResponse> ReadInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, BundleEntry entry, WriteBatch batch, string baseUrl,
         CancellationToken cancellationToken)
     {
-        if (entry.Id is null)
-        {
-            return new EntryResponse(400, null, 0, 0, null, [Issue.NotSupported("Searches inside a transaction are not supported; use a batch.")]);
-        }
+        // A search (no id) is SearchInScopeAsync's: every GET here names its record.
+        if (entry.Id is null) throw new System.Diagnostics.UnreachableException("A transaction's search entry was dispatched as a read.");
         // GET Type/id/_history/n is a vread of that version, audited as one; GET Type/id the current version.
         int? version = null;
         if (VersionSegment(entry) is { } segment)
@@ -609,12 +655,7 @@ public sealed partial class RecordsService
                 // As GET [base]/Type does: a _page token continues the search it was sealed for, and a page with more after it
                 // links to the next (without it a client took the first page for the whole result).
                 var token = entry.Query?.FirstOrDefault(p => p.Key == "_page").Value;
-                var page = await SearchAsync(context, entry.Type, entry.Query ?? [], token, false, cancellationToken);
-                if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
-                // The self link is a token too: the entry's url carries the search values, which no link the server hands out does.
-                var next = FhirJson.PageLink($"{baseUrl}/{entry.Type}", page.NextPage);
-                var self = FhirJson.PageLink($"{baseUrl}/{entry.Type}", page.ThisPage)!;
-                return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, self, next), null);
+                return SearchSetResponse(entry.Type, await SearchAsync(context, entry.Type, entry.Query ?? [], token, false, cancellationToken), baseUrl);
         }
     }
 

@@ -53,12 +53,24 @@ public sealed partial class RecordsService
             if (state.Depth > 1) after = (state.SortValue, state.Rid);
             depth = state.Depth;
         }
+        var (query, refused) = await ParseSearchAsync(context, keys, type, parameters, lenient, cancellationToken);
+        if (query is null) return refused!;
+        var thisPage = page ?? FirstPage(context, type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList());
+        return await RunSearchAsync(context, keys, query, parameters, after, depth, thisPage, null, cancellationToken);
+    }
+
+    /// <summary>
+    /// A search's parameters read into its query, as a search alone, in a batch or in a transaction reads them: an unknown or
+    /// malformed one is refused (400) unless <paramref name="lenient"/>, and an include naming a type the principal may not read
+    /// is refused (403, audited); "any type" includes are narrowed to the readable types (<see cref="IncludesAsync"/>'s caller
+    /// filters them).
+    /// </summary>
+    private async Task<(SearchQuery? Query, SearchPage? Refused)> ParseSearchAsync(AccessContext context, TenantKeys keys, string type,
+        IReadOnlyList<KeyValuePair<string, string>> parameters, bool lenient, CancellationToken cancellationToken)
+    {
         var issues = new List<Issue>();
         var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, context.ServerBase, Today());
-        if (query is null) return SearchPage.Fail(RecordStatus.Invalid, [.. issues]);
-        var thisPage = page ?? FirstPage(context, type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList());
-        // An include that names a type the principal may not read is refused; "any type" includes are narrowed
-        // to the readable types (IncludesAsync filters them).
+        if (query is null) return (null, SearchPage.Fail(RecordStatus.Invalid, [.. issues]));
         foreach (var include in query.Includes)
         {
             var named = include.Reverse ? include.SourceType : include.TargetType ?? (include.Parameter.Targets is [var only] ? only : null);
@@ -66,24 +78,45 @@ public sealed partial class RecordsService
             {
                 var refusal = $"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include.";
                 await AuditRefusalAsync(context, Interaction.Search, type, null, refusal, cancellationToken);
-                return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(refusal));
+                return (null, SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(refusal)));
             }
         }
+        return (query, null);
+    }
 
+    /// <summary>
+    /// A search once its query is read and its principal allowed the type: the page's rows — limited by the policy, in SQL or
+    /// screened in memory —, then the guard, the opening of the bodies and the audit, in that order, before anything leaves.
+    /// Alone (<paramref name="batch"/> null) on a read connection, the audit group-committed; inside a transaction bundle on the
+    /// transaction's connection, so that it sees the transaction's own writes (the policy's SQL filter then, never the screening,
+    /// which reads pooled connections), with its audit entries written in the transaction, committed with it or rolled back
+    /// with everything else.
+    /// </summary>
+    /// <param name="searched">The parameters as given (a next page's from its token): for the guard on a first page (successive searches can sweep
+    /// names), and told back with the page (<see cref="SearchPage.Searched"/>).</param>
+    private async Task<SearchPage> RunSearchAsync(AccessContext context, TenantKeys keys, SearchQuery query, IReadOnlyList<KeyValuePair<string, string>> searched,
+        (string Value, long Rid)? after, int depth, string thisPage, WriteBatch? batch, CancellationToken cancellationToken)
+    {
+        var type = query.Type;
+        var scope = batch?.Scope;
+        // Patients the transaction creates are open to it, as a read by id in it finds them (AccessPolicy.AuthorizeRecordAsync).
+        var newPatients = batch?.NewPatients;
         // A count carries no record but tells whether patients matching a name and birth date are here: a contained principal
         // gets none (the guard is asked with no patients, as for a write).
-        if ((query.SummaryCount || query.Count == 0) && await AdmitAsync(context, Interaction.Search, type, [], depth, cancellationToken) is { } held)
+        if ((query.SummaryCount || query.Count == 0) && await AdmitAsync(context, Interaction.Search, type, [], depth, cancellationToken, scope) is { } held)
             return SearchPage.Fail(held.Status, [.. held.Issues!]);
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        var screened = await ScreenAsync(context, query, after, query.SummaryCount || query.Count == 0 || query.TotalAccurate, cancellationToken);
+        await using var own = scope is null ? await _database.OpenAsync(cancellationToken) : null;
+        var connection = scope?.Connection ?? own!;
+        var transaction = scope?.Transaction;
+        var screened = scope is null ? await ScreenAsync(context, query, after, query.SummaryCount || query.Count == 0 || query.TotalAccurate, cancellationToken) : null;
         if (query.SummaryCount || query.Count == 0)
         {
-            var total = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
-            await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, note: AuditTrail.CountOnlyNote);
+            var total = screened?.Total ?? await CountAsync(context, connection, transaction, query, cancellationToken, newPatients);
+            await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type, [], cancellationToken, scope, AuditTrail.CountOnlyNote);
             return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
         }
 
-        var (rows, sortValues) = screened is not null ? (screened.Rows, screened.SortValues) : await QueryAsync(context, connection, null, query, after, cancellationToken);
+        var (rows, sortValues) = screened is not null ? (screened.Rows, screened.SortValues) : await QueryAsync(context, connection, transaction, query, after, cancellationToken, newPatients);
         string? next = null;
         if (rows.Count > query.Count)
         {
@@ -92,27 +125,27 @@ public sealed partial class RecordsService
                 sortValues[rows.Count - 1], rows[^1].Rid, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), depth + 1));
         }
         int? totalCount = null;
-        if (query.TotalAccurate) totalCount = screened?.Total ?? await CountAsync(context, connection, null, query, cancellationToken);
+        if (query.TotalAccurate) totalCount = screened?.Total ?? await CountAsync(context, connection, transaction, query, cancellationToken, newPatients);
         else if (after is null && next is null) totalCount = rows.Count;
 
-        var (includes, includesCut) = await IncludesAsync(connection, query, rows, context.Tenant.Id, cancellationToken);
-        var included = await AllowedAsync(context, includes.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken);
+        var (includes, includesCut) = await IncludesAsync(connection, transaction, query, rows, context.Tenant.Id, cancellationToken);
+        var included = await AllowedAsync(context, includes.Where(r => _policy.Authorize(context, Interaction.Read, TypeCodes.NameOf(r.Type)).Allowed).ToList(), cancellationToken, newPatients);
         // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
         // A page the guard holds back for both factors again keeps its token: once they are given, the person comes back to this
         // page, not to an empty form (the search's values were posted, and are in no URL).
-        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, searched: after is null ? parameters : null) is { } contained)
+        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, scope, searched: after is null ? searched : null) is { } contained)
             return SearchPage.Fail(contained.Status, [.. contained.Issues!]) with { ThisPage = contained.Status == RecordStatus.ReauthenticationRequired ? thisPage : null };
         List<StoredVersion> leaving = [.. rows, .. included];
-        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, leaving, null, cancellationToken);
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, leaving, scope, cancellationToken);
         if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
         // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
         await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
-            leaving.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken);
+            leaving.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken, scope);
         var entries = leaving.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, bodies[i], i >= rows.Count)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
         {
             ThisPage = thisPage,
-            Searched = parameters,
+            Searched = searched,
             Outcome = includesCut || query.Ignored.Count > 0
                 ? [.. query.Ignored.Select(i => new Issue("warning", "not-supported", i)),
                    .. includesCut ? [new Issue("warning", "incomplete", $"This page includes the first {MaxIncluded:N0} resources that _include/_revinclude found, not all of them; ask for fewer matches a page (_count) to get the rest.")] : Array.Empty<Issue>()]
@@ -283,11 +316,13 @@ public sealed partial class RecordsService
         return new SearchPage(RecordStatus.Ok, [], total, null) { ThisPage = thisPage };
     }
 
-    private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, (string, long)? after, CancellationToken cancellationToken)
+    /// <param name="newPatients">Patients the caller's own transaction creates (<paramref name="transaction"/>'s), open to it.</param>
+    private async Task<(List<StoredVersion> Rows, List<string> SortValues)> QueryAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, (string, long)? after, CancellationToken cancellationToken,
+        IReadOnlySet<string>? newPatients = null)
     {
         using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false, _policy.FilterFor(context, query.Type, command, Engine));
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false, _policy.FilterFor(context, query.Type, command, Engine, newPatients));
         static async Task<(List<StoredVersion>, List<string>)> Read(DbDataReader reader, SearchQuery query, CancellationToken cancellationToken)
         {
             var rows = new List<StoredVersion>();
@@ -305,11 +340,12 @@ public sealed partial class RecordsService
         return await Read(direct, query, cancellationToken);
     }
 
-    private async Task<int> CountAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, CancellationToken cancellationToken)
+    private async Task<int> CountAsync(AccessContext context, DbConnection connection, DbTransaction? transaction, SearchQuery query, CancellationToken cancellationToken,
+        IReadOnlySet<string>? newPatients = null)
     {
         using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true, _policy.FilterFor(context, query.Type, command, Engine));
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true, _policy.FilterFor(context, query.Type, command, Engine, newPatients));
         static async Task<int> Read(DbDataReader reader, CancellationToken cancellationToken) =>
             await reader.ReadAsync(cancellationToken) ? Convert.ToInt32(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) : 0;
         if (transaction is null) return await _database.QueryAsync(command, Read, cancellationToken);
@@ -427,12 +463,12 @@ public sealed partial class RecordsService
     }
 
     /// <summary>The rows the policy lets the principal open (included and $everything rows; searches filter in SQL).</summary>
-    private async Task<List<StoredVersion>> AllowedAsync(AccessContext context, List<StoredVersion> rows, CancellationToken cancellationToken)
+    private async Task<List<StoredVersion>> AllowedAsync(AccessContext context, List<StoredVersion> rows, CancellationToken cancellationToken, IReadOnlySet<string>? newPatients = null)
     {
         var allowed = new List<StoredVersion>(rows.Count);
         foreach (var row in rows)
         {
-            var decision = await _policy.AuthorizeRecordAsync(context, TypeCodes.NameOf(row.Type), row.Compartment, row.CreatedBy, null, cancellationToken);
+            var decision = await _policy.AuthorizeRecordAsync(context, TypeCodes.NameOf(row.Type), row.Compartment, row.CreatedBy, newPatients, cancellationToken);
             if (decision.Verdict == RecordVerdict.Allow) allowed.Add(row);
         }
         return allowed;
@@ -440,7 +476,7 @@ public sealed partial class RecordsService
 
     /// <summary>The resources the page's _include/_revinclude add, the first <see cref="MaxIncluded"/> of them; Cut is true when
     /// there were more.</summary>
-    private async Task<(List<StoredVersion> Included, bool Cut)> IncludesAsync(DbConnection connection, SearchQuery query, List<StoredVersion> rows, long tenant,
+    private async Task<(List<StoredVersion> Included, bool Cut)> IncludesAsync(DbConnection connection, DbTransaction? transaction, SearchQuery query, List<StoredVersion> rows, long tenant,
         CancellationToken cancellationToken)
     {
         var included = new List<StoredVersion>();
@@ -454,12 +490,13 @@ public sealed partial class RecordsService
             List<StoredVersion> found;
             if (!include.Reverse)
             {
-                found = await ReferencedAsync(connection, rows.Select(r => r.Rid).ToList(), parameter.Code, targetTypes, tenant, cancellationToken, MaxIncluded + 1);
+                found = await ReferencedAsync(connection, transaction, rows.Select(r => r.Rid).ToList(), parameter.Code, targetTypes, tenant, cancellationToken, MaxIncluded + 1);
             }
             else
             {
                 found = [];
                 using var command = connection.CreateCommand();
+                command.Transaction = transaction;
                 var targets = rows.Select(r => query.Type + "/" + r.Id).ToList();
                 command.CommandText = $"""
                     SELECT DISTINCT {SearchSql.Columns} FROM idx_ref x JOIN resources r ON r.rid = x.rid
@@ -514,17 +551,18 @@ public sealed partial class RecordsService
             }
         }
         // All of them: $everything pages this group by row id, so none is left out.
-        return await ReferencedAsync(connection, visible, null, targetTypes, context.Tenant.Id, cancellationToken, perType: int.MaxValue);
+        return await ReferencedAsync(connection, null, visible, null, targetTypes, context.Tenant.Id, cancellationToken, perType: int.MaxValue);
     }
 
     /// <param name="perType">Targets read at most of each type (read 500 at a time).</param>
-    private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant,
+    private async Task<List<StoredVersion>> ReferencedAsync(DbConnection connection, DbTransaction? transaction, List<long> sourceRids, int? param, IReadOnlyList<string> targetTypes, long tenant,
         CancellationToken cancellationToken, int perType = MaxIncluded)
     {
         var targets = new List<string>();
         for (var start = 0; start < sourceRids.Count; start += 500)
         {
             using var command = connection.CreateCommand();
+            command.Transaction = transaction;
             var chunk = sourceRids.Skip(start).Take(500).ToList();
             command.CommandText = $"SELECT DISTINCT x.target FROM idx_ref x WHERE {command.InList(Engine, "x.rid", "rids", chunk)}" + (param is null ? "" : " AND x.param = @p");
             if (param is not null) command.With("p", param.Value);
@@ -537,6 +575,7 @@ public sealed partial class RecordsService
             foreach (var ids in group.Select(p => p[1]).Take(perType).Chunk(500))
             {
                 using var command = connection.CreateCommand();
+                command.Transaction = transaction;
                 command.CommandText = $"SELECT {SearchSql.Columns} FROM resources r WHERE r.tenant_id = @t AND r.type = @ty AND r.deleted = 0 AND {command.InList(Engine, "r.id", "ids", ids)}";
                 command.With("t", tenant).With("ty", TypeCodes.Of(group.Key));
                 using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -1814,9 +1814,13 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         Assert.Contains("general-practitioner", parameters);
         var everything = patient.GetProperty("operation").EnumerateArray().Single(o => o.GetProperty("name").GetString() == "everything");
         Assert.Contains("_type", everything.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
-        // A transaction's limit is said where an integrator looks: a search inside one is refused.
+        // What a transaction does with its searches is said where an integrator looks: run after its writes, seeing them, a first page.
         var transaction = body.GetProperty("rest")[0].GetProperty("interaction").EnumerateArray().Single(i => i.GetProperty("code").GetString() == "transaction");
-        Assert.Contains("search (GET [type]?…) inside a transaction is refused", transaction.GetProperty("documentation").GetString()!, StringComparison.Ordinal);
+        var documentation = transaction.GetProperty("documentation").GetString()!;
+        Assert.Contains("searches (GET [type]?…, GET [type])", documentation, StringComparison.Ordinal);
+        Assert.Contains("(DELETE, POST, PUT, then GET): a read or search sees the transaction's own writes", documentation, StringComparison.Ordinal);
+        Assert.Contains("_page inside a transaction is refused", documentation, StringComparison.Ordinal);
+        Assert.DoesNotContain("inside a transaction is refused (400): send it in a batch", documentation, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -258,6 +258,60 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Idor_through_a_search_inside_a_transaction_finds_only_patients_in_ones_care_and_those_the_transaction_creates()
+    {
+        // A search in a transaction runs on the transaction's connection, with the policy's SQL filter: the same answers as alone.
+        var bundle = $$$"""
+            {"resourceType":"Bundle","type":"transaction","entry":[
+              {"request":{"method":"GET","url":"Patient?family=unrelated"}},
+              {"request":{"method":"GET","url":"Observation?subject=Patient/{{{_ids["p2"]}}}"}},
+              {"request":{"method":"GET","url":"Patient?family=related&_revinclude=Observation:subject"}},
+              {"request":{"method":"GET","url":"Patient?family=nouveau"}},
+              {"resource":{{{Samples.Patient(family: "Nouveau", nir: Samples.ValidNir("1800344109005"))}}},"request":{"method":"POST","url":"Patient"}}]}
+            """;
+        using var document = JsonDocument.Parse(bundle);
+        var (status, body) = await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None);
+        using var response = JsonDocument.Parse(body);
+        Assert.True(status == 200, response.RootElement.ToString());
+        var entries = response.RootElement.GetProperty("entry").EnumerateArray().ToList();
+        static List<string> Found(JsonElement entry) => entry.GetProperty("resource").TryGetProperty("entry", out var found)
+            ? found.EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString() + "/" + e.GetProperty("resource").GetProperty("id").GetString()).ToList()
+            : [];
+        Assert.Empty(Found(entries[0]));
+        Assert.Empty(Found(entries[1]));
+        Assert.Equal(new[] { "Observation/" + _ids["obs1"], "Patient/" + _ids["p1"] }.Order(StringComparer.Ordinal), Found(entries[2]).Order(StringComparer.Ordinal));
+        // The patient the physician creates in the transaction is theirs to find in it, as a read by id in it finds it.
+        var created = entries[4].GetProperty("resource").GetProperty("id").GetString()!;
+        Assert.Equal(["Patient/" + created], Found(entries[3]));
+    }
+
+    [Fact]
+    public async Task Writing_oneself_into_another_patients_care_to_find_them_in_a_search_of_the_same_transaction_reveals_nothing()
+    {
+        // The encounter would make p2 drA's patient, and the transaction's search sees it (it runs on the transaction's connection).
+        // The write is checked on committed data once the whole transaction is in place: refused, and nothing leaves, the search's page included.
+        var bundle = $$$"""
+            {"resourceType":"Bundle","type":"transaction","entry":[
+              {"resource":{{{Encounter(_ids["p2"], _ids["drA"], null, Day(0))}}},"request":{"method":"POST","url":"Encounter"}},
+              {"request":{"method":"GET","url":"Patient?family=unrelated"}},
+              {"request":{"method":"GET","url":"Observation?subject=Patient/{{{_ids["p2"]}}}"}}]}
+            """;
+        using var document = JsonDocument.Parse(bundle);
+        var (status, body) = await Records.ProcessBundleAsync(DrA, document.RootElement, "http://localhost/fhir", None);
+        var text = System.Text.Encoding.UTF8.GetString(body);
+        Assert.True(status == 403, text);
+        Assert.DoesNotContain("searchset", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unrelated", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(_ids["obs2"], text, StringComparison.Ordinal);
+        var op = AccessContext.Operator(_tenant, "check");
+        await _server.Store.Audit.CatchUpAsync();
+        var searched = (await _server.Store.AuditLog.SearchAsync(op, new Vauban.Audit.AuditQuery { Patient = _ids["p2"], Agent = "user:drA", Actions = [Vauban.Audit.AuditAction.Search], Count = 100 }, None))!;
+        Assert.DoesNotContain(searched, e => e.Outcome == Vauban.Audit.AuditOutcome.Success);
+        var encounters = await Records.SearchAsync(op, "Encounter", [new("patient", "Patient/" + _ids["p2"]), new("_summary", "count")], null, false, None);
+        Assert.Equal(1, encounters.Total);
+    }
+
+    [Fact]
     public async Task Writing_oneself_into_another_patients_care_is_refused_and_changes_nothing()
     {
         // An encounter naming drA for drB's patient would create the relationship it needs: refused.
