@@ -221,6 +221,10 @@ public sealed partial class RecordsService
             {
                 unusable = (404, Issue.NotFound($"{where}: {Shorten(type)}/{Shorten(id)} is not a valid id."));
             }
+            if (method == "PATCH" && unusable is null)
+            {
+                unusable = (400, Issue.NotSupported($"{where}: a patch is not supported inside a bundle; send it alone: PATCH [base]/{Shorten(type)}/[id] with a JSON Patch document (Content-Type: {RecordPatch.MediaType})."));
+            }
             if (!ok)
             {
                 unusable ??= (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id or Type?criteria, DELETE Type/id or Type?criteria, GET Type/id or Type?query), or its resource is missing.", where + ".request"));

@@ -1181,6 +1181,8 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         Assert.StartsWith("201", statuses[1]);
         Assert.StartsWith("400", statuses[2]);
         Assert.StartsWith("400", statuses[3]);
+        // A patch is sent alone: the entry says so.
+        Assert.Contains("send it alone", body.GetProperty("entry")[3].GetProperty("response").GetProperty("outcome").ToString(), StringComparison.Ordinal);
         Assert.Single(Ids(await SearchAsync("Patient?family=voisin")));
 
         // The same entries in a transaction fail it whole, naming each, and write nothing.
