@@ -1,5 +1,6 @@
 // Opens a Vauban store: the database (SQLite file or PostgreSQL), migrated; the key ring under the
 // master key; and the services that are the only way in — tenants, API clients, records.
+using System.Diagnostics;
 using System.Globalization;
 using Vauban.Access;
 using Vauban.Audit;
@@ -195,6 +196,52 @@ public sealed class VaubanStore : IAsyncDisposable
         return (version, tally);
     }
 
+    /// <summary>Why a PostgreSQL store is not copied by <see cref="BackupAsync"/>.</summary>
+    public const string PostgresBackupAdvice = "A PostgreSQL store is backed up with PostgreSQL's own tools: pg_dump --format=custom for a copy, "
+        + "or base backups with WAL archiving for point-in-time recovery. `vauban backup` copies the embedded SQLite store.";
+
+    /// <summary>
+    /// A consistent copy of the SQLite store written to <paramref name="target"/> (a new file), beside a running server. The act
+    /// is on every establishment's chain first, committed before the copy begins, so that the copy holds it; a copy that fails
+    /// is recorded as failed. The copy holds sealed records and hashes only, as the store does, and is useless without the
+    /// master key (<see cref="MasterKeyFingerprint"/>), which is kept apart from it.
+    /// </summary>
+    public async Task<StoreBackup> BackupAsync(string target, Func<Tenant, AccessContext> administrator, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(administrator);
+        if (_database is not SqliteDatabase sqlite) throw new InvalidOperationException(PostgresBackupAdvice);
+        var full = Path.GetFullPath(target);
+        if (Directory.Exists(full)) throw new ArgumentException($"{full} is a folder: name the backup file to write, for example {Path.Combine(full, "vauban-backup.db")}.", nameof(target));
+        if (File.Exists(full)) throw new ArgumentException($"{full} already exists: a backup is written to a new file, never over another.", nameof(target));
+        if (Path.GetDirectoryName(full) is { } folder && !Directory.Exists(folder)) throw new ArgumentException($"The folder {folder} does not exist.", nameof(target));
+        var tenants = await Tenants.ListAsync(cancellationToken);
+        AuditedRecord[] store = [new AuditedRecord("store:backup", null, null)];
+        var started = Stopwatch.GetTimestamp();
+        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        {
+            await Audit.AppendOnEveryChainAsync(scope, [.. tenants.Select(administrator)], AuditAction.Administration, store,
+                $"backup: a copy of the store written to {full}", cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }
+        long bytes;
+        try
+        {
+            bytes = await sqlite.CopyToAsync(full, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            var why = e is OperationCanceledException ? "cancelled" : "failed (" + e.GetType().Name + ")";
+            foreach (var tenant in tenants)
+            {
+                await Audit.AppendAsync(administrator(tenant), AuditAction.Administration, AuditOutcome.SeriousFailure, null, store, CancellationToken.None,
+                    $"backup: the copy to {full} {why}; no file was left");
+            }
+            throw;
+        }
+        return new StoreBackup(full, bytes, tenants.Count, MasterKeyFingerprint, Stopwatch.GetElapsedTime(started));
+    }
+
     /// <summary>Tests: rows per transaction of <see cref="ResealAsync"/>.</summary>
     internal int ResealBatchSize { get; set; } = DataKeyRotation.BatchSize;
 
@@ -383,3 +430,7 @@ public sealed class VaubanStore : IAsyncDisposable
         await _database.DisposeAsync();
     }
 }
+
+/// <summary>A backup written by <see cref="VaubanStore.BackupAsync"/>: where, its size, the establishments it holds, the master key it
+/// needs (by fingerprint), and how long it took.</summary>
+public sealed record StoreBackup(string Path, long Bytes, int Establishments, string MasterKeyFingerprint, TimeSpan Took);

@@ -377,6 +377,53 @@ internal sealed class SqliteDatabase : StoreDatabase
         }
     }
 
+    /// <summary>
+    /// A consistent copy of the store written to <paramref name="target"/>, a new file (refused if it exists), readable by its
+    /// owner only as the store is: SQLite's <c>VACUUM INTO</c> from a read transaction, so writers go on meanwhile and the copy
+    /// is the store as it was when the copy began, compacted. The file is flushed to disk, then checked (<c>quick_check</c>,
+    /// and that it holds a store); a copy that fails is removed. Returns its size in bytes.
+    /// </summary>
+    internal async Task<long> CopyToAsync(string target, CancellationToken cancellationToken)
+    {
+        var full = Path.GetFullPath(target);
+        // Created empty first, owner-only (VACUUM INTO writes into an empty file and keeps its mode); CreateNew refuses an existing one.
+        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (new FileStream(full, create))
+        {
+        }
+        try
+        {
+            await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ToString()))
+            {
+                await connection.OpenAsync(cancellationToken);
+                await using var vacuum = connection.CreateCommand();
+                vacuum.CommandText = "VACUUM INTO $target";
+                vacuum.Parameters.AddWithValue("$target", full);
+                vacuum.CommandTimeout = 0;
+                await vacuum.ExecuteNonQueryAsync(cancellationToken);
+            }
+            // VACUUM INTO does not sync what it wrote: a backup that a power loss can leave half-written is no backup.
+            using (var written = new FileStream(full, FileMode.Open, FileAccess.ReadWrite)) written.Flush(flushToDisk: true);
+            await using (var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
+            {
+                await copy.OpenAsync(cancellationToken);
+                await using var check = copy.CreateCommand();
+                check.CommandText = "PRAGMA quick_check";
+                check.CommandTimeout = 0;
+                var verdict = Convert.ToString(await check.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+                if (!string.Equals(verdict, "ok", StringComparison.Ordinal)) throw new IOException($"The copy written to {full} failed SQLite's check ({verdict}).");
+            }
+            if (!HoldsStore(full)) throw new IOException($"The copy written to {full} holds no Vauban store.");
+            return new FileInfo(full).Length;
+        }
+        catch
+        {
+            File.Delete(full);
+            throw;
+        }
+    }
+
     public override StorageEngine Engine => StorageEngine.Sqlite;
     public override string Description { get; }
     public override string DefaultAuditJournalDirectory => _path + "-audit";

@@ -72,6 +72,11 @@ internal static class CommandExamples
             new("One Bundle", "vauban import transfert.json --tenant chu-nantes"),
             new("Every *.json file of a folder and its subfolders", "vauban import ./export-ancien-dpi --tenant chu-nantes"),
         ],
+        ["backup"] =
+        [
+            new("Tonight's copy of the store, beside the running server", "vauban backup /var/backups/vauban/vauban-2026-12-05.db"),
+            new("A copy of another store file", "vauban backup --db /srv/vauban/data/vauban.db /mnt/backup/vauban.db"),
+        ],
         ["reindex"] = [new("After an upgrade that indexes more of Observation", "vauban reindex --tenant chu-nantes --type Observation")],
         ["audit verify"] =
         [

@@ -37,7 +37,7 @@ internal static class StoreArguments
         command.Options.Add(MasterKeyFile);
     }
 
-    private static string DbValue(ParseResult parse)
+    internal static string DbValue(ParseResult parse)
     {
         var db = parse.GetValue(Db) ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
         return string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;

@@ -19,6 +19,7 @@ internal static class VaubanCommands
         root.Subcommands.Add(ReindexCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());
         root.Subcommands.Add(KeyCommands.Build());
+        root.Subcommands.Add(BackupCommand.Build());
         root.Subcommands.Add(BreachCommand.Build());
         SayValues(root);
         CommandExamples.ShowInHelp(root);
