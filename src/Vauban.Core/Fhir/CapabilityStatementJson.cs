@@ -175,7 +175,8 @@ public static class CapabilityStatementJson
         + "response's status and changes nothing of the others.";
 
     private const string PatchDocumentation = "PATCH [base]/[type]/[id] with a JSON Patch document (RFC 6902, Content-Type: "
-        + Records.RecordPatch.MediaType + "); FHIRPath Patch is not supported, nor a patch by search criteria or inside a batch or transaction. "
+        + Records.RecordPatch.MediaType + "), or PATCH [base]/[type]?criteria, a conditional patch (one match patched, none 404, several 412; needs search "
+        + "too); FHIRPath Patch is not supported, nor a patch inside a batch or transaction. "
         + "Needs read as well as update on the type (system/[type].ru): the answer is the whole patched resource. If-Match holds it to a version "
         + "(412); a failed test or a path that leads nowhere is 422, as is a result that is not a valid resource; a patch does not create (404, 410 when deleted).";
 

@@ -3,7 +3,9 @@
 using System.Text.Json;
 using Vauban.Access;
 using Vauban.Audit;
+using Vauban.Crypto;
 using Vauban.Fhir;
+using Vauban.Storage;
 
 namespace Vauban.Records;
 
@@ -34,6 +36,57 @@ public sealed partial class RecordsService
                 Issue.NotFound($"{type}/{id} is not known: a patch changes a record that exists (to create one, POST it or PUT it).")), cancellationToken);
         }
         if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
+        var result = await PatchInScopeAsync(context, scope, keys, type, current, patch, ifMatch, maxBytes, written, cancellationToken);
+        return await CommitUpdateAsync(context, written, result, cancellationToken);
+    }
+
+    /// <summary>
+    /// Conditional patch, PATCH [base]/[type]?[criteria] (FHIR R4 http.html#patch): the criteria name the record, as a conditional
+    /// update's do — one match is patched as a patch by id is (If-Match held to its version), none is 404 (a patch does not
+    /// create), several are 412. Needs search on the type as well as read and update: whether one matched is told.
+    /// </summary>
+    public async Task<RecordResult> ConditionalPatchAsync(AccessContext context, string type, string criteria, RecordPatch patch, int? ifMatch, long maxBytes,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(patch);
+        if (await CheckAsync(context, Interaction.Update, type, null, cancellationToken) is { } denied) return denied;
+        if (await CheckAsync(context, Interaction.Read, type, null, cancellationToken) is { } unreadable) return unreadable;
+        if (await CheckConditionalAsync(context, Interaction.Update, type, cancellationToken) is { } notSearchable) return notSearchable;
+        if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        if (ParseCriteria(context, keys, type, criteria, $"The criteria of a conditional patch (PATCH {type}?criteria)", out var invalid) is not { } query) return invalid!;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var written = new WriteBatch(scope);
+        var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+        if (matches.Count > 1)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional patch: the criteria match more than one record");
+            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("multiple-matches",
+                $"The criteria match more than one {type}; make them more selective (an identifier with its system, for instance)."));
+        }
+        // Asked again of the record, as a patch by id asks it; a record not to be revealed is as if it had not matched (on the chain).
+        if (matches is [var hidden] && await CheckRecordAsync(context, Interaction.Update, type, hidden.Id, hidden.Compartment, hidden.CreatedBy, written, cancellationToken) is { } refused)
+        {
+            if (refused.Status != RecordStatus.NotFound) return refused;
+            matches = [];
+        }
+        if (matches is not [var match])
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional patch: nothing matches");
+            return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"No {type} matches the criteria: a patch changes a record that exists, and does not create one."));
+        }
+        var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken);
+        if (changed is not null) return changed;
+        var result = await PatchInScopeAsync(context, scope, keys, type, locked!, patch, ifMatch, maxBytes, written, cancellationToken);
+        return await CommitUpdateAsync(context, written, result, cancellationToken);
+    }
+
+    /// <summary>A patch once its record is found, locked and open to the writer (<paramref name="current"/>): the version condition,
+    /// the guard (the answer is the record: a read of it), the patch applied and checked, and the result written as an update.</summary>
+    private async Task<RecordResult> PatchInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, StoredVersion current, RecordPatch patch,
+        int? ifMatch, long maxBytes, WriteBatch written, CancellationToken cancellationToken)
+    {
+        var id = current.Id;
         if (current.Deleted)
         {
             await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope, "JSON Patch: deleted");
@@ -74,8 +127,7 @@ public sealed partial class RecordsService
             return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type,
                 [Issue.Invalid("The patched resource would not be valid; nothing was changed."), .. issues]), "JSON Patch: the result is not valid");
         }
-        var updated = await UpdateInScopeAsync(context, scope, keys, type, id, resource, current.Version, null, written, cancellationToken, locked: current,
+        return await UpdateInScopeAsync(context, scope, keys, type, id, resource, current.Version, null, written, cancellationToken, locked: current,
             note: $"JSON Patch ({Counted.En(patch.Count, "operation", "operations")})");
-        return await CommitUpdateAsync(context, written, updated, cancellationToken);
     }
 }

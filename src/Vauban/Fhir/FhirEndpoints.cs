@@ -68,7 +68,12 @@ internal static class FhirEndpoints
 
         fhir.MapPatch("/{type}/{id}", (HttpContext http, string type, string id) => FhirHttp.RefuseQuery(http, "a patch") is { } refusal
             ? Task.FromResult(refusal)
-            : PatchAsync(http, options, records, type, id));
+            : PatchAsync(http, options, (patch, ifMatch) => records.PatchAsync(http.Access(), type, id, patch, ifMatch, options.MaxResourceBytes, http.RequestAborted)));
+
+        fhir.MapPatch("/{type}", (HttpContext http, string type) => Criteria(http) is { } criteria
+            ? PatchAsync(http, options, (patch, ifMatch) => records.ConditionalPatchAsync(http.Access(), type, criteria, patch, ifMatch, options.MaxResourceBytes, http.RequestAborted))
+            : Task.FromResult(FhirHttp.Outcome(400, Issue.Invalid("PATCH [base]/[type] is a conditional patch: give the search criteria that find the record as the query "
+                + "(e.g. ?identifier=system|value), or PATCH [base]/[type]/[id]."))));
 
         fhir.MapDelete("/{type}/{id}", (HttpContext http, string type, string id) => FhirHttp.RefuseQuery(http, "a delete by id") is { } refusal
             ? Task.FromResult(refusal)
@@ -277,8 +282,9 @@ internal static class FhirEndpoints
         }
     }
 
-    /// <summary>A patch by id: a JSON Patch document, held to a version by If-Match if given; 200 with the patched resource.</summary>
-    private static async Task<IResult> PatchAsync(HttpContext http, FhirOptions options, RecordsService records, string type, string id)
+    /// <summary>A patch, by id or by criteria (<paramref name="patch"/>): a JSON Patch document, held to a version by If-Match if
+    /// given; 200 with the patched resource.</summary>
+    private static async Task<IResult> PatchAsync(HttpContext http, FhirOptions options, Func<RecordPatch, int?, Task<RecordResult>> apply)
     {
         if (FhirHttp.RefuseUnevaluatedPrecondition(http) is { } precondition) return precondition;
         if (!FhirHttp.TryParseIfMatch(http, out var ifMatch)) return FhirHttp.Outcome(400, IfMatchInvalid);
@@ -287,7 +293,7 @@ internal static class FhirEndpoints
         using (document)
         {
             if (RecordPatch.Parse(document!.RootElement, out var issues) is not { } patch) return FhirHttp.Outcome(400, [.. issues]);
-            var result = await records.PatchAsync(http.Access(), type, id, patch, ifMatch, options.MaxResourceBytes, http.RequestAborted);
+            var result = await apply(patch, ifMatch);
             return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         }
     }

@@ -224,17 +224,46 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
     }
 
     [Fact]
-    public async Task The_CapabilityStatement_offers_patch_in_its_JSON_form_and_a_conditional_patch_is_refused()
+    public async Task The_CapabilityStatement_offers_patch_in_its_JSON_form()
     {
         var metadata = await ReadAsync("/fhir/metadata");
         Assert.Equal(["application/json-patch+json"], metadata.GetProperty("patchFormat").EnumerateArray().Select(f => f.GetString()!).ToArray());
         var observation = metadata.GetProperty("rest")[0].GetProperty("resource").EnumerateArray().Single(r => r.GetProperty("type").GetString() == "Observation");
         var patch = observation.GetProperty("interaction").EnumerateArray().Single(i => i.GetProperty("code").GetString() == "patch");
         Assert.Contains("RFC 6902", patch.GetProperty("documentation").GetString(), StringComparison.Ordinal);
+    }
 
-        var (status, body) = await SendAsync(Patch("/fhir/Observation?status=final", """[ { "op": "replace", "path": "/status", "value": "amended" } ]"""));
-        Assert.Equal(HttpStatusCode.MethodNotAllowed, status);
-        Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+    [Fact]
+    public async Task A_conditional_patch_patches_its_one_match_and_refuses_none_several_or_no_criteria()
+    {
+        var (patient, observation) = await ObservationAsync();
+        (await CreateAsync("Observation", Samples.Observation("Patient/" + patient, loinc: "718-7"))).GetProperty("id").GetString();
+        var patch = """[ { "op": "replace", "path": "/status", "value": "amended" } ]""";
+
+        var (one, body) = await SendAsync(Patch($"/fhir/Observation?patient={patient}&code=2345-7", patch));
+        Assert.True(one == HttpStatusCode.OK, body.ToString());
+        Assert.Equal(observation, body.GetProperty("id").GetString());
+        Assert.Equal("amended", body.GetProperty("status").GetString());
+        Assert.Equal("2", body.GetProperty("meta").GetProperty("versionId").GetString());
+
+        var (none, noneBody) = await SendAsync(Patch($"/fhir/Observation?patient={patient}&code=9999-9", patch));
+        Assert.Equal(HttpStatusCode.NotFound, none);
+        Assert.Contains("does not create", Diagnostics(noneBody), StringComparison.Ordinal);
+        var (several, _) = await SendAsync(Patch($"/fhir/Observation?patient={patient}", patch));
+        Assert.Equal(HttpStatusCode.PreconditionFailed, several);
+        var (bare, bareBody) = await SendAsync(Patch("/fhir/Observation", patch));
+        Assert.Equal(HttpStatusCode.BadRequest, bare);
+        Assert.Contains("conditional patch", Diagnostics(bareBody), StringComparison.Ordinal);
+        var (unknown, _) = await SendAsync(Patch($"/fhir/Observation?colour=blue", patch));
+        Assert.Equal(HttpStatusCode.BadRequest, unknown);
+        // Whether one matched is told: a client without search on the type is refused before anything is looked up.
+        using (var noSearch = await Server.ClientAsync(TenantName, "system/Observation.ru"))
+        {
+            var (refused, _) = await SendAsync(Patch($"/fhir/Observation?patient={patient}&code=2345-7", """[ { "op": "replace", "path": "/status", "value": "cancelled" } ]"""), noSearch);
+            Assert.Equal(HttpStatusCode.Forbidden, refused);
+        }
+        Assert.Equal("amended", (await ReadAsync($"/fhir/Observation/{observation}")).GetProperty("status").GetString());
+        Assert.Empty(Ids(await SearchAsync($"Observation?patient={patient}&status=cancelled")));
     }
 }
 
