@@ -97,11 +97,11 @@ public static class FhirJson
             var made = entry.Made != VersionMade.Unknown ? entry.Made
                 : entry.Deleted ? VersionMade.Deleted : entry.Version == 1 ? VersionMade.Created : VersionMade.Updated;
             writer.WriteStartObject("request");
-            writer.WriteString("method", made switch { VersionMade.Created => "POST", VersionMade.Deleted => "DELETE", _ => "PUT" });
+            writer.WriteString("method", made switch { VersionMade.Created => "POST", VersionMade.Deleted => "DELETE", VersionMade.Patched => "PATCH", _ => "PUT" });
             writer.WriteString("url", made == VersionMade.Created ? entry.Type : $"{entry.Type}/{entry.Id}");
             writer.WriteEndObject();
             writer.WriteStartObject("response");
-            writer.WriteString("status", made switch { VersionMade.Updated => "200", VersionMade.Deleted => "204", _ => "201" });
+            writer.WriteString("status", made switch { VersionMade.Updated or VersionMade.Patched => "200", VersionMade.Deleted => "204", _ => "201" });
             writer.WriteString("etag", ETag(entry.Version));
             writer.WriteString("lastModified", FhirInstant.Format(entry.LastUpdated));
             writer.WriteEndObject();

@@ -58,6 +58,8 @@ public enum VersionMade
     Updated = 3,
     /// <summary>DELETE, answered 204.</summary>
     Deleted = 4,
+    /// <summary>PATCH of an existing record, answered 200.</summary>
+    Patched = 5,
 }
 
 /// <summary>A page of search or history results; <see cref="NextPage"/> is an opaque token for the next page.</summary>

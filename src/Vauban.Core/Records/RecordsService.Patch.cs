@@ -128,6 +128,6 @@ public sealed partial class RecordsService
                 [Issue.Invalid("The patched resource would not be valid; nothing was changed."), .. issues]), "JSON Patch: the result is not valid");
         }
         return await UpdateInScopeAsync(context, scope, keys, type, id, resource, current.Version, null, written, cancellationToken, locked: current,
-            note: $"JSON Patch ({Counted.En(patch.Count, "operation", "operations")})");
+            note: $"JSON Patch ({Counted.En(patch.Count, "operation", "operations")})", made: VersionMade.Patched);
     }
 }

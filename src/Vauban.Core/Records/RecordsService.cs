@@ -388,7 +388,8 @@ public sealed partial class RecordsService
     /// <param name="locked">The record's current row when the caller has already read it under lock (a conditional update's match,
     /// <see cref="LockMatchAsync"/>); null to read it here.</param>
     private async Task<RecordResult> UpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string id, JsonElement resource, int? ifMatch,
-        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken, StoredVersion? locked = null, string? note = null)
+        IReadOnlyDictionary<string, string>? references, WriteBatch written, CancellationToken cancellationToken, StoredVersion? locked = null, string? note = null,
+        VersionMade made = VersionMade.Updated)
     {
         var typeCode = TypeCodes.Of(type);
         var current = locked ?? await CurrentForUpdateAsync(scope, keys, typeCode, id, cancellationToken);
@@ -447,7 +448,7 @@ public sealed partial class RecordsService
         var compartment = Compartments.Of(type, id, newIndex);
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
         if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex,
-            current.Deleted ? VersionMade.CreatedByUpdate : VersionMade.Updated, cancellationToken))
+            current.Deleted ? VersionMade.CreatedByUpdate : made, cancellationToken))
         {
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id,
                 RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry.")), cancellationToken);

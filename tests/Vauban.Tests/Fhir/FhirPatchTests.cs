@@ -71,6 +71,11 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
         Assert.Equal([observation], Ids(await SearchAsync($"Observation?patient={patient}&status=amended")));
         Assert.Empty(Ids(await SearchAsync($"Observation?patient={patient}&status=final")));
         Assert.Equal("final", (await ReadAsync($"/fhir/Observation/{observation}/_history/1")).GetProperty("status").GetString());
+        // History says how each version was written: the patch as a PATCH, answered 200.
+        var newest = (await ReadAsync($"/fhir/Observation/{observation}/_history")).GetProperty("entry")[0];
+        Assert.Equal("PATCH", newest.GetProperty("request").GetProperty("method").GetString());
+        Assert.Equal($"Observation/{observation}", newest.GetProperty("request").GetProperty("url").GetString());
+        Assert.Equal("200", newest.GetProperty("response").GetProperty("status").GetString());
 
         // On the patient's access history as an update, saying it was a patch.
         var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
