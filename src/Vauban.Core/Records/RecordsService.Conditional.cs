@@ -158,20 +158,9 @@ public sealed partial class RecordsService
     {
         // Validated: an id, when present, is a string.
         var givenId = resource.TryGetProperty("id", out var id) ? id.GetString() : null;
-        if (matches.Count > 1)
-        {
-            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional update: the criteria match more than one record");
-            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("multiple-matches",
-                $"The criteria match more than one {type}; make them more selective (an identifier with its system, for instance)."));
-        }
-        // The policy filtered the search; it is asked again of the record, as an update by id asks it, before the guard and any
-        // answer. A record not to be revealed is as if it had not matched (the refusal is on the chain).
-        if (matches is [var hidden] && await CheckRecordAsync(context, Interaction.Update, type, hidden.Id, hidden.Compartment, hidden.CreatedBy, written, cancellationToken) is { } refused)
-        {
-            if (refused.Status != RecordStatus.NotFound) return refused;
-            matches = [];
-        }
-        if (matches is [var match])
+        var (one, refused) = await OneMatchAsync(context, scope, type, matches, written, "conditional update", cancellationToken);
+        if (refused is not null) return refused;
+        if (one is { } match)
         {
             // The match's id leaves with the answer, and a 400 for another id in the body tells that exactly one matched: the guard
             // counts its patient first, as a conditional create's match.
@@ -216,6 +205,28 @@ public sealed partial class RecordsService
                 $"No {type} matches the criteria, but the resource's id names {type}/{givenId}, which exists and does not match them: leave the id out to create a new record, or PUT {type}/{givenId} to update that one."));
         }
         return await UpdateInScopeAsync(context, scope, keys, type, givenId, resource, null, references, written, cancellationToken);
+    }
+
+    /// <summary>
+    /// A conditional update's or patch's one match, or none: several are 412 (audited as <paramref name="act"/>'s). The policy
+    /// filtered the search; it is asked again of the record, as a write by id asks it, before the guard and any answer. A record
+    /// not to be revealed is as if it had not matched (the refusal is on the chain).
+    /// </summary>
+    private async Task<(StoredVersion? Match, RecordResult? Refused)> OneMatchAsync(AccessContext context, WriteScope scope, string type, List<StoredVersion> matches,
+        WriteBatch written, string act, CancellationToken cancellationToken)
+    {
+        if (matches.Count > 1)
+        {
+            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, $"{act}: the criteria match more than one record");
+            return (null, RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("multiple-matches",
+                $"The criteria match more than one {type}; make them more selective (an identifier with its system, for instance).")));
+        }
+        if (matches is not [var match]) return (null, null);
+        if (await CheckRecordAsync(context, Interaction.Update, type, match.Id, match.Compartment, match.CreatedBy, written, cancellationToken) is { } refused)
+        {
+            return refused.Status == RecordStatus.NotFound ? (null, null) : (null, refused);
+        }
+        return (match, null);
     }
 
     /// <summary>

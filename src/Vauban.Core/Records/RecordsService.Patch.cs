@@ -58,19 +58,9 @@ public sealed partial class RecordsService
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var written = new WriteBatch(scope);
         var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        if (matches.Count > 1)
-        {
-            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional patch: the criteria match more than one record");
-            return RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("multiple-matches",
-                $"The criteria match more than one {type}; make them more selective (an identifier with its system, for instance)."));
-        }
-        // Asked again of the record, as a patch by id asks it; a record not to be revealed is as if it had not matched (on the chain).
-        if (matches is [var hidden] && await CheckRecordAsync(context, Interaction.Update, type, hidden.Id, hidden.Compartment, hidden.CreatedBy, written, cancellationToken) is { } refused)
-        {
-            if (refused.Status != RecordStatus.NotFound) return refused;
-            matches = [];
-        }
-        if (matches is not [var match])
+        var (one, refused) = await OneMatchAsync(context, scope, type, matches, written, "conditional patch", cancellationToken);
+        if (refused is not null) return refused;
+        if (one is not { } match)
         {
             await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional patch: nothing matches");
             return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"No {type} matches the criteria: a patch changes a record that exists, and does not create one."));

@@ -284,7 +284,14 @@ public abstract class GuardTests : IAsyncLifetime
         using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[1]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
         var stored = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", _canaries[0], None);
         Assert.Equal((RecordStatus.Ok, 1), (stored.Status, stored.Version));
-        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
+        // The containment holds at once; its alert is written just after the patch's transaction ends (the guard's own writes do
+        // not wait for the writer slot that transaction holds).
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        IReadOnlyList<SecurityAlert> alerts;
+        while (!(alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None)).Any(a => a.Kind == KnownAlertKinds.GuardCanary) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
         Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
     }
 
