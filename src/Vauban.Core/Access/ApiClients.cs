@@ -476,6 +476,10 @@ public sealed class ApiClients
         if (!result.IsValid) return (client, "assertion refused (" + AssertionFailure(result.Exception) + ")");
         var jwt = (JsonWebToken)result.SecurityToken;
         if (jwt.Subject != client.ClientId || string.IsNullOrEmpty(jwt.Id)) return (client, "assertion refused (subject or jti)");
+        // RFC 7515 section 4.1.11: a JWS whose "crit" header names extensions the recipient does not understand MUST be refused.
+        // This server understands none, and the library ignores the header: a signer's "use me only where X is enforced" was
+        // accepted as if it were not there.
+        if (jwt.TryGetHeaderValue<object>("crit", out _)) return (client, "assertion refused (critical header extension not understood)");
         // An assertion not valid yet, or issued in the future, is refused (RFC 7523 section 3: nbf; iat): one made now for later use
         // would otherwise be good until its exp, whenever it is played. Absent, each reads as DateTime.MinValue.
         if (jwt.ValidFrom > now.AddSeconds(AssertionClockSkewSeconds) || jwt.IssuedAt > now.AddSeconds(AssertionClockSkewSeconds))

@@ -202,6 +202,29 @@ public class PrivateKeyJwtTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, await RequestAsync(Made(DateTime.UtcNow.AddSeconds(-5), DateTime.UtcNow.AddSeconds(-5))));
     }
 
+    [Fact]
+    public async Task An_assertion_whose_crit_header_names_an_extension_the_server_does_not_understand_is_refused()
+    {
+        // RFC 7515 section 4.1.11: the signer says "refuse me unless you enforce these header parameters"; the library ignored
+        // "crit" and the assertion was taken as if it did not carry the restriction.
+        string Critical(string[] crit) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = _clientId,
+            Audience = new Uri(_server.BaseAddress, "/oauth/token").ToString(),
+            Claims = new Dictionary<string, object> { ["sub"] = _clientId, ["jti"] = Guid.NewGuid().ToString() },
+            Expires = DateTime.UtcNow.AddMinutes(4),
+            AdditionalHeaderClaims = new Dictionary<string, object> { ["crit"] = crit, ["only-at"] = "https://other.example/oauth/token" },
+            SigningCredentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "k1" }, SecurityAlgorithms.EcdsaSha384),
+        });
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Critical(["only-at"])));
+        Assert.Equal(HttpStatusCode.OK, await RequestAsync(Assertion(_key)));
+
+        var tenant = (await _server.Store.Tenants.FindAsync("lab", CancellationToken.None))!;
+        var entries = await _server.Store.AuditLog.SearchAsync(Vauban.Access.AccessContext.Operator(tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Agent = _clientId, Count = 100 }, CancellationToken.None) ?? [];
+        Assert.Single(entries, e => e.Action == Vauban.Audit.AuditAction.SignInFailure && e.Detail.Note == "assertion refused (critical header extension not understood)");
+    }
+
     [Theory]
     [InlineData("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d")]
     [InlineData("eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0.eyJpc3MiOiJ4In0")]
