@@ -23,6 +23,12 @@ internal sealed class ExpiredForms : IAlwaysRunResultFilter
             return;
         }
         var again = signOut ? "/" : (http.Request.PathBase + http.Request.Path + http.Request.QueryString).ToString();
+        // A form the reader refused (too many fields, too long a value, a NUL) failed the antiforgery check too, since its token
+        // could not be read: that is no expired form, and "open the page again" would not help.
+        var unread = http.Request.HasFormContentType && http.Features.Get<Microsoft.AspNetCore.Http.Features.IFormFeature>()?.Form is null;
+        var (title, why) = unread
+            ? ("This form could not be read", $"Nothing was done. What was sent is more than a form of this server holds ({FormReading.Limits}), or holds a character a form may not carry.")
+            : ("This form has expired", "Nothing was done. The page was opened before your session ended (sign-out, or 15 minutes without activity) or changed (another sign-in step), or before the server restarted.");
         context.Result = new ContentResult
         {
             StatusCode = StatusCodes.Status400BadRequest,
@@ -30,12 +36,12 @@ internal sealed class ExpiredForms : IAlwaysRunResultFilter
             Content = $"""
                 <!DOCTYPE html>
                 <html lang="en">
-                <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Form expired — Vauban</title><link rel="stylesheet" href="/account/site.css"></head>
+                <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title} — Vauban</title><link rel="stylesheet" href="/account/site.css"></head>
                 <body>
                 <header><strong>VAUBAN</strong></header>
                 <main>
-                  <h1 id="form-expired">This form has expired</h1>
-                  <p>Nothing was done. The page was opened before your session ended (sign-out, or 15 minutes without activity) or changed (another sign-in step), or before the server restarted.</p>
+                  <h1 id="form-expired">{title}</h1>
+                  <p>{why}</p>
                   <p><a class="button" id="again" href="{HtmlEncoder.Default.Encode(again)}">Open the page again</a></p>
                 </main>
                 </body>

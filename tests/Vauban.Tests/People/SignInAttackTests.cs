@@ -539,6 +539,21 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_form_over_the_readers_limits_is_refused_as_such_not_as_an_expired_form()
+    {
+        using var staff = Staff();
+        var (_, page) = await staff.GetAsync("/account/signin");
+        // 2,000 fields: more than the form reader takes, so the token in it cannot be read either.
+        var fields = Enumerable.Range(0, 2000).Select(i => new KeyValuePair<string, string>("f" + i, "x")).ToList();
+        fields.Add(new("__RequestVerificationToken", StaffClient.Token(page)));
+        using var response = await staff.Http.PostAsync("/account/signin", new FormUrlEncodedContent(fields));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var html = await response.Content.ReadAsStringAsync();
+        Assert.Equal("This form could not be read", StaffClient.ById(html, "form-expired"));
+        Assert.Contains("1,024 fields", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Csrf_FhirWriteWithSessionCookie_NeedsThisSitesOrigin()
     {
         using var staff = await SignedInAsync();
