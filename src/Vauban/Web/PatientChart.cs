@@ -14,8 +14,9 @@ public readonly record struct Moment(DateTimeOffset? At, string Text)
     public static readonly Moment None = new(null, "—");
 }
 
-/// <summary>One line of a chart section: when, what, the detail that matters (a value, a dose, a practitioner), a status.</summary>
-public sealed record ChartRow(Moment When, string What, string? Detail, string? Status, string Reference);
+/// <summary>One line of a chart section: when, what, the detail that matters (a value, a dose, a practitioner), a status;
+/// <see cref="Version"/> is the version shown, for an act on the row to name (If-Match: a record changed since is not overwritten).</summary>
+public sealed record ChartRow(Moment When, string What, string? Detail, string? Status, string Reference, int Version = 0);
 
 /// <summary>A kind of record on the chart (appointments, prescriptions, lab results…), newest first.</summary>
 public sealed record ChartSection(string Type, string Key, string Title, IReadOnlyList<ChartRow> Rows);
@@ -80,7 +81,7 @@ public sealed class PatientChart
             foreach (var (type, key, title) in Kinds)
             {
                 var rows = documents.Where(d => d.Entry.Type == type && !OfAnotherPatient(d.Json.RootElement, patientId))
-                    .Select(d => Row(type, d.Entry.Id, d.Json.RootElement, names))
+                    .Select(d => Row(type, d.Entry.Id, d.Json.RootElement, names) with { Version = d.Entry.Version })
                     .OrderByDescending(r => r.When.At ?? DateTimeOffset.MinValue).ThenBy(r => r.Reference, StringComparer.Ordinal).ToList();
                 sections.Add(new ChartSection(type, key, title, rows));
             }
@@ -277,6 +278,15 @@ public sealed class PatientChart
 
     /// <summary>An instant as the pages show it: Paris wall-clock time, to the minute.</summary>
     public static string InParis(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
+
+    /// <summary>The instant a Paris wall-clock date and time name (a form's date and time inputs), with Paris's offset then;
+    /// null for a time the clocks skip when they go forward (02:30 on the last Sunday of March), which names no instant.</summary>
+    public static DateTimeOffset? FromParis(DateOnly date, TimeOnly time)
+    {
+        var local = date.ToDateTime(time, DateTimeKind.Unspecified);
+        if (Paris.IsInvalidTime(local)) return null;
+        return new DateTimeOffset(local, Paris.GetUtcOffset(local));
+    }
 
     /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
     public static string ZoneName => Paris == TimeZoneInfo.Utc ? "UTC" : "Paris time";

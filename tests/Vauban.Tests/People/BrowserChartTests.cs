@@ -85,4 +85,34 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_other}");
         Assert.Equal("GARNAUD Jean", await page.TextContentAsync("#patient-name"));
     }
+
+    [Fact]
+    public async Task A_physician_books_an_appointment_from_the_chart_and_cancels_it()
+    {
+        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
+        await page.GotoAsync(_base + "/");
+        await BrowserPages.ArriveAsync(page, "**/account/signin");
+        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
+        await page.GotoAsync($"{_base}/patients/{_mine}");
+        Assert.Equal(1, await page.Locator("#appointments tbody tr").CountAsync());
+
+        var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
+        var date = TimeZoneInfo.ConvertTime(_time.GetUtcNow().AddDays(2), paris).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        await page.FillAsync("#date", date);
+        await page.FillAsync("#time", "09:15");
+        await page.FillAsync("#minutes", "45");
+        await page.FillAsync("#reason", "Consultation de contrôle");
+        await page.ClickAsync("#book");
+        await page.WaitForSelectorAsync("#done");
+        Assert.Equal($"Booked {date} 09:15 (45 minutes).", (await page.TextContentAsync("#done"))?.Trim());
+        Assert.Equal($"{_base}/patients/{_mine}", page.Url); // back on the chart by GET: a refresh books nothing again
+        var row = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
+        Assert.Contains($"{date} 09:15", await row.TextContentAsync(), StringComparison.Ordinal);
+
+        await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
+        await page.WaitForSelectorAsync("#done >> text=Cancelled");
+        var cancelled = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
+        Assert.Contains("cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Equal(0, await cancelled.Locator("button").CountAsync());
+    }
 }

@@ -355,6 +355,157 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.DoesNotContain("2.1 g/L", page, StringComparison.Ordinal);
         Assert.DoesNotContain($"Observation/{foreign}", page, StringComparison.Ordinal);
     }
+
+    // ---- Booking and cancelling appointments from the chart ----
+
+    private static readonly TimeZoneInfo Paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
+
+    /// <summary>The Paris calendar date <paramref name="days"/> from the test's now, as a date input sends it.</summary>
+    private string ParisDate(int days) => TimeZoneInfo.ConvertTime(_time.GetUtcNow().AddDays(days), Paris).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    private static Dictionary<string, string> Booking(string date, string time = "10:30", string minutes = "30", string reason = "Suivi de la kaliémie") =>
+        new() { ["Date"] = date, ["Time"] = time, ["Minutes"] = minutes, ["Reason"] = reason };
+
+    private Task<(HttpResponseMessage Response, string Html)> BookAsync(StaffClient staff, Dictionary<string, string> fields, string? formPage = null) =>
+        staff.SubmitAsync(formPage ?? $"/patients/{_ids["mine"]}", fields, $"/patients/{_ids["mine"]}?handler=book");
+
+    private static List<string> Appointments(string html) =>
+        System.Text.RegularExpressions.Regex.Matches(html, "data-ref=\"Appointment/([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
+
+    [Fact]
+    public async Task A_physician_books_an_appointment_from_the_chart_and_it_is_a_FHIR_appointment_in_the_audit_trail()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, before) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
+        var date = ParisDate(3);
+        var (booked, bookedHtml) = await BookAsync(doctor, Booking(date));
+        Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
+        Assert.Equal($"/patients/{_ids["mine"]}", booked.Headers.Location?.ToString()); // Post/Redirect/Get: a refresh books nothing again
+
+        var (chart, page) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Equal($"Booked {date} 10:30 (30 minutes).", StaffClient.ById(page, "done"));
+        Assert.Contains("Suivi de la kaliémie", page, StringComparison.Ordinal);
+        var created = Assert.Single(Appointments(page), id => id != _ids["appt"]);
+        var (_, again) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Null(StaffClient.ById(again, "done")); // said once
+
+        // A FHIR R4 Appointment, read back through /fhir: booked, start and end as instants with Paris's offset, both accepted.
+        var read = await doctor.Http.GetAsync($"/fhir/Appointment/{created}");
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        var json = await read.BodyAsync();
+        var local = DateTime.ParseExact(date + " 10:30", "yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
+        var start = new DateTimeOffset(local, Paris.GetUtcOffset(local));
+        Assert.Equal("Appointment", json.GetProperty("resourceType").GetString());
+        Assert.Equal("booked", json.GetProperty("status").GetString());
+        Assert.Equal(start.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture), json.GetProperty("start").GetString());
+        Assert.Equal(start.AddMinutes(30), DateTimeOffset.Parse(json.GetProperty("end").GetString()!, CultureInfo.InvariantCulture));
+        Assert.Equal(30, json.GetProperty("minutesDuration").GetInt32());
+        Assert.Equal("Suivi de la kaliémie", json.GetProperty("description").GetString());
+        var participants = json.GetProperty("participant").EnumerateArray().Select(p => (p.GetProperty("actor").GetProperty("reference").GetString(), p.GetProperty("status").GetString())).ToList();
+        Assert.Contains(("Patient/" + _ids["mine"], "accepted"), participants);
+        Assert.Contains(("Practitioner/" + _ids["drA"], "accepted"), participants);
+
+        var creates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Create);
+        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment" && e.Detail.Patient == _ids["mine"]);
+    }
+
+    [Theory]
+    [InlineData("past", "10:30", "20", "", "in the past")]
+    [InlineData("2026-02-30", "10:30", "20", "", "Give the appointment's date")]
+    [InlineData("tomorrow", "25:00", "20", "", "Give the appointment's time")]
+    [InlineData("tomorrow", "10:30", "4", "", "The duration is 5 to 240 minutes.")]
+    [InlineData("tomorrow", "10:30", "241", "", "The duration is 5 to 240 minutes.")]
+    [InlineData("tomorrow", "10:30", "twenty", "", "The duration is 5 to 240 minutes.")]
+    [InlineData("tomorrow", "10:30", "20", "Contrôle\u202Eeuqinilc", "invisible characters")]
+    [InlineData("tomorrow", "10:30", "20", "long", "at most 200 characters")]
+    public async Task A_booking_with_bad_input_is_refused_with_a_clear_message_and_books_nothing(string date, string time, string minutes, string reason, string said)
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        date = date switch { "past" => ParisDate(-1), "tomorrow" => ParisDate(1), _ => date };
+        if (reason == "long") reason = new string('a', 201);
+        var (refused, html) = await BookAsync(doctor, Booking(date, time, minutes, reason));
+        Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
+        Assert.Contains(said, StaffClient.ById(html, "act-error"), StringComparison.Ordinal);
+        Assert.Equal("CHARTIER Louise", StaffClient.ById(html, "patient-name")); // the chart again, the form as typed
+        Assert.Equal(date, StaffClient.FieldValue(html, "Date"));
+        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal([_ids["appt"]], Appointments(chart));
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_physician_cancels_a_booked_appointment_and_a_cancel_of_a_version_changed_since_is_refused()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains($"id=\"cancel-{_ids["appt"]}\"", chart, StringComparison.Ordinal);
+        Assert.Equal("1", StaffClient.FieldValue(chart, "Version"));
+
+        // Someone else changes the appointment after the chart was shown: the cancel of the version shown is refused.
+        var op = AccessContext.Operator(_tenant, "test");
+        var current = await _server.Store.Records.ReadAsync(op, "Appointment", _ids["appt"], CancellationToken.None);
+        var moved = System.Text.Json.Nodes.JsonNode.Parse(current.Json!)!;
+        moved["description"] = "Moved to room 12";
+        using (var body = System.Text.Json.JsonDocument.Parse(moved.ToJsonString()))
+        {
+            Assert.Equal(Vauban.Records.RecordStatus.Ok, (await _server.Store.Records.UpdateAsync(op, "Appointment", _ids["appt"], body.RootElement, 1, CancellationToken.None)).Status);
+        }
+        var cancel = $"/patients/{_ids["mine"]}?handler=cancel";
+        var (stale, staleHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" }, cancel);
+        Assert.True(stale.StatusCode == HttpStatusCode.PreconditionFailed, stale.StatusCode + staleHtml);
+        Assert.Contains("changed by someone else", StaffClient.ById(staleHtml, "act-error"), StringComparison.Ordinal);
+        Assert.Contains("Moved to room 12", staleHtml, StringComparison.Ordinal); // the chart as it is now
+        Assert.Equal("booked", await StatusAsync());
+
+        var (done, doneHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "2" }, cancel);
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
+        Assert.Equal("cancelled", await StatusAsync());
+        var (_, after) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.StartsWith("Cancelled the appointment of ", StaffClient.ById(after, "done"), StringComparison.Ordinal);
+        Assert.DoesNotContain($"id=\"cancel-{_ids["appt"]}\"", after, StringComparison.Ordinal); // nothing left to cancel
+        var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
+        Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment");
+
+        async Task<string?> StatusAsync()
+        {
+            var now = await _server.Store.Records.ReadAsync(op, "Appointment", _ids["appt"], CancellationToken.None);
+            using var json = System.Text.Json.JsonDocument.Parse(now.Json!);
+            return json.RootElement.GetProperty("status").GetString();
+        }
+    }
+
+    [Fact]
+    public async Task A_nurse_who_reads_the_chart_is_not_offered_booking_and_a_forged_booking_or_cancel_is_refused()
+    {
+        // Nurses read their patients' appointments but do not create or change them (RolePermissions).
+        var nurse = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Infirmière", rpps: "10001234569"));
+        await _server.CreateAsOperatorAsync(_tenant, Samples.Encounter(_ids["mine"], nurse, Day(-5)));
+        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, nurse);
+        using var staff = await SignedInAsync("nurse@chu.example");
+        var (chart, page) = await staff.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Contains($"data-ref=\"Appointment/{_ids["appt"]}\"", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("book-form", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"cancel-", page, StringComparison.Ordinal);
+
+        var (forged, forgedHtml) = await BookAsync(staff, Booking(ParisDate(2)));
+        Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
+        Assert.Equal("Your role does not book appointments.", StaffClient.ById(forgedHtml, "act-error"));
+        var (cancel, cancelHtml) = await staff.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" },
+            $"/patients/{_ids["mine"]}?handler=cancel");
+        Assert.True(cancel.StatusCode == HttpStatusCode.Forbidden, cancel.StatusCode + cancelHtml);
+        Assert.Contains("The appointment was not cancelled.", StaffClient.ById(cancelHtml, "act-error"), StringComparison.Ordinal);
+
+        var (_, after) = await staff.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal([_ids["appt"]], Appointments(after));
+        // The refusals are the records service's, on the audit chain.
+        var refusals = await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create, AuditAction.Update);
+        Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
+        Assert.Contains(refusals, e => e.Action == AuditAction.Update && e.Outcome != AuditOutcome.Success);
+        Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
+    }
 }
 
 public sealed class PatientChartPageTests_Sqlite() : PatientChartPageTests(Engine.Sqlite);

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using System.Text.Json;
 using Vauban.Access;
 using Vauban.Records;
 
@@ -11,6 +12,9 @@ namespace Vauban.Web.Pages.Patients;
 /// policy (the role's types, the care relationship or a break-the-glass grant), the guard and the audit before it reaches
 /// the page. A refusal is the service's: 403 with the way to break the glass when the role may, 404 when the patient is not
 /// to be revealed or does not exist, 423 for an account the guard has contained.
+/// The chart's one act so far: booking an appointment for the patient, and cancelling one still to come, by a role the policy
+/// lets create (update) appointments — written through the records service like a FHIR create or update, so the same policy,
+/// guard and audit decide; an act done answers by a redirect to the chart (Post/Redirect/Get), which says what was done once.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class ChartModel : StaffPage
@@ -26,9 +30,123 @@ public sealed class ChartModel : StaffPage
     /// decided once, with the access context the chart was read under.</summary>
     public IReadOnlySet<string> Readable { get; private set; } = new HashSet<string>();
 
-    public async Task<IActionResult> OnGetAsync()
+    // The booking form's fields, as typed (shown again with the problem when refused).
+    [BindProperty] public string? Date { get; set; }
+    [BindProperty] public string? Time { get; set; }
+    [BindProperty] public string? Minutes { get; set; }
+    [BindProperty] public string? Reason { get; set; }
+
+    // A cancel: the appointment and the version the chart showed.
+    [BindProperty] public string? Appointment { get; set; }
+    [BindProperty] public string? Version { get; set; }
+
+    /// <summary>What the act just done did, shown once by the chart the act redirected to.</summary>
+    [TempData] public string? Done { get; set; }
+
+    /// <summary>Why the act asked for (a booking, a cancel) was refused: nothing was written.</summary>
+    public string? ActError { get; private set; }
+
+    /// <summary>The role may book (create Appointment) and acts as a practitioner to book with: the form is shown.</summary>
+    public bool MayBook { get; private set; }
+
+    /// <summary>The role may create appointments, but the account acts as no practitioner (the form says so).</summary>
+    public bool MayBookWithoutPractitioner { get; private set; }
+
+    public bool MayCancel { get; private set; }
+
+    public DateTimeOffset Now { get; private set; }
+
+    /// <summary>Whether a row of the appointments gets a Cancel button: booked, still to come, and the role may update appointments.</summary>
+    public bool Cancellable(ChartRow row) =>
+        MayCancel && row.Reference.StartsWith("Appointment/", StringComparison.Ordinal) && AppointmentBooking.IsCancellable(row.Status) && row.When.At > Now;
+
+    public Task<IActionResult> OnGetAsync() => ShowAsync(null, null);
+
+    public async Task<IActionResult> OnPostBookAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        var now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
+        if (!Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
+        {
+            // A forged post: the form is not shown to this role. The records service answers it (and audits the refusal).
+            var refused = await Store.Records.CreateAsync(access, "Appointment", Placeholder(access, now), null, HttpContext.RequestAborted);
+            if (refused.Status == RecordStatus.Created) return Acted("Booked an appointment tomorrow.");
+            return refused.Status == RecordStatus.Forbidden ? await ShowAsync(403, "Your role does not book appointments.") : await RefusedAsync(refused, "The appointment was not booked.");
+        }
+        if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: an appointment is booked with one.");
+        var (booking, problem) = AppointmentBooking.Read(Date, Time, Minutes, Reason, "Practitioner/" + practitioner, now);
+        if (booking is null) return await ShowAsync(400, problem);
+        var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
+        if (result.Status == RecordStatus.Created)
+        {
+            return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes).");
+        }
+        return await RefusedAsync(result, "The appointment was not booked.");
+    }
+
+    public async Task<IActionResult> OnPostCancelAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        if (Appointment is not { } id || !IdRules.IsValid(id) || !int.TryParse(Version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version))
+        {
+            return await ShowAsync(400, "Choose the appointment to cancel in the list.");
+        }
+        var read = await Store.Records.ReadAsync(access, "Appointment", id, HttpContext.RequestAborted);
+        if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.");
+        var (cancelled, status) = AppointmentBooking.Cancel(read.Json!, Id);
+        if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");
+        if (read.Version == version && !AppointmentBooking.IsCancellable(status))
+        {
+            return await ShowAsync(409, $"This appointment is {status ?? "without a status"}: there is nothing to cancel.");
+        }
+        var result = await Store.Records.UpdateAsync(access, "Appointment", id, body, version, HttpContext.RequestAborted);
+        if (result.Status == RecordStatus.Ok) return Acted($"Cancelled the appointment of {Describe(read.Json!)}.");
+        return await RefusedAsync(result, "The appointment was not cancelled.");
+    }
+
+    /// <summary>What is put to the records service for a post the page would not take (the role may not book): a booking
+    /// tomorrow with the person's practitioner, if any. The service refuses it on the role alone.</summary>
+    private JsonElement Placeholder(AccessContext access, DateTimeOffset now) =>
+        new AppointmentBooking(now.AddDays(1), AppointmentBooking.DefaultMinutes, access.Principal.Practitioner is { } p ? "Practitioner/" + p : null, null).ToFhir(Id, now);
+
+    private static string Describe(byte[] json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.TryGetProperty("start", out var start) && start.ValueKind == JsonValueKind.String && DateTimeOffset.TryParse(start.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var at)
+            ? PatientChart.InParis(at) : "(no time)";
+    }
+
+    private RedirectResult Acted(string done)
+    {
+        Done = done;
+        return Redirect(Request.PathBase + Request.Path);
+    }
+
+    /// <summary>An act the records service refused: the chart again, with its answer's status and words.</summary>
+    private async Task<IActionResult> RefusedAsync(RecordResult result, string notDone)
+    {
+        switch (result.Status)
+        {
+            case RecordStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+            case RecordStatus.PreconditionFailed:
+                return await ShowAsync(412, "This appointment was changed by someone else since the chart was shown: nothing was changed. Here it is as it is now.");
+            case RecordStatus.Forbidden:
+                return await ShowAsync(403, notDone + " " + (result.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "Your role may not."));
+            case RecordStatus.NotFound or RecordStatus.Gone:
+                return await ShowAsync(404, "This patient has no such appointment.");
+            default:
+                return await ShowAsync(RecordStatusCodes.Http(result.Status),
+                    notDone + (result.Issues is { Count: > 0 } said ? " " + string.Join(" ", said.Select(i => i.Diagnostics)) : ""));
+        }
+    }
+
+    /// <summary>The chart, as a GET shows it; after an act refused, with <paramref name="status"/> and <paramref name="actError"/>
+    /// (a chart the person may not open answers its own refusal instead).</summary>
+    private async Task<IActionResult> ShowAsync(int? status, string? actError)
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        Now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
         var page = await Store.Records.EverythingAsync(access, Id, HttpContext.RequestAborted);
         switch (page.Status)
         {
@@ -37,6 +155,15 @@ public sealed class ChartModel : StaffPage
                 if (Chart is null) return Refuse(RecordStatus.NotFound, "No patient with this id.");
                 Readable = PatientChart.Kinds.Select(k => k.Type).Where(type => Store.Policy.Authorize(access, Interaction.Read, type).Allowed).ToHashSet(StringComparer.Ordinal);
                 Truncated = page.NextPage is not null;
+                var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed;
+                MayBook = mayCreate && access.Principal.Practitioner is not null;
+                MayBookWithoutPractitioner = mayCreate && access.Principal.Practitioner is null;
+                MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
+                if (status is { } code)
+                {
+                    Response.StatusCode = code;
+                    ActError = actError;
+                }
                 return Page();
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl());

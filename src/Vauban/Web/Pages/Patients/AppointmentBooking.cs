@@ -1,0 +1,95 @@
+// The chart's "Book an appointment" form read into a FHIR R4 Appointment, and a booked appointment turned cancelled. Only
+// the form's rules live here (a time in Paris that is still to come, a bounded duration, a plain short reason); whether the
+// person may book for this patient, and the write itself, are the records service's (policy, guard, audit).
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Vauban.Access;
+
+namespace Vauban.Web.Pages.Patients;
+
+public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, string? Practitioner, string? Reason)
+{
+    public const int DefaultMinutes = 20;
+    public const int MinimumMinutes = 5;
+    public const int MaximumMinutes = 240;
+    public const int MaximumReasonLength = 200;
+
+    /// <summary>How far ahead a booking may be: a year typed 2062 for 2026 is refused rather than booked out of sight.</summary>
+    public static readonly TimeSpan Horizon = TimeSpan.FromDays(2 * 366);
+
+    public DateTimeOffset End => Start.AddMinutes(Minutes);
+
+    /// <summary>The booking the form's fields describe, or the problem to show (nothing is written then).
+    /// <paramref name="date"/> and <paramref name="time"/> are the HTML inputs' values (yyyy-MM-dd, HH:mm[:ss]), in Paris time.</summary>
+    public static (AppointmentBooking? Booking, string? Problem) Read(string? date, string? time, string? minutes, string? reason, string practitioner, DateTimeOffset now)
+    {
+        if (!DateOnly.TryParseExact(date?.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
+        {
+            return (null, "Give the appointment's date (year-month-day).");
+        }
+        if (!TimeOnly.TryParseExact(time?.Trim(), ["HH:mm", "HH:mm:ss"], CultureInfo.InvariantCulture, DateTimeStyles.None, out var hour))
+        {
+            return (null, "Give the appointment's time (hours:minutes).");
+        }
+        if (PatientChart.FromParis(day, hour) is not { } start)
+        {
+            return (null, $"{day:yyyy-MM-dd} {hour:HH:mm} does not exist in {PatientChart.ZoneName}: the clocks go forward then. Choose another time.");
+        }
+        if (start <= now) return (null, "This date and time are in the past: an appointment is booked ahead.");
+        if (start > now + Horizon) return (null, "An appointment is booked at most two years ahead: check the year.");
+        if (!int.TryParse(string.IsNullOrWhiteSpace(minutes) ? DefaultMinutes.ToString(CultureInfo.InvariantCulture) : minutes.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var length)
+            || length is < MinimumMinutes or > MaximumMinutes)
+        {
+            return (null, $"The duration is {MinimumMinutes} to {MaximumMinutes} minutes.");
+        }
+        var said = string.IsNullOrWhiteSpace(reason) ? null : reason.Trim();
+        if (said is { Length: > MaximumReasonLength }) return (null, $"The reason is at most {MaximumReasonLength} characters.");
+        if (said is not null && StatedText.HasHiddenCharacters(said))
+        {
+            return (null, "The reason holds control or invisible characters (zero-width, direction overrides): type it plainly.");
+        }
+        return (new AppointmentBooking(start, length, practitioner, said), null);
+    }
+
+    /// <summary>The Appointment to create: booked, its start and end as instants with Paris's offset, the patient and the
+    /// practitioner both accepted.</summary>
+    public JsonElement ToFhir(string patientId, DateTimeOffset now)
+    {
+        var appointment = new JsonObject
+        {
+            ["resourceType"] = "Appointment",
+            ["status"] = "booked",
+            ["start"] = Instant(Start),
+            ["end"] = Instant(End),
+            ["minutesDuration"] = Minutes,
+            ["created"] = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
+            ["participant"] = new JsonArray(
+                new JsonObject { ["actor"] = new JsonObject { ["reference"] = "Patient/" + patientId }, ["required"] = "required", ["status"] = "accepted" }),
+        };
+        if (Practitioner is not null)
+        {
+            ((JsonArray)appointment["participant"]!).Add(new JsonObject { ["actor"] = new JsonObject { ["reference"] = Practitioner }, ["required"] = "required", ["status"] = "accepted" });
+        }
+        if (Reason is not null) appointment["description"] = Reason;
+        return JsonSerializer.SerializeToElement(appointment);
+    }
+
+    private static string Instant(DateTimeOffset at) => at.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
+
+    /// <summary>Statuses an appointment can still be cancelled from (FHIR R4 appointmentstatus).</summary>
+    public static bool IsCancellable(string? status) => status is "booked" or "pending" or "proposed";
+
+    /// <summary>The appointment as read, with status cancelled, when it is <paramref name="patientId"/>'s (one of its participants
+    /// is the patient) — a cancel posted from one chart does not reach another patient's appointment; else null.</summary>
+    public static (JsonElement? Cancelled, string? Status) Cancel(byte[] json, string patientId)
+    {
+        if (JsonNode.Parse(json) is not JsonObject appointment) return (null, null);
+        var ofPatient = appointment["participant"] is JsonArray participants
+            && participants.Any(p => p?["actor"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var target) && target == "Patient/" + patientId);
+        if (!ofPatient) return (null, null);
+        var status = appointment["status"] is JsonValue s && s.TryGetValue<string>(out var text) ? text : null;
+        appointment["status"] = "cancelled";
+        return (JsonSerializer.SerializeToElement(appointment), status);
+    }
+}
