@@ -66,20 +66,18 @@ public sealed class ChartModel : StaffPage
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
         var now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
-        if (!Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
-        {
-            // A forged post: the form is not shown to this role. The records service answers it (and audits the refusal).
-            var refused = await Store.Records.CreateAsync(access, "Appointment", Placeholder(access, now), null, HttpContext.RequestAborted);
-            if (refused.Status == RecordStatus.Created) return Acted("Booked an appointment tomorrow.");
-            return refused.Status == RecordStatus.Forbidden ? await ShowAsync(403, "Your role does not book appointments.") : await RefusedAsync(refused, "The appointment was not booked.");
-        }
         if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: an appointment is booked with one.");
         var (booking, problem) = AppointmentBooking.Read(Date, Time, Minutes, Reason, "Practitioner/" + practitioner, now);
         if (booking is null) return await ShowAsync(400, problem);
+        // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
         var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created)
         {
             return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes).");
+        }
+        if (result.Status == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
+        {
+            return await ShowAsync(403, "Your role does not book appointments.");
         }
         return await RefusedAsync(result, "The appointment was not booked.");
     }
@@ -103,11 +101,6 @@ public sealed class ChartModel : StaffPage
         if (result.Status == RecordStatus.Ok) return Acted($"Cancelled the appointment of {Describe(read.Json!)}.");
         return await RefusedAsync(result, "The appointment was not cancelled.");
     }
-
-    /// <summary>What is put to the records service for a post the page would not take (the role may not book): a booking
-    /// tomorrow with the person's practitioner, if any. The service refuses it on the role alone.</summary>
-    private JsonElement Placeholder(AccessContext access, DateTimeOffset now) =>
-        new AppointmentBooking(now.AddDays(1), AppointmentBooking.DefaultMinutes, access.Principal.Practitioner is { } p ? "Practitioner/" + p : null, null).ToFhir(Id, now);
 
     private static string Describe(byte[] json)
     {
