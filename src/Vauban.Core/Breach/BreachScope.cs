@@ -144,9 +144,12 @@ public static class BreachInvestigation
     /// <summary>Whether an entry is data that left (or a write): a successful reaching act. A count alone (a search's, a history's,
     /// $everything's with _count=0) returns no record.</summary>
     private static bool Left(AuditEntry entry) =>
-        entry.Outcome == AuditOutcome.Success
-        && (Reaching.Contains(entry.Action) || (entry.Action == AuditAction.Administration && entry.Detail.Records.Any(NamesReviewedGrant)))
-        && !(entry.Detail.Note is { } note && note.StartsWith(AuditTrail.CountOnlyNote, StringComparison.Ordinal));
+        (entry.Outcome == AuditOutcome.Success
+            && (Reaching.Contains(entry.Action) || (entry.Action == AuditAction.Administration && entry.Detail.Records.Any(NamesReviewedGrant)))
+            && !(entry.Detail.Note is { } note && note.StartsWith(AuditTrail.CountOnlyNote, StringComparison.Ordinal)))
+        // A patch refused after it was applied to the record (a failed test, an invalid result): nothing written, but the answer
+        // told what the record holds — a test can confirm a diagnosis code value by value.
+        || (entry.Action == AuditAction.Update && entry.Detail.Note is { } evaluated && evaluated.StartsWith(Records.RecordPatch.Evaluated, StringComparison.Ordinal));
 
     /// <summary>A break-the-glass grant the security officer's review read (<see cref="ReviewedGrant.Audited"/>): the emergency
     /// stated about the patient, in its holder's words.</summary>

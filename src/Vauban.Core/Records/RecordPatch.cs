@@ -18,6 +18,14 @@ public sealed class RecordPatch
 
     private static readonly string[] Operations = ["add", "remove", "replace", "move", "copy", "test"];
 
+    /// <summary>The most operations a patch may hold: a patch is applied while the store's writer waits for it.</summary>
+    public const int MaxOperations = 1000;
+
+    /// <summary>How the audit note of a patch that was applied to the record and refused afterwards begins (a test that failed,
+    /// an invalid result): nothing was written, but its answer told what the record holds or not, so `vauban breach` counts it
+    /// as the record reached (BreachInvestigation).</summary>
+    public const string Evaluated = "JSON Patch evaluated against the record, not applied: ";
+
     private readonly JsonPatchDocument _document;
     private readonly List<(string Op, string Path)> _steps;
 
@@ -43,6 +51,11 @@ public sealed class RecordPatch
         if (body.GetArrayLength() == 0)
         {
             found.Add(Issue.Invalid("The JSON Patch document holds no operation."));
+            return null;
+        }
+        if (body.GetArrayLength() > MaxOperations)
+        {
+            found.Add(Issue.Error("too-costly", $"The JSON Patch document holds {body.GetArrayLength():N0} operations; a patch holds at most {MaxOperations:N0} (send several, or update the whole resource)."));
             return null;
         }
         var steps = new List<(string, string)>();
@@ -130,25 +143,56 @@ public sealed class RecordPatch
     public JsonNode? Apply(ReadOnlySpan<byte> resource, long maxBytes, out Issue? failure)
     {
         var node = JsonNode.Parse(resource)!;
+        // What copies have added, counted by the size of each value copied (measured alone, never the whole resource again):
+        // the only operation that makes the resource grow beyond the document's own values.
+        long copied = resource.Length;
         for (var at = 0; at < _document.Operations.Count; at++)
         {
+            var (op, _) = _steps[at];
+            if (op == "copy" && At(node, _document.Operations[at].from) is { } source && (copied += SizeOf(source)) > maxBytes)
+            {
+                failure = TooLarge(at, maxBytes);
+                return null;
+            }
             try
             {
                 new JsonPatchDocument([_document.Operations[at]], JsonSerializerOptions.Default).ApplyTo(node);
             }
-            catch (Exception e) when (e is JsonPatchException or ArgumentException or InvalidOperationException or FormatException or JsonException)
+            catch (Exception e) when (e is not (OperationCanceledException or OutOfMemoryException))
             {
                 failure = Issue.Error("processing", Failed(at));
                 return null;
             }
-            if ((_steps[at].Op == "copy" || at == _document.Operations.Count - 1) && SizeOf(node) > maxBytes)
-            {
-                failure = Issue.Error("too-costly", $"Operation {at + 1} ({_steps[at].Op} {Shorten(_steps[at].Path)}) makes the resource larger than the configured limit of {maxBytes / 1024} KiB for one resource. Nothing was changed.");
-                return null;
-            }
+        }
+        if (SizeOf(node) > maxBytes)
+        {
+            failure = TooLarge(_steps.Count - 1, maxBytes);
+            return null;
         }
         failure = null;
         return node;
+    }
+
+    private Issue TooLarge(int at, long maxBytes) => Issue.Error("too-costly",
+        $"Operation {at + 1} ({_steps[at].Op} {Shorten(_steps[at].Path)}) makes the resource larger than the configured limit of {maxBytes / 1024} KiB for one resource. Nothing was changed.");
+
+    /// <summary>The element a JSON Pointer (RFC 6901) names in <paramref name="node"/>, or null when it names none.</summary>
+    private static JsonNode? At(JsonNode node, string? pointer)
+    {
+        if (string.IsNullOrEmpty(pointer)) return node;
+        JsonNode? here = node;
+        foreach (var raw in pointer[1..].Split('/'))
+        {
+            var token = raw.Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
+            here = here switch
+            {
+                JsonObject o => o.TryGetPropertyValue(token, out var child) ? child : null,
+                JsonArray a => int.TryParse(token, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i) && i < a.Count ? a[i] : null,
+                _ => null,
+            };
+            if (here is null) return null;
+        }
+        return here;
     }
 
     /// <summary>The size of <paramref name="node"/> as JSON, counted without keeping the text.</summary>

@@ -77,14 +77,17 @@ public sealed partial class RecordsService
         int? ifMatch, long maxBytes, WriteBatch written, CancellationToken cancellationToken)
     {
         var id = current.Id;
+        // What the patch answers is the record, patched — and its refusals below tell of it too (a version, a deletion, a failed
+        // test): a read of it for the guard first (a canary patched is a canary read; a client patching one patient after another,
+        // or naming them by criteria, reads them as surely as one reading them), as a transaction's read is.
+        if (await AdmitAsync(context, Interaction.Read, type, [current], 1, cancellationToken, scope) is { } held) return held;
         if (current.Deleted)
         {
             await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope, "JSON Patch: deleted");
             return new RecordResult(RecordStatus.Gone, type, id, current.Version, current.LastUpdated,
                 Issues: [Issue.Error("deleted", $"{type}/{id} was deleted (version {current.Version}): there is nothing to patch; an update (PUT) brings it back.")]);
         }
-        // A patch refused once the record is found is on the chain under the record's patient: a failed test has told its author
-        // something of what the record holds.
+        // A patch refused once the record is found is on the chain under the record's patient.
         async Task<RecordResult> RefusedAsync(RecordResult refusal, string note)
         {
             await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope, note);
@@ -95,14 +98,12 @@ public sealed partial class RecordsService
             return await RefusedAsync(RecordResult.Fail(RecordStatus.PreconditionFailed, type,
                 Issue.Error("conflict", $"Version conflict: If-Match asked for version {expected}, the current version is {current.Version}.")), "JSON Patch: version conflict");
         }
-        // What the patch answers is the record, patched: a read of it for the guard (a canary patched is a canary read; a client
-        // patching one patient after another reads them as surely as one reading them), as a transaction's read is.
-        if (await AdmitAsync(context, Interaction.Read, type, [current], 1, cancellationToken, scope) is { } held) return held;
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Update, type, keys, [current], scope, cancellationToken);
         if (damaged is not null) return damaged;
         if (patch.Apply(bodies[0], maxBytes, out var failure) is not { } patched)
         {
-            return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type, failure!), "JSON Patch not applicable");
+            // Evaluated against the record: a failed test told its author what the record does not hold (RecordPatch.Evaluated).
+            return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type, failure!), RecordPatch.Evaluated + "a test failed or a path led nowhere");
         }
         using var result = JsonSerializer.SerializeToDocument(patched);
         var resource = result.RootElement;
@@ -115,7 +116,7 @@ public sealed partial class RecordsService
         {
             // The patched resource is not a valid one: 422, as FHIR answers a patch whose result violates the resource's rules.
             return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type,
-                [Issue.Invalid("The patched resource would not be valid; nothing was changed."), .. issues]), "JSON Patch: the result is not valid");
+                [Issue.Invalid("The patched resource would not be valid; nothing was changed."), .. issues]), RecordPatch.Evaluated + "the result is not a valid resource");
         }
         return await UpdateInScopeAsync(context, scope, keys, type, id, resource, current.Version, null, written, cancellationToken, locked: current,
             note: $"JSON Patch ({Counted.En(patch.Count, "operation", "operations")})", made: VersionMade.Patched);

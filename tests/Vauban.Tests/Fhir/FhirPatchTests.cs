@@ -146,6 +146,27 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
     }
 
     [Fact]
+    public async Task A_patch_refused_after_its_test_ran_against_the_record_is_the_record_reached_for_a_breach()
+    {
+        // A test confirms a value without writing anything: a stolen client probing diagnosis codes this way reaches the patient.
+        var (patient, observation) = await ObservationAsync();
+        using (var prober = await Server.ClientAsync(TenantName, "system/Observation.ru"))
+        {
+            var (status, _) = await SendAsync(Patch($"/fhir/Observation/{observation}", """[ { "op": "test", "path": "/code/coding/0/code", "value": "B20" } ]"""), prober);
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, status);
+        }
+        await Server.Store.Audit.CatchUpAsync();
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
+        var investigator = AccessContext.Operator(tenant, "breach notification");
+        var probe = Assert.Single(await Server.Store.AuditLog.SearchAsync(investigator,
+            new AuditQuery { Patient = patient, Actions = [AuditAction.Update], Count = 20 }, CancellationToken.None) ?? []);
+        Assert.Equal(AuditOutcome.MinorFailure, probe.Outcome);
+        var log = await Vauban.Breach.BreachInvestigation.CheckLogAsync(Server.Store, tenant, CancellationToken.None);
+        var scope = await Vauban.Breach.BreachInvestigation.ScopeAsync(Server.Store, investigator, probe.Detail.Principal, null, null, log, CancellationToken.None);
+        Assert.Equal([patient], scope!.Patients.Select(p => p.Id));
+    }
+
+    [Fact]
     public async Task A_patch_that_copies_a_member_into_itself_until_it_is_huge_is_stopped_at_the_resource_limit()
     {
         var (_, observation) = await ObservationAsync();
@@ -175,6 +196,7 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
             ("""[ { "op": "move", "from": "/code", "path": "/code/text" } ]""", "into itself"),
             ("""[ "replace" ]""", "not an object"),
             ("[ { \"op\": \"replace\", ", "JSON"),
+            ("[" + string.Join(",", Enumerable.Repeat("""{ "op": "test", "path": "/status", "value": "final" }""", 1001)) + "]", "at most 1,000"),
         ];
         foreach (var (document, said) in malformed)
         {
