@@ -458,6 +458,10 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Contains("changed by someone else", StaffClient.ById(staleHtml, "act-error"), StringComparison.Ordinal);
         Assert.Contains("Moved to room 12", staleHtml, StringComparison.Ordinal); // the chart as it is now
         Assert.Equal("booked", await StatusAsync());
+        // Version 0 would be If-Match *, held to no version: refused, nothing changed.
+        var (any, _) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "0" }, cancel);
+        Assert.Equal(HttpStatusCode.BadRequest, any.StatusCode);
+        Assert.Equal("booked", await StatusAsync());
 
         var (done, doneHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "2" }, cancel);
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);

@@ -82,14 +82,17 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
 
     /// <summary>The appointment as read, with status cancelled, when it is <paramref name="patientId"/>'s (one of its participants
     /// is the patient) — a cancel posted from one chart does not reach another patient's appointment; else null.</summary>
-    public static (JsonElement? Cancelled, string? Status) Cancel(byte[] json, string patientId)
+    /// <returns>Also its status and start as read, for the page to refuse what is no longer to be cancelled.</returns>
+    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string patientId)
     {
-        if (JsonNode.Parse(json) is not JsonObject appointment) return (null, null);
+        if (JsonNode.Parse(json) is not JsonObject appointment) return (null, null, null);
         var ofPatient = appointment["participant"] is JsonArray participants
             && participants.Any(p => p?["actor"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var target) && target == "Patient/" + patientId);
-        if (!ofPatient) return (null, null);
+        if (!ofPatient) return (null, null, null);
         var status = appointment["status"] is JsonValue s && s.TryGetValue<string>(out var text) ? text : null;
+        DateTimeOffset? start = appointment["start"] is JsonValue v && v.TryGetValue<string>(out var instant)
+            && DateTimeOffset.TryParse(instant, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var at) ? at : null;
         appointment["status"] = "cancelled";
-        return (JsonSerializer.SerializeToElement(appointment), status);
+        return (JsonSerializer.SerializeToElement(appointment), status, start);
     }
 }
