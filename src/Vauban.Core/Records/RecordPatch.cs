@@ -38,6 +38,9 @@ public sealed class RecordPatch
     /// <summary>How many operations the patch holds.</summary>
     public int Count => _steps.Count;
 
+    /// <summary>Whether the patch only tests (changes nothing): applied, it is a read of the record, and no version is written.</summary>
+    public bool OnlyTests => _steps.TrueForAll(s => s.Op == "test");
+
     /// <summary>The patch in <paramref name="body"/>, or the issues that make it no JSON Patch document (a 400: nothing is read).</summary>
     public static RecordPatch? Parse(JsonElement body, out IReadOnlyList<Issue> issues)
     {

@@ -285,14 +285,15 @@ public sealed partial class RecordsService
     /// the write, or it would be a reader for a write-only client. Refused (and audited as the refused write) before the search runs,
     /// so that nothing about a match is revealed.
     /// </summary>
-    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken)
+    /// <param name="what">What the conditional write is and needs, when it is not the act's own (a conditional patch is an update).</param>
+    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken, string? what = null)
     {
         Interaction[] needed = act == Interaction.Delete ? [Interaction.Search] : [Interaction.Search, Interaction.Read];
         foreach (var interaction in needed)
         {
             var decision = _policy.Authorize(context, interaction, type);
             if (decision.Allowed) continue;
-            var why = act switch
+            var why = what ?? act switch
             {
                 Interaction.Create => $"A conditional create (If-None-Exist) searches and returns the match: it needs search and read on {type} as well as create.",
                 Interaction.Update => $"A conditional update (PUT {type}?criteria) searches and updates the match, whose id it returns: it needs search and read on {type} as well as update.",

@@ -51,7 +51,9 @@ public sealed partial class RecordsService
         ArgumentNullException.ThrowIfNull(patch);
         if (await CheckAsync(context, Interaction.Update, type, null, cancellationToken) is { } denied) return denied;
         if (await CheckAsync(context, Interaction.Read, type, null, cancellationToken) is { } unreadable) return unreadable;
-        if (await CheckConditionalAsync(context, Interaction.Update, type, cancellationToken) is { } notSearchable) return notSearchable;
+        if (await CheckConditionalAsync(context, Interaction.Update, type, cancellationToken,
+            $"A conditional patch (PATCH {type}?criteria) searches and patches the match, which it returns: it needs search and read on {type} as well as update.") is { } notSearchable)
+            return notSearchable;
         if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (ParseCriteria(context, keys, type, criteria, $"The criteria of a conditional patch (PATCH {type}?criteria)", out var invalid) is not { } query) return invalid!;
@@ -104,6 +106,14 @@ public sealed partial class RecordsService
         {
             // Evaluated against the record: a failed test told its author what the record does not hold (RecordPatch.Evaluated).
             return await RefusedAsync(RecordResult.Fail(RecordStatus.Unprocessable, type, failure!), RecordPatch.Evaluated + "a test failed or a path led nowhere");
+        }
+        if (patch.OnlyTests)
+        {
+            // Every test held and nothing changes: the answer is the current version, read; a new identical version would only
+            // grow the history (each one sealed and kept for good).
+            await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, id, current.Compartment)], cancellationToken, scope,
+                $"JSON Patch of tests only ({Counted.En(patch.Count, "test", "tests")} held): nothing written");
+            return new RecordResult(RecordStatus.Ok, type, id, current.Version, current.LastUpdated, bodies[0]);
         }
         using var result = JsonSerializer.SerializeToDocument(patched);
         var resource = result.RootElement;

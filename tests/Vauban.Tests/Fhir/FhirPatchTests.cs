@@ -245,9 +245,12 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
         }
         using (var both = await Server.ClientAsync(TenantName, "system/Observation.ru"))
         {
-            var (status, _) = await SendAsync(Patch($"/fhir/Observation/{observation}", patch), both);
+            var (status, body) = await SendAsync(Patch($"/fhir/Observation/{observation}", patch), both);
             Assert.Equal(HttpStatusCode.OK, status);
+            // Tests alone change nothing: the current version is the answer, and no new one is written.
+            Assert.Equal("1", body.GetProperty("meta").GetProperty("versionId").GetString());
         }
+        Assert.Equal("1", (await ReadAsync($"/fhir/Observation/{observation}")).GetProperty("meta").GetProperty("versionId").GetString());
     }
 
     [Fact]

@@ -133,7 +133,11 @@ public sealed class ChartModel : StaffPage
             case RecordStatus.PreconditionFailed:
                 return await ShowAsync(412, "This appointment was changed by someone else since the chart was shown: nothing was changed. Here it is as it is now.");
             case RecordStatus.Forbidden:
-                return await ShowAsync(403, notDone + " " + (result.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "Your role may not."));
+                // In the page's words, not the API's (which name "POST [base]/Patient/…/$break-the-glass"): the role, or the care
+                // relationship that opened the chart and has ended since (a break-the-glass access lasts hours).
+                return await ShowAsync(403, notDone + " " + (HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed
+                    ? "Your role may not change appointments."
+                    : "This patient is not in your care relationships now (a break-the-glass access may have ended): open the chart again."));
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return await ShowAsync(404, "This patient has no such appointment.");
             default:
