@@ -168,7 +168,8 @@ public static class CapabilityStatementJson
         + "(GET [type]/[id], [type]/[id]/_history/[vid]) and searches (GET [type]?…, GET [type]), in one database transaction, in the order R4 gives "
         + "(DELETE, POST, PUT, then GET): a read or search sees the transaction's own writes. A search's result is a searchset Bundle, the entry's "
         + "resource; it is the first page (_count honoured) with the paging links a search alone gives, followed once the transaction is committed "
-        + "as requests of their own (_page inside a transaction is refused with 400). Searches are authorized, guarded and audited as alone. Any "
+        + "as requests of their own (_page inside a transaction is refused with 400); at most 20 searches a transaction (a batch takes more). "
+        + "Searches are authorized, guarded and audited as alone. Any "
         + "entry's failure (a search's unknown parameter included: 400) rolls every entry back, and no search result is returned.";
 
     private const string BatchDocumentation = "Each entry on its own, in order, as if sent alone (searches included): one entry's failure is its "

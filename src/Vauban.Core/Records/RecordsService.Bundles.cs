@@ -19,6 +19,9 @@ public sealed partial class RecordsService
 {
     private const int MaxBundleEntries = 10_000;
 
+    /// <summary>The most searches a transaction may hold (<see cref="ExecuteTransactionAsync"/>).</summary>
+    internal const int MaxTransactionSearches = 20;
+
     private sealed record BundleEntry(int Index, string Method, string Url, string Type, string? Id, JsonElement? Resource, string? FullUrl, int? IfMatch, string? IfNoneExist, List<KeyValuePair<string, string>>? Query)
     {
         /// <summary>Why the entry cannot be run, and its status (400, or 404 for an unsupported type): a transaction fails
@@ -343,6 +346,15 @@ public sealed partial class RecordsService
         // So are the searches' parameters, as a search alone reads them: one unknown or malformed fails the transaction (400, naming
         // it), an _include of a type the caller may not read too (403, audited), before anything is written.
         var searchQueries = new Dictionary<int, SearchQuery>();
+        // They run while the transaction holds the store's writer (every other write of the server waits), and their pages are kept
+        // until it commits: a few, for what the transaction wrote; a batch, or searches of their own, for more.
+        if (entries.Count(e => e is { Method: "GET", Id: null }) is var searches && searches > MaxTransactionSearches)
+        {
+            var first = entries.Where(e => e is { Method: "GET", Id: null }).Skip(MaxTransactionSearches).First();
+            return Failed(first, new EntryResponse(400, null, 0, 0, null, [Issue.Error("too-costly",
+                $"A transaction holds at most {MaxTransactionSearches} searches ({searches} here): they run while the store's other writes wait. Send the rest in a batch, or alone.",
+                $"Bundle.entry[{first.Index}].request")]));
+        }
         foreach (var entry in entries.Where(e => e is { Method: "GET", Id: null }))
         {
             // Paging (decided): a search in a transaction answers its first page, _count honoured, with the links a search alone

@@ -172,6 +172,19 @@ public abstract class TransactionSearchTests(FhirServerFixture shared) : FhirSer
     }
 
     [Fact]
+    public async Task A_transaction_with_more_searches_than_the_bound_is_refused_whole_and_changes_nothing()
+    {
+        // Its searches run while every other write of the server waits: twenty at most.
+        var searches = Enumerable.Repeat(Get("Patient?family=borne"), 21);
+        var answer = await TransactionAsync(string.Join(", ", [Post(Samples.Patient(family: "Borne")), .. searches]));
+        Assert.True(answer.Status == HttpStatusCode.BadRequest, answer.Text);
+        Assert.Contains("at most 20 searches", answer.Diagnostics, StringComparison.Ordinal);
+        Assert.Empty(await FindAsync("Patient?family=borne"));
+        var twenty = await TransactionAsync(string.Join(", ", [Post(Samples.Patient(family: "Borne")), .. searches.Take(20)]));
+        Assert.True(twenty.Status == HttpStatusCode.OK, twenty.Text);
+    }
+
+    [Fact]
     public async Task A_search_in_a_transaction_is_allowed_or_refused_by_the_clients_scopes_as_the_search_alone_is()
     {
         var patient = await CreateAsync(Samples.Patient(family: "Portee"));
