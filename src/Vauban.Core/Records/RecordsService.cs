@@ -846,7 +846,12 @@ public sealed partial class RecordsService
                 Subject = subject,
             },
             cancellationToken);
-        if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
+        if (decision.Delay > TimeSpan.Zero)
+        {
+            // Inside a write transaction the wait comes after it (WriteScope.HeldBack): slept here, it held the store's writer.
+            if (scope is not null) scope.HeldBack += decision.Delay;
+            else await Task.Delay(decision.Delay, cancellationToken);
+        }
         if (decision.Verdict != GuardVerdict.Admit)
         {
             // The records withheld, and why, on the chain (refusals survive a rolled-back transaction).

@@ -236,6 +236,11 @@ internal sealed class WriteScope : IAsyncDisposable
     /// the transaction has ended and the writer slot is free, before the caller's result goes out.</summary>
     public List<Func<Task>> AfterRollback { get; } = [];
 
+    /// <summary>How long the guard holds back the principal whose act this transaction does (its slow level): waited once the
+    /// transaction has ended and the writer slot is free, before the caller's result goes out — never while every other write
+    /// of the server waits behind this one.</summary>
+    public TimeSpan HeldBack { get; set; }
+
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
         foreach (var chain in ChainsInLockOrder()) await chain.FlushAsync(this, cancellationToken);
@@ -280,6 +285,7 @@ internal sealed class WriteScope : IAsyncDisposable
         {
             foreach (var append in AfterRollback) await append();
         }
+        if (HeldBack > TimeSpan.Zero) await Task.Delay(HeldBack);
     }
 }
 

@@ -119,6 +119,26 @@ public sealed class StoreOperationsTests
         }
     }
 
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task The_guards_wait_for_an_act_inside_a_write_transaction_comes_after_it_and_holds_no_other_writer(Engine engine)
+    {
+        // A slowed principal's patch or transaction: the guard's delay is taken once the writer slot is free, not while every
+        // other write of the server waits behind it.
+        await using var server = await VaubanServer.StartAsync(engine);
+        var database = server.Store.Database;
+        var slowed = await database.BeginWriteAsync(CancellationToken.None);
+        slowed.HeldBack = TimeSpan.FromSeconds(3);
+        var ending = slowed.DisposeAsync().AsTask();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await using (var other = await database.BeginWriteAsync(CancellationToken.None)) await other.CommitAsync(CancellationToken.None);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"another writer waited {watch.Elapsed.TotalSeconds:F1} s");
+        Assert.False(ending.IsCompleted); // the slowed act's answer still waits
+        await ending;
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(2.5));
+    }
+
     /// <summary>A new store on the engine (a SQLite file in a folder of its own) holding one establishment, and its master key.</summary>
     /// <summary>The folder a SQLite store of <see cref="StoreWithOneEstablishmentAsync"/> was made in (a PostgreSQL database is the
     /// throwaway cluster's).</summary>
