@@ -280,7 +280,9 @@ public sealed class PatientChart
     public static string InParis(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
 
     /// <summary>The instant a Paris wall-clock date and time name (a form's date and time inputs), with Paris's offset then;
-    /// null for a time the clocks skip when they go forward (02:30 on the last Sunday of March), which names no instant.</summary>
+    /// null for a time the clocks skip when they go forward (02:30 on the last Sunday of March), which names no instant. A time the
+    /// clocks pass twice when they go back (02:30 on the last Sunday of October) is taken as the second, in winter time (+01:00):
+    /// .NET's offset for an ambiguous time is the standard one.</summary>
     public static DateTimeOffset? FromParis(DateOnly date, TimeOnly time)
     {
         var local = date.ToDateTime(time, DateTimeKind.Unspecified);
