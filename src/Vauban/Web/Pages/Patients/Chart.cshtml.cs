@@ -40,9 +40,6 @@ public sealed class ChartModel : StaffPage
     [BindProperty] public string? Appointment { get; set; }
     [BindProperty] public string? Version { get; set; }
 
-    /// <summary>What the act just done did, shown once by the chart the act redirected to.</summary>
-    [TempData] public string? Done { get; set; }
-
     /// <summary>Why the act asked for (a booking, a cancel) was refused: nothing was written.</summary>
     public string? ActError { get; private set; }
 
@@ -65,7 +62,7 @@ public sealed class ChartModel : StaffPage
     public async Task<IActionResult> OnPostBookAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        var now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
+        var now = UtcNow;
         if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: an appointment is booked with one.");
         var (booking, problem) = AppointmentBooking.Read(Date, Time, Minutes, Reason, "Practitioner/" + practitioner, now);
         if (booking is null) return await ShowAsync(400, problem);
@@ -101,7 +98,7 @@ public sealed class ChartModel : StaffPage
         {
             return await ShowAsync(409, $"This appointment is {status ?? "without a status"}: there is nothing to cancel.");
         }
-        if (read.Version == version && start is { } begins && begins <= HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow())
+        if (read.Version == version && start is { } begins && begins <= UtcNow)
         {
             return await ShowAsync(409, "This appointment has begun or is past: it is not cancelled, its record stays as it was.");
         }
@@ -115,12 +112,6 @@ public sealed class ChartModel : StaffPage
         using var document = JsonDocument.Parse(json);
         return document.RootElement.TryGetProperty("start", out var start) && start.ValueKind == JsonValueKind.String && DateTimeOffset.TryParse(start.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var at)
             ? PatientChart.InParis(at) : "(no time)";
-    }
-
-    private RedirectResult Acted(string done)
-    {
-        Done = done;
-        return Redirect(Request.PathBase + Request.Path);
     }
 
     /// <summary>An act the records service refused: the chart again, with its answer's status and words.</summary>
@@ -151,7 +142,7 @@ public sealed class ChartModel : StaffPage
     private async Task<IActionResult> ShowAsync(int? status, string? actError)
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        Now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
+        Now = UtcNow;
         var page = await Store.Records.EverythingAsync(access, Id, HttpContext.RequestAborted);
         switch (page.Status)
         {

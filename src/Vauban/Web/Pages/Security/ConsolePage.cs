@@ -1,6 +1,6 @@
 // What the security console's pages share: the console's door (GuardConsole.AdmitAsync, the same as the JSON API's), a
-// refusal shown as a page with its status, an act's refusal shown beside the lists it left unchanged, and an act done
-// answered by a redirect to the page, which says what it did.
+// refusal shown as a page with its status, and an act's refusal shown beside the lists it left unchanged (an act done is
+// answered as on every staff page: StaffPage.Acted).
 using Microsoft.AspNetCore.Mvc;
 
 namespace Vauban.Web.Pages.Security;
@@ -14,17 +14,6 @@ public abstract class ConsolePage : StaffPage
     public string? Error { get; private set; }
 
     public bool IsOfficer => GuardConsole.IsOfficer(HttpContext);
-
-    /// <summary>What the act just done did: set by the act, shown once by the page its answer redirects to.</summary>
-    [TempData] public string? Done { get; set; }
-
-    /// <summary>An act done: the answer sends the browser back to the page by GET (Post/Redirect/Get), which says
-    /// <paramref name="done"/> once, so that a refresh or Back repeats nothing (another batch of canaries, another release).</summary>
-    protected IActionResult Acted(string done)
-    {
-        Done = done;
-        return Redirect(Request.PathBase + Request.Path);
-    }
 
     /// <summary>Null when the person may use the console for <paramref name="act"/> (as it goes on the chain: "GET /security"),
     /// else the page that says why, with its status; the refusal is audited.</summary>

@@ -30,7 +30,7 @@ public sealed class GrantsModel : ConsolePage
         Grants = grants.Take(Listed).ToList();
         await ReadNamesAsync();
         await GuardConsole.AuditReadAsync(Store, HttpContext, Act, Grants.Count, ReviewedGrant.Audited(Grants));
-        Now = HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
+        Now = UtcNow;
         return Page();
     }
 }
