@@ -37,7 +37,7 @@ internal sealed class EverythingRequest
                     if (unknown.Count > 0)
                     {
                         issues.Add(Issue.NotSupported($"_type names {(unknown.Count == 1 ? "a resource type" : "resource types")} this server does not hold "
-                            + $"({string.Join(", ", unknown.Select(t => t.Length == 0 ? "(empty)" : Shorten(t)))}). Supported: {string.Join(", ", TypeCodes.Names)}."));
+                            + $"({string.Join(", ", unknown.Select(t => t.Length == 0 ? "(empty)" : RecordsService.Shorten(t)))}). Supported: {string.Join(", ", TypeCodes.Names)}."));
                         continue;
                     }
                     request.Types ??= new HashSet<string>(StringComparer.Ordinal);
@@ -67,13 +67,11 @@ internal sealed class EverythingRequest
                     continue;
                 default:
                     if (lenient) continue;
-                    issues.Add(Issue.Invalid($"Unknown parameter '{Shorten(name)}' for $everything (supported: _type, _since, _count)."));
+                    issues.Add(Issue.Invalid($"Unknown parameter '{RecordsService.Shorten(name)}' for $everything (supported: _type, _since, _count)."));
                     continue;
             }
             request.Used.Add(new KeyValuePair<string, string>(name, value));
         }
         return issues.Count == 0 ? request : null;
     }
-
-    private static string Shorten(string value) => value.Length <= 64 ? value : value[..64] + "…";
 }

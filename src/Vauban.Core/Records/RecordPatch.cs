@@ -139,8 +139,9 @@ public sealed class RecordPatch
 
     /// <summary>The patch applied to <paramref name="resource"/> (parsed anew: the bytes are left as they are), or null with the
     /// reason (a 422). The reason names the operation and its path, never the value found there: a failed test would otherwise
-    /// quote the record back. The operations are applied one at a time so that the result is measured after each copy: a copy
-    /// of a member into itself doubles it, and forty of them in a document of a few kilobytes would ask for terabytes.
+    /// quote the record back. The operations are applied one at a time so that each copy is weighed before it is made: a copy
+    /// of a member into itself doubles it, and forty of them in a document of a few kilobytes would ask for terabytes. The
+    /// result is measured once, at the end.
     /// </summary>
     /// <param name="maxBytes">The largest resource this server stores (the limit of an update's body).</param>
     public JsonNode? Apply(ReadOnlySpan<byte> resource, long maxBytes, out Issue? failure)
@@ -237,5 +238,5 @@ public sealed class RecordPatch
         };
     }
 
-    private static string Shorten(string text) => text.Length <= 80 ? text : text[..80] + "…";
+    private static string Shorten(string text) => RecordsService.Shorten(text, 80);
 }

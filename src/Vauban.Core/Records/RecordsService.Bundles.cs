@@ -348,14 +348,15 @@ public sealed partial class RecordsService
         var searchQueries = new Dictionary<int, SearchQuery>();
         // They run while the transaction holds the store's writer (every other write of the server waits), and their pages are kept
         // until it commits: a few, for what the transaction wrote; a batch, or searches of their own, for more.
-        if (entries.Count(e => e is { Method: "GET", Id: null }) is var searches && searches > MaxTransactionSearches)
+        var searches = entries.Where(e => e is { Method: "GET", Id: null }).ToList();
+        if (searches.Count > MaxTransactionSearches)
         {
-            var first = entries.Where(e => e is { Method: "GET", Id: null }).Skip(MaxTransactionSearches).First();
+            var first = searches[MaxTransactionSearches];
             return Failed(first, new EntryResponse(400, null, 0, 0, null, [Issue.Error("too-costly",
-                $"A transaction holds at most {MaxTransactionSearches} searches ({searches} here): they run while the store's other writes wait. Send the rest in a batch, or alone.",
+                $"A transaction holds at most {MaxTransactionSearches} searches ({searches.Count} here): they run while the store's other writes wait. Send the rest in a batch, or alone.",
                 $"Bundle.entry[{first.Index}].request")]));
         }
-        foreach (var entry in entries.Where(e => e is { Method: "GET", Id: null }))
+        foreach (var entry in searches)
         {
             // Paging (decided): a search in a transaction answers its first page, _count honoured, with the links a search alone
             // gives. They are cursors into the committed store, and safe to hand out: the response leaves only once the transaction

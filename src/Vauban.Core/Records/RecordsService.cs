@@ -955,5 +955,6 @@ public sealed partial class RecordsService
         return IndexEntries.Extract(type, document.RootElement, keys.Index);
     }
 
-    private static string Shorten(string value) => value.Length <= 64 ? value : value[..64] + "…";
+    /// <summary>A caller's text quoted back in a message, cut to <paramref name="max"/> characters.</summary>
+    internal static string Shorten(string value, int max = 64) => value.Length <= max ? value : value[..max] + "…";
 }
