@@ -367,17 +367,17 @@ internal sealed class SqliteDatabase : StoreDatabase
     /// its -wal and -shm files the mode of the database file). Besides sealed records it holds what is stored in clear —
     /// references between records, dates of care, the staff's password hashes, open to offline guessing —, and SQLite would
     /// create it readable by every local account (0644 under the usual umask). An existing file keeps its mode.</summary>
-    private static void CreateOwnerOnly(string path)
+    /// <param name="mustBeNew">A backup's file: an existing one is refused (IOException), never taken over.</param>
+    private static void CreateOwnerOnly(string path, bool mustBeNew = false)
     {
-        if (OperatingSystem.IsWindows() || File.Exists(path)) return;
+        if (!mustBeNew && (OperatingSystem.IsWindows() || File.Exists(path))) return;
+        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         try
         {
-            using var created = new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
+            using var created = new FileStream(path, create);
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException) when (!mustBeNew && File.Exists(path))
         {
             // Another process starting on the same new store made it first, with the same mode.
         }
@@ -392,12 +392,8 @@ internal sealed class SqliteDatabase : StoreDatabase
     internal async Task<long> CopyToAsync(string target, CancellationToken cancellationToken)
     {
         var full = Path.GetFullPath(target);
-        // Created empty first, owner-only (VACUUM INTO writes into an empty file and keeps its mode); CreateNew refuses an existing one.
-        var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows()) create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        using (new FileStream(full, create))
-        {
-        }
+        // Created empty first, owner-only (VACUUM INTO writes into an empty file and keeps its mode); an existing one is refused.
+        CreateOwnerOnly(full, mustBeNew: true);
         try
         {
             await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ToString()))
