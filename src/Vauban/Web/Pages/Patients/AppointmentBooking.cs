@@ -8,7 +8,7 @@ using Vauban.Access;
 
 namespace Vauban.Web.Pages.Patients;
 
-public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, string? Practitioner, string? Reason)
+public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, string Practitioner, string? Reason)
 {
     public const int DefaultMinutes = 20;
     public const int MinimumMinutes = 5;
@@ -64,16 +64,14 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
             ["end"] = Instant(End),
             ["minutesDuration"] = Minutes,
             ["created"] = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
-            ["participant"] = new JsonArray(
-                new JsonObject { ["actor"] = new JsonObject { ["reference"] = "Patient/" + patientId }, ["required"] = "required", ["status"] = "accepted" }),
+            ["participant"] = new JsonArray(Accepted("Patient/" + patientId), Accepted(Practitioner)),
         };
-        if (Practitioner is not null)
-        {
-            ((JsonArray)appointment["participant"]!).Add(new JsonObject { ["actor"] = new JsonObject { ["reference"] = Practitioner }, ["required"] = "required", ["status"] = "accepted" });
-        }
         if (Reason is not null) appointment["description"] = Reason;
         return JsonSerializer.SerializeToElement(appointment);
     }
+
+    private static JsonObject Accepted(string actor) =>
+        new() { ["actor"] = new JsonObject { ["reference"] = actor }, ["required"] = "required", ["status"] = "accepted" };
 
     private static string Instant(DateTimeOffset at) => at.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
 
