@@ -95,7 +95,7 @@ internal static class FhirHttp
     public static async Task<(JsonDocument? Document, IResult? Error)> ReadBodyAsync(HttpContext context, long limit, CancellationToken cancellationToken, bool jsonPatch = false)
     {
         var contentType = context.Request.ContentType;
-        if (jsonPatch && (contentType is null || !contentType.Split(';')[0].Trim().Equals(RecordPatch.MediaType, StringComparison.OrdinalIgnoreCase)))
+        if (jsonPatch && !MediaTypeOf(contentType).Equals(RecordPatch.MediaType, StringComparison.OrdinalIgnoreCase))
         {
             return (null, Outcome(StatusCodes.Status415UnsupportedMediaType, Issue.Error("not-supported",
                 $"A patch is a JSON Patch document (RFC 6902): Content-Type: {RecordPatch.MediaType}. FHIRPath Patch (a Parameters resource) is not supported; to send a whole resource, update it (PUT).")));
@@ -153,9 +153,12 @@ internal static class FhirHttp
     private static bool IsOtherFhirVersion(string mediaType) =>
         Parameter(mediaType, "fhirVersion") is { } version && version is not ("4.0" or "4.0.0" or "4.0.1");
 
+    /// <summary>A Content-Type's or an Accept value's media type, without its parameters ("" for none).</summary>
+    public static string MediaTypeOf(string? value) => (value ?? "").Split(';')[0].Trim();
+
     public static bool IsJson(string contentType)
     {
-        var media = contentType.Split(';')[0].Trim();
+        var media = MediaTypeOf(contentType);
         return media.Equals("application/fhir+json", StringComparison.OrdinalIgnoreCase) || media.Equals("application/json", StringComparison.OrdinalIgnoreCase);
     }
 
@@ -173,7 +176,7 @@ internal static class FhirHttp
         if (accept.Count == 0) return null;
         foreach (var value in accept.ToString().Split(','))
         {
-            var media = value.Split(';')[0].Trim();
+            var media = MediaTypeOf(value);
             // q=0 is "not acceptable" (RFC 9110); fhirVersion another FHIR version's content.
             if (Parameter(value, "q") is { } q && double.TryParse(q, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var weight) && weight == 0) continue;
             if (IsOtherFhirVersion(value)) continue;

@@ -164,7 +164,7 @@ internal static class GuardAdminEndpoints
     /// <summary>A small JSON object body with Content-Type application/json, or a 4xx problem.</summary>
     internal static async Task<(JsonElement? Body, IResult? Error)> ReadObjectAsync(HttpContext http)
     {
-        var media = (http.Request.ContentType ?? "").Split(';')[0].Trim();
+        var media = FhirHttp.MediaTypeOf(http.Request.ContentType);
         if (!media.Equals("application/json", StringComparison.OrdinalIgnoreCase)) return (null, Problem(415, "The body must be JSON (Content-Type: application/json)."));
         if (http.Request.ContentLength > MaxBody) return (null, Problem(413, $"The body is at most {MaxBody} bytes."));
         using var buffer = new MemoryStream();
