@@ -407,6 +407,8 @@ internal sealed class SqliteDatabase : StoreDatabase
             }
             // VACUUM INTO does not sync what it wrote: a backup that a power loss can leave half-written is no backup.
             using (var written = new FileStream(full, FileMode.Open, FileAccess.ReadWrite)) written.Flush(flushToDisk: true);
+            // And the folder, whose entry names the copy: without it a power loss just after "checked" can lose the name.
+            DirectorySync.Sync(Path.GetDirectoryName(full)!);
             await using (var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
             {
                 await copy.OpenAsync(cancellationToken);
