@@ -2,7 +2,8 @@
 // fields still under an older data key version are opened with it and sealed again under the newest, a batch per
 // transaction, beside a running server. A row is replaced only if it is still what was read (compare-and-set): one that a
 // writer changed meanwhile was sealed anew by that writer, under the newest key if its process had taken it, and is counted
-// "changed" for the next pass otherwise. Alerts' details, break-the-glass explanations and export reasons are re-sealed too,
+// "changed" for the next pass otherwise (the row is read again in the same transaction to tell; one deleted meanwhile, or
+// left with nothing sealed, is not counted). Alerts' details, break-the-glass explanations and export reasons are re-sealed too,
 // each with the binding its owner seals it with. What stays under the version that sealed it: the audit log (never
 // rewritten: each entry's sealed part is covered by the chain).
 using System.Data.Common;
@@ -11,8 +12,10 @@ using Vauban.Storage;
 namespace Vauban.Crypto;
 
 /// <param name="Resealed">Rows sealed again under the newest version by this pass.</param>
-/// <param name="Current">Rows found already under it (written since the key was made, or by an earlier pass).</param>
-/// <param name="Changed">Rows a writer changed between their read and their write: left for the next pass.</param>
+/// <param name="Current">Rows found already under it (written since the key was made, by an earlier pass, or by a writer
+/// between this pass's read and its write).</param>
+/// <param name="Changed">Rows a writer sealed again under an older version between their read and their write: left for the
+/// next pass.</param>
 /// <param name="Unreadable">Rows that failed their integrity check: left as they are (the reads that meet them alert).</param>
 public sealed record ResealTally(long Resealed, long Current, long Changed, long Unreadable)
 {
@@ -40,14 +43,18 @@ internal static class DataKeyRotation
 
     /// <summary>A table's column of sealed values: how a page of a tenant's rows is read after a cursor (the key columns first),
     /// what each row's value is bound to (<see cref="Bind"/>, from the columns after the key; null: nothing sealed in this row),
-    /// how a value is stored, how one is replaced (@new where its key is @k0… and its value is still @old), and the cursor's
-    /// start, below every key (rids and versions are positive; '' sorts before any id).</summary>
-    private sealed record Column(string Name, string Page, string Replace, object[] Start, Func<DbDataReader, int, Sealed?> Bind)
+    /// how a value is stored, how one is replaced (@new where its key is @k0… and its value is still @old), how the value now
+    /// stored under a key is read (when the replacement found it changed), and the cursor's start, below every key (rids and
+    /// versions are positive; '' sorts before any id).</summary>
+    private sealed record Column(string Name, string Page, string Replace, string Now, object[] Start, Func<DbDataReader, int, Sealed?> Bind)
     {
         public int KeyColumns => Start.Length;
 
         /// <summary>How a re-sealed value is written (alerts keep their details as text).</summary>
         public Func<byte[], object> Store { get; init; } = body => body;
+
+        /// <summary>The sealed bytes of a value as stored; null when nothing is sealed in it.</summary>
+        public Func<object, byte[]?> Sealed { get; init; } = stored => stored as byte[];
     }
 
     // The binding read from the columns after the key: type code, id, version, sealed bytes (the value as stored).
@@ -63,38 +70,38 @@ internal static class DataKeyRotation
     [
         new("resources",
             "SELECT rid, type, id, version, body FROM resources WHERE +tenant_id = @t AND rid > @k0 AND body IS NOT NULL ORDER BY rid LIMIT @n",
-            "UPDATE resources SET body = @new WHERE rid = @k0 AND body = @old", [0L], Plain),
+            "UPDATE resources SET body = @new WHERE rid = @k0 AND body = @old", "SELECT body FROM resources WHERE rid = @k0", [0L], Plain),
         new("resource history",
             """
             SELECT h.rid, h.version, r.type, r.id, h.version, h.body FROM resource_history h JOIN resources r ON r.rid = h.rid
             WHERE +r.tenant_id = @t AND (h.rid, h.version) > (@k0, @k1) AND h.body IS NOT NULL ORDER BY h.rid, h.version LIMIT @n
             """,
-            "UPDATE resource_history SET body = @new WHERE rid = @k0 AND version = @k1 AND body = @old", [0L, 0L], Plain),
+            "UPDATE resource_history SET body = @new WHERE rid = @k0 AND version = @k1 AND body = @old",
+            "SELECT body FROM resource_history WHERE rid = @k0 AND version = @k1", [0L, 0L], Plain),
         new("staff accounts",
             $"SELECT id, {Access.StaffAccounts.SealedAccountCode}, id, 0, sealed FROM staff_users WHERE +tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
-            "UPDATE staff_users SET sealed = @new WHERE id = @k0 AND sealed = @old", [""], Plain),
+            "UPDATE staff_users SET sealed = @new WHERE id = @k0 AND sealed = @old", "SELECT sealed FROM staff_users WHERE id = @k0", [""], Plain),
         new("staff authenticator keys",
             $"SELECT id, {Access.StaffAccounts.SealedAuthenticatorCode}, id, 0, authenticator_key FROM staff_users WHERE +tenant_id = @t AND id > @k0 AND authenticator_key IS NOT NULL ORDER BY id LIMIT @n",
-            "UPDATE staff_users SET authenticator_key = @new WHERE id = @k0 AND authenticator_key = @old", [""], Plain),
+            "UPDATE staff_users SET authenticator_key = @new WHERE id = @k0 AND authenticator_key = @old",
+            "SELECT authenticator_key FROM staff_users WHERE id = @k0", [""], Plain),
         new("security alerts",
             "SELECT id, kind, principal, raised_at, detail FROM security_alerts WHERE +tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
-            "UPDATE security_alerts SET detail = @new WHERE id = @k0 AND detail = @old", [0L], (reader, k) =>
+            "UPDATE security_alerts SET detail = @new WHERE id = @k0 AND detail = @old", "SELECT detail FROM security_alerts WHERE id = @k0", [0L], (reader, k) =>
             {
                 var (kind, principal, raisedAt, stored) = (reader.GetString(k), reader.GetString(k + 1), reader.GetInt64(k + 2), reader.GetString(k + 3));
                 // An alert raised before details were sealed holds its detail in clear: nothing to re-seal.
-                if (!stored.StartsWith(Access.SecurityAlerts.SealedPrefix, StringComparison.Ordinal)) return null;
-                var body = new byte[stored.Length];
-                if (!Convert.TryFromBase64String(stored[Access.SecurityAlerts.SealedPrefix.Length..], body, out var length)) body = [];
-                else Array.Resize(ref body, length);
+                if (SealedDetail(stored) is not { } body) return null;
                 return new Sealed([], Access.SecurityAlerts.SealedDetailCode, Access.SecurityAlerts.Binding(kind, principal, raisedAt),
                     AttributedText.VersionOf(principal), body, stored);
             })
         {
             Store = body => Access.SecurityAlerts.SealedPrefix + Convert.ToBase64String(body),
+            Sealed = stored => stored is string text ? SealedDetail(text) : null,
         },
         new("break-the-glass explanations",
             "SELECT id, principal, patient, granted_at, detail FROM break_glass WHERE +tenant_id = @t AND id > @k0 AND detail IS NOT NULL ORDER BY id LIMIT @n",
-            "UPDATE break_glass SET detail = @new WHERE id = @k0 AND detail = @old", [0L], (reader, k) =>
+            "UPDATE break_glass SET detail = @new WHERE id = @k0 AND detail = @old", "SELECT detail FROM break_glass WHERE id = @k0", [0L], (reader, k) =>
             {
                 var (id, version) = Access.BreakTheGlass.ExplanationBinding(reader.GetString(k), reader.GetString(k + 1), reader.GetInt64(k + 2));
                 var body = (byte[])reader.GetValue(k + 3);
@@ -102,12 +109,23 @@ internal static class DataKeyRotation
             }),
         new("export reasons",
             "SELECT id, principal, reason FROM export_jobs WHERE +tenant_id = @t AND id > @k0 ORDER BY id LIMIT @n",
-            "UPDATE export_jobs SET reason = @new WHERE id = @k0 AND reason = @old", [""], (reader, k) =>
+            "UPDATE export_jobs SET reason = @new WHERE id = @k0 AND reason = @old", "SELECT reason FROM export_jobs WHERE id = @k0", [""], (reader, k) =>
             {
                 var body = (byte[])reader.GetValue(k + 1);
                 return new Sealed([], Records.RecordsService.ExportReasonTypeCode, reader.GetString(0), AttributedText.VersionOf(reader.GetString(k)), body, body);
             }),
     ];
+
+    // An alert's detail as stored: the sealed bytes after the prefix (empty when they are not base64, which fails their check);
+    // null for a detail kept in clear.
+    private static byte[]? SealedDetail(string stored)
+    {
+        if (!stored.StartsWith(Access.SecurityAlerts.SealedPrefix, StringComparison.Ordinal)) return null;
+        var body = new byte[stored.Length];
+        if (!Convert.TryFromBase64String(stored[Access.SecurityAlerts.SealedPrefix.Length..], body, out var length)) return [];
+        Array.Resize(ref body, length);
+        return body;
+    }
 
     /// <summary>The tables a pass goes through, for the operator.</summary>
     public static IReadOnlyList<string> Tables => [.. Columns.Select(c => c.Name)];
@@ -199,34 +217,45 @@ internal static class DataKeyRotation
                 unreadable++;
             }
         }
-        long resealed = 0;
+        long changed = 0;
         if (replacements.Count > 0)
         {
             await using var scope = await database.BeginWriteAsync(cancellationToken);
-            resealed = scope.Connection.CanCreateBatch
+            var missed = scope.Connection.CanCreateBatch
                 ? await ReplaceInOneTripAsync(scope, column, replacements, cancellationToken)
                 : await ReplaceOneByOneAsync(scope, column, replacements, cancellationToken);
+            // A row the compare-and-set missed was written meanwhile (or deleted): what it holds now, read under the same write
+            // lock, tells whether the next pass has anything to do with it.
+            foreach (var row in missed)
+            {
+                using var now = scope.Command(column.Now);
+                for (var i = 0; i < row.Key.Length; i++) now.With("k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Key[i]);
+                if (await now.ExecuteScalarAsync(cancellationToken) is not { } stored || stored is DBNull || column.Sealed(stored) is not { } body) continue;
+                if (RecordCipher.KeyVersionOf(body) == keys.KeyVersion) current++;
+                else changed++;
+            }
             await scope.CommitAsync(cancellationToken);
+            return new ResealTally(replacements.Count - missed.Count, current, changed, unreadable);
         }
-        return new ResealTally(resealed, current, replacements.Count - resealed, unreadable);
+        return new ResealTally(0, current, changed, unreadable);
     }
 
-    // SQLite, in process: a statement costs no round trip.
-    private static async Task<long> ReplaceOneByOneAsync(WriteScope scope, Column column, List<(Sealed Row, byte[] New)> replacements, CancellationToken cancellationToken)
+    // SQLite, in process: a statement costs no round trip. Returns the rows the compare-and-set did not replace.
+    private static async Task<List<Sealed>> ReplaceOneByOneAsync(WriteScope scope, Column column, List<(Sealed Row, byte[] New)> replacements, CancellationToken cancellationToken)
     {
-        long replaced = 0;
+        var missed = new List<Sealed>();
         foreach (var (row, sealedAgain) in replacements)
         {
             using var update = scope.Command(column.Replace);
             foreach (var (name, value) in Arguments(column, row, sealedAgain)) update.With(name, value);
-            replaced += await update.ExecuteNonQueryAsync(cancellationToken);
+            if (await update.ExecuteNonQueryAsync(cancellationToken) == 0) missed.Add(row);
         }
-        return replaced;
+        return missed;
     }
 
     // PostgreSQL: the page's statements sent together, one round trip instead of one each (449,951 rows re-sealed in 60.7 s one
-    // by one, 7,412 a second). The count is the rows the compare-and-set replaced, as one by one.
-    private static async Task<long> ReplaceInOneTripAsync(WriteScope scope, Column column, List<(Sealed Row, byte[] New)> replacements, CancellationToken cancellationToken)
+    // by one, 7,412 a second). Returns the rows the compare-and-set did not replace, as one by one.
+    private static async Task<List<Sealed>> ReplaceInOneTripAsync(WriteScope scope, Column column, List<(Sealed Row, byte[] New)> replacements, CancellationToken cancellationToken)
     {
         using var batch = scope.Connection.CreateBatch();
         batch.Transaction = scope.Transaction;
@@ -237,7 +266,8 @@ internal static class DataKeyRotation
             foreach (var (name, value) in Arguments(column, row, sealedAgain)) Bind(update, name, value);
             batch.BatchCommands.Add(update);
         }
-        return await batch.ExecuteNonQueryAsync(cancellationToken);
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+        return [.. replacements.Where((_, i) => batch.BatchCommands[i].RecordsAffected == 0).Select(r => r.Row)];
     }
 
     /// <summary>What <see cref="Column.Replace"/> is given for one row: the value re-sealed (@new), the value as read (@old), its key.</summary>

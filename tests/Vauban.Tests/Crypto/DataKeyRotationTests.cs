@@ -129,7 +129,7 @@ public sealed class DataKeyRotationTests
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
-    public async Task A_record_updated_between_the_passes_read_and_its_write_keeps_the_update_and_is_left_for_the_next_pass(Engine engine)
+    public async Task A_record_updated_between_the_passes_read_and_its_write_keeps_the_update_and_counts_as_done_when_the_writer_used_the_new_key(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
         var established = await PatientsAsync(server, "chu-race", "Course", 3);
@@ -149,19 +149,72 @@ public sealed class DataKeyRotationTests
         var (_, tally) = await server.Store.ResealAsync(administrator, null, CancellationToken.None);
         server.Store.ResealBetweenReadAndWrite = null;
 
-        // Not overwritten with what the pass had read: the update stays, and the row is counted for the next pass.
-        Assert.Equal(1, tally.Changed);
-        Assert.False(tally.Complete);
-        Assert.Equal(3, tally.Resealed); // the two others, and the version the update moved to the history
+        // Not overwritten with what the pass had read: the update stays. The server had taken the new key, so the update is
+        // under it: the pass counts the row as done, not as left for a next pass (which would have nothing to do).
+        Assert.Equal(new Vauban.Crypto.ResealTally(3, 1, 0, 0), tally); // the two others, the version the update moved to the history; the update
+        Assert.True(tally.Complete);
         using (var read = await client.GetAsync("/fhir/Patient/" + ids[1]))
         {
             Assert.Equal(HttpStatusCode.OK, read.StatusCode);
             Assert.Contains("CourseModifiee", await read.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
-        // The writer sealed it under the new key itself: the next pass finds everything done.
+        Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
         var next = (await server.Store.ResealAsync(administrator, null, CancellationToken.None)).Tally;
         Assert.Equal(new Vauban.Crypto.ResealTally(0, 4, 0, 0), next);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_record_deleted_between_the_passes_read_and_its_write_leaves_nothing_for_a_next_pass(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        var established = await PatientsAsync(server, "chu-delete", "Efface", 3);
+        using var client = established.Client;
+        var (tenant, ids) = (established.Tenant, established.Ids);
+        var administrator = AccessContext.Operator(tenant, "administration");
+        await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
+        var deleted = false;
+        server.Store.ResealBetweenReadAndWrite = async cancellationToken =>
+        {
+            if (deleted) return;
+            deleted = true;
+            using var delete = await client.DeleteAsync("/fhir/Patient/" + ids[2], cancellationToken);
+            Assert.True(delete.IsSuccessStatusCode, delete.StatusCode.ToString());
+        };
+        var (_, tally) = await server.Store.ResealAsync(administrator, null, CancellationToken.None);
+        server.Store.ResealBetweenReadAndWrite = null;
+
+        // The deleted record's current row holds nothing sealed any more; its last version went to the history and was re-sealed there.
+        Assert.Equal(0, tally.Changed);
+        Assert.True(tally.Complete);
         Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_record_written_again_under_the_old_key_between_the_passes_read_and_its_write_is_left_for_the_next_pass(Engine engine)
+    {
+        await using var server = await VaubanServer.StartAsync(engine);
+        var tenant = await TenantWithPatientsAsync(server, "chu-retard", "Retard", 3);
+        var administrator = AccessContext.Operator(tenant, "administration");
+        await server.Store.AddDataKeyAsync(administrator, CancellationToken.None);
+        // Another process that has not taken the new key yet writes the first record again, under the old one (its bytes
+        // differ from what the pass read; the header still names version 1).
+        var written = false;
+        server.Store.ResealBetweenReadAndWrite = async _ =>
+        {
+            if (written) return;
+            written = true;
+            await FlipAByteOfTheFirstRecordAsync(server.Db);
+        };
+        var (_, tally) = await server.Store.ResealAsync(administrator, null, CancellationToken.None);
+        server.Store.ResealBetweenReadAndWrite = null;
+
+        Assert.Equal(1, tally.Changed);
+        Assert.False(tally.Complete);
+        Assert.Single(await BodyVersionsAsync(server.Db), v => v.Version == 1);
     }
 
     [Theory]
