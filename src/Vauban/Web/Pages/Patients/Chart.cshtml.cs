@@ -51,6 +51,9 @@ public sealed class ChartModel : StaffPage
 
     public bool MayCancel { get; private set; }
 
+    /// <summary>The role may create observations: the chart links to the vital signs form.</summary>
+    public bool MayRecordVitals { get; private set; }
+
     public DateTimeOffset Now { get; private set; }
 
     /// <summary>Whether a row of the appointments gets a Cancel button: booked, still to come, and the role may update appointments.</summary>
@@ -155,6 +158,7 @@ public sealed class ChartModel : StaffPage
                 MayBook = mayCreate && access.Principal.Practitioner is not null;
                 MayBookWithoutPractitioner = mayCreate && access.Principal.Practitioner is null;
                 MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
+                MayRecordVitals = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed;
                 if (status is { } code)
                 {
                     Response.StatusCode = code;

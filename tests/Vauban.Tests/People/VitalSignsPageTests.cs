@@ -1,0 +1,180 @@
+// Recording vital signs from the clinician UI over HTTP, on both engines: the measures become FHIR R4 Observations shaped by
+// the vital signs profiles, written in one transaction through the records service (its policy, guard and audit); bad input
+// is refused with a clear page and records nothing; a role that does not record observations, or a patient outside the
+// person's care, is refused by the records service.
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class VitalSignsPageTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-vitals";
+    private const string Password = "harbour violet across 9 bridges";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _ids = [];
+    private readonly Dictionary<string, string> _secrets = [];
+
+    protected VitalSignsPageTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
+        await Create("nurse", Samples.Practitioner(family: "Soignant", rpps: "10001234567"));
+        await Create("mine", Samples.Patient(family: "Vital", given: "Rose", birthDate: "1958-01-20", nir: Samples.ValidNir("2580144109001")));
+        await Create("other", Samples.Patient(family: "Ailleurs", given: "Paul", nir: Samples.ValidNir("1800344109002")));
+        var yesterday = _time.GetUtcNow().AddDays(-1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        await Create("enc", Samples.Encounter(_ids["mine"], _ids["nurse"], yesterday));
+        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, _ids["nurse"]);
+        await EnrolAsync("desk@chu.example", StaffRole.Secretary, null);
+    }
+
+    private async Task EnrolAsync(string email, StaffRole role, string? practitioner)
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, practitioner, null, "Staff " + email[..4], CancellationToken.None);
+        using var browser = new StaffClient(_server.BaseAddress);
+        (_secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
+
+    private string Page(string patient = "mine") => $"/patients/{_ids[patient]}/vitals";
+
+    private async Task<List<JsonElement>> ObservationsOfAsync(string patient)
+    {
+        var page = await _server.Store.Records.SearchAsync(AccessContext.Operator(_tenant, "test"), "Observation",
+            [new("patient", _ids[patient])], null, false, CancellationToken.None);
+        return [.. page.Entries.Select(e => JsonDocument.Parse(e.Json).RootElement.Clone())];
+    }
+
+    [Fact]
+    public async Task A_nurse_records_vital_signs_which_are_FHIR_vital_signs_observations_on_the_chart_and_in_the_audit_trail()
+    {
+        using var nurse = await SignedInAsync("nurse@chu.example");
+        var (form, html) = await nurse.GetAsync(Page());
+        Assert.Equal(HttpStatusCode.OK, form.StatusCode);
+        Assert.Equal("VITAL Rose", StaffClient.ById(html, "patient-name")); // the patient is named: measures go on the right chart
+        var (chart, chartHtml) = await nurse.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Contains("id=\"record-vitals\"", chartHtml, StringComparison.Ordinal);
+
+        var (done, doneHtml) = await nurse.SubmitAsync(Page(), new Dictionary<string, string>
+        {
+            ["Systolic"] = "132", ["Diastolic"] = "84", ["HeartRate"] = "72", ["Temperature"] = "37,8", ["Weight"] = "",
+        });
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
+        Assert.Equal($"/patients/{_ids["mine"]}", done.Headers.Location?.ToString());
+        var (_, after) = await nurse.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.StartsWith("Recorded heart rate 72 beats/min, temperature 37.8 °C, blood pressure 132/84 mmHg", StaffClient.ById(after, "done"), StringComparison.Ordinal);
+        Assert.Contains("Heart rate", after, StringComparison.Ordinal);
+
+        var observations = await ObservationsOfAsync("mine");
+        Assert.Equal(3, observations.Count);
+        foreach (var o in observations)
+        {
+            Assert.Equal("final", o.GetProperty("status").GetString());
+            Assert.Equal("vital-signs", o.GetProperty("category")[0].GetProperty("coding")[0].GetProperty("code").GetString());
+            Assert.Equal("Patient/" + _ids["mine"], o.GetProperty("subject").GetProperty("reference").GetString());
+            Assert.Equal("Practitioner/" + _ids["nurse"], o.GetProperty("performer")[0].GetProperty("reference").GetString());
+            Assert.True(DateTimeOffset.Parse(o.GetProperty("effectiveDateTime").GetString()!, CultureInfo.InvariantCulture) <= _time.GetUtcNow());
+        }
+        JsonElement Coded(string loinc) => Assert.Single(observations, o => o.GetProperty("code").GetProperty("coding")[0].GetProperty("code").GetString() == loinc);
+        var temperature = Coded("8310-5").GetProperty("valueQuantity");
+        Assert.Equal(37.8m, temperature.GetProperty("value").GetDecimal());
+        Assert.Equal(("http://unitsofmeasure.org", "Cel"), (temperature.GetProperty("system").GetString(), temperature.GetProperty("code").GetString()));
+        Assert.Equal(72m, Coded("8867-4").GetProperty("valueQuantity").GetProperty("value").GetDecimal());
+        var pressure = Coded("85354-9").GetProperty("component").EnumerateArray()
+            .Select(c => (c.GetProperty("code").GetProperty("coding")[0].GetProperty("code").GetString(), c.GetProperty("valueQuantity").GetProperty("value").GetDecimal(),
+                c.GetProperty("valueQuantity").GetProperty("code").GetString())).ToList();
+        Assert.Equal([("8480-6", 132m, "mm[Hg]"), ("8462-4", 84m, "mm[Hg]")], pressure);
+
+        var creates = await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create);
+        Assert.Equal(3, creates.Count(e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Observation" && e.Detail.Patient == _ids["mine"]));
+    }
+
+    [Theory]
+    [InlineData("HeartRate", "700", "Heart rate is between 20 and 300 beats/min")]
+    [InlineData("HeartRate", "72.5", "Heart rate is a whole number of beats/min.")]
+    [InlineData("Temperature", "98.6", "Temperature is between 30 and 45 °C")]
+    [InlineData("Temperature", "trente-sept", "is not a number")]
+    [InlineData("Temperature", "-37", "is not a number")]
+    [InlineData("Systolic", "120", "Give the blood pressure's two values")]
+    [InlineData("Diastolic", "80", "Give the blood pressure's two values")]
+    [InlineData("Pressure", "80/120", "The diastolic pressure is lower than the systolic")]
+    [InlineData("Nothing", "", "Give at least one measure.")]
+    [InlineData("Future", "", "The measures' time is in the future")]
+    [InlineData("LongAgo", "", "up to 7 days after they were taken")]
+    public async Task Bad_input_is_refused_with_a_clear_message_and_records_nothing(string field, string value, string said)
+    {
+        using var nurse = await SignedInAsync("nurse@chu.example");
+        var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
+        string Local(TimeSpan offset, string format) => TimeZoneInfo.ConvertTime(_time.GetUtcNow() + offset, paris).ToString(format, CultureInfo.InvariantCulture);
+        var fields = field switch
+        {
+            "Pressure" => new Dictionary<string, string> { ["Systolic"] = value.Split('/')[0], ["Diastolic"] = value.Split('/')[1] },
+            "Nothing" => new Dictionary<string, string> { ["HeartRate"] = " " },
+            "Future" => new Dictionary<string, string> { ["HeartRate"] = "70", ["Date"] = Local(TimeSpan.FromHours(3), "yyyy-MM-dd"), ["Time"] = Local(TimeSpan.FromHours(3), "HH:mm") },
+            "LongAgo" => new Dictionary<string, string> { ["HeartRate"] = "70", ["Date"] = Local(TimeSpan.FromDays(-8), "yyyy-MM-dd"), ["Time"] = "10:00" },
+            _ => new Dictionary<string, string> { [field] = value, ["HeartRate"] = field == "HeartRate" ? value : "70" },
+        };
+        var (refused, html) = await nurse.SubmitAsync(Page(), fields);
+        Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
+        Assert.Contains(said, StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        Assert.Equal("VITAL Rose", StaffClient.ById(html, "patient-name")); // the form again, as typed
+        if (field is "HeartRate" or "Temperature") Assert.Equal(value, StaffClient.FieldValue(html, field));
+        Assert.Empty(await ObservationsOfAsync("mine"));
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_role_that_records_no_observations_is_not_offered_the_form_and_a_forged_post_is_refused_by_the_records_service()
+    {
+        // The front desk reads identities establishment-wide but records nothing clinical (RolePermissions).
+        using var desk = await SignedInAsync("desk@chu.example");
+        var (chart, chartHtml) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.DoesNotContain("record-vitals", chartHtml, StringComparison.Ordinal);
+
+        var (forged, html) = await desk.SubmitAsync(Page(), new Dictionary<string, string> { ["HeartRate"] = "72" });
+        Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + html);
+        Assert.Equal("Your role does not record vital signs. Nothing was recorded.", StaffClient.ById(html, "error"));
+        Assert.Empty(await ObservationsOfAsync("mine"));
+        var refusals = await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create);
+        Assert.Contains(refusals, e => e.Outcome != AuditOutcome.Success);
+        Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_patient_outside_the_nurses_care_is_refused_and_nothing_is_recorded()
+    {
+        using var nurse = await SignedInAsync("nurse@chu.example");
+        var (form, html) = await nurse.GetAsync(Page("other"));
+        Assert.Equal(HttpStatusCode.Forbidden, form.StatusCode);
+        Assert.Contains("not in your care relationships", StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        Assert.DoesNotContain("Ailleurs", html, StringComparison.OrdinalIgnoreCase);
+
+        // A post made anyway (the token from the nurse's own patient's page) is refused by the records service.
+        var token = StaffClient.Token((await nurse.GetAsync(Page())).Html);
+        using var post = await nurse.Http.PostAsync(Page("other"), new FormUrlEncodedContent(new Dictionary<string, string> { ["HeartRate"] = "72", ["__RequestVerificationToken"] = token }));
+        Assert.Equal(HttpStatusCode.Forbidden, post.StatusCode);
+        Assert.Empty(await ObservationsOfAsync("other"));
+        var (unknown, _) = await nurse.GetAsync("/patients/no-such-patient/vitals");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+    }
+}
+
+public sealed class VitalSignsPageTests_Sqlite() : VitalSignsPageTests(Engine.Sqlite);
+
+public sealed class VitalSignsPageTests_Postgres() : VitalSignsPageTests(Engine.Postgres);
