@@ -670,7 +670,7 @@ public sealed partial class RecordsService
         var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
         if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
         await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null) { FullUrl = $"{baseUrl}/{entry.Type}/{entry.Id}" };
+        return ToResponse(new RecordResult(RecordStatus.Ok, entry.Type, entry.Id, row.Version, row.LastUpdated, bodies[0]), baseUrl);
     }
 
     /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>
@@ -741,7 +741,7 @@ public sealed partial class RecordsService
         var location = result.Status == RecordStatus.Created ? $"{baseUrl}/{result.Type}/{result.Id}/_history/{result.Version}" : null;
         return new EntryResponse(status, location, result.Version, result.LastUpdated, result.Json, result.Issues)
         {
-            FullUrl = result.Json is not null && result.Id is not null ? $"{baseUrl}/{result.Type}/{result.Id}" : null,
+            FullUrl = result.Json is not null && result.Id is not null ? FhirJson.FullUrl(baseUrl, result.Type, result.Id) : null,
         };
     }
 
