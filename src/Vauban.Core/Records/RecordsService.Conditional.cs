@@ -286,9 +286,11 @@ public sealed partial class RecordsService
     /// so that nothing about a match is revealed.
     /// </summary>
     /// <param name="what">What the conditional write is and needs, when it is not the act's own (a conditional patch is an update).</param>
-    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken, string? what = null)
+    /// <param name="readAsked">The caller has asked read of the type already (a patch needs it for itself): it is not asked twice.</param>
+    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken, string? what = null,
+        bool readAsked = false)
     {
-        Interaction[] needed = act == Interaction.Delete ? [Interaction.Search] : [Interaction.Search, Interaction.Read];
+        Interaction[] needed = act == Interaction.Delete || readAsked ? [Interaction.Search] : [Interaction.Search, Interaction.Read];
         foreach (var interaction in needed)
         {
             var decision = _policy.Authorize(context, interaction, type);
