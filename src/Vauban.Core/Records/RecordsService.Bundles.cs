@@ -333,6 +333,20 @@ public sealed partial class RecordsService
                     $"Bundle.entry[{entry.Index}]: the search value '{Shorten(unknown)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
                     $"Bundle.entry[{entry.Index}].request.url")]));
             }
+            // A conditional write's criteria are matched before the entries they could name are written (and a conditional create's
+            // record is known only once its own criteria are matched): not resolved, they are refused, as conditional references are,
+            // rather than matched against a urn:uuid: no record is indexed under (a conditional update then created a record, a
+            // conditional create a duplicate).
+            if ((entry.Method == "POST" ? entry.IfNoneExist : entry.Criteria) is { } criteria
+                && ResolveEntryReferences(entry.Type, CriteriaParameters(criteria), references) is var (named, unknownNamed)
+                && (named is not null || unknownNamed is not null))
+            {
+                var where = $"Bundle.entry[{entry.Index}].request.{(entry.Method == "POST" ? "ifNoneExist" : "url")}";
+                return (400, FhirJson.OperationOutcome([unknownNamed is not null
+                    ? Issue.Invalid($"Bundle.entry[{entry.Index}]: the search value '{Shorten(unknownNamed)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).", where)
+                    : Issue.NotSupported($"Bundle.entry[{entry.Index}]: its {(entry.Method == "POST" ? "ifNoneExist" : "criteria")} name an entry of this transaction by its fullUrl, which "
+                        + "this server does not resolve in a conditional write's criteria (they are matched before the entries are written): give the Type/id, or search in an entry of its own.") with { Expression = where }]));
+            }
             if (entry.Resource is { } resource && ResourceStamp.ConditionalReference(resource) is { } conditional)
             {
                 // Stored as written it named no record: R4 has a server that does not resolve conditional references fail the transaction.

@@ -89,8 +89,7 @@ public sealed partial class RecordsService
                 $"{condition} must be the search parameters alone, what follows '?' in a search URL (e.g. identifier=system|value), not a URL or {type}?parameters."));
             return null;
         }
-        var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
-            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+        var parameters = CriteriaParameters(criteria);
         var issues = new List<Issue>();
         foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Where(ResultParameters.Contains).Distinct(StringComparer.Ordinal))
         {
@@ -108,6 +107,11 @@ public sealed partial class RecordsService
         invalid = null;
         return query;
     }
+
+    /// <summary>A condition's parameters, URL-decoded, as a search's are read (the leading '?' optional).</summary>
+    private static List<KeyValuePair<string, string>> CriteriaParameters(string criteria) =>
+        Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
+            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
 
     /// <summary>The lock conditional writes of one type take in one establishment: a search of that type finds only records of
     /// that type, so writes of other types need not wait.</summary>

@@ -137,6 +137,32 @@ public abstract class TransactionSearchTests(FhirServerFixture shared) : FhirSer
     }
 
     [Fact]
+    public async Task A_conditional_write_in_a_transaction_whose_criteria_name_an_entry_by_urn_uuid_is_a_400_and_changes_nothing()
+    {
+        // Its criteria are matched before the entries are written: not resolved, they would match nothing named so, and the
+        // conditional create or update would create. Refused, saying so; an unknown urn:uuid: as one in a search is.
+        const string patient = "urn:uuid:2f4e6a8c-1b3d-4f5a-8c7e-9d0b1a2c3e4f";
+        const string unknown = "urn:uuid:7a7a7a7a-0000-4000-8000-00000000000a";
+        var observation = Samples.Observation(patient, loinc: "1558-6");
+        foreach (var (entry, expected) in new[]
+        {
+            ($$"""{ "resource": {{observation}}, "request": { "method": "POST", "url": "Observation", "ifNoneExist": "subject={{patient}}&code=1558-6" } }""", "does not resolve"),
+            ($$"""{ "resource": {{observation}}, "request": { "method": "PUT", "url": "Observation?subject={{Uri.EscapeDataString(patient)}}&code=1558-6" } }""", "does not resolve"),
+            ($$"""{ "request": { "method": "DELETE", "url": "Observation?patient={{patient}}" } }""", "does not resolve"),
+            ($$"""{ "resource": {{observation}}, "request": { "method": "POST", "url": "Observation", "ifNoneExist": "subject={{unknown}}" } }""", "names no entry"),
+        })
+        {
+            var answer = await TransactionAsync(string.Join(", ", Post(Samples.Patient(family: "Conditionnee"), patient), entry));
+            Assert.True(answer.Status == HttpStatusCode.BadRequest, answer.Text);
+            Assert.Equal("OperationOutcome", answer.Body.GetProperty("resourceType").GetString());
+            Assert.StartsWith("Bundle.entry[1]", answer.Diagnostics, StringComparison.Ordinal);
+            Assert.Contains(expected, answer.Diagnostics, StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync("Patient?family=conditionnee"));
+        Assert.Empty(await FindAsync("Observation?code=http://loinc.org|1558-6"));
+    }
+
+    [Fact]
     public async Task A_search_in_a_transaction_answers_its_first_page_with_count_honoured_and_a_next_link_that_continues_once_committed()
     {
         var answer = await TransactionAsync(string.Join(", ",
