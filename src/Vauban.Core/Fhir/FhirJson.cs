@@ -65,7 +65,7 @@ public static class FhirJson
         foreach (var entry in page.Entries)
         {
             writer.WriteStartObject();
-            writer.WriteString("fullUrl", $"{baseUrl}/{entry.Type}/{entry.Id}");
+            writer.WriteString("fullUrl", FullUrl(baseUrl, entry.Type, entry.Id));
             writer.WritePropertyName("resource");
             writer.WriteRawValue(entry.Json!, skipInputValidation: true);
             writer.WriteStartObject("search");
@@ -77,6 +77,10 @@ public static class FhirJson
         writer.WriteEndObject();
     });
 
+    /// <summary>A record's Bundle.entry.fullUrl: its version-independent absolute URL on this server (R4: an entry that carries an
+    /// identified resource SHALL have one), in a searchset, a history and a batch or transaction response alike.</summary>
+    public static string FullUrl(string baseUrl, string type, string id) => $"{baseUrl}/{type}/{id}";
+
     public static byte[] History(SearchPage page, string baseUrl, string selfUrl, string? nextUrl) => Write(writer =>
     {
         ArgumentNullException.ThrowIfNull(page);
@@ -87,7 +91,7 @@ public static class FhirJson
         foreach (var entry in page.Entries)
         {
             writer.WriteStartObject();
-            writer.WriteString("fullUrl", $"{baseUrl}/{entry.Type}/{entry.Id}");
+            writer.WriteString("fullUrl", FullUrl(baseUrl, entry.Type, entry.Id));
             if (entry.Json is not null)
             {
                 writer.WritePropertyName("resource");

@@ -326,6 +326,27 @@ public sealed partial class RecordsService
                     $"Bundle.entry[{entry.Index}]: the reference '{Shorten(unresolved)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
                     $"Bundle.entry[{entry.Index}].resource")]));
             }
+            // So is one in a search's criteria (R4 resolves references in entries' URLs too): it would match nothing, silently.
+            if (entry is { Method: "GET", Id: null } && ResolveEntryReferences(entry.Type, entry.Query ?? [], references).Unresolved is { } unknown)
+            {
+                return (400, FhirJson.OperationOutcome([Issue.Invalid(
+                    $"Bundle.entry[{entry.Index}]: the search value '{Shorten(unknown)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
+                    $"Bundle.entry[{entry.Index}].request.url")]));
+            }
+            // A conditional write's criteria are matched before the entries they could name are written (and a conditional create's
+            // record is known only once its own criteria are matched): not resolved, they are refused, as conditional references are,
+            // rather than matched against a urn:uuid: no record is indexed under (a conditional update then created a record, a
+            // conditional create a duplicate).
+            if ((entry.Method == "POST" ? entry.IfNoneExist : entry.Criteria) is { } criteria
+                && ResolveEntryReferences(entry.Type, CriteriaParameters(criteria), references) is var (named, unknownNamed)
+                && (named is not null || unknownNamed is not null))
+            {
+                var where = $"Bundle.entry[{entry.Index}].request.{(entry.Method == "POST" ? "ifNoneExist" : "url")}";
+                return (400, FhirJson.OperationOutcome([unknownNamed is not null
+                    ? Issue.Invalid($"Bundle.entry[{entry.Index}]: the search value '{Shorten(unknownNamed)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).", where)
+                    : Issue.NotSupported($"Bundle.entry[{entry.Index}]: its {(entry.Method == "POST" ? "ifNoneExist" : "criteria")} name an entry of this transaction by its fullUrl, which "
+                        + "this server does not resolve in a conditional write's criteria (they are matched before the entries are written): give the Type/id, or search in an entry of its own.") with { Expression = where }]));
+            }
             if (entry.Resource is { } resource && ResourceStamp.ConditionalReference(resource) is { } conditional)
             {
                 // Stored as written it named no record: R4 has a server that does not resolve conditional references fail the transaction.
@@ -369,7 +390,9 @@ public sealed partial class RecordsService
                     "_page continues a search already answered; a search in a transaction starts from its first page (give the search's parameters and _count). "
                     + "Follow a paging link as a request of its own.", $"Bundle.entry[{entry.Index}].request.url")]));
             }
-            var (query, refused) = await ParseSearchAsync(context, keys, entry.Type, entry.Query ?? [], lenient: false, cancellationToken);
+            // Read with the ids the entries it names by fullUrl have now; run with those they have once written (SearchInScopeAsync).
+            var parameters = ResolveEntryReferences(entry.Type, entry.Query ?? [], references).Resolved ?? entry.Query ?? [];
+            var (query, refused) = await ParseSearchAsync(context, keys, entry.Type, parameters, lenient: false, cancellationToken);
             if (query is null) return Failed(entry, new EntryResponse(RecordStatusCodes.Http(refused!.Status), null, 0, 0, null, refused.Issues));
             searchQueries[entry.Index] = query;
         }
@@ -454,7 +477,7 @@ public sealed partial class RecordsService
                     "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
                         references, written, newIds[entry.Index], admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
-                    _ when searchQueries.TryGetValue(entry.Index, out var search) => await SearchInScopeAsync(context, keys, entry, search, written, baseUrl, cancellationToken),
+                    _ when searchQueries.TryGetValue(entry.Index, out var search) => await SearchInScopeAsync(context, keys, entry, search, references, written, baseUrl, cancellationToken),
                     _ => await ReadInScopeAsync(context, scope, keys, entry, written, baseUrl, cancellationToken),
                 };
                 // All or nothing: the scope is disposed without commit, rolling every entry back.
@@ -544,12 +567,62 @@ public sealed partial class RecordsService
     /// committed with it. Its searchset is the entry's resource, with the links a search alone gives (see the paging note in
     /// <see cref="ExecuteTransactionAsync"/>).
     /// </summary>
-    private async Task<EntryResponse> SearchInScopeAsync(AccessContext context, TenantKeys keys, BundleEntry entry, SearchQuery query, WriteBatch batch, string baseUrl,
-        CancellationToken cancellationToken)
+    /// <param name="query">The entry's search as read before anything was written.</param>
+    /// <param name="references">Each fullUrl of the transaction and the record its entry wrote, or matched.</param>
+    private async Task<EntryResponse> SearchInScopeAsync(AccessContext context, TenantKeys keys, BundleEntry entry, SearchQuery query,
+        IReadOnlyDictionary<string, string> references, WriteBatch batch, string baseUrl, CancellationToken cancellationToken)
     {
+        var parameters = entry.Query ?? [];
+        if (ResolveEntryReferences(entry.Type, parameters, references).Resolved is { } resolved)
+        {
+            // Read again with the ids as they are now: before the writes, a conditional create's or update's fullUrl named the id it
+            // would create under, not the record its criteria matched. Read the same way (the same types, other ids), it fails no
+            // differently.
+            parameters = resolved;
+            var (again, refused) = await ParseSearchAsync(context, keys, entry.Type, parameters, lenient: false, cancellationToken);
+            if (again is null) return SearchSetResponse(entry.Type, refused!, baseUrl);
+            query = again;
+        }
         var thisPage = FirstPage(context, entry.Type, query.Canonical.Select(p => new[] { p.Name, p.Value }).ToList());
-        var page = await RunSearchAsync(context, keys, query, entry.Query ?? [], null, 1, thisPage, batch, cancellationToken);
+        var page = await RunSearchAsync(context, keys, query, parameters, null, 1, thisPage, batch, cancellationToken);
         return SearchSetResponse(entry.Type, page, baseUrl);
+    }
+
+    /// <summary>
+    /// R4 (http.html, resolving references in Bundles): in a transaction, a reference to an entry's fullUrl is replaced by the
+    /// record the entry writes, in the entries' URLs too — <c>GET Observation?subject=urn:uuid:…</c> searches the Patient the
+    /// transaction creates. The values of reference parameters (each comma-separated alternative, the query already URL-decoded)
+    /// that are exactly a fullUrl in <paramref name="references"/> become its Type/id; other parameters are left as they are (a
+    /// token may be a urn:uuid: of its own). <c>Resolved</c> is null when no value names an entry; <c>Unresolved</c> the first
+    /// urn:uuid: that names none, which would match nothing.
+    /// </summary>
+    private static (List<KeyValuePair<string, string>>? Resolved, string? Unresolved) ResolveEntryReferences(string type,
+        List<KeyValuePair<string, string>> parameters, IReadOnlyDictionary<string, string> references)
+    {
+        List<KeyValuePair<string, string>>? resolved = null;
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            var (name, value) = parameters[i];
+            if (!SearchParameters.TryGet(type, name.Split(':', 2)[0], out var parameter) || parameter.Kind != SearchParamKind.Reference) continue;
+            var alternatives = value.Split(',');
+            var named = false;
+            for (var a = 0; a < alternatives.Length; a++)
+            {
+                if (references.TryGetValue(alternatives[a], out var target))
+                {
+                    alternatives[a] = target;
+                    named = true;
+                }
+                else if (alternatives[a].StartsWith("urn:uuid:", StringComparison.OrdinalIgnoreCase))
+                {
+                    return (null, alternatives[a]);
+                }
+            }
+            if (!named) continue;
+            resolved ??= [.. parameters];
+            resolved[i] = new(name, string.Join(',', alternatives));
+        }
+        return (resolved, null);
     }
 
     /// <summary>A search entry's response, in a batch or a transaction: the searchset as its resource, or the failure.</summary>
@@ -611,7 +684,7 @@ public sealed partial class RecordsService
         var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
         if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
         await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-        return new EntryResponse(200, null, row.Version, row.LastUpdated, bodies[0], null) { FullUrl = $"{baseUrl}/{entry.Type}/{entry.Id}" };
+        return ToResponse(new RecordResult(RecordStatus.Ok, entry.Type, entry.Id, row.Version, row.LastUpdated, bodies[0]), baseUrl);
     }
 
     /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>
@@ -682,7 +755,7 @@ public sealed partial class RecordsService
         var location = result.Status == RecordStatus.Created ? $"{baseUrl}/{result.Type}/{result.Id}/_history/{result.Version}" : null;
         return new EntryResponse(status, location, result.Version, result.LastUpdated, result.Json, result.Issues)
         {
-            FullUrl = result.Json is not null && result.Id is not null ? $"{baseUrl}/{result.Type}/{result.Id}" : null,
+            FullUrl = result.Json is not null && result.Id is not null ? FhirJson.FullUrl(baseUrl, result.Type, result.Id) : null,
         };
     }
 

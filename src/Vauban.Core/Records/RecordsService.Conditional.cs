@@ -89,8 +89,7 @@ public sealed partial class RecordsService
                 $"{condition} must be the search parameters alone, what follows '?' in a search URL (e.g. identifier=system|value), not a URL or {type}?parameters."));
             return null;
         }
-        var parameters = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
-            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
+        var parameters = CriteriaParameters(criteria);
         var issues = new List<Issue>();
         foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Where(ResultParameters.Contains).Distinct(StringComparer.Ordinal))
         {
@@ -108,6 +107,11 @@ public sealed partial class RecordsService
         invalid = null;
         return query;
     }
+
+    /// <summary>A condition's parameters, URL-decoded, as a search's are read (the leading '?' optional).</summary>
+    private static List<KeyValuePair<string, string>> CriteriaParameters(string criteria) =>
+        Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(criteria.StartsWith('?') ? criteria : "?" + criteria)
+            .SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList();
 
     /// <summary>The lock conditional writes of one type take in one establishment: a search of that type finds only records of
     /// that type, so writes of other types need not wait.</summary>
@@ -286,9 +290,11 @@ public sealed partial class RecordsService
     /// so that nothing about a match is revealed.
     /// </summary>
     /// <param name="what">What the conditional write is and needs, when it is not the act's own (a conditional patch is an update).</param>
-    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken, string? what = null)
+    /// <param name="readAsked">The caller has asked read of the type already (a patch needs it for itself): it is not asked twice.</param>
+    private async ValueTask<RecordResult?> CheckConditionalAsync(AccessContext context, Interaction act, string type, CancellationToken cancellationToken, string? what = null,
+        bool readAsked = false)
     {
-        Interaction[] needed = act == Interaction.Delete ? [Interaction.Search] : [Interaction.Search, Interaction.Read];
+        Interaction[] needed = act == Interaction.Delete || readAsked ? [Interaction.Search] : [Interaction.Search, Interaction.Read];
         foreach (var interaction in needed)
         {
             var decision = _policy.Authorize(context, interaction, type);

@@ -51,8 +51,11 @@ public sealed partial class RecordsService
         ArgumentNullException.ThrowIfNull(patch);
         if (await CheckAsync(context, Interaction.Update, type, null, cancellationToken) is { } denied) return denied;
         if (await CheckAsync(context, Interaction.Read, type, null, cancellationToken) is { } unreadable) return unreadable;
+        // Read is asked once, above, as a patch by id asks it (refused and audited as the read it needs); of the conditional
+        // write's needs, search is left.
         if (await CheckConditionalAsync(context, Interaction.Update, type, cancellationToken,
-            $"A conditional patch (PATCH {type}?criteria) searches and patches the match, which it returns: it needs search and read on {type} as well as update.") is { } notSearchable)
+            $"A conditional patch (PATCH {type}?criteria) searches and patches the match, which it returns: it needs search and read on {type} as well as update.",
+            readAsked: true) is { } notSearchable)
             return notSearchable;
         if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);

@@ -295,6 +295,36 @@ public abstract class FhirPatchTests(FhirServerFixture shared) : FhirServerTests
         Assert.Equal("amended", (await ReadAsync($"/fhir/Observation/{observation}")).GetProperty("status").GetString());
         Assert.Empty(Ids(await SearchAsync($"Observation?patient={patient}&status=cancelled")));
     }
+
+    [Fact]
+    public async Task A_conditional_patch_without_read_or_without_search_is_refused_once_and_audited_once()
+    {
+        var (patient, observation) = await ObservationAsync();
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
+        async Task<List<AuditEntry>> RefusalsAsync()
+        {
+            await Server.Store.Audit.CatchUpAsync();
+            return [.. (await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "patch test"),
+                new AuditQuery { Actions = [AuditAction.Read, AuditAction.Update, AuditAction.Search], Count = 500 }, CancellationToken.None) ?? [])
+                .Where(e => e.Outcome == AuditOutcome.MinorFailure && e.Detail.Note?.Contains("refused by the access policy", StringComparison.Ordinal) == true)];
+        }
+        // Without read, refused as a patch by id is: the read it needs, on the chain as that read. Without search, refused as the
+        // conditional write it is.
+        foreach (var (scopes, needed, action) in new[] { ("system/Observation.us", "read", AuditAction.Read), ("system/Observation.ru", "search", AuditAction.Update) })
+        {
+            var before = await RefusalsAsync();
+            using var client = await Server.ClientAsync(TenantName, scopes);
+            var (status, body) = await SendAsync(Patch($"/fhir/Observation?patient={patient}&code=2345-7", """[ { "op": "replace", "path": "/status", "value": "cancelled" } ]"""), client);
+            Assert.Equal(HttpStatusCode.Forbidden, status);
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains(needed, Diagnostics(body), StringComparison.Ordinal);
+            var added = (await RefusalsAsync()).Where(e => !before.Any(b => b.Sequence == e.Sequence)).ToList();
+            var refusal = Assert.Single(added);
+            Assert.Equal(action, refusal.Action);
+            Assert.Equal("Observation", refusal.ResourceType);
+        }
+        Assert.Equal("final", (await ReadAsync($"/fhir/Observation/{observation}")).GetProperty("status").GetString());
+    }
 }
 
 public sealed class FhirPatchTests_Sqlite(FhirServerFixture_Sqlite shared) : FhirPatchTests(shared), IClassFixture<FhirServerFixture_Sqlite>;

@@ -88,6 +88,81 @@ public abstract class TransactionSearchTests(FhirServerFixture shared) : FhirSer
     }
 
     [Fact]
+    public async Task A_search_in_a_transaction_that_names_an_entry_by_its_urn_uuid_searches_the_record_the_transaction_wrote()
+    {
+        const string patient = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a";
+        var other = await CreateAsync(Samples.Patient(family: "Voisine"));
+        await CreateAsync(Samples.Observation($"Patient/{other}"));
+        // R4 (resolving references in Bundles): the urn:uuid: in the criteria is replaced by the Patient/id the transaction creates,
+        // plain or URL-encoded, alone or among alternatives, under subject and its alias patient.
+        var answer = await TransactionAsync(string.Join(", ",
+            Get($"Observation?subject={patient}"),
+            Get($"Observation?subject={Uri.EscapeDataString(patient)}"),
+            Get($"Observation?patient=Patient/{other},{patient}"),
+            Post(Samples.Patient(family: "Referencee"), patient),
+            Post(Samples.Observation(patient))));
+        Assert.True(answer.Status == HttpStatusCode.OK, answer.Text);
+        var entries = answer.Body.GetProperty("entry").EnumerateArray().ToList();
+        var created = entries[3].GetProperty("resource").GetProperty("id").GetString()!;
+        var observation = entries[4].GetProperty("resource").GetProperty("id").GetString()!;
+        Assert.Equal($"Patient/{created}", entries[4].GetProperty("resource").GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal([observation], Ids(entries[0].GetProperty("resource")));
+        Assert.Equal([observation], Ids(entries[1].GetProperty("resource")));
+        Assert.Equal(2, Ids(entries[2].GetProperty("resource")).Count);
+        Assert.Contains(observation, Ids(entries[2].GetProperty("resource")));
+        Assert.DoesNotContain("urn:uuid", answer.Text, StringComparison.Ordinal);
+
+        // A conditional create that matches names the record it found, not the id it would have created under: the search finds
+        // the observations already filed under that patient.
+        var again = await TransactionAsync(string.Join(", ",
+            Get($"Observation?subject={patient}"),
+            $$"""{ "fullUrl": "{{patient}}", "resource": {{Samples.Patient(family: "Referencee")}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "identifier={{Samples.InsNir}}|{{Samples.ValidNir()}}&family=referencee" } }"""));
+        Assert.True(again.Status == HttpStatusCode.OK, again.Text);
+        Assert.Equal(created, again.Body.GetProperty("entry")[1].GetProperty("resource").GetProperty("id").GetString());
+        Assert.Equal([observation], Ids(again.Body.GetProperty("entry")[0].GetProperty("resource")));
+    }
+
+    [Fact]
+    public async Task A_search_in_a_transaction_naming_a_urn_uuid_that_no_entry_has_is_a_400_OperationOutcome_and_changes_nothing()
+    {
+        var answer = await TransactionAsync(string.Join(", ",
+            Post(Samples.Patient(family: "Orpheline"), "urn:uuid:0c6b1f3e-7f43-4b1a-9d2e-6a1c2b3d4e5f"),
+            Get("Observation?subject=urn:uuid:9f1d2c3b-0000-4000-8000-000000000009")));
+        Assert.True(answer.Status == HttpStatusCode.BadRequest, answer.Text);
+        Assert.Equal("OperationOutcome", answer.Body.GetProperty("resourceType").GetString());
+        Assert.Contains("Bundle.entry[1]", answer.Diagnostics, StringComparison.Ordinal);
+        Assert.Contains("urn:uuid:9f1d2c3b-0000-4000-8000-000000000009", answer.Diagnostics, StringComparison.Ordinal);
+        Assert.Contains("names no entry of this transaction", answer.Diagnostics, StringComparison.Ordinal);
+        Assert.Empty(await FindAsync("Patient?family=orpheline"));
+    }
+
+    [Fact]
+    public async Task A_conditional_write_in_a_transaction_whose_criteria_name_an_entry_by_urn_uuid_is_a_400_and_changes_nothing()
+    {
+        // Its criteria are matched before the entries are written: not resolved, they would match nothing named so, and the
+        // conditional create or update would create. Refused, saying so; an unknown urn:uuid: as one in a search is.
+        const string patient = "urn:uuid:2f4e6a8c-1b3d-4f5a-8c7e-9d0b1a2c3e4f";
+        const string unknown = "urn:uuid:7a7a7a7a-0000-4000-8000-00000000000a";
+        var observation = Samples.Observation(patient, loinc: "1558-6");
+        foreach (var (entry, expected) in new[]
+        {
+            ($$"""{ "resource": {{observation}}, "request": { "method": "POST", "url": "Observation", "ifNoneExist": "subject={{patient}}&code=1558-6" } }""", "does not resolve"),
+            ($$"""{ "resource": {{observation}}, "request": { "method": "PUT", "url": "Observation?subject={{Uri.EscapeDataString(patient)}}&code=1558-6" } }""", "does not resolve"),
+            ($$"""{ "request": { "method": "DELETE", "url": "Observation?patient={{patient}}" } }""", "does not resolve"),
+            ($$"""{ "resource": {{observation}}, "request": { "method": "POST", "url": "Observation", "ifNoneExist": "subject={{unknown}}" } }""", "names no entry"),
+        })
+        {
+            var answer = await TransactionAsync(string.Join(", ", Post(Samples.Patient(family: "Conditionnee"), patient), entry));
+            Assert.True(answer.Status == HttpStatusCode.BadRequest, answer.Text);
+            Assert.Equal("OperationOutcome", answer.Body.GetProperty("resourceType").GetString());
+            Assert.StartsWith("Bundle.entry[1]", answer.Diagnostics, StringComparison.Ordinal);
+            Assert.Contains(expected, answer.Diagnostics, StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync("Patient?family=conditionnee"));
+        Assert.Empty(await FindAsync("Observation?code=http://loinc.org|1558-6"));
+    }
+
+    [Fact]
     public async Task A_search_in_a_transaction_answers_its_first_page_with_count_honoured_and_a_next_link_that_continues_once_committed()
     {
         var answer = await TransactionAsync(string.Join(", ",
