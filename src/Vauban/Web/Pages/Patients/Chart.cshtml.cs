@@ -54,6 +54,9 @@ public sealed class ChartModel : StaffPage
     /// <summary>The role may create observations: the chart links to the vital signs form.</summary>
     public bool MayRecordVitals { get; private set; }
 
+    /// <summary>The role may create prescriptions: the chart links to the prescriptions page.</summary>
+    public bool MayPrescribe { get; private set; }
+
     public DateTimeOffset Now { get; private set; }
 
     /// <summary>Whether a row of the appointments gets a Cancel button: booked, still to come, and the role may update appointments.</summary>
@@ -159,6 +162,7 @@ public sealed class ChartModel : StaffPage
                 MayBookWithoutPractitioner = mayCreate && access.Principal.Practitioner is null;
                 MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
                 MayRecordVitals = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed;
+                MayPrescribe = Store.Policy.Authorize(access, Interaction.Create, "MedicationRequest").Allowed;
                 if (status is { } code)
                 {
                     Response.StatusCode = code;

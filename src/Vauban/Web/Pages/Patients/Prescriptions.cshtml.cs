@@ -1,0 +1,160 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Patients;
+
+/// <summary>
+/// A patient's prescriptions for the prescriber: the active ones, each of which can be stopped, and a new one written as a FHIR
+/// R4 MedicationRequest signed by the person's practitioner record — read and written through the records service like a FHIR
+/// client's search, create and update, so the same policy (the role's MedicationRequest permissions, the care relationship),
+/// guard and audit decide. The page names the patient so that a prescription is not written on the wrong record; an act done
+/// answers by a redirect to the page (Post/Redirect/Get), which says what was done once.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class PrescriptionsModel : StaffPage
+{
+    [BindProperty(SupportsGet = true)] public string Id { get; set; } = "";
+
+    // The form's fields, as typed (shown again with the problem when refused).
+    [BindProperty] public string? Medication { get; set; }
+    [BindProperty] public string? Dosage { get; set; }
+    [BindProperty] public string? Days { get; set; }
+    [BindProperty] public string? Repeats { get; set; }
+    [BindProperty] public bool NotSubstitutable { get; set; }
+    [BindProperty] public string? Note { get; set; }
+
+    // A stop: the prescription and the version the page showed.
+    [BindProperty] public string? Order { get; set; }
+    [BindProperty] public string? Version { get; set; }
+
+    public PatientIdentity? Patient { get; private set; }
+
+    /// <summary>The patient's active prescriptions open to the person: id, version, medication, instructions, when written.</summary>
+    public IReadOnlyList<(string Id, int Version, string Medication, string? Dosage, string When)> Active { get; private set; } = [];
+
+    /// <summary>Why the page or the act was refused: nothing was written.</summary>
+    public string? Error { get; private set; }
+
+    /// <summary>The role may prescribe and the account acts as a practitioner to sign with: the form is shown.</summary>
+    public bool MayPrescribe { get; private set; }
+
+    public bool MayStop { get; private set; }
+
+    public Task<IActionResult> OnGetAsync() => ShowAsync(null, null);
+
+    public async Task<IActionResult> OnPostPrescribeAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: a prescription is signed by one.");
+        var (prescription, problem) = Prescription.Read(Medication, Dosage, Days, Repeats, NotSubstitutable, Note, "Practitioner/" + practitioner);
+        if (prescription is null) return await ShowAsync(400, problem);
+        // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
+        var result = await Store.Records.CreateAsync(access, "MedicationRequest", prescription.ToFhir(Id, UtcNow), null, HttpContext.RequestAborted);
+        if (result.Status == RecordStatus.Created) return Acted($"Prescribed {prescription.Medication}.");
+        return await RefusedAsync(result, "Nothing was prescribed.", Interaction.Create);
+    }
+
+    public async Task<IActionResult> OnPostStopAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        // A version the page showed: 1 or more (0 would be If-Match *, which holds to no version at all).
+        if (Order is not { } id || !IdRules.IsValid(id) || !int.TryParse(Version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version)
+            || version < 1)
+        {
+            return await ShowAsync(400, "Choose the prescription to stop in the list.");
+        }
+        var read = await Store.Records.ReadAsync(access, "MedicationRequest", id, HttpContext.RequestAborted);
+        if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The prescription was not stopped.", Interaction.Update);
+        var (stopped, status, medication) = Prescription.Stop(read.Json!, Id);
+        if (stopped is not { } body) return await ShowAsync(404, "This patient has no such prescription.");
+        // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rule here.
+        if (read.Version == version && !Prescription.IsStoppable(status))
+        {
+            return await ShowAsync(409, $"This prescription is {status ?? "without a status"}: there is nothing to stop.");
+        }
+        var result = await Store.Records.UpdateAsync(access, "MedicationRequest", id, body, version, HttpContext.RequestAborted);
+        if (result.Status == RecordStatus.Ok) return Acted($"Stopped {medication ?? "the prescription"}.");
+        return await RefusedAsync(result, "The prescription was not stopped.", Interaction.Update);
+    }
+
+    /// <summary>An act the records service refused: the page again, with its answer's status and words.</summary>
+    private async Task<IActionResult> RefusedAsync(RecordResult result, string notDone, Interaction act)
+    {
+        switch (result.Status)
+        {
+            case RecordStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+            case RecordStatus.PreconditionFailed:
+                return await ShowAsync(412, "This prescription was changed by someone else since the page was shown: nothing was changed. Here it is as it is now.");
+            case RecordStatus.Forbidden:
+                return await ShowAsync(403, notDone + " " + (HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, act, "MedicationRequest").Allowed
+                    ? "Your role does not prescribe."
+                    : "This patient is not in your care relationships now (a break-the-glass access may have ended)."));
+            case RecordStatus.NotFound or RecordStatus.Gone:
+                return await ShowAsync(404, "This patient has no such prescription.");
+            default:
+                return await ShowAsync(RecordStatusCodes.Http(result.Status),
+                    notDone + (result.Issues is { Count: > 0 } said ? " " + string.Join(" ", said.Select(i => i.Diagnostics)) : ""));
+        }
+    }
+
+    /// <summary>The page, as a GET shows it; after an act refused, with <paramref name="status"/> and <paramref name="error"/>. A
+    /// patient the person may not read is refused in the chart's words.</summary>
+    private async Task<IActionResult> ShowAsync(int? status, string? error)
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        if (!IdRules.IsValid(Id)) return Refuse(404, "No patient with this id.");
+        var read = await Store.Records.ReadAsync(access, "Patient", Id, HttpContext.RequestAborted);
+        switch (read.Status)
+        {
+            case RecordStatus.Ok:
+                break;
+            case RecordStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+            case RecordStatus.Forbidden:
+                return Refuse(403, Store.Policy.Authorize(access, Interaction.Read, "Patient").Allowed
+                    ? "This patient is not in your care relationships: the record is not open to you."
+                    : "Your role does not open patients' records.");
+            case RecordStatus.NotFound or RecordStatus.Gone:
+                return Refuse(404, "No patient with this id.");
+            default:
+                return Refuse(RecordStatusCodes.Http(read.Status), read.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The record was refused.");
+        }
+        using (var document = JsonDocument.Parse(read.Json!)) Patient = PatientChart.Identify(Id, document.RootElement);
+        var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "MedicationRequest").Allowed;
+        MayPrescribe = mayCreate && access.Principal.Practitioner is not null;
+        MayStop = Store.Policy.Authorize(access, Interaction.Update, "MedicationRequest").Allowed;
+        if (Store.Policy.Authorize(access, Interaction.Search, "MedicationRequest").Allowed)
+        {
+            var page = await Store.Records.SearchAsync(access, "MedicationRequest", [new("patient", Id), new("status", "active,on-hold"), new("_sort", "-authoredon")],
+                null, false, HttpContext.RequestAborted);
+            if (page.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+            if (page.Status == RecordStatus.Ok) Active = [.. page.Entries.Where(e => !e.Included && e.Json is not null).Select(Row)];
+        }
+        Response.StatusCode = status ?? 200;
+        Error = error;
+        return Page();
+    }
+
+    private static (string, int, string, string?, string) Row(SearchEntry entry)
+    {
+        using var document = JsonDocument.Parse(entry.Json!);
+        var r = document.RootElement;
+        string? Text(JsonElement e, string name) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        var medication = r.TryGetProperty("medicationCodeableConcept", out var m) ? Text(m, "text") : null;
+        var dosage = r.TryGetProperty("dosageInstruction", out var d) && d.ValueKind == JsonValueKind.Array && d.GetArrayLength() > 0 ? Text(d[0], "text") : null;
+        var when = Text(r, "authoredOn") is { } at && DateTimeOffset.TryParse(at, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var written)
+            ? PatientChart.InParis(written) : "—";
+        return (entry.Id, entry.Version, medication ?? "Prescription", dosage, when);
+    }
+
+    private PageResult Refuse(int status, string message)
+    {
+        Response.StatusCode = status;
+        Error = message;
+        return Page();
+    }
+}

@@ -1,0 +1,223 @@
+// Prescribing from the clinician UI over HTTP, on both engines: a new prescription is a FHIR R4 MedicationRequest signed by the
+// physician's practitioner record, written through the records service (its policy, guard and audit); an active one is
+// stopped with If-Match on the version shown; bad input is refused with a clear page and writes nothing; a role that does not
+// prescribe sees no form, and its forged posts are refused by the records service.
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Records;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class PrescriptionsPageTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-rx";
+    private const string Password = "harbour violet across 9 bridges";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _ids = [];
+    private readonly Dictionary<string, string> _secrets = [];
+
+    protected PrescriptionsPageTests(Engine engine) => _engine = engine;
+
+    private string Day(int offset) => _time.GetUtcNow().AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private AccessContext Operator => AccessContext.Operator(_tenant, "test");
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
+        await Create("drA", Samples.Practitioner(family: "Auber", rpps: "10001234567"));
+        await Create("nurse", Samples.Practitioner(family: "Soin", rpps: "10001234568"));
+        await Create("mine", Samples.Patient(family: "Remede", given: "Claire", birthDate: "1966-04-11", nir: Samples.ValidNir("2660444109001")));
+        await Create("other", Samples.Patient(family: "Autre", given: "Luc", nir: Samples.ValidNir("1800344109002")));
+        await Create("enc", Samples.Encounter(_ids["mine"], _ids["drA"], Day(-3)));
+        await Create("encNurse", Samples.Encounter(_ids["mine"], _ids["nurse"], Day(-2)));
+        await Create("encOther", Samples.Encounter(_ids["other"], _ids["drA"], Day(-3)));
+        await Create("rx", Rx("mine", "Amoxicilline 1 g, comprimé"));
+        await Create("rxOther", Rx("other", "Paracétamol 500 mg"));
+        await EnrolAsync("dr.auber@chu.example", StaffRole.Physician, _ids["drA"]);
+        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, _ids["nurse"]);
+    }
+
+    private string Rx(string patient, string medication) => $$$"""
+        {"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"text":"{{{medication}}}"},
+         "subject":{"reference":"Patient/{{{_ids[patient]}}}"},"authoredOn":"{{{Day(-3)}}}","dosageInstruction":[{"text":"1 matin et soir pendant 7 jours"}]}
+        """;
+
+    private async Task EnrolAsync(string email, StaffRole role, string? practitioner)
+    {
+        var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, practitioner, null, "Staff " + email[..4], CancellationToken.None);
+        using var browser = new StaffClient(_server.BaseAddress);
+        (_secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
+
+    private string Page => $"/patients/{_ids["mine"]}/prescriptions";
+
+    private static List<string> Listed(string html) =>
+        System.Text.RegularExpressions.Regex.Matches(html, "data-ref=\"MedicationRequest/([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
+
+    private async Task<List<JsonElement>> PrescriptionsOfAsync(string patient)
+    {
+        var page = await _server.Store.Records.SearchAsync(Operator, "MedicationRequest", [new("patient", _ids[patient])], null, false, CancellationToken.None);
+        return [.. page.Entries.Select(e => JsonDocument.Parse(e.Json!).RootElement.Clone())];
+    }
+
+    private async Task<string?> StatusAsync(string id)
+    {
+        var now = await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", id, CancellationToken.None);
+        using var json = JsonDocument.Parse(now.Json!);
+        return json.RootElement.GetProperty("status").GetString();
+    }
+
+    private static Dictionary<string, string> Form(string medication = "Ibuprofène 400 mg, comprimé", string dosage = "1 comprimé 3 fois par jour au cours des repas",
+        string days = "5", string repeats = "1", string note = "") =>
+        new() { ["Medication"] = medication, ["Dosage"] = dosage, ["Days"] = days, ["Repeats"] = repeats, ["Note"] = note };
+
+    private Task<(HttpResponseMessage Response, string Html)> PrescribeAsync(StaffClient staff, Dictionary<string, string> fields) =>
+        staff.SubmitAsync(Page, fields, Page + "?handler=prescribe");
+
+    [Fact]
+    public async Task A_physician_prescribes_and_it_is_a_signed_FHIR_medication_request_in_the_audit_trail()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains("id=\"prescribe-link\"", chart, StringComparison.Ordinal);
+        var (_, before) = await doctor.GetAsync(Page);
+        Assert.Equal("REMEDE Claire", StaffClient.ById(before, "patient-name"));
+        Assert.Equal([_ids["rx"]], Listed(before));
+
+        var fields = Form(note: "Arrêter en cas de douleurs gastriques");
+        fields["NotSubstitutable"] = "true";
+        var (done, html) = await PrescribeAsync(doctor, fields);
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + html + _server.AllLogs());
+        Assert.Equal(Page, done.Headers.Location?.ToString()); // Post/Redirect/Get: a refresh prescribes nothing again
+        var (_, after) = await doctor.GetAsync(Page);
+        Assert.Equal("Prescribed Ibuprofène 400 mg, comprimé.", StaffClient.ById(after, "done"));
+        var created = Assert.Single(Listed(after), id => id != _ids["rx"]);
+
+        var read = await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", created, CancellationToken.None);
+        using var json = JsonDocument.Parse(read.Json!);
+        var r = json.RootElement;
+        Assert.Equal(("active", "order"), (r.GetProperty("status").GetString(), r.GetProperty("intent").GetString()));
+        Assert.Equal("Ibuprofène 400 mg, comprimé", r.GetProperty("medicationCodeableConcept").GetProperty("text").GetString());
+        Assert.Equal("Patient/" + _ids["mine"], r.GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal("Practitioner/" + _ids["drA"], r.GetProperty("requester").GetProperty("reference").GetString());
+        Assert.Equal("1 comprimé 3 fois par jour au cours des repas", r.GetProperty("dosageInstruction")[0].GetProperty("text").GetString());
+        var dispense = r.GetProperty("dispenseRequest");
+        Assert.Equal(1, dispense.GetProperty("numberOfRepeatsAllowed").GetInt32());
+        Assert.Equal((5, "d"), (dispense.GetProperty("expectedSupplyDuration").GetProperty("value").GetInt32(), dispense.GetProperty("expectedSupplyDuration").GetProperty("code").GetString()));
+        Assert.False(r.GetProperty("substitution").GetProperty("allowedBoolean").GetBoolean());
+        Assert.Equal("Arrêter en cas de douleurs gastriques", r.GetProperty("note")[0].GetProperty("text").GetString());
+        var creates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Create);
+        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "MedicationRequest" && e.Detail.Patient == _ids["mine"]);
+    }
+
+    [Theory]
+    [InlineData("Medication", "", "Give the medication")]
+    [InlineData("Medication", "Doliprane\u200B 1 g", "invisible characters")]
+    [InlineData("Dosage", " ", "Give the instructions")]
+    [InlineData("Days", "0", "The treatment's duration is 1 to 365 days")]
+    [InlineData("Days", "400", "The treatment's duration is 1 to 365 days")]
+    [InlineData("Days", "une semaine", "The treatment's duration is 1 to 365 days")]
+    [InlineData("Repeats", "12", "Renewals are 0 to 11.")]
+    [InlineData("Repeats", "-1", "Renewals are 0 to 11.")]
+    public async Task Bad_input_is_refused_with_a_clear_message_and_prescribes_nothing(string field, string value, string said)
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var fields = Form();
+        fields[field] = value;
+        var (refused, html) = await PrescribeAsync(doctor, fields);
+        Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
+        Assert.Contains(said, StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        Assert.Equal("REMEDE Claire", StaffClient.ById(html, "patient-name")); // the page again
+        Assert.Single(await PrescriptionsOfAsync("mine"));
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_physician_stops_an_active_prescription_and_a_stop_of_a_version_changed_since_or_of_another_patients_is_refused()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, page) = await doctor.GetAsync(Page);
+        Assert.Contains($"id=\"stop-{_ids["rx"]}\"", page, StringComparison.Ordinal);
+        var stop = Page + "?handler=stop";
+        Dictionary<string, string> Stop(string id, string version) => new() { ["Order"] = id, ["Version"] = version };
+
+        // Another patient's prescription, posted from this patient's page: not reached.
+        var (foreign, foreignHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rxOther"], "1"), stop);
+        Assert.True(foreign.StatusCode == HttpStatusCode.NotFound, foreign.StatusCode + foreignHtml);
+        Assert.Equal("active", await StatusAsync(_ids["rxOther"]));
+        // Version 0 would be If-Match *: refused.
+        var (any, _) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "0"), stop);
+        Assert.Equal(HttpStatusCode.BadRequest, any.StatusCode);
+
+        // Someone changes it after the page was shown: the stop of the version shown is refused, nothing changed.
+        var current = await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", _ids["rx"], CancellationToken.None);
+        var changed = System.Text.Json.Nodes.JsonNode.Parse(current.Json!)!;
+        changed["dosageInstruction"]![0]!["text"] = "1 matin, midi et soir pendant 7 jours";
+        using (var body = JsonDocument.Parse(changed.ToJsonString()))
+        {
+            Assert.Equal(RecordStatus.Ok, (await _server.Store.Records.UpdateAsync(Operator, "MedicationRequest", _ids["rx"], body.RootElement, 1, CancellationToken.None)).Status);
+        }
+        var (stale, staleHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "1"), stop);
+        Assert.True(stale.StatusCode == HttpStatusCode.PreconditionFailed, stale.StatusCode + staleHtml);
+        Assert.Contains("changed by someone else", StaffClient.ById(staleHtml, "error"), StringComparison.Ordinal);
+        Assert.Contains("1 matin, midi et soir", staleHtml, StringComparison.Ordinal); // as it is now
+        Assert.Equal("active", await StatusAsync(_ids["rx"]));
+
+        var (done, doneHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "2"), stop);
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
+        Assert.Equal("stopped", await StatusAsync(_ids["rx"]));
+        var (_, after) = await doctor.GetAsync(Page);
+        Assert.Equal("Stopped Amoxicilline 1 g, comprimé.", StaffClient.ById(after, "done"));
+        Assert.Empty(Listed(after)); // no longer active
+        // Stopped already: a second stop of its new version is refused as nothing to stop.
+        var (again, _) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "3"), stop);
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
+        Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "MedicationRequest");
+    }
+
+    [Fact]
+    public async Task A_nurse_reads_the_active_prescriptions_but_is_offered_no_form_and_her_forged_posts_are_refused()
+    {
+        using var nurse = await SignedInAsync("nurse@chu.example");
+        var (_, chart) = await nurse.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.DoesNotContain("id=\"prescribe-link\"", chart, StringComparison.Ordinal);
+        var (page, html) = await nurse.GetAsync(Page);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal([_ids["rx"]], Listed(html));
+        Assert.DoesNotContain("prescribe-form", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"stop-", html, StringComparison.Ordinal);
+
+        var (forged, forgedHtml) = await PrescribeAsync(nurse, Form());
+        Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
+        Assert.Equal("Nothing was prescribed. Your role does not prescribe.", StaffClient.ById(forgedHtml, "error"));
+        var (stop, stopHtml) = await nurse.SubmitAsync(Page, new Dictionary<string, string> { ["Order"] = _ids["rx"], ["Version"] = "1" }, Page + "?handler=stop");
+        Assert.True(stop.StatusCode == HttpStatusCode.Forbidden, stop.StatusCode + stopHtml);
+        Assert.Equal("The prescription was not stopped. Your role does not prescribe.", StaffClient.ById(stopHtml, "error"));
+        Assert.Single(await PrescriptionsOfAsync("mine"));
+        Assert.Equal("active", await StatusAsync(_ids["rx"]));
+        var refusals = await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create, AuditAction.Update);
+        Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
+        Assert.Contains(refusals, e => e.Action == AuditAction.Update && e.Outcome != AuditOutcome.Success);
+        Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
+    }
+}
+
+public sealed class PrescriptionsPageTests_Sqlite() : PrescriptionsPageTests(Engine.Sqlite);
+
+public sealed class PrescriptionsPageTests_Postgres() : PrescriptionsPageTests(Engine.Postgres);
