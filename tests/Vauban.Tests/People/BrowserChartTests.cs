@@ -102,9 +102,12 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await page.FillAsync("#time", "09:15");
         await page.FillAsync("#minutes", "45");
         await page.FillAsync("#reason", "Consultation de contrôle");
+        // With her, as her practitioner record, unless she chooses a colleague in the list.
+        Assert.Equal("LEMAIRE Claire", (await page.Locator("#practitioner option:checked").TextContentAsync())?.Trim());
+        Assert.Equal(2, await page.Locator("#practitioner option[value]:not([value=''])").CountAsync());
         await page.ClickAsync("#book");
         await page.WaitForSelectorAsync("#done");
-        Assert.Equal($"Booked {date} 09:15 (45 minutes).", (await page.TextContentAsync("#done"))?.Trim());
+        Assert.Equal($"Booked {date} 09:15 (45 minutes) with LEMAIRE Claire.", (await page.TextContentAsync("#done"))?.Trim());
         Assert.Equal($"{_base}/patients/{_mine}", page.Url); // back on the chart by GET: a refresh books nothing again
         var row = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
         Assert.Contains($"{date} 09:15", await row.TextContentAsync(), StringComparison.Ordinal);

@@ -369,6 +369,15 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     private Task<(HttpResponseMessage Response, string Html)> BookAsync(StaffClient staff, Dictionary<string, string> fields, string? formPage = null) =>
         staff.SubmitAsync(formPage ?? $"/patients/{_ids["mine"]}", fields, $"/patients/{_ids["mine"]}?handler=book");
 
+    /// <summary>The practitioner the booking form has chosen, if any.</summary>
+    private static string? SelectedPractitioner(string html)
+    {
+        var start = html.IndexOf("id=\"practitioner\"", StringComparison.Ordinal);
+        if (start < 0) return null;
+        var list = html[start..html.IndexOf("</select>", start, StringComparison.Ordinal)];
+        return System.Text.RegularExpressions.Regex.Match(list, "<option value=\"([^\"]+)\" selected=\"selected\">") is { Success: true } m ? m.Groups[1].Value : null;
+    }
+
     private static List<string> Appointments(string html) =>
         System.Text.RegularExpressions.Regex.Matches(html, "data-ref=\"Appointment/([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
 
@@ -378,6 +387,9 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         using var doctor = await SignedInAsync("dr.auber@chu.example");
         var (_, before) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
+        // With her, unless she chooses another practitioner of the establishment.
+        Assert.Equal(_ids["drA"], SelectedPractitioner(before));
+        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire</option>", before, StringComparison.Ordinal);
         var date = ParisDate(3);
         var (booked, bookedHtml) = await BookAsync(doctor, Booking(date));
         Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
@@ -385,7 +397,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
 
         var (chart, page) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
-        Assert.Equal($"Booked {date} 10:30 (30 minutes).", StaffClient.ById(page, "done"));
+        Assert.Equal($"Booked {date} 10:30 (30 minutes) with AUBER Claire.", StaffClient.ById(page, "done"));
         Assert.Contains("Suivi de la kaliémie", page, StringComparison.Ordinal);
         var created = Assert.Single(Appointments(page), id => id != _ids["appt"]);
         var (_, again) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
@@ -509,6 +521,79 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
         Assert.Contains(refusals, e => e.Action == AuditAction.Update && e.Outcome != AuditOutcome.Success);
         Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
+    }
+
+    /// <summary>The front desk of a service: a secretary whose account names the service's Organization, and an encounter of that
+    /// service with the patient — the care relationship through which the secretary sees the patient's appointments (ADR 0006).</summary>
+    private async Task<StaffClient> ServiceDeskAsync()
+    {
+        var service = await _server.CreateAsOperatorAsync(_tenant, """{"resourceType":"Organization","name":"Cardiologie"}""");
+        await _server.CreateAsOperatorAsync(_tenant, Samples.Encounter(_ids["mine"], _ids["drA"], Day(-4), service));
+        var link = await _server.Store.Accounts.AddAsync(_tenant, "cardio.desk@chu.example", StaffRole.Secretary, null, service, "Cardiology desk", CancellationToken.None);
+        using (var browser = new StaffClient(_server.BaseAddress)) (_secrets["cardio.desk@chu.example"], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        return await SignedInAsync("cardio.desk@chu.example");
+    }
+
+    [Fact]
+    public async Task A_secretary_books_an_appointment_with_a_physician_chosen_in_the_list()
+    {
+        using var desk = await ServiceDeskAsync();
+        var (_, before) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
+        Assert.Null(SelectedPractitioner(before)); // the desk acts as no practitioner: it chooses
+        Assert.Contains($"<option value=\"{_ids["drA"]}\">AUBER Claire</option>", before, StringComparison.Ordinal);
+        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire</option>", before, StringComparison.Ordinal);
+
+        // Without a choice, nothing is booked.
+        var (unchosen, unchosenHtml) = await BookAsync(desk, Booking(ParisDate(4)));
+        Assert.True(unchosen.StatusCode == HttpStatusCode.BadRequest, unchosen.StatusCode + unchosenHtml);
+        Assert.Equal("Choose the practitioner the appointment is with in the list.", StaffClient.ById(unchosenHtml, "act-error"));
+
+        var date = ParisDate(4);
+        var fields = Booking(date, "14:00", "20", "Consultation de cardiologie");
+        fields["Practitioner"] = _ids["drB"];
+        var (booked, bookedHtml) = await BookAsync(desk, fields);
+        Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
+        var (_, page) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal($"Booked {date} 14:00 (20 minutes) with BERTHIER Claire.", StaffClient.ById(page, "done"));
+        var created = Assert.Single(Appointments(page), id => id != _ids["appt"]);
+
+        // The appointment is the physician's and the patient's; the secretary who booked it is its author, in the audit trail.
+        var op = AccessContext.Operator(_tenant, "test");
+        var read = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+        using var json = System.Text.Json.JsonDocument.Parse(read.Json!);
+        var actors = json.RootElement.GetProperty("participant").EnumerateArray().Select(p => p.GetProperty("actor").GetProperty("reference").GetString()).ToList();
+        Assert.Equal(["Patient/" + _ids["mine"], "Practitioner/" + _ids["drB"]], actors);
+        var creates = await _server.AuditEntriesOfAsync(_tenant, "cardio.desk@chu.example", AuditAction.Create);
+        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment" && e.Detail.Patient == _ids["mine"]);
+    }
+
+    [Fact]
+    public async Task A_booking_with_a_practitioner_not_in_the_list_is_refused_and_books_nothing()
+    {
+        var elsewhere = await _server.Store.Tenants.AddAsync("chu-elsewhere", CancellationToken.None);
+        var foreign = await _server.CreateAsOperatorAsync(elsewhere, Samples.Practitioner(family: "Ailleurs", rpps: "10001234570"));
+        var gone = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Parti", rpps: "10001234571"));
+        var op = AccessContext.Operator(_tenant, "test");
+        Assert.True((await _server.Store.Records.DeleteAsync(op, "Practitioner", gone, null, CancellationToken.None)).Status is Vauban.Records.RecordStatus.Ok or Vauban.Records.RecordStatus.NoContent);
+        var retired = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Retraité", rpps: "10001234572").Replace("\"resourceType\": \"Practitioner\",", "\"resourceType\": \"Practitioner\", \"active\": false,", StringComparison.Ordinal));
+        using var desk = await ServiceDeskAsync();
+        var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        foreach (var listed in new[] { foreign, gone, retired }) Assert.DoesNotContain($"<option value=\"{listed}\"", chart, StringComparison.Ordinal);
+
+        // Another establishment's practitioner, a deleted one, an inactive one, a patient's id, an id no record has, no id at all.
+        foreach (var forged in new[] { foreign, gone, retired, _ids["other"], "no-such-practitioner", "../Patient/" + _ids["mine"] })
+        {
+            var fields = Booking(ParisDate(5));
+            fields["Practitioner"] = forged;
+            var (refused, html) = await BookAsync(desk, fields);
+            Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, forged + ": " + refused.StatusCode + html);
+            Assert.Equal("Choose the practitioner the appointment is with in the list.", StaffClient.ById(html, "act-error"));
+        }
+        var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal([_ids["appt"]], Appointments(after));
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "cardio.desk@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
     }
 }
 
