@@ -465,17 +465,17 @@ public abstract class PatientChartPageTests : IAsyncLifetime
             Assert.Equal(Vauban.Records.RecordStatus.Ok, (await _server.Store.Records.UpdateAsync(op, "Appointment", _ids["appt"], body.RootElement, 1, CancellationToken.None)).Status);
         }
         var cancel = $"/patients/{_ids["mine"]}?handler=cancel";
-        var (stale, staleHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" }, cancel);
+        var (stale, staleHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", Cancelling("1"), cancel);
         Assert.True(stale.StatusCode == HttpStatusCode.PreconditionFailed, stale.StatusCode + staleHtml);
         Assert.Contains("changed by someone else", StaffClient.ById(staleHtml, "act-error"), StringComparison.Ordinal);
         Assert.Contains("Moved to room 12", staleHtml, StringComparison.Ordinal); // the chart as it is now
         Assert.Equal("booked", await StatusAsync());
         // Version 0 would be If-Match *, held to no version: refused, nothing changed.
-        var (any, _) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "0" }, cancel);
+        var (any, _) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", Cancelling("0"), cancel);
         Assert.Equal(HttpStatusCode.BadRequest, any.StatusCode);
         Assert.Equal("booked", await StatusAsync());
 
-        var (done, doneHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "2" }, cancel);
+        var (done, doneHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", Cancelling("2"), cancel);
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
         Assert.Equal("cancelled", await StatusAsync());
         var (_, after) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
@@ -483,6 +483,8 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.DoesNotContain($"id=\"cancel-{_ids["appt"]}\"", after, StringComparison.Ordinal); // nothing left to cancel
         var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
         Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment");
+
+        Dictionary<string, string> Cancelling(string version) => new() { ["Appointment"] = _ids["appt"], ["Version"] = version, ["CancelReason"] = "prov-pers" };
 
         async Task<string?> StatusAsync()
         {
@@ -509,7 +511,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var (forged, forgedHtml) = await BookAsync(staff, Booking(ParisDate(2)));
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
         Assert.Equal("Your role does not book appointments.", StaffClient.ById(forgedHtml, "act-error"));
-        var (cancel, cancelHtml) = await staff.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" },
+        var (cancel, cancelHtml) = await staff.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1", ["CancelReason"] = "pat" },
             $"/patients/{_ids["mine"]}?handler=cancel");
         Assert.True(cancel.StatusCode == HttpStatusCode.Forbidden, cancel.StatusCode + cancelHtml);
         Assert.Contains("The appointment was not cancelled.", StaffClient.ById(cancelHtml, "act-error"), StringComparison.Ordinal);
@@ -594,6 +596,57 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Equal([_ids["appt"]], Appointments(after));
         Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "cardio.desk@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_cancel_records_its_reason_in_the_appointment_and_the_chart_shows_it()
+    {
+        using var desk = await ServiceDeskAsync();
+        var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains($"id=\"cancel-reason-{_ids["appt"]}\"", chart, StringComparison.Ordinal);
+        var (done, doneHtml) = await desk.SubmitAsync($"/patients/{_ids["mine"]}",
+            new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1", ["CancelReason"] = "pat-fb", ["CancelComment"] = "Rappelée le 12, va mieux" },
+            $"/patients/{_ids["mine"]}?handler=cancel");
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
+
+        var op = AccessContext.Operator(_tenant, "test");
+        var read = await _server.Store.Records.ReadAsync(op, "Appointment", _ids["appt"], CancellationToken.None);
+        Assert.Equal(2, read.Version);
+        using var json = System.Text.Json.JsonDocument.Parse(read.Json!);
+        Assert.Equal("cancelled", json.RootElement.GetProperty("status").GetString());
+        var reason = json.RootElement.GetProperty("cancelationReason");
+        var coding = Assert.Single(reason.GetProperty("coding").EnumerateArray());
+        Assert.Equal("http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", coding.GetProperty("system").GetString());
+        Assert.Equal("pat-fb", coding.GetProperty("code").GetString());
+        Assert.Equal("Patient: Feeling Better", coding.GetProperty("display").GetString());
+        Assert.Equal("Patient: Feeling Better — Rappelée le 12, va mieux", reason.GetProperty("text").GetString());
+
+        var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        var row = System.Text.RegularExpressions.Regex.Match(after, $"<tr data-ref=\"Appointment/{_ids["appt"]}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
+        Assert.Contains("<td>cancelled (Patient: Feeling Better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null, null, "Choose the reason in the list.")]
+    [InlineData("", "Plus besoin", "Choose the reason in the list.")]
+    [InlineData("pat-swl", null, "Choose the reason in the list.")] // a code of the system, not of the list offered
+    [InlineData("<script>", null, "Choose the reason in the list.")]
+    [InlineData("pat", "long", "The comment is at most 200 characters.")]
+    [InlineData("pat", "Rappel\u202Eeésinnaé", "invisible characters")]
+    public async Task A_cancel_without_a_reason_from_the_list_is_refused_and_changes_nothing(string? reason, string? comment, string said)
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var fields = new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" };
+        if (reason is not null) fields["CancelReason"] = reason;
+        if (comment is not null) fields["CancelComment"] = comment == "long" ? new string('a', 201) : comment;
+        var (refused, html) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", fields, $"/patients/{_ids["mine"]}?handler=cancel");
+        Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
+        Assert.Contains(said, StaffClient.ById(html, "act-error"), StringComparison.Ordinal);
+        Assert.Contains($"id=\"cancel-{_ids["appt"]}\"", html, StringComparison.Ordinal); // still there to cancel
+
+        var read = await _server.Store.Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Appointment", _ids["appt"], CancellationToken.None);
+        Assert.Equal(1, read.Version);
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update), e => e.Outcome == AuditOutcome.Success);
     }
 }
 

@@ -14,7 +14,7 @@ namespace Vauban.Web.Pages.Patients;
 /// the page. A refusal is the service's: 403 with the way to break the glass when the role may, 404 when the patient is not
 /// to be revealed or does not exist, 423 for an account the guard has contained.
 /// The chart's one act so far: booking an appointment for the patient with a practitioner of the establishment (the front desk
-/// books for physicians; a practitioner finds themselves chosen), and cancelling one still to come, by a role the
+/// books for physicians; a practitioner finds themselves chosen), and cancelling one still to come with the reason, by a role the
 /// policy lets create (update) appointments — written through the records service like a FHIR create or update, so the same
 /// policy, guard and audit decide; an act done answers by a redirect to the chart (Post/Redirect/Get), which says what was done once.
 /// </summary>
@@ -42,6 +42,8 @@ public sealed class ChartModel : StaffPage
     // A cancel: the appointment and the version the chart showed.
     [BindProperty] public string? Appointment { get; set; }
     [BindProperty] public string? Version { get; set; }
+    [BindProperty] public string? CancelReason { get; set; }
+    [BindProperty] public string? CancelComment { get; set; }
 
     /// <summary>Why the act asked for (a booking, a cancel) was refused: nothing was written.</summary>
     public string? ActError { get; private set; }
@@ -104,9 +106,11 @@ public sealed class ChartModel : StaffPage
         {
             return await ShowAsync(400, "Choose the appointment to cancel in the list.");
         }
+        var (reason, problem) = AppointmentBooking.ReadCancellation(CancelReason, CancelComment);
+        if (reason is null) return await ShowAsync(400, problem);
         var read = await Store.Records.ReadAsync(access, "Appointment", id, HttpContext.RequestAborted);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.");
-        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id);
+        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id, reason);
         if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");
         // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rules here,
         // not only by the buttons it shows: booked and still to come.
