@@ -15,6 +15,10 @@ internal static class Assets
         label.inline { display: inline; margin: 0 0 0 .35rem; font-weight: normal; }
         main.wide { max-width: 64rem; }
         input[type=text], input[type=email], input[type=password], input[type=date] { width: 100%; padding: .55rem .65rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
+        select { width: 100%; padding: .5rem .6rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; background: #fff; }
+        form.cancel label { margin: 0 0 .15rem; font-weight: normal; font-size: .85rem; color: var(--muted); }
+        form.cancel select, form.cancel input { min-width: 12rem; margin-bottom: .35rem; }
+        form.cancel button { margin-top: .25rem; }
         button, .button { display: inline-block; margin-top: 1.25rem; padding: .55rem 1.1rem; border: 0; border-radius: 6px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; text-decoration: none; }
         button.secondary { background: #fff; color: var(--accent); border: 1px solid var(--accent); }
         .error { color: var(--bad); margin: 1rem 0 0; }

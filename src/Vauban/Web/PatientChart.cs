@@ -125,7 +125,9 @@ public sealed class PatientChart
         return type switch
         {
             "Appointment" => new ChartRow(When(r, "start") ?? Moment.None, Text(r, "description") ?? Concepts(r, "serviceType") ?? Concepts(r, "specialty") ?? "Appointment",
-                Join(Array(r, "participant").Select(p => p.TryGetProperty("actor", out var actor) && !IsPatient(actor) ? ReferenceName(actor, names) : null)), status, reference),
+                Join(Array(r, "participant").Select(p => p.TryGetProperty("actor", out var actor) && !IsPatient(actor) ? ReferenceName(actor, names) : null)),
+                // A cancelled appointment says why beside its status: the desk that calls the patient back needs it.
+                status == "cancelled" && Concept(r, "cancelationReason") is { } why ? $"{status} ({why})" : status, reference),
             "Encounter" => new ChartRow(When(r, "period", "start") ?? Moment.None, Concepts(r, "type") ?? Coding(r, "class") ?? "Encounter",
                 Join(Array(r, "participant").Select(p => p.TryGetProperty("individual", out var who) ? ReferenceName(who, names) : null)), status, reference),
             "MedicationRequest" => new ChartRow(When(r, "authoredOn") ?? Moment.None, Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",

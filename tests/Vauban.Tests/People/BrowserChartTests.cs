@@ -1,6 +1,6 @@
 // The clinician's daily path in a real headless Chromium: sign in with password and authenticator code, find a patient
 // from the home page, open the chart and read a result, an appointment and a prescription; then a patient outside her
-// care, refused with the way to break the glass, opened after it.
+// care, refused with the way to break the glass, opened after it; and an appointment booked from the chart, cancelled with its reason.
 using System.Globalization;
 using Microsoft.Playwright;
 using Vauban.Access;
@@ -87,7 +87,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_physician_books_an_appointment_from_the_chart_and_cancels_it()
+    public async Task A_physician_books_an_appointment_from_the_chart_and_cancels_it_saying_why()
     {
         var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
         await page.GotoAsync(_base + "/");
@@ -102,17 +102,26 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await page.FillAsync("#time", "09:15");
         await page.FillAsync("#minutes", "45");
         await page.FillAsync("#reason", "Consultation de contrôle");
+        // With her, as her practitioner record, unless she chooses a colleague in the list.
+        Assert.Equal("LEMAIRE Claire", (await page.Locator("#practitioner option:checked").TextContentAsync())?.Trim());
+        Assert.Equal(2, await page.Locator("#practitioner option[value]:not([value=''])").CountAsync());
         await page.ClickAsync("#book");
         await page.WaitForSelectorAsync("#done");
-        Assert.Equal($"Booked {date} 09:15 (45 minutes).", (await page.TextContentAsync("#done"))?.Trim());
+        Assert.Equal($"Booked {date} 09:15 (45 minutes) with LEMAIRE Claire.", (await page.TextContentAsync("#done"))?.Trim());
         Assert.Equal($"{_base}/patients/{_mine}", page.Url); // back on the chart by GET: a refresh books nothing again
         var row = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
         Assert.Contains($"{date} 09:15", await row.TextContentAsync(), StringComparison.Ordinal);
 
+        // The reason is asked for: the browser does not send the cancel without it.
+        await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
+        Assert.False(await row.Locator("select").EvaluateAsync<bool>("s => s.checkValidity()"));
+        Assert.StartsWith("Booked", (await page.TextContentAsync("#done"))?.Trim(), StringComparison.Ordinal); // still the page as it was
+        await row.Locator("select").SelectOptionAsync(new SelectOptionValue { Label = "The practitioner is at a meeting or training" });
+        await row.Locator("input[name=CancelComment]").FillAsync("Congrès à Lyon");
         await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
         await page.WaitForSelectorAsync("#done >> text=Cancelled");
         var cancelled = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
-        Assert.Contains("cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("cancelled (Provider: Edu/Meeting — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 }

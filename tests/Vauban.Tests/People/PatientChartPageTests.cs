@@ -369,6 +369,15 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     private Task<(HttpResponseMessage Response, string Html)> BookAsync(StaffClient staff, Dictionary<string, string> fields, string? formPage = null) =>
         staff.SubmitAsync(formPage ?? $"/patients/{_ids["mine"]}", fields, $"/patients/{_ids["mine"]}?handler=book");
 
+    /// <summary>The practitioner the booking form has chosen, if any.</summary>
+    private static string? SelectedPractitioner(string html)
+    {
+        var start = html.IndexOf("id=\"practitioner\"", StringComparison.Ordinal);
+        if (start < 0) return null;
+        var list = html[start..html.IndexOf("</select>", start, StringComparison.Ordinal)];
+        return System.Text.RegularExpressions.Regex.Match(list, "<option value=\"([^\"]+)\" selected=\"selected\">") is { Success: true } m ? m.Groups[1].Value : null;
+    }
+
     private static List<string> Appointments(string html) =>
         System.Text.RegularExpressions.Regex.Matches(html, "data-ref=\"Appointment/([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
 
@@ -378,6 +387,9 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         using var doctor = await SignedInAsync("dr.auber@chu.example");
         var (_, before) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
+        // With her, unless she chooses another practitioner of the establishment.
+        Assert.Equal(_ids["drA"], SelectedPractitioner(before));
+        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire</option>", before, StringComparison.Ordinal);
         var date = ParisDate(3);
         var (booked, bookedHtml) = await BookAsync(doctor, Booking(date));
         Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
@@ -385,7 +397,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
 
         var (chart, page) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
-        Assert.Equal($"Booked {date} 10:30 (30 minutes).", StaffClient.ById(page, "done"));
+        Assert.Equal($"Booked {date} 10:30 (30 minutes) with AUBER Claire.", StaffClient.ById(page, "done"));
         Assert.Contains("Suivi de la kaliémie", page, StringComparison.Ordinal);
         var created = Assert.Single(Appointments(page), id => id != _ids["appt"]);
         var (_, again) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
@@ -453,17 +465,17 @@ public abstract class PatientChartPageTests : IAsyncLifetime
             Assert.Equal(Vauban.Records.RecordStatus.Ok, (await _server.Store.Records.UpdateAsync(op, "Appointment", _ids["appt"], body.RootElement, 1, CancellationToken.None)).Status);
         }
         var cancel = $"/patients/{_ids["mine"]}?handler=cancel";
-        var (stale, staleHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" }, cancel);
+        var (stale, staleHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", Cancelling("1"), cancel);
         Assert.True(stale.StatusCode == HttpStatusCode.PreconditionFailed, stale.StatusCode + staleHtml);
         Assert.Contains("changed by someone else", StaffClient.ById(staleHtml, "act-error"), StringComparison.Ordinal);
         Assert.Contains("Moved to room 12", staleHtml, StringComparison.Ordinal); // the chart as it is now
         Assert.Equal("booked", await StatusAsync());
         // Version 0 would be If-Match *, held to no version: refused, nothing changed.
-        var (any, _) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "0" }, cancel);
+        var (any, _) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", Cancelling("0"), cancel);
         Assert.Equal(HttpStatusCode.BadRequest, any.StatusCode);
         Assert.Equal("booked", await StatusAsync());
 
-        var (done, doneHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "2" }, cancel);
+        var (done, doneHtml) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", Cancelling("2"), cancel);
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
         Assert.Equal("cancelled", await StatusAsync());
         var (_, after) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
@@ -471,6 +483,8 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.DoesNotContain($"id=\"cancel-{_ids["appt"]}\"", after, StringComparison.Ordinal); // nothing left to cancel
         var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
         Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment");
+
+        Dictionary<string, string> Cancelling(string version) => new() { ["Appointment"] = _ids["appt"], ["Version"] = version, ["CancelReason"] = "prov-pers" };
 
         async Task<string?> StatusAsync()
         {
@@ -497,7 +511,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var (forged, forgedHtml) = await BookAsync(staff, Booking(ParisDate(2)));
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
         Assert.Equal("Your role does not book appointments.", StaffClient.ById(forgedHtml, "act-error"));
-        var (cancel, cancelHtml) = await staff.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" },
+        var (cancel, cancelHtml) = await staff.SubmitAsync($"/patients/{_ids["mine"]}", new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1", ["CancelReason"] = "pat" },
             $"/patients/{_ids["mine"]}?handler=cancel");
         Assert.True(cancel.StatusCode == HttpStatusCode.Forbidden, cancel.StatusCode + cancelHtml);
         Assert.Contains("The appointment was not cancelled.", StaffClient.ById(cancelHtml, "act-error"), StringComparison.Ordinal);
@@ -509,6 +523,130 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
         Assert.Contains(refusals, e => e.Action == AuditAction.Update && e.Outcome != AuditOutcome.Success);
         Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
+    }
+
+    /// <summary>The front desk of a service: a secretary whose account names the service's Organization, and an encounter of that
+    /// service with the patient — the care relationship through which the secretary sees the patient's appointments (ADR 0006).</summary>
+    private async Task<StaffClient> ServiceDeskAsync()
+    {
+        var service = await _server.CreateAsOperatorAsync(_tenant, """{"resourceType":"Organization","name":"Cardiologie"}""");
+        await _server.CreateAsOperatorAsync(_tenant, Samples.Encounter(_ids["mine"], _ids["drA"], Day(-4), service));
+        var link = await _server.Store.Accounts.AddAsync(_tenant, "cardio.desk@chu.example", StaffRole.Secretary, null, service, "Cardiology desk", CancellationToken.None);
+        using (var browser = new StaffClient(_server.BaseAddress)) (_secrets["cardio.desk@chu.example"], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        return await SignedInAsync("cardio.desk@chu.example");
+    }
+
+    [Fact]
+    public async Task A_secretary_books_an_appointment_with_a_physician_chosen_in_the_list()
+    {
+        using var desk = await ServiceDeskAsync();
+        var (_, before) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
+        Assert.Null(SelectedPractitioner(before)); // the desk acts as no practitioner: it chooses
+        Assert.Contains($"<option value=\"{_ids["drA"]}\">AUBER Claire</option>", before, StringComparison.Ordinal);
+        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire</option>", before, StringComparison.Ordinal);
+
+        // Without a choice, nothing is booked.
+        var (unchosen, unchosenHtml) = await BookAsync(desk, Booking(ParisDate(4)));
+        Assert.True(unchosen.StatusCode == HttpStatusCode.BadRequest, unchosen.StatusCode + unchosenHtml);
+        Assert.Equal("Choose the practitioner the appointment is with in the list.", StaffClient.ById(unchosenHtml, "act-error"));
+
+        var date = ParisDate(4);
+        var fields = Booking(date, "14:00", "20", "Consultation de cardiologie");
+        fields["Practitioner"] = _ids["drB"];
+        var (booked, bookedHtml) = await BookAsync(desk, fields);
+        Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
+        var (_, page) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal($"Booked {date} 14:00 (20 minutes) with BERTHIER Claire.", StaffClient.ById(page, "done"));
+        var created = Assert.Single(Appointments(page), id => id != _ids["appt"]);
+
+        // The appointment is the physician's and the patient's; the secretary who booked it is its author, in the audit trail.
+        var op = AccessContext.Operator(_tenant, "test");
+        var read = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+        using var json = System.Text.Json.JsonDocument.Parse(read.Json!);
+        var actors = json.RootElement.GetProperty("participant").EnumerateArray().Select(p => p.GetProperty("actor").GetProperty("reference").GetString()).ToList();
+        Assert.Equal(["Patient/" + _ids["mine"], "Practitioner/" + _ids["drB"]], actors);
+        var creates = await _server.AuditEntriesOfAsync(_tenant, "cardio.desk@chu.example", AuditAction.Create);
+        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment" && e.Detail.Patient == _ids["mine"]);
+    }
+
+    [Fact]
+    public async Task A_booking_with_a_practitioner_not_in_the_list_is_refused_and_books_nothing()
+    {
+        var elsewhere = await _server.Store.Tenants.AddAsync("chu-elsewhere", CancellationToken.None);
+        var foreign = await _server.CreateAsOperatorAsync(elsewhere, Samples.Practitioner(family: "Ailleurs", rpps: "10001234570"));
+        var gone = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Parti", rpps: "10001234571"));
+        var op = AccessContext.Operator(_tenant, "test");
+        Assert.True((await _server.Store.Records.DeleteAsync(op, "Practitioner", gone, null, CancellationToken.None)).Status is Vauban.Records.RecordStatus.Ok or Vauban.Records.RecordStatus.NoContent);
+        var retired = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Retraité", rpps: "10001234572").Replace("\"resourceType\": \"Practitioner\",", "\"resourceType\": \"Practitioner\", \"active\": false,", StringComparison.Ordinal));
+        using var desk = await ServiceDeskAsync();
+        var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        foreach (var listed in new[] { foreign, gone, retired }) Assert.DoesNotContain($"<option value=\"{listed}\"", chart, StringComparison.Ordinal);
+
+        // Another establishment's practitioner, a deleted one, an inactive one, a patient's id, an id no record has, no id at all.
+        foreach (var forged in new[] { foreign, gone, retired, _ids["other"], "no-such-practitioner", "../Patient/" + _ids["mine"] })
+        {
+            var fields = Booking(ParisDate(5));
+            fields["Practitioner"] = forged;
+            var (refused, html) = await BookAsync(desk, fields);
+            Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, forged + ": " + refused.StatusCode + html);
+            Assert.Equal("Choose the practitioner the appointment is with in the list.", StaffClient.ById(html, "act-error"));
+        }
+        var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal([_ids["appt"]], Appointments(after));
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "cardio.desk@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_cancel_records_its_reason_in_the_appointment_and_the_chart_shows_it()
+    {
+        using var desk = await ServiceDeskAsync();
+        var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains($"id=\"cancel-reason-{_ids["appt"]}\"", chart, StringComparison.Ordinal);
+        var (done, doneHtml) = await desk.SubmitAsync($"/patients/{_ids["mine"]}",
+            new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1", ["CancelReason"] = "pat-fb", ["CancelComment"] = "Rappelée le 12, va mieux" },
+            $"/patients/{_ids["mine"]}?handler=cancel");
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
+
+        var op = AccessContext.Operator(_tenant, "test");
+        var read = await _server.Store.Records.ReadAsync(op, "Appointment", _ids["appt"], CancellationToken.None);
+        Assert.Equal(2, read.Version);
+        using var json = System.Text.Json.JsonDocument.Parse(read.Json!);
+        Assert.Equal("cancelled", json.RootElement.GetProperty("status").GetString());
+        var reason = json.RootElement.GetProperty("cancelationReason");
+        var coding = Assert.Single(reason.GetProperty("coding").EnumerateArray());
+        Assert.Equal("http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", coding.GetProperty("system").GetString());
+        Assert.Equal("pat-fb", coding.GetProperty("code").GetString());
+        Assert.Equal("Patient: Feeling Better", coding.GetProperty("display").GetString());
+        Assert.Equal("Patient: Feeling Better — Rappelée le 12, va mieux", reason.GetProperty("text").GetString());
+
+        var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        var row = System.Text.RegularExpressions.Regex.Match(after, $"<tr data-ref=\"Appointment/{_ids["appt"]}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
+        Assert.Contains("<td>cancelled (Patient: Feeling Better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null, null, "Choose the reason in the list.")]
+    [InlineData("", "Plus besoin", "Choose the reason in the list.")]
+    [InlineData("pat-swl", null, "Choose the reason in the list.")] // a code of the system, not of the list offered
+    [InlineData("<script>", null, "Choose the reason in the list.")]
+    [InlineData("pat", "long", "The comment is at most 200 characters.")]
+    [InlineData("pat", "Rappel\u202Eeésinnaé", "invisible characters")]
+    public async Task A_cancel_without_a_reason_from_the_list_is_refused_and_changes_nothing(string? reason, string? comment, string said)
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var fields = new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1" };
+        if (reason is not null) fields["CancelReason"] = reason;
+        if (comment is not null) fields["CancelComment"] = comment == "long" ? new string('a', 201) : comment;
+        var (refused, html) = await doctor.SubmitAsync($"/patients/{_ids["mine"]}", fields, $"/patients/{_ids["mine"]}?handler=cancel");
+        Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
+        Assert.Contains(said, StaffClient.ById(html, "act-error"), StringComparison.Ordinal);
+        Assert.Contains($"id=\"cancel-{_ids["appt"]}\"", html, StringComparison.Ordinal); // still there to cancel
+
+        var read = await _server.Store.Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Appointment", _ids["appt"], CancellationToken.None);
+        Assert.Equal(1, read.Version);
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update), e => e.Outcome == AuditOutcome.Success);
     }
 }
 

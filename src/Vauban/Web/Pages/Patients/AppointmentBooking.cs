@@ -1,10 +1,12 @@
-// The chart's "Book an appointment" form read into a FHIR R4 Appointment, and a booked appointment turned cancelled. Only
-// the form's rules live here (a time in Paris that is still to come, a bounded duration, a plain short reason); whether the
-// person may book for this patient, and the write itself, are the records service's (policy, guard, audit).
+// The chart's "Book an appointment" form read into a FHIR R4 Appointment, and a booked appointment turned cancelled with
+// the reason chosen. Only the forms' rules live here (a time in Paris that is still to come, a bounded duration, a plain short
+// reason, a cancellation reason from the list); whether the person may book or cancel for this patient, and the write itself,
+// are the records service's (policy, guard, audit).
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Vauban.Access;
+using Vauban.Fhir;
 
 namespace Vauban.Web.Pages.Patients;
 
@@ -78,10 +80,32 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     /// <summary>Statuses an appointment can still be cancelled from (FHIR R4 appointmentstatus).</summary>
     public static bool IsCancellable(string? status) => status is "booked" or "pending" or "proposed";
 
-    /// <summary>The appointment as read, with status cancelled, when it is <paramref name="patientId"/>'s (one of its participants
-    /// is the patient) — a cancel posted from one chart does not reach another patient's appointment; else null.</summary>
+    public const int MaximumCommentLength = 200;
+
+    /// <summary>The cancellation reason the cancel form's fields describe (a code from <see cref="KnownCancellationReasons"/> and
+    /// an optional comment) as Appointment.cancelationReason, or the problem to show (nothing is written then). The comment
+    /// qualifies the coded reason: the concept's text is the official display, with the comment after it.</summary>
+    public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment)
+    {
+        if (KnownCancellationReasons.Find(code?.Trim()) is not { } reason) return (null, "Choose the reason in the list.");
+        var said = string.IsNullOrWhiteSpace(comment) ? null : comment.Trim();
+        if (said is { Length: > MaximumCommentLength }) return (null, $"The comment is at most {MaximumCommentLength} characters.");
+        if (said is not null && StatedText.HasHiddenCharacters(said))
+        {
+            return (null, "The comment holds control or invisible characters (zero-width, direction overrides): type it plainly.");
+        }
+        return (new JsonObject
+        {
+            ["coding"] = new JsonArray(new JsonObject { ["system"] = KnownCancellationReasons.System, ["code"] = reason.Code, ["display"] = reason.Display }),
+            ["text"] = said is null ? reason.Display : reason.Display + " — " + said,
+        }, null);
+    }
+
+    /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when it is
+    /// <paramref name="patientId"/>'s (one of its participants is the patient) — a cancel posted from one chart does not reach
+    /// another patient's appointment; else null.</summary>
     /// <returns>Also its status and start as read, for the page to refuse what is no longer to be cancelled.</returns>
-    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string patientId)
+    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string patientId, JsonObject reason)
     {
         if (JsonNode.Parse(json) is not JsonObject appointment) return (null, null, null);
         var ofPatient = appointment["participant"] is JsonArray participants
@@ -91,6 +115,7 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         DateTimeOffset? start = appointment["start"] is JsonValue v && v.TryGetValue<string>(out var instant)
             && DateTimeOffset.TryParse(instant, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var at) ? at : null;
         appointment["status"] = "cancelled";
+        appointment["cancelationReason"] = reason.DeepClone();
         return (JsonSerializer.SerializeToElement(appointment), status, start);
     }
 }

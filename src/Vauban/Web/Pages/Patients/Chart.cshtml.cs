@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using System.Text.Json;
 using Vauban.Access;
+using Vauban.Fhir;
 using Vauban.Records;
 
 namespace Vauban.Web.Pages.Patients;
@@ -12,9 +13,10 @@ namespace Vauban.Web.Pages.Patients;
 /// policy (the role's types, the care relationship or a break-the-glass grant), the guard and the audit before it reaches
 /// the page. A refusal is the service's: 403 with the way to break the glass when the role may, 404 when the patient is not
 /// to be revealed or does not exist, 423 for an account the guard has contained.
-/// The chart's one act so far: booking an appointment for the patient, and cancelling one still to come, by a role the policy
-/// lets create (update) appointments — written through the records service like a FHIR create or update, so the same policy,
-/// guard and audit decide; an act done answers by a redirect to the chart (Post/Redirect/Get), which says what was done once.
+/// The chart's one act so far: booking an appointment for the patient with a practitioner of the establishment (the front desk
+/// books for physicians; a practitioner finds themselves chosen), and cancelling one still to come with the reason, by a role the
+/// policy lets create (update) appointments — written through the records service like a FHIR create or update, so the same
+/// policy, guard and audit decide; an act done answers by a redirect to the chart (Post/Redirect/Get), which says what was done once.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class ChartModel : StaffPage
@@ -35,19 +37,25 @@ public sealed class ChartModel : StaffPage
     [BindProperty] public string? Time { get; set; }
     [BindProperty] public string? Minutes { get; set; }
     [BindProperty] public string? Reason { get; set; }
+    [BindProperty] public string? Practitioner { get; set; }
 
     // A cancel: the appointment and the version the chart showed.
     [BindProperty] public string? Appointment { get; set; }
     [BindProperty] public string? Version { get; set; }
+    [BindProperty] public string? CancelReason { get; set; }
+    [BindProperty] public string? CancelComment { get; set; }
 
     /// <summary>Why the act asked for (a booking, a cancel) was refused: nothing was written.</summary>
     public string? ActError { get; private set; }
 
-    /// <summary>The role may book (create Appointment) and acts as a practitioner to book with: the form is shown.</summary>
+    /// <summary>The role may book (create Appointment): the form is shown.</summary>
     public bool MayBook { get; private set; }
 
-    /// <summary>The role may create appointments, but the account acts as no practitioner (the form says so).</summary>
-    public bool MayBookWithoutPractitioner { get; private set; }
+    /// <summary>The establishment's practitioners the booking form offers (id, name), by name; read through the records service.</summary>
+    public IReadOnlyList<(string Id, string Name)> Practitioners { get; private set; } = [];
+
+    /// <summary>The practitioner the form has chosen: the one posted (a refused booking shown again), else the person's own.</summary>
+    public string? ChosenPractitioner { get; private set; }
 
     public bool MayCancel { get; private set; }
 
@@ -69,14 +77,24 @@ public sealed class ChartModel : StaffPage
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
         var now = UtcNow;
-        if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: an appointment is booked with one.");
+        // A post without the field (a form from before the choice) books with the person, as it did; the front desk chooses.
+        var practitioner = string.IsNullOrWhiteSpace(Practitioner) ? access.Principal.Practitioner : Practitioner.Trim();
+        if (!IdRules.IsValid(practitioner)) return await ShowAsync(400, ChoosePractitioner);
         var (booking, problem) = AppointmentBooking.Read(Date, Time, Minutes, Reason, "Practitioner/" + practitioner, now);
         if (booking is null) return await ShowAsync(400, problem);
+        // The page's rule, not only its list: a practitioner of this establishment, not deleted, still active (read through the
+        // records service, as the list was, so the establishment is the signed-in person's).
+        var chosen = await Store.Records.ReadAsync(access, KnownResourceTypes.Practitioner, practitioner!, HttpContext.RequestAborted);
+        if (chosen.Status is RecordStatus.NotFound or RecordStatus.Gone || (chosen.Status == RecordStatus.Ok && !IsActive(chosen.Json!)))
+        {
+            return await ShowAsync(400, ChoosePractitioner);
+        }
+        if (chosen.Status != RecordStatus.Ok) return await RefusedAsync(chosen, "The appointment was not booked.");
         // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
         var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created)
         {
-            return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes).");
+            return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes) with {NameOf(chosen.Json!)}.");
         }
         if (result.Status == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
         {
@@ -94,9 +112,11 @@ public sealed class ChartModel : StaffPage
         {
             return await ShowAsync(400, "Choose the appointment to cancel in the list.");
         }
+        var (reason, problem) = AppointmentBooking.ReadCancellation(CancelReason, CancelComment);
+        if (reason is null) return await ShowAsync(400, problem);
         var read = await Store.Records.ReadAsync(access, "Appointment", id, HttpContext.RequestAborted);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.");
-        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id);
+        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id, reason);
         if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");
         // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rules here,
         // not only by the buttons it shows: booked and still to come.
@@ -112,6 +132,40 @@ public sealed class ChartModel : StaffPage
         if (result.Status == RecordStatus.Ok) return Acted($"Cancelled the appointment of {Describe(read.Json!)}.");
         return await RefusedAsync(result, "The appointment was not cancelled.");
     }
+
+    private const string ChoosePractitioner = "Choose the practitioner the appointment is with in the list.";
+
+    /// <summary>A practitioner's name as the chart writes it ("FAMILY Given").</summary>
+    private static string NameOf(byte[] practitioner)
+    {
+        using var document = JsonDocument.Parse(practitioner);
+        return PatientChart.HumanName(document.RootElement) ?? "(no name)";
+    }
+
+    /// <summary>A Practitioner not marked inactive (FHIR: active absent means active).</summary>
+    private static bool IsActive(byte[] json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return !(document.RootElement.TryGetProperty("active", out var active) && active.ValueKind == JsonValueKind.False);
+    }
+
+    /// <summary>The establishment's active practitioners, by name, for the booking form: a directory search through the records
+    /// service (authorized and audited like any other). One page of at most <see cref="PractitionerListSize"/>.</summary>
+    private async Task<IReadOnlyList<(string Id, string Name)>> PractitionersAsync(AccessContext access)
+    {
+        var page = await Store.Records.SearchAsync(access, KnownResourceTypes.Practitioner,
+            [new("_count", PractitionerListSize.ToString(System.Globalization.CultureInfo.InvariantCulture))], null, lenient: false, HttpContext.RequestAborted);
+        if (page.Status != RecordStatus.Ok) return [];
+        var list = new List<(string Id, string Name)>();
+        foreach (var entry in page.Entries)
+        {
+            if (entry.Type != KnownResourceTypes.Practitioner || entry.Json is not { } json || entry.Deleted || !IsActive(json)) continue;
+            list.Add((entry.Id, NameOf(json)));
+        }
+        return list.OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ThenBy(p => p.Id, StringComparer.Ordinal).ToList();
+    }
+
+    private const int PractitionerListSize = 500;
 
     private static string Describe(byte[] json)
     {
@@ -158,8 +212,12 @@ public sealed class ChartModel : StaffPage
                 Readable = PatientChart.Kinds.Select(k => k.Type).Where(type => Store.Policy.Authorize(access, Interaction.Read, type).Allowed).ToHashSet(StringComparer.Ordinal);
                 Truncated = page.NextPage is not null;
                 var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed;
-                MayBook = mayCreate && access.Principal.Practitioner is not null;
-                MayBookWithoutPractitioner = mayCreate && access.Principal.Practitioner is null;
+                MayBook = mayCreate;
+                if (MayBook)
+                {
+                    Practitioners = await PractitionersAsync(access);
+                    ChosenPractitioner = string.IsNullOrWhiteSpace(Practitioner) ? access.Principal.Practitioner : Practitioner.Trim();
+                }
                 MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
                 MayRecordVitals = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed;
                 MayPrescribe = Store.Policy.Authorize(access, Interaction.Create, "MedicationRequest").Allowed;
