@@ -89,6 +89,20 @@ public sealed partial class StaffClient : IDisposable
 
     /// <summary>A person enrolled with TOTP, signed in with password and code (both steps must redirect as a sign-in does); the
     /// clock then moves to the next time step, since a code is accepted once.</summary>
+    /// <summary>A new staff account of <paramref name="tenant"/>, enrolled through its link with <paramref name="password"/> and an
+    /// authenticator; returns the authenticator's key. The clock moves 30 s on, so that the next code asked is a new one.</summary>
+    public static async Task<string> EnrolledAsync(VaubanServer server, Tenant tenant, string email, StaffRole role, string? practitioner, string password,
+        ManualTime time, string? service = null)
+    {
+        ArgumentNullException.ThrowIfNull(server);
+        ArgumentNullException.ThrowIfNull(time);
+        var link = await server.Store.Accounts.AddAsync(tenant, email, role, practitioner, service, "Staff " + email[..4], CancellationToken.None);
+        using var browser = new StaffClient(server.BaseAddress);
+        var (secret, _) = await browser.EnrolWithTotpAsync(link.Token, password, time);
+        time.Advance(TimeSpan.FromSeconds(30));
+        return secret;
+    }
+
     public static async Task<StaffClient> SignedInAsync(Uri baseAddress, string establishment, string email, string password, string secret, ManualTime time)
     {
         var staff = new StaffClient(baseAddress);

@@ -23,9 +23,7 @@ public sealed class BrowserVitalsTests : IAsyncLifetime
         var nurse = await _server.CreateAsOperatorAsync(tenant, Samples.Practitioner(family: "Perrin"));
         _patient = await _server.CreateAsOperatorAsync(tenant, Samples.Patient(family: "Morel", given: "Anne", nir: Samples.ValidNir("2650544109001")));
         await _server.CreateAsOperatorAsync(tenant, Samples.Encounter(_patient, nurse, _time.GetUtcNow().AddHours(-5).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
-        var link = await _server.Store.Accounts.AddAsync(tenant, "perrin@chu.example", StaffRole.Nurse, nurse, null, "Perrin", CancellationToken.None);
-        using (var enrol = new StaffClient(_server.BaseAddress)) (_secret, _) = await enrol.EnrolWithTotpAsync(link.Token, Password, _time);
-        _time.Advance(TimeSpan.FromSeconds(30));
+        _secret = await StaffClient.EnrolledAsync(_server, tenant, "perrin@chu.example", StaffRole.Nurse, nurse, Password, _time);
         _base = $"http://localhost:{_server.BaseAddress.Port}";
         _chromium = await BrowserPages.LaunchAsync();
     }

@@ -52,13 +52,8 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         await EnrolAsync("officer@chu.example", StaffRole.SecurityOfficer, null);
     }
 
-    private async Task EnrolAsync(string email, StaffRole role, string? practitioner)
-    {
-        var link = await _server.Store.Accounts.AddAsync(_tenant, email, role, practitioner, null, "Staff " + email[..4], CancellationToken.None);
-        using var browser = new StaffClient(_server.BaseAddress);
-        (_secrets[email], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
-        _time.Advance(TimeSpan.FromSeconds(30));
-    }
+    private async Task EnrolAsync(string email, StaffRole role, string? practitioner) =>
+        _secrets[email] = await StaffClient.EnrolledAsync(_server, _tenant, email, role, practitioner, Password, _time);
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -531,9 +526,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     {
         var service = await _server.CreateAsOperatorAsync(_tenant, """{"resourceType":"Organization","name":"Cardiologie"}""");
         await _server.CreateAsOperatorAsync(_tenant, Samples.Encounter(_ids["mine"], _ids["drA"], Day(-4), service));
-        var link = await _server.Store.Accounts.AddAsync(_tenant, "cardio.desk@chu.example", StaffRole.Secretary, null, service, "Cardiology desk", CancellationToken.None);
-        using (var browser = new StaffClient(_server.BaseAddress)) (_secrets["cardio.desk@chu.example"], _) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
-        _time.Advance(TimeSpan.FromSeconds(30));
+        _secrets["cardio.desk@chu.example"] = await StaffClient.EnrolledAsync(_server, _tenant, "cardio.desk@chu.example", StaffRole.Secretary, null, Password, _time, service);
         return await SignedInAsync("cardio.desk@chu.example");
     }
 
