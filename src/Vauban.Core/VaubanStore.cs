@@ -37,7 +37,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
-        Policy = new AccessPolicy(database, options.Access, options.Time);
+        Policy = new AccessPolicy(database, keys, options.Access, options.Time);
         AuditLog = new AuditLog(database, keys, Audit, options.Time);
         Clients = new ApiClients(database, Tenants, Audit, Throttle, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);

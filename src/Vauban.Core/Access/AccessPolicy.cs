@@ -33,6 +33,7 @@ public sealed class AccessPolicy
 {
     private readonly StoreDatabase _database;
     private readonly TimeProvider _time;
+    private readonly Crypto.KeyRing _keys;
     // (tenant, principal and actors, patient) → the decision, until when (ms), and the patient's write generation then.
     // A write into a patient's record or a break-the-glass grant in this process bumps the patient's generation,
     // so a remembered refusal never outlives a relationship created here; other processes see it within the
@@ -40,10 +41,11 @@ public sealed class AccessPolicy
     private readonly ConcurrentDictionary<(long, string, string), (bool Allowed, long Until, int Generation)> _decisions = new();
     private readonly ConcurrentDictionary<(long, string), int> _generations = new();
 
-    internal AccessPolicy(StoreDatabase database, AccessOptions options, TimeProvider time)
+    internal AccessPolicy(StoreDatabase database, Crypto.KeyRing keys, AccessOptions options, TimeProvider time)
     {
         options.Validate();
         _database = database;
+        _keys = keys;
         Options = options;
         _time = time;
     }
@@ -142,9 +144,12 @@ public sealed class AccessPolicy
                 if (RolePermissions.For(role, type).Reach == Reach.Tenant) return null;
                 var now = _time.GetUtcNow();
                 var created = newPatients is { Count: > 0 } ? " OR " + command.InList(engine, "r.compartment", "fnp", newPatients.Order(StringComparer.Ordinal).ToList()) : "";
+                // The records services load the establishment's keys before they search, list or export anything of it.
+                var index = _keys.HeldIndex(context.Tenant.Id)
+                    ?? throw new InvalidOperationException("The establishment's keys are loaded before its records are filtered.");
                 return "(r.compartment IS NULL OR " + CareRelationSql.Related(command, engine, "r.compartment", "f", context.Tenant.Id, Actors(principal),
                     (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(),
-                    principal.Id, now.ToUnixTimeMilliseconds()) + created + ")";
+                    principal.Id, now.ToUnixTimeMilliseconds(), CareRelationSql.VoidedStatuses(index)) + created + ")";
             default:
                 return null;
         }
@@ -184,8 +189,10 @@ public sealed class AccessPolicy
         var key = (context.Tenant.Id, principal.Id + "|" + principal.Practitioner + "|" + principal.Service, patient);
         if (Remembered(context, patient) is { } remembered) return remembered;
         var generation = Generation(context.Tenant.Id, patient);
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var related = await CareRelationSql.IsRelatedAsync(_database, context.Tenant.Id, Actors(principal), patient,
-            (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs, cancellationToken);
+            (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs,
+            CareRelationSql.VoidedStatuses(keys.Index), cancellationToken);
         var lifetime = related ? Options.DecisionCacheLifetime : Options.RefusalCacheLifetime;
         if (lifetime > TimeSpan.Zero)
         {

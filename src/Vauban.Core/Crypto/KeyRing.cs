@@ -331,6 +331,10 @@ internal sealed class KeyRing : IDisposable
         public Task<TenantKeys>? Rechecking;
     }
 
+    /// <summary>The establishment's index key as held, or null when its keys were never loaded in this process (an establishment's
+    /// index key is never replaced: what it hashes stays comparable with what the index holds).</summary>
+    internal BlindIndex? HeldIndex(long tenantId) => _cache.TryGetValue(tenantId, out var held) ? held.Keys.Index : null;
+
     /// <summary>The establishment's keys: every data key version (the newest seals) and its index key, unwrapped once and held.
     /// Every <see cref="Recheck"/>, one caller looks whether a newer data key was made meanwhile (one indexed query) and loads it.</summary>
     public ValueTask<TenantKeys> ForTenantAsync(long tenantId, CancellationToken cancellationToken)

@@ -7,6 +7,10 @@
 //   - the patient names the person (or their service) as general practitioner; or
 //   - the person holds an unexpired break-the-glass grant for the patient.
 // A record whose current version was written under a grant (grant_writes) is no source: the grant is personal and ends.
+// Nor is a record voided by its status — an appointment cancelled, missed or booked in error, an encounter cancelled, a record
+// entered in error: one booking made by the front desk with the wrong practitioner, cancelled at once, would otherwise open the
+// patient's whole record to that practitioner for the whole window. Statuses are tokens, indexed only as the establishment's
+// blind-index hashes: the caller gives the hashes of those statuses (VoidedStatuses), compared like any token search.
 // The codes are the stable search-parameter codes of SearchParameters (never renumbered).
 using System.Data.Common;
 
@@ -27,21 +31,56 @@ internal static class CareRelationSql
     private const int GeneralPractitioner = 111;
     private const int PatientType = 1;
 
+    /// <summary>The statuses that void a record as a source of care, by type (R4's value sets).</summary>
+    private static readonly (string Type, string[] Statuses)[] Voiding =
+    [
+        ("Appointment", ["cancelled", "noshow", "entered-in-error"]),
+        ("Encounter", ["cancelled", "entered-in-error"]),
+        ("CareTeam", ["entered-in-error"]),
+        ("Observation", ["cancelled", "entered-in-error"]),
+        ("DiagnosticReport", ["cancelled", "entered-in-error"]),
+    ];
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Crypto.BlindIndex, long[]> VoidedByIndex = [];
+
+    /// <summary>The establishment's hashes of the statuses that void a record as a source of care: the hash a token search of
+    /// the status code alone looks for (any system).</summary>
+    public static IReadOnlyList<long> VoidedStatuses(Crypto.BlindIndex index) => VoidedByIndex.GetValue(index, static index =>
+    [
+        .. Voiding.SelectMany(v => v.Statuses.Select(status =>
+            Records.Search.SearchParameters.TryGet(v.Type, "status", out var parameter)
+                ? index.Hash(parameter.Code, 'c', Records.Search.IndexEntries.NormalizeToken(parameter.Normalization, status))
+                : throw new InvalidOperationException($"{v.Type} has no status search parameter."))),
+    ]);
+
     /// <summary>
     /// A boolean SQL expression: the patient whose id is <paramref name="patient"/> (an SQL expression) is
     /// related to the actors. Adds its parameters to <paramref name="command"/> under <paramref name="prefix"/>.
     /// </summary>
+    /// <param name="voided">The establishment's <see cref="VoidedStatuses"/>.</param>
     public static string Related(DbCommand command, StorageEngine engine, string patient, string prefix, long tenant, IReadOnlyList<string> actors,
-        long windowFrom, long windowTo, string principal, long now)
+        long windowFrom, long windowTo, string principal, long now, IReadOnlyList<long> voided)
     {
         command.With(prefix + "t", tenant).With(prefix + "wf", windowFrom).With(prefix + "wt", windowTo).With(prefix + "pp", principal).With(prefix + "now", now);
         var carers = command.InList(engine, "b.target", prefix + "a", actors);
         var gps = command.InList(engine, "g.target", prefix + "g", actors);
         var t = "@" + prefix + "t";
+        // PostgreSQL holds a record's hashes on its row; SQLite in idx_hash, by hash then record.
+        string notVoided;
+        if (engine == StorageEngine.Postgres)
+        {
+            command.With(prefix + "v", voided.ToArray());
+            notVoided = $"NOT (s.hashes && @{prefix}v)";
+        }
+        else
+        {
+            notVoided = $"NOT EXISTS (SELECT 1 FROM idx_hash v WHERE v.rid = a.rid AND {command.InList(engine, "v.h", prefix + "v", voided)})";
+        }
         return $"""
             (EXISTS (SELECT 1 FROM idx_ref a JOIN resources s ON s.rid = a.rid
                 WHERE a.target = 'Patient/' || {patient} AND a.param IN ({PatientParams}) AND s.tenant_id = {t}
                   AND NOT EXISTS (SELECT 1 FROM grant_writes w WHERE w.rid = a.rid)
+                  AND {notVoided}
                   AND EXISTS (SELECT 1 FROM idx_ref b WHERE {carers} AND b.param IN ({CarerParams}) AND b.rid = a.rid)
                   AND (EXISTS (SELECT 1 FROM idx_date cd WHERE cd.rid = a.rid AND cd.param IN ({DateParams}) AND cd.hi >= @{prefix}wf AND cd.lo <= @{prefix}wt)
                        OR (s.type = {CareTeamType} AND NOT EXISTS (SELECT 1 FROM idx_date ce WHERE ce.rid = a.rid AND ce.param = {CareTeamDate}))))
@@ -52,11 +91,11 @@ internal static class CareRelationSql
     }
 
     public static async Task<bool> IsRelatedAsync(StoreDatabase database, long tenant, IReadOnlyList<string> actors, string patient,
-        long windowFrom, long windowTo, string principal, long now, CancellationToken cancellationToken)
+        long windowFrom, long windowTo, string principal, long now, IReadOnlyList<long> voided, CancellationToken cancellationToken)
     {
         using var command = database.NewCommand();
         command.With("pt", patient);
-        command.CommandText = "SELECT CASE WHEN " + Related(command, database.Engine, "@pt", "r", tenant, actors, windowFrom, windowTo, principal, now) + " THEN 1 ELSE 0 END";
+        command.CommandText = "SELECT CASE WHEN " + Related(command, database.Engine, "@pt", "r", tenant, actors, windowFrom, windowTo, principal, now, voided) + " THEN 1 ELSE 0 END";
         return await database.QueryAsync(command, async (reader, ct) => await reader.ReadAsync(ct) && Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) == 1,
             cancellationToken);
     }

@@ -127,6 +127,40 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_cancelled_missed_or_mistaken_appointment_or_an_encounter_entered_in_error_opens_no_record()
+    {
+        // p3's only relationship to Dr A is 800 days old. The front desk can book any patient it finds with any practitioner: a
+        // booking cancelled at once (or missed, or booked in error) must not leave the patient's whole record open to them.
+        var admission = AccessContext.Operator(_tenant, "admission");
+        var voiding = new[]
+        {
+            ("Appointment", Samples.Appointment("Patient/" + _ids["p3"], "Practitioner/" + _ids["drA"], Day(1), "cancelled")),
+            ("Appointment", Samples.Appointment("Patient/" + _ids["p3"], "Practitioner/" + _ids["drA"], Day(-1), "noshow")),
+            ("Appointment", Samples.Appointment("Patient/" + _ids["p3"], "Practitioner/" + _ids["drA"], Day(2), "entered-in-error")),
+            ("Encounter", Encounter(_ids["p3"], _ids["drA"], null, Day(-1)).Replace("\"status\":\"finished\"", "\"status\":\"entered-in-error\"", StringComparison.Ordinal)),
+        };
+        var n = 0;
+        foreach (var (type, json) in voiding)
+        {
+            Assert.Matches("\"status\": ?\"(cancelled|noshow|entered-in-error)\"", json);
+            using var document = JsonDocument.Parse(json);
+            Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(admission, type, document.RootElement, null, None)).Status);
+            // A principal never seen before: nothing remembered decides for it.
+            var drA = Person(StaffRole.Physician, "drA", id: "user:drA-" + ++n);
+            Assert.Equal(RecordStatus.Forbidden, (await Records.ReadAsync(drA, "Patient", _ids["p3"], None)).Status);
+            Assert.DoesNotContain("Patient/" + _ids["p3"], await SearchIdsAsync(drA, "Patient"));
+        }
+        // Booked, it does.
+        using (var booked = JsonDocument.Parse(Samples.Appointment("Patient/" + _ids["p3"], "Practitioner/" + _ids["drA"], Day(3))))
+        {
+            Assert.Equal(RecordStatus.Created, (await Records.CreateAsync(admission, "Appointment", booked.RootElement, null, None)).Status);
+        }
+        var now = Person(StaffRole.Physician, "drA", id: "user:drA-booked");
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(now, "Patient", _ids["p3"], None)).Status);
+        Assert.Contains("Patient/" + _ids["p3"], await SearchIdsAsync(now, "Patient"));
+    }
+
+    [Fact]
     public async Task Search_sweep_returns_only_ones_own_patients_and_counts_do_not_leak_the_rest()
     {
         var patients = await SearchIdsAsync(DrA, "Patient");
