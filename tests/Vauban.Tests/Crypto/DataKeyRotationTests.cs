@@ -194,7 +194,7 @@ public sealed class DataKeyRotationTests
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
-    public async Task A_record_written_again_under_the_old_key_between_the_passes_read_and_its_write_is_left_for_the_next_pass(Engine engine)
+    public async Task A_record_changed_between_the_passes_read_and_its_write_and_still_under_the_old_key_is_left_for_the_next_pass(Engine engine)
     {
         await using var server = await VaubanServer.StartAsync(engine);
         var tenant = await TenantWithPatientsAsync(server, "chu-retard", "Retard", 3);

@@ -61,7 +61,7 @@ public sealed partial class StaffClient : IDisposable
 
     /// <summary>The value of the form field named <paramref name="name"/> (a hidden input), or null.</summary>
     public static string? FieldValue(string html, string name) =>
-        new Regex($"name=\"{name}\" value=\"([^\"]*)\"").Match(html) is { Success: true } m ? WebUtility.HtmlDecode(m.Groups[1].Value) : null;
+        new Regex($"name=\"{Regex.Escape(name)}\" value=\"([^\"]*)\"").Match(html) is { Success: true } m ? WebUtility.HtmlDecode(m.Groups[1].Value) : null;
 
     public static string? ById(string html, string id) =>
         new Regex($"id=\"{id}\"[^>]*>(.*?)</", RegexOptions.Singleline).Match(html) is { Success: true } m ? WebUtility.HtmlDecode(m.Groups[1].Value).Trim() : null;

@@ -124,9 +124,10 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
     [InlineData("Medication", "", "Give the medication")]
     [InlineData("Medication", "Doliprane\u200B 1 g", "invisible characters")]
     [InlineData("Dosage", " ", "Give the instructions")]
-    [InlineData("Days", "0", "The treatment's duration is 1 to 365 days")]
-    [InlineData("Days", "400", "The treatment's duration is 1 to 365 days")]
-    [InlineData("Days", "une semaine", "The treatment's duration is 1 to 365 days")]
+    [InlineData("Days", "0", "The days each dispensing covers are 1 to 365")]
+    [InlineData("Days", "400", "The days each dispensing covers are 1 to 365")]
+    [InlineData("Days", "une semaine", "The days each dispensing covers are 1 to 365")]
+    [InlineData("Days", "90", "90 days renewed 11 times cover 1080 days: a prescription covers at most 365 days in all.")]
     [InlineData("Repeats", "12", "Renewals are 0 to 11.")]
     [InlineData("Repeats", "-1", "Renewals are 0 to 11.")]
     public async Task Bad_input_is_refused_with_a_clear_message_and_prescribes_nothing(string field, string value, string said)
@@ -134,6 +135,7 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         using var doctor = await SignedInAsync("dr.auber@chu.example");
         var fields = Form();
         fields[field] = value;
+        if (value == "90") fields["Repeats"] = "11";
         var (refused, html) = await PrescribeAsync(doctor, fields);
         Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
         Assert.Contains(said, StaffClient.ById(html, "error"), StringComparison.Ordinal);
@@ -184,6 +186,26 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
         var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
         Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "MedicationRequest");
+    }
+
+    [Fact]
+    public async Task A_physician_account_without_a_practitioner_record_is_told_why_it_cannot_prescribe_and_a_post_writes_nothing()
+    {
+        // A locum's account names the ward (its care relationships come through the ward's encounters), not a practitioner record.
+        var ward = await _server.CreateAsOperatorAsync(_tenant, """{"resourceType":"Organization","name":"Médecine interne"}""");
+        await _server.CreateAsOperatorAsync(_tenant, Samples.Encounter(_ids["mine"], _ids["drA"], Day(-1), ward));
+        _secrets["locum@chu.example"] = await StaffClient.EnrolledAsync(_server, _tenant, "locum@chu.example", StaffRole.Physician, null, Password, _time, ward);
+        using var locum = await SignedInAsync("locum@chu.example");
+        var (page, html) = await locum.GetAsync(Page);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal([_ids["rx"]], Listed(html));
+        Assert.Contains("acts as no practitioner", StaffClient.ById(html, "prescribe-unavailable"), StringComparison.Ordinal);
+        Assert.DoesNotContain("prescribe-form", html, StringComparison.Ordinal);
+
+        var (post, postHtml) = await PrescribeAsync(locum, Form());
+        Assert.True(post.StatusCode == HttpStatusCode.BadRequest, post.StatusCode + postHtml);
+        Assert.Equal("Your account acts as no practitioner: a prescription is signed by one.", StaffClient.ById(postHtml, "error"));
+        Assert.Single(await PrescriptionsOfAsync("mine"));
     }
 
     [Fact]

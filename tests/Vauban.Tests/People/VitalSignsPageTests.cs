@@ -67,7 +67,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
 
         var (done, doneHtml) = await nurse.SubmitAsync(Page(), new Dictionary<string, string>
         {
-            ["Systolic"] = "132", ["Diastolic"] = "84", ["HeartRate"] = "72", ["Temperature"] = "37,8", ["Weight"] = "",
+            ["Measures[Systolic]"] = "132", ["Measures[Diastolic]"] = "84", ["Measures[HeartRate]"] = "72", ["Measures[Temperature]"] = "37,8", ["Measures[Weight]"] = "",
         });
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
         Assert.Equal($"/patients/{_ids["mine"]}", done.Headers.Location?.ToString());
@@ -107,7 +107,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
     [InlineData("Temperature", "-37", "is not a number")]
     [InlineData("Systolic", "120", "Give the blood pressure's two values")]
     [InlineData("Diastolic", "80", "Give the blood pressure's two values")]
-    [InlineData("Pressure", "80/120", "The diastolic pressure is lower than the systolic")]
+    [InlineData("Pressure", "80/120", "The diastolic pressure must be lower than the systolic")]
     [InlineData("Nothing", "", "Give at least one measure.")]
     [InlineData("Future", "", "The measures' time is in the future")]
     [InlineData("LongAgo", "", "up to 7 days after they were taken")]
@@ -116,19 +116,20 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         using var nurse = await SignedInAsync("nurse@chu.example");
         var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
         string Local(TimeSpan offset, string format) => TimeZoneInfo.ConvertTime(_time.GetUtcNow() + offset, paris).ToString(format, CultureInfo.InvariantCulture);
+        static string M(string sign) => $"Measures[{sign}]";
         var fields = field switch
         {
-            "Pressure" => new Dictionary<string, string> { ["Systolic"] = value.Split('/')[0], ["Diastolic"] = value.Split('/')[1] },
-            "Nothing" => new Dictionary<string, string> { ["HeartRate"] = " " },
-            "Future" => new Dictionary<string, string> { ["HeartRate"] = "70", ["Date"] = Local(TimeSpan.FromHours(3), "yyyy-MM-dd"), ["Time"] = Local(TimeSpan.FromHours(3), "HH:mm") },
-            "LongAgo" => new Dictionary<string, string> { ["HeartRate"] = "70", ["Date"] = Local(TimeSpan.FromDays(-8), "yyyy-MM-dd"), ["Time"] = "10:00" },
-            _ => new Dictionary<string, string> { [field] = value, ["HeartRate"] = field == "HeartRate" ? value : "70" },
+            "Pressure" => new Dictionary<string, string> { [M("Systolic")] = value.Split('/')[0], [M("Diastolic")] = value.Split('/')[1] },
+            "Nothing" => new Dictionary<string, string> { [M("HeartRate")] = " " },
+            "Future" => new Dictionary<string, string> { [M("HeartRate")] = "70", ["Date"] = Local(TimeSpan.FromHours(3), "yyyy-MM-dd"), ["Time"] = Local(TimeSpan.FromHours(3), "HH:mm") },
+            "LongAgo" => new Dictionary<string, string> { [M("HeartRate")] = "70", ["Date"] = Local(TimeSpan.FromDays(-8), "yyyy-MM-dd"), ["Time"] = "10:00" },
+            _ => new Dictionary<string, string> { [M(field)] = value, [M("HeartRate")] = field == "HeartRate" ? value : "70" },
         };
         var (refused, html) = await nurse.SubmitAsync(Page(), fields);
         Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + html);
         Assert.Contains(said, StaffClient.ById(html, "error"), StringComparison.Ordinal);
         Assert.Equal("VITAL Rose", StaffClient.ById(html, "patient-name")); // the form again, as typed
-        if (field is "HeartRate" or "Temperature") Assert.Equal(value, StaffClient.FieldValue(html, field));
+        if (field is "HeartRate" or "Temperature") Assert.Equal(value, StaffClient.FieldValue(html, M(field)));
         Assert.Empty(await ObservationsOfAsync("mine"));
         Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
     }
@@ -142,7 +143,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
         Assert.DoesNotContain("record-vitals", chartHtml, StringComparison.Ordinal);
 
-        var (forged, html) = await desk.SubmitAsync(Page(), new Dictionary<string, string> { ["HeartRate"] = "72" });
+        var (forged, html) = await desk.SubmitAsync(Page(), new Dictionary<string, string> { ["Measures[HeartRate]"] = "72" });
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + html);
         Assert.Equal("Your role does not record vital signs. Nothing was recorded.", StaffClient.ById(html, "error"));
         Assert.Empty(await ObservationsOfAsync("mine"));
@@ -162,7 +163,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
 
         // A post made anyway (the token from the nurse's own patient's page) is refused by the records service.
         var token = StaffClient.Token((await nurse.GetAsync(Page())).Html);
-        using var post = await nurse.Http.PostAsync(Page("other"), new FormUrlEncodedContent(new Dictionary<string, string> { ["HeartRate"] = "72", ["__RequestVerificationToken"] = token }));
+        using var post = await nurse.Http.PostAsync(Page("other"), new FormUrlEncodedContent(new Dictionary<string, string> { ["Measures[HeartRate]"] = "72", ["__RequestVerificationToken"] = token }));
         Assert.Equal(HttpStatusCode.Forbidden, post.StatusCode);
         Assert.Empty(await ObservationsOfAsync("other"));
         var (unknown, _) = await nurse.GetAsync("/patients/no-such-patient/vitals");

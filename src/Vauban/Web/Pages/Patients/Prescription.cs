@@ -13,7 +13,7 @@ public sealed record Prescription(string Medication, string Dosage, int? Days, i
     public const int MaximumMedicationLength = 200;
     public const int MaximumTextLength = 500;
     public const int MaximumDays = 365;
-    public const int MaximumRepeats = 11; // a prescription renewed for at most a year in all (French rules for most medicines)
+    public const int MaximumRepeats = 11;
 
     /// <summary>The prescription the form's fields describe, or the problem to show (nothing is written then).</summary>
     public static (Prescription? Prescription, string? Problem) Read(string? medication, string? dosage, string? days, string? repeats, bool notSubstitutable, string? note,
@@ -32,7 +32,7 @@ public sealed record Prescription(string Medication, string Dosage, int? Days, i
         {
             if (!int.TryParse(days.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var d) || d is < 1 or > MaximumDays)
             {
-                return (null, $"The treatment's duration is 1 to {MaximumDays} days, or left empty.");
+                return (null, $"The days each dispensing covers are 1 to {MaximumDays}, or left empty.");
             }
             length = d;
         }
@@ -41,13 +41,20 @@ public sealed record Prescription(string Medication, string Dosage, int? Days, i
         {
             return (null, $"Renewals are 0 to {MaximumRepeats}.");
         }
+        // A prescription covers at most a year in all, renewals included (the French rule for most medicines): 30 days renewed 11 times.
+        if (length is { } covered && covered * (renewals + 1) > MaximumDays)
+        {
+            return (null, $"{covered} days renewed {renewals} time{(renewals == 1 ? "" : "s")} cover {covered * (renewals + 1)} days: a prescription covers at most {MaximumDays} days in all.");
+        }
         var said = string.IsNullOrWhiteSpace(note) ? null : note.Trim();
         if (said is { Length: > MaximumTextLength }) return (null, $"The note is at most {MaximumTextLength} characters.");
         if (said is not null && StatedText.HasHiddenCharacters(said, lineBreaks: true)) return (null, "The note holds control or invisible characters (zero-width, direction overrides): type it plainly.");
         return (new Prescription(what, how, length, renewals, notSubstitutable, said, prescriber), null);
     }
 
-    /// <summary>The MedicationRequest to create: an active order for the patient, signed by the prescriber, authored now.</summary>
+    /// <summary>The MedicationRequest to create: an active order for the patient, signed by the prescriber, authored now; the days
+    /// each dispensing covers as <c>dispenseRequest.expectedSupplyDuration</c> (R4: the period one dispense is expected to last),
+    /// renewals as <c>numberOfRepeatsAllowed</c>.</summary>
     public JsonElement ToFhir(string patientId, DateTimeOffset now)
     {
         var request = new JsonObject

@@ -14,10 +14,8 @@ namespace Vauban.Web.Pages.Patients;
 /// answers by a redirect to the page (Post/Redirect/Get), which says what was done once.
 /// </summary>
 [RequireSession(SessionStage.Full)]
-public sealed class PrescriptionsModel : StaffPage
+public sealed class PrescriptionsModel : PatientPage
 {
-    [BindProperty(SupportsGet = true)] public string Id { get; set; } = "";
-
     // The form's fields, as typed (shown again with the problem when refused).
     [BindProperty] public string? Medication { get; set; }
     [BindProperty] public string? Dosage { get; set; }
@@ -30,16 +28,22 @@ public sealed class PrescriptionsModel : StaffPage
     [BindProperty] public string? Order { get; set; }
     [BindProperty] public string? Version { get; set; }
 
-    public PatientIdentity? Patient { get; private set; }
+    /// <summary>The patient's active (or on hold) prescriptions open to the person: id, version, medication, instructions, when
+    /// written, status.</summary>
+    public IReadOnlyList<(string Id, int Version, string Medication, string? Dosage, string When, string? Status)> Active { get; private set; } = [];
 
-    /// <summary>The patient's active prescriptions open to the person: id, version, medication, instructions, when written.</summary>
-    public IReadOnlyList<(string Id, int Version, string Medication, string? Dosage, string When)> Active { get; private set; } = [];
-
-    /// <summary>Why the page or the act was refused: nothing was written.</summary>
-    public string? Error { get; private set; }
+    /// <summary>Why the list may not be whole: more than one page of them, or the search refused (then the list says so rather
+    /// than "none": a prescriber who believes there is none may prescribe twice).</summary>
+    public string? ListProblem { get; private set; }
 
     /// <summary>The role may prescribe and the account acts as a practitioner to sign with: the form is shown.</summary>
     public bool MayPrescribe { get; private set; }
+
+    /// <summary>The role may prescribe, but the account acts as no practitioner (the page says so).</summary>
+    public bool MayPrescribeWithoutPractitioner { get; private set; }
+
+    /// <summary>Active prescriptions listed at most: a page of the search.</summary>
+    public const int ListSize = 200;
 
     public bool MayStop { get; private set; }
 
@@ -48,6 +52,7 @@ public sealed class PrescriptionsModel : StaffPage
     public async Task<IActionResult> OnPostPrescribeAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
         if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: a prescription is signed by one.");
         var (prescription, problem) = Prescription.Read(Medication, Dosage, Days, Repeats, NotSubstitutable, Note, "Practitioner/" + practitioner);
         if (prescription is null) return await ShowAsync(400, problem);
@@ -66,6 +71,7 @@ public sealed class PrescriptionsModel : StaffPage
         {
             return await ShowAsync(400, "Choose the prescription to stop in the list.");
         }
+        if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
         var read = await Store.Records.ReadAsync(access, "MedicationRequest", id, HttpContext.RequestAborted);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The prescription was not stopped.", Interaction.Update);
         var (stopped, status, medication) = Prescription.Stop(read.Json!, Id);
@@ -102,44 +108,40 @@ public sealed class PrescriptionsModel : StaffPage
     }
 
     /// <summary>The page, as a GET shows it; after an act refused, with <paramref name="status"/> and <paramref name="error"/>. A
-    /// patient the person may not read is refused in the chart's words.</summary>
+    /// patient the person may not read answers its own refusal instead.</summary>
     private async Task<IActionResult> ShowAsync(int? status, string? error)
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        if (!IdRules.IsValid(Id)) return Refuse(404, "No patient with this id.");
-        var read = await Store.Records.ReadAsync(access, "Patient", Id, HttpContext.RequestAborted);
-        switch (read.Status)
-        {
-            case RecordStatus.Ok:
-                break;
-            case RecordStatus.ReauthenticationRequired:
-                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
-            case RecordStatus.Forbidden:
-                return Refuse(403, Store.Policy.Authorize(access, Interaction.Read, "Patient").Allowed
-                    ? "This patient is not in your care relationships: the record is not open to you."
-                    : "Your role does not open patients' records.");
-            case RecordStatus.NotFound or RecordStatus.Gone:
-                return Refuse(404, "No patient with this id.");
-            default:
-                return Refuse(RecordStatusCodes.Http(read.Status), read.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The record was refused.");
-        }
-        using (var document = JsonDocument.Parse(read.Json!)) Patient = PatientChart.Identify(Id, document.RootElement);
+        if (await OpenPatientAsync(access) is { } refused) return refused;
         var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "MedicationRequest").Allowed;
         MayPrescribe = mayCreate && access.Principal.Practitioner is not null;
+        MayPrescribeWithoutPractitioner = mayCreate && access.Principal.Practitioner is null;
         MayStop = Store.Policy.Authorize(access, Interaction.Update, "MedicationRequest").Allowed;
         if (Store.Policy.Authorize(access, Interaction.Search, "MedicationRequest").Allowed)
         {
-            var page = await Store.Records.SearchAsync(access, "MedicationRequest", [new("patient", Id), new("status", "active,on-hold"), new("_sort", "-authoredon")],
+            var page = await Store.Records.SearchAsync(access, "MedicationRequest",
+                [new("patient", Id), new("status", "active,on-hold"), new("_sort", "-authoredon"), new("_count", ListSize.ToString(System.Globalization.CultureInfo.InvariantCulture))],
                 null, false, HttpContext.RequestAborted);
-            if (page.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
-            if (page.Status == RecordStatus.Ok) Active = [.. page.Entries.Where(e => !e.Included && e.Json is not null).Select(Row)];
+            switch (page.Status)
+            {
+                case RecordStatus.Ok:
+                    Active = [.. page.Entries.Where(e => !e.Included && e.Json is not null).Select(Row)];
+                    if (page.NextPage is not null) ListProblem = $"This patient has more than {ListSize} active prescriptions: only the {ListSize} most recent are listed.";
+                    break;
+                case RecordStatus.ReauthenticationRequired:
+                    return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+                default:
+                    ListProblem = "The active prescriptions could not be listed just now"
+                        + (page.Status == RecordStatus.TooManyRequests ? " (too many records opened in a short time: wait a moment)" : "")
+                        + ": this is not a list of none. Open the page again before prescribing.";
+                    break;
+            }
         }
-        Response.StatusCode = status ?? 200;
-        Error = error;
+        if (status is { } code) Refuse(code, error ?? "No patient with this id.");
         return Page();
     }
 
-    private static (string, int, string, string?, string) Row(SearchEntry entry)
+    private static (string, int, string, string?, string, string?) Row(SearchEntry entry)
     {
         using var document = JsonDocument.Parse(entry.Json!);
         var r = document.RootElement;
@@ -148,13 +150,7 @@ public sealed class PrescriptionsModel : StaffPage
         var dosage = r.TryGetProperty("dosageInstruction", out var d) && d.ValueKind == JsonValueKind.Array && d.GetArrayLength() > 0 ? Text(d[0], "text") : null;
         var when = Text(r, "authoredOn") is { } at && DateTimeOffset.TryParse(at, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var written)
             ? PatientChart.InParis(written) : "—";
-        return (entry.Id, entry.Version, medication ?? "Prescription", dosage, when);
+        return (entry.Id, entry.Version, medication ?? "Prescription", dosage, when, Text(r, "status"));
     }
 
-    private PageResult Refuse(int status, string message)
-    {
-        Response.StatusCode = status;
-        Error = message;
-        return Page();
-    }
 }

@@ -73,7 +73,7 @@ public sealed record VitalSigns(DateTimeOffset Measured, IReadOnlyList<(VitalSig
         (decimal, decimal)? pressure = null;
         if (systolic is { } high && diastolic is { } low)
         {
-            if (low >= high) return (null, "The diastolic pressure is lower than the systolic: check the two values.");
+            if (low >= high) return (null, "The diastolic pressure must be lower than the systolic: check the two values.");
             pressure = (high, low);
         }
         else if (systolic is not null || diastolic is not null)
@@ -152,11 +152,13 @@ public sealed record VitalSigns(DateTimeOffset Measured, IReadOnlyList<(VitalSig
         return observation;
     }
 
-    private static JsonObject Code(VitalSign sign) => new()
+    private static JsonObject Code(VitalSign sign)
     {
-        ["coding"] = new JsonArray(new JsonObject { ["system"] = "http://loinc.org", ["code"] = sign.Loinc, ["display"] = sign.Display }),
-        ["text"] = sign.Label,
-    };
+        var coding = new JsonArray(new JsonObject { ["system"] = "http://loinc.org", ["code"] = sign.Loinc, ["display"] = sign.Display });
+        // Measured at the bedside by a pulse oximeter: its own code beside the profile's.
+        if (sign.Loinc == "2708-6") coding.Add(new JsonObject { ["system"] = "http://loinc.org", ["code"] = "59408-5", ["display"] = "Oxygen saturation in Arterial blood by Pulse oximetry" });
+        return new JsonObject { ["coding"] = coding, ["text"] = sign.Label };
+    }
 
     private static JsonObject Quantity(VitalSign sign, decimal value) => new()
     {

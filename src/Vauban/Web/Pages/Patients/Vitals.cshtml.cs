@@ -13,38 +13,28 @@ namespace Vauban.Web.Pages.Patients;
 /// recorded on the wrong chart; done, it answers by a redirect to the chart, which lists them with the results.
 /// </summary>
 [RequireSession(SessionStage.Full)]
-public sealed class VitalsModel : StaffPage
+public sealed class VitalsModel : PatientPage
 {
-    [BindProperty(SupportsGet = true)] public string Id { get; set; } = "";
-
-    [BindProperty] public string? Systolic { get; set; }
-    [BindProperty] public string? Diastolic { get; set; }
-    [BindProperty] public string? HeartRate { get; set; }
-    [BindProperty] public string? RespiratoryRate { get; set; }
-    [BindProperty] public string? Temperature { get; set; }
-    [BindProperty] public string? OxygenSaturation { get; set; }
-    [BindProperty] public string? Weight { get; set; }
-    [BindProperty] public string? Height { get; set; }
+    /// <summary>Each measure's field as typed, by <see cref="VitalSign.Field"/> (Systolic, HeartRate, …).</summary>
+    [BindProperty] public Dictionary<string, string?> Measures { get; set; } = new(StringComparer.Ordinal);
     [BindProperty] public string? Date { get; set; }
     [BindProperty] public string? Time { get; set; }
 
-    /// <summary>The patient the measures are for, as the records service read it; null when it refused.</summary>
-    public PatientIdentity? Patient { get; private set; }
-
-    /// <summary>Why the page or the recording was refused: nothing was written.</summary>
-    public string? Error { get; private set; }
-
     /// <summary>The field's value as typed, to show the form again after a refusal.</summary>
-    public string? Typed(VitalSign sign) => Fields().GetValueOrDefault(sign.Field);
+    public string? Typed(VitalSign sign) => Measures.GetValueOrDefault(sign.Field);
 
-    public Task<IActionResult> OnGetAsync() => ShowAsync(null, null);
+    public async Task<IActionResult> OnGetAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        return await OpenPatientAsync(access) ?? Page();
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
-        var (signs, problem) = VitalSigns.Read(Fields(), Date, Time, UtcNow);
-        if (signs is null) return await ShowAsync(400, problem);
+        if (!IdRules.IsValid(Id)) return await ShowAsync(access, 404, null);
+        var (signs, problem) = VitalSigns.Read(Measures, Date, Time, UtcNow);
+        if (signs is null) return await ShowAsync(access, 400, problem);
         var performer = access.Principal.Practitioner is { } practitioner ? "Practitioner/" + practitioner : null;
         var (status, body) = await Store.Records.ProcessBundleAsync(access, signs.ToTransaction(Id, performer), FhirHttp.BaseUrl(HttpContext), HttpContext.RequestAborted);
         if (status == 200)
@@ -53,29 +43,20 @@ public sealed class VitalsModel : StaffPage
             return Redirect(Request.PathBase + "/patients/" + Uri.EscapeDataString(Id));
         }
         if (status == 401) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
-        var notDone = "Nothing was recorded.";
+        const string notDone = "Nothing was recorded.";
         return status switch
         {
-            403 when !Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed => await ShowAsync(403, "Your role does not record vital signs. " + notDone),
-            403 => await ShowAsync(403, "This patient is not in your care relationships now (a break-the-glass access may have ended). " + notDone),
-            404 or 410 => await ShowAsync(404, null),
-            _ => await ShowAsync(status, notDone + " " + Diagnostics(body)),
+            403 when !Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed => await ShowAsync(access, 403, "Your role does not record vital signs. " + notDone),
+            403 => await ShowAsync(access, 403, "This patient is not in your care relationships now (a break-the-glass access may have ended). " + notDone),
+            404 or 410 => await ShowAsync(access, 404, null),
+            423 => await ShowAsync(access, 423, "Your account is held by the security officer: " + notDone),
+            429 => await ShowAsync(access, 429, "Too many records were opened or written in a short time: wait a moment and record again. " + notDone),
+            // The records service's own words otherwise (an OperationOutcome's diagnostics), after the page's.
+            _ => await ShowAsync(access, status, notDone + " " + Diagnostics(body)),
         };
     }
 
-    private Dictionary<string, string?> Fields() => new(StringComparer.Ordinal)
-    {
-        [VitalSigns.Systolic.Field] = Systolic,
-        [VitalSigns.Diastolic.Field] = Diastolic,
-        ["HeartRate"] = HeartRate,
-        ["RespiratoryRate"] = RespiratoryRate,
-        ["Temperature"] = Temperature,
-        ["OxygenSaturation"] = OxygenSaturation,
-        ["Weight"] = Weight,
-        ["Height"] = Height,
-    };
-
-    // An OperationOutcome's diagnostics, joined; the status alone when the body says nothing readable.
+    // An OperationOutcome's diagnostics, joined; a plain sentence when the body says nothing readable.
     private static string Diagnostics(byte[] body)
     {
         try
@@ -95,41 +76,11 @@ public sealed class VitalsModel : StaffPage
         return "The records service refused the measures.";
     }
 
-    /// <summary>The form for the patient; after a refusal, with <paramref name="status"/> and <paramref name="error"/>. A patient the
-    /// person may not read is refused in the chart's words.</summary>
-    private async Task<IActionResult> ShowAsync(int? status, string? error)
+    /// <summary>The form for the patient again, with <paramref name="status"/> and <paramref name="error"/> (a patient the
+    /// person may not read answers its own refusal instead).</summary>
+    private async Task<IActionResult> ShowAsync(AccessContext access, int status, string? error)
     {
-        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        if (!IdRules.IsValid(Id))
-        {
-            Response.StatusCode = 404;
-            Error = "No patient with this id.";
-            return Page();
-        }
-        var read = await Store.Records.ReadAsync(access, "Patient", Id, HttpContext.RequestAborted);
-        switch (read.Status)
-        {
-            case RecordStatus.Ok:
-                using (var document = JsonDocument.Parse(read.Json!)) Patient = PatientChart.Identify(Id, document.RootElement);
-                Response.StatusCode = status ?? 200;
-                Error = error;
-                return Page();
-            case RecordStatus.ReauthenticationRequired:
-                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
-            case RecordStatus.Forbidden:
-                Response.StatusCode = 403;
-                Error = Store.Policy.Authorize(access, Interaction.Read, "Patient").Allowed
-                    ? "This patient is not in your care relationships: the record is not open to you."
-                    : "Your role does not open patients' records.";
-                return Page();
-            case RecordStatus.NotFound or RecordStatus.Gone:
-                Response.StatusCode = 404;
-                Error = "No patient with this id.";
-                return Page();
-            default:
-                Response.StatusCode = RecordStatusCodes.Http(read.Status);
-                Error = read.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The record was refused.";
-                return Page();
-        }
+        if (await OpenPatientAsync(access) is { } refused) return refused;
+        return Refuse(status, error ?? "No patient with this id.");
     }
 }
