@@ -121,7 +121,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
         await page.WaitForSelectorAsync("#done >> text=Cancelled");
         var cancelled = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
-        Assert.Contains("cancelled (Provider: Edu/Meeting — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("cancelled (The practitioner is at a meeting or training — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 }

@@ -612,11 +612,11 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Equal("http://terminology.hl7.org/CodeSystem/appointment-cancellation-reason", coding.GetProperty("system").GetString());
         Assert.Equal("pat-fb", coding.GetProperty("code").GetString());
         Assert.Equal("Patient: Feeling Better", coding.GetProperty("display").GetString());
-        Assert.Equal("Patient: Feeling Better — Rappelée le 12, va mieux", reason.GetProperty("text").GetString());
+        Assert.Equal("The patient feels better — Rappelée le 12, va mieux", reason.GetProperty("text").GetString());
 
         var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
         var row = System.Text.RegularExpressions.Regex.Match(after, $"<tr data-ref=\"Appointment/{_ids["appt"]}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
-        Assert.Contains("<td>cancelled (Patient: Feeling Better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
+        Assert.Contains("<td>cancelled (The patient feels better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -97,7 +97,9 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         return (new JsonObject
         {
             ["coding"] = new JsonArray(new JsonObject { ["system"] = KnownCancellationReasons.System, ["code"] = reason.Code, ["display"] = reason.Display }),
-            ["text"] = said is null ? reason.Display : reason.Display + " — " + said,
+            // The text is the reason as the person chose it, in the page's words, with their comment (R4: "as seen/selected/uttered by
+            // the user"); the code and its official display are in the coding.
+            ["text"] = said is null ? reason.Label : reason.Label + " — " + said,
         }, null);
     }
 
