@@ -164,6 +164,8 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         var (foreign, foreignHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rxOther"], "1"), stop);
         Assert.True(foreign.StatusCode == HttpStatusCode.NotFound, foreign.StatusCode + foreignHtml);
         Assert.Equal("active", await StatusAsync(_ids["rxOther"]));
+        // Found by a search of this patient's records, not read by its id: nothing of the other patient was opened.
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Read, AuditAction.Search), e => e.Detail.Patient == _ids["other"]);
         // Version 0 would be If-Match *: refused.
         var (any, _) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "0"), stop);
         Assert.Equal(HttpStatusCode.BadRequest, any.StatusCode);

@@ -35,6 +35,19 @@ public abstract class StaffPage : PageModel
             && returnUrl.All(c => c is > ' ' and <= '~')
             ? returnUrl : "/";
 
+    /// <summary>The record of <paramref name="type"/> with this id when it is <paramref name="patientId"/>'s, found by a search of
+    /// that patient's records (<c>_id</c> and <c>patient</c>) rather than read by its id: an id posted from one patient's page never
+    /// reads another patient's record (a read the audit trail and the guard would count against that other patient). Another
+    /// patient's record, or none, is NotFound; a refused search is its refusal.</summary>
+    protected async Task<Records.RecordResult> OfPatientAsync(Access.AccessContext access, string type, string id, string patientId)
+    {
+        var page = await Store.Records.SearchAsync(access, type, [new("_id", id), new("patient", patientId)], null, false, HttpContext.RequestAborted);
+        if (page.Status != Records.RecordStatus.Ok) return Records.RecordResult.Fail(page.Status, type, [.. page.Issues ?? []]);
+        return page.Entries.FirstOrDefault(e => !e.Included && e.Type == type && e.Id == id && e.Json is not null) is { } entry
+            ? new Records.RecordResult(Records.RecordStatus.Ok, type, entry.Id, entry.Version, entry.LastUpdated, entry.Json)
+            : Records.RecordResult.Fail(Records.RecordStatus.NotFound, type);
+    }
+
     protected async Task<string> ReadBodyAsync()
     {
         using var reader = new StreamReader(Request.Body);

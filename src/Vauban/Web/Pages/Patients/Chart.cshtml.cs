@@ -114,7 +114,7 @@ public sealed class ChartModel : StaffPage
         }
         var (reason, problem) = AppointmentBooking.ReadCancellation(CancelReason, CancelComment);
         if (reason is null) return await ShowAsync(400, problem);
-        var read = await Store.Records.ReadAsync(access, "Appointment", id, HttpContext.RequestAborted);
+        var read = await OfPatientAsync(access, "Appointment", id, Id);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.");
         var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id, reason);
         if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");

@@ -72,7 +72,7 @@ public sealed class PrescriptionsModel : PatientPage
             return await ShowAsync(400, "Choose the prescription to stop in the list.");
         }
         if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
-        var read = await Store.Records.ReadAsync(access, "MedicationRequest", id, HttpContext.RequestAborted);
+        var read = await OfPatientAsync(access, "MedicationRequest", id, Id);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The prescription was not stopped.", Interaction.Update);
         var (stopped, status, medication) = Prescription.Stop(read.Json!, Id);
         if (stopped is not { } body) return await ShowAsync(404, "This patient has no such prescription.");
