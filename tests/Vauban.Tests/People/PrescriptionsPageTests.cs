@@ -158,7 +158,17 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         var (_, page) = await doctor.GetAsync(Page);
         Assert.Contains($"id=\"stop-{_ids["rx"]}\"", page, StringComparison.Ordinal);
         var stop = Page + "?handler=stop";
-        Dictionary<string, string> Stop(string id, string version) => new() { ["Order"] = id, ["Version"] = version };
+        Dictionary<string, string> Stop(string id, string version, string reason = "sintol", string comment = "Nausées") =>
+            new() { ["Order"] = id, ["Version"] = version, ["StopReason"] = reason, ["StopComment"] = comment };
+
+        // Without a reason from the list, or "another reason" without saying which: refused, nothing changed.
+        foreach (var (reason, comment, said) in new[] { ("", "", "Choose the reason in the list."), ("pat", "", "Choose the reason in the list."), ("other", " ", "Say the reason in the comment.") })
+        {
+            var (unexplained, unexplainedHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "1", reason, comment), stop);
+            Assert.True(unexplained.StatusCode == HttpStatusCode.BadRequest, $"{reason}: {unexplained.StatusCode} {unexplainedHtml}");
+            Assert.Equal(said, StaffClient.ById(unexplainedHtml, "error"));
+        }
+        Assert.Equal("active", await StatusAsync(_ids["rx"]));
 
         // Another patient's prescription, posted from this patient's page: not reached.
         var (foreign, foreignHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rxOther"], "1"), stop);
@@ -187,6 +197,13 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         var (done, doneHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "2"), stop);
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
         Assert.Equal("stopped", await StatusAsync(_ids["rx"]));
+        using (var stoppedJson = JsonDocument.Parse((await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", _ids["rx"], CancellationToken.None)).Json!))
+        {
+            var why = stoppedJson.RootElement.GetProperty("statusReason");
+            Assert.Equal(("http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason", "sintol"),
+                (why.GetProperty("coding")[0].GetProperty("system").GetString(), why.GetProperty("coding")[0].GetProperty("code").GetString()));
+            Assert.Equal("Not tolerated — Nausées", why.GetProperty("text").GetString());
+        }
         var (_, after) = await doctor.GetAsync(Page);
         Assert.Equal("Stopped Amoxicilline 1 g, comprimé.", StaffClient.ById(after, "done"));
         Assert.Empty(Listed(after)); // no longer active
@@ -233,7 +250,7 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         var (forged, forgedHtml) = await PrescribeAsync(nurse, Form());
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
         Assert.Equal("Nothing was prescribed. Your role does not prescribe.", StaffClient.ById(forgedHtml, "error"));
-        var (stop, stopHtml) = await nurse.SubmitAsync(Page, new Dictionary<string, string> { ["Order"] = _ids["rx"], ["Version"] = "1" }, Page + "?handler=stop");
+        var (stop, stopHtml) = await nurse.SubmitAsync(Page, new Dictionary<string, string> { ["Order"] = _ids["rx"], ["Version"] = "1", ["StopReason"] = "salg" }, Page + "?handler=stop");
         Assert.True(stop.StatusCode == HttpStatusCode.Forbidden, stop.StatusCode + stopHtml);
         Assert.Equal("The prescription was not stopped. Your role does not prescribe.", StaffClient.ById(stopHtml, "error"));
         Assert.Single(await PrescriptionsOfAsync("mine"));

@@ -80,28 +80,12 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     /// <summary>Statuses an appointment can still be cancelled from (FHIR R4 appointmentstatus).</summary>
     public static bool IsCancellable(string? status) => status is "booked" or "pending" or "proposed";
 
-    public const int MaximumCommentLength = 200;
+    public const int MaximumCommentLength = ChosenReason.MaximumCommentLength;
 
     /// <summary>The cancellation reason the cancel form's fields describe (a code from <see cref="KnownCancellationReasons"/> and
-    /// an optional comment) as Appointment.cancelationReason, or the problem to show (nothing is written then). The comment
-    /// qualifies the coded reason: the concept's text is the official display, with the comment after it.</summary>
-    public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment)
-    {
-        if (KnownCancellationReasons.Find(code?.Trim()) is not { } reason) return (null, "Choose the reason in the list.");
-        var said = string.IsNullOrWhiteSpace(comment) ? null : comment.Trim();
-        if (said is { Length: > MaximumCommentLength }) return (null, $"The comment is at most {MaximumCommentLength} characters.");
-        if (said is not null && StatedText.HasHiddenCharacters(said))
-        {
-            return (null, "The comment holds control or invisible characters (zero-width, direction overrides): type it plainly.");
-        }
-        return (new JsonObject
-        {
-            ["coding"] = new JsonArray(new JsonObject { ["system"] = KnownCancellationReasons.System, ["code"] = reason.Code, ["display"] = reason.Display }),
-            // The text is the reason as the person chose it, in the page's words, with their comment (R4: "as seen/selected/uttered by
-            // the user"); the code and its official display are in the coding.
-            ["text"] = said is null ? reason.Label : reason.Label + " — " + said,
-        }, null);
-    }
+    /// an optional comment) as Appointment.cancelationReason, or the problem to show (nothing is written then).</summary>
+    public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment) =>
+        ChosenReason.Read(KnownCancellationReasons.System, KnownCancellationReasons.Find(code?.Trim()), comment);
 
     /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when it is
     /// <paramref name="patientId"/>'s (one of its participants is the patient) — a cancel posted from one chart does not reach

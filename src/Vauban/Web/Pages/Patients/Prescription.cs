@@ -82,10 +82,16 @@ public sealed record Prescription(string Medication, string Dosage, int? Days, i
     /// <summary>Statuses a prescription can still be stopped from (FHIR R4 medicationrequest-status).</summary>
     public static bool IsStoppable(string? status) => status is "active" or "on-hold";
 
-    /// <summary>The prescription as read, with status stopped, when it is <paramref name="patientId"/>'s (its subject) — a stop
-    /// posted from one patient's page does not reach another patient's prescription; else null.</summary>
+    /// <summary>The stop reason the form's fields describe (a code from <see cref="Fhir.KnownStopReasons"/> and an optional comment,
+    /// which "another reason" needs) as MedicationRequest.statusReason, or the problem to show (nothing is written then).</summary>
+    public static (JsonObject? Reason, string? Problem) ReadStopReason(string? code, string? comment) =>
+        ChosenReason.Read(Fhir.KnownStopReasons.System, Fhir.KnownStopReasons.Find(code?.Trim()), comment, Fhir.KnownStopReasons.Other);
+
+    /// <summary>The prescription as read, with status stopped and <paramref name="reason"/> as its statusReason, when it is
+    /// <paramref name="patientId"/>'s (its subject) — a stop posted from one patient's page does not reach another patient's
+    /// prescription; else null.</summary>
     /// <returns>Also its status as read, for the page to refuse what is no longer to be stopped.</returns>
-    public static (JsonElement? Stopped, string? Status, string? Medication) Stop(byte[] json, string patientId)
+    public static (JsonElement? Stopped, string? Status, string? Medication) Stop(byte[] json, string patientId, JsonObject reason)
     {
         if (JsonNode.Parse(json) is not JsonObject request) return (null, null, null);
         var ofPatient = request["subject"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var subject) && subject == "Patient/" + patientId;
@@ -93,6 +99,7 @@ public sealed record Prescription(string Medication, string Dosage, int? Days, i
         var status = request["status"] is JsonValue s && s.TryGetValue<string>(out var text) ? text : null;
         var medication = request["medicationCodeableConcept"]?["text"] is JsonValue m && m.TryGetValue<string>(out var name) ? name : null;
         request["status"] = "stopped";
+        request["statusReason"] = reason.DeepClone();
         return (JsonSerializer.SerializeToElement(request), status, medication);
     }
 }

@@ -27,6 +27,8 @@ public sealed class PrescriptionsModel : PatientPage
     // A stop: the prescription and the version the page showed.
     [BindProperty] public string? Order { get; set; }
     [BindProperty] public string? Version { get; set; }
+    [BindProperty] public string? StopReason { get; set; }
+    [BindProperty] public string? StopComment { get; set; }
 
     /// <summary>The patient's active (or on hold) prescriptions open to the person: id, version, medication, instructions, when
     /// written, status.</summary>
@@ -72,9 +74,11 @@ public sealed class PrescriptionsModel : PatientPage
             return await ShowAsync(400, "Choose the prescription to stop in the list.");
         }
         if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
+        var (reason, problem) = Prescription.ReadStopReason(StopReason, StopComment);
+        if (reason is null) return await ShowAsync(400, problem);
         var read = await OfPatientAsync(access, "MedicationRequest", id, Id);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The prescription was not stopped.", Interaction.Update);
-        var (stopped, status, medication) = Prescription.Stop(read.Json!, Id);
+        var (stopped, status, medication) = Prescription.Stop(read.Json!, Id, reason);
         if (stopped is not { } body) return await ShowAsync(404, "This patient has no such prescription.");
         // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rule here.
         if (read.Version == version && !Prescription.IsStoppable(status))
