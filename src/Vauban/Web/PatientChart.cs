@@ -118,6 +118,17 @@ public sealed class PatientChart
         return new PatientIdentity(id, HumanName(patient) ?? "(no name)", Text(patient, "birthDate"), Text(patient, "gender"), deceased, inactive, identifiers, addresses, telecom, gp);
     }
 
+    /// <summary>One record as its kind's row on the chart shows it (a practitioner or organization it names without a display
+    /// is not looked up), with its version.</summary>
+    public static ChartRow RowOf(SearchEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        using var document = JsonDocument.Parse(entry.Json ?? throw new ArgumentException("A row is made of a record's body.", nameof(entry)));
+        return Row(entry.Type, entry.Id, document.RootElement, NoNames) with { Version = entry.Version };
+    }
+
+    private static readonly IReadOnlyDictionary<string, string> NoNames = new Dictionary<string, string>();
+
     private static ChartRow Row(string type, string id, JsonElement r, IReadOnlyDictionary<string, string> names)
     {
         var reference = type + "/" + id;

@@ -30,9 +30,9 @@ public sealed class PrescriptionsModel : PatientPage
     [BindProperty] public string? StopReason { get; set; }
     [BindProperty] public string? StopComment { get; set; }
 
-    /// <summary>The patient's active (or on hold) prescriptions open to the person: id, version, medication, instructions, when
-    /// written, status.</summary>
-    public IReadOnlyList<(string Id, int Version, string Medication, string? Dosage, string When, string? Status)> Active { get; private set; } = [];
+    /// <summary>The patient's active (or on hold) prescriptions open to the person, as the chart's rows show them (when written,
+    /// medication, instructions, status, version).</summary>
+    public IReadOnlyList<ChartRow> Active { get; private set; } = [];
 
     /// <summary>Why the list may not be whole: more than one page of them, or the search refused (then the list says so rather
     /// than "none": a prescriber who believes there is none may prescribe twice).</summary>
@@ -129,7 +129,7 @@ public sealed class PrescriptionsModel : PatientPage
             switch (page.Status)
             {
                 case RecordStatus.Ok:
-                    Active = [.. page.Entries.Where(e => !e.Included && e.Json is not null).Select(Row)];
+                    Active = [.. page.Entries.Where(e => !e.Included && e.Json is not null).Select(PatientChart.RowOf)];
                     if (page.NextPage is not null) ListProblem = $"This patient has more than {ListSize} active prescriptions: only the {ListSize} most recent are listed.";
                     break;
                 case RecordStatus.ReauthenticationRequired:
@@ -144,17 +144,4 @@ public sealed class PrescriptionsModel : PatientPage
         if (status is { } code) Refuse(code, error ?? "No patient with this id.");
         return Page();
     }
-
-    private static (string, int, string, string?, string, string?) Row(SearchEntry entry)
-    {
-        using var document = JsonDocument.Parse(entry.Json!);
-        var r = document.RootElement;
-        string? Text(JsonElement e, string name) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-        var medication = r.TryGetProperty("medicationCodeableConcept", out var m) ? Text(m, "text") : null;
-        var dosage = r.TryGetProperty("dosageInstruction", out var d) && d.ValueKind == JsonValueKind.Array && d.GetArrayLength() > 0 ? Text(d[0], "text") : null;
-        var when = Text(r, "authoredOn") is { } at && DateTimeOffset.TryParse(at, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var written)
-            ? PatientChart.InParis(written) : "—";
-        return (entry.Id, entry.Version, medication ?? "Prescription", dosage, when, Text(r, "status"));
-    }
-
 }
