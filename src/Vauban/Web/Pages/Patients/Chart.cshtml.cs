@@ -85,7 +85,8 @@ public sealed class ChartModel : StaffPage
         // The page's rule, not only its list: a practitioner of this establishment, not deleted, still active (read through the
         // records service, as the list was, so the establishment is the signed-in person's).
         var chosen = await Store.Records.ReadAsync(access, KnownResourceTypes.Practitioner, practitioner!, HttpContext.RequestAborted);
-        if (chosen.Status is RecordStatus.NotFound or RecordStatus.Gone || (chosen.Status == RecordStatus.Ok && !IsActive(chosen.Json!)))
+        var (active, name) = chosen.Status == RecordStatus.Ok ? Described(chosen.Json!) : (false, "");
+        if (chosen.Status is RecordStatus.NotFound or RecordStatus.Gone || (chosen.Status == RecordStatus.Ok && !active))
         {
             return await ShowAsync(400, ChoosePractitioner);
         }
@@ -94,7 +95,7 @@ public sealed class ChartModel : StaffPage
         var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created)
         {
-            return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes) with {NameOf(chosen.Json!)}.");
+            return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes) with {name}.");
         }
         if (result.Status == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
         {
@@ -135,18 +136,13 @@ public sealed class ChartModel : StaffPage
 
     private const string ChoosePractitioner = "Choose the practitioner the appointment is with in the list.";
 
-    /// <summary>A practitioner's name as the chart writes it ("FAMILY Given").</summary>
-    private static string NameOf(byte[] practitioner)
+    /// <summary>A Practitioner, read once: whether it is not marked inactive (FHIR: active absent means active), and its name as
+    /// the chart writes it ("FAMILY Given").</summary>
+    private static (bool Active, string Name) Described(byte[] practitioner)
     {
         using var document = JsonDocument.Parse(practitioner);
-        return PatientChart.HumanName(document.RootElement) ?? "(no name)";
-    }
-
-    /// <summary>A Practitioner not marked inactive (FHIR: active absent means active).</summary>
-    private static bool IsActive(byte[] json)
-    {
-        using var document = JsonDocument.Parse(json);
-        return !(document.RootElement.TryGetProperty("active", out var active) && active.ValueKind == JsonValueKind.False);
+        var root = document.RootElement;
+        return (!(root.TryGetProperty("active", out var active) && active.ValueKind == JsonValueKind.False), PatientChart.HumanName(root) ?? "(no name)");
     }
 
     /// <summary>The establishment's active practitioners, by name, for the booking form: a directory search through the records
@@ -159,8 +155,8 @@ public sealed class ChartModel : StaffPage
         var list = new List<(string Id, string Name)>();
         foreach (var entry in page.Entries)
         {
-            if (entry.Type != KnownResourceTypes.Practitioner || entry.Json is not { } json || entry.Deleted || !IsActive(json)) continue;
-            list.Add((entry.Id, NameOf(json)));
+            if (entry.Type != KnownResourceTypes.Practitioner || entry.Json is not { } json || entry.Deleted) continue;
+            if (Described(json) is (true, var name)) list.Add((entry.Id, name));
         }
         return list.OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ThenBy(p => p.Id, StringComparer.Ordinal).ToList();
     }
