@@ -49,7 +49,7 @@ internal static class CareRelationSql
     [
         .. Voiding.SelectMany(v => v.Statuses.Select(status =>
             Records.Search.SearchParameters.TryGet(v.Type, "status", out var parameter)
-                ? index.Hash(parameter.Code, 'c', Records.Search.IndexEntries.NormalizeToken(parameter.Normalization, status))
+                ? Records.Search.IndexEntries.CodeHash(index, parameter, status)
                 : throw new InvalidOperationException($"{v.Type} has no status search parameter."))),
     ]);
 

@@ -158,11 +158,17 @@ internal sealed class IndexEntries
         Hashes.Add(index.Hash(param, 'e', raw));
     }
 
+    /// <summary>The hash a token is found by whatever its system (a search of the code alone), as the index holds it.</summary>
+    public static long CodeHash(BlindIndex index, SearchParameter parameter, string code) =>
+        NormalizedCodeHash(index, parameter, NormalizeToken(parameter.Normalization, code));
+
+    private static long NormalizedCodeHash(BlindIndex index, SearchParameter parameter, string normalized) => index.Hash(parameter.Code, 'c', normalized);
+
     private void AddToken(SearchParameter parameter, string? system, string code, BlindIndex index)
     {
         var normalized = NormalizeToken(parameter.Normalization, code);
         if (normalized.Length == 0) return;
-        Hashes.Add(index.Hash(parameter.Code, 'c', normalized));
+        Hashes.Add(NormalizedCodeHash(index, parameter, normalized));
         if (IsContactToken(parameter.Normalization)) return; // a phone or e-mail has no namespace to search by
         if (system is null)
         {
