@@ -217,9 +217,9 @@ internal static class DataKeyRotation
                 unreadable++;
             }
         }
-        long changed = 0;
         if (replacements.Count > 0)
         {
+            long changed = 0;
             await using var scope = await database.BeginWriteAsync(cancellationToken);
             var missed = scope.Connection.CanCreateBatch
                 ? await ReplaceInOneTripAsync(scope, column, replacements, cancellationToken)
@@ -229,7 +229,7 @@ internal static class DataKeyRotation
             foreach (var row in missed)
             {
                 using var now = scope.Command(column.Now);
-                for (var i = 0; i < row.Key.Length; i++) now.With("k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Key[i]);
+                foreach (var (name, value) in KeyArguments(row)) now.With(name, value);
                 if (await now.ExecuteScalarAsync(cancellationToken) is not { } stored || stored is DBNull || column.Sealed(stored) is not { } body) continue;
                 if (RecordCipher.KeyVersionOf(body) == keys.KeyVersion) current++;
                 else changed++;
@@ -237,7 +237,7 @@ internal static class DataKeyRotation
             await scope.CommitAsync(cancellationToken);
             return new ResealTally(replacements.Count - missed.Count, current, changed, unreadable);
         }
-        return new ResealTally(0, current, changed, unreadable);
+        return new ResealTally(0, current, 0, unreadable);
     }
 
     // SQLite, in process: a statement costs no round trip. Returns the rows the compare-and-set did not replace.
@@ -275,6 +275,12 @@ internal static class DataKeyRotation
     {
         yield return ("new", column.Store(sealedAgain));
         yield return ("old", row.Stored);
+        foreach (var key in KeyArguments(row)) yield return key;
+    }
+
+    /// <summary>A row's key, as <see cref="Column.Replace"/> and <see cref="Column.Now"/> are given it: @k0, @k1…</summary>
+    private static IEnumerable<(string Name, object Value)> KeyArguments(Sealed row)
+    {
         for (var i = 0; i < row.Key.Length; i++) yield return ("k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Key[i]);
     }
 
