@@ -279,10 +279,10 @@ public sealed class PatientChart
         return DateTimeOffset.TryParseExact(padded, "yyyy-MM-dd", CultureInfo.InvariantCulture, Utc, out var day) ? new Moment(day, text) : null;
     }
 
-    private static string? Text(JsonElement r, string name) =>
+    internal static string? Text(JsonElement r, string name) =>
         r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.GetString() is { Length: > 0 } s ? s : null;
 
-    private static JsonElement.ArrayEnumerator Array(JsonElement r, string name) =>
+    internal static JsonElement.ArrayEnumerator Array(JsonElement r, string name) =>
         r.ValueKind == JsonValueKind.Object && r.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Array ? value.EnumerateArray() : NoElements.EnumerateArray();
 
     private static readonly JsonElement NoElements = JsonDocument.Parse("[]").RootElement.Clone();

@@ -369,7 +369,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         new() { ["Date"] = date, ["Time"] = time, ["Minutes"] = minutes, ["Reason"] = reason };
 
     private Task<(HttpResponseMessage Response, string Html)> BookAsync(StaffClient staff, Dictionary<string, string> fields, string? formPage = null) =>
-        staff.SubmitAsync(formPage ?? $"/patients/{_ids["mine"]}", fields, $"/patients/{_ids["mine"]}?handler=book");
+        staff.SubmitAsync(formPage ?? $"/patients/{_ids["mine"]}?book=1", fields, $"/patients/{_ids["mine"]}?handler=book");
 
     /// <summary>The practitioner the booking form has chosen, if any.</summary>
     private static string? SelectedPractitioner(string html)
@@ -387,11 +387,17 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     public async Task A_physician_books_an_appointment_from_the_chart_and_it_is_a_FHIR_appointment_in_the_audit_trail()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");
-        var (_, before) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        // The chart offers the form; the establishment's directory is searched only once it is asked for, not at each chart view.
+        var (_, plain) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Contains("id=\"open-booking\"", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"book-form\"", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search), e => e.ResourceType == "Practitioner");
+        var (_, before) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
         Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
+        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search), e => e.ResourceType == "Practitioner");
         // With her, unless she chooses another practitioner of the establishment.
         Assert.Equal(_ids["drA"], SelectedPractitioner(before));
-        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire</option>", before, StringComparison.Ordinal);
+        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire · ", before, StringComparison.Ordinal);
         var date = ParisDate(3);
         var (booked, bookedHtml) = await BookAsync(doctor, Booking(date));
         Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
@@ -541,11 +547,11 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     public async Task A_secretary_books_an_appointment_with_a_physician_chosen_in_the_list()
     {
         using var desk = await ServiceDeskAsync();
-        var (_, before) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        var (_, before) = await desk.GetAsync($"/patients/{_ids["mine"]}?book=1");
         Assert.Contains("id=\"book-form\"", before, StringComparison.Ordinal);
         Assert.Null(SelectedPractitioner(before)); // the desk acts as no practitioner: it chooses
-        Assert.Contains($"<option value=\"{_ids["drA"]}\">AUBER Claire</option>", before, StringComparison.Ordinal);
-        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire</option>", before, StringComparison.Ordinal);
+        Assert.Contains($"<option value=\"{_ids["drA"]}\">AUBER Claire · ", before, StringComparison.Ordinal);
+        Assert.Contains($"<option value=\"{_ids["drB"]}\">BERTHIER Claire · ", before, StringComparison.Ordinal);
 
         // Without a choice, nothing is booked.
         var (unchosen, unchosenHtml) = await BookAsync(desk, Booking(ParisDate(4)));
@@ -571,6 +577,66 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment" && e.Detail.Patient == _ids["mine"]);
     }
 
+    /// <summary>A practitioner as FR Core writes one: the RPPS number under its own system, the name, and a role in a specialty.</summary>
+    private async Task<string> PractitionerInAsync(string family, string given, string rpps, string? specialty)
+    {
+        var id = await _server.CreateAsOperatorAsync(_tenant, $$"""
+            {"resourceType":"Practitioner","identifier":[{"system":"{{Vauban.Fhir.KnownIdentifierSystems.Rpps}}","value":"{{rpps}}"}],
+             "name":[{"family":"{{family}}","given":["{{given}}"]}]}
+            """);
+        if (specialty is not null)
+        {
+            await _server.CreateAsOperatorAsync(_tenant, $$"""
+                {"resourceType":"PractitionerRole","active":true,"practitioner":{"reference":"Practitioner/{{id}}"},
+                 "specialty":[{"coding":[{"system":"http://snomed.info/sct","code":"394579002","display":"{{specialty}}"}]}]}
+                """);
+        }
+        return id;
+    }
+
+    [Fact]
+    public async Task The_booking_list_is_narrowed_by_a_name_and_tells_namesakes_apart_by_specialty_and_RPPS()
+    {
+        var cardiologist = await PractitionerInAsync("Moreau", "Louise", "10101010101", "Cardiologie");
+        var surgeon = await PractitionerInAsync("Moreau", "Louise", "10202020202", "Chirurgie orthopédique");
+        using var desk = await ServiceDeskAsync();
+
+        // Namesakes: the same name, told apart by what each practices and by their RPPS number.
+        var (found, page) = await desk.GetAsync($"/patients/{_ids["mine"]}?book=1&with=mor");
+        Assert.Equal(HttpStatusCode.OK, found.StatusCode);
+        Assert.Contains($"<option value=\"{cardiologist}\">MOREAU Louise · Cardiologie · RPPS 10101010101</option>", page, StringComparison.Ordinal);
+        Assert.Contains($"<option value=\"{surgeon}\">MOREAU Louise · Chirurgie orthopédique · RPPS 10202020202</option>", page, StringComparison.Ordinal);
+        // Only the names that start with what was typed (family or given): not Auber, not Berthier.
+        Assert.DoesNotContain($"<option value=\"{_ids["drA"]}\"", page, StringComparison.Ordinal);
+        Assert.DoesNotContain($"<option value=\"{_ids["drB"]}\"", page, StringComparison.Ordinal);
+        Assert.Contains("value=\"mor\"", page, StringComparison.Ordinal); // the name stays typed in the search box
+
+        // A booking from the narrowed list with the one chosen, then the chart as it was.
+        var fields = Booking(ParisDate(6), "11:00", "30", "Avis chirurgical");
+        fields["Practitioner"] = surgeon;
+        var (booked, bookedHtml) = await BookAsync(desk, fields, $"/patients/{_ids["mine"]}?book=1&with=mor");
+        Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml + _server.AllLogs());
+        var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal($"Booked {ParisDate(6)} 11:00 (30 minutes) with MOREAU Louise.", StaffClient.ById(after, "done"));
+        var created = Assert.Single(Appointments(after), id => id != _ids["appt"]);
+        var read = await _server.Store.Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Appointment", created, CancellationToken.None);
+        Assert.Contains($"\"Practitioner/{surgeon}\"", System.Text.Encoding.UTF8.GetString(read.Json!), StringComparison.Ordinal);
+
+        // No name that starts so: said, not an empty list left unexplained.
+        var (none, nonePage) = await desk.GetAsync($"/patients/{_ids["mine"]}?book=1&with=Zyx");
+        Assert.Equal(HttpStatusCode.OK, none.StatusCode);
+        Assert.Equal("No active practitioner's name starts with “Zyx”.", StaffClient.ById(nonePage, "no-practitioner"));
+
+        // A name too long, or with invisible characters: 400, said, and the whole list instead.
+        foreach (var typed in new[] { new string('a', 65), "Mor\u200Beau" })
+        {
+            var (refused, refusedPage) = await desk.GetAsync($"/patients/{_ids["mine"]}?book=1&with={Uri.EscapeDataString(typed)}");
+            Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, refused.StatusCode + refusedPage);
+            Assert.Contains("name to look for", StaffClient.ById(refusedPage, "directory-problem"), StringComparison.Ordinal);
+            Assert.Contains($"<option value=\"{_ids["drA"]}\"", refusedPage, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task A_booking_with_a_practitioner_not_in_the_list_is_refused_and_books_nothing()
     {
@@ -581,7 +647,8 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.True((await _server.Store.Records.DeleteAsync(op, "Practitioner", gone, null, CancellationToken.None)).Status is Vauban.Records.RecordStatus.Ok or Vauban.Records.RecordStatus.NoContent);
         var retired = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Retraité", rpps: "10001234572").Replace("\"resourceType\": \"Practitioner\",", "\"resourceType\": \"Practitioner\", \"active\": false,", StringComparison.Ordinal));
         using var desk = await ServiceDeskAsync();
-        var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}?book=1");
+        Assert.Contains("id=\"book-form\"", chart, StringComparison.Ordinal);
         foreach (var listed in new[] { foreign, gone, retired }) Assert.DoesNotContain($"<option value=\"{listed}\"", chart, StringComparison.Ordinal);
 
         // Another establishment's practitioner, a deleted one, an inactive one, a patient's id, an id no record has, no id at all.

@@ -48,11 +48,23 @@ public sealed class ChartModel : StaffPage
     /// <summary>Why the act asked for (a booking, a cancel) was refused: nothing was written.</summary>
     public string? ActError { get; private set; }
 
-    /// <summary>The role may book (create Appointment): the form is shown.</summary>
+    /// <summary>The role may book (create Appointment): the chart offers the form.</summary>
     public bool MayBook { get; private set; }
 
-    /// <summary>The establishment's practitioners the booking form offers (id, name), by name; read through the records service.</summary>
-    public IReadOnlyList<(string Id, string Name)> Practitioners { get; private set; } = [];
+    /// <summary>The chart's link to the booking form was followed (<c>?book=1</c>), a name was looked for in the directory, or a
+    /// booking refused is shown again: the form is shown, and only then is the directory searched.</summary>
+    [BindProperty(SupportsGet = true, Name = "book")] public string? OpenBooking { get; set; }
+
+    /// <summary>The name typed to narrow the booking form's list of practitioners.</summary>
+    [BindProperty(SupportsGet = true, Name = "with")] public string? With { get; set; }
+
+    public bool BookingOpen { get; private set; }
+
+    /// <summary>The establishment's practitioners the booking form offers, by name; read through the records service.</summary>
+    public PractitionerList Practitioners { get; private set; } = PractitionerList.None;
+
+    /// <summary>Why the list is not what was asked for (a name refused, the directory refused), shown above it.</summary>
+    public string? DirectoryProblem { get; private set; }
 
     /// <summary>The practitioner the form has chosen: the one posted (a refused booking shown again), else the person's own.</summary>
     public string? ChosenPractitioner { get; private set; }
@@ -76,6 +88,7 @@ public sealed class ChartModel : StaffPage
     public async Task<IActionResult> OnPostBookAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        BookingOpen = true; // refused, the form is shown again as it was typed
         var now = UtcNow;
         // A post without the field (a form from before the choice) books with the person, as it did; the front desk chooses.
         var practitioner = string.IsNullOrWhiteSpace(Practitioner) ? access.Principal.Practitioner : Practitioner.Trim();
@@ -85,7 +98,7 @@ public sealed class ChartModel : StaffPage
         // The page's rule, not only its list: a practitioner of this establishment, not deleted, still active (read through the
         // records service, as the list was, so the establishment is the signed-in person's).
         var chosen = await Store.Records.ReadAsync(access, KnownResourceTypes.Practitioner, practitioner!, HttpContext.RequestAborted);
-        var (active, name) = chosen.Status == RecordStatus.Ok ? Described(chosen.Json!) : (false, "");
+        var (active, name, _) = chosen.Status == RecordStatus.Ok ? PractitionerDirectory.Described(chosen.Json!) : (false, "", null);
         if (chosen.Status is RecordStatus.NotFound or RecordStatus.Gone || (chosen.Status == RecordStatus.Ok && !active))
         {
             return await ShowAsync(400, ChoosePractitioner);
@@ -136,32 +149,29 @@ public sealed class ChartModel : StaffPage
 
     private const string ChoosePractitioner = "Choose the practitioner the appointment is with in the list.";
 
-    /// <summary>A Practitioner, read once: whether it is not marked inactive (FHIR: active absent means active), and its name as
-    /// the chart writes it ("FAMILY Given").</summary>
-    private static (bool Active, string Name) Described(byte[] practitioner)
+    /// <summary>The booking form's practitioners: a directory search through the records service (authorized and audited like any
+    /// other), narrowed by the name typed. The person's own practitioner record, chosen by default, is listed even when the list is
+    /// cut before it. Returns the status to answer when the list is not what was asked for (<see cref="DirectoryProblem"/> says why).</summary>
+    private async Task<int?> LoadPractitionersAsync(AccessContext access)
     {
-        using var document = JsonDocument.Parse(practitioner);
-        var root = document.RootElement;
-        return (!(root.TryGetProperty("active", out var active) && active.ValueKind == JsonValueKind.False), PatientChart.HumanName(root) ?? "(no name)");
-    }
-
-    /// <summary>The establishment's active practitioners, by name, for the booking form: a directory search through the records
-    /// service (authorized and audited like any other). One page of at most <see cref="PractitionerListSize"/>.</summary>
-    private async Task<IReadOnlyList<(string Id, string Name)>> PractitionersAsync(AccessContext access)
-    {
-        var page = await Store.Records.SearchAsync(access, KnownResourceTypes.Practitioner,
-            [new("_count", PractitionerListSize.ToString(System.Globalization.CultureInfo.InvariantCulture))], null, lenient: false, HttpContext.RequestAborted);
-        if (page.Status != RecordStatus.Ok) return [];
-        var list = new List<(string Id, string Name)>();
-        foreach (var entry in page.Entries)
+        var (name, problem) = PractitionerDirectory.ReadName(With);
+        var page = await Store.Records.SearchAsync(access, KnownResourceTypes.Practitioner, PractitionerDirectory.Query(name), null, lenient: false, HttpContext.RequestAborted);
+        if (page.Status != RecordStatus.Ok)
         {
-            if (entry.Type != KnownResourceTypes.Practitioner || entry.Json is not { } json || entry.Deleted) continue;
-            if (Described(json) is (true, var name)) list.Add((entry.Id, name));
+            DirectoryProblem = page.Status == RecordStatus.Forbidden
+                ? "Your role may not read the establishment's directory of practitioners."
+                : "The directory of practitioners could not be searched" + (page.Issues is { Count: > 0 } said ? ": " + string.Join(" ", said.Select(i => i.Diagnostics)) : ".");
+            return RecordStatusCodes.Http(page.Status);
         }
-        return list.OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ThenBy(p => p.Id, StringComparer.Ordinal).ToList();
+        Practitioners = PractitionerDirectory.From(page);
+        if (name is null && ChosenPractitioner is { } own && IdRules.IsValid(own) && Practitioners.Choices.All(p => p.Id != own))
+        {
+            var mine = await Store.Records.SearchAsync(access, KnownResourceTypes.Practitioner, PractitionerDirectory.Query(null, own), null, lenient: false, HttpContext.RequestAborted);
+            if (mine.Status == RecordStatus.Ok) Practitioners = Practitioners with { Choices = [.. PractitionerDirectory.From(mine).Choices, .. Practitioners.Choices] };
+        }
+        DirectoryProblem = problem;
+        return problem is null ? null : 400;
     }
-
-    private const int PractitionerListSize = 500;
 
     private static string Describe(byte[] json)
     {
@@ -209,10 +219,11 @@ public sealed class ChartModel : StaffPage
                 Truncated = page.NextPage is not null;
                 var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed;
                 MayBook = mayCreate;
-                if (MayBook)
+                BookingOpen = MayBook && (BookingOpen || OpenBooking is not null || With is not null);
+                if (BookingOpen)
                 {
-                    Practitioners = await PractitionersAsync(access);
                     ChosenPractitioner = string.IsNullOrWhiteSpace(Practitioner) ? access.Principal.Practitioner : Practitioner.Trim();
+                    if (await LoadPractitionersAsync(access) is { } refused && status is null) Response.StatusCode = refused;
                 }
                 MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
                 MayRecordVitals = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed;
