@@ -153,7 +153,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
 
         var (forged, html) = await desk.SubmitAsync(Page(), new Dictionary<string, string> { ["Measures[HeartRate]"] = "72" });
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + html);
-        Assert.Equal("Your role does not record vital signs. Nothing was recorded.", StaffClient.ById(html, "error"));
+        Assert.Equal("Nothing was recorded. Your role does not record vital signs.", StaffClient.ById(html, "error"));
         Assert.Empty(await ObservationsOfAsync("mine"));
         var refusals = await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create);
         Assert.Contains(refusals, e => e.Outcome != AuditOutcome.Success);

@@ -48,6 +48,24 @@ public abstract class StaffPage : PageModel
             : Records.RecordResult.Fail(Records.RecordStatus.NotFound, type);
     }
 
+    /// <summary>Why an act on a patient's record was refused, in a page's words rather than the API's (whose diagnostics name FHIR
+    /// paths and interactions a clinician has no use for), for the HTTP status the records service answered: the role
+    /// (<paramref name="roleRefused"/>, when the role may not do the act at all), the care relationship, the guard's hold or its
+    /// throttle. Only for what the page cannot say better (a record the service found invalid, say) does it add the service's own
+    /// words, <paramref name="said"/>. The statuses a page answers itself (a reauthentication, a record changed meanwhile, one not
+    /// found) are its own.</summary>
+    protected static string ActRefusal(int status, string notDone, string? roleRefused, string? said) => status switch
+    {
+        403 when roleRefused is not null => $"{notDone} {roleRefused}",
+        403 => $"{notDone} This patient is not in your care relationships now (a break-the-glass access may have ended): open the chart again.",
+        423 => $"{notDone} Your account is held by the security officer: ask them, or your service's manager, to release it.",
+        429 => $"{notDone} Too many records were opened or written in a short time: wait a moment and try again.",
+        _ => string.IsNullOrWhiteSpace(said) ? notDone : $"{notDone} {said}",
+    };
+
+    /// <summary>The diagnostics of a refusal's issues, joined, for <see cref="ActRefusal"/>.</summary>
+    protected static string? Said(IReadOnlyList<Fhir.Issue>? issues) => issues is { Count: > 0 } ? string.Join(" ", issues.Select(i => i.Diagnostics)) : null;
+
     protected async Task<string> ReadBodyAsync()
     {
         using var reader = new StreamReader(Request.Body);

@@ -188,18 +188,14 @@ public sealed class ChartModel : StaffPage
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
             case RecordStatus.PreconditionFailed:
-                return await ShowAsync(412, "This appointment was changed by someone else since the chart was shown: nothing was changed. Here it is as it is now.");
-            case RecordStatus.Forbidden:
-                // In the page's words, not the API's (which name "POST [base]/Patient/…/$break-the-glass"): the role, or the care
-                // relationship that opened the chart and has ended since (a break-the-glass access lasts hours).
-                return await ShowAsync(403, notDone + " " + (HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed
-                    ? "Your role may not change appointments."
-                    : "This patient is not in your care relationships now (a break-the-glass access may have ended): open the chart again."));
+                return await ShowAsync(412, "This appointment was changed by someone else since the page was shown: nothing was changed. Here it is as it is now.");
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return await ShowAsync(404, "This patient has no such appointment.");
             default:
-                return await ShowAsync(RecordStatusCodes.Http(result.Status),
-                    notDone + (result.Issues is { Count: > 0 } said ? " " + string.Join(" ", said.Select(i => i.Diagnostics)) : ""));
+                // The role is named for the act the form does (any booking or cancel writes an Appointment).
+                var roleRefused = HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed
+                    ? "Your role may not change appointments." : null;
+                return await ShowAsync(RecordStatusCodes.Http(result.Status), ActRefusal(RecordStatusCodes.Http(result.Status), notDone, roleRefused, Said(result.Issues)));
         }
     }
 

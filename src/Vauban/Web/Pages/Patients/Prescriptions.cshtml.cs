@@ -99,15 +99,12 @@ public sealed class PrescriptionsModel : PatientPage
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
             case RecordStatus.PreconditionFailed:
                 return await ShowAsync(412, "This prescription was changed by someone else since the page was shown: nothing was changed. Here it is as it is now.");
-            case RecordStatus.Forbidden:
-                return await ShowAsync(403, notDone + " " + (HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, act, "MedicationRequest").Allowed
-                    ? "Your role does not prescribe."
-                    : "This patient is not in your care relationships now (a break-the-glass access may have ended)."));
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return await ShowAsync(404, "This patient has no such prescription.");
             default:
-                return await ShowAsync(RecordStatusCodes.Http(result.Status),
-                    notDone + (result.Issues is { Count: > 0 } said ? " " + string.Join(" ", said.Select(i => i.Diagnostics)) : ""));
+                var roleRefused = HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, act, "MedicationRequest").Allowed
+                    ? "Your role does not prescribe." : null;
+                return await ShowAsync(RecordStatusCodes.Http(result.Status), ActRefusal(RecordStatusCodes.Http(result.Status), notDone, roleRefused, Said(result.Issues)));
         }
     }
 

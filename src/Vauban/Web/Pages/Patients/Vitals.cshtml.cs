@@ -44,16 +44,9 @@ public sealed class VitalsModel : PatientPage
         }
         if (status == 401) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
         const string notDone = "Nothing was recorded.";
-        return status switch
-        {
-            403 when !Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed => await ShowAsync(access, 403, "Your role does not record vital signs. " + notDone),
-            403 => await ShowAsync(access, 403, "This patient is not in your care relationships now (a break-the-glass access may have ended). " + notDone),
-            404 or 410 => await ShowAsync(access, 404, null),
-            423 => await ShowAsync(access, 423, "Your account is held by the security officer: " + notDone),
-            429 => await ShowAsync(access, 429, "Too many records were opened or written in a short time: wait a moment and record again. " + notDone),
-            // The records service's own words otherwise (an OperationOutcome's diagnostics), after the page's.
-            _ => await ShowAsync(access, status, notDone + " " + Diagnostics(body)),
-        };
+        if (status is 404 or 410) return await ShowAsync(access, 404, null);
+        var roleRefused = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed ? null : "Your role does not record vital signs.";
+        return await ShowAsync(access, status, ActRefusal(status, notDone, roleRefused, Diagnostics(body)));
     }
 
     // An OperationOutcome's diagnostics, joined; a plain sentence when the body says nothing readable.
