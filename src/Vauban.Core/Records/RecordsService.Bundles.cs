@@ -318,20 +318,20 @@ public sealed partial class RecordsService
         }
 
         // A urn:uuid: reference is local to the bundle: one that names no entry would be stored as is, pointing nowhere.
+        // A search's parameters with the entries they name (R4 resolves references in entries' URLs too), read before the writes.
+        var searchParameters = new Dictionary<int, List<KeyValuePair<string, string>>>();
         foreach (var entry in entries)
         {
             if (entry.Resource is { } body && ResourceStamp.UnresolvedUrnReference(body, references) is { } unresolved)
             {
-                return (400, FhirJson.OperationOutcome([Issue.Invalid(
-                    $"Bundle.entry[{entry.Index}]: the reference '{Shorten(unresolved)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
-                    $"Bundle.entry[{entry.Index}].resource")]));
+                return (400, FhirJson.OperationOutcome([NamesNoEntry(entry.Index, "reference", unresolved, $"Bundle.entry[{entry.Index}].resource")]));
             }
-            // So is one in a search's criteria (R4 resolves references in entries' URLs too): it would match nothing, silently.
-            if (entry is { Method: "GET", Id: null } && ResolveEntryReferences(entry.Type, entry.Query ?? [], references).Unresolved is { } unknown)
+            // So is one in a search's criteria: it would match nothing, silently.
+            if (entry is { Method: "GET", Id: null })
             {
-                return (400, FhirJson.OperationOutcome([Issue.Invalid(
-                    $"Bundle.entry[{entry.Index}]: the search value '{Shorten(unknown)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).",
-                    $"Bundle.entry[{entry.Index}].request.url")]));
+                var (resolved, unknown) = ResolveEntryReferences(entry.Type, entry.Query ?? [], references);
+                if (unknown is not null) return (400, FhirJson.OperationOutcome([NamesNoEntry(entry.Index, "search value", unknown, $"Bundle.entry[{entry.Index}].request.url")]));
+                searchParameters[entry.Index] = resolved ?? entry.Query ?? [];
             }
             // A conditional write's criteria are matched before the entries they could name are written (and a conditional create's
             // record is known only once its own criteria are matched): not resolved, they are refused, as conditional references are,
@@ -343,7 +343,7 @@ public sealed partial class RecordsService
             {
                 var where = $"Bundle.entry[{entry.Index}].request.{(entry.Method == "POST" ? "ifNoneExist" : "url")}";
                 return (400, FhirJson.OperationOutcome([unknownNamed is not null
-                    ? Issue.Invalid($"Bundle.entry[{entry.Index}]: the search value '{Shorten(unknownNamed)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).", where)
+                    ? NamesNoEntry(entry.Index, "search value", unknownNamed, where)
                     : Issue.NotSupported($"Bundle.entry[{entry.Index}]: its {(entry.Method == "POST" ? "ifNoneExist" : "criteria")} name an entry of this transaction by its fullUrl, which "
                         + "this server does not resolve in a conditional write's criteria (they are matched before the entries are written): give the Type/id, or search in an entry of its own.") with { Expression = where }]));
             }
@@ -391,8 +391,7 @@ public sealed partial class RecordsService
                     + "Follow a paging link as a request of its own.", $"Bundle.entry[{entry.Index}].request.url")]));
             }
             // Read with the ids the entries it names by fullUrl have now; run with those they have once written (SearchInScopeAsync).
-            var parameters = ResolveEntryReferences(entry.Type, entry.Query ?? [], references).Resolved ?? entry.Query ?? [];
-            var (query, refused) = await ParseSearchAsync(context, keys, entry.Type, parameters, lenient: false, cancellationToken);
+            var (query, refused) = await ParseSearchAsync(context, keys, entry.Type, searchParameters[entry.Index], lenient: false, cancellationToken);
             if (query is null) return Failed(entry, new EntryResponse(RecordStatusCodes.Http(refused!.Status), null, 0, 0, null, refused.Issues));
             searchQueries[entry.Index] = query;
         }
@@ -624,6 +623,10 @@ public sealed partial class RecordsService
         }
         return (resolved, null);
     }
+
+    /// <summary>A transaction's urn:uuid: (a resource's reference, a search's value) that no POST or PUT entry has as its fullUrl.</summary>
+    private static Issue NamesNoEntry(int index, string what, string value, string where) =>
+        Issue.Invalid($"Bundle.entry[{index}]: the {what} '{Shorten(value)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).", where);
 
     /// <summary>A search entry's response, in a batch or a transaction: the searchset as its resource, or the failure.</summary>
     private static EntryResponse SearchSetResponse(string type, SearchPage page, string baseUrl)
