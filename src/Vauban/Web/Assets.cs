@@ -20,7 +20,7 @@ internal static class Assets
         form.cancel select, form.cancel input { min-width: 12rem; margin-bottom: .35rem; }
         form.cancel button { margin-top: .25rem; }
         button, .button { display: inline-block; margin-top: 1.25rem; padding: .55rem 1.1rem; border: 0; border-radius: 6px; background: var(--accent); color: #fff; font: inherit; cursor: pointer; text-decoration: none; }
-        button.secondary { background: #fff; color: var(--accent); border: 1px solid var(--accent); }
+        button.secondary, a.button.secondary { background: #fff; color: var(--accent); border: 1px solid var(--accent); }
         .error { color: var(--bad); margin: 1rem 0 0; }
         .muted, small { color: var(--muted); }
         .codes { font-family: ui-monospace, monospace; font-size: 1.1rem; columns: 2; padding-left: 1.2rem; }

@@ -303,6 +303,9 @@ public sealed class PatientChart
         return new DateTimeOffset(local, Paris.GetUtcOffset(local));
     }
 
+    /// <summary>The calendar date in Paris at <paramref name="at"/>: today, for a form's dates.</summary>
+    public static DateOnly DateInParis(DateTimeOffset at) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(at, Paris).DateTime);
+
     /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
     public static string ZoneName => Paris == TimeZoneInfo.Utc ? "UTC" : "Paris time";
 }

@@ -1,5 +1,6 @@
 // What every staff page shares: the request's person, the sign-in service, safe return URLs, the clock, and an act done
 // answered by a redirect to the page (Post/Redirect/Get), which says what it did once.
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
@@ -21,10 +22,13 @@ public abstract class StaffPage : PageModel
 
     /// <summary>An act done: the answer sends the browser back to the page by GET (Post/Redirect/Get), which says
     /// <paramref name="done"/> once, so that a refresh or Back repeats nothing (another booking, another release).</summary>
-    protected RedirectResult Acted(string done)
+    protected RedirectResult Acted(string done) => Acted(done, Request.Path);
+
+    /// <summary>An act done, answered by a redirect to <paramref name="page"/> (a local path: the record the act created).</summary>
+    protected RedirectResult Acted(string done, PathString page)
     {
         Done = done;
-        return Redirect(Request.PathBase + Request.Path);
+        return Redirect(Request.PathBase + page);
     }
 
     /// <summary>Only local paths: an open redirect after sign-in would make a fine phishing tool. Printable ASCII only: a

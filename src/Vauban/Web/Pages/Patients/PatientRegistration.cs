@@ -1,0 +1,165 @@
+// The "Register a patient" form read into a FHIR R4 Patient. Only the form's rules live here — the names as typed, a birth
+// date that is past, a NIR whose key is right and that agrees with the sex and birth date given (identity vigilance: a NIR
+// typed for the wrong person is the commonest identity error), plain contacts and address; whether the person may register a
+// patient, the duplicate checks and the write itself are the records service's (policy, guard, audit).
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Vauban.Access;
+using Vauban.Fhir;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Patients;
+
+/// <summary>The fields of the registration form, as typed.</summary>
+public sealed record RegistrationForm(string? Family, string? UsedFamily, string? Given, string? Sex, string? BirthDate, string? Nir,
+    string? Phone, string? Email, string? Line, string? PostalCode, string? City);
+
+/// <param name="Given">The given names in their order (the first is the one used).</param>
+/// <param name="Nir">Compact (15 characters), or null when none was given.</param>
+public sealed record PatientRegistration(string Family, string? UsedFamily, IReadOnlyList<string> Given, string Sex, DateOnly BirthDate, string? Nir,
+    string? Phone, string? Email, string? Line, string? PostalCode, string? City)
+{
+    public const int MaximumNameLength = 100;
+    public const int MaximumTextLength = 200;
+
+    /// <summary>The oldest birth date the form takes: a typing error before it (1862 for 1962) is said, not registered.</summary>
+    public static readonly DateOnly Earliest = new(1900, 1, 1);
+
+    /// <summary>FHIR administrative genders, with the form's labels.</summary>
+    public static readonly IReadOnlyList<(string Code, string Label)> Sexes = [("female", "Female"), ("male", "Male"), ("other", "Other"), ("unknown", "Unknown")];
+
+    /// <summary>The patient the form describes, or the problem to show (nothing is written then). <paramref name="today"/> is the
+    /// date in Paris.</summary>
+    public static (PatientRegistration? Registration, string? Problem) Read(RegistrationForm form, DateOnly today)
+    {
+        ArgumentNullException.ThrowIfNull(form);
+        var (family, problem) = Name(form.Family, "birth name (family name at birth)", required: true);
+        if (problem is not null) return (null, problem);
+        var (used, usedProblem) = Name(form.UsedFamily, "used name", required: false);
+        if (usedProblem is not null) return (null, usedProblem);
+        var (givenText, givenProblem) = Name(form.Given, "given names", required: true);
+        if (givenProblem is not null) return (null, givenProblem);
+        var given = givenText!.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (Sexes.All(s => s.Code != form.Sex)) return (null, "Choose the patient's sex in the list.");
+        if (!DateOnly.TryParseExact(form.BirthDate?.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var born))
+        {
+            return (null, "Give the birth date (year-month-day).");
+        }
+        if (born > today) return (null, "The birth date is in the future: check it.");
+        if (born < Earliest) return (null, $"The birth date is before {Earliest.Year}: check the year.");
+        string? nir = null;
+        if (!string.IsNullOrWhiteSpace(form.Nir))
+        {
+            // The typed value is never echoed in a message: a NIR is identifying.
+            if (Records.Nir.Normalize(form.Nir) is not { } compact) return (null, "This NIR is not valid (15 characters with its key): check each digit.");
+            if (NirDisagreement(compact, form.Sex!, born) is { } disagreement) return (null, disagreement);
+            nir = compact;
+        }
+        var (phone, phoneProblem) = Text(form.Phone, "phone number", 30);
+        if (phoneProblem is not null) return (null, phoneProblem);
+        if (phone is not null && (phone.Count(char.IsAsciiDigit) < 6 || phone.Any(c => !(char.IsAsciiDigit(c) || c is ' ' or '+' or '.' or '-' or '(' or ')'))))
+        {
+            return (null, "The phone number holds digits, spaces and + . - ( ) only, at least six digits.");
+        }
+        var (email, emailProblem) = Text(form.Email, "e-mail address", 254);
+        if (emailProblem is not null) return (null, emailProblem);
+        if (email is not null && (email.Count(c => c == '@') != 1 || email.Any(char.IsWhiteSpace) || email.StartsWith('@') || !email[(email.IndexOf('@') + 1)..].Contains('.')))
+        {
+            return (null, "The e-mail address is not one (name@domain.fr).");
+        }
+        var (line, lineProblem) = Text(form.Line, "address", MaximumTextLength);
+        if (lineProblem is not null) return (null, lineProblem);
+        var (postalCode, postalProblem) = Text(form.PostalCode, "postal code", 10);
+        if (postalProblem is not null) return (null, postalProblem);
+        if (postalCode is not null && (postalCode.Length != 5 || !postalCode.All(char.IsAsciiDigit))) return (null, "A French postal code is five digits.");
+        var (city, cityProblem) = Text(form.City, "city", MaximumTextLength);
+        if (cityProblem is not null) return (null, cityProblem);
+        if ((line is not null || postalCode is not null) && city is null) return (null, "Give the city of the address.");
+        return (new PatientRegistration(family!, used, given, form.Sex!, born, nir, phone, email, line, postalCode, city), null);
+    }
+
+    /// <summary>Why a valid NIR cannot be this person's: its first digit says a man (1) or a woman (2) and its next four the
+    /// year and month of birth (a month of 20 or more: the civil-status record was incomplete, any month). Temporary numbers
+    /// (3, 4, 7, 8) are not checked.</summary>
+    private static string? NirDisagreement(string nir, string sex, DateOnly born)
+    {
+        var sexDigit = nir[0];
+        if ((sexDigit == '1' && sex == "female") || (sexDigit == '2' && sex == "male"))
+        {
+            return $"This NIR is a {(sexDigit == '1' ? "man's" : "woman's")} (it starts with {sexDigit}), and the sex chosen is {sex}: check both.";
+        }
+        if (sexDigit is not ('1' or '2')) return null;
+        if (int.Parse(nir.AsSpan(1, 2), CultureInfo.InvariantCulture) != born.Year % 100)
+        {
+            return "This NIR's year of birth (its 2nd and 3rd digits) is not the birth date's: check both.";
+        }
+        var month = int.Parse(nir.AsSpan(3, 2), CultureInfo.InvariantCulture);
+        if (month is >= 1 and <= 12 && month != born.Month)
+        {
+            return "This NIR's month of birth (its 4th and 5th digits) is not the birth date's: check both.";
+        }
+        return null;
+    }
+
+    private static (string? Value, string? Problem) Name(string? typed, string what, bool required)
+    {
+        var value = string.IsNullOrWhiteSpace(typed) ? null : string.Join(' ', typed.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        if (value is null) return required ? (null, $"Give the {what}.") : (null, null);
+        if (value.Length > MaximumNameLength) return (null, $"The {what} is at most {MaximumNameLength} characters.");
+        if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} holds control or invisible characters: type it plainly.");
+        // Letters, with the separators French names use (Jean-Pierre, O'Neill, Saint Just).
+        if (!value.Any(char.IsLetter) || value.Any(c => !(char.IsLetter(c) || c is ' ' or '-' or '\'' or '’' or '.')))
+        {
+            return (null, $"The {what} holds letters, spaces, hyphens and apostrophes only.");
+        }
+        return (value, null);
+    }
+
+    private static (string? Value, string? Problem) Text(string? typed, string what, int maximum)
+    {
+        var value = string.IsNullOrWhiteSpace(typed) ? null : typed.Trim();
+        if (value is null) return (null, null);
+        if (value.Length > maximum) return (null, $"The {what} is at most {maximum} characters.");
+        if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} holds control or invisible characters: type it plainly.");
+        return (value, null);
+    }
+
+    /// <summary>The search for a patient already registered under this identity (identity vigilance): the same birth name, as a
+    /// FHIR string search (starts with, accents and case folded), and the same birth date.</summary>
+    public List<KeyValuePair<string, string>> NamesakeQuery() =>
+        [new("family", Family), new("birthdate", BirthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), new("_count", "20")];
+
+    /// <summary>The If-None-Exist criteria that make the create find the patient already registered with this NIR, in the same
+    /// write (two desks registering one person at once make one record).</summary>
+    public string? NirCriteria => Nir is null ? null : "identifier=" + Uri.EscapeDataString(KnownIdentifierSystems.InsNir + "|" + Nir);
+
+    /// <summary>The FHIR Patient: active, the birth name official (the used name usual), the NIR under INS-NIR's system,
+    /// <paramref name="generalPractitioner"/> when the person registering declared themselves the patient's.</summary>
+    public JsonElement ToFhir(string? generalPractitioner)
+    {
+        var names = new JsonArray(new JsonObject { ["use"] = "official", ["family"] = Family, ["given"] = new JsonArray([.. Given.Select(g => JsonValue.Create(g))]) });
+        if (UsedFamily is not null) names.Add(new JsonObject { ["use"] = "usual", ["family"] = UsedFamily, ["given"] = new JsonArray(JsonValue.Create(Given[0])) });
+        var patient = new JsonObject { ["resourceType"] = "Patient" };
+        if (Nir is not null) patient["identifier"] = new JsonArray(new JsonObject { ["system"] = KnownIdentifierSystems.InsNir, ["value"] = Nir });
+        patient["active"] = true;
+        patient["name"] = names;
+        var telecom = new JsonArray();
+        if (Phone is not null) telecom.Add(new JsonObject { ["system"] = "phone", ["value"] = Phone, ["use"] = "home" });
+        if (Email is not null) telecom.Add(new JsonObject { ["system"] = "email", ["value"] = Email, ["use"] = "home" });
+        if (telecom.Count > 0) patient["telecom"] = telecom;
+        patient["gender"] = Sex;
+        patient["birthDate"] = BirthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        if (City is not null)
+        {
+            var address = new JsonObject { ["use"] = "home" };
+            if (Line is not null) address["line"] = new JsonArray(JsonValue.Create(Line));
+            address["city"] = City;
+            if (PostalCode is not null) address["postalCode"] = PostalCode;
+            address["country"] = "FR";
+            patient["address"] = new JsonArray(address);
+        }
+        if (generalPractitioner is not null) patient["generalPractitioner"] = new JsonArray(new JsonObject { ["reference"] = generalPractitioner });
+        return JsonSerializer.SerializeToElement(patient);
+    }
+}

@@ -1,0 +1,119 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Patients;
+
+/// <summary>
+/// Registering a patient (admissions, a practice's physician): the identity typed, checked by the form's rules
+/// (<see cref="PatientRegistration"/>), then two identity-vigilance checks through the records service before anything is
+/// written — the patients already registered under the same birth name and birth date are shown, and registering goes on only
+/// once the person confirms this is another person; and a NIR already registered is found by the create itself
+/// (If-None-Exist, in the same write), which then writes nothing and names that record. The create is the records service's:
+/// the same policy, guard and audit as a FHIR client's. Done, it answers by a redirect to the new patient's chart.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class RegisterModel : StaffPage
+{
+    [BindProperty] public string? Family { get; set; }
+    [BindProperty] public string? UsedFamily { get; set; }
+    [BindProperty] public string? Given { get; set; }
+    [BindProperty] public string? Sex { get; set; }
+    [BindProperty] public string? BirthDate { get; set; }
+    [BindProperty] public string? Nir { get; set; }
+    [BindProperty] public string? Phone { get; set; }
+    [BindProperty] public string? Email { get; set; }
+    [BindProperty] public string? Line { get; set; }
+    [BindProperty] public string? PostalCode { get; set; }
+    [BindProperty] public string? City { get; set; }
+
+    /// <summary>The person registering declares themselves the patient's general practitioner (médecin traitant).</summary>
+    [BindProperty] public bool GeneralPractitioner { get; set; }
+
+    /// <summary>The person has seen the patients registered under the same name and birth date and confirms this is another.</summary>
+    [BindProperty] public bool AnotherPerson { get; set; }
+
+    public bool MayRegister { get; private set; }
+
+    /// <summary>The person has a practitioner record: the form offers to declare them the patient's general practitioner.</summary>
+    public bool MayBeGeneralPractitioner { get; private set; }
+
+    public string? Error { get; private set; }
+
+    /// <summary>The patients already registered under the same birth name and birth date (id, "FAMILY Given", birth date).</summary>
+    public IReadOnlyList<PatientIdentity> Namesakes { get; private set; } = [];
+
+    /// <summary>The patient already registered with the NIR typed, when the create found one.</summary>
+    public string? RegisteredWithNir { get; private set; }
+
+    public IActionResult OnGet()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        return Show(access, null, null);
+    }
+
+    public async Task<IActionResult> OnPostAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        const string notDone = "Nothing was registered.";
+        var form = new RegistrationForm(Family, UsedFamily, Given, Sex, BirthDate, Nir, Phone, Email, Line, PostalCode, City);
+        var (registration, problem) = PatientRegistration.Read(form, PatientChart.DateInParis(UtcNow));
+        if (registration is null) return Show(access, 400, problem);
+        if (!AnotherPerson)
+        {
+            // Identity vigilance: a person already registered under this identity is opened, not registered twice. A search the role
+            // may not make (a forged post) is left to the create, which the records service refuses and audits.
+            var found = await Store.Records.SearchAsync(access, "Patient", registration.NamesakeQuery(), null, lenient: false, HttpContext.RequestAborted);
+            if (found.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+            if (found.Status == RecordStatus.Ok)
+            {
+                Namesakes = found.Entries.Where(e => !e.Included && e.Type == "Patient" && e.Json is not null && !e.Deleted).Select(e =>
+                {
+                    using var document = JsonDocument.Parse(e.Json!);
+                    return PatientChart.Identify(e.Id, document.RootElement);
+                }).ToList();
+                if (Namesakes.Count > 0)
+                {
+                    return Show(access, 409, $"{notDone} A patient with this birth name and birth date is already registered: open their record if it is this patient, "
+                        + "or confirm below that this is another person.");
+                }
+            }
+        }
+        var generalPractitioner = GeneralPractitioner && access.Principal.Practitioner is { } practitioner ? "Practitioner/" + practitioner : null;
+        var result = await Store.Records.CreateAsync(access, "Patient", registration.ToFhir(generalPractitioner), registration.NirCriteria, HttpContext.RequestAborted);
+        switch (result.Status)
+        {
+            case RecordStatus.Created:
+                return Acted($"Registered {string.Join(' ', registration.Family.ToUpperInvariant(), registration.Given[0])}, born {registration.BirthDate:yyyy-MM-dd}.",
+                    "/patients/" + Uri.EscapeDataString(result.Id!));
+            case RecordStatus.Ok:
+                // If-None-Exist matched: the NIR is registered already, and nothing was written.
+                RegisteredWithNir = result.Id;
+                return Show(access, 409, $"{notDone} A patient is already registered with this NIR: open their record.");
+            case RecordStatus.PreconditionFailed:
+                return Show(access, 409, $"{notDone} Several patients are registered with this NIR: the security officer or identity vigilance must merge them first.");
+            case RecordStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+            default:
+                var status = RecordStatusCodes.Http(result.Status);
+                var roleRefused = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed ? Said(result.Issues) : "Your role does not register patients.";
+                return Show(access, status, ActRefusal(status, notDone, roleRefused, Said(result.Issues)));
+        }
+    }
+
+    private PageResult Show(AccessContext access, int? status, string? error)
+    {
+        MayRegister = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed;
+        MayBeGeneralPractitioner = MayRegister && access.Principal.Practitioner is not null;
+        if (!MayRegister && status is null)
+        {
+            status = 403;
+            error = "Your role does not register patients.";
+        }
+        if (status is { } code) Response.StatusCode = code;
+        Error = error;
+        return Page();
+    }
+}

@@ -1,0 +1,208 @@
+// Registering a patient from the clinician UI over HTTP, on both engines: the identity typed becomes a FHIR R4 Patient written
+// through the records service (its policy, guard and audit); identity vigilance stops a second registration of a person already
+// registered (same birth name and birth date: shown, and confirmed as another person first; same NIR: found by the create
+// itself); bad input, a NIR that is not this person's included, is refused with a clear page and writes nothing; a role that
+// does not register patients sees no form, and its forged post is refused and audited.
+using System.Net;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class RegisterPatientPageTests : IAsyncLifetime
+{
+    private const string Establishment = "chu-admissions";
+    private const string Password = "harbour violet across 9 bridges";
+    private const string Form = "/patients/new";
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private readonly Dictionary<string, string> _ids = [];
+    private readonly Dictionary<string, string> _secrets = [];
+
+    protected RegisterPatientPageTests(Engine engine) => _engine = engine;
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
+        _ids["gp"] = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Généraliste", rpps: "10001234567"));
+        _ids["known"] = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Déjà-Là", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109001")));
+        _secrets["desk@chu.example"] = await StaffClient.EnrolledAsync(_server, _tenant, "desk@chu.example", StaffRole.Secretary, null, Password, _time);
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private async Task<StaffClient> SignedInAsync(string email, StaffRole role = StaffRole.Secretary, string? practitioner = null)
+    {
+        if (!_secrets.ContainsKey(email)) _secrets[email] = await StaffClient.EnrolledAsync(_server, _tenant, email, role, practitioner, Password, _time);
+        return await StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
+    }
+
+    private static Dictionary<string, string> Identity(string family = "Lefèvre", string given = "Marie Louise", string sex = "female", string birthDate = "1984-11-23",
+        string? nir = null) => new()
+    {
+        ["Family"] = family, ["UsedFamily"] = "", ["Given"] = given, ["Sex"] = sex, ["BirthDate"] = birthDate, ["Nir"] = nir ?? Samples.ValidNir("2841144109017"),
+        ["Phone"] = "06 12 34 56 78", ["Email"] = "marie.lefevre@example.fr", ["Line"] = "3 rue des Lilas", ["PostalCode"] = "44000", ["City"] = "Nantes",
+    };
+
+    private async Task<List<JsonElement>> PatientsAsync()
+    {
+        var page = await _server.Store.Records.SearchAsync(AccessContext.Operator(_tenant, "test"), "Patient", [new("_count", "100")], null, false, CancellationToken.None);
+        return [.. page.Entries.Select(e => JsonDocument.Parse(e.Json!).RootElement.Clone())];
+    }
+
+    [Fact]
+    public async Task The_front_desk_registers_a_patient_who_is_a_FHIR_patient_with_a_chart_and_in_the_audit_trail()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        var (search, searchHtml) = await desk.GetAsync("/patients");
+        Assert.Equal(HttpStatusCode.OK, search.StatusCode);
+        Assert.Contains("id=\"register-link\"", searchHtml, StringComparison.Ordinal);
+
+        var fields = Identity();
+        fields["UsedFamily"] = "Martin";
+        var (done, doneHtml) = await desk.SubmitAsync(Form, fields);
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
+        var location = done.Headers.Location!.ToString();
+        Assert.StartsWith("/patients/", location, StringComparison.Ordinal);
+        var id = location["/patients/".Length..];
+        var (chart, chartHtml) = await desk.GetAsync(location);
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Equal("Registered LEFÈVRE Marie, born 1984-11-23.", StaffClient.ById(chartHtml, "done"));
+        Assert.Equal("LEFÈVRE Marie Louise", StaffClient.ById(chartHtml, "patient-name"));
+
+        // A FHIR R4 Patient: the birth name official with the given names in order, the used name usual, the NIR under INS-NIR's
+        // system, contacts and address as typed.
+        var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
+        Assert.Equal("1", patient.GetProperty("meta").GetProperty("versionId").GetString());
+        var names = patient.GetProperty("name").EnumerateArray().ToList();
+        Assert.Equal(("official", "Lefèvre", "Marie,Louise"), (names[0].GetProperty("use").GetString(), names[0].GetProperty("family").GetString(),
+            string.Join(',', names[0].GetProperty("given").EnumerateArray().Select(g => g.GetString()))));
+        Assert.Equal(("usual", "Martin"), (names[1].GetProperty("use").GetString(), names[1].GetProperty("family").GetString()));
+        var identifier = Assert.Single(patient.GetProperty("identifier").EnumerateArray());
+        Assert.Equal((Vauban.Fhir.KnownIdentifierSystems.InsNir, Samples.ValidNir("2841144109017")), (identifier.GetProperty("system").GetString(), identifier.GetProperty("value").GetString()));
+        Assert.Equal(("female", "1984-11-23"), (patient.GetProperty("gender").GetString(), patient.GetProperty("birthDate").GetString()));
+        Assert.Equal("Nantes", patient.GetProperty("address")[0].GetProperty("city").GetString());
+        Assert.False(patient.TryGetProperty("generalPractitioner", out _));
+
+        // Found by the search page as any patient, and its creation is the desk's, in the audit trail.
+        var creates = await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create);
+        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Patient" && e.Detail.Patient == id);
+    }
+
+    [Fact]
+    public async Task A_person_already_registered_is_shown_before_a_second_registration_by_name_and_birth_date_or_by_NIR()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        var before = (await PatientsAsync()).Count;
+
+        // The same birth name (accents and case aside) and birth date, another NIR: the registered patient is shown, nothing written.
+        var namesake = Identity(family: "deja-la", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109002"));
+        var (held, heldHtml) = await desk.SubmitAsync(Form, namesake);
+        Assert.True(held.StatusCode == HttpStatusCode.Conflict, held.StatusCode + heldHtml);
+        Assert.Contains("already registered", StaffClient.ById(heldHtml, "error"), StringComparison.Ordinal);
+        Assert.Contains($"data-ref=\"Patient/{_ids["known"]}\"", heldHtml, StringComparison.Ordinal);
+        Assert.Contains("id=\"another-person\"", heldHtml, StringComparison.Ordinal);
+        Assert.Contains("value=\"deja-la\"", heldHtml, StringComparison.Ordinal); // the form kept as typed
+        Assert.Equal(before, (await PatientsAsync()).Count);
+
+        // Confirmed as another person (namesakes born the same day exist): registered.
+        namesake["AnotherPerson"] = "true";
+        var (confirmed, confirmedHtml) = await desk.SubmitAsync(Form, namesake);
+        Assert.True(confirmed.StatusCode == HttpStatusCode.Redirect, confirmed.StatusCode + confirmedHtml + _server.AllLogs());
+        Assert.Equal(before + 1, (await PatientsAsync()).Count);
+
+        // The NIR of a patient already registered, under another name: the create finds it and writes nothing, and names the record.
+        var sameNir = Identity(family: "Autre", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109001"));
+        sameNir["AnotherPerson"] = "true";
+        var (duplicate, duplicateHtml) = await desk.SubmitAsync(Form, sameNir);
+        Assert.True(duplicate.StatusCode == HttpStatusCode.Conflict, duplicate.StatusCode + duplicateHtml);
+        Assert.Equal("Nothing was registered. A patient is already registered with this NIR: open their record.", StaffClient.ById(duplicateHtml, "error"));
+        Assert.Contains($"href=\"/patients/{_ids["known"]}\"", duplicateHtml, StringComparison.Ordinal);
+        Assert.Equal(before + 1, (await PatientsAsync()).Count);
+    }
+
+    // Each bad input (the field, the value typed, what the page must say). One server and one sign-in for all: none writes anything.
+    private static readonly (string Field, string Value, string Said)[] BadInputs =
+    [
+        ("Family", "", "Give the birth name"),
+        ("Family", "Lefèvre3", "letters, spaces, hyphens and apostrophes only"),
+        ("Family", "Le\u200Bfèvre", "control or invisible characters"),
+        ("Given", new string('a', 101), "at most 100 characters"),
+        ("Sex", "f", "Choose the patient's sex"),
+        ("BirthDate", "23/11/1984", "Give the birth date"),
+        ("BirthDate", "2999-01-01", "in the future"),
+        ("BirthDate", "1884-11-23", "before 1900"),
+        ("Nir", "284114410901", "This NIR is not valid"),
+        ("Nir", WrongKey(Samples.ValidNir("2841144109017")), "This NIR is not valid"),
+        ("Nir", Samples.ValidNir("1841144109017"), "This NIR is a man's"),
+        ("Nir", Samples.ValidNir("2851144109017"), "year of birth"),
+        ("Nir", Samples.ValidNir("2840344109017"), "month of birth"),
+        ("Phone", "06 12 AB", "digits, spaces"),
+        ("Email", "marie.example.fr", "is not one"),
+        ("PostalCode", "4400", "five digits"),
+        ("City", "", "Give the city"),
+    ];
+
+    private static string WrongKey(string nir) => nir[..13] + ((int.Parse(nir[13..], System.Globalization.CultureInfo.InvariantCulture) % 97) + 1).ToString("D2", System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task A_registration_with_bad_input_is_refused_with_a_clear_message_and_writes_nothing()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        var before = (await PatientsAsync()).Count;
+        foreach (var (field, value, said) in BadInputs)
+        {
+            var fields = Identity();
+            fields[field] = value;
+            var (refused, html) = await desk.SubmitAsync(Form, fields);
+            Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, $"{field}={value}: {refused.StatusCode}");
+            Assert.Contains(said, StaffClient.ById(html, "error"), StringComparison.Ordinal);
+            // A NIR is identifying: a message never repeats it (the form keeps it as typed, in its field only).
+            if (field == "Nir" && value.Length >= 13) Assert.DoesNotContain(value, StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        }
+        Assert.Equal(before, (await PatientsAsync()).Count);
+        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+    }
+
+    [Fact]
+    public async Task A_physician_who_declares_herself_the_general_practitioner_opens_the_new_record_and_a_nurse_registers_no_one()
+    {
+        using var doctor = await SignedInAsync("dr@chu.example", StaffRole.Physician, _ids["gp"]);
+        var (form, formHtml) = await doctor.GetAsync(Form);
+        Assert.Equal(HttpStatusCode.OK, form.StatusCode);
+        Assert.Contains("id=\"general-practitioner\"", formHtml, StringComparison.Ordinal);
+        var fields = Identity(family: "Nouvelle", given: "Inès", nir: "");
+        fields["GeneralPractitioner"] = "true";
+        var (done, doneHtml) = await doctor.SubmitAsync(Form, fields);
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
+        var (chart, chartHtml) = await doctor.GetAsync(done.Headers.Location!.ToString());
+        Assert.True(chart.StatusCode == HttpStatusCode.OK, chart.StatusCode + chartHtml); // her patient now: the declared GP is a care relationship
+        var id = done.Headers.Location!.ToString()["/patients/".Length..];
+        var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
+        Assert.Equal("Practitioner/" + _ids["gp"], patient.GetProperty("generalPractitioner")[0].GetProperty("reference").GetString());
+        Assert.False(patient.TryGetProperty("identifier", out _)); // no NIR given, none invented
+
+        // Nurses do not register patients (RolePermissions): no link, no form, and a forged post is the records service's 403, audited.
+        using var nurse = await SignedInAsync("nurse@chu.example", StaffRole.Nurse, null);
+        var (_, searchHtml) = await nurse.GetAsync("/patients");
+        Assert.DoesNotContain("register-link", searchHtml, StringComparison.Ordinal);
+        var (page, pageHtml) = await nurse.GetAsync(Form);
+        Assert.Equal(HttpStatusCode.Forbidden, page.StatusCode);
+        Assert.DoesNotContain("register-form", pageHtml, StringComparison.Ordinal);
+        var before = (await PatientsAsync()).Count;
+        var (forged, forgedHtml) = await nurse.SubmitAsync("/patients", Identity(family: "Forgée", nir: ""), Form);
+        Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
+        Assert.Equal("Nothing was registered. Your role does not register patients.", StaffClient.ById(forgedHtml, "error"));
+        Assert.Equal(before, (await PatientsAsync()).Count);
+        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome != AuditOutcome.Success && e.ResourceType == "Patient");
+    }
+}
+
+public sealed class RegisterPatientPageTests_Sqlite() : RegisterPatientPageTests(Engine.Sqlite);
+
+public sealed class RegisterPatientPageTests_Postgres() : RegisterPatientPageTests(Engine.Postgres);
