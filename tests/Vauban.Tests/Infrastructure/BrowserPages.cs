@@ -40,6 +40,18 @@ public static class BrowserPages
         await page.WaitForFunctionAsync("() => document.readyState !== 'loading'");
     }
 
+    /// <summary>A new browser context's page, signed in as <paramref name="email"/> (password and authenticator code) from the
+    /// site's root, which sends a visitor to the sign-in page; on the home page when it returns.</summary>
+    public static async Task<IPage> SignedInAsync(Chromium chromium, string baseUrl, string establishment, string email, string password, string secret, ManualTime time)
+    {
+        ArgumentNullException.ThrowIfNull(chromium);
+        var page = await (await chromium.Browser.NewContextAsync()).NewPageAsync();
+        await page.GotoAsync(baseUrl + "/");
+        await ArriveAsync(page, "**/account/signin");
+        await SignInWithTotpAsync(page, baseUrl, establishment, email, password, secret, time);
+        return page;
+    }
+
     /// <summary>From the sign-in page, signs in with password and authenticator code and waits for the home page; the clock
     /// then moves to the next time step, since a code is accepted once.</summary>
     public static async Task SignInWithTotpAsync(IPage page, string baseUrl, string establishment, string email, string password, string secret, ManualTime time)

@@ -45,10 +45,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
     [Fact]
     public async Task A_physician_signs_in_finds_her_patient_reads_the_chart_and_breaks_the_glass_for_another()
     {
-        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
-        await page.GotoAsync(_base + "/");
-        await BrowserPages.ArriveAsync(page, "**/account/signin");
-        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
+        var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
 
         await page.ClickAsync("#find-patient");
         await BrowserPages.ArriveAsync(page, _base + "/patients");
@@ -89,10 +86,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
     [Fact]
     public async Task A_physician_books_an_appointment_from_the_chart_and_cancels_it_saying_why()
     {
-        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
-        await page.GotoAsync(_base + "/");
-        await BrowserPages.ArriveAsync(page, "**/account/signin");
-        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
+        var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
         await page.GotoAsync($"{_base}/patients/{_mine}");
         Assert.Equal(1, await page.Locator("#appointments tbody tr").CountAsync());
 

@@ -34,10 +34,7 @@ public sealed class BrowserRegisterTests : IAsyncLifetime
     [Fact]
     public async Task The_front_desk_registers_a_patient_after_checking_a_namesake_and_opens_the_new_chart()
     {
-        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
-        await page.GotoAsync(_base + "/");
-        await BrowserPages.ArriveAsync(page, "**/account/signin");
-        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "accueil@chu.example", Password, _secret, _time);
+        var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "accueil@chu.example", Password, _secret, _time);
         await page.GotoAsync($"{_base}/patients");
         await page.ClickAsync("#register-link");
         await BrowserPages.ArriveAsync(page, $"{_base}/patients/new");

@@ -37,10 +37,7 @@ public sealed class BrowserVitalsTests : IAsyncLifetime
     [Fact]
     public async Task A_nurse_records_vital_signs_from_the_chart_and_sees_them_among_the_results()
     {
-        var page = await (await _chromium.Browser.NewContextAsync()).NewPageAsync();
-        await page.GotoAsync(_base + "/");
-        await BrowserPages.ArriveAsync(page, "**/account/signin");
-        await BrowserPages.SignInWithTotpAsync(page, _base, Establishment, "perrin@chu.example", Password, _secret, _time);
+        var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "perrin@chu.example", Password, _secret, _time);
         await page.GotoAsync($"{_base}/patients/{_patient}");
         await page.ClickAsync("#record-vitals");
         await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_patient}/vitals");
