@@ -12,66 +12,46 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.People;
 
-public abstract class PrescriptionsPageTests : IAsyncLifetime
+public abstract class PrescriptionsPageTests(Engine engine) : StaffPageTests(engine, "chu-rx")
 {
-    private const string Establishment = "chu-rx";
-    private const string Password = "harbour violet across 9 bridges";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
-    private VaubanServer _server = null!;
-    private Tenant _tenant = null!;
-    private readonly Dictionary<string, string> _ids = [];
-    private readonly Dictionary<string, string> _secrets = [];
 
-    protected PrescriptionsPageTests(Engine engine) => _engine = engine;
+    private string Day(int offset) => Time.GetUtcNow().AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
-    private string Day(int offset) => _time.GetUtcNow().AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    private AccessContext Operator => AccessContext.Operator(Tenant, "test");
 
-    private AccessContext Operator => AccessContext.Operator(_tenant, "test");
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
-        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
-        await Create("drA", Samples.Practitioner(family: "Auber", rpps: "10001234567"));
-        await Create("nurse", Samples.Practitioner(family: "Soin", rpps: "10001234568"));
-        await Create("mine", Samples.Patient(family: "Remede", given: "Claire", birthDate: "1966-04-11", nir: Samples.ValidNir("2660444109001")));
-        await Create("other", Samples.Patient(family: "Autre", given: "Luc", nir: Samples.ValidNir("1800344109002")));
-        await Create("enc", Samples.Encounter(_ids["mine"], _ids["drA"], Day(-3)));
-        await Create("encNurse", Samples.Encounter(_ids["mine"], _ids["nurse"], Day(-2)));
-        await Create("encOther", Samples.Encounter(_ids["other"], _ids["drA"], Day(-3)));
-        await Create("rx", Rx("mine", "Amoxicilline 1 g, comprimé"));
-        await Create("rxOther", Rx("other", "Paracétamol 500 mg"));
-        await EnrolAsync("dr.auber@chu.example", StaffRole.Physician, _ids["drA"]);
+        await CreateAsync("drA", Samples.Practitioner(family: "Auber", rpps: "10001234567"));
+        await CreateAsync("nurse", Samples.Practitioner(family: "Soin", rpps: "10001234568"));
+        await CreateAsync("mine", Samples.Patient(family: "Remede", given: "Claire", birthDate: "1966-04-11", nir: Samples.ValidNir("2660444109001")));
+        await CreateAsync("other", Samples.Patient(family: "Autre", given: "Luc", nir: Samples.ValidNir("1800344109002")));
+        await CreateAsync("enc", Samples.Encounter(Ids["mine"], Ids["drA"], Day(-3)));
+        await CreateAsync("encNurse", Samples.Encounter(Ids["mine"], Ids["nurse"], Day(-2)));
+        await CreateAsync("encOther", Samples.Encounter(Ids["other"], Ids["drA"], Day(-3)));
+        await CreateAsync("rx", Rx("mine", "Amoxicilline 1 g, comprimé"));
+        await CreateAsync("rxOther", Rx("other", "Paracétamol 500 mg"));
+        await EnrolAsync("dr.auber@chu.example", StaffRole.Physician, Ids["drA"]);
     }
 
     private string Rx(string patient, string medication) => $$$"""
         {"resourceType":"MedicationRequest","status":"active","intent":"order","medicationCodeableConcept":{"text":"{{{medication}}}"},
-         "subject":{"reference":"Patient/{{{_ids[patient]}}}"},"authoredOn":"{{{Day(-3)}}}","dosageInstruction":[{"text":"1 matin et soir pendant 7 jours"}]}
+         "subject":{"reference":"Patient/{{{Ids[patient]}}}"},"authoredOn":"{{{Day(-3)}}}","dosageInstruction":[{"text":"1 matin et soir pendant 7 jours"}]}
         """;
 
-    private async Task EnrolAsync(string email, StaffRole role, string? practitioner) =>
-        _secrets[email] = await StaffClient.EnrolledAsync(_server, _tenant, email, role, practitioner, Password, _time);
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
-    private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
-
-    private string Page => $"/patients/{_ids["mine"]}/prescriptions";
+    private string Page => $"/patients/{Ids["mine"]}/prescriptions";
 
     private static List<string> Listed(string html) =>
         System.Text.RegularExpressions.Regex.Matches(html, "data-ref=\"MedicationRequest/([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
 
     private async Task<List<JsonElement>> PrescriptionsOfAsync(string patient)
     {
-        var page = await _server.Store.Records.SearchAsync(Operator, "MedicationRequest", [new("patient", _ids[patient])], null, false, CancellationToken.None);
+        var page = await Server.Store.Records.SearchAsync(Operator, "MedicationRequest", [new("patient", Ids[patient])], null, false, CancellationToken.None);
         return [.. page.Entries.Select(e => JsonDocument.Parse(e.Json!).RootElement.Clone())];
     }
 
     private async Task<string?> StatusAsync(string id)
     {
-        var now = await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", id, CancellationToken.None);
+        var now = await Server.Store.Records.ReadAsync(Operator, "MedicationRequest", id, CancellationToken.None);
         using var json = JsonDocument.Parse(now.Json!);
         return json.RootElement.GetProperty("status").GetString();
     }
@@ -87,36 +67,36 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
     public async Task A_physician_prescribes_and_it_is_a_signed_FHIR_medication_request_in_the_audit_trail()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");
-        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        var (_, chart) = await doctor.GetAsync($"/patients/{Ids["mine"]}");
         Assert.Contains("id=\"prescribe-link\"", chart, StringComparison.Ordinal);
         var (_, before) = await doctor.GetAsync(Page);
         Assert.Equal("REMEDE Claire", StaffClient.ById(before, "patient-name"));
-        Assert.Equal([_ids["rx"]], Listed(before));
+        Assert.Equal([Ids["rx"]], Listed(before));
 
         var fields = Form(note: "Arrêter en cas de douleurs gastriques");
         fields["NotSubstitutable"] = "true";
         var (done, html) = await PrescribeAsync(doctor, fields);
-        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + html + _server.AllLogs());
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + html + Server.AllLogs());
         Assert.Equal(Page, done.Headers.Location?.ToString()); // Post/Redirect/Get: a refresh prescribes nothing again
         var (_, after) = await doctor.GetAsync(Page);
         Assert.Equal("Prescribed Ibuprofène 400 mg, comprimé.", StaffClient.ById(after, "done"));
-        var created = Assert.Single(Listed(after), id => id != _ids["rx"]);
+        var created = Assert.Single(Listed(after), id => id != Ids["rx"]);
 
-        var read = await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", created, CancellationToken.None);
+        var read = await Server.Store.Records.ReadAsync(Operator, "MedicationRequest", created, CancellationToken.None);
         using var json = JsonDocument.Parse(read.Json!);
         var r = json.RootElement;
         Assert.Equal(("active", "order"), (r.GetProperty("status").GetString(), r.GetProperty("intent").GetString()));
         Assert.Equal("Ibuprofène 400 mg, comprimé", r.GetProperty("medicationCodeableConcept").GetProperty("text").GetString());
-        Assert.Equal("Patient/" + _ids["mine"], r.GetProperty("subject").GetProperty("reference").GetString());
-        Assert.Equal("Practitioner/" + _ids["drA"], r.GetProperty("requester").GetProperty("reference").GetString());
+        Assert.Equal("Patient/" + Ids["mine"], r.GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal("Practitioner/" + Ids["drA"], r.GetProperty("requester").GetProperty("reference").GetString());
         Assert.Equal("1 comprimé 3 fois par jour au cours des repas", r.GetProperty("dosageInstruction")[0].GetProperty("text").GetString());
         var dispense = r.GetProperty("dispenseRequest");
         Assert.Equal(1, dispense.GetProperty("numberOfRepeatsAllowed").GetInt32());
         Assert.Equal((5, "d"), (dispense.GetProperty("expectedSupplyDuration").GetProperty("value").GetInt32(), dispense.GetProperty("expectedSupplyDuration").GetProperty("code").GetString()));
         Assert.False(r.GetProperty("substitution").GetProperty("allowedBoolean").GetBoolean());
         Assert.Equal("Arrêter en cas de douleurs gastriques", r.GetProperty("note")[0].GetProperty("text").GetString());
-        var creates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Create);
-        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "MedicationRequest" && e.Detail.Patient == _ids["mine"]);
+        var creates = await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Create);
+        Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "MedicationRequest" && e.Detail.Patient == Ids["mine"]);
     }
 
     // Each bad input (the field, the value typed, what the page must say). One server and one sign-in for all: none writes anything.
@@ -148,7 +128,7 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
             Assert.Equal("REMEDE Claire", StaffClient.ById(html, "patient-name")); // the page again
         }
         Assert.Single(await PrescriptionsOfAsync("mine"));
-        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+        Assert.DoesNotContain(await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
     }
 
     [Fact]
@@ -156,7 +136,7 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");
         var (_, page) = await doctor.GetAsync(Page);
-        Assert.Contains($"id=\"stop-{_ids["rx"]}\"", page, StringComparison.Ordinal);
+        Assert.Contains($"id=\"stop-{Ids["rx"]}\"", page, StringComparison.Ordinal);
         var stop = Page + "?handler=stop";
         Dictionary<string, string> Stop(string id, string version, string reason = "sintol", string comment = "Nausées") =>
             new() { ["Order"] = id, ["Version"] = version, ["StopReason"] = reason, ["StopComment"] = comment };
@@ -164,40 +144,40 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         // Without a reason from the list, or "another reason" without saying which: refused, nothing changed.
         foreach (var (reason, comment, said) in new[] { ("", "", "Choose the reason in the list."), ("pat", "", "Choose the reason in the list."), ("other", " ", "Say the reason in the comment.") })
         {
-            var (unexplained, unexplainedHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "1", reason, comment), stop);
+            var (unexplained, unexplainedHtml) = await doctor.SubmitAsync(Page, Stop(Ids["rx"], "1", reason, comment), stop);
             Assert.True(unexplained.StatusCode == HttpStatusCode.BadRequest, $"{reason}: {unexplained.StatusCode} {unexplainedHtml}");
             Assert.Equal(said, StaffClient.ById(unexplainedHtml, "error"));
         }
-        Assert.Equal("active", await StatusAsync(_ids["rx"]));
+        Assert.Equal("active", await StatusAsync(Ids["rx"]));
 
         // Another patient's prescription, posted from this patient's page: not reached.
-        var (foreign, foreignHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rxOther"], "1"), stop);
+        var (foreign, foreignHtml) = await doctor.SubmitAsync(Page, Stop(Ids["rxOther"], "1"), stop);
         Assert.True(foreign.StatusCode == HttpStatusCode.NotFound, foreign.StatusCode + foreignHtml);
-        Assert.Equal("active", await StatusAsync(_ids["rxOther"]));
+        Assert.Equal("active", await StatusAsync(Ids["rxOther"]));
         // Found by a search of this patient's records, not read by its id: nothing of the other patient was opened.
-        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Read, AuditAction.Search), e => e.Detail.Patient == _ids["other"]);
+        Assert.DoesNotContain(await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Read, AuditAction.Search), e => e.Detail.Patient == Ids["other"]);
         // Version 0 would be If-Match *: refused.
-        var (any, _) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "0"), stop);
+        var (any, _) = await doctor.SubmitAsync(Page, Stop(Ids["rx"], "0"), stop);
         Assert.Equal(HttpStatusCode.BadRequest, any.StatusCode);
 
         // Someone changes it after the page was shown: the stop of the version shown is refused, nothing changed.
-        var current = await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", _ids["rx"], CancellationToken.None);
+        var current = await Server.Store.Records.ReadAsync(Operator, "MedicationRequest", Ids["rx"], CancellationToken.None);
         var changed = System.Text.Json.Nodes.JsonNode.Parse(current.Json!)!;
         changed["dosageInstruction"]![0]!["text"] = "1 matin, midi et soir pendant 7 jours";
         using (var body = JsonDocument.Parse(changed.ToJsonString()))
         {
-            Assert.Equal(RecordStatus.Ok, (await _server.Store.Records.UpdateAsync(Operator, "MedicationRequest", _ids["rx"], body.RootElement, 1, CancellationToken.None)).Status);
+            Assert.Equal(RecordStatus.Ok, (await Server.Store.Records.UpdateAsync(Operator, "MedicationRequest", Ids["rx"], body.RootElement, 1, CancellationToken.None)).Status);
         }
-        var (stale, staleHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "1"), stop);
+        var (stale, staleHtml) = await doctor.SubmitAsync(Page, Stop(Ids["rx"], "1"), stop);
         Assert.True(stale.StatusCode == HttpStatusCode.PreconditionFailed, stale.StatusCode + staleHtml);
         Assert.Contains("changed by someone else", StaffClient.ById(staleHtml, "error"), StringComparison.Ordinal);
         Assert.Contains("1 matin, midi et soir", staleHtml, StringComparison.Ordinal); // as it is now
-        Assert.Equal("active", await StatusAsync(_ids["rx"]));
+        Assert.Equal("active", await StatusAsync(Ids["rx"]));
 
-        var (done, doneHtml) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "2"), stop);
+        var (done, doneHtml) = await doctor.SubmitAsync(Page, Stop(Ids["rx"], "2"), stop);
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
-        Assert.Equal("stopped", await StatusAsync(_ids["rx"]));
-        using (var stoppedJson = JsonDocument.Parse((await _server.Store.Records.ReadAsync(Operator, "MedicationRequest", _ids["rx"], CancellationToken.None)).Json!))
+        Assert.Equal("stopped", await StatusAsync(Ids["rx"]));
+        using (var stoppedJson = JsonDocument.Parse((await Server.Store.Records.ReadAsync(Operator, "MedicationRequest", Ids["rx"], CancellationToken.None)).Json!))
         {
             var why = stoppedJson.RootElement.GetProperty("statusReason");
             Assert.Equal(("http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason", "sintol"),
@@ -208,9 +188,9 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
         Assert.Equal("Stopped Amoxicilline 1 g, comprimé.", StaffClient.ById(after, "done"));
         Assert.Empty(Listed(after)); // no longer active
         // Stopped already: a second stop of its new version is refused as nothing to stop.
-        var (again, _) = await doctor.SubmitAsync(Page, Stop(_ids["rx"], "3"), stop);
+        var (again, _) = await doctor.SubmitAsync(Page, Stop(Ids["rx"], "3"), stop);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
-        var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
+        var updates = await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Update);
         Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "MedicationRequest");
     }
 
@@ -218,13 +198,13 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
     public async Task A_physician_account_without_a_practitioner_record_is_told_why_it_cannot_prescribe_and_a_post_writes_nothing()
     {
         // A locum's account names the ward (its care relationships come through the ward's encounters), not a practitioner record.
-        var ward = await _server.CreateAsOperatorAsync(_tenant, """{"resourceType":"Organization","name":"Médecine interne"}""");
-        await _server.CreateAsOperatorAsync(_tenant, Samples.Encounter(_ids["mine"], _ids["drA"], Day(-1), ward));
-        _secrets["locum@chu.example"] = await StaffClient.EnrolledAsync(_server, _tenant, "locum@chu.example", StaffRole.Physician, null, Password, _time, ward);
+        var ward = await Server.CreateAsOperatorAsync(Tenant, """{"resourceType":"Organization","name":"Médecine interne"}""");
+        await Server.CreateAsOperatorAsync(Tenant, Samples.Encounter(Ids["mine"], Ids["drA"], Day(-1), ward));
+        Secrets["locum@chu.example"] = await StaffClient.EnrolledAsync(Server, Tenant, "locum@chu.example", StaffRole.Physician, null, Password, Time, ward);
         using var locum = await SignedInAsync("locum@chu.example");
         var (page, html) = await locum.GetAsync(Page);
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
-        Assert.Equal([_ids["rx"]], Listed(html));
+        Assert.Equal([Ids["rx"]], Listed(html));
         Assert.Contains("acts as no practitioner", StaffClient.ById(html, "prescribe-unavailable"), StringComparison.Ordinal);
         Assert.DoesNotContain("prescribe-form", html, StringComparison.Ordinal);
 
@@ -237,25 +217,25 @@ public abstract class PrescriptionsPageTests : IAsyncLifetime
     [Fact]
     public async Task A_nurse_reads_the_active_prescriptions_but_is_offered_no_form_and_her_forged_posts_are_refused()
     {
-        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, _ids["nurse"]);
+        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, Ids["nurse"]);
         using var nurse = await SignedInAsync("nurse@chu.example");
-        var (_, chart) = await nurse.GetAsync($"/patients/{_ids["mine"]}");
+        var (_, chart) = await nurse.GetAsync($"/patients/{Ids["mine"]}");
         Assert.DoesNotContain("id=\"prescribe-link\"", chart, StringComparison.Ordinal);
         var (page, html) = await nurse.GetAsync(Page);
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
-        Assert.Equal([_ids["rx"]], Listed(html));
+        Assert.Equal([Ids["rx"]], Listed(html));
         Assert.DoesNotContain("prescribe-form", html, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"stop-", html, StringComparison.Ordinal);
 
         var (forged, forgedHtml) = await PrescribeAsync(nurse, Form());
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
         Assert.Equal("Nothing was prescribed. Your role does not prescribe.", StaffClient.ById(forgedHtml, "error"));
-        var (stop, stopHtml) = await nurse.SubmitAsync(Page, new Dictionary<string, string> { ["Order"] = _ids["rx"], ["Version"] = "1", ["StopReason"] = "salg" }, Page + "?handler=stop");
+        var (stop, stopHtml) = await nurse.SubmitAsync(Page, new Dictionary<string, string> { ["Order"] = Ids["rx"], ["Version"] = "1", ["StopReason"] = "salg" }, Page + "?handler=stop");
         Assert.True(stop.StatusCode == HttpStatusCode.Forbidden, stop.StatusCode + stopHtml);
         Assert.Equal("The prescription was not stopped. Your role does not prescribe.", StaffClient.ById(stopHtml, "error"));
         Assert.Single(await PrescriptionsOfAsync("mine"));
-        Assert.Equal("active", await StatusAsync(_ids["rx"]));
-        var refusals = await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create, AuditAction.Update);
+        Assert.Equal("active", await StatusAsync(Ids["rx"]));
+        var refusals = await Server.AuditEntriesOfAsync(Tenant, "nurse@chu.example", AuditAction.Create, AuditAction.Update);
         Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
         Assert.Contains(refusals, e => e.Action == AuditAction.Update && e.Outcome != AuditOutcome.Success);
         Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);

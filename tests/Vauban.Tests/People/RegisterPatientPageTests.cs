@@ -11,35 +11,22 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.People;
 
-public abstract class RegisterPatientPageTests : IAsyncLifetime
+public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(engine, "chu-admissions")
 {
-    private const string Establishment = "chu-admissions";
-    private const string Password = "harbour violet across 9 bridges";
     private const string Form = "/patients/new";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
-    private VaubanServer _server = null!;
-    private Tenant _tenant = null!;
-    private readonly Dictionary<string, string> _ids = [];
-    private readonly Dictionary<string, string> _secrets = [];
 
-    protected RegisterPatientPageTests(Engine engine) => _engine = engine;
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
-        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        _ids["gp"] = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Généraliste", rpps: "10001234567"));
-        _ids["known"] = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Déjà-Là", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109001")));
-        _secrets["desk@chu.example"] = await StaffClient.EnrolledAsync(_server, _tenant, "desk@chu.example", StaffRole.Secretary, null, Password, _time);
+        await CreateAsync("gp", Samples.Practitioner(family: "Généraliste", rpps: "10001234567"));
+        await CreateAsync("known", Samples.Patient(family: "Déjà-Là", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109001")));
+        await EnrolAsync("desk@chu.example", StaffRole.Secretary, null);
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
-    private async Task<StaffClient> SignedInAsync(string email, StaffRole role = StaffRole.Secretary, string? practitioner = null)
+    /// <summary>Signed in as <paramref name="email"/>, enrolled first with <paramref name="role"/> if the set-up did not.</summary>
+    private async Task<StaffClient> SignedInAsync(string email, StaffRole role, string? practitioner)
     {
-        if (!_secrets.ContainsKey(email)) _secrets[email] = await StaffClient.EnrolledAsync(_server, _tenant, email, role, practitioner, Password, _time);
-        return await StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
+        if (!Secrets.ContainsKey(email)) await EnrolAsync(email, role, practitioner);
+        return await SignedInAsync(email);
     }
 
     private static Dictionary<string, string> Identity(string family = "Lefèvre", string given = "Marie Louise", string sex = "female", string birthDate = "1984-11-23",
@@ -51,7 +38,7 @@ public abstract class RegisterPatientPageTests : IAsyncLifetime
 
     private async Task<List<JsonElement>> PatientsAsync()
     {
-        var page = await _server.Store.Records.SearchAsync(AccessContext.Operator(_tenant, "test"), "Patient", [new("_count", "100")], null, false, CancellationToken.None);
+        var page = await Server.Store.Records.SearchAsync(AccessContext.Operator(Tenant, "test"), "Patient", [new("_count", "100")], null, false, CancellationToken.None);
         return [.. page.Entries.Select(e => JsonDocument.Parse(e.Json!).RootElement.Clone())];
     }
 
@@ -66,7 +53,7 @@ public abstract class RegisterPatientPageTests : IAsyncLifetime
         var fields = Identity();
         fields["UsedFamily"] = "Martin";
         var (done, doneHtml) = await desk.SubmitAsync(Form, fields);
-        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + Server.AllLogs());
         var location = done.Headers.Location!.ToString();
         Assert.StartsWith("/patients/", location, StringComparison.Ordinal);
         var id = location["/patients/".Length..];
@@ -90,7 +77,7 @@ public abstract class RegisterPatientPageTests : IAsyncLifetime
         Assert.False(patient.TryGetProperty("generalPractitioner", out _));
 
         // Found by the search page as any patient, and its creation is the desk's, in the audit trail.
-        var creates = await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create);
+        var creates = await Server.AuditEntriesOfAsync(Tenant, "desk@chu.example", AuditAction.Create);
         Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Patient" && e.Detail.Patient == id);
     }
 
@@ -105,16 +92,29 @@ public abstract class RegisterPatientPageTests : IAsyncLifetime
         var (held, heldHtml) = await desk.SubmitAsync(Form, namesake);
         Assert.True(held.StatusCode == HttpStatusCode.Conflict, held.StatusCode + heldHtml);
         Assert.Contains("already registered", StaffClient.ById(heldHtml, "error"), StringComparison.Ordinal);
-        Assert.Contains($"data-ref=\"Patient/{_ids["known"]}\"", heldHtml, StringComparison.Ordinal);
+        Assert.Contains($"data-ref=\"Patient/{Ids["known"]}\"", heldHtml, StringComparison.Ordinal);
         Assert.Contains("id=\"another-person\"", heldHtml, StringComparison.Ordinal);
         Assert.Contains("value=\"deja-la\"", heldHtml, StringComparison.Ordinal); // the form kept as typed
         Assert.Equal(before, (await PatientsAsync()).Count);
 
-        // Confirmed as another person (namesakes born the same day exist): registered.
+        // A confirmation holds for the patients it was given against: ticked, then the identity changed to another registered
+        // person's (another birth date), it is asked again with that person listed.
+        var other = Identity(family: "deja-la", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109003"));
+        await CreateAsync("known2", Samples.Patient(family: "Déjà-Là", given: "Anne", birthDate: "1971-06-03", nir: Samples.ValidNir("2710644109004")));
+        other["AnotherPerson"] = "true";
+        other["Shown"] = Ids["known"];
+        other["BirthDate"] = "1971-06-03";
+        var (again, againHtml) = await desk.SubmitAsync(Form, other);
+        Assert.True(again.StatusCode == HttpStatusCode.Conflict, again.StatusCode + againHtml);
+        Assert.Contains($"data-ref=\"Patient/{Ids["known2"]}\"", againHtml, StringComparison.Ordinal);
+        Assert.Equal(before + 1, (await PatientsAsync()).Count); // known2, created by the test
+
+        // Confirmed as another person against the list shown (namesakes born the same day exist): registered.
         namesake["AnotherPerson"] = "true";
+        namesake["Shown"] = Ids["known"];
         var (confirmed, confirmedHtml) = await desk.SubmitAsync(Form, namesake);
-        Assert.True(confirmed.StatusCode == HttpStatusCode.Redirect, confirmed.StatusCode + confirmedHtml + _server.AllLogs());
-        Assert.Equal(before + 1, (await PatientsAsync()).Count);
+        Assert.True(confirmed.StatusCode == HttpStatusCode.Redirect, confirmed.StatusCode + confirmedHtml + Server.AllLogs());
+        Assert.Equal(before + 2, (await PatientsAsync()).Count);
 
         // The NIR of a patient already registered, under another name: the create finds it and writes nothing, and names the record.
         var sameNir = Identity(family: "Autre", given: "Anne", birthDate: "1971-06-02", nir: Samples.ValidNir("2710644109001"));
@@ -122,8 +122,8 @@ public abstract class RegisterPatientPageTests : IAsyncLifetime
         var (duplicate, duplicateHtml) = await desk.SubmitAsync(Form, sameNir);
         Assert.True(duplicate.StatusCode == HttpStatusCode.Conflict, duplicate.StatusCode + duplicateHtml);
         Assert.Equal("Nothing was registered. A patient is already registered with this NIR: open their record.", StaffClient.ById(duplicateHtml, "error"));
-        Assert.Contains($"href=\"/patients/{_ids["known"]}\"", duplicateHtml, StringComparison.Ordinal);
-        Assert.Equal(before + 1, (await PatientsAsync()).Count);
+        Assert.Contains($"href=\"/patients/{Ids["known"]}\"", duplicateHtml, StringComparison.Ordinal);
+        Assert.Equal(before + 2, (await PatientsAsync()).Count);
     }
 
     // Each bad input (the field, the value typed, what the page must say). One server and one sign-in for all: none writes anything.
@@ -166,40 +166,59 @@ public abstract class RegisterPatientPageTests : IAsyncLifetime
             if (field == "Nir" && value.Length >= 13) Assert.DoesNotContain(value, StaffClient.ById(html, "error"), StringComparison.Ordinal);
         }
         Assert.Equal(before, (await PatientsAsync()).Count);
-        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+        Assert.DoesNotContain(await Server.AuditEntriesOfAsync(Tenant, "desk@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
     }
 
     [Fact]
-    public async Task A_physician_who_declares_herself_the_general_practitioner_opens_the_new_record_and_a_nurse_registers_no_one()
+    public async Task A_physician_is_sent_to_admissions_and_a_nurse_registers_no_one_and_their_forged_posts_write_nothing()
     {
-        using var doctor = await SignedInAsync("dr@chu.example", StaffRole.Physician, _ids["gp"]);
-        var (form, formHtml) = await doctor.GetAsync(Form);
-        Assert.Equal(HttpStatusCode.OK, form.StatusCode);
-        Assert.Contains("id=\"general-practitioner\"", formHtml, StringComparison.Ordinal);
-        var fields = Identity(family: "Nouvelle", given: "Inès", nir: "");
-        fields["GeneralPractitioner"] = "true";
-        var (done, doneHtml) = await doctor.SubmitAsync(Form, fields);
-        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
-        var (chart, chartHtml) = await doctor.GetAsync(done.Headers.Location!.ToString());
-        Assert.True(chart.StatusCode == HttpStatusCode.OK, chart.StatusCode + chartHtml); // her patient now: the declared GP is a care relationship
-        var id = done.Headers.Location!.ToString()["/patients/".Length..];
-        var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
-        Assert.Equal("Practitioner/" + _ids["gp"], patient.GetProperty("generalPractitioner")[0].GetProperty("reference").GetString());
-        Assert.False(patient.TryGetProperty("identifier", out _)); // no NIR given, none invented
+        // A physician may create patients through the API, but her searches see only her own patients: the page's checks for a person
+        // already registered would be blind, so registering is admissions' (the front desk reaches every patient).
+        using var doctor = await SignedInAsync("dr@chu.example", StaffRole.Physician, Ids["gp"]);
+        var (_, doctorSearch) = await doctor.GetAsync("/patients");
+        Assert.DoesNotContain("register-link", doctorSearch, StringComparison.Ordinal);
+        var (doctorPage, doctorHtml) = await doctor.GetAsync(Form);
+        Assert.Equal(HttpStatusCode.Forbidden, doctorPage.StatusCode);
+        Assert.StartsWith("Patients are registered by admissions", StaffClient.ById(doctorHtml, "error"), StringComparison.Ordinal);
+        var before = (await PatientsAsync()).Count;
+        // Déjà-Là is registered, and not in her care: a registration by her would not see it.
+        var (forgedByDoctor, forgedByDoctorHtml) = await doctor.SubmitAsync("/patients", Identity(family: "Déjà-Là", given: "Anne", birthDate: "1971-06-02", nir: ""), Form);
+        Assert.True(forgedByDoctor.StatusCode == HttpStatusCode.Forbidden, forgedByDoctor.StatusCode + forgedByDoctorHtml);
+        Assert.StartsWith("Patients are registered by admissions", StaffClient.ById(forgedByDoctorHtml, "error"), StringComparison.Ordinal);
 
-        // Nurses do not register patients (RolePermissions): no link, no form, and a forged post is the records service's 403, audited.
+        // Nurses do not create patients at all (RolePermissions): no link, no form, and a forged post is the records service's 403, audited.
         using var nurse = await SignedInAsync("nurse@chu.example", StaffRole.Nurse, null);
         var (_, searchHtml) = await nurse.GetAsync("/patients");
         Assert.DoesNotContain("register-link", searchHtml, StringComparison.Ordinal);
         var (page, pageHtml) = await nurse.GetAsync(Form);
         Assert.Equal(HttpStatusCode.Forbidden, page.StatusCode);
         Assert.DoesNotContain("register-form", pageHtml, StringComparison.Ordinal);
-        var before = (await PatientsAsync()).Count;
         var (forged, forgedHtml) = await nurse.SubmitAsync("/patients", Identity(family: "Forgée", nir: ""), Form);
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
         Assert.Equal("Nothing was registered. Your role does not register patients.", StaffClient.ById(forgedHtml, "error"));
         Assert.Equal(before, (await PatientsAsync()).Count);
-        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome != AuditOutcome.Success && e.ResourceType == "Patient");
+        Assert.Contains(await Server.AuditEntriesOfAsync(Tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome != AuditOutcome.Success && e.ResourceType == "Patient");
+    }
+
+    [Fact]
+    public async Task A_NIR_is_stored_compact_as_INSEE_writes_it_and_a_temporary_number_is_not_held_to_the_sex()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        // Typed with spaces and a Corsican department in lower case; a temporary number (7) for a person whose sex is unknown.
+        var corsicanNir = "1750" + "22A004001" + Vauban.Records.Nir.ComputeKey("175022A004001");
+        var cases = new[]
+        {
+            (Identity(family: "Santoni", given: "Paul", sex: "male", birthDate: "1975-02-10", nir: "1 75 02 2a 004 001 " + corsicanNir[13..]), corsicanNir),
+            (Identity(family: "Inconnu", given: "Sam", sex: "unknown", birthDate: "1990-05-01", nir: Samples.ValidNir("7900599123456")), Samples.ValidNir("7900599123456")),
+        };
+        foreach (var (fields, stored) in cases)
+        {
+            var (done, html) = await desk.SubmitAsync(Form, fields);
+            Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + html + Server.AllLogs());
+            var id = done.Headers.Location!.ToString()["/patients/".Length..];
+            var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
+            Assert.Equal(stored, patient.GetProperty("identifier")[0].GetProperty("value").GetString());
+        }
     }
 }
 

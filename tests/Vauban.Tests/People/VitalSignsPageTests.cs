@@ -11,45 +11,25 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.People;
 
-public abstract class VitalSignsPageTests : IAsyncLifetime
+public abstract class VitalSignsPageTests(Engine engine) : StaffPageTests(engine, "chu-vitals")
 {
-    private const string Establishment = "chu-vitals";
-    private const string Password = "harbour violet across 9 bridges";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
-    private VaubanServer _server = null!;
-    private Tenant _tenant = null!;
-    private readonly Dictionary<string, string> _ids = [];
-    private readonly Dictionary<string, string> _secrets = [];
 
-    protected VitalSignsPageTests(Engine engine) => _engine = engine;
-
-    public async Task InitializeAsync()
+    protected override async Task SetUpAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
-        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
-        await Create("nurse", Samples.Practitioner(family: "Soignant", rpps: "10001234567"));
-        await Create("mine", Samples.Patient(family: "Vital", given: "Rose", birthDate: "1958-01-20", nir: Samples.ValidNir("2580144109001")));
-        await Create("other", Samples.Patient(family: "Ailleurs", given: "Paul", nir: Samples.ValidNir("1800344109002")));
-        var yesterday = _time.GetUtcNow().AddDays(-1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-        await Create("enc", Samples.Encounter(_ids["mine"], _ids["nurse"], yesterday));
-        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, _ids["nurse"]);
+        await CreateAsync("nurse", Samples.Practitioner(family: "Soignant", rpps: "10001234567"));
+        await CreateAsync("mine", Samples.Patient(family: "Vital", given: "Rose", birthDate: "1958-01-20", nir: Samples.ValidNir("2580144109001")));
+        await CreateAsync("other", Samples.Patient(family: "Ailleurs", given: "Paul", nir: Samples.ValidNir("1800344109002")));
+        var yesterday = Time.GetUtcNow().AddDays(-1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        await CreateAsync("enc", Samples.Encounter(Ids["mine"], Ids["nurse"], yesterday));
+        await EnrolAsync("nurse@chu.example", StaffRole.Nurse, Ids["nurse"]);
     }
 
-    private async Task EnrolAsync(string email, StaffRole role, string? practitioner) =>
-        _secrets[email] = await StaffClient.EnrolledAsync(_server, _tenant, email, role, practitioner, Password, _time);
-
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
-    private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
-
-    private string Page(string patient = "mine") => $"/patients/{_ids[patient]}/vitals";
+    private string Page(string patient = "mine") => $"/patients/{Ids[patient]}/vitals";
 
     private async Task<List<JsonElement>> ObservationsOfAsync(string patient)
     {
-        var page = await _server.Store.Records.SearchAsync(AccessContext.Operator(_tenant, "test"), "Observation",
-            [new("patient", _ids[patient])], null, false, CancellationToken.None);
+        var page = await Server.Store.Records.SearchAsync(AccessContext.Operator(Tenant, "test"), "Observation",
+            [new("patient", Ids[patient])], null, false, CancellationToken.None);
         return [.. page.Entries.Select(e => JsonDocument.Parse(e.Json).RootElement.Clone())];
     }
 
@@ -60,7 +40,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         var (form, html) = await nurse.GetAsync(Page());
         Assert.Equal(HttpStatusCode.OK, form.StatusCode);
         Assert.Equal("VITAL Rose", StaffClient.ById(html, "patient-name")); // the patient is named: measures go on the right chart
-        var (chart, chartHtml) = await nurse.GetAsync($"/patients/{_ids["mine"]}");
+        var (chart, chartHtml) = await nurse.GetAsync($"/patients/{Ids["mine"]}");
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
         Assert.Contains("id=\"record-vitals\"", chartHtml, StringComparison.Ordinal);
 
@@ -68,9 +48,9 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         {
             ["Measures[Systolic]"] = "132", ["Measures[Diastolic]"] = "84", ["Measures[HeartRate]"] = "72", ["Measures[Temperature]"] = "37,8", ["Measures[Weight]"] = "",
         });
-        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + _server.AllLogs());
-        Assert.Equal($"/patients/{_ids["mine"]}", done.Headers.Location?.ToString());
-        var (_, after) = await nurse.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml + Server.AllLogs());
+        Assert.Equal($"/patients/{Ids["mine"]}", done.Headers.Location?.ToString());
+        var (_, after) = await nurse.GetAsync($"/patients/{Ids["mine"]}");
         Assert.StartsWith("Recorded heart rate 72 beats/min, temperature 37.8 °C, blood pressure 132/84 mmHg", StaffClient.ById(after, "done"), StringComparison.Ordinal);
         Assert.Contains("Heart rate", after, StringComparison.Ordinal);
 
@@ -80,9 +60,9 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         {
             Assert.Equal("final", o.GetProperty("status").GetString());
             Assert.Equal("vital-signs", o.GetProperty("category")[0].GetProperty("coding")[0].GetProperty("code").GetString());
-            Assert.Equal("Patient/" + _ids["mine"], o.GetProperty("subject").GetProperty("reference").GetString());
-            Assert.Equal("Practitioner/" + _ids["nurse"], o.GetProperty("performer")[0].GetProperty("reference").GetString());
-            Assert.True(DateTimeOffset.Parse(o.GetProperty("effectiveDateTime").GetString()!, CultureInfo.InvariantCulture) <= _time.GetUtcNow());
+            Assert.Equal("Patient/" + Ids["mine"], o.GetProperty("subject").GetProperty("reference").GetString());
+            Assert.Equal("Practitioner/" + Ids["nurse"], o.GetProperty("performer")[0].GetProperty("reference").GetString());
+            Assert.True(DateTimeOffset.Parse(o.GetProperty("effectiveDateTime").GetString()!, CultureInfo.InvariantCulture) <= Time.GetUtcNow());
         }
         JsonElement Coded(string loinc) => Assert.Single(observations, o => o.GetProperty("code").GetProperty("coding")[0].GetProperty("code").GetString() == loinc);
         var temperature = Coded("8310-5").GetProperty("valueQuantity");
@@ -94,8 +74,8 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
                 c.GetProperty("valueQuantity").GetProperty("code").GetString())).ToList();
         Assert.Equal([("8480-6", 132m, "mm[Hg]"), ("8462-4", 84m, "mm[Hg]")], pressure);
 
-        var creates = await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create);
-        Assert.Equal(3, creates.Count(e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Observation" && e.Detail.Patient == _ids["mine"]));
+        var creates = await Server.AuditEntriesOfAsync(Tenant, "nurse@chu.example", AuditAction.Create);
+        Assert.Equal(3, creates.Count(e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Observation" && e.Detail.Patient == Ids["mine"]));
     }
 
     // Each bad input (the field, the value typed, what the page must say). One server and one sign-in for all: none writes anything.
@@ -119,7 +99,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
     {
         using var nurse = await SignedInAsync("nurse@chu.example");
         var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-        string Local(TimeSpan offset, string format) => TimeZoneInfo.ConvertTime(_time.GetUtcNow() + offset, paris).ToString(format, CultureInfo.InvariantCulture);
+        string Local(TimeSpan offset, string format) => TimeZoneInfo.ConvertTime(Time.GetUtcNow() + offset, paris).ToString(format, CultureInfo.InvariantCulture);
         static string M(string sign) => $"Measures[{sign}]";
         foreach (var (field, value, said) in BadInputs)
         {
@@ -138,7 +118,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
             if (field is "HeartRate" or "Temperature") Assert.Equal(value, StaffClient.FieldValue(html, M(field)));
         }
         Assert.Empty(await ObservationsOfAsync("mine"));
-        Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
+        Assert.DoesNotContain(await Server.AuditEntriesOfAsync(Tenant, "nurse@chu.example", AuditAction.Create), e => e.Outcome == AuditOutcome.Success);
     }
 
     [Fact]
@@ -147,7 +127,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         // The front desk reads identities establishment-wide but records nothing clinical (RolePermissions).
         await EnrolAsync("desk@chu.example", StaffRole.Secretary, null);
         using var desk = await SignedInAsync("desk@chu.example");
-        var (chart, chartHtml) = await desk.GetAsync($"/patients/{_ids["mine"]}");
+        var (chart, chartHtml) = await desk.GetAsync($"/patients/{Ids["mine"]}");
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
         Assert.DoesNotContain("record-vitals", chartHtml, StringComparison.Ordinal);
 
@@ -155,7 +135,7 @@ public abstract class VitalSignsPageTests : IAsyncLifetime
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + html);
         Assert.Equal("Nothing was recorded. Your role does not record vital signs.", StaffClient.ById(html, "error"));
         Assert.Empty(await ObservationsOfAsync("mine"));
-        var refusals = await _server.AuditEntriesOfAsync(_tenant, "desk@chu.example", AuditAction.Create);
+        var refusals = await Server.AuditEntriesOfAsync(Tenant, "desk@chu.example", AuditAction.Create);
         Assert.Contains(refusals, e => e.Outcome != AuditOutcome.Success);
         Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
     }

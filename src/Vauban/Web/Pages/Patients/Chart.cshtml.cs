@@ -103,7 +103,7 @@ public sealed class ChartModel : StaffPage
         {
             return await ShowAsync(400, ChoosePractitioner);
         }
-        if (chosen.Status != RecordStatus.Ok) return await RefusedAsync(chosen, "The appointment was not booked.");
+        if (chosen.Status != RecordStatus.Ok) return await RefusedAsync(chosen, "The appointment was not booked.", Interaction.Create);
         // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
         var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created)
@@ -114,7 +114,7 @@ public sealed class ChartModel : StaffPage
         {
             return await ShowAsync(403, "Your role does not book appointments.");
         }
-        return await RefusedAsync(result, "The appointment was not booked.");
+        return await RefusedAsync(result, "The appointment was not booked.", Interaction.Create);
     }
 
     public async Task<IActionResult> OnPostCancelAsync()
@@ -129,7 +129,7 @@ public sealed class ChartModel : StaffPage
         var (reason, problem) = AppointmentBooking.ReadCancellation(CancelReason, CancelComment);
         if (reason is null) return await ShowAsync(400, problem);
         var read = await OfPatientAsync(access, "Appointment", id, Id);
-        if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.");
+        if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.", Interaction.Update);
         var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id, reason);
         if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");
         // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rules here,
@@ -144,24 +144,26 @@ public sealed class ChartModel : StaffPage
         }
         var result = await Store.Records.UpdateAsync(access, "Appointment", id, body, version, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Ok) return Acted($"Cancelled the appointment of {Describe(read.Json!)}.");
-        return await RefusedAsync(result, "The appointment was not cancelled.");
+        return await RefusedAsync(result, "The appointment was not cancelled.", Interaction.Update);
     }
 
     private const string ChoosePractitioner = "Choose the practitioner the appointment is with in the list.";
 
     /// <summary>The booking form's practitioners: a directory search through the records service (authorized and audited like any
     /// other), narrowed by the name typed. The person's own practitioner record, chosen by default, is listed even when the list is
-    /// cut before it. Returns the status to answer when the list is not what was asked for (<see cref="DirectoryProblem"/> says why).</summary>
+    /// cut before it. Returns 400 for a name refused and 401 for a directory search held until both factors are given again;
+    /// a search refused otherwise is said (<see cref="DirectoryProblem"/>) on a chart answered as it is.</summary>
     private async Task<int?> LoadPractitionersAsync(AccessContext access)
     {
         var (name, problem) = PractitionerDirectory.ReadName(With);
         var page = await Store.Records.SearchAsync(access, KnownResourceTypes.Practitioner, PractitionerDirectory.Query(name), null, lenient: false, HttpContext.RequestAborted);
+        if (page.Status == RecordStatus.ReauthenticationRequired) return 401;
         if (page.Status != RecordStatus.Ok)
         {
             DirectoryProblem = page.Status == RecordStatus.Forbidden
                 ? "Your role may not read the establishment's directory of practitioners."
-                : "The directory of practitioners could not be searched" + (page.Issues is { Count: > 0 } said ? ": " + string.Join(" ", said.Select(i => i.Diagnostics)) : ".");
-            return RecordStatusCodes.Http(page.Status);
+                : "The directory of practitioners could not be searched" + (Said(page.Issues) is { } said ? ": " + said : ".");
+            return null;
         }
         Practitioners = PractitionerDirectory.From(page);
         if (name is null && ChosenPractitioner is { } own && IdRules.IsValid(own) && Practitioners.Choices.All(p => p.Id != own))
@@ -181,7 +183,7 @@ public sealed class ChartModel : StaffPage
     }
 
     /// <summary>An act the records service refused: the chart again, with its answer's status and words.</summary>
-    private async Task<IActionResult> RefusedAsync(RecordResult result, string notDone)
+    private async Task<IActionResult> RefusedAsync(RecordResult result, string notDone, Interaction act)
     {
         switch (result.Status)
         {
@@ -192,9 +194,8 @@ public sealed class ChartModel : StaffPage
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return await ShowAsync(404, "This patient has no such appointment.");
             default:
-                // The role is named for the act the form does (any booking or cancel writes an Appointment).
-                var roleRefused = HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed
-                    ? "Your role may not change appointments." : null;
+                var roleRefused = HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, act, "Appointment").Allowed
+                    ? (act == Interaction.Create ? "Your role does not book appointments." : "Your role may not change appointments.") : null;
                 return await ShowAsync(RecordStatusCodes.Http(result.Status), ActRefusal(RecordStatusCodes.Http(result.Status), notDone, roleRefused, Said(result.Issues)));
         }
     }
@@ -219,7 +220,14 @@ public sealed class ChartModel : StaffPage
                 if (BookingOpen)
                 {
                     ChosenPractitioner = string.IsNullOrWhiteSpace(Practitioner) ? access.Principal.Practitioner : Practitioner.Trim();
-                    if (await LoadPractitionersAsync(access) is { } refused && status is null) Response.StatusCode = refused;
+                    switch (await LoadPractitionersAsync(access))
+                    {
+                        case 401:
+                            return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
+                        case { } refused when status is null:
+                            Response.StatusCode = refused;
+                            break;
+                    }
                 }
                 MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
                 MayRecordVitals = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed;

@@ -33,8 +33,8 @@ public sealed class PatientSearchModel : StaffPage
     /// <summary>Whether this person's role may search patients at all (the security officer and the administrator may not).</summary>
     public bool MaySearch => HttpContext.PersonAccess() is { } access && Store.Policy.Authorize(access, Interaction.Search, "Patient").Allowed;
 
-    /// <summary>The role may create patients: the page links to the registration form.</summary>
-    public bool MayRegister => HttpContext.PersonAccess() is { } access && Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed;
+    /// <summary>The role registers patients (admissions): the page links to the registration form.</summary>
+    public bool MayRegister => HttpContext.PersonAccess() is { } access && RegisterModel.MayRegisterAs(access, Store.Policy);
 
     /// <summary>The sealed token of a page the guard held back until both factors were given again (/account/reauth comes back
     /// here with it): the page offers to show it, by the same POST as "Next". Only a token goes through the URL, never a value

@@ -102,14 +102,25 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         return null;
     }
 
+    /// <summary>A French mobile number: 06 or 07 nationally, +33 6 or +33 7 internationally.</summary>
+    private static bool IsMobile(string phone)
+    {
+        var digits = new string(phone.Where(char.IsAsciiDigit).ToArray());
+        var national = phone.TrimStart().StartsWith('+') && digits.StartsWith("33", StringComparison.Ordinal) ? "0" + digits[2..] : digits;
+        return national.Length == 10 && national[0] == '0' && national[1] is '6' or '7';
+    }
+
     private static (string? Value, string? Problem) Name(string? typed, string what, bool required)
     {
-        var value = string.IsNullOrWhiteSpace(typed) ? null : string.Join(' ', typed.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        // Composed (an accent pasted as a combining mark is one letter with it), and the typographic apostrophe as the plain one, so
+        // that "O’Neill" is stored, and found, as "O'Neill" is.
+        var composed = string.IsNullOrWhiteSpace(typed) ? null : typed.Normalize(System.Text.NormalizationForm.FormC).Replace('’', '\'');
+        var value = composed is null ? null : string.Join(' ', composed.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         if (value is null) return required ? (null, $"Give the {what}.") : (null, null);
         if (value.Length > MaximumNameLength) return (null, $"The {what} is at most {MaximumNameLength} characters.");
         if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} holds control or invisible characters: type it plainly.");
         // Letters, with the separators French names use (Jean-Pierre, O'Neill, Saint Just).
-        if (!value.Any(char.IsLetter) || value.Any(c => !(char.IsLetter(c) || c is ' ' or '-' or '\'' or '’' or '.')))
+        if (!value.Any(char.IsLetter) || value.Any(c => !(char.IsLetter(c) || c is ' ' or '-' or '\'' or '.')))
         {
             return (null, $"The {what} holds letters, spaces, hyphens and apostrophes only.");
         }
@@ -134,9 +145,9 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
     /// write (two desks registering one person at once make one record).</summary>
     public string? NirCriteria => Nir is null ? null : "identifier=" + Uri.EscapeDataString(KnownIdentifierSystems.InsNir + "|" + Nir);
 
-    /// <summary>The FHIR Patient: active, the birth name official (the used name usual), the NIR under INS-NIR's system,
-    /// <paramref name="generalPractitioner"/> when the person registering declared themselves the patient's.</summary>
-    public JsonElement ToFhir(string? generalPractitioner)
+    /// <summary>The FHIR Patient: active, the birth name official (the used name usual), the NIR under INS-NIR's system, a
+    /// French mobile number (06, 07) as mobile, another as home.</summary>
+    public JsonElement ToFhir()
     {
         var names = new JsonArray(new JsonObject { ["use"] = "official", ["family"] = Family, ["given"] = new JsonArray([.. Given.Select(g => JsonValue.Create(g))]) });
         if (UsedFamily is not null) names.Add(new JsonObject { ["use"] = "usual", ["family"] = UsedFamily, ["given"] = new JsonArray(JsonValue.Create(Given[0])) });
@@ -145,7 +156,7 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         patient["active"] = true;
         patient["name"] = names;
         var telecom = new JsonArray();
-        if (Phone is not null) telecom.Add(new JsonObject { ["system"] = "phone", ["value"] = Phone, ["use"] = "home" });
+        if (Phone is not null) telecom.Add(new JsonObject { ["system"] = "phone", ["value"] = Phone, ["use"] = IsMobile(Phone) ? "mobile" : "home" });
         if (Email is not null) telecom.Add(new JsonObject { ["system"] = "email", ["value"] = Email, ["use"] = "home" });
         if (telecom.Count > 0) patient["telecom"] = telecom;
         patient["gender"] = Sex;
@@ -159,7 +170,6 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
             address["country"] = "FR";
             patient["address"] = new JsonArray(address);
         }
-        if (generalPractitioner is not null) patient["generalPractitioner"] = new JsonArray(new JsonObject { ["reference"] = generalPractitioner });
         return JsonSerializer.SerializeToElement(patient);
     }
 }

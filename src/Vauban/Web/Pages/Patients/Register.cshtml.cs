@@ -7,7 +7,9 @@ using Vauban.Records;
 namespace Vauban.Web.Pages.Patients;
 
 /// <summary>
-/// Registering a patient (admissions, a practice's physician): the identity typed, checked by the form's rules
+/// Registering a patient, by admissions: a role whose reach is every patient of the establishment (the front desk), so that
+/// the identity-vigilance checks see every person already registered — a role that sees only its own patients (a physician)
+/// would find none of the others and register them twice, and is sent to admissions. The identity typed, checked by the form's rules
 /// (<see cref="PatientRegistration"/>), then two identity-vigilance checks through the records service before anything is
 /// written — the patients already registered under the same birth name and birth date are shown, and registering goes on only
 /// once the person confirms this is another person; and a NIR already registered is found by the create itself
@@ -29,16 +31,14 @@ public sealed class RegisterModel : StaffPage
     [BindProperty] public string? PostalCode { get; set; }
     [BindProperty] public string? City { get; set; }
 
-    /// <summary>The person registering declares themselves the patient's general practitioner (médecin traitant).</summary>
-    [BindProperty] public bool GeneralPractitioner { get; set; }
-
     /// <summary>The person has seen the patients registered under the same name and birth date and confirms this is another.</summary>
     [BindProperty] public bool AnotherPerson { get; set; }
 
-    public bool MayRegister { get; private set; }
+    /// <summary>The ids of the patients that confirmation was given against (the list shown): it holds only while the same
+    /// identity finds the same patients, not for a name or a date changed after ticking it.</summary>
+    [BindProperty] public string? Shown { get; set; }
 
-    /// <summary>The person has a practitioner record: the form offers to declare them the patient's general practitioner.</summary>
-    public bool MayBeGeneralPractitioner { get; private set; }
+    public bool MayRegister { get; private set; }
 
     public string? Error { get; private set; }
 
@@ -61,28 +61,30 @@ public sealed class RegisterModel : StaffPage
         var form = new RegistrationForm(Family, UsedFamily, Given, Sex, BirthDate, Nir, Phone, Email, Line, PostalCode, City);
         var (registration, problem) = PatientRegistration.Read(form, PatientChart.DateInParis(UtcNow));
         if (registration is null) return Show(access, 400, problem);
-        if (!AnotherPerson)
+        // A role without the establishment's reach is refused here, before any search: its checks would be blind (a forged post).
+        if (Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed && !ReachesEveryPatient(access)) return Show(access, 403, AdmissionsOnly);
+        // Identity vigilance: a person already registered under this identity is opened, not registered twice. Searched at every
+        // post: a confirmation holds for the patients it was given against. A search the role may not make (a forged post) is left
+        // to the create, which the records service refuses and audits.
+        var found = await Store.Records.SearchAsync(access, "Patient", registration.NamesakeQuery(), null, lenient: false, HttpContext.RequestAborted);
+        if (found.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+        if (found.Status == RecordStatus.Ok)
         {
-            // Identity vigilance: a person already registered under this identity is opened, not registered twice. A search the role
-            // may not make (a forged post) is left to the create, which the records service refuses and audits.
-            var found = await Store.Records.SearchAsync(access, "Patient", registration.NamesakeQuery(), null, lenient: false, HttpContext.RequestAborted);
-            if (found.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
-            if (found.Status == RecordStatus.Ok)
+            Namesakes = found.Entries.Where(e => !e.Included && e.Type == "Patient" && e.Json is not null && !e.Deleted).Select(e =>
             {
-                Namesakes = found.Entries.Where(e => !e.Included && e.Type == "Patient" && e.Json is not null && !e.Deleted).Select(e =>
-                {
-                    using var document = JsonDocument.Parse(e.Json!);
-                    return PatientChart.Identify(e.Id, document.RootElement);
-                }).ToList();
-                if (Namesakes.Count > 0)
-                {
-                    return Show(access, 409, $"{notDone} A patient with this birth name and birth date is already registered: open their record if it is this patient, "
-                        + "or confirm below that this is another person.");
-                }
+                using var document = JsonDocument.Parse(e.Json!);
+                return PatientChart.Identify(e.Id, document.RootElement);
+            }).ToList();
+            var confirmed = AnotherPerson && (Shown ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal)
+                .SetEquals(Namesakes.Select(n => n.Id));
+            if (Namesakes.Count > 0 && !confirmed)
+            {
+                AnotherPerson = false;
+                return Show(access, 409, $"{notDone} A patient with this birth name and birth date is already registered: open their record if it is this patient, "
+                    + "or confirm below that this is another person.");
             }
         }
-        var generalPractitioner = GeneralPractitioner && access.Principal.Practitioner is { } practitioner ? "Practitioner/" + practitioner : null;
-        var result = await Store.Records.CreateAsync(access, "Patient", registration.ToFhir(generalPractitioner), registration.NirCriteria, HttpContext.RequestAborted);
+        var result = await Store.Records.CreateAsync(access, "Patient", registration.ToFhir(), registration.NirCriteria, HttpContext.RequestAborted);
         switch (result.Status)
         {
             case RecordStatus.Created:
@@ -98,19 +100,34 @@ public sealed class RegisterModel : StaffPage
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
             default:
                 var status = RecordStatusCodes.Http(result.Status);
-                var roleRefused = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed ? Said(result.Issues) : "Your role does not register patients.";
-                return Show(access, status, ActRefusal(status, notDone, roleRefused, Said(result.Issues)));
+                var refused = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed ? Said(result.Issues) ?? "The records service refused it." : RoleRefused;
+                return Show(access, status, ActRefusal(status, notDone, refused, Said(result.Issues)));
         }
     }
 
+    private const string RoleRefused = "Your role does not register patients.";
+
+    private const string AdmissionsOnly = "Patients are registered by admissions (the front desk), whose checks for a person already registered see every "
+        + "patient of the establishment; yours see only your own patients. Ask the front desk to register this patient.";
+
+    /// <summary>Whether the person's role may register patients here: create them, and reach every patient of the establishment.</summary>
+    public static bool MayRegisterAs(AccessContext access, Access.AccessPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(access);
+        ArgumentNullException.ThrowIfNull(policy);
+        return policy.Authorize(access, Interaction.Create, "Patient").Allowed && ReachesEveryPatient(access);
+    }
+
+    private static bool ReachesEveryPatient(AccessContext access) =>
+        access.Principal.Role is { } role && RolePermissions.For(role, "Patient").Reach == Reach.Tenant;
+
     private PageResult Show(AccessContext access, int? status, string? error)
     {
-        MayRegister = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed;
-        MayBeGeneralPractitioner = MayRegister && access.Principal.Practitioner is not null;
+        MayRegister = MayRegisterAs(access, Store.Policy);
         if (!MayRegister && status is null)
         {
             status = 403;
-            error = "Your role does not register patients.";
+            error = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed ? AdmissionsOnly : RoleRefused;
         }
         if (status is { } code) Response.StatusCode = code;
         Error = error;
