@@ -56,24 +56,24 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
             if (NirDisagreement(compact, form.Sex!, born) is { } disagreement) return (null, disagreement);
             nir = compact;
         }
-        var (phone, phoneProblem) = Text(form.Phone, "phone number", 30);
+        var (phone, phoneProblem) = TypedText.Read(form.Phone, "phone number", 30);
         if (phoneProblem is not null) return (null, phoneProblem);
         if (phone is not null && (phone.Count(char.IsAsciiDigit) < 6 || phone.Any(c => !(char.IsAsciiDigit(c) || c is ' ' or '+' or '.' or '-' or '(' or ')'))))
         {
             return (null, "The phone number holds digits, spaces and + . - ( ) only, at least six digits.");
         }
-        var (email, emailProblem) = Text(form.Email, "e-mail address", 254);
+        var (email, emailProblem) = TypedText.Read(form.Email, "e-mail address", 254);
         if (emailProblem is not null) return (null, emailProblem);
         if (email is not null && (email.Count(c => c == '@') != 1 || email.Any(char.IsWhiteSpace) || email.StartsWith('@') || !email[(email.IndexOf('@') + 1)..].Contains('.')))
         {
             return (null, "The e-mail address is not one (name@domain.fr).");
         }
-        var (line, lineProblem) = Text(form.Line, "address", MaximumTextLength);
+        var (line, lineProblem) = TypedText.Read(form.Line, "address", MaximumTextLength);
         if (lineProblem is not null) return (null, lineProblem);
-        var (postalCode, postalProblem) = Text(form.PostalCode, "postal code", 10);
+        var (postalCode, postalProblem) = TypedText.Read(form.PostalCode, "postal code", 10);
         if (postalProblem is not null) return (null, postalProblem);
         if (postalCode is not null && (postalCode.Length != 5 || !postalCode.All(char.IsAsciiDigit))) return (null, "A French postal code is five digits.");
-        var (city, cityProblem) = Text(form.City, "city", MaximumTextLength);
+        var (city, cityProblem) = TypedText.Read(form.City, "city", MaximumTextLength);
         if (cityProblem is not null) return (null, cityProblem);
         if ((line is not null || postalCode is not null) && city is null) return (null, "Give the city of the address.");
         return (new PatientRegistration(family!, used, given, form.Sex!, born, nir, phone, email, line, postalCode, city), null);
@@ -127,15 +127,6 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         return (value, null);
     }
 
-    private static (string? Value, string? Problem) Text(string? typed, string what, int maximum)
-    {
-        var value = string.IsNullOrWhiteSpace(typed) ? null : typed.Trim();
-        if (value is null) return (null, null);
-        if (value.Length > maximum) return (null, $"The {what} is at most {maximum} characters.");
-        if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} holds control or invisible characters: type it plainly.");
-        return (value, null);
-    }
-
     /// <summary>The search for a patient already registered under this identity (identity vigilance): the same birth name, as a
     /// FHIR string search (starts with, accents and case folded), and the same birth date.</summary>
     public List<KeyValuePair<string, string>> NamesakeQuery() =>
@@ -171,5 +162,20 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
             patient["address"] = new JsonArray(address);
         }
         return JsonSerializer.SerializeToElement(patient);
+    }
+}
+
+/// <summary>A free-text field of a staff form, as typed.</summary>
+public static class TypedText
+{
+    /// <summary>The field trimmed (null when empty), or the problem to show: longer than <paramref name="maximum"/>, or holding
+    /// control or invisible characters (zero-width, direction overrides) that would make it read otherwise than it is.</summary>
+    public static (string? Value, string? Problem) Read(string? typed, string what, int maximum)
+    {
+        var value = string.IsNullOrWhiteSpace(typed) ? null : typed.Trim();
+        if (value is null) return (null, null);
+        if (value.Length > maximum) return (null, $"The {what} is at most {maximum} characters.");
+        if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} holds control or invisible characters: type it plainly.");
+        return (value, null);
     }
 }

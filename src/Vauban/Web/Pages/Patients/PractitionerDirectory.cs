@@ -29,14 +29,7 @@ public static class PractitionerDirectory
     public const int MaximumNameLength = 64;
 
     /// <summary>The name typed to narrow the list, trimmed (null: none), or the problem to show.</summary>
-    public static (string? Name, string? Problem) ReadName(string? typed)
-    {
-        var name = string.IsNullOrWhiteSpace(typed) ? null : typed.Trim();
-        if (name is null) return (null, null);
-        if (name.Length > MaximumNameLength) return (null, $"A practitioner's name to look for is at most {MaximumNameLength} characters.");
-        if (StatedText.HasHiddenCharacters(name)) return (null, "The name to look for holds control or invisible characters: type it plainly.");
-        return (name, null);
-    }
+    public static (string? Name, string? Problem) ReadName(string? typed) => TypedText.Read(typed, "practitioner's name to look for", MaximumNameLength);
 
     /// <summary>The directory search: the practitioners whose family or given name starts with <paramref name="name"/> (FHIR's
     /// string search), or the first <see cref="ListSize"/>, or the one whose id is <paramref name="id"/>; with the PractitionerRoles
