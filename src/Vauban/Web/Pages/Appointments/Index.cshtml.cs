@@ -1,0 +1,123 @@
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using System.Globalization;
+using System.Text.Json;
+using Vauban.Access;
+using Vauban.Records;
+
+namespace Vauban.Web.Pages.Appointments;
+
+/// <summary>
+/// A practitioner's day: the appointments of the signed-in person's practitioner record on one day (Paris time), in order,
+/// each with its patient — an Appointment search with its patients included, through the records service: the same policy,
+/// guard and audit as any search (each patient listed is in the audit trail). The day is in the URL (a date is no patient data);
+/// no name is.
+/// </summary>
+[RequireSession(SessionStage.Full)]
+public sealed class AgendaModel : StaffPage
+{
+    /// <summary>Appointments a day lists at most; past it the page says so.</summary>
+    public const int DaySize = 100;
+
+    [BindProperty(SupportsGet = true, Name = "day")] public string? Day { get; set; }
+
+    public DateOnly Date { get; private set; }
+
+    public IReadOnlyList<AgendaRow> Rows { get; private set; } = [];
+
+    public bool Truncated { get; private set; }
+
+    public string? Error { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync()
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        Date = PatientChart.DateInParis(UtcNow);
+        if (access.Principal.Practitioner is not { } practitioner)
+        {
+            Error = "Your account is not linked to a practitioner record: the agenda lists a practitioner's appointments.";
+            return Page();
+        }
+        if (!string.IsNullOrWhiteSpace(Day))
+        {
+            if (!DateOnly.TryParseExact(Day.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) || day.Year < 1900 || day.Year > 9998)
+            {
+                return Refuse(400, "Give the day as year-month-day.");
+            }
+            Date = day;
+        }
+        // Midnight to midnight in Paris (the clocks never change at midnight there).
+        var start = PatientChart.FromParis(Date, TimeOnly.MinValue)!.Value;
+        var end = PatientChart.FromParis(Date.AddDays(1), TimeOnly.MinValue)!.Value;
+        var page = await Store.Records.SearchAsync(access, "Appointment",
+        [
+            new("practitioner", "Practitioner/" + practitioner),
+            new("date", "ge" + start.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
+            new("date", "lt" + end.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
+            new("_sort", "date"),
+            new("_count", DaySize.ToString(CultureInfo.InvariantCulture)),
+            new("_include", "Appointment:patient"),
+        ], null, lenient: false, HttpContext.RequestAborted);
+        switch (page.Status)
+        {
+            case RecordStatus.Ok:
+                Rows = AgendaRow.From(page.Entries);
+                Truncated = page.NextPage is not null;
+                return Page();
+            case RecordStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
+            case RecordStatus.Forbidden when !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed:
+                return Refuse(403, "Your role does not read appointments.");
+            default:
+                var status = RecordStatusCodes.Http(page.Status);
+                return Refuse(status, ActRefusal(status, "The agenda could not be shown.", null, Said(page.Issues)));
+        }
+    }
+
+    private PageResult Refuse(int status, string message)
+    {
+        Response.StatusCode = status;
+        Error = message;
+        return Page();
+    }
+}
+
+/// <param name="Patient">The patient's id, or null when the appointment names none.</param>
+/// <param name="PatientName">"FAMILY Given", or null when the patient is not open to the person (not included).</param>
+public sealed record AgendaRow(string Time, int? Minutes, string? Patient, string? PatientName, string? Reason, string Status)
+{
+    /// <summary>The day's appointments in the order the search gave (by start), each with its patient from the included ones.</summary>
+    public static IReadOnlyList<AgendaRow> From(IReadOnlyList<SearchEntry> entries)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (entry.Type != "Patient" || entry.Json is not { } json || entry.Deleted) continue;
+            using var document = JsonDocument.Parse(json);
+            names[entry.Id] = PatientChart.HumanName(document.RootElement) ?? "(no name)";
+        }
+        var rows = new List<AgendaRow>();
+        foreach (var entry in entries)
+        {
+            if (entry.Type != "Appointment" || entry.Included || entry.Json is not { } json || entry.Deleted) continue;
+            using var document = JsonDocument.Parse(json);
+            var appointment = document.RootElement;
+            var start = Instant(appointment, "start");
+            var end = Instant(appointment, "end");
+            var patient = PatientChart.Array(appointment, "participant")
+                .Select(p => p.TryGetProperty("actor", out var actor) ? PatientChart.Text(actor, "reference") : null)
+                .FirstOrDefault(r => r?.StartsWith("Patient/", StringComparison.Ordinal) == true)?["Patient/".Length..];
+            rows.Add(new AgendaRow(
+                start is { } at ? PatientChart.InParis(at)[^5..] : "—",
+                start is { } s && end is { } e && e > s ? (int)(e - s).TotalMinutes : null,
+                patient,
+                patient is not null && names.TryGetValue(patient, out var name) ? name : null,
+                PatientChart.Text(appointment, "description"),
+                PatientChart.Text(appointment, "status") ?? "—"));
+        }
+        return rows;
+    }
+
+    private static DateTimeOffset? Instant(JsonElement resource, string name) =>
+        PatientChart.Text(resource, name) is { } text && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
+}

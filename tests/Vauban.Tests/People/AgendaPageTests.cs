@@ -1,0 +1,94 @@
+// A practitioner's day over HTTP, on both engines: the appointments of her practitioner record on one Paris day, in order, each
+// with its patient, through the records service (its policy, guard and audit); another practitioner's, another day's, are not
+// listed; a day that is no date is refused; an account without a practitioner record is told why it has no agenda.
+using System.Globalization;
+using System.Net;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "chu-agenda")
+{
+    private static readonly TimeZoneInfo Paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
+
+    /// <summary>The Paris day <paramref name="days"/> from the test's now, and an instant on it at <paramref name="time"/> (Paris).</summary>
+    private DateOnly ParisDay(int days) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(Time.GetUtcNow().AddDays(days), Paris).DateTime);
+
+    private static string At(DateOnly day, int hour, int minute = 0)
+    {
+        var local = day.ToDateTime(new TimeOnly(hour, minute));
+        return new DateTimeOffset(local, Paris.GetUtcOffset(local)).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    }
+
+    private static string Appointment(string patient, string practitioner, string start, int minutes, string status = "booked", string? description = null) =>
+        Samples.Appointment("Patient/" + patient, "Practitioner/" + practitioner, start, status)
+            .Replace($"\"end\": \"{start}\"", $"\"end\": \"{DateTimeOffset.Parse(start, CultureInfo.InvariantCulture).AddMinutes(minutes).ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}\""
+                + (description is null ? "" : $", \"description\": \"{description}\""), StringComparison.Ordinal);
+
+    protected override async Task SetUpAsync()
+    {
+        await CreateAsync("drA", Samples.Practitioner(family: "Auber", rpps: "10001234567"));
+        await CreateAsync("drB", Samples.Practitioner(family: "Berthier", rpps: "10001234568"));
+        await CreateAsync("rose", Samples.Patient(family: "Rosier", given: "Rose", nir: Samples.ValidNir("2580144109001")));
+        await CreateAsync("paul", Samples.Patient(family: "Paulin", given: "Paul", nir: Samples.ValidNir("1800344109002")));
+        var today = ParisDay(0);
+        // Created out of order: the page orders them by start.
+        await CreateAsync("late", Appointment(Ids["paul"], Ids["drA"], At(today, 16, 30), 20, description: "Contrôle tensionnel"));
+        await CreateAsync("early", Appointment(Ids["rose"], Ids["drA"], At(today, 8, 15), 30, description: "Suivi de la kaliémie"));
+        await CreateAsync("cancelled", Appointment(Ids["paul"], Ids["drA"], At(today, 11, 0), 15, status: "cancelled"));
+        await CreateAsync("colleague", Appointment(Ids["rose"], Ids["drB"], At(today, 9, 0), 20));
+        await CreateAsync("tomorrow", Appointment(Ids["rose"], Ids["drA"], At(ParisDay(1), 10, 0), 20));
+        await EnrolAsync("dr.auber@chu.example", StaffRole.Physician, Ids["drA"]);
+    }
+
+    [Fact]
+    public async Task A_physician_sees_her_day_in_order_with_each_patient_and_not_a_colleagues_nor_another_days()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (home, homeHtml) = await doctor.GetAsync("/");
+        Assert.Contains("id=\"nav-agenda\"", homeHtml, StringComparison.Ordinal);
+
+        var (today, html) = await doctor.GetAsync("/appointments");
+        Assert.True(today.StatusCode == HttpStatusCode.OK, today.StatusCode + html);
+        Assert.Equal(ParisDay(0).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StaffClient.ById(html, "shown-day"));
+        var rows = System.Text.RegularExpressions.Regex.Matches(html, "<td class=\"when\">([^<]+)</td><td>([^<]+)</td>\\s*<td>\\s*<a href=\"/patients/([^\"]+)\">([^<]+)</a>\\s*</td>\\s*<td>([^<]*)</td><td>([^<]+)</td>")
+            .Select(m => (m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value, m.Groups[4].Value, m.Groups[5].Value, m.Groups[6].Value)).ToList();
+        Assert.Equal(
+        [
+            ("08:15", "30", Ids["rose"], "ROSIER Rose", "Suivi de la kaliémie", "booked"),
+            ("11:00", "15", Ids["paul"], "PAULIN Paul", "", "cancelled"),
+            ("16:30", "20", Ids["paul"], "PAULIN Paul", "Contrôle tensionnel", "booked"),
+        ], rows);
+
+        // Another day by its date; the patients listed are in the audit trail as any search's.
+        var (_, tomorrowHtml) = await doctor.GetAsync("/appointments?day=" + ParisDay(1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        Assert.Contains($"href=\"/patients/{Ids["rose"]}\">ROSIER Rose</a>", tomorrowHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain("PAULIN", tomorrowHtml, StringComparison.Ordinal);
+        var (_, emptyHtml) = await doctor.GetAsync("/appointments?day=" + ParisDay(5).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        Assert.Equal("No appointment on this day.", StaffClient.ById(emptyHtml, "no-appointments"));
+        var searches = await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Search);
+        Assert.Contains(searches, e => e.Outcome == AuditOutcome.Success && e.Detail.Patient == Ids["paul"]);
+
+        // A day that is no date: 400, said.
+        foreach (var day in new[] { "06/12/2026", "2026-13-01", "demain" })
+        {
+            var (bad, badHtml) = await doctor.GetAsync("/appointments?day=" + Uri.EscapeDataString(day));
+            Assert.True(bad.StatusCode == HttpStatusCode.BadRequest, day + ": " + bad.StatusCode);
+            Assert.Equal("Give the day as year-month-day.", StaffClient.ById(badHtml, "error"));
+        }
+
+        // An account without a practitioner record (the front desk) has no agenda, and is told why.
+        await EnrolAsync("desk@chu.example", StaffRole.Secretary, null);
+        using var desk = await SignedInAsync("desk@chu.example");
+        var (_, deskHome) = await desk.GetAsync("/");
+        Assert.DoesNotContain("nav-agenda", deskHome, StringComparison.Ordinal);
+        var (_, deskHtml) = await desk.GetAsync("/appointments");
+        Assert.StartsWith("Your account is not linked to a practitioner record", StaffClient.ById(deskHtml, "error"), StringComparison.Ordinal);
+    }
+}
+
+public sealed class AgendaPageTests_Sqlite() : AgendaPageTests(Engine.Sqlite);
+
+public sealed class AgendaPageTests_Postgres() : AgendaPageTests(Engine.Postgres);
