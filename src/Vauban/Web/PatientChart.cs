@@ -93,6 +93,15 @@ public sealed class PatientChart
         }
     }
 
+    /// <summary>The patients a search matched (not those it included, nor deleted ones), each as <see cref="Identify"/> says it,
+    /// in the search's order.</summary>
+    public static List<PatientIdentity> Matched(IReadOnlyList<SearchEntry> entries) =>
+        entries.Where(e => e is { Type: "Patient", Included: false, Deleted: false, Json: not null }).Select(e =>
+        {
+            using var document = JsonDocument.Parse(e.Json!);
+            return Identify(e.Id, document.RootElement);
+        }).ToList();
+
     /// <summary>What a search result and a chart's header say of a patient.</summary>
     public static PatientIdentity Identify(string id, JsonElement patient, IReadOnlyDictionary<string, string>? names = null)
     {

@@ -246,7 +246,7 @@ public sealed class ChartModel : StaffPage
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return Refuse(RecordStatus.NotFound, "No patient with this id.");
             default:
-                return Refuse(page.Status, Message(page));
+                return Refuse(page.Status, Said(page.Issues) ?? "The record was refused.");
         }
     }
 
@@ -268,7 +268,4 @@ public sealed class ChartModel : StaffPage
               + "you state the reason and confirm your identity, and the access is reported to the security officer."
             : "This patient is not in your care relationships: the record is not open to you.";
     }
-
-    private static string Message(SearchPage page) =>
-        page.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The record was refused.";
 }

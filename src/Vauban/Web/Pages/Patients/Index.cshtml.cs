@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
 using Vauban.Access;
 using Vauban.Records;
@@ -92,16 +91,11 @@ public sealed class PatientSearchModel : StaffPage
                 return Redirect(HttpContext.ReauthenticationUrl(page.ThisPage is { } held ? "/patients?resume=" + Uri.EscapeDataString(held) : "/patients"));
             }
             Response.StatusCode = RecordStatusCodes.Http(page.Status);
-            Error = page.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The search was refused.";
+            Error = Said(page.Issues) ?? "The search was refused.";
             return Page();
         }
         Searched = true;
-        Results = page.Entries.Where(e => e is { Type: "Patient", Included: false, Json: not null })
-            .Select(e =>
-            {
-                using var json = JsonDocument.Parse(e.Json!);
-                return PatientChart.Identify(e.Id, json.RootElement);
-            })
+        Results = PatientChart.Matched(page.Entries)
             // Names are encrypted, so the database cannot order by them; a page is put in order here.
             .OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ToList();
         NextPage = page.NextPage;

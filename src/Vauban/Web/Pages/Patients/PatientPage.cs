@@ -40,7 +40,7 @@ public abstract class PatientPage : StaffPage
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return Refuse(404, "No patient with this id.");
             default:
-                return Refuse(RecordStatusCodes.Http(read.Status), read.Issues is { Count: > 0 } issues ? string.Join(" ", issues.Select(i => i.Diagnostics)) : "The record was refused.");
+                return Refuse(RecordStatusCodes.Http(read.Status), Said(read.Issues) ?? "The record was refused.");
         }
     }
 

@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
-using System.Text.Json;
 using Vauban.Access;
 using Vauban.Records;
 
@@ -70,11 +69,7 @@ public sealed class RegisterModel : StaffPage
         if (found.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
         if (found.Status == RecordStatus.Ok)
         {
-            Namesakes = found.Entries.Where(e => !e.Included && e.Type == "Patient" && e.Json is not null && !e.Deleted).Select(e =>
-            {
-                using var document = JsonDocument.Parse(e.Json!);
-                return PatientChart.Identify(e.Id, document.RootElement);
-            }).ToList();
+            Namesakes = PatientChart.Matched(found.Entries);
             var confirmed = AnotherPerson && (Shown ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal)
                 .SetEquals(Namesakes.Select(n => n.Id));
             if (Namesakes.Count > 0 && !confirmed)
