@@ -52,8 +52,8 @@ public sealed class AgendaModel : StaffPage
         var page = await Store.Records.SearchAsync(access, "Appointment",
         [
             new("practitioner", "Practitioner/" + practitioner),
-            new("date", "ge" + start.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
-            new("date", "lt" + end.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture)),
+            new("date", "ge" + PatientChart.FhirDateTime(start)),
+            new("date", "lt" + PatientChart.FhirDateTime(end)),
             new("_sort", "date"),
             new("_count", DaySize.ToString(CultureInfo.InvariantCulture)),
             new("_include", "Appointment:patient"),

@@ -62,8 +62,8 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         {
             ["resourceType"] = "Appointment",
             ["status"] = "booked",
-            ["start"] = Instant(Start),
-            ["end"] = Instant(End),
+            ["start"] = PatientChart.FhirDateTime(Start),
+            ["end"] = PatientChart.FhirDateTime(End),
             ["minutesDuration"] = Minutes,
             ["created"] = now.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture),
             ["participant"] = new JsonArray(Accepted("Patient/" + patientId), Accepted(Practitioner)),
@@ -75,7 +75,6 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     private static JsonObject Accepted(string actor) =>
         new() { ["actor"] = new JsonObject { ["reference"] = actor }, ["required"] = "required", ["status"] = "accepted" };
 
-    private static string Instant(DateTimeOffset at) => at.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
 
     /// <summary>Statuses an appointment can still be cancelled from (FHIR R4 appointmentstatus).</summary>
     public static bool IsCancellable(string? status) => status is "booked" or "pending" or "proposed";

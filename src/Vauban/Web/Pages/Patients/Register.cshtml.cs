@@ -61,7 +61,8 @@ public sealed class RegisterModel : StaffPage
         var (registration, problem) = PatientRegistration.Read(form, PatientChart.DateInParis(UtcNow));
         if (registration is null) return Show(access, 400, problem);
         // A role without the establishment's reach is refused here, before any search: its checks would be blind (a forged post).
-        if (Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed && !ReachesEveryPatient(access)) return Show(access, 403, AdmissionsOnly);
+        var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed;
+        if (mayCreate && !ReachesEveryPatient(access)) return Show(access, 403, AdmissionsOnly);
         // Identity vigilance: a person already registered under this identity is opened, not registered twice. Searched at every
         // post: a confirmation holds for the patients it was given against. A search the role may not make (a forged post) is left
         // to the create, which the records service refuses and audits.
@@ -95,7 +96,7 @@ public sealed class RegisterModel : StaffPage
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
             default:
                 var status = RecordStatusCodes.Http(result.Status);
-                var refused = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed ? Said(result.Issues) ?? "The records service refused it." : RoleRefused;
+                var refused = mayCreate ? Said(result.Issues) ?? "The records service refused it." : RoleRefused;
                 return Show(access, status, ActRefusal(status, notDone, refused, Said(result.Issues)));
         }
     }

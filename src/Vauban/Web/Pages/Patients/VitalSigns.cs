@@ -146,7 +146,7 @@ public sealed record VitalSigns(DateTimeOffset Measured, IReadOnlyList<(VitalSig
             }),
             ["code"] = Code(sign),
             ["subject"] = new JsonObject { ["reference"] = "Patient/" + patientId },
-            ["effectiveDateTime"] = Measured.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture),
+            ["effectiveDateTime"] = PatientChart.FhirDateTime(Measured),
         };
         if (performer is not null) observation["performer"] = new JsonArray(new JsonObject { ["reference"] = performer });
         return observation;
