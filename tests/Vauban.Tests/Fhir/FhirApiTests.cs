@@ -293,6 +293,26 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task A_NIR_written_with_spaces_or_Corsica_in_lower_case_is_found_and_not_registered_twice()
+    {
+        // INSEE writes 2A; people type "2a", with spaces, or paste it with no-break spaces. All are one patient's number.
+        var compact = Samples.ValidNir("269052A004123");
+        var typed = string.Join('\u00A0', compact[..1], compact[1..3], compact[3..5], compact[5..7].ToLowerInvariant(), compact[7..10], compact[10..13], compact[13..]);
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Santoni", nir: typed))).GetProperty("id").GetString()!;
+
+        Assert.Equal([id], Ids(await SearchAsync($"Patient?identifier={Samples.InsNir}|{compact}")));
+        Assert.Equal([id], Ids(await SearchAsync($"Patient?identifier={compact}")));
+        Assert.Equal([id], Ids(await SearchAsync($"Patient?identifier={Samples.InsNir}|{Uri.EscapeDataString(compact[..6] + "a " + compact[7..])}")));
+        // The front desk's compact number finds the record the API wrote: no second patient.
+        var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Santoni", nir: compact)) };
+        request.Headers.TryAddWithoutValidation("If-None-Exist", $"identifier={Samples.InsNir}|{compact}");
+        using var response = await Api.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(id, (await response.BodyAsync()).GetProperty("id").GetString());
+        Assert.Equal([id], Ids(await SearchAsync("Patient?family:exact=Santoni")));
+    }
+
+    [Fact]
     public async Task Patient_search_by_name_prefix_accents_birthdate_identifier_phone_email_and_city()
     {
         var nir = Samples.ValidNir("2750299123456");

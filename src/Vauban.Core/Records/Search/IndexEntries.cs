@@ -16,8 +16,10 @@ internal sealed class IndexEntries
     /// with (store_settings index_version), and <c>vauban serve</c> asks for <c>vauban reindex</c> while it is older.
     /// 1: every store before the version was kept. 2: Patient.link.other indexed (parameter 116, which also keeps a linked
     /// patient from deletion) and Observation's date covering effectiveTiming. 3: a blind-indexed date's presence hash
-    /// (<see cref="BlindDatePresent"/>), which birthdate=ne needs to find a birth date of any year (before, only 1880 to this year).</summary>
-    public const int FormatVersion = 3;
+    /// (<see cref="BlindDatePresent"/>), which birthdate=ne needs to find a birth date of any year (before, only 1880 to this year).
+    /// 4: identifiers without any of the spaces typed into them (no-break and thin ones too, not the space alone), and a NIR in
+    /// its compact form with Corsica's 2A/2B upper-case (<see cref="TextNormalizer.Identifier"/>).</summary>
+    public const int FormatVersion = 4;
 
     /// <summary>The text of the hash every blind-indexed date (a birth date) has whatever its value ('P' kind): "has a birth date",
     /// which a search with ne is held to (a parameter matches only resources with a value for it).</summary>

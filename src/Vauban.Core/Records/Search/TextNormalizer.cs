@@ -86,5 +86,16 @@ internal static class TextNormalizer
 
     public static string Email(string value) => value.Trim().ToLowerInvariant();
 
-    public static string Identifier(string value) => value.Replace(" ", "", StringComparison.Ordinal).Trim();
+    /// <summary>An identifier as it is matched: without the spaces people type and paste into numbers (the space, tab,
+    /// no-break and thin spaces of French typography), and a NIR in INSEE's compact form (Corsica's 2A/2B upper-case), so that
+    /// "2 84 05 2a 004 123 59" and "284052A00412359" are one patient's number. Other identifiers keep their case (an IPP's
+    /// letters may be significant). An explicit set of spaces rather than Unicode's: this form is bound into stored hashes.</summary>
+    public static string Identifier(string value)
+    {
+        var compact = (value.AsSpan().IndexOfAny(IdentifierSpaces) < 0 ? value : string.Concat(value.Split(IdentifierSpaceList))).Trim();
+        return compact.Length == 15 && Nir.Normalize(compact) is { } nir ? nir : compact;
+    }
+
+    private static readonly char[] IdentifierSpaceList = [' ', '\t', '\u00A0', '\u2007', '\u2009', '\u202F'];
+    private static readonly SearchValues<char> IdentifierSpaces = SearchValues.Create(IdentifierSpaceList);
 }
