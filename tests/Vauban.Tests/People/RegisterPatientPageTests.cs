@@ -185,6 +185,9 @@ public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(e
         var (forgedByDoctor, forgedByDoctorHtml) = await doctor.SubmitAsync("/patients", Identity(family: "Déjà-Là", given: "Anne", birthDate: "1971-06-02", nir: ""), Form);
         Assert.True(forgedByDoctor.StatusCode == HttpStatusCode.Forbidden, forgedByDoctor.StatusCode + forgedByDoctorHtml);
         Assert.StartsWith("Patients are registered by admissions", StaffClient.ById(forgedByDoctorHtml, "error"), StringComparison.Ordinal);
+        // The attempt is a refused act on the chain, like any the records service refuses (issue 4: every policy refusal).
+        var doctorCreate = Assert.Single(await Server.AuditEntriesOfAsync(Tenant, "dr@chu.example", AuditAction.Create));
+        Assert.Equal((AuditOutcome.MinorFailure, "Patient"), (doctorCreate.Outcome, doctorCreate.ResourceType));
 
         // Nurses do not create patients at all (RolePermissions): no link, no form, and a forged post is the records service's 403, audited.
         using var nurse = await SignedInAsync("nurse@chu.example", StaffRole.Nurse, null);

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Records;
 
 namespace Vauban.Web.Pages.Patients;
@@ -62,7 +63,13 @@ public sealed class RegisterModel : StaffPage
         if (registration is null) return Show(access, 400, problem);
         // A role without the establishment's reach is refused here, before any search: its checks would be blind (a forged post).
         var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed;
-        if (mayCreate && !ReachesEveryPatient(access)) return Show(access, 403, AdmissionsOnly);
+        if (mayCreate && !ReachesEveryPatient(access))
+        {
+            // Refused here, not by the access policy (the API lets her create): still an attempt the security officer sees.
+            await Store.Audit.AppendAsync(access, AuditAction.Create, AuditOutcome.MinorFailure, "Patient", [], HttpContext.RequestAborted,
+                "refused: patients are registered by admissions (a role that reaches every patient), not through this role's page");
+            return Show(access, 403, AdmissionsOnly);
+        }
         // Identity vigilance: a person already registered under this identity is opened, not registered twice. Searched at every
         // post: a confirmation holds for the patients it was given against. A search the role may not make (a forged post) is left
         // to the create, which the records service refuses and audits.
