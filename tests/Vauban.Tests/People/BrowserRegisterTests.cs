@@ -1,5 +1,5 @@
 // The front desk's admission in a real headless Chromium: sign in, find no patient, register one — a namesake born the same day is
-// shown first and confirmed as another person — and land on the new patient's chart.
+// shown first and confirmed as another person — land on the new patient's chart, and complete the contact details from it.
 using Microsoft.Playwright;
 using Vauban.Access;
 using Vauban.Tests.Infrastructure;
@@ -32,7 +32,7 @@ public sealed class BrowserRegisterTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_front_desk_registers_a_patient_after_checking_a_namesake_and_opens_the_new_chart()
+    public async Task The_front_desk_registers_a_patient_after_checking_a_namesake_and_completes_the_contact_details_from_the_new_chart()
     {
         var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "accueil@chu.example", Password, _secret, _time);
         await page.GotoAsync($"{_base}/patients");
@@ -55,5 +55,19 @@ public sealed class BrowserRegisterTests : IAsyncLifetime
         Assert.Equal("Registered ROUX Louis, born 1990-04-15.", (await page.TextContentAsync("#done"))?.Trim());
         Assert.Equal("ROUX Louis Marcel", (await page.TextContentAsync("#patient-name"))?.Trim());
         Assert.DoesNotContain(_namesake, page.Url, StringComparison.Ordinal); // a new record, not the namesake's
+
+        // The patient gives a phone number and an address at the desk: "Contact details…" from the chart, and back to it.
+        var chart = page.Url;
+        await page.ClickAsync("#contact-link");
+        await BrowserPages.ArriveAsync(page, chart + "/contact");
+        Assert.Equal("", await page.InputValueAsync("#phone"));
+        await page.FillAsync("#phone", "06 70 80 90 10");
+        await page.FillAsync("#street", "Résidence Les Pins\n8 allée des Mouettes");
+        await page.FillAsync("#postal-code", "44500");
+        await page.FillAsync("#city", "La Baule");
+        await page.ClickAsync("#save");
+        await page.WaitForSelectorAsync("#done");
+        Assert.Equal("Contact details of ROUX Louis Marcel saved.", (await page.TextContentAsync("#done"))?.Trim());
+        Assert.Equal(chart, page.Url);
     }
 }

@@ -75,6 +75,9 @@ public sealed class ChartModel : StaffPage
     public bool MayRecordVitals { get; private set; }
 
     /// <summary>The role may create prescriptions: the chart links to the prescriptions page.</summary>
+    /// <summary>Whether the person's role may change a patient's record (its contact details page).</summary>
+    public bool MayChangeContact { get; private set; }
+
     public bool MayPrescribe { get; private set; }
 
     public DateTimeOffset Now { get; private set; }
@@ -232,6 +235,7 @@ public sealed class ChartModel : StaffPage
                 MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
                 MayRecordVitals = Store.Policy.Authorize(access, Interaction.Create, "Observation").Allowed;
                 MayPrescribe = Store.Policy.Authorize(access, Interaction.Create, "MedicationRequest").Allowed;
+                MayChangeContact = Store.Policy.Authorize(access, Interaction.Update, "Patient").Allowed;
                 if (status is { } code)
                 {
                     Response.StatusCode = code;

@@ -1,4 +1,4 @@
-// What the pages that act on one patient share (recording vital signs, prescribing): the patient's id from the route, and the
+// What the pages that act on one patient share (recording vital signs, prescribing, changing contact details): the patient's id from the route, and the
 // patient read through the records service — named on the page, so that nothing is recorded on the wrong record, or refused
 // in the chart's words.
 using Microsoft.AspNetCore.Mvc;
@@ -16,6 +16,9 @@ public abstract class PatientPage : StaffPage
     /// <summary>The patient as the records service read it; null when it refused.</summary>
     public PatientIdentity? Patient { get; private set; }
 
+    /// <summary>The patient's record as read (its current version and body); null when the read was refused.</summary>
+    protected RecordResult? PatientRecord { get; private set; }
+
     /// <summary>Why the page or its act was refused: nothing was written.</summary>
     public string? Error { get; protected set; }
 
@@ -30,6 +33,7 @@ public abstract class PatientPage : StaffPage
         {
             case RecordStatus.Ok:
                 using (var document = JsonDocument.Parse(read.Json!)) Patient = PatientChart.Identify(Id, document.RootElement);
+                PatientRecord = read;
                 return null;
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));

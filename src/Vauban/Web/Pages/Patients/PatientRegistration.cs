@@ -1,6 +1,6 @@
 // The "Register a patient" form read into a FHIR R4 Patient. Only the form's rules live here — the names as typed, a birth
 // date that is past, a NIR whose key is right and that agrees with the sex and birth date given (identity vigilance: a NIR
-// typed for the wrong person is the commonest identity error), plain contacts and address; whether the person may register a
+// typed for the wrong person is the commonest identity error), and the contact details' rules (PatientContact); whether the person may register a
 // patient, the duplicate checks and the write itself are the records service's (policy, guard, audit).
 using System.Globalization;
 using System.Text.Json;
@@ -18,10 +18,9 @@ public sealed record RegistrationForm(string? Family, string? UsedFamily, string
 /// <param name="Given">The given names in their order (the first is the one used).</param>
 /// <param name="Nir">Compact (15 characters), or null when none was given.</param>
 public sealed record PatientRegistration(string Family, string? UsedFamily, IReadOnlyList<string> Given, string Sex, DateOnly BirthDate, string? Nir,
-    string? Phone, string? Email, string? Line, string? PostalCode, string? City)
+    PatientContact Contact)
 {
     public const int MaximumNameLength = 100;
-    public const int MaximumTextLength = 200;
 
     /// <summary>The oldest birth date the form takes: a typing error before it (1862 for 1962) is said, not registered.</summary>
     public static readonly DateOnly Earliest = new(1900, 1, 1);
@@ -56,27 +55,9 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
             if (NirDisagreement(compact, form.Sex!, born) is { } disagreement) return (null, disagreement);
             nir = compact;
         }
-        var (phone, phoneProblem) = TypedText.Read(form.Phone, "phone number", 30);
-        if (phoneProblem is not null) return (null, phoneProblem);
-        if (phone is not null && (phone.Count(char.IsAsciiDigit) < 6 || phone.Any(c => !(char.IsAsciiDigit(c) || c is ' ' or '+' or '.' or '-' or '(' or ')'))))
-        {
-            return (null, "The phone number holds digits, spaces and + . - ( ) only, at least six digits.");
-        }
-        var (email, emailProblem) = TypedText.Read(form.Email, "e-mail address", 254);
-        if (emailProblem is not null) return (null, emailProblem);
-        if (email is not null && (email.Count(c => c == '@') != 1 || email.Any(char.IsWhiteSpace) || email.StartsWith('@') || !email[(email.IndexOf('@') + 1)..].Contains('.')))
-        {
-            return (null, "The e-mail address is not one (name@domain.fr).");
-        }
-        var (line, lineProblem) = TypedText.Read(form.Line, "address", MaximumTextLength);
-        if (lineProblem is not null) return (null, lineProblem);
-        var (postalCode, postalProblem) = TypedText.Read(form.PostalCode, "postal code", 10);
-        if (postalProblem is not null) return (null, postalProblem);
-        if (postalCode is not null && (postalCode.Length != 5 || !postalCode.All(char.IsAsciiDigit))) return (null, "A French postal code is five digits.");
-        var (city, cityProblem) = TypedText.Read(form.City, "city", MaximumTextLength);
-        if (cityProblem is not null) return (null, cityProblem);
-        if ((line is not null || postalCode is not null) && city is null) return (null, "Give the city of the address.");
-        return (new PatientRegistration(family!, used, given, form.Sex!, born, nir, phone, email, line, postalCode, city), null);
+        var (contact, contactProblem) = PatientContact.Read(form.Phone, form.Email, form.Line, form.PostalCode, form.City);
+        if (contact is null) return (null, contactProblem);
+        return (new PatientRegistration(family!, used, given, form.Sex!, born, nir, contact), null);
     }
 
     /// <summary>Why a valid NIR cannot be this person's: its first digit says a man (1) or a woman (2) and its next four the
@@ -100,14 +81,6 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
             return "This NIR's month of birth (its 4th and 5th digits) is not the birth date's: check both.";
         }
         return null;
-    }
-
-    /// <summary>A French mobile number: 06 or 07 nationally, +33 6 or +33 7 internationally.</summary>
-    private static bool IsMobile(string phone)
-    {
-        var digits = new string(phone.Where(char.IsAsciiDigit).ToArray());
-        var national = phone.TrimStart().StartsWith('+') && digits.StartsWith("33", StringComparison.Ordinal) ? "0" + digits[2..] : digits;
-        return national.Length == 10 && national[0] == '0' && national[1] is '6' or '7';
     }
 
     private static (string? Value, string? Problem) Name(string? typed, string what, bool required)
@@ -136,8 +109,8 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
     /// write (two desks registering one person at once make one record).</summary>
     public string? NirCriteria => Nir is null ? null : "identifier=" + Uri.EscapeDataString(KnownIdentifierSystems.InsNir + "|" + Nir);
 
-    /// <summary>The FHIR Patient: active, the birth name official (the used name usual), the NIR under INS-NIR's system, a
-    /// French mobile number (06, 07) as mobile, another as home.</summary>
+    /// <summary>The FHIR Patient: active, the birth name official (the used name usual), the NIR under INS-NIR's system, and the
+    /// contact details (<see cref="PatientContact.WriteInto"/>: a French mobile number, 06 or 07, as mobile, another as home).</summary>
     public JsonElement ToFhir()
     {
         var names = new JsonArray(new JsonObject { ["use"] = "official", ["family"] = Family, ["given"] = new JsonArray([.. Given.Select(g => JsonValue.Create(g))]) });
@@ -146,21 +119,9 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         if (Nir is not null) patient["identifier"] = new JsonArray(new JsonObject { ["system"] = KnownIdentifierSystems.InsNir, ["value"] = Nir });
         patient["active"] = true;
         patient["name"] = names;
-        var telecom = new JsonArray();
-        if (Phone is not null) telecom.Add(new JsonObject { ["system"] = "phone", ["value"] = Phone, ["use"] = IsMobile(Phone) ? "mobile" : "home" });
-        if (Email is not null) telecom.Add(new JsonObject { ["system"] = "email", ["value"] = Email, ["use"] = "home" });
-        if (telecom.Count > 0) patient["telecom"] = telecom;
         patient["gender"] = Sex;
         patient["birthDate"] = BirthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        if (City is not null)
-        {
-            var address = new JsonObject { ["use"] = "home" };
-            if (Line is not null) address["line"] = new JsonArray(JsonValue.Create(Line));
-            address["city"] = City;
-            if (PostalCode is not null) address["postalCode"] = PostalCode;
-            address["country"] = "FR";
-            patient["address"] = new JsonArray(address);
-        }
+        Contact.WriteInto(patient);
         return JsonSerializer.SerializeToElement(patient);
     }
 }
