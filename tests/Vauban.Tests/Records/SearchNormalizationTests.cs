@@ -26,6 +26,7 @@ public class SearchNormalizationTests
     [InlineData("2\u202F69 05 2b 004 123 14", "2 69 05 2b 004 123 14")] // not a NIR (the key is 2A's): only the spaces go
     [InlineData("\tIPP-00a12 ", "IPP-00a12")] // an IPP keeps its case
     [InlineData("269052a00412314", "269052A00412314")]
+    [InlineData("2\u200269 05 2A\u3000004 123 14", "269052A00412314")] // other white space a NIR's validation accepts: en space, ideographic
     public void Identifiers_lose_typed_spaces_and_a_NIR_takes_its_compact_form(string input, string expected) =>
         Assert.Equal(expected.Replace(" ", "", StringComparison.Ordinal), TextNormalizer.Identifier(input));
 }

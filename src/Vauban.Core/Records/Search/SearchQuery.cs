@@ -225,16 +225,26 @@ internal sealed class SearchQuery
                         issues.Add(Issue.NotSupported($"Searching '{parameter.Name}' by system alone ('{v[..bar]}|') is not supported; give system|code."));
                         return null;
                     }
-                    var code = IndexEntries.NormalizeToken(parameter.Normalization, bar < 0 ? v : v[(bar + 1)..]);
+                    var typed = bar < 0 ? v : v[(bar + 1)..];
+                    var code = IndexEntries.NormalizeToken(parameter.Normalization, typed);
+                    clause.Hashes.Add(TokenHash(code));
+                    // An identifier indexed before format 4 (typed with no-break spaces, or a NIR with Corsica's 2a) is found by its
+                    // former form too until `vauban reindex` has re-extracted it: an upgrade does not make a registered patient
+                    // unfindable, and registered twice by a conditional create, meanwhile.
+                    if (parameter.Normalization == TokenNormalization.Identifier && TextNormalizer.IdentifierBeforeFormat4(typed) is var former && former != code)
+                    {
+                        clause.Hashes.Add(TokenHash(former));
+                    }
+
                     // A code element's values are stored without a system (theirs is implicit): system|code is its code under that
                     // one system, and under any other matches nothing (no stored value has the 's' hash of another system). |code asks
                     // for a code with no system (FHIR R4 search, token); a code element bound to one code system has that system, so
                     // gender=|male matches nothing, as gender=<another system>|male does: its hash is of a kind ('x') no value has.
-                    clause.Hashes.Add(bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', code)
-                        : bar == 0 && stored.CodeSystem is not null ? keys.Index.Hash(stored.Code, 'x', code)
-                        : bar == 0 ? keys.Index.Hash(stored.Code, 'n', code)
-                        : stored.CodeSystem is not null && v.AsSpan(0, bar).SequenceEqual(stored.CodeSystem) ? keys.Index.Hash(stored.Code, 'c', code)
-                        : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + code));
+                    long TokenHash(string normalized) => bar < 0 || IndexEntries.IsContactToken(parameter.Normalization) ? keys.Index.Hash(stored.Code, 'c', normalized)
+                        : bar == 0 && stored.CodeSystem is not null ? keys.Index.Hash(stored.Code, 'x', normalized)
+                        : bar == 0 ? keys.Index.Hash(stored.Code, 'n', normalized)
+                        : stored.CodeSystem is not null && v.AsSpan(0, bar).SequenceEqual(stored.CodeSystem) ? keys.Index.Hash(stored.Code, 'c', normalized)
+                        : keys.Index.Hash(stored.Code, 's', v[..bar] + "|" + normalized);
                 }
                 return clause;
             }

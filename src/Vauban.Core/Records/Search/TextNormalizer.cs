@@ -92,9 +92,14 @@ internal static class TextNormalizer
     /// letters may be significant). An explicit set of spaces rather than Unicode's: this form is bound into stored hashes.</summary>
     public static string Identifier(string value)
     {
-        var compact = (value.AsSpan().IndexOfAny(IdentifierSpaces) < 0 ? value : string.Concat(value.Split(IdentifierSpaceList))).Trim();
-        return compact.Length == 15 && Nir.Normalize(compact) is { } nir ? nir : compact;
+        // A NIR first, as its validation reads it (any white space, wherever): a value the API accepted as a NIR is indexed as one.
+        if (Nir.Normalize(value) is { } nir) return nir;
+        return (value.AsSpan().IndexOfAny(IdentifierSpaces) < 0 ? value : string.Concat(value.Split(IdentifierSpaceList))).Trim();
     }
+
+    /// <summary>An identifier as index formats 1 to 3 made it (the plain space removed, the case kept): a search also looks for
+    /// it, so that records indexed before format 4 are found until <c>vauban reindex</c> has re-extracted them.</summary>
+    public static string IdentifierBeforeFormat4(string value) => value.Replace(" ", "", StringComparison.Ordinal).Trim();
 
     private static readonly char[] IdentifierSpaceList = [' ', '\t', '\u00A0', '\u2007', '\u2009', '\u202F'];
     private static readonly SearchValues<char> IdentifierSpaces = SearchValues.Create(IdentifierSpaceList);

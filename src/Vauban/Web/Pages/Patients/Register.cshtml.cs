@@ -66,7 +66,7 @@ public sealed class RegisterModel : StaffPage
         if (mayCreate && !ReachesEveryPatient(access))
         {
             // Refused here, not by the access policy (the API lets her create): still an attempt the security officer sees.
-            await Store.Audit.AppendAsync(access, AuditAction.Create, AuditOutcome.MinorFailure, "Patient", [], HttpContext.RequestAborted,
+            await Store.Audit.AppendAsync(access, AuditAction.Create, AuditOutcome.MinorFailure, "Patient", [], CancellationToken.None,
                 "refused: patients are registered by admissions (a role that reaches every patient), not through this role's page");
             return Show(access, 403, AdmissionsOnly);
         }
