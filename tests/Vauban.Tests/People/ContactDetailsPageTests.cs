@@ -86,8 +86,8 @@ public abstract class ContactDetailsPageTests(Engine engine) : StaffPageTests(en
 
         var patient = await RecordAsync();
         Assert.Equal("2", Version(patient));
-        // The first phone is the new mobile number; the work phone stays; the e-mail is the new one.
-        Assert.Equal(["phone|06 98 76 54 32|mobile", "phone|02 40 11 11 11|work", "email|c.moreau@example.org|"], Telecom(patient));
+        // The home phone is now the new mobile number, in its place; the work phone stays; the e-mail is the new one.
+        Assert.Equal(["phone|06 98 76 54 32|mobile", "phone|02 40 11 11 11|work", "email|c.moreau@example.org|home"], Telecom(patient));
         // The home address is the new one, on two lines; the former address the record kept stays.
         Assert.Equal(["home|Bâtiment B/14 avenue du Port|44600|Saint-Nazaire", "old||35000|Rennes"], Addresses(patient));
         Assert.Equal(("Moreau", "1971-06-02", Samples.ValidNir("2710644109001"), $"Practitioner/{Ids["gp"]}"),
@@ -109,6 +109,46 @@ public abstract class ContactDetailsPageTests(Engine engine) : StaffPageTests(en
         patient = await RecordAsync();
         Assert.Equal(["phone|02 40 11 11 11|work"], Telecom(patient));
         Assert.Equal(["old||35000|Rennes"], Addresses(patient));
+    }
+
+    [Fact]
+    public async Task Details_written_otherwise_through_the_API_are_kept_when_another_part_is_changed()
+    {
+        // A record an integration wrote: a work phone first, a former home phone (ended), a home address as text only, a billing
+        // address abroad, and a narrative generated from them. The form shows no own phone, e-mail or address parts.
+        var id = await Server.CreateAsOperatorAsync(Tenant, """
+            {
+              "resourceType": "Patient",
+              "text": { "status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Paul Girard, 02 99 99 99 99</div>" },
+              "name": [{ "use": "official", "family": "Girard", "given": ["Paul"] }],
+              "telecom": [
+                { "system": "phone", "value": "01 23 45 67 89", "use": "work" },
+                { "system": "phone", "value": "02 99 99 99 99", "use": "home", "period": { "end": "2020-01-01" } }
+              ],
+              "gender": "male",
+              "birthDate": "1960-01-01",
+              "address": [
+                { "use": "home", "text": "Lieu-dit Les Hauts, chemin des Vignes, 12340 Montagne" },
+                { "use": "billing", "line": ["Rue du Rhône 1", "Case postale 12", "Bâtiment C", "Étage 4"], "city": "Genève", "postalCode": "CH-1201", "country": "CH" }
+              ]
+            }
+            """);
+        using var desk = await SignedInAsync("desk@chu.example");
+        var form = $"/patients/{id}/contact";
+        var (_, html) = await desk.GetAsync(form);
+        Assert.Equal(((string?)null, (string?)null, (string?)null, (string?)null), (StaffClient.FieldValue(html, "Phone"), StaffClient.FieldValue(html, "Email"), StaffClient.FieldValue(html, "PostalCode"), StaffClient.FieldValue(html, "City")));
+
+        var (done, doneHtml) = await desk.SubmitAsync(form, Details(phone: "06 11 11 11 11", email: "", street: "", postalCode: "", city: ""));
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
+        var read = await Server.Store.Records.ReadAsync(AccessContext.Operator(Tenant, "test"), "Patient", id, CancellationToken.None);
+        var patient = JsonDocument.Parse(read.Json!).RootElement;
+        Assert.Equal(["phone|01 23 45 67 89|work", "phone|02 99 99 99 99|home", "phone|06 11 11 11 11|mobile"], Telecom(patient));
+        var addresses = patient.GetProperty("address");
+        Assert.Equal(2, addresses.GetArrayLength());
+        Assert.Equal("Lieu-dit Les Hauts, chemin des Vignes, 12340 Montagne", addresses[0].GetProperty("text").GetString());
+        Assert.Equal(("CH-1201", 4), (addresses[1].GetProperty("postalCode").GetString(), addresses[1].GetProperty("line").GetArrayLength()));
+        // The narrative named the former number: generated from the details, it goes rather than contradict them.
+        Assert.False(patient.TryGetProperty("text", out _));
     }
 
     [Fact]
@@ -183,6 +223,12 @@ public abstract class ContactDetailsPageTests(Engine engine) : StaffPageTests(en
             var (forged, forgedHtml) = await billing.SubmitAsync(Form, Details(), withToken: true);
             Assert.Equal(HttpStatusCode.Forbidden, forged.StatusCode);
             Assert.Equal("Nothing was changed. Your role does not change patients' records.", StaffClient.ById(forgedHtml, "error"));
+            // The same refusal, on the chain too, whatever else the post holds: the details as they are, no version.
+            var unchanged = Details(phone: "02 40 00 00 00", email: "claire.moreau@example.fr", street: "3 rue des Lilas", postalCode: "44000", city: "Nantes");
+            unchanged.Remove("Version");
+            var (same, _) = await billing.SubmitAsync(Form, unchanged);
+            Assert.Equal(HttpStatusCode.Forbidden, same.StatusCode);
+            Assert.Equal(2, (await Server.AuditEntriesOfAsync(Tenant, "billing@chu.example", AuditAction.Update)).Count(e => e.Outcome != AuditOutcome.Success));
             Assert.Equal("1", Version(await RecordAsync()));
             Assert.Contains(await Server.AuditEntriesOfAsync(Tenant, "billing@chu.example", AuditAction.Update), e => e.Outcome != AuditOutcome.Success && e.ResourceType == "Patient");
         }

@@ -75,10 +75,11 @@ public sealed class ChartModel : StaffPage
     public bool MayRecordVitals { get; private set; }
 
     /// <summary>The role may create prescriptions: the chart links to the prescriptions page.</summary>
-    /// <summary>Whether the person's role may change a patient's record (its contact details page).</summary>
-    public bool MayChangeContact { get; private set; }
-
     public bool MayPrescribe { get; private set; }
+
+    /// <summary>The role may update patients: the chart links to the contact details page (the care relationship is the records
+    /// service's to check there, as it is here).</summary>
+    public bool MayChangeContact { get; private set; }
 
     public DateTimeOffset Now { get; private set; }
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Records;
 
 namespace Vauban.Web.Pages.Patients;
@@ -11,8 +12,8 @@ namespace Vauban.Web.Pages.Patients;
 /// Changing a patient's contact details — phone, e-mail, home address — the front desk's daily act when a patient has moved or
 /// changed number. The form starts from the record's current version and says which version it was; the update names that
 /// version (If-Match), so that a change made meanwhile by someone else (another desk, a FHIR client) is never overwritten
-/// unseen: the page shows the record as it is now and asks for the change again. Only the entries the form shows are changed;
-/// every other element of the Patient is kept. Identity (names, birth date, sex, NIR) is not changed here: that is identity
+/// unseen: the page shows the record as it is now and asks for the change again. Only the parts changed are written, and held
+/// to the form's rules (a part written otherwise through the API, left as it is, stays); every other element is kept. Identity (names, birth date, sex, NIR) is not changed here: that is identity
 /// vigilance's, through the API. The read and the update are the records service's: the role's Patient update, the care
 /// relationship, the guard and the audit, as for a FHIR client.
 /// </summary>
@@ -45,18 +46,24 @@ public sealed class ContactModel : PatientPage
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
         const string notDone = "Nothing was changed.";
-        var (contact, problem) = PatientContact.Read(Phone, Email, Street, PostalCode, City);
         if (await OpenPatientAsync(access) is { } refused) return refused;
         MayChange = MayChangeAs(access);
-        if (contact is null) return Refuse(400, $"{notDone} {problem}");
+        if (!MayChange)
+        {
+            // A forged post of a role that reads patients but changes none: refused before anything else is looked at, and on the
+            // chain as the records service would have put it.
+            await Store.Audit.AppendAsync(access, AuditAction.Update, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", Id, Id)],
+                CancellationToken.None, "refused by the access policy: " + Store.Policy.Authorize(access, Interaction.Update, "Patient").Reason);
+            return Refuse(403, $"{notDone} {RoleRefused}");
+        }
         var record = PatientRecord!;
         if (Version != record.Version) return ChangedMeanwhile();
         var patient = JsonNode.Parse(record.Json)!.AsObject();
-        if (PatientContact.Of(patient) is var before && SameAs(before, contact))
-        {
-            return Acted("Nothing to save: the contact details are as they were.", "/patients/" + Uri.EscapeDataString(Id));
-        }
-        contact.WriteInto(patient);
+        var before = PatientContact.Of(patient);
+        var (contact, problem) = PatientContact.ReadChanges(before, Phone, Email, Street, PostalCode, City);
+        if (contact is null) return Refuse(400, $"{notDone} {problem}");
+        if (!contact.DiffersFrom(before)) return Acted("Nothing to save: the contact details are as they were.", "/patients/" + Uri.EscapeDataString(Id));
+        contact.WriteInto(patient, before);
         var result = await Store.Records.UpdateAsync(access, "Patient", Id, JsonSerializer.SerializeToElement(patient), Version, HttpContext.RequestAborted);
         switch (result.Status)
         {
@@ -70,7 +77,7 @@ public sealed class ContactModel : PatientPage
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
             default:
                 var status = RecordStatusCodes.Http(result.Status);
-                return Refuse(status, ActRefusal(status, notDone, MayChange ? null : RoleRefused, Said(result.Issues)));
+                return Refuse(status, ActRefusal(status, notDone, null, Said(result.Issues)));
         }
     }
 
@@ -94,6 +101,4 @@ public sealed class ContactModel : PatientPage
         ModelState.Clear();
     }
 
-    private static bool SameAs(PatientContact a, PatientContact b) =>
-        a.Phone == b.Phone && a.Email == b.Email && a.PostalCode == b.PostalCode && a.City == b.City && a.Lines.SequenceEqual(b.Lines);
 }

@@ -1,11 +1,14 @@
 // A patient's contact details as staff type them — phone, e-mail, home address — read by one set of rules for registering a
 // patient and for changing the details later, and written into a FHIR Patient: a new one, or the current version, where only
-// the entries the form shows are changed and every other one (a work phone, a former address, extensions) is kept.
+// the parts that changed are written and every other entry and element (a work phone, a former address, extensions) is kept.
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Vauban.Web.Pages.Patients;
 
-/// <param name="Lines">The street lines, in order (none when no street was given).</param>
+/// <param name="Phone">The patient's own phone: the first one used as home or mobile (or without a use), not ended.</param>
+/// <param name="Email">The patient's own e-mail: the first one used as home (or without a use), not ended.</param>
+/// <param name="Lines">The home address's street lines, in order (none when it has none).</param>
 public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<string> Lines, string? PostalCode, string? City)
 {
     public const int MaximumLineLength = 200;
@@ -13,29 +16,50 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
     public const int MaximumPhoneLength = 30;
     public const int MaximumEmailLength = 254;
 
-    /// <summary>The details typed, or the problem to show (nothing is written then). <paramref name="street"/> may hold several
-    /// lines, one a row.</summary>
-    public static (PatientContact? Contact, string? Problem) Read(string? phone, string? email, string? street, string? postalCode, string? city)
+    /// <summary>The details typed, every field held to the rules, or the problem to show (nothing is written then).
+    /// <paramref name="street"/> may hold several lines, one a row.</summary>
+    public static (PatientContact? Contact, string? Problem) Read(string? phone, string? email, string? street, string? postalCode, string? city) =>
+        ReadChanges(null, phone, email, street, postalCode, city);
+
+    /// <summary>The details typed over <paramref name="before"/> (the record's): a part typed as the record holds it is kept as
+    /// stored without being held to the form's rules (a foreign postal code, an address of four lines written through the API
+    /// stay, and do not stop a change of the phone); a part that changed is held to them.</summary>
+    public static (PatientContact? Contact, string? Problem) ReadChanges(PatientContact? before, string? phone, string? email, string? street,
+        string? postalCode, string? city)
     {
-        var (typedPhone, phoneProblem) = TypedText.Read(phone, "phone number", MaximumPhoneLength);
-        if (phoneProblem is not null) return (null, phoneProblem);
-        if (typedPhone is not null && (typedPhone.Count(char.IsAsciiDigit) < 6 || typedPhone.Any(c => !(char.IsAsciiDigit(c) || c is ' ' or '+' or '.' or '-' or '(' or ')'))))
+        string? newPhone = before?.Phone, newEmail = before?.Email;
+        if (before is null || !SameText(phone, before.Phone))
         {
-            return (null, "The phone number holds digits, spaces and + . - ( ) only, at least six digits.");
+            var (typed, problem) = TypedText.Read(phone, "phone number", MaximumPhoneLength);
+            if (problem is not null) return (null, problem);
+            if (typed is not null && (typed.Count(char.IsAsciiDigit) < 6 || typed.Any(c => !(char.IsAsciiDigit(c) || c is ' ' or '+' or '.' or '-' or '(' or ')'))))
+            {
+                return (null, "The phone number holds digits, spaces and + . - ( ) only, at least six digits.");
+            }
+            newPhone = typed;
         }
-        var (typedEmail, emailProblem) = TypedText.Read(email, "e-mail address", MaximumEmailLength);
-        if (emailProblem is not null) return (null, emailProblem);
-        if (typedEmail is not null && (typedEmail.Count(c => c == '@') != 1 || typedEmail.Any(char.IsWhiteSpace) || typedEmail.StartsWith('@')
-            || !typedEmail[(typedEmail.IndexOf('@') + 1)..].Contains('.')))
+        if (before is null || !SameText(email, before.Email))
         {
-            return (null, "The e-mail address is not one (name@domain.fr).");
+            var (typed, problem) = TypedText.Read(email, "e-mail address", MaximumEmailLength);
+            if (problem is not null) return (null, problem);
+            if (typed is not null && (typed.Count(c => c == '@') != 1 || typed.Any(char.IsWhiteSpace) || typed.StartsWith('@')
+                || !typed[(typed.IndexOf('@') + 1)..].Contains('.')))
+            {
+                return (null, "The e-mail address is not one (name@domain.fr).");
+            }
+            newEmail = typed;
+        }
+        var rows = (street ?? "").ReplaceLineEndings("\n").Split('\n').Select(r => r.Trim()).Where(r => r.Length > 0).ToList();
+        if (before is not null && rows.SequenceEqual(before.Lines.Select(l => l.Trim()).Where(l => l.Length > 0)) && SameText(postalCode, before.PostalCode) && SameText(city, before.City))
+        {
+            return (new PatientContact(newPhone, newEmail, before.Lines, before.PostalCode, before.City), null);
         }
         var lines = new List<string>();
-        foreach (var row in (street ?? "").ReplaceLineEndings("\n").Split('\n'))
+        foreach (var row in rows)
         {
             var (line, lineProblem) = TypedText.Read(row, "address", MaximumLineLength);
             if (lineProblem is not null) return (null, lineProblem);
-            if (line is not null) lines.Add(line);
+            lines.Add(line!);
         }
         if (lines.Count > MaximumLines) return (null, $"The street takes at most {MaximumLines} lines.");
         var (typedPostalCode, postalProblem) = TypedText.Read(postalCode, "postal code", 10);
@@ -44,20 +68,21 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
         var (typedCity, cityProblem) = TypedText.Read(city, "city", MaximumLineLength);
         if (cityProblem is not null) return (null, cityProblem);
         if ((lines.Count > 0 || typedPostalCode is not null) && typedCity is null) return (null, "Give the city of the address.");
-        return (new PatientContact(typedPhone, typedEmail, lines, typedPostalCode, typedCity), null);
+        return (new PatientContact(newPhone, newEmail, lines, typedPostalCode, typedCity), null);
     }
 
-    /// <summary>The details a Patient holds where the form shows them: its first phone, its first e-mail, its home address (the
-    /// first address used as home, or without a use); null where it has none.</summary>
+    private static bool SameText(string? typed, string? stored) =>
+        string.Equals(string.IsNullOrWhiteSpace(typed) ? null : typed.Trim(), string.IsNullOrWhiteSpace(stored) ? null : stored.Trim(), StringComparison.Ordinal);
+
+    /// <summary>The details a Patient holds where the form shows them (see the parameters); null or none where it has none.</summary>
     public static PatientContact Of(JsonObject patient)
     {
         ArgumentNullException.ThrowIfNull(patient);
-        var telecom = patient["telecom"] as JsonArray;
         var address = HomeAddress(patient);
         return new PatientContact(
-            Text(FirstTelecom(telecom, "phone"), "value"),
-            Text(FirstTelecom(telecom, "email"), "value"),
-            address?["line"] is JsonArray lines ? [.. lines.Select(l => l?.GetValueKind() == System.Text.Json.JsonValueKind.String ? l.GetValue<string>() : null).OfType<string>()] : [],
+            Text(OwnTelecom(patient, "phone"), "value"),
+            Text(OwnTelecom(patient, "email"), "value"),
+            address?["line"] is JsonArray lines ? [.. lines.OfType<JsonValue>().Where(l => l.GetValueKind() == JsonValueKind.String).Select(l => l.GetValue<string>())] : [],
             Text(address, "postalCode"),
             Text(address, "city"));
     }
@@ -65,73 +90,103 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
     /// <summary>The street lines as the form's text area shows them, one a row.</summary>
     public string Street => string.Join('\n', Lines);
 
-    /// <summary>Writes these details into <paramref name="patient"/>: its first phone and first e-mail replaced (added when it had
-    /// none, removed when the field was emptied), its home address's lines, postal code and city replaced (the address added, or
-    /// removed when every field of it was emptied). Every other entry and element is kept as it was.</summary>
-    public void WriteInto(JsonObject patient)
+    /// <summary>Whether these details differ from <paramref name="before"/> in any part.</summary>
+    public bool DiffersFrom(PatientContact before)
+    {
+        ArgumentNullException.ThrowIfNull(before);
+        return Phone != before.Phone || Email != before.Email || !SameAddress(before);
+    }
+
+    private bool SameAddress(PatientContact before) => PostalCode == before.PostalCode && City == before.City && Lines.SequenceEqual(before.Lines);
+
+    /// <summary>Writes the parts of these details that differ from <paramref name="before"/> (all of them for a new Patient, when
+    /// null) into <paramref name="patient"/>. A changed phone or e-mail is a new entry in the place of the former (its period, rank
+    /// and extensions were the former number's), added when there was none, removed when the field was emptied; a changed home
+    /// address likewise keeps only its use, type and country. Every other entry and element is kept; a narrative the server
+    /// generated from the former details is dropped rather than left to contradict them.</summary>
+    public void WriteInto(JsonObject patient, PatientContact? before = null)
     {
         ArgumentNullException.ThrowIfNull(patient);
+        var changed = false;
+        if (before is null || Phone != before.Phone)
+        {
+            SetTelecom(patient, "phone", Phone, Phone is null ? null : IsMobile(Phone) ? "mobile" : "home");
+            changed = true;
+        }
+        if (before is null || Email != before.Email)
+        {
+            SetTelecom(patient, "email", Email, "home");
+            changed = true;
+        }
+        if (before is null || !SameAddress(before))
+        {
+            SetHomeAddress(patient);
+            changed = true;
+        }
+        if (changed && before is not null && patient["text"] is JsonObject narrative && Text(narrative, "status") == "generated") patient.Remove("text");
+    }
+
+    private static void SetTelecom(JsonObject patient, string system, string? value, string? use)
+    {
         var telecom = patient["telecom"] as JsonArray ?? [];
-        SetTelecom(telecom, "phone", Phone, Phone is null ? null : IsMobile(Phone) ? "mobile" : "home");
-        SetTelecom(telecom, "email", Email, "home");
+        var current = OwnTelecom(patient, system);
+        JsonObject? entry = null;
+        if (value is not null)
+        {
+            entry = new JsonObject { ["system"] = system, ["value"] = value };
+            if (use is not null) entry["use"] = use;
+        }
+        Replace(telecom, current, entry);
         if (telecom.Count > 0) patient["telecom"] = telecom;
         else patient.Remove("telecom");
+    }
 
+    private void SetHomeAddress(JsonObject patient)
+    {
         var addresses = patient["address"] as JsonArray ?? [];
-        var address = HomeAddress(patient);
-        if (City is null)
+        var current = HomeAddress(patient);
+        JsonObject? entry = null;
+        if (City is not null)
         {
-            if (address is not null) addresses.Remove(address);
+            entry = new JsonObject { ["use"] = Text(current, "use") ?? "home" };
+            if (Text(current, "type") is { } type) entry["type"] = type;
+            if (Lines.Count > 0) entry["line"] = new JsonArray([.. Lines.Select(l => JsonValue.Create(l))]);
+            entry["city"] = City;
+            if (PostalCode is not null) entry["postalCode"] = PostalCode;
+            entry["country"] = Text(current, "country") ?? "FR";
         }
-        else
-        {
-            if (address is null)
-            {
-                address = new JsonObject { ["use"] = "home" };
-                addresses.Add(address);
-            }
-            if (Lines.Count > 0) address["line"] = new JsonArray([.. Lines.Select(l => JsonValue.Create(l))]);
-            else address.Remove("line");
-            address["city"] = City;
-            if (PostalCode is not null) address["postalCode"] = PostalCode;
-            else address.Remove("postalCode");
-            if (address["country"] is null) address["country"] = "FR";
-            // The text form, when the record had one, said the former address: it goes rather than contradict the parts.
-            address.Remove("text");
-        }
+        Replace(addresses, current, entry);
         if (addresses.Count > 0) patient["address"] = addresses;
         else patient.Remove("address");
     }
 
-    private static void SetTelecom(JsonArray telecom, string system, string? value, string? use)
+    /// <summary>Puts <paramref name="entry"/> where <paramref name="current"/> was (appended when there was none; current removed
+    /// when entry is null).</summary>
+    private static void Replace(JsonArray array, JsonObject? current, JsonObject? entry)
     {
-        var current = FirstTelecom(telecom, system);
-        if (value is null)
+        var at = current is null ? -1 : array.IndexOf(current);
+        if (at >= 0)
         {
-            if (current is not null) telecom.Remove(current);
-            return;
+            array.RemoveAt(at);
+            if (entry is not null) array.Insert(at, entry);
         }
-        if (current is null)
+        else if (entry is not null)
         {
-            var added = new JsonObject { ["system"] = system, ["value"] = value };
-            if (use is not null) added["use"] = use;
-            telecom.Add(added);
-            return;
+            array.Add(entry);
         }
-        if (Text(current, "value") == value) return;
-        current["value"] = value;
-        // A phone's use follows the number (a mobile number is mobile); another use the record gave (work, temp) is kept.
-        if (system == "phone" && Text(current, "use") is null or "home" or "mobile") current["use"] = use;
     }
 
-    private static JsonObject? FirstTelecom(JsonArray? telecom, string system) =>
-        telecom?.OfType<JsonObject>().FirstOrDefault(t => Text(t, "system") == system && Text(t, "value") is not null);
+    private static JsonObject? OwnTelecom(JsonObject patient, string system) =>
+        (patient["telecom"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(t => Text(t, "system") == system && Text(t, "value") is not null
+            && (system == "phone" ? Text(t, "use") is null or "home" or "mobile" : Text(t, "use") is null or "home") && !Ended(t));
 
     private static JsonObject? HomeAddress(JsonObject patient) =>
-        (patient["address"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(a => Text(a, "use") is null or "home" && (a["period"] as JsonObject)?["end"] is null);
+        (patient["address"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(a => Text(a, "use") is null or "home" && !Ended(a));
+
+    private static bool Ended(JsonObject element) => element["period"] is JsonObject period && period["end"] is not null;
 
     private static string? Text(JsonObject? node, string name) =>
-        node?[name] is JsonValue value && value.GetValueKind() == System.Text.Json.JsonValueKind.String ? value.GetValue<string>() : null;
+        node?[name] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
 
     /// <summary>A French mobile number: 06 or 07 nationally, +33 6 or +33 7 internationally.</summary>
     public static bool IsMobile(string phone)
