@@ -44,6 +44,42 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
     }
 
     [Fact]
+    public async Task A_busy_day_is_listed_ten_at_a_time_and_paging_at_a_reading_pace_never_trips_the_guard()
+    {
+        // 32 patients in one day: listed whole, they were 32 distinct patients in a minute, beyond the guard's 25 — the physician
+        // who opened her agenda was contained.
+        var day = ParisDay(2);
+        var text = day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        for (var i = 0; i < 32; i++)
+        {
+            var patient = await Server.CreateAsOperatorAsync(Tenant, Samples.Patient(family: "Affluence" + (char)('a' + (i % 26)), nir: Samples.ValidNir($"1800344{i + 100:D3}{i + 100:D3}")));
+            await Server.CreateAsOperatorAsync(Tenant, Appointment(patient, Ids["drA"], At(day, 8 + (i / 4), i % 4 * 15), 15));
+        }
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var times = new List<string>();
+        var url = "/appointments?day=" + text;
+        for (var page = 1; url is not null; page++)
+        {
+            var (response, html) = await doctor.GetAsync(url);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"page {page}: {response.StatusCode} {response.Headers.Location} {StaffClient.ById(html, "error")}");
+            var rows = System.Text.RegularExpressions.Regex.Matches(html, "<td class=\"when\">([^<]+)</td>").Select(m => m.Groups[1].Value).ToList();
+            Assert.Equal(page < 4 ? 10 : 2, rows.Count);
+            times.AddRange(rows);
+            url = System.Text.RegularExpressions.Regex.Match(html, "id=\"next-page\" href=\"([^\"]+)\"") is { Success: true } next ? WebUtility.HtmlDecode(next.Groups[1].Value) : null;
+            Time.Advance(TimeSpan.FromSeconds(61)); // a reading pace: a page a minute
+        }
+        Assert.Equal(Enumerable.Range(0, 32).Select(i => $"{8 + (i / 4):D2}:{i % 4 * 15:D2}"), times);
+
+        // From a time of the day; a time that is none is refused.
+        var (_, fromHtml) = await doctor.GetAsync($"/appointments?day={text}&from=14:00");
+        Assert.Equal("14:00", System.Text.RegularExpressions.Regex.Match(fromHtml, "<td class=\"when\">([^<]+)</td>").Groups[1].Value);
+        Assert.Contains("id=\"start-of-day\"", fromHtml, StringComparison.Ordinal);
+        var (bad, badHtml) = await doctor.GetAsync($"/appointments?day={text}&from=25:00");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("Give the time as hours:minutes.", StaffClient.ById(badHtml, "error"));
+    }
+
+    [Fact]
     public async Task A_physician_sees_her_day_in_order_with_each_patient_and_not_a_colleagues_nor_another_days()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");

@@ -11,21 +11,39 @@ namespace Vauban.Web.Pages.Appointments;
 /// A practitioner's day: the appointments of the signed-in person's practitioner record on one day (Paris time), in order,
 /// each with its patient — an Appointment search with its patients included, through the records service: the same policy,
 /// guard and audit as any search (each patient listed is in the audit trail). The day is in the URL (a date is no patient data);
-/// no name is.
+/// no name is. Ten appointments a page, from the start of the day or from a time given, the next ten by the search's own
+/// paging link: every patient listed counts in the guard's windows, whose minute steps a person up at 15 distinct patients and
+/// contains her beyond 25 — a day of 30 appointments listed whole contained the physician who opened it.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class AgendaModel : StaffPage
 {
-    /// <summary>Appointments a day lists at most; past it the page says so.</summary>
-    public const int DaySize = 100;
+    /// <summary>Appointments a page lists: the patient search's page, under the guard's minute levels for a person.</summary>
+    public const int PageSize = 10;
 
     [BindProperty(SupportsGet = true, Name = "day")] public string? Day { get; set; }
 
+    /// <summary>The time (Paris, HH:mm) the page starts at; the start of the day when not given.</summary>
+    [BindProperty(SupportsGet = true, Name = "from")] public string? From { get; set; }
+
+    /// <summary>The search's paging link to the next page (sealed: it names no patient and holds the query).</summary>
+    [BindProperty(SupportsGet = true, Name = "next")] public string? Next { get; set; }
+
     public DateOnly Date { get; private set; }
+
+    /// <summary>The time the first page of this listing starts at (00:00 for the whole day).</summary>
+    public TimeOnly Since { get; private set; }
 
     public IReadOnlyList<AgendaRow> Rows { get; private set; } = [];
 
-    public bool Truncated { get; private set; }
+    /// <summary>The link token to the next ten, when there are more.</summary>
+    public string? NextPage { get; private set; }
+
+    /// <summary>Whether this page is one reached by "Next" (not the first of the listing).</summary>
+    public bool Continued { get; private set; }
+
+    /// <summary>The appointments of the listing (from <see cref="Since"/> to the end of the day), when the search counted them.</summary>
+    public int? Total { get; private set; }
 
     public string? Error { get; private set; }
 
@@ -46,23 +64,32 @@ public sealed class AgendaModel : StaffPage
             }
             Date = day;
         }
-        // Midnight to midnight in Paris (the clocks never change at midnight there).
-        var start = PatientChart.FromParis(Date, TimeOnly.MinValue)!.Value;
+        if (!string.IsNullOrWhiteSpace(From))
+        {
+            if (!TimeOnly.TryParseExact(From.Trim(), "HH:mm", CultureInfo.InvariantCulture, DateTimeStyles.None, out var from)) return Refuse(400, "Give the time as hours:minutes.");
+            Since = from;
+        }
+        // From the time given (the start of the day: midnight in Paris, where the clocks never change at midnight) to midnight.
+        var start = PatientChart.FromParis(Date, Since) ?? PatientChart.FromParis(Date, TimeOnly.MinValue)!.Value;
         var end = PatientChart.FromParis(Date.AddDays(1), TimeOnly.MinValue)!.Value;
-        var page = await Store.Records.SearchAsync(access, "Appointment",
-        [
-            new("practitioner", "Practitioner/" + practitioner),
-            new("date", "ge" + PatientChart.FhirDateTime(start)),
-            new("date", "lt" + PatientChart.FhirDateTime(end)),
-            new("_sort", "date"),
-            new("_count", DaySize.ToString(CultureInfo.InvariantCulture)),
-            new("_include", "Appointment:patient"),
-        ], null, lenient: false, HttpContext.RequestAborted);
+        Continued = !string.IsNullOrEmpty(Next);
+        var page = Continued
+            ? await Store.Records.SearchAsync(access, "Appointment", [], Next, lenient: false, HttpContext.RequestAborted)
+            : await Store.Records.SearchAsync(access, "Appointment",
+            [
+                new("practitioner", "Practitioner/" + practitioner),
+                new("date", "ge" + PatientChart.FhirDateTime(start)),
+                new("date", "lt" + PatientChart.FhirDateTime(end)),
+                new("_sort", "date"),
+                new("_count", PageSize.ToString(CultureInfo.InvariantCulture)),
+                new("_include", "Appointment:patient"),
+            ], null, lenient: false, HttpContext.RequestAborted);
         switch (page.Status)
         {
             case RecordStatus.Ok:
                 Rows = AgendaRow.From(page.Entries);
-                Truncated = page.NextPage is not null;
+                NextPage = page.NextPage;
+                Total = page.Total;
                 return Page();
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
