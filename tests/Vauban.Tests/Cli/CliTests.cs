@@ -844,10 +844,10 @@ public class CliTests : IDisposable
 
         var (exit, output) = await RunAsync($"reindex {DbArgs}");
         Assert.True(exit == 0, output);
-        Assert.Contains("Warning: the store's search index has format 1, older than this Vauban's (3)", output, StringComparison.Ordinal);
+        Assert.Contains($"Warning: the store's search index has format 1, older than this Vauban's ({Vauban.Records.Search.IndexEntries.FormatVersion})", output, StringComparison.Ordinal);
         Assert.Contains("run `vauban reindex`", output, StringComparison.OrdinalIgnoreCase);
         Assert.Matches(@"chu-reindex: [\d,]+ records re-indexed, [1-9][\d,]* with changed index rows\.", output);
-        Assert.Contains("The store's search index now has format 3.", output, StringComparison.Ordinal);
+        Assert.Contains($"The store's search index now has format {Vauban.Records.Search.IndexEntries.FormatVersion}.", output, StringComparison.Ordinal);
         await using (var connection = await SqliteAsync())
         {
             Assert.Equal(dates, await ScalarAsync(connection, "SELECT count(*) FROM idx_date WHERE param = 903"));

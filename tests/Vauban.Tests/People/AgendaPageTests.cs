@@ -77,6 +77,20 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         var (bad, badHtml) = await doctor.GetAsync($"/appointments?day={text}&from=25:00");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Equal("Give the time as hours:minutes.", StaffClient.ById(badHtml, "error"));
+        // 02:30 on the night the clocks go forward is no time in Paris.
+        var (gap, gapHtml) = await doctor.GetAsync("/appointments?day=2027-03-28&from=02:30");
+        Assert.Equal(HttpStatusCode.BadRequest, gap.StatusCode);
+        Assert.StartsWith("This time does not exist on this day", StaffClient.ById(gapHtml, "error"), StringComparison.Ordinal);
+
+        // A page's link shown under another day would pass its rows for that day's: refused.
+        Time.Advance(TimeSpan.FromSeconds(61));
+        var (first, firstHtml) = await doctor.GetAsync("/appointments?day=" + text);
+        Assert.True(first.StatusCode == HttpStatusCode.OK && firstHtml.Contains("id=\"next-page\"", StringComparison.Ordinal), $"{first.StatusCode} {first.Headers.Location} [{firstHtml.Length}]");
+        var link = WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Match(firstHtml, "id=\"next-page\" href=\"([^\"]+)\"").Groups[1].Value);
+        Time.Advance(TimeSpan.FromSeconds(61));
+        var (other, otherHtml) = await doctor.GetAsync(link.Replace("day=" + text, "day=" + ParisDay(3).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
+        Assert.Equal("This page's link is not one of this day's agenda: open the day again.", StaffClient.ById(otherHtml, "error"));
     }
 
     [Fact]

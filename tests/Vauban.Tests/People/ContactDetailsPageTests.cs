@@ -152,6 +152,42 @@ public abstract class ContactDetailsPageTests(Engine engine) : StaffPageTests(en
     }
 
     [Fact]
+    public async Task A_part_left_as_the_API_wrote_it_is_not_held_to_the_forms_rules_and_a_period_to_come_is_still_in_use()
+    {
+        // A home address abroad on four lines, and a home phone whose period ends in years: the patient's own, shown on the form.
+        var id = await Server.CreateAsOperatorAsync(Tenant, """
+            {
+              "resourceType": "Patient",
+              "name": [{ "use": "official", "family": "Favre", "given": ["Léa"] }],
+              "telecom": [{ "system": "phone", "value": "+41 22 123 45 67", "use": "home", "period": { "start": "2020-01-01", "end": "2099-12-31" } }],
+              "gender": "female",
+              "birthDate": "1990-05-05",
+              "address": [{ "use": "home", "line": ["Rue du Rhône 1", "Case postale 12", "Bâtiment C", "Étage 4"], "city": "Genève", "postalCode": "CH-1201", "country": "CH" }]
+            }
+            """);
+        using var desk = await SignedInAsync("desk@chu.example");
+        var form = $"/patients/{id}/contact";
+        var (_, html) = await desk.GetAsync(form);
+        Assert.Equal(("+41 22 123 45 67", "CH-1201", "Genève"), (StaffClient.FieldValue(html, "Phone"), StaffClient.FieldValue(html, "PostalCode"), StaffClient.FieldValue(html, "City")));
+        var street = StaffClient.ById(html, "street")!;
+
+        // Only the city changes: the four lines and the Swiss postal code are kept, though the form would refuse them typed.
+        var (done, doneHtml) = await desk.SubmitAsync(form, Details(phone: "+41 22 123 45 67", email: "", street: street, postalCode: "CH-1201", city: "Carouge"));
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + StaffClient.ById(doneHtml, "error"));
+        var patient = JsonDocument.Parse((await Server.Store.Records.ReadAsync(AccessContext.Operator(Tenant, "test"), "Patient", id, CancellationToken.None)).Json!).RootElement;
+        Assert.Equal(["home|Rue du Rhône 1/Case postale 12/Bâtiment C/Étage 4|CH-1201|Carouge"], Addresses(patient));
+        Assert.Equal("CH", patient.GetProperty("address")[0].GetProperty("country").GetString());
+        Assert.Equal(["phone|+41 22 123 45 67|home"], Telecom(patient)); // untouched: its period stays
+        Assert.Equal("2099-12-31", patient.GetProperty("telecom")[0].GetProperty("period").GetProperty("end").GetString());
+
+        // A French postal code typed makes the address French.
+        var (moved, movedHtml) = await desk.SubmitAsync(form, Details(phone: "+41 22 123 45 67", email: "", street: street, postalCode: "74100", city: "Annemasse", version: "2"));
+        Assert.True(moved.StatusCode == HttpStatusCode.Redirect, moved.StatusCode + StaffClient.ById(movedHtml, "error"));
+        patient = JsonDocument.Parse((await Server.Store.Records.ReadAsync(AccessContext.Operator(Tenant, "test"), "Patient", id, CancellationToken.None)).Json!).RootElement;
+        Assert.Equal(("74100", "FR"), (patient.GetProperty("address")[0].GetProperty("postalCode").GetString(), patient.GetProperty("address")[0].GetProperty("country").GetString()));
+    }
+
+    [Fact]
     public async Task A_change_made_meanwhile_by_someone_else_is_shown_not_overwritten()
     {
         using var desk = await SignedInAsync("desk@chu.example");

@@ -12,8 +12,9 @@ namespace Vauban.Web.Pages.Appointments;
 /// each with its patient — an Appointment search with its patients included, through the records service: the same policy,
 /// guard and audit as any search (each patient listed is in the audit trail). The day is in the URL (a date is no patient data);
 /// no name is. Ten appointments a page, from the start of the day or from a time given, the next ten by the search's own
-/// paging link: every patient listed counts in the guard's windows, whose minute steps a person up at 15 distinct patients and
-/// contains her beyond 25 — a day of 30 appointments listed whole contained the physician who opened it.
+/// paging link (held to this day's agenda): every patient listed counts in the guard's windows, which slow a person at 10
+/// distinct patients in a minute, ask both factors again at 15 and contain her beyond 25 — a day of 30 appointments listed
+/// whole contained the physician who opened it. A page a minute trips nothing; faster, the guard's levels apply.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class AgendaModel : StaffPage
@@ -64,15 +65,16 @@ public sealed class AgendaModel : StaffPage
             }
             Date = day;
         }
-        if (!string.IsNullOrWhiteSpace(From))
+        Continued = !string.IsNullOrEmpty(Next);
+        // A next page follows its own query (the token's): the time it started from is the token's, not a from= beside it.
+        if (!Continued && !string.IsNullOrWhiteSpace(From))
         {
             if (!TimeOnly.TryParseExact(From.Trim(), "HH:mm", CultureInfo.InvariantCulture, DateTimeStyles.None, out var from)) return Refuse(400, "Give the time as hours:minutes.");
             Since = from;
         }
         // From the time given (the start of the day: midnight in Paris, where the clocks never change at midnight) to midnight.
-        var start = PatientChart.FromParis(Date, Since) ?? PatientChart.FromParis(Date, TimeOnly.MinValue)!.Value;
+        if (PatientChart.FromParis(Date, Since) is not { } start) return Refuse(400, "This time does not exist on this day (the clocks go forward an hour): give a later one.");
         var end = PatientChart.FromParis(Date.AddDays(1), TimeOnly.MinValue)!.Value;
-        Continued = !string.IsNullOrEmpty(Next);
         var page = Continued
             ? await Store.Records.SearchAsync(access, "Appointment", [], Next, lenient: false, HttpContext.RequestAborted)
             : await Store.Records.SearchAsync(access, "Appointment",
@@ -86,11 +88,17 @@ public sealed class AgendaModel : StaffPage
             ], null, lenient: false, HttpContext.RequestAborted);
         switch (page.Status)
         {
+            case RecordStatus.Ok when Continued && !IsAgendaOf(page.Searched, practitioner, end):
+                // A link of another search (another day, another practitioner's agenda, an API search): its rows would be shown
+                // as this day's.
+                return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
             case RecordStatus.Ok:
                 Rows = AgendaRow.From(page.Entries);
                 NextPage = page.NextPage;
                 Total = page.Total;
                 return Page();
+            case RecordStatus.Invalid when Continued:
+                return Refuse(400, "This page's link has expired (a link lasts an hour): open the day again.");
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
             case RecordStatus.Forbidden when !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed:
@@ -100,6 +108,13 @@ public sealed class AgendaModel : StaffPage
                 return Refuse(status, ActRefusal(status, "The agenda could not be shown.", null, Said(page.Issues)));
         }
     }
+
+    /// <summary>Whether a paging link's query is this page's: the person's own appointments until the end of the shown day.</summary>
+    private static bool IsAgendaOf(IReadOnlyList<KeyValuePair<string, string>>? searched, string practitioner, DateTimeOffset end) =>
+        searched is not null
+        && searched.Any(p => p.Key == "practitioner" && p.Value == "Practitioner/" + practitioner)
+        && searched.Any(p => p.Key == "date" && p.Value == "lt" + PatientChart.FhirDateTime(end))
+        && searched.Count(p => p.Key is "practitioner" or "date") == 3;
 
     private PageResult Refuse(int status, string message)
     {

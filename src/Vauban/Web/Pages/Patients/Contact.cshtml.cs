@@ -59,11 +59,12 @@ public sealed class ContactModel : PatientPage
         var record = PatientRecord!;
         if (Version != record.Version) return ChangedMeanwhile();
         var patient = JsonNode.Parse(record.Json)!.AsObject();
-        var before = PatientContact.Of(patient);
+        var today = PatientChart.DateInParis(UtcNow);
+        var before = PatientContact.Of(patient, today);
         var (contact, problem) = PatientContact.ReadChanges(before, Phone, Email, Street, PostalCode, City);
         if (contact is null) return Refuse(400, $"{notDone} {problem}");
         if (!contact.DiffersFrom(before)) return Acted("Nothing to save: the contact details are as they were.", "/patients/" + Uri.EscapeDataString(Id));
-        contact.WriteInto(patient, before);
+        contact.WriteInto(patient, today, before);
         var result = await Store.Records.UpdateAsync(access, "Patient", Id, JsonSerializer.SerializeToElement(patient), Version, HttpContext.RequestAborted);
         switch (result.Status)
         {
@@ -95,7 +96,7 @@ public sealed class ContactModel : PatientPage
     /// <summary>The form filled from the record as read, and the version it was read at.</summary>
     private void ShowCurrent()
     {
-        var current = PatientContact.Of(JsonNode.Parse(PatientRecord!.Json)!.AsObject());
+        var current = PatientContact.Of(JsonNode.Parse(PatientRecord!.Json)!.AsObject(), PatientChart.DateInParis(UtcNow));
         (Phone, Email, Street, PostalCode, City) = (current.Phone, current.Email, current.Street, current.PostalCode, current.City);
         Version = PatientRecord.Version;
         ModelState.Clear();

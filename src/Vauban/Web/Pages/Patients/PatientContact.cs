@@ -50,38 +50,52 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
             newEmail = typed;
         }
         var rows = (street ?? "").ReplaceLineEndings("\n").Split('\n').Select(r => r.Trim()).Where(r => r.Length > 0).ToList();
-        if (before is not null && rows.SequenceEqual(before.Lines.Select(l => l.Trim()).Where(l => l.Length > 0)) && SameText(postalCode, before.PostalCode) && SameText(city, before.City))
+        // Each part of the address is held to the rules only when it changed: a foreign postal code or four street lines written
+        // through the API do not stop a change of the city.
+        IReadOnlyList<string> lines = before?.Lines ?? [];
+        if (before is null || !rows.SequenceEqual(before.Lines.Select(l => l.Trim()).Where(l => l.Length > 0)))
         {
-            return (new PatientContact(newPhone, newEmail, before.Lines, before.PostalCode, before.City), null);
+            var typedLines = new List<string>();
+            foreach (var row in rows)
+            {
+                var (line, lineProblem) = TypedText.Read(row, "address", MaximumLineLength);
+                if (lineProblem is not null) return (null, lineProblem);
+                typedLines.Add(line!);
+            }
+            if (typedLines.Count > MaximumLines) return (null, $"The street takes at most {MaximumLines} lines.");
+            lines = typedLines;
         }
-        var lines = new List<string>();
-        foreach (var row in rows)
+        var newPostalCode = before?.PostalCode;
+        if (before is null || !SameText(postalCode, before.PostalCode))
         {
-            var (line, lineProblem) = TypedText.Read(row, "address", MaximumLineLength);
-            if (lineProblem is not null) return (null, lineProblem);
-            lines.Add(line!);
+            var (typed, problem) = TypedText.Read(postalCode, "postal code", 10);
+            if (problem is not null) return (null, problem);
+            if (typed is not null && (typed.Length != 5 || !typed.All(char.IsAsciiDigit))) return (null, "A French postal code is five digits.");
+            newPostalCode = typed;
         }
-        if (lines.Count > MaximumLines) return (null, $"The street takes at most {MaximumLines} lines.");
-        var (typedPostalCode, postalProblem) = TypedText.Read(postalCode, "postal code", 10);
-        if (postalProblem is not null) return (null, postalProblem);
-        if (typedPostalCode is not null && (typedPostalCode.Length != 5 || !typedPostalCode.All(char.IsAsciiDigit))) return (null, "A French postal code is five digits.");
-        var (typedCity, cityProblem) = TypedText.Read(city, "city", MaximumLineLength);
-        if (cityProblem is not null) return (null, cityProblem);
-        if ((lines.Count > 0 || typedPostalCode is not null) && typedCity is null) return (null, "Give the city of the address.");
-        return (new PatientContact(newPhone, newEmail, lines, typedPostalCode, typedCity), null);
+        var newCity = before?.City;
+        if (before is null || !SameText(city, before.City))
+        {
+            var (typed, problem) = TypedText.Read(city, "city", MaximumLineLength);
+            if (problem is not null) return (null, problem);
+            newCity = typed;
+        }
+        if ((lines.Count > 0 || newPostalCode is not null) && newCity is null) return (null, "Give the city of the address.");
+        return (new PatientContact(newPhone, newEmail, lines, newPostalCode, newCity), null);
     }
 
     private static bool SameText(string? typed, string? stored) =>
         string.Equals(string.IsNullOrWhiteSpace(typed) ? null : typed.Trim(), string.IsNullOrWhiteSpace(stored) ? null : stored.Trim(), StringComparison.Ordinal);
 
-    /// <summary>The details a Patient holds where the form shows them (see the parameters); null or none where it has none.</summary>
-    public static PatientContact Of(JsonObject patient)
+    /// <summary>The details a Patient holds where the form shows them (see the parameters; a period ended before
+    /// <paramref name="today"/> is a former one); null or none where it has none.</summary>
+    public static PatientContact Of(JsonObject patient, DateOnly today)
     {
         ArgumentNullException.ThrowIfNull(patient);
-        var address = HomeAddress(patient);
+        var address = HomeAddress(patient, today);
         return new PatientContact(
-            Text(OwnTelecom(patient, "phone"), "value"),
-            Text(OwnTelecom(patient, "email"), "value"),
+            Text(OwnTelecom(patient, "phone", today), "value"),
+            Text(OwnTelecom(patient, "email", today), "value"),
             address?["line"] is JsonArray lines ? [.. lines.OfType<JsonValue>().Where(l => l.GetValueKind() == JsonValueKind.String).Select(l => l.GetValue<string>())] : [],
             Text(address, "postalCode"),
             Text(address, "city"));
@@ -104,32 +118,32 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
     /// and extensions were the former number's), added when there was none, removed when the field was emptied; a changed home
     /// address likewise keeps only its use, type and country. Every other entry and element is kept; a narrative the server
     /// generated from the former details is dropped rather than left to contradict them.</summary>
-    public void WriteInto(JsonObject patient, PatientContact? before = null)
+    public void WriteInto(JsonObject patient, DateOnly today, PatientContact? before = null)
     {
         ArgumentNullException.ThrowIfNull(patient);
         var changed = false;
         if (before is null || Phone != before.Phone)
         {
-            SetTelecom(patient, "phone", Phone, Phone is null ? null : IsMobile(Phone) ? "mobile" : "home");
+            SetTelecom(patient, "phone", Phone, Phone is null ? null : IsMobile(Phone) ? "mobile" : "home", today);
             changed = true;
         }
         if (before is null || Email != before.Email)
         {
-            SetTelecom(patient, "email", Email, "home");
+            SetTelecom(patient, "email", Email, "home", today);
             changed = true;
         }
         if (before is null || !SameAddress(before))
         {
-            SetHomeAddress(patient);
+            SetHomeAddress(patient, today, before);
             changed = true;
         }
         if (changed && before is not null && patient["text"] is JsonObject narrative && Text(narrative, "status") == "generated") patient.Remove("text");
     }
 
-    private static void SetTelecom(JsonObject patient, string system, string? value, string? use)
+    private static void SetTelecom(JsonObject patient, string system, string? value, string? use, DateOnly today)
     {
         var telecom = patient["telecom"] as JsonArray ?? [];
-        var current = OwnTelecom(patient, system);
+        var current = OwnTelecom(patient, system, today);
         JsonObject? entry = null;
         if (value is not null)
         {
@@ -141,10 +155,10 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
         else patient.Remove("telecom");
     }
 
-    private void SetHomeAddress(JsonObject patient)
+    private void SetHomeAddress(JsonObject patient, DateOnly today, PatientContact? before)
     {
         var addresses = patient["address"] as JsonArray ?? [];
-        var current = HomeAddress(patient);
+        var current = HomeAddress(patient, today);
         JsonObject? entry = null;
         if (City is not null)
         {
@@ -153,7 +167,8 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
             if (Lines.Count > 0) entry["line"] = new JsonArray([.. Lines.Select(l => JsonValue.Create(l))]);
             entry["city"] = City;
             if (PostalCode is not null) entry["postalCode"] = PostalCode;
-            entry["country"] = Text(current, "country") ?? "FR";
+            // The form takes French postal codes: one typed makes the address French; one kept keeps the address's country.
+            entry["country"] = before is not null && PostalCode == before.PostalCode ? Text(current, "country") ?? "FR" : "FR";
         }
         Replace(addresses, current, entry);
         if (addresses.Count > 0) patient["address"] = addresses;
@@ -176,14 +191,18 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
         }
     }
 
-    private static JsonObject? OwnTelecom(JsonObject patient, string system) =>
+    private static JsonObject? OwnTelecom(JsonObject patient, string system, DateOnly today) =>
         (patient["telecom"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(t => Text(t, "system") == system && Text(t, "value") is not null
-            && (system == "phone" ? Text(t, "use") is null or "home" or "mobile" : Text(t, "use") is null or "home") && !Ended(t));
+            && (system == "phone" ? Text(t, "use") is null or "home" or "mobile" : Text(t, "use") is null or "home") && !Ended(t, today));
 
-    private static JsonObject? HomeAddress(JsonObject patient) =>
-        (patient["address"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(a => Text(a, "use") is null or "home" && !Ended(a));
+    private static JsonObject? HomeAddress(JsonObject patient, DateOnly today) =>
+        (patient["address"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(a => Text(a, "use") is null or "home" && !Ended(a, today));
 
-    private static bool Ended(JsonObject element) => element["period"] is JsonObject period && period["end"] is not null;
+    /// <summary>Whether the element's period ended before <paramref name="today"/> (an end to come, or today, is still in use). FHIR
+    /// dates and date-times start with the year, month and day, so that their first ten characters order as the dates do.</summary>
+    private static bool Ended(JsonObject element, DateOnly today) =>
+        element["period"] is JsonObject period && Text(period, "end") is { Length: > 0 } end
+        && string.CompareOrdinal(end.Length > 10 ? end[..10] : end, today.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture)) < 0;
 
     private static string? Text(JsonObject? node, string name) =>
         node?[name] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;

@@ -121,7 +121,7 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         patient["name"] = names;
         patient["gender"] = Sex;
         patient["birthDate"] = BirthDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
-        Contact.WriteInto(patient);
+        Contact.WriteInto(patient, today: DateOnly.MinValue); // a new Patient: no former entry to tell its own from
         return JsonSerializer.SerializeToElement(patient);
     }
 }
