@@ -87,8 +87,6 @@ public sealed partial class StaffClient : IDisposable
         return (secret, codes);
     }
 
-    /// <summary>A person enrolled with TOTP, signed in with password and code (both steps must redirect as a sign-in does); the
-    /// clock then moves to the next time step, since a code is accepted once.</summary>
     /// <summary>A new staff account of <paramref name="tenant"/>, enrolled through its link with <paramref name="password"/> and an
     /// authenticator; returns the authenticator's key. The clock moves 30 s on, so that the next code asked is a new one.</summary>
     public static async Task<string> EnrolledAsync(VaubanServer server, Tenant tenant, string email, StaffRole role, string? practitioner, string password,
@@ -103,6 +101,8 @@ public sealed partial class StaffClient : IDisposable
         return secret;
     }
 
+    /// <summary>A person enrolled with TOTP, signed in with password and code (both steps must redirect as a sign-in does); the
+    /// clock then moves to the next time step, since a code is accepted once.</summary>
     public static async Task<StaffClient> SignedInAsync(Uri baseAddress, string establishment, string email, string password, string secret, ManualTime time)
     {
         var staff = new StaffClient(baseAddress);
