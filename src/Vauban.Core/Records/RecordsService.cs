@@ -537,6 +537,11 @@ public sealed partial class RecordsService
 
     // ---- the door's checks ----
 
+    /// <summary>The door's first question, asked before a request is read (a staff page's form that the role may not post): null when
+    /// the role and scopes allow the act and the principal is not contained; otherwise the refusal, audited as the act's own would be.</summary>
+    public ValueTask<RecordResult?> AdmitAsync(AccessContext context, Interaction interaction, string type, string? id, CancellationToken cancellationToken) =>
+        CheckAsync(context, interaction, type, id, cancellationToken);
+
     /// <summary>The policy's question of the principal's role and scopes for a type; a refusal is audited (one entry,
     /// no patient: none is known yet) and answered 403. An unsupported type is no refusal: it names nothing to audit.</summary>
     private async ValueTask<RecordResult?> CheckAsync(AccessContext context, Interaction interaction, string type, string? id, CancellationToken cancellationToken)

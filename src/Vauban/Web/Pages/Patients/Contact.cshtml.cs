@@ -3,7 +3,6 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Vauban.Access;
-using Vauban.Audit;
 using Vauban.Records;
 
 namespace Vauban.Web.Pages.Patients;
@@ -48,13 +47,12 @@ public sealed class ContactModel : PatientPage
         const string notDone = "Nothing was changed.";
         if (await OpenPatientAsync(access) is { } refused) return refused;
         MayChange = MayChangeAs(access);
-        if (!MayChange)
+        // A forged post of a role that reads patients but changes none: refused by the records service's door before anything else
+        // is looked at, and audited there as any refused update.
+        if (!MayChange && await Store.Records.AdmitAsync(access, Interaction.Update, "Patient", Id, HttpContext.RequestAborted) is { } refusal)
         {
-            // A forged post of a role that reads patients but changes none: refused before anything else is looked at, and on the
-            // chain as the records service would have put it.
-            await Store.Audit.AppendAsync(access, AuditAction.Update, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", Id, Id)],
-                CancellationToken.None, "refused by the access policy: " + Store.Policy.Authorize(access, Interaction.Update, "Patient").Reason);
-            return Refuse(403, $"{notDone} {RoleRefused}");
+            var status = RecordStatusCodes.Http(refusal.Status);
+            return Refuse(status, ActRefusal(status, notDone, RoleRefused, Said(refusal.Issues)));
         }
         var record = PatientRecord!;
         if (Version != record.Version) return ChangedMeanwhile();
