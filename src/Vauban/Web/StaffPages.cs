@@ -51,6 +51,7 @@ internal static class StaffPages
                 string.Equals(context.Origin, $"{context.HttpContext.Request.Scheme}://{context.HttpContext.Request.Host}", StringComparison.Ordinal));
         });
         services.TryAddScoped<IPasskeyHandler<StaffUser>, PasskeyHandler<StaffUser>>();
+        services.AddSingleton<DummyPasswordHash>();
         services.AddScoped<PersonSignIn>();
 
         // Antiforgery tokens bind to the signed-in identity. Their keys live in memory: a restart only asks

@@ -29,7 +29,10 @@ public sealed record ServerOptions(string Urls)
 
 public static class VaubanHost
 {
-    public static WebApplication Build(VaubanStore store, ServerOptions options, Action<ILoggingBuilder>? logging = null)
+    /// <param name="services">Runs last on the host's services, before it is built: in-process hosts (tests, benchmarks) replace
+    /// a service there, as the tests' faster password hashing does. The command line never passes one.</param>
+    public static WebApplication Build(VaubanStore store, ServerOptions options, Action<ILoggingBuilder>? logging = null,
+        Action<IServiceCollection>? services = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -88,6 +91,7 @@ public static class VaubanHost
         FrameworkLogLimits.AddTo(builder.Services);
         logging?.Invoke(builder.Logging);
         builder.AddStaffPages(store);
+        services?.Invoke(builder.Services);
 
         var app = builder.Build();
         if (renewal is not null)

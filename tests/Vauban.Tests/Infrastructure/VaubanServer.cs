@@ -7,6 +7,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Vauban.Access;
 using Vauban.Crypto;
@@ -15,6 +16,20 @@ using Vauban.Web;
 namespace Vauban.Tests.Infrastructure;
 
 public enum Engine { Sqlite, Postgres }
+
+/// <summary>How a test server hashes staff passwords.</summary>
+public enum PasswordHashing
+{
+    /// <summary>PBKDF2 of <see cref="VaubanServer.TestPasswordIterations"/> iterations: an enrolment or a sign-in costs ~0.2 ms
+    /// of CPU instead of ~130. The suite enrols and signs in thousands of times; at production's 600,000 iterations that was
+    /// more than half of the heavy page and sign-in classes' time (bench/README.md, "The test suite's time"). What a test of
+    /// pages, sessions or throttling asserts does not depend on the work factor.</summary>
+    Fast,
+
+    /// <summary>As the product hashes (600,000 iterations): for the tests of the work factor itself and of what it hides (an
+    /// unknown account's answer as slow as a known one's, an old hash upgraded at sign-in).</summary>
+    Production,
+}
 
 public sealed class VaubanServer : IAsyncDisposable
 {
@@ -41,9 +56,12 @@ public sealed class VaubanServer : IAsyncDisposable
     public MasterKey MasterKey { get; }
     public IServiceProvider Services => _app.Services;
 
+    /// <summary>The PBKDF2 iterations of <see cref="PasswordHashing.Fast"/>.</summary>
+    public const int TestPasswordIterations = 1_000;
+
     /// <param name="extend">Maps extra endpoints on the host before it starts (a test's own failing endpoint, for instance).</param>
     public static async Task<VaubanServer> StartAsync(Engine engine, ServerOptions? options = null, Func<StoreOptions, StoreOptions>? configure = null,
-        Action<WebApplication>? extend = null)
+        Action<WebApplication>? extend = null, PasswordHashing hashing = PasswordHashing.Fast)
     {
         string db;
         string? directory = null;
@@ -73,6 +91,10 @@ public sealed class VaubanServer : IAsyncDisposable
             logging.SetMinimumLevel(LogLevel.Trace);
             logging.AddFilter<CapturingLoggerProvider>(null, LogLevel.Trace);
             logging.AddProvider(new CapturingLoggerProvider(logs));
+        }, services =>
+        {
+            if (hashing == PasswordHashing.Fast)
+                services.PostConfigure<Microsoft.AspNetCore.Identity.PasswordHasherOptions>(hasher => hasher.IterationCount = TestPasswordIterations);
         });
         extend?.Invoke(app);
         await app.StartAsync();

@@ -26,7 +26,7 @@ public sealed class BrowserSignInTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(Engine.Sqlite, configure: o => o with { Time = _time });
+        _server = await VaubanServer.StartAsync(Engine.Sqlite, configure: o => o with { Time = _time }, hashing: PasswordHashing.Production);
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
         _base = $"http://localhost:{_server.BaseAddress.Port}";
         _chromium = await BrowserPages.LaunchAsync();

@@ -48,7 +48,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         await Create("inv", $$$"""{"resourceType":"Invoice","status":"issued","subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"date":"{{{Day(-9)}}}","totalGross":{"value":25,"currency":"EUR"}}""");
 
         await EnrolAsync("dr.auber@chu.example", StaffRole.Physician, _ids["drA"]);
-        // Enrolled when a test first signs them in: each enrolment and sign-in is a PBKDF2 of 600,000 iterations.
+        // Enrolled when a test first signs them in: most tests need only the physician.
         _later["desk@chu.example"] = (StaffRole.Secretary, null);
         _later["officer@chu.example"] = (StaffRole.SecurityOfficer, null);
     }
