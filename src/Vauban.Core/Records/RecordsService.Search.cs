@@ -27,6 +27,17 @@ public sealed partial class RecordsService
         _pages.Open(page) is { } state && state.Tenant == context.Tenant.Id && state.Principal == context.Principal.Id && state.Type == scope
             && state.Expires >= _time.GetUtcNow().ToUnixTimeMilliseconds() ? state : null;
 
+    /// <summary>The query a next link carries, as <see cref="SearchPage.Searched"/> tells it once the page is run, if the link is this
+    /// principal's, of a search on <paramref name="type"/>, and has not expired; else null. Nothing is run, read, counted or audited:
+    /// a page that shows a link's rows as its own (the agenda's day) asks what the link searches before following it, so that
+    /// another search's link is refused before its patients are counted by the guard and written on the audit chain as read.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>>? PagedQuery(AccessContext context, string type, string page)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(page);
+        return OpenPage(context, page, type) is { } state ? state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList() : null;
+    }
+
     /// <summary>The token of a first page (no cursor, depth 1), sealed as a next link is, for the page's self link: the search
     /// values stay out of every URL the server hands out (ADR 0003), a POST _search's included.</summary>
     private string FirstPage(AccessContext context, string scope, List<string[]> query) =>

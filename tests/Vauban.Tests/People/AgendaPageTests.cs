@@ -88,9 +88,16 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         Assert.True(first.StatusCode == HttpStatusCode.OK && firstHtml.Contains("id=\"next-page\"", StringComparison.Ordinal), $"{first.StatusCode} {first.Headers.Location} [{firstHtml.Length}]");
         var link = WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Match(firstHtml, "id=\"next-page\" href=\"([^\"]+)\"").Groups[1].Value);
         Time.Advance(TimeSpan.FromSeconds(61));
+        var searches = (await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Search)).Count;
         var (other, otherHtml) = await doctor.GetAsync(link.Replace("day=" + text, "day=" + ParisDay(3).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), StringComparison.Ordinal));
         Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
         Assert.Equal("This page's link is not one of this day's agenda: open the day again.", StaffClient.ById(otherHtml, "error"));
+        // Refused before it is followed: its ten patients are not written on the chain as read by her, who was shown none of them.
+        Assert.Equal(searches, (await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Search)).Count);
+        // Nor is a link that is none.
+        var (forged, forgedHtml) = await doctor.GetAsync("/appointments?day=" + text + "&next=not-a-link");
+        Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+        Assert.Equal("This page's link has expired (a link lasts an hour): open the day again.", StaffClient.ById(forgedHtml, "error"));
     }
 
     [Fact]

@@ -75,6 +75,15 @@ public sealed class AgendaModel : StaffPage
         // From the time given (the start of the day: midnight in Paris, where the clocks never change at midnight) to midnight.
         if (PatientChart.FromParis(Date, Since) is not { } start) return Refuse(400, "This time does not exist on this day (the clocks go forward an hour): give a later one.");
         var end = PatientChart.FromParis(Date.AddDays(1), TimeOnly.MinValue)!.Value;
+        // A role that does not read appointments is refused by the search itself, below (and the refusal audited).
+        if (Continued && Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed)
+        {
+            // What the link searches, asked before it is followed: a link of another search (another day, a colleague's agenda she
+            // may read, an API search) would have its rows shown as this day's — and, run, its patients counted by the guard and
+            // written on the audit chain as read by her, though she is shown none of them.
+            if (Store.Records.PagedQuery(access, "Appointment", Next!) is not { } linked) return Expired();
+            if (!IsAgendaOf(linked, practitioner, end)) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
+        }
         var page = Continued
             ? await Store.Records.SearchAsync(access, "Appointment", [], Next, lenient: false, HttpContext.RequestAborted)
             : await Store.Records.SearchAsync(access, "Appointment",
@@ -88,17 +97,13 @@ public sealed class AgendaModel : StaffPage
             ], null, lenient: false, HttpContext.RequestAborted);
         switch (page.Status)
         {
-            case RecordStatus.Ok when Continued && !IsAgendaOf(page.Searched, practitioner, end):
-                // A link of another search (another day, another practitioner's agenda, an API search): its rows would be shown
-                // as this day's.
-                return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
             case RecordStatus.Ok:
                 Rows = AgendaRow.From(page.Entries);
                 NextPage = page.NextPage;
                 Total = page.Total;
                 return Page();
             case RecordStatus.Invalid when Continued:
-                return Refuse(400, "This page's link has expired (a link lasts an hour): open the day again.");
+                return Expired(); // between the question above and the search
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
             case RecordStatus.Forbidden when !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed:
@@ -115,6 +120,8 @@ public sealed class AgendaModel : StaffPage
         && searched.Any(p => p.Key == "practitioner" && p.Value == "Practitioner/" + practitioner)
         && searched.Any(p => p.Key == "date" && p.Value == "lt" + PatientChart.FhirDateTime(end))
         && searched.Count(p => p.Key is "practitioner" or "date") == 3;
+
+    private PageResult Expired() => Refuse(400, "This page's link has expired (a link lasts an hour): open the day again.");
 
     private PageResult Refuse(int status, string message)
     {
