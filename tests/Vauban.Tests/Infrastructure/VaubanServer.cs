@@ -23,11 +23,12 @@ public enum PasswordHashing
     /// <summary>PBKDF2 of <see cref="VaubanServer.TestPasswordIterations"/> iterations: an enrolment or a sign-in costs ~0.2 ms
     /// of CPU instead of ~130. The suite enrols and signs in thousands of times; at production's 600,000 iterations that was
     /// more than half of the heavy page and sign-in classes' time (bench/README.md, "The test suite's time"). What a test of
-    /// pages, sessions or throttling asserts does not depend on the work factor.</summary>
+    /// pages or sessions asserts does not depend on the work factor; the sign-in tests that do (timing, upgrade, the parallel
+    /// bursts whose attempts overlap for as long as a hash takes) are PasswordHashingTests', on production's.</summary>
     Fast,
 
     /// <summary>As the product hashes (600,000 iterations): for the tests of the work factor itself and of what it hides (an
-    /// unknown account's answer as slow as a known one's, an old hash upgraded at sign-in).</summary>
+    /// unknown account's answer as slow as a known one's, an old hash upgraded at sign-in, bursts of attempts sent together).</summary>
     Production,
 }
 

@@ -98,6 +98,19 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         var (forged, forgedHtml) = await doctor.GetAsync("/appointments?day=" + text + "&next=not-a-link");
         Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
         Assert.Equal("This page's link has expired (a link lasts an hour): open the day again.", StaffClient.ById(forgedHtml, "error"));
+        // Nor her own search of that day through the API, as the agenda's but eleven a page: its pages are not the agenda's.
+        Time.Advance(TimeSpan.FromSeconds(61));
+        string InParis(DateOnly date) => new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), Paris.GetUtcOffset(date.ToDateTime(TimeOnly.MinValue)))
+            .ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
+        using var api = await doctor.Http.GetAsync($"/fhir/Appointment?practitioner=Practitioner/{Ids["drA"]}&date=ge{Uri.EscapeDataString(InParis(day))}"
+            + $"&date=lt{Uri.EscapeDataString(InParis(day.AddDays(1)))}&_sort=date&_count=11&_include=Appointment:patient");
+        Assert.Equal(HttpStatusCode.OK, api.StatusCode);
+        var apiNext = new Uri((await api.BodyAsync()).GetProperty("link").EnumerateArray().Single(l => l.GetProperty("relation").GetString() == "next").GetProperty("url").GetString()!);
+        var token = System.Web.HttpUtility.ParseQueryString(apiNext.Query)["_page"]!;
+        Time.Advance(TimeSpan.FromSeconds(61));
+        var (theirs, theirsHtml) = await doctor.GetAsync($"/appointments?day={text}&next={Uri.EscapeDataString(token)}");
+        Assert.Equal(HttpStatusCode.BadRequest, theirs.StatusCode);
+        Assert.Equal("This page's link is not one of this day's agenda: open the day again.", StaffClient.ById(theirsHtml, "error"));
     }
 
     [Fact]

@@ -75,14 +75,20 @@ public sealed class AgendaModel : StaffPage
         // From the time given (the start of the day: midnight in Paris, where the clocks never change at midnight) to midnight.
         if (PatientChart.FromParis(Date, Since) is not { } start) return Refuse(400, "This time does not exist on this day (the clocks go forward an hour): give a later one.");
         var end = PatientChart.FromParis(Date.AddDays(1), TimeOnly.MinValue)!.Value;
-        // A role that does not read appointments is refused by the search itself, below (and the refusal audited).
-        if (Continued && Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed)
+        if (Continued)
         {
-            // What the link searches, asked before it is followed: a link of another search (another day, a colleague's agenda she
-            // may read, an API search) would have its rows shown as this day's — and, run, its patients counted by the guard and
-            // written on the audit chain as read by her, though she is shown none of them.
+            // The door's own check first (a role that does not read appointments, a contained person: refused and audited as the
+            // search would be), then what the link searches, asked before it is followed: a link of another search (another day, a
+            // colleague's agenda she may read, an API search) would have its rows shown as this day's — and, run, its patients
+            // counted by the guard and written on the audit chain as read by her, though she is shown none of them.
+            if (await Store.Records.AdmitAsync(access, Interaction.Search, "Appointment", null, HttpContext.RequestAborted) is { } refused)
+            {
+                return refused.Status == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed
+                    ? Refuse(403, "Your role does not read appointments.")
+                    : Refuse(RecordStatusCodes.Http(refused.Status), ActRefusal(RecordStatusCodes.Http(refused.Status), "The agenda could not be shown.", null, Said(refused.Issues)));
+            }
             if (Store.Records.PagedQuery(access, "Appointment", Next!) is not { } linked) return Expired();
-            if (!IsAgendaOf(linked, practitioner, end)) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
+            if (!IsAgendaOf(linked, practitioner, start, end)) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
         }
         var page = Continued
             ? await Store.Records.SearchAsync(access, "Appointment", [], Next, lenient: false, HttpContext.RequestAborted)
@@ -114,12 +120,23 @@ public sealed class AgendaModel : StaffPage
         }
     }
 
-    /// <summary>Whether a paging link's query is this page's: the person's own appointments until the end of the shown day.</summary>
-    private static bool IsAgendaOf(IReadOnlyList<KeyValuePair<string, string>>? searched, string practitioner, DateTimeOffset end) =>
-        searched is not null
-        && searched.Any(p => p.Key == "practitioner" && p.Value == "Practitioner/" + practitioner)
-        && searched.Any(p => p.Key == "date" && p.Value == "lt" + PatientChart.FhirDateTime(end))
-        && searched.Count(p => p.Key is "practitioner" or "date") == 3;
+    /// <summary>Whether a paging link's query is this page's own, and nothing more: the person's practitioner, from a time of the shown
+    /// day (its start, or a from=) to its end, by date, <see cref="PageSize"/> a page, each with its patient. Another search of hers —
+    /// through the API, say, from a month earlier, or of a thousand a page, or with more patients included — is not shown as this day.</summary>
+    private static bool IsAgendaOf(IReadOnlyList<KeyValuePair<string, string>> searched, string practitioner, DateTimeOffset dayStart, DateTimeOffset end)
+    {
+        if (searched.Count != 6) return false;
+        var from = searched.Where(p => p.Key == "date" && p.Value.StartsWith("ge", StringComparison.Ordinal)).Select(p => p.Value[2..]).ToList();
+        return from is [var since]
+            && DateTimeOffset.TryParseExact(since, "yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture, DateTimeStyles.None, out var at)
+            && at >= dayStart && at < end
+            && searched.Count(p => p.Key == "date") == 2
+            && searched.Contains(new("date", "lt" + PatientChart.FhirDateTime(end)))
+            && searched.Contains(new("practitioner", "Practitioner/" + practitioner))
+            && searched.Contains(new("_sort", "date"))
+            && searched.Contains(new("_count", PageSize.ToString(CultureInfo.InvariantCulture)))
+            && searched.Contains(new("_include", "Appointment:patient"));
+    }
 
     private PageResult Expired() => Refuse(400, "This page's link has expired (a link lasts an hour): open the day again.");
 
