@@ -111,6 +111,17 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         var (theirs, theirsHtml) = await doctor.GetAsync($"/appointments?day={text}&next={Uri.EscapeDataString(token)}");
         Assert.Equal(HttpStatusCode.BadRequest, theirs.StatusCode);
         Assert.Equal("This page's link is not one of this day's agenda: open the day again.", StaffClient.ById(theirsHtml, "error"));
+
+        // Contained (her session suspended: 30 distinct patients in a minute through the API), she follows a link that is none: the
+        // door's answer (423), not "expired", and the refusal is on the chain.
+        Time.Advance(TimeSpan.FromSeconds(61));
+        using (var sweep = await doctor.Http.GetAsync($"/fhir/Appointment?practitioner=Practitioner/{Ids["drA"]}&date=ge{Uri.EscapeDataString(InParis(day))}&_count=30"))
+            Assert.Equal((HttpStatusCode)423, sweep.StatusCode);
+        var refusals = (await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Containment)).Count;
+        var (held, heldHtml) = await doctor.GetAsync("/appointments?day=" + text + "&next=not-a-link");
+        Assert.Equal((HttpStatusCode)423, held.StatusCode);
+        Assert.DoesNotContain("expired", StaffClient.ById(heldHtml, "error") ?? "", StringComparison.Ordinal);
+        Assert.True((await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Containment)).Count > refusals);
     }
 
     [Fact]
