@@ -35,8 +35,11 @@ public sealed partial class RecordsService
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(page);
-        return OpenPage(context, page, type) is { } state ? state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList() : null;
+        return OpenPage(context, page, type) is { } state ? QueryOf(state) : null;
     }
+
+    /// <summary>A sealed link's query, as its search's parameters.</summary>
+    private static List<KeyValuePair<string, string>> QueryOf(PageState state) => [.. state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1]))];
 
     /// <summary>The token of a first page (no cursor, depth 1), sealed as a next link is, for the page's self link: the search
     /// values stay out of every URL the server hands out (ADR 0003), a POST _search's included.</summary>
@@ -60,7 +63,7 @@ public sealed partial class RecordsService
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run the search again."));
             }
-            parameters = state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
+            parameters = QueryOf(state);
             if (state.Depth > 1) after = (state.SortValue, state.Rid);
             depth = state.Depth;
         }
@@ -190,7 +193,7 @@ public sealed partial class RecordsService
             {
                 return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("The paging link is invalid or has expired; run $everything again."));
             }
-            parameters = state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1])).ToList();
+            parameters = QueryOf(state);
             if (state.Depth > 1) after = (int.Parse(state.SortValue, System.Globalization.CultureInfo.InvariantCulture), state.Rid);
             depth = state.Depth;
         }

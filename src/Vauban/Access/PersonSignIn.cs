@@ -77,7 +77,7 @@ public sealed class PersonSignIn
         if (user?.PasswordHash is null || locked)
         {
             // Same work as a real check, so the answer's timing does not tell whether the account exists.
-            _users.PasswordHasher.VerifyHashedPassword(user ?? DummyUser, _dummy.Of(_users.PasswordHasher, DummyUser), password);
+            _users.PasswordHasher.VerifyHashedPassword(user ?? DummyPasswordHash.User, _dummy.Of(_users.PasswordHasher), password);
             if (tenant is not null)
             {
                 // What was typed is not recorded (a password is sometimes typed into the e-mail field).
@@ -291,10 +291,6 @@ public sealed class PersonSignIn
         }
     }
 
-    private static readonly StaffUser DummyUser = new()
-    {
-        Id = "dummy", Tenant = new Tenant(0, "none"), Email = "none@invalid", DisplayName = "none", Role = StaffRole.Nurse,
-    };
 }
 
 /// <summary>A hash of a random password, made once by the host's own hasher: what a sign-in checks the typed password against when
@@ -306,12 +302,18 @@ public sealed class DummyPasswordHash
     private readonly Lock _lock = new();
     private string? _hash;
 
-    public string Of(IPasswordHasher<StaffUser> hasher, StaffUser user)
+    /// <summary>The account no one holds, whose hash this is (and whom an unknown account's attempt is checked as).</summary>
+    public static StaffUser User { get; } = new()
+    {
+        Id = "dummy", Tenant = new Tenant(0, "none"), Email = "none@invalid", DisplayName = "none", Role = StaffRole.Nurse,
+    };
+
+    public string Of(IPasswordHasher<StaffUser> hasher)
     {
         ArgumentNullException.ThrowIfNull(hasher);
         lock (_lock)
         {
-            return _hash ??= hasher.HashPassword(user, Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)));
+            return _hash ??= hasher.HashPassword(User, Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)));
         }
     }
 }

@@ -83,24 +83,14 @@ public sealed class AgendaModel : StaffPage
             // counted by the guard and written on the audit chain as read by her, though she is shown none of them.
             if (await Store.Records.AdmitAsync(access, Interaction.Search, "Appointment", null, HttpContext.RequestAborted) is { } refused)
             {
-                return refused.Status == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed
-                    ? Refuse(403, "Your role does not read appointments.")
-                    : Refuse(RecordStatusCodes.Http(refused.Status), ActRefusal(RecordStatusCodes.Http(refused.Status), "The agenda could not be shown.", null, Said(refused.Issues)));
+                return Refused(access, refused.Status, refused.Issues);
             }
             if (Store.Records.PagedQuery(access, "Appointment", Next!) is not { } linked) return Expired();
             if (!IsAgendaOf(linked, practitioner, start, end)) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
         }
         var page = Continued
             ? await Store.Records.SearchAsync(access, "Appointment", [], Next, lenient: false, HttpContext.RequestAborted)
-            : await Store.Records.SearchAsync(access, "Appointment",
-            [
-                new("practitioner", "Practitioner/" + practitioner),
-                new("date", "ge" + PatientChart.FhirDateTime(start)),
-                new("date", "lt" + PatientChart.FhirDateTime(end)),
-                new("_sort", "date"),
-                new("_count", PageSize.ToString(CultureInfo.InvariantCulture)),
-                new("_include", "Appointment:patient"),
-            ], null, lenient: false, HttpContext.RequestAborted);
+            : await Store.Records.SearchAsync(access, "Appointment", AgendaQuery(practitioner, start, end), null, lenient: false, HttpContext.RequestAborted);
         switch (page.Status)
         {
             case RecordStatus.Ok:
@@ -112,30 +102,48 @@ public sealed class AgendaModel : StaffPage
                 return Expired(); // between the question above and the search
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
-            case RecordStatus.Forbidden when !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed:
-                return Refuse(403, "Your role does not read appointments.");
             default:
-                var status = RecordStatusCodes.Http(page.Status);
-                return Refuse(status, ActRefusal(status, "The agenda could not be shown.", null, Said(page.Issues)));
+                return Refused(access, page.Status, page.Issues);
         }
     }
 
-    /// <summary>Whether a paging link's query is this page's own, and nothing more: the person's practitioner, from a time of the shown
-    /// day (its start, or a from=) to its end, by date, <see cref="PageSize"/> a page, each with its patient. Another search of hers —
-    /// through the API, say, from a month earlier, or of a thousand a page, or with more patients included — is not shown as this day.</summary>
+    /// <summary>The records service's refusal of the agenda's search, in the page's words.</summary>
+    private PageResult Refused(AccessContext access, RecordStatus refusal, IReadOnlyList<Fhir.Issue>? issues)
+    {
+        if (refusal == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Search, "Appointment").Allowed)
+        {
+            return Refuse(403, "Your role does not read appointments.");
+        }
+        var status = RecordStatusCodes.Http(refusal);
+        return Refuse(status, ActRefusal(status, "The agenda could not be shown.", null, Said(issues)));
+    }
+
+    /// <summary>The agenda's search: the practitioner's appointments from <paramref name="start"/> to <paramref name="end"/>, by
+    /// date, <see cref="PageSize"/> a page, each with its patient.</summary>
+    private static List<KeyValuePair<string, string>> AgendaQuery(string practitioner, DateTimeOffset start, DateTimeOffset end) =>
+    [
+        new("practitioner", "Practitioner/" + practitioner),
+        new("date", "ge" + PatientChart.FhirDateTime(start)),
+        new("date", "lt" + PatientChart.FhirDateTime(end)),
+        new("_sort", "date"),
+        new("_count", PageSize.ToString(CultureInfo.InvariantCulture)),
+        new("_include", "Appointment:patient"),
+    ];
+
+    /// <summary>Whether a paging link's query is this page's own, and nothing more: <see cref="AgendaQuery"/> from a time of the shown
+    /// day (its start, or a from=) to its end. Another search of hers — through the API, say, from a month earlier, or of a thousand a
+    /// page, or with more patients included — is not shown as this day.</summary>
     private static bool IsAgendaOf(IReadOnlyList<KeyValuePair<string, string>> searched, string practitioner, DateTimeOffset dayStart, DateTimeOffset end)
     {
-        if (searched.Count != 6) return false;
         var from = searched.Where(p => p.Key == "date" && p.Value.StartsWith("ge", StringComparison.Ordinal)).Select(p => p.Value[2..]).ToList();
-        return from is [var since]
-            && DateTimeOffset.TryParseExact(since, "yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture, DateTimeStyles.None, out var at)
-            && at >= dayStart && at < end
-            && searched.Count(p => p.Key == "date") == 2
-            && searched.Contains(new("date", "lt" + PatientChart.FhirDateTime(end)))
-            && searched.Contains(new("practitioner", "Practitioner/" + practitioner))
-            && searched.Contains(new("_sort", "date"))
-            && searched.Contains(new("_count", PageSize.ToString(CultureInfo.InvariantCulture)))
-            && searched.Contains(new("_include", "Appointment:patient"));
+        if (from is not [var since]
+            || !DateTimeOffset.TryParseExact(since, "yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture, DateTimeStyles.None, out var at)
+            || at < dayStart || at >= end)
+        {
+            return false;
+        }
+        var agenda = AgendaQuery(practitioner, at, end);
+        return searched.Count == agenda.Count && agenda.All(searched.Contains);
     }
 
     private PageResult Expired() => Refuse(400, "This page's link has expired (a link lasts an hour): open the day again.");
