@@ -37,6 +37,11 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     /// <c>_include</c>, <c>$everything</c>, an export of Patient — not merely a record that concerns them.</summary>
     public IReadOnlyCollection<string> Identities { get; init; } = [];
 
+    /// <summary>Of <see cref="Counted"/>, the patients on the principal's own schedule of a day: the patients of her appointments,
+    /// listed by a search of them by herself as practitioner over at most a day (her agenda). They count in every window but the
+    /// minute's: paging through a busy day is her work, and how many patients she reads stays bounded by the hour and the day.</summary>
+    public IReadOnlyCollection<string> Scheduled { get; init; } = [];
+
     /// <summary>The patient of a Patient/$everything; null otherwise.</summary>
     public string? Subject { get; init; }
 
@@ -388,7 +393,8 @@ public sealed partial class RecordsGuard
                 state.Patients.CountWith(request.Counted, nowMs, counts);
                 (hourCount, dayCount) = (counts[ReadingState.Hour], counts[ReadingState.Day]);
                 // Elevated risk tightens the hour: the minute already stops scripts, and a page of results must not trip it.
-                Weigh("distinct patients in a minute", counts[ReadingState.Minute], limits.PatientsPerMinute);
+                Weigh("distinct patients in a minute", counts[ReadingState.Minute] - state.ScheduledInMinute(request, counts[ReadingState.Minute], limits.PatientsPerMinute, nowMs),
+                    limits.PatientsPerMinute);
                 Weigh(learnedHour is null ? "distinct patients in an hour" : $"distinct patients in an hour (learned peak {learnedHour})",
                     hourCount, Scale(Learned(limits.PatientsPerHour, learnedHour, client, signals), scale));
                 // The day's level is not scaled: it already holds the day's legitimate work; high risk has its own bound from when it began.
@@ -935,11 +941,35 @@ public sealed partial class RecordsGuard
         public volatile Remembered? LastSource;
         public volatile Remembered? LastDevice;
 
+        /// <summary>The patients listed on the principal's own schedule of a day (<see cref="GuardRequest.Scheduled"/>) within the
+        /// last hour: the day's work list, left out of the minute's count while it is being worked through. Made at the first.</summary>
+        public DistinctWindow? Scheduled { get; private set; }
+
         /// <summary>Counts the patients and identities an admitted request returns into the reading windows (under the lock).</summary>
         public void Admit(GuardRequest request, long nowMs)
         {
             foreach (var patient in request.Counted) Patients.Touch(patient, nowMs);
             foreach (var patient in request.Identities) Identities.Touch(patient, nowMs);
+            if (request.Scheduled.Count == 0) return;
+            Scheduled ??= new DistinctWindow(TimeSpan.FromHours(1));
+            foreach (var patient in request.Scheduled) Scheduled.Touch(patient, nowMs);
+        }
+
+        /// <summary>Of <paramref name="minute"/>, the minute's distinct patients were the request admitted, those on the principal's
+        /// schedule: listed by this request or by one in the last hour. Counted only when the minute would weigh at all.</summary>
+        public int ScheduledInMinute(GuardRequest request, int minute, Threshold threshold, long nowMs)
+        {
+            if (request.Scheduled.Count == 0 && Scheduled is null) return 0;
+            if (minute < (threshold.Slow ?? threshold.StepUp ?? threshold.Suspend ?? int.MaxValue)) return 0;
+            var listed = new HashSet<string>(request.Scheduled, StringComparer.Ordinal);
+            if (Scheduled is not null) listed.UnionWith(Scheduled.Keys(nowMs));
+            var within = 0;
+            foreach (var patient in listed)
+            {
+                // In the minute once the request is admitted: returned by it, or by another in the last minute.
+                if (request.Counted.Contains(patient) || Patients.Contains(Minute, patient, nowMs)) within++;
+            }
+            return within;
         }
 
         /// <summary>The sum of the active signals' weights, and their names.</summary>
@@ -977,6 +1007,7 @@ public sealed partial class RecordsGuard
             BreakTheGlass.Clear();
             SearchRecords.Clear();
             Everything.Clear();
+            Scheduled = null;
             StepUpSince = null;
             LastSuspension = null;
             Signals.Clear();

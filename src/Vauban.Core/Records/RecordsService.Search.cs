@@ -46,6 +46,22 @@ public sealed partial class RecordsService
     private string FirstPage(AccessContext context, string scope, List<string[]> query) =>
         _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, scope, query, "", 0, _time.GetUtcNow().AddHours(1).ToUnixTimeMilliseconds(), 1));
 
+    private static readonly SearchParameter AppointmentDate = SearchParameters.For(KnownResourceTypes.Appointment)["date"];
+    private static readonly SearchParameter AppointmentActor = SearchParameters.For(KnownResourceTypes.Appointment)["actor"];
+
+    /// <summary>The longest day: 25 hours, the day the clocks go back, and a minute for a bound given to the minute.</summary>
+    private static readonly long LongestDayMs = (long)(TimeSpan.FromHours(25) + TimeSpan.FromMinutes(1)).TotalMilliseconds;
+
+    /// <summary>Whether a search is a person's own schedule of a day (ADR 0008): Appointment, by her own practitioner record as an
+    /// actor every match has, starting within at most a day — her agenda, or the same question asked through the API. The
+    /// patients of its appointments are her day's work list, which the guard leaves out of the minute's distinct patients
+    /// (they count in every other window).</summary>
+    private static bool IsOwnSchedule(AccessContext context, SearchQuery query) =>
+        query.Type == KnownResourceTypes.Appointment
+        && context.Principal is { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
+        && query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner)
+        && query.DateBounds(AppointmentDate) is { } bounds && bounds.To - bounds.From <= LongestDayMs;
+
     /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
     private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
 
@@ -147,7 +163,9 @@ public sealed partial class RecordsService
         // A first page's parameters go to the guard too: successive searches can sweep names or birth dates.
         // A page the guard holds back for both factors again keeps its token: once they are given, the person comes back to this
         // page, not to an empty form (the search's values were posted, and are in no URL).
-        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, scope, searched: after is null ? searched : null) is { } contained)
+        var scheduled = IsOwnSchedule(context, query) ? rows.Select(r => r.Compartment).OfType<string>().ToHashSet(StringComparer.Ordinal) : null;
+        if (await AdmitAsync(context, Interaction.Search, type, [.. rows, .. included], depth, cancellationToken, scope, searched: after is null ? searched : null,
+                scheduled: scheduled) is { } contained)
             return SearchPage.Fail(contained.Status, [.. contained.Issues!]) with { ThisPage = contained.Status == RecordStatus.ReauthenticationRequired ? thisPage : null };
         List<StoredVersion> leaving = [.. rows, .. included];
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, leaving, scope, cancellationToken);

@@ -828,7 +828,7 @@ public sealed partial class RecordsService
     /// Answered after the policy and before the audit append; a slowed principal waits here.
     /// </summary>
     private async ValueTask<RecordResult?> AdmitAsync(AccessContext context, Interaction interaction, string type, List<StoredVersion> rows, int depth, CancellationToken cancellationToken,
-        WriteScope? scope = null, IReadOnlyList<KeyValuePair<string, string>>? searched = null, string? subject = null)
+        WriteScope? scope = null, IReadOnlyList<KeyValuePair<string, string>>? searched = null, string? subject = null, IReadOnlySet<string>? scheduled = null)
     {
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var counted = new HashSet<string>(StringComparer.Ordinal);
@@ -846,6 +846,7 @@ public sealed partial class RecordsService
         var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, rows.Count, patients, counted, depth)
             {
                 Identities = identities,
+                Scheduled = scheduled is null ? [] : counted.Where(scheduled.Contains).ToList(),
                 InsideWriteTransaction = scope is not null,
                 SearchParameters = searched,
                 Subject = subject,

@@ -44,15 +44,18 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
     }
 
     [Fact]
-    public async Task A_busy_day_is_listed_ten_at_a_time_and_paging_at_a_reading_pace_never_trips_the_guard()
+    public async Task A_busy_day_is_listed_ten_at_a_time_and_paged_through_at_once_without_tripping_the_guard()
     {
         // 32 patients in one day: listed whole, they were 32 distinct patients in a minute, beyond the guard's 25 — the physician
-        // who opened her agenda was contained.
+        // who opened her agenda was contained. Paged ten at a time, she was still asked to prove both factors again at the second
+        // page and contained at the third when she paged within a minute: her own day's list is her work, not a burst (ADR 0008).
         var day = ParisDay(2);
         var text = day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        var listed = new List<string>();
         for (var i = 0; i < 32; i++)
         {
             var patient = await Server.CreateAsOperatorAsync(Tenant, Samples.Patient(family: "Affluence" + (char)('a' + (i % 26)), nir: Samples.ValidNir($"1800344{i + 100:D3}{i + 100:D3}")));
+            listed.Add(patient);
             await Server.CreateAsOperatorAsync(Tenant, Appointment(patient, Ids["drA"], At(day, 8 + (i / 4), i % 4 * 15), 15));
         }
         using var doctor = await SignedInAsync("dr.auber@chu.example");
@@ -66,9 +69,15 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
             Assert.Equal(page < 4 ? 10 : 2, rows.Count);
             times.AddRange(rows);
             url = System.Text.RegularExpressions.Regex.Match(html, "id=\"next-page\" href=\"([^\"]+)\"") is { Success: true } next ? WebUtility.HtmlDecode(next.Groups[1].Value) : null;
-            Time.Advance(TimeSpan.FromSeconds(61)); // a reading pace: a page a minute
         }
         Assert.Equal(Enumerable.Range(0, 32).Select(i => $"{8 + (i / 4):D2}:{i % 4 * 15:D2}"), times);
+        // Nor does opening the day's patients, in the same minute.
+        foreach (var patient in listed.Take(12))
+        {
+            using var chart = await doctor.Http.GetAsync("/fhir/Patient/" + patient);
+            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        }
+        Time.Advance(TimeSpan.FromSeconds(61));
 
         // From a time of the day; a time that is none is refused.
         var (_, fromHtml) = await doctor.GetAsync($"/appointments?day={text}&from=14:00");
@@ -112,10 +121,17 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         Assert.Equal(HttpStatusCode.BadRequest, theirs.StatusCode);
         Assert.Equal("This page's link is not one of this day's agenda: open the day again.", StaffClient.ById(theirsHtml, "error"));
 
-        // Contained (her session suspended: 30 distinct patients in a minute through the API), she follows a link that is none: the
-        // door's answer (423), not "expired", and the refusal is on the chain.
-        Time.Advance(TimeSpan.FromSeconds(61));
-        using (var sweep = await doctor.Http.GetAsync($"/fhir/Appointment?practitioner=Practitioner/{Ids["drA"]}&date=ge{Uri.EscapeDataString(InParis(day))}&_count=30"))
+        // Contained (her session suspended: 30 distinct patients in a minute through the API, a week of her appointments — no day's
+        // list, and the day's list of over an hour ago), she follows a link that is none: the door's answer (423), not "expired", and
+        // the refusal is on the chain.
+        for (var i = 0; i < 7; i++)
+        {
+            Time.Advance(TimeSpan.FromMinutes(9));
+            var (idle, _) = await doctor.GetAsync("/appointments?day=2030-01-07"); // a day with nothing: the session is kept, no patient read
+            Assert.Equal(HttpStatusCode.OK, idle.StatusCode);
+        }
+        using (var sweep = await doctor.Http.GetAsync($"/fhir/Appointment?practitioner=Practitioner/{Ids["drA"]}&date=ge{Uri.EscapeDataString(InParis(day))}"
+            + $"&date=lt{Uri.EscapeDataString(InParis(day.AddDays(7)))}&_count=30"))
             Assert.Equal((HttpStatusCode)423, sweep.StatusCode);
         var refusals = (await Server.AuditEntriesOfAsync(Tenant, "dr.auber@chu.example", AuditAction.Containment)).Count;
         var (held, heldHtml) = await doctor.GetAsync("/appointments?day=" + text + "&next=not-a-link");

@@ -449,6 +449,28 @@ internal sealed class SearchQuery
 
     private const long DayMilliseconds = 86_400_000;
 
+    /// <summary>The time every match's date of care under <paramref name="parameter"/> falls in, as the query's date clauses
+    /// bound it together (a clause of alternatives bounds nothing, nor does <c>ne</c> or <c>ap</c>): null unless bounded on
+    /// both sides. A match's date is a range that meets the bounds (<c>ge</c> takes a date ending at or after the value).</summary>
+    public (long From, long To)? DateBounds(SearchParameter parameter)
+    {
+        var (from, to) = (FhirDateRange.Min, FhirDateRange.Max);
+        foreach (var clause in Clauses)
+        {
+            if (clause is not { Kind: ClauseKind.Date, Negated: false, Ranges: [var (prefix, low, high)] } || clause.Params[0] != parameter.Code) continue;
+            if (prefix is "ge" or "eq") from = Math.Max(from, low);
+            if (prefix is "gt" or "sa") from = Math.Max(from, high);
+            if (prefix is "le" or "eq") to = Math.Min(to, high);
+            if (prefix is "lt" or "eb") to = Math.Min(to, low);
+        }
+        return from > FhirDateRange.Min && to < FhirDateRange.Max ? (from, to) : null;
+    }
+
+    /// <summary>Whether the query asks for records referring to <paramref name="target"/> (Type/id) and to no other, under
+    /// <paramref name="parameter"/> (a stored one): every match refers to it.</summary>
+    public bool RefersOnlyTo(SearchParameter parameter, string target) =>
+        Clauses.Any(c => c.Kind == ClauseKind.Reference && c.Params[0] == parameter.Code && c.Targets is [var only] && only == target);
+
     /// <summary>Dates of care and _lastUpdated (stored as they are, compared as ranges): an <c>ap</c> value becomes its range widened
     /// on each side by <see cref="ApproximateMargin"/> days, as a birth date's is; the SQL then takes what intersects it.</summary>
     private static List<(string Prefix, long Low, long High)> Approximated(List<(string Prefix, long Low, long High)> ranges, DateOnly today)
