@@ -77,7 +77,7 @@ public sealed class PersonSignIn
         if (user?.PasswordHash is null || locked)
         {
             // Same work as a real check, so the answer's timing does not tell whether the account exists.
-            _users.PasswordHasher.VerifyHashedPassword(user ?? DummyPasswordHash.User, _dummy.Of(_users.PasswordHasher), password);
+            _users.PasswordHasher.VerifyHashedPassword(user ?? DummyPasswordHash.User, _dummy.Hash, password);
             if (tenant is not null)
             {
                 // What was typed is not recorded (a password is sometimes typed into the e-mail field).
@@ -296,24 +296,17 @@ public sealed class PersonSignIn
 /// <summary>A hash of a random password, made once by the host's own hasher: what a sign-in checks the typed password against when
 /// the account is unknown, locked or not enrolled, so that the answer takes as long as a real check. One a host (a singleton), not
 /// one a process: a process hosting two servers of different work factors (the tests do) gave the second the first one's hash,
-/// and its unknown accounts answered thirty times faster than its known ones.</summary>
-public sealed class DummyPasswordHash
+/// and its unknown accounts answered thirty times faster than its known ones. Made when the host is built (<c>VaubanHost.Build</c>
+/// asks for it before serving): made at the first attempt on an unknown account, that attempt took two hashes' time and told the
+/// account unknown.</summary>
+public sealed class DummyPasswordHash(Microsoft.Extensions.Options.IOptions<PasswordHasherOptions> options)
 {
-    private readonly Lock _lock = new();
-    private string? _hash;
-
     /// <summary>The account no one holds, whose hash this is (and whom an unknown account's attempt is checked as).</summary>
     public static StaffUser User { get; } = new()
     {
         Id = "dummy", Tenant = new Tenant(0, "none"), Email = "none@invalid", DisplayName = "none", Role = StaffRole.Nurse,
     };
 
-    public string Of(IPasswordHasher<StaffUser> hasher)
-    {
-        ArgumentNullException.ThrowIfNull(hasher);
-        lock (_lock)
-        {
-            return _hash ??= hasher.HashPassword(User, Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)));
-        }
-    }
+    /// <summary>The hash, by the host's hasher options (its work factor): the same as the accounts' hasher uses.</summary>
+    public string Hash { get; } = new PasswordHasher<StaffUser>(options).HashPassword(User, Convert.ToBase64String(RandomNumberGenerator.GetBytes(16)));
 }

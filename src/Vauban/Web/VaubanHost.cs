@@ -94,6 +94,8 @@ public static class VaubanHost
         services?.Invoke(builder.Services);
 
         var app = builder.Build();
+        // Hashed before the first request, not at the first attempt on an unknown account (which then took two hashes' time).
+        _ = app.Services.GetService<DummyPasswordHash>();
         if (renewal is not null)
         {
             app.Lifetime.ApplicationStarted.Register(() => renewal.Start(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServerCertificate).FullName!)));
