@@ -393,7 +393,10 @@ public sealed partial class RecordsGuard
                 state.Patients.CountWith(request.Counted, nowMs, counts);
                 (hourCount, dayCount) = (counts[ReadingState.Hour], counts[ReadingState.Day]);
                 // Elevated risk tightens the hour: the minute already stops scripts, and a page of results must not trip it.
-                Weigh("distinct patients in a minute", counts[ReadingState.Minute] - state.ScheduledInMinute(request, counts[ReadingState.Minute], limits.PatientsPerMinute, nowMs),
+                // Her own day's list is left out of the minute (ADR 0008), unless a risk signal is active: a new network or device is
+                // what a stolen session looks like.
+                var scheduled = risk >= signals.ElevatedRisk ? 0 : state.ScheduledInMinute(request, counts[ReadingState.Minute], limits.PatientsPerMinute, nowMs);
+                Weigh("distinct patients in a minute", counts[ReadingState.Minute] - scheduled,
                     limits.PatientsPerMinute);
                 Weigh(learnedHour is null ? "distinct patients in an hour" : $"distinct patients in an hour (learned peak {learnedHour})",
                     hourCount, Scale(Learned(limits.PatientsPerHour, learnedHour, client, signals), scale));
@@ -941,8 +944,8 @@ public sealed partial class RecordsGuard
         public volatile Remembered? LastSource;
         public volatile Remembered? LastDevice;
 
-        /// <summary>The patients listed on the principal's own schedule of a day (<see cref="GuardRequest.Scheduled"/>) within the
-        /// last hour: the day's work list, left out of the minute's count while it is being worked through. Made at the first.</summary>
+        /// <summary>The patients listed on the principal's own schedule of a day (<see cref="GuardRequest.Scheduled"/>), each for an
+        /// hour after it was last listed: the day's work list, left out of the minute's count while it is being worked through. Made at the first.</summary>
         public DistinctWindow? Scheduled { get; private set; }
 
         /// <summary>Counts the patients and identities an admitted request returns into the reading windows (under the lock).</summary>

@@ -12,14 +12,14 @@ namespace Vauban.Web.Pages.Appointments;
 /// each with its patient — an Appointment search with its patients included, through the records service: the same policy,
 /// guard and audit as any search (each patient listed is in the audit trail). The day is in the URL (a date is no patient data);
 /// no name is. Ten appointments a page, from the start of the day or from a time given, the next ten by the search's own
-/// paging link (held to this day's agenda): every patient listed counts in the guard's windows, which slow a person at 10
-/// distinct patients in a minute, ask both factors again at 15 and contain her beyond 25 — a day of 30 appointments listed
-/// whole contained the physician who opened it. A page a minute trips nothing; faster, the guard's levels apply.
+/// paging link (held to this day's agenda): every patient listed counts in the guard's hour and day windows. Her own day's
+/// list is left out of the minute's (ADR 0008: before, paging a busy day within a minute asked both factors again at the second
+/// page and contained her at the third); a day of 30 appointments listed whole on one page would still be 30 identities at once.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class AgendaModel : StaffPage
 {
-    /// <summary>Appointments a page lists: the patient search's page, under the guard's minute levels for a person.</summary>
+    /// <summary>Appointments a page lists: the patient search's page.</summary>
     public const int PageSize = 10;
 
     [BindProperty(SupportsGet = true, Name = "day")] public string? Day { get; set; }
