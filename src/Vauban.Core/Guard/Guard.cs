@@ -396,8 +396,7 @@ public sealed partial class RecordsGuard
                 // Her own day's list is left out of the minute (ADR 0008), unless a risk signal is active: a new network or device is
                 // what a stolen session looks like.
                 var scheduled = risk >= signals.ElevatedRisk ? 0 : state.ScheduledInMinute(request, counts[ReadingState.Minute], limits.PatientsPerMinute, nowMs);
-                Weigh("distinct patients in a minute", counts[ReadingState.Minute] - scheduled,
-                    limits.PatientsPerMinute);
+                Weigh("distinct patients in a minute", counts[ReadingState.Minute] - scheduled, limits.PatientsPerMinute);
                 Weigh(learnedHour is null ? "distinct patients in an hour" : $"distinct patients in an hour (learned peak {learnedHour})",
                     hourCount, Scale(Learned(limits.PatientsPerHour, learnedHour, client, signals), scale));
                 // The day's level is not scaled: it already holds the day's legitimate work; high risk has its own bound from when it began.

@@ -466,25 +466,26 @@ public abstract class GuardTests : IAsyncLifetime
         using (var ok = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
     }
 
-    /// <summary>drA's appointments, <paramref name="perDay"/> a day from <paramref name="fromDay"/> days after the day after
-    /// tomorrow (UTC) on: the patients given, in order. Returns the day after tomorrow.</summary>
-    private async Task<DateOnly> ScheduleAsync(List<string> patients, int perDay, int fromDay = 0)
+    /// <summary>drA's (or <paramref name="practitioner"/>'s) appointments, <paramref name="perDay"/> a day from <paramref name="fromDay"/>
+    /// days after the day after tomorrow (UTC) on: the patients given, in order. Returns the day after tomorrow.</summary>
+    private async Task<DateOnly> ScheduleAsync(List<string> patients, int perDay, int fromDay = 0, string? practitioner = null)
     {
         var day = DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime).AddDays(2);
         var first = day.AddDays(fromDay);
         for (var i = 0; i < patients.Count; i++)
         {
             var start = first.AddDays(i / perDay).ToDateTime(new TimeOnly(8, 0)).AddMinutes(i % perDay * 10);
-            await _server.CreateAsOperatorAsync(_tenant, Samples.Appointment("Patient/" + patients[i], "Practitioner/" + _drA,
+            await _server.CreateAsOperatorAsync(_tenant, Samples.Appointment("Patient/" + patients[i], "Practitioner/" + (practitioner ?? _drA),
                 start.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
         }
         return day;
     }
 
-    /// <summary>drA's appointments from <paramref name="from"/> for <paramref name="days"/> days, each with its patient, asked at once.</summary>
-    private Task<SearchPage> AgendaAsync(DateOnly from, int days) => Records.SearchAsync(DrA(), "Appointment",
+    /// <summary>drA's (or <paramref name="practitioner"/>'s) appointments from <paramref name="from"/> for <paramref name="days"/> days,
+    /// each with its patient, asked by drA at once.</summary>
+    private Task<SearchPage> AgendaAsync(DateOnly from, int days, string? practitioner = null) => Records.SearchAsync(DrA(), "Appointment",
         [
-            new("practitioner", "Practitioner/" + _drA), new("date", "ge" + from.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            new("practitioner", "Practitioner/" + (practitioner ?? _drA)), new("date", "ge" + from.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
             new("date", "lt" + from.AddDays(days).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), new("_count", "100"), new("_include", "Appointment:patient"),
         ], null, false, None);
 
@@ -511,18 +512,8 @@ public abstract class GuardTests : IAsyncLifetime
     {
         // Her own patients, booked with a colleague: the colleague's day of 30 is 30 distinct patients in her minute.
         var drB = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner("Beta", "10000000002"));
-        var day = DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime).AddDays(2);
-        for (var i = 0; i < 30; i++)
-        {
-            await _server.CreateAsOperatorAsync(_tenant, Samples.Appointment("Patient/" + _own[i], "Practitioner/" + drB,
-                day.ToDateTime(new TimeOnly(8, 0)).AddMinutes(i * 10).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)));
-        }
-        var page = await Records.SearchAsync(DrA(), "Appointment",
-            [
-                new("practitioner", "Practitioner/" + drB), new("date", "ge" + day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
-                new("date", "lt" + day.AddDays(1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), new("_count", "100"),
-            ], null, false, None);
-        Assert.Equal(RecordStatus.Locked, page.Status);
+        var day = await ScheduleAsync(_own.Take(30).ToList(), perDay: 30, practitioner: drB);
+        Assert.Equal(RecordStatus.Locked, (await AgendaAsync(day, 1, practitioner: drB)).Status);
     }
 
     [Fact]
