@@ -52,15 +52,28 @@ public sealed partial class RecordsService
     /// <summary>The longest day: 25 hours, the day the clocks go back, and a minute for a bound given to the minute.</summary>
     private static readonly long LongestDayMs = (long)(TimeSpan.FromHours(25) + TimeSpan.FromMinutes(1)).TotalMilliseconds;
 
+    /// <summary>How far from now a day of her schedule may be and still be her day's work list: yesterday and the week ahead, in any
+    /// time zone (the records service does not know the establishment's).</summary>
+    private static readonly TimeSpan ScheduleBefore = TimeSpan.FromDays(2), ScheduleAhead = TimeSpan.FromDays(8);
+
     /// <summary>Whether a search is a person's own schedule of a day (ADR 0008): Appointment, by her own practitioner record as an
-    /// actor every match has, starting within at most a day — her agenda, or the same question asked through the API. The
-    /// patients of its appointments are her day's work list, which the guard leaves out of the minute's distinct patients
-    /// (they count in every other window).</summary>
-    private static bool IsOwnSchedule(AccessContext context, SearchQuery query) =>
-        query.Type == KnownResourceTypes.Appointment
-        && context.Principal is { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
-        && query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner)
-        && query.DateBounds(AppointmentDate) is { } bounds && bounds.To - bounds.From <= LongestDayMs;
+    /// actor every match has, starting within at most a day, between yesterday and a week ahead — her agenda, or the same question
+    /// asked through the API. The patients of its appointments are her day's work list, which the guard leaves out of the minute's
+    /// distinct patients (they count in every other window). A day of last year, listed at speed, is no work list: day after day
+    /// it would let a stolen session meet the hour's levels in seconds rather than minutes.</summary>
+    private bool IsOwnSchedule(AccessContext context, SearchQuery query)
+    {
+        if (query.Type != KnownResourceTypes.Appointment
+            || context.Principal is not { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
+            || !query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner)
+            || query.DateBounds(AppointmentDate) is not { } bounds
+            || bounds.To - bounds.From > LongestDayMs)
+        {
+            return false;
+        }
+        var now = _time.GetUtcNow();
+        return bounds.From >= (now - ScheduleBefore).ToUnixTimeMilliseconds() && bounds.To <= (now + ScheduleAhead).ToUnixTimeMilliseconds();
+    }
 
     /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
     private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);

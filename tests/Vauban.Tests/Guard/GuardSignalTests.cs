@@ -324,6 +324,34 @@ public abstract class GuardSignalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Her_own_days_list_from_a_device_she_never_used_counts_in_the_minute()
+    {
+        await LearnAsync(() => DrA(), _own, readsPerDay: 12, every: TimeSpan.FromMinutes(30));
+        At(4, 8);
+        var day = Start.AddDays(4);
+        for (var i = 0; i < 20; i++)
+        {
+            var start = day.AddHours(9).AddMinutes(10 * i).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            await _server.CreateAsOperatorAsync(_tenant, Samples.Appointment("Patient/" + _own[i], "Practitioner/" + _drA, start));
+        }
+        List<KeyValuePair<string, string>> agenda =
+        [
+            new("practitioner", "Practitioner/" + _drA), new("date", "ge" + day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)),
+            new("date", "lt" + day.AddDays(1).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture)), new("_count", "100"), new("_include", "Appointment:patient"),
+        ];
+        // From her own browser, her day of 20 at once is her work list: left out of the minute (15 would ask both factors again).
+        At(4, 10);
+        Assert.Equal(RecordStatus.Ok, (await Records.SearchAsync(DrA(), "Appointment", agenda, null, false, None)).Status);
+        // The same list from a device the account never used, an hour later: a stolen session's look, so no exemption.
+        At(4, 11.1);
+        var script = DrA() with { Device = DeviceClass.Of("python-requests/2.31")! };
+        Assert.Equal(RecordStatus.ReauthenticationRequired, (await Records.SearchAsync(script, "Appointment", agenda, null, false, None)).Status);
+        var stepUp = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None), a => a.Kind == KnownAlertKinds.GuardStepUp);
+        Assert.Contains("distinct patients in a minute: 20", stepUp.Detail, StringComparison.Ordinal);
+        Assert.Contains(await SignalsAsync(), a => a.Detail.StartsWith(KnownGuardSignals.NewDevice, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_learned_clinician_and_a_learned_client_go_through_an_ordinary_busier_day_without_signal_or_containment()
     {
         // Four days: the physician reads a dozen of their patients from two ward workstations; the client its six an hour-apart.

@@ -516,6 +516,30 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Equal(RecordStatus.Locked, (await AgendaAsync(day, 1, practitioner: drB)).Status);
     }
 
+    [Theory]
+    [InlineData(10)]
+    [InlineData(-6)]
+    public async Task A_day_of_her_schedule_far_from_today_is_no_work_list_its_patients_count_in_the_minute(int fromDay)
+    {
+        // Her own busy day, but twelve days ahead or four days ago (the exemption holds from yesterday to a week ahead): 30 patients
+        // at once suspend.
+        var day = await ScheduleAsync(_own.Take(30).ToList(), perDay: 30, fromDay: fromDay);
+        Assert.Equal(RecordStatus.Locked, (await AgendaAsync(day.AddDays(fromDay), 1)).Status);
+        Assert.Contains("distinct patients in a minute", (await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None)).Single().Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_API_client_asking_for_a_physicians_day_is_not_listing_its_own_schedule()
+    {
+        // The agenda's very question, through the API by a client: its 30 patients count in the client's minute (suspension beyond 25).
+        var day = await ScheduleAsync(_own.Take(30).ToList(), perDay: 30);
+        using var client = await PatientReaderAsync("system/Appointment.rs system/Patient.rs");
+        static string Date(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        using var response = await client.GetAsync($"/fhir/Appointment?practitioner=Practitioner/{_drA}&date=ge{Date(day)}&date=lt{Date(day.AddDays(1))}&_count=100");
+        Assert.Equal((HttpStatusCode)423, response.StatusCode);
+        Assert.Contains("distinct patients in a minute", (await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None)).Single().Reason, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_stolen_session_listing_its_physicians_agenda_day_after_day_meets_the_hour_bound()
     {
