@@ -238,10 +238,13 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var token = StaffClient.FieldValue(html, "Next");
         Assert.NotNull(token);
         Assert.DoesNotContain("Pagin", token, StringComparison.OrdinalIgnoreCase);
+        // More than a page: she is told to narrow the search rather than page through (each page counts in the guard's minute).
+        Assert.Contains("id=\"narrow\"", html, StringComparison.Ordinal);
         var (second, secondHtml) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = token! });
         Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
         Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
         Assert.Null(StaffClient.FieldValue(secondHtml, "Next"));
+        Assert.DoesNotContain("id=\"narrow\"", secondHtml, StringComparison.Ordinal);
     }
 
     [Fact]
