@@ -41,6 +41,7 @@ internal static class ResourceStamp
                 }
             }
             writer.WriteEndObject();
+            var definition = referenceMap.Count == 0 && local is null ? null : Validation.FhirModel.R4.FindResourceType(type);
             foreach (var property in resource.EnumerateObject())
             {
                 if (property.NameEquals("resourceType") || property.NameEquals("id") || property.NameEquals("meta")) continue;
@@ -51,7 +52,7 @@ internal static class ResourceStamp
                 else
                 {
                     writer.WritePropertyName(property.Name);
-                    WriteRewritten(writer, property.Value, referenceMap, local);
+                    WriteRewritten(writer, property.Value, referenceMap, local, definition?.FindElement(property.Name));
                 }
             }
             writer.WriteEndObject();
@@ -78,7 +79,7 @@ internal static class ResourceStamp
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
-            WriteRewritten(writer, resource, map, null);
+            WriteRewritten(writer, resource, map, null, null);
         }
         return buffer.WrittenSpan.ToArray();
     }
@@ -129,12 +130,24 @@ internal static class ResourceStamp
         }
     }
 
+    /// <summary>Writes <paramref name="element"/> with its references rewritten: every Reference.reference, and where the element's
+    /// FHIR type is known (<paramref name="definition"/>, else the resource's own from its resourceType), R4's other links too
+    /// (http.html, transaction processing: "elements of type uri, url, oid, uuid, and &lt;a href&gt; &amp; &lt;img src&gt; in the
+    /// narrative"): a uri, url or canonical value that is a fullUrl of the bundle, and the narrative's href and src naming one. An
+    /// oid or uuid element keeps its value: what replaces it (Type/id) is neither, and would make the resource invalid.</summary>
     /// <param name="local">This server's base URL and a slash, when the resource names it: references under it become relative.</param>
-    private static void WriteRewritten(Utf8JsonWriter writer, JsonElement element, IReadOnlyDictionary<string, string> map, string? local)
+    private static void WriteRewritten(Utf8JsonWriter writer, JsonElement element, IReadOnlyDictionary<string, string> map, string? local,
+        Validation.FhirElement? definition)
     {
         switch (element.ValueKind)
         {
             case JsonValueKind.Object:
+                // A resource (a contained one, say) is read by its own type; a complex element by its definition's.
+                var type = definition is { IsResource: true } || definition is null
+                    ? element.TryGetProperty("resourceType", out var named) && named.ValueKind == JsonValueKind.String
+                        ? Validation.FhirModel.R4.FindResourceType(named.GetString()) ?? Validation.FhirModel.R4.FindContainedOnlyType(named.GetString())
+                        : null
+                    : definition.ComplexType;
                 writer.WriteStartObject();
                 foreach (var property in element.EnumerateObject())
                 {
@@ -146,20 +159,53 @@ internal static class ResourceStamp
                     }
                     else
                     {
-                        WriteRewritten(writer, property.Value, map, local);
+                        WriteRewritten(writer, property.Value, map, local, type?.FindElement(property.Name));
                     }
                 }
                 writer.WriteEndObject();
                 break;
             case JsonValueKind.Array:
                 writer.WriteStartArray();
-                foreach (var item in element.EnumerateArray()) WriteRewritten(writer, item, map, local);
+                foreach (var item in element.EnumerateArray()) WriteRewritten(writer, item, map, local, definition);
                 writer.WriteEndArray();
+                break;
+            case JsonValueKind.String when definition?.Primitive is Validation.PrimitiveKind.Uri or Validation.PrimitiveKind.Url or Validation.PrimitiveKind.Canonical
+                && map.TryGetValue(element.GetString()!, out var linked):
+                writer.WriteStringValue(linked);
+                break;
+            case JsonValueKind.String when definition?.Primitive is Validation.PrimitiveKind.Xhtml && map.Count > 0:
+                writer.WriteStringValue(RewrittenNarrative(element.GetString()!, map));
                 break;
             default:
                 element.WriteTo(writer);
                 break;
         }
+    }
+
+    /// <summary>A narrative's <c>href</c> and <c>src</c> attributes that name a fullUrl of the bundle, rewritten to its record.</summary>
+    internal static string RewrittenNarrative(string div, IReadOnlyDictionary<string, string> map)
+    {
+        System.Text.StringBuilder? rewritten = null;
+        var copied = 0;
+        var at = 0;
+        while (at < div.Length)
+        {
+            var href = div.IndexOf("href=", at, StringComparison.OrdinalIgnoreCase);
+            var src = div.IndexOf("src=", at, StringComparison.OrdinalIgnoreCase);
+            if (href < 0 && src < 0) break;
+            var attribute = href < 0 || (src >= 0 && src < href) ? src + "src=".Length : href + "href=".Length;
+            at = attribute;
+            if (attribute >= div.Length || div[attribute] is not ('"' or '\'')) continue;
+            var end = div.IndexOf(div[attribute], attribute + 1);
+            if (end < 0) break;
+            at = end + 1;
+            var value = div[(attribute + 1)..end];
+            if (!map.TryGetValue(value, out var target)) continue;
+            rewritten ??= new System.Text.StringBuilder(div.Length + 32);
+            rewritten.Append(div, copied, attribute + 1 - copied).Append(System.Security.SecurityElement.Escape(target));
+            copied = end;
+        }
+        return rewritten is null ? div : rewritten.Append(div, copied, div.Length - copied).ToString();
     }
 
     private static string? Rewritten(string reference, IReadOnlyDictionary<string, string> map, string? local)

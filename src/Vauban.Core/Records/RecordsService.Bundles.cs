@@ -28,6 +28,13 @@ public sealed partial class RecordsService
         /// whole; a batch answers that entry alone (FHIR R4: batch entries are independent).</summary>
         public (int Status, Issue Issue)? Unusable { get; init; }
 
+        /// <summary>A read's request.ifNoneMatch: the versions the client holds (<see cref="FhirJson.AnyCurrentVersion"/> for *);
+        /// null when not given. Held to as the If-None-Match header is (<see cref="NotModified"/>).</summary>
+        public IReadOnlyList<int>? IfNoneMatch { get; init; }
+
+        /// <summary>A read's request.ifModifiedSince (Unix milliseconds), when given without ifNoneMatch.</summary>
+        public long? IfModifiedSince { get; init; }
+
         /// <summary>A conditional update or delete (PUT or DELETE Type?criteria): the record is named by its criteria.</summary>
         public bool Conditional => Id is null && Method is "PUT" or "DELETE";
 
@@ -179,6 +186,31 @@ public sealed partial class RecordsService
                 unusable ??= (400, Issue.Invalid($"{where}: ifNoneExist conditions a create (POST); this entry is a {Shorten(method)}.", where + ".request.ifNoneExist"));
             if (ifMatch is not null && method is not ("PUT" or "DELETE"))
                 unusable ??= (400, Issue.Invalid($"{where}: ifMatch conditions an update or a delete (PUT, DELETE); this entry is a {Shorten(method)}.", where + ".request.ifMatch"));
+            // A conditional read (R4 Bundle.entry.request.ifNoneMatch, ifModifiedSince) is held to as its headers are on a read
+            // alone (304); on any other entry it is refused, as the headers are, never ignored: a PUT "only if none" (*) went ahead
+            // and overwrote the record, a DELETE deleted it.
+            var read = method == "GET" && segments.Length == 2;
+            IReadOnlyList<int>? ifNoneMatch = null;
+            if (request.TryGetProperty("ifNoneMatch", out var inm))
+            {
+                var tags = inm.ValueKind == JsonValueKind.String ? inm.GetString()!.Split(',', StringSplitOptions.TrimEntries) : [];
+                var versions = new List<int>();
+                foreach (var tag in tags) if (FhirJson.TryParseIfMatch(tag, out var v)) versions.Add(v);
+                if (tags.Length == 0 || versions.Count != tags.Length)
+                    unusable ??= (400, Issue.Invalid($"{where}.request.ifNoneMatch must be a string of version ETags such as W/\"3\", or *.", where + ".request.ifNoneMatch"));
+                else if (!read)
+                    unusable ??= (400, Issue.Invalid($"{where}: ifNoneMatch conditions a read (GET Type/id); it is not evaluated on {(method == "GET" ? "a search or a version read" : "a " + Shorten(method))}, so this entry is refused rather than run without it.", where + ".request.ifNoneMatch"));
+                else ifNoneMatch = versions;
+            }
+            long? ifModifiedSince = null;
+            if (request.TryGetProperty("ifModifiedSince", out var ims))
+            {
+                if (ims.ValueKind != JsonValueKind.String || !FhirDate.TryParseInstant(ims.GetString()!, out var since))
+                    unusable ??= (400, Issue.Invalid($"{where}.request.ifModifiedSince must be an instant such as 2026-12-01T08:00:00Z.", where + ".request.ifModifiedSince"));
+                else if (!read)
+                    unusable ??= (400, Issue.Invalid($"{where}: ifModifiedSince conditions a read (GET Type/id); it is not evaluated on {(method == "GET" ? "a search or a version read" : "a " + Shorten(method))}, so this entry is refused rather than run without it.", where + ".request.ifModifiedSince"));
+                else ifModifiedSince = since;
+            }
             List<KeyValuePair<string, string>>? query = path.Length > 1
                 ? QueryHelpers.ParseQuery("?" + path[1]).SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))).ToList()
                 : null;
@@ -232,7 +264,8 @@ public sealed partial class RecordsService
             {
                 unusable ??= (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id or Type?criteria, DELETE Type/id or Type?criteria, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
             }
-            entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query) { Unusable = unusable });
+            entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query)
+                { Unusable = unusable, IfNoneMatch = ifNoneMatch, IfModifiedSince = ifModifiedSince });
             index++;
         }
         return entries;
@@ -687,7 +720,20 @@ public sealed partial class RecordsService
         var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
         if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
         await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-        return ToResponse(new RecordResult(RecordStatus.Ok, entry.Type, entry.Id, row.Version, row.LastUpdated, bodies[0]), baseUrl);
+        return NotModified(entry, ToResponse(new RecordResult(RecordStatus.Ok, entry.Type, entry.Id, row.Version, row.LastUpdated, bodies[0]), baseUrl));
+    }
+
+    /// <summary>A read entry's conditions (request.ifNoneMatch, else request.ifModifiedSince) held to as the If-None-Match and
+    /// If-Modified-Since headers are on a read alone: the current version named (or *), or no change after the instant given (to
+    /// the second), answers 304 with the version and last update and no resource. The read itself was authorized, guarded and
+    /// audited as any read: the client holds the version it names.</summary>
+    private static EntryResponse NotModified(BundleEntry entry, EntryResponse read)
+    {
+        if (read.Status != 200) return read;
+        var unchanged = entry.IfNoneMatch is { } versions
+            ? versions.Any(v => v == FhirJson.AnyCurrentVersion || v == read.Version)
+            : entry.IfModifiedSince is { } since && read.LastUpdated / 1000 <= since / 1000;
+        return unchanged ? new EntryResponse(304, null, read.Version, read.LastUpdated, null, null) : read;
     }
 
     /// <summary>The n of a GET Type/id/_history/n entry; null for any other entry.</summary>
@@ -740,7 +786,7 @@ public sealed partial class RecordsService
             default:
                 if (entry.Id is not null)
                 {
-                    if (VersionSegment(entry) is not { } segment) return ToResponse(await ReadAsync(context, entry.Type, entry.Id, cancellationToken), baseUrl);
+                    if (VersionSegment(entry) is not { } segment) return NotModified(entry, ToResponse(await ReadAsync(context, entry.Type, entry.Id, cancellationToken), baseUrl));
                     // A version that is not one is refused, rather than answered with the current version.
                     if (ParseVersion(segment) is not { } version) return new EntryResponse(400, null, 0, 0, null, [VersionIssue(entry, segment)]);
                     return ToResponse(await VReadAsync(context, entry.Type, entry.Id, version, cancellationToken), baseUrl);
@@ -776,7 +822,7 @@ public sealed partial class RecordsService
                 writer.WriteRawValue(response.Resource, skipInputValidation: true);
             }
             writer.WriteStartObject("response");
-            writer.WriteString("status", response.Status switch { 200 => "200 OK", 201 => "201 Created", 204 => "204 No Content", _ => response.Status.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            writer.WriteString("status", response.Status switch { 200 => "200 OK", 201 => "201 Created", 204 => "204 No Content", 304 => "304 Not Modified", _ => response.Status.ToString(System.Globalization.CultureInfo.InvariantCulture) });
             if (response.Location is not null) writer.WriteString("location", response.Location);
             if (response.Version > 0) writer.WriteString("etag", FhirJson.ETag(response.Version));
             if (response.LastUpdated > 0) writer.WriteString("lastModified", FhirInstant.Format(response.LastUpdated));

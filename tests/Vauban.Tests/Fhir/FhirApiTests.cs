@@ -222,6 +222,39 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task A_bundle_read_entry_holds_to_ifNoneMatch_and_ifModifiedSince_as_the_headers_do()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Conditionnel"))).GetProperty("id").GetString()!;
+        string lastModified;
+        using (var update = await Api.PutAsync($"/fhir/Patient/{id}", FhirContent.Json(Samples.Patient(family: "Conditionnel", id: id))))
+        {
+            lastModified = (await update.BodyAsync()).GetProperty("meta").GetProperty("lastUpdated").GetString()!;
+        }
+        var later = DateTimeOffset.Parse(lastModified, System.Globalization.CultureInfo.InvariantCulture).AddSeconds(1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        (string Condition, string Status)[] cases =
+        [
+            ("\"ifNoneMatch\": \"W/\\\"2\\\"\"", "304 Not Modified"), ("\"ifNoneMatch\": \"*\"", "304 Not Modified"),
+            ("\"ifNoneMatch\": \"W/\\\"1\\\", \\\"2\\\"\"", "304 Not Modified"), ("\"ifNoneMatch\": \"W/\\\"1\\\"\"", "200 OK"),
+            ($"\"ifModifiedSince\": \"{later}\"", "304 Not Modified"), ("\"ifModifiedSince\": \"2000-01-01T00:00:00Z\"", "200 OK"),
+        ];
+        foreach (var type in new[] { "batch", "transaction" })
+        {
+            var entries = string.Join(",", cases.Select(c => $$"""{ "request": { "method": "GET", "url": "Patient/{{id}}", {{c.Condition}} } }"""));
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "{{type}}", "entry": [ {{entries}} ] }"""));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            for (var i = 0; i < cases.Length; i++)
+            {
+                var entry = body.GetProperty("entry")[i];
+                Assert.True(cases[i].Status == entry.GetProperty("response").GetProperty("status").GetString(), $"{type} {cases[i].Condition}: {entry}");
+                Assert.Equal("W/\"2\"", entry.GetProperty("response").GetProperty("etag").GetString());
+                // 304: the client holds the version; nothing of the record is sent again.
+                Assert.Equal(cases[i].Status == "200 OK", entry.TryGetProperty("resource", out _));
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_bundle_entrys_condition_that_is_not_a_string_ETag_or_query_is_refused_not_ignored()
     {
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Condition"))).GetProperty("id").GetString()!;
@@ -239,6 +272,13 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
             $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifMatch": "W/\"0\"" } }""",
             $$"""{ "request": { "method": "DELETE", "url": "Patient/{{id}}", "ifMatch": { "version": 1 } } }""",
             $$"""{ "resource": {{Samples.Patient(family: "Condition", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": ["identifier={{Samples.InsNir}}|{{nir}}"] } }""",
+            // A read's conditions on a write: "only if none" (*) overwrote the record and deleted it; refused as the headers are.
+            $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifNoneMatch": "*" } }""",
+            $$"""{ "request": { "method": "DELETE", "url": "Patient/{{id}}", "ifNoneMatch": "W/\"2\"" } }""",
+            $$"""{ "resource": {{replacement}}, "request": { "method": "PUT", "url": "Patient/{{id}}", "ifModifiedSince": "2000-01-01T00:00:00Z" } }""",
+            $$"""{ "request": { "method": "GET", "url": "Patient?family=Condition", "ifNoneMatch": "W/\"2\"" } }""",
+            $$"""{ "request": { "method": "GET", "url": "Patient/{{id}}", "ifNoneMatch": 2 } }""",
+            $$"""{ "request": { "method": "GET", "url": "Patient/{{id}}", "ifModifiedSince": "yesterday" } }""",
         ];
         foreach (var entry in entries)
         {
@@ -656,6 +696,46 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         var body = await read.BodyAsync();
         Assert.Equal("Medication", body.GetProperty("contained")[0].GetProperty("resourceType").GetString());
         Assert.Equal([created.GetProperty("id").GetString()!], Ids(await SearchAsync($"MedicationRequest?patient=Patient/{patient}")));
+    }
+
+    [Fact]
+    public async Task A_transaction_rewrites_its_fullUrls_in_uri_elements_and_narrative_links_but_not_in_identifier_values()
+    {
+        // R4 http.html (transaction processing): matching links are replaced in references, elements of type uri and url, and
+        // the narrative's <a href> and <img src>. An identifier's value is a string: it keeps what the client wrote.
+        const string Urn = "urn:uuid:5b1f0c1e-33a4-4e55-9a7e-2d1c3b4a5f60";
+        var bundle = $$"""
+            {
+              "resourceType": "Bundle", "type": "transaction",
+              "entry": [
+                { "fullUrl": "{{Urn}}", "resource": {{Samples.Patient(family: "Lien")}}, "request": { "method": "POST", "url": "Patient" } },
+                { "resource": {
+                    "resourceType": "DocumentReference", "status": "current",
+                    "text": { "status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">See <a href=\"{{Urn}}\">the patient</a>, <a href='{{Urn}}'>again</a>, <a href=\"urn:uuid:00000000-0000-4000-8000-000000000000\">elsewhere</a></div>" },
+                    "extension": [{ "url": "http://example.org/fhir/StructureDefinition/about", "valueUri": "{{Urn}}" }],
+                    "identifier": [{ "system": "urn:ietf:rfc:3986", "value": "{{Urn}}" }],
+                    "subject": { "reference": "{{Urn}}" },
+                    "content": [{ "attachment": { "contentType": "text/plain", "url": "{{Urn}}" } }] },
+                  "request": { "method": "POST", "url": "DocumentReference" } }
+              ]
+            }
+            """;
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(bundle));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        var patient = "Patient/" + body.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString();
+        var location = body.GetProperty("entry")[1].GetProperty("response").GetProperty("location").GetString()!;
+        using var read = await Api.GetAsync("/fhir/" + location[location.IndexOf("DocumentReference/", StringComparison.Ordinal)..location.IndexOf("/_history", StringComparison.Ordinal)]);
+        var stored = await read.BodyAsync();
+        Assert.Equal(patient, stored.GetProperty("subject").GetProperty("reference").GetString());
+        Assert.Equal(patient, stored.GetProperty("extension")[0].GetProperty("valueUri").GetString());
+        Assert.Equal(patient, stored.GetProperty("content")[0].GetProperty("attachment").GetProperty("url").GetString());
+        var div = stored.GetProperty("text").GetProperty("div").GetString()!;
+        Assert.Contains($"<a href=\"{patient}\">the patient</a>", div, StringComparison.Ordinal);
+        Assert.Contains($"<a href='{patient}'>again</a>", div, StringComparison.Ordinal);
+        Assert.Contains("urn:uuid:00000000-0000-4000-8000-000000000000", div, StringComparison.Ordinal);
+        Assert.DoesNotContain(Urn, div, StringComparison.Ordinal);
+        Assert.Equal(Urn, stored.GetProperty("identifier")[0].GetProperty("value").GetString());
     }
 
     [Fact]
