@@ -40,6 +40,7 @@ internal static class FhirEndpoints
         fhir.MapPost("/{type}", async (HttpContext http, string type) =>
         {
             if (FhirHttp.RefuseQuery(http, "a create") is { } refusal) return refusal;
+            if (FhirHttp.RefuseUnevaluatedPrecondition(http, create: true) is { } precondition) return precondition;
             var (document, error) = await FhirHttp.ReadBodyAsync(http, options.MaxResourceBytes, http.RequestAborted);
             if (error is not null) return error;
             using (document)

@@ -195,16 +195,22 @@ internal static class FhirHttp
             : null;
     }
 
-    /// <summary>A write's precondition this server does not evaluate — If-None-Match (e.g. * for "only if it does not exist") and
-    /// If-Unmodified-Since — refused with 400 rather than ignored (RFC 9110 has a server evaluate them, and a write that ignored
-    /// one would overwrite what the client meant to keep); If-Match, with a version ETag, is the condition to give. Null without one.</summary>
-    public static IResult? RefuseUnevaluatedPrecondition(HttpContext context)
+    /// <summary>A write's precondition this server does not evaluate — on an update, a patch or a delete If-None-Match (e.g. * for
+    /// "only if it does not exist"), If-Unmodified-Since and If-None-Exist (a create's); on a create (<paramref name="create"/>)
+    /// If-Match, If-None-Match and If-Unmodified-Since — refused with 400 rather than ignored (RFC 9110 has a server evaluate
+    /// them, and a write that ignored one would overwrite or duplicate what the client meant to keep). If-Match with a version
+    /// ETag is an update's condition to give, If-None-Exist a create's. Null without one.</summary>
+    public static IResult? RefuseUnevaluatedPrecondition(HttpContext context, bool create = false)
     {
-        foreach (var header in new[] { "If-None-Match", "If-Unmodified-Since" })
+        string[] headers = create ? ["If-Match", "If-None-Match", "If-Unmodified-Since"] : ["If-None-Match", "If-Unmodified-Since", "If-None-Exist"];
+        foreach (var header in headers)
         {
-            if (context.Request.Headers.ContainsKey(header))
-                return Outcome(StatusCodes.Status400BadRequest, Issue.NotSupported(
-                    $"{header} is not evaluated on an update or a delete: give If-Match with the version ETag the write depends on (W/\"3\"), or * for a record that must exist."));
+            if (!context.Request.Headers.ContainsKey(header)) continue;
+            return Outcome(StatusCodes.Status400BadRequest, Issue.NotSupported(create
+                ? $"{header} is not evaluated on a create: to create only when no record matches, give If-None-Exist with search parameters (e.g. identifier=urn:oid:1.2.250.1.213.1.4.8|<NIR>)."
+                : header == "If-None-Exist"
+                    ? "If-None-Exist conditions a create (POST [type]); an update is held to a version by If-Match (W/\"3\"), and one that names its record by criteria is PUT [type]?criteria."
+                    : $"{header} is not evaluated on an update or a delete: give If-Match with the version ETag the write depends on (W/\"3\"), or * for a record that must exist."));
         }
         return null;
     }

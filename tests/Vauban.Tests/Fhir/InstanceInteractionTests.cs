@@ -129,8 +129,27 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
                 await AssertRefusedAsync(response, $"{method} with {header}: {value}");
             }
         }
-        using var read = await Api.GetAsync("/fhir/Patient/garde");
-        Assert.Equal("1", (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+        // A create's condition on an update: it was ignored and the record overwritten.
+        using (var request = new HttpRequestMessage(HttpMethod.Put, "/fhir/Patient/garde") { Content = FhirContent.Json(Samples.Patient(family: "Ecrase", id: "garde")) })
+        {
+            request.Headers.TryAddWithoutValidation("If-None-Exist", "family=Garde");
+            using var response = await Api.SendAsync(request);
+            await AssertRefusedAsync(response, "PUT with If-None-Exist");
+        }
+        using (var read = await Api.GetAsync("/fhir/Patient/garde"))
+        {
+            Assert.Equal("1", (await read.BodyAsync()).GetProperty("meta").GetProperty("versionId").GetString());
+        }
+        // An update's or a read's condition on a create: it was ignored and a record created.
+        foreach (var (header, value) in new[] { ("If-Match", "W/\"5\""), ("If-Match", "*"), ("If-None-Match", "*"), ("If-Unmodified-Since", "Sat, 01 Jan 2000 00:00:00 GMT") })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Doublon")) };
+            request.Headers.TryAddWithoutValidation(header, value);
+            using var response = await Api.SendAsync(request);
+            await AssertRefusedAsync(response, $"POST with {header}: {value}");
+        }
+        using var search = await Api.GetAsync("/fhir/Patient?family=Doublon&_summary=count");
+        Assert.Equal(0, (await search.BodyAsync()).GetProperty("total").GetInt32());
     }
 
     [Fact]
