@@ -15,8 +15,7 @@ internal static class FhirHttp
 
     public static IResult Resource(RecordResult result, int status, HttpContext context)
     {
-        context.Response.Headers.ETag = FhirJson.ETag(result.Version);
-        context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
+        Validators(context, result);
         if (status == StatusCodes.Status201Created)
         {
             context.Response.Headers.Location = $"{BaseUrl(context)}/{result.Type}/{result.Id}/_history/{result.Version}";
@@ -55,9 +54,19 @@ internal static class FhirHttp
         }
         else return null;
         if (!unchanged) return null;
+        Validators(context, result);
+        return Results.StatusCode(StatusCodes.Status304NotModified);
+    }
+
+    /// <summary>ETag and Last-Modified of the version answered. Kestrel's Date is the second it last refreshed, up to a second
+    /// behind: for a version written within the last seconds Date is set to now, since RFC 9110 §8.8.2.1 has no Last-Modified
+    /// later than the response's Date (a cache would take it for a clock error).</summary>
+    private static void Validators(HttpContext context, RecordResult result)
+    {
         context.Response.Headers.ETag = FhirJson.ETag(result.Version);
         context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
-        return Results.StatusCode(StatusCodes.Status304NotModified);
+        var now = DateTimeOffset.UtcNow;
+        if (now.ToUnixTimeMilliseconds() - result.LastUpdated < 3000) context.Response.Headers.Date = now.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>

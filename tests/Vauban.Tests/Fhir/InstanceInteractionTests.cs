@@ -114,6 +114,22 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
     }
 
     [Fact]
+    public async Task A_written_versions_Last_Modified_is_never_later_than_the_responses_Date()
+    {
+        // RFC 9110 §8.8.2.1. Kestrel's Date is refreshed once a second: before, a version written just after the second turned
+        // was answered with a Last-Modified a second later than the Date, for about one write in two.
+        for (var i = 0; i < 12; i++)
+        {
+            using var response = await Api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Horloge")));
+            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+            var date = response.Headers.Date!.Value;
+            var lastModified = response.Content.Headers.LastModified!.Value;
+            Assert.True(lastModified <= date, $"Last-Modified {lastModified:R} is later than Date {date:R}");
+            await Task.Delay(90);
+        }
+    }
+
+    [Fact]
     public async Task A_write_precondition_the_server_does_not_evaluate_is_refused_not_ignored()
     {
         await PutAsync("garde", "Garde", HttpStatusCode.Created);
