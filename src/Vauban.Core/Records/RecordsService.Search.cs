@@ -234,7 +234,7 @@ public sealed partial class RecordsService
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);
         var patient = await _rows.CurrentAsync(connection, null, context.Tenant.Id, TypeCodes.Of("Patient"), patientId, false, cancellationToken);
-        if (patient is null || patient.Deleted)
+        if (patient is null)
         {
             await AuditAsync(context, Interaction.Everything, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", patientId, patientId)], cancellationToken);
             return SearchPage.Fail(RecordStatus.NotFound, Issue.NotFound($"Patient/{patientId} is not known."));
@@ -242,6 +242,13 @@ public sealed partial class RecordsService
         if (await CheckRecordAsync(context, Interaction.Everything, "Patient", patientId, patient.Compartment, patient.CreatedBy, null, cancellationToken) is { } refused)
         {
             return SearchPage.Fail(refused.Status, [.. refused.Issues!]);
+        }
+        if (patient.Deleted)
+        {
+            // 410, as a read of the patient answers (it was 404, as if the record had never existed), once the policy has let the
+            // person see that much.
+            await AuditAsync(context, Interaction.Everything, AuditOutcome.MinorFailure, "Patient", [new AuditedRecord("Patient", patientId, patientId)], cancellationToken);
+            return SearchPage.Fail(RecordStatus.Gone, Issue.Error("deleted", $"Patient/{patientId} was deleted (version {patient.Version})."));
         }
         if (request.Count == 0) return await EverythingCountAsync(context, connection, patient, request, depth, page ?? FirstPage(context, scope, request.Used.Select(p => new[] { p.Key, p.Value }).ToList()),
             cancellationToken);

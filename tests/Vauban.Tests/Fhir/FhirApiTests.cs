@@ -739,6 +739,20 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task Everything_of_a_deleted_patient_answers_410_as_its_read_does()
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Efface"))).GetProperty("id").GetString()!;
+        using (var delete = await Api.DeleteAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        using (var read = await Api.GetAsync($"/fhir/Patient/{id}")) Assert.Equal(HttpStatusCode.Gone, read.StatusCode);
+        using var everything = await Api.GetAsync($"/fhir/Patient/{id}/$everything");
+        var outcome = await everything.BodyAsync();
+        Assert.Equal(HttpStatusCode.Gone, everything.StatusCode);
+        Assert.Contains("deleted", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        using var unknown = await Api.GetAsync("/fhir/Patient/never-was/$everything");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
     public async Task Transaction_is_atomic_and_resolves_urn_uuid_references()
     {
         var bundle = $$"""
