@@ -21,9 +21,22 @@ internal static class FhirEndpoints
         fhir.MapAuditEvents(store);
         app.MapBulkExport(store, fhir);
 
+        // What R4 defines at the server's level and this server does not support, said so rather than read as a type named
+        // "_history" or "_search" (404 "not a supported resource type", or 415 for a form posted to _search).
+        fhir.MapGet("/_history", () => FhirHttp.Outcome(404, Issue.NotSupported(
+            "The history of the whole server (GET [base]/_history) is not supported: ask a type's (GET [base]/[type]/_history) or a record's (GET [base]/[type]/[id]/_history).")));
+        fhir.MapMethods("/_search", [HttpMethods.Get, HttpMethods.Post], () => FhirHttp.Outcome(404, Issue.NotSupported(
+            "A search across all types ([base]/_search) is not supported: search one type (GET [base]/[type]?… or POST [base]/[type]/_search).")));
+
         fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
             if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
+            // Patient/$everything and other operations at the type level: no id starts with $, so this names an operation.
+            if (id.StartsWith('$') && id.Length <= 64 && id.Skip(1).All(char.IsAsciiLetterOrDigit))
+            {
+                return FhirHttp.Outcome(404, Issue.NotSupported($"The operation {id} is not supported on a type ([base]/[type]/{id})"
+                    + (id == "$everything" ? ": ask it of one patient, GET [base]/Patient/[id]/$everything." : ".")));
+            }
             var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
             return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         });

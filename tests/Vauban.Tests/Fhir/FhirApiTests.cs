@@ -739,6 +739,29 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task What_R4_defines_at_the_servers_or_a_types_level_and_is_not_supported_is_said_so()
+    {
+        (HttpMethod Method, string Path, string Said)[] requests =
+        [
+            (HttpMethod.Get, "/fhir/_history", "history of the whole server"),
+            (HttpMethod.Get, "/fhir/_search?name=x", "search across all types"),
+            (HttpMethod.Post, "/fhir/_search", "search across all types"),
+            (HttpMethod.Get, "/fhir/Patient/$everything", "ask it of one patient"),
+            (HttpMethod.Get, "/fhir/Observation/$lastn", "operation $lastn is not supported"),
+        ];
+        foreach (var (method, path, said) in requests)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            if (method == HttpMethod.Post) request.Content = new FormUrlEncodedContent([new("name", "x")]);
+            using var response = await Api.SendAsync(request);
+            var outcome = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{method} {path}: {(int)response.StatusCode} {outcome}");
+            Assert.Equal("not-supported", outcome.GetProperty("issue")[0].GetProperty("code").GetString());
+            Assert.Contains(said, outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
     public async Task Everything_of_a_deleted_patient_answers_410_as_its_read_does()
     {
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Efface"))).GetProperty("id").GetString()!;
