@@ -762,6 +762,22 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task An_observation_of_a_device_is_kept_and_a_search_by_the_device_says_why_it_cannot_be_searched()
+    {
+        // R4 lets an Observation's subject be a Device (an analyser's quality control); this server holds no Device records.
+        var created = await CreateAsync("Observation", Samples.Observation("Device/analyseur-1"));
+        Assert.Equal("Device/analyseur-1", created.GetProperty("subject").GetProperty("reference").GetString());
+        using var search = await Api.GetAsync("/fhir/Observation?subject=Device/analyseur-1");
+        var outcome = await search.BodyAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, search.StatusCode);
+        Assert.Equal("not-supported", outcome.GetProperty("issue")[0].GetProperty("code").GetString());
+        Assert.Contains("a type this server does not hold", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        // A malformed reference is still said to be one.
+        using var malformed = await Api.GetAsync("/fhir/Observation?subject=Nothing/1");
+        Assert.Contains("expects a reference to", (await malformed.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Everything_of_a_deleted_patient_answers_410_as_its_read_does()
     {
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Efface"))).GetProperty("id").GetString()!;

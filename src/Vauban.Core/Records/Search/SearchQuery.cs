@@ -282,7 +282,13 @@ internal sealed class SearchQuery
                     {
                         if (!ReferenceTarget.TryParseLocal(reference, out var target, out var targetType) || !targetTypes.Contains(targetType))
                         {
-                            issues.Add(Issue.Invalid($"'{parameter.Name}' expects a reference to {string.Join(" or ", targetTypes)} (Type/id or id).", parameter.Name));
+                            var named = reference[..reference.IndexOf('/', StringComparison.Ordinal)];
+                            // R4 lets an Observation's subject be a Device, say: a type this server does not hold is written as given
+                            // and indexed nowhere (ADR 0003), which the client is told rather than that the value is malformed.
+                            issues.Add(Fhir.Validation.FhirModel.R4.IsResourceTypeName(named) && !TypeCodes.TryGet(named, out _)
+                                ? Issue.NotSupported($"'{parameter.Name}' names a {named}, a type this server does not hold: references to it are kept as written "
+                                    + $"but not indexed, so they cannot be searched. Search by another parameter (a date, a code), or by a reference to {string.Join(" or ", targetTypes)}.")
+                                : Issue.Invalid($"'{parameter.Name}' expects a reference to {string.Join(" or ", targetTypes)} (Type/id or id).", parameter.Name));
                             return null;
                         }
                         clause.Targets.Add(target);
