@@ -174,7 +174,8 @@ internal static class FhirHttp
     /// <summary>_format and Accept: JSON only; XML or another type is 406.</summary>
     public static IResult? CheckAccept(HttpContext context)
     {
-        var format = context.Request.Query["_format"].ToString();
+        // "application/fhir+json" sent unencoded arrives with its '+' read as a space (form encoding), as many clients send it.
+        var format = context.Request.Query["_format"].ToString().Replace("fhir json", "fhir+json", StringComparison.Ordinal);
         if (format.Length > 0 && !(format is "json" or "application/json" or "application/fhir+json" || format.StartsWith("application/fhir+json", StringComparison.Ordinal)))
         {
             return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only JSON is supported (_format=json)."));

@@ -564,6 +564,9 @@ public abstract class BadInputTests(FhirServerFixture shared) : IAsyncLifetime
         using var request = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient?_format=json");
         request.Headers.TryAddWithoutValidation("Accept", "text/html,application/xhtml+xml");
         using (var response = await _api.SendAsync(request)) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        // The media type written unencoded, its '+' read as a space, as many clients send it.
+        using (var response = await _api.GetAsync("/fhir/Patient?_format=application/fhir+json")) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using (var response = await _api.GetAsync("/fhir/Patient?_format=application/fhir+xml")) Assert.Equal(HttpStatusCode.NotAcceptable, response.StatusCode);
         using var html = new HttpRequestMessage(HttpMethod.Get, "/fhir/Patient");
         html.Headers.TryAddWithoutValidation("Accept", "text/html");
         using (var response = await _api.SendAsync(html)) Assert.Equal(HttpStatusCode.NotAcceptable, response.StatusCode);
