@@ -778,6 +778,23 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task Metadata_is_the_full_CapabilityStatement_and_a_mode_it_does_not_make_is_refused()
+    {
+        foreach (var path in new[] { "/fhir/metadata", "/fhir/metadata?mode=full" })
+        {
+            using var full = await Server.Http.GetAsync(path);
+            Assert.Equal("CapabilityStatement", (await full.BodyAsync()).GetProperty("resourceType").GetString());
+        }
+        foreach (var mode in new[] { "terminology", "normative", "bogus" })
+        {
+            using var refused = await Server.Http.GetAsync("/fhir/metadata?mode=" + mode);
+            var outcome = await refused.BodyAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("OperationOutcome", outcome.GetProperty("resourceType").GetString());
+        }
+    }
+
+    [Fact]
     public async Task Everything_of_a_deleted_patient_answers_410_as_its_read_does()
     {
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Efface"))).GetProperty("id").GetString()!;
