@@ -54,7 +54,7 @@ public sealed partial class RecordsService
     /// <param name="maxResourceBytes">The limit on one resource that a single create or update is held to (its body, 413 above it);
     /// an entry's resource over it cannot be run. Null: no limit.</param>
     public async Task<(int Status, byte[] Body)> ProcessBundleAsync(AccessContext context, JsonElement bundle, string baseUrl, CancellationToken cancellationToken,
-        Action<Exception>? entryFailed = null, long? maxResourceBytes = null)
+        Action<Exception>? entryFailed = null, long? maxResourceBytes = null, string? returnPreference = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         var issues = new List<Issue>();
@@ -80,7 +80,7 @@ public sealed partial class RecordsService
                     ? new EntryResponse(unusable.Status, null, 0, 0, null, [unusable.Issue])
                     : await ExecuteBatchEntryAsync(context, entry, baseUrl, entryFailed, cancellationToken));
             }
-            return (200, WriteResponseBundle("batch-response", responses, baseUrl));
+            return (200, WriteResponseBundle("batch-response", Preferred(entries, responses, returnPreference), baseUrl));
         }
         var unusableEntries = entries.Where(e => e.Unusable is not null).Select(e => e.Unusable!.Value).ToList();
         if (unusableEntries.Count > 0)
@@ -89,7 +89,23 @@ public sealed partial class RecordsService
             var status = unusableEntries.All(u => u.Status == 413) ? 413 : 400;
             return (status, FhirJson.OperationOutcome(unusableEntries.Select(u => u.Issue)));
         }
-        return await ExecuteTransactionAsync(context, entries, baseUrl, cancellationToken);
+        return await ExecuteTransactionAsync(context, entries, baseUrl, returnPreference, cancellationToken);
+    }
+
+    /// <summary>R4 "Managing Return Content" in a batch or transaction: the Prefer header's return= applies to each entry that created
+    /// or updated a record, as to a create or update alone — no resource (minimal), or an outcome saying what was written instead
+    /// (OperationOutcome); reads and searches keep theirs.</summary>
+    private static List<EntryResponse> Preferred(List<BundleEntry> entries, List<EntryResponse> responses, string? preference)
+    {
+        if (preference is not ("minimal" or "OperationOutcome")) return responses;
+        return [.. responses.Select((response, i) => entries[i].Method is "POST" or "PUT" && response is { Status: 200 or 201, Resource: not null }
+            ? response with
+            {
+                Resource = null,
+                Issues = preference == "minimal" ? null
+                    : [Issue.Information($"{(response.Status == 201 ? "Created" : "Updated")} {entries[i].Type}/{response.FullUrl?[(response.FullUrl.LastIndexOf('/') + 1)..]}, version {response.Version}.")],
+            }
+            : response)];
     }
 
     /// <summary>What is wrong with a Bundle's envelope outside its entries (R4 structure, bdl-1), each issue naming where: a
@@ -271,7 +287,7 @@ public sealed partial class RecordsService
         return entries;
     }
 
-    private async Task<(int, byte[])> ExecuteTransactionAsync(AccessContext context, List<BundleEntry> entries, string baseUrl, CancellationToken cancellationToken)
+    private async Task<(int, byte[])> ExecuteTransactionAsync(AccessContext context, List<BundleEntry> entries, string baseUrl, string? returnPreference, CancellationToken cancellationToken)
     {
         // FHIR R4 (http.html, transaction rules): the resources a transaction deletes, creates or updates must not overlap.
         var changed = new Dictionary<(string Type, string Id), int>();
@@ -537,7 +553,7 @@ public sealed partial class RecordsService
             await scope.CommitAsync(cancellationToken);
             Touch(context, written);
         }
-        return (200, WriteResponseBundle("transaction-response", responses!, baseUrl));
+        return (200, WriteResponseBundle("transaction-response", Preferred(entries, [.. responses!.Select(r => r!)], returnPreference), baseUrl));
 
         static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
             (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" })));
@@ -826,7 +842,7 @@ public sealed partial class RecordsService
             if (response.Location is not null) writer.WriteString("location", response.Location);
             if (response.Version > 0) writer.WriteString("etag", FhirJson.ETag(response.Version));
             if (response.LastUpdated > 0) writer.WriteString("lastModified", FhirInstant.Format(response.LastUpdated));
-            if (response.Issues is { Count: > 0 } && response.Status >= 400)
+            if (response.Issues is { Count: > 0 } && (response.Status >= 400 || response.Resource is null))
             {
                 writer.WritePropertyName("outcome");
                 FhirJson.WriteOperationOutcome(writer, response.Issues);

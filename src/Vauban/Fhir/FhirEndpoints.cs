@@ -229,7 +229,8 @@ internal static class FhirEndpoints
                     error => http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
                         "Unexpected {ExceptionType} at {Site} in a batch entry (correlation {CorrelationId})",
                         error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier),
-                    options.MaxResourceBytes);
+                    options.MaxResourceBytes, FhirHttp.ReturnPreference(http));
+                if (status == 200 && FhirHttp.ReturnPreference(http) is { } preference) http.Response.Headers["Preference-Applied"] = "return=" + preference;
                 return FhirHttp.Bundle(status, body);
             }
         });

@@ -70,7 +70,7 @@ internal static class FhirHttp
     }
 
     /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>
-    private static string? ReturnPreference(HttpContext context)
+    public static string? ReturnPreference(HttpContext context)
     {
         foreach (var header in context.Request.Headers["Prefer"])
         {

@@ -794,6 +794,38 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         }
     }
 
+    [Theory]
+    [InlineData("batch")]
+    [InlineData("transaction")]
+    public async Task A_bundles_writes_are_answered_as_Prefer_return_asks_and_its_reads_keep_their_resource(string type)
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Prefere"))).GetProperty("id").GetString()!;
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "{{type}}", "entry": [
+              { "resource": {{Samples.Patient(family: "Prefere")}}, "request": { "method": "POST", "url": "Patient" } },
+              { "resource": {{Samples.Patient(family: "Prefere", id: id)}}, "request": { "method": "PUT", "url": "Patient/{{id}}" } },
+              { "request": { "method": "GET", "url": "Patient/{{id}}" } } ] }
+            """;
+        foreach (var preference in new[] { "minimal", "OperationOutcome", "representation" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/fhir") { Content = FhirContent.Json(bundle) };
+            request.Headers.TryAddWithoutValidation("Prefer", "return=" + preference);
+            using var response = await Api.SendAsync(request);
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+            Assert.Equal("return=" + preference, response.Headers.GetValues("Preference-Applied").Single());
+            var entries = body.GetProperty("entry");
+            Assert.StartsWith("201", entries[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+            for (var i = 0; i < 2; i++)
+            {
+                Assert.Equal(preference == "representation", entries[i].TryGetProperty("resource", out _));
+                Assert.Equal(preference == "OperationOutcome", entries[i].GetProperty("response").TryGetProperty("outcome", out _));
+                Assert.True(entries[i].GetProperty("response").TryGetProperty("etag", out _));
+            }
+            Assert.Equal("Prefere", entries[2].GetProperty("resource").GetProperty("name")[0].GetProperty("family").GetString());
+        }
+    }
+
     [Fact]
     public async Task Everything_of_a_deleted_patient_answers_410_as_its_read_does()
     {
