@@ -292,8 +292,12 @@ public sealed partial class RecordsGuard
             // Bulk reads need a stated reason.
             // One $everything is one patient's record, however many pages and times it is read in: the distinct patients
             // whose $everything was asked for (each call's first page) are counted, and the next pages (sealed to the same
-            // principal and patient) are weighed as the records they carry, like any read.
-            var everythingOf = request.Interaction == Interaction.Everything && request.PageDepth == 1 ? request.Subject ?? "" : null;
+            // principal and patient) are weighed as the records they carry, like any read. An API client's only: a person's
+            // $everything is the chart she opens, one patient at a time, which her distinct-patient levels weigh as any read
+            // (before, the fourth chart of an hour was refused for want of a reason the pages cannot give, shown as "not in
+            // your care", and the 51st of a day suspended a front desk).
+            var everythingOf = principal.Kind == PrincipalKind.ApiClient && request.Interaction == Interaction.Everything && request.PageDepth == 1
+                ? request.Subject ?? "" : null;
             if (everythingOf is not null && !reasonStated && !state.Everything.Contains(ReadingState.Hour, everythingOf, nowMs)
                 && state.Everything.Count(ReadingState.Hour, nowMs) >= limits.EverythingWithoutReasonPerHour)
             {
