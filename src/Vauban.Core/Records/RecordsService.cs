@@ -833,9 +833,11 @@ public sealed partial class RecordsService
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var counted = new HashSet<string>(StringComparer.Ordinal);
         var identities = new HashSet<string>(StringComparer.Ordinal);
+        var ofPatients = 0;
         foreach (var row in rows)
         {
             if (row.Compartment is not { } patient) continue;
+            ofPatients++;
             patients.Add(patient);
             // What the principal wrote itself reveals nothing it did not have.
             if (string.Equals(row.CreatedBy, context.Principal.Id, StringComparison.Ordinal)) continue;
@@ -843,7 +845,11 @@ public sealed partial class RecordsService
             // A Patient row is the identity itself (a deleted version in a history carries no body).
             if (row.Type == PatientTypeCode && !row.Deleted) identities.Add(patient);
         }
-        var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, rows.Count, patients, counted, depth)
+        // A person's result volume is of patients' records: the directory of practitioners, their roles and the establishment's
+        // services, which her booking form lists each time it is shown (~400 records), is not what the volume guards against, and
+        // suspended a front desk booking a dozen appointments an hour. An API client's counts every record.
+        var volume = context.Principal.Kind == PrincipalKind.Person ? ofPatients : rows.Count;
+        var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, volume, patients, counted, depth)
             {
                 Identities = identities,
                 Scheduled = scheduled is null ? [] : counted.Where(scheduled.Contains).ToList(),

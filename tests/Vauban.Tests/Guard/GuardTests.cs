@@ -541,6 +541,32 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_persons_result_volume_counts_patients_records_not_the_directory_of_practitioners()
+    {
+        // A volume bound of 30 search results an hour for physicians. The booking form lists the practitioners (~400 records a
+        // showing in a hospital): before, a desk booking a dozen appointments an hour was suspended by the directory alone.
+        var options = new GuardOptions { SlowDelay = TimeSpan.Zero, Roles = new Dictionary<StaffRole, GuardLimits> { [StaffRole.Physician] = new() { SearchRecordsPerHour = new(Suspend: 30) } } };
+        await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = options });
+        var tenant = await server.Store.Tenants.AddAsync("hopital-volume", None);
+        var drA = await server.CreateAsOperatorAsync(tenant, Samples.Practitioner("Alpha", "10000000001"));
+        for (var i = 0; i < 40; i++) await server.CreateAsOperatorAsync(tenant, Samples.Practitioner("Annuaire" + i, (10000000100L + i).ToString(CultureInfo.InvariantCulture)));
+        var patient = await server.CreateAsOperatorAsync(tenant, Samples.Patient(family: "Suivie"));
+        await server.CreateAsOperatorAsync(tenant, Samples.Encounter(patient, drA, Day(-3)));
+        for (var i = 0; i < 40; i++) await server.CreateAsOperatorAsync(tenant, Samples.Observation("Patient/" + patient, effective: Day(-i - 1)));
+        AccessContext Dr() => DrA() with { Tenant = tenant, Principal = DrA().Principal with { Practitioner = drA } };
+        for (var k = 0; k < 3; k++)
+        {
+            var directory = await server.Store.Records.SearchAsync(Dr(), "Practitioner", [new("_count", "100")], null, false, None);
+            Assert.Equal(RecordStatus.Ok, directory.Status);
+            Assert.Equal(41, directory.Entries.Count);
+        }
+        // Forty of one patient's results at once are beyond the volume bound: suspended, the reason naming it.
+        var results = await server.Store.Records.SearchAsync(Dr(), "Observation", [new("patient", "Patient/" + patient), new("_count", "100")], null, false, None);
+        Assert.Equal(RecordStatus.Locked, results.Status);
+        Assert.Contains("search results in an hour", (await server.Store.Guard.ContainmentsAsync(tenant.Id, None)).Single().Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_stolen_session_listing_its_physicians_agenda_day_after_day_meets_the_hour_bound()
     {
         // A day's list is left out of the minute only: listing day after day, the thief meets the hour's level (60 for a
