@@ -240,6 +240,20 @@ public abstract class PrescriptionsPageTests(Engine engine) : StaffPageTests(eng
         Assert.Contains(refusals, e => e.Action == AuditAction.Update && e.Outcome != AuditOutcome.Success);
         Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
     }
+
+    [Fact]
+    public async Task A_forged_prescription_by_a_desk_without_a_practitioner_record_is_the_doors_refusal_and_audited()
+    {
+        // Before, the page answered "your account acts as no practitioner" (400) before asking the door: no trace of the attempt.
+        await EnrolAsync("desk@chu.example", StaffRole.Secretary, null);
+        using var desk = await SignedInAsync("desk@chu.example");
+        var (forged, forgedHtml) = await PrescribeAsync(desk, Form());
+        Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + forgedHtml);
+        Assert.Equal("Nothing was prescribed. Your role does not prescribe.", StaffClient.ById(forgedHtml, "error"));
+        Assert.Single(await PrescriptionsOfAsync("mine"));
+        var refusals = await Server.AuditEntriesOfAsync(Tenant, "desk@chu.example", AuditAction.Create);
+        Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
+    }
 }
 
 public sealed class PrescriptionsPageTests_Sqlite() : PrescriptionsPageTests(Engine.Sqlite);

@@ -55,6 +55,12 @@ public sealed class PrescriptionsModel : PatientPage
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
         if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
+        // The door's own check first: a role that may not prescribe (a nurse, the desk) posting the form is the records service's
+        // refusal, audited, not the page's "no practitioner" (which left no trace of the attempt).
+        if (await Store.Records.AdmitAsync(access, Interaction.Create, "MedicationRequest", null, HttpContext.RequestAborted) is { } refused)
+        {
+            return await RefusedAsync(refused, "Nothing was prescribed.", Interaction.Create);
+        }
         if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: a prescription is signed by one.");
         var (prescription, problem) = Prescription.Read(Medication, Dosage, Days, Repeats, NotSubstitutable, Note, "Practitioner/" + practitioner);
         if (prescription is null) return await ShowAsync(400, problem);
