@@ -69,6 +69,9 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     private static Task<(HttpResponseMessage Response, string Html)> SearchAsync(StaffClient staff, Dictionary<string, string> fields) =>
         staff.SubmitAsync("/patients", fields);
 
+    private static Task<(HttpResponseMessage Response, string Html)> OpenByIdAsync(StaffClient staff, string id) =>
+        staff.SubmitAsync("/patients", new Dictionary<string, string> { ["id"] = id }, "/patients?handler=open");
+
     [Fact]
     public async Task A_physician_opens_the_charts_of_her_patients_one_after_another_and_the_desk_sixty_in_a_day()
     {
@@ -231,15 +234,19 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var (unknown, unknownHtml) = await doctor.GetAsync("/patients/no-such-patient");
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Contains("No patient with this id.", unknownHtml, StringComparison.Ordinal);
-        var (badId, badIdHtml) = await doctor.GetAsync("/patients?handler=open&id=" + Uri.EscapeDataString("../etc/passwd"));
+        var (badId, badIdHtml) = await OpenByIdAsync(doctor, "../etc/passwd");
         Assert.Equal(HttpStatusCode.BadRequest, badId.StatusCode);
         Assert.Contains("A patient id is", badIdHtml, StringComparison.Ordinal);
-        var (nir, nirHtml) = await doctor.GetAsync("/patients?handler=open&id=" + Samples.ValidNir("2710644109001"));
+        var (nir, nirHtml) = await OpenByIdAsync(doctor, Samples.ValidNir("2710644109001"));
         Assert.Equal(HttpStatusCode.BadRequest, nir.StatusCode);
         Assert.Null(nir.Headers.Location);
         Assert.Contains("This looks like a social-security number (NIR)", nirHtml, StringComparison.Ordinal);
-        var (open, _) = await doctor.GetAsync("/patients?handler=open&id=" + _ids["mine"]);
+        var (open, _) = await OpenByIdAsync(doctor, _ids["mine"]);
         Assert.Equal($"/patients/{_ids["mine"]}", open.Headers.Location?.ToString());
+        // Typed into no URL: the form is posted, and a GET of the old form's URL opens nothing.
+        var (got, _) = await doctor.GetAsync("/patients?handler=open&id=" + _ids["mine"]);
+        Assert.Equal(HttpStatusCode.OK, got.StatusCode);
+        Assert.Null(got.Headers.Location);
         // Without the antiforgery token the search is refused and runs nothing.
         var (forged, _) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Family"] = "Chartier" }, withToken: false);
         Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);

@@ -46,8 +46,10 @@ public sealed class PatientSearchModel : StaffPage
         if (Resume is not null && (Resume.Length > 1500 || !Resume.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))) Resume = null;
     }
 
-    /// <summary>"Open by id": to the chart, whose answer (the record, or the way to break the glass) is the records service's.</summary>
-    public IActionResult OnGetOpen(string? id)
+    /// <summary>"Open by id": to the chart, whose answer (the record, or the way to break the glass) is the records service's. Posted,
+    /// as the search is: what is typed (an NIR or a name in the wrong field, say) never goes into a URL — a GET put it in the
+    /// browser's history and the proxies' logs before the server could refuse it.</summary>
+    public IActionResult OnPostOpen([FromForm(Name = "id")] string? id)
     {
         id = id?.Trim();
         Response.StatusCode = 400;
