@@ -126,12 +126,28 @@ public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(e
         Assert.Equal(before + 2, (await PatientsAsync()).Count);
     }
 
+    [Fact]
+    public async Task A_name_typed_with_combining_accents_is_registered_composed()
+    {
+        // "Lefèvre" as a Mac or a paste types it: e and a combining grave accent. Stored, and found, as the composed letter.
+        using var desk = await SignedInAsync("desk@chu.example");
+        var fields = Identity(family: "Lefe\u0300vre", given: "Ame\u0301lie");
+        var (done, doneHtml) = await desk.SubmitAsync(Form, fields);
+        Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
+        var id = done.Headers.Location!.ToString()["/patients/".Length..];
+        var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
+        Assert.Equal("Lef\u00E8vre", patient.GetProperty("name")[0].GetProperty("family").GetString());
+        Assert.Equal("Am\u00E9lie", patient.GetProperty("name")[0].GetProperty("given")[0].GetString());
+    }
+
     // Each bad input (the field, the value typed, what the page must say). One server and one sign-in for all: none writes anything.
     private static readonly (string Field, string Value, string Said)[] BadInputs =
     [
         ("Family", "", "Give the birth name"),
         ("Family", "Lefèvre3", "letters, spaces, hyphens and apostrophes only"),
         ("Family", "Le\u200Bfèvre", "control or invisible characters"),
+        // A Cyrillic А among Latin letters: a name that looks like a registered one and is not found by it (identity vigilance).
+        ("Family", "LEF\u0410VRE", "mixes Latin letters with Cyrillic or Greek ones"),
         ("Given", new string('a', 101), "at most 100 characters"),
         ("Sex", "f", "Choose the patient's sex"),
         ("BirthDate", "23/11/1984", "Give the birth date"),

@@ -2,6 +2,7 @@
 // date that is past, a NIR whose key is right and that agrees with the sex and birth date given (identity vigilance: a NIR
 // typed for the wrong person is the commonest identity error), and the contact details' rules (PatientContact); whether the person may register a
 // patient, the duplicate checks and the write itself are the records service's (policy, guard, audit).
+using System.Collections.Frozen;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -83,11 +84,40 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         return null;
     }
 
+    /// <summary>Accents typed as combining marks (a Mac's keyboard, a paste) composed with their letter: "Lefe\u0300vre" is "Lefèvre".
+    /// By a table of the Latin letters with the accents names carry, since the server runs with invariant globalization, where
+    /// <see cref="string.Normalize()"/> composes nothing (it was called here, and a decomposed name was refused as not letters).
+    /// A mark no letter here composes with stays, and the name is refused as holding something else than letters.</summary>
+    internal static string Composed(string typed)
+    {
+        if (!typed.Any(c => c is >= '\u0300' and <= '\u036F')) return typed;
+        var composed = new System.Text.StringBuilder(typed.Length);
+        foreach (var c in typed)
+        {
+            if (composed.Length > 0 && Accented.TryGetValue((composed[^1], c), out var letter)) composed[^1] = letter;
+            else composed.Append(c);
+        }
+        return composed.ToString();
+    }
+
+    private static readonly FrozenDictionary<(char Letter, char Mark), char> Accented = new (char Mark, string Letters, string Composed)[]
+    {
+        ('\u0300', "AEIOUaeiou", "ÀÈÌÒÙàèìòù"),
+        ('\u0301', "AEIOUYaeiouyCcLlNnRrSsZz", "ÁÉÍÓÚÝáéíóúýĆćĹĺŃńŔŕŚśŹź"),
+        ('\u0302', "AEIOUaeiouCcGgHhJjSsWwYy", "ÂÊÎÔÛâêîôûĈĉĜĝĤĥĴĵŜŝŴŵŶŷ"),
+        ('\u0303', "ANOanoIiUu", "ÃÑÕãñõĨĩŨũ"),
+        ('\u0308', "AEIOUaeiouyY", "ÄËÏÖÜäëïöüÿŸ"),
+        ('\u030A', "AaUu", "ÅåŮů"),
+        ('\u0327', "CcGgKkLlNnRrSsTt", "ÇçĢģĶķĻļŅņŖŗŞşŢţ"),
+    }.SelectMany(m => m.Letters.Select((letter, i) => KeyValuePair.Create((letter, m.Mark), m.Composed[i]))).ToFrozenDictionary();
+
+    private static bool IsLatin(char c) => c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '\u00C0' and <= '\u024F' or >= '\u1E00' and <= '\u1EFF';
+
     private static (string? Value, string? Problem) Name(string? typed, string what, bool required)
     {
         // Composed (an accent pasted as a combining mark is one letter with it), and the typographic apostrophe as the plain one, so
         // that "O’Neill" is stored, and found, as "O'Neill" is.
-        var composed = string.IsNullOrWhiteSpace(typed) ? null : typed.Normalize(System.Text.NormalizationForm.FormC).Replace('’', '\'');
+        var composed = string.IsNullOrWhiteSpace(typed) ? null : Composed(typed).Replace('’', '\'');
         var value = composed is null ? null : string.Join(' ', composed.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         if (value is null) return required ? (null, $"Give the {what}.") : (null, null);
         if (value.Length > MaximumNameLength) return (null, $"The {what} is at most {MaximumNameLength} characters.");
@@ -96,6 +126,12 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         if (!value.Any(char.IsLetter) || value.Any(c => !(char.IsLetter(c) || c is ' ' or '-' or '\'' or '.')))
         {
             return (null, $"The {what} holds letters, spaces, hyphens and apostrophes only.");
+        }
+        // A Cyrillic or Greek letter that looks like a Latin one (А, Е, О, Р, Α…) among Latin letters: a name that reads as a registered
+        // patient's and is not found by it, so identity vigilance never sees the namesake.
+        if (value.Any(IsLatin) && value.Any(c => c is >= '\u0370' and <= '\u03FF' or >= '\u0400' and <= '\u052F'))
+        {
+            return (null, $"The {what} mixes Latin letters with Cyrillic or Greek ones that look alike: type it in one alphabet.");
         }
         return (value, null);
     }
