@@ -766,7 +766,14 @@ public sealed partial class RecordsGuard
     }
 
     private string LimitsName(Principal principal) =>
-        principal.Kind == PrincipalKind.ApiClient ? "API clients" : principal.Role is { } role ? AccessPolicy.RoleName(role) + "s" : "people";
+        principal.Kind == PrincipalKind.ApiClient ? "API clients" : principal.Role switch
+        {
+            StaffRole.Secretary => "secretaries",
+            StaffRole.Billing => "billing staff",
+            StaffRole.SecurityOfficer => "security officers",
+            { } role => AccessPolicy.RoleName(role) + "s",
+            null => "people",
+        };
 
     private static string Who(Principal principal) => principal.Kind switch
     {

@@ -169,11 +169,18 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         Assert.Contains(searches, e => e.Outcome == AuditOutcome.Success && e.Detail.Patient == Ids["paul"]);
 
         // A day that is no date: 400, said.
-        foreach (var day in new[] { "06/12/2026", "2026-13-01", "demain" })
+        foreach (var day in new[] { "06/12/2026", "demain" })
         {
             var (bad, badHtml) = await doctor.GetAsync("/appointments?day=" + Uri.EscapeDataString(day));
             Assert.True(bad.StatusCode == HttpStatusCode.BadRequest, day + ": " + bad.StatusCode);
             Assert.Equal("Give the day as year-month-day.", StaffClient.ById(badHtml, "error"));
+        }
+        // Written as asked, and no day: said so.
+        foreach (var day in new[] { "2026-13-01", "2026-02-30", "0001-01-01" })
+        {
+            var (bad, badHtml) = await doctor.GetAsync("/appointments?day=" + day);
+            Assert.True(bad.StatusCode == HttpStatusCode.BadRequest, day + ": " + bad.StatusCode);
+            Assert.StartsWith("There is no such day", StaffClient.ById(badHtml, "error"), StringComparison.Ordinal);
         }
 
         // An account without a practitioner record (the front desk) has no agenda, and is told why.

@@ -230,7 +230,11 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Contains("Give a family name, a given name, a birth date or an identifier.", emptyHtml, StringComparison.Ordinal);
         var (badDate, badDateHtml) = await SearchAsync(doctor, new() { ["BirthDate"] = "1971-13-45" });
         Assert.Equal(HttpStatusCode.BadRequest, badDate.StatusCode);
-        Assert.Contains("birthdate", badDateHtml, StringComparison.Ordinal);
+        Assert.Contains("Give the birth date as a day that exists", badDateHtml, StringComparison.Ordinal);
+        var (noSuchDay, _) = await SearchAsync(doctor, new() { ["BirthDate"] = "1980-02-30" });
+        Assert.Equal(HttpStatusCode.BadRequest, noSuchDay.StatusCode);
+        var (year, _) = await SearchAsync(doctor, new() { ["BirthDate"] = "1971" });
+        Assert.Equal(HttpStatusCode.OK, year.StatusCode);
         var (unknown, unknownHtml) = await doctor.GetAsync("/patients/no-such-patient");
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         Assert.Contains("No patient with this id.", unknownHtml, StringComparison.Ordinal);

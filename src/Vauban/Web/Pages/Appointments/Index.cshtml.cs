@@ -61,7 +61,10 @@ public sealed class AgendaModel : StaffPage
         {
             if (!DateOnly.TryParseExact(Day.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) || day.Year < 1900 || day.Year > 9998)
             {
-                return Refuse(400, "Give the day as year-month-day.");
+                // 2026-02-30 is written as asked, and is no day: said so, rather than asked for the form it has.
+                return Refuse(400, System.Text.RegularExpressions.Regex.IsMatch(Day.Trim(), @"^\d{4}-\d{2}-\d{2}$")
+                    ? "There is no such day: give a day that exists, from 1900 to 9998 (year-month-day)."
+                    : "Give the day as year-month-day.");
             }
             Date = day;
         }

@@ -75,6 +75,15 @@ public sealed class PatientSearchModel : StaffPage
         }
         Add("family", Family);
         Add("given", Given);
+        // The form's date field gives year-month-day; anything else (a day that does not exist, typed where the field is text) is
+        // said in the page's words, not the FHIR search's ("'birthdate' expects a FHIR date… prefixed by eq, ne…").
+        if (!string.IsNullOrWhiteSpace(BirthDate)
+            && !DateOnly.TryParseExact(BirthDate.Trim(), ["yyyy-MM-dd", "yyyy-MM", "yyyy"], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _))
+        {
+            Response.StatusCode = 400;
+            Error = "Give the birth date as a day that exists (year-month-day), or a year or a month (year-month).";
+            return Page();
+        }
         Add("birthdate", BirthDate);
         Add("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal)));
         var next = string.IsNullOrEmpty(Next) ? null : Next;

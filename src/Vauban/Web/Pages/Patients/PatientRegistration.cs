@@ -120,18 +120,20 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         var composed = string.IsNullOrWhiteSpace(typed) ? null : Composed(typed).Replace('’', '\'');
         var value = composed is null ? null : string.Join(' ', composed.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         if (value is null) return required ? (null, $"Give the {what}.") : (null, null);
-        if (value.Length > MaximumNameLength) return (null, $"The {what} is at most {MaximumNameLength} characters.");
-        if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} holds control or invisible characters: type it plainly.");
+        // "The given names hold…", "the used name holds…".
+        var (are, hold, mix, it) = what.EndsWith('s') ? ("are", "hold", "mix", "them") : ("is", "holds", "mixes", "it");
+        if (value.Length > MaximumNameLength) return (null, $"The {what} {are} at most {MaximumNameLength} characters.");
+        if (StatedText.HasHiddenCharacters(value)) return (null, $"The {what} {hold} control or invisible characters: type {it} plainly.");
         // Letters, with the separators French names use (Jean-Pierre, O'Neill, Saint Just).
         if (!value.Any(char.IsLetter) || value.Any(c => !(char.IsLetter(c) || c is ' ' or '-' or '\'' or '.')))
         {
-            return (null, $"The {what} holds letters, spaces, hyphens and apostrophes only.");
+            return (null, $"The {what} {hold} letters, spaces, hyphens and apostrophes only.");
         }
         // A Cyrillic or Greek letter that looks like a Latin one (А, Е, О, Р, Α…) among Latin letters: a name that reads as a registered
         // patient's and is not found by it, so identity vigilance never sees the namesake.
         if (value.Any(IsLatin) && value.Any(c => c is >= '\u0370' and <= '\u03FF' or >= '\u0400' and <= '\u052F'))
         {
-            return (null, $"The {what} mixes Latin letters with Cyrillic or Greek ones that look alike: type it in one alphabet.");
+            return (null, $"The {what} {mix} Latin letters with Cyrillic or Greek ones that look alike: type {it} in one alphabet.");
         }
         return (value, null);
     }
