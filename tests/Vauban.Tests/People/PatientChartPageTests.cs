@@ -433,6 +433,23 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         System.Text.RegularExpressions.Regex.Matches(html, "data-ref=\"Appointment/([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
 
     [Fact]
+    public async Task The_same_booking_form_sent_twice_books_once()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, form) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
+        var fields = Booking(ParisDate(4));
+        fields["Practitioner"] = _ids["drA"];
+        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (first, firstHtml) = await BookAsync(doctor, fields);
+        Assert.True(first.StatusCode == HttpStatusCode.Redirect, first.StatusCode + firstHtml);
+        var (second, _) = await BookAsync(doctor, fields);
+        Assert.Equal(HttpStatusCode.Redirect, second.StatusCode);
+        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.StartsWith("This form had already been sent", StaffClient.ById(chart, "done"), StringComparison.Ordinal);
+        Assert.Equal(2, Appointments(chart).Count); // the one of the set-up, and this one once
+    }
+
+    [Fact]
     public async Task A_physician_books_an_appointment_from_the_chart_and_it_is_a_FHIR_appointment_in_the_audit_trail()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");

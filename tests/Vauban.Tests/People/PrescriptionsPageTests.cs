@@ -64,6 +64,30 @@ public abstract class PrescriptionsPageTests(Engine engine) : StaffPageTests(eng
         staff.SubmitAsync(Page, fields, Page + "?handler=prescribe");
 
     [Fact]
+    public async Task The_same_prescription_form_sent_twice_prescribes_once()
+    {
+        // A double click, or Back and "send again": the form's key is the showing's, and its second post does nothing.
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, page) = await doctor.GetAsync(Page);
+        var fields = Form();
+        fields["Submission"] = StaffClient.FieldValue(page, "Submission")!;
+        Assert.Matches("^[0-9A-F]{32}$", fields["Submission"]);
+        var (first, firstHtml) = await PrescribeAsync(doctor, fields);
+        Assert.True(first.StatusCode == HttpStatusCode.Redirect, first.StatusCode + firstHtml);
+        var (second, _) = await PrescribeAsync(doctor, fields);
+        Assert.Equal(HttpStatusCode.Redirect, second.StatusCode);
+        var (_, after) = await doctor.GetAsync(Page);
+        Assert.StartsWith("This form had already been sent", StaffClient.ById(after, "done"), StringComparison.Ordinal);
+        Assert.Equal(2, (await PrescriptionsOfAsync("mine")).Count); // the one before, and this one once
+        // A new showing of the page is a new form: the same medication prescribed again on purpose is written.
+        var (_, again) = await doctor.GetAsync(Page);
+        fields["Submission"] = StaffClient.FieldValue(again, "Submission")!;
+        var (third, _) = await PrescribeAsync(doctor, fields);
+        Assert.Equal(HttpStatusCode.Redirect, third.StatusCode);
+        Assert.Equal(3, (await PrescriptionsOfAsync("mine")).Count);
+    }
+
+    [Fact]
     public async Task A_physician_prescribes_and_it_is_a_signed_FHIR_medication_request_in_the_audit_trail()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");

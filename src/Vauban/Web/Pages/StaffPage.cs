@@ -17,6 +17,28 @@ public abstract class StaffPage : PageModel
     /// <summary>Now, by the server's clock (the one the records services and sessions keep time by).</summary>
     protected DateTimeOffset UtcNow => HttpContext.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
 
+    /// <summary>The key of a form that writes, made for each showing of the page (<see cref="SubmittedForms"/>): its hidden field
+    /// <c>Submission</c>.</summary>
+    public string FormKey { get; } = SubmittedForms.NewKey();
+
+    /// <summary>The key the posted form carried (absent from a form of before, or one not made by a page: then nothing is held).</summary>
+    [BindProperty] public string? Submission { get; set; }
+
+    /// <summary>Whether the posted form was already sent in this session (a double click, Back and send again): the act is not done
+    /// again. Otherwise the key is claimed: <see cref="ReleaseSubmission"/> when the act is then not done, so the form may be sent
+    /// again.</summary>
+    protected bool AlreadySubmitted() => SubmittedForms.IsKey(Submission) && Person?.Session.Id is { } session
+        && !HttpContext.RequestServices.GetRequiredService<SubmittedForms>().Claim(session, Submission!);
+
+    protected void ReleaseSubmission()
+    {
+        if (SubmittedForms.IsKey(Submission) && Person?.Session.Id is { } session) HttpContext.RequestServices.GetRequiredService<SubmittedForms>().Release(session, Submission!);
+    }
+
+    /// <summary>The answer to a form sent again: back to <paramref name="page"/>, which shows what was done.</summary>
+    protected RedirectResult SentTwice(PathString page) =>
+        Acted("This form had already been sent: it was not sent again. What was recorded is shown here.", page);
+
     /// <summary>What the act just done did: set by the act, shown once by the page its answer redirects to.</summary>
     [TempData] public string? Done { get; set; }
 

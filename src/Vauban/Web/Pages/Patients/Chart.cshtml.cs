@@ -108,12 +108,15 @@ public sealed class ChartModel : StaffPage
             return await ShowAsync(400, ChoosePractitioner);
         }
         if (chosen.Status != RecordStatus.Ok) return await RefusedAsync(chosen, "The appointment was not booked.", Interaction.Create);
+        // A double click, or Back and send again: one appointment, not two.
+        if (AlreadySubmitted()) return SentTwice(Request.Path);
         // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
         var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created)
         {
             return Acted($"Booked {PatientChart.InParis(booking.Start)} ({booking.Minutes} minutes) with {name}.");
         }
+        ReleaseSubmission();
         if (result.Status == RecordStatus.Forbidden && !Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
         {
             return await ShowAsync(403, "Your role does not book appointments.");

@@ -64,9 +64,12 @@ public sealed class PrescriptionsModel : PatientPage
         if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(400, "Your account acts as no practitioner: a prescription is signed by one.");
         var (prescription, problem) = Prescription.Read(Medication, Dosage, Days, Repeats, NotSubstitutable, Note, "Practitioner/" + practitioner);
         if (prescription is null) return await ShowAsync(400, problem);
+        // A double click, or Back and send again: one prescription, not two.
+        if (AlreadySubmitted()) return SentTwice(Request.Path);
         // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
         var result = await Store.Records.CreateAsync(access, "MedicationRequest", prescription.ToFhir(Id, UtcNow), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created) return Acted($"Prescribed {prescription.Medication}.");
+        ReleaseSubmission();
         return await RefusedAsync(result, "Nothing was prescribed.", Interaction.Create);
     }
 

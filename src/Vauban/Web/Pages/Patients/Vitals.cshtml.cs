@@ -35,6 +35,7 @@ public sealed class VitalsModel : PatientPage
         if (!IdRules.IsValid(Id)) return await ShowAsync(access, 404, null);
         var (signs, problem) = VitalSigns.Read(Measures, Date, Time, UtcNow);
         if (signs is null) return await ShowAsync(access, 400, problem);
+        if (AlreadySubmitted()) return SentTwice("/patients/" + Uri.EscapeDataString(Id));
         var performer = access.Principal.Practitioner is { } practitioner ? "Practitioner/" + practitioner : null;
         var (status, body) = await Store.Records.ProcessBundleAsync(access, signs.ToTransaction(Id, performer), FhirHttp.BaseUrl(HttpContext), HttpContext.RequestAborted);
         if (status == 200)
@@ -42,6 +43,7 @@ public sealed class VitalsModel : PatientPage
             Done = signs.Summary();
             return Redirect(Request.PathBase + "/patients/" + Uri.EscapeDataString(Id));
         }
+        ReleaseSubmission();
         if (status == 401) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
         const string notDone = "Nothing was recorded.";
         if (status is 404 or 410) return await ShowAsync(access, 404, null);
