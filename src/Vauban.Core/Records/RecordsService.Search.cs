@@ -63,9 +63,7 @@ public sealed partial class RecordsService
     /// it would let a stolen session meet the hour's levels in seconds rather than minutes.</summary>
     private bool IsOwnSchedule(AccessContext context, SearchQuery query)
     {
-        if (query.Type != KnownResourceTypes.Appointment
-            || context.Principal is not { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
-            || !query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner)
+        if (!AppointmentsNamingHer(context, query)
             || query.DateBounds(AppointmentDate) is not { } bounds
             || bounds.To - bounds.From > LongestDayMs)
         {
@@ -74,6 +72,16 @@ public sealed partial class RecordsService
         var now = _time.GetUtcNow();
         return bounds.From >= (now - ScheduleBefore).ToUnixTimeMilliseconds() && bounds.To <= (now + ScheduleAhead).ToUnixTimeMilliseconds();
     }
+
+    /// <summary>Whether a search asks only for appointments that name the person herself (her practitioner record) as an actor:
+    /// each match is her own schedule, open to her whatever her care relationship with its patient (ADR 0006, revised
+    /// 2026-12-06). Before, an appointment booked beyond the care window's 90 days ahead for a patient not otherwise hers was
+    /// missing from her agenda, as if the slot were free. Its patient, brought by <c>_include</c>, is still judged by the rule of
+    /// care (the agenda shows "not open to you"); the guard counts and the audit records each match as any search's.</summary>
+    private static bool AppointmentsNamingHer(AccessContext context, SearchQuery query) =>
+        query.Type == KnownResourceTypes.Appointment
+        && context.Principal is { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
+        && query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner);
 
     /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
     private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
@@ -151,7 +159,8 @@ public sealed partial class RecordsService
         await using var own = scope is null ? await _database.OpenAsync(cancellationToken) : null;
         var connection = scope?.Connection ?? own!;
         var transaction = scope?.Transaction;
-        var screened = scope is null ? await ScreenAsync(context, query, after, query.SummaryCount || query.Count == 0 || query.TotalAccurate, cancellationToken) : null;
+        var screened = scope is null && !AppointmentsNamingHer(context, query)
+            ? await ScreenAsync(context, query, after, query.SummaryCount || query.Count == 0 || query.TotalAccurate, cancellationToken) : null;
         if (query.SummaryCount || query.Count == 0)
         {
             var total = screened?.Total ?? await CountAsync(context, connection, transaction, query, cancellationToken, newPatients);
@@ -374,7 +383,8 @@ public sealed partial class RecordsService
     {
         using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false, _policy.FilterFor(context, query.Type, command, Engine, newPatients));
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false,
+            AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients));
         static async Task<(List<StoredVersion>, List<string>)> Read(DbDataReader reader, SearchQuery query, CancellationToken cancellationToken)
         {
             var rows = new List<StoredVersion>();
@@ -397,7 +407,8 @@ public sealed partial class RecordsService
     {
         using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true, _policy.FilterFor(context, query.Type, command, Engine, newPatients));
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true,
+            AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients));
         static async Task<int> Read(DbDataReader reader, CancellationToken cancellationToken) =>
             await reader.ReadAsync(cancellationToken) ? Convert.ToInt32(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) : 0;
         if (transaction is null) return await _database.QueryAsync(command, Read, cancellationToken);

@@ -141,6 +141,27 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
     }
 
     [Fact]
+    public async Task An_appointment_booked_months_ahead_is_on_her_agenda_though_its_patient_is_not_yet_open_to_her()
+    {
+        // 150 days ahead, beyond the care window's 90: the appointment does not yet open the patient's record to her, but it is
+        // hers (it names her). Before, the day showed "no appointment", and the slot looked free.
+        var day = ParisDay(150);
+        var far = await Server.CreateAsOperatorAsync(Tenant, Samples.Patient(family: "Lointain", given: "Luc"));
+        await Server.CreateAsOperatorAsync(Tenant, Appointment(far, Ids["drA"], At(day, 9, 30), 20, description: "Première consultation"));
+        await Server.CreateAsOperatorAsync(Tenant, Appointment(far, Ids["drB"], At(day, 10, 0), 20));
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (page, html) = await doctor.GetAsync("/appointments?day=" + day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        Assert.True(page.StatusCode == HttpStatusCode.OK, page.StatusCode + html);
+        Assert.Contains($"<a href=\"/patients/{far}\">(not open to you)</a>", html, StringComparison.Ordinal);
+        Assert.Contains("Première consultation", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("LOINTAIN", html, StringComparison.Ordinal);
+        // Her colleague's appointment that day is not hers, and the patient's record stays closed to her.
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(html, "<td class=\"when\">"));
+        var (chart, _) = await doctor.GetAsync("/patients/" + far);
+        Assert.Equal(HttpStatusCode.Forbidden, chart.StatusCode);
+    }
+
+    [Fact]
     public async Task A_physician_sees_her_day_in_order_with_each_patient_and_not_a_colleagues_nor_another_days()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");
