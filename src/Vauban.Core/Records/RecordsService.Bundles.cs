@@ -102,8 +102,10 @@ public sealed partial class RecordsService
             ? response with
             {
                 Resource = null,
+                FullUrl = null,
                 Issues = preference == "minimal" ? null
-                    : [Issue.Information($"{(response.Status == 201 ? "Created" : "Updated")} {entries[i].Type}/{response.FullUrl?[(response.FullUrl.LastIndexOf('/') + 1)..]}, version {response.Version}.")],
+                    : [Issue.Information($"{(response.Status == 201 ? "Created" : entries[i].Method == "POST" ? "Matched (not written)" : "Updated")} "
+                        + $"{entries[i].Type}/{response.FullUrl?[(response.FullUrl.LastIndexOf('/') + 1)..]}, version {response.Version}.")],
             }
             : response)];
     }
@@ -741,14 +743,15 @@ public sealed partial class RecordsService
 
     /// <summary>A read entry's conditions (request.ifNoneMatch, else request.ifModifiedSince) held to as the If-None-Match and
     /// If-Modified-Since headers are on a read alone: the current version named (or *), or no change after the instant given (to
-    /// the second), answers 304 with the version and last update and no resource. The read itself was authorized, guarded and
+    /// the millisecond), answers 304 with the version and last update and no resource. The read itself was authorized, guarded and
     /// audited as any read: the client holds the version it names.</summary>
     private static EntryResponse NotModified(BundleEntry entry, EntryResponse read)
     {
         if (read.Status != 200) return read;
         var unchanged = entry.IfNoneMatch is { } versions
             ? versions.Any(v => v == FhirJson.AnyCurrentVersion || v == read.Version)
-            : entry.IfModifiedSince is { } since && read.LastUpdated / 1000 <= since / 1000;
+            // To the millisecond, as the entry's lastModified is given (an HTTP date has whole seconds; an instant need not).
+            : entry.IfModifiedSince is { } since && read.LastUpdated <= since;
         return unchanged ? new EntryResponse(304, null, read.Version, read.LastUpdated, null, null) : read;
     }
 

@@ -836,8 +836,9 @@ public sealed partial class RecordsService
         var ofPatients = 0;
         foreach (var row in rows)
         {
+            // By type, not by row (a patient's kind of record always names its patient: Compartments.NamesNoPatient refuses one that does not).
+            if (AccessPolicy.HasCompartment(TypeCodes.NameOf(row.Type))) ofPatients++;
             if (row.Compartment is not { } patient) continue;
-            ofPatients++;
             patients.Add(patient);
             // What the principal wrote itself reveals nothing it did not have.
             if (string.Equals(row.CreatedBy, context.Principal.Id, StringComparison.Ordinal)) continue;
@@ -845,7 +846,7 @@ public sealed partial class RecordsService
             // A Patient row is the identity itself (a deleted version in a history carries no body).
             if (row.Type == PatientTypeCode && !row.Deleted) identities.Add(patient);
         }
-        // A person's result volume is of patients' records: the directory of practitioners, their roles and the establishment's
+        // A person's result volume is of patients' kinds of records: the directory of practitioners, their roles and the establishment's
         // services, which her booking form lists each time it is shown (~400 records), is not what the volume guards against, and
         // suspended a front desk booking a dozen appointments an hour. An API client's counts every record.
         var volume = context.Principal.Kind == PrincipalKind.Person ? ofPatients : rows.Count;

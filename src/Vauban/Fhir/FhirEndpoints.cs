@@ -34,13 +34,14 @@ internal static class FhirEndpoints
 
         fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
-            if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
-            // Patient/$everything and other operations at the type level: no id starts with $, so this names an operation.
+            // Patient/$everything and other operations at the type level: no id starts with $, so this names an operation (said before
+            // its parameters are, which a read would refuse as a read's).
             if (id.StartsWith('$') && id.Length <= 64 && id.Skip(1).All(char.IsAsciiLetterOrDigit))
             {
                 return FhirHttp.Outcome(404, Issue.NotSupported($"The operation {id} is not supported on a type ([base]/[type]/{id})"
                     + (id == "$everything" ? ": ask it of one patient, GET [base]/Patient/[id]/$everything." : ".")));
             }
+            if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
             var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
             return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
         });

@@ -65,8 +65,10 @@ internal static class FhirHttp
     {
         context.Response.Headers.ETag = FhirJson.ETag(result.Version);
         context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
-        var now = DateTimeOffset.UtcNow;
-        if (now.ToUnixTimeMilliseconds() - result.LastUpdated < 3000) context.Response.Headers.Date = now.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        // The store stamps a version at least a millisecond after the one before, so a burst of writes may stamp one a little
+        // ahead of the clock: Date is then the version's own time.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        if (now - result.LastUpdated < 3000) context.Response.Headers.Date = FhirInstant.Http(Math.Max(now, result.LastUpdated));
     }
 
     /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>

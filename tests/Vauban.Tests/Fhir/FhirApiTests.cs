@@ -231,11 +231,14 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
             lastModified = (await update.BodyAsync()).GetProperty("meta").GetProperty("lastUpdated").GetString()!;
         }
         var later = DateTimeOffset.Parse(lastModified, System.Globalization.CultureInfo.InvariantCulture).AddSeconds(1).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        var before = DateTimeOffset.Parse(lastModified, System.Globalization.CultureInfo.InvariantCulture).AddMilliseconds(-1).ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
         (string Condition, string Status)[] cases =
         [
             ("\"ifNoneMatch\": \"W/\\\"2\\\"\"", "304 Not Modified"), ("\"ifNoneMatch\": \"*\"", "304 Not Modified"),
             ("\"ifNoneMatch\": \"W/\\\"1\\\", \\\"2\\\"\"", "304 Not Modified"), ("\"ifNoneMatch\": \"W/\\\"1\\\"\"", "200 OK"),
             ($"\"ifModifiedSince\": \"{later}\"", "304 Not Modified"), ("\"ifModifiedSince\": \"2000-01-01T00:00:00Z\"", "200 OK"),
+            // To the millisecond: the version's own instant is not after itself, a millisecond before it is.
+            ($"\"ifModifiedSince\": \"{lastModified}\"", "304 Not Modified"), ($"\"ifModifiedSince\": \"{before}\"", "200 OK"),
         ];
         foreach (var type in new[] { "batch", "transaction" })
         {
@@ -747,6 +750,7 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
             (HttpMethod.Get, "/fhir/_search?name=x", "search across all types"),
             (HttpMethod.Post, "/fhir/_search", "search across all types"),
             (HttpMethod.Get, "/fhir/Patient/$everything", "ask it of one patient"),
+            (HttpMethod.Get, "/fhir/Patient/$everything?_count=5", "ask it of one patient"),
             (HttpMethod.Get, "/fhir/Observation/$lastn", "operation $lastn is not supported"),
         ];
         foreach (var (method, path, said) in requests)

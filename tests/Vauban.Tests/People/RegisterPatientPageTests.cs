@@ -131,13 +131,14 @@ public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(e
     {
         // "Lefèvre" as a Mac or a paste types it: e and a combining grave accent. Stored, and found, as the composed letter.
         using var desk = await SignedInAsync("desk@chu.example");
-        var fields = Identity(family: "Lefe\u0300vre", given: "Ame\u0301lie");
+        var fields = Identity(family: "Lefe\u0300vre", given: "Ame\u0301lie Ve\u030Cra");
         var (done, doneHtml) = await desk.SubmitAsync(Form, fields);
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
         var id = done.Headers.Location!.ToString()["/patients/".Length..];
         var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
         Assert.Equal("Lef\u00E8vre", patient.GetProperty("name")[0].GetProperty("family").GetString());
         Assert.Equal("Am\u00E9lie", patient.GetProperty("name")[0].GetProperty("given")[0].GetString());
+        Assert.Equal("V\u011Bra", patient.GetProperty("name")[0].GetProperty("given")[1].GetString());
     }
 
     // Each bad input (the field, the value typed, what the page must say). One server and one sign-in for all: none writes anything.
@@ -147,7 +148,8 @@ public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(e
         ("Family", "Lefèvre3", "letters, spaces, hyphens and apostrophes only"),
         ("Family", "Le\u200Bfèvre", "control or invisible characters"),
         // A Cyrillic А among Latin letters: a name that looks like a registered one and is not found by it (identity vigilance).
-        ("Family", "LEF\u0410VRE", "mixes Latin letters with Cyrillic or Greek ones"),
+        ("Family", "LEF\u0410VRE", "mixes Latin letters with letters of another alphabet"),
+        ("Family", "DUP\uFF2FNT", "mixes Latin letters with letters of another alphabet"),
         ("Given", new string('a', 101), "at most 100 characters"),
         ("Sex", "f", "Choose the patient's sex"),
         ("BirthDate", "23/11/1984", "Give the birth date"),

@@ -102,13 +102,19 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
 
     private static readonly FrozenDictionary<(char Letter, char Mark), char> Accented = new (char Mark, string Letters, string Composed)[]
     {
-        ('\u0300', "AEIOUaeiou", "ÀÈÌÒÙàèìòù"),
-        ('\u0301', "AEIOUYaeiouyCcLlNnRrSsZz", "ÁÉÍÓÚÝáéíóúýĆćĹĺŃńŔŕŚśŹź"),
-        ('\u0302', "AEIOUaeiouCcGgHhJjSsWwYy", "ÂÊÎÔÛâêîôûĈĉĜĝĤĥĴĵŜŝŴŵŶŷ"),
-        ('\u0303', "ANOanoIiUu", "ÃÑÕãñõĨĩŨũ"),
-        ('\u0308', "AEIOUaeiouyY", "ÄËÏÖÜäëïöüÿŸ"),
-        ('\u030A', "AaUu", "ÅåŮů"),
-        ('\u0327', "CcGgKkLlNnRrSsTt", "ÇçĢģĶķĻļŅņŖŗŞşŢţ"),
+        ('\u0300', "AEIOUaeiouNnWwYy", "ÀÈÌÒÙàèìòùǸǹẀẁỲỳ"),
+        ('\u0301', "AEIOUYaeiouyCcLlNnRrSsZzGgKkMmPpWw", "ÁÉÍÓÚÝáéíóúýĆćĹĺŃńŔŕŚśŹźǴǵḰḱḾḿṔṕẂẃ"),
+        ('\u0302', "AEIOUaeiouCcGgHhJjSsWwYyZz", "ÂÊÎÔÛâêîôûĈĉĜĝĤĥĴĵŜŝŴŵŶŷẐẑ"),
+        ('\u0303', "ANOanoIiUuVvEeYy", "ÃÑÕãñõĨĩŨũṼṽẼẽỸỹ"),
+        ('\u0304', "AaEeIiOoUuYyGg", "ĀāĒēĪīŌōŪūȲȳḠḡ"),
+        ('\u0306', "AaEeGgIiOoUu", "ĂăĔĕĞğĬĭŎŏŬŭ"),
+        ('\u0307', "CcEeGgIZzAaOoBbDdFfHhMmNnPpRrSsTtWwXxYy", "ĊċĖėĠġİŻżȦȧȮȯḂḃḊḋḞḟḢḣṀṁṄṅṖṗṘṙṠṡṪṫẆẇẊẋẎẏ"),
+        ('\u0308', "AEIOUaeiouyYHhWwXxt", "ÄËÏÖÜäëïöüÿŸḦḧẄẅẌẍẗ"),
+        ('\u030A', "AaUuwy", "ÅåŮůẘẙ"),
+        ('\u030B', "OoUu", "ŐőŰű"),
+        ('\u030C', "CcDdEeLlNnRrSsTtZzAaIiOoUuGgKkjHh", "ČčĎďĚěĽľŇňŘřŠšŤťŽžǍǎǏǐǑǒǓǔǦǧǨǩǰȞȟ"),
+        ('\u0327', "CcGgKkLlNnRrSsTtEeDdHh", "ÇçĢģĶķĻļŅņŖŗŞşŢţȨȩḐḑḨḩ"),
+        ('\u0328', "AaEeIiUuOo", "ĄąĘęĮįŲųǪǫ"),
     }.SelectMany(m => m.Letters.Select((letter, i) => KeyValuePair.Create((letter, m.Mark), m.Composed[i]))).ToFrozenDictionary();
 
     private static bool IsLatin(char c) => c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '\u00C0' and <= '\u024F' or >= '\u1E00' and <= '\u1EFF';
@@ -129,11 +135,11 @@ public sealed record PatientRegistration(string Family, string? UsedFamily, IRea
         {
             return (null, $"The {what} {hold} letters, spaces, hyphens and apostrophes only.");
         }
-        // A Cyrillic or Greek letter that looks like a Latin one (А, Е, О, Р, Α…) among Latin letters: a name that reads as a registered
-        // patient's and is not found by it, so identity vigilance never sees the namesake.
-        if (value.Any(IsLatin) && value.Any(c => c is >= '\u0370' and <= '\u03FF' or >= '\u0400' and <= '\u052F'))
+        // A letter of another alphabet that looks like a Latin one (Cyrillic А, Greek Ο, a fullwidth Ｏ, an IPA ɑ) among Latin
+        // letters: a name that reads as a registered patient's and is not found by it, so identity vigilance never sees the namesake.
+        if (value.Any(IsLatin) && value.Any(c => char.IsLetter(c) && !IsLatin(c)))
         {
-            return (null, $"The {what} {mix} Latin letters with Cyrillic or Greek ones that look alike: type {it} in one alphabet.");
+            return (null, $"The {what} {mix} Latin letters with letters of another alphabet that look alike (Cyrillic, Greek, fullwidth): type {it} in one alphabet.");
         }
         return (value, null);
     }
