@@ -182,7 +182,8 @@ internal static class ResourceStamp
         }
     }
 
-    /// <summary>A narrative's <c>href</c> and <c>src</c> attributes that name a fullUrl of the bundle, rewritten to its record.</summary>
+    /// <summary>A narrative's <c>href</c> and <c>src</c> attributes that name a fullUrl of the bundle, rewritten to its record
+    /// (XHTML allows spaces around the attribute's <c>=</c>).</summary>
     internal static string RewrittenNarrative(string div, IReadOnlyDictionary<string, string> map)
     {
         System.Text.StringBuilder? rewritten = null;
@@ -190,19 +191,25 @@ internal static class ResourceStamp
         var at = 0;
         while (at < div.Length)
         {
-            var href = div.IndexOf("href=", at, StringComparison.OrdinalIgnoreCase);
-            var src = div.IndexOf("src=", at, StringComparison.OrdinalIgnoreCase);
+            var href = div.IndexOf("href", at, StringComparison.OrdinalIgnoreCase);
+            var src = div.IndexOf("src", at, StringComparison.OrdinalIgnoreCase);
             if (href < 0 && src < 0) break;
-            var attribute = href < 0 || (src >= 0 && src < href) ? src + "src=".Length : href + "href=".Length;
-            at = attribute;
-            if (attribute >= div.Length || div[attribute] is not ('"' or '\'')) continue;
-            var end = div.IndexOf(div[attribute], attribute + 1);
+            var name = href < 0 || (src >= 0 && src < href) ? src : href;
+            at = name + (name == src ? 3 : 4);
+            // An attribute's name, after a space (not the end of data-src or of a word in the text), then =, then a quote.
+            if (name == 0 || !char.IsWhiteSpace(div[name - 1])) continue;
+            var value = at;
+            while (value < div.Length && char.IsWhiteSpace(div[value])) value++;
+            if (value >= div.Length || div[value] != '=') continue;
+            value++;
+            while (value < div.Length && char.IsWhiteSpace(div[value])) value++;
+            if (value >= div.Length || div[value] is not ('"' or '\'')) continue;
+            var end = div.IndexOf(div[value], value + 1);
             if (end < 0) break;
             at = end + 1;
-            var value = div[(attribute + 1)..end];
-            if (!map.TryGetValue(value, out var target)) continue;
+            if (!map.TryGetValue(div[(value + 1)..end], out var target)) continue;
             rewritten ??= new System.Text.StringBuilder(div.Length + 32);
-            rewritten.Append(div, copied, attribute + 1 - copied).Append(System.Security.SecurityElement.Escape(target));
+            rewritten.Append(div, copied, value + 1 - copied).Append(System.Security.SecurityElement.Escape(target));
             copied = end;
         }
         return rewritten is null ? div : rewritten.Append(div, copied, div.Length - copied).ToString();

@@ -714,7 +714,7 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
                 { "fullUrl": "{{Urn}}", "resource": {{Samples.Patient(family: "Lien")}}, "request": { "method": "POST", "url": "Patient" } },
                 { "resource": {
                     "resourceType": "DocumentReference", "status": "current",
-                    "text": { "status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">See <a href=\"{{Urn}}\">the patient</a>, <a href='{{Urn}}'>again</a>, <a href=\"urn:uuid:00000000-0000-4000-8000-000000000000\">elsewhere</a></div>" },
+                    "text": { "status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">See <a href=\"{{Urn}}\">the patient</a>, <a href='{{Urn}}'>again</a>, <a href = \"{{Urn}}\">spaced</a>, <a href=\"urn:uuid:00000000-0000-4000-8000-000000000000\">elsewhere</a></div>" },
                     "extension": [{ "url": "http://example.org/fhir/StructureDefinition/about", "valueUri": "{{Urn}}" }],
                     "identifier": [{ "system": "urn:ietf:rfc:3986", "value": "{{Urn}}" }],
                     "subject": { "reference": "{{Urn}}" },
@@ -736,6 +736,7 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         var div = stored.GetProperty("text").GetProperty("div").GetString()!;
         Assert.Contains($"<a href=\"{patient}\">the patient</a>", div, StringComparison.Ordinal);
         Assert.Contains($"<a href='{patient}'>again</a>", div, StringComparison.Ordinal);
+        Assert.Contains($"<a href = \"{patient}\">spaced</a>", div, StringComparison.Ordinal);
         Assert.Contains("urn:uuid:00000000-0000-4000-8000-000000000000", div, StringComparison.Ordinal);
         Assert.DoesNotContain(Urn, div, StringComparison.Ordinal);
         Assert.Equal(Urn, stored.GetProperty("identifier")[0].GetProperty("value").GetString());
