@@ -164,6 +164,17 @@ public static class VaubanHost
                 };
                 await new FhirResult(code, FhirJson.OperationOutcome([code == 404 ? Issue.NotFound(message) : Issue.Error(code == 405 ? "not-supported" : "processing", message)])).ExecuteAsync(http);
             }
+            else if (http.Response.StatusCode is 404 or 405 && !http.Request.Path.StartsWithSegments("/oauth") && !http.Response.HasStarted
+                && http.Response.ContentLength is null && !HttpMethods.IsHead(http.Request.Method))
+            {
+                // A page that does not exist, or a method a page does not take: said in a page, not an empty answer.
+                var (title, text) = http.Response.StatusCode == 404
+                    ? ("Page not found", "There is no page at this address.")
+                    : ("Not allowed here", "This page is not used this way (the browser sent a method it does not take).");
+                http.Response.ContentType = "text/html; charset=utf-8";
+                await http.Response.WriteAsync($"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Vauban</title></head>"
+                    + $"<body><h1 id=\"status\">{title}</h1><p>{text}</p><p><a href=\"/\">Home</a></p></body></html>", http.RequestAborted);
+            }
         });
         app.MapStaffPages();
         // For a load balancer: 503 while the store cannot be reached (every request would meet the same), the cause in the log only.

@@ -73,6 +73,18 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         staff.SubmitAsync("/patients", new Dictionary<string, string> { ["id"] = id }, "/patients?handler=open");
 
     [Fact]
+    public async Task An_address_with_no_page_answers_a_page_that_says_so_and_the_API_an_OperationOutcome()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (missing, html) = await doctor.GetAsync("/no-such-page");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("Page not found", StaffClient.ById(html, "status"));
+        using var api = await _server.Http.GetAsync("/fhir/Patient/a/b/c/d/e");
+        Assert.Equal(HttpStatusCode.NotFound, api.StatusCode);
+        Assert.Contains("OperationOutcome", await api.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_physician_opens_the_charts_of_her_patients_one_after_another_and_the_desk_sixty_in_a_day()
     {
         // A chart is the patient's $everything. Before, the fourth chart of an hour was refused for want of a stated reason the
