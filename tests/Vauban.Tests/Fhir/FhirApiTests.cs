@@ -843,6 +843,12 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         Assert.Contains("deleted", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         using var unknown = await Api.GetAsync("/fhir/Patient/never-was/$everything");
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        // A client limited to another patient learns nothing of it: 404, as for any record it may not see, deleted or not.
+        var other = (await CreateAsync("Patient", Samples.Patient(family: "Autre"))).GetProperty("id").GetString()!;
+        using var limited = await Server.ClientAsync(TenantName, "system/*.rs", new Vauban.Access.ClientLimits([other], false));
+        using var hidden = await limited.GetAsync($"/fhir/Patient/{id}/$everything");
+        Assert.Equal(HttpStatusCode.NotFound, hidden.StatusCode);
+        Assert.DoesNotContain("deleted", await hidden.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
