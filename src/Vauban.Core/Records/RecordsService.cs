@@ -542,9 +542,16 @@ public sealed partial class RecordsService
     public ValueTask<RecordResult?> AdmitAsync(AccessContext context, Interaction interaction, string type, string? id, CancellationToken cancellationToken) =>
         CheckAsync(context, interaction, type, id, cancellationToken);
 
+    /// <summary><see cref="AdmitAsync(AccessContext, Interaction, string, string?, CancellationToken)"/> for an act on
+    /// <paramref name="patient"/>'s record that the page names (a form of that patient's chart): a refusal is audited as concerning
+    /// them, so that it is on their access history (who tried to write into their record) — the page's patient, as the request said.</summary>
+    public ValueTask<RecordResult?> AdmitForPatientAsync(AccessContext context, Interaction interaction, string type, string patient, CancellationToken cancellationToken) =>
+        CheckAsync(context, interaction, type, null, cancellationToken, IdRules.IsValid(patient) ? patient : null);
+
     /// <summary>The policy's question of the principal's role and scopes for a type; a refusal is audited (one entry,
     /// no patient: none is known yet) and answered 403. An unsupported type is no refusal: it names nothing to audit.</summary>
-    private async ValueTask<RecordResult?> CheckAsync(AccessContext context, Interaction interaction, string type, string? id, CancellationToken cancellationToken)
+    private async ValueTask<RecordResult?> CheckAsync(AccessContext context, Interaction interaction, string type, string? id, CancellationToken cancellationToken,
+        string? patient = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!TypeCodes.TryGet(type, out _))
@@ -554,14 +561,14 @@ public sealed partial class RecordsService
         var decision = _policy.Authorize(context, interaction, type);
         if (!decision.Allowed)
         {
-            await AuditRefusalAsync(context, interaction, type, id, decision.Reason!, cancellationToken);
+            await AuditRefusalAsync(context, interaction, type, id, decision.Reason!, cancellationToken, patient);
             return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
         }
         // A contained principal is refused before any record is looked at: a 404 for an unknown id and a 423 for a known one
         // (or a 410 for a deleted one) would still tell it which records exist.
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
         {
-            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, PatientNamed(type, id))],
+            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, patient ?? PatientNamed(type, id))],
                 cancellationToken, note: "guard: " + contained.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")");
             return RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", contained.Reason!));
         }
@@ -570,8 +577,9 @@ public sealed partial class RecordsService
 
     /// <summary>The audit entry of an act refused by role or scopes, before any record was looked at: the type, and the id
     /// when the request named a valid one (an invalid id is the caller's text, not a record).</summary>
-    private Task AuditRefusalAsync(AccessContext context, Interaction interaction, string type, string? id, string reason, CancellationToken cancellationToken) =>
-        AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, PatientNamed(type, id))],
+    private Task AuditRefusalAsync(AccessContext context, Interaction interaction, string type, string? id, string reason, CancellationToken cancellationToken,
+        string? patient = null) =>
+        AuditAsync(context, interaction, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, patient ?? PatientNamed(type, id))],
             cancellationToken, note: "refused by the access policy: " + reason);
 
     /// <summary>The patient an act refused before its record was looked at concerns, when the request says it: a Patient's own

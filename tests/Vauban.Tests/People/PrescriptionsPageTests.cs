@@ -276,7 +276,7 @@ public abstract class PrescriptionsPageTests(Engine engine) : StaffPageTests(eng
         Assert.Equal("Nothing was prescribed. Your role does not prescribe.", StaffClient.ById(forgedHtml, "error"));
         Assert.Single(await PrescriptionsOfAsync("mine"));
         var refusals = await Server.AuditEntriesOfAsync(Tenant, "desk@chu.example", AuditAction.Create);
-        Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success);
+        Assert.Contains(refusals, e => e.Action == AuditAction.Create && e.Outcome != AuditOutcome.Success && e.Detail.Patient == Ids["mine"]);
     }
 }
 

@@ -136,7 +136,8 @@ public abstract class VitalSignsPageTests(Engine engine) : StaffPageTests(engine
         Assert.Equal("Nothing was recorded. Your role does not record vital signs.", StaffClient.ById(html, "error"));
         Assert.Empty(await ObservationsOfAsync("mine"));
         var refusals = await Server.AuditEntriesOfAsync(Tenant, "desk@chu.example", AuditAction.Create);
-        Assert.Contains(refusals, e => e.Outcome != AuditOutcome.Success);
+        // On the patient's access history: the refusal names the patient whose record the form was for.
+        Assert.Contains(refusals, e => e.Outcome != AuditOutcome.Success && e.Detail.Patient == Ids["mine"]);
         Assert.DoesNotContain(refusals, e => e.Outcome == AuditOutcome.Success);
     }
 

@@ -57,7 +57,7 @@ public sealed class PrescriptionsModel : PatientPage
         if (!IdRules.IsValid(Id)) return await ShowAsync(404, null);
         // The door's own check first: a role that may not prescribe (a nurse, the desk) posting the form is the records service's
         // refusal, audited, not the page's "no practitioner" (which left no trace of the attempt).
-        if (await Store.Records.AdmitAsync(access, Interaction.Create, "MedicationRequest", null, HttpContext.RequestAborted) is { } refused)
+        if (await Store.Records.AdmitForPatientAsync(access, Interaction.Create, "MedicationRequest", Id, HttpContext.RequestAborted) is { } refused)
         {
             return await RefusedAsync(refused, "Nothing was prescribed.", Interaction.Create);
         }

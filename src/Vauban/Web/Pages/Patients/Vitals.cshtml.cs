@@ -33,6 +33,13 @@ public sealed class VitalsModel : PatientPage
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
         if (!IdRules.IsValid(Id)) return await ShowAsync(access, 404, null);
+        // The door's own check first: a role that may not record them (the desk) posting the form is refused and audited as
+        // concerning this patient, on their access history (the transaction's refusal named no patient).
+        if (await Store.Records.AdmitForPatientAsync(access, Interaction.Create, "Observation", Id, HttpContext.RequestAborted) is { } refused)
+        {
+            var code = RecordStatusCodes.Http(refused.Status);
+            return await ShowAsync(access, code, ActRefusal(code, "Nothing was recorded.", refused.Status == RecordStatus.Forbidden ? "Your role does not record vital signs." : null, Said(refused.Issues)));
+        }
         var (signs, problem) = VitalSigns.Read(Measures, Date, Time, UtcNow);
         if (signs is null) return await ShowAsync(access, 400, problem);
         if (AlreadySubmitted()) return SentTwice("/patients/" + Uri.EscapeDataString(Id));
