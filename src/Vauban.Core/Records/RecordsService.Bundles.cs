@@ -208,6 +208,8 @@ public sealed partial class RecordsService
             // alone (304); on any other entry it is refused, as the headers are, never ignored: a PUT "only if none" (*) went ahead
             // and overwrote the record, a DELETE deleted it.
             var read = method == "GET" && segments.Length == 2;
+            (int, Issue) NotARead(string condition) => (400, Issue.Invalid($"{where}: {condition} conditions a read (GET Type/id); it is not evaluated on "
+                + $"{(method == "GET" ? "a search or a version read" : "a " + Shorten(method))}, so this entry is refused rather than run without it.", where + ".request." + condition));
             IReadOnlyList<int>? ifNoneMatch = null;
             if (request.TryGetProperty("ifNoneMatch", out var inm))
             {
@@ -217,7 +219,7 @@ public sealed partial class RecordsService
                 if (tags.Length == 0 || versions.Count != tags.Length)
                     unusable ??= (400, Issue.Invalid($"{where}.request.ifNoneMatch must be a string of version ETags such as W/\"3\", or *.", where + ".request.ifNoneMatch"));
                 else if (!read)
-                    unusable ??= (400, Issue.Invalid($"{where}: ifNoneMatch conditions a read (GET Type/id); it is not evaluated on {(method == "GET" ? "a search or a version read" : "a " + Shorten(method))}, so this entry is refused rather than run without it.", where + ".request.ifNoneMatch"));
+                    unusable ??= NotARead("ifNoneMatch");
                 else ifNoneMatch = versions;
             }
             long? ifModifiedSince = null;
@@ -226,7 +228,7 @@ public sealed partial class RecordsService
                 if (ims.ValueKind != JsonValueKind.String || !FhirDate.TryParseInstant(ims.GetString()!, out var since))
                     unusable ??= (400, Issue.Invalid($"{where}.request.ifModifiedSince must be an instant such as 2026-12-01T08:00:00Z.", where + ".request.ifModifiedSince"));
                 else if (!read)
-                    unusable ??= (400, Issue.Invalid($"{where}: ifModifiedSince conditions a read (GET Type/id); it is not evaluated on {(method == "GET" ? "a search or a version read" : "a " + Shorten(method))}, so this entry is refused rather than run without it.", where + ".request.ifModifiedSince"));
+                    unusable ??= NotARead("ifModifiedSince");
                 else ifModifiedSince = since;
             }
             List<KeyValuePair<string, string>>? query = path.Length > 1

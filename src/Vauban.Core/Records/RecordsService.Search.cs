@@ -83,6 +83,10 @@ public sealed partial class RecordsService
         && context.Principal is { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
         && query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner);
 
+    /// <summary>The policy's SQL filter of a search's matches; none for her own appointments (<see cref="AppointmentsNamingHer"/>).</summary>
+    private string? Filter(AccessContext context, SearchQuery query, DbCommand command, IReadOnlySet<string>? newPatients) =>
+        AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients);
+
     /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
     private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
 
@@ -383,8 +387,7 @@ public sealed partial class RecordsService
     {
         using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false,
-            AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients));
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, after, countOnly: false, Filter(context, query, command, newPatients));
         static async Task<(List<StoredVersion>, List<string>)> Read(DbDataReader reader, SearchQuery query, CancellationToken cancellationToken)
         {
             var rows = new List<StoredVersion>();
@@ -407,8 +410,7 @@ public sealed partial class RecordsService
     {
         using var command = transaction is null ? _database.NewCommand() : connection.CreateCommand();
         command.Transaction = transaction;
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true,
-            AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients));
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: true, Filter(context, query, command, newPatients));
         static async Task<int> Read(DbDataReader reader, CancellationToken cancellationToken) =>
             await reader.ReadAsync(cancellationToken) ? Convert.ToInt32(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) : 0;
         if (transaction is null) return await _database.QueryAsync(command, Read, cancellationToken);

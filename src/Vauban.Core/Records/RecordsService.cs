@@ -841,11 +841,8 @@ public sealed partial class RecordsService
         var patients = new HashSet<string>(StringComparer.Ordinal);
         var counted = new HashSet<string>(StringComparer.Ordinal);
         var identities = new HashSet<string>(StringComparer.Ordinal);
-        var ofPatients = 0;
         foreach (var row in rows)
         {
-            // By type, not by row (a patient's kind of record always names its patient: Compartments.NamesNoPatient refuses one that does not).
-            if (AccessPolicy.HasCompartment(TypeCodes.NameOf(row.Type))) ofPatients++;
             if (row.Compartment is not { } patient) continue;
             patients.Add(patient);
             // What the principal wrote itself reveals nothing it did not have.
@@ -856,8 +853,9 @@ public sealed partial class RecordsService
         }
         // A person's result volume is of patients' kinds of records: the directory of practitioners, their roles and the establishment's
         // services, which her booking form lists each time it is shown (~400 records), is not what the volume guards against, and
-        // suspended a front desk booking a dozen appointments an hour. An API client's counts every record.
-        var volume = context.Principal.Kind == PrincipalKind.Person ? ofPatients : rows.Count;
+        // suspended a front desk booking a dozen appointments an hour. An API client's counts every record. By type, not by row: a
+        // patient's kind of record always names its patient (Compartments.NamesNoPatient refuses one that does not).
+        var volume = context.Principal.Kind == PrincipalKind.Person ? rows.Count(r => AccessPolicy.HasCompartment(TypeCodes.NameOf(r.Type))) : rows.Count;
         var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, type, volume, patients, counted, depth)
             {
                 Identities = identities,

@@ -225,13 +225,14 @@ internal static class FhirEndpoints
             if (error is not null) return error;
             using (document)
             {
+                var preference = FhirHttp.ReturnPreference(http);
                 var (status, body) = await records.ProcessBundleAsync(http.Access(), document!.RootElement, FhirHttp.BaseUrl(http), http.RequestAborted,
                     // As the exception handler logs: the type and where it came from, not the message (it may quote data).
                     error => http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Errors").LogError(
                         "Unexpected {ExceptionType} at {Site} in a batch entry (correlation {CorrelationId})",
                         error.GetType().Name, error.TargetSite?.DeclaringType?.Name + "." + error.TargetSite?.Name, http.TraceIdentifier),
-                    options.MaxResourceBytes, FhirHttp.ReturnPreference(http));
-                if (status == 200 && FhirHttp.ReturnPreference(http) is { } preference) http.Response.Headers["Preference-Applied"] = "return=" + preference;
+                    options.MaxResourceBytes, preference);
+                if (status == 200 && preference is not null) http.Response.Headers["Preference-Applied"] = "return=" + preference;
                 return FhirHttp.Bundle(status, body);
             }
         });

@@ -1,4 +1,4 @@
-// The forms of acts that write (a prescription, vital signs, a booking, a break-the-glass access) carry a key made when the page
+// The forms of acts that write (a prescription, vital signs, a booking) carry a key made when the page
 // was shown; the first post of a key is done, a second is not. Post/Redirect/Get keeps a refresh from repeating an act, but not a
 // double click (two posts before the first answer) nor Back and "send again", which wrote the same prescription twice.
 using System.Collections.Concurrent;

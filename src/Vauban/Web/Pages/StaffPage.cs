@@ -19,7 +19,9 @@ public abstract class StaffPage : PageModel
 
     /// <summary>The key of a form that writes, made for each showing of the page (<see cref="SubmittedForms"/>): its hidden field
     /// <c>Submission</c>.</summary>
-    public string FormKey { get; } = SubmittedForms.NewKey();
+    public string FormKey => _formKey ??= SubmittedForms.NewKey();
+
+    private string? _formKey;
 
     /// <summary>The key the posted form carried (absent from a form of before, or one not made by a page: then nothing is held).</summary>
     [BindProperty] public string? Submission { get; set; }
@@ -27,13 +29,17 @@ public abstract class StaffPage : PageModel
     /// <summary>Whether the posted form was already sent in this session (a double click, Back and send again): the act is not done
     /// again. Otherwise the key is claimed: <see cref="ReleaseSubmission"/> when the act is then not done, so the form may be sent
     /// again.</summary>
-    protected bool AlreadySubmitted() => SubmittedForms.IsKey(Submission) && Person?.Session.Id is { } session
-        && !HttpContext.RequestServices.GetRequiredService<SubmittedForms>().Claim(session, Submission!);
+    protected bool AlreadySubmitted() => SubmittingSession is { } session && !Submitted.Claim(session, Submission!);
 
     protected void ReleaseSubmission()
     {
-        if (SubmittedForms.IsKey(Submission) && Person?.Session.Id is { } session) HttpContext.RequestServices.GetRequiredService<SubmittedForms>().Release(session, Submission!);
+        if (SubmittingSession is { } session) Submitted.Release(session, Submission!);
     }
+
+    /// <summary>The session whose form key was posted, or null when the post carried none (nothing is held then).</summary>
+    private string? SubmittingSession => SubmittedForms.IsKey(Submission) ? Person?.Session.Id : null;
+
+    private SubmittedForms Submitted => HttpContext.RequestServices.GetRequiredService<SubmittedForms>();
 
     /// <summary>The answer to a form sent again: back to <paramref name="page"/>, which shows what was done.</summary>
     protected RedirectResult SentTwice(PathString page) =>
