@@ -462,6 +462,29 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_booking_form_sent_as_PUT_or_DELETE_is_not_allowed_and_books_nothing()
+    {
+        // A page takes GET and POST. Before, another method met the antiforgery check first and was told "This form has expired".
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, form) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
+        var fields = Booking(ParisDate(5));
+        fields["Practitioner"] = _ids["drA"];
+        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        fields["__RequestVerificationToken"] = StaffClient.Token(form);
+        foreach (var method in new[] { HttpMethod.Put, HttpMethod.Delete, HttpMethod.Patch })
+        {
+            using var request = new HttpRequestMessage(method, $"/patients/{_ids["mine"]}?handler=book") { Content = new FormUrlEncodedContent(fields) };
+            using var response = await doctor.Http.SendAsync(request);
+            var html = await response.Content.ReadAsStringAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, $"{method}: {(int)response.StatusCode} {html}");
+            Assert.Equal("GET, HEAD, POST", response.Content.Headers.Allow.Count > 0 ? string.Join(", ", response.Content.Headers.Allow) : string.Join(", ", response.Headers.GetValues("Allow")));
+            Assert.Equal("Not allowed here", StaffClient.ById(html, "status"));
+        }
+        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Single(Appointments(chart)); // the one of the set-up
+    }
+
+    [Fact]
     public async Task A_physician_books_an_appointment_from_the_chart_and_it_is_a_FHIR_appointment_in_the_audit_trail()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");
