@@ -645,6 +645,21 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_home_page_names_the_persons_practitioner_record_and_service_not_their_ids()
+    {
+        using (var doctor = await SignedInAsync("dr.auber@chu.example"))
+        {
+            var (_, home) = await doctor.GetAsync("/");
+            Assert.Equal($"AUBER Claire (Practitioner/{_ids["drA"]})", StaffClient.ById(home, "practitioner"));
+            Assert.Null(StaffClient.ById(home, "service"));
+        }
+        using var desk = await ServiceDeskAsync();
+        var (_, deskHome) = await desk.GetAsync("/");
+        Assert.Null(StaffClient.ById(deskHome, "practitioner"));
+        Assert.Matches(@"^Cardiologie \(Organization/[^)]+\)$", StaffClient.ById(deskHome, "service"));
+    }
+
+    [Fact]
     public async Task A_secretary_books_an_appointment_with_a_physician_chosen_in_the_list()
     {
         using var desk = await ServiceDeskAsync();

@@ -1,9 +1,36 @@
+using System.Text.Json;
 using Vauban.Access;
+using Vauban.Records;
 
 namespace Vauban.Web.Pages;
 
 [RequireSession(SessionStage.Full)]
 public sealed class HomeModel : StaffPage
 {
-    public void OnGet() { }
+    /// <summary>The account's practitioner as "NAME Given (Practitioner/id)", or the reference alone when it cannot be read.</summary>
+    public string? Practitioner { get; private set; }
+
+    /// <summary>The account's service as "name (Organization/id)", or the reference alone when it cannot be read.</summary>
+    public string? Service { get; private set; }
+
+    /// <summary>The directory records the account names are read through the door (audited, like any read), so that the page
+    /// names the person and the service rather than showing their ids.</summary>
+    public async Task OnGetAsync()
+    {
+        if (Person?.User is not { } user || HttpContext.PersonAccess() is not { } access) return;
+        if (user.Practitioner is { } practitioner)
+        {
+            Practitioner = "Practitioner/" + practitioner;
+            if (IdRules.IsValid(practitioner)
+                && await Store.Records.ReadAsync(access, "Practitioner", practitioner, HttpContext.RequestAborted) is { Status: RecordStatus.Ok, Json: { } json })
+            {
+                using var document = JsonDocument.Parse(json);
+                if (PatientChart.HumanName(document.RootElement) is { Length: > 0 } name) Practitioner = $"{ServiceLabels.OneLine(name)} ({Practitioner})";
+            }
+        }
+        if (user.Service is { } service)
+        {
+            Service = (await ServiceLabels.ReadAsync(Store, access, [service], HttpContext.RequestAborted))[service];
+        }
+    }
 }
