@@ -53,6 +53,7 @@ internal static class StaffPages
         services.TryAddScoped<IPasskeyHandler<StaffUser>, PasskeyHandler<StaffUser>>();
         services.AddSingleton<DummyPasswordHash>();
         services.AddSingleton<SubmittedForms>();
+        services.AddSingleton<FormDrafts>();
         services.AddScoped<PersonSignIn>();
 
         // Antiforgery tokens bind to the signed-in identity. Their keys live in memory: a restart only asks

@@ -844,6 +844,49 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.BreakTheGlass);
     }
 
+    [Fact]
+    public async Task Break_the_glass_words_typed_while_the_proof_aged_are_shown_again_after_proving_both_factors()
+    {
+        using var api = await _server.ClientAsync(Establishment);
+        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Brouillon")));
+        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        using var staff = await SignedInAsync();
+        var page = $"/patients/{patient}/break-the-glass";
+        var (_, form) = await staff.GetAsync(page);
+        // The person takes her time over the explanation: the proof of both factors ages meanwhile.
+        _time.Advance(TimeSpan.FromMinutes(10));
+        const string words = "Patiente inconsciente aux urgences, allergies à vérifier";
+        var fields = new Dictionary<string, string> { ["Reason"] = "emergency", ["Text"] = words, ["__RequestVerificationToken"] = StaffClient.Token(form) };
+        using (var sent = await staff.Http.PostAsync(page, new FormUrlEncodedContent(fields)))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, sent.StatusCode);
+            Assert.Equal("/account/reauth?returnUrl=" + Uri.EscapeDataString(page), sent.Headers.Location?.ToString());
+        }
+        Assert.NotEqual(HttpStatusCode.OK, await FhirReadStatusAsync(staff, patient));
+        // Another session of the same person does not get them.
+        NextStep();
+        using (var other = await SignedInAsync())
+        {
+            var (_, otherHtml) = await other.GetAsync(page);
+            Assert.Equal("", StaffClient.ById(otherHtml, "text"));
+        }
+        // Still stale: the form is not shown, the words are kept.
+        var (stale, _) = await staff.GetAsync(page);
+        Assert.Equal(HttpStatusCode.Redirect, stale.StatusCode);
+        var (reauth, _) = await staff.SubmitAsync("/account/reauth?returnUrl=" + Uri.EscapeDataString(page),
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = page });
+        Assert.Equal(page, reauth.Headers.Location?.ToString());
+        var (back, html) = await staff.GetAsync(page);
+        Assert.Equal(HttpStatusCode.OK, back.StatusCode);
+        Assert.Equal(words, StaffClient.ById(html, "text"));
+        Assert.Contains("<option value=\"emergency\" selected=\"selected\">", html, StringComparison.Ordinal);
+        Assert.NotEqual(HttpStatusCode.OK, await FhirReadStatusAsync(staff, patient)); // shown again, not sent
+        // Given back once: the page shown again starts empty.
+        var (again, againHtml) = await staff.GetAsync(page);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal("", StaffClient.ById(againHtml, "text"));
+    }
+
     private static async Task<HttpStatusCode> FhirReadStatusAsync(StaffClient staff, string patient)
     {
         using var response = await staff.Http.GetAsync($"/fhir/Patient/{patient}");

@@ -41,6 +41,19 @@ public abstract class StaffPage : PageModel
 
     private SubmittedForms Submitted => HttpContext.RequestServices.GetRequiredService<SubmittedForms>();
 
+    /// <summary>To the re-authentication page, which brings the person back to this page by GET; what she typed is kept for that
+    /// GET (<see cref="TakeDraft"/>), so that proving her factors again does not cost her the form.</summary>
+    protected RedirectResult ReauthenticateKeeping(IReadOnlyDictionary<string, string?> typed)
+    {
+        if (Person is { } person) Drafts.Keep(person.Session.Id, Request.Path, typed);
+        return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
+    }
+
+    /// <summary>What <see cref="ReauthenticateKeeping"/> kept for this page in this session, once; null when nothing was.</summary>
+    protected IReadOnlyDictionary<string, string?>? TakeDraft() => Person is { } person ? Drafts.Take(person.Session.Id, Request.Path) : null;
+
+    private FormDrafts Drafts => HttpContext.RequestServices.GetRequiredService<FormDrafts>();
+
     /// <summary>The answer to a form sent again: back to <paramref name="page"/>, which shows what was done.</summary>
     protected RedirectResult SentTwice(PathString page) =>
         Acted("This form had already been sent: it was not sent again. What was recorded is shown here.", page);

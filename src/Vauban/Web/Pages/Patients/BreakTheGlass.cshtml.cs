@@ -34,8 +34,17 @@ public sealed class BreakTheGlassModel : StaffPage
             : $"{Counted.En(hours, "hour", "hours")} {Counted.En(minutes, "minute", "minutes")}";
     }
 
-    public IActionResult OnGet() =>
-        HttpContext.IsFreshlyAuthenticated(Store.Policy.Options.ReauthenticationMaxAge) ? Page() : Redirect(HttpContext.ReauthenticationUrl());
+    public IActionResult OnGet()
+    {
+        if (!HttpContext.IsFreshlyAuthenticated(Store.Policy.Options.ReauthenticationMaxAge)) return Redirect(HttpContext.ReauthenticationUrl());
+        // Back from the re-authentication a sending of this form asked for: the reason and the words as she had given them.
+        if (TakeDraft() is { } typed)
+        {
+            Reason = typed.GetValueOrDefault(nameof(Reason));
+            Text = typed.GetValueOrDefault(nameof(Text));
+        }
+        return Page();
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
@@ -47,7 +56,7 @@ public sealed class BreakTheGlassModel : StaffPage
                 Grant = result.Grant;
                 return Page();
             case BreakGlassStatus.ReauthenticationRequired:
-                return Redirect(HttpContext.ReauthenticationUrl());
+                return ReauthenticateKeeping(new Dictionary<string, string?> { [nameof(Reason)] = Reason, [nameof(Text)] = Text });
             case BreakGlassStatus.PatientNotFound:
                 Response.StatusCode = 404;
                 Error = result.Message;
