@@ -100,6 +100,7 @@ public sealed class AccessPolicy
             case PrincipalKind.Person:
                 if (compartment is null || principal.Role is not { } role) return principal.Role is null ? Hidden(type) : RecordDecision.Allow;
                 if (RolePermissions.For(role, type).Reach == Reach.Tenant) return RecordDecision.Allow;
+                if (BookedBy(principal, type, createdBy)) return RecordDecision.Allow;
                 if (newPatients is not null && newPatients.Contains(compartment)) return RecordDecision.Allow;
                 if (await MayOpenPatientAsync(context, compartment, cancellationToken)) return RecordDecision.Allow;
                 return RolePermissions.MayBreakTheGlass(role)
@@ -144,6 +145,11 @@ public sealed class AccessPolicy
                 if (RolePermissions.For(role, type).Reach == Reach.Tenant) return null;
                 var now = _time.GetUtcNow();
                 var created = newPatients is { Count: > 0 } ? " OR " + command.InList(engine, "r.compartment", "fnp", newPatients.Order(StringComparer.Ordinal).ToList()) : "";
+                if (type == KnownResourceTypes.Appointment)
+                {
+                    command.With("fbk", principal.Id);
+                    created += " OR r.created_by = @fbk";
+                }
                 // The records services load the establishment's keys before they search, list or export anything of it.
                 var index = _keys.HeldIndex(context.Tenant.Id)
                     ?? throw new InvalidOperationException("The establishment's keys are loaded before its records are filtered.");
@@ -158,7 +164,8 @@ public sealed class AccessPolicy
     /// <summary>Whether a search by this principal on this type may be screened in memory against remembered decisions
     /// (people whose role reaches only related patients), instead of testing every row's relationships in SQL.</summary>
     internal bool ScreensInMemory(AccessContext context, string type) =>
-        !ForceAllow && context.Principal is { Kind: PrincipalKind.Person, Role: { } role } && HasCompartment(type)
+        // Not appointments: the screen decides by patient alone, and an appointment she booked is hers whatever its patient (BookedBy).
+        !ForceAllow && context.Principal is { Kind: PrincipalKind.Person, Role: { } role } && HasCompartment(type) && type != KnownResourceTypes.Appointment
         && RolePermissions.For(role, type).Reach == Reach.Related && Options.DecisionCacheLifetime > TimeSpan.Zero;
 
     /// <summary>The remembered decision for this (principal, patient), if still fresh: true allowed, false refused, null unknown.</summary>
@@ -210,6 +217,17 @@ public sealed class AccessPolicy
             if (key.Item2.StartsWith(principalId + "|", StringComparison.Ordinal)) _decisions.TryRemove(key, out _);
         }
     }
+
+    /// <summary>
+    /// An appointment the person booked is open to her, whatever the rule of care says of its patient (ADR 0006, revised
+    /// 2026-12-06): the front desk sees on the chart, and may cancel, what it booked five months ahead, beyond the window in which
+    /// an appointment makes a care relationship. Appointments only — not every record she ever wrote, which would leave a stolen
+    /// account years of prescriptions and notes to read. What a change of it names is still asked of each patient it names
+    /// (a person's written check asks of the type Patient, which this rule never answers), so that moving her booking into
+    /// another patient's record does not give her a care relationship with that patient.
+    /// </summary>
+    private static bool BookedBy(Principal principal, string type, string? createdBy) =>
+        type == KnownResourceTypes.Appointment && createdBy is not null && string.Equals(createdBy, principal.Id, StringComparison.Ordinal);
 
     /// <summary>Types whose records concern a patient; the directory (practitioners, roles, organizations) does not.</summary>
     public static bool HasCompartment(string type) =>

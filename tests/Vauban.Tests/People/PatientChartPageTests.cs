@@ -693,6 +693,78 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Contains(creates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment" && e.Detail.Patient == _ids["mine"]);
     }
 
+    [Fact]
+    public async Task The_desk_sees_and_cancels_what_it_booked_months_ahead_for_a_patient_no_care_relationship_opens_to_it()
+    {
+        // 150 days ahead, beyond the 90 in which an appointment makes a care relationship, for a patient the desk's service has no
+        // relationship with: before, the appointment it had just booked was missing from the chart, and could not be cancelled.
+        using var desk = await ServiceDeskAsync();
+        var chartPage = $"/patients/{_ids["other"]}";
+        var (_, form) = await desk.GetAsync(chartPage + "?book=1");
+        var fields = Booking(ParisDate(150), "14:00", "20");
+        fields["Practitioner"] = _ids["drB"];
+        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (booked, bookedHtml) = await desk.SubmitAsync(chartPage + "?book=1", fields, chartPage + "?handler=book");
+        Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml);
+        var (_, chart) = await desk.GetAsync(chartPage);
+        var created = Assert.Single(Appointments(chart));
+        Assert.Contains($"id=\"cancel-{created}\"", chart, StringComparison.Ordinal);
+        // A search finds it as the chart shows it: one match, counted.
+        using (var search = await desk.Http.GetAsync($"/fhir/Appointment?patient={_ids["other"]}&_total=accurate"))
+        {
+            var bundle = await search.BodyAsync();
+            Assert.Equal(1, bundle.GetProperty("total").GetInt32());
+            Assert.Equal(created, bundle.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString());
+        }
+
+        // Another desk of the same service did not book it: the rule of care still decides for it.
+        var service = (await _server.Store.Accounts.FindAsync(_tenant, "cardio.desk@chu.example", CancellationToken.None))!.Service;
+        _secrets["cardio.desk2@chu.example"] = await StaffClient.EnrolledAsync(_server, _tenant, "cardio.desk2@chu.example", StaffRole.Secretary, null, Password, _time, service);
+        using (var colleague = await SignedInAsync("cardio.desk2@chu.example"))
+        {
+            var (_, theirs) = await colleague.GetAsync(chartPage);
+            Assert.Empty(Appointments(theirs));
+            using var search = await colleague.Http.GetAsync($"/fhir/Appointment?patient={_ids["other"]}&_total=accurate");
+            Assert.Equal(0, (await search.BodyAsync()).GetProperty("total").GetInt32());
+        }
+
+        var (cancelled, cancelledHtml) = await desk.SubmitAsync(chartPage,
+            new Dictionary<string, string> { ["Appointment"] = created, ["Version"] = "1", ["CancelReason"] = "pat" }, chartPage + "?handler=cancel");
+        Assert.True(cancelled.StatusCode == HttpStatusCode.Redirect, cancelled.StatusCode + cancelledHtml);
+        var op = AccessContext.Operator(_tenant, "test");
+        using var after = System.Text.Json.JsonDocument.Parse((await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None)).Json!);
+        Assert.Equal("cancelled", after.RootElement.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task An_appointment_she_booked_cannot_be_moved_into_the_record_of_a_patient_she_may_not_open()
+    {
+        // The booker may change her appointment, but what it would then name is asked of that patient: a physician moving her
+        // booking to a patient outside her care would otherwise make herself a care relationship with that patient.
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (_, form) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
+        var fields = Booking(ParisDate(6));
+        fields["Practitioner"] = _ids["drA"];
+        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (booked, _) = await BookAsync(doctor, fields);
+        Assert.Equal(HttpStatusCode.Redirect, booked.StatusCode);
+        var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        var created = Assert.Single(Appointments(chart), id => id != _ids["appt"]);
+
+        var op = AccessContext.Operator(_tenant, "test");
+        var current = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+        var moved = System.Text.Encoding.UTF8.GetString(current.Json!).Replace("Patient/" + _ids["mine"], "Patient/" + _ids["other"], StringComparison.Ordinal);
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/fhir/Appointment/" + created) { Content = FhirContent.Json(moved) };
+        request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        using var response = await doctor.Http.SendAsync(request);
+        Assert.True(response.StatusCode == HttpStatusCode.Forbidden, response.StatusCode + await response.Content.ReadAsStringAsync());
+        var now = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+        Assert.Equal(1, now.Version);
+        Assert.Contains("Patient/" + _ids["mine"], System.Text.Encoding.UTF8.GetString(now.Json!), StringComparison.Ordinal);
+        using var other = await doctor.Http.GetAsync("/fhir/Patient/" + _ids["other"]);
+        Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
+    }
+
     /// <summary>A practitioner as FR Core writes one: the RPPS number under its own system, the name, and a role in a specialty.</summary>
     private async Task<string> PractitionerInAsync(string family, string given, string rpps, string? specialty)
     {
