@@ -87,6 +87,24 @@ public sealed partial class RecordsService
     private string? Filter(AccessContext context, SearchQuery query, DbCommand command, IReadOnlySet<string>? newPatients) =>
         AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients);
 
+    /// <summary>
+    /// A person's search of one patient's records (<c>Observation?patient=…</c>) when that patient is not open to her: answered as
+    /// a read of the patient's record is — 403 with the way to break the glass, or, for a role that may not, the filtered (empty)
+    /// page — and in either case recorded as a refusal concerning that patient, on their access history. Before, it was an empty
+    /// page and an entry naming no one: an attempt on a patient's record left no trace on it, and "no result" on a chart could be
+    /// read as the patient having none. Not for appointments: those she booked are open to her whatever their patient (ADR 0006).
+    /// </summary>
+    private async ValueTask<SearchPage?> RefusedPatientAsync(AccessContext context, SearchQuery query, WriteBatch? batch, CancellationToken cancellationToken)
+    {
+        if (context.Principal.Kind != PrincipalKind.Person || query.Type == KnownResourceTypes.Appointment || query.OnlyPatient() is not { } patient) return null;
+        var decision = await _policy.AuthorizeRecordAsync(context, query.Type, patient, null, batch?.NewPatients, cancellationToken);
+        if (decision.Verdict == RecordVerdict.Allow) return null;
+        var forbidden = decision.Verdict == RecordVerdict.Forbidden;
+        await AuditAsync(context, Interaction.Search, AuditOutcome.MinorFailure, query.Type, [new AuditedRecord(KnownResourceTypes.Patient, patient, patient)],
+            cancellationToken, batch?.Scope, forbidden ? "refused by the access policy" : "refused by the access policy (not revealed)");
+        return forbidden ? SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(decision.Reason!)) : null;
+    }
+
     /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
     private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
 
@@ -156,6 +174,7 @@ public sealed partial class RecordsService
         var scope = batch?.Scope;
         // Patients the transaction creates are open to it, as a read by id in it finds them (AccessPolicy.AuthorizeRecordAsync).
         var newPatients = batch?.NewPatients;
+        if (await RefusedPatientAsync(context, query, batch, cancellationToken) is { } refusedPatient) return refusedPatient;
         // A count carries no record but tells whether patients matching a name and birth date are here: a contained principal
         // gets none (the guard is asked with no patients, as for a write).
         if ((query.SummaryCount || query.Count == 0) && await AdmitAsync(context, Interaction.Search, type, [], depth, cancellationToken, scope) is { } held)

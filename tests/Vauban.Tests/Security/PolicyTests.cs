@@ -6,6 +6,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using Vauban.Access;
+using Vauban.Audit;
 using Vauban.Records;
 using Vauban.Tests.Infrastructure;
 
@@ -185,6 +186,37 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_search_of_one_patients_records_outside_ones_care_is_refused_and_on_that_patients_access_history()
+    {
+        // Before, an empty page and an entry naming no one: the attempt on the patient's record left no trace on their access
+        // history, and "no result" could be read as the patient having none.
+        var p2 = _ids["p2"];
+        var attempts = new (string Type, string Parameter, string Value)[]
+        {
+            ("Observation", "patient", p2), ("Observation", "subject", "Patient/" + p2), ("Encounter", "patient", p2), ("MedicationRequest", "subject", "Patient/" + p2),
+        };
+        foreach (var (type, parameter, value) in attempts)
+        {
+            foreach (var extra in new KeyValuePair<string, string>[][] { [], [new("_summary", "count")] })
+            {
+                var page = await Records.SearchAsync(DrA, type, [new(parameter, value), .. extra], null, false, None);
+                Assert.True(page.Status == RecordStatus.Forbidden, $"{type}?{parameter}={value}: {page.Status}");
+                Assert.StartsWith($"Patient/{p2} is not a patient in your care relationships (or not a patient here). Break-the-glass is possible",
+                    page.Issues![0].Diagnostics, StringComparison.Ordinal);
+                Assert.Empty(page.Entries);
+            }
+        }
+        // Her own patient's records, and a search over two patients one of whom is hers, are as before.
+        Assert.Equal(["Observation/" + _ids["obs1"]], await SearchIdsAsync(DrA, "Observation", ("patient", _ids["p1"])));
+        Assert.Equal(["Observation/" + _ids["obs1"]], await SearchIdsAsync(DrA, "Observation", ("patient", _ids["p1"] + "," + p2)));
+        // The refusals are on the patient's access history, as a refused read is.
+        var history = (await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "policy test"), new AuditQuery { Patient = p2, Count = 100 }, None))!;
+        var refusals = history.Where(e => e.Detail.Principal == "user:drA" && e.Action == AuditAction.Search && e.Outcome == AuditOutcome.MinorFailure).ToList();
+        Assert.Equal(attempts.Length * 2, refusals.Count);
+        Assert.All(refusals, e => Assert.Equal("refused by the access policy", e.Detail.Note));
+    }
+
+    [Fact]
     public async Task Idor_through_include_revinclude_history_and_everything_is_refused()
     {
         // Observations of every patient, with their subjects included: only the own patient's come back.
@@ -287,8 +319,10 @@ public abstract class PolicyTests : IAsyncLifetime
         Assert.StartsWith("200", entries[0].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
         Assert.StartsWith("403", entries[1].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
         Assert.False(entries[1].TryGetProperty("resource", out _));
-        var searchset = entries[2].GetProperty("resource");
-        Assert.False(searchset.TryGetProperty("entry", out _));
+        // A search of that patient's records is refused as the read of the patient is, and returns nothing of them.
+        Assert.StartsWith("403", entries[2].GetProperty("response").GetProperty("status").GetString(), StringComparison.Ordinal);
+        Assert.False(entries[2].TryGetProperty("resource", out _));
+        Assert.DoesNotContain(_ids["obs2"], System.Text.Encoding.UTF8.GetString(body), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -298,7 +332,7 @@ public abstract class PolicyTests : IAsyncLifetime
         var bundle = $$$"""
             {"resourceType":"Bundle","type":"transaction","entry":[
               {"request":{"method":"GET","url":"Patient?family=unrelated"}},
-              {"request":{"method":"GET","url":"Observation?subject=Patient/{{{_ids["p2"]}}}"}},
+              {"request":{"method":"GET","url":"Observation?code=http://loinc.org|2823-3"}},
               {"request":{"method":"GET","url":"Patient?family=related&_revinclude=Observation:subject"}},
               {"request":{"method":"GET","url":"Patient?family=nouveau"}},
               {"resource":{{{Samples.Patient(family: "Nouveau", nir: Samples.ValidNir("1800344109005"))}}},"request":{"method":"POST","url":"Patient"}}]}
@@ -312,11 +346,22 @@ public abstract class PolicyTests : IAsyncLifetime
             ? found.EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString() + "/" + e.GetProperty("resource").GetProperty("id").GetString()).ToList()
             : [];
         Assert.Empty(Found(entries[0]));
-        Assert.Empty(Found(entries[1]));
+        Assert.DoesNotContain("Observation/" + _ids["obs2"], Found(entries[1]));
         Assert.Equal(new[] { "Observation/" + _ids["obs1"], "Patient/" + _ids["p1"] }.Order(StringComparer.Ordinal), Found(entries[2]).Order(StringComparer.Ordinal));
         // The patient the physician creates in the transaction is theirs to find in it, as a read by id in it finds it.
         var created = entries[4].GetProperty("resource").GetProperty("id").GetString()!;
         Assert.Equal(["Patient/" + created], Found(entries[3]));
+
+        // A search of the records of a patient outside her care is refused, as a read of them is: the whole transaction, and its
+        // new patient is not created.
+        var refusedBundle = bundle.Replace("Observation?code=http://loinc.org|2823-3", $"Observation?subject=Patient/{_ids["p2"]}", StringComparison.Ordinal);
+        Assert.NotEqual(bundle, refusedBundle);
+        using var refusedDocument = JsonDocument.Parse(refusedBundle);
+        var (refusedStatus, refusedBody) = await Records.ProcessBundleAsync(DrA, refusedDocument.RootElement, "http://localhost/fhir", None);
+        Assert.True(refusedStatus == 403, System.Text.Encoding.UTF8.GetString(refusedBody));
+        Assert.Contains("Bundle.entry[1] (GET Observation)", System.Text.Encoding.UTF8.GetString(refusedBody), StringComparison.Ordinal);
+        var op = AccessContext.Operator(_tenant, "check");
+        Assert.Equal(1, (await Records.SearchAsync(op, "Patient", [new("family", "nouveau"), new("_summary", "count")], null, false, None)).Total);
     }
 
     [Fact]

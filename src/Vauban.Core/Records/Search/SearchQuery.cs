@@ -477,6 +477,26 @@ internal sealed class SearchQuery
     public bool RefersOnlyTo(SearchParameter parameter, string target) =>
         Clauses.Any(c => c.Kind == ClauseKind.Reference && c.Params[0] == parameter.Code && c.Targets is [var only] && only == target);
 
+    /// <summary>The one patient whose records the query asks for — its type's <c>patient</c> or <c>subject</c> naming one Patient
+    /// and nothing else (every match is that patient's) — or null.</summary>
+    public string? OnlyPatient()
+    {
+        foreach (var name in (string[])["patient", "subject"])
+        {
+            if (!SearchParameters.TryGet(Type, name, out var parameter)) continue;
+            var stored = parameter.AliasOf is null ? parameter : SearchParameters.For(Type)[parameter.AliasOf];
+            foreach (var clause in Clauses)
+            {
+                if (clause.Kind == ClauseKind.Reference && !clause.Negated && clause.Params[0] == stored.Code && clause.Targets is [var only]
+                    && only.StartsWith(KnownResourceTypes.Patient + "/", StringComparison.Ordinal))
+                {
+                    return only[(KnownResourceTypes.Patient.Length + 1)..];
+                }
+            }
+        }
+        return null;
+    }
+
     /// <summary>Dates of care and _lastUpdated (stored as they are, compared as ranges): an <c>ap</c> value becomes its range widened
     /// on each side by <see cref="ApproximateMargin"/> days, as a birth date's is; the SQL then takes what intersects it.</summary>
     private static List<(string Prefix, long Low, long High)> Approximated(List<(string Prefix, long Low, long High)> ranges, DateOnly today)
