@@ -369,7 +369,7 @@ internal sealed class KeyRing : IDisposable
     {
         try
         {
-            await using (var connection = await _database.OpenAsync(cancellationToken))
+            await using (var connection = await _database.OpenHousekeepingAsync(cancellationToken))
             {
                 using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
                     .With("t", tenantId).With("p", DataPurpose);
@@ -391,7 +391,7 @@ internal sealed class KeyRing : IDisposable
     /// are not disposed: requests may be using them; the collector frees them).</summary>
     private async Task<TenantKeys> LoadAsync(long tenantId, bool replace, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
+        await using var connection = await _database.OpenHousekeepingAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT purpose, key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose IN (@d, @i) ORDER BY key_version DESC")
             .With("t", tenantId).With("d", DataPurpose).With("i", IndexPurpose);

@@ -117,7 +117,8 @@ public sealed partial class RecordsGuard
         var contained = new Dictionary<(long, string), Containment>();
         var canaries = new Dictionary<long, HashSet<string>>();
         var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
-        await using (var connection = await _database.OpenAsync(cancellationToken))
+        // Asked by a request that may hold a write transaction: a connection that the requests waiting for this refresh do not hold.
+        await using (var connection = await _database.OpenHousekeepingAsync(cancellationToken))
         {
             // Baselines are read once, at start: after that this server is where they are learned.
             if (!_baselinesLoaded)

@@ -62,6 +62,13 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// leaves the connection open.</summary>
     internal abstract Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken);
 
+    /// <summary>A connection for the store's own short look-ups made on behalf of whoever asks next — the key ring's recheck of
+    /// the establishment's keys, the guard's refresh of containments — which requests may wait for while they hold a connection
+    /// of their own (a write transaction). PostgreSQL: a small pool of its own, so that such a look-up never waits behind the
+    /// requests waiting for it. Before, 33 transactions at once filled the pool, the recheck waited for a connection that none
+    /// of them would give back, and every one failed with 503 after the pool's 15-second timeout (a black-box probe, F1).</summary>
+    internal virtual Task<DbConnection> OpenHousekeepingAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
+
     /// <summary>A write connection a bulk load (seed, import) keeps for all its batches; its commits are durable like
     /// <see cref="BeginWriteAsync"/>'s. PostgreSQL: a pooled connection.</summary>
     internal virtual Task<DbConnection> OpenBulkWriterAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
@@ -725,7 +732,13 @@ internal sealed class PostgresDatabase : StoreDatabase
             MaxPoolSize = 4,
         };
         _lazyDataSource = NpgsqlDataSource.Create(lazy.ConnectionString);
+        _housekeepingDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MinPoolSize = 0, MaxPoolSize = 2 }.ConnectionString);
     }
+
+    private readonly NpgsqlDataSource _housekeepingDataSource;
+
+    internal override async Task<DbConnection> OpenHousekeepingAsync(CancellationToken cancellationToken) =>
+        await _housekeepingDataSource.OpenConnectionAsync(cancellationToken);
 
     public override StorageEngine Engine => StorageEngine.Postgres;
     public override string Description { get; }
@@ -842,6 +855,7 @@ internal sealed class PostgresDatabase : StoreDatabase
     public override async ValueTask DisposeAsync()
     {
         await _lazyDataSource.DisposeAsync();
+        await _housekeepingDataSource.DisposeAsync();
         await _dataSource.DisposeAsync();
     }
 
