@@ -184,7 +184,11 @@ internal static class AuditEventView
                     if (value.Contains(',', StringComparison.Ordinal)) return (null, "'agent' takes one principal id: search for each separately.");
                     if (value.Contains('/', StringComparison.Ordinal))
                         return (null, "'agent' is the id of an account (user:…) or an API client (vc_…), as entries name who acted, not a Practitioner reference.");
-                    query = query with { Agent = value };
+                    // A client as `vauban breach --principal` and the guard's release name it (client:vc_…) is the client vc_…: before, that
+                    // form matched nothing and answered an empty page, as if the client had done nothing. A session acts as its account.
+                    if (value.StartsWith("session:", StringComparison.Ordinal))
+                        return (null, "'agent' is an account (user:…) or an API client (vc_…): a session's acts are its account's. Search by the account; each entry names its session (agent.altId).");
+                    query = query with { Agent = value.StartsWith("client:", StringComparison.Ordinal) ? value["client:".Length..] : value };
                     break;
                 case "date":
                     var prefix = value.Length > 2 && char.IsLetter(value[0]) ? value[..2] : "eq";

@@ -440,6 +440,22 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_is_found_by_agent_as_breach_and_the_guard_name_it_and_a_session_is_refused_not_answered_empty()
+    {
+        // agent=client:vc_… (how `vauban breach --principal` and `guard release` name a client) matched nothing: an empty page, as if
+        // the client had done nothing. A session id, which the console shows, matched nothing too.
+        (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
+        var clientId = Assert.Single(await _server.Store.Clients.ListAsync(_tenant, CancellationToken.None)).ClientId;
+        using var officer = await SignedInAsync("officer@chu.example", _officerSecret);
+        var bare = (await OkAsync(officer.Http, $"/fhir/AuditEvent?agent={clientId}&_count=0")).GetProperty("total").GetInt32();
+        Assert.True(bare > 0);
+        Assert.Equal(bare, (await OkAsync(officer.Http, $"/fhir/AuditEvent?agent=client:{clientId}&_count=0")).GetProperty("total").GetInt32());
+        using var session = await officer.Http.GetAsync("/fhir/AuditEvent?agent=session:abc123");
+        Assert.Equal(HttpStatusCode.BadRequest, session.StatusCode);
+        Assert.Contains("a session's acts are its account's", (await session.BodyAsync()).GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sign_ins_and_failed_sign_ins_are_on_the_chain()
     {
         using (var wrong = new StaffClient(_server.BaseAddress))
