@@ -221,7 +221,9 @@ public sealed class AuditLog
         }
         if (tree.Problem is { } treeProblem) return new(tenantId, treeProblem.Entries, tree.Verified, treeProblem.Sequence, treeProblem.Problem, 0);
         if (chainBreak is { } broken) return new(tenantId, Math.Max(0, broken.Sequence - 1), tree.Verified, broken.Sequence, broken.Problem, 0);
-        AuditVerification Broken(long seq, string problem) => new(tenantId, last, tree.Verified, seq, problem, 0);
+        // Entries: those before the first that fails, as for a break found while reading. A break found after reading every entry (the
+        // head, a deleted checkpoint) may lie before the last one read: "1,200 entries before it verified" beside "BROKEN at entry 1142".
+        AuditVerification Broken(long seq, string problem) => new(tenantId, Math.Min(last, seq - 1), tree.Verified, seq, problem, 0);
         if (witness.Beyond(last) is { } gone) return Broken(last + 1, gone);
         if (tree.Next < checkpoints.Count)
         {

@@ -536,6 +536,10 @@ public abstract class AuditTests : IAsyncLifetime
         var result = await VerifyAsync();
         Assert.False(result.Valid);
         Assert.Contains("missing", result.Problem, StringComparison.Ordinal);
+        // Broken at the first entry the deleted checkpoints signed, and what verified is what lies before it: the CLI said
+        // "BROKEN at entry 1142" and "1,200 entries before it verified", counting every entry read.
+        Assert.Equal(checkpoints[0].Size + 1, result.FirstBroken);
+        Assert.Equal(checkpoints[0].Size, result.Entries);
     }
 
     [Theory]
