@@ -116,10 +116,10 @@ public static class BreachDocuments
         // French letters open without the name ("Madame, Monsieur,"), as French correspondence does; English ones with it.
         text.AppendLine(fr ? "Madame, Monsieur," : addressee.Name.Length > 0 ? $"Dear {addressee.Name}," : "Dear patient,").AppendLine();
         text.AppendLine(fr
-            ? $"Nous devons vous informer qu'un accès non autorisé a touché votre dossier chez {facts.Establishment}. {Who(scope, fr)} a été utilisé par une personne "
+            ? $"Nous devons vous informer qu'un accès non autorisé a touché votre dossier chez {facts.Establishment}. {Who(scope, fr, named: false)} a été utilisé par une personne "
               + $"qui n'en avait pas le droit, pour consulter des dossiers de patients. Notre journal des accès montre que des données de votre dossier ont été consultées "
               + $"entre le {When(patient.FirstAccess, fr)} et le {When(patient.LastAccess, fr)} ({Counted.Fr(patient.Accesses, "accès", "accès")})."
-            : $"We must tell you that an unauthorised access reached your record at {facts.Establishment}. {Who(scope, fr)} was used by someone who had no right to it, "
+            : $"We must tell you that an unauthorised access reached your record at {facts.Establishment}. {Who(scope, fr, named: false)} was used by someone who had no right to it, "
               + $"to read patients' records. Our access log shows that data from your record were read between {When(patient.FirstAccess, fr)} and "
               + $"{When(patient.LastAccess, fr)} ({Counted.En(patient.Accesses, "access", "accesses")}).");
         text.AppendLine().AppendLine(fr ? "**Les données de votre dossier qui ont été atteintes :**" : "**The data from your record that were reached:**").AppendLine();
@@ -137,7 +137,8 @@ public static class BreachDocuments
             : "This information could be used to deceive you: messages, calls or letters claiming to come from the hospital, your doctor or the health insurer "
               + "(Assurance Maladie), quoting true details of your record to ask for money, your passwords or your bank details.");
         text.AppendLine().AppendLine(fr ? "**Ce que nous avons fait :**" : "**What we have done:**").AppendLine();
-        foreach (var measure in Measures(scope, facts, fr)) text.AppendLine("- " + measure);
+        // What was done, not the operator's reminder of what is left to do (which the regulator's notification keeps).
+        foreach (var measure in Measures(scope, facts, fr, forPatient: true)) text.AppendLine("- " + measure);
         text.AppendLine().AppendLine(fr ? "**Ce que vous pouvez faire :**" : "**What you can do:**").AppendLine();
         text.AppendLine(fr
                 ? "- Ne communiquez jamais vos codes, mots de passe ou coordonnées bancaires à la suite d'un message ou d'un appel, même s'il cite votre dossier : nous ne vous les demanderons jamais."
@@ -174,7 +175,7 @@ public static class BreachDocuments
         text.AppendLine(fr ? $"- Nom : {facts.DpoName ?? Blank}" : $"- Name: {facts.DpoName ?? Blank}")
             .AppendLine(fr ? $"- Courriel : {facts.DpoEmail ?? Blank}" : $"- E-mail: {facts.DpoEmail ?? Blank}");
 
-    private static IEnumerable<string> Measures(BreachScope scope, BreachFacts facts, bool fr)
+    private static IEnumerable<string> Measures(BreachScope scope, BreachFacts facts, bool fr, bool forPatient = false)
     {
         var state = facts.Containment;
         if (state.GuardLevel is { } level)
@@ -184,7 +185,7 @@ public static class BreachDocuments
         }
         if (state.AccountLocked) yield return fr ? "le compte en cause est verrouillé" : "the account concerned is locked";
         if (state.ClientRevoked) yield return fr ? "le client d'API en cause est révoqué : il ne peut plus obtenir de jeton" : "the API client concerned is revoked: it can no longer obtain a token";
-        if (state.GuardLevel is null && !state.AccountLocked && !state.ClientRevoked)
+        if (state.GuardLevel is null && !state.AccountLocked && !state.ClientRevoked && !forPatient)
         {
             yield return fr
                 ? "**à faire : l'accès en cause n'est encore ni retenu, ni verrouillé, ni révoqué** (`vauban users lock` ou `vauban clients revoke`) : " + Blank
@@ -197,10 +198,14 @@ public static class BreachDocuments
             : "further measures (secrets renewed, complaint filed, root-cause analysis): " + Blank;
     }
 
-    private static string Who(BreachScope scope, bool fr) => scope.PrincipalKind == "person"
-        ? (fr ? $"Le compte d'un membre du personnel (`{scope.Principal}`)" : $"A staff member's account (`{scope.Principal}`)")
-        : (fr ? $"L'accès d'un logiciel connecté à notre dossier patient (client d'API `{scope.Principal}`)"
-            : $"The access of a software system connected to our patient records (API client `{scope.Principal}`)");
+    /// <summary>Who the access was: with its id for the regulator (<paramref name="named"/>), without for a patient, to whom an internal
+    /// account or client id means nothing.</summary>
+    private static string Who(BreachScope scope, bool fr, bool named = true) => scope.PrincipalKind == "person"
+        ? (fr ? "Le compte d'un membre du personnel" : "A staff member's account") + (named ? $" (`{scope.Principal}`)" : "")
+        : named
+            ? (fr ? $"L'accès d'un logiciel connecté à notre dossier patient (client d'API `{scope.Principal}`)"
+                : $"The access of a software system connected to our patient records (API client `{scope.Principal}`)")
+            : (fr ? "L'accès d'un logiciel connecté à notre dossier patient" : "The access of a software system connected to our patient records");
 
     private static string Window(BreachScope scope, bool fr) => (scope.From, scope.To) switch
     {
@@ -235,8 +240,12 @@ public static class BreachDocuments
         _ => "the access history of your record: who opened it, when, and from where",
     };
 
-    private static string When(DateTimeOffset at, bool fr) =>
-        at.UtcDateTime.ToString(fr ? "dd/MM/yyyy 'à' HH:mm 'UTC'" : "yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
+    /// <summary>French establishments, French readers: times as the clocks in France showed them (a patient read "18:41 UTC" for an
+    /// access at 19:41 on her clock), named as such.</summary>
+    private static readonly TimeZoneInfo Paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
 
-    private static string Day(DateTimeOffset at, bool fr) => at.UtcDateTime.ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
+    private static string When(DateTimeOffset at, bool fr) =>
+        TimeZoneInfo.ConvertTime(at, Paris).ToString(fr ? "dd/MM/yyyy 'à' HH:mm '(heure de Paris)'" : "yyyy-MM-dd HH:mm '(Paris time)'", CultureInfo.InvariantCulture);
+
+    private static string Day(DateTimeOffset at, bool fr) => TimeZoneInfo.ConvertTime(at, Paris).ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

@@ -159,7 +159,12 @@ public abstract class BreachTests : IAsyncLifetime
         Assert.DoesNotContain("Aubrac", english, StringComparison.Ordinal);     // nor is another patient named in B's letter
         var notification = File.ReadAllText(Path.Combine(folder, "notification-cnil.en.md"));
         Assert.Contains("**5** patients", notification, StringComparison.Ordinal);
-        Assert.Contains("2026-12-04 09:30 UTC", notification, StringComparison.Ordinal); // the 72-hour deadline
+        Assert.Contains("2026-12-04 10:30 (Paris time)", notification, StringComparison.Ordinal); // the 72-hour deadline, 09:30 UTC
+        // A patient reads the times as her clock showed them, and no internal account id nor the operator's reminders.
+        Assert.Contains("(heure de Paris)", french, StringComparison.Ordinal);
+        Assert.DoesNotContain("UTC", french, StringComparison.Ordinal);
+        Assert.DoesNotContain("`", french, StringComparison.Ordinal);
+        Assert.DoesNotContain("vauban ", french, StringComparison.Ordinal);
         Assert.Contains("______", notification, StringComparison.Ordinal);               // the DPO's name left blank
         Assert.True(File.Exists(Path.Combine(folder, "notification-cnil.fr.md")));
         foreach (var family in Families) Assert.DoesNotContain(family, notification, StringComparison.Ordinal);
