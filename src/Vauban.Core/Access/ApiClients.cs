@@ -180,7 +180,10 @@ public sealed class ApiClients
             // while it is held back. The name is not verified (nothing is checked while held back); the source is recorded with it.
             await AuditThrottledAsync(request, sourceAddress, correlationId, cancellationToken);
             return (null, new TokenError("temporarily_unavailable",
-                $"Too many failed client authentications from this address. Wait {SignInThrottle.WaitText(wait)} and try again.", 429) { RetryAfter = wait });
+                // Said as it is counted: an attempt counts as failed until it is checked, so many correct ones sent together from one
+                // address are held back too (a probe's 64 at once: about half 429), and "too many failed" misled their sender.
+                $"Too many client authentications from this address that failed or were still being checked (each counts as failed until it is). "
+                + $"Wait {SignInThrottle.WaitText(wait)} and try again; a client sending many requests at once should share one token until it expires.", 429) { RetryAfter = wait });
         }
         var (token, error, authenticationFailed) = await IssueAdmittedAsync(request, tokenEndpoint, sourceAddress, correlationId, cancellationToken);
         if (!authenticationFailed) await _throttle.TakeBackAsync(admission, cancellationToken);

@@ -119,6 +119,7 @@ public abstract class DoorTests : IAsyncLifetime
         Assert.NotNull(throttled.Headers.RetryAfter);
         var body = JsonDocument.Parse(await throttled.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("temporarily_unavailable", body.GetProperty("error").GetString());
+        Assert.StartsWith("Too many client authentications from this address that failed or were still being checked", body.GetProperty("error_description").GetString(), StringComparison.Ordinal);
         Assert.DoesNotContain(client.ClientSecret!, body.ToString(), StringComparison.Ordinal);
     }
 
