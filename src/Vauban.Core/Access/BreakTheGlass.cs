@@ -158,7 +158,7 @@ public sealed class BreakTheGlass
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
-            $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {expires:yyyy-MM-dd HH:mm} UTC. "
+            $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {ParisTime.WithUtc(expires)}. "
             + "The explanation they stated: the console's Break-the-glass grants (/security/grants), vauban guard grants, or GET /admin/guard/grants.",
             cancellationToken);
         await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,

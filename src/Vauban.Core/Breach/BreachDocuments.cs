@@ -240,12 +240,10 @@ public static class BreachDocuments
         _ => "the access history of your record: who opened it, when, and from where",
     };
 
-    /// <summary>French establishments, French readers: times as the clocks in France showed them (a patient read "18:41 UTC" for an
-    /// access at 19:41 on her clock), named as such.</summary>
-    private static readonly TimeZoneInfo Paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-
+    /// <summary>Times as the clocks in France showed them (a patient read "18:41 UTC" for an access at 19:41 on her clock), named as such.</summary>
     private static string When(DateTimeOffset at, bool fr) =>
-        TimeZoneInfo.ConvertTime(at, Paris).ToString(fr ? "dd/MM/yyyy 'à' HH:mm '(heure de Paris)'" : "yyyy-MM-dd HH:mm '(Paris time)'", CultureInfo.InvariantCulture);
+        ParisTime.Of(at).ToString(fr ? "dd/MM/yyyy 'à' HH:mm" : "yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)
+        + (ParisTime.Known ? (fr ? " (heure de Paris)" : " (Paris time)") : " UTC");
 
-    private static string Day(DateTimeOffset at, bool fr) => TimeZoneInfo.ConvertTime(at, Paris).ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
+    private static string Day(DateTimeOffset at, bool fr) => ParisTime.Of(at).ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

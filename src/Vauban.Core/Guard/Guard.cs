@@ -257,8 +257,10 @@ public sealed partial class RecordsGuard
                 }
                 else
                 {
-                    var detail = $"{Who(principal)}: canary Patient/{canary} returned by {Verb(request.Interaction)} on {request.ResourceType}"
-                        + (request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "") + ".";
+                    // Contained before anything leaves: the request is refused, and the detail says so ("returned by" read as if it had left).
+                    var detail = $"{Who(principal)}: canary Patient/{canary} reached by {Verb(request.Interaction)} on {request.ResourceType}"
+                        + (request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "")
+                        + "; refused, nothing of it was returned.";
                     return await ContainAsync(context, principal.Kind == PrincipalKind.Person ? ContainmentLevels.Locked : ContainmentLevels.Suspended,
                         KnownAlertKinds.GuardCanary, detail, request.InsideWriteTransaction, cancellationToken);
                 }

@@ -296,7 +296,7 @@ public sealed class PatientChart
 
     private static readonly JsonElement NoElements = JsonDocument.Parse("[]").RootElement.Clone();
 
-    private static readonly TimeZoneInfo Paris = TimeZoneInfo.TryFindSystemTimeZoneById("Europe/Paris", out var paris) ? paris : TimeZoneInfo.Utc;
+    private static TimeZoneInfo Paris => ParisTime.Zone;
 
     /// <summary>An instant as the pages show it: Paris wall-clock time, to the minute.</summary>
     public static string InParis(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
@@ -319,5 +319,5 @@ public sealed class PatientChart
     public static DateOnly DateInParis(DateTimeOffset at) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(at, Paris).DateTime);
 
     /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
-    public static string ZoneName => Paris == TimeZoneInfo.Utc ? "UTC" : "Paris time";
+    public static string ZoneName => ParisTime.Name;
 }

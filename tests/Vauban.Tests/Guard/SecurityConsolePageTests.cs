@@ -105,6 +105,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         Assert.Contains($"name=\"alerts\" value=\"{alert.Id}\"", html, StringComparison.Ordinal);
         Assert.Contains("guard-canary", html, StringComparison.Ordinal);
         Assert.Contains("canary Patient/" + _canary, html, StringComparison.Ordinal); // the officer is told which canary
+        Assert.Contains("; refused, nothing of it was returned.", html, StringComparison.Ordinal); // and that it was contained before anything left
         Assert.Contains($"name=\"principal\" value=\"{desk}\"", html, StringComparison.Ordinal);
         // Principals are named, not only listed by id: the alert's and the containment's, the desk's account.
         Assert.Equal(2, html.Split("Denise Accueil (secretary)<br> <code>user:").Length - 1);
