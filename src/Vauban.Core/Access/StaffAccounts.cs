@@ -202,6 +202,15 @@ public sealed class StaffAccounts
         return result;
     }
 
+    /// <summary>The establishment's accounts locked now — by failed sign-ins, an administrator or the guard; each until unlocked — by e-mail.</summary>
+    public async Task<IReadOnlyList<StaffUser>> LockedAsync(Tenant tenant, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tenant);
+        var now = _time.GetUtcNow();
+        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        return users.Where(u => u.LockoutEnd > now).OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase).ToList();
+    }
+
     /// <summary>Who each account of the establishment is, by principal id ("user:…"): its name and role, as the security
     /// console names the principals it lists (an id alone says nothing to the officer reviewing it).</summary>
     public async Task<IReadOnlyDictionary<string, string>> NamesAsync(Tenant tenant, CancellationToken cancellationToken)

@@ -91,6 +91,28 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         who.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = patientId }, action: "/security/access");
 
     [Fact]
+    public async Task The_console_lists_the_locked_accounts_whatever_locked_them_and_says_how_each_is_unlocked()
+    {
+        // Failed sign-ins and an administrator's lock are no containment of the guard: such accounts were on no list of the
+        // console (a probe locked two; `vauban users list` alone showed them).
+        await CanaryReadByTheDeskAsync(); // the guard locks the desk
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Doctor, CancellationToken.None));
+        using var officer = await SignedInAsync(Officer);
+        var (_, html) = await officer.GetAsync("/security");
+        var locked = html[html.IndexOf("id=\"locked\"", StringComparison.Ordinal)..html.IndexOf("id=\"exports-heading\"", StringComparison.Ordinal)];
+        var rows = locked.Split("<tr>").Skip(2).ToList();
+        Assert.Equal(2, rows.Count);
+        var doctorRow = Assert.Single(rows, r => r.Contains(Doctor, StringComparison.Ordinal));
+        Assert.Contains("Dr Claire Auber (physician)", doctorRow, StringComparison.Ordinal);
+        Assert.Contains($"<code>vauban users unlock --tenant {Establishment} --email {Doctor}</code>", doctorRow, StringComparison.Ordinal);
+        Assert.Contains("Locked by the guard: release it above.", Assert.Single(rows, r => r.Contains(Desk, StringComparison.Ordinal)), StringComparison.Ordinal);
+        // The list, read, is on the chain as the console's other lists are.
+        var officerId = (await _server.Store.Accounts.FindAsync(_tenant, Officer, CancellationToken.None))!.PrincipalId;
+        var reads = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new Vauban.Audit.AuditQuery { Agent = officerId, Count = 100 }, CancellationToken.None);
+        Assert.Contains(reads!, e => e.Detail.Records.Contains("console:GET /security (locked accounts)") && e.Detail.Note == "guard console read (2 listed)");
+    }
+
+    [Fact]
     public async Task The_officer_sees_the_alert_a_containment_raised_acknowledges_it_and_releases_the_contained_account()
     {
         var alert = await CanaryReadByTheDeskAsync();

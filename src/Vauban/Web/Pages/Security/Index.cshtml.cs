@@ -7,7 +7,7 @@ using Vauban.Records;
 namespace Vauban.Web.Pages.Security;
 
 /// <summary>
-/// The security officer's console: the alerts not yet reviewed, who the guard holds now, and the bulk exports awaiting a
+/// The security officer's console: the alerts not yet reviewed, who the guard holds now, the accounts locked, and the bulk exports awaiting a
 /// second person — each list read on the chain — with the officer's acts on them (acknowledge, release, approve or deny).
 /// Every act is a posted form with its antiforgery token, needs both factors proven within 5 minutes (else the person goes
 /// through /account/reauth and back), and is GuardConsole's, the same as the JSON API's (/admin/guard). The administrator
@@ -23,6 +23,10 @@ public sealed class SecurityConsoleModel : ConsolePage
     public bool MoreAlerts { get; private set; }
     public IReadOnlyList<Containment> Contained { get; private set; } = [];
     public IReadOnlyList<PendingExport> Exports { get; private set; } = [];
+
+    /// <summary>Accounts locked now, whatever locked them: failed sign-ins and an administrator's lock are no containment of the
+    /// guard, and were on no list of the console (only `vauban users list` showed them).</summary>
+    public IReadOnlyList<StaffUser> Locked { get; private set; } = [];
 
     /// <summary>An alert's detail or a containment's reason as this person may read it.</summary>
     public string Shown(string text) => GuardConsole.Shown(HttpContext, text);
@@ -77,7 +81,7 @@ public sealed class SecurityConsoleModel : ConsolePage
         return await ShowAsync();
     }
 
-    /// <summary>The three lists, each read on the chain before the page leaves.</summary>
+    /// <summary>The four lists, each read on the chain before the page leaves.</summary>
     private async Task<IActionResult> ShowAsync()
     {
         var tenant = Person!.User!.Tenant.Id;
@@ -89,6 +93,8 @@ public sealed class SecurityConsoleModel : ConsolePage
         await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (alerts)", Alerts.Count);
         Contained = await Store.Guard.ContainmentsAsync(tenant, cancel);
         await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (contained)", Contained.Count);
+        Locked = await Store.Accounts.LockedAsync(Person!.User!.Tenant, cancel);
+        await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (locked accounts)", Locked.Count);
         Exports = await Store.ExportApprovals.PendingAsync(tenant, cancel);
         await GuardConsole.AuditReadAsync(Store, HttpContext, Request.Method + " /security (exports)", Exports.Count);
         return Page();
