@@ -446,14 +446,18 @@ public sealed partial class RecordsService
         if (ExtractWritten(type, json, keys, NamesAnEntry(resource, references), out var refusedIndex) is not { } newIndex) return refusedIndex!;
         var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
         var compartment = Compartments.Of(type, id, newIndex);
+        // A record moved into another patient's record, or brought back after its deletion, is from then on the writer's: its
+        // creator is who put it where it is. The booker of an appointment (AccessPolicy.BookedBy) or a client limited to its own
+        // records would otherwise keep reading it in the record of a patient it never wrote into, with what others wrote there.
+        var createdBy = current.Deleted || !string.Equals(compartment, current.Compartment, StringComparison.Ordinal) ? CreatorOf(context) : current.CreatedBy;
         var sealedBody = RecordCipher.Seal(keys, typeCode, id, version, json);
-        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, oldIndex, newIndex,
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, version, now, sealedBody, compartment, createdBy, oldIndex, newIndex,
             current.Deleted ? VersionMade.CreatedByUpdate : made, cancellationToken))
         {
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id,
                 RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry.")), cancellationToken);
         }
-        written.Updated(type, id, compartment, current.CreatedBy, Compartments.Named(type, id, newIndex));
+        written.Updated(type, id, compartment, createdBy, Compartments.Named(type, id, newIndex));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope,
             current.Deleted ? "brought back after its deletion" : note);
         return new RecordResult(current.Deleted ? RecordStatus.Created : RecordStatus.Ok, type, id, version, now, json);
@@ -524,7 +528,8 @@ public sealed partial class RecordsService
         }
         var now = Math.Max(_time.GetUtcNow().ToUnixTimeMilliseconds(), current.LastUpdated);
         var oldIndex = ExtractIndex(type, Open(keys, current), keys);
-        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, oldIndex, null, VersionMade.Deleted, cancellationToken))
+        if (!await ResourceRows.ReplaceAsync(scope, Engine, keys.TenantId, current.Rid, current.Version, current.Version + 1, now, null, current.Compartment, current.CreatedBy, oldIndex, null,
+                VersionMade.Deleted, cancellationToken))
         {
             // Audited like the update's: every delete asked for is on the chain, the refused ones too (kept on rollback).
             return await VersionRefusedAsync(context, scope, Interaction.Delete, type, id,

@@ -180,9 +180,10 @@ internal sealed class ResourceRows
         return rid;
     }
 
-    /// <summary>Moves the current version to history and writes the new one, if the current version is still <paramref name="expectedVersion"/>.</summary>
+    /// <summary>Moves the current version to history and writes the new one, if the current version is still <paramref name="expectedVersion"/>.
+    /// <paramref name="createdBy"/>: who put the record into its patient's record (the creator, or whoever moved it since).</summary>
     public static async Task<bool> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int expectedVersion, int version, long lastUpdated, byte[]? body,
-        string? compartment, IndexEntries? oldIndex, IndexEntries? newIndex, VersionMade made, CancellationToken cancellationToken)
+        string? compartment, string? createdBy, IndexEntries? oldIndex, IndexEntries? newIndex, VersionMade made, CancellationToken cancellationToken)
     {
         using (var archive = scope.Command(
             "INSERT INTO resource_history (rid, version, last_updated, deleted, body, made) SELECT rid, version, last_updated, deleted, body, made FROM resources WHERE rid = @rid AND version = @ev")
@@ -191,9 +192,9 @@ internal sealed class ResourceRows
             if (await archive.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
         using (var update = scope.Command(engine == StorageEngine.Postgres
-            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, made = @m, hashes = @hs WHERE rid = @rid AND version = @ev"
-            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, made = @m WHERE rid = @rid AND version = @ev")
-            .With("c", compartment).With("m", (short)made).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
+            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, created_by = @cb, made = @m, hashes = @hs WHERE rid = @rid AND version = @ev"
+            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, created_by = @cb, made = @m WHERE rid = @rid AND version = @ev")
+            .With("c", compartment).With("cb", createdBy).With("m", (short)made).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
         {
             if (engine == StorageEngine.Postgres) update.With("hs", newIndex?.Hashes.ToArray() ?? []);
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;

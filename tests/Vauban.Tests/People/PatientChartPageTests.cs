@@ -732,8 +732,29 @@ public abstract class PatientChartPageTests : IAsyncLifetime
             new Dictionary<string, string> { ["Appointment"] = created, ["Version"] = "1", ["CancelReason"] = "pat" }, chartPage + "?handler=cancel");
         Assert.True(cancelled.StatusCode == HttpStatusCode.Redirect, cancelled.StatusCode + cancelledHtml);
         var op = AccessContext.Operator(_tenant, "test");
-        using var after = System.Text.Json.JsonDocument.Parse((await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None)).Json!);
-        Assert.Equal("cancelled", after.RootElement.GetProperty("status").GetString());
+        var afterCancel = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+        using (var after = System.Text.Json.JsonDocument.Parse(afterCancel.Json!)) Assert.Equal("cancelled", after.RootElement.GetProperty("status").GetString());
+
+        // Someone else moves it into another patient's record, with words of their own: it is theirs from then on. The desk read it
+        // there, notes and all, and found it by that patient.
+        var third = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Tiers", given: "Paule"));
+        var moved = System.Text.Encoding.UTF8.GetString(afterCancel.Json!).Replace("Patient/" + _ids["other"], "Patient/" + third, StringComparison.Ordinal)
+            .Replace("\"status\":\"cancelled\"", "\"status\":\"booked\",\"comment\":\"NOTE-OF-ANOTHER\"", StringComparison.Ordinal);
+        using (var body = System.Text.Json.JsonDocument.Parse(moved))
+        {
+            Assert.Equal(Vauban.Records.RecordStatus.Ok, (await _server.Store.Records.UpdateAsync(op, "Appointment", created, body.RootElement, afterCancel.Version, CancellationToken.None)).Status);
+        }
+        using (var read = await desk.Http.GetAsync("/fhir/Appointment/" + created))
+        {
+            Assert.NotEqual(HttpStatusCode.OK, read.StatusCode);
+            Assert.DoesNotContain("NOTE-OF-ANOTHER", await read.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        using (var found = await desk.Http.GetAsync($"/fhir/Appointment?patient={third}&_total=accurate"))
+        {
+            Assert.Equal(0, (await found.BodyAsync()).GetProperty("total").GetInt32());
+        }
+        var (_, thirdChart) = await desk.GetAsync("/patients/" + third);
+        Assert.Empty(Appointments(thirdChart));
     }
 
     [Fact]
