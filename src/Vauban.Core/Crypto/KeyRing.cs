@@ -294,7 +294,8 @@ internal sealed class KeyRing : IDisposable
     public async ValueTask<AuditSigningKey> AuditSignerAsync(long tenantId, CancellationToken cancellationToken)
     {
         if (_signers.TryGetValue(tenantId, out var signer)) return signer;
-        await using var connection = await _database.OpenAsync(cancellationToken);
+        // Asked by a transaction's audit append (its first checkpoint in this process): a look-up's connection (OpenLookupAsync).
+        await using var connection = await _database.OpenLookupAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose = @p ORDER BY key_version DESC LIMIT 1")
             .With("t", tenantId).With("p", AuditSigningPurpose);
@@ -369,7 +370,7 @@ internal sealed class KeyRing : IDisposable
     {
         try
         {
-            await using (var connection = await _database.OpenHousekeepingAsync(cancellationToken))
+            await using (var connection = await _database.OpenLookupAsync(cancellationToken))
             {
                 using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
                     .With("t", tenantId).With("p", DataPurpose);
@@ -391,7 +392,7 @@ internal sealed class KeyRing : IDisposable
     /// are not disposed: requests may be using them; the collector frees them).</summary>
     private async Task<TenantKeys> LoadAsync(long tenantId, bool replace, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenHousekeepingAsync(cancellationToken);
+        await using var connection = await _database.OpenLookupAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT purpose, key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose IN (@d, @i) ORDER BY key_version DESC")
             .With("t", tenantId).With("d", DataPurpose).With("i", IndexPurpose);

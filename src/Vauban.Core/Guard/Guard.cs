@@ -118,7 +118,7 @@ public sealed partial class RecordsGuard
         var canaries = new Dictionary<long, HashSet<string>>();
         var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
         // Asked by a request that may hold a write transaction: a connection that the requests waiting for this refresh do not hold.
-        await using (var connection = await _database.OpenHousekeepingAsync(cancellationToken))
+        await using (var connection = await _database.OpenLookupAsync(cancellationToken))
         {
             // Baselines are read once, at start: after that this server is where they are learned.
             if (!_baselinesLoaded)

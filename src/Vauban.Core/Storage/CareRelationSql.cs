@@ -96,7 +96,8 @@ internal static class CareRelationSql
         using var command = database.NewCommand();
         command.With("pt", patient);
         command.CommandText = "SELECT CASE WHEN " + Related(command, database.Engine, "@pt", "r", tenant, actors, windowFrom, windowTo, principal, now, voided) + " THEN 1 ELSE 0 END";
-        return await database.QueryAsync(command, async (reader, ct) => await reader.ReadAsync(ct) && Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) == 1,
+        // Asked during a person's write too (of committed data, so not on the transaction's connection): a look-up (QueryLookupAsync).
+        return await database.QueryLookupAsync(command, async (reader, ct) => await reader.ReadAsync(ct) && Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) == 1,
             cancellationToken);
     }
 }

@@ -62,12 +62,19 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// leaves the connection open.</summary>
     internal abstract Task<WriteScope> BeginWriteOnAsync(DbConnection connection, CancellationToken cancellationToken);
 
-    /// <summary>A connection for the store's own short look-ups made on behalf of whoever asks next — the key ring's recheck of
-    /// the establishment's keys, the guard's refresh of containments — which requests may wait for while they hold a connection
-    /// of their own (a write transaction). PostgreSQL: a small pool of its own, so that such a look-up never waits behind the
-    /// requests waiting for it. Before, 33 transactions at once filled the pool, the recheck waited for a connection that none
-    /// of them would give back, and every one failed with 503 after the pool's 15-second timeout (a black-box probe, F1).</summary>
-    internal virtual Task<DbConnection> OpenHousekeepingAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
+    /// <summary>A connection for a short look-up that a request may make while it holds a write transaction — the key ring's
+    /// recheck and load of the establishment's keys and its audit signing key, the guard's refresh of containments, the access
+    /// policy's question whether a person may open a patient (asked of committed data, so not on the transaction's connection).
+    /// PostgreSQL: a pool of its own, whose connections are each held for one look-up and wait for nothing else, so that such a
+    /// look-up never waits behind requests that hold the main pool while they wait for it. Before, 33 transactions at once
+    /// filled the pool and every one failed with 503 after the pool's 15-second timeout (black-box probe, F1); a person's 10
+    /// writes at once on a pool of 4, 7 of them (review, H1).</summary>
+    internal virtual Task<DbConnection> OpenLookupAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
+
+    /// <summary><see cref="QueryAsync"/> on a look-up's connection (<see cref="OpenLookupAsync"/>). SQLite: a read like any other
+    /// (its readers never wait for a writer's connection).</summary>
+    public virtual Task<T> QueryLookupAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
+        QueryAsync(built, read, cancellationToken);
 
     /// <summary>A write connection a bulk load (seed, import) keeps for all its batches; its commits are durable like
     /// <see cref="BeginWriteAsync"/>'s. PostgreSQL: a pooled connection.</summary>
@@ -732,13 +739,24 @@ internal sealed class PostgresDatabase : StoreDatabase
             MaxPoolSize = 4,
         };
         _lazyDataSource = NpgsqlDataSource.Create(lazy.ConnectionString);
-        _housekeepingDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MinPoolSize = 0, MaxPoolSize = 2 }.ConnectionString);
+        _lookupDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MinPoolSize = 0, MaxPoolSize = LookupPoolSize }.ConnectionString);
     }
 
-    private readonly NpgsqlDataSource _housekeepingDataSource;
+    /// <summary>The look-ups' pool (<see cref="OpenLookupAsync"/>): each is one indexed query, so a few connections serve many requests.</summary>
+    private const int LookupPoolSize = 8;
 
-    internal override async Task<DbConnection> OpenHousekeepingAsync(CancellationToken cancellationToken) =>
-        await _housekeepingDataSource.OpenConnectionAsync(cancellationToken);
+    private readonly NpgsqlDataSource _lookupDataSource;
+
+    internal override async Task<DbConnection> OpenLookupAsync(CancellationToken cancellationToken) =>
+        await _lookupDataSource.OpenConnectionAsync(cancellationToken);
+
+    public override async Task<T> QueryLookupAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        await using var connection = await _lookupDataSource.OpenConnectionAsync(cancellationToken);
+        built.Connection = connection;
+        await using var reader = await built.ExecuteReaderAsync(cancellationToken);
+        return await read(reader, cancellationToken);
+    }
 
     public override StorageEngine Engine => StorageEngine.Postgres;
     public override string Description { get; }
@@ -855,7 +873,7 @@ internal sealed class PostgresDatabase : StoreDatabase
     public override async ValueTask DisposeAsync()
     {
         await _lazyDataSource.DisposeAsync();
-        await _housekeepingDataSource.DisposeAsync();
+        await _lookupDataSource.DisposeAsync();
         await _dataSource.DisposeAsync();
     }
 
