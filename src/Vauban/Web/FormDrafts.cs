@@ -14,12 +14,17 @@ public sealed class FormDrafts(TimeProvider time)
 
     private const int MaxKept = 10_000;
 
+    /// <summary>Drafts one session keeps at most (its newest): one session sending forms for many pages evicts only its own.</summary>
+    internal const int MaxPerSession = 4;
+
     private readonly ConcurrentDictionary<string, (IReadOnlyDictionary<string, string?> Fields, long Until)> _drafts = new(StringComparer.Ordinal);
 
     /// <summary>Keeps the fields typed into the form of <paramref name="page"/> (a path) by this session, replacing an earlier draft.</summary>
     public void Keep(string session, string page, IReadOnlyDictionary<string, string?> fields)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var own = _drafts.Where(d => d.Key.StartsWith(session + "|", StringComparison.Ordinal)).OrderBy(d => d.Value.Until).ToList();
+        foreach (var (key, _) in own.Take(Math.Max(0, own.Count - MaxPerSession + 1))) _drafts.TryRemove(key, out _);
         if (_drafts.Count >= MaxKept)
         {
             foreach (var (key, draft) in _drafts) if (draft.Until <= now) _drafts.TryRemove(key, out _);
