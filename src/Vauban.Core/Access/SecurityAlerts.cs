@@ -144,7 +144,8 @@ public sealed class SecurityAlerts
 
     /// <summary>Marks the tenant's unacknowledged alerts among <paramref name="ids"/> as reviewed by <paramref name="by"/> (stored as
     /// the principal's blind index), in the caller's transaction; returns the ids it acknowledged.</summary>
-    internal async Task<List<long>> AcknowledgeAsync(WriteScope scope, long tenantId, IReadOnlyCollection<long> ids, string by, CancellationToken cancellationToken)
+    /// <param name="officersOnly">Kinds left unacknowledged: for anyone but the security officer, the canaries' (theirs to review).</param>
+    internal async Task<List<long>> AcknowledgeAsync(WriteScope scope, long tenantId, IReadOnlyCollection<long> ids, string by, bool officersOnly, CancellationToken cancellationToken)
     {
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -152,8 +153,10 @@ public sealed class SecurityAlerts
         var done = new List<long>();
         foreach (var id in ids.Distinct())
         {
-            using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL")
+            using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL"
+                    + (officersOnly ? " AND kind NOT IN (@k1, @k2)" : ""))
                 .With("at", now).With("b", reference).With("t", tenantId).With("i", id);
+            if (officersOnly) update.With("k1", KnownAlertKinds.GuardCanary).With("k2", KnownAlertKinds.GuardCanarySeen);
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1) done.Add(id);
         }
         return done;

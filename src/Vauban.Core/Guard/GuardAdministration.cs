@@ -53,7 +53,10 @@ public sealed partial class RecordsGuard
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.Count is 0 or > MaxAcknowledgedPerCall) throw new ArgumentException($"Acknowledge between 1 and {MaxAcknowledgedPerCall:N0} alerts at a time.");
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, cancellationToken);
+        // A canary's alert is the security officer's to review, as the canaries are hers: an administrator who acknowledged one
+        // (and released the account it locked) took the incident off her console (a black-box probe did).
+        var notOfficer = officer.Principal.Kind == PrincipalKind.Person && officer.Principal.Role != StaffRole.SecurityOfficer;
+        var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, officersOnly: notOfficer, cancellationToken);
         if (done.Count == 0) return done;
         await _audit.AppendAsync(scope, officer, AuditAction.Administration, AuditOutcome.Success, null,
             [new AuditedRecord("alerts:" + string.Join(",", done.Take(20)) + (done.Count > 20 ? ",…" : ""), null, null)], cancellationToken,

@@ -80,7 +80,7 @@ internal static class GuardAdminEndpoints
             if (NeedsFreshFactors(http, "Acknowledging alerts") is { } stale) return stale;
             var (done, left) = await GuardConsole.AcknowledgeAsync(store, http, ids);
             return done.Count == 0
-                ? Problem(404, GuardConsole.NoAlertAcknowledged)
+                ? Problem(404, GuardConsole.NoAlertAcknowledged + GuardConsole.CanariesAreTheOfficers(http))
                 : Results.Json(new { acknowledged = done, notFound = left });
         });
 

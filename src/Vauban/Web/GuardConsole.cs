@@ -23,6 +23,10 @@ internal static partial class GuardConsole
     public static readonly TimeSpan ActReauthentication = TimeSpan.FromMinutes(5);
 
     public const string NoAlertAcknowledged = "None of these is an unacknowledged alert of your establishment.";
+
+    /// <summary>What an administrator is told of the alerts left: a canary's is the security officer's to acknowledge.</summary>
+    public static string CanariesAreTheOfficers(HttpContext http) =>
+        http.FullPerson()?.User?.Role == StaffRole.SecurityOfficer ? "" : " A canary's alert is the security officer's to acknowledge, and stays on her console.";
     public const string NotContained = "This principal is not contained in your establishment.";
 
     /// <summary>

@@ -91,6 +91,25 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         who.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = patientId }, action: "/security/access");
 
     [Fact]
+    public async Task An_administrator_cannot_take_a_canarys_alert_off_the_officers_console()
+    {
+        // The canaries are the officer's: an administrator who acknowledged a canary's alert (and released the account it locked)
+        // left nothing of the incident on her console (a black-box probe).
+        var alert = await CanaryReadByTheDeskAsync();
+        using (var admin = await SignedInAsync(Admin))
+        {
+            var (refused, html) = await ActAsync(admin, "acknowledge", "alerts", Number(alert));
+            Assert.True(refused.StatusCode == HttpStatusCode.NotFound, refused.StatusCode + html);
+            Assert.Contains("A canary's alert is the security officer's to acknowledge", WebUtility.HtmlDecode(html), StringComparison.Ordinal);
+        }
+        Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+        using var officer = await SignedInAsync(Officer);
+        var (acknowledged, _) = await ActAsync(officer, "acknowledge", "alerts", Number(alert));
+        Assert.Equal(HttpStatusCode.Redirect, acknowledged.StatusCode);
+        Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
+    }
+
+    [Fact]
     public async Task The_console_lists_the_locked_accounts_whatever_locked_them_and_says_how_each_is_unlocked()
     {
         // Failed sign-ins and an administrator's lock are no containment of the guard: such accounts were on no list of the

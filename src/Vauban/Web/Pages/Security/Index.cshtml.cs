@@ -46,9 +46,9 @@ public sealed class SecurityConsoleModel : ConsolePage
         if (!GuardConsole.AreAlertIds(ids)) return await RefusedAsync(400, $"Acknowledge between 1 and {RecordsGuard.MaxAcknowledgedPerCall:N0} alerts at a time, by the numbers listed.");
         if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
         var (done, left) = await GuardConsole.AcknowledgeAsync(Store, HttpContext, ids);
-        if (done.Count == 0) return await RefusedAsync(404, GuardConsole.NoAlertAcknowledged);
+        if (done.Count == 0) return await RefusedAsync(404, GuardConsole.NoAlertAcknowledged + GuardConsole.CanariesAreTheOfficers(HttpContext));
         var said = done.Count == 1 ? "1 alert acknowledged." : $"{done.Count} alerts acknowledged.";
-        if (left.Count > 0) said += $" {left.Count} of those ticked were no longer unacknowledged alerts of your establishment.";
+        if (left.Count > 0) said += $" {left.Count} of those ticked were not acknowledged: no longer unacknowledged alerts of your establishment.{GuardConsole.CanariesAreTheOfficers(HttpContext)}";
         return Acted(said);
     }
 
