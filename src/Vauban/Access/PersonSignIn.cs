@@ -288,6 +288,9 @@ public sealed class PersonSignIn
             await _store.Accounts.RevokeSessionsAsync(user.Tenant, user.Email, CancellationToken.None);
             await _store.Alerts.RaiseAsync(user.Tenant.Id, KnownAlertKinds.AccountLocked, user.PrincipalId,
                 $"Account locked after {_store.Accounts.Options.LockoutAfterFailures} failed sign-in attempts (last: {what}, from {Source(http)}).", CancellationToken.None);
+            // The lock on the account's chain too, not only the attempt that caused it (which read as one more refused password).
+            await AuditAsync(http, user.Tenant, user, AuditAction.SignInFailure, AuditOutcome.MinorFailure,
+                $"account locked after {_store.Accounts.Options.LockoutAfterFailures} failed sign-in attempts; its sessions ended");
         }
     }
 

@@ -159,6 +159,9 @@ public abstract class SignInAttackTests : IAsyncLifetime
         var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.AccountLocked);
         Assert.StartsWith("user:", alert.Principal);
         Assert.DoesNotContain(Email, alert.Detail);
+        // The lock is on the account's chain, once, beside the attempt that caused it (that attempt read as one more refused password).
+        var failures = await _server.AuditEntriesOfAsync(_tenant, Email, Vauban.Audit.AuditAction.SignInFailure);
+        Assert.Single(failures, e => e.Detail.Note == $"account locked after {LockoutAfter} failed sign-in attempts; its sessions ended");
         // The officer unlocks; the person signs in again.
         Assert.True(await _server.Store.Accounts.UnlockAsync(_tenant, Email, CancellationToken.None));
         _time.Advance(TimeSpan.FromMinutes(16));
