@@ -255,6 +255,9 @@ public abstract class GuardTests : IAsyncLifetime
             var stored = await Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Patient", canary, None);
             Assert.Equal((RecordStatus.Ok, 1), (stored.Status, stored.Version));
         }
+        // Contained inside a write transaction, the guard writes the containment and its alert once the transaction has ended, beside
+        // the answer: waited for here (the alert was read before it was written, now and then, on PostgreSQL).
+        await _server.Store.Guard.FlushAsync();
         var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
         Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
     }
