@@ -1,6 +1,4 @@
-using System.Text.Json;
 using Vauban.Access;
-using Vauban.Records;
 
 namespace Vauban.Web.Pages;
 
@@ -20,13 +18,7 @@ public sealed class HomeModel : StaffPage
         if (Person?.User is not { } user || HttpContext.PersonAccess() is not { } access) return;
         if (user.Practitioner is { } practitioner)
         {
-            Practitioner = "Practitioner/" + practitioner;
-            if (IdRules.IsValid(practitioner)
-                && await Store.Records.ReadAsync(access, "Practitioner", practitioner, HttpContext.RequestAborted) is { Status: RecordStatus.Ok, Json: { } json })
-            {
-                using var document = JsonDocument.Parse(json);
-                if (PatientChart.HumanName(document.RootElement) is { Length: > 0 } name) Practitioner = $"{ServiceLabels.OneLine(name)} ({Practitioner})";
-            }
+            Practitioner = await ServiceLabels.LabelAsync(Store, access, "Practitioner", practitioner, PatientChart.HumanName, HttpContext.RequestAborted);
         }
         if (user.Service is { } service)
         {
