@@ -25,15 +25,7 @@ public sealed class FormDrafts(TimeProvider time)
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var own = _drafts.Where(d => d.Key.StartsWith(session + "|", StringComparison.Ordinal)).OrderBy(d => d.Value.Until).ToList();
         foreach (var (key, _) in own.Take(Math.Max(0, own.Count - MaxPerSession + 1))) _drafts.TryRemove(key, out _);
-        if (_drafts.Count >= MaxKept)
-        {
-            foreach (var (key, draft) in _drafts) if (draft.Until <= now) _drafts.TryRemove(key, out _);
-            // Still full of live drafts (an attack, not work): the oldest half goes, so the server's memory stays bounded.
-            if (_drafts.Count >= MaxKept)
-            {
-                foreach (var (key, _) in _drafts.OrderBy(d => d.Value.Until).Take(MaxKept / 2)) _drafts.TryRemove(key, out _);
-            }
-        }
+        BoundedMemory.MakeRoom(_drafts, MaxKept, now, d => d.Until);
         _drafts[session + "|" + page] = (new Dictionary<string, string?>(fields, StringComparer.Ordinal), now + (long)Kept.TotalMilliseconds);
     }
 

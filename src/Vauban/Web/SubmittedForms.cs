@@ -26,15 +26,7 @@ public sealed class SubmittedForms(TimeProvider time)
     public bool Claim(string session, string key)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (_claimed.Count >= MaxRemembered)
-        {
-            foreach (var (claimed, until) in _claimed) if (until <= now) _claimed.TryRemove(claimed, out _);
-            // Still full of live keys (an attack, not work): the oldest half goes, so the server's memory stays bounded.
-            if (_claimed.Count >= MaxRemembered)
-            {
-                foreach (var (claimed, _) in _claimed.OrderBy(c => c.Value).Take(MaxRemembered / 2)) _claimed.TryRemove(claimed, out _);
-            }
-        }
+        BoundedMemory.MakeRoom(_claimed, MaxRemembered, now, until => until);
         return _claimed.TryAdd(session + "|" + key, now + (long)Remembered.TotalMilliseconds);
     }
 

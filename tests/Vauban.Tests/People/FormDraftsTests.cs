@@ -43,3 +43,19 @@ public sealed class FormDraftsTests
         Assert.Null(drafts.Take("flood", $"/patients/p{19_999 - FormDrafts.MaxPerSession}/break-the-glass"));
     }
 }
+
+public sealed class BoundedMemoryTests
+{
+    [Fact]
+    public void A_full_map_drops_what_has_expired_then_if_still_full_the_half_that_expires_first()
+    {
+        var map = new System.Collections.Concurrent.ConcurrentDictionary<int, long>();
+        for (var i = 0; i < 10; i++) map[i] = 100 + i; // entry i lives until 100 + i
+        BoundedMemory.MakeRoom(map, 11, now: 200, until: v => v);
+        Assert.Equal(10, map.Count); // not full: nothing goes, not even the expired
+        BoundedMemory.MakeRoom(map, 10, now: 103, until: v => v);
+        Assert.Equal([4, 5, 6, 7, 8, 9], map.Keys.Order()); // full: the four expired go, and that makes room
+        BoundedMemory.MakeRoom(map, 6, now: 0, until: v => v);
+        Assert.Equal([7, 8, 9], map.Keys.Order()); // still full of live entries: the half that expires first goes
+    }
+}
