@@ -432,6 +432,18 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     private Task<(HttpResponseMessage Response, string Html)> BookAsync(StaffClient staff, Dictionary<string, string> fields, string? formPage = null) =>
         staff.SubmitAsync(formPage ?? $"/patients/{_ids["mine"]}?book=1", fields, $"/patients/{_ids["mine"]}?handler=book");
 
+    /// <summary>The booking form of <paramref name="patient"/>'s chart as <paramref name="staff"/> is shown it, filled in: the fields
+    /// with <paramref name="practitioner"/> chosen and the key of this showing (Submission), and the page (its antiforgery token).</summary>
+    private static async Task<(Dictionary<string, string> Fields, string Form)> BookingFormAsync(StaffClient staff, string patient, string practitioner, string date,
+        string time = "10:30", string minutes = "30")
+    {
+        var (_, form) = await staff.GetAsync($"/patients/{patient}?book=1");
+        var fields = Booking(date, time, minutes);
+        fields["Practitioner"] = practitioner;
+        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        return (fields, form);
+    }
+
     /// <summary>The practitioner the booking form has chosen, if any.</summary>
     private static string? SelectedPractitioner(string html)
     {
@@ -448,10 +460,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     public async Task The_same_booking_form_sent_twice_books_once()
     {
         using var doctor = await SignedInAsync("dr.auber@chu.example");
-        var (_, form) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
-        var fields = Booking(ParisDate(4));
-        fields["Practitioner"] = _ids["drA"];
-        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (fields, _) = await BookingFormAsync(doctor, _ids["mine"], _ids["drA"], ParisDate(4));
         var (first, firstHtml) = await BookAsync(doctor, fields);
         Assert.True(first.StatusCode == HttpStatusCode.Redirect, first.StatusCode + firstHtml);
         var (second, _) = await BookAsync(doctor, fields);
@@ -466,10 +475,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     {
         // A page takes GET and POST. Before, another method met the antiforgery check first and was told "This form has expired".
         using var doctor = await SignedInAsync("dr.auber@chu.example");
-        var (_, form) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
-        var fields = Booking(ParisDate(5));
-        fields["Practitioner"] = _ids["drA"];
-        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (fields, form) = await BookingFormAsync(doctor, _ids["mine"], _ids["drA"], ParisDate(5));
         fields["__RequestVerificationToken"] = StaffClient.Token(form);
         foreach (var method in new[] { HttpMethod.Put, HttpMethod.Delete, HttpMethod.Patch })
         {
@@ -700,10 +706,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         // relationship with: before, the appointment it had just booked was missing from the chart, and could not be cancelled.
         using var desk = await ServiceDeskAsync();
         var chartPage = $"/patients/{_ids["other"]}";
-        var (_, form) = await desk.GetAsync(chartPage + "?book=1");
-        var fields = Booking(ParisDate(150), "14:00", "20");
-        fields["Practitioner"] = _ids["drB"];
-        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (fields, _) = await BookingFormAsync(desk, _ids["other"], _ids["drB"], ParisDate(150), "14:00", "20");
         var (booked, bookedHtml) = await desk.SubmitAsync(chartPage + "?book=1", fields, chartPage + "?handler=book");
         Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml);
         var (_, chart) = await desk.GetAsync(chartPage);
@@ -763,10 +766,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         // The booker may change her appointment, but what it would then name is asked of that patient: a physician moving her
         // booking to a patient outside her care would otherwise make herself a care relationship with that patient.
         using var doctor = await SignedInAsync("dr.auber@chu.example");
-        var (_, form) = await doctor.GetAsync($"/patients/{_ids["mine"]}?book=1");
-        var fields = Booking(ParisDate(6));
-        fields["Practitioner"] = _ids["drA"];
-        fields["Submission"] = StaffClient.FieldValue(form, "Submission")!;
+        var (fields, _) = await BookingFormAsync(doctor, _ids["mine"], _ids["drA"], ParisDate(6));
         var (booked, _) = await BookAsync(doctor, fields);
         Assert.Equal(HttpStatusCode.Redirect, booked.StatusCode);
         var (_, chart) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
