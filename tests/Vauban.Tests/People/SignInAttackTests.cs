@@ -780,9 +780,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
     [Fact]
     public async Task A_signed_in_physician_breaks_the_glass_only_after_proving_both_factors_again()
     {
-        using var api = await _server.ClientAsync(Establishment);
-        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Inconnu")));
-        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        var patient = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Inconnu"));
         using var staff = await SignedInAsync();
         using (var before = await staff.Http.GetAsync($"/fhir/Patient/{patient}")) Assert.NotEqual(HttpStatusCode.OK, before.StatusCode);
 
@@ -812,9 +810,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
     [Fact]
     public async Task Break_the_glass_page_without_fresh_proof_or_reason_opens_nothing()
     {
-        using var api = await _server.ClientAsync(Establishment);
-        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Urgence")));
-        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        var patient = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Urgence"));
         using var staff = await SignedInAsync();
         var page = $"/patients/{patient}/break-the-glass";
 
@@ -850,9 +846,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
     [Fact]
     public async Task Break_the_glass_words_typed_while_the_proof_aged_are_shown_again_after_proving_both_factors()
     {
-        using var api = await _server.ClientAsync(Establishment);
-        using var created = await api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Brouillon")));
-        var patient = (await created.BodyAsync()).GetProperty("id").GetString()!;
+        var patient = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Brouillon"));
         using var staff = await SignedInAsync();
         var page = $"/patients/{patient}/break-the-glass";
         var (_, form) = await staff.GetAsync(page);
