@@ -38,9 +38,9 @@ public sealed class VaubanStore : IAsyncDisposable
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
         Policy = new AccessPolicy(database, keys, options.Access, options.Time);
-        AuditLog = new AuditLog(database, keys, Audit, options.Time);
         Clients = new ApiClients(database, Tenants, Audit, Throttle, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
+        AuditLog = new AuditLog(database, keys, Audit, Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
         ExportApprovals = new ExportApprovals(database, keys, Alerts, Audit, options.Time);

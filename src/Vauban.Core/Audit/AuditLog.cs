@@ -6,6 +6,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Vauban.Access;
 using Vauban.Crypto;
+using Vauban.Guard;
 using Vauban.Records;
 using Vauban.Records.Search;
 using Vauban.Storage;
@@ -49,7 +50,16 @@ public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, bool More)
 {
     /// <summary>For a count (<see cref="AuditQuery.Count"/> 0): how many entries match; null otherwise.</summary>
     public int? Total { get; init; }
+
+    /// <summary>The guard's refusal (step-up, suspension, lock): no entry left, and the withheld ones are on the chain as such; null
+    /// when the page was given.</summary>
+    public GuardDecision? Held { get; init; }
+
+    internal static AuditPage HeldBy(GuardDecision decision) => new([], false) { Held = decision };
 }
+
+/// <summary>One entry read by id: the entry (null when no entry has that id), or the guard's refusal.</summary>
+public sealed record AuditRead(AuditEntry? Entry, GuardDecision? Held = null);
 
 public sealed class AuditLog
 {
@@ -58,12 +68,14 @@ public sealed class AuditLog
     private readonly AuditTrail _trail;
     private readonly PageTokens _pages;
     private readonly TimeProvider _time;
+    private readonly RecordsGuard _guard;
 
-    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail, TimeProvider time)
+    internal AuditLog(StoreDatabase database, KeyRing keys, AuditTrail trail, RecordsGuard guard, TimeProvider time)
     {
         _database = database;
         _keys = keys;
         _trail = trail;
+        _guard = guard;
         _pages = new PageTokens(keys.Master);
         _time = time;
     }
@@ -533,6 +545,8 @@ public sealed class AuditLog
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (query.Count == 0)
         {
+            // A contained reader counts nothing either (no entry leaves: nothing to weigh).
+            if (await AdmitAsync(context, Interaction.Search, [], cancellationToken) is { } contained) return AuditPage.HeldBy(contained);
             // The total alone (FHIR R4 search, _count=0): no entry is returned, and the act is audited as a count.
             var total = await CountAsync(context.Tenant.Id, keys, query, cancellationToken);
             await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [], cancellationToken, Stated(context, AuditTrail.CountOnlyNote));
@@ -567,6 +581,7 @@ public sealed class AuditLog
         }
         var more = entries.Count > limit;
         if (more) entries.RemoveAt(entries.Count - 1);
+        if (await AdmitAsync(context, Interaction.Search, entries, cancellationToken) is { } held) return AuditPage.HeldBy(held);
         await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null,
             entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken, Stated(context, null));
         return new AuditPage(entries, more);
@@ -599,9 +614,9 @@ public sealed class AuditLog
         return count;
     }
 
-    /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search; null when unknown or when the principal
-    /// may not read the audit log (check <see cref="MayRead"/> to tell which).</summary>
-    public async Task<AuditEntry?> ReadAsync(AccessContext context, long sequence, CancellationToken cancellationToken)
+    /// <summary>One entry by its AuditEvent id ("{sequence}"), audited like a search: the entry, no entry (an unknown id), or the
+    /// guard's refusal; null when the principal may not read the audit log.</summary>
+    public async Task<AuditRead?> ReadAsync(AccessContext context, long sequence, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         if (!MayRead(context))
@@ -621,16 +636,48 @@ public sealed class AuditLog
         }
         if (rows.Count == 0)
         {
+            // A contained reader is told so, not that the id names nothing.
+            if (await AdmitAsync(context, Interaction.Read, [], cancellationToken) is { } contained) return new AuditRead(null, contained);
             // An id that names no entry: the officer's probe of the log is on it too (what was asked for, as the note).
             await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.MinorFailure, null, [], cancellationToken,
                 Stated(context, string.Create(CultureInfo.InvariantCulture, $"not found: no entry {Math.Max(sequence, 0)} on the chain")));
-            return null;
+            return new AuditRead(null);
         }
         var entry = Open(keys, rows[0]);
-        await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord("AuditEvent", AuditEventId(entry), entry.Detail.Patient)],
+        if (await AdmitAsync(context, Interaction.Read, [entry], cancellationToken) is { } held) return new AuditRead(null, held);
+        await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [new AuditedRecord(AuditEventType, AuditEventId(entry), entry.Detail.Patient)],
             cancellationToken, Stated(context, null));
-        return entry;
+        return new AuditRead(entry);
     }
+
+    /// <summary>
+    /// The guard's question (ADR 0008), asked of what a page of the log, or an entry, is about to show: the distinct patients the
+    /// entries name, weighed in the reader's windows by her role's levels (the security officer's are her own: an investigation
+    /// reads hundreds of patients' entries; a stolen officer session must not walk the whole log — who opened which patient, in
+    /// which service). A contained reader reads nothing. A canary named by an entry is the incident the officer looks into, not a
+    /// walk of the records: it contains no one. The operator at the command line is not weighed (the guard admits the system).
+    /// Refused: the withheld entries are on the chain as such, and the refusal is returned; null when admitted.
+    /// </summary>
+    private async Task<GuardDecision?> AdmitAsync(AccessContext context, Interaction interaction, IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        var patients = new HashSet<string>(StringComparer.Ordinal);
+        var naming = 0;
+        foreach (var entry in entries)
+        {
+            if (entry.Detail.Patient is not { } patient) continue;
+            patients.Add(patient);
+            naming++;
+        }
+        var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, AuditEventType, naming, patients, patients) { OfTheAuditLog = true }, cancellationToken);
+        if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
+        if (decision.Admitted) return null;
+        await _trail.AppendAsync(Review(context), AuditAction.Containment, AuditOutcome.MinorFailure, null,
+            entries.Select(e => new AuditedRecord(AuditEventType, AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken,
+            Stated(context, "guard: " + decision.Verdict + " (" + AuditDescriptions.Action(AuditAction.AuditRead) + ")"));
+        return decision;
+    }
+
+    private const string AuditEventType = "AuditEvent";
 
     /// <summary>PostgreSQL takes a date window newest first with a limit by walking the primary key back from the chain's
     /// newest entry, as if entries of any date were spread evenly along the chain. They are in time order: for a window that

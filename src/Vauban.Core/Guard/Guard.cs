@@ -52,6 +52,10 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     /// create's match): the guard's own writes (containment, alert) must not wait for the writer slot that transaction
     /// holds, so they are written just after, in the background, while the containment already holds in memory.</summary>
     public bool InsideWriteTransaction { get; init; }
+
+    /// <summary>Entries of the audit log, not records: the patients they name count in the reader's windows as any patient's data
+    /// would, but a canary among them is the incident the security officer is looking into, which contains no one.</summary>
+    public bool OfTheAuditLog { get; init; }
 }
 
 /// <summary>An active containment: a suspended session or client, or a locked account.</summary>
@@ -234,7 +238,7 @@ public sealed partial class RecordsGuard
         var nowMs = now.ToUnixTimeMilliseconds();
 
         // Canaries: no workflow opens them. A read, or a broad search page carrying one, is a principal walking the records.
-        if (request.Patients.Count > 0 && _canaries.TryGetValue(tenant, out var canaries))
+        if (request.Patients.Count > 0 && !request.OfTheAuditLog && _canaries.TryGetValue(tenant, out var canaries))
         {
             string? canary = null;
             foreach (var patient in request.Patients)
@@ -349,7 +353,10 @@ public sealed partial class RecordsGuard
                 // Unusual for this account: its own hours only (a role mixes day and night shifts; a new night nurse is not an intruder).
                 if (request.Counted.Count > 0 && mature && Baseline.ShareAround(baseline.Hours, hour) is { } share && share < signals.UnusualHourShare)
                     Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 UTC, an hour that carries {share:P1} of its learned activity");
-                if (mature) (learnedHour, learnedDay) = (baseline.HourPeak, baseline.DayPeak);
+                // The audit log's reader is weighed by her configured levels only: an officer's reading comes in bursts (an incident
+                // looked into), which her quiet days' peak would mistake for a theft.
+                if (request.OfTheAuditLog) (learnedHour, learnedDay) = (null, null);
+                else if (mature) (learnedHour, learnedDay) = (baseline.HourPeak, baseline.DayPeak);
                 else if (roleMature) (learnedHour, learnedDay) = (role!.HourPeak, role.DayPeak);
                 // Identity peaks are trusted once learned for as long (a baseline learned before they were counted has none yet).
                 if (baseline.IdentityDays >= signals.LearningDays) (learnedIdentityHour, learnedIdentityDay) = (baseline.IdentityHourPeak, baseline.IdentityDayPeak);

@@ -160,6 +160,23 @@ public sealed record GuardOptions
         IdentitiesPerDay = new(StepUp: 100, Suspend: 150),
     };
 
+    /// <summary>
+    /// The security officer opens no patient's records: what she reads is the audit log, whose entries name patients (opaque
+    /// ids, who opened them, which service, why). Looking into one account or one patient reads tens to hundreds of patients'
+    /// entries; a stolen officer session must not walk the whole log. Past 500 patients an hour, or 1,500 a day, she proves both
+    /// factors again (a cookie thief stops there); beyond 3,000 an hour or 10,000 a day her session is suspended. Her learned peaks
+    /// do not tighten these (an incident is a burst). A larger investigation (a breach's scope) runs at the server, where the
+    /// operator is not weighed: <c>vauban breach</c>, <c>vauban audit patient</c>. Declared before <see cref="DefaultRoles"/>,
+    /// whose initializer reads it.
+    /// </summary>
+    private static GuardLimits SecurityOfficer { get; } = new()
+    {
+        PatientsPerMinute = new(Suspend: 1_500),
+        PatientsPerHour = new(StepUp: 500, Suspend: 3_000),
+        PatientsPerDay = new(StepUp: 1_500, Suspend: 10_000),
+        SearchRecordsPerHour = new(Suspend: 100_000),
+    };
+
     /// <summary>Roles that open only related patients, with the defaults above; roles reaching the whole establishment
     /// for identity (admissions, billing) read more patients at the desk and have higher hour and day bounds. Identities:
     /// clinicians are held tighter; roles whose work is identities (the desk, billing, the laboratory matching samples)
@@ -171,6 +188,7 @@ public sealed record GuardOptions
         [StaffRole.Biologist] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
         [StaffRole.Secretary] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
         [StaffRole.Billing] = new() { PatientsPerHour = new(Slow: 60, StepUp: 90, Suspend: 150), PatientsPerDay = new(StepUp: 300, Suspend: 500) },
+        [StaffRole.SecurityOfficer] = SecurityOfficer,
     };
 
     public GuardLimits For(Tenant tenant, Principal principal)

@@ -1,4 +1,5 @@
 using Vauban.Fhir;
+using Vauban.Guard;
 
 namespace Vauban.Records;
 
@@ -37,6 +38,16 @@ public static class RecordStatusCodes
 public sealed record RecordResult(RecordStatus Status, string Type, string? Id = null, int Version = 0, long LastUpdated = 0, byte[]? Json = null, IReadOnlyList<Issue>? Issues = null)
 {
     public static RecordResult Fail(RecordStatus status, string type, params Issue[] issues) => new(status, type, Issues: issues);
+
+    /// <summary>The guard's refusal as an outcome: a step-up is 401 (<c>login</c>: prove both factors again), a reason required
+    /// 403 (<c>business-rule</c>), a containment 423 (<c>security</c>).</summary>
+    public static RecordResult Held(GuardDecision decision, string type) => decision.Verdict switch
+    {
+        GuardVerdict.Admit => throw new ArgumentException("An admitted request is not held.", nameof(decision)),
+        GuardVerdict.StepUp => Fail(RecordStatus.ReauthenticationRequired, type, Issue.Error("login", decision.Reason!)),
+        GuardVerdict.ReasonRequired => Fail(RecordStatus.Forbidden, type, Issue.Error("business-rule", decision.Reason!)),
+        _ => Fail(RecordStatus.Locked, type, Issue.Error("security", decision.Reason!)),
+    };
 }
 
 /// <param name="Made">For a history entry: how the version was written (its request method and the status answered).</param>

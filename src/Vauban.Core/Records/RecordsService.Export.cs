@@ -198,12 +198,8 @@ public sealed partial class RecordsService
         {
             await AuditAsync(audited, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord("export:" + job.Id, null, null)], cancellationToken,
                 note: $"guard: {decision.Verdict} (bulk export {job.Id}, {type}, {patients.Count} patient(s))");
-            return ExportDownload.Fail(decision.Verdict switch
-            {
-                GuardVerdict.StepUp => RecordStatus.ReauthenticationRequired,
-                GuardVerdict.ReasonRequired => RecordStatus.Forbidden,
-                _ => RecordStatus.Locked,
-            }, Issue.Error(decision.Verdict == GuardVerdict.StepUp ? "login" : decision.Verdict == GuardVerdict.ReasonRequired ? "business-rule" : "security", decision.Reason!));
+            var held = RecordResult.Held(decision, type);
+            return ExportDownload.Fail(held.Status, [.. held.Issues!]);
         }
         return new ExportDownload(RecordStatus.Ok, (stream, ct) => WriteExportAsync(audited, job, type, keys, patients, stream, ct));
     }

@@ -883,13 +883,7 @@ public sealed partial class RecordsService
             var note = "guard: " + decision.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")";
             await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, withheld, cancellationToken, scope, note);
         }
-        return decision.Verdict switch
-        {
-            GuardVerdict.Admit => null,
-            GuardVerdict.StepUp => RecordResult.Fail(RecordStatus.ReauthenticationRequired, type, Issue.Error("login", decision.Reason!)),
-            GuardVerdict.ReasonRequired => RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Error("business-rule", decision.Reason!)),
-            _ => RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", decision.Reason!)),
-        };
+        return decision.Admitted ? null : RecordResult.Held(decision, type);
     }
 
     private static readonly int PatientTypeCode = TypeCodes.Of(KnownResourceTypes.Patient);

@@ -62,9 +62,10 @@ internal static class AuditEventView
         // Not an entry's id (they are the chain's positive sequence numbers): read as 0, which names none, so that the attempt
         // is audited and answered like any unknown id — after the role's refusal, which comes first for every id.
         var sequence = long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed >= 1 ? parsed : 0;
-        var entry = await store.AuditLog.ReadAsync(access, sequence, http.RequestAborted);
-        if (!AuditLog.MayRead(access)) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
-        if (entry is null)
+        var read = await store.AuditLog.ReadAsync(access, sequence, http.RequestAborted);
+        if (read is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
+        if (read.Held is { } held) return FhirHttp.Failure(RecordResult.Held(held, "AuditEvent"));
+        if (read.Entry is not { } entry)
         {
             return FhirHttp.Outcome(404, Issue.NotFound(sequence == 0
                 ? "AuditEvent ids are positive whole numbers (the entry's place on the chain)."
@@ -97,6 +98,7 @@ internal static class AuditEventView
         // Only the page's entries are audited as consulted, not the one read ahead to know whether there is a next page.
         var found = await store.AuditLog.SearchPageAsync(access, query, http.RequestAborted);
         if (found is null) return FhirHttp.Outcome(403, Issue.Forbidden(RefusedText));
+        if (found.Held is { } held) return FhirHttp.Failure(RecordResult.Held(held, "AuditEvent"));
         var page = found.Entries;
         var path = FhirHttp.BaseUrl(http) + "/AuditEvent";
         // Self and next are sealed tokens holding the parameters used (for GET and POST _search alike) and next's cursor: a

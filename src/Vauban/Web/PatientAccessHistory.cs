@@ -4,14 +4,19 @@
 // the reader (the security officer, or the operator at the command line) and puts each page it shows on the chain.
 using Vauban.Access;
 using Vauban.Audit;
+using Vauban.Guard;
 
 namespace Vauban.Web;
 
 /// <summary>One line of a patient's access history.</summary>
 public sealed record AccessHistoryLine(DateTimeOffset At, string Who, string Role, string Service, string What, string Records, string Why, string Outcome, string From);
 
-/// <summary>The lines shown, newest first, and whether older ones were left out.</summary>
-public sealed record AccessHistory(IReadOnlyList<AccessHistoryLine> Lines, bool More);
+/// <summary>The lines shown, newest first, and whether older ones were left out; or, with no line, the guard's refusal.</summary>
+public sealed record AccessHistory(IReadOnlyList<AccessHistoryLine> Lines, bool More)
+{
+    /// <summary>The guard held the page (the reader must prove both factors again, or is contained): nothing is shown.</summary>
+    public GuardDecision? Held { get; init; }
+}
 
 internal static class PatientAccessHistory
 {
@@ -20,7 +25,7 @@ internal static class PatientAccessHistory
 
     /// <summary>Up to <paramref name="limit"/> lines of <paramref name="patient"/>'s history, read by <paramref name="reader"/>
     /// (whose services' names are read too, through the door); null when the reader may not read the audit log (the refusal
-    /// is on the chain).</summary>
+    /// is on the chain); no line and the refusal when the guard held a page.</summary>
     public static async Task<AccessHistory?> ReadAsync(VaubanStore store, AccessContext reader, string patient, int limit, CancellationToken cancellationToken)
     {
         var entries = new List<AuditEntry>();
@@ -32,6 +37,7 @@ internal static class PatientAccessHistory
                 new AuditQuery { Patient = patient, Count = Math.Min(Page, limit - entries.Count), BeforeSequence = entries.Count == 0 ? null : entries[^1].Sequence },
                 cancellationToken);
             if (page is null) return null;
+            if (page.Held is { } held) return new AccessHistory([], false) { Held = held };
             entries.AddRange(page.Entries);
             more = page.More && page.Entries.Count > 0;
         }

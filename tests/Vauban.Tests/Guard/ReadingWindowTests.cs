@@ -213,6 +213,17 @@ public sealed class ReadingWindowTests
     }
 
     [Fact]
+    public void The_security_officer_reading_the_audit_log_has_levels_of_her_own_above_a_clinicians()
+    {
+        var officer = new GuardOptions().For(new Vauban.Access.Tenant(1, "t"),
+            new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:o", "o", Vauban.Access.SmartScopes.None) { Role = Vauban.Access.StaffRole.SecurityOfficer });
+        Assert.Equal(new Threshold(Suspend: 1_500), officer.PatientsPerMinute);
+        Assert.Equal(new Threshold(StepUp: 500, Suspend: 3_000), officer.PatientsPerHour);
+        Assert.Equal(new Threshold(StepUp: 1_500, Suspend: 10_000), officer.PatientsPerDay);
+        Assert.Equal(new Threshold(StepUp: 10, Suspend: 25), officer.OutsideCarePerDay);
+    }
+
+    [Fact]
     public void A_guard_configuration_file_sets_limits_per_role_and_establishment_and_refuses_typos()
     {
         var options = GuardOptions.FromJson("""

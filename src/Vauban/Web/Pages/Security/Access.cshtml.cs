@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Mvc;
 using Vauban.Access;
+using Vauban.Guard;
 using Vauban.Records;
 
 namespace Vauban.Web.Pages.Security;
@@ -24,7 +25,13 @@ public sealed class AccessHistoryModel : ConsolePage
     /// officer's, so that nothing offers the administrator a look-up it will refuse.</summary>
     public const string OfficerOnly = "The audit log is open to the security officer only.";
 
-    public async Task<IActionResult> OnGetAsync() => await EnterOfficerAsync("GET /security/access", OfficerOnly) ?? Page();
+    public async Task<IActionResult> OnGetAsync()
+    {
+        if (await EnterOfficerAsync("GET /security/access", OfficerOnly) is { } refused) return refused;
+        // Back from proving both factors again (the guard asked it of the look-up): the id she had typed is in the form again.
+        if (TakeDraft() is { } typed && typed.TryGetValue(nameof(PatientId), out var kept)) PatientId = kept;
+        return Page();
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
@@ -42,9 +49,23 @@ public sealed class AccessHistoryModel : ConsolePage
             Refuse(400, "A patient id is 1 to 64 letters, digits, '-' and '.'.");
             return Page();
         }
-        History = await PatientAccessHistory.ReadAsync(Store, GuardConsole.OfficerAccess(HttpContext), id!, Limit, HttpContext.RequestAborted);
-        if (History is null) Refuse(403, OfficerOnly);
+        var history = await PatientAccessHistory.ReadAsync(Store, GuardConsole.OfficerAccess(HttpContext), id!, Limit, HttpContext.RequestAborted);
         PatientId = id;
+        switch (history)
+        {
+            case null:
+                Refuse(403, OfficerOnly);
+                break;
+            case { Held: { Verdict: GuardVerdict.StepUp } }:
+                // The guard weighs the patients the log's entries name (ADR 0008): past the officer's level, both factors again.
+                return ReauthenticateKeeping(new Dictionary<string, string?> { [nameof(PatientId)] = id });
+            case { Held: { } held }:
+                Refuse(RecordStatusCodes.Http(RecordResult.Held(held, "AuditEvent").Status), held.Reason!);
+                break;
+            default:
+                History = history;
+                break;
+        }
         return Page();
     }
 }

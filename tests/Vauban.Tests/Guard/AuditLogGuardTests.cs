@@ -1,0 +1,146 @@
+// The guard weighs the security officer's reading of the audit log (ADR 0008), on both engines: its entries name patients (who
+// opened them, which service, why), so a stolen officer session must not walk the whole log. Past her hour's step-up level she
+// proves both factors again — over FHIR (401, RFC 9470) and at the console (to /account/reauth and back, the patient id kept) —
+// and beyond its suspension level her session is suspended, the withheld entries on the chain as such. A canary named by an entry
+// is the incident she looks into: it contains no one.
+using System.Net;
+using Vauban.Access;
+using Vauban.Audit;
+using Vauban.Guard;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Guard;
+
+public abstract class AuditLogGuardTests : IAsyncLifetime
+{
+    private const string Establishment = "hopital-journal";
+    private const string Password = "tourmaline ferry quietly 42";
+    private const string OfficerEmail = "officer@journal.example";
+
+    /// <summary>This establishment's officer proves both factors again at 5 patients' entries in an hour, and is suspended beyond 8.</summary>
+    private const int StepUp = 5, Suspend = 8;
+
+    private readonly Engine _engine;
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private string _secret = "", _canary = "";
+    private readonly List<string> _patients = [];
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    protected AuditLogGuardTests(Engine engine) => _engine = engine;
+
+    private static GuardOptions Options => new()
+    {
+        SlowDelay = TimeSpan.Zero,
+        MaxDelay = TimeSpan.Zero,
+        Tenants = new Dictionary<string, GuardTenantOptions>(StringComparer.Ordinal)
+        {
+            [Establishment] = new()
+            {
+                Roles = new Dictionary<StaffRole, GuardLimits>
+                {
+                    [StaffRole.SecurityOfficer] = new() { PatientsPerHour = new(StepUp: StepUp, Suspend: Suspend), PatientsPerDay = new(StepUp: 50, Suspend: 100) },
+                },
+            },
+        },
+    };
+
+    public async Task InitializeAsync()
+    {
+        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = Options });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
+        // Each patient's creation is an entry that names it.
+        for (var i = 0; i < 10; i++) _patients.Add(await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Journal", given: "J" + i)));
+        _canary = (await _server.Store.Guard.AddCanariesAsync(_server.Store.Records, _tenant, 1, None))[0];
+        var officer = await _server.Store.Accounts.AddAsync(_tenant, OfficerEmail, StaffRole.SecurityOfficer, null, null, "Sophie Garde", None);
+        using (var browser = new StaffClient(_server.BaseAddress)) (_secret, _) = await browser.EnrolWithTotpAsync(officer.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    private Task<StaffClient> OfficerAsync() => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, OfficerEmail, Password, _secret, _time);
+
+    private async Task ReauthenticateAsync(StaffClient officer, string returnUrl)
+    {
+        var (proved, _) = await officer.SubmitAsync("/account/reauth?returnUrl=" + Uri.EscapeDataString(returnUrl),
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secret, _time), ["ReturnUrl"] = returnUrl });
+        Assert.Equal(returnUrl, proved.Headers.Location?.ToString());
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    private static async Task<(HttpStatusCode Status, System.Text.Json.JsonElement Body, HttpResponseMessage Response)> GetAsync(StaffClient officer, string url)
+    {
+        var response = await officer.Http.GetAsync(url);
+        return (response.StatusCode, await response.BodyAsync(), response);
+    }
+
+    [Fact]
+    public async Task The_officers_reading_of_the_log_is_weighed_by_the_patients_its_entries_name_and_a_canary_among_them_contains_no_one()
+    {
+        using var officer = await OfficerAsync();
+        // The canary's entries: the incident she looks into. Admitted, and she is not contained for it.
+        var (canaryStatus, canaryPage, _) = await GetAsync(officer, $"/fhir/AuditEvent?patient={_canary}");
+        Assert.Equal(HttpStatusCode.OK, canaryStatus);
+        Assert.True(canaryPage.GetProperty("entry").GetArrayLength() >= 1);
+        var canaryEntry = canaryPage.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString();
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(officer, $"/fhir/AuditEvent/{canaryEntry}")).Status);
+        for (var i = 0; i < StepUp - 2; i++) Assert.Equal(HttpStatusCode.OK, (await GetAsync(officer, $"/fhir/AuditEvent?patient={_patients[i]}")).Status);
+
+        // The 5th patient of the hour: both factors again (RFC 9470), and nothing of that page left.
+        var (stepUp, outcome, stepUpResponse) = await GetAsync(officer, $"/fhir/AuditEvent?patient={_patients[StepUp - 2]}");
+        Assert.Equal(HttpStatusCode.Unauthorized, stepUp);
+        Assert.Contains("insufficient_user_authentication", stepUpResponse.Headers.WwwAuthenticate.ToString());
+        Assert.Equal("OperationOutcome", outcome.GetProperty("resourceType").GetString());
+        Assert.Equal("login", outcome.GetProperty("issue")[0].GetProperty("code").GetString());
+        await ReauthenticateAsync(officer, "/");
+        Assert.Equal(HttpStatusCode.OK, (await GetAsync(officer, $"/fhir/AuditEvent?patient={_patients[StepUp - 2]}")).Status);
+        for (var i = StepUp - 1; i < Suspend - 1; i++) Assert.Equal(HttpStatusCode.OK, (await GetAsync(officer, $"/fhir/AuditEvent?patient={_patients[i]}")).Status);
+
+        // Beyond 8 patients in the hour: suspended, by search, and then by read and by count too.
+        var (suspended, refusal, _) = await GetAsync(officer, $"/fhir/AuditEvent?patient={_patients[Suspend - 1]}");
+        Assert.Equal(HttpStatusCode.Locked, suspended);
+        Assert.Equal("security", refusal.GetProperty("issue")[0].GetProperty("code").GetString());
+        Assert.Equal(HttpStatusCode.Locked, (await GetAsync(officer, "/fhir/AuditEvent/1")).Status);
+        Assert.Equal(HttpStatusCode.Locked, (await GetAsync(officer, "/fhir/AuditEvent?_count=0")).Status);
+        Assert.Equal(HttpStatusCode.Locked, (await GetAsync(officer, "/fhir/AuditEvent/999999")).Status);
+
+        await _server.Store.Guard.FlushAsync();
+        var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None);
+        Assert.DoesNotContain(alerts, a => a.Kind is KnownAlertKinds.GuardCanary or KnownAlertKinds.GuardCanarySeen);
+        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardSuspended && a.Detail.Contains("distinct patients in an hour", StringComparison.Ordinal));
+        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardStepUp);
+        // The withheld entries are on the chain as the officer's refused reading, naming the patient they concern.
+        var held = await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.Containment);
+        Assert.Contains(held, e => e.Detail.Patient == _patients[StepUp - 2] && e.Outcome == AuditOutcome.MinorFailure);
+        Assert.Contains(held, e => e.Detail.Patient == _patients[Suspend - 1] && e.Detail.Note!.Contains("Suspended", StringComparison.Ordinal));
+        Assert.DoesNotContain(held, e => e.Detail.Patient == _canary);
+    }
+
+    [Fact]
+    public async Task At_the_console_the_access_history_asks_for_both_factors_at_the_officers_level_and_keeps_the_patient_id_typed()
+    {
+        using var officer = await OfficerAsync();
+        for (var i = 0; i < StepUp - 1; i++)
+        {
+            var (shown, html) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _patients[i] });
+            Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
+            Assert.NotNull(StaffClient.ById(html, "history"));
+        }
+        var (asked, _) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _patients[StepUp - 1] });
+        Assert.Equal(HttpStatusCode.Redirect, asked.StatusCode);
+        Assert.Equal("/account/reauth?returnUrl=%2Fsecurity%2Faccess", asked.Headers.Location?.ToString());
+        await ReauthenticateAsync(officer, "/security/access");
+        var (back, form) = await officer.GetAsync("/security/access");
+        Assert.Equal(HttpStatusCode.OK, back.StatusCode);
+        Assert.Equal(_patients[StepUp - 1], StaffClient.FieldValue(form, "PatientId"));
+        var (answered, history) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _patients[StepUp - 1] });
+        Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        Assert.NotNull(StaffClient.ById(history, "history"));
+    }
+}
+
+public sealed class AuditLogGuardTests_Sqlite() : AuditLogGuardTests(Engine.Sqlite);
+
+public sealed class AuditLogGuardTests_Postgres() : AuditLogGuardTests(Engine.Postgres);
