@@ -59,6 +59,16 @@ public static class KnownAlertKinds
 public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset RaisedAt, string Kind, string Principal, string Detail,
     DateTimeOffset? AcknowledgedAt, string? AcknowledgedBy);
 
+/// <summary>An alert just stored, as the server's log tells it: its id, kind and establishment, and whom it is about when that is an
+/// account, session or API client id (a command-line operator's is their operating-system user, left out). Never the detail,
+/// which may name staff, a source address or a record, and stays sealed for the console.</summary>
+public sealed record RaisedAlert(long Id, long TenantId, string Kind, string? Principal)
+{
+    internal static string? Loggable(string principal) =>
+        principal.StartsWith("user:", StringComparison.Ordinal) || principal.StartsWith("session:", StringComparison.Ordinal)
+        || principal.StartsWith("vc_", StringComparison.Ordinal) ? principal : null;
+}
+
 public sealed class SecurityAlerts
 {
     /// <summary>Type code of a sealed alert detail's associated data (never a resource type's).</summary>
@@ -86,6 +96,10 @@ public sealed class SecurityAlerts
         return id;
     }
 
+    /// <summary>Told of each alert once its transaction has committed (the server writes it to its log, for whoever watches the log
+    /// as well as the console); not of one rolled back with its transaction.</summary>
+    public event Action<RaisedAlert>? Raised;
+
     internal async Task<long> RaiseAsync(WriteScope scope, long tenantId, string kind, string principal, string detail, CancellationToken cancellationToken)
     {
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
@@ -96,7 +110,10 @@ public sealed class SecurityAlerts
         using var insert = scope.Command(
             "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, @k, @p, @d) RETURNING id")
             .With("t", tenantId).With("at", at).With("k", kind).With("p", reference).With("d", sealedDetail);
-        return await insert.ScalarLongAsync(cancellationToken);
+        var id = await insert.ScalarLongAsync(cancellationToken);
+        var raised = new RaisedAlert(id, tenantId, kind, RaisedAlert.Loggable(principal));
+        scope.AfterCommit.Add(() => Raised?.Invoke(raised));
+        return id;
     }
 
     /// <summary>The sealed detail is bound to its alert's clear columns: it cannot be moved to another alert.</summary>

@@ -255,12 +255,16 @@ internal sealed class WriteScope : IAsyncDisposable
     /// of the server waits behind this one.</summary>
     public TimeSpan HeldBack { get; set; }
 
+    /// <summary>What is told once the transaction has committed (an alert written to the server's log): never for a rolled-back one.</summary>
+    public List<Action> AfterCommit { get; } = [];
+
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
         foreach (var chain in ChainsInLockOrder()) await chain.FlushAsync(this, cancellationToken);
         CommitSent = true;
         await Transaction.CommitAsync(cancellationToken);
         _completed = true;
+        foreach (var told in AfterCommit) told();
     }
 
     /// <summary>The chains this transaction appends to, in the one order every transaction locks chain heads in: ascending tenant

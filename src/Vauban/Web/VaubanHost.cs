@@ -96,6 +96,7 @@ public static class VaubanHost
         var app = builder.Build();
         // Hashed before the first request, not at the first attempt on an unknown account (which then took two hashes' time).
         _ = app.Services.GetService<DummyPasswordHash>();
+        LogSecurityAlerts(store, app);
         if (renewal is not null)
         {
             app.Lifetime.ApplicationStarted.Register(() => renewal.Start(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServerCertificate).FullName!)));
@@ -191,6 +192,20 @@ public static class VaubanHost
         app.MapFhir(store, new FhirOptions(options.MaxResourceBytes, options.MaxBundleBytes));
         app.MapGuardAdmin(store);
         return app;
+    }
+
+    /// <summary>Each alert this server raises goes to its log as well as the console (a containment, a canary, a locked account,
+    /// a break-the-glass), so that whoever watches the log — the operations team, a SIEM — hears of it when the officer does: its
+    /// id, kind, establishment and whom it is about, never its detail (the console's, sealed). Alerts another process raises (the
+    /// command line, another server) are in that process's log.</summary>
+    private static void LogSecurityAlerts(VaubanStore store, WebApplication app)
+    {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Security");
+        void Told(Vauban.Access.RaisedAlert alert) =>
+            log.LogWarning("Security alert {AlertId} ({Kind}) in establishment {TenantId}, about {Principal}: see the security console (/security) or `vauban guard alerts`",
+                alert.Id, alert.Kind, alert.TenantId, alert.Principal ?? "the command line");
+        store.Alerts.Raised += Told;
+        app.Lifetime.ApplicationStopped.Register(() => store.Alerts.Raised -= Told);
     }
 
     /// <summary>HEAD is answered as the GET it stands for (HTTP: every general-purpose server supports both), with the same

@@ -234,7 +234,13 @@ public abstract class GuardTests : IAsyncLifetime
         using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
         using (var after = await client.GetAsync($"/fhir/Patient/{_strangers[1]}")) Assert.Equal((HttpStatusCode)423, after.StatusCode);
         var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
-        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+        var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+        // Whoever watches the server's log (operations, a SIEM) hears of it too: the alert's id, kind and whom it is about, never its
+        // detail — not the canary's id, which would tell an insider reading the log which patients to avoid.
+        var told = _server.Logs.Where(l => l.Contains("Security alert", StringComparison.Ordinal)).ToList();
+        Assert.Contains(told, l => l.Contains($"Security alert {alert.Id} (guard-canary) in establishment {_tenant.Id}, about {alert.Principal}", StringComparison.Ordinal));
+        Assert.StartsWith("vc_", alert.Principal, StringComparison.Ordinal);
+        Assert.DoesNotContain(_canaries[0], _server.AllLogs(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -259,7 +265,13 @@ public abstract class GuardTests : IAsyncLifetime
         // the answer: waited for here (the alert was read before it was written, now and then, on PostgreSQL).
         await _server.Store.Guard.FlushAsync();
         var alerts = await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 10, None);
-        Assert.Contains(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+        var alert = Assert.Single(alerts, a => a.Kind == KnownAlertKinds.GuardCanary && a.Detail.Contains(_canaries[0], StringComparison.Ordinal));
+        // Whoever watches the server's log (operations, a SIEM) hears of it too: the alert's id, kind and whom it is about, never its
+        // detail — not the canary's id, which would tell an insider reading the log which patients to avoid.
+        var told = _server.Logs.Where(l => l.Contains("Security alert", StringComparison.Ordinal)).ToList();
+        Assert.Contains(told, l => l.Contains($"Security alert {alert.Id} (guard-canary) in establishment {_tenant.Id}, about {alert.Principal}", StringComparison.Ordinal));
+        Assert.StartsWith("vc_", alert.Principal, StringComparison.Ordinal);
+        Assert.DoesNotContain(_canaries[0], _server.AllLogs(), StringComparison.Ordinal);
     }
 
     [Fact]
