@@ -44,7 +44,7 @@ internal static class BearerAuthentication
         }
         else if (header.Length == 0 && http.PersonAccess() is { } person)
         {
-            if (!HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !IsSameOrigin(http))
+            if (!HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !SameOrigin.Is(http))
             {
                 return FhirHttp.Outcome(StatusCodes.Status403Forbidden,
                     Issue.Error("security", "A request that changes data with a session cookie must come from this site (Origin header)."));
@@ -80,8 +80,4 @@ internal static class BearerAuthentication
         };
         return await next(invocation);
     });
-
-    private static bool IsSameOrigin(HttpContext http) =>
-        http.Request.Headers.Origin.ToString() is { Length: > 0 } origin
-        && string.Equals(origin, $"{http.Request.Scheme}://{http.Request.Host}", StringComparison.OrdinalIgnoreCase);
 }

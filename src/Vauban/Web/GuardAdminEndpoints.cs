@@ -24,7 +24,7 @@ internal static class GuardAdminEndpoints
         {
             var http = invocation.HttpContext;
             if (await GuardConsole.AdmitAsync(store, http, ConsoleAct(http)) is { IsAdmitted: false } refused) return Problem(refused.Status, refused.Message!);
-            if (!HttpMethods.IsGet(http.Request.Method) && !IsSameOrigin(http))
+            if (!HttpMethods.IsGet(http.Request.Method) && !SameOrigin.Is(http))
                 return Problem(403, "A request that changes data with a session cookie must come from this site (Origin header).");
             return await next(invocation);
         });
@@ -197,8 +197,4 @@ internal static class GuardAdminEndpoints
 
     internal static IResult Problem(int status, string detail, string? instance = null) =>
         Results.Problem(detail: detail, statusCode: status, instance: instance);
-
-    private static bool IsSameOrigin(HttpContext http) =>
-        http.Request.Headers.Origin.ToString() is { Length: > 0 } origin
-        && string.Equals(origin, $"{http.Request.Scheme}://{http.Request.Host}", StringComparison.OrdinalIgnoreCase);
 }

@@ -89,6 +89,7 @@ internal static class StaffPages
         {
             pages.RootDirectory = "/Web/Pages";
             pages.Conventions.ConfigureFilter(new PageMethods());
+            pages.Conventions.ConfigureFilter(new SameOriginForms());
             pages.Conventions.ConfigureFilter(new ExpiredForms());
         }).AddApplicationPart(typeof(StaffPages).Assembly);
         // French names and results written as letters, not as character references (é, not &#xE9;): the markup characters
