@@ -58,13 +58,28 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     public bool OfTheAuditLog { get; init; }
 }
 
-/// <summary>An active containment: a suspended session or client, or a locked account.</summary>
-public sealed record Containment(long TenantId, string Principal, string? Account, string Level, string Reason, DateTimeOffset ContainedAt);
+/// <summary>An active containment: a suspended session or client, or a locked account, and why (<see cref="ContainmentCauses"/>).</summary>
+public sealed record Containment(long TenantId, string Principal, string? Account, string Level, string Cause, string Reason, DateTimeOffset ContainedAt)
+{
+    /// <summary>Made because the principal reached a canary patient: the security officer's to release (<see cref="RecordsGuard.MayActOnCanaries"/>).</summary>
+    public bool ByCanary => Cause == ContainmentCauses.Canary;
+}
 
 public static class ContainmentLevels
 {
     public const string Suspended = "suspended";
     public const string Locked = "locked";
+}
+
+/// <summary>Why a containment was made, as stored in <c>guard_containments.cause</c> (schema step 17).</summary>
+public static class ContainmentCauses
+{
+    /// <summary>A canary patient was reached: no workflow opens one. Released by the security officer or the operator only.</summary>
+    public const string Canary = "canary";
+
+    /// <summary>A reading level was crossed: distinct patients or identities in a window, patients outside care relationships,
+    /// break-the-glass grants, search results, $everything, the high-risk bound.</summary>
+    public const string Volume = "volume";
 }
 
 public sealed partial class RecordsGuard
@@ -131,13 +146,12 @@ public sealed partial class RecordsGuard
                 _baselinesLoaded = true;
                 Interlocked.Exchange(ref _flushedAt, now);
             }
-            using (var command = connection.Command("SELECT tenant_id, principal, account, level, reason, contained_at FROM guard_containments WHERE released_at IS NULL"))
+            using (var command = connection.Command("SELECT tenant_id, principal, account, level, cause, reason, contained_at FROM guard_containments WHERE released_at IS NULL"))
             using (var reader = await command.ExecuteReaderAsync(cancellationToken))
             {
                 while (await reader.ReadAsync(cancellationToken))
                 {
-                    var c = new Containment(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3), reader.GetString(4),
-                        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)));
+                    var c = ReadContainment(reader);
                     // A lock outranks a suspension of the same principal.
                     if (!contained.TryGetValue((c.TenantId, c.Principal), out var had) || had.Level != ContainmentLevels.Locked) contained[(c.TenantId, c.Principal)] = c;
                 }
@@ -266,7 +280,7 @@ public sealed partial class RecordsGuard
                         + (request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "")
                         + "; refused, nothing of it was returned.";
                     return await ContainAsync(context, principal.Kind == PrincipalKind.Person ? ContainmentLevels.Locked : ContainmentLevels.Suspended,
-                        KnownAlertKinds.GuardCanary, detail, request.InsideWriteTransaction, cancellationToken);
+                        ContainmentCauses.Canary, KnownAlertKinds.GuardCanary, detail, request.InsideWriteTransaction, cancellationToken);
                 }
             }
         }
@@ -539,7 +553,8 @@ public sealed partial class RecordsGuard
             }
             lockAccount = lockAccount || HeldSuspension(tenant, principal.Id, subject, nowMs - window);
         }
-        return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended, lockAccount ? KnownAlertKinds.GuardLocked : KnownAlertKinds.GuardSuspended,
+        return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended, ContainmentCauses.Volume,
+            lockAccount ? KnownAlertKinds.GuardLocked : KnownAlertKinds.GuardSuspended,
             $"{Who(principal)}: {suspendWhy} (limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}"
             + (lockAccount ? "; second suspension within " + Options.LockAfterSecondSuspensionWithin.TotalHours.ToString("0", System.Globalization.CultureInfo.InvariantCulture) + " h" : "") + ".",
             request.InsideWriteTransaction, cancellationToken);
@@ -681,7 +696,7 @@ public sealed partial class RecordsGuard
     /// <summary>How many (principal, canary) sightings the guard remembers (tests).</summary>
     internal int CanarySightingsHeld => _canarySeen.Count;
 
-    private async Task<GuardDecision> ContainAsync(AccessContext context, string level, string alertKind, string detail, bool deferWrite, CancellationToken cancellationToken)
+    private async Task<GuardDecision> ContainAsync(AccessContext context, string level, string cause, string alertKind, string detail, bool deferWrite, CancellationToken cancellationToken)
     {
         var principal = context.Principal;
         var tenant = context.Tenant.Id;
@@ -690,7 +705,7 @@ public sealed partial class RecordsGuard
         // counters); a lock holds the account. Clients: the client.
         var subject = level == ContainmentLevels.Suspended ? SuspensionSubject(principal) : principal.Id;
         var account = principal.Kind == PrincipalKind.Person ? principal.Id : null;
-        var containment = new Containment(tenant, subject, account, level, detail, now);
+        var containment = new Containment(tenant, subject, account, level, cause, detail, now);
         // Concurrent requests of the same principal crossing together: the first one writes the containment and the alert. Whether
         // this call's containment is the one stored is told by what AddOrUpdate returns, not by a flag its delegates set: it may
         // run the add delegate, lose the race to another request, then run the update delegate — a flag set by the first stayed
@@ -701,8 +716,8 @@ public sealed partial class RecordsGuard
         _ = cancellationToken;
         // Until its row is written, the refresh must not take the containment for one released elsewhere.
         _unwritten[(tenant, subject)] = long.MaxValue;
-        if (deferWrite) Defer(() => PersistAndNoteAsync(principal, tenant, subject, account, level, alertKind, detail, now));
-        else await PersistAndNoteAsync(principal, tenant, subject, account, level, alertKind, detail, now);
+        if (deferWrite) Defer(() => PersistAndNoteAsync(principal, containment, alertKind));
+        else await PersistAndNoteAsync(principal, containment, alertKind);
         return Refusal(principal, containment);
     }
 
@@ -713,10 +728,10 @@ public sealed partial class RecordsGuard
     /// the containment in memory until a restart rather than let the refresh drop it).</summary>
     private readonly ConcurrentDictionary<(long Tenant, string Subject), long> _unwritten = new();
 
-    private async Task PersistAndNoteAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)
+    private async Task PersistAndNoteAsync(Principal principal, Containment containment, string alertKind)
     {
-        await PersistAsync(principal, tenant, subject, account, level, alertKind, detail, now);
-        _unwritten[(tenant, subject)] = Interlocked.Increment(ref _containmentsWritten);
+        await PersistAsync(principal, containment, alertKind);
+        _unwritten[(containment.TenantId, containment.Principal)] = Interlocked.Increment(ref _containmentsWritten);
     }
 
     /// <summary>Forgets a released principal's reading (a person's account, or a client) and vouches for where it reads from:
@@ -733,14 +748,16 @@ public sealed partial class RecordsGuard
         }
     }
 
-    private async Task PersistAsync(Principal principal, long tenant, string subject, string? account, string level, string alertKind, string detail, DateTimeOffset now)
+    private async Task PersistAsync(Principal principal, Containment containment, string alertKind)
     {
+        var (tenant, subject, level, detail) = (containment.TenantId, containment.Principal, containment.Level, containment.Reason);
         // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
         await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
         {
             using (var insert = scope.Command("""
-                INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES (@t, @p, @a, @l, @r, @at)
-                """).With("t", tenant).With("p", subject).With("a", account).With("l", level).With("r", detail).With("at", now.ToUnixTimeMilliseconds()))
+                INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES (@t, @p, @a, @l, @c, @r, @at)
+                """).With("t", tenant).With("p", subject).With("a", containment.Account).With("l", level).With("c", containment.Cause).With("r", detail)
+                .With("at", containment.ContainedAt.ToUnixTimeMilliseconds()))
             {
                 await insert.ExecuteNonQueryAsync(CancellationToken.None);
             }

@@ -26,18 +26,19 @@ public sealed partial class RecordsGuard
     {
         await using var connection = await _database.OpenAsync(cancellationToken);
         using var command = connection.Command("""
-            SELECT tenant_id, principal, account, level, reason, contained_at FROM guard_containments
+            SELECT tenant_id, principal, account, level, cause, reason, contained_at FROM guard_containments
             WHERE tenant_id = @t AND released_at IS NULL ORDER BY contained_at DESC, id DESC
             """).With("t", tenantId);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         var list = new List<Containment>();
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            list.Add(new Containment(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3), reader.GetString(4),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
-        }
+        while (await reader.ReadAsync(cancellationToken)) list.Add(ReadContainment(reader));
         return list;
     }
+
+    /// <summary>A row of <c>SELECT tenant_id, principal, account, level, cause, reason, contained_at FROM guard_containments</c>.</summary>
+    private static Containment ReadContainment(System.Data.Common.DbDataReader reader) =>
+        new(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5),
+            DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
 
     /// <summary>Most alerts one acknowledgement names.</summary>
     public const int MaxAcknowledgedPerCall = 1000;

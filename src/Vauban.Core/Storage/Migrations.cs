@@ -343,5 +343,22 @@ internal static class Migrations
             Postgres: """
             SELECT 1;
             """),
+
+        // Step 17: why each containment was made (Guard.ContainmentCauses): a canary's containment is released by the security
+        // officer or the operator only, never by an administrator (an insider administrator undid the lock a canary put on an
+        // accomplice before the officer had looked: a black-box probe). Rows written before get their cause from their reason,
+        // which is reliable here: the guard writes it itself, never from a request, and a canary's has read "<who>: canary
+        // Patient/<id> …" since the guard's first version, while every other reason names a reading level after "<who>: " (an
+        // account, session or client id, none of which holds a space). Those rows are marked 'canary'; every other row keeps
+        // the default, 'volume' (a reading level crossed). A reason misread could only hold a row for the officer, never free one.
+        new(17, "why each guard containment was made (a canary's is the security officer's to release)",
+            Sqlite: """
+            ALTER TABLE guard_containments ADD COLUMN cause TEXT NOT NULL DEFAULT 'volume';
+            UPDATE guard_containments SET cause = 'canary' WHERE instr(reason, ': canary Patient/') > 0;
+            """,
+            Postgres: """
+            ALTER TABLE guard_containments ADD COLUMN cause text NOT NULL DEFAULT 'volume';
+            UPDATE guard_containments SET cause = 'canary' WHERE strpos(reason, ': canary Patient/') > 0;
+            """),
     ];
 }

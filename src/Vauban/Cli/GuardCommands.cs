@@ -144,8 +144,8 @@ internal static class GuardCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var list = await store.Guard.ContainmentsAsync(owner.Id, token);
             await VaubanCommands.AuditReadAsync(store, owner, "guard contained", list.Count, token);
-            Console.WriteLine("principal\taccount\tlevel\tsince (UTC)\treason");
-            foreach (var c in list) Console.WriteLine($"{c.Principal}\t{c.Account ?? "-"}\t{c.Level}\t{c.ContainedAt:yyyy-MM-dd HH:mm:ss}\t{c.Reason}");
+            Console.WriteLine("principal\taccount\tlevel\tcause\tsince (UTC)\treason");
+            foreach (var c in list) Console.WriteLine($"{c.Principal}\t{c.Account ?? "-"}\t{c.Level}\t{c.Cause}\t{c.ContainedAt:yyyy-MM-dd HH:mm:ss}\t{c.Reason}");
             if (list.Count == 0) Console.Error.WriteLine("No one is contained.");
             return 0;
         }, ct));

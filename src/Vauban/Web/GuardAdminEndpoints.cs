@@ -91,7 +91,7 @@ internal static class GuardAdminEndpoints
             await AuditReadAsync(store, http, list.Count);
             return Results.Json(list.Select(c => new
             {
-                principal = c.Principal, account = c.Account, level = c.Level, containedAt = c.ContainedAt, reason = GuardConsole.Shown(http, c.Reason),
+                principal = c.Principal, account = c.Account, level = c.Level, cause = c.Cause, containedAt = c.ContainedAt, reason = GuardConsole.Shown(http, c.Reason),
             }));
         });
 

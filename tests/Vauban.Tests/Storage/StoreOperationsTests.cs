@@ -398,7 +398,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep16}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep17}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -418,8 +418,8 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store six steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16); DROP TABLE store_settings; {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16}");
+        // A store seven steps behind, in which the second cannot run (a table of that name is already there).
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17); DROP TABLE store_settings; {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -450,8 +450,11 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 15 added, removed.</summary>
     private const string UndoStep15 = "ALTER TABLE clients DROP COLUMN purpose;";
 
-    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it (PostgreSQL's step adds nothing).</summary>
+    /// <summary>What schema step 16 added, removed (PostgreSQL's step adds nothing).</summary>
     private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
+
+    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";
 
     [Theory]
     [InlineData(Engine.Sqlite)]
@@ -467,7 +470,7 @@ public sealed class StoreOperationsTests
             (clientId, secret) = (registration.ClientId, registration.ClientSecret!);
         }
         // The store as the Vauban before step 15 left it: the client's row without a purpose.
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (15, 16); {UndoStep15} {UndoStep16}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (15, 16, 17); {UndoStep15} {UndoStep16} {UndoStep17}");
 
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
         {
@@ -504,7 +507,7 @@ public sealed class StoreOperationsTests
         // The store as the Vauban before step 16 left it, with a hash an older extraction made of the record and the current one
         // does not (its value is arbitrary: no extraction makes it).
         const long stale = 0x5EA1_0000_0000_0016;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = 16; {UndoStep16} "
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (16, 17); {UndoStep16} {UndoStep17} "
             + (engine == Engine.Sqlite ? $"INSERT INTO idx_hash (h, rid) VALUES ({stale}, {rid});" : $"UPDATE resources SET hashes = hashes || {stale}::bigint WHERE rid = {rid};"));
 
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
@@ -520,6 +523,35 @@ public sealed class StoreOperationsTests
             // Found by record through the index, not by reading the whole table.
             Assert.Contains("idx_hash_rid", await PlanAsync(db, $"EXPLAIN QUERY PLAN SELECT h FROM idx_hash WHERE rid = {rid}"), StringComparison.Ordinal);
         }
+        RemoveSqliteFolder(engine, db);
+    }
+
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task Containments_made_before_step_17_are_a_canarys_after_the_upgrade_when_their_reason_names_a_canary_and_a_volumes_otherwise(Engine engine)
+    {
+        var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-before-causes");
+        var tenant = await ScalarAsync(db, "SELECT id FROM tenants WHERE name = 'chu-before-causes'");
+        // The store as the Vauban before step 17 left it, holding what its guard wrote: an account a canary locked (the reason as
+        // written since 2026-12-02, and before), a client suspended for its volume, a session suspended outside care.
+        var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = 17; {UndoStep17} "
+            + "INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES "
+            + $"({tenant}, 'user:desk', 'user:desk', 'locked', 'user:desk (secretary, session s-1): canary Patient/0193a1b2-c3d4 reached by read on Patient; refused, nothing of it was returned.', {at}), "
+            + $"({tenant}, 'vc_old', NULL, 'suspended', 'client vc_old: canary Patient/pat-77 returned by search on Patient (page 1, 20 patients).', {at}), "
+            + $"({tenant}, 'vc_busy', NULL, 'suspended', 'client vc_busy: distinct patients in a minute: 26 > 25 (limit for API clients) on read of Patient.', {at}), "
+            + $"({tenant}, 'session:s-2', 'user:doc', 'suspended', 'user:doc (physician, session s-2): distinct patients outside care relationships in a day: 26 > 25 (limit for physicians) on read of Patient.', {at});");
+
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
+        {
+            var causes = (await store.Guard.ContainmentsAsync(tenant, CancellationToken.None)).ToDictionary(c => c.Principal, c => c.Cause);
+            Assert.Equal(Vauban.Guard.ContainmentCauses.Canary, causes["user:desk"]);
+            Assert.Equal(Vauban.Guard.ContainmentCauses.Canary, causes["vc_old"]);
+            Assert.Equal(Vauban.Guard.ContainmentCauses.Volume, causes["vc_busy"]);
+            Assert.Equal(Vauban.Guard.ContainmentCauses.Volume, causes["session:s-2"]);
+        }
+        Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM schema_version WHERE version = 17"));
         RemoveSqliteFolder(engine, db);
     }
 
