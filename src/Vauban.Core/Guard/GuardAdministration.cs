@@ -13,6 +13,25 @@ namespace Vauban.Guard;
 
 public sealed record Canary(string Patient, DateTimeOffset CreatedAt);
 
+public enum ReleaseStatus
+{
+    Released,
+    NotContained,
+
+    /// <summary>Nothing released: a containment the release covers was caused by a canary, and the releaser is not the
+    /// security officer (<see cref="RecordsGuard.MayActOnCanaries"/>).</summary>
+    CanaryIsTheOfficers,
+}
+
+/// <summary>What a release did.</summary>
+/// <param name="Containments">Released; or, refused, the active containments the release covered (none of them released).</param>
+/// <param name="ByCanary">Of those, the ones a canary caused.</param>
+public sealed record GuardRelease(ReleaseStatus Status, int Containments, int ByCanary)
+{
+    /// <summary>How many containments were released (0 unless <see cref="ReleaseStatus.Released"/>).</summary>
+    public int Released => Status == ReleaseStatus.Released ? Containments : 0;
+}
+
 public sealed partial class RecordsGuard
 {
     public const int MaxCanariesPerCall = 100;
@@ -40,6 +59,26 @@ public sealed partial class RecordsGuard
         new(reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetString(5),
             DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6)));
 
+    /// <summary>
+    /// Whether <paramref name="actor"/> may act on what a canary caused — acknowledge its alert, release its containment: the
+    /// security officer, and the operator at the command line (a system principal), not an administrator or anyone else signed
+    /// in. The canaries are the officer's: an insider administrator (or a stolen administrator's account) who acknowledged a
+    /// canary's alert, or released the lock it put on an accomplice, ended the incident before she had looked (a black-box probe).
+    /// </summary>
+    public static bool MayActOnCanaries(Principal actor)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        return actor.Kind != PrincipalKind.Person || actor.Role == StaffRole.SecurityOfficer;
+    }
+
+    /// <summary>Whether a release of <paramref name="principal"/> covers <paramref name="containment"/>: its own, or, for an account,
+    /// every containment of its sessions (as <see cref="ReleaseAsync"/> selects them).</summary>
+    public static bool Covers(string principal, Containment containment)
+    {
+        ArgumentNullException.ThrowIfNull(containment);
+        return containment.Principal == principal || containment.Account == principal;
+    }
+
     /// <summary>Most alerts one acknowledgement names.</summary>
     public const int MaxAcknowledgedPerCall = 1000;
 
@@ -54,10 +93,8 @@ public sealed partial class RecordsGuard
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.Count is 0 or > MaxAcknowledgedPerCall) throw new ArgumentException($"Acknowledge between 1 and {MaxAcknowledgedPerCall:N0} alerts at a time.");
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        // A canary's alert is the security officer's to review, as the canaries are hers: an administrator who acknowledged one
-        // (and released the account it locked) took the incident off her console (a black-box probe did).
-        var notOfficer = officer.Principal.Kind == PrincipalKind.Person && officer.Principal.Role != StaffRole.SecurityOfficer;
-        var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, officersOnly: notOfficer, cancellationToken);
+        // A canary's alert is the security officer's to review, as the canaries are hers.
+        var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, officersOnly: !MayActOnCanaries(officer.Principal), cancellationToken);
         if (done.Count == 0) return done;
         await _audit.AppendAsync(scope, officer, AuditAction.Administration, AuditOutcome.Success, null,
             [new AuditedRecord("alerts:" + string.Join(",", done.Take(20)) + (done.Count > 20 ? ",…" : ""), null, null)], cancellationToken,
@@ -68,33 +105,48 @@ public sealed partial class RecordsGuard
 
     /// <summary>
     /// Releases a session, client or account (and, for an account, its suspended sessions and the guard's lock on it),
-    /// and forgets the principal's reading windows: the officer has reviewed the access. Returns how many containments
-    /// were released (0: nothing to release). The release is an administrative act of <paramref name="releasedBy"/>: its audit
-    /// entry is written in the release's own transaction, so an audit log that cannot be written releases nothing (fail closed).
+    /// and forgets the principal's reading windows: the officer has reviewed the access. The release is an administrative act
+    /// of <paramref name="releasedBy"/>: its audit entry is written in the release's own transaction, so an audit log that cannot
+    /// be written releases nothing (fail closed). A containment a canary caused is released only by those who
+    /// <see cref="MayActOnCanaries"/>: anyone else's release that covers one releases nothing at all — not the others it covers
+    /// either, the incident is one — and is an administrative act refused, on the chain.
     /// </summary>
-    public async Task<int> ReleaseAsync(AccessContext releasedBy, string principal, CancellationToken cancellationToken)
+    public async Task<GuardRelease> ReleaseAsync(AccessContext releasedBy, string principal, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(releasedBy);
         var tenant = releasedBy.Tenant;
         if (!IsValidPrincipal(principal)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var mayReleaseCanaries = MayActOnCanaries(releasedBy.Principal);
         // Who released, as the chain's blind index: the releaser may be "cli:<operating-system user>", a person's name.
         var releaser = AuditChain.PrincipalReference(await _keys.ForTenantAsync(tenant.Id, cancellationToken), releasedBy.Principal.Id);
-        var released = new List<(string Subject, string? Account, string Level)>();
+        var released = new List<(string Subject, string? Account, string Level, string Cause)>();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
             using (var select = scope.Command("""
-                SELECT principal, account, level FROM guard_containments WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
+                SELECT principal, account, level, cause FROM guard_containments WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
                 """).With("t", tenant.Id).With("p", principal))
             using (var reader = await select.ExecuteReaderAsync(cancellationToken))
             {
-                while (await reader.ReadAsync(cancellationToken)) released.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2)));
+                while (await reader.ReadAsync(cancellationToken))
+                    released.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetString(3)));
             }
-            if (released.Count == 0) return 0;
+            if (released.Count == 0) return new GuardRelease(ReleaseStatus.NotContained, 0, 0);
+            var byCanary = released.Count(r => r.Cause == ContainmentCauses.Canary);
+            if (byCanary > 0 && !mayReleaseCanaries)
+            {
+                // Not committed: nothing changes, and the refusal is kept on the chain when the transaction rolls back.
+                await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
+                    [new AuditedRecord("principal:" + principal, null, null)], cancellationToken,
+                    $"guard release refused: a canary's containment is the security officer's to release ({byCanary} of {released.Count})");
+                return new GuardRelease(ReleaseStatus.CanaryIsTheOfficers, released.Count, byCanary);
+            }
+            // A canary's containment written since the SELECT (PostgreSQL: another server's guard) is not this releaser's either.
             using (var update = scope.Command("""
                 UPDATE guard_containments SET released_at = @at, released_by = @b WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
-                """).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
+                """ + (mayReleaseCanaries ? "" : " AND cause <> @canary")).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
             {
+                if (!mayReleaseCanaries) update.With("canary", ContainmentCauses.Canary);
                 await update.ExecuteNonQueryAsync(cancellationToken);
             }
             foreach (var account in released.Where(r => r.Level == ContainmentLevels.Locked && r.Account is not null).Select(r => r.Account!).Distinct())
@@ -109,13 +161,13 @@ public sealed partial class RecordsGuard
                 [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release");
             await scope.CommitAsync(cancellationToken);
         }
-        foreach (var (subject, account, _) in released)
+        foreach (var (subject, account, _, _) in released)
         {
             _contained.TryRemove((tenant.Id, subject), out _);
             _unwritten.TryRemove((tenant.Id, subject), out _);
             Forget(tenant.Id, account ?? subject);
         }
-        return released.Count;
+        return new GuardRelease(ReleaseStatus.Released, released.Count, released.Count(r => r.Cause == ContainmentCauses.Canary));
     }
 
     /// <summary>

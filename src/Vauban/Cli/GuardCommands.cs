@@ -167,9 +167,11 @@ internal static class GuardCommands
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             // The entry commits with the release: an audit log that cannot be written releases nothing (fail closed).
-            var released = await store.Guard.ReleaseAsync(AdministrationAudit.Context(owner), who, token);
-            if (released == 0) throw new ArgumentException($"{who} is not contained in {owner.Name} (see: vauban guard contained --tenant {owner.Name}).");
-            Console.WriteLine($"Released {who} ({Counted.En(released, "containment", "containments")}); its reading windows start afresh.");
+            // The operator's context: a containment a canary caused is released here too (RecordsGuard.MayActOnCanaries).
+            var release = await store.Guard.ReleaseAsync(AdministrationAudit.Context(owner), who, token);
+            if (release.Status == ReleaseStatus.NotContained) throw new ArgumentException($"{who} is not contained in {owner.Name} (see: vauban guard contained --tenant {owner.Name}).");
+            if (release.Status != ReleaseStatus.Released) throw new InvalidOperationException($"{who} was not released: a canary's containment is the security officer's to release.");
+            Console.WriteLine($"Released {who} ({Counted.En(release.Containments, "containment", "containments")}); its reading windows start afresh.");
             return 0;
         }, ct));
         return command;

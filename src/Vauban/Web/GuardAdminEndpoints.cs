@@ -3,7 +3,8 @@
 //   GET  /admin/guard/alerts[?all=true&limit=n]   GET /admin/guard/contained   GET /admin/guard/canaries (the officer only)
 //   GET  /admin/guard/grants[?limit=n]   (the officer only: break-the-glass grants with the explanations stated)
 //   POST /admin/guard/alerts/acknowledge   {"alerts": [id, …]}   (reviewed: they leave the default list; both factors proven within 5 minutes)
-//   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes)
+//   POST /admin/guard/release   {"principal": "session:…|user:…|<client id>"}   (both factors proven within 5 minutes; a containment
+//        a canary caused is the officer's to release: an administrator gets 403 and nothing is released)
 //   POST /admin/guard/canaries  {"count": n}   (the officer only: an administrator who knew the canaries could avoid them)
 //   GET  /admin/guard/exports   POST /admin/guard/approve-export|deny-export {"export": "<job id>"}   (ExportAdminEndpoints)
 // The session cookie is sent by the browser on its own, so writes must carry this site's Origin (as on /fhir)
@@ -111,10 +112,13 @@ internal static class GuardAdminEndpoints
             if (!body!.Value.TryGetProperty("principal", out var p) || p.ValueKind != JsonValueKind.String || !RecordsGuard.IsValidPrincipal(p.GetString()))
                 return Problem(400, "The body is {\"principal\": \"session:…\" | \"user:…\" | \"<client id>\"} (letters, digits, ':', '-', '_', '.'; at most 200).");
             if (NeedsFreshFactors(http, "Releasing a containment") is { } stale) return stale;
-            var released = await GuardConsole.ReleaseAsync(store, http, p.GetString()!);
-            return released == 0
-                ? Problem(404, GuardConsole.NotContained)
-                : Results.Json(new { released = p.GetString(), containments = released });
+            var release = await GuardConsole.ReleaseAsync(store, http, p.GetString()!);
+            return release.Status switch
+            {
+                ReleaseStatus.Released => Results.Json(new { released = p.GetString(), containments = release.Containments }),
+                ReleaseStatus.CanaryIsTheOfficers => Problem(403, GuardConsole.CanaryReleaseRefused(release)),
+                _ => Problem(404, GuardConsole.NotContained),
+            };
         });
 
         admin.MapPost("/canaries", async (HttpContext http) =>

@@ -29,6 +29,24 @@ internal static partial class GuardConsole
         http.FullPerson()?.User?.Role == StaffRole.SecurityOfficer ? "" : " A canary's alert is the security officer's to acknowledge, and stays on her console.";
     public const string NotContained = "This principal is not contained in your establishment.";
 
+    /// <summary>Why an administrator's release was refused (nothing was released).</summary>
+    public static string CanaryReleaseRefused(GuardRelease refused)
+    {
+        ArgumentNullException.ThrowIfNull(refused);
+        return refused.Containments == 1
+            ? "A canary's containment is the security officer's to release: this one was caused by a canary patient, and stays in force until she has reviewed it."
+            : $"A canary's containment is the security officer's to release: {refused.ByCanary} of the {refused.Containments} containments this release covers "
+              + "were caused by a canary patient, so none was released; they stay in force until she has reviewed them.";
+    }
+
+    /// <summary>What an administrator is shown in place of the Release button of a containment a canary caused.</summary>
+    public const string CanaryHeldForOfficer = "Caused by a canary: the security officer's to release.";
+
+    /// <summary>Whether this person's release of <paramref name="principal"/> would go through: not when it covers a containment a
+    /// canary caused and the person is not the security officer (<see cref="RecordsGuard.MayActOnCanaries"/>, which decides).</summary>
+    public static bool MayRelease(HttpContext http, string principal, IEnumerable<Containment> active) =>
+        RecordsGuard.MayActOnCanaries(OfficerAccess(http).Principal) || !active.Any(c => c.ByCanary && RecordsGuard.Covers(principal, c));
+
     /// <summary>
     /// The console's door, for the act named (as it goes on the chain: "GET /admin/guard/alerts", "POST /security?handler=release"):
     /// a fully signed-in security officer or administrator whom the guard does not hold. Anyone else signed in is turned away
@@ -86,9 +104,10 @@ internal static partial class GuardConsole
         return (done, ids.Distinct().Except(done).ToList());
     }
 
-    /// <summary>Releases a contained principal; how many containments were released (0: it was not contained). The officer's
-    /// entry commits with the release (fail closed: an audit log that cannot be written releases nothing).</summary>
-    public static Task<int> ReleaseAsync(VaubanStore store, HttpContext http, string principal) =>
+    /// <summary>Releases a contained principal: released, not contained, or refused because a canary caused a containment the
+    /// release covers and this person is not the security officer (the refusal on the chain). The officer's entry commits with
+    /// the release (fail closed: an audit log that cannot be written releases nothing).</summary>
+    public static Task<GuardRelease> ReleaseAsync(VaubanStore store, HttpContext http, string principal) =>
         store.Guard.ReleaseAsync(OfficerAccess(http), principal, http.RequestAborted);
 
     /// <summary>Approves or denies an export awaiting a second person; the refusal's status and words, or null when decided.</summary>

@@ -191,6 +191,67 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_insider_administrator_cannot_release_a_client_a_canary_suspended_and_it_stays_suspended_until_the_officer_releases_it()
+    {
+        // The canary's alert is the officer's to acknowledge; its containment was the administrator's to release, so an insider (or a
+        // stolen administrator's account) could free an accomplice before the officer had looked (a black-box probe).
+        var principal = await ContainedClientAsync();
+        var body = $$"""{"principal":"{{principal}}"}""";
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        {
+            using (var listed = await administrator.Http.GetAsync("/admin/guard/contained"))
+            {
+                Assert.Contains("\"cause\":\"canary\"", await listed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+            using var refused = await administrator.Http.SendAsync(Release(body));
+            var problem = await refused.Content.ReadAsStringAsync();
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, refused.StatusCode + problem);
+            Assert.StartsWith("application/problem+json", refused.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
+            Assert.Contains("A canary's containment is the security officer's to release", problem, StringComparison.Ordinal);
+        }
+        // Nothing changed: still held, still refused, no release told to the officer; the attempt is on the chain as a refusal.
+        Assert.Equal(Vauban.Guard.ContainmentCauses.Canary, Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None)).Cause);
+        using (var read = await _client.GetAsync($"/fhir/Patient/{_stranger}")) Assert.Equal((HttpStatusCode)423, read.StatusCode);
+        Assert.DoesNotContain(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardReleased);
+        var attempt = Assert.Single(await AdministrativeEntriesAsync("admin@chu.example"), e => e.Detail.Records.Contains("principal:" + principal));
+        Assert.Equal(Vauban.Audit.AuditOutcome.MinorFailure, attempt.Outcome);
+        Assert.Equal("guard release refused: a canary's containment is the security officer's to release (1 of 1)", attempt.Detail.Note);
+
+        using var officer = await SignedInAsync("officer@chu.example");
+        using (var released = await officer.Http.SendAsync(Release(body))) Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None));
+        using var after = await _client.GetAsync($"/fhir/Patient/{_stranger}");
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_administrator_still_releases_a_client_the_guard_suspended_for_its_volume()
+    {
+        var canaryHeld = await ContainedClientAsync();
+        using var sweeper = await _server.ClientAsync(Establishment, "system/Patient.rs");
+        var read = 0;
+        HttpStatusCode status;
+        while ((status = await StatusAsync(sweeper, $"/fhir/Patient/{_desk[read]}")) == HttpStatusCode.OK) read++;
+        Assert.Equal((HttpStatusCode)423, status);
+        var suspended = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => c.Principal != canaryHeld);
+        Assert.Equal(Vauban.Guard.ContainmentCauses.Volume, suspended.Cause);
+
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        using (var released = await administrator.Http.SendAsync(Release($$"""{"principal":"{{suspended.Principal}}"}""")))
+        {
+            Assert.Equal(HttpStatusCode.OK, released.StatusCode);
+        }
+        Assert.DoesNotContain(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => c.Principal == suspended.Principal);
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(sweeper, $"/fhir/Patient/{_desk[0]}"));
+    }
+
+    private static async Task<HttpStatusCode> StatusAsync(HttpClient client, string url)
+    {
+        using var response = await client.GetAsync(url);
+        return response.StatusCode;
+    }
+
+    [Fact]
     public async Task The_security_officer_acknowledges_reviewed_alerts_which_leave_the_default_list_and_the_act_is_audited()
     {
         using var officer = await SignedInAsync("officer@chu.example");

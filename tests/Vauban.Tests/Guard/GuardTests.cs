@@ -454,9 +454,9 @@ public abstract class GuardTests : IAsyncLifetime
         await using (var restarted = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
         {
             Assert.Equal(RecordStatus.Locked, (await restarted.Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
-            Assert.Equal(1, await restarted.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "user:drA", None));
+            Assert.Equal(1, (await restarted.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "user:drA", None)).Released);
             Assert.Equal(RecordStatus.Ok, (await restarted.Records.ReadAsync(DrA(), "Patient", _own[0], None)).Status);
-            Assert.Equal(0, await restarted.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "user:drA", None));
+            Assert.Equal(0, (await restarted.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "user:drA", None)).Released);
         }
         // The running server learns of a release made elsewhere within its refresh interval.
         _time.Advance(TimeSpan.FromSeconds(3));
@@ -477,7 +477,7 @@ public abstract class GuardTests : IAsyncLifetime
         using var client = await PatientReaderAsync();
         using (var canary = await client.GetAsync($"/fhir/Patient/{_canaries[0]}")) Assert.Equal((HttpStatusCode)423, canary.StatusCode);
         var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
-        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None));
+        Assert.Equal(1, (await _server.Store.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None)).Released);
         using (var ok = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
     }
 
@@ -729,7 +729,7 @@ public abstract class GuardTests : IAsyncLifetime
         // vauban guard release: another process, on the same database.
         await using (var cli = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
         {
-            Assert.Equal(1, await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None));
+            Assert.Equal(1, (await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), contained.Principal, None)).Released);
         }
         _time.Advance(TimeSpan.FromSeconds(3));
         // "Its reading windows start afresh": the running server forgets the 25 patients too, or the next read suspends it again.
@@ -746,7 +746,7 @@ public abstract class GuardTests : IAsyncLifetime
         Assert.Equal("session:s-1", contained.Principal);
         await using (var cli = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None))
         {
-            Assert.Equal(1, await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "session:s-1", None));
+            Assert.Equal(1, (await cli.Guard.ReleaseAsync(AccessContext.Operator(_tenant, "guard review"), "session:s-1", None)).Released);
         }
         _time.Advance(TimeSpan.FromSeconds(3));
         Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(DrA(authenticatedAt: _time.GetUtcNow()), "Patient", _own[25], None)).Status);

@@ -110,6 +110,54 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_insider_administrator_cannot_release_the_account_a_canary_locked_at_the_console_and_is_told_why_while_the_officer_can()
+    {
+        // The account a canary locked was the administrator's to release, so an insider (or a stolen administrator's account) could
+        // free an accomplice before the officer had looked (a black-box probe). With it, one of the desk's sessions the guard had
+        // suspended for its volume: released alone it is the administrator's, but a release of the account covers both.
+        await CanaryReadByTheDeskAsync();
+        var desk = await DeskPrincipalAsync();
+        await _server.ExecuteSqlAsync("INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES "
+            + $"({_tenant.Id}, 'session:s-desk-earlier', '{desk}', 'suspended', 'volume', 'distinct patients in a minute', {_time.GetUtcNow().ToUnixTimeMilliseconds()})");
+        using (var admin = await SignedInAsync(Admin))
+        {
+            var (_, html) = await admin.GetAsync("/security");
+            Assert.Contains("<td data-cause=\"canary\">canary</td>", html, StringComparison.Ordinal);
+            Assert.Contains("<td data-cause=\"volume\">volume</td>", html, StringComparison.Ordinal);
+            // No button where it would be refused; the page says whose it is. The session's is there.
+            Assert.DoesNotContain($"name=\"principal\" value=\"{desk}\"", html, StringComparison.Ordinal);
+            Assert.Contains($"data-held-for-officer=\"{desk}\">Caused by a canary: the security officer's to release.", WebUtility.HtmlDecode(html), StringComparison.Ordinal);
+            Assert.Contains("name=\"principal\" value=\"session:s-desk-earlier\"", html, StringComparison.Ordinal);
+
+            // The form posted all the same: refused whole, and said why.
+            var (refused, refusedHtml) = await ActAsync(admin, "release", "principal", desk);
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, refused.StatusCode + refusedHtml);
+            Assert.Equal("A canary's containment is the security officer's to release: 1 of the 2 containments this release covers were caused by a canary "
+                + "patient, so none was released; they stay in force until she has reviewed them. (Nothing was changed.)", StaffClient.ById(refusedHtml, "error"));
+        }
+        // Nothing changed: both held, the account locked, its sign-in refused; the attempt is on the chain as a refusal.
+        Assert.Equal(2, (await ContainedAsync()).Count(c => c.Account == desk));
+        Assert.Contains(await _server.Store.Accounts.LockedAsync(_tenant, CancellationToken.None), u => u.PrincipalId == desk);
+        using (var thief = new StaffClient(_server.BaseAddress))
+        {
+            var (signIn, _) = await thief.PasswordAsync(Establishment, Desk, Password);
+            Assert.NotEqual("/account/signin/totp", signIn.Headers.Location?.ToString());
+        }
+        var attempt = Assert.Single(await _server.AuditEntriesOfAsync(_tenant, Admin, AuditAction.Administration), e => e.Detail.Records.Contains("principal:" + desk));
+        Assert.Equal(AuditOutcome.MinorFailure, attempt.Outcome);
+        Assert.Equal("guard release refused: a canary's containment is the security officer's to release (1 of 2)", attempt.Detail.Note);
+
+        using var officer = await SignedInAsync(Officer);
+        var (_, officerHtml) = await officer.GetAsync("/security");
+        Assert.Contains($"name=\"principal\" value=\"{desk}\"", officerHtml, StringComparison.Ordinal);
+        Assert.DoesNotContain("data-held-for-officer", officerHtml, StringComparison.Ordinal);
+        var (released, releasePosted) = await ActAsync(officer, "release", "principal", desk);
+        Assert.Equal($"{desk} released (2 containments).", StaffClient.ById(await DoneAsync(officer, released, releasePosted, "/security"), "done"));
+        Assert.DoesNotContain(await ContainedAsync(), c => c.Account == desk);
+        using (await SignedInAsync(Desk)) { } // unlocked
+    }
+
+    [Fact]
     public async Task The_console_lists_the_locked_accounts_whatever_locked_them_and_says_how_each_is_unlocked()
     {
         // Failed sign-ins and an administrator's lock are no containment of the guard: such accounts were on no list of the

@@ -93,7 +93,7 @@ public abstract class AdministrationAuditTests : IAsyncLifetime
     {
         var link = await _server.Store.Accounts.AddAsync(Administrator, NurseEmail, StaffRole.Nurse, null, null, null, None);
         var client = await _server.Store.Clients.AddAsync(Administrator, "lab robot", "system/Observation.rs", null, ClientLimits.None, None);
-        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(Administrator, _contained, None));
+        Assert.Equal(1, (await _server.Store.Guard.ReleaseAsync(Administrator, _contained, None)).Released);
         Assert.Equal(ExportDecision.Done, await _server.Store.ExportApprovals.DecideAsync(Administrator, _export, approve: true, None));
         var created = await _server.Store.Tenants.AddAsync(NewEstablishment, t => AccessContext.Operator(t, "administration"), None);
 

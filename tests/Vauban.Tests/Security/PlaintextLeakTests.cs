@@ -180,7 +180,7 @@ public abstract class PlaintextLeakTests : IAsyncLifetime
         var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(tenant.Id, CancellationToken.None)).Principal;
         var operatorContext = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.System, "cli:" + Operator, "command line (" + Operator + ")",
             Vauban.Access.StaffUser.PersonScopes), tenant, "administration");
-        Assert.Equal(1, await _server.Store.Guard.ReleaseAsync(operatorContext, contained, CancellationToken.None));
+        Assert.Equal(1, (await _server.Store.Guard.ReleaseAsync(operatorContext, contained, CancellationToken.None)).Released);
         // A record the operator creates at the command line: its creator column names no OS account.
         using (var practitioner = System.Text.Json.JsonDocument.Parse(Samples.Practitioner("Directeur")))
         {

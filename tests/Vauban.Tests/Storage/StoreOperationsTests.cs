@@ -550,6 +550,12 @@ public sealed class StoreOperationsTests
             Assert.Equal(Vauban.Guard.ContainmentCauses.Canary, causes["vc_old"]);
             Assert.Equal(Vauban.Guard.ContainmentCauses.Volume, causes["vc_busy"]);
             Assert.Equal(Vauban.Guard.ContainmentCauses.Volume, causes["session:s-2"]);
+            // And they are held as such: the canary's lock is not an administrator's to release, the volume's suspension is.
+            var establishment = (await store.Tenants.FindAsync("chu-before-causes", CancellationToken.None))!;
+            var administrator = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.Person, "user:adm", "Adam Admin",
+                Vauban.Access.StaffUser.PersonScopes) { Role = Vauban.Access.StaffRole.Administrator, SessionId = "s-adm" }, establishment, Vauban.Access.KnownPurposes.SystemAdministration);
+            Assert.Equal(Vauban.Guard.ReleaseStatus.CanaryIsTheOfficers, (await store.Guard.ReleaseAsync(administrator, "user:desk", CancellationToken.None)).Status);
+            Assert.Equal(1, (await store.Guard.ReleaseAsync(administrator, "vc_busy", CancellationToken.None)).Released);
         }
         Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM schema_version WHERE version = 17"));
         RemoveSqliteFolder(engine, db);

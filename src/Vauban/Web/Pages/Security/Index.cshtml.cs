@@ -57,10 +57,17 @@ public sealed class SecurityConsoleModel : ConsolePage
         if (await EnterAsync("POST /security?handler=release") is { } refused) return refused;
         if (!RecordsGuard.IsValidPrincipal(principal)) return await RefusedAsync(400, "Release a principal listed under \"Held by the guard\".");
         if (!GuardConsole.HasFreshFactors(HttpContext)) return Redirect(HttpContext.ReauthenticationUrl("/security"));
-        var released = await GuardConsole.ReleaseAsync(Store, HttpContext, principal!);
-        if (released == 0) return await RefusedAsync(404, GuardConsole.NotContained);
-        return Acted($"{principal} released ({Counted.En(released, "containment", "containments")}).");
+        var release = await GuardConsole.ReleaseAsync(Store, HttpContext, principal!);
+        return release.Status switch
+        {
+            ReleaseStatus.Released => Acted($"{principal} released ({Counted.En(release.Containments, "containment", "containments")})."),
+            ReleaseStatus.CanaryIsTheOfficers => await RefusedAsync(403, GuardConsole.CanaryReleaseRefused(release)),
+            _ => await RefusedAsync(404, GuardConsole.NotContained),
+        };
     }
+
+    /// <summary>Whether this person may release <paramref name="held"/>'s principal (else the page says why in place of the button).</summary>
+    public bool MayRelease(Containment held) => GuardConsole.MayRelease(HttpContext, held.Principal, Contained);
 
     public Task<IActionResult> OnPostApproveAsync(string? export) => DecideAsync(export, approve: true);
 
