@@ -11,7 +11,7 @@ namespace Vauban.Web.Pages.Security;
 /// second person — each list read on the chain — with the officer's acts on them (acknowledge, release, approve or deny).
 /// Every act is a posted form with its antiforgery token, needs both factors proven within 5 minutes (else the person goes
 /// through /account/reauth and back), and is GuardConsole's, the same as the JSON API's (/admin/guard). The administrator
-/// uses it too, without the canary patients' ids.
+/// uses it too, without the canary patients' ids, and without releasing what a canary caused (the officer's).
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class SecurityConsoleModel : ConsolePage
