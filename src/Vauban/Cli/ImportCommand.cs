@@ -26,7 +26,7 @@ internal static class ImportCommand
         import.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var target = parse.GetValue(path)!;
-            var files = Directory.Exists(target) ? Directory.GetFiles(target, "*.json", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToArray()
+            var files = Directory.Exists(target) ? BundleFiles(target)
                 : File.Exists(target) ? [target] : throw new ArgumentException($"'{target}' is neither a file nor a folder.");
             // A folder of NDJSON (a bulk export's files) or of nothing: loading nothing and exiting 0 would say it was done.
             if (files.Length == 0) throw new ArgumentException($"'{target}' holds no .json file: vauban import reads FHIR Bundles in JSON files (not NDJSON).");
@@ -90,6 +90,30 @@ internal static class ImportCommand
         return import;
     }
 
+    /// <summary>
+    /// The .json files of a folder and its subfolders, in path order — not through a symbolic link to a folder: a link to a parent
+    /// folder (sub/loop → ..) made the walk go round, loading the same bundles again at each turn (41 times, until the path grew
+    /// too long). A symbolic link to a file is read as the file.
+    /// </summary>
+    internal static string[] BundleFiles(string folder)
+    {
+        var folders = new EnumerationOptions { MatchType = MatchType.Win32, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = false };
+        var files = new EnumerationOptions { MatchType = MatchType.Win32, AttributesToSkip = 0, IgnoreInaccessible = false };
+        var found = new List<string>();
+        var pending = new Stack<string>();
+        pending.Push(folder);
+        while (pending.TryPop(out var current))
+        {
+            found.AddRange(Directory.EnumerateFiles(current, "*.json", files));
+            foreach (var sub in Directory.EnumerateDirectories(current, "*", folders)) pending.Push(sub);
+        }
+        return [.. found.Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>The largest bundle file read: a file is read whole, and parsed, before anything of it is loaded (a 50 MB bundle
+    /// took ~580 MB of memory), and a device named as a file (/dev/zero) never ends.</summary>
+    internal const long MaxFileBytes = 256L * 1024 * 1024;
+
     /// <summary>What a file's result lists of the entries that were not loaded, each on its own line, at most.</summary>
     private const int ListedRejections = 20;
 
@@ -110,13 +134,14 @@ internal static class ImportCommand
         byte[] bytes;
         try
         {
-            bytes = await File.ReadAllBytesAsync(file, cancellationToken);
+            bytes = await ReadAtMostAsync(file, MaxFileBytes, cancellationToken);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // One unreadable file of a folder is that file's failure: the others are still loaded.
             return (false, $"cannot be read ({e.Message}).");
         }
+        if (bytes.Length > MaxFileBytes) return (false, $"is larger than {MaxFileBytes / (1024 * 1024)} MiB: split it into smaller bundles (nothing of it was loaded).");
         // The API's rules for a body: what it refuses, a file cannot bring in (nor stop the whole import with an exception).
         using var document = FhirJsonInput.Parse(bytes, out var problem);
         if (document is null) return (false, problem!);
@@ -192,4 +217,17 @@ internal static class ImportCommand
     private static string Diagnostics(JsonElement outcome) =>
         outcome.TryGetProperty("issue", out var issues) && issues.GetArrayLength() > 0 && issues[0].TryGetProperty("diagnostics", out var d)
             ? d.GetString() ?? "" : "";
+
+    /// <summary>The file's bytes, or its first <paramref name="limit"/> + 1 when it is longer (the caller refuses it): read as a
+    /// stream, so that a device or a file still growing does not fill memory first.</summary>
+    private static async Task<byte[]> ReadAtMostAsync(string file, long limit, CancellationToken cancellationToken)
+    {
+        await using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+        using var buffer = new MemoryStream(stream.CanSeek ? (int)Math.Min(stream.Length, limit + 1) : 1 << 16);
+        var chunk = new byte[1 << 16];
+        int read;
+        while (buffer.Length <= limit && (read = await stream.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, limit + 1 - buffer.Length)), cancellationToken)) > 0)
+            buffer.Write(chunk, 0, read);
+        return buffer.ToArray();
+    }
 }

@@ -1296,6 +1296,38 @@ public class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Importing_a_folder_does_not_go_round_a_link_to_a_parent_folder_and_refuses_a_file_without_end()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-liens {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "linked");
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "a.json"),
+            $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Boucle", id: "loop-1")}} } ] }""");
+        // sub/loop → .. : walked through, it led back to a.json at every turn (41 loads, one version each).
+        File.CreateSymbolicLink(Path.Combine(folder, "sub", "loop"), "..");
+        // A link to a bundle file elsewhere is read as that file, once.
+        var elsewhere = Path.Combine(_directory, "elsewhere.json");
+        await File.WriteAllTextAsync(elsewhere,
+            $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Ailleurs", id: "linked-1")}} } ] }""");
+        File.CreateSymbolicLink(Path.Combine(folder, "sub", "b.json"), elsewhere);
+
+        var (exit, output) = await RunAsync($"import {folder} --tenant chu-liens {DbArgs}");
+        Assert.True(exit == 0, output);
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.Equal(["ok a.json: 1 created, 0 updated, 0 rejected.", $"ok {Path.Combine("sub", "b.json")}: 1 created, 0 updated, 0 rejected."], lines);
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
+        {
+            var context = Vauban.Access.AccessContext.Operator((await store.Tenants.FindAsync("chu-liens", CancellationToken.None))!, "test");
+            Assert.Equal(1, (await store.Records.ReadAsync(context, "Patient", "loop-1", CancellationToken.None)).Version);
+        }
+
+        // A device named as a bundle never ends: refused past the size a bundle may have, nothing loaded, the process still standing.
+        var (zeroExit, zero) = await RunAsync($"import /dev/zero --tenant chu-liens {DbArgs}");
+        Assert.Equal(1, zeroExit);
+        Assert.Contains("failed zero: is larger than 256 MiB: split it into smaller bundles (nothing of it was loaded).", zero, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Importing_lists_the_entries_it_refused_in_entry_order()
     {
         // Refused at three stages (the load, reading the collection, preparing a record): listed as the file has them.
