@@ -114,6 +114,8 @@ public sealed class ApiClients
         if (limits.Problem is { } problem) throw new ArgumentException(problem, nameof(limits));
         if (PurposeProblem(purpose) is { } wrongPurpose) throw new ArgumentException(wrongPurpose, nameof(purpose));
         if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
+        if (StatedText.HasHiddenCharacters(name))
+            throw new ArgumentException("A client name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.", nameof(name));
         if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
         if (jwks is not null)

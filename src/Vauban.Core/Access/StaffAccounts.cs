@@ -77,6 +77,11 @@ public sealed class StaffAccounts
         if (!IsValidResourceId(service)) throw new ArgumentException("--service must be an Organization resource id (letters, digits, '-', '.').", nameof(service));
         var name = string.IsNullOrWhiteSpace(displayName) ? email[..email.IndexOf('@', StringComparison.Ordinal)] : displayName.Trim();
         if (name.Length > 200) throw new ArgumentException("A display name is at most 200 characters.", nameof(displayName));
+        // The name is who an access history, the console, a breach's letters and the command line's lists say acted: an escape
+        // sequence or a line break in it rewrote the operator's terminal and forged lines of its output, and a direction override
+        // made it read as another name.
+        if (StatedText.HasHiddenCharacters(name))
+            throw new ArgumentException("A display name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.", nameof(displayName));
         if (await FindAsync(tenant, email, cancellationToken) is not null)
             throw new InvalidOperationException($"An account with this e-mail address already exists in {tenant.Name}.");
 

@@ -252,6 +252,10 @@ public class CliTests : IDisposable
         Assert.Equal(1, badScope.Exit);
         Assert.Contains("Spaceship", badScope.Output);
 
+        var hidden = await RunAsync(["clients", "add", "--tenant", "clinique-test", "--name", "Labo\u200b\u001b[2J", "--scopes", "system/*.rs", .. DbArgs.Split(' ')]);
+        Assert.Equal(1, hidden.Exit);
+        Assert.Contains("A client name may not hold control or invisible characters", hidden.Output, StringComparison.Ordinal);
+
         var badLimit = await RunAsync($"clients add --tenant clinique-test --name x --scopes system/*.rs --patients not/an-id {DbArgs}");
         Assert.Equal(1, badLimit.Exit);
         Assert.Contains("patient limit", badLimit.Output, StringComparison.Ordinal);
@@ -706,8 +710,19 @@ public class CliTests : IDisposable
         Assert.True(script.Exit == 2, script.Output);
         Assert.Contains("is not the server's http(s) base URL", script.Output, StringComparison.Ordinal);
 
+        // A name with an escape sequence, a line break or a direction override rewrote the operator's terminal and forged lines of
+        // the lists that print it (and of access histories): refused in one line, no account made.
+        foreach (var forged in new[] { "Bob\u001b[2J\u001b[31mRED", "Line1\nerror: forged line", "Evil\u202eName", "Zero\u200bWidth" })
+        {
+            var refused = await RunAsync(["users", "add", "--tenant", "chu-cli", "--email", "forged@chu.example", "--role", "nurse", "--name", forged, .. DbArgs.Split(' ')]);
+            Assert.True(refused.Exit == 1, refused.Output);
+            Assert.Equal("error: A display name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.",
+                refused.Output.Trim().Split('\n').Single().Split(" (Parameter")[0]);
+        }
+
         var list = await RunAsync($"users list --tenant chu-cli {DbArgs}");
         Assert.Equal(0, list.Exit);
+        Assert.DoesNotContain("forged@chu.example", list.Output, StringComparison.Ordinal);
         Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", list.Output);
         Assert.DoesNotContain("y@chu.example", list.Output, StringComparison.Ordinal);
 
