@@ -46,6 +46,15 @@ public static class KnownAlertKinds
     /// <summary>The security officer released a containment.</summary>
     public const string GuardReleased = "guard-released";
 
+    /// <summary>Someone other than the security officer (an administrator) tried to release a containment a canary caused: refused,
+    /// and told to the officer — the insider freeing an accomplice, or a stolen administrator's account. The officer's to review,
+    /// as a canary's alert is.</summary>
+    public const string GuardReleaseRefused = "guard-release-refused";
+
+    /// <summary>Kinds of alert only the security officer (or the operator) acknowledges: the canaries' and what was tried on their
+    /// containments.</summary>
+    public static readonly IReadOnlyList<string> OfficersOnly = [GuardCanary, GuardCanarySeen, GuardReleaseRefused];
+
     /// <summary>An audit journal left by a stopped process ended in bytes that could not be read (a power loss tore its last
     /// write, or the file was damaged): the acts it was recording then are missing from the log. Raised for every establishment,
     /// since a journal holds all of a process's acts.</summary>
@@ -161,7 +170,7 @@ public sealed class SecurityAlerts
 
     /// <summary>Marks the tenant's unacknowledged alerts among <paramref name="ids"/> as reviewed by <paramref name="by"/> (stored as
     /// the principal's blind index), in the caller's transaction; returns the ids it acknowledged.</summary>
-    /// <param name="officersOnly">Kinds left unacknowledged: for anyone but the security officer, the canaries' (theirs to review).</param>
+    /// <param name="officersOnly">Kinds left unacknowledged: for anyone but the security officer, <see cref="KnownAlertKinds.OfficersOnly"/>.</param>
     internal async Task<List<long>> AcknowledgeAsync(WriteScope scope, long tenantId, IReadOnlyCollection<long> ids, string by, bool officersOnly, CancellationToken cancellationToken)
     {
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
@@ -171,9 +180,12 @@ public sealed class SecurityAlerts
         foreach (var id in ids.Distinct())
         {
             using var update = scope.Command("UPDATE security_alerts SET acknowledged_at = @at, acknowledged_by = @b WHERE tenant_id = @t AND id = @i AND acknowledged_at IS NULL"
-                    + (officersOnly ? " AND kind NOT IN (@k1, @k2)" : ""))
+                    + (officersOnly ? " AND kind NOT IN (" + string.Join(", ", KnownAlertKinds.OfficersOnly.Select((_, k) => "@k" + k)) + ")" : ""))
                 .With("at", now).With("b", reference).With("t", tenantId).With("i", id);
-            if (officersOnly) update.With("k1", KnownAlertKinds.GuardCanary).With("k2", KnownAlertKinds.GuardCanarySeen);
+            if (officersOnly)
+            {
+                for (var k = 0; k < KnownAlertKinds.OfficersOnly.Count; k++) update.With("k" + k, KnownAlertKinds.OfficersOnly[k]);
+            }
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1) done.Add(id);
         }
         return done;

@@ -139,6 +139,10 @@ public sealed partial class RecordsGuard
                 await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
                     [new AuditedRecord("principal:" + principal, null, null)], cancellationToken,
                     $"guard release refused: a canary's containment is the security officer's to release ({byCanary} of {released.Count})");
+                // Told to the officer, once the writer is free: who tried to free whom a canary caught is the insider's move.
+                var tried = $"{releasedBy.Principal.Id} tried to release {principal}, whom a canary contained ({byCanary} of {released.Count} containment(s)): refused, "
+                    + "nothing released. A canary's containment is the security officer's to release.";
+                scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id, tried, CancellationToken.None));
                 return new GuardRelease(ReleaseStatus.CanaryIsTheOfficers, released.Count, byCanary);
             }
             // A canary's containment written since the SELECT (PostgreSQL: another server's guard) is not this releaser's either.

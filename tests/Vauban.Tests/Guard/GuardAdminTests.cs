@@ -208,6 +208,16 @@ public abstract class GuardAdminTests : IAsyncLifetime
             Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, refused.StatusCode + problem);
             Assert.StartsWith("application/problem+json", refused.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
             Assert.Contains("A canary's containment is the security officer's to release", problem, StringComparison.Ordinal);
+            // The attempt is told to the officer (the insider's move), and is hers to review: the administrator cannot acknowledge it.
+            var tried = Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardReleaseRefused);
+            Assert.Contains($"tried to release {principal}, whom a canary contained", tried.Detail, StringComparison.Ordinal);
+            Assert.StartsWith("user:", tried.Principal, StringComparison.Ordinal);
+            using (var hidden = await administrator.Http.SendAsync(SameSite(HttpMethod.Post, "/admin/guard/alerts/acknowledge",
+                new StringContent($$"""{"alerts":[{{tried.Id}}]}""", Encoding.UTF8, "application/json"))))
+            {
+                Assert.Equal(HttpStatusCode.NotFound, hidden.StatusCode);
+            }
+            Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, CancellationToken.None), a => a.Id == tried.Id);
         }
         // Nothing changed: still held, still refused, no release told to the officer; the attempt is on the chain as a refusal.
         Assert.Equal(Vauban.Guard.ContainmentCauses.Canary, Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None)).Cause);
