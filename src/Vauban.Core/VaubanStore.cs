@@ -227,7 +227,7 @@ public sealed class VaubanStore : IAsyncDisposable
         long bytes;
         try
         {
-            bytes = await sqlite.CopyToAsync(full, cancellationToken);
+            bytes = await sqlite.CopyToAsync(full, cancellationToken, BackupCopyWritten);
         }
         catch (Exception e)
         {
@@ -241,6 +241,10 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         return new StoreBackup(full, bytes, tenants.Count, MasterKeyFingerprint, Stopwatch.GetElapsedTime(started));
     }
+
+    /// <summary>Tests: run by <see cref="BackupAsync"/> with the copy's temporary path, once it is written and checked, before it
+    /// takes the backup's name.</summary>
+    internal Func<string, CancellationToken, Task>? BackupCopyWritten { get; set; }
 
     /// <summary>Tests: rows per transaction of <see cref="ResealAsync"/>.</summary>
     internal int ResealBatchSize { get; set; } = DataKeyRotation.BatchSize;

@@ -404,14 +404,21 @@ internal sealed class SqliteDatabase : StoreDatabase
     /// <summary>
     /// A consistent copy of the store written to <paramref name="target"/>, a new file (refused if it exists), readable by its
     /// owner only as the store is: SQLite's <c>VACUUM INTO</c> from a read transaction, so writers go on meanwhile and the copy
-    /// is the store as it was when the copy began, compacted. The file is flushed to disk, then checked (<c>quick_check</c>,
-    /// and that it holds a store); a copy that fails is removed. Returns its size in bytes.
+    /// is the store as it was when the copy began, compacted. The copy is written under a temporary name beside the target
+    /// (<see cref="PartialSuffix"/>), flushed to disk, checked (<c>quick_check</c>, and that it holds a store), and only then
+    /// renamed to the target: the target's name never holds a partial copy. Written under its own name, a copy killed midway
+    /// (VACUUM INTO leaves a file and its hot journal) was opened later as the backup: SQLite rolled it back to an empty file
+    /// and Vauban made a new store in it, on which `audit verify` said "nothing to verify". A copy that fails is removed.
+    /// Returns its size in bytes.
     /// </summary>
-    internal async Task<long> CopyToAsync(string target, CancellationToken cancellationToken)
+    /// <param name="written">Tests: run with the temporary file's path once it is written and checked, before it is renamed.</param>
+    internal async Task<long> CopyToAsync(string target, CancellationToken cancellationToken, Func<string, CancellationToken, Task>? written = null)
     {
         var full = Path.GetFullPath(target);
-        // Created empty first, owner-only (VACUUM INTO writes into an empty file and keeps its mode); an existing one is refused.
-        CreateOwnerOnly(full, mustBeNew: true);
+        if (File.Exists(full)) throw new IOException($"{full} already exists: a backup is written to a new file, never over another.");
+        var partial = full + PartialSuffix + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4));
+        // Created empty first, owner-only (VACUUM INTO writes into an empty file and keeps its mode).
+        CreateOwnerOnly(partial, mustBeNew: true);
         try
         {
             await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ToString()))
@@ -419,32 +426,41 @@ internal sealed class SqliteDatabase : StoreDatabase
                 await connection.OpenAsync(cancellationToken);
                 await using var vacuum = connection.CreateCommand();
                 vacuum.CommandText = "VACUUM INTO $target";
-                vacuum.Parameters.AddWithValue("$target", full);
+                vacuum.Parameters.AddWithValue("$target", partial);
                 vacuum.CommandTimeout = 0;
                 await vacuum.ExecuteNonQueryAsync(cancellationToken);
             }
             // VACUUM INTO does not sync what it wrote: a backup that a power loss can leave half-written is no backup.
-            using (var written = new FileStream(full, FileMode.Open, FileAccess.ReadWrite)) written.Flush(flushToDisk: true);
-            // And the folder, whose entry names the copy: without it a power loss just after "checked" can lose the name.
-            DirectorySync.Sync(Path.GetDirectoryName(full)!);
-            await using (var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
+            using (var copied = new FileStream(partial, FileMode.Open, FileAccess.ReadWrite)) copied.Flush(flushToDisk: true);
+            await using (var copy = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = partial, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString()))
             {
                 await copy.OpenAsync(cancellationToken);
                 await using var check = copy.CreateCommand();
                 check.CommandText = "PRAGMA quick_check";
                 check.CommandTimeout = 0;
                 var verdict = Convert.ToString(await check.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
-                if (!string.Equals(verdict, "ok", StringComparison.Ordinal)) throw new IOException($"The copy written to {full} failed SQLite's check ({verdict}).");
+                if (!string.Equals(verdict, "ok", StringComparison.Ordinal)) throw new IOException($"The copy written to {partial} failed SQLite's check ({verdict}).");
             }
-            if (!HoldsStore(full)) throw new IOException($"The copy written to {full} holds no Vauban store.");
-            return new FileInfo(full).Length;
+            if (!HoldsStore(partial)) throw new IOException($"The copy written to {partial} holds no Vauban store.");
+            if (written is not null) await written(partial, cancellationToken);
+            // Not over a file that appeared meanwhile (a backup never overwrites another): File.Move refuses an existing target.
+            File.Move(partial, full, overwrite: false);
         }
         catch
         {
-            File.Delete(full);
+            File.Delete(partial);
+            File.Delete(partial + "-journal");
             throw;
         }
+        // The folder, whose entries name the copy: without it a power loss just after "checked" can lose the rename.
+        DirectorySync.Sync(Path.GetDirectoryName(full)!);
+        return new FileInfo(full).Length;
     }
+
+    /// <summary>What follows a backup's name in the name of the file it is written to before it is whole and checked, then a
+    /// random part (copy.db.partial-3f09a1c2). Such a file left behind is a backup that was interrupted (the process killed,
+    /// the machine stopped): never a backup, to be deleted.</summary>
+    public const string PartialSuffix = ".partial-";
 
     public override StorageEngine Engine => StorageEngine.Sqlite;
     public override string Description { get; }

@@ -12,7 +12,9 @@ internal static class BackupCommand
         var backup = new Command("backup",
             "Write a consistent copy of the SQLite store to a new file, while `vauban serve` runs on it (writers go on; the copy is the store as it "
             + "was when the copy began, compacted, checked, readable by its owner only). The copy holds sealed records, as the store does: it needs the "
-            + "master key, which is not in it — keep that key apart from the backups. Audited on every establishment's chain. For a PostgreSQL store, use pg_dump.");
+            + "master key, which is not in it — keep that key apart from the backups. The copy is written as <file>.partial-<random> beside it and takes the "
+            + "file's name only once whole and checked: a <file>.partial-… file left behind is an interrupted backup, not a backup — delete it (with its "
+            + "-journal). Audited on every establishment's chain. For a PostgreSQL store, use pg_dump.");
         var file = new Argument<string>("file") { Description = "The backup file to write; it must not exist (a backup never overwrites another)." };
         backup.Arguments.Add(file);
         StoreArguments.AddTo(backup);

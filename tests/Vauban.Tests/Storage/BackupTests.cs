@@ -91,6 +91,58 @@ public sealed class BackupTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_backups_name_never_holds_a_partial_copy_the_copy_is_written_under_a_partial_name_and_renamed_once_checked()
+    {
+        // Killed during VACUUM INTO, a copy written under the backup's own name was left there, half-written with its hot journal,
+        // and opening it later made it an empty store: `audit verify` said "nothing to verify".
+        await _server.Store.Tenants.AddAsync("chu-backup", CancellationToken.None);
+        var target = Path.Combine(_folder, "copy.db");
+        string? seen = null;
+        _server.Store.BackupCopyWritten = (partial, _) =>
+        {
+            seen = partial;
+            Assert.False(File.Exists(target), "the backup's name holds the copy before it is whole and checked");
+            Assert.Equal(_folder, Path.GetDirectoryName(partial)); // renamed within one folder: one file system, never a copy
+            Assert.StartsWith(target + ".partial-", partial, StringComparison.Ordinal);
+            Assert.True(File.Exists(partial));
+            if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(partial));
+            return Task.CompletedTask;
+        };
+        try
+        {
+            var written = await _server.Store.BackupAsync(target, tenant => AccessContext.Operator(tenant, "backup test"), CancellationToken.None);
+            Assert.Equal(target, written.Path);
+        }
+        finally
+        {
+            _server.Store.BackupCopyWritten = null;
+        }
+        Assert.NotNull(seen);
+        Assert.False(File.Exists(seen));
+        Assert.Equal([Path.Combine(_folder, "copy.db"), _keyFile], Directory.GetFiles(_folder).Order(StringComparer.Ordinal));
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(target));
+        var (verified, output) = await CliRunner.RunAsync(["audit", "verify", "--db", target, "--master-key-file", _keyFile]);
+        Assert.True(verified == 0, output);
+    }
+
+    [Fact]
+    public async Task A_backup_interrupted_while_copying_leaves_no_file_under_the_backups_name()
+    {
+        await _server.Store.Tenants.AddAsync("chu-backup", CancellationToken.None);
+        var target = Path.Combine(_folder, "copy.db");
+        _server.Store.BackupCopyWritten = (_, _) => throw new IOException("the disk is full");
+        try
+        {
+            await Assert.ThrowsAsync<IOException>(() => _server.Store.BackupAsync(target, tenant => AccessContext.Operator(tenant, "backup test"), CancellationToken.None));
+        }
+        finally
+        {
+            _server.Store.BackupCopyWritten = null;
+        }
+        Assert.Equal([_keyFile], Directory.GetFiles(_folder));
+    }
+
+    [Fact]
     public async Task A_backup_never_overwrites_a_file_and_a_PostgreSQL_store_is_sent_to_pg_dump()
     {
         await _server.Store.Tenants.AddAsync("chu-backup", CancellationToken.None);
