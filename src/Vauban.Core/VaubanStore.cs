@@ -19,6 +19,10 @@ public sealed record StoreOptions(string Db, MasterKey MasterKey)
     public AccountOptions Accounts { get; init; } = new();
     public AuditOptions Audit { get; init; } = new();
     public GuardOptions Guard { get; init; } = new();
+
+    /// <summary>Whether a database with no Vauban schema (a new or empty file, an empty PostgreSQL database) is made a new store
+    /// when opened; when false it is refused. Another application's database is refused either way.</summary>
+    public bool MayCreate { get; init; } = true;
 }
 
 public sealed class VaubanStore : IAsyncDisposable
@@ -309,24 +313,45 @@ public sealed class VaubanStore : IAsyncDisposable
     }
 
     /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
-    /// file with Vauban's schema_version table (<see cref="SqliteDatabase.HoldsStore"/>: not an empty file, not another
-    /// application's database); a PostgreSQL database with that table (an empty or foreign database has none).</summary>
-    public static async Task<bool> ExistsAsync(string db, CancellationToken cancellationToken)
+    /// file with Vauban's schema_version table (<see cref="SqliteDatabase.Inspect"/>); a PostgreSQL database with that table.
+    /// <see cref="StoreFound.None"/>: no file, an empty one, an empty database — a new store may be made there;
+    /// <see cref="StoreFound.Foreign"/>: another application's database (tables, and no Vauban schema), never made a store.
+    /// A SQLite file that is an unfinished copy (a new file whose writing was interrupted, its hot journal beside it) is
+    /// refused here, for every verb: opened, SQLite rolled it back to empty and a new store was made in it.</summary>
+    public static async Task<StoreFound> FindAsync(string db, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(db);
-        if (!StoreDatabase.LooksLikePostgres(db)) return SqliteDatabase.HoldsStore(db);
+        if (!StoreDatabase.LooksLikePostgres(db))
+        {
+            var full = Path.GetFullPath(db);
+            var content = SqliteDatabase.Inspect(full);
+            if (content == SqliteFileContent.UnfinishedCopy) SqliteDatabase.RefuseNotAStore(full);
+            return content switch
+            {
+                SqliteFileContent.Store or SqliteFileContent.Unreadable => StoreFound.Store, // unreadable here: its opening says why
+                SqliteFileContent.Foreign => StoreFound.Foreign,
+                _ => StoreFound.None,
+            };
+        }
         await using var database = StoreDatabase.Open(db);
         try
         {
             await using var connection = await database.OpenAsync(cancellationToken);
-            using var command = connection.Command("SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = 'schema_version'");
-            return await command.ScalarLongAsync(cancellationToken) > 0;
+            using var command = connection.Command("SELECT count(*) FILTER (WHERE tablename = 'schema_version'), count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            return reader.GetInt64(0) > 0 ? StoreFound.Store : reader.GetInt64(1) > 0 ? StoreFound.Foreign : StoreFound.None;
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {
             throw new VaubanConfigurationException(WithHint($"Cannot open {database.Description}: {e.Message}", e), e);
         }
     }
+
+    /// <summary>Why <paramref name="db"/>, another application's database (<see cref="StoreFound.Foreign"/>), is not made a store:
+    /// one line naming the file (never a PostgreSQL connection string, which may hold a password).</summary>
+    public static string NotAStore(string db) =>
+        StoreDatabase.LooksLikePostgres(db) ? Schema.NotAStoreInPostgres : SqliteDatabase.NotAStore(Path.GetFullPath(db));
 
     public static async Task<VaubanStore> OpenAsync(StoreOptions options, CancellationToken cancellationToken)
     {
@@ -354,7 +379,7 @@ public sealed class VaubanStore : IAsyncDisposable
             // store of an older Vauban was upgraded, then refused), no abandoned index dropped. Checked again once migrated:
             // a new store may have been given its first establishment, under its key, by a process starting meanwhile.
             await keys.CheckMasterKeyAsync(cancellationToken);
-            await Schema.MigrateAsync(database, cancellationToken);
+            await Schema.MigrateAsync(database, cancellationToken, options.MayCreate);
             await keys.CheckMasterKeyAsync(cancellationToken);
             await keys.BindMasterKeyAsync(cancellationToken);
             await IndexVersionSetting.EnsureAsync(database, cancellationToken);
@@ -438,3 +463,14 @@ public sealed class VaubanStore : IAsyncDisposable
 /// <summary>A backup written by <see cref="VaubanStore.BackupAsync"/>: where, its size, the establishments it holds, the master key it
 /// needs (by fingerprint), and how long it took.</summary>
 public sealed record StoreBackup(string Path, long Bytes, int Establishments, string MasterKeyFingerprint, TimeSpan Took);
+
+/// <summary>What a --db names (<see cref="VaubanStore.FindAsync"/>).</summary>
+public enum StoreFound
+{
+    /// <summary>Nothing yet: no file, an empty one, an empty database. A new store may be made there.</summary>
+    None,
+    /// <summary>A Vauban store.</summary>
+    Store,
+    /// <summary>Another application's database: tables of its own and no Vauban schema. Never made a store.</summary>
+    Foreign,
+}

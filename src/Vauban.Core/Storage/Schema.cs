@@ -10,7 +10,10 @@ internal static class Schema
     /// developed on parallel branches and may be merged out of order (a store that got step 9 before step 7 existed
     /// still gets step 7).
     /// </summary>
-    public static async Task MigrateAsync(StoreDatabase database, CancellationToken cancellationToken)
+    /// <param name="mayCreate">Whether a database with no Vauban schema may be made a new store. When not (the verbs that use a
+    /// store and do not make one), it is refused: a file SQLite had just rolled back to empty (a hot journal) became an empty
+    /// store bound to whatever master key was given.</param>
+    public static async Task MigrateAsync(StoreDatabase database, CancellationToken cancellationToken, bool mayCreate = true)
     {
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         if (database.Engine == StorageEngine.Postgres)
@@ -31,6 +34,16 @@ internal static class Schema
         using (var reader = await read.ExecuteReaderAsync(cancellationToken))
         {
             while (await reader.ReadAsync(cancellationToken)) applied.Add(Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (applied.Count == 0)
+        {
+            // Checked here, in the transaction that would make the store (and under the advisory lock on PostgreSQL): nothing of
+            // it is kept when refused, not even the schema_version table just made.
+            if (!mayCreate) throw new VaubanConfigurationException($"No Vauban store in {database.Description}: none is made here.");
+            if (await HoldsOtherTablesAsync(scope, database.Engine, cancellationToken))
+            {
+                throw new VaubanConfigurationException(database is SqliteDatabase sqlite ? SqliteDatabase.NotAStore(sqlite.FilePath) : NotAStoreInPostgres);
+            }
         }
         var current = applied.Count == 0 ? 0 : applied.Max();
         if (current > Latest)
@@ -61,5 +74,19 @@ internal static class Schema
             await record.ExecuteNonQueryAsync(cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Why a PostgreSQL database (schema) that holds another application's tables is not made a store: its Vauban tables
+    /// would sit among them. Never the connection string, which may hold a password.</summary>
+    public const string NotAStoreInPostgres = "This PostgreSQL database is not a Vauban store: its schema has tables of its own and no Vauban schema "
+        + "(another application's?). Nothing was written to it. Check the connection string; a new store is made in an empty database.";
+
+    /// <summary>Whether the database holds tables other than schema_version: another application's, when it has no Vauban schema.</summary>
+    internal static async Task<bool> HoldsOtherTablesAsync(WriteScope scope, StorageEngine engine, CancellationToken cancellationToken)
+    {
+        using var count = scope.Command(engine == StorageEngine.Postgres
+            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename <> 'schema_version'"
+            : "SELECT count(*) FROM sqlite_schema WHERE name <> 'schema_version' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
+        return await count.ScalarLongAsync(cancellationToken) > 0;
     }
 }

@@ -320,6 +320,9 @@ internal sealed class SqliteDatabase : StoreDatabase
         RefuseFolder(full);
         var directory = Path.GetDirectoryName(full);
         if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
+        // Before anything opens it for writing: the first read-write open rolls back a hot journal, and the WAL switch below
+        // writes the file's header.
+        RefuseNotAStore(full);
         CreateOwnerOnly(full);
         Description = $"SQLite {full}";
         _connectionString = new SqliteConnectionStringBuilder
@@ -352,25 +355,68 @@ internal sealed class SqliteDatabase : StoreDatabase
     /// Vauban's schema_version table. An empty file (a mistyped `touch`, a truncated copy) or another application's SQLite
     /// database is not one — opened, it was given the whole schema, and `audit verify` on a truncated backup said "nothing to
     /// verify". A file that is not a SQLite database at all counts, so that opening it says what is wrong with it.</summary>
-    public static bool HoldsStore(string path)
+    public static bool HoldsStore(string path) => Inspect(path) is SqliteFileContent.Store or SqliteFileContent.Unreadable;
+
+    /// <summary>What the file at <paramref name="path"/> holds, read without changing it (a read-only connection, which never
+    /// rolls back a hot journal).</summary>
+    public static SqliteFileContent Inspect(string path)
     {
         var full = Path.GetFullPath(path);
         RefuseFolder(full);
         var file = new FileInfo(full);
-        if (!file.Exists || file.Length == 0) return false;
         try
         {
-            if (!IsSqliteFile(file)) return true;
+            if (IsUnfinishedNewFile(full)) return SqliteFileContent.UnfinishedCopy;
+            if (!file.Exists || file.Length == 0) return SqliteFileContent.Nothing;
+            if (!IsSqliteFile(file)) return SqliteFileContent.Unreadable;
             using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_version'";
-            return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+            command.CommandText = "SELECT count(*), coalesce(sum(type = 'table' AND name = 'schema_version'), 0) FROM sqlite_schema";
+            using var reader = command.ExecuteReader();
+            reader.Read();
+            return reader.GetInt64(1) > 0 ? SqliteFileContent.Store : reader.GetInt64(0) > 0 ? SqliteFileContent.Foreign : SqliteFileContent.Nothing;
         }
         catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
         {
-            return true; // unreadable here: the store's own opening reports why
+            return SqliteFileContent.Unreadable; // unreadable here (a hot journal over an older content, no access): the opening says why
         }
+    }
+
+    /// <summary>Refuses, untouched, a file that must not be opened as a store by any verb: another application's database, or a
+    /// new file whose writing was interrupted.</summary>
+    internal static void RefuseNotAStore(string full)
+    {
+        switch (Inspect(full))
+        {
+            case SqliteFileContent.Foreign: throw new VaubanConfigurationException(NotAStore(full));
+            case SqliteFileContent.UnfinishedCopy: throw new VaubanConfigurationException(UnfinishedCopy(full));
+        }
+    }
+
+    internal static string NotAStore(string full) =>
+        $"{full} is not a Vauban store: it is a SQLite database with tables of its own and no Vauban schema (another application's?). "
+        + "Nothing was written to it. Check the store's path; a new store is made in a new or empty file.";
+
+    private static string UnfinishedCopy(string full) =>
+        $"{full} is not a store but an unfinished copy: its hot journal {full}-journal shows that it was being written as a new file, and the "
+        + "writing was interrupted (a `vauban backup` of an earlier version killed while copying leaves this). Opening it would empty it: it was "
+        + "not opened. Delete it and its -journal.";
+
+    private static ReadOnlySpan<byte> JournalMagic => [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+    /// <summary>Whether <paramref name="full"/> has a rollback journal beside it whose header says the database was empty when the
+    /// interrupted write began (the database's size in pages before it, at offset 16 of SQLite's journal header, is 0): opened
+    /// for writing, SQLite would roll it back to an empty file, and the store's opening would make a new store in it. A copy
+    /// made by VACUUM INTO into a new file and killed leaves this. A Vauban store, in WAL mode, has no rollback journal.</summary>
+    private static bool IsUnfinishedNewFile(string full)
+    {
+        var journal = new FileInfo(full + "-journal");
+        if (!journal.Exists || journal.Length < 28) return false;
+        using var stream = journal.OpenRead();
+        Span<byte> header = stackalloc byte[28];
+        return stream.ReadAtLeast(header, 28, throwOnEndOfStream: false) == 28 && header[..8].SequenceEqual(JournalMagic)
+            && System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(header[16..20]) == 0;
     }
 
     /// <summary>Whether <paramref name="file"/> begins with SQLite's 16-byte header. Throws when it cannot be read.</summary>
@@ -461,6 +507,9 @@ internal sealed class SqliteDatabase : StoreDatabase
     /// random part (copy.db.partial-3f09a1c2). Such a file left behind is a backup that was interrupted (the process killed,
     /// the machine stopped): never a backup, to be deleted.</summary>
     public const string PartialSuffix = ".partial-";
+
+    /// <summary>The store's file, in full.</summary>
+    public string FilePath => _path;
 
     public override StorageEngine Engine => StorageEngine.Sqlite;
     public override string Description { get; }
@@ -936,4 +985,19 @@ internal sealed class PostgresDatabase : StoreDatabase
         }
         return builder.ConnectionString;
     }
+}
+
+/// <summary>What a SQLite file holds (<see cref="SqliteDatabase.Inspect"/>).</summary>
+internal enum SqliteFileContent
+{
+    /// <summary>No file, an empty one, or a SQLite database with nothing in it: a new store may be made there.</summary>
+    Nothing,
+    /// <summary>A Vauban store (its schema_version table).</summary>
+    Store,
+    /// <summary>A SQLite database with tables (or other objects) of its own and no Vauban schema: another application's.</summary>
+    Foreign,
+    /// <summary>A new file whose writing was interrupted, with the hot journal that would empty it.</summary>
+    UnfinishedCopy,
+    /// <summary>Not readable as a SQLite database here: the store's opening says why.</summary>
+    Unreadable,
 }

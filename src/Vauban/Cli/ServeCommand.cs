@@ -138,6 +138,7 @@ internal static class ServeCommand
             var guard = parse.GetValue(guardConfig) is { } file
                 ? Vauban.Guard.GuardOptions.FromJson(await File.ReadAllTextAsync(file.FullName, token)) // there when parsed: VaubanCommands.SayValues
                 : new Vauban.Guard.GuardOptions();
+            await StoreArguments.RefuseForeignAsync(StoreArguments.DbValue(parse), token);
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");

@@ -75,12 +75,23 @@ internal static class StoreArguments
     public static async Task<VaubanStore> OpenAsync(ParseResult parse, CancellationToken cancellationToken, bool create = false)
     {
         var db = DbValue(parse);
-        if (!create && !await VaubanStore.ExistsAsync(db, cancellationToken))
+        var found = await RefuseForeignAsync(db, cancellationToken, create);
+        if (!create && found != StoreFound.Store)
         {
             throw new ArgumentException(VaubanStore.IsPostgresConnectionString(db)
                 ? "No Vauban store in this PostgreSQL database (it has no Vauban schema): check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'."
                 : $"No Vauban store at {Path.GetFullPath(db)}: check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'.");
         }
-        return await VaubanStore.OpenAsync(Resolve(parse), cancellationToken);
+        return await VaubanStore.OpenAsync(Resolve(parse) with { MayCreate = create }, cancellationToken);
+    }
+
+    /// <summary>Refuses another application's database before a master key is made for it (the store's opening refuses it too,
+    /// before writing anything): `tenants add` wrote Vauban's whole schema beside its tables. For the verbs that do not make a
+    /// store, it is "No Vauban store at …", as a path with nothing there.</summary>
+    public static async Task<StoreFound> RefuseForeignAsync(string db, CancellationToken cancellationToken, bool create = true)
+    {
+        var found = await VaubanStore.FindAsync(db, cancellationToken);
+        if (create && found == StoreFound.Foreign) throw new ArgumentException(VaubanStore.NotAStore(db));
+        return found;
     }
 }

@@ -1191,6 +1191,127 @@ public class CliTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_directory, "master.key")));
     }
 
+    /// <summary>A new SQLite file as a copy killed midway leaves it (VACUUM INTO into a new file, as `vauban backup` wrote under the
+    /// backup's own name): pages written, and the hot journal that says the file was empty when the writing began. Made by
+    /// copying a new database and its journal in the middle of its first transaction.</summary>
+    private async Task<string> UnfinishedCopyAsync(string name)
+    {
+        var source = Path.Combine(_directory, "being-written", name);
+        Directory.CreateDirectory(Path.GetDirectoryName(source)!);
+        var path = Path.Combine(_directory, name);
+        await using (var writing = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={source};Pooling=False"))
+        {
+            await writing.OpenAsync();
+            using var write = writing.CreateCommand();
+            // A small page cache: pages reach the file before the commit, as they do in a large copy.
+            write.CommandText = "PRAGMA journal_mode=DELETE; PRAGMA cache_size=5; BEGIN; "
+                + "CREATE TABLE schema_version (version integer NOT NULL PRIMARY KEY, description text NOT NULL, applied_at bigint NOT NULL); "
+                + "INSERT INTO schema_version VALUES (1, 'first', 0); CREATE TABLE resources (data BLOB); "
+                + "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400) INSERT INTO resources SELECT randomblob(4000) FROM n;";
+            await write.ExecuteNonQueryAsync();
+            File.Copy(source, path);
+            File.Copy(source + "-journal", path + "-journal");
+        }
+        Assert.True(new FileInfo(path).Length > 100_000);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("audit verify")]
+    [InlineData("tenants list")]
+    [InlineData("tenants add chu")]
+    public async Task An_unfinished_copy_with_its_hot_journal_is_refused_by_every_verb_and_left_as_it_was(string verb)
+    {
+        // Opened, SQLite rolled the file back to empty and the store's opening made a new store in it: `audit verify` said "No
+        // establishment …: nothing to verify" and exited 0, `tenants list` listed nothing.
+        var path = await UnfinishedCopyAsync("k.db");
+        var (before, journal) = (await File.ReadAllBytesAsync(path), await File.ReadAllBytesAsync(path + "-journal"));
+        var key = Path.Combine(_directory, "master.key");
+        var (exit, output) = await RunAsync([.. verb.Split(' '), "--db", path, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: {path} is not a store but an unfinished copy", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.Equal(before, await File.ReadAllBytesAsync(path));
+        Assert.Equal(journal, await File.ReadAllBytesAsync(path + "-journal"));
+        Assert.False(File.Exists(key));
+    }
+
+    [Fact]
+    public async Task An_unfinished_copy_is_refused_by_the_stores_opening_too()
+    {
+        // serve opens the store itself; the check is in the store's opening, not only in the verbs.
+        var path = await UnfinishedCopyAsync("k.db");
+        var before = await File.ReadAllBytesAsync(path);
+        var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() =>
+            VaubanStore.OpenAsync(new StoreOptions(path, Vauban.Crypto.MasterKey.Generate()) { MayCreate = false }, CancellationToken.None));
+        Assert.StartsWith($"{path} is not a store but an unfinished copy", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllBytesAsync(path));
+        Assert.True(File.Exists(path + "-journal"));
+    }
+
+    [Theory]
+    [InlineData("tenants add chu")]
+    [InlineData("seed --tenant chu --patients 1")]
+    public async Task Another_applications_SQLite_database_is_not_made_a_store_by_the_verbs_that_make_one(string verb)
+    {
+        // `tenants add x --db other.db` said "Created the establishment 'x'" and wrote Vauban's whole schema beside other.db's tables.
+        var path = Path.Combine(_directory, "other.db");
+        await using (var other = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            await other.OpenAsync();
+            using var create = other.CreateCommand();
+            create.CommandText = "CREATE TABLE t (x); INSERT INTO t VALUES (1);";
+            await create.ExecuteNonQueryAsync();
+        }
+        var before = await File.ReadAllBytesAsync(path);
+        var key = Path.Combine(_directory, "master.key");
+        var (exit, output) = await RunAsync([.. verb.Split(' '), "--db", path, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith($"error: {path} is not a Vauban store", output, StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+        Assert.Equal(before, await File.ReadAllBytesAsync(path));
+        Assert.False(File.Exists(key));
+
+        // The store's own opening (serve's) refuses it too, before writing anything (not even SQLite's WAL mode).
+        var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() =>
+            VaubanStore.OpenAsync(new StoreOptions(path, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
+        Assert.StartsWith($"{path} is not a Vauban store", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllBytesAsync(path));
+
+        // An empty file is still made a new store.
+        var empty = Path.Combine(_directory, "empty.db");
+        await File.WriteAllBytesAsync(empty, []);
+        var made = await RunAsync($"tenants add chu --db {empty} --master-key-file {key}");
+        Assert.True(made.Exit == 0, made.Output);
+    }
+
+    [Fact]
+    public async Task Another_applications_PostgreSQL_database_is_not_made_a_store()
+    {
+        var db = await PostgresServer.CreateDatabaseAsync();
+        await using (var connection = new Npgsql.NpgsqlConnection(db))
+        {
+            await connection.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand("CREATE TABLE invoices (n integer); INSERT INTO invoices VALUES (1);", connection);
+            await create.ExecuteNonQueryAsync();
+        }
+        var key = Path.Combine(_directory, "pg-master.key");
+        var (exit, output) = await RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: This PostgreSQL database is not a Vauban store", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(key));
+
+        // The store's own opening (serve's) refuses it too, in the transaction that would have made the schema.
+        await Assert.ThrowsAsync<VaubanConfigurationException>(() =>
+            VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
+        await using (var connection = new Npgsql.NpgsqlConnection(db))
+        {
+            await connection.OpenAsync();
+            await using var tables = new Npgsql.NpgsqlCommand("SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = current_schema()", connection);
+            Assert.Equal("invoices", await tables.ExecuteScalarAsync());
+        }
+    }
+
     [Theory]
     [InlineData("tenants add chu")]
     [InlineData("tenants list")]
