@@ -69,13 +69,15 @@ public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset Raised
     DateTimeOffset? AcknowledgedAt, string? AcknowledgedBy);
 
 /// <summary>An alert just stored, as the server's log tells it: its id, kind and establishment, and whom it is about when that is an
-/// account, session or API client id (a command-line operator's is their operating-system user, left out). Never the detail,
+/// account, session or API client id, or the server's own words ("unknown", "vauban"); a command-line operator (whose id is their
+/// operating-system user) is "the command line"; anything else is not shown. Never the detail,
 /// which may name staff, a source address or a record, and stays sealed for the console.</summary>
 public sealed record RaisedAlert(long Id, long TenantId, string Kind, string? Principal)
 {
     internal static string? Loggable(string principal) =>
         principal.StartsWith("user:", StringComparison.Ordinal) || principal.StartsWith("session:", StringComparison.Ordinal)
-        || principal.StartsWith("vc_", StringComparison.Ordinal) ? principal : null;
+        || principal.StartsWith("vc_", StringComparison.Ordinal) || principal is "unknown" or "vauban" ? principal
+        : principal.StartsWith("cli:", StringComparison.Ordinal) ? "the command line" : null;
 }
 
 public sealed class SecurityAlerts

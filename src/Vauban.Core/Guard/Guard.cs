@@ -490,8 +490,10 @@ public sealed partial class RecordsGuard
 
             if (stepUpOwed)
             {
-                decision = new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero,
-                    "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer is told.");
+                decision = new GuardDecision(GuardVerdict.StepUp, TimeSpan.Zero, principal.Role == StaffRole.SecurityOfficer
+                    ? "You have read the audit log beyond the security officer's level for proving both factors again: prove them (sign-in page "
+                      + "/account/reauth), then retry. Larger investigations run at the server (vauban breach, vauban audit patient)."
+                    : "Your reading is unusual for your role: prove both factors again (sign-in page /account/reauth), then retry. The security officer is told.");
             }
             else if (level == Level.Suspend)
             {
@@ -788,6 +790,11 @@ public sealed partial class RecordsGuard
         return new GuardDecision(GuardVerdict.Suspended, TimeSpan.Zero, principal.Kind == PrincipalKind.ApiClient
             ? "This API client is suspended by the guard: its reading departed from its normal volume. Contact the establishment's security officer, "
               + "who reviews the access and releases the client (vauban guard release)."
+            // The officer's reading is the audit log's, and she cannot release herself: another officer, or the operator at the server.
+            : principal.Role == StaffRole.SecurityOfficer
+            ? "This session is suspended by the guard: it read the audit log beyond the security officer's levels. No one releases their own "
+              + "containment: another security officer reviews the access and releases it at the security console, or the operator at the server "
+              + "(vauban guard release)."
             : "This session is suspended by the guard: its reading departed from normal care. Contact the establishment's security officer, "
               + "who reviews the access and releases it (vauban guard release, or the security console).");
     }

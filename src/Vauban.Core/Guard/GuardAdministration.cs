@@ -21,6 +21,9 @@ public enum ReleaseStatus
     /// <summary>Nothing released: a containment the release covers was caused by a canary, and the releaser is not the
     /// security officer (<see cref="RecordsGuard.MayActOnCanaries"/>).</summary>
     CanaryIsTheOfficers,
+
+    /// <summary>Nothing released: a containment the release covers is the releaser's own (her account, or one of its sessions).</summary>
+    OwnContainment,
 }
 
 /// <summary>What a release did.</summary>
@@ -68,8 +71,21 @@ public sealed partial class RecordsGuard
     public static bool MayActOnCanaries(Principal actor)
     {
         ArgumentNullException.ThrowIfNull(actor);
-        return actor.Kind != PrincipalKind.Person || actor.Role == StaffRole.SecurityOfficer;
+        return actor.Kind == PrincipalKind.System || (actor.Kind == PrincipalKind.Person && actor.Role == StaffRole.SecurityOfficer);
     }
+
+    /// <summary>Whether <paramref name="containment"/> holds <paramref name="actor"/> herself — her account, or one of its sessions: no one
+    /// releases their own. A suspended officer signed in again (a suspension holds the session, not the account) and released her
+    /// old session, which also wiped her reading windows: the audit log's levels held no one who had her factors (a review).</summary>
+    public static bool IsOwn(Principal actor, Containment containment)
+    {
+        ArgumentNullException.ThrowIfNull(actor);
+        ArgumentNullException.ThrowIfNull(containment);
+        return IsOwn(actor, containment.Principal, containment.Account);
+    }
+
+    private static bool IsOwn(Principal actor, string subject, string? account) =>
+        actor.Kind == PrincipalKind.Person && (account == actor.Id || subject == actor.Id || (actor.SessionId is { } session && subject == SessionSubject(session)));
 
     /// <summary>Whether a release of <paramref name="principal"/> covers <paramref name="containment"/>: its own, or, for an account,
     /// every containment of its sessions (as <see cref="ReleaseAsync"/> selects them).</summary>
@@ -132,6 +148,16 @@ public sealed partial class RecordsGuard
                     released.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetString(3)));
             }
             if (released.Count == 0) return new GuardRelease(ReleaseStatus.NotContained, 0, 0);
+            if (released.Any(r => IsOwn(releasedBy.Principal, r.Subject, r.Account)))
+            {
+                // Not committed: nothing changes; the refusal is kept on the chain, and told to the officers (another officer reviews).
+                await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
+                    [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release refused: one's own containment");
+                var own = $"{releasedBy.Principal.Id} tried to release {principal}, a containment of its own: refused, nothing released. "
+                    + "Another security officer, or the operator at the server, reviews it.";
+                scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id, own, CancellationToken.None));
+                return new GuardRelease(ReleaseStatus.OwnContainment, released.Count, 0);
+            }
             var byCanary = released.Count(r => r.Cause == ContainmentCauses.Canary);
             if (byCanary > 0 && !mayReleaseCanaries)
             {

@@ -264,7 +264,12 @@ internal sealed class WriteScope : IAsyncDisposable
         CommitSent = true;
         await Transaction.CommitAsync(cancellationToken);
         _completed = true;
-        foreach (var told in AfterCommit) told();
+        foreach (var told in AfterCommit)
+        {
+            // Committed: a listener's failure (the log) must not make the caller take the commit for a failure.
+            try { told(); }
+            catch (Exception) { }
+        }
     }
 
     /// <summary>The chains this transaction appends to, in the one order every transaction locks chain heads in: ascending tenant

@@ -117,6 +117,7 @@ internal static class GuardAdminEndpoints
             {
                 ReleaseStatus.Released => Results.Json(new { released = p.GetString(), containments = release.Containments }),
                 ReleaseStatus.CanaryIsTheOfficers => Problem(403, GuardConsole.CanaryReleaseRefused(release)),
+                ReleaseStatus.OwnContainment => Problem(403, GuardConsole.OwnReleaseRefused),
                 _ => Problem(404, GuardConsole.NotContained),
             };
         });

@@ -44,8 +44,20 @@ internal static partial class GuardConsole
 
     /// <summary>Whether this person's release of <paramref name="principal"/> would go through: not when it covers a containment a
     /// canary caused and the person is not the security officer (<see cref="RecordsGuard.MayActOnCanaries"/>, which decides).</summary>
-    public static bool MayRelease(HttpContext http, string principal, IEnumerable<Containment> active) =>
-        RecordsGuard.MayActOnCanaries(OfficerAccess(http).Principal) || !active.Any(c => c.ByCanary && RecordsGuard.Covers(principal, c));
+    public static bool MayRelease(HttpContext http, string principal, IEnumerable<Containment> active)
+    {
+        var actor = OfficerAccess(http).Principal;
+        return active.Where(c => RecordsGuard.Covers(principal, c)) is var covered
+            && !covered.Any(c => RecordsGuard.IsOwn(actor, c))
+            && (RecordsGuard.MayActOnCanaries(actor) || !covered.Any(c => c.ByCanary));
+    }
+
+    /// <summary>Shown in place of the Release button for a containment of the person herself.</summary>
+    public const string OwnHeld = "Yours: another security officer, or the operator at the server, releases it.";
+
+    /// <summary>Why a release of one's own containment was refused.</summary>
+    public const string OwnReleaseRefused = "No one releases their own containment: another security officer reviews it and releases it at the security console, "
+        + "or the operator at the server (vauban guard release). Nothing was released.";
 
     /// <summary>
     /// The console's door, for the act named (as it goes on the chain: "GET /admin/guard/alerts", "POST /security?handler=release"):

@@ -203,7 +203,7 @@ public static class VaubanHost
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Security");
         void Told(Vauban.Access.RaisedAlert alert) =>
             log.LogWarning("Security alert {AlertId} ({Kind}) in establishment {TenantId}, about {Principal}: see the security console (/security) or `vauban guard alerts`",
-                alert.Id, alert.Kind, alert.TenantId, alert.Principal ?? "the command line");
+                alert.Id, alert.Kind, alert.TenantId, alert.Principal ?? "(not shown)");
         store.Alerts.Raised += Told;
         app.Lifetime.ApplicationStopped.Register(() => store.Alerts.Raised -= Told);
     }

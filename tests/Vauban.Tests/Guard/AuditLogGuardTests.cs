@@ -116,6 +116,25 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
         Assert.Contains(held, e => e.Detail.Patient == _patients[StepUp - 2] && e.Outcome == AuditOutcome.MinorFailure);
         Assert.Contains(held, e => e.Detail.Patient == _patients[Suspend - 1] && e.Detail.Note!.Contains("Suspended", StringComparison.Ordinal));
         Assert.DoesNotContain(held, e => e.Detail.Patient == _canary);
+
+        // A suspension holds the session: signed in again, she is not held, but may not release her own session (which would also
+        // start her reading windows afresh, and the levels would hold no one who has her factors). Another officer, or the operator.
+        var suspendedSession = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None)).Principal;
+        using var again = await OfficerAsync();
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/release")
+        {
+            Content = new StringContent($$"""{"principal":"{{suspendedSession}}"}""", System.Text.Encoding.UTF8, "application/json"),
+        })
+        {
+            request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+            using var refused = await again.Http.SendAsync(request);
+            var problem = await refused.Content.ReadAsStringAsync();
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, refused.StatusCode + problem);
+            Assert.Contains("No one releases their own containment", problem, StringComparison.Ordinal);
+        }
+        Assert.Equal(suspendedSession, Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None)).Principal);
+        Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, None),
+            a => a.Kind == KnownAlertKinds.GuardReleaseRefused && a.Detail.Contains($"tried to release {suspendedSession}, a containment of its own", StringComparison.Ordinal));
     }
 
     [Fact]

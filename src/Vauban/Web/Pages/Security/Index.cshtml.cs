@@ -62,12 +62,16 @@ public sealed class SecurityConsoleModel : ConsolePage
         {
             ReleaseStatus.Released => Acted($"{principal} released ({Counted.En(release.Containments, "containment", "containments")})."),
             ReleaseStatus.CanaryIsTheOfficers => await RefusedAsync(403, GuardConsole.CanaryReleaseRefused(release)),
+            ReleaseStatus.OwnContainment => await RefusedAsync(403, GuardConsole.OwnReleaseRefused),
             _ => await RefusedAsync(404, GuardConsole.NotContained),
         };
     }
 
     /// <summary>Whether this person may release <paramref name="held"/>'s principal (else the page says why in place of the button).</summary>
     public bool MayRelease(Containment held) => GuardConsole.MayRelease(HttpContext, held.Principal, Contained);
+
+    /// <summary>Whether <paramref name="held"/> holds this person herself (her account or one of its sessions).</summary>
+    public bool IsOwn(Containment held) => RecordsGuard.IsOwn(GuardConsole.OfficerAccess(HttpContext).Principal, held);
 
     public Task<IActionResult> OnPostApproveAsync(string? export) => DecideAsync(export, approve: true);
 
