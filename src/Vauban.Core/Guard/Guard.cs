@@ -63,6 +63,10 @@ public sealed record Containment(long TenantId, string Principal, string? Accoun
 {
     /// <summary>Made because the principal reached a canary patient: the security officer's to release (<see cref="RecordsGuard.MayActOnCanaries"/>).</summary>
     public bool ByCanary => Cause == ContainmentCauses.Canary;
+
+    /// <summary>Released by the security officer or the operator only (<see cref="RecordsGuard.MayActOnCanaries"/>): a canary's, or
+    /// the one her own reading of the audit log caused (an administrator releasing it is the insider pair the canary rule closes).</summary>
+    public bool OfficersToRelease => Cause is ContainmentCauses.Canary or ContainmentCauses.AuditLog;
 }
 
 public static class ContainmentLevels
@@ -80,6 +84,10 @@ public static class ContainmentCauses
     /// <summary>A reading level was crossed: distinct patients or identities in a window, patients outside care relationships,
     /// break-the-glass grants, search results, $everything, the high-risk bound.</summary>
     public const string Volume = "volume";
+
+    /// <summary>The security officer read the audit log beyond her levels (ADR 0008): another officer or the operator releases it,
+    /// not an administrator (since 2026-12-06; made before, such containments are <see cref="Volume"/>).</summary>
+    public const string AuditLog = "audit-log";
 }
 
 public sealed partial class RecordsGuard
@@ -555,7 +563,8 @@ public sealed partial class RecordsGuard
             }
             lockAccount = lockAccount || HeldSuspension(tenant, principal.Id, subject, nowMs - window);
         }
-        return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended, ContainmentCauses.Volume,
+        return await ContainAsync(context, lockAccount ? ContainmentLevels.Locked : ContainmentLevels.Suspended,
+            request.OfTheAuditLog ? ContainmentCauses.AuditLog : ContainmentCauses.Volume,
             lockAccount ? KnownAlertKinds.GuardLocked : KnownAlertKinds.GuardSuspended,
             $"{Who(principal)}: {suspendWhy} (limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}"
             + (lockAccount ? "; second suspension within " + Options.LockAfterSecondSuspensionWithin.TotalHours.ToString("0", System.Globalization.CultureInfo.InvariantCulture) + " h" : "") + ".",

@@ -28,9 +28,13 @@ public enum ReleaseStatus
 
 /// <summary>What a release did.</summary>
 /// <param name="Containments">Released; or, refused, the active containments the release covered (none of them released).</param>
-/// <param name="ByCanary">Of those, the ones a canary caused.</param>
+/// <param name="ByCanary">Of those, the ones the security officer alone releases (<see cref="Containment.OfficersToRelease"/>): a
+/// canary's, or an officer's reading of the audit log.</param>
 public sealed record GuardRelease(ReleaseStatus Status, int Containments, int ByCanary)
 {
+    /// <summary>Of <see cref="ByCanary"/>, the ones an officer's reading of the audit log caused.</summary>
+    public int ByAuditLog { get; init; }
+
     /// <summary>How many containments were released (0 unless <see cref="ReleaseStatus.Released"/>).</summary>
     public int Released => Status == ReleaseStatus.Released ? Containments : 0;
 }
@@ -158,25 +162,32 @@ public sealed partial class RecordsGuard
                 scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id, own, CancellationToken.None));
                 return new GuardRelease(ReleaseStatus.OwnContainment, released.Count, 0);
             }
-            var byCanary = released.Count(r => r.Cause == ContainmentCauses.Canary);
+            var byCanary = released.Count(r => r.Cause is ContainmentCauses.Canary or ContainmentCauses.AuditLog);
             if (byCanary > 0 && !mayReleaseCanaries)
             {
+                var what = released.Any(r => r.Cause == ContainmentCauses.Canary) ? "a canary's containment" : "an officer's containment for reading the audit log";
                 // Not committed: nothing changes, and the refusal is kept on the chain when the transaction rolls back.
                 await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
                     [new AuditedRecord("principal:" + principal, null, null)], cancellationToken,
-                    $"guard release refused: a canary's containment is the security officer's to release ({byCanary} of {released.Count})");
+                    $"guard release refused: {what} is the security officer's to release ({byCanary} of {released.Count})");
                 // Told to the officer, once the writer is free: who tried to free whom a canary caught is the insider's move.
-                var tried = $"{releasedBy.Principal.Id} tried to release {principal}, whom a canary contained ({byCanary} of {released.Count} containment(s)): refused, "
-                    + "nothing released. A canary's containment is the security officer's to release.";
+                var tried = released.Any(r => r.Cause == ContainmentCauses.Canary)
+                    ? $"{releasedBy.Principal.Id} tried to release {principal}, whom a canary contained ({byCanary} of {released.Count} containment(s)): refused, "
+                      + "nothing released. A canary's containment is the security officer's to release."
+                    : $"{releasedBy.Principal.Id} tried to release {principal}, a security officer contained for reading the audit log: refused, nothing released. "
+                      + "Another security officer, or the operator at the server, releases it.";
                 scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id, tried, CancellationToken.None));
-                return new GuardRelease(ReleaseStatus.CanaryIsTheOfficers, released.Count, byCanary);
+                return new GuardRelease(ReleaseStatus.CanaryIsTheOfficers, released.Count, byCanary)
+                {
+                    ByAuditLog = released.Count(r => r.Cause == ContainmentCauses.AuditLog),
+                };
             }
             // A canary's containment written since the SELECT (PostgreSQL: another server's guard) is not this releaser's either.
             using (var update = scope.Command("""
                 UPDATE guard_containments SET released_at = @at, released_by = @b WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
-                """ + (mayReleaseCanaries ? "" : " AND cause <> @canary")).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
+                """ + (mayReleaseCanaries ? "" : " AND cause NOT IN (@canary, @log)")).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
             {
-                if (!mayReleaseCanaries) update.With("canary", ContainmentCauses.Canary);
+                if (!mayReleaseCanaries) update.With("canary", ContainmentCauses.Canary).With("log", ContainmentCauses.AuditLog);
                 await update.ExecuteNonQueryAsync(cancellationToken);
             }
             foreach (var account in released.Where(r => r.Level == ContainmentLevels.Locked && r.Account is not null).Select(r => r.Account!).Distinct())

@@ -33,6 +33,7 @@ internal static partial class GuardConsole
     public static string CanaryReleaseRefused(GuardRelease refused)
     {
         ArgumentNullException.ThrowIfNull(refused);
+        if (refused.ByAuditLog == refused.ByCanary) return AuditLogReleaseRefused;
         return refused.Containments == 1
             ? "A canary's containment is the security officer's to release: this one was caused by a canary patient, and stays in force until she has reviewed it."
             : $"A canary's containment is the security officer's to release: {refused.ByCanary} of the {refused.Containments} containments this release covers "
@@ -42,6 +43,18 @@ internal static partial class GuardConsole
     /// <summary>What an administrator is shown in place of the Release button of a containment a canary caused.</summary>
     public const string CanaryHeldForOfficer = "Caused by a canary: the security officer's to release.";
 
+    /// <summary>Why an administrator's release of a security officer contained for reading the audit log was refused.</summary>
+    public const string AuditLogReleaseRefused = "A security officer contained for reading the audit log is released by another security officer, or by the "
+        + "operator at the server (vauban guard release), not by an administrator: nothing was released.";
+
+    /// <summary>What an administrator is shown in place of the Release button of a security officer held for reading the audit log.</summary>
+    public const string AuditLogHeldForOfficer = "Read the audit log beyond the officer's levels: another security officer's to release.";
+
+    /// <summary>What this person is shown in place of the Release button of <paramref name="held"/>.</summary>
+    public static string HeldFor(HttpContext http, Containment held) =>
+        RecordsGuard.IsOwn(OfficerAccess(http).Principal, held) ? OwnHeld
+        : held.Cause == ContainmentCauses.AuditLog ? AuditLogHeldForOfficer : CanaryHeldForOfficer;
+
     /// <summary>Whether this person's release of <paramref name="principal"/> would go through: not when it covers a containment a
     /// canary caused and the person is not the security officer (<see cref="RecordsGuard.MayActOnCanaries"/>, which decides).</summary>
     public static bool MayRelease(HttpContext http, string principal, IEnumerable<Containment> active)
@@ -49,7 +62,7 @@ internal static partial class GuardConsole
         var actor = OfficerAccess(http).Principal;
         return active.Where(c => RecordsGuard.Covers(principal, c)) is var covered
             && !covered.Any(c => RecordsGuard.IsOwn(actor, c))
-            && (RecordsGuard.MayActOnCanaries(actor) || !covered.Any(c => c.ByCanary));
+            && (RecordsGuard.MayActOnCanaries(actor) || !covered.Any(c => c.OfficersToRelease));
     }
 
     /// <summary>Shown in place of the Release button for a containment of the person herself.</summary>

@@ -24,7 +24,7 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
     private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
-    private string _secret = "", _canary = "";
+    private string _secret = "", _canary = "", _adminSecret = "", _secondSecret = "";
     private readonly List<string> _patients = [];
     private static readonly CancellationToken None = CancellationToken.None;
 
@@ -56,6 +56,23 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
         var officer = await _server.Store.Accounts.AddAsync(_tenant, OfficerEmail, StaffRole.SecurityOfficer, null, null, "Sophie Garde", None);
         using (var browser = new StaffClient(_server.BaseAddress)) (_secret, _) = await browser.EnrolWithTotpAsync(officer.Token, Password, _time);
         _time.Advance(TimeSpan.FromSeconds(30));
+        var admin = await _server.Store.Accounts.AddAsync(_tenant, "admin@journal.example", StaffRole.Administrator, null, null, "Alain Admin", None);
+        using (var browser = new StaffClient(_server.BaseAddress)) (_adminSecret, _) = await browser.EnrolWithTotpAsync(admin.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        var second = await _server.Store.Accounts.AddAsync(_tenant, "officer2@journal.example", StaffRole.SecurityOfficer, null, null, "Odile Seconde", None);
+        using (var browser = new StaffClient(_server.BaseAddress)) (_secondSecret, _) = await browser.EnrolWithTotpAsync(second.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+    }
+
+    private async Task<(HttpStatusCode Status, string Body)> ReleaseAsync(StaffClient person, string principal)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/release")
+        {
+            Content = new StringContent($$"""{"principal":"{{principal}}"}""", System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        using var response = await person.Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
@@ -119,22 +136,31 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
 
         // A suspension holds the session: signed in again, she is not held, but may not release her own session (which would also
         // start her reading windows afresh, and the levels would hold no one who has her factors). Another officer, or the operator.
-        var suspendedSession = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None)).Principal;
+        var contained = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        Assert.Equal(ContainmentCauses.AuditLog, contained.Cause);
+        var suspendedSession = contained.Principal;
         using var again = await OfficerAsync();
-        using (var request = new HttpRequestMessage(HttpMethod.Post, "/admin/guard/release")
-        {
-            Content = new StringContent($$"""{"principal":"{{suspendedSession}}"}""", System.Text.Encoding.UTF8, "application/json"),
-        })
-        {
-            request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
-            using var refused = await again.Http.SendAsync(request);
-            var problem = await refused.Content.ReadAsStringAsync();
-            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, refused.StatusCode + problem);
-            Assert.Contains("No one releases their own containment", problem, StringComparison.Ordinal);
-        }
+        var (own, ownProblem) = await ReleaseAsync(again, suspendedSession);
+        Assert.True(own == HttpStatusCode.Forbidden, own + ownProblem);
+        Assert.Contains("No one releases their own containment", ownProblem, StringComparison.Ordinal);
         Assert.Equal(suspendedSession, Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None)).Principal);
         Assert.Contains(await _server.Store.Alerts.ListAsync(_tenant.Id, all: false, 100, None),
             a => a.Kind == KnownAlertKinds.GuardReleaseRefused && a.Detail.Contains($"tried to release {suspendedSession}, a containment of its own", StringComparison.Ordinal));
+
+        // Nor does an administrator (the insider pair the canary rule closes): another officer, or the operator, does.
+        using (var admin = await StaffClient.SignedInAsync(_server.BaseAddress, Establishment, "admin@journal.example", Password, _adminSecret, _time))
+        {
+            var (refused, problem) = await ReleaseAsync(admin, suspendedSession);
+            Assert.True(refused == HttpStatusCode.Forbidden, refused + problem);
+            Assert.Contains("released by another security officer, or by the operator at the server", problem, StringComparison.Ordinal);
+        }
+        Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        using (var second = await StaffClient.SignedInAsync(_server.BaseAddress, Establishment, "officer2@journal.example", Password, _secondSecret, _time))
+        {
+            var (released, body) = await ReleaseAsync(second, suspendedSession);
+            Assert.True(released == HttpStatusCode.OK, released + body);
+        }
+        Assert.Empty(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
     }
 
     [Fact]

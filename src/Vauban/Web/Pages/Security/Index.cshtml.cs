@@ -70,9 +70,6 @@ public sealed class SecurityConsoleModel : ConsolePage
     /// <summary>Whether this person may release <paramref name="held"/>'s principal (else the page says why in place of the button).</summary>
     public bool MayRelease(Containment held) => GuardConsole.MayRelease(HttpContext, held.Principal, Contained);
 
-    /// <summary>Whether <paramref name="held"/> holds this person herself (her account or one of its sessions).</summary>
-    public bool IsOwn(Containment held) => RecordsGuard.IsOwn(GuardConsole.OfficerAccess(HttpContext).Principal, held);
-
     public Task<IActionResult> OnPostApproveAsync(string? export) => DecideAsync(export, approve: true);
 
     public Task<IActionResult> OnPostDenyAsync(string? export) => DecideAsync(export, approve: false);
