@@ -154,6 +154,16 @@ public sealed class ManualTime(DateTimeOffset start) : TimeProvider
     public override DateTimeOffset GetUtcNow() => _now;
 
     public void Advance(TimeSpan by) => _now += by;
+
+    /// <summary>Now, or, in the last hour before midnight in Paris, 90 minutes later: the pages' "today" is Paris's, and a test whose
+    /// set-up booked today's appointments just before midnight, then moved the clock past it, found another day's agenda (the
+    /// agenda test failed at 22:59 UTC, 23:59 in Paris, once its clock had moved past midnight).</summary>
+    public static ManualTime AwayFromParisMidnight()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
+        return new ManualTime(TimeZoneInfo.ConvertTime(now, paris).Hour == 23 ? now.AddMinutes(90) : now);
+    }
 }
 
 /// <summary>RFC 6238 codes as an authenticator app computes them (written apart from the server's, to check it).</summary>

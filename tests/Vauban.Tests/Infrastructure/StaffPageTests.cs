@@ -10,7 +10,7 @@ public abstract class StaffPageTests(Engine engine, string establishment) : IAsy
 
     protected string Establishment { get; } = establishment;
 
-    protected ManualTime Time { get; } = new(DateTimeOffset.UtcNow);
+    protected ManualTime Time { get; } = ManualTime.AwayFromParisMidnight();
 
     protected VaubanServer Server { get; private set; } = null!;
 
