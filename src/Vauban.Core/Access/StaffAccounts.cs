@@ -50,7 +50,9 @@ public sealed class StaffAccounts
 
     public static bool IsValidEmail(string? email) =>
         email is { Length: >= 3 and <= 254 } && email.IndexOf('@', StringComparison.Ordinal) is > 0 and var at && at < email.Length - 1
-        && !email.Any(char.IsWhiteSpace) && email.Count(c => c == '@') == 1;
+        && !email.Any(char.IsWhiteSpace) && email.Count(c => c == '@') == 1
+        // Printed by `users list` and the console: an escape sequence in it rewrote the operator's terminal, as one in a name did.
+        && !StatedText.HasHiddenCharacters(email);
 
     private static bool IsValidResourceId(string? id) =>
         id is null || (id.Length is >= 1 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.'));

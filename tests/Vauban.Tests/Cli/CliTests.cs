@@ -704,6 +704,10 @@ public class CliTests : IDisposable
         Assert.Contains("Unknown role", badRole.Output);
         var badEmail = await RunAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}");
         Assert.Equal(1, badEmail.Exit);
+        var escaped = await RunAsync(["users", "add", "--tenant", "chu-cli", "--email", "x\u001b[2J@chu.example", "--role", "nurse", .. DbArgs.Split(' ')]);
+        Assert.Equal(1, escaped.Exit);
+        Assert.StartsWith("error: The e-mail address is not valid.", escaped.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b", escaped.Output, StringComparison.Ordinal);
         Assert.Equal(1, (await RunAsync($"users add --tenant nowhere --email a@b.fr --role nurse {DbArgs}")).Exit);
         // The enrolment link is opened by a person: a javascript: base URL is a usage error, and no account is made.
         var script = await RunAsync($"users add --tenant chu-cli --email y@chu.example --role nurse --url javascript:alert(1) {DbArgs}");
