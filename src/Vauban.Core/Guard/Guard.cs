@@ -66,7 +66,7 @@ public sealed record Containment(long TenantId, string Principal, string? Accoun
 
     /// <summary>Released by the security officer or the operator only (<see cref="RecordsGuard.MayActOnCanaries"/>): a canary's, or
     /// the one her own reading of the audit log caused (an administrator releasing it is the insider pair the canary rule closes).</summary>
-    public bool OfficersToRelease => Cause is ContainmentCauses.Canary or ContainmentCauses.AuditLog;
+    public bool OfficersToRelease => ContainmentCauses.AreOfficersToRelease(Cause);
 }
 
 public static class ContainmentLevels
@@ -88,6 +88,10 @@ public static class ContainmentCauses
     /// <summary>The security officer read the audit log beyond her levels (ADR 0008): another officer or the operator releases it,
     /// not an administrator (since 2026-12-06; made before, such containments are <see cref="Volume"/>).</summary>
     public const string AuditLog = "audit-log";
+
+    /// <summary>Whether a containment of this cause is released by the security officer or the operator only (a canary's, or the one
+    /// an officer's reading of the audit log caused), not by an administrator.</summary>
+    public static bool AreOfficersToRelease(string cause) => cause is Canary or AuditLog;
 }
 
 public sealed partial class RecordsGuard

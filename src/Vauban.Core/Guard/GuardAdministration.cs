@@ -152,35 +152,31 @@ public sealed partial class RecordsGuard
                     released.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetString(3)));
             }
             if (released.Count == 0) return new GuardRelease(ReleaseStatus.NotContained, 0, 0);
+            // A refused release: not committed, so nothing changes; the refusal is kept on the chain when the transaction rolls back,
+            // and told to the officers once the writer is free (who tried to free whom is the insider's move).
+            async Task<GuardRelease> RefusedAsync(GuardRelease refusal, string note, string told)
+            {
+                await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
+                    [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release refused: " + note);
+                scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id,
+                    $"{releasedBy.Principal.Id} tried to release {principal}, " + told, CancellationToken.None));
+                return refusal;
+            }
             if (released.Any(r => IsOwn(releasedBy.Principal, r.Subject, r.Account)))
             {
-                // Not committed: nothing changes; the refusal is kept on the chain, and told to the officers (another officer reviews).
-                await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
-                    [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release refused: one's own containment");
-                var own = $"{releasedBy.Principal.Id} tried to release {principal}, a containment of its own: refused, nothing released. "
-                    + "Another security officer, or the operator at the server, reviews it.";
-                scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id, own, CancellationToken.None));
-                return new GuardRelease(ReleaseStatus.OwnContainment, released.Count, 0);
+                return await RefusedAsync(new GuardRelease(ReleaseStatus.OwnContainment, released.Count, 0), "one's own containment",
+                    "a containment of its own: refused, nothing released. Another security officer, or the operator at the server, reviews it.");
             }
-            var byCanary = released.Count(r => r.Cause is ContainmentCauses.Canary or ContainmentCauses.AuditLog);
+            var byCanary = released.Count(r => ContainmentCauses.AreOfficersToRelease(r.Cause));
             if (byCanary > 0 && !mayReleaseCanaries)
             {
-                var what = released.Any(r => r.Cause == ContainmentCauses.Canary) ? "a canary's containment" : "an officer's containment for reading the audit log";
-                // Not committed: nothing changes, and the refusal is kept on the chain when the transaction rolls back.
-                await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
-                    [new AuditedRecord("principal:" + principal, null, null)], cancellationToken,
-                    $"guard release refused: {what} is the security officer's to release ({byCanary} of {released.Count})");
-                // Told to the officer, once the writer is free: who tried to free whom a canary caught is the insider's move.
-                var tried = released.Any(r => r.Cause == ContainmentCauses.Canary)
-                    ? $"{releasedBy.Principal.Id} tried to release {principal}, whom a canary contained ({byCanary} of {released.Count} containment(s)): refused, "
-                      + "nothing released. A canary's containment is the security officer's to release."
-                    : $"{releasedBy.Principal.Id} tried to release {principal}, a security officer contained for reading the audit log: refused, nothing released. "
-                      + "Another security officer, or the operator at the server, releases it.";
-                scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id, tried, CancellationToken.None));
-                return new GuardRelease(ReleaseStatus.CanaryIsTheOfficers, released.Count, byCanary)
-                {
-                    ByAuditLog = released.Count(r => r.Cause == ContainmentCauses.AuditLog),
-                };
+                var canary = released.Any(r => r.Cause == ContainmentCauses.Canary);
+                return await RefusedAsync(
+                    new GuardRelease(ReleaseStatus.CanaryIsTheOfficers, released.Count, byCanary) { ByAuditLog = released.Count(r => r.Cause == ContainmentCauses.AuditLog) },
+                    $"{(canary ? "a canary's containment" : "an officer's containment for reading the audit log")} is the security officer's to release ({byCanary} of {released.Count})",
+                    canary
+                        ? $"whom a canary contained ({byCanary} of {released.Count} containment(s)): refused, nothing released. A canary's containment is the security officer's to release."
+                        : "a security officer contained for reading the audit log: refused, nothing released. Another security officer, or the operator at the server, releases it.");
             }
             // A canary's containment written since the SELECT (PostgreSQL: another server's guard) is not this releaser's either.
             using (var update = scope.Command("""
@@ -208,7 +204,10 @@ public sealed partial class RecordsGuard
             _unwritten.TryRemove((tenant.Id, subject), out _);
             Forget(tenant.Id, account ?? subject);
         }
-        return new GuardRelease(ReleaseStatus.Released, released.Count, released.Count(r => r.Cause == ContainmentCauses.Canary));
+        return new GuardRelease(ReleaseStatus.Released, released.Count, released.Count(r => ContainmentCauses.AreOfficersToRelease(r.Cause)))
+        {
+            ByAuditLog = released.Count(r => r.Cause == ContainmentCauses.AuditLog),
+        };
     }
 
     /// <summary>

@@ -26,7 +26,7 @@ internal static partial class GuardConsole
 
     /// <summary>What an administrator is told of the alerts left: a canary's is the security officer's to acknowledge.</summary>
     public static string CanariesAreTheOfficers(HttpContext http) =>
-        http.FullPerson()?.User?.Role == StaffRole.SecurityOfficer ? "" : " A canary's alert is the security officer's to acknowledge, and stays on her console.";
+        RecordsGuard.MayActOnCanaries(OfficerAccess(http).Principal) ? "" : " A canary's alert is the security officer's to acknowledge, and stays on her console.";
     public const string NotContained = "This principal is not contained in your establishment.";
 
     /// <summary>Why an administrator's release was refused (nothing was released).</summary>
@@ -60,9 +60,8 @@ internal static partial class GuardConsole
     public static bool MayRelease(HttpContext http, string principal, IEnumerable<Containment> active)
     {
         var actor = OfficerAccess(http).Principal;
-        return active.Where(c => RecordsGuard.Covers(principal, c)) is var covered
-            && !covered.Any(c => RecordsGuard.IsOwn(actor, c))
-            && (RecordsGuard.MayActOnCanaries(actor) || !covered.Any(c => c.OfficersToRelease));
+        var covered = active.Where(c => RecordsGuard.Covers(principal, c)).ToList();
+        return !covered.Any(c => RecordsGuard.IsOwn(actor, c)) && (RecordsGuard.MayActOnCanaries(actor) || !covered.Any(c => c.OfficersToRelease));
     }
 
     /// <summary>Shown in place of the Release button for a containment of the person herself.</summary>
