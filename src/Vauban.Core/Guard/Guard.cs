@@ -164,8 +164,7 @@ public sealed partial class RecordsGuard
                 while (await reader.ReadAsync(cancellationToken))
                 {
                     var c = ReadContainment(reader);
-                    // A lock outranks a suspension of the same principal.
-                    if (!contained.TryGetValue((c.TenantId, c.Principal), out var had) || had.Level != ContainmentLevels.Locked) contained[(c.TenantId, c.Principal)] = c;
+                    if (!contained.TryGetValue((c.TenantId, c.Principal), out var had) || !Outranks(had, c)) contained[(c.TenantId, c.Principal)] = c;
                 }
             }
             using (var command = connection.Command("SELECT tenant_id, patient FROM guard_canaries"))
@@ -258,7 +257,9 @@ public sealed partial class RecordsGuard
         if (Disabled || !Options.Enabled || principal.Kind == PrincipalKind.System) return GuardDecision.Admit;
         await RefreshIfStaleAsync(cancellationToken);
         var tenant = context.Tenant.Id;
-        if (ContainmentOf(tenant, principal) is { } containment) return Refusal(principal, containment);
+        // A contained principal is refused below, after the canaries: one it reaches while held is still the officer's incident.
+        var held = ContainmentOf(tenant, principal);
+        if (held is not null && request.Patients.Count == 0) return Refusal(principal, held);
 
         var now = _time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
@@ -278,24 +279,23 @@ public sealed partial class RecordsGuard
                 if (principal.Kind == PrincipalKind.Person && request.Interaction is Interaction.Search or Interaction.HistoryType
                     && request.Patients.Count <= Options.CanaryNarrowSearchPatients && request.PageDepth == 1)
                 {
-                    if (FirstSightingToday(tenant, principal.Id, canary, nowMs))
+                    if (held is null && FirstSightingToday(tenant, principal.Id, canary, nowMs))
                     {
                         var seen = $"{Who(principal)}: canary Patient/{canary} appeared in a narrow {Verb(request.Interaction)} on {request.ResourceType} ({request.Patients.Count} patient(s)); not contained. Told once a day for this principal and canary.";
                         if (request.InsideWriteTransaction) Defer(() => _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, CancellationToken.None));
                         else await _alerts.RaiseAsync(tenant, KnownAlertKinds.GuardCanarySeen, principal.Id, seen, cancellationToken);
                     }
                 }
-                else
+                else if (held is null || !held.ByCanary)
                 {
-                    // Contained before anything leaves: the request is refused, and the detail says so ("returned by" read as if it had left).
-                    var detail = $"{Who(principal)}: canary Patient/{canary} reached by {Verb(request.Interaction)} on {request.ResourceType}"
-                        + (request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "")
-                        + "; refused, nothing of it was returned.";
-                    return await ContainAsync(context, principal.Kind == PrincipalKind.Person ? ContainmentLevels.Locked : ContainmentLevels.Suspended,
-                        ContainmentCauses.Canary, KnownAlertKinds.GuardCanary, detail, request.InsideWriteTransaction, cancellationToken);
+                    return await ContainForCanaryAsync(context, request.Interaction, request.ResourceType, canary,
+                        request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "",
+                        held, request.InsideWriteTransaction, cancellationToken);
                 }
             }
         }
+
+        if (held is not null) return Refusal(principal, held);
 
         var limits = Options.For(context.Tenant, principal);
         var state = _states.GetOrAdd((tenant, principal.Id), _ => new ReadingState());
@@ -725,8 +725,9 @@ public sealed partial class RecordsGuard
         // this call's containment is the one stored is told by what AddOrUpdate returns, not by a flag its delegates set: it may
         // run the add delegate, lose the race to another request, then run the update delegate — a flag set by the first stayed
         // set, and two requests both wrote a containment and its alert (GuardTests' sixteen parallel reads saw two rows once).
-        var current = _contained.AddOrUpdate((tenant, subject), _ => containment,
-            (_, had) => had.Level == ContainmentLevels.Locked || level == had.Level ? had : containment);
+        // A canary's containment takes the place of a volume one of the same subject, whichever came first (helper-105 M1: two requests
+        // of a client crossing together, the volume suspension landing first, kept the canary's cause and alert from being written).
+        var current = _contained.AddOrUpdate((tenant, subject), _ => containment, (_, had) => Outranks(containment, had) ? containment : had);
         if (!ReferenceEquals(current, containment)) return Refusal(principal, current);
         _ = cancellationToken;
         // Until its row is written, the refresh must not take the containment for one released elsewhere.
@@ -735,6 +736,43 @@ public sealed partial class RecordsGuard
         else await PersistAndNoteAsync(principal, containment, alertKind);
         return Refusal(principal, containment);
     }
+
+    /// <summary>
+    /// Contains a principal that reached a canary, before anything of the request leaves (the detail says so: "returned by" read as if it
+    /// had left). One already held for another cause is walking on: the canary's containment takes the place of that one
+    /// (<see cref="Outranks"/>), so that the officer hears of the canary and an administrator cannot release it.
+    /// </summary>
+    private Task<GuardDecision> ContainForCanaryAsync(AccessContext context, Interaction interaction, string type, string canary, string page,
+        Containment? held, bool deferWrite, CancellationToken cancellationToken) =>
+        ContainAsync(context, context.Principal.Kind == PrincipalKind.Person ? ContainmentLevels.Locked : ContainmentLevels.Suspended,
+            ContainmentCauses.Canary, KnownAlertKinds.GuardCanary,
+            $"{Who(context.Principal)}: canary Patient/{canary} reached by {Verb(interaction)} on {type}{page}; refused, nothing of it was returned"
+            + (held is null ? "." : $" (already {held.Level} for its {held.Cause})."),
+            deferWrite, cancellationToken);
+
+    /// <summary>
+    /// Asked by the records service of a principal it refuses as contained before looking at any record, when the request names a
+    /// patient (a Patient read by id, a patient's $everything) that its policy would have let it reach: a canary among them, with the
+    /// principal held for another cause, is a canary reached (a walker going on through the 423s), as it would have been had the
+    /// principal been free. Null otherwise. The answer is the same 423 either way; the containment's write waits for any write
+    /// transaction of the request to end.
+    /// </summary>
+    internal async ValueTask<GuardDecision?> CanaryNamedWhileHeldAsync(AccessContext context, Interaction interaction, string type, string patient,
+        Func<ValueTask<bool>> reachable, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(reachable);
+        var tenant = context.Tenant.Id;
+        if (!_canaries.TryGetValue(tenant, out var canaries) || !canaries.Contains(patient)) return null;
+        if (ContainmentOf(tenant, context.Principal) is not { ByCanary: false } held || !await reachable()) return null;
+        return await ContainForCanaryAsync(context, interaction, type, patient, "", held, deferWrite: true, cancellationToken);
+    }
+
+    /// <summary>Which of two containments of one subject holds it: a lock over a suspension; at the same level, a canary's over any
+    /// other (the officer's incident, hers to release). Ties keep the one held.</summary>
+    private static bool Outranks(Containment next, Containment had) => Rank(next) > Rank(had);
+
+    private static int Rank(Containment containment) => (containment.Level == ContainmentLevels.Locked ? 2 : 0) + (containment.ByCanary ? 1 : 0);
 
     /// <summary>Containments written by this server (their rows committed), in order: a refresh knows which ones it can see.</summary>
     private long _containmentsWritten;

@@ -573,6 +573,14 @@ public sealed partial class RecordsService
         // (or a 410 for a deleted one) would still tell it which records exist.
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
         {
+            // A canary it names is still the officer's incident, when the policy would have let the principal reach it (not hidden
+            // from it, in its care or under its grant): the walker is going on through the refusals.
+            if ((patient ?? PatientNamed(type, id)) is { } named && await _guard.CanaryNamedWhileHeldAsync(context, interaction, type, named,
+                    async () => (await _policy.AuthorizeRecordAsync(context, KnownResourceTypes.Patient, named, null, null, cancellationToken)).Verdict == RecordVerdict.Allow,
+                    cancellationToken) is { } canary)
+            {
+                contained = canary;
+            }
             await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, patient ?? PatientNamed(type, id))],
                 cancellationToken, note: "guard: " + contained.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")");
             return RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", contained.Reason!));
