@@ -447,6 +447,30 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_canary_in_a_request_that_passed_the_door_before_its_client_was_suspended_still_makes_the_containment_the_canarys()
+    {
+        // Two requests of one client crossing together: the volume suspension lands between the other's door (not yet held) and the
+        // guard's weighing of its page, which carries a canary. Asked of the guard directly, as that second request does.
+        using var client = await PatientReaderAsync();
+        var opened = 0;
+        while (true)
+        {
+            using var read = await client.GetAsync($"/fhir/Patient/{_strangers[opened]}");
+            if (read.StatusCode != HttpStatusCode.OK) break;
+            opened++;
+        }
+        var suspended = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None));
+        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, suspended.Principal, "reader", StaffUser.PersonScopes), _tenant, "TREAT");
+        var decision = await _server.Store.Guard.AdmitAsync(context, new GuardRequest(Interaction.Search, "Patient", 2, [_strangers[39], _canaries[0]], [_strangers[39], _canaries[0]]), None);
+        Assert.Equal(GuardVerdict.Suspended, decision.Verdict);
+        Assert.Contains("(page 1, 2 patients); refused, nothing of it was returned (already suspended for its volume).", Assert.Single(await CanaryAlertsAsync()).Detail, StringComparison.Ordinal);
+        Assert.Contains(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == suspended.Principal && c.Cause == ContainmentCauses.Canary);
+        // Asked again (the third request of the crossing): held for the canary, told once.
+        Assert.Equal(GuardVerdict.Suspended, (await _server.Store.Guard.AdmitAsync(context, new GuardRequest(Interaction.Read, "Patient", 1, [_canaries[1]], [_canaries[1]]), None)).Verdict);
+        Assert.Single(await CanaryAlertsAsync());
+    }
+
+    [Fact]
     public async Task An_account_locked_for_its_volume_that_then_opens_a_canary_under_its_grant_is_the_canarys_across_a_restart()
     {
         // Stolen factors: a grant taken on a canary, then two sessions' sweeps lock the account for its volume, then the canary is
