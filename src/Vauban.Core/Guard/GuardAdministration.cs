@@ -158,8 +158,11 @@ public sealed partial class RecordsGuard
             {
                 await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
                     [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release refused: " + note);
-                scope.AfterRollback.Add(() => _alerts.RaiseAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id,
-                    $"{releasedBy.Principal.Id} tried to release {principal}, " + told, CancellationToken.None));
+                // Once an hour for a releaser while the officer has not acknowledged it: an administrator retrying at will flooded her
+                // list (a review); every attempt is on the chain.
+                scope.AfterRollback.Add(() => _alerts.RaiseOnceWithinAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id,
+                    $"{releasedBy.Principal.Id} tried to release {principal}, " + told + " Its further attempts within the hour are on the audit log, not told again.",
+                    TimeSpan.FromHours(1), CancellationToken.None));
                 return refusal;
             }
             if (released.Any(r => IsOwn(releasedBy.Principal, r.Subject, r.Account)))

@@ -235,6 +235,35 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_administrator_retrying_a_refused_release_is_told_to_the_officer_once_an_hour_and_every_attempt_is_on_the_chain()
+    {
+        // Each refused attempt raised an alert: an administrator retrying at will flooded the officer's list (a review).
+        var principal = await ContainedClientAsync();
+        var body = $$"""{"principal":"{{principal}}"}""";
+        async Task<int> ToldAsync() => (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None)).Count(a => a.Kind == KnownAlertKinds.GuardReleaseRefused);
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                using var refused = await administrator.Http.SendAsync(Release(body));
+                Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            }
+        }
+        Assert.Equal(1, await ToldAsync());
+        Assert.Contains("Its further attempts within the hour are on the audit log, not told again.",
+            Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardReleaseRefused).Detail, StringComparison.Ordinal);
+        Assert.Equal(4, (await AdministrativeEntriesAsync("admin@chu.example")).Count(e => e.Detail.Note is { } n && n.StartsWith("guard release refused", StringComparison.Ordinal)));
+        // An hour on, the next attempt is told again.
+        _time.Advance(TimeSpan.FromMinutes(61));
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        using (var refused = await administrator.Http.SendAsync(Release(body)))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+        Assert.Equal(2, await ToldAsync());
+    }
+
+    [Fact]
     public async Task An_administrator_still_releases_a_client_the_guard_suspended_for_its_volume()
     {
         var canaryHeld = await ContainedClientAsync();
