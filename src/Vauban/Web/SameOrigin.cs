@@ -10,10 +10,49 @@ namespace Vauban.Web;
 internal static class SameOrigin
 {
     /// <summary>Whether the request's Origin names this site (scheme, host and port as the request reached it, after
-    /// <c>--public-url</c> and trusted proxies have set them).</summary>
-    public static bool Is(HttpContext http) =>
-        http.Request.Headers.Origin.ToString() is { Length: > 0 } origin
-        && string.Equals(origin, $"{http.Request.Scheme}://{http.Request.Host}", StringComparison.OrdinalIgnoreCase);
+    /// <c>--public-url</c> and trusted proxies have set them). One that names another is noted in the log (<see cref="ForeignOrigins"/>).</summary>
+    public static bool Is(HttpContext http)
+    {
+        if (http.Request.Headers.Origin.ToString() is not { Length: > 0 } origin) return false;
+        var site = This(http);
+        if (string.Equals(origin, site, StringComparison.OrdinalIgnoreCase)) return true;
+        if (origin != "null") http.RequestServices.GetService<ForeignOrigins>()?.Note(origin, site);
+        return false;
+    }
+
+    private static string This(HttpContext http) => $"{http.Request.Scheme}://{http.Request.Host}";
+}
+
+/// <summary>
+/// Tells the operator, in the server's log, that a write was refused for coming from another site, and which origin this server
+/// took itself to be: behind a TLS proxy it was not told of (no <c>--public-url</c>, no <c>--trusted-proxies</c>), every page's form
+/// is refused as "Sent from another site", and the log said nothing of why. At most once a minute (another site's page can send
+/// as many as it likes); the origin is shown as a printable, shortened text, never more of the request.
+/// </summary>
+internal sealed class ForeignOrigins(ILogger<ForeignOrigins> logger, TimeProvider time)
+{
+    private static readonly TimeSpan Quiet = TimeSpan.FromMinutes(1);
+    private long _toldAt = long.MinValue;
+
+    public void Note(string origin, string site)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var told = Interlocked.Read(ref _toldAt);
+        if (told != long.MinValue && now - told < (long)Quiet.TotalMilliseconds) return;
+        if (Interlocked.CompareExchange(ref _toldAt, now, told) != told) return;
+        logger.LogWarning("A write was refused as sent from another site: its Origin is {Origin}, and this server is {Site}. If this site's own "
+            + "forms are refused, Vauban is behind a proxy it was not told of: set --public-url to the address users reach it by, and "
+            + "--trusted-proxies to the proxy's address. Told at most once a minute.", Printable(origin), site);
+    }
+
+    private static string Printable(string text)
+    {
+        var shown = text.Length > 100 ? text[..100] + "…" : text;
+        return string.Create(shown.Length, shown, (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++) span[i] = source[i] is >= '!' and <= '~' or '…' ? source[i] : '?';
+        });
+    }
 }
 
 /// <summary>

@@ -54,6 +54,7 @@ internal static class StaffPages
         services.AddSingleton<DummyPasswordHash>();
         services.AddSingleton<SubmittedForms>();
         services.AddSingleton<FormDrafts>();
+        services.AddSingleton<ForeignOrigins>();
         services.AddScoped<PersonSignIn>();
 
         // Antiforgery tokens bind to the signed-in identity. Their keys live in memory: a restart only asks

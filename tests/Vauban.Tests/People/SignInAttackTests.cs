@@ -528,6 +528,16 @@ public abstract class SignInAttackTests : IAsyncLifetime
             Assert.Equal("Sent from another site", StaffClient.ById(html, "status"));
             Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
         }
+        // The operator is told once a minute which origin was refused and which this server took itself to be (behind a TLS proxy
+        // it was not told of, every form is refused so, and the log said nothing of why).
+        var site = _server.BaseAddress.GetLeftPart(UriPartial.Authority);
+        List<string> Told() => [.. _server.Logs.Where(l => l.Contains("A write was refused as sent from another site", StringComparison.Ordinal))];
+        Assert.Contains($"its Origin is https://evil.example, and this server is {site}. If this site's own forms are refused, Vauban is behind a proxy it was not told of: set --public-url",
+            Assert.Single(Told()), StringComparison.Ordinal);
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.Forbidden, (await SignOutAsync("https://evil.example/\u001b[2J")).Status);
+        Assert.Equal(2, Told().Count);
+        Assert.Contains("its Origin is https://evil.example/?[2J,", Told()[1], StringComparison.Ordinal);
         // This site's own page signs out.
         var (signedOut, _) = await SignOutAsync(_server.BaseAddress.GetLeftPart(UriPartial.Authority));
         Assert.Equal(HttpStatusCode.Redirect, signedOut);
