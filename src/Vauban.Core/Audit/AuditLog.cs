@@ -61,6 +61,23 @@ public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, bool More)
 /// <summary>One entry read by id: the entry (null when no entry has that id), or the guard's refusal.</summary>
 public sealed record AuditRead(AuditEntry? Entry, GuardDecision? Held = null);
 
+/// <summary>The guard held a reading of the audit log whose result has no room for its refusal (<see cref="AuditLog.SearchAsync"/>'s
+/// list, a breach's scope): thrown rather than an empty or partial result, which would read as "nothing found". The withheld
+/// entries are on the chain as such.</summary>
+public sealed class AuditLogHeldException : Exception
+{
+    public AuditLogHeldException() { }
+
+    public AuditLogHeldException(string message) : base(message) { }
+
+    public AuditLogHeldException(string message, Exception inner) : base(message, inner) { }
+
+    public AuditLogHeldException(string message, GuardDecision decision) : base(message) => Decision = decision;
+
+    /// <summary>The guard's refusal (step-up, suspension, lock).</summary>
+    public GuardDecision? Decision { get; }
+}
+
 public sealed class AuditLog
 {
     private readonly StoreDatabase _database;
@@ -523,9 +540,15 @@ public sealed class AuditLog
         KnownPurposes.Display(context.Purpose) is not null ? note : note is null ? "stated purpose: " + context.Purpose : note + "; stated purpose: " + context.Purpose;
 
     /// <summary>The officer's search, newest first; null when the principal may not read the audit log. The search itself is
-    /// audited (reading the audit log reveals who saw whom).</summary>
-    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
-        (await SearchPageAsync(context, query, lookAhead: false, cancellationToken))?.Entries;
+    /// audited (reading the audit log reveals who saw whom). Held by the guard, it throws <see cref="AuditLogHeldException"/>:
+    /// an empty list would read as "nothing found" (<see cref="SearchPageAsync(AccessContext, AuditQuery, CancellationToken)"/>
+    /// returns the refusal instead).</summary>
+    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken)
+    {
+        var page = await SearchPageAsync(context, query, lookAhead: false, cancellationToken);
+        if (page?.Held is { } held) throw new AuditLogHeldException($"The guard held this search of the audit log ({held.Verdict}). {held.Reason}", held);
+        return page?.Entries;
+    }
 
     /// <summary>One page of the officer's search: its entries, and whether more lie beyond them — known from one more entry
     /// read, which is neither returned nor audited (the officer's entries list what was seen, not what was looked ahead at).</summary>

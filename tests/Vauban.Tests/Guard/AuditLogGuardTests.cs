@@ -77,6 +77,14 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
+    /// <summary>The officer as a host calling the audit log outside a request would name her: weighed by the guard as herself.</summary>
+    private async Task<AccessContext> OfficerContextAsync()
+    {
+        var officer = (await _server.Store.Accounts.FindAsync(_tenant, OfficerEmail, None))!;
+        return new AccessContext(new Principal(PrincipalKind.Person, officer.PrincipalId, "Sophie Garde", StaffUser.PersonScopes) { Role = StaffRole.SecurityOfficer },
+            _tenant, KnownPurposes.Treatment);
+    }
+
     private Task<StaffClient> OfficerAsync() => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, OfficerEmail, Password, _secret, _time);
 
     private async Task ReauthenticateAsync(StaffClient officer, string returnUrl)
@@ -183,6 +191,19 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
         var (answered, history) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _patients[StepUp - 1] });
         Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
         Assert.NotNull(StaffClient.ById(history, "history"));
+    }
+
+    [Fact]
+    public async Task A_search_of_the_log_the_guard_holds_throws_its_refusal_instead_of_saying_nothing_was_found()
+    {
+        // Every entry so far: the creations of 10 patients, beyond her suspension level of 8 in an hour.
+        var officer = await OfficerContextAsync();
+        var held = await Assert.ThrowsAsync<AuditLogHeldException>(() => _server.Store.AuditLog.SearchAsync(officer, new AuditQuery { Count = 100 }, None));
+        Assert.Equal(GuardVerdict.Suspended, held.Decision?.Verdict);
+        Assert.StartsWith("The guard held this search of the audit log (Suspended).", held.Message, StringComparison.Ordinal);
+        // What it withheld is on the chain as such, as for a page or an entry held.
+        var withheld = await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.Containment);
+        Assert.All(_patients, p => Assert.Contains(withheld, e => e.Detail.Patient == p));
     }
 }
 
