@@ -20,6 +20,9 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
     /// <summary>This establishment's officer proves both factors again at 5 patients' entries in an hour, and is suspended beyond 8.</summary>
     private const int StepUp = 5, Suspend = 8;
 
+    /// <summary>… and proves them again at this many entries returned by her searches in an hour: a little more than a page.</summary>
+    private const int SearchRecordsStepUp = AuditLog.MaxPage + 5;
+
     private readonly Engine _engine;
     private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
     private VaubanServer _server = null!;
@@ -40,7 +43,12 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
             {
                 Roles = new Dictionary<StaffRole, GuardLimits>
                 {
-                    [StaffRole.SecurityOfficer] = new() { PatientsPerHour = new(StepUp: StepUp, Suspend: Suspend), PatientsPerDay = new(StepUp: 50, Suspend: 100) },
+                    [StaffRole.SecurityOfficer] = new()
+                    {
+                        PatientsPerHour = new(StepUp: StepUp, Suspend: Suspend),
+                        PatientsPerDay = new(StepUp: 50, Suspend: 100),
+                        SearchRecordsPerHour = new(StepUp: SearchRecordsStepUp, Suspend: 10_000),
+                    },
                 },
             },
         },
@@ -191,6 +199,29 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
         var (answered, history) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _patients[StepUp - 1] });
         Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
         Assert.NotNull(StaffClient.ById(history, "history"));
+    }
+
+    [Fact]
+    public async Task A_patients_access_history_longer_than_a_page_is_weighed_whole_and_held_none_of_it_is_on_the_chain_as_read()
+    {
+        // A history of more than a page (1,000 entries), past the officer's step-up level for search results only once its second
+        // page is counted: read page by page, its first page was admitted and put on the chain as read, its second held.
+        var patient = _patients[0];
+        await Task.WhenAll(Enumerable.Range(0, AuditLog.MaxPage + 10).Select(_ => _server.Store.Audit.AppendAsync(AccessContext.Operator(_tenant, "test"),
+            AuditAction.Read, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient, patient)], None)));
+        var total = (await _server.Store.AuditLog.SearchPageAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Patient = patient, Count = 0 }, None))!.Total;
+        Assert.True(total > SearchRecordsStepUp, $"{total} entries");
+
+        var history = await Vauban.Web.PatientAccessHistory.ReadAsync(_server.Store, await OfficerContextAsync(), patient, 2 * AuditLog.MaxPage, None);
+
+        // The refusal, and not a line: the console sends her to prove both factors again, the whole history asked again after.
+        Assert.Equal(GuardVerdict.StepUp, history!.Held?.Verdict);
+        Assert.Empty(history.Lines);
+        // On the chain: none of it as read by her, every entry of it as withheld.
+        Assert.Empty(await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.AuditRead));
+        var withheld = await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.Containment);
+        Assert.All(withheld, e => Assert.Equal(patient, e.Detail.Patient));
+        Assert.Equal(total, withheld.SelectMany(e => e.Detail.Records).Distinct().Count());
     }
 
     [Fact]
