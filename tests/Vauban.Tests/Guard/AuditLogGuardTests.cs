@@ -2,7 +2,8 @@
 // opened them, which service, why), so a stolen officer session must not walk the whole log. Past her hour's step-up level she
 // proves both factors again — over FHIR (401, RFC 9470) and at the console (to /account/reauth and back, the patient id kept) —
 // and beyond its suspension level her session is suspended, the withheld entries on the chain as such. A canary named by an entry
-// is the incident she looks into: it contains no one.
+// is the incident she looks into: it contains no one. A reading the guard holds is never given as empty or partial: a patient's
+// history longer than a page is weighed whole, and a search or a breach scope with no room for the refusal throws it.
 using System.Net;
 using Vauban.Access;
 using Vauban.Audit;
@@ -235,6 +236,19 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
         // What it withheld is on the chain as such, as for a page or an entry held.
         var withheld = await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.Containment);
         Assert.All(_patients, p => Assert.Contains(withheld, e => e.Detail.Patient == p));
+    }
+
+    [Fact]
+    public async Task A_breach_scope_the_guard_holds_from_an_officer_fails_saying_so_rather_than_reporting_no_one()
+    {
+        // The operator's acts (the creations of 10 patients), investigated by the officer rather than at the server: a page of
+        // them is beyond her suspension level. Ignored, the held page was an empty one — "no such principal", or no patient.
+        var log = await Vauban.Breach.BreachInvestigation.CheckLogAsync(_server.Store, _tenant, None);
+        var officer = await OfficerContextAsync();
+        var held = await Assert.ThrowsAsync<AuditLogHeldException>(() =>
+            Vauban.Breach.BreachInvestigation.ScopeAsync(_server.Store, officer, "cli:" + Environment.UserName, null, null, log, None));
+        Assert.Equal(GuardVerdict.Suspended, held.Decision?.Verdict);
+        Assert.Equal("The breach scope was withheld by the guard (Suspended): no partial scope is given. `vauban breach` computes it at the server.", held.Message);
     }
 }
 
