@@ -61,6 +61,23 @@ public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, bool More)
 /// <summary>One entry read by id: the entry (null when no entry has that id), or the guard's refusal.</summary>
 public sealed record AuditRead(AuditEntry? Entry, GuardDecision? Held = null);
 
+/// <summary>The guard held a reading of the audit log whose result has no room for its refusal (<see cref="AuditLog.SearchAsync"/>'s
+/// list, a breach's scope): thrown rather than an empty or partial result, which would read as "nothing found". The withheld
+/// entries are on the chain as such.</summary>
+public sealed class AuditLogHeldException : Exception
+{
+    public AuditLogHeldException() { }
+
+    public AuditLogHeldException(string message) : base(message) { }
+
+    public AuditLogHeldException(string message, Exception inner) : base(message, inner) { }
+
+    public AuditLogHeldException(string message, GuardDecision decision) : base(message) => Decision = decision;
+
+    /// <summary>The guard's refusal (step-up, suspension, lock).</summary>
+    public GuardDecision? Decision { get; }
+}
+
 public sealed class AuditLog
 {
     private readonly StoreDatabase _database;
@@ -523,16 +540,38 @@ public sealed class AuditLog
         KnownPurposes.Display(context.Purpose) is not null ? note : note is null ? "stated purpose: " + context.Purpose : note + "; stated purpose: " + context.Purpose;
 
     /// <summary>The officer's search, newest first; null when the principal may not read the audit log. The search itself is
-    /// audited (reading the audit log reveals who saw whom).</summary>
-    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
-        (await SearchPageAsync(context, query, lookAhead: false, cancellationToken))?.Entries;
+    /// audited (reading the audit log reveals who saw whom). Held by the guard, it throws <see cref="AuditLogHeldException"/>:
+    /// an empty list would read as "nothing found" (<see cref="SearchPageAsync(AccessContext, AuditQuery, CancellationToken)"/>
+    /// returns the refusal instead).</summary>
+    public async Task<IReadOnlyList<AuditEntry>?> SearchAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken)
+    {
+        var page = await SearchPageAsync(context, query, lookAhead: false, MaxPage, cancellationToken);
+        if (page?.Held is { } held) throw new AuditLogHeldException($"The guard held this search of the audit log ({held.Verdict}). {held.Reason}", held);
+        return page?.Entries;
+    }
+
+    /// <summary>Most entries a page of the officer's search gives (<see cref="AuditQuery.Count"/> is held to it).</summary>
+    public const int MaxPage = 1000;
+
+    /// <summary>Most entries one long reading of the log gives (<see cref="SearchAllAsync"/>).</summary>
+    public const int MaxRead = 1_000_000;
 
     /// <summary>One page of the officer's search: its entries, and whether more lie beyond them — known from one more entry
     /// read, which is neither returned nor audited (the officer's entries list what was seen, not what was looked ahead at).</summary>
     public Task<AuditPage?> SearchPageAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
-        SearchPageAsync(context, query, lookAhead: true, cancellationToken);
+        SearchPageAsync(context, query, lookAhead: true, MaxPage, cancellationToken);
 
-    private async Task<AuditPage?> SearchPageAsync(AccessContext context, AuditQuery query, bool lookAhead, CancellationToken cancellationToken)
+    /// <summary>
+    /// Up to <see cref="AuditQuery.Count"/> entries of the officer's search (at most <see cref="MaxRead"/>), newest first, and
+    /// whether more lie beyond them: read from the store a page at a time, but one reading of the log — weighed by the guard once,
+    /// over every entry it is about to show, and on the chain once admitted. Held, nothing is returned and every entry is on the
+    /// chain as withheld. (A patient's access history read page by page instead, a page held after the first left the earlier
+    /// ones on the chain as read, though the reader, refused, was shown none of them.)
+    /// </summary>
+    public Task<AuditPage?> SearchAllAsync(AccessContext context, AuditQuery query, CancellationToken cancellationToken) =>
+        SearchPageAsync(context, query, lookAhead: true, MaxRead, cancellationToken);
+
+    private async Task<AuditPage?> SearchPageAsync(AccessContext context, AuditQuery query, bool lookAhead, int most, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(query);
@@ -552,7 +591,7 @@ public sealed class AuditLog
             await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null, [], cancellationToken, Stated(context, AuditTrail.CountOnlyNote));
             return new AuditPage([], false) { Total = total };
         }
-        var limit = Math.Clamp(query.Count, 1, 1000);
+        var limit = Math.Clamp(query.Count, 1, most);
         var wanted = lookAhead ? limit + 1 : limit;
         List<AuditEntry> entries;
         if (query.Entity is { } entity)
@@ -576,14 +615,23 @@ public sealed class AuditLog
         else
         {
             var patients = query.Patient is null ? [] : new List<string> { query.Patient };
-            var command = await SearchCommandAsync(context.Tenant.Id, keys, query, patients, wanted, cancellationToken);
-            entries = (await QueryRowsAsync(command, context.Tenant.Id, cancellationToken)).Select(r => Open(keys, r)).ToList();
+            entries = [];
+            var before = query.BeforeSequence;
+            while (entries.Count < wanted)
+            {
+                // A page (and the entry read ahead) in one statement; a longer read a page at a time.
+                var take = wanted - entries.Count <= MaxPage + 1 ? wanted - entries.Count : MaxPage;
+                var command = await SearchCommandAsync(context.Tenant.Id, keys, query with { BeforeSequence = before }, patients, take, cancellationToken);
+                var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
+                entries.AddRange(rows.Select(r => Open(keys, r)));
+                if (rows.Count < take) break;
+                before = rows[^1].Sequence;
+            }
         }
         var more = entries.Count > limit;
         if (more) entries.RemoveAt(entries.Count - 1);
         if (await AdmitAsync(context, Interaction.Search, entries, cancellationToken) is { } held) return AuditPage.HeldBy(held);
-        await _trail.AppendAsync(Review(context), AuditAction.AuditRead, AuditOutcome.Success, null,
-            entries.Select(e => new AuditedRecord("AuditEvent", AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken, Stated(context, null));
+        await AppendReadAsync(context, AuditAction.AuditRead, AuditOutcome.Success, entries, Stated(context, null), cancellationToken);
         return new AuditPage(entries, more);
     }
 
@@ -671,10 +719,26 @@ public sealed class AuditLog
         var decision = await _guard.AdmitAsync(context, new GuardRequest(interaction, AuditEventType, naming, patients, patients) { OfTheAuditLog = true }, cancellationToken);
         if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
         if (decision.Admitted) return null;
-        await _trail.AppendAsync(Review(context), AuditAction.Containment, AuditOutcome.MinorFailure, null,
-            entries.Select(e => new AuditedRecord(AuditEventType, AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken,
-            Stated(context, "guard: " + decision.Verdict + " (" + AuditDescriptions.Action(AuditAction.AuditRead) + ")"));
+        await AppendReadAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, entries,
+            Stated(context, "guard: " + decision.Verdict + " (" + AuditDescriptions.Action(AuditAction.AuditRead) + ")"), cancellationToken);
         return decision;
+    }
+
+    /// <summary>A reading of the log on the chain, shown or withheld: the entries it concerns listed a page's worth
+    /// (<see cref="MaxPage"/>) per act appended, so that a long read is several acts, each of a page's size.</summary>
+    private async Task AppendReadAsync(AccessContext context, AuditAction action, AuditOutcome outcome, IReadOnlyList<AuditEntry> entries, string? note,
+        CancellationToken cancellationToken)
+    {
+        if (entries.Count == 0)
+        {
+            await _trail.AppendAsync(Review(context), action, outcome, null, [], cancellationToken, note);
+            return;
+        }
+        foreach (var chunk in entries.Chunk(MaxPage))
+        {
+            await _trail.AppendAsync(Review(context), action, outcome, null,
+                chunk.Select(e => new AuditedRecord(AuditEventType, AuditEventId(e), e.Detail.Patient)).ToList(), cancellationToken, note);
+        }
     }
 
     private const string AuditEventType = "AuditEvent";

@@ -88,7 +88,7 @@ public static class BreachInvestigation
 
     /// <summary>The scope of <paramref name="principal"/>'s acts from <paramref name="from"/> (inclusive) to <paramref name="to"/>
     /// (exclusive), read by <paramref name="investigator"/> (who must be allowed to read the audit log); null when the log holds
-    /// no entry of that principal at all (at any time).</summary>
+    /// no entry of that principal at all (at any time). <see cref="AuditLogHeldException"/> when the guard holds a page of it.</summary>
     public static async Task<BreachScope?> ScopeAsync(VaubanStore store, AccessContext investigator, string principal, DateTimeOffset? from, DateTimeOffset? to,
         BreachLogCheck log, CancellationToken cancellationToken)
     {
@@ -108,6 +108,7 @@ public static class BreachInvestigation
             var page = await store.AuditLog.SearchPageAsync(investigator,
                 new AuditQuery { Agent = principal, From = from, To = to, Count = Page, BeforeSequence = before }, cancellationToken)
                 ?? throw new UnauthorizedAccessException("The audit log refused the investigator.");
+            if (page.Held is { } held) throw Withheld(held);
             foreach (var entry in page.Entries)
             {
                 examined++;
@@ -131,6 +132,7 @@ public static class BreachInvestigation
         {
             // Nothing in the window: a principal the log has never seen is a mistyped name, not an empty scope.
             var ever = await store.AuditLog.SearchPageAsync(investigator, new AuditQuery { Agent = principal, Count = 0 }, cancellationToken);
+            if (ever?.Held is { } held) throw Withheld(held);
             if (ever?.Total is null or 0) return null;
         }
         var patients = reached.Select(p => p.Value.ToPatient(p.Key, canaries.Contains(p.Key)))
@@ -140,6 +142,11 @@ public static class BreachInvestigation
         return new BreachScope(principal, kind.Length == 0 ? (principal.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal) ? "person" : "client") : kind,
             from, to, log, patients, refused, refusedPatients.Count, refusedCanaries, examined);
     }
+
+    /// <summary>The guard held a page of the principal's entries (the operator is never held; an officer investigating can be):
+    /// no scope, rather than one that leaves out the patients of the pages withheld, or "no such principal" for a count withheld.</summary>
+    private static AuditLogHeldException Withheld(Guard.GuardDecision held) =>
+        new($"The breach scope was withheld by the guard ({held.Verdict}): no partial scope is given. `vauban breach` computes it at the server.", held);
 
     /// <summary>Whether an entry is data that left (or a write): a successful reaching act. A count alone (a search's, a history's,
     /// $everything's with _count=0) returns no record.</summary>

@@ -150,6 +150,8 @@ internal static class AuditCommands
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");
             var history = (await Web.PatientAccessHistory.ReadAsync(store, context, id, count, token))!; // the operator reads the log
+            // The guard admits the operator; were it ever to hold the history, no line is no history.
+            if (history.Held is { } held) throw new InvalidOperationException($"The guard held the access history ({held.Verdict}): nothing is shown. {held.Reason}");
             Console.WriteLine($"Access history of Patient/{id} in {owner.Name} ({Counted.En(history.Lines.Count, "entry", "entries")}, newest first)");
             Console.WriteLine("when (UTC)\twho\trole\tservice\twhat\trecords\twhy\toutcome\tfrom");
             foreach (var line in history.Lines)

@@ -2,7 +2,8 @@
 // opened them, which service, why), so a stolen officer session must not walk the whole log. Past her hour's step-up level she
 // proves both factors again — over FHIR (401, RFC 9470) and at the console (to /account/reauth and back, the patient id kept) —
 // and beyond its suspension level her session is suspended, the withheld entries on the chain as such. A canary named by an entry
-// is the incident she looks into: it contains no one.
+// is the incident she looks into: it contains no one. A reading the guard holds is never given as empty or partial: a patient's
+// history longer than a page is weighed whole, and a search or a breach scope with no room for the refusal throws it.
 using System.Net;
 using Vauban.Access;
 using Vauban.Audit;
@@ -19,6 +20,9 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
 
     /// <summary>This establishment's officer proves both factors again at 5 patients' entries in an hour, and is suspended beyond 8.</summary>
     private const int StepUp = 5, Suspend = 8;
+
+    /// <summary>… and proves them again at this many entries returned by her searches in an hour: a little more than a page.</summary>
+    private const int SearchRecordsStepUp = AuditLog.MaxPage + 5;
 
     private readonly Engine _engine;
     private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
@@ -40,7 +44,12 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
             {
                 Roles = new Dictionary<StaffRole, GuardLimits>
                 {
-                    [StaffRole.SecurityOfficer] = new() { PatientsPerHour = new(StepUp: StepUp, Suspend: Suspend), PatientsPerDay = new(StepUp: 50, Suspend: 100) },
+                    [StaffRole.SecurityOfficer] = new()
+                    {
+                        PatientsPerHour = new(StepUp: StepUp, Suspend: Suspend),
+                        PatientsPerDay = new(StepUp: 50, Suspend: 100),
+                        SearchRecordsPerHour = new(StepUp: SearchRecordsStepUp, Suspend: 10_000),
+                    },
                 },
             },
         },
@@ -76,6 +85,14 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
     }
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    /// <summary>The officer as a host calling the audit log outside a request would name her: weighed by the guard as herself.</summary>
+    private async Task<AccessContext> OfficerContextAsync()
+    {
+        var officer = (await _server.Store.Accounts.FindAsync(_tenant, OfficerEmail, None))!;
+        return new AccessContext(new Principal(PrincipalKind.Person, officer.PrincipalId, "Sophie Garde", StaffUser.PersonScopes) { Role = StaffRole.SecurityOfficer },
+            _tenant, KnownPurposes.Treatment);
+    }
 
     private Task<StaffClient> OfficerAsync() => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, OfficerEmail, Password, _secret, _time);
 
@@ -183,6 +200,55 @@ public abstract class AuditLogGuardTests : IAsyncLifetime
         var (answered, history) = await officer.SubmitAsync("/security/access", new Dictionary<string, string> { ["PatientId"] = _patients[StepUp - 1] });
         Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
         Assert.NotNull(StaffClient.ById(history, "history"));
+    }
+
+    [Fact]
+    public async Task A_patients_access_history_longer_than_a_page_is_weighed_whole_and_held_none_of_it_is_on_the_chain_as_read()
+    {
+        // A history of more than a page (1,000 entries), past the officer's step-up level for search results only once its second
+        // page is counted: read page by page, its first page was admitted and put on the chain as read, its second held.
+        var patient = _patients[0];
+        await Task.WhenAll(Enumerable.Range(0, AuditLog.MaxPage + 10).Select(_ => _server.Store.Audit.AppendAsync(AccessContext.Operator(_tenant, "test"),
+            AuditAction.Read, AuditOutcome.Success, "Patient", [new AuditedRecord("Patient", patient, patient)], None)));
+        var total = (await _server.Store.AuditLog.SearchPageAsync(AccessContext.Operator(_tenant, "test"), new AuditQuery { Patient = patient, Count = 0 }, None))!.Total;
+        Assert.True(total > SearchRecordsStepUp, $"{total} entries");
+
+        var history = await Vauban.Web.PatientAccessHistory.ReadAsync(_server.Store, await OfficerContextAsync(), patient, 2 * AuditLog.MaxPage, None);
+
+        // The refusal, and not a line: the console sends her to prove both factors again, the whole history asked again after.
+        Assert.Equal(GuardVerdict.StepUp, history!.Held?.Verdict);
+        Assert.Empty(history.Lines);
+        // On the chain: none of it as read by her, every entry of it as withheld.
+        Assert.Empty(await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.AuditRead));
+        var withheld = await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.Containment);
+        Assert.All(withheld, e => Assert.Equal(patient, e.Detail.Patient));
+        Assert.Equal(total, withheld.SelectMany(e => e.Detail.Records).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_search_of_the_log_the_guard_holds_throws_its_refusal_instead_of_saying_nothing_was_found()
+    {
+        // Every entry so far: the creations of 10 patients, beyond her suspension level of 8 in an hour.
+        var officer = await OfficerContextAsync();
+        var held = await Assert.ThrowsAsync<AuditLogHeldException>(() => _server.Store.AuditLog.SearchAsync(officer, new AuditQuery { Count = 100 }, None));
+        Assert.Equal(GuardVerdict.Suspended, held.Decision?.Verdict);
+        Assert.StartsWith("The guard held this search of the audit log (Suspended).", held.Message, StringComparison.Ordinal);
+        // What it withheld is on the chain as such, as for a page or an entry held.
+        var withheld = await _server.AuditEntriesOfAsync(_tenant, OfficerEmail, AuditAction.Containment);
+        Assert.All(_patients, p => Assert.Contains(withheld, e => e.Detail.Patient == p));
+    }
+
+    [Fact]
+    public async Task A_breach_scope_the_guard_holds_from_an_officer_fails_saying_so_rather_than_reporting_no_one()
+    {
+        // The operator's acts (the creations of 10 patients), investigated by the officer rather than at the server: a page of
+        // them is beyond her suspension level. Ignored, the held page was an empty one — "no such principal", or no patient.
+        var log = await Vauban.Breach.BreachInvestigation.CheckLogAsync(_server.Store, _tenant, None);
+        var officer = await OfficerContextAsync();
+        var held = await Assert.ThrowsAsync<AuditLogHeldException>(() =>
+            Vauban.Breach.BreachInvestigation.ScopeAsync(_server.Store, officer, "cli:" + Environment.UserName, null, null, log, None));
+        Assert.Equal(GuardVerdict.Suspended, held.Decision?.Verdict);
+        Assert.Equal("The breach scope was withheld by the guard (Suspended): no partial scope is given. `vauban breach` computes it at the server.", held.Message);
     }
 }
 
