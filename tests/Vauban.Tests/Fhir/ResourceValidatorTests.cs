@@ -588,6 +588,14 @@ public class ResourceValidatorTests
     }
 
     [Fact]
+    public void A_narrative_longer_than_the_reader_takes_is_refused_as_too_long_not_as_ill_formed()
+    {
+        var div = "<div xmlns=\"http://www.w3.org/1999/xhtml\">" + new string('x', 8 * 1024 * 1024) + "</div>";
+        var issue = Assert.Single(Validate(Narrative(div)), i => i.Location == "Patient.text.div");
+        Assert.Contains("the narrative is longer than 8,388,608 characters.", issue.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void A_narrative_of_basic_formatting_links_images_and_styles_is_valid()
     {
         const string Div = "<div xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"fr\"><p style=\"color: red\">Marie <b>DUPONT</b></p>"

@@ -252,13 +252,18 @@ internal static class PrimitiveFormats
         "noshade", "longdesc", "hspace", "vspace", "hreflang", "rel", "rev", "shape", "coords",
     }.ToFrozenSet(StringComparer.Ordinal);
 
+    /// <summary>Longest narrative div read (8 Mi characters).</summary>
+    public const int MaxNarrativeCharacters = 8 * 1024 * 1024;
+
     /// <summary>What makes a narrative's div something R4 does not allow, or null: not well-formed XML, a root that is not an
     /// XHTML div, an element or attribute outside txt-1's basic HTML (scripts, forms, frames, objects, event handlers), a link
     /// or image whose URL would run code, or no content at all (txt-2). Names only elements and attributes it knows, never
     /// the text. A document type (and so any entity expansion) is refused.</summary>
     public static string? XhtmlProblem(string div)
     {
-        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, IgnoreComments = true, IgnoreProcessingInstructions = false, MaxCharactersInDocument = 8 * 1024 * 1024 };
+        // Said as such: the reader's limit below was told as "not well-formed XML" (an import of a long narrative, a probe).
+        if (div.Length > MaxNarrativeCharacters) return "the narrative is longer than " + MaxNarrativeCharacters.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " characters.";
+        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null, IgnoreComments = true, IgnoreProcessingInstructions = false, MaxCharactersInDocument = MaxNarrativeCharacters };
         try
         {
             using var reader = XmlReader.Create(new StringReader(div), settings);
