@@ -1,5 +1,5 @@
 // The command tree. Each verb has --help; errors the operator can fix are printed as one clear line
-// with exit code 1 (2 for usage errors, from the parser), never a stack trace.
+// with exit code 1 (2 for usage errors: UsageError), never a stack trace.
 using System.CommandLine;
 
 namespace Vauban.Cli;
@@ -131,12 +131,17 @@ internal static class VaubanCommands
     public static bool IsBaseUrl(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Uri? url) =>
         Uri.TryCreate(text, UriKind.Absolute, out url) && url.Scheme is "http" or "https" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0;
 
-    /// <summary>Runs a verb, turning the operator's mistakes into one readable line.</summary>
+    /// <summary>Runs a verb, turning the operator's mistakes into one readable line; a <see cref="UsageException"/> goes on to
+    /// <see cref="UsageError.Report"/>, which names the verb's help.</summary>
     public static async Task<int> RunAsync(Func<CancellationToken, Task<int>> action, CancellationToken cancellationToken)
     {
         try
         {
             return await action(cancellationToken);
+        }
+        catch (UsageException)
+        {
+            throw;
         }
         catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException
             or Audit.AuditUnavailableException)
