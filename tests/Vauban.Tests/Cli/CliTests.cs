@@ -667,7 +667,6 @@ public class CliTests : IDisposable
         foreach (var bad in new[]
         {
             $"guard approve-export --tenant chu-export {jobs[0]} {DbArgs}",
-            $"guard approve-export --tenant chu-export not-a-job {DbArgs}",
             $"guard deny-export --tenant no-such-tenant {jobs[1]} {DbArgs}",
         })
         {
@@ -675,6 +674,10 @@ public class CliTests : IDisposable
             Assert.True(exit == 1, bad + " → " + output);
             Assert.StartsWith("error: ", output);
         }
+        // An id that cannot be one is a usage error (exit 2), as a number out of its range is; it was exit 1, as a refusal.
+        var malformed = await RunAsync($"guard approve-export --tenant chu-export not-a-job {DbArgs}");
+        Assert.True(malformed.Exit == 2, malformed.Output);
+        Assert.StartsWith("error: 'not-a-job' is not an export job id: one is 22 letters, digits, '-' or '_', as 'vauban guard exports' lists them.", malformed.Output, StringComparison.Ordinal);
         Assert.DoesNotContain(jobs[0], (await RunAsync($"guard exports --tenant chu-export {DbArgs}")).Output, StringComparison.Ordinal);
     }
 
@@ -707,9 +710,11 @@ public class CliTests : IDisposable
         var duplicate = await RunAsync($"users add --tenant chu-cli --email CLAIRE.MARTIN@chu.example --role nurse {DbArgs}");
         Assert.Equal(1, duplicate.Exit);
         Assert.StartsWith("error: ", duplicate.Output);
+        // A role that is none is a usage error (exit 2), as an unknown --purpose is; it was exit 1, as a refusal.
         var badRole = await RunAsync($"users add --tenant chu-cli --email x@chu.example --role surgeon-general {DbArgs}");
-        Assert.Equal(1, badRole.Exit);
-        Assert.Contains("Unknown role", badRole.Output);
+        Assert.Equal(2, badRole.Exit);
+        Assert.StartsWith("error: --role: 'surgeon-general' is not a role (one of: Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer, Administrator).", badRole.Output, StringComparison.Ordinal);
+        Assert.Equal(2, (await RunAsync($"users add --tenant chu-cli --email x@chu.example --role 2 {DbArgs}")).Exit); // a number Enum.TryParse takes
         var badEmail = await RunAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}");
         Assert.Equal(1, badEmail.Exit);
         var escaped = await RunAsync(["users", "add", "--tenant", "chu-cli", "--email", "x\u001b[2J@chu.example", "--role", "nurse", .. DbArgs.Split(' ')]);
@@ -1327,11 +1332,12 @@ public class CliTests : IDisposable
     [Theory]
     [InlineData("tenants add chu")]
     [InlineData("tenants list")]
-    public async Task A_folder_given_as_the_store_is_named_as_a_folder(string verb)
+    [InlineData("serve")]
+    public async Task A_folder_given_as_the_store_is_a_usage_error_naming_it_as_a_folder(string verb)
     {
         var (exit, output) = await RunAsync($"{verb} --db {_directory} --master-key-file {Path.Combine(_directory, "master.key")}");
-        Assert.Equal(1, exit);
-        Assert.Contains($"{_directory} is a folder: the store is a SQLite file, for example {Path.Combine(_directory, "vauban.db")}", output, StringComparison.Ordinal);
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"error: --db: {_directory} is a folder: the store is a SQLite file, for example {Path.Combine(_directory, "vauban.db")}", output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_directory, "master.key"))); // no key made for a store that cannot be
     }
 
@@ -1733,31 +1739,37 @@ public class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban")]
-    [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw")]
-    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue")]
-    public async Task A_malformed_PostgreSQL_connection_string_is_one_line_that_does_not_repeat_its_password(string db)
+    [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban", "not a postgres://user:password@host:port/database URI (Invalid URI: Invalid port specified.).")]
+    [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw", "the value given for 'port' cannot be used.")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue", "'colour' is not a keyword of Npgsql's connection strings")]
+    [InlineData("Host=127.0.0.1;Username=vauban;S3cret-pw", "it is not Keyword=value pairs separated by ';'")]
+    public async Task A_malformed_PostgreSQL_connection_string_is_a_usage_error_that_does_not_repeat_its_password(string db, string problem)
     {
-        var (exit, output) = await RunAsync($"tenants list --db {db} --master-key-file {Path.Combine(_directory, "master.key")}");
-        Assert.Equal(1, exit);
-        Assert.StartsWith("error: The PostgreSQL connection string is not valid", output, StringComparison.Ordinal);
-        Assert.Single(output.Trim().Split('\n'));
-        Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
+        var (exit, output, error) = await CliRunner.RunApartAsync(["tenants", "list", "--db", db, "--master-key-file", Path.Combine(_directory, "master.key")]);
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.Equal(2, lines.Count);
+        Assert.StartsWith($"error: --db: the PostgreSQL connection string is not valid: {problem}", lines[0], StringComparison.Ordinal);
+        Assert.Equal("Try 'vauban tenants list --help'.", lines[1]);
+        Assert.DoesNotContain("S3cret-pw", error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_directory, "master.key")));
     }
 
     [Theory]
-    [InlineData("Server=127.0.0.1;Port=1;Database=vauban;Username=vauban;Password=S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
-    [InlineData("host=127.0.0.1;port=1;database=vauban;user id=vauban;password=S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
-    [InlineData("Host = 127.0.0.1; Port = 1; Database = vauban; Password = S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
-    [InlineData("Database=vauban;Username=vauban;Password=S3cret-pw", "The PostgreSQL connection string is not valid: it names no host")]
-    [InlineData("postgres://vauban:12/S3cret-pw@127.0.0.1:1/vauban", "The PostgreSQL connection string is not valid")]
-    public async Task A_PostgreSQL_connection_string_in_any_spelling_is_never_taken_for_a_SQLite_path_nor_printed_with_its_password(string db, string error)
+    // A server that cannot be reached is a failure of the verb (1); a string that cannot be read, a usage error (2).
+    [InlineData("Server=127.0.0.1;Port=1;Database=vauban;Username=vauban;Password=S3cret-pw", 1, "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("host=127.0.0.1;port=1;database=vauban;user id=vauban;password=S3cret-pw", 1, "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("Host = 127.0.0.1; Port = 1; Database = vauban; Password = S3cret-pw", 1, "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("Database=vauban;Username=vauban;Password=S3cret-pw", 2, "--db: the PostgreSQL connection string is not valid: it names no host")]
+    [InlineData("postgres://vauban:12/S3cret-pw@127.0.0.1:1/vauban", 2, "--db: the PostgreSQL connection string is not valid")]
+    public async Task A_PostgreSQL_connection_string_in_any_spelling_is_never_taken_for_a_SQLite_path_nor_printed_with_its_password(string db, int code, string error)
     {
         // tenants add may make a new SQLite store: a connection string taken for a path became a file named after it, password included.
         var (exit, output) = await RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Path.Combine(_directory, "master.key")]);
-        Assert.Equal(1, exit);
+        Assert.Equal(code, exit);
         Assert.StartsWith("error: " + error, output, StringComparison.Ordinal);
-        Assert.Single(output.Trim().Split('\n'));
+        Assert.Equal(code == 1 ? 1 : 2, output.Trim().Split('\n').Length); // a usage error's second line names the verb's help
         Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
         Assert.False(File.Exists(db));
     }
@@ -1997,13 +2009,14 @@ public class CliTests : IDisposable
         Assert.True(witnessed.Exit == 0, witnessed.Output);
         Assert.Contains("witnessed tree heads reproduced", witnessed.Output, StringComparison.Ordinal);
         await File.WriteAllTextAsync(witness, "{\"tenant\": \"chu-audit\"}");
+        // A witness that cannot be read as one is a usage error (exit 2), as a missing one is: nothing was verified.
         var unreadable = await RunAsync($"audit verify --witness {witness} {DbArgs}");
-        Assert.Equal(1, unreadable.Exit);
+        Assert.Equal(2, unreadable.Exit);
         Assert.Contains("is not a checkpoint export", unreadable.Output, StringComparison.Ordinal);
         // An export holding no tree head witnesses nothing: it passed as "0 witnessed tree heads reproduced".
         await File.WriteAllTextAsync(witness, "{\"tenant\": \"chu-audit\", \"checkpoints\": []}");
         var empty = await RunAsync($"audit verify --witness {witness} {DbArgs}");
-        Assert.Equal(1, empty.Exit);
+        Assert.Equal(2, empty.Exit);
         Assert.Contains("holds no tree head", empty.Output, StringComparison.Ordinal);
 
         // Someone with the file deletes the first entry: verify says where, and exits 3.
