@@ -14,11 +14,13 @@ internal static class ImportCommand
         var import = new Command("import", "Load FHIR R4 Bundles (transaction, batch or collection) from a JSON file or every *.json file of a folder and its subfolders.");
         var path = new Argument<string>("path") { Description = "A bundle .json file, or a folder of them." };
         var tenant = new Option<string?>("--tenant") { Description = "The establishment to load into (may be omitted when the store has exactly one)." };
-        // A path that names nothing is a usage error (exit 2), like a missing argument.
+        // A path that names nothing, or a pipe, socket or device (never opened: FileKind), is a usage error (exit 2), like a
+        // missing argument.
         path.Validators.Add(result =>
         {
             var given = result.GetValueOrDefault<string>();
             if (given is not null && !Directory.Exists(given) && !File.Exists(given)) result.AddError($"'{given}' is neither a file nor a folder.");
+            else if (given is not null && FileKind.NotRegular(given) is { } kind) result.AddError($"'{given}' is {kind}, not a regular file: name a bundle file or a folder of them.");
         });
         import.Arguments.Add(path);
         import.Options.Add(tenant);
@@ -111,7 +113,7 @@ internal static class ImportCommand
     }
 
     /// <summary>The largest bundle file read: a file is read whole, and parsed, before anything of it is loaded (a 50 MB bundle
-    /// took ~580 MB of memory), and a device named as a file (/dev/zero) never ends.</summary>
+    /// took ~580 MB of memory), and a file still growing may not end (a device is not opened at all: FileKind).</summary>
     internal const long MaxFileBytes = 256L * 1024 * 1024;
 
     /// <summary>What a file's result lists of the entries that were not loaded, each on its own line, at most.</summary>
@@ -131,6 +133,8 @@ internal static class ImportCommand
     public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, string name, CancellationToken cancellationToken,
         ProgressTask? bar = null, List<ImportItem>? waiting = null)
     {
+        // A folder's pipe, socket or device is that file's failure, told without opening it: opening a pipe waited for ever.
+        if (FileKind.NotRegular(file) is { } kind) return (false, $"is {kind}, not a regular file: not read, nothing of it loaded.");
         byte[] bytes;
         try
         {

@@ -99,13 +99,14 @@ internal static class VaubanCommands
     }
 
     /// <summary>A file the verb reads (--jwks, --witness, --guard-config): one that is not there is a usage error (exit 2), as a
-    /// missing argument is.</summary>
+    /// missing argument is, and so is a pipe, a socket or a device, which reading would wait on or never end (FileKind).</summary>
     private static FileInfo? ExistingFile(System.CommandLine.Parsing.ArgumentResult result, string option)
     {
         var text = Given(result);
         if (string.IsNullOrWhiteSpace(text)) result.AddError($"{option}: the path is empty; name the file.");
         else if (Directory.Exists(text)) result.AddError($"{option}: {Path.GetFullPath(text)} is a folder; name the file.");
         else if (!File.Exists(text)) result.AddError($"{option}: no file at {Path.GetFullPath(text)}.");
+        else if (FileKind.NotRegular(text) is { } kind) result.AddError($"{option}: {Path.GetFullPath(text)} is {kind}, not a regular file.");
         else return new FileInfo(text);
         return null;
     }

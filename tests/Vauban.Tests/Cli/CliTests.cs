@@ -1475,10 +1475,61 @@ public class CliTests : IDisposable
             Assert.Equal(1, (await store.Records.ReadAsync(context, "Patient", "loop-1", CancellationToken.None)).Version);
         }
 
-        // A device named as a bundle never ends: refused past the size a bundle may have, nothing loaded, the process still standing.
-        var (zeroExit, zero) = await RunAsync($"import /dev/zero --tenant chu-liens {DbArgs}");
-        Assert.Equal(1, zeroExit);
-        Assert.Contains("failed zero: is larger than 256 MiB: split it into smaller bundles (nothing of it was loaded).", zero, StringComparison.Ordinal);
+        // A file larger than a bundle may be (or still growing) is refused past that size, nothing loaded, the process still standing.
+        var large = Path.Combine(_directory, "large.json");
+        await using (var sparse = File.Create(large)) sparse.SetLength(Vauban.Cli.ImportCommand.MaxFileBytes + 1);
+        var (largeExit, refused) = await RunAsync($"import {large} --tenant chu-liens {DbArgs}");
+        Assert.Equal(1, largeExit);
+        Assert.Contains("failed large.json: is larger than 256 MiB: split it into smaller bundles (nothing of it was loaded).", refused, StringComparison.Ordinal);
+    }
+
+    /// <summary>Opening a named pipe for reading waits for a writer: `import` given one, or a folder holding one, hung for ever; a
+    /// device never ends. Each is refused, named, without being opened: the path typed as a usage error, a folder's as that file's
+    /// failure beside the others loaded.</summary>
+    [Fact]
+    public async Task Importing_a_named_pipe_a_socket_or_a_device_refuses_it_by_name_without_opening_it()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        Assert.Equal(0, (await RunAsync($"tenants add chu-tubes {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "tubes");
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "a.json"),
+            $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Tube", id: "tube-1")}} } ] }""");
+        var pipe = Path.Combine(folder, "sub", "x.json");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", pipe)) await mkfifo.WaitForExitAsync();
+        File.CreateSymbolicLink(Path.Combine(folder, "zero.json"), "/dev/zero");
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(folder, "s.json")));
+        try
+        {
+            // On another thread, and bounded: a reader blocked in open() would hold this one for ever.
+            var (exit, output) = await Task.Run(() => RunAsync($"import {folder} --tenant chu-tubes {DbArgs}")).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(exit == 1, output);
+            var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+            Assert.Equal([
+                "ok a.json: 1 created, 0 updated, 0 rejected.",
+                "failed s.json: is a socket, not a regular file: not read, nothing of it loaded.",
+                $"failed {Path.Combine("sub", "x.json")}: is a named pipe (FIFO), not a regular file: not read, nothing of it loaded.",
+                "failed zero.json: is a character device, not a regular file: not read, nothing of it loaded.",
+            ], lines);
+
+            var named = await Task.Run(() => RunAsync($"import {pipe} --tenant chu-tubes {DbArgs}")).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(2, named.Exit);
+            Assert.StartsWith($"error: '{pipe}' is a named pipe (FIFO), not a regular file: name a bundle file or a folder of them.", named.Output, StringComparison.Ordinal);
+            var device = await RunAsync($"import /dev/zero --tenant chu-tubes {DbArgs}");
+            Assert.Equal(2, device.Exit);
+            Assert.StartsWith("error: '/dev/zero' is a character device, not a regular file: name a bundle file or a folder of them.", device.Output, StringComparison.Ordinal);
+            // So is a file an option names (a witness read whole would wait as long).
+            var witness = await Task.Run(() => RunAsync($"audit verify --witness {pipe} {DbArgs}")).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(2, witness.Exit);
+            Assert.StartsWith($"error: --witness: {pipe} is a named pipe (FIFO), not a regular file.", witness.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            // Whatever still waits on the pipe (this test failing) is given a writer, and an end; opened read-write, the pipe
+            // does not wait for a reader.
+            using (new FileStream(pipe, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+        }
     }
 
     [Fact]
