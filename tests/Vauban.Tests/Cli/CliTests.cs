@@ -1532,6 +1532,44 @@ public class CliTests : IDisposable
         }
     }
 
+    /// <summary>POST /fhir/Patient refuses a body over --max-resource-kib (413); an import loaded the same resource at any size.
+    /// Now a resource over that limit — 1024 KiB, or the import's own --max-resource-kib as serve's — is not loaded, named with
+    /// the other entries not loaded, in a collection, a batch (that entry) and a transaction (all of it, as the API refuses it).</summary>
+    [Fact]
+    public async Task Importing_does_not_load_a_resource_larger_than_the_API_accepts_for_one_resource()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-lourd {DbArgs}")).Exit);
+        // 2 MB of extensions, which nothing indexes: only its size is against it.
+        var notes = string.Join(", ", Enumerable.Repeat($$"""{ "url": "http://example.org/fhir/StructureDefinition/note", "valueString": "{{new string('x', 1000)}}" }""", 2100));
+        var big = Samples.Patient(family: "Lourd", id: "big-1").TrimStart().Insert(1, $"\"extension\": [{notes}],");
+        var small = Samples.Patient(family: "Leger", id: "small-1");
+        string Bundle(string type) => type == "collection"
+            ? $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{big}} }, { "resource": {{small}} } ] }"""
+            : $$"""
+              { "resourceType": "Bundle", "type": "{{type}}", "entry": [
+                { "resource": {{big}}, "request": { "method": "PUT", "url": "Patient/big-1" } },
+                { "resource": {{small}}, "request": { "method": "PUT", "url": "Patient/small-1" } } ] }
+              """;
+        static string TooLarge(string where) => $"{where}: the resource is larger than the configured limit of 1024 KiB for one resource.";
+        foreach (var (type, said) in new[]
+        {
+            ("collection", "failed collection.json: 1 created, 0 updated, 1 rejected.\n  " + TooLarge("Bundle.entry[0] (Patient/big-1)")),
+            ("batch", "failed batch.json: batch: 1 of 2 entries applied, 1 failed.\n  Bundle.entry[0] (413): " + TooLarge("Bundle.entry[0]")),
+            ("transaction", "failed transaction.json: transaction refused (HTTP 413), nothing loaded: " + TooLarge("Bundle.entry[0]")),
+        })
+        {
+            var file = Path.Combine(_directory, type + ".json");
+            await File.WriteAllTextAsync(file, Bundle(type));
+            var (exit, output) = await RunAsync($"import {file} --tenant chu-lourd {DbArgs}");
+            Assert.True(exit == 1, output);
+            Assert.Equal(said, output.Trim().ReplaceLineEndings("\n"));
+        }
+        // Within a larger limit, as a server started with it would take it.
+        var within = await RunAsync($"import {Path.Combine(_directory, "collection.json")} --tenant chu-lourd --max-resource-kib 4096 {DbArgs}");
+        Assert.True(within.Exit == 0, within.Output);
+        Assert.Equal("ok collection.json: 1 created, 1 updated, 0 rejected.", within.Output.Trim());
+    }
+
     [Fact]
     public async Task Importing_lists_the_entries_it_refused_in_entry_order()
     {
