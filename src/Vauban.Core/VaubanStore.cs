@@ -289,11 +289,15 @@ public sealed class VaubanStore : IAsyncDisposable
     /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
     public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
 
-    /// <summary>Refuses a --db naming a folder (a SQLite store is a file), before anything — a master key — is made for it.</summary>
-    public static void RefuseFolder(string db)
+    /// <summary>What is wrong with a --db value as written, found without opening anything (so before a master key is made for it):
+    /// a folder where a SQLite file is meant, a PostgreSQL connection string that cannot be read; null when nothing is (a server
+    /// that cannot be reached, a wrong password, is found by opening the store).</summary>
+    public static string? DbProblem(string db)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(db);
-        if (!StoreDatabase.LooksLikePostgres(db)) SqliteDatabase.RefuseFolder(Path.GetFullPath(db));
+        if (!StoreDatabase.LooksLikePostgres(db)) return SqliteDatabase.FolderProblem(Path.GetFullPath(db));
+        _ = PostgresDatabase.Read(db, out var problem);
+        return problem;
     }
 
     /// <summary>Whether <paramref name="db"/> names an existing SQLite database file (its header; any, not only a Vauban store),

@@ -124,6 +124,14 @@ public sealed partial class RecordsService
         return found.Count == 0 ? null : Issue.Invalid(string.Join("; ", found.Select(i => $"{i.Location}: {i.Message}")), found[0].Location);
     }
 
+    /// <summary>The limit <paramref name="resource"/> is over, as written (its bytes in the body, as a single create's body is
+    /// measured); null when under it or there is none.</summary>
+    private static long? TooLarge(JsonElement resource, long? maxResourceBytes) =>
+        maxResourceBytes is { } limit && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource).Length > limit ? limit : null;
+
+    private static Issue ResourceTooLarge(string where, long limit) =>
+        Issue.Error("too-costly", $"{where}: the resource is larger than the configured limit of {limit / 1024} KiB for one resource.");
+
     /// <summary>The bundle's entries; what makes the whole bundle unreadable goes to <paramref name="issues"/>, what makes one
     /// entry unusable to that entry's <see cref="BundleEntry.Unusable"/>.</summary>
     private static List<BundleEntry> ParseEntries(JsonElement bundle, string bundleType, long? maxResourceBytes, List<Issue> issues)
@@ -265,10 +273,9 @@ public sealed partial class RecordsService
                 "GET" => segments.Length is 1 or 2 || (segments.Length == 4 && segments[2] == "_history"),
                 _ => false,
             };
-            if (ok && unusable is null && (method is "POST" or "PUT") && resource is { } body && maxResourceBytes is { } limit
-                && System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(body).Length > limit)
+            if (ok && unusable is null && (method is "POST" or "PUT") && resource is { } body && TooLarge(body, maxResourceBytes) is { } limit)
             {
-                unusable = (413, Issue.Error("too-costly", $"{where}: the resource is larger than the configured limit of {limit / 1024} KiB for one resource."));
+                unusable = (413, ResourceTooLarge(where, limit));
             }
             // As a single read or delete answers an id that cannot be one (the single interactions' 404), before anything is looked
             // up, audited or locked by the caller's text; a PUT's id is checked against its resource's.

@@ -162,9 +162,11 @@ public sealed partial class RecordsService
     /// <summary>The resources of a collection Bundle, for <see cref="ImportAsync"/>: each entry's resource with its id (a new
     /// one when it has none), and the urn:uuid: references between entries rewritten to the Type/id they name, as a
     /// transaction does (stored as they were, they pointed nowhere: a patient's observations were in no one's compartment).
-    /// What cannot be loaded — an entry without a resource, a fullUrl used twice, a urn:uuid: reference that names no entry —
-    /// goes to <paramref name="rejected"/>, naming the entry.</summary>
-    public static List<ImportItem> CollectionItems(JsonElement bundle, List<Issue> rejected)
+    /// What cannot be loaded — an entry without a resource, a fullUrl used twice, a urn:uuid: reference that names no entry, a
+    /// resource larger than <paramref name="maxResourceBytes"/> — goes to <paramref name="rejected"/>, naming the entry.</summary>
+    /// <param name="maxResourceBytes">The limit on one resource that the API holds a create or update to (its body, 413 above
+    /// it), so that an import does not bring in what the API refuses; null: no limit.</param>
+    public static List<ImportItem> CollectionItems(JsonElement bundle, List<Issue> rejected, long? maxResourceBytes = null)
     {
         ArgumentNullException.ThrowIfNull(rejected);
         var items = new List<ImportItem>();
@@ -209,6 +211,12 @@ public sealed partial class RecordsService
         }
         foreach (var (where, type, id, resource) in found)
         {
+            // Its fullUrl still resolves, to the record it would have been: what refers to it is then judged as it would be.
+            if (TooLarge(resource, maxResourceBytes) is { } limit)
+            {
+                rejected.Add(ResourceTooLarge(where, limit));
+                continue;
+            }
             if (ResourceStamp.UnresolvedUrnReference(resource, references) is { } unresolved)
             {
                 rejected.Add(Issue.Invalid($"{where}: the reference '{Shorten(unresolved)}' names no entry of this Bundle (no entry has it as fullUrl).",

@@ -350,11 +350,11 @@ internal sealed class SqliteDatabase : StoreDatabase
     /// <summary>A folder given as the store ("The file '…' already exists", from creating the file, said nothing useful).</summary>
     internal static void RefuseFolder(string full)
     {
-        if (Directory.Exists(full))
-        {
-            throw new VaubanConfigurationException($"{full} is a folder: the store is a SQLite file, for example {Path.Combine(full, "vauban.db")}.");
-        }
+        if (FolderProblem(full) is { } problem) throw new VaubanConfigurationException(problem);
     }
+
+    internal static string? FolderProblem(string full) =>
+        Directory.Exists(full) ? $"{full} is a folder: the store is a SQLite file, for example {Path.Combine(full, "vauban.db")}." : null;
 
     /// <summary>Whether the file at <paramref name="path"/> is a Vauban store, read without changing it: a SQLite database holding
     /// Vauban's schema_version table. An empty file (a mistyped `touch`, a truncated copy) or another application's SQLite
@@ -781,19 +781,7 @@ internal sealed class PostgresDatabase : StoreDatabase
 
     public PostgresDatabase(string connectionString)
     {
-        NpgsqlConnectionStringBuilder builder;
-        try
-        {
-            builder = new NpgsqlConnectionStringBuilder(ToKeyValue(connectionString));
-        }
-        catch (ArgumentException e)
-        {
-            throw new VaubanConfigurationException("The PostgreSQL connection string is not valid: " + e.Message, e);
-        }
-        if (string.IsNullOrWhiteSpace(builder.Host))
-        {
-            throw new VaubanConfigurationException("The PostgreSQL connection string is not valid: it names no host (Host=…, or postgres://user:password@host/database).");
-        }
+        var builder = Read(connectionString, out var problem) ?? throw new VaubanConfigurationException(problem!);
         builder.IncludeErrorDetail = false; // error details may quote row values
         if (builder.MaxPoolSize == 100) builder.MaxPoolSize = 32;
         // The same few statements run all day: let Npgsql prepare them server-side after first use.
@@ -951,6 +939,36 @@ internal sealed class PostgresDatabase : StoreDatabase
         await _dataSource.DisposeAsync();
     }
 
+    /// <summary>The connection string read, without connecting; null with the <paramref name="problem"/> told in the operator's
+    /// terms when it cannot be ("Couldn't set bogus (Parameter 'bogus')" was Npgsql's), never quoting a value: it may be the password.</summary>
+    public static NpgsqlConnectionStringBuilder? Read(string connectionString, out string? problem)
+    {
+        const string Invalid = "The PostgreSQL connection string is not valid: ";
+        problem = null;
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(ToKeyValue(connectionString));
+        }
+        catch (ArgumentException e)
+        {
+            problem = Invalid + e switch
+            {
+                { InnerException: KeyNotFoundException, ParamName: { } keyword } => $"'{keyword}' is not a keyword of Npgsql's connection strings (Host, Port, Database, Username, Password, …).",
+                { InnerException: not null, ParamName: { } keyword } when e.ParamName != "db" => $"the value given for '{keyword}' cannot be used.",
+                { ParamName: "db" } => e.Message.Replace(" (Parameter 'db')", ".", StringComparison.Ordinal),
+                _ => "it is not Keyword=value pairs separated by ';' (Host=…;Database=…;Username=…) or a postgres://user:password@host/database URI.",
+            };
+            return null;
+        }
+        if (string.IsNullOrWhiteSpace(builder.Host))
+        {
+            problem = Invalid + "it names no host (Host=…, or postgres://user:password@host/database).";
+            return null;
+        }
+        return builder;
+    }
+
     /// <summary>Accepts both key=value connection strings and postgres:// URIs.</summary>
     private static string ToKeyValue(string db)
     {
@@ -969,7 +987,7 @@ internal sealed class PostgresDatabase : StoreDatabase
         // host or the database, which the store's description and errors print.
         if (uri.AbsolutePath.Contains('@', StringComparison.Ordinal) || uri.AbsolutePath.TrimStart('/').Contains('/', StringComparison.Ordinal))
         {
-            throw new ArgumentException("a '/', '@', '?' or '#' in the user name or password must be percent-encoded (%2F, %40, %3F, %23)");
+            throw new ArgumentException("a '/', '@', '?' or '#' in the user name or password must be percent-encoded (%2F, %40, %3F, %23)", nameof(db));
         }
         var builder = new NpgsqlConnectionStringBuilder
         {

@@ -42,7 +42,7 @@ internal static class AuditCommands
             var witnessed = parse.GetValue(witness) is { } file ? ReadWitness(file) : null;
             if (witnessed is not null && parse.GetValue(tenant) is { } named && named != witnessed.Value.Tenant)
             {
-                throw new ArgumentException($"--witness holds the tree heads of '{witnessed.Value.Tenant}', not of '{named}'.");
+                throw new UsageException($"--witness holds the tree heads of '{witnessed.Value.Tenant}', not of '{named}'.");
             }
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var tenants = (witnessed?.Tenant ?? parse.GetValue(tenant)) is { } name
@@ -103,32 +103,35 @@ internal static class AuditCommands
         return verify;
     }
 
-    /// <summary>The tree heads of a <c>vauban audit checkpoints</c> export (its signatures are checked against the store's key).</summary>
+    /// <summary>The tree heads of a <c>vauban audit checkpoints</c> export (its signatures are checked against the store's key). A
+    /// file that cannot be read as one is a usage error (exit 2), as a missing one is: nothing was verified, and exit code 1 read
+    /// as a verification that failed.</summary>
     private static (string Tenant, List<AuditCheckpoint> Heads)? ReadWitness(FileInfo file)
     {
         const string Expected = "expected the JSON written by `vauban audit checkpoints`";
+        List<AuditCheckpoint> heads;
+        string tenant;
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(file.FullName));
             var root = document.RootElement;
-            var tenant = root.GetProperty("tenant").GetString() ?? throw new FormatException("no tenant");
-            var heads = root.GetProperty("checkpoints").EnumerateArray().Select(c => new AuditCheckpoint(
+            tenant = root.GetProperty("tenant").GetString() ?? throw new FormatException("no tenant");
+            heads = root.GetProperty("checkpoints").EnumerateArray().Select(c => new AuditCheckpoint(
                 c.GetProperty("tenantId").GetInt64(), c.GetProperty("size").GetInt64(), DateTimeOffset.FromUnixTimeMilliseconds(c.GetProperty("at").GetInt64()),
                 Convert.FromBase64String(c.GetProperty("root").GetString()!), Convert.FromBase64String(c.GetProperty("head").GetString()!),
                 c.GetProperty("keyVersion").GetInt32(), Convert.FromBase64String(c.GetProperty("signature").GetString()!))).ToList();
-            // An export with no tree head holds the log to nothing: "0 witnessed tree heads reproduced" read as a witness's OK.
-            if (heads.Count == 0) throw new ArgumentException($"--witness: {file.FullName} holds no tree head: it cannot witness anything.");
-            return (tenant, heads);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ArgumentException($"--witness: cannot read {file.FullName}: {(e is UnauthorizedAccessException ? "permission denied" : e.Message)}");
+            throw new UsageException($"--witness: cannot read {file.FullName}: {(e is UnauthorizedAccessException ? "permission denied" : e.Message)}");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException
-            or ArgumentException && !e.Message.StartsWith("--witness:", StringComparison.Ordinal))
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {
-            throw new ArgumentException($"--witness: {file.FullName} is not a checkpoint export ({Expected}).");
+            throw new UsageException($"--witness: {file.FullName} is not a checkpoint export ({Expected}).");
         }
+        // An export with no tree head holds the log to nothing: "0 witnessed tree heads reproduced" read as a witness's OK.
+        if (heads.Count == 0) throw new UsageException($"--witness: {file.FullName} holds no tree head: it cannot witness anything.");
+        return (tenant, heads);
     }
 
     private static Command Patient()

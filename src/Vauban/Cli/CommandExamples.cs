@@ -71,6 +71,7 @@ internal static class CommandExamples
         [
             new("One Bundle", "vauban import transfert.json --tenant chu-nantes"),
             new("Every *.json file of a folder and its subfolders", "vauban import ./export-ancien-dpi --tenant chu-nantes"),
+            new("Resources up to 4 MiB each, for a server started with --max-resource-kib 4096", "vauban import transfert.json --tenant chu-nantes --max-resource-kib 4096"),
         ],
         ["backup"] =
         [

@@ -40,13 +40,18 @@ internal static class ExportApprovalCommands
             approve ? "Approve a bulk export awaiting approval: its requester may then download it." : "Deny a bulk export awaiting approval: nothing is exported.");
         var tenant = TenantCommands.Option();
         var id = new Argument<string>("id") { Description = "The job id, as shown by 'vauban guard exports'." };
+        // An id that cannot be one is a usage error (exit 2), refused before the store is opened.
+        id.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string>() is { } given && !ExportJob.IsValidId(given))
+                result.AddError($"'{given}' is not an export job id: one is 22 letters, digits, '-' or '_', as 'vauban guard exports' lists them.");
+        });
         command.Options.Add(tenant);
         command.Arguments.Add(id);
         StoreArguments.AddTo(command);
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var job = parse.GetValue(id)!;
-            if (!ExportJob.IsValidId(job)) throw new ArgumentException("An export job id is 22 letters, digits, '-' or '_' (see: vauban guard exports).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var decision = await store.ExportApprovals.DecideAsync(AccessContext.Operator(owner, "export approval"), job, approve, token);

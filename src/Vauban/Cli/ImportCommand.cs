@@ -14,14 +14,19 @@ internal static class ImportCommand
         var import = new Command("import", "Load FHIR R4 Bundles (transaction, batch or collection) from a JSON file or every *.json file of a folder and its subfolders.");
         var path = new Argument<string>("path") { Description = "A bundle .json file, or a folder of them." };
         var tenant = new Option<string?>("--tenant") { Description = "The establishment to load into (may be omitted when the store has exactly one)." };
-        // A path that names nothing is a usage error (exit 2), like a missing argument.
+        // A resource the API would refuse for its size (413) is not brought in by an import either: it was, at any size.
+        var maxResource = ServeCommand.MaxResourceKib("Largest resource loaded, in KiB, as serve's --max-resource-kib: a larger one is not loaded (named with the other entries not loaded).");
+        // A path that names nothing, or a pipe, socket or device (never opened: FileKind), is a usage error (exit 2), like a
+        // missing argument.
         path.Validators.Add(result =>
         {
             var given = result.GetValueOrDefault<string>();
             if (given is not null && !Directory.Exists(given) && !File.Exists(given)) result.AddError($"'{given}' is neither a file nor a folder.");
+            else if (given is not null && FileKind.NotRegular(given) is { } kind) result.AddError($"'{given}' is {kind}, not a regular file: name a bundle file or a folder of them.");
         });
         import.Arguments.Add(path);
         import.Options.Add(tenant);
+        import.Options.Add(maxResource);
         StoreArguments.AddTo(import);
         import.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
@@ -33,6 +38,7 @@ internal static class ImportCommand
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
+            var maxResourceBytes = parse.GetValue(maxResource) * 1024L;
             var results = new List<(bool Ok, string Line)>();
             // A folder is one import: a record of a collection whose patient is in a later file waits for the last file.
             var waiting = files.Length > 1 ? new List<ImportItem>() : null;
@@ -40,7 +46,7 @@ internal static class ImportCommand
             string Named(string file) => Directory.Exists(target) ? Path.GetRelativePath(target, file) : Path.GetFileName(file);
             async Task ImportAsync(string file, ProgressTask? bar)
             {
-                var (ok, message) = await ImportFileAsync(store, context, file, Named(file), token, bar, waiting);
+                var (ok, message) = await ImportFileAsync(store, context, file, Named(file), maxResourceBytes, token, bar, waiting);
                 results.Add((ok, $"{(ok ? "ok" : "failed")} {Named(file)}: {message}"));
             }
             async Task ImportWaitingAsync()
@@ -111,26 +117,29 @@ internal static class ImportCommand
     }
 
     /// <summary>The largest bundle file read: a file is read whole, and parsed, before anything of it is loaded (a 50 MB bundle
-    /// took ~580 MB of memory), and a device named as a file (/dev/zero) never ends.</summary>
+    /// took ~580 MB of memory), and a file still growing may not end (a device is not opened at all: FileKind).</summary>
     internal const long MaxFileBytes = 256L * 1024 * 1024;
 
     /// <summary>What a file's result lists of the entries that were not loaded, each on its own line, at most.</summary>
     private const int ListedRejections = 20;
 
-    /// <summary>Loads one bundle file; <paramref name="bar"/>, when given, follows a collection's resources as they are stored.
-    /// The message says what was loaded and, one line each, which entries were not (and why). With <paramref name="waiting"/>
-    /// (a folder), a collection's records whose patient is neither in the store nor in the file are added to it, named by file
-    /// and entry, to be loaded once every file is (their patient may be in a later one), instead of being rejected.</summary>
     /// <summary>The entry a refusal names ("Bundle.entry[12] (Observation): …" → 12); those naming none last.</summary>
     private static int EntryIndex(string diagnostics) =>
         diagnostics.StartsWith("Bundle.entry[", StringComparison.Ordinal) && diagnostics.IndexOf(']', StringComparison.Ordinal) is > 13 and var end
             && int.TryParse(diagnostics.AsSpan(13, end - 13), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
             ? index : int.MaxValue;
 
+    /// <summary>Loads one bundle file; <paramref name="bar"/>, when given, follows a collection's resources as they are stored.
+    /// The message says what was loaded and, one line each, which entries were not (and why). With <paramref name="waiting"/>
+    /// (a folder), a collection's records whose patient is neither in the store nor in the file are added to it, named by file
+    /// and entry, to be loaded once every file is (their patient may be in a later one), instead of being rejected.</summary>
     /// <param name="name">How the file is named in the lines printed (its path under the folder imported).</param>
-    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, string name, CancellationToken cancellationToken,
-        ProgressTask? bar = null, List<ImportItem>? waiting = null)
+    /// <param name="maxResourceBytes">The largest resource loaded (the API's limit for one resource, 413 above it).</param>
+    public static async Task<(bool Ok, string Message)> ImportFileAsync(VaubanStore store, AccessContext context, string file, string name, long maxResourceBytes,
+        CancellationToken cancellationToken, ProgressTask? bar = null, List<ImportItem>? waiting = null)
     {
+        // A folder's pipe, socket or device is that file's failure, told without opening it: opening a pipe waited for ever.
+        if (FileKind.NotRegular(file) is { } kind) return (false, $"is {kind}, not a regular file: not read, nothing of it loaded.");
         byte[] bytes;
         try
         {
@@ -151,7 +160,7 @@ internal static class ImportCommand
         var type = root.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
         if (type is "transaction" or "batch")
         {
-            var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken);
+            var (status, body) = await store.Records.ProcessBundleAsync(context, root, "urn:vauban:import", cancellationToken, maxResourceBytes: maxResourceBytes);
             // Every entry the refusal names, as for a collection (one on the file's line, several one line each): quoting the
             // first only, an operator fixing it met the next at the next run.
             if (status >= 300)
@@ -164,7 +173,7 @@ internal static class ImportCommand
         if (type is null) return (false, "Bundle.type is missing or not a string (transaction, batch or collection).");
         if (type != "collection") return (false, $"Bundle.type '{type}' cannot be imported (transaction, batch or collection).");
         var rejected = new List<Vauban.Fhir.Issue>();
-        var items = RecordsService.CollectionItems(root, rejected);
+        var items = RecordsService.CollectionItems(root, rejected, maxResourceBytes);
         var label = bar?.Description;
         if (bar is not null) bar.MaxValue = Math.Max(1, items.Count);
         var summary = await store.Records.ImportAsync(context, items, bar is null ? null : new Reporter<int>(n => bar.Increment(n)), cancellationToken,

@@ -6,6 +6,11 @@ namespace Vauban.Cli;
 
 internal static class ServeCommand
 {
+    /// <summary>--max-resource-kib: serve's limit on one resource's body, and import's on one resource of a bundle (with the same
+    /// default), so that an import brings in nothing the API would refuse.</summary>
+    public static Option<int> MaxResourceKib(string description) =>
+        new Option<int>("--max-resource-kib") { Description = description, DefaultValueFactory = _ => Vauban.Web.ServerOptions.DefaultMaxResourceKib }.Within(1, 65536);
+
     public static Command Build()
     {
         var serve = new Command("serve", "Run the Vauban server: FHIR R4 API at /fhir and the OAuth 2.0 token endpoint.");
@@ -24,7 +29,7 @@ internal static class ServeCommand
             Description = $"The PEM private key of --tls-certificate (not readable by other users: chmod 600, or 640 with a group such as ssl-cert; if encrypted, its password in ${ServerCertificate.PasswordVariable}). Also $VAUBAN_TLS_KEY.",
         };
         var demo = new Option<bool>("--demo") { Description = "In a new store, create a demo establishment with synthetic patients and staff accounts; at each start print a new API client (the previous one revoked) and enrolment links. Refused on a store holding other establishments." };
-        var maxResource = new Option<int>("--max-resource-kib") { Description = "Largest accepted resource body, in KiB (larger: 413).", DefaultValueFactory = _ => 1024 }.Within(1, 65536);
+        var maxResource = MaxResourceKib("Largest accepted resource body, in KiB (larger: 413).");
         var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 }.Within(1, 1_048_576);
         var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 };
         var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 };

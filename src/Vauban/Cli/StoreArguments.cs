@@ -37,16 +37,21 @@ internal static class StoreArguments
         command.Options.Add(MasterKeyFile);
     }
 
+    /// <summary>The store named, refused as a usage error (exit 2) when it cannot name one as written — a folder, a PostgreSQL
+    /// connection string that cannot be read —, before anything is opened or made for it; a server that cannot be reached, a
+    /// wrong password, is a failure of the verb (exit 1).</summary>
     internal static string DbValue(ParseResult parse)
     {
         var db = parse.GetValue(Db) ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
-        return string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
+        db = string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
+        if (VaubanStore.DbProblem(db) is { } problem)
+            throw new UsageException((parse.GetValue(Db) is null ? "$VAUBAN_DB: " : "--db: ") + char.ToLowerInvariant(problem[0]) + problem[1..]);
+        return db;
     }
 
     public static StoreOptions Resolve(ParseResult parse)
     {
         var db = DbValue(parse);
-        VaubanStore.RefuseFolder(db);
         if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && parse.GetValue(MasterKeyFile) is not null)
         {
             // The variable takes precedence: a --master-key-file typed beside a leftover $VAUBAN_MASTER_KEY was silently ignored.

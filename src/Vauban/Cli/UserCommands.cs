@@ -41,6 +41,12 @@ internal static class UserCommands
         var tenant = TenantCommands.Option();
         var email = new Option<string>("--email") { Description = "The person's e-mail address (their sign-in name in this establishment).", Required = true };
         var role = new Option<string>("--role") { Description = "Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer or Administrator.", Required = true };
+        // A role that is none is a usage error (exit 2), as --purpose's code is, refused before the store is opened.
+        role.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string>() is { } given && Role(given) is null)
+                result.AddError($"--role: '{given}' is not a role (one of: {string.Join(", ", Enum.GetNames<StaffRole>())}).");
+        });
         var practitioner = new Option<string?>("--practitioner") { Description = "The Practitioner resource id the person acts as (care relationships name it)." };
         var service = new Option<string?>("--service") { Description = "The Organization resource id of the person's service." };
         var name = new Option<string?>("--name") { Description = "The display name, e.g. \"Dr Claire Martin\"." };
@@ -49,8 +55,7 @@ internal static class UserCommands
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            if (!Enum.TryParse<StaffRole>(parse.GetValue(role), ignoreCase: true, out var parsedRole) || !Enum.IsDefined(parsedRole) || int.TryParse(parse.GetValue(role), out _))
-                throw new ArgumentException($"Unknown role '{parse.GetValue(role)}' (one of: {string.Join(", ", Enum.GetNames<StaffRole>())}).");
+            var parsedRole = Role(parse.GetValue(role)!)!.Value;
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             // Care relationships name the practitioner, the console names the service: a mistyped id would leave the person
@@ -70,6 +75,10 @@ internal static class UserCommands
         }, ct));
         return add;
     }
+
+    /// <summary>The role named, in any case; null for a name that is none, or a number (which Enum.TryParse takes).</summary>
+    private static StaffRole? Role(string given) =>
+        Enum.TryParse<StaffRole>(given, ignoreCase: true, out var role) && Enum.IsDefined(role) && !int.TryParse(given, out _) ? role : null;
 
     private static Option<string> UrlOption()
     {

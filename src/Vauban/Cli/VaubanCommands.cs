@@ -1,5 +1,5 @@
 // The command tree. Each verb has --help; errors the operator can fix are printed as one clear line
-// with exit code 1 (2 for usage errors, from the parser), never a stack trace.
+// with exit code 1 (2 for usage errors: UsageError), never a stack trace.
 using System.CommandLine;
 
 namespace Vauban.Cli;
@@ -99,13 +99,14 @@ internal static class VaubanCommands
     }
 
     /// <summary>A file the verb reads (--jwks, --witness, --guard-config): one that is not there is a usage error (exit 2), as a
-    /// missing argument is.</summary>
+    /// missing argument is, and so is a pipe, a socket or a device, which reading would wait on or never end (FileKind).</summary>
     private static FileInfo? ExistingFile(System.CommandLine.Parsing.ArgumentResult result, string option)
     {
         var text = Given(result);
         if (string.IsNullOrWhiteSpace(text)) result.AddError($"{option}: the path is empty; name the file.");
         else if (Directory.Exists(text)) result.AddError($"{option}: {Path.GetFullPath(text)} is a folder; name the file.");
         else if (!File.Exists(text)) result.AddError($"{option}: no file at {Path.GetFullPath(text)}.");
+        else if (FileKind.NotRegular(text) is { } kind) result.AddError($"{option}: {Path.GetFullPath(text)} is {kind}, not a regular file.");
         else return new FileInfo(text);
         return null;
     }
@@ -131,12 +132,17 @@ internal static class VaubanCommands
     public static bool IsBaseUrl(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Uri? url) =>
         Uri.TryCreate(text, UriKind.Absolute, out url) && url.Scheme is "http" or "https" && url.Query.Length == 0 && url.Fragment.Length == 0 && url.UserInfo.Length == 0;
 
-    /// <summary>Runs a verb, turning the operator's mistakes into one readable line.</summary>
+    /// <summary>Runs a verb, turning the operator's mistakes into one readable line; a <see cref="UsageException"/> goes on to
+    /// <see cref="UsageError.Report"/>, which names the verb's help.</summary>
     public static async Task<int> RunAsync(Func<CancellationToken, Task<int>> action, CancellationToken cancellationToken)
     {
         try
         {
             return await action(cancellationToken);
+        }
+        catch (UsageException)
+        {
+            throw;
         }
         catch (Exception e) when (e is VaubanConfigurationException or ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException
             or Audit.AuditUnavailableException)

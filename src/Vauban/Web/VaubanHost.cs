@@ -8,7 +8,10 @@ namespace Vauban.Web;
 
 public sealed record ServerOptions(string Urls)
 {
-    public long MaxResourceBytes { get; init; } = 1024 * 1024;
+    /// <summary>The default limit on one resource's body, which `vauban import` holds a bundle's resources to as well.</summary>
+    public const int DefaultMaxResourceKib = 1024;
+
+    public long MaxResourceBytes { get; init; } = DefaultMaxResourceKib * 1024L;
     public long MaxBundleBytes { get; init; } = 32 * 1024 * 1024;
 
     /// <summary>The reverse proxies (addresses or networks) whose X-Forwarded-For, -Proto and -Host are believed: behind a

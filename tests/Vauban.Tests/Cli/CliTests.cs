@@ -109,22 +109,30 @@ public class CliTests : IDisposable
         Assert.Contains("Usage:", output);
     }
 
+    /// <summary>One line saying what is wrong and one pointing to the verb's help, on stderr: the whole help text was printed,
+    /// the line that mattered scrolled out of sight above it.</summary>
     [Theory]
-    [InlineData("frobnicate")]
-    [InlineData("tenants frobnicate --help")]
-    [InlineData("guard acknowledge --tenant t notanumber")]
-    [InlineData("tenants add")]
-    [InlineData("users list")]
-    [InlineData("seed --tenant t --patients many")]
-    [InlineData("audit verify --no-such-option")]
-    [InlineData("reindex --type Spaceship")]
-    [InlineData("audit verify --witness /nonexistent/witness.txt")] // a missing file, as --jwks's and import's
-    public async Task A_usage_error_exits_2_and_names_the_problem(string arguments)
+    [InlineData("frobnicate", "'frobnicate' is not a verb or option of 'vauban' (its verbs: serve, tenants,", "vauban")]
+    [InlineData("", "'vauban' needs a verb: serve, tenants, clients,", "vauban")]
+    [InlineData("users", "'vauban users' needs a verb: add, list, lock, unlock, revoke-sessions, enrol-link.", "vauban users")]
+    [InlineData("tenants frobnicate --help", "'frobnicate' is not a verb or option of 'vauban tenants' (its verbs: add, list).", "vauban tenants")]
+    [InlineData("breach frob --help", "Unrecognized command or argument 'frob'.", "vauban breach")]
+    [InlineData("guard acknowledge --tenant t notanumber", "'notanumber' is not an alert id", "vauban guard acknowledge")]
+    [InlineData("tenants add", "the argument <name> is missing.", "vauban tenants add")]
+    [InlineData("users list", "Option '--tenant' is required.", "vauban users list")]
+    [InlineData("seed --tenant t --patients many", "--patients: 'many' is not a whole number.", "vauban seed")]
+    [InlineData("audit verify --no-such-option", "Unrecognized command or argument '--no-such-option'.", "vauban audit verify")]
+    [InlineData("reindex --type Spaceship", "--type: 'Spaceship' is not a resource type Vauban stores", "vauban reindex")]
+    [InlineData("audit verify --witness /nonexistent/witness.txt", "--witness: no file at /nonexistent/witness.txt.", "vauban audit verify")] // a missing file, as --jwks's and import's
+    public async Task A_usage_error_exits_2_with_one_line_saying_what_is_wrong_and_one_pointing_to_the_verbs_help(string arguments, string problem, string verb)
     {
-        var (exit, output) = await RunAsync(arguments);
+        var (exit, output, error) = await CliRunner.RunApartAsync(arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(2, exit);
-        Assert.Contains("Usage:", output, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.True(lines.Count == 2, error);
+        Assert.StartsWith("error: " + problem, lines[0], StringComparison.Ordinal);
+        Assert.Equal($"Try '{verb} --help'.", lines[1]);
     }
 
     [Theory]
@@ -659,7 +667,6 @@ public class CliTests : IDisposable
         foreach (var bad in new[]
         {
             $"guard approve-export --tenant chu-export {jobs[0]} {DbArgs}",
-            $"guard approve-export --tenant chu-export not-a-job {DbArgs}",
             $"guard deny-export --tenant no-such-tenant {jobs[1]} {DbArgs}",
         })
         {
@@ -667,6 +674,10 @@ public class CliTests : IDisposable
             Assert.True(exit == 1, bad + " → " + output);
             Assert.StartsWith("error: ", output);
         }
+        // An id that cannot be one is a usage error (exit 2), as a number out of its range is; it was exit 1, as a refusal.
+        var malformed = await RunAsync($"guard approve-export --tenant chu-export not-a-job {DbArgs}");
+        Assert.True(malformed.Exit == 2, malformed.Output);
+        Assert.StartsWith("error: 'not-a-job' is not an export job id: one is 22 letters, digits, '-' or '_', as 'vauban guard exports' lists them.", malformed.Output, StringComparison.Ordinal);
         Assert.DoesNotContain(jobs[0], (await RunAsync($"guard exports --tenant chu-export {DbArgs}")).Output, StringComparison.Ordinal);
     }
 
@@ -699,9 +710,11 @@ public class CliTests : IDisposable
         var duplicate = await RunAsync($"users add --tenant chu-cli --email CLAIRE.MARTIN@chu.example --role nurse {DbArgs}");
         Assert.Equal(1, duplicate.Exit);
         Assert.StartsWith("error: ", duplicate.Output);
+        // A role that is none is a usage error (exit 2), as an unknown --purpose is; it was exit 1, as a refusal.
         var badRole = await RunAsync($"users add --tenant chu-cli --email x@chu.example --role surgeon-general {DbArgs}");
-        Assert.Equal(1, badRole.Exit);
-        Assert.Contains("Unknown role", badRole.Output);
+        Assert.Equal(2, badRole.Exit);
+        Assert.StartsWith("error: --role: 'surgeon-general' is not a role (one of: Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer, Administrator).", badRole.Output, StringComparison.Ordinal);
+        Assert.Equal(2, (await RunAsync($"users add --tenant chu-cli --email x@chu.example --role 2 {DbArgs}")).Exit); // a number Enum.TryParse takes
         var badEmail = await RunAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}");
         Assert.Equal(1, badEmail.Exit);
         var escaped = await RunAsync(["users", "add", "--tenant", "chu-cli", "--email", "x\u001b[2J@chu.example", "--role", "nurse", .. DbArgs.Split(' ')]);
@@ -1319,11 +1332,12 @@ public class CliTests : IDisposable
     [Theory]
     [InlineData("tenants add chu")]
     [InlineData("tenants list")]
-    public async Task A_folder_given_as_the_store_is_named_as_a_folder(string verb)
+    [InlineData("serve")]
+    public async Task A_folder_given_as_the_store_is_a_usage_error_naming_it_as_a_folder(string verb)
     {
         var (exit, output) = await RunAsync($"{verb} --db {_directory} --master-key-file {Path.Combine(_directory, "master.key")}");
-        Assert.Equal(1, exit);
-        Assert.Contains($"{_directory} is a folder: the store is a SQLite file, for example {Path.Combine(_directory, "vauban.db")}", output, StringComparison.Ordinal);
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"error: --db: {_directory} is a folder: the store is a SQLite file, for example {Path.Combine(_directory, "vauban.db")}", output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_directory, "master.key"))); // no key made for a store that cannot be
     }
 
@@ -1461,10 +1475,99 @@ public class CliTests : IDisposable
             Assert.Equal(1, (await store.Records.ReadAsync(context, "Patient", "loop-1", CancellationToken.None)).Version);
         }
 
-        // A device named as a bundle never ends: refused past the size a bundle may have, nothing loaded, the process still standing.
-        var (zeroExit, zero) = await RunAsync($"import /dev/zero --tenant chu-liens {DbArgs}");
-        Assert.Equal(1, zeroExit);
-        Assert.Contains("failed zero: is larger than 256 MiB: split it into smaller bundles (nothing of it was loaded).", zero, StringComparison.Ordinal);
+        // A file larger than a bundle may be (or still growing) is refused past that size, nothing loaded, the process still standing.
+        var large = Path.Combine(_directory, "large.json");
+        await using (var sparse = File.Create(large)) sparse.SetLength(Vauban.Cli.ImportCommand.MaxFileBytes + 1);
+        var (largeExit, refused) = await RunAsync($"import {large} --tenant chu-liens {DbArgs}");
+        Assert.Equal(1, largeExit);
+        Assert.Contains("failed large.json: is larger than 256 MiB: split it into smaller bundles (nothing of it was loaded).", refused, StringComparison.Ordinal);
+    }
+
+    /// <summary>Opening a named pipe for reading waits for a writer: `import` given one, or a folder holding one, hung for ever; a
+    /// device never ends. Each is refused, named, without being opened: the path typed as a usage error, a folder's as that file's
+    /// failure beside the others loaded.</summary>
+    [Fact]
+    public async Task Importing_a_named_pipe_a_socket_or_a_device_refuses_it_by_name_without_opening_it()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        Assert.Equal(0, (await RunAsync($"tenants add chu-tubes {DbArgs}")).Exit);
+        var folder = Path.Combine(_directory, "tubes");
+        Directory.CreateDirectory(Path.Combine(folder, "sub"));
+        await File.WriteAllTextAsync(Path.Combine(folder, "a.json"),
+            $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{Samples.Patient(family: "Tube", id: "tube-1")}} } ] }""");
+        var pipe = Path.Combine(folder, "sub", "x.json");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", pipe)) await mkfifo.WaitForExitAsync();
+        File.CreateSymbolicLink(Path.Combine(folder, "zero.json"), "/dev/zero");
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        socket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(folder, "s.json")));
+        try
+        {
+            // On another thread, and bounded: a reader blocked in open() would hold this one for ever.
+            var (exit, output) = await Task.Run(() => RunAsync($"import {folder} --tenant chu-tubes {DbArgs}")).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(exit == 1, output);
+            var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+            Assert.Equal([
+                "ok a.json: 1 created, 0 updated, 0 rejected.",
+                "failed s.json: is a socket, not a regular file: not read, nothing of it loaded.",
+                $"failed {Path.Combine("sub", "x.json")}: is a named pipe (FIFO), not a regular file: not read, nothing of it loaded.",
+                "failed zero.json: is a character device, not a regular file: not read, nothing of it loaded.",
+            ], lines);
+
+            var named = await Task.Run(() => RunAsync($"import {pipe} --tenant chu-tubes {DbArgs}")).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(2, named.Exit);
+            Assert.StartsWith($"error: '{pipe}' is a named pipe (FIFO), not a regular file: name a bundle file or a folder of them.", named.Output, StringComparison.Ordinal);
+            var device = await RunAsync($"import /dev/zero --tenant chu-tubes {DbArgs}");
+            Assert.Equal(2, device.Exit);
+            Assert.StartsWith("error: '/dev/zero' is a character device, not a regular file: name a bundle file or a folder of them.", device.Output, StringComparison.Ordinal);
+            // So is a file an option names (a witness read whole would wait as long).
+            var witness = await Task.Run(() => RunAsync($"audit verify --witness {pipe} {DbArgs}")).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(2, witness.Exit);
+            Assert.StartsWith($"error: --witness: {pipe} is a named pipe (FIFO), not a regular file.", witness.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            // Whatever still waits on the pipe (this test failing) is given a writer, and an end; opened read-write, the pipe
+            // does not wait for a reader.
+            using (new FileStream(pipe, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+        }
+    }
+
+    /// <summary>POST /fhir/Patient refuses a body over --max-resource-kib (413); an import loaded the same resource at any size.
+    /// Now a resource over that limit — 1024 KiB, or the import's own --max-resource-kib as serve's — is not loaded, named with
+    /// the other entries not loaded, in a collection, a batch (that entry) and a transaction (all of it, as the API refuses it).</summary>
+    [Fact]
+    public async Task Importing_does_not_load_a_resource_larger_than_the_API_accepts_for_one_resource()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-lourd {DbArgs}")).Exit);
+        // 2 MB of extensions, which nothing indexes: only its size is against it.
+        var notes = string.Join(", ", Enumerable.Repeat($$"""{ "url": "http://example.org/fhir/StructureDefinition/note", "valueString": "{{new string('x', 1000)}}" }""", 2100));
+        var big = Samples.Patient(family: "Lourd", id: "big-1").TrimStart().Insert(1, $"\"extension\": [{notes}],");
+        var small = Samples.Patient(family: "Leger", id: "small-1");
+        string Bundle(string type) => type == "collection"
+            ? $$"""{ "resourceType": "Bundle", "type": "collection", "entry": [ { "resource": {{big}} }, { "resource": {{small}} } ] }"""
+            : $$"""
+              { "resourceType": "Bundle", "type": "{{type}}", "entry": [
+                { "resource": {{big}}, "request": { "method": "PUT", "url": "Patient/big-1" } },
+                { "resource": {{small}}, "request": { "method": "PUT", "url": "Patient/small-1" } } ] }
+              """;
+        static string TooLarge(string where) => $"{where}: the resource is larger than the configured limit of 1024 KiB for one resource.";
+        foreach (var (type, said) in new[]
+        {
+            ("collection", "failed collection.json: 1 created, 0 updated, 1 rejected.\n  " + TooLarge("Bundle.entry[0] (Patient/big-1)")),
+            ("batch", "failed batch.json: batch: 1 of 2 entries applied, 1 failed.\n  Bundle.entry[0] (413): " + TooLarge("Bundle.entry[0]")),
+            ("transaction", "failed transaction.json: transaction refused (HTTP 413), nothing loaded: " + TooLarge("Bundle.entry[0]")),
+        })
+        {
+            var file = Path.Combine(_directory, type + ".json");
+            await File.WriteAllTextAsync(file, Bundle(type));
+            var (exit, output) = await RunAsync($"import {file} --tenant chu-lourd {DbArgs}");
+            Assert.True(exit == 1, output);
+            Assert.Equal(said, output.Trim().ReplaceLineEndings("\n"));
+        }
+        // Within a larger limit, as a server started with it would take it.
+        var within = await RunAsync($"import {Path.Combine(_directory, "collection.json")} --tenant chu-lourd --max-resource-kib 4096 {DbArgs}");
+        Assert.True(within.Exit == 0, within.Output);
+        Assert.Equal("ok collection.json: 1 created, 1 updated, 0 rejected.", within.Output.Trim());
     }
 
     [Fact]
@@ -1725,31 +1828,37 @@ public class CliTests : IDisposable
     }
 
     [Theory]
-    [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban")]
-    [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw")]
-    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue")]
-    public async Task A_malformed_PostgreSQL_connection_string_is_one_line_that_does_not_repeat_its_password(string db)
+    [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban", "not a postgres://user:password@host:port/database URI (Invalid URI: Invalid port specified.).")]
+    [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw", "the value given for 'port' cannot be used.")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue", "'colour' is not a keyword of Npgsql's connection strings")]
+    [InlineData("Host=127.0.0.1;Username=vauban;S3cret-pw", "it is not Keyword=value pairs separated by ';'")]
+    public async Task A_malformed_PostgreSQL_connection_string_is_a_usage_error_that_does_not_repeat_its_password(string db, string problem)
     {
-        var (exit, output) = await RunAsync($"tenants list --db {db} --master-key-file {Path.Combine(_directory, "master.key")}");
-        Assert.Equal(1, exit);
-        Assert.StartsWith("error: The PostgreSQL connection string is not valid", output, StringComparison.Ordinal);
-        Assert.Single(output.Trim().Split('\n'));
-        Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
+        var (exit, output, error) = await CliRunner.RunApartAsync(["tenants", "list", "--db", db, "--master-key-file", Path.Combine(_directory, "master.key")]);
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.Equal(2, lines.Count);
+        Assert.StartsWith($"error: --db: the PostgreSQL connection string is not valid: {problem}", lines[0], StringComparison.Ordinal);
+        Assert.Equal("Try 'vauban tenants list --help'.", lines[1]);
+        Assert.DoesNotContain("S3cret-pw", error, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_directory, "master.key")));
     }
 
     [Theory]
-    [InlineData("Server=127.0.0.1;Port=1;Database=vauban;Username=vauban;Password=S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
-    [InlineData("host=127.0.0.1;port=1;database=vauban;user id=vauban;password=S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
-    [InlineData("Host = 127.0.0.1; Port = 1; Database = vauban; Password = S3cret-pw", "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
-    [InlineData("Database=vauban;Username=vauban;Password=S3cret-pw", "The PostgreSQL connection string is not valid: it names no host")]
-    [InlineData("postgres://vauban:12/S3cret-pw@127.0.0.1:1/vauban", "The PostgreSQL connection string is not valid")]
-    public async Task A_PostgreSQL_connection_string_in_any_spelling_is_never_taken_for_a_SQLite_path_nor_printed_with_its_password(string db, string error)
+    // A server that cannot be reached is a failure of the verb (1); a string that cannot be read, a usage error (2).
+    [InlineData("Server=127.0.0.1;Port=1;Database=vauban;Username=vauban;Password=S3cret-pw", 1, "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("host=127.0.0.1;port=1;database=vauban;user id=vauban;password=S3cret-pw", 1, "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("Host = 127.0.0.1; Port = 1; Database = vauban; Password = S3cret-pw", 1, "Cannot open PostgreSQL 127.0.0.1:1/vauban")]
+    [InlineData("Database=vauban;Username=vauban;Password=S3cret-pw", 2, "--db: the PostgreSQL connection string is not valid: it names no host")]
+    [InlineData("postgres://vauban:12/S3cret-pw@127.0.0.1:1/vauban", 2, "--db: the PostgreSQL connection string is not valid")]
+    public async Task A_PostgreSQL_connection_string_in_any_spelling_is_never_taken_for_a_SQLite_path_nor_printed_with_its_password(string db, int code, string error)
     {
         // tenants add may make a new SQLite store: a connection string taken for a path became a file named after it, password included.
         var (exit, output) = await RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Path.Combine(_directory, "master.key")]);
-        Assert.Equal(1, exit);
+        Assert.Equal(code, exit);
         Assert.StartsWith("error: " + error, output, StringComparison.Ordinal);
-        Assert.Single(output.Trim().Split('\n'));
+        Assert.Equal(code == 1 ? 1 : 2, output.Trim().Split('\n').Length); // a usage error's second line names the verb's help
         Assert.DoesNotContain("S3cret-pw", output, StringComparison.Ordinal);
         Assert.False(File.Exists(db));
     }
@@ -1989,13 +2098,14 @@ public class CliTests : IDisposable
         Assert.True(witnessed.Exit == 0, witnessed.Output);
         Assert.Contains("witnessed tree heads reproduced", witnessed.Output, StringComparison.Ordinal);
         await File.WriteAllTextAsync(witness, "{\"tenant\": \"chu-audit\"}");
+        // A witness that cannot be read as one is a usage error (exit 2), as a missing one is: nothing was verified.
         var unreadable = await RunAsync($"audit verify --witness {witness} {DbArgs}");
-        Assert.Equal(1, unreadable.Exit);
+        Assert.Equal(2, unreadable.Exit);
         Assert.Contains("is not a checkpoint export", unreadable.Output, StringComparison.Ordinal);
         // An export holding no tree head witnesses nothing: it passed as "0 witnessed tree heads reproduced".
         await File.WriteAllTextAsync(witness, "{\"tenant\": \"chu-audit\", \"checkpoints\": []}");
         var empty = await RunAsync($"audit verify --witness {witness} {DbArgs}");
-        Assert.Equal(1, empty.Exit);
+        Assert.Equal(2, empty.Exit);
         Assert.Contains("holds no tree head", empty.Output, StringComparison.Ordinal);
 
         // Someone with the file deletes the first entry: verify says where, and exits 3.
