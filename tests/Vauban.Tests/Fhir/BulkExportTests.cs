@@ -25,7 +25,7 @@ public abstract class BulkExportTests : IAsyncLifetime
     private const string Password = "tourmaline ferry quietly 42";
     private static readonly CancellationToken None = CancellationToken.None;
     private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private HttpClient _client = null!;

@@ -9,7 +9,7 @@ public sealed class BrowserConsoleTests : IAsyncLifetime
 {
     private const string Establishment = "chu-watch";
     private const string Password = "granite kestrel over 3 marshes";
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private Chromium _chromium = null!;

@@ -13,7 +13,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
     private const string Establishment = "hopital-console";
     private const string Password = "tourmaline ferry quietly 42";
     private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _secrets = [];

@@ -27,7 +27,7 @@ public abstract class GuardIdentityTests : IAsyncLifetime
     private const int OwnPatients = 40;
     private const int DeskPatients = 60;
     private readonly Engine _engine;
-    private static readonly DateTimeOffset Start = new(DateTime.UtcNow.Date.AddDays(-1), TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = new(ManualTime.RealNow.UtcDateTime.Date.AddDays(-1), TimeSpan.Zero);
     private readonly ManualTime _time = new(Start);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;

@@ -25,7 +25,7 @@ public abstract class GuardSignalTests : IAsyncLifetime
     private const string VendorHost = "192.0.2.10";
     private readonly Engine _engine;
     // Midnight UTC of a fixed day, so that each test chooses its hours.
-    private static readonly DateTimeOffset Start = new(DateTime.UtcNow.Date.AddDays(-1), TimeSpan.Zero);
+    private static readonly DateTimeOffset Start = new(ManualTime.RealNow.UtcDateTime.Date.AddDays(-1), TimeSpan.Zero);
     private readonly ManualTime _time = new(Start);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
@@ -48,7 +48,7 @@ public abstract class GuardSignalTests : IAsyncLifetime
         var cardiology = await Create("""{"resourceType":"Organization","name":"Cardiologie"}""");
         _drA = await Create(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < 60; i++) _patients.Add(await Create(Samples.Patient(family: "Inconnu", given: "P" + i)));
-        var day = DateTimeOffset.UtcNow.AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        var day = ManualTime.RealNow.AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
         for (var i = 0; i < 30; i++)
         {
             var patient = await Create(Samples.Patient(family: "Suivi", given: "S" + i));

@@ -17,7 +17,7 @@ public abstract class GuardTests : IAsyncLifetime
     private const int Strangers = 40;
     private const int OwnPatients = 35;
     private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private string _drA = "", _cardiology = "";
@@ -30,7 +30,7 @@ public abstract class GuardTests : IAsyncLifetime
 
     private RecordsService Records => _server.Store.Records;
 
-    private static string Day(int offset) => DateTimeOffset.UtcNow.AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    private static string Day(int offset) => ManualTime.RealNow.AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     public async Task InitializeAsync()
     {

@@ -15,7 +15,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     private const string Password = "lantern orchard beneath 7 tides";
     private const string Officer = "officer@chu.example", Desk = "desk@chu.example", Doctor = "dr.auber@chu.example", Admin = "admin@chu.example";
     private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _secrets = [];

@@ -1,6 +1,7 @@
 // A staff member's browser without the browser: an HttpClient that keeps cookies (including Secure
 // ones over http://127.0.0.1, which CookieContainer would not send), reads antiforgery tokens from
 // forms and walks the sign-in and enrolment pages. Also a settable clock and RFC 6238 codes.
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
@@ -155,12 +156,21 @@ public sealed class ManualTime(DateTimeOffset start) : TimeProvider
 
     public void Advance(TimeSpan by) => _now += by;
 
+    /// <summary>Where a test's clock starts when it starts "now": the real clock's now, or the instant VAUBAN_TEST_NOW names (ISO 8601,
+    /// UTC unless it says otherwise) when it is set, to run a test as CI would at that instant: in the minute before midnight in
+    /// Paris or in UTC, inside the autumn change of time, at the end of a year. For instance
+    /// VAUBAN_TEST_NOW=2026-12-06T22:59:00Z bash tests/run.sh --filter "FullyQualifiedName~AgendaPageTests" (23:59 in Paris).</summary>
+    public static DateTimeOffset RealNow =>
+        Environment.GetEnvironmentVariable("VAUBAN_TEST_NOW") is { Length: > 0 } forced
+            ? DateTimeOffset.Parse(forced, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal)
+            : DateTimeOffset.UtcNow;
+
     /// <summary>Now, or, in the last hour before midnight in Paris, 90 minutes later: the pages' "today" is Paris's, and a test whose
     /// set-up booked today's appointments just before midnight, then moved the clock past it, found another day's agenda (the
     /// agenda test failed at 22:59 UTC, 23:59 in Paris, once its clock had moved past midnight).</summary>
     public static ManualTime AwayFromParisMidnight()
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = RealNow;
         var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
         return new ManualTime(TimeZoneInfo.ConvertTime(now, paris).Hour == 23 ? now.AddMinutes(90) : now);
     }

@@ -12,7 +12,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
 {
     private const string Establishment = "chu-ward";
     private const string Password = "meadow copper under 5 lanterns";
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Chromium _chromium = null!;
     private string _base = "", _secret = "", _mine = "", _other = "";

@@ -10,7 +10,7 @@ public sealed class BrowserRegisterTests : IAsyncLifetime
 {
     private const string Establishment = "chu-accueil";
     private const string Password = "copper kite over 5 hills";
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Chromium _chromium = null!;
     private string _base = "", _secret = "", _namesake = "";

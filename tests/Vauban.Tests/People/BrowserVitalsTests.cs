@@ -11,7 +11,7 @@ public sealed class BrowserVitalsTests : IAsyncLifetime
 {
     private const string Establishment = "chu-round";
     private const string Password = "lantern moss beside 7 rivers";
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Chromium _chromium = null!;
     private string _base = "", _secret = "", _patient = "";

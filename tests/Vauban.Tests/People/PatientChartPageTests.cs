@@ -14,7 +14,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     private const string Establishment = "chu-chart";
     private const string Password = "harbour violet across 9 bridges";
     private readonly Engine _engine;
-    private readonly ManualTime _time = new(DateTimeOffset.UtcNow);
+    private readonly ManualTime _time = new(ManualTime.RealNow);
     private VaubanServer _server = null!;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _ids = [];

@@ -45,7 +45,7 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
     [Fact]
     public async Task A_revoked_client_gets_no_token_and_its_tokens_stop_at_once_here_and_within_30_seconds_in_another_process()
     {
-        var time = new ManualTime(DateTimeOffset.UtcNow);
+        var time = new ManualTime(ManualTime.RealNow);
         await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = time });
         var tenant = await server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
         async Task<(string Id, HttpClient Http)> RegisterAsync(string name)
@@ -110,7 +110,7 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
     {
         // Sent together, each guess was checked before any failure was counted: a burst of any size was evaluated whole. The clock
         // stands still, so the delay after the third failure never runs out: exactly three guesses are evaluated (each on the chain).
-        var time = new ManualTime(DateTimeOffset.UtcNow);
+        var time = new ManualTime(ManualTime.RealNow);
         await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = time, Accounts = new AccountOptions { SourceFailuresBeforeDelay = 3 } });
         var tenant = await server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
         var client = await server.Store.Clients.AddAsync(tenant, "lab robot", "system/Observation.crs", null, CancellationToken.None);
@@ -158,7 +158,7 @@ public abstract class ClientSignInAuditTests : IAsyncLifetime
     {
         // Whoever has one IPv6 address has a /64 of them: a new address for each guess must not be a new source each time.
         // Behind a proxy (trusted here) the client's address is the one it forwards; the chain keeps the whole address.
-        var time = new ManualTime(DateTimeOffset.UtcNow);
+        var time = new ManualTime(ManualTime.RealNow);
         await using var server = await VaubanServer.StartAsync(_engine, new Vauban.Web.ServerOptions("http://127.0.0.1:0") { TrustedProxies = [IPNetwork.Parse("127.0.0.1/32")] },
             o => o with { Time = time, Accounts = new AccountOptions { SourceFailuresBeforeDelay = 3 } });
         var tenant = await server.Store.Tenants.AddAsync("clinic", CancellationToken.None);
