@@ -304,12 +304,19 @@ public sealed class PatientChart
     /// <summary>The instant a Paris wall-clock date and time name (a form's date and time inputs), with Paris's offset then;
     /// null for a time the clocks skip when they go forward (02:30 on the last Sunday of March), which names no instant. A time the
     /// clocks pass twice when they go back (02:30 on the last Sunday of October) is taken as the second, in winter time (+01:00):
-    /// .NET's offset for an ambiguous time is the standard one.</summary>
-    public static DateTimeOffset? FromParis(DateOnly date, TimeOnly time)
+    /// .NET's offset for an ambiguous time is the standard one — unless that is after <paramref name="notAfter"/> and the first,
+    /// in summer time, is not: a nurse recording measures at 02:30 in the first pass was refused, her "now" read an hour ahead.</summary>
+    public static DateTimeOffset? FromParis(DateOnly date, TimeOnly time, DateTimeOffset? notAfter = null)
     {
         var local = date.ToDateTime(time, DateTimeKind.Unspecified);
         if (Paris.IsInvalidTime(local)) return null;
-        return new DateTimeOffset(local, Paris.GetUtcOffset(local));
+        var at = new DateTimeOffset(local, Paris.GetUtcOffset(local));
+        if (notAfter is { } limit && at > limit && Paris.IsAmbiguousTime(local))
+        {
+            var first = new DateTimeOffset(local, Paris.GetAmbiguousTimeOffsets(local).Max());
+            if (first <= limit) return first;
+        }
+        return at;
     }
 
     /// <summary>An instant as a FHIR dateTime with its offset (an Appointment's start in Paris time, say), to the second.</summary>

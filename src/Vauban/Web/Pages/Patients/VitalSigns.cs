@@ -50,7 +50,7 @@ public sealed record VitalSigns(DateTimeOffset Measured, IReadOnlyList<(VitalSig
             {
                 return (null, "Give when the measures were taken as a date (year-month-day) and a time (hours:minutes), or leave both empty for now.");
             }
-            if (PatientChart.FromParis(day, hour) is not { } at)
+            if (PatientChart.FromParis(day, hour, notAfter: now + ClockSkew) is not { } at)
             {
                 return (null, $"{day:yyyy-MM-dd} {hour:HH:mm} does not exist in {PatientChart.ZoneName}: the clocks go forward then.");
             }
