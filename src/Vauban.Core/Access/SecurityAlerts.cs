@@ -108,21 +108,25 @@ public sealed class SecurityAlerts
     }
 
     /// <summary>
-    /// Raises the alert unless one of the same kind about the same principal, raised within <paramref name="within"/>, is still
-    /// unacknowledged: for acts a principal can repeat at will (an administrator retrying a refused release), whose every attempt is
-    /// on the audit chain, so that the officer's list is not flooded past what she can read. Returns the alert's id, or null when
-    /// one was already open.
+    /// Raises the alert unless one of the same kind about the same principal whose detail holds <paramref name="same"/>, raised
+    /// within <paramref name="within"/>, is still unacknowledged: for acts a principal can repeat at will (an administrator retrying
+    /// a refused release of one principal), whose every attempt is on the audit chain, so that the officer's list is not flooded past
+    /// what she can read, while an attempt on another is still told. Returns the alert's id, or null when one was already open.
     /// </summary>
-    internal async Task<long?> RaiseOnceWithinAsync(long tenantId, string kind, string principal, string detail, TimeSpan within, CancellationToken cancellationToken)
+    internal async Task<long?> RaiseOnceWithinAsync(long tenantId, string kind, string principal, string detail, string same, TimeSpan within, CancellationToken cancellationToken)
     {
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var since = _time.GetUtcNow().Subtract(within).ToUnixTimeMilliseconds();
         using (var open = scope.Command(
-            "SELECT count(*) FROM security_alerts WHERE tenant_id = @t AND raised_at >= @since AND kind = @k AND principal = @p AND acknowledged_at IS NULL")
+            "SELECT raised_at, principal, detail FROM security_alerts WHERE tenant_id = @t AND raised_at >= @since AND kind = @k AND principal = @p AND acknowledged_at IS NULL")
             .With("t", tenantId).With("since", since).With("k", kind).With("p", Audit.AuditChain.PrincipalReference(keys, principal)))
+        using (var reader = await open.ExecuteReaderAsync(cancellationToken))
         {
-            if (await open.ScalarLongAsync(cancellationToken) > 0) return null;
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                if (Open(keys, kind, reader.GetString(1), reader.GetInt64(0), reader.GetString(2)).Detail.Contains(same, StringComparison.Ordinal)) return null;
+            }
         }
         var id = await RaiseAsync(scope, tenantId, kind, principal, detail, cancellationToken);
         await scope.CommitAsync(cancellationToken);

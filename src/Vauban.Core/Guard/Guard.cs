@@ -199,7 +199,12 @@ public sealed partial class RecordsGuard
             _unwritten.TryRemove(key, out _);
             Forget(key.Tenant, value.Account ?? value.Principal);
         }
-        foreach (var (key, value) in contained) _contained[key] = value;
+        foreach (var (key, value) in contained)
+        {
+            // One made here that outranks what the store holds (a canary's over a volume one) and is not written yet stays.
+            if (_contained.TryGetValue(key, out var here) && Outranks(here, value) && _unwritten.TryGetValue(key, out var pending) && pending > writtenBefore) continue;
+            _contained[key] = value;
+        }
         _canaries = canaries;
         foreach (var grant in grants)
         {
@@ -288,9 +293,11 @@ public sealed partial class RecordsGuard
                 }
                 else if (held is null || !held.ByCanary)
                 {
-                    return await ContainForCanaryAsync(context, request.Interaction, request.ResourceType, canary,
+                    var contained = await ContainForCanaryAsync(context, request.Interaction, request.ResourceType, canary,
                         request.Interaction == Interaction.Search ? $" (page {request.PageDepth}, {request.Patients.Count} patients)" : "",
                         held, request.InsideWriteTransaction, cancellationToken);
+                    // Held already, it is told what it was held for: a suspended session told "locked" here would learn a canary.
+                    return held is null ? contained : Refusal(principal, held);
                 }
             }
         }
@@ -751,28 +758,28 @@ public sealed partial class RecordsGuard
             deferWrite, cancellationToken);
 
     /// <summary>
-    /// Asked by the records service of a principal it refuses as contained before looking at any record, when the request names a
-    /// patient (a Patient read by id, a patient's $everything) that its policy would have let it reach: a canary among them, with the
-    /// principal held for another cause, is a canary reached (a walker going on through the 423s), as it would have been had the
-    /// principal been free. Null otherwise. The answer is the same 423 either way; the containment's write waits for any write
-    /// transaction of the request to end.
+    /// Asked by the records service of a principal it refuses as contained before looking at any record, when the request reads a
+    /// patient it names (a Patient read by id, its history, a patient's $everything) that its policy would have let it reach: a
+    /// canary, with the principal held for another cause, is a canary reached (a walker going on through the 423s), as it would
+    /// have been had the principal been free; it is contained for the canary. The caller answers with the refusal it already had,
+    /// the same for any id. The containment's write waits for any write transaction of the request to end.
     /// </summary>
-    internal async ValueTask<GuardDecision?> CanaryNamedWhileHeldAsync(AccessContext context, Interaction interaction, string type, string patient,
+    internal async ValueTask CanaryNamedWhileHeldAsync(AccessContext context, Interaction interaction, string type, string patient,
         Func<ValueTask<bool>> reachable, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(reachable);
         var tenant = context.Tenant.Id;
-        if (!_canaries.TryGetValue(tenant, out var canaries) || !canaries.Contains(patient)) return null;
-        if (ContainmentOf(tenant, context.Principal) is not { ByCanary: false } held || !await reachable()) return null;
-        return await ContainForCanaryAsync(context, interaction, type, patient, "", held, deferWrite: true, cancellationToken);
+        if (!_canaries.TryGetValue(tenant, out var canaries) || !canaries.Contains(patient)) return;
+        if (ContainmentOf(tenant, context.Principal) is not { ByCanary: false } held || !await reachable()) return;
+        await ContainForCanaryAsync(context, interaction, type, patient, "", held, deferWrite: true, cancellationToken);
     }
 
-    /// <summary>Which of two containments of one subject holds it: a lock over a suspension; at the same level, a canary's over any
-    /// other (the officer's incident, hers to release). Ties keep the one held.</summary>
+    /// <summary>Which of two containments of one subject holds it: a lock over a suspension; at the same level, one the officer alone
+    /// releases (a canary's, her own reading of the log's) over a volume one. Ties keep the one held.</summary>
     private static bool Outranks(Containment next, Containment had) => Rank(next) > Rank(had);
 
-    private static int Rank(Containment containment) => (containment.Level == ContainmentLevels.Locked ? 2 : 0) + (containment.ByCanary ? 1 : 0);
+    private static int Rank(Containment containment) => (containment.Level == ContainmentLevels.Locked ? 2 : 0) + (containment.OfficersToRelease ? 1 : 0);
 
     /// <summary>Containments written by this server (their rows committed), in order: a refresh knows which ones it can see.</summary>
     private long _containmentsWritten;
@@ -784,7 +791,10 @@ public sealed partial class RecordsGuard
     private async Task PersistAndNoteAsync(Principal principal, Containment containment, string alertKind)
     {
         await PersistAsync(principal, containment, alertKind);
-        _unwritten[(containment.TenantId, containment.Principal)] = Interlocked.Increment(ref _containmentsWritten);
+        var key = (containment.TenantId, containment.Principal);
+        var written = Interlocked.Increment(ref _containmentsWritten);
+        // A volume containment written after a canary's took its place in memory leaves that one still to be written.
+        if (_contained.TryGetValue(key, out var held) && ReferenceEquals(held, containment)) _unwritten[key] = written;
     }
 
     /// <summary>Forgets a released principal's reading (a person's account, or a client) and vouches for where it reads from:

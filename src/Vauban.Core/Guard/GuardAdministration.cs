@@ -158,10 +158,11 @@ public sealed partial class RecordsGuard
             {
                 await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.MinorFailure, null,
                     [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release refused: " + note);
-                // Once an hour for a releaser while the officer has not acknowledged it: an administrator retrying at will flooded her
-                // list (a review); every attempt is on the chain.
+                // Once an hour for a releaser and whom it tried to free, while the officer has not acknowledged it: an administrator
+                // retrying at will flooded her list (a review); every attempt is on the chain. One on another principal is told.
+                var tried = $"{releasedBy.Principal.Id} tried to release {principal}, ";
                 scope.AfterRollback.Add(() => _alerts.RaiseOnceWithinAsync(tenant.Id, KnownAlertKinds.GuardReleaseRefused, releasedBy.Principal.Id,
-                    $"{releasedBy.Principal.Id} tried to release {principal}, " + told + " Its further attempts within the hour are on the audit log, not told again.",
+                    tried + told + " Its further attempts on it within the hour are on the audit log, not told again.", tried,
                     TimeSpan.FromHours(1), CancellationToken.None));
                 return refusal;
             }
@@ -203,8 +204,11 @@ public sealed partial class RecordsGuard
         }
         foreach (var (subject, account, _, _) in released)
         {
-            _contained.TryRemove((tenant.Id, subject), out _);
-            _unwritten.TryRemove((tenant.Id, subject), out _);
+            // A canary's containment made here since the SELECT, not yet written, took the released one's place: not this releaser's.
+            var key = (tenant.Id, subject);
+            if (_contained.TryGetValue(key, out var here) && here.OfficersToRelease && !mayReleaseCanaries) continue;
+            if (here is not null) _contained.TryRemove(new KeyValuePair<(long, string), Containment>(key, here));
+            _unwritten.TryRemove(key, out _);
             Forget(tenant.Id, account ?? subject);
         }
         return new GuardRelease(ReleaseStatus.Released, released.Count, released.Count(r => ContainmentCauses.AreOfficersToRelease(r.Cause)))

@@ -573,13 +573,15 @@ public sealed partial class RecordsService
         // (or a 410 for a deleted one) would still tell it which records exist.
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)
         {
-            // A canary it names is still the officer's incident, when the policy would have let the principal reach it (not hidden
-            // from it, in its care or under its grant): the walker is going on through the refusals.
-            if ((patient ?? PatientNamed(type, id)) is { } named && await _guard.CanaryNamedWhileHeldAsync(context, interaction, type, named,
-                    async () => (await _policy.AuthorizeRecordAsync(context, KnownResourceTypes.Patient, named, null, null, cancellationToken)).Verdict == RecordVerdict.Allow,
-                    cancellationToken) is { } canary)
+            // A canary it reads is still the officer's incident, when the policy would have let the principal reach it (not hidden
+            // from it, in its care or under its grant): the walker is going on through the refusals. The answer stays the one of
+            // the containment it was under (a suspended session told "locked" would learn the id is a canary).
+            if (interaction is Interaction.Read or Interaction.VRead or Interaction.HistoryInstance or Interaction.Everything
+                && (patient ?? PatientNamed(type, id)) is { } named)
             {
-                contained = canary;
+                await _guard.CanaryNamedWhileHeldAsync(context, interaction, type, named,
+                    async () => (await _policy.AuthorizeRecordAsync(context, KnownResourceTypes.Patient, named, null, null, cancellationToken)).Verdict == RecordVerdict.Allow,
+                    cancellationToken);
             }
             await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, patient ?? PatientNamed(type, id))],
                 cancellationToken, note: "guard: " + contained.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")");

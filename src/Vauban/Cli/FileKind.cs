@@ -20,9 +20,9 @@ internal static class FileKind
         {
             if (NativeMethods.statx(AtCurrentFolder, Encoding.UTF8.GetBytes(path + "\0"), 0, StatxType, buffer) != 0) return null;
         }
-        catch (EntryPointNotFoundException)
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
         {
-            return null; // a C library older than statx (glibc 2.28)
+            return null; // a C library older than statx (glibc 2.28), or not found as "libc": left to the opening
         }
         if ((BitConverter.ToUInt32(buffer, 0) & StatxType) == 0) return null;
         return (BitConverter.ToUInt16(buffer, ModeOffset) & FileTypeMask) switch

@@ -42,10 +42,11 @@ internal static class StoreArguments
     /// wrong password, is a failure of the verb (exit 1).</summary>
     internal static string DbValue(ParseResult parse)
     {
-        var db = parse.GetValue(Db) ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
+        var given = parse.GetValue(Db);
+        var db = given ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
+        var named = given is not null ? "--db: " : string.IsNullOrWhiteSpace(db) ? "the default store: " : "$VAUBAN_DB: ";
         db = string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
-        if (VaubanStore.DbProblem(db) is { } problem)
-            throw new UsageException((parse.GetValue(Db) is null ? "$VAUBAN_DB: " : "--db: ") + char.ToLowerInvariant(problem[0]) + problem[1..]);
+        if (VaubanStore.DbProblem(db) is { } problem) throw new UsageException(named + char.ToLowerInvariant(problem[0]) + problem[1..]);
         return db;
     }
 

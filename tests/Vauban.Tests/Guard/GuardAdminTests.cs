@@ -250,9 +250,19 @@ public abstract class GuardAdminTests : IAsyncLifetime
             }
         }
         Assert.Equal(1, await ToldAsync());
-        Assert.Contains("Its further attempts within the hour are on the audit log, not told again.",
+        Assert.Contains("Its further attempts on it within the hour are on the audit log, not told again.",
             Assert.Single(await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == KnownAlertKinds.GuardReleaseRefused).Detail, StringComparison.Ordinal);
         Assert.Equal(4, (await AdministrativeEntriesAsync("admin@chu.example")).Count(e => e.Detail.Note is { } n && n.StartsWith("guard release refused", StringComparison.Ordinal)));
+        // An attempt on another principal is told at once: a decoy's alert does not hide whom she meant to free.
+        using var second = await _server.ClientAsync(Establishment, "system/Patient.rs");
+        using (var hit = await second.GetAsync($"/fhir/Patient/{_canary}")) Assert.Equal((HttpStatusCode)423, hit.StatusCode);
+        var accomplice = Assert.Single(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, CancellationToken.None), c => c.Principal != principal).Principal;
+        using (var administrator = await SignedInAsync("admin@chu.example"))
+        using (var refused = await administrator.Http.SendAsync(Release($$"""{"principal":"{{accomplice}}"}""")))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        }
+        Assert.Equal(2, await ToldAsync());
         // An hour on, the next attempt is told again.
         _time.Advance(TimeSpan.FromMinutes(61));
         using (var administrator = await SignedInAsync("admin@chu.example"))
@@ -260,7 +270,7 @@ public abstract class GuardAdminTests : IAsyncLifetime
         {
             Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         }
-        Assert.Equal(2, await ToldAsync());
+        Assert.Equal(3, await ToldAsync());
     }
 
     [Fact]

@@ -437,8 +437,8 @@ public abstract class GuardTests : IAsyncLifetime
         var alert = Assert.Single(await CanaryAlertsAsync());
         Assert.Contains($"canary Patient/{_canaries[0]} reached by read on Patient; refused, nothing of it was returned (already suspended for its volume).", alert.Detail, StringComparison.Ordinal);
         Assert.Contains(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == suspended.Principal && c.Cause == ContainmentCauses.Canary);
-        // Held for the canary now: the next canary it reaches is not told again, and an administrator's release frees nothing.
-        using (var again = await client.GetAsync($"/fhir/Patient?_id={_strangers[30]},{_canaries[1]}")) Assert.Equal((HttpStatusCode)423, again.StatusCode);
+        // Held for the canary now: the next canary it reads is not told again, and an administrator's release frees nothing.
+        using (var again = await client.GetAsync($"/fhir/Patient/{_canaries[1]}")) Assert.Equal((HttpStatusCode)423, again.StatusCode);
         Assert.Single(await CanaryAlertsAsync());
         Assert.Equal(ReleaseStatus.CanaryIsTheOfficers, (await _server.Store.Guard.ReleaseAsync(Administrator(), suspended.Principal, None)).Status);
         using (var still = await client.GetAsync($"/fhir/Patient/{_strangers[0]}")) Assert.Equal((HttpStatusCode)423, still.StatusCode);
@@ -468,6 +468,21 @@ public abstract class GuardTests : IAsyncLifetime
         // Asked again (the third request of the crossing): held for the canary, told once.
         Assert.Equal(GuardVerdict.Suspended, (await _server.Store.Guard.AdmitAsync(context, new GuardRequest(Interaction.Read, "Patient", 1, [_canaries[1]], [_canaries[1]]), None)).Verdict);
         Assert.Single(await CanaryAlertsAsync());
+    }
+
+    [Fact]
+    public async Task A_suspended_session_reading_a_canary_under_its_grant_is_told_what_it_was_told_for_any_id_and_the_account_is_locked_for_the_canary()
+    {
+        // The 423 must not tell a held principal which id is a canary: the suspended session got "locked" for the canary alone.
+        Assert.Equal(BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(DrA(authenticatedAt: _time.GetUtcNow()), _canaries[0],
+            KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None)).Status);
+        Assert.Equal(25, await ReadOwnPatientsUntilRefusedAsync(DrA, 0));
+        var ordinary = await Records.ReadAsync(DrA(_time.GetUtcNow(), "s-1"), "Patient", _own[30], None);
+        var canary = await Records.ReadAsync(DrA(_time.GetUtcNow(), "s-1"), "Patient", _canaries[0], None);
+        Assert.Equal(ordinary.Status, canary.Status);
+        Assert.Equal(Assert.Single(ordinary.Issues!).Diagnostics, Assert.Single(canary.Issues!).Diagnostics);
+        Assert.Contains("(already suspended for its volume).", Assert.Single(await CanaryAlertsAsync()).Detail, StringComparison.Ordinal);
+        Assert.Contains(await _server.Store.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == "user:drA" && c.Level == ContainmentLevels.Locked && c.Cause == ContainmentCauses.Canary);
     }
 
     [Fact]
