@@ -593,40 +593,31 @@ public sealed class AuditLog
         }
         var limit = Math.Clamp(query.Count, 1, most);
         var wanted = lookAhead ? limit + 1 : limit;
-        List<AuditEntry> entries;
+        // A record's entries are among its patients' (a record in no patient's record is refused by the caller, and has none here:
+        // with no patient the statement would read every entry): those that name it, read a page at a time, newest first. Any other
+        // search reads its page (and the entry read ahead) in one statement, a longer reading (SearchAllAsync) a page at a time.
+        string? reference = null;
+        List<string> patients;
         if (query.Entity is { } entity)
         {
-            // A record's entries are among its patients' (a record in no patient's record is refused by the caller): read
-            // them a chunk at a time, newest first, and keep those that name the record.
-            var patients = await EntityPatientsAsync(context.Tenant.Id, entity, cancellationToken);
-            var reference = entity.Type + "/" + entity.Id;
-            entries = [];
-            var before = query.BeforeSequence;
-            while (patients.Count > 0 && entries.Count < wanted)
-            {
-                const int Chunk = 1000;
-                var command = await SearchCommandAsync(context.Tenant.Id, keys, query with { BeforeSequence = before }, patients, Chunk, cancellationToken);
-                var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
-                entries.AddRange(rows.Select(r => Open(keys, r)).Where(e => e.Detail.Records.Contains(reference, StringComparer.Ordinal)).Take(wanted - entries.Count));
-                if (rows.Count < Chunk) break;
-                before = rows[^1].Sequence;
-            }
+            patients = await EntityPatientsAsync(context.Tenant.Id, entity, cancellationToken);
+            reference = entity.Type + "/" + entity.Id;
         }
         else
         {
-            var patients = query.Patient is null ? [] : new List<string> { query.Patient };
-            entries = [];
-            var before = query.BeforeSequence;
-            while (entries.Count < wanted)
-            {
-                // A page (and the entry read ahead) in one statement; a longer read a page at a time.
-                var take = wanted - entries.Count <= MaxPage + 1 ? wanted - entries.Count : MaxPage;
-                var command = await SearchCommandAsync(context.Tenant.Id, keys, query with { BeforeSequence = before }, patients, take, cancellationToken);
-                var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
-                entries.AddRange(rows.Select(r => Open(keys, r)));
-                if (rows.Count < take) break;
-                before = rows[^1].Sequence;
-            }
+            patients = query.Patient is null ? [] : [query.Patient];
+        }
+        var entries = new List<AuditEntry>();
+        var before = query.BeforeSequence;
+        while ((reference is null || patients.Count > 0) && entries.Count < wanted)
+        {
+            var take = reference is null && wanted - entries.Count <= MaxPage + 1 ? wanted - entries.Count : MaxPage;
+            var command = await SearchCommandAsync(context.Tenant.Id, keys, query with { BeforeSequence = before }, patients, take, cancellationToken);
+            var rows = await QueryRowsAsync(command, context.Tenant.Id, cancellationToken);
+            var opened = rows.Select(r => Open(keys, r));
+            entries.AddRange((reference is null ? opened : opened.Where(e => e.Detail.Records.Contains(reference, StringComparer.Ordinal))).Take(wanted - entries.Count));
+            if (rows.Count < take) break;
+            before = rows[^1].Sequence;
         }
         var more = entries.Count > limit;
         if (more) entries.RemoveAt(entries.Count - 1);
