@@ -658,6 +658,9 @@ public sealed partial class RecordsGuard
         _ = task.ContinueWith(t => _deferred.TryRemove(t, out _), TaskScheduler.Default);
     }
 
+    /// <summary>The guard's writes deferred and not yet done (a test's view of what a crash now would lose).</summary>
+    internal int DeferredWrites => _deferred.Count;
+
     /// <summary>Waits for the guard's deferred writes (at shutdown, so that a containment decided just before survives the restart).</summary>
     public async Task FlushAsync()
     {
@@ -762,7 +765,9 @@ public sealed partial class RecordsGuard
     /// patient it names (a Patient read by id, its history, a patient's $everything) that its policy would have let it reach: a
     /// canary, with the principal held for another cause, is a canary reached (a walker going on through the 423s), as it would
     /// have been had the principal been free; it is contained for the canary. The caller answers with the refusal it already had,
-    /// the same for any id. The containment's write waits for any write transaction of the request to end.
+    /// the same for any id. The containment is written before the caller answers, as any other containment made outside a write
+    /// transaction is (the door asks this before a request opens one): deferred, a crash between the answer and the write lost the
+    /// canary's cause at the next start, and the principal was again an administrator's to release.
     /// </summary>
     internal async ValueTask CanaryNamedWhileHeldAsync(AccessContext context, Interaction interaction, string type, string patient,
         Func<ValueTask<bool>> reachable, CancellationToken cancellationToken)
@@ -772,7 +777,7 @@ public sealed partial class RecordsGuard
         var tenant = context.Tenant.Id;
         if (!_canaries.TryGetValue(tenant, out var canaries) || !canaries.Contains(patient)) return;
         if (ContainmentOf(tenant, context.Principal) is not { ByCanary: false } held || !await reachable()) return;
-        await ContainForCanaryAsync(context, interaction, type, patient, "", held, deferWrite: true, cancellationToken);
+        await ContainForCanaryAsync(context, interaction, type, patient, "", held, deferWrite: false, cancellationToken);
     }
 
     /// <summary>Which of two containments of one subject holds it: a lock over a suspension; at the same level, one the officer alone

@@ -447,6 +447,22 @@ public abstract class GuardTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_held_principals_canary_containment_is_written_before_it_is_answered()
+    {
+        // helper-109: written after the answer, a crash in between lost the canary's cause at the next start (the volume row
+        // remained, an administrator's to release). Read back by a second store on the same database, without waiting for the guard.
+        Assert.Equal(BreakGlassStatus.Granted, (await _server.Store.BreakTheGlass.OpenAsync(DrA(authenticatedAt: _time.GetUtcNow()), _canaries[0],
+            KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None)).Status);
+        Assert.Equal(25, await ReadOwnPatientsUntilRefusedAsync(DrA, 0));
+        await _server.Store.Guard.FlushAsync();
+        Assert.Equal(RecordStatus.Locked, (await Records.ReadAsync(DrA(_time.GetUtcNow(), "s-1"), "Patient", _canaries[0], None)).Status);
+        Assert.Equal(0, _server.Store.Guard.DeferredWrites);
+        await using var other = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None);
+        Assert.Contains(await other.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == "user:drA" && c.Cause == ContainmentCauses.Canary);
+        Assert.Equal(ReleaseStatus.CanaryIsTheOfficers, (await other.Guard.ReleaseAsync(Administrator(), "user:drA", None)).Status);
+    }
+
+    [Fact]
     public async Task A_canary_in_a_request_that_passed_the_door_before_its_client_was_suspended_still_makes_the_containment_the_canarys()
     {
         // Two requests of one client crossing together: the volume suspension lands between the other's door (not yet held) and the
