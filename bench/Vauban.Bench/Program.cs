@@ -6,6 +6,7 @@ using Vauban.Bench;
 
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 if (args is ["dictionary", .. var rest]) return RecordDictionary.Run(rest);
+if (args is ["stages", .. var stageArgs]) return SeedStages.Run(stageArgs);
 var options = BenchOptions.Parse(args, out var error);
 if (options is null)
 {
@@ -13,6 +14,7 @@ if (options is null)
     Console.WriteLine("""
         usage: dotnet run -c Release --project bench/Vauban.Bench -- <seed|http|policy|audit|guard|all> [options]
                dotnet run -c Release --project bench/Vauban.Bench -- dictionary [--out FILE]   (trains the record dictionary)
+               dotnet run -c Release --project bench/Vauban.Bench -- stages [--patients N]    (a seed's preparation, stage by stage, one thread)
           --engine sqlite|postgres|both   store engine(s) (default both)
           --patients N                    patients to seed (default 100000)
           --seconds S                     duration of each HTTP phase (default 15)
