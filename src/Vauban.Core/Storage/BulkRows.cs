@@ -70,13 +70,13 @@ internal static class BulkRows
         // bound by position through SQLitePCL, as the audit appender's insert: through SqliteCommand every row cost a lookup of
         // each parameter by name, a data reader and a boxed value per column, more than SQLite's own work on the row.
         var db = ((SqliteConnection)scope.Connection).Handle ?? throw new InvalidOperationException("The loader's SQLite connection is not open.");
-        using (var insert = new PreparedStatement(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8, ?9)"))
+        using (var insert = new PreparedStatement(db, "INSERT INTO resources (rid, tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made, hashes) VALUES (?1, ?2, ?3, ?4, 1, ?5, 0, ?6, ?7, ?8, ?9, ?10)"))
         {
             foreach (var row in rows)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 insert.Bind(1, row.Rid).Bind(2, tenant).Bind(3, row.Type).Bind(4, row.Id).Bind(5, row.LastUpdated).Bind(6, row.Body)
-                    .Bind(7, row.Compartment).Bind(8, row.CreatedBy).Bind(9, (long)Loaded).Step();
+                    .Bind(7, row.Compartment).Bind(8, row.CreatedBy).Bind(9, (long)Loaded).Bind(10, HashColumn.Pack(row.Index.Hashes)).Step();
             }
         }
         // Index rows in key order: each B-tree page is visited once per batch instead of once per row. Rows are in ascending

@@ -63,59 +63,40 @@ internal static class IndexRows
     /// these (idx_ref is keyed by target; there is no way to a row's references by its row id alone).</param>
     /// <param name="referenceParameters">The codes of the type's reference search parameters: with the targets, the keys looked
     /// for (a row of a parameter the type no longer has is not found, and no search reads it).</param>
-    /// <remarks>Hashes are replaced exactly on both engines: on PostgreSQL they are a column of the row; on SQLite, rows of idx_hash
-    /// found by row id (idx_hash_rid, schema step 16), so a hash an older extraction made and the current one no longer makes is
+    /// <remarks>Hashes are replaced exactly on both engines: the row lists them (PostgreSQL's column, SQLite's since schema step 18;
+    /// SQLite's idx_hash rows are the index searched), so a hash an older extraction made and the current one no longer makes is
     /// removed too (searches do not re-check a decrypted record: left, it returned the record for a value it no longer holds).</remarks>
     public static async Task<IndexReplacement> ReplaceAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, int version, IndexEntries index, string? compartment,
         IReadOnlyCollection<string> targets, IReadOnlyCollection<int> referenceParameters, CancellationToken cancellationToken)
     {
         var postgres = engine == StorageEngine.Postgres;
-        long[]? storedHashes = null;
+        HashSet<long> storedHashes;
         string? storedCompartment;
         using (var check = scope.Command(postgres
             ? "SELECT version, deleted, compartment, hashes FROM resources WHERE rid = @rid FOR NO KEY UPDATE SKIP LOCKED"
-            : "SELECT version, deleted, compartment FROM resources WHERE rid = @rid").With("rid", rid))
+            : "SELECT version, deleted, compartment, hashes FROM resources WHERE rid = @rid").With("rid", rid))
         using (var reader = await check.ExecuteReaderAsync(cancellationToken))
         {
             if (!await reader.ReadAsync(cancellationToken) || reader.GetInt32(0) != version || reader.GetInt32(1) != 0) return IndexReplacement.Moved;
             storedCompartment = reader.IsDBNull(2) ? null : reader.GetString(2);
-            if (postgres) storedHashes = reader.IsDBNull(3) ? [] : (long[])reader.GetValue(3);
+            storedHashes = HashColumn.Read(reader, 3);
         }
         var changed = false;
         var missing = new IndexEntries();
 
-        // Blind-index hashes: PostgreSQL's are the row's column, SQLite's its idx_hash rows, found by row (idx_hash_rid).
-        var hashesDiffer = false;
-        if (postgres)
+        // Blind-index hashes: the row's list, and on SQLite the idx_hash rows searched, those the list names and the current
+        // extraction no longer makes removed, those it makes and the list lacks added.
+        var hashesDiffer = !storedHashes.SetEquals(index.Hashes);
+        if (!postgres && hashesDiffer)
         {
-            hashesDiffer = !new HashSet<long>(storedHashes!).SetEquals(index.Hashes);
-        }
-        else
-        {
-            var stored = new HashSet<long>();
-            using (var select = scope.Command("SELECT h FROM idx_hash WHERE rid = @rid").With("rid", rid))
-            using (var reader = await select.ExecuteReaderAsync(cancellationToken))
-            {
-                while (await reader.ReadAsync(cancellationToken)) stored.Add(reader.GetInt64(0));
-            }
             var wantedHashes = index.Hashes.ToHashSet();
-            foreach (var chunk in stored.Where(h => !wantedHashes.Contains(h)).Chunk(500))
-            {
-                using var delete = scope.Command("");
-                delete.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {delete.InList(engine, "h", "h", chunk)}";
-                delete.With("rid", rid);
-                await delete.ExecuteNonQueryAsync(cancellationToken);
-                changed = true;
-            }
-            missing.Hashes.AddRange(wantedHashes.Where(h => !stored.Contains(h)));
+            changed |= await ResourceRows.DeleteHashesAsync(scope, engine, rid, storedHashes.Where(h => !wantedHashes.Contains(h)), cancellationToken);
+            missing.Hashes.AddRange(wantedHashes.Where(h => !storedHashes.Contains(h)));
         }
         if (hashesDiffer || !string.Equals(compartment, storedCompartment, StringComparison.Ordinal))
         {
-            using var update = scope.Command(postgres
-                ? "UPDATE resources SET hashes = @hs, compartment = @c WHERE rid = @rid AND version = @v"
-                : "UPDATE resources SET compartment = @c WHERE rid = @rid AND version = @v")
-                .With("c", compartment).With("rid", rid).With("v", version);
-            if (postgres) update.With("hs", index.Hashes.ToArray());
+            using var update = scope.Command("UPDATE resources SET hashes = @hs, compartment = @c WHERE rid = @rid AND version = @v")
+                .With("c", compartment).With("rid", rid).With("v", version).With("hs", HashColumn.Value(engine, index.Hashes));
             await update.ExecuteNonQueryAsync(cancellationToken);
             changed = true;
         }

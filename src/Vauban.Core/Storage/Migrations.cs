@@ -5,7 +5,7 @@ namespace Vauban.Storage;
 internal static class Migrations
 {
     // The engines differ in one place: blind-index hashes are rows of a WITHOUT ROWID table on SQLite
-    // (keyed by hash, and by row since step 16), and a bigint[] column of the resource row under a GIN
+    // (keyed by hash; the record's own row lists them since step 18), and a bigint[] column of the resource row under a GIN
     // index on PostgreSQL (a B-tree row per hash costs PostgreSQL ~90 bytes; GIN posting lists compress
     // them to a few).
     public sealed record Step(int Version, string Description, string Sqlite, string Postgres);
@@ -359,6 +359,20 @@ internal static class Migrations
             Postgres: """
             ALTER TABLE guard_containments ADD COLUMN cause text NOT NULL DEFAULT 'volume';
             UPDATE guard_containments SET cause = 'canary' WHERE strpos(reason, ': canary Patient/') > 0;
+            """),
+
+        // Step 18: SQLite's record lists its blind-index hashes on its own row (8-byte big-endian values), as PostgreSQL's does,
+        // instead of idx_hash_rid finding them: the index was ~18 bytes and one more B-tree insert a hash (~60 a patient), a fifth
+        // of a seed's writing (bench/README.md), for the rare update, delete or re-index that needs a record's hashes. The list is
+        // filled from the rows there, stale ones included, so they are still removed exactly.
+        new(18, "blind-index hashes listed on the resource row (SQLite), instead of an index of them by record",
+            Sqlite: """
+            ALTER TABLE resources ADD COLUMN hashes BLOB;
+            UPDATE resources SET hashes = (SELECT unhex(group_concat(printf('%016x', x.h), '')) FROM idx_hash x WHERE x.rid = resources.rid);
+            DROP INDEX idx_hash_rid;
+            """,
+            Postgres: """
+            SELECT 1;
             """),
     ];
 }

@@ -169,12 +169,10 @@ internal sealed class ResourceRows
     public static async Task<long> InsertAsync(WriteScope scope, StorageEngine engine, long tenant, int type, string id, int version, long lastUpdated, byte[] body, IndexEntries index,
         string? compartment, string? createdBy, VersionMade made, CancellationToken cancellationToken)
     {
-        using var command = scope.Command(engine == StorageEngine.Postgres
-            ? "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @m, @hs) RETURNING rid"
-            : "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @m) RETURNING rid")
+        using var command = scope.Command(
+            "INSERT INTO resources (tenant_id, type, id, version, last_updated, deleted, body, compartment, created_by, made, hashes) VALUES (@t, @ty, @id, @v, @u, 0, @b, @c, @cb, @m, @hs) RETURNING rid")
             .With("t", tenant).With("ty", type).With("id", id).With("v", version).With("u", lastUpdated).With("b", body).With("c", compartment).With("cb", createdBy)
-            .With("m", (short)made);
-        if (engine == StorageEngine.Postgres) command.With("hs", index.Hashes.ToArray());
+            .With("m", (short)made).With("hs", HashColumn.Value(engine, index.Hashes));
         var rid = await command.ScalarLongAsync(cancellationToken);
         await InsertIndexAsync(scope, engine, tenant, rid, index, cancellationToken);
         return rid;
@@ -191,15 +189,24 @@ internal sealed class ResourceRows
         {
             if (await archive.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
-        using (var update = scope.Command(engine == StorageEngine.Postgres
-            ? "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, created_by = @cb, made = @m, hashes = @hs WHERE rid = @rid AND version = @ev"
-            : "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, created_by = @cb, made = @m WHERE rid = @rid AND version = @ev")
-            .With("c", compartment).With("cb", createdBy).With("m", (short)made).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion))
+        // SQLite: the version's hashes as its row lists them, every one, not only those today's extraction makes of it: one an older
+        // extraction made went on answering searches for a value the record no longer held, and stayed on a deleted record for good
+        // (re-indexing reads current versions only). PostgreSQL's column is replaced whole by the update.
+        HashSet<long>? storedHashes = null;
+        if (engine == StorageEngine.Sqlite && oldIndex is not null)
         {
-            if (engine == StorageEngine.Postgres) update.With("hs", newIndex?.Hashes.ToArray() ?? []);
+            using var stored = scope.Command("SELECT hashes FROM resources WHERE rid = @rid").With("rid", rid);
+            using var reader = await stored.ExecuteReaderAsync(cancellationToken);
+            storedHashes = await reader.ReadAsync(cancellationToken) ? HashColumn.Read(reader, 0) : [];
+        }
+        using (var update = scope.Command(
+            "UPDATE resources SET version = @v, last_updated = @u, deleted = @d, body = @b, compartment = @c, created_by = @cb, made = @m, hashes = @hs WHERE rid = @rid AND version = @ev")
+            .With("c", compartment).With("cb", createdBy).With("m", (short)made).With("v", version).With("u", lastUpdated).With("d", body is null ? 1 : 0).With("b", body).With("rid", rid).With("ev", expectedVersion)
+            .With("hs", HashColumn.Value(engine, newIndex?.Hashes ?? [])))
+        {
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
-        if (oldIndex is not null) await DeleteIndexAsync(scope, engine, tenant, rid, oldIndex, cancellationToken);
+        if (oldIndex is not null) await DeleteIndexAsync(scope, engine, tenant, rid, oldIndex, storedHashes, newIndex, cancellationToken);
         if (newIndex is not null) await InsertIndexAsync(scope, engine, tenant, rid, newIndex, cancellationToken);
         return true;
     }
@@ -231,15 +238,15 @@ internal sealed class ResourceRows
             (c, i, d) => c.With("a" + i, d.Param).With("b" + i, d.Low).With("c" + i, d.High), rid, tenant, cancellationToken);
     }
 
-    private static async Task DeleteIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
+    /// <param name="storedHashes">SQLite: the hashes the old version's row listed; those the new version does not make are removed
+    /// (the others stay: the new version's insert leaves them).</param>
+    private static async Task DeleteIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, HashSet<long>? storedHashes,
+        IndexEntries? newIndex, CancellationToken cancellationToken)
     {
-        if (engine == StorageEngine.Sqlite)
+        if (storedHashes is not null)
         {
-            // Every hash of the record, found by row (idx_hash_rid), not only those today's extraction makes of the old version:
-            // one an older extraction made went on answering searches for a value the record no longer held, and stayed on a
-            // deleted record for good (re-indexing reads current versions only). PostgreSQL's column is replaced whole.
-            using var command = scope.Command("DELETE FROM idx_hash WHERE rid = @rid").With("rid", rid);
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            if (newIndex is not null) storedHashes.ExceptWith(newIndex.Hashes);
+            await DeleteHashesAsync(scope, engine, rid, storedHashes, cancellationToken);
         }
         foreach (var reference in index.References)
         {
@@ -252,6 +259,22 @@ internal sealed class ResourceRows
                 .With("t", tenant).With("p", date.Param).With("lo", date.Low).With("rid", rid).With("hi", date.High);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
+    }
+
+    /// <summary>SQLite: removes row <paramref name="rid"/>'s idx_hash rows of <paramref name="hashes"/>, a probe of idx_hash's key
+    /// each; whether there were any to remove.</summary>
+    internal static async Task<bool> DeleteHashesAsync(WriteScope scope, StorageEngine engine, long rid, IEnumerable<long> hashes, CancellationToken cancellationToken)
+    {
+        var any = false;
+        foreach (var chunk in hashes.Chunk(500))
+        {
+            using var delete = scope.Command("");
+            delete.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {delete.InList(engine, "h", "h", chunk)}";
+            delete.With("rid", rid);
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+            any = true;
+        }
+        return any;
     }
 
     private static async Task ExecuteRowsAsync<T>(WriteScope scope, string head, string rowTemplate, List<T> items, Action<DbCommand, int, T> bind, long rid, long tenant, CancellationToken cancellationToken)

@@ -11,6 +11,7 @@ using Vauban.Access;
 using Vauban.Audit;
 using Vauban.Records;
 using Vauban.Records.Search;
+using Vauban.Storage;
 using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Records;
@@ -92,7 +93,7 @@ public abstract class ReindexTests : IAsyncLifetime
         var firstRid = await RidAsync(first);
         var observationRid = await RidAsync(observation);
         await ExecuteAsync("DELETE FROM idx_ref WHERE rid = @r AND param = 116", ("r", linkedRid));
-        await ExecuteAsync(_engine == Engine.Sqlite ? "DELETE FROM idx_hash WHERE rid = @r" : "UPDATE resources SET hashes = '{}' WHERE rid = @r", ("r", firstRid));
+        await StoreHashesAsync(firstRid, []);
         await ExecuteAsync("DELETE FROM idx_date WHERE rid = @r", ("r", observationRid));
         // A reference row under the observation's performer parameter (906), which today's extraction does not make of it.
         await ExecuteAsync("INSERT INTO idx_ref (target, param, rid) VALUES (@x, 906, @r)", ("x", $"Patient/{first}"), ("r", observationRid));
@@ -136,21 +137,43 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.True((await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None)).Valid);
     }
 
-    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: idx_hash rows on SQLite, the row's own column on PostgreSQL.</summary>
+    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: the row's own list, and on SQLite the idx_hash rows
+    /// searched, which must be the same.</summary>
     private async Task<HashSet<long>> StoredHashesAsync(long rid)
     {
         await using var connection = Connect();
         await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = _engine == Engine.Sqlite ? "SELECT h FROM idx_hash WHERE rid = @r" : "SELECT unnest(hashes) FROM resources WHERE rid = @r";
-        var parameter = command.CreateParameter();
-        parameter.ParameterName = "r";
-        parameter.Value = rid;
-        command.Parameters.Add(parameter);
-        var hashes = new HashSet<long>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) hashes.Add(reader.GetInt64(0));
+        await using var listed = connection.CreateCommand();
+        listed.CommandText = "SELECT hashes FROM resources WHERE rid = " + rid;
+        HashSet<long> hashes;
+        await using (var reader = await listed.ExecuteReaderAsync())
+        {
+            Assert.True(await reader.ReadAsync());
+            hashes = HashColumn.Read(reader, 0);
+        }
+        if (_engine == Engine.Sqlite)
+        {
+            await using var rows = connection.CreateCommand();
+            rows.CommandText = "SELECT h FROM idx_hash WHERE rid = " + rid;
+            var searched = new HashSet<long>();
+            await using var reader = await rows.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) searched.Add(reader.GetInt64(0));
+            Assert.True(hashes.SetEquals(searched), "the row's hash list and its idx_hash rows differ");
+        }
         return hashes;
+    }
+
+    /// <summary>Stores <paramref name="hashes"/> as row <paramref name="rid"/>'s blind-index hashes, as an older extraction would have
+    /// left them: the row's list, and on SQLite the idx_hash rows.</summary>
+    private async Task StoreHashesAsync(long rid, IEnumerable<long> hashes)
+    {
+        var list = hashes.Distinct().ToList();
+        if (_engine == Engine.Sqlite)
+        {
+            await ExecuteAsync("DELETE FROM idx_hash WHERE rid = @r", ("r", rid));
+            foreach (var hash in list) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
+        }
+        await ExecuteAsync("UPDATE resources SET hashes = @hs WHERE rid = @r", ("hs", HashColumn.Value(_engine == Engine.Sqlite ? StorageEngine.Sqlite : StorageEngine.Postgres, list)), ("r", rid));
     }
 
     [Fact]
@@ -167,14 +190,7 @@ public abstract class ReindexTests : IAsyncLifetime
         using var older = JsonDocument.Parse(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123305")));
         long[] stale = [.. IndexEntries.Extract("Patient", older.RootElement, keys.Index).Hashes.Where(h => !current.Contains(h)).Distinct()];
         Assert.NotEmpty(stale);
-        if (_engine == Engine.Sqlite)
-        {
-            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
-        }
-        else
-        {
-            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
-        }
+        await StoreHashesAsync(rid, (await StoredHashesAsync(rid)).Concat(stale));
         Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
 
         var summary = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
@@ -204,15 +220,7 @@ public abstract class ReindexTests : IAsyncLifetime
         var (format4, format3) = (Hashes(compact), Hashes(TextNormalizer.IdentifierBeforeFormat4(typed)));
         Assert.Subset(await StoredHashesAsync(rid), format4.ToHashSet());
         // The store as a Vauban before format 4 left it.
-        if (_engine == Engine.Sqlite)
-        {
-            foreach (var hash in format4) await ExecuteAsync("DELETE FROM idx_hash WHERE h = @h AND rid = @r", ("h", hash), ("r", rid));
-            foreach (var hash in format3) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
-        }
-        else
-        {
-            await ExecuteAsync("UPDATE resources SET hashes = array(SELECT unnest(hashes) EXCEPT SELECT unnest(@old)) || @new WHERE rid = @r", ("old", format4), ("new", format3), ("r", rid));
-        }
+        await StoreHashesAsync(rid, (await StoredHashesAsync(rid)).Except(format4).Concat(format3));
         var asTyped = $"Patient?identifier={Uri.EscapeDataString(Samples.InsNir + "|" + typed)}";
         var asCompact = $"Patient?identifier={Uri.EscapeDataString(Samples.InsNir + "|" + compact)}";
         // Until the reindex: the value typed as it was stored is found (an upgrade makes no patient unfindable, nor registered
@@ -234,14 +242,7 @@ public abstract class ReindexTests : IAsyncLifetime
         var keys = await _server.Store.Keys.ForTenantAsync(_tenant.Id, CancellationToken.None);
         using var older = JsonDocument.Parse(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123306")));
         long[] stale = [.. IndexEntries.Extract("Patient", older.RootElement, keys.Index).Hashes.Where(h => !current.Contains(h)).Distinct()];
-        if (_engine == Engine.Sqlite)
-        {
-            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
-        }
-        else
-        {
-            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
-        }
+        await StoreHashesAsync(rid, (await StoredHashesAsync(rid)).Concat(stale));
         Assert.Equal(1, await FoundAsync("Patient?family=Ancienne"));
 
         using (var update = await _http.PutAsync($"/fhir/Patient/{patient}",
@@ -256,14 +257,7 @@ public abstract class ReindexTests : IAsyncLifetime
 
         // A hash an older extraction made, left on a record that is then deleted, would stay for good: re-indexing reads current
         // versions only.
-        if (_engine == Engine.Sqlite)
-        {
-            foreach (var hash in stale) await ExecuteAsync("INSERT INTO idx_hash (h, rid) VALUES (@h, @r)", ("h", hash), ("r", rid));
-        }
-        else
-        {
-            await ExecuteAsync("UPDATE resources SET hashes = hashes || @hs WHERE rid = @r", ("hs", stale), ("r", rid));
-        }
+        await StoreHashesAsync(rid, (await StoredHashesAsync(rid)).Concat(stale));
         using (var delete = await _http.DeleteAsync($"/fhir/Patient/{patient}"))
         {
             Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);

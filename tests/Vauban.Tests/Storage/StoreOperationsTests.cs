@@ -398,7 +398,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep17}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep18(engine)}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -418,8 +418,8 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store seven steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17); DROP TABLE store_settings; {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
+        // A store eight steps behind, in which the second cannot run (a table of that name is already there).
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18); DROP TABLE store_settings; {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -453,8 +453,13 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 16 added, removed (PostgreSQL's step adds nothing).</summary>
     private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
 
-    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
+    /// <summary>What schema step 17 added, removed.</summary>
     private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";
+
+    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it (SQLite's hash lists back to
+    /// the index of idx_hash by record; PostgreSQL's step adds nothing, its column is step 1's). Undone first: it put back what
+    /// step 16 made.</summary>
+    private static string UndoStep18(Engine engine) => engine == Engine.Sqlite ? "ALTER TABLE resources DROP COLUMN hashes; CREATE INDEX idx_hash_rid ON idx_hash (rid);" : "";
 
     [Theory]
     [InlineData(Engine.Sqlite)]
@@ -470,7 +475,7 @@ public sealed class StoreOperationsTests
             (clientId, secret) = (registration.ClientId, registration.ClientSecret!);
         }
         // The store as the Vauban before step 15 left it: the client's row without a purpose.
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (15, 16, 17); {UndoStep15} {UndoStep16} {UndoStep17}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (15, 16, 17, 18); {UndoStep18(engine)} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
         {
@@ -506,23 +511,25 @@ public sealed class StoreOperationsTests
         }
         // The store as the Vauban before step 16 left it, with a hash an older extraction made of the record and the current one
         // does not (its value is arbitrary: no extraction makes it).
-        const long stale = 0x5EA1_0000_0000_0016;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (16, 17); {UndoStep16} {UndoStep17} "
-            + (engine == Engine.Sqlite ? $"INSERT INTO idx_hash (h, rid) VALUES ({stale}, {rid});" : $"UPDATE resources SET hashes = hashes || {stale}::bigint WHERE rid = {rid};"));
+        // Two of them, one negative: SQLite's step 18 writes each as 8 bytes from its 64-bit two's complement.
+        long[] stale = [0x5EA1_0000_0000_0016, -0x5EA1_0000_0000_0018];
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (16, 17, 18); {UndoStep18(engine)} {UndoStep16} {UndoStep17} "
+            + (engine == Engine.Sqlite ? $"INSERT INTO idx_hash (h, rid) VALUES ({stale[0]}, {rid}), ({stale[1]}, {rid});"
+                : $"UPDATE resources SET hashes = hashes || ARRAY[{stale[0]}, {stale[1]}]::bigint[] WHERE rid = {rid};"));
 
         await using (var store = await VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None))
         {
+            // Upgraded, the row lists what idx_hash held for it, the stale hashes included (HashesAsync checks the two agree).
+            Assert.True(current.Union(stale).ToHashSet().SetEquals(await HashesAsync(db, engine, rid)));
             var tenant = (await store.Tenants.FindAsync("chu-before-hash-rows", CancellationToken.None))!;
             var summary = await store.Records.ReindexAsync(Vauban.Access.AccessContext.Operator(tenant, Vauban.Access.KnownPurposes.SystemAdministration), null, null, CancellationToken.None);
             Assert.Equal((1, true), (summary.Changed, summary.Complete));
         }
         Assert.True(current.SetEquals(await HashesAsync(db, engine, rid)));
         Assert.Equal(1, await ScalarAsync(db, "SELECT count(*) FROM schema_version WHERE version = 16"));
-        if (engine == Engine.Sqlite)
-        {
-            // Found by record through the index, not by reading the whole table.
-            Assert.Contains("idx_hash_rid", await PlanAsync(db, $"EXPLAIN QUERY PLAN SELECT h FROM idx_hash WHERE rid = {rid}"), StringComparison.Ordinal);
-        }
+        // Step 18 took the index of idx_hash by record away again: the row's list finds a record's hashes.
+        Assert.Equal(0, await ScalarAsync(db, engine == Engine.Postgres ? "SELECT count(*) FROM pg_indexes WHERE indexname = 'idx_hash_rid'"
+            : "SELECT count(*) FROM sqlite_master WHERE name = 'idx_hash_rid'"));
         RemoveSqliteFolder(engine, db);
     }
 
@@ -536,7 +543,7 @@ public sealed class StoreOperationsTests
         // The store as the Vauban before step 17 left it, holding what its guard wrote: an account a canary locked (the reason as
         // written since 2026-12-02, and before), a client suspended for its volume, a session suspended outside care.
         var at = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = 17; {UndoStep17} "
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (17, 18); {UndoStep18(engine)} {UndoStep17} "
             + "INSERT INTO guard_containments (tenant_id, principal, account, level, reason, contained_at) VALUES "
             + $"({tenant}, 'user:desk', 'user:desk', 'locked', 'user:desk (secretary, session s-1): canary Patient/0193a1b2-c3d4 reached by read on Patient; refused, nothing of it was returned.', {at}), "
             + $"({tenant}, 'vc_old', NULL, 'suspended', 'client vc_old: canary Patient/pat-77 returned by search on Patient (page 1, 20 patients).', {at}), "
@@ -561,17 +568,30 @@ public sealed class StoreOperationsTests
         RemoveSqliteFolder(engine, db);
     }
 
-    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: idx_hash rows on SQLite, the row's own column on PostgreSQL.</summary>
+    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: the row's own list, and on SQLite the idx_hash rows
+    /// searched, which must be the same.</summary>
     private static async Task<HashSet<long>> HashesAsync(string db, Engine engine, long rid)
     {
         await using var database = Vauban.Storage.StoreDatabase.Open(db);
         await using var connection = await database.OpenAsync(CancellationToken.None);
-        using var command = connection.CreateCommand();
-        command.CommandText = engine == Engine.Sqlite ? $"SELECT h FROM idx_hash WHERE rid = {rid}" : $"SELECT unnest(hashes) FROM resources WHERE rid = {rid}";
-        var hashes = new HashSet<long>();
-        using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) hashes.Add(reader.GetInt64(0));
-        return hashes;
+        HashSet<long> listed;
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = $"SELECT hashes FROM resources WHERE rid = {rid}";
+            using var reader = await command.ExecuteReaderAsync();
+            Assert.True(await reader.ReadAsync());
+            listed = Vauban.Storage.HashColumn.Read(reader, 0);
+        }
+        if (engine == Engine.Sqlite)
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = $"SELECT h FROM idx_hash WHERE rid = {rid}";
+            var searched = new HashSet<long>();
+            using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) searched.Add(reader.GetInt64(0));
+            Assert.True(listed.SetEquals(searched), "the row's hash list and its idx_hash rows differ");
+        }
+        return listed;
     }
 
     /// <summary>SQLite's query plan for a statement, its details joined.</summary>
