@@ -9,28 +9,18 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class ServerClockTests(Engine engine) : IAsyncLifetime
+public abstract class ServerClockTests : FhirServerTests
 {
-    private readonly ManualTime _time = new(new DateTimeOffset(2021, 6, 15, 8, 0, 0, TimeSpan.Zero));
-    private VaubanServer _server = null!;
-    private HttpClient _api = null!;
+    private readonly ManualTime _time;
 
-    public async Task InitializeAsync()
-    {
-        _server = await VaubanServer.StartAsync(engine, configure: o => o with { Time = _time });
-        _api = await _server.ClientAsync("hospital-a");
-    }
+    protected ServerClockTests(Engine engine) : this(engine, new ManualTime(new DateTimeOffset(2021, 6, 15, 8, 0, 0, TimeSpan.Zero))) { }
 
-    public async Task DisposeAsync()
-    {
-        _api.Dispose();
-        await _server.DisposeAsync();
-    }
+    private ServerClockTests(Engine engine, ManualTime time) : base(engine, time) => _time = time;
 
     private async Task<JsonElement> SendAsync(HttpMethod method, string url, string? json = null)
     {
         using var request = new HttpRequestMessage(method, url.Length == 0 ? "/fhir" : "/fhir/" + url) { Content = json is null ? null : FhirContent.Json(json) };
-        using var response = await _api.SendAsync(request);
+        using var response = await Api.SendAsync(request);
         var body = await response.BodyAsync();
         Assert.True(response.IsSuccessStatusCode, $"{method} {url}: {(int)response.StatusCode} {body}");
         return body;
@@ -42,7 +32,7 @@ public abstract class ServerClockTests(Engine engine) : IAsyncLifetime
     [Fact]
     public async Task Searchset_history_and_everything_Bundles_are_stamped_now_by_the_servers_clock()
     {
-        var patient = (await SendAsync(HttpMethod.Post, "Patient", Samples.Patient())).GetProperty("id").GetString()!;
+        var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
         _time.Advance(TimeSpan.FromMinutes(2)); // within the client's token's five minutes
         var now = _time.GetUtcNow();
 
@@ -71,8 +61,8 @@ public abstract class ServerClockTests(Engine engine) : IAsyncLifetime
     [Fact]
     public async Task A_version_just_written_is_answered_with_a_Date_by_the_servers_clock()
     {
-        var patient = (await SendAsync(HttpMethod.Post, "Patient", Samples.Patient())).GetProperty("id").GetString()!;
-        using var read = await _api.GetAsync("/fhir/Patient/" + patient);
+        var patient = (await CreateAsync("Patient", Samples.Patient())).GetProperty("id").GetString()!;
+        using var read = await Api.GetAsync("/fhir/Patient/" + patient);
         Assert.Equal(HttpStatusCode.OK, read.StatusCode);
         // Last-Modified is the version's stamp, and Date is not before it (RFC 9110 §8.8.2.1): both the server's time.
         Assert.Equal(_time.GetUtcNow(), read.Content.Headers.LastModified);
@@ -82,12 +72,12 @@ public abstract class ServerClockTests(Engine engine) : IAsyncLifetime
     [Fact]
     public async Task An_establishment_and_its_keys_are_stamped_with_their_creation_by_the_servers_clock()
     {
-        var tenant = await _server.Store.Tenants.FindAsync("hospital-a", CancellationToken.None);
+        var tenant = await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None);
         var created = _time.GetUtcNow().ToUnixTimeMilliseconds();
         _time.Advance(TimeSpan.FromDays(3));
-        await _server.Store.AddDataKeyAsync(AccessContext.Operator(tenant!, "test: rotate the data key"), CancellationToken.None);
+        await Server.Store.AddDataKeyAsync(AccessContext.Operator(tenant!, "test: rotate the data key"), CancellationToken.None);
 
-        await using var connection = await _server.Store.Database.OpenAsync(CancellationToken.None);
+        await using var connection = await Server.Store.Database.OpenAsync(CancellationToken.None);
         using (var command = connection.Command("SELECT created_at FROM tenants WHERE id = @t").With("t", tenant!.Id))
         {
             Assert.Equal(created, await command.ScalarLongAsync(CancellationToken.None));
