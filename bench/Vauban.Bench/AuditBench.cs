@@ -170,7 +170,7 @@ internal static class AuditBench
             tenant = await store.Tenants.FindAsync(tenantName, ct) ?? await store.Tenants.AddAsync(tenantName, ct);
         }
         await using var database = StoreDatabase.Open(db);
-        using var keys = new KeyRing(database, master);
+        using var keys = new KeyRing(database, master, TimeProvider.System);
         await using var trail = new AuditTrail(database, keys, TimeProvider.System, new AuditOptions());
         long head;
         await using (var connection = await database.OpenAsync(ct))

@@ -18,6 +18,10 @@ public static class ParisTime
     /// <summary>An instant as Paris's clocks showed it.</summary>
     public static DateTimeOffset Of(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Zone);
 
+    /// <summary>The calendar date in Paris at <paramref name="at"/>: "today" for a page's forms and for a search's dates alike,
+    /// so that between midnight in Paris and midnight UTC the two do not name different days.</summary>
+    public static DateOnly DateOf(DateTimeOffset at) => DateOnly.FromDateTime(Of(at).DateTime);
+
     /// <summary>"2026-12-06 23:41 Paris time (22:41 UTC)": for a text read both at the console (Paris time) and on the command
     /// line (UTC).</summary>
     public static string WithUtc(DateTimeOffset at) => Known

@@ -35,7 +35,7 @@ public sealed class VaubanStore : IAsyncDisposable
         _database = database;
         _keys = keys;
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
-        Tenants = new Tenants(database, keys, Audit);
+        Tenants = new Tenants(database, keys, Audit, options.Time);
         Alerts = new SecurityAlerts(database, keys, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
@@ -375,7 +375,7 @@ public sealed class VaubanStore : IAsyncDisposable
             var what = StoreDatabase.LooksLikePostgres(options.Db) ? "the PostgreSQL store" : "SQLite " + Path.GetFullPath(options.Db);
             throw new VaubanConfigurationException(WithHint($"Cannot open {what}: {e.Message}", e), e);
         }
-        var keys = new KeyRing(database, options.MasterKey);
+        var keys = new KeyRing(database, options.MasterKey, options.Time);
         IReadOnlyList<string> warnings;
         try
         {

@@ -147,14 +147,19 @@ public sealed class StaffUserStore :
     public async Task AddOrUpdatePasskeyAsync(StaffUser user, UserPasskeyInfo passkey, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(passkey);
-        var data = JsonSerializer.Serialize(StoredPasskey.From(passkey));
+        var now = _time.GetUtcNow();
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        int replaced;
         using (var delete = scope.Command("DELETE FROM staff_passkeys WHERE credential_id = @c AND user_id = @u").With("c", passkey.CredentialId).With("u", Required(user).Id))
         {
-            await delete.ExecuteNonQueryAsync(cancellationToken);
+            replaced = await delete.ExecuteNonQueryAsync(cancellationToken);
         }
+        // A new passkey's creation is stamped by the store's clock: Identity's handler stamps it by the system's (it takes no
+        // TimeProvider). One already stored (a sign-in updating its counter) keeps its own.
+        var stored = StoredPasskey.From(passkey);
+        var data = JsonSerializer.Serialize(replaced == 0 ? stored with { CreatedAt = now } : stored);
         using var insert = scope.Command("INSERT INTO staff_passkeys (credential_id, user_id, data, created_at) VALUES (@c, @u, @d, @t)")
-            .With("c", passkey.CredentialId).With("u", user.Id).With("d", data).With("t", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            .With("c", passkey.CredentialId).With("u", user.Id).With("d", data).With("t", now.ToUnixTimeMilliseconds());
         await insert.ExecuteNonQueryAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
         user.HasSecondFactor = true;

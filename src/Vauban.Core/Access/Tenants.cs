@@ -12,13 +12,15 @@ public sealed class Tenants
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly AuditTrail _audit;
+    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<long, Tenant> _byId = new();
 
-    internal Tenants(StoreDatabase database, KeyRing keys, AuditTrail audit)
+    internal Tenants(StoreDatabase database, KeyRing keys, AuditTrail audit, TimeProvider time)
     {
         _database = database;
         _keys = keys;
         _audit = audit;
+        _time = time;
     }
 
     /// <summary>Whether <paramref name="name"/> can name an establishment at all (a lookup's test). Stores made before
@@ -111,7 +113,7 @@ public sealed class Tenants
         // After the likeness, which says more about 'ＨＯＰ１' beside 'hop1' than its full-width letters do.
         if (problem is not null) throw new ArgumentException(problem, nameof(name));
         using var insert = scope.Command("INSERT INTO tenants (name, created_at) VALUES (@n, @c) RETURNING id")
-            .With("n", name).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+            .With("n", name).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
         var id = await insert.ScalarLongAsync(cancellationToken);
         using var keys = await _keys.CreateTenantKeysAsync(scope, id, cancellationToken);
         await AuditTrail.CreateHeadAsync(scope, id, cancellationToken);

@@ -17,11 +17,14 @@ internal sealed class KeyRing : IDisposable
     private volatile MasterKey _master;
     private readonly ConcurrentDictionary<long, Held> _cache = new();
     private readonly ConcurrentDictionary<long, AuditSigningKey> _signers = new();
+    // Stamps a key's created_at: the store's clock, as every other stamp of the store.
+    private readonly TimeProvider _time;
 
-    public KeyRing(StoreDatabase database, MasterKey master)
+    public KeyRing(StoreDatabase database, MasterKey master, TimeProvider time)
     {
         _database = database;
         _master = master;
+        _time = time;
     }
 
     public MasterKey Master => _master;
@@ -38,7 +41,7 @@ internal sealed class KeyRing : IDisposable
             keys[purpose] = key;
             var wrapped = KeyWrap.Wrap(_master, tenantId, purpose, 1, key);
             using var command = scope.Command("INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, 1, @w, @c)")
-                .With("t", tenantId).With("p", purpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                .With("t", tenantId).With("p", purpose).With("w", wrapped).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
         var signer = await CreateAuditSigningKeyAsync(scope, tenantId, cancellationToken);
@@ -279,7 +282,7 @@ internal sealed class KeyRing : IDisposable
             CryptographicOperations.ZeroMemory(privateKey);
             using var command = scope.Command(
                 "INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, 1, @w, @c) ON CONFLICT DO NOTHING")
-                .With("t", tenantId).With("p", AuditSigningPurpose).With("w", wrapped).With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                .With("t", tenantId).With("p", AuditSigningPurpose).With("w", wrapped).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
             await command.ExecuteNonQueryAsync(cancellationToken);
             return ecdsa;
         }
@@ -442,7 +445,7 @@ internal sealed class KeyRing : IDisposable
         {
             using var insert = scope.Command("INSERT INTO tenant_keys (tenant_id, purpose, key_version, wrapped, created_at) VALUES (@t, @p, @v, @w, @c)")
                 .With("t", tenantId).With("p", DataPurpose).With("v", version).With("w", KeyWrap.Wrap(_master, tenantId, DataPurpose, version, key))
-                .With("c", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+                .With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         finally

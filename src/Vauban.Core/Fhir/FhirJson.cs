@@ -44,10 +44,11 @@ public static class FhirJson
         writer.WriteEndObject();
     }
 
-    public static byte[] SearchSet(SearchPage page, string baseUrl, string selfUrl, string? nextUrl) => Write(writer =>
+    /// <param name="assembledAt">The Bundle's meta.lastUpdated: when it was put together, by the server's clock (its TimeProvider).</param>
+    public static byte[] SearchSet(SearchPage page, string baseUrl, string selfUrl, string? nextUrl, DateTimeOffset assembledAt) => Write(writer =>
     {
         ArgumentNullException.ThrowIfNull(page);
-        StartBundle(writer, "searchset");
+        StartBundle(writer, "searchset", assembledAt);
         if (page.Total is { } total) writer.WriteNumber("total", total);
         WriteLinks(writer, selfUrl, nextUrl);
         var outcome = page.Outcome is { Count: > 0 };
@@ -81,10 +82,11 @@ public static class FhirJson
     /// identified resource SHALL have one), in a searchset, a history and a batch or transaction response alike.</summary>
     public static string FullUrl(string baseUrl, string type, string id) => $"{baseUrl}/{type}/{id}";
 
-    public static byte[] History(SearchPage page, string baseUrl, string selfUrl, string? nextUrl) => Write(writer =>
+    /// <param name="assembledAt">As <see cref="SearchSet"/>'s.</param>
+    public static byte[] History(SearchPage page, string baseUrl, string selfUrl, string? nextUrl, DateTimeOffset assembledAt) => Write(writer =>
     {
         ArgumentNullException.ThrowIfNull(page);
-        StartBundle(writer, "history");
+        StartBundle(writer, "history", assembledAt);
         if (page.Total is { } total) writer.WriteNumber("total", total);
         WriteLinks(writer, selfUrl, nextUrl);
         if (page.Entries.Count > 0) writer.WriteStartArray("entry");
@@ -150,13 +152,15 @@ public static class FhirJson
     /// link): <paramref name="path"/> with the opaque token as its only parameter; null when there is no such page.</summary>
     public static string? PageLink(string path, string? pageToken) => pageToken is null ? null : $"{path}?_page={Uri.EscapeDataString(pageToken)}";
 
-    internal static void StartBundle(Utf8JsonWriter writer, string type)
+    /// <param name="assembledAt">meta.lastUpdated, by the server's clock: never the system's, which a server run on another clock
+    /// (a test's, a replay's) would contradict beside the versions it stamped.</param>
+    internal static void StartBundle(Utf8JsonWriter writer, string type, DateTimeOffset assembledAt)
     {
         writer.WriteStartObject();
         writer.WriteString("resourceType", "Bundle");
         writer.WriteString("id", Guid.NewGuid().ToString("D"));
         writer.WriteStartObject("meta");
-        writer.WriteString("lastUpdated", FhirInstant.Format(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        writer.WriteString("lastUpdated", FhirInstant.Format(assembledAt.ToUnixTimeMilliseconds()));
         writer.WriteEndObject();
         writer.WriteString("type", type);
     }

@@ -245,7 +245,7 @@ public sealed partial class RecordsGuard
                 Service = requester.Principal.Service,
                 SessionId = requester.Principal.SessionId,
             }, tenant, "guard canary patients", requester.SourceAddress, requester.CorrelationId);
-        var hospital = new SyntheticHospital(System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue));
+        var hospital = new SyntheticHospital(System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue), ParisTime.DateOf(_time.GetUtcNow()));
         var ids = new List<string>(count);
         for (var i = 0; i < count; i++)
         {

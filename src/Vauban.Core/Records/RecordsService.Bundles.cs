@@ -689,13 +689,13 @@ public sealed partial class RecordsService
         Issue.Invalid($"Bundle.entry[{index}]: the {what} '{Shorten(value)}' names no entry of this transaction (no POST or PUT entry has it as fullUrl).", where);
 
     /// <summary>A search entry's response, in a batch or a transaction: the searchset as its resource, or the failure.</summary>
-    private static EntryResponse SearchSetResponse(string type, SearchPage page, string baseUrl)
+    private EntryResponse SearchSetResponse(string type, SearchPage page, string baseUrl)
     {
         if (page.Status != RecordStatus.Ok) return new EntryResponse(RecordStatusCodes.Http(page.Status), null, 0, 0, null, page.Issues);
         // The self link is a token too: the entry's url carries the search values, which no link the server hands out does.
         var next = FhirJson.PageLink($"{baseUrl}/{type}", page.NextPage);
         var self = FhirJson.PageLink($"{baseUrl}/{type}", page.ThisPage)!;
-        return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, self, next), null);
+        return new EntryResponse(200, null, 0, 0, FhirJson.SearchSet(page, baseUrl, self, next, _time.GetUtcNow()), null);
     }
 
     /// <summary>A read or version read (GET Type/id, Type/id/_history/n) inside a transaction, on its connection.</summary>
@@ -836,9 +836,9 @@ public sealed partial class RecordsService
         };
     }
 
-    private static byte[] WriteResponseBundle(string type, IReadOnlyList<EntryResponse> responses, string baseUrl) => FhirJson.Write(writer =>
+    private byte[] WriteResponseBundle(string type, IReadOnlyList<EntryResponse> responses, string baseUrl) => FhirJson.Write(writer =>
     {
-        FhirJson.StartBundle(writer, type);
+        FhirJson.StartBundle(writer, type, _time.GetUtcNow());
         if (responses.Count > 0) writer.WriteStartArray("entry");
         foreach (var response in responses)
         {

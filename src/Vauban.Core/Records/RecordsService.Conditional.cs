@@ -95,7 +95,7 @@ public sealed partial class RecordsService
         {
             issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
         }
-        var query = issues.Count > 0 || parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, context.ServerBase, Today());
+        var query = issues.Count > 0 || parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, Today(), context.ServerBase);
         if (query is null || query.Clauses.Count == 0)
         {
             if (issues.Count == 0) issues.Add(Issue.Invalid($"{condition} must be a search query such as identifier=system|value."));

@@ -105,8 +105,10 @@ public sealed partial class RecordsService
         return forbidden ? SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(decision.Reason!)) : null;
     }
 
-    /// <summary>Today (UTC) by this service's clock: what a search's <c>ap</c> and birth-date <c>ne</c> are reckoned from.</summary>
-    private DateOnly Today() => DateOnly.FromDateTime(_time.GetUtcNow().UtcDateTime);
+    /// <summary>Today in Paris by this service's clock: what a search's <c>ap</c> and a birth date's <c>ne</c>, <c>gt</c>, <c>ge</c> and
+    /// <c>ap</c> are reckoned from. Paris's, as the pages' is: from midnight in Paris to midnight UTC, UTC's date is still
+    /// yesterday, and a child born after midnight was beyond the last year a birth-date search covered.</summary>
+    private DateOnly Today() => ParisTime.DateOf(_time.GetUtcNow());
 
     /// <summary>Runs a search. <paramref name="page"/> is the opaque token of a next link; when given, <paramref name="parameters"/> are ignored.</summary>
     public async Task<SearchPage> SearchAsync(AccessContext context, string type, IReadOnlyList<KeyValuePair<string, string>> parameters, string? page, bool lenient, CancellationToken cancellationToken)
@@ -142,7 +144,7 @@ public sealed partial class RecordsService
         IReadOnlyList<KeyValuePair<string, string>> parameters, bool lenient, CancellationToken cancellationToken)
     {
         var issues = new List<Issue>();
-        var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, context.ServerBase, Today());
+        var query = SearchQuery.Parse(type, parameters, keys, lenient, issues, Today(), context.ServerBase);
         if (query is null) return (null, SearchPage.Fail(RecordStatus.Invalid, [.. issues]));
         foreach (var include in query.Includes)
         {

@@ -33,16 +33,18 @@ public static class Demo
         if (tenant is null)
         {
             tenant = await store.Tenants.AddAsync(TenantName, Setup, cancellationToken);
-            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, asOf: null, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
+            // One day for the records and the staff's practitioners: the generator's ids follow from it.
+            var day = ParisTime.DateOf(store.Time.GetUtcNow());
+            var seeded = await SeedCommand.SeedAsync(store, tenant, Patients, RandomSeed, day, showProgress: false, cancellationToken, GuardCommands.CanariesFor(Patients));
             AnsiConsole.MarkupLineInterpolated($"Demo establishment '{TenantName}' created with {Patients} synthetic patients ({Counted.En(seeded.Resources, "resource", "resources")}), {GuardCommands.CanariesFor(Patients)} of them canaries.");
-            await AddStaffAsync(store, tenant, cancellationToken);
+            await AddStaffAsync(store, tenant, day, cancellationToken);
         }
         // The previous start's client is revoked: one live full-access demo secret at a time, not one more in the log at each restart.
         foreach (var previous in (await store.Clients.ListAsync(tenant, cancellationToken)).Where(c => !c.Revoked && c.Name.StartsWith(ClientNamePrefix, StringComparison.Ordinal)))
         {
             await store.Clients.RevokeAsync(Setup(tenant), previous.ClientId, cancellationToken);
         }
-        var client = await store.Clients.AddAsync(Setup(tenant), $"{ClientNamePrefix}{DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
+        var client = await store.Clients.AddAsync(Setup(tenant), $"{ClientNamePrefix}{store.Time.GetUtcNow():yyyy-MM-dd HH:mm:ss}", "system/*.cruds", null, ClientLimits.None, cancellationToken);
         // An https:// address first: with a certificate, plain http:// answers /healthz alone.
         var addresses = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var baseUrl = (addresses.FirstOrDefault(address => address.StartsWith("https://", StringComparison.OrdinalIgnoreCase)) ?? addresses.FirstOrDefault() ?? "").TrimEnd('/');
@@ -59,9 +61,9 @@ public static class Demo
         AnsiConsole.WriteLine();
     }
 
-    private static async Task AddStaffAsync(VaubanStore store, Tenant tenant, CancellationToken cancellationToken)
+    private static async Task AddStaffAsync(VaubanStore store, Tenant tenant, DateOnly seededAsOf, CancellationToken cancellationToken)
     {
-        var establishment = new SyntheticHospital(RandomSeed).Establishment();
+        var establishment = new SyntheticHospital(RandomSeed, seededAsOf).Establishment();
         var hospital = establishment.First(r => r.ResourceType == "Organization").Id;
         var practitioners = establishment.Where(r => r.ResourceType == "Practitioner").Select(r => r.Id).ToList();
         var accounts = new (string Email, StaffRole Role, string Name, string? Practitioner)[]

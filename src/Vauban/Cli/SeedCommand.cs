@@ -68,7 +68,8 @@ internal static class SeedCommand
     public static async Task<SeedResult> SeedAsync(VaubanStore store, Tenant tenant, int patients, int randomSeed, DateOnly? asOf, bool showProgress, CancellationToken cancellationToken,
         int canaries = 0)
     {
-        var hospital = new SyntheticHospital(randomSeed, asOf);
+        var day = asOf ?? ParisTime.DateOf(store.Time.GetUtcNow());
+        var hospital = new SyntheticHospital(randomSeed, day);
         var context = AccessContext.Operator(tenant, "seed synthetic data");
         // The generator's ids follow from the seed and the date alone: a second run of it would rewrite every record it made as a
         // new version (and stop on the canaries it registered), so it is refused before anything is written. Its first record,
@@ -77,7 +78,7 @@ internal static class SeedCommand
         var first = hospital.Establishment()[0];
         if ((await store.Records.UnknownAsync(context, first.ResourceType, [first.Id], "seed", cancellationToken)).Count == 0)
         {
-            throw new InvalidOperationException($"{tenant.Name} already holds the synthetic records of --seed {randomSeed} as of {asOf ?? DateOnly.FromDateTime(DateTime.UtcNow):yyyy-MM-dd} "
+            throw new InvalidOperationException($"{tenant.Name} already holds the synthetic records of --seed {randomSeed} as of {day:yyyy-MM-dd} "
                 + $"(the same seed and date give the same ids, and loading them again would rewrite each as a new version): choose another --seed, or another establishment. Nothing was changed.");
         }
         var canaryIndices = SyntheticHospital.CanaryPositions(randomSeed, patients, canaries);

@@ -164,7 +164,7 @@ internal static class FhirEndpoints
             if (page.Status != RecordStatus.Ok) return FhirHttp.Failure(page);
             var baseUrl = FhirHttp.BaseUrl(http);
             var path = $"{baseUrl}/Patient/{Uri.EscapeDataString(id)}/$everything";
-            return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, FhirJson.PageLink(path, page.ThisPage)!, FhirJson.PageLink(path, page.NextPage)));
+            return new FhirResult(200, FhirJson.SearchSet(page, baseUrl, FhirJson.PageLink(path, page.ThisPage)!, FhirJson.PageLink(path, page.NextPage), FhirHttp.Now(http)));
         }
 
         // Break-the-glass over FHIR, for a signed-in person (the clinician UI has the same form):
@@ -347,7 +347,7 @@ internal static class FhirEndpoints
         // _search keeps them out of URLs): self reproduces this page with the parameters the search used, not those a lenient
         // search ignored.
         var path = $"{baseUrl}/{type}";
-        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, FhirJson.PageLink(path, result.ThisPage)!, FhirJson.PageLink(path, result.NextPage)));
+        return new FhirResult(200, FhirJson.SearchSet(result, baseUrl, FhirJson.PageLink(path, result.ThisPage)!, FhirJson.PageLink(path, result.NextPage), FhirHttp.Now(http)));
     }
 
     private static async Task<IResult> HistoryAsync(HttpContext http, RecordsService records, string type, string? id)
@@ -378,7 +378,7 @@ internal static class FhirEndpoints
         var baseUrl = FhirHttp.BaseUrl(http);
         // As a search's: the tokens carry _count and _since (and next's, the cursor).
         var path = $"{baseUrl}/{type}{(id is null ? "" : "/" + Uri.EscapeDataString(id))}/_history";
-        return new FhirResult(200, FhirJson.History(result, baseUrl, FhirJson.PageLink(path, result.ThisPage)!, FhirJson.PageLink(path, result.NextPage)));
+        return new FhirResult(200, FhirJson.History(result, baseUrl, FhirJson.PageLink(path, result.ThisPage)!, FhirJson.PageLink(path, result.NextPage), FhirHttp.Now(http)));
     }
 
     /// <summary>History's page size: 50 unless given; 0 asks for the total alone, as in a search (FHIR R4 search, _count).</summary>

@@ -67,9 +67,12 @@ internal static class FhirHttp
         context.Response.Headers.LastModified = FhirInstant.Http(result.LastUpdated);
         // The store stamps a version at least a millisecond after the one before, so a burst of writes may stamp one a little
         // ahead of the clock: Date is then the version's own time.
-        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var now = Now(context).ToUnixTimeMilliseconds();
         if (now - result.LastUpdated < 3000) context.Response.Headers.Date = FhirInstant.Http(Math.Max(now, result.LastUpdated));
     }
+
+    /// <summary>Now by the server's clock (the store's TimeProvider), which stamps the versions and the Bundles a response carries.</summary>
+    public static DateTimeOffset Now(HttpContext context) => context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow();
 
     /// <summary>The Prefer header's return= preference (minimal, representation or OperationOutcome), or null.</summary>
     public static string? ReturnPreference(HttpContext context)

@@ -322,9 +322,6 @@ public sealed class PatientChart
     /// <summary>An instant as a FHIR dateTime with its offset (an Appointment's start in Paris time, say), to the second.</summary>
     public static string FhirDateTime(DateTimeOffset at) => at.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
 
-    /// <summary>The calendar date in Paris at <paramref name="at"/>: today, for a form's dates.</summary>
-    public static DateOnly DateInParis(DateTimeOffset at) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(at, Paris).DateTime);
-
     /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
     public static string ZoneName => ParisTime.Name;
 }

@@ -1,6 +1,6 @@
 // The setup the FHIR API tests share (FhirApiTests, ConditionalWriteTests, ConcurrentWriteTests): on the engine the derived class
 // names (each test class runs on SQLite and PostgreSQL), an API client allowed every interaction on every type. Either a fresh
-// server for each test, or (a class given a FhirServerFixture) one server for the class's tests, each test then a client of an
+// server for each test (on the system's clock or a test's), or (a class given a FhirServerFixture) one server for the class's tests, each test then a client of an
 // establishment of its own (TenantName): a server's start and stop cost more than most of these tests.
 using System.Net;
 using System.Text.Json;
@@ -11,8 +11,12 @@ namespace Vauban.Tests.Fhir;
 public abstract class FhirServerTests : IAsyncLifetime
 {
     private readonly FhirServerFixture? _shared;
+    private readonly TimeProvider? _time;
 
     protected FhirServerTests(Engine engine) => Engine = engine;
+
+    /// <summary>A server of the test's own, on <paramref name="time"/> (a test's clock) rather than the system's.</summary>
+    protected FhirServerTests(Engine engine, TimeProvider time) : this(engine) => _time = time;
 
     protected FhirServerTests(FhirServerFixture shared)
     {
@@ -60,7 +64,7 @@ public abstract class FhirServerTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        if (_shared is null) Server = await VaubanServer.StartAsync(Engine);
+        if (_shared is null) Server = await VaubanServer.StartAsync(Engine, configure: _time is null ? null : o => o with { Time = _time });
         else
         {
             Server = _shared.Server;

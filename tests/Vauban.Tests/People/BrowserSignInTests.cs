@@ -118,6 +118,10 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         await page.ClickAsync("#passkey-create");
         await ArriveAsync(page, "**/account/recovery-codes");
         Assert.Equal(10, await page.Locator("#recovery-codes li").CountAsync());
+        // Named and stamped by the server's clock (22 November 2026 here), not the machine's.
+        var enrolled = Assert.Single(await _server.Store.Accounts.Store.GetPasskeysAsync((await _server.Store.Accounts.FindAsync(_tenant, email, CancellationToken.None))!, CancellationToken.None));
+        Assert.Equal("passkey enrolled 2026-11-22", enrolled.Name);
+        Assert.Equal(_time.GetUtcNow(), enrolled.CreatedAt);
         await page.ClickAsync("#continue");
         await ArriveAsync(page, _base + "/");
         Assert.Equal("Nurse anne", await page.TextContentAsync("#who"));

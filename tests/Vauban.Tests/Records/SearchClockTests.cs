@@ -12,7 +12,7 @@ public sealed class SearchClockTests
     {
         using var keys = new TenantKeys(1, 1, new byte[32], new byte[32]);
         var issues = new List<Issue>();
-        var query = SearchQuery.Parse(type, [new(parameter, "ap" + date)], keys, lenient: false, issues, today: today);
+        var query = SearchQuery.Parse(type, [new(parameter, "ap" + date)], keys, lenient: false, issues, today);
         Assert.True(query is not null, string.Join("; ", issues.Select(i => i.Diagnostics)));
         var (_, low, high) = Assert.Single(Assert.Single(query.Clauses).Ranges);
         return (low, high);

@@ -22,7 +22,7 @@ public sealed class SearchPlanTests : IAsyncLifetime
     {
         using var keys = new TenantKeys(1, 1, new byte[32], new byte[32]);
         var issues = new List<Issue>();
-        var query = SearchQuery.Parse(type, parameters.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)), keys, lenient: false, issues);
+        var query = SearchQuery.Parse(type, parameters.Select(p => new KeyValuePair<string, string>(p.Name, p.Value)), keys, lenient: false, issues, ParisTime.DateOf(ManualTime.RealNow));
         Assert.True(query is not null, string.Join("; ", issues.Select(i => i.Diagnostics)));
         await using var connection = (SqliteConnection)await _server.Store.Database.OpenAsync(CancellationToken.None);
         using var command = connection.CreateCommand();

@@ -72,12 +72,13 @@ internal sealed class SearchQuery
     /// names a record here.</summary>
     private string? ServerBase { get; init; }
 
-    /// <param name="today">The date <c>ap</c> widens around and the last year <c>ne</c> on a birth date covers: the records service's clock
-    /// (its TimeProvider), so that a search and the rest of the request agree on the day; the system clock when not given.</param>
+    /// <param name="today">The date <c>ap</c> widens around and the last year a birth date's <c>ne</c>, <c>gt</c>, <c>ge</c> and <c>ap</c> cover:
+    /// the date in Paris (<see cref="ParisTime.DateOf"/>) by the records service's clock (its TimeProvider), so that a search, the
+    /// pages and the rest of the request agree on the day. Required: no search reads the system clock.</param>
     public static SearchQuery? Parse(string type, IEnumerable<KeyValuePair<string, string>> parameters, TenantKeys keys, bool lenient, List<Issue> issues,
-        string? serverBase = null, DateOnly? today = null)
+        DateOnly today, string? serverBase = null)
     {
-        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = today ?? DateOnly.FromDateTime(DateTime.UtcNow) };
+        var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = today };
         var values = 0;
         var controls = new HashSet<string>(StringComparer.Ordinal);
         foreach (var (rawName, value) in parameters)

@@ -59,13 +59,14 @@ public sealed partial class SyntheticHospital
 
     /// <param name="seed">Any integer; the same seed gives the same data.</param>
     /// <param name="asOf">The day the data is "as of": clinical dates fall in the two years before it
-    /// (booked appointments in the three months after). Defaults to today (UTC).</param>
+    /// (booked appointments in the three months after). No default: a caller's "today" is its own clock's, in Paris
+    /// (<see cref="ParisTime.DateOf"/>), never this machine's.</param>
     /// <param name="practitionerCount">Size of the practitioner pool (a quarter are general practitioners).</param>
-    public SyntheticHospital(int seed, DateOnly? asOf = null, int practitionerCount = 200)
+    public SyntheticHospital(int seed, DateOnly asOf, int practitionerCount = 200)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(practitionerCount, 4);
         _seed = seed;
-        var day = asOf ?? DateOnly.FromDateTime(DateTime.UtcNow);
+        var day = asOf;
         _now = day.ToDateTime(new TimeOnly(17, 0), DateTimeKind.Utc);
         _clinicalWindowStart = _now.AddDays(-730);
         _idEpochMs = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc)).ToUnixTimeMilliseconds();

@@ -51,7 +51,7 @@ public sealed class AgendaModel : StaffPage
     public async Task<IActionResult> OnGetAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        Date = PatientChart.DateInParis(UtcNow);
+        Date = ParisTime.DateOf(UtcNow);
         if (access.Principal.Practitioner is not { } practitioner)
         {
             Error = "Your account is not linked to a practitioner record: the agenda lists a practitioner's appointments.";

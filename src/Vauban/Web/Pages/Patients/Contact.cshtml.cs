@@ -57,7 +57,7 @@ public sealed class ContactModel : PatientPage
         var record = PatientRecord!;
         if (Version != record.Version) return ChangedMeanwhile();
         var patient = JsonNode.Parse(record.Json)!.AsObject();
-        var today = PatientChart.DateInParis(UtcNow);
+        var today = ParisTime.DateOf(UtcNow);
         var before = PatientContact.Of(patient, today);
         var (contact, problem) = PatientContact.ReadChanges(before, Phone, Email, Street, PostalCode, City);
         if (contact is null) return Refuse(400, $"{notDone} {problem}");
@@ -94,7 +94,7 @@ public sealed class ContactModel : PatientPage
     /// <summary>The form filled from the record as read, and the version it was read at.</summary>
     private void ShowCurrent()
     {
-        var current = PatientContact.Of(JsonNode.Parse(PatientRecord!.Json)!.AsObject(), PatientChart.DateInParis(UtcNow));
+        var current = PatientContact.Of(JsonNode.Parse(PatientRecord!.Json)!.AsObject(), ParisTime.DateOf(UtcNow));
         (Phone, Email, Street, PostalCode, City) = (current.Phone, current.Email, current.Street, current.PostalCode, current.City);
         Version = PatientRecord.Version;
         ModelState.Clear();

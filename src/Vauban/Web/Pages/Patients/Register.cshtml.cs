@@ -59,7 +59,7 @@ public sealed class RegisterModel : StaffPage
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
         const string notDone = "Nothing was registered.";
         var form = new RegistrationForm(Family, UsedFamily, Given, Sex, BirthDate, Nir, Phone, Email, Line, PostalCode, City);
-        var (registration, problem) = PatientRegistration.Read(form, PatientChart.DateInParis(UtcNow));
+        var (registration, problem) = PatientRegistration.Read(form, ParisTime.DateOf(UtcNow));
         if (registration is null) return Show(access, 400, problem);
         // A role without the establishment's reach is refused here, before any search: its checks would be blind (a forged post).
         var mayCreate = Store.Policy.Authorize(access, Interaction.Create, "Patient").Allowed;

@@ -34,7 +34,8 @@ public sealed class PasskeyModel : StaffPage
             return Json(new { error = "The passkey could not be verified." });
         }
         if (!result.Succeeded || result.Passkey is null || !result.Passkey.IsUserVerified) return Json(new { error = "The passkey could not be verified (it must check your fingerprint, face or PIN)." });
-        result.Passkey.Name = "passkey enrolled " + DateTimeOffset.UtcNow.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        // The day by the server's clock, in Paris as the pages give dates: the name is what the person will see it listed as.
+        result.Passkey.Name = "passkey enrolled " + ParisTime.DateOf(UtcNow).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
         var added = await People.Users.AddOrUpdatePasskeyAsync(person.User!, result.Passkey);
         if (!added.Succeeded) return Json(new { error = "The passkey could not be saved." });
         if (!await People.StartAsync(HttpContext, person.User, SessionStage.Full, ceremony: null, signedIn: "enrolment (password + passkey)"))
