@@ -262,7 +262,8 @@ public sealed partial class RecordsService
             }
             if (method == "GET" && segments.Length is 2 or 4 && query is not null && unusable is null && InstanceParameters.Unhonoured(query, read: true) is { } ignored)
             {
-                unusable = (400, InstanceParameters.Refusal(ignored, $"{where}'s read", read: true) with { Expression = where + ".request.url" });
+                var refusal = InstanceParameters.Refusal(ignored, "a read", read: true);
+                unusable = (400, refusal with { Diagnostics = $"{where}: {refusal.Diagnostics}", Expression = where + ".request.url" });
             }
             var ok = method switch
             {
