@@ -51,6 +51,29 @@ public abstract class BundleEntryIssueTests(FhirServerFixture shared) : FhirServ
     }
 
     [Fact]
+    public async Task A_batch_entry_the_server_could_not_run_states_its_position_once()
+    {
+        // Each says where it is at its start, as a transaction's outcome does; the read's refused parameter said "on
+        // Bundle.entry[1]'s read" mid-sentence, and a line quoting it with the position first named the entry twice.
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("batch",
+            Post(Samples.Patient(family: "Position")), Get("Patient/x?_elements=id"), Get("Patient/x?colour=blue"), Get("Nothing/1"), """{ "request": { "method": "GET" } }""")));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        foreach (var (index, said) in new[]
+        {
+            (1, "Bundle.entry[1]: _elements is not supported on a read"),
+            (2, "Bundle.entry[2]: 'colour' is not a parameter of a read"),
+            (3, "Bundle.entry[3]: 'Nothing' is not a supported resource type."),
+            (4, "Bundle.entry[4] needs request.method and request.url."),
+        })
+        {
+            var diagnostics = body.GetProperty("entry")[index].GetProperty("response").GetProperty("outcome").GetProperty("issue")[0].GetProperty("diagnostics").GetString()!;
+            Assert.StartsWith(said, diagnostics, StringComparison.Ordinal);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(diagnostics, @"Bundle\.entry\["));
+        }
+    }
+
+    [Fact]
     public async Task A_transaction_refused_for_one_entry_names_that_entry_in_its_outcome_once()
     {
         var good = Samples.Patient(family: "Transaction");
