@@ -182,10 +182,28 @@ public static class FhirJson
         writer.WriteEndArray();
     }
 
-    public static byte[] Write(Action<Utf8JsonWriter> write)
+    public static byte[] Write(Action<Utf8JsonWriter> write) => Write(write, indented: false);
+
+    /// <summary>FHIR JSON as <c>_pretty=true</c> asks for it (R4 http.html, "human-readable"): <paramref name="json"/>, which this
+    /// class or a stored resource wrote compact, indented. The same JSON otherwise: numbers keep their digits as written (a decimal's
+    /// precision is its value's), strings their characters. Only a pretty answer pays for this second pass.</summary>
+    public static byte[] Indented(ReadOnlyMemory<byte> json)
+    {
+        using var document = JsonDocument.Parse(json, IndentedInput);
+        return Write(document.WriteTo, indented: true);
+    }
+
+    /// <summary>A resource is accepted up to <see cref="FhirJsonInput.MaxDepth"/> levels deep, and an answer nests it further (a
+    /// searchset inside a transaction-response).</summary>
+    private static readonly JsonDocumentOptions IndentedInput = new() { MaxDepth = FhirJsonInput.MaxDepth * 2 };
+
+    private static byte[] Write(Action<Utf8JsonWriter> write, bool indented)
     {
         var buffer = new ArrayBufferWriter<byte>(4096);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions
+        {
+            SkipValidation = true, Indented = indented, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        }))
         {
             write(writer);
         }

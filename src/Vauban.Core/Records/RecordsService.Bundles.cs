@@ -78,7 +78,7 @@ public sealed partial class RecordsService
             {
                 responses.Add(entry.Unusable is { } unusable
                     ? new EntryResponse(unusable.Status, null, 0, 0, null, [unusable.Issue])
-                    : await ExecuteBatchEntryAsync(context, entry, baseUrl, entryFailed, cancellationToken));
+                    : InEntry(entry, await ExecuteBatchEntryAsync(context, entry, baseUrl, entryFailed, cancellationToken)));
             }
             return (200, WriteResponseBundle("batch-response", Preferred(entries, responses, returnPreference), baseUrl));
         }
@@ -262,7 +262,8 @@ public sealed partial class RecordsService
             }
             if (method == "GET" && segments.Length is 2 or 4 && query is not null && unusable is null && InstanceParameters.Unhonoured(query, read: true) is { } ignored)
             {
-                unusable = (400, InstanceParameters.Refusal(ignored, $"{where}'s read", read: true) with { Expression = where + ".request.url" });
+                var refusal = InstanceParameters.Refusal(ignored, "a read", read: true);
+                unusable = (400, refusal with { Diagnostics = $"{where}: {refusal.Diagnostics}", Expression = where + ".request.url" });
             }
             var ok = method switch
             {
@@ -345,14 +346,14 @@ public sealed partial class RecordsService
             if ((entry.Method == "POST" && entry.IfNoneExist is not null) || entry.Conditional)
             {
                 if (await CheckConditionalAsync(context, interaction, entry.Type, cancellationToken) is { } notSearchable)
-                    return (403, FhirJson.OperationOutcome(notSearchable.Issues!.Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}]: {i.Diagnostics}" })));
+                    return (403, FhirJson.OperationOutcome(InEntry(notSearchable.Issues!, entry, $"Bundle.entry[{entry.Index}]")));
             }
             if (entry.Resource is { } resource)
             {
                 var problems = RecordValidation.Validate(entry.Type, resource);
                 if (entry.Method == "PUT" && !entry.Conditional && problems.Count == 0 && (!resource.TryGetProperty("id", out var bodyId) || bodyId.GetString() != entry.Id))
-                    problems.Add(Issue.Invalid("The resource id must equal the id in request.url."));
-                if (problems.Count > 0) return (400, FhirJson.OperationOutcome(problems.Select(p => p with { Diagnostics = $"Bundle.entry[{entry.Index}]: {p.Diagnostics}" })));
+                    problems.Add(Issue.Invalid("The resource id must equal the id in request.url.", $"{entry.Type}.id"));
+                if (problems.Count > 0) return (400, FhirJson.OperationOutcome(InEntry(problems, entry, $"Bundle.entry[{entry.Index}]")));
             }
         }
         if (await AdmitAsync(context, Interaction.Update, "Bundle", [], 1, cancellationToken) is { } contained) return (RecordStatusCodes.Http(contained.Status), FhirJson.OperationOutcome(contained.Issues!));
@@ -567,7 +568,33 @@ public sealed partial class RecordsService
         return (200, WriteResponseBundle("transaction-response", Preferred(entries, [.. responses!.Select(r => r!)], returnPreference), baseUrl));
 
         static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
-            (response.Issues ?? []).Select(i => i with { Diagnostics = $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type}): {i.Diagnostics}" })));
+            InEntry(response.Issues ?? [], entry, $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type})")));
+    }
+
+    /// <summary>A batch entry's answer, its issues placed in the Bundle (<see cref="EntryExpression"/>).</summary>
+    private static EntryResponse InEntry(BundleEntry entry, EntryResponse response) =>
+        response.Issues is { Count: > 0 } issues ? response with { Issues = [.. InEntry(issues, entry)] } : response;
+
+    /// <summary>An entry's issues as the Bundle's: each expression placed in the entry (<see cref="EntryExpression"/>), and, in a
+    /// transaction's outcome (which answers for the whole Bundle), each diagnostics led by <paramref name="entryNamed"/>.</summary>
+    private static IEnumerable<Issue> InEntry(IEnumerable<Issue> issues, BundleEntry entry, string? entryNamed = null) => issues.Select(i => i with
+    {
+        Diagnostics = entryNamed is null ? i.Diagnostics : $"{entryNamed}: {i.Diagnostics}",
+        Expression = i.Expression is { } expression ? EntryExpression(entry, expression) : null,
+    });
+
+    /// <summary>Where in the Bundle an issue of one entry is, so that a client finds the entry: an element of its resource, named
+    /// from the resource (Patient.birthDate, resourceType), is one of Bundle.entry[3].resource (Bundle.entry[3].resource.birthDate);
+    /// a search parameter (_count) is in the entry's request — its url, or a conditional create's ifNoneExist. An expression
+    /// already in the Bundle is kept.</summary>
+    private static string EntryExpression(BundleEntry entry, string expression)
+    {
+        var at = $"Bundle.entry[{entry.Index}]";
+        if (expression.StartsWith("Bundle.", StringComparison.Ordinal)) return expression;
+        if (expression == "resourceType") return at + ".resource.resourceType";
+        if (expression.StartsWith(entry.Type, StringComparison.Ordinal) && (expression.Length == entry.Type.Length || expression[entry.Type.Length] is '.' or '['))
+            return at + ".resource" + expression[entry.Type.Length..];
+        return at + (entry.Method == "POST" ? ".request.ifNoneExist" : ".request.url");
     }
 
     /// <summary>

@@ -199,7 +199,7 @@ internal static class ImportCommand
                 var status = entry.GetProperty("response").GetProperty("status").GetString() ?? "";
                 if (!status.StartsWith('2'))
                 {
-                    var why = entry.GetProperty("response").TryGetProperty("outcome", out var outcome) ? Diagnostics(outcome) : "";
+                    var why = entry.GetProperty("response").TryGetProperty("outcome", out var outcome) ? WithoutEntry(Diagnostics(outcome), count) : "";
                     failures.Add($"Bundle.entry[{count}] ({status}){(why.Length > 0 ? ": " + why : "")}");
                 }
                 count++;
@@ -221,6 +221,16 @@ internal static class ImportCommand
         return document.RootElement.TryGetProperty("issue", out var issues)
             ? issues.EnumerateArray().Select(i => i.TryGetProperty("diagnostics", out var d) ? d.GetString() ?? "" : "").Where(d => d.Length > 0).ToList()
             : [];
+    }
+
+    /// <summary>An entry's diagnostics without the entry's position where they begin with it, as those of a request the server could
+    /// not run do ("Bundle.entry[2]: …", "Bundle.entry[2].request.url …"): the line names the entry once, at its start.</summary>
+    private static string WithoutEntry(string diagnostics, int index)
+    {
+        var entry = $"Bundle.entry[{index.ToString(System.Globalization.CultureInfo.InvariantCulture)}]";
+        if (!diagnostics.StartsWith(entry, StringComparison.Ordinal)) return diagnostics;
+        var rest = diagnostics[entry.Length..];
+        return rest.StartsWith(": ", StringComparison.Ordinal) ? rest[2..] : rest.TrimStart('.', ' ');
     }
 
     private static string Diagnostics(JsonElement outcome) =>

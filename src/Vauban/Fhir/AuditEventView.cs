@@ -103,7 +103,7 @@ internal static class AuditEventView
         var path = FhirHttp.BaseUrl(http) + "/AuditEvent";
         // Self and next are sealed tokens holding the parameters used (for GET and POST _search alike) and next's cursor: a
         // patient or agent id searched for is in no URL the server hands out (ADR 0003), as for a records search.
-        var used = parameters.Where(p => p.Name is not ("_format" or "_page")).ToList();
+        var used = parameters.Where(p => p.Name is not ("_format" or "_pretty" or "_page")).ToList();
         string? next = null;
         if (found.More && page.Count > 0)
         {

@@ -15,7 +15,7 @@ namespace Vauban.Web;
 internal static class BulkExportEndpoints
 {
     private static readonly string[] OutputFormats = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
-    private static readonly string[] Parameters = ["_outputFormat", "_type", "_since", "_format"];
+    private static readonly string[] Parameters = ["_outputFormat", "_type", "_since", "_format", "_pretty"];
 
     public static void MapBulkExport(this IEndpointRouteBuilder app, VaubanStore store, RouteGroupBuilder fhir)
     {
@@ -58,7 +58,7 @@ internal static class BulkExportEndpoints
                 : FhirHttp.Failure(outcome.Status, outcome.Issues);
         });
 
-        // Files are NDJSON, not FHIR JSON: outside the group's Accept check, behind the same authentication.
+        // Files are NDJSON, not FHIR JSON: outside the group's format check, behind the same authentication.
         var files = app.MapGroup("/fhir").RequireBearer(store.Clients).DisableAntiforgery();
         files.MapGet("/$export-file/{job}/{file}", async (HttpContext http, string job, string file) =>
         {

@@ -16,12 +16,12 @@ internal static class FhirEndpoints
         // R4 capabilities: mode=full (the default) is the CapabilityStatement; mode=normative and mode=terminology ask for documents
         // this server does not make, which it says rather than answer with the full statement as if it were one.
         app.MapGet("/fhir/metadata", (HttpContext http) =>
-            FhirHttp.CheckAccept(http) ?? (http.Request.Query["mode"].ToString() is "" or "full"
+            FhirHttp.CheckFormat(http) ?? (http.Request.Query["mode"].ToString() is "" or "full"
                 ? new FhirResult(200, CapabilityStatementJson.Build(FhirHttp.BaseUrl(http), Program.Version))
                 : FhirHttp.Outcome(400, Issue.NotSupported("metadata's mode may be 'full' (the CapabilityStatement, the default); 'normative' and 'terminology' (TerminologyCapabilities) are not supported."))));
 
         var fhir = app.MapGroup("/fhir").RequireBearer(store.Clients).DisableAntiforgery();
-        fhir.AddEndpointFilter(async (invocation, next) => FhirHttp.CheckAccept(invocation.HttpContext) ?? await next(invocation));
+        fhir.AddEndpointFilter(async (invocation, next) => FhirHttp.CheckFormat(invocation.HttpContext) ?? await next(invocation));
         fhir.MapAuditEvents(store);
         app.MapBulkExport(store, fhir);
 

@@ -176,9 +176,15 @@ internal static class FhirHttp
         return media.Equals("application/fhir+json", StringComparison.OrdinalIgnoreCase) || media.Equals("application/json", StringComparison.OrdinalIgnoreCase);
     }
 
-    /// <summary>_format and Accept: JSON only; XML or another type is 406.</summary>
-    public static IResult? CheckAccept(HttpContext context)
+    /// <summary>How the answer is to be written, checked before the interaction runs: _format and Accept, JSON only (XML or another
+    /// type is 406); _pretty, true or false (400 for anything else).</summary>
+    public static IResult? CheckFormat(HttpContext context)
     {
+        if (context.Request.Query.TryGetValue("_pretty", out var pretty) && pretty is not ["true"] and not ["false"])
+        {
+            return Outcome(StatusCodes.Status400BadRequest, Issue.Invalid(
+                "_pretty is given once, as true (indented JSON) or false (compact JSON, as without it).", "_pretty"));
+        }
         // "application/fhir+json" sent unencoded arrives with its '+' read as a space (form encoding), as many clients send it.
         var format = context.Request.Query["_format"].ToString().Replace("fhir json", "fhir+json", StringComparison.Ordinal);
         if (format.Length > 0 && !(format is "json" or "application/json" or "application/fhir+json" || format.StartsWith("application/fhir+json", StringComparison.Ordinal)))
@@ -244,7 +250,9 @@ internal static class FhirHttp
     }
 }
 
-/// <summary>A FHIR JSON response body with its status code.</summary>
+/// <summary>A FHIR JSON response body with its status code. Every FHIR JSON answer is written here, so that _pretty=true is
+/// honoured by each alike: the body, written compact, is indented then — and only then, so that the usual answer is sent as it
+/// was written, without a second pass.</summary>
 internal sealed class FhirResult(int status, byte[] body, string? challenge = null) : IResult
 {
     public int StatusCode => status;
@@ -253,8 +261,11 @@ internal sealed class FhirResult(int status, byte[] body, string? challenge = nu
     {
         httpContext.Response.StatusCode = status;
         if (challenge is not null) httpContext.Response.Headers.WWWAuthenticate = challenge;
-        if (body.Length > 0) httpContext.Response.ContentType = FhirJson.ContentType; // (none for Prefer: return=minimal)
-        httpContext.Response.ContentLength = body.Length;
-        await httpContext.Response.Body.WriteAsync(body, httpContext.RequestAborted);
+        // A _pretty other than true or false was refused before the interaction ran (FhirHttp.CheckFormat): what answers before
+        // that check, or is that refusal, is compact.
+        var written = body.Length > 0 && httpContext.Request.Query["_pretty"] == "true" ? FhirJson.Indented(body) : body;
+        if (written.Length > 0) httpContext.Response.ContentType = FhirJson.ContentType; // (none for Prefer: return=minimal)
+        httpContext.Response.ContentLength = written.Length;
+        await httpContext.Response.Body.WriteAsync(written, httpContext.RequestAborted);
     }
 }

@@ -1554,7 +1554,7 @@ public class CliTests : IDisposable
         foreach (var (type, said) in new[]
         {
             ("collection", "failed collection.json: 1 created, 0 updated, 1 rejected.\n  " + TooLarge("Bundle.entry[0] (Patient/big-1)")),
-            ("batch", "failed batch.json: batch: 1 of 2 entries applied, 1 failed.\n  Bundle.entry[0] (413): " + TooLarge("Bundle.entry[0]")),
+            ("batch", "failed batch.json: batch: 1 of 2 entries applied, 1 failed.\n  Bundle.entry[0] (413): the resource is larger than the configured limit of 1024 KiB for one resource."),
             ("transaction", "failed transaction.json: transaction refused (HTTP 413), nothing loaded: " + TooLarge("Bundle.entry[0]")),
         })
         {
@@ -1568,6 +1568,41 @@ public class CliTests : IDisposable
         var within = await RunAsync($"import {Path.Combine(_directory, "collection.json")} --tenant chu-lourd --max-resource-kib 4096 {DbArgs}");
         Assert.True(within.Exit == 0, within.Output);
         Assert.Equal("ok collection.json: 1 created, 1 updated, 0 rejected.", within.Output.Trim());
+    }
+
+    /// <summary>A batch's failed entry is listed on a line of its own that names it once: an entry the server could not run says
+    /// where it is itself ("Bundle.entry[2]: …"), and was listed as "Bundle.entry[2] (400): Bundle.entry[2]: …".</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task Importing_a_batch_names_each_entry_it_did_not_load_once_on_its_line(Engine engine)
+    {
+        var (db, key) = await StoreOnAsync(engine);
+        Assert.Equal(0, (await RunAsync(["tenants", "add", "chu-lignes", "--db", db, "--master-key-file", key])).Exit);
+        var file = Path.Combine(_directory, "lignes.json");
+        await File.WriteAllTextAsync(file, $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              { "resource": {{Samples.Patient(family: "Ligne", id: "ligne-1")}}, "request": { "method": "PUT", "url": "Patient/ligne-1" } },
+              { "request": { "method": "GET", "url": "Patient/ligne-1?_elements=id" } },
+              { "resource": { "resourceType": "Patient" }, "request": { "method": "POST", "url": "Patient" }, "search": { "mode": "match" } },
+              { "request": { "method": "GET", "url": "Nothing/1" } },
+              { "resource": { "resourceType": "Patient", "birthDate": "1980-13-45" }, "request": { "method": "POST", "url": "Patient" } } ] }
+            """);
+        var (exit, output) = await RunAsync(["import", file, "--tenant", "chu-lignes", "--db", db, "--master-key-file", key]);
+        Assert.True(exit == 1, output);
+        var lines = output.ReplaceLineEndings("\n").Split('\n').Where(l => l.StartsWith("  Bundle.entry[", StringComparison.Ordinal)).ToList();
+        Assert.Equal(4, lines.Count);
+        foreach (var (line, said) in lines.Zip(new[]
+        {
+            "  Bundle.entry[1] (400): _elements is not supported on a read",
+            "  Bundle.entry[2] (400): search: A batch Bundle's entries have no search",
+            "  Bundle.entry[3] (404): 'Nothing' is not a supported resource type.",
+            "  Bundle.entry[4] (400): Invalid date",
+        }))
+        {
+            Assert.StartsWith(said, line, StringComparison.Ordinal);
+            Assert.Single(System.Text.RegularExpressions.Regex.Matches(line, @"Bundle\.entry\["));
+        }
     }
 
     [Fact]

@@ -2106,13 +2106,13 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
             node["id"] = id;
             return node.ToJsonString();
         }
-        static async Task RefusedAsync(HttpResponseMessage response, string patient, string? entry = null, string element = "Observation.subject")
+        static async Task RefusedAsync(HttpResponseMessage response, string patient, string? entry = null, string element = "Observation.subject", string? expression = null)
         {
             var body = await response.BodyAsync();
             Assert.True((int)response.StatusCode == 422, $"{(int)response.StatusCode} {body}");
             var issue = body.GetProperty("issue")[0];
             Assert.Equal("not-found", issue.GetProperty("code").GetString());
-            Assert.Equal(element, issue.GetProperty("expression")[0].GetString());
+            Assert.Equal(expression ?? element, issue.GetProperty("expression")[0].GetString());
             var diagnostics = issue.GetProperty("diagnostics").GetString()!;
             Assert.Contains($"{element} names Patient/{patient}, which ", diagnostics, StringComparison.Ordinal);
             if (entry is not null) Assert.StartsWith(entry, diagnostics, StringComparison.Ordinal);
@@ -2131,7 +2131,7 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
               { "resource": {{plantedObservation}}, "request": { "method": "POST", "url": "Observation" } } ] }
             """)))
         {
-            await RefusedAsync(transaction, planted, "Bundle.entry[1] (POST Observation): ");
+            await RefusedAsync(transaction, planted, "Bundle.entry[1] (POST Observation): ", expression: "Bundle.entry[1].resource.subject");
         }
         using (var batch = await Api.PostAsync("/fhir", FhirContent.Json($$"""
             { "resourceType": "Bundle", "type": "batch", "entry": [ { "resource": {{plantedObservation}}, "request": { "method": "POST", "url": "Observation" } } ] }
@@ -2139,7 +2139,7 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         {
             var response = (await batch.BodyAsync()).GetProperty("entry")[0].GetProperty("response");
             Assert.Equal("422", response.GetProperty("status").GetString());
-            Assert.Equal("Observation.subject", response.GetProperty("outcome").GetProperty("issue")[0].GetProperty("expression")[0].GetString());
+            Assert.Equal("Bundle.entry[0].resource.subject", response.GetProperty("outcome").GetProperty("issue")[0].GetProperty("expression")[0].GetString());
         }
         // A deleted patient no longer takes records.
         var gone = (await CreateAsync("Patient", Samples.Patient(family: "Parti"))).GetProperty("id").GetString()!;

@@ -126,6 +126,13 @@ public abstract class AuditViewTests : IAsyncLifetime
         var found = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient={_patient}&_count=1&_pretty=true");
         var id = found.GetProperty("entry")[0].GetProperty("resource").GetProperty("id").GetString()!;
         await OkAsync(officer.Http, $"/fhir/AuditEvent/{id}?_pretty=true");
+        // Indented when asked, as every FHIR answer is; compact otherwise.
+        foreach (var url in new[] { $"/fhir/AuditEvent?patient={_patient}&_count=1", $"/fhir/AuditEvent/{id}" })
+        {
+            var pretty = await officer.Http.GetStringAsync(url + (url.Contains('?', StringComparison.Ordinal) ? "&" : "?") + "_pretty=true");
+            Assert.StartsWith("{\n  \"resourceType\": ", pretty.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+            Assert.DoesNotContain("\n", await officer.Http.GetStringAsync(url), StringComparison.Ordinal);
+        }
         using (var read = await officer.Http.GetAsync($"/fhir/AuditEvent/{id}?_elements=id"))
         {
             Assert.Equal(HttpStatusCode.BadRequest, read.StatusCode);

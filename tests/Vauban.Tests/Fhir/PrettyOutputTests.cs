@@ -1,0 +1,122 @@
+// _pretty (R4 http.html, "Parameters for all interactions"): true asks for human-readable JSON — every FHIR JSON answer indented,
+// a resource, a Bundle, an OperationOutcome, the CapabilityStatement —, false or absent for compact JSON; any other value is a
+// 400 that runs nothing. On both engines (the derived classes at the end).
+using System.Net;
+using System.Text.Json.Nodes;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Fhir;
+
+public abstract class PrettyOutputTests(FhirServerFixture shared) : FhirServerTests(shared)
+{
+    private async Task<(HttpStatusCode Status, string Text)> SendAsync(HttpMethod method, string url, string? body = null)
+    {
+        using var request = new HttpRequestMessage(method, url);
+        if (body is not null) request.Content = FhirContent.Json(body);
+        using var response = await Api.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    private static string With(string url, string parameter) => url + (url.Contains('?', StringComparison.Ordinal) ? "&" : "?") + parameter;
+
+    /// <summary>Indented as System.Text.Json indents: each member on a line of its own, two spaces a level.</summary>
+    private static void AssertIndented(string text, string what)
+    {
+        Assert.True(text.StartsWith("{\n  \"resourceType\": ", StringComparison.Ordinal) || text.StartsWith("{\r\n  \"resourceType\": ", StringComparison.Ordinal),
+            $"{what} is not indented: {text}");
+        JsonNode.Parse(text);
+    }
+
+    private static void AssertCompact(string text, string what)
+    {
+        Assert.True(text.StartsWith("{\"resourceType\":", StringComparison.Ordinal) && !text.Contains('\n', StringComparison.Ordinal), $"{what} is not compact: {text}");
+    }
+
+    [Fact]
+    public async Task Pretty_true_indents_every_kind_of_answer_and_false_or_absent_leaves_it_compact()
+    {
+        var created = await SendAsync(HttpMethod.Post, "/fhir/Patient?_pretty=true", Samples.Patient(family: "Lisible"));
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        AssertIndented(created.Text, "a create's resource");
+        var id = JsonNode.Parse(created.Text)!["id"]!.GetValue<string>();
+        var batch = $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ { "request": { "method": "GET", "url": "Patient/{{id}}" } } ] }""";
+        (HttpMethod Method, string Url, string? Body, HttpStatusCode Status)[] interactions =
+        [
+            (HttpMethod.Get, $"/fhir/Patient/{id}", null, HttpStatusCode.OK),
+            (HttpMethod.Get, $"/fhir/Patient/{id}/_history/1", null, HttpStatusCode.OK),
+            (HttpMethod.Get, "/fhir/Patient?family=Lisible", null, HttpStatusCode.OK),
+            (HttpMethod.Get, $"/fhir/Patient/{id}/_history", null, HttpStatusCode.OK),
+            (HttpMethod.Get, $"/fhir/Patient/{id}/$everything", null, HttpStatusCode.OK),
+            (HttpMethod.Get, "/fhir/metadata", null, HttpStatusCode.OK),
+            (HttpMethod.Post, "/fhir", batch, HttpStatusCode.OK),
+            (HttpMethod.Put, $"/fhir/Patient/{id}", Samples.Patient(family: "Lisible", id: id), HttpStatusCode.OK),
+            // OperationOutcomes: a record not found, a refused format, a refused parameter.
+            (HttpMethod.Get, "/fhir/Patient/no-such-patient", null, HttpStatusCode.NotFound),
+            (HttpMethod.Get, "/fhir/Patient?_format=xml", null, HttpStatusCode.NotAcceptable),
+            (HttpMethod.Get, "/fhir/Patient?colour=blue", null, HttpStatusCode.BadRequest),
+        ];
+        foreach (var (method, url, body, status) in interactions)
+        {
+            var pretty = await SendAsync(method, With(url, "_pretty=true"), body);
+            Assert.True(pretty.Status == status, $"{method} {url}&_pretty=true: {(int)pretty.Status} {pretty.Text}");
+            AssertIndented(pretty.Text, $"{method} {url}&_pretty=true");
+            foreach (var compact in new[] { url, With(url, "_pretty=false") })
+            {
+                var answer = await SendAsync(method, compact, body);
+                Assert.True(answer.Status == status, $"{method} {compact}: {(int)answer.Status} {answer.Text}");
+                AssertCompact(answer.Text, $"{method} {compact}");
+            }
+        }
+        // The same resource either way, to the character of each value.
+        var read = await SendAsync(HttpMethod.Get, $"/fhir/Patient/{id}");
+        var readPretty = await SendAsync(HttpMethod.Get, $"/fhir/Patient/{id}?_pretty=true");
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(read.Text), JsonNode.Parse(readPretty.Text)), readPretty.Text);
+    }
+
+    [Fact]
+    public async Task Pretty_keeps_a_decimal_as_it_was_written()
+    {
+        // R4: a decimal's precision is part of its value (1.50 g/L is not 1.5 g/L).
+        var patient = JsonNode.Parse((await CreateAsync("Patient", Samples.Patient(family: "Decimale"))).GetRawText())!["id"]!.GetValue<string>();
+        var observation = Samples.Observation($"Patient/{patient}").Replace("\"value\": 1.02", "\"value\": 1.50", StringComparison.Ordinal);
+        var id = (await CreateAsync("Observation", observation)).GetProperty("id").GetString()!;
+        var compact = await SendAsync(HttpMethod.Get, $"/fhir/Observation/{id}");
+        Assert.Contains("\"value\":1.50", compact.Text, StringComparison.Ordinal);
+        var pretty = await SendAsync(HttpMethod.Get, $"/fhir/Observation/{id}?_pretty=true");
+        Assert.Contains("\"value\": 1.50", pretty.Text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("_pretty=yes")]
+    [InlineData("_pretty=TRUE")]
+    [InlineData("_pretty=1")]
+    [InlineData("_pretty=")]
+    [InlineData("_pretty=true&_pretty=false")]
+    public async Task A_pretty_that_is_neither_true_nor_false_is_400_and_runs_nothing(string parameter)
+    {
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Illisible"))).GetProperty("id").GetString()!;
+        foreach (var (method, url, body) in new (HttpMethod, string, string?)[]
+        {
+            (HttpMethod.Get, $"/fhir/Patient/{id}", null),
+            (HttpMethod.Get, "/fhir/Patient?family=Illisible", null),
+            (HttpMethod.Get, "/fhir/metadata", null),
+            (HttpMethod.Post, "/fhir/Patient", Samples.Patient(family: "Illisible")),
+            (HttpMethod.Delete, $"/fhir/Patient/{id}", null),
+        })
+        {
+            var answer = await SendAsync(method, With(url, parameter), body);
+            Assert.True(answer.Status == HttpStatusCode.BadRequest, $"{method} {url}&{parameter}: {(int)answer.Status} {answer.Text}");
+            var issue = JsonNode.Parse(answer.Text)!["issue"]![0]!;
+            Assert.Equal("invalid", issue["code"]!.GetValue<string>());
+            Assert.Equal("_pretty", issue["expression"]![0]!.GetValue<string>());
+            Assert.Contains("true (indented JSON) or false", issue["diagnostics"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+        // Neither the create nor the delete ran.
+        var found = await SearchAsync("Patient?family=Illisible");
+        Assert.Equal([id], Ids(found));
+    }
+}
+
+public sealed class PrettyOutputTests_Sqlite(FhirServerFixture_Sqlite shared) : PrettyOutputTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
+
+public sealed class PrettyOutputTests_Postgres(FhirServerFixture_Postgres shared) : PrettyOutputTests(shared), IClassFixture<FhirServerFixture_Postgres>;
