@@ -946,13 +946,58 @@ public class CliTests : IDisposable
     // Believing every client's X-Forwarded-For: any client writes its own address into the audit log.
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 0.0.0.0/0")]
     [InlineData("--urls http://127.0.0.1:0 --trusted-proxies 10.0.0.2,::/0")]
-    public async Task Serve_refuses_a_bad_option_in_one_line_before_it_opens_or_creates_the_store(string bad)
+    [InlineData("--urls http://127.0.0.1:0 --public-url ftp://ehr.hopital.example")]
+    [InlineData("--urls http://127.0.0.1:0 --public-url https://ehr.hopital.example/?tenant=1")]
+    public async Task Serve_refuses_a_bad_option_as_a_usage_error_in_one_line_before_it_opens_or_creates_the_store(string bad)
     {
-        var (exit, output) = await RunAsync($"serve {bad} {DbArgs}");
-        Assert.Equal(1, exit);
-        Assert.StartsWith("error: --", output, StringComparison.Ordinal);
-        Assert.Single(output.Trim().Split('\n'));
+        // The operator's mistake, as a mistyped option is: exit 2 (it was 1, as a failure of the server), then the verb's help.
+        var (exit, output, error) = await CliRunner.RunApartAsync($"serve {bad} {DbArgs}".Split(' '));
+        Assert.True(exit == 2, error);
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.True(lines.Count == 2, error);
+        Assert.StartsWith($"error: {bad.Split(' ')[^2]}: ", lines[0], StringComparison.Ordinal);
+        Assert.Equal("Try 'vauban serve --help'.", lines[1]);
         Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+    }
+
+    /// <summary>A guard configuration that does not hold the guard's settings was an error of the server (exit 1), "The guard
+    /// configuration is not valid" without the option or the file: it is the operator's mistake, named with both.</summary>
+    [Theory]
+    [InlineData("""{ "roles": { "Physician": { "patientsPerHuor": 30 } } }""", "The guard configuration is not valid: line 1, column ")]
+    [InlineData("""{ "enabled": false }""", "The guard configuration cannot turn the guard off")]
+    [InlineData("not json", "The guard configuration is not valid: line 1, column ")]
+    public async Task Serve_refuses_a_guard_config_file_that_is_not_valid_as_a_usage_error_naming_the_option_and_the_file(string json, string said)
+    {
+        var file = Path.Combine(_directory, "guard.json");
+        await File.WriteAllTextAsync(file, json);
+        var (exit, output, error) = await CliRunner.RunApartAsync(["serve", "--guard-config", file, "--urls", "http://127.0.0.1:0", .. DbArgs.Split(' ')]);
+        Assert.True(exit == 2, error);
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.True(lines.Count == 2, error);
+        Assert.StartsWith($"error: --guard-config: {file}: {said}", lines[0], StringComparison.Ordinal);
+        Assert.Equal("Try 'vauban serve --help'.", lines[1]);
+        Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+    }
+
+    /// <summary>A --jwks file that is not a usable public key set was refused once the store was open (exit 1): it is the operator's
+    /// mistake, told before anything is opened, naming the option and the file.</summary>
+    [Theory]
+    [InlineData("{ not json", "The JWK set is not a JSON Web Key Set")]
+    [InlineData("""{ "keys": [ { "kty": "oct", "kid": "k1", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0" } ] }""", "The JWK set holds a private or secret key")]
+    public async Task Clients_add_refuses_a_jwks_file_that_is_not_a_public_key_set_as_a_usage_error_before_the_store_opens(string jwks, string said)
+    {
+        var file = Path.Combine(_directory, "client.jwks.json");
+        await File.WriteAllTextAsync(file, jwks);
+        var (exit, output, error) = await CliRunner.RunApartAsync(["clients", "add", "--tenant", "chu", "--name", "robot", "--scopes", "system/*.rs", "--jwks", file, .. DbArgs.Split(' ')]);
+        Assert.True(exit == 2, error);
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.True(lines.Count == 2, error);
+        Assert.StartsWith($"error: --jwks: {file}: {said}", lines[0], StringComparison.Ordinal);
+        Assert.Equal("Try 'vauban clients add --help'.", lines[1]);
+        Assert.DoesNotContain("c2VjcmV0", error, StringComparison.Ordinal);
     }
 
     [Fact]
