@@ -10,7 +10,7 @@ internal static class StoreArguments
 {
     public static readonly Option<string?> Db = NotEmpty(new("--db")
     {
-        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…). Default: $VAUBAN_DB, else ./data/vauban.db",
+        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…; a value holding ';' in quotes: Password='ab;cd'). Default: $VAUBAN_DB, else ./data/vauban.db",
     }, "the store's file or connection string");
 
     public static readonly Option<string?> MasterKeyFile = NotEmpty(new("--master-key-file")
