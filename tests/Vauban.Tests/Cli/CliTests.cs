@@ -1577,6 +1577,41 @@ public class CliTests : IDisposable
         }
     }
 
+    /// <summary>Reading a named pipe waits for a writer, and a device never ends: a master key file given as one hung the verb
+    /// before it said anything. Refused without being opened, a usage error naming where the path came from.</summary>
+    [Fact]
+    public async Task A_master_key_file_that_is_a_named_pipe_or_a_device_is_a_usage_error_not_a_wait()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var pipe = Path.Combine(_directory, "master.pipe");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", pipe)) await mkfifo.WaitForExitAsync();
+        var before = Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
+        try
+        {
+            foreach (var (typed, key, named) in new[] { (new[] { "--master-key-file", pipe }, pipe, "--master-key-file"), (["--master-key-file", "/dev/zero"], "/dev/zero", "--master-key-file"), ([], pipe, "$VAUBAN_MASTER_KEY_FILE") })
+            {
+                Environment.SetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE", typed.Length == 0 ? key : null);
+                foreach (var (verb, arguments) in new[] { ("vauban tenants add", new[] { "tenants", "add", "chu" }), ("vauban serve", ["serve", "--urls", "http://127.0.0.1:0"]) })
+                {
+                    // On another thread, and bounded: a reader blocked in open() would hold this one for ever.
+                    var (exit, output, error) = await Task.Run(() => CliRunner.RunApartAsync([.. arguments, "--db", Path.Combine(_directory, "v.db"), .. typed]))
+                        .WaitAsync(TimeSpan.FromSeconds(60));
+                    Assert.True(exit == 2, error);
+                    var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+                    Assert.Equal([$"error: {named}: {key} is {(key == pipe ? "a named pipe (FIFO)" : "a character device")}, not a regular file.", $"Try '{verb} --help'."], lines);
+                    Assert.Equal("", output);
+                }
+            }
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE", before);
+            // Whatever still waits on the pipe (this test failing) is given a writer, and an end.
+            using (new FileStream(pipe, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+        }
+        Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
+    }
+
     /// <summary>POST /fhir/Patient refuses a body over --max-resource-kib (413); an import loaded the same resource at any size.
     /// Now a resource over that limit — 1024 KiB, or the import's own --max-resource-kib as serve's — is not loaded, named with
     /// the other entries not loaded, in a collection, a batch (that entry) and a transaction (all of it, as the API refuses it).</summary>

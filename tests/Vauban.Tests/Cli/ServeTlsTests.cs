@@ -183,6 +183,42 @@ public sealed class ServeTlsTests : IDisposable
         Assert.False(File.Exists(Db));
     }
 
+    /// <summary>Reading a named pipe waits for a writer: a certificate or key file given as one held the start for ever, before
+    /// it said anything. Refused without being opened, as a usage error naming the option and the file.</summary>
+    [Fact]
+    public async Task A_certificate_or_key_file_that_is_a_named_pipe_is_a_usage_error_not_a_wait()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var now = DateTimeOffset.UtcNow;
+        using var good = SelfSigned("CN=localhost", now.AddDays(-1), now.AddDays(90));
+        var (certificate, key) = WritePem(good, "good");
+        var pipe = Path.Combine(_directory, "tls.pipe");
+        using (var mkfifo = Process.Start("mkfifo", pipe)) await mkfifo.WaitForExitAsync();
+        try
+        {
+            foreach (var (tls, said) in new[]
+            {
+                (new[] { "--tls-certificate", certificate, "--tls-key", pipe }, $"error: --tls-key: '{pipe}' is a named pipe (FIFO), not a regular file."),
+                (["--tls-certificate", pipe, "--tls-key", key], $"error: --tls-certificate: '{pipe}' is a named pipe (FIFO), not a regular file."),
+                (["--tls-certificate", pipe], $"error: --tls-certificate: '{pipe}' is a named pipe (FIFO), not a regular file."),
+            })
+            {
+                // On another thread, and bounded: a reader blocked in open() would hold this one for ever.
+                var (exit, output, error) = await Task.Run(() => CliRunner.RunApartAsync(["serve", "--urls", "https://127.0.0.1:18084", .. tls, .. StoreArguments]))
+                    .WaitAsync(TimeSpan.FromSeconds(60));
+                Assert.True(exit == 2, error);
+                Assert.Equal("", output);
+                Assert.Equal([said, "Try 'vauban serve --help'."], error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0));
+            }
+        }
+        finally
+        {
+            // Whatever still waits on the pipe (this test failing) is given a writer, and an end.
+            using (new FileStream(pipe, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite)) { }
+        }
+        Assert.False(File.Exists(Db));
+    }
+
     [Fact]
     public async Task A_renewed_certificate_is_presented_within_seconds_without_a_restart_and_a_failing_replacement_never_is()
     {
