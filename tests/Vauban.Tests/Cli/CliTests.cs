@@ -1585,6 +1585,7 @@ public class CliTests : IDisposable
         if (!OperatingSystem.IsLinux()) return;
         var pipe = Path.Combine(_directory, "master.pipe");
         using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", pipe)) await mkfifo.WaitForExitAsync();
+        File.SetUnixFileMode(pipe, UnixFileMode.UserRead | UnixFileMode.UserWrite); // as a key file is kept: else refused as readable by others
         var before = Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
         try
         {
