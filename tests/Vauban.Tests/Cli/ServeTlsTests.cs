@@ -198,17 +198,14 @@ public sealed class ServeTlsTests : IDisposable
         {
             foreach (var (tls, said) in new[]
             {
-                (new[] { "--tls-certificate", certificate, "--tls-key", pipe }, $"error: --tls-key: '{pipe}' is a named pipe (FIFO), not a regular file."),
-                (["--tls-certificate", pipe, "--tls-key", key], $"error: --tls-certificate: '{pipe}' is a named pipe (FIFO), not a regular file."),
-                (["--tls-certificate", pipe], $"error: --tls-certificate: '{pipe}' is a named pipe (FIFO), not a regular file."),
+                (new[] { "--tls-certificate", certificate, "--tls-key", pipe }, $"--tls-key: '{pipe}' is a named pipe (FIFO), not a regular file."),
+                (["--tls-certificate", pipe, "--tls-key", key], $"--tls-certificate: '{pipe}' is a named pipe (FIFO), not a regular file."),
+                (["--tls-certificate", pipe], $"--tls-certificate: '{pipe}' is a named pipe (FIFO), not a regular file."),
             })
             {
                 // On another thread, and bounded: a reader blocked in open() would hold this one for ever.
-                var (exit, output, error) = await Task.Run(() => CliRunner.RunApartAsync(["serve", "--urls", "https://127.0.0.1:18084", .. tls, .. StoreArguments]))
+                await Task.Run(() => CliRunner.UsageErrorAsync(["serve", "--urls", "https://127.0.0.1:18084", .. tls, .. StoreArguments], said, "vauban serve"))
                     .WaitAsync(TimeSpan.FromSeconds(60));
-                Assert.True(exit == 2, error);
-                Assert.Equal("", output);
-                Assert.Equal([said, "Try 'vauban serve --help'."], error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0));
             }
         }
         finally
