@@ -31,8 +31,9 @@ internal static class ServeCommand
         var demo = new Option<bool>("--demo") { Description = "In a new store, create a demo establishment with synthetic patients and staff accounts; at each start print a new API client (the previous one revoked) and enrolment links. Refused on a store holding other establishments." };
         var maxResource = MaxResourceKib("Largest accepted resource body, in KiB (larger: 413).");
         var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 }.Within(1, 1_048_576);
-        var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 };
-        var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 };
+        var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 }
+            .Within(8, new Vauban.Access.AccountOptions().PasswordMaxLength);
+        var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 }.Within(3, 100);
         var guardConfig = new Option<FileInfo?>("--guard-config") { Description = "A JSON file of guard thresholds per role, for API clients and per establishment (docs/adr/0008-guard.md)." };
         var trustedProxies = new Option<string?>("--trusted-proxies")
         {
@@ -141,6 +142,14 @@ internal static class ServeCommand
                 PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter),
                 InternalNetworks = ownNetworks, InternalSourceFailuresBeforeAlert = parse.GetValue(internalAlertAfter),
             };
+            try
+            {
+                accounts.Validate(); // refused at the store's opening, after a new store's master key was made
+            }
+            catch (VaubanConfigurationException e)
+            {
+                throw new UsageException(e.Message);
+            }
             var guard = parse.GetValue(guardConfig) is { } file // there, and a regular file, when parsed: VaubanCommands.SayValues
                 ? GuardOptionsFrom(file, await UsageError.ReadAsync(file, "--guard-config", token))
                 : new Vauban.Guard.GuardOptions();
