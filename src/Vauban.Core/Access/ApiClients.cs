@@ -106,6 +106,29 @@ public sealed class ApiClients
         : $"'{purpose}' is not a purpose of use a client can be registered for; use one of the v3-ActReason codes "
           + string.Join(", ", KnownPurposes.ForClients.Select(p => $"{p} ({KnownPurposes.Display(p)})")) + ".";
 
+    /// <summary>Why <paramref name="jwks"/> cannot be a client's JSON Web Key Set, in the operator's words; null when it can.</summary>
+    public static string? JwksProblem(string jwks)
+    {
+        try
+        {
+            var set = new JsonWebKeySet(jwks);
+            // A private key (EC or RSA "d", a symmetric "k") has no business in the store: it signs, the store only verifies.
+            if (set.Keys.Any(k => !string.IsNullOrEmpty(k.D) || !string.IsNullOrEmpty(k.K)))
+                return "The JWK set holds a private or secret key (a \"d\" or \"k\" member): register the public key only, and treat that key as exposed.";
+            if (set.GetSigningKeys().Count == 0) return "The JWK set has no usable signing key.";
+            // SMART Backend Services: each key has a kid, unique within the client's JWK set; an assertion names its key by it
+            // and is verified with that key only.
+            if (set.Keys.Any(k => string.IsNullOrEmpty(k.Kid)) || set.Keys.Select(k => k.Kid).Distinct(StringComparer.Ordinal).Count() != set.Keys.Count)
+                return "Each key of the JWK set needs its own \"kid\": an assertion's header names the key it is signed with.";
+            return null;
+        }
+        catch (ArgumentException)
+        {
+            // The library's message is its own diagnostics (IDX… codes, "[PII is hidden]"): said plainly instead.
+            return "The JWK set is not a JSON Web Key Set (RFC 7517: a JSON object {\"keys\": [ … ]} of public keys).";
+        }
+    }
+
     private async Task<ClientRegistration> AddAsync(Tenant tenant, AccessContext? administrator, string name, string scopes, string? jwks, ClientLimits limits,
         string purpose, CancellationToken cancellationToken)
     {
@@ -118,26 +141,7 @@ public sealed class ApiClients
             throw new ArgumentException("A client name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.", nameof(name));
         if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
         if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
-        if (jwks is not null)
-        {
-            try
-            {
-                var set = new JsonWebKeySet(jwks);
-                // A private key (EC or RSA "d", a symmetric "k") has no business in the store: it signs, the store only verifies.
-                if (set.Keys.Any(k => !string.IsNullOrEmpty(k.D) || !string.IsNullOrEmpty(k.K)))
-                    throw new ArgumentException("The JWK set holds a private or secret key (a \"d\" or \"k\" member): register the public key only, and treat that key as exposed.", nameof(jwks));
-                if (set.GetSigningKeys().Count == 0) throw new ArgumentException("The JWK set has no usable signing key.", nameof(jwks));
-                // SMART Backend Services: each key has a kid, unique within the client's JWK set; an assertion names its key by it
-                // and is verified with that key only.
-                if (set.Keys.Any(k => string.IsNullOrEmpty(k.Kid)) || set.Keys.Select(k => k.Kid).Distinct(StringComparer.Ordinal).Count() != set.Keys.Count)
-                    throw new ArgumentException("Each key of the JWK set needs its own \"kid\": an assertion's header names the key it is signed with.", nameof(jwks));
-            }
-            catch (ArgumentException e) when (e.ParamName != nameof(jwks))
-            {
-                // The library's message is its own diagnostics (IDX… codes, "[PII is hidden]"): said plainly instead.
-                throw new ArgumentException("The JWK set is not a JSON Web Key Set (RFC 7517: a JSON object {\"keys\": [ … ]} of public keys).", nameof(jwks), e);
-            }
-        }
+        if (jwks is not null && JwksProblem(jwks) is { } wrongKeys) throw new ArgumentException(wrongKeys, nameof(jwks));
 
         var clientId = "vc_" + Base64Url(RandomNumberGenerator.GetBytes(12));
         var secret = jwks is null ? "vs_" + Base64Url(RandomNumberGenerator.GetBytes(32)) : null;

@@ -940,7 +940,9 @@ internal sealed class PostgresDatabase : StoreDatabase
     }
 
     /// <summary>The connection string read, without connecting; null with the <paramref name="problem"/> told in the operator's
-    /// terms when it cannot be ("Couldn't set bogus (Parameter 'bogus')" was Npgsql's), never quoting a value: it may be the password.</summary>
+    /// terms when it cannot be ("Couldn't set bogus (Parameter 'bogus')" was Npgsql's), never quoting any of its text: a value may
+    /// be the password, and so may a part that does not read as keyword=value — a password holding an unquoted ';' is cut there,
+    /// its end read as a keyword ("'cd;username' is not a keyword" printed it). A part at fault is named by its position.</summary>
     public static NpgsqlConnectionStringBuilder? Read(string connectionString, out string? problem)
     {
         const string Invalid = "The PostgreSQL connection string is not valid: ";
@@ -952,13 +954,7 @@ internal sealed class PostgresDatabase : StoreDatabase
         }
         catch (ArgumentException e)
         {
-            problem = Invalid + e switch
-            {
-                { InnerException: KeyNotFoundException, ParamName: { } keyword } => $"'{keyword}' is not a keyword of Npgsql's connection strings (Host, Port, Database, Username, Password, …).",
-                { InnerException: not null, ParamName: { } keyword } when e.ParamName != "db" => $"the value given for '{keyword}' cannot be used.",
-                { ParamName: "db" } => e.Message.Replace(" (Parameter 'db')", ".", StringComparison.Ordinal),
-                _ => "it is not Keyword=value pairs separated by ';' (Host=…;Database=…;Username=…) or a postgres://user:password@host/database URI.",
-            };
+            problem = Invalid + (e.ParamName == "db" ? e.Message.Replace(" (Parameter 'db')", ".", StringComparison.Ordinal) : PartProblem(connectionString));
             return null;
         }
         if (string.IsNullOrWhiteSpace(builder.Host))
@@ -966,8 +962,74 @@ internal sealed class PostgresDatabase : StoreDatabase
             problem = Invalid + "it names no host (Host=…, or postgres://user:password@host/database).";
             return null;
         }
+        // Npgsql refuses a port below 1 only; one above 65535 failed later, when connecting, as a host that cannot be reached.
+        if (builder.Port is < 1 or > MaxPort)
+        {
+            problem = Invalid + PortRange + ".";
+            return null;
+        }
         return builder;
     }
+
+    private const int MaxPort = 65535;
+    private const string PortRange = "the port must be a whole number from 1 to 65535";
+    private const string QuoteHint = "; a value holding ';' must be quoted (Password='…', a quote inside it doubled)";
+
+    /// <summary>Why Npgsql could not read a key=value connection string, by the position of the first part (between ';') it cannot
+    /// read alone, never by its text; the keyword Npgsql knows is named for a value it cannot take.</summary>
+    private static string PartProblem(string connectionString)
+    {
+        var parts = Parts(connectionString);
+        for (var i = 0; i < parts.Count; i++)
+        {
+            try
+            {
+                _ = new NpgsqlConnectionStringBuilder(parts[i]);
+            }
+            catch (ArgumentException e)
+            {
+                var part = $"its {Nth(i + 1)} part";
+                return e switch
+                {
+                    { InnerException: KeyNotFoundException } => $"{part} does not begin with one of Npgsql's keywords (Host, Port, Database, Username, Password, …){QuoteHint}.",
+                    { InnerException: not null, ParamName: { } keyword } when keyword.Equals("port", StringComparison.OrdinalIgnoreCase) => $"{part}: {PortRange}.",
+                    { InnerException: not null, ParamName: { } keyword } when new NpgsqlConnectionStringBuilder().ContainsKey(keyword) => $"{part} gives {keyword} a value it cannot take.",
+                    _ => $"{part} is not keyword=value{QuoteHint}.",
+                };
+            }
+        }
+        return "it is not Keyword=value pairs separated by ';' (Host=…;Database=…;Username=…) or a postgres://user:password@host/database URI.";
+    }
+
+    /// <summary>The parts of a key=value connection string between its ';', a quoted value's ';' kept inside it ('…' or "…", a
+    /// quote doubled inside), as ADO.NET reads them.</summary>
+    private static List<string> Parts(string text)
+    {
+        var parts = new List<string>();
+        for (int i = 0, start = 0; ; i++)
+        {
+            if (i >= text.Length || text[i] == ';')
+            {
+                parts.Add(text[start..i]);
+                if (i >= text.Length) return parts;
+                start = i + 1;
+            }
+            else if (text[i] == '=' && !text.AsSpan(start, i - start).Contains('='))
+            {
+                // The value begins after the part's first '=' and any blanks; quoted, it runs to its closing quote.
+                var value = i + 1;
+                while (value < text.Length && char.IsWhiteSpace(text[value])) value++;
+                if (value >= text.Length || text[value] is not ('\'' or '"')) continue;
+                var quote = text[value];
+                i = value + 1;
+                while (i < text.Length && !(text[i] == quote && (i + 1 == text.Length || text[i + 1] != quote))) i += text[i] == quote ? 2 : 1;
+                i = Math.Min(i, text.Length - 1); // at the closing quote; at the end when there is none
+            }
+        }
+    }
+
+    /// <summary>1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, … 21st.</summary>
+    private static string Nth(int n) => n + ((n % 100) is 11 or 12 or 13 ? "th" : (n % 10) switch { 1 => "st", 2 => "nd", 3 => "rd", _ => "th" });
 
     /// <summary>Accepts both key=value connection strings and postgres:// URIs.</summary>
     private static string ToKeyValue(string db)
@@ -985,14 +1047,18 @@ internal sealed class PostgresDatabase : StoreDatabase
         }
         // An '@' or '/' left unencoded in the password ends the authority early: the rest of the password then reads as the
         // host or the database, which the store's description and errors print.
-        if (uri.AbsolutePath.Contains('@', StringComparison.Ordinal) || uri.AbsolutePath.TrimStart('/').Contains('/', StringComparison.Ordinal))
+        // A '?' or '#' likewise, the rest then read as the query or the fragment (a port of digits before it: the password's
+        // beginning printed as the port).
+        if (uri.AbsolutePath.Contains('@', StringComparison.Ordinal) || uri.AbsolutePath.TrimStart('/').Contains('/', StringComparison.Ordinal)
+            || uri.Query.Contains('@', StringComparison.Ordinal) || uri.Fragment.Length > 0)
         {
             throw new ArgumentException("a '/', '@', '?' or '#' in the user name or password must be percent-encoded (%2F, %40, %3F, %23)", nameof(db));
         }
+        if (uri.Port == 0) throw new ArgumentException(PortRange, nameof(db));
         var builder = new NpgsqlConnectionStringBuilder
         {
             Host = uri.Host,
-            Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
+            Port = uri.Port < 0 ? 5432 : uri.Port,
             Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
         };
         if (!string.IsNullOrEmpty(uri.UserInfo))
@@ -1001,10 +1067,18 @@ internal sealed class PostgresDatabase : StoreDatabase
             builder.Username = Uri.UnescapeDataString(parts[0]);
             if (parts.Length > 1) builder.Password = Uri.UnescapeDataString(parts[1]);
         }
-        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        var pairs = uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries);
+        for (var i = 0; i < pairs.Length; i++)
         {
-            var kv = pair.Split('=', 2);
-            builder[Uri.UnescapeDataString(kv[0])] = kv.Length > 1 ? Uri.UnescapeDataString(kv[1]) : "";
+            var kv = pairs[i].Split('=', 2);
+            try
+            {
+                builder[Uri.UnescapeDataString(kv[0])] = kv.Length > 1 ? Uri.UnescapeDataString(kv[1]) : "";
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"the {Nth(i + 1)} parameter after '?' is not one of Npgsql's keywords with a value it takes", nameof(db), e);
+            }
         }
         return builder.ConnectionString;
     }

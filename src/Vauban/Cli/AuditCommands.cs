@@ -123,7 +123,7 @@ internal static class AuditCommands
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UsageException($"--witness: cannot read {file.FullName}: {(e is UnauthorizedAccessException ? "permission denied" : e.Message)}");
+            throw new UsageException(UsageError.CannotRead(file, "--witness", e));
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {

@@ -27,9 +27,15 @@ internal static class ClientCommands
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
+            // A file that does not hold a usable key set is the operator's mistake (exit 2), told before the store is opened.
+            string? jwksText = null;
+            if (parse.GetValue(jwks) is { } file)
+            {
+                jwksText = await UsageError.ReadAsync(file, "--jwks", token);
+                if (Vauban.Access.ApiClients.JwksProblem(jwksText) is { } wrongKeys) throw new UsageException($"--jwks: {file.FullName}: {wrongKeys}");
+            }
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
-            var jwksText = parse.GetValue(jwks) is { } file ? await File.ReadAllTextAsync(file.FullName, token) : null;
             var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
             if (limits is { Problem: null, Patients: { } asked })

@@ -31,8 +31,9 @@ internal static class ServeCommand
         var demo = new Option<bool>("--demo") { Description = "In a new store, create a demo establishment with synthetic patients and staff accounts; at each start print a new API client (the previous one revoked) and enrolment links. Refused on a store holding other establishments." };
         var maxResource = MaxResourceKib("Largest accepted resource body, in KiB (larger: 413).");
         var maxBundle = new Option<int>("--max-bundle-kib") { Description = "Largest accepted batch/transaction body, in KiB.", DefaultValueFactory = _ => 32 * 1024 }.Within(1, 1_048_576);
-        var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 };
-        var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 };
+        var passwordMin = new Option<int>("--password-min-length") { Description = "Shortest accepted staff password (NIST SP 800-63B-4: 8 when a second factor is required, as here; 15 for a stricter policy).", DefaultValueFactory = _ => 8 }
+            .Within(8, new Vauban.Access.AccountOptions().PasswordMaxLength);
+        var lockoutAfter = new Option<int>("--lockout-after") { Description = "Failed sign-ins that lock a staff account until the security officer unlocks it (3 to 100).", DefaultValueFactory = _ => 10 }.Within(3, 100);
         var guardConfig = new Option<FileInfo?>("--guard-config") { Description = "A JSON file of guard thresholds per role, for API clients and per establishment (docs/adr/0008-guard.md)." };
         var trustedProxies = new Option<string?>("--trusted-proxies")
         {
@@ -70,15 +71,16 @@ internal static class ServeCommand
         StoreArguments.AddTo(serve);
         serve.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            // Everything the operator typed is checked before the store is opened (or created) and the demo set up.
+            // Everything the operator typed is checked before the store is opened (or created) and the demo set up; a value or
+            // file that cannot be used as given is a usage error (exit 2), as a mistyped option is.
             var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
             var certificateFile = (parse.GetValue(tlsCertificate) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_CERTIFICATE")) is { Length: > 0 } certificateGiven ? certificateGiven : null;
             var keyFile = (parse.GetValue(tlsKey) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_KEY")) is { Length: > 0 } keyGiven ? keyGiven : null;
-            if (keyFile is not null && certificateFile is null) throw new ArgumentException("--tls-key: give the certificate it belongs to with --tls-certificate.");
+            if (keyFile is not null && certificateFile is null) throw new UsageException("--tls-key: give the certificate it belongs to with --tls-certificate.");
             var httpsAddresses = 0;
             var addresses = parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             // None at all (--urls "" from an unset variable) left Kestrel to its own default, http://localhost:5000.
-            if (addresses.Length == 0) throw new ArgumentException("--urls: no address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
+            if (addresses.Length == 0) throw new UsageException("--urls: no address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
             foreach (var address in addresses)
             {
                 Microsoft.AspNetCore.Http.BindingAddress parsed;
@@ -89,26 +91,26 @@ internal static class ServeCommand
                 catch (FormatException)
                 {
                     // Kestrel's own refusal comes after the store is open, as a logged stack trace.
-                    throw new ArgumentException($"--urls: '{address}' is not an address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
+                    throw new UsageException($"--urls: '{address}' is not an address to listen on (e.g. http://127.0.0.1:8080; several separated by ';').");
                 }
                 if (!parsed.IsUnixPipe && parsed.Port is < 0 or > 65535)
                 {
                     // Kestrel's refusal: "Specified argument was out of the range of valid values."
-                    throw new ArgumentException($"--urls: {parsed.Port} in '{address}' is not a port (0 to 65535; 0 lets the system choose one).");
+                    throw new UsageException($"--urls: {parsed.Port} in '{address}' is not a port (0 to 65535; 0 lets the system choose one).");
                 }
                 // Kestrel listens on every interface for any host that is not an IP address or localhost (a name, a typo such
                 // as 999.1.1.1): a server meant for one network would be reachable from all of them.
                 if (!parsed.IsUnixPipe && !System.Net.IPAddress.TryParse(parsed.Host.Trim('[', ']'), out _)
                     && !parsed.Host.Equals("localhost", StringComparison.OrdinalIgnoreCase) && parsed.Host is not ("*" or "+"))
                 {
-                    throw new ArgumentException($"--urls: '{parsed.Host}' in '{address}' is not an IP address; the server would listen on every interface. Give the address to listen on (e.g. http://10.0.0.5:8080), localhost, or 0.0.0.0 for every interface.");
+                    throw new UsageException($"--urls: '{parsed.Host}' in '{address}' is not an IP address; the server would listen on every interface. Give the address to listen on (e.g. http://10.0.0.5:8080), localhost, or 0.0.0.0 for every interface.");
                 }
                 if (parsed.Scheme.Equals("https", StringComparison.OrdinalIgnoreCase))
                 {
                     httpsAddresses++;
                     if (certificateFile is null)
                     {
-                        throw new ArgumentException($"--urls: '{address}' is an https:// address and no certificate was given. Give it with --tls-certificate <cert.pem> --tls-key <key.pem> (or a .pfx), "
+                        throw new UsageException($"--urls: '{address}' is an https:// address and no certificate was given. Give it with --tls-certificate <cert.pem> --tls-key <key.pem> (or a .pfx), "
                             + "or listen on http:// behind a TLS reverse proxy declared with --trusted-proxies, and name the https:// URL clients use with --public-url.");
                     }
                 }
@@ -116,32 +118,40 @@ internal static class ServeCommand
             // Refused rather than ignored: the operator meant TLS, and the server would take staff passwords in clear on http://.
             if (certificateFile is not null && httpsAddresses == 0)
             {
-                throw new ArgumentException("--tls-certificate: no https:// address in --urls to serve it on; add one (e.g. --urls https://0.0.0.0:8443).");
+                throw new UsageException("--tls-certificate: no https:// address in --urls to serve it on; add one (e.g. --urls https://0.0.0.0:8443).");
             }
             var tls = certificateFile is null ? null
-                : ServerCertificate.Load(certificateFile, keyFile, Environment.GetEnvironmentVariable(ServerCertificate.PasswordVariable), DateTimeOffset.UtcNow);
-            var proxies = Vauban.Access.NetworkList.Parse("--trusted-proxies", parse.GetValue(trustedProxies));
+                : UsageError.Checked(() => ServerCertificate.Load(certificateFile, keyFile, Environment.GetEnvironmentVariable(ServerCertificate.PasswordVariable), DateTimeOffset.UtcNow));
+            var proxies = UsageError.Checked(() => Vauban.Access.NetworkList.Parse("--trusted-proxies", parse.GetValue(trustedProxies)));
             if (Vauban.Access.NetworkList.WiderThanAnEstablishment(proxies) is { } anyone)
             {
                 // 0.0.0.0/0 believed every client's X-Forwarded-For: the address in the audit log, the sign-in limits and the guard's
                 // new-network signal became whatever a client wrote.
-                throw new ArgumentException($"--trusted-proxies: {anyone} is wider than an establishment's own networks (at most /8 in IPv4, /7 in IPv6): every client in it could "
+                throw new UsageException($"--trusted-proxies: {anyone} is wider than an establishment's own networks (at most /8 in IPv4, /7 in IPv6): every client in it could "
                     + "write its own address into the audit log and past the sign-in limits. Name the reverse proxies' addresses (e.g. 10.0.0.2).");
             }
-            var ownNetworks = Vauban.Access.NetworkList.Parse("--internal-networks", parse.GetValue(internalNetworks));
+            var ownNetworks = UsageError.Checked(() => Vauban.Access.NetworkList.Parse("--internal-networks", parse.GetValue(internalNetworks)));
             Uri? publicBase = null;
             if ((parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("VAUBAN_PUBLIC_URL")) is { Length: > 0 } given
                 && !VaubanCommands.IsBaseUrl(given, out publicBase))
             {
-                throw new ArgumentException($"--public-url: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
+                throw new UsageException($"--public-url: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
             }
             var accounts = new Vauban.Access.AccountOptions
             {
                 PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter),
                 InternalNetworks = ownNetworks, InternalSourceFailuresBeforeAlert = parse.GetValue(internalAlertAfter),
             };
-            var guard = parse.GetValue(guardConfig) is { } file
-                ? Vauban.Guard.GuardOptions.FromJson(await File.ReadAllTextAsync(file.FullName, token)) // there when parsed: VaubanCommands.SayValues
+            try
+            {
+                accounts.Validate(); // refused at the store's opening, after a new store's master key was made
+            }
+            catch (VaubanConfigurationException e)
+            {
+                throw new UsageException(e.Message);
+            }
+            var guard = parse.GetValue(guardConfig) is { } file // there, and a regular file, when parsed: VaubanCommands.SayValues
+                ? GuardOptionsFrom(file, await UsageError.ReadAsync(file, "--guard-config", token))
                 : new Vauban.Guard.GuardOptions();
             await StoreArguments.RefuseForeignAsync(StoreArguments.DbValue(parse), token);
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
@@ -162,6 +172,20 @@ internal static class ServeCommand
             return 0;
         }, ct));
         return serve;
+    }
+
+    /// <summary>The guard thresholds of --guard-config; a file that does not hold them is the operator's mistake, a usage error
+    /// naming the file and what in it is wrong.</summary>
+    private static Vauban.Guard.GuardOptions GuardOptionsFrom(FileInfo file, string json)
+    {
+        try
+        {
+            return Vauban.Guard.GuardOptions.FromJson(json);
+        }
+        catch (VaubanConfigurationException e)
+        {
+            throw new UsageException($"--guard-config: {file.FullName}: {e.Message}");
+        }
     }
 
     /// <summary>Whether every address of --urls is the machine's own (loopback or localhost): only then can no one else choose

@@ -10,7 +10,7 @@ internal static class StoreArguments
 {
     public static readonly Option<string?> Db = NotEmpty(new("--db")
     {
-        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…). Default: $VAUBAN_DB, else ./data/vauban.db",
+        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…; a value holding ';' in quotes: Password='ab;cd'). Default: $VAUBAN_DB, else ./data/vauban.db",
     }, "the store's file or connection string");
 
     public static readonly Option<string?> MasterKeyFile = NotEmpty(new("--master-key-file")
@@ -44,11 +44,15 @@ internal static class StoreArguments
     {
         var given = parse.GetValue(Db);
         var db = given ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
-        var named = given is not null ? "--db: " : string.IsNullOrWhiteSpace(db) ? "the default store: " : "$VAUBAN_DB: ";
+        var named = Source(given, db, "--db", "VAUBAN_DB", "the default store") + ": ";
         db = string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
         if (VaubanStore.DbProblem(db) is { } problem) throw new UsageException(named + char.ToLowerInvariant(problem[0]) + problem[1..]);
         return db;
     }
+
+    /// <summary>Where a value came from, as the operator would look for it: the option typed, else the variable, else the default.</summary>
+    private static string Source(string? typed, string? value, string option, string variable, string fallback) =>
+        typed is not null ? option : string.IsNullOrWhiteSpace(value) ? fallback : "$" + variable;
 
     public static StoreOptions Resolve(ParseResult parse)
     {
@@ -59,7 +63,13 @@ internal static class StoreArguments
             throw new ArgumentException($"--master-key-file is given while ${MasterKey.EnvironmentVariable} is set, which would be used instead: unset one of them.");
         }
         var keyFile = parse.GetValue(MasterKeyFile) ?? Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
+        var keyNamed = Source(parse.GetValue(MasterKeyFile), keyFile, "--master-key-file", "VAUBAN_MASTER_KEY_FILE", "the default master key file");
         if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
+        // Reading a named pipe waits for a writer, and a device never ends: the verb hung before saying anything.
+        if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && FileKind.NotRegular(keyFile) is { } kind)
+        {
+            throw new UsageException($"{keyNamed}: {Path.GetFullPath(keyFile)} is {kind}, not a regular file.");
+        }
         // A key is made only with a new store: for a SQLite store that exists, a missing key file is a mistyped path, and a new
         // key (and its folder) would be left behind before "this store was created with another master key".
         if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && VaubanStore.IsSqliteDatabaseFile(db) && !File.Exists(keyFile) && !Directory.Exists(keyFile))

@@ -16,6 +16,43 @@ internal static class UsageError
 {
     public const int ExitCode = 2;
 
+    /// <summary>Runs a check of what the operator typed that refuses with an <see cref="ArgumentException"/> whose message names
+    /// the option (NetworkList, ServerCertificate): the refusal is a usage error, not a failure of the verb.</summary>
+    public static T Checked<T>(Func<T> check)
+    {
+        ArgumentNullException.ThrowIfNull(check);
+        try
+        {
+            return check();
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message);
+        }
+    }
+
+    /// <summary>The text of a file given to <paramref name="option"/> (--guard-config, --jwks): one that cannot be read is a usage
+    /// error naming the option, as one that is not there is (VaubanCommands.SayValues).</summary>
+    public static async Task<string> ReadAsync(FileInfo file, string option, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        try
+        {
+            return await File.ReadAllTextAsync(file.FullName, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException(CannotRead(file, option, e));
+        }
+    }
+
+    /// <summary>"--witness: cannot read /path: permission denied", never .NET's wording of a denied access.</summary>
+    public static string CannotRead(FileInfo file, string option, Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        return $"{option}: cannot read {file.FullName}: {(error is UnauthorizedAccessException ? "permission denied" : error.Message)}";
+    }
+
     /// <summary>Whether the parse itself is a usage error. A word left over is one even beside --help: "vauban breach frob --help"
     /// printed the help of breach and answered 0, as if the word were one of its.</summary>
     public static bool In(ParseResult parse) => parse.Action is ParseErrorAction || parse.UnmatchedTokens.Count > 0;

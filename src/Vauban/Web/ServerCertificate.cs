@@ -186,6 +186,8 @@ public sealed class ServerCertificate : IDisposable
     {
         if (Directory.Exists(file)) throw new ArgumentException($"{option}: '{file}' is a folder; name the file itself.");
         if (!File.Exists(file)) throw new ArgumentException($"{option}: no file at '{file}'.");
+        // Reading a named pipe waits for a writer: the start (or a renewal's look at the files) hung for ever.
+        if (Cli.FileKind.NotRegular(file) is { } kind) throw new ArgumentException($"{option}: '{file}' is {kind}, not a regular file.");
         try
         {
             return File.ReadAllBytes(file);

@@ -18,6 +18,21 @@ internal static class CliRunner
         return (await RunAsync(arguments, output, error), output.ToString(), error.ToString());
     }
 
+    /// <summary>Runs the command and asserts a usage error as README's exit codes promise: exit code 2, nothing on standard output,
+    /// and on standard error one line "error: " beginning with <paramref name="problem"/>, then "Try '<paramref name="verb"/> --help'.".
+    /// Returns everything the command printed, for what else a test looks for in it.</summary>
+    public static async Task<string> UsageErrorAsync(string[] arguments, string problem, string verb)
+    {
+        var (exit, output, error) = await RunApartAsync(arguments);
+        Assert.True(exit == 2, $"exit code {exit}: {output}{error}");
+        Assert.Equal("", output);
+        var lines = error.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToList();
+        Assert.True(lines.Count == 2, error);
+        Assert.StartsWith("error: " + problem, lines[0], StringComparison.Ordinal);
+        Assert.Equal($"Try '{verb} --help'.", lines[1]);
+        return output + error;
+    }
+
     private static async Task<int> RunAsync(string[] arguments, StringWriter output, StringWriter error)
     {
         var (original, originalError) = (Console.Out, Console.Error);
