@@ -58,7 +58,7 @@ internal static class SeedStages
                 Add("stamp", t4 - t3);
                 Add("index extraction", t5 - t4);
                 Add("seal (zstd + aes)", t7 - t6);
-                Add("  of which aes alone", t8 - t7);
+                Add("  aes, json uncompressed", t8 - t7);
             }
             Console.WriteLine($"round {round}: {patients:N0} patients, {items.Count:N0} resources, {bytes / items.Count:N0} B of JSON a resource, {sealedBytes / items.Count:N0} sealed");
             var total = 0.0;

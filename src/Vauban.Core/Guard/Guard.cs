@@ -653,13 +653,17 @@ public sealed partial class RecordsGuard
     /// <summary>Runs a write of the guard's after the current write transaction (see <see cref="GuardRequest.InsideWriteTransaction"/>).</summary>
     private void Defer(Func<Task> write)
     {
+        Interlocked.Increment(ref _deferrals);
         var task = Task.Run(write);
         _deferred[task] = true;
         _ = task.ContinueWith(t => _deferred.TryRemove(t, out _), TaskScheduler.Default);
     }
 
-    /// <summary>The guard's writes deferred and not yet done (a test's view of what a crash now would lose).</summary>
-    internal int DeferredWrites => _deferred.Count;
+    /// <summary>How many of the guard's writes were deferred past their answer since start (a test's view: a write deferred is
+    /// one a crash right after the answer would lose).</summary>
+    internal long Deferrals => Interlocked.Read(ref _deferrals);
+
+    private long _deferrals;
 
     /// <summary>Waits for the guard's deferred writes (at shutdown, so that a containment decided just before survives the restart).</summary>
     public async Task FlushAsync()

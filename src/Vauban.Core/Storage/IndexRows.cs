@@ -84,14 +84,24 @@ internal static class IndexRows
         var changed = false;
         var missing = new IndexEntries();
 
-        // Blind-index hashes: the row's list, and on SQLite the idx_hash rows searched, those the list names and the current
-        // extraction no longer makes removed, those it makes and the list lacks added.
+        // Blind-index hashes: the row's list, and on SQLite the idx_hash rows searched: those the list names and the current
+        // extraction no longer makes removed; those it makes looked for in idx_hash itself (a probe of its key each), not taken
+        // from the list, and added where missing — re-indexing is what repairs the index (helper-113 L1).
         var hashesDiffer = !storedHashes.SetEquals(index.Hashes);
-        if (!postgres && hashesDiffer)
+        if (!postgres)
         {
             var wantedHashes = index.Hashes.ToHashSet();
-            changed |= await ResourceRows.DeleteHashesAsync(scope, engine, rid, storedHashes.Where(h => !wantedHashes.Contains(h)), cancellationToken);
-            missing.Hashes.AddRange(wantedHashes.Where(h => !storedHashes.Contains(h)));
+            if (hashesDiffer) changed |= await ResourceRows.DeleteHashesAsync(scope, engine, rid, storedHashes.Where(h => !wantedHashes.Contains(h)), cancellationToken);
+            var present = new HashSet<long>();
+            foreach (var chunk in wantedHashes.Chunk(500))
+            {
+                using var probe = scope.Command("");
+                probe.CommandText = $"SELECT h FROM idx_hash WHERE rid = @rid AND {probe.InList(engine, "h", "h", chunk)}";
+                probe.With("rid", rid);
+                using var reader = await probe.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) present.Add(reader.GetInt64(0));
+            }
+            missing.Hashes.AddRange(wantedHashes.Where(h => !present.Contains(h)));
         }
         if (hashesDiffer || !string.Equals(compartment, storedCompartment, StringComparison.Ordinal))
         {

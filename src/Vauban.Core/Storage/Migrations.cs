@@ -364,10 +364,12 @@ internal static class Migrations
         // Step 18: SQLite's record lists its blind-index hashes on its own row (8-byte big-endian values), as PostgreSQL's does,
         // instead of idx_hash_rid finding them: the index was ~18 bytes and one more B-tree insert a hash (~60 a patient), a fifth
         // of a seed's writing (bench/README.md), for the rare update, delete or re-index that needs a record's hashes. The list is
-        // filled from the rows there, stale ones included, so they are still removed exactly.
+        // filled from the rows there, stale ones included, so they are still removed exactly; a deleted record's rows, which a
+        // delete before step 16 could leave and no search returns, are removed first.
         new(18, "blind-index hashes listed on the resource row (SQLite), instead of an index of them by record",
             Sqlite: """
             ALTER TABLE resources ADD COLUMN hashes BLOB;
+            DELETE FROM idx_hash WHERE rid IN (SELECT rid FROM resources WHERE deleted = 1);
             UPDATE resources SET hashes = (SELECT unhex(group_concat(printf('%016x', x.h), '')) FROM idx_hash x WHERE x.rid = resources.rid);
             DROP INDEX idx_hash_rid;
             """,

@@ -191,9 +191,11 @@ internal sealed class ResourceRows
         }
         // SQLite: the version's hashes as its row lists them, every one, not only those today's extraction makes of it: one an older
         // extraction made went on answering searches for a value the record no longer held, and stayed on a deleted record for good
-        // (re-indexing reads current versions only). PostgreSQL's column is replaced whole by the update.
+        // (re-indexing reads current versions only). A deleted version's too, when the record is brought back: its list may hold
+        // what a delete before step 16 left (helper-113 M1), and once overwritten nothing would name them. PostgreSQL's column is
+        // replaced whole by the update.
         HashSet<long>? storedHashes = null;
-        if (engine == StorageEngine.Sqlite && oldIndex is not null)
+        if (engine == StorageEngine.Sqlite)
         {
             using var stored = scope.Command("SELECT hashes FROM resources WHERE rid = @rid").With("rid", rid);
             using var reader = await stored.ExecuteReaderAsync(cancellationToken);
@@ -206,7 +208,13 @@ internal sealed class ResourceRows
         {
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
-        if (oldIndex is not null) await DeleteIndexAsync(scope, engine, tenant, rid, oldIndex, storedHashes, newIndex, cancellationToken);
+        if (storedHashes is not null)
+        {
+            // Those the new version makes stay: its insert leaves them.
+            if (newIndex is not null) storedHashes.ExceptWith(newIndex.Hashes);
+            await DeleteHashesAsync(scope, engine, rid, storedHashes, cancellationToken);
+        }
+        if (oldIndex is not null) await DeleteIndexAsync(scope, tenant, rid, oldIndex, cancellationToken);
         if (newIndex is not null) await InsertIndexAsync(scope, engine, tenant, rid, newIndex, cancellationToken);
         return true;
     }
@@ -238,16 +246,9 @@ internal sealed class ResourceRows
             (c, i, d) => c.With("a" + i, d.Param).With("b" + i, d.Low).With("c" + i, d.High), rid, tenant, cancellationToken);
     }
 
-    /// <param name="storedHashes">SQLite: the hashes the old version's row listed; those the new version does not make are removed
-    /// (the others stay: the new version's insert leaves them).</param>
-    private static async Task DeleteIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, HashSet<long>? storedHashes,
-        IndexEntries? newIndex, CancellationToken cancellationToken)
+    /// <summary>The old version's references and dates of care (its hashes are the row's list's, removed by the caller).</summary>
+    private static async Task DeleteIndexAsync(WriteScope scope, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
     {
-        if (storedHashes is not null)
-        {
-            if (newIndex is not null) storedHashes.ExceptWith(newIndex.Hashes);
-            await DeleteHashesAsync(scope, engine, rid, storedHashes, cancellationToken);
-        }
         foreach (var reference in index.References)
         {
             using var command = scope.Command("DELETE FROM idx_ref WHERE target = @x AND param = @p AND rid = @rid").With("x", reference.Target).With("p", reference.Param).With("rid", rid);

@@ -234,6 +234,47 @@ public abstract class ReindexTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_deleted_record_brought_back_leaves_none_of_the_hashes_its_deleted_version_listed()
+    {
+        // helper-113 M1: a delete before step 16 could leave an older extraction's hashes on a deleted record, which step 18 listed
+        // on its row; brought back by a PUT, the list was overwritten without them, and nothing could remove them after (not even
+        // a reindex): the record was found by a name it never held again.
+        var patient = await CreateAsync(Samples.Patient(family: "Actuelle", nir: Samples.ValidNir("1850375123307")));
+        var rid = await RidAsync(patient);
+        using (var delete = await _http.DeleteAsync($"/fhir/Patient/{patient}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        var keys = await _server.Store.Keys.ForTenantAsync(_tenant.Id, CancellationToken.None);
+        using var older = JsonDocument.Parse(Samples.Patient(family: "Ancienne", nir: Samples.ValidNir("1850375123307")));
+        await StoreHashesAsync(rid, IndexEntries.Extract("Patient", older.RootElement, keys.Index).Hashes);
+        Assert.Equal(0, await FoundAsync("Patient?family=Ancienne"));
+
+        using (var back = await _http.PutAsync($"/fhir/Patient/{patient}",
+            FhirContent.Json(Samples.Patient(family: "Nouvelle", nir: Samples.ValidNir("1850375123307"), id: patient))))
+        {
+            Assert.Equal(HttpStatusCode.Created, back.StatusCode);
+        }
+        Assert.Equal((0, 1), (await FoundAsync("Patient?family=Ancienne"), await FoundAsync("Patient?family=Nouvelle")));
+        using var current = JsonDocument.Parse(Samples.Patient(family: "Nouvelle", nir: Samples.ValidNir("1850375123307"), id: patient));
+        Assert.True(IndexEntries.Extract("Patient", current.RootElement, keys.Index).Hashes.ToHashSet().SetEquals(await StoredHashesAsync(rid)));
+    }
+
+    [Fact]
+    public async Task Reindexing_puts_back_a_blind_index_row_lost_from_the_index_that_the_record_still_lists()
+    {
+        // helper-113 L1: re-indexing is what repairs the index, so it looks in idx_hash itself, not only at the row's list. SQLite
+        // alone keeps rows apart from the list; PostgreSQL's GIN index is of the list itself.
+        if (_engine != Engine.Sqlite) return;
+        var patient = await CreateAsync(Samples.Patient(family: "Perdue", nir: Samples.ValidNir("1850375123308")));
+        var rid = await RidAsync(patient);
+        await ExecuteAsync("DELETE FROM idx_hash WHERE rid = @r", ("r", rid));
+        Assert.Equal(0, await FoundAsync("Patient?family=Perdue"));
+
+        var summary = await _server.Store.Records.ReindexAsync(Operator, "Patient", null, CancellationToken.None);
+        Assert.Equal((1, 1), (summary.Records, summary.Changed));
+        Assert.Equal(1, await FoundAsync("Patient?family=Perdue"));
+        Assert.NotEmpty(await StoredHashesAsync(rid));
+    }
+
+    [Fact]
     public async Task An_update_or_a_delete_removes_the_blind_index_hashes_an_older_extraction_made_without_waiting_for_a_reindex()
     {
         var patient = await CreateAsync(Samples.Patient(family: "Actuelle", nir: Samples.ValidNir("1850375123306")));
