@@ -49,6 +49,7 @@ internal static class AuditEventView
             if (!http.Request.HasFormContentType) return FhirHttp.Outcome(415, Issue.Invalid("POST _search takes application/x-www-form-urlencoded parameters."));
             var (form, refusal) = await http.Request.ReadFormOrRefusalAsync(http.RequestAborted);
             if (form is null) return FhirHttp.Outcome(400, Issue.Invalid($"The POST _search form body {refusal}."));
+            if (FhirHttp.PrettyRefusal(form)) return FhirHttp.PrettyRefused();
             return await SearchAsync(http, store, form.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList());
         });
     }

@@ -126,6 +126,7 @@ internal static class FhirEndpoints
                 return FhirHttp.Outcome(415, Issue.Error("not-supported", "POST _search takes application/x-www-form-urlencoded parameters."));
             var (form, refusal) = await http.Request.ReadFormOrRefusalAsync(http.RequestAborted);
             if (form is null) return FhirHttp.Outcome(400, Issue.Invalid($"The POST _search form body {refusal}."));
+            if (FhirHttp.PrettyRefusal(form)) return FhirHttp.PrettyRefused();
             var parameters = Query(http).Concat(form.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")))).ToList();
             return await SearchAsync(http, records, type, parameters);
         });

@@ -176,15 +176,24 @@ internal static class FhirHttp
         return media.Equals("application/fhir+json", StringComparison.OrdinalIgnoreCase) || media.Equals("application/json", StringComparison.OrdinalIgnoreCase);
     }
 
+    /// <summary>Whether <paramref name="parameters"/> (the query, or a POST _search's form) give _pretty other than once as true or false.</summary>
+    public static bool PrettyRefusal(IEnumerable<KeyValuePair<string, Microsoft.Extensions.Primitives.StringValues>> parameters) =>
+        parameters.Any(p => p.Key == "_pretty" && p.Value is not ["true"] and not ["false"]);
+
+    public static IResult PrettyRefused() => Outcome(StatusCodes.Status400BadRequest, Issue.Invalid(
+        "_pretty is given once, as true (indented JSON) or false (compact JSON, as without it).", "_pretty"));
+
+    /// <summary>Whether the answer is to be indented: _pretty=true in the query, or in a POST _search's form once it was read (a
+    /// search's parameters may all be in its body; the form is never read here, only looked at).</summary>
+    public static bool Pretty(HttpContext context) =>
+        context.Request.Query["_pretty"] == "true"
+        || context.Features.Get<Microsoft.AspNetCore.Http.Features.IFormFeature>()?.Form is { } form && form["_pretty"] == "true";
+
     /// <summary>How the answer is to be written, checked before the interaction runs: _format and Accept, JSON only (XML or another
     /// type is 406); _pretty, true or false (400 for anything else).</summary>
     public static IResult? CheckFormat(HttpContext context)
     {
-        if (context.Request.Query.TryGetValue("_pretty", out var pretty) && pretty is not ["true"] and not ["false"])
-        {
-            return Outcome(StatusCodes.Status400BadRequest, Issue.Invalid(
-                "_pretty is given once, as true (indented JSON) or false (compact JSON, as without it).", "_pretty"));
-        }
+        if (PrettyRefusal(context.Request.Query)) return PrettyRefused();
         // "application/fhir+json" sent unencoded arrives with its '+' read as a space (form encoding), as many clients send it.
         var format = context.Request.Query["_format"].ToString().Replace("fhir json", "fhir+json", StringComparison.Ordinal);
         if (format.Length > 0 && !(format is "json" or "application/json" or "application/fhir+json" || format.StartsWith("application/fhir+json", StringComparison.Ordinal)))
@@ -261,9 +270,9 @@ internal sealed class FhirResult(int status, byte[] body, string? challenge = nu
     {
         httpContext.Response.StatusCode = status;
         if (challenge is not null) httpContext.Response.Headers.WWWAuthenticate = challenge;
-        // A _pretty other than true or false was refused before the interaction ran (FhirHttp.CheckFormat): what answers before
-        // that check, or is that refusal, is compact.
-        var written = body.Length > 0 && httpContext.Request.Query["_pretty"] == "true" ? FhirJson.Indented(body) : body;
+        // A _pretty other than true or false was refused before the interaction ran (FhirHttp.CheckFormat; a POST _search's form,
+        // once read): what answers before that check, or is that refusal, is compact.
+        var written = body.Length > 0 && FhirHttp.Pretty(httpContext) ? FhirJson.Indented(body) : body;
         if (written.Length > 0) httpContext.Response.ContentType = FhirJson.ContentType; // (none for Prefer: return=minimal)
         httpContext.Response.ContentLength = written.Length;
         await httpContext.Response.Body.WriteAsync(written, httpContext.RequestAborted);

@@ -115,6 +115,29 @@ public abstract class PrettyOutputTests(FhirServerFixture shared) : FhirServerTe
         var found = await SearchAsync("Patient?family=Illisible");
         Assert.Equal([id], Ids(found));
     }
+
+    [Fact]
+    public async Task A_POST_search_takes_pretty_from_its_form_body_as_from_its_url()
+    {
+        // helper-113 L3: a search's parameters may all be in its form body; there _pretty was ignored, and a bad value not refused.
+        await CreateAsync("Patient", Samples.Patient(family: "Formulaire"));
+        async Task<(HttpStatusCode Status, string Text)> PostAsync(string form)
+        {
+            using var content = new StringContent(form, System.Text.Encoding.UTF8, "application/x-www-form-urlencoded");
+            using var response = await Api.PostAsync("/fhir/Patient/_search", content);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync());
+        }
+        var pretty = await PostAsync("family=Formulaire&_pretty=true");
+        Assert.Equal(HttpStatusCode.OK, pretty.Status);
+        AssertIndented(pretty.Text, "POST _search with _pretty=true in its body");
+        Assert.Equal(1, JsonNode.Parse(pretty.Text)!["total"]!.GetValue<int>());
+        var compact = await PostAsync("family=Formulaire&_pretty=false");
+        Assert.Equal(HttpStatusCode.OK, compact.Status);
+        AssertCompact(compact.Text, "POST _search with _pretty=false in its body");
+        var refused = await PostAsync("family=Formulaire&_pretty=yes");
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Equal("_pretty", JsonNode.Parse(refused.Text)!["issue"]![0]!["expression"]![0]!.GetValue<string>());
+    }
 }
 
 public sealed class PrettyOutputTests_Sqlite(FhirServerFixture_Sqlite shared) : PrettyOutputTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
