@@ -154,7 +154,7 @@ public static class FhirJson
 
     /// <param name="assembledAt">meta.lastUpdated, by the server's clock: never the system's, which a server run on another clock
     /// (a test's, a replay's) would contradict beside the versions it stamped.</param>
-    internal static void StartBundle(Utf8JsonWriter writer, string type, DateTimeOffset assembledAt)
+    public static void StartBundle(Utf8JsonWriter writer, string type, DateTimeOffset assembledAt)
     {
         writer.WriteStartObject();
         writer.WriteString("resourceType", "Bundle");

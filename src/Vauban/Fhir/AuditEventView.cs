@@ -115,9 +115,8 @@ internal static class AuditEventView
         var services = await ServiceLabels.ReadAsync(store, access with { Purpose = KnownPurposes.SystemAdministration }, page.Select(e => e.Detail.Service), http.RequestAborted);
         var body = FhirJson.Write(writer =>
         {
-            writer.WriteStartObject();
-            writer.WriteString("resourceType", "Bundle");
-            writer.WriteString("type", "searchset");
+            // As every searchset: an id and meta.lastUpdated by the server's clock (it had neither).
+            FhirJson.StartBundle(writer, "searchset", FhirHttp.Now(http));
             if (found.Total is { } total) writer.WriteNumber("total", total);
             else if (next is null && query.BeforeSequence is null) writer.WriteNumber("total", page.Count);
             writer.WriteStartArray("link");

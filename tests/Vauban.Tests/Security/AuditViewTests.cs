@@ -169,6 +169,9 @@ public abstract class AuditViewTests : IAsyncLifetime
         var bundle = await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}");
         Assert.Equal("Bundle", bundle.GetProperty("resourceType").GetString());
         Assert.Equal("searchset", bundle.GetProperty("type").GetString());
+        // Bundle.id and meta.lastUpdated, as the records' searchsets carry them.
+        Assert.True(Guid.TryParse(bundle.GetProperty("id").GetString(), out _));
+        Assert.True(DateTimeOffset.TryParse(bundle.GetProperty("meta").GetProperty("lastUpdated").GetString(), System.Globalization.CultureInfo.InvariantCulture, out _));
         var events = bundle.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource")).ToList();
         Assert.Equal(4, events.Count); // created, then read three times
         Assert.All(events, e =>
