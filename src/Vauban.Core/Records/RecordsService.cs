@@ -576,14 +576,14 @@ public sealed partial class RecordsService
             // A canary it reads is still the officer's incident, when the policy would have let the principal reach it (not hidden
             // from it, in its care or under its grant): the walker is going on through the refusals. The answer stays the one of
             // the containment it was under (a suspended session told "locked" would learn the id is a canary).
-            if (interaction is Interaction.Read or Interaction.VRead or Interaction.HistoryInstance or Interaction.Everything
-                && (patient ?? PatientNamed(type, id)) is { } named)
+            var named = patient ?? PatientNamed(type, id);
+            if (interaction is Interaction.Read or Interaction.VRead or Interaction.HistoryInstance or Interaction.Everything && named is not null)
             {
                 await _guard.CanaryNamedWhileHeldAsync(context, interaction, type, named,
                     async () => (await _policy.AuthorizeRecordAsync(context, KnownResourceTypes.Patient, named, null, null, cancellationToken)).Verdict == RecordVerdict.Allow,
                     cancellationToken);
             }
-            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, patient ?? PatientNamed(type, id))],
+            await AuditAsync(context, AuditAction.Containment, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, id is not null && IdRules.IsValid(id) ? id : null, named)],
                 cancellationToken, note: "guard: " + contained.Verdict + " (" + AuditDescriptions.Action(AuditTrail.ActionOf(interaction)) + ")");
             return RecordResult.Fail(RecordStatus.Locked, type, Issue.Error("security", contained.Reason!));
         }

@@ -92,15 +92,7 @@ internal static class IndexRows
         {
             var wantedHashes = index.Hashes.ToHashSet();
             if (hashesDiffer) changed |= await ResourceRows.DeleteHashesAsync(scope, engine, rid, storedHashes.Where(h => !wantedHashes.Contains(h)), cancellationToken);
-            var present = new HashSet<long>();
-            foreach (var chunk in wantedHashes.Chunk(500))
-            {
-                using var probe = scope.Command("");
-                probe.CommandText = $"SELECT h FROM idx_hash WHERE rid = @rid AND {probe.InList(engine, "h", "h", chunk)}";
-                probe.With("rid", rid);
-                using var reader = await probe.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken)) present.Add(reader.GetInt64(0));
-            }
+            var present = await ResourceRows.IndexedHashesAsync(scope, engine, rid, wantedHashes, cancellationToken);
             missing.Hashes.AddRange(wantedHashes.Where(h => !present.Contains(h)));
         }
         if (hashesDiffer || !string.Equals(compartment, storedCompartment, StringComparison.Ordinal))

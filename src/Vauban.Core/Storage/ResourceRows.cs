@@ -267,15 +267,37 @@ internal sealed class ResourceRows
     internal static async Task<bool> DeleteHashesAsync(WriteScope scope, StorageEngine engine, long rid, IEnumerable<long> hashes, CancellationToken cancellationToken)
     {
         var any = false;
-        foreach (var chunk in hashes.Chunk(500))
+        foreach (var chunk in hashes.Chunk(HashesAStatement))
         {
-            using var delete = scope.Command("");
-            delete.CommandText = $"DELETE FROM idx_hash WHERE rid = @rid AND {delete.InList(engine, "h", "h", chunk)}";
-            delete.With("rid", rid);
+            using var delete = OfRowsHashes(scope, engine, "DELETE", rid, chunk);
             await delete.ExecuteNonQueryAsync(cancellationToken);
             any = true;
         }
         return any;
+    }
+
+    /// <summary>SQLite: those of <paramref name="hashes"/> that row <paramref name="rid"/> has idx_hash rows for, a probe of idx_hash's
+    /// key each (re-indexing looks in the index itself, not only at the row's list).</summary>
+    internal static async Task<HashSet<long>> IndexedHashesAsync(WriteScope scope, StorageEngine engine, long rid, IEnumerable<long> hashes, CancellationToken cancellationToken)
+    {
+        var present = new HashSet<long>();
+        foreach (var chunk in hashes.Chunk(HashesAStatement))
+        {
+            using var probe = OfRowsHashes(scope, engine, "SELECT h", rid, chunk);
+            using var reader = await probe.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) present.Add(reader.GetInt64(0));
+        }
+        return present;
+    }
+
+    private const int HashesAStatement = 500;
+
+    /// <summary>"<paramref name="verb"/> FROM idx_hash" for row <paramref name="rid"/>'s rows of <paramref name="hashes"/>.</summary>
+    private static DbCommand OfRowsHashes(WriteScope scope, StorageEngine engine, string verb, long rid, long[] hashes)
+    {
+        var command = scope.Command("");
+        command.CommandText = $"{verb} FROM idx_hash WHERE rid = @rid AND {command.InList(engine, "h", "h", hashes)}";
+        return command.With("rid", rid);
     }
 
     private static async Task ExecuteRowsAsync<T>(WriteScope scope, string head, string rowTemplate, List<T> items, Action<DbCommand, int, T> bind, long rid, long tenant, CancellationToken cancellationToken)

@@ -137,30 +137,12 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.True((await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None)).Valid);
     }
 
-    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: the row's own list, and on SQLite the idx_hash rows
-    /// searched, which must be the same.</summary>
+    /// <summary>The blind-index hashes stored for row <paramref name="rid"/> (<see cref="StoredHashes"/>).</summary>
     private async Task<HashSet<long>> StoredHashesAsync(long rid)
     {
         await using var connection = Connect();
         await connection.OpenAsync();
-        await using var listed = connection.CreateCommand();
-        listed.CommandText = "SELECT hashes FROM resources WHERE rid = " + rid;
-        HashSet<long> hashes;
-        await using (var reader = await listed.ExecuteReaderAsync())
-        {
-            Assert.True(await reader.ReadAsync());
-            hashes = HashColumn.Read(reader, 0);
-        }
-        if (_engine == Engine.Sqlite)
-        {
-            await using var rows = connection.CreateCommand();
-            rows.CommandText = "SELECT h FROM idx_hash WHERE rid = " + rid;
-            var searched = new HashSet<long>();
-            await using var reader = await rows.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) searched.Add(reader.GetInt64(0));
-            Assert.True(hashes.SetEquals(searched), "the row's hash list and its idx_hash rows differ");
-        }
-        return hashes;
+        return await StoredHashes.ReadAsync(connection, _engine, rid);
     }
 
     /// <summary>Stores <paramref name="hashes"/> as row <paramref name="rid"/>'s blind-index hashes, as an older extraction would have

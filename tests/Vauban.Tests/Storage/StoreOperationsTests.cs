@@ -568,30 +568,12 @@ public sealed class StoreOperationsTests
         RemoveSqliteFolder(engine, db);
     }
 
-    /// <summary>The blind-index hashes stored for row <paramref name="rid"/>: the row's own list, and on SQLite the idx_hash rows
-    /// searched, which must be the same.</summary>
+    /// <summary>The blind-index hashes stored for row <paramref name="rid"/> (<see cref="StoredHashes"/>).</summary>
     private static async Task<HashSet<long>> HashesAsync(string db, Engine engine, long rid)
     {
         await using var database = Vauban.Storage.StoreDatabase.Open(db);
         await using var connection = await database.OpenAsync(CancellationToken.None);
-        HashSet<long> listed;
-        using (var command = connection.CreateCommand())
-        {
-            command.CommandText = $"SELECT hashes FROM resources WHERE rid = {rid}";
-            using var reader = await command.ExecuteReaderAsync();
-            Assert.True(await reader.ReadAsync());
-            listed = Vauban.Storage.HashColumn.Read(reader, 0);
-        }
-        if (engine == Engine.Sqlite)
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = $"SELECT h FROM idx_hash WHERE rid = {rid}";
-            var searched = new HashSet<long>();
-            using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) searched.Add(reader.GetInt64(0));
-            Assert.True(listed.SetEquals(searched), "the row's hash list and its idx_hash rows differ");
-        }
-        return listed;
+        return await StoredHashes.ReadAsync(connection, engine, rid);
     }
 
     /// <summary>SQLite's query plan for a statement, its details joined.</summary>
