@@ -186,7 +186,9 @@ public static class CapabilityStatementJson
         + "unknown and none that shapes a page (_count, _sort, _summary, _total, _include, _revinclude, _elements), and match only the records the "
         + "caller may see. Update: no match creates (under the resource's id if it gives one and that id is not another record, else 409), one match "
         + "is updated (a resource id other than the match's is 400), several are 412. Delete: one match is deleted, none is 204 as for an unknown id, "
-        + "several are 412 (one record at a time). If-Match applies to the match. Conditional create and update need search and read on the type, "
+        + "several are 412 (one record at a time). If-Match applies to the match. A record a conditional create or update creates must be found by its "
+        + "own criteria, as the same search would find it once written: else 400 naming each criterion it does not meet, and nothing is written (an "
+        + "update of the one match may change what the criteria match: an identifier corrected). Conditional create and update need search and read on the type, "
         + "conditional delete search, as well as the write. In a transaction the matches are resolved before anything is written, and two entries "
         + "with the same criteria, or whose matches are one record, fail it.";
 

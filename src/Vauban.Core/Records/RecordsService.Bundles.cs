@@ -512,6 +512,15 @@ public sealed partial class RecordsService
             // written: an entry that matched creates nothing, and every reference to its fullUrl — from an entry before it
             // in the bundle too — must name the resource it matched (FHIR R4, transaction processing rules).
             var matched = new Dictionary<int, RecordResult>();
+            // The criteria of those that matched nothing, which the records they create must meet (UnmetCriteriaAsync).
+            var createCriteria = new Dictionary<int, SearchQuery>();
+            async Task<RecordResult> CreateEntryAsync(BundleEntry entry)
+            {
+                var created = await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, VersionMade.Created, cancellationToken);
+                return createCriteria.TryGetValue(entry.Index, out var criteria)
+                    ? await UnmetCriteriaAsync(context, scope, criteria, created, IfNoneExistCriteria, cancellationToken) ?? created
+                    : created;
+            }
             var conditionalsMatched = false;
             foreach (var entry in order)
             {
@@ -521,7 +530,11 @@ public sealed partial class RecordsService
                     foreach (var conditional in order.Where(e => e.Method == "POST" && e.IfNoneExist is not null))
                     {
                         var existing = await IfNoneExistMatchAsync(context, scope, keys, conditional.Type, conditional.IfNoneExist!, cancellationToken);
-                        if (existing.Result is null) continue;
+                        if (existing.Result is null)
+                        {
+                            createCriteria[conditional.Index] = existing.Criteria!;
+                            continue;
+                        }
                         if (existing.Result.Status != RecordStatus.Ok) return Failed(conditional, ToResponse(existing.Result, baseUrl));
                         matched[conditional.Index] = existing.Result;
                         if (conditional.FullUrl is not null) references[conditional.FullUrl] = $"{conditional.Type}/{existing.Result.Id}";
@@ -533,8 +546,8 @@ public sealed partial class RecordsService
                         admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "DELETE" => ToResponse(await DeleteInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.IfMatch, written, cancellationToken), baseUrl),
                     "POST" when matched.TryGetValue(entry.Index, out var existing) => ToResponse(existing, baseUrl),
-                    "POST" => ToResponse(await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, VersionMade.Created, cancellationToken), baseUrl),
-                    "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
+                    "POST" => ToResponse(await CreateEntryAsync(entry), baseUrl),
+                    "PUT" when entry.Conditional => ToResponse(await ConditionalUpdateInScopeAsync(context, scope, keys, entry.Type, criteriaQueries[entry.Index], matches[entry.Index], entry.Resource!.Value, entry.IfMatch,
                         references, written, newIds[entry.Index], admitted.Contains(entry.Index), cancellationToken), baseUrl),
                     "PUT" => ToResponse(await UpdateInScopeAsync(context, scope, keys, entry.Type, entry.Id!, entry.Resource!.Value, entry.IfMatch, references, written, cancellationToken), baseUrl),
                     _ when searchQueries.TryGetValue(entry.Index, out var search) => await SearchInScopeAsync(context, keys, entry, search, references, written, baseUrl, cancellationToken),

@@ -39,7 +39,7 @@ public sealed partial class RecordsService
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var written = new WriteBatch(scope);
         var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, matches, resource, ifMatch, null, written, IdRules.NewId(), false, cancellationToken);
+        var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, query, matches, resource, ifMatch, null, written, IdRules.NewId(), false, cancellationToken);
         return await CommitUpdateAsync(context, written, result, cancellationToken);
     }
 
@@ -132,32 +132,69 @@ public sealed partial class RecordsService
         return rows;
     }
 
-    /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.</summary>
-    private async Task<(RecordResult? Result, int Matches)> IfNoneExistMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string criteria, CancellationToken cancellationToken)
+    /// <summary>If-None-Exist: a create that matches exactly one resource returns it instead of creating; more than one is 412.
+    /// With no result (nothing matched: the create goes ahead), the criteria read, for <see cref="UnmetCriteriaAsync"/>.</summary>
+    private async Task<(RecordResult? Result, SearchQuery? Criteria)> IfNoneExistMatchAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, string criteria,
+        CancellationToken cancellationToken)
     {
-        if (ParseCriteria(context, keys, type, criteria, "If-None-Exist", out var invalid) is not { } query) return (invalid, 0);
+        if (ParseCriteria(context, keys, type, criteria, IfNoneExistCriteria, out var invalid) is not { } query) return (invalid, null);
         var rows = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        if (rows.Count == 0) return (null, 0);
+        if (rows.Count == 0) return (null, query);
         if (rows.Count > 1)
         {
-            return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), rows.Count);
+            return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate", "If-None-Exist matches more than one resource; make the criteria more selective.")), null);
         }
-        if (await AdmitAsync(context, Interaction.Read, type, rows, 1, cancellationToken, scope) is { } contained) return (contained, 1);
+        if (await AdmitAsync(context, Interaction.Read, type, rows, 1, cancellationToken, scope) is { } contained) return (contained, null);
         var (bodies, damaged) = await OpenAllAsync(context, Interaction.Read, type, keys, rows, scope, cancellationToken);
-        if (damaged is not null) return (damaged, 1);
+        if (damaged is not null) return (damaged, null);
         await AuditAsync(context, Interaction.Read, AuditOutcome.Success, type, [new AuditedRecord(type, rows[0].Id, rows[0].Compartment)], cancellationToken, scope, "conditional create matched");
-        return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, bodies[0]), 1);
+        return (new RecordResult(RecordStatus.Ok, type, rows[0].Id, rows[0].Version, rows[0].LastUpdated, bodies[0]), null);
+    }
+
+    private const string IfNoneExistCriteria = "If-None-Exist";
+
+    /// <summary>
+    /// A record a conditional create wrote, or a conditional update that matched nothing (<paramref name="created"/>), must be one
+    /// its own criteria find: otherwise the same request sent again finds nothing again and creates a second record — for a
+    /// Patient, a duplicate identity, which a hospital must not make. Refused then (400, audited as a refused create; the caller
+    /// rolls the write back), naming each criterion the resource does not meet. Asked of the record as written, inside the write's
+    /// transaction, by the search's own SQL over the index rows the write made from the resource (its blind-index hashes, references
+    /// and dates), one criterion at a time: the same matching as the search the criteria are, not a second one. Null when they all
+    /// find it, or when nothing was created (an update of the one match may change what matches: correcting an identifier is
+    /// such an update, and the same request sent again is then refused here rather than creating a duplicate).
+    /// </summary>
+    /// <param name="condition">What the criteria are, for the message (<see cref="IfNoneExistCriteria"/>, <see cref="ConditionalUpdateCriteria"/>).</param>
+    private async Task<RecordResult?> UnmetCriteriaAsync(AccessContext context, WriteScope scope, SearchQuery criteria, RecordResult created, string condition,
+        CancellationToken cancellationToken)
+    {
+        if (created.Status != RecordStatus.Created) return null;
+        var unmet = new List<string>();
+        foreach (var clause in criteria.Clauses)
+        {
+            using var command = scope.Command("");
+            SearchSql.Build(command, Engine, criteria.OfRecord(clause, created.Id!), context.Tenant.Id, null, countOnly: true, allowed: null);
+            if (await command.ScalarLongAsync(cancellationToken) == 0 && !unmet.Contains(clause.Parameter)) unmet.Add(clause.Parameter);
+        }
+        if (unmet.Count == 0) return null;
+        var type = created.Type;
+        await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, null, null)], cancellationToken, scope,
+            "conditional write: nothing matched its criteria, and the resource does not meet them");
+        return RecordResult.Fail(RecordStatus.Invalid, type, [.. unmet.Select(parameter => Issue.Invalid(
+            $"{condition}: nothing matches them, and the {type} given does not meet {parameter}: created, it would not be found by the same criteria, and the same "
+            + $"request sent again would create a second {type}. Give the {type} the values its criteria search for, or criteria its values meet.",
+            parameter))]);
     }
 
     /// <summary>
-    /// A conditional update once its criteria are matched (<paramref name="matches"/>, from <see cref="ConditionalMatchesAsync"/>).
-    /// Every outcome is audited as the act it is: the update or create written, or the update refused.
+    /// A conditional update once its criteria (<paramref name="criteria"/>) are matched (<paramref name="matches"/>, from
+    /// <see cref="ConditionalMatchesAsync"/>). Every outcome is audited as the act it is: the update or create written, or the
+    /// update refused. A record it creates must meet the criteria (<see cref="UnmetCriteriaAsync"/>).
     /// </summary>
     /// <param name="newId">The id a create gets when nothing matches and the resource gives none (a transaction assigns it before it
     /// writes, for the references to the entry's fullUrl).</param>
     /// <param name="matchAdmitted">The guard has already admitted the one match (a transaction asks it before its overlap and fullUrl
     /// checks, which tell of the match): it is not asked twice of the same record.</param>
-    private async Task<RecordResult> ConditionalUpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, List<StoredVersion> matches,
+    private async Task<RecordResult> ConditionalUpdateInScopeAsync(AccessContext context, WriteScope scope, TenantKeys keys, string type, SearchQuery criteria, List<StoredVersion> matches,
         JsonElement resource, int? ifMatch, IReadOnlyDictionary<string, string>? references, WriteBatch written, string newId, bool matchAdmitted, CancellationToken cancellationToken)
     {
         // Validated: an id, when present, is a string.
@@ -194,7 +231,8 @@ public sealed partial class RecordsService
                     "refused by the access policy: " + reason);
                 return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
             }
-            return await CreateInScopeAsync(context, scope, keys, type, resource, newId, references, written, VersionMade.CreatedByUpdate, cancellationToken);
+            var created = await CreateInScopeAsync(context, scope, keys, type, resource, newId, references, written, VersionMade.CreatedByUpdate, cancellationToken);
+            return await UnmetCriteriaAsync(context, scope, criteria, created, ConditionalUpdateCriteria(type), cancellationToken) ?? created;
         }
         // The resource gives its id: an update as create of it (R4). An id that is a record the criteria did not match cannot be
         // created, and updating it would change a record the client did not designate: 409, as R5 says it. A record the writer may
@@ -208,7 +246,8 @@ public sealed partial class RecordsService
             return RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict(
                 $"No {type} matches the criteria, but the resource's id names {type}/{givenId}, which exists and does not match them: leave the id out to create a new record, or PUT {type}/{givenId} to update that one."));
         }
-        return await UpdateInScopeAsync(context, scope, keys, type, givenId, resource, null, references, written, cancellationToken);
+        var put = await UpdateInScopeAsync(context, scope, keys, type, givenId, resource, null, references, written, cancellationToken);
+        return await UnmetCriteriaAsync(context, scope, criteria, put, ConditionalUpdateCriteria(type), cancellationToken) ?? put;
     }
 
     /// <summary>

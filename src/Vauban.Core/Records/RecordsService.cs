@@ -100,6 +100,7 @@ public sealed partial class RecordsService
         if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        SearchQuery? criteria = null;
         if (ifNoneExist is not null)
         {
             var existing = await IfNoneExistMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
@@ -109,10 +110,12 @@ public sealed partial class RecordsService
                 await scope.CommitAsync(cancellationToken);
                 return existing.Result;
             }
+            criteria = existing.Criteria;
         }
         var written = new WriteBatch(scope);
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
         if (result.Status != RecordStatus.Created) return result;
+        if (criteria is not null && await UnmetCriteriaAsync(context, scope, criteria, result, IfNoneExistCriteria, cancellationToken) is { } unmet) return unmet;
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await NoteGrantWritesAsync(context, written, cancellationToken);
         await scope.CommitAsync(cancellationToken);

@@ -641,6 +641,122 @@ public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServ
         return (await first, await second);
     }
 
+    private static string Expression(JsonElement issue) => issue.GetProperty("expression")[0].GetString()!;
+
+    [Fact]
+    public async Task A_conditional_create_whose_resource_does_not_meet_its_own_criteria_is_400_naming_them_and_creates_nothing()
+    {
+        // Created, the patient would not be found by the criteria it was created under: the same request sent again would find
+        // nothing again and create a second patient (HAPI FHIR refuses it too, HAPI-0929).
+        var searched = Samples.ValidNir("1850375100100");
+        var given = Samples.ValidNir("1850375100101");
+        var body = Samples.Patient(family: "Decale", nir: given);
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var refused = await SendAsync(HttpMethod.Post, "/fhir/Patient", body, null, ("If-None-Exist", ByNir(searched)));
+            Assert.True(refused.Status == HttpStatusCode.BadRequest, refused.Text);
+            var issue = refused.Body!.Value.GetProperty("issue").EnumerateArray().Single();
+            Assert.Equal(("invalid", "identifier"), (issue.GetProperty("code").GetString(), Expression(issue)));
+            Assert.StartsWith("If-None-Exist: nothing matches them, and the Patient given does not meet identifier", Diagnostics(refused), StringComparison.Ordinal);
+            // The criterion is named, not its value (a NIR).
+            Assert.DoesNotContain(searched, refused.Text, StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync($"Patient?{ByNir(searched)}"));
+        Assert.Empty(await FindAsync($"Patient?{ByNir(given)}"));
+        // Each refusal is on the audit chain as a failed create (it tells that nothing matched, as a create would have); no create succeeded.
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
+        var creates = (await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Create], Count = 100 }, CancellationToken.None))!;
+        Assert.Equal(2, creates.Count(e => e.Outcome == Vauban.Audit.AuditOutcome.MinorFailure && e.Detail.Note!.Contains("does not meet them", StringComparison.Ordinal)));
+        Assert.DoesNotContain(creates, e => e.Outcome == Vauban.Audit.AuditOutcome.Success);
+
+        // Only the criteria the resource does not meet are named: its family and identifier are those searched, its birth year not.
+        var partly = await SendAsync(HttpMethod.Post, "/fhir/Patient", body, null, ("If-None-Exist", $"family=decale&birthdate=1990&{ByNir(given)}"));
+        Assert.True(partly.Status == HttpStatusCode.BadRequest, partly.Text);
+        Assert.Equal(["birthdate"], partly.Body!.Value.GetProperty("issue").EnumerateArray().Select(Expression));
+        Assert.Empty(await FindAsync($"Patient?{ByNir(given)}"));
+    }
+
+    [Fact]
+    public async Task A_conditional_create_is_held_to_its_criteria_as_a_search_matches_them_prefixes_accents_and_typed_spaces_included()
+    {
+        // The resource is judged by the search itself over the blind index it is stored under, not by comparing text: a NIR typed
+        // with spaces, a family name's prefix in capitals without its accent and a birth year all find it, so it is created, and
+        // the same request sent again returns it.
+        var nir = Samples.ValidNir("1850375100102");
+        var spaced = $"{nir[..1]} {nir[1..3]} {nir[3..5]} {nir[5..7]} {nir[7..10]} {nir[10..13]} {nir[13..]}";
+        var criteria = $"identifier={Samples.InsNir}|{Uri.EscapeDataString(spaced)}&family=LEFEV&birthdate=1985";
+        var body = Samples.Patient(family: "Lefèvre", birthDate: "1985-04-02", nir: nir);
+        var created = await SendAsync(HttpMethod.Post, "/fhir/Patient", body, null, ("If-None-Exist", criteria));
+        Assert.True(created.Status == HttpStatusCode.Created, created.Text);
+        var again = await SendAsync(HttpMethod.Post, "/fhir/Patient", body, null, ("If-None-Exist", criteria));
+        Assert.True(again.Status == HttpStatusCode.OK, again.Text);
+        Assert.Equal(created.Body!.Value.GetProperty("id").GetString(), again.Body!.Value.GetProperty("id").GetString());
+        Assert.Single(await FindAsync($"Patient?{ByNir(nir)}"));
+    }
+
+    [Fact]
+    public async Task A_conditional_update_may_correct_the_identifier_it_matched_by_but_never_creates_a_record_its_criteria_would_not_find()
+    {
+        var wrong = Samples.ValidNir("1850375100103");
+        var right = Samples.ValidNir("1850375100104");
+        var id = await CreateAsync(Samples.Patient(family: "Corrige", nir: wrong));
+
+        // One match: it is updated, its identifier corrected — as a PUT of its id could (decided: an update may change what its
+        // criteria match; HAPI FHIR allows it too unless configured otherwise).
+        var corrected = await PutAsync(ByNir(wrong), Samples.Patient(family: "Corrige", nir: right));
+        Assert.True(corrected.Status == HttpStatusCode.OK, corrected.Text);
+        Assert.Equal(id, corrected.Body!.Value.GetProperty("id").GetString());
+        Assert.Equal([id], (await FindAsync($"Patient?{ByNir(right)}")).Select(p => p.GetProperty("id").GetString()));
+        Assert.Empty(await FindAsync($"Patient?{ByNir(wrong)}"));
+
+        // The same request again (a retry): nothing has the wrong NIR now, and the patient it would create has the right one, which
+        // its criteria would never find: refused, and no second patient with the right NIR.
+        var again = await PutAsync(ByNir(wrong), Samples.Patient(family: "Corrige", nir: right));
+        Assert.True(again.Status == HttpStatusCode.BadRequest, again.Text);
+        Assert.Equal("identifier", Expression(again.Body!.Value.GetProperty("issue")[0]));
+        Assert.StartsWith("The criteria of a conditional update (PUT Patient?criteria): nothing matches them, and the Patient given does not meet identifier",
+            Diagnostics(again), StringComparison.Ordinal);
+        Assert.Equal([id], (await FindAsync($"Patient?{ByNir(right)}")).Select(p => p.GetProperty("id").GetString()));
+
+        // Nor under the id the resource gives (an update as create of it).
+        var withId = await PutAsync(ByNir(wrong), Samples.Patient(family: "Corrige", nir: right, id: "cond-unfound"));
+        Assert.True(withId.Status == HttpStatusCode.BadRequest, withId.Text);
+        using (var none = await Api.GetAsync("/fhir/Patient/cond-unfound")) Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        Assert.Single(await FindAsync($"Patient?{ByNir(right)}"));
+    }
+
+    [Fact]
+    public async Task A_conditional_write_whose_resource_does_not_meet_its_criteria_fails_alone_in_a_batch_and_fails_a_transaction_whole()
+    {
+        var searched = Samples.ValidNir("1850375100105");
+        var given = Samples.ValidNir("1850375100106");
+        var neighbour = Samples.ValidNir("1850375100107");
+        var create = $$"""{ "resource": {{Samples.Patient(family: "Voisin", nir: neighbour)}}, "request": { "method": "POST", "url": "Patient" } }""";
+        var conditionalCreate = $$"""{ "resource": {{Samples.Patient(family: "Ecart", nir: given)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{ByNir(searched)}}" } }""";
+        var conditionalUpdate = $$"""{ "resource": {{Samples.Patient(family: "Ecart", nir: given)}}, "request": { "method": "PUT", "url": "Patient?{{ByNir(searched)}}" } }""";
+
+        foreach (var (entry, expression) in new[] { (conditionalCreate, "Bundle.entry[1].request.ifNoneExist"), (conditionalUpdate, "Bundle.entry[1].request.url") })
+        {
+            var transaction = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{create}}, {{entry}} ] }""");
+            Assert.True(transaction.Status == HttpStatusCode.BadRequest, transaction.Text);
+            Assert.StartsWith("Bundle.entry[1] (", Diagnostics(transaction), StringComparison.Ordinal);
+            Assert.Contains("does not meet identifier", Diagnostics(transaction), StringComparison.Ordinal);
+            Assert.Equal(expression, Expression(transaction.Body!.Value.GetProperty("issue")[0]));
+            Assert.Empty(await FindAsync($"Patient?{ByNir(neighbour)}"));
+            Assert.Empty(await FindAsync($"Patient?{ByNir(given)}"));
+        }
+
+        var batch = await SendAsync(HttpMethod.Post, "/fhir", $$"""{ "resourceType": "Bundle", "type": "batch", "entry": [ {{create}}, {{conditionalCreate}}, {{conditionalUpdate}} ] }""");
+        Assert.True(batch.Status == HttpStatusCode.OK, batch.Text);
+        var responses = batch.Body!.Value.GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("response")).ToList();
+        Assert.Equal(["201 Created", "400", "400"], responses.Select(r => r.GetProperty("status").GetString()));
+        Assert.Equal("Bundle.entry[1].request.ifNoneExist", Expression(responses[1].GetProperty("outcome").GetProperty("issue")[0]));
+        Assert.Equal("Bundle.entry[2].request.url", Expression(responses[2].GetProperty("outcome").GetProperty("issue")[0]));
+        Assert.Single(await FindAsync($"Patient?{ByNir(neighbour)}"));
+        Assert.Empty(await FindAsync($"Patient?{ByNir(given)}"));
+    }
+
     [Fact]
     public async Task Review_a_conditional_update_racing_a_delete_by_id_does_not_bring_the_deleted_match_back()
     {

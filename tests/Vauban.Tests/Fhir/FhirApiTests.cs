@@ -1436,7 +1436,13 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
 
         var conditional = new HttpRequestMessage(HttpMethod.Post, "/fhir/Patient") { Content = FhirContent.Json(Samples.Patient(family: "Conditionnel", nir: Samples.ValidNir("2850575123457"))) };
         conditional.Headers.TryAddWithoutValidation("If-None-Exist", "birthdate=gt9999-12-31");
-        using (var created = await Api.SendAsync(conditional)) Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        // Nothing matches, and a patient born in 1980 is not born after 9999 either: refused (it would be created unfindable by its
+        // own criteria), the far bound answered all the same.
+        using (var refused = await Api.SendAsync(conditional))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("birthdate", (await refused.BodyAsync()).GetProperty("issue")[0].GetProperty("expression")[0].GetString());
+        }
 
         // A batch reports each entry's own status (it used to answer 500 after committing the patient).
         var bundle = $$"""

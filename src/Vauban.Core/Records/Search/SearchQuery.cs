@@ -15,6 +15,8 @@ internal sealed record HashAlone(long Hash, List<long> Without);
 
 internal sealed record Clause(ClauseKind Kind, bool Negated, int Selectivity)
 {
+    /// <summary>The search parameter the clause was read from, as given (with its modifier: name:exact), for a message that names it.</summary>
+    public string Parameter { get; init; } = "";
     public List<long> Hashes { get; init; } = [];
     /// <summary>For a hash clause: further alternatives, each a hash without others (<see cref="HashAlone"/>). Such a clause never drives.</summary>
     public List<HashAlone> Alone { get; init; } = [];
@@ -134,11 +136,11 @@ internal sealed class SearchQuery
                     if (modifier is not null) { Unfiltered(issues, $"Modifier ':{modifier}' is not supported on _id."); continue; }
                     var ids = value.Split(',').Select(v => v.Trim()).ToList();
                     if (ids.Any(i => !IdRules.IsValid(i))) { issues.Add(Issue.Invalid("_id values must be valid FHIR ids.", "_id")); continue; }
-                    query.Clauses.Add(new Clause(ClauseKind.Id, false, 0) { Ids = ids });
+                    query.Clauses.Add(new Clause(ClauseKind.Id, false, 0) { Ids = ids, Parameter = rawName });
                     continue;
                 case "_lastUpdated":
                     if (modifier is not null) { Unfiltered(issues, $"Modifier ':{modifier}' is not supported on _lastUpdated."); continue; }
-                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, query.Today) });
+                    if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, query.Today), Parameter = rawName });
                     continue;
             }
             if (UnsupportedNames.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
@@ -158,13 +160,23 @@ internal sealed class SearchQuery
                 issues.Add(Issue.Invalid($"Unknown search parameter '{name}' for {type}. Supported: _id, _lastUpdated, {known}."));
                 continue;
             }
-            if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause);
+            if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause with { Parameter = rawName });
         }
         if (query.Clauses.Sum(c => c.Hashes.Count + c.Alone.Sum(a => 1 + a.Without.Count) + c.Present.Count + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
         {
             issues.Add(Issue.Error("too-costly", $"This search expands to more than {MaxIndexValues} index values (date ranges on identifying dates expand to many); narrow it."));
         }
         return issues.Count == 0 ? query : null;
+    }
+
+    /// <summary>One clause of this query, asked of the one record <paramref name="id"/> (<c>_id</c> beside it): whether that record
+    /// is among what the clause finds, by the same SQL over the same index rows as the search.</summary>
+    public SearchQuery OfRecord(Clause clause, string id)
+    {
+        var query = new SearchQuery { Type = Type, Today = Today, ServerBase = ServerBase };
+        query.Clauses.Add(new Clause(ClauseKind.Id, false, 0) { Ids = [id], Parameter = "_id" });
+        query.Clauses.Add(clause);
+        return query;
     }
 
     private Clause? ParseValue(SearchParameter parameter, string? modifier, string value, TenantKeys keys, List<Issue> issues)
