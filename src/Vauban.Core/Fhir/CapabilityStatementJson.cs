@@ -170,10 +170,13 @@ public static class CapabilityStatementJson
         + "resource; it is the first page (_count honoured) with the paging links a search alone gives, followed once the transaction is committed "
         + "as requests of their own (_page inside a transaction is refused with 400); at most 20 searches a transaction (a batch takes more). "
         + "Searches are authorized, guarded and audited as alone. Any "
-        + "entry's failure (a search's unknown parameter included: 400) rolls every entry back, and no search result is returned.";
+        + "entry's failure (a search's unknown parameter included: 400) rolls every entry back, and no search result is returned. " + EntryFormatDocumentation;
 
     private const string BatchDocumentation = "Each entry on its own, in order, as if sent alone (searches included): one entry's failure is its "
-        + "response's status and changes nothing of the others.";
+        + "response's status and changes nothing of the others. " + EntryFormatDocumentation;
+
+    private const string EntryFormatDocumentation = "The response Bundle is written whole as the request posting it asks (_format, _pretty): an "
+        + "entry's request.url taking _pretty is refused (400), and _format but JSON (406); a search entry's _summary=count is its count alone, as alone.";
 
     private const string PatchDocumentation = "PATCH [base]/[type]/[id] with a JSON Patch document (RFC 6902, Content-Type: "
         + Records.RecordPatch.MediaType + "), or PATCH [base]/[type]?criteria, a conditional patch (one match patched, none 404, several 412; needs search "

@@ -1,7 +1,8 @@
 // The query parameters R4 http.html gives an interaction on one record (read, vread, update, delete by id) and a create: _format
 // and _pretty, and for a read _summary and _elements, of which this server applies only _summary=false (the whole resource).
 // Any other is refused, by a request of its own and by a bundle's entry alike, rather than ignored: a write with a query is
-// not a conditional one, and a read that dropped _elements would return what the client did not ask for.
+// not a conditional one, and a read that dropped _elements would return what the client did not ask for. (A bundle entry's
+// _pretty, and its _format but JSON, are refused before: FormatParameters.EntryRefusal.)
 namespace Vauban.Fhir;
 
 public static class InstanceParameters

@@ -255,6 +255,9 @@ public sealed partial class RecordsService
                 unusable = (400, Issue.Invalid($"{where}: request.url '{Shorten(url)}' names an id and has a query; a conditional {(method == "PUT" ? "update" : "delete")}'s "
                     + $"url is {Shorten(type)}?criteria, and {(method == "PUT" ? "an update" : "a delete")} by id ({Shorten(type)}/id) takes no query.", where + ".request.url"));
             }
+            // How an entry's answer is written is the posting request's to say: an entry's _pretty, or a _format other than JSON, is
+            // refused rather than ignored (a read, a search and a conditional write's criteria each skipped them).
+            if (query is not null && unusable is null && FormatParameters.EntryRefusal(query, where) is { } format) unusable = format;
             if (method == "GET" && (segments.Length == 3 || (segments.Length == 2 && segments[1].Length > 0 && segments[1][0] is '_' or '$')) && unusable is null)
             {
                 // Type/_history, Type/$everything, Type/id/_history: answered as "not a valid id" (404) or not at all.

@@ -194,9 +194,8 @@ internal static class FhirHttp
     public static IResult? CheckFormat(HttpContext context)
     {
         if (PrettyRefusal(context.Request.Query)) return PrettyRefused();
-        // "application/fhir+json" sent unencoded arrives with its '+' read as a space (form encoding), as many clients send it.
-        var format = context.Request.Query["_format"].ToString().Replace("fhir json", "fhir+json", StringComparison.Ordinal);
-        if (format.Length > 0 && !(format is "json" or "application/json" or "application/fhir+json" || format.StartsWith("application/fhir+json", StringComparison.Ordinal)))
+        var format = context.Request.Query["_format"].ToString();
+        if (format.Length > 0 && !FormatParameters.IsJson(format))
         {
             return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only JSON is supported (_format=json)."));
         }

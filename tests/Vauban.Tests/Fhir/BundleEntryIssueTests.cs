@@ -74,6 +74,41 @@ public abstract class BundleEntryIssueTests(FhirServerFixture shared) : FhirServ
     }
 
     [Fact]
+    public async Task A_bundle_entry_s_summary_is_honoured_where_the_request_alone_honours_it_and_it_and_elements_are_refused_elsewhere()
+    {
+        // A search entry's _summary=count answers the count alone, as the search alone does; a read's _summary=false the whole
+        // resource. What a request alone refuses (_summary=true, _elements) an entry refuses, in its place.
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Resume"))).GetProperty("id").GetString()!;
+        await CreateAsync("Patient", Samples.Patient(family: "Resume"));
+        var entries = new[]
+        {
+            Get("Patient?family=Resume&_summary=count"), Get("Patient?family=Resume&_summary=false"), Get($"Patient/{id}?_summary=false"),
+            Get("Patient?family=Resume&_summary=true"), Get("Patient?family=Resume&_elements=name"), Get($"Patient/{id}?_summary=count"), Get($"Patient/{id}?_elements=name"),
+        };
+        using var response = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("batch", entries)));
+        var body = await response.BodyAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
+        var answers = body.GetProperty("entry").EnumerateArray().ToList();
+        Assert.Equal(["200 OK", "200 OK", "200 OK", "400", "400", "400", "400"], answers.Select(a => a.GetProperty("response").GetProperty("status").GetString()));
+        var count = answers[0].GetProperty("resource");
+        Assert.Equal(2, count.GetProperty("total").GetInt32());
+        Assert.False(count.TryGetProperty("entry", out _));
+        Assert.Equal(2, answers[1].GetProperty("resource").GetProperty("entry").GetArrayLength());
+        Assert.Equal("Resume", answers[2].GetProperty("resource").GetProperty("name")[0].GetProperty("family").GetString());
+        for (var index = 3; index < answers.Count; index++)
+        {
+            var issue = answers[index].GetProperty("response").GetProperty("outcome").GetProperty("issue")[0];
+            Assert.Contains(index is 4 or 6 ? "_elements" : "_summary", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+
+        // In a transaction too, the count alone.
+        using var transaction = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("transaction", entries[0])));
+        var counted = await transaction.BodyAsync();
+        Assert.True(transaction.StatusCode == HttpStatusCode.OK, counted.ToString());
+        Assert.Equal(2, counted.GetProperty("entry")[0].GetProperty("resource").GetProperty("total").GetInt32());
+    }
+
+    [Fact]
     public async Task A_transaction_refused_for_one_entry_names_that_entry_in_its_outcome_once()
     {
         var good = Samples.Patient(family: "Transaction");

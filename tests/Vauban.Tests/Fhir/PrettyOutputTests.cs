@@ -74,6 +74,45 @@ public abstract class PrettyOutputTests(FhirServerFixture shared) : FhirServerTe
     }
 
     [Fact]
+    public async Task A_bundle_entry_cannot_ask_its_own_pretty_nor_a_format_but_json_and_is_refused_rather_than_ignored()
+    {
+        // The response Bundle is written whole, indented or not as the request posting it asks: an entry's _pretty was accepted and
+        // ignored, and so was its _format=xml (the entry answered in JSON all the same).
+        var nir = Samples.ValidNir("1850375100110");
+        var id = (await CreateAsync("Patient", Samples.Patient(family: "Entree", nir: nir))).GetProperty("id").GetString()!;
+        string Get(string url) => $$"""{ "request": { "method": "GET", "url": "{{url}}" } }""";
+        var put = $$"""{ "resource": {{Samples.Patient(family: "Entree", nir: nir, id: id)}}, "request": { "method": "PUT", "url": "Patient?identifier={{Samples.InsNir}}|{{nir}}&_pretty=true" } }""";
+        var batch = $$"""
+            { "resourceType": "Bundle", "type": "batch", "entry": [
+              {{Get($"Patient/{id}?_pretty=true")}}, {{Get("Patient?family=Entree&_pretty=false")}}, {{Get($"Patient/{id}?_format=xml")}},
+              {{Get("Patient?family=Entree&_format=application/fhir+json")}}, {{Get($"Patient/{id}?_format=json")}}, {{put}} ] }
+            """;
+        var answer = await SendAsync(HttpMethod.Post, "/fhir?_pretty=true", batch);
+        Assert.True(answer.Status == HttpStatusCode.OK, answer.Text);
+        AssertIndented(answer.Text, "the batch-response");
+        var entries = JsonNode.Parse(answer.Text)!["entry"]!.AsArray();
+        Assert.Equal(["400", "400", "406", "200 OK", "200 OK", "400"], entries.Select(e => e!["response"]!["status"]!.GetValue<string>()));
+        foreach (var (index, said) in new[] { (0, "_pretty has no place"), (1, "_pretty has no place"), (2, "an entry's answer is written within the response Bundle, in JSON"), (5, "_pretty has no place") })
+        {
+            var issue = entries[index]!["response"]!["outcome"]!["issue"]![0]!;
+            Assert.Equal($"Bundle.entry[{index}].request.url", issue["expression"]![0]!.GetValue<string>());
+            Assert.StartsWith($"Bundle.entry[{index}]: {said}", issue["diagnostics"]!.GetValue<string>(), StringComparison.Ordinal);
+        }
+        // The conditional update did not run.
+        Assert.Equal("1", JsonNode.Parse((await SendAsync(HttpMethod.Get, $"/fhir/Patient/{id}")).Text)!["meta"]!["versionId"]!.GetValue<string>());
+
+        // A transaction carrying one is refused whole, before anything is written.
+        var transaction = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "resource": {{Samples.Patient(family: "Entreebis")}}, "request": { "method": "POST", "url": "Patient" } }, {{Get($"Patient/{id}?_pretty=true")}} ] }
+            """;
+        var refused = await SendAsync(HttpMethod.Post, "/fhir", transaction);
+        Assert.True(refused.Status == HttpStatusCode.BadRequest, refused.Text);
+        Assert.Equal("Bundle.entry[1].request.url", JsonNode.Parse(refused.Text)!["issue"]![0]!["expression"]![0]!.GetValue<string>());
+        Assert.Empty(Ids(await SearchAsync("Patient?family=Entreebis")));
+    }
+
+    [Fact]
     public async Task Pretty_keeps_a_decimal_as_it_was_written()
     {
         // R4: a decimal's precision is part of its value (1.50 g/L is not 1.5 g/L).
