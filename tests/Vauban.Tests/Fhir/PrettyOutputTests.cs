@@ -113,6 +113,60 @@ public abstract class PrettyOutputTests(FhirServerFixture shared) : FhirServerTe
     }
 
     [Fact]
+    public async Task A_request_refused_before_it_runs_is_indented_under_pretty_true_and_a_bad_pretty_never_hides_its_refusal()
+    {
+        // Refused before the format check: no token or a bad one (401), no such endpoint (404), a method the path does not take
+        // (405, from routing), a URL over the limit (414). _pretty=true indents them all (every FHIR JSON answer is written by
+        // FhirResult); a bad _pretty is not read as asking for indentation, and changes neither their status nor their outcome.
+        using var anonymous = new HttpClient { BaseAddress = Server.BaseAddress };
+        using var stranger = new HttpClient { BaseAddress = Server.BaseAddress };
+        stranger.DefaultRequestHeaders.Authorization = new("Bearer", "not-a-token");
+        var longQuery = "family=" + new string('a', 9_000);
+        (HttpClient Client, HttpMethod Method, string Url, HttpStatusCode Status)[] early =
+        [
+            (anonymous, HttpMethod.Get, "/fhir/Patient?family=Refus", HttpStatusCode.Unauthorized),
+            (stranger, HttpMethod.Get, "/fhir/Patient?family=Refus", HttpStatusCode.Unauthorized),
+            (anonymous, HttpMethod.Get, "/fhir/no/such/endpoint/at/all", HttpStatusCode.NotFound),
+            (Api, HttpMethod.Get, "/fhir/no/such/endpoint/at/all", HttpStatusCode.NotFound),
+            (Api, HttpMethod.Post, "/fhir/Patient/some-id", HttpStatusCode.MethodNotAllowed),
+            // _pretty first, as the limit is measured on the whole target.
+            (Api, HttpMethod.Get, "/fhir/Patient?{pretty}&" + longQuery, HttpStatusCode.RequestUriTooLong),
+        ];
+        foreach (var (client, method, url, status) in early)
+        {
+            foreach (var (pretty, indented) in new[] { ("_pretty=true", true), ("_pretty=false", false), ("_pretty=yes", false), ("_pretty=true&_pretty=false", false) })
+            {
+                using var request = new HttpRequestMessage(method, url.Contains("{pretty}", StringComparison.Ordinal)
+                    ? url.Replace("{pretty}", pretty, StringComparison.Ordinal) : With(url, pretty));
+                if (method == HttpMethod.Post) request.Content = FhirContent.Json(Samples.Patient(family: "Refus"));
+                using var response = await client.SendAsync(request);
+                var text = await response.Content.ReadAsStringAsync();
+                Assert.True(response.StatusCode == status, $"{method} {url[..Math.Min(url.Length, 60)]}&{pretty}: {(int)response.StatusCode} {text}");
+                Assert.Equal("OperationOutcome", JsonNode.Parse(text)!["resourceType"]!.GetValue<string>());
+                if (indented) AssertIndented(text, $"{method} {url[..Math.Min(url.Length, 60)]}&{pretty}");
+                else AssertCompact(text, $"{method} {url[..Math.Min(url.Length, 60)]}&{pretty}");
+            }
+        }
+        // Refused by the interaction, once routed and authenticated: an unsupported type, a method an interaction refuses. The format
+        // check comes first there (before anything runs), so a bad _pretty is the 400 that names it; true indents the refusal.
+        foreach (var (method, url, status) in new[]
+        {
+            (HttpMethod.Get, "/fhir/Shoe", HttpStatusCode.NotFound),
+            (HttpMethod.Get, "/fhir/Patient/_search", HttpStatusCode.MethodNotAllowed),
+            (HttpMethod.Post, "/fhir/AuditEvent", HttpStatusCode.MethodNotAllowed),
+        })
+        {
+            var body = method == HttpMethod.Post ? "{}" : null;
+            var pretty = await SendAsync(method, With(url, "_pretty=true"), body);
+            Assert.True(pretty.Status == status, $"{method} {url}?_pretty=true: {(int)pretty.Status} {pretty.Text}");
+            AssertIndented(pretty.Text, $"{method} {url}?_pretty=true");
+            var bad = await SendAsync(method, With(url, "_pretty=yes"), body);
+            Assert.True(bad.Status == HttpStatusCode.BadRequest, $"{method} {url}?_pretty=yes: {(int)bad.Status} {bad.Text}");
+            Assert.Equal("_pretty", JsonNode.Parse(bad.Text)!["issue"]![0]!["expression"]![0]!.GetValue<string>());
+        }
+    }
+
+    [Fact]
     public async Task Pretty_keeps_a_decimal_as_it_was_written()
     {
         // R4: a decimal's precision is part of its value (1.50 g/L is not 1.5 g/L).
