@@ -34,6 +34,14 @@ internal static class RecordValidation
         }
         issues.AddRange(Fhir.Validation.ResourceValidator.Validate(resource).Select(i => Issue.Invalid(i.Message, i.Location)));
         if (issues.Count > 0) return issues;
+        if (IsSubsetted(resource))
+        {
+            // Written back, a record read in part (_summary, _elements) would lose for good what was left out of it: a Patient's
+            // contacts, an Observation's reference ranges.
+            issues.Add(Issue.Invalid($"This {expectedType} is tagged {ResourceSubset.SubsettedCode}: it was returned in part (_summary or _elements), and storing it would "
+                + "drop what was left out. Read the record whole, change that, and send it without the tag.", $"{expectedType}.meta.tag"));
+            return issues;
+        }
         // Most resources never name the NIR system: one scan of the raw text spares them the walk (validation runs on every write).
         // The system may be written with \u escapes ("1\u002e2…"), which the raw text does not show: those resources are walked too.
         var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(resource);
@@ -41,6 +49,11 @@ internal static class RecordValidation
         if (NamesIdentifyingReference(raw)) issues.Add(Issue.Invalid($"A reference names a record by a NIR (social-security number): {IdRules.IdentifyingIdMessage}. Refer to the record by its opaque id.", expectedType));
         return issues;
     }
+
+    private static bool IsSubsetted(JsonElement resource) =>
+        resource.TryGetProperty("meta", out var meta) && meta.ValueKind == JsonValueKind.Object
+        && meta.TryGetProperty("tag", out var tags) && tags.ValueKind == JsonValueKind.Array
+        && tags.EnumerateArray().Any(ResourceSubset.IsSubsetted);
 
     private static readonly byte[] ReferenceUtf8 = "\"reference\""u8.ToArray();
 

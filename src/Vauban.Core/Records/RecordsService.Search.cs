@@ -220,7 +220,8 @@ public sealed partial class RecordsService
         // One entry per patient whose records the page returns (matches and includes together), or one for an empty page.
         await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
             leaving.Select(r => new AuditedRecord(TypeCodes.NameOf(r.Type), r.Id, r.Compartment)).ToList(), cancellationToken, scope);
-        var entries = leaving.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated, bodies[i], i >= rows.Count)).ToList();
+        var entries = leaving.Select((r, i) => new SearchEntry(TypeCodes.NameOf(r.Type), r.Id, r.Version, r.LastUpdated,
+            query.Subset is { } subset && (i < rows.Count || subset.AppliesToIncluded) ? subset.Apply(TypeCodes.NameOf(r.Type), bodies[i]!) : bodies[i], i >= rows.Count)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, totalCount, next)
         {
             ThisPage = thisPage,

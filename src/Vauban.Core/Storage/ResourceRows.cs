@@ -208,18 +208,26 @@ internal sealed class ResourceRows
         {
             if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
         }
+        List<long>? added = null;
         if (storedHashes is not null)
         {
-            // Those the new version makes stay: its insert leaves them.
-            if (newIndex is not null) storedHashes.ExceptWith(newIndex.Hashes);
+            // Those the new version makes and the row listed stay, and are not inserted again (a Patient's ~60 B-tree probes an
+            // update): every hash a row lists has its idx_hash row (a delete empties the list; re-indexing puts back a lost row).
+            if (newIndex is not null)
+            {
+                added = newIndex.Hashes.Where(h => !storedHashes.Contains(h)).ToList();
+                storedHashes.ExceptWith(newIndex.Hashes);
+            }
             await DeleteHashesAsync(scope, engine, rid, storedHashes, cancellationToken);
         }
         if (oldIndex is not null) await DeleteIndexAsync(scope, tenant, rid, oldIndex, cancellationToken);
-        if (newIndex is not null) await InsertIndexAsync(scope, engine, tenant, rid, newIndex, cancellationToken);
+        if (newIndex is not null) await InsertIndexAsync(scope, engine, tenant, rid, newIndex, cancellationToken, added);
         return true;
     }
 
-    public static async Task InsertIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
+    /// <param name="hashes">SQLite: the hashes to insert, when not all of <paramref name="index"/>'s (an update's new ones).</param>
+    public static async Task InsertIndexAsync(WriteScope scope, StorageEngine engine, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken,
+        List<long>? hashes = null)
     {
         if (engine == StorageEngine.Postgres)
         {
@@ -239,7 +247,7 @@ internal sealed class ResourceRows
             }
             return;
         }
-        await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ", "(@a{0}, @rid)", index.Hashes, (c, i, h) => c.With("a" + i, h), rid, tenant, cancellationToken);
+        await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_hash (h, rid) VALUES ", "(@a{0}, @rid)", hashes ?? index.Hashes, (c, i, h) => c.With("a" + i, h), rid, tenant, cancellationToken);
         await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_ref (target, param, rid) VALUES ", "(@a{0}, @b{0}, @rid)", index.References,
             (c, i, r) => c.With("a" + i, r.Target).With("b" + i, r.Param), rid, tenant, cancellationToken);
         await ExecuteRowsAsync(scope, "INSERT OR IGNORE INTO idx_date (tenant_id, param, lo, hi, rid) VALUES ", "(@t, @a{0}, @b{0}, @c{0}, @rid)", index.Dates,

@@ -41,18 +41,22 @@ internal static class FhirEndpoints
                 return FhirHttp.Outcome(404, Issue.NotSupported($"The operation {id} is not supported on a type ([base]/[type]/{id})"
                     + (id == "$everything" ? ": ask it of one patient, GET [base]/Patient/[id]/$everything." : ".")));
             }
-            if (FhirHttp.RefuseQuery(http, "a read") is { } refusal) return refusal;
+            if (FhirHttp.RefuseQuery(http, "a read", subsets: true) is { } refusal) return refusal;
+            var subset = FhirHttp.Subset(http, type, out var badSubset);
+            if (badSubset is not null) return badSubset;
             var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
-            return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
+            return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(FhirHttp.Cut(result, subset), 200, http) : FhirHttp.Failure(result);
         });
 
         fhir.MapGet("/{type}/{id}/_history/{version}", async (HttpContext http, string type, string id, string version) =>
         {
-            if (FhirHttp.RefuseQuery(http, "a vread") is { } refusal) return refusal;
+            if (FhirHttp.RefuseQuery(http, "a vread", subsets: true) is { } refusal) return refusal;
+            var subset = FhirHttp.Subset(http, type, out var badSubset);
+            if (badSubset is not null) return badSubset;
             if (!IdRules.TryParseVersion(version, out var v))
                 return FhirHttp.Outcome(404, Issue.NotFound("A version id is a positive whole number without leading zeros."));
             var result = await records.VReadAsync(http.Access(), type, id, v, http.RequestAborted);
-            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(result, 200, http) : FhirHttp.Failure(result);
+            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(FhirHttp.Cut(result, subset), 200, http) : FhirHttp.Failure(result);
         });
 
         fhir.MapPost("/{type}", async (HttpContext http, string type) =>

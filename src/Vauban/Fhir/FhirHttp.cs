@@ -214,15 +214,37 @@ internal static class FhirHttp
         return Outcome(StatusCodes.Status406NotAcceptable, Issue.NotSupported("Only application/fhir+json is supported, in FHIR R4 (fhirVersion=4.0)."));
     }
 
-    /// <summary>A 400 for a query parameter the interaction on one record does not honour (<see cref="InstanceParameters"/>), or null.</summary>
-    public static IResult? RefuseQuery(HttpContext context, string interaction)
+    /// <summary>A 400 for a query parameter the interaction on one record does not honour (<see cref="InstanceParameters"/>), or null.
+    /// <paramref name="subsets"/>: a record's read or vread, which applies _summary and _elements (<see cref="Subset"/>).</summary>
+    public static IResult? RefuseQuery(HttpContext context, string interaction, bool subsets = false)
     {
         var read = HttpMethods.IsGet(context.Request.Method);
         var query = context.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")));
-        return InstanceParameters.Unhonoured(query, read) is { } parameter
+        return InstanceParameters.Unhonoured(query, read, subsets) is { } parameter
             ? Outcome(StatusCodes.Status400BadRequest, InstanceParameters.Refusal(parameter, interaction, read))
             : null;
     }
+
+    /// <summary>The part of a <paramref name="type"/> record a read or vread asks for with _summary or _elements (null: all of it), or
+    /// the 400 that says why it cannot be given (<paramref name="refusal"/>), before anything is read.</summary>
+    public static ResourceSubset? Subset(HttpContext context, string type, out IResult? refusal)
+    {
+        var query = context.Request.Query;
+        refusal = null;
+        if (query["_summary"].Count > 1 || query["_elements"].Count > 1)
+        {
+            refusal = Outcome(StatusCodes.Status400BadRequest, Issue.Invalid($"{(query["_summary"].Count > 1 ? "_summary" : "_elements")} is given twice; give it once."));
+            return null;
+        }
+        var issues = new List<Issue>();
+        var subset = ResourceSubset.Parse(type, query["_summary"].FirstOrDefault(), query["_elements"].FirstOrDefault(), issues);
+        if (issues.Count > 0) refusal = Outcome(StatusCodes.Status400BadRequest, [.. issues]);
+        return subset;
+    }
+
+    /// <summary>A read's record as <paramref name="subset"/> asks for it (all of it when null).</summary>
+    public static RecordResult Cut(RecordResult result, ResourceSubset? subset) =>
+        subset is null || result.Json is null ? result : result with { Json = subset.Apply(result.Type, result.Json) };
 
     /// <summary>A write's precondition this server does not evaluate — on an update, a patch or a delete If-None-Match (e.g. * for
     /// "only if it does not exist"), If-Unmodified-Since and If-None-Exist (a create's); on a create (<paramref name="create"/>)

@@ -74,6 +74,10 @@ internal sealed class FhirElement
 
     /// <summary>For a code whose required binding is a code system outside FHIR (ISO 4217, BCP 13, BCP 47): its form.</summary>
     public ExternalCode External { get; internal set; }
+
+    /// <summary>Marked isSummary in the base definition, for the elements of a stored resource type and its backbone elements:
+    /// what <c>_summary=true</c> keeps (<see cref="Vauban.Fhir.ResourceSubset"/>).</summary>
+    public bool IsSummary { get; internal set; }
 }
 
 /// <summary>Code systems outside FHIR that R4 binds some code elements to (required): their values are checked by form.</summary>
@@ -252,6 +256,16 @@ internal sealed class FhirModel
                 throw new InvalidOperationException($"FHIR model: reference targets for {targets.Name}, which is not a Reference element.");
             }
             element.ReferenceTargets = targets.Value.EnumerateArray().Select(type => type.GetString()!).ToFrozenSet(StringComparer.Ordinal);
+        }
+
+        foreach (var summarized in root.GetProperty("summary").EnumerateObject())
+        {
+            if (!types.TryGetValue(summarized.Name, out var owner))
+                throw new InvalidOperationException($"FHIR model: summary elements for {summarized.Name}, which is not a type.");
+            foreach (var name in summarized.Value.EnumerateArray())
+            {
+                (owner.FindElement(name.GetString()) ?? throw new InvalidOperationException($"FHIR model: summary element {summarized.Name}.{name.GetString()} is not an element.")).IsSummary = true;
+            }
         }
 
         // R4's required bindings to code systems outside FHIR, which the model cannot list: checked by form.

@@ -48,7 +48,7 @@ internal sealed class SearchQuery
 
     private static readonly HashSet<string> UnsupportedNames = new(StringComparer.Ordinal)
     {
-        "_elements", "_contained", "_containedType", "_has", "_list", "_text", "_content", "_query", "_filter", "_tag", "_profile", "_security", "_source", "_type",
+        "_contained", "_containedType", "_has", "_list", "_text", "_content", "_query", "_filter", "_tag", "_profile", "_security", "_source", "_type",
     };
 
     private static readonly string[] Prefixes = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"];
@@ -60,6 +60,9 @@ internal sealed class SearchQuery
     private DateOnly Today { get; init; }
     public int Count { get; set; } = DefaultCount;
     public bool SummaryCount { get; set; }
+
+    /// <summary>The part of each record the page returns (_summary=true, text or data; _elements), or null for whole records.</summary>
+    public ResourceSubset? Subset { get; private set; }
     public bool TotalAccurate { get; set; }
     public string SortKey { get; set; } = "";
     public bool SortDescending { get; set; }
@@ -83,11 +86,13 @@ internal sealed class SearchQuery
         var query = new SearchQuery { Type = type, Lenient = lenient, ServerBase = serverBase, Today = today };
         var values = 0;
         var controls = new HashSet<string>(StringComparer.Ordinal);
+        string? summary = null;
+        string? elements = null;
         foreach (var (rawName, value) in parameters)
         {
             if (rawName is "_format" or "_pretty" or "_page") continue;
             // One page size, one sort, one summary: given twice, which one counts would be a guess (the last one silently did).
-            if (rawName is "_count" or "_sort" or "_summary" or "_total" && !controls.Add(rawName))
+            if (rawName is "_count" or "_sort" or "_summary" or "_total" or "_elements" && !controls.Add(rawName))
             {
                 issues.Add(Issue.Invalid($"{rawName} is given twice; give it once{(rawName == "_sort" ? " (searches sort on one key)" : "")}.", rawName));
                 continue;
@@ -119,7 +124,10 @@ internal sealed class SearchQuery
                     continue;
                 case "_summary":
                     if (value == "count") query.SummaryCount = true;
-                    else if (value != "false") query.Unsupported(issues, "Only _summary=count and _summary=false are supported.");
+                    else summary = value;
+                    continue;
+                case "_elements":
+                    elements = value;
                     continue;
                 case "_total":
                     if (value == "accurate") query.TotalAccurate = true;
@@ -143,7 +151,7 @@ internal sealed class SearchQuery
                     if (ParseDates(value, "_lastUpdated", issues) is { } updated) query.Clauses.Add(new Clause(ClauseKind.LastUpdated, false, 5) { Ranges = Approximated(updated, query.Today), Parameter = rawName });
                     continue;
             }
-            if (UnsupportedNames.Contains(name) || (name.StartsWith('_') && name is not ("_count" or "_summary")))
+            if (UnsupportedNames.Contains(name) || name.StartsWith('_'))
             {
                 query.Unsupported(issues, $"The search parameter '{name}' is not supported.");
                 continue;
@@ -162,6 +170,8 @@ internal sealed class SearchQuery
             }
             if (query.ParseValue(parameter, modifier, value, keys, issues) is { } clause) query.Clauses.Add(clause with { Parameter = rawName });
         }
+        // A count returns no record to cut.
+        if (!query.SummaryCount) query.Subset = ResourceSubset.Parse(type, summary, elements, issues);
         if (query.Clauses.Sum(c => c.Hashes.Count + c.Alone.Sum(a => 1 + a.Without.Count) + c.Present.Count + c.Targets.Count + c.Ranges.Count + c.Ids.Count) > MaxIndexValues)
         {
             issues.Add(Issue.Error("too-costly", $"This search expands to more than {MaxIndexValues} index values (date ranges on identifying dates expand to many); narrow it."));
