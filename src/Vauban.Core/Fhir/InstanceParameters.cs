@@ -14,9 +14,10 @@ public static class InstanceParameters
         query.Where(p => !(p.Key is "_format" or "_pretty" || (read && (subsets ? p.Key is "_summary" or "_elements" : p.Key == "_summary" && p.Value == "false"))))
             .Select(p => p.Key).FirstOrDefault();
 
-    /// <summary>Why <paramref name="parameter"/> is refused on <paramref name="interaction"/> ("a read", "an update by id").</summary>
-    public static Issue Refusal(string parameter, string interaction, bool read) => read && parameter is "_summary" or "_elements"
+    /// <summary>Why <paramref name="parameter"/> is refused on <paramref name="interaction"/> ("a read", "an update by id");
+    /// <paramref name="subsets"/> as given to <see cref="Unhonoured"/>.</summary>
+    public static Issue Refusal(string parameter, string interaction, bool read, bool subsets = false) => read && !subsets && parameter is "_summary" or "_elements"
         ? Issue.NotSupported($"{parameter} is not supported on {interaction}: only _summary=false (the whole resource) is.")
-        : Issue.Invalid($"'{parameter}' is not a parameter of {interaction}, which takes only _format and _pretty; "
+        : Issue.Invalid($"'{parameter}' is not a parameter of {interaction}, which takes only _format{(read && subsets ? ", _pretty, _summary and _elements" : " and _pretty")}; "
             + "a conditional update or delete names its criteria on the type (Type?criteria), without an id.");
 }

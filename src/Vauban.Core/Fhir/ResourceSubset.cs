@@ -148,6 +148,13 @@ public sealed class ResourceSubset
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>A read's record as <paramref name="subset"/> asks for it (all of it when null, or when the read found none).</summary>
+    public static RecordResult Cut(RecordResult result, ResourceSubset? subset)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        return subset is null || result.Json is null ? result : result with { Json = subset.Apply(result.Type, result.Json) };
+    }
+
     /// <summary>A backbone element (or an array of them) with only its own summary elements, and theirs in turn.</summary>
     private static void WriteSummaryOf(Utf8JsonWriter writer, JsonElement value, FhirType backbone)
     {

@@ -35,6 +35,9 @@ public sealed partial class RecordsService
         /// <summary>A read's request.ifModifiedSince (Unix milliseconds), when given without ifNoneMatch.</summary>
         public long? IfModifiedSince { get; init; }
 
+        /// <summary>The part of the record a read or vread entry asks for (_summary, _elements), or null for all of it.</summary>
+        public ResourceSubset? Subset { get; init; }
+
         /// <summary>A conditional update or delete (PUT or DELETE Type?criteria): the record is named by its criteria.</summary>
         public bool Conditional => Id is null && Method is "PUT" or "DELETE";
 
@@ -263,10 +266,20 @@ public sealed partial class RecordsService
                 // Type/_history, Type/$everything, Type/id/_history: answered as "not a valid id" (404) or not at all.
                 unusable = (400, Issue.NotSupported($"{where}: GET {Shorten(url)} (a history or an operation) is not supported inside a bundle, which reads, version-reads and searches; send it as a request of its own."));
             }
-            if (method == "GET" && segments.Length is 2 or 4 && query is not null && unusable is null && InstanceParameters.Unhonoured(query, read: true) is { } ignored)
+            if (method == "GET" && segments.Length is 2 or 4 && query is not null && unusable is null && InstanceParameters.Unhonoured(query, read: true, subsets: true) is { } ignored)
             {
-                var refusal = InstanceParameters.Refusal(ignored, "a read", read: true);
+                var refusal = InstanceParameters.Refusal(ignored, "a read", read: true, subsets: true);
                 unusable = (400, refusal with { Diagnostics = $"{where}: {refusal.Diagnostics}", Expression = where + ".request.url" });
+            }
+            ResourceSubset? subset = null;
+            if (method == "GET" && segments.Length is 2 or 4 && query is not null && unusable is null)
+            {
+                // As a read alone takes them (ResourceSubset); each once.
+                var subsetIssues = new List<Issue>();
+                if (query.Count(p => p.Key == "_summary") > 1 || query.Count(p => p.Key == "_elements") > 1)
+                    subsetIssues.Add(Issue.Invalid("_summary and _elements are given once each."));
+                else subset = ResourceSubset.Parse(type, query.FirstOrDefault(p => p.Key == "_summary").Value, query.FirstOrDefault(p => p.Key == "_elements").Value, subsetIssues);
+                if (subsetIssues.Count > 0) unusable = (400, subsetIssues[0] with { Diagnostics = $"{where}: {subsetIssues[0].Diagnostics}", Expression = where + ".request.url" });
             }
             var ok = method switch
             {
@@ -296,7 +309,7 @@ public sealed partial class RecordsService
                 unusable ??= (400, Issue.Invalid($"{where}: {Shorten(method)} {Shorten(url)} is not a supported bundle request (POST Type, PUT Type/id or Type?criteria, DELETE Type/id or Type?criteria, GET Type/id or Type?query), or its resource is missing.", where + ".request"));
             }
             entries.Add(new BundleEntry(index, method, url, type, id, resource, fullUrl, ifMatch, ifNoneExist, query)
-                { Unusable = unusable, IfNoneMatch = ifNoneMatch, IfModifiedSince = ifModifiedSince });
+                { Unusable = unusable, IfNoneMatch = ifNoneMatch, IfModifiedSince = ifModifiedSince, Subset = subset });
             index++;
         }
         return entries;
@@ -790,7 +803,7 @@ public sealed partial class RecordsService
         var (bodies, damaged) = await OpenAllAsync(context, interaction, entry.Type, keys, [row], scope, cancellationToken);
         if (damaged is not null) return new EntryResponse(RecordStatusCodes.Http(damaged.Status), null, 0, 0, null, damaged.Issues);
         await AuditAsync(context, interaction, AuditOutcome.Success, entry.Type, [new AuditedRecord(entry.Type, entry.Id, row.Compartment)], cancellationToken, scope);
-        return NotModified(entry, ToResponse(new RecordResult(RecordStatus.Ok, entry.Type, entry.Id, row.Version, row.LastUpdated, bodies[0]), baseUrl));
+        return NotModified(entry, ToResponse(ResourceSubset.Cut(new RecordResult(RecordStatus.Ok, entry.Type, entry.Id, row.Version, row.LastUpdated, bodies[0]), entry.Subset), baseUrl));
     }
 
     /// <summary>A read entry's conditions (request.ifNoneMatch, else request.ifModifiedSince) held to as the If-None-Match and
@@ -857,10 +870,10 @@ public sealed partial class RecordsService
             default:
                 if (entry.Id is not null)
                 {
-                    if (VersionSegment(entry) is not { } segment) return NotModified(entry, ToResponse(await ReadAsync(context, entry.Type, entry.Id, cancellationToken), baseUrl));
+                    if (VersionSegment(entry) is not { } segment) return NotModified(entry, ToResponse(ResourceSubset.Cut(await ReadAsync(context, entry.Type, entry.Id, cancellationToken), entry.Subset), baseUrl));
                     // A version that is not one is refused, rather than answered with the current version.
                     if (ParseVersion(segment) is not { } version) return new EntryResponse(400, null, 0, 0, null, [VersionIssue(entry, segment)]);
-                    return ToResponse(await VReadAsync(context, entry.Type, entry.Id, version, cancellationToken), baseUrl);
+                    return ToResponse(ResourceSubset.Cut(await VReadAsync(context, entry.Type, entry.Id, version, cancellationToken), entry.Subset), baseUrl);
                 }
                 // As GET [base]/Type does: a _page token continues the search it was sealed for, and a page with more after it
                 // links to the next (without it a client took the first page for the whole result).

@@ -45,7 +45,7 @@ internal static class FhirEndpoints
             var subset = FhirHttp.Subset(http, type, out var badSubset);
             if (badSubset is not null) return badSubset;
             var result = await records.ReadAsync(http.Access(), type, id, http.RequestAborted);
-            return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(FhirHttp.Cut(result, subset), 200, http) : FhirHttp.Failure(result);
+            return result.Status == RecordStatus.Ok ? FhirHttp.NotModified(http, result) ?? FhirHttp.Resource(ResourceSubset.Cut(result, subset), 200, http) : FhirHttp.Failure(result);
         });
 
         fhir.MapGet("/{type}/{id}/_history/{version}", async (HttpContext http, string type, string id, string version) =>
@@ -56,7 +56,7 @@ internal static class FhirEndpoints
             if (!IdRules.TryParseVersion(version, out var v))
                 return FhirHttp.Outcome(404, Issue.NotFound("A version id is a positive whole number without leading zeros."));
             var result = await records.VReadAsync(http.Access(), type, id, v, http.RequestAborted);
-            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(FhirHttp.Cut(result, subset), 200, http) : FhirHttp.Failure(result);
+            return result.Status == RecordStatus.Ok ? FhirHttp.Resource(ResourceSubset.Cut(result, subset), 200, http) : FhirHttp.Failure(result);
         });
 
         fhir.MapPost("/{type}", async (HttpContext http, string type) =>

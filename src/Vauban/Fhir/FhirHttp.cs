@@ -221,7 +221,7 @@ internal static class FhirHttp
         var read = HttpMethods.IsGet(context.Request.Method);
         var query = context.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? "")));
         return InstanceParameters.Unhonoured(query, read, subsets) is { } parameter
-            ? Outcome(StatusCodes.Status400BadRequest, InstanceParameters.Refusal(parameter, interaction, read))
+            ? Outcome(StatusCodes.Status400BadRequest, InstanceParameters.Refusal(parameter, interaction, read, subsets))
             : null;
     }
 
@@ -241,10 +241,6 @@ internal static class FhirHttp
         if (issues.Count > 0) refusal = Outcome(StatusCodes.Status400BadRequest, [.. issues]);
         return subset;
     }
-
-    /// <summary>A read's record as <paramref name="subset"/> asks for it (all of it when null).</summary>
-    public static RecordResult Cut(RecordResult result, ResourceSubset? subset) =>
-        subset is null || result.Json is null ? result : result with { Json = subset.Apply(result.Type, result.Json) };
 
     /// <summary>A write's precondition this server does not evaluate — on an update, a patch or a delete If-None-Match (e.g. * for
     /// "only if it does not exist"), If-Unmodified-Since and If-None-Exist (a create's); on a create (<paramref name="create"/>)

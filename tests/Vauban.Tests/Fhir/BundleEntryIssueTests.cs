@@ -56,12 +56,12 @@ public abstract class BundleEntryIssueTests(FhirServerFixture shared) : FhirServ
         // Each says where it is at its start, as a transaction's outcome does; the read's refused parameter said "on
         // Bundle.entry[1]'s read" mid-sentence, and a line quoting it with the position first named the entry twice.
         using var response = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("batch",
-            Post(Samples.Patient(family: "Position")), Get("Patient/x?_elements=id"), Get("Patient/x?colour=blue"), Get("Nothing/1"), """{ "request": { "method": "GET" } }""")));
+            Post(Samples.Patient(family: "Position")), Get("Patient/x?_summary=maybe"), Get("Patient/x?colour=blue"), Get("Nothing/1"), """{ "request": { "method": "GET" } }""")));
         var body = await response.BodyAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
         foreach (var (index, said) in new[]
         {
-            (1, "Bundle.entry[1]: _elements is not supported on a read"),
+            (1, "Bundle.entry[1]: _summary must be true, text, data or false"),
             (2, "Bundle.entry[2]: 'colour' is not a parameter of a read"),
             (3, "Bundle.entry[3]: 'Nothing' is not a supported resource type."),
             (4, "Bundle.entry[4] needs request.method and request.url."),
@@ -74,38 +74,47 @@ public abstract class BundleEntryIssueTests(FhirServerFixture shared) : FhirServ
     }
 
     [Fact]
-    public async Task A_bundle_entry_s_summary_is_honoured_where_the_request_alone_honours_it_and_it_and_elements_are_refused_elsewhere()
+    public async Task A_bundle_entry_s_summary_and_elements_are_honoured_and_refused_as_the_request_alone_honours_and_refuses_them()
     {
         // A search entry's _summary=count answers the count alone, as the search alone does; a read's _summary=false the whole
-        // resource. What a request alone refuses (_summary=true, _elements) an entry refuses, in its place.
+        // resource; _summary=true and _elements the records in part (SummaryElementsTests). What a request alone refuses (a
+        // read's _summary=count, an unknown element) an entry refuses, in its place.
         var id = (await CreateAsync("Patient", Samples.Patient(family: "Resume"))).GetProperty("id").GetString()!;
         await CreateAsync("Patient", Samples.Patient(family: "Resume"));
         var entries = new[]
         {
             Get("Patient?family=Resume&_summary=count"), Get("Patient?family=Resume&_summary=false"), Get($"Patient/{id}?_summary=false"),
-            Get("Patient?family=Resume&_summary=true"), Get("Patient?family=Resume&_elements=name"), Get($"Patient/{id}?_summary=count"), Get($"Patient/{id}?_elements=name"),
+            Get("Patient?family=Resume&_summary=true"), Get("Patient?family=Resume&_elements=name"), Get($"Patient/{id}?_elements=name"),
+            Get($"Patient/{id}?_summary=count"), Get($"Patient/{id}?_elements=nmae"), Get("Patient?family=Resume&_elements=nmae"),
         };
         using var response = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("batch", entries)));
         var body = await response.BodyAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToString());
         var answers = body.GetProperty("entry").EnumerateArray().ToList();
-        Assert.Equal(["200 OK", "200 OK", "200 OK", "400", "400", "400", "400"], answers.Select(a => a.GetProperty("response").GetProperty("status").GetString()));
+        Assert.Equal(["200 OK", "200 OK", "200 OK", "200 OK", "200 OK", "200 OK", "400", "400", "400"], answers.Select(a => a.GetProperty("response").GetProperty("status").GetString()));
         var count = answers[0].GetProperty("resource");
         Assert.Equal(2, count.GetProperty("total").GetInt32());
         Assert.False(count.TryGetProperty("entry", out _));
         Assert.Equal(2, answers[1].GetProperty("resource").GetProperty("entry").GetArrayLength());
         Assert.Equal("Resume", answers[2].GetProperty("resource").GetProperty("name")[0].GetProperty("family").GetString());
-        for (var index = 3; index < answers.Count; index++)
+        static bool Subsetted(JsonElement resource) => resource.GetProperty("meta").GetProperty("tag").EnumerateArray().Any(t => t.GetProperty("code").GetString() == "SUBSETTED");
+        Assert.All(answers[3].GetProperty("resource").GetProperty("entry").EnumerateArray(), e => Assert.True(Subsetted(e.GetProperty("resource"))));
+        Assert.All(answers[4].GetProperty("resource").GetProperty("entry").EnumerateArray(), e => Assert.False(e.GetProperty("resource").TryGetProperty("telecom", out _)));
+        var part = answers[5].GetProperty("resource");
+        Assert.True(Subsetted(part) && part.TryGetProperty("name", out _) && !part.TryGetProperty("telecom", out _), part.ToString());
+        for (var index = 6; index < answers.Count; index++)
         {
             var issue = answers[index].GetProperty("response").GetProperty("outcome").GetProperty("issue")[0];
-            Assert.Contains(index is 4 or 6 ? "_elements" : "_summary", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            Assert.Contains(index is 6 ? "_summary" : "nmae", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
         }
 
-        // In a transaction too, the count alone.
-        using var transaction = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("transaction", entries[0])));
+        // In a transaction too, the count alone, and a read in part.
+        using var transaction = await Api.PostAsync("/fhir", FhirContent.Json(Bundle("transaction", entries[0], entries[5])));
         var counted = await transaction.BodyAsync();
         Assert.True(transaction.StatusCode == HttpStatusCode.OK, counted.ToString());
         Assert.Equal(2, counted.GetProperty("entry")[0].GetProperty("resource").GetProperty("total").GetInt32());
+        var read = counted.GetProperty("entry")[1].GetProperty("resource");
+        Assert.True(Subsetted(read) && !read.TryGetProperty("telecom", out _), read.ToString());
     }
 
     [Fact]
