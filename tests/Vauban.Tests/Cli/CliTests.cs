@@ -1634,7 +1634,7 @@ public class CliTests : IDisposable
         await File.WriteAllTextAsync(file, $$"""
             { "resourceType": "Bundle", "type": "batch", "entry": [
               { "resource": {{Samples.Patient(family: "Ligne", id: "ligne-1")}}, "request": { "method": "PUT", "url": "Patient/ligne-1" } },
-              { "request": { "method": "GET", "url": "Patient/ligne-1?_elements=id" } },
+              { "request": { "method": "GET", "url": "Patient/ligne-1?_summary=maybe" } },
               { "resource": { "resourceType": "Patient" }, "request": { "method": "POST", "url": "Patient" }, "search": { "mode": "match" } },
               { "request": { "method": "GET", "url": "Nothing/1" } },
               { "resource": { "resourceType": "Patient", "birthDate": "1980-13-45" }, "request": { "method": "POST", "url": "Patient" } } ] }
@@ -1645,7 +1645,7 @@ public class CliTests : IDisposable
         Assert.Equal(4, lines.Count);
         foreach (var (line, said) in lines.Zip(new[]
         {
-            "  Bundle.entry[1] (400): _elements is not supported on a read",
+            "  Bundle.entry[1] (400): _summary must be true, text, data or false",
             "  Bundle.entry[2] (400): search: A batch Bundle's entries have no search",
             "  Bundle.entry[3] (404): 'Nothing' is not a supported resource type.",
             "  Bundle.entry[4] (400): Invalid date",
