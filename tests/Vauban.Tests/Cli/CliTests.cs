@@ -1112,9 +1112,8 @@ public class CliTests : IDisposable
         Environment.SetEnvironmentVariable("VAUBAN_MASTER_KEY", Convert.ToBase64String(new byte[32]));
         try
         {
-            var (exit, output) = await RunAsync($"tenants add chu {DbArgs}");
-            Assert.Equal(1, exit);
-            Assert.Contains("--master-key-file is given while $VAUBAN_MASTER_KEY is set, which would be used instead: unset one of them.", output, StringComparison.Ordinal);
+            await CliRunner.UsageErrorAsync(["tenants", "add", "chu", .. DbArgs.Split(' ')],
+                "--master-key-file is given while $VAUBAN_MASTER_KEY is set, which would be used instead: unset one of them.", "vauban tenants add");
             Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
         }
         finally
@@ -1153,9 +1152,8 @@ public class CliTests : IDisposable
         Assert.Contains("another master key", output);
         // A key file that is not there, for a store that is: a mistyped path, refused without making a key (or its folder).
         var missing = Path.Combine(_directory, "typo", "master.key");
-        (exit, output) = await RunAsync($"tenants list --db {Path.Combine(_directory, "v.db")} --master-key-file {missing}");
-        Assert.Equal(1, exit);
-        Assert.Contains("No master key file at", output, StringComparison.Ordinal);
+        await CliRunner.UsageErrorAsync(["tenants", "list", "--db", Path.Combine(_directory, "v.db"), "--master-key-file", missing],
+            $"--master-key-file: no file at {missing}, and the store at {Path.Combine(_directory, "v.db")} already exists: its key is elsewhere", "vauban tenants list");
         Assert.False(File.Exists(missing));
         Assert.False(Directory.Exists(Path.GetDirectoryName(missing)));
     }
@@ -1193,10 +1191,10 @@ public class CliTests : IDisposable
     [InlineData("guard contained --tenant chu")]
     public async Task A_db_path_with_no_store_is_refused_and_nothing_is_made_there(string verb)
     {
+        // A path with nothing there is a usage error, as a missing file given to any option is.
         var typo = Path.Combine(_directory, "vaubn", "v.db");
-        var (exit, output) = await RunAsync($"{verb} --db {typo} --master-key-file {Path.Combine(_directory, "vaubn", "master.key")}");
-        Assert.Equal(1, exit);
-        Assert.StartsWith($"error: No Vauban store at {typo}", output, StringComparison.Ordinal);
+        await CliRunner.UsageErrorAsync([.. verb.Split(' '), "--db", typo, "--master-key-file", Path.Combine(_directory, "vaubn", "master.key")],
+            $"--db: no Vauban store at {typo}: there is no file there.", "vauban " + string.Join(' ', verb.Split(' ').TakeWhile(w => !w.StartsWith("--", StringComparison.Ordinal))));
         Assert.False(Directory.Exists(Path.Combine(_directory, "vaubn")));
     }
 

@@ -1,0 +1,123 @@
+// The operator's mistakes at the command line, as README's exit codes promise them: what was typed, the variables set and the
+// files they name that cannot be used as given exit 2, in one line naming where the value came from (the option, or the
+// variable when the option was not typed) and never repeating a secret; what the store or the system answers exits 1.
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.Cli;
+
+[Collection("console")]
+public sealed class OperatorMistakeTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "vauban-mistake-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public OperatorMistakeTests() => Directory.CreateDirectory(_directory);
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_directory, true); } catch (IOException) { }
+    }
+
+    private string Db => Path.Combine(_directory, "v.db");
+
+    private string Key => Path.Combine(_directory, "master.key");
+
+    /// <summary>A store with one establishment, "chu", under <see cref="Key"/>.</summary>
+    private async Task MakeStoreAsync() => Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "add", "chu", "--db", Db, "--master-key-file", Key])).Exit);
+
+    /// <summary>Runs <paramref name="act"/> with the environment variables set as given (null: unset), and puts them back after.</summary>
+    private static async Task<T> WithVariablesAsync<T>(IReadOnlyDictionary<string, string?> variables, Func<Task<T>> act)
+    {
+        var before = variables.Keys.ToDictionary(name => name, Environment.GetEnvironmentVariable);
+        try
+        {
+            foreach (var (name, value) in variables) Environment.SetEnvironmentVariable(name, value);
+            return await act();
+        }
+        finally
+        {
+            foreach (var (name, value) in before) Environment.SetEnvironmentVariable(name, value);
+        }
+    }
+
+    private static readonly string MasterKeyCanary = Convert.ToBase64String(Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
+
+    [Fact]
+    public async Task A_master_key_the_operator_gave_that_cannot_be_used_is_a_usage_error_naming_where_it_came_from()
+    {
+        await MakeStoreAsync();
+        var open = Path.Combine(_directory, "open.key");
+        File.Copy(Key, open);
+        File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        var garbled = Path.Combine(_directory, "garbled.key");
+        await File.WriteAllTextAsync(garbled, "not a key");
+        File.SetUnixFileMode(garbled, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var missing = Path.Combine(_directory, "typo.key");
+        foreach (var (file, problem) in new[]
+        {
+            (open, $"the master key file '{open}' is readable by other users; restrict it with 'chmod 600'."),
+            (garbled, $"the master key from {garbled} is not valid base64."),
+            (missing, $"no file at {missing}, and the store at {Db} already exists: its key is elsewhere; name the key file it was made with"),
+        })
+        {
+            await CliRunner.UsageErrorAsync(["tenants", "list", "--db", Db, "--master-key-file", file], "--master-key-file: " + problem, "vauban tenants list");
+            await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_MASTER_KEY_FILE"] = file },
+                () => CliRunner.UsageErrorAsync(["tenants", "list", "--db", Db], "$VAUBAN_MASTER_KEY_FILE: " + problem, "vauban tenants list"));
+        }
+        Assert.False(File.Exists(missing)); // no key made for a store that has one
+        // The variable holding the key itself, and a key file typed beside it: neither is echoed.
+        var printed = await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_MASTER_KEY"] = MasterKeyCanary[..^4] },
+            () => CliRunner.UsageErrorAsync(["tenants", "list", "--db", Db], "The master key from $VAUBAN_MASTER_KEY must decode to 32 bytes", "vauban tenants list"));
+        Assert.DoesNotContain(MasterKeyCanary[..^4], printed, StringComparison.Ordinal);
+        printed = await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_MASTER_KEY"] = MasterKeyCanary },
+            () => CliRunner.UsageErrorAsync(["tenants", "list", "--db", Db, "--master-key-file", Key],
+                "--master-key-file is given while $VAUBAN_MASTER_KEY is set, which would be used instead: unset one of them.", "vauban tenants list"));
+        Assert.DoesNotContain(MasterKeyCanary, printed, StringComparison.Ordinal);
+        // The store's own answer is not a usage error: another store's key is refused by opening it.
+        var other = Path.Combine(_directory, "other.key");
+        Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "add", "x", "--db", Path.Combine(_directory, "other.db"), "--master-key-file", other])).Exit);
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", Db, "--master-key-file", other]);
+        Assert.True(exit == 1, output);
+        Assert.Contains("another master key", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_store_path_with_nothing_there_names_the_variable_that_gave_it()
+    {
+        var nowhere = Path.Combine(_directory, "nowhere", "v.db");
+        await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_DB"] = nowhere },
+            () => CliRunner.UsageErrorAsync(["audit", "verify", "--master-key-file", Key], $"$VAUBAN_DB: no Vauban store at {nowhere}: there is no file there.", "vauban audit verify"));
+        await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_DB"] = _directory },
+            () => CliRunner.UsageErrorAsync(["tenants", "list", "--master-key-file", Key], $"$VAUBAN_DB: {_directory} is a folder", "vauban tenants list"));
+        // Typed, the option is named even with the variable set.
+        await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_DB"] = Db },
+            () => CliRunner.UsageErrorAsync(["tenants", "list", "--db", nowhere, "--master-key-file", Key], $"--db: no Vauban store at {nowhere}", "vauban tenants list"));
+        // An empty file holds no store: found by opening it, a refusal (exit 1), naming the variable to check.
+        await File.WriteAllBytesAsync(Db, []);
+        var (exit, output) = await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_DB"] = Db }, () => CliRunner.RunAsync(["tenants", "list", "--master-key-file", Key]));
+        Assert.True(exit == 1, output);
+        Assert.StartsWith($"error: No Vauban store at {Db}: check $VAUBAN_DB.", output, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_directory, "nowhere")));
+        Assert.False(File.Exists(Key));
+    }
+
+    public static TheoryData<string, string, string[], string> ServeSettings => new()
+    {
+        { "VAUBAN_PUBLIC_URL", "ftp://ehr.hopital.example", [], "'ftp://ehr.hopital.example' is not the http(s) URL clients reach Vauban by" },
+        { "VAUBAN_TLS_KEY", "/etc/ssl/private/vauban.key", [], "give the certificate it belongs to with --tls-certificate or $VAUBAN_TLS_CERTIFICATE." },
+        { "VAUBAN_TLS_CERTIFICATE", "/nowhere/vauban.pem", ["--urls", "https://127.0.0.1:0"], "no file at '/nowhere/vauban.pem'." },
+        { "VAUBAN_TLS_CERTIFICATE", "/nowhere/vauban.pem", ["--urls", "http://127.0.0.1:0"], "no https:// address in --urls to serve it on" },
+    };
+
+    /// <summary>"--public-url: … is not …" sent the operator looking for an option never typed, the value being the variable's.</summary>
+    [Theory]
+    [MemberData(nameof(ServeSettings))]
+    public async Task A_serve_setting_refused_names_the_variable_it_came_from_or_the_option_typed(string variable, string value, string[] more, string problem)
+    {
+        var option = "--" + variable["VAUBAN_".Length..].ToLowerInvariant().Replace('_', '-');
+        await WithVariablesAsync(new Dictionary<string, string?> { [variable] = value },
+            () => CliRunner.UsageErrorAsync(["serve", .. more, "--db", Db, "--master-key-file", Key], $"${variable}: {problem}", "vauban serve"));
+        await CliRunner.UsageErrorAsync(["serve", .. more, option, value, "--db", Db, "--master-key-file", Key], $"{option}: {problem}", "vauban serve");
+        Assert.False(File.Exists(Db)); // refused before a store or its key is made
+        Assert.False(File.Exists(Key));
+    }
+}
