@@ -120,4 +120,21 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.False(File.Exists(Db)); // refused before a store or its key is made
         Assert.False(File.Exists(Key));
     }
+
+    /// <summary>Checked before the store is opened (here there is none: the refusal is about the value, not "No Vauban store").</summary>
+    [Theory]
+    [InlineData("--name", "", "--name: a client name is 1 to 200 characters.")]
+    [InlineData("--name", "Labo\u202esud", "--name: a client name may not hold control or invisible characters")]
+    [InlineData("--scopes", "patient/*.read", "--scopes: 'patient/*.read': only system/ scopes are granted to API clients")]
+    [InlineData("--scopes", "user/Patient.rs", "--scopes: 'user/Patient.rs': only system/ scopes are granted to API clients")]
+    [InlineData("--scopes", " ", "--scopes: a client needs at least one scope")]
+    [InlineData("--patients", ",,", "--patients: a patient limit is a list of 1 to 10,000 Patient ids")]
+    [InlineData("--patients", "pat-1,../etc", "--patients: a patient limit is a list of 1 to 10,000 Patient ids")]
+    public async Task A_client_that_cannot_be_registered_as_typed_is_a_usage_error_before_the_store_is_opened(string option, string value, string problem)
+    {
+        Dictionary<string, string> typed = new() { ["--name"] = "lab", ["--scopes"] = "system/Observation.rs", [option] = value };
+        await CliRunner.UsageErrorAsync(["clients", "add", "--tenant", "chu", .. typed.SelectMany(t => new[] { t.Key, t.Value }), "--db", Db, "--master-key-file", Key],
+            problem, "vauban clients add");
+        Assert.False(File.Exists(Key));
+    }
 }
