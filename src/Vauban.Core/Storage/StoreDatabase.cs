@@ -191,10 +191,13 @@ internal abstract class StoreDatabase : IAsyncDisposable
         return LooksLikePostgres(db) ? new PostgresDatabase(db) : new SqliteDatabase(db);
     }
 
-    /// <summary>Whether a --db value is a PostgreSQL connection string (a postgres:// URI, or key=value pairs naming any of
-    /// Npgsql's keywords — Host, Server, Username, Password…, in any case, spaced or not) rather than a SQLite file path. Only
-    /// "Host=" was recognised: "Server=…;Password=…" or "Host = …" was taken for a file path, printed with its password
-    /// ("No Vauban store at …", "Store: SQLite …") and, by serve, made into a SQLite file named after it.</summary>
+    /// <summary>Whether a --db value is a PostgreSQL connection string rather than a SQLite file path. The rule: a postgres:// or
+    /// postgresql:// URI, or a value one of whose parts between ';' begins with a word and '=' (Host=…, "User Id = …", and a
+    /// misspelt Hots=… alike: a keyword is letters, digits, spaces and '_'). Anything else is a SQLite path; one whose name has
+    /// that shape is written with its folder (./v=1.db). Only "Host=" was recognised at first, then Npgsql's keywords only: a
+    /// string whose every keyword was misspelt ("Hots=db;Pasword=…") was taken for a file path, printed with its password
+    /// ("No Vauban store at …", "Store: SQLite …") and, by serve, made into a SQLite file named after it. Now it is read as
+    /// a connection string, and refused as one that names no keyword of Npgsql's, never quoted.</summary>
     public static bool LooksLikePostgres(string db)
     {
         ArgumentNullException.ThrowIfNull(db);
@@ -202,13 +205,24 @@ internal abstract class StoreDatabase : IAsyncDisposable
         {
             return true;
         }
-        var keywords = new NpgsqlConnectionStringBuilder();
         foreach (var part in db.Split(';'))
         {
             var equals = part.IndexOf('=', StringComparison.Ordinal);
-            if (equals > 0 && part[..equals].Trim() is { Length: > 0 } key && keywords.ContainsKey(key)) return true;
+            if (equals > 0 && IsKeywordShaped(part.AsSpan(0, equals).Trim())) return true;
         }
         return false;
+    }
+
+    /// <summary>A word as a connection string's keywords are: a letter, then letters, digits, spaces or '_' ("Host", "User Id",
+    /// "Trust Server Certificate"); never a path's '/', '.', '\' or '-'.</summary>
+    private static bool IsKeywordShaped(ReadOnlySpan<char> key)
+    {
+        if (key.IsEmpty || !char.IsAsciiLetter(key[0])) return false;
+        foreach (var c in key)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not (' ' or '_')) return false;
+        }
+        return true;
     }
 }
 
@@ -980,6 +994,13 @@ internal sealed class PostgresDatabase : StoreDatabase
     private static string PartProblem(string connectionString)
     {
         var parts = Parts(connectionString);
+        var keywords = new NpgsqlConnectionStringBuilder();
+        if (!parts.Any(part => part.IndexOf('=', StringComparison.Ordinal) is > 0 and var equals && keywords.ContainsKey(part[..equals].Trim())))
+        {
+            // Every keyword misspelt (Hots=db;Pasword=…), or a SQLite file named like a connection string.
+            return "it is keyword=value but names none of Npgsql's keywords (Host, Port, Database, Username, Password, …): check their spelling. "
+                + "A SQLite file whose name holds '=' is written with its folder (./name=1.db).";
+        }
         for (var i = 0; i < parts.Count; i++)
         {
             try

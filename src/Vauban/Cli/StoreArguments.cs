@@ -10,7 +10,8 @@ internal static class StoreArguments
 {
     public static readonly Option<string?> Db = NotEmpty(new("--db")
     {
-        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…; a value holding ';' in quotes: Password='ab;cd'). Default: $VAUBAN_DB, else ./data/vauban.db",
+        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…; a value holding ';' in quotes: Password='ab;cd'). "
+            + "Anything with a part 'word=' is read as a connection string: a SQLite file named so is written with its folder, ./v=1.db. Default: $VAUBAN_DB, else ./data/vauban.db",
     }, "the store's file or connection string");
 
     public static readonly Option<string?> MasterKeyFile = NotEmpty(new("--master-key-file")

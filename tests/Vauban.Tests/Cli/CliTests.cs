@@ -1981,6 +1981,12 @@ public class CliTests : IDisposable
     [InlineData("SERVER=db.example;Database=vauban", true)]
     [InlineData("Database=vauban;Pwd=x", true)]
     [InlineData("postgresql://vauban@db.example/vauban", true)]
+    [InlineData("User Id = vauban; Server = db.example", true)]
+    [InlineData("Hots=db.example;Pasword=x", true)] // every keyword misspelt: refused as a connection string, never a file made
+    [InlineData("v=1.db", true)]
+    [InlineData("./v=1.db", false)] // a SQLite file named like key=value, written with its folder
+    [InlineData("/srv/vauban/v=1.db", false)]
+    [InlineData("backup-2026=old.db", false)]
     public void What_db_names_a_PostgreSQL_store_and_what_a_SQLite_file(string db, bool postgres) =>
         Assert.Equal(postgres, VaubanStore.IsPostgresConnectionString(db));
 

@@ -137,4 +137,37 @@ public sealed class OperatorMistakeTests : IDisposable
             problem, "vauban clients add");
         Assert.False(File.Exists(Key));
     }
+
+    /// <summary>A connection string whose every keyword was misspelt was taken for a SQLite path: printed with its password ("No
+    /// Vauban store at …/Hots=db;Pasword=…") and, by tenants add and serve, made into a file named after it. A value with a part
+    /// 'word=' is a connection string; this one names none of Npgsql's keywords and is refused without being quoted.</summary>
+    [Theory]
+    [InlineData("Hots=127.0.0.1;Pasword=S3cret-canary")]
+    [InlineData("Pasword=S3cret-canary")]
+    [InlineData("Sever = 127.0.0.1; Usernme = vauban; Pwd_ = S3cret-canary")]
+    [InlineData("v=S3cret-canary.db")]
+    public async Task A_misspelt_connection_string_is_a_usage_error_that_never_repeats_it_nor_makes_a_file(string db)
+    {
+        const string Problem = "the PostgreSQL connection string is not valid: it is keyword=value but names none of Npgsql's keywords (Host, Port, Database, Username, Password, …)";
+        foreach (var (verb, typed) in new[] { ("vauban tenants add", new[] { "tenants", "add", "chu" }), ("vauban serve", ["serve", "--urls", "http://127.0.0.1:0"]), ("vauban tenants list", ["tenants", "list"]) })
+        {
+            var printed = await CliRunner.UsageErrorAsync([.. typed, "--db", db, "--master-key-file", Key], "--db: " + Problem, verb);
+            Assert.DoesNotContain("canary", printed, StringComparison.OrdinalIgnoreCase);
+            printed = await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_DB"] = db },
+                () => CliRunner.UsageErrorAsync([.. typed, "--master-key-file", Key], "$VAUBAN_DB: " + Problem, verb));
+            Assert.DoesNotContain("canary", printed, StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.False(File.Exists(db)); // in the working directory, where a SQLite path would have been made
+        Assert.Empty(Directory.GetFileSystemEntries(_directory));
+    }
+
+    [Fact]
+    public async Task A_SQLite_file_named_like_key_value_is_a_store_when_written_with_its_folder()
+    {
+        var path = Path.Combine(_directory, "v=1.db");
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "add", "chu", "--db", path, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Contains($"in SQLite {path}.", output, StringComparison.Ordinal);
+        Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "list", "--db", "./" + Path.GetRelativePath(Environment.CurrentDirectory, path), "--master-key-file", Key])).Exit);
+    }
 }
