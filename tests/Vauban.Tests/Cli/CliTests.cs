@@ -1910,9 +1910,9 @@ public class CliTests : IDisposable
     [Theory]
     [InlineData("postgres://vauban:S3cret-pw@127.0.0.1:notaport/vauban", "not a postgres://user:password@host:port/database URI (Invalid URI: Invalid port specified.).")]
     [InlineData("Host=127.0.0.1;Port=abc;Username=vauban;Password=S3cret-pw", "its 2nd part: the port must be a whole number from 1 to 65535.")]
-    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Colour=blue", "its 4th part does not begin with one of Npgsql's keywords (Host, Port, Database, Username, Password, …)")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Colour=blue;Password=S3cret-pw", "its 3rd part does not begin with one of Npgsql's keywords (Host, Port, Database, Username, Password, …)")]
     [InlineData("Host=127.0.0.1;Username=vauban;S3cret-pw", "its 3rd part is not keyword=value; a value holding ';' must be quoted")]
-    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret-pw;Timeout=soon", "its 4th part gives timeout a value it cannot take.")]
+    [InlineData("Host=127.0.0.1;Username=vauban;TIMEOUT=soon;Password=S3cret-pw", "its 3rd part gives TIMEOUT a value it cannot take.")] // as typed, not Npgsql's 'timeout'
     // A port Npgsql takes and no server can listen on failed only when connecting, exit 1, as a server that cannot be reached.
     [InlineData("Host=127.0.0.1;Port=99999;Username=vauban;Password=S3cret-pw", "the port must be a whole number from 1 to 65535.")]
     [InlineData("Host=127.0.0.1;Port=65536;Username=vauban;Password=S3cret-pw", "the port must be a whole number from 1 to 65535.")]
@@ -1931,9 +1931,9 @@ public class CliTests : IDisposable
     /// <summary>A password holding an unquoted ';' is cut there, and the rest read as a part of its own: "'cd;username' is not a
     /// keyword" printed the password's end. The part at fault is named by its position, and no piece of the password is printed.</summary>
     [Theory]
-    [InlineData("Host=127.0.0.1;Password=S3cret;pw-tail;Username=vauban", "its 3rd part is not keyword=value; a value holding ';' must be quoted (Password='…', a quote inside it doubled).")]
-    [InlineData("Host=127.0.0.1;Password=S3cret;pw-tail=x;Username=vauban", "its 3rd part does not begin with one of Npgsql's keywords (Host, Port, Database, Username, Password, …); a value holding ';' must be quoted")]
-    [InlineData("Host=127.0.0.1;Password=S3cret;;pw-tail;Username=vauban", "its 4th part is not keyword=value")]
+    [InlineData("Host=127.0.0.1;Password=S3cret;pw-tail;Username=vauban", "its 3rd part, after Password=, is not a setting Npgsql can take; if it is a piece of the password (which holds ';'), write the password in quotes (Password='…', a quote inside it doubled).")]
+    [InlineData("Host=127.0.0.1;Password=S3cret;pw-tail=x;Username=vauban", "its 3rd part, after Password=, is not a setting Npgsql can take")]
+    [InlineData("Host=127.0.0.1;Password=S3cret;;pw-tail;Username=vauban", "its 4th part, after Password=, is not a setting Npgsql can take")]
     [InlineData("Host=127.0.0.1;Password=\"S3cret;pw-tail;Username=vauban", "its 2nd part is not keyword=value")] // a quote left open
     [InlineData("Host=127.0.0.1;Password='S3cret;pw-tail''';Port=99999", "the port must be a whole number from 1 to 65535.")] // quoted: read whole
     // An unencoded '?' or '#' in a URI's password: the rest was read as the query (its key printed) or dropped as a fragment.

@@ -170,4 +170,66 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.Contains($"in SQLite {path}.", output, StringComparison.Ordinal);
         Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "list", "--db", "./" + Path.GetRelativePath(Environment.CurrentDirectory, path), "--master-key-file", Key])).Exit);
     }
+
+    /// <summary>A password holding ';' written without quotes is cut there by Npgsql, and its end read as settings of their own:
+    /// "Password=S3cret;Database=canary" was printed as "Cannot open PostgreSQL 127.0.0.1:1/canary", and a part Npgsql could not
+    /// take after it was named by its keyword. What follows an unquoted Password= is never printed: a value given there shows as
+    /// '…', the server's own words are replaced by the kind of failure, and a part at fault is named by its position alone.</summary>
+    [Theory]
+    [InlineData("Host=127.0.0.1;Port=1;Username=vauban;Password=S3cret;Database=canary", "Cannot open PostgreSQL 127.0.0.1:1/…: the server cannot be reached")]
+    [InlineData("Host=127.0.0.1;Port=1;Database=vauban;Password=S3cret;Database=canary", "Cannot open PostgreSQL 127.0.0.1:1/…: the server cannot be reached")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret;Port=1;Database=canary", "Cannot open PostgreSQL 127.0.0.1:…/…: the server cannot be reached")]
+    [InlineData("Host=127.0.0.1;Port=1;Password=S3cret;Host=canary", "Cannot open PostgreSQL …:1/: the server cannot be reached")]
+    public async Task Nothing_written_after_an_unquoted_password_is_printed_when_the_store_cannot_be_opened(string db, string error)
+    {
+        foreach (var typed in new[] { new[] { "tenants", "add", "chu" }, ["serve", "--urls", "http://127.0.0.1:0"], ["tenants", "list"] })
+        {
+            var (exit, output, errors) = await CliRunner.RunApartAsync([.. typed, "--db", db, "--master-key-file", Key]);
+            Assert.True(exit == 1, output + errors); // a server that cannot be reached: a failure, not a usage error
+            Assert.StartsWith("error: " + error, errors, StringComparison.Ordinal);
+            Assert.Contains("the server's own words are not shown, since they may quote what follows Password= (put Password= last to see them)", errors, StringComparison.Ordinal);
+            foreach (var secret in new[] { "canary", "S3cret" }) Assert.DoesNotContain(secret, output + errors, StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.False(File.Exists(Key));
+    }
+
+    [Theory]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret;Timeout=canary", "its 4th part, after Password=, is not a setting Npgsql can take; if it is a piece of the password")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret;Port=99999", "its 4th part, after Password=, is not a setting Npgsql can take")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Password=S3cret;canary;Database=vauban", "its 4th part, after Password=, is not a setting Npgsql can take")]
+    [InlineData("Host=127.0.0.1;Username=vauban;Pwd=S3cret;Colour=canary", "its 4th part, after Password=, is not a setting Npgsql can take")] // Npgsql's other name for it
+    public async Task A_part_after_an_unquoted_password_that_cannot_be_read_is_named_by_its_position_alone(string db, string problem)
+    {
+        var printed = await CliRunner.UsageErrorAsync(["tenants", "list", "--db", db, "--master-key-file", Key], "--db: the PostgreSQL connection string is not valid: " + problem, "vauban tenants list");
+        foreach (var secret in new[] { "canary", "S3cret", "timeout", "99999", "colour" }) Assert.DoesNotContain(secret, printed, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>On a server that answers (the tests' own, which trusts every password): its words about a database or role named
+    /// after an unquoted Password= are not shown, its SQL state is; what is written before Password=, or after a quoted one, is.</summary>
+    [Fact]
+    public async Task The_servers_words_about_what_follows_an_unquoted_password_are_not_shown_and_the_rest_is()
+    {
+        var server = PostgresServer.AdminConnectionString; // Host=…;Port=…;Username=vauban;Database=postgres
+        foreach (var (after, state) in new[] { ("Database=canary", "PostgreSQL SQL state 3D000 (no such database)"), ("Username=canary", "PostgreSQL SQL state 28000 (this user may not connect") })
+        {
+            var (exit, output) = await CliRunner.RunAsync(["tenants", "add", "chu", "--db", $"{server};Password=S3cret;{after}", "--master-key-file", Key]);
+            Assert.True(exit == 1, output);
+            Assert.Contains(state, output, StringComparison.Ordinal);
+            foreach (var secret in new[] { "canary", "S3cret" }) Assert.DoesNotContain(secret, output, StringComparison.OrdinalIgnoreCase);
+        }
+        // Before Password=, or after a password in quotes (which ends at its quote), the database is the operator's: named, and the server's words shown.
+        foreach (var db in new[] { $"{server};Database=named-db;Password=S3cret", $"{server};Password='S3cret;x';Database=named-db" })
+        {
+            var (exit, output) = await CliRunner.RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Key]);
+            Assert.True(exit == 1, output);
+            Assert.Contains("/named-db: 3D000: database \"named-db\" does not exist", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("S3cret", output, StringComparison.Ordinal);
+        }
+        Assert.False(File.Exists(Key));
+        // A store that opens: its description and journal folder name no value written after Password=.
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(await PostgresServer.CreateMigratedDatabaseAsync()).Database!;
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions($"{server};Password=S3cret;Database={database}", Vauban.Crypto.MasterKey.Generate()), CancellationToken.None);
+        Assert.EndsWith(":" + new Npgsql.NpgsqlConnectionStringBuilder(server).Port + "/…", store.Description, StringComparison.Ordinal);
+        Assert.DoesNotContain(database, store.Description + store.Audit.JournalDirectory, StringComparison.Ordinal);
+    }
 }
