@@ -212,11 +212,9 @@ public class CliTests : IDisposable
     [Fact]
     public async Task A_name_no_establishment_can_have_is_refused_before_a_store_or_key_is_made()
     {
-        foreach (var verb in new[] { "tenants add nom!", "seed --patients 1 --tenant nom!" })
+        foreach (var (verb, typed, said) in new[] { ("tenants add", "tenants add nom!", "An establishment"), ("seed", "seed --patients 1 --tenant nom!", "--tenant: an establishment") })
         {
-            var (exit, output) = await RunAsync($"{verb} {DbArgs}");
-            Assert.True(exit == 1, output);
-            Assert.Equal("error: An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.", output.Trim());
+            await CliRunner.UsageErrorAsync($"{typed} {DbArgs}".Split(' '), $"{said} name is 1 to 100 letters, digits, '-', '_' or '.'.", "vauban " + verb);
             Assert.False(File.Exists(Path.Combine(_directory, "v.db")), verb);
             Assert.False(File.Exists(Path.Combine(_directory, "master.key")), verb);
         }
@@ -226,9 +224,8 @@ public class CliTests : IDisposable
     public async Task Keys_rotate_master_with_an_empty_new_key_file_names_the_option()
     {
         Assert.Equal(0, (await RunAsync($"tenants add chu {DbArgs}")).Exit);
-        var (exit, output) = await RunAsync(["keys", "rotate-master", "--new-key-file", "", .. DbArgs.Split(' ')]);
-        Assert.Equal(1, exit);
-        Assert.Equal("error: --new-key-file is empty: name the file to write the new master key to.", output.Trim());
+        await CliRunner.UsageErrorAsync(["keys", "rotate-master", "--new-key-file", "", .. DbArgs.Split(' ')],
+            "--new-key-file is empty: name the file to write the new master key to.", "vauban keys rotate-master");
     }
 
     [Fact]
@@ -342,12 +339,15 @@ public class CliTests : IDisposable
             Assert.True(seeded.Exit == 1, alike + " → " + seeded.Output);
             Assert.Contains("too like the establishment 'hop1'", seeded.Output, StringComparison.Ordinal);
         }
+        // A name no establishment can have is a usage error, the store not asked; one a store made earlier may hold ("...",
+        // full-width letters) is refused by the store, after it is compared with those there.
         foreach (var (bad, why) in new[] { ("...", "only punctuation"), ("hop\u200B2", "invisible"), ("hop\u202E2", "invisible"), ("ｃｌｉｎｉｑｕｅ", "write it as 'clinique'") })
         {
+            var exit = Vauban.Access.Tenants.IsValidName(bad) ? 1 : 2;
             var added = await RunAsync(["tenants", "add", bad, .. db]);
-            Assert.True(added.Exit == 1, added.Output);
+            Assert.True(added.Exit == exit, added.Output);
             Assert.Contains(why, added.Output, StringComparison.Ordinal);
-            Assert.Equal(1, (await RunAsync(["seed", "--tenant", bad, "--patients", "1", .. db])).Exit);
+            Assert.Equal(exit, (await RunAsync(["seed", "--tenant", bad, "--patients", "1", .. db])).Exit);
         }
         Assert.Equal("hop1", (await RunAsync($"tenants list {DbArgs}")).Output.Trim().Split('\t')[1]);
 
@@ -420,9 +420,9 @@ public class CliTests : IDisposable
         Assert.Equal(0, (await RunAsync($"guard alerts --tenant chu-guard {DbArgs}")).Exit);
         Assert.Equal(0, (await RunAsync($"guard contained --tenant chu-guard {DbArgs}")).Exit);
 
+        // A principal no one can be is a usage error (OperatorMistakeTests); one the establishment does not hold, a refusal.
         foreach (var bad in new[]
         {
-            $"guard release --tenant chu-guard not/a-principal {DbArgs}",
             $"guard release --tenant chu-guard user:nobody {DbArgs}",
             $"guard release --tenant no-such-tenant user:nobody {DbArgs}",
         })
@@ -703,12 +703,11 @@ public class CliTests : IDisposable
         Assert.Equal(2, badRole.Exit);
         Assert.StartsWith("error: --role: 'surgeon-general' is not a role (one of: Physician, Nurse, Secretary, Biologist, Billing, SecurityOfficer, Administrator).", badRole.Output, StringComparison.Ordinal);
         Assert.Equal(2, (await RunAsync($"users add --tenant chu-cli --email x@chu.example --role 2 {DbArgs}")).Exit); // a number Enum.TryParse takes
-        var badEmail = await RunAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}");
-        Assert.Equal(1, badEmail.Exit);
-        var escaped = await RunAsync(["users", "add", "--tenant", "chu-cli", "--email", "x\u001b[2J@chu.example", "--role", "nurse", .. DbArgs.Split(' ')]);
-        Assert.Equal(1, escaped.Exit);
-        Assert.StartsWith("error: The e-mail address is not valid.", escaped.Output, StringComparison.Ordinal);
-        Assert.DoesNotContain("\u001b", escaped.Output, StringComparison.Ordinal);
+        // An address or a name no account can take is a usage error, told before the store is opened.
+        await CliRunner.UsageErrorAsync($"users add --tenant chu-cli --email not-an-address --role nurse {DbArgs}".Split(' '), "--email: not an e-mail address", "vauban users add");
+        var escaped = await CliRunner.UsageErrorAsync(["users", "add", "--tenant", "chu-cli", "--email", "x\u001b[2J@chu.example", "--role", "nurse", .. DbArgs.Split(' ')],
+            "--email: not an e-mail address (one '@', no spaces, no control or invisible characters).", "vauban users add");
+        Assert.DoesNotContain("\u001b", escaped, StringComparison.Ordinal);
         Assert.Equal(1, (await RunAsync($"users add --tenant nowhere --email a@b.fr --role nurse {DbArgs}")).Exit);
         // The enrolment link is opened by a person: a javascript: base URL is a usage error, and no account is made.
         var script = await RunAsync($"users add --tenant chu-cli --email y@chu.example --role nurse --url javascript:alert(1) {DbArgs}");
@@ -719,10 +718,8 @@ public class CliTests : IDisposable
         // the lists that print it (and of access histories): refused in one line, no account made.
         foreach (var forged in new[] { "Bob\u001b[2J\u001b[31mRED", "Line1\nerror: forged line", "Evil\u202eName", "Zero\u200bWidth" })
         {
-            var refused = await RunAsync(["users", "add", "--tenant", "chu-cli", "--email", "forged@chu.example", "--role", "nurse", "--name", forged, .. DbArgs.Split(' ')]);
-            Assert.True(refused.Exit == 1, refused.Output);
-            Assert.Equal("error: A display name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.",
-                refused.Output.Trim().Split('\n').Single().Split(" (Parameter")[0]);
+            await CliRunner.UsageErrorAsync(["users", "add", "--tenant", "chu-cli", "--email", "forged@chu.example", "--role", "nurse", "--name", forged, .. DbArgs.Split(' ')],
+                "--name: a display name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.", "vauban users add");
         }
 
         var list = await RunAsync($"users list --tenant chu-cli {DbArgs}");
@@ -1854,9 +1851,7 @@ public class CliTests : IDisposable
         var folder = Path.Combine(_directory, "export");
         Directory.CreateDirectory(folder);
         await File.WriteAllTextAsync(Path.Combine(folder, "Patient.ndjson"), Samples.Patient(id: "ndjson-1").ReplaceLineEndings(" ") + "\n");
-        var (exit, output) = await RunAsync($"import {folder} --tenant chu-empty {DbArgs}");
-        Assert.True(exit == 1, output);
-        Assert.Contains("holds no .json file", output, StringComparison.Ordinal);
+        await CliRunner.UsageErrorAsync($"import {folder} --tenant chu-empty {DbArgs}".Split(' '), $"'{folder}' holds no .json file", "vauban import");
     }
 
     [Fact]
@@ -2200,7 +2195,7 @@ public class CliTests : IDisposable
         Assert.Contains("imported", history.Output, StringComparison.Ordinal);
         Assert.Contains("Patient/audited-1", history.Output, StringComparison.Ordinal);
         Assert.Contains("command line", history.Output, StringComparison.Ordinal);
-        Assert.Equal(1, (await RunAsync($"audit patient not/an-id --tenant chu-audit {DbArgs}")).Exit);
+        Assert.Equal(2, (await RunAsync($"audit patient not/an-id --tenant chu-audit {DbArgs}")).Exit); // no Patient id: a usage error
 
         var exported = await RunAsync($"audit checkpoints --tenant chu-audit {DbArgs}");
         Assert.Equal(0, exported.Exit);

@@ -232,4 +232,43 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.EndsWith(":" + new Npgsql.NpgsqlConnectionStringBuilder(server).Port + "/…", store.Description, StringComparison.Ordinal);
         Assert.DoesNotContain(database, store.Description + store.Audit.JournalDirectory, StringComparison.Ordinal);
     }
+
+    /// <summary>What every verb checks of what was typed before it opens the store: a value no act can take, options that cannot
+    /// go together, a folder that does not hold what it should. It exited 1, as the store's own refusals do. Here there is no
+    /// store at all: the refusal is about the value, not "no Vauban store".</summary>
+    public static TheoryData<string[], string, string> TypedMistakes => new()
+    {
+        { ["tenants", "add", "chu nantes"], "vauban tenants add", "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'." },
+        { ["seed", "--tenant", "chu", "--patients", "2", "--canaries", "5"], "vauban seed", "--canaries must be fewer than --patients." },
+        { ["keys", "rotate-master", "--new-key-file", " "], "vauban keys rotate-master", "--new-key-file is empty" },
+        { ["backup", " "], "vauban backup", "<file> is empty: name the backup file to write" },
+        { ["guard", "release", "--tenant", "chu", "not a principal"], "vauban guard release", "<principal>: a principal is a session:…, user:… or client id" },
+        { ["guard", "acknowledge", "--tenant", "chu", .. Enumerable.Range(1, 1001).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture))], "vauban guard acknowledge", "At most 1,000 alerts at a time." },
+        { ["audit", "patient", "--tenant", "chu", "../etc"], "vauban audit patient", "<patient-id>: not a Patient id" },
+        { ["users", "add", "--tenant", "chu", "--email", "claire martin@chu.example", "--role", "nurse"], "vauban users add", "--email: not an e-mail address" },
+        { ["users", "add", "--tenant", "chu", "--email", "c@chu.example", "--role", "nurse", "--practitioner", "pract/1"], "vauban users add", "--practitioner: Practitioner resource ids are" },
+        { ["users", "add", "--tenant", "chu", "--email", "c@chu.example", "--role", "nurse", "--name", "Claire\u001b[2J"], "vauban users add", "--name: a display name may not hold control or invisible characters" },
+    };
+
+    [Theory]
+    [MemberData(nameof(TypedMistakes))]
+    public async Task A_value_no_act_can_take_is_a_usage_error_before_the_store_is_opened(string[] typed, string verb, string problem)
+    {
+        await CliRunner.UsageErrorAsync([.. typed, "--db", Db, "--master-key-file", Key], problem, verb);
+        Assert.False(File.Exists(Db));
+        Assert.False(File.Exists(Key));
+    }
+
+    [Fact]
+    public async Task A_breach_report_into_a_file_or_a_folder_in_use_is_a_usage_error_and_an_import_of_a_folder_without_bundles_too()
+    {
+        var used = Path.Combine(_directory, "used");
+        Directory.CreateDirectory(used);
+        await File.WriteAllTextAsync(Path.Combine(used, "notes.txt"), "");
+        await CliRunner.UsageErrorAsync(["breach", "--tenant", "chu", "--principal", "user:x", "--out", used, "--db", Db, "--master-key-file", Key], $"--out: {used} is not empty", "vauban breach");
+        await CliRunner.UsageErrorAsync(["breach", "--tenant", "chu", "--principal", "user:x", "--out", Path.Combine(used, "notes.txt"), "--db", Db, "--master-key-file", Key],
+            $"--out: {Path.Combine(used, "notes.txt")} is a file", "vauban breach");
+        await CliRunner.UsageErrorAsync(["import", used, "--tenant", "chu", "--db", Db, "--master-key-file", Key], $"'{used}' holds no .json file", "vauban import");
+        Assert.False(File.Exists(Db));
+    }
 }
