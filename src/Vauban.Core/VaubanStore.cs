@@ -348,7 +348,7 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {
-            throw new VaubanConfigurationException(WithHint($"Cannot open {database.Description}: {e.Message}", e), e);
+            throw new VaubanConfigurationException(WithHint($"Cannot open {database.Description}: {database.Quoted(e)}", e), e);
         }
     }
 
@@ -393,7 +393,7 @@ public sealed class VaubanStore : IAsyncDisposable
         {
             keys.Dispose();
             await database.DisposeAsync();
-            throw new VaubanConfigurationException($"Cannot open {database.Description}: {e.Message}", e);
+            throw new VaubanConfigurationException($"Cannot open {database.Description}: {database.Quoted(e)}", e);
         }
         catch (VaubanConfigurationException e) when (e.OtherMasterKey && options.MasterKey.MadeFile is { } made)
         {

@@ -28,7 +28,7 @@ public sealed record ClientLimits(IReadOnlyList<string>? Patients, bool OwnResou
 
     /// <summary>Why these limits cannot be registered, or null.</summary>
     public string? Problem => Patients is { } patients && (patients.Count == 0 || patients.Count > 10_000 || patients.Any(p => !IdRules.IsValid(p)))
-        ? "A patient limit is a list of 1 to 10,000 valid Patient ids." : null;
+        ? "A patient limit is a list of 1 to 10,000 Patient ids (each 1 to 64 letters, digits, '-' or '.')." : null;
 }
 
 /// <summary>A registered client as the operator sees it (never its secret or key).</summary>
@@ -106,6 +106,22 @@ public sealed class ApiClients
         : $"'{purpose}' is not a purpose of use a client can be registered for; use one of the v3-ActReason codes "
           + string.Join(", ", KnownPurposes.ForClients.Select(p => $"{p} ({KnownPurposes.Display(p)})")) + ".";
 
+    /// <summary>Why <paramref name="name"/> cannot be a client's name, or null: checked by the command line before a store is
+    /// opened, and by the registration itself.</summary>
+    public static string? NameProblem(string? name) =>
+        string.IsNullOrWhiteSpace(name) || name.Length > 200 ? "A client name is 1 to 200 characters."
+        : StatedText.HasHiddenCharacters(name) ? "A client name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly."
+        : null;
+
+    /// <summary>Why <paramref name="scopes"/> cannot be granted to a client (not SMART system scopes of this server's types, or
+    /// none), or null.</summary>
+    public static string? ScopesProblem(string? scopes) => ParseScopes(scopes, out _);
+
+    private static string? ParseScopes(string? scopes, out SmartScopes parsed) =>
+        !SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out parsed, out var error) ? error ?? "Not SMART scopes (expected e.g. system/Patient.rs)."
+        : parsed.Granted.Count == 0 ? "A client needs at least one scope, e.g. \"system/Patient.rs\"."
+        : null;
+
     /// <summary>Why <paramref name="jwks"/> cannot be a client's JSON Web Key Set, in the operator's words; null when it can.</summary>
     public static string? JwksProblem(string jwks)
     {
@@ -136,11 +152,8 @@ public sealed class ApiClients
         ArgumentNullException.ThrowIfNull(limits);
         if (limits.Problem is { } problem) throw new ArgumentException(problem, nameof(limits));
         if (PurposeProblem(purpose) is { } wrongPurpose) throw new ArgumentException(wrongPurpose, nameof(purpose));
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 200) throw new ArgumentException("A client name is 1 to 200 characters.", nameof(name));
-        if (StatedText.HasHiddenCharacters(name))
-            throw new ArgumentException("A client name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.", nameof(name));
-        if (!SmartScopes.TryParseForClient(scopes, TypeCodes.Names, out var parsed, out var error)) throw new ArgumentException(error, nameof(scopes));
-        if (parsed.Granted.Count == 0) throw new ArgumentException("A client needs at least one scope, e.g. \"system/Patient.rs\".", nameof(scopes));
+        if (NameProblem(name) is { } wrongName) throw new ArgumentException(wrongName, nameof(name));
+        if (ParseScopes(scopes, out var parsed) is { } wrongScopes) throw new ArgumentException(wrongScopes, nameof(scopes));
         if (jwks is not null && JwksProblem(jwks) is { } wrongKeys) throw new ArgumentException(wrongKeys, nameof(jwks));
 
         var clientId = "vc_" + Base64Url(RandomNumberGenerator.GetBytes(12));

@@ -54,6 +54,19 @@ public sealed class StaffAccounts
         // Printed by `users list` and the console: an escape sequence in it rewrote the operator's terminal, as one in a name did.
         && !StatedText.HasHiddenCharacters(email);
 
+    /// <summary>Why <paramref name="displayName"/> (trimmed) cannot be an account's name, or null: checked by the command line
+    /// before a store is opened, and by the account's creation itself.</summary>
+    public static string? DisplayNameProblem(string displayName)
+    {
+        ArgumentNullException.ThrowIfNull(displayName);
+        // The name is who an access history, the console, a breach's letters and the command line's lists say acted: an escape
+        // sequence or a line break in it rewrote the operator's terminal and forged lines of its output, and a direction override
+        // made it read as another name.
+        return displayName.Length > 200 ? "A display name is at most 200 characters."
+            : StatedText.HasHiddenCharacters(displayName) ? "A display name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly."
+            : null;
+    }
+
     private static bool IsValidResourceId(string? id) =>
         id is null || (id.Length is >= 1 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.'));
 
@@ -78,12 +91,7 @@ public sealed class StaffAccounts
         if (!IsValidResourceId(practitioner)) throw new ArgumentException("--practitioner must be a Practitioner resource id (letters, digits, '-', '.').", nameof(practitioner));
         if (!IsValidResourceId(service)) throw new ArgumentException("--service must be an Organization resource id (letters, digits, '-', '.').", nameof(service));
         var name = string.IsNullOrWhiteSpace(displayName) ? email[..email.IndexOf('@', StringComparison.Ordinal)] : displayName.Trim();
-        if (name.Length > 200) throw new ArgumentException("A display name is at most 200 characters.", nameof(displayName));
-        // The name is who an access history, the console, a breach's letters and the command line's lists say acted: an escape
-        // sequence or a line break in it rewrote the operator's terminal and forged lines of its output, and a direction override
-        // made it read as another name.
-        if (StatedText.HasHiddenCharacters(name))
-            throw new ArgumentException("A display name may not hold control or invisible characters (escape sequences, line breaks, zero-width, direction overrides): type it plainly.", nameof(displayName));
+        if (DisplayNameProblem(name) is { } wrongName) throw new ArgumentException(wrongName, nameof(displayName));
         if (await FindAsync(tenant, email, cancellationToken) is not null)
             throw new InvalidOperationException($"An account with this e-mail address already exists in {tenant.Name}.");
 

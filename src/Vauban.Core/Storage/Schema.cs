@@ -66,7 +66,7 @@ internal static class Schema
                     // The database's words alone ("relation … already exists") did not say that an upgrade was under way, which
                     // step failed, nor that the steps before it were undone with it.
                     throw new VaubanConfigurationException(
-                        $"Cannot upgrade {database.Description} to schema version {step.Version} ({step.Description}): {e.Message.TrimEnd('.')}. The store is left as it was, at version {current}.", e);
+                        $"Cannot upgrade {database.Description} to schema version {step.Version} ({step.Description}): {database.Quoted(e).TrimEnd('.')}. The store is left as it was, at version {current}.", e);
                 }
             }
             using var record = scope.Command("INSERT INTO schema_version (version, description, applied_at) VALUES (@v, @d, @t)")

@@ -16,6 +16,14 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// <summary>A description safe to print: the file path, or the PostgreSQL host and database, never a password.</summary>
     public abstract string Description { get; }
 
+    /// <summary>An error met opening or using the database, as an operator may be shown it (a PostgreSQL connection string's
+    /// password must not show through the server's words).</summary>
+    public virtual string Quoted(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        return error.Message;
+    }
+
     /// <summary>Where this process keeps its audit journal when none is configured (ADR 0009): beside the SQLite file; for
     /// PostgreSQL, under the data folder, one folder per server and database.</summary>
     public abstract string DefaultAuditJournalDirectory { get; }
@@ -191,10 +199,13 @@ internal abstract class StoreDatabase : IAsyncDisposable
         return LooksLikePostgres(db) ? new PostgresDatabase(db) : new SqliteDatabase(db);
     }
 
-    /// <summary>Whether a --db value is a PostgreSQL connection string (a postgres:// URI, or key=value pairs naming any of
-    /// Npgsql's keywords — Host, Server, Username, Password…, in any case, spaced or not) rather than a SQLite file path. Only
-    /// "Host=" was recognised: "Server=…;Password=…" or "Host = …" was taken for a file path, printed with its password
-    /// ("No Vauban store at …", "Store: SQLite …") and, by serve, made into a SQLite file named after it.</summary>
+    /// <summary>Whether a --db value is a PostgreSQL connection string rather than a SQLite file path. The rule: a postgres:// or
+    /// postgresql:// URI, or a value one of whose parts between ';' begins with a word and '=' (Host=…, "User Id = …", and a
+    /// misspelt Hots=… alike: a keyword is letters, digits, spaces and '_'). Anything else is a SQLite path; one whose name has
+    /// that shape is written with its folder (./v=1.db). Only "Host=" was recognised at first, then Npgsql's keywords only: a
+    /// string whose every keyword was misspelt ("Hots=db;Pasword=…") was taken for a file path, printed with its password
+    /// ("No Vauban store at …", "Store: SQLite …") and, by serve, made into a SQLite file named after it. Now it is read as
+    /// a connection string, and refused as one that names no keyword of Npgsql's, never quoted.</summary>
     public static bool LooksLikePostgres(string db)
     {
         ArgumentNullException.ThrowIfNull(db);
@@ -202,13 +213,24 @@ internal abstract class StoreDatabase : IAsyncDisposable
         {
             return true;
         }
-        var keywords = new NpgsqlConnectionStringBuilder();
         foreach (var part in db.Split(';'))
         {
             var equals = part.IndexOf('=', StringComparison.Ordinal);
-            if (equals > 0 && part[..equals].Trim() is { Length: > 0 } key && keywords.ContainsKey(key)) return true;
+            if (equals > 0 && IsKeywordShaped(part.AsSpan(0, equals).Trim())) return true;
         }
         return false;
+    }
+
+    /// <summary>A word as a connection string's keywords are: a letter, then letters, digits, spaces or '_' ("Host", "User Id",
+    /// "Trust Server Certificate"); never a path's '/', '.', '\' or '-'.</summary>
+    private static bool IsKeywordShaped(ReadOnlySpan<char> key)
+    {
+        if (key.IsEmpty || !char.IsAsciiLetter(key[0])) return false;
+        foreach (var c in key)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not (' ' or '_')) return false;
+        }
+        return true;
     }
 }
 
@@ -786,8 +808,10 @@ internal sealed class PostgresDatabase : StoreDatabase
         if (builder.MaxPoolSize == 100) builder.MaxPoolSize = 32;
         // The same few statements run all day: let Npgsql prepare them server-side after first use.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
-        Description = $"PostgreSQL {builder.Host}:{builder.Port}/{builder.Database}";
-        var folder = string.Concat($"{builder.Host}-{builder.Port}-{builder.Database}".Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' ? c : '_'));
+        var (host, port, database, partsAfterPassword) = Shown(connectionString, builder);
+        Description = $"PostgreSQL {host}:{port}/{database}";
+        _partsAfterPassword = partsAfterPassword;
+        var folder = string.Concat($"{host}-{port}-{database}".Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' ? c : '_'));
         DefaultAuditJournalDirectory = Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", folder);
         // Nothing sets session state on a pooled connection (transactions use SET LOCAL; the lazy writers' setting is a
         // startup option of a pool of their own), so a connection going back to the pool is not reset: that reset
@@ -803,6 +827,39 @@ internal sealed class PostgresDatabase : StoreDatabase
         _lazyDataSource = NpgsqlDataSource.Create(lazy.ConnectionString);
         _lookupDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MinPoolSize = 0, MaxPoolSize = LookupPoolSize }.ConnectionString);
     }
+
+    private readonly bool _partsAfterPassword;
+
+    /// <summary>What Npgsql or the server said, unless the connection string has parts after its password: their words may then
+    /// quote one of them (database "…" does not exist, role "…", unrecognized configuration parameter "…"), which may be the
+    /// password's end. Then only the SQL state or the kind of failure is said.</summary>
+    public override string Quoted(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        if (!_partsAfterPassword) return error.Message;
+        string? cause = null;
+        for (var e = error; e is not null && cause is null; e = e.InnerException)
+        {
+            cause = e switch
+            {
+                PostgresException postgres => $"PostgreSQL SQL state {postgres.SqlState}{(KnownStates.TryGetValue(postgres.SqlState, out var name) ? $" ({name})" : "")}",
+                System.Net.Sockets.SocketException socket => $"the server cannot be reached ({socket.SocketErrorCode})",
+                TimeoutException => "the server did not answer in time",
+                _ => null,
+            };
+        }
+        return $"{cause ?? error.GetType().Name}; the server's own words are not shown, since they may quote what follows Password= (put Password= last to see them)";
+    }
+
+    private static readonly Dictionary<string, string> KnownStates = new(StringComparer.Ordinal)
+    {
+        ["28P01"] = "wrong password",
+        ["28000"] = "this user may not connect: no such role, or refused by pg_hba.conf",
+        ["3D000"] = "no such database",
+        ["42704"] = "an unknown setting",
+        ["53300"] = "too many connections",
+        ["57P03"] = "the server is starting or stopping",
+    };
 
     /// <summary>The look-ups' pool (<see cref="OpenLookupAsync"/>): each is one indexed query, so a few connections serve many requests.</summary>
     private const int LookupPoolSize = 8;
@@ -942,7 +999,8 @@ internal sealed class PostgresDatabase : StoreDatabase
     /// <summary>The connection string read, without connecting; null with the <paramref name="problem"/> told in the operator's
     /// terms when it cannot be ("Couldn't set bogus (Parameter 'bogus')" was Npgsql's), never quoting any of its text: a value may
     /// be the password, and so may a part that does not read as keyword=value — a password holding an unquoted ';' is cut there,
-    /// its end read as a keyword ("'cd;username' is not a keyword" printed it). A part at fault is named by its position.</summary>
+    /// its end read as a keyword ("'cd;username' is not a keyword" printed it). A part at fault is named by its position; a
+    /// part after Password= by its position alone, not even by its keyword, since it may be the password's end.</summary>
     public static NpgsqlConnectionStringBuilder? Read(string connectionString, out string? problem)
     {
         const string Invalid = "The PostgreSQL connection string is not valid: ";
@@ -965,7 +1023,9 @@ internal sealed class PostgresDatabase : StoreDatabase
         // Npgsql refuses a port below 1 only; one above 65535 failed later, when connecting, as a host that cannot be reached.
         if (builder.Port is < 1 or > MaxPort)
         {
-            problem = Invalid + PortRange + ".";
+            var (parts, password) = Split(connectionString);
+            var at = parts.FindLastIndex(part => Alone(part).Port is < 1 or > MaxPort);
+            problem = Invalid + (password >= 0 && at > password ? AfterPassword(at) : PortRange + ".");
             return null;
         }
         return builder;
@@ -975,30 +1035,90 @@ internal sealed class PostgresDatabase : StoreDatabase
     private const string PortRange = "the port must be a whole number from 1 to 65535";
     private const string QuoteHint = "; a value holding ';' must be quoted (Password='…', a quote inside it doubled)";
 
+    private static bool IsUri(string db) => db.StartsWith("postgres", StringComparison.OrdinalIgnoreCase) && db.Contains("://", StringComparison.Ordinal);
+
+    /// <summary>One part of a key=value connection string read alone (one that Npgsql read within the whole string).</summary>
+    private static NpgsqlConnectionStringBuilder Alone(string part) => new(part);
+
+    /// <summary>The position of the first part giving the password unquoted (Password=…, or a synonym Npgsql takes for it), or -1:
+    /// what follows it may be the password's end, cut at a ';' it holds. A quoted password ends at its closing quote.</summary>
+    private static int PasswordPart(List<string> parts) => parts.FindIndex(part =>
+    {
+        var equals = part.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0 || part.AsSpan(equals + 1).TrimStart() is [ '\'' or '"', ..]) return false;
+        var probe = new NpgsqlConnectionStringBuilder();
+        try
+        {
+            probe[part[..equals].Trim()] = "p";
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            return false; // not a keyword, or one whose value is no text
+        }
+        return probe.Password == "p";
+    });
+
+    /// <summary>A part after Password= that cannot be read is named by its position only: it may be a piece of the password.</summary>
+    private static string AfterPassword(int index) =>
+        $"its {Nth(index + 1)} part, after Password=, is not a setting Npgsql can take; if it is a piece of the password (which holds ';'), write the password in quotes (Password='…', a quote inside it doubled).";
+
     /// <summary>Why Npgsql could not read a key=value connection string, by the position of the first part (between ';') it cannot
-    /// read alone, never by its text; the keyword Npgsql knows is named for a value it cannot take.</summary>
+    /// read alone, never by its text; a keyword Npgsql knows is named as the operator wrote it, for a value it cannot take,
+    /// only before Password=.</summary>
     private static string PartProblem(string connectionString)
     {
         var parts = Parts(connectionString);
+        var keywords = new NpgsqlConnectionStringBuilder();
+        if (!parts.Any(part => part.IndexOf('=', StringComparison.Ordinal) is > 0 and var equals && keywords.ContainsKey(part[..equals].Trim())))
+        {
+            // Every keyword misspelt (Hots=db;Pasword=…), or a SQLite file named like a connection string.
+            return "it is keyword=value but names none of Npgsql's keywords (Host, Port, Database, Username, Password, …): check their spelling. "
+                + "A SQLite file whose name holds '=' is written with its folder (./name=1.db).";
+        }
+        var password = PasswordPart(parts);
         for (var i = 0; i < parts.Count; i++)
         {
             try
             {
-                _ = new NpgsqlConnectionStringBuilder(parts[i]);
+                _ = Alone(parts[i]);
             }
             catch (ArgumentException e)
             {
+                if (password >= 0 && i > password) return AfterPassword(i);
                 var part = $"its {Nth(i + 1)} part";
                 return e switch
                 {
                     { InnerException: KeyNotFoundException } => $"{part} does not begin with one of Npgsql's keywords (Host, Port, Database, Username, Password, …){QuoteHint}.",
                     { InnerException: not null, ParamName: { } keyword } when keyword.Equals("port", StringComparison.OrdinalIgnoreCase) => $"{part}: {PortRange}.",
-                    { InnerException: not null, ParamName: { } keyword } when new NpgsqlConnectionStringBuilder().ContainsKey(keyword) => $"{part} gives {keyword} a value it cannot take.",
+                    { InnerException: not null, ParamName: { } keyword } when keywords.ContainsKey(keyword) => $"{part} gives {parts[i][..parts[i].IndexOf('=', StringComparison.Ordinal)].Trim()} a value it cannot take.",
                     _ => $"{part} is not keyword=value{QuoteHint}.",
                 };
             }
         }
         return "it is not Keyword=value pairs separated by ';' (Host=…;Database=…;Username=…) or a postgres://user:password@host/database URI.";
+    }
+
+    /// <summary>The host, port and database as the string states them before its unquoted Password part; one that only a part
+    /// after it gives (or changes) is "…". "Password=ab;Database=cd" is the password "ab;Database=cd" to an operator who forgot
+    /// the quotes and the database "cd" to Npgsql: "Cannot open PostgreSQL host:5432/cd" printed the password's end. What
+    /// follows an unquoted Password= is never printed; <c>PartsAfterPassword</c> says whether anything does (a blank part
+    /// aside), when the server's words about the connection may quote it. A URI's password ends at its '@'.</summary>
+    private static (string Host, string Port, string Database, bool PartsAfterPassword) Shown(string connectionString, NpgsqlConnectionStringBuilder builder)
+    {
+        static string Port(NpgsqlConnectionStringBuilder read) => read.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var (parts, password) = Split(connectionString);
+        if (password < 0) return (builder.Host ?? "", Port(builder), builder.Database ?? "", false);
+        var stated = new NpgsqlConnectionStringBuilder(string.Join(';', parts.Take(password)));
+        static string Said(string? before, string? read) => before == read ? read ?? "" : "…";
+        return (Said(stated.Host, builder.Host), Said(Port(stated), Port(builder)), Said(stated.Database, builder.Database),
+            parts.Skip(password + 1).Any(part => !string.IsNullOrWhiteSpace(part)));
+    }
+
+    /// <summary>The parts of a key=value connection string (none for a URI) and the position of its unquoted password, or -1.</summary>
+    private static (List<string> Parts, int Password) Split(string connectionString)
+    {
+        var parts = IsUri(connectionString) ? [] : Parts(connectionString);
+        return (parts, PasswordPart(parts));
     }
 
     /// <summary>The parts of a key=value connection string between its ';', a quoted value's ';' kept inside it ('…' or "…", a
@@ -1034,7 +1154,7 @@ internal sealed class PostgresDatabase : StoreDatabase
     /// <summary>Accepts both key=value connection strings and postgres:// URIs.</summary>
     private static string ToKeyValue(string db)
     {
-        if (!db.StartsWith("postgres", StringComparison.OrdinalIgnoreCase) || !db.Contains("://", StringComparison.Ordinal)) return db;
+        if (!IsUri(db)) return db;
         Uri uri;
         try
         {

@@ -148,7 +148,7 @@ internal static class AuditCommands
         {
             var count = parse.GetValue(limit);
             var id = parse.GetValue(patient)!;
-            if (!Records.IdRules.IsValid(id)) throw new ArgumentException("Not a valid Patient id.");
+            if (!Records.IdRules.IsValid(id)) throw new UsageException("<patient-id>: not a Patient id (1 to 64 letters, digits, '-' or '.').");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "patient access history report");

@@ -23,7 +23,7 @@ internal static class BackupCommand
             // Refused before the store is opened: nothing to copy here, and nothing is written on its chains.
             if (VaubanStore.IsPostgresConnectionString(StoreArguments.DbValue(parse))) throw new InvalidOperationException(VaubanStore.PostgresBackupAdvice);
             var target = parse.GetValue(file)!;
-            if (string.IsNullOrWhiteSpace(target)) throw new ArgumentException("Name the backup file to write, e.g. vauban backup /var/backups/vauban/vauban-2026-12-05.db");
+            if (string.IsNullOrWhiteSpace(target)) throw new UsageException("<file> is empty: name the backup file to write, e.g. vauban backup /var/backups/vauban/vauban-2026-12-05.db");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var written = await store.BackupAsync(target, AdministrationAudit.Context, token);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -176,13 +176,13 @@ internal static class BreachCommand
 
     private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
-    /// <summary>A folder that holds anything is refused before the store is opened: a breach's files are never mixed with others
-    /// or written over (a second run goes into a new folder).</summary>
+    /// <summary>A folder that holds anything is refused before the store is opened, a usage error (exit 2): a breach's files are
+    /// never mixed with others or written over (a second run goes into a new folder).</summary>
     private static void RefuseUsedFolder(DirectoryInfo folder)
     {
-        if (File.Exists(folder.FullName)) throw new ArgumentException($"--out: {folder.FullName} is a file: name a new or empty folder.");
+        if (File.Exists(folder.FullName)) throw new UsageException($"--out: {folder.FullName} is a file: name a new or empty folder.");
         if (Directory.Exists(folder.FullName) && Directory.EnumerateFileSystemEntries(folder.FullName).Any())
-            throw new ArgumentException($"--out: {folder.FullName} is not empty: name a new or empty folder (a breach's files are never written over or mixed with others).");
+            throw new UsageException($"--out: {folder.FullName} is not empty: name a new or empty folder (a breach's files are never written over or mixed with others).");
     }
 
     /// <summary>A folder only its owner may enter (0700); an empty one that existed is narrowed to that.</summary>

@@ -27,7 +27,13 @@ internal static class ClientCommands
         StoreArguments.AddTo(add);
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            // A file that does not hold a usable key set is the operator's mistake (exit 2), told before the store is opened.
+            // What was typed and the file named are checked before the store is opened: a value that cannot be registered as
+            // given is the operator's mistake (exit 2). A patient the establishment does not have is found in the store (exit 1).
+            if (Vauban.Access.ApiClients.NameProblem(parse.GetValue(name)) is { } wrongName) throw new UsageException(UsageError.About("--name", wrongName));
+            if (Vauban.Access.ApiClients.ScopesProblem(parse.GetValue(scopes)) is { } wrongScopes) throw new UsageException(UsageError.About("--scopes", wrongScopes));
+            var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
+            if (limits.Problem is { } wrongPatients) throw new UsageException(UsageError.About("--patients", wrongPatients));
             string? jwksText = null;
             if (parse.GetValue(jwks) is { } file)
             {
@@ -36,9 +42,7 @@ internal static class ClientCommands
             }
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
-            var patientList = parse.GetValue(patients)?.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            var limits = new Vauban.Access.ClientLimits(patientList, parse.GetValue(ownOnly));
-            if (limits is { Problem: null, Patients: { } asked })
+            if (limits.Patients is { } asked)
             {
                 // A mistyped id would limit the client to no one, or to whoever is later given that id: refused, nothing registered.
                 var unknown = await store.Records.UnknownAsync(Vauban.Access.AccessContext.Operator(owner, Vauban.Access.KnownPurposes.SystemAdministration),

@@ -116,7 +116,7 @@ internal static class GuardCommands
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var wanted = parse.GetValue(ids)!;
-            if (wanted.Length > RecordsGuard.MaxAcknowledgedPerCall) throw new ArgumentException($"At most {RecordsGuard.MaxAcknowledgedPerCall:N0} alerts at a time.");
+            if (wanted.Length > RecordsGuard.MaxAcknowledgedPerCall) throw new UsageException($"At most {RecordsGuard.MaxAcknowledgedPerCall:N0} alerts at a time.");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var done = await store.Guard.AcknowledgeAlertsAsync(AdministrationAudit.Context(owner), wanted, token);
@@ -163,7 +163,7 @@ internal static class GuardCommands
         command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var who = parse.GetValue(principal)!;
-            if (!RecordsGuard.IsValidPrincipal(who)) throw new ArgumentException("A principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
+            if (!RecordsGuard.IsValidPrincipal(who)) throw new UsageException("<principal>: a principal is a session:…, user:… or client id (letters, digits, ':', '-', '_', '.').");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             // The entry commits with the release: an audit log that cannot be written releases nothing (fail closed).

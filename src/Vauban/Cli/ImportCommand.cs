@@ -34,7 +34,7 @@ internal static class ImportCommand
             var files = Directory.Exists(target) ? BundleFiles(target)
                 : File.Exists(target) ? [target] : throw new ArgumentException($"'{target}' is neither a file nor a folder.");
             // A folder of NDJSON (a bulk export's files) or of nothing: loading nothing and exiting 0 would say it was done.
-            if (files.Length == 0) throw new ArgumentException($"'{target}' holds no .json file: vauban import reads FHIR Bundles in JSON files (not NDJSON).");
+            if (files.Length == 0) throw new UsageException($"'{target}' holds no .json file: vauban import reads FHIR Bundles in JSON files (not NDJSON).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");

@@ -28,7 +28,7 @@ internal static class KeyCommands
         {
             // Path.GetFullPath("") said only "The value cannot be an empty string."
             var given = parse.GetValue(newKeyFile)!;
-            if (string.IsNullOrWhiteSpace(given)) throw new ArgumentException("--new-key-file is empty: name the file to write the new master key to.");
+            if (string.IsNullOrWhiteSpace(given)) throw new UsageException("--new-key-file is empty: name the file to write the new master key to.");
             var path = Path.GetFullPath(given);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var previous = store.MasterKeyFingerprint;

@@ -28,10 +28,11 @@ internal static class SeedCommand
         {
             var count = parse.GetValue(patients);
             var canaryCount = parse.GetValue(canaries) ?? (count >= 20 ? GuardCommands.CanariesFor(count) : 0);
-            if (canaryCount >= count) throw new ArgumentException("--canaries must be fewer than --patients.");
+            // Options that cannot go together, and a name no establishment can have, are usage errors (exit 2), refused before the
+            // store is opened (or made, with its master key).
+            if (canaryCount >= count) throw new UsageException("--canaries must be fewer than --patients.");
             var name = parse.GetValue(tenant)!;
-            // A name no establishment can have is refused before the store is opened (or made, with its master key).
-            if (!Tenants.IsValidName(name)) throw new ArgumentException(Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.");
+            if (!Tenants.IsValidName(name)) throw new UsageException(UsageError.About("--tenant", Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'."));
             await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             var owner = await store.Tenants.FindAsync(name, token);
             if (owner is null)

@@ -74,9 +74,12 @@ internal static class ServeCommand
             // Everything the operator typed is checked before the store is opened (or created) and the demo set up; a value or
             // file that cannot be used as given is a usage error (exit 2), as a mistyped option is.
             var (resourceKib, bundleKib) = (parse.GetValue(maxResource), parse.GetValue(maxBundle));
-            var certificateFile = (parse.GetValue(tlsCertificate) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_CERTIFICATE")) is { Length: > 0 } certificateGiven ? certificateGiven : null;
-            var keyFile = (parse.GetValue(tlsKey) ?? Environment.GetEnvironmentVariable("VAUBAN_TLS_KEY")) is { Length: > 0 } keyGiven ? keyGiven : null;
-            if (keyFile is not null && certificateFile is null) throw new UsageException("--tls-key: give the certificate it belongs to with --tls-certificate.");
+            // A refusal names where each value came from: the option, or the variable when the option was not typed.
+            var certificateGiven = Given.From(parse, tlsCertificate, "VAUBAN_TLS_CERTIFICATE", "--tls-certificate");
+            var keyGiven = Given.From(parse, tlsKey, "VAUBAN_TLS_KEY", "--tls-key");
+            var certificateFile = certificateGiven.Value is { Length: > 0 } ? certificateGiven.Value : null;
+            var keyFile = keyGiven.Value is { Length: > 0 } ? keyGiven.Value : null;
+            if (keyFile is not null && certificateFile is null) throw new UsageException($"{keyGiven.Source}: give the certificate it belongs to with --tls-certificate or $VAUBAN_TLS_CERTIFICATE.");
             var httpsAddresses = 0;
             var addresses = parse.GetValue(urls)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             // None at all (--urls "" from an unset variable) left Kestrel to its own default, http://localhost:5000.
@@ -118,10 +121,11 @@ internal static class ServeCommand
             // Refused rather than ignored: the operator meant TLS, and the server would take staff passwords in clear on http://.
             if (certificateFile is not null && httpsAddresses == 0)
             {
-                throw new UsageException("--tls-certificate: no https:// address in --urls to serve it on; add one (e.g. --urls https://0.0.0.0:8443).");
+                throw new UsageException($"{certificateGiven.Source}: no https:// address in --urls to serve it on; add one (e.g. --urls https://0.0.0.0:8443).");
             }
             var tls = certificateFile is null ? null
-                : UsageError.Checked(() => ServerCertificate.Load(certificateFile, keyFile, Environment.GetEnvironmentVariable(ServerCertificate.PasswordVariable), DateTimeOffset.UtcNow));
+                : UsageError.Checked(() => ServerCertificate.Load(certificateFile, keyFile, Environment.GetEnvironmentVariable(ServerCertificate.PasswordVariable), DateTimeOffset.UtcNow,
+                    new ServerCertificate.Sources(certificateGiven.Source, keyGiven.Source)));
             var proxies = UsageError.Checked(() => Vauban.Access.NetworkList.Parse("--trusted-proxies", parse.GetValue(trustedProxies)));
             if (Vauban.Access.NetworkList.WiderThanAnEstablishment(proxies) is { } anyone)
             {
@@ -132,27 +136,24 @@ internal static class ServeCommand
             }
             var ownNetworks = UsageError.Checked(() => Vauban.Access.NetworkList.Parse("--internal-networks", parse.GetValue(internalNetworks)));
             Uri? publicBase = null;
-            if ((parse.GetValue(publicUrl) ?? Environment.GetEnvironmentVariable("VAUBAN_PUBLIC_URL")) is { Length: > 0 } given
-                && !VaubanCommands.IsBaseUrl(given, out publicBase))
+            var publicGiven = Given.From(parse, publicUrl, "VAUBAN_PUBLIC_URL", "--public-url");
+            if (publicGiven.Value is { Length: > 0 } given && !VaubanCommands.IsBaseUrl(given, out publicBase))
             {
-                throw new UsageException($"--public-url: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
+                throw new UsageException($"{publicGiven.Source}: '{given}' is not the http(s) URL clients reach Vauban by (e.g. https://ehr.hopital.example, without a query).");
             }
             var accounts = new Vauban.Access.AccountOptions
             {
                 PasswordMinLength = parse.GetValue(passwordMin), LockoutAfterFailures = parse.GetValue(lockoutAfter),
                 InternalNetworks = ownNetworks, InternalSourceFailuresBeforeAlert = parse.GetValue(internalAlertAfter),
             };
-            try
+            // Refused at the store's opening, after a new store's master key was made: checked here first.
+            UsageError.Checked(() => { accounts.Validate(); return accounts; });
+            var guard = new Vauban.Guard.GuardOptions();
+            if (parse.GetValue(guardConfig) is { } file) // there, and a regular file, when parsed: VaubanCommands.SayValues
             {
-                accounts.Validate(); // refused at the store's opening, after a new store's master key was made
+                var json = await UsageError.ReadAsync(file, "--guard-config", token);
+                guard = UsageError.Checked(() => Vauban.Guard.GuardOptions.FromJson(json), problem => $"--guard-config: {file.FullName}: {problem}");
             }
-            catch (VaubanConfigurationException e)
-            {
-                throw new UsageException(e.Message);
-            }
-            var guard = parse.GetValue(guardConfig) is { } file // there, and a regular file, when parsed: VaubanCommands.SayValues
-                ? GuardOptionsFrom(file, await UsageError.ReadAsync(file, "--guard-config", token))
-                : new Vauban.Guard.GuardOptions();
             await StoreArguments.RefuseForeignAsync(StoreArguments.DbValue(parse), token);
             await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
@@ -172,20 +173,6 @@ internal static class ServeCommand
             return 0;
         }, ct));
         return serve;
-    }
-
-    /// <summary>The guard thresholds of --guard-config; a file that does not hold them is the operator's mistake, a usage error
-    /// naming the file and what in it is wrong.</summary>
-    private static Vauban.Guard.GuardOptions GuardOptionsFrom(FileInfo file, string json)
-    {
-        try
-        {
-            return Vauban.Guard.GuardOptions.FromJson(json);
-        }
-        catch (VaubanConfigurationException e)
-        {
-            throw new UsageException($"--guard-config: {file.FullName}: {e.Message}");
-        }
     }
 
     /// <summary>Whether every address of --urls is the machine's own (loopback or localhost): only then can no one else choose

@@ -10,7 +10,8 @@ internal static class StoreArguments
 {
     public static readonly Option<string?> Db = NotEmpty(new("--db")
     {
-        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…; a value holding ';' in quotes: Password='ab;cd'). Default: $VAUBAN_DB, else ./data/vauban.db",
+        Description = "The store: a SQLite file path, or a PostgreSQL connection string (Host=…;Database=…;Username=… or postgres://…; a value holding ';' in quotes: Password='ab;cd'). "
+            + "Anything with a part 'word=' is read as a connection string: a SQLite file named so is written with its folder, ./v=1.db. Default: $VAUBAN_DB, else ./data/vauban.db",
     }, "the store's file or connection string");
 
     public static readonly Option<string?> MasterKeyFile = NotEmpty(new("--master-key-file")
@@ -42,42 +43,54 @@ internal static class StoreArguments
     /// wrong password, is a failure of the verb (exit 1).</summary>
     internal static string DbValue(ParseResult parse)
     {
-        var given = parse.GetValue(Db);
-        var db = given ?? Environment.GetEnvironmentVariable("VAUBAN_DB");
-        var named = Source(given, db, "--db", "VAUBAN_DB", "the default store") + ": ";
-        db = string.IsNullOrWhiteSpace(db) ? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db") : db;
-        if (VaubanStore.DbProblem(db) is { } problem) throw new UsageException(named + char.ToLowerInvariant(problem[0]) + problem[1..]);
+        var given = DbGiven(parse);
+        var db = given.Value ?? Path.Combine(VaubanStore.DefaultDataDirectory, "vauban.db");
+        if (VaubanStore.DbProblem(db) is { } problem) throw new UsageException(given.Says(problem));
         return db;
     }
 
-    /// <summary>Where a value came from, as the operator would look for it: the option typed, else the variable, else the default.</summary>
-    private static string Source(string? typed, string? value, string option, string variable, string fallback) =>
-        typed is not null ? option : string.IsNullOrWhiteSpace(value) ? fallback : "$" + variable;
+    private static Given DbGiven(ParseResult parse) => Given.From(parse, Db, "VAUBAN_DB", "the default store");
+
+    /// <summary>What the operator should look at for a store that is not where it was named: the option or variable that named it,
+    /// or the two that could have.</summary>
+    private static string Check(Given db) => db.Value is null ? "give it with --db or $VAUBAN_DB" : $"check {db.Source}";
 
     public static StoreOptions Resolve(ParseResult parse)
     {
         var db = DbValue(parse);
-        if (!string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && parse.GetValue(MasterKeyFile) is not null)
+        var variable = Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable);
+        var fromVariable = !string.IsNullOrWhiteSpace(variable);
+        if (fromVariable && parse.GetValue(MasterKeyFile) is not null)
         {
             // The variable takes precedence: a --master-key-file typed beside a leftover $VAUBAN_MASTER_KEY was silently ignored.
-            throw new ArgumentException($"--master-key-file is given while ${MasterKey.EnvironmentVariable} is set, which would be used instead: unset one of them.");
+            throw new UsageException($"--master-key-file is given while ${MasterKey.EnvironmentVariable} is set, which would be used instead: unset one of them.");
         }
-        var keyFile = parse.GetValue(MasterKeyFile) ?? Environment.GetEnvironmentVariable("VAUBAN_MASTER_KEY_FILE");
-        var keyNamed = Source(parse.GetValue(MasterKeyFile), keyFile, "--master-key-file", "VAUBAN_MASTER_KEY_FILE", "the default master key file");
-        if (string.IsNullOrWhiteSpace(keyFile)) keyFile = Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
+        var keyGiven = Given.From(parse, MasterKeyFile, "VAUBAN_MASTER_KEY_FILE", "the default master key file");
+        var keyFile = keyGiven.Value ?? Path.Combine(VaubanStore.DefaultDataDirectory, "master.key");
         // Reading a named pipe waits for a writer, and a device never ends: the verb hung before saying anything.
-        if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && FileKind.NotRegular(keyFile) is { } kind)
+        if (!fromVariable && FileKind.NotRegular(keyFile) is { } kind)
         {
-            throw new UsageException($"{keyNamed}: {Path.GetFullPath(keyFile)} is {kind}, not a regular file.");
+            throw new UsageException(keyGiven.Says($"{Path.GetFullPath(keyFile)} is {kind}, not a regular file."));
         }
         // A key is made only with a new store: for a SQLite store that exists, a missing key file is a mistyped path, and a new
         // key (and its folder) would be left behind before "this store was created with another master key".
-        if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)) && VaubanStore.IsSqliteDatabaseFile(db) && !File.Exists(keyFile) && !Directory.Exists(keyFile))
+        if (!fromVariable && VaubanStore.IsSqliteDatabaseFile(db) && !File.Exists(keyFile) && !Directory.Exists(keyFile))
         {
-            throw new ArgumentException($"No master key file at {Path.GetFullPath(keyFile)}, and the store at {Path.GetFullPath(db)} already exists: its key is elsewhere. "
-                + "Check --master-key-file (or $VAUBAN_MASTER_KEY_FILE); a new key would not open this store.");
+            throw new UsageException(keyGiven.Says($"no file at {Path.GetFullPath(keyFile)}, and the store at {Path.GetFullPath(db)} already exists: its key is elsewhere; "
+                + (keyGiven.Value is null ? "give it with --master-key-file or $VAUBAN_MASTER_KEY_FILE" : "name the key file it was made with") + " (a new key would not open this store)."));
         }
-        var options = new StoreOptions(db, MasterKey.Load(keyFile, Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable)));
+        MasterKey key;
+        try
+        {
+            // A key the operator named that cannot be used as given (readable by others, not a key, a folder) is a usage error,
+            // as a TLS key is; one the store refuses as another store's is found by opening it (exit 1).
+            key = UsageError.Checked(() => MasterKey.Load(keyFile, variable), fromVariable ? null : keyGiven.Says);
+        }
+        catch (UnauthorizedAccessException e) when (!fromVariable && File.Exists(keyFile))
+        {
+            throw new UsageException(UsageError.CannotRead(new FileInfo(keyFile), keyGiven.Source, e));
+        }
+        var options = new StoreOptions(db, key);
         // Where this process journals audit entries on their way to the chain (ADR 0009); every process of one store
         // should use the same folder, so that one recovers what another left after a crash.
         var journal = Environment.GetEnvironmentVariable("VAUBAN_AUDIT_JOURNAL");
@@ -87,16 +100,21 @@ internal static class StoreArguments
     /// <param name="create">Whether the verb may make a new store (tenants add, seed; serve opens its own). The others refuse a
     /// --db where there is none, before a master key is made for it: a typo in the path made an empty store on which `audit
     /// verify` printed nothing and exited 0, and `tenants list` listed nothing. On PostgreSQL likewise a database without
-    /// Vauban's schema (a typo in Database=, the server's own `postgres` database) was given the whole schema.</param>
+    /// Vauban's schema (a typo in Database=, the server's own `postgres` database) was given the whole schema. A path with no
+    /// file is a usage error, as a missing file given to any option is; a file or database without a store is found by
+    /// opening it (exit 1).</param>
     public static async Task<VaubanStore> OpenAsync(ParseResult parse, CancellationToken cancellationToken, bool create = false)
     {
         var db = DbValue(parse);
         var found = await RefuseForeignAsync(db, cancellationToken, create);
         if (!create && found != StoreFound.Store)
         {
-            throw new ArgumentException(VaubanStore.IsPostgresConnectionString(db)
-                ? "No Vauban store in this PostgreSQL database (it has no Vauban schema): check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'."
-                : $"No Vauban store at {Path.GetFullPath(db)}: check --db (or $VAUBAN_DB). A new store is made by 'vauban tenants add' or 'vauban serve'.");
+            var given = DbGiven(parse);
+            const string Made = "A new store is made by 'vauban tenants add' or 'vauban serve'.";
+            if (VaubanStore.IsPostgresConnectionString(db)) throw new ArgumentException($"No Vauban store in this PostgreSQL database (it has no Vauban schema): {Check(given)}. {Made}");
+            var full = Path.GetFullPath(db);
+            if (!File.Exists(full)) throw new UsageException(given.Says($"no Vauban store at {full}: there is no file there. {Made}"));
+            throw new ArgumentException($"No Vauban store at {full}: {Check(given)}. {Made}");
         }
         return await VaubanStore.OpenAsync(Resolve(parse) with { MayCreate = create }, cancellationToken);
     }

@@ -46,8 +46,10 @@ internal static class TenantCommands
         {
             // Refused before the store is opened: a name mistyped on a first run left a new, empty store and master key behind.
             // (Only a name no establishment can have: one that reads like an existing one is named as such by AddAsync.)
+            // A name no establishment can have is a usage error (exit 2); one a store made earlier may hold, or one that reads like
+            // an existing one, is the store's refusal (Tenants.AddAsync compares it with those there first).
             if (!Vauban.Access.Tenants.IsValidName(parse.GetValue(name)))
-                throw new ArgumentException(Vauban.Access.Tenants.NameProblem(parse.GetValue(name)) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.");
+                throw new UsageException(Vauban.Access.Tenants.NameProblem(parse.GetValue(name)) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'.");
             await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             // The act is the first entry of the new tenant's own chain, committed with the tenant: no entry, no tenant (fail closed).
             var tenant = await store.Tenants.AddAsync(parse.GetValue(name)!, AdministrationAudit.Context, token);

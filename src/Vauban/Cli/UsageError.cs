@@ -16,19 +16,33 @@ internal static class UsageError
 {
     public const int ExitCode = 2;
 
-    /// <summary>Runs a check of what the operator typed that refuses with an <see cref="ArgumentException"/> whose message names
-    /// the option (NetworkList, ServerCertificate): the refusal is a usage error, not a failure of the verb.</summary>
-    public static T Checked<T>(Func<T> check)
+    /// <summary>Runs a check of what the operator typed, or of a file or setting it names, that refuses with an
+    /// <see cref="ArgumentException"/> (NetworkList, ServerCertificate) or a <see cref="VaubanConfigurationException"/> (the
+    /// account settings, a guard configuration, a master key): the refusal is a usage error, not a failure of the verb. The one
+    /// way a check's refusal becomes one; <paramref name="says"/> puts it in the operator's terms ("--guard-config: file: …")
+    /// when its message does not name where the value came from.</summary>
+    public static T Checked<T>(Func<T> check, Func<string, string>? says = null)
     {
         ArgumentNullException.ThrowIfNull(check);
         try
         {
             return check();
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or VaubanConfigurationException)
         {
-            throw new UsageException(e.ParamName is { } name ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message);
+            var message = e is ArgumentException { ParamName: { } name } ? e.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal) : e.Message;
+            throw new UsageException(says is null ? message : says(message));
         }
+    }
+
+    /// <summary>"<paramref name="source"/>: <paramref name="problem"/>", a sentence's capital lowered (not an acronym's): "--name: a
+    /// client name is 1 to 200 characters.", "$VAUBAN_MASTER_KEY_FILE: the master key file … is readable by other users; …".</summary>
+    public static string About(string source, string problem)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(problem);
+        var word = problem.TakeWhile(char.IsLetter).ToArray();
+        var sentence = word.Length > 0 && char.IsUpper(word[0]) && word.Skip(1).All(char.IsLower); // "The", "A"; not "PostgreSQL"
+        return $"{source}: {(sentence ? char.ToLowerInvariant(problem[0]) + problem[1..] : problem)}";
     }
 
     /// <summary>The text of a file given to <paramref name="option"/> (--guard-config, --jwks): one that cannot be read is a usage

@@ -56,13 +56,23 @@ internal static class UserCommands
         add.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             var parsedRole = Role(parse.GetValue(role)!)!.Value;
+            // A value no account can take is a usage error (exit 2), told before the store is opened; an id the establishment
+            // does not have, or an address already taken, is found in the store (exit 1).
+            if (!StaffAccounts.IsValidEmail(parse.GetValue(email)!.Trim())) throw new UsageException("--email: not an e-mail address (one '@', no spaces, no control or invisible characters).");
+            var ids = new[] { ("--practitioner", "Practitioner", parse.GetValue(practitioner)), ("--service", "Organization", parse.GetValue(service)) };
+            foreach (var (option, type, id) in ids)
+            {
+                if (id is not null && !Vauban.Records.IdRules.IsValid(id)) throw new UsageException($"{option}: {type} resource ids are 1 to 64 letters, digits, '-' or '.'.");
+            }
+            if (parse.GetValue(name) is { } displayName && !string.IsNullOrWhiteSpace(displayName) && StaffAccounts.DisplayNameProblem(displayName.Trim()) is { } wrongName)
+                throw new UsageException(UsageError.About("--name", wrongName));
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             // Care relationships name the practitioner, the console names the service: a mistyped id would leave the person
-            // outside their patients' care, without a word. A malformed id is refused below, as it was.
-            foreach (var (option, type, id) in new[] { ("--practitioner", "Practitioner", parse.GetValue(practitioner)), ("--service", "Organization", parse.GetValue(service)) })
+            // outside their patients' care, without a word.
+            foreach (var (option, type, id) in ids)
             {
-                if (id is null || !Vauban.Records.IdRules.IsValid(id)) continue;
+                if (id is null) continue;
                 if ((await store.Records.UnknownAsync(AccessContext.Operator(owner, KnownPurposes.SystemAdministration), type, [id], "users add " + option, token)).Count > 0)
                     throw new ArgumentException($"{option}: {owner.Name} has no {type} '{id}'; no account was created.");
             }

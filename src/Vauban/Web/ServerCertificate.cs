@@ -18,14 +18,23 @@ public sealed class ServerCertificate : IDisposable
     private const string SubjectAlternativeName = "2.5.29.17";
 
     private readonly string? _password;
+    private readonly Sources _sources;
 
-    private ServerCertificate(X509Certificate2 certificate, X509Certificate2Collection chain, string certificateFile, string? keyFile, string? password)
+    private ServerCertificate(X509Certificate2 certificate, X509Certificate2Collection chain, string certificateFile, string? keyFile, string? password, Sources sources)
     {
         Certificate = certificate;
         Chain = chain;
         CertificateFile = certificateFile;
         KeyFile = keyFile;
         _password = password;
+        _sources = sources;
+    }
+
+    /// <summary>Where the two paths came from, as a refusal names them: the options, or $VAUBAN_TLS_CERTIFICATE and
+    /// $VAUBAN_TLS_KEY when those gave them (the operator looked for an option never typed).</summary>
+    public sealed record Sources(string Certificate, string Key)
+    {
+        public static Sources Options { get; } = new("--tls-certificate", "--tls-key");
     }
 
     /// <summary>The file it was read from (PEM, or PKCS#12 holding the key too).</summary>
@@ -55,11 +64,13 @@ public sealed class ServerCertificate : IDisposable
 
     /// <summary>Loads a PEM certificate (intermediates may follow it) and its PEM private key, or, when <paramref name="keyFile"/>
     /// is null, a PKCS#12 file holding both. <paramref name="password"/> opens a PKCS#12 file or an encrypted PEM key.
-    /// Refuses with an <see cref="ArgumentException"/> whose message names the option and the file, never the key's content.</summary>
-    public static ServerCertificate Load(string certificateFile, string? keyFile, string? password, DateTimeOffset now)
+    /// Refuses with an <see cref="ArgumentException"/> whose message names where the path came from (<paramref name="sources"/>,
+    /// the options by default) and the file, never the key's content.</summary>
+    public static ServerCertificate Load(string certificateFile, string? keyFile, string? password, DateTimeOffset now, Sources? sources = null)
     {
         ArgumentNullException.ThrowIfNull(certificateFile);
-        var certificateBytes = Read("--tls-certificate", certificateFile);
+        var from = sources ?? Sources.Options;
+        var certificateBytes = Read(from.Certificate, certificateFile);
         var certificateText = System.Text.Encoding.Latin1.GetString(certificateBytes); // a PEM file is ASCII; Latin-1 keeps a PKCS#12 file's bytes
         var isPem = certificateText.Contains("-----BEGIN", StringComparison.Ordinal);
         X509Certificate2 certificate;
@@ -68,31 +79,31 @@ public sealed class ServerCertificate : IDisposable
         {
             if (isPem)
             {
-                throw new ArgumentException($"--tls-certificate: '{certificateFile}' is a PEM file; give its private key with --tls-key (or a PKCS#12 .pfx file holding both).");
+                throw new ArgumentException($"{from.Certificate}: '{certificateFile}' is a PEM file; give its private key with --tls-key or $VAUBAN_TLS_KEY (or a PKCS#12 .pfx file holding both).");
             }
-            RefuseReadableByOthers("--tls-certificate", certificateFile);
-            (certificate, chain) = LoadPkcs12(certificateFile, certificateBytes, password);
+            RefuseReadableByOthers(from.Certificate, certificateFile);
+            (certificate, chain) = LoadPkcs12(from, certificateFile, certificateBytes, password);
         }
         else
         {
-            var keyText = System.Text.Encoding.ASCII.GetString(Read("--tls-key", keyFile));
+            var keyText = System.Text.Encoding.ASCII.GetString(Read(from.Key, keyFile));
             if (!keyText.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
             {
-                throw new ArgumentException($"--tls-key: '{keyFile}' holds no PEM private key (-----BEGIN PRIVATE KEY-----).");
+                throw new ArgumentException($"{from.Key}: '{keyFile}' holds no PEM private key (-----BEGIN PRIVATE KEY-----).");
             }
-            RefuseReadableByOthers("--tls-key", keyFile);
-            (certificate, chain) = LoadPem(certificateFile, certificateText, keyFile, keyText, password);
+            RefuseReadableByOthers(from.Key, keyFile);
+            (certificate, chain) = LoadPem(from, certificateFile, certificateText, keyFile, keyText, password);
         }
         try
         {
-            Check(certificateFile, certificate, now);
+            Check(from, certificateFile, certificate, now);
         }
         catch
         {
             Dispose(certificate, chain);
             throw;
         }
-        return new ServerCertificate(certificate, chain, certificateFile, keyFile, password);
+        return new ServerCertificate(certificate, chain, certificateFile, keyFile, password, from);
     }
 
     /// <summary>Releases the private key's native handle and the chain's. Only for a certificate no handshake presents any more
@@ -105,29 +116,29 @@ public sealed class ServerCertificate : IDisposable
         foreach (var intermediate in chain) intermediate.Dispose();
     }
 
-    private static void Check(string certificateFile, X509Certificate2 certificate, DateTimeOffset now)
+    private static void Check(Sources from, string certificateFile, X509Certificate2 certificate, DateTimeOffset now)
     {
         if (now.UtcDateTime < certificate.NotBefore.ToUniversalTime())
         {
-            throw new ArgumentException($"--tls-certificate: the certificate in '{certificateFile}' is not valid before {certificate.NotBefore.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.");
+            throw new ArgumentException($"{from.Certificate}: the certificate in '{certificateFile}' is not valid before {certificate.NotBefore.ToUniversalTime():yyyy-MM-dd HH:mm} UTC.");
         }
         // Refused rather than served: the staff pages send Strict-Transport-Security, under which a browser offers no way past a
         // certificate error, and every API client refuses one, so an expired certificate would only delay the same outage
         // behind a server that seems to start.
         if (now.UtcDateTime > certificate.NotAfter.ToUniversalTime())
         {
-            throw new ArgumentException($"--tls-certificate: the certificate in '{certificateFile}' expired on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it.");
+            throw new ArgumentException($"{from.Certificate}: the certificate in '{certificateFile}' expired on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it.");
         }
         // Kestrel refuses such a certificate itself, but only once the store is open, in a stack trace.
         if (certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().FirstOrDefault() is { } usages
             && !usages.EnhancedKeyUsages.Cast<Oid>().Any(usage => usage.Value == ServerAuthentication))
         {
-            throw new ArgumentException($"--tls-certificate: the certificate in '{certificateFile}' is not for server authentication (its extended key usage lacks serverAuth).");
+            throw new ArgumentException($"{from.Certificate}: the certificate in '{certificateFile}' is not for server authentication (its extended key usage lacks serverAuth).");
         }
     }
 
     /// <summary>The same files read again, with the same checks as at start (a renewal replaces them in place).</summary>
-    public ServerCertificate Reload(DateTimeOffset now) => Load(CertificateFile, KeyFile, _password, now);
+    public ServerCertificate Reload(DateTimeOffset now) => Load(CertificateFile, KeyFile, _password, now, _sources);
 
     /// <summary>Whether a client reaching the server by <paramref name="host"/> (a DNS name or an IP address) finds it among the
     /// certificate's subject alternative names, as RFC 6125 has clients match: a name case-insensitively, a wildcard only as the
@@ -208,7 +219,7 @@ public sealed class ServerCertificate : IDisposable
         }
     }
 
-    private static (X509Certificate2, X509Certificate2Collection) LoadPem(string certificateFile, string certificateText, string keyFile, string keyText, string? password)
+    private static (X509Certificate2, X509Certificate2Collection) LoadPem(Sources from, string certificateFile, string certificateText, string keyFile, string keyText, string? password)
     {
         var all = new X509Certificate2Collection();
         try
@@ -217,13 +228,13 @@ public sealed class ServerCertificate : IDisposable
         }
         catch (CryptographicException)
         {
-            throw new ArgumentException($"--tls-certificate: '{certificateFile}' holds a PEM certificate that cannot be read.");
+            throw new ArgumentException($"{from.Certificate}: '{certificateFile}' holds a PEM certificate that cannot be read.");
         }
-        if (all.Count == 0) throw new ArgumentException($"--tls-certificate: '{certificateFile}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
+        if (all.Count == 0) throw new ArgumentException($"{from.Certificate}: '{certificateFile}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
         X509Certificate2 certificate;
         try
         {
-            certificate = CertificateWithKey(certificateFile, certificateText, keyFile, keyText, password);
+            certificate = CertificateWithKey(from, certificateFile, certificateText, keyFile, keyText, password);
         }
         catch
         {
@@ -236,12 +247,12 @@ public sealed class ServerCertificate : IDisposable
         return (certificate, chain);
     }
 
-    private static X509Certificate2 CertificateWithKey(string certificateFile, string certificateText, string keyFile, string keyText, string? password)
+    private static X509Certificate2 CertificateWithKey(Sources from, string certificateFile, string certificateText, string keyFile, string keyText, string? password)
     {
         var encrypted = keyText.Contains("-----BEGIN ENCRYPTED PRIVATE KEY-----", StringComparison.Ordinal);
         if (encrypted && string.IsNullOrEmpty(password))
         {
-            throw new ArgumentException($"--tls-key: the key in '{keyFile}' is encrypted; give its password in ${PasswordVariable}.");
+            throw new ArgumentException($"{from.Key}: the key in '{keyFile}' is encrypted; give its password in ${PasswordVariable}.");
         }
         try
         {
@@ -250,17 +261,17 @@ public sealed class ServerCertificate : IDisposable
         }
         catch (ArgumentException)
         {
-            throw new ArgumentException($"--tls-key: the key in '{keyFile}' does not match the certificate in '{certificateFile}'.");
+            throw new ArgumentException($"{from.Key}: the key in '{keyFile}' does not match the certificate in '{certificateFile}'.");
         }
         catch (CryptographicException)
         {
             throw new ArgumentException(encrypted
-                ? $"--tls-key: the key in '{keyFile}' cannot be read with the password in ${PasswordVariable}."
-                : $"--tls-key: the key in '{keyFile}' cannot be read (an RSA, EC or DSA key in PEM is expected).");
+                ? $"{from.Key}: the key in '{keyFile}' cannot be read with the password in ${PasswordVariable}."
+                : $"{from.Key}: the key in '{keyFile}' cannot be read (an RSA, EC or DSA key in PEM is expected).");
         }
     }
 
-    private static (X509Certificate2, X509Certificate2Collection) LoadPkcs12(string file, byte[] bytes, string? password)
+    private static (X509Certificate2, X509Certificate2Collection) LoadPkcs12(Sources from, string file, byte[] bytes, string? password)
     {
         X509Certificate2Collection all;
         try
@@ -269,13 +280,13 @@ public sealed class ServerCertificate : IDisposable
         }
         catch (CryptographicException)
         {
-            throw new ArgumentException($"--tls-certificate: '{file}' is neither a PEM certificate (then give --tls-key) nor a PKCS#12 file that opens with the password in ${PasswordVariable}.");
+            throw new ArgumentException($"{from.Certificate}: '{file}' is neither a PEM certificate (then give --tls-key or $VAUBAN_TLS_KEY) nor a PKCS#12 file that opens with the password in ${PasswordVariable}.");
         }
         var withKey = all.Where(certificate => certificate.HasPrivateKey).ToList();
         if (withKey.Count != 1)
         {
             foreach (var certificate in all) certificate.Dispose();
-            throw new ArgumentException($"--tls-certificate: the PKCS#12 file '{file}' holds {withKey.Count} certificates with a private key; it must hold exactly one, the server's.");
+            throw new ArgumentException($"{from.Certificate}: the PKCS#12 file '{file}' holds {withKey.Count} certificates with a private key; it must hold exactly one, the server's.");
         }
         var chain = new X509Certificate2Collection();
         foreach (var other in all) if (!other.HasPrivateKey) chain.Add(other);

@@ -257,7 +257,7 @@ public abstract class BreachTests : IAsyncLifetime
         Assert.Equal(0, (await BreachAsync(folder, "--principal", _client)).Exit);
         var written = File.ReadAllText(Path.Combine(folder, "scope.json"));
         var (exit, output) = await BreachAsync(folder, "--principal", _client);
-        Assert.Equal(1, exit);
+        Assert.Equal(2, exit); // a usage error, found before the store is opened
         Assert.Contains("is not empty", output, StringComparison.Ordinal);
         Assert.Equal(written, File.ReadAllText(Path.Combine(folder, "scope.json")));
     }
