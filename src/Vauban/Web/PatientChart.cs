@@ -323,5 +323,5 @@ public sealed class PatientChart
     public static string FhirDateTime(DateTimeOffset at) => at.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
 
     /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
-    public static string ZoneName => ParisTime.Name;
+    public const string ZoneName = ParisTime.Name;
 }
