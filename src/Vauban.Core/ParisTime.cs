@@ -1,19 +1,18 @@
 // French establishments, French readers: what a person reads (a page, an alert, a letter) gives times as the clocks in France
-// show them, and says so. The machine's time-zone data names the zone; without it (a container with no tzdata) times stay in
-// UTC and are named UTC, never mislabelled.
+// show them, and says so; and a date or a time written without a zone (a FHIR date, a search value, a form's field) is read on
+// those clocks. The machine's time-zone data gives Paris's rules; a machine without it (a container with no tzdata) uses
+// Vauban's own copy of them since 1945 (ParisRules), so that a store's search index, which holds the instants each date
+// covers, does not depend on the machine that wrote it.
 using System.Globalization;
 
 namespace Vauban;
 
 public static class ParisTime
 {
-    public static TimeZoneInfo Zone { get; } = TimeZoneInfo.TryFindSystemTimeZoneById("Europe/Paris", out var paris) ? paris : TimeZoneInfo.Utc;
+    public static TimeZoneInfo Zone { get; } = TimeZoneInfo.TryFindSystemTimeZoneById("Europe/Paris", out var paris) ? paris : ParisRules.Zone;
 
-    /// <summary>Whether <see cref="Zone"/> is Paris's (false: the machine has no time-zone data, and times are UTC).</summary>
-    public static bool Known => Zone != TimeZoneInfo.Utc;
-
-    /// <summary>"Paris time", or "UTC" when the zone is not known.</summary>
-    public static string Name => Known ? "Paris time" : "UTC";
+    /// <summary>How the pages and letters name the time they give.</summary>
+    public const string Name = "Paris time";
 
     /// <summary>An instant as Paris's clocks showed it.</summary>
     public static DateTimeOffset Of(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Zone);
@@ -22,9 +21,107 @@ public static class ParisTime
     /// so that between midnight in Paris and midnight UTC the two do not name different days.</summary>
     public static DateOnly DateOf(DateTimeOffset at) => DateOnly.FromDateTime(Of(at).DateTime);
 
+    /// <summary>The calendar date in Paris at an instant (Unix milliseconds); beyond what DateTimeOffset holds, its first or last day.</summary>
+    internal static DateOnly DateOf(long unixMilliseconds) =>
+        DateOf(DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(unixMilliseconds, MinUnixMilliseconds, MaxUnixMilliseconds)));
+
     /// <summary>"2026-12-06 23:41 Paris time (22:41 UTC)": for a text read both at the console (Paris time) and on the command
     /// line (UTC).</summary>
-    public static string WithUtc(DateTimeOffset at) => Known
-        ? Of(at).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " Paris time (" + at.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture) + " UTC)"
-        : at.UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " UTC";
+    public static string WithUtc(DateTimeOffset at) =>
+        Of(at).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " Paris time (" + at.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture) + " UTC)";
+
+    /// <summary>The instant Paris's clocks show <paramref name="date"/> at <paramref name="time"/>, with Paris's offset then (the
+    /// first, in summer time, when the clocks show it twice: <see cref="UnixMillisecondsAt"/>); null when they skip it (02:30 on
+    /// the last Sunday of March), which a form refuses rather than write a time that never was.</summary>
+    public static DateTimeOffset? At(DateOnly date, TimeOnly time)
+    {
+        var at = UnixMillisecondsAt(WallClock(date.DayNumber, time.Ticks / TimeSpan.TicksPerMillisecond), out var skipped);
+        return skipped ? null : Of(DateTimeOffset.FromUnixTimeMilliseconds(at));
+    }
+
+    /// <summary>A wall-clock reading as milliseconds from 1970-01-01 00:00 on the same clock (no zone): the day (DateOnly.DayNumber,
+    /// which may be one past 9999-12-31, the end of that day) and the milliseconds into it.</summary>
+    internal static long WallClock(int dayNumber, long millisecondOfDay) => ((dayNumber - UnixEpochDay) * MillisecondsPerDay) + millisecondOfDay;
+
+    /// <summary>What Paris's clocks read at an instant (Unix milliseconds), as <see cref="WallClock"/> counts it.</summary>
+    internal static long WallClockOf(long unixMilliseconds) => unixMilliseconds + OffsetMilliseconds(unixMilliseconds);
+
+    /// <summary>
+    /// The instant (Unix milliseconds) at which Paris's clocks read <paramref name="wallClock"/> (<see cref="WallClock"/>).
+    /// A reading they show twice, when they go back an hour (02:00–02:59 on the last Sunday of October), is the first, in summer
+    /// time: a day, a search's "from" or an agenda's starts when the clocks first show it, and nothing of the hour is left out.
+    /// A reading they skip, when they go forward (02:00–02:59 on the last Sunday of March), is the instant they jump at (03:00
+    /// summer time), with <paramref name="skipped"/>: the first instant whose reading is later, so that readings before and after
+    /// the gap keep their order (ge02:30 is from the jump, lt02:30 before it).
+    /// </summary>
+    public static long UnixMillisecondsAt(long wallClock, out bool skipped)
+    {
+        skipped = false;
+        // Paris's offset a day either side: one change at most lies between (they are months apart), and only one within two
+        // hours of the reading can make it ambiguous or skipped. Most readings are neither: two look-ups.
+        var before = OffsetMilliseconds(wallClock - MillisecondsPerDay);
+        var after = OffsetMilliseconds(wallClock + MillisecondsPerDay);
+        if (before == after) return wallClock - before;
+        var readBefore = wallClock - before;
+        var readAfter = wallClock - after;
+        var beforeHolds = OffsetMilliseconds(readBefore) == before;
+        var afterHolds = OffsetMilliseconds(readAfter) == after;
+        if (beforeHolds && afterHolds) return Math.Min(readBefore, readAfter);
+        if (beforeHolds) return readBefore;
+        if (afterHolds) return readAfter;
+        // Skipped: the change lies between the two readings, the offset before it at the earlier one. The first instant after it.
+        skipped = true;
+        var (low, high) = (Math.Min(readBefore, readAfter), Math.Max(readBefore, readAfter));
+        while (high - low > 1)
+        {
+            var middle = low + ((high - low) / 2);
+            if (OffsetMilliseconds(middle) == before) low = middle;
+            else high = middle;
+        }
+        return high;
+    }
+
+    private static long OffsetMilliseconds(long unixMilliseconds)
+    {
+        // Beyond what DateTime holds (a day either side of year 1 or 9999), the offset at its edge.
+        var ticks = Math.Clamp(unixMilliseconds, MinUnixMilliseconds, MaxUnixMilliseconds) * TimeSpan.TicksPerMillisecond + DateTime.UnixEpoch.Ticks;
+        return Zone.GetUtcOffset(new DateTime(ticks, DateTimeKind.Utc)).Ticks / TimeSpan.TicksPerMillisecond;
+    }
+
+    private const long MillisecondsPerDay = 86_400_000;
+    private static readonly int UnixEpochDay = DateOnly.FromDateTime(DateTime.UnixEpoch).DayNumber;
+    private static readonly long MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+    private static readonly long MaxUnixMilliseconds = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+}
+
+/// <summary>
+/// Paris's rules since its clocks were last set to Central European Time (16 September 1945), for a machine without time-zone data:
+/// UTC+1, and summer time (UTC+2) since 1976 — on the dates France chose from 1976 to 1980, then from the last Sunday of March to
+/// the last Sunday of September until 1995, to the last Sunday of October since 1996 (the EU's rule); the clocks go forward at 02:00
+/// and back at 03:00 (01:00 UTC both times; 1976's at 01:00 both ways). Before 1945 these are not Paris's (its mean time until 1911,
+/// then UTC with its own summer times, then the war's): tzdata has them, these rules read such times as UTC+1.
+/// </summary>
+internal static class ParisRules
+{
+    public static TimeZoneInfo Zone { get; } = TimeZoneInfo.CreateCustomTimeZone("Europe/Paris", TimeSpan.FromHours(1), "Paris", "CET", "CEST",
+    [
+        Year(1976, (3, 28), (9, 26), forwardAt: 1, backAt: 1),
+        Year(1977, (4, 3), (9, 25)),
+        Year(1978, (4, 2), (10, 1)),
+        Year(1979, (4, 1), (9, 30)),
+        Year(1980, (4, 6), (9, 28)),
+        LastSundays(1981, 1995, backIn: 9),
+        LastSundays(1996, 9999, backIn: 10),
+    ]);
+
+    private static TimeZoneInfo.AdjustmentRule Year(int year, (int Month, int Day) forward, (int Month, int Day) back, int forwardAt = 2, int backAt = 3) =>
+        TimeZoneInfo.AdjustmentRule.CreateAdjustmentRule(new DateTime(year, 1, 1), new DateTime(year, 12, 31), TimeSpan.FromHours(1),
+            TimeZoneInfo.TransitionTime.CreateFixedDateRule(new DateTime(1, 1, 1, forwardAt, 0, 0), forward.Month, forward.Day),
+            TimeZoneInfo.TransitionTime.CreateFixedDateRule(new DateTime(1, 1, 1, backAt, 0, 0), back.Month, back.Day));
+
+    // Week 5: the last Sunday of the month. The change back is given in summer time (03:00), as .NET reads it.
+    private static TimeZoneInfo.AdjustmentRule LastSundays(int from, int to, int backIn) =>
+        TimeZoneInfo.AdjustmentRule.CreateAdjustmentRule(new DateTime(from, 1, 1), new DateTime(to, 12, 31), TimeSpan.FromHours(1),
+            TimeZoneInfo.TransitionTime.CreateFloatingDateRule(new DateTime(1, 1, 1, 2, 0, 0), 3, 5, DayOfWeek.Sunday),
+            TimeZoneInfo.TransitionTime.CreateFloatingDateRule(new DateTime(1, 1, 1, 3, 0, 0), backIn, 5, DayOfWeek.Sunday));
 }

@@ -243,7 +243,7 @@ public static class BreachDocuments
     /// <summary>Times as the clocks in France showed them (a patient read "18:41 UTC" for an access at 19:41 on her clock), named as such.</summary>
     private static string When(DateTimeOffset at, bool fr) =>
         ParisTime.Of(at).ToString(fr ? "dd/MM/yyyy 'à' HH:mm" : "yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)
-        + (ParisTime.Known ? (fr ? " (heure de Paris)" : " (Paris time)") : " UTC");
+        + (fr ? " (heure de Paris)" : " (Paris time)");
 
     private static string Day(DateTimeOffset at, bool fr) => ParisTime.Of(at).ToString(fr ? "dd/MM/yyyy" : "yyyy-MM-dd", CultureInfo.InvariantCulture);
 }

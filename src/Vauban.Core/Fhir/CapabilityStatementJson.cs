@@ -34,6 +34,7 @@ public static class CapabilityStatementJson
         writer.WriteString("documentation", "Search limits: identifying values are stored as keyed blind indexes, not in clear. A string parameter matches "
             + "by starts-with on the first " + Records.Search.IndexEntries.MaxPrefix + " letters or digits of the value (accent- and case-insensitive; a longer value "
             + "matches on those), or with :exact; :contains is not available. _sort takes _lastUpdated, _id or a date of care, not identifying values. "
+            + "Dates and times without a zone, stored or searched, are Paris's (Europe/Paris), as R4 search lets a server read them; birth dates are calendar dates. "
             + "Paging and self links are opaque tokens for the same client or person, for an hour. Prefer: handling=lenient ignores unknown or unsupported "
             + "parameters and names them in the page's OperationOutcome entry; an unsupported modifier on a filter is refused even then. " + ConditionalDocumentation);
         writer.WriteStartObject("security");
@@ -78,7 +79,7 @@ public static class CapabilityStatementJson
         WriteParam(writer, "patient", "reference", "The patient whose record was touched (Patient/123 or 123)");
         WriteParam(writer, "entity", "reference", "A record in a patient's record (Observation/123; a Patient is the patient): the entries that name it");
         WriteParam(writer, "agent", "token", "The principal: an account or client id");
-        WriteParam(writer, "date", "date", "When the act was recorded (eq, ge, gt, le, lt)");
+        WriteParam(writer, "date", "date", "When the act was recorded (eq, ge, gt, le, lt). " + SearchParameter.WithoutZone);
         WriteParam(writer, "action", "token", "C, R, U, D or E, or a FHIR interaction code (read, search-type, create, …)");
         writer.WriteEndArray();
         writer.WriteEndObject();
@@ -110,7 +111,8 @@ public static class CapabilityStatementJson
                 .Select(p => $"{source}:{p.Name}")).Order(StringComparer.Ordinal));
             writer.WriteStartArray("searchParam");
             WriteParam(writer, "_id", "token", "Logical id");
-            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed (ap: within a tenth of the time between the date and today on each side, at least a day)");
+            WriteParam(writer, "_lastUpdated", "date", "When the resource last changed (ap: within a tenth of the time between the date and today on each side, at least a day). "
+                + SearchParameter.WithoutZone);
             foreach (var parameter in SearchParameters.For(type).Values.Where(p => !p.Hidden).OrderBy(p => p.Name, StringComparer.Ordinal))
             {
                 WriteParam(writer, parameter.Name, parameter.Kind.ToString().ToLowerInvariant(), parameter.Description);

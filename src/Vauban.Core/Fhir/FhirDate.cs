@@ -17,13 +17,16 @@ public static class FhirDate
         return FhirDateRange.TryParse(text, out unixMilliseconds, out _, out _);
     }
 
-    /// <summary>The time a FHIR date or dateTime covers ("2026-03" is the whole month): its first millisecond and the one after its last.</summary>
+    /// <summary>The time a FHIR date or dateTime covers ("2026-03" is the whole month; without a zone, Paris's): its first millisecond
+    /// and the one after its last, within what DateTimeOffset holds (Paris's year 1 starts before it, its 9999 ends after).</summary>
     public static bool TryParseRange(string text, out DateTimeOffset start, out DateTimeOffset end)
     {
         start = end = default;
-        if (!FhirDateRange.TryParse(text, out var low, out var high, out _) || low < -62135596800000 || high >= 253402300799999) return false;
-        start = DateTimeOffset.FromUnixTimeMilliseconds(low);
-        end = DateTimeOffset.FromUnixTimeMilliseconds(high + 1);
+        if (!FhirDateRange.TryParse(text, out var low, out var high, out _)) return false;
+        start = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(low, First, Last));
+        end = DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(high + 1, First, Last));
         return true;
     }
+
+    private static readonly long First = DateTimeOffset.MinValue.ToUnixTimeMilliseconds(), Last = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 }

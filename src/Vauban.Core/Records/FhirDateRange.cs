@@ -1,5 +1,9 @@
 // FHIR dates, dateTimes and instants as the range of time they cover (a date of "2024-03" covers the
 // whole month), in Unix milliseconds, inclusive at both ends. Date search compares such ranges.
+// A value without a zone is read on Paris's clocks (ParisTime; FHIR R4 search, date: a server may apply its own zone to
+// values without one): a year, a month or a day covers Paris's, from its midnight to the next — 23 hours the day the clocks
+// go forward, 25 the day they go back —, and a search's time without a zone is Paris's. A stored dateTime with a time always
+// has its zone (the validator refuses one without), so only stored dates and months and years, and search values, are read so.
 using System.Globalization;
 
 namespace Vauban.Records;
@@ -17,42 +21,68 @@ internal static class FhirDateRange
         if (!int.TryParse(text.AsSpan(0, 4), NumberStyles.None, CultureInfo.InvariantCulture, out var year) || year < 1) return false;
         if (text.Length == 4)
         {
-            var start = new DateTime(year, 1, 1, 0, 0, 0, DateTimeKind.Utc);
-            return Range(start, year == MaxYear ? null : start.AddYears(1), out low, out high);
+            var first = new DateOnly(year, 1, 1).DayNumber;
+            return ParisDays(first, first + (DateTime.IsLeapYear(year) ? 366 : 365), out low, out high);
         }
         if (text.Length < 7 || text[4] != '-' || !int.TryParse(text.AsSpan(5, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var month) || month is < 1 or > 12) return false;
         if (text.Length == 7)
         {
             precision = DatePrecision.Month;
-            var start = new DateTime(year, month, 1, 0, 0, 0, DateTimeKind.Utc);
-            return Range(start, year == MaxYear && month == 12 ? null : start.AddMonths(1), out low, out high);
+            var first = new DateOnly(year, month, 1).DayNumber;
+            return ParisDays(first, first + DateTime.DaysInMonth(year, month), out low, out high);
         }
         if (text.Length < 10 || text[7] != '-' || !int.TryParse(text.AsSpan(8, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var day)
             || day < 1 || day > DateTime.DaysInMonth(year, month)) return false;
+        var date = new DateOnly(year, month, day).DayNumber;
         if (text.Length == 10)
         {
             precision = DatePrecision.Day;
-            var start = new DateTime(year, month, day, 0, 0, 0, DateTimeKind.Utc);
-            return Range(start, start == DateTime.MaxValue.Date ? null : start.AddDays(1), out low, out high);
+            return ParisDays(date, date + 1, out low, out high);
         }
         if (text[10] != 'T') return false;
         precision = DatePrecision.Time;
         if (!TryReadTime(text.AsSpan(11), out var millisecondOfDay, out var span, out var offsetMinutes)) return false;
+        if (offsetMinutes is not { } offset)
+        {
+            // A time the clocks skip covers no time: the instant they jump at, and nothing (eq finds nothing there; the prefixes
+            // compare as the clocks read: lt02:30 is before the jump, gt02:30 from it).
+            low = ParisTime.UnixMillisecondsAt(ParisTime.WallClock(date, millisecondOfDay), out var skipped);
+            high = skipped ? low - 1 : low + span;
+            return true;
+        }
         // Counted in whole milliseconds rather than through DateTimeOffset: a moment written near year 1 or 9999 in another
         // zone ("0001-01-01T00:00:00+01:00") falls outside what DateTime holds once in UTC, yet it is a valid FHIR dateTime.
-        var midnight = new DateTimeOffset(year, month, day, 0, 0, 0, TimeSpan.Zero).ToUnixTimeMilliseconds();
-        low = midnight + millisecondOfDay - (offsetMinutes * 60_000L);
+        low = ParisTime.WallClock(date, millisecondOfDay) - (offset * 60_000L);
         high = low + span;
         return true;
     }
 
-    /// <summary>hh:mm, hh:mm:ss or hh:mm:ss.f+, then Z, ±hh:mm or nothing (search values without a zone are taken as UTC).
+    /// <summary>The first and last day a date without a time names on the calendar (a year its 1 January to its 31 December), for
+    /// what is kept as a calendar date rather than as instants (a birth date's blind index); false for any other value.</summary>
+    public static bool TryParseDays(string text, out DateOnly first, out DateOnly last)
+    {
+        first = last = default;
+        if (text.Length is not (4 or 7 or 10) || !TryParse(text, out _, out _, out var precision)) return false;
+        var year = int.Parse(text.AsSpan(0, 4), NumberStyles.None, CultureInfo.InvariantCulture);
+        var month = precision == DatePrecision.Year ? 1 : int.Parse(text.AsSpan(5, 2), NumberStyles.None, CultureInfo.InvariantCulture);
+        first = new DateOnly(year, month, precision == DatePrecision.Day ? int.Parse(text.AsSpan(8, 2), NumberStyles.None, CultureInfo.InvariantCulture) : 1);
+        last = precision switch
+        {
+            DatePrecision.Year => new DateOnly(year, 12, 31),
+            DatePrecision.Month => new DateOnly(year, month, DateTime.DaysInMonth(year, month)),
+            _ => first,
+        };
+        return true;
+    }
+
+    /// <summary>hh:mm, hh:mm:ss or hh:mm:ss.f+, then Z, ±hh:mm or nothing (<paramref name="offsetMinutes"/> null: Paris's clocks).
     /// Fractions beyond the millisecond are cut off. A leap second (23:59:60, which the FHIR grammar admits) is the last
     /// millisecond of the minute before it: Unix time has no second for it.</summary>
     /// <param name="span">How many milliseconds past the first the value covers: 59,999 to the minute, 999 to the second, 0 with a fraction.</param>
-    private static bool TryReadTime(ReadOnlySpan<char> time, out long millisecondOfDay, out long span, out int offsetMinutes)
+    private static bool TryReadTime(ReadOnlySpan<char> time, out long millisecondOfDay, out long span, out int? offsetMinutes)
     {
-        millisecondOfDay = span = offsetMinutes = 0;
+        millisecondOfDay = span = 0;
+        offsetMinutes = null;
         if (!TryTwoDigits(time, 0, out var hours) || hours > 23 || time.Length < 5 || time[2] != ':'
             || !TryTwoDigits(time, 3, out var minutes) || minutes > 59) return false;
         var position = 5;
@@ -106,16 +136,12 @@ internal static class FhirDateRange
         return true;
     }
 
-    private const int MaxYear = 9999;
-
-    /// <param name="endExclusive">The start of the next year, month or day; null when there is none (9999-12-31 is a
-    /// valid FHIR date), and the range then ends at the last millisecond DateTime can hold.</param>
-    private static bool Range(DateTime start, DateTime? endExclusive, out long low, out long high)
+    /// <summary>Paris's days from <paramref name="first"/> up to <paramref name="next"/> (DateOnly.DayNumber; one past 9999-12-31 is
+    /// the end of that day): from the instant its clocks first show the first day's midnight to the last before they show the next's.</summary>
+    private static bool ParisDays(int first, int next, out long low, out long high)
     {
-        low = new DateTimeOffset(start).ToUnixTimeMilliseconds();
-        high = endExclusive is { } end
-            ? new DateTimeOffset(end).ToUnixTimeMilliseconds() - 1
-            : new DateTimeOffset(DateTime.SpecifyKind(DateTime.MaxValue, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
+        low = ParisTime.UnixMillisecondsAt(ParisTime.WallClock(first, 0), out _);
+        high = ParisTime.UnixMillisecondsAt(ParisTime.WallClock(next, 0), out _) - 1;
         return true;
     }
 }

@@ -34,18 +34,22 @@ internal static class BreachCommand
             if (BreachInvestigation.PrincipalId(result.GetValueOrDefault<string>()) is null)
                 result.AddError("--principal: a staff account user:<id> or an API client client:<id> (letters, digits, '-', '_', '.').");
         });
-        var from = new Option<string?>("--from") { Description = "Only acts at or after this UTC date (2026-11-30, from its start) or instant (2026-11-30T08:00:00Z). Default: the log's beginning." };
-        var to = new Option<string?>("--to") { Description = "Only acts before this UTC instant, or up to the end of this UTC date (2026-12-04 includes that day). Default: now." };
+        var from = new Option<string?>("--from")
+        {
+            Description = "Only acts at or after this date (2026-11-30, from its start in Paris) or time (2026-11-30T08:00:00, Paris time; with Z or an offset, "
+                + "in that zone: 2026-11-30T07:00:00Z). Default: the log's beginning.",
+        };
+        var to = new Option<string?>("--to") { Description = "Only acts before this time, or up to the end of this date (2026-12-04 includes that day in Paris). Default: now." };
         var detected = new Option<string?>("--detected-at")
         {
-            Description = "When the establishment became aware of the breach (UTC date or instant): the 72-hour deadline of the notification runs from it. Default: now.",
+            Description = "When the establishment became aware of the breach (a date or a time, as --from): the 72-hour deadline of the notification runs from it. Default: now.",
         };
         foreach (var option in new[] { from, to, detected })
         {
             option.Validators.Add(result =>
             {
                 if (result.GetValueOrDefault<string?>() is { } text && Instant(text, endOfDay: false) is null)
-                    result.AddError($"{option.Name}: '{text}' is not a UTC date (yyyy-MM-dd) or instant (yyyy-MM-ddTHH:mm:ssZ).");
+                    result.AddError($"{option.Name}: '{text}' is not a date (yyyy-MM-dd) or a time (yyyy-MM-ddTHH:mm:ss, Paris time, or followed by Z or ±hh:mm).");
             });
         }
         var output = new Option<DirectoryInfo>("--out")
@@ -206,17 +210,14 @@ internal static class BreachCommand
         await stream.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
     }
 
-    /// <summary>A UTC date (its start, or with <paramref name="endOfDay"/> the start of the next day) or an instant; null when neither.</summary>
+    /// <summary>A date (its start in Paris, or with <paramref name="endOfDay"/> the start of the next day there) or a time (a FHIR
+    /// dateTime: Paris time without a zone, as every date and time without one in Vauban: ParisTime); null when neither. The officer
+    /// reads the console in Paris time: "2026-12-04" is that day there, from 2026-12-03T23:00:00Z (it was UTC's, an hour later).</summary>
     internal static DateTimeOffset? Instant(string text, bool endOfDay)
     {
-        if (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day))
-        {
-            var start = new DateTimeOffset(day.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
-            // The end of 9999-12-31 is the last instant there is ("an un-representable DateTime" was said instead).
-            return !endOfDay ? start : day == DateOnly.MaxValue ? DateTimeOffset.MaxValue : start.AddDays(1);
-        }
-        return text.Contains('T', StringComparison.Ordinal)
-            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at) ? at : null;
+        var day = text.Length == 10;
+        if ((!day && !text.Contains('T', StringComparison.Ordinal)) || !Fhir.FhirDate.TryParseRange(text, out var start, out var end)) return null;
+        return day && endOfDay ? end : start;
     }
 
     private static string Window(DateTimeOffset? from, DateTimeOffset? to) => (from, to) switch

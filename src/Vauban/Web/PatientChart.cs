@@ -276,16 +276,9 @@ public sealed class PatientChart
         if (!r.TryGetProperty(name, out var value)) return null;
         if (inner is not null && (value.ValueKind != JsonValueKind.Object || !value.TryGetProperty(inner, out value))) return null;
         if (value.ValueKind != JsonValueKind.String || value.GetString() is not { Length: > 0 } text) return null;
-        const DateTimeStyles Utc = DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal;
-        if (text.Contains('T', StringComparison.Ordinal))
-        {
-            return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, Utc, out var at)
-                ? new Moment(at, InParis(at))
-                : null;
-        }
-        // A date, a month or a year alone (FHIR date precision): ordered as its first day, shown as given.
-        var padded = text.Length switch { 4 => text + "-01-01", 7 => text + "-01", _ => text };
-        return DateTimeOffset.TryParseExact(padded, "yyyy-MM-dd", CultureInfo.InvariantCulture, Utc, out var day) ? new Moment(day, text) : null;
+        if (!FhirDate.TryParseRange(text, out var at, out _)) return null;
+        // A date, a month or a year alone (FHIR date precision): ordered as its first day in Paris (as a search reads it), shown as given.
+        return new Moment(at, text.Contains('T', StringComparison.Ordinal) ? InParis(at) : text);
     }
 
     internal static string? Text(JsonElement r, string name) =>
@@ -303,25 +296,24 @@ public sealed class PatientChart
 
     /// <summary>The instant a Paris wall-clock date and time name (a form's date and time inputs), with Paris's offset then;
     /// null for a time the clocks skip when they go forward (02:30 on the last Sunday of March), which names no instant. A time the
-    /// clocks pass twice when they go back (02:30 on the last Sunday of October) is taken as the second, in winter time (+01:00):
-    /// .NET's offset for an ambiguous time is the standard one — unless that is after <paramref name="notAfter"/> and the first,
-    /// in summer time, is not: a nurse recording measures at 02:30 in the first pass was refused, her "now" read an hour ahead.</summary>
+    /// clocks pass twice when they go back (02:30 on the last Sunday of October) is the first, in summer time (+02:00), as a search's
+    /// date without a zone is (<see cref="ParisTime.UnixMillisecondsAt"/>): an agenda from 02:30 leaves out nothing of either pass —
+    /// unless <paramref name="notAfter"/> is given (what was just done, measures taken) and the second, in winter time, is not after
+    /// it: a nurse recording at 02:40 of the second pass measures taken at 02:30 means ten minutes ago, not an hour and ten.</summary>
     public static DateTimeOffset? FromParis(DateOnly date, TimeOnly time, DateTimeOffset? notAfter = null)
     {
+        if (ParisTime.At(date, time) is not { } first) return null;
         var local = date.ToDateTime(time, DateTimeKind.Unspecified);
-        if (Paris.IsInvalidTime(local)) return null;
-        var at = new DateTimeOffset(local, Paris.GetUtcOffset(local));
-        if (notAfter is { } limit && at > limit && Paris.IsAmbiguousTime(local))
+        if (notAfter is { } limit && Paris.IsAmbiguousTime(local) && new DateTimeOffset(local, Paris.GetAmbiguousTimeOffsets(local).Min()) is var second && second <= limit)
         {
-            var first = new DateTimeOffset(local, Paris.GetAmbiguousTimeOffsets(local).Max());
-            if (first <= limit) return first;
+            return second;
         }
-        return at;
+        return first;
     }
 
     /// <summary>An instant as a FHIR dateTime with its offset (an Appointment's start in Paris time, say), to the second.</summary>
     public static string FhirDateTime(DateTimeOffset at) => at.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
 
     /// <summary>The time zone <see cref="InParis"/> writes in, for the page to say.</summary>
-    public static string ZoneName => ParisTime.Name;
+    public const string ZoneName = ParisTime.Name;
 }

@@ -169,11 +169,23 @@ public class CliTests : IDisposable
         Assert.Equal(2, seeded.Exit);
         Assert.Contains("--as-of must be between 1900-01-01 and 2999-12-31.", seeded.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_directory, "v.db")));
-        Assert.Equal(DateTimeOffset.MaxValue, Vauban.Cli.BreachCommand.Instant("9999-12-31", endOfDay: true));
+        // The end of that day in Paris (23:00 UTC), within what DateTimeOffset holds.
+        Assert.Equal(new DateTimeOffset(9999, 12, 31, 23, 0, 0, TimeSpan.Zero), Vauban.Cli.BreachCommand.Instant("9999-12-31", endOfDay: true));
         var later = await RunAsync($"breach --tenant t --principal user:1 --out {Path.Combine(_directory, "out")} --detected-at 2999-01-01 {DbArgs}");
         Assert.True(later.Exit == 2, later.Output);
         Assert.Contains("--detected-at: '2999-01-01' is in the future", later.Output, StringComparison.Ordinal);
     }
+
+    [Theory]
+    // The officer reads the console in Paris time: a date is Paris's day, a time without a zone Paris's; with one, as written.
+    [InlineData("2026-12-04", false, "2026-12-03T23:00:00Z")]
+    [InlineData("2026-12-04", true, "2026-12-04T23:00:00Z")]
+    [InlineData("2026-07-14", true, "2026-07-14T22:00:00Z")]
+    [InlineData("2026-12-04T08:00:00", false, "2026-12-04T07:00:00Z")]
+    [InlineData("2026-12-04T08:00:00Z", true, "2026-12-04T08:00:00Z")]
+    [InlineData("2026-12-04T08:00:00+02:00", false, "2026-12-04T06:00:00Z")]
+    public void A_breach_window_date_or_time_without_a_zone_is_Paris(string text, bool endOfDay, string expected) =>
+        Assert.Equal(DateTimeOffset.Parse(expected, System.Globalization.CultureInfo.InvariantCulture), Vauban.Cli.BreachCommand.Instant(text, endOfDay));
 
     [Fact]
     public async Task A_value_beginning_with_dash_h_after_a_verb_is_taken_as_the_value_not_as_the_help()

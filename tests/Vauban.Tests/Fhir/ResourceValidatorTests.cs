@@ -327,7 +327,9 @@ public class ResourceValidatorTests
 
     [Theory]
     [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-11T10:00:00+01:00", "end": "2024-03-11T08:59:59Z" } }""", "Encounter.period.end", "per-1")]
-    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12", "end": "2024-03-11T23:59:59Z" } }""", "Encounter.period.end", "per-1")]
+    // A date without a time is Paris's day: 12 March 2024 starts at 23:00 UTC on the 11th.
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12", "end": "2024-03-11T22:59:59Z" } }""", "Encounter.period.end", "per-1")]
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12T00:30:00+01:00", "end": "2024-03-11" } }""", "Encounter.period.end", "per-1")]
     [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "effectivePeriod": { "start": "2024", "end": "2023-12" } }""", "Observation.effectivePeriod.end", "per-1")]
     [InlineData("""{ "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:30:00+01:00", "end": "2026-03-02T10:00:00+01:00", "participant": [{ "status": "accepted" }] }""", "Appointment.end", "appointment's end")]
     public void An_end_before_its_start_is_reported(string json, string location, string messagePart) =>
@@ -336,6 +338,7 @@ public class ResourceValidatorTests
     [Theory]
     [InlineData("""{ "start": "2024-03-11T10:00:00+01:00", "end": "2024-03-11T09:00:00Z" }""")]
     [InlineData("""{ "start": "2024-03-11", "end": "2024-03-11T10:00:00Z" }""")]
+    [InlineData("""{ "start": "2024-03-12", "end": "2024-03-11T23:30:00Z" }""")]
     [InlineData("""{ "start": "2024-03-11T10:00:00Z", "end": "2024-03-11" }""")]
     [InlineData("""{ "start": "2024-03", "end": "2024-03-01" }""")]
     [InlineData("""{ "start": "2024-03-11" }""")]

@@ -141,6 +141,28 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
     }
 
     [Fact]
+    public async Task From_0230_the_night_the_clocks_go_back_lists_the_hour_from_its_first_0230_and_its_second_pass_whole()
+    {
+        // 31 October 2027: 02:00–02:59 summer time (00:00–00:59 UTC), then again in winter time (01:00–01:59 UTC). From 02:30 is from
+        // the first, as a search's time without a zone is. Taken as the second (01:30 UTC), the list began at 02:30 of the second pass
+        // and left out both the first pass's 02:40 and the second pass's 02:10.
+        await Server.CreateAsOperatorAsync(Tenant, Appointment(Ids["rose"], Ids["drA"], "2027-10-31T00:10:00Z", 10, description: "Premier passage 02h10"));
+        await Server.CreateAsOperatorAsync(Tenant, Appointment(Ids["rose"], Ids["drA"], "2027-10-31T00:40:00Z", 10, description: "Premier passage 02h40"));
+        await Server.CreateAsOperatorAsync(Tenant, Appointment(Ids["rose"], Ids["drA"], "2027-10-31T01:10:00Z", 10, description: "Second passage 02h10"));
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (page, html) = await doctor.GetAsync("/appointments?day=2027-10-31&from=02:30");
+        Assert.True(page.StatusCode == HttpStatusCode.OK, page.StatusCode + html);
+        var listed = System.Text.RegularExpressions.Regex.Matches(html, "<td class=\"when\">([^<]+)</td>").Select(m => m.Groups[1].Value);
+        Assert.Equal(["02:40", "02:10"], listed);
+        Assert.Contains("Premier passage 02h40", html, StringComparison.Ordinal);
+        Assert.Contains("Second passage 02h10", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("Premier passage 02h10", html, StringComparison.Ordinal);
+        // The whole day: 25 hours, from 00:00 summer time to 23:59 winter time.
+        var (_, dayHtml) = await doctor.GetAsync("/appointments?day=2027-10-31");
+        Assert.Equal(["02:10", "02:40", "02:10"], System.Text.RegularExpressions.Regex.Matches(dayHtml, "<td class=\"when\">([^<]+)</td>").Select(m => m.Groups[1].Value));
+    }
+
+    [Fact]
     public async Task An_appointment_booked_months_ahead_is_on_her_agenda_though_its_patient_is_not_yet_open_to_her()
     {
         // 150 days ahead, beyond the care window's 90: the appointment does not yet open the patient's record to her, but it is

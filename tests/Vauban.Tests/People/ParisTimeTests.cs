@@ -26,14 +26,28 @@ public sealed class ParisTimeTests
     }
 
     [Fact]
-    public void A_time_the_clocks_pass_twice_is_the_second_unless_that_is_after_the_limit_given()
+    public void A_time_the_clocks_pass_twice_is_the_first_unless_the_second_is_not_after_the_limit_given()
     {
-        Assert.Equal(Utc("2026-10-25T01:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(2, 30)));
+        // The first, in summer time, as a search's date without a zone reads it: an agenda from 02:30 starts at the first 02:30.
+        Assert.Equal(Utc("2026-10-25T00:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(2, 30)));
+        Assert.Equal(TimeSpan.FromHours(2), PatientChart.FromParis(Autumn, new TimeOnly(2, 30))!.Value.Offset);
+        // What was just done: the second when it is not after the limit, else the first.
+        Assert.Equal(Utc("2026-10-25T01:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(2, 30), notAfter: Utc("2026-10-25T01:40:00Z")));
         Assert.Equal(Utc("2026-10-25T00:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(2, 30), notAfter: Utc("2026-10-25T00:40:00Z")));
-        // Both after the limit: still the second (the caller says it is in the future).
-        Assert.Equal(Utc("2026-10-25T01:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(2, 30), notAfter: Utc("2026-10-25T00:10:00Z")));
+        // Both after the limit: the first (the caller says it is in the future).
+        Assert.Equal(Utc("2026-10-25T00:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(2, 30), notAfter: Utc("2026-10-25T00:10:00Z")));
         // A time that comes once is what it is, whatever the limit; one the clocks skip names no instant.
         Assert.Equal(Utc("2026-10-25T02:30:00Z"), PatientChart.FromParis(Autumn, new TimeOnly(3, 30), notAfter: Utc("2026-10-25T00:00:00Z")));
         Assert.Null(PatientChart.FromParis(new DateOnly(2026, 3, 29), new TimeOnly(2, 30)));
+    }
+
+    [Fact]
+    public void An_appointment_booked_at_0230_the_night_the_clocks_go_back_is_at_the_first_0230_the_one_a_search_of_that_time_finds()
+    {
+        var (booking, problem) = AppointmentBooking.Read("2026-10-25", "02:30", "20", null, "Practitioner/p", Utc("2026-10-01T08:00:00Z"));
+        Assert.Null(problem);
+        Assert.Equal("2026-10-25T02:30:00+02:00", PatientChart.FhirDateTime(booking!.Start));
+        (_, problem) = AppointmentBooking.Read("2026-03-29", "02:30", "20", null, "Practitioner/p", Utc("2026-03-01T08:00:00Z"));
+        Assert.Equal("2026-03-29 02:30 does not exist in Paris time: the clocks go forward then. Choose another time.", problem);
     }
 }

@@ -65,6 +65,22 @@ public sealed class PatientChartTests
     }
 
     [Fact]
+    public void A_date_alone_is_ordered_as_its_midnight_in_Paris_before_a_time_of_that_day()
+    {
+        // 00:30 on the 7th in Paris is 23:30 UTC on the 6th: the 7th alone begins at 23:00 UTC on the 6th, before it (as a search of
+        // the 7th finds both). Ordered by midnight UTC, the date alone came after, as if later that night.
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "timed", """{"resourceType":"Observation","status":"final","code":{"text":"Lactate"},"effectiveDateTime":"2026-12-06T23:30:00Z"}"""),
+            Entry("Observation", "day", """{"resourceType":"Observation","status":"final","code":{"text":"Bilan"},"effectiveDateTime":"2026-12-07"}"""),
+        ])!;
+        var rows = chart.Sections.Single(s => s.Type == "Observation").Rows;
+        Assert.Equal(["Observation/timed", "Observation/day"], rows.Select(r => r.Reference));
+        Assert.Equal(["2026-12-07 00:30", "2026-12-07"], rows.Select(r => r.When.Text));
+    }
+
+    [Fact]
     public void A_time_before_Paris_took_Greenwich_time_in_1911_is_shown_not_a_server_error()
     {
         var chart = PatientChart.From("p1",

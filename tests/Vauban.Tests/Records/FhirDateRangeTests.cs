@@ -19,7 +19,10 @@ public sealed class FhirDateRangeTests
     [InlineData("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999Z", 0)]
     [InlineData("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.999Z", 0)]
     [InlineData("2026-02-01T10:00Z", "2026-02-01T10:00:00.000Z", 59_999)]
-    [InlineData("2026-02-01T10:00:00", "2026-02-01T10:00:00.000Z", 999)]
+    // Without a zone, Paris's clocks: winter time, summer time.
+    [InlineData("2026-02-01T10:00:00", "2026-02-01T09:00:00.000Z", 999)]
+    [InlineData("2026-07-14T10:00", "2026-07-14T08:00:00.000Z", 59_999)]
+    [InlineData("2026-12-07T00:30:00.250", "2026-12-06T23:30:00.250Z", 0)]
     public void A_time_is_read_to_the_millisecond_it_starts_and_the_span_it_covers(string text, string start, long span)
     {
         Assert.True(FhirDateRange.TryParse(text, out var low, out var high, out var precision));
@@ -68,5 +71,92 @@ public sealed class FhirDateRangeTests
         }
 
         Assert.Equal((dates.Length * times.Length * zones.Length) + 3, checkedValues);
+    }
+
+    [Theory]
+    // A date, a month or a year without a zone is Paris's: from its midnight to the next (FHIR R4 search lets a server apply its zone).
+    [InlineData("2026-12-07", "2026-12-06T23:00:00Z", "2026-12-07T23:00:00Z")]
+    [InlineData("2026-07-14", "2026-07-13T22:00:00Z", "2026-07-14T22:00:00Z")]
+    [InlineData("2026-12", "2026-11-30T23:00:00Z", "2026-12-31T23:00:00Z")]
+    [InlineData("2027-03", "2027-02-28T23:00:00Z", "2027-03-31T22:00:00Z")]
+    [InlineData("2026", "2025-12-31T23:00:00Z", "2026-12-31T23:00:00Z")]
+    // The days the clocks change: 23 hours in spring, 25 in autumn.
+    [InlineData("2027-03-28", "2027-03-27T23:00:00Z", "2027-03-28T22:00:00Z")]
+    [InlineData("2026-10-25", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z")]
+    // 1976's changes were at 01:00 (summer time until 01:00 on 26 September, 00:00–00:59 then came twice): the day starts at the first midnight.
+    [InlineData("1976-09-26", "1976-09-25T22:00:00Z", "1976-09-26T23:00:00Z")]
+    public void A_date_without_a_zone_covers_Paris_day_month_or_year(string text, string start, string next)
+    {
+        Assert.True(FhirDateRange.TryParse(text, out var low, out var high, out _));
+        Assert.Equal(Ms(start), low);
+        Assert.Equal(Ms(next) - 1, high);
+    }
+
+    [Fact]
+    public void The_day_the_clocks_go_forward_is_23_hours_and_the_day_they_go_back_25()
+    {
+        Assert.True(FhirDateRange.TryParse("2027-03-28", out var low, out var high, out _));
+        Assert.Equal(TimeSpan.FromHours(23), TimeSpan.FromMilliseconds(high + 1 - low));
+        Assert.True(FhirDateRange.TryParse("2027-10-31", out low, out high, out _));
+        Assert.Equal(TimeSpan.FromHours(25), TimeSpan.FromMilliseconds(high + 1 - low));
+    }
+
+    [Fact]
+    public void A_time_the_clocks_show_twice_is_the_first_in_summer_time()
+    {
+        // 25 October 2026: 02:00–02:59 summer time (00:00–00:59 UTC), then again in winter time (01:00–01:59 UTC).
+        Assert.True(FhirDateRange.TryParse("2026-10-25T02:30", out var low, out var high, out _));
+        Assert.Equal(Ms("2026-10-25T00:30:00Z"), low);
+        Assert.Equal(59_999, high - low);
+        Assert.True(FhirDateRange.TryParse("2026-10-25T02:00:00", out low, out _, out _));
+        Assert.Equal(Ms("2026-10-25T00:00:00Z"), low);
+        // The hours each side come once.
+        Assert.True(FhirDateRange.TryParse("2026-10-25T01:59:59", out low, out _, out _));
+        Assert.Equal(Ms("2026-10-24T23:59:59Z"), low);
+        Assert.True(FhirDateRange.TryParse("2026-10-25T03:00:00", out low, out _, out _));
+        Assert.Equal(Ms("2026-10-25T02:00:00Z"), low);
+    }
+
+    [Fact]
+    public void A_time_the_clocks_skip_is_the_instant_they_jump_at_and_covers_no_time()
+    {
+        // 28 March 2027: 01:59:59 winter time (00:59:59 UTC) is followed by 03:00:00 summer time (01:00:00 UTC).
+        var jump = Ms("2027-03-28T01:00:00Z");
+        foreach (var text in (string[])["2027-03-28T02:00", "2027-03-28T02:30", "2027-03-28T02:59:59.999"])
+        {
+            Assert.True(FhirDateRange.TryParse(text, out var low, out var high, out _), text);
+            Assert.Equal(jump, low);
+            Assert.Equal(jump - 1, high); // empty: eq finds nothing, lt/le are before the jump, ge/gt from it
+        }
+        Assert.True(FhirDateRange.TryParse("2027-03-28T01:59:59", out var before, out _, out _));
+        Assert.Equal(Ms("2027-03-28T00:59:59Z"), before);
+        Assert.True(FhirDateRange.TryParse("2027-03-28T03:00", out var after, out _, out _));
+        Assert.Equal(jump, after);
+    }
+
+    [Fact]
+    public void Paris_years_at_the_edges_of_the_calendar_are_counted_not_refused()
+    {
+        Assert.True(FhirDateRange.TryParse("0001", out var low, out var high, out _));
+        Assert.True(low < Ms("0001-01-01T00:00:00Z") && high > low);
+        Assert.True(FhirDateRange.TryParse("9999-12-31", out low, out high, out _));
+        Assert.Equal(Ms("9999-12-30T23:00:00Z"), low);
+        Assert.Equal(Ms("9999-12-31T23:00:00Z") - 1, high);
+        Assert.True(FhirDateRange.TryParse("9999-12-31T23:59:59", out low, out _, out _));
+        Assert.Equal(Ms("9999-12-31T22:59:59Z"), low);
+    }
+
+    [Theory]
+    [InlineData("1980", "1980-01-01", "1980-12-31")]
+    [InlineData("1980-02", "1980-02-01", "1980-02-29")]
+    [InlineData("1980-06-15", "1980-06-15", "1980-06-15")]
+    [InlineData("9999-12", "9999-12-01", "9999-12-31")]
+    public void A_date_read_as_calendar_days_has_no_zone(string text, string first, string last)
+    {
+        // A birth date is the day written, whatever the zone: its blind index hashes the text, and its ranges tile these days.
+        Assert.True(FhirDateRange.TryParseDays(text, out var from, out var to));
+        Assert.Equal(DateOnly.Parse(first, System.Globalization.CultureInfo.InvariantCulture), from);
+        Assert.Equal(DateOnly.Parse(last, System.Globalization.CultureInfo.InvariantCulture), to);
+        Assert.False(FhirDateRange.TryParseDays(text + "T10:00:00Z", out _, out _));
     }
 }

@@ -137,6 +137,37 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.True((await _server.Store.AuditLog.VerifyAsync(_tenant.Id, null, CancellationToken.None)).Valid);
     }
 
+    [Fact]
+    public async Task A_date_of_care_indexed_as_UTC_day_by_format_4_covers_Paris_day_once_reindexed()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Minuit", nir: Samples.ValidNir("1850375123309")));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", effective: "2026-12-07"));
+        var rid = await RidAsync(observation);
+        long Ms(string at) => DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
+        Assert.Equal(Ms("2026-12-06T23:00:00Z"), await ExecuteAsync("SELECT lo FROM idx_date WHERE rid = @r", ("r", rid)));
+
+        // What format 4 made of "2026-12-07": UTC's day, an hour later than Paris's.
+        await ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
+            ("lo", Ms("2026-12-07T00:00:00Z")), ("hi", Ms("2026-12-07T23:59:59.999Z")), ("r", rid));
+        await ExecuteAsync("UPDATE store_settings SET value = '4' WHERE name = 'index_version'");
+        var status = await _server.Store.Records.IndexStatusAsync(CancellationToken.None);
+        Assert.Equal((4, 5, true), (status.Stored, status.Current, status.Outdated));
+        // Under the old rows, a search's "began before 23:30 UTC on the 6th" missed it, and "still going at 23:30 UTC on the 7th" found it.
+        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt2026-12-06T23:30:00Z"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=gt2026-12-07T23:30:00Z"));
+
+        var summary = await _server.Store.Records.ReindexAsync(Operator, null, null, CancellationToken.None);
+        Assert.Equal((2, 1, true), (summary.Records, summary.Changed, summary.Complete));
+        await _server.Store.Records.RecordIndexCurrentAsync(CancellationToken.None);
+        Assert.False((await _server.Store.Records.IndexStatusAsync(CancellationToken.None)).Outdated);
+
+        Assert.Equal(Ms("2026-12-06T23:00:00Z"), await ExecuteAsync("SELECT lo FROM idx_date WHERE rid = @r", ("r", rid)));
+        Assert.Equal(Ms("2026-12-07T22:59:59.999Z"), await ExecuteAsync("SELECT hi FROM idx_date WHERE rid = @r", ("r", rid)));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt2026-12-06T23:30:00Z"));
+        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=gt2026-12-07T23:30:00Z"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-07"));
+    }
+
     /// <summary>The blind-index hashes stored for row <paramref name="rid"/> (<see cref="StoredHashes"/>).</summary>
     private async Task<HashSet<long>> StoredHashesAsync(long rid)
     {

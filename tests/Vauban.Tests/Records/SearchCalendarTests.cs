@@ -18,7 +18,6 @@ public abstract class SearchCalendarTests(Engine engine) : FhirServerTests(engin
     [Fact]
     public async Task A_child_born_after_midnight_in_Paris_is_found_by_a_search_on_today_before_midnight_UTC()
     {
-        Assert.True(ParisTime.Known, "the machine has no time-zone data for Europe/Paris");
         var newborn = await IdOfAsync("Patient", Samples.Patient("Lefebvre", "Léa", birthDate: "2027-01-01", nir: Samples.ValidNir("2270144109123")));
         var elder = await IdOfAsync("Patient", Samples.Patient("Lefebvre", "Paul", birthDate: "2026-12-30", nir: Samples.ValidNir("1261244109123")));
 

@@ -18,8 +18,10 @@ internal sealed class IndexEntries
     /// patient from deletion) and Observation's date covering effectiveTiming. 3: a blind-indexed date's presence hash
     /// (<see cref="BlindDatePresent"/>), which birthdate=ne needs to find a birth date of any year (before, only 1880 to this year).
     /// 4: identifiers without any of the spaces typed into them (no-break and thin ones too, not the space alone), and a NIR in
-    /// its compact form with Corsica's 2A/2B upper-case (<see cref="TextNormalizer.Identifier"/>).</summary>
-    public const int FormatVersion = 4;
+    /// its compact form with Corsica's 2A/2B upper-case (<see cref="TextNormalizer.Identifier"/>). 5: a date of care without a time
+    /// (a day, a month, a year) covers Paris's day, month or year (<see cref="FhirDateRange"/>), no longer UTC's: "2026-12-07" from
+    /// 2026-12-06T23:00Z to 2026-12-07T22:59:59.999Z. Birth dates, hashed as the text written, are as they were.</summary>
+    public const int FormatVersion = 5;
 
     /// <summary>The text of the hash every blind-indexed date (a birth date) has whatever its value ('P' kind): "has a birth date",
     /// which a search with ne is held to (a parameter matches only resources with a value for it).</summary>

@@ -39,7 +39,13 @@ internal sealed record SearchParameter(string ResourceType, string Name, SearchP
     public string Description { get; init; } = "";
 
     /// <summary>What a date of care (stored as it is, compared as a range) takes, as the CapabilityStatement says it.</summary>
-    internal const string DateOfCare = "The date as recorded, compared as a range (eq, ne, gt, lt, ge, le, sa, eb; ap: within a tenth of the time between the date and today on each side, at least a day)";
+    internal const string DateOfCare = "The date as recorded, compared as a range (eq, ne, gt, lt, ge, le, sa, eb; ap: within a tenth of the time between the date and today on each side, at least a day). "
+        + WithoutZone;
+
+    /// <summary>What a date or a time without a zone means, stored or searched (FhirDateRange), as the CapabilityStatement says it.</summary>
+    internal const string WithoutZone = "A date, month or year without a zone is Paris's (Europe/Paris: 2026-12-07 is that day in Paris, 23 or 25 hours the days "
+        + "the clocks change), and so is a time without one; 02:30 the night the clocks go back is the first, in summer time, and one they skip "
+        + "is the instant they jump at and covers no time";
 
     public bool IsStored => AliasOf is null && UnionOf is null;
 }
@@ -80,7 +86,7 @@ internal static class SearchParameters
         Add(S("Patient", "family", 101, "name.family") with { Description = "A portion of the family name (starts-with, accent- and case-insensitive)" });
         Add(S("Patient", "given", 102, "name.given") with { Description = "A portion of a given name" });
         Add(Union("Patient", "name", SearchParamKind.String, "family", "given") with { Description = "A portion of the family or a given name" });
-        Add(D("Patient", "birthdate", 103, "birthDate") with { BlindDate = true, Description = "The patient's date of birth (eq and ne of any date, ranges by year/month/day from 1880 to this year; ap: within a tenth of the time between the date and today on each side, at least a day)" });
+        Add(D("Patient", "birthdate", 103, "birthDate") with { BlindDate = true, Description = "The patient's date of birth (eq and ne of any date, ranges by year/month/day from 1880 to this year; ap: within a tenth of the time between the date and today on each side, at least a day). A calendar date, the same in every zone; no time" });
         Add(T("Patient", "identifier", 104, "identifier") with { Normalization = TokenNormalization.Identifier, Description = "A patient identifier (INS/NIR, IPP): system|value or value" });
         Add(T("Patient", "gender", 105, "gender") with { CodeSystem = "http://hl7.org/fhir/administrative-gender" });
         Add(T("Patient", "phone", 106, "telecom[system=phone]") with { Normalization = TokenNormalization.Phone, Description = "A phone number (French numbers normalized: +33 6… = 06…)" });

@@ -376,10 +376,10 @@ internal sealed class SearchQuery
         var partly = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < ranges.Count; i++)
         {
-            var (prefix, low, high) = ranges[i];
+            var prefix = ranges[i].Prefix;
             var text = values[i].Length > 2 && Prefixes.Contains(values[i][..2]) ? values[i][2..] : values[i];
-            var from = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(low).UtcDateTime);
-            var to = DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(high).UtcDateTime);
+            // Days of the calendar, as the birth dates are kept (text hashed), not Paris's instants: 1980-06-15 is that day wherever.
+            if (!FhirDateRange.TryParseDays(text, out var from, out var to)) throw new InvalidOperationException("A date without a time was read as one and not as days.");
             // Selectivity ranks drivers: the least selective alternative counts.
             int selectivity;
             switch (prefix)
@@ -527,8 +527,13 @@ internal sealed class SearchQuery
         return ranges.Select(r =>
         {
             if (r.Prefix != "ap") return r;
-            var margin = ApproximateMargin(DateOnly.FromDateTime(DateTimeOffset.FromUnixTimeMilliseconds(r.Low).UtcDateTime), today) * DayMilliseconds;
-            return (r.Prefix, Math.Max(FhirDateRange.Min, r.Low - margin), Math.Min(FhirDateRange.Max, r.High + margin));
+            // Whole days of Paris's calendar (23 or 25 hours the days the clocks change): ap2026-12-07 a day either side is from
+            // midnight on the 6th to midnight on the 9th in Paris, whatever the clocks did meanwhile.
+            var from = ParisTime.DateOf(r.Low);
+            var margin = ApproximateMargin(from, today) * DayMilliseconds;
+            var low = ParisTime.UnixMillisecondsAt(ParisTime.WallClockOf(r.Low) - margin, out _);
+            var high = ParisTime.UnixMillisecondsAt(ParisTime.WallClockOf(r.High + 1) + margin, out _) - 1;
+            return (r.Prefix, Math.Max(FhirDateRange.Min, low), Math.Min(FhirDateRange.Max, high));
         }).ToList();
     }
 
@@ -541,7 +546,7 @@ internal sealed class SearchQuery
             var text = raw.Length > 2 && Prefixes.Contains(raw[..2]) ? raw[2..] : raw;
             if (!FhirDateRange.TryParse(text, out var low, out var high, out _))
             {
-                issues.Add(Issue.Invalid($"'{name}' expects a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime), optionally prefixed by eq, ne, gt, lt, ge, le, sa, eb or ap.", name));
+                issues.Add(Issue.Invalid($"'{name}' expects a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime; Paris time without a zone), optionally prefixed by eq, ne, gt, lt, ge, le, sa, eb or ap.", name));
                 return null;
             }
             ranges.Add((prefix, low, high));
