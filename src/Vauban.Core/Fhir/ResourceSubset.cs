@@ -22,11 +22,11 @@ public sealed class ResourceSubset
     {
         /// <summary>_summary=true: the elements marked isSummary, and in a backbone element kept, its own summary elements.</summary>
         Summary,
-        /// <summary>_summary=text: the narrative, id, meta and the mandatory elements.</summary>
+        /// <summary>_summary=text: the narrative, id, meta, the mandatory and the modifier elements.</summary>
         Text,
         /// <summary>_summary=data: everything but the narrative.</summary>
         Data,
-        /// <summary>_elements: the elements named, with id, meta and the mandatory elements.</summary>
+        /// <summary>_elements: the elements named, with id, meta, the mandatory and the modifier elements.</summary>
         Elements,
     }
 
@@ -123,9 +123,11 @@ public sealed class ResourceSubset
                 var kept = _part switch
                 {
                     Part.Summary => element is { IsSummary: true },
-                    Part.Text => name is "id" or "text" || element is { IsRequired: true },
+                    // A modifier (a status, active, modifierExtension) comes with any part: without it, an entered-in-error or
+                    // inactive record would read as a valid one.
+                    Part.Text => name is "id" or "text" || element is { IsRequired: true } or { IsModifier: true },
                     Part.Data => name != "text",
-                    _ => name == "id" || _elements.Contains(name) || element is { IsRequired: true },
+                    _ => name == "id" || _elements.Contains(name) || element is { IsRequired: true } or { IsModifier: true },
                 };
                 if (!kept) continue;
                 if (_part == Part.Summary && element?.ComplexType is { } backbone && backbone.Name.Contains('.', StringComparison.Ordinal))

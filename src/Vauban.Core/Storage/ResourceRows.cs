@@ -220,7 +220,7 @@ internal sealed class ResourceRows
             }
             await DeleteHashesAsync(scope, engine, rid, storedHashes, cancellationToken);
         }
-        if (oldIndex is not null) await DeleteIndexAsync(scope, tenant, rid, oldIndex, cancellationToken);
+        await DeleteIndexAsync(scope, rid, oldIndex, cancellationToken);
         if (newIndex is not null) await InsertIndexAsync(scope, engine, tenant, rid, newIndex, cancellationToken, added);
         return true;
     }
@@ -254,20 +254,20 @@ internal sealed class ResourceRows
             (c, i, d) => c.With("a" + i, d.Param).With("b" + i, d.Low).With("c" + i, d.High), rid, tenant, cancellationToken);
     }
 
-    /// <summary>The old version's references and dates of care (its hashes are the row's list's, removed by the caller).</summary>
-    private static async Task DeleteIndexAsync(WriteScope scope, long tenant, long rid, IndexEntries index, CancellationToken cancellationToken)
+    /// <summary>The old version's references (<paramref name="index"/>: today's extraction of it; none when it was deleted), and every
+    /// date of care row <paramref name="rid"/> has, by idx_date_rid: an older extraction's too. Deleted by their values as today's
+    /// extraction makes them, the rows of an index format before it stayed (a date alone indexed as UTC's day before format 5 went
+    /// on answering for that day after an update moved it, and for good after a delete, which re-indexing does not look at).
+    /// The hashes are the row's list's, removed by the caller.</summary>
+    private static async Task DeleteIndexAsync(WriteScope scope, long rid, IndexEntries? index, CancellationToken cancellationToken)
     {
-        foreach (var reference in index.References)
+        foreach (var reference in index?.References ?? [])
         {
             using var command = scope.Command("DELETE FROM idx_ref WHERE target = @x AND param = @p AND rid = @rid").With("x", reference.Target).With("p", reference.Param).With("rid", rid);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
-        foreach (var date in index.Dates)
-        {
-            using var command = scope.Command("DELETE FROM idx_date WHERE tenant_id = @t AND param = @p AND lo = @lo AND rid = @rid AND hi = @hi")
-                .With("t", tenant).With("p", date.Param).With("lo", date.Low).With("rid", rid).With("hi", date.High);
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
+        using var dates = scope.Command("DELETE FROM idx_date WHERE rid = @rid").With("rid", rid);
+        await dates.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>SQLite: removes row <paramref name="rid"/>'s idx_hash rows of <paramref name="hashes"/>, a probe of idx_hash's key

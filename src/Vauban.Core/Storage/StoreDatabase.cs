@@ -199,8 +199,8 @@ internal abstract class StoreDatabase : IAsyncDisposable
         return LooksLikePostgres(db) ? new PostgresDatabase(db) : new SqliteDatabase(db);
     }
 
-    /// <summary>Whether a --db value is a PostgreSQL connection string rather than a SQLite file path. The rule: a postgres:// or
-    /// postgresql:// URI, or a value one of whose parts between ';' begins with a word and '=' (Host=…, "User Id = …", and a
+    /// <summary>Whether a --db value is a PostgreSQL connection string rather than a SQLite file path. The rule: a value holding
+    /// "://" (a postgres:// or postgresql:// URI, or one typed wrong), or a value one of whose parts between ';' begins with a word and '=' (Host=…, "User Id = …", and a
     /// misspelt Hots=… alike: a keyword is letters, digits, spaces and '_'). Anything else is a SQLite path; one whose name has
     /// that shape is written with its folder (./v=1.db). Only "Host=" was recognised at first, then Npgsql's keywords only: a
     /// string whose every keyword was misspelt ("Hots=db;Pasword=…") was taken for a file path, printed with its password
@@ -209,10 +209,10 @@ internal abstract class StoreDatabase : IAsyncDisposable
     public static bool LooksLikePostgres(string db)
     {
         ArgumentNullException.ThrowIfNull(db);
-        if (db.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) || db.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
+        // Any URL (a space or a quote before postgres://, mysql://, jdbc:postgresql://…?password=…): its user and password
+        // would otherwise be printed as a file path, and made into folders by serve (helper-117). Refused as a connection string
+        // that cannot be read, never quoted; a SQLite path is a path.
+        if (db.Contains("://", StringComparison.Ordinal)) return true;
         foreach (var part in db.Split(';'))
         {
             var equals = part.IndexOf('=', StringComparison.Ordinal);

@@ -161,6 +161,27 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(_directory));
     }
 
+    /// <summary>A URL that is not quite a postgres:// one (a space or a quote before it, another scheme, a JDBC URL with its
+    /// password as a query parameter) was taken for a SQLite path: printed with its password, and made into folders by serve and
+    /// tenants add (helper-117). Any value holding "://" is a connection string, refused without being quoted.</summary>
+    [Theory]
+    [InlineData(" postgres://vauban:S3cret-canary@127.0.0.1/v")]
+    [InlineData("'postgres://vauban:S3cret-canary@127.0.0.1/v'")]
+    [InlineData("mysql://vauban:S3cret-canary@127.0.0.1/v")]
+    [InlineData("jdbc:postgresql://127.0.0.1/v?user=vauban&password=S3cret-canary")]
+    public async Task A_URL_that_is_not_a_postgres_one_is_a_usage_error_that_never_repeats_it_nor_makes_a_file(string db)
+    {
+        foreach (var typed in new[] { new[] { "tenants", "add", "chu" }, ["serve", "--urls", "http://127.0.0.1:0"], ["tenants", "list"] })
+        {
+            var (exit, output) = await CliRunner.RunAsync([.. typed, "--db", db, "--master-key-file", Key]);
+            Assert.True(exit == 2, $"{string.Join(' ', typed)}: exit {exit}: {output}");
+            Assert.Contains("PostgreSQL connection string is not valid", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("canary", output, StringComparison.OrdinalIgnoreCase);
+        }
+        Assert.False(Directory.Exists(" postgres:") || Directory.Exists("'postgres:") || Directory.Exists("mysql:") || Directory.Exists("jdbc:postgresql:"));
+        Assert.Empty(Directory.GetFileSystemEntries(_directory));
+    }
+
     [Fact]
     public async Task A_SQLite_file_named_like_key_value_is_a_store_when_written_with_its_folder()
     {

@@ -168,6 +168,35 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-07"));
     }
 
+    [Fact]
+    public async Task An_update_or_a_delete_before_reindexing_removes_the_date_rows_an_older_format_made()
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Avance", nir: Samples.ValidNir("1850375123310")));
+        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", effective: "2026-12-07"));
+        var rid = await RidAsync(observation);
+        long Ms(string at) => DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
+        // What format 4 made of "2026-12-07" (UTC's day), before any reindex.
+        await ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
+            ("lo", Ms("2026-12-07T00:00:00Z")), ("hi", Ms("2026-12-07T23:59:59.999Z")), ("r", rid));
+        await ExecuteAsync("UPDATE store_settings SET value = '4' WHERE name = 'index_version'");
+
+        // Corrected to the 20th: the 7th's old row goes with the old version, though today's extraction of it is another range.
+        using (var update = await _http.PutAsync($"/fhir/Observation/{observation}",
+            FhirContent.Json(Samples.Observation($"Patient/{patient}", effective: "2026-12-20").Replace("\"resourceType\": \"Observation\",", $"\"resourceType\": \"Observation\", \"id\": \"{observation}\",", StringComparison.Ordinal))))
+        {
+            Assert.Equal(HttpStatusCode.OK, update.StatusCode);
+        }
+        Assert.Equal(1, await ExecuteAsync("SELECT COUNT(*) FROM idx_date WHERE rid = @r", ("r", rid)));
+        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt2026-12-08"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-20"));
+
+        // Planted again, then deleted: no row of it stays (re-indexing does not look at deleted records).
+        await ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
+            ("lo", Ms("2026-12-20T00:00:00Z")), ("hi", Ms("2026-12-20T23:59:59.999Z")), ("r", rid));
+        using (var delete = await _http.DeleteAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        Assert.Equal(0, await ExecuteAsync("SELECT COUNT(*) FROM idx_date WHERE rid = @r", ("r", rid)));
+    }
+
     /// <summary>The blind-index hashes stored for row <paramref name="rid"/> (<see cref="StoredHashes"/>).</summary>
     private async Task<HashSet<long>> StoredHashesAsync(long rid)
     {

@@ -78,6 +78,10 @@ internal sealed class FhirElement
     /// <summary>Marked isSummary in the base definition, for the elements of a stored resource type and its backbone elements:
     /// what <c>_summary=true</c> keeps (<see cref="Vauban.Fhir.ResourceSubset"/>).</summary>
     public bool IsSummary { get; internal set; }
+
+    /// <summary>Marked isModifier in the base definition (a status, <c>active</c>, <c>modifierExtension</c>): it changes the meaning of
+    /// the rest, so a record given in part keeps it whatever is named (<see cref="Vauban.Fhir.ResourceSubset"/>).</summary>
+    public bool IsModifier { get; internal set; }
 }
 
 /// <summary>Code systems outside FHIR that R4 binds some code elements to (required): their values are checked by form.</summary>
@@ -258,13 +262,16 @@ internal sealed class FhirModel
             element.ReferenceTargets = targets.Value.EnumerateArray().Select(type => type.GetString()!).ToFrozenSet(StringComparer.Ordinal);
         }
 
-        foreach (var summarized in root.GetProperty("summary").EnumerateObject())
+        foreach (var (table, mark) in new (string, Action<FhirElement>)[] { ("summary", e => e.IsSummary = true), ("modifiers", e => e.IsModifier = true) })
         {
-            if (!types.TryGetValue(summarized.Name, out var owner))
-                throw new InvalidOperationException($"FHIR model: summary elements for {summarized.Name}, which is not a type.");
-            foreach (var name in summarized.Value.EnumerateArray())
+            foreach (var marked in root.GetProperty(table).EnumerateObject())
             {
-                (owner.FindElement(name.GetString()) ?? throw new InvalidOperationException($"FHIR model: summary element {summarized.Name}.{name.GetString()} is not an element.")).IsSummary = true;
+                if (!types.TryGetValue(marked.Name, out var owner))
+                    throw new InvalidOperationException($"FHIR model: {table} for {marked.Name}, which is not a type.");
+                foreach (var name in marked.Value.EnumerateArray())
+                {
+                    mark(owner.FindElement(name.GetString()) ?? throw new InvalidOperationException($"FHIR model: {table} element {marked.Name}.{name.GetString()} is not an element."));
+                }
             }
         }
 
