@@ -179,6 +179,16 @@ public abstract class SummaryElementsTests(FhirServerFixture shared) : FhirServe
         }
     }
 
+    [Fact]
+    public async Task Many_unknown_element_names_get_one_issue_not_one_each()
+    {
+        var id = (await CreateAsync("Patient", FullPatient("Multiple"))).GetProperty("id").GetString()!;
+        var (status, body, _) = await GetAsync($"/fhir/Patient/{id}?_elements={string.Join(',', Enumerable.Range(0, 500).Select(i => "x" + i))}");
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Single(body.GetProperty("issue").EnumerateArray());
+        Assert.Contains("'x0'", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("_summary=maybe")]
     [InlineData("_elements=nmae")]
