@@ -32,11 +32,12 @@ public static class ParisTime
 
     /// <summary>The instant Paris's clocks show <paramref name="date"/> at <paramref name="time"/>, with Paris's offset then (the
     /// first, in summer time, when the clocks show it twice: <see cref="UnixMillisecondsAt"/>); null when they skip it (02:30 on
-    /// the last Sunday of March), which a form refuses rather than write a time that never was.</summary>
+    /// the last Sunday of March), which a form refuses rather than write a time that never was. The first hour of year 1 in Paris
+    /// is before what DateTimeOffset holds: it is that earliest instant (a form's own bounds then refuse it; it threw, a 500).</summary>
     public static DateTimeOffset? At(DateOnly date, TimeOnly time)
     {
         var at = UnixMillisecondsAt(WallClock(date.DayNumber, time.Ticks / TimeSpan.TicksPerMillisecond), out var skipped);
-        return skipped ? null : Of(DateTimeOffset.FromUnixTimeMilliseconds(at));
+        return skipped ? null : Of(DateTimeOffset.FromUnixTimeMilliseconds(Math.Clamp(at, MinUnixMilliseconds, MaxUnixMilliseconds)));
     }
 
     /// <summary>A wall-clock reading as milliseconds from 1970-01-01 00:00 on the same clock (no zone): the day (DateOnly.DayNumber,

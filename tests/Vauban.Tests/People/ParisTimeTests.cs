@@ -50,4 +50,14 @@ public sealed class ParisTimeTests
         (_, problem) = AppointmentBooking.Read("2026-03-29", "02:30", "20", null, "Practitioner/p", Utc("2026-03-01T08:00:00Z"));
         Assert.Equal("2026-03-29 02:30 does not exist in Paris time: the clocks go forward then. Choose another time.", problem);
     }
+
+    [Fact]
+    public void The_first_hour_of_year_1_typed_in_a_form_is_refused_by_the_form_not_a_crash()
+    {
+        // In Paris (+01:00), 0001-01-01 00:05 is before the first instant DateTimeOffset holds (helper-117: it threw, a 500).
+        var (_, problem) = AppointmentBooking.Read("0001-01-01", "00:05", "20", null, "Practitioner/p", Utc("2026-10-01T08:00:00Z"));
+        Assert.Equal("This date and time are in the past: an appointment is booked ahead.", problem);
+        (_, problem) = VitalSigns.Read(new Dictionary<string, string?> { ["HeartRate"] = "72" }, "0001-01-01", "00:05", Utc("2026-10-25T00:31:00Z"));
+        Assert.StartsWith("Measures are recorded here up to", problem, StringComparison.Ordinal);
+    }
 }
