@@ -2,7 +2,6 @@
 // "Summary" and "Elements"): part of each record, marked SUBSETTED in its meta.tag so that nobody takes it for the whole record
 // (and writes it back as such). The parts are R4's own: the elements its base definitions mark isSummary, a type's mandatory
 // elements (fhir-r4-model.json, generated from the StructureDefinitions).
-using System.Buffers;
 using System.Collections.Frozen;
 using System.Text.Json;
 using Vauban.Fhir.Validation;
@@ -93,17 +92,27 @@ public sealed class ResourceSubset
         }
     }
 
+    /// <summary>The subset a read's or vread's query asks for (<see cref="Parse"/> of its _summary and _elements, each given once),
+    /// alone or in a bundle's entry.</summary>
+    public static ResourceSubset? OfRead(string type, IEnumerable<KeyValuePair<string, string>> query, List<Issue> issues)
+    {
+        ArgumentNullException.ThrowIfNull(issues);
+        var given = query.Where(p => p.Key is "_summary" or "_elements").ToList();
+        if (given.GroupBy(p => p.Key).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            issues.Add(Issue.Invalid($"{twice.Key} is given twice; give it once."));
+            return null;
+        }
+        return Parse(type, given.FirstOrDefault(p => p.Key == "_summary").Value, given.FirstOrDefault(p => p.Key == "_elements").Value, issues);
+    }
+
     /// <summary><paramref name="json"/>, a whole <paramref name="type"/> record as stored, cut to this subset and tagged SUBSETTED.</summary>
     public byte[] Apply(string type, byte[] json)
     {
         ArgumentNullException.ThrowIfNull(json);
         var model = FhirModel.R4.FindResourceType(type) ?? throw new ArgumentException($"{type} is not a stored resource type.", nameof(type));
         using var document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = FhirJsonInput.MaxDepth });
-        var buffer = new ArrayBufferWriter<byte>(json.Length);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions
-        {
-            SkipValidation = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-        }))
+        return FhirJson.Write(writer =>
         {
             writer.WriteStartObject();
             var tagged = false;
@@ -148,8 +157,7 @@ public sealed class ResourceSubset
                 writer.WriteEndObject();
             }
             writer.WriteEndObject();
-        }
-        return buffer.WrittenSpan.ToArray();
+        });
     }
 
     /// <summary>A read's record as <paramref name="subset"/> asks for it (all of it when null, or when the read found none).</summary>

@@ -276,9 +276,7 @@ public sealed partial class RecordsService
             {
                 // As a read alone takes them (ResourceSubset); each once.
                 var subsetIssues = new List<Issue>();
-                if (query.Count(p => p.Key == "_summary") > 1 || query.Count(p => p.Key == "_elements") > 1)
-                    subsetIssues.Add(Issue.Invalid("_summary and _elements are given once each."));
-                else subset = ResourceSubset.Parse(type, query.FirstOrDefault(p => p.Key == "_summary").Value, query.FirstOrDefault(p => p.Key == "_elements").Value, subsetIssues);
+                subset = ResourceSubset.OfRead(type, query, subsetIssues);
                 if (subsetIssues.Count > 0) unusable = (400, subsetIssues[0] with { Diagnostics = $"{where}: {subsetIssues[0].Diagnostics}", Expression = where + ".request.url" });
             }
             var ok = method switch

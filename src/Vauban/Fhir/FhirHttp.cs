@@ -229,16 +229,9 @@ internal static class FhirHttp
     /// the 400 that says why it cannot be given (<paramref name="refusal"/>), before anything is read.</summary>
     public static ResourceSubset? Subset(HttpContext context, string type, out IResult? refusal)
     {
-        var query = context.Request.Query;
-        refusal = null;
-        if (query["_summary"].Count > 1 || query["_elements"].Count > 1)
-        {
-            refusal = Outcome(StatusCodes.Status400BadRequest, Issue.Invalid($"{(query["_summary"].Count > 1 ? "_summary" : "_elements")} is given twice; give it once."));
-            return null;
-        }
         var issues = new List<Issue>();
-        var subset = ResourceSubset.Parse(type, query["_summary"].FirstOrDefault(), query["_elements"].FirstOrDefault(), issues);
-        if (issues.Count > 0) refusal = Outcome(StatusCodes.Status400BadRequest, [.. issues]);
+        var subset = ResourceSubset.OfRead(type, context.Request.Query.SelectMany(p => p.Value.Select(v => new KeyValuePair<string, string>(p.Key, v ?? ""))), issues);
+        refusal = issues.Count > 0 ? Outcome(StatusCodes.Status400BadRequest, [.. issues]) : null;
         return subset;
     }
 
