@@ -143,12 +143,10 @@ public abstract class ReindexTests : IAsyncLifetime
         var patient = await CreateAsync(Samples.Patient(family: "Minuit", nir: Samples.ValidNir("1850375123309")));
         var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", effective: "2026-12-07"));
         var rid = await RidAsync(observation);
-        long Ms(string at) => DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
         Assert.Equal(Ms("2026-12-06T23:00:00Z"), await ExecuteAsync("SELECT lo FROM idx_date WHERE rid = @r", ("r", rid)));
 
         // What format 4 made of "2026-12-07": UTC's day, an hour later than Paris's.
-        await ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
-            ("lo", Ms("2026-12-07T00:00:00Z")), ("hi", Ms("2026-12-07T23:59:59.999Z")), ("r", rid));
+        await PlantUtcDayAsync(rid, "2026-12-07");
         await ExecuteAsync("UPDATE store_settings SET value = '4' WHERE name = 'index_version'");
         var status = await _server.Store.Records.IndexStatusAsync(CancellationToken.None);
         Assert.Equal((4, 5, true), (status.Stored, status.Current, status.Outdated));
@@ -174,10 +172,8 @@ public abstract class ReindexTests : IAsyncLifetime
         var patient = await CreateAsync(Samples.Patient(family: "Avance", nir: Samples.ValidNir("1850375123310")));
         var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", effective: "2026-12-07"));
         var rid = await RidAsync(observation);
-        long Ms(string at) => DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
         // What format 4 made of "2026-12-07" (UTC's day), before any reindex.
-        await ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
-            ("lo", Ms("2026-12-07T00:00:00Z")), ("hi", Ms("2026-12-07T23:59:59.999Z")), ("r", rid));
+        await PlantUtcDayAsync(rid, "2026-12-07");
         await ExecuteAsync("UPDATE store_settings SET value = '4' WHERE name = 'index_version'");
 
         // Corrected to the 20th: the 7th's old row goes with the old version, though today's extraction of it is another range.
@@ -191,11 +187,17 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-20"));
 
         // Planted again, then deleted: no row of it stays (re-indexing does not look at deleted records).
-        await ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
-            ("lo", Ms("2026-12-20T00:00:00Z")), ("hi", Ms("2026-12-20T23:59:59.999Z")), ("r", rid));
+        await PlantUtcDayAsync(rid, "2026-12-20");
         using (var delete = await _http.DeleteAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
         Assert.Equal(0, await ExecuteAsync("SELECT COUNT(*) FROM idx_date WHERE rid = @r", ("r", rid)));
     }
+
+    private static long Ms(string at) => DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
+
+    /// <summary>Sets row <paramref name="rid"/>'s date row to what index format 4 made of <paramref name="day"/>, a date without a
+    /// zone: UTC's day.</summary>
+    private Task<long> PlantUtcDayAsync(long rid, string day) => ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
+        ("lo", Ms(day + "T00:00:00Z")), ("hi", Ms(day + "T23:59:59.999Z")), ("r", rid));
 
     /// <summary>The blind-index hashes stored for row <paramref name="rid"/> (<see cref="StoredHashes"/>).</summary>
     private async Task<HashSet<long>> StoredHashesAsync(long rid)
