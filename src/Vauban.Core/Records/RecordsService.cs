@@ -115,7 +115,7 @@ public sealed partial class RecordsService
         var written = new WriteBatch(scope);
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
         if (result.Status != RecordStatus.Created) return result;
-        if (criteria is not null && await UnmetCriteriaAsync(context, scope, criteria, result, IfNoneExistCriteria, cancellationToken) is { } unmet) return unmet;
+        if (criteria is not null) written.HoldTo(result, criteria, IfNoneExistCriteria);
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await NoteGrantWritesAsync(context, written, cancellationToken);
         await scope.CommitAsync(cancellationToken);
@@ -652,7 +652,10 @@ public sealed partial class RecordsService
         }
     }
 
-    /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry).</summary>
+    /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry). In this order: the
+    /// policy, of each patient a record goes into; then whether those patients exist (<see cref="UnknownPatientAsync"/>); last, whether
+    /// each record a conditional write created meets its criteria (<see cref="UnmetCriteriaAsync"/>) — a writer the policy refuses is
+    /// answered as for any write, whatever its criteria.</summary>
     private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> RefusedWriteAsync(AccessContext context, Interaction interaction, WriteBatch written,
         CancellationToken cancellationToken)
     {
@@ -677,7 +680,7 @@ public sealed partial class RecordsService
                 }
             }
         }
-        return await UnknownPatientAsync(context, interaction, written, cancellationToken);
+        return await UnknownPatientAsync(context, interaction, written, cancellationToken) ?? await UnmetCriteriaAsync(context, written, cancellationToken);
     }
 
     /// <summary>A refusal "not revealed" (404) of a record this write creates named it by the id the server had just assigned, as if
@@ -811,6 +814,18 @@ public sealed partial class RecordsService
 
         public void Updated(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients) =>
             Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
+
+        /// <summary>Records conditional writes created, each with the criteria that must find it (<see cref="UnmetCriteriaAsync"/>).</summary>
+        public List<(string Type, string Id, SearchQuery Criteria, string Condition)> HeldToCriteria { get; } = [];
+
+        /// <summary>Holds the record a conditional write created (<paramref name="written"/>, when it created one) to the criteria it was
+        /// written under: asked once the whole write is in place and the policy has judged it.</summary>
+        /// <param name="condition">What the criteria are, for the message (If-None-Exist, the criteria of a conditional update).</param>
+        public RecordResult HoldTo(RecordResult written, SearchQuery criteria, string condition)
+        {
+            if (written.Status == RecordStatus.Created) HeldToCriteria.Add((written.Type, written.Id!, criteria, condition));
+            return written;
+        }
     }
 
     /// <summary>The audit append of one act: inside <paramref name="scope"/> when the act is part of a write transaction

@@ -678,6 +678,58 @@ public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServ
     }
 
     [Fact]
+    public async Task A_conditional_create_refused_for_criteria_its_resource_does_not_meet_is_on_that_patient_s_access_history()
+    {
+        // A result filed by If-None-Exist on its code, its body carrying another code: refused, and the attempt is one the patient
+        // (and the officer) finds by asking who tried to write into her record, as any refused write into it is.
+        var patient = await CreateAsync(Samples.Patient(family: "Historique", nir: Samples.ValidNir("1850375100108")));
+        var refused = await SendAsync(HttpMethod.Post, "/fhir/Observation", Samples.Observation($"Patient/{patient}", loinc: "2085-9"), null,
+            ("If-None-Exist", $"patient=Patient/{patient}&code=http://loinc.org|2093-3"));
+        Assert.True(refused.Status == HttpStatusCode.BadRequest, refused.Text);
+        Assert.Equal("code", Expression(refused.Body!.Value.GetProperty("issue")[0]));
+        Assert.Empty(await FindAsync($"Observation?patient=Patient/{patient}"));
+
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var history = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Create], Count = 50 }, CancellationToken.None) ?? [];
+        var attempt = Assert.Single(history, e => e.ResourceType == "Observation");
+        Assert.Equal(Vauban.Audit.AuditOutcome.MinorFailure, attempt.Outcome);
+        Assert.Contains("does not meet them", attempt.Detail.Note, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_writer_the_policy_refuses_gets_the_policy_s_answer_to_a_conditional_create_whatever_its_criteria()
+    {
+        // The criteria are judged once the policy has judged the patient the record goes into: a writer who may not write there is
+        // answered as a create without If-None-Exist is, not told that nothing matched its criteria.
+        var stranger = await CreateAsync(Samples.Patient(family: "Gardee", nir: Samples.ValidNir("1850375100109")));
+        var own = await CreateAsync(Samples.Patient(family: "Soignee", nir: Samples.ValidNir("1850375100110")));
+        var body = Samples.Observation($"Patient/{stranger}", loinc: "2085-9");
+        var unmet = ("If-None-Exist", $"patient=Patient/{stranger}&code=http://loinc.org|2093-3");
+
+        var (physician, _) = await SignedInPhysicianAsync("dr.criteres@chu.example", await PractitionerCaringForAsync(own));
+        using var signedIn = physician;
+        using var limited = await Server.ClientAsync(TenantName, "system/*.cruds", new ClientLimits([own], false));
+        foreach (var (client, status) in new[] { (physician.Http, HttpStatusCode.Forbidden), (limited, HttpStatusCode.NotFound) })
+        {
+            var plain = await SendAsync(HttpMethod.Post, "/fhir/Observation", body, client);
+            var conditional = await SendAsync(HttpMethod.Post, "/fhir/Observation", body, client, unmet);
+            Assert.True(plain.Status == status, plain.Text);
+            Assert.True(conditional.Status == status, conditional.Text);
+            Assert.Equal(Diagnostics(plain), Diagnostics(conditional));
+            // In a transaction too: the policy's answer, for the entry.
+            var transaction = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+                { "resourceType": "Bundle", "type": "transaction", "entry": [
+                  { "resource": {{body}}, "request": { "method": "POST", "url": "Observation", "ifNoneExist": "{{unmet.Item2}}" } } ] }
+                """, client);
+            Assert.True(transaction.Status == status, transaction.Text);
+            Assert.DoesNotContain("does not meet", transaction.Text, StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync($"Observation?patient=Patient/{stranger}"));
+    }
+
+    [Fact]
     public async Task A_conditional_create_is_held_to_its_criteria_as_a_search_matches_them_prefixes_accents_and_typed_spaces_included()
     {
         // The resource is judged by the search itself over the blind index it is stored under, not by comparing text: a NIR typed
