@@ -72,7 +72,8 @@ public sealed partial class RecordsService
     /// <summary>
     /// The search a condition names, or null with the 400 that says why: it must filter (at least one search parameter: no
     /// criteria would match every record), on parameters the type has (an unknown one is refused, not ignored: ignored, it would
-    /// widen the match), and without the parameters that shape a page (<see cref="ResultParameters"/>).
+    /// widen the match), and without the parameters that shape a page (<see cref="ResultParameters"/>) — nor, in If-None-Exist,
+    /// those that say how the answer is written (_format, _pretty).
     /// </summary>
     /// <param name="condition">What the criteria are, for the messages ("If-None-Exist", "The criteria of a conditional update …").</param>
     private SearchQuery? ParseCriteria(AccessContext context, TenantKeys keys, string type, string criteria, string condition, out RecordResult? invalid)
@@ -91,9 +92,20 @@ public sealed partial class RecordsService
         }
         var parameters = CriteriaParameters(criteria);
         var issues = new List<Issue>();
-        foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Where(ResultParameters.Contains).Distinct(StringComparer.Ordinal))
+        foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Distinct(StringComparer.Ordinal))
         {
-            issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
+            if (ResultParameters.Contains(name))
+            {
+                issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
+            }
+            // _format and _pretty say how the answer is written. A conditional update's or delete's criteria are its URL's query, where
+            // they are the request's own (FhirHttp.CheckFormat reads them) and no criteria; If-None-Exist (or an entry's ifNoneExist)
+            // holds criteria alone, and there they would apply to nothing: refused, as a page's parameters are, rather than skipped.
+            else if (condition == IfNoneExistCriteria && name is "_format" or "_pretty")
+            {
+                issues.Add(Issue.Invalid($"{condition}: {name} is no search criterion; it says how the answer is written, which is the request URL's to say "
+                    + $"(POST [base]/[type]?{name}=…, or for a bundle's entry the URL that posts the Bundle), not the criteria's.", name));
+            }
         }
         var query = issues.Count > 0 || parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, Today(), context.ServerBase);
         if (query is null || query.Clauses.Count == 0)

@@ -225,6 +225,41 @@ public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServ
     }
 
     [Theory]
+    [InlineData("family=Formatee&_pretty=true", "_pretty")]
+    [InlineData("_format=json&family=Formatee", "_format")]
+    [InlineData("family=Formatee&_format=application/fhir%2Bxml", "_format")]
+    [InlineData("_pretty=false", "_pretty")]
+    public async Task If_None_Exist_holding_format_or_pretty_is_400_saying_they_are_no_criteria_and_creates_nothing(string condition, string named)
+    {
+        // They say how the answer is written, which the request's URL says; in the criteria they were skipped, and the create ran on
+        // the rest as if the client had not written them.
+        var nir = Samples.ValidNir("1850375100111");
+        var body = Samples.Patient(family: "Formatee", nir: nir);
+        var create = await SendAsync(HttpMethod.Post, "/fhir/Patient", body, null, ("If-None-Exist", condition));
+        Assert.True(create.Status == HttpStatusCode.BadRequest, $"If-None-Exist {condition}: {create.Text}");
+        var issue = Assert.Single(create.Body!.Value.GetProperty("issue").EnumerateArray());
+        Assert.Equal((named, "invalid"), (Expression(issue), issue.GetProperty("code").GetString()));
+        Assert.StartsWith($"If-None-Exist: {named} is no search criterion; it says how the answer is written", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        foreach (var type in new[] { "batch", "transaction" })
+        {
+            var bundle = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+                { "resourceType": "Bundle", "type": "{{type}}", "entry": [
+                  { "resource": {{body}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{condition}}" } } ] }
+                """);
+            var outcome = type == "batch" ? bundle.Body!.Value.GetProperty("entry")[0].GetProperty("response").GetProperty("outcome") : bundle.Body!.Value;
+            Assert.True(type == "batch" ? bundle.Status == HttpStatusCode.OK : bundle.Status == HttpStatusCode.BadRequest, bundle.Text);
+            if (type == "batch") Assert.Equal("400", bundle.Body!.Value.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+            Assert.Equal("Bundle.entry[0].request.ifNoneExist", Expression(outcome.GetProperty("issue")[0]));
+            Assert.Contains($"{named} is no search criterion", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync($"Patient?{ByNir(nir)}"));
+        // In a conditional update's URL they are the request's own, and no criteria: it answers as asked.
+        var update = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}&_format=json&_pretty=true", body);
+        Assert.True(update.Status == HttpStatusCode.Created, update.Text);
+        Assert.Contains("\n  \"resourceType\"", update.Text, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("", "is a conditional update")]
     [InlineData("?", "is a conditional update")]
     [InlineData("?_format=json", "must be a search query")]
