@@ -526,14 +526,12 @@ public sealed partial class RecordsService
             // written: an entry that matched creates nothing, and every reference to its fullUrl — from an entry before it
             // in the bundle too — must name the resource it matched (FHIR R4, transaction processing rules).
             var matched = new Dictionary<int, RecordResult>();
-            // The criteria of those that matched nothing, which the records they create must meet (UnmetCriteriaAsync).
+            // The criteria of those that matched nothing, which the records they create must meet (WriteBatch.HoldTo).
             var createCriteria = new Dictionary<int, SearchQuery>();
             async Task<RecordResult> CreateEntryAsync(BundleEntry entry)
             {
                 var created = await CreateInScopeAsync(context, scope, keys, entry.Type, entry.Resource!.Value, newIds[entry.Index], references, written, VersionMade.Created, cancellationToken);
-                return createCriteria.TryGetValue(entry.Index, out var criteria)
-                    ? await UnmetCriteriaAsync(context, scope, criteria, created, IfNoneExistCriteria, cancellationToken) ?? created
-                    : created;
+                return createCriteria.TryGetValue(entry.Index, out var criteria) ? written.HoldTo(created, criteria, IfNoneExistCriteria) : created;
             }
             var conditionalsMatched = false;
             foreach (var entry in order)

@@ -72,7 +72,8 @@ public sealed partial class RecordsService
     /// <summary>
     /// The search a condition names, or null with the 400 that says why: it must filter (at least one search parameter: no
     /// criteria would match every record), on parameters the type has (an unknown one is refused, not ignored: ignored, it would
-    /// widen the match), and without the parameters that shape a page (<see cref="ResultParameters"/>).
+    /// widen the match), and without the parameters that shape a page (<see cref="ResultParameters"/>) — nor, in If-None-Exist,
+    /// those that say how the answer is written (_format, _pretty).
     /// </summary>
     /// <param name="condition">What the criteria are, for the messages ("If-None-Exist", "The criteria of a conditional update …").</param>
     private SearchQuery? ParseCriteria(AccessContext context, TenantKeys keys, string type, string criteria, string condition, out RecordResult? invalid)
@@ -91,9 +92,20 @@ public sealed partial class RecordsService
         }
         var parameters = CriteriaParameters(criteria);
         var issues = new List<Issue>();
-        foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Where(ResultParameters.Contains).Distinct(StringComparer.Ordinal))
+        foreach (var name in parameters.Select(p => p.Key.Split(':')[0]).Distinct(StringComparer.Ordinal))
         {
-            issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
+            if (ResultParameters.Contains(name))
+            {
+                issues.Add(Issue.Invalid($"{condition}: {name} has no place there; the criteria select the record to write, not a page of results.", name));
+            }
+            // _format and _pretty say how the answer is written. A conditional update's or delete's criteria are its URL's query, where
+            // they are the request's own (FhirHttp.CheckFormat reads them) and no criteria; If-None-Exist (or an entry's ifNoneExist)
+            // holds criteria alone, and there they would apply to nothing: refused, as a page's parameters are, rather than skipped.
+            else if (condition == IfNoneExistCriteria && name is "_format" or "_pretty")
+            {
+                issues.Add(Issue.Invalid($"{condition}: {name} is no search criterion; it says how the answer is written, which is the request URL's to say "
+                    + $"(POST [base]/[type]?{name}=…, or for a bundle's entry the URL that posts the Bundle), not the criteria's.", name));
+            }
         }
         var query = issues.Count > 0 || parameters.Count == 0 ? null : SearchQuery.Parse(type, parameters, keys, lenient: false, issues, Today(), context.ServerBase);
         if (query is null || query.Clauses.Count == 0)
@@ -154,41 +166,47 @@ public sealed partial class RecordsService
     private const string IfNoneExistCriteria = "If-None-Exist";
 
     /// <summary>
-    /// A record a conditional create wrote, or a conditional update that matched nothing (<paramref name="created"/>), must be one
-    /// its own criteria find: otherwise the same request sent again finds nothing again and creates a second record — for a
-    /// Patient, a duplicate identity, which a hospital must not make. Refused then (400, audited as a refused create; the caller
-    /// rolls the write back), naming each criterion the resource does not meet. Asked of the record as written, inside the write's
-    /// transaction, by the search's own SQL over the index rows the write made from the resource (its blind-index hashes, references
-    /// and dates), one criterion at a time: the same matching as the search the criteria are, not a second one. Null when they all
-    /// find it, or when nothing was created (an update of the one match may change what matches: correcting an identifier is
-    /// such an update, and the same request sent again is then refused here rather than creating a duplicate).
+    /// A record a conditional create wrote, or a conditional update that matched nothing, must be one its own criteria find
+    /// (<see cref="WriteBatch.HoldTo"/>): otherwise the same request sent again finds nothing again and creates a second record —
+    /// for a Patient, a duplicate identity, which a hospital must not make. Refused then (400, audited as a refused create; the
+    /// caller rolls the write back), naming each criterion the resource does not meet. Asked of the record as written, inside the
+    /// write's transaction, by the search's own SQL over the index rows the write made from the resource (its blind-index hashes,
+    /// references and dates), one criterion at a time: the same matching as the search the criteria are, not a second one. Asked
+    /// last of the write's checks (<see cref="RefusedWriteAsync"/>), once the policy has judged the patient the record goes into:
+    /// a writer that may not write there gets the policy's answer, as for a create without criteria, and a refusal here is on that
+    /// patient's access history. Null when every record created meets its criteria. An update of the one match may change what
+    /// matches (correcting an identifier is such an update): only a record created is held to them, and the same request sent
+    /// again is then refused here rather than creating a duplicate.
     /// </summary>
-    /// <param name="condition">What the criteria are, for the message (<see cref="IfNoneExistCriteria"/>, <see cref="ConditionalUpdateCriteria"/>).</param>
-    private async Task<RecordResult?> UnmetCriteriaAsync(AccessContext context, WriteScope scope, SearchQuery criteria, RecordResult created, string condition,
-        CancellationToken cancellationToken)
+    private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> UnmetCriteriaAsync(AccessContext context, WriteBatch written, CancellationToken cancellationToken)
     {
-        if (created.Status != RecordStatus.Created) return null;
-        var unmet = new List<string>();
-        foreach (var clause in criteria.Clauses)
+        foreach (var (type, id, criteria, condition) in written.HeldToCriteria)
         {
-            using var command = scope.Command("");
-            SearchSql.Build(command, Engine, criteria.OfRecord(clause, created.Id!), context.Tenant.Id, null, countOnly: true, allowed: null);
-            if (await command.ScalarLongAsync(cancellationToken) == 0 && !unmet.Contains(clause.Parameter)) unmet.Add(clause.Parameter);
+            var unmet = new List<string>();
+            foreach (var clause in criteria.Clauses)
+            {
+                using var command = written.Scope.Command("");
+                SearchSql.Build(command, Engine, criteria.OfRecord(clause, id), context.Tenant.Id, null, countOnly: true, allowed: null);
+                if (await command.ScalarLongAsync(cancellationToken) == 0 && !unmet.Contains(clause.Parameter)) unmet.Add(clause.Parameter);
+            }
+            if (unmet.Count == 0) continue;
+            var record = written.Written.Last(r => r.Type == type && r.Id == id);
+            // The patient whose record it would have gone into; a Patient created is in no one's record yet (its id is rolled back).
+            var patient = type == KnownResourceTypes.Patient && record.Compartment == id ? null : record.Compartment;
+            await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, null, patient)], cancellationToken, written.Scope,
+                "conditional write: nothing matched its criteria, and the resource does not meet them");
+            return (RecordResult.Fail(RecordStatus.Invalid, type, [.. unmet.Select(parameter => Issue.Invalid(
+                $"{condition}: nothing matches them, and the {type} given does not meet {parameter}: created, it would not be found by the same criteria, and the same "
+                + $"request sent again would create a second {type}. Give the {type} the values its criteria search for, or criteria its values meet.",
+                parameter))]), record);
         }
-        if (unmet.Count == 0) return null;
-        var type = created.Type;
-        await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, null, null)], cancellationToken, scope,
-            "conditional write: nothing matched its criteria, and the resource does not meet them");
-        return RecordResult.Fail(RecordStatus.Invalid, type, [.. unmet.Select(parameter => Issue.Invalid(
-            $"{condition}: nothing matches them, and the {type} given does not meet {parameter}: created, it would not be found by the same criteria, and the same "
-            + $"request sent again would create a second {type}. Give the {type} the values its criteria search for, or criteria its values meet.",
-            parameter))]);
+        return null;
     }
 
     /// <summary>
     /// A conditional update once its criteria (<paramref name="criteria"/>) are matched (<paramref name="matches"/>, from
     /// <see cref="ConditionalMatchesAsync"/>). Every outcome is audited as the act it is: the update or create written, or the
-    /// update refused. A record it creates must meet the criteria (<see cref="UnmetCriteriaAsync"/>).
+    /// update refused. A record it creates is held to the criteria (<see cref="WriteBatch.HoldTo"/>).
     /// </summary>
     /// <param name="newId">The id a create gets when nothing matches and the resource gives none (a transaction assigns it before it
     /// writes, for the references to the entry's fullUrl).</param>
@@ -232,7 +250,7 @@ public sealed partial class RecordsService
                 return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
             }
             var created = await CreateInScopeAsync(context, scope, keys, type, resource, newId, references, written, VersionMade.CreatedByUpdate, cancellationToken);
-            return await UnmetCriteriaAsync(context, scope, criteria, created, ConditionalUpdateCriteria(type), cancellationToken) ?? created;
+            return written.HoldTo(created, criteria, ConditionalUpdateCriteria(type));
         }
         // The resource gives its id: an update as create of it (R4). An id that is a record the criteria did not match cannot be
         // created, and updating it would change a record the client did not designate: 409, as R5 says it. A record the writer may
@@ -247,7 +265,7 @@ public sealed partial class RecordsService
                 $"No {type} matches the criteria, but the resource's id names {type}/{givenId}, which exists and does not match them: leave the id out to create a new record, or PUT {type}/{givenId} to update that one."));
         }
         var put = await UpdateInScopeAsync(context, scope, keys, type, givenId, resource, null, references, written, cancellationToken);
-        return await UnmetCriteriaAsync(context, scope, criteria, put, ConditionalUpdateCriteria(type), cancellationToken) ?? put;
+        return written.HoldTo(put, criteria, ConditionalUpdateCriteria(type));
     }
 
     /// <summary>

@@ -115,7 +115,7 @@ public sealed partial class RecordsService
         var written = new WriteBatch(scope);
         var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
         if (result.Status != RecordStatus.Created) return result;
-        if (criteria is not null && await UnmetCriteriaAsync(context, scope, criteria, result, IfNoneExistCriteria, cancellationToken) is { } unmet) return unmet;
+        if (criteria is not null) written.HoldTo(result, criteria, IfNoneExistCriteria);
         if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
         await NoteGrantWritesAsync(context, written, cancellationToken);
         await scope.CommitAsync(cancellationToken);
@@ -447,7 +447,8 @@ public sealed partial class RecordsService
         var version = current.Version + 1;
         var json = ResourceStamp.Apply(resource, type, id, version, now, references, context.ServerBase);
         if (ExtractWritten(type, json, keys, NamesAnEntry(resource, references), out var refusedIndex) is not { } newIndex) return refusedIndex!;
-        var oldIndex = current.Deleted ? null : ExtractIndex(type, Open(keys, current), keys);
+        var before = current.Deleted ? null : Open(keys, current);
+        var oldIndex = before is null ? null : ExtractIndex(type, before, keys);
         var compartment = Compartments.Of(type, id, newIndex);
         // A record moved into another patient's record, or brought back after its deletion, is from then on the writer's: its
         // creator is who put it where it is. The booker of an appointment (AccessPolicy.BookedBy) or a client limited to its own
@@ -460,7 +461,8 @@ public sealed partial class RecordsService
             return await VersionRefusedAsync(context, scope, Interaction.Update, type, id,
                 RecordResult.Fail(RecordStatus.Conflict, type, Issue.Conflict($"{type}/{id} was changed concurrently; retry.")), cancellationToken);
         }
-        written.Updated(type, id, compartment, createdBy, Compartments.Named(type, id, newIndex));
+        written.Updated(type, id, compartment, createdBy, Compartments.Named(type, id, newIndex),
+            cancellation: before is not null && compartment == current.Compartment && AppointmentCancellation.IsCancellation(type, before, json));
         await AuditAsync(context, Interaction.Update, AuditOutcome.Success, type, [new AuditedRecord(type, id, compartment)], cancellationToken, scope,
             current.Deleted ? "brought back after its deletion" : note);
         return new RecordResult(current.Deleted ? RecordStatus.Created : RecordStatus.Ok, type, id, version, now, json);
@@ -652,7 +654,10 @@ public sealed partial class RecordsService
         }
     }
 
-    /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry).</summary>
+    /// <summary><see cref="CheckWrittenAsync"/>, telling which record was refused (a transaction names its entry). In this order: the
+    /// policy, of each patient a record goes into; then whether those patients exist (<see cref="UnknownPatientAsync"/>); last, whether
+    /// each record a conditional write created meets its criteria (<see cref="UnmetCriteriaAsync"/>) — a writer the policy refuses is
+    /// answered as for any write, whatever its criteria.</summary>
     private async ValueTask<(RecordResult Refused, WrittenRecord Record)?> RefusedWriteAsync(AccessContext context, Interaction interaction, WriteBatch written,
         CancellationToken cancellationToken)
     {
@@ -660,16 +665,20 @@ public sealed partial class RecordsService
         {
             // A record the write creates (a transaction's POST, an update as create) is refused as a create, as its success is recorded.
             var act = record.New ? Interaction.Create : interaction;
-            var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null ? KnownResourceTypes.Patient : record.Type;
+            // A cancellation of an appointment, and nothing else, is asked of the appointment, as its update was: it names no one new
+            // and opens nothing (a cancelled appointment is no source of care). Asked of the patient, it was refused to the booker
+            // whose relationship with the patient had lapsed, though the appointment is hers to change (AccessPolicy.BookedBy).
+            var asType = context.Principal.Kind == PrincipalKind.Person && record.Compartment is not null && !record.Cancellation ? KnownResourceTypes.Patient : record.Type;
             if (await CheckRecordAsync(context, act, asType, record.Type == asType ? record.Id : record.Compartment!, record.Compartment, record.CreatedBy, written, cancellationToken) is { } refused)
             {
                 return (Unnamed(refused, record), record);
             }
             // Every other patient the record names (an appointment's participants) too: it enters their record as well, and
-            // names its author beside them, which would make a care relationship with a patient the writer could not open.
+            // names its author beside them, which would make a care relationship with a patient the writer could not open. A
+            // cancellation names the patients it named, and makes no relationship.
             foreach (var patient in record.Patients)
             {
-                if (patient == record.Compartment) continue;
+                if (patient == record.Compartment || record.Cancellation) continue;
                 var patientType = context.Principal.Kind == PrincipalKind.Person ? KnownResourceTypes.Patient : record.Type;
                 if (await CheckRecordAsync(context, act, patientType, patientType == record.Type ? record.Id : patient, patient, record.CreatedBy, written, cancellationToken) is { } other)
                 {
@@ -677,7 +686,7 @@ public sealed partial class RecordsService
                 }
             }
         }
-        return await UnknownPatientAsync(context, interaction, written, cancellationToken);
+        return await UnknownPatientAsync(context, interaction, written, cancellationToken) ?? await UnmetCriteriaAsync(context, written, cancellationToken);
     }
 
     /// <summary>A refusal "not revealed" (404) of a record this write creates named it by the id the server had just assigned, as if
@@ -792,7 +801,9 @@ public sealed partial class RecordsService
 
     /// <param name="Patients">Every patient the record names as its patient (<see cref="Compartments.Named"/>), the compartment among them.</param>
     /// <param name="New">Created by this write: its id is one the server may just have assigned, which the writer has never seen.</param>
-    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy, IReadOnlyList<string> Patients, bool New = false);
+    /// <param name="Cancellation">An appointment cancelled and nothing else changed (<see cref="AppointmentCancellation"/>).</param>
+    private sealed record WrittenRecord(string Type, string Id, string? Compartment, string? CreatedBy, IReadOnlyList<string> Patients, bool New = false,
+        bool Cancellation = false);
 
     /// <summary>The records one request or transaction writes, checked together once all are in place.</summary>
     private sealed class WriteBatch(WriteScope scope)
@@ -809,8 +820,20 @@ public sealed partial class RecordsService
             Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients, New: true));
         }
 
-        public void Updated(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients) =>
-            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients));
+        public void Updated(string type, string id, string? compartment, string? createdBy, IReadOnlyList<string> patients, bool cancellation = false) =>
+            Written.Add(new WrittenRecord(type, id, compartment, createdBy, patients, Cancellation: cancellation));
+
+        /// <summary>Records conditional writes created, each with the criteria that must find it (<see cref="UnmetCriteriaAsync"/>).</summary>
+        public List<(string Type, string Id, SearchQuery Criteria, string Condition)> HeldToCriteria { get; } = [];
+
+        /// <summary>Holds the record a conditional write created (<paramref name="written"/>, when it created one) to the criteria it was
+        /// written under: asked once the whole write is in place and the policy has judged it.</summary>
+        /// <param name="condition">What the criteria are, for the message (If-None-Exist, the criteria of a conditional update).</param>
+        public RecordResult HoldTo(RecordResult written, SearchQuery criteria, string condition)
+        {
+            if (written.Status == RecordStatus.Created) HeldToCriteria.Add((written.Type, written.Id!, criteria, condition));
+            return written;
+        }
     }
 
     /// <summary>The audit append of one act: inside <paramref name="scope"/> when the act is part of a write transaction

@@ -33,15 +33,11 @@ internal static class AuditEventView
 
         // The log is written by the server alone, on its hash chain: no client creates, changes or deletes an entry (405, as R4
         // answers an interaction a type does not support), rather than the records' "type not supported", which it is for reading.
-        string[] writes = [HttpMethods.Post, HttpMethods.Put, HttpMethods.Delete, HttpMethods.Patch];
-        IResult ReadOnly(HttpContext http)
+        foreach (var path in new[] { "/AuditEvent", "/AuditEvent/{id}" })
         {
-            http.Response.Headers.Allow = "GET";
-            return FhirHttp.Outcome(StatusCodes.Status405MethodNotAllowed, Issue.NotSupported(
-                "The audit log is append-only and written by the server: AuditEvent is read and searched (GET), never created, changed or deleted."));
+            fhir.MapOtherMethods(path, [HttpMethods.Get],
+                "The audit log is append-only and written by the server: AuditEvent is read and searched (GET), never created, changed or deleted.");
         }
-        fhir.MapMethods("/AuditEvent", writes, ReadOnly);
-        fhir.MapMethods("/AuditEvent/{id}", writes, (HttpContext http, string id) => ReadOnly(http));
 
         fhir.MapGet("/AuditEvent", (Func<HttpContext, Task<IResult>>)(http => SearchAsync(http, store, http.Request.Query.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList())));
         fhir.MapPost("/AuditEvent/_search", async (HttpContext http) =>

@@ -3,7 +3,7 @@
 //   GET    /fhir/$export-status/{job}             202 (X-Progress, Retry-After) while awaiting approval; 200 + manifest when ready
 //   DELETE /fhir/$export-status/{job}             cancels (forgets) the job
 //   GET    /fhir/$export-file/{job}/{Type}.ndjson one file, generated now through the records service (same token, same principal)
-//   GET    /fhir/Group/{id}/$export               400 (not built);  POST /fhir/$export, /fhir/Patient/$export   405 (GET only)
+//   GET    /fhir/Group/{id}/$export               400 (not built);  any other method on these paths: 405, with Allow
 // A job, its status and its files are its principal's only: anyone else gets 404. A bulk export needs
 // X-Vauban-Reason; above the establishment's size threshold it waits for a second person (ExportApprovals).
 using Vauban.Access;
@@ -26,8 +26,11 @@ internal static class BulkExportEndpoints
         // What is not built is said so, rather than answered as a create of type "$export" or an unknown endpoint.
         fhir.MapGet("/Group/{id}/$export", () => FhirHttp.Outcome(400, Issue.NotSupported(
             "Group-level export is not supported: export at system level ([base]/$export) or Patient level ([base]/Patient/$export).")));
-        fhir.MapPost("/$export", PostKickOff);
-        fhir.MapPost("/Patient/$export", PostKickOff);
+        foreach (var kickOff in new[] { "/$export", "/Patient/$export" })
+        {
+            fhir.MapOtherMethods(kickOff, [HttpMethods.Get],
+                "A bulk export is kicked off with GET, its parameters in the query string (POST with a Parameters body is not supported); it is followed at the Content-Location the kick-off answers.");
+        }
 
         fhir.MapGet("/$export-status/{job}", async (HttpContext http, string job) =>
         {
@@ -50,6 +53,9 @@ internal static class BulkExportEndpoints
             }
         });
 
+        fhir.MapOtherMethods("/$export-status/{job}", [HttpMethods.Get, HttpMethods.Delete],
+            "An export's status is read with GET, and the export cancelled with DELETE.");
+
         fhir.MapDelete("/$export-status/{job}", async (HttpContext http, string job) =>
         {
             var outcome = await records.CancelExportAsync(http.Access(), job, http.RequestAborted);
@@ -68,12 +74,6 @@ internal static class BulkExportEndpoints
             if (download.Status != RecordStatus.Ok) return FhirHttp.Failure(download.Status, download.Issues);
             return new NdjsonResult(download.WriteAsync!);
         });
-    }
-
-    private static IResult PostKickOff(HttpContext http)
-    {
-        http.Response.Headers.Allow = "GET";
-        return FhirHttp.Outcome(405, Issue.NotSupported("A bulk export is kicked off with GET (parameters in the query string); POST with a Parameters body is not supported."));
     }
 
     private static async Task<IResult> KickOffAsync(HttpContext http, RecordsService records, ExportLevel level)

@@ -19,6 +19,9 @@ internal static class FhirEndpoints
             FhirHttp.CheckFormat(http) ?? (http.Request.Query["mode"].ToString() is "" or "full"
                 ? new FhirResult(200, CapabilityStatementJson.Build(FhirHttp.BaseUrl(http), Program.Version))
                 : FhirHttp.Outcome(400, Issue.NotSupported("metadata's mode may be 'full' (the CapabilityStatement, the default); 'normative' and 'terminology' (TerminologyCapabilities) are not supported."))));
+        // Public as its GET is: the 405 tells nothing a GET of it does not.
+        app.MapOtherMethods("/fhir/metadata", [HttpMethods.Get],
+            "The CapabilityStatement ([base]/metadata) is read with GET; it is not created, changed or deleted.");
 
         var fhir = app.MapGroup("/fhir").RequireBearer(store.Clients).DisableAntiforgery();
         fhir.AddEndpointFilter(async (invocation, next) => FhirHttp.CheckFormat(invocation.HttpContext) ?? await next(invocation));
@@ -31,6 +34,13 @@ internal static class FhirEndpoints
             "The history of the whole server (GET [base]/_history) is not supported: ask a type's (GET [base]/[type]/_history) or a record's (GET [base]/[type]/[id]/_history).")));
         fhir.MapMethods("/_search", [HttpMethods.Get, HttpMethods.Post], () => FhirHttp.Outcome(404, Issue.NotSupported(
             "A search across all types ([base]/_search) is not supported: search one type (GET [base]/[type]?… or POST [base]/[type]/_search).")));
+        // Their other methods are no interaction at all (they read as a create, update or delete of a type "_history" or "_search").
+        fhir.MapOtherMethods("/_history", [HttpMethods.Get],
+            "[base]/_history is the history of the whole server, asked with GET (and not supported here: ask a type's or a record's); nothing is written there.");
+        fhir.MapOtherMethods("/_search", [HttpMethods.Get, HttpMethods.Post],
+            "[base]/_search is a search across all types, asked with GET or POST (and not supported here: search one type); nothing is written there.");
+        fhir.MapOtherMethods("/{type}/_history", [HttpMethods.Get],
+            "[base]/[type]/_history is the type's history, read with GET; nothing is written there (it was read as a write of a record with the id \"_history\").");
 
         fhir.MapGet("/{type}/{id}", async (HttpContext http, string type, string id) =>
         {
@@ -116,13 +126,9 @@ internal static class FhirEndpoints
         fhir.MapGet("/{type}", (HttpContext http, string type) => SearchAsync(http, records, type, Query(http)));
 
         // R4 searches by GET [base]/[type]?parameters or POST [base]/[type]/_search: a GET of _search was taken for a read of a
-        // record with the id "_search", and its parameters refused as parameters of a read.
-        fhir.MapGet("/{type}/_search", (HttpContext http) =>
-        {
-            http.Response.Headers.Allow = "POST";
-            return FhirHttp.Outcome(405, Issue.NotSupported(
-                "[base]/[type]/_search takes POST with the parameters as a form body (application/x-www-form-urlencoded); to search by GET, send GET [base]/[type]?parameters."));
-        });
+        // record with the id "_search", and its parameters refused as parameters of a read (a PUT or DELETE, for a write of it).
+        fhir.MapOtherMethods("/{type}/_search", [HttpMethods.Post],
+            "[base]/[type]/_search takes POST with the parameters as a form body (application/x-www-form-urlencoded); to search by GET, send GET [base]/[type]?parameters.");
 
         fhir.MapPost("/{type}/_search", async (HttpContext http, string type) =>
         {

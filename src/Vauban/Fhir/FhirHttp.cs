@@ -13,6 +13,25 @@ internal static class FhirHttp
 
     public static IResult Outcome(int status, params Issue[] issues) => new FhirResult(status, FhirJson.OperationOutcome(issues));
 
+    private static readonly string[] Methods = [HttpMethods.Get, HttpMethods.Post, HttpMethods.Put, HttpMethods.Patch, HttpMethods.Delete, HttpMethods.Options];
+
+    /// <summary>
+    /// Answers every method <paramref name="pattern"/> does not take (of GET, POST, PUT, PATCH, DELETE, OPTIONS; a HEAD is a GET here)
+    /// with 405, an Allow header naming <paramref name="allowed"/> (RFC 9110) and an OperationOutcome saying <paramref name="message"/>.
+    /// A fixed path (metadata, _history, $export…) left to routing is matched by the [type] and [type]/[id] routes for the methods it
+    /// does not map: DELETE [base]/metadata?x=y was a conditional delete of a type "metadata" (404), and routing's own 405 named the
+    /// methods of those routes in its Allow.
+    /// </summary>
+    public static RouteHandlerBuilder MapOtherMethods(this IEndpointRouteBuilder routes, string pattern, string[] allowed, string message) =>
+        routes.MapMethods(pattern, [.. Methods.Except(allowed, StringComparer.Ordinal)], (Func<HttpContext, IResult>)(http => MethodNotAllowed(http, allowed, message)));
+
+    /// <summary>405 for a method the path does not take: Allow names those it does, the OperationOutcome what the path is for.</summary>
+    public static IResult MethodNotAllowed(HttpContext context, string[] allowed, string message)
+    {
+        context.Response.Headers.Allow = string.Join(", ", allowed);
+        return Outcome(StatusCodes.Status405MethodNotAllowed, Issue.NotSupported(message));
+    }
+
     public static IResult Resource(RecordResult result, int status, HttpContext context)
     {
         Validators(context, result);

@@ -225,6 +225,41 @@ public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServ
     }
 
     [Theory]
+    [InlineData("family=Formatee&_pretty=true", "_pretty")]
+    [InlineData("_format=json&family=Formatee", "_format")]
+    [InlineData("family=Formatee&_format=application/fhir%2Bxml", "_format")]
+    [InlineData("_pretty=false", "_pretty")]
+    public async Task If_None_Exist_holding_format_or_pretty_is_400_saying_they_are_no_criteria_and_creates_nothing(string condition, string named)
+    {
+        // They say how the answer is written, which the request's URL says; in the criteria they were skipped, and the create ran on
+        // the rest as if the client had not written them.
+        var nir = Samples.ValidNir("1850375100111");
+        var body = Samples.Patient(family: "Formatee", nir: nir);
+        var create = await SendAsync(HttpMethod.Post, "/fhir/Patient", body, null, ("If-None-Exist", condition));
+        Assert.True(create.Status == HttpStatusCode.BadRequest, $"If-None-Exist {condition}: {create.Text}");
+        var issue = Assert.Single(create.Body!.Value.GetProperty("issue").EnumerateArray());
+        Assert.Equal((named, "invalid"), (Expression(issue), issue.GetProperty("code").GetString()));
+        Assert.StartsWith($"If-None-Exist: {named} is no search criterion; it says how the answer is written", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        foreach (var type in new[] { "batch", "transaction" })
+        {
+            var bundle = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+                { "resourceType": "Bundle", "type": "{{type}}", "entry": [
+                  { "resource": {{body}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{condition}}" } } ] }
+                """);
+            var outcome = type == "batch" ? bundle.Body!.Value.GetProperty("entry")[0].GetProperty("response").GetProperty("outcome") : bundle.Body!.Value;
+            Assert.True(type == "batch" ? bundle.Status == HttpStatusCode.OK : bundle.Status == HttpStatusCode.BadRequest, bundle.Text);
+            if (type == "batch") Assert.Equal("400", bundle.Body!.Value.GetProperty("entry")[0].GetProperty("response").GetProperty("status").GetString());
+            Assert.Equal("Bundle.entry[0].request.ifNoneExist", Expression(outcome.GetProperty("issue")[0]));
+            Assert.Contains($"{named} is no search criterion", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync($"Patient?{ByNir(nir)}"));
+        // In a conditional update's URL they are the request's own, and no criteria: it answers as asked.
+        var update = await SendAsync(HttpMethod.Put, $"/fhir/Patient?{ByNir(nir)}&_format=json&_pretty=true", body);
+        Assert.True(update.Status == HttpStatusCode.Created, update.Text);
+        Assert.Contains("\n  \"resourceType\"", update.Text, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("", "is a conditional update")]
     [InlineData("?", "is a conditional update")]
     [InlineData("?_format=json", "must be a search query")]
@@ -675,6 +710,58 @@ public abstract class ConditionalWriteTests(FhirServerFixture shared) : FhirServ
         Assert.True(partly.Status == HttpStatusCode.BadRequest, partly.Text);
         Assert.Equal(["birthdate"], partly.Body!.Value.GetProperty("issue").EnumerateArray().Select(Expression));
         Assert.Empty(await FindAsync($"Patient?{ByNir(given)}"));
+    }
+
+    [Fact]
+    public async Task A_conditional_create_refused_for_criteria_its_resource_does_not_meet_is_on_that_patient_s_access_history()
+    {
+        // A result filed by If-None-Exist on its code, its body carrying another code: refused, and the attempt is one the patient
+        // (and the officer) finds by asking who tried to write into her record, as any refused write into it is.
+        var patient = await CreateAsync(Samples.Patient(family: "Historique", nir: Samples.ValidNir("1850375100108")));
+        var refused = await SendAsync(HttpMethod.Post, "/fhir/Observation", Samples.Observation($"Patient/{patient}", loinc: "2085-9"), null,
+            ("If-None-Exist", $"patient=Patient/{patient}&code=http://loinc.org|2093-3"));
+        Assert.True(refused.Status == HttpStatusCode.BadRequest, refused.Text);
+        Assert.Equal("code", Expression(refused.Body!.Value.GetProperty("issue")[0]));
+        Assert.Empty(await FindAsync($"Observation?patient=Patient/{patient}"));
+
+        var tenant = (await Server.Store.Tenants.FindAsync(TenantName, CancellationToken.None))!;
+        await Server.Store.Audit.CatchUpAsync();
+        var history = await Server.Store.AuditLog.SearchAsync(AccessContext.Operator(tenant, "test"),
+            new Vauban.Audit.AuditQuery { Patient = patient, Actions = [Vauban.Audit.AuditAction.Create], Count = 50 }, CancellationToken.None) ?? [];
+        var attempt = Assert.Single(history, e => e.ResourceType == "Observation");
+        Assert.Equal(Vauban.Audit.AuditOutcome.MinorFailure, attempt.Outcome);
+        Assert.Contains("does not meet them", attempt.Detail.Note, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_writer_the_policy_refuses_gets_the_policy_s_answer_to_a_conditional_create_whatever_its_criteria()
+    {
+        // The criteria are judged once the policy has judged the patient the record goes into: a writer who may not write there is
+        // answered as a create without If-None-Exist is, not told that nothing matched its criteria.
+        var stranger = await CreateAsync(Samples.Patient(family: "Gardee", nir: Samples.ValidNir("1850375100109")));
+        var own = await CreateAsync(Samples.Patient(family: "Soignee", nir: Samples.ValidNir("1850375100110")));
+        var body = Samples.Observation($"Patient/{stranger}", loinc: "2085-9");
+        var unmet = ("If-None-Exist", $"patient=Patient/{stranger}&code=http://loinc.org|2093-3");
+
+        var (physician, _) = await SignedInPhysicianAsync("dr.criteres@chu.example", await PractitionerCaringForAsync(own));
+        using var signedIn = physician;
+        using var limited = await Server.ClientAsync(TenantName, "system/*.cruds", new ClientLimits([own], false));
+        foreach (var (client, status) in new[] { (physician.Http, HttpStatusCode.Forbidden), (limited, HttpStatusCode.NotFound) })
+        {
+            var plain = await SendAsync(HttpMethod.Post, "/fhir/Observation", body, client);
+            var conditional = await SendAsync(HttpMethod.Post, "/fhir/Observation", body, client, unmet);
+            Assert.True(plain.Status == status, plain.Text);
+            Assert.True(conditional.Status == status, conditional.Text);
+            Assert.Equal(Diagnostics(plain), Diagnostics(conditional));
+            // In a transaction too: the policy's answer, for the entry.
+            var transaction = await SendAsync(HttpMethod.Post, "/fhir", $$"""
+                { "resourceType": "Bundle", "type": "transaction", "entry": [
+                  { "resource": {{body}}, "request": { "method": "POST", "url": "Observation", "ifNoneExist": "{{unmet.Item2}}" } } ] }
+                """, client);
+            Assert.True(transaction.Status == status, transaction.Text);
+            Assert.DoesNotContain("does not meet", transaction.Text, StringComparison.Ordinal);
+        }
+        Assert.Empty(await FindAsync($"Observation?patient=Patient/{stranger}"));
     }
 
     [Fact]

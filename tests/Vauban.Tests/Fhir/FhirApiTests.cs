@@ -767,6 +767,51 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task A_method_a_fixed_path_does_not_take_is_405_naming_those_it_does_not_a_write_of_a_type_or_id_named_after_the_path()
+    {
+        // DELETE [base]/metadata?x=y was a conditional delete of a type "metadata" (404), PUT [base]/Patient/_history an update of a
+        // record with the id "_history"; routing's own 405 named the methods of the [type] routes in its Allow.
+        using var anonymous = new HttpClient { BaseAddress = Server.BaseAddress };
+        string[] writes = ["POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        (HttpClient Client, string Path, string[] Methods, string[] Allowed)[] paths =
+        [
+            (anonymous, "/fhir/metadata", writes, ["GET"]),
+            (anonymous, "/fhir/metadata?x=y", writes, ["GET"]),
+            (Api, "/fhir/metadata?x=y", writes, ["GET"]),
+            (Api, "/fhir/_history", writes, ["GET"]),
+            (Api, "/fhir/_history?x=y", writes, ["GET"]),
+            (Api, "/fhir/_search?x=y", ["PUT", "PATCH", "DELETE", "OPTIONS"], ["GET", "POST"]),
+            (Api, "/fhir/Patient/_history", writes, ["GET"]),
+            (Api, "/fhir/Patient/_search", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"], ["POST"]),
+            (Api, "/fhir/$export?x=y", writes, ["GET"]),
+            (Api, "/fhir/Patient/$export", writes, ["GET"]),
+            (Api, "/fhir/$export-status/no-such-job", ["POST", "PUT", "PATCH", "OPTIONS"], ["GET", "DELETE"]),
+            (Api, "/fhir/AuditEvent", writes, ["GET"]),
+            (Api, "/fhir?x=y", ["GET", "PUT", "PATCH", "DELETE"], ["POST"]),
+        ];
+        foreach (var (client, path, methods, allowed) in paths)
+        {
+            foreach (var method in methods)
+            {
+                using var request = new HttpRequestMessage(new HttpMethod(method), path);
+                if (method is "POST" or "PUT" or "PATCH") request.Content = FhirContent.Json(Samples.Patient(family: "Methode"));
+                using var response = await client.SendAsync(request);
+                var text = await response.Content.ReadAsStringAsync();
+                var said = $"{method} {path}{(client == anonymous ? " (no token)" : "")}: {(int)response.StatusCode} {text}";
+                Assert.True(response.StatusCode == HttpStatusCode.MethodNotAllowed, said);
+                Assert.True(allowed.Order(StringComparer.Ordinal).SequenceEqual(response.Content.Headers.Allow.Order(StringComparer.Ordinal)), $"Allow: {string.Join(",", response.Content.Headers.Allow)}; {said}");
+                var outcome = JsonDocument.Parse(text).RootElement;
+                Assert.Equal(("OperationOutcome", "not-supported"), (outcome.GetProperty("resourceType").GetString(), outcome.GetProperty("issue")[0].GetProperty("code").GetString()));
+            }
+        }
+        // What they do take is answered as before: the CapabilityStatement to anyone, the rest to a client only.
+        using (var metadata = await anonymous.GetAsync("/fhir/metadata")) Assert.Equal(HttpStatusCode.OK, metadata.StatusCode);
+        using (var history = await anonymous.GetAsync("/fhir/_history")) Assert.Equal(HttpStatusCode.Unauthorized, history.StatusCode);
+        using (var history = await Api.GetAsync("/fhir/Patient/_history?_count=1")) Assert.Equal(HttpStatusCode.OK, history.StatusCode);
+        using (var found = await Api.GetAsync("/fhir/Patient?family=methode")) Assert.Equal(0, (await found.BodyAsync()).GetProperty("total").GetInt32());
+    }
+
+    [Fact]
     public async Task An_observation_of_a_device_is_kept_and_a_search_by_the_device_says_why_it_cannot_be_searched()
     {
         // R4 lets an Observation's subject be a Device (an analyser's quality control); this server holds no Device records.

@@ -786,6 +786,71 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Forbidden, other.StatusCode);
     }
 
+    [Fact]
+    public async Task A_physician_whose_care_relationship_has_lapsed_cancels_the_appointment_she_booked_and_still_cannot_read_the_record()
+    {
+        // ADR 0006: the appointments she booked are hers to change and cancel, whatever the rule of care says of the patient. A
+        // cancellation names no one new and opens nothing (a cancelled appointment is no source of care): it is asked of the
+        // appointment, not of the patient's record, which stays closed to her.
+        var chartPage = $"/patients/{_ids["mine"]}";
+        string created;
+        using (var doctor = await SignedInAsync("dr.auber@chu.example"))
+        {
+            var (fields, _) = await BookingFormAsync(doctor, _ids["mine"], _ids["drA"], ParisDate(400));
+            var (booked, bookedHtml) = await BookAsync(doctor, fields);
+            Assert.True(booked.StatusCode == HttpStatusCode.Redirect, booked.StatusCode + bookedHtml);
+            var (_, chart) = await doctor.GetAsync(chartPage);
+            created = Assert.Single(Appointments(chart), id => id != _ids["appt"]);
+        }
+        // Seven and a half months on: her encounter and the other appointment are past the 180 days back, hers still beyond the 90 ahead.
+        _time.Advance(TimeSpan.FromDays(230));
+        using var lapsed = await SignedInAsync("dr.auber@chu.example");
+        var (closed, _) = await lapsed.GetAsync(chartPage);
+        Assert.Equal(HttpStatusCode.Forbidden, closed.StatusCode);
+
+        // Anything more than the cancellation is still asked of the patient: cancelled and moved to another day, refused, nothing written.
+        var op = AccessContext.Operator(_tenant, "test");
+        var current = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+        var cancelledAndMoved = System.Text.Json.Nodes.JsonNode.Parse(current.Json!)!;
+        cancelledAndMoved["status"] = "cancelled";
+        cancelledAndMoved["start"] = Day(2);
+        Assert.Equal(HttpStatusCode.Forbidden, await PutAsync(lapsed, created, cancelledAndMoved.ToJsonString()));
+        Assert.Equal(("booked", 1), await StateAsync());
+
+        // Her cancellation from the chart's form: done, and on the audit chain as her update of the patient's appointment.
+        var (cancelled, cancelledHtml) = await lapsed.SubmitAsync(chartPage,
+            new Dictionary<string, string> { ["Appointment"] = created, ["Version"] = "1", ["CancelReason"] = "prov-pers" }, chartPage + "?handler=cancel");
+        Assert.True(cancelled.StatusCode == HttpStatusCode.Redirect, cancelled.StatusCode + cancelledHtml);
+        Assert.Equal(("cancelled", 2), await StateAsync());
+        var updates = await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Update);
+        Assert.Contains(updates, e => e.Outcome == AuditOutcome.Success && e.ResourceType == "Appointment" && e.Detail.Patient == _ids["mine"]);
+
+        // The record stays closed to her, through the chart and the API; and her appointment is not booked again by her.
+        var (still, _) = await lapsed.GetAsync(chartPage);
+        Assert.Equal(HttpStatusCode.Forbidden, still.StatusCode);
+        using (var read = await lapsed.Http.GetAsync("/fhir/Patient/" + _ids["mine"])) Assert.Equal(HttpStatusCode.Forbidden, read.StatusCode);
+        var rebooked = System.Text.Json.Nodes.JsonNode.Parse((await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None)).Json!)!;
+        rebooked["status"] = "booked";
+        Assert.Equal(HttpStatusCode.Forbidden, await PutAsync(lapsed, created, rebooked.ToJsonString()));
+        Assert.Equal(("cancelled", 2), await StateAsync());
+
+        async Task<(string?, int)> StateAsync()
+        {
+            var now = await _server.Store.Records.ReadAsync(op, "Appointment", created, CancellationToken.None);
+            using var json = System.Text.Json.JsonDocument.Parse(now.Json!);
+            return (json.RootElement.GetProperty("status").GetString(), now.Version);
+        }
+    }
+
+    /// <summary>A PUT of the appointment through the API, in the person's session (as a clinical app in the browser sends it).</summary>
+    private async Task<HttpStatusCode> PutAsync(StaffClient staff, string id, string json)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/fhir/Appointment/" + id) { Content = FhirContent.Json(json) };
+        request.Headers.Add("Origin", _server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        using var response = await staff.Http.SendAsync(request);
+        return response.StatusCode;
+    }
+
     /// <summary>A practitioner as FR Core writes one: the RPPS number under its own system, the name, and a role in a specialty.</summary>
     private async Task<string> PractitionerInAsync(string family, string given, string rpps, string? specialty)
     {
