@@ -204,6 +204,18 @@ public sealed class VaubanStore : IAsyncDisposable
     public const string PostgresBackupAdvice = "A PostgreSQL store is backed up with PostgreSQL's own tools: pg_dump --format=custom for a copy, "
         + "or base backups with WAL archiving for point-in-time recovery. `vauban backup` copies the embedded SQLite store.";
 
+    /// <summary>Why <paramref name="target"/> cannot take a backup (a folder, a file already there, a folder that does not exist),
+    /// or null; whatever the store's engine, so that `vauban backup` says it before anything else.</summary>
+    public static string? BackupTargetProblem(string target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var full = Path.GetFullPath(target);
+        if (Directory.Exists(full)) return $"{full} is a folder: name the backup file to write, for example {Path.Combine(full, "vauban-backup.db")}.";
+        if (File.Exists(full)) return $"{full} already exists: a backup is written to a new file, never over another.";
+        if (Path.GetDirectoryName(full) is { } folder && !Directory.Exists(folder)) return $"The folder {folder} does not exist.";
+        return null;
+    }
+
     /// <summary>
     /// A consistent copy of the SQLite store written to <paramref name="target"/> (a new file), beside a running server. The act
     /// is on every establishment's chain first, committed before the copy begins, so that the copy holds it; a copy that fails
@@ -215,10 +227,8 @@ public sealed class VaubanStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(administrator);
         if (_database is not SqliteDatabase sqlite) throw new InvalidOperationException(PostgresBackupAdvice);
+        if (BackupTargetProblem(target) is { } problem) throw new ArgumentException(problem, nameof(target));
         var full = Path.GetFullPath(target);
-        if (Directory.Exists(full)) throw new ArgumentException($"{full} is a folder: name the backup file to write, for example {Path.Combine(full, "vauban-backup.db")}.", nameof(target));
-        if (File.Exists(full)) throw new ArgumentException($"{full} already exists: a backup is written to a new file, never over another.", nameof(target));
-        if (Path.GetDirectoryName(full) is { } folder && !Directory.Exists(folder)) throw new ArgumentException($"The folder {folder} does not exist.", nameof(target));
         var tenants = await Tenants.ListAsync(cancellationToken);
         AuditedRecord[] store = [new AuditedRecord("store:backup", null, null)];
         var started = Stopwatch.GetTimestamp();

@@ -21,8 +21,13 @@ public sealed class OperatorMistakeTests : IDisposable
 
     private string Key => Path.Combine(_directory, "master.key");
 
-    /// <summary>A store with one establishment, "chu", under <see cref="Key"/>.</summary>
-    private async Task MakeStoreAsync() => Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "add", "chu", "--db", Db, "--master-key-file", Key])).Exit);
+    /// <summary>A store with one establishment, "chu", under <see cref="Key"/>, on <paramref name="engine"/>: its --db value.</summary>
+    private async Task<string> StoreOnAsync(Engine engine = Engine.Sqlite)
+    {
+        var db = engine == Engine.Postgres ? await PostgresServer.CreateMigratedDatabaseAsync() : Db;
+        Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Key])).Exit);
+        return db;
+    }
 
     /// <summary>Runs <paramref name="act"/> with the environment variables set as given (null: unset), and puts them back after.</summary>
     private static async Task<T> WithVariablesAsync<T>(IReadOnlyDictionary<string, string?> variables, Func<Task<T>> act)
@@ -44,7 +49,7 @@ public sealed class OperatorMistakeTests : IDisposable
     [Fact]
     public async Task A_master_key_the_operator_gave_that_cannot_be_used_is_a_usage_error_naming_where_it_came_from()
     {
-        await MakeStoreAsync();
+        await StoreOnAsync();
         var open = Path.Combine(_directory, "open.key");
         File.Copy(Key, open);
         File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
@@ -278,6 +283,22 @@ public sealed class OperatorMistakeTests : IDisposable
         await CliRunner.UsageErrorAsync([.. typed, "--db", Db, "--master-key-file", Key], problem, verb);
         Assert.False(File.Exists(Db));
         Assert.False(File.Exists(Key));
+    }
+
+    /// <summary>A backup named after a file that is there (yesterday's backup) is refused before anything else, whatever the
+    /// store's engine: PostgreSQL's answer was only to use pg_dump (exit 1), SQLite's the store's, once opened (exit 1).</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_backup_to_a_file_that_exists_is_a_usage_error_on_either_engine_and_the_file_stays_as_it_was(Engine engine)
+    {
+        var db = await StoreOnAsync(engine);
+        var target = Path.Combine(_directory, "yesterday.db");
+        await File.WriteAllTextAsync(target, "yesterday's backup");
+        await CliRunner.UsageErrorAsync(["backup", target, "--db", db, "--master-key-file", Key],
+            $"<file>: {target} already exists: a backup is written to a new file, never over another.", "vauban backup");
+        Assert.Equal("yesterday's backup", await File.ReadAllTextAsync(target));
+        Assert.Equal([target], Directory.GetFiles(_directory, "yesterday.db*")); // no partial copy beside it
     }
 
     [Fact]
