@@ -301,6 +301,28 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.Equal([target], Directory.GetFiles(_directory, "yesterday.db*")); // no partial copy beside it
     }
 
+    /// <summary>A new master key file named after one that is there (the store's own key, yesterday's new key) was refused only
+    /// once the store was open, exit 1: a usage error, before anything is opened; the file and the store's key stay as they were.</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task Rotating_the_master_key_into_a_file_that_exists_is_a_usage_error_and_the_old_key_still_opens_the_store(Engine engine)
+    {
+        var db = await StoreOnAsync(engine);
+        var kept = Path.Combine(_directory, "next.key");
+        await File.WriteAllTextAsync(kept, "a file of the operator's");
+        foreach (var existing in new[] { kept, Key })
+        {
+            var before = await File.ReadAllTextAsync(existing);
+            await CliRunner.UsageErrorAsync(["keys", "rotate-master", "--new-key-file", existing, "--db", db, "--master-key-file", Key],
+                $"--new-key-file: {existing} exists and will not be overwritten: name a file that does not exist (a new master key is never written over a file).", "vauban keys rotate-master");
+            Assert.Equal(before, await File.ReadAllTextAsync(existing));
+        }
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", db, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Contains("chu", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_breach_report_into_a_file_or_a_folder_in_use_is_a_usage_error_and_an_import_of_a_folder_without_bundles_too()
     {
