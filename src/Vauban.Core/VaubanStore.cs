@@ -310,22 +310,6 @@ public sealed class VaubanStore : IAsyncDisposable
         return problem;
     }
 
-    /// <summary>Whether <paramref name="db"/> names an existing SQLite database file (its header; any, not only a Vauban store),
-    /// false for a PostgreSQL connection string or a file that is missing, unreadable or something else.</summary>
-    public static bool IsSqliteDatabaseFile(string db)
-    {
-        if (StoreDatabase.LooksLikePostgres(db)) return false;
-        var file = new FileInfo(Path.GetFullPath(db));
-        try
-        {
-            return file.Exists && SqliteDatabase.IsSqliteFile(file);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
     /// file with Vauban's schema_version table (<see cref="SqliteDatabase.Inspect"/>); a PostgreSQL database with that table.
     /// <see cref="StoreFound.None"/>: no file, an empty one, an empty database — a new store may be made there;
@@ -347,14 +331,46 @@ public sealed class VaubanStore : IAsyncDisposable
                 _ => StoreFound.None,
             };
         }
+        return await ReadPostgresAsync(db, async (connection, token) =>
+        {
+            using var command = connection.Command("SELECT count(*) FILTER (WHERE tablename = 'schema_version'), count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+            using var reader = await command.ExecuteReaderAsync(token);
+            await reader.ReadAsync(token);
+            return reader.GetInt64(0) > 0 ? StoreFound.Store : reader.GetInt64(1) > 0 ? StoreFound.Foreign : StoreFound.None;
+        }, cancellationToken);
+    }
+
+    /// <summary>Whether the store at <paramref name="db"/> was made with a master key — bound to one, or holding keys wrapped
+    /// under one —, read without creating or changing anything. A new master key is made only for a store that was not (none
+    /// yet, a new file or database): for any other, a key file that is not there is a mistyped path, and a key made there would
+    /// be refused by the store and left behind. False for a SQLite file that cannot be read as a store (its opening says why).</summary>
+    public static async Task<bool> HasMasterKeyAsync(string db, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(db);
+        if (StoreDatabase.LooksLikePostgres(db)) return await ReadPostgresAsync(db, KeyRing.HasMasterKeyAsync, cancellationToken);
+        var full = Path.GetFullPath(db);
+        if (SqliteDatabase.Inspect(full) != SqliteFileContent.Store) return false;
+        try
+        {
+            await using var connection = SqliteDatabase.ReadOnly(full);
+            await connection.OpenAsync(cancellationToken);
+            return await KeyRing.HasMasterKeyAsync(connection, cancellationToken);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>One reading of a PostgreSQL database before it is opened as a store; one that cannot be reached is said as the
+    /// store's opening says it, in words that never quote what follows an unquoted Password=.</summary>
+    private static async Task<T> ReadPostgresAsync<T>(string db, Func<System.Data.Common.DbConnection, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
         await using var database = StoreDatabase.Open(db);
         try
         {
             await using var connection = await database.OpenAsync(cancellationToken);
-            using var command = connection.Command("SELECT count(*) FILTER (WHERE tablename = 'schema_version'), count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            return reader.GetInt64(0) > 0 ? StoreFound.Store : reader.GetInt64(1) > 0 ? StoreFound.Foreign : StoreFound.None;
+            return await read(connection, cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {

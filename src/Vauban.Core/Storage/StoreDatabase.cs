@@ -396,7 +396,7 @@ internal sealed class SqliteDatabase : StoreDatabase
             if (IsUnfinishedNewFile(full)) return SqliteFileContent.UnfinishedCopy;
             if (!file.Exists || file.Length == 0) return SqliteFileContent.Nothing;
             if (!IsSqliteFile(file)) return SqliteFileContent.Unreadable;
-            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            using var connection = ReadOnly(full);
             connection.Open();
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT count(*), coalesce(sum(type = 'table' AND name = 'schema_version'), 0) FROM sqlite_schema";
@@ -409,6 +409,11 @@ internal sealed class SqliteDatabase : StoreDatabase
             return SqliteFileContent.Unreadable; // unreadable here (a hot journal over an older content, no access): the opening says why
         }
     }
+
+    /// <summary>A connection (not yet open) that reads the file at <paramref name="full"/> without changing it: read-only, which
+    /// never rolls back a hot journal, and outside the pool.</summary>
+    internal static SqliteConnection ReadOnly(string full) =>
+        new(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
 
     /// <summary>Refuses, untouched, a file that must not be opened as a store by any verb: another application's database, or a
     /// new file whose writing was interrupted.</summary>

@@ -61,7 +61,7 @@ public sealed class OperatorMistakeTests : IDisposable
         {
             (open, $"the master key file '{open}' is readable by other users; restrict it with 'chmod 600'."),
             (garbled, $"the master key from {garbled} is not valid base64."),
-            (missing, $"no file at {missing}, and the store at {Db} already exists: its key is elsewhere; name the key file it was made with"),
+            (missing, $"no file at {missing}, and the store at {Db} was made with a master key: its keys are wrapped under that key, which is elsewhere; name the key file it was made with"),
         })
         {
             await CliRunner.UsageErrorAsync(["tenants", "list", "--db", Db, "--master-key-file", file], "--master-key-file: " + problem, "vauban tenants list");
@@ -83,6 +83,61 @@ public sealed class OperatorMistakeTests : IDisposable
         var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", Db, "--master-key-file", other]);
         Assert.True(exit == 1, output);
         Assert.Contains("another master key", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>A mistyped key path for a PostgreSQL store made a new master key file there, which the store then refused as
+    /// another store's key (exit 1), leaving the file behind to be taken for the store's key; a SQLite store's was refused
+    /// before. On either engine a key is made only for a store no key was given yet: for one bound to a key (made by serve,
+    /// no establishment yet) or holding keys wrapped under one, a key file that is not there is a usage error, and nothing is made.</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite, true)]
+    [InlineData(Engine.Postgres, true)]
+    [InlineData(Engine.Sqlite, false)]
+    [InlineData(Engine.Postgres, false)]
+    public async Task A_key_file_that_is_not_there_for_a_store_made_with_a_key_is_a_usage_error_and_no_key_is_made(Engine engine, bool establishments)
+    {
+        string db;
+        if (establishments) db = await StoreOnAsync(engine);
+        else
+        {
+            // Bound to its key when serve made it, before any establishment.
+            db = engine == Engine.Postgres ? await PostgresServer.CreateMigratedDatabaseAsync() : Db;
+            await (await VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Load(Key, null)), CancellationToken.None)).DisposeAsync();
+        }
+        var typo = Path.Combine(_directory, "typo", "master.kye");
+        var store = engine == Engine.Postgres ? "the PostgreSQL store of --db" : $"the store at {Db}";
+        var problem = $"no file at {typo}, and {store} was made with a master key: its keys are wrapped under that key, which is elsewhere; name the key file it was made with (a new key would not open this store).";
+        foreach (var (verb, typed) in new[] { ("vauban tenants list", new[] { "tenants", "list" }), ("vauban tenants add", ["tenants", "add", "clinique"]), ("vauban serve", ["serve", "--urls", "http://127.0.0.1:0"]) })
+        {
+            var printed = await CliRunner.UsageErrorAsync([.. typed, "--db", db, "--master-key-file", typo], "--master-key-file: " + problem, verb);
+            printed += await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_MASTER_KEY_FILE"] = typo },
+                () => CliRunner.UsageErrorAsync([.. typed, "--db", db], "$VAUBAN_MASTER_KEY_FILE: " + problem, verb));
+            Assert.DoesNotContain(await File.ReadAllTextAsync(Key), printed, StringComparison.Ordinal);
+            if (engine == Engine.Postgres) Assert.DoesNotContain(db, printed, StringComparison.Ordinal); // a connection string may hold a password
+        }
+        Assert.False(Directory.Exists(Path.GetDirectoryName(typo))); // neither the key nor its folder
+        // The store's own key still opens it, and the refused verbs wrote nothing.
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", db, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Equal(establishments, output.Contains("chu", StringComparison.Ordinal));
+        Assert.DoesNotContain("clinique", output, StringComparison.Ordinal);
+        // Past the command line (two starts at once, one making the key the other looked for), the store still names a key
+        // made for it that it refuses, so that it is not kept as the store's.
+        var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Load(typo, null)), CancellationToken.None));
+        Assert.Contains($"The key file {typo} was made for this start and is not this store's key", refused.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The other side of the rule: a store no key was given yet — a new SQLite file, a database whose schema is there
+    /// but no key bound — is given the new key made at the path named.</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_store_no_key_was_given_yet_is_given_a_new_key_at_the_path_named(Engine engine)
+    {
+        var db = engine == Engine.Postgres ? await PostgresServer.CreateMigratedDatabaseAsync() : Db;
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Key));
     }
 
     [Fact]
