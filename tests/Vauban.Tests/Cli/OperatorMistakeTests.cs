@@ -314,6 +314,34 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.DoesNotContain(database, store.Description + store.Audit.JournalDirectory, StringComparison.Ordinal);
     }
 
+    /// <summary>A PostgreSQL store's default journal folder was named from its description: two stores whose database is given
+    /// after an unquoted Password= both journaled in "host-port-_", a folder that no longer said which store. It is named from
+    /// the store's identity — host, port, database, user, never the password —, a value given after the password by a digest.</summary>
+    [Fact]
+    public async Task Two_PostgreSQL_stores_named_after_an_unquoted_password_never_share_a_journal_folder_and_none_names_what_follows_it()
+    {
+        var server = PostgresServer.AdminConnectionString; // Host=…;Port=…;Username=vauban;Database=postgres
+        var read = new Npgsql.NpgsqlConnectionStringBuilder(server);
+        var databases = new List<string>();
+        var folders = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var database = new Npgsql.NpgsqlConnectionStringBuilder(await PostgresServer.CreateMigratedDatabaseAsync()).Database!;
+            databases.Add(database);
+            var db = i < 2 ? $"{server};Password=S3cret;Database={database}" : $"{server};Database={database};Password=S3cret";
+            await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None);
+            folders.Add(store.Audit.JournalDirectory);
+        }
+        Assert.NotEqual(folders[0], folders[1]);
+        foreach (var folder in folders.Take(2))
+        {
+            Assert.StartsWith(Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", Security.AuditTests.FolderName($"{read.Host}-{read.Port}-_-{read.Username}-")), folder, StringComparison.Ordinal);
+            foreach (var secret in databases.Append("S3cret")) Assert.DoesNotContain(secret, folder, StringComparison.Ordinal);
+        }
+        // Written before the password, the identity names the folder as it is.
+        Assert.Equal(Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", Security.AuditTests.FolderName($"{read.Host}-{read.Port}-{databases[2]}-{read.Username}")), folders[2]);
+    }
+
     /// <summary>What every verb checks of what was typed before it opens the store: a value no act can take, options that cannot
     /// go together, a folder that does not hold what it should. It exited 1, as the store's own refusals do. Here there is no
     /// store at all: the refusal is about the value, not "no Vauban store".</summary>
