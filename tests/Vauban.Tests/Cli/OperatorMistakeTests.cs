@@ -368,39 +368,31 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.False(File.Exists(Key));
     }
 
-    /// <summary>A backup named after a file that is there (yesterday's backup) is refused before anything else, whatever the
-    /// store's engine: PostgreSQL's answer was only to use pg_dump (exit 1), SQLite's the store's, once opened (exit 1).</summary>
+    /// <summary>A file a verb writes anew, named after one that is there — a backup over yesterday's, a new master key over
+    /// another file or the store's own key —, is refused before the store is opened, whatever its engine, and left as it was.
+    /// They exited 1: PostgreSQL's backup was answered only with pg_dump's advice, the others by the store once open.</summary>
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
-    public async Task A_backup_to_a_file_that_exists_is_a_usage_error_on_either_engine_and_the_file_stays_as_it_was(Engine engine)
+    public async Task A_file_a_verb_would_write_that_exists_is_a_usage_error_on_either_engine_and_stays_as_it_was(Engine engine)
     {
         var db = await StoreOnAsync(engine);
-        var target = Path.Combine(_directory, "yesterday.db");
-        await File.WriteAllTextAsync(target, "yesterday's backup");
-        await CliRunner.UsageErrorAsync(["backup", target, "--db", db, "--master-key-file", Key],
-            $"<file>: {target} already exists: a backup is written to a new file, never over another.", "vauban backup");
-        Assert.Equal("yesterday's backup", await File.ReadAllTextAsync(target));
-        Assert.Equal([target], Directory.GetFiles(_directory, "yesterday.db*")); // no partial copy beside it
-    }
-
-    /// <summary>A new master key file named after one that is there (the store's own key, yesterday's new key) was refused only
-    /// once the store was open, exit 1: a usage error, before anything is opened; the file and the store's key stay as they were.</summary>
-    [Theory]
-    [InlineData(Engine.Sqlite)]
-    [InlineData(Engine.Postgres)]
-    public async Task Rotating_the_master_key_into_a_file_that_exists_is_a_usage_error_and_the_old_key_still_opens_the_store(Engine engine)
-    {
-        var db = await StoreOnAsync(engine);
-        var kept = Path.Combine(_directory, "next.key");
+        var kept = Path.Combine(_directory, "yesterday.db");
         await File.WriteAllTextAsync(kept, "a file of the operator's");
-        foreach (var existing in new[] { kept, Key })
+        foreach (var (typed, verb, problem) in new[]
         {
-            var before = await File.ReadAllTextAsync(existing);
-            await CliRunner.UsageErrorAsync(["keys", "rotate-master", "--new-key-file", existing, "--db", db, "--master-key-file", Key],
-                $"--new-key-file: {existing} exists and will not be overwritten: name a file that does not exist (a new master key is never written over a file).", "vauban keys rotate-master");
-            Assert.Equal(before, await File.ReadAllTextAsync(existing));
+            (new[] { "backup", kept }, "vauban backup", $"<file>: {kept} already exists: a backup is written to a new file, never over another."),
+            (["keys", "rotate-master", "--new-key-file", kept], "vauban keys rotate-master",
+                $"--new-key-file: {kept} exists and will not be overwritten: name a file that does not exist (a new master key is never written over a file)."),
+            (["keys", "rotate-master", "--new-key-file", Key], "vauban keys rotate-master", $"--new-key-file: {Key} exists and will not be overwritten"),
+        })
+        {
+            var before = await File.ReadAllTextAsync(typed[^1]);
+            await CliRunner.UsageErrorAsync([.. typed, "--db", db, "--master-key-file", Key], problem, verb);
+            Assert.Equal(before, await File.ReadAllTextAsync(typed[^1]));
         }
+        Assert.Equal([kept], Directory.GetFiles(_directory, "yesterday.db*")); // no partial copy beside it
+        // Nothing changed: the store's key still opens it.
         var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", db, "--master-key-file", Key]);
         Assert.True(exit == 0, output);
         Assert.Contains("chu", output, StringComparison.Ordinal);
