@@ -204,6 +204,18 @@ public sealed class VaubanStore : IAsyncDisposable
     public const string PostgresBackupAdvice = "A PostgreSQL store is backed up with PostgreSQL's own tools: pg_dump --format=custom for a copy, "
         + "or base backups with WAL archiving for point-in-time recovery. `vauban backup` copies the embedded SQLite store.";
 
+    /// <summary>Why <paramref name="target"/> cannot take a backup (a folder, a file already there, a folder that does not exist),
+    /// or null; whatever the store's engine, so that `vauban backup` says it before anything else.</summary>
+    public static string? BackupTargetProblem(string target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var full = Path.GetFullPath(target);
+        if (Directory.Exists(full)) return $"{full} is a folder: name the backup file to write, for example {Path.Combine(full, "vauban-backup.db")}.";
+        if (File.Exists(full)) return $"{full} already exists: a backup is written to a new file, never over another.";
+        if (Path.GetDirectoryName(full) is { } folder && !Directory.Exists(folder)) return $"The folder {folder} does not exist.";
+        return null;
+    }
+
     /// <summary>
     /// A consistent copy of the SQLite store written to <paramref name="target"/> (a new file), beside a running server. The act
     /// is on every establishment's chain first, committed before the copy begins, so that the copy holds it; a copy that fails
@@ -215,10 +227,8 @@ public sealed class VaubanStore : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(administrator);
         if (_database is not SqliteDatabase sqlite) throw new InvalidOperationException(PostgresBackupAdvice);
+        if (BackupTargetProblem(target) is { } problem) throw new ArgumentException(problem, nameof(target));
         var full = Path.GetFullPath(target);
-        if (Directory.Exists(full)) throw new ArgumentException($"{full} is a folder: name the backup file to write, for example {Path.Combine(full, "vauban-backup.db")}.", nameof(target));
-        if (File.Exists(full)) throw new ArgumentException($"{full} already exists: a backup is written to a new file, never over another.", nameof(target));
-        if (Path.GetDirectoryName(full) is { } folder && !Directory.Exists(folder)) throw new ArgumentException($"The folder {folder} does not exist.", nameof(target));
         var tenants = await Tenants.ListAsync(cancellationToken);
         AuditedRecord[] store = [new AuditedRecord("store:backup", null, null)];
         var started = Stopwatch.GetTimestamp();
@@ -300,22 +310,6 @@ public sealed class VaubanStore : IAsyncDisposable
         return problem;
     }
 
-    /// <summary>Whether <paramref name="db"/> names an existing SQLite database file (its header; any, not only a Vauban store),
-    /// false for a PostgreSQL connection string or a file that is missing, unreadable or something else.</summary>
-    public static bool IsSqliteDatabaseFile(string db)
-    {
-        if (StoreDatabase.LooksLikePostgres(db)) return false;
-        var file = new FileInfo(Path.GetFullPath(db));
-        try
-        {
-            return file.Exists && SqliteDatabase.IsSqliteFile(file);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
-
     /// <summary>Whether <paramref name="db"/> already holds a Vauban store, without creating or changing anything: a SQLite
     /// file with Vauban's schema_version table (<see cref="SqliteDatabase.Inspect"/>); a PostgreSQL database with that table.
     /// <see cref="StoreFound.None"/>: no file, an empty one, an empty database — a new store may be made there;
@@ -337,14 +331,46 @@ public sealed class VaubanStore : IAsyncDisposable
                 _ => StoreFound.None,
             };
         }
+        return await ReadPostgresAsync(db, async (connection, token) =>
+        {
+            using var command = connection.Command("SELECT count(*) FILTER (WHERE tablename = 'schema_version'), count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+            using var reader = await command.ExecuteReaderAsync(token);
+            await reader.ReadAsync(token);
+            return reader.GetInt64(0) > 0 ? StoreFound.Store : reader.GetInt64(1) > 0 ? StoreFound.Foreign : StoreFound.None;
+        }, cancellationToken);
+    }
+
+    /// <summary>Whether the store at <paramref name="db"/> was made with a master key — bound to one, or holding keys wrapped
+    /// under one —, read without creating or changing anything. A new master key is made only for a store that was not (none
+    /// yet, a new file or database): for any other, a key file that is not there is a mistyped path, and a key made there would
+    /// be refused by the store and left behind. False for a SQLite file that cannot be read as a store (its opening says why).</summary>
+    public static async Task<bool> HasMasterKeyAsync(string db, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(db);
+        if (StoreDatabase.LooksLikePostgres(db)) return await ReadPostgresAsync(db, KeyRing.HasMasterKeyAsync, cancellationToken);
+        var full = Path.GetFullPath(db);
+        if (SqliteDatabase.Inspect(full) != SqliteFileContent.Store) return false;
+        try
+        {
+            await using var connection = SqliteDatabase.ReadOnly(full);
+            await connection.OpenAsync(cancellationToken);
+            return await KeyRing.HasMasterKeyAsync(connection, cancellationToken);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>One reading of a PostgreSQL database before it is opened as a store; one that cannot be reached is said as the
+    /// store's opening says it, in words that never quote what follows an unquoted Password=.</summary>
+    private static async Task<T> ReadPostgresAsync<T>(string db, Func<System.Data.Common.DbConnection, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
         await using var database = StoreDatabase.Open(db);
         try
         {
             await using var connection = await database.OpenAsync(cancellationToken);
-            using var command = connection.Command("SELECT count(*) FILTER (WHERE tablename = 'schema_version'), count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            return reader.GetInt64(0) > 0 ? StoreFound.Store : reader.GetInt64(1) > 0 ? StoreFound.Foreign : StoreFound.None;
+            return await read(connection, cancellationToken);
         }
         catch (Exception e) when (e is System.Data.Common.DbException or System.Net.Sockets.SocketException or TimeoutException)
         {

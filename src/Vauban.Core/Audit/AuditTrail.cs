@@ -150,7 +150,9 @@ public sealed class AuditTrail : IAsyncDisposable
 
     /// <summary>The folder of this process's audit journal. Every process of one store must find the same folder after a
     /// restart: what a crashed process journaled is put on the chain by the next one that opens it there.</summary>
-    public string JournalDirectory => _options.JournalDirectory ?? _database.DefaultAuditJournalDirectory;
+    public string JournalDirectory => _journalDirectory ?? _options.JournalDirectory ?? _database.DefaultAuditJournalDirectory;
+
+    private string? _journalDirectory; // chosen when the store opens (RecoverJournalsAsync)
 
     internal AuditTrail(StoreDatabase database, KeyRing keys, TimeProvider time, AuditOptions options)
     {
@@ -832,8 +834,8 @@ public sealed class AuditTrail : IAsyncDisposable
     {
         _storeId = await _database.ReadOneAsync("SELECT value FROM store_settings WHERE name = 'store_id'", r => r.GetString(0), cancellationToken)
             ?? throw new InvalidOperationException("The store has no identity (store_settings.store_id).");
-        var current = Path.GetFullPath(JournalDirectory);
         var recorded = await JournalFoldersAsync(cancellationToken);
+        var current = _journalDirectory = Path.GetFullPath(_options.JournalDirectory ?? KeptEarlierDefault(recorded) ?? _database.DefaultAuditJournalDirectory);
         foreach (var folder in recorded.Where(f => f != current))
         {
             if (!Directory.Exists(folder))
@@ -855,6 +857,13 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     private const string JournalFolderSetting = "journal_folder:";
+
+    /// <summary>The folder an earlier Vauban named this store's journal folder by default (PostgreSQL's, named from the store's
+    /// description until the name took its identity), when this store recorded it and it is still there: kept, so that its
+    /// processes go on journaling where they did and the folder an operator watches and backs up stays the same. A store
+    /// that never used it takes today's name. Were it left, its journals would still be copied from it (it is recorded).</summary>
+    private string? KeptEarlierDefault(List<string> recorded) =>
+        _database.EarlierDefaultAuditJournalDirectory is { } earlier && Path.GetFullPath(earlier) is var full && recorded.Contains(full) && Directory.Exists(full) ? full : null;
 
     /// <summary>The journal folders processes of this store recorded when they opened it.</summary>
     private async Task<List<string>> JournalFoldersAsync(CancellationToken cancellationToken)

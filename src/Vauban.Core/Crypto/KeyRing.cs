@@ -213,10 +213,22 @@ internal sealed class KeyRing : IDisposable
         return await BoundFingerprintAsync(connection, cancellationToken);
     }
 
-    /// <summary>Whether the store has the table yet (these checks also run before it is migrated, on a store that may be new).</summary>
-    private async Task<bool> TableExistsAsync(System.Data.Common.DbConnection connection, string table, System.Data.Common.DbTransaction? transaction, CancellationToken cancellationToken)
+    /// <summary>Whether the store on <paramref name="connection"/> was made with a master key: bound to one, or holding a key
+    /// wrapped under one (a store from before the binding); read only. False for a store no key was given yet (none, or not yet
+    /// migrated that far): only such a store may be given a new master key.</summary>
+    public static async Task<bool> HasMasterKeyAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken)
     {
-        using var exists = connection.Command(_database.Engine == StorageEngine.Postgres
+        ArgumentNullException.ThrowIfNull(connection);
+        if (await BoundFingerprintAsync(connection, cancellationToken) is not null) return true;
+        if (!await TableExistsAsync(connection, "tenant_keys", null, cancellationToken)) return false;
+        using var command = connection.Command("SELECT count(*) FROM (SELECT 1 FROM tenant_keys LIMIT 1) k");
+        return await command.ScalarLongAsync(cancellationToken) > 0;
+    }
+
+    /// <summary>Whether the store has the table yet (these checks also run before it is migrated, on a store that may be new).</summary>
+    private static async Task<bool> TableExistsAsync(System.Data.Common.DbConnection connection, string table, System.Data.Common.DbTransaction? transaction, CancellationToken cancellationToken)
+    {
+        using var exists = connection.Command(connection is Npgsql.NpgsqlConnection
             ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename = @t"
             : "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = @t").With("t", table);
         exists.Transaction = transaction;
@@ -244,7 +256,7 @@ internal sealed class KeyRing : IDisposable
         }
     }
 
-    private async Task<string?> BoundFingerprintAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken, System.Data.Common.DbTransaction? transaction = null)
+    private static async Task<string?> BoundFingerprintAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken, System.Data.Common.DbTransaction? transaction = null)
     {
         if (!await TableExistsAsync(connection, "store_settings", transaction, cancellationToken)) return null;
         using var command = connection.Command("SELECT value FROM store_settings WHERE name = @n").With("n", BindingSetting);

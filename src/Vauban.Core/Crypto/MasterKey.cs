@@ -75,12 +75,15 @@ public sealed class MasterKey
     public static MasterKey CreateFile(string filePath)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
-        if (File.Exists(filePath) || Directory.Exists(filePath))
-        {
-            throw new VaubanConfigurationException($"'{Path.GetFullPath(filePath)}' exists: name a file that does not (a new master key is never written over a file).");
-        }
+        if (NewFileProblem(filePath) is { } problem) throw new VaubanConfigurationException(problem);
         return Create(filePath, joinConcurrentStart: false);
     }
+
+    /// <summary>Why a new master key cannot be written to <paramref name="filePath"/> — a file (or a folder) is there —, or null:
+    /// `keys rotate-master` says it before the store is opened.</summary>
+    public static string? NewFileProblem(string filePath) => File.Exists(filePath) || Directory.Exists(filePath)
+        ? $"{Path.GetFullPath(filePath)} exists and will not be overwritten: name a file that does not exist (a new master key is never written over a file)."
+        : null;
 
     /// <param name="joinConcurrentStart">A file made meanwhile by another process is read and its key used (two starts of a new
     /// store at once); else it is refused.</param>

@@ -28,6 +28,11 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// PostgreSQL, under the data folder, one folder per server and database.</summary>
     public abstract string DefaultAuditJournalDirectory { get; }
 
+    /// <summary>The folder an earlier Vauban took by default for this store's journal, when it was named otherwise than
+    /// <see cref="DefaultAuditJournalDirectory"/> (PostgreSQL's, from the description); null when it was the same. The audit
+    /// trail keeps it for a store that recorded it (<see cref="Audit.AuditTrail.RecoverJournalsAsync"/>).</summary>
+    public virtual string? EarlierDefaultAuditJournalDirectory => null;
+
     public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken);
 
     /// <summary>Runs one hot single-row read with a statement prepared once per connection (SQLite re-parses
@@ -396,7 +401,7 @@ internal sealed class SqliteDatabase : StoreDatabase
             if (IsUnfinishedNewFile(full)) return SqliteFileContent.UnfinishedCopy;
             if (!file.Exists || file.Length == 0) return SqliteFileContent.Nothing;
             if (!IsSqliteFile(file)) return SqliteFileContent.Unreadable;
-            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            using var connection = ReadOnly(full);
             connection.Open();
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT count(*), coalesce(sum(type = 'table' AND name = 'schema_version'), 0) FROM sqlite_schema";
@@ -409,6 +414,11 @@ internal sealed class SqliteDatabase : StoreDatabase
             return SqliteFileContent.Unreadable; // unreadable here (a hot journal over an older content, no access): the opening says why
         }
     }
+
+    /// <summary>A connection (not yet open) that reads the file at <paramref name="full"/> without changing it: read-only, which
+    /// never rolls back a hot journal, and outside the pool.</summary>
+    internal static SqliteConnection ReadOnly(string full) =>
+        new(new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
 
     /// <summary>Refuses, untouched, a file that must not be opened as a store by any verb: another application's database, or a
     /// new file whose writing was interrupted.</summary>
@@ -808,11 +818,12 @@ internal sealed class PostgresDatabase : StoreDatabase
         if (builder.MaxPoolSize == 100) builder.MaxPoolSize = 32;
         // The same few statements run all day: let Npgsql prepare them server-side after first use.
         if (builder.MaxAutoPrepare == 0) builder.MaxAutoPrepare = 64;
-        var (host, port, database, partsAfterPassword) = Shown(connectionString, builder);
+        var (host, port, database, user, partsAfterPassword) = Shown(connectionString, builder);
         Description = $"PostgreSQL {host}:{port}/{database}";
         _partsAfterPassword = partsAfterPassword;
-        var folder = string.Concat($"{host}-{port}-{database}".Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' ? c : '_'));
-        DefaultAuditJournalDirectory = Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", folder);
+        var journals = Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal");
+        DefaultAuditJournalDirectory = Path.Combine(journals, JournalFolder(builder, $"{host}-{port}-{database}-{user}"));
+        EarlierDefaultAuditJournalDirectory = Path.Combine(journals, FolderName($"{host}-{port}-{database}"));
         // Nothing sets session state on a pooled connection (transactions use SET LOCAL; the lazy writers' setting is a
         // startup option of a pool of their own), so a connection going back to the pool is not reset: that reset
         // (RESET ALL, DISCARD …) was sent with the next statement of every read, and cost the server a parse and ~0.07 ms each time.
@@ -829,6 +840,19 @@ internal sealed class PostgresDatabase : StoreDatabase
     }
 
     private readonly bool _partsAfterPassword;
+
+    /// <summary>The default journal folder's name: the store's identity as Npgsql connects to it — host(s), port, database and
+    /// user, never the password —, as <paramref name="shown"/> states it. A value given only after an unquoted Password= (the
+    /// password's end, perhaps) is '…' there, '_' in the name, and the name then ends with a digest of the identity as read:
+    /// named from the description alone, two stores written so shared "host-5432-_", a name that no longer said which store.</summary>
+    private static string JournalFolder(NpgsqlConnectionStringBuilder builder, string shown)
+    {
+        if (!shown.Contains('…', StringComparison.Ordinal)) return FolderName(shown);
+        var identity = string.Join('\n', builder.Host, builder.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), builder.Database, builder.Username);
+        return FolderName(shown) + "-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(identity)))[..16];
+    }
+
+    private static string FolderName(string text) => string.Concat(text.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' ? c : '_'));
 
     /// <summary>What Npgsql or the server said, unless the connection string has parts after its password: their words may then
     /// quote one of them (database "…" does not exist, role "…", unrecognized configuration parameter "…"), which may be the
@@ -880,6 +904,7 @@ internal sealed class PostgresDatabase : StoreDatabase
     public override StorageEngine Engine => StorageEngine.Postgres;
     public override string Description { get; }
     public override string DefaultAuditJournalDirectory { get; }
+    public override string EarlierDefaultAuditJournalDirectory { get; }
 
     public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
         await _dataSource.OpenConnectionAsync(cancellationToken);
@@ -1098,19 +1123,19 @@ internal sealed class PostgresDatabase : StoreDatabase
         return "it is not Keyword=value pairs separated by ';' (Host=…;Database=…;Username=…) or a postgres://user:password@host/database URI.";
     }
 
-    /// <summary>The host, port and database as the string states them before its unquoted Password part; one that only a part
+    /// <summary>The host, port, database and user as the string states them before its unquoted Password part; one that only a part
     /// after it gives (or changes) is "…". "Password=ab;Database=cd" is the password "ab;Database=cd" to an operator who forgot
     /// the quotes and the database "cd" to Npgsql: "Cannot open PostgreSQL host:5432/cd" printed the password's end. What
     /// follows an unquoted Password= is never printed; <c>PartsAfterPassword</c> says whether anything does (a blank part
     /// aside), when the server's words about the connection may quote it. A URI's password ends at its '@'.</summary>
-    private static (string Host, string Port, string Database, bool PartsAfterPassword) Shown(string connectionString, NpgsqlConnectionStringBuilder builder)
+    private static (string Host, string Port, string Database, string User, bool PartsAfterPassword) Shown(string connectionString, NpgsqlConnectionStringBuilder builder)
     {
         static string Port(NpgsqlConnectionStringBuilder read) => read.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var (parts, password) = Split(connectionString);
-        if (password < 0) return (builder.Host ?? "", Port(builder), builder.Database ?? "", false);
+        if (password < 0) return (builder.Host ?? "", Port(builder), builder.Database ?? "", builder.Username ?? "", false);
         var stated = new NpgsqlConnectionStringBuilder(string.Join(';', parts.Take(password)));
         static string Said(string? before, string? read) => before == read ? read ?? "" : "…";
-        return (Said(stated.Host, builder.Host), Said(Port(stated), Port(builder)), Said(stated.Database, builder.Database),
+        return (Said(stated.Host, builder.Host), Said(Port(stated), Port(builder)), Said(stated.Database, builder.Database), Said(stated.Username, builder.Username),
             parts.Skip(password + 1).Any(part => !string.IsNullOrWhiteSpace(part)));
     }
 

@@ -20,10 +20,13 @@ internal static class BackupCommand
         StoreArguments.AddTo(backup);
         backup.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
-            // Refused before the store is opened: nothing to copy here, and nothing is written on its chains.
-            if (VaubanStore.IsPostgresConnectionString(StoreArguments.DbValue(parse))) throw new InvalidOperationException(VaubanStore.PostgresBackupAdvice);
+            // The file named is checked first, whatever the store's engine: a file there (yesterday's backup) is the same usage
+            // error on both (PostgreSQL's said only to use pg_dump, exit 1, and SQLite's came from the store once opened).
             var target = parse.GetValue(file)!;
             if (string.IsNullOrWhiteSpace(target)) throw new UsageException("<file> is empty: name the backup file to write, e.g. vauban backup /var/backups/vauban/vauban-2026-12-05.db");
+            if (VaubanStore.BackupTargetProblem(target) is { } problem) throw new UsageException(UsageError.About("<file>", problem));
+            // Refused before the store is opened: nothing to copy here, and nothing is written on its chains.
+            if (VaubanStore.IsPostgresConnectionString(StoreArguments.DbValue(parse))) throw new InvalidOperationException(VaubanStore.PostgresBackupAdvice);
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var written = await store.BackupAsync(target, AdministrationAudit.Context, token);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -30,6 +30,8 @@ internal static class KeyCommands
             var given = parse.GetValue(newKeyFile)!;
             if (string.IsNullOrWhiteSpace(given)) throw new UsageException("--new-key-file is empty: name the file to write the new master key to.");
             var path = Path.GetFullPath(given);
+            // A usage error, before the store is opened (it was the key's refusal once the store was open, exit 1): nothing changes.
+            if (MasterKey.NewFileProblem(path) is { } problem) throw new UsageException(UsageError.About("--new-key-file", problem));
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var previous = store.MasterKeyFingerprint;
             // Made and synced before the store takes it: a store bound to a key that a power loss then took away would be lost.

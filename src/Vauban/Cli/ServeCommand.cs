@@ -155,11 +155,11 @@ internal static class ServeCommand
                 guard = UsageError.Checked(() => Vauban.Guard.GuardOptions.FromJson(json), problem => $"--guard-config: {file.FullName}: {problem}");
             }
             await StoreArguments.RefuseForeignAsync(StoreArguments.DbValue(parse), token);
-            await using var store = await VaubanStore.OpenAsync(StoreArguments.Resolve(parse) with { Accounts = accounts, Guard = guard }, token);
+            await using var store = await VaubanStore.OpenAsync(await StoreArguments.ResolveAsync(parse, token) with { Accounts = accounts, Guard = guard }, token);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");
             // A warning, not a refusal: a name the certificate lacks may still be on its way (DNS, a certificate being issued).
-            if (tls is not null && publicBase is { Scheme: "https" } && tls.NamesWarning(publicBase.IdnHost) is { } unnamed) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {unnamed}[/]");
+            if (tls is not null && publicBase is { Scheme: "https" } && tls.NamesWarning(new(publicBase.IdnHost, publicGiven.Source)) is { } unnamed) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {unnamed}[/]");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
             if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
             if (publicBase is null && !ListensOnLoopbackOnly(parse.GetValue(urls)!))
@@ -168,7 +168,7 @@ internal static class ServeCommand
             }
             AnsiConsole.MarkupLineInterpolated($"Audit journal: {store.Audit.JournalDirectory} (keep it across restarts; $VAUBAN_AUDIT_JOURNAL)");
             if (parse.GetValue(demo)) await Demo.EnsureAsync(store, parse.GetValue(urls)!, tls, token);
-            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase, Tls = tls });
+            var app = VaubanHost.Build(store, new ServerOptions(parse.GetValue(urls)!) { MaxResourceBytes = resourceKib * 1024L, MaxBundleBytes = bundleKib * 1024L, TrustedProxies = proxies, PublicUrl = publicBase, PublicUrlSource = publicGiven.Source, Tls = tls });
             await app.RunAsync(token);
             return 0;
         }, ct));

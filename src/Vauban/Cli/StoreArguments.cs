@@ -55,7 +55,7 @@ internal static class StoreArguments
     /// or the two that could have.</summary>
     private static string Check(Given db) => db.Value is null ? "give it with --db or $VAUBAN_DB" : $"check {db.Source}";
 
-    public static StoreOptions Resolve(ParseResult parse)
+    public static async Task<StoreOptions> ResolveAsync(ParseResult parse, CancellationToken cancellationToken)
     {
         var db = DbValue(parse);
         var variable = Environment.GetEnvironmentVariable(MasterKey.EnvironmentVariable);
@@ -72,12 +72,15 @@ internal static class StoreArguments
         {
             throw new UsageException(keyGiven.Says($"{Path.GetFullPath(keyFile)} is {kind}, not a regular file."));
         }
-        // A key is made only with a new store: for a SQLite store that exists, a missing key file is a mistyped path, and a new
-        // key (and its folder) would be left behind before "this store was created with another master key".
-        if (!fromVariable && VaubanStore.IsSqliteDatabaseFile(db) && !File.Exists(keyFile) && !Directory.Exists(keyFile))
+        // A key is made only for a store no key was given yet, on either engine: for one bound to a key, or holding keys wrapped
+        // under one, a missing key file is a mistyped path, and a new key (and its folder) would be left behind before "this
+        // store was made with another master key" (on PostgreSQL it was, exit 1).
+        if (!fromVariable && !File.Exists(keyFile) && !Directory.Exists(keyFile) && await VaubanStore.HasMasterKeyAsync(db, cancellationToken))
         {
-            throw new UsageException(keyGiven.Says($"no file at {Path.GetFullPath(keyFile)}, and the store at {Path.GetFullPath(db)} already exists: its key is elsewhere; "
-                + (keyGiven.Value is null ? "give it with --master-key-file or $VAUBAN_MASTER_KEY_FILE" : "name the key file it was made with") + " (a new key would not open this store)."));
+            var store = VaubanStore.IsPostgresConnectionString(db) ? $"the PostgreSQL store of {DbGiven(parse).Source}" : $"the store at {Path.GetFullPath(db)}";
+            throw new UsageException(keyGiven.Says($"no file at {Path.GetFullPath(keyFile)}, and {store} was made with a master key: its keys are wrapped under that key, "
+                + "which is elsewhere; " + (keyGiven.Value is null ? "give it with --master-key-file or $VAUBAN_MASTER_KEY_FILE" : "name the key file it was made with")
+                + " (a new key would not open this store)."));
         }
         MasterKey key;
         try
@@ -116,7 +119,7 @@ internal static class StoreArguments
             if (!File.Exists(full)) throw new UsageException(given.Says($"no Vauban store at {full}: there is no file there. {Made}"));
             throw new ArgumentException($"No Vauban store at {full}: {Check(given)}. {Made}");
         }
-        return await VaubanStore.OpenAsync(Resolve(parse) with { MayCreate = create }, cancellationToken);
+        return await VaubanStore.OpenAsync(await ResolveAsync(parse, cancellationToken) with { MayCreate = create }, cancellationToken);
     }
 
     /// <summary>Refuses another application's database before a master key is made for it (the store's opening refuses it too,

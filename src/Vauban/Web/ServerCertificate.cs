@@ -153,13 +153,20 @@ public sealed class ServerCertificate : IDisposable
         return names.EnumerateDnsNames().Any(name => DnsNameMatches(name.TrimEnd('.'), host));
     }
 
-    /// <summary>What the operator should know when clients reach the server by <paramref name="host"/> (the host of an https://
-    /// --public-url) and the certificate does not name it: every client would refuse the connection. Null when it names it.</summary>
-    public string? NamesWarning(string host)
+    /// <summary>The host clients reach the server by, that of an https:// public URL, and where the URL came from as the operator
+    /// gave it: "--public-url", or "$VAUBAN_PUBLIC_URL" when the option was not typed (a warning naming the option sent the
+    /// operator looking for one never typed).</summary>
+    public sealed record PublicHost(string Host, string Source);
+
+    /// <summary>What the operator should know when clients reach the server by <paramref name="reached"/> and the certificate
+    /// does not name it: every client would refuse the connection. Null when it names it.</summary>
+    public string? NamesWarning(PublicHost reached)
     {
+        ArgumentNullException.ThrowIfNull(reached);
+        var host = reached.Host;
         if (Names(host)) return null;
         var listed = DnsNames().Concat(AlternativeNames()?.EnumerateIPAddresses().Select(address => address.ToString()) ?? []).ToList();
-        return $"the TLS certificate ({Certificate.Subject}) does not name {host}, the host of --public-url: "
+        return $"the TLS certificate ({Certificate.Subject}) does not name {host}, the host of {reached.Source}: "
             + (listed.Count == 0 ? "it has no subject alternative name (clients ignore the subject's CN)" : $"it names {string.Join(", ", listed)}")
             + "; clients reaching the server by that name will refuse its certificate.";
     }

@@ -16,7 +16,7 @@ internal sealed class ServerCertificateRenewal : IDisposable
     public static readonly TimeSpan ExpiryReminder = TimeSpan.FromDays(1);
 
     private readonly Lock _checking = new();
-    private readonly string? _publicHost;
+    private readonly ServerCertificate.PublicHost? _publicHost;
     private readonly TimeProvider _time;
     private DateTimeOffset? _remindedAt;
     private readonly ServerCertificate _initial;
@@ -28,9 +28,9 @@ internal sealed class ServerCertificateRenewal : IDisposable
     private ILogger? _log;
     private Timer? _timer;
 
-    /// <param name="publicHost">The host of an https:// --public-url, which a renewed certificate should name too.</param>
+    /// <param name="publicHost">The host of an https:// public URL (and where it came from), which a renewed certificate should name too.</param>
     /// <param name="time">The clock (tests move it on).</param>
-    public ServerCertificateRenewal(ServerCertificate initial, string? publicHost, TimeProvider? time = null)
+    public ServerCertificateRenewal(ServerCertificate initial, ServerCertificate.PublicHost? publicHost, TimeProvider? time = null)
     {
         _time = time ?? TimeProvider.System;
         _current = initial;

@@ -25,6 +25,10 @@ public sealed record ServerOptions(string Urls)
     /// listens on (a wildcard one as localhost); a request's Host header, which its sender writes, never makes it.</summary>
     public Uri? PublicUrl { get; init; }
 
+    /// <summary>Where <see cref="PublicUrl"/> came from, as a warning about it names it: "--public-url", or "$VAUBAN_PUBLIC_URL"
+    /// when the variable gave it.</summary>
+    public string PublicUrlSource { get; init; } = "--public-url";
+
     /// <summary>The certificate the https:// addresses of <see cref="Urls"/> are served with (TLS 1.2 and 1.3). Set: plain
     /// HTTP answers /healthz alone. Null: no https:// address may be given (TLS is then a reverse proxy's).</summary>
     public ServerCertificate? Tls { get; init; }
@@ -56,7 +60,7 @@ public static class VaubanHost
         // default, so that no development certificate is ever looked for.
         if (options.Tls is not null) builder.WebHost.UseKestrelHttpsConfiguration();
         var renewal = options.Tls is { } served
-            ? new ServerCertificateRenewal(served, options.PublicUrl is { Scheme: "https" } clientsUrl ? clientsUrl.IdnHost : null)
+            ? new ServerCertificateRenewal(served, options.PublicUrl is { Scheme: "https" } clientsUrl ? new ServerCertificate.PublicHost(clientsUrl.IdnHost, options.PublicUrlSource) : null)
             : null;
         builder.WebHost.ConfigureKestrel(kestrel =>
         {

@@ -21,8 +21,13 @@ public sealed class OperatorMistakeTests : IDisposable
 
     private string Key => Path.Combine(_directory, "master.key");
 
-    /// <summary>A store with one establishment, "chu", under <see cref="Key"/>.</summary>
-    private async Task MakeStoreAsync() => Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "add", "chu", "--db", Db, "--master-key-file", Key])).Exit);
+    /// <summary>A store with one establishment, "chu", under <see cref="Key"/>, on <paramref name="engine"/>: its --db value.</summary>
+    private async Task<string> StoreOnAsync(Engine engine = Engine.Sqlite)
+    {
+        var db = engine == Engine.Postgres ? await PostgresServer.CreateMigratedDatabaseAsync() : Db;
+        Assert.Equal(0, (await CliRunner.RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Key])).Exit);
+        return db;
+    }
 
     /// <summary>Runs <paramref name="act"/> with the environment variables set as given (null: unset), and puts them back after.</summary>
     private static async Task<T> WithVariablesAsync<T>(IReadOnlyDictionary<string, string?> variables, Func<Task<T>> act)
@@ -44,7 +49,7 @@ public sealed class OperatorMistakeTests : IDisposable
     [Fact]
     public async Task A_master_key_the_operator_gave_that_cannot_be_used_is_a_usage_error_naming_where_it_came_from()
     {
-        await MakeStoreAsync();
+        await StoreOnAsync();
         var open = Path.Combine(_directory, "open.key");
         File.Copy(Key, open);
         File.SetUnixFileMode(open, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
@@ -56,7 +61,7 @@ public sealed class OperatorMistakeTests : IDisposable
         {
             (open, $"the master key file '{open}' is readable by other users; restrict it with 'chmod 600'."),
             (garbled, $"the master key from {garbled} is not valid base64."),
-            (missing, $"no file at {missing}, and the store at {Db} already exists: its key is elsewhere; name the key file it was made with"),
+            (missing, $"no file at {missing}, and the store at {Db} was made with a master key: its keys are wrapped under that key, which is elsewhere; name the key file it was made with"),
         })
         {
             await CliRunner.UsageErrorAsync(["tenants", "list", "--db", Db, "--master-key-file", file], "--master-key-file: " + problem, "vauban tenants list");
@@ -78,6 +83,61 @@ public sealed class OperatorMistakeTests : IDisposable
         var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", Db, "--master-key-file", other]);
         Assert.True(exit == 1, output);
         Assert.Contains("another master key", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>A mistyped key path for a PostgreSQL store made a new master key file there, which the store then refused as
+    /// another store's key (exit 1), leaving the file behind to be taken for the store's key; a SQLite store's was refused
+    /// before. On either engine a key is made only for a store no key was given yet: for one bound to a key (made by serve,
+    /// no establishment yet) or holding keys wrapped under one, a key file that is not there is a usage error, and nothing is made.</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite, true)]
+    [InlineData(Engine.Postgres, true)]
+    [InlineData(Engine.Sqlite, false)]
+    [InlineData(Engine.Postgres, false)]
+    public async Task A_key_file_that_is_not_there_for_a_store_made_with_a_key_is_a_usage_error_and_no_key_is_made(Engine engine, bool establishments)
+    {
+        string db;
+        if (establishments) db = await StoreOnAsync(engine);
+        else
+        {
+            // Bound to its key when serve made it, before any establishment.
+            db = engine == Engine.Postgres ? await PostgresServer.CreateMigratedDatabaseAsync() : Db;
+            await (await VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Load(Key, null)), CancellationToken.None)).DisposeAsync();
+        }
+        var typo = Path.Combine(_directory, "typo", "master.kye");
+        var store = engine == Engine.Postgres ? "the PostgreSQL store of --db" : $"the store at {Db}";
+        var problem = $"no file at {typo}, and {store} was made with a master key: its keys are wrapped under that key, which is elsewhere; name the key file it was made with (a new key would not open this store).";
+        foreach (var (verb, typed) in new[] { ("vauban tenants list", new[] { "tenants", "list" }), ("vauban tenants add", ["tenants", "add", "clinique"]), ("vauban serve", ["serve", "--urls", "http://127.0.0.1:0"]) })
+        {
+            var printed = await CliRunner.UsageErrorAsync([.. typed, "--db", db, "--master-key-file", typo], "--master-key-file: " + problem, verb);
+            printed += await WithVariablesAsync(new Dictionary<string, string?> { ["VAUBAN_MASTER_KEY_FILE"] = typo },
+                () => CliRunner.UsageErrorAsync([.. typed, "--db", db], "$VAUBAN_MASTER_KEY_FILE: " + problem, verb));
+            Assert.DoesNotContain(await File.ReadAllTextAsync(Key), printed, StringComparison.Ordinal);
+            if (engine == Engine.Postgres) Assert.DoesNotContain(db, printed, StringComparison.Ordinal); // a connection string may hold a password
+        }
+        Assert.False(Directory.Exists(Path.GetDirectoryName(typo))); // neither the key nor its folder
+        // The store's own key still opens it, and the refused verbs wrote nothing.
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", db, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Equal(establishments, output.Contains("chu", StringComparison.Ordinal));
+        Assert.DoesNotContain("clinique", output, StringComparison.Ordinal);
+        // Past the command line (two starts at once, one making the key the other looked for), the store still names a key
+        // made for it that it refuses, so that it is not kept as the store's.
+        var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Load(typo, null)), CancellationToken.None));
+        Assert.Contains($"The key file {typo} was made for this start and is not this store's key", refused.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The other side of the rule: a store no key was given yet — a new SQLite file, a database whose schema is there
+    /// but no key bound — is given the new key made at the path named.</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_store_no_key_was_given_yet_is_given_a_new_key_at_the_path_named(Engine engine)
+    {
+        var db = engine == Engine.Postgres ? await PostgresServer.CreateMigratedDatabaseAsync() : Db;
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Key));
     }
 
     [Fact]
@@ -254,6 +314,34 @@ public sealed class OperatorMistakeTests : IDisposable
         Assert.DoesNotContain(database, store.Description + store.Audit.JournalDirectory, StringComparison.Ordinal);
     }
 
+    /// <summary>A PostgreSQL store's default journal folder was named from its description: two stores whose database is given
+    /// after an unquoted Password= both journaled in "host-port-_", a folder that no longer said which store. It is named from
+    /// the store's identity — host, port, database, user, never the password —, a value given after the password by a digest.</summary>
+    [Fact]
+    public async Task Two_PostgreSQL_stores_named_after_an_unquoted_password_never_share_a_journal_folder_and_none_names_what_follows_it()
+    {
+        var server = PostgresServer.AdminConnectionString; // Host=…;Port=…;Username=vauban;Database=postgres
+        var read = new Npgsql.NpgsqlConnectionStringBuilder(server);
+        var databases = new List<string>();
+        var folders = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            var database = new Npgsql.NpgsqlConnectionStringBuilder(await PostgresServer.CreateMigratedDatabaseAsync()).Database!;
+            databases.Add(database);
+            var db = i < 2 ? $"{server};Password=S3cret;Database={database}" : $"{server};Database={database};Password=S3cret";
+            await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None);
+            folders.Add(store.Audit.JournalDirectory);
+        }
+        Assert.NotEqual(folders[0], folders[1]);
+        foreach (var folder in folders.Take(2))
+        {
+            Assert.StartsWith(Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", Security.AuditTests.FolderName($"{read.Host}-{read.Port}-_-{read.Username}-")), folder, StringComparison.Ordinal);
+            foreach (var secret in databases.Append("S3cret")) Assert.DoesNotContain(secret, folder, StringComparison.Ordinal);
+        }
+        // Written before the password, the identity names the folder as it is.
+        Assert.Equal(Path.Combine(VaubanStore.DefaultDataDirectory, "audit-journal", Security.AuditTests.FolderName($"{read.Host}-{read.Port}-{databases[2]}-{read.Username}")), folders[2]);
+    }
+
     /// <summary>What every verb checks of what was typed before it opens the store: a value no act can take, options that cannot
     /// go together, a folder that does not hold what it should. It exited 1, as the store's own refusals do. Here there is no
     /// store at all: the refusal is about the value, not "no Vauban store".</summary>
@@ -278,6 +366,36 @@ public sealed class OperatorMistakeTests : IDisposable
         await CliRunner.UsageErrorAsync([.. typed, "--db", Db, "--master-key-file", Key], problem, verb);
         Assert.False(File.Exists(Db));
         Assert.False(File.Exists(Key));
+    }
+
+    /// <summary>A file a verb writes anew, named after one that is there — a backup over yesterday's, a new master key over
+    /// another file or the store's own key —, is refused before the store is opened, whatever its engine, and left as it was.
+    /// They exited 1: PostgreSQL's backup was answered only with pg_dump's advice, the others by the store once open.</summary>
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_file_a_verb_would_write_that_exists_is_a_usage_error_on_either_engine_and_stays_as_it_was(Engine engine)
+    {
+        var db = await StoreOnAsync(engine);
+        var kept = Path.Combine(_directory, "yesterday.db");
+        await File.WriteAllTextAsync(kept, "a file of the operator's");
+        foreach (var (typed, verb, problem) in new[]
+        {
+            (new[] { "backup", kept }, "vauban backup", $"<file>: {kept} already exists: a backup is written to a new file, never over another."),
+            (["keys", "rotate-master", "--new-key-file", kept], "vauban keys rotate-master",
+                $"--new-key-file: {kept} exists and will not be overwritten: name a file that does not exist (a new master key is never written over a file)."),
+            (["keys", "rotate-master", "--new-key-file", Key], "vauban keys rotate-master", $"--new-key-file: {Key} exists and will not be overwritten"),
+        })
+        {
+            var before = await File.ReadAllTextAsync(typed[^1]);
+            await CliRunner.UsageErrorAsync([.. typed, "--db", db, "--master-key-file", Key], problem, verb);
+            Assert.Equal(before, await File.ReadAllTextAsync(typed[^1]));
+        }
+        Assert.Equal([kept], Directory.GetFiles(_directory, "yesterday.db*")); // no partial copy beside it
+        // Nothing changed: the store's key still opens it.
+        var (exit, output) = await CliRunner.RunAsync(["tenants", "list", "--db", db, "--master-key-file", Key]);
+        Assert.True(exit == 0, output);
+        Assert.Contains("chu", output, StringComparison.Ordinal);
     }
 
     [Fact]

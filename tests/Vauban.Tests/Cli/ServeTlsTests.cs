@@ -335,15 +335,18 @@ public sealed class ServeTlsTests : IDisposable
     [InlineData(90, "*.hopital.example", "https://hopital.example", false, true)]
     [InlineData(90, "ehr.hopital.example,10.0.0.5", "https://10.0.0.5:8443", false, false)]
     [InlineData(90, "127.0.0.1,localhost", "http://ehr.hopital.example", false, false)] // not reached over this certificate
-    public async Task Serve_warns_at_start_of_a_certificate_near_its_end_and_of_one_that_does_not_name_the_public_URL_host(int days, string names, string? publicUrl, bool expiring, bool unnamed)
+    [InlineData(90, "127.0.0.1,localhost", "https://ehr.hopital.example", false, true, true)] // named by where it came from
+    public async Task Serve_warns_at_start_of_a_certificate_near_its_end_and_of_one_that_does_not_name_the_public_URL_host(int days, string names, string? publicUrl, bool expiring, bool unnamed,
+        bool fromVariable = false)
     {
         var now = DateTimeOffset.UtcNow;
         using var certificate = SelfSigned("CN=vauban", now.AddDays(-1), now.AddDays(days), names);
         var (certificateFile, keyFile) = WritePem(certificate, "server");
         var port = FreePort();
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        string[] named = publicUrl is null ? [] : ["--public-url", publicUrl];
-        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{port}", "--tls-certificate", certificateFile, "--tls-key", keyFile, .. named, .. StoreArguments], [], output);
+        string[] named = publicUrl is null || fromVariable ? [] : ["--public-url", publicUrl];
+        var environment = fromVariable ? new Dictionary<string, string> { ["VAUBAN_PUBLIC_URL"] = publicUrl! } : [];
+        using var server = Launch(["serve", "--urls", $"https://127.0.0.1:{port}", "--tls-certificate", certificateFile, "--tls-key", keyFile, .. named, .. StoreArguments], environment, output);
         try
         {
             using var client = Trusting(port, certificate);
@@ -360,7 +363,30 @@ public sealed class ServeTlsTests : IDisposable
         var expiry = $"Warning: the TLS certificate (CN=vauban) expires on {certificate.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm} UTC; renew it";
         Assert.Equal(expiring, said.Contains(expiry, StringComparison.Ordinal));
         var host = publicUrl is null ? "" : new Uri(publicUrl).Host;
-        Assert.Equal(unnamed, said.Contains($"Warning: the TLS certificate (CN=vauban) does not name {host}, the host of --public-url", StringComparison.Ordinal));
+        var source = fromVariable ? "$VAUBAN_PUBLIC_URL" : "--public-url";
+        Assert.Equal(unnamed, said.Contains($"Warning: the TLS certificate (CN=vauban) does not name {host}, the host of {source}", StringComparison.Ordinal));
+        Assert.DoesNotContain(fromVariable ? "the host of --public-url" : "$VAUBAN_PUBLIC_URL", said, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_renewed_certificate_that_does_not_name_the_public_URL_host_is_said_naming_where_the_URL_came_from()
+    {
+        // The URL given by $VAUBAN_PUBLIC_URL: the warning named --public-url, an option the operator had not typed.
+        var start = DateTimeOffset.UtcNow;
+        using var first = SelfSigned("CN=first", start.AddDays(-1), start.AddDays(90), "ehr.hopital.example");
+        using var renewed = SelfSigned("CN=renewed", start.AddDays(-1), start.AddDays(90), "other.hopital.example");
+        var (certificateFile, keyFile) = WritePem(first, "server");
+        var (renewedCertificate, renewedKey) = WritePem(renewed, "renewed");
+        var logs = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var renewal = new Vauban.Web.ServerCertificateRenewal(Vauban.Web.ServerCertificate.Load(certificateFile, keyFile, null, start),
+            new("ehr.hopital.example", "$VAUBAN_PUBLIC_URL"), new ManualTime(start));
+        renewal.StartUnwatched(new VaubanServer.CapturingLogger("tls", logs));
+        File.WriteAllBytes(certificateFile, File.ReadAllBytes(renewedCertificate));
+        File.WriteAllBytes(keyFile, File.ReadAllBytes(renewedKey));
+        renewal.Check();
+        Assert.Equal("CN=renewed", renewal.Current.Certificate.Subject);
+        var warning = Assert.Single(logs, l => l.Contains("does not name", StringComparison.Ordinal));
+        Assert.Contains("the TLS certificate (CN=renewed) does not name ehr.hopital.example, the host of $VAUBAN_PUBLIC_URL: it names other.hopital.example", warning, StringComparison.Ordinal);
     }
 
     [Fact]

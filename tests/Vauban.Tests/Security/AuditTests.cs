@@ -965,6 +965,46 @@ public abstract class AuditTests : IAsyncLifetime
         }
     }
 
+    /// <summary>A PostgreSQL store's default journal folder was named from its description (host-port-database); it is now named
+    /// from its identity (host-port-database-user). A store an earlier Vauban journaled for in the folder named so — recorded
+    /// by the store, still there — keeps it: its processes go on where they were, and what a stopped one left reaches the chain.
+    /// A SQLite store's is beside its file, as it always was.</summary>
+    [Fact]
+    public async Task A_journal_folder_an_earlier_Vauban_named_for_the_store_is_kept_and_what_was_left_in_it_reaches_the_chain()
+    {
+        if (_engine == Engine.Sqlite)
+        {
+            Assert.Equal(Path.GetFullPath(_server.Db) + "-audit", _server.Store.Audit.JournalDirectory);
+            return;
+        }
+        var read = new NpgsqlConnectionStringBuilder(_server.Db);
+        var journals = Path.Combine(Directory.GetCurrentDirectory(), "data", "audit-journal");
+        var earlier = Path.Combine(journals, FolderName($"{read.Host}-{read.Port}-{read.Database}"));
+        try
+        {
+            // Opened first by this Vauban, the store takes the name from its identity.
+            Assert.Equal(Path.Combine(journals, FolderName($"{read.Host}-{read.Port}-{read.Database}-{read.Username}")), _server.Store.Audit.JournalDirectory);
+            var readsBefore = await ReadEntriesOfPatientAsync();
+            // A process of an earlier Vauban journaled in the folder it named so, and stopped with an entry there not yet on the chain.
+            var left = await LeaveAJournalAsync(new StoreOptions(_server.Db, _server.MasterKey) { Audit = new AuditOptions { JournalDirectory = earlier } }, earlier);
+            await using (var upgraded = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey), CancellationToken.None))
+            {
+                Assert.Equal(earlier, upgraded.Audit.JournalDirectory);
+                Assert.False(File.Exists(left));
+            }
+            Assert.Equal(readsBefore + 1, await ReadEntriesOfPatientAsync());
+            Assert.True((await VerifyAsync()).Valid);
+        }
+        finally
+        {
+            if (Directory.Exists(earlier)) Directory.Delete(earlier, recursive: true);
+        }
+    }
+
+    /// <summary>A folder name as Vauban writes one from a store's host, port, database and user: any character but a letter, a
+    /// digit, '-', '.' or '_' is '_'.</summary>
+    internal static string FolderName(string text) => string.Concat(text.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.' or '_' ? c : '_'));
+
     /// <summary>How many read entries the patient's access history holds.</summary>
     /// <summary>How many read entries name the patient: the search's count (_count=0), which no page size caps (a page holds
     /// at most 1,000 entries, and a fast machine serves more reads than that before an outage closes the door).</summary>
