@@ -1,5 +1,5 @@
 // What the guard learns of each principal's normal: how many distinct patients it opens in its busiest hour
-// and day (and how many of their identities it takes), the hours of the day it works, the source networks and
+// and day (and how many of their identities it takes), the hours of the day it works (on Paris's clocks), the source networks and
 // device classes it uses. Learned from real traffic in memory (a few array and set operations per request,
 // under the principal's lock), folded once a day (a day spent contained or at high risk teaches nothing),
 // written in one batch every minute and at shutdown (guard_baselines, migration step 8), read back at start.
@@ -42,9 +42,15 @@ internal sealed class Baseline
     [JsonPropertyName("todayIdentityDayPeak")] public int TodayIdentityDayPeak { get; set; }
     [JsonPropertyName("todayIdentityHourPeak")] public int TodayIdentityHourPeak { get; set; }
 
-    /// <summary>Learned activity per hour of the day (UTC), and today's.</summary>
-    [JsonPropertyName("hours")] public double[] Hours { get; set; } = new double[24];
-    [JsonPropertyName("todayHours")] public int[] TodayHours { get; set; } = new int[24];
+    /// <summary>Learned activity per hour of the day on Paris's clocks (a clinician's night is the same hours in winter and in
+    /// summer, which UTC's hours shift by one), and today's.</summary>
+    [JsonPropertyName("parisHours")] public double[] Hours { get; set; } = new double[24];
+    [JsonPropertyName("todayParisHours")] public int[] TodayHours { get; set; } = new int[24];
+
+    /// <summary>The same by UTC hour, as baselines written before 2026-12-07 hold them: read once, and moved to Paris's hours
+    /// (<see cref="Deserialize"/>); never written.</summary>
+    [JsonPropertyName("hours"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public double[]? UtcHours { get; set; }
+    [JsonPropertyName("todayHours"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public int[]? TodayUtcHours { get; set; }
 
     /// <summary>Blind indexes of source networks and device classes → the last day they were seen; today's are pending until the day folds.</summary>
     [JsonPropertyName("sources")] public Dictionary<long, long> Sources { get; set; } = [];
@@ -168,9 +174,25 @@ internal sealed class Baseline
 
     public string Serialize() => JsonSerializer.Serialize(this);
 
-    public static Baseline Deserialize(string json)
+    /// <summary>A baseline as stored. One stored by UTC hour has its hours moved to Paris's by <paramref name="parisOffsetHours"/>,
+    /// Paris's offset when it is read: most of what it learned is recent (it decays by 3 % a day), so of this season, and a learned
+    /// hour is judged with its neighbours, which absorb the other season's hour.</summary>
+    public static Baseline Deserialize(string json, int parisOffsetHours)
     {
         var baseline = JsonSerializer.Deserialize<Baseline>(json) ?? new Baseline();
+        if (baseline.UtcHours is { Length: 24 } utc)
+        {
+            baseline.Hours = new double[24];
+            for (var h = 0; h < 24; h++) baseline.Hours[(h + parisOffsetHours + 24) % 24] = utc[h];
+            baseline.Dirty = true;
+        }
+        if (baseline.TodayUtcHours is { Length: 24 } today)
+        {
+            baseline.TodayHours = new int[24];
+            for (var h = 0; h < 24; h++) baseline.TodayHours[(h + parisOffsetHours + 24) % 24] = today[h];
+            baseline.Dirty = true;
+        }
+        (baseline.UtcHours, baseline.TodayUtcHours) = (null, null);
         if (baseline.Hours.Length != 24) baseline.Hours = new double[24];
         if (baseline.TodayHours.Length != 24) baseline.TodayHours = new int[24];
         baseline.HoursView = baseline.Hours;
@@ -198,6 +220,8 @@ public sealed partial class RecordsGuard
 
     private async Task LoadBaselinesAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken)
     {
+        // Baselines stored by UTC hour are moved to Paris's by its offset now.
+        var parisOffsetHours = (int)ParisTime.Of(_time.GetUtcNow()).Offset.TotalHours;
         using var command = connection.Command("SELECT tenant_id, subject, profile FROM guard_baselines");
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -205,7 +229,7 @@ public sealed partial class RecordsGuard
             Baseline loaded;
             try
             {
-                loaded = Baseline.Deserialize(reader.GetString(2));
+                loaded = Baseline.Deserialize(reader.GetString(2), parisOffsetHours);
             }
             catch (JsonException)
             {

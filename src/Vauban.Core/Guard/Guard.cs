@@ -354,7 +354,8 @@ public sealed partial class RecordsGuard
 
             state.LastSeenMs = nowMs;
             var day = nowMs / MsPerDay;
-            var hour = (int)(nowMs / MsPerHour % 24);
+            // The hour on Paris's clocks: a night shift is 22:00–06:00 in winter and in summer, not UTC's hours shifted by the season.
+            var hour = (int)(ParisTime.WallClockOf(nowMs) / MsPerHour % 24);
             int? learnedHour = null, learnedDay = null, learnedIdentityHour = null, learnedIdentityDay = null;
             void Raise(string signal, string detail)
             {
@@ -385,7 +386,7 @@ public sealed partial class RecordsGuard
                 var roleMature = role is not null && role.Mature(signals.RoleLearningDays);
                 // Unusual for this account: its own hours only (a role mixes day and night shifts; a new night nurse is not an intruder).
                 if (request.Counted.Count > 0 && mature && Baseline.ShareAround(baseline.Hours, hour) is { } share && share < signals.UnusualHourShare)
-                    Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 UTC, an hour that carries {share:P1} of its learned activity");
+                    Raise(KnownGuardSignals.UnusualHour, $"reading at {hour:00}:00 {ParisTime.Name}, an hour that carries {share:P1} of its learned activity");
                 // The audit log's reader is weighed by her configured levels only: an officer's reading comes in bursts (an incident
                 // looked into), which her quiet days' peak would mistake for a theft.
                 if (request.OfTheAuditLog) (learnedHour, learnedDay) = (null, null);

@@ -310,7 +310,7 @@ public sealed record GuardSignalOptions
     /// <summary>Weight of a device class (browser and system, or client library) the principal has not used.</summary>
     public int NewDeviceWeight { get; init; } = 1;
 
-    /// <summary>Weight of reading at an hour of the day the principal (or, new, its role) does not work.</summary>
+    /// <summary>Weight of reading at an hour of the day (on Paris's clocks) the principal does not work.</summary>
     public int UnusualHourWeight { get; init; } = 1;
 
     /// <summary>An hour is unusual when it and its two neighbours carry less than this share of the learned activity.</summary>

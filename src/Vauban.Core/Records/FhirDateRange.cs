@@ -13,23 +13,47 @@ internal static class FhirDateRange
     public const long Min = long.MinValue / 2;
     public const long Max = long.MaxValue / 2;
 
-    public static bool TryParse(string text, out long low, out long high, out DatePrecision precision)
+    public static bool TryParse(string text, out long low, out long high, out DatePrecision precision) =>
+        TryRead(text, paris: true, out low, out high, out precision, out _);
+
+    /// <summary>
+    /// Whether <paramref name="start"/> is surely after <paramref name="end"/>, as FHIR R4's per-1 (<c>start &lt;= end</c> under
+    /// FHIRPath) fails only when it is: values given to different precisions compare as the times they cover ("2024-03-11" may
+    /// end at "2024-03-11T10:00:00Z"), and a value without a zone is on whatever clock its writer meant — the same as the other's
+    /// when neither has one (two dates compare as the calendar does), any zone the grammar admits (−14:00 to +14:00) when only
+    /// one has: "2024-03-01T21:00:00-04:00" may start on the day that ends "2024-03-01", which Paris's clocks had left. Paris's
+    /// reading, which search and the index need, is not the writer's. False when either is not a FHIR date or dateTime.
+    /// </summary>
+    public static bool IsSurelyAfter(string start, string end)
+    {
+        if (!TryRead(start, paris: false, out var startsAt, out _, out _, out var startZoned)
+            || !TryRead(end, paris: false, out _, out var endsBy, out _, out var endZoned)) return false;
+        return startsAt - endsBy > (startZoned == endZoned ? 0 : MaxOffsetMilliseconds);
+    }
+
+    // ±14:00: the widest offset a FHIR dateTime may have (TryReadTime), by which a value without a zone may be earlier or later.
+    private const long MaxOffsetMilliseconds = 14 * 3_600_000L;
+
+    /// <summary>A value's range; one without a zone read on Paris's clocks (<paramref name="paris"/>), or on a clock with none (UTC's
+    /// readings), the way two values without one compare with each other. <paramref name="zoned"/>: the value has Z or an offset.</summary>
+    private static bool TryRead(string text, bool paris, out long low, out long high, out DatePrecision precision, out bool zoned)
     {
         low = high = 0;
+        zoned = false;
         precision = DatePrecision.Year;
         if (string.IsNullOrEmpty(text) || text.Length < 4) return false;
         if (!int.TryParse(text.AsSpan(0, 4), NumberStyles.None, CultureInfo.InvariantCulture, out var year) || year < 1) return false;
         if (text.Length == 4)
         {
             var first = new DateOnly(year, 1, 1).DayNumber;
-            return ParisDays(first, first + (DateTime.IsLeapYear(year) ? 366 : 365), out low, out high);
+            return Days(first, first + (DateTime.IsLeapYear(year) ? 366 : 365), paris, out low, out high);
         }
         if (text.Length < 7 || text[4] != '-' || !int.TryParse(text.AsSpan(5, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var month) || month is < 1 or > 12) return false;
         if (text.Length == 7)
         {
             precision = DatePrecision.Month;
             var first = new DateOnly(year, month, 1).DayNumber;
-            return ParisDays(first, first + DateTime.DaysInMonth(year, month), out low, out high);
+            return Days(first, first + DateTime.DaysInMonth(year, month), paris, out low, out high);
         }
         if (text.Length < 10 || text[7] != '-' || !int.TryParse(text.AsSpan(8, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var day)
             || day < 1 || day > DateTime.DaysInMonth(year, month)) return false;
@@ -37,7 +61,7 @@ internal static class FhirDateRange
         if (text.Length == 10)
         {
             precision = DatePrecision.Day;
-            return ParisDays(date, date + 1, out low, out high);
+            return Days(date, date + 1, paris, out low, out high);
         }
         if (text[10] != 'T') return false;
         precision = DatePrecision.Time;
@@ -46,10 +70,12 @@ internal static class FhirDateRange
         {
             // A time the clocks skip covers no time: the instant they jump at, and nothing (eq finds nothing there; the prefixes
             // compare as the clocks read: lt02:30 is before the jump, gt02:30 from it).
-            low = ParisTime.UnixMillisecondsAt(ParisTime.WallClock(date, millisecondOfDay), out var skipped);
+            var skipped = false;
+            low = paris ? ParisTime.UnixMillisecondsAt(ParisTime.WallClock(date, millisecondOfDay), out skipped) : ParisTime.WallClock(date, millisecondOfDay);
             high = skipped ? low - 1 : low + span;
             return true;
         }
+        zoned = true;
         // Counted in whole milliseconds rather than through DateTimeOffset: a moment written near year 1 or 9999 in another
         // zone ("0001-01-01T00:00:00+01:00") falls outside what DateTime holds once in UTC, yet it is a valid FHIR dateTime.
         low = ParisTime.WallClock(date, millisecondOfDay) - (offset * 60_000L);
@@ -62,7 +88,7 @@ internal static class FhirDateRange
     public static bool TryParseDays(string text, out DateOnly first, out DateOnly last)
     {
         first = last = default;
-        if (text.Length is not (4 or 7 or 10) || !TryParse(text, out _, out _, out var precision)) return false;
+        if (text.Length is not (4 or 7 or 10) || !TryRead(text, paris: false, out _, out _, out var precision, out _)) return false;
         var year = int.Parse(text.AsSpan(0, 4), NumberStyles.None, CultureInfo.InvariantCulture);
         var month = precision == DatePrecision.Year ? 1 : int.Parse(text.AsSpan(5, 2), NumberStyles.None, CultureInfo.InvariantCulture);
         first = new DateOnly(year, month, precision == DatePrecision.Day ? int.Parse(text.AsSpan(8, 2), NumberStyles.None, CultureInfo.InvariantCulture) : 1);
@@ -137,11 +163,12 @@ internal static class FhirDateRange
     }
 
     /// <summary>Paris's days from <paramref name="first"/> up to <paramref name="next"/> (DateOnly.DayNumber; one past 9999-12-31 is
-    /// the end of that day): from the instant its clocks first show the first day's midnight to the last before they show the next's.</summary>
-    private static bool ParisDays(int first, int next, out long low, out long high)
+    /// the end of that day): from the instant its clocks first show the first day's midnight to the last before they show the next's;
+    /// or, not <paramref name="paris"/>, the days on a clock with no zone.</summary>
+    private static bool Days(int first, int next, bool paris, out long low, out long high)
     {
-        low = ParisTime.UnixMillisecondsAt(ParisTime.WallClock(first, 0), out _);
-        high = ParisTime.UnixMillisecondsAt(ParisTime.WallClock(next, 0), out _) - 1;
+        low = paris ? ParisTime.UnixMillisecondsAt(ParisTime.WallClock(first, 0), out _) : ParisTime.WallClock(first, 0);
+        high = (paris ? ParisTime.UnixMillisecondsAt(ParisTime.WallClock(next, 0), out _) : ParisTime.WallClock(next, 0)) - 1;
         return true;
     }
 }

@@ -289,10 +289,8 @@ public sealed class PatientChart
 
     private static readonly JsonElement NoElements = JsonDocument.Parse("[]").RootElement.Clone();
 
-    private static TimeZoneInfo Paris => ParisTime.Zone;
-
     /// <summary>An instant as the pages show it: Paris wall-clock time, to the minute.</summary>
-    public static string InParis(DateTimeOffset at) => TimeZoneInfo.ConvertTime(at, Paris).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
+    public static string InParis(DateTimeOffset at) => ParisTime.Of(at).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
 
     /// <summary>The instant a Paris wall-clock date and time name (a form's date and time inputs), with Paris's offset then;
     /// null for a time the clocks skip when they go forward (02:30 on the last Sunday of March), which names no instant. A time the
@@ -303,12 +301,7 @@ public sealed class PatientChart
     public static DateTimeOffset? FromParis(DateOnly date, TimeOnly time, DateTimeOffset? notAfter = null)
     {
         if (ParisTime.At(date, time) is not { } first) return null;
-        var local = date.ToDateTime(time, DateTimeKind.Unspecified);
-        if (notAfter is { } limit && Paris.IsAmbiguousTime(local) && new DateTimeOffset(local, Paris.GetAmbiguousTimeOffsets(local).Min()) is var second && second <= limit)
-        {
-            return second;
-        }
-        return first;
+        return notAfter is { } limit && ParisTime.SecondPassAt(date, time) is { } second && second <= limit ? second : first;
     }
 
     /// <summary>An instant as a FHIR dateTime with its offset (an Appointment's start in Paris time, say), to the second.</summary>

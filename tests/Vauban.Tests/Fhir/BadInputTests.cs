@@ -179,6 +179,42 @@ public abstract class BadInputTests(FhirServerFixture shared) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_period_surely_ending_before_it_starts_is_400_and_nothing_is_stored_and_one_that_may_not_is_stored()
+    {
+        async Task<int> EncountersAsync()
+        {
+            using var count = await _api.GetAsync("/fhir/Encounter?_summary=count");
+            return (await count.BodyAsync()).GetProperty("total").GetInt32();
+        }
+        string? patient = null;
+        string Encounter(string start, string end) => $$"""
+            { "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "subject": { "reference": "Patient/{{patient}}" },
+              "period": { "start": "{{start}}", "end": "{{end}}" } }
+            """;
+        using (var created = await _api.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient())))
+        {
+            patient = (await created.BodyAsync()).GetProperty("id").GetString();
+        }
+
+        // The 12th begins, in any zone, after 23:00 UTC on the 10th (at the earliest 10:00 UTC on the 11th, at +14:00).
+        using (var refused = await _api.PostAsync("/fhir/Encounter", FhirContent.Json(Encounter("2024-03-12", "2024-03-10T23:00:00Z"))))
+        {
+            var body = await refused.BodyAsync();
+            Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, body.ToString());
+            Assert.Contains("per-1", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        Assert.Equal(0, await EncountersAsync());
+
+        // 21:00 on the 1st at -04:00 is 02:00 on the 2nd in Paris, but the day that ends "2024-03-01" is the writer's, not Paris's:
+        // R4's per-1 (start <= end under FHIRPath) cannot decide it, and does not fail.
+        using (var accepted = await _api.PostAsync("/fhir/Encounter", FhirContent.Json(Encounter("2024-03-01T21:00:00-04:00", "2024-03-01"))))
+        {
+            Assert.True(accepted.StatusCode == HttpStatusCode.Created, (await accepted.BodyAsync()).ToString());
+        }
+        Assert.Equal(1, await EncountersAsync());
+    }
+
+    [Fact]
     public async Task A_reference_to_a_type_its_element_does_not_allow_is_400_and_nothing_is_stored()
     {
         // An Observation whose subject is a Practitioner would be in no patient's record, open to every reader of Observation.

@@ -1515,7 +1515,10 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
         {
             (Effective: "2026-02-01T10:00:00.12345678Z", Search: "date=2026-02-01"),
             (Effective: "2016-12-31T23:59:60Z", Search: "date=2017-01-01"), // 00:59:59.999 on New Year's Day in Paris
-            (Effective: "0001-01-01T00:00:00+01:00", Search: "date=lt0001-01-01"),
+            // Midnight in Paris on 1 January of year 1 (UTC+1 before 1945, on every machine), an hour before year 1 in UTC; and an
+            // hour before it.
+            (Effective: "0001-01-01T00:00:00+01:00", Search: "date=0001-01-01"),
+            (Effective: "0001-01-01T00:00:00+02:00", Search: "date=lt0001-01-01"),
             (Effective: "9999-12-31T23:59:59-01:00", Search: "date=gt9999-12-31"),
         };
         foreach (var (effective, search) in cases)

@@ -327,10 +327,13 @@ public class ResourceValidatorTests
 
     [Theory]
     [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-11T10:00:00+01:00", "end": "2024-03-11T08:59:59Z" } }""", "Encounter.period.end", "per-1")]
-    // A date without a time is Paris's day: 12 March 2024 starts at 23:00 UTC on the 11th.
-    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12", "end": "2024-03-11T22:59:59Z" } }""", "Encounter.period.end", "per-1")]
-    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12T00:30:00+01:00", "end": "2024-03-11" } }""", "Encounter.period.end", "per-1")]
+    // Two values without a zone are on one clock, whichever: compared as the calendar.
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12", "end": "2024-03-11" } }""", "Encounter.period.end", "per-1")]
     [InlineData("""{ "resourceType": "Observation", "status": "final", "code": { "text": "Hb" }, "effectivePeriod": { "start": "2024", "end": "2023-12" } }""", "Observation.effectivePeriod.end", "per-1")]
+    // One without a zone against one with: surely after only if it is in every zone (-14:00 to +14:00). The 12th begins at the
+    // earliest at 10:00 UTC on the 11th (+14:00); the 1st ends at the latest at 14:00 UTC on the 2nd (-14:00).
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-12", "end": "2024-03-11T09:59:59Z" } }""", "Encounter.period.end", "per-1")]
+    [InlineData("""{ "resourceType": "Encounter", "status": "finished", "class": { "code": "AMB" }, "period": { "start": "2024-03-02T14:00:00Z", "end": "2024-03-01" } }""", "Encounter.period.end", "per-1")]
     [InlineData("""{ "resourceType": "Appointment", "status": "booked", "start": "2026-03-02T10:30:00+01:00", "end": "2026-03-02T10:00:00+01:00", "participant": [{ "status": "accepted" }] }""", "Appointment.end", "appointment's end")]
     public void An_end_before_its_start_is_reported(string json, string location, string messagePart) =>
         AssertSingleIssue(json, location, messagePart);
@@ -339,6 +342,13 @@ public class ResourceValidatorTests
     [InlineData("""{ "start": "2024-03-11T10:00:00+01:00", "end": "2024-03-11T09:00:00Z" }""")]
     [InlineData("""{ "start": "2024-03-11", "end": "2024-03-11T10:00:00Z" }""")]
     [InlineData("""{ "start": "2024-03-12", "end": "2024-03-11T23:30:00Z" }""")]
+    // A value without a zone is its writer's, not Paris's, against one with a zone: refused only when surely after (per-1 under
+    // FHIRPath does not fail where it cannot decide). Paris's 12th starts at 23:00 UTC on the 11th, and its 1st ends at 23:00 UTC.
+    [InlineData("""{ "start": "2024-03-12", "end": "2024-03-11T22:59:59Z" }""")]
+    [InlineData("""{ "start": "2024-03-12", "end": "2024-03-11T10:00:00Z" }""")]
+    [InlineData("""{ "start": "2024-03-12T00:30:00+01:00", "end": "2024-03-11" }""")]
+    [InlineData("""{ "start": "2024-03-01T21:00:00-04:00", "end": "2024-03-01" }""")]
+    [InlineData("""{ "start": "2024-03-02T13:59:59Z", "end": "2024-03-01" }""")]
     [InlineData("""{ "start": "2024-03-11T10:00:00Z", "end": "2024-03-11" }""")]
     [InlineData("""{ "start": "2024-03", "end": "2024-03-01" }""")]
     [InlineData("""{ "start": "2024-03-11" }""")]

@@ -1,4 +1,5 @@
 // A principal's learned baseline, rolled from one day to the next.
+using System.Text.Json;
 using Vauban.Guard;
 
 namespace Vauban.Tests.Guard;
@@ -47,5 +48,31 @@ public sealed class BaselineTests
         Assert.Equal(102, baseline.Day);
         Assert.Equal(days + 1, baseline.Days);
         Assert.Equal(0, baseline.TodayDayPeak);
+    }
+
+    [Theory]
+    [InlineData(1, 8)]
+    [InlineData(2, 9)]
+    public void A_baseline_stored_by_UTC_hour_is_read_by_Paris_hour_moved_by_Paris_offset_then(int parisOffsetHours, int parisHour)
+    {
+        var utcHours = new double[24];
+        utcHours[7] = 40;
+        utcHours[23] = 2;
+        var todayUtcHours = new int[24];
+        todayUtcHours[7] = 3;
+        var stored = JsonSerializer.Serialize(new { days = 5, hours = utcHours, todayHours = todayUtcHours });
+
+        var baseline = Baseline.Deserialize(stored, parisOffsetHours);
+
+        Assert.Equal(40, baseline.Hours[parisHour]);
+        Assert.Equal(2, baseline.Hours[(23 + parisOffsetHours) % 24]);
+        Assert.Equal(3, baseline.TodayHours[parisHour]);
+        Assert.Equal(42, baseline.Hours.Sum());
+        Assert.True(baseline.Dirty); // written back by Paris hour at the next flush
+        var written = baseline.Serialize();
+        Assert.DoesNotContain("\"hours\"", written, StringComparison.Ordinal);
+        // Read again, it is by Paris hour already: not moved a second time.
+        Assert.Equal(baseline.Hours, Baseline.Deserialize(written, parisOffsetHours).Hours);
+        Assert.Equal(baseline.Hours, Baseline.Deserialize(written, 3 - parisOffsetHours).Hours);
     }
 }

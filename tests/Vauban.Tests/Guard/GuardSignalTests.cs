@@ -202,6 +202,48 @@ public abstract class GuardSignalTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_hours_an_account_works_are_Paris_hours_the_same_when_the_clocks_have_gone_back()
+    {
+        // Four mornings in summer time, 08:00–11:59 in Paris (06:00–09:59 UTC), the last days before the clocks go back.
+        var change = AutumnChangeAfter(DateOnly.FromDateTime(Start.UtcDateTime).AddDays(7));
+        DateTimeOffset Paris(DateOnly day, int hour, int minute) =>
+            new(day.ToDateTime(new TimeOnly(hour, minute)), TimeSpan.FromHours(day < change ? 2 : 1));
+        for (var day = 4; day >= 1; day--)
+        {
+            _time.Advance(Paris(change.AddDays(-day), 8, 0) - _time.GetUtcNow());
+            for (var k = 0; k < 16; k++)
+            {
+                Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(Desk(), "Patient", _patients[(day * 3 + k) % _patients.Count], None)).Status);
+                _time.Advance(TimeSpan.FromMinutes(15));
+            }
+        }
+
+        // In winter time her morning is the same on the clocks: 12:30 in Paris, next to it, is no unusual hour (by UTC's hours it
+        // was: 11:30 UTC, two hours after the last she worked in summer).
+        _time.Advance(Paris(change.AddDays(2), 12, 30) - _time.GetUtcNow());
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(Desk(), "Patient", _patients[50], None)).Status);
+        Assert.Empty(await SignalsAsync());
+
+        // 06:30 in Paris, two hours before she ever starts, is one (by UTC's it was not: 05:30 UTC, next to the summer's 06:00 UTC).
+        _time.Advance(Paris(change.AddDays(3), 6, 30) - _time.GetUtcNow());
+        Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(Desk(), "Patient", _patients[51], None)).Status);
+        var signal = Assert.Single(await SignalsAsync());
+        Assert.StartsWith(KnownGuardSignals.UnusualHour, signal.Detail, StringComparison.Ordinal);
+        Assert.Contains("reading at 06:00 Paris time", signal.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>The last Sunday of October (the clocks go back) on or after <paramref name="from"/>.</summary>
+    private static DateOnly AutumnChangeAfter(DateOnly from)
+    {
+        for (var year = from.Year; ; year++)
+        {
+            var last = new DateOnly(year, 10, 31);
+            var sunday = last.AddDays(-(int)last.DayOfWeek);
+            if (sunday >= from) return sunday;
+        }
+    }
+
+    [Fact]
     public async Task A_device_the_account_never_used_raises_an_alert_and_the_step_up_comes_sooner()
     {
         await LearnAsync(() => Desk(), _patients, readsPerDay: 12, every: TimeSpan.FromMinutes(30));

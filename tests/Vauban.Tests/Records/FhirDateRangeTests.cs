@@ -85,6 +85,13 @@ public sealed class FhirDateRangeTests
     [InlineData("2026-10-25", "2026-10-24T22:00:00Z", "2026-10-25T23:00:00Z")]
     // 1976's changes were at 01:00 (summer time until 01:00 on 26 September, 00:00–00:59 then came twice): the day starts at the first midnight.
     [InlineData("1976-09-26", "1976-09-25T22:00:00Z", "1976-09-26T23:00:00Z")]
+    // Before 16 September 1945 UTC+1 on every machine, whatever its tzdata says (ParisOffsetTests): Paris's mean time, UTC in the
+    // winters of 1911–1940, the war's summer time, the day the clocks were set to UTC+1 (02:00–02:59 came twice, at +02:00 first).
+    [InlineData("1905-03-04", "1905-03-03T23:00:00Z", "1905-03-04T23:00:00Z")]
+    [InlineData("1930-01-15", "1930-01-14T23:00:00Z", "1930-01-15T23:00:00Z")]
+    [InlineData("1942-07-01", "1942-06-30T23:00:00Z", "1942-07-01T23:00:00Z")]
+    [InlineData("1945-09-16", "1945-09-15T23:00:00Z", "1945-09-16T23:00:00Z")]
+    [InlineData("1900", "1899-12-31T23:00:00Z", "1900-12-31T23:00:00Z")]
     public void A_date_without_a_zone_covers_Paris_day_month_or_year(string text, string start, string next)
     {
         Assert.True(FhirDateRange.TryParse(text, out var low, out var high, out _));

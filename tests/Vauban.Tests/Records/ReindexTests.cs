@@ -140,30 +140,54 @@ public abstract class ReindexTests : IAsyncLifetime
     [Fact]
     public async Task A_date_of_care_indexed_as_UTC_day_by_format_4_covers_Paris_day_once_reindexed()
     {
-        var patient = await CreateAsync(Samples.Patient(family: "Minuit", nir: Samples.ValidNir("1850375123309")));
-        var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", effective: "2026-12-07"));
-        var rid = await RidAsync(observation);
-        Assert.Equal(Ms("2026-12-06T23:00:00Z"), await ExecuteAsync("SELECT lo FROM idx_date WHERE rid = @r", ("r", rid)));
-
         // What format 4 made of "2026-12-07": UTC's day, an hour later than Paris's.
-        await PlantUtcDayAsync(rid, "2026-12-07");
-        await ExecuteAsync("UPDATE store_settings SET value = '4' WHERE name = 'index_version'");
-        var status = await _server.Store.Records.IndexStatusAsync(CancellationToken.None);
-        Assert.Equal((4, 5, true), (status.Stored, status.Current, status.Outdated));
+        var (patient, rid) = await ObservationAsFormatLeftItAsync("1850375123309", "2026-12-07", "Z", format: 4);
         // Under the old rows, a search's "began before 23:30 UTC on the 6th" missed it, and "still going at 23:30 UTC on the 7th" found it.
         Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt2026-12-06T23:30:00Z"));
         Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=gt2026-12-07T23:30:00Z"));
 
+        await ReindexedToAsync(rid, "2026-12-06T23:00:00Z", "2026-12-07T23:00:00Z");
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt2026-12-06T23:30:00Z"));
+        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=gt2026-12-07T23:30:00Z"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-07"));
+    }
+
+    [Fact]
+    public async Task A_date_of_care_before_1911_indexed_on_tzdata_mean_time_by_format_5_is_UTC_plus_1_once_reindexed()
+    {
+        // What format 5 made of "1905-03-04" on a machine with tzdata: Paris's mean time then, 50 minutes later than UTC+1.
+        var (patient, rid) = await ObservationAsFormatLeftItAsync("1850375123311", "1905-03-04", "+00:10", format: 5);
+        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt1905-03-03T23:30:00Z"));
+
+        await ReindexedToAsync(rid, "1905-03-03T23:00:00Z", "1905-03-04T23:00:00Z");
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt1905-03-03T23:30:00Z"));
+        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=1905-03-04"));
+    }
+
+    /// <summary>A patient and its observation of <paramref name="day"/> (its row), whose date row is what index format
+    /// <paramref name="format"/> made of it (<see cref="PlantDayAsync"/>), in a store recorded at that format, which is outdated.</summary>
+    private async Task<(string Patient, long Rid)> ObservationAsFormatLeftItAsync(string nir, string day, string offset, int format)
+    {
+        var patient = await CreateAsync(Samples.Patient(family: "Format", nir: Samples.ValidNir(nir)));
+        var rid = await RidAsync(await CreateAsync(Samples.Observation($"Patient/{patient}", effective: day)));
+        await PlantDayAsync(rid, day, offset);
+        await ExecuteAsync("UPDATE store_settings SET value = @v WHERE name = 'index_version'", ("v", format.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var status = await _server.Store.Records.IndexStatusAsync(CancellationToken.None);
+        Assert.Equal((format, IndexEntries.FormatVersion, true), (status.Stored, status.Current, status.Outdated));
+        Assert.Contains("vauban reindex", status.Warning, StringComparison.Ordinal);
+        return (patient, rid);
+    }
+
+    /// <summary>Reindexes the store (a patient and its observation, row <paramref name="rid"/>, whose date row changes), records its
+    /// format, and checks that row is now from <paramref name="from"/> to the millisecond before <paramref name="next"/>.</summary>
+    private async Task ReindexedToAsync(long rid, string from, string next)
+    {
         var summary = await _server.Store.Records.ReindexAsync(Operator, null, null, CancellationToken.None);
         Assert.Equal((2, 1, true), (summary.Records, summary.Changed, summary.Complete));
         await _server.Store.Records.RecordIndexCurrentAsync(CancellationToken.None);
         Assert.False((await _server.Store.Records.IndexStatusAsync(CancellationToken.None)).Outdated);
-
-        Assert.Equal(Ms("2026-12-06T23:00:00Z"), await ExecuteAsync("SELECT lo FROM idx_date WHERE rid = @r", ("r", rid)));
-        Assert.Equal(Ms("2026-12-07T22:59:59.999Z"), await ExecuteAsync("SELECT hi FROM idx_date WHERE rid = @r", ("r", rid)));
-        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=lt2026-12-06T23:30:00Z"));
-        Assert.Equal(0, await FoundAsync($"Observation?subject=Patient/{patient}&date=gt2026-12-07T23:30:00Z"));
-        Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-07"));
+        Assert.Equal(Ms(from), await ExecuteAsync("SELECT lo FROM idx_date WHERE rid = @r", ("r", rid)));
+        Assert.Equal(Ms(next) - 1, await ExecuteAsync("SELECT hi FROM idx_date WHERE rid = @r", ("r", rid)));
     }
 
     [Fact]
@@ -173,7 +197,7 @@ public abstract class ReindexTests : IAsyncLifetime
         var observation = await CreateAsync(Samples.Observation($"Patient/{patient}", effective: "2026-12-07"));
         var rid = await RidAsync(observation);
         // What format 4 made of "2026-12-07" (UTC's day), before any reindex.
-        await PlantUtcDayAsync(rid, "2026-12-07");
+        await PlantDayAsync(rid, "2026-12-07", "Z");
         await ExecuteAsync("UPDATE store_settings SET value = '4' WHERE name = 'index_version'");
 
         // Corrected to the 20th: the 7th's old row goes with the old version, though today's extraction of it is another range.
@@ -187,17 +211,18 @@ public abstract class ReindexTests : IAsyncLifetime
         Assert.Equal(1, await FoundAsync($"Observation?subject=Patient/{patient}&date=2026-12-20"));
 
         // Planted again, then deleted: no row of it stays (re-indexing does not look at deleted records).
-        await PlantUtcDayAsync(rid, "2026-12-20");
+        await PlantDayAsync(rid, "2026-12-20", "Z");
         using (var delete = await _http.DeleteAsync($"/fhir/Observation/{observation}")) Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
         Assert.Equal(0, await ExecuteAsync("SELECT COUNT(*) FROM idx_date WHERE rid = @r", ("r", rid)));
     }
 
     private static long Ms(string at) => DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
 
-    /// <summary>Sets row <paramref name="rid"/>'s date row to what index format 4 made of <paramref name="day"/>, a date without a
-    /// zone: UTC's day.</summary>
-    private Task<long> PlantUtcDayAsync(long rid, string day) => ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
-        ("lo", Ms(day + "T00:00:00Z")), ("hi", Ms(day + "T23:59:59.999Z")), ("r", rid));
+    /// <summary>Sets row <paramref name="rid"/>'s date row to what an older index format made of <paramref name="day"/>, a date
+    /// without a zone: the day at <paramref name="offset"/> (format 4: UTC's, "Z"; format 5 on a machine with tzdata, before 1911:
+    /// Paris's mean time, "+00:10" as .NET rounds it).</summary>
+    private Task<long> PlantDayAsync(long rid, string day, string offset) => ExecuteAsync("UPDATE idx_date SET lo = @lo, hi = @hi WHERE rid = @r",
+        ("lo", Ms(day + "T00:00:00" + offset)), ("hi", Ms(day + "T23:59:59.999" + offset)), ("r", rid));
 
     /// <summary>The blind-index hashes stored for row <paramref name="rid"/> (<see cref="StoredHashes"/>).</summary>
     private async Task<HashSet<long>> StoredHashesAsync(long rid)

@@ -19,11 +19,7 @@ public sealed class SearchClockTests
     }
 
     /// <summary>Midnight in Paris at the start of <paramref name="day"/>.</summary>
-    private static long Ms(DateOnly day)
-    {
-        var midnight = day.ToDateTime(TimeOnly.MinValue);
-        return new DateTimeOffset(midnight, ParisTime.Zone.GetUtcOffset(midnight)).ToUnixTimeMilliseconds();
-    }
+    private static long Ms(DateOnly day) => ParisTime.At(day, TimeOnly.MinValue)!.Value.ToUnixTimeMilliseconds();
 
     [Theory]
     [InlineData("Observation", "date")]

@@ -181,6 +181,23 @@ public abstract class SearchParisDayTests(Engine engine) : FhirServerTests(engin
         Assert.Equal([fourteenth], Ids(await SearchAsync("Patient?birthdate=le1980-06-14")));
         Assert.Equal([fourteenth], Ids(await SearchAsync("Patient?birthdate=eb1980-06-15")));
     }
+
+    [Fact]
+    public async Task A_birth_and_a_record_before_1911_are_found_by_the_same_searches_whatever_the_machine_holds()
+    {
+        // Paris is UTC+1 before 16 September 1945 on every machine (tzdata's +00:09:21 of Paris's mean time is not taken): the
+        // record's 4 March 1905 is from 23:00 UTC on the 3rd to 22:59:59.999 UTC on the 4th on any server.
+        var patient = (await CreateAsync("Patient", Samples.Patient(family: "Centenaire", birthDate: "1905-03-04", nir: Samples.ValidNir("2050375123301")))).GetProperty("id").GetString()!;
+        var record = (await CreateAsync("Observation", Samples.Observation("Patient/" + patient, effective: "1905-03-04"))).GetProperty("id").GetString()!;
+        Assert.Equal([patient], Ids(await SearchAsync("Patient?birthdate=1905-03-04")));
+        Assert.Equal([patient], Ids(await SearchAsync("Patient?birthdate=1905")));
+        Assert.Equal([patient], Ids(await SearchAsync("Patient?birthdate=lt1905-03-05")));
+        Assert.Empty(Ids(await SearchAsync("Patient?birthdate=gt1905-03-04")));
+        Assert.Equal([record], Ids(await SearchAsync("Observation?date=1905-03-04")));
+        Assert.Equal([record], Ids(await SearchAsync("Observation?date=lt1905-03-03T23:30:00Z")));
+        Assert.Empty(Ids(await SearchAsync("Observation?date=gt1905-03-04T23:30:00Z")));
+        Assert.Empty(Ids(await SearchAsync("Observation?date=lt1905-03-03T23:00:00Z")));
+    }
 }
 
 public sealed class SearchParisDayTests_Sqlite() : SearchParisDayTests(Engine.Sqlite);

@@ -196,6 +196,31 @@ public class SyntheticHospitalTests
     }
 
     [Fact]
+    public void Every_time_is_written_as_Paris_clocks_showed_it_with_Paris_offset_then_in_winter_and_in_summer()
+    {
+        var offsets = new HashSet<TimeSpan>();
+        foreach (var resource in Generate(9, PatientCount))
+        {
+            using var json = JsonDocument.Parse(resource.Json);
+            foreach (var text in Strings(json.RootElement).Where(t => t.Length == 25 && t[10] == 'T'))
+            {
+                var written = DateTimeOffset.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+                Assert.Equal(ParisTime.Of(written).Offset, written.Offset);
+                offsets.Add(written.Offset);
+            }
+        }
+        Assert.Equal([TimeSpan.FromHours(1), TimeSpan.FromHours(2)], offsets.Order());
+
+        static IEnumerable<string> Strings(JsonElement element) => element.ValueKind switch
+        {
+            JsonValueKind.String => [element.GetString()!],
+            JsonValueKind.Object => element.EnumerateObject().SelectMany(p => Strings(p.Value)),
+            JsonValueKind.Array => element.EnumerateArray().SelectMany(Strings),
+            _ => [],
+        };
+    }
+
+    [Fact]
     public void A_patient_averages_seven_to_ten_resources_with_every_clinical_type_present()
     {
         var hospital = new SyntheticHospital(13, AsOf);

@@ -405,15 +405,15 @@ public static class ResourceValidator
             }
         }
 
-        /// <summary>A Period's end is not before its start (R4 invariant per-1), nor an Appointment's. Values given to different
-        /// precisions are compared as the times they cover: "2024-03-11" may end at "2024-03-11T10:00:00Z".</summary>
+        /// <summary>A Period's end is not before its start (R4 invariant per-1), nor an Appointment's: refused only when the start is
+        /// surely after the end (<see cref="FhirDateRange.IsSurelyAfter"/>), as per-1 fails under FHIRPath. Values given to different
+        /// precisions are compared as the times they cover ("2024-03-11" may end at "2024-03-11T10:00:00Z"), and a value without a
+        /// zone is not read as Paris's against one with a zone: "2024-03-01" may end after "2024-03-01T21:00:00-04:00".</summary>
         private void ValidateStartBeforeEnd(JsonElement json, string typeName)
         {
             if (json.TryGetProperty("start"u8, out var start) && start.ValueKind == JsonValueKind.String
                 && json.TryGetProperty("end"u8, out var end) && end.ValueKind == JsonValueKind.String
-                && FhirDateRange.TryParse(start.GetString()!, out var startsAt, out _, out _)
-                && FhirDateRange.TryParse(end.GetString()!, out _, out var endsBy, out _)
-                && startsAt > endsBy)
+                && FhirDateRange.IsSurelyAfter(start.GetString()!, end.GetString()!))
             {
                 Report(CurrentLocation() + ".end", typeName == "Period"
                     ? "A period's end must not be before its start (FHIR R4 invariant per-1)."

@@ -20,8 +20,10 @@ internal sealed class IndexEntries
     /// 4: identifiers without any of the spaces typed into them (no-break and thin ones too, not the space alone), and a NIR in
     /// its compact form with Corsica's 2A/2B upper-case (<see cref="TextNormalizer.Identifier"/>). 5: a date of care without a time
     /// (a day, a month, a year) covers Paris's day, month or year (<see cref="FhirDateRange"/>), no longer UTC's: "2026-12-07" from
-    /// 2026-12-06T23:00Z to 2026-12-07T22:59:59.999Z. Birth dates, hashed as the text written, are as they were.</summary>
-    public const int FormatVersion = 5;
+    /// 2026-12-06T23:00Z to 2026-12-07T22:59:59.999Z. Birth dates, hashed as the text written, are as they were. 6: before
+    /// 16 September 1945 Paris is UTC+1 on every machine (<see cref="ParisTime"/>), where format 5 took the machine's tzdata, if it
+    /// had any (Paris's mean time until 1911, UTC and the war's offsets after): "1905-03-04" from 1905-03-03T23:00Z on every server.</summary>
+    public const int FormatVersion = 6;
 
     /// <summary>The text of the hash every blind-indexed date (a birth date) has whatever its value ('P' kind): "has a birth date",
     /// which a search with ne is held to (a parameter matches only resources with a value for it).</summary>

@@ -542,8 +542,10 @@ public sealed partial class SyntheticHospital
             return roll < 15 ? 0 : roll < 85 ? 1 : 2;
         }
 
-        // Clinical times are drawn as Paris wall-clock times; stored instants are UTC.
-        private static DateTime UtcFromParis(DateTime local) => local.AddHours(-SyntheticJson.ParisOffsetHours(local.AddHours(-1)));
+        // Clinical times are drawn as Paris wall-clock times; stored instants are UTC. Read as ParisTime reads any (a time the clocks
+        // show twice is the first, one they skip the instant they jump at).
+        private static DateTime UtcFromParis(DateTime local) => DateTime.UnixEpoch.AddMilliseconds(ParisTime.UnixMillisecondsAt(
+            ParisTime.WallClock(DateOnly.FromDateTime(local).DayNumber, local.TimeOfDay.Ticks / TimeSpan.TicksPerMillisecond), out _));
 
         private static DateTime Max(DateTime a, DateTime b) => a > b ? a : b;
 

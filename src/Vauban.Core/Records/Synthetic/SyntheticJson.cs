@@ -181,8 +181,9 @@ internal static class SyntheticJson
 
     private static void Format(Span<byte> text, DateTime utc)
     {
-        var offset = ParisOffsetHours(utc);
-        var local = utc.AddHours(offset);
+        // Paris's clocks at that instant, and its offset then (ParisTime: the one place Vauban takes Paris's rules from).
+        var local = ParisTime.Of(new DateTimeOffset(utc.Ticks, TimeSpan.Zero));
+        var offset = local.Offset.Hours;
         WriteDate(text, local.Year, local.Month, local.Day);
         text[10] = (byte)'T';
         Two(text[11..], local.Hour);
@@ -195,22 +196,6 @@ internal static class SyntheticJson
         text[22] = (byte)':';
         text[23] = (byte)'0';
         text[24] = (byte)'0';
-    }
-
-    // Metropolitan France: UTC+2 from the last Sunday of March to the last Sunday of October
-    // (01:00 UTC both times), UTC+1 otherwise. Overseas time zones are not modelled.
-    internal static int ParisOffsetHours(DateTime utc)
-    {
-        var year = utc.Year;
-        var summerStart = LastSunday(year, 3).AddHours(1);
-        var summerEnd = LastSunday(year, 10).AddHours(1);
-        return utc >= summerStart && utc < summerEnd ? 2 : 1;
-    }
-
-    private static DateTime LastSunday(int year, int month)
-    {
-        var last = new DateTime(year, month, System.DateTime.DaysInMonth(year, month), 0, 0, 0, DateTimeKind.Utc);
-        return last.AddDays(-(int)last.DayOfWeek);
     }
 
     private static void WriteDate(Span<byte> text, int year, int month, int day)
