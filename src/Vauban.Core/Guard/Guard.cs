@@ -44,7 +44,7 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     /// minute's: paging through a busy day is her work, and how many patients she reads stays bounded by the hour and the day.</summary>
     public IReadOnlyCollection<string> Scheduled { get; init; } = [];
 
-    /// <summary>The patient of a Patient/$everything; null otherwise.</summary>
+    /// <summary>The patient of a Patient/$everything, or of a break-the-glass grant asked for; null otherwise.</summary>
     public string? Subject { get; init; }
 
     /// <summary>A first search page's parameters, for the enumeration shapes (name and birth-date sweeps); null otherwise.</summary>
@@ -341,7 +341,11 @@ public sealed partial class RecordsGuard
         var role = principal.Kind == PrincipalKind.Person && principal.Role is { } staffRole ? BaselineOf(tenant, RoleSubject(staffRole)) : null;
         // Patients outside the principal's care relationships (a person's break-the-glass grants) are counted in the store, across
         // every server of it, before the principal's lock is taken (nothing is awaited under it). Requests without any never get here.
-        var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
+        // A grant asked for counts its patient: another server learns of a grant only when it next re-reads the store (within 2 s),
+        // and a read there meanwhile, which the policy admits from the stored grant, would not be counted outside care.
+        var outside = request.Interaction == Interaction.BreakTheGlass && request.Subject is { } granted
+            ? new HashSet<string>(StringComparer.Ordinal) { granted }
+            : OutsideCare(tenant, principal, request.Counted, nowMs);
         var outsideCount = outside.Count == 0 ? 0 : await OutsideCareReads.RecordAndCountAsync(_database, request.Scope,
             await _keys.ForTenantAsync(tenant, cancellationToken), tenant, principal.Id, outside, nowMs, cancellationToken);
         var raised = new List<(string Signal, string Detail)>();
@@ -602,9 +606,10 @@ public sealed partial class RecordsGuard
     }
 
     /// <summary>Asked by break-the-glass before it grants: a contained principal, or one whose grant would cross the day's bound of
-    /// grants (which contains it), is refused; so is one owing a step-up.</summary>
-    internal ValueTask<GuardDecision> AdmitGrantAsync(AccessContext context, CancellationToken cancellationToken) =>
-        AdmitAsync(context, GuardRequest.Write(Interaction.BreakTheGlass, KnownResourceTypes.Patient), cancellationToken);
+    /// grants or of patients outside care relationships (either contains it), is refused; so is one owing a step-up. The patient
+    /// counts outside care from the grant on, on every server: one that has not yet re-read the grants admits its reads uncounted.</summary>
+    internal ValueTask<GuardDecision> AdmitGrantAsync(AccessContext context, string patient, CancellationToken cancellationToken) =>
+        AdmitAsync(context, GuardRequest.Write(Interaction.BreakTheGlass, KnownResourceTypes.Patient) with { Subject = patient }, cancellationToken);
 
     /// <summary>Told by break-the-glass: a grant was made (it counts, and the patient is outside the person's care relationships until it expires).</summary>
     internal void NoteGrant(AccessContext context, string patient, DateTimeOffset expires)

@@ -1,8 +1,9 @@
 // The bound outside care relationships (DESIGN.md invariant 5: 25 distinct patients a day by default) counted in the store,
 // so that it holds across every server of it: with the count in each server's memory, a stolen account read 25 patients
-// through each server behind the balancer. Each patient a principal reads outside its care relationships is a row of
-// guard_outside_care (the principal and the patient as the audit chain's own blind indexes, principal_ix and patient_ix,
-// never an id or a name; the time of its last read), written and counted in one transaction under a lock on the principal.
+// through each server behind the balancer. Each patient a principal reads outside its care relationships (or breaks the
+// glass on, from the grant asked for) is a row of guard_outside_care (the principal and the patient as the audit chain's own
+// blind indexes, principal_ix and patient_ix, never an id or a name; the time of its last read), written and counted in one
+// transaction under a lock on the principal.
 // Only requests that carry such patients come here: a read within care relationships never touches the store for this.
 using Vauban.Audit;
 using Vauban.Crypto;

@@ -61,13 +61,19 @@ public abstract class OutsideCareAcrossServersTests : IAsyncLifetime
         }, _tenant, "TREAT");
 
     /// <summary>Two minutes later (under the minute's and the hour's levels), breaks the glass on the patient through
-    /// <paramref name="store"/> and reads the patient there.</summary>
-    private async Task<RecordStatus> BreakGlassAndReadAsync(VaubanStore store, string patient)
+    /// <paramref name="store"/> and reads the patient there; Locked when the grant is refused as the guard contains her.</summary>
+    private Task<RecordStatus> BreakGlassAndReadAsync(VaubanStore store, string patient) => BreakGlassAndReadAsync(store, store, patient);
+
+    /// <summary>Breaks the glass through <paramref name="granter"/> and reads the patient at once through <paramref name="reader"/>,
+    /// which re-read the store (containments, grants) just before the grant: it does not know of the grant yet.</summary>
+    private async Task<RecordStatus> BreakGlassAndReadAsync(VaubanStore granter, VaubanStore reader, string patient)
     {
         _time.Advance(TimeSpan.FromMinutes(2));
-        var grant = await store.BreakTheGlass.OpenAsync(DrA(), patient, KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None);
+        await reader.Guard.AdmitAsync(DrA(), GuardRequest.Write(Interaction.Create, "Observation"), None);
+        var grant = await granter.BreakTheGlass.OpenAsync(DrA(), patient, KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None);
+        if (grant.Status == BreakGlassStatus.NotAllowed) return RecordStatus.Locked;
         Assert.Equal(BreakGlassStatus.Granted, grant.Status);
-        return (await store.Records.ReadAsync(DrA(), "Patient", patient, None)).Status;
+        return (await reader.Records.ReadAsync(DrA(), "Patient", patient, None)).Status;
     }
 
     private async Task<List<(object Tenant, object Principal, object Patient, object ReadAt)>> RowsAsync()
@@ -97,6 +103,21 @@ public abstract class OutsideCareAcrossServersTests : IAsyncLifetime
         // The first server holds it too (it re-reads containments), for the patients it granted before.
         _time.Advance(TimeSpan.FromSeconds(3));
         Assert.Equal(RecordStatus.Locked, (await First.Records.ReadAsync(DrA(), "Patient", _strangers[0], None)).Status);
+    }
+
+    [Fact]
+    public async Task Stolen_credentials_breaking_the_glass_on_one_server_and_reading_at_once_on_the_other_are_contained_at_the_26th_patient()
+    {
+        // The reading server learns of each grant only at its next re-read of the store: its reads meanwhile are admitted from the
+        // stored grant. The grant itself counted the patient, on every server.
+        for (var i = 0; i < 25; i++)
+        {
+            var (granter, reader) = i % 2 == 0 ? (First, _other) : (_other, First);
+            Assert.Equal(RecordStatus.Ok, await BreakGlassAndReadAsync(granter, reader, _strangers[i]));
+        }
+        Assert.Equal(RecordStatus.Locked, await BreakGlassAndReadAsync(_other, First, _strangers[25]));
+        Assert.Contains("distinct patients outside care relationships in a day: 26 > 25", Assert.Single(await First.Guard.ContainmentsAsync(_tenant.Id, None)).Reason,
+            StringComparison.Ordinal);
     }
 
     [Fact]
@@ -141,24 +162,34 @@ public abstract class OutsideCareAcrossServersTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Two_servers_reading_outside_care_at_the_same_instant_do_not_both_slip_under_the_bound()
+    public async Task Two_servers_breaking_the_glass_at_the_same_instant_do_not_both_slip_under_the_bound()
     {
         for (var i = 0; i < 24; i++)
         {
             Assert.Equal(RecordStatus.Ok, await BreakGlassAndReadAsync(i % 2 == 0 ? First : _other, _strangers[i]));
         }
-        // Three more patients granted through each server, then all six read at once, three through each: one is the 25th.
+        // Six more grants asked at once, three through each server: one is the 25th patient outside care, the others are refused.
         _time.Advance(TimeSpan.FromMinutes(2));
-        var reads = new List<(VaubanStore Store, string Patient)>();
-        for (var i = 24; i < 30; i++)
+        var grants = await Task.WhenAll(Enumerable.Range(24, 6).Select(i => Task.Run(async () =>
+            (await (i % 2 == 0 ? First : _other).BreakTheGlass.OpenAsync(DrA(), _strangers[i], KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None)).Status)));
+        Assert.Equal(1, grants.Count(s => s == BreakGlassStatus.Granted));
+        Assert.All(grants.Where(s => s != BreakGlassStatus.Granted), s => Assert.Equal(BreakGlassStatus.NotAllowed, s));
+    }
+
+    [Fact]
+    public async Task Two_servers_reading_outside_care_at_the_same_instant_do_not_both_slip_under_the_bound()
+    {
+        // The race between reads: each guard is told of its grants directly (what a grant made through it tells it), without the
+        // grant's own count, so that the reads are the first to count these six patients; they are asked of both guards at once.
+        for (var i = 0; i < 24; i++) Assert.Equal(RecordStatus.Ok, await BreakGlassAndReadAsync(i % 2 == 0 ? First : _other, _strangers[i]));
+        _time.Advance(TimeSpan.FromSeconds(3));
+        var reads = Enumerable.Range(24, 6).Select(i => (Store: i % 2 == 0 ? First : _other, Patient: _strangers[i])).ToList();
+        var decisions = await Task.WhenAll(reads.Select(r => Task.Run(async () =>
         {
-            var store = i % 2 == 0 ? First : _other;
-            Assert.Equal(BreakGlassStatus.Granted, (await store.BreakTheGlass.OpenAsync(DrA(), _strangers[i], KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None)).Status);
-            reads.Add((store, _strangers[i]));
-        }
-        var statuses = await Task.WhenAll(reads.Select(r => Task.Run(async () => (await r.Store.Records.ReadAsync(DrA(), "Patient", r.Patient, None)).Status)));
-        Assert.Equal(1, statuses.Count(s => s == RecordStatus.Ok));
-        Assert.All(statuses.Where(s => s != RecordStatus.Ok), s => Assert.Equal(RecordStatus.Locked, s));
+            r.Store.Guard.NoteGrant(DrA(), r.Patient, _time.GetUtcNow().AddHours(1));
+            return (await r.Store.Guard.AdmitAsync(DrA(), new GuardRequest(Interaction.Read, "Patient", 1, [r.Patient], [r.Patient]), None)).Verdict;
+        })));
+        Assert.Equal(1, decisions.Count(v => v == GuardVerdict.Admit));
     }
 
     [Fact]
@@ -184,12 +215,14 @@ public abstract class OutsideCareAcrossServersTests : IAsyncLifetime
     public async Task A_read_outside_care_in_a_transaction_Bundle_is_counted_in_its_transaction()
     {
         Assert.Equal(BreakGlassStatus.Granted, (await First.BreakTheGlass.OpenAsync(DrA(), _strangers[0], KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", None)).Status);
+        _time.Advance(TimeSpan.FromMinutes(1));
         using var bundle = JsonDocument.Parse($$"""
             { "resourceType": "Bundle", "type": "transaction", "entry": [ { "request": { "method": "GET", "url": "Patient/{{_strangers[0]}}" } } ] }
             """);
         var (status, _) = await First.Records.ProcessBundleAsync(DrA(), bundle.RootElement, "http://localhost/fhir", None);
         Assert.Equal(200, status);
-        Assert.Single(await RowsAsync());
+        // Its time moved forward to the read's: the transaction that read it committed the count.
+        Assert.Equal(_time.GetUtcNow().ToUnixTimeMilliseconds(), Convert.ToInt64(Assert.Single(await RowsAsync()).ReadAt, System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]
