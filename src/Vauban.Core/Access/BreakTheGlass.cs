@@ -119,9 +119,10 @@ public sealed class BreakTheGlass
                 "no fresh proof of both factors");
         }
         if (!IdRules.IsValid(patientId)) return await RefusedAsync(BreakGlassStatus.PatientNotFound, "Not a valid Patient id.", "not a valid Patient id");
-        // The guard counts the grant before it is made: past the day's bound of grants the principal is contained here, not
-        // granted (and the officer told) again and again until its next read. A contained principal is refused.
-        var guard = await _guard.AdmitGrantAsync(context, cancellationToken);
+        // The guard counts the grant, and its patient outside care relationships, before it is made: past the day's bound of either
+        // the principal is contained here, not granted (and the officer told) again and again until its next read. A contained
+        // principal is refused.
+        var guard = await _guard.AdmitGrantAsync(context, patientId, cancellationToken);
         if (guard.Delay > TimeSpan.Zero) await Task.Delay(guard.Delay, cancellationToken);
         switch (guard.Verdict)
         {

@@ -5,7 +5,9 @@
 // or client, tell the security officer; a second suspension or a canary locks the person's account).
 // Reading patterns live in memory, one small state per principal under its own lock; containments,
 // canaries and releases are rows in the database, written when they happen and re-read every few
-// seconds, so they survive a restart and reach every server.
+// seconds, so they survive a restart and reach every server. The one bound of DESIGN.md's invariant 5,
+// patients outside care relationships, is counted in the database itself (OutsideCareReads), so that
+// it holds across every server of a store, synchronously.
 using System.Collections.Concurrent;
 using Vauban.Access;
 using Vauban.Audit;
@@ -42,7 +44,7 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     /// minute's: paging through a busy day is her work, and how many patients she reads stays bounded by the hour and the day.</summary>
     public IReadOnlyCollection<string> Scheduled { get; init; } = [];
 
-    /// <summary>The patient of a Patient/$everything; null otherwise.</summary>
+    /// <summary>The patient of a Patient/$everything, or of a break-the-glass grant asked for; null otherwise.</summary>
     public string? Subject { get; init; }
 
     /// <summary>A first search page's parameters, for the enumeration shapes (name and birth-date sweeps); null otherwise.</summary>
@@ -52,6 +54,10 @@ public sealed record GuardRequest(Interaction Interaction, string ResourceType, 
     /// create's match): the guard's own writes (containment, alert) must not wait for the writer slot that transaction
     /// holds, so they are written just after, in the background, while the containment already holds in memory.</summary>
     public bool InsideWriteTransaction { get; init; }
+
+    /// <summary>That write transaction, when the records services hold one: the count of patients outside care relationships
+    /// (<see cref="OutsideCareReads"/>) is written in it, since the writer it holds (SQLite) would not be had twice.</summary>
+    internal WriteScope? Scope { get; init; }
 
     /// <summary>Entries of the audit log, not records: the patients they name count in the reader's windows as any patient's data
     /// would, but a canary among them is the incident the security officer is looking into, which contains no one.</summary>
@@ -214,9 +220,19 @@ public sealed partial class RecordsGuard
         Interlocked.Exchange(ref _refreshedAt, now);
     }
 
-    /// <summary>Forgets expired grants and the reading of principals idle for longer than the longest window (and the lock window).</summary>
+    /// <summary>Forgets expired grants and the reading of principals idle for longer than the longest window (and the lock window);
+    /// removes the rows of patients read outside care relationships that left their window, in the background (not at the first
+    /// sweep, at start: a command-line verb opens the store for a moment).</summary>
     private void Sweep(long now)
     {
+        if (_sweptAt != 0)
+        {
+            Track(async () =>
+            {
+                try { await OutsideCareReads.PruneAsync(_database, now, CancellationToken.None); }
+                catch (System.Data.Common.DbException) { /* left for the next sweep: rows out of the window are not counted */ }
+            });
+        }
         _sweptAt = now;
         foreach (var (key, grants) in _grants)
         {
@@ -323,6 +339,15 @@ public sealed partial class RecordsGuard
         }
         var baseline = state.Baseline ??= BaselineOf(tenant, principal.Id);
         var role = principal.Kind == PrincipalKind.Person && principal.Role is { } staffRole ? BaselineOf(tenant, RoleSubject(staffRole)) : null;
+        // Patients outside the principal's care relationships (a person's break-the-glass grants) are counted in the store, across
+        // every server of it, before the principal's lock is taken (nothing is awaited under it). Requests without any never get here.
+        // A grant asked for counts its patient: another server learns of a grant only when it next re-reads the store (within 2 s),
+        // and a read there meanwhile, which the policy admits from the stored grant, would not be counted outside care.
+        var outside = request.Interaction == Interaction.BreakTheGlass && request.Subject is { } granted
+            ? new HashSet<string>(StringComparer.Ordinal) { granted }
+            : OutsideCare(tenant, principal, request.Counted, nowMs);
+        var outsideCount = outside.Count == 0 ? 0 : await OutsideCareReads.RecordAndCountAsync(_database, request.Scope,
+            await _keys.ForTenantAsync(tenant, cancellationToken), tenant, principal.Id, outside, nowMs, cancellationToken);
         var raised = new List<(string Signal, string Detail)>();
         string? suspendWhy = null;
         string? stepUpWhy = null;
@@ -409,7 +434,6 @@ public sealed partial class RecordsGuard
                 if (dateSteps >= signals.SweepSteps) Raise(KnownGuardSignals.BirthDateSweep, $"{dateSteps + 1} successive searches stepping birth dates");
             }
             var (risk, riskSignals) = state.Risk(nowMs, signals);
-            var outside = OutsideCare(tenant, principal, request.Counted, nowMs);
             var level = Level.Admit;
             var slowExcess = 0;
             string? stepUpSignal = null;
@@ -474,7 +498,7 @@ public sealed partial class RecordsGuard
                 if (request.Counted.Count > 0) Weigh("distinct patients since the risk signals", state.AtRisk.CountWith(request.Counted, nowMs), signals.AtRiskPatients);
             }
             else state.RiskSince = null;
-            if (outside.Count > 0) Weigh("distinct patients outside care relationships in a day", state.Outside.CountWith(outside, nowMs), limits.OutsideCarePerDay);
+            if (outside.Count > 0) Weigh("distinct patients outside care relationships in a day", outsideCount, limits.OutsideCarePerDay);
             // Asked before a grant is made (AdmitGrantAsync), the grant asked for counts: the grant past the bound is refused and
             // contains the principal, instead of being made, and told to the officer, again and again until it next reads.
             Weigh("break-the-glass grants in a day", state.BreakTheGlass.Sum(nowMs) + (request.Interaction == Interaction.BreakTheGlass ? 1 : 0), limits.BreakTheGlassPerDay);
@@ -522,7 +546,6 @@ public sealed partial class RecordsGuard
             else
             {
                 state.Admit(request, nowMs);
-                foreach (var patient in outside) state.Outside.Touch(patient, nowMs);
                 if (state.RiskSince is not null)
                 {
                     foreach (var patient in request.Counted) state.AtRisk.Touch(patient, nowMs);
@@ -584,9 +607,10 @@ public sealed partial class RecordsGuard
     }
 
     /// <summary>Asked by break-the-glass before it grants: a contained principal, or one whose grant would cross the day's bound of
-    /// grants (which contains it), is refused; so is one owing a step-up.</summary>
-    internal ValueTask<GuardDecision> AdmitGrantAsync(AccessContext context, CancellationToken cancellationToken) =>
-        AdmitAsync(context, GuardRequest.Write(Interaction.BreakTheGlass, KnownResourceTypes.Patient), cancellationToken);
+    /// grants or of patients outside care relationships (either contains it), is refused; so is one owing a step-up. The patient
+    /// counts outside care from the grant on, on every server: one that has not yet re-read the grants admits its reads uncounted.</summary>
+    internal ValueTask<GuardDecision> AdmitGrantAsync(AccessContext context, string patient, CancellationToken cancellationToken) =>
+        AdmitAsync(context, GuardRequest.Write(Interaction.BreakTheGlass, KnownResourceTypes.Patient) with { Subject = patient }, cancellationToken);
 
     /// <summary>Told by break-the-glass: a grant was made (it counts, and the patient is outside the person's care relationships until it expires).</summary>
     internal void NoteGrant(AccessContext context, string patient, DateTimeOffset expires)
@@ -655,7 +679,13 @@ public sealed partial class RecordsGuard
     private void Defer(Func<Task> write)
     {
         Interlocked.Increment(ref _deferrals);
-        var task = Task.Run(write);
+        Track(write);
+    }
+
+    /// <summary>Runs <paramref name="work"/> in the background, waited for at shutdown (<see cref="FlushAsync"/>).</summary>
+    private void Track(Func<Task> work)
+    {
+        var task = Task.Run(work);
         _deferred[task] = true;
         _ = task.ContinueWith(t => _deferred.TryRemove(t, out _), TaskScheduler.Default);
     }
@@ -1033,7 +1063,6 @@ public sealed partial class RecordsGuard
 
         /// <summary>Patients returned.</summary>
         public DistinctWindows Patients { get; } = MinuteHourDay();
-        public DistinctWindow Outside { get; } = new(TimeSpan.FromDays(1));
 
         /// <summary>Patients whose identity (their Patient resource) was returned.</summary>
         public DistinctWindows Identities { get; } = MinuteHourDay();
@@ -1120,7 +1149,6 @@ public sealed partial class RecordsGuard
         public void Clear()
         {
             Patients.Clear();
-            Outside.Clear();
             Identities.Clear();
             BreakTheGlass.Clear();
             SearchRecords.Clear();

@@ -139,7 +139,8 @@ public sealed partial class RecordsGuard
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var mayReleaseCanaries = MayActOnCanaries(releasedBy.Principal);
         // Who released, as the chain's blind index: the releaser may be "cli:<operating-system user>", a person's name.
-        var releaser = AuditChain.PrincipalReference(await _keys.ForTenantAsync(tenant.Id, cancellationToken), releasedBy.Principal.Id);
+        var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
+        var releaser = AuditChain.PrincipalReference(keys, releasedBy.Principal.Id);
         var released = new List<(string Subject, string? Account, string Level, string Cause)>();
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
@@ -189,6 +190,11 @@ public sealed partial class RecordsGuard
             {
                 if (!mayReleaseCanaries) update.With("canary", ContainmentCauses.Canary).With("log", ContainmentCauses.AuditLog);
                 await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            // What they read outside care relationships starts afresh on every server, as their reading windows do on each.
+            foreach (var owner in released.Select(r => r.Account ?? r.Subject).Distinct(StringComparer.Ordinal))
+            {
+                await OutsideCareReads.ForgetAsync(_database, scope, keys, tenant.Id, owner, cancellationToken);
             }
             foreach (var account in released.Where(r => r.Level == ContainmentLevels.Locked && r.Account is not null).Select(r => r.Account!).Distinct())
             {

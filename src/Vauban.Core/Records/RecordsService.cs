@@ -902,6 +902,7 @@ public sealed partial class RecordsService
                 Identities = identities,
                 Scheduled = scheduled is null ? [] : counted.Where(scheduled.Contains).ToList(),
                 InsideWriteTransaction = scope is not null,
+                Scope = scope,
                 SearchParameters = searched,
                 Subject = subject,
             },

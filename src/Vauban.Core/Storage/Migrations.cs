@@ -376,5 +376,21 @@ internal static class Migrations
             Postgres: """
             SELECT 1;
             """),
+
+        // Step 19: the patients each principal read outside its care relationships in the last day (Guard.OutsideCareReads), counted
+        // here rather than in each server's memory, so that DESIGN.md's bound (25 a day) holds across the servers of a store: with two
+        // behind a balancer a stolen account read 25 through each. The principal and the patient as the audit chain's blind indexes
+        // (principal_ix, patient_ix), never an id; read_at is the last read, and rows past the day are removed.
+        new(19, "patients read outside care relationships in the last day, by principal (blind indexes), counted across servers",
+            Sqlite: """
+            CREATE TABLE guard_outside_care (tenant_id INTEGER NOT NULL, principal_ix INTEGER NOT NULL, patient_ix INTEGER NOT NULL, read_at INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, principal_ix, patient_ix)) WITHOUT ROWID;
+            CREATE INDEX guard_outside_care_read ON guard_outside_care (read_at);
+            """,
+            Postgres: """
+            CREATE TABLE guard_outside_care (tenant_id bigint NOT NULL, principal_ix bigint NOT NULL, patient_ix bigint NOT NULL, read_at bigint NOT NULL,
+                PRIMARY KEY (tenant_id, principal_ix, patient_ix));
+            CREATE INDEX guard_outside_care_read ON guard_outside_care (read_at);
+            """),
     ];
 }
