@@ -827,11 +827,12 @@ public sealed partial class RecordsGuard
         await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
         {
             using (var insert = scope.Command("""
-                INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES (@t, @p, @a, @l, @c, @r, @at)
+                INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES (@t, @p, @a, @l, @c, @r, @at) RETURNING id
                 """).With("t", tenant).With("p", subject).With("a", containment.Account).With("l", level).With("c", containment.Cause).With("r", detail)
                 .With("at", containment.ContainedAt.ToUnixTimeMilliseconds()))
             {
-                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                // On the establishment's chain with its alert, in this transaction: a containment deleted or edited is found.
+                await _audit.AttestAsync(scope, tenant, SecurityTable.Containments, state: false, [await insert.ScalarLongAsync(CancellationToken.None)], CancellationToken.None);
             }
             if (level == ContainmentLevels.Locked && principal.Kind == PrincipalKind.Person && principal.Id.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal))
             {

@@ -106,6 +106,14 @@ internal abstract class StoreDatabase : IAsyncDisposable
 
     public abstract ValueTask DisposeAsync();
 
+    /// <summary>A read-only transaction on <paramref name="connection"/> whose statements all see the database as of one instant
+    /// (SQLite: a deferred transaction, which takes no write lock; PostgreSQL: repeatable read), for a check that compares
+    /// tables written together (audit verification: the chain's extent and the security records beside it).</summary>
+    public async Task<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        connection is Microsoft.Data.Sqlite.SqliteConnection sqlite
+            ? sqlite.BeginTransaction(deferred: true)
+            : await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+
     /// <summary>After a bulk load: refresh the planner's statistics so searches keep using the selective indexes.</summary>
     public async Task AnalyzeAsync(CancellationToken cancellationToken)
     {

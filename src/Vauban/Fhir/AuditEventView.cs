@@ -254,7 +254,8 @@ internal static class AuditEventView
         "R" => [AuditAction.Read, AuditAction.VRead, AuditAction.History, AuditAction.TypeHistory, AuditAction.Search, AuditAction.Everything, AuditAction.AuditRead],
         "U" => [AuditAction.Update],
         "D" => [AuditAction.Delete],
-        "E" => [AuditAction.Export, AuditAction.SignIn, AuditAction.SignInFailure, AuditAction.SignOut, AuditAction.BreakTheGlass, AuditAction.Administration, AuditAction.Containment],
+        "E" => [AuditAction.Export, AuditAction.SignIn, AuditAction.SignInFailure, AuditAction.SignOut, AuditAction.BreakTheGlass, AuditAction.Administration, AuditAction.Containment,
+            AuditAction.SecurityRecords],
         _ => Subtypes.Where(p => p.Value == value).Select(p => p.Key).ToList() is { Count: > 0 } list ? list : null,
     };
 

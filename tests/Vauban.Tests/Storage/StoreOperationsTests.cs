@@ -398,7 +398,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep18(engine)}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep19}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -418,8 +418,9 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store eight steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18); DROP TABLE store_settings; {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
+        // A store nine steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
+        // undoes step 19 too.
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19); DROP TABLE store_settings; {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -452,6 +453,9 @@ public sealed class StoreOperationsTests
 
     /// <summary>What schema step 16 added, removed (PostgreSQL's step adds nothing).</summary>
     private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
+
+    /// <summary>What schema step 19 added, removed: its mark (the security records it chained stay on the chain).</summary>
+    private const string UndoStep19 = "DELETE FROM store_settings WHERE name = 'security_records_chained';";
 
     /// <summary>What schema step 17 added, removed.</summary>
     private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";
