@@ -157,7 +157,10 @@ public sealed class BreakTheGlass
             .With("d", sealedDetail).With("g", now.ToUnixTimeMilliseconds()).With("e", expires.ToUnixTimeMilliseconds()))
         {
             // The grant and its explanation on the chain, digested (never the words themselves): rewritten in the database, it is found.
-            await _audit.AttestAsync(scope, context.Tenant.Id, SecurityTable.Grants, state: false, [await insert.ScalarLongAsync(cancellationToken)], cancellationToken);
+            await _audit.AttestAsync(scope, context.Tenant.Id, SecurityTable.Grants, state: false,
+                [(await insert.ScalarLongAsync(cancellationToken),
+                    [principal.Id, principal.SessionId, patientId, reason, Encoding.UTF8.GetBytes(detail), now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()])],
+                cancellationToken);
         }
         await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
             $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {ParisTime.WithUtc(expires)}. "

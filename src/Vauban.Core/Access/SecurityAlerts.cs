@@ -146,13 +146,15 @@ public sealed class SecurityAlerts
         var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
         // The principal column holds the principal's blind index; the principal itself is sealed with the detail.
         var reference = Audit.AuditChain.PrincipalReference(keys, principal);
-        var sealedDetail = SealedPrefix + Convert.ToBase64String(new AttributedText(principal, detail).Seal(keys, SealedDetailCode, Binding(kind, reference, at)));
+        var attributed = new AttributedText(principal, detail);
+        var sealedDetail = SealedPrefix + Convert.ToBase64String(attributed.Seal(keys, SealedDetailCode, Binding(kind, reference, at)));
         using var insert = scope.Command(
             "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, @k, @p, @d) RETURNING id")
             .With("t", tenantId).With("at", at).With("k", kind).With("p", reference).With("d", sealedDetail);
         var id = await insert.ScalarLongAsync(cancellationToken);
         // On the establishment's chain with it: an alert deleted or edited in the database is found by `vauban audit verify`.
-        await _audit.AttestAsync(scope, tenantId, Audit.SecurityTable.Alerts, state: false, [id], cancellationToken);
+        await _audit.AttestAsync(scope, tenantId, Audit.SecurityTable.Alerts, state: false,
+            [(id, [at, kind, reference, attributed.Plain()])], cancellationToken);
         var raised = new RaisedAlert(id, tenantId, kind, RaisedAlert.Loggable(principal));
         scope.AfterCommit.Add(() => Raised?.Invoke(raised));
         return id;
@@ -222,7 +224,8 @@ public sealed class SecurityAlerts
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1) done.Add(id);
         }
         // The acknowledgement on the chain too: one set in the database alone (an alert hidden from the default list) is found.
-        await _audit.AttestAsync(scope, tenantId, Audit.SecurityTable.Alerts, state: true, done, cancellationToken);
+        await _audit.AttestAsync(scope, tenantId, Audit.SecurityTable.Alerts, state: true,
+            [.. done.Select(id => (id, new object?[] { now, reference }))], cancellationToken);
         return done;
     }
 }

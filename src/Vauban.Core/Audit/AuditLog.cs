@@ -152,6 +152,7 @@ public sealed class AuditLog
         long maxSequence, minSequence, headSequence, headCheckpoint, headCheckpointAt;
         byte[]? headHash, headTree;
         StoredSecurityRecords securityRecords;
+        IReadOnlyList<string> triggers;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         // The chain's extent, its head and the security records beside it as of one instant: a record and its entry commit together,
         // so that a server writing meanwhile never shows a record whose entry lies beyond the extent read.
@@ -173,6 +174,7 @@ public sealed class AuditLog
                     : (-1L, null, 0L, null, 0L);
             }
             securityRecords = await SecurityRecords.ReadAsync(connection, snapshot, keys, tenantId, cancellationToken);
+            triggers = await SecurityRecords.TriggersAsync(connection, snapshot, _database.Engine, cancellationToken);
             await snapshot.CommitAsync(cancellationToken);
         }
         // The chain is numbered from 1: a row below that is outside it, and no chunk would ever read it (searches would).
@@ -299,6 +301,13 @@ public sealed class AuditLog
         }
         // The chain holds: now the rows beside it that it vouches for.
         var (records, recordEntry, recordProblem) = SecurityRecords.Check(securityRecords, recordEntries);
+        // A trigger or rule on these tables can change a row as it is written, or delete it: none of Vauban's own, so one is reported.
+        if (triggers.Count > 0)
+        {
+            var named = "a trigger or rule on the audit log's or the security records' tables (" + string.Join(", ", triggers)
+                + "): none is Vauban's; one can change or delete a row as it is written";
+            recordProblem = recordProblem is null ? named : recordProblem + "; and " + named;
+        }
         progress?.Report(last);
         return new AuditVerification(tenantId, last, tree.Verified, recordEntry, recordProblem, last - signedUpTo)
         {

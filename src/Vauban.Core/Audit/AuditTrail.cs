@@ -207,13 +207,28 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     /// <summary>Puts on the tenant's chain, when <paramref name="scope"/> commits, the digests of the rows of <paramref name="table"/>
-    /// it wrote (<paramref name="ids"/>, read back in it): of what was made, or of the state a change left them in
-    /// (<paramref name="state"/>). The rows and their entry commit together, or neither does.</summary>
-    internal async Task AttestAsync(WriteScope scope, long tenantId, SecurityTable table, bool state, IReadOnlyList<long> ids, CancellationToken cancellationToken)
+    /// it wrote, from the values it wrote (<paramref name="written"/>: each row's id and fields, in <see cref="SecurityTable"/>'s
+    /// canonical form): of what was made, or of the state a change left them in (<paramref name="state"/>). Each row is read back
+    /// in the transaction and must be what was written: one gone or changed as it was written (a trigger or rule in the database)
+    /// fails the write (<see cref="AuditIntegrityException"/>), never recording the changed row as the truth. The rows and their
+    /// entry commit together, or neither does.</summary>
+    internal async Task AttestAsync(WriteScope scope, long tenantId, SecurityTable table, bool state, IReadOnlyList<(long Id, object?[] Fields)> written,
+        CancellationToken cancellationToken)
     {
-        if (SkipForBenchmark || ids.Count == 0) return;
+        if (SkipForBenchmark || written.Count == 0) return;
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
-        var digests = await SecurityRecords.DigestsAsync(scope, _database.Engine, keys, tenantId, table, state, ids, cancellationToken);
+        var input = new DigestInput();
+        var digests = written.Select(w => new SecurityRecordDigest(table.Code, w.Id, state, table.Digest(keys, tenantId, w.Id, state, w.Fields, input))).ToList();
+        var stored = (await SecurityRecords.DigestsAsync(scope, _database.Engine, keys, tenantId, table, state, [.. written.Select(w => w.Id)], cancellationToken))
+            .ToDictionary(d => d.Id);
+        foreach (var digest in digests)
+        {
+            if (!stored.TryGetValue(digest.Id, out var read) || !read.Digest.AsSpan().SequenceEqual(digest.Digest))
+            {
+                throw new AuditIntegrityException(string.Create(CultureInfo.InvariantCulture,
+                    $"{table.Noun} {digest.Id} {(read is null ? "was gone" : "was changed")} in {table.Name} as it was written: a trigger or rule in the database? Nothing was written"));
+            }
+        }
         PendingOf(scope, tenantId).Digests.AddRange(digests);
     }
 

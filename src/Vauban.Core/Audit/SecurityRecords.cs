@@ -27,14 +27,20 @@ public sealed record SecurityRecordDigest(
     [property: JsonPropertyName("s")] bool State,
     [property: JsonPropertyName("h")] byte[] Digest);
 
-/// <summary>One table of security records: how its rows are read, named and digested.</summary>
+/// <summary>A sealed value that did not open (altered): digested by its stored bytes, which then match nothing that was written.</summary>
+internal sealed record UnopenedValue(byte[] Stored);
+
+/// <summary>One table of security records: how its rows are read, named and digested. A row's part is digested from its fields
+/// (long, string, the opened bytes of a sealed value, <see cref="UnopenedValue"/>, or null) by <see cref="Digest"/>: the writer
+/// from the values it wrote, verification from the row as it reads — one canonical form, so a row changed as it is written (a
+/// trigger) matches nothing.</summary>
 internal sealed class SecurityTable
 {
-    private readonly Action<TenantKeys, DbDataReader, DigestInput> _made;
-    private readonly Func<DbDataReader, DigestInput, bool>? _state;
+    private readonly Func<TenantKeys, DbDataReader, object?[]> _made;
+    private readonly Func<DbDataReader, object?[]?>? _state;
 
     private SecurityTable(string code, string name, string noun, string? stateNoun, string columns,
-        Action<TenantKeys, DbDataReader, DigestInput> made, Func<DbDataReader, DigestInput, bool>? state)
+        Func<TenantKeys, DbDataReader, object?[]> made, Func<DbDataReader, object?[]?>? state)
     {
         Code = code;
         Name = name;
@@ -62,58 +68,51 @@ internal sealed class SecurityTable
 
     public static readonly SecurityTable Alerts = new("alert", "security_alerts", "alert", "acknowledgement",
         "id, raised_at, kind, principal, detail, acknowledged_at, acknowledged_by",
-        (keys, r, d) =>
+        (keys, r) =>
         {
             var (raisedAt, kind, principal, stored) = (r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4));
-            d.Long(raisedAt);
-            d.Text(kind);
-            d.Text(principal);
             // The detail as it reads, not as it is sealed: a data-key rotation seals it again, and the digest must still hold.
-            if (!stored.StartsWith(SecurityAlerts.SealedPrefix, StringComparison.Ordinal))
-            {
-                d.Text(stored); // raised before details were sealed
-                return;
-            }
+            if (!stored.StartsWith(SecurityAlerts.SealedPrefix, StringComparison.Ordinal)) return [raisedAt, kind, principal, stored]; // raised before details were sealed
             var sealedText = new byte[stored.Length];
             if (!Convert.TryFromBase64String(stored[SecurityAlerts.SealedPrefix.Length..], sealedText, out var length)) sealedText = [];
             else Array.Resize(ref sealedText, length);
-            d.Opened(keys, SecurityAlerts.SealedDetailCode, SecurityAlerts.Binding(kind, principal, raisedAt), AttributedText.VersionOf(principal), sealedText);
+            return [raisedAt, kind, principal,
+                DigestInput.Open(keys, SecurityAlerts.SealedDetailCode, SecurityAlerts.Binding(kind, principal, raisedAt), AttributedText.VersionOf(principal), sealedText)];
         },
-        (r, d) => d.NullablePair(r, 5, 6));
+        r => NullablePair(r, 5, 6));
 
     public static readonly SecurityTable Containments = new("containment", "guard_containments", "containment", "release",
         "id, principal, account, level, cause, reason, contained_at, released_at, released_by",
-        (_, r, d) =>
-        {
-            for (var i = 1; i <= 5; i++) d.Text(r, i);
-            d.Long(r.GetInt64(6));
-        },
-        (r, d) => d.NullablePair(r, 7, 8));
+        (_, r) => [Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Text(r, 5), r.GetInt64(6)],
+        r => NullablePair(r, 7, 8));
 
     public static readonly SecurityTable Grants = new("break-glass", "break_glass", "break-the-glass grant", null,
         "id, principal, session, patient, reason, detail, granted_at, expires_at",
-        (keys, r, d) =>
+        (keys, r) =>
         {
             var (principal, patient, grantedAt) = (r.GetString(1), r.GetString(3), r.GetInt64(6));
-            for (var i = 1; i <= 4; i++) d.Text(r, i);
             // The explanation as the clinician typed it (sealed at rest, and sealed again by a data-key rotation).
-            if (r.IsDBNull(5))
-            {
-                d.Null();
-            }
-            else
+            object? explanation = null;
+            if (!r.IsDBNull(5))
             {
                 var (id, version) = BreakTheGlass.ExplanationBinding(principal, patient, grantedAt);
-                d.Opened(keys, 0, id, version, (byte[])r.GetValue(5));
+                explanation = DigestInput.Open(keys, 0, id, version, (byte[])r.GetValue(5));
             }
-            d.Long(grantedAt);
-            d.Long(r.GetInt64(7));
+            return [principal, Text(r, 2), patient, Text(r, 4), explanation, grantedAt, r.GetInt64(7)];
         },
         null);
 
     public static IReadOnlyList<SecurityTable> All { get; } = [Alerts, Containments, Grants];
 
     public static SecurityTable? Of(string code) => All.FirstOrDefault(t => t.Code == code);
+
+    /// <summary>The digest of one part of a row (what was made, or its state since) from its fields.</summary>
+    public byte[] Digest(TenantKeys keys, long tenantId, long id, bool state, IReadOnlyList<object?> fields, DigestInput input)
+    {
+        input.Start(this, tenantId, id, state);
+        foreach (var field in fields) input.Field(field);
+        return input.Finish(keys);
+    }
 
     /// <summary>The digests of the row <paramref name="reader"/> is on: of what was made, and of its later state (null while it has
     /// none). A row whose columns cannot be read as written (a value of the wrong kind) has neither: it matches no digest.</summary>
@@ -122,19 +121,24 @@ internal sealed class SecurityTable
         var id = reader.GetInt64(0);
         try
         {
-            input.Start(this, tenantId, id, state: false);
-            _made(keys, reader, input);
-            var made = input.Finish(keys);
-            byte[]? state = null;
-            input.Start(this, tenantId, id, state: true);
-            if (_state is not null && _state(reader, input)) state = input.Finish(keys);
-            return (id, made, state);
+            var fields = _made(keys, reader);
+            var made = Digest(keys, tenantId, id, state: false, fields, input);
+            foreach (var field in fields) if (field is byte[] opened) Array.Clear(opened); // an explanation's or a detail's words
+            var stateFields = _state?.Invoke(reader);
+            return (id, made, stateFields is null ? null : Digest(keys, tenantId, id, state: true, stateFields, input));
         }
         catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or InvalidOperationException)
         {
             return (id, null, null);
         }
     }
+
+    private static string? Text(DbDataReader reader, int column) => reader.IsDBNull(column) ? null : reader.GetString(column);
+
+    /// <summary>Two columns that stay null until the row's state changes (acknowledged or released: when, and by whom); null while
+    /// both are.</summary>
+    private static object?[]? NullablePair(DbDataReader reader, int at, int by) =>
+        reader.IsDBNull(at) && reader.IsDBNull(by) ? null : [reader.IsDBNull(at) ? null : reader.GetInt64(at), Text(reader, by)];
 }
 
 /// <summary>What a digest is computed over: a domain tag, the table, the establishment, the row's id and part, then each field
@@ -149,10 +153,10 @@ internal sealed class DigestInput
     {
         _buffer.ResetWrittenCount();
         _buffer.Write(Domain);
-        Text(table.Code);
-        Long(tenantId);
-        Long(id);
-        Long(state ? 1 : 0);
+        Field(table.Code);
+        Field(tenantId);
+        Field(id);
+        Field(state ? 1L : 0L);
     }
 
     public byte[] Finish(TenantKeys keys)
@@ -162,57 +166,48 @@ internal sealed class DigestInput
         return digest;
     }
 
-    public void Null() => Tag(NullField, 0);
-
-    public void Long(long value)
+    /// <summary>One field: a long, a string, a sealed value's opened bytes, one that did not open, or null.</summary>
+    public void Field(object? value)
     {
-        Tag(LongField, 8);
-        BinaryPrimitives.WriteInt64BigEndian(_buffer.GetSpan(8), value);
-        _buffer.Advance(8);
-    }
-
-    public void Text(string? value)
-    {
-        if (value is null)
+        switch (value)
         {
-            Null();
-            return;
+            case null:
+                Tag(NullField, 0);
+                break;
+            case long number:
+                Tag(LongField, 8);
+                BinaryPrimitives.WriteInt64BigEndian(_buffer.GetSpan(8), number);
+                _buffer.Advance(8);
+                break;
+            case string text:
+                var length = Encoding.UTF8.GetByteCount(text);
+                Tag(TextField, length);
+                _buffer.Advance(Encoding.UTF8.GetBytes(text, _buffer.GetSpan(length)));
+                break;
+            case byte[] opened:
+                Tag(OpenedField, opened.Length);
+                _buffer.Write(opened);
+                break;
+            case UnopenedValue unopened:
+                Tag(UnopenedField, unopened.Stored.Length);
+                _buffer.Write(unopened.Stored);
+                break;
+            default:
+                throw new ArgumentException("a security record's field is a long, a string, bytes or null", nameof(value));
         }
-        var length = Encoding.UTF8.GetByteCount(value);
-        Tag(TextField, length);
-        _buffer.Advance(Encoding.UTF8.GetBytes(value, _buffer.GetSpan(length)));
     }
 
-    public void Text(DbDataReader reader, int column) => Text(reader.IsDBNull(column) ? null : reader.GetString(column));
-
-    /// <summary>Two columns that stay null until the row's state changes (acknowledged or released: when, and by whom); false while
-    /// both are.</summary>
-    public bool NullablePair(DbDataReader reader, int at, int by)
+    /// <summary>A sealed value by what it holds; one that does not open (altered) by its stored bytes.</summary>
+    public static object Open(TenantKeys keys, int typeCode, string binding, int version, byte[] sealedValue)
     {
-        if (reader.IsDBNull(at) && reader.IsDBNull(by)) return false;
-        if (reader.IsDBNull(at)) Null();
-        else Long(reader.GetInt64(at));
-        Text(reader, by);
-        return true;
-    }
-
-    /// <summary>A sealed value by what it holds; one that does not open (altered) by its stored bytes, which then match nothing
-    /// that was written.</summary>
-    public void Opened(TenantKeys keys, int typeCode, string binding, int version, byte[] sealedValue)
-    {
-        byte[] content;
-        var kind = OpenedField;
         try
         {
-            content = RecordCipher.Open(keys, typeCode, binding, version, sealedValue);
+            return RecordCipher.Open(keys, typeCode, binding, version, sealedValue);
         }
         catch (RecordIntegrityException)
         {
-            (content, kind) = (sealedValue, UnopenedField);
+            return new UnopenedValue(sealedValue);
         }
-        Tag(kind, content.Length);
-        _buffer.Write(content);
-        if (kind == OpenedField) Array.Clear(content);
     }
 
     private void Tag(byte kind, int length)
@@ -267,6 +262,28 @@ internal static class SecurityRecords
             if ((state ? changed : made) is { } digest) digests.Add(new SecurityRecordDigest(table.Code, id, state, digest));
         }
         return digests;
+    }
+
+    /// <summary>The triggers and rules (PostgreSQL) on the security records' tables and the audit log's, as "name on table": Vauban
+    /// defines none, and one could change or delete a row inside the statement that writes it.</summary>
+    public static async Task<IReadOnlyList<string>> TriggersAsync(DbConnection connection, DbTransaction transaction, StorageEngine engine,
+        CancellationToken cancellationToken)
+    {
+        string[] tables = [.. SecurityTable.All.Select(t => t.Name), "audit_entries", "audit_heads", "audit_checkpoints", "audit_index", "audit_journals", "store_settings"];
+        var list = string.Join(", ", tables.Select(t => "'" + t + "'"));
+        using var command = connection.Command(engine == StorageEngine.Postgres
+            ? $"""
+              SELECT t.tgname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+              WHERE NOT t.tgisinternal AND c.relname IN ({list}) AND c.relnamespace = current_schema()::regnamespace
+              UNION ALL SELECT rulename, tablename FROM pg_rules WHERE schemaname = current_schema() AND tablename IN ({list})
+              ORDER BY 2, 1
+              """
+            : $"SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' AND lower(tbl_name) IN ({list}) ORDER BY tbl_name, name");
+        command.Transaction = transaction;
+        var found = new List<string>();
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) found.Add(reader.GetString(0) + " on " + reader.GetString(1));
+        return found;
     }
 
     /// <summary>Every security record of the tenant, read in <paramref name="transaction"/> (the snapshot the chain's extent was

@@ -832,7 +832,10 @@ public sealed partial class RecordsGuard
                 .With("at", containment.ContainedAt.ToUnixTimeMilliseconds()))
             {
                 // On the establishment's chain with its alert, in this transaction: a containment deleted or edited is found.
-                await _audit.AttestAsync(scope, tenant, SecurityTable.Containments, state: false, [await insert.ScalarLongAsync(CancellationToken.None)], CancellationToken.None);
+                await _audit.AttestAsync(scope, tenant, SecurityTable.Containments, state: false,
+                    [(await insert.ScalarLongAsync(CancellationToken.None),
+                        [subject, containment.Account, level, containment.Cause, detail, containment.ContainedAt.ToUnixTimeMilliseconds()])],
+                    CancellationToken.None);
             }
             if (level == ContainmentLevels.Locked && principal.Kind == PrincipalKind.Person && principal.Id.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal))
             {

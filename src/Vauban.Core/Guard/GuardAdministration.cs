@@ -193,7 +193,8 @@ public sealed partial class RecordsGuard
                 while (await reader.ReadAsync(cancellationToken)) releasedIds.Add(reader.GetInt64(0));
             }
             // Each release on the chain with the act: a containment marked released in the database alone is found.
-            await _audit.AttestAsync(scope, tenant.Id, SecurityTable.Containments, state: true, releasedIds, cancellationToken);
+            await _audit.AttestAsync(scope, tenant.Id, SecurityTable.Containments, state: true,
+                [.. releasedIds.Select(id => (id, new object?[] { now, releaser }))], cancellationToken);
             foreach (var account in released.Where(r => r.Level == ContainmentLevels.Locked && r.Account is not null).Select(r => r.Account!).Distinct())
             {
                 if (!account.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal)) continue;

@@ -25,6 +25,7 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
     private string _db = "", _key = "", _patient = "";
     private Tenant _tenant = null!;
     private long _canaryAlert, _heldContainment, _releasedContainment, _grant;
+    private string _canary = "";
 
     public async Task InitializeAsync()
     {
@@ -38,7 +39,7 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
         {
             _patient = (await store.Records.CreateAsync(AccessContext.Operator(_tenant, "fixture"), "Patient", patient.RootElement, null, None)).Id!;
         }
-        var canary = (await store.Guard.AddCanariesAsync(store.Records, _tenant, 1, None))[0];
+        var canary = _canary = (await store.Guard.AddCanariesAsync(store.Records, _tenant, 1, None))[0];
         // Two clients read the canary: each is suspended at once, with a guard-canary alert; the operator releases the second.
         foreach (var client in new[] { "vc_held", "vc_released" })
         {
@@ -138,6 +139,50 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
             Assert.Equal("Patient asked me to check her results", Assert.Single(await store.BreakTheGlass.ReviewAsync(_tenant, 10, None)).Explanation);
         }
         Assert.Matches($"BROKEN — break-the-glass grant {_grant} no longer matches what entry [0-9]+ put on the chain \\(altered in break_glass\\)", await BrokenAsync());
+    }
+
+    [Fact]
+    public async Task A_trigger_that_deletes_the_canary_alert_or_stretches_a_grant_as_it_is_written_fails_the_write_and_is_named()
+    {
+        // The insider's trigger acts inside the very statement that writes the row: the chain must never take the changed row for
+        // the truth. The write fails, and verify names the trigger; it never answers OK.
+        if (engine == Engine.Sqlite)
+        {
+            await ScalarAsync(_db, "CREATE TRIGGER hide_canary AFTER INSERT ON security_alerts WHEN NEW.kind = 'guard-canary' BEGIN DELETE FROM security_alerts WHERE id = NEW.id; END");
+            await ScalarAsync(_db, "CREATE TRIGGER stretch_grant AFTER INSERT ON break_glass BEGIN UPDATE break_glass SET expires_at = expires_at + 2592000000 WHERE id = NEW.id; END");
+        }
+        else
+        {
+            await ScalarAsync(_db, "CREATE FUNCTION hide_canary() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM security_alerts WHERE id = NEW.id; RETURN NULL; END $$");
+            await ScalarAsync(_db, "CREATE TRIGGER hide_canary AFTER INSERT ON security_alerts FOR EACH ROW WHEN (NEW.kind = 'guard-canary') EXECUTE FUNCTION hide_canary()");
+            await ScalarAsync(_db, "CREATE FUNCTION stretch_grant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE break_glass SET expires_at = expires_at + 2592000000 WHERE id = NEW.id; RETURN NULL; END $$");
+            await ScalarAsync(_db, "CREATE TRIGGER stretch_grant AFTER INSERT ON break_glass FOR EACH ROW EXECUTE FUNCTION stretch_grant()");
+        }
+        var alerts = await ScalarAsync(_db, "SELECT count(*) FROM security_alerts");
+        var grants = await ScalarAsync(_db, "SELECT count(*) FROM break_glass");
+        await using (var store = await OpenAsync(_db))
+        {
+            var reader = new AccessContext(new Principal(PrincipalKind.ApiClient, "vc_trigger", "reader", StaffUser.PersonScopes), _tenant, KnownPurposes.Treatment);
+            try
+            {
+                await store.Guard.AdmitAsync(reader, new GuardRequest(Interaction.Read, "Patient", 1, [_canary], [_canary]), None);
+            }
+            catch (AuditIntegrityException)
+            {
+                // The containment's write failed with its alert: the principal is still held in this process's memory.
+            }
+            var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:dr-nuit", "Dr Nuit", StaffUser.PersonScopes)
+            {
+                Role = StaffRole.Physician, SessionId = "s-nuit", AuthenticatedAt = DateTimeOffset.UtcNow,
+            }, _tenant, KnownPurposes.Treatment);
+            await Assert.ThrowsAsync<AuditIntegrityException>(() => store.BreakTheGlass.OpenAsync(physician, _patient, KnownBreakGlassReasons.Emergency, Explanation, None));
+        }
+        // Nothing the triggers changed was committed as the truth.
+        Assert.Equal(alerts, await ScalarAsync(_db, "SELECT count(*) FROM security_alerts"));
+        Assert.Equal(grants, await ScalarAsync(_db, "SELECT count(*) FROM break_glass"));
+        var output = await BrokenAsync();
+        Assert.Contains("hide_canary on security_alerts", output, StringComparison.Ordinal);
+        Assert.Contains("stretch_grant on break_glass", output, StringComparison.Ordinal);
     }
 
     [Fact]
