@@ -215,7 +215,7 @@ public sealed class AuditTrail : IAsyncDisposable
     internal async Task AttestAsync(WriteScope scope, long tenantId, SecurityTable table, bool state, IReadOnlyList<(long Id, object?[] Fields)> written,
         CancellationToken cancellationToken)
     {
-        if (SkipForBenchmark || written.Count == 0) return;
+        if (SkipForBenchmark || written.Count == 0 || scope.SecurityRecordsOffChain) return;
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var input = new DigestInput();
         var digests = written.Select(w => new SecurityRecordDigest(table.Code, w.Id, state, table.Digest(keys, tenantId, w.Id, state, w.Fields, input))).ToList();

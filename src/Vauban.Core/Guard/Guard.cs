@@ -822,10 +822,26 @@ public sealed partial class RecordsGuard
 
     private async Task PersistAsync(Principal principal, Containment containment, string alertKind)
     {
+        try
+        {
+            await PersistAsync(principal, containment, alertKind, onChain: true);
+        }
+        catch (AuditUnavailableException)
+        {
+            // The chain cannot be written: the containment and its alert are committed without their digests rather than held in
+            // this process's memory alone, which a restart or another server would not see (invariant 5). Verification reports
+            // them as added in the database — the truth: they are not on the chain.
+            await PersistAsync(principal, containment, alertKind, onChain: false);
+        }
+    }
+
+    private async Task PersistAsync(Principal principal, Containment containment, string alertKind, bool onChain)
+    {
         var (tenant, subject, level, detail) = (containment.TenantId, containment.Principal, containment.Level, containment.Reason);
         // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
         await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
         {
+            scope.SecurityRecordsOffChain = !onChain;
             using (var insert = scope.Command("""
                 INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES (@t, @p, @a, @l, @c, @r, @at) RETURNING id
                 """).With("t", tenant).With("p", subject).With("a", containment.Account).With("l", level).With("c", containment.Cause).With("r", detail)

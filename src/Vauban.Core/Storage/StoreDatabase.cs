@@ -272,6 +272,10 @@ internal sealed class WriteScope : IAsyncDisposable
     /// the write, and after every row lock the write takes, so appenders never wait on each other in a cycle).</summary>
     public Audit.PendingAudit? Audit { get; set; }
 
+    /// <summary>The security records this transaction writes are not put on the chain (the guard's containment when the chain cannot
+    /// be written: kept rather than lost; verification then reports them as added, which is the truth).</summary>
+    public bool SecurityRecordsOffChain { get; set; }
+
     /// <summary>Entries on other establishments' chains, for the one act that concerns them all (the master key's rotation),
     /// appended with <see cref="Audit"/>, in ascending tenant id (<see cref="ChainsInLockOrder"/>), whatever the order they were added in.</summary>
     public List<Audit.PendingAudit> OtherChains { get; } = [];

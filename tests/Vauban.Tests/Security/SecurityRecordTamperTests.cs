@@ -186,6 +186,33 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_the_chain_unwritable_a_canary_reader_is_still_contained_after_a_restart_and_verify_says_her_containment_is_off_the_chain()
+    {
+        // Invariant 5 never yields to an audit failure: the containment and its alert are committed without their entry.
+        await using (var store = await OpenAsync(_db))
+        {
+            await ScalarAsync(_db, "ALTER TABLE audit_entries RENAME TO audit_entries_away");
+            try
+            {
+                var reader = new AccessContext(new Principal(PrincipalKind.ApiClient, "vc_unchained", "reader", StaffUser.PersonScopes), _tenant, KnownPurposes.Treatment);
+                Assert.Equal(GuardVerdict.Suspended, (await store.Guard.AdmitAsync(reader, new GuardRequest(Interaction.Read, "Patient", 1, [_canary], [_canary]), None)).Verdict);
+                await store.Guard.FlushAsync();
+            }
+            finally
+            {
+                await ScalarAsync(_db, "ALTER TABLE audit_entries_away RENAME TO audit_entries");
+            }
+        }
+        await using (var restarted = await OpenAsync(_db))
+        {
+            Assert.Contains(await restarted.Guard.ContainmentsAsync(_tenant.Id, None), c => c.Principal == "vc_unchained");
+        }
+        // Its alert and its containment, both off the chain.
+        Assert.Matches("(alert|containment) [0-9]+ in (security_alerts|guard_containments) is on no entry of the chain \\(added in the database\\) \\(1 more security record problem after it\\)",
+            await BrokenAsync());
+    }
+
+    [Fact]
     public async Task A_forged_alert_inserted_is_named()
     {
         var forged = await ScalarAsync(_db, "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, 'guard-released', 'unknown', 'vc_held released by the officer') RETURNING id",
