@@ -671,13 +671,16 @@ public sealed partial class RecordsGuard
         foreach (var task in _deferred.Keys)
         {
             try { await task; }
-            catch (System.Data.Common.DbException) { /* the containment still held in memory; the officer sees the alert missing */ }
+            // The containment still held in memory; the officer sees the alert missing. A write refused by the audit chain (unwritable,
+            // or a row changed as it was written) is caught too: at shutdown it escaped the store's disposal, which then left the
+            // audit trail, the keys and the database undisposed.
+            catch (Exception e) when (e is System.Data.Common.DbException or AuditUnavailableException or AuditIntegrityException) { }
         }
         try
         {
             await FlushBaselinesAsync(CancellationToken.None);
         }
-        catch (System.Data.Common.DbException)
+        catch (Exception e) when (e is System.Data.Common.DbException or AuditUnavailableException or AuditIntegrityException)
         {
             // Not written: what was learned since the last flush is learned again.
         }
