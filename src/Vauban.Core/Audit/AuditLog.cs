@@ -147,6 +147,9 @@ public sealed class AuditLog
         // Each entry's sealed part is authenticated against its clear columns (its associated data): a clear column rewritten —
         // a time moved so that re-chained entries look signed in time — no longer opens, although the chain was recomputed.
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        // With a data key made since they were loaded (`keys rotate-data` by another process), loaded again: entries and security
+        // records sealed under it would otherwise read as altered. A rotation while verifying is met row by row (SecurityRecords).
+        keys = await _keys.WithDataKeyAsync(tenantId, keys.KeyVersion + 1, cancellationToken) ?? await _keys.ForTenantAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         var witnessedHeads = WitnessedHeads(tenantId, witnessed, signer); // refused before any chunk is read
         long maxSequence, minSequence, headSequence, headCheckpoint, headCheckpointAt;
@@ -173,7 +176,7 @@ public sealed class AuditLog
                     ? (reader.GetInt64(0), (byte[])reader.GetValue(1), reader.GetInt64(2), (byte[])reader.GetValue(3), reader.GetInt64(4))
                     : (-1L, null, 0L, null, 0L);
             }
-            securityRecords = await SecurityRecords.ReadAsync(connection, snapshot, keys, tenantId, cancellationToken);
+            securityRecords = await SecurityRecords.ReadAsync(connection, snapshot, _keys, tenantId, cancellationToken);
             triggers = await SecurityRecords.TriggersAsync(connection, snapshot, _database.Engine, cancellationToken);
             await snapshot.CommitAsync(cancellationToken);
         }

@@ -219,7 +219,7 @@ public sealed class AuditTrail : IAsyncDisposable
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var input = new DigestInput();
         var digests = written.Select(w => new SecurityRecordDigest(table.Code, w.Id, state, table.Digest(keys, tenantId, w.Id, state, w.Fields, input))).ToList();
-        var stored = (await SecurityRecords.DigestsAsync(scope, _database.Engine, keys, tenantId, table, state, [.. written.Select(w => w.Id)], cancellationToken))
+        var stored = (await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state, [.. written.Select(w => w.Id)], cancellationToken))
             .ToDictionary(d => d.Id);
         foreach (var digest in digests)
         {
@@ -300,8 +300,8 @@ public sealed class AuditTrail : IAsyncDisposable
             var digests = new List<SecurityRecordDigest>();
             foreach (var table in SecurityTable.All)
             {
-                digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, keys, tenantId, table, state: false, null, cancellationToken));
-                digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, keys, tenantId, table, state: true, null, cancellationToken));
+                digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: false, null, cancellationToken));
+                digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: true, null, cancellationToken));
             }
             var pending = new PendingAudit(this, tenantId);
             List<SecurityRecordDigest[]> chunks = digests.Count == 0 ? [[]] : [.. digests.Chunk(SecurityRecords.DigestsPerEntry)];

@@ -36,11 +36,11 @@ internal sealed record UnopenedValue(byte[] Stored);
 /// trigger) matches nothing.</summary>
 internal sealed class SecurityTable
 {
-    private readonly Func<TenantKeys, DbDataReader, object?[]> _made;
+    private readonly Func<TenantKeys, DbDataReader, bool, object?[]> _made;
     private readonly Func<DbDataReader, object?[]?>? _state;
 
     private SecurityTable(string code, string name, string noun, string? stateNoun, string columns,
-        Func<TenantKeys, DbDataReader, object?[]> made, Func<DbDataReader, object?[]?>? state)
+        Func<TenantKeys, DbDataReader, bool, object?[]> made, Func<DbDataReader, object?[]?>? state)
     {
         Code = code;
         Name = name;
@@ -68,7 +68,7 @@ internal sealed class SecurityTable
 
     public static readonly SecurityTable Alerts = new("alert", "security_alerts", "alert", "acknowledgement",
         "id, raised_at, kind, principal, detail, acknowledged_at, acknowledged_by",
-        (keys, r) =>
+        (keys, r, retry) =>
         {
             var (raisedAt, kind, principal, stored) = (r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetString(4));
             // The detail as it reads, not as it is sealed: a data-key rotation seals it again, and the digest must still hold.
@@ -77,18 +77,18 @@ internal sealed class SecurityTable
             if (!Convert.TryFromBase64String(stored[SecurityAlerts.SealedPrefix.Length..], sealedText, out var length)) sealedText = [];
             else Array.Resize(ref sealedText, length);
             return [raisedAt, kind, principal,
-                DigestInput.Open(keys, SecurityAlerts.SealedDetailCode, SecurityAlerts.Binding(kind, principal, raisedAt), AttributedText.VersionOf(principal), sealedText)];
+                DigestInput.Open(keys, SecurityAlerts.SealedDetailCode, SecurityAlerts.Binding(kind, principal, raisedAt), AttributedText.VersionOf(principal), sealedText, retry)];
         },
         r => NullablePair(r, 5, 6));
 
     public static readonly SecurityTable Containments = new("containment", "guard_containments", "containment", "release",
         "id, principal, account, level, cause, reason, contained_at, released_at, released_by",
-        (_, r) => [Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Text(r, 5), r.GetInt64(6)],
+        (_, r, _) => [Text(r, 1), Text(r, 2), Text(r, 3), Text(r, 4), Text(r, 5), r.GetInt64(6)],
         r => NullablePair(r, 7, 8));
 
     public static readonly SecurityTable Grants = new("break-glass", "break_glass", "break-the-glass grant", null,
         "id, principal, session, patient, reason, detail, granted_at, expires_at",
-        (keys, r) =>
+        (keys, r, retry) =>
         {
             var (principal, patient, grantedAt) = (r.GetString(1), r.GetString(3), r.GetInt64(6));
             // The explanation as the clinician typed it (sealed at rest, and sealed again by a data-key rotation).
@@ -96,7 +96,7 @@ internal sealed class SecurityTable
             if (!r.IsDBNull(5))
             {
                 var (id, version) = BreakTheGlass.ExplanationBinding(principal, patient, grantedAt);
-                explanation = DigestInput.Open(keys, 0, id, version, (byte[])r.GetValue(5));
+                explanation = DigestInput.Open(keys, 0, id, version, (byte[])r.GetValue(5), retry);
             }
             return [principal, Text(r, 2), patient, Text(r, 4), explanation, grantedAt, r.GetInt64(7)];
         },
@@ -116,12 +116,12 @@ internal sealed class SecurityTable
 
     /// <summary>The digests of the row <paramref name="reader"/> is on: of what was made, and of its later state (null while it has
     /// none). A row whose columns cannot be read as written (a value of the wrong kind) has neither: it matches no digest.</summary>
-    public (long Id, byte[]? Made, byte[]? State) Digests(TenantKeys keys, long tenantId, DbDataReader reader, DigestInput input)
+    public (long Id, byte[]? Made, byte[]? State) Digests(TenantKeys keys, long tenantId, DbDataReader reader, DigestInput input, bool retry = false)
     {
         var id = reader.GetInt64(0);
         try
         {
-            var fields = _made(keys, reader);
+            var fields = _made(keys, reader, retry);
             var made = Digest(keys, tenantId, id, state: false, fields, input);
             foreach (var field in fields) if (field is byte[] opened) Array.Clear(opened); // an explanation's or a detail's words
             var stateFields = _state?.Invoke(reader);
@@ -130,6 +130,23 @@ internal sealed class SecurityTable
         catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or InvalidOperationException)
         {
             return (id, null, null);
+        }
+    }
+
+    /// <summary>As <see cref="Digests(TenantKeys, long, DbDataReader, DigestInput, bool)"/>, with the establishment's keys as
+    /// <paramref name="ring"/> holds them, loaded again for a value sealed under a data key version they lack (a `keys rotate-data`
+    /// since they were loaded): never reported altered for that.</summary>
+    public async ValueTask<(long Id, byte[]? Made, byte[]? State)> DigestsAsync(KeyRing ring, long tenantId, DbDataReader reader, DigestInput input,
+        CancellationToken cancellationToken)
+    {
+        var keys = await ring.ForTenantAsync(tenantId, cancellationToken);
+        try
+        {
+            return Digests(keys, tenantId, reader, input, retry: true);
+        }
+        catch (UnknownKeyVersionException e)
+        {
+            return Digests(await ring.WithDataKeyAsync(tenantId, e.Version, cancellationToken) ?? keys, tenantId, reader, input);
         }
     }
 
@@ -197,14 +214,16 @@ internal sealed class DigestInput
         }
     }
 
-    /// <summary>A sealed value by what it holds; one that does not open (altered) by its stored bytes.</summary>
-    public static object Open(TenantKeys keys, int typeCode, string binding, int version, byte[] sealedValue)
+    /// <summary>A sealed value by what it holds; one that does not open (altered) by its stored bytes. One sealed under a data key
+    /// version <paramref name="keys"/> lack throws <see cref="UnknownKeyVersionException"/> when <paramref name="retry"/>: the
+    /// caller loads the keys again (a rotation since they were loaded) and digests the row again.</summary>
+    public static object Open(TenantKeys keys, int typeCode, string binding, int version, byte[] sealedValue, bool retry)
     {
         try
         {
             return RecordCipher.Open(keys, typeCode, binding, version, sealedValue);
         }
-        catch (RecordIntegrityException)
+        catch (RecordIntegrityException e) when (!retry || e is not UnknownKeyVersionException)
         {
             return new UnopenedValue(sealedValue);
         }
@@ -246,7 +265,7 @@ internal static class SecurityRecords
 
     /// <summary>The digests of the tenant's rows of <paramref name="table"/> read in <paramref name="scope"/> — those of
     /// <paramref name="ids"/>, or all — of what was made, or of their state (rows without one are left out).</summary>
-    public static async Task<List<SecurityRecordDigest>> DigestsAsync(WriteScope scope, StorageEngine engine, TenantKeys keys, long tenantId,
+    public static async Task<List<SecurityRecordDigest>> DigestsAsync(WriteScope scope, StorageEngine engine, KeyRing keys, long tenantId,
         SecurityTable table, bool state, IReadOnlyList<long>? ids, CancellationToken cancellationToken)
     {
         using var command = scope.Command("");
@@ -258,7 +277,7 @@ internal static class SecurityRecords
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var (id, made, changed) = table.Digests(keys, tenantId, reader, input);
+            var (id, made, changed) = await table.DigestsAsync(keys, tenantId, reader, input, cancellationToken);
             if ((state ? changed : made) is { } digest) digests.Add(new SecurityRecordDigest(table.Code, id, state, digest));
         }
         return digests;
@@ -288,7 +307,7 @@ internal static class SecurityRecords
 
     /// <summary>Every security record of the tenant, read in <paramref name="transaction"/> (the snapshot the chain's extent was
     /// read in: a row and its entry commit together, so the two agree).</summary>
-    public static async Task<StoredSecurityRecords> ReadAsync(DbConnection connection, DbTransaction transaction, TenantKeys keys, long tenantId,
+    public static async Task<StoredSecurityRecords> ReadAsync(DbConnection connection, DbTransaction transaction, KeyRing keys, long tenantId,
         CancellationToken cancellationToken)
     {
         var rows = new Dictionary<SecurityTable, List<(long, byte[]?, byte[]?)>>();
@@ -300,7 +319,7 @@ internal static class SecurityRecords
             command.Transaction = transaction;
             command.CommandTimeout = 0;
             using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken)) list.Add(table.Digests(keys, tenantId, reader, input));
+            while (await reader.ReadAsync(cancellationToken)) list.Add(await table.DigestsAsync(keys, tenantId, reader, input, cancellationToken));
         }
         return new StoredSecurityRecords(rows);
     }
