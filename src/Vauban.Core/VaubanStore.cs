@@ -36,7 +36,7 @@ public sealed class VaubanStore : IAsyncDisposable
         _keys = keys;
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         Tenants = new Tenants(database, keys, Audit, options.Time);
-        Alerts = new SecurityAlerts(database, keys, options.Time);
+        Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
@@ -465,6 +465,9 @@ public sealed class VaubanStore : IAsyncDisposable
         var store = new VaubanStore(database, keys, options) { DurabilityWarnings = warnings };
         try
         {
+            // Once per store, at the upgrade that began chaining them: the security records that existed before, on the chain.
+            // Before the journals are recovered, whose report of a damaged end raises alerts chained by their own write.
+            await store.Audit.ChainExistingSecurityRecordsAsync(cancellationToken);
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
             await store.Audit.RecoverJournalsAsync(store.ReportDamagedJournalAsync, cancellationToken);
         }

@@ -1,7 +1,8 @@
 // Break-the-glass: a person opens a patient's record outside their care relationships, in an emergency.
 // They must state a reason from a fixed list plus free text, and have proven both factors within the
 // last few minutes; the grant lasts a limited time, is marked in the audit trail, and the security
-// officer is told at once. The free text may name clinical facts: it is stored encrypted.
+// officer is told at once. The free text may name clinical facts: it is stored encrypted, and its digest is on the audit chain
+// (Audit.SecurityRecords), so an explanation rewritten in the database fails `vauban audit verify`.
 using System.Security.Cryptography;
 using System.Text;
 using Vauban.Audit;
@@ -152,11 +153,15 @@ public sealed class BreakTheGlass
         var sealedDetail = RecordCipher.Seal(keys, 0, bindingId, bindingVersion, Encoding.UTF8.GetBytes(detail));
         using (var insert = scope.Command("""
             INSERT INTO break_glass (tenant_id, principal, session, patient, reason, detail, granted_at, expires_at)
-            VALUES (@t, @p, @s, @pt, @r, @d, @g, @e)
+            VALUES (@t, @p, @s, @pt, @r, @d, @g, @e) RETURNING id
             """).With("t", context.Tenant.Id).With("p", principal.Id).With("s", principal.SessionId).With("pt", patientId).With("r", reason)
             .With("d", sealedDetail).With("g", now.ToUnixTimeMilliseconds()).With("e", expires.ToUnixTimeMilliseconds()))
         {
-            await insert.ExecuteNonQueryAsync(cancellationToken);
+            // The grant and its explanation on the chain, digested (never the words themselves): rewritten in the database, it is found.
+            await _audit.AttestAsync(scope, context.Tenant.Id, SecurityTable.Grants, state: false,
+                [(await insert.ScalarLongAsync(cancellationToken),
+                    [principal.Id, principal.SessionId, patientId, reason, Encoding.UTF8.GetBytes(detail), now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()])],
+                cancellationToken);
         }
         await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
             $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {ParisTime.WithUtc(expires)}. "

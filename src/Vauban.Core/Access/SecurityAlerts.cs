@@ -2,7 +2,8 @@
 // the guard's containments. Alerts name principals and resource ids, never patient data. The detail may still
 // name staff (a display name, the operating-system user at the command line) or a source address, and a principal at
 // the command line is "cli:<operating-system user>": both are sealed under the establishment's data key like a record,
-// so the database shows only kind, the principal's blind index and time.
+// so the database shows only kind, the principal's blind index and time. Each alert raised or acknowledged is on the establishment's
+// audit chain in the same transaction (Audit.SecurityRecords): one deleted or edited in the database fails `vauban audit verify`.
 using Vauban.Crypto;
 using Vauban.Storage;
 
@@ -90,12 +91,14 @@ public sealed class SecurityAlerts
 
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
+    private readonly Audit.AuditTrail _audit;
     private readonly TimeProvider _time;
 
-    internal SecurityAlerts(StoreDatabase database, KeyRing keys, TimeProvider time)
+    internal SecurityAlerts(StoreDatabase database, KeyRing keys, Audit.AuditTrail audit, TimeProvider time)
     {
         _database = database;
         _keys = keys;
+        _audit = audit;
         _time = time;
     }
 
@@ -143,11 +146,15 @@ public sealed class SecurityAlerts
         var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
         // The principal column holds the principal's blind index; the principal itself is sealed with the detail.
         var reference = Audit.AuditChain.PrincipalReference(keys, principal);
-        var sealedDetail = SealedPrefix + Convert.ToBase64String(new AttributedText(principal, detail).Seal(keys, SealedDetailCode, Binding(kind, reference, at)));
+        var attributed = new AttributedText(principal, detail);
+        var sealedDetail = SealedPrefix + Convert.ToBase64String(attributed.Seal(keys, SealedDetailCode, Binding(kind, reference, at)));
         using var insert = scope.Command(
             "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, @at, @k, @p, @d) RETURNING id")
             .With("t", tenantId).With("at", at).With("k", kind).With("p", reference).With("d", sealedDetail);
         var id = await insert.ScalarLongAsync(cancellationToken);
+        // On the establishment's chain with it: an alert deleted or edited in the database is found by `vauban audit verify`.
+        await _audit.AttestAsync(scope, tenantId, Audit.SecurityTable.Alerts, state: false,
+            [(id, [at, kind, reference, attributed.Plain()])], cancellationToken);
         var raised = new RaisedAlert(id, tenantId, kind, RaisedAlert.Loggable(principal));
         scope.AfterCommit.Add(() => Raised?.Invoke(raised));
         return id;
@@ -216,6 +223,9 @@ public sealed class SecurityAlerts
             }
             if (await update.ExecuteNonQueryAsync(cancellationToken) == 1) done.Add(id);
         }
+        // The acknowledgement on the chain too: one set in the database alone (an alert hidden from the default list) is found.
+        await _audit.AttestAsync(scope, tenantId, Audit.SecurityTable.Alerts, state: true,
+            [.. done.Select(id => (id, new object?[] { now, reference }))], cancellationToken);
         return done;
     }
 }

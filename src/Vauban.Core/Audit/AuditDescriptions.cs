@@ -23,6 +23,7 @@ public static class AuditDescriptions
         AuditAction.Administration => "administration",
         AuditAction.Containment => "contained by the guard",
         AuditAction.AuditRead => "consulted the audit log",
+        AuditAction.SecurityRecords => "security records put on the chain",
         _ => action.ToString(),
     };
 

@@ -13,6 +13,10 @@ public enum AuditAction
     SignIn = 11, SignInFailure = 12, SignOut = 13, BreakTheGlass = 14, Administration = 15, Containment = 16, AuditRead = 17,
     /// <summary>A type's history ([type]/_history), since 2026-12-04: before, recorded as <see cref="History"/>.</summary>
     TypeHistory = 18,
+    /// <summary>Security records written beside the chain (an alert raised or acknowledged, a containment made or released, a
+    /// break-the-glass grant with its explanation): the entry carries their digests (<see cref="AuditDetail.Digests"/>), which
+    /// verification holds the rows to (<see cref="SecurityRecords"/>).</summary>
+    SecurityRecords = 19,
 }
 
 /// <summary>FHIR AuditEvent.outcome codes.</summary>
@@ -36,6 +40,17 @@ public sealed record AuditDetail
     [JsonPropertyName("pt")] public string? Patient { get; init; }
     [JsonPropertyName("x")] public IReadOnlyList<string> Records { get; init; } = [];
     [JsonPropertyName("d")] public string? Note { get; init; }
+
+    /// <summary>Digests of the security records the act wrote (<see cref="AuditAction.SecurityRecords"/> entries only); absent
+    /// elsewhere, so that no other entry grows.</summary>
+    [JsonPropertyName("v"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<SecurityRecordDigest>? Digests { get; init; }
+
+    /// <summary>From this entry on, every security record of the establishment is on the chain: set on an establishment's first
+    /// entry (its creation), or on the entry that chained the records existing when this began (schema step 20). At most one a
+    /// chain: a second means the store's record of that upgrade was reset to launder rows through it.</summary>
+    [JsonPropertyName("vf"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool SecurityRecordsFrom { get; init; }
 }
 
 [JsonSerializable(typeof(AuditDetail))]

@@ -17,6 +17,13 @@ namespace Vauban.Audit;
 public sealed record AuditVerification(long TenantId, long Entries, int Checkpoints, long? FirstBroken, string? Problem, long UnsignedTail)
 {
     public bool Valid => Problem is null;
+
+    /// <summary>The security records beside the chain (alerts, containments, break-the-glass grants) held to their digests on it.</summary>
+    public long SecurityRecords { get; init; }
+
+    /// <summary>The problem is with a security record beside the chain, whose entries all verified; <see cref="FirstBroken"/> is then
+    /// the entry that put the record on the chain (null for a row no entry names: added in the database).</summary>
+    public bool InSecurityRecords { get; init; }
 }
 
 /// <summary>What the check of the patient and principal lookups found: the first entry a lookup misses, if any.</summary>
@@ -140,25 +147,38 @@ public sealed class AuditLog
         // Each entry's sealed part is authenticated against its clear columns (its associated data): a clear column rewritten —
         // a time moved so that re-chained entries look signed in time — no longer opens, although the chain was recomputed.
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        // With a data key made since they were loaded (`keys rotate-data` by another process), loaded again: entries and security
+        // records sealed under it would otherwise read as altered. A rotation while verifying is met row by row (SecurityRecords).
+        keys = await _keys.WithDataKeyAsync(tenantId, keys.KeyVersion + 1, cancellationToken) ?? await _keys.ForTenantAsync(tenantId, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         var witnessedHeads = WitnessedHeads(tenantId, witnessed, signer); // refused before any chunk is read
         long maxSequence, minSequence, headSequence, headCheckpoint, headCheckpointAt;
         byte[]? headHash, headTree;
+        StoredSecurityRecords securityRecords;
+        IReadOnlyList<string> triggers;
         await using (var connection = await _database.OpenAsync(cancellationToken))
+        // The chain's extent, its head and the security records beside it as of one instant: a record and its entry commit together,
+        // so that a server writing meanwhile never shows a record whose entry lies beyond the extent read.
+        await using (var snapshot = await _database.BeginSnapshotAsync(connection, cancellationToken))
         {
             using (var range = connection.Command("SELECT coalesce(max(seq), 0), coalesce(min(seq), 1) FROM audit_entries WHERE tenant_id = @t").With("t", tenantId))
-            using (var reader = await range.ExecuteReaderAsync(cancellationToken))
             {
+                range.Transaction = snapshot;
+                using var reader = await range.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
                 (maxSequence, minSequence) = (Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture), Convert.ToInt64(reader.GetValue(1), CultureInfo.InvariantCulture));
             }
-            using var head = connection.Command("SELECT seq, hash, checkpoint_seq, tree, checkpoint_at FROM audit_heads WHERE tenant_id = @t").With("t", tenantId);
-            using (var reader = await head.ExecuteReaderAsync(cancellationToken))
+            using (var head = connection.Command("SELECT seq, hash, checkpoint_seq, tree, checkpoint_at FROM audit_heads WHERE tenant_id = @t").With("t", tenantId))
             {
+                head.Transaction = snapshot;
+                using var reader = await head.ExecuteReaderAsync(cancellationToken);
                 (headSequence, headHash, headCheckpoint, headTree, headCheckpointAt) = await reader.ReadAsync(cancellationToken)
                     ? (reader.GetInt64(0), (byte[])reader.GetValue(1), reader.GetInt64(2), (byte[])reader.GetValue(3), reader.GetInt64(4))
                     : (-1L, null, 0L, null, 0L);
             }
+            securityRecords = await SecurityRecords.ReadAsync(connection, snapshot, _keys, tenantId, cancellationToken);
+            triggers = await SecurityRecords.TriggersAsync(connection, snapshot, _database.Engine, cancellationToken);
+            await snapshot.CommitAsync(cancellationToken);
         }
         // The chain is numbered from 1: a row below that is outside it, and no chunk would ever read it (searches would).
         if (minSequence < 1) return new(tenantId, 0, 0, minSequence, $"entry {minSequence} is outside the chain, which starts at entry 1 (inserted)", 0);
@@ -198,6 +218,7 @@ public sealed class AuditLog
         var last = 0L;
         byte[] previous = AuditChain.Genesis;
         (long Sequence, string Problem)? chainBreak = null;
+        var recordEntries = new List<(long Sequence, AuditDetail Detail)>();
         try
         {
             for (var chunk = 0; chunk < chunks; chunk++)
@@ -226,6 +247,7 @@ public sealed class AuditLog
                     }
                 }
                 if (tree.Failed || chainBreak is not null) break;
+                recordEntries.AddRange(result.SecurityRecords);
                 last = result.First + result.Checked - 1;
                 if (result.Checked > 0) previous = result.Hashes.AsSpan((result.Checked - 1) * AuditChain.HashSize, AuditChain.HashSize).ToArray();
                 if (result.Problem is { } problem)
@@ -280,13 +302,30 @@ public sealed class AuditLog
         {
             return Broken(signedUpTo + 1, $"the chain head records the checkpoint at entry {headCheckpoint}, not the newest, signed at entry {signedUpTo} (altered)");
         }
+        // The chain holds: now the rows beside it that it vouches for.
+        var (records, recordEntry, recordProblem) = SecurityRecords.Check(securityRecords, recordEntries);
+        // A trigger or rule on these tables can change a row as it is written, or delete it: none of Vauban's own, so one is reported.
+        if (triggers.Count > 0)
+        {
+            var named = "a trigger or rule on the audit log's or the security records' tables (" + string.Join(", ", triggers)
+                + "): none is Vauban's; one can change or delete a row as it is written";
+            recordProblem = recordProblem is null ? named : recordProblem + "; and " + named;
+        }
         progress?.Report(last);
-        return new AuditVerification(tenantId, last, tree.Verified, null, null, last - signedUpTo);
+        return new AuditVerification(tenantId, last, tree.Verified, recordEntry, recordProblem, last - signedUpTo)
+        {
+            SecurityRecords = records,
+            InSecurityRecords = recordProblem is not null,
+        };
     }
 
     /// <summary>One chunk's entries, each checked against the stored hash before it: <see cref="Checked"/> consecutive entries from
     /// <see cref="First"/> with their stored (= re-computed) hashes, then the chunk's first problem, if any.</summary>
-    private sealed record ChunkResult(long First, int Checked, byte[] Hashes, long[] Times, byte[]? FirstPrevious, (long Sequence, string Problem)? Problem);
+    private sealed record ChunkResult(long First, int Checked, byte[] Hashes, long[] Times, byte[]? FirstPrevious, (long Sequence, string Problem)? Problem)
+    {
+        /// <summary>The checked entries that carry digests of security records, or mark the point from which the chain holds them all.</summary>
+        public List<(long Sequence, AuditDetail Detail)> SecurityRecords { get; } = [];
+    }
 
     private async Task<ChunkResult> CheckChunkAsync(long tenantId, Crypto.TenantKeys keys, int chunk, long to, CancellationToken cancellationToken)
     {
@@ -298,7 +337,13 @@ public sealed class AuditLog
         var previous = AuditChain.Genesis;
         var expected = first;
         var count = 0;
-        ChunkResult Result((long, string)? problem = null) => new(first, count, hashes, times, firstPrevious, problem);
+        var securityRecords = new List<(long, AuditDetail)>();
+        ChunkResult Result((long, string)? problem = null)
+        {
+            var result = new ChunkResult(first, count, hashes, times, firstPrevious, problem);
+            result.SecurityRecords.AddRange(securityRecords);
+            return result;
+        }
 
         await using var connection = await _database.OpenAsync(cancellationToken);
         // From the entry before the chunk: its stored hash is what the chunk's first entry chains to. The first chunk chains
@@ -342,6 +387,13 @@ public sealed class AuditLog
             if (!AuditTrail.Authentic(keys, row))
             {
                 return Result((row.Sequence, $"entry {row.Sequence}'s time, action, type, principal or patient does not match its sealed part (altered and re-chained)"));
+            }
+            // Entries of security records are rare, and opened; so is an establishment's first entry, which may mark the point from
+            // which its security records are all on the chain.
+            if (row.Action == (int)AuditAction.SecurityRecords || row.Sequence == 1)
+            {
+                var detail = AuditTrail.Open(keys, row);
+                if (row.Action == (int)AuditAction.SecurityRecords || detail.SecurityRecordsFrom) securityRecords.Add((row.Sequence, detail));
             }
             stored.CopyTo(hashes, count * AuditChain.HashSize);
             times[count] = row.At;

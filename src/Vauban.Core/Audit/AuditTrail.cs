@@ -96,12 +96,19 @@ internal sealed class PendingAudit(AuditTrail trail, long tenantId)
     /// <summary>The signing key of a chain created in this very transaction (a new tenant's), not yet readable elsewhere.</summary>
     public AuditSigningKey? Signer { get; init; }
 
+    /// <summary>Digests of the security records the transaction wrote (<see cref="SecurityRecords"/>): one entry carries them all,
+    /// after the act's own.</summary>
+    public List<SecurityRecordDigest> Digests { get; } = [];
+
     public async Task FlushAsync(WriteScope scope, CancellationToken cancellationToken)
     {
-        if (Entries.Count == 0) return;
+        if (Entries.Count == 0 && Digests.Count == 0) return;
         try
         {
-            await trail.AppendInScopeAsync(scope, TenantId, Entries, cancellationToken, signer: Signer);
+            IReadOnlyList<PreparedEntry> entries = Digests.Count == 0
+                ? Entries
+                : [.. Entries, await trail.SecurityRecordsEntryAsync(TenantId, Digests, SecurityRecords.WrittenNote, from: false, cancellationToken)];
+            await trail.AppendInScopeAsync(scope, TenantId, entries, cancellationToken, signer: Signer);
         }
         catch (Exception e) when (e is DbException or AuditIntegrityException or IOException or TimeoutException)
         {
@@ -199,6 +206,118 @@ public sealed class AuditTrail : IAsyncDisposable
         {
             scope.AfterRollback.Add(() => EnqueueAsync(new PendingGroup(context.Tenant.Id, entries)));
         }
+    }
+
+    /// <summary>Puts on the tenant's chain, when <paramref name="scope"/> commits, the digests of the rows of <paramref name="table"/>
+    /// it wrote, from the values it wrote (<paramref name="written"/>: each row's id and fields, in <see cref="SecurityTable"/>'s
+    /// canonical form): of what was made, or of the state a change left them in (<paramref name="state"/>). Each row is read back
+    /// in the transaction and must be what was written: one gone or changed as it was written (a trigger or rule in the database)
+    /// fails the write (<see cref="AuditIntegrityException"/>), never recording the changed row as the truth. The rows and their
+    /// entry commit together, or neither does.</summary>
+    internal async Task AttestAsync(WriteScope scope, long tenantId, SecurityTable table, bool state, IReadOnlyList<(long Id, object?[] Fields)> written,
+        CancellationToken cancellationToken)
+    {
+        if (SkipForBenchmark || written.Count == 0 || scope.SecurityRecordsOffChain) return;
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var input = new DigestInput();
+        var digests = written.Select(w => new SecurityRecordDigest(table.Code, w.Id, state, table.Digest(keys, tenantId, w.Id, state, w.Fields, input))).ToList();
+        var stored = (await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state, [.. written.Select(w => w.Id)], cancellationToken))
+            .ToDictionary(d => d.Id);
+        foreach (var digest in digests)
+        {
+            if (!stored.TryGetValue(digest.Id, out var read) || !read.Digest.AsSpan().SequenceEqual(digest.Digest))
+            {
+                throw new AuditIntegrityException(string.Create(CultureInfo.InvariantCulture,
+                    $"{table.Noun} {digest.Id} {(read is null ? "was gone" : "was changed")} in {table.Name} as it was written: a trigger or rule in the database? Nothing was written"));
+            }
+        }
+        PendingOf(scope, tenantId).Digests.AddRange(digests);
+    }
+
+    /// <summary>The entries <paramref name="scope"/> appends to the tenant's chain: the act's (one tenant's, as a rule), or, for
+    /// an act that writes on several chains (an alert to every establishment), one more chain beside it.</summary>
+    private PendingAudit PendingOf(WriteScope scope, long tenantId)
+    {
+        if (scope.Audit is null) return scope.Audit = new PendingAudit(this, tenantId);
+        if (scope.Audit.TenantId == tenantId) return scope.Audit;
+        var other = scope.OtherChains.Find(c => c.TenantId == tenantId);
+        if (other is null) scope.OtherChains.Add(other = new PendingAudit(this, tenantId));
+        return other;
+    }
+
+    /// <summary>An entry carrying <paramref name="digests"/>, in the server's name (<see cref="SecurityRecords.Writer"/>);
+    /// <paramref name="from"/>: the entry from which every security record of the establishment is on the chain.</summary>
+    internal async Task<PreparedEntry> SecurityRecordsEntryAsync(long tenantId, IReadOnlyList<SecurityRecordDigest> digests, string note, bool from,
+        CancellationToken cancellationToken)
+    {
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var detail = new AuditDetail
+        {
+            PrincipalKind = "system",
+            Principal = SecurityRecords.Writer,
+            PrincipalName = "Vauban",
+            Purpose = KnownPurposes.SystemAdministration,
+            Note = note,
+            Records = [.. digests.Select(d => d.Table + "/" + d.Id.ToString(CultureInfo.InvariantCulture)).Distinct(StringComparer.Ordinal)],
+            Digests = [.. digests],
+            SecurityRecordsFrom = from,
+        };
+        return Seal(keys, _time.GetUtcNow().ToUnixTimeMilliseconds(), AuditAction.SecurityRecords, AuditOutcome.Success, 0,
+            keys.Index.HashRepeated(AuditChain.PrincipalIndexCode, 'x', SecurityRecords.Writer), detail);
+    }
+
+    /// <summary>
+    /// Once per store (schema step 20 marks it pending): puts on every establishment's chain the security records that existed
+    /// before their writes were chained — every row's digests, a thousand an entry, the first entry marked as the point from which
+    /// the chain holds them all, written even when there are none (a second such point is what verification reports if the
+    /// store's mark is reset to pass rows added since as existing). In one transaction with the mark, under its lock: two
+    /// processes opening the upgraded store at once chain them once. Done before the journals of stopped processes are
+    /// recovered, which may raise alerts: those are chained by their own writes.
+    /// </summary>
+    internal async Task ChainExistingSecurityRecordsAsync(CancellationToken cancellationToken)
+    {
+        const string Read = "SELECT value FROM store_settings WHERE name = @n";
+        // Read first, outside a write: every start after the upgrade's reads the mark and goes on.
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        using (var peek = connection.Command(Read).With("n", SecurityRecords.ChainedSetting))
+        {
+            // No mark: a mark deleted (the rows then fail verification as added, rather than pass as existing).
+            if (await peek.ExecuteScalarAsync(cancellationToken) is not "pending") return;
+        }
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        using (var mark = scope.Command(Read + (_database.Engine == StorageEngine.Postgres ? " FOR UPDATE" : "")).With("n", SecurityRecords.ChainedSetting))
+        {
+            // Another process may have chained them while this one waited for the lock.
+            if (await mark.ExecuteScalarAsync(cancellationToken) is not "pending") return;
+        }
+        var tenants = new List<long>();
+        using (var list = scope.Command("SELECT id FROM tenants ORDER BY id"))
+        using (var reader = await list.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) tenants.Add(reader.GetInt64(0));
+        }
+        foreach (var tenantId in tenants)
+        {
+            var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+            var digests = new List<SecurityRecordDigest>();
+            foreach (var table in SecurityTable.All)
+            {
+                digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: false, null, cancellationToken));
+                digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: true, null, cancellationToken));
+            }
+            var pending = new PendingAudit(this, tenantId);
+            List<SecurityRecordDigest[]> chunks = digests.Count == 0 ? [[]] : [.. digests.Chunk(SecurityRecords.DigestsPerEntry)];
+            for (var i = 0; i < chunks.Count; i++)
+            {
+                pending.Entries.Add(await SecurityRecordsEntryAsync(tenantId, chunks[i], SecurityRecords.ExistingNote, from: i == 0, cancellationToken));
+            }
+            scope.OtherChains.Add(pending);
+        }
+        using (var done = scope.Command("UPDATE store_settings SET value = 'done' WHERE name = @n").With("n", SecurityRecords.ChainedSetting))
+        {
+            await done.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await scope.CommitAsync(cancellationToken);
     }
 
     /// <summary>Appends one act that concerns every establishment in <paramref name="contexts"/> (the master key's rotation) inside
@@ -313,6 +432,8 @@ public sealed class AuditTrail : IAsyncDisposable
             Note = context.StatedReason is { } stated ? (note is null ? "reason stated: " + stated : note + "; reason stated: " + stated) : note,
             Patient = patient,
             Records = references,
+            // An establishment created by this Vauban chains its security records from its first entry (SecurityRecords).
+            SecurityRecordsFrom = created is not null,
         };
         var entries = new List<PreparedEntry>(1);
         if (records.Count == 0)

@@ -24,7 +24,9 @@ public sealed record BreachLogCheck(AuditVerification Chain, AuditLookupCheck Lo
     public bool Trustworthy => Chain.Valid && Lookups.Complete;
 
     /// <summary>The first problem, in words, or null when the log verifies.</summary>
-    public string? Problem => !Chain.Valid
+    public string? Problem => Chain.InSecurityRecords
+        ? $"the audit log's security records are BROKEN: {Chain.Problem}"
+        : !Chain.Valid
         ? $"the audit log is BROKEN at entry {Chain.FirstBroken}: {Chain.Problem}"
         : !Lookups.Complete ? $"the audit log's principal and patient lookups are INCOMPLETE from entry {Lookups.FirstMissing} (rows removed from audit_index): accesses may be missing from the scope" : null;
 }

@@ -13,8 +13,10 @@ internal sealed record AttributedText(string Principal, string Text)
     /// <summary>The record version these are sealed with; version 1 of the same type code held the text alone.</summary>
     public const int Version = 2;
 
-    public byte[] Seal(TenantKeys keys, int typeCode, string binding) =>
-        RecordCipher.Seal(keys, typeCode, binding, Version, JsonSerializer.SerializeToUtf8Bytes(this, AttributedTextJson.Default.AttributedText), compress: false);
+    public byte[] Seal(TenantKeys keys, int typeCode, string binding) => RecordCipher.Seal(keys, typeCode, binding, Version, Plain(), compress: false);
+
+    /// <summary>What <see cref="Seal"/> seals, and what the sealed value opens to.</summary>
+    public byte[] Plain() => JsonSerializer.SerializeToUtf8Bytes(this, AttributedTextJson.Default.AttributedText);
 
     /// <summary>A stored row's principal and text. <paramref name="principalColumn"/> holds the principal's blind index when the
     /// principal is sealed with the text; a row stored before holds the principal itself, and its text sealed alone (version 1).</summary>

@@ -79,6 +79,10 @@ internal sealed class BlindIndex : IDisposable
         return BinaryPrimitives.ReadInt64LittleEndian(mac);
     }
 
+    /// <summary>The whole HMAC-SHA-256 of <paramref name="content"/> under this key, not truncated: a digest that vouches for a
+    /// row's content (Audit.SecurityRecords), where a blind index only finds a value. Rare; not on any hot path.</summary>
+    public byte[] Digest(ReadOnlySpan<byte> content) => HMACSHA256.HashData(_key, content);
+
     private static int Write(Span<byte> input, int paramCode, char kind, ReadOnlySpan<char> value)
     {
         BinaryPrimitives.WriteInt32LittleEndian(input, paramCode);

@@ -702,13 +702,16 @@ public sealed partial class RecordsGuard
         foreach (var task in _deferred.Keys)
         {
             try { await task; }
-            catch (System.Data.Common.DbException) { /* the containment still held in memory; the officer sees the alert missing */ }
+            // The containment still held in memory; the officer sees the alert missing. A write refused by the audit chain (unwritable,
+            // or a row changed as it was written) is caught too: at shutdown it escaped the store's disposal, which then left the
+            // audit trail, the keys and the database undisposed.
+            catch (Exception e) when (e is System.Data.Common.DbException or AuditUnavailableException or AuditIntegrityException) { }
         }
         try
         {
             await FlushBaselinesAsync(CancellationToken.None);
         }
-        catch (System.Data.Common.DbException)
+        catch (Exception e) when (e is System.Data.Common.DbException or AuditUnavailableException or AuditIntegrityException)
         {
             // Not written: what was learned since the last flush is learned again.
         }
@@ -853,16 +856,36 @@ public sealed partial class RecordsGuard
 
     private async Task PersistAsync(Principal principal, Containment containment, string alertKind)
     {
+        try
+        {
+            await PersistAsync(principal, containment, alertKind, onChain: true);
+        }
+        catch (AuditUnavailableException)
+        {
+            // The chain cannot be written: the containment and its alert are committed without their digests rather than held in
+            // this process's memory alone, which a restart or another server would not see (invariant 5). Verification reports
+            // them as added in the database — the truth: they are not on the chain.
+            await PersistAsync(principal, containment, alertKind, onChain: false);
+        }
+    }
+
+    private async Task PersistAsync(Principal principal, Containment containment, string alertKind, bool onChain)
+    {
         var (tenant, subject, level, detail) = (containment.TenantId, containment.Principal, containment.Level, containment.Reason);
         // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
         await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
         {
+            scope.SecurityRecordsOffChain = !onChain;
             using (var insert = scope.Command("""
-                INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES (@t, @p, @a, @l, @c, @r, @at)
+                INSERT INTO guard_containments (tenant_id, principal, account, level, cause, reason, contained_at) VALUES (@t, @p, @a, @l, @c, @r, @at) RETURNING id
                 """).With("t", tenant).With("p", subject).With("a", containment.Account).With("l", level).With("c", containment.Cause).With("r", detail)
                 .With("at", containment.ContainedAt.ToUnixTimeMilliseconds()))
             {
-                await insert.ExecuteNonQueryAsync(CancellationToken.None);
+                // On the establishment's chain with its alert, in this transaction: a containment deleted or edited is found.
+                await _audit.AttestAsync(scope, tenant, SecurityTable.Containments, state: false,
+                    [(await insert.ScalarLongAsync(CancellationToken.None),
+                        [subject, containment.Account, level, containment.Cause, detail, containment.ContainedAt.ToUnixTimeMilliseconds()])],
+                    CancellationToken.None);
             }
             if (level == ContainmentLevels.Locked && principal.Kind == PrincipalKind.Person && principal.Id.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal))
             {

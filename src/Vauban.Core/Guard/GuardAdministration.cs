@@ -184,13 +184,18 @@ public sealed partial class RecordsGuard
                         : "a security officer contained for reading the audit log: refused, nothing released. Another security officer, or the operator at the server, releases it.");
             }
             // A canary's containment written since the SELECT (PostgreSQL: another server's guard) is not this releaser's either.
+            var releasedIds = new List<long>();
             using (var update = scope.Command("""
                 UPDATE guard_containments SET released_at = @at, released_by = @b WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
-                """ + (mayReleaseCanaries ? "" : " AND cause NOT IN (@canary, @log)")).With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
+                """ + (mayReleaseCanaries ? "" : " AND cause NOT IN (@canary, @log)") + " RETURNING id").With("at", now).With("b", releaser).With("t", tenant.Id).With("p", principal))
             {
                 if (!mayReleaseCanaries) update.With("canary", ContainmentCauses.Canary).With("log", ContainmentCauses.AuditLog);
-                await update.ExecuteNonQueryAsync(cancellationToken);
+                using var reader = await update.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken)) releasedIds.Add(reader.GetInt64(0));
             }
+            // Each release on the chain with the act: a containment marked released in the database alone is found.
+            await _audit.AttestAsync(scope, tenant.Id, SecurityTable.Containments, state: true,
+                [.. releasedIds.Select(id => (id, new object?[] { now, releaser }))], cancellationToken);
             // What they read outside care relationships starts afresh on every server, as their reading windows do on each.
             foreach (var owner in released.Select(r => r.Account ?? r.Subject).Distinct(StringComparer.Ordinal))
             {

@@ -392,5 +392,18 @@ internal static class Migrations
                 PRIMARY KEY (tenant_id, principal_ix, patient_ix));
             CREATE INDEX guard_outside_care_read ON guard_outside_care (read_at);
             """),
+
+        // Step 20: the security records beside the chain (alerts, containments, break-the-glass grants) are put on it by every
+        // write of one (Audit.SecurityRecords). Those that exist are chained once, by the first process that opens the upgraded
+        // store (it needs the keys, which a step does not have): this marks them pending; that process chains every
+        // establishment's, marks the first entry as the point from which the chain holds them all, and sets the mark to 'done'
+        // in the same transaction.
+        new(20, "security records (alerts, containments, break-the-glass grants) put on the audit chain",
+            Sqlite: """
+            INSERT INTO store_settings (name, value) VALUES ('security_records_chained', 'pending');
+            """,
+            Postgres: """
+            INSERT INTO store_settings (name, value) VALUES ('security_records_chained', 'pending');
+            """),
     ];
 }

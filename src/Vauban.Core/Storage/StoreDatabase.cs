@@ -111,6 +111,14 @@ internal abstract class StoreDatabase : IAsyncDisposable
 
     public abstract ValueTask DisposeAsync();
 
+    /// <summary>A read-only transaction on <paramref name="connection"/> whose statements all see the database as of one instant
+    /// (SQLite: a deferred transaction, which takes no write lock; PostgreSQL: repeatable read), for a check that compares
+    /// tables written together (audit verification: the chain's extent and the security records beside it).</summary>
+    public async Task<DbTransaction> BeginSnapshotAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        connection is Microsoft.Data.Sqlite.SqliteConnection sqlite
+            ? sqlite.BeginTransaction(deferred: true)
+            : await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+
     /// <summary>After a bulk load: refresh the planner's statistics so searches keep using the selective indexes.</summary>
     public async Task AnalyzeAsync(CancellationToken cancellationToken)
     {
@@ -268,6 +276,10 @@ internal sealed class WriteScope : IAsyncDisposable
     /// <summary>Audit entries of this transaction's acts, appended to the chain just before it commits (atomic with
     /// the write, and after every row lock the write takes, so appenders never wait on each other in a cycle).</summary>
     public Audit.PendingAudit? Audit { get; set; }
+
+    /// <summary>The security records this transaction writes are not put on the chain (the guard's containment when the chain cannot
+    /// be written: kept rather than lost; verification then reports them as added, which is the truth).</summary>
+    public bool SecurityRecordsOffChain { get; set; }
 
     /// <summary>Entries on other establishments' chains, for the one act that concerns them all (the master key's rotation),
     /// appended with <see cref="Audit"/>, in ascending tenant id (<see cref="ChainsInLockOrder"/>), whatever the order they were added in.</summary>

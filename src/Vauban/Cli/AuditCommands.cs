@@ -21,7 +21,9 @@ internal static class AuditCommands
 
     private static Command Verify()
     {
-        var verify = new Command("verify", "Re-check every entry's hash, the chain, the signed checkpoints and the chain head; report the first broken entry. Exit code 3 when the log was tampered with.");
+        var verify = new Command("verify", "Re-check every entry's hash, the chain, the signed checkpoints and the chain head, and hold the security records beside it "
+            + "(alerts, containments, break-the-glass grants and their explanations) to their digests on it; report the first broken entry, or the first record missing, "
+            + "altered or added. Exit code 3 when the log was tampered with.");
         var tenant = new Option<string?>("--tenant") { Description = "Only this establishment (default: every establishment in the store)." };
         var lookups = new Option<bool>("--lookups")
         {
@@ -67,7 +69,15 @@ internal static class AuditCommands
                         : "";
                     var heads = witnessed is { } w ? string.Create(CultureInfo.InvariantCulture, $", the {w.Heads.Count:N0} witnessed tree heads reproduced") : "";
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{t.Name}: OK — {Counted.En(result.Entries, "entry", "entries")}, {Counted.En(result.Checkpoints, "signed checkpoint", "signed checkpoints")} verified in {seconds:0.0} s{heads}{tail}."));
+                        $"{t.Name}: OK — {Counted.En(result.Entries, "entry", "entries")}, {Counted.En(result.Checkpoints, "signed checkpoint", "signed checkpoints")} "
+                        + $"and {Counted.En(result.SecurityRecords, "security record", "security records")} verified in {seconds:0.0} s{heads}{tail}."));
+                }
+                else if (result.InSecurityRecords)
+                {
+                    // The chain holds; a row it vouches for (an alert, a containment, a break-the-glass grant) does not.
+                    broken = true;
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{t.Name}: BROKEN — {result.Problem}. The chain's {Counted.En(result.Entries, "entry", "entries")} verified; the security records beside it did not."));
                 }
                 else
                 {

@@ -250,7 +250,8 @@ internal static class AuditEventView
         "R" => [AuditAction.Read, AuditAction.VRead, AuditAction.History, AuditAction.TypeHistory, AuditAction.Search, AuditAction.Everything, AuditAction.AuditRead],
         "U" => [AuditAction.Update],
         "D" => [AuditAction.Delete],
-        "E" => [AuditAction.Export, AuditAction.SignIn, AuditAction.SignInFailure, AuditAction.SignOut, AuditAction.BreakTheGlass, AuditAction.Administration, AuditAction.Containment],
+        "E" => [AuditAction.Export, AuditAction.SignIn, AuditAction.SignInFailure, AuditAction.SignOut, AuditAction.BreakTheGlass, AuditAction.Administration, AuditAction.Containment,
+            AuditAction.SecurityRecords],
         _ => Subtypes.Where(p => p.Value == value).Select(p => p.Key).ToList() is { Count: > 0 } list ? list : null,
     };
 
@@ -400,7 +401,10 @@ internal static class AuditEventView
             {
                 writer.WriteStartObject();
                 writer.WriteStartObject("what");
-                if (reference.Contains('/', StringComparison.Ordinal) && !reference.StartsWith("account:", StringComparison.Ordinal)) writer.WriteString("reference", reference);
+                // A reference only to a FHIR resource (its type is capitalised): a security record the chain names ("alert/12",
+                // "containment/3", "break-glass/7"), an account or a principal is named in words, never as a reference no FHIR client resolves.
+                var slash = reference.IndexOf('/', StringComparison.Ordinal);
+                if (slash > 0 && char.IsAsciiLetterUpper(reference[0])) writer.WriteString("reference", reference);
                 else writer.WriteString("display", reference);
                 writer.WriteEndObject();
                 writer.WriteStartObject("type");

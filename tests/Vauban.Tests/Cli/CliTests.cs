@@ -768,11 +768,20 @@ public class CliTests : IDisposable
         var enrol = await RunAsync($"users add --tenant chu-admin --email claire@chu.example --role physician {DbArgs}");
         Assert.Equal(0, enrol.Exit);
         var firstLink = enrol.Output.Split("token=")[1].Split(new[] { ' ', '\n', '\r' }, StringSplitOptions.RemoveEmptyEntries)[0];
+        // A client the guard suspended (it read a canary): its containment, and the alert, are on the chain, as the guard writes them.
+        await using (var store = await VaubanStore.OpenAsync(new StoreOptions(Path.Combine(_directory, "v.db"), Vauban.Crypto.MasterKey.Load(Path.Combine(_directory, "master.key"), null)), CancellationToken.None))
+        {
+            var owner = (await store.Tenants.FindAsync("chu-admin", CancellationToken.None))!;
+            var canary = (await store.Guard.AddCanariesAsync(store.Records, owner, 1, CancellationToken.None))[0];
+            var client = new Vauban.Access.AccessContext(new Vauban.Access.Principal(Vauban.Access.PrincipalKind.ApiClient, "vc_contained", "reader", Vauban.Access.StaffUser.PersonScopes),
+                owner, Vauban.Access.KnownPurposes.Treatment);
+            Assert.Equal(Vauban.Guard.GuardVerdict.Suspended, (await store.Guard.AdmitAsync(client,
+                new Vauban.Guard.GuardRequest(Vauban.Access.Interaction.Read, "Patient", 1, [canary], [canary]), CancellationToken.None)).Verdict);
+        }
         long tenantId;
         await using (var connection = await SqliteAsync())
         {
             tenantId = await ScalarAsync(connection, "SELECT id FROM tenants WHERE name = 'chu-admin'");
-            await ExecuteAsync(connection, $"INSERT INTO guard_containments (tenant_id, principal, level, reason, contained_at) VALUES ({tenantId}, 'vc_contained', 'suspended', 'test', 1)");
             await ExecuteAsync(connection, "ALTER TABLE audit_entries RENAME TO audit_entries_away");
         }
         try

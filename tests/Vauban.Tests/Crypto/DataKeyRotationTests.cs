@@ -73,6 +73,11 @@ public sealed class DataKeyRotationTests
         }
         Assert.All(await BodyVersionsAsync(server.Db), v => Assert.True(v.Version == 2, v.Where));
 
+        // Verified by this process, whose keys predate the rotation: the explanation and the alert re-sealed under version 2 are
+        // opened with it (loaded when met), never reported altered.
+        var early = await server.Store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+        Assert.True(early.Valid, early.Problem);
+
         // The server loaded version 1 only: it reads what was re-sealed (loading version 2 when it meets it), history included.
         foreach (var location in locations.Skip(1))
         {
@@ -100,6 +105,9 @@ public sealed class DataKeyRotationTests
         // The audit log is not rewritten: entries sealed under version 1 still verify, and both acts are on it.
         var verified = await server.Store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
         Assert.True(verified.Valid, verified.Problem);
+        // The explanation and the alert, sealed again, still match their digests on the chain: their words are digested, not
+        // their ciphertext.
+        Assert.True(verified.SecurityRecords >= 2, verified.SecurityRecords.ToString(System.Globalization.CultureInfo.InvariantCulture));
         var acts = await OperatorActsAsync(server, tenant);
         Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: data key version 2 made");
         Assert.Contains(acts, e => e.Detail.Note == "keys rotate-data: 12 rows re-sealed under data key version 2, 0 already under it, 0 changed meanwhile, 0 unreadable");

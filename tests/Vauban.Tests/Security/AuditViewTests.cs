@@ -283,6 +283,15 @@ public abstract class AuditViewTests : IAsyncLifetime
             Assert.StartsWith("break-the-glass: ", Purpose(e).GetProperty("text").GetString(), StringComparison.Ordinal);
         });
 
+        // The grant and its alert on the chain, in the server's name: named in words, never as a FHIR reference (they are not resources).
+        var security = By(await OkAsync(officer.Http, "/fhir/AuditEvent?action=E&_count=100"), "Vauban").SelectMany(e => e.GetProperty("entity").EnumerateArray()).ToList();
+        Assert.NotEmpty(security);
+        Assert.All(security, x =>
+        {
+            Assert.False(x.GetProperty("what").TryGetProperty("reference", out _), x.ToString());
+            Assert.Matches("^(alert|containment|break-glass)/[0-9]+$", x.GetProperty("what").GetProperty("display").GetString());
+        });
+
         // The officer's search just now names the patient: it is on the next page of the history, as health system administration.
         var review = By(await OkAsync(officer.Http, $"/fhir/AuditEvent?patient=Patient/{_patient}&action=R"), "Sophie Garde").First();
         Assert.Equal("HSYSADMIN", Purpose(review).GetProperty("coding")[0].GetProperty("code").GetString());

@@ -398,7 +398,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep19}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep20}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -418,8 +418,9 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store nine steps behind, in which the second cannot run (a table of that name is already there).
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19); DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
+        // A store ten steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
+        // undoes step 20 too.
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20); DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -453,15 +454,18 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 16 added, removed (PostgreSQL's step adds nothing).</summary>
     private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
 
+    /// <summary>What the last schema step (20) added, removed: its mark (the security records it chained stay on the chain).</summary>
+    private const string UndoStep20 = "DELETE FROM store_settings WHERE name = 'security_records_chained';";
+
     /// <summary>What schema step 17 added, removed.</summary>
     private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";
+
+    /// <summary>What schema step 19 added, removed.</summary>
+    private const string UndoStep19 = "DROP TABLE guard_outside_care;";
 
     /// <summary>What schema step 18 added, removed: the store as the Vauban before it left it (SQLite's hash lists back to
     /// the index of idx_hash by record; PostgreSQL's step adds nothing, its column is step 1's). Undone before 16: it put back what
     /// step 16 made.</summary>
-    /// <summary>What the last schema step added, removed: the store as the Vauban before it left it.</summary>
-    private const string UndoStep19 = "DROP TABLE guard_outside_care;";
-
     private static string UndoStep18(Engine engine) => engine == Engine.Sqlite ? "ALTER TABLE resources DROP COLUMN hashes; CREATE INDEX idx_hash_rid ON idx_hash (rid);" : "";
 
     [Theory]
