@@ -146,10 +146,11 @@ public sealed class AuditLog
         var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         // Each entry's sealed part is authenticated against its clear columns (its associated data): a clear column rewritten —
         // a time moved so that re-chained entries look signed in time — no longer opens, although the chain was recomputed.
-        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         // With a data key made since they were loaded (`keys rotate-data` by another process), loaded again: entries and security
         // records sealed under it would otherwise read as altered. A rotation while verifying is met row by row (SecurityRecords).
-        keys = await _keys.WithDataKeyAsync(tenantId, keys.KeyVersion + 1, cancellationToken) ?? await _keys.ForTenantAsync(tenantId, cancellationToken);
+        // Asked on a connection of the store's pool, as the rest of verification reads, and the keys read only when there is one.
+        TenantKeys keys;
+        await using (var connection = await _database.OpenAsync(cancellationToken)) keys = await _keys.NewestAsync(tenantId, connection, cancellationToken);
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         var witnessedHeads = WitnessedHeads(tenantId, witnessed, signer); // refused before any chunk is read
         long maxSequence, minSequence, headSequence, headCheckpoint, headCheckpointAt;

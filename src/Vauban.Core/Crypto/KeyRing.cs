@@ -381,16 +381,31 @@ internal sealed class KeyRing : IDisposable
         return keys.KeyVersions.Contains(version) ? keys : null;
     }
 
+    /// <summary>The establishment's keys, loaded again when the store has a newer data key than those held (`keys rotate-data` by
+    /// another process): for a reader that must open all that is sealed so far (`audit verify`). The store is asked on
+    /// <paramref name="connection"/>, the caller's.</summary>
+    public async Task<TenantKeys> NewestAsync(long tenantId, System.Data.Common.DbConnection connection, CancellationToken cancellationToken)
+    {
+        var keys = await ForTenantAsync(tenantId, cancellationToken);
+        return await NewestDataKeyAsync(connection, tenantId, cancellationToken) <= keys.KeyVersion ? keys : await LoadAsync(tenantId, replace: true, cancellationToken);
+    }
+
+    /// <summary>The newest data key version the store holds for the establishment (0 when none).</summary>
+    private static async Task<int> NewestDataKeyAsync(System.Data.Common.DbConnection connection, long tenantId, CancellationToken cancellationToken)
+    {
+        using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
+            .With("t", tenantId).With("p", DataPurpose);
+        var newest = await command.ExecuteScalarAsync(cancellationToken);
+        return newest is null or DBNull ? 0 : Convert.ToInt32(newest, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     private async Task<TenantKeys> RecheckAsync(long tenantId, Held held, long checkedAt, long now, CancellationToken cancellationToken)
     {
         try
         {
             await using (var connection = await _database.OpenLookupAsync(cancellationToken))
             {
-                using var command = connection.Command("SELECT max(key_version) FROM tenant_keys WHERE tenant_id = @t AND purpose = @p")
-                    .With("t", tenantId).With("p", DataPurpose);
-                var newest = await command.ExecuteScalarAsync(cancellationToken);
-                if (newest is null or DBNull || Convert.ToInt32(newest, System.Globalization.CultureInfo.InvariantCulture) <= held.Keys.KeyVersion) return held.Keys;
+                if (await NewestDataKeyAsync(connection, tenantId, cancellationToken) <= held.Keys.KeyVersion) return held.Keys;
             }
             return await LoadAsync(tenantId, replace: true, cancellationToken);
         }
