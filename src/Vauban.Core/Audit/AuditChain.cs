@@ -30,7 +30,15 @@ internal static class AuditChain
     internal const string PrincipalReferencePrefix = "principal-ix:";
 
     internal static string PrincipalReference(Crypto.TenantKeys keys, string principalId) =>
-        PrincipalReferencePrefix + keys.Index.HashRepeated(PrincipalIndexCode, 'x', principalId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        PrincipalReferencePrefix + PrincipalIndex(keys, principalId).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A principal's blind index on the chain (principal_ix, and the lookups by agent), for every table that names a
+    /// principal by it: kept by the key for the principals that act again and again.</summary>
+    internal static long PrincipalIndex(Crypto.TenantKeys keys, string principalId) => keys.Index.HashRepeated(PrincipalIndexCode, 'x', principalId);
+
+    /// <summary>A patient's blind index on the chain (patient_ix, and the lookups by patient), for every table that names a
+    /// patient by it.</summary>
+    internal static long PatientIndex(Crypto.TenantKeys keys, string patientId) => keys.Index.Hash(PatientIndexCode, 'x', patientId);
     public const int PatientIndexCode = 9002;
 
     /// <summary>audit_index rows are grouped by bucket = seq >> this (schema step 7), so that a batch of recent entries

@@ -830,9 +830,9 @@ public sealed class AuditLog
         var columns = countOnly ? "count(*)" : "e.seq, e.at, e.action, e.outcome, e.type, e.principal_ix, e.patient_ix, e.sealed";
         var command = _database.NewCommand();
         command.With("t", tenantId);
-        var patientIndexes = patients.Select(p => keys.Index.Hash(AuditChain.PatientIndexCode, 'x', p)).ToList();
+        var patientIndexes = patients.Select(p => AuditChain.PatientIndex(keys, p)).ToList();
         long? patient = patientIndexes.Count == 0 ? null : patientIndexes[0];
-        var agent = query.Agent is null ? (long?)null : keys.Index.Hash(AuditChain.PrincipalIndexCode, 'x', query.Agent);
+        var agent = query.Agent is null ? (long?)null : AuditChain.PrincipalIndex(keys, query.Agent);
         // One value (nearly always) is compared with '=', the form the plans of these searches were measured with.
         string Matches(string column, string prefix, List<long> values)
         {

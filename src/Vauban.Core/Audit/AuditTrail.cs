@@ -263,7 +263,7 @@ public sealed class AuditTrail : IAsyncDisposable
             SecurityRecordsFrom = from,
         };
         return Seal(keys, _time.GetUtcNow().ToUnixTimeMilliseconds(), AuditAction.SecurityRecords, AuditOutcome.Success, 0,
-            keys.Index.HashRepeated(AuditChain.PrincipalIndexCode, 'x', SecurityRecords.Writer), detail);
+            AuditChain.PrincipalIndex(keys, SecurityRecords.Writer), detail);
     }
 
     /// <summary>
@@ -416,7 +416,7 @@ public sealed class AuditTrail : IAsyncDisposable
         var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var principal = context.Principal;
         // The same principal acts again and again: its blind index is remembered (per tenant key) rather than re-hashed.
-        var principalIndex = keys.Index.HashRepeated(AuditChain.PrincipalIndexCode, 'x', principal.Id);
+        var principalIndex = AuditChain.PrincipalIndex(keys, principal.Id);
         var typeCode = type is not null && TypeCodes.TryGet(type, out var code) ? code : 0;
         AuditDetail Detail(string? patient, IReadOnlyList<string> references) => new()
         {
@@ -484,7 +484,7 @@ public sealed class AuditTrail : IAsyncDisposable
 
     private static PreparedEntry Seal(TenantKeys keys, long at, AuditAction action, AuditOutcome outcome, int typeCode, long principalIndex, AuditDetail detail)
     {
-        var patientIndex = detail.Patient is null ? 0 : keys.Index.Hash(AuditChain.PatientIndexCode, 'x', detail.Patient);
+        var patientIndex = detail.Patient is null ? 0 : AuditChain.PatientIndex(keys, detail.Patient);
         var buffer = t_detailBuffer ??= new ArrayBufferWriter<byte>(1024);
         var writer = t_detailWriter ??= new Utf8JsonWriter(buffer);
         try

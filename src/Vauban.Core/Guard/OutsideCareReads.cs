@@ -31,7 +31,7 @@ internal static class OutsideCareReads
     public static async Task<int> RecordAndCountAsync(StoreDatabase database, WriteScope? enclosing, TenantKeys keys, long tenant, string principal,
         IReadOnlyCollection<string> patients, long nowMs, CancellationToken cancellationToken)
     {
-        var who = PrincipalIndex(keys, principal);
+        var who = AuditChain.PrincipalIndex(keys, principal);
         var scope = enclosing ?? await database.BeginWriteAsync(cancellationToken);
         try
         {
@@ -44,7 +44,7 @@ internal static class OutsideCareReads
                 foreach (var patient in patients)
                 {
                     var name = "x" + i++.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    upsert.With(name, keys.Index.Hash(AuditChain.PatientIndexCode, 'x', patient));
+                    upsert.With(name, AuditChain.PatientIndex(keys, patient));
                     rows.Add($"(@t, @p, @{name}, @at)");
                 }
                 upsert.CommandText = "INSERT INTO guard_outside_care (tenant_id, principal_ix, patient_ix, read_at) VALUES " + string.Join(", ", rows)
@@ -70,7 +70,7 @@ internal static class OutsideCareReads
     /// transaction: the officer reviewed the access, and its reading starts afresh on every server.</summary>
     public static async Task ForgetAsync(StoreDatabase database, WriteScope scope, TenantKeys keys, long tenant, string owner, CancellationToken cancellationToken)
     {
-        var who = PrincipalIndex(keys, owner);
+        var who = AuditChain.PrincipalIndex(keys, owner);
         await database.LockAsync(scope, LockKey(tenant, who), cancellationToken);
         using var delete = scope.Command("DELETE FROM guard_outside_care WHERE tenant_id = @t AND principal_ix = @p").With("t", tenant).With("p", who);
         await delete.ExecuteNonQueryAsync(cancellationToken);
@@ -91,9 +91,6 @@ internal static class OutsideCareReads
         await delete.ExecuteNonQueryAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
     }
-
-    /// <summary>The principal as the audit chain's blind index of it (<c>principal_ix</c>).</summary>
-    private static long PrincipalIndex(TenantKeys keys, string principal) => keys.Index.HashRepeated(AuditChain.PrincipalIndexCode, 'x', principal);
 
     private static string LockKey(long tenant, long principal) =>
         FormattableString.Invariant($"guard-outside-care:{tenant}:{principal}");
