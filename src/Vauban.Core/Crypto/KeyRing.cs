@@ -235,7 +235,6 @@ internal sealed class KeyRing : IDisposable
         return await exists.ScalarLongAsync(cancellationToken) > 0;
     }
 
-    /// <summary>The fingerprint the store is bound to, or null (a store from before the binding, or not yet migrated).</summary>
     // A tenant key this process opens for the first time: one that its master key cannot unwrap because another process
     // rotated the store's since this one started is said to be that (restart with the new key), not "another store's key".
     private async Task<byte[]> UnwrapAsync(System.Data.Common.DbConnection connection, long tenantId, string purpose, int version, byte[] wrapped,
@@ -256,6 +255,7 @@ internal sealed class KeyRing : IDisposable
         }
     }
 
+    /// <summary>The fingerprint the store is bound to, or null (a store from before the binding, or not yet migrated).</summary>
     private static async Task<string?> BoundFingerprintAsync(System.Data.Common.DbConnection connection, CancellationToken cancellationToken, System.Data.Common.DbTransaction? transaction = null)
     {
         if (!await TableExistsAsync(connection, "store_settings", transaction, cancellationToken)) return null;

@@ -52,8 +52,9 @@ public sealed partial class RecordsService
     /// <summary>The longest day: 25 hours, the day the clocks go back, and a minute for a bound given to the minute.</summary>
     private static readonly long LongestDayMs = (long)(TimeSpan.FromHours(25) + TimeSpan.FromMinutes(1)).TotalMilliseconds;
 
-    /// <summary>How far from now a day of her schedule may be and still be her day's work list: yesterday and the week ahead, in any
-    /// time zone (the records service does not know the establishment's).</summary>
+    /// <summary>How far from now a day of her schedule may be and still be her day's work list: yesterday and the week ahead, days
+    /// on Paris's clocks (ADR 0013), whose bounds lie within these margins but in an hour of the days around the 25-hour day the
+    /// clocks go back (ADR 0008 says which).</summary>
     private static readonly TimeSpan ScheduleBefore = TimeSpan.FromDays(2), ScheduleAhead = TimeSpan.FromDays(8);
 
     /// <summary>Whether a search is a person's own schedule of a day (ADR 0008): Appointment, by her own practitioner record as an

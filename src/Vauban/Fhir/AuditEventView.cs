@@ -39,6 +39,12 @@ internal static class AuditEventView
                 "The audit log is append-only and written by the server: AuditEvent is read and searched (GET), never created, changed or deleted.");
         }
 
+        // _search is the log's search by POST (as every type's is): its other methods are neither a read of an entry "_search" nor a
+        // write of one, whose 405 named GET alone in its Allow.
+        fhir.MapOtherMethods("/AuditEvent/_search", [HttpMethods.Post],
+            "[base]/AuditEvent/_search takes POST with the parameters as a form body (application/x-www-form-urlencoded); to search by GET, "
+            + "send GET [base]/AuditEvent?parameters. The audit log itself is written by the server alone.");
+
         fhir.MapGet("/AuditEvent", (Func<HttpContext, Task<IResult>>)(http => SearchAsync(http, store, http.Request.Query.SelectMany(p => p.Value.Select(v => (p.Key, v ?? ""))).ToList())));
         fhir.MapPost("/AuditEvent/_search", async (HttpContext http) =>
         {

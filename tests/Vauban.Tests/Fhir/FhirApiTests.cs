@@ -787,6 +787,7 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
             (Api, "/fhir/Patient/$export", writes, ["GET"]),
             (Api, "/fhir/$export-status/no-such-job", ["POST", "PUT", "PATCH", "OPTIONS"], ["GET", "DELETE"]),
             (Api, "/fhir/AuditEvent", writes, ["GET"]),
+            (Api, "/fhir/AuditEvent/_search", ["GET", "PUT", "PATCH", "DELETE", "OPTIONS"], ["POST"]),
             (Api, "/fhir?x=y", ["GET", "PUT", "PATCH", "DELETE"], ["POST"]),
         ];
         foreach (var (client, path, methods, allowed) in paths)

@@ -171,8 +171,7 @@ public sealed class ManualTime(DateTimeOffset start) : TimeProvider
     public static ManualTime AwayFromParisMidnight()
     {
         var now = RealNow;
-        var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-        return new ManualTime(TimeZoneInfo.ConvertTime(now, paris).Hour == 23 ? now.AddMinutes(90) : now);
+        return new ManualTime(ParisTime.Of(now).Hour == 23 ? now.AddMinutes(90) : now);
     }
 }
 

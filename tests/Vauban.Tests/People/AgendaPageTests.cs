@@ -11,16 +11,11 @@ namespace Vauban.Tests.People;
 
 public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "chu-agenda")
 {
-    private static readonly TimeZoneInfo Paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-
     /// <summary>The Paris day <paramref name="days"/> from the test's now, and an instant on it at <paramref name="time"/> (Paris).</summary>
-    private DateOnly ParisDay(int days) => DateOnly.FromDateTime(TimeZoneInfo.ConvertTime(Time.GetUtcNow().AddDays(days), Paris).DateTime);
+    private DateOnly ParisDay(int days) => ParisTime.DateOf(Time.GetUtcNow().AddDays(days));
 
-    private static string At(DateOnly day, int hour, int minute = 0)
-    {
-        var local = day.ToDateTime(new TimeOnly(hour, minute));
-        return new DateTimeOffset(local, Paris.GetUtcOffset(local)).ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-    }
+    private static string At(DateOnly day, int hour, int minute = 0) =>
+        ParisTime.At(day, new TimeOnly(hour, minute))!.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     private static string Appointment(string patient, string practitioner, string start, int minutes, string status = "booked", string? description = null) =>
         Samples.Appointment("Patient/" + patient, "Practitioner/" + practitioner, start, status)
@@ -109,8 +104,7 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
         Assert.Equal("This page's link has expired (a link lasts an hour): open the day again.", StaffClient.ById(forgedHtml, "error"));
         // Nor her own search of that day through the API, as the agenda's but eleven a page: its pages are not the agenda's.
         Time.Advance(TimeSpan.FromSeconds(61));
-        string InParis(DateOnly date) => new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), Paris.GetUtcOffset(date.ToDateTime(TimeOnly.MinValue)))
-            .ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
+        string InParis(DateOnly date) => ParisTime.At(date, TimeOnly.MinValue)!.Value.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture);
         using var api = await doctor.Http.GetAsync($"/fhir/Appointment?practitioner=Practitioner/{Ids["drA"]}&date=ge{Uri.EscapeDataString(InParis(day))}"
             + $"&date=lt{Uri.EscapeDataString(InParis(day.AddDays(1)))}&_sort=date&_count=11&_include=Appointment:patient");
         Assert.Equal(HttpStatusCode.OK, api.StatusCode);

@@ -90,8 +90,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await page.GotoAsync($"{_base}/patients/{_mine}");
         Assert.Equal(1, await page.Locator("#appointments tbody tr").CountAsync());
 
-        var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-        var date = TimeZoneInfo.ConvertTime(_time.GetUtcNow().AddDays(2), paris).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        var date = ParisTime.Of(_time.GetUtcNow().AddDays(2)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         // The form is asked for: the chart alone does not search the establishment's directory.
         Assert.Equal(0, await page.Locator("#book-form").CountAsync());
         await page.ClickAsync("#open-booking");

@@ -421,10 +421,8 @@ public abstract class PatientChartPageTests : IAsyncLifetime
 
     // ---- Booking and cancelling appointments from the chart ----
 
-    private static readonly TimeZoneInfo Paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-
     /// <summary>The Paris calendar date <paramref name="days"/> from the test's now, as a date input sends it.</summary>
-    private string ParisDate(int days) => TimeZoneInfo.ConvertTime(_time.GetUtcNow().AddDays(days), Paris).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+    private string ParisDate(int days) => ParisTime.Of(_time.GetUtcNow().AddDays(days)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     private static Dictionary<string, string> Booking(string date, string time = "10:30", string minutes = "30", string reason = "Suivi de la kaliémie") =>
         new() { ["Date"] = date, ["Time"] = time, ["Minutes"] = minutes, ["Reason"] = reason };
@@ -522,8 +520,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
         var read = await doctor.Http.GetAsync($"/fhir/Appointment/{created}");
         Assert.Equal(HttpStatusCode.OK, read.StatusCode);
         var json = await read.BodyAsync();
-        var local = DateTime.ParseExact(date + " 10:30", "yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
-        var start = new DateTimeOffset(local, Paris.GetUtcOffset(local));
+        var start = ParisTime.At(DateOnly.ParseExact(date, "yyyy-MM-dd", CultureInfo.InvariantCulture), new TimeOnly(10, 30))!.Value;
         Assert.Equal("Appointment", json.GetProperty("resourceType").GetString());
         Assert.Equal("booked", json.GetProperty("status").GetString());
         Assert.Equal(start.ToString("yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture), json.GetProperty("start").GetString());

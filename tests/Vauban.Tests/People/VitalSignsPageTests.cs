@@ -98,8 +98,7 @@ public abstract class VitalSignsPageTests(Engine engine) : StaffPageTests(engine
     public async Task Bad_input_is_refused_with_a_clear_message_and_records_nothing()
     {
         using var nurse = await SignedInAsync("nurse@chu.example");
-        var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-        string Local(TimeSpan offset, string format) => TimeZoneInfo.ConvertTime(Time.GetUtcNow() + offset, paris).ToString(format, CultureInfo.InvariantCulture);
+        string Local(TimeSpan offset, string format) => ParisTime.Of(Time.GetUtcNow() + offset).ToString(format, CultureInfo.InvariantCulture);
         static string M(string sign) => $"Measures[{sign}]";
         foreach (var (field, value, said) in BadInputs)
         {

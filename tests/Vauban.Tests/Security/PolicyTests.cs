@@ -631,7 +631,7 @@ public abstract class PolicyTests : IAsyncLifetime
         Assert.DoesNotContain("Unrelated", alert.Detail, StringComparison.Ordinal);
         // The console lists alerts in Paris time and the CLI in UTC: the grant's end is given in both, each named.
         var end = result.Grant.ExpiresAt;
-        Assert.Contains($"until {TimeZoneInfo.ConvertTime(end, TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris")):yyyy-MM-dd HH:mm} Paris time ({end.UtcDateTime:HH:mm} UTC).",
+        Assert.Contains($"until {ParisTime.Of(end):yyyy-MM-dd HH:mm} Paris time ({end.UtcDateTime:HH:mm} UTC).",
             alert.Detail, StringComparison.Ordinal);
 
         // An hour past the grant's end, on a store whose clock is set ahead, the record is closed again.
