@@ -1359,6 +1359,51 @@ public class CliTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_PostgreSQL_database_whose_only_tables_are_an_extensions_is_made_a_store_and_one_with_a_table_of_its_own_beside_them_is_not()
+    {
+        // PostGIS puts its table spatial_ref_sys in public when installed: an operator's empty database with PostGIS was refused as
+        // another application's. PostGIS is not part of PostgreSQL, and no extension of its contrib makes a table: a table made a
+        // member of one (ALTER EXTENSION … ADD TABLE, as CREATE EXTENSION postgis makes spatial_ref_sys postgis's) stands for it.
+        static async Task<string> WithExtensionTableAsync(string also)
+        {
+            var db = await PostgresServer.CreateDatabaseAsync();
+            await using var connection = new Npgsql.NpgsqlConnection(db);
+            await connection.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand("CREATE EXTENSION isn; CREATE TABLE spatial_ref_sys (srid integer PRIMARY KEY, auth_name text); "
+                + "INSERT INTO spatial_ref_sys VALUES (4326, 'EPSG'); ALTER EXTENSION isn ADD TABLE spatial_ref_sys; " + also, connection);
+            await create.ExecuteNonQueryAsync();
+            return db;
+        }
+        static async Task<string?> TablesAsync(string db)
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(db);
+            await connection.OpenAsync();
+            await using var tables = new Npgsql.NpgsqlCommand("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = current_schema() "
+                + "AND tablename IN ('invoices', 'schema_version', 'spatial_ref_sys')", connection);
+            return await tables.ExecuteScalarAsync() as string;
+        }
+
+        var empty = await WithExtensionTableAsync("");
+        var made = await RunAsync(["tenants", "add", "chu", "--db", empty, "--master-key-file", Path.Combine(_directory, "pg-master.key")]);
+        Assert.True(made.Exit == 0, made.Output);
+        Assert.Equal("schema_version,spatial_ref_sys", await TablesAsync(empty));
+        var listed = await RunAsync(["tenants", "list", "--db", empty, "--master-key-file", Path.Combine(_directory, "pg-master.key")]);
+        Assert.True(listed.Exit == 0, listed.Output);
+        Assert.Contains("chu", listed.Output, StringComparison.Ordinal);
+
+        // An ordinary table beside the extension's is another application's: refused, untouched, no master key made for it.
+        var foreign = await WithExtensionTableAsync("CREATE TABLE invoices (n integer); INSERT INTO invoices VALUES (1);");
+        var key = Path.Combine(_directory, "pg-foreign.key");
+        var (exit, output) = await RunAsync(["tenants", "add", "chu", "--db", foreign, "--master-key-file", key]);
+        Assert.Equal(1, exit);
+        Assert.StartsWith("error: This PostgreSQL database is not a Vauban store", output, StringComparison.Ordinal);
+        Assert.False(File.Exists(key));
+        await Assert.ThrowsAsync<VaubanConfigurationException>(() =>
+            VaubanStore.OpenAsync(new StoreOptions(foreign, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
+        Assert.Equal("invoices,spatial_ref_sys", await TablesAsync(foreign));
+    }
+
     [Theory]
     [InlineData("tenants add chu")]
     [InlineData("tenants list")]
