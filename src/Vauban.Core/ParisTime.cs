@@ -58,6 +58,10 @@ public static class ParisTime
     /// which may be one past 9999-12-31, the end of that day) and the milliseconds into it.</summary>
     internal static long WallClock(int dayNumber, long millisecondOfDay) => ((dayNumber - UnixEpochDay) * MillisecondsPerDay) + millisecondOfDay;
 
+    /// <summary>The instant (Unix milliseconds) a day (DateOnly.DayNumber; one past 9999-12-31 is the end of that day) begins on
+    /// Paris's clocks: when they first show its midnight.</summary>
+    internal static long StartOf(int dayNumber) => UnixMillisecondsAt(WallClock(dayNumber, 0), out _);
+
     /// <summary>What Paris's clocks read at an instant (Unix milliseconds), as <see cref="WallClock"/> counts it.</summary>
     internal static long WallClockOf(long unixMilliseconds) => unixMilliseconds + OffsetMilliseconds(unixMilliseconds);
 

@@ -333,7 +333,7 @@ public sealed class VaubanStore : IAsyncDisposable
         }
         return await ReadPostgresAsync(db, async (connection, token) =>
         {
-            using var command = connection.Command("SELECT count(*) FILTER (WHERE tablename = 'schema_version'), count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+            using var command = connection.Command($"SELECT count(*) FILTER (WHERE relname = 'schema_version'), count(*) FROM ({Schema.PostgresOwnTables}) own");
             using var reader = await command.ExecuteReaderAsync(token);
             await reader.ReadAsync(token);
             return reader.GetInt64(0) > 0 ? StoreFound.Store : reader.GetInt64(1) > 0 ? StoreFound.Foreign : StoreFound.None;

@@ -167,8 +167,8 @@ internal static class FhirDateRange
     /// or, not <paramref name="paris"/>, the days on a clock with no zone.</summary>
     private static bool Days(int first, int next, bool paris, out long low, out long high)
     {
-        low = paris ? ParisTime.UnixMillisecondsAt(ParisTime.WallClock(first, 0), out _) : ParisTime.WallClock(first, 0);
-        high = (paris ? ParisTime.UnixMillisecondsAt(ParisTime.WallClock(next, 0), out _) : ParisTime.WallClock(next, 0)) - 1;
+        low = paris ? ParisTime.StartOf(first) : ParisTime.WallClock(first, 0);
+        high = (paris ? ParisTime.StartOf(next) : ParisTime.WallClock(next, 0)) - 1;
         return true;
     }
 }

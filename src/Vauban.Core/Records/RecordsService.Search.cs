@@ -52,11 +52,6 @@ public sealed partial class RecordsService
     /// <summary>The longest day: 25 hours, the day the clocks go back, and a minute for a bound given to the minute.</summary>
     private static readonly long LongestDayMs = (long)(TimeSpan.FromHours(25) + TimeSpan.FromMinutes(1)).TotalMilliseconds;
 
-    /// <summary>How far from now a day of her schedule may be and still be her day's work list: yesterday and the week ahead, days
-    /// on Paris's clocks (ADR 0013), whose bounds lie within these margins but in an hour of the days around the 25-hour day the
-    /// clocks go back (ADR 0008 says which).</summary>
-    private static readonly TimeSpan ScheduleBefore = TimeSpan.FromDays(2), ScheduleAhead = TimeSpan.FromDays(8);
-
     /// <summary>Whether a search is a person's own schedule of a day (ADR 0008): Appointment, by her own practitioner record as an
     /// actor every match has, starting within at most a day, between yesterday and a week ahead — her agenda, or the same question
     /// asked through the API. The patients of its appointments are her day's work list, which the guard leaves out of the minute's
@@ -70,8 +65,12 @@ public sealed partial class RecordsService
         {
             return false;
         }
-        var now = _time.GetUtcNow();
-        return bounds.From >= (now - ScheduleBefore).ToUnixTimeMilliseconds() && bounds.To <= (now + ScheduleAhead).ToUnixTimeMilliseconds();
+        // Yesterday and the week ahead are days on Paris's clocks (ADR 0013), from yesterday's midnight to the midnight that ends the
+        // seventh day ahead. Margins of two days before now and eight after missed an hour of them around the 25-hour day the clocks
+        // go back (yesterday asked in the last hour of that day or the next, the seventh day ahead in the first hour of a day of the
+        // week before), and took in the day before yesterday in the first hour after the 23-hour day in March.
+        var today = ParisTime.DateOf(_time.GetUtcNow());
+        return bounds.From >= ParisTime.StartOf(today.DayNumber - 1) && bounds.To <= ParisTime.StartOf(today.DayNumber + 8);
     }
 
     /// <summary>Whether a search asks only for appointments that name the person herself (her practitioner record) as an actor:

@@ -81,11 +81,21 @@ internal static class Schema
     public const string NotAStoreInPostgres = "This PostgreSQL database is not a Vauban store: its schema has tables of its own and no Vauban schema "
         + "(another application's?). Nothing was written to it. Check the connection string; a new store is made in an empty database.";
 
-    /// <summary>Whether the database holds tables other than schema_version: another application's, when it has no Vauban schema.</summary>
+    /// <summary>The names of the tables (plain or partitioned, as pg_tables lists them) of a PostgreSQL database's current schema
+    /// that are its own: not those an extension made (a member of it in pg_depend), such as PostGIS's spatial_ref_sys, which
+    /// CREATE EXTENSION postgis puts in public. A database with only those holds no other application's data, and is made a
+    /// store: counted, an empty database with PostGIS installed was refused as another application's.</summary>
+    internal const string PostgresOwnTables = "SELECT c.relname FROM pg_catalog.pg_class c "
+        + "WHERE c.relnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = current_schema()) AND c.relkind IN ('r', 'p') "
+        + "AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+        + "AND d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e')";
+
+    /// <summary>Whether the database holds tables other than schema_version (and, on PostgreSQL, an extension's):
+    /// another application's, when it has no Vauban schema.</summary>
     internal static async Task<bool> HoldsOtherTablesAsync(WriteScope scope, StorageEngine engine, CancellationToken cancellationToken)
     {
         using var count = scope.Command(engine == StorageEngine.Postgres
-            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename <> 'schema_version'"
+            ? $"SELECT count(*) FROM ({PostgresOwnTables}) own WHERE relname <> 'schema_version'"
             : "SELECT count(*) FROM sqlite_schema WHERE name <> 'schema_version' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'");
         return await count.ScalarLongAsync(cancellationToken) > 0;
     }

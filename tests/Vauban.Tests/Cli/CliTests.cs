@@ -1342,21 +1342,63 @@ public class CliTests : IDisposable
             await using var create = new Npgsql.NpgsqlCommand("CREATE TABLE invoices (n integer); INSERT INTO invoices VALUES (1);", connection);
             await create.ExecuteNonQueryAsync();
         }
-        var key = Path.Combine(_directory, "pg-master.key");
+        await AssertRefusedAsAnotherApplicationsAsync(db);
+        Assert.Equal("invoices", await TablesAsync(db));
+    }
+
+    /// <summary>The tables of a PostgreSQL database's current schema, by name.</summary>
+    private static async Task<string?> TablesAsync(string db)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(db);
+        await connection.OpenAsync();
+        await using var tables = new Npgsql.NpgsqlCommand("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = current_schema()", connection);
+        return await tables.ExecuteScalarAsync() as string;
+    }
+
+    /// <summary>`tenants add` refuses <paramref name="db"/> as another application's database, making no master key for it, and
+    /// the store's own opening (serve's) refuses it too, in the transaction that would have made the schema.</summary>
+    private async Task AssertRefusedAsAnotherApplicationsAsync(string db)
+    {
+        var key = Path.Combine(_directory, "pg-refused.key");
         var (exit, output) = await RunAsync(["tenants", "add", "chu", "--db", db, "--master-key-file", key]);
         Assert.Equal(1, exit);
         Assert.StartsWith("error: This PostgreSQL database is not a Vauban store", output, StringComparison.Ordinal);
         Assert.False(File.Exists(key));
-
-        // The store's own opening (serve's) refuses it too, in the transaction that would have made the schema.
         await Assert.ThrowsAsync<VaubanConfigurationException>(() =>
             VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
-        await using (var connection = new Npgsql.NpgsqlConnection(db))
+    }
+
+    [Fact]
+    public async Task A_PostgreSQL_database_whose_only_tables_are_an_extensions_is_made_a_store_and_one_with_a_table_of_its_own_beside_them_is_not()
+    {
+        // PostGIS puts its table spatial_ref_sys in public when installed: an operator's empty database with PostGIS was refused as
+        // another application's. PostGIS is not part of PostgreSQL, and no extension of its contrib makes a table: a table made a
+        // member of one (ALTER EXTENSION … ADD TABLE, as CREATE EXTENSION postgis makes spatial_ref_sys postgis's) stands for it.
+        static async Task<string> WithExtensionTableAsync(string also)
         {
+            var db = await PostgresServer.CreateDatabaseAsync();
+            await using var connection = new Npgsql.NpgsqlConnection(db);
             await connection.OpenAsync();
-            await using var tables = new Npgsql.NpgsqlCommand("SELECT string_agg(tablename, ',') FROM pg_tables WHERE schemaname = current_schema()", connection);
-            Assert.Equal("invoices", await tables.ExecuteScalarAsync());
+            await using var create = new Npgsql.NpgsqlCommand("CREATE EXTENSION isn; CREATE TABLE spatial_ref_sys (srid integer PRIMARY KEY, auth_name text); "
+                + "INSERT INTO spatial_ref_sys VALUES (4326, 'EPSG'); ALTER EXTENSION isn ADD TABLE spatial_ref_sys; " + also, connection);
+            await create.ExecuteNonQueryAsync();
+            return db;
         }
+
+        var empty = await WithExtensionTableAsync("");
+        var made = await RunAsync(["tenants", "add", "chu", "--db", empty, "--master-key-file", Path.Combine(_directory, "pg-master.key")]);
+        Assert.True(made.Exit == 0, made.Output);
+        var tables = (await TablesAsync(empty))!.Split(',');
+        Assert.Contains("schema_version", tables);
+        Assert.Contains("spatial_ref_sys", tables);
+        var listed = await RunAsync(["tenants", "list", "--db", empty, "--master-key-file", Path.Combine(_directory, "pg-master.key")]);
+        Assert.True(listed.Exit == 0, listed.Output);
+        Assert.Contains("chu", listed.Output, StringComparison.Ordinal);
+
+        // An ordinary table beside the extension's is another application's: refused, untouched, no master key made for it.
+        var foreign = await WithExtensionTableAsync("CREATE TABLE invoices (n integer); INSERT INTO invoices VALUES (1);");
+        await AssertRefusedAsAnotherApplicationsAsync(foreign);
+        Assert.Equal("invoices,spatial_ref_sys", await TablesAsync(foreign));
     }
 
     [Theory]
