@@ -1540,9 +1540,12 @@ public sealed class AuditTrail : IAsyncDisposable
                 await scope.CommitAsync(CancellationToken.None);
                 Interlocked.Increment(ref _committed);
             }
-            catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
+            catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException
+                or VaubanConfigurationException)
             {
-                // Tried again at the next idle interval; verification reports entries past the last checkpoint.
+                // Tried again at the next idle interval; verification reports entries past the last checkpoint. A process holding
+                // the master key another has rotated since cannot open the signing key: the next commit of one with the store's key
+                // signs over its entries.
                 await DropSessionAsync();
             }
         }
