@@ -246,11 +246,12 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     /// <summary>An entry carrying <paramref name="digests"/>, in the server's name (<see cref="SecurityRecords.Writer"/>);
-    /// <paramref name="from"/>: the entry from which every security record of the establishment is on the chain.</summary>
+    /// <paramref name="from"/>: the entry from which every security record of the establishment is on the chain.
+    /// <paramref name="created"/>: the keys of a tenant created in this transaction (not readable elsewhere yet).</summary>
     internal async Task<PreparedEntry> SecurityRecordsEntryAsync(long tenantId, IReadOnlyList<SecurityRecordDigest> digests, string note, bool from,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, TenantKeys? created = null)
     {
-        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var keys = created ?? await _keys.ForTenantAsync(tenantId, cancellationToken);
         var detail = new AuditDetail
         {
             PrincipalKind = "system",
@@ -266,11 +267,23 @@ public sealed class AuditTrail : IAsyncDisposable
             AuditChain.PrincipalIndex(keys, SecurityRecords.Writer), detail);
     }
 
+    /// <summary>Begins the chain of a tenant created in <paramref name="scope"/> without an administrative act (the in-process API
+    /// tests and the benchmark create establishments so): its entry 1 marks the point from which every security record of the
+    /// establishment is on the chain, as the act of `tenants add` does, so that no entry chaining "existing" records can ever be
+    /// valid on it (<see cref="SecurityRecords.Check"/>).</summary>
+    internal async Task BeginChainAsync(WriteScope scope, long tenantId, CreatedTenantKeys created, CancellationToken cancellationToken)
+    {
+        if (SkipForBenchmark) return;
+        scope.Audit ??= new PendingAudit(this, tenantId) { Signer = created.Signer };
+        scope.Audit.Entries.Add(await SecurityRecordsEntryAsync(tenantId, [], SecurityRecords.CreatedNote, from: true, cancellationToken, created.Keys));
+    }
+
     /// <summary>
     /// Once per store (schema step 20 marks it pending): puts on every establishment's chain the security records that existed
     /// before their writes were chained — every row's digests, a thousand an entry, the first entry marked as the point from which
     /// the chain holds them all, written even when there are none (a second such point is what verification reports if the
-    /// store's mark is reset to pass rows added since as existing). In one transaction with the mark, under its lock: two
+    /// store's mark is reset to pass rows added since as existing); a chain that already begins with that point is left alone. In
+    /// one transaction with the mark, under its lock: two
     /// processes opening the upgraded store at once chain them once. Done before the journals of stopped processes are
     /// recovered, which may raise alerts: those are chained by their own writes.
     /// </summary>
@@ -299,6 +312,10 @@ public sealed class AuditTrail : IAsyncDisposable
         foreach (var tenantId in tenants)
         {
             var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+            // A chain that begins marked holds every record from its first entry (an establishment created since step 20, or one
+            // whose chain was empty at the upgrade): the mark found pending there was reset, and what is not on the chain stays
+            // off it, for verification to report as added in the database.
+            if (await BeginsMarkedAsync(scope, keys, tenantId, cancellationToken)) continue;
             var digests = new List<SecurityRecordDigest>();
             foreach (var table in SecurityTable.All)
             {
@@ -318,6 +335,26 @@ public sealed class AuditTrail : IAsyncDisposable
             await done.ExecuteNonQueryAsync(cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Whether the tenant's entry 1 marks the point from which every security record of the establishment is on the chain.
+    /// An entry 1 that does not open is taken as unmarked: verification names it.</summary>
+    private static async Task<bool> BeginsMarkedAsync(WriteScope scope, TenantKeys keys, long tenantId, CancellationToken cancellationToken)
+    {
+        using var command = scope.Command("SELECT at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = 1")
+            .With("t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return false;
+        try
+        {
+            var row = new AuditRow(tenantId, 1, reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
+                reader.GetInt64(5), (byte[])reader.GetValue(6));
+            return Open(keys, row).SecurityRecordsFrom;
+        }
+        catch (Exception e) when (e is RecordIntegrityException or AuditIntegrityException or JsonException or InvalidCastException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Appends one act that concerns every establishment in <paramref name="contexts"/> (the master key's rotation) inside

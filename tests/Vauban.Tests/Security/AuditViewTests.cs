@@ -284,7 +284,8 @@ public abstract class AuditViewTests : IAsyncLifetime
         });
 
         // The grant and its alert on the chain, in the server's name: named in words, never as a FHIR reference (they are not resources).
-        var security = By(await OkAsync(officer.Http, "/fhir/AuditEvent?action=E&_count=100"), "Vauban").SelectMany(e => e.GetProperty("entity").EnumerateArray()).ToList();
+        var security = By(await OkAsync(officer.Http, "/fhir/AuditEvent?action=E&_count=100"), "Vauban")
+            .SelectMany(e => e.TryGetProperty("entity", out var entity) ? entity.EnumerateArray() : Enumerable.Empty<JsonElement>()).ToList(); // the chain's first entry names none
         Assert.NotEmpty(security);
         Assert.All(security, x =>
         {
