@@ -315,9 +315,13 @@ public sealed class AuditTrail : IAsyncDisposable
             // A chain that begins marked holds every record from its first entry (an establishment created since step 20, or one
             // whose chain was empty at the upgrade): the mark found pending there was reset, and what is not on the chain stays
             // off it, for verification to report as added in the database.
-            if (await BeginsMarkedAsync(scope, keys, tenantId, cancellationToken)) continue;
+            var begins = await BeginsMarkedAsync(scope, keys, tenantId, cancellationToken);
+            if (begins is true) continue;
+            // An empty chain is begun as one created here (its creation's entry, no digests): a chain emptied with the mark reset
+            // would otherwise chain every row then standing as existing, on an entry 1 signed with the real key. Its rows are
+            // reported as added in the database; a whole chain wiped is caught only by the outside witness (--witness).
             var digests = new List<SecurityRecordDigest>();
-            foreach (var table in SecurityTable.All)
+            foreach (var table in begins is null ? Array.Empty<SecurityTable>() : SecurityTable.All)
             {
                 digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: false, null, cancellationToken));
                 digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: true, null, cancellationToken));
@@ -326,7 +330,8 @@ public sealed class AuditTrail : IAsyncDisposable
             List<SecurityRecordDigest[]> chunks = digests.Count == 0 ? [[]] : [.. digests.Chunk(SecurityRecords.DigestsPerEntry)];
             for (var i = 0; i < chunks.Count; i++)
             {
-                pending.Entries.Add(await SecurityRecordsEntryAsync(tenantId, chunks[i], SecurityRecords.ExistingNote, from: i == 0, cancellationToken));
+                pending.Entries.Add(await SecurityRecordsEntryAsync(tenantId, chunks[i], begins is null ? SecurityRecords.CreatedNote : SecurityRecords.ExistingNote,
+                    from: i == 0, cancellationToken));
             }
             scope.OtherChains.Add(pending);
         }
@@ -337,14 +342,14 @@ public sealed class AuditTrail : IAsyncDisposable
         await scope.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Whether the tenant's entry 1 marks the point from which every security record of the establishment is on the chain.
-    /// An entry 1 that does not open is taken as unmarked: verification names it.</summary>
-    private static async Task<bool> BeginsMarkedAsync(WriteScope scope, TenantKeys keys, long tenantId, CancellationToken cancellationToken)
+    /// <summary>Whether the tenant's entry 1 marks the point from which every security record of the establishment is on the chain;
+    /// null when the chain has no entry 1 (empty). An entry 1 that does not open is taken as unmarked: verification names it.</summary>
+    private static async Task<bool?> BeginsMarkedAsync(WriteScope scope, TenantKeys keys, long tenantId, CancellationToken cancellationToken)
     {
         using var command = scope.Command("SELECT at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = 1")
             .With("t", tenantId);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken)) return false;
+        if (!await reader.ReadAsync(cancellationToken)) return null;
         try
         {
             var row = new AuditRow(tenantId, 1, reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),

@@ -271,6 +271,27 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Emptying_the_chain_and_resetting_the_mark_launders_no_row_every_row_is_named_added()
+    {
+        // The reviewer's case: the chain wiped (entries, checkpoints, lookups) and its head set back to the genesis, a row forged,
+        // the mark reset. The next start must not chain the rows then standing as existing on a new entry 1 signed with the real
+        // key: the chain begins as one created then, and every row is named as added in the database.
+        foreach (var table in new[] { "audit_entries", "audit_checkpoints", "audit_index" })
+        {
+            await ScalarAsync(_db, $"DELETE FROM {table} WHERE tenant_id = @t", ("t", _tenant.Id));
+        }
+        await ScalarAsync(_db, "UPDATE audit_heads SET seq = 0, hash = @h, tree = @tr, checkpoint_seq = 0, checkpoint_at = 0, indexed_seq = 0 WHERE tenant_id = @t",
+            ("t", _tenant.Id), ("h", AuditChain.Genesis), ("tr", Array.Empty<byte>()));
+        await ForgeAndResetTheMarkAsync(_db, _tenant.Id);
+        var output = await BrokenAsync();
+        Assert.DoesNotContain("chu-records: OK", output, StringComparison.Ordinal);
+        Assert.Matches("chu-records: BROKEN — [a-z -]+ [0-9]+ in [a-z_]+ is on no entry of the chain \\(added in the database\\)", output);
+        Assert.Contains("more security record problems after it", output, StringComparison.Ordinal);
+        // Every row stays off it: a second start does not launder them either.
+        Assert.Equal(3, (await VerifyAsync(_db)).Exit);
+    }
+
+    [Fact]
     public async Task An_establishment_created_without_an_administrative_act_begins_its_chain_with_its_records_and_launders_nothing()
     {
         // The reviewer's case: an establishment made through Tenants.AddAsync without an administrator (the API tests and the
