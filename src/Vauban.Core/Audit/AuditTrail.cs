@@ -1569,6 +1569,10 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
+    /// <summary>Raised with an establishment's id when this process leaves its entries unsigned because it holds the master key
+    /// another process has rotated since (the server logs it): a process with the store's key signs over them at its next commit.</summary>
+    public event Action<long>? LeftUnsigned;
+
     /// <summary>Signs a checkpoint for every tenant whose last entries have waited the checkpoint interval.</summary>
     private async Task SignPendingAsync(bool now = false)
     {
@@ -1582,13 +1586,18 @@ public sealed class AuditTrail : IAsyncDisposable
                 await scope.CommitAsync(CancellationToken.None);
                 Interlocked.Increment(ref _committed);
             }
-            catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException
-                or VaubanConfigurationException)
+            catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
             {
-                // Tried again at the next idle interval; verification reports entries past the last checkpoint. A process holding
-                // the master key another has rotated since cannot open the signing key: the next commit of one with the store's key
-                // signs over its entries.
+                // Tried again at the next idle interval; verification reports entries past the last checkpoint.
                 await DropSessionAsync();
+            }
+            catch (VaubanConfigurationException e) when (e.MasterKeyRotated)
+            {
+                // This process holds the master key another has rotated since: it cannot open the signing key, and the next commit
+                // of a process with the store's key signs over its entries. Said (the establishment only), not thrown: a key wrap
+                // that does not open under the store's own key is not this, and is thrown.
+                await DropSessionAsync();
+                LeftUnsigned?.Invoke(tenantId);
             }
         }
     }

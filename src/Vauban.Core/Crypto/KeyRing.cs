@@ -196,6 +196,7 @@ internal sealed class KeyRing : IDisposable
         + $"({_master.Source}, fingerprint {_master.Fingerprint}). {consequence}")
     {
         OtherMasterKey = true,
+        MasterKeyRotated = true,
     };
 
     private VaubanConfigurationException OtherKey(string bound) => new(
