@@ -256,6 +256,14 @@ public sealed class StoreOperationsTests
             Assert.Equal(["chu-a", "chu-c"], (await reopened.Tenants.ListAsync(CancellationToken.None)).Select(t => t.Name));
             await AssertEveryEstablishmentReadsAsync(reopened, "Stale");
         }
+        // The stale process could not sign its last entries on chu-a (it left them, as it leaves a database failure): the process
+        // with the store's key signed over them, and the chain verifies, signed to its end. (chu-c's signing key was deleted above.)
+        await using (var verifying = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None))
+        {
+            var verification = await verifying.AuditLog.VerifyAsync((await verifying.Tenants.FindAsync("chu-a", CancellationToken.None))!.Id, null, CancellationToken.None);
+            Assert.True(verification.Valid, verification.Problem);
+            Assert.Equal(0, verification.UnsignedTail);
+        }
         RemoveSqliteFolder(engine, db);
     }
 
