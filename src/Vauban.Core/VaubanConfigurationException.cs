@@ -9,4 +9,8 @@ public sealed class VaubanConfigurationException : Exception
 
     /// <summary>The store refused the master key given: it was made with another one.</summary>
     public bool OtherMasterKey { get; init; }
+
+    /// <summary>Of <see cref="OtherMasterKey"/>: the store's key was rotated by another process since this one started, and this one
+    /// holds the previous key (not a key wrap that does not open under the store's own key).</summary>
+    public bool MasterKeyRotated { get; init; }
 }

@@ -123,6 +123,10 @@ public sealed class Tenants
             await _audit.AppendAsync(scope, administrator(tenant), AuditAction.Administration, AuditOutcome.Success, null,
                 [new AuditedRecord("tenant:" + name, null, null)], cancellationToken, "tenants add", keys);
         }
+        else
+        {
+            await _audit.BeginChainAsync(scope, id, keys, cancellationToken);
+        }
         await scope.CommitAsync(cancellationToken);
         return _byId[id] = tenant;
     }

@@ -47,8 +47,8 @@ public sealed record AuditDetail
     public IReadOnlyList<SecurityRecordDigest>? Digests { get; init; }
 
     /// <summary>From this entry on, every security record of the establishment is on the chain: set on an establishment's first
-    /// entry (its creation), or on the entry that chained the records existing when this began (schema step 20). At most one a
-    /// chain: a second means the store's record of that upgrade was reset to launder rows through it.</summary>
+    /// entry (its creation), or on the entry that chained the records existing when this began (schema step 20). Once a chain,
+    /// before any entry of records written: another means the store's record of that upgrade was reset to launder rows through it.</summary>
     [JsonPropertyName("vf"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public bool SecurityRecordsFrom { get; init; }
 }

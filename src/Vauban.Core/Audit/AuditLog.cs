@@ -143,14 +143,20 @@ public sealed class AuditLog
         IReadOnlyList<AuditCheckpoint>? witnessed = null)
     {
         await _trail.CatchUpAsync();
-        var signer = await _keys.AuditSignerAsync(tenantId, cancellationToken);
         // Each entry's sealed part is authenticated against its clear columns (its associated data): a clear column rewritten —
         // a time moved so that re-chained entries look signed in time — no longer opens, although the chain was recomputed.
         // With a data key made since they were loaded (`keys rotate-data` by another process), loaded again: entries and security
         // records sealed under it would otherwise read as altered. A rotation while verifying is met row by row (SecurityRecords).
-        // Asked on a connection of the store's pool, as the rest of verification reads, and the keys read only when there is one.
+        // Asked on a connection of the store's pool, as the rest of verification reads, and the keys read only when there is one;
+        // so is the signing key, when this process has not signed for the establishment yet (one created here signed with the key
+        // it made): the look-up pool's idle connections are dead after PostgreSQL restarted.
         TenantKeys keys;
-        await using (var connection = await _database.OpenAsync(cancellationToken)) keys = await _keys.NewestAsync(tenantId, connection, cancellationToken);
+        AuditSigningKey signer;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            signer = await _keys.AuditSignerAsync(tenantId, cancellationToken, connection);
+            keys = await _keys.NewestAsync(tenantId, connection, cancellationToken);
+        }
         var checkpoints = await CheckpointsAsync(tenantId, cancellationToken);
         var witnessedHeads = WitnessedHeads(tenantId, witnessed, signer); // refused before any chunk is read
         long maxSequence, minSequence, headSequence, headCheckpoint, headCheckpointAt;

@@ -246,11 +246,12 @@ public sealed class AuditTrail : IAsyncDisposable
     }
 
     /// <summary>An entry carrying <paramref name="digests"/>, in the server's name (<see cref="SecurityRecords.Writer"/>);
-    /// <paramref name="from"/>: the entry from which every security record of the establishment is on the chain.</summary>
+    /// <paramref name="from"/>: the entry from which every security record of the establishment is on the chain.
+    /// <paramref name="created"/>: the keys of a tenant created in this transaction (not readable elsewhere yet).</summary>
     internal async Task<PreparedEntry> SecurityRecordsEntryAsync(long tenantId, IReadOnlyList<SecurityRecordDigest> digests, string note, bool from,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, TenantKeys? created = null)
     {
-        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var keys = created ?? await _keys.ForTenantAsync(tenantId, cancellationToken);
         var detail = new AuditDetail
         {
             PrincipalKind = "system",
@@ -266,11 +267,23 @@ public sealed class AuditTrail : IAsyncDisposable
             AuditChain.PrincipalIndex(keys, SecurityRecords.Writer), detail);
     }
 
+    /// <summary>Begins the chain of a tenant created in <paramref name="scope"/> without an administrative act (the in-process API
+    /// tests and the benchmark create establishments so): its entry 1 marks the point from which every security record of the
+    /// establishment is on the chain, as the act of `tenants add` does, so that no entry chaining "existing" records can ever be
+    /// valid on it (<see cref="SecurityRecords.Check"/>).</summary>
+    internal async Task BeginChainAsync(WriteScope scope, long tenantId, CreatedTenantKeys created, CancellationToken cancellationToken)
+    {
+        if (SkipForBenchmark) return;
+        scope.Audit ??= new PendingAudit(this, tenantId) { Signer = created.Signer };
+        scope.Audit.Entries.Add(await SecurityRecordsEntryAsync(tenantId, [], SecurityRecords.CreatedNote, from: true, cancellationToken, created.Keys));
+    }
+
     /// <summary>
     /// Once per store (schema step 20 marks it pending): puts on every establishment's chain the security records that existed
     /// before their writes were chained — every row's digests, a thousand an entry, the first entry marked as the point from which
     /// the chain holds them all, written even when there are none (a second such point is what verification reports if the
-    /// store's mark is reset to pass rows added since as existing). In one transaction with the mark, under its lock: two
+    /// store's mark is reset to pass rows added since as existing); a chain that already begins with that point is left alone. In
+    /// one transaction with the mark, under its lock: two
     /// processes opening the upgraded store at once chain them once. Done before the journals of stopped processes are
     /// recovered, which may raise alerts: those are chained by their own writes.
     /// </summary>
@@ -299,8 +312,16 @@ public sealed class AuditTrail : IAsyncDisposable
         foreach (var tenantId in tenants)
         {
             var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+            // A chain that begins marked holds every record from its first entry (an establishment created since step 20, or one
+            // whose chain was empty at the upgrade): the mark found pending there was reset, and what is not on the chain stays
+            // off it, for verification to report as added in the database.
+            var begins = await BeginsMarkedAsync(scope, keys, tenantId, cancellationToken);
+            if (begins is true) continue;
+            // An empty chain is begun as one created here (its creation's entry, no digests): a chain emptied with the mark reset
+            // would otherwise chain every row then standing as existing, on an entry 1 signed with the real key. Its rows are
+            // reported as added in the database; a whole chain wiped is caught only by the outside witness (--witness).
             var digests = new List<SecurityRecordDigest>();
-            foreach (var table in SecurityTable.All)
+            foreach (var table in begins is null ? Array.Empty<SecurityTable>() : SecurityTable.All)
             {
                 digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: false, null, cancellationToken));
                 digests.AddRange(await SecurityRecords.DigestsAsync(scope, _database.Engine, _keys, tenantId, table, state: true, null, cancellationToken));
@@ -309,7 +330,8 @@ public sealed class AuditTrail : IAsyncDisposable
             List<SecurityRecordDigest[]> chunks = digests.Count == 0 ? [[]] : [.. digests.Chunk(SecurityRecords.DigestsPerEntry)];
             for (var i = 0; i < chunks.Count; i++)
             {
-                pending.Entries.Add(await SecurityRecordsEntryAsync(tenantId, chunks[i], SecurityRecords.ExistingNote, from: i == 0, cancellationToken));
+                pending.Entries.Add(await SecurityRecordsEntryAsync(tenantId, chunks[i], begins is null ? SecurityRecords.CreatedNote : SecurityRecords.ExistingNote,
+                    from: i == 0, cancellationToken));
             }
             scope.OtherChains.Add(pending);
         }
@@ -318,6 +340,26 @@ public sealed class AuditTrail : IAsyncDisposable
             await done.ExecuteNonQueryAsync(cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Whether the tenant's entry 1 marks the point from which every security record of the establishment is on the chain;
+    /// null when the chain has no entry 1 (empty). An entry 1 that does not open is taken as unmarked: verification names it.</summary>
+    private static async Task<bool?> BeginsMarkedAsync(WriteScope scope, TenantKeys keys, long tenantId, CancellationToken cancellationToken)
+    {
+        using var command = scope.Command("SELECT at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = 1")
+            .With("t", tenantId);
+        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken)) return null;
+        try
+        {
+            var row = new AuditRow(tenantId, 1, reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
+                reader.GetInt64(5), (byte[])reader.GetValue(6));
+            return Open(keys, row).SecurityRecordsFrom;
+        }
+        catch (Exception e) when (e is RecordIntegrityException or AuditIntegrityException or JsonException or InvalidCastException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Appends one act that concerns every establishment in <paramref name="contexts"/> (the master key's rotation) inside
@@ -1527,6 +1569,10 @@ public sealed class AuditTrail : IAsyncDisposable
         }
     }
 
+    /// <summary>Raised with an establishment's id when this process leaves its entries unsigned because it holds the master key
+    /// another process has rotated since (the server logs it): a process with the store's key signs over them at its next commit.</summary>
+    public event Action<long>? LeftUnsigned;
+
     /// <summary>Signs a checkpoint for every tenant whose last entries have waited the checkpoint interval.</summary>
     private async Task SignPendingAsync(bool now = false)
     {
@@ -1544,6 +1590,14 @@ public sealed class AuditTrail : IAsyncDisposable
             {
                 // Tried again at the next idle interval; verification reports entries past the last checkpoint.
                 await DropSessionAsync();
+            }
+            catch (VaubanConfigurationException e) when (e.MasterKeyRotated)
+            {
+                // This process holds the master key another has rotated since: it cannot open the signing key, and the next commit
+                // of a process with the store's key signs over its entries. Said (the establishment only), not thrown: a key wrap
+                // that does not open under the store's own key is not this, and is thrown.
+                await DropSessionAsync();
+                LeftUnsigned?.Invoke(tenantId);
             }
         }
     }

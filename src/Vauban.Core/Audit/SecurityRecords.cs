@@ -256,6 +256,10 @@ internal static class SecurityRecords
     /// <summary>The note of the entries that chained the records existing when chaining began (schema step 20).</summary>
     public const string ExistingNote = "security records that existed when their chaining began";
 
+    /// <summary>The note of the entry that begins the chain of an establishment created without an administrative act: from it on,
+    /// every security record of the establishment is on the chain.</summary>
+    public const string CreatedNote = "security records chained from the establishment's creation";
+
     /// <summary>store_settings: 'pending' until the store has chained its existing security records (schema step 20 sets it),
     /// then 'done'.</summary>
     public const string ChainedSetting = "security_records_chained";
@@ -335,17 +339,25 @@ internal static class SecurityRecords
         var made = new Dictionary<(string, long), (long Sequence, byte[] Digest)>();
         var states = new Dictionary<(string, long), (long Sequence, byte[] Digest)>();
         var problems = new List<(long Sequence, string Problem)>();
-        long? from = null;
+        long? from = null, written = null;
         foreach (var (sequence, detail) in entries)
         {
+            // The point from which every record is on the chain comes once, before any entry of records written: an establishment's
+            // first entry, or, on a chain older than that, the upgrade's first entry, when no record had been chained yet.
             if (detail.SecurityRecordsFrom)
             {
-                if (from is { } first)
+                if ((from ?? written) is { } first)
                 {
+                    var again = from is null ? "" : "again, ";
+                    var put = from is null ? " had put records written on it" : "";
                     problems.Add((sequence, string.Create(CultureInfo.InvariantCulture,
-                        $"entry {sequence} chains the establishment's existing security records again, after entry {first}: the store's record of that step was reset, and rows added since would pass as existing")));
+                        $"entry {sequence} chains the establishment's existing security records {again}after entry {first}{put}: the store's record of that step was reset, and rows added since would pass as existing")));
                 }
                 from ??= sequence;
+            }
+            else if (detail.Digests is { Count: > 0 })
+            {
+                written ??= sequence;
             }
             foreach (var digest in detail.Digests ?? [])
             {

@@ -196,6 +196,7 @@ internal sealed class KeyRing : IDisposable
         + $"({_master.Source}, fingerprint {_master.Fingerprint}). {consequence}")
     {
         OtherMasterKey = true,
+        MasterKeyRotated = true,
     };
 
     private VaubanConfigurationException OtherKey(string bound) => new(
@@ -305,12 +306,14 @@ internal sealed class KeyRing : IDisposable
         }
     }
 
-    /// <summary>The tenant's audit checkpoint signing key (ECDSA P-256), unwrapped once.</summary>
-    public async ValueTask<AuditSigningKey> AuditSignerAsync(long tenantId, CancellationToken cancellationToken)
+    /// <summary>The tenant's audit checkpoint signing key (ECDSA P-256), unwrapped once; read on <paramref name="on"/> when given
+    /// (`audit verify`'s connection of the store's pool, as it reads the rest).</summary>
+    public async ValueTask<AuditSigningKey> AuditSignerAsync(long tenantId, CancellationToken cancellationToken, System.Data.Common.DbConnection? on = null)
     {
         if (_signers.TryGetValue(tenantId, out var signer)) return signer;
         // Asked by a transaction's audit append (its first checkpoint in this process): a look-up's connection (OpenLookupAsync).
-        await using var connection = await _database.OpenLookupAsync(cancellationToken);
+        await using var lookup = on is null ? await _database.OpenLookupAsync(cancellationToken) : null;
+        var connection = on ?? lookup!;
         using var command = connection.Command(
             "SELECT key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose = @p ORDER BY key_version DESC LIMIT 1")
             .With("t", tenantId).With("p", AuditSigningPurpose);

@@ -204,7 +204,8 @@ public static class VaubanHost
     /// <summary>Each alert this server raises goes to its log as well as the console (a containment, a canary, a locked account,
     /// a break-the-glass), so that whoever watches the log — the operations team, a SIEM — hears of it when the officer does: its
     /// id, kind, establishment and whom it is about, never its detail (the console's, sealed). Alerts another process raises (the
-    /// command line, another server) are in that process's log.</summary>
+    /// command line, another server) are in that process's log. So are audit entries this server leaves unsigned because it holds
+    /// a master key rotated since (the establishment's number only).</summary>
     private static void LogSecurityAlerts(VaubanStore store, WebApplication app)
     {
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Security");
@@ -213,6 +214,14 @@ public static class VaubanHost
                 alert.Id, alert.Kind, alert.TenantId, alert.Principal ?? "(not shown)");
         store.Alerts.Raised += Told;
         app.Lifetime.ApplicationStopped.Register(() => store.Alerts.Raised -= Told);
+        // A server still running with the master key another process rotated cannot sign its checkpoints: said, with the
+        // establishment's number only, so that the operator restarts it with the store's new key.
+        var audit = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Audit");
+        void Unsigned(long tenantId) =>
+            audit.LogWarning("Audit entries of establishment {TenantId} are left unsigned: the store's master key was rotated by another process and this one "
+                + "holds the previous key. Restart it with the store's new key; the next commit of a process holding it signs over them.", tenantId);
+        store.Audit.LeftUnsigned += Unsigned;
+        app.Lifetime.ApplicationStopped.Register(() => store.Audit.LeftUnsigned -= Unsigned);
     }
 
     /// <summary>HEAD is answered as the GET it stands for (HTTP: every general-purpose server supports both), with the same

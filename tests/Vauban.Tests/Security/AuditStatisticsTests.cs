@@ -83,6 +83,8 @@ public sealed class AuditStatisticsTests
     public async Task A_date_window_with_many_entries_after_it_finds_exactly_its_entries_newest_first()
     {
         await using var server = await VaubanServer.StartAsync(Engine.Postgres);
+        // From before the establishment is made: the entry its chain begins with is in the window too, the oldest.
+        var from = DateTimeOffset.UtcNow.AddSeconds(-1);
         var tenant = await server.Store.Tenants.AddAsync("clinique-fenetre", CancellationToken.None);
         var trail = server.Store.Audit;
         var reader = AccessContext.Operator(tenant, "date window test");
@@ -95,7 +97,6 @@ public sealed class AuditStatisticsTests
             }
             await scope.CommitAsync(CancellationToken.None);
         }
-        var from = DateTimeOffset.UtcNow.AddSeconds(-1);
         await AppendAsync(12, "in-window");
         await Task.Delay(20);
         var to = DateTimeOffset.UtcNow;
@@ -109,7 +110,10 @@ public sealed class AuditStatisticsTests
         Assert.Equal(Enumerable.Range(2, 10).Reverse().Select(i => $"in-window-{i}"), found.Select(e => e.Detail.Patient));
         Assert.True(found.Zip(found.Skip(1)).All(p => p.First.Sequence > p.Second.Sequence), "newest first");
         var page = await server.Store.AuditLog.SearchAsync(reader, new AuditQuery { From = from, To = to, Count = 10, BeforeSequence = found[^1].Sequence }, CancellationToken.None);
-        Assert.Equal(["in-window-1", "in-window-0"], page!.Select(e => e.Detail.Patient));
+        Assert.NotNull(page);
+        Assert.Equal(3, page.Count);
+        Assert.Equal(["in-window-1", "in-window-0"], page.Take(2).Select(e => e.Detail.Patient));
+        Assert.Equal((1L, AuditAction.SecurityRecords), (page[2].Sequence, page[2].Action));
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql)

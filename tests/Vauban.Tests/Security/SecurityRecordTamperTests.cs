@@ -251,16 +251,110 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
             : $"BROKEN — alert {last}, put on the chain at entry [0-9]+, is missing from security_alerts \\(deleted\\)", await BrokenAsync());
     }
 
-    [Fact]
-    public async Task Resetting_the_stores_record_of_the_upgrade_to_launder_rows_is_named()
+    /// <summary>The insider's laundering: a forged alert, then the mark of step 20 set back to pending, so that the next process to
+    /// open chains every row it finds as "existing" — the forged one too. Returns the forged alert's number.</summary>
+    private static async Task<long> ForgeAndResetTheMarkAsync(string db, long tenant)
     {
-        // A forged alert, then the mark of step 20 set back to pending: the next process to open chains every row it finds as
-        // "existing" — the forged one too. The chain then holds a second point from which its records are all on it.
-        await ScalarAsync(_db, "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, 1, 'guard-released', 'unknown', 'forged')",
-            ("t", _tenant.Id));
-        await ScalarAsync(_db, "UPDATE store_settings SET value = 'pending' WHERE name = 'security_records_chained'");
-        Assert.Matches("BROKEN — entry [0-9]+ chains the establishment's existing security records again, after entry 1: the store's record of that step was reset",
-            await BrokenAsync());
+        var forged = await ScalarAsync(db, "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, 1, 'guard-released', 'unknown', 'forged') RETURNING id",
+            ("t", tenant));
+        await ScalarAsync(db, "UPDATE store_settings SET value = 'pending' WHERE name = 'security_records_chained'");
+        return forged;
+    }
+
+    [Fact]
+    public async Task Resetting_the_stores_record_of_the_upgrade_launders_no_row_onto_a_chain_that_began_with_its_records()
+    {
+        // `tenants add` began the chain: every record is on it from entry 1, so a start that finds the mark pending again chains
+        // nothing as existing, and the forged alert stays what it is, a row on no entry.
+        var forged = await ForgeAndResetTheMarkAsync(_db, _tenant.Id);
+        Assert.Contains($"BROKEN — alert {forged} in security_alerts is on no entry of the chain (added in the database).", await BrokenAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Emptying_the_chain_and_resetting_the_mark_launders_no_row_every_row_is_named_added()
+    {
+        // The reviewer's case: the chain wiped (entries, checkpoints, lookups) and its head set back to the genesis, a row forged,
+        // the mark reset. The next start must not chain the rows then standing as existing on a new entry 1 signed with the real
+        // key: the chain begins as one created then, and every row is named as added in the database.
+        foreach (var table in new[] { "audit_entries", "audit_checkpoints", "audit_index" })
+        {
+            await ScalarAsync(_db, $"DELETE FROM {table} WHERE tenant_id = @t", ("t", _tenant.Id));
+        }
+        await ScalarAsync(_db, "UPDATE audit_heads SET seq = 0, hash = @h, tree = @tr, checkpoint_seq = 0, checkpoint_at = 0, indexed_seq = 0 WHERE tenant_id = @t",
+            ("t", _tenant.Id), ("h", AuditChain.Genesis), ("tr", Array.Empty<byte>()));
+        await ForgeAndResetTheMarkAsync(_db, _tenant.Id);
+        var output = await BrokenAsync();
+        Assert.DoesNotContain("chu-records: OK", output, StringComparison.Ordinal);
+        Assert.Matches("chu-records: BROKEN — [a-z -]+ [0-9]+ in [a-z_]+ is on no entry of the chain \\(added in the database\\)", output);
+        Assert.Contains("more security record problems after it", output, StringComparison.Ordinal);
+        // Every row stays off it: a second start does not launder them either.
+        Assert.Equal(3, (await VerifyAsync(_db)).Exit);
+    }
+
+    [Fact]
+    public async Task An_establishment_created_without_an_administrative_act_begins_its_chain_with_its_records_and_launders_nothing()
+    {
+        // The reviewer's case: an establishment made through Tenants.AddAsync without an administrator (the API tests and the
+        // benchmark make them so) had a first entry that did not mark the point from which its records are on the chain.
+        Tenant clinic;
+        await using (var store = await OpenAsync(_db))
+        {
+            clinic = await store.Tenants.AddAsync("clinique-sans-acte", None);
+            await store.Alerts.RaiseAsync(clinic.Id, KnownAlertKinds.SessionRevoked, "user:dr-nuit", "sessions ended", None);
+        }
+        Assert.Equal(0, (await VerifyAsync(_db)).Exit);
+
+        var forged = await ForgeAndResetTheMarkAsync(_db, clinic.Id);
+        var (exit, output) = await VerifyAsync(_db);
+        Assert.True(exit == 3, output);
+        Assert.Contains($"clinique-sans-acte: BROKEN — alert {forged} in security_alerts is on no entry of the chain (added in the database).", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Existing_records_chained_after_records_written_are_named_on_a_chain_that_did_not_begin_with_them()
+    {
+        // An establishment an earlier Vauban created without an administrative act: its chain does not begin marked, and an alert
+        // was written on it. The forged alert is chained as existing by the next start; verification names that entry.
+        var clinic = await OlderEstablishmentAsync(_db, "clinique-ancienne", withEntries: false);
+        await using (var store = await OpenAsync(_db)) await store.Alerts.RaiseAsync(clinic, KnownAlertKinds.SessionRevoked, "user:dr-nuit", "sessions ended", None);
+        Assert.Equal(0, (await VerifyAsync(_db)).Exit);
+
+        await ForgeAndResetTheMarkAsync(_db, clinic);
+        var (exit, output) = await VerifyAsync(_db);
+        Assert.True(exit == 3, output);
+        Assert.Matches("clinique-ancienne: BROKEN — entry 2 chains the establishment's existing security records after entry 1 had put records written on it: the store's record of that step was reset", output);
+    }
+
+    /// <summary>An establishment as a Vauban before this one left it: no entry marks the point from which its security records are
+    /// on the chain (none was written before step 20; none by an establishment's creation without an administrative act before
+    /// this version). <paramref name="withEntries"/>: acts on its chain already (a patient created).</summary>
+    private async Task<long> OlderEstablishmentAsync(string db, string name, bool withEntries)
+    {
+        await using var store = await OpenAsync(db);
+        store.Audit.SkipForBenchmark = true;
+        var tenant = await store.Tenants.AddAsync(name, None);
+        store.Audit.SkipForBenchmark = false;
+        if (withEntries)
+        {
+            using var patient = JsonDocument.Parse(Samples.Patient(family: "Ancien"));
+            await store.Records.CreateAsync(AccessContext.Operator(tenant, "fixture"), "Patient", patient.RootElement, null, None);
+        }
+        return tenant.Id;
+    }
+
+    [Fact]
+    public async Task Resetting_the_mark_after_an_upgrade_is_named_by_the_second_entry_of_existing_records()
+    {
+        var old = await NewDatabaseAsync("old.db");
+        var tenant = await OlderEstablishmentAsync(old, "ancien", withEntries: true);
+        await ScalarAsync(old, "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, 1000, 'guard-suspended', 'vc_old', 'client vc_old: 30 patients in a minute')", ("t", tenant));
+        await ScalarAsync(old, "UPDATE store_settings SET value = 'pending' WHERE name = 'security_records_chained'");
+        Assert.Equal(0, (await VerifyAsync(old)).Exit); // the upgrade chains the alert, past the chain's first entries
+
+        await ForgeAndResetTheMarkAsync(old, tenant);
+        var (exit, output) = await VerifyAsync(old);
+        Assert.Equal(3, exit);
+        Assert.Matches("ancien: BROKEN — entry [0-9]+ chains the establishment's existing security records again, after entry [0-9]+: the store's record of that step was reset", output);
     }
 
     [Fact]
@@ -269,8 +363,7 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
         // A store as an older Vauban left it: an establishment whose chain predates the mark, and an alert (its detail in clear,
         // as the first versions stored it), a released containment and a grant written without entries.
         var old = await NewDatabaseAsync("old.db");
-        long tenant;
-        await using (var store = await OpenAsync(old)) tenant = (await store.Tenants.AddAsync("ancien", None)).Id;
+        var tenant = await OlderEstablishmentAsync(old, "ancien", withEntries: true);
         var alert = await ScalarAsync(old, "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, 1000, 'guard-suspended', 'vc_old', 'client vc_old: 30 patients in a minute') RETURNING id", ("t", tenant));
         var containment = await ScalarAsync(old, "INSERT INTO guard_containments (tenant_id, principal, level, cause, reason, contained_at, released_at, released_by) VALUES (@t, 'vc_old', 'suspended', 'volume', 'client vc_old: 30 patients in a minute', 1000, 2000, 'cli:root') RETURNING id", ("t", tenant));
         await ScalarAsync(old, "INSERT INTO break_glass (tenant_id, principal, session, patient, reason, granted_at, expires_at) VALUES (@t, 'user:old', 's-old', 'p-old', 'emergency', 1000, 2000)", ("t", tenant));

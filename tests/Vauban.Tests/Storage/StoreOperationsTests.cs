@@ -220,6 +220,13 @@ public sealed class StoreOperationsTests
         }
     }
 
+    /// <summary>The establishment's chain holds two entries: the one it begins with (action 19, at entry 1), and one act.</summary>
+    private static async Task AssertChainBeganAndHasOneActAsync(string db, long tenantId)
+    {
+        Assert.Equal(2, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId}"));
+        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {tenantId} AND seq = 1 AND action = {(int)Vauban.Audit.AuditAction.SecurityRecords}"));
+    }
+
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
@@ -255,6 +262,14 @@ public sealed class StoreOperationsTests
         {
             Assert.Equal(["chu-a", "chu-c"], (await reopened.Tenants.ListAsync(CancellationToken.None)).Select(t => t.Name));
             await AssertEveryEstablishmentReadsAsync(reopened, "Stale");
+        }
+        // The stale process could not sign its last entries on chu-a (it left them, as it leaves a database failure): the process
+        // with the store's key signed over them, and the chain verifies, signed to its end. (chu-c's signing key was deleted above.)
+        await using (var verifying = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None))
+        {
+            var verification = await verifying.AuditLog.VerifyAsync((await verifying.Tenants.FindAsync("chu-a", CancellationToken.None))!.Id, null, CancellationToken.None);
+            Assert.True(verification.Valid, verification.Problem);
+            Assert.Equal(0, verification.UnsignedTail);
         }
         RemoveSqliteFolder(engine, db);
     }
@@ -353,7 +368,7 @@ public sealed class StoreOperationsTests
 
         // The establishment committed while the rotation waited is re-wrapped, counted, and told on its own chain.
         Assert.Equal(new Vauban.Crypto.MasterKeyRotation(6, 2), await rotation);
-        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {late.Id}"));
+        await AssertChainBeganAndHasOneActAsync(db, late.Id);
         await using var reopened = await VaubanStore.OpenAsync(new StoreOptions(db, next), CancellationToken.None);
         Assert.True((await reopened.AuditLog.VerifyAsync(late.Id, null, CancellationToken.None)).Valid);
     }
@@ -386,8 +401,8 @@ public sealed class StoreOperationsTests
         await held.RollbackAsync();
         await commit;
         await scope.DisposeAsync();
-        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {low.Id}"));
-        Assert.Equal(1, await ScalarAsync(db, $"SELECT count(*) FROM audit_entries WHERE tenant_id = {high.Id}"));
+        await AssertChainBeganAndHasOneActAsync(db, low.Id);
+        await AssertChainBeganAndHasOneActAsync(db, high.Id);
     }
 
     [Theory]
