@@ -609,6 +609,148 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.Equal(acknowledged.Count, (long)(await count.ExecuteScalarAsync())!);
     }
 
+    /// <summary>PostgreSQL restarted under a live server — crashed (immediate) or stopped for maintenance (fast) — takes with it
+    /// every idle connection of the server's pools: the reads', the look-ups', the audit appender's. The first requests after it
+    /// is back, all at once, must be answered: before, each that took a connection dead since the restart answered 503, until
+    /// every one had been met once. Each is on the audit chain, which verifies; the log says the connection was lost and
+    /// re-established, never with the password.</summary>
+    [Theory]
+    [InlineData("immediate")]
+    [InlineData("fast")]
+    public async Task The_first_requests_after_PostgreSQL_restarts_under_a_live_server_are_all_answered_and_audited(string mode)
+    {
+        const string Password = "restart-password-5c1e"; // trust authentication: never asked for, never to be logged
+        var name = "vauban_restart_" + mode;
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(await CreateDatabaseAsync(name)) { Password = Password }.ConnectionString;
+        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
+            CancellationToken.None);
+        var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
+        var registration = await store.Clients.AddAsync(tenant, "restart", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+        var patients = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var json = JsonDocument.Parse(Samples.Patient(family: "Restart" + i));
+            patients.Add((await store.Records.CreateAsync(AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None)).Id!);
+        }
+        var logs = new ConcurrentQueue<string>();
+        var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"), logging =>
+        {
+            logging.ClearProviders();
+            logging.AddProvider(new VaubanServer.CapturingLoggerProvider(logs));
+        });
+        await app.StartAsync();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+            using (var token = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+            })))
+            {
+                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.BodyAsync()).GetProperty("access_token").GetString());
+            }
+            // Every pool holds idle connections: concurrent reads and searches, creates (their writes and the appender's commits).
+            foreach (var (what, status, _) in await BurstAsync(http, patients, "Warm"))
+            {
+                Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what} before the restart: {status}");
+            }
+            Assert.True(await SessionsAsync(name) >= 3, "the server's pools hold idle connections");
+
+            Restart(mode);
+            var restarted = DateTimeOffset.UtcNow;
+            var answers = await BurstAsync(http, patients, "After");
+
+            foreach (var (what, status, _) in answers)
+            {
+                Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what} after the restart: {status}; the log:\n{string.Join('\n', logs)}");
+            }
+            var after = await EntriesAsync(store, new AuditQuery { Agent = registration.ClientId, From = restarted.AddSeconds(-1), Count = 1000 });
+            foreach (var patient in patients)
+            {
+                Assert.Contains(after, e => e.Action == AuditAction.Read && e.Outcome == AuditOutcome.Success && e.Detail.Patient == patient);
+            }
+            Assert.True(after.Count(e => e.Action == AuditAction.Search && e.Outcome == AuditOutcome.Success) >= 4, "every search is on the chain");
+            foreach (var created in answers.Where(a => a.Status == HttpStatusCode.Created))
+            {
+                Assert.Contains(after, e => e.Action == AuditAction.Create && e.Outcome == AuditOutcome.Success && e.Detail.Patient == created.Id);
+            }
+            var verification = await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+            Assert.True(verification.Valid, verification.Problem);
+
+            // The operator's log: lost, then re-established; the store named by host and database, never by its password.
+            for (var waited = Stopwatch.StartNew(); !logs.Any(l => l.Contains("re-established", StringComparison.Ordinal)) && waited.Elapsed < TimeSpan.FromSeconds(10);)
+            {
+                await Task.Delay(50);
+            }
+            var log = string.Join('\n', logs);
+            Assert.Contains($"The connection to PostgreSQL", log, StringComparison.Ordinal);
+            Assert.Matches(@"connection to PostgreSQL \S+/vauban_restart_\w+ was lost \(PostgreSQL", log);
+            Assert.Contains("re-established", log, StringComparison.Ordinal);
+            Assert.True(log.IndexOf("was lost", StringComparison.Ordinal) < log.IndexOf("re-established", StringComparison.Ordinal), log);
+            Assert.DoesNotContain(Password, log, StringComparison.Ordinal);
+            Assert.DoesNotContain("Restart0", log, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    /// <summary>Reads of each patient, searches and creates, all at once; each request's name, status and (a create) new id.</summary>
+    private static async Task<(string What, HttpStatusCode Status, string? Id)[]> BurstAsync(HttpClient http, IReadOnlyList<string> patients, string family)
+    {
+        async Task<(string, HttpStatusCode, string?)> Send(string what, Func<Task<HttpResponseMessage>> request)
+        {
+            using var response = await request();
+            return (what, response.StatusCode, response.Headers.Location?.AbsolutePath.Split('/')[3]);
+        }
+        var requests = new List<Task<(string, HttpStatusCode, string?)>>();
+        foreach (var patient in patients) requests.Add(Task.Run(() => Send("read " + patient, () => http.GetAsync($"/fhir/Patient/{patient}"))));
+        for (var i = 0; i < 4; i++)
+        {
+            var query = "/fhir/Patient?family=Restart" + i;
+            requests.Add(Task.Run(() => Send("search " + query, () => http.GetAsync(query))));
+        }
+        for (var i = 0; i < 3; i++)
+        {
+            requests.Add(Task.Run(() => Send("create", () => http.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: family))))));
+        }
+        return await Task.WhenAll(requests);
+    }
+
+    /// <summary>All the entries <paramref name="query"/> finds, once the appender has taken what was journaled.</summary>
+    private static async Task<List<AuditEntry>> EntriesAsync(VaubanStore store, AuditQuery query)
+    {
+        var tenant = (await store.Tenants.FindAsync("clinic", CancellationToken.None))!;
+        var context = AccessContext.Operator(tenant, "restart test check");
+        var entries = new List<AuditEntry>();
+        for (var deadline = Stopwatch.StartNew(); ;)
+        {
+            try
+            {
+                var page = await store.AuditLog.SearchPageAsync(context, query, CancellationToken.None);
+                entries.AddRange(page!.Entries);
+                if (!page.More) return entries;
+                query = query with { BeforeSequence = page.Entries[^1].Sequence };
+            }
+            catch (AuditUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    /// <summary>The sessions open on database <paramref name="name"/>, seen from the administrator's connection.</summary>
+    private async Task<long> SessionsAsync(string name)
+    {
+        await using var admin = new Npgsql.NpgsqlConnection(_admin);
+        await admin.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = @name", admin);
+        count.Parameters.AddWithValue("name", name);
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+
     /// <summary>A new database in the throwaway cluster; its connection string.</summary>
     private async Task<string> CreateDatabaseAsync(string name)
     {
@@ -622,10 +764,14 @@ public sealed class PostgresCrashTests : IAsyncLifetime
     }
 
     /// <summary>pg_ctl restart in immediate mode: every backend quits at once, unflushed WAL is lost, the server recovers.</summary>
-    private void CrashAndRestart()
+    private void CrashAndRestart() => Restart("immediate");
+
+    /// <summary>pg_ctl restart in <paramref name="mode"/> (immediate: a crash; fast: the planned restart, each session told
+    /// 57P01), returning once the server accepts connections again.</summary>
+    private void Restart(string mode)
     {
         var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0).Last();
-        var pgCtl = $"{bin}/bin/pg_ctl -D {_cluster}/data -l {_cluster}/server.log restart -m immediate -w -t 60";
+        var pgCtl = $"{bin}/bin/pg_ctl -D {_cluster}/data -l {_cluster}/server.log restart -m {mode} -w -t 60";
         Run(Environment.UserName == "root" ? "runuser" : "bash", Environment.UserName == "root" ? $"-u postgres -- {pgCtl}" : $"-c \"{pgCtl}\"");
     }
 
