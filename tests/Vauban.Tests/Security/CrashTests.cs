@@ -611,18 +611,71 @@ public sealed class PostgresCrashTests : IAsyncLifetime
 
     /// <summary>PostgreSQL restarted under a live server — crashed (immediate) or stopped for maintenance (fast) — takes with it
     /// every idle connection of the server's pools: the reads', the look-ups', the audit appender's. The first requests after it
-    /// is back, all at once, must be answered: before, each that took a connection dead since the restart answered 503, until
-    /// every one had been met once. Each is on the audit chain, which verifies; the log says the connection was lost and
-    /// re-established, never with the password.</summary>
+    /// is back must be answered: before, each that took a connection dead since the restart answered 503, until every one had
+    /// been met once — the load balancer's health check first, which would have taken the server out of service. Each is on
+    /// the audit chain, which verifies; the log says the connection was lost and re-established, never with the password.</summary>
     [Theory]
     [InlineData("immediate")]
     [InlineData("fast")]
     public async Task The_first_requests_after_PostgreSQL_restarts_under_a_live_server_are_all_answered_and_audited(string mode)
     {
-        const string Password = "restart-password-5c1e"; // trust authentication: never asked for, never to be logged
-        var name = "vauban_restart_" + mode;
-        var db = new Npgsql.NpgsqlConnectionStringBuilder(await CreateDatabaseAsync(name)) { Password = Password }.ConnectionString;
-        await using var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
+        await using var served = await ServeAsync("vauban_restart_" + mode);
+        Restart(mode);
+        var restarted = DateTimeOffset.UtcNow;
+
+        // First the load balancer's check, alone: it takes a connection of the records' pool as it comes, no second try.
+        using (var health = await served.Http.GetAsync("/healthz"))
+        {
+            Assert.True(health.StatusCode == HttpStatusCode.OK, $"/healthz after the restart: {health.StatusCode}; the log:\n{served.Log}");
+        }
+        var answers = await BurstAsync(served.Http, served.Patients, "After");
+        await served.AssertAnsweredAndAuditedAsync(answers, restarted);
+
+        // The operator's log: lost, then re-established; the store named by host and database, never by its password.
+        for (var waited = Stopwatch.StartNew(); !served.Log.Contains("re-established", StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(10);)
+        {
+            await Task.Delay(50);
+        }
+        var log = served.Log;
+        Assert.Matches(@"connection to PostgreSQL \S+/vauban_restart_\w+ was lost \(PostgreSQL", log);
+        Assert.Matches(@"connection to PostgreSQL \S+/vauban_restart_\w+ is re-established", log);
+        Assert.True(log.IndexOf("was lost", StringComparison.Ordinal) < log.IndexOf("re-established", StringComparison.Ordinal), log);
+        Assert.DoesNotContain(ServedStore.Password, log, StringComparison.Ordinal);
+        Assert.DoesNotContain("Restart0", log, StringComparison.Ordinal);
+    }
+
+    /// <summary>The server closed the idle connections of a live server's pools without restarting — an idle-session timeout, an
+    /// administrator's pg_terminate_backend —, its one watching connection spared, so nothing warned the server: the reads and
+    /// searches that take them next are run again on new connections, and answered and audited all the same.</summary>
+    [Fact]
+    public async Task Reads_that_take_connections_the_server_closed_meanwhile_are_answered_on_new_ones()
+    {
+        const string Name = "vauban_terminated";
+        await using var served = await ServeAsync(Name);
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var terminate = new Npgsql.NpgsqlCommand("""
+                SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE datname = @name AND application_name NOT LIKE '%connection watch%' AND pid <> pg_backend_pid()
+                """, admin);
+            terminate.Parameters.AddWithValue("name", Name);
+            Assert.True((long)(await terminate.ExecuteScalarAsync())! >= 3);
+        }
+        await Task.Delay(200); // the sessions are gone
+        var closed = DateTimeOffset.UtcNow;
+
+        var answers = await BurstAsync(served.Http, served.Patients, family: null);
+        await served.AssertAnsweredAndAuditedAsync(answers, closed);
+        Assert.DoesNotContain("was lost", served.Log, StringComparison.Ordinal); // the server itself never went away
+    }
+
+    /// <summary>A live server on a new database <paramref name="name"/> of the cluster, four patients, an API client's token, and
+    /// every pool holding idle connections: concurrent reads and searches, creates (their writes and the appender's commits).</summary>
+    private async Task<ServedStore> ServeAsync(string name)
+    {
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(await CreateDatabaseAsync(name)) { Password = ServedStore.Password }.ConnectionString;
+        var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
             CancellationToken.None);
         var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
         var registration = await store.Clients.AddAsync(tenant, "restart", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
@@ -639,33 +692,42 @@ public sealed class PostgresCrashTests : IAsyncLifetime
             logging.AddProvider(new VaubanServer.CapturingLoggerProvider(logs));
         });
         await app.StartAsync();
-        try
+        var served = new ServedStore(store, app, tenant, registration.ClientId, patients, logs);
+        using (var token = await served.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            using var http = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
-            using (var token = await http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
-            {
-                ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
-            })))
-            {
-                http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.BodyAsync()).GetProperty("access_token").GetString());
-            }
-            // Every pool holds idle connections: concurrent reads and searches, creates (their writes and the appender's commits).
-            foreach (var (what, status, _) in await BurstAsync(http, patients, "Warm"))
-            {
-                Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what} before the restart: {status}");
-            }
-            Assert.True(await SessionsAsync(name) >= 3, "the server's pools hold idle connections");
+            ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+        })))
+        {
+            served.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.BodyAsync()).GetProperty("access_token").GetString());
+        }
+        foreach (var (what, status, _) in await BurstAsync(served.Http, patients, "Warm"))
+        {
+            Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what} before: {status}");
+        }
+        Assert.True(await SessionsAsync(name) >= 3, "the server's pools hold idle connections");
+        return served;
+    }
 
-            Restart(mode);
-            var restarted = DateTimeOffset.UtcNow;
-            var answers = await BurstAsync(http, patients, "After");
+    private sealed class ServedStore(VaubanStore store, Microsoft.AspNetCore.Builder.WebApplication app, Tenant tenant, string clientId, List<string> patients, ConcurrentQueue<string> logs)
+        : IAsyncDisposable
+    {
+        /// <summary>In the connection string only: the cluster trusts local connections, so it is never asked for, and must never be logged.</summary>
+        public const string Password = "restart-password-5c1e";
 
+        public VaubanStore Store { get; } = store;
+        public HttpClient Http { get; } = new() { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+        public IReadOnlyList<string> Patients { get; } = patients;
+        public string Log => string.Join('\n', logs);
+
+        /// <summary>Every request answered, and its entry on the audit chain since <paramref name="since"/>; the chain verifies.</summary>
+        public async Task AssertAnsweredAndAuditedAsync((string What, HttpStatusCode Status, string? Id)[] answers, DateTimeOffset since)
+        {
             foreach (var (what, status, _) in answers)
             {
-                Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what} after the restart: {status}; the log:\n{string.Join('\n', logs)}");
+                Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what}: {status}; the log:\n{Log}");
             }
-            var after = await EntriesAsync(store, new AuditQuery { Agent = registration.ClientId, From = restarted.AddSeconds(-1), Count = 1000 });
-            foreach (var patient in patients)
+            var after = await EntriesAsync(new AuditQuery { Agent = clientId, From = since.AddSeconds(-1), Count = 1000 });
+            foreach (var patient in Patients)
             {
                 Assert.Contains(after, e => e.Action == AuditAction.Read && e.Outcome == AuditOutcome.Success && e.Detail.Patient == patient);
             }
@@ -674,31 +736,43 @@ public sealed class PostgresCrashTests : IAsyncLifetime
             {
                 Assert.Contains(after, e => e.Action == AuditAction.Create && e.Outcome == AuditOutcome.Success && e.Detail.Patient == created.Id);
             }
-            var verification = await store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+            var verification = await Store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
             Assert.True(verification.Valid, verification.Problem);
-
-            // The operator's log: lost, then re-established; the store named by host and database, never by its password.
-            for (var waited = Stopwatch.StartNew(); !logs.Any(l => l.Contains("re-established", StringComparison.Ordinal)) && waited.Elapsed < TimeSpan.FromSeconds(10);)
-            {
-                await Task.Delay(50);
-            }
-            var log = string.Join('\n', logs);
-            Assert.Contains($"The connection to PostgreSQL", log, StringComparison.Ordinal);
-            Assert.Matches(@"connection to PostgreSQL \S+/vauban_restart_\w+ was lost \(PostgreSQL", log);
-            Assert.Contains("re-established", log, StringComparison.Ordinal);
-            Assert.True(log.IndexOf("was lost", StringComparison.Ordinal) < log.IndexOf("re-established", StringComparison.Ordinal), log);
-            Assert.DoesNotContain(Password, log, StringComparison.Ordinal);
-            Assert.DoesNotContain("Restart0", log, StringComparison.Ordinal);
         }
-        finally
+
+        /// <summary>All the entries <paramref name="query"/> finds, once the appender has taken what was journaled.</summary>
+        private async Task<List<AuditEntry>> EntriesAsync(AuditQuery query)
         {
+            var context = AccessContext.Operator(tenant, "restart test check");
+            var entries = new List<AuditEntry>();
+            for (var deadline = Stopwatch.StartNew(); ;)
+            {
+                try
+                {
+                    var page = await Store.AuditLog.SearchPageAsync(context, query, CancellationToken.None);
+                    entries.AddRange(page!.Entries);
+                    if (!page.More) return entries;
+                    query = query with { BeforeSequence = page.Entries[^1].Sequence };
+                }
+                catch (AuditUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+                {
+                    await Task.Delay(200);
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
             await app.StopAsync();
             await app.DisposeAsync();
+            await Store.DisposeAsync();
         }
     }
 
-    /// <summary>Reads of each patient, searches and creates, all at once; each request's name, status and (a create) new id.</summary>
-    private static async Task<(string What, HttpStatusCode Status, string? Id)[]> BurstAsync(HttpClient http, IReadOnlyList<string> patients, string family)
+    /// <summary>Reads of each patient, searches and (given a <paramref name="family"/>) creates, all at once; each request's name,
+    /// status and (a create) new id.</summary>
+    private static async Task<(string What, HttpStatusCode Status, string? Id)[]> BurstAsync(HttpClient http, IReadOnlyList<string> patients, string? family)
     {
         async Task<(string, HttpStatusCode, string?)> Send(string what, Func<Task<HttpResponseMessage>> request)
         {
@@ -712,33 +786,11 @@ public sealed class PostgresCrashTests : IAsyncLifetime
             var query = "/fhir/Patient?family=Restart" + i;
             requests.Add(Task.Run(() => Send("search " + query, () => http.GetAsync(query))));
         }
-        for (var i = 0; i < 3; i++)
+        for (var i = 0; family is not null && i < 3; i++)
         {
             requests.Add(Task.Run(() => Send("create", () => http.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: family))))));
         }
         return await Task.WhenAll(requests);
-    }
-
-    /// <summary>All the entries <paramref name="query"/> finds, once the appender has taken what was journaled.</summary>
-    private static async Task<List<AuditEntry>> EntriesAsync(VaubanStore store, AuditQuery query)
-    {
-        var tenant = (await store.Tenants.FindAsync("clinic", CancellationToken.None))!;
-        var context = AccessContext.Operator(tenant, "restart test check");
-        var entries = new List<AuditEntry>();
-        for (var deadline = Stopwatch.StartNew(); ;)
-        {
-            try
-            {
-                var page = await store.AuditLog.SearchPageAsync(context, query, CancellationToken.None);
-                entries.AddRange(page!.Entries);
-                if (!page.More) return entries;
-                query = query with { BeforeSequence = page.Entries[^1].Sequence };
-            }
-            catch (AuditUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
-            {
-                await Task.Delay(200);
-            }
-        }
     }
 
     /// <summary>The sessions open on database <paramref name="name"/>, seen from the administrator's connection.</summary>
