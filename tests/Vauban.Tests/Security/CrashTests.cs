@@ -645,8 +645,9 @@ public sealed class PostgresCrashTests : IAsyncLifetime
     }
 
     /// <summary>The server closed the idle connections of a live server's pools without restarting — an idle-session timeout, an
-    /// administrator's pg_terminate_backend —, its one watching connection spared, so nothing warned the server: the reads and
-    /// searches that take them next are run again on new connections, and answered and audited all the same.</summary>
+    /// administrator's pg_terminate_backend —, its one watching connection spared, so nothing warned the server: the first read
+    /// that takes one is run again on a new connection, every pool's dead connections dropped with it, and the reads and
+    /// searches after it are answered and audited all the same.</summary>
     [Fact]
     public async Task Reads_that_take_connections_the_server_closed_meanwhile_are_answered_on_new_ones()
     {
@@ -665,6 +666,10 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         await Task.Delay(200); // the sessions are gone
         var closed = DateTimeOffset.UtcNow;
 
+        using (var first = await served.Http.GetAsync($"/fhir/Patient/{served.Patients[0]}"))
+        {
+            Assert.True(first.StatusCode == HttpStatusCode.OK, $"the first read: {first.StatusCode}; the log:\n{served.Log}");
+        }
         var answers = await BurstAsync(served.Http, served.Patients, family: null);
         await served.AssertAnsweredAndAuditedAsync(answers, closed);
         Assert.DoesNotContain("was lost", served.Log, StringComparison.Ordinal); // the server itself never went away
@@ -716,7 +721,7 @@ public sealed class PostgresCrashTests : IAsyncLifetime
 
         public VaubanStore Store { get; } = store;
         public HttpClient Http { get; } = new() { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
-        public IReadOnlyList<string> Patients { get; } = patients;
+        public List<string> Patients { get; } = patients;
         public string Log => string.Join('\n', logs);
 
         /// <summary>Every request answered, and its entry on the audit chain since <paramref name="since"/>; the chain verifies.</summary>
