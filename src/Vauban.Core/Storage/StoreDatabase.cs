@@ -97,6 +97,27 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// Never throws. SQLite: returns at once (no server to lose).</summary>
     internal virtual Task WatchAsync(Action<string> lost, Action<TimeSpan> restored, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>A look-up that changes nothing (<paramref name="read"/> on a connection of <see cref="OpenLookupAsync"/>), run once
+    /// more on a new connection when the one taken had died (<see cref="DropConnectionsIfLost"/>, which drops the pools' dead
+    /// idle connections first): <paramref name="read"/> must keep what it read to itself until it returns.</summary>
+    internal async Task<T> LookUpAsync<T>(Func<DbConnection, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        async Task<T> OnceAsync()
+        {
+            await using var connection = await OpenLookupAsync(cancellationToken);
+            return await read(connection, cancellationToken);
+        }
+        try
+        {
+            return await OnceAsync();
+        }
+        catch (Exception e) when (DropConnectionsIfLost(e))
+        {
+            return await OnceAsync();
+        }
+    }
+
     /// <summary><see cref="QueryAsync"/> on a look-up's connection (<see cref="OpenLookupAsync"/>). SQLite: a read like any other
     /// (its readers never wait for a writer's connection).</summary>
     public virtual Task<T> QueryLookupAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
