@@ -76,6 +76,14 @@ public sealed class VaubanStore : IAsyncDisposable
             return cause;
         }
     }
+    /// <summary>For a server (<c>vauban serve</c>), until <paramref name="cancellationToken"/> is cancelled: watches the connection
+    /// to PostgreSQL, so that when the server restarts or crashes the connections that died with it are dropped at once and the
+    /// first requests after it comes back open new ones (<see cref="StoreDatabase.WatchAsync"/>). <paramref name="lost"/> is told
+    /// the cause, safe to log (a code, never the server's words); <paramref name="restored"/> how long the server was away. SQLite:
+    /// returns at once. Never throws.</summary>
+    public Task WatchDatabaseAsync(Action<string> lost, Action<TimeSpan> restored, CancellationToken cancellationToken) =>
+        _database.WatchAsync(lost, restored, cancellationToken);
+
     public RecordsService Records { get; }
     public AccessPolicy Policy { get; }
     public BreakTheGlass BreakTheGlass { get; }

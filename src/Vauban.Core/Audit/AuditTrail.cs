@@ -380,8 +380,12 @@ public sealed class AuditTrail : IAsyncDisposable
     /// no journal, a backlog past MaxBacklog, or no entries — a reader catching up — once they are on the chain).</summary>
     private async Task EnqueueAsync(PendingGroup group)
     {
-        _ = _appender.Value;
-        if (_copyFailure is { } failure) throw new AuditUnavailableException(failure.Message, failure.InnerException ?? failure);
+        var appender = _appender.Value;
+        if (_copyFailure is { } failure)
+        {
+            if (appender.IsCompleted) throw new AuditUnavailableException(failure.Message, failure.InnerException ?? failure);
+            await AwaitNextCopyAsync();
+        }
         var wait = true;
         lock (_journalLock)
         {
@@ -415,6 +419,33 @@ public sealed class AuditTrail : IAsyncDisposable
         }
         if (Interlocked.CompareExchange(ref _sleeping, 0, 1) == 1 || (group.Urgent && Interlocked.CompareExchange(ref _sleeping, 0, 2) == 2)) Wake();
         if (group.Done is { } done) await done.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>The chain could not take the journaled entries at the appender's last attempt (the database away or restarting): an
+    /// act waits for its next one, a RetryDelay away at most, and is refused only if that one fails too. Refused at once on the
+    /// last attempt's failure, the first acts after PostgreSQL came back answered 503 until the appender tried again.</summary>
+    private async Task AwaitNextCopyAsync()
+    {
+        var next = new PendingGroup(0, []) { Urgent = true };
+        next.Await();
+        lock (_journalLock)
+        {
+            Interlocked.Increment(ref _urgent);
+            if (!_queue.Writer.TryWrite(next))
+            {
+                Interlocked.Decrement(ref _urgent);
+                throw new AuditUnavailableException("The audit log is closed.");
+            }
+        }
+        Wake();
+        try
+        {
+            await next.Done!.Task.ConfigureAwait(false);
+        }
+        catch (AuditUnavailableException failure)
+        {
+            throw new AuditUnavailableException(failure.Message, failure.InnerException ?? failure);
+        }
     }
 
     /// <summary>Wakes the appender. An act that queued its entries just before the trail closed may get here after DisposeAsync
@@ -1437,57 +1468,72 @@ public sealed class AuditTrail : IAsyncDisposable
     /// <summary>Writes one group commit; returns the tenants whose lookups should now be built.</summary>
     private async Task<List<long>> CommitBatchAsync(List<PendingGroup> batch, bool retry)
     {
-        var toIndex = new List<long>();
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            if (batch.TrueForAll(g => g.Entries.Count == 0)) return toIndex; // only readers catching up
-            var session = await SessionAsync();
-            await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
+            var committing = false;
+            try
             {
-                var lost = _checkProgress ? await CopyAgainWhatTheDatabaseLostAsync(scope, session.Statements) : new Dictionary<long, List<PreparedEntry>>();
-                IEnumerable<PendingGroup> groups = batch.Where(g => g.Entries.Count > 0);
-                if (retry)
-                {
-                    // A commit that failed may have been applied all the same (the connection lost during COMMIT): what the
-                    // journal's progress row already covers is on the chain.
-                    var copied = new Dictionary<string, long>(StringComparer.Ordinal);
-                    foreach (var name in batch.Select(g => g.Journal).OfType<string>().Distinct())
-                    {
-                        copied[name] = await ChainStatements.JournalCopiedAsync(scope, name, CancellationToken.None);
-                    }
-                    groups = groups.Where(g => g.Journal is null || g.JournalEnd > copied[g.Journal]).ToList();
-                }
-                // Each chain head locked once, in ascending tenant id (WriteScope.ChainsInLockOrder): what the database lost first,
-                // then this batch, each in its journal order.
-                var byTenant = groups.GroupBy(g => g.TenantId).ToDictionary(t => t.Key, t => t.ToList());
-                foreach (var tenantId in byTenant.Keys.Union(lost.Keys).Order())
-                {
-                    var now = byTenant.GetValueOrDefault(tenantId) ?? [];
-                    IReadOnlyList<PreparedEntry> entries = !lost.TryGetValue(tenantId, out var again) && now.Count == 1
-                        ? now[0].Entries
-                        : [.. again ?? [], .. now.SelectMany(g => g.Entries)];
-                    var state = await AppendInScopeAsync(scope, tenantId, entries, CancellationToken.None, kept: session.Statements);
-                    if (state.Size - state.Indexed >= _options.IndexEvery) toIndex.Add(tenantId);
-                }
-                // How far each journal is on the chain, in the same transaction: a journal found after a crash is copied from there.
-                var progress = new Dictionary<string, long>(StringComparer.Ordinal);
-                foreach (var group in batch)
-                {
-                    if (group.Journal is { } name) progress[name] = group.JournalEnd;
-                }
-                foreach (var (name, end) in progress) await session.Statements.SaveJournalAsync(name, end, CancellationToken.None);
-                await scope.CommitAsync(CancellationToken.None);
-                _checkProgress = false;
-                foreach (var (name, end) in progress) _copied[name] = end;
+                return await CommitBatchOnceAsync(batch, retry, () => committing = true);
             }
-            Interlocked.Increment(ref _committed);
-            return toIndex;
+            catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
+            {
+                await DropSessionAsync();
+                // The appender's connection had died before this batch used it (PostgreSQL restarted while it was idle): nothing
+                // of the transaction was committed, so it is written once more at once on a new connection, rather than refusing
+                // the acts waiting for it. Never once COMMIT was sent: its outcome is unknown (the next batch's retry checks
+                // the journals' progress rows for it).
+                if (attempt == 1 && !committing && _database.DropConnectionsIfLost(e)) continue;
+                throw;
+            }
         }
-        catch (Exception e) when (e is DbException or InvalidOperationException or AuditIntegrityException or IOException or TimeoutException)
+    }
+
+    private async Task<List<long>> CommitBatchOnceAsync(List<PendingGroup> batch, bool retry, Action committing)
+    {
+        var toIndex = new List<long>();
+        if (batch.TrueForAll(g => g.Entries.Count == 0)) return toIndex; // only readers catching up
+        var session = await SessionAsync();
+        await using (var scope = await _database.BeginWriteOnAsync(session.Connection, CancellationToken.None))
         {
-            await DropSessionAsync();
-            throw;
+            var lost = _checkProgress ? await CopyAgainWhatTheDatabaseLostAsync(scope, session.Statements) : new Dictionary<long, List<PreparedEntry>>();
+            IEnumerable<PendingGroup> groups = batch.Where(g => g.Entries.Count > 0);
+            if (retry)
+            {
+                // A commit that failed may have been applied all the same (the connection lost during COMMIT): what the
+                // journal's progress row already covers is on the chain.
+                var copied = new Dictionary<string, long>(StringComparer.Ordinal);
+                foreach (var name in batch.Select(g => g.Journal).OfType<string>().Distinct())
+                {
+                    copied[name] = await ChainStatements.JournalCopiedAsync(scope, name, CancellationToken.None);
+                }
+                groups = groups.Where(g => g.Journal is null || g.JournalEnd > copied[g.Journal]).ToList();
+            }
+            // Each chain head locked once, in ascending tenant id (WriteScope.ChainsInLockOrder): what the database lost first,
+            // then this batch, each in its journal order.
+            var byTenant = groups.GroupBy(g => g.TenantId).ToDictionary(t => t.Key, t => t.ToList());
+            foreach (var tenantId in byTenant.Keys.Union(lost.Keys).Order())
+            {
+                var now = byTenant.GetValueOrDefault(tenantId) ?? [];
+                IReadOnlyList<PreparedEntry> entries = !lost.TryGetValue(tenantId, out var again) && now.Count == 1
+                    ? now[0].Entries
+                    : [.. again ?? [], .. now.SelectMany(g => g.Entries)];
+                var state = await AppendInScopeAsync(scope, tenantId, entries, CancellationToken.None, kept: session.Statements);
+                if (state.Size - state.Indexed >= _options.IndexEvery) toIndex.Add(tenantId);
+            }
+            // How far each journal is on the chain, in the same transaction: a journal found after a crash is copied from there.
+            var progress = new Dictionary<string, long>(StringComparer.Ordinal);
+            foreach (var group in batch)
+            {
+                if (group.Journal is { } name) progress[name] = group.JournalEnd;
+            }
+            foreach (var (name, end) in progress) await session.Statements.SaveJournalAsync(name, end, CancellationToken.None);
+            committing();
+            await scope.CommitAsync(CancellationToken.None);
+            _checkProgress = false;
+            foreach (var (name, end) in progress) _copied[name] = end;
         }
+        Interlocked.Increment(ref _committed);
+        return toIndex;
     }
 
     /// <summary>Reads again, for the caller to put on the chain in <paramref name="scope"/>, what this process copied from its

@@ -312,8 +312,12 @@ internal sealed class KeyRing : IDisposable
     {
         if (_signers.TryGetValue(tenantId, out var signer)) return signer;
         // Asked by a transaction's audit append (its first checkpoint in this process): a look-up's connection (OpenLookupAsync).
-        await using var lookup = on is null ? await _database.OpenLookupAsync(cancellationToken) : null;
-        var connection = on ?? lookup!;
+        if (on is not null) return await AuditSignerOnAsync(on, tenantId, cancellationToken);
+        return await _database.LookUpAsync((connection, ct) => AuditSignerOnAsync(connection, tenantId, ct), cancellationToken);
+    }
+
+    private async Task<AuditSigningKey> AuditSignerOnAsync(System.Data.Common.DbConnection connection, long tenantId, CancellationToken cancellationToken)
+    {
         using var command = connection.Command(
             "SELECT key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose = @p ORDER BY key_version DESC LIMIT 1")
             .With("t", tenantId).With("p", AuditSigningPurpose);
@@ -406,10 +410,7 @@ internal sealed class KeyRing : IDisposable
     {
         try
         {
-            await using (var connection = await _database.OpenLookupAsync(cancellationToken))
-            {
-                if (await NewestDataKeyAsync(connection, tenantId, cancellationToken) <= held.Keys.KeyVersion) return held.Keys;
-            }
+            if (await _database.LookUpAsync((connection, ct) => NewestDataKeyAsync(connection, tenantId, ct), cancellationToken) <= held.Keys.KeyVersion) return held.Keys;
             return await LoadAsync(tenantId, replace: true, cancellationToken);
         }
         catch
@@ -423,9 +424,11 @@ internal sealed class KeyRing : IDisposable
 
     /// <summary>Reads and unwraps the establishment's keys. <paramref name="replace"/>: they take the place of those held (which
     /// are not disposed: requests may be using them; the collector frees them).</summary>
-    private async Task<TenantKeys> LoadAsync(long tenantId, bool replace, CancellationToken cancellationToken)
+    private Task<TenantKeys> LoadAsync(long tenantId, bool replace, CancellationToken cancellationToken) =>
+        _database.LookUpAsync((connection, ct) => LoadOnAsync(connection, tenantId, replace, ct), cancellationToken);
+
+    private async Task<TenantKeys> LoadOnAsync(System.Data.Common.DbConnection connection, long tenantId, bool replace, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenLookupAsync(cancellationToken);
         using var command = connection.Command(
             "SELECT purpose, key_version, wrapped FROM tenant_keys WHERE tenant_id = @t AND purpose IN (@d, @i) ORDER BY key_version DESC")
             .With("t", tenantId).With("d", DataPurpose).With("i", IndexPurpose);

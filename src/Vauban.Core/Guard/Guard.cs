@@ -155,8 +155,11 @@ public sealed partial class RecordsGuard
         var canaries = new Dictionary<long, HashSet<string>>();
         var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
         // Asked by a request that may hold a write transaction: a connection that the requests waiting for this refresh do not hold.
-        await using (var connection = await _database.OpenLookupAsync(cancellationToken))
+        await _database.LookUpAsync(async (connection, cancellationToken) =>
         {
+            contained.Clear(); // read again from the start on a new connection, when the first had died
+            canaries.Clear();
+            grants.Clear();
             // Baselines are read once, at start: after that this server is where they are learned.
             if (!_baselinesLoaded)
             {
@@ -188,7 +191,8 @@ public sealed partial class RecordsGuard
             {
                 while (await reader.ReadAsync(cancellationToken)) grants.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
             }
-        }
+            return true;
+        }, cancellationToken);
         // A containment missing from the database was released elsewhere (the command line, another server): the principal's
         // reading here starts afresh, as a release on this server does. One this server has not finished writing, or wrote
         // after the read began, is not missing.

@@ -84,6 +84,40 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// writes at once on a pool of 4, 7 of them (review, H1).</summary>
     internal virtual Task<DbConnection> OpenLookupAsync(CancellationToken cancellationToken) => OpenAsync(cancellationToken);
 
+    /// <summary>True when <paramref name="error"/> says that a connection to the server had died or was closed by it — the server
+    /// restarted or crashed, an idle timeout or a firewall ended the session. The idle connections the pools hold died with it,
+    /// so they are dropped: the next one opened is new. An operation that sent nothing on the dead connection, or only a
+    /// read-only statement outside a transaction, may then be tried once more; never a COMMIT whose outcome is unknown. SQLite: never.</summary>
+    internal virtual bool DropConnectionsIfLost(Exception error) => false;
+
+    /// <summary>Until <paramref name="cancellationToken"/> is cancelled, holds one connection that waits on the server without
+    /// sending anything, so that the server closing it (a restart, a crash) is known at once, not by the next requests that
+    /// take the pools' dead idle connections: the pools are then dropped, <paramref name="lost"/> is told the cause (by code,
+    /// <see cref="StoreFailures"/>), and <paramref name="restored"/> how long the server was away once it answers again.
+    /// Never throws. SQLite: returns at once (no server to lose).</summary>
+    internal virtual Task WatchAsync(Action<string> lost, Action<TimeSpan> restored, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>A look-up that changes nothing (<paramref name="read"/> on a connection of <see cref="OpenLookupAsync"/>), run once
+    /// more on a new connection when the one taken had died (<see cref="DropConnectionsIfLost"/>, which drops the pools' dead
+    /// idle connections first): <paramref name="read"/> must keep what it read to itself until it returns.</summary>
+    internal async Task<T> LookUpAsync<T>(Func<DbConnection, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        async Task<T> OnceAsync()
+        {
+            await using var connection = await OpenLookupAsync(cancellationToken);
+            return await read(connection, cancellationToken);
+        }
+        try
+        {
+            return await OnceAsync();
+        }
+        catch (Exception e) when (DropConnectionsIfLost(e))
+        {
+            return await OnceAsync();
+        }
+    }
+
     /// <summary><see cref="QueryAsync"/> on a look-up's connection (<see cref="OpenLookupAsync"/>). SQLite: a read like any other
     /// (its readers never wait for a writer's connection).</summary>
     public virtual Task<T> QueryLookupAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
@@ -849,6 +883,70 @@ internal sealed class PostgresDatabase : StoreDatabase
         };
         _lazyDataSource = NpgsqlDataSource.Create(lazy.ConnectionString);
         _lookupDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString) { MinPoolSize = 0, MaxPoolSize = LookupPoolSize }.ConnectionString);
+        _watchDataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(builder.ConnectionString)
+        {
+            Pooling = false,
+            // Named in pg_stat_activity: the one session of a serving Vauban that stays idle on purpose.
+            ApplicationName = string.IsNullOrEmpty(builder.ApplicationName) ? "Vauban connection watch" : builder.ApplicationName + " (connection watch)",
+            // A server gone without closing the session (its machine down, a network cut) is found by a keepalive query.
+            KeepAlive = WatchKeepAliveSeconds,
+        }.ConnectionString);
+    }
+
+    private const int WatchKeepAliveSeconds = 10;
+
+    /// <summary>How long the watch waits before it tries again to reach a server that is away.</summary>
+    private static readonly TimeSpan WatchRetryDelay = TimeSpan.FromMilliseconds(250);
+
+    private readonly NpgsqlDataSource _watchDataSource;
+
+    internal override async Task WatchAsync(Action<string> lost, Action<TimeSpan> restored, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lost);
+        ArgumentNullException.ThrowIfNull(restored);
+        System.Diagnostics.Stopwatch? away = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await _watchDataSource.OpenConnectionAsync(cancellationToken);
+                if (away is not null)
+                {
+                    restored(away.Elapsed);
+                    away = null;
+                }
+                // Nothing is sent (keepalives aside) and no notification is listened for: the wait ends when the server closes the
+                // session — a fast or immediate stop, a crash — or the socket fails.
+                while (true) await connection.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // the store closed
+            }
+            catch (Exception e) when (e is DbException or IOException or System.Net.Sockets.SocketException or TimeoutException or InvalidOperationException)
+            {
+                if (away is null)
+                {
+                    // Every idle connection of the pools died with this one: dropped now, before the server is back, so that
+                    // the first requests after it open new ones.
+                    DropConnections();
+                    away = System.Diagnostics.Stopwatch.StartNew();
+                    lost(StoreFailures.UnavailableCause(e) ?? "the connection failed (" + e.GetType().Name + ")");
+                }
+            }
+            try
+            {
+                await Task.Delay(WatchRetryDelay, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
     }
 
     private readonly bool _partsAfterPassword;
@@ -905,12 +1003,77 @@ internal sealed class PostgresDatabase : StoreDatabase
     internal override async Task<DbConnection> OpenLookupAsync(CancellationToken cancellationToken) =>
         await _lookupDataSource.OpenConnectionAsync(cancellationToken);
 
-    public override async Task<T> QueryLookupAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    public override Task<T> QueryLookupAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
+        QueryOnAsync(_lookupDataSource, built, read, cancellationToken);
+
+    /// <summary>A read-only query on a connection of <paramref name="pool"/>, run once more on a new connection when the one taken
+    /// had died before it answered (<see cref="AgainIfLostAsync"/>); the rows are read once, after it answered.</summary>
+    private async Task<T> QueryOnAsync<T>(NpgsqlDataSource pool, DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
     {
-        await using var connection = await _lookupDataSource.OpenConnectionAsync(cancellationToken);
-        built.Connection = connection;
-        await using var reader = await built.ExecuteReaderAsync(cancellationToken);
-        return await read(reader, cancellationToken);
+        var (connection, reader) = await AgainIfLostAsync(async () =>
+        {
+            var connection = await pool.OpenConnectionAsync(cancellationToken);
+            try
+            {
+                built.Connection = connection;
+                return (connection, await built.ExecuteReaderAsync(cancellationToken));
+            }
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
+        });
+        await using (connection)
+        await using (reader)
+        {
+            return await read(reader, cancellationToken);
+        }
+    }
+
+    /// <summary>Runs <paramref name="attempt"/>, and once more when it failed because its connection had died before it was used
+    /// (<see cref="DropConnectionsIfLost"/>: the pools' idle connections, dead with it, are dropped first, so the second attempt
+    /// opens a new one). Only for what is safe to run twice: a read-only statement outside a transaction, or the opening of a
+    /// write transaction before anything was written in it. After a PostgreSQL restart each pool's idle connections had died,
+    /// and each request that took one answered 503 until all had been met once.</summary>
+    private async Task<T> AgainIfLostAsync<T>(Func<Task<T>> attempt)
+    {
+        try
+        {
+            return await attempt();
+        }
+        catch (Exception e) when (IsLost(e))
+        {
+            DropConnections();
+            return await attempt();
+        }
+    }
+
+    /// <summary>The server closed the session (shut down, crashed, an idle session timed out), or the socket failed under Npgsql;
+    /// not a timeout (the server may be busy, and a second attempt would double the wait).</summary>
+    private static bool IsLost(Exception error) => error switch
+    {
+        // 57P01 admin_shutdown (a fast or immediate stop, pg_terminate_backend), 57P02 crash_shutdown, 57P05 idle_session_timeout.
+        PostgresException postgres => postgres.SqlState is "57P01" or "57P02" or "57P05",
+        NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException } => true,
+        _ => false,
+    };
+
+    /// <summary>Npgsql drops a pool's idle connections itself only on some failures, and only that pool's (the main, the look-ups'
+    /// and the audit appender's are three); a connection in use is closed when it is given back.</summary>
+    private void DropConnections()
+    {
+        _dataSource.Clear();
+        _lookupDataSource.Clear();
+        _lazyDataSource.Clear();
+    }
+
+    internal override bool DropConnectionsIfLost(Exception error)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        if (!IsLost(error)) return false;
+        DropConnections();
+        return true;
     }
 
     public override StorageEngine Engine => StorageEngine.Postgres;
@@ -925,21 +1088,19 @@ internal sealed class PostgresDatabase : StoreDatabase
     {
         await using var command = _dataSource.CreateCommand(sql);
         foreach (var (name, value) in parameters) command.Parameters.Add(new NpgsqlParameter(name, value));
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await using var reader = await AgainIfLostAsync(() => command.ExecuteReaderAsync(cancellationToken));
         return await reader.ReadAsync(cancellationToken) ? read(reader) : null;
     }
 
     public override DbCommand NewCommand() => new NpgsqlCommand();
 
-    public override async Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
-    {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-        built.Connection = connection;
-        await using var reader = await built.ExecuteReaderAsync(cancellationToken);
-        return await read(reader, cancellationToken);
-    }
+    public override Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
+        QueryOnAsync(_dataSource, built, read, cancellationToken);
 
-    public override async Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken)
+    // Npgsql sends BEGIN with the transaction's first statement: here only when its commit must be made durable (SET LOCAL).
+    public override Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken) => AgainIfLostAsync(() => BeginWriteOnceAsync(cancellationToken));
+
+    private async Task<WriteScope> BeginWriteOnceAsync(CancellationToken cancellationToken)
     {
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         try
@@ -1028,6 +1189,7 @@ internal sealed class PostgresDatabase : StoreDatabase
 
     public override async ValueTask DisposeAsync()
     {
+        await _watchDataSource.DisposeAsync();
         await _lazyDataSource.DisposeAsync();
         await _lookupDataSource.DisposeAsync();
         await _dataSource.DisposeAsync();

@@ -104,6 +104,7 @@ public static class VaubanHost
         // Hashed before the first request, not at the first attempt on an unknown account (which then took two hashes' time).
         _ = app.Services.GetService<DummyPasswordHash>();
         LogSecurityAlerts(store, app);
+        WatchDatabase(store, app);
         if (renewal is not null)
         {
             app.Lifetime.ApplicationStarted.Register(() => renewal.Start(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ServerCertificate).FullName!)));
@@ -222,6 +223,26 @@ public static class VaubanHost
                 + "holds the previous key. Restart it with the store's new key; the next commit of a process holding it signs over them.", tenantId);
         store.Audit.LeftUnsigned += Unsigned;
         app.Lifetime.ApplicationStopped.Register(() => store.Audit.LeftUnsigned -= Unsigned);
+    }
+
+    /// <summary>While the host runs, a PostgreSQL restart or crash is met by the store's watch rather than by the first requests
+    /// after it (<see cref="VaubanStore.WatchDatabaseAsync"/>), and the operator's log says when the connection was lost and when
+    /// it was re-established: the store's description (host, port, database, never the password) and a cause by code.</summary>
+    private static void WatchDatabase(VaubanStore store, WebApplication app)
+    {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Storage");
+        var stop = new CancellationTokenSource();
+        Task? watching = null;
+        app.Lifetime.ApplicationStarted.Register(() => watching = store.WatchDatabaseAsync(
+            cause => log.LogWarning("The connection to {Store} was lost ({Cause}): its pooled connections are dropped; requests answer 503 until it is back", store.Description, cause),
+            away => log.LogInformation("The connection to {Store} is re-established, after {Seconds:0.0} s away", store.Description, away.TotalSeconds),
+            stop.Token));
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            stop.Cancel();
+            watching?.Wait(TimeSpan.FromSeconds(5)); // it never throws; its connection is closed before the store is
+            stop.Dispose();
+        });
     }
 
     /// <summary>HEAD is answered as the GET it stands for (HTTP: every general-purpose server supports both), with the same

@@ -182,7 +182,8 @@ public sealed class VaubanServer : IAsyncDisposable
         }
     }
 
-    private sealed class CapturingLoggerProvider(ConcurrentQueue<string> logs) : ILoggerProvider
+    /// <summary>Captures every log line of a host into <paramref name="logs"/> (<see cref="CapturingLogger"/>).</summary>
+    internal sealed class CapturingLoggerProvider(ConcurrentQueue<string> logs) : ILoggerProvider
     {
         public ILogger CreateLogger(string categoryName) => new CapturingLogger(categoryName, logs);
         public void Dispose() { }

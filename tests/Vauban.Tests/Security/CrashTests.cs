@@ -609,6 +609,230 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.Equal(acknowledged.Count, (long)(await count.ExecuteScalarAsync())!);
     }
 
+    /// <summary>PostgreSQL restarted under a live server — crashed (immediate) or stopped for maintenance (fast) — takes with it
+    /// every idle connection of the server's pools: the reads', the look-ups', the audit appender's. The first requests after it
+    /// is back must be answered: before, each that took a connection dead since the restart answered 503, until every one had
+    /// been met once — the load balancer's health check first, which would have taken the server out of service. Each is on
+    /// the audit chain, which verifies; the log says the connection was lost and re-established, never with the password.</summary>
+    /// <remarks>Busy: a client reads on while PostgreSQL restarts (its requests then may fail, in flight), so the audit appender
+    /// meets the restart with entries to copy and fails; the first requests after it wait for its next attempt rather than
+    /// being refused by that failure.</remarks>
+    [Theory]
+    [InlineData("immediate", false)]
+    [InlineData("fast", false)]
+    [InlineData("immediate", true)]
+    public async Task The_first_requests_after_PostgreSQL_restarts_under_a_live_server_are_all_answered_and_audited(string mode, bool busy)
+    {
+        await using var served = await ServeAsync("vauban_restart_" + mode + (busy ? "_busy" : ""));
+        using var stop = new CancellationTokenSource();
+        var reading = busy ? Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var read = await served.Http.GetAsync($"/fhir/Patient/{served.Patients[0]}");
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    // not answered while PostgreSQL is away
+                }
+            }
+        }) : Task.CompletedTask;
+        if (busy) await Task.Delay(300);
+        Restart(mode);
+        await stop.CancelAsync();
+        await reading;
+        var restarted = DateTimeOffset.UtcNow;
+
+        // First the load balancer's check, alone: it takes a connection of the records' pool as it comes, no second try.
+        using (var health = await served.Http.GetAsync("/healthz"))
+        {
+            Assert.True(health.StatusCode == HttpStatusCode.OK, $"/healthz after the restart: {health.StatusCode}; the log:\n{served.Log}");
+        }
+        var answers = await BurstAsync(served.Http, served.Patients, "After");
+        await served.AssertAnsweredAndAuditedAsync(answers, restarted);
+
+        // The operator's log: lost, then re-established; the store named by host and database, never by its password.
+        for (var waited = Stopwatch.StartNew(); !served.Log.Contains("re-established", StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(10);)
+        {
+            await Task.Delay(50);
+        }
+        var log = served.Log;
+        Assert.Matches(@"connection to PostgreSQL \S+/vauban_restart_\w+ was lost \(PostgreSQL", log);
+        Assert.Matches(@"connection to PostgreSQL \S+/vauban_restart_\w+ is re-established", log);
+        Assert.True(log.IndexOf("was lost", StringComparison.Ordinal) < log.IndexOf("re-established", StringComparison.Ordinal), log);
+        Assert.DoesNotContain(ServedStore.Password, log, StringComparison.Ordinal);
+        Assert.DoesNotContain("Restart0", log, StringComparison.Ordinal);
+    }
+
+    /// <summary>The server closed the idle connections of a live server's pools without restarting — an idle-session timeout, an
+    /// administrator's pg_terminate_backend —, its one watching connection spared, so nothing warned the server: the first read
+    /// that takes one is run again on a new connection, every pool's dead connections dropped with it, and the reads and
+    /// searches after it are answered and audited all the same.</summary>
+    [Fact]
+    public async Task Reads_that_take_connections_the_server_closed_meanwhile_are_answered_on_new_ones()
+    {
+        const string Name = "vauban_terminated";
+        await using var served = await ServeAsync(Name);
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var terminate = new Npgsql.NpgsqlCommand("""
+                SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
+                WHERE datname = @name AND application_name NOT LIKE '%connection watch%' AND pid <> pg_backend_pid()
+                """, admin);
+            terminate.Parameters.AddWithValue("name", Name);
+            Assert.True((long)(await terminate.ExecuteScalarAsync())! >= 3);
+        }
+        var closed = DateTimeOffset.UtcNow;
+
+        using (var first = await served.Http.GetAsync($"/fhir/Patient/{served.Patients[0]}"))
+        {
+            Assert.True(first.StatusCode == HttpStatusCode.OK, $"the first read: {first.StatusCode}; the log:\n{served.Log}");
+        }
+        var answers = await BurstAsync(served.Http, served.Patients, family: null);
+        await served.AssertAnsweredAndAuditedAsync(answers, closed);
+        Assert.DoesNotContain("was lost", served.Log, StringComparison.Ordinal); // the server itself never went away
+    }
+
+    /// <summary>A live server on a new database <paramref name="name"/> of the cluster, four patients, an API client's token, and
+    /// every pool holding idle connections: concurrent reads and searches, creates (their writes and the appender's commits).</summary>
+    private async Task<ServedStore> ServeAsync(string name)
+    {
+        var db = new Npgsql.NpgsqlConnectionStringBuilder(await CreateDatabaseAsync(name)) { Password = ServedStore.Password }.ConnectionString;
+        var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
+            CancellationToken.None);
+        var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
+        var registration = await store.Clients.AddAsync(tenant, "restart", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+        var patients = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            using var json = JsonDocument.Parse(Samples.Patient(family: "Restart" + i));
+            patients.Add((await store.Records.CreateAsync(AccessContext.Operator(tenant, "set-up"), "Patient", json.RootElement, null, CancellationToken.None)).Id!);
+        }
+        var logs = new ConcurrentQueue<string>();
+        var app = Web.VaubanHost.Build(store, new Web.ServerOptions("http://127.0.0.1:0"), logging =>
+        {
+            logging.ClearProviders();
+            logging.AddProvider(new VaubanServer.CapturingLoggerProvider(logs));
+        });
+        await app.StartAsync();
+        var served = new ServedStore(store, app, tenant, registration.ClientId, patients, logs);
+        using (var token = await served.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+        })))
+        {
+            served.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await token.BodyAsync()).GetProperty("access_token").GetString());
+        }
+        foreach (var (what, status, _) in await BurstAsync(served.Http, patients, "Warm"))
+        {
+            Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what} before: {status}");
+        }
+        Assert.True(await SessionsAsync(name) >= 3, "the server's pools hold idle connections");
+        // The appender idle too, the entries on the chain (that search's own a moment later): the server is quiet, and the watch
+        // alone sees PostgreSQL go (the appender meeting it with a batch to write would drop the pools' connections as well).
+        await served.Store.AuditLog.SearchPageAsync(AccessContext.Operator(tenant, "restart test"), new AuditQuery { Count = 1 }, CancellationToken.None);
+        await Task.Delay(500);
+        return served;
+    }
+
+    private sealed class ServedStore(VaubanStore store, Microsoft.AspNetCore.Builder.WebApplication app, Tenant tenant, string clientId, List<string> patients, ConcurrentQueue<string> logs)
+        : IAsyncDisposable
+    {
+        /// <summary>In the connection string only: the cluster trusts local connections, so it is never asked for, and must never be logged.</summary>
+        public const string Password = "restart-password-5c1e";
+
+        public VaubanStore Store { get; } = store;
+        public HttpClient Http { get; } = new() { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+        public List<string> Patients { get; } = patients;
+        public string Log => string.Join('\n', logs);
+
+        /// <summary>Every request answered, and its entry on the audit chain since <paramref name="since"/>; the chain verifies.</summary>
+        public async Task AssertAnsweredAndAuditedAsync((string What, HttpStatusCode Status, string? Id)[] answers, DateTimeOffset since)
+        {
+            foreach (var (what, status, _) in answers)
+            {
+                Assert.True(status is HttpStatusCode.OK or HttpStatusCode.Created, $"{what}: {status}; the log:\n{Log}");
+            }
+            var after = await EntriesAsync(new AuditQuery { Agent = clientId, From = since.AddSeconds(-1), Count = 1000 });
+            foreach (var patient in Patients)
+            {
+                Assert.Contains(after, e => e.Action == AuditAction.Read && e.Outcome == AuditOutcome.Success && e.Detail.Patient == patient);
+            }
+            Assert.True(after.Count(e => e.Action == AuditAction.Search && e.Outcome == AuditOutcome.Success) >= 4, "every search is on the chain");
+            foreach (var created in answers.Where(a => a.Status == HttpStatusCode.Created))
+            {
+                Assert.Contains(after, e => e.Action == AuditAction.Create && e.Outcome == AuditOutcome.Success && e.Detail.Patient == created.Id);
+            }
+            var verification = await Store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+            Assert.True(verification.Valid, verification.Problem);
+        }
+
+        /// <summary>All the entries <paramref name="query"/> finds, once the appender has taken what was journaled.</summary>
+        private async Task<List<AuditEntry>> EntriesAsync(AuditQuery query)
+        {
+            var context = AccessContext.Operator(tenant, "restart test check");
+            var entries = new List<AuditEntry>();
+            for (var deadline = Stopwatch.StartNew(); ;)
+            {
+                try
+                {
+                    var page = await Store.AuditLog.SearchPageAsync(context, query, CancellationToken.None);
+                    entries.AddRange(page!.Entries);
+                    if (!page.More) return entries;
+                    query = query with { BeforeSequence = page.Entries[^1].Sequence };
+                }
+                catch (AuditUnavailableException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+                {
+                    await Task.Delay(200);
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            await app.StopAsync();
+            await app.DisposeAsync();
+            await Store.DisposeAsync();
+        }
+    }
+
+    /// <summary>Reads of each patient, searches and (given a <paramref name="family"/>) creates, all at once; each request's name,
+    /// status and (a create) new id.</summary>
+    private static async Task<(string What, HttpStatusCode Status, string? Id)[]> BurstAsync(HttpClient http, IReadOnlyList<string> patients, string? family)
+    {
+        async Task<(string, HttpStatusCode, string?)> Send(string what, Func<Task<HttpResponseMessage>> request)
+        {
+            using var response = await request();
+            return (what, response.StatusCode, response.Headers.Location?.AbsolutePath.Split('/')[3]);
+        }
+        var requests = new List<Task<(string, HttpStatusCode, string?)>>();
+        foreach (var patient in patients) requests.Add(Task.Run(() => Send("read " + patient, () => http.GetAsync($"/fhir/Patient/{patient}"))));
+        for (var i = 0; i < 4; i++)
+        {
+            var query = "/fhir/Patient?family=Restart" + i;
+            requests.Add(Task.Run(() => Send("search " + query, () => http.GetAsync(query))));
+        }
+        for (var i = 0; family is not null && i < 3; i++)
+        {
+            requests.Add(Task.Run(() => Send("create", () => http.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: family))))));
+        }
+        return await Task.WhenAll(requests);
+    }
+
+    /// <summary>The sessions open on database <paramref name="name"/>, seen from the administrator's connection.</summary>
+    private async Task<long> SessionsAsync(string name)
+    {
+        await using var admin = new Npgsql.NpgsqlConnection(_admin);
+        await admin.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_stat_activity WHERE datname = @name", admin);
+        count.Parameters.AddWithValue("name", name);
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+
     /// <summary>A new database in the throwaway cluster; its connection string.</summary>
     private async Task<string> CreateDatabaseAsync(string name)
     {
@@ -622,10 +846,14 @@ public sealed class PostgresCrashTests : IAsyncLifetime
     }
 
     /// <summary>pg_ctl restart in immediate mode: every backend quits at once, unflushed WAL is lost, the server recovers.</summary>
-    private void CrashAndRestart()
+    private void CrashAndRestart() => Restart("immediate");
+
+    /// <summary>pg_ctl restart in <paramref name="mode"/> (immediate: a crash; fast: the planned restart, each session told
+    /// 57P01), returning once the server accepts connections again.</summary>
+    private void Restart(string mode)
     {
         var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => int.TryParse(Path.GetFileName(d), out var v) ? v : 0).Last();
-        var pgCtl = $"{bin}/bin/pg_ctl -D {_cluster}/data -l {_cluster}/server.log restart -m immediate -w -t 60";
+        var pgCtl = $"{bin}/bin/pg_ctl -D {_cluster}/data -l {_cluster}/server.log restart -m {mode} -w -t 60";
         Run(Environment.UserName == "root" ? "runuser" : "bash", Environment.UserName == "root" ? $"-u postgres -- {pgCtl}" : $"-c \"{pgCtl}\"");
     }
 
