@@ -36,7 +36,7 @@ internal static class AuditEventView
         foreach (var path in new[] { "/AuditEvent", "/AuditEvent/{id}" })
         {
             fhir.MapOtherMethods(path, [HttpMethods.Get],
-                "The audit log is append-only and written by the server: AuditEvent is read and searched (GET), never created, changed or deleted.");
+                "The audit log is append-only and written by the server: AuditEvent is read and searched (GET, or POST [base]/AuditEvent/_search), never created, changed or deleted.");
         }
 
         // _search is the log's search by POST (as every type's is): its other methods are neither a read of an entry "_search" nor a
