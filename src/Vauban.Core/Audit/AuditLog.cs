@@ -367,8 +367,7 @@ public sealed class AuditLog
             byte[] stored;
             try
             {
-                row = new AuditRow(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
-                    reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
+                row = ReadRow(tenantId, reader);
                 stored = (byte[])reader.GetValue(8);
             }
             catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException)
@@ -944,7 +943,8 @@ public sealed class AuditLog
         }
     }
 
-    private static AuditRow ReadRow(long tenantId, DbDataReader reader) =>
+    /// <summary>An entry from a row whose first columns are seq, at, action, outcome, type, principal_ix, patient_ix, sealed.</summary>
+    internal static AuditRow ReadRow(long tenantId, DbDataReader reader) =>
         new(tenantId, reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt32(4),
             reader.GetInt64(5), reader.GetInt64(6), (byte[])reader.GetValue(7));
 

@@ -346,15 +346,13 @@ public sealed class AuditTrail : IAsyncDisposable
     /// null when the chain has no entry 1 (empty). An entry 1 that does not open is taken as unmarked: verification names it.</summary>
     private static async Task<bool?> BeginsMarkedAsync(WriteScope scope, TenantKeys keys, long tenantId, CancellationToken cancellationToken)
     {
-        using var command = scope.Command("SELECT at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = 1")
+        using var command = scope.Command("SELECT seq, at, action, outcome, type, principal_ix, patient_ix, sealed FROM audit_entries WHERE tenant_id = @t AND seq = 1")
             .With("t", tenantId);
         using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken)) return null;
         try
         {
-            var row = new AuditRow(tenantId, 1, reader.GetInt64(0), reader.GetInt32(1), reader.GetInt32(2), reader.GetInt32(3), reader.GetInt64(4),
-                reader.GetInt64(5), (byte[])reader.GetValue(6));
-            return Open(keys, row).SecurityRecordsFrom;
+            return Open(keys, AuditLog.ReadRow(tenantId, reader)).SecurityRecordsFrom;
         }
         catch (Exception e) when (e is RecordIntegrityException or AuditIntegrityException or JsonException or InvalidCastException)
         {

@@ -98,23 +98,33 @@ internal abstract class StoreDatabase : IAsyncDisposable
     internal virtual Task WatchAsync(Action<string> lost, Action<TimeSpan> restored, CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>A look-up that changes nothing (<paramref name="read"/> on a connection of <see cref="OpenLookupAsync"/>), run once
-    /// more on a new connection when the one taken had died (<see cref="DropConnectionsIfLost"/>, which drops the pools' dead
-    /// idle connections first): <paramref name="read"/> must keep what it read to itself until it returns.</summary>
-    internal async Task<T> LookUpAsync<T>(Func<DbConnection, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
+    /// more on a new connection when the one taken had died (<see cref="AgainIfLostAsync"/>): <paramref name="read"/> must keep
+    /// what it read to itself until it returns.</summary>
+    internal Task<T> LookUpAsync<T>(Func<DbConnection, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(read);
-        async Task<T> OnceAsync()
+        return AgainIfLostAsync(async () =>
         {
             await using var connection = await OpenLookupAsync(cancellationToken);
             return await read(connection, cancellationToken);
-        }
+        });
+    }
+
+    /// <summary>Runs <paramref name="attempt"/>, and once more when it failed because its connection had died before it was used
+    /// (<see cref="DropConnectionsIfLost"/>: the pools' idle connections, dead with it, are dropped first, so the second attempt
+    /// opens a new one). Only for what is safe to run twice: a read-only statement outside a transaction, or the opening of a
+    /// write transaction before anything was written in it. After a PostgreSQL restart each pool's idle connections had died,
+    /// and each request that took one answered 503 until all had been met once.</summary>
+    private protected async Task<T> AgainIfLostAsync<T>(Func<Task<T>> attempt)
+    {
+        ArgumentNullException.ThrowIfNull(attempt);
         try
         {
-            return await OnceAsync();
+            return await attempt();
         }
         catch (Exception e) when (DropConnectionsIfLost(e))
         {
-            return await OnceAsync();
+            return await attempt();
         }
     }
 
@@ -1028,24 +1038,6 @@ internal sealed class PostgresDatabase : StoreDatabase
         await using (reader)
         {
             return await read(reader, cancellationToken);
-        }
-    }
-
-    /// <summary>Runs <paramref name="attempt"/>, and once more when it failed because its connection had died before it was used
-    /// (<see cref="DropConnectionsIfLost"/>: the pools' idle connections, dead with it, are dropped first, so the second attempt
-    /// opens a new one). Only for what is safe to run twice: a read-only statement outside a transaction, or the opening of a
-    /// write transaction before anything was written in it. After a PostgreSQL restart each pool's idle connections had died,
-    /// and each request that took one answered 503 until all had been met once.</summary>
-    private async Task<T> AgainIfLostAsync<T>(Func<Task<T>> attempt)
-    {
-        try
-        {
-            return await attempt();
-        }
-        catch (Exception e) when (IsLost(e))
-        {
-            DropConnections();
-            return await attempt();
         }
     }
 
