@@ -761,9 +761,40 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.True(verification.Valid, verification.Problem);
     }
 
+    /// <summary>PostgreSQL restarted under a live server — crashed, or stopped for maintenance — between a staff member's enrolment
+    /// and their sign-in: the sign-in (password, then the authenticator's code, each a page over HTTP) and the first page the
+    /// session opens are all answered, none with 503.</summary>
+    [Theory]
+    [InlineData("immediate")]
+    [InlineData("fast")]
+    public async Task A_staff_member_signs_in_after_PostgreSQL_restarts_under_a_live_server_and_opens_a_page(string mode)
+    {
+        const string Email = "dr.martin@clinic.example", Password = "tourmaline ferry quietly 42";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync("vauban_restart_sign_in_" + mode, time);
+        var link = await served.Store.Accounts.AddAsync(served.Tenant, Email, StaffRole.Physician, "pract-1", null, "Dr Claire Martin", CancellationToken.None);
+        string secret;
+        using (var enrol = new StaffClient(served.Http.BaseAddress!)) (secret, _) = await enrol.EnrolWithTotpAsync(link.Token, Password, time);
+        time.Advance(TimeSpan.FromSeconds(30));
+        await Task.Delay(500); // the appender idle again, as ServeAsync leaves it
+
+        Restart(mode);
+
+        using var staff = new StaffClient(served.Http.BaseAddress!);
+        var (form, _) = await staff.GetAsync("/account/signin");
+        Assert.True(form.StatusCode == HttpStatusCode.OK, $"the sign-in page: {form.StatusCode}; the log:\n{served.Log}");
+        var (password, passwordPage) = await staff.PasswordAsync(served.Tenant.Name, Email, Password);
+        Assert.True(password.Headers.Location?.ToString() == "/account/signin/totp", $"the password: {password.StatusCode} {passwordPage}; the log:\n{served.Log}");
+        var (code, codePage) = await staff.TotpAsync(Totp.Code(secret, time));
+        Assert.True(code.Headers.Location?.ToString() == "/", $"the code: {code.StatusCode} {codePage}; the log:\n{served.Log}");
+        var (home, html) = await staff.GetAsync("/");
+        Assert.True(home.StatusCode == HttpStatusCode.OK, $"the home page: {home.StatusCode}; the log:\n{served.Log}");
+        Assert.Equal("Dr Claire Martin", StaffClient.ById(html, "who"));
+    }
+
     /// <summary>A live server on a new database <paramref name="name"/> of the cluster, four patients, an API client's token, and
     /// every pool holding idle connections: concurrent reads and searches, creates (their writes and the appender's commits).</summary>
-    private async Task<ServedStore> ServeAsync(string name, Vauban.Guard.GuardOptions? guard = null)
+    private async Task<ServedStore> ServeAsync(string name, TimeProvider? time = null, Vauban.Guard.GuardOptions? guard = null)
     {
         var db = new Npgsql.NpgsqlConnectionStringBuilder(await CreateDatabaseAsync(name)) { Password = ServedStore.Password }.ConnectionString;
         // PostgreSQL's default, which the throwaway cluster turns off: the store's write transactions then send nothing before their
@@ -777,6 +808,7 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate())
         {
             Audit = new AuditOptions { JournalDirectory = _journal },
+            Time = time ?? TimeProvider.System,
             Guard = guard ?? new Vauban.Guard.GuardOptions(),
         }, CancellationToken.None);
         var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
