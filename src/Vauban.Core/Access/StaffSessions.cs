@@ -66,32 +66,35 @@ public sealed class StaffSessions
         var now = _time.GetUtcNow();
         var session = new StaffSession(sessionId, user?.Tenant.Id, user?.Id, stage, now, now,
             stage == SessionStage.Full ? now : null, ceremony);
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        if (previousToken is not null)
+        // A lost connection before the commit: the whole of it once more on a new one (the token and the session as made above).
+        return await _database.WriteAsync<(string Token, StaffSession Session)?>(async scope =>
         {
-            using var delete = scope.Command("DELETE FROM staff_sessions WHERE token_hash = @h").With("h", StaffAccounts.Hash(previousToken));
-            await delete.ExecuteNonQueryAsync(cancellationToken);
-        }
-        var nextPurgeAt = Interlocked.Read(ref _nextPurgeAt);
-        if (now.ToUnixTimeMilliseconds() >= nextPurgeAt
-            && Interlocked.CompareExchange(ref _nextPurgeAt, (now + PurgeInterval).ToUnixTimeMilliseconds(), nextPurgeAt) == nextPurgeAt)
-        {
-            using var purge = scope.Command("DELETE FROM staff_sessions WHERE (stage = 3 AND (last_seen_at < @idle OR created_at < @absolute)) OR (stage <> 3 AND created_at < @pending)")
-                .With("idle", (now - _options.IdleTimeout).ToUnixTimeMilliseconds()).With("absolute", (now - _options.AbsoluteTimeout).ToUnixTimeMilliseconds())
-                .With("pending", (now - _options.PendingTimeout).ToUnixTimeMilliseconds());
-            await purge.ExecuteNonQueryAsync(cancellationToken);
-        }
-        // A person's session opens only while the account holds the credentials the sign-in checked: a reset meanwhile (which
-        // ended the account's sessions) is not outlived by a session opened just after it from a copy read before it.
-        using var insert = scope.Command("""
-            INSERT INTO staff_sessions (id, token_hash, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony, source)
-            SELECT @id, @h, @t, @u, @s, @c, @c, @a, @cer, @src
-            """ + (user is null ? "" : " WHERE EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @stamp)")).With("id", session.Id).With("h", StaffAccounts.Hash(token)).With("t", session.TenantId).With("u", session.UserId).With("s", (int)stage)
-            .With("c", now.ToUnixTimeMilliseconds()).With("a", session.AuthenticatedAt?.ToUnixTimeMilliseconds()).With("cer", ceremony).With("src", source)
-            .With("stamp", user?.StoredStamp ?? "");
-        if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0) return null; // rolled back with the scope: the previous session stays as it was
-        await scope.CommitAsync(cancellationToken);
-        return (token, session);
+            if (previousToken is not null)
+            {
+                using var delete = scope.Command("DELETE FROM staff_sessions WHERE token_hash = @h").With("h", StaffAccounts.Hash(previousToken));
+                await delete.ExecuteNonQueryAsync(cancellationToken);
+            }
+            var nextPurgeAt = Interlocked.Read(ref _nextPurgeAt);
+            if (now.ToUnixTimeMilliseconds() >= nextPurgeAt
+                && Interlocked.CompareExchange(ref _nextPurgeAt, (now + PurgeInterval).ToUnixTimeMilliseconds(), nextPurgeAt) == nextPurgeAt)
+            {
+                using var purge = scope.Command("DELETE FROM staff_sessions WHERE (stage = 3 AND (last_seen_at < @idle OR created_at < @absolute)) OR (stage <> 3 AND created_at < @pending)")
+                    .With("idle", (now - _options.IdleTimeout).ToUnixTimeMilliseconds()).With("absolute", (now - _options.AbsoluteTimeout).ToUnixTimeMilliseconds())
+                    .With("pending", (now - _options.PendingTimeout).ToUnixTimeMilliseconds());
+                await purge.ExecuteNonQueryAsync(cancellationToken);
+            }
+            // A person's session opens only while the account holds the credentials the sign-in checked: a reset meanwhile (which
+            // ended the account's sessions) is not outlived by a session opened just after it from a copy read before it.
+            using var insert = scope.Command("""
+                INSERT INTO staff_sessions (id, token_hash, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony, source)
+                SELECT @id, @h, @t, @u, @s, @c, @c, @a, @cer, @src
+                """ + (user is null ? "" : " WHERE EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @stamp)")).With("id", session.Id).With("h", StaffAccounts.Hash(token)).With("t", session.TenantId).With("u", session.UserId).With("s", (int)stage)
+                .With("c", now.ToUnixTimeMilliseconds()).With("a", session.AuthenticatedAt?.ToUnixTimeMilliseconds()).With("cer", ceremony).With("src", source)
+                .With("stamp", user?.StoredStamp ?? "");
+            if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0) return null; // rolled back with the scope: the previous session stays as it was
+            await scope.CommitAsync(cancellationToken);
+            return (token, session);
+        }, cancellationToken);
     }
 
     /// <summary>The live session of a cookie token, or null when unknown, revoked, idle too long or past its absolute end.</summary>
@@ -152,12 +155,14 @@ public sealed class StaffSessions
         return session;
     }
 
-    private async Task ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
-    {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var command = scope.Command(sql);
-        foreach (var (name, value) in parameters) command.With(name, value);
-        await command.ExecuteNonQueryAsync(cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-    }
+    /// <summary>One statement in a write transaction of its own: run again whole on a new connection when its connection was found
+    /// lost before the commit (each statement here gives the same rows when run twice).</summary>
+    private Task ExecuteAsync(string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) =>
+        _database.WriteAsync(async scope =>
+        {
+            using var command = scope.Command(sql);
+            foreach (var (name, value) in parameters) command.With(name, value);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
 }

@@ -32,8 +32,7 @@ internal static class OutsideCareReads
         IReadOnlyCollection<string> patients, long nowMs, CancellationToken cancellationToken)
     {
         var who = AuditChain.PrincipalIndex(keys, principal);
-        var scope = enclosing ?? await database.BeginWriteAsync(cancellationToken);
-        try
+        async Task<int> RecordAndCount(WriteScope scope)
         {
             await database.LockAsync(scope, LockKey(tenant, who), cancellationToken);
             using (var upsert = scope.Command(""))
@@ -57,13 +56,12 @@ internal static class OutsideCareReads
             {
                 count = (int)await counted.ScalarLongAsync(cancellationToken);
             }
-            if (enclosing is null) await scope.CommitAsync(cancellationToken);
+            if (scope != enclosing) await scope.CommitAsync(cancellationToken);
             return count;
         }
-        finally
-        {
-            if (enclosing is null) await scope.DisposeAsync();
-        }
+        // Alone, run once more from its start on a new connection when its connection was found lost before it committed (the
+        // upsert and the count are the same again).
+        return enclosing is not null ? await RecordAndCount(enclosing) : await database.WriteAsync(scope => RecordAndCount(scope), cancellationToken);
     }
 
     /// <summary>Forgets what <paramref name="owner"/> (an account or a client) read outside its care relationships, in the release's

@@ -470,10 +470,16 @@ public sealed partial class RecordsService
             if (query is null) return Failed(entry, new EntryResponse(RecordStatusCodes.Http(refused!.Status), null, 0, 0, null, refused.Issues));
             searchQueries[entry.Index] = query;
         }
-        var responses = new EntryResponse?[entries.Count];
         var order = entries.OrderBy(e => e.Method switch { "DELETE" => 0, "POST" => 1, "PUT" => 2, _ => 3 }).ThenBy(e => e.Index).ToList();
-        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        // The whole transaction runs once more on a new connection when its connection was found lost before its COMMIT was sent
+        // (StoreDatabase.WriteAsync): what it changes of the maps built above is changed on copies of them, made at its start.
+        var referencesBefore = references;
+        var changedBefore = changed;
+        return await _database.WriteAsync(async scope =>
         {
+            var references = new Dictionary<string, string>(referencesBefore, StringComparer.Ordinal);
+            var changed = new Dictionary<(string Type, string Id), int>(changedBefore);
+            var responses = new EntryResponse?[entries.Count];
             if (Engine == StorageEngine.Postgres) await LockConditionsAsync(scope, keys, entries, cancellationToken);
             // What each conditional update or delete matches, and so the record it writes (its target), before any entry writes.
             var matches = new Dictionary<int, List<StoredVersion>>();
@@ -589,8 +595,8 @@ public sealed partial class RecordsService
             // Each entry appended its audit entry in this transaction; the commit writes them with the data.
             await scope.CommitAsync(cancellationToken);
             Touch(context, written);
-        }
-        return (200, WriteResponseBundle("transaction-response", Preferred(entries, [.. responses!.Select(r => r!)], returnPreference), baseUrl));
+            return (200, WriteResponseBundle("transaction-response", Preferred(entries, [.. responses!.Select(r => r!)], returnPreference), baseUrl));
+        }, cancellationToken);
 
         static (int, byte[]) Failed(BundleEntry entry, EntryResponse response) => (response.Status, FhirJson.OperationOutcome(
             InEntry(response.Issues ?? [], entry, $"Bundle.entry[{entry.Index}] ({entry.Method} {entry.Type})")));

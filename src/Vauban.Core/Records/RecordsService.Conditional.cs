@@ -36,11 +36,13 @@ public sealed partial class RecordsService
         if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (ParseCriteria(context, keys, type, criteria, ConditionalUpdateCriteria(type), out var invalid) is not { } query) return invalid!;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var written = new WriteBatch(scope);
-        var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, query, matches, resource, ifMatch, null, written, IdRules.NewId(), false, cancellationToken);
-        return await CommitUpdateAsync(context, written, result, cancellationToken);
+        return await _database.WriteAsync(async scope =>
+        {
+            var written = new WriteBatch(scope);
+            var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+            var result = await ConditionalUpdateInScopeAsync(context, scope, keys, type, query, matches, resource, ifMatch, null, written, IdRules.NewId(), false, cancellationToken);
+            return await CommitUpdateAsync(context, written, result, cancellationToken);
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -55,14 +57,16 @@ public sealed partial class RecordsService
         if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (ParseCriteria(context, keys, type, criteria, ConditionalDeleteCriteria(type), out var invalid) is not { } query) return invalid!;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var batch = new WriteBatch(scope);
-        var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        var result = await ConditionalDeleteInScopeAsync(context, scope, keys, type, matches, ifMatch, batch, false, cancellationToken);
-        if (result.Status is not RecordStatus.NoContent) return result;
-        if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
-        await scope.CommitAsync(cancellationToken);
-        return result;
+        return await _database.WriteAsync(async scope =>
+        {
+            var batch = new WriteBatch(scope);
+            var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+            var result = await ConditionalDeleteInScopeAsync(context, scope, keys, type, matches, ifMatch, batch, false, cancellationToken);
+            if (result.Status is not RecordStatus.NoContent) return result;
+            if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
+            await scope.CommitAsync(cancellationToken);
+            return result;
+        }, cancellationToken);
     }
 
     private static string ConditionalUpdateCriteria(string type) => $"The criteria of a conditional update (PUT {type}?criteria)";

@@ -27,17 +27,19 @@ public sealed partial class RecordsService
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var written = new WriteBatch(scope);
-        var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(type), id, forUpdate: true, cancellationToken);
-        if (current is null)
+        return await _database.WriteAsync(async scope =>
         {
-            return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.NotFound, type,
-                Issue.NotFound($"{type}/{id} is not known: a patch changes a record that exists (to create one, POST it or PUT it).")), cancellationToken);
-        }
-        if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
-        var result = await PatchInScopeAsync(context, scope, keys, type, current, patch, ifMatch, maxBytes, written, cancellationToken);
-        return await CommitUpdateAsync(context, written, result, cancellationToken);
+            var written = new WriteBatch(scope);
+            var current = await _rows.CurrentAsync(scope.Connection, scope.Transaction, keys.TenantId, TypeCodes.Of(type), id, forUpdate: true, cancellationToken);
+            if (current is null)
+            {
+                return await VersionRefusedAsync(context, scope, Interaction.Update, type, id, RecordResult.Fail(RecordStatus.NotFound, type,
+                    Issue.NotFound($"{type}/{id} is not known: a patch changes a record that exists (to create one, POST it or PUT it).")), cancellationToken);
+            }
+            if (await CheckRecordAsync(context, Interaction.Update, type, id, current.Compartment, current.CreatedBy, written, cancellationToken) is { } refused) return refused;
+            var result = await PatchInScopeAsync(context, scope, keys, type, current, patch, ifMatch, maxBytes, written, cancellationToken);
+            return await CommitUpdateAsync(context, written, result, cancellationToken);
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -60,20 +62,22 @@ public sealed partial class RecordsService
         if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         if (ParseCriteria(context, keys, type, criteria, $"The criteria of a conditional patch (PATCH {type}?criteria)", out var invalid) is not { } query) return invalid!;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var written = new WriteBatch(scope);
-        var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
-        var (one, refused) = await OneMatchAsync(context, scope, type, matches, written, "conditional patch", cancellationToken);
-        if (refused is not null) return refused;
-        if (one is not { } match)
+        return await _database.WriteAsync(async scope =>
         {
-            await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional patch: nothing matches");
-            return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"No {type} matches the criteria: a patch changes a record that exists, and does not create one."));
-        }
-        var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken);
-        if (changed is not null) return changed;
-        var result = await PatchInScopeAsync(context, scope, keys, type, locked!, patch, ifMatch, maxBytes, written, cancellationToken);
-        return await CommitUpdateAsync(context, written, result, cancellationToken);
+            var written = new WriteBatch(scope);
+            var matches = await ConditionalMatchesAsync(context, scope, keys, query, cancellationToken);
+            var (one, refused) = await OneMatchAsync(context, scope, type, matches, written, "conditional patch", cancellationToken);
+            if (refused is not null) return refused;
+            if (one is not { } match)
+            {
+                await AuditAsync(context, Interaction.Update, AuditOutcome.MinorFailure, type, [], cancellationToken, scope, "conditional patch: nothing matches");
+                return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"No {type} matches the criteria: a patch changes a record that exists, and does not create one."));
+            }
+            var (locked, changed) = await LockMatchAsync(context, scope, keys, Interaction.Update, type, match, cancellationToken);
+            if (changed is not null) return changed;
+            var result = await PatchInScopeAsync(context, scope, keys, type, locked!, patch, ifMatch, maxBytes, written, cancellationToken);
+            return await CommitUpdateAsync(context, written, result, cancellationToken);
+        }, cancellationToken);
     }
 
     /// <summary>A patch once its record is found, locked and open to the writer (<paramref name="current"/>): the version condition,

@@ -99,28 +99,30 @@ public sealed partial class RecordsService
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
         if (await AdmitAsync(context, Interaction.Create, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        SearchQuery? criteria = null;
-        if (ifNoneExist is not null)
+        return await _database.WriteAsync(async scope =>
         {
-            var existing = await IfNoneExistMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
-            if (existing.Result is not null)
+            SearchQuery? criteria = null;
+            if (ifNoneExist is not null)
             {
-                // Nothing written; the commit appends the audit entry of the match returned.
-                await scope.CommitAsync(cancellationToken);
-                return existing.Result;
+                var existing = await IfNoneExistMatchAsync(context, scope, keys, type, ifNoneExist, cancellationToken);
+                if (existing.Result is not null)
+                {
+                    // Nothing written; the commit appends the audit entry of the match returned.
+                    await scope.CommitAsync(cancellationToken);
+                    return existing.Result;
+                }
+                criteria = existing.Criteria;
             }
-            criteria = existing.Criteria;
-        }
-        var written = new WriteBatch(scope);
-        var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
-        if (result.Status != RecordStatus.Created) return result;
-        if (criteria is not null) written.HoldTo(result, criteria, IfNoneExistCriteria);
-        if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
-        await NoteGrantWritesAsync(context, written, cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-        Touch(context, written);
-        return result;
+            var written = new WriteBatch(scope);
+            var result = await CreateInScopeAsync(context, scope, keys, type, resource, IdRules.NewId(), null, written, VersionMade.Created, cancellationToken);
+            if (result.Status != RecordStatus.Created) return result;
+            if (criteria is not null) written.HoldTo(result, criteria, IfNoneExistCriteria);
+            if (await CheckWrittenAsync(context, Interaction.Create, written, cancellationToken) is { } refused) return refused;
+            await NoteGrantWritesAsync(context, written, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            Touch(context, written);
+            return result;
+        }, cancellationToken);
     }
 
     public async Task<RecordResult> UpdateAsync(AccessContext context, string type, string id, JsonElement resource, int? ifMatch, CancellationToken cancellationToken)
@@ -134,10 +136,12 @@ public sealed partial class RecordsService
         if (issues.Count > 0) return RecordResult.Fail(RecordStatus.Invalid, type, [.. issues]);
         if (await AdmitAsync(context, Interaction.Update, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var written = new WriteBatch(scope);
-        var result = await UpdateInScopeAsync(context, scope, keys, type, id, resource, ifMatch, null, written, cancellationToken);
-        return await CommitUpdateAsync(context, written, result, cancellationToken);
+        return await _database.WriteAsync(async scope =>
+        {
+            var written = new WriteBatch(scope);
+            var result = await UpdateInScopeAsync(context, scope, keys, type, id, resource, ifMatch, null, written, cancellationToken);
+            return await CommitUpdateAsync(context, written, result, cancellationToken);
+        }, cancellationToken);
     }
 
     /// <summary>An update's (or conditional update's) write, once in place: checked as a whole and committed when it succeeded; the
@@ -162,13 +166,15 @@ public sealed partial class RecordsService
         if (!IdRules.IsValid(id)) return RecordResult.Fail(RecordStatus.NotFound, type, Issue.NotFound($"{type}/{Shorten(id)} is not a valid id."));
         if (await AdmitAsync(context, Interaction.Delete, type, [], 1, cancellationToken) is { } contained) return contained;
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var batch = new WriteBatch(scope);
-        var result = await DeleteInScopeAsync(context, scope, keys, type, id, ifMatch, batch, cancellationToken);
-        if (result.Status is not RecordStatus.NoContent) return result;
-        if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
-        await scope.CommitAsync(cancellationToken);
-        return result;
+        return await _database.WriteAsync(async scope =>
+        {
+            var batch = new WriteBatch(scope);
+            var result = await DeleteInScopeAsync(context, scope, keys, type, id, ifMatch, batch, cancellationToken);
+            if (result.Status is not RecordStatus.NoContent) return result;
+            if (await StillNamedAsync(context, batch, cancellationToken) is { } named) return named.Refused;
+            await scope.CommitAsync(cancellationToken);
+            return result;
+        }, cancellationToken);
     }
 
     /// <summary>

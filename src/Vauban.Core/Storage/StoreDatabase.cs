@@ -50,8 +50,67 @@ internal abstract class StoreDatabase : IAsyncDisposable
     /// <summary>Starts a write transaction whose commit is durable: on disk before it returns (SQLite synchronous=FULL;
     /// PostgreSQL a synchronous commit, whatever the server's default, see <see cref="CheckDurabilityAsync"/>). On SQLite
     /// writers are serialized in-process (one writer at a time is all SQLite allows; queueing here avoids its sleep-and-retry
-    /// busy loop).</summary>
+    /// busy loop). PostgreSQL: the transaction's opening (BEGIN, and SET LOCAL where the server's default needs it) is sent at
+    /// once, and once more on a new connection when the one taken had died, so that the caller's first statement runs on a
+    /// connection known alive; a unit of work that can run again from its start takes <see cref="WriteAsync{T}"/> instead.</summary>
     public abstract Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken);
+
+    /// <summary>The write transaction <see cref="WriteAsync{T}"/> runs a unit of work in: <see cref="BeginWriteAsync"/>'s, whose
+    /// opening need not be sent ahead on PostgreSQL (the whole unit runs again when its connection had died).</summary>
+    private protected virtual Task<WriteScope> BeginUnitAsync(CancellationToken cancellationToken) => BeginWriteAsync(cancellationToken);
+
+    /// <summary>Runs <paramref name="unit"/> — a write transaction's whole work, from its first statement to its commit, or to
+    /// its return without one (rolled back) — in a new write transaction; and once more from its start, in another on a new
+    /// connection, when its connection was found lost before COMMIT was sent (<see cref="DropConnectionsIfLost"/>, the pools'
+    /// dead connections dropped first): the server then rolled the whole transaction back, so nothing of the first attempt was
+    /// applied. Never after COMMIT was sent (its outcome is unknown), never on a timeout or a cancellation, never on SQLite.
+    /// <paramref name="unit"/> must build every state it changes after it starts (what it reads before is only read), and must
+    /// not dispose the scope. What the abandoned attempt kept for after its rollback (refusals' entries, the guard's hold) is
+    /// dropped: the second attempt does the act again and keeps its own. Before, after connections closed one by one unseen
+    /// (pg_terminate_backend, an idle-session timeout), a write that took one answered 503: Npgsql sends BEGIN together with a
+    /// transaction's first statement, and nothing tried that round trip again.</summary>
+    internal async Task<T> WriteAsync<T>(Func<WriteScope, Task<T>> unit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        for (var again = false; ; again = true)
+        {
+            var scope = await BeginUnitAsync(cancellationToken);
+            try
+            {
+                return await unit(scope);
+            }
+            catch (Exception e) when (!again && !scope.CommitSent && LostUnder(e))
+            {
+                scope.Abandon();
+            }
+            finally
+            {
+                await scope.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary><see cref="WriteAsync{T}"/> for a unit that answers nothing but its success.</summary>
+    internal Task WriteAsync(Func<WriteScope, Task> unit, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(unit);
+        return WriteAsync(async scope =>
+        {
+            await unit(scope);
+            return true;
+        }, cancellationToken);
+    }
+
+    /// <summary><see cref="DropConnectionsIfLost"/> for <paramref name="error"/> or an error it wraps (the audit append's
+    /// <see cref="Audit.AuditUnavailableException"/> wraps the database's).</summary>
+    private bool LostUnder(Exception error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            if (DropConnectionsIfLost(e)) return true;
+        }
+        return false;
+    }
 
     /// <summary>At open: what the engine's own settings do to durability. PostgreSQL: a server, database or role whose
     /// <c>synchronous_commit</c> is <c>off</c> acknowledges commits it can still lose if PostgreSQL crashes, so every durable
@@ -86,8 +145,9 @@ internal abstract class StoreDatabase : IAsyncDisposable
 
     /// <summary>True when <paramref name="error"/> says that a connection to the server had died or was closed by it — the server
     /// restarted or crashed, an idle timeout or a firewall ended the session. The idle connections the pools hold died with it,
-    /// so they are dropped: the next one opened is new. An operation that sent nothing on the dead connection, or only a
-    /// read-only statement outside a transaction, may then be tried once more; never a COMMIT whose outcome is unknown. SQLite: never.</summary>
+    /// so they are dropped: the next one opened is new. An operation that sent nothing on the dead connection, only a
+    /// read-only statement outside a transaction, or a write transaction's whole unit of work before its COMMIT was sent
+    /// (<see cref="WriteAsync{T}"/>), may then be tried once more; never a COMMIT whose outcome is unknown. SQLite: never.</summary>
     internal virtual bool DropConnectionsIfLost(Exception error) => false;
 
     /// <summary>Until <paramref name="cancellationToken"/> is cancelled, holds one connection that waits on the server without
@@ -341,6 +401,18 @@ internal sealed class WriteScope : IAsyncDisposable
     /// <summary>What is told once the transaction has committed (an alert written to the server's log): never for a rolled-back one.</summary>
     public List<Action> AfterCommit { get; } = [];
 
+    /// <summary>This transaction's connection was lost before its commit and its unit of work runs again in another
+    /// (<see cref="StoreDatabase.WriteAsync{T}"/>): what it kept for after its rollback is dropped, since the next attempt, doing
+    /// the act again, keeps its own (a refusal then goes on the chain once, and the guard holds the principal back once).</summary>
+    internal void Abandon()
+    {
+        AfterRollback.Clear();
+        HeldBack = TimeSpan.Zero;
+        _abandoned = true;
+    }
+
+    private bool _abandoned;
+
     public async Task CommitAsync(CancellationToken cancellationToken)
     {
         foreach (var chain in ChainsInLockOrder()) await chain.FlushAsync(this, cancellationToken);
@@ -374,10 +446,11 @@ internal sealed class WriteScope : IAsyncDisposable
             {
                 try { await Transaction.RollbackAsync(); }
                 catch (InvalidOperationException) { /* already rolled back by a failed statement */ }
-                catch (Exception) when (CommitSent)
+                catch (Exception) when (CommitSent || _abandoned)
                 {
                     // A commit whose outcome is the server's (the connection lost under it): nothing to roll back from here, and
-                    // the commit's own failure, not this one, is what the caller must see.
+                    // the commit's own failure, not this one, is what the caller must see. A transaction whose connection was
+                    // lost before its commit: the server rolled it back, and its unit runs again.
                 }
             }
             await Transaction.DisposeAsync();
@@ -1089,16 +1162,25 @@ internal sealed class PostgresDatabase : StoreDatabase
     public override Task<T> QueryAsync<T>(DbCommand built, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken cancellationToken) =>
         QueryOnAsync(_dataSource, built, read, cancellationToken);
 
-    // Npgsql sends BEGIN with the transaction's first statement: here only when its commit must be made durable (SET LOCAL).
-    public override Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken) => AgainIfLostAsync(() => BeginWriteOnceAsync(cancellationToken));
+    // Npgsql sends BEGIN with the transaction's first statement: that round trip is sent here, so that a dead connection is met
+    // (and replaced) before the caller writes anything; a unit of work (WriteAsync) leaves it to its first statement, and runs
+    // whole once more instead.
+    public override Task<WriteScope> BeginWriteAsync(CancellationToken cancellationToken) => AgainIfLostAsync(() => BeginWriteOnceAsync(opened: true, cancellationToken));
 
-    private async Task<WriteScope> BeginWriteOnceAsync(CancellationToken cancellationToken)
+    // Here BEGIN goes out only when its commit must be made durable (SET LOCAL).
+    private protected override Task<WriteScope> BeginUnitAsync(CancellationToken cancellationToken) => AgainIfLostAsync(() => BeginWriteOnceAsync(opened: false, cancellationToken));
+
+    private async Task<WriteScope> BeginWriteOnceAsync(bool opened, CancellationToken cancellationToken)
     {
         var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
             var transaction = await connection.BeginTransactionAsync(IsolationLevel.ReadCommitted, cancellationToken);
-            await MakeDurableAsync(connection, transaction, cancellationToken);
+            if (!await MakeDurableAsync(connection, transaction, cancellationToken) && opened)
+            {
+                await using var begin = new NpgsqlCommand("SELECT 1", connection, transaction);
+                await begin.ExecuteNonQueryAsync(cancellationToken);
+            }
             return new WriteScope(connection, transaction, gate: null);
         }
         catch
@@ -1139,11 +1221,13 @@ internal sealed class PostgresDatabase : StoreDatabase
 
     /// <summary>A durable transaction on a server whose default is synchronous_commit=off sets it on for itself (SET LOCAL:
     /// nothing stays on the pooled connection), so that its commit is flushed before it is acknowledged.</summary>
-    private async Task MakeDurableAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
+    /// <returns>Whether it did, sending the transaction's BEGIN with it.</returns>
+    private async Task<bool> MakeDurableAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        if (!_forceSynchronousCommit) return;
+        if (!_forceSynchronousCommit) return false;
         await using var command = new NpgsqlCommand("SET LOCAL synchronous_commit TO on", connection, transaction);
         await command.ExecuteNonQueryAsync(cancellationToken);
+        return true;
     }
 
     public override async Task FlushAsync(CancellationToken cancellationToken)

@@ -119,8 +119,20 @@ internal static class StoreArguments
             if (!File.Exists(full)) throw new UsageException(given.Says($"no Vauban store at {full}: there is no file there. {Made}"));
             throw new ArgumentException($"No Vauban store at {full}: {Check(given)}. {Made}");
         }
-        return await VaubanStore.OpenAsync(await ResolveAsync(parse, cancellationToken) with { MayCreate = create }, cancellationToken);
+        var store = await VaubanStore.OpenAsync(await ResolveAsync(parse, cancellationToken) with { MayCreate = create }, cancellationToken);
+        // Raised on the appender's thread, or as the store closes at the verb's end: said on standard error, as serve logs it.
+        store.Audit.LeftUnsigned += tenantId => Console.Error.WriteLine("warning: " + LeftUnsignedWarning.Replace("{TenantId}",
+            tenantId.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+        return store;
     }
+
+    /// <summary>What a process says when it leaves an establishment's audit entries unsigned because it holds the master key
+    /// another process has rotated since it opened the store (<see cref="Audit.AuditTrail.LeftUnsigned"/>): the establishment's
+    /// number only, no key, no fingerprint, no patient data. `serve` logs it (a template: Vauban.Audit, a warning); every other
+    /// verb that opens a store prints it on standard error.</summary>
+    internal const string LeftUnsignedWarning = "Audit entries of establishment {TenantId} are left unsigned: the store's master key was rotated by another "
+        + "process and this one holds the previous key. Run Vauban with the store's new key (restart a server still holding the previous one); "
+        + "the next commit of a process holding it signs over them.";
 
     /// <summary>Refuses another application's database before a master key is made for it (the store's opening refuses it too,
     /// before writing anything): `tenants add` wrote Vauban's whole schema beside its tables. For the verbs that do not make a

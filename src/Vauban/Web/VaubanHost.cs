@@ -218,9 +218,7 @@ public static class VaubanHost
         // A server still running with the master key another process rotated cannot sign its checkpoints: said, with the
         // establishment's number only, so that the operator restarts it with the store's new key.
         var audit = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Audit");
-        void Unsigned(long tenantId) =>
-            audit.LogWarning("Audit entries of establishment {TenantId} are left unsigned: the store's master key was rotated by another process and this one "
-                + "holds the previous key. Restart it with the store's new key; the next commit of a process holding it signs over them.", tenantId);
+        void Unsigned(long tenantId) => audit.LogWarning(Cli.StoreArguments.LeftUnsignedWarning, tenantId);
         store.Audit.LeftUnsigned += Unsigned;
         app.Lifetime.ApplicationStopped.Register(() => store.Audit.LeftUnsigned -= Unsigned);
     }

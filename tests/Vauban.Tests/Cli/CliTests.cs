@@ -2267,4 +2267,77 @@ public class CliTests : IDisposable
         Assert.Equal(3, broken.Exit);
         Assert.Contains("chu-audit: BROKEN at entry 1", broken.Output, StringComparison.Ordinal);
     }
+
+    /// <summary>A verb holding the master key that another process rotates while it runs cannot sign its last audit entries: it
+    /// says so on standard error, as `serve` says it in its log — the establishment's number, and what to do — never a key or
+    /// its fingerprint. Before, only the server said it: a command line left them unsigned without a word.</summary>
+    [Fact]
+    public async Task A_verb_whose_master_key_another_process_rotates_meanwhile_warns_that_it_left_audit_entries_unsigned()
+    {
+        Assert.Equal(0, (await RunAsync($"tenants add chu-unsigned {DbArgs}")).Exit);
+        var (db, keyFile) = (Path.Combine(_directory, "v.db"), Path.Combine(_directory, "master.key"));
+        var previous = Vauban.Crypto.MasterKey.Load(keyFile, null);
+        var next = Vauban.Crypto.MasterKey.Generate();
+        long tenantId = 0;
+        VaubanStore? rotating = null;
+        // `users add` has written the account and its entry when it prints the link: the other process rotates the key then. It
+        // stays open until the verb has ended (closing, it would sign over the verb's entries with the new key before the verb tried).
+        using var output = new FirstWriteWriter(() => Task.Run(async () =>
+        {
+            rotating = await VaubanStore.OpenAsync(new StoreOptions(db, previous), CancellationToken.None);
+            tenantId = (await rotating.Tenants.FindAsync("chu-unsigned", CancellationToken.None))!.Id;
+            await rotating.RotateMasterKeyAsync(next, t => Vauban.Access.AccessContext.Operator(t, "administration"), CancellationToken.None);
+        }).GetAwaiter().GetResult());
+        using var error = new StringWriter();
+        int exit;
+        try
+        {
+            exit = await CliRunner.RunAsync(["users", "add", "--tenant", "chu-unsigned", "--email", "admin@chu.example", "--role", "Administrator", .. DbArgs.Split(' ')],
+                output, error);
+        }
+        finally
+        {
+            if (rotating is not null) await rotating.DisposeAsync();
+        }
+
+        Assert.True(exit == 0, output + error.ToString());
+        Assert.Contains("Account created", output.ToString(), StringComparison.Ordinal);
+        var warnings = error.ToString().Split('\n').Where(line => line.StartsWith("warning: ", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(warnings);
+        Assert.All(warnings, warning => Assert.StartsWith(
+            $"warning: Audit entries of establishment {tenantId} are left unsigned: the store's master key was rotated by another process", warning, StringComparison.Ordinal));
+        foreach (var key in new[] { previous, next }) Assert.DoesNotContain(key.Fingerprint, error.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Standard output that runs <paramref name="first"/> once, before the command's first words are written.</summary>
+    private sealed class FirstWriteWriter(Action first) : StringWriter(System.Globalization.CultureInfo.InvariantCulture)
+    {
+        private Action? _first = first;
+
+        private void Once() => Interlocked.Exchange(ref _first, null)?.Invoke();
+
+        public override void Write(char value)
+        {
+            Once();
+            base.Write(value);
+        }
+
+        public override void Write(string? value)
+        {
+            Once();
+            base.Write(value);
+        }
+
+        public override void Write(char[] buffer, int index, int count)
+        {
+            Once();
+            base.Write(buffer, index, count);
+        }
+
+        public override void WriteLine(string? value)
+        {
+            Once();
+            base.WriteLine(value);
+        }
+    }
 }

@@ -33,7 +33,8 @@ internal static class CliRunner
         return output + error;
     }
 
-    private static async Task<int> RunAsync(string[] arguments, StringWriter output, StringWriter error)
+    /// <summary>The same, into writers of the test's own (one that acts when the command first prints, say).</summary>
+    public static async Task<int> RunAsync(string[] arguments, StringWriter output, StringWriter error)
     {
         var (original, originalError) = (Console.Out, Console.Error);
         Console.SetOut(output);

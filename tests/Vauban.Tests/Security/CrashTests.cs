@@ -675,16 +675,7 @@ public sealed class PostgresCrashTests : IAsyncLifetime
     {
         const string Name = "vauban_terminated";
         await using var served = await ServeAsync(Name);
-        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
-        {
-            await admin.OpenAsync();
-            await using var terminate = new Npgsql.NpgsqlCommand("""
-                SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
-                WHERE datname = @name AND application_name NOT LIKE '%connection watch%' AND pid <> pg_backend_pid()
-                """, admin);
-            terminate.Parameters.AddWithValue("name", Name);
-            Assert.True((long)(await terminate.ExecuteScalarAsync())! >= 3);
-        }
+        Assert.True(await TerminateAsync(Name) >= 3);
         var closed = DateTimeOffset.UtcNow;
 
         using (var first = await served.Http.GetAsync($"/fhir/Patient/{served.Patients[0]}"))
@@ -696,13 +687,130 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.DoesNotContain("was lost", served.Log, StringComparison.Ordinal); // the server itself never went away
     }
 
+    /// <summary>The server closed the idle connections of a live server's pools, as in the test above, before each write: a create,
+    /// an update and a transaction Bundle (a create and an update) — quiet, or while a client reads on. A write transaction whose
+    /// connection is found lost before its COMMIT was sent is run again whole on a new connection: each is answered (201, 200,
+    /// 200), each record is written once (one version more per update, one resource more per create, nothing under another id),
+    /// and the audit chain verifies. Before, Npgsql sent BEGIN together with the transaction's first statement on the dead
+    /// connection, nothing tried it again, and the write answered 503.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Writes_that_take_connections_the_server_closed_meanwhile_are_run_again_whole_and_written_once(bool reading)
+    {
+        var name = "vauban_terminated_writes" + (reading ? "_reading" : "");
+        // The guard's refresh, a look-up that would meet a dead connection first (and drop them all), waits past the test.
+        await using var served = await ServeAsync(name, guard: new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) });
+        using var stop = new CancellationTokenSource();
+        var reads = 0;
+        var reader = reading ? Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var read = await served.Http.GetAsync($"/fhir/Patient/{served.Patients[3]}");
+                    if (read.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref reads);
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    // a read the server could not answer: the writes are what this test holds to account
+                }
+            }
+        }) : Task.CompletedTask;
+        var (resources, archived) = (await CountAsync(name, "SELECT count(*) FROM resources"), await CountAsync(name, "SELECT count(*) FROM resource_history"));
+
+        Assert.True(await TerminateAsync(name) >= 1);
+        string created;
+        using (var create = await served.Http.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Terminated"))))
+        {
+            Assert.True(create.StatusCode == HttpStatusCode.Created, $"the create: {create.StatusCode}; the log:\n{served.Log}");
+            created = create.Headers.Location!.AbsolutePath.Split('/')[3];
+        }
+        Assert.True(await TerminateAsync(name) >= 1);
+        var updated = served.Patients[0];
+        using (var update = await served.Http.PutAsync($"/fhir/Patient/{updated}", FhirContent.Json(Samples.Patient(family: "Updated", id: updated))))
+        {
+            Assert.True(update.StatusCode == HttpStatusCode.OK, $"the update: {update.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.True(await TerminateAsync(name) >= 1);
+        var inBundle = served.Patients[1];
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:6d0f8a52-0e0e-4c55-9f43-3c0a7c1b2d11", "resource": {{Samples.Observation($"Patient/{inBundle}")}},
+                "request": { "method": "POST", "url": "Observation" } },
+              { "resource": {{Samples.Patient(family: "Bundled", id: inBundle)}}, "request": { "method": "PUT", "url": "Patient/{{inBundle}}" } } ] }
+            """;
+        using (var transaction = await served.Http.PostAsync("/fhir", FhirContent.Json(bundle)))
+        {
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, $"the transaction: {transaction.StatusCode}; the log:\n{served.Log}");
+        }
+        await stop.CancelAsync();
+        await reader;
+        if (reading) Assert.True(reads > 0, "the reader read while the writes ran");
+
+        // Written once: one resource more for each create (the Patient, the Bundle's Observation), one version more for each update.
+        Assert.Equal(resources + 2, await CountAsync(name, "SELECT count(*) FROM resources"));
+        Assert.Equal(archived + 2, await CountAsync(name, "SELECT count(*) FROM resource_history"));
+        Assert.Equal(1, await CountAsync(name, $"SELECT count(*) FROM resources WHERE id = '{created}' AND version = 1"));
+        foreach (var patient in new[] { updated, inBundle })
+        {
+            Assert.Equal(1, await CountAsync(name, $"SELECT count(*) FROM resources WHERE id = '{patient}' AND version = 2"));
+        }
+        var verification = await served.Store.AuditLog.VerifyAsync(served.Tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
+    /// <summary>PostgreSQL restarted under a live server — crashed, or stopped for maintenance — between a staff member's enrolment
+    /// and their sign-in: the sign-in (password, then the authenticator's code, each a page over HTTP) and the first page the
+    /// session opens are all answered, none with 503.</summary>
+    [Theory]
+    [InlineData("immediate")]
+    [InlineData("fast")]
+    public async Task A_staff_member_signs_in_after_PostgreSQL_restarts_under_a_live_server_and_opens_a_page(string mode)
+    {
+        const string Email = "dr.martin@clinic.example", Password = "tourmaline ferry quietly 42";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync("vauban_restart_sign_in_" + mode, time);
+        var link = await served.Store.Accounts.AddAsync(served.Tenant, Email, StaffRole.Physician, "pract-1", null, "Dr Claire Martin", CancellationToken.None);
+        string secret;
+        using (var enrol = new StaffClient(served.Http.BaseAddress!)) (secret, _) = await enrol.EnrolWithTotpAsync(link.Token, Password, time);
+        time.Advance(TimeSpan.FromSeconds(30));
+        await Task.Delay(500); // the appender idle again, as ServeAsync leaves it
+
+        Restart(mode);
+
+        using var staff = new StaffClient(served.Http.BaseAddress!);
+        var (form, _) = await staff.GetAsync("/account/signin");
+        Assert.True(form.StatusCode == HttpStatusCode.OK, $"the sign-in page: {form.StatusCode}; the log:\n{served.Log}");
+        var (password, passwordPage) = await staff.PasswordAsync(served.Tenant.Name, Email, Password);
+        Assert.True(password.Headers.Location?.ToString() == "/account/signin/totp", $"the password: {password.StatusCode} {passwordPage}; the log:\n{served.Log}");
+        var (code, codePage) = await staff.TotpAsync(Totp.Code(secret, time));
+        Assert.True(code.Headers.Location?.ToString() == "/", $"the code: {code.StatusCode} {codePage}; the log:\n{served.Log}");
+        var (home, html) = await staff.GetAsync("/");
+        Assert.True(home.StatusCode == HttpStatusCode.OK, $"the home page: {home.StatusCode}; the log:\n{served.Log}");
+        Assert.Equal("Dr Claire Martin", StaffClient.ById(html, "who"));
+    }
+
     /// <summary>A live server on a new database <paramref name="name"/> of the cluster, four patients, an API client's token, and
     /// every pool holding idle connections: concurrent reads and searches, creates (their writes and the appender's commits).</summary>
-    private async Task<ServedStore> ServeAsync(string name)
+    private async Task<ServedStore> ServeAsync(string name, TimeProvider? time = null, Vauban.Guard.GuardOptions? guard = null)
     {
         var db = new Npgsql.NpgsqlConnectionStringBuilder(await CreateDatabaseAsync(name)) { Password = ServedStore.Password }.ConnectionString;
-        var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate()) { Audit = new AuditOptions { JournalDirectory = _journal } },
-            CancellationToken.None);
+        // PostgreSQL's default, which the throwaway cluster turns off: the store's write transactions then send nothing before their
+        // first statement (off, each would begin with SET LOCAL synchronous_commit, a round trip tried again on a dead connection).
+        await using (var admin = new Npgsql.NpgsqlConnection(_admin))
+        {
+            await admin.OpenAsync();
+            await using var on = new Npgsql.NpgsqlCommand($"ALTER DATABASE {name} SET synchronous_commit TO on", admin);
+            await on.ExecuteNonQueryAsync();
+        }
+        var store = await VaubanStore.OpenAsync(new StoreOptions(db, MasterKey.Generate())
+        {
+            Audit = new AuditOptions { JournalDirectory = _journal },
+            Time = time ?? TimeProvider.System,
+            Guard = guard ?? new Vauban.Guard.GuardOptions(),
+        }, CancellationToken.None);
         var tenant = await store.Tenants.AddAsync("clinic", CancellationToken.None);
         var registration = await store.Clients.AddAsync(tenant, "restart", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
         var patients = new List<string>();
@@ -745,6 +853,7 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         public const string Password = "restart-password-5c1e";
 
         public VaubanStore Store { get; } = store;
+        public Tenant Tenant { get; } = tenant;
         public HttpClient Http { get; } = new() { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
         public List<string> Patients { get; } = patients;
         public string Log => string.Join('\n', logs);
@@ -766,14 +875,14 @@ public sealed class PostgresCrashTests : IAsyncLifetime
             {
                 Assert.Contains(after, e => e.Action == AuditAction.Create && e.Outcome == AuditOutcome.Success && e.Detail.Patient == created.Id);
             }
-            var verification = await Store.AuditLog.VerifyAsync(tenant.Id, null, CancellationToken.None);
+            var verification = await Store.AuditLog.VerifyAsync(Tenant.Id, null, CancellationToken.None);
             Assert.True(verification.Valid, verification.Problem);
         }
 
         /// <summary>All the entries <paramref name="query"/> finds, once the appender has taken what was journaled.</summary>
         private async Task<List<AuditEntry>> EntriesAsync(AuditQuery query)
         {
-            var context = AccessContext.Operator(tenant, "restart test check");
+            var context = AccessContext.Operator(Tenant, "restart test check");
             var entries = new List<AuditEntry>();
             for (var deadline = Stopwatch.StartNew(); ;)
             {
@@ -821,6 +930,30 @@ public sealed class PostgresCrashTests : IAsyncLifetime
             requests.Add(Task.Run(() => Send("create", () => http.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: family))))));
         }
         return await Task.WhenAll(requests);
+    }
+
+    /// <summary>Closes every session of the server's pools on database <paramref name="name"/> (pg_terminate_backend, waiting for
+    /// each to end), its one watching connection spared, so that nothing warns the server; how many it closed.</summary>
+    private async Task<long> TerminateAsync(string name)
+    {
+        await using var admin = new Npgsql.NpgsqlConnection(_admin);
+        await admin.OpenAsync();
+        await using var terminate = new Npgsql.NpgsqlCommand("""
+            SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
+            WHERE datname = @name AND application_name NOT LIKE '%connection watch%' AND pid <> pg_backend_pid()
+            """, admin);
+        terminate.Parameters.AddWithValue("name", name);
+        return (long)(await terminate.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>A count <paramref name="sql"/> reads in database <paramref name="name"/>, on a connection of its own (not pooled:
+    /// <see cref="TerminateAsync"/> closes every session on the database, a pooled one of the test's too).</summary>
+    private async Task<long> CountAsync(string name, string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = name, Pooling = false }.ConnectionString);
+        await connection.OpenAsync();
+        await using var count = new Npgsql.NpgsqlCommand(sql, connection);
+        return (long)(await count.ExecuteScalarAsync())!;
     }
 
     /// <summary>The sessions open on database <paramref name="name"/>, seen from the administrator's connection.</summary>
