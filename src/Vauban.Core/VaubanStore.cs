@@ -38,6 +38,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Tenants = new Tenants(database, keys, Audit, options.Time);
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
+        AccessRows = new AccessRows(database, keys, Alerts, options.Time);
         Sessions = new StaffSessions(database, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
@@ -53,6 +54,10 @@ public sealed class VaubanStore : IAsyncDisposable
     public Tenants Tenants { get; }
     public ApiClients Clients { get; }
     public SecurityAlerts Alerts { get; }
+
+    /// <summary>The rows that grant access (clients, tokens, staff sessions) held to their MACs (ADR 0014): what refuses one that fails,
+    /// and what `vauban audit verify` lists them with.</summary>
+    public AccessRows AccessRows { get; }
     public StaffAccounts Accounts { get; }
     public StaffSessions Sessions { get; }
     public SignInThrottle Throttle { get; }
@@ -463,6 +468,7 @@ public sealed class VaubanStore : IAsyncDisposable
         try
         {
             await keys.EnsureAuditSigningKeysAsync(cancellationToken);
+            await keys.EnsureRowKeyAsync(cancellationToken);
         }
         catch
         {
@@ -476,6 +482,8 @@ public sealed class VaubanStore : IAsyncDisposable
             // Once per store, at the upgrade that began chaining them: the security records that existed before, on the chain.
             // Before the journals are recovered, whose report of a damaged end raises alerts chained by their own write.
             await store.Audit.ChainExistingSecurityRecordsAsync(cancellationToken);
+            // Once per store, at the upgrade that began authenticating them: the rows that grant access, vouched for as they stand.
+            await store.AccessRows.AuthenticateExistingAsync(cancellationToken);
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
             await store.Audit.RecoverJournalsAsync(store.ReportDamagedJournalAsync, cancellationToken);
         }

@@ -405,5 +405,28 @@ internal static class Migrations
             Postgres: """
             INSERT INTO store_settings (name, value) VALUES ('security_records_chained', 'pending');
             """),
+
+        // Step 21: the rows that grant access (API clients, their tokens, staff sessions) carry a MAC under the store's
+        // row-authentication key (Access.AuthenticatedRows, ADR 0014), a key of the store wrapped under the master key like the
+        // tenants' keys. Whoever can write the database but has not the master key can no longer make a token, widen a client or
+        // take over a session there. The rows that exist are authenticated once by the first process that opens the upgraded
+        // store (it needs the master key, which a step does not have): this marks them pending.
+        new(21, "rows that grant access (clients, tokens, staff sessions) authenticated under a key of the store",
+            Sqlite: """
+            CREATE TABLE store_keys (purpose TEXT NOT NULL, key_version INTEGER NOT NULL, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL,
+                PRIMARY KEY (purpose, key_version)) WITHOUT ROWID;
+            ALTER TABLE clients ADD COLUMN mac BLOB;
+            ALTER TABLE access_tokens ADD COLUMN mac BLOB;
+            ALTER TABLE staff_sessions ADD COLUMN mac BLOB;
+            INSERT INTO store_settings (name, value) VALUES ('access_rows_authenticated', 'pending');
+            """,
+            Postgres: """
+            CREATE TABLE store_keys (purpose text NOT NULL, key_version integer NOT NULL, wrapped bytea NOT NULL, created_at bigint NOT NULL,
+                PRIMARY KEY (purpose, key_version));
+            ALTER TABLE clients ADD COLUMN mac bytea;
+            ALTER TABLE access_tokens ADD COLUMN mac bytea;
+            ALTER TABLE staff_sessions ADD COLUMN mac bytea;
+            INSERT INTO store_settings (name, value) VALUES ('access_rows_authenticated', 'pending');
+            """),
     ];
 }
