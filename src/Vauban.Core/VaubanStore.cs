@@ -39,11 +39,11 @@ public sealed class VaubanStore : IAsyncDisposable
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         AccessRows = new AccessRows(database, keys, Alerts, options.Time);
-        Sessions = new StaffSessions(database, options.Time, options.Accounts);
+        Sessions = new StaffSessions(database, AccessRows, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
         Policy = new AccessPolicy(database, keys, options.Access, options.Time);
-        Clients = new ApiClients(database, Tenants, Audit, Throttle, options.TokenLifetime, options.Time);
+        Clients = new ApiClients(database, Tenants, Audit, Throttle, AccessRows, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
         AuditLog = new AuditLog(database, keys, Audit, Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
