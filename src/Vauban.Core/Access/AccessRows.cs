@@ -36,7 +36,7 @@ public sealed class AccessRows
         _time = time;
     }
 
-    /// <summary>Told of each row refused for its MAC, once per row in this process, before its alert is raised (the server logs it).</summary>
+    /// <summary>Told of each row refused for its MAC, once per row in this process, when its alert is committed (the server logs it).</summary>
     public event Action<UnauthenticRow>? Refused;
 
     internal byte[] Mac(AuthenticatedRow row) => row.Table.Mac(_keys.Rows, row);
@@ -166,7 +166,9 @@ public sealed class AccessRows
     /// Once per store, at the upgrade that began authenticating them (schema step 21 marks it pending): every row that grants
     /// access and carries no MAC yet is authenticated as it stands — vouched for as the store holds it then (ADR 0014) —, expired
     /// tokens deleted rather than authenticated, and the mark set to 'done', in one transaction. A row that carries a MAC, matching
-    /// or not, is left as it is. Idempotent, also when two processes start together (the second finds the mark done).
+    /// or not, is left as it is. Idempotent, also when two processes start together (the second finds the mark done). A table
+    /// authenticated later (declared in <see cref="AuthenticatedTable.All"/>) gets its mac column in a schema step that sets the
+    /// mark back to 'pending': its rows are then authenticated once the same way, and the others, which all carry a MAC, are left.
     /// </summary>
     internal async Task AuthenticateExistingAsync(CancellationToken cancellationToken)
     {
