@@ -37,13 +37,14 @@ public sealed class VaubanStore : IAsyncDisposable
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         Tenants = new Tenants(database, keys, Audit, options.Time);
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
-        Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
-        Sessions = new StaffSessions(database, options.Time, options.Accounts);
+        AccessRows = new AccessRows(database, keys, Alerts, options.Time);
+        Accounts = new StaffAccounts(database, keys, Tenants, Audit, AccessRows, options.Time, options.Accounts);
+        Sessions = new StaffSessions(database, AccessRows, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
         Policy = new AccessPolicy(database, keys, options.Access, options.Time);
-        Clients = new ApiClients(database, Tenants, Audit, Throttle, options.TokenLifetime, options.Time);
-        Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
+        Clients = new ApiClients(database, Tenants, Audit, Throttle, AccessRows, options.TokenLifetime, options.Time);
+        Guard = new RecordsGuard(database, Alerts, keys, Audit, AccessRows, options.Guard, options.Time);
         AuditLog = new AuditLog(database, keys, Audit, Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
@@ -53,6 +54,10 @@ public sealed class VaubanStore : IAsyncDisposable
     public Tenants Tenants { get; }
     public ApiClients Clients { get; }
     public SecurityAlerts Alerts { get; }
+
+    /// <summary>The rows that grant access (clients, tokens, staff sessions, staff accounts and their second factors and enrolment
+    /// links) held to their MACs (ADR 0014): what refuses one that fails, and what `vauban audit verify` lists them with.</summary>
+    public AccessRows AccessRows { get; }
     public StaffAccounts Accounts { get; }
     public StaffSessions Sessions { get; }
     public SignInThrottle Throttle { get; }
@@ -463,6 +468,7 @@ public sealed class VaubanStore : IAsyncDisposable
         try
         {
             await keys.EnsureAuditSigningKeysAsync(cancellationToken);
+            await keys.EnsureRowKeyAsync(cancellationToken);
         }
         catch
         {
@@ -476,6 +482,8 @@ public sealed class VaubanStore : IAsyncDisposable
             // Once per store, at the upgrade that began chaining them: the security records that existed before, on the chain.
             // Before the journals are recovered, whose report of a damaged end raises alerts chained by their own write.
             await store.Audit.ChainExistingSecurityRecordsAsync(cancellationToken);
+            // Once per store, at the upgrade that began authenticating them: the rows that grant access, vouched for as they stand.
+            await store.AccessRows.AuthenticateExistingAsync(cancellationToken);
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
             await store.Audit.RecoverJournalsAsync(store.ReportDamagedJournalAsync, cancellationToken);
         }

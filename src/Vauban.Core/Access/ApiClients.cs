@@ -60,6 +60,7 @@ public sealed class ApiClients
     private readonly Tenants _tenants;
     private readonly AuditTrail _audit;
     private readonly SignInThrottle _throttle;
+    private readonly AccessRows _rows;
     private readonly TimeSpan _tokenLifetime;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, (AccessContext Context, long ExpiresAt)> _tokenCache = new(StringComparer.Ordinal);
@@ -71,12 +72,13 @@ public sealed class ApiClients
     /// <summary>How far a client's clock may be from ours when its assertion's exp, nbf and iat are checked.</summary>
     private const int AssertionClockSkewSeconds = 60;
 
-    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, SignInThrottle throttle, TimeSpan tokenLifetime, TimeProvider time)
+    internal ApiClients(StoreDatabase database, Tenants tenants, AuditTrail audit, SignInThrottle throttle, AccessRows rows, TimeSpan tokenLifetime, TimeProvider time)
     {
         _database = database;
         _tenants = tenants;
         _audit = audit;
         _throttle = throttle;
+        _rows = rows;
         _tokenLifetime = tokenLifetime;
         _time = time;
     }
@@ -158,12 +160,14 @@ public sealed class ApiClients
 
         var clientId = "vc_" + Base64Url(RandomNumberGenerator.GetBytes(12));
         var secret = jwks is null ? "vs_" + Base64Url(RandomNumberGenerator.GetBytes(32)) : null;
+        var row = AuthenticatedTable.Clients.Row(("client_id", clientId), ("tenant_id", tenant.Id), ("name", name), ("secret_hash", secret is null ? null : Hash(secret)),
+            ("jwks", jwks), ("scopes", parsed.ToString()), ("disabled", 0),
+            ("patient_limit", limits.Patients is { } list ? string.Join(' ', list.Distinct(StringComparer.Ordinal)) : null), ("own_only", limits.OwnResourcesOnly ? 1 : 0),
+            ("purpose", purpose));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var command = scope.Command(
-            "INSERT INTO clients (client_id, tenant_id, name, secret_hash, jwks, scopes, created_at, disabled, patient_limit, own_only, purpose) VALUES (@id, @t, @n, @s, @j, @sc, @c, 0, @pl, @own, @pu)")
-            .With("id", clientId).With("t", tenant.Id).With("n", name).With("s", secret is null ? null : Hash(secret)).With("j", jwks)
-            .With("sc", parsed.ToString()).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds())
-            .With("pl", limits.Patients is { } list ? string.Join(' ', list.Distinct(StringComparer.Ordinal)) : null).With("own", limits.OwnResourcesOnly ? 1 : 0).With("pu", purpose);
+        using var command = scope.Command("");
+        command.CommandText = $"INSERT INTO clients ({AuthenticatedTable.Clients.ColumnList}, created_at) VALUES ({_rows.Bind(command, row)}, @c)";
+        command.With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
         await command.ExecuteNonQueryAsync(cancellationToken);
         if (administrator is not null)
         {
@@ -301,8 +305,10 @@ public sealed class ApiClients
             {
                 await purge.ExecuteNonQueryAsync(cancellationToken);
             }
-            using var insert = scope.Command("INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES (@h, @c, @t, @s, @e)")
-                .With("h", tokenHash).With("c", client.ClientId).With("t", client.TenantId).With("s", granted.ToString()).With("e", expiresAt);
+            var row = AuthenticatedTable.AccessTokens.Row(("token_hash", tokenHash), ("client_id", client.ClientId), ("tenant_id", client.TenantId),
+                ("scopes", granted.ToString()), ("expires_at", expiresAt));
+            using var insert = scope.Command("");
+            insert.CommandText = $"INSERT INTO access_tokens ({AuthenticatedTable.AccessTokens.ColumnList}) VALUES ({_rows.Bind(insert, row)})";
             await insert.ExecuteNonQueryAsync(cancellationToken);
             // The sign-in entry commits with the token: no token without its entry.
             await _audit.AppendAsync(scope, context, AuditAction.SignIn, AuditOutcome.Success, null, [], cancellationToken, method + "; scopes " + granted);
@@ -341,11 +347,11 @@ public sealed class ApiClients
         ArgumentNullException.ThrowIfNull(administrator);
         ArgumentNullException.ThrowIfNull(clientId);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var disable = scope.Command("UPDATE clients SET disabled = 1 WHERE client_id = @c AND tenant_id = @t AND disabled = 0")
-            .With("c", clientId).With("t", administrator.Tenant.Id))
-        {
-            if (await disable.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
-        }
+        var current = await AccessRows.ReadAsync(scope, AuthenticatedTable.Clients, clientId, cancellationToken);
+        if (current is null || current.TenantId != administrator.Tenant.Id || current.Number("disabled") != 0) return false;
+        // A row altered in the database is revoked too (it is refused already): it keeps the MAC that matches nothing.
+        await _rows.CheckAsync(scope, current, cancellationToken);
+        if (!await _rows.RewriteAsync(scope, current, current.With("disabled", 1), cancellationToken)) return false;
         using (var tokens = scope.Command("DELETE FROM access_tokens WHERE client_id = @c").With("c", clientId))
         {
             await tokens.ExecuteNonQueryAsync(cancellationToken);
@@ -370,19 +376,18 @@ public sealed class ApiClients
         ArgumentNullException.ThrowIfNull(clientId);
         if (PurposeProblem(purpose) is { } wrongPurpose) throw new ArgumentException(wrongPurpose, nameof(purpose));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        string? previous;
-        using (var read = scope.Command("SELECT purpose FROM clients WHERE client_id = @c AND tenant_id = @t AND disabled = 0")
-            .With("c", clientId).With("t", administrator.Tenant.Id))
+        var current = await AccessRows.ReadAsync(scope, AuthenticatedTable.Clients, clientId, cancellationToken);
+        if (current is null || current.TenantId != administrator.Tenant.Id || current.Number("disabled") != 0) return null;
+        // A row altered in the database is no client: its purpose is not changed (that would authenticate the alteration).
+        if (!await _rows.CheckAsync(scope, current, cancellationToken))
         {
-            previous = await read.ExecuteScalarAsync(cancellationToken) as string;
+            await scope.CommitAsync(cancellationToken); // its report
+            return null;
         }
+        var previous = current.Text("purpose");
         if (previous is null) return null;
         if (previous == purpose) return previous;
-        using (var update = scope.Command("UPDATE clients SET purpose = @p WHERE client_id = @c AND tenant_id = @t AND disabled = 0")
-            .With("p", purpose).With("c", clientId).With("t", administrator.Tenant.Id))
-        {
-            if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return null;
-        }
+        if (!await _rows.RewriteAsync(scope, current, current.With("purpose", purpose), cancellationToken)) return null;
         await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
             [new AuditedRecord("client:" + clientId, null, null)], cancellationToken, $"clients set-purpose ({previous} to {purpose})");
         await scope.CommitAsync(cancellationToken);
@@ -412,25 +417,32 @@ public sealed class ApiClients
             // Expired, or due to be checked again (a revocation by another process): the database answers.
             _tokenCache.TryRemove(key, out _);
         }
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("""
-            SELECT t.client_id, t.tenant_id, t.scopes, t.expires_at, c.name, c.disabled, c.patient_limit, c.own_only, c.purpose
-            FROM access_tokens t JOIN clients c ON c.client_id = t.client_id
-            WHERE t.token_hash = @h
-            """).With("h", hash);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken)) return null;
-        var expiresAt = reader.GetInt64(3);
-        if (expiresAt <= now || reader.GetInt32(5) != 0) return null;
-        var tenant = await _tenants.FindAsync(reader.GetInt64(1), cancellationToken);
+        AuthenticatedRow token, client;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            var (tokens, clients) = (AuthenticatedTable.AccessTokens, AuthenticatedTable.Clients);
+            using var command = connection.Command($"SELECT {tokens.Select("t")}, {clients.Select("c")} FROM access_tokens t JOIN clients c ON c.client_id = t.client_id WHERE t.token_hash = @h")
+                .With("h", hash);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken)) return null;
+            token = tokens.Read(reader, 0);
+            client = clients.Read(reader, tokens.Columns.Count + 1);
+        }
+        // Both rows as Vauban wrote them (ADR 0014): a token inserted, or a client widened, in the database is no token. Only a
+        // token whose rows are authentic enters the cache.
+        var genuine = await _rows.CheckAsync(token, cancellationToken);
+        if (!await _rows.CheckAsync(client, cancellationToken) || !genuine || token.TenantId != client.TenantId) return null;
+        var expiresAt = token.Number("expires_at") ?? 0;
+        if (expiresAt <= now || client.Number("disabled") != 0) return null;
+        var tenant = await _tenants.FindAsync(client.TenantId ?? 0, cancellationToken);
         if (tenant is null) return null;
-        SmartScopes.TryParse(reader.GetString(2), TypeCodes.Names, out var scopes, out _);
-        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, reader.GetString(0), reader.GetString(4), scopes)
+        SmartScopes.TryParse(token.Text("scopes"), TypeCodes.Names, out var scopes, out _);
+        var context = new AccessContext(new Principal(PrincipalKind.ApiClient, client.Text("client_id")!, client.Text("name")!, scopes)
         {
             SessionId = TokenId(hash),
-            PatientLimit = reader.IsDBNull(6) ? null : reader.GetString(6).Split(' ', StringSplitOptions.RemoveEmptyEntries),
-            OwnResourcesOnly = reader.GetInt32(7) != 0,
-        }, tenant, reader.GetString(8)); // the client's registered purpose of use: every entry of its acts records it
+            PatientLimit = client.Text("patient_limit")?.Split(' ', StringSplitOptions.RemoveEmptyEntries),
+            OwnResourcesOnly = client.Number("own_only") != 0,
+        }, tenant, client.Text("purpose")!); // the client's registered purpose of use: every entry of its acts records it
         if (_tokenCache.Count > 100_000) _tokenCache.Clear();
         _tokenCache[key] = (context, Math.Min(expiresAt, now + (long)TokenRecheck.TotalMilliseconds));
         return context with { SourceAddress = sourceAddress };
@@ -438,14 +450,21 @@ public sealed class ApiClients
 
     private sealed record Client(string ClientId, long TenantId, string Name, byte[]? SecretHash, string? Jwks, string Scopes, bool Disabled);
 
+    /// <summary>The client named <paramref name="clientId"/>, as the token endpoint authenticates it; null when there is none, or its row
+    /// is not as Vauban wrote it (ADR 0014: a secret hash replaced, scopes widened, a revoked client re-enabled in the database).</summary>
     private async Task<Client?> FindClientAsync(string clientId, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT client_id, tenant_id, name, secret_hash, jwks, scopes, disabled FROM clients WHERE client_id = @c").With("c", clientId);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken)) return null;
-        return new Client(reader.GetString(0), reader.GetInt64(1), reader.GetString(2), reader.IsDBNull(3) ? null : (byte[])reader.GetValue(3),
-            reader.IsDBNull(4) ? null : reader.GetString(4), reader.GetString(5), reader.GetInt32(6) != 0);
+        AuthenticatedRow row;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            using var command = connection.Command($"SELECT {AuthenticatedTable.Clients.Select("c")} FROM clients c WHERE c.client_id = @c").With("c", clientId);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken)) return null;
+            row = AuthenticatedTable.Clients.Read(reader, 0);
+        }
+        if (!await _rows.CheckAsync(row, cancellationToken)) return null;
+        return new Client(row.Text("client_id")!, row.TenantId ?? 0, row.Text("name")!, row.Bytes("secret_hash"), row.Text("jwks"), row.Text("scopes")!,
+            row.Number("disabled") != 0);
     }
 
     /// <summary>The issuer and key id an assertion claims, read without verifying it; null when it is no signed JWT.</summary>

@@ -35,12 +35,14 @@ public sealed class StaffSessions
 
     private long _nextPurgeAt;
     private readonly StoreDatabase _database;
+    private readonly AccessRows _rows;
     private readonly TimeProvider _time;
     private readonly AccountOptions _options;
 
-    internal StaffSessions(StoreDatabase database, TimeProvider time, AccountOptions options)
+    internal StaffSessions(StoreDatabase database, AccessRows rows, TimeProvider time, AccountOptions options)
     {
         _database = database;
+        _rows = rows;
         _time = time;
         _options = options;
     }
@@ -85,12 +87,13 @@ public sealed class StaffSessions
             }
             // A person's session opens only while the account holds the credentials the sign-in checked: a reset meanwhile (which
             // ended the account's sessions) is not outlived by a session opened just after it from a copy read before it.
-            using var insert = scope.Command("""
-                INSERT INTO staff_sessions (id, token_hash, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony, source)
-                SELECT @id, @h, @t, @u, @s, @c, @c, @a, @cer, @src
-                """ + (user is null ? "" : " WHERE EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @stamp)")).With("id", session.Id).With("h", StaffAccounts.Hash(token)).With("t", session.TenantId).With("u", session.UserId).With("s", (int)stage)
-                .With("c", now.ToUnixTimeMilliseconds()).With("a", session.AuthenticatedAt?.ToUnixTimeMilliseconds()).With("cer", ceremony).With("src", source)
-                .With("stamp", user?.StoredStamp ?? "");
+            var row = AuthenticatedTable.StaffSessions.Row(("id", session.Id), ("token_hash", StaffAccounts.Hash(token)), ("tenant_id", session.TenantId),
+                ("user_id", session.UserId), ("stage", (int)stage), ("created_at", now.ToUnixTimeMilliseconds()), ("authenticated_at", session.AuthenticatedAt?.ToUnixTimeMilliseconds()),
+                ("ceremony", ceremony));
+            using var insert = scope.Command("");
+            insert.CommandText = $"INSERT INTO staff_sessions ({AuthenticatedTable.StaffSessions.ColumnList}, last_seen_at, source) SELECT {_rows.Bind(insert, row)}, @c, @src"
+                + (user is null ? "" : " WHERE EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @stamp)");
+            insert.With("c", now.ToUnixTimeMilliseconds()).With("src", source).With("u", session.UserId).With("stamp", user?.StoredStamp ?? "");
             if (await insert.ExecuteNonQueryAsync(cancellationToken) == 0) return null; // rolled back with the scope: the previous session stays as it was
             await scope.CommitAsync(cancellationToken);
             return (token, session);
@@ -102,13 +105,12 @@ public sealed class StaffSessions
     {
         if (string.IsNullOrEmpty(token) || token.Length > 100) return null;
         var hash = StaffAccounts.Hash(token);
-        var session = await _database.ReadOneAsync(
-            "SELECT id, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at, ceremony FROM staff_sessions WHERE token_hash = @h",
-            r => new StaffSession(r.GetString(0), r.IsDBNull(1) ? null : r.GetInt64(1), r.IsDBNull(2) ? null : r.GetString(2), (SessionStage)r.GetInt32(3),
-                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(5)),
-                r.IsDBNull(6) ? null : DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(6)), r.IsDBNull(7) ? null : r.GetString(7)),
-            cancellationToken, ("h", hash));
-        if (session is null) return null;
+        var table = AuthenticatedTable.StaffSessions;
+        var read = await _database.ReadOneAsync($"SELECT {table.Select("s")}, s.last_seen_at FROM staff_sessions s WHERE s.token_hash = @h",
+            r => new StoredSession(table.Read(r, 0), r.GetInt64(table.Columns.Count + 1)), cancellationToken, ("h", hash));
+        // A session inserted, or one's account, establishment or stage changed, in the database is no session (ADR 0014).
+        if (read is null || !await _rows.CheckAsync(read.Row, cancellationToken)) return null;
+        var session = Session(read.Row, read.LastSeenAt);
         var now = _time.GetUtcNow();
         var expired = session.Stage == SessionStage.Full
             ? now - session.LastSeenAt > _options.IdleTimeout || now - session.CreatedAt > _options.AbsoluteTimeout
@@ -126,9 +128,16 @@ public sealed class StaffSessions
         return session;
     }
 
+    /// <summary>A session's row as read: what its MAC covers, and when it was last seen (which it does not cover).</summary>
+    private sealed record StoredSession(AuthenticatedRow Row, long LastSeenAt);
+
+    private static StaffSession Session(AuthenticatedRow row, long lastSeenAt) =>
+        new(row.Text("id")!, row.TenantId, row.Text("user_id"), (SessionStage)(row.Number("stage") ?? 0), DateTimeOffset.FromUnixTimeMilliseconds(row.Number("created_at") ?? 0),
+            DateTimeOffset.FromUnixTimeMilliseconds(lastSeenAt), row.Number("authenticated_at") is { } at ? DateTimeOffset.FromUnixTimeMilliseconds(at) : null, row.Text("ceremony"));
+
     /// <summary>Keeps a WebAuthn ceremony's state (challenge) on the server side of the session.</summary>
     public Task SetCeremonyAsync(StaffSession session, string? ceremony, CancellationToken cancellationToken) =>
-        ExecuteAsync("UPDATE staff_sessions SET ceremony = @c WHERE id = @id", cancellationToken, ("c", (object?)ceremony ?? DBNull.Value), ("id", Required(session).Id));
+        ChangeAsync(Required(session).Id, row => row.With("ceremony", ceremony), cancellationToken);
 
     /// <summary>Records a fresh proof of both factors (step-up for sensitive acts) and gives the session a new token, returned
     /// for the cookie: a copy of the old token, taken before, does not become fresh with it (OWASP ASVS V7.2.4). The session
@@ -136,9 +145,20 @@ public sealed class StaffSessions
     public async Task<string> MarkAuthenticatedAsync(StaffSession session, CancellationToken cancellationToken)
     {
         var token = NewToken();
-        await ExecuteAsync("UPDATE staff_sessions SET authenticated_at = @a, token_hash = @h WHERE id = @id", cancellationToken,
-            ("a", _time.GetUtcNow().ToUnixTimeMilliseconds()), ("h", StaffAccounts.Hash(token)), ("id", Required(session).Id));
+        var at = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        await ChangeAsync(Required(session).Id, row => row.With("authenticated_at", at).With("token_hash", StaffAccounts.Hash(token)), cancellationToken);
         return token;
+    }
+
+    /// <summary>Changes the session's row with its MAC, in one transaction; a row not as Vauban wrote it is left as it is (it is no
+    /// session), and one gone meanwhile (signed out, ended) stays gone.</summary>
+    private async Task ChangeAsync(string id, Func<AuthenticatedRow, AuthenticatedRow> change, CancellationToken cancellationToken)
+    {
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var current = await AccessRows.ReadAsync(scope, AuthenticatedTable.StaffSessions, id, cancellationToken);
+        if (current is null) return;
+        if (await _rows.CheckAsync(scope, current, cancellationToken)) await _rows.RewriteAsync(scope, current, change(current), cancellationToken);
+        await scope.CommitAsync(cancellationToken);
     }
 
     /// <summary>Ends every session of the account but <paramref name="keep"/>: after a factor is replaced, the sessions the old

@@ -159,7 +159,8 @@ internal sealed class SecurityTable
 }
 
 /// <summary>What a digest is computed over: a domain tag, the table, the establishment, the row's id and part, then each field
-/// with its kind and length, so that no two rows' fields run together into the same bytes.</summary>
+/// with its kind and length, so that no two rows' fields run together into the same bytes. The MACs of the rows that grant access
+/// (Access.AuthenticatedTable) are written in the same form under a domain tag of their own.</summary>
 internal sealed class DigestInput
 {
     private const byte NullField = 0, LongField = 1, TextField = 2, OpenedField = 3, UnopenedField = 4;
@@ -168,8 +169,7 @@ internal sealed class DigestInput
 
     public void Start(SecurityTable table, long tenantId, long id, bool state)
     {
-        _buffer.ResetWrittenCount();
-        _buffer.Write(Domain);
+        Begin(Domain);
         Field(table.Code);
         Field(tenantId);
         Field(id);
@@ -181,6 +181,22 @@ internal sealed class DigestInput
         var digest = keys.Index.Digest(_buffer.WrittenSpan);
         _buffer.Clear(); // it held an explanation's or a detail's words
         return digest;
+    }
+
+    /// <summary>Begins a digest of another kind, under its own domain tag: the MAC of a row that grants access
+    /// (Access.AuthenticatedTable), whose fields are written in the same canonical form.</summary>
+    public void Begin(ReadOnlySpan<byte> domain)
+    {
+        _buffer.ResetWrittenCount();
+        _buffer.Write(domain);
+    }
+
+    /// <summary>The MAC of what was written since <see cref="Begin"/>, under the store's row-authentication key.</summary>
+    public byte[] Finish(RowKey key)
+    {
+        var mac = key.Mac(_buffer.WrittenSpan);
+        _buffer.Clear();
+        return mac;
     }
 
     /// <summary>One field: a long, a string, a sealed value's opened bytes, one that did not open, or null.</summary>

@@ -143,6 +143,8 @@ internal sealed class KeyRing : IDisposable
                 .With("w", wrapped).With("t", tenant).With("p", purpose).With("v", version);
             await update.ExecuteNonQueryAsync(cancellationToken);
         }
+        // The store's own keys too (the row-authentication key): the rows they authenticate stay valid across the rotation.
+        await RewrapStoreKeysAsync(scope, current, next, cancellationToken);
         using (var bind = scope.Command("INSERT INTO store_settings (name, value) VALUES (@n, @v) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .With("n", BindingSetting).With("v", next.Fingerprint))
         {
@@ -166,6 +168,77 @@ internal sealed class KeyRing : IDisposable
         }
         _master = next;
         return rewrapped.Count;
+    }
+
+    private static async Task RewrapStoreKeysAsync(WriteScope scope, MasterKey current, MasterKey next, CancellationToken cancellationToken)
+    {
+        var rewrapped = new List<(string Purpose, int Version, byte[] Wrapped)>();
+        using (var select = scope.Command("SELECT purpose, key_version, wrapped FROM store_keys"))
+        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var (purpose, version) = (reader.GetString(0), reader.GetInt32(1));
+                var key = KeyWrap.UnwrapStoreKey(current, purpose, version, (byte[])reader.GetValue(2));
+                try
+                {
+                    rewrapped.Add((purpose, version, KeyWrap.WrapStoreKey(next, purpose, version, key)));
+                }
+                finally
+                {
+                    CryptographicOperations.ZeroMemory(key);
+                }
+            }
+        }
+        foreach (var (purpose, version, wrapped) in rewrapped)
+        {
+            using var update = scope.Command("UPDATE store_keys SET wrapped = @w WHERE purpose = @p AND key_version = @v")
+                .With("w", wrapped).With("p", purpose).With("v", version);
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>The store's row-authentication key (ADR 0014), loaded by <see cref="EnsureRowKeyAsync"/> when the store opens.</summary>
+    public RowKey Rows => _rows ?? throw new InvalidOperationException("The row-authentication key is loaded when the store opens.");
+
+    private RowKey? _rows;
+
+    /// <summary>
+    /// Loads the store's row-authentication key, making it first when the store has none (its first open with this Vauban): 32
+    /// random bytes wrapped under the master key, inserted under the lock a master-key rotation takes (a key wrapped under the
+    /// previous master key beside a rotation would stay so) and never over one another process made meanwhile.
+    /// </summary>
+    public async Task EnsureRowKeyAsync(CancellationToken cancellationToken)
+    {
+        var wrapped = await StoredRowKeyAsync(cancellationToken);
+        if (wrapped is null)
+        {
+            await using var scope = await _database.BeginWriteAsync(cancellationToken);
+            await _database.LockAsync(scope, "tenants add", cancellationToken);
+            await RefuseIfRotatedAsync(scope, cancellationToken);
+            var key = RandomNumberGenerator.GetBytes(32);
+            try
+            {
+                using var insert = scope.Command("INSERT INTO store_keys (purpose, key_version, wrapped, created_at) VALUES (@p, 1, @w, @c) ON CONFLICT DO NOTHING")
+                    .With("p", RowKey.Purpose).With("w", KeyWrap.WrapStoreKey(_master, RowKey.Purpose, 1, key)).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(key);
+            }
+            await scope.CommitAsync(cancellationToken);
+            wrapped = await StoredRowKeyAsync(cancellationToken) ?? throw new InvalidOperationException("The row-authentication key was not stored.");
+        }
+        _rows?.Dispose();
+        _rows = new RowKey(KeyWrap.UnwrapStoreKey(_master, RowKey.Purpose, 1, wrapped));
+    }
+
+    private async Task<byte[]?> StoredRowKeyAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _database.OpenAsync(cancellationToken);
+        using var command = connection.Command("SELECT wrapped FROM store_keys WHERE purpose = @p AND key_version = 1").With("p", RowKey.Purpose);
+        return await command.ExecuteScalarAsync(cancellationToken) as byte[];
     }
 
     /// <summary>
@@ -497,6 +570,7 @@ internal sealed class KeyRing : IDisposable
         _cache.Clear();
         foreach (var signer in _signers.Values) signer.Dispose();
         _signers.Clear();
+        _rows?.Dispose();
     }
 }
 

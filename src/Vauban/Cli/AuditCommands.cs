@@ -23,7 +23,8 @@ internal static class AuditCommands
     {
         var verify = new Command("verify", "Re-check every entry's hash, the chain, the signed checkpoints and the chain head, and hold the security records beside it "
             + "(alerts, containments, break-the-glass grants and their explanations) to their digests on it; report the first broken entry, or the first record missing, "
-            + "altered or added. Exit code 3 when the log was tampered with.");
+            + "altered or added; and hold every row that grants access (API clients, their tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links) to its MAC, listing each that fails. "
+            + "Exit code 3 when the log or those rows were tampered with.");
         var tenant = new Option<string?>("--tenant") { Description = "Only this establishment (default: every establishment in the store)." };
         var lookups = new Option<bool>("--lookups")
         {
@@ -107,6 +108,21 @@ internal static class AuditCommands
                             $"{t.Name}: LOOKUPS INCOMPLETE from entry {check.FirstMissing} — searches by patient or principal would not show it (rows removed from audit_index)."));
                     }
                 }
+            }
+            // The rows that grant access, held to their MACs (ADR 0014): of the establishment named, or of the whole store.
+            var single = witnessed is not null || parse.GetValue(tenant) is not null;
+            var (rows, unauthentic) = await store.AccessRows.VerifyAsync(single ? tenants[0].Id : null, token);
+            var names = tenants.ToDictionary(t => t.Id, t => t.Name);
+            foreach (var row in unauthentic)
+            {
+                broken = true;
+                var where = row.TenantId is { } id && names.TryGetValue(id, out var establishment) ? establishment : "store";
+                Console.WriteLine($"{where}: ROW NOT AUTHENTIC — {row.Row} in {row.Table} does not carry the store's authentication (written or changed in the database, not by Vauban); it is refused.");
+            }
+            if (unauthentic.Count == 0)
+            {
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"Rows that grant access: OK — {Counted.En(rows, "row", "rows")} of clients, access tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links authenticated."));
             }
             return broken ? 3 : 0;
         }, ct));

@@ -206,7 +206,8 @@ public static class VaubanHost
     /// a break-the-glass), so that whoever watches the log — the operations team, a SIEM — hears of it when the officer does: its
     /// id, kind, establishment and whom it is about, never its detail (the console's, sealed). Alerts another process raises (the
     /// command line, another server) are in that process's log. So are audit entries this server leaves unsigned because it holds
-    /// a master key rotated since (the establishment's number only).</summary>
+    /// a master key rotated since (the establishment's number only), and rows that grant access refused for their MAC (table and
+    /// non-secret id).</summary>
     private static void LogSecurityAlerts(VaubanStore store, WebApplication app)
     {
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Security");
@@ -221,6 +222,12 @@ public static class VaubanHost
         void Unsigned(long tenantId) => audit.LogWarning(Cli.StoreArguments.LeftUnsignedWarning, tenantId);
         store.Audit.LeftUnsigned += Unsigned;
         app.Lifetime.ApplicationStopped.Register(() => store.Audit.LeftUnsigned -= Unsigned);
+        // A row that grants access refused for its MAC (ADR 0014): the table and the row's non-secret id, once per row.
+        void Refused(Vauban.Access.UnauthenticRow row) =>
+            log.LogWarning("A row that grants access was refused: {Row} in {Table} (establishment {TenantId}) does not carry the store's authentication; "
+                + "it was written or changed in the database, not by Vauban. `vauban audit verify` lists every such row", row.Row, row.Table, row.TenantId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
+        store.AccessRows.Refused += Refused;
+        app.Lifetime.ApplicationStopped.Register(() => store.AccessRows.Refused -= Refused);
     }
 
     /// <summary>While the host runs, a PostgreSQL restart or crash is met by the store's watch rather than by the first requests

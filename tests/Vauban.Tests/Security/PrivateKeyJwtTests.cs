@@ -64,6 +64,20 @@ public class PrivateKeyJwtTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_key_set_replaced_in_the_database_with_the_insiders_key_authenticates_none_of_their_assertions()
+    {
+        // ADR 0014: whoever can write the database puts their own public key in the client's row, under the same kid.
+        using var insider = ECDsa.Create(ECCurve.NamedCurves.nistP384);
+        var jwk = JsonWebKeyConverter.ConvertFromECDsaSecurityKey(new ECDsaSecurityKey(insider) { KeyId = "k1" });
+        var jwks = JsonSerializer.Serialize(new { keys = new[] { new { kty = jwk.Kty, crv = jwk.Crv, x = jwk.X, y = jwk.Y, kid = "k1", alg = "ES384" } } });
+        await _server.ExecuteSqlAsync($"UPDATE clients SET jwks = '{jwks}' WHERE client_id = '{_clientId}'");
+        Assert.Equal(HttpStatusCode.Unauthorized, await RequestAsync(Assertion(insider)));
+        var tenant = (await _server.Store.Tenants.FindAsync("lab", CancellationToken.None))!;
+        var alert = Assert.Single(await _server.Store.Alerts.ListAsync(tenant.Id, all: true, 100, CancellationToken.None), a => a.Kind == Vauban.Access.KnownAlertKinds.RowIntegrity);
+        Assert.Contains($"client {_clientId} in clients", alert.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Assertions_signed_with_another_key_for_another_audience_or_expired_are_refused()
     {
         using var attacker = ECDsa.Create(ECCurve.NamedCurves.nistP384);
