@@ -37,14 +37,14 @@ public sealed class VaubanStore : IAsyncDisposable
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         Tenants = new Tenants(database, keys, Audit, options.Time);
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
-        Accounts = new StaffAccounts(database, keys, Tenants, Audit, options.Time, options.Accounts);
         AccessRows = new AccessRows(database, keys, Alerts, options.Time);
+        Accounts = new StaffAccounts(database, keys, Tenants, Audit, AccessRows, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, AccessRows, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
         Policy = new AccessPolicy(database, keys, options.Access, options.Time);
         Clients = new ApiClients(database, Tenants, Audit, Throttle, AccessRows, options.TokenLifetime, options.Time);
-        Guard = new RecordsGuard(database, Alerts, keys, Audit, options.Guard, options.Time);
+        Guard = new RecordsGuard(database, Alerts, keys, Audit, AccessRows, options.Guard, options.Time);
         AuditLog = new AuditLog(database, keys, Audit, Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);

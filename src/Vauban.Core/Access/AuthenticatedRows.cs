@@ -61,7 +61,32 @@ internal sealed class AuthenticatedTable
         ["id", "token_hash", "tenant_id", "user_id", "stage", "created_at", "authenticated_at", "ceremony"],
         row => "staff session " + row.Shown("id") + (row["user_id"] is null ? "" : " of account " + row.Shown("user_id")));
 
-    public static IReadOnlyList<AuthenticatedTable> All { get; } = [Clients, AccessTokens, StaffSessions];
+    /// <summary>Staff accounts: who the person is to the access policy (establishment, role, the practitioner and the service care
+    /// relationships name), which e-mail signs into it (its blind index), how they sign in (password hash, whether an authenticator is
+    /// confirmed, the security stamp a session's start and a credentials' write hold to) and whether it is locked. Not the sealed
+    /// e-mail and name nor the sealed authenticator key: AES-GCM under the establishment's key, bound to the account, they are not
+    /// made or moved without that key, and the data-key rotation re-seals them in place. Nor what every attempt changes and only
+    /// counts towards a lock or against a replay: access_failed_count, totp_last_step.</summary>
+    public static readonly AuthenticatedTable StaffUsers = new("staff_users", "id",
+        ["id", "tenant_id", "email_index", "role", "practitioner", "service", "password_hash", "security_stamp", "two_factor_enabled", "lockout_end"],
+        row => "staff account " + row.Shown("id"));
+
+    /// <summary>Passkeys: the credential, the account it signs in and its public key and counter (data). Not created_at (order only).</summary>
+    public static readonly AuthenticatedTable StaffPasskeys = new("staff_passkeys", "credential_id",
+        ["credential_id", "tenant_id", "user_id", "data"],
+        row => "passkey of account " + row.Shown("user_id"));
+
+    /// <summary>Recovery codes: the code's hash and its account; named by the account, never by the hash.</summary>
+    public static readonly AuthenticatedTable StaffRecoveryCodes = new("staff_recovery_codes", "code_hash",
+        ["code_hash", "tenant_id", "user_id"],
+        row => "recovery code of account " + row.Shown("user_id"));
+
+    /// <summary>Enrolment links, whose use resets an account's credentials: the link's hash, its account and its end.</summary>
+    public static readonly AuthenticatedTable EnrolmentTokens = new("enrolment_tokens", "token_hash",
+        ["token_hash", "tenant_id", "user_id", "expires_at"],
+        row => "enrolment link of account " + row.Shown("user_id"));
+
+    public static IReadOnlyList<AuthenticatedTable> All { get; } = [Clients, AccessTokens, StaffSessions, StaffUsers, StaffPasskeys, StaffRecoveryCodes, EnrolmentTokens];
 
     internal int IndexOf(string column) =>
         _index.TryGetValue(column, out var i) ? i : throw new ArgumentException($"{Name} has no authenticated column '{column}'.", nameof(column));

@@ -1,7 +1,8 @@
 // Staff accounts of each establishment: creation with a one-time enrolment link, listing, lock and
 // unlock, session revocation, and the persistence the Identity stores (StaffUserStore) build on.
-// Enrolment links and recovery codes are high-entropy secrets stored only as SHA-256 hashes.
-using System.Data.Common;
+// Enrolment links and recovery codes are high-entropy secrets stored only as SHA-256 hashes. An account's row, and each of its
+// passkeys, recovery codes and enrolment links, carries a MAC under the store's row-authentication key (ADR 0014): one written or
+// changed in the database, not by Vauban, is as if it did not exist.
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -28,17 +29,19 @@ public sealed class StaffAccounts
     private readonly KeyRing _keys;
     private readonly Tenants _tenants;
     private readonly AuditTrail _audit;
+    private readonly AccessRows _rows;
     private readonly TimeProvider _time;
 
-    internal StaffAccounts(StoreDatabase database, KeyRing keys, Tenants tenants, AuditTrail audit, TimeProvider time, AccountOptions options)
+    internal StaffAccounts(StoreDatabase database, KeyRing keys, Tenants tenants, AuditTrail audit, AccessRows rows, TimeProvider time, AccountOptions options)
     {
         _database = database;
         _keys = keys;
         _tenants = tenants;
         _audit = audit;
+        _rows = rows;
         _time = time;
         Options = options;
-        Store = new StaffUserStore(this, database, time);
+        Store = new StaffUserStore(this, database, rows, time);
     }
 
     public AccountOptions Options { get; }
@@ -104,13 +107,14 @@ public sealed class StaffAccounts
         };
         user.StoredStamp = user.SecurityStamp;
         var sealedFields = RecordCipher.Seal(keys, SealedAccountCode, user.Id, 0, JsonSerializer.SerializeToUtf8Bytes(new SealedFields(email, name)));
+        var row = AuthenticatedTable.StaffUsers.Row(("id", user.Id), ("tenant_id", tenant.Id), ("email_index", EmailIndex(keys, email)), ("role", role.ToString()),
+            ("practitioner", practitioner), ("service", service), ("password_hash", null), ("security_stamp", user.SecurityStamp), ("two_factor_enabled", 0),
+            ("lockout_end", null));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var insert = scope.Command("""
-            INSERT INTO staff_users (id, tenant_id, email_index, sealed, role, practitioner, service, security_stamp, created_at)
-            VALUES (@id, @t, @e, @s, @r, @p, @sv, @st, @c)
-            """).With("id", user.Id).With("t", tenant.Id).With("e", EmailIndex(keys, email)).With("s", sealedFields).With("r", role.ToString())
-            .With("p", practitioner).With("sv", service).With("st", user.SecurityStamp).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds()))
+        using (var insert = scope.Command(""))
         {
+            insert.CommandText = $"INSERT INTO staff_users ({AuthenticatedTable.StaffUsers.ColumnList}, sealed, created_at) VALUES ({_rows.Bind(insert, row)}, @s, @c)";
+            insert.With("s", sealedFields).With("c", _time.GetUtcNow().ToUnixTimeMilliseconds());
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         var link = await IssueEnrolmentLinkAsync(scope, user, cancellationToken);
@@ -151,33 +155,40 @@ public sealed class StaffAccounts
         }
         var token = "ve_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
         var expires = _time.GetUtcNow().Add(Options.EnrolmentLinkLifetime);
-        using var insert = scope.Command("INSERT INTO enrolment_tokens (token_hash, user_id, expires_at) VALUES (@h, @u, @e)")
-            .With("h", Hash(token)).With("u", user.Id).With("e", expires.ToUnixTimeMilliseconds());
+        var row = AuthenticatedTable.EnrolmentTokens.Row(("token_hash", Hash(token)), ("tenant_id", user.Tenant.Id), ("user_id", user.Id),
+            ("expires_at", expires.ToUnixTimeMilliseconds()));
+        using var insert = scope.Command("");
+        insert.CommandText = $"INSERT INTO enrolment_tokens ({AuthenticatedTable.EnrolmentTokens.ColumnList}) VALUES ({_rows.Bind(insert, row)})";
         await insert.ExecuteNonQueryAsync(cancellationToken);
         return new EnrolmentLink(user, token, expires);
     }
 
-    /// <summary>The account an unexpired enrolment link is for, without using it up.</summary>
+    /// <summary>The account an unexpired enrolment link is for, without using it up. A link written in the database rather than
+    /// issued by Vauban (one for an administrator's account, whose use would reset its credentials to the writer's) is no link.</summary>
     public async Task<StaffUser?> PeekEnrolmentAsync(string token, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(token) || token.Length > 200) return null;
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT user_id FROM enrolment_tokens WHERE token_hash = @h AND expires_at > @now")
-            .With("h", Hash(token)).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-        return await command.ExecuteScalarAsync(cancellationToken) is string id ? await FindByIdAsync(id, cancellationToken) : null;
+        var table = AuthenticatedTable.EnrolmentTokens;
+        var row = await _database.ReadOneAsync($"SELECT {table.Select("e")} FROM enrolment_tokens e WHERE e.token_hash = @h AND e.expires_at > @now",
+            r => table.Read(r, 0), cancellationToken, ("h", Hash(token)), ("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        return row is not null && await _rows.CheckAsync(row, cancellationToken) && row.Text("user_id") is { } id ? await FindByIdAsync(id, cancellationToken) : null;
     }
 
-    /// <summary>Uses an enrolment link up (single use): the account, or null when unknown, expired or already used.</summary>
+    /// <summary>Uses an enrolment link up (single use): the account, or null when unknown, expired, already used or not issued by Vauban.</summary>
     public async Task<StaffUser?> ConsumeEnrolmentAsync(string token, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(token) || token.Length > 200) return null;
-        string? id;
+        string? id = null;
         await using (var scope = await _database.BeginWriteAsync(cancellationToken))
         {
-            using var delete = scope.Command("DELETE FROM enrolment_tokens WHERE token_hash = @h AND expires_at > @now RETURNING user_id")
-                .With("h", Hash(token)).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-            id = await delete.ExecuteScalarAsync(cancellationToken) as string;
-            await scope.CommitAsync(cancellationToken);
+            var row = await AccessRows.ReadAsync(scope, AuthenticatedTable.EnrolmentTokens, Hash(token), cancellationToken);
+            if (row is not null && row.Number("expires_at") > _time.GetUtcNow().ToUnixTimeMilliseconds() && await _rows.CheckAsync(scope, row, cancellationToken))
+            {
+                // Whoever deletes it first uses it: a replayed form finds it gone.
+                using var delete = scope.Command("DELETE FROM enrolment_tokens WHERE token_hash = @h AND mac = @m").With("h", Hash(token)).With("m", row.Mac!);
+                if (await delete.ExecuteNonQueryAsync(cancellationToken) == 1) id = row.Text("user_id");
+            }
+            await scope.CommitAsync(cancellationToken); // with the alert of a link that does not verify, when one was raised
         }
         return id is null ? null : await FindByIdAsync(id, cancellationToken);
     }
@@ -247,10 +258,7 @@ public sealed class StaffAccounts
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var update = scope.Command("UPDATE staff_users SET lockout_end = @e WHERE id = @u").With("e", DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()).With("u", user.Id))
-        {
-            await update.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", LockedForGood), cancellationToken);
         await DeleteSessionsAsync(scope, user.Id, cancellationToken);
         // A link issued before the lock would reset the credentials and lift the lock with them (ResetCredentialsAsync): whoever
         // holds it — a link sent to the wrong mailbox, the reason for the lock — would have a working account again.
@@ -274,7 +282,8 @@ public sealed class StaffAccounts
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var update = scope.Command("UPDATE staff_users SET lockout_end = NULL, access_failed_count = 0 WHERE id = @u").With("u", user.Id))
+        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", null), cancellationToken);
+        using (var update = scope.Command("UPDATE staff_users SET access_failed_count = 0 WHERE id = @u").With("u", user.Id))
         {
             await update.ExecuteNonQueryAsync(cancellationToken);
         }
@@ -310,19 +319,45 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(user);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        var stamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        await ChangeAsync(_rows, scope, user.Id, null,
+            row => row.With("password_hash", null).With("two_factor_enabled", 0).With("lockout_end", null).With("security_stamp", stamp), cancellationToken);
         foreach (var sql in new[]
         {
-            "UPDATE staff_users SET password_hash = NULL, authenticator_key = NULL, two_factor_enabled = 0, lockout_end = NULL, access_failed_count = 0, security_stamp = @s WHERE id = @u",
+            "UPDATE staff_users SET authenticator_key = NULL, access_failed_count = 0 WHERE id = @u",
             "DELETE FROM staff_passkeys WHERE user_id = @u",
             "DELETE FROM staff_recovery_codes WHERE user_id = @u",
             "DELETE FROM staff_sessions WHERE user_id = @u",
         })
         {
             using var command = scope.Command(sql).With("u", user.Id);
-            if (sql.Contains("@s", StringComparison.Ordinal)) command.With("s", Convert.ToHexString(RandomNumberGenerator.GetBytes(16)));
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>A lock until the officer unlocks (lockout_end's value for it).</summary>
+    internal static long LockedForGood => DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+
+    /// <summary>
+    /// Changes the account's authenticated columns (ADR 0014) in <paramref name="scope"/>, with its MAC: the one way every writer of
+    /// staff_users (the officer, Identity through <see cref="UpdateAsync"/>, the guard) changes them. An account whose row does not
+    /// verify keeps the MAC it had, so a change never makes an altered row believed (a lock still applies to it). False when there is
+    /// no such account (in the establishment <paramref name="tenantId"/>, when given).
+    /// </summary>
+    internal static async Task<bool> ChangeAsync(AccessRows rows, WriteScope scope, string userId, long? tenantId, Func<AuthenticatedRow, AuthenticatedRow> change,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        ArgumentNullException.ThrowIfNull(change);
+        // Read and written in one transaction; on PostgreSQL another server's write may come between the two: read it again then.
+        for (var attempt = 1; ; attempt++)
+        {
+            var current = await AccessRows.ReadAsync(scope, AuthenticatedTable.StaffUsers, userId, cancellationToken);
+            if (current is null || (tenantId is { } tenant && current.TenantId != tenant)) return false;
+            if (await rows.RewriteAsync(scope, current, change(current), cancellationToken)) return true;
+            if (attempt == 5) throw new InvalidOperationException("The account kept changing while it was written: try again.");
+        }
     }
 
     internal static async Task<int> DeleteSessionsAsync(WriteScope scope, string userId, CancellationToken cancellationToken)
@@ -348,30 +383,37 @@ public sealed class StaffAccounts
             sealedKey = RecordCipher.Seal(keys, SealedAuthenticatorCode, user.Id, 0, Encoding.UTF8.GetBytes(user.AuthenticatorKey));
         }
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        // Every SET expression reads the row as it was before the update (both engines).
-        using var update = scope.Command("""
+        var lockout = user.LockoutEnd?.ToUnixTimeMilliseconds();
+        string? stored = null;
+        var credentials = false;
+        await ChangeAsync(_rows, scope, user.Id, null, row =>
+        {
+            var locked = row.Number("lockout_end");
+            var next = row.With("lockout_end", locked is null ? lockout : (lockout ?? 0) > locked ? lockout : locked);
+            credentials = string.Equals(row.Text("security_stamp"), user.StoredStamp, StringComparison.Ordinal);
+            stored = credentials ? user.SecurityStamp : row.Text("security_stamp");
+            return credentials
+                ? next.With("password_hash", user.PasswordHash).With("two_factor_enabled", user.TwoFactorEnabled ? 1 : 0).With("security_stamp", user.SecurityStamp)
+                : next;
+        }, cancellationToken);
+        // The sealed authenticator key goes with the credentials; the failure count (which the MAC does not cover) never lowers but to 0.
+        using (var update = scope.Command("""
             UPDATE staff_users SET
-                password_hash = CASE WHEN security_stamp = @was THEN @p ELSE password_hash END,
-                authenticator_key = CASE WHEN security_stamp = @was THEN @k ELSE authenticator_key END,
-                two_factor_enabled = CASE WHEN security_stamp = @was THEN @tf ELSE two_factor_enabled END,
-                security_stamp = CASE WHEN security_stamp = @was THEN @s ELSE security_stamp END,
-                lockout_end = CASE WHEN lockout_end IS NULL THEN @l WHEN @l2 > lockout_end THEN @l2 ELSE lockout_end END,
+                authenticator_key = CASE WHEN @cr = 1 THEN @k ELSE authenticator_key END,
                 access_failed_count = CASE WHEN @f = 0 OR @f > access_failed_count THEN @f ELSE access_failed_count END
             WHERE id = @id
-            RETURNING security_stamp
-            """).With("was", user.StoredStamp).With("p", user.PasswordHash).With("s", user.SecurityStamp).With("k", sealedKey).With("tf", user.TwoFactorEnabled ? 1 : 0)
-            .With("l", user.LockoutEnd?.ToUnixTimeMilliseconds()).With("l2", user.LockoutEnd?.ToUnixTimeMilliseconds() ?? 0L)
-            .With("f", user.AccessFailedCount).With("id", user.Id);
-        var stored = await update.ExecuteScalarAsync(cancellationToken) as string;
+            """).With("cr", credentials ? 1 : 0).With("k", sealedKey).With("f", user.AccessFailedCount).With("id", user.Id))
+        {
+            await update.ExecuteNonQueryAsync(cancellationToken);
+        }
         await scope.CommitAsync(cancellationToken);
         if (stored != user.SecurityStamp) return false;
         user.StoredStamp = stored;
         return true;
     }
 
-    private const string SelectUser = """
-        SELECT u.id, u.tenant_id, u.sealed, u.role, u.practitioner, u.service, u.password_hash, u.security_stamp, u.authenticator_key,
-            u.two_factor_enabled, u.lockout_end, u.access_failed_count,
+    private static readonly string SelectUser = $"""
+        SELECT {AuthenticatedTable.StaffUsers.Select("u")}, u.sealed, u.authenticator_key, u.access_failed_count,
             (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = u.id) AS passkeys
         FROM staff_users u WHERE
         """;
@@ -381,42 +423,45 @@ public sealed class StaffAccounts
 
     private async Task<List<StaffUser>> LoadManyAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
     {
-        var rows = new List<(string Id, long Tenant, byte[] Sealed, string Role, string? Practitioner, string? Service, string? Hash, string Stamp, byte[]? Key,
-            bool TwoFactor, long? Lockout, int Failures, long Passkeys)>();
+        var table = AuthenticatedTable.StaffUsers;
+        var rows = new List<(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures, long Passkeys)>();
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
             using var command = connection.Command(SelectUser + " " + where);
             foreach (var (name, value) in parameters) command.With(name, value);
             using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            var next = table.Columns.Count + 1; // past the authenticated columns and the MAC
             while (await reader.ReadAsync(cancellationToken))
             {
-                rows.Add((reader.GetString(0), reader.GetInt64(1), (byte[])reader.GetValue(2), reader.GetString(3), NullableString(reader, 4), NullableString(reader, 5),
-                    NullableString(reader, 6), reader.GetString(7), reader.IsDBNull(8) ? null : (byte[])reader.GetValue(8), reader.GetInt32(9) != 0,
-                    reader.IsDBNull(10) ? null : reader.GetInt64(10), reader.GetInt32(11), reader.GetInt64(12)));
+                rows.Add((table.Read(reader, 0), (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1),
+                    reader.GetInt32(next + 2), reader.GetInt64(next + 3)));
             }
         }
         var users = new List<StaffUser>(rows.Count);
-        foreach (var row in rows)
+        foreach (var (row, sealedFields, sealedKey, failures, passkeys) in rows)
         {
-            var tenant = await _tenants.FindAsync(row.Tenant, cancellationToken);
+            // An account inserted, or its role, practitioner, password, second factor or lock changed, in the database is no account (ADR 0014).
+            if (!await _rows.CheckAsync(row, cancellationToken)) continue;
+            var (id, tenantId) = (row.Text("id")!, row.TenantId!.Value);
+            var tenant = await _tenants.FindAsync(tenantId, cancellationToken);
             if (tenant is null) continue;
-            var keys = await _keys.ForTenantAsync(row.Tenant, cancellationToken);
-            var fields = JsonSerializer.Deserialize<SealedFields>(RecordCipher.Open(keys, SealedAccountCode, row.Id, 0, row.Sealed))!;
+            var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+            var fields = JsonSerializer.Deserialize<SealedFields>(RecordCipher.Open(keys, SealedAccountCode, id, 0, sealedFields))!;
+            var twoFactor = row.Number("two_factor_enabled") is not (null or 0);
             users.Add(new StaffUser
             {
-                Id = row.Id, Tenant = tenant, Email = fields.Email, DisplayName = fields.Name, Role = Enum.Parse<StaffRole>(row.Role),
-                Practitioner = row.Practitioner, Service = row.Service, PasswordHash = row.Hash, SecurityStamp = row.Stamp, StoredStamp = row.Stamp,
-                AuthenticatorKey = row.Key is null ? null : Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedAuthenticatorCode, row.Id, 0, row.Key)),
-                TwoFactorEnabled = row.TwoFactor,
-                LockoutEnd = row.Lockout is { } l ? (l >= DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
-                AccessFailedCount = row.Failures,
-                HasSecondFactor = row.TwoFactor || row.Passkeys > 0,
+                Id = id, Tenant = tenant, Email = fields.Email, DisplayName = fields.Name, Role = Enum.Parse<StaffRole>(row.Text("role")!),
+                Practitioner = row.Text("practitioner"), Service = row.Text("service"), PasswordHash = row.Text("password_hash"),
+                SecurityStamp = row.Text("security_stamp")!, StoredStamp = row.Text("security_stamp")!,
+                AuthenticatorKey = sealedKey is null ? null : Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedAuthenticatorCode, id, 0, sealedKey)),
+                TwoFactorEnabled = twoFactor,
+                LockoutEnd = row.Number("lockout_end") is { } l ? (l >= LockedForGood ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
+                AccessFailedCount = failures,
+                HasSecondFactor = twoFactor || passkeys > 0,
             });
         }
         return users;
     }
-
-    private static string? NullableString(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetString(ordinal);
 
     private static long EmailIndex(TenantKeys keys, string email) => keys.Index.Hash(EmailIndexCode, 'e', NormalizeEmail(email));
 

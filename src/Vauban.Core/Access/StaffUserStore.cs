@@ -1,7 +1,8 @@
 // ASP.NET Core Identity's stores for staff accounts, over Vauban's own storage (one schema, one
 // migration system, no EF Core). Accounts are created by StaffAccounts.AddAsync (with an enrolment
 // link), never by UserManager.CreateAsync. Recovery codes are stored as SHA-256 hashes; the
-// authenticator key is sealed under the tenant's data key.
+// authenticator key is sealed under the tenant's data key. Passkeys and recovery codes carry a MAC under the store's
+// row-authentication key (ADR 0014): one written in the database, not by Vauban, signs no one in.
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -16,12 +17,14 @@ public sealed class StaffUserStore :
 {
     private readonly StaffAccounts _accounts;
     private readonly StoreDatabase _database;
+    private readonly AccessRows _rows;
     private readonly TimeProvider _time;
 
-    internal StaffUserStore(StaffAccounts accounts, StoreDatabase database, TimeProvider time)
+    internal StaffUserStore(StaffAccounts accounts, StoreDatabase database, AccessRows rows, TimeProvider time)
     {
         _accounts = accounts;
         _database = database;
+        _rows = rows;
         _time = time;
     }
 
@@ -100,18 +103,35 @@ public sealed class StaffUserStore :
         }
         foreach (var code in recoveryCodes.Distinct(StringComparer.Ordinal))
         {
-            using var insert = scope.Command("INSERT INTO staff_recovery_codes (user_id, code_hash) VALUES (@u, @h)").With("u", user.Id).With("h", HashCode(code));
+            var row = AuthenticatedTable.StaffRecoveryCodes.Row(("code_hash", HashCode(code)), ("tenant_id", user.Tenant.Id), ("user_id", user.Id));
+            using var insert = scope.Command("");
+            insert.CommandText = $"INSERT INTO staff_recovery_codes ({AuthenticatedTable.StaffRecoveryCodes.ColumnList}) VALUES ({_rows.Bind(insert, row)})";
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         await scope.CommitAsync(cancellationToken);
     }
 
+    /// <summary>Uses a recovery code up. One written in the database, not made by Vauban (a code its writer knows, beside a password
+    /// they phished), is no code.</summary>
     public async Task<bool> RedeemCodeAsync(StaffUser user, string code, CancellationToken cancellationToken)
     {
+        var table = AuthenticatedTable.StaffRecoveryCodes;
+        var hash = HashCode(code ?? "");
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var delete = scope.Command("DELETE FROM staff_recovery_codes WHERE user_id = @u AND code_hash = @h").With("u", Required(user).Id).With("h", HashCode(code ?? ""));
-        var redeemed = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
-        await scope.CommitAsync(cancellationToken);
+        AuthenticatedRow? row;
+        using (var select = scope.Command($"SELECT {table.Select("r")} FROM staff_recovery_codes r WHERE r.user_id = @u AND r.code_hash = @h").With("u", Required(user).Id).With("h", hash))
+        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+        {
+            row = await reader.ReadAsync(cancellationToken) ? table.Read(reader, 0) : null;
+        }
+        var redeemed = false;
+        if (row is not null && await _rows.CheckAsync(scope, row, cancellationToken))
+        {
+            // Single use: of two sign-ins sending it together, one deletes it.
+            using var delete = scope.Command("DELETE FROM staff_recovery_codes WHERE user_id = @u AND code_hash = @h AND mac = @m").With("u", user.Id).With("h", hash).With("m", row.Mac!);
+            redeemed = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
+        }
+        await scope.CommitAsync(cancellationToken); // with the alert of a code that does not verify, when one was raised
         return redeemed;
     }
 
@@ -158,8 +178,10 @@ public sealed class StaffUserStore :
         // TimeProvider). One already stored (a sign-in updating its counter) keeps its own.
         var stored = StoredPasskey.From(passkey);
         var data = JsonSerializer.Serialize(replaced == 0 ? stored with { CreatedAt = now } : stored);
-        using var insert = scope.Command("INSERT INTO staff_passkeys (credential_id, user_id, data, created_at) VALUES (@c, @u, @d, @t)")
-            .With("c", passkey.CredentialId).With("u", user.Id).With("d", data).With("t", now.ToUnixTimeMilliseconds());
+        var row = AuthenticatedTable.StaffPasskeys.Row(("credential_id", passkey.CredentialId), ("tenant_id", user.Tenant.Id), ("user_id", user.Id), ("data", data));
+        using var insert = scope.Command("");
+        insert.CommandText = $"INSERT INTO staff_passkeys ({AuthenticatedTable.StaffPasskeys.ColumnList}, created_at) VALUES ({_rows.Bind(insert, row)}, @t)";
+        insert.With("t", now.ToUnixTimeMilliseconds());
         await insert.ExecuteNonQueryAsync(cancellationToken);
         await scope.CommitAsync(cancellationToken);
         user.HasSecondFactor = true;
@@ -167,27 +189,46 @@ public sealed class StaffUserStore :
 
     public async Task<IList<UserPasskeyInfo>> GetPasskeysAsync(StaffUser user, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT data FROM staff_passkeys WHERE user_id = @u ORDER BY created_at").With("u", Required(user).Id);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var table = AuthenticatedTable.StaffPasskeys;
+        var rows = new List<AuthenticatedRow>();
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            using var command = connection.Command($"SELECT {table.Select("p")} FROM staff_passkeys p WHERE p.user_id = @u ORDER BY p.created_at").With("u", Required(user).Id);
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) rows.Add(table.Read(reader, 0));
+        }
         var list = new List<UserPasskeyInfo>();
-        while (await reader.ReadAsync(cancellationToken)) list.Add(JsonSerializer.Deserialize<StoredPasskey>(reader.GetString(0))!.ToInfo());
+        foreach (var row in rows)
+        {
+            if (await _rows.CheckAsync(row, cancellationToken)) list.Add(Info(row));
+        }
         return list;
     }
 
+    /// <summary>The account a passkey signs in. A passkey written in the database (the writer's own authenticator on an
+    /// administrator's account, or a colleague's moved onto it) signs no one in (ADR 0014).</summary>
     public async Task<StaffUser?> FindByPasskeyIdAsync(byte[] credentialId, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT user_id FROM staff_passkeys WHERE credential_id = @c").With("c", credentialId);
-        return await command.ExecuteScalarAsync(cancellationToken) is string id ? await _accounts.FindByIdAsync(id, cancellationToken) : null;
+        var row = await ReadPasskeyAsync("p.credential_id = @c", cancellationToken, ("c", credentialId));
+        return row?.Text("user_id") is { } id ? await _accounts.FindByIdAsync(id, cancellationToken) : null;
     }
 
+    /// <summary>The passkey (its public key and counter) an assertion is checked against; null as above.</summary>
     public async Task<UserPasskeyInfo?> FindPasskeyAsync(StaffUser user, byte[] credentialId, CancellationToken cancellationToken)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command("SELECT data FROM staff_passkeys WHERE credential_id = @c AND user_id = @u").With("c", credentialId).With("u", Required(user).Id);
-        return await command.ExecuteScalarAsync(cancellationToken) is string data ? JsonSerializer.Deserialize<StoredPasskey>(data)!.ToInfo() : null;
+        var row = await ReadPasskeyAsync("p.credential_id = @c AND p.user_id = @u", cancellationToken, ("c", credentialId), ("u", Required(user).Id));
+        return row is null ? null : Info(row);
     }
+
+    /// <summary>The passkey row found by <paramref name="where"/>, when its MAC holds.</summary>
+    private async Task<AuthenticatedRow?> ReadPasskeyAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        var table = AuthenticatedTable.StaffPasskeys;
+        var row = await _database.ReadOneAsync($"SELECT {table.Select("p")} FROM staff_passkeys p WHERE {where}", r => table.Read(r, 0), cancellationToken, parameters);
+        return row is not null && await _rows.CheckAsync(row, cancellationToken) ? row : null;
+    }
+
+    private static UserPasskeyInfo Info(AuthenticatedRow row) => JsonSerializer.Deserialize<StoredPasskey>(row.Text("data")!)!.ToInfo();
 
     public async Task RemovePasskeyAsync(StaffUser user, byte[] credentialId, CancellationToken cancellationToken)
     {

@@ -111,6 +111,7 @@ public sealed partial class RecordsGuard
     private readonly SecurityAlerts _alerts;
     private readonly KeyRing _keys;
     private readonly AuditTrail _audit;
+    private readonly AccessRows _rows;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<(long Tenant, string Principal), ReadingState> _states = new();
     private readonly ConcurrentDictionary<(long Tenant, string Subject), Containment> _contained = new();
@@ -128,13 +129,14 @@ public sealed partial class RecordsGuard
     private long _sweptAt;
     private int _refreshing;
 
-    internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, KeyRing keys, AuditTrail audit, GuardOptions options, TimeProvider time)
+    internal RecordsGuard(StoreDatabase database, SecurityAlerts alerts, KeyRing keys, AuditTrail audit, AccessRows rows, GuardOptions options, TimeProvider time)
     {
         options.Validate();
         _database = database;
         _alerts = alerts;
         _keys = keys;
         _audit = audit;
+        _rows = rows;
         Options = options;
         _time = time;
     }
@@ -894,11 +896,7 @@ public sealed partial class RecordsGuard
             if (level == ContainmentLevels.Locked && principal.Kind == PrincipalKind.Person && principal.Id.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal))
             {
                 var userId = principal.Id[StaffUser.PrincipalPrefix.Length..];
-                using (var lockUser = scope.Command("UPDATE staff_users SET lockout_end = @e WHERE id = @u AND tenant_id = @t")
-                    .With("e", DateTimeOffset.MaxValue.ToUnixTimeMilliseconds()).With("u", userId).With("t", tenant))
-                {
-                    await lockUser.ExecuteNonQueryAsync(CancellationToken.None);
-                }
+                await StaffAccounts.ChangeAsync(_rows, scope, userId, tenant, row => row.With("lockout_end", StaffAccounts.LockedForGood), CancellationToken.None);
                 using var end = scope.Command("DELETE FROM staff_sessions WHERE user_id = @u").With("u", userId);
                 await end.ExecuteNonQueryAsync(CancellationToken.None);
             }

@@ -204,8 +204,9 @@ public sealed partial class RecordsGuard
             foreach (var account in released.Where(r => r.Level == ContainmentLevels.Locked && r.Account is not null).Select(r => r.Account!).Distinct())
             {
                 if (!account.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal)) continue;
-                using var unlock = scope.Command("UPDATE staff_users SET lockout_end = NULL, access_failed_count = 0 WHERE id = @u AND tenant_id = @t")
-                    .With("u", account[StaffUser.PrincipalPrefix.Length..]).With("t", tenant.Id);
+                var userId = account[StaffUser.PrincipalPrefix.Length..];
+                await StaffAccounts.ChangeAsync(_rows, scope, userId, tenant.Id, row => row.With("lockout_end", null), cancellationToken);
+                using var unlock = scope.Command("UPDATE staff_users SET access_failed_count = 0 WHERE id = @u AND tenant_id = @t").With("u", userId).With("t", tenant.Id);
                 await unlock.ExecuteNonQueryAsync(cancellationToken);
             }
             await _alerts.RaiseAsync(scope, tenant.Id, KnownAlertKinds.GuardReleased, principal, $"{principal} released by {releasedBy.Principal.Id} ({released.Count} containment(s)).", cancellationToken);

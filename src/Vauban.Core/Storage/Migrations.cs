@@ -428,5 +428,40 @@ internal static class Migrations
             ALTER TABLE staff_sessions ADD COLUMN mac bytea;
             INSERT INTO store_settings (name, value) VALUES ('access_rows_authenticated', 'pending');
             """),
+
+        // Step 22: staff accounts, and each of their passkeys, recovery codes and enrolment links, carry a MAC under the store's
+        // row-authentication key too (step 21, Access.AuthenticatedRows, ADR 0014): whoever can write the database can no longer raise
+        // an account's role, replace its password hash, unlock it, or add a passkey, a recovery code or an enrolment link of their own.
+        // The three tables that name an account take its establishment beside it, which the MAC binds and the report names. The
+        // rows that exist are authenticated, with step 21's, by the first process that opens the upgraded store: this marks it
+        // pending again (a store that ran step 21 alone, between the two changes, has its unauthenticated rows of step 21's
+        // tables vouched for at this pass too).
+        new(22, "staff accounts, passkeys, recovery codes and enrolment links authenticated under the store's key",
+            Sqlite: """
+            ALTER TABLE staff_users ADD COLUMN mac BLOB;
+            ALTER TABLE staff_passkeys ADD COLUMN tenant_id INTEGER;
+            ALTER TABLE staff_passkeys ADD COLUMN mac BLOB;
+            ALTER TABLE staff_recovery_codes ADD COLUMN tenant_id INTEGER;
+            ALTER TABLE staff_recovery_codes ADD COLUMN mac BLOB;
+            ALTER TABLE enrolment_tokens ADD COLUMN tenant_id INTEGER;
+            ALTER TABLE enrolment_tokens ADD COLUMN mac BLOB;
+            UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
+            UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
+            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
+            UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';
+            """,
+            Postgres: """
+            ALTER TABLE staff_users ADD COLUMN mac bytea;
+            ALTER TABLE staff_passkeys ADD COLUMN tenant_id bigint;
+            ALTER TABLE staff_passkeys ADD COLUMN mac bytea;
+            ALTER TABLE staff_recovery_codes ADD COLUMN tenant_id bigint;
+            ALTER TABLE staff_recovery_codes ADD COLUMN mac bytea;
+            ALTER TABLE enrolment_tokens ADD COLUMN tenant_id bigint;
+            ALTER TABLE enrolment_tokens ADD COLUMN mac bytea;
+            UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
+            UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
+            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
+            UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';
+            """),
     ];
 }

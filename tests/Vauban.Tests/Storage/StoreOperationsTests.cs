@@ -413,7 +413,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep21}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep22}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -433,9 +433,9 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store eleven steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
+        // A store twelve steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
         // undoes step 20 too.
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21); {UndoStep21} DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22); {UndoStep22} {UndoStep21} DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -469,9 +469,16 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 16 added, removed (PostgreSQL's step adds nothing).</summary>
     private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
 
-    /// <summary>What the last schema step (21) added, removed: the store's row-authentication key, the rows' MACs and its mark.</summary>
+    /// <summary>What schema step 21 added, removed: the store's row-authentication key, the rows' MACs and its mark.</summary>
     internal const string UndoStep21 = "DROP TABLE store_keys; ALTER TABLE clients DROP COLUMN mac; ALTER TABLE access_tokens DROP COLUMN mac; "
         + "ALTER TABLE staff_sessions DROP COLUMN mac; DELETE FROM store_settings WHERE name = 'access_rows_authenticated';";
+
+    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments; step 21's mark as that step's
+    /// pass left it.</summary>
+    internal const string UndoStep22 = "ALTER TABLE staff_users DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN tenant_id; "
+        + "ALTER TABLE staff_recovery_codes DROP COLUMN mac; ALTER TABLE staff_recovery_codes DROP COLUMN tenant_id; "
+        + "ALTER TABLE enrolment_tokens DROP COLUMN mac; ALTER TABLE enrolment_tokens DROP COLUMN tenant_id; "
+        + "UPDATE store_settings SET value = 'done' WHERE name = 'access_rows_authenticated';";
 
     /// <summary>What schema step 17 added, removed.</summary>
     private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";

@@ -1,0 +1,278 @@
+// Staff accounts' rows attacked by someone who can write the database but holds no master key (a DBA, a reporting tool's
+// login, an injection in a neighbouring application, a doctored backup restored): each edit or insert below would have
+// widened someone's access through Vauban itself. Each row carries a MAC under the store's row-authentication key (ADR
+// 0014): a row that does not verify is as if absent, and the establishment's officer is told. The legitimate writes
+// (enrolment, sign-ins, recovery codes, passkeys, locks) keep their rows verifying.
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Identity;
+using Vauban.Access;
+using Vauban.Crypto;
+using Vauban.Tests.Infrastructure;
+
+namespace Vauban.Tests.People;
+
+public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
+{
+    private const string Establishment = "chu-rows";
+    private const string Email = "claire.martin@chu.example";
+    private const string AdminEmail = "admin@chu.example";
+    private const string Password = "tourmaline ferry quietly 42";
+    private static readonly CancellationToken None = CancellationToken.None;
+    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "vauban-staff-rows-" + Guid.NewGuid().ToString("N")[..8]);
+    private string _keyFile = "";
+    private VaubanServer _server = null!;
+    private Tenant _tenant = null!;
+    private string _secret = "";
+    private IReadOnlyList<string> _recoveryCodes = [];
+    private StaffUser _physician = null!;
+    private StaffUser _administrator = null!;
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_directory);
+        _keyFile = Path.Combine(_directory, "master.key");
+        var key = MasterKey.CreateFile(_keyFile);
+        _server = await VaubanServer.StartAsync(engine, configure: o => o with { MasterKey = key, Time = _time });
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
+        var link = await _server.Store.Accounts.AddAsync(_tenant, Email, StaffRole.Physician, "pract-1", "org-1", "Dr Claire Martin", None);
+        using (var browser = new StaffClient(_server.BaseAddress)) (_secret, _recoveryCodes) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        await _server.Store.Accounts.AddAsync(_tenant, AdminEmail, StaffRole.Administrator, null, null, "Admin", None);
+        _physician = (await _server.Store.Accounts.FindAsync(_tenant, Email, None))!;
+        _administrator = (await _server.Store.Accounts.FindAsync(_tenant, AdminEmail, None))!;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        try { Directory.Delete(_directory, true); } catch (IOException) { }
+    }
+
+    private Task<StaffClient> SignedInAsync() => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, Email, Password, _secret, _time);
+
+    private static async Task<HttpStatusCode> FhirStatusAsync(StaffClient staff)
+    {
+        using var response = await staff.Http.GetAsync("/fhir/Patient?_count=1");
+        return response.StatusCode;
+    }
+
+    private static string Hex(byte[] bytes) => Convert.ToHexString(bytes);
+
+    /// <summary>A byte string as a literal of the engine's SQL.</summary>
+    private string Bytes(byte[] bytes) => engine == Engine.Sqlite ? $"X'{Hex(bytes)}'" : $"'\\x{Hex(bytes)}'::bytea";
+
+    private static byte[] Sha256(string value) => SHA256.HashData(Encoding.UTF8.GetBytes(value));
+
+    private async Task<IReadOnlyList<SecurityAlert>> RowAlertsAsync() =>
+        [.. (await _server.Store.Alerts.ListAsync(_tenant.Id, all: true, 100, None)).Where(a => a.Kind == KnownAlertKinds.RowIntegrity)];
+
+    private async Task AssertToldAsync(string table, string id)
+    {
+        var alert = Assert.Single(await RowAlertsAsync());
+        Assert.Contains(table, alert.Detail, StringComparison.Ordinal);
+        Assert.Contains(id, alert.Detail, StringComparison.Ordinal);
+        Assert.Contains(_server.Logs, line => line.Contains(table, StringComparison.Ordinal) && line.Contains(id, StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("role = 'Administrator'")]
+    [InlineData("practitioner = 'pract-2'")]
+    [InlineData("service = 'org-2'")]
+    [InlineData("two_factor_enabled = 0")]
+    public async Task An_own_account_widened_in_the_database_ends_its_session_and_signs_in_no_more(string edit)
+    {
+        using var staff = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        await _server.ExecuteSqlAsync($"UPDATE staff_users SET {edit} WHERE id = '{_physician.Id}'");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
+        using var again = new StaffClient(_server.BaseAddress);
+        var (refused, html) = await again.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal(Vauban.Web.SignInOutcome.FailureMessage, StaffClient.ById(html, "error"));
+        await AssertToldAsync("staff_users", _physician.Id);
+    }
+
+    [Fact]
+    public async Task A_password_hash_replaced_by_one_of_a_known_password_signs_nobody_in()
+    {
+        var hasher = new PasswordHasher<StaffUser>(Microsoft.Extensions.Options.Options.Create(
+            new PasswordHasherOptions { IterationCount = VaubanServer.TestPasswordIterations }));
+        var known = hasher.HashPassword(_administrator, "the attacker's own password");
+        await _server.ExecuteSqlAsync($"UPDATE staff_users SET password_hash = '{known}', two_factor_enabled = 1 WHERE id = '{_administrator.Id}'");
+
+        using var attacker = new StaffClient(_server.BaseAddress);
+        var (refused, html) = await attacker.PasswordAsync(Establishment, AdminEmail, "the attacker's own password");
+        Assert.Equal(Vauban.Web.SignInOutcome.FailureMessage, StaffClient.ById(html, "error"));
+        Assert.Null(attacker.SessionCookie);
+        await AssertToldAsync("staff_users", _administrator.Id);
+    }
+
+    [Fact]
+    public async Task A_locked_account_unlocked_in_the_database_stays_shut()
+    {
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Email, None));
+        await _server.ExecuteSqlAsync($"UPDATE staff_users SET lockout_end = NULL WHERE id = '{_physician.Id}'");
+        using var staff = new StaffClient(_server.BaseAddress);
+        var (refused, html) = await staff.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal(Vauban.Web.SignInOutcome.FailureMessage, StaffClient.ById(html, "error"));
+        await AssertToldAsync("staff_users", _physician.Id);
+    }
+
+    [Fact]
+    public async Task The_officers_lock_and_unlock_leave_the_account_signing_in()
+    {
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Email, None));
+        Assert.True(await _server.Store.Accounts.UnlockAsync(_tenant, Email, None));
+        using var staff = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        Assert.Empty(await RowAlertsAsync());
+    }
+
+    [Fact]
+    public async Task A_recovery_code_inserted_in_the_database_is_refused_and_a_real_one_signs_in()
+    {
+        const string Forged = "AAAA-BBBB-CCCC-DDDD";
+        var hash = Sha256("AAAABBBBCCCCDDDD");
+        await _server.ExecuteSqlAsync($"INSERT INTO staff_recovery_codes (code_hash, tenant_id, user_id) VALUES ({Bytes(hash)}, {_tenant.Id}, '{_physician.Id}')");
+
+        using var thief = new StaffClient(_server.BaseAddress);
+        await thief.PasswordAsync(Establishment, Email, Password);
+        var (refused, _) = await thief.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = Forged });
+        Assert.Equal(HttpStatusCode.OK, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(thief));
+        await AssertToldAsync("staff_recovery_codes", _physician.Id);
+
+        using var owner = new StaffClient(_server.BaseAddress);
+        await owner.PasswordAsync(Establishment, Email, Password);
+        var (used, _) = await owner.SubmitAsync("/account/signin/recovery", new Dictionary<string, string> { ["Code"] = _recoveryCodes[0] });
+        Assert.Equal("/account/recovery-codes", used.Headers.Location?.ToString());
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(owner));
+    }
+
+    [Fact]
+    public async Task An_enrolment_link_inserted_for_the_administrator_opens_nothing()
+    {
+        const string Token = "ve_forged-enrolment-token-of-the-attacker";
+        var hash = Sha256(Token);
+        var far = _time.GetUtcNow().AddDays(30).ToUnixTimeMilliseconds();
+        await _server.ExecuteSqlAsync($"INSERT INTO enrolment_tokens (token_hash, tenant_id, user_id, expires_at) VALUES ({Bytes(hash)}, {_tenant.Id}, '{_administrator.Id}', {far})");
+
+        using var attacker = new StaffClient(_server.BaseAddress);
+        var (_, page) = await attacker.GetAsync("/account/enrol?token=" + Token);
+        Assert.Contains("Enrolment link not valid", page, StringComparison.Ordinal);
+        // The form posted anyway (its token comes from any page that has one).
+        var (_, signIn) = await attacker.GetAsync("/account/signin");
+        var form = new Dictionary<string, string>
+        {
+            ["Token"] = Token, ["Password"] = "the attacker's own password", ["Confirm"] = "the attacker's own password",
+            ["__RequestVerificationToken"] = StaffClient.Token(signIn),
+        };
+        using var posted = await attacker.Http.PostAsync("/account/enrol?token=" + Token, new FormUrlEncodedContent(form));
+        Assert.Contains("Enrolment link not valid", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Null((await _server.Store.Accounts.FindByIdAsync(_administrator.Id, None))!.PasswordHash);
+        await AssertToldAsync("enrolment_tokens", _administrator.Id);
+    }
+
+    [Fact]
+    public async Task An_enrolment_link_issued_by_the_officer_still_enrols()
+    {
+        var link = await _server.Store.Accounts.ReissueEnrolmentLinkAsync(_administrator, None);
+        using var browser = new StaffClient(_server.BaseAddress);
+        var (secret, codes) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        Assert.Equal(10, codes.Count);
+        _time.Advance(TimeSpan.FromSeconds(30));
+        using var admin = await StaffClient.SignedInAsync(_server.BaseAddress, Establishment, AdminEmail, Password, secret, _time);
+        Assert.Empty(await RowAlertsAsync());
+    }
+
+    private static UserPasskeyInfo Passkey(byte[] credentialId) =>
+        new(credentialId, RandomNumberGenerator.GetBytes(77), DateTimeOffset.UnixEpoch, 0, ["internal"], true, false, false, [1, 2], [3, 4]) { Name = "test" };
+
+    [Fact]
+    public async Task A_passkey_inserted_for_the_administrator_is_not_found_and_an_enrolled_one_is()
+    {
+        var store = _server.Store.Accounts.Store;
+        var own = RandomNumberGenerator.GetBytes(16);
+        await store.AddOrUpdatePasskeyAsync(_physician, Passkey(own), None);
+        Assert.Equal(_physician.Id, (await store.FindByPasskeyIdAsync(own, None))?.Id);
+        Assert.NotNull(await store.FindPasskeyAsync(_physician, own, None));
+
+        // The attacker's authenticator on the administrator: a row of the same form, its data and MAC copied from a real one.
+        var forged = RandomNumberGenerator.GetBytes(16);
+        await _server.ExecuteSqlAsync($"""
+            INSERT INTO staff_passkeys (credential_id, tenant_id, user_id, data, created_at, mac)
+            SELECT {Bytes(forged)}, tenant_id, '{_administrator.Id}', data, created_at, mac FROM staff_passkeys WHERE credential_id = {Bytes(own)}
+            """);
+        Assert.Null(await store.FindByPasskeyIdAsync(forged, None));
+        Assert.Null(await store.FindPasskeyAsync(_administrator, forged, None));
+        Assert.Empty(await store.GetPasskeysAsync(_administrator, None));
+        await AssertToldAsync("staff_passkeys", _administrator.Id);
+
+        // The physician's own passkey moved onto the administrator.
+        await _server.ExecuteSqlAsync($"UPDATE staff_passkeys SET user_id = '{_administrator.Id}' WHERE credential_id = {Bytes(own)}");
+        Assert.Null(await store.FindByPasskeyIdAsync(own, None));
+    }
+
+    [Fact]
+    public async Task Audit_verify_names_each_staff_row_that_fails_its_MAC_and_exits_3()
+    {
+        var (exit, output) = await CliRunner.RunAsync(["audit", "verify", "--db", _server.Db, "--master-key-file", _keyFile]);
+        Assert.True(exit == 0, output);
+
+        await _server.ExecuteSqlAsync($"UPDATE staff_users SET role = 'SecurityOfficer' WHERE id = '{_physician.Id}'");
+        await _server.ExecuteSqlAsync($"INSERT INTO staff_recovery_codes (code_hash, tenant_id, user_id) VALUES ({Bytes(Sha256("X"))}, {_tenant.Id}, '{_administrator.Id}')");
+        (exit, output) = await CliRunner.RunAsync(["audit", "verify", "--db", _server.Db, "--master-key-file", _keyFile]);
+        Assert.Equal(3, exit);
+        Assert.Contains($"{Establishment}: ROW NOT AUTHENTIC — staff account {_physician.Id} in staff_users", output, StringComparison.Ordinal);
+        Assert.Contains($"{Establishment}: ROW NOT AUTHENTIC — recovery code of account {_administrator.Id} in staff_recovery_codes", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(Hex(Sha256("X")), output, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task A_store_from_before_step_22_has_its_accounts_passkeys_codes_and_links_authenticated_once_and_they_still_work()
+    {
+        var db = engine == Engine.Postgres ? await PostgresServer.CreateDatabaseAsync() : Path.Combine(_directory, "old.db");
+        var options = new StoreOptions(db, MasterKey.Generate()) { Time = _time };
+        var credential = RandomNumberGenerator.GetBytes(16);
+        string token;
+        await using (var store = await VaubanStore.OpenAsync(options, None))
+        {
+            var tenant = await store.Tenants.AddAsync("chu-ancien", None);
+            var user = (await store.Accounts.AddAsync(tenant, Email, StaffRole.Physician, "pract-1", null, "Dr Ancien", None)).User;
+            await store.Accounts.Store.ReplaceCodesAsync(user, ["AAAA-BBBB-CCCC-DDDD"], None);
+            await store.Accounts.Store.AddOrUpdatePasskeyAsync(user, Passkey(credential), None);
+            Assert.True(await store.Accounts.LockAsync(tenant, Email, None)); // which cancels the link: a new one, after review
+            token = (await store.Accounts.ReissueEnrolmentLinkAsync(user, None)).Token;
+        }
+        // The store as the Vauban before steps 21 and 22 left it.
+        await Storage.StoreOperationsTests.ExecuteAsync(db, "DELETE FROM schema_version WHERE version IN (21, 22); "
+            + Storage.StoreOperationsTests.UndoStep22 + " " + Storage.StoreOperationsTests.UndoStep21);
+
+        await using (var store = await VaubanStore.OpenAsync(options, None))
+        {
+            foreach (var table in new[] { "staff_users", "staff_passkeys", "staff_recovery_codes", "enrolment_tokens" })
+            {
+                Assert.Equal(0, await Storage.StoreOperationsTests.ScalarAsync(db, $"SELECT count(*) FROM {table} WHERE mac IS NULL OR tenant_id IS NULL"));
+            }
+            var tenant = (await store.Tenants.FindAsync("chu-ancien", None))!;
+            var user = await store.Accounts.FindAsync(tenant, Email, None);
+            Assert.NotNull(user);
+            Assert.Equal(DateTimeOffset.MaxValue, user.LockoutEnd); // its lock as it was
+            Assert.True(await store.Accounts.UnlockAsync(tenant, Email, None));
+            Assert.Equal(user.Id, (await store.Accounts.Store.FindByPasskeyIdAsync(credential, None))?.Id);
+            Assert.Equal(user.Id, (await store.Accounts.PeekEnrolmentAsync(token, None))?.Id);
+            Assert.True(await store.Accounts.Store.RedeemCodeAsync(user, "aaaa bbbb cccc dddd", None));
+            Assert.Empty((await store.AccessRows.VerifyAsync(null, None)).Unauthentic);
+            Assert.DoesNotContain(await store.Alerts.ListAsync(tenant.Id, all: true, 100, None), a => a.Kind == KnownAlertKinds.RowIntegrity);
+        }
+        if (engine == Engine.Sqlite) Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
+}
+
+public sealed class StaffRowIntegrityTests_Sqlite() : StaffRowIntegrityTests(Engine.Sqlite);
+
+public sealed class StaffRowIntegrityTests_Postgres() : StaffRowIntegrityTests(Engine.Postgres);
