@@ -13,6 +13,8 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.People;
 
+// In the console collection: `audit verify` is run in process, and another class's verb at the same time swapped Console.Out.
+[Collection("console")]
 public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
 {
     private const string Establishment = "chu-rows";
@@ -159,7 +161,8 @@ public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
         const string Token = "ve_forged-enrolment-token-of-the-attacker";
         var hash = Sha256(Token);
         var far = _time.GetUtcNow().AddDays(30).ToUnixTimeMilliseconds();
-        await _server.ExecuteSqlAsync($"INSERT INTO enrolment_tokens (token_hash, tenant_id, user_id, expires_at) VALUES ({Bytes(hash)}, {_tenant.Id}, '{_administrator.Id}', {far})");
+        // Beside the administrator's real link (unused: the account is not enrolled), the attacker's, with the real one's MAC copied.
+        await _server.ExecuteSqlAsync($"INSERT INTO enrolment_tokens (token_hash, tenant_id, user_id, expires_at, mac) VALUES ({Bytes(hash)}, {_tenant.Id}, '{_administrator.Id}', {far}, (SELECT mac FROM enrolment_tokens WHERE user_id = '{_administrator.Id}'))");
 
         using var attacker = new StaffClient(_server.BaseAddress);
         var (_, page) = await attacker.GetAsync("/account/enrol?token=" + Token);
@@ -175,6 +178,9 @@ public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
         Assert.Contains("Enrolment link not valid", await posted.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Null((await _server.Store.Accounts.FindByIdAsync(_administrator.Id, None))!.PasswordHash);
         await AssertToldAsync("enrolment_tokens", _administrator.Id);
+        // Used directly (the page asks first): no account, and the row stays for the officer to see.
+        Assert.Null(await _server.Store.Accounts.ConsumeEnrolmentAsync(Token, None));
+        Assert.Single(await RowAlertsAsync());
     }
 
     [Fact]

@@ -12,6 +12,8 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Security;
 
+// In the console collection: `audit verify` is run in process, and another class's verb at the same time swapped Console.Out.
+[Collection("console")]
 public abstract class AccessRowTamperTests(Engine engine) : IAsyncLifetime
 {
     private const string Password = "tourmaline ferry quietly 42";
@@ -327,7 +329,7 @@ public abstract class AccessRowTamperTests(Engine engine) : IAsyncLifetime
         var token = (await TokenRequestAsync(client.ClientId, client.ClientSecret!)).Token!;
         var (exit, output) = await CliRunner.RunAsync(["audit", "verify", "--db", _server.Db, "--master-key-file", _keyFile]);
         Assert.True(exit == 0, output);
-        Assert.Contains("Rows that grant access: OK — 2 rows of clients, access tokens and staff sessions authenticated.", output, StringComparison.Ordinal);
+        Assert.Contains("Rows that grant access: OK — 2 rows of clients, access tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links authenticated.", output, StringComparison.Ordinal);
 
         await _server.ExecuteSqlAsync($"UPDATE clients SET scopes = 'system/*.cruds' WHERE client_id = '{client.ClientId}'");
         await _server.ExecuteSqlAsync($"INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES ({Bytes(Sha256("vt_x"))}, '{client.ClientId}', {_other.Id}, 'system/*.cruds', 1)");
