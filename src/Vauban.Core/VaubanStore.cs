@@ -55,8 +55,8 @@ public sealed class VaubanStore : IAsyncDisposable
     public ApiClients Clients { get; }
     public SecurityAlerts Alerts { get; }
 
-    /// <summary>The rows that grant access (clients, tokens, staff sessions) held to their MACs (ADR 0014): what refuses one that fails,
-    /// and what `vauban audit verify` lists them with.</summary>
+    /// <summary>The rows that grant access (clients, tokens, staff sessions, staff accounts and their second factors and enrolment
+    /// links) held to their MACs (ADR 0014): what refuses one that fails, and what `vauban audit verify` lists them with.</summary>
     public AccessRows AccessRows { get; }
     public StaffAccounts Accounts { get; }
     public StaffSessions Sessions { get; }

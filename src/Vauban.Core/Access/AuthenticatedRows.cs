@@ -1,7 +1,8 @@
-// The rows that grant or limit access — API clients, their tokens, staff sessions — carry a MAC (HMAC-SHA-256 under the store's
-// row-authentication key, Crypto.RowKey) over every column that grants or limits access (ADR 0014). Whoever can write the database
-// without the master key (a DBA, a reporting tool's role, an injection in another application, a tampered backup) could otherwise
-// insert a token, widen a client or take over a session, and Vauban would decrypt for them. A table is added by declaring its
+// The rows that grant or limit access — API clients, their tokens, staff sessions, staff accounts and their passkeys, recovery
+// codes and enrolment links — carry a MAC (HMAC-SHA-256 under the store's row-authentication key, Crypto.RowKey) over every
+// column that grants or limits access (ADR 0014). Whoever can write the database without the master key (a DBA, a reporting
+// tool's role, an injection in another application, a tampered backup) could otherwise insert a token, widen a client, take
+// over a session or an account, and Vauban would decrypt for them. A table is added by declaring its
 // columns here; the MAC is computed in one place, AuthenticatedTable.Mac, from the values written or read.
 using System.Data.Common;
 using System.Globalization;

@@ -65,8 +65,8 @@ public static class KnownAlertKinds
     /// not shown, and the read was audited as a serious failure.</summary>
     public const string RecordIntegrity = "record-integrity";
 
-    /// <summary>A row that grants access (an API client, an access token, a staff session) failed its MAC when read: written or
-    /// changed in the database, not by Vauban. It was refused as if it did not exist (ADR 0014). Once per row and process.</summary>
+    /// <summary>A row that grants access (an API client, an access token, a staff session, a staff account or its passkey, recovery
+    /// code or enrolment link) failed its MAC when read: written or changed in the database, not by Vauban. It was refused as if it did not exist (ADR 0014). Once per row and process.</summary>
     public const string RowIntegrity = "row-integrity";
 }
 

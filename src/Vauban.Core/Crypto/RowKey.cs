@@ -1,7 +1,7 @@
 // The store's row-authentication key (ADR 0014): 32 random bytes made by the first process that opens the store with its
 // master key, kept wrapped under that key in store_keys, and held unwrapped by every process. It authenticates the rows that
-// grant access (API clients, their tokens, staff sessions): whoever can write the database but does not hold the master key
-// cannot make such a row that Vauban believes.
+// grant access (API clients, their tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment
+// links): whoever can write the database but does not hold the master key cannot make such a row that Vauban believes.
 using System.Security.Cryptography;
 
 namespace Vauban.Crypto;
