@@ -37,7 +37,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         Tenants = new Tenants(database, keys, Audit, options.Time);
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
-        AccessRows = new AccessRows(database, keys, Alerts, options.Time);
+        AccessRows = new AccessRows(database, keys, Alerts);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, AccessRows, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, AccessRows, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
@@ -422,7 +422,14 @@ public sealed class VaubanStore : IAsyncDisposable
             // store of an older Vauban was upgraded, then refused), no abandoned index dropped. Checked again once migrated:
             // a new store may have been given its first establishment, under its key, by a process starting meanwhile.
             await keys.CheckMasterKeyAsync(cancellationToken);
-            await Schema.MigrateAsync(database, cancellationToken, options.MayCreate);
+            // A step that adds a MAC to the rows that grant access authenticates those that exist, in its own transaction, with the
+            // master key just checked (ADR 0014): with the step, or never.
+            await Schema.MigrateAsync(database, cancellationToken, options.MayCreate, async (scope, steps) =>
+            {
+                if (!steps.Overlaps(AccessRows.UpgradeSteps)) return;
+                var rowKey = await keys.MakeRowKeyInAsync(scope, cancellationToken);
+                await AccessRows.AuthenticateAtUpgradeAsync(scope, rowKey, options.Time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+            });
             await keys.CheckMasterKeyAsync(cancellationToken);
             await keys.BindMasterKeyAsync(cancellationToken);
             await IndexVersionSetting.EnsureAsync(database, cancellationToken);
@@ -468,7 +475,7 @@ public sealed class VaubanStore : IAsyncDisposable
         try
         {
             await keys.EnsureAuditSigningKeysAsync(cancellationToken);
-            await keys.EnsureRowKeyAsync(cancellationToken);
+            await keys.EnsureRowKeyAsync(scope => AccessRows.AnyRowAsync(scope, cancellationToken), cancellationToken);
         }
         catch
         {
@@ -482,8 +489,6 @@ public sealed class VaubanStore : IAsyncDisposable
             // Once per store, at the upgrade that began chaining them: the security records that existed before, on the chain.
             // Before the journals are recovered, whose report of a damaged end raises alerts chained by their own write.
             await store.Audit.ChainExistingSecurityRecordsAsync(cancellationToken);
-            // Once per store, at the upgrade that began authenticating them: the rows that grant access, vouched for as they stand.
-            await store.AccessRows.AuthenticateExistingAsync(cancellationToken);
             // Entries a process journaled but did not live to put on the chain: on it before anyone reads the log.
             await store.Audit.RecoverJournalsAsync(store.ReportDamagedJournalAsync, cancellationToken);
         }

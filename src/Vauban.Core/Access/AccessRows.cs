@@ -16,24 +16,19 @@ public sealed record UnauthenticRow(string Table, string Row, long? TenantId);
 
 public sealed class AccessRows
 {
-    /// <summary>store_settings: 'pending' until the store's existing rows are authenticated (schema step 21 sets it), then 'done'.</summary>
-    internal const string AuthenticatedSetting = "access_rows_authenticated";
-
     /// <summary>Rows reported at most by one process: past it, rows are still refused, no longer reported one by one.</summary>
     private const int ReportedAtMost = 10_000;
 
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly SecurityAlerts _alerts;
-    private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, byte> _reported = new(StringComparer.Ordinal);
 
-    internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts, TimeProvider time)
+    internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts)
     {
         _database = database;
         _keys = keys;
         _alerts = alerts;
-        _time = time;
     }
 
     /// <summary>Told of each row refused for its MAC, once per row in this process, when its alert is committed (the server logs it).</summary>
@@ -162,29 +157,22 @@ public sealed class AccessRows
 
     private static bool Same(object? a, object? b) => a is byte[] x && b is byte[] y ? x.AsSpan().SequenceEqual(y) : Equals(a, b);
 
+    /// <summary>The schema steps that add a table's MAC (ADR 0014): a migration that applies one authenticates the rows that exist.</summary>
+    internal static readonly IReadOnlySet<int> UpgradeSteps = new HashSet<int> { 21, 22 };
+
     /// <summary>
-    /// Once per store, at the upgrade that began authenticating them (schema step 21 marks it pending): every row that grants
-    /// access and carries no MAC yet is authenticated as it stands — vouched for as the store holds it then (ADR 0014) —, expired
-    /// tokens deleted rather than authenticated, and the mark set to 'done', in one transaction. A row that carries a MAC, matching
-    /// or not, is left as it is. Idempotent, also when two processes start together (the second finds the mark done). A table
-    /// authenticated later (declared in <see cref="AuthenticatedTable.All"/>) gets its mac column in a schema step that sets the
-    /// mark back to 'pending': its rows are then authenticated once the same way, and the others, which all carry a MAC, are left.
+    /// At the upgrade that began authenticating them, in the migration's own transaction (<paramref name="scope"/>, which applied a
+    /// step of <see cref="UpgradeSteps"/>): every row that grants access and carries no MAC yet is authenticated as it stands —
+    /// vouched for as the store holds it then (ADR 0014) —, expired tokens deleted rather than authenticated. Nothing else ever
+    /// vouches for a row: a row written or changed in the database afterwards, its MAC set to NULL or not, stays refused, whatever
+    /// a setting of the store says and however often a process starts (revised 2026-12-07: a mark in store_settings, which the
+    /// first process to start acted on, could be set back to pending to have forged rows vouched for — an outside review).
     /// </summary>
-    internal async Task AuthenticateExistingAsync(CancellationToken cancellationToken)
+    internal static async Task AuthenticateAtUpgradeAsync(WriteScope scope, RowKey key, long nowMs, CancellationToken cancellationToken)
     {
-        const string Read = "SELECT value FROM store_settings WHERE name = @n";
-        await using (var connection = await _database.OpenAsync(cancellationToken))
-        using (var peek = connection.Command(Read).With("n", AuthenticatedSetting))
-        {
-            if (await peek.ExecuteScalarAsync(cancellationToken) is not "pending") return;
-        }
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var mark = scope.Command(Read + (_database.Engine == StorageEngine.Postgres ? " FOR UPDATE" : "")).With("n", AuthenticatedSetting))
-        {
-            // Another process may have done it while this one waited for the lock.
-            if (await mark.ExecuteScalarAsync(cancellationToken) is not "pending") return;
-        }
-        using (var expired = scope.Command("DELETE FROM access_tokens WHERE expires_at < @now").With("now", _time.GetUtcNow().ToUnixTimeMilliseconds()))
+        ArgumentNullException.ThrowIfNull(scope);
+        ArgumentNullException.ThrowIfNull(key);
+        using (var expired = scope.Command("DELETE FROM access_tokens WHERE expires_at < @now").With("now", nowMs))
         {
             await expired.ExecuteNonQueryAsync(cancellationToken);
         }
@@ -198,15 +186,22 @@ public sealed class AccessRows
             }
             foreach (var row in rows)
             {
-                using var update = scope.Command($"UPDATE {table.Name} SET mac = @m WHERE {table.Key} = @k AND mac IS NULL").With("m", Mac(row)).With("k", row.KeyValue);
+                using var update = scope.Command($"UPDATE {table.Name} SET mac = @m WHERE {table.Key} = @k AND mac IS NULL").With("m", table.Mac(key, row)).With("k", row.KeyValue);
                 await update.ExecuteNonQueryAsync(cancellationToken);
             }
         }
-        using (var done = scope.Command("UPDATE store_settings SET value = 'done' WHERE name = @n").With("n", AuthenticatedSetting))
+    }
+
+    /// <summary>Whether the store holds any row the row-authentication key authenticates (read in <paramref name="scope"/>).</summary>
+    internal static async Task<bool> AnyRowAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        foreach (var table in AuthenticatedTable.All)
         {
-            await done.ExecuteNonQueryAsync(cancellationToken);
+            using var any = scope.Command($"SELECT 1 FROM {table.Name} LIMIT 1");
+            if (await any.ExecuteScalarAsync(cancellationToken) is not null) return true;
         }
-        await scope.CommitAsync(cancellationToken);
+        return false;
     }
 
     /// <summary>Holds every row that grants access to its MAC: of the establishment <paramref name="tenantId"/>, or of the whole store

@@ -204,18 +204,46 @@ internal sealed class KeyRing : IDisposable
     private RowKey? _rows;
 
     /// <summary>
-    /// Loads the store's row-authentication key, making it first when the store has none (its first open with this Vauban): 32
-    /// random bytes wrapped under the master key, inserted under the lock a master-key rotation takes (a key wrapped under the
-    /// previous master key beside a rotation would stay so) and never over one another process made meanwhile.
+    /// Loads the store's row-authentication key (ADR 0014). The key is made by the migration that adds it, in its transaction
+    /// (<see cref="MakeRowKeyInAsync"/>); a store without one is made one here only while it holds no row the key authenticates
+    /// (<paramref name="holdsRows"/>: a store whose schema was made without the master key, as the tests' template). A store that
+    /// holds such rows and no key had its key's row deleted: it is refused, rather than given a new key (every row then refused,
+    /// staff accounts with them, and nothing to repair them through) — the key is restored from a backup.
     /// </summary>
-    public async Task EnsureRowKeyAsync(CancellationToken cancellationToken)
+    public async Task EnsureRowKeyAsync(Func<WriteScope, Task<bool>> holdsRows, CancellationToken cancellationToken)
     {
-        var wrapped = await StoredRowKeyAsync(cancellationToken);
-        if (wrapped is null)
+        ArgumentNullException.ThrowIfNull(holdsRows);
+        await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            await using var scope = await _database.BeginWriteAsync(cancellationToken);
-            await _database.LockAsync(scope, "tenants add", cancellationToken);
-            await RefuseIfRotatedAsync(scope, cancellationToken);
+            if (await StoredRowKeyAsync(connection, null, cancellationToken) is { } wrapped)
+            {
+                Hold(wrapped);
+                return;
+            }
+        }
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        if (await holdsRows(scope))
+        {
+            throw new VaubanConfigurationException("The store's row-authentication key is missing from the table store_keys, while the store holds "
+                + "clients, tokens, sessions or staff accounts it authenticated: its row was deleted in the database. Vauban does not make a new key "
+                + "(it would refuse every one of those rows). Restore the store_keys row from a backup of this store.");
+        }
+        await MakeRowKeyInAsync(scope, cancellationToken);
+        await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Makes the store's row-authentication key in <paramref name="scope"/> unless it has one, and holds it: 32 random bytes
+    /// wrapped under the master key, inserted under the lock a master-key rotation takes (a key wrapped under the previous master
+    /// key beside a rotation would stay so) and never over one another process made meanwhile.
+    /// </summary>
+    public async Task<RowKey> MakeRowKeyInAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(scope);
+        await _database.LockAsync(scope, "tenants add", cancellationToken);
+        await RefuseIfRotatedAsync(scope, cancellationToken);
+        if (await StoredRowKeyAsync(scope.Connection, scope.Transaction, cancellationToken) is not { } wrapped)
+        {
             var key = RandomNumberGenerator.GetBytes(32);
             try
             {
@@ -227,17 +255,25 @@ internal sealed class KeyRing : IDisposable
             {
                 CryptographicOperations.ZeroMemory(key);
             }
-            await scope.CommitAsync(cancellationToken);
-            wrapped = await StoredRowKeyAsync(cancellationToken) ?? throw new InvalidOperationException("The row-authentication key was not stored.");
+            wrapped = await StoredRowKeyAsync(scope.Connection, scope.Transaction, cancellationToken)
+                ?? throw new InvalidOperationException("The row-authentication key was not stored.");
         }
-        _rows?.Dispose();
-        _rows = new RowKey(KeyWrap.UnwrapStoreKey(_master, RowKey.Purpose, 1, wrapped));
+        return Hold(wrapped);
     }
 
-    private async Task<byte[]?> StoredRowKeyAsync(CancellationToken cancellationToken)
+    private RowKey Hold(byte[] wrapped)
     {
-        await using var connection = await _database.OpenAsync(cancellationToken);
+        var key = new RowKey(KeyWrap.UnwrapStoreKey(_master, RowKey.Purpose, 1, wrapped));
+        _rows?.Dispose();
+        _rows = key;
+        return key;
+    }
+
+    private static async Task<byte[]?> StoredRowKeyAsync(System.Data.Common.DbConnection connection, System.Data.Common.DbTransaction? transaction,
+        CancellationToken cancellationToken)
+    {
         using var command = connection.Command("SELECT wrapped FROM store_keys WHERE purpose = @p AND key_version = 1").With("p", RowKey.Purpose);
+        command.Transaction = transaction;
         return await command.ExecuteScalarAsync(cancellationToken) as byte[];
     }
 

@@ -409,8 +409,8 @@ internal static class Migrations
         // Step 21: the rows that grant access (API clients, their tokens, staff sessions) carry a MAC under the store's
         // row-authentication key (Access.AuthenticatedRows, ADR 0014), a key of the store wrapped under the master key like the
         // tenants' keys. Whoever can write the database but has not the master key can no longer make a token, widen a client or
-        // take over a session there. The rows that exist are authenticated once by the first process that opens the upgraded
-        // store (it needs the master key, which a step does not have): this marks them pending.
+        // take over a session there. The rows that exist are authenticated in the transaction that applies this step, by the
+        // process that applies it with the master key (Schema.MigrateAsync's afterSteps; ADR 0014): never later, on a mark.
         new(21, "rows that grant access (clients, tokens, staff sessions) authenticated under a key of the store",
             Sqlite: """
             CREATE TABLE store_keys (purpose TEXT NOT NULL, key_version INTEGER NOT NULL, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL,
@@ -418,7 +418,6 @@ internal static class Migrations
             ALTER TABLE clients ADD COLUMN mac BLOB;
             ALTER TABLE access_tokens ADD COLUMN mac BLOB;
             ALTER TABLE staff_sessions ADD COLUMN mac BLOB;
-            INSERT INTO store_settings (name, value) VALUES ('access_rows_authenticated', 'pending');
             """,
             Postgres: """
             CREATE TABLE store_keys (purpose text NOT NULL, key_version integer NOT NULL, wrapped bytea NOT NULL, created_at bigint NOT NULL,
@@ -426,16 +425,13 @@ internal static class Migrations
             ALTER TABLE clients ADD COLUMN mac bytea;
             ALTER TABLE access_tokens ADD COLUMN mac bytea;
             ALTER TABLE staff_sessions ADD COLUMN mac bytea;
-            INSERT INTO store_settings (name, value) VALUES ('access_rows_authenticated', 'pending');
             """),
 
         // Step 22: staff accounts, and each of their passkeys, recovery codes and enrolment links, carry a MAC under the store's
         // row-authentication key too (step 21, Access.AuthenticatedRows, ADR 0014): whoever can write the database can no longer raise
         // an account's role, replace its password hash, unlock it, or add a passkey, a recovery code or an enrolment link of their own.
         // The three tables that name an account take its establishment beside it, which the MAC binds and the report names. The
-        // rows that exist are authenticated, with step 21's, by the first process that opens the upgraded store: this marks it
-        // pending again (a store that ran step 21 alone, between the two changes, has its unauthenticated rows of step 21's
-        // tables vouched for at this pass too).
+        // rows that exist are authenticated, with step 21's, in the transaction that applies the steps (as step 21 says).
         new(22, "staff accounts, passkeys, recovery codes and enrolment links authenticated under the store's key",
             Sqlite: """
             ALTER TABLE staff_users ADD COLUMN mac BLOB;
@@ -448,7 +444,6 @@ internal static class Migrations
             UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
             UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
             UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
-            UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';
             """,
             Postgres: """
             ALTER TABLE staff_users ADD COLUMN mac bytea;
@@ -461,7 +456,6 @@ internal static class Migrations
             UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
             UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
             UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
-            UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';
             """),
     ];
 }

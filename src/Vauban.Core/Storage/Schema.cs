@@ -13,7 +13,10 @@ internal static class Schema
     /// <param name="mayCreate">Whether a database with no Vauban schema may be made a new store. When not (the verbs that use a
     /// store and do not make one), it is refused: a file SQLite had just rolled back to empty (a hot journal) became an empty
     /// store bound to whatever master key was given.</param>
-    public static async Task MigrateAsync(StoreDatabase database, CancellationToken cancellationToken, bool mayCreate = true)
+    /// <param name="afterSteps">Told, in the migration's transaction before it commits, the versions of the steps it applied (none:
+    /// not called): what a step needs the master key for is done there, with the step or not at all (ADR 0014's upgrade).</param>
+    public static async Task MigrateAsync(StoreDatabase database, CancellationToken cancellationToken, bool mayCreate = true,
+        Func<WriteScope, IReadOnlySet<int>, Task>? afterSteps = null)
     {
         await using var scope = await database.BeginWriteAsync(cancellationToken);
         if (database.Engine == StorageEngine.Postgres)
@@ -51,8 +54,10 @@ internal static class Schema
             throw new VaubanConfigurationException(
                 $"{database.Description} has schema version {current}, newer than this Vauban knows ({Latest}). Upgrade Vauban.");
         }
+        var appliedNow = new HashSet<int>();
         foreach (var step in Migrations.Steps.Where(s => !applied.Contains(s.Version)).OrderBy(s => s.Version))
         {
+            appliedNow.Add(step.Version);
             using (var apply = scope.Command(database.Engine == StorageEngine.Postgres ? step.Postgres : step.Sqlite))
             {
                 // A step may rewrite a large table (step 7 indexes every audit entry): no time limit, as for a restore.
@@ -73,6 +78,7 @@ internal static class Schema
                 .With("v", step.Version).With("d", step.Description).With("t", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
             await record.ExecuteNonQueryAsync(cancellationToken);
         }
+        if (appliedNow.Count > 0 && afterSteps is not null) await afterSteps(scope, appliedNow);
         await scope.CommitAsync(cancellationToken);
     }
 

@@ -310,14 +310,46 @@ public abstract class AccessRowTamperTests(Engine engine) : IAsyncLifetime
             Assert.Empty((await store.AccessRows.VerifyAsync(null, None)).Unauthentic);
         }
 
-        // Vouched for once: a row changed since, with the mark set back to pending, is not vouched for again.
-        await Storage.StoreOperationsTests.ExecuteAsync(db, $"UPDATE clients SET scopes = 'system/*.cruds' WHERE client_id = '{clientId}'; "
-            + "UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';");
-        await using (var store = await VaubanStore.OpenAsync(options, None))
+        // Vouched for once, by the migration that added the MACs: a row changed since with its MAC set to NULL — and a token
+        // forged without one — is vouched for by no later start, whatever store_settings says (an outside review laundered such
+        // rows through a mark the first start acted on).
+        await Storage.StoreOperationsTests.ExecuteAsync(db, $"UPDATE clients SET scopes = 'system/*.cruds', mac = NULL WHERE client_id = '{clientId}'; "
+            + $"INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES ({Bytes(Sha256("vt_forged"))}, '{clientId}', 1, 'system/*.cruds', {long.MaxValue / 2}); "
+            + "INSERT INTO store_settings (name, value) VALUES ('access_rows_authenticated', 'pending');");
+        for (var start = 0; start < 2; start++)
         {
+            await using var store = await VaubanStore.OpenAsync(options, None);
             var (issued, _) = await store.Clients.IssueAsync(new TokenRequest("client_credentials", null, clientId, secret, null, null), "http://localhost/oauth/token", null, null, None);
             Assert.Null(issued);
-            Assert.Single((await store.AccessRows.VerifyAsync(null, None)).Unauthentic);
+            Assert.Null(await store.Clients.AuthenticateAsync("vt_forged", null, None));
+            Assert.Equal(2, (await store.AccessRows.VerifyAsync(null, None)).Unauthentic.Count);
+        }
+        Assert.Equal(2, await Storage.StoreOperationsTests.ScalarAsync(db, "SELECT count(*) FROM clients WHERE mac IS NULL") + await Storage.StoreOperationsTests.ScalarAsync(db, "SELECT count(*) FROM access_tokens WHERE mac IS NULL"));
+        if (engine == Engine.Sqlite) Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
+
+    [Fact]
+    public async Task A_store_whose_row_key_was_deleted_is_refused_at_its_start_rather_than_given_a_new_key_and_an_empty_one_is_given_one()
+    {
+        var db = engine == Engine.Postgres ? await PostgresServer.CreateDatabaseAsync() : Path.Combine(_directory, "keyless.db");
+        var options = new StoreOptions(db, MasterKey.Generate()) { Time = _time };
+        await using (var store = await VaubanStore.OpenAsync(options, None))
+        {
+            await store.Clients.AddAsync(await store.Tenants.AddAsync("chu-sans-cle", None), "client", "system/Patient.rs", null, None);
+        }
+        var wrapped = await Storage.StoreOperationsTests.ScalarAsync(db, "SELECT count(*) FROM store_keys");
+        Assert.Equal(1, wrapped);
+        await Storage.StoreOperationsTests.ExecuteAsync(db, "DELETE FROM store_keys;");
+        var refused = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(options, None));
+        Assert.Contains("row-authentication key is missing from the table store_keys", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(0, await Storage.StoreOperationsTests.ScalarAsync(db, "SELECT count(*) FROM store_keys")); // nothing made
+        if (engine == Engine.Sqlite) Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+
+        // A store with none of those rows (its schema made without the master key, as the tests' template) is given its key.
+        await Storage.StoreOperationsTests.ExecuteAsync(db, "DELETE FROM clients;");
+        await using (var store = await VaubanStore.OpenAsync(options, None))
+        {
+            Assert.Equal(1, await Storage.StoreOperationsTests.ScalarAsync(db, "SELECT count(*) FROM store_keys"));
         }
         if (engine == Engine.Sqlite) Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
     }

@@ -469,16 +469,14 @@ public sealed class StoreOperationsTests
     /// <summary>What schema step 16 added, removed (PostgreSQL's step adds nothing).</summary>
     private const string UndoStep16 = "DROP INDEX IF EXISTS idx_hash_rid;";
 
-    /// <summary>What schema step 21 added, removed: the store's row-authentication key, the rows' MACs and its mark.</summary>
+    /// <summary>What schema step 21 added, removed: the store's row-authentication key and the rows' MACs.</summary>
     internal const string UndoStep21 = "DROP TABLE store_keys; ALTER TABLE clients DROP COLUMN mac; ALTER TABLE access_tokens DROP COLUMN mac; "
-        + "ALTER TABLE staff_sessions DROP COLUMN mac; DELETE FROM store_settings WHERE name = 'access_rows_authenticated';";
+        + "ALTER TABLE staff_sessions DROP COLUMN mac;";
 
-    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments; step 21's mark as that step's
-    /// pass left it.</summary>
+    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments.</summary>
     internal const string UndoStep22 = "ALTER TABLE staff_users DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN tenant_id; "
         + "ALTER TABLE staff_recovery_codes DROP COLUMN mac; ALTER TABLE staff_recovery_codes DROP COLUMN tenant_id; "
-        + "ALTER TABLE enrolment_tokens DROP COLUMN mac; ALTER TABLE enrolment_tokens DROP COLUMN tenant_id; "
-        + "UPDATE store_settings SET value = 'done' WHERE name = 'access_rows_authenticated';";
+        + "ALTER TABLE enrolment_tokens DROP COLUMN mac; ALTER TABLE enrolment_tokens DROP COLUMN tenant_id;";
 
     /// <summary>What schema step 17 added, removed.</summary>
     private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";
