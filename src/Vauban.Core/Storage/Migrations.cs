@@ -435,7 +435,10 @@ internal static class Migrations
         // The three tables that name an account take its establishment beside it, which the MAC binds and the report names. The
         // rows that exist are authenticated, with step 21's, by the first process that opens the upgraded store: this marks it
         // pending again (a store that ran step 21 alone, between the two changes, has its unauthenticated rows of step 21's
-        // tables vouched for at this pass too).
+        // tables vouched for at this pass too). Sessions and enrolment links hold the account's security stamp as it was when they
+        // were made, which their MAC binds: one is refused once the stamp has changed (a reset, a lock, a revocation), so that a copy
+        // of its row put back after them is none. The links that exist take their account's stamp; the sessions that exist end
+        // (their MACs, from step 21, cover the columns without the stamp): everyone signs in again once.
         new(22, "staff accounts, passkeys, recovery codes and enrolment links authenticated under the store's key",
             Sqlite: """
             ALTER TABLE staff_users ADD COLUMN mac BLOB;
@@ -445,9 +448,13 @@ internal static class Migrations
             ALTER TABLE staff_recovery_codes ADD COLUMN mac BLOB;
             ALTER TABLE enrolment_tokens ADD COLUMN tenant_id INTEGER;
             ALTER TABLE enrolment_tokens ADD COLUMN mac BLOB;
+            ALTER TABLE enrolment_tokens ADD COLUMN security_stamp TEXT;
+            ALTER TABLE staff_sessions ADD COLUMN security_stamp TEXT;
+            DELETE FROM staff_sessions;
             UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
             UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
-            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
+            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id),
+                security_stamp = (SELECT u.security_stamp FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
             UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';
             """,
             Postgres: """
@@ -458,9 +465,13 @@ internal static class Migrations
             ALTER TABLE staff_recovery_codes ADD COLUMN mac bytea;
             ALTER TABLE enrolment_tokens ADD COLUMN tenant_id bigint;
             ALTER TABLE enrolment_tokens ADD COLUMN mac bytea;
+            ALTER TABLE enrolment_tokens ADD COLUMN security_stamp text;
+            ALTER TABLE staff_sessions ADD COLUMN security_stamp text;
+            DELETE FROM staff_sessions;
             UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
             UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
-            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
+            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id),
+                security_stamp = (SELECT u.security_stamp FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
             UPDATE store_settings SET value = 'pending' WHERE name = 'access_rows_authenticated';
             """),
     ];

@@ -473,11 +473,13 @@ public sealed class StoreOperationsTests
     internal const string UndoStep21 = "DROP TABLE store_keys; ALTER TABLE clients DROP COLUMN mac; ALTER TABLE access_tokens DROP COLUMN mac; "
         + "ALTER TABLE staff_sessions DROP COLUMN mac; DELETE FROM store_settings WHERE name = 'access_rows_authenticated';";
 
-    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments; step 21's mark as that step's
+    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments, the links' and sessions'
+    /// security stamps; step 21's mark as that step's
     /// pass left it.</summary>
     internal const string UndoStep22 = "ALTER TABLE staff_users DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN tenant_id; "
         + "ALTER TABLE staff_recovery_codes DROP COLUMN mac; ALTER TABLE staff_recovery_codes DROP COLUMN tenant_id; "
         + "ALTER TABLE enrolment_tokens DROP COLUMN mac; ALTER TABLE enrolment_tokens DROP COLUMN tenant_id; "
+        + "ALTER TABLE enrolment_tokens DROP COLUMN security_stamp; ALTER TABLE staff_sessions DROP COLUMN security_stamp; "
         + "UPDATE store_settings SET value = 'done' WHERE name = 'access_rows_authenticated';";
 
     /// <summary>What schema step 17 added, removed.</summary>
