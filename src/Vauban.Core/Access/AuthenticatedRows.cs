@@ -55,11 +55,13 @@ internal sealed class AuthenticatedTable
         ["token_hash", "client_id", "tenant_id", "scopes", "expires_at"],
         row => "access token " + (row["token_hash"] is byte[] { Length: >= 9 } hash ? ApiClients.TokenId(hash) : "(malformed)") + " of client " + row.Shown("client_id"));
 
-    /// <summary>Staff sessions: whose, at which stage, since when, its proof of both factors and its passkey ceremony. Not
+    /// <summary>Staff sessions: whose, at which stage, since when, its proof of both factors, its passkey ceremony, and the account's
+    /// security stamp when it opened (a session is one only while the account still holds it: a copy of its row put back after a
+    /// reset, a lock or a revocation, which change the stamp, is none). Not
     /// last_seen_at (written twice a minute; it only extends the idle limit of a session whose cookie one must still hold; created_at
     /// bounds it absolutely) nor source (the address it began from, which no check trusts).</summary>
     public static readonly AuthenticatedTable StaffSessions = new("staff_sessions", "id",
-        ["id", "token_hash", "tenant_id", "user_id", "stage", "created_at", "authenticated_at", "ceremony"],
+        ["id", "token_hash", "tenant_id", "user_id", "stage", "created_at", "authenticated_at", "ceremony", "security_stamp"],
         row => "staff session " + row.Shown("id") + (row["user_id"] is null ? "" : " of account " + row.Shown("user_id")));
 
     /// <summary>Staff accounts: who the person is to the access policy (establishment, role, the practitioner and the service care
@@ -82,9 +84,10 @@ internal sealed class AuthenticatedTable
         ["code_hash", "tenant_id", "user_id"],
         row => "recovery code of account " + row.Shown("user_id"));
 
-    /// <summary>Enrolment links, whose use resets an account's credentials: the link's hash, its account and its end.</summary>
+    /// <summary>Enrolment links, whose use resets an account's credentials: the link's hash, its account, its end and the account's
+    /// security stamp when it was issued (a link used once, or cancelled by a lock, and put back is no link: its use reset the stamp).</summary>
     public static readonly AuthenticatedTable EnrolmentTokens = new("enrolment_tokens", "token_hash",
-        ["token_hash", "tenant_id", "user_id", "expires_at"],
+        ["token_hash", "tenant_id", "user_id", "expires_at", "security_stamp"],
         row => "enrolment link of account " + row.Shown("user_id"));
 
     public static IReadOnlyList<AuthenticatedTable> All { get; } = [Clients, AccessTokens, StaffSessions, StaffUsers, StaffPasskeys, StaffRecoveryCodes, EnrolmentTokens];

@@ -103,7 +103,7 @@ public sealed class StaffAccounts
         {
             Id = Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(9)),
             Tenant = tenant, Email = email, DisplayName = name, Role = role, Practitioner = practitioner, Service = service,
-            SecurityStamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)),
+            SecurityStamp = NewStamp(),
         };
         user.StoredStamp = user.SecurityStamp;
         var sealedFields = RecordCipher.Seal(keys, SealedAccountCode, user.Id, 0, JsonSerializer.SerializeToUtf8Bytes(new SealedFields(email, name)));
@@ -153,10 +153,16 @@ public sealed class StaffAccounts
         {
             await purge.ExecuteNonQueryAsync(cancellationToken);
         }
+        // The account's stamp as the store holds it now (the caller's copy may be from before a lock): the link works while it stays.
+        string? stamp;
+        using (var read = scope.Command("SELECT security_stamp FROM staff_users WHERE id = @u").With("u", user.Id))
+        {
+            stamp = await read.ExecuteScalarAsync(cancellationToken) as string;
+        }
         var token = "ve_" + Base64UrlEncoder.Encode(RandomNumberGenerator.GetBytes(32));
         var expires = _time.GetUtcNow().Add(Options.EnrolmentLinkLifetime);
         var row = AuthenticatedTable.EnrolmentTokens.Row(("token_hash", Hash(token)), ("tenant_id", user.Tenant.Id), ("user_id", user.Id),
-            ("expires_at", expires.ToUnixTimeMilliseconds()));
+            ("expires_at", expires.ToUnixTimeMilliseconds()), ("security_stamp", stamp));
         using var insert = scope.Command("");
         insert.CommandText = $"INSERT INTO enrolment_tokens ({AuthenticatedTable.EnrolmentTokens.ColumnList}) VALUES ({_rows.Bind(insert, row)})";
         await insert.ExecuteNonQueryAsync(cancellationToken);
@@ -169,9 +175,13 @@ public sealed class StaffAccounts
     {
         if (string.IsNullOrEmpty(token) || token.Length > 200) return null;
         var table = AuthenticatedTable.EnrolmentTokens;
-        var row = await _database.ReadOneAsync($"SELECT {table.Select("e")} FROM enrolment_tokens e WHERE e.token_hash = @h AND e.expires_at > @now",
-            r => table.Read(r, 0), cancellationToken, ("h", Hash(token)), ("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
-        return row is not null && await _rows.CheckAsync(row, cancellationToken) && row.Text("user_id") is { } id ? await FindByIdAsync(id, cancellationToken) : null;
+        var read = await _database.ReadOneAsync(
+            $"SELECT {table.Select("e")}, u.security_stamp FROM enrolment_tokens e LEFT JOIN staff_users u ON u.id = e.user_id WHERE e.token_hash = @h AND e.expires_at > @now",
+            r => Tuple.Create(table.Read(r, 0), r.GetValue(table.Columns.Count + 1) as string), cancellationToken,
+            ("h", Hash(token)), ("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
+        // Nor is one issued before the account's stamp last changed (its use, a lock), put back with its MAC after them.
+        return read is ({ } row, var accountStamp) && await _rows.CheckAsync(row, cancellationToken) && row.Text("security_stamp") is { } stamp
+            && string.Equals(stamp, accountStamp, StringComparison.Ordinal) && row.Text("user_id") is { } id ? await FindByIdAsync(id, cancellationToken) : null;
     }
 
     /// <summary>Uses an enrolment link up (single use): the account, or null when unknown, expired, already used or not issued by Vauban.</summary>
@@ -184,8 +194,12 @@ public sealed class StaffAccounts
             var row = await AccessRows.ReadAsync(scope, AuthenticatedTable.EnrolmentTokens, Hash(token), cancellationToken);
             if (row is not null && row.Number("expires_at") > _time.GetUtcNow().ToUnixTimeMilliseconds() && await _rows.CheckAsync(scope, row, cancellationToken))
             {
-                // Whoever deletes it first uses it: a replayed form finds it gone.
-                using var delete = scope.Command("DELETE FROM enrolment_tokens WHERE token_hash = @h AND mac = @m").With("h", Hash(token)).With("m", row.Mac!);
+                // Whoever deletes it first uses it: a replayed form finds it gone. Only while the account holds the stamp it was issued
+                // under: a link used (its use resets the stamp) or cancelled by a lock (which changes it), put back with its MAC, is none.
+                using var delete = scope.Command("""
+                    DELETE FROM enrolment_tokens WHERE token_hash = @h AND mac = @m
+                        AND EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @s)
+                    """).With("h", Hash(token)).With("m", row.Mac!).With("u", row.Text("user_id")).With("s", row.Text("security_stamp"));
                 if (await delete.ExecuteNonQueryAsync(cancellationToken) == 1) id = row.Text("user_id");
             }
             await scope.CommitAsync(cancellationToken); // with the alert of a link that does not verify, when one was raised
@@ -221,7 +235,8 @@ public sealed class StaffAccounts
         await using var connection = await _database.OpenAsync(cancellationToken);
         foreach (var user in users.OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase))
         {
-            using var count = connection.Command("SELECT count(*) FROM staff_sessions WHERE user_id = @u AND stage = @s").With("u", user.Id).With("s", (int)SessionStage.Full);
+            using var count = connection.Command("SELECT count(*) FROM staff_sessions WHERE user_id = @u AND stage = @s AND security_stamp = @st")
+                .With("u", user.Id).With("s", (int)SessionStage.Full).With("st", user.StoredStamp);
             result.Add(new StaffAccountSummary(user.Id, user.Email, user.DisplayName, user.Role, user.Practitioner, user.Service,
                 user.HasSecondFactor, user.LockoutEnd > now, (int)await count.ScalarLongAsync(cancellationToken)));
         }
@@ -258,7 +273,8 @@ public sealed class StaffAccounts
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", LockedForGood), cancellationToken);
+        // A new stamp with the lock: a copy of a session or link row taken before it and put back after the unlock is none.
+        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", LockedForGood).With("security_stamp", NewStamp()), cancellationToken);
         await DeleteSessionsAsync(scope, user.Id, cancellationToken);
         // A link issued before the lock would reset the credentials and lift the lock with them (ResetCredentialsAsync): whoever
         // holds it — a link sent to the wrong mailbox, the reason for the lock — would have a working account again.
@@ -308,6 +324,8 @@ public sealed class StaffAccounts
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return null;
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // A new stamp: a copy of a session row put back after the revocation is none (an unused enrolment link ends with it too).
+        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("security_stamp", NewStamp()), cancellationToken);
         var count = await DeleteSessionsAsync(scope, user.Id, cancellationToken);
         await RecordAsync(scope, administrator, "users revoke-sessions", user, cancellationToken);
         await scope.CommitAsync(cancellationToken);
@@ -319,7 +337,7 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(user);
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var stamp = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        var stamp = NewStamp();
         await ChangeAsync(_rows, scope, user.Id, null,
             row => row.With("password_hash", null).With("two_factor_enabled", 0).With("lockout_end", null).With("security_stamp", stamp), cancellationToken);
         foreach (var sql in new[]
@@ -335,6 +353,9 @@ public sealed class StaffAccounts
         }
         await scope.CommitAsync(cancellationToken);
     }
+
+    /// <summary>A new security stamp: the sessions and enrolment links made under the previous one are none from then (ADR 0014).</summary>
+    internal static string NewStamp() => Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
 
     /// <summary>A lock until the officer unlocks (lockout_end's value for it).</summary>
     internal static long LockedForGood => DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
@@ -385,17 +406,21 @@ public sealed class StaffAccounts
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var lockout = user.LockoutEnd?.ToUnixTimeMilliseconds();
         string? stored = null;
+        string? previous = null;
         var credentials = false;
         await ChangeAsync(_rows, scope, user.Id, null, row =>
         {
             var locked = row.Number("lockout_end");
             var next = row.With("lockout_end", locked is null ? lockout : (lockout ?? 0) > locked ? lockout : locked);
-            credentials = string.Equals(row.Text("security_stamp"), user.StoredStamp, StringComparison.Ordinal);
+            previous = row.Text("security_stamp");
+            credentials = string.Equals(previous, user.StoredStamp, StringComparison.Ordinal);
             stored = credentials ? user.SecurityStamp : row.Text("security_stamp");
             return credentials
                 ? next.With("password_hash", user.PasswordHash).With("two_factor_enabled", user.TwoFactorEnabled ? 1 : 0).With("security_stamp", user.SecurityStamp)
                 : next;
         }, cancellationToken);
+        if (credentials && previous is not null && previous != user.SecurityStamp)
+            await StaffSessions.FollowStampAsync(_rows, scope, user.Id, previous, user.SecurityStamp, cancellationToken);
         // The sealed authenticator key goes with the credentials; the failure count (which the MAC does not cover) never lowers but to 0.
         using (var update = scope.Command("""
             UPDATE staff_users SET

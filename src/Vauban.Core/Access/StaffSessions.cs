@@ -89,7 +89,7 @@ public sealed class StaffSessions
             // ended the account's sessions) is not outlived by a session opened just after it from a copy read before it.
             var row = AuthenticatedTable.StaffSessions.Row(("id", session.Id), ("token_hash", StaffAccounts.Hash(token)), ("tenant_id", session.TenantId),
                 ("user_id", session.UserId), ("stage", (int)stage), ("created_at", now.ToUnixTimeMilliseconds()), ("authenticated_at", session.AuthenticatedAt?.ToUnixTimeMilliseconds()),
-                ("ceremony", ceremony));
+                ("ceremony", ceremony), ("security_stamp", user?.StoredStamp));
             using var insert = scope.Command("");
             insert.CommandText = $"INSERT INTO staff_sessions ({AuthenticatedTable.StaffSessions.ColumnList}, last_seen_at, source) SELECT {_rows.Bind(insert, row)}, @c, @src"
                 + (user is null ? "" : " WHERE EXISTS (SELECT 1 FROM staff_users WHERE id = @u AND security_stamp = @stamp)");
@@ -106,10 +106,14 @@ public sealed class StaffSessions
         if (string.IsNullOrEmpty(token) || token.Length > 100) return null;
         var hash = StaffAccounts.Hash(token);
         var table = AuthenticatedTable.StaffSessions;
-        var read = await _database.ReadOneAsync($"SELECT {table.Select("s")}, s.last_seen_at FROM staff_sessions s WHERE s.token_hash = @h",
-            r => new StoredSession(table.Read(r, 0), r.GetInt64(table.Columns.Count + 1)), cancellationToken, ("h", hash));
+        var read = await _database.ReadOneAsync(
+            $"SELECT {table.Select("s")}, s.last_seen_at, u.security_stamp FROM staff_sessions s LEFT JOIN staff_users u ON u.id = s.user_id WHERE s.token_hash = @h",
+            r => new StoredSession(table.Read(r, 0), r.GetInt64(table.Columns.Count + 1), r.GetValue(table.Columns.Count + 2) as string), cancellationToken, ("h", hash));
         // A session inserted, or one's account, establishment or stage changed, in the database is no session (ADR 0014).
         if (read is null || !await _rows.CheckAsync(read.Row, cancellationToken)) return null;
+        // Nor is one opened before the account's stamp last changed (a reset, a lock, a revocation), its row with its MAC put back
+        // after them: a person's session holds the stamp it opened with; one with no person, none (null on both sides).
+        if (!string.Equals(read.Row.Text("security_stamp"), read.AccountStamp, StringComparison.Ordinal)) return null;
         var session = Session(read.Row, read.LastSeenAt);
         var now = _time.GetUtcNow();
         var expired = session.Stage == SessionStage.Full
@@ -128,8 +132,9 @@ public sealed class StaffSessions
         return session;
     }
 
-    /// <summary>A session's row as read: what its MAC covers, and when it was last seen (which it does not cover).</summary>
-    private sealed record StoredSession(AuthenticatedRow Row, long LastSeenAt);
+    /// <summary>A session's row as read: what its MAC covers, when it was last seen (which it does not cover), and its account's
+    /// current security stamp (null when it names none, or none that exists).</summary>
+    private sealed record StoredSession(AuthenticatedRow Row, long LastSeenAt, string? AccountStamp);
 
     private static StaffSession Session(AuthenticatedRow row, long lastSeenAt) =>
         new(row.Text("id")!, row.TenantId, row.Text("user_id"), (SessionStage)(row.Number("stage") ?? 0), DateTimeOffset.FromUnixTimeMilliseconds(row.Number("created_at") ?? 0),
@@ -159,6 +164,23 @@ public sealed class StaffSessions
         if (current is null) return;
         if (await _rows.CheckAsync(scope, current, cancellationToken)) await _rows.RewriteAsync(scope, current, change(current), cancellationToken);
         await scope.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>The account's sessions opened under the stamp <paramref name="from"/> take <paramref name="to"/>, with their MACs, in
+    /// <paramref name="scope"/>: the person's own change of credentials (an authenticator key made or confirmed, a password set, a
+    /// passkey added: Identity renews the stamp) goes on in the session that made it. Only the rows there now: a copy taken before
+    /// and put back later keeps <paramref name="from"/>, which the officer's acts (reset, lock, revocation) never carry on.</summary>
+    internal static async Task FollowStampAsync(AccessRows rows, WriteScope scope, string userId, string from, string to, CancellationToken cancellationToken)
+    {
+        var table = AuthenticatedTable.StaffSessions;
+        var sessions = new List<AuthenticatedRow>();
+        using (var select = scope.Command($"SELECT {table.Select("s")} FROM staff_sessions s WHERE s.user_id = @u AND s.security_stamp = @s").With("u", userId).With("s", from))
+        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken)) sessions.Add(table.Read(reader, 0));
+        }
+        // One that does not verify is left as it is (refused, and reported, when read).
+        foreach (var session in sessions.Where(rows.Authentic)) await rows.RewriteAsync(scope, session, session.With("security_stamp", to), cancellationToken);
     }
 
     /// <summary>Ends every session of the account but <paramref name="keep"/>: after a factor is replaced, the sessions the old

@@ -896,7 +896,8 @@ public sealed partial class RecordsGuard
             if (level == ContainmentLevels.Locked && principal.Kind == PrincipalKind.Person && principal.Id.StartsWith(StaffUser.PrincipalPrefix, StringComparison.Ordinal))
             {
                 var userId = principal.Id[StaffUser.PrincipalPrefix.Length..];
-                await StaffAccounts.ChangeAsync(_rows, scope, userId, tenant, row => row.With("lockout_end", StaffAccounts.LockedForGood), CancellationToken.None);
+                await StaffAccounts.ChangeAsync(_rows, scope, userId, tenant,
+                    row => row.With("lockout_end", StaffAccounts.LockedForGood).With("security_stamp", StaffAccounts.NewStamp()), CancellationToken.None);
                 using var end = scope.Command("DELETE FROM staff_sessions WHERE user_id = @u").With("u", userId);
                 await end.ExecuteNonQueryAsync(CancellationToken.None);
             }

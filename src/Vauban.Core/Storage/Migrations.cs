@@ -432,6 +432,9 @@ internal static class Migrations
         // an account's role, replace its password hash, unlock it, or add a passkey, a recovery code or an enrolment link of their own.
         // The three tables that name an account take its establishment beside it, which the MAC binds and the report names. The
         // rows that exist are authenticated, with step 21's, in the transaction that applies the steps (as step 21 says).
+        // Sessions and enrolment links hold the account's security stamp as it was when they were made, which their MAC binds: one
+        // is refused once the stamp has changed (a reset, a lock, a revocation), so that a copy of its row put back after them is
+        // none. The links that exist take their account's stamp; the sessions that exist end: everyone signs in again once.
         new(22, "staff accounts, passkeys, recovery codes and enrolment links authenticated under the store's key",
             Sqlite: """
             ALTER TABLE staff_users ADD COLUMN mac BLOB;
@@ -441,9 +444,13 @@ internal static class Migrations
             ALTER TABLE staff_recovery_codes ADD COLUMN mac BLOB;
             ALTER TABLE enrolment_tokens ADD COLUMN tenant_id INTEGER;
             ALTER TABLE enrolment_tokens ADD COLUMN mac BLOB;
+            ALTER TABLE enrolment_tokens ADD COLUMN security_stamp TEXT;
+            ALTER TABLE staff_sessions ADD COLUMN security_stamp TEXT;
+            DELETE FROM staff_sessions;
             UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
             UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
-            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
+            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id),
+                security_stamp = (SELECT u.security_stamp FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
             """,
             Postgres: """
             ALTER TABLE staff_users ADD COLUMN mac bytea;
@@ -453,9 +460,13 @@ internal static class Migrations
             ALTER TABLE staff_recovery_codes ADD COLUMN mac bytea;
             ALTER TABLE enrolment_tokens ADD COLUMN tenant_id bigint;
             ALTER TABLE enrolment_tokens ADD COLUMN mac bytea;
+            ALTER TABLE enrolment_tokens ADD COLUMN security_stamp text;
+            ALTER TABLE staff_sessions ADD COLUMN security_stamp text;
+            DELETE FROM staff_sessions;
             UPDATE staff_passkeys SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_passkeys.user_id);
             UPDATE staff_recovery_codes SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = staff_recovery_codes.user_id);
-            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
+            UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id),
+                security_stamp = (SELECT u.security_stamp FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
             """),
     ];
 }

@@ -195,6 +195,85 @@ public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
         Assert.Empty(await RowAlertsAsync());
     }
 
+    /// <summary>Copies the rows <paramref name="where"/> of <paramref name="table"/>, MAC and all, aside; <see cref="PutBackAsync"/> restores them.</summary>
+    private Task CopyAsync(string table, string where) => _server.ExecuteSqlAsync($"CREATE TABLE copied_{table} AS SELECT * FROM {table} WHERE {where}");
+
+    private Task PutBackAsync(string table) => _server.ExecuteSqlAsync($"INSERT INTO {table} SELECT * FROM copied_{table}");
+
+    // The replay the session's MAC alone does not stop: the session's own row, MAC and all, copied before the officer's act and put
+    // back after it. The account's stamp changed with the act; the row holds the old one (ADR 0014).
+    [Theory]
+    [InlineData("reset")]
+    [InlineData("lock")]
+    [InlineData("revoke-sessions")]
+    public async Task A_session_row_copied_and_put_back_after_a_reset_a_lock_or_a_revocation_is_no_session(string act)
+    {
+        using var staff = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(staff));
+        var cookie = staff.SessionCookie!;
+        await CopyAsync("staff_sessions", $"user_id = '{_physician.Id}'");
+        switch (act)
+        {
+            case "reset":
+                await _server.Store.Accounts.ResetCredentialsAsync(_physician, None);
+                break;
+            case "lock":
+                Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Email, None));
+                Assert.True(await _server.Store.Accounts.UnlockAsync(_tenant, Email, None));
+                break;
+            default:
+                Assert.True(await _server.Store.Accounts.RevokeSessionsAsync(_tenant, Email, None) > 0);
+                break;
+        }
+        Assert.Null(await _server.Store.Sessions.FindAsync(cookie, None)); // not asked through the client, which would drop its cookie
+        await PutBackAsync("staff_sessions");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
+        Assert.Null(await _server.Store.Sessions.FindAsync(cookie, None));
+        Assert.Empty(await RowAlertsAsync()); // a row as Vauban wrote it: a replay, not an edit
+        if (act == "reset") return;
+        // The person signs in again as before.
+        _time.Advance(TimeSpan.FromSeconds(30));
+        using var again = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.OK, await FhirStatusAsync(again));
+    }
+
+    [Fact]
+    public async Task An_enrolment_link_copied_and_put_back_after_its_use_is_no_link()
+    {
+        var link = await _server.Store.Accounts.ReissueEnrolmentLinkAsync(_administrator, None);
+        await CopyAsync("enrolment_tokens", $"user_id = '{_administrator.Id}'");
+        using (var browser = new StaffClient(_server.BaseAddress)) await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        var enrolled = (await _server.Store.Accounts.FindByIdAsync(_administrator.Id, None))!;
+        Assert.NotNull(enrolled.PasswordHash);
+        await PutBackAsync("enrolment_tokens");
+
+        // Followed again, it would reset the password and second factor to the follower's: the account's.
+        using var attacker = new StaffClient(_server.BaseAddress);
+        var (_, page) = await attacker.GetAsync("/account/enrol?token=" + link.Token);
+        Assert.Contains("Enrolment link not valid", page, StringComparison.Ordinal);
+        Assert.Null(await _server.Store.Accounts.ConsumeEnrolmentAsync(link.Token, None));
+        Assert.Equal(enrolled.PasswordHash, (await _server.Store.Accounts.FindByIdAsync(_administrator.Id, None))!.PasswordHash);
+        Assert.Empty(await RowAlertsAsync());
+    }
+
+    [Fact]
+    public async Task An_enrolment_link_cancelled_by_a_lock_and_put_back_after_the_unlock_is_no_link()
+    {
+        var link = await _server.Store.Accounts.ReissueEnrolmentLinkAsync(_administrator, None);
+        await CopyAsync("enrolment_tokens", $"user_id = '{_administrator.Id}'");
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, AdminEmail, None));
+        Assert.True(await _server.Store.Accounts.UnlockAsync(_tenant, AdminEmail, None));
+        await PutBackAsync("enrolment_tokens");
+
+        Assert.Null(await _server.Store.Accounts.PeekEnrolmentAsync(link.Token, None));
+        Assert.Null(await _server.Store.Accounts.ConsumeEnrolmentAsync(link.Token, None));
+        Assert.Empty(await RowAlertsAsync());
+        // A link the officer issues after the review enrols.
+        var fresh = await _server.Store.Accounts.ReissueEnrolmentLinkAsync(_administrator, None);
+        Assert.Equal(_administrator.Id, (await _server.Store.Accounts.PeekEnrolmentAsync(fresh.Token, None))?.Id);
+    }
+
     private static UserPasskeyInfo Passkey(byte[] credentialId) =>
         new(credentialId, RandomNumberGenerator.GetBytes(77), DateTimeOffset.UnixEpoch, 0, ["internal"], true, false, false, [1, 2], [3, 4]) { Name = "test" };
 

@@ -473,10 +473,12 @@ public sealed class StoreOperationsTests
     internal const string UndoStep21 = "DROP TABLE store_keys; ALTER TABLE clients DROP COLUMN mac; ALTER TABLE access_tokens DROP COLUMN mac; "
         + "ALTER TABLE staff_sessions DROP COLUMN mac;";
 
-    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments.</summary>
+    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments, the links' and sessions'
+    /// security stamps.</summary>
     internal const string UndoStep22 = "ALTER TABLE staff_users DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN tenant_id; "
         + "ALTER TABLE staff_recovery_codes DROP COLUMN mac; ALTER TABLE staff_recovery_codes DROP COLUMN tenant_id; "
-        + "ALTER TABLE enrolment_tokens DROP COLUMN mac; ALTER TABLE enrolment_tokens DROP COLUMN tenant_id;";
+        + "ALTER TABLE enrolment_tokens DROP COLUMN mac; ALTER TABLE enrolment_tokens DROP COLUMN tenant_id; "
+        + "ALTER TABLE enrolment_tokens DROP COLUMN security_stamp; ALTER TABLE staff_sessions DROP COLUMN security_stamp;";
 
     /// <summary>What schema step 17 added, removed.</summary>
     private const string UndoStep17 = "ALTER TABLE guard_containments DROP COLUMN cause;";
