@@ -119,12 +119,46 @@ public sealed class AccessRows
     }
 
     /// <summary>The row of <paramref name="table"/> whose key is <paramref name="key"/>, read in <paramref name="scope"/>; null when none.</summary>
-    internal static async Task<AuthenticatedRow?> ReadAsync(WriteScope scope, AuthenticatedTable table, object key, CancellationToken cancellationToken)
+    internal static async Task<AuthenticatedRow?> ReadAsync(WriteScope scope, AuthenticatedTable table, object key, CancellationToken cancellationToken) =>
+        (await ReadAllAsync(scope, table, $"WHERE r.{table.Key} = @k", cancellationToken, ("k", key))).FirstOrDefault();
+
+    /// <summary>Every row of <paramref name="table"/>, named <c>r</c>, that <paramref name="filter"/> selects (what follows
+    /// <c>FROM table r</c>: a WHERE, an ORDER BY), read in <paramref name="scope"/>. Not checked: the caller holds each to its MAC
+    /// before believing it.</summary>
+    internal static Task<List<AuthenticatedRow>> ReadAllAsync(WriteScope scope, AuthenticatedTable table, string filter, CancellationToken cancellationToken,
+        params (string Name, object Value)[] parameters)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        using var command = scope.Command($"SELECT {table.Select("r")} FROM {table.Name} r WHERE r.{table.Key} = @k").With("k", key);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? table.Read(reader, 0) : null;
+        return ReadAllAsync(scope.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
+    }
+
+    /// <summary>As the same on a write scope, on <paramref name="connection"/>, outside any write.</summary>
+    internal static Task<List<AuthenticatedRow>> ReadAllAsync(DbConnection connection, AuthenticatedTable table, string filter, CancellationToken cancellationToken,
+        params (string Name, object Value)[] parameters)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return ReadAllAsync(connection.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
+    }
+
+    /// <summary>The one query of the rows of <paramref name="table"/> that <paramref name="filter"/> selects, on <paramref name="command"/>
+    /// (an empty command of the caller's connection or scope, disposed here): each row, and <paramref name="extra"/> columns after it
+    /// (a select list over <c>r</c>, or empty) that <paramref name="read"/> takes from the reader, the first at the index it is given.</summary>
+    internal static async Task<List<T>> ReadAllAsync<T>(DbCommand command, AuthenticatedTable table, string extra, string filter,
+        Func<AuthenticatedRow, DbDataReader, int, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(read);
+        using (command)
+        {
+            command.CommandText = $"SELECT {table.Select("r")}{(extra.Length == 0 ? "" : ", " + extra)} FROM {table.Name} r {filter}";
+            foreach (var (name, value) in parameters) command.With(name, value);
+            var rows = new List<T>();
+            var next = table.Columns.Count + 1; // past the authenticated columns and the MAC
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) rows.Add(read(table.Read(reader, 0), reader, next));
+            return rows;
+        }
     }
 
     /// <summary>
@@ -178,13 +212,7 @@ public sealed class AccessRows
         }
         foreach (var table in AuthenticatedTable.All)
         {
-            var rows = new List<AuthenticatedRow>();
-            using (var select = scope.Command($"SELECT {table.Select("r")} FROM {table.Name} r WHERE r.mac IS NULL"))
-            using (var reader = await select.ExecuteReaderAsync(cancellationToken))
-            {
-                while (await reader.ReadAsync(cancellationToken)) rows.Add(table.Read(reader, 0));
-            }
-            foreach (var row in rows)
+            foreach (var row in await ReadAllAsync(scope, table, "WHERE r.mac IS NULL", cancellationToken))
             {
                 using var update = scope.Command($"UPDATE {table.Name} SET mac = @m WHERE {table.Key} = @k AND mac IS NULL").With("m", table.Mac(key, row)).With("k", row.KeyValue);
                 await update.ExecuteNonQueryAsync(cancellationToken);

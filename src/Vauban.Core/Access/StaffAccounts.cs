@@ -211,7 +211,7 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(tenant);
         var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
-        return await LoadAsync("u.tenant_id = @t AND u.email_index = @e", cancellationToken, ("t", tenant.Id), ("e", EmailIndex(keys, email)));
+        return await LoadAsync("r.tenant_id = @t AND r.email_index = @e", cancellationToken, ("t", tenant.Id), ("e", EmailIndex(keys, email)));
     }
 
     /// <summary>The per-account throttling key: the same for an existing and a non-existing address, so throttling reveals nothing.</summary>
@@ -224,12 +224,12 @@ public sealed class StaffAccounts
     internal ValueTask<Tenant?> TenantsAsync(long id, CancellationToken cancellationToken) => _tenants.FindAsync(id, cancellationToken);
 
     public Task<StaffUser?> FindByIdAsync(string id, CancellationToken cancellationToken) =>
-        LoadAsync("u.id = @id", cancellationToken, ("id", id));
+        LoadAsync("r.id = @id", cancellationToken, ("id", id));
 
     public async Task<IReadOnlyList<StaffAccountSummary>> ListAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
-        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
         var now = _time.GetUtcNow();
         var result = new List<StaffAccountSummary>();
         await using var connection = await _database.OpenAsync(cancellationToken);
@@ -248,7 +248,7 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(tenant);
         var now = _time.GetUtcNow();
-        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
         return users.Where(u => u.LockoutEnd > now).OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase).ToList();
     }
 
@@ -257,7 +257,7 @@ public sealed class StaffAccounts
     public async Task<IReadOnlyDictionary<string, string>> NamesAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
-        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
         return users.ToDictionary(u => u.PrincipalId, u => $"{u.DisplayName} ({AccessPolicy.RoleName(u.Role)})", StringComparer.Ordinal);
     }
 
@@ -437,30 +437,22 @@ public sealed class StaffAccounts
         return true;
     }
 
-    private static readonly string SelectUser = $"""
-        SELECT {AuthenticatedTable.StaffUsers.Select("u")}, u.sealed, u.authenticator_key, u.access_failed_count,
-            (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = u.id) AS passkeys
-        FROM staff_users u WHERE
-        """;
+    /// <summary>Besides an account's authenticated columns: its sealed fields, its sealed authenticator key, its failure count and
+    /// how many passkeys it has.</summary>
+    private const string UserExtra = "r.sealed, r.authenticator_key, r.access_failed_count, (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = r.id) AS passkeys";
 
     private async Task<StaffUser?> LoadAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) =>
         (await LoadManyAsync(where, cancellationToken, parameters)).FirstOrDefault();
 
     private async Task<List<StaffUser>> LoadManyAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
     {
-        var table = AuthenticatedTable.StaffUsers;
-        var rows = new List<(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures, long Passkeys)>();
+        List<(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures, long Passkeys)> rows;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            using var command = connection.Command(SelectUser + " " + where);
-            foreach (var (name, value) in parameters) command.With(name, value);
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            var next = table.Columns.Count + 1; // past the authenticated columns and the MAC
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                rows.Add((table.Read(reader, 0), (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1),
-                    reader.GetInt32(next + 2), reader.GetInt64(next + 3)));
-            }
+            rows = await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.StaffUsers, UserExtra, "WHERE " + where,
+                static (row, reader, next) => (row, (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1),
+                    reader.GetInt32(next + 2), reader.GetInt64(next + 3)),
+                cancellationToken, parameters);
         }
         var users = new List<StaffUser>(rows.Count);
         foreach (var (row, sealedFields, sealedKey, failures, passkeys) in rows)
