@@ -474,10 +474,24 @@ public sealed class StaffAccounts
                 TwoFactorEnabled = twoFactor,
                 LockoutEnd = row.Number("lockout_end") is { } l ? (l >= LockedForGood ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
                 AccessFailedCount = failures,
-                HasSecondFactor = twoFactor || passkeys > 0,
+                HasSecondFactor = twoFactor || (passkeys > 0 && await HasAuthenticPasskeyAsync(id, cancellationToken)),
             });
         }
         return users;
+    }
+
+    /// <summary>Whether the account holds a passkey Vauban enrolled. One written in the database (the writer's own authenticator
+    /// beside a password they know) is no second factor: it is reported, and the account is one without (ADR 0014).</summary>
+    private async Task<bool> HasAuthenticPasskeyAsync(string userId, CancellationToken cancellationToken)
+    {
+        List<AuthenticatedRow> rows;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            rows = await AccessRows.ReadAllAsync(connection, AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u", cancellationToken, ("u", userId));
+        }
+        var any = false;
+        foreach (var row in rows) any |= await _rows.CheckAsync(row, cancellationToken); // each one: every forged row is told
+        return any;
     }
 
     private static long EmailIndex(TenantKeys keys, string email) => keys.Index.Hash(EmailIndexCode, 'e', NormalizeEmail(email));

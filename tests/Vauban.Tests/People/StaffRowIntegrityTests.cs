@@ -302,6 +302,39 @@ public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
         Assert.Null(await store.FindByPasskeyIdAsync(own, None));
     }
 
+    // The password phished, the second factor never enrolled: the attacker's authenticator written beside it in the database would
+    // have passed the password step as an account "with a second factor" (refused at the second step only). It counts for nothing.
+    [Fact]
+    public async Task A_passkey_inserted_on_an_account_without_a_second_factor_counts_for_nothing_and_is_told()
+    {
+        const string HalfwayEmail = "halfway@chu.example";
+        var link = await _server.Store.Accounts.AddAsync(_tenant, HalfwayEmail, StaffRole.Nurse, null, null, "Half Way", None);
+        using (var browser = new StaffClient(_server.BaseAddress))
+        {
+            var (set, _) = await browser.SubmitAsync("/account/enrol?token=" + Uri.EscapeDataString(link.Token),
+                new Dictionary<string, string> { ["Token"] = link.Token, ["Password"] = Password, ["Confirm"] = Password });
+            Assert.Equal(HttpStatusCode.Redirect, set.StatusCode);
+        }
+        var own = RandomNumberGenerator.GetBytes(16);
+        await _server.Store.Accounts.Store.AddOrUpdatePasskeyAsync(_physician, Passkey(own), None);
+        await _server.ExecuteSqlAsync($"""
+            INSERT INTO staff_passkeys (credential_id, tenant_id, user_id, data, created_at, mac)
+            SELECT {Bytes(RandomNumberGenerator.GetBytes(16))}, tenant_id, '{link.User.Id}', data, created_at, mac FROM staff_passkeys WHERE credential_id = {Bytes(own)}
+            """);
+
+        using var attacker = new StaffClient(_server.BaseAddress);
+        var (response, html) = await attacker.PasswordAsync(Establishment, HalfwayEmail, Password);
+        Assert.Null(response.Headers.Location); // not on to the second factor's page
+        Assert.Equal(new Vauban.Web.SignInOutcome(Vauban.Web.SignInResult.NotEnrolled).Message, StaffClient.ById(html, "error"));
+        Assert.False(Assert.Single(await _server.Store.Accounts.ListAsync(_tenant, None), a => a.Email == HalfwayEmail).Enrolled);
+        await AssertToldAsync("staff_passkeys", link.User.Id);
+        // A passkey Vauban enrols on it counts.
+        var account = (await _server.Store.Accounts.FindByIdAsync(link.User.Id, None))!;
+        Assert.False(account.HasSecondFactor);
+        await _server.Store.Accounts.Store.AddOrUpdatePasskeyAsync(account, Passkey(RandomNumberGenerator.GetBytes(16)), None);
+        Assert.True((await _server.Store.Accounts.FindByIdAsync(link.User.Id, None))!.HasSecondFactor);
+    }
+
     [Fact]
     public async Task Audit_verify_names_each_staff_row_that_fails_its_MAC_and_exits_3()
     {
