@@ -5,14 +5,18 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Security.Cryptography;
+using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Storage;
 
 namespace Vauban.Access;
 
 /// <summary>A row that grants access whose MAC does not match: its table, the row in words (its non-secret id: never a token or
-/// secret hash), and the establishment it names (null when none).</summary>
-public sealed record UnauthenticRow(string Table, string Row, long? TenantId);
+/// secret hash), the establishment it names (null when none), and the id it is removed by (`vauban audit remove-row --id`).</summary>
+public sealed record UnauthenticRow(string Table, string Row, long? TenantId, string Id);
+
+/// <summary>What `vauban audit remove-row` did: the rows it removed, in words.</summary>
+public sealed record RowRemoval(IReadOnlyList<string> Removed);
 
 public sealed class AccessRows
 {
@@ -22,14 +26,19 @@ public sealed class AccessRows
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly SecurityAlerts _alerts;
+    private readonly AuditTrail _audit;
     private readonly ConcurrentDictionary<string, byte> _reported = new(StringComparer.Ordinal);
 
-    internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts)
+    internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts, AuditTrail audit)
     {
         _database = database;
         _keys = keys;
         _alerts = alerts;
+        _audit = audit;
     }
+
+    /// <summary>The tables whose rows are authenticated, by name (`vauban audit remove-row --table`).</summary>
+    public static IReadOnlyList<string> Tables { get; } = [.. AuthenticatedTable.All.Select(t => t.Name)];
 
     /// <summary>Told of each row refused for its MAC, once per row in this process, when its alert is committed (the server logs it).</summary>
     public event Action<UnauthenticRow>? Refused;
@@ -84,7 +93,7 @@ public sealed class AccessRows
     /// is told once it commits.</summary>
     private async Task ReportAsync(WriteScope scope, AuthenticatedRow row, CancellationToken cancellationToken)
     {
-        var refused = new UnauthenticRow(row.Table.Name, row.Table.Describe(row), row.TenantId);
+        var refused = new UnauthenticRow(row.Table.Name, row.Table.Describe(row), row.TenantId, row.Table.Id(row));
         var detail = $"{refused.Row} in {refused.Table} does not carry the store's authentication: it was written or changed in the database, "
             + "not by Vauban (someone with write access to the database, or a copy restored). It is refused as if it did not exist; "
             + "`vauban audit verify` lists every such row.";
@@ -250,9 +259,53 @@ public sealed class AccessRows
             {
                 var row = table.Read(reader, 0);
                 count++;
-                if (!Authentic(row)) found.Add(new UnauthenticRow(table.Name, table.Describe(row), row.TenantId));
+                if (!Authentic(row)) found.Add(new UnauthenticRow(table.Name, table.Describe(row), row.TenantId, table.Id(row)));
             }
         }
         return (count, found);
+    }
+
+    /// <summary>
+    /// Removes the rows of <paramref name="tableName"/> that fail their check and that `vauban audit verify` names by <paramref name="id"/>
+    /// (<see cref="UnauthenticRow.Id"/>) — of <paramref name="administrator"/>'s establishment, or naming none that exists —, as that
+    /// administrator's act, recorded on the establishment's chain in the same transaction (no entry, nothing removed). The only way
+    /// to remove such a row short of SQL: while it is there, an account's e-mail address cannot be given to a new account. A row that
+    /// verifies is never removed here (Vauban wrote it: the verbs that act on it revoke, lock or reset it), and nothing is removed
+    /// then; nor when no row has that id.
+    /// </summary>
+    public async Task<RowRemoval> RemoveUnauthenticAsync(AccessContext administrator, string tableName, string id, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        ArgumentNullException.ThrowIfNull(id);
+        var table = AuthenticatedTable.All.FirstOrDefault(t => t.Name == tableName)
+            ?? throw new ArgumentException($"--table: '{tableName}' is not a table of rows that grant access (one of: {string.Join(", ", Tables)}).", nameof(tableName));
+        var tenant = administrator.Tenant;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Every row of the establishment (or of none), matched here by the id a report shows: a token's is computed from its hash,
+        // and an id no Vauban writes is shown, and matched, as "(unreadable)".
+        var named = (await ReadAllAsync(scope, table, "WHERE r.tenant_id = @t OR r.tenant_id IS NULL OR r.tenant_id NOT IN (SELECT id FROM tenants)", cancellationToken,
+            ("t", tenant.Id))).Where(row => table.Id(row) == id).ToList();
+        if (named.Count == 0) throw new ArgumentException($"No row of {table.Name} in {tenant.Name} is named '{id}' (the id `vauban audit verify` names it by).", nameof(id));
+        var forged = named.Where(row => !Authentic(row)).ToList();
+        if (forged.Count == 0)
+        {
+            throw new InvalidOperationException($"{table.Describe(named[0])} in {table.Name} carries the store's authentication (Vauban wrote it): it is not removed here. "
+                + "Only a row that fails its check, as `vauban audit verify` lists it, is; nothing was removed.");
+        }
+        var removed = new List<string>();
+        foreach (var row in forged)
+        {
+            using var delete = scope.Command($"DELETE FROM {table.Name} WHERE {table.Key} = @k AND mac " + (row.Mac is null ? "IS NULL" : "= @m")).With("k", row.KeyValue);
+            if (row.Mac is { } mac) delete.With("m", mac);
+            if (await delete.ExecuteNonQueryAsync(cancellationToken) != 1) throw new InvalidOperationException($"{table.Describe(row)} in {table.Name} changed meanwhile: nothing was removed; run the command again.");
+            removed.Add(table.Describe(row));
+            var key = ReportKey(row);
+            scope.AfterCommit.Add(() => _reported.TryRemove(key, out _)); // a row written there again is told again
+        }
+        await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+            [new AuditedRecord($"row:{table.Name}/{id}", null, null)], cancellationToken,
+            $"audit remove-row: {string.Join("; ", removed)} in {table.Name}, failing its check, removed");
+        await scope.CommitAsync(cancellationToken);
+        return new RowRemoval(removed);
     }
 }

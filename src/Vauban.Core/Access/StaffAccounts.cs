@@ -111,6 +111,18 @@ public sealed class StaffAccounts
             ("practitioner", practitioner), ("service", service), ("password_hash", null), ("security_stamp", user.SecurityStamp), ("two_factor_enabled", 0),
             ("lockout_end", null));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Not found above, yet a row holds the address: one that fails its check (refused, and told, by the look-up), or one made
+        // meanwhile. Said in words, not as the unique index's violation; nothing is written.
+        var taken = (await AccessRows.ReadAllAsync(scope, AuthenticatedTable.StaffUsers, "WHERE r.tenant_id = @t AND r.email_index = @e", cancellationToken,
+            ("t", tenant.Id), ("e", row["email_index"]!))).FirstOrDefault();
+        if (taken is not null && _rows.Authentic(taken)) throw new InvalidOperationException($"An account with this e-mail address already exists in {tenant.Name}.");
+        if (taken is not null)
+        {
+            var id = AuthenticatedTable.StaffUsers.Id(taken);
+            throw new InvalidOperationException($"The account of this e-mail address in {tenant.Name} ({AuthenticatedTable.StaffUsers.Describe(taken)}) fails its integrity check: "
+                + "its row was written or changed in the database, not by Vauban, and is refused (`vauban audit verify` lists it). No account was created. After review, "
+                + $"remove it with: vauban audit remove-row --tenant {tenant.Name} --table staff_users --id {id}");
+        }
         using (var insert = scope.Command(""))
         {
             insert.CommandText = $"INSERT INTO staff_users ({AuthenticatedTable.StaffUsers.ColumnList}, sealed, created_at) VALUES ({_rows.Bind(insert, row)}, @s, @c)";
