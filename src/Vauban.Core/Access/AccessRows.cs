@@ -29,6 +29,9 @@ public sealed class AccessRows
     private readonly AuditTrail _audit;
     private readonly ConcurrentDictionary<string, byte> _reported = new(StringComparer.Ordinal);
 
+    /// <summary>The tables of which a row naming no establishment has been alerted in this process (to every establishment).</summary>
+    private readonly ConcurrentDictionary<string, byte> _toldOfNoEstablishment = new(StringComparer.Ordinal);
+
     internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts, AuditTrail audit)
     {
         _database = database;
@@ -89,8 +92,8 @@ public sealed class AccessRows
         row.Table.Name + "/" + (row.KeyValue is byte[] bytes ? Convert.ToHexString(bytes) : Convert.ToString(row.KeyValue, System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>A row-integrity alert to the officer of the establishment the row names — to every establishment's when it names none
-    /// that exists (a row moved to, or made for, an establishment that is not there) —, in <paramref name="scope"/>; the server's log
-    /// is told once it commits.</summary>
+    /// that exists (a row moved to, or made for, an establishment that is not there), for the first such row of its table in this
+    /// process —, in <paramref name="scope"/>; the server's log is told of every row once it commits.</summary>
     private async Task ReportAsync(WriteScope scope, AuthenticatedRow row, CancellationToken cancellationToken)
     {
         var refused = new UnauthenticRow(row.Table.Name, row.Table.Describe(row), row.TenantId, row.Table.Id(row));
@@ -103,11 +106,19 @@ public sealed class AccessRows
         {
             while (await reader.ReadAsync(cancellationToken)) tenants.Add(reader.GetInt64(0));
         }
-        foreach (var tenant in refused.TenantId is { } named && tenants.Contains(named) ? [named] : tenants)
+        scope.AfterCommit.Add(() => Refused?.Invoke(refused)); // the server's log, for every row
+        if (refused.TenantId is { } named && tenants.Contains(named))
         {
-            await _alerts.RaiseAsync(scope, tenant, KnownAlertKinds.RowIntegrity, "vauban", detail, cancellationToken);
+            await _alerts.RaiseAsync(scope, named, KnownAlertKinds.RowIntegrity, "vauban", detail, cancellationToken);
+            return;
         }
-        scope.AfterCommit.Add(() => Refused?.Invoke(refused));
+        // A row naming no establishment is everyone's concern, so every establishment's officer is told — once per table in this
+        // process: rows made by the thousand would otherwise put thousands of alerts before every officer (revised 2026-12-07, L3).
+        var table = row.Table.Name;
+        if (_toldOfNoEstablishment.ContainsKey(table)) return;
+        scope.AfterCommit.Add(() => _toldOfNoEstablishment.TryAdd(table, 0)); // not told if it rolls back: the next such row tells
+        detail += $" It names no establishment that exists: this process tells no more of the rows of {table} that do (the server's log names each).";
+        foreach (var tenant in tenants) await _alerts.RaiseAsync(scope, tenant, KnownAlertKinds.RowIntegrity, "vauban", detail, cancellationToken);
     }
 
     /// <summary>Adds the row's values and MAC to <paramref name="command"/> as parameters, and returns them as an INSERT's values, in
