@@ -37,7 +37,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Audit = new AuditTrail(database, keys, options.Time, options.Audit);
         Tenants = new Tenants(database, keys, Audit, options.Time);
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
-        AccessRows = new AccessRows(database, keys, Alerts);
+        AccessRows = new AccessRows(database, keys, Alerts, Audit);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, AccessRows, options.Time, options.Accounts);
         Sessions = new StaffSessions(database, AccessRows, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);

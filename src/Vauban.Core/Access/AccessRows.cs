@@ -5,14 +5,18 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Security.Cryptography;
+using Vauban.Audit;
 using Vauban.Crypto;
 using Vauban.Storage;
 
 namespace Vauban.Access;
 
 /// <summary>A row that grants access whose MAC does not match: its table, the row in words (its non-secret id: never a token or
-/// secret hash), and the establishment it names (null when none).</summary>
-public sealed record UnauthenticRow(string Table, string Row, long? TenantId);
+/// secret hash), the establishment it names (null when none), and the id it is removed by (`vauban audit remove-row --id`).</summary>
+public sealed record UnauthenticRow(string Table, string Row, long? TenantId, string Id);
+
+/// <summary>What `vauban audit remove-row` did: the rows it removed, in words.</summary>
+public sealed record RowRemoval(IReadOnlyList<string> Removed);
 
 public sealed class AccessRows
 {
@@ -22,14 +26,22 @@ public sealed class AccessRows
     private readonly StoreDatabase _database;
     private readonly KeyRing _keys;
     private readonly SecurityAlerts _alerts;
+    private readonly AuditTrail _audit;
     private readonly ConcurrentDictionary<string, byte> _reported = new(StringComparer.Ordinal);
 
-    internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts)
+    /// <summary>The tables of which a row naming no establishment has been alerted in this process (to every establishment).</summary>
+    private readonly ConcurrentDictionary<string, byte> _toldOfNoEstablishment = new(StringComparer.Ordinal);
+
+    internal AccessRows(StoreDatabase database, KeyRing keys, SecurityAlerts alerts, AuditTrail audit)
     {
         _database = database;
         _keys = keys;
         _alerts = alerts;
+        _audit = audit;
     }
+
+    /// <summary>The tables whose rows are authenticated, by name (`vauban audit remove-row --table`).</summary>
+    public static IReadOnlyList<string> Tables { get; } = [.. AuthenticatedTable.All.Select(t => t.Name)];
 
     /// <summary>Told of each row refused for its MAC, once per row in this process, when its alert is committed (the server logs it).</summary>
     public event Action<UnauthenticRow>? Refused;
@@ -80,11 +92,11 @@ public sealed class AccessRows
         row.Table.Name + "/" + (row.KeyValue is byte[] bytes ? Convert.ToHexString(bytes) : Convert.ToString(row.KeyValue, System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>A row-integrity alert to the officer of the establishment the row names — to every establishment's when it names none
-    /// that exists (a row moved to, or made for, an establishment that is not there) —, in <paramref name="scope"/>; the server's log
-    /// is told once it commits.</summary>
+    /// that exists (a row moved to, or made for, an establishment that is not there), for the first such row of its table in this
+    /// process —, in <paramref name="scope"/>; the server's log is told of every row once it commits.</summary>
     private async Task ReportAsync(WriteScope scope, AuthenticatedRow row, CancellationToken cancellationToken)
     {
-        var refused = new UnauthenticRow(row.Table.Name, row.Table.Describe(row), row.TenantId);
+        var refused = new UnauthenticRow(row.Table.Name, row.Table.Describe(row), row.TenantId, row.Table.Id(row));
         var detail = $"{refused.Row} in {refused.Table} does not carry the store's authentication: it was written or changed in the database, "
             + "not by Vauban (someone with write access to the database, or a copy restored). It is refused as if it did not exist; "
             + "`vauban audit verify` lists every such row.";
@@ -94,11 +106,19 @@ public sealed class AccessRows
         {
             while (await reader.ReadAsync(cancellationToken)) tenants.Add(reader.GetInt64(0));
         }
-        foreach (var tenant in refused.TenantId is { } named && tenants.Contains(named) ? [named] : tenants)
+        scope.AfterCommit.Add(() => Refused?.Invoke(refused)); // the server's log, for every row
+        if (refused.TenantId is { } named && tenants.Contains(named))
         {
-            await _alerts.RaiseAsync(scope, tenant, KnownAlertKinds.RowIntegrity, "vauban", detail, cancellationToken);
+            await _alerts.RaiseAsync(scope, named, KnownAlertKinds.RowIntegrity, "vauban", detail, cancellationToken);
+            return;
         }
-        scope.AfterCommit.Add(() => Refused?.Invoke(refused));
+        // A row naming no establishment is everyone's concern, so every establishment's officer is told — once per table in this
+        // process: rows made by the thousand would otherwise put thousands of alerts before every officer (revised 2026-12-07, L3).
+        var table = row.Table.Name;
+        if (_toldOfNoEstablishment.ContainsKey(table)) return;
+        scope.AfterCommit.Add(() => _toldOfNoEstablishment.TryAdd(table, 0)); // not told if it rolls back: the next such row tells
+        detail += $" It names no establishment that exists: this process tells no more of the rows of {table} that do (the server's log names each).";
+        foreach (var tenant in tenants) await _alerts.RaiseAsync(scope, tenant, KnownAlertKinds.RowIntegrity, "vauban", detail, cancellationToken);
     }
 
     /// <summary>Adds the row's values and MAC to <paramref name="command"/> as parameters, and returns them as an INSERT's values, in
@@ -119,12 +139,46 @@ public sealed class AccessRows
     }
 
     /// <summary>The row of <paramref name="table"/> whose key is <paramref name="key"/>, read in <paramref name="scope"/>; null when none.</summary>
-    internal static async Task<AuthenticatedRow?> ReadAsync(WriteScope scope, AuthenticatedTable table, object key, CancellationToken cancellationToken)
+    internal static async Task<AuthenticatedRow?> ReadAsync(WriteScope scope, AuthenticatedTable table, object key, CancellationToken cancellationToken) =>
+        (await ReadAllAsync(scope, table, $"WHERE r.{table.Key} = @k", cancellationToken, ("k", key))).FirstOrDefault();
+
+    /// <summary>Every row of <paramref name="table"/>, named <c>r</c>, that <paramref name="filter"/> selects (what follows
+    /// <c>FROM table r</c>: a WHERE, an ORDER BY), read in <paramref name="scope"/>. Not checked: the caller holds each to its MAC
+    /// before believing it.</summary>
+    internal static Task<List<AuthenticatedRow>> ReadAllAsync(WriteScope scope, AuthenticatedTable table, string filter, CancellationToken cancellationToken,
+        params (string Name, object Value)[] parameters)
     {
         ArgumentNullException.ThrowIfNull(scope);
-        using var command = scope.Command($"SELECT {table.Select("r")} FROM {table.Name} r WHERE r.{table.Key} = @k").With("k", key);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? table.Read(reader, 0) : null;
+        return ReadAllAsync(scope.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
+    }
+
+    /// <summary>As the same on a write scope, on <paramref name="connection"/>, outside any write.</summary>
+    internal static Task<List<AuthenticatedRow>> ReadAllAsync(DbConnection connection, AuthenticatedTable table, string filter, CancellationToken cancellationToken,
+        params (string Name, object Value)[] parameters)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return ReadAllAsync(connection.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
+    }
+
+    /// <summary>The one query of the rows of <paramref name="table"/> that <paramref name="filter"/> selects, on <paramref name="command"/>
+    /// (an empty command of the caller's connection or scope, disposed here): each row, and <paramref name="extra"/> columns after it
+    /// (a select list over <c>r</c>, or empty) that <paramref name="read"/> takes from the reader, the first at the index it is given.</summary>
+    internal static async Task<List<T>> ReadAllAsync<T>(DbCommand command, AuthenticatedTable table, string extra, string filter,
+        Func<AuthenticatedRow, DbDataReader, int, T> read, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(read);
+        using (command)
+        {
+            command.CommandText = $"SELECT {table.Select("r")}{(extra.Length == 0 ? "" : ", " + extra)} FROM {table.Name} r {filter}";
+            foreach (var (name, value) in parameters) command.With(name, value);
+            var rows = new List<T>();
+            var next = table.Columns.Count + 1; // past the authenticated columns and the MAC
+            using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) rows.Add(read(table.Read(reader, 0), reader, next));
+            return rows;
+        }
     }
 
     /// <summary>
@@ -178,13 +232,7 @@ public sealed class AccessRows
         }
         foreach (var table in AuthenticatedTable.All)
         {
-            var rows = new List<AuthenticatedRow>();
-            using (var select = scope.Command($"SELECT {table.Select("r")} FROM {table.Name} r WHERE r.mac IS NULL"))
-            using (var reader = await select.ExecuteReaderAsync(cancellationToken))
-            {
-                while (await reader.ReadAsync(cancellationToken)) rows.Add(table.Read(reader, 0));
-            }
-            foreach (var row in rows)
+            foreach (var row in await ReadAllAsync(scope, table, "WHERE r.mac IS NULL", cancellationToken))
             {
                 using var update = scope.Command($"UPDATE {table.Name} SET mac = @m WHERE {table.Key} = @k AND mac IS NULL").With("m", table.Mac(key, row)).With("k", row.KeyValue);
                 await update.ExecuteNonQueryAsync(cancellationToken);
@@ -222,9 +270,53 @@ public sealed class AccessRows
             {
                 var row = table.Read(reader, 0);
                 count++;
-                if (!Authentic(row)) found.Add(new UnauthenticRow(table.Name, table.Describe(row), row.TenantId));
+                if (!Authentic(row)) found.Add(new UnauthenticRow(table.Name, table.Describe(row), row.TenantId, table.Id(row)));
             }
         }
         return (count, found);
+    }
+
+    /// <summary>
+    /// Removes the rows of <paramref name="tableName"/> that fail their check and that `vauban audit verify` names by <paramref name="id"/>
+    /// (<see cref="UnauthenticRow.Id"/>) — of <paramref name="administrator"/>'s establishment, or naming none that exists —, as that
+    /// administrator's act, recorded on the establishment's chain in the same transaction (no entry, nothing removed). The only way
+    /// to remove such a row short of SQL: while it is there, an account's e-mail address cannot be given to a new account. A row that
+    /// verifies is never removed here (Vauban wrote it: the verbs that act on it revoke, lock or reset it), and nothing is removed
+    /// then; nor when no row has that id.
+    /// </summary>
+    public async Task<RowRemoval> RemoveUnauthenticAsync(AccessContext administrator, string tableName, string id, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(administrator);
+        ArgumentNullException.ThrowIfNull(id);
+        var table = AuthenticatedTable.All.FirstOrDefault(t => t.Name == tableName)
+            ?? throw new ArgumentException($"--table: '{tableName}' is not a table of rows that grant access (one of: {string.Join(", ", Tables)}).", nameof(tableName));
+        var tenant = administrator.Tenant;
+        await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Every row of the establishment (or of none), matched here by the id a report shows: a token's is computed from its hash,
+        // and an id no Vauban writes is shown, and matched, as "(unreadable)".
+        var named = (await ReadAllAsync(scope, table, "WHERE r.tenant_id = @t OR r.tenant_id IS NULL OR r.tenant_id NOT IN (SELECT id FROM tenants)", cancellationToken,
+            ("t", tenant.Id))).Where(row => table.Id(row) == id).ToList();
+        if (named.Count == 0) throw new ArgumentException($"No row of {table.Name} in {tenant.Name} is named '{id}' (the id `vauban audit verify` names it by).", nameof(id));
+        var forged = named.Where(row => !Authentic(row)).ToList();
+        if (forged.Count == 0)
+        {
+            throw new InvalidOperationException($"{table.Describe(named[0])} in {table.Name} carries the store's authentication (Vauban wrote it): it is not removed here. "
+                + "Only a row that fails its check, as `vauban audit verify` lists it, is; nothing was removed.");
+        }
+        var removed = new List<string>();
+        foreach (var row in forged)
+        {
+            using var delete = scope.Command($"DELETE FROM {table.Name} WHERE {table.Key} = @k AND mac " + (row.Mac is null ? "IS NULL" : "= @m")).With("k", row.KeyValue);
+            if (row.Mac is { } mac) delete.With("m", mac);
+            if (await delete.ExecuteNonQueryAsync(cancellationToken) != 1) throw new InvalidOperationException($"{table.Describe(row)} in {table.Name} changed meanwhile: nothing was removed; run the command again.");
+            removed.Add(table.Describe(row));
+            var key = ReportKey(row);
+            scope.AfterCommit.Add(() => _reported.TryRemove(key, out _)); // a row written there again is told again
+        }
+        await _audit.AppendAsync(scope, administrator, AuditAction.Administration, AuditOutcome.Success, null,
+            [new AuditedRecord($"row:{table.Name}/{id}", null, null)], cancellationToken,
+            $"audit remove-row: {string.Join("; ", removed)} in {table.Name}, failing its check, removed");
+        await scope.CommitAsync(cancellationToken);
+        return new RowRemoval(removed);
     }
 }

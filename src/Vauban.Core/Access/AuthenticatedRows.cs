@@ -22,14 +22,16 @@ internal sealed class AuthenticatedTable
     private readonly byte[] _domain;
     private readonly Dictionary<string, int> _index;
     private readonly Func<AuthenticatedRow, string> _describe;
+    private readonly string _namedBy;
 
-    private AuthenticatedTable(string name, string key, string[] columns, Func<AuthenticatedRow, string> describe)
+    private AuthenticatedTable(string name, string key, string namedBy, string[] columns, Func<AuthenticatedRow, string> describe)
     {
         Name = name;
         Key = key;
+        _namedBy = namedBy;
         Columns = columns;
         _index = columns.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i, StringComparer.Ordinal);
-        if (!_index.ContainsKey(key) || !_index.ContainsKey("tenant_id")) throw new ArgumentException($"{name}: the key and tenant_id are among the columns authenticated.");
+        if (!_index.ContainsKey(key) || !_index.ContainsKey(namedBy) || !_index.ContainsKey("tenant_id")) throw new ArgumentException($"{name}: the key and tenant_id are among the columns authenticated.");
         _describe = describe;
         _domain = Encoding.UTF8.GetBytes($"vauban-row/{name}/{FormatVersion}");
     }
@@ -46,21 +48,23 @@ internal sealed class AuthenticatedTable
 
     /// <summary>API clients: who they are, in which establishment, how they authenticate, what they may do, for what purpose.
     /// The name is shown as the principal of their acts.</summary>
-    public static readonly AuthenticatedTable Clients = new("clients", "client_id",
+    public static readonly AuthenticatedTable Clients = new("clients", "client_id", "client_id",
         ["client_id", "tenant_id", "name", "secret_hash", "jwks", "scopes", "disabled", "patient_limit", "own_only", "purpose"],
         row => "client " + row.Shown("client_id"));
 
     /// <summary>Access tokens: named by the id the audit log gives them (72 bits of the token's hash), never the hash itself.</summary>
-    public static readonly AuthenticatedTable AccessTokens = new("access_tokens", "token_hash",
+    public static readonly AuthenticatedTable AccessTokens = new("access_tokens", "token_hash", "token_hash",
         ["token_hash", "client_id", "tenant_id", "scopes", "expires_at"],
-        row => "access token " + (row["token_hash"] is byte[] { Length: >= 9 } hash ? ApiClients.TokenId(hash) : "(malformed)") + " of client " + row.Shown("client_id"));
+        row => "access token " + TokenId(row) + " of client " + row.Shown("client_id"));
+
+    private static string TokenId(AuthenticatedRow row) => row["token_hash"] is byte[] { Length: >= 9 } hash ? ApiClients.TokenId(hash) : "(malformed)";
 
     /// <summary>Staff sessions: whose, at which stage, since when, its proof of both factors, its passkey ceremony, and the account's
     /// security stamp when it opened (a session is one only while the account still holds it: a copy of its row put back after a
     /// reset, a lock or a revocation, which change the stamp, is none). Not
     /// last_seen_at (written twice a minute; it only extends the idle limit of a session whose cookie one must still hold; created_at
     /// bounds it absolutely) nor source (the address it began from, which no check trusts).</summary>
-    public static readonly AuthenticatedTable StaffSessions = new("staff_sessions", "id",
+    public static readonly AuthenticatedTable StaffSessions = new("staff_sessions", "id", "id",
         ["id", "token_hash", "tenant_id", "user_id", "stage", "created_at", "authenticated_at", "ceremony", "security_stamp"],
         row => "staff session " + row.Shown("id") + (row["user_id"] is null ? "" : " of account " + row.Shown("user_id")));
 
@@ -70,23 +74,23 @@ internal sealed class AuthenticatedTable
     /// e-mail and name nor the sealed authenticator key: AES-GCM under the establishment's key, bound to the account, they are not
     /// made or moved without that key, and the data-key rotation re-seals them in place. Nor what every attempt changes and only
     /// counts towards a lock or against a replay: access_failed_count, totp_last_step.</summary>
-    public static readonly AuthenticatedTable StaffUsers = new("staff_users", "id",
+    public static readonly AuthenticatedTable StaffUsers = new("staff_users", "id", "id",
         ["id", "tenant_id", "email_index", "role", "practitioner", "service", "password_hash", "security_stamp", "two_factor_enabled", "lockout_end"],
         row => "staff account " + row.Shown("id"));
 
     /// <summary>Passkeys: the credential, the account it signs in and its public key and counter (data). Not created_at (order only).</summary>
-    public static readonly AuthenticatedTable StaffPasskeys = new("staff_passkeys", "credential_id",
+    public static readonly AuthenticatedTable StaffPasskeys = new("staff_passkeys", "credential_id", "user_id",
         ["credential_id", "tenant_id", "user_id", "data"],
         row => "passkey of account " + row.Shown("user_id"));
 
     /// <summary>Recovery codes: the code's hash and its account; named by the account, never by the hash.</summary>
-    public static readonly AuthenticatedTable StaffRecoveryCodes = new("staff_recovery_codes", "code_hash",
+    public static readonly AuthenticatedTable StaffRecoveryCodes = new("staff_recovery_codes", "code_hash", "user_id",
         ["code_hash", "tenant_id", "user_id"],
         row => "recovery code of account " + row.Shown("user_id"));
 
     /// <summary>Enrolment links, whose use resets an account's credentials: the link's hash, its account, its end and the account's
     /// security stamp when it was issued (a link used once, or cancelled by a lock, and put back is no link: its use reset the stamp).</summary>
-    public static readonly AuthenticatedTable EnrolmentTokens = new("enrolment_tokens", "token_hash",
+    public static readonly AuthenticatedTable EnrolmentTokens = new("enrolment_tokens", "token_hash", "user_id",
         ["token_hash", "tenant_id", "user_id", "expires_at", "security_stamp"],
         row => "enrolment link of account " + row.Shown("user_id"));
 
@@ -148,6 +152,15 @@ internal sealed class AuthenticatedTable
 
     /// <summary>The row in words for a report: the table's noun and its non-secret id.</summary>
     public string Describe(AuthenticatedRow row) => _describe(row);
+
+    /// <summary>The non-secret id a report names the row by (what `vauban audit remove-row --id` takes): a client's id, a token's audit
+    /// id, a session's or an account's id; a passkey, a recovery code or an enrolment link by its account's id. "(unreadable)" for an id
+    /// no Vauban writes (<see cref="AuthenticatedRow.Shown"/>).</summary>
+    public string Id(AuthenticatedRow row)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        return _namedBy == "token_hash" ? TokenId(row) : row.Shown(_namedBy);
+    }
 
     /// <summary>A value as the MAC covers it: null, a long (any integer, a boolean as 0 or 1), a string or bytes. Anything else
     /// (a REAL an insider stored in SQLite) by its text, marked so that it matches nothing Vauban writes.</summary>

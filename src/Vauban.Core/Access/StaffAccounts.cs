@@ -111,6 +111,18 @@ public sealed class StaffAccounts
             ("practitioner", practitioner), ("service", service), ("password_hash", null), ("security_stamp", user.SecurityStamp), ("two_factor_enabled", 0),
             ("lockout_end", null));
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
+        // Not found above, yet a row holds the address: one that fails its check (refused, and told, by the look-up), or one made
+        // meanwhile. Said in words, not as the unique index's violation; nothing is written.
+        var taken = (await AccessRows.ReadAllAsync(scope, AuthenticatedTable.StaffUsers, "WHERE r.tenant_id = @t AND r.email_index = @e", cancellationToken,
+            ("t", tenant.Id), ("e", row["email_index"]!))).FirstOrDefault();
+        if (taken is not null && _rows.Authentic(taken)) throw new InvalidOperationException($"An account with this e-mail address already exists in {tenant.Name}.");
+        if (taken is not null)
+        {
+            var id = AuthenticatedTable.StaffUsers.Id(taken);
+            throw new InvalidOperationException($"The account of this e-mail address in {tenant.Name} ({AuthenticatedTable.StaffUsers.Describe(taken)}) fails its integrity check: "
+                + "its row was written or changed in the database, not by Vauban, and is refused (`vauban audit verify` lists it). No account was created. After review, "
+                + $"remove it with: vauban audit remove-row --tenant {tenant.Name} --table staff_users --id {id}");
+        }
         using (var insert = scope.Command(""))
         {
             insert.CommandText = $"INSERT INTO staff_users ({AuthenticatedTable.StaffUsers.ColumnList}, sealed, created_at) VALUES ({_rows.Bind(insert, row)}, @s, @c)";
@@ -211,7 +223,7 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(tenant);
         var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
-        return await LoadAsync("u.tenant_id = @t AND u.email_index = @e", cancellationToken, ("t", tenant.Id), ("e", EmailIndex(keys, email)));
+        return await LoadAsync("r.tenant_id = @t AND r.email_index = @e", cancellationToken, ("t", tenant.Id), ("e", EmailIndex(keys, email)));
     }
 
     /// <summary>The per-account throttling key: the same for an existing and a non-existing address, so throttling reveals nothing.</summary>
@@ -224,12 +236,12 @@ public sealed class StaffAccounts
     internal ValueTask<Tenant?> TenantsAsync(long id, CancellationToken cancellationToken) => _tenants.FindAsync(id, cancellationToken);
 
     public Task<StaffUser?> FindByIdAsync(string id, CancellationToken cancellationToken) =>
-        LoadAsync("u.id = @id", cancellationToken, ("id", id));
+        LoadAsync("r.id = @id", cancellationToken, ("id", id));
 
     public async Task<IReadOnlyList<StaffAccountSummary>> ListAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
-        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
         var now = _time.GetUtcNow();
         var result = new List<StaffAccountSummary>();
         await using var connection = await _database.OpenAsync(cancellationToken);
@@ -248,7 +260,7 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(tenant);
         var now = _time.GetUtcNow();
-        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
         return users.Where(u => u.LockoutEnd > now).OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase).ToList();
     }
 
@@ -257,7 +269,7 @@ public sealed class StaffAccounts
     public async Task<IReadOnlyDictionary<string, string>> NamesAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
-        var users = await LoadManyAsync("u.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
         return users.ToDictionary(u => u.PrincipalId, u => $"{u.DisplayName} ({AccessPolicy.RoleName(u.Role)})", StringComparer.Ordinal);
     }
 
@@ -437,30 +449,22 @@ public sealed class StaffAccounts
         return true;
     }
 
-    private static readonly string SelectUser = $"""
-        SELECT {AuthenticatedTable.StaffUsers.Select("u")}, u.sealed, u.authenticator_key, u.access_failed_count,
-            (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = u.id) AS passkeys
-        FROM staff_users u WHERE
-        """;
+    /// <summary>Besides an account's authenticated columns: its sealed fields, its sealed authenticator key, its failure count and
+    /// how many passkeys it has.</summary>
+    private const string UserExtra = "r.sealed, r.authenticator_key, r.access_failed_count, (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = r.id) AS passkeys";
 
     private async Task<StaffUser?> LoadAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) =>
         (await LoadManyAsync(where, cancellationToken, parameters)).FirstOrDefault();
 
     private async Task<List<StaffUser>> LoadManyAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
     {
-        var table = AuthenticatedTable.StaffUsers;
-        var rows = new List<(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures, long Passkeys)>();
+        List<(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures, long Passkeys)> rows;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            using var command = connection.Command(SelectUser + " " + where);
-            foreach (var (name, value) in parameters) command.With(name, value);
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            var next = table.Columns.Count + 1; // past the authenticated columns and the MAC
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                rows.Add((table.Read(reader, 0), (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1),
-                    reader.GetInt32(next + 2), reader.GetInt64(next + 3)));
-            }
+            rows = await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.StaffUsers, UserExtra, "WHERE " + where,
+                static (row, reader, next) => (row, (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1),
+                    reader.GetInt32(next + 2), reader.GetInt64(next + 3)),
+                cancellationToken, parameters);
         }
         var users = new List<StaffUser>(rows.Count);
         foreach (var (row, sealedFields, sealedKey, failures, passkeys) in rows)
@@ -482,10 +486,24 @@ public sealed class StaffAccounts
                 TwoFactorEnabled = twoFactor,
                 LockoutEnd = row.Number("lockout_end") is { } l ? (l >= LockedForGood ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
                 AccessFailedCount = failures,
-                HasSecondFactor = twoFactor || passkeys > 0,
+                HasSecondFactor = twoFactor || (passkeys > 0 && await HasAuthenticPasskeyAsync(id, cancellationToken)),
             });
         }
         return users;
+    }
+
+    /// <summary>Whether the account holds a passkey Vauban enrolled. One written in the database (the writer's own authenticator
+    /// beside a password they know) is no second factor: it is reported, and the account is one without (ADR 0014).</summary>
+    private async Task<bool> HasAuthenticPasskeyAsync(string userId, CancellationToken cancellationToken)
+    {
+        List<AuthenticatedRow> rows;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            rows = await AccessRows.ReadAllAsync(connection, AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u", cancellationToken, ("u", userId));
+        }
+        var any = false;
+        foreach (var row in rows) any |= await _rows.CheckAsync(row, cancellationToken); // each one: every forged row is told
+        return any;
     }
 
     private static long EmailIndex(TenantKeys keys, string email) => keys.Index.Hash(EmailIndexCode, 'e', NormalizeEmail(email));

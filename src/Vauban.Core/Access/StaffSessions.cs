@@ -172,13 +172,8 @@ public sealed class StaffSessions
     /// and put back later keeps <paramref name="from"/>, which the officer's acts (reset, lock, revocation) never carry on.</summary>
     internal static async Task FollowStampAsync(AccessRows rows, WriteScope scope, string userId, string from, string to, CancellationToken cancellationToken)
     {
-        var table = AuthenticatedTable.StaffSessions;
-        var sessions = new List<AuthenticatedRow>();
-        using (var select = scope.Command($"SELECT {table.Select("s")} FROM staff_sessions s WHERE s.user_id = @u AND s.security_stamp = @s").With("u", userId).With("s", from))
-        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken)) sessions.Add(table.Read(reader, 0));
-        }
+        var sessions = await AccessRows.ReadAllAsync(scope, AuthenticatedTable.StaffSessions, "WHERE r.user_id = @u AND r.security_stamp = @s", cancellationToken,
+            ("u", userId), ("s", from));
         // One that does not verify is left as it is (refused, and reported, when read).
         foreach (var session in sessions.Where(rows.Authentic)) await rows.RewriteAsync(scope, session, session.With("security_stamp", to), cancellationToken);
     }

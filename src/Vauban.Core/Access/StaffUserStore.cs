@@ -115,15 +115,10 @@ public sealed class StaffUserStore :
     /// they phished), is no code.</summary>
     public async Task<bool> RedeemCodeAsync(StaffUser user, string code, CancellationToken cancellationToken)
     {
-        var table = AuthenticatedTable.StaffRecoveryCodes;
         var hash = HashCode(code ?? "");
         await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        AuthenticatedRow? row;
-        using (var select = scope.Command($"SELECT {table.Select("r")} FROM staff_recovery_codes r WHERE r.user_id = @u AND r.code_hash = @h").With("u", Required(user).Id).With("h", hash))
-        using (var reader = await select.ExecuteReaderAsync(cancellationToken))
-        {
-            row = await reader.ReadAsync(cancellationToken) ? table.Read(reader, 0) : null;
-        }
+        var row = (await AccessRows.ReadAllAsync(scope, AuthenticatedTable.StaffRecoveryCodes, "WHERE r.user_id = @u AND r.code_hash = @h", cancellationToken,
+            ("u", Required(user).Id), ("h", hash))).FirstOrDefault();
         var redeemed = false;
         if (row is not null && await _rows.CheckAsync(scope, row, cancellationToken))
         {
@@ -189,13 +184,11 @@ public sealed class StaffUserStore :
 
     public async Task<IList<UserPasskeyInfo>> GetPasskeysAsync(StaffUser user, CancellationToken cancellationToken)
     {
-        var table = AuthenticatedTable.StaffPasskeys;
-        var rows = new List<AuthenticatedRow>();
+        List<AuthenticatedRow> rows;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            using var command = connection.Command($"SELECT {table.Select("p")} FROM staff_passkeys p WHERE p.user_id = @u ORDER BY p.created_at").With("u", Required(user).Id);
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken)) rows.Add(table.Read(reader, 0));
+            rows = await AccessRows.ReadAllAsync(connection, AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u ORDER BY r.created_at", cancellationToken,
+                ("u", Required(user).Id));
         }
         var list = new List<UserPasskeyInfo>();
         foreach (var row in rows)

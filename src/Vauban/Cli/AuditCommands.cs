@@ -1,5 +1,6 @@
 // vauban audit — the security officer's verbs on the audit log: verify the chain and its signed
-// checkpoints, a patient's access history, and the checkpoints with their public key for an outside witness.
+// checkpoints, a patient's access history, the checkpoints with their public key for an outside witness,
+// and the removal of a row that grants access and fails its check (which verify lists).
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
@@ -16,7 +17,37 @@ internal static class AuditCommands
         audit.Subcommands.Add(Verify());
         audit.Subcommands.Add(Patient());
         audit.Subcommands.Add(Checkpoints());
+        audit.Subcommands.Add(RemoveRow());
         return audit;
+    }
+
+    /// <summary>The one way, short of SQL, to take away a row `verify` lists as not authentic: refused for a row that verifies.</summary>
+    private static Command RemoveRow()
+    {
+        var command = new Command("remove-row", "Remove a row that grants access and fails its check — listed by `vauban audit verify` as ROW NOT AUTHENTIC "
+            + "(written or changed in the database, not by Vauban) —, after review. A row that verifies is refused: lock, revoke or reset it with its own verb. "
+            + "The act is recorded on the establishment's audit chain. A staff account's row that fails its check keeps its e-mail address from a new account until it is removed.");
+        var tenant = TenantCommands.Option();
+        var table = new Option<string>("--table") { Description = $"The table `audit verify` names: {string.Join(", ", AccessRows.Tables)}.", Required = true };
+        table.AcceptOnlyFromAmong([.. AccessRows.Tables]);
+        var id = new Option<string>("--id")
+        {
+            Description = "The id `audit verify` names the row by: a client id, an access token's token-… id, a staff session's or account's id; for a passkey, "
+                + "recovery code or enrolment link, its account's id (each such row of the account that fails its check is removed).",
+            Required = true,
+        };
+        foreach (var option in new Option[] { tenant, table, id }) command.Options.Add(option);
+        StoreArguments.AddTo(command);
+        command.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
+        {
+            await using var store = await StoreArguments.OpenAsync(parse, token);
+            // Recorded in the transaction that removes: an audit log that cannot be written leaves the row (fail closed).
+            var owner = AdministrationAudit.Context(await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token));
+            var removal = await store.AccessRows.RemoveUnauthenticAsync(owner, parse.GetValue(table)!, parse.GetValue(id)!, token);
+            foreach (var row in removal.Removed) Console.WriteLine($"Removed: {row} in {parse.GetValue(table)}, which failed its check.");
+            return 0;
+        }, ct));
+        return command;
     }
 
     private static Command Verify()
@@ -117,7 +148,8 @@ internal static class AuditCommands
             {
                 broken = true;
                 var where = row.TenantId is { } id && names.TryGetValue(id, out var establishment) ? establishment : "store";
-                Console.WriteLine($"{where}: ROW NOT AUTHENTIC — {row.Row} in {row.Table} does not carry the store's authentication (written or changed in the database, not by Vauban); it is refused.");
+                Console.WriteLine($"{where}: ROW NOT AUTHENTIC — {row.Row} in {row.Table} does not carry the store's authentication (written or changed in the database, not by Vauban); it is refused. "
+                    + $"After review: vauban audit remove-row --tenant {(where == "store" ? "<any establishment>" : where)} --table {row.Table} --id {row.Id}");
             }
             if (unauthentic.Count == 0)
             {

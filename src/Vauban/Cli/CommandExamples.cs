@@ -86,6 +86,12 @@ internal static class CommandExamples
         ],
         ["audit patient"] = [new("Who opened a patient's record", "vauban audit patient pat-000123 --tenant chu-nantes --limit 100")],
         ["audit checkpoints"] = [new("For the outside witness", "vauban audit checkpoints --tenant chu-nantes")],
+        ["audit remove-row"] =
+        [
+            new("A staff account's row that `audit verify` lists as ROW NOT AUTHENTIC, after review (its e-mail address can then be given again)",
+                "vauban audit remove-row --tenant chu-nantes --table staff_users --id t-O0K83WSy7D"),
+            new("The passkeys written in the database on an account (those that verify stay)", "vauban audit remove-row --tenant chu-nantes --table staff_passkeys --id t-O0K83WSy7D"),
+        ],
         ["keys rotate-master"] = [new("A new master key, after the old file was copied", "vauban keys rotate-master --new-key-file /etc/vauban/master-2026-12.key")],
         ["keys rotate-data"] =
         [

@@ -302,6 +302,39 @@ public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
         Assert.Null(await store.FindByPasskeyIdAsync(own, None));
     }
 
+    // The password phished, the second factor never enrolled: the attacker's authenticator written beside it in the database would
+    // have passed the password step as an account "with a second factor" (refused at the second step only). It counts for nothing.
+    [Fact]
+    public async Task A_passkey_inserted_on_an_account_without_a_second_factor_counts_for_nothing_and_is_told()
+    {
+        const string HalfwayEmail = "halfway@chu.example";
+        var link = await _server.Store.Accounts.AddAsync(_tenant, HalfwayEmail, StaffRole.Nurse, null, null, "Half Way", None);
+        using (var browser = new StaffClient(_server.BaseAddress))
+        {
+            var (set, _) = await browser.SubmitAsync("/account/enrol?token=" + Uri.EscapeDataString(link.Token),
+                new Dictionary<string, string> { ["Token"] = link.Token, ["Password"] = Password, ["Confirm"] = Password });
+            Assert.Equal(HttpStatusCode.Redirect, set.StatusCode);
+        }
+        var own = RandomNumberGenerator.GetBytes(16);
+        await _server.Store.Accounts.Store.AddOrUpdatePasskeyAsync(_physician, Passkey(own), None);
+        await _server.ExecuteSqlAsync($"""
+            INSERT INTO staff_passkeys (credential_id, tenant_id, user_id, data, created_at, mac)
+            SELECT {Bytes(RandomNumberGenerator.GetBytes(16))}, tenant_id, '{link.User.Id}', data, created_at, mac FROM staff_passkeys WHERE credential_id = {Bytes(own)}
+            """);
+
+        using var attacker = new StaffClient(_server.BaseAddress);
+        var (response, html) = await attacker.PasswordAsync(Establishment, HalfwayEmail, Password);
+        Assert.Null(response.Headers.Location); // not on to the second factor's page
+        Assert.Equal(new Vauban.Web.SignInOutcome(Vauban.Web.SignInResult.NotEnrolled).Message, StaffClient.ById(html, "error"));
+        Assert.False(Assert.Single(await _server.Store.Accounts.ListAsync(_tenant, None), a => a.Email == HalfwayEmail).Enrolled);
+        await AssertToldAsync("staff_passkeys", link.User.Id);
+        // A passkey Vauban enrols on it counts.
+        var account = (await _server.Store.Accounts.FindByIdAsync(link.User.Id, None))!;
+        Assert.False(account.HasSecondFactor);
+        await _server.Store.Accounts.Store.AddOrUpdatePasskeyAsync(account, Passkey(RandomNumberGenerator.GetBytes(16)), None);
+        Assert.True((await _server.Store.Accounts.FindByIdAsync(link.User.Id, None))!.HasSecondFactor);
+    }
+
     [Fact]
     public async Task Audit_verify_names_each_staff_row_that_fails_its_MAC_and_exits_3()
     {
@@ -315,6 +348,89 @@ public abstract class StaffRowIntegrityTests(Engine engine) : IAsyncLifetime
         Assert.Contains($"{Establishment}: ROW NOT AUTHENTIC — staff account {_physician.Id} in staff_users", output, StringComparison.Ordinal);
         Assert.Contains($"{Establishment}: ROW NOT AUTHENTIC — recovery code of account {_administrator.Id} in staff_recovery_codes", output, StringComparison.Ordinal);
         Assert.DoesNotContain(Hex(Sha256("X")), output, StringComparison.OrdinalIgnoreCase);
+    }
+
+    private Task<(int Exit, string Output)> CliAsync(params string[] arguments) =>
+        CliRunner.RunAsync([.. arguments, "--db", _server.Db, "--master-key-file", _keyFile]);
+
+    private Task<(int Exit, string Output)> RemoveRowAsync(string table, string id) =>
+        CliAsync("audit", "remove-row", "--tenant", Establishment, "--table", table, "--id", id);
+
+    // An account's row changed in the database is refused — and kept its e-mail address from any new account, behind the unique
+    // index's raw violation, with no verb to take the row away.
+    [Fact]
+    public async Task Users_add_names_the_account_that_fails_its_check_and_audit_remove_row_takes_it_away_on_the_chain()
+    {
+        await _server.ExecuteSqlAsync($"UPDATE staff_users SET role = 'Administrator' WHERE id = '{_physician.Id}'");
+        var before = await _server.Store.AccessRows.VerifyAsync(null, None);
+
+        var (exit, output) = await CliAsync("users", "add", "--tenant", Establishment, "--email", Email, "--role", "Physician");
+        Assert.True(exit == 1, output);
+        Assert.Contains($"The account of this e-mail address in {Establishment} (staff account {_physician.Id}) fails its integrity check", output, StringComparison.Ordinal);
+        Assert.Contains($"vauban audit remove-row --tenant {Establishment} --table staff_users --id {_physician.Id}", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("UNIQUE", output, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("23505", output, StringComparison.Ordinal);
+        var after = await _server.Store.AccessRows.VerifyAsync(null, None);
+        Assert.Equal(before.Checked, after.Checked); // no account, no enrolment link
+        (exit, output) = await CliAsync("audit", "verify");
+        Assert.Equal(3, exit);
+        Assert.Contains($"After review: vauban audit remove-row --tenant {Establishment} --table staff_users --id {_physician.Id}", output, StringComparison.Ordinal);
+
+        (exit, output) = await RemoveRowAsync("staff_users", _physician.Id);
+        Assert.True(exit == 0, output);
+        Assert.Contains($"Removed: staff account {_physician.Id} in staff_users", output, StringComparison.Ordinal);
+        var entry = Assert.Single(await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "audit test"),
+            new Vauban.Audit.AuditQuery { Actions = [Vauban.Audit.AuditAction.Administration], Count = 100 }, None) ?? [],
+            e => e.Detail.Note?.StartsWith("audit remove-row", StringComparison.Ordinal) == true);
+        Assert.Equal($"row:staff_users/{_physician.Id}", Assert.Single(entry.Detail.Records));
+        (exit, output) = await CliAsync("audit", "verify");
+        Assert.True(exit == 0, output);
+        Assert.DoesNotContain("ROW NOT AUTHENTIC", output, StringComparison.Ordinal);
+
+        (exit, output) = await CliAsync("users", "add", "--tenant", Establishment, "--email", Email, "--role", "Physician");
+        Assert.True(exit == 0, output);
+        Assert.NotEqual(_physician.Id, (await _server.Store.Accounts.FindAsync(_tenant, Email, None))?.Id);
+    }
+
+    [Fact]
+    public async Task Audit_remove_row_refuses_a_row_that_verifies_and_leaves_an_accounts_real_passkey_beside_a_forged_one()
+    {
+        var store = _server.Store.Accounts.Store;
+        var real = RandomNumberGenerator.GetBytes(16);
+        await store.AddOrUpdatePasskeyAsync(_administrator, Passkey(real), None);
+        await _server.ExecuteSqlAsync($"""
+            INSERT INTO staff_passkeys (credential_id, tenant_id, user_id, data, created_at, mac)
+            SELECT {Bytes(RandomNumberGenerator.GetBytes(16))}, tenant_id, user_id, data, created_at, mac FROM staff_passkeys WHERE credential_id = {Bytes(real)}
+            """);
+        var checkedBefore = (await _server.Store.AccessRows.VerifyAsync(null, None)).Checked;
+
+        var (exit, output) = await RemoveRowAsync("staff_users", _administrator.Id);
+        Assert.True(exit == 1, output);
+        Assert.Contains($"staff account {_administrator.Id} in staff_users carries the store's authentication", output, StringComparison.Ordinal);
+        Assert.NotNull(await _server.Store.Accounts.FindByIdAsync(_administrator.Id, None));
+        (exit, output) = await RemoveRowAsync("staff_users", "nobody-has-this-id");
+        Assert.True(exit == 1, output);
+        Assert.Contains("No row of staff_users in " + Establishment + " is named 'nobody-has-this-id'", output, StringComparison.Ordinal);
+        Assert.Equal(checkedBefore, (await _server.Store.AccessRows.VerifyAsync(null, None)).Checked);
+
+        (exit, output) = await RemoveRowAsync("staff_passkeys", _administrator.Id);
+        Assert.True(exit == 0, output);
+        Assert.Contains($"Removed: passkey of account {_administrator.Id} in staff_passkeys", output, StringComparison.Ordinal);
+        var (rows, unauthentic) = await _server.Store.AccessRows.VerifyAsync(null, None);
+        Assert.Empty(unauthentic);
+        Assert.Equal(checkedBefore - 1, rows);
+        Assert.Equal(real, Assert.Single(await store.GetPasskeysAsync(_administrator, None)).CredentialId);
+    }
+
+    [Fact]
+    public async Task Audit_remove_row_has_help_and_names_the_tables_it_takes()
+    {
+        var (exit, output) = await CliRunner.RunAsync(["audit", "remove-row", "--help"]);
+        Assert.True(exit == 0, output);
+        Assert.Contains("ROW NOT AUTHENTIC", output, StringComparison.Ordinal);
+        Assert.Contains("staff_recovery_codes", output, StringComparison.Ordinal);
+        (exit, output) = await RemoveRowAsync("patients", "x");
+        Assert.True(exit == 2, output);
     }
 
     [Fact]

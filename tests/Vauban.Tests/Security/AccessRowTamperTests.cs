@@ -184,6 +184,47 @@ public abstract class AccessRowTamperTests(Engine engine) : IAsyncLifetime
         Assert.Equal(2, (await RowAlertsAsync(_other)).Count);
     }
 
+    // A row naming no establishment is told to every establishment's officer. Rows made by the thousand put as many alerts before
+    // each officer (up to 10,000 a process, again at every start): one alert per table and process, each row still in the log.
+    [Fact]
+    public async Task Rows_naming_no_establishment_raise_one_alert_per_table_before_every_officer_and_each_is_logged()
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        for (var i = 1; i <= 3; i++)
+        {
+            await _server.ExecuteSqlAsync("INSERT INTO staff_sessions (id, token_hash, tenant_id, user_id, stage, created_at, last_seen_at, authenticated_at) "
+                + $"VALUES ('nowhere-{i}', {Bytes(Sha256("vsn_nowhere-" + i))}, 999, NULL, 3, {now}, {now}, {now})");
+            using var insider = new StaffClient(_server.BaseAddress);
+            insider.Cookies["__Host-vauban-session"] = "vsn_nowhere-" + i;
+            Assert.Equal(HttpStatusCode.Unauthorized, await FhirAsSessionAsync(insider));
+        }
+        var client = await ClientAsync();
+        var far = _time.GetUtcNow().AddYears(1).ToUnixTimeMilliseconds();
+        for (var i = 1; i <= 2; i++)
+        {
+            await _server.ExecuteSqlAsync($"INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES ({Bytes(Sha256("vt_nowhere-" + i))}, '{client.ClientId}', 999, 'system/*.cruds', {far})");
+            Assert.Equal(HttpStatusCode.Unauthorized, await ReadPatientsAsync("vt_nowhere-" + i));
+        }
+
+        foreach (var officer in new[] { _tenant, _other })
+        {
+            var alerts = await RowAlertsAsync(officer);
+            Assert.Equal(2, alerts.Count);
+            Assert.Contains("staff session nowhere-1 in staff_sessions", Assert.Single(alerts, a => a.Detail.Contains("in staff_sessions", StringComparison.Ordinal)).Detail, StringComparison.Ordinal);
+            Assert.Contains("names no establishment", Assert.Single(alerts, a => a.Detail.Contains("in access_tokens", StringComparison.Ordinal)).Detail, StringComparison.Ordinal);
+        }
+        var logs = _server.AllLogs().Split('\n');
+        for (var i = 1; i <= 3; i++)
+        {
+            Assert.Single(logs, l => l.Contains("A row that grants access was refused", StringComparison.Ordinal) && l.Contains($"staff session nowhere-{i} in", StringComparison.Ordinal));
+        }
+        for (var i = 1; i <= 2; i++)
+        {
+            var tokenId = ApiClients.TokenId(Sha256("vt_nowhere-" + i));
+            Assert.Single(logs, l => l.Contains("A row that grants access was refused", StringComparison.Ordinal) && l.Contains(tokenId, StringComparison.Ordinal));
+        }
+    }
+
     [Fact]
     public async Task A_session_row_inserted_in_the_database_signs_no_one_in()
     {
