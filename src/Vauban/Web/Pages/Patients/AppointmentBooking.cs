@@ -86,16 +86,17 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment) =>
         ChosenReason.Read(KnownCancellationReasons.System, KnownCancellationReasons.Find(code?.Trim()), comment);
 
-    /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when it is
-    /// <paramref name="patientId"/>'s (one of its participants is the patient) — a cancel posted from one chart does not reach
-    /// another patient's appointment; else null.</summary>
+    /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when
+    /// <paramref name="participant"/> (a reference: <c>Patient/…</c> from a chart, <c>Practitioner/…</c> from an agenda) is one of
+    /// its participants — a cancel posted from one chart does not reach another patient's appointment, nor one posted from an
+    /// agenda another practitioner's; else null.</summary>
     /// <returns>Also its status and start as read, for the page to refuse what is no longer to be cancelled.</returns>
-    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string patientId, JsonObject reason)
+    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string participant, JsonObject reason)
     {
         if (JsonNode.Parse(json) is not JsonObject appointment) return (null, null, null);
-        var ofPatient = appointment["participant"] is JsonArray participants
-            && participants.Any(p => p?["actor"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var target) && target == "Patient/" + patientId);
-        if (!ofPatient) return (null, null, null);
+        var named = appointment["participant"] is JsonArray participants
+            && participants.Any(p => p?["actor"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var target) && target == participant);
+        if (!named) return (null, null, null);
         var status = appointment["status"] is JsonValue s && s.TryGetValue<string>(out var text) ? text : null;
         DateTimeOffset? start = appointment["start"] is JsonValue v && v.TryGetValue<string>(out var instant)
             && DateTimeOffset.TryParse(instant, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var at) ? at : null;
@@ -104,3 +105,7 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         return (JsonSerializer.SerializeToElement(appointment), status, start);
     }
 }
+
+/// <summary>An appointment's Cancel form (<c>Shared/_CancelAppointment.cshtml</c>): where it posts, the appointment and the version
+/// shown, and the reason and comment to show again after a refusal.</summary>
+public sealed record CancelForm(string Action, string Appointment, int Version, string? Reason, string? Comment);

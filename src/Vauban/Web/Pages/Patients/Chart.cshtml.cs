@@ -137,7 +137,7 @@ public sealed class ChartModel : StaffPage
         if (reason is null) return await ShowAsync(400, problem);
         var read = await OfPatientAsync(access, "Appointment", id, Id);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.", Interaction.Update);
-        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id, reason);
+        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, "Patient/" + Id, reason);
         if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");
         // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rules here,
         // not only by the buttons it shows: booked and still to come.
