@@ -86,6 +86,20 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment) =>
         ChosenReason.Read(KnownCancellationReasons.System, KnownCancellationReasons.Find(code?.Trim()), comment);
 
+    /// <summary>The version a cancel form posted: 1 or more (0 would be If-Match *, which holds to no version at all); null when it
+    /// is none.</summary>
+    public static int? ShownVersion(string? posted) =>
+        int.TryParse(posted, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version >= 1 ? version : null;
+
+    /// <summary>A page's own refusal (409) of cancelling the version shown, when it is no longer booked or has begun; null when it
+    /// may be. Another version than the one shown is the update's 412 (changed meanwhile), not asked here: the page holds what it
+    /// showed to its rules, not only by the buttons it shows.</summary>
+    public static string? NotCancellable(int readVersion, int shownVersion, string? status, DateTimeOffset? start, DateTimeOffset now) =>
+        readVersion != shownVersion ? null
+        : !IsCancellable(status) ? $"This appointment is {status ?? "without a status"}: there is nothing to cancel."
+        : start is { } begins && begins <= now ? "This appointment has begun or is past: it is not cancelled, its record stays as it was."
+        : null;
+
     /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when
     /// <paramref name="participant"/> (a reference: <c>Patient/…</c> from a chart, <c>Practitioner/…</c> from an agenda) is one of
     /// its participants — a cancel posted from one chart does not reach another patient's appointment, nor one posted from an
