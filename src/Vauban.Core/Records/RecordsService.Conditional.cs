@@ -193,10 +193,22 @@ public sealed partial class RecordsService
                 SearchSql.Build(command, Engine, criteria.OfRecord(clause, id), context.Tenant.Id, null, countOnly: true, allowed: null);
                 if (await command.ScalarLongAsync(cancellationToken) == 0 && !unmet.Contains(clause.Parameter)) unmet.Add(clause.Parameter);
             }
-            if (unmet.Count == 0) continue;
             var record = written.Written.Last(r => r.Type == type && r.Id == id);
             // The patient whose record it would have gone into; a Patient created is in no one's record yet (its id is rolled back).
             var patient = type == KnownResourceTypes.Patient && record.Compartment == id ? null : record.Compartment;
+            if (unmet.Count == 0)
+            {
+                // Met; and the only record they find of those the writer may see, the write's own included: criteria matched before a
+                // transaction wrote anything found nothing, and another of its entries — a plain create of the same NIR — may have
+                // written one since. Two patients of one identity were made that way (found by a black-box review).
+                var (found, _) = await QueryAsync(context, written.Scope.Connection, written.Scope.Transaction, criteria, null, cancellationToken, written.NewPatients);
+                if (found.Count < 2) continue;
+                await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, null, patient)], cancellationToken, written.Scope,
+                    "conditional write: its criteria also match another record the same write made");
+                return (RecordResult.Fail(RecordStatus.PreconditionFailed, type, Issue.Error("duplicate",
+                    $"{condition}: nothing matched them before this write, but another {type} it writes matches them too: created, there would be two. "
+                    + "Create it once, and refer to that entry's fullUrl.")), record);
+            }
             await AuditAsync(context, Interaction.Create, AuditOutcome.MinorFailure, type, [new AuditedRecord(type, null, patient)], cancellationToken, written.Scope,
                 "conditional write: nothing matched its criteria, and the resource does not meet them");
             return (RecordResult.Fail(RecordStatus.Invalid, type, [.. unmet.Select(parameter => Issue.Invalid(

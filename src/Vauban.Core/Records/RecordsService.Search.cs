@@ -149,15 +149,21 @@ public sealed partial class RecordsService
         foreach (var include in query.Includes)
         {
             var named = include.Reverse ? include.SourceType : include.TargetType ?? (include.Parameter.Targets is [var only] ? only : null);
-            if (named is not null && !_policy.Authorize(context, Interaction.Read, named).Allowed)
+            if (named is not null && ReadRefusal(context, named, $"_{(include.Reverse ? "rev" : "")}include") is { } refusal)
             {
-                var refusal = $"The granted scopes do not allow reading {named}, requested by _{(include.Reverse ? "rev" : "")}include.";
                 await AuditRefusalAsync(context, Interaction.Search, type, null, refusal, cancellationToken);
                 return (null, SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(refusal)));
             }
         }
         return (query, null);
     }
+
+    /// <summary>Why <paramref name="type"/>, which a search or <c>$everything</c> names in <paramref name="requestedBy"/>, may not be
+    /// read by the principal — in the words of what refuses it: a person's role, a client's scopes —; null when it may.</summary>
+    private string? ReadRefusal(AccessContext context, string type, string requestedBy) =>
+        _policy.Authorize(context, Interaction.Read, type).Allowed ? null
+        : (context.Principal is { Kind: PrincipalKind.Person, Role: { } role } ? $"The {AccessPolicy.RoleName(role)} role does" : "The granted scopes do")
+            + $" not allow reading {type}, requested by {requestedBy}.";
 
     /// <summary>
     /// A search once its query is read and its principal allowed the type: the page's rows — limited by the policy, in SQL or
@@ -265,6 +271,13 @@ public sealed partial class RecordsService
         }
         var request = EverythingRequest.Parse(parameters, lenient, out var problems);
         if (request is null) return SearchPage.Fail(RecordStatus.Invalid, [.. problems]);
+        // A type asked for by name that the principal may not read is refused, as an _include of it is: left out silently, "no
+        // observations" read as a fact (the patient's own record, which $everything itself is allowed on, is always readable here).
+        if (request.Types?.Order(StringComparer.Ordinal).Where(t => t != "Patient").Select(t => ReadRefusal(context, t, "_type")).FirstOrDefault(r => r is not null) is { } typeRefused)
+        {
+            await AuditRefusalAsync(context, Interaction.Everything, "Patient", patientId, typeRefused, cancellationToken);
+            return SearchPage.Fail(RecordStatus.Forbidden, Issue.Forbidden(typeRefused));
+        }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         await using var connection = await _database.OpenAsync(cancellationToken);

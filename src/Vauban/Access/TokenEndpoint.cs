@@ -87,6 +87,15 @@ internal static class TokenEndpoint
             if (error is not null) return Error(error, http, basic);
             return Results.Json(new { access_token = token!.AccessToken, token_type = "bearer", expires_in = token.ExpiresIn, scope = token.Scope });
         }).DisableAntiforgery();
+        // Any other method: 405 with Allow: POST and an OAuth error saying how to ask (routing's own 405 had no body at all: an
+        // integrator who tried a GET was told nothing).
+        app.MapMethods("/oauth/token", [HttpMethods.Get, HttpMethods.Head, HttpMethods.Put, HttpMethods.Patch, HttpMethods.Delete, HttpMethods.Options], (HttpContext http) =>
+        {
+            http.Response.Headers.Allow = HttpMethods.Post;
+            http.Response.Headers.CacheControl = "no-store";
+            return Error(new TokenError("invalid_request",
+                $"The token endpoint takes POST, not {http.Request.Method}: a form (application/x-www-form-urlencoded) with grant_type=client_credentials and the client's credentials.", 405));
+        }).DisableAntiforgery();
     }
 
     /// <summary>

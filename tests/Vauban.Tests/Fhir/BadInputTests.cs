@@ -108,6 +108,22 @@ public abstract class BadInputTests(FhirServerFixture shared) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_token_endpoint_answers_a_method_it_does_not_take_with_405_Allow_POST_and_an_OAuth_error()
+    {
+        foreach (var method in new[] { HttpMethod.Get, HttpMethod.Put, HttpMethod.Patch, HttpMethod.Delete, HttpMethod.Options })
+        {
+            using var request = new HttpRequestMessage(method, "/oauth/token");
+            if (method != HttpMethod.Get && method != HttpMethod.Options) request.Content = new StringContent("grant_type=client_credentials", Encoding.ASCII, "application/x-www-form-urlencoded");
+            using var response = await _server.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.MethodNotAllowed, response.StatusCode);
+            Assert.Equal(["POST"], response.Content.Headers.Allow);
+            var body = await response.BodyAsync();
+            Assert.Equal("invalid_request", body.GetProperty("error").GetString());
+            Assert.StartsWith($"The token endpoint takes POST, not {method.Method}", body.GetProperty("error_description").GetString()!, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task A_form_holding_a_NUL_is_400_saying_so_not_that_it_is_over_the_limits()
     {
         foreach (var path in new[] { "/fhir/Patient/_search", "/fhir/AuditEvent/_search" })

@@ -1210,6 +1210,33 @@ public abstract class FhirApiTests(FhirServerFixture shared) : FhirServerTests(s
     }
 
     [Fact]
+    public async Task A_transaction_whose_plain_create_makes_the_identity_a_conditional_create_asks_for_is_refused_whole()
+    {
+        // The conditional create's criteria are matched before the transaction writes anything: they found nothing, and the plain
+        // create beside it (same NIR, no ifNoneExist) made the patient they name — two patients of one identity. Either order.
+        var nir = Samples.ValidNir("1850375123423");
+        var criteria = $"identifier={Vauban.Fhir.KnownIdentifierSystems.InsNir}|{nir}";
+        var plain = $$"""{ "resource": {{Samples.Patient(family: "Gemeau", nir: nir)}}, "request": { "method": "POST", "url": "Patient" } }""";
+        var conditional = $$"""{ "resource": {{Samples.Patient(family: "Gemeau", nir: nir)}}, "request": { "method": "POST", "url": "Patient", "ifNoneExist": "{{criteria}}" } }""";
+        foreach (var (first, second) in new[] { (plain, conditional), (conditional, plain) })
+        {
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{first}}, {{second}} ] }"""));
+            var body = await response.BodyAsync();
+            Assert.True(response.StatusCode == HttpStatusCode.PreconditionFailed, response.StatusCode + body.ToString());
+            Assert.Equal("OperationOutcome", body.GetProperty("resourceType").GetString());
+            Assert.Contains("another Patient it writes matches them too", body.GetProperty("issue")[0].GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+            Assert.Empty(Ids(await SearchAsync("Patient?family=gemeau")));
+        }
+        // Alone, the conditional create makes the one patient, and sent again finds it.
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await Api.PostAsync("/fhir", FhirContent.Json($$"""{ "resourceType": "Bundle", "type": "transaction", "entry": [ {{conditional}} ] }"""));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+        Assert.Single(Ids(await SearchAsync("Patient?family=gemeau")));
+    }
+
+    [Fact]
     public async Task An_absolute_reference_to_this_server_names_the_record_here_and_one_to_another_server_matches_nothing()
     {
         var patient = (await CreateAsync("Patient", Samples.Patient(family: "Absolu"))).GetProperty("id").GetString()!;

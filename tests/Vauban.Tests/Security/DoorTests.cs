@@ -196,6 +196,18 @@ public abstract class DoorTests : IAsyncLifetime
         using var everything = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything");
         var types = (await everything.BodyAsync()).GetProperty("entry").EnumerateArray().Select(e => e.GetProperty("resource").GetProperty("resourceType").GetString()).Distinct();
         Assert.Equal(["Patient"], types);
+        // A type it asks for by name and may not read is refused, as an _include of it is — not answered with none.
+        using (var typed = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything?_type=Patient,Appointment"))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, typed.StatusCode);
+            var outcome = await typed.BodyAsync();
+            Assert.Equal("OperationOutcome", outcome.GetProperty("resourceType").GetString());
+            Assert.Equal("The granted scopes do not allow reading Appointment, requested by _type.", outcome.GetProperty("issue")[0].GetProperty("diagnostics").GetString());
+        }
+        using (var own = await readOnly.GetAsync($"/fhir/Patient/{_patientOfA}/$everything?_type=Patient"))
+        {
+            Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        }
     }
 
     [Fact]

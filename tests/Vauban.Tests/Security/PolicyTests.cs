@@ -502,9 +502,18 @@ public abstract class PolicyTests : IAsyncLifetime
         Assert.Equal(RecordStatus.Forbidden, read.Status);
         Assert.Contains("secretary", read.Issues![0].Diagnostics, StringComparison.Ordinal);
         Assert.Equal(RecordStatus.Forbidden, (await Records.SearchAsync(secretary, "Observation", [], null, false, None)).Status);
-        Assert.Equal(RecordStatus.Forbidden, (await Records.SearchAsync(secretary, "Patient", [new("_revinclude", "Observation:subject")], null, false, None)).Status);
+        // Refused in the words of what refuses it: her role, not "the granted scopes" a person has none of.
+        var revincluded = await Records.SearchAsync(secretary, "Patient", [new("_revinclude", "Observation:subject")], null, false, None);
+        Assert.Equal(RecordStatus.Forbidden, revincluded.Status);
+        Assert.Equal("The secretary role does not allow reading Observation, requested by _revinclude.", revincluded.Issues![0].Diagnostics);
         var everything = await Records.EverythingAsync(secretary, _ids["p1"], None);
         Assert.DoesNotContain(everything.Entries, e => e.Type is "Observation" or "Invoice" or "MedicationRequest");
+        // The lab results asked for by name in $everything are refused, not answered with none (which reads as "no results").
+        var typed = await Records.EverythingAsync(secretary, _ids["p1"], [new("_type", "Encounter,Observation")], null, false, None);
+        Assert.Equal(RecordStatus.Forbidden, typed.Status);
+        Assert.Equal("The secretary role does not allow reading Observation, requested by _type.", typed.Issues![0].Diagnostics);
+        Assert.Empty(typed.Entries);
+        Assert.Equal(RecordStatus.Ok, (await Records.EverythingAsync(secretary, _ids["p1"], [new("_type", "Patient,Encounter")], null, false, None)).Status);
         // Identity across the establishment (admissions), scheduling only for the service's patients.
         Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(secretary, "Patient", _ids["p2"], None)).Status);
         Assert.Equal(RecordStatus.Ok, (await Records.ReadAsync(secretary, "Encounter", _ids["enc1"], None)).Status);

@@ -3,7 +3,9 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 using System.Globalization;
 using System.Text.Json;
 using Vauban.Access;
+using Vauban.Fhir;
 using Vauban.Records;
+using Vauban.Web.Pages.Patients;
 
 namespace Vauban.Web.Pages.Appointments;
 
@@ -48,9 +50,94 @@ public sealed class AgendaModel : StaffPage
 
     public string? Error { get; private set; }
 
-    public async Task<IActionResult> OnGetAsync()
+    // A cancel: the appointment and the version the agenda showed, the reason chosen and a comment.
+    [BindProperty] public string? Appointment { get; set; }
+    [BindProperty] public string? Version { get; set; }
+    [BindProperty] public string? CancelReason { get; set; }
+    [BindProperty] public string? CancelComment { get; set; }
+
+    /// <summary>Why the cancel asked for was refused: nothing was written.</summary>
+    public string? ActError { get; private set; }
+
+    /// <summary>The role may change appointments: the rows still to come get a Cancel button.</summary>
+    public bool MayCancel { get; private set; }
+
+    /// <summary>The page's now, by the server's clock: what has begun is not offered to cancel.</summary>
+    public DateTimeOffset Now { get; private set; }
+
+    /// <summary>Whether a row gets a Cancel button: booked (or pending, proposed), still to come, and the role may change appointments.
+    /// Its patient need not be open to her: a booking of hers stays hers to cancel after the care relationship has lapsed (ADR 0006).</summary>
+    public bool Cancellable(AgendaRow row) => MayCancel && AppointmentBooking.IsCancellable(row.Status) && row.Start is { } start && start > Now;
+
+    /// <summary>The form of a row's Cancel button, posted to this day's agenda.</summary>
+    public CancelForm CancelFormOf(AgendaRow row) => new(
+        "/appointments?handler=cancel&day=" + Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), row.Id, row.Version,
+        Appointment == row.Id ? CancelReason : null, Appointment == row.Id ? CancelComment : null);
+
+    public Task<IActionResult> OnGetAsync() => ShowAsync(null, null);
+
+    /// <summary>Cancels an appointment of her agenda, with the reason chosen: found by a search of her own appointments (<c>_id</c> and
+    /// <c>practitioner</c>, ADR 0006: each is hers whatever the rule of care says of its patient), so that an id posted here never
+    /// reads another practitioner's appointment; then updated with the version shown, through the records service (policy, guard,
+    /// audit), which asks a cancellation of the appointment itself. The day is shown again, saying what was done or why not.</summary>
+    public async Task<IActionResult> OnPostCancelAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        if (access.Principal.Practitioner is not { } practitioner) return await ShowAsync(null, null);
+        if (Appointment is not { } id || !IdRules.IsValid(id) || AppointmentBooking.ShownVersion(Version) is not { } version)
+        {
+            return await ShowAsync(400, "Choose the appointment to cancel in the list.");
+        }
+        var (reason, problem) = AppointmentBooking.ReadCancellation(CancelReason, CancelComment);
+        if (reason is null) return await ShowAsync(400, problem);
+        var found = await Store.Records.SearchAsync(access, "Appointment",
+            [new("_id", id), new("practitioner", "Practitioner/" + practitioner)], null, lenient: false, HttpContext.RequestAborted);
+        if (found.Status != RecordStatus.Ok) return await RefusedAsync(found.Status, found.Issues);
+        if (found.Entries.FirstOrDefault(e => !e.Included && e.Type == "Appointment" && e.Id == id && e.Json is not null && !e.Deleted) is not { } read)
+        {
+            return await ShowAsync(404, NotOnAgenda);
+        }
+        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, "Practitioner/" + practitioner, reason);
+        if (cancelled is not { } body) return await ShowAsync(404, NotOnAgenda);
+        if (AppointmentBooking.NotCancellable(read.Version, version, status, start, UtcNow) is { } notNow) return await ShowAsync(409, notNow);
+        var result = await Store.Records.UpdateAsync(access, "Appointment", id, body, version, HttpContext.RequestAborted);
+        if (result.Status != RecordStatus.Ok) return await RefusedAsync(result.Status, result.Issues);
+        Done = "Cancelled the appointment of " + (start is { } at ? PatientChart.InParis(at) : "(no time)") + ".";
+        return Redirect(Request.PathBase + "/appointments" + DayQuery);
+    }
+
+    /// <summary>The day asked for, as the agenda's query string (none: today).</summary>
+    private string DayQuery => string.IsNullOrWhiteSpace(Day) ? "" : "?day=" + Uri.EscapeDataString(Day.Trim());
+
+    private const string NotOnAgenda = "You have no such appointment on your agenda.";
+
+    /// <summary>A cancel the records service refused: the day again, with its answer's status and words.</summary>
+    private async Task<IActionResult> RefusedAsync(RecordStatus refusal, IReadOnlyList<Fhir.Issue>? issues)
+    {
+        const string notDone = "The appointment was not cancelled.";
+        switch (refusal)
+        {
+            case RecordStatus.ReauthenticationRequired:
+                return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + "/appointments" + DayQuery));
+            case RecordStatus.PreconditionFailed:
+                return await ShowAsync(412, "This appointment was changed by someone else since the page was shown: nothing was changed. Here it is as it is now.");
+            case RecordStatus.NotFound or RecordStatus.Gone:
+                return await ShowAsync(404, NotOnAgenda);
+            default:
+                var status = RecordStatusCodes.Http(refusal);
+                var roleRefused = HttpContext.PersonAccess() is { } access && !Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed
+                    ? "Your role may not change appointments." : null;
+                return await ShowAsync(status, ActRefusal(status, notDone, roleRefused, Said(issues)));
+        }
+    }
+
+    /// <summary>The day, as a GET shows it; after a cancel refused, with <paramref name="status"/> and <paramref name="actError"/>
+    /// (a day the page cannot show answers its own refusal instead).</summary>
+    private async Task<IActionResult> ShowAsync(int? status, string? actError)
+    {
+        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
+        Now = UtcNow;
+        MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
         Date = ParisTime.DateOf(UtcNow);
         if (access.Principal.Practitioner is not { } practitioner)
         {
@@ -100,6 +187,11 @@ public sealed class AgendaModel : StaffPage
                 Rows = AgendaRow.From(page.Entries);
                 NextPage = page.NextPage;
                 Total = page.Total;
+                if (status is { } code)
+                {
+                    Response.StatusCode = code;
+                    ActError = actError;
+                }
                 return Page();
             case RecordStatus.Invalid when Continued:
                 return Expired(); // between the question above and the search
@@ -159,9 +251,11 @@ public sealed class AgendaModel : StaffPage
     }
 }
 
+/// <param name="Id">The appointment's id; <paramref name="Version"/> the version listed (a cancel holds to it).</param>
+/// <param name="Start">When it begins, when it says.</param>
 /// <param name="Patient">The patient's id, or null when the appointment names none.</param>
 /// <param name="PatientName">"FAMILY Given", or null when the patient is not open to the person (not included).</param>
-public sealed record AgendaRow(string Time, int? Minutes, string? Patient, string? PatientName, string? Reason, string Status)
+public sealed record AgendaRow(string Id, int Version, DateTimeOffset? Start, string Time, int? Minutes, string? Patient, string? PatientName, string? Reason, string Status)
 {
     /// <summary>The day's appointments in the order the search gave (by start), each with its patient from the included ones.</summary>
     public static IReadOnlyList<AgendaRow> From(IReadOnlyList<SearchEntry> entries)
@@ -185,6 +279,9 @@ public sealed record AgendaRow(string Time, int? Minutes, string? Patient, strin
                 .Select(p => p.TryGetProperty("actor", out var actor) ? PatientChart.Text(actor, "reference") : null)
                 .FirstOrDefault(r => r?.StartsWith("Patient/", StringComparison.Ordinal) == true)?["Patient/".Length..];
             rows.Add(new AgendaRow(
+                entry.Id,
+                entry.Version,
+                start,
                 start is { } at ? PatientChart.InParis(at)[^5..] : "—",
                 start is { } s && end is { } e && e > s ? (int)(e - s).TotalMinutes : null,
                 patient,

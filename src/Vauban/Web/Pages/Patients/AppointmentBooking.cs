@@ -86,16 +86,31 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment) =>
         ChosenReason.Read(KnownCancellationReasons.System, KnownCancellationReasons.Find(code?.Trim()), comment);
 
-    /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when it is
-    /// <paramref name="patientId"/>'s (one of its participants is the patient) — a cancel posted from one chart does not reach
-    /// another patient's appointment; else null.</summary>
+    /// <summary>The version a cancel form posted: 1 or more (0 would be If-Match *, which holds to no version at all); null when it
+    /// is none.</summary>
+    public static int? ShownVersion(string? posted) =>
+        int.TryParse(posted, NumberStyles.None, CultureInfo.InvariantCulture, out var version) && version >= 1 ? version : null;
+
+    /// <summary>A page's own refusal (409) of cancelling the version shown, when it is no longer booked or has begun; null when it
+    /// may be. Another version than the one shown is the update's 412 (changed meanwhile), not asked here: the page holds what it
+    /// showed to its rules, not only by the buttons it shows.</summary>
+    public static string? NotCancellable(int readVersion, int shownVersion, string? status, DateTimeOffset? start, DateTimeOffset now) =>
+        readVersion != shownVersion ? null
+        : !IsCancellable(status) ? $"This appointment is {status ?? "without a status"}: there is nothing to cancel."
+        : start is { } begins && begins <= now ? "This appointment has begun or is past: it is not cancelled, its record stays as it was."
+        : null;
+
+    /// <summary>The appointment as read, with status cancelled and <paramref name="reason"/> as its cancelationReason, when
+    /// <paramref name="participant"/> (a reference: <c>Patient/…</c> from a chart, <c>Practitioner/…</c> from an agenda) is one of
+    /// its participants — a cancel posted from one chart does not reach another patient's appointment, nor one posted from an
+    /// agenda another practitioner's; else null.</summary>
     /// <returns>Also its status and start as read, for the page to refuse what is no longer to be cancelled.</returns>
-    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string patientId, JsonObject reason)
+    public static (JsonElement? Cancelled, string? Status, DateTimeOffset? Start) Cancel(byte[] json, string participant, JsonObject reason)
     {
         if (JsonNode.Parse(json) is not JsonObject appointment) return (null, null, null);
-        var ofPatient = appointment["participant"] is JsonArray participants
-            && participants.Any(p => p?["actor"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var target) && target == "Patient/" + patientId);
-        if (!ofPatient) return (null, null, null);
+        var named = appointment["participant"] is JsonArray participants
+            && participants.Any(p => p?["actor"]?["reference"] is JsonValue reference && reference.TryGetValue<string>(out var target) && target == participant);
+        if (!named) return (null, null, null);
         var status = appointment["status"] is JsonValue s && s.TryGetValue<string>(out var text) ? text : null;
         DateTimeOffset? start = appointment["start"] is JsonValue v && v.TryGetValue<string>(out var instant)
             && DateTimeOffset.TryParse(instant, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out var at) ? at : null;
@@ -104,3 +119,7 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         return (JsonSerializer.SerializeToElement(appointment), status, start);
     }
 }
+
+/// <summary>An appointment's Cancel form (<c>Shared/_CancelAppointment.cshtml</c>): where it posts, the appointment and the version
+/// shown, and the reason and comment to show again after a refusal.</summary>
+public sealed record CancelForm(string Action, string Appointment, int Version, string? Reason, string? Comment);

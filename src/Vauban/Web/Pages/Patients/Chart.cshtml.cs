@@ -127,9 +127,7 @@ public sealed class ChartModel : StaffPage
     public async Task<IActionResult> OnPostCancelAsync()
     {
         if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        // A version the chart showed: 1 or more (0 would be If-Match *, which holds to no version at all).
-        if (Appointment is not { } id || !IdRules.IsValid(id) || !int.TryParse(Version, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version)
-            || version < 1)
+        if (Appointment is not { } id || !IdRules.IsValid(id) || AppointmentBooking.ShownVersion(Version) is not { } version)
         {
             return await ShowAsync(400, "Choose the appointment to cancel in the list.");
         }
@@ -137,18 +135,9 @@ public sealed class ChartModel : StaffPage
         if (reason is null) return await ShowAsync(400, problem);
         var read = await OfPatientAsync(access, "Appointment", id, Id);
         if (read.Status != RecordStatus.Ok) return await RefusedAsync(read, "The appointment was not cancelled.", Interaction.Update);
-        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, Id, reason);
+        var (cancelled, status, start) = AppointmentBooking.Cancel(read.Json!, "Patient/" + Id, reason);
         if (cancelled is not { } body) return await ShowAsync(404, "This patient has no such appointment.");
-        // Another version than the one shown is the update's 412 (changed meanwhile); the one shown is held to the page's rules here,
-        // not only by the buttons it shows: booked and still to come.
-        if (read.Version == version && !AppointmentBooking.IsCancellable(status))
-        {
-            return await ShowAsync(409, $"This appointment is {status ?? "without a status"}: there is nothing to cancel.");
-        }
-        if (read.Version == version && start is { } begins && begins <= UtcNow)
-        {
-            return await ShowAsync(409, "This appointment has begun or is past: it is not cancelled, its record stays as it was.");
-        }
+        if (AppointmentBooking.NotCancellable(read.Version, version, status, start, UtcNow) is { } notNow) return await ShowAsync(409, notNow);
         var result = await Store.Records.UpdateAsync(access, "Appointment", id, body, version, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Ok) return Acted($"Cancelled the appointment of {Describe(read.Json!)}.");
         return await RefusedAsync(result, "The appointment was not cancelled.", Interaction.Update);
