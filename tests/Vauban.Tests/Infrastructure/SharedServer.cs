@@ -1,7 +1,8 @@
 // One server for a test class's tests (an xUnit class fixture), each test then in an establishment of its own: a server's start,
 // stop and first requests cost more than most tests (bench/README.md, "The test suite's time"). For the classes whose tests
-// depend on nothing a server holds for all its establishments; the tests that rely on a fresh server — the guard's windows and the
-// sign-in throttle kept per source, the log lines of the whole server, a clock set for one test — keep one of their own.
+// depend on nothing a server holds for all its establishments; the tests that rely on a fresh server — the sign-in and client
+// authentication throttles kept per source address (DoorTests failed on a shared one), the guard's options, the log lines of the
+// whole server, a clock set for one test — keep one of their own.
 using Vauban.Crypto;
 
 namespace Vauban.Tests.Infrastructure;
