@@ -7,7 +7,7 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class ConcurrentWriteTests(Engine engine) : FhirServerTests(engine)
+public abstract class ConcurrentWriteTests(FhirServerFixture shared) : FhirServerTests(shared)
 {
     private const int Racers = 8;
 
@@ -192,6 +192,6 @@ public abstract class ConcurrentWriteTests(Engine engine) : FhirServerTests(engi
     }
 }
 
-public sealed class ConcurrentWriteTests_Sqlite() : ConcurrentWriteTests(Engine.Sqlite);
+public sealed class ConcurrentWriteTests_Sqlite(FhirServerFixture_Sqlite shared) : ConcurrentWriteTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
 
-public sealed class ConcurrentWriteTests_Postgres() : ConcurrentWriteTests(Engine.Postgres);
+public sealed class ConcurrentWriteTests_Postgres(FhirServerFixture_Postgres shared) : ConcurrentWriteTests(shared), IClassFixture<FhirServerFixture_Postgres>;

@@ -5,7 +5,7 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(engine)
+public abstract class InstanceInteractionTests(FhirServerFixture shared) : FhirServerTests(shared)
 {
     private async Task PutAsync(string id, string family, HttpStatusCode expected)
     {
@@ -191,6 +191,6 @@ public abstract class InstanceInteractionTests(Engine engine) : FhirServerTests(
     }
 }
 
-public sealed class InstanceInteractionTests_Sqlite() : InstanceInteractionTests(Engine.Sqlite);
+public sealed class InstanceInteractionTests_Sqlite(FhirServerFixture_Sqlite shared) : InstanceInteractionTests(shared), IClassFixture<FhirServerFixture_Sqlite>;
 
-public sealed class InstanceInteractionTests_Postgres() : InstanceInteractionTests(Engine.Postgres);
+public sealed class InstanceInteractionTests_Postgres(FhirServerFixture_Postgres shared) : InstanceInteractionTests(shared), IClassFixture<FhirServerFixture_Postgres>;

@@ -8,24 +8,22 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Guard;
 
-public abstract class GuardAdminTests : IAsyncLifetime
+public abstract class GuardAdminTests(GuardAdminServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "hopital-console";
     private const string Password = "tourmaline ferry quietly 42";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(ManualTime.RealNow);
-    private VaubanServer _server = null!;
+    // One server for the class (GuardAdminServer), each test in an establishment of its own: containments, alerts, grants and
+    // baselines are an establishment's.
+    private string Establishment { get; } = SharedServer.EstablishmentName("hopital-console");
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _secrets = [];
     private string _stranger = "", _canary = "";
     private readonly List<string> _desk = [];
     private HttpClient _client = null!;
 
-    protected GuardAdminTests(Engine engine) => _engine = engine;
-
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
         foreach (var (email, role) in new[] { ("officer@chu.example", StaffRole.SecurityOfficer), ("doctor@chu.example", StaffRole.Physician), ("desk@chu.example", StaffRole.Secretary), ("admin@chu.example", StaffRole.Administrator) })
         {
@@ -50,10 +48,10 @@ public abstract class GuardAdminTests : IAsyncLifetime
         Assert.Equal((HttpStatusCode)423, hit.StatusCode);
     }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         _client.Dispose();
-        await _server.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
@@ -133,11 +131,11 @@ public abstract class GuardAdminTests : IAsyncLifetime
             await using (var connection = await database.OpenAsync(CancellationToken.None))
             {
                 using var read = connection.CreateCommand();
-                read.CommandText = "SELECT detail FROM break_glass";
+                read.CommandText = $"SELECT detail FROM break_glass WHERE tenant_id = {_tenant.Id}";
                 var detail = (byte[])(await read.ExecuteScalarAsync())!;
                 detail[^1] ^= 1;
                 using var write = connection.CreateCommand();
-                write.CommandText = "UPDATE break_glass SET detail = @d";
+                write.CommandText = $"UPDATE break_glass SET detail = @d WHERE tenant_id = {_tenant.Id}";
                 var parameter = write.CreateParameter();
                 parameter.ParameterName = "@d";
                 parameter.Value = detail;
@@ -757,6 +755,13 @@ public abstract class GuardAdminTests : IAsyncLifetime
     }
 }
 
-public sealed class GuardAdminTests_Sqlite() : GuardAdminTests(Engine.Sqlite);
+/// <summary>The server <see cref="GuardAdminTests"/> share, on a clock the tests move.</summary>
+public abstract class GuardAdminServer(Engine engine) : SharedServer(engine, new ManualTime(ManualTime.RealNow));
 
-public sealed class GuardAdminTests_Postgres() : GuardAdminTests(Engine.Postgres);
+public sealed class GuardAdminServer_Sqlite() : GuardAdminServer(Engine.Sqlite);
+
+public sealed class GuardAdminServer_Postgres() : GuardAdminServer(Engine.Postgres);
+
+public sealed class GuardAdminTests_Sqlite(GuardAdminServer_Sqlite shared) : GuardAdminTests(shared), IClassFixture<GuardAdminServer_Sqlite>;
+
+public sealed class GuardAdminTests_Postgres(GuardAdminServer_Postgres shared) : GuardAdminTests(shared), IClassFixture<GuardAdminServer_Postgres>;

@@ -9,23 +9,21 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Guard;
 
-public abstract class SecurityConsolePageTests : IAsyncLifetime
+public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "chu-console";
+    // One server for the class (SecurityConsoleServer), each test in an establishment of its own: alerts, containments and
+    // accounts are an establishment's.
+    private string Establishment { get; } = SharedServer.EstablishmentName("chu-console");
     private const string Password = "lantern orchard beneath 7 tides";
     private const string Officer = "officer@chu.example", Desk = "desk@chu.example", Doctor = "dr.auber@chu.example", Admin = "admin@chu.example";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(ManualTime.RealNow);
-    private VaubanServer _server = null!;
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _secrets = [];
     private string _doctor = "", _mine = "", _canary = "";
 
-    protected SecurityConsolePageTests(Engine engine) => _engine = engine;
-
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
         _doctor = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Auber"));
         _mine = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Chartier", given: "Louise", nir: Samples.ValidNir("2710644109001"), gp: "Practitioner/" + _doctor));
@@ -44,7 +42,7 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(30));
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
 
     private Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, _secrets[email], _time);
 
@@ -509,6 +507,13 @@ public abstract class SecurityConsolePageTests : IAsyncLifetime
     }
 }
 
-public sealed class SecurityConsolePageTests_Sqlite() : SecurityConsolePageTests(Engine.Sqlite);
+/// <summary>The server <see cref="SecurityConsolePageTests"/> share, on a clock the tests move.</summary>
+public abstract class SecurityConsoleServer(Engine engine) : SharedServer(engine, new ManualTime(ManualTime.RealNow));
 
-public sealed class SecurityConsolePageTests_Postgres() : SecurityConsolePageTests(Engine.Postgres);
+public sealed class SecurityConsoleServer_Sqlite() : SecurityConsoleServer(Engine.Sqlite);
+
+public sealed class SecurityConsoleServer_Postgres() : SecurityConsoleServer(Engine.Postgres);
+
+public sealed class SecurityConsolePageTests_Sqlite(SecurityConsoleServer_Sqlite shared) : SecurityConsolePageTests(shared), IClassFixture<SecurityConsoleServer_Sqlite>;
+
+public sealed class SecurityConsolePageTests_Postgres(SecurityConsoleServer_Postgres shared) : SecurityConsolePageTests(shared), IClassFixture<SecurityConsoleServer_Postgres>;

@@ -9,24 +9,23 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.People;
 
-public abstract class PatientChartPageTests : IAsyncLifetime
+public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "chu-chart";
     private const string Password = "harbour violet across 9 bridges";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(ManualTime.RealNow);
-    private VaubanServer _server = null!;
+    // One server for the class (PatientChartServer), each test in an establishment of its own with its own records and staff.
+    private string Establishment { get; } = SharedServer.EstablishmentName("chu-chart");
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
+    private readonly Action _awayFromParisMidnight = shared.MoveAwayFromParisMidnight;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _ids = [];
     private readonly Dictionary<string, string> _secrets = [];
-
-    protected PatientChartPageTests(Engine engine) => _engine = engine;
 
     private string Day(int offset) => _time.GetUtcNow().AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
+        _awayFromParisMidnight();
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
         async Task Create(string name, string json) => _ids[name] = await _server.CreateAsOperatorAsync(_tenant, json);
         await Create("drA", Samples.Practitioner(family: "Auber", rpps: "10001234567"));
@@ -56,7 +55,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     private async Task EnrolAsync(string email, StaffRole role, string? practitioner) =>
         _secrets[email] = await StaffClient.EnrolledAsync(_server, _tenant, email, role, practitioner, Password, _time);
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
 
     private readonly Dictionary<string, (StaffRole Role, string? Practitioner)> _later = [];
 
@@ -911,7 +910,7 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     [Fact]
     public async Task A_booking_with_a_practitioner_not_in_the_list_is_refused_and_books_nothing()
     {
-        var elsewhere = await _server.Store.Tenants.AddAsync("chu-elsewhere", CancellationToken.None);
+        var elsewhere = await _server.Store.Tenants.AddAsync(Establishment + "-elsewhere", CancellationToken.None);
         var foreign = await _server.CreateAsOperatorAsync(elsewhere, Samples.Practitioner(family: "Ailleurs", rpps: "10001234570"));
         var gone = await _server.CreateAsOperatorAsync(_tenant, Samples.Practitioner(family: "Parti", rpps: "10001234571"));
         var op = AccessContext.Operator(_tenant, "test");
@@ -995,6 +994,13 @@ public abstract class PatientChartPageTests : IAsyncLifetime
     }
 }
 
-public sealed class PatientChartPageTests_Sqlite() : PatientChartPageTests(Engine.Sqlite);
+/// <summary>The server <see cref="PatientChartPageTests"/> share, on a clock the tests move.</summary>
+public abstract class PatientChartServer(Engine engine) : SharedServer(engine, new ManualTime(ManualTime.RealNow));
 
-public sealed class PatientChartPageTests_Postgres() : PatientChartPageTests(Engine.Postgres);
+public sealed class PatientChartServer_Sqlite() : PatientChartServer(Engine.Sqlite);
+
+public sealed class PatientChartServer_Postgres() : PatientChartServer(Engine.Postgres);
+
+public sealed class PatientChartPageTests_Sqlite(PatientChartServer_Sqlite shared) : PatientChartPageTests(shared), IClassFixture<PatientChartServer_Sqlite>;
+
+public sealed class PatientChartPageTests_Postgres(PatientChartServer_Postgres shared) : PatientChartPageTests(shared), IClassFixture<PatientChartServer_Postgres>;

@@ -8,22 +8,20 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Security;
 
-public abstract class AuditViewTests : IAsyncLifetime
+public abstract class AuditViewTests(AuditViewServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "hospital-audit";
     private const string Password = "tourmaline ferry quietly 42";
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero));
-    private VaubanServer _server = null!;
+    // One server for the class (AuditViewServer), each test in an establishment of its own: what these tests read is the
+    // establishment's log, numbered per establishment.
+    private string Establishment { get; } = SharedServer.EstablishmentName("hospital-audit");
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
     private HttpClient _client = null!;
     private Tenant _tenant = null!;
     private string _patient = "", _officerSecret = "", _physicianSecret = "", _physicianId = "", _officerId = "";
 
-    protected AuditViewTests(Engine engine) => _engine = engine;
-
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time });
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
         _client = await _server.ClientAsync(Establishment);
         using (var created = await _client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Transparence", nir: Samples.ValidNir("2850544109077")))))
@@ -42,10 +40,10 @@ public abstract class AuditViewTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(30));
     }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         _client.Dispose();
-        await _server.DisposeAsync();
+        return Task.CompletedTask;
     }
 
     private Task<StaffClient> SignedInAsync(string email, string secret) => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, email, Password, secret, _time);
@@ -550,7 +548,7 @@ public abstract class AuditViewTests : IAsyncLifetime
     {
         // The first establishment has acted many times (set-up, reads); a second one's entries still start at 1, with no gap.
         for (var i = 0; i < 5; i++) (await _client.GetAsync($"/fhir/Patient/{_patient}")).Dispose();
-        var other = await _server.Store.Tenants.AddAsync("hospital-audit-other", CancellationToken.None);
+        var other = await _server.Store.Tenants.AddAsync(Establishment + "-other", CancellationToken.None);
         await _server.CreateAsOperatorAsync(other, Samples.Patient(family: "Ailleurs"));
         var entries = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(other, "test"), new AuditQuery { Count = 100 }, CancellationToken.None);
         Assert.Equal(Enumerable.Range(1, entries!.Count).Select(i => (long)i), entries.Select(e => e.Sequence).Order());
@@ -595,6 +593,13 @@ public abstract class AuditViewTests : IAsyncLifetime
     }
 }
 
-public sealed class AuditViewTests_Sqlite() : AuditViewTests(Engine.Sqlite);
+/// <summary>The server <see cref="AuditViewTests"/> share, its clock at 30 November 2026, 09:00 UTC when it starts.</summary>
+public abstract class AuditViewServer(Engine engine) : SharedServer(engine, new ManualTime(new DateTimeOffset(2026, 11, 30, 9, 0, 0, TimeSpan.Zero)));
 
-public sealed class AuditViewTests_Postgres() : AuditViewTests(Engine.Postgres);
+public sealed class AuditViewServer_Sqlite() : AuditViewServer(Engine.Sqlite);
+
+public sealed class AuditViewServer_Postgres() : AuditViewServer(Engine.Postgres);
+
+public sealed class AuditViewTests_Sqlite(AuditViewServer_Sqlite shared) : AuditViewTests(shared), IClassFixture<AuditViewServer_Sqlite>;
+
+public sealed class AuditViewTests_Postgres(AuditViewServer_Postgres shared) : AuditViewTests(shared), IClassFixture<AuditViewServer_Postgres>;

@@ -12,22 +12,15 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Security;
 
-public abstract class PolicyTests : IAsyncLifetime
+public abstract class PolicyTests(PolicyServer shared) : IAsyncLifetime
 {
-    private readonly Engine _engine;
-    private readonly bool _sqlFilter;
-    private VaubanServer _server = null!;
+    // One server for the class (PolicyServer), each test in an establishment of its own: relationships, remembered decisions
+    // and the audit log are an establishment's.
+    private readonly string _establishment = SharedServer.EstablishmentName("hopital-policy");
+    private readonly VaubanServer _server = shared.Server;
     private Tenant _tenant = null!;
     private readonly Dictionary<string, string> _ids = [];
     private static readonly CancellationToken None = CancellationToken.None;
-
-    /// <param name="sqlFilter">Without remembered decisions searches test every row's relationships in SQL; with them
-    /// (the default) they are screened in memory. Both paths must give the same answers.</param>
-    protected PolicyTests(Engine engine, bool sqlFilter)
-    {
-        _engine = engine;
-        _sqlFilter = sqlFilter;
-    }
 
     private RecordsService Records => _server.Store.Records;
 
@@ -35,8 +28,7 @@ public abstract class PolicyTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: _sqlFilter ? o => o with { Access = new AccessOptions { DecisionCacheLifetime = TimeSpan.Zero } } : null);
-        _tenant = await _server.Store.Tenants.AddAsync("hopital-policy", None);
+        _tenant = await _server.Store.Tenants.AddAsync(_establishment, None);
         async Task<string> Create(string key, string json) => _ids[key] = await _server.CreateAsOperatorAsync(_tenant, json);
         await Create("cardiology", """{"resourceType":"Organization","name":"Cardiologie"}""");
         await Create("lab", """{"resourceType":"Organization","name":"Laboratoire"}""");
@@ -54,7 +46,7 @@ public abstract class PolicyTests : IAsyncLifetime
         await Create("inv1", $$$"""{"resourceType":"Invoice","status":"issued","subject":{"reference":"Patient/{{{_ids["p1"]}}}"}}""");
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
 
     private static string Encounter(string patient, string practitioner, string? service, string start) => Samples.Encounter(patient, practitioner, start, service);
 
@@ -475,7 +467,7 @@ public abstract class PolicyTests : IAsyncLifetime
     {
         // Another establishment records an encounter naming this tenant's physician and patient ids (under a patient of its own
         // given the same id: a record is filed only under a patient of its tenant).
-        var other = await _server.Store.Tenants.AddAsync("clinique-forge", None);
+        var other = await _server.Store.Tenants.AddAsync(_establishment + "-forge", None);
         using (var twin = JsonDocument.Parse(Samples.Patient(family: "Forged", id: _ids["p2"])))
         {
             Assert.Equal(RecordStatus.Created, (await Records.UpdateAsync(AccessContext.Operator(other, "forge"), "Patient", _ids["p2"], twin.RootElement, null, None)).Status);
@@ -655,10 +647,24 @@ public abstract class PolicyTests : IAsyncLifetime
     }
 }
 
-public sealed class PolicyTests_Sqlite() : PolicyTests(Engine.Sqlite, sqlFilter: false);
+/// <summary>The server <see cref="PolicyTests"/> share.</summary>
+/// <param name="sqlFilter">Without remembered decisions searches test every row's relationships in SQL; with them
+/// (the default) they are screened in memory. Both paths must give the same answers.</param>
+public abstract class PolicyServer(Engine engine, bool sqlFilter)
+    : SharedServer(engine, sqlFilter ? o => o with { Access = new AccessOptions { DecisionCacheLifetime = TimeSpan.Zero } } : null);
 
-public sealed class PolicyTests_Postgres() : PolicyTests(Engine.Postgres, sqlFilter: false);
+public sealed class PolicyServer_Sqlite() : PolicyServer(Engine.Sqlite, sqlFilter: false);
 
-public sealed class PolicyTests_Sqlite_SqlFilter() : PolicyTests(Engine.Sqlite, sqlFilter: true);
+public sealed class PolicyServer_Postgres() : PolicyServer(Engine.Postgres, sqlFilter: false);
 
-public sealed class PolicyTests_Postgres_SqlFilter() : PolicyTests(Engine.Postgres, sqlFilter: true);
+public sealed class PolicyServer_Sqlite_SqlFilter() : PolicyServer(Engine.Sqlite, sqlFilter: true);
+
+public sealed class PolicyServer_Postgres_SqlFilter() : PolicyServer(Engine.Postgres, sqlFilter: true);
+
+public sealed class PolicyTests_Sqlite(PolicyServer_Sqlite shared) : PolicyTests(shared), IClassFixture<PolicyServer_Sqlite>;
+
+public sealed class PolicyTests_Postgres(PolicyServer_Postgres shared) : PolicyTests(shared), IClassFixture<PolicyServer_Postgres>;
+
+public sealed class PolicyTests_Sqlite_SqlFilter(PolicyServer_Sqlite_SqlFilter shared) : PolicyTests(shared), IClassFixture<PolicyServer_Sqlite_SqlFilter>;
+
+public sealed class PolicyTests_Postgres_SqlFilter(PolicyServer_Postgres_SqlFilter shared) : PolicyTests(shared), IClassFixture<PolicyServer_Postgres_SqlFilter>;
