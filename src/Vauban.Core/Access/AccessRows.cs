@@ -61,9 +61,11 @@ public sealed class AccessRows
         if (_reported.Count >= ReportedAtMost || !_reported.TryAdd(key, 0)) return false;
         try
         {
-            await using var scope = await _database.BeginWriteAsync(cancellationToken);
-            await ReportAsync(scope, row, cancellationToken);
-            await scope.CommitAsync(cancellationToken);
+            await _database.WriteAsync(async scope =>
+            {
+                await ReportAsync(scope, row, cancellationToken);
+                await scope.CommitAsync(cancellationToken);
+            }, cancellationToken);
         }
         catch
         {

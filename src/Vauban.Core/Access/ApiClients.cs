@@ -299,7 +299,8 @@ public sealed class ApiClients
         var tokenHash = Hash(token);
         context = context with { Principal = context.Principal with { SessionId = TokenId(tokenHash) } };
         var expiresAt = _time.GetUtcNow().Add(_tokenLifetime).ToUnixTimeMilliseconds();
-        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        // A lost connection before the commit: the whole of it once more on a new one (the same token, and its one entry).
+        await _database.WriteAsync(async scope =>
         {
             using (var purge = scope.Command("DELETE FROM access_tokens WHERE expires_at < @now").With("now", _time.GetUtcNow().ToUnixTimeMilliseconds()))
             {
@@ -313,7 +314,7 @@ public sealed class ApiClients
             // The sign-in entry commits with the token: no token without its entry.
             await _audit.AppendAsync(scope, context, AuditAction.SignIn, AuditOutcome.Success, null, [], cancellationToken, method + "; scopes " + granted);
             await scope.CommitAsync(cancellationToken);
-        }
+        }, cancellationToken);
         return (new IssuedToken(token, (int)_tokenLifetime.TotalSeconds, granted.ToString()), null, false);
     }
 
@@ -540,16 +541,19 @@ public sealed class ApiClients
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         // Past its exp (and the clock skew allowed), the assertion is refused as expired: its id need not be kept longer.
         var until = new DateTimeOffset(DateTime.SpecifyKind(validTo, DateTimeKind.Utc)).AddSeconds(AssertionClockSkewSeconds + 60).ToUnixTimeMilliseconds();
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var purge = scope.Command("DELETE FROM client_assertions WHERE expires_at < @now").With("now", now))
+        // A lost connection before the commit: once more on a new one (the server rolled the first back: the id was not recorded).
+        return await _database.WriteAsync(async scope =>
         {
-            await purge.ExecuteNonQueryAsync(cancellationToken);
-        }
-        using var insert = scope.Command("INSERT INTO client_assertions (client_id, jti_hash, expires_at) VALUES (@c, @j, @e) ON CONFLICT DO NOTHING")
-            .With("c", clientId).With("j", Hash(jti)).With("e", Math.Max(until, now));
-        var fresh = await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
-        await scope.CommitAsync(cancellationToken);
-        return fresh;
+            using (var purge = scope.Command("DELETE FROM client_assertions WHERE expires_at < @now").With("now", now))
+            {
+                await purge.ExecuteNonQueryAsync(cancellationToken);
+            }
+            using var insert = scope.Command("INSERT INTO client_assertions (client_id, jti_hash, expires_at) VALUES (@c, @j, @e) ON CONFLICT DO NOTHING")
+                .With("c", clientId).With("j", Hash(jti)).With("e", Math.Max(until, now));
+            var fresh = await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
+            await scope.CommitAsync(cancellationToken);
+            return fresh;
+        }, cancellationToken);
     }
 
     /// <summary>Why an assertion did not validate, in words for the audit entry (never the assertion itself).</summary>

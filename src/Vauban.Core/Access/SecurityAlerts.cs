@@ -106,13 +106,15 @@ public sealed class SecurityAlerts
         _time = time;
     }
 
-    public async Task<long> RaiseAsync(long tenantId, string kind, string principal, string detail, CancellationToken cancellationToken)
-    {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var id = await RaiseAsync(scope, tenantId, kind, principal, detail, cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-        return id;
-    }
+    /// <summary>Raises an alert in a transaction of its own: run once more from its start on a new connection when its connection was
+    /// found lost before the commit (an alert written during a request — the guard's, a row that does not verify — answered 503).</summary>
+    public Task<long> RaiseAsync(long tenantId, string kind, string principal, string detail, CancellationToken cancellationToken) =>
+        _database.WriteAsync(async scope =>
+        {
+            var id = await RaiseAsync(scope, tenantId, kind, principal, detail, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return id;
+        }, cancellationToken);
 
     /// <summary>
     /// Raises the alert unless one of the same kind about the same principal whose detail holds <paramref name="same"/>, raised
@@ -122,22 +124,24 @@ public sealed class SecurityAlerts
     /// </summary>
     internal async Task<long?> RaiseOnceWithinAsync(long tenantId, string kind, string principal, string detail, string same, TimeSpan within, CancellationToken cancellationToken)
     {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
         var since = _time.GetUtcNow().Subtract(within).ToUnixTimeMilliseconds();
-        using (var open = scope.Command(
-            "SELECT raised_at, principal, detail FROM security_alerts WHERE tenant_id = @t AND raised_at >= @since AND kind = @k AND principal = @p AND acknowledged_at IS NULL")
-            .With("t", tenantId).With("since", since).With("k", kind).With("p", Audit.AuditChain.PrincipalReference(keys, principal)))
-        using (var reader = await open.ExecuteReaderAsync(cancellationToken))
+        return await _database.WriteAsync<long?>(async scope =>
         {
-            while (await reader.ReadAsync(cancellationToken))
+            using (var open = scope.Command(
+                "SELECT raised_at, principal, detail FROM security_alerts WHERE tenant_id = @t AND raised_at >= @since AND kind = @k AND principal = @p AND acknowledged_at IS NULL")
+                .With("t", tenantId).With("since", since).With("k", kind).With("p", Audit.AuditChain.PrincipalReference(keys, principal)))
+            using (var reader = await open.ExecuteReaderAsync(cancellationToken))
             {
-                if (Open(keys, kind, reader.GetString(1), reader.GetInt64(0), reader.GetString(2)).Detail.Contains(same, StringComparison.Ordinal)) return null;
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    if (Open(keys, kind, reader.GetString(1), reader.GetInt64(0), reader.GetString(2)).Detail.Contains(same, StringComparison.Ordinal)) return null;
+                }
             }
-        }
-        var id = await RaiseAsync(scope, tenantId, kind, principal, detail, cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-        return id;
+            var id = await RaiseAsync(scope, tenantId, kind, principal, detail, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return id;
+        }, cancellationToken);
     }
 
     /// <summary>Told of each alert once its transaction has committed (the server writes it to its log, for whoever watches the log

@@ -79,37 +79,40 @@ public sealed class SignInThrottle
     {
         var keys = new[] { (Scope: AccountScope, Key: accountKey, Threshold: _options.AccountFailuresBeforeDelay), (Scope: SourceScope, Key: source?.Key, Threshold: SourceThreshold(source)) }
             .Where(k => k.Key is not null).ToList();
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        TimeSpan? wait = null;
-        var counted = new List<ThrottleAdmission.Count>();
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        foreach (var (kind, key, threshold) in keys)
+        // A lost connection before the commit: the whole of it once more on a new one, read and counted afresh there.
+        return await _database.WriteAsync(async scope =>
         {
-            // Account before source, always: two attempts never wait for each other's locks in opposite orders.
-            await _database.LockAsync(scope, "sign-in:" + kind + ":" + key, cancellationToken);
-            using var command = scope.Command(CounterSql).With("s", kind).With("k", key!);
-            using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            long previous = 0;
-            if (await reader.ReadAsync(cancellationToken))
+            TimeSpan? wait = null;
+            var counted = new List<ThrottleAdmission.Count>();
+            foreach (var (kind, key, threshold) in keys)
             {
-                previous = reader.GetInt64(1);
-                var remaining = Remaining(reader.GetInt32(0), DateTimeOffset.FromUnixTimeMilliseconds(previous), threshold);
-                if (remaining is not null && (wait is null || remaining > wait)) wait = remaining;
+                // Account before source, always: two attempts never wait for each other's locks in opposite orders.
+                await _database.LockAsync(scope, "sign-in:" + kind + ":" + key, cancellationToken);
+                using var command = scope.Command(CounterSql).With("s", kind).With("k", key!);
+                using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                long previous = 0;
+                if (await reader.ReadAsync(cancellationToken))
+                {
+                    previous = reader.GetInt64(1);
+                    var remaining = Remaining(reader.GetInt32(0), DateTimeOffset.FromUnixTimeMilliseconds(previous), threshold);
+                    if (remaining is not null && (wait is null || remaining > wait)) wait = remaining;
+                }
+                counted.Add(new ThrottleAdmission.Count(kind, key!, previous, 0));
             }
-            counted.Add(new ThrottleAdmission.Count(kind, key!, previous, 0));
-        }
-        if (wait is not null) return new ThrottleAdmission(wait, []); // nothing written: the scope rolls back
-        for (var i = 0; i < counted.Count; i++)
-        {
-            counted[i] = counted[i] with { FailuresAfter = await CountAsync(scope, counted[i].Scope, counted[i].Key, now, cancellationToken) };
-        }
-        if (source is { Internal: true } && establishment is not null)
-        {
-            // The failures before this attempt (finished or still being checked): this one may yet turn out right.
-            await AlertOnInternalFailuresAsync(scope, source.Key, counted[^1].FailuresAfter - 1, now, cancellationToken);
-        }
-        await scope.CommitAsync(cancellationToken);
-        return new ThrottleAdmission(null, counted);
+            if (wait is not null) return new ThrottleAdmission(wait, []); // nothing written: the scope rolls back
+            for (var i = 0; i < counted.Count; i++)
+            {
+                counted[i] = counted[i] with { FailuresAfter = await CountAsync(scope, counted[i].Scope, counted[i].Key, now, cancellationToken) };
+            }
+            if (source is { Internal: true } && establishment is not null)
+            {
+                // The failures before this attempt (finished or still being checked): this one may yet turn out right.
+                await AlertOnInternalFailuresAsync(scope, source.Key, counted[^1].FailuresAfter - 1, now, cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+            return new ThrottleAdmission(null, counted);
+        }, cancellationToken);
     }
 
     /// <summary>An admitted attempt that did not fail (a right password, code or passkey) takes back the count
@@ -120,29 +123,31 @@ public sealed class SignInThrottle
     {
         ArgumentNullException.ThrowIfNull(admission);
         if (admission.Counted.Count == 0) return;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        foreach (var count in admission.Counted)
+        await _database.WriteAsync(async scope =>
         {
-            if (sourceOnly && count.Scope != SourceScope) continue;
-            using var update = scope.Command("""
-                UPDATE sign_in_failures SET failures = failures - 1,
-                  last_failure_at = CASE WHEN failures = @mine THEN @previous ELSE last_failure_at END
-                WHERE scope = @s AND key = @k AND failures > 0
-                """).With("s", count.Scope).With("k", count.Key).With("mine", count.FailuresAfter).With("previous", count.PreviousFailureAt);
-            await update.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await scope.CommitAsync(cancellationToken);
+            foreach (var count in admission.Counted)
+            {
+                if (sourceOnly && count.Scope != SourceScope) continue;
+                using var update = scope.Command("""
+                    UPDATE sign_in_failures SET failures = failures - 1,
+                      last_failure_at = CASE WHEN failures = @mine THEN @previous ELSE last_failure_at END
+                    WHERE scope = @s AND key = @k AND failures > 0
+                    """).With("s", count.Scope).With("k", count.Key).With("mine", count.FailuresAfter).With("previous", count.PreviousFailureAt);
+                await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
     }
 
-    public async Task RecordFailureAsync(string? accountKey, SignInSource? source, CancellationToken cancellationToken)
-    {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        foreach (var (kind, key) in new[] { (AccountScope, accountKey), (SourceScope, source?.Key) })
+    public Task RecordFailureAsync(string? accountKey, SignInSource? source, CancellationToken cancellationToken) =>
+        _database.WriteAsync(async scope =>
         {
-            if (key is not null) await CountAsync(scope, kind, key, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
-        }
-        await scope.CommitAsync(cancellationToken);
-    }
+            foreach (var (kind, key) in new[] { (AccountScope, accountKey), (SourceScope, source?.Key) })
+            {
+                if (key is not null) await CountAsync(scope, kind, key, _time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
 
     /// <summary>Counts one failure; returns the key's count with it, so that a take-back knows whether it was the last counted.</summary>
     private static async Task<long> CountAsync(WriteScope scope, string kind, string key, long now, CancellationToken cancellationToken)
@@ -157,13 +162,13 @@ public sealed class SignInThrottle
     }
 
     /// <summary>A successful sign-in clears the account's counter (not the source's: one good password does not excuse a thousand bad ones).</summary>
-    public async Task RecordSuccessAsync(string accountKey, CancellationToken cancellationToken)
-    {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var delete = scope.Command("DELETE FROM sign_in_failures WHERE scope = @s AND key = @k").With("s", AccountScope).With("k", accountKey);
-        await delete.ExecuteNonQueryAsync(cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-    }
+    public Task RecordSuccessAsync(string accountKey, CancellationToken cancellationToken) =>
+        _database.WriteAsync(async scope =>
+        {
+            using var delete = scope.Command("DELETE FROM sign_in_failures WHERE scope = @s AND key = @k").With("s", AccountScope).With("k", accountKey);
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
 
     /// <summary>An internal source is never delayed for its own count: no count reaches this threshold.</summary>
     private int SourceThreshold(SignInSource? source) => source is { Internal: true } ? int.MaxValue : _options.SourceFailuresBeforeDelay;

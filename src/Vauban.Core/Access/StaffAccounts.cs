@@ -415,35 +415,39 @@ public sealed class StaffAccounts
             var keys = await _keys.ForTenantAsync(user.Tenant.Id, cancellationToken);
             sealedKey = RecordCipher.Seal(keys, SealedAuthenticatorCode, user.Id, 0, Encoding.UTF8.GetBytes(user.AuthenticatorKey));
         }
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
         var lockout = user.LockoutEnd?.ToUnixTimeMilliseconds();
         string? stored = null;
-        string? previous = null;
-        var credentials = false;
-        await ChangeAsync(_rows, scope, user.Id, null, row =>
+        // A lost connection before the commit: the whole of it once more on a new one, the row read again there.
+        await _database.WriteAsync(async scope =>
         {
-            var locked = row.Number("lockout_end");
-            var next = row.With("lockout_end", locked is null ? lockout : (lockout ?? 0) > locked ? lockout : locked);
-            previous = row.Text("security_stamp");
-            credentials = string.Equals(previous, user.StoredStamp, StringComparison.Ordinal);
-            stored = credentials ? user.SecurityStamp : row.Text("security_stamp");
-            return credentials
-                ? next.With("password_hash", user.PasswordHash).With("two_factor_enabled", user.TwoFactorEnabled ? 1 : 0).With("security_stamp", user.SecurityStamp)
-                : next;
+            stored = null;
+            string? previous = null;
+            var credentials = false;
+            await ChangeAsync(_rows, scope, user.Id, null, row =>
+            {
+                var locked = row.Number("lockout_end");
+                var next = row.With("lockout_end", locked is null ? lockout : (lockout ?? 0) > locked ? lockout : locked);
+                previous = row.Text("security_stamp");
+                credentials = string.Equals(previous, user.StoredStamp, StringComparison.Ordinal);
+                stored = credentials ? user.SecurityStamp : row.Text("security_stamp");
+                return credentials
+                    ? next.With("password_hash", user.PasswordHash).With("two_factor_enabled", user.TwoFactorEnabled ? 1 : 0).With("security_stamp", user.SecurityStamp)
+                    : next;
+            }, cancellationToken);
+            if (credentials && previous is not null && previous != user.SecurityStamp)
+                await StaffSessions.FollowStampAsync(_rows, scope, user.Id, previous, user.SecurityStamp, cancellationToken);
+            // The sealed authenticator key goes with the credentials; the failure count (which the MAC does not cover) never lowers but to 0.
+            using (var update = scope.Command("""
+                UPDATE staff_users SET
+                    authenticator_key = CASE WHEN @cr = 1 THEN @k ELSE authenticator_key END,
+                    access_failed_count = CASE WHEN @f = 0 OR @f > access_failed_count THEN @f ELSE access_failed_count END
+                WHERE id = @id
+                """).With("cr", credentials ? 1 : 0).With("k", sealedKey).With("f", user.AccessFailedCount).With("id", user.Id))
+            {
+                await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
         }, cancellationToken);
-        if (credentials && previous is not null && previous != user.SecurityStamp)
-            await StaffSessions.FollowStampAsync(_rows, scope, user.Id, previous, user.SecurityStamp, cancellationToken);
-        // The sealed authenticator key goes with the credentials; the failure count (which the MAC does not cover) never lowers but to 0.
-        using (var update = scope.Command("""
-            UPDATE staff_users SET
-                authenticator_key = CASE WHEN @cr = 1 THEN @k ELSE authenticator_key END,
-                access_failed_count = CASE WHEN @f = 0 OR @f > access_failed_count THEN @f ELSE access_failed_count END
-            WHERE id = @id
-            """).With("cr", credentials ? 1 : 0).With("k", sealedKey).With("f", user.AccessFailedCount).With("id", user.Id))
-        {
-            await update.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await scope.CommitAsync(cancellationToken);
         if (stored != user.SecurityStamp) return false;
         user.StoredStamp = stored;
         return true;

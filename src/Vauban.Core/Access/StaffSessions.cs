@@ -156,15 +156,16 @@ public sealed class StaffSessions
     }
 
     /// <summary>Changes the session's row with its MAC, in one transaction; a row not as Vauban wrote it is left as it is (it is no
-    /// session), and one gone meanwhile (signed out, ended) stays gone.</summary>
-    private async Task ChangeAsync(string id, Func<AuthenticatedRow, AuthenticatedRow> change, CancellationToken cancellationToken)
-    {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var current = await AccessRows.ReadAsync(scope, AuthenticatedTable.StaffSessions, id, cancellationToken);
-        if (current is null) return;
-        if (await _rows.CheckAsync(scope, current, cancellationToken)) await _rows.RewriteAsync(scope, current, change(current), cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-    }
+    /// session), and one gone meanwhile (signed out, ended) stays gone. A lost connection before the commit: the whole of it once
+    /// more on a new one, the row read again there (a ceremony or a step-up on a connection the server had closed answered 503).</summary>
+    private Task ChangeAsync(string id, Func<AuthenticatedRow, AuthenticatedRow> change, CancellationToken cancellationToken) =>
+        _database.WriteAsync(async scope =>
+        {
+            var current = await AccessRows.ReadAsync(scope, AuthenticatedTable.StaffSessions, id, cancellationToken);
+            if (current is null) return;
+            if (await _rows.CheckAsync(scope, current, cancellationToken)) await _rows.RewriteAsync(scope, current, change(current), cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
 
     /// <summary>The account's sessions opened under the stamp <paramref name="from"/> take <paramref name="to"/>, with their MACs, in
     /// <paramref name="scope"/>: the person's own change of credentials (an authenticator key made or confirmed, a password set, a

@@ -83,14 +83,15 @@ public sealed class StaffUserStore :
     public Task<string?> GetAuthenticatorKeyAsync(StaffUser user, CancellationToken cancellationToken) => Task.FromResult(Required(user).AuthenticatorKey);
 
     /// <summary>Accepts a TOTP time step only if it is later than the last accepted one (no replay), atomically.</summary>
-    internal async Task<bool> TryAcceptTotpStepAsync(StaffUser user, long step, CancellationToken cancellationToken)
-    {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var update = scope.Command("UPDATE staff_users SET totp_last_step = @s WHERE id = @u AND totp_last_step < @s").With("s", step).With("u", user.Id);
-        var accepted = await update.ExecuteNonQueryAsync(cancellationToken) == 1;
-        await scope.CommitAsync(cancellationToken);
-        return accepted;
-    }
+    /// <remarks>A lost connection before the commit: run once more on a new one (the server rolled the first back: the step was not taken).</remarks>
+    internal Task<bool> TryAcceptTotpStepAsync(StaffUser user, long step, CancellationToken cancellationToken) =>
+        _database.WriteAsync(async scope =>
+        {
+            using var update = scope.Command("UPDATE staff_users SET totp_last_step = @s WHERE id = @u AND totp_last_step < @s").With("s", step).With("u", user.Id);
+            var accepted = await update.ExecuteNonQueryAsync(cancellationToken) == 1;
+            await scope.CommitAsync(cancellationToken);
+            return accepted;
+        }, cancellationToken);
 
     // IUserTwoFactorRecoveryCodeStore
     public async Task ReplaceCodesAsync(StaffUser user, IEnumerable<string> recoveryCodes, CancellationToken cancellationToken)
@@ -116,18 +117,21 @@ public sealed class StaffUserStore :
     public async Task<bool> RedeemCodeAsync(StaffUser user, string code, CancellationToken cancellationToken)
     {
         var hash = HashCode(code ?? "");
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        var row = (await AccessRows.ReadAllAsync(scope, AuthenticatedTable.StaffRecoveryCodes, "WHERE r.user_id = @u AND r.code_hash = @h", cancellationToken,
-            ("u", Required(user).Id), ("h", hash))).FirstOrDefault();
-        var redeemed = false;
-        if (row is not null && await _rows.CheckAsync(scope, row, cancellationToken))
+        Required(user);
+        return await _database.WriteAsync(async scope =>
         {
-            // Single use: of two sign-ins sending it together, one deletes it.
-            using var delete = scope.Command("DELETE FROM staff_recovery_codes WHERE user_id = @u AND code_hash = @h AND mac = @m").With("u", user.Id).With("h", hash).With("m", row.Mac!);
-            redeemed = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
-        }
-        await scope.CommitAsync(cancellationToken); // with the alert of a code that does not verify, when one was raised
-        return redeemed;
+            var row = (await AccessRows.ReadAllAsync(scope, AuthenticatedTable.StaffRecoveryCodes, "WHERE r.user_id = @u AND r.code_hash = @h", cancellationToken,
+                ("u", user.Id), ("h", hash))).FirstOrDefault();
+            var redeemed = false;
+            if (row is not null && await _rows.CheckAsync(scope, row, cancellationToken))
+            {
+                // Single use: of two sign-ins sending it together, one deletes it.
+                using var delete = scope.Command("DELETE FROM staff_recovery_codes WHERE user_id = @u AND code_hash = @h AND mac = @m").With("u", user.Id).With("h", hash).With("m", row.Mac!);
+                redeemed = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
+            }
+            await scope.CommitAsync(cancellationToken); // with the alert of a code that does not verify, when one was raised
+            return redeemed;
+        }, cancellationToken);
     }
 
     public async Task<int> CountCodesAsync(StaffUser user, CancellationToken cancellationToken)
@@ -147,10 +151,14 @@ public sealed class StaffUserStore :
     /// <summary>Atomic in the database: parallel wrong passwords each count (a burst cannot slip under the lockout).</summary>
     public async Task<int> IncrementAccessFailedCountAsync(StaffUser user, CancellationToken cancellationToken)
     {
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using var update = scope.Command("UPDATE staff_users SET access_failed_count = access_failed_count + 1 WHERE id = @u RETURNING access_failed_count").With("u", Required(user).Id);
-        var count = (int)await update.ScalarLongAsync(cancellationToken);
-        await scope.CommitAsync(cancellationToken);
+        Required(user);
+        var count = await _database.WriteAsync(async scope =>
+        {
+            using var update = scope.Command("UPDATE staff_users SET access_failed_count = access_failed_count + 1 WHERE id = @u RETURNING access_failed_count").With("u", user.Id);
+            var counted = (int)await update.ScalarLongAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return counted;
+        }, cancellationToken);
         return user.AccessFailedCount = count;
     }
     public Task ResetAccessFailedCountAsync(StaffUser user, CancellationToken cancellationToken) { Required(user).AccessFailedCount = 0; return Task.CompletedTask; }

@@ -573,6 +573,15 @@ public sealed partial class RecordsGuard
                 {
                     state.Everything.Touch(everythingOf, nowMs);
                 }
+                if (request.Scope is { } unit)
+                {
+                    // Inside a unit of work that runs again whole when its connection is found lost before COMMIT: what is summed
+                    // rather than kept once per patient is taken back with the abandoned attempt, which the next one counts again
+                    // (a retried transaction Bundle's search results counted twice towards the level).
+                    var records = request.Interaction is Interaction.Search or Interaction.HistoryType ? request.Records : 0;
+                    int? activeHour = request.Counted.Count > 0 ? hour : null;
+                    unit.TakenBackIfAbandoned.Add(() => TakeBack(state, baseline, records, activeHour, day, nowMs));
+                }
                 var delay = level == Level.Slow ? TimeSpan.FromTicks(Math.Min(Options.MaxDelay.Ticks, Options.SlowDelay.Ticks * slowExcess)) : TimeSpan.Zero;
                 decision = new GuardDecision(GuardVerdict.Admit, delay, null);
             }
@@ -610,6 +619,18 @@ public sealed partial class RecordsGuard
             $"{Who(principal)}: {suspendWhy} (limit for {LimitsName(principal)}) on {Verb(request.Interaction)} of {request.ResourceType}"
             + (lockAccount ? "; second suspension within " + Options.LockAfterSecondSuspensionWithin.TotalHours.ToString("0", System.Globalization.CultureInfo.InvariantCulture) + " h" : "") + ".",
             request.InsideWriteTransaction, cancellationToken);
+    }
+
+    /// <summary>Takes back what an admitted request inside an abandoned attempt of a unit of work summed (<see cref="WriteScope.TakenBackIfAbandoned"/>):
+    /// its search results, and its hour of activity in the day's baseline (still that day's).</summary>
+    private static void TakeBack(ReadingState state, Baseline baseline, int records, int? hour, long day, long atMs)
+    {
+        lock (state) state.SearchRecords.TakeBack(records, atMs);
+        if (hour is not { } h) return;
+        lock (baseline)
+        {
+            if (baseline.Day == day && baseline.TodayHours[h] > 0) baseline.TodayHours[h]--;
+        }
     }
 
     /// <summary>Asked by break-the-glass before it grants: a contained principal, or one whose grant would cross the day's bound of

@@ -251,6 +251,22 @@ public sealed class CountWindow
         _sum += amount;
     }
 
+    /// <summary>Takes back an amount <see cref="Add"/> added at <paramref name="atMs"/> (an act abandoned and done again, which adds
+    /// it anew); nothing when it has left the window already. Rare: the events are copied.</summary>
+    public void TakeBack(int amount, long atMs)
+    {
+        if (amount <= 0) return;
+        var events = _events.ToArray();
+        var at = Array.LastIndexOf(events, (atMs, amount));
+        if (at < 0) return;
+        _events.Clear();
+        for (var i = 0; i < events.Length; i++)
+        {
+            if (i != at) _events.Enqueue(events[i]);
+        }
+        _sum -= amount;
+    }
+
     public void Clear()
     {
         _events.Clear();

@@ -401,13 +401,22 @@ internal sealed class WriteScope : IAsyncDisposable
     /// <summary>What is told once the transaction has committed (an alert written to the server's log): never for a rolled-back one.</summary>
     public List<Action> AfterCommit { get; } = [];
 
+    /// <summary>What this transaction's acts counted in the server's memory that the same acts done again would count a second time
+    /// (the guard's sums: search results, hours of activity), each the way to take its count back: run when the transaction is
+    /// abandoned (<see cref="Abandon"/>), never once it ends otherwise.</summary>
+    public List<Action> TakenBackIfAbandoned { get; } = [];
+
     /// <summary>This transaction's connection was lost before its commit and its unit of work runs again in another
     /// (<see cref="StoreDatabase.WriteAsync{T}"/>): what it kept for after its rollback is dropped, since the next attempt, doing
-    /// the act again, keeps its own (a refusal then goes on the chain once, and the guard holds the principal back once).</summary>
+    /// the act again, keeps its own (a refusal then goes on the chain once, and the guard holds the principal back once); what it
+    /// counted in memory is taken back, since the next attempt counts it again (a transaction Bundle's search results once, not
+    /// twice, towards the guard's level).</summary>
     internal void Abandon()
     {
         AfterRollback.Clear();
         HeldBack = TimeSpan.Zero;
+        for (var i = TakenBackIfAbandoned.Count - 1; i >= 0; i--) TakenBackIfAbandoned[i]();
+        TakenBackIfAbandoned.Clear();
         _abandoned = true;
     }
 

@@ -761,6 +761,151 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.True(verification.Valid, verification.Problem);
     }
 
+    /// <summary>A staff member's sign-in and step-up whose write transactions lose their connection after their opening, at a later
+    /// statement (the server closed it while the statement waited for a row): the password step (the sign-in throttle's count) and
+    /// the step-up (the session's new token and time of proof) each run again whole on a new connection and are answered — before,
+    /// those transactions tried only their opening again, and the lost statement answered 503.</summary>
+    [Fact]
+    public async Task A_sign_in_and_a_step_up_whose_connection_is_lost_mid_transaction_are_run_again_and_answered()
+    {
+        const string Name = "vauban_lost_sign_in", Email = "dr.martin@clinic.example", Password = "tourmaline ferry quietly 42";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync(Name, time, new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) });
+        var link = await served.Store.Accounts.AddAsync(served.Tenant, Email, StaffRole.Physician, "pract-1", null, "Dr Claire Martin", CancellationToken.None);
+        string secret;
+        using (var enrol = new StaffClient(served.Http.BaseAddress!)) (secret, _) = await enrol.EnrolWithTotpAsync(link.Token, Password, time);
+        time.Advance(TimeSpan.FromSeconds(30));
+
+        using var staff = new StaffClient(served.Http.BaseAddress!);
+        // A first wrong password: the account's and the source's failure counters exist, for the test to hold them.
+        var (wrong, _) = await staff.PasswordAsync(served.Tenant.Name, Email, "not the password at all");
+        Assert.NotEqual("/account/signin/totp", wrong.Headers.Location?.ToString());
+        var ((password, passwordPage), lostCount) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM sign_in_failures FOR UPDATE", "%sign_in_failures%",
+            () => staff.PasswordAsync(served.Tenant.Name, Email, Password));
+        Assert.True(lostCount, "the throttle's count lost its connection");
+        Assert.True(password.Headers.Location?.ToString() == "/account/signin/totp", $"the password: {password.StatusCode} {passwordPage}; the log:\n{served.Log}");
+        var (code, codePage) = await staff.TotpAsync(Totp.Code(secret, time));
+        Assert.True(code.Headers.Location?.ToString() == "/", $"the code: {code.StatusCode} {codePage}; the log:\n{served.Log}");
+
+        // The step-up: a new time step for its code, not past the session's touch interval (the touch would wait on the row first).
+        time.Advance(TimeSpan.FromSeconds(30));
+        var before = staff.SessionCookie;
+        var (form, formPage) = await staff.GetAsync("/account/reauth?returnUrl=%2F");
+        Assert.True(form.StatusCode == HttpStatusCode.OK, $"the step-up page: {form.StatusCode}; the log:\n{served.Log}");
+        var (stepped, lostStepUp) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM staff_sessions FOR UPDATE", "%UPDATE staff_sessions SET token_hash%",
+            () => staff.Http.PostAsync("/account/reauth?returnUrl=%2F", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["Password"] = Password, ["Code"] = Totp.Code(secret, time), ["ReturnUrl"] = "/", ["__RequestVerificationToken"] = StaffClient.Token(formPage),
+            })));
+        using (stepped)
+        {
+            Assert.True(lostStepUp, "the step-up lost its connection");
+            Assert.True(stepped.Headers.Location?.ToString() == "/", $"the step-up: {stepped.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.NotEqual(before, staff.SessionCookie);
+        var (home, html) = await staff.GetAsync("/");
+        Assert.True(home.StatusCode == HttpStatusCode.OK, $"the home page: {home.StatusCode}; the log:\n{served.Log}");
+        Assert.Equal("Dr Claire Martin", StaffClient.ById(html, "who"));
+    }
+
+    /// <summary>An API client's token issuance and a transaction Bundle whose write transactions lose their connection after their
+    /// opening: each runs again whole and is answered; and the guard counts the retried Bundle's search results once, as it counts an
+    /// unretried one's — its level of search results an hour (12 here) is reached at exactly 12: before, the abandoned attempt's 4
+    /// results stayed counted with the second's, and the client was suspended 4 results early.</summary>
+    [Fact]
+    public async Task A_token_and_a_transaction_Bundle_whose_connection_is_lost_mid_transaction_are_run_again_and_counted_once()
+    {
+        const string Name = "vauban_lost_client";
+        var time = ManualTime.AwayFromParisMidnight();
+        var guard = new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) };
+        guard = guard with { Clients = guard.Clients with { SearchRecordsPerHour = new Vauban.Guard.Threshold(Suspend: 12) } };
+        await using var served = await ServeAsync(Name, time, guard);
+        // Past the hour: the set-up's searches leave the window, and its token (5 minutes) has expired.
+        time.Advance(TimeSpan.FromMinutes(61));
+        var registration = await served.Store.Clients.AddAsync(served.Tenant, "lost", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+
+        // The token's transaction first deletes the expired tokens: the test holds them, and the server closes the waiting connection.
+        var (issued, lostToken) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM access_tokens FOR UPDATE", "%DELETE FROM access_tokens%",
+            () => served.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+            })));
+        using (issued)
+        {
+            Assert.True(lostToken, "the token's transaction lost its connection");
+            Assert.True(issued.StatusCode == HttpStatusCode.OK, $"the token: {issued.StatusCode}; the log:\n{served.Log}");
+            served.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await issued.BodyAsync()).GetProperty("access_token").GetString());
+        }
+
+        // A transaction Bundle (a create, and a search of the four patients) whose audit entries wait for the chain's head.
+        var ids = string.Join(',', served.Patients);
+        var resources = await CountAsync(Name, "SELECT count(*) FROM resources");
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:0b6c1d2e-3f40-4a51-8b62-7c83d94e0f15", "resource": {{Samples.Observation($"Patient/{served.Patients[0]}")}},
+                "request": { "method": "POST", "url": "Observation" } },
+              { "request": { "method": "GET", "url": "Patient?_id={{ids}}" } } ] }
+            """;
+        var (transaction, lostBundle) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Http.PostAsync("/fhir", FhirContent.Json(bundle)));
+        using (transaction)
+        {
+            Assert.True(lostBundle, "the Bundle's transaction lost its connection");
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, $"the transaction: {transaction.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.Equal(resources + 1, await CountAsync(Name, "SELECT count(*) FROM resources")); // the Observation, once
+
+        // 4 results (the Bundle's, counted once), then 4 and 4: 12, at the level and not beyond it; one more is beyond.
+        for (var search = 1; search <= 2; search++)
+        {
+            using var page = await served.Http.GetAsync($"/fhir/Patient?_id={ids}");
+            Assert.True(page.StatusCode == HttpStatusCode.OK, $"search {search} after the Bundle: {page.StatusCode} (the Bundle's results counted twice?)");
+        }
+        using (var beyond = await served.Http.GetAsync($"/fhir/Patient?_id={served.Patients[0]}"))
+        {
+            Assert.Equal((HttpStatusCode)423, beyond.StatusCode);
+        }
+        var verification = await served.Store.AuditLog.VerifyAsync(served.Tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
+    /// <summary>Runs <paramref name="act"/> while a transaction of the test's own holds the rows <paramref name="hold"/> locks on
+    /// database <paramref name="name"/>: the server's statement that waits for them (its text like <paramref name="statement"/>) has
+    /// its connection closed (pg_terminate_backend) — a connection lost after its transaction's opening —, and the rows are let go
+    /// once another statement waits for them (the transaction run again) or <paramref name="act"/> has answered. The answer, and
+    /// whether a connection was closed.</summary>
+    private async Task<(T Result, bool Lost)> LoseMidTransactionAsync<T>(string name, string hold, string statement, Func<Task<T>> act)
+    {
+        await using var holder = new Npgsql.NpgsqlConnection(new Npgsql.NpgsqlConnectionStringBuilder(_admin) { Database = name, Pooling = false }.ConnectionString);
+        await holder.OpenAsync();
+        await using var held = await holder.BeginTransactionAsync();
+        await using (var take = new Npgsql.NpgsqlCommand(hold, holder, held)) await take.ExecuteNonQueryAsync();
+        var acting = Task.Run(act);
+        await using var admin = new Npgsql.NpgsqlConnection(_admin);
+        await admin.OpenAsync();
+        // Every statement like it that waits (the audit appender's may wait for the chain's head beside the request's): the appender
+        // runs its batch again as the request does.
+        async Task<long> WaitingAsync(bool terminate)
+        {
+            await using var find = new Npgsql.NpgsqlCommand($"""
+                SELECT count({(terminate ? "pg_terminate_backend(pid, 5000)" : "*")}) FROM pg_stat_activity
+                WHERE datname = @name AND wait_event_type = 'Lock' AND query ILIKE @statement AND pid <> pg_backend_pid()
+                """, admin);
+            find.Parameters.AddWithValue("name", name);
+            find.Parameters.AddWithValue("statement", statement);
+            return (long)(await find.ExecuteScalarAsync())!;
+        }
+        var lost = false;
+        for (var waited = Stopwatch.StartNew(); !lost && !acting.IsCompleted && waited.Elapsed < TimeSpan.FromSeconds(30); await Task.Delay(20))
+        {
+            lost = await WaitingAsync(terminate: true) > 0;
+        }
+        // The second attempt waits for the rows in turn (or the act has failed): then they are let go.
+        for (var waited = Stopwatch.StartNew(); !acting.IsCompleted && waited.Elapsed < TimeSpan.FromSeconds(10) && await WaitingAsync(terminate: false) == 0;) await Task.Delay(20);
+        await held.RollbackAsync();
+        return (await acting, lost);
+    }
+
     /// <summary>PostgreSQL restarted under a live server — crashed, or stopped for maintenance — between a staff member's enrolment
     /// and their sign-in: the sign-in (password, then the authenticator's code, each a page over HTTP) and the first page the
     /// session opens are all answered, none with 503.</summary>
