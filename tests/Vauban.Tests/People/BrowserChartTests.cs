@@ -1,6 +1,7 @@
 // The clinician's daily path in a real headless Chromium: sign in with password and authenticator code, find a patient
 // from the home page, open the chart and read a result, an appointment and a prescription; then a patient outside her
-// care, refused with the way to break the glass, opened after it; and an appointment booked from the chart, cancelled with its reason.
+// care, refused with the way to break the glass, opened after it; an appointment booked from the chart, cancelled with its reason;
+// and one cancelled from her agenda.
 using System.Globalization;
 using Microsoft.Playwright;
 using Vauban.Access;
@@ -119,6 +120,29 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await page.WaitForSelectorAsync("#done >> text=Cancelled");
         var cancelled = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
         Assert.Contains("cancelled (The practitioner is at a meeting or training — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Equal(0, await cancelled.Locator("button").CountAsync());
+    }
+
+    [Fact]
+    public async Task A_physician_cancels_an_appointment_from_her_agenda_saying_why()
+    {
+        var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
+        var day = ParisTime.Of(_time.GetUtcNow().AddDays(7)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        await page.GotoAsync($"{_base}/appointments?day={day}");
+        var row = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
+        Assert.Contains("booked", await row.TextContentAsync(), StringComparison.Ordinal);
+
+        // The reason is asked for: the browser does not send the cancel without it.
+        await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
+        Assert.False(await row.Locator("select").EvaluateAsync<bool>("s => s.checkValidity()"));
+        Assert.Equal(0, await page.Locator("#done").CountAsync());
+        await row.Locator("select").SelectOptionAsync(new SelectOptionValue { Label = "The practitioner is away (personal reasons)" });
+        await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
+        await page.WaitForSelectorAsync("#done >> text=Cancelled");
+        Assert.StartsWith($"Cancelled the appointment of {day} ", (await page.TextContentAsync("#done"))?.Trim(), StringComparison.Ordinal);
+        Assert.Equal($"{_base}/appointments?day={day}", page.Url); // back on the day by GET: a refresh cancels nothing again
+        var cancelled = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
+        Assert.Contains("cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 }
