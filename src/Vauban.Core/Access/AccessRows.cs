@@ -154,12 +154,23 @@ public sealed class AccessRows
         return ReadAllAsync(scope.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
     }
 
-    /// <summary>As the same on a write scope, on <paramref name="connection"/>, outside any write.</summary>
-    internal static Task<List<AuthenticatedRow>> ReadAllAsync(DbConnection connection, AuthenticatedTable table, string filter, CancellationToken cancellationToken,
+    /// <summary>The rows of <paramref name="table"/> that <paramref name="filter"/> selects (as <c>ReadAllAsync</c> selects them in a write),
+    /// read on a connection of their own outside any write, that verify: each that does not is refused and reported
+    /// (<see cref="CheckAsync(AuthenticatedRow, CancellationToken)"/>), every one of them.</summary>
+    internal async Task<List<AuthenticatedRow>> ReadAuthenticAsync(AuthenticatedTable table, string filter, CancellationToken cancellationToken,
         params (string Name, object Value)[] parameters)
     {
-        ArgumentNullException.ThrowIfNull(connection);
-        return ReadAllAsync(connection.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
+        List<AuthenticatedRow> rows;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        {
+            rows = await ReadAllAsync(connection.Command(""), table, "", filter, static (row, _, _) => row, cancellationToken, parameters);
+        }
+        var authentic = new List<AuthenticatedRow>(rows.Count);
+        foreach (var row in rows)
+        {
+            if (await CheckAsync(row, cancellationToken)) authentic.Add(row);
+        }
+        return authentic;
     }
 
     /// <summary>The one query of the rows of <paramref name="table"/> that <paramref name="filter"/> selects, on <paramref name="command"/>

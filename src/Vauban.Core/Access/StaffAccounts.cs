@@ -498,17 +498,8 @@ public sealed class StaffAccounts
 
     /// <summary>Whether the account holds a passkey Vauban enrolled. One written in the database (the writer's own authenticator
     /// beside a password they know) is no second factor: it is reported, and the account is one without (ADR 0014).</summary>
-    private async Task<bool> HasAuthenticPasskeyAsync(string userId, CancellationToken cancellationToken)
-    {
-        List<AuthenticatedRow> rows;
-        await using (var connection = await _database.OpenAsync(cancellationToken))
-        {
-            rows = await AccessRows.ReadAllAsync(connection, AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u", cancellationToken, ("u", userId));
-        }
-        var any = false;
-        foreach (var row in rows) any |= await _rows.CheckAsync(row, cancellationToken); // each one: every forged row is told
-        return any;
-    }
+    private async Task<bool> HasAuthenticPasskeyAsync(string userId, CancellationToken cancellationToken) =>
+        (await _rows.ReadAuthenticAsync(AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u", cancellationToken, ("u", userId))).Count > 0;
 
     private static long EmailIndex(TenantKeys keys, string email) => keys.Index.Hash(EmailIndexCode, 'e', NormalizeEmail(email));
 

@@ -190,21 +190,9 @@ public sealed class StaffUserStore :
         user.HasSecondFactor = true;
     }
 
-    public async Task<IList<UserPasskeyInfo>> GetPasskeysAsync(StaffUser user, CancellationToken cancellationToken)
-    {
-        List<AuthenticatedRow> rows;
-        await using (var connection = await _database.OpenAsync(cancellationToken))
-        {
-            rows = await AccessRows.ReadAllAsync(connection, AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u ORDER BY r.created_at", cancellationToken,
-                ("u", Required(user).Id));
-        }
-        var list = new List<UserPasskeyInfo>();
-        foreach (var row in rows)
-        {
-            if (await _rows.CheckAsync(row, cancellationToken)) list.Add(Info(row));
-        }
-        return list;
-    }
+    public async Task<IList<UserPasskeyInfo>> GetPasskeysAsync(StaffUser user, CancellationToken cancellationToken) =>
+        [.. (await _rows.ReadAuthenticAsync(AuthenticatedTable.StaffPasskeys, "WHERE r.user_id = @u ORDER BY r.created_at", cancellationToken, ("u", Required(user).Id)))
+            .Select(Info)];
 
     /// <summary>The account a passkey signs in. A passkey written in the database (the writer's own authenticator on an
     /// administrator's account, or a colleague's moved onto it) signs no one in (ADR 0014).</summary>
