@@ -1,5 +1,6 @@
 // What the clinician pages' tests share: a server on one engine with a clock the test moves, one establishment, the records its
 // set-up created by name, and staff enrolled (password and authenticator) then signed in over HTTP.
+using System.Globalization;
 using Vauban.Access;
 
 namespace Vauban.Tests.Infrastructure;
@@ -39,6 +40,13 @@ public abstract class StaffPageTests(Engine engine, string establishment) : IAsy
 
     protected async Task EnrolAsync(string email, StaffRole role, string? practitioner) =>
         Secrets[email] = await StaffClient.EnrolledAsync(Server, Tenant, email, role, practitioner, Password, Time);
+
+    /// <summary>The Paris day <paramref name="days"/> from the test's now.</summary>
+    protected DateOnly ParisDay(int days) => ParisTime.DateOf(Time.GetUtcNow().AddDays(days));
+
+    /// <summary>The instant at <paramref name="hour"/>:<paramref name="minute"/> (Paris) on <paramref name="day"/>, in UTC as FHIR writes it.</summary>
+    protected static string At(DateOnly day, int hour, int minute = 0) =>
+        ParisTime.At(day, new TimeOnly(hour, minute))!.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     protected Task<StaffClient> SignedInAsync(string email) => StaffClient.SignedInAsync(Server.BaseAddress, Establishment, email, Password, Secrets[email], Time);
 }

@@ -15,11 +15,6 @@ public abstract class AgendaCancelTests(Engine engine) : StaffPageTests(engine, 
 {
     private const string Doctor = "dr.auber@chu.example";
 
-    private DateOnly ParisDay(int days) => ParisTime.DateOf(Time.GetUtcNow().AddDays(days));
-
-    private static string At(DateOnly day, int hour, int minute = 0) =>
-        ParisTime.At(day, new TimeOnly(hour, minute))!.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-
     private static string Text(DateOnly day) => day.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     protected override async Task SetUpAsync()

@@ -11,12 +11,6 @@ namespace Vauban.Tests.People;
 
 public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "chu-agenda")
 {
-    /// <summary>The Paris day <paramref name="days"/> from the test's now, and an instant on it at <paramref name="time"/> (Paris).</summary>
-    private DateOnly ParisDay(int days) => ParisTime.DateOf(Time.GetUtcNow().AddDays(days));
-
-    private static string At(DateOnly day, int hour, int minute = 0) =>
-        ParisTime.At(day, new TimeOnly(hour, minute))!.Value.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
-
     private static string Appointment(string patient, string practitioner, string start, int minutes, string status = "booked", string? description = null) =>
         Samples.Appointment("Patient/" + patient, "Practitioner/" + practitioner, start, status)
             .Replace($"\"end\": \"{start}\"", $"\"end\": \"{DateTimeOffset.Parse(start, CultureInfo.InvariantCulture).AddMinutes(minutes).ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}\""

@@ -86,6 +86,9 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     public static (JsonObject? Reason, string? Problem) ReadCancellation(string? code, string? comment) =>
         ChosenReason.Read(KnownCancellationReasons.System, KnownCancellationReasons.Find(code?.Trim()), comment);
 
+    /// <summary>A page's answer (412) to an act on an appointment changed since the page showed it.</summary>
+    public const string ChangedMeanwhile = "This appointment was changed by someone else since the page was shown: nothing was changed. Here it is as it is now.";
+
     /// <summary>The version a cancel form posted: 1 or more (0 would be If-Match *, which holds to no version at all); null when it
     /// is none.</summary>
     public static int? ShownVersion(string? posted) =>

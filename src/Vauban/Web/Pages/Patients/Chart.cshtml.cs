@@ -186,7 +186,7 @@ public sealed class ChartModel : StaffPage
             case RecordStatus.ReauthenticationRequired:
                 return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path));
             case RecordStatus.PreconditionFailed:
-                return await ShowAsync(412, "This appointment was changed by someone else since the page was shown: nothing was changed. Here it is as it is now.");
+                return await ShowAsync(412, AppointmentBooking.ChangedMeanwhile);
             case RecordStatus.NotFound or RecordStatus.Gone:
                 return await ShowAsync(404, "This patient has no such appointment.");
             default:
