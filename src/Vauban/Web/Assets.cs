@@ -14,8 +14,14 @@ internal static class Assets
         label { display: block; margin: 1rem 0 .25rem; font-weight: 600; }
         label.inline { display: inline; margin: 0 0 0 .35rem; font-weight: normal; }
         main.wide { max-width: 64rem; }
-        input[type=text], input[type=email], input[type=password], input[type=date] { width: 100%; padding: .55rem .65rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
+        @media (max-width: 68rem) { main.wide { margin: 1rem auto; max-width: calc(100% - 2rem); padding: 1.25rem; } }
+        header form, header button { margin: 0; }
+        input[type=text], input[type=email], input[type=password], input[type=date], input[type=time], input[type=datetime-local], input[type=number],
+        input[type=search], input[type=tel], textarea { width: 100%; padding: .55rem .65rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; }
+        textarea { min-height: 6rem; resize: vertical; }
         select { width: 100%; padding: .5rem .6rem; border: 1px solid var(--line); border-radius: 6px; font: inherit; background: #fff; }
+        details.cancel summary { cursor: pointer; color: var(--accent); white-space: nowrap; }
+        details.cancel[open] summary { margin-bottom: .35rem; }
         form.cancel label { margin: 0 0 .15rem; font-weight: normal; font-size: .85rem; color: var(--muted); }
         form.cancel select, form.cancel input { min-width: 12rem; margin-bottom: .35rem; }
         form.cancel button { margin-top: .25rem; }

@@ -110,7 +110,9 @@ public sealed class BrowserChartTests : IAsyncLifetime
         var row = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
         Assert.Contains($"{date} 09:15", await row.TextContentAsync(), StringComparison.Ordinal);
 
-        // The reason is asked for: the browser does not send the cancel without it.
+        // Folded under "Cancel…"; the reason is asked for: the browser does not send the cancel without it.
+        Assert.False(await row.Locator("select").IsVisibleAsync());
+        await row.Locator("summary", new() { HasText = "Cancel…" }).ClickAsync();
         await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
         Assert.False(await row.Locator("select").EvaluateAsync<bool>("s => s.checkValidity()"));
         Assert.StartsWith("Booked", (await page.TextContentAsync("#done"))?.Trim(), StringComparison.Ordinal); // still the page as it was
@@ -132,7 +134,9 @@ public sealed class BrowserChartTests : IAsyncLifetime
         var row = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
         Assert.Contains("booked", await row.TextContentAsync(), StringComparison.Ordinal);
 
-        // The reason is asked for: the browser does not send the cancel without it.
+        // Folded under "Cancel…"; the reason is asked for: the browser does not send the cancel without it.
+        Assert.False(await row.Locator("select").IsVisibleAsync());
+        await row.Locator("summary", new() { HasText = "Cancel…" }).ClickAsync();
         await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
         Assert.False(await row.Locator("select").EvaluateAsync<bool>("s => s.checkValidity()"));
         Assert.Equal(0, await page.Locator("#done").CountAsync());

@@ -941,6 +941,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
         using var desk = await ServiceDeskAsync();
         var (_, chart) = await desk.GetAsync($"/patients/{_ids["mine"]}");
         Assert.Contains($"id=\"cancel-reason-{_ids["appt"]}\"", chart, StringComparison.Ordinal);
+        Assert.Matches($"<details class=\"cancel\">\\s*<summary id=\"cancel-open-{_ids["appt"]}\"", chart); // folded until asked for
         var (done, doneHtml) = await desk.SubmitAsync($"/patients/{_ids["mine"]}",
             new Dictionary<string, string> { ["Appointment"] = _ids["appt"], ["Version"] = "1", ["CancelReason"] = "pat-fb", ["CancelComment"] = "Rappelée le 12, va mieux" },
             $"/patients/{_ids["mine"]}?handler=cancel");
@@ -987,6 +988,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
             Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, $"{reason}/{comment}: {refused.StatusCode} {html}");
             Assert.True(StaffClient.ById(html, "act-error")?.Contains(said, StringComparison.Ordinal) == true, $"{reason}/{comment}: {StaffClient.ById(html, "act-error")}");
             Assert.Contains($"id=\"cancel-{_ids["appt"]}\"", html, StringComparison.Ordinal); // still there to cancel
+            Assert.Matches($"<details class=\"cancel\" open=\"open\">\\s*<summary id=\"cancel-open-{_ids["appt"]}\"", html); // left open, to choose again
         }
         var read = await _server.Store.Records.ReadAsync(AccessContext.Operator(_tenant, "test"), "Appointment", _ids["appt"], CancellationToken.None);
         Assert.Equal(1, read.Version);

@@ -72,7 +72,8 @@ public sealed class AgendaModel : StaffPage
     /// <summary>The form of a row's Cancel button, posted to this day's agenda.</summary>
     public CancelForm CancelFormOf(AgendaRow row) => new(
         "/appointments?handler=cancel&day=" + Date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), row.Id, row.Version,
-        Appointment == row.Id ? CancelReason : null, Appointment == row.Id ? CancelComment : null);
+        row.PatientName is { } name ? $"{row.Time}, {name}" : row.Time,
+        Appointment == row.Id, Appointment == row.Id ? CancelReason : null, Appointment == row.Id ? CancelComment : null);
 
     public Task<IActionResult> OnGetAsync() => ShowAsync(null, null);
 
