@@ -78,7 +78,8 @@ public sealed partial class RecordsService
             var rows = page;
             for (var attempt = 0; ; attempt++)
             {
-                var (done, moved) = await ReindexBatchAsync(context, keys, type, rows, attempt > 0, cancellationToken);
+                var (done, moved, held) = await ReindexBatchAsync(context, keys, type, rows, attempt > 0, cancellationToken);
+                keys = held;
                 total = total with
                 {
                     Records = total.Records + done.Records, Changed = total.Changed + done.Changed, Unreadable = total.Unreadable + done.Unreadable,
@@ -126,26 +127,49 @@ public sealed partial class RecordsService
     private sealed record Reextracted(StoredVersion Row, IndexEntries? Index, string? Compartment, HashSet<string>? Targets);
 
     /// <summary>One batch: the bodies opened and their index extracted outside the transaction (on every core), then every row
-    /// replaced in one transaction that checks each version is still current. Returns what was done and the rows found changed.</summary>
-    private async Task<(ReindexSummary Done, List<long> Moved)> ReindexBatchAsync(AccessContext context, TenantKeys keys, string? type, List<StoredVersion> rows, bool retry,
-        CancellationToken cancellationToken)
+    /// replaced in one transaction that checks each version is still current. Returns what was done, the rows found changed, and
+    /// the establishment's keys as held now (with a data key made since the run began, when the batch met records sealed under it).</summary>
+    private async Task<(ReindexSummary Done, List<long> Moved, TenantKeys Keys)> ReindexBatchAsync(AccessContext context, TenantKeys keys, string? type,
+        List<StoredVersion> rows, bool retry, CancellationToken cancellationToken)
     {
         var extracted = new Reextracted[rows.Count];
-        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken }, i =>
+        var newer = new int?[rows.Count];
+        void Extract(TenantKeys held, int i)
         {
             var row = rows[i];
             var name = TypeCodes.NameOf(row.Type);
             try
             {
-                using var document = JsonDocument.Parse(Open(keys, row));
-                var index = IndexEntries.Extract(name, document.RootElement, keys.Index);
+                using var document = JsonDocument.Parse(Open(held, row));
+                var index = IndexEntries.Extract(name, document.RootElement, held.Index);
                 extracted[i] = new Reextracted(row, index, Compartments.Of(name, row.Id, index), IndexEntries.AllLocalTargets(document.RootElement));
+                newer[i] = null;
+            }
+            catch (UnknownKeyVersionException unknown)
+            {
+                newer[i] = unknown.Version;
+                extracted[i] = new Reextracted(row, null, null, null);
             }
             catch (RecordIntegrityException)
             {
                 extracted[i] = new Reextracted(row, null, null, null);
             }
-        });
+        }
+        Parallel.For(0, rows.Count, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken }, i => Extract(keys, i));
+        // Re-sealed under a data key made after this run loaded the establishment's keys (`keys rotate-data` beside a long reindex):
+        // that key loaded, those records opened again, as a read does (OpenAllAsync). Only a version the store does not have
+        // either is damage: counted as such, every re-sealed record was reported altered, with an alert each.
+        if (newer.Max() is { } version)
+        {
+            if (await _keys.WithDataKeyAsync(context.Tenant.Id, version, cancellationToken) is { } reloaded)
+            {
+                keys = reloaded;
+                for (var i = 0; i < rows.Count; i++)
+                {
+                    if (newer[i] is not null) Extract(keys, i);
+                }
+            }
+        }
         foreach (var damaged in extracted.Where(e => e.Index is null))
         {
             var name = TypeCodes.NameOf(damaged.Row.Type);
@@ -181,6 +205,6 @@ public sealed partial class RecordsService
                 $"reindex{(retry ? " (records changed meanwhile, read again)" : "")}: {done} record(s) re-extracted, {changed} with changed index rows");
         }
         await scope.CommitAsync(cancellationToken);
-        return (new ReindexSummary(done, changed, 0, extracted.Count(e => e.Index is null), 0), moved);
+        return (new ReindexSummary(done, changed, 0, extracted.Count(e => e.Index is null), 0), moved, keys);
     }
 }
