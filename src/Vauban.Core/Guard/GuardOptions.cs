@@ -227,9 +227,16 @@ public sealed record GuardOptions
         var where = e.LineNumber is { } line ? $"line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1}" : "";
         var what = e.Message.Contains("could not be mapped to any .NET member", StringComparison.Ordinal)
             ? $"unknown setting '{path.Split('.')[^1]}'{(path.Contains('.', StringComparison.Ordinal) ? $" in {path[..path.LastIndexOf('.')]}" : "")} (the settings are in docs/adr/0008-guard.md)"
-            : e.Message.Split(" Path:", 2)[0].Split(" LineNumber:", 2)[0].TrimEnd();
+            : Unquoted(e.Message.Split(" Path:", 2)[0].Split(" LineNumber:", 2)[0].TrimEnd());
         return string.Join(": ", new[] { path.Length > 0 && !what.StartsWith("unknown setting", StringComparison.Ordinal) ? path : "", where, what }.Where(p => p.Length > 0));
     }
+
+    /// <summary>The parser's words without the text it quotes from the file ("'tcBT+GZ…' is an invalid JSON literal"): a key or a
+    /// password file named by mistake would be printed on stderr, a service's journal.</summary>
+    private static string Unquoted(string message) =>
+        System.Text.RegularExpressions.Regex.Match(message, "^'.*' (is (an )?invalid .*)$", System.Text.RegularExpressions.RegexOptions.Singleline) is { Success: true } quoted
+            ? "what is written there " + quoted.Groups[1].Value
+            : message;
 
     public static GuardOptions FromJson(string json)
     {

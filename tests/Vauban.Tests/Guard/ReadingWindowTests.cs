@@ -247,6 +247,11 @@ public sealed class ReadingWindowTests
         var broken = Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("{bad"));
         Assert.StartsWith("The guard configuration is not valid: line 1, column 2: ", broken.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("LineNumber", broken.Message, StringComparison.Ordinal);
+        // A key file named by mistake: where it fails, never what it holds (the parser quotes the word it could not read).
+        var key = Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("tcBT+GZMYiNJILrJbGOPk64WRQwdWB+0yaFNWzc5AGs=\n"));
+        Assert.StartsWith("The guard configuration is not valid: line 1, column 2: what is written there is an invalid JSON literal", key.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("tcBT", key.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("GZMY", Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("{ \"roles\": GZMYiNJILrJbGOPk }")).Message, StringComparison.Ordinal);
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "roles": { "Surgeon": {} } }"""));
         Assert.Throws<VaubanConfigurationException>(() => GuardOptions.FromJson("""{ "people": { "outsideCarePerDay": { "suspend": 500 } } }"""));
         // A file moves the bounds; it cannot switch the guard off.
