@@ -206,6 +206,9 @@ internal static class AuditCommands
         {
             var count = parse.GetValue(limit);
             var id = parse.GetValue(patient)!;
+            // A NIR typed for the id named no entry and printed "(0 entries)", read as "no one looked" (and put the NIR on the
+            // audit chain as the operator's question). Not echoed: the terminal's scrollback is no place for it either.
+            if (Records.IdRules.IsIdentifying(id)) throw new UsageException("<patient-id>: this looks like a social-security number (NIR), not a record id: give the patient's record id (the last part of the chart's address, /patients/<id>).");
             if (!Records.IdRules.IsValid(id)) throw new UsageException("<patient-id>: not a Patient id (1 to 64 letters, digits, '-' or '.').");
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
@@ -221,6 +224,10 @@ internal static class AuditCommands
                     line.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), line.Who, line.Role, line.Service, line.What, line.Records, line.Why, line.Outcome, line.From));
             }
             if (history.More) Console.WriteLine($"(older entries not shown: --limit {count:N0} reached)");
+            if (history.Lines.Count == 0)
+            {
+                Console.WriteLine($"No entry names Patient/{id}: no one has read, searched or changed a record of this patient in {owner.Name} — or this is not the patient's record id.");
+            }
             return 0;
         }, ct));
         return command;

@@ -354,6 +354,7 @@ public sealed class OperatorMistakeTests : IDisposable
         { ["guard", "release", "--tenant", "chu", "not a principal"], "vauban guard release", "<principal>: a principal is a session:…, user:… or client id" },
         { ["guard", "acknowledge", "--tenant", "chu", .. Enumerable.Range(1, 1001).Select(n => n.ToString(System.Globalization.CultureInfo.InvariantCulture))], "vauban guard acknowledge", "At most 1,000 alerts at a time." },
         { ["audit", "patient", "--tenant", "chu", "../etc"], "vauban audit patient", "<patient-id>: not a Patient id" },
+        { ["audit", "patient", "--tenant", "chu", "185057800608491"], "vauban audit patient", "<patient-id>: this looks like a social-security number (NIR), not a record id" },
         { ["users", "add", "--tenant", "chu", "--email", "claire martin@chu.example", "--role", "nurse"], "vauban users add", "--email: not an e-mail address" },
         { ["users", "add", "--tenant", "chu", "--email", "c@chu.example", "--role", "nurse", "--practitioner", "pract/1"], "vauban users add", "--practitioner: Practitioner resource ids are" },
         { ["users", "add", "--tenant", "chu", "--email", "c@chu.example", "--role", "nurse", "--name", "Claire\u001b[2J"], "vauban users add", "--name: a display name may not hold control or invisible characters" },
