@@ -60,8 +60,10 @@ public sealed class MasterKey
                 var mode = File.GetUnixFileMode(filePath);
                 if ((mode & (UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
                 {
+                    // 0620 is no one else's to read, but a group that may write it may replace the key: said as it is.
+                    var open = (mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "readable" : "writable";
                     throw new VaubanConfigurationException(
-                        $"The master key file '{filePath}' is readable by other users; restrict it with 'chmod 600'.");
+                        $"The master key file '{filePath}' is {open} by other users; restrict it with 'chmod 600'.");
                 }
             }
             return FromBase64(ReadWritten(filePath), filePath);

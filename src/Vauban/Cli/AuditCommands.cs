@@ -13,7 +13,7 @@ internal static class AuditCommands
 {
     public static Command Build()
     {
-        var audit = new Command("audit", "The tamper-evident audit log: verify it, show who opened a patient's record, export signed checkpoints.");
+        var audit = new Command("audit", "The tamper-evident audit log: verify it, show who opened a patient's record, export signed checkpoints, remove a row that grants access and fails its check.");
         audit.Subcommands.Add(Verify());
         audit.Subcommands.Add(Patient());
         audit.Subcommands.Add(Checkpoints());

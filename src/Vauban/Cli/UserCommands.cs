@@ -113,7 +113,7 @@ internal static class UserCommands
 
     private static Command List()
     {
-        var list = new Command("list", "List an establishment's staff accounts: role, enrolment, lock, open sessions.");
+        var list = new Command("list", "List an establishment's staff accounts: role, enrolment, lock, open sessions, and the principal (user:…) the audit log, `breach --principal` and `guard release` name each by.");
         var tenant = TenantCommands.Option();
         list.Options.Add(tenant);
         StoreArguments.AddTo(list);
@@ -121,12 +121,13 @@ internal static class UserCommands
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
-            Console.WriteLine("email\tname\trole\tpractitioner\tservice\tenrolled\tlocked\tsessions");
+            // The principal last: what `breach --principal`, `guard release` and the audit log name the account by.
+            Console.WriteLine("email\tname\trole\tpractitioner\tservice\tenrolled\tlocked\tsessions\tprincipal");
             var accounts = await store.Accounts.ListAsync(owner, token);
             await VaubanCommands.AuditReadAsync(store, owner, "users list", accounts.Count, token);
             foreach (var a in accounts)
             {
-                Console.WriteLine($"{a.Email}\t{a.DisplayName}\t{a.Role}\t{a.Practitioner ?? "-"}\t{a.Service ?? "-"}\t{(a.Enrolled ? "yes" : "no")}\t{(a.Locked ? "yes" : "no")}\t{a.Sessions}");
+                Console.WriteLine($"{a.Email}\t{a.DisplayName}\t{a.Role}\t{a.Practitioner ?? "-"}\t{a.Service ?? "-"}\t{(a.Enrolled ? "yes" : "no")}\t{(a.Locked ? "yes" : "no")}\t{a.Sessions}\t{StaffUser.PrincipalPrefix}{a.Id}");
             }
             return 0;
         }, ct));

@@ -738,6 +738,8 @@ public class CliTests : IDisposable
         Assert.Equal(0, list.Exit);
         Assert.DoesNotContain("forged@chu.example", list.Output, StringComparison.Ordinal);
         Assert.Contains("claire.martin@chu.example\tDr_Martin\tPhysician\tpract-1\torg-1\tno\tno\t0", list.Output);
+        // With the principal the audit log, `breach --principal` and `guard release` name the account by.
+        Assert.Matches(@"claire\.martin@chu\.example\t[^\n]*\t0\tuser:[A-Za-z0-9_-]+\r?\n", list.Output);
         Assert.DoesNotContain("y@chu.example", list.Output, StringComparison.Ordinal);
 
         Assert.Equal(0, (await RunAsync($"users lock --tenant chu-cli --email claire.martin@chu.example {DbArgs}")).Exit);
