@@ -869,6 +869,47 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.True(verification.Valid, verification.Problem);
     }
 
+    /// <summary>An API client sweeping family names one letter at a time (dup, duq, dur, dus), the third search an entry of a transaction
+    /// Bundle whose connection is lost mid-transaction: the guard sees the sweep at the fourth search, as it does without the loss.
+    /// Before, the Bundle's abandoned attempt and its second each fed "dur" to the guard's shapes: the second was a step of 0, which
+    /// broke the run, and the sweep went unseen.</summary>
+    [Fact]
+    public async Task A_name_sweep_one_of_whose_searches_is_run_again_after_a_lost_connection_is_caught_at_the_same_search()
+    {
+        const string Name = "vauban_lost_sweep";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync(Name, time, new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) });
+        async Task<IReadOnlyList<SecurityAlert>> SweepsAsync() =>
+            [.. (await served.Store.Alerts.ListAsync(served.Tenant.Id, all: true, 100, CancellationToken.None))
+                .Where(a => a.Kind == KnownAlertKinds.GuardSignal && a.Detail.StartsWith(Vauban.Guard.KnownGuardSignals.NameSweep, StringComparison.Ordinal))];
+        async Task SearchAsync(string family)
+        {
+            time.Advance(TimeSpan.FromSeconds(20));
+            using var page = await served.Http.GetAsync($"/fhir/Patient?family={family}");
+            Assert.True(page.StatusCode == HttpStatusCode.OK, $"the search of {family}: {page.StatusCode}");
+        }
+        await SearchAsync("dup");
+        await SearchAsync("duq");
+        time.Advance(TimeSpan.FromSeconds(20));
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:1c7d2e3f-4051-4b62-9c73-8d94ea0f1026", "resource": {{Samples.Observation($"Patient/{served.Patients[0]}")}},
+                "request": { "method": "POST", "url": "Observation" } },
+              { "request": { "method": "GET", "url": "Patient?family=dur" } } ] }
+            """;
+        await Task.Delay(500); // the searches' entries on the chain: the appender idle
+        var (transaction, lost) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Http.PostAsync("/fhir", FhirContent.Json(bundle)));
+        using (transaction)
+        {
+            Assert.True(lost, "the Bundle's transaction lost its connection");
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, $"the transaction: {transaction.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.Empty(await SweepsAsync()); // three searches: not yet a sweep
+        await SearchAsync("dus");
+        Assert.Single(await SweepsAsync());
+    }
+
     /// <summary>Runs <paramref name="act"/> while a transaction of the test's own holds the rows <paramref name="hold"/> locks on
     /// database <paramref name="name"/>: the server's statement that waits for them (its text like <paramref name="statement"/>) has
     /// its connection closed (pg_terminate_backend) — a connection lost after its transaction's opening —, and the rows are let go
