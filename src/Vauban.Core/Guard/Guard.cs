@@ -911,8 +911,11 @@ public sealed partial class RecordsGuard
     private async Task PersistAsync(Principal principal, Containment containment, string alertKind, bool onChain)
     {
         var (tenant, subject, level, detail) = (containment.TenantId, containment.Principal, containment.Level, containment.Reason);
-        // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
-        await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
+        // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request. A
+        // connection lost before the commit: the whole of it once more on a new one (the server rolled the first back; nothing of it
+        // is outside the transaction — the alert is logged after the commit, the containment already held in memory), rather than
+        // the request answering 503 with the containment left out of the store until the principal's next request crossed again.
+        await _database.WriteAsync(async scope =>
         {
             scope.SecurityRecordsOffChain = !onChain;
             using (var insert = scope.Command("""
@@ -936,7 +939,7 @@ public sealed partial class RecordsGuard
             }
             await _alerts.RaiseAsync(scope, tenant, alertKind, subject, detail, CancellationToken.None);
             await scope.CommitAsync(CancellationToken.None);
-        }
+        }, CancellationToken.None);
     }
 
     private static GuardDecision Refusal(Principal principal, Containment containment)

@@ -910,6 +910,48 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.Single(await SweepsAsync());
     }
 
+    /// <summary>The guard's containment written while its connection is lost mid-transaction (the test holds the chain's head its commit
+    /// waits for): the containment runs again whole on a new connection; the request crossing the level is answered 423, and the
+    /// containment and its alert are in the store once, on the audit chain. Before, the containment's transaction was not run again:
+    /// it was written off the chain on another connection (verification then reports it as added in the database).</summary>
+    [Fact]
+    public async Task A_containment_whose_connection_is_lost_mid_transaction_is_written_once_on_the_chain_and_the_request_answered_423()
+    {
+        const string Name = "vauban_lost_containment";
+        var time = ManualTime.AwayFromParisMidnight();
+        var guard = new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) };
+        guard = guard with { Clients = guard.Clients with { SearchRecordsPerHour = new Vauban.Guard.Threshold(Suspend: 4) } };
+        await using var served = await ServeAsync(Name, time, guard);
+        // Past the hour: the set-up's searches leave the window, and its token (5 minutes) has expired.
+        time.Advance(TimeSpan.FromMinutes(61));
+        var registration = await served.Store.Clients.AddAsync(served.Tenant, "crossing", "system/*.rs", null, ClientLimits.None, CancellationToken.None);
+        using (var issued = await served.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+        })))
+        {
+            Assert.True(issued.StatusCode == HttpStatusCode.OK, $"the token: {issued.StatusCode}");
+            served.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await issued.BodyAsync()).GetProperty("access_token").GetString());
+        }
+        using (var four = await served.Http.GetAsync($"/fhir/Patient?_id={string.Join(',', served.Patients)}"))
+        {
+            Assert.True(four.StatusCode == HttpStatusCode.OK, $"4 results, at the level: {four.StatusCode}");
+        }
+        await Task.Delay(500); // the search's entry on the chain: the appender idle
+        var (beyond, lost) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Http.GetAsync($"/fhir/Patient?_id={served.Patients[0]}"));
+        using (beyond)
+        {
+            Assert.True(lost, "the containment's transaction lost its connection");
+            Assert.True(beyond.StatusCode == (HttpStatusCode)423, $"the search beyond the level: {beyond.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.Equal(1, await CountAsync(Name, $"SELECT count(*) FROM guard_containments WHERE principal = '{registration.ClientId}'"));
+        Assert.Single(await served.Store.Alerts.ListAsync(served.Tenant.Id, all: true, 100, CancellationToken.None),
+            a => a.Kind == KnownAlertKinds.GuardSuspended);
+        var verification = await served.Store.AuditLog.VerifyAsync(served.Tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
     /// <summary>Runs <paramref name="act"/> while a transaction of the test's own holds the rows <paramref name="hold"/> locks on
     /// database <paramref name="name"/>: the server's statement that waits for them (its text like <paramref name="statement"/>) has
     /// its connection closed (pg_terminate_backend) — a connection lost after its transaction's opening —, and the rows are let go
