@@ -952,6 +952,38 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.True(verification.Valid, verification.Problem);
     }
 
+    /// <summary>A physician breaking the glass for a patient outside her care while the grant's connection is lost mid-transaction (the
+    /// test holds the chain's head its commit waits for): the grant runs again whole on a new connection and is granted — once: one
+    /// grant, one alert to the officer, the patient counted once outside care — and she opens the record. Before, the grant answered 503
+    /// and she had to ask again.</summary>
+    [Fact]
+    public async Task Breaking_the_glass_whose_connection_is_lost_mid_transaction_is_granted_once()
+    {
+        const string Name = "vauban_lost_grant";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync(Name, time, new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) });
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:drA", "Dr Alpha", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician,
+            SessionId = "s-1",
+            AuthenticatedAt = time.GetUtcNow(),
+        }, served.Tenant, "TREAT");
+        var patient = served.Patients[2];
+        Assert.NotEqual(RecordStatus.Ok, (await served.Store.Records.ReadAsync(physician, "Patient", patient, CancellationToken.None)).Status);
+        await Task.Delay(500); // the refusal's entry on the chain: the appender idle
+        var (grant, lost) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Store.BreakTheGlass.OpenAsync(physician, patient, KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", CancellationToken.None));
+        Assert.True(lost, "the grant's transaction lost its connection");
+        Assert.True(grant.Status == BreakGlassStatus.Granted, $"the grant: {grant.Status} {grant.Message}; the log:\n{served.Log}");
+        Assert.Equal(1, await CountAsync(Name, "SELECT count(*) FROM break_glass"));
+        Assert.Equal(1, await CountAsync(Name, "SELECT count(*) FROM guard_outside_care"));
+        Assert.Single(await served.Store.Alerts.ListAsync(served.Tenant.Id, all: true, 100, CancellationToken.None),
+            a => a.Kind == KnownAlertKinds.BreakTheGlass);
+        Assert.Equal(RecordStatus.Ok, (await served.Store.Records.ReadAsync(physician, "Patient", patient, CancellationToken.None)).Status);
+        var verification = await served.Store.AuditLog.VerifyAsync(served.Tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
     /// <summary>Runs <paramref name="act"/> while a transaction of the test's own holds the rows <paramref name="hold"/> locks on
     /// database <paramref name="name"/>: the server's statement that waits for them (its text like <paramref name="statement"/>) has
     /// its connection closed (pg_terminate_backend) — a connection lost after its transaction's opening —, and the rows are let go
