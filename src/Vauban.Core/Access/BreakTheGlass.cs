@@ -139,7 +139,7 @@ public sealed class BreakTheGlass
         var expires = now + options.BreakGlassDuration;
         // The grant as a unit of work: a connection lost before its commit runs the whole of it once more on a new one (the server rolled
         // the first back; nothing of it is outside the transaction — the alert is logged after the commit, the grant told to the policy
-        // and the guard after it; the guard counted the patient before, once). The physician at the bedside got 503 and asked again.
+        // and the guard after it; the guard counted the patient before, once). Before, a physician at the bedside got 503 and asked again.
         var known = await _database.WriteAsync(async scope =>
         {
             using (var exists = scope.Command("SELECT count(*) FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id AND deleted = 0")
