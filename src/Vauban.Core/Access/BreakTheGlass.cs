@@ -137,39 +137,46 @@ public sealed class BreakTheGlass
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
         var expires = now + options.BreakGlassDuration;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        using (var exists = scope.Command("SELECT count(*) FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id AND deleted = 0")
-            .With("t", context.Tenant.Id).With("ty", TypeCodes.Of(KnownResourceTypes.Patient)).With("id", patientId))
+        // The grant as a unit of work: a connection lost before its commit runs the whole of it once more on a new one (the server rolled
+        // the first back; nothing of it is outside the transaction — the alert is logged after the commit, the grant told to the policy
+        // and the guard after it; the guard counted the patient before, once). Before, a physician at the bedside got 503 and asked again.
+        var known = await _database.WriteAsync(async scope =>
         {
-            if (await exists.ScalarLongAsync(cancellationToken) == 0)
+            using (var exists = scope.Command("SELECT count(*) FROM resources WHERE tenant_id = @t AND type = @ty AND id = @id AND deleted = 0")
+                .With("t", context.Tenant.Id).With("ty", TypeCodes.Of(KnownResourceTypes.Patient)).With("id", patientId))
             {
-                await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
-                    [new AuditedRecord(KnownResourceTypes.Patient, patientId, null)], cancellationToken, "patient not known");
-                return new(BreakGlassStatus.PatientNotFound, null, $"Patient/{patientId} is not known.");
+                if (await exists.ScalarLongAsync(cancellationToken) == 0)
+                {
+                    await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.MinorFailure, KnownResourceTypes.Patient,
+                        [new AuditedRecord(KnownResourceTypes.Patient, patientId, null)], cancellationToken, "patient not known");
+                    return false; // the refusal's entry is kept when the transaction rolls back
+                }
             }
-        }
-        // The free text is sealed under the tenant's data key, bound to this grant's principal, patient and time.
-        var (bindingId, bindingVersion) = ExplanationBinding(principal.Id, patientId, now.ToUnixTimeMilliseconds());
-        var sealedDetail = RecordCipher.Seal(keys, 0, bindingId, bindingVersion, Encoding.UTF8.GetBytes(detail));
-        using (var insert = scope.Command("""
-            INSERT INTO break_glass (tenant_id, principal, session, patient, reason, detail, granted_at, expires_at)
-            VALUES (@t, @p, @s, @pt, @r, @d, @g, @e) RETURNING id
-            """).With("t", context.Tenant.Id).With("p", principal.Id).With("s", principal.SessionId).With("pt", patientId).With("r", reason)
-            .With("d", sealedDetail).With("g", now.ToUnixTimeMilliseconds()).With("e", expires.ToUnixTimeMilliseconds()))
-        {
-            // The grant and its explanation on the chain, digested (never the words themselves): rewritten in the database, it is found.
-            await _audit.AttestAsync(scope, context.Tenant.Id, SecurityTable.Grants, state: false,
-                [(await insert.ScalarLongAsync(cancellationToken),
-                    [principal.Id, principal.SessionId, patientId, reason, Encoding.UTF8.GetBytes(detail), now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()])],
+            // The free text is sealed under the tenant's data key, bound to this grant's principal, patient and time.
+            var (bindingId, bindingVersion) = ExplanationBinding(principal.Id, patientId, now.ToUnixTimeMilliseconds());
+            var sealedDetail = RecordCipher.Seal(keys, 0, bindingId, bindingVersion, Encoding.UTF8.GetBytes(detail));
+            using (var insert = scope.Command("""
+                INSERT INTO break_glass (tenant_id, principal, session, patient, reason, detail, granted_at, expires_at)
+                VALUES (@t, @p, @s, @pt, @r, @d, @g, @e) RETURNING id
+                """).With("t", context.Tenant.Id).With("p", principal.Id).With("s", principal.SessionId).With("pt", patientId).With("r", reason)
+                .With("d", sealedDetail).With("g", now.ToUnixTimeMilliseconds()).With("e", expires.ToUnixTimeMilliseconds()))
+            {
+                // The grant and its explanation on the chain, digested (never the words themselves): rewritten in the database, it is found.
+                await _audit.AttestAsync(scope, context.Tenant.Id, SecurityTable.Grants, state: false,
+                    [(await insert.ScalarLongAsync(cancellationToken),
+                        [principal.Id, principal.SessionId, patientId, reason, Encoding.UTF8.GetBytes(detail), now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()])],
+                    cancellationToken);
+            }
+            await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
+                $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {ParisTime.WithUtc(expires)}. "
+                + "The explanation they stated: the console's Break-the-glass grants (/security/grants), vauban guard grants, or GET /admin/guard/grants.",
                 cancellationToken);
-        }
-        await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
-            $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {ParisTime.WithUtc(expires)}. "
-            + "The explanation they stated: the console's Break-the-glass grants (/security/grants), vauban guard grants, or GET /admin/guard/grants.",
-            cancellationToken);
-        await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
-            [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
-        await scope.CommitAsync(cancellationToken);
+            await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
+                [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
+            await scope.CommitAsync(cancellationToken);
+            return true;
+        }, cancellationToken);
+        if (!known) return new(BreakGlassStatus.PatientNotFound, null, $"Patient/{patientId} is not known.");
         _policy.Touch(context.Tenant.Id, patientId);
         _guard.NoteGrant(context, patientId, expires);
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),

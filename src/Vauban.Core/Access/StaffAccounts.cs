@@ -284,18 +284,21 @@ public sealed class StaffAccounts
     {
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        // A new stamp with the lock: a copy of a session or link row taken before it and put back after the unlock is none.
-        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", LockedForGood).With("security_stamp", NewStamp()), cancellationToken);
-        await DeleteSessionsAsync(scope, user.Id, cancellationToken);
-        // A link issued before the lock would reset the credentials and lift the lock with them (ResetCredentialsAsync): whoever
-        // holds it — a link sent to the wrong mailbox, the reason for the lock — would have a working account again.
-        using (var links = scope.Command("DELETE FROM enrolment_tokens WHERE user_id = @u").With("u", user.Id))
+        // A connection lost before the commit: the whole of it once more on a new one (the first changed nothing, rolled back).
+        await _database.WriteAsync(async scope =>
         {
-            await links.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await RecordAsync(scope, administrator, "users lock", user, cancellationToken);
-        await scope.CommitAsync(cancellationToken);
+            // A new stamp with the lock: a copy of a session or link row taken before it and put back after the unlock is none.
+            await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", LockedForGood).With("security_stamp", NewStamp()), cancellationToken);
+            await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+            // A link issued before the lock would reset the credentials and lift the lock with them (ResetCredentialsAsync): whoever
+            // holds it — a link sent to the wrong mailbox, the reason for the lock — would have a working account again.
+            using (var links = scope.Command("DELETE FROM enrolment_tokens WHERE user_id = @u").With("u", user.Id))
+            {
+                await links.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await RecordAsync(scope, administrator, "users lock", user, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
         return true;
     }
 
@@ -309,18 +312,22 @@ public sealed class StaffAccounts
     {
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return false;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", null), cancellationToken);
-        using (var update = scope.Command("UPDATE staff_users SET access_failed_count = 0 WHERE id = @u").With("u", user.Id))
+        var accountKey = await AccountKeyAsync(tenant, user.Email, cancellationToken);
+        // A connection lost before the commit: the whole of it once more on a new one (the first changed nothing, rolled back).
+        await _database.WriteAsync(async scope =>
         {
-            await update.ExecuteNonQueryAsync(cancellationToken);
-        }
-        using (var reset = scope.Command("DELETE FROM sign_in_failures WHERE scope = 'account' AND key = @k").With("k", await AccountKeyAsync(tenant, user.Email, cancellationToken)))
-        {
-            await reset.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await RecordAsync(scope, administrator, "users unlock", user, cancellationToken);
-        await scope.CommitAsync(cancellationToken);
+            await ChangeAsync(_rows, scope, user.Id, null, row => row.With("lockout_end", null), cancellationToken);
+            using (var update = scope.Command("UPDATE staff_users SET access_failed_count = 0 WHERE id = @u").With("u", user.Id))
+            {
+                await update.ExecuteNonQueryAsync(cancellationToken);
+            }
+            using (var reset = scope.Command("DELETE FROM sign_in_failures WHERE scope = 'account' AND key = @k").With("k", accountKey))
+            {
+                await reset.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await RecordAsync(scope, administrator, "users unlock", user, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+        }, cancellationToken);
         return true;
     }
 
@@ -335,13 +342,16 @@ public sealed class StaffAccounts
     {
         var user = await FindAsync(tenant, email, cancellationToken);
         if (user is null) return null;
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        // A new stamp: a copy of a session row put back after the revocation is none (an unused enrolment link ends with it too).
-        await ChangeAsync(_rows, scope, user.Id, null, row => row.With("security_stamp", NewStamp()), cancellationToken);
-        var count = await DeleteSessionsAsync(scope, user.Id, cancellationToken);
-        await RecordAsync(scope, administrator, "users revoke-sessions", user, cancellationToken);
-        await scope.CommitAsync(cancellationToken);
-        return count;
+        // A connection lost before the commit: the whole of it once more on a new one (the first ended no session, rolled back).
+        return await _database.WriteAsync(async scope =>
+        {
+            // A new stamp: a copy of a session row put back after the revocation is none (an unused enrolment link ends with it too).
+            await ChangeAsync(_rows, scope, user.Id, null, row => row.With("security_stamp", NewStamp()), cancellationToken);
+            var count = await DeleteSessionsAsync(scope, user.Id, cancellationToken);
+            await RecordAsync(scope, administrator, "users revoke-sessions", user, cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return (int?)count;
+        }, cancellationToken);
     }
 
     /// <summary>Before a re-enrolment: password, authenticator, passkeys, recovery codes, sessions and lockout all go.</summary>

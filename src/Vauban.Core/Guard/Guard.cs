@@ -427,7 +427,11 @@ public sealed partial class RecordsGuard
                 if (baseline.IdentityDays >= signals.LearningDays) (learnedIdentityHour, learnedIdentityDay) = (baseline.IdentityHourPeak, baseline.IdentityDayPeak);
                 else if (role is not null && role.IdentityDays >= signals.RoleLearningDays) (learnedIdentityHour, learnedIdentityDay) = (role.IdentityHourPeak, role.IdentityDayPeak);
             }
-            // Enumeration shapes.
+            // Enumeration shapes. Inside a unit of work that may run again whole (its connection lost before COMMIT), what the
+            // attempt fed them is put back when it is abandoned, whatever the verdict: the same read or search fed again by the next
+            // attempt is a step of 0, which broke the run the act extends (a sweep crossing a lost connection went uncaught).
+            var shapesBefore = request.Scope is not null ? state.Shapes.Save() : default;
+            var shapesChanges = state.Shapes.Changes;
             if (request.Interaction is Interaction.Read or Interaction.VRead && request.ResourceType == KnownResourceTypes.Patient && request.Patients.Count == 1
                 && state.Shapes.ReadId(request.Patients.First()) is var run && run >= signals.ConsecutiveIdRun)
             {
@@ -438,6 +442,14 @@ public sealed partial class RecordsGuard
                 var (nameSteps, dateSteps) = state.Shapes.Search(searched);
                 if (nameSteps >= signals.SweepSteps) Raise(KnownGuardSignals.NameSweep, $"{nameSteps + 1} successive searches stepping a name prefix one letter at a time");
                 if (dateSteps >= signals.SweepSteps) Raise(KnownGuardSignals.BirthDateSweep, $"{dateSteps + 1} successive searches stepping birth dates");
+            }
+            if (request.Scope is { } fed && state.Shapes.Changes != shapesChanges)
+            {
+                var changesAfter = state.Shapes.Changes;
+                fed.TakenBackIfAbandoned.Add(() =>
+                {
+                    lock (state) state.Shapes.TakeBack(shapesBefore, changesAfter);
+                });
             }
             var (risk, riskSignals) = state.Risk(nowMs, signals);
             var level = Level.Admit;
@@ -899,8 +911,11 @@ public sealed partial class RecordsGuard
     private async Task PersistAsync(Principal principal, Containment containment, string alertKind, bool onChain)
     {
         var (tenant, subject, level, detail) = (containment.TenantId, containment.Principal, containment.Level, containment.Reason);
-        // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request.
-        await using (var scope = await _database.BeginWriteAsync(CancellationToken.None))
+        // Storage must not be skipped by a client that disconnects: the containment is written whatever happens to the request. A
+        // connection lost before the commit: the whole of it once more on a new one (the server rolled the first back; nothing of it
+        // is outside the transaction — the alert is logged after the commit, the containment already held in memory), rather than
+        // the request answering 503 with the containment left out of the store until the principal's next request crossed again.
+        await _database.WriteAsync(async scope =>
         {
             scope.SecurityRecordsOffChain = !onChain;
             using (var insert = scope.Command("""
@@ -924,7 +939,7 @@ public sealed partial class RecordsGuard
             }
             await _alerts.RaiseAsync(scope, tenant, alertKind, subject, detail, CancellationToken.None);
             await scope.CommitAsync(CancellationToken.None);
-        }
+        }, CancellationToken.None);
     }
 
     private static GuardDecision Refusal(Principal principal, Containment containment)

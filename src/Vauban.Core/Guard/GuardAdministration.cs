@@ -112,15 +112,19 @@ public sealed partial class RecordsGuard
         ArgumentNullException.ThrowIfNull(officer);
         ArgumentNullException.ThrowIfNull(ids);
         if (ids.Count is 0 or > MaxAcknowledgedPerCall) throw new ArgumentException($"Acknowledge between 1 and {MaxAcknowledgedPerCall:N0} alerts at a time.");
-        await using var scope = await _database.BeginWriteAsync(cancellationToken);
-        // A canary's alert is the security officer's to review, as the canaries are hers.
-        var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, officersOnly: !MayActOnCanaries(officer.Principal), cancellationToken);
-        if (done.Count == 0) return done;
-        await _audit.AppendAsync(scope, officer, AuditAction.Administration, AuditOutcome.Success, null,
-            [new AuditedRecord("alerts:" + string.Join(",", done.Take(20)) + (done.Count > 20 ? ",…" : ""), null, null)], cancellationToken,
-            $"guard alerts acknowledged ({done.Count})");
-        await scope.CommitAsync(cancellationToken);
-        return done;
+        // A connection lost before the commit: the whole of it once more on a new one (nothing was marked: the alerts are found and
+        // marked afresh there, and the act's entry made once more).
+        return await _database.WriteAsync(async scope =>
+        {
+            // A canary's alert is the security officer's to review, as the canaries are hers.
+            var done = await _alerts.AcknowledgeAsync(scope, officer.Tenant.Id, ids, officer.Principal.Id, officersOnly: !MayActOnCanaries(officer.Principal), cancellationToken);
+            if (done.Count == 0) return done;
+            await _audit.AppendAsync(scope, officer, AuditAction.Administration, AuditOutcome.Success, null,
+                [new AuditedRecord("alerts:" + string.Join(",", done.Take(20)) + (done.Count > 20 ? ",…" : ""), null, null)], cancellationToken,
+                $"guard alerts acknowledged ({done.Count})");
+            await scope.CommitAsync(cancellationToken);
+            return done;
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -142,8 +146,12 @@ public sealed partial class RecordsGuard
         var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
         var releaser = AuditChain.PrincipalReference(keys, releasedBy.Principal.Id);
         var released = new List<(string Subject, string? Account, string Level, string Cause)>();
-        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        // A connection lost before the commit: the whole of it once more on a new one, the containments selected afresh there (a
+        // refusal's entry and alert kept once: the abandoned attempt's are dropped). What is forgotten in memory is forgotten after
+        // the commit, once.
+        var refused = await _database.WriteAsync<GuardRelease?>(async scope =>
         {
+            released.Clear();
             using (var select = scope.Command("""
                 SELECT principal, account, level, cause FROM guard_containments WHERE tenant_id = @t AND released_at IS NULL AND (principal = @p OR account = @p)
                 """).With("t", tenant.Id).With("p", principal))
@@ -213,7 +221,9 @@ public sealed partial class RecordsGuard
             await _audit.AppendAsync(scope, releasedBy, AuditAction.Administration, AuditOutcome.Success, null,
                 [new AuditedRecord("principal:" + principal, null, null)], cancellationToken, "guard release");
             await scope.CommitAsync(cancellationToken);
-        }
+            return null;
+        }, cancellationToken);
+        if (refused is not null) return refused;
         foreach (var (subject, account, _, _) in released)
         {
             // A canary's containment made here since the SELECT, not yet written, took the released one's place: not this releaser's.
@@ -293,7 +303,8 @@ public sealed partial class RecordsGuard
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentNullException.ThrowIfNull(patients);
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
-        await using (var scope = await _database.BeginWriteAsync(cancellationToken))
+        // A connection lost before the commit: once more on a new one (the first listed none).
+        await _database.WriteAsync(async scope =>
         {
             foreach (var id in patients)
             {
@@ -301,7 +312,7 @@ public sealed partial class RecordsGuard
                 await insert.ExecuteNonQueryAsync(cancellationToken);
             }
             await scope.CommitAsync(cancellationToken);
-        }
+        }, cancellationToken);
         await LoadAsync(cancellationToken);
     }
 

@@ -79,9 +79,34 @@ internal sealed class EnumerationShapes
     private int _dateSteps;
     private int _dateDirection;
 
+    /// <summary>How many times the shapes were fed or cleared: a taken-back feed is restored only while nothing came after it.</summary>
+    private long _changes;
+
+    /// <summary>The shapes as they are, to be put back (<see cref="TakeBack"/>) when what is fed next is an attempt abandoned and
+    /// done again: the same read or search fed twice breaks a run (a step of 0) that the act, done once, extends.</summary>
+    public Saved Save() => new(_idPrefix, _idNumber, _idRun, _name, _nameSteps, _nameDirection, _birthDate, _dateSteps, _dateDirection, _changes);
+
+    /// <summary>The count of changes after an attempt's feed (<see cref="TakeBack"/>'s proof that nothing was fed since).</summary>
+    public long Changes => _changes;
+
+    /// <summary>Puts the shapes back as <paramref name="before"/> held them, when nothing was fed (or cleared) since the feed that left
+    /// <paramref name="changesAfter"/>; otherwise another request of the principal came between, and the shapes stay as they are.
+    /// The count of changes goes back too, so that the feeds of one attempt, taken back last first, each find theirs the last.</summary>
+    public void TakeBack(Saved before, long changesAfter)
+    {
+        if (_changes != changesAfter) return;
+        (_idPrefix, _idNumber, _idRun, _name, _nameSteps, _nameDirection, _birthDate, _dateSteps, _dateDirection, _changes) =
+            (before.IdPrefix, before.IdNumber, before.IdRun, before.Name, before.NameSteps, before.NameDirection, before.BirthDate, before.DateSteps,
+             before.DateDirection, before.Changes);
+    }
+
+    public readonly record struct Saved(string? IdPrefix, long IdNumber, int IdRun, string? Name, int NameSteps, int NameDirection,
+        DateOnly? BirthDate, int DateSteps, int DateDirection, long Changes);
+
     /// <summary>A patient read by id; returns the run of consecutive ids it extends (1 when it starts one).</summary>
     public int ReadId(string id)
     {
+        _changes++;
         var digits = 0;
         while (digits < id.Length && char.IsAsciiDigit(id[id.Length - 1 - digits])) digits++;
         if (digits is 0 or > 18)
@@ -102,6 +127,7 @@ internal sealed class EnumerationShapes
     /// <summary>A first search page's parameters: returns the name steps and birth-date steps of the sweeps they extend.</summary>
     public (int NameSteps, int DateSteps) Search(IReadOnlyList<KeyValuePair<string, string>> parameters)
     {
+        _changes++;
         string? name = null;
         DateOnly? date = null;
         foreach (var (key, value) in parameters)
@@ -138,6 +164,7 @@ internal sealed class EnumerationShapes
 
     public void Clear()
     {
+        _changes++;
         _idPrefix = _name = null;
         _idRun = _nameSteps = _dateSteps = 0;
         _birthDate = null;

@@ -32,30 +32,33 @@ internal sealed class ExportJobRows(StoreDatabase database)
     public async Task<bool> InsertAsync(ExportJob job, TenantKeys keys, string reason, int maxActive, CancellationToken cancellationToken)
     {
         var sealedReason = new AttributedText(job.Principal, reason).Seal(keys, RecordsService.ExportReasonTypeCode, job.Id);
-        await using var scope = await database.BeginWriteAsync(cancellationToken);
-        // Counted and inserted under one lock: parallel kick-offs (or servers) cannot each find room for one more.
-        await database.LockAsync(scope, $"export-jobs {keys.TenantId} {job.Principal}", cancellationToken);
-        using (var count = scope.Command(ActiveJobsSql).With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, job.Principal))
-            .With("clear", job.Principal).With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
+        // A connection lost before the commit: the whole of it once more on a new one (counted and inserted afresh there).
+        return await database.WriteAsync(async scope =>
         {
-            if (await count.ScalarLongAsync(cancellationToken) >= maxActive) return false;
-        }
-        // Expired jobs go when new ones come: nothing is kept past its lifetime for long.
-        using (var purge = scope.Command("DELETE FROM export_jobs WHERE expires_at < @now").With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
-        {
-            await purge.ExecuteNonQueryAsync(cancellationToken);
-        }
-        using (var insert = scope.Command($"""
-            INSERT INTO export_jobs ({Columns}) VALUES (@id, @t, @p, @l, @ty, @s, @tt, @u, @pa, @r, @st, @c, @e, NULL, NULL, @re)
-            """).With("id", job.Id).With("t", job.TenantId).With("p", AuditChain.PrincipalReference(keys, job.Principal)).With("l", job.Level == ExportLevel.Patient ? "patient" : "system")
-            .With("ty", string.Join(',', job.Types)).With("s", job.Since).With("tt", job.TransactionTime).With("u", job.RequestUrl)
-            .With("pa", job.Patients).With("r", job.Resources).With("st", ExportJob.StatusName(job.Status))
-            .With("c", job.CreatedAt.ToUnixTimeMilliseconds()).With("e", job.ExpiresAt.ToUnixTimeMilliseconds()).With("re", sealedReason))
-        {
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await scope.CommitAsync(cancellationToken);
-        return true;
+            // Counted and inserted under one lock: parallel kick-offs (or servers) cannot each find room for one more.
+            await database.LockAsync(scope, $"export-jobs {keys.TenantId} {job.Principal}", cancellationToken);
+            using (var count = scope.Command(ActiveJobsSql).With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, job.Principal))
+                .With("clear", job.Principal).With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
+            {
+                if (await count.ScalarLongAsync(cancellationToken) >= maxActive) return false;
+            }
+            // Expired jobs go when new ones come: nothing is kept past its lifetime for long.
+            using (var purge = scope.Command("DELETE FROM export_jobs WHERE expires_at < @now").With("now", job.CreatedAt.ToUnixTimeMilliseconds()))
+            {
+                await purge.ExecuteNonQueryAsync(cancellationToken);
+            }
+            using (var insert = scope.Command($"""
+                INSERT INTO export_jobs ({Columns}) VALUES (@id, @t, @p, @l, @ty, @s, @tt, @u, @pa, @r, @st, @c, @e, NULL, NULL, @re)
+                """).With("id", job.Id).With("t", job.TenantId).With("p", AuditChain.PrincipalReference(keys, job.Principal)).With("l", job.Level == ExportLevel.Patient ? "patient" : "system")
+                .With("ty", string.Join(',', job.Types)).With("s", job.Since).With("tt", job.TransactionTime).With("u", job.RequestUrl)
+                .With("pa", job.Patients).With("r", job.Resources).With("st", ExportJob.StatusName(job.Status))
+                .With("c", job.CreatedAt.ToUnixTimeMilliseconds()).With("e", job.ExpiresAt.ToUnixTimeMilliseconds()).With("re", sealedReason))
+            {
+                await insert.ExecuteNonQueryAsync(cancellationToken);
+            }
+            await scope.CommitAsync(cancellationToken);
+            return true;
+        }, cancellationToken);
     }
 
     /// <summary>A job of this tenant that has not expired, with its reason; null otherwise.</summary>
@@ -98,26 +101,33 @@ internal sealed class ExportJobRows(StoreDatabase database)
     public async Task<bool> DecideAsync(long tenant, string id, ExportStatus decision, string decidedBy, long now, Func<WriteScope, Task> decided,
         CancellationToken cancellationToken)
     {
-        await using var scope = await database.BeginWriteAsync(cancellationToken);
-        using var update = scope.Command("""
-            UPDATE export_jobs SET status = @s, decided_by = @b, decided_at = @at
-            WHERE id = @id AND tenant_id = @t AND status = 'awaiting-approval' AND expires_at >= @at
-            """).With("s", ExportJob.StatusName(decision)).With("b", decidedBy).With("at", now).With("id", id).With("t", tenant);
-        if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
-        await decided(scope);
-        await scope.CommitAsync(cancellationToken);
-        return true;
+        // A connection lost before the commit: the whole of it once more on a new one, the job found awaiting again and decided there
+        // (the decision's entry and alert made again: the first attempt's were rolled back with it).
+        return await database.WriteAsync(async scope =>
+        {
+            using var update = scope.Command("""
+                UPDATE export_jobs SET status = @s, decided_by = @b, decided_at = @at
+                WHERE id = @id AND tenant_id = @t AND status = 'awaiting-approval' AND expires_at >= @at
+                """).With("s", ExportJob.StatusName(decision)).With("b", decidedBy).With("at", now).With("id", id).With("t", tenant);
+            if (await update.ExecuteNonQueryAsync(cancellationToken) != 1) return false;
+            await decided(scope);
+            await scope.CommitAsync(cancellationToken);
+            return true;
+        }, cancellationToken);
     }
 
     /// <summary>Deletes a job of this principal (DELETE on the status URL); false when there is none.</summary>
     public async Task<bool> DeleteAsync(TenantKeys keys, string principal, string id, CancellationToken cancellationToken)
     {
-        await using var scope = await database.BeginWriteAsync(cancellationToken);
-        using var delete = scope.Command("DELETE FROM export_jobs WHERE id = @id AND tenant_id = @t AND principal IN (@p, @clear)")
-            .With("id", id).With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, principal)).With("clear", principal);
-        var deleted = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
-        await scope.CommitAsync(cancellationToken);
-        return deleted;
+        // A connection lost before the commit: once more on a new one (the first deleted nothing, rolled back).
+        return await database.WriteAsync(async scope =>
+        {
+            using var delete = scope.Command("DELETE FROM export_jobs WHERE id = @id AND tenant_id = @t AND principal IN (@p, @clear)")
+                .With("id", id).With("t", keys.TenantId).With("p", AuditChain.PrincipalReference(keys, principal)).With("clear", principal);
+            var deleted = await delete.ExecuteNonQueryAsync(cancellationToken) == 1;
+            await scope.CommitAsync(cancellationToken);
+            return deleted;
+        }, cancellationToken);
     }
 }
 

@@ -304,6 +304,39 @@ public class EnumerationShapeTests
         Assert.Equal(3, Search(shapes, "Dud").NameSteps);
     }
 
+    [Fact]
+    public void An_attempt_abandoned_and_run_again_leaves_a_sweep_as_one_attempt_would()
+    {
+        // A transaction Bundle of two searches, its first attempt abandoned for a lost connection, its feeds taken back last first.
+        var shapes = new Vauban.Guard.EnumerationShapes();
+        Search(shapes, "dup");
+        var first = (Before: shapes.Save(), After: 0L);
+        Search(shapes, "duq");
+        first.After = shapes.Changes;
+        var second = (Before: shapes.Save(), After: 0L);
+        Search(shapes, "dur");
+        second.After = shapes.Changes;
+        shapes.TakeBack(second.Before, second.After);
+        shapes.TakeBack(first.Before, first.After);
+        // The second attempt feeds the same two searches: steps of 1, not of 0.
+        Search(shapes, "duq");
+        Search(shapes, "dur");
+        Assert.Equal(3, Search(shapes, "dus").NameSteps);
+    }
+
+    [Fact]
+    public void An_abandoned_attempt_is_not_put_back_over_another_request_fed_since()
+    {
+        var shapes = new Vauban.Guard.EnumerationShapes();
+        Search(shapes, "dup");
+        var before = shapes.Save();
+        Search(shapes, "duq");
+        var after = shapes.Changes;
+        Search(shapes, "dur"); // another request of the principal, meanwhile
+        shapes.TakeBack(before, after);
+        Assert.Equal(3, Search(shapes, "dus").NameSteps); // dup → duq → dur → dus kept
+    }
+
     [Theory]
     [InlineData("Hélène", "helene")]
     [InlineData("Jean-Baptiste", "jean-baptiste")]

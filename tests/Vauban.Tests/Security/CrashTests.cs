@@ -869,6 +869,121 @@ public sealed class PostgresCrashTests : IAsyncLifetime
         Assert.True(verification.Valid, verification.Problem);
     }
 
+    /// <summary>An API client sweeping family names one letter at a time (dup, duq, dur, dus), the third search an entry of a transaction
+    /// Bundle whose connection is lost mid-transaction: the guard sees the sweep at the fourth search, as it does without the loss.
+    /// Before, the Bundle's abandoned attempt and its second each fed "dur" to the guard's shapes: the second was a step of 0, which
+    /// broke the run, and the sweep went unseen.</summary>
+    [Fact]
+    public async Task A_name_sweep_one_of_whose_searches_is_run_again_after_a_lost_connection_is_caught_at_the_same_search()
+    {
+        const string Name = "vauban_lost_sweep";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync(Name, time, new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) });
+        async Task<IReadOnlyList<SecurityAlert>> SweepsAsync() =>
+            [.. (await served.Store.Alerts.ListAsync(served.Tenant.Id, all: true, 100, CancellationToken.None))
+                .Where(a => a.Kind == KnownAlertKinds.GuardSignal && a.Detail.StartsWith(Vauban.Guard.KnownGuardSignals.NameSweep, StringComparison.Ordinal))];
+        async Task SearchAsync(string family)
+        {
+            time.Advance(TimeSpan.FromSeconds(20));
+            using var page = await served.Http.GetAsync($"/fhir/Patient?family={family}");
+            Assert.True(page.StatusCode == HttpStatusCode.OK, $"the search of {family}: {page.StatusCode}");
+        }
+        await SearchAsync("dup");
+        await SearchAsync("duq");
+        time.Advance(TimeSpan.FromSeconds(20));
+        var bundle = $$"""
+            { "resourceType": "Bundle", "type": "transaction", "entry": [
+              { "fullUrl": "urn:uuid:1c7d2e3f-4051-4b62-9c73-8d94ea0f1026", "resource": {{Samples.Observation($"Patient/{served.Patients[0]}")}},
+                "request": { "method": "POST", "url": "Observation" } },
+              { "request": { "method": "GET", "url": "Patient?family=dur" } } ] }
+            """;
+        await Task.Delay(500); // the searches' entries on the chain: the appender idle
+        var (transaction, lost) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Http.PostAsync("/fhir", FhirContent.Json(bundle)));
+        using (transaction)
+        {
+            Assert.True(lost, "the Bundle's transaction lost its connection");
+            Assert.True(transaction.StatusCode == HttpStatusCode.OK, $"the transaction: {transaction.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.Empty(await SweepsAsync()); // three searches: not yet a sweep
+        await SearchAsync("dus");
+        Assert.Single(await SweepsAsync());
+    }
+
+    /// <summary>The guard's containment written while its connection is lost mid-transaction (the test holds the chain's head its commit
+    /// waits for): the containment runs again whole on a new connection; the request crossing the level is answered 423, and the
+    /// containment and its alert are in the store once, on the audit chain. Before, the containment's transaction was not run again:
+    /// it was written off the chain on another connection (verification then reports it as added in the database).</summary>
+    [Fact]
+    public async Task A_containment_whose_connection_is_lost_mid_transaction_is_written_once_on_the_chain_and_the_request_answered_423()
+    {
+        const string Name = "vauban_lost_containment";
+        var time = ManualTime.AwayFromParisMidnight();
+        var guard = new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) };
+        guard = guard with { Clients = guard.Clients with { SearchRecordsPerHour = new Vauban.Guard.Threshold(Suspend: 4) } };
+        await using var served = await ServeAsync(Name, time, guard);
+        // Past the hour: the set-up's searches leave the window, and its token (5 minutes) has expired.
+        time.Advance(TimeSpan.FromMinutes(61));
+        var registration = await served.Store.Clients.AddAsync(served.Tenant, "crossing", "system/*.rs", null, ClientLimits.None, CancellationToken.None);
+        using (var issued = await served.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = registration.ClientId, ["client_secret"] = registration.ClientSecret!,
+        })))
+        {
+            Assert.True(issued.StatusCode == HttpStatusCode.OK, $"the token: {issued.StatusCode}");
+            served.Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", (await issued.BodyAsync()).GetProperty("access_token").GetString());
+        }
+        using (var four = await served.Http.GetAsync($"/fhir/Patient?_id={string.Join(',', served.Patients)}"))
+        {
+            Assert.True(four.StatusCode == HttpStatusCode.OK, $"4 results, at the level: {four.StatusCode}");
+        }
+        await Task.Delay(500); // the search's entry on the chain: the appender idle
+        var (beyond, lost) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Http.GetAsync($"/fhir/Patient?_id={served.Patients[0]}"));
+        using (beyond)
+        {
+            Assert.True(lost, "the containment's transaction lost its connection");
+            Assert.True(beyond.StatusCode == (HttpStatusCode)423, $"the search beyond the level: {beyond.StatusCode}; the log:\n{served.Log}");
+        }
+        Assert.Equal(1, await CountAsync(Name, $"SELECT count(*) FROM guard_containments WHERE principal = '{registration.ClientId}'"));
+        Assert.Single(await served.Store.Alerts.ListAsync(served.Tenant.Id, all: true, 100, CancellationToken.None),
+            a => a.Kind == KnownAlertKinds.GuardSuspended);
+        var verification = await served.Store.AuditLog.VerifyAsync(served.Tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
+    /// <summary>A physician breaking the glass for a patient outside her care while the grant's connection is lost mid-transaction (the
+    /// test holds the chain's head its commit waits for): the grant runs again whole on a new connection and is granted — once: one
+    /// grant, one alert to the officer, the patient counted once outside care — and she opens the record. Before, the grant answered 503
+    /// and she had to ask again.</summary>
+    [Fact]
+    public async Task Breaking_the_glass_whose_connection_is_lost_mid_transaction_is_granted_once()
+    {
+        const string Name = "vauban_lost_grant";
+        var time = ManualTime.AwayFromParisMidnight();
+        await using var served = await ServeAsync(Name, time, new Vauban.Guard.GuardOptions { RefreshInterval = TimeSpan.FromMinutes(10) });
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:drA", "Dr Alpha", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician,
+            SessionId = "s-1",
+            AuthenticatedAt = time.GetUtcNow(),
+        }, served.Tenant, "TREAT");
+        var patient = served.Patients[2];
+        Assert.NotEqual(RecordStatus.Ok, (await served.Store.Records.ReadAsync(physician, "Patient", patient, CancellationToken.None)).Status);
+        await Task.Delay(500); // the refusal's entry on the chain: the appender idle
+        var (grant, lost) = await LoseMidTransactionAsync(Name, "SELECT 1 FROM audit_heads FOR UPDATE", "%FROM audit_heads%",
+            () => served.Store.BreakTheGlass.OpenAsync(physician, patient, KnownBreakGlassReasons.Emergency, "Patient arrived unconscious", CancellationToken.None));
+        Assert.True(lost, "the grant's transaction lost its connection");
+        Assert.True(grant.Status == BreakGlassStatus.Granted, $"the grant: {grant.Status} {grant.Message}; the log:\n{served.Log}");
+        Assert.Equal(1, await CountAsync(Name, "SELECT count(*) FROM break_glass"));
+        Assert.Equal(1, await CountAsync(Name, "SELECT count(*) FROM guard_outside_care"));
+        Assert.Single(await served.Store.Alerts.ListAsync(served.Tenant.Id, all: true, 100, CancellationToken.None),
+            a => a.Kind == KnownAlertKinds.BreakTheGlass);
+        Assert.Equal(RecordStatus.Ok, (await served.Store.Records.ReadAsync(physician, "Patient", patient, CancellationToken.None)).Status);
+        var verification = await served.Store.AuditLog.VerifyAsync(served.Tenant.Id, null, CancellationToken.None);
+        Assert.True(verification.Valid, verification.Problem);
+    }
+
     /// <summary>Runs <paramref name="act"/> while a transaction of the test's own holds the rows <paramref name="hold"/> locks on
     /// database <paramref name="name"/>: the server's statement that waits for them (its text like <paramref name="statement"/>) has
     /// its connection closed (pg_terminate_backend) — a connection lost after its transaction's opening —, and the rows are let go
