@@ -6,6 +6,7 @@
 // request from 127.0.0.1): a test that signs in on a shared server does so from loopback addresses of its own
 // (<see cref="SourceAddresses"/>).
 using System.Net;
+using Microsoft.AspNetCore.Builder;
 using Vauban.Crypto;
 
 namespace Vauban.Tests.Infrastructure;
@@ -52,11 +53,16 @@ public abstract class SharedServer : IAsyncLifetime
         if (ParisTime.Of(Time.GetUtcNow()).Hour == 23) Time.Advance(TimeSpan.FromMinutes(90));
     }
 
+    /// <summary>Adds to the server's pipeline (as <see cref="VaubanServer.StartAsync"/>'s extend does) before it starts.</summary>
+    protected virtual void Extend(WebApplication app)
+    {
+    }
+
     public async Task InitializeAsync() => Server = await VaubanServer.StartAsync(Engine, configure: options =>
     {
         if (_time is not null) options = options with { Time = _time };
         return _configure is null ? options : _configure(options);
-    });
+    }, extend: Extend);
 
     public async Task DisposeAsync() => await Server.DisposeAsync();
 }
