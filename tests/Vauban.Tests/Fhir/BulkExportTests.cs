@@ -18,24 +18,23 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Fhir;
 
-public abstract class BulkExportTests : IAsyncLifetime
+public abstract class BulkExportTests(BulkExportServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "hopital-export";
     private const string Reason = "Monthly extract for the regional cancer registry";
     private const string Password = "tourmaline ferry quietly 42";
     private static readonly CancellationToken None = CancellationToken.None;
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(ManualTime.RealNow);
-    private VaubanServer _server = null!;
+    // One server for the class (BulkExportServer), each test in an establishment of its own: jobs, approvals, alerts, containments and
+    // audit entries are the establishment's, and the jobs a client may hold are its own.
+    private string Establishment { get; } = SharedServer.EstablishmentName("hopital-export");
+    private readonly BulkExportServer _shared = shared;
+    private readonly Engine _engine = shared.Engine;
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
     private Tenant _tenant = null!;
     private HttpClient _client = null!;
     private readonly List<string> _patients = [];
     private readonly List<string> _observations = [];
     private string _practitioner = "";
-    // Watches the next download from inside the server (see InitializeAsync): what happens while a file streams.
-    private DownloadProbe? _probe;
-
-    protected BulkExportTests(Engine engine) => _engine = engine;
 
     private RecordsService Records => _server.Store.Records;
 
@@ -43,24 +42,6 @@ public abstract class BulkExportTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // Above 5 patients or 10 resources, an export waits for a second person.
-        var guard = new GuardOptions
-        {
-            SlowDelay = TimeSpan.Zero,
-            Tenants = new Dictionary<string, GuardTenantOptions>
-            {
-                [Establishment] = new() { Export = new ExportLimits { ApprovalAbovePatients = 5, ApprovalAboveResources = 10 } },
-            },
-        };
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = guard }, extend: app => app.Use(async (http, next) =>
-        {
-            if (_probe is { } probe && http.Request.Path.Value!.Contains("/$export-file/", StringComparison.Ordinal))
-            {
-                _probe = null;
-                http.Response.Body = new ProbeStream(http.Response.Body, probe);
-            }
-            await next(http);
-        }));
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
         _practitioner = await CreateAsync(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < 3; i++)
@@ -72,11 +53,14 @@ public abstract class BulkExportTests : IAsyncLifetime
         _client = await _server.ClientAsync(Establishment, "system/*.rs");
     }
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
         _client.Dispose();
-        await _server.DisposeAsync();
+        return Task.CompletedTask;
     }
+
+    /// <summary>Watches the next download from inside the server (<see cref="BulkExportServer"/>): what happens while a file streams.</summary>
+    private void WatchNextDownload(DownloadProbe probe) => _shared.WrapNextDownload(body => new ProbeStream(body, probe));
 
     private Task<string> CreateAsync(string json) => _server.CreateAsOperatorAsync(_tenant, json);
 
@@ -294,7 +278,7 @@ public abstract class BulkExportTests : IAsyncLifetime
         var status = await KickOffAsync(_client);
         var file = Outputs(await ManifestAsync(_client, status))["Patient"].Url;
         using var sameTenant = await _server.ClientAsync(Establishment, "system/*.rs");
-        using var otherTenant = await _server.ClientAsync("autre-hopital", "system/*.rs");
+        using var otherTenant = await _server.ClientAsync(Establishment + "-autre", "system/*.rs");
         foreach (var other in new[] { sameTenant, otherTenant })
         {
             using (var poll = await other.GetAsync(status)) Assert.Equal(HttpStatusCode.NotFound, poll.StatusCode);
@@ -616,7 +600,7 @@ public abstract class BulkExportTests : IAsyncLifetime
         Assert.Equal(501, file.Count);
 
         // While the first part leaves, the same client reads a canary: it is suspended, and the file stops.
-        var probe = _probe = new DownloadProbe
+        var probe = new DownloadProbe
         {
             BeforeFirstWrite = async () =>
             {
@@ -624,6 +608,7 @@ public abstract class BulkExportTests : IAsyncLifetime
                 Assert.Equal((HttpStatusCode)423, trip.StatusCode);
             },
         };
+        WatchNextDownload(probe);
         using var response = await _client.GetAsync(file.Url, HttpCompletionOption.ResponseHeadersRead);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var failure = await Record.ExceptionAsync(() => response.Content.ReadAsStringAsync());
@@ -663,7 +648,8 @@ public abstract class BulkExportTests : IAsyncLifetime
     public async Task A_file_is_written_to_the_connection_in_parts_not_a_write_and_a_flush_per_line()
     {
         var file = Outputs(await ManifestAsync(_client, await KickOffAsync(_client, "/fhir/$export?_type=Patient")))["Patient"];
-        var probe = _probe = new DownloadProbe();
+        var probe = new DownloadProbe();
+        WatchNextDownload(probe);
         Assert.Equal(3, (await DownloadAsync(_client, file.Url)).Count);
         // Each write to the response is a flush and an HTTP chunk: three small resources are one write, not six.
         Assert.Equal(1, probe.Writes);
@@ -711,6 +697,33 @@ public abstract class BulkExportTests : IAsyncLifetime
     }
 }
 
-public sealed class BulkExportTests_Sqlite() : BulkExportTests(Engine.Sqlite);
+/// <summary>The server <see cref="BulkExportTests"/> share, on a clock that starts at the real time. Above 5 patients or 10 resources an
+/// export waits for a second person: set for every establishment of this server, the tests' names not being known when it starts
+/// (AdministrationAuditTests sets an establishment's own limits).</summary>
+public abstract class BulkExportServer(Engine engine) : SharedServer(engine, new ManualTime(ManualTime.RealNow), o => o with
+{
+    Guard = new GuardOptions { SlowDelay = TimeSpan.Zero, Export = new ExportLimits { ApprovalAbovePatients = 5, ApprovalAboveResources = 10 } },
+})
+{
+    private Func<Stream, Stream>? _nextDownload;
 
-public sealed class BulkExportTests_Postgres() : BulkExportTests(Engine.Postgres);
+    /// <summary>Wraps the response body of the next export file download in <paramref name="wrap"/>'s stream, once (a test's probe).</summary>
+    internal void WrapNextDownload(Func<Stream, Stream> wrap) => Volatile.Write(ref _nextDownload, wrap);
+
+    protected override void Extend(WebApplication app) => app.Use(async (http, next) =>
+    {
+        if (http.Request.Path.Value!.Contains("/$export-file/", StringComparison.Ordinal) && Interlocked.Exchange(ref _nextDownload, null) is { } wrap)
+        {
+            http.Response.Body = wrap(http.Response.Body);
+        }
+        await next(http);
+    });
+}
+
+public sealed class BulkExportServer_Sqlite() : BulkExportServer(Engine.Sqlite);
+
+public sealed class BulkExportServer_Postgres() : BulkExportServer(Engine.Postgres);
+
+public sealed class BulkExportTests_Sqlite(BulkExportServer_Sqlite shared) : BulkExportTests(shared), IClassFixture<BulkExportServer_Sqlite>;
+
+public sealed class BulkExportTests_Postgres(BulkExportServer_Postgres shared) : BulkExportTests(shared), IClassFixture<BulkExportServer_Postgres>;

@@ -16,39 +16,41 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Guard;
 
-public abstract class GuardSignalTests : IAsyncLifetime
+public abstract class GuardSignalTests(GuardSignalServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "hopital-signaux";
     private const string Password = "correct horse battery staple";
     private const string Ward = "10.20.0.15";
     private const string Browser = "browser:firefox/windows";
     private const string VendorHost = "192.0.2.10";
-    private readonly Engine _engine;
-    // Midnight UTC of a fixed day, so that each test chooses its hours.
-    private static readonly DateTimeOffset Start = new(ManualTime.RealNow.UtcDateTime.Date.AddDays(-1), TimeSpan.Zero);
-    private readonly ManualTime _time = new(Start);
-    private VaubanServer _server = null!;
+    // One server for the class (GuardSignalServer), each test in an establishment of its own: the guard learns its baselines, and
+    // raises its signals, per establishment and principal. The test that signs in does so from a loopback address of its own (the
+    // sign-in throttle counts per source, in the server's database).
+    private string Establishment { get; } = SharedServer.EstablishmentName("hopital-signaux");
+    private readonly Engine _engine = shared.Engine;
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
+    private readonly IPAddress _source = shared.SourceAddresses(1)[0];
+    // Midnight UTC of the day after the shared clock's now, where the test's set-up moves the clock, so that each test chooses its hours.
+    private readonly DateTimeOffset _start = new(shared.Time.GetUtcNow().UtcDateTime.Date.AddDays(1), TimeSpan.Zero);
     private Tenant _tenant = null!;
     private string _drA = "";
     private readonly List<string> _patients = [];
     private readonly List<string> _own = [];
     private static readonly CancellationToken None = CancellationToken.None;
 
-    protected GuardSignalTests(Engine engine) => _engine = engine;
-
     private RecordsService Records => _server.Store.Records;
 
-    private static GuardOptions Options => new() { SlowDelay = TimeSpan.Zero, MaxDelay = TimeSpan.Zero };
+    internal static GuardOptions Options => new() { SlowDelay = TimeSpan.Zero, MaxDelay = TimeSpan.Zero };
 
     public async Task InitializeAsync()
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = Options });
+        _time.Advance(_start - _time.GetUtcNow());
         _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
         Task<string> Create(string json) => _server.CreateAsOperatorAsync(_tenant, json);
         var cardiology = await Create("""{"resourceType":"Organization","name":"Cardiologie"}""");
         _drA = await Create(Samples.Practitioner("Alpha", "10000000001"));
         for (var i = 0; i < 60; i++) _patients.Add(await Create(Samples.Patient(family: "Inconnu", given: "P" + i)));
-        var day = ManualTime.RealNow.AddDays(-3).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        var day = _start.AddDays(-2).AddHours(12).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
         for (var i = 0; i < 30; i++)
         {
             var patient = await Create(Samples.Patient(family: "Suivi", given: "S" + i));
@@ -57,9 +59,9 @@ public abstract class GuardSignalTests : IAsyncLifetime
         }
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
 
-    private void At(int day, double hour) => _time.Advance(Start.AddDays(day).AddHours(hour) - _time.GetUtcNow());
+    private void At(int day, double hour) => _time.Advance(_start.AddDays(day).AddHours(hour) - _time.GetUtcNow());
 
     private AccessContext Desk(string source = Ward, string device = Browser, bool fresh = false) =>
         new(new Principal(PrincipalKind.Person, "user:desk", "Desk", StaffUser.PersonScopes)
@@ -205,7 +207,7 @@ public abstract class GuardSignalTests : IAsyncLifetime
     public async Task The_hours_an_account_works_are_Paris_hours_the_same_when_the_clocks_have_gone_back()
     {
         // Four mornings in summer time, 08:00–11:59 in Paris (06:00–09:59 UTC), the last days before the clocks go back.
-        var change = AutumnChangeAfter(DateOnly.FromDateTime(Start.UtcDateTime).AddDays(7));
+        var change = AutumnChangeAfter(DateOnly.FromDateTime(_start.UtcDateTime).AddDays(7));
         DateTimeOffset Paris(DateOnly day, int hour, int minute) =>
             new(day.ToDateTime(new TimeOnly(hour, minute)), TimeSpan.FromHours(day < change ? 2 : 1));
         for (var day = 4; day >= 1; day--)
@@ -272,9 +274,9 @@ public abstract class GuardSignalTests : IAsyncLifetime
     {
         var account = await _server.Store.Accounts.AddAsync(_tenant, "dra@signaux.example", StaffRole.Physician, _drA, null, "Dr Alpha", None);
         string secret;
-        using (var browser = new StaffClient(_server.BaseAddress)) (secret, _) = await browser.EnrolWithTotpAsync(account.Token, Password, _time);
+        using (var browser = new StaffClient(_server.BaseAddress, _source)) (secret, _) = await browser.EnrolWithTotpAsync(account.Token, Password, _time);
         _time.Advance(TimeSpan.FromSeconds(30));
-        using var thief = new StaffClient(_server.BaseAddress);
+        using var thief = new StaffClient(_server.BaseAddress, _source);
         foreach (var guess in new[] { "password123", "Hopital2024!", "azerty123456" })
         {
             await thief.PasswordAsync(Establishment, "dra@signaux.example", guess);
@@ -370,7 +372,7 @@ public abstract class GuardSignalTests : IAsyncLifetime
     {
         await LearnAsync(() => DrA(), _own, readsPerDay: 12, every: TimeSpan.FromMinutes(30));
         At(4, 8);
-        var day = Start.AddDays(4);
+        var day = _start.AddDays(4);
         for (var i = 0; i < 20; i++)
         {
             var start = day.AddHours(9).AddMinutes(10 * i).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
@@ -428,6 +430,15 @@ public abstract class GuardSignalTests : IAsyncLifetime
     }
 }
 
-public sealed class GuardSignalTests_Sqlite() : GuardSignalTests(Engine.Sqlite);
+/// <summary>The server <see cref="GuardSignalTests"/> share, its clock at midnight UTC of yesterday when it starts (each test then moves it
+/// on to a midnight of its own); its guard adds no delays.</summary>
+public abstract class GuardSignalServer(Engine engine) : SharedServer(engine, new ManualTime(new DateTimeOffset(ManualTime.RealNow.UtcDateTime.Date.AddDays(-1), TimeSpan.Zero)),
+    o => o with { Guard = GuardSignalTests.Options });
 
-public sealed class GuardSignalTests_Postgres() : GuardSignalTests(Engine.Postgres);
+public sealed class GuardSignalServer_Sqlite() : GuardSignalServer(Engine.Sqlite);
+
+public sealed class GuardSignalServer_Postgres() : GuardSignalServer(Engine.Postgres);
+
+public sealed class GuardSignalTests_Sqlite(GuardSignalServer_Sqlite shared) : GuardSignalTests(shared), IClassFixture<GuardSignalServer_Sqlite>;
+
+public sealed class GuardSignalTests_Postgres(GuardSignalServer_Postgres shared) : GuardSignalTests(shared), IClassFixture<GuardSignalServer_Postgres>;

@@ -12,13 +12,17 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.Guard;
 
-public abstract class GuardTests : IAsyncLifetime
+public abstract class GuardTests(GuardServer shared) : IAsyncLifetime
 {
     private const int Strangers = 40;
     private const int OwnPatients = 35;
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(ManualTime.RealNow);
-    private VaubanServer _server = null!;
+    // One server for the class (GuardServer), each test in an establishment of its own: the guard's reading windows, containments,
+    // grants, canaries and the canary sightings it remembers are kept per establishment, as are alerts. The test whose guard
+    // options differ starts its own server.
+    private string Establishment { get; } = SharedServer.EstablishmentName("hopital-guard");
+    private readonly Engine _engine = shared.Engine;
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
     private Tenant _tenant = null!;
     private string _drA = "", _cardiology = "";
     private readonly List<string> _strangers = [];
@@ -26,17 +30,13 @@ public abstract class GuardTests : IAsyncLifetime
     private IReadOnlyList<string> _canaries = [];
     private static readonly CancellationToken None = CancellationToken.None;
 
-    protected GuardTests(Engine engine) => _engine = engine;
-
     private RecordsService Records => _server.Store.Records;
 
-    private static string Day(int offset) => ManualTime.RealNow.AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    private string Day(int offset) => _time.GetUtcNow().AddDays(offset).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     public async Task InitializeAsync()
     {
-        // No added delays in tests: the slow level is checked on the guard's decision itself.
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Guard = new GuardOptions { SlowDelay = TimeSpan.Zero } });
-        _tenant = await _server.Store.Tenants.AddAsync("hopital-guard", None);
+        _tenant = await _server.Store.Tenants.AddAsync(Establishment, None);
         Task<string> Create(string json) => _server.CreateAsOperatorAsync(_tenant, json);
         _cardiology = await Create("""{"resourceType":"Organization","name":"Cardiologie"}""");
         _drA = await Create(Samples.Practitioner("Alpha", "10000000001"));
@@ -50,7 +50,7 @@ public abstract class GuardTests : IAsyncLifetime
         _canaries = await _server.Store.Guard.AddCanariesAsync(Records, _tenant, 2, None);
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
+    public Task DisposeAsync() => Task.CompletedTask;
 
     private AccessContext DrA(DateTimeOffset? authenticatedAt = null, string session = "s-1") =>
         new(new Principal(PrincipalKind.Person, "user:drA", "Dr Alpha", StaffUser.PersonScopes)
@@ -62,7 +62,7 @@ public abstract class GuardTests : IAsyncLifetime
             AuthenticatedAt = authenticatedAt ?? _time.GetUtcNow().AddHours(-1),
         }, _tenant, "TREAT");
 
-    private async Task<HttpClient> PatientReaderAsync(string scopes = "system/Patient.rs") => await _server.ClientAsync("hopital-guard", scopes);
+    private async Task<HttpClient> PatientReaderAsync(string scopes = "system/Patient.rs") => await _server.ClientAsync(Establishment, scopes);
 
     [Fact]
     public async Task Stolen_session_reading_its_clinicians_patients_as_fast_as_it_can_is_stopped_by_step_up_then_suspended_by_25()
@@ -969,6 +969,14 @@ public abstract class GuardTests : IAsyncLifetime
     }
 }
 
-public sealed class GuardTests_Sqlite() : GuardTests(Engine.Sqlite);
+/// <summary>The server <see cref="GuardTests"/> share, on a clock that starts at the real time; its guard adds no delays (the slow
+/// level is checked on the guard's decision itself).</summary>
+public abstract class GuardServer(Engine engine) : SharedServer(engine, new ManualTime(ManualTime.RealNow), o => o with { Guard = new GuardOptions { SlowDelay = TimeSpan.Zero } });
 
-public sealed class GuardTests_Postgres() : GuardTests(Engine.Postgres);
+public sealed class GuardServer_Sqlite() : GuardServer(Engine.Sqlite);
+
+public sealed class GuardServer_Postgres() : GuardServer(Engine.Postgres);
+
+public sealed class GuardTests_Sqlite(GuardServer_Sqlite shared) : GuardTests(shared), IClassFixture<GuardServer_Sqlite>;
+
+public sealed class GuardTests_Postgres(GuardServer_Postgres shared) : GuardTests(shared), IClassFixture<GuardServer_Postgres>;

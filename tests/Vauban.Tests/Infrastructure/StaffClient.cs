@@ -103,10 +103,11 @@ public sealed partial class StaffClient : IDisposable
     }
 
     /// <summary>A person enrolled with TOTP, signed in with password and code (both steps must redirect as a sign-in does); the
-    /// clock then moves to the next time step, since a code is accepted once.</summary>
-    public static async Task<StaffClient> SignedInAsync(Uri baseAddress, string establishment, string email, string password, string secret, ManualTime time)
+    /// clock then moves to the next time step, since a code is accepted once. From <paramref name="from"/>, else 127.0.0.1.</summary>
+    public static async Task<StaffClient> SignedInAsync(Uri baseAddress, string establishment, string email, string password, string secret, ManualTime time,
+        IPAddress? from = null)
     {
-        var staff = new StaffClient(baseAddress);
+        var staff = new StaffClient(baseAddress, from);
         var (first, _) = await staff.PasswordAsync(establishment, email, password);
         Xunit.Assert.Equal("/account/signin/totp", first.Headers.Location?.ToString());
         var (second, _) = await staff.TotpAsync(Totp.Code(secret, time));

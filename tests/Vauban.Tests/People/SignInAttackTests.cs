@@ -10,43 +10,47 @@ using Vauban.Tests.Infrastructure;
 
 namespace Vauban.Tests.People;
 
-public abstract class SignInAttackTests : IAsyncLifetime
+public abstract class SignInAttackTests(SignInAttackServer shared) : IAsyncLifetime
 {
-    private const string Establishment = "hospital-a";
     private const string Email = "claire.martin@chu.example";
     private const string Password = "tourmaline ferry quietly 42";
     private const int LockoutAfter = 5; // configured (default 10): fewer attempts a test
-    private readonly Engine _engine;
-    private readonly ManualTime _time = new(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero));
-    private VaubanServer _server = null!;
+    /// <summary>The accounts' options of the class's servers.</summary>
+    internal static AccountOptions Accounts => new() { SourceFailuresBeforeDelay = 6, LockoutAfterFailures = LockoutAfter };
+    // One server for the class (SignInAttackServer), each test in an establishment of its own (the account, its lockout, alerts and
+    // audit entries are the establishment's) and signing in from loopback addresses of its own: the throttle counts per source, in
+    // the server's database. A test that needs what the whole server holds starts its own.
+    private string Establishment { get; } = SharedServer.EstablishmentName("hospital-a");
+    private readonly Engine _engine = shared.Engine;
+    private readonly ManualTime _time = shared.Time;
+    private readonly VaubanServer _server = shared.Server;
+    private readonly IPAddress[] _sources = shared.SourceAddresses(3);
     private Tenant _tenant = null!;
     private string _secret = "";
     private IReadOnlyList<string> _recoveryCodes = [];
 
-    protected SignInAttackTests(Engine engine) => _engine = engine;
+    public async Task InitializeAsync() => (_tenant, _secret, _recoveryCodes) = await EnrolAsync(_server, Establishment);
 
-    public async Task InitializeAsync()
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    /// <summary>Claire Martin, physician, enrolled with TOTP in a new <paramref name="establishment"/> of <paramref name="server"/>.</summary>
+    private async Task<(Tenant Tenant, string Secret, IReadOnlyList<string> RecoveryCodes)> EnrolAsync(VaubanServer server, string establishment)
     {
-        _server = await VaubanServer.StartAsync(_engine, configure: o => o with
-        {
-            Time = _time,
-            Accounts = new AccountOptions { SourceFailuresBeforeDelay = 6, LockoutAfterFailures = LockoutAfter },
-        });
-        _tenant = await _server.Store.Tenants.AddAsync(Establishment, CancellationToken.None);
-        var link = await _server.Store.Accounts.AddAsync(_tenant, Email, StaffRole.Physician, "pract-1", "org-1", "Dr Claire Martin", CancellationToken.None);
-        using var browser = Staff();
-        (_secret, _recoveryCodes) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
+        var tenant = await server.Store.Tenants.AddAsync(establishment, CancellationToken.None);
+        var link = await server.Store.Accounts.AddAsync(tenant, Email, StaffRole.Physician, "pract-1", "org-1", "Dr Claire Martin", CancellationToken.None);
+        using var browser = new StaffClient(server.BaseAddress, _sources[0]);
+        var (secret, codes) = await browser.EnrolWithTotpAsync(link.Token, Password, _time);
         NextStep();
+        return (tenant, secret, codes);
     }
 
-    public async Task DisposeAsync() => await _server.DisposeAsync();
-
-    private StaffClient Staff(IPAddress? from = null) => new(_server.BaseAddress, from);
+    /// <summary>A browser at this test's address, or at <paramref name="from"/>.</summary>
+    private StaffClient Staff(IPAddress? from = null) => new(_server.BaseAddress, from ?? _sources[0]);
 
     /// <summary>Moves to the next TOTP time step (each step's code is accepted once).</summary>
     private void NextStep() => _time.Advance(TimeSpan.FromSeconds(30));
 
-    private Task<StaffClient> SignedInAsync() => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, Email, Password, _secret, _time);
+    private Task<StaffClient> SignedInAsync() => StaffClient.SignedInAsync(_server.BaseAddress, Establishment, Email, Password, _secret, _time, _sources[0]);
 
     private static async Task<HttpStatusCode> FhirStatusAsync(StaffClient staff)
     {
@@ -75,11 +79,11 @@ public abstract class SignInAttackTests : IAsyncLifetime
     [Fact]
     public async Task SameEmailInAnotherEstablishment_IsAnotherAccount_AndTheirPasswordsDoNotCross()
     {
-        var other = await _server.Store.Tenants.AddAsync("hospital-b", CancellationToken.None);
+        var other = await _server.Store.Tenants.AddAsync(Establishment + "-b", CancellationToken.None);
         var link = await _server.Store.Accounts.AddAsync(other, Email, StaffRole.Nurse, null, null, "Claire Martin (B)", CancellationToken.None);
         Assert.NotEqual((await _server.Store.Accounts.FindAsync(_tenant, Email, CancellationToken.None))!.Id, link.User.Id);
         using var staff = Staff();
-        var (response, html) = await staff.PasswordAsync("hospital-b", Email, Password);
+        var (response, html) = await staff.PasswordAsync(Establishment + "-b", Email, Password);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(SignInOutcomeMessage, StaffClient.ById(html, "error"));
         Assert.Null(staff.SessionCookie);
@@ -262,7 +266,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.Equal((HttpStatusCode)429, throttled.StatusCode);
         Assert.Contains("Too many attempts", StaffClient.ById(html, "error"));
         // The real person, from another address, is not affected.
-        using var elsewhere = Staff(IPAddress.Parse("127.0.0.2"));
+        using var elsewhere = Staff(_sources[1]);
         var (ok, _) = await elsewhere.PasswordAsync(Establishment, Email, Password);
         Assert.Equal("/account/signin/totp", ok.Headers.Location?.ToString());
     }
@@ -412,10 +416,10 @@ public abstract class SignInAttackTests : IAsyncLifetime
             }
             return answer;
         }
-        using var attacker = Staff(IPAddress.Parse("127.0.0.2"));
+        using var attacker = Staff(_sources[1]);
         for (var i = 0; i < 6; i++) Assert.DoesNotContain("Too many attempts", await ForgedPasskeyAsync(attacker));
         Assert.Contains("Too many attempts", await ForgedPasskeyAsync(attacker)); // its own address is held back
-        using var colleague = Staff(IPAddress.Parse("127.0.0.3"));
+        using var colleague = Staff(_sources[2]);
         var answer = await ForgedPasskeyAsync(colleague);
         Assert.Contains("The passkey was not accepted", answer);
         Assert.DoesNotContain("Too many attempts", answer);
@@ -507,7 +511,10 @@ public abstract class SignInAttackTests : IAsyncLifetime
     [Fact]
     public async Task Csrf_PageFormFromAnotherSite_IsRefusedAsSuch_EvenWithAValidToken()
     {
-        using var staff = await SignedInAsync();
+        // On a server of its own: what a server tells its operator once a minute, and its log, are the whole server's.
+        await using var server = await VaubanServer.StartAsync(_engine, configure: o => o with { Time = _time, Accounts = Accounts });
+        var (_, secret, _) = await EnrolAsync(server, Establishment);
+        using var staff = await StaffClient.SignedInAsync(server.BaseAddress, Establishment, Email, Password, secret, _time, _sources[0]);
         var (_, home) = await staff.GetAsync("/");
         async Task<(HttpStatusCode Status, string Html)> SignOutAsync(string? origin)
         {
@@ -521,7 +528,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
         }
         // Another site's page: refused and said so, before the token is looked at; the session stays. ("null", which Chromium sends
         // with this site's own forms under Referrer-Policy: no-referrer, is left to the antiforgery check.)
-        foreach (var origin in new[] { "https://evil.example", "http://evil.example", _server.BaseAddress.GetLeftPart(UriPartial.Authority).Replace("127.0.0.1", "localhost", StringComparison.Ordinal) })
+        foreach (var origin in new[] { "https://evil.example", "http://evil.example", server.BaseAddress.GetLeftPart(UriPartial.Authority).Replace("127.0.0.1", "localhost", StringComparison.Ordinal) })
         {
             var (status, html) = await SignOutAsync(origin);
             Assert.Equal(HttpStatusCode.Forbidden, status);
@@ -530,8 +537,8 @@ public abstract class SignInAttackTests : IAsyncLifetime
         }
         // The operator is told once a minute which origin was refused and which this server took itself to be (behind a TLS proxy
         // it was not told of, every form is refused so, and the log said nothing of why).
-        var site = _server.BaseAddress.GetLeftPart(UriPartial.Authority);
-        List<string> Told() => [.. _server.Logs.Where(l => l.Contains("A write was refused as sent from another site", StringComparison.Ordinal))];
+        var site = server.BaseAddress.GetLeftPart(UriPartial.Authority);
+        List<string> Told() => [.. server.Logs.Where(l => l.Contains("A write was refused as sent from another site", StringComparison.Ordinal))];
         Assert.Contains($"its Origin is https://evil.example, and this server is {site}. If this site's own forms are refused, Vauban is behind a proxy it was not told of: set --public-url",
             Assert.Single(Told()), StringComparison.Ordinal);
         _time.Advance(TimeSpan.FromMinutes(1));
@@ -539,7 +546,7 @@ public abstract class SignInAttackTests : IAsyncLifetime
         Assert.Equal(2, Told().Count);
         Assert.Contains("its Origin is https://evil.example/?[2J,", Told()[1], StringComparison.Ordinal);
         // This site's own page signs out.
-        var (signedOut, _) = await SignOutAsync(_server.BaseAddress.GetLeftPart(UriPartial.Authority));
+        var (signedOut, _) = await SignOutAsync(server.BaseAddress.GetLeftPart(UriPartial.Authority));
         Assert.Equal(HttpStatusCode.Redirect, signedOut);
         Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
     }
@@ -980,6 +987,14 @@ public abstract class SignInAttackTests : IAsyncLifetime
     }
 }
 
-public sealed class SignInAttackTests_Sqlite() : SignInAttackTests(Engine.Sqlite);
+/// <summary>The server <see cref="SignInAttackTests"/> share, its clock at 22 November 2026, 10:00 UTC when it starts.</summary>
+public abstract class SignInAttackServer(Engine engine) : SharedServer(engine, new ManualTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero)),
+    o => o with { Accounts = SignInAttackTests.Accounts });
 
-public sealed class SignInAttackTests_Postgres() : SignInAttackTests(Engine.Postgres);
+public sealed class SignInAttackServer_Sqlite() : SignInAttackServer(Engine.Sqlite);
+
+public sealed class SignInAttackServer_Postgres() : SignInAttackServer(Engine.Postgres);
+
+public sealed class SignInAttackTests_Sqlite(SignInAttackServer_Sqlite shared) : SignInAttackTests(shared), IClassFixture<SignInAttackServer_Sqlite>;
+
+public sealed class SignInAttackTests_Postgres(SignInAttackServer_Postgres shared) : SignInAttackTests(shared), IClassFixture<SignInAttackServer_Postgres>;
