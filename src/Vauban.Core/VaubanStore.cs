@@ -39,7 +39,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Alerts = new SecurityAlerts(database, keys, Audit, options.Time);
         AccessRows = new AccessRows(database, keys, Alerts, Audit);
         Accounts = new StaffAccounts(database, keys, Tenants, Audit, AccessRows, options.Time, options.Accounts);
-        Sessions = new StaffSessions(database, AccessRows, options.Time, options.Accounts);
+        Sessions = new StaffSessions(database, AccessRows, Accounts, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
         Policy = new AccessPolicy(database, keys, options.Access, options.Time);

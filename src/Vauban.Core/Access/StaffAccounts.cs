@@ -3,6 +3,7 @@
 // Enrolment links and recovery codes are high-entropy secrets stored only as SHA-256 hashes. An account's row, and each of its
 // passkeys, recovery codes and enrolment links, carries a MAC under the store's row-authentication key (ADR 0014): one written or
 // changed in the database, not by Vauban, is as if it did not exist.
+using System.Data.Common;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -241,7 +242,7 @@ public sealed class StaffAccounts
     public async Task<IReadOnlyList<StaffAccountSummary>> ListAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
-        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", secondFactor: true, cancellationToken, ("t", tenant.Id));
         var now = _time.GetUtcNow();
         var result = new List<StaffAccountSummary>();
         await using var connection = await _database.OpenAsync(cancellationToken);
@@ -260,7 +261,7 @@ public sealed class StaffAccounts
     {
         ArgumentNullException.ThrowIfNull(tenant);
         var now = _time.GetUtcNow();
-        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", secondFactor: false, cancellationToken, ("t", tenant.Id));
         return users.Where(u => u.LockoutEnd > now).OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase).ToList();
     }
 
@@ -269,7 +270,7 @@ public sealed class StaffAccounts
     public async Task<IReadOnlyDictionary<string, string>> NamesAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
-        var users = await LoadManyAsync("r.tenant_id = @t", cancellationToken, ("t", tenant.Id));
+        var users = await LoadManyAsync("r.tenant_id = @t", secondFactor: false, cancellationToken, ("t", tenant.Id));
         return users.ToDictionary(u => u.PrincipalId, u => $"{u.DisplayName} ({AccessPolicy.RoleName(u.Role)})", StringComparer.Ordinal);
     }
 
@@ -463,47 +464,84 @@ public sealed class StaffAccounts
         return true;
     }
 
-    /// <summary>Besides an account's authenticated columns: its sealed fields, its sealed authenticator key, its failure count and
-    /// how many passkeys it has.</summary>
-    private const string UserExtra = "r.sealed, r.authenticator_key, r.access_failed_count, (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = r.id) AS passkeys";
+    /// <summary>An account's columns, on the table named <paramref name="alias"/> (read back by <see cref="StoredAccount.Read"/>):
+    /// the authenticated ones and their MAC, then its sealed fields, its sealed authenticator key and its failure count.</summary>
+    internal static string AccountColumns(string alias) => $"{AuthenticatedTable.StaffUsers.Select(alias)}, {AccountExtra(alias)}";
+
+    private static string AccountExtra(string alias) => $"{alias}.sealed, {alias}.authenticator_key, {alias}.access_failed_count";
+
+    /// <summary>An account's row as read, before it is checked and opened: what its MAC covers, its sealed fields and key, its failures.</summary>
+    internal sealed record StoredAccount(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures)
+    {
+        /// <summary>The account whose <see cref="AccountColumns"/> begin at <paramref name="first"/>; null when they are NULL (a join
+        /// that found no account).</summary>
+        public static StoredAccount? Read(DbDataReader reader, int first) =>
+            reader.IsDBNull(first) ? null
+            : Of(AuthenticatedTable.StaffUsers.Read(reader, first), reader, first + AuthenticatedTable.StaffUsers.Columns.Count + 1);
+
+        /// <summary>The account of <paramref name="row"/>, its other columns from <paramref name="next"/> on.</summary>
+        public static StoredAccount Of(AuthenticatedRow row, DbDataReader reader, int next) =>
+            new(row, (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1), reader.GetInt32(next + 2));
+    }
 
     private async Task<StaffUser?> LoadAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters) =>
-        (await LoadManyAsync(where, cancellationToken, parameters)).FirstOrDefault();
+        (await LoadManyAsync(where, secondFactor: true, cancellationToken, parameters)).FirstOrDefault();
 
-    private async Task<List<StaffUser>> LoadManyAsync(string where, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    /// <summary>The accounts <paramref name="where"/> selects that verify; with <paramref name="secondFactor"/>, each one's
+    /// <see cref="StaffUser.HasSecondFactor"/> asked (a passkey-only account's passkeys read and checked).</summary>
+    private async Task<List<StaffUser>> LoadManyAsync(string where, bool secondFactor, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
     {
-        List<(AuthenticatedRow Row, byte[] Sealed, byte[]? Key, int Failures, long Passkeys)> rows;
+        List<(StoredAccount Account, long Passkeys)> rows;
         await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            rows = await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.StaffUsers, UserExtra, "WHERE " + where,
-                static (row, reader, next) => (row, (byte[])reader.GetValue(next), reader.IsDBNull(next + 1) ? null : (byte[])reader.GetValue(next + 1),
-                    reader.GetInt32(next + 2), reader.GetInt64(next + 3)),
-                cancellationToken, parameters);
+            // The passkeys counted in the same statement: only an account that has some has them read and checked.
+            rows = await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.StaffUsers,
+                AccountExtra("r") + (secondFactor ? ", (SELECT count(*) FROM staff_passkeys p WHERE p.user_id = r.id)" : ""), "WHERE " + where,
+                (row, reader, next) => (StoredAccount.Of(row, reader, next), secondFactor ? reader.GetInt64(next + 3) : 0), cancellationToken, parameters);
         }
         var users = new List<StaffUser>(rows.Count);
-        foreach (var (row, sealedFields, sealedKey, failures, passkeys) in rows)
+        foreach (var (account, passkeys) in rows)
         {
-            // An account inserted, or its role, practitioner, password, second factor or lock changed, in the database is no account (ADR 0014).
-            if (!await _rows.CheckAsync(row, cancellationToken)) continue;
-            var (id, tenantId) = (row.Text("id")!, row.TenantId!.Value);
-            var tenant = await _tenants.FindAsync(tenantId, cancellationToken);
-            if (tenant is null) continue;
-            var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
-            var fields = JsonSerializer.Deserialize<SealedFields>(RecordCipher.Open(keys, SealedAccountCode, id, 0, sealedFields))!;
-            var twoFactor = row.Number("two_factor_enabled") is not (null or 0);
-            users.Add(new StaffUser
-            {
-                Id = id, Tenant = tenant, Email = fields.Email, DisplayName = fields.Name, Role = Enum.Parse<StaffRole>(row.Text("role")!),
-                Practitioner = row.Text("practitioner"), Service = row.Text("service"), PasswordHash = row.Text("password_hash"),
-                SecurityStamp = row.Text("security_stamp")!, StoredStamp = row.Text("security_stamp")!,
-                AuthenticatorKey = sealedKey is null ? null : Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedAuthenticatorCode, id, 0, sealedKey)),
-                TwoFactorEnabled = twoFactor,
-                LockoutEnd = row.Number("lockout_end") is { } l ? (l >= LockedForGood ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
-                AccessFailedCount = failures,
-                HasSecondFactor = twoFactor || (passkeys > 0 && await HasAuthenticPasskeyAsync(id, cancellationToken)),
-            });
+            if (await AccountOfAsync(account, cancellationToken) is not { } user) continue;
+            if (secondFactor) user.HasSecondFactor = user.TwoFactorEnabled || (passkeys > 0 && await HasAuthenticPasskeyAsync(user.Id, cancellationToken));
+            users.Add(user);
         }
         return users;
+    }
+
+    /// <summary>The account of a row read (here, or with a session's), when it verifies and its establishment exists; its
+    /// second factor not asked.</summary>
+    internal async Task<StaffUser?> AccountOfAsync(StoredAccount account, CancellationToken cancellationToken)
+    {
+        var row = account.Row;
+        // An account inserted, or its role, practitioner, password, second factor or lock changed, in the database is no account (ADR 0014).
+        if (!await _rows.CheckAsync(row, cancellationToken)) return null;
+        var (id, tenantId) = (row.Text("id")!, row.TenantId!.Value);
+        var tenant = await _tenants.FindAsync(tenantId, cancellationToken);
+        if (tenant is null) return null;
+        var keys = await _keys.ForTenantAsync(tenantId, cancellationToken);
+        var fields = JsonSerializer.Deserialize<SealedFields>(RecordCipher.Open(keys, SealedAccountCode, id, 0, account.Sealed))!;
+        return new StaffUser
+        {
+            Id = id, Tenant = tenant, Email = fields.Email, DisplayName = fields.Name, Role = Enum.Parse<StaffRole>(row.Text("role")!),
+            Practitioner = row.Text("practitioner"), Service = row.Text("service"), PasswordHash = row.Text("password_hash"),
+            SecurityStamp = row.Text("security_stamp")!, StoredStamp = row.Text("security_stamp")!,
+            AuthenticatorKey = account.Key is null ? null : Encoding.UTF8.GetString(RecordCipher.Open(keys, SealedAuthenticatorCode, id, 0, account.Key)),
+            TwoFactorEnabled = row.Number("two_factor_enabled") is not (null or 0),
+            LockoutEnd = row.Number("lockout_end") is { } l ? (l >= LockedForGood ? DateTimeOffset.MaxValue : DateTimeOffset.FromUnixTimeMilliseconds(l)) : null,
+            AccessFailedCount = account.Failures,
+        };
+    }
+
+    /// <summary>Whether <paramref name="user"/> has a second factor (<see cref="StaffUser.HasSecondFactor"/>), asked now when it was
+    /// not when the account was read (a session's account), and kept on it.</summary>
+    public async Task<bool> HasSecondFactorAsync(StaffUser user, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        if (user.KnownSecondFactor is { } known) return known;
+        var has = user.TwoFactorEnabled || await HasAuthenticPasskeyAsync(user.Id, cancellationToken);
+        user.HasSecondFactor = has;
+        return has;
     }
 
     /// <summary>Whether the account holds a passkey Vauban enrolled. One written in the database (the writer's own authenticator

@@ -38,11 +38,13 @@ public sealed class StaffSessions
     private readonly AccessRows _rows;
     private readonly TimeProvider _time;
     private readonly AccountOptions _options;
+    private readonly StaffAccounts _accounts;
 
-    internal StaffSessions(StoreDatabase database, AccessRows rows, TimeProvider time, AccountOptions options)
+    internal StaffSessions(StoreDatabase database, AccessRows rows, StaffAccounts accounts, TimeProvider time, AccountOptions options)
     {
         _database = database;
         _rows = rows;
+        _accounts = accounts;
         _time = time;
         _options = options;
     }
@@ -101,14 +103,30 @@ public sealed class StaffSessions
     }
 
     /// <summary>The live session of a cookie token, or null when unknown, revoked, idle too long or past its absolute end.</summary>
-    public async Task<StaffSession?> FindAsync(string? token, CancellationToken cancellationToken)
+    public async Task<StaffSession?> FindAsync(string? token, CancellationToken cancellationToken) =>
+        (await FindAsync(token, withAccount: false, cancellationToken))?.Session;
+
+    /// <summary>The live session of a cookie token (null as <see cref="FindAsync(string?, CancellationToken)"/>) and its person's
+    /// account, read in the same statement — every request's look-up (ADR 0007): the account's row is read once, not once for the
+    /// session's stamp and again for the account. The account is null when the session names none, or one that does not verify
+    /// or whose establishment is gone; its second factor is not asked (<see cref="StaffAccounts.HasSecondFactorAsync"/>).</summary>
+    public async Task<(StaffSession Session, StaffUser? User)?> FindWithAccountAsync(string? token, CancellationToken cancellationToken)
+    {
+        if (await FindAsync(token, withAccount: true, cancellationToken) is not { } found) return null;
+        return (found.Session, found.Account is { } account ? await _accounts.AccountOfAsync(account, cancellationToken) : null);
+    }
+
+    private async Task<(StaffSession Session, StaffAccounts.StoredAccount? Account)?> FindAsync(string? token, bool withAccount, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(token) || token.Length > 100) return null;
         var hash = StaffAccounts.Hash(token);
         var table = AuthenticatedTable.StaffSessions;
+        var next = table.Columns.Count + 1; // past the session's authenticated columns and its MAC
         var read = await _database.ReadOneAsync(
-            $"SELECT {table.Select("s")}, s.last_seen_at, u.security_stamp FROM staff_sessions s LEFT JOIN staff_users u ON u.id = s.user_id WHERE s.token_hash = @h",
-            r => new StoredSession(table.Read(r, 0), r.GetInt64(table.Columns.Count + 1), r.GetValue(table.Columns.Count + 2) as string), cancellationToken, ("h", hash));
+            $"SELECT {table.Select("s")}, s.last_seen_at, u.security_stamp{(withAccount ? ", " + StaffAccounts.AccountColumns("u") : "")} "
+            + "FROM staff_sessions s LEFT JOIN staff_users u ON u.id = s.user_id WHERE s.token_hash = @h",
+            r => new StoredSession(table.Read(r, 0), r.GetInt64(next), r.GetValue(next + 1) as string, withAccount ? StaffAccounts.StoredAccount.Read(r, next + 2) : null),
+            cancellationToken, ("h", hash));
         // A session inserted, or one's account, establishment or stage changed, in the database is no session (ADR 0014).
         if (read is null || !await _rows.CheckAsync(read.Row, cancellationToken)) return null;
         // Nor is one opened before the account's stamp last changed (a reset, a lock, a revocation), its row with its MAC put back
@@ -129,12 +147,12 @@ public sealed class StaffSessions
             // Sliding idle timeout, written at most twice a minute per session.
             await ExecuteAsync("UPDATE staff_sessions SET last_seen_at = @n WHERE id = @id", cancellationToken, ("n", now.ToUnixTimeMilliseconds()), ("id", session.Id));
         }
-        return session;
+        return (session, read.Account);
     }
 
-    /// <summary>A session's row as read: what its MAC covers, when it was last seen (which it does not cover), and its account's
-    /// current security stamp (null when it names none, or none that exists).</summary>
-    private sealed record StoredSession(AuthenticatedRow Row, long LastSeenAt, string? AccountStamp);
+    /// <summary>A session's row as read: what its MAC covers, when it was last seen (which it does not cover), its account's
+    /// current security stamp (null when it names none, or none that exists), and, when asked, its account's row.</summary>
+    private sealed record StoredSession(AuthenticatedRow Row, long LastSeenAt, string? AccountStamp, StaffAccounts.StoredAccount? Account);
 
     private static StaffSession Session(AuthenticatedRow row, long lastSeenAt) =>
         new(row.Text("id")!, row.TenantId, row.Text("user_id"), (SessionStage)(row.Number("stage") ?? 0), DateTimeOffset.FromUnixTimeMilliseconds(row.Number("created_at") ?? 0),

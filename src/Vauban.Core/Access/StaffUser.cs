@@ -25,8 +25,22 @@ public sealed class StaffUser
     public DateTimeOffset? LockoutEnd { get; set; }
     public int AccessFailedCount { get; set; }
 
-    /// <summary>True when a passkey or a confirmed TOTP authenticator is enrolled (the account may then fully sign in).</summary>
-    public bool HasSecondFactor { get; internal set; }
+    /// <summary>True when a passkey Vauban enrolled or a confirmed TOTP authenticator is (the account may then fully sign in).
+    /// Asked when the account is read for a sign-in, an enrolment or a list (<see cref="StaffAccounts.FindAsync"/>,
+    /// <see cref="StaffAccounts.FindByIdAsync"/>, <see cref="StaffAccounts.ListAsync"/>); not for a session's request, where no
+    /// one uses it and a passkey-only account's passkeys would be read and checked on every page (ADR 0014): there, ask
+    /// <see cref="StaffAccounts.HasSecondFactorAsync"/>. Read unasked, it throws rather than guess.</summary>
+    public bool HasSecondFactor
+    {
+        get => _hasSecondFactor ?? throw new InvalidOperationException(
+            "Whether this account has a second factor was not asked when it was read (a session's account): ask StaffAccounts.HasSecondFactorAsync.");
+        internal set => _hasSecondFactor = value;
+    }
+
+    private bool? _hasSecondFactor;
+
+    /// <summary>The answer of <see cref="HasSecondFactor"/> when it was asked, else null.</summary>
+    internal bool? KnownSecondFactor => _hasSecondFactor;
 
     public string UserName => $"{Tenant.Id}:{Email}";
 

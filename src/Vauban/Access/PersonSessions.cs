@@ -1,7 +1,7 @@
 // The session cookie of people. On every request carrying it, the server-side session row is read
-// (revocation takes effect at once) and the account re-loaded (a locked account's sessions die at
-// once too). Pages state the sign-in stage they need with [RequireSession]; other code asks for a
-// fresh proof of both factors with RequireFreshAuthentication (see below).
+// (revocation takes effect at once) with its account's (a locked account's sessions die at once too).
+// Pages state the sign-in stage they need with [RequireSession]; other code asks for a fresh proof of
+// both factors with RequireFreshAuthentication (see below).
 using System.Security.Claims;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Filters;
@@ -70,16 +70,15 @@ public static class PersonSessions
         var token = http.Request.Cookies[CookieName];
         if (token is not null)
         {
-            var session = await store.Sessions.FindAsync(token, http.RequestAborted);
-            StaffUser? user = null;
-            if (session?.UserId is { } id)
+            // The session and its account in one statement; whether the account has a second factor is not asked here, where no
+            // page uses it (a passkey-only account's passkeys would be read and checked on every request): the pages that need it ask.
+            var found = await store.Sessions.FindWithAccountAsync(token, http.RequestAborted);
+            var session = found?.Session;
+            var user = found?.User;
+            if (session?.UserId is not null && (user is null || user.LockoutEnd > store.Time.GetUtcNow()))
             {
-                user = await store.Accounts.FindByIdAsync(id, http.RequestAborted);
-                if (user is null || user.LockoutEnd > store.Time.GetUtcNow())
-                {
-                    await store.Sessions.EndAsync(token, http.RequestAborted);
-                    session = null;
-                }
+                await store.Sessions.EndAsync(token, http.RequestAborted);
+                session = null;
             }
             if (session is null)
             {

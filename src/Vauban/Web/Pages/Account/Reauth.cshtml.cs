@@ -18,7 +18,17 @@ public sealed class ReauthModel : StaffPage
     [BindProperty] public string? Code { get; set; }
     public string? Error { get; private set; }
 
-    public void OnGet() { }
+    /// <summary>Whether the page offers the passkey: the account has a second factor, asked here (a session's account is read
+    /// without the question, which for a passkey-only account reads and checks its passkeys).</summary>
+    public bool OffersPasskey { get; private set; }
+
+    public Task<IActionResult> OnGetAsync() => ShowAsync();
+
+    private async Task<IActionResult> ShowAsync()
+    {
+        OffersPasskey = await Store.Accounts.HasSecondFactorAsync(Person!.User!, HttpContext.RequestAborted);
+        return Page();
+    }
 
     public async Task<IActionResult> OnPostAsync()
     {
@@ -26,13 +36,13 @@ public sealed class ReauthModel : StaffPage
         if (!user.TwoFactorEnabled)
         {
             Error = "Use your passkey to confirm.";
-            return Page();
+            return await ShowAsync();
         }
         var outcome = await People.ReauthenticateAsync(HttpContext, Password, Code);
         if (outcome.Result == SignInResult.SignedIn) return Redirect(SafeReturnUrl(ReturnUrl));
         if (HttpContext.FullPerson() is null) return Redirect("/account/signin");
         Error = outcome.Result == SignInResult.Throttled ? outcome.Message : "The password or code is not correct.";
-        return Page();
+        return await ShowAsync();
     }
 
     public async Task<IActionResult> OnPostPasskeyOptionsAsync() =>
