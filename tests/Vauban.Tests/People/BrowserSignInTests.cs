@@ -99,7 +99,8 @@ public sealed class BrowserSignInTests : IAsyncLifetime
     private async Task SignOutAsync(IPage page)
     {
         await page.ClickAsync("#signout");
-        await ArriveAsync(page, "**/account/signin");
+        await ArriveAsync(page, "**/account/signin?ended=signout");
+        Assert.Equal("You are signed out.", await page.TextContentAsync("#ended"));
         var home = await page.GotoAsync(_base + "/");
         Assert.EndsWith("/account/signin", page.Url);
         Assert.NotNull(home);
