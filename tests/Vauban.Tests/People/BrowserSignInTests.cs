@@ -144,6 +144,8 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         Assert.Equal("10", await page.TextContentAsync("#remaining"));
         await page.ClickAsync("#regenerate");
         await ArriveAsync(page, "**/account/reauth?returnUrl=*");
+        // Told what she was doing and why it is asked; her account has a passkey, so it is offered.
+        Assert.Contains("making new recovery codes", await page.TextContentAsync("#reauth-why"), StringComparison.Ordinal);
         // Her second factor is the passkey: a password alone would be one factor, so no password form is offered.
         Assert.Equal(0, await page.Locator("#password").CountAsync());
         Assert.True(await page.IsVisibleAsync("#passkey-only"));

@@ -1,7 +1,8 @@
 // A person typing in a page sends nothing to the server: the session notice warns before the idle time-out and "Stay signed in"
 // (POST /account/session with the page's antiforgery token) counts as activity. On both engines: it keeps a live session only —
 // it never revives one that has ended, never moves the absolute end, and does nothing without a session or from another site.
-// And the sign-in page says why it is shown (signed out, or the session ended idle).
+// And what the account pages say of sessions: why the sign-in page is shown, the home page's last proof in Paris time, why a
+// re-authentication is asked, and "Use my passkey" only to an account that has one.
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
@@ -177,6 +178,26 @@ public abstract class StaySignedInTests(Engine engine) : IAsyncLifetime
         using var fresh = new StaffClient(_server.BaseAddress);
         Assert.Null(StaffClient.ById((await fresh.GetAsync("/account/signin")).Html, "ended"));
         Assert.Null(StaffClient.ById((await fresh.GetAsync("/account/signin?ended=%3Cb%3E")).Html, "ended"));
+    }
+
+    [Fact]
+    public async Task Reauthentication_says_what_it_is_for_and_offers_no_passkey_to_an_account_without_one()
+    {
+        using var staff = await SignedInAsync();
+        var (_, page) = await staff.GetAsync("/account/reauth?returnUrl=%2Faccount%2Frecovery-codes");
+        Assert.Contains("making new recovery codes", StaffClient.ById(page, "reauth-why"), StringComparison.Ordinal);
+        Assert.Contains("a few minutes", StaffClient.ById(page, "reauth-rule"), StringComparison.Ordinal);
+        Assert.DoesNotContain("passkey-reauth", page, StringComparison.Ordinal);
+        Assert.Contains("id=\"password\"", page, StringComparison.Ordinal);
+
+        var (_, guarded) = await staff.GetAsync("/account/reauth?returnUrl=%2Fpatients");
+        Assert.Contains("the guard asks", StaffClient.ById(guarded, "reauth-why"), StringComparison.Ordinal);
+        var (_, glass) = await staff.GetAsync("/account/reauth?returnUrl=%2Fpatients%2Fabc%2Fbreak-the-glass");
+        Assert.Contains("break-the-glass", StaffClient.ById(glass, "reauth-why"), StringComparison.Ordinal);
+
+        // A wrong code: the page shown again offers no passkey either.
+        var (_, wrong) = await staff.SubmitAsync("/account/reauth?returnUrl=%2F", new Dictionary<string, string> { ["Password"] = Password, ["Code"] = "000000", ["ReturnUrl"] = "/" });
+        Assert.DoesNotContain("passkey-reauth", wrong, StringComparison.Ordinal);
     }
 }
 
