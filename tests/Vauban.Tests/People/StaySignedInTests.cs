@@ -181,6 +181,17 @@ public abstract class StaySignedInTests(Engine engine) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_home_page_gives_the_last_proof_of_both_factors_in_Paris_time()
+    {
+        using var staff = await SignedInAsync();
+        var session = (await _server.Store.Sessions.FindAsync(staff.SessionCookie, CancellationToken.None))!;
+        var (_, home) = await staff.GetAsync("/");
+        var expected = ParisTime.Of(session.AuthenticatedAt!.Value).ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + " Paris time";
+        Assert.Equal(expected, StaffClient.ById(home, "last-proof"));
+        Assert.DoesNotContain("UTC", StaffClient.ById(home, "last-proof"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Reauthentication_says_what_it_is_for_and_offers_no_passkey_to_an_account_without_one()
     {
         using var staff = await SignedInAsync();
