@@ -24,6 +24,23 @@ public enum SessionStage
 public sealed record StaffSession(string Id, long? TenantId, string? UserId, SessionStage Stage, DateTimeOffset CreatedAt, DateTimeOffset LastSeenAt,
     DateTimeOffset? AuthenticatedAt, string? Ceremony);
 
+/// <summary>When a session ends if nothing more is done in it, and whether activity can still move that end (false when it is the
+/// absolute end, or a sign-in not finished).</summary>
+public sealed record SessionEnd(DateTimeOffset At, bool Renewable);
+
+/// <summary>Why a session token opened no session, as far as its look-up saw.</summary>
+public enum SessionEnded
+{
+    /// <summary>It is live.</summary>
+    No,
+    /// <summary>Found past its idle time-out (no activity for that long).</summary>
+    Idle,
+    /// <summary>Found past its absolute end (12 hours after the sign-in by default).</summary>
+    Absolute,
+    /// <summary>Gone already (signed out, revoked, purged after it ended), refused, or never one.</summary>
+    Unknown,
+}
+
 public sealed class StaffSessions
 {
     private static readonly TimeSpan TouchInterval = TimeSpan.FromSeconds(30);
@@ -104,21 +121,32 @@ public sealed class StaffSessions
 
     /// <summary>The live session of a cookie token, or null when unknown, revoked, idle too long or past its absolute end.</summary>
     public async Task<StaffSession?> FindAsync(string? token, CancellationToken cancellationToken) =>
-        (await FindAsync(token, withAccount: false, cancellationToken))?.Session;
+        (await LookUpAsync(token, withAccount: false, cancellationToken)).Session;
 
-    /// <summary>The live session of a cookie token (null as <see cref="FindAsync(string?, CancellationToken)"/>) and its person's
-    /// account, read in the same statement — every request's look-up (ADR 0007): the account's row is read once, not once for the
-    /// session's stamp and again for the account. The account is null when the session names none, or one that does not verify
-    /// or whose establishment is gone; its second factor is not asked (<see cref="StaffAccounts.HasSecondFactorAsync"/>).</summary>
-    public async Task<(StaffSession Session, StaffUser? User)?> FindWithAccountAsync(string? token, CancellationToken cancellationToken)
+    /// <summary>As <see cref="FindAsync"/>, and when there is no live session, whether this look-up found it ended by the idle or the
+    /// absolute time-out (for the sign-in page to say so); <see cref="SessionEnded.Unknown"/> when the row was gone already or refused
+    /// for another reason.</summary>
+    public async Task<(StaffSession? Session, SessionEnded Ended)> LookUpAsync(string? token, CancellationToken cancellationToken)
     {
-        if (await FindAsync(token, withAccount: true, cancellationToken) is not { } found) return null;
-        return (found.Session, found.Account is { } account ? await _accounts.AccountOfAsync(account, cancellationToken) : null);
+        var (session, _, ended) = await LookUpAsync(token, withAccount: false, cancellationToken);
+        return (session, ended);
     }
 
-    private async Task<(StaffSession Session, StaffAccounts.StoredAccount? Account)?> FindAsync(string? token, bool withAccount, CancellationToken cancellationToken)
+    /// <summary>The live session of a cookie token (null, and how it ended, as <see cref="LookUpAsync(string?, CancellationToken)"/>)
+    /// and its person's account, read in the same statement — every request's look-up (ADR 0007): the account's row is read once, not
+    /// once for the session's stamp and again for the account. The account is null when the session names none, or one that does not
+    /// verify or whose establishment is gone; its second factor is not asked (<see cref="StaffAccounts.HasSecondFactorAsync"/>).</summary>
+    public async Task<(StaffSession? Session, StaffUser? User, SessionEnded Ended)> FindWithAccountAsync(string? token, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrEmpty(token) || token.Length > 100) return null;
+        var (session, account, ended) = await LookUpAsync(token, withAccount: true, cancellationToken);
+        if (session is null) return (null, null, ended);
+        return (session, account is { } stored ? await _accounts.AccountOfAsync(stored, cancellationToken) : null, SessionEnded.No);
+    }
+
+    private async Task<(StaffSession? Session, StaffAccounts.StoredAccount? Account, SessionEnded Ended)> LookUpAsync(string? token, bool withAccount,
+        CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 100) return (null, null, SessionEnded.Unknown);
         var hash = StaffAccounts.Hash(token);
         var table = AuthenticatedTable.StaffSessions;
         var next = table.Columns.Count + 1; // past the session's authenticated columns and its MAC
@@ -128,10 +156,10 @@ public sealed class StaffSessions
             r => new StoredSession(table.Read(r, 0), r.GetInt64(next), r.GetValue(next + 1) as string, withAccount ? StaffAccounts.StoredAccount.Read(r, next + 2) : null),
             cancellationToken, ("h", hash));
         // A session inserted, or one's account, establishment or stage changed, in the database is no session (ADR 0014).
-        if (read is null || !await _rows.CheckAsync(read.Row, cancellationToken)) return null;
+        if (read is null || !await _rows.CheckAsync(read.Row, cancellationToken)) return (null, null, SessionEnded.Unknown);
         // Nor is one opened before the account's stamp last changed (a reset, a lock, a revocation), its row with its MAC put back
         // after them: a person's session holds the stamp it opened with; one with no person, none (null on both sides).
-        if (!string.Equals(read.Row.Text("security_stamp"), read.AccountStamp, StringComparison.Ordinal)) return null;
+        if (!string.Equals(read.Row.Text("security_stamp"), read.AccountStamp, StringComparison.Ordinal)) return (null, null, SessionEnded.Unknown);
         var session = Session(read.Row, read.LastSeenAt);
         var now = _time.GetUtcNow();
         var expired = session.Stage == SessionStage.Full
@@ -140,14 +168,48 @@ public sealed class StaffSessions
         if (expired)
         {
             await ExecuteAsync("DELETE FROM staff_sessions WHERE id = @id", cancellationToken, ("id", session.Id));
-            return null;
+            return (null, null, session.Stage != SessionStage.Full ? SessionEnded.Unknown
+                : now - session.CreatedAt > _options.AbsoluteTimeout ? SessionEnded.Absolute : SessionEnded.Idle);
         }
         if (now - session.LastSeenAt > TouchInterval)
         {
             // Sliding idle timeout, written at most twice a minute per session.
             await ExecuteAsync("UPDATE staff_sessions SET last_seen_at = @n WHERE id = @id", cancellationToken, ("n", now.ToUnixTimeMilliseconds()), ("id", session.Id));
+            return (session with { LastSeenAt = now }, read.Account, SessionEnded.No);
         }
-        return (session, read.Account);
+        return (session, read.Account, SessionEnded.No);
+    }
+
+    /// <summary>When a live session ends if nothing more is done in it: its idle end, or its absolute end when that comes first
+    /// (<see cref="SessionEnd.Renewable"/> false: activity no longer moves it).</summary>
+    public SessionEnd EndOf(StaffSession session)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (session.Stage != SessionStage.Full) return new SessionEnd(session.CreatedAt + _options.PendingTimeout, false);
+        var idle = session.LastSeenAt + _options.IdleTimeout;
+        var absolute = session.CreatedAt + _options.AbsoluteTimeout;
+        return idle < absolute ? new SessionEnd(idle, true) : new SessionEnd(absolute, false);
+    }
+
+    /// <summary>Counts as activity in a live, fully signed-in session (the person pressed "Stay signed in" while typing): its idle end
+    /// moves to now plus the idle time-out, never past its absolute end. A session that has ended (idle, absolute, signed out, not
+    /// fully signed in) is not revived: null, and nothing is written.</summary>
+    public async Task<SessionEnd?> KeepAsync(StaffSession session, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(session);
+        if (session.Stage != SessionStage.Full) return null;
+        var now = _time.GetUtcNow();
+        var kept = await _database.WriteAsync(async scope =>
+        {
+            // The row's own times decide, under the write: a session that ended since the request was admitted stays ended.
+            using var update = scope.Command("UPDATE staff_sessions SET last_seen_at = @n WHERE id = @id AND stage = 3 AND last_seen_at >= @idle AND created_at >= @absolute")
+                .With("n", now.ToUnixTimeMilliseconds()).With("id", session.Id)
+                .With("idle", (now - _options.IdleTimeout).ToUnixTimeMilliseconds()).With("absolute", (now - _options.AbsoluteTimeout).ToUnixTimeMilliseconds());
+            var changed = await update.ExecuteNonQueryAsync(cancellationToken);
+            await scope.CommitAsync(cancellationToken);
+            return changed == 1;
+        }, cancellationToken);
+        return kept ? EndOf(session with { LastSeenAt = now }) : null;
     }
 
     /// <summary>A session's row as read: what its MAC covers, when it was last seen (which it does not cover), its account's

@@ -17,12 +17,30 @@ public static class PersonSessions
     /// <summary>__Host-: Secure, Path=/, no Domain, so no sibling host or plain-http page can set or read it.</summary>
     public const string CookieName = "__Host-vauban-session";
     private const string ItemKey = "vauban.person";
+    private const string EndedKey = "vauban.session-ended";
 
     public static PersonSession? Person(this HttpContext http)
     {
         ArgumentNullException.ThrowIfNull(http);
         return http.Items.TryGetValue(ItemKey, out var value) ? value as PersonSession : null;
     }
+
+    /// <summary>When this request's session cookie named a session that has ended, how far its look-up saw why; null when it named
+    /// a live one or there was none.</summary>
+    public static SessionEnded? EndedSession(this HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        return http.Items.TryGetValue(EndedKey, out var value) ? value as SessionEnded? : null;
+    }
+
+    /// <summary>The sign-in page's <c>ended</c> parameter that says why the person is there (<see cref="SignInEnded"/>), or null.</summary>
+    public static string? EndedParameter(SessionEnded? ended) => ended switch
+    {
+        SessionEnded.Idle => "idle",
+        SessionEnded.Absolute => "absolute",
+        SessionEnded.Unknown => "ended",
+        _ => null,
+    };
 
     /// <summary>The fully signed-in person (both factors), or null.</summary>
     public static PersonSession? FullPerson(this HttpContext http) =>
@@ -72,9 +90,7 @@ public static class PersonSessions
         {
             // The session and its account in one statement; whether the account has a second factor is not asked here, where no
             // page uses it (a passkey-only account's passkeys would be read and checked on every request): the pages that need it ask.
-            var found = await store.Sessions.FindWithAccountAsync(token, http.RequestAborted);
-            var session = found?.Session;
-            var user = found?.User;
+            var (session, user, ended) = await store.Sessions.FindWithAccountAsync(token, http.RequestAborted);
             if (session?.UserId is not null && (user is null || user.LockoutEnd > store.Time.GetUtcNow()))
             {
                 await store.Sessions.EndAsync(token, http.RequestAborted);
@@ -83,6 +99,7 @@ public static class PersonSessions
             if (session is null)
             {
                 http.ClearCookie();
+                http.Items[EndedKey] = ended;
             }
             else
             {
@@ -99,13 +116,22 @@ public static class PersonSessions
     });
 }
 
-/// <summary>The sign-in stage a page needs; anything less is sent to the step it still owes.</summary>
+/// <summary>The sign-in stage a page needs; anything less is sent to the step it still owes. A person whose session has just
+/// ended is told so by the sign-in page (its <c>ended</c> parameter: a fixed sentence, nothing about the account).</summary>
 [AttributeUsage(AttributeTargets.Class)]
 public sealed class RequireSessionAttribute(SessionStage stage) : Attribute, IAsyncPageFilter
 {
     public SessionStage Stage { get; } = stage;
 
     public Task OnPageHandlerSelectionAsync(PageHandlerSelectedContext context) => Task.CompletedTask;
+
+    private static string SignInUrl(string? escapedReturnUrl, string? ended)
+    {
+        var query = new List<string>();
+        if (escapedReturnUrl is not null) query.Add("returnUrl=" + escapedReturnUrl);
+        if (ended is not null) query.Add("ended=" + ended);
+        return "/account/signin" + (query.Count == 0 ? "" : "?" + string.Join('&', query));
+    }
 
     public async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
     {
@@ -131,7 +157,7 @@ public sealed class RequireSessionAttribute(SessionStage stage) : Attribute, IAs
             SessionStage.Enrolment => new RedirectResult("/account/enrol/passkey"),
             SessionStage.SecondFactor => new RedirectResult("/account/signin/totp"),
             SessionStage.Full => new RedirectResult("/"),
-            _ => new RedirectResult("/account/signin" + (Stage == SessionStage.Full && http.Request.Path != "/" ? "?returnUrl=" + returnUrl : "")),
+            _ => new RedirectResult(SignInUrl(Stage == SessionStage.Full && http.Request.Path != "/" ? returnUrl : null, PersonSessions.EndedParameter(http.EndedSession()))),
         };
     }
 }

@@ -41,6 +41,72 @@ internal static class Assets
         h2 { font-size: 1.1rem; margin: 1.75rem 0 .5rem; }
         nav a { margin-right: 1rem; }
         hr { border: 0; border-top: 1px solid var(--line); margin: 1.5rem 0; }
+        [hidden] { display: none !important; }
+        .session-notice { position: fixed; left: 50%; bottom: 1rem; transform: translateX(-50%); z-index: 10; max-width: 40rem; width: calc(100% - 2rem);
+          background: #fff8e1; border: 1px solid #d4a72c; border-radius: 8px; padding: .75rem 1rem; box-shadow: 0 2px 8px rgba(0,0,0,.15); }
+        .session-notice button { margin: 0 0 0 .5rem; }
+        .session-notice.ended { background: #fdecea; border-color: var(--bad); }
+        """;
+
+    // The session notice (SessionNotice): from the end the page was given, a notice shows shortly before the idle time-out, with
+    // "Stay signed in" (a POST with the page's antiforgery token, counted as activity), and says so once the session has ended.
+    // Typing sends nothing to the server: without it, a prescription written for 15 minutes met an expired session on sending.
+    public const string SessionScript = """
+        "use strict";
+        (function () {
+          var notice = document.getElementById("session-notice");
+          if (!notice) return;
+          var text = document.getElementById("session-notice-text");
+          var stay = document.getElementById("stay-signed-in");
+          var warnBefore = Number(notice.getAttribute("data-warn-before")) * 1000;
+          var renewable = notice.getAttribute("data-renewable") === "true";
+          var endsAt = Date.now() + Number(notice.getAttribute("data-ends-in")) * 1000;
+          var over = false;
+          function left(ms) {
+            var seconds = Math.ceil(ms / 1000);
+            if (seconds < 60) return seconds + (seconds === 1 ? " second" : " seconds");
+            var minutes = Math.ceil(seconds / 60);
+            return minutes + (minutes === 1 ? " minute" : " minutes");
+          }
+          function token() { var input = document.querySelector("input[name=__RequestVerificationToken]"); return input ? input.value : ""; }
+          function ended() {
+            over = true;
+            notice.hidden = false;
+            notice.classList.add("ended");
+            stay.hidden = true;
+            text.textContent = (renewable ? "Your session has ended after " + notice.getAttribute("data-idle") + " without activity."
+              : "Your session has ended: a session lasts at most " + notice.getAttribute("data-absolute") + ".")
+              + " Nothing on this page was sent: copy what you typed before you open another page, then sign in again.";
+          }
+          function tick() {
+            if (over) return;
+            var remaining = endsAt - Date.now();
+            if (remaining <= 0) { ended(); return; }
+            if (remaining > warnBefore) { notice.hidden = true; return; }
+            notice.hidden = false;
+            stay.hidden = !renewable;
+            text.textContent = renewable ? "Your session ends in " + left(remaining) + " without activity."
+              : "Your session ends in " + left(remaining) + ": a session lasts at most " + notice.getAttribute("data-absolute") + ". Send what you are writing, then sign in again.";
+          }
+          stay.addEventListener("click", async function () {
+            stay.disabled = true;
+            try {
+              var response = await fetch("/account/session", { method: "POST", credentials: "same-origin", headers: { "RequestVerificationToken": token() } });
+              if (response.status === 400 || response.status === 401) { ended(); return; }
+              if (!response.ok) throw new Error("the server answered " + response.status);
+              var kept = await response.json();
+              endsAt = Date.now() + kept.endsIn * 1000;
+              renewable = kept.renewable;
+              tick();
+            } catch (e) {
+              text.textContent = "The server could not be reached (" + e.message + "): try again.";
+            } finally {
+              stay.disabled = false;
+            }
+          });
+          tick();
+          setInterval(tick, 1000);
+        })();
         """;
 
     // Passkey ceremonies: ask the page for WebAuthn options, run navigator.credentials.create/get, post the credential back.

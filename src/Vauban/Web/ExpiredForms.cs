@@ -19,7 +19,7 @@ internal sealed class ExpiredForms : IAlwaysRunResultFilter
         var signOut = http.Request.Path.Equals("/account/signout", StringComparison.OrdinalIgnoreCase);
         if (signOut && http.Person() is null)
         {
-            context.Result = new RedirectResult("/account/signin");
+            context.Result = new RedirectResult("/account/signin?ended=" + (PersonSessions.EndedParameter(http.EndedSession()) ?? "signout"));
             return;
         }
         var again = signOut ? "/" : (http.Request.PathBase + http.Request.Path + http.Request.QueryString).ToString();
@@ -28,7 +28,7 @@ internal sealed class ExpiredForms : IAlwaysRunResultFilter
         var unread = http.Request.HasFormContentType && http.Features.Get<Microsoft.AspNetCore.Http.Features.IFormFeature>()?.Form is null;
         var (title, why) = unread
             ? ("This form could not be read", $"Nothing was done. What was sent is more than a form of this server holds ({FormReading.Limits}), or holds a character a form may not carry.")
-            : ("This form has expired", "Nothing was done. The page was opened before your session ended (sign-out, or 15 minutes without activity) or changed (another sign-in step), or before the server restarted.");
+            : ("This form has expired", $"Nothing was done. The page was opened before your session ended (sign-out, or {SessionNotice.Said(http.RequestServices.GetRequiredService<Access.AccountOptions>().IdleTimeout)} without activity) or changed (another sign-in step), or before the server restarted.");
         context.Result = new ContentResult
         {
             StatusCode = StatusCodes.Status400BadRequest,

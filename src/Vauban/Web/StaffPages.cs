@@ -133,6 +133,7 @@ internal static class StaffPages
     {
         app.MapRazorPages();
         app.MapGet("/account/site.css", () => Results.Text(Assets.Css, "text/css; charset=utf-8"));
+        app.MapGet("/account/session.js", () => Results.Text(Assets.SessionScript, "text/javascript; charset=utf-8"));
         app.MapGet("/account/passkey.js", () => Results.Text(Assets.PasskeyScript, "text/javascript; charset=utf-8"));
     }
 }

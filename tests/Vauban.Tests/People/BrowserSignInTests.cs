@@ -99,7 +99,8 @@ public sealed class BrowserSignInTests : IAsyncLifetime
     private async Task SignOutAsync(IPage page)
     {
         await page.ClickAsync("#signout");
-        await ArriveAsync(page, "**/account/signin");
+        await ArriveAsync(page, "**/account/signin?ended=signout");
+        Assert.Equal("You are signed out.", await page.TextContentAsync("#ended"));
         var home = await page.GotoAsync(_base + "/");
         Assert.EndsWith("/account/signin", page.Url);
         Assert.NotNull(home);
@@ -143,6 +144,8 @@ public sealed class BrowserSignInTests : IAsyncLifetime
         Assert.Equal("10", await page.TextContentAsync("#remaining"));
         await page.ClickAsync("#regenerate");
         await ArriveAsync(page, "**/account/reauth?returnUrl=*");
+        // Told what she was doing and why it is asked; her account has a passkey, so it is offered.
+        Assert.Contains("making new recovery codes", await page.TextContentAsync("#reauth-why"), StringComparison.Ordinal);
         // Her second factor is the passkey: a password alone would be one factor, so no password form is offered.
         Assert.Equal(0, await page.Locator("#password").CountAsync());
         Assert.True(await page.IsVisibleAsync("#passkey-only"));

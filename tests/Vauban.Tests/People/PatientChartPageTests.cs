@@ -150,6 +150,9 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
         Assert.Contains("1 comprimé matin et soir pendant 7 jours", page, StringComparison.Ordinal);
         Assert.Contains($"data-ref=\"Appointment/{_ids["appt"]}\"", page, StringComparison.Ordinal);
         Assert.Contains("AUBER Claire", page, StringComparison.Ordinal); // the encounter's practitioner, named from $everything's Practitioner
+        // A section her role reads but the patient has nothing in (no insurance recorded, say) says none, not a refusal.
+        Assert.Contains("<p class=\"muted none\">None.</p>", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("None open to you", page, StringComparison.Ordinal);
 
         // The chart went through the records service: the patient's access history holds the physician's $everything.
         var officer = new AccessContext(new Principal(PrincipalKind.Person, "user:officer-test", "Officer", StaffUser.PersonScopes) { Role = StaffRole.SecurityOfficer }, _tenant, "HSYSADMIN");

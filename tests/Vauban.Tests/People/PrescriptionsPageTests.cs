@@ -211,6 +211,9 @@ public abstract class PrescriptionsPageTests(Engine engine) : StaffPageTests(eng
         var (_, after) = await doctor.GetAsync(Page);
         Assert.Equal("Stopped Amoxicilline 1 g, comprimé.", StaffClient.ById(after, "done"));
         Assert.Empty(Listed(after)); // no longer active
+        // Nothing is active any more: said as none, not as if some were hidden from her.
+        Assert.Equal("None.", StaffClient.ById(after, "none-active"));
+        Assert.DoesNotContain("None open to you", after, StringComparison.Ordinal);
         // Stopped already: a second stop of its new version is refused as nothing to stop.
         var (again, _) = await doctor.SubmitAsync(Page, Stop(Ids["rx"], "3"), stop);
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);

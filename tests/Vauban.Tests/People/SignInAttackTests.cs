@@ -456,7 +456,8 @@ public abstract class SignInAttackTests(SignInAttackServer shared) : IAsyncLifet
             new FormUrlEncodedContent(new Dictionary<string, string> { ["__RequestVerificationToken"] = StaffClient.Token(home) })))
         {
             Assert.Equal(HttpStatusCode.Redirect, signout.StatusCode);
-            Assert.Equal("/account/signin", signout.Headers.Location?.ToString());
+            // And is told why she is there: the session had ended by itself.
+            Assert.Equal("/account/signin?ended=idle", signout.Headers.Location?.ToString());
         }
         Assert.Equal(HttpStatusCode.Unauthorized, await FhirStatusAsync(staff));
 

@@ -124,7 +124,7 @@ public abstract class StaffPageCostTests(Engine engine, ITestOutputHelper output
             """);
         var (token, _) = (await _server.Store.Sessions.StartAsync(null, link.User, SessionStage.Enrolment, "127.0.0.1", null, None))!.Value;
 
-        var user = (await _server.Store.Sessions.FindWithAccountAsync(token, None))!.Value.User!;
+        var user = (await _server.Store.Sessions.FindWithAccountAsync(token, None)).User!;
         Assert.Throws<InvalidOperationException>(() => user.HasSecondFactor);
         Assert.False(await _server.Store.Accounts.HasSecondFactorAsync(user, None));
         Assert.False(user.HasSecondFactor);

@@ -18,6 +18,6 @@ public sealed class SignOutModel : StaffPage
             await Store.Sessions.EndAsync(person.Token, HttpContext.RequestAborted);
         }
         HttpContext.ClearCookie();
-        return Redirect("/account/signin");
+        return Redirect("/account/signin?ended=signout");
     }
 }

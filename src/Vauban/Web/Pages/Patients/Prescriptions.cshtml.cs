@@ -34,6 +34,10 @@ public sealed class PrescriptionsModel : PatientPage
     /// medication, instructions, status, version).</summary>
     public IReadOnlyList<ChartRow> Active { get; private set; } = [];
 
+    /// <summary>Whether the active prescriptions were searched (her role may list them) and the search answered: an empty
+    /// <see cref="Active"/> then means there are none.</summary>
+    public bool Listed { get; private set; }
+
     /// <summary>Why the list may not be whole: more than one page of them, or the search refused (then the list says so rather
     /// than "none": a prescriber who believes there is none may prescribe twice).</summary>
     public string? ListProblem { get; private set; }
@@ -136,6 +140,7 @@ public sealed class PrescriptionsModel : PatientPage
             {
                 case RecordStatus.Ok:
                     Active = [.. page.Entries.Where(e => !e.Included && e.Json is not null).Select(PatientChart.RowOf)];
+                    Listed = true;
                     if (page.NextPage is not null) ListProblem = $"This patient has more than {ListSize} active prescriptions: only the {ListSize} most recent are listed.";
                     break;
                 case RecordStatus.ReauthenticationRequired:
