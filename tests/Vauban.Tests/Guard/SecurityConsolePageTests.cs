@@ -1,7 +1,8 @@
 // The security officer's console pages (/security, /security/access) over HTTP, on both engines: the alert a guard
 // containment raised, acknowledged and the contained account released through posted forms (the same Core acts and audit
 // as the JSON API); other roles turned away on the chain; a forged or stale form changing nothing; and a patient's access
-// history, itself audited, with an NIR refused and a hostile staff name shown as text.
+// history, itself audited, asked for by record id or by NIR (a wrong key refused, a duplicate listed to choose), and a hostile
+// staff name shown as text.
 using System.Net;
 using Vauban.Access;
 using Vauban.Audit;
@@ -474,19 +475,107 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         Assert.Contains(refusals, e => e.Detail.Records.Contains("console:POST /security/access"));
     }
 
+    private static readonly string MineNir = Samples.ValidNir("2710644109001");
+
+    /// <summary>The officer's look-ups by NIR on the chain (the records service's search entries, in her name).</summary>
+    private async Task<List<AuditEntry>> NirLookupsAsync() =>
+        [.. (await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Search)).Where(e => e.Detail.Note?.StartsWith(Vauban.Records.RecordsService.NirLookupNote, StringComparison.Ordinal) == true)];
+
     [Fact]
-    public async Task An_NIR_typed_as_the_patient_id_is_refused_and_nothing_is_looked_up()
+    public async Task The_officer_types_the_patients_NIR_and_sees_their_history_and_the_look_up_is_on_the_chain_and_on_the_patients_history()
+    {
+        // A patient asking for their access history gives their NIR, not the record's id: the officer no longer needs a clinician
+        // to open the record to find it.
+        using (var doctor = await SignedInAsync(Doctor))
+        {
+            var (chart, _) = await doctor.GetAsync($"/patients/{_mine}");
+            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        }
+        using var officer = await SignedInAsync(Officer);
+        var typed = string.Join(' ', MineNir[..1], MineNir[1..3], MineNir[3..5], MineNir[5..7], MineNir[7..10], MineNir[10..13], MineNir[13..]);
+        var (shown, html) = await AccessHistoryAsync(officer, typed);
+        Assert.True(shown.StatusCode == HttpStatusCode.OK, html);
+        Assert.Equal($"Patient/{_mine}: ", StaffClient.ById(html, "history-heading")![..(_mine.Length + 10)]);
+        Assert.NotNull(StaffClient.ById(html, "found-by-nir"));
+        Assert.Contains("<td>Dr Claire Auber</td><td>physician</td>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain(MineNir, html, StringComparison.Ordinal);
+        Assert.DoesNotContain("2 71 06", html, StringComparison.Ordinal);
+
+        // The look-up is on the chain, naming the patient (so it is on their own history), under HSYSADMIN, the number nowhere.
+        var lookup = Assert.Single(await NirLookupsAsync());
+        Assert.Equal(AuditOutcome.Success, lookup.Outcome);
+        Assert.Equal(["Patient/" + _mine], lookup.Detail.Records);
+        Assert.Equal(_mine, lookup.Detail.Patient);
+        Assert.Equal(KnownPurposes.SystemAdministration, lookup.Detail.Purpose);
+        Assert.DoesNotContain(MineNir, lookup.Detail.Note!, StringComparison.Ordinal);
+        // And the history read after it, as for an id.
+        Assert.Contains(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.AuditRead), e => e.Outcome == AuditOutcome.Success);
+
+        // The role reads no more than before: the patient's record itself stays closed to her.
+        var (record, _) = await officer.GetAsync($"/patients/{_mine}");
+        Assert.NotEqual(HttpStatusCode.OK, record.StatusCode);
+        using var fhir = await officer.Http.GetAsync($"/fhir/Patient?identifier={MineNir}");
+        Assert.NotEqual(HttpStatusCode.OK, fhir.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_NIR_with_a_wrong_key_or_without_its_key_is_refused_as_such_and_nothing_is_looked_up()
     {
         using var officer = await SignedInAsync(Officer);
-        var nir = Samples.ValidNir("2710644109001");
-        var (refused, html) = await AccessHistoryAsync(officer, nir);
+        var wrongKey = MineNir[..13] + (MineNir[13..] == "01" ? "02" : "01");
+        var (refused, html) = await AccessHistoryAsync(officer, wrongKey);
         Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
-        Assert.Contains("This looks like a social-security number (NIR)", StaffClient.ById(html, "error"), StringComparison.Ordinal);
-        Assert.DoesNotContain(nir, html, StringComparison.Ordinal);
+        Assert.Equal("The control key of the NIR does not match. Check each digit: nothing was looked up.", StaffClient.ById(html, "error"));
+        Assert.DoesNotContain(wrongKey, html, StringComparison.Ordinal);
+        var (keyless, keylessHtml) = await AccessHistoryAsync(officer, MineNir[..13]);
+        Assert.Equal(HttpStatusCode.BadRequest, keyless.StatusCode);
+        Assert.StartsWith("This NIR has no control key", StaffClient.ById(keylessHtml, "error"), StringComparison.Ordinal);
+        Assert.Empty(await NirLookupsAsync());
         Assert.DoesNotContain(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.AuditRead), e => e.Outcome == AuditOutcome.Success);
         var (bad, badHtml) = await AccessHistoryAsync(officer, "../etc/passwd");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("A patient id is", badHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_NIR_no_patient_has_says_so_and_one_two_patients_have_lists_both_to_choose()
+    {
+        using var officer = await SignedInAsync(Officer);
+        var (unknown, unknownHtml) = await AccessHistoryAsync(officer, Samples.ValidNir("1850578006084"));
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("No patient of your establishment has this NIR.", StaffClient.ById(unknownHtml, "error"));
+        Assert.Null(StaffClient.ById(unknownHtml, "history-heading"));
+
+        // The same person registered twice: both records are listed, and each opens its own history.
+        var twin = await _server.CreateAsOperatorAsync(_tenant, Samples.Patient(family: "Chartier", given: "Louise", nir: MineNir));
+        var (both, bothHtml) = await AccessHistoryAsync(officer, MineNir);
+        Assert.Equal(HttpStatusCode.OK, both.StatusCode);
+        Assert.Equal("2 patient records have this NIR", StaffClient.ById(bothHtml, "candidates-heading"));
+        Assert.Contains($"value=\"{_mine}\"", bothHtml, StringComparison.Ordinal);
+        Assert.Contains($"value=\"{twin}\"", bothHtml, StringComparison.Ordinal);
+        Assert.Null(StaffClient.ById(bothHtml, "history-heading"));
+        Assert.DoesNotContain(MineNir, bothHtml, StringComparison.Ordinal);
+        // One entry per patient the look-up named (as for every act), each on that patient's history.
+        var named = (await NirLookupsAsync()).Where(e => e.Detail.Note!.EndsWith(": 2 record(s) found, ids only", StringComparison.Ordinal)).ToList();
+        Assert.Equal(new[] { _mine, twin }.Order(), named.Select(e => e.Detail.Patient).Order());
+        var (chosen, chosenHtml) = await AccessHistoryAsync(officer, twin);
+        Assert.Equal(HttpStatusCode.OK, chosen.StatusCode);
+        Assert.StartsWith($"Patient/{twin}:", StaffClient.ById(chosenHtml, "history-heading"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task No_one_but_the_audit_logs_reader_resolves_a_NIR_through_the_records_service_and_the_attempt_is_on_the_chain()
+    {
+        // The look-up answers which records carry a number, which a clinician's role must not learn outside its search: a
+        // physician's context asking it directly is refused, on the chain.
+        var doctor = (await _server.Store.Accounts.FindAsync(_tenant, Doctor, CancellationToken.None))!;
+        var context = new AccessContext(new Principal(PrincipalKind.Person, doctor.PrincipalId, "Dr Claire Auber", StaffUser.PersonScopes)
+        {
+            Role = StaffRole.Physician, Practitioner = _doctor, SessionId = "s-doctor", AuthenticatedAt = _time.GetUtcNow(),
+        }, _tenant, KnownPurposes.Treatment);
+        Assert.Null(await _server.Store.Records.PatientsWithNirAsync(context, MineNir, CancellationToken.None));
+        var refusal = Assert.Single(await _server.AuditEntriesOfAsync(_tenant, Doctor, AuditAction.Search), e => e.Outcome == AuditOutcome.MinorFailure);
+        Assert.Contains("by the audit log's reader only", refusal.Detail.Note, StringComparison.Ordinal);
     }
 
     [Fact]
