@@ -170,12 +170,50 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         Assert.Equal(2, rows.Count);
         var doctorRow = Assert.Single(rows, r => r.Contains(Doctor, StringComparison.Ordinal));
         Assert.Contains("Dr Claire Auber (physician)", doctorRow, StringComparison.Ordinal);
-        Assert.Contains($"<code>vauban users unlock --tenant {Establishment} --email {Doctor}</code>", doctorRow, StringComparison.Ordinal);
-        Assert.Contains("Locked by the guard: release it above.", Assert.Single(rows, r => r.Contains(Desk, StringComparison.Ordinal)), StringComparison.Ordinal);
+        var doctorId = (await _server.Store.Accounts.FindAsync(_tenant, Doctor, CancellationToken.None))!.PrincipalId;
+        Assert.Contains($"name=\"account\" value=\"{doctorId}\"", doctorRow, StringComparison.Ordinal); // an Unlock button, not a command line
+        Assert.DoesNotContain("vauban users unlock", doctorRow, StringComparison.Ordinal);
+        var deskRow = Assert.Single(rows, r => r.Contains(Desk, StringComparison.Ordinal));
+        Assert.Contains("Locked by the guard: release it above.", deskRow, StringComparison.Ordinal);
+        Assert.DoesNotContain("name=\"account\"", deskRow, StringComparison.Ordinal);
         // The list, read, is on the chain as the console's other lists are.
         var officerId = (await _server.Store.Accounts.FindAsync(_tenant, Officer, CancellationToken.None))!.PrincipalId;
         var reads = await _server.Store.AuditLog.SearchAsync(AccessContext.Operator(_tenant, "test"), new Vauban.Audit.AuditQuery { Agent = officerId, Count = 100 }, CancellationToken.None);
         Assert.Contains(reads!, e => e.Detail.Records.Contains("console:GET /security (locked accounts)") && e.Detail.Note == "guard console read (2 listed)");
+    }
+
+    [Fact]
+    public async Task The_officer_unlocks_an_account_at_the_console_with_fresh_factors_on_the_chain_but_not_one_the_guard_holds()
+    {
+        await CanaryReadByTheDeskAsync(); // the guard locks the desk: a release, not an unlock
+        Assert.True(await _server.Store.Accounts.LockAsync(_tenant, Doctor, CancellationToken.None));
+        var doctorId = (await _server.Store.Accounts.FindAsync(_tenant, Doctor, CancellationToken.None))!.PrincipalId;
+        var desk = await DeskPrincipalAsync();
+        using var officer = await SignedInAsync(Officer);
+
+        // Both factors proven more than 5 minutes ago: through the re-authentication first, nothing unlocked.
+        _time.Advance(TimeSpan.FromMinutes(6));
+        var (stale, _) = await ActAsync(officer, "unlock", "account", doctorId);
+        Assert.Equal("/account/reauth?returnUrl=%2Fsecurity", stale.Headers.Location?.ToString());
+        Assert.Contains(await _server.Store.Accounts.LockedAsync(_tenant, CancellationToken.None), u => u.PrincipalId == doctorId);
+        var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2Fsecurity",
+            new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets[Officer], _time), ["ReturnUrl"] = "/security" });
+        Assert.Equal("/security", reauth.Headers.Location?.ToString());
+
+        // An account the guard holds is not unlocked behind the guard's back; an account not locked is refused too.
+        var (held, heldHtml) = await ActAsync(officer, "unlock", "account", desk);
+        Assert.True(held.StatusCode == HttpStatusCode.Conflict, held.StatusCode + heldHtml);
+        Assert.Contains("Held by the guard", StaffClient.ById(heldHtml, "error"), StringComparison.Ordinal);
+        var (notLocked, _) = await ActAsync(officer, "unlock", "account", (await _server.Store.Accounts.FindAsync(_tenant, Admin, CancellationToken.None))!.PrincipalId);
+        Assert.Equal(HttpStatusCode.NotFound, notLocked.StatusCode);
+
+        var (unlocked, posted) = await ActAsync(officer, "unlock", "account", doctorId);
+        Assert.StartsWith("Dr Claire Auber (dr.auber@chu.example) unlocked", StaffClient.ById(await DoneAsync(officer, unlocked, posted, "/security"), "done"), StringComparison.Ordinal);
+        Assert.DoesNotContain(await _server.Store.Accounts.LockedAsync(_tenant, CancellationToken.None), u => u.PrincipalId == doctorId);
+        Assert.Contains(await _server.Store.Accounts.LockedAsync(_tenant, CancellationToken.None), u => u.PrincipalId == desk);
+        using (await SignedInAsync(Doctor)) { } // signs in again
+        var act = Assert.Single(await _server.AuditEntriesOfAsync(_tenant, Officer, AuditAction.Administration), e => e.Detail.Note == "users unlock");
+        Assert.Contains("account:" + doctorId, act.Detail.Records);
     }
 
     [Fact]
@@ -191,7 +229,7 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         var (console, html) = await officer.GetAsync("/security");
         Assert.True(console.StatusCode == HttpStatusCode.OK, html + _server.AllLogs());
         Assert.Contains($"name=\"alerts\" value=\"{alert.Id}\"", html, StringComparison.Ordinal);
-        Assert.Contains("guard-canary", html, StringComparison.Ordinal);
+        Assert.Contains("<td data-kind=\"guard-canary\">Canary patient read</td>", html, StringComparison.Ordinal);
         Assert.Contains("canary Patient/" + _canary, html, StringComparison.Ordinal); // the officer is told which canary
         Assert.Contains("; refused, nothing of it was returned.", html, StringComparison.Ordinal); // and that it was contained before anything left
         Assert.Contains($"name=\"principal\" value=\"{desk}\"", html, StringComparison.Ordinal);
@@ -237,6 +275,15 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         {
             var (_, consoleHtml) = await officer.GetAsync("/security");
             Assert.Contains("href=\"/security/grants\"", consoleHtml, StringComparison.Ordinal);
+            // The alert in the officer's words: its kind by name, the explanation one link away, no command line or API as its text.
+            var alertRow = consoleHtml.Split("<tr data-alert=").Single(r => r.Contains("broke the glass", StringComparison.Ordinal));
+            Assert.Contains(">Break-the-glass access</td>", alertRow, StringComparison.Ordinal);
+            Assert.Contains("<a href=\"/security/grants\" class=\"act\">Read the explanation they stated</a>", alertRow, StringComparison.Ordinal);
+            Assert.DoesNotContain("vauban guard", alertRow, StringComparison.Ordinal);
+            Assert.DoesNotContain("/admin/guard", alertRow, StringComparison.Ordinal);
+            // The stored alert still tells the command line and the API where the explanation is (`vauban guard alerts` shows it).
+            var stored = Assert.Single(await UnacknowledgedAsync(), a => a.Kind == KnownAlertKinds.BreakTheGlass);
+            Assert.EndsWith(BreakTheGlass.GrantExplanationWhere, stored.Detail, StringComparison.Ordinal);
             var (page, html) = await officer.GetAsync("/security/grants");
             Assert.True(page.StatusCode == HttpStatusCode.OK, html);
             Assert.Contains("Dr Claire Auber (physician)<br> <code>" + doctor.PrincipalId, html, StringComparison.Ordinal);
@@ -424,6 +471,14 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         var (reauth, _) = await officer.SubmitAsync("/account/reauth?returnUrl=%2Fsecurity",
             new Dictionary<string, string> { ["Password"] = Password, ["Code"] = Totp.Code(_secrets[Officer], _time), ["ReturnUrl"] = "/security" });
         Assert.Equal("/security", reauth.Headers.Location?.ToString());
+        // Back on the console, the alert she had ticked is ticked again, and the page says so (it came back unticked, unsaid).
+        var (back, backHtml) = await officer.GetAsync("/security");
+        Assert.Equal(HttpStatusCode.OK, back.StatusCode);
+        Assert.Contains($"value=\"{id}\" id=\"alert-{id}\" checked=\"checked\"", backHtml, StringComparison.Ordinal);
+        Assert.NotNull(StaffClient.ById(backHtml, "ticked-again"));
+        Assert.Contains(await UnacknowledgedAsync(), a => a.Id == alert.Id); // a GET acknowledges nothing
+        var (_, againHtml) = await officer.GetAsync("/security");
+        Assert.DoesNotContain("checked=\"checked\"", againHtml, StringComparison.Ordinal); // given back once
         var (done, posted) = await ActAsync(officer, "acknowledge", "alerts", id);
         Assert.Equal("1 alert acknowledged.", StaffClient.ById(await DoneAsync(officer, done, posted, "/security"), "done"));
         Assert.DoesNotContain(await UnacknowledgedAsync(), a => a.Id == alert.Id);
