@@ -85,6 +85,14 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         return html;
     }
 
+    /// <summary><paramref name="email"/> opens the chart of the patient the access history is read of.</summary>
+    private async Task ChartOpenedByAsync(string email)
+    {
+        using var who = await SignedInAsync(email);
+        var (chart, _) = await who.GetAsync($"/patients/{_mine}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+    }
+
     /// <summary>Posts the access history's form for <paramref name="patientId"/>.</summary>
     private static Task<(HttpResponseMessage Response, string Html)> AccessHistoryAsync(StaffClient who, string patientId) =>
         who.SubmitAsync("/", new Dictionary<string, string> { ["PatientId"] = patientId }, action: "/security/access");
@@ -487,11 +495,7 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
     [Fact]
     public async Task The_access_history_shows_a_physicians_chart_opening_and_the_viewing_is_itself_audited()
     {
-        using (var doctor = await SignedInAsync(Doctor))
-        {
-            var (chart, _) = await doctor.GetAsync($"/patients/{_mine}");
-            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
-        }
+        await ChartOpenedByAsync(Doctor);
         using var officer = await SignedInAsync(Officer);
         var (form, formHtml) = await officer.GetAsync("/security/access");
         Assert.Equal(HttpStatusCode.OK, form.StatusCode);
@@ -541,11 +545,7 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
     {
         // A patient asking for their access history gives their NIR, not the record's id: the officer no longer needs a clinician
         // to open the record to find it.
-        using (var doctor = await SignedInAsync(Doctor))
-        {
-            var (chart, _) = await doctor.GetAsync($"/patients/{_mine}");
-            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
-        }
+        await ChartOpenedByAsync(Doctor);
         using var officer = await SignedInAsync(Officer);
         var typed = string.Join(' ', MineNir[..1], MineNir[1..3], MineNir[3..5], MineNir[5..7], MineNir[7..10], MineNir[10..13], MineNir[13..]);
         var (shown, html) = await AccessHistoryAsync(officer, typed);
@@ -637,11 +637,7 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
     public async Task A_staff_name_with_markup_is_shown_as_text_in_the_access_history()
     {
         await EnrolAsync("hostile@chu.example", StaffRole.Physician, _doctor, "<script>alert(1)</script><img src=x onerror=alert(2)>");
-        using (var hostile = await SignedInAsync("hostile@chu.example"))
-        {
-            var (chart, _) = await hostile.GetAsync($"/patients/{_mine}");
-            Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
-        }
+        await ChartOpenedByAsync("hostile@chu.example");
         using var officer = await SignedInAsync(Officer);
         var (shown, html) = await AccessHistoryAsync(officer, _mine);
         Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
