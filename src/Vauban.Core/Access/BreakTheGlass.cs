@@ -169,7 +169,7 @@ public sealed class BreakTheGlass
             }
             await _alerts.RaiseAsync(scope, context.Tenant.Id, KnownAlertKinds.BreakTheGlass, principal.Id,
                 $"{principal.DisplayName} ({AccessPolicy.RoleName(role)}) broke the glass on Patient/{patientId}: {KnownBreakGlassReasons.Labels[reason]}; until {ParisTime.WithUtc(expires)}. "
-                + "The explanation they stated: the console's Break-the-glass grants (/security/grants), vauban guard grants, or GET /admin/guard/grants.",
+                + GrantExplanationWhere,
                 cancellationToken);
             await _audit.AppendAsync(scope, emergency, AuditAction.BreakTheGlass, AuditOutcome.Success, KnownResourceTypes.Patient,
                 [new AuditedRecord(KnownResourceTypes.Patient, patientId, patientId)], cancellationToken, "reason: " + reason);
@@ -182,6 +182,11 @@ public sealed class BreakTheGlass
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
             $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
     }
+
+    /// <summary>The last sentence of a break-the-glass alert: where the explanation stated is read, for the command line and the API
+    /// (the console shows its own link in its place). It used to read "The explanation they stated: the console's …", as if the
+    /// places were the explanation.</summary>
+    public const string GrantExplanationWhere = "Their explanation is kept with the grant: vauban guard grants, GET /admin/guard/grants, or the console's Break-the-glass grants.";
 
     /// <summary>What a grant's sealed explanation is bound to (type code 0): its principal and patient, hashed, and the second it
     /// was granted (<paramref name="grantedAt"/> in Unix milliseconds, as stored).</summary>

@@ -68,6 +68,31 @@ public static class KnownAlertKinds
     /// <summary>A row that grants access (an API client, an access token, a staff session, a staff account or its passkey, recovery
     /// code or enrolment link) failed its MAC when read: written or changed in the database, not by Vauban. It was refused as if it did not exist (ADR 0014). Once per row and process.</summary>
     public const string RowIntegrity = "row-integrity";
+
+    private static readonly Dictionary<string, string> Labels = new(StringComparer.Ordinal)
+    {
+        [AccountLocked] = "Account locked after failed sign-ins",
+        [BreakTheGlass] = "Break-the-glass access",
+        [SessionRevoked] = "Sessions ended",
+        [SignInSpraying] = "Many failed sign-ins from one source",
+        [ExportApprovalRequested] = "Export awaiting approval",
+        [ExportApproved] = "Export approved",
+        [ExportDenied] = "Export denied",
+        [GuardSuspended] = "Suspended by the guard",
+        [GuardStepUp] = "Asked to prove both factors again",
+        [GuardLocked] = "Account locked by the guard",
+        [GuardCanary] = "Canary patient read",
+        [GuardCanarySeen] = "Canary patient in a search",
+        [GuardSignal] = "Unusual activity",
+        [GuardReleased] = "Containment released",
+        [GuardReleaseRefused] = "Release of a canary's containment refused",
+        [AuditJournalDamaged] = "Audit journal damaged",
+        [RecordIntegrity] = "A record failed its integrity check",
+        [RowIntegrity] = "An access row failed its integrity check",
+    };
+
+    /// <summary>What a person reading the console calls an alert of this kind; the kind itself when it has no label.</summary>
+    public static string Label(string kind) => Labels.TryGetValue(kind, out var label) ? label : kind;
 }
 
 public sealed record SecurityAlert(long Id, long TenantId, DateTimeOffset RaisedAt, string Kind, string Principal, string Detail,

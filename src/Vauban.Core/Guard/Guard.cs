@@ -948,7 +948,7 @@ public sealed partial class RecordsGuard
         {
             return new GuardDecision(GuardVerdict.Locked, TimeSpan.Zero,
                 "This account is locked by the guard: its reading departed from normal care. No patient data can be opened with it until the "
-                + "establishment's security officer has reviewed the access and released it (vauban guard release, or the security console).");
+                + "establishment's security officer has reviewed the access and released it at the security console.");
         }
         return new GuardDecision(GuardVerdict.Suspended, TimeSpan.Zero, principal.Kind == PrincipalKind.ApiClient
             ? "This API client is suspended by the guard: its reading departed from its normal volume. Contact the establishment's security officer, "
@@ -959,7 +959,7 @@ public sealed partial class RecordsGuard
               + "containment: another security officer reviews the access and releases it at the security console, or the operator at the server "
               + "(vauban guard release)."
             : "This session is suspended by the guard: its reading departed from normal care. Contact the establishment's security officer, "
-              + "who reviews the access and releases it (vauban guard release, or the security console).");
+              + "who reviews the access and releases it at the security console.");
     }
 
     private string LimitsName(Principal principal) =>

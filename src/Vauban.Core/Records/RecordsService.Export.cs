@@ -118,7 +118,7 @@ public sealed partial class RecordsService
         if (needsApproval)
         {
             await _guard.RaiseAsync(context.Tenant.Id, KnownAlertKinds.ExportApprovalRequested, context.Principal.Id,
-                $"{context.Principal.Id} asks to export {patients.Count} patient(s), {resources} resource(s) ({string.Join(",", chosen)}); job {job.Id}. "
+                $"{context.Principal.Id} asks to export {Counted.En(patients.Count, "patient", "patients")}, {Counted.En(resources, "resource", "resources")} ({string.Join(", ", chosen)}); job {job.Id}. "
                 + $"Approve or deny: vauban guard approve-export|deny-export --tenant {context.Tenant.Name} {job.Id}, or the security console.", cancellationToken);
         }
         return new ExportOutcome(RecordStatus.Ok, job);

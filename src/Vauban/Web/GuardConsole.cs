@@ -115,6 +115,15 @@ internal static partial class GuardConsole
     [System.Text.RegularExpressions.GeneratedRegex(@"canary Patient/[A-Za-z0-9\-\.]{1,64}", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
     private static partial System.Text.RegularExpressions.Regex CanaryReference();
 
+    /// <summary>An alert's detail on the console's page: without the last sentence that tells the command line's and the API's way
+    /// to act on it (stored for `vauban guard alerts` and GET /admin/guard/alerts, and read there as it was written) — the page
+    /// shows its own link or button instead. Alerts raised before this wording ("The explanation they stated: …") too.</summary>
+    public static string ForConsole(string detail) => OperatorDirections().Replace(detail, "");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\s*(?:Their explanation is kept with the grant|The explanation they stated|Approve or deny): [^\n]*$",
+        System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex OperatorDirections();
+
     /// <summary>Alert ids an acknowledgement may name: between 1 and <see cref="RecordsGuard.MaxAcknowledgedPerCall"/>, each positive.</summary>
     public static bool AreAlertIds(IReadOnlyCollection<long> ids) =>
         ids.Count is > 0 and <= RecordsGuard.MaxAcknowledgedPerCall && ids.All(id => id >= 1);

@@ -54,7 +54,7 @@ public sealed class BrowserConsoleTests : IAsyncLifetime
 
         await page.ClickAsync("#nav-security");
         await BrowserPages.ArriveAsync(page, _base + "/security");
-        Assert.Contains("guard-canary", await page.TextContentAsync($"tr[data-alert=\"{alert.Id}\"]"), StringComparison.Ordinal);
+        Assert.Contains("Canary patient read", await page.TextContentAsync($"tr[data-alert=\"{alert.Id}\"]"), StringComparison.Ordinal); // the kind by name, not its code
         await page.CheckAsync($"#alert-{alert.Id}");
         await page.ClickAsync("#acknowledge");
         await page.WaitForSelectorAsync("#done");

@@ -8,8 +8,10 @@ namespace Vauban.Web.Pages.Security;
 /// <summary>
 /// A patient's access history at the console: the lines of `vauban audit patient` (PatientAccessHistory), read through the
 /// audit log's search as the FHIR AuditEvent search is — the security officer's alone, every page of it on the chain, a
-/// refusal too. The patient's id is posted, never put in a URL, and an NIR typed instead of an id is refused before
-/// anything is looked up, as "Open by id" does on /patients.
+/// refusal too. The patient's id is posted, never put in a URL. The patient's NIR may be typed instead (a patient asking
+/// for their history gives it, not the record's id): a complete one, its key checked before anything is looked up, is resolved
+/// to the patient's record through the records service (RecordsService.PatientsWithNirAsync: ids only, weighed and audited),
+/// then shown as for an id; several records with it (a duplicate) are listed to choose from.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class AccessHistoryModel : ConsolePage
@@ -36,20 +38,72 @@ public sealed class AccessHistoryModel : ConsolePage
     public async Task<IActionResult> OnPostAsync()
     {
         if (await EnterOfficerAsync("POST /security/access", OfficerOnly) is { } refused) return refused;
-        var id = PatientId?.Trim();
-        if (id is not null && IdRules.IsIdentifying(id))
+        var typed = PatientId?.Trim();
+        if (typed is not null && LooksLikeNir(typed))
         {
-            // Not shown back either: the page would hold it in its form.
+            // Not shown back: the page would hold it in its form.
             PatientId = null;
-            Refuse(400, "This looks like a social-security number (NIR), not a record id: find the patient's record id first (a physician or admissions find it by NIR).");
-            return Page();
+            return await ShowByNirAsync(typed);
         }
-        if (!IdRules.IsValid(id))
+        if (!IdRules.IsValid(typed))
         {
-            Refuse(400, "A patient id is 1 to 64 letters, digits, '-' and '.'.");
+            Refuse(400, "A patient id is 1 to 64 letters, digits, '-' and '.'; or type the patient's NIR (15 characters, its key included).");
             return Page();
         }
-        var history = await PatientAccessHistory.ReadAsync(Store, GuardConsole.OfficerAccess(HttpContext), id!, Limit, HttpContext.RequestAborted);
+        return await ShowAsync(typed!);
+    }
+
+    /// <summary>The records carrying the NIR typed, when it names several (a patient registered twice): the officer chooses.</summary>
+    public IReadOnlyList<string>? Candidates { get; private set; }
+
+    /// <summary>Whether the history shown was found by the NIR typed (the form then shows the record's id, never the number).</summary>
+    public bool FoundByNir { get; private set; }
+
+    /// <summary>What is typed as a NIR rather than a record id: 13 or 15 characters once spaces, '-' and '.' are left out, digits
+    /// but for Corsica's 2A/2B — a NIR without its key, or with a wrong one, too, so that it is answered as a NIR.</summary>
+    private static bool LooksLikeNir(string typed)
+    {
+        var compact = new string([.. typed.Where(c => !char.IsWhiteSpace(c) && c is not ('-' or '.'))]).ToUpperInvariant();
+        return compact.Length is 13 or 15
+            && compact.Select((c, i) => char.IsAsciiDigit(c) || (i == 6 && (c is 'A' or 'B') && compact[5] == '2')).All(ok => ok);
+    }
+
+    private async Task<IActionResult> ShowByNirAsync(string typed)
+    {
+        var compact = new string([.. typed.Where(c => c is not ('-' or '.'))]);
+        if (!Nir.TryValidate(compact, out var wrong))
+        {
+            Refuse(400, compact.Count(c => !char.IsWhiteSpace(c)) == 13
+                ? "This NIR has no control key: type all 15 characters, the 2-digit key included. Nothing was looked up."
+                : wrong + " Check each digit: nothing was looked up.");
+            return Page();
+        }
+        switch (await Store.Records.PatientsWithNirAsync(GuardConsole.OfficerAccess(HttpContext), compact, HttpContext.RequestAborted))
+        {
+            case null:
+                Refuse(403, OfficerOnly);
+                return Page();
+            case { Held: { Verdict: GuardVerdict.StepUp } }:
+                // Kept in this process's memory for her session only (FormDrafts), and given back once, in the form.
+                return ReauthenticateKeeping(new Dictionary<string, string?> { [nameof(PatientId)] = typed });
+            case { Held: { } held }:
+                Refuse(RecordStatusCodes.Http(RecordResult.Held(held, "Patient").Status), held.Reason!);
+                return Page();
+            case { Ids: [] }:
+                Refuse(404, "No patient of your establishment has this NIR.");
+                return Page();
+            case { Ids: [var only] }:
+                FoundByNir = true;
+                return await ShowAsync(only);
+            case { Ids: var several }:
+                Candidates = several;
+                return Page();
+        }
+    }
+
+    private async Task<IActionResult> ShowAsync(string id)
+    {
+        var history = await PatientAccessHistory.ReadAsync(Store, GuardConsole.OfficerAccess(HttpContext), id, Limit, HttpContext.RequestAborted);
         PatientId = id;
         switch (history)
         {
