@@ -65,6 +65,17 @@ public sealed class VaubanStore : IAsyncDisposable
     internal StoreDatabase Database => _database;
     internal KeyRing Keys => _keys;
 
+    /// <summary>For a server's health check and its log: null while the store takes the master key this process holds; once
+    /// another process rotated it (`keys rotate-master`), what this process can no longer do and that it must be restarted with
+    /// the new key (fingerprints, never key material). Asks the store until found, then no more (it stays so until restart).</summary>
+    public Task<string?> MasterKeyRotatedAwayAsync(CancellationToken cancellationToken) => _keys.CheckRotatedAwayAsync(cancellationToken);
+
+    /// <summary>As <see cref="MasterKeyRotatedAwayAsync"/>, as far as this process has found so far, without asking the store.</summary>
+    public string? MasterKeyRotatedAway => _keys.RotatedAway;
+
+    /// <summary>True for the first caller only once the master key was found rotated away: the log tells the operator once.</summary>
+    public bool FirstToTellMasterKeyRotatedAway() => _keys.FirstToTellRotatedAway();
+
     /// <summary>For a health check: null when the store answers a query now, else the cause (<see cref="StoreFailures"/>: by code,
     /// safe to log).</summary>
     public async Task<string?> UnavailableAsync(CancellationToken cancellationToken)

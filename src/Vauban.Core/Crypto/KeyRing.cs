@@ -300,13 +300,48 @@ internal sealed class KeyRing : IDisposable
     // The key a rotation of this process is committing (RefuseIfRotatedAsync).
     private volatile MasterKey? _rotatingTo;
 
-    private VaubanConfigurationException Rotated(string bound, string consequence) => new(
-        $"The store's master key was rotated meanwhile: the store now takes the key with fingerprint {bound}, and this process holds the previous one "
-        + $"({_master.Source}, fingerprint {_master.Fingerprint}). {consequence}")
+    private VaubanConfigurationException Rotated(string bound, string consequence)
     {
-        OtherMasterKey = true,
-        MasterKeyRotated = true,
-    };
+        Interlocked.CompareExchange(ref _rotatedAwayTo, bound, null);
+        return new($"The store's master key was rotated meanwhile: the store now takes the key with fingerprint {bound}, and this process holds the previous one "
+            + $"({_master.Source}, fingerprint {_master.Fingerprint}). {consequence}")
+        {
+            OtherMasterKey = true,
+            MasterKeyRotated = true,
+        };
+    }
+
+    // The fingerprint of the key the store was rotated to while this process holds the previous one: set once, when first found,
+    // and for good (a rotation always makes a new key: the store never takes this process's key again).
+    private string? _rotatedAwayTo;
+    private int _rotationTold;
+
+    /// <summary>What this process can no longer do since the store's master key was rotated by another process (it names
+    /// fingerprints, never key material), or null while the store takes the key it holds.</summary>
+    public string? RotatedAway => Volatile.Read(ref _rotatedAwayTo) is { } bound
+        ? $"The store's master key was rotated: the store now takes the key with fingerprint {bound}, and this process holds the previous one "
+            + $"({_master.Source}, fingerprint {_master.Fingerprint}). What needs a key wrapped under the new one (an establishment's newer data key, "
+            + "an establishment this process had not opened) cannot be opened; what the keys it holds open is still served. Restart this process with "
+            + "the store's new master key (--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY)."
+        : null;
+
+    /// <summary>Whether the store's master key was rotated away from this process's, read afresh from the store (once found, not
+    /// asked again): a server's health check, which finds it before any request needs a key the process cannot open.</summary>
+    public async Task<string?> CheckRotatedAwayAsync(CancellationToken cancellationToken)
+    {
+        if (RotatedAway is { } known) return known;
+        var bound = await _database.LookUpAsync((connection, ct) => BoundFingerprintAsync(connection, ct), cancellationToken);
+        if (bound is null || bound == _master.Fingerprint || _rotatingTo?.Fingerprint == bound) return null;
+        Interlocked.CompareExchange(ref _rotatedAwayTo, bound, null);
+        return RotatedAway;
+    }
+
+    /// <summary>True for the first caller only once the rotation is found: whoever tells the operator does so once.</summary>
+    public bool FirstToTellRotatedAway() => RotatedAway is not null && Interlocked.Exchange(ref _rotationTold, 1) == 0;
+
+    private VaubanConfigurationException RotatedAwayFor(long tenantId, string bound) =>
+        Rotated(bound, $"It cannot open the keys of establishment {tenantId}, wrapped under the new key. Restart this process with the store's new master key "
+            + "(--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY).");
 
     private VaubanConfigurationException OtherKey(string bound) => new(
         $"This store was made with another master key (fingerprint {bound}) than the one given ({_master.Source}, fingerprint {_master.Fingerprint}). "
@@ -360,8 +395,7 @@ internal sealed class KeyRing : IDisposable
             if (bound is null || bound == _master.Fingerprint) throw;
             // This process's own rotation, committed but not yet taken here.
             if (_rotatingTo is { } next && next.Fingerprint == bound) return KeyWrap.Unwrap(next, tenantId, purpose, version, wrapped);
-            throw Rotated(bound, $"It cannot open the keys of establishment {tenantId}, wrapped under the new key. Restart this process with the store's new master key "
-                + "(--master-key-file, $VAUBAN_MASTER_KEY_FILE or $VAUBAN_MASTER_KEY).");
+            throw RotatedAwayFor(tenantId, bound);
         }
     }
 
@@ -493,6 +527,8 @@ internal sealed class KeyRing : IDisposable
         // Every version up to the newest is loaded together: an older one missing is a damaged header, not a rotation (and must
         // not make each read of it load the keys again).
         if (version < keys.KeyVersion) return null;
+        // A newer version this process cannot unwrap: said at once, without reading and failing to unwrap every version per request.
+        if (Volatile.Read(ref _rotatedAwayTo) is { } bound) throw RotatedAwayFor(tenantId, bound);
         keys = await LoadAsync(tenantId, replace: true, cancellationToken);
         return keys.KeyVersions.Contains(version) ? keys : null;
     }
@@ -519,8 +555,17 @@ internal sealed class KeyRing : IDisposable
     {
         try
         {
+            // Rotated away: a newer data key would not unwrap; the keys held go on opening and sealing what they did.
+            if (Volatile.Read(ref _rotatedAwayTo) is not null) return held.Keys;
             if (await _database.LookUpAsync((connection, ct) => NewestDataKeyAsync(connection, tenantId, ct), cancellationToken) <= held.Keys.KeyVersion) return held.Keys;
             return await LoadAsync(tenantId, replace: true, cancellationToken);
+        }
+        catch (VaubanConfigurationException e) when (e.MasterKeyRotated)
+        {
+            // The newer data key is wrapped under a master key this process does not hold (rotate-master, then rotate-data). Failing
+            // here failed every request of the establishment, each loading and failing again: the keys held still open every body
+            // sealed before, and seal (a row sealed so is left by the re-sealing pass for its --resume, as any stale writer's).
+            return held.Keys;
         }
         catch
         {
@@ -534,7 +579,9 @@ internal sealed class KeyRing : IDisposable
     /// <summary>Reads and unwraps the establishment's keys. <paramref name="replace"/>: they take the place of those held (which
     /// are not disposed: requests may be using them; the collector frees them).</summary>
     private Task<TenantKeys> LoadAsync(long tenantId, bool replace, CancellationToken cancellationToken) =>
-        _database.LookUpAsync((connection, ct) => LoadOnAsync(connection, tenantId, replace, ct), cancellationToken);
+        Volatile.Read(ref _rotatedAwayTo) is { } bound
+            ? Task.FromException<TenantKeys>(RotatedAwayFor(tenantId, bound))
+            : _database.LookUpAsync((connection, ct) => LoadOnAsync(connection, tenantId, replace, ct), cancellationToken);
 
     private async Task<TenantKeys> LoadOnAsync(System.Data.Common.DbConnection connection, long tenantId, bool replace, CancellationToken cancellationToken)
     {

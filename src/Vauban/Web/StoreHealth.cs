@@ -10,7 +10,12 @@ internal sealed class StoreHealth(VaubanStore store, ILogger logger)
     private Task<string?>? _check;
     private long _answeredAt;
 
-    /// <summary>Null while the store can be reached; otherwise the cause, for the log only.</summary>
+    /// <summary>What <see cref="UnavailableAsync"/> answers once another process rotated the store's master key: this process holds
+    /// the previous one, and only a restart with the new key brings back what needs it.</summary>
+    public const string MasterKeyRotated = "master key rotated";
+
+    /// <summary>Null while the store can be reached and takes this process's master key; <see cref="MasterKeyRotated"/> once it no
+    /// longer does; otherwise the cause, for the log only.</summary>
     public Task<string?> UnavailableAsync()
     {
         lock (_gate)
@@ -27,7 +32,24 @@ internal sealed class StoreHealth(VaubanStore store, ILogger logger)
         // Not the asking request's cancellation: the answer is shared with every request asking meanwhile.
         var cause = await store.UnavailableAsync(CancellationToken.None);
         if (cause is not null) logger.LogWarning("Health check: the store cannot be reached: {Cause}", cause);
+        else if (await RotatedAwayAsync() is not null)
+        {
+            VaubanHost.TellMasterKeyRotated(store, logger, correlation: null);
+            cause = MasterKeyRotated;
+        }
         lock (_gate) _answeredAt = Environment.TickCount64;
         return cause;
+    }
+
+    private async Task<string?> RotatedAwayAsync()
+    {
+        try
+        {
+            return await store.MasterKeyRotatedAwayAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (VaubanStore.UnavailableCause(e) is not null)
+        {
+            return null; // the store went away between the two queries: the next check says so
+        }
     }
 }

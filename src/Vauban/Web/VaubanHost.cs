@@ -190,7 +190,13 @@ public static class VaubanHost
         var health = new StoreHealth(store, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Vauban.Health"));
         app.MapGet("/healthz", async (HttpContext http) =>
         {
-            if (await health.UnavailableAsync().WaitAsync(http.RequestAborted) is null) return Results.Text("ok");
+            var problem = await health.UnavailableAsync().WaitAsync(http.RequestAborted);
+            if (problem is null) return Results.Text("ok");
+            if (problem == StoreHealth.MasterKeyRotated)
+            {
+                // Not transient: this process must be restarted with the new key (an orchestrator restarts it, or flags it).
+                return Results.Text("master key rotated: restart this server with the store's new master key", statusCode: StatusCodes.Status503ServiceUnavailable);
+            }
             http.Response.Headers.RetryAfter = "5";
             return Results.Text("store unavailable", statusCode: StatusCodes.Status503ServiceUnavailable);
         });
@@ -329,13 +335,18 @@ public static class VaubanHost
         http.Response.Headers.CacheControl = "no-store";
         var (status, code, description) = error switch
         {
+            _ when MasterKeyRotatedIn(error) => (503, "temporarily_unavailable", MasterKeyRotatedAnswer),
             BadHttpRequestException { StatusCode: 413 } => (413, "invalid_request", "The token request's body is larger than this server reads; a token request is a few hundred bytes of form fields."),
             BadHttpRequestException bad => (bad.StatusCode, "invalid_request", $"The request could not be read ({bad.StatusCode})."),
             Audit.AuditUnavailableException => (503, "temporarily_unavailable", "The audit log cannot be written at the moment, so no token was issued. Retry shortly."),
             _ when VaubanStore.UnavailableCause(error) is not null => (503, "temporarily_unavailable", "The store cannot be reached or written at the moment, so no token was issued. Retry shortly."),
             _ => (500, "server_error", $"An unexpected error occurred. Quote correlation id {correlation} to the operator."),
         };
-        if (error is Audit.AuditUnavailableException)
+        if (MasterKeyRotatedIn(error))
+        {
+            TellMasterKeyRotated(http.RequestServices.GetRequiredService<VaubanStore>(), logger, correlation);
+        }
+        else if (error is Audit.AuditUnavailableException)
         {
             logger.LogError("The audit log could not be written (correlation {CorrelationId}); the token request was refused", correlation);
             http.Response.Headers.RetryAfter = "5";
@@ -356,6 +367,29 @@ public static class VaubanHost
     private static void LogUnavailableStore(ILogger logger, string cause, Exception? error, string correlation) =>
         logger.LogError("The store could not be reached or written: {Cause} ({ExceptionType} at {Site}, correlation {CorrelationId}); the request was refused",
             cause, error?.GetType().Name, Site(error), correlation);
+
+    /// <summary>What a client is told when its request needs a key this server cannot open since the store's master key was rotated.</summary>
+    internal const string MasterKeyRotatedAnswer = "This server cannot open what was asked: the store's master key was rotated and this server still holds "
+        + "the previous one. Its operator must restart it with the store's new master key; nothing was returned or changed.";
+
+    /// <summary>Whether <paramref name="error"/> is, or wraps (an audit append that could not seal its entry), a key this process
+    /// cannot open since the store's master key was rotated by another.</summary>
+    private static bool MasterKeyRotatedIn(Exception? error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            if (e is VaubanConfigurationException { MasterKeyRotated: true }) return true;
+        }
+        return false;
+    }
+
+    /// <summary>Tells the operator, once per process at Critical, that the store's master key was rotated away from this server's
+    /// (Vauban's own message: fingerprints, never key material); each request refused for it after that is one line at Warning.</summary>
+    internal static void TellMasterKeyRotated(VaubanStore store, ILogger logger, string? correlation)
+    {
+        if (store.FirstToTellMasterKeyRotatedAway() && store.MasterKeyRotatedAway is { } problem) logger.LogCritical("{Problem}", problem);
+        else if (correlation is not null) logger.LogWarning("Refused (correlation {CorrelationId}): it needs a key wrapped under the store's new master key; restart this server with it", correlation);
+    }
 
     /// <summary>Where an exception was thrown ("Type.Method"): what the log says of an unexpected error instead of its message.</summary>
     private static string Site(Exception? error) => error?.TargetSite?.DeclaringType?.Name + "." + error?.TargetSite?.Name;
@@ -401,6 +435,14 @@ public static class VaubanHost
                 ? Issue.Error("too-costly", "The request body is larger than this server accepts.")
                 : Issue.Invalid("The request could not be read (" + bad.StatusCode + ").");
             await new FhirResult(bad.StatusCode, FhirJson.OperationOutcome([said], correlation)).ExecuteAsync(http);
+            return;
+        }
+        if (MasterKeyRotatedIn(error))
+        {
+            // What this server was asked needs a key wrapped under a master key it does not hold: an operator's matter (restart it
+            // with the new key), not the client's, and no retry will do until then.
+            TellMasterKeyRotated(http.RequestServices.GetRequiredService<VaubanStore>(), logger, correlation);
+            await new FhirResult(503, FhirJson.OperationOutcome([Issue.Error("transient", MasterKeyRotatedAnswer)], correlation)).ExecuteAsync(http);
             return;
         }
         if (error is Audit.AuditUnavailableException)

@@ -362,6 +362,89 @@ public sealed class DataKeyRotationTests
         public void Report(int value) => report(value);
     }
 
+    [Theory]
+    [InlineData(Engine.Sqlite)]
+    [InlineData(Engine.Postgres)]
+    public async Task A_server_left_holding_a_rotated_away_master_key_serves_what_its_keys_open_answers_503_for_the_rest_and_tells_the_operator_once(Engine engine)
+    {
+        // The operator's sequence of the review (2026-12-07): `keys rotate-master` while the server runs, then `keys rotate-data
+        // --tenant` with the new key, the server not yet restarted. It answered 500 to every record request, /healthz said ok, and
+        // its log said only "Unexpected VaubanConfigurationException".
+        await using var server = await VaubanServer.StartAsync(engine);
+        var (client, tenant, ids) = await PatientsAsync(server, "chu-garde", "Garde", 3);
+        using var _ = client;
+        var oldKey = Convert.ToBase64String(server.MasterKey.Bytes);
+        var newBytes = System.Security.Cryptography.RandomNumberGenerator.GetBytes(Vauban.Crypto.MasterKey.Length);
+        var next = Vauban.Crypto.MasterKey.FromBytes(newBytes);
+        ClientRegistration other;
+        await using (var operatorStore = await VaubanStore.OpenAsync(new StoreOptions(server.Db, server.MasterKey), CancellationToken.None))
+        {
+            // An establishment this server has not opened (made by `tenants add` and `clients add` beside it).
+            var unopened = await operatorStore.Tenants.AddAsync("chu-voisin", CancellationToken.None);
+            other = await operatorStore.Clients.AddAsync(unopened, "voisin", "system/*.cruds", null, ClientLimits.None, CancellationToken.None);
+            await operatorStore.RotateMasterKeyAsync(next, t => AccessContext.Operator(t, "keys rotate-master"), CancellationToken.None);
+        }
+        // What rotate-master alone changes for this server: nothing it holds; /healthz already says it must be restarted.
+        using (var before = await client.GetAsync("/fhir/Patient/" + ids[0])) Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        await using (var operatorStore = await VaubanStore.OpenAsync(new StoreOptions(server.Db, next), CancellationToken.None))
+        {
+            var administrator = AccessContext.Operator(tenant, "keys rotate-data");
+            Assert.Equal(2, await operatorStore.AddDataKeyAsync(administrator, CancellationToken.None));
+            Assert.True((await operatorStore.ResealAsync(administrator, null, CancellationToken.None)).Tally.Complete);
+        }
+        server.Store.Keys.Recheck = TimeSpan.Zero; // its next look for a newer data key: now
+
+        // A record re-sealed under the data key it cannot unwrap: 503, an operator's matter, never a 500. Searches meet them too.
+        foreach (var path in new[] { "/fhir/Patient/" + ids[1], "/fhir/Patient?family=Garde1" })
+        {
+            using var refused = await client.GetAsync(path);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            using var outcome = System.Text.Json.JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+            Assert.Equal("OperationOutcome", outcome.RootElement.GetProperty("resourceType").GetString());
+            var issue = outcome.RootElement.GetProperty("issue")[0];
+            Assert.Equal("transient", issue.GetProperty("code").GetString());
+            Assert.Contains("restart it with the store's new master key", issue.GetProperty("diagnostics").GetString(), StringComparison.Ordinal);
+        }
+        // What its keys open is still served: a record it writes now (sealed under the data key it holds, left to `rotate-data
+        // --resume` once it is restarted) reads back.
+        string written;
+        using (var created = await client.PostAsync("/fhir/Patient", FhirContent.Json(Samples.Patient(family: "Pendant"))))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            written = created.Headers.Location!.ToString().Split('/')[^3];
+        }
+        using (var read = await client.GetAsync("/fhir/Patient/" + written)) Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+
+        // A token for the establishment it had not opened: temporarily_unavailable, not server_error.
+        using (var token = await server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials", ["client_id"] = other.ClientId, ["client_secret"] = other.ClientSecret!,
+        })))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, token.StatusCode);
+            Assert.Contains("\"temporarily_unavailable\"", await token.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // An orchestrator sees it: /healthz answers 503 with the reason (no fingerprint, no secret).
+        using (var health = await server.Http.GetAsync("/healthz"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            Assert.Equal("master key rotated: restart this server with the store's new master key", await health.Content.ReadAsStringAsync());
+        }
+
+        // The operator's log says so once, at Critical, in Vauban's own words (fingerprints, never a key), and no request was an
+        // "unexpected" error.
+        var logs = server.Logs.ToArray();
+        var told = Assert.Single(logs, l => l.Contains("master key was rotated", StringComparison.Ordinal));
+        Assert.StartsWith("Critical ", told, StringComparison.Ordinal);
+        Assert.Contains(next.Fingerprint, told, StringComparison.Ordinal);
+        Assert.Contains(server.MasterKey.Fingerprint, told, StringComparison.Ordinal);
+        Assert.Contains("Restart this process with the store's new master key", told, StringComparison.Ordinal);
+        Assert.DoesNotContain(logs, l => l.Contains("Unexpected", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs, l => l.Contains(oldKey, StringComparison.Ordinal) || l.Contains(Convert.ToBase64String(newBytes), StringComparison.Ordinal)
+            || l.Contains(Convert.ToHexString(newBytes), StringComparison.OrdinalIgnoreCase));
+    }
+
     /// <summary>The command-line operator's administrative acts on the establishment's chain.</summary>
     private static async Task<IReadOnlyList<Vauban.Audit.AuditEntry>> OperatorActsAsync(VaubanServer server, Tenant tenant)
     {
