@@ -33,6 +33,17 @@ public static class Nir
         return TryNormalize(value, out var compact, out _) ? compact : null;
     }
 
+    /// <summary>Whether <paramref name="value"/> is a NIR but for its control key: 15 characters (spaces aside) whose first 13 are
+    /// a valid NIR's and whose last two are not their key. A typing error to say as such, not a number to search for.</summary>
+    public static bool HasWrongKey(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        Span<char> buffer = stackalloc char[Length];
+        if (!TryCompact(value, buffer, out var written) || written != Length || !HasValidCharacters(buffer)) return false;
+        var first13 = new string(buffer[..13]);
+        return IsValid(first13 + FormatKey(Key(buffer[..13]))) && !IsValid(new string(buffer));
+    }
+
     /// <summary>Validates a NIR; on failure, <paramref name="error"/> says why in a short English sentence.</summary>
     public static bool TryValidate(string value, out string? error)
     {

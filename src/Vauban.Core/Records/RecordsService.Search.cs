@@ -239,6 +239,79 @@ public sealed partial class RecordsService
         };
     }
 
+    /// <summary>Patients an outside-care lookup offers at most; past it none is offered (a NIR filed under more patients than
+    /// this is a matter for identity vigilance, not a choice to make on a search page).</summary>
+    public const int MaxOutsideCareMatches = 5;
+
+    /// <summary>What the audit entry of an outside-care lookup says, beside the patients it returned.</summary>
+    public const string OutsideCareLookupNote = "outside-care lookup (break-the-glass candidates)";
+
+    /// <summary>
+    /// The patients outside a person's care relationships that an exact identifying search finds — a complete NIR with its valid
+    /// control key as <c>identifier</c>, optionally narrowed by family, given and birth date —, for a clinician who holds a
+    /// patient's number to choose whom to break the glass for (ADR 0006, revised 2026-12-07). Only for a person whose role may
+    /// break the glass and reaches patients through care relationships; anyone else gets an empty page, as their search gives.
+    /// Partial identifiers and names alone are refused (400): they would make the lookup an oracle of who is filed here. At most
+    /// <see cref="MaxOutsideCareMatches"/> patients; more, and none is returned. What is returned leaves as a search's matches do:
+    /// counted by the guard (as identities), then audited as a search by this person, with <see cref="OutsideCareLookupNote"/>.
+    /// </summary>
+    public async Task<SearchPage> OutsideCareMatchesAsync(AccessContext context, IReadOnlyList<KeyValuePair<string, string>> parameters, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(parameters);
+        const string type = KnownResourceTypes.Patient;
+        if (await CheckAsync(context, Interaction.Search, type, null, cancellationToken) is { } denied) return SearchPage.Fail(denied.Status, [.. denied.Issues!]);
+        if (context.Principal is not { Kind: PrincipalKind.Person, Role: { } role } || !RolePermissions.MayBreakTheGlass(role)
+            || RolePermissions.For(role, type).Reach != Reach.Related)
+        {
+            return new SearchPage(RecordStatus.Ok, [], 0, null);
+        }
+        if (!IsExactIdentifying(parameters))
+        {
+            return SearchPage.Fail(RecordStatus.Invalid, Issue.Invalid("An outside-care lookup takes one complete NIR with its valid control key (identifier), and only family, given and birthdate beside it."));
+        }
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        var (query, refused) = await ParseSearchAsync(context, keys, type,
+            [.. parameters, new("_count", MaxOutsideCareMatches.ToString(System.Globalization.CultureInfo.InvariantCulture))], lenient: false, cancellationToken);
+        if (query is null) return refused!;
+        // The query without the policy's filter: every patient the criteria name, as the policy's screening reads its candidates.
+        using var command = _database.NewCommand();
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: false, allowed: null);
+        var found = await _database.QueryAsync(command, async (reader, ct) =>
+        {
+            var rows = new List<StoredVersion>();
+            while (await reader.ReadAsync(ct)) rows.Add(ResourceRows.ReadRow(reader));
+            return rows;
+        }, cancellationToken);
+        var outside = new List<StoredVersion>();
+        if (found.Count <= MaxOutsideCareMatches)
+        {
+            // Only those the policy refuses with the way to break the glass: one in her care is her search's to show.
+            foreach (var row in found)
+            {
+                if ((await _policy.AuthorizeRecordAsync(context, type, row.Compartment, row.CreatedBy, null, cancellationToken)).Verdict == RecordVerdict.Forbidden) outside.Add(row);
+            }
+        }
+        if (await AdmitAsync(context, Interaction.Search, type, outside, 1, cancellationToken, searched: parameters) is { } held)
+            return SearchPage.Fail(held.Status, [.. held.Issues!]);
+        var (bodies, damaged) = await OpenAllAsync(context, Interaction.Search, type, keys, outside, null, cancellationToken);
+        if (damaged is not null) return SearchPage.Fail(damaged.Status, [.. damaged.Issues!]);
+        await AuditAsync(context, Interaction.Search, AuditOutcome.Success, type,
+            outside.Select(r => new AuditedRecord(type, r.Id, r.Compartment)).ToList(), cancellationToken, note: OutsideCareLookupNote);
+        var entries = outside.Select((r, i) => new SearchEntry(type, r.Id, r.Version, r.LastUpdated, bodies[i], false)).ToList();
+        return new SearchPage(RecordStatus.Ok, entries, entries.Count, null);
+    }
+
+    /// <summary>Whether search parameters name one patient by a complete NIR with its valid key (one identifier, one value, no
+    /// system), with nothing beside it but family, given and birth date: no prefix, list or modifier reaches further.</summary>
+    public static bool IsExactIdentifying(IReadOnlyList<KeyValuePair<string, string>> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var identifiers = parameters.Where(p => p.Key == "identifier").ToList();
+        return identifiers is [{ Value: var nir }] && Nir.Normalize(nir) == nir
+            && parameters.All(p => p.Key is "identifier" or "family" or "given" or "birthdate");
+    }
+
     /// <summary>Patient/$everything without parameters: everything, in one page.</summary>
     public Task<SearchPage> EverythingAsync(AccessContext context, string patientId, CancellationToken cancellationToken) =>
         EverythingAsync(context, patientId, [], null, false, cancellationToken);

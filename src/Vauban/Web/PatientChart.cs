@@ -22,8 +22,30 @@ public sealed record ChartRow(Moment When, string What, string? Detail, string? 
 public sealed record ChartSection(string Type, string Key, string Title, IReadOnlyList<ChartRow> Rows);
 
 /// <summary>The identity part of a chart, or of a search result.</summary>
+/// <remarks><see cref="Name"/> is the birth name (the official one); <see cref="FullName"/> is what a page shows.</remarks>
 public sealed record PatientIdentity(string Id, string Name, string? BirthDate, string? Gender, bool Deceased, bool Inactive,
-    IReadOnlyList<(string Label, string Value)> Identifiers, IReadOnlyList<string> Addresses, IReadOnlyList<string> Telecom, string? GeneralPractitioner);
+    IReadOnlyList<(string Label, string Value)> Identifiers, IReadOnlyList<string> Addresses, IReadOnlyList<string> Telecom, string? GeneralPractitioner)
+{
+    /// <summary>The family name she uses (nom d'usage: the name of use "usual") when it is not her birth name; else null.</summary>
+    public string? UsedFamily { get; init; }
+
+    /// <summary>The name as French practice writes it: the used name first, then the birth name after "née" (or "né"), then the
+    /// given names — "MONTMORENCY-LAVAL née DE LA TOUR Marie" —; the birth name alone when it is the one she uses. A patient found
+    /// by her used name was listed under her birth name alone, which the person searching had not typed.</summary>
+    public string FullName => UsedFamily is null ? Name
+        : $"{UsedFamily.ToUpperInvariant()} {Gender switch { "female" => "née", "male" => "né", _ => "né(e)" }} {Name}";
+
+    /// <summary>Her age on <paramref name="today"/> (Paris's day), as a clinician says it: years from 2, months below, days in
+    /// the first month; null without a whole birth date, for a patient who has died, or for a birth date after today.</summary>
+    public string? AgeOn(DateOnly today)
+    {
+        if (Deceased || !DateOnly.TryParseExact(BirthDate, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var born) || born > today) return null;
+        var months = ((today.Year - born.Year) * 12) + today.Month - born.Month - (today.Day < born.Day ? 1 : 0);
+        return months >= 24 ? Counted.En(months / 12, "year", "years")
+            : months >= 1 ? Counted.En(months, "month", "months")
+            : Counted.En(today.DayNumber - born.DayNumber, "day", "days");
+    }
+}
 
 public sealed class PatientChart
 {
@@ -124,7 +146,22 @@ public sealed class PatientChart
         var gp = Array(patient, "generalPractitioner").Select(r => ReferenceName(r, names)).FirstOrDefault(n => n is not null);
         var deceased = (patient.TryGetProperty("deceasedBoolean", out var d) && d.ValueKind == JsonValueKind.True) || patient.TryGetProperty("deceasedDateTime", out _);
         var inactive = patient.TryGetProperty("active", out var a) && a.ValueKind == JsonValueKind.False;
-        return new PatientIdentity(id, HumanName(patient) ?? "(no name)", Text(patient, "birthDate"), Text(patient, "gender"), deceased, inactive, identifiers, addresses, telecom, gp);
+        return new PatientIdentity(id, HumanName(patient) ?? "(no name)", Text(patient, "birthDate"), Text(patient, "gender"), deceased, inactive, identifiers, addresses, telecom, gp)
+        {
+            UsedFamily = UsedFamily(patient),
+        };
+    }
+
+    /// <summary>The family of a name of use "usual" that differs from the official name's (compared without case: "Martin" used
+    /// beside "MARTIN" is no other name).</summary>
+    private static string? UsedFamily(JsonElement patient)
+    {
+        var names = Array(patient, "name").Where(n => n.ValueKind == JsonValueKind.Object).ToList();
+        var official = names.Select(n => Text(n, "use") == "official" ? Text(n, "family") : null).FirstOrDefault(f => f is not null);
+        var used = names.Select(n => Text(n, "use") == "usual" ? Text(n, "family") : null).FirstOrDefault(f => !string.IsNullOrWhiteSpace(f));
+        return used is null || official is null
+            || string.Compare(used.Trim(), official.Trim(), CultureInfo.InvariantCulture, CompareOptions.IgnoreCase | CompareOptions.IgnoreNonSpace) == 0
+            ? null : used.Trim();
     }
 
     /// <summary>One record as its kind's row on the chart shows it (a practitioner or organization it names without a display

@@ -184,6 +184,108 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
     }
 
     [Fact]
+    public async Task A_physician_who_has_the_NIR_of_a_patient_outside_her_care_is_offered_to_break_the_glass_for_that_patient()
+    {
+        // Before, the page sent her to "open the record by its id", which no clinician knows.
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var nir = Samples.ValidNir("1800344109002");
+        var spaced = $"{nir[..1]} {nir[1..3]} {nir[3..5]} {nir[5..7]} {nir[7..10]} {nir[10..13]} {nir[13..]}";
+        var (found, html) = await SearchAsync(doctor, new() { ["Identifier"] = spaced });
+        Assert.True(found.StatusCode == HttpStatusCode.OK, html);
+        Assert.DoesNotContain("id=\"results\"", html, StringComparison.Ordinal);
+        Assert.Contains("outside your care relationships matches", StaffClient.ById(html, "no-results"), StringComparison.Ordinal);
+        Assert.Contains("<td>CHARTREUX Marc</td>", html[html.IndexOf("id=\"outside-care\"", StringComparison.Ordinal)..], StringComparison.Ordinal);
+        // What a result of her own search shows, and no more: no address, telephone or link into the record itself.
+        Assert.DoesNotContain("Nantes", html, StringComparison.Ordinal);
+        Assert.DoesNotContain($"href=\"/patients/{_ids["other"]}\"", html, StringComparison.Ordinal);
+        var link = $"/patients/{_ids["other"]}/break-the-glass";
+        Assert.Contains($"href=\"{link}\"", html, StringComparison.Ordinal);
+
+        var (form, formHtml) = await doctor.GetAsync(link);
+        Assert.Equal(HttpStatusCode.OK, form.StatusCode);
+        Assert.Contains("id=\"reason\"", formHtml, StringComparison.Ordinal);
+        var (granted, _) = await doctor.SubmitAsync(link,
+            new Dictionary<string, string> { ["Reason"] = KnownBreakGlassReasons.Labels.Keys.First(), ["Text"] = "Patient brought in unconscious, carte Vitale in his wallet." });
+        Assert.Equal(HttpStatusCode.OK, granted.StatusCode);
+        var (chart, page) = await doctor.GetAsync($"/patients/{_ids["other"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        Assert.Equal("CHARTREUX Marc", StaffClient.ById(page, "patient-name"));
+
+        // The lookup is on the patient's access history as the physician's search, marked as such.
+        var officer = new AccessContext(new Principal(PrincipalKind.Person, "user:officer-test", "Officer", StaffUser.PersonScopes) { Role = StaffRole.SecurityOfficer }, _tenant, "HSYSADMIN");
+        var entries = await _server.Store.AuditLog.SearchAsync(officer, new AuditQuery { Patient = _ids["other"], Count = 100 }, CancellationToken.None);
+        Assert.NotNull(entries);
+        Assert.Contains(entries!, e => e.Action == AuditAction.Search && e.Outcome == AuditOutcome.Success && e.Detail.PrincipalName == "Staff dr.a"
+            && e.Detail.Note == Vauban.Records.RecordsService.OutsideCareLookupNote);
+    }
+
+    [Fact]
+    public async Task A_prefix_a_name_or_a_NIR_without_its_key_offers_no_patient_outside_her_care()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var nir = Samples.ValidNir("1800344109002");
+        foreach (var fields in new Dictionary<string, string>[]
+        {
+            new() { ["Family"] = "Chartreux" },
+            new() { ["Family"] = "Chartreux", ["Given"] = "Marc" },
+            new() { ["Identifier"] = nir[..8] },
+            new() { ["Identifier"] = nir[..13] },
+            new() { ["Identifier"] = nir + "0" },
+        })
+        {
+            var (found, html) = await SearchAsync(doctor, fields);
+            Assert.True(found.StatusCode == HttpStatusCode.OK, string.Join(",", fields.Keys) + html);
+            Assert.DoesNotContain("outside-care", html, StringComparison.Ordinal);
+            Assert.DoesNotContain(_ids["other"], html, StringComparison.Ordinal);
+            Assert.DoesNotContain("CHARTREUX", html, StringComparison.Ordinal);
+        }
+        // The records service refuses the lookup itself for anything but a complete NIR, whoever calls it.
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:physician-test", "Physician", StaffUser.PersonScopes) { Role = StaffRole.Physician }, _tenant, KnownPurposes.Treatment);
+        var prefix = await _server.Store.Records.OutsideCareMatchesAsync(physician, [new("family", "Chartreux"), new("given", "Marc")], CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Invalid, prefix.Status);
+        var list = await _server.Store.Records.OutsideCareMatchesAsync(physician, [new("identifier", nir + "," + Samples.ValidNir("2710644109001"))], CancellationToken.None);
+        Assert.Equal(Vauban.Records.RecordStatus.Invalid, list.Status);
+    }
+
+    [Fact]
+    public async Task A_NIR_with_a_wrong_control_key_is_said_to_be_wrong_and_not_searched()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var nir = Samples.ValidNir("2710644109001");
+        var wrong = nir[..13] + ((int.Parse(nir[13..], CultureInfo.InvariantCulture) % 97) + 1).ToString("00", CultureInfo.InvariantCulture);
+        var (refused, html) = await SearchAsync(doctor, new() { ["Identifier"] = wrong });
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("control key", StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        Assert.DoesNotContain("no-results", html, StringComparison.Ordinal);
+        Assert.DoesNotContain(wrong, StaffClient.ById(html, "error"), StringComparison.Ordinal);
+        // The same patient with her right key is found.
+        var (found, foundHtml) = await SearchAsync(doctor, new() { ["Identifier"] = nir });
+        Assert.Equal(HttpStatusCode.OK, found.StatusCode);
+        Assert.Contains($"href=\"/patients/{_ids["mine"]}\"", foundHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_role_that_may_not_break_the_glass_is_offered_no_patient_outside_care()
+    {
+        var nir = Samples.ValidNir("1800344109002");
+        foreach (var role in new[] { StaffRole.Billing, StaffRole.Administrator, StaffRole.SecurityOfficer })
+        {
+            var context = new AccessContext(new Principal(PrincipalKind.Person, "user:" + role, role.ToString(), StaffUser.PersonScopes) { Role = role }, _tenant, "HSYSADMIN");
+            var page = await _server.Store.Records.OutsideCareMatchesAsync(context, [new("identifier", nir)], CancellationToken.None);
+            Assert.Empty(page.Entries);
+        }
+        // A secretary may break the glass but finds every patient by her search already: the lookup adds no one.
+        var desk = new AccessContext(new Principal(PrincipalKind.Person, "user:desk-test", "Desk", StaffUser.PersonScopes) { Role = StaffRole.Secretary }, _tenant, KnownPurposes.Treatment);
+        Assert.Empty((await _server.Store.Records.OutsideCareMatchesAsync(desk, [new("identifier", nir)], CancellationToken.None)).Entries);
+        // A physician in the patient's care is not offered to break the glass for her: her search shows her.
+        var physician = new AccessContext(new Principal(PrincipalKind.Person, "user:physician-b", "Physician", StaffUser.PersonScopes) { Role = StaffRole.Physician, Practitioner = _ids["drB"] }, _tenant, KnownPurposes.Treatment);
+        Assert.Empty((await _server.Store.Records.OutsideCareMatchesAsync(physician, [new("identifier", nir)], CancellationToken.None)).Entries);
+        var outside = new AccessContext(new Principal(PrincipalKind.Person, "user:physician-c", "Physician", StaffUser.PersonScopes) { Role = StaffRole.Physician }, _tenant, KnownPurposes.Treatment);
+        var offered = await _server.Store.Records.OutsideCareMatchesAsync(outside, [new("identifier", nir)], CancellationToken.None);
+        Assert.Equal(_ids["other"], Assert.Single(offered.Entries).Id);
+    }
+
+    [Fact]
     public async Task Each_role_sees_only_what_it_may_and_the_security_officer_no_patient_at_all()
     {
         using (var desk = await SignedInAsync("desk@chu.example"))

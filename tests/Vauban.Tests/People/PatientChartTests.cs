@@ -34,6 +34,30 @@ public sealed class PatientChartTests
     }
 
     [Fact]
+    public void A_patient_known_by_her_used_name_is_shown_by_it_before_her_birth_name_and_with_her_age()
+    {
+        // Found by "Martin", she was listed as "DE LA TOUR Louise Anne" alone: not the name typed.
+        var who = PatientChart.Matched([Entry("Patient", "p1", Patient.Replace("\"deceasedBoolean\":true,", "", StringComparison.Ordinal))])[0];
+        Assert.Equal("Martin", who.UsedFamily); // as written; the pages put it in capitals
+        Assert.Equal("MARTIN née DE LA TOUR Louise Anne", who.FullName);
+        Assert.Equal("DE LA TOUR Louise Anne", who.Name);
+        Assert.Equal("55 years", who.AgeOn(new DateOnly(2026, 12, 7)));
+        Assert.Equal("54 years", who.AgeOn(new DateOnly(2026, 6, 1)));
+        Assert.Equal("55 years", who.AgeOn(new DateOnly(2026, 6, 2)));
+        var man = who with { Gender = "male", BirthDate = "2026-10-20" };
+        Assert.Equal("MARTIN né DE LA TOUR Louise Anne", man.FullName);
+        Assert.Equal("1 month", man.AgeOn(new DateOnly(2026, 12, 7)));
+        Assert.Equal("5 days", man.AgeOn(new DateOnly(2026, 10, 25)));
+        Assert.Null(man.AgeOn(new DateOnly(2026, 10, 19)));
+        Assert.Null((who with { BirthDate = "1971" }).AgeOn(new DateOnly(2026, 12, 7)));
+        // The same family in other capitals is no other name; a patient who has died is given no age.
+        var same = PatientChart.Matched([Entry("Patient", "p2", """{"resourceType":"Patient","name":[{"use":"usual","family":"Dupre"},{"use":"official","family":"DUPRE","given":["Ana"]}]}""")])[0];
+        Assert.Null(same.UsedFamily);
+        Assert.Equal("DUPRE Ana", same.FullName);
+        Assert.Null((who with { Deceased = true }).AgeOn(new DateOnly(2026, 12, 7)));
+    }
+
+    [Fact]
     public void Without_the_patient_there_is_no_chart()
     {
         Assert.Null(PatientChart.From("p1", [Entry("Observation", "o1", """{"resourceType":"Observation","status":"final"}""")]));

@@ -29,6 +29,11 @@ public sealed class PatientSearchModel : StaffPage
     public string? NextPage { get; private set; }
     public int? Total { get; private set; }
 
+    /// <summary>Patients outside the person's care relationships that her exact identifying search (a complete NIR with its valid
+    /// key) names, when none in her care does and her role may break the glass: each offered with the way to break the glass,
+    /// since no clinician knows a record's id (RecordsService.OutsideCareMatchesAsync).</summary>
+    public IReadOnlyList<PatientIdentity> OutsideCare { get; private set; } = [];
+
     /// <summary>Whether this person's role may search patients at all (the security officer and the administrator may not).</summary>
     public bool MaySearch => HttpContext.PersonAccess() is { } access && Store.Policy.Authorize(access, Interaction.Search, "Patient").Allowed;
 
@@ -85,6 +90,14 @@ public sealed class PatientSearchModel : StaffPage
             return Page();
         }
         Add("birthdate", BirthDate);
+        // A NIR whose key does not match its 13 digits is a typing error: said as registration says it, and not searched for (it
+        // found no one, and the page said no patient in her care matched).
+        if (Identifier is not null && Nir.HasWrongKey(Identifier))
+        {
+            Response.StatusCode = 400;
+            Error = "The control key of this NIR does not match its first 13 digits: check each digit.";
+            return Page();
+        }
         Add("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal)));
         var next = string.IsNullOrEmpty(Next) ? null : Next;
         if (next is null && parameters.Count == 0)
@@ -112,8 +125,33 @@ public sealed class PatientSearchModel : StaffPage
         NextPage = page.NextPage;
         Total = page.Total;
         if (next is not null) ShowSearched(page.Searched);
+        else if (Results.Count == 0 && await OutsideCareAsync(access, parameters) is { } held) return held;
         return Page();
     }
+
+    /// <summary>A first page that found no one in her care, when its identifier is a complete NIR with its valid key and her role
+    /// may break the glass: the patients outside her care the same criteria find, through the records service (guarded, audited
+    /// as her search). Anything else — a name or a prefix alone, a role that may not break the glass — is offered nothing.</summary>
+    private async Task<IActionResult?> OutsideCareAsync(AccessContext access, List<KeyValuePair<string, string>> parameters)
+    {
+        if (Identifier is null || Nir.Normalize(Identifier) is not { } nir || !BreaksTheGlass(access)) return null;
+        var exact = parameters.Where(p => p.Key is not ("identifier" or "_count")).Append(new("identifier", nir)).ToList();
+        if (!RecordsService.IsExactIdentifying(exact)) return null;
+        var found = await Store.Records.OutsideCareMatchesAsync(access, exact, HttpContext.RequestAborted);
+        if (found.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl("/patients"));
+        if (found.Status == RecordStatus.Ok)
+        {
+            OutsideCare = PatientChart.Matched(found.Entries).OrderBy(p => p.Name, StringComparer.InvariantCultureIgnoreCase).ToList();
+        }
+        else
+        {
+            Response.StatusCode = RecordStatusCodes.Http(found.Status);
+            Error = Said(found.Issues) ?? "The search was refused.";
+        }
+        return null;
+    }
+
+    private static bool BreaksTheGlass(AccessContext access) => access.Principal.Role is { } role && RolePermissions.MayBreakTheGlass(role);
 
     /// <summary>A next or resumed page's form shows the search it is a page of, read back from the page's own token (the
     /// criteria were posted once, and go through no URL): after re-authentication the person sees what they had typed.</summary>
