@@ -60,7 +60,7 @@ public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(e
         var (chart, chartHtml) = await desk.GetAsync(location);
         Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
         Assert.Equal("Registered LEFÈVRE Marie, born 1984-11-23.", StaffClient.ById(chartHtml, "done"));
-        Assert.Equal("LEFÈVRE Marie Louise", StaffClient.ById(chartHtml, "patient-name"));
+        Assert.Equal("MARTIN née LEFÈVRE Marie Louise", StaffClient.ById(chartHtml, "patient-name")); // her used name first, as she is called
 
         // A FHIR R4 Patient: the birth name official with the given names in order, the used name usual, the NIR under INS-NIR's
         // system, contacts and address as typed.
