@@ -10,7 +10,6 @@ using Vauban.Audit;
 using Vauban.Fhir;
 using Vauban.Guard;
 using Vauban.Records.Search;
-using Vauban.Storage;
 
 namespace Vauban.Records;
 
@@ -46,16 +45,8 @@ public sealed partial class RecordsService
         var query = SearchQuery.Parse(Patient, [new("identifier", compact)], keys, false, issues, Today(), context.ServerBase)
             ?? throw new InvalidOperationException("A NIR's identifier search did not parse: " + string.Join("; ", issues.Select(i => i.Diagnostics)));
         query.Count = MaxPatientsWithNir;
-        using var command = _database.NewCommand();
         // No policy filter: the role reads no Patient; what leaves is the ids alone, for the audit log's reading.
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: false, allowed: null);
-        var ids = await _database.QueryAsync(command, static async (reader, ct) =>
-        {
-            var found = new List<string>();
-            while (await reader.ReadAsync(ct)) found.Add(ResourceRows.ReadRow(reader).Id);
-            return found;
-        }, cancellationToken);
-        ids = [.. ids.Distinct(StringComparer.Ordinal).Take(MaxPatientsWithNir)];
+        List<string> ids = [.. (await UnfilteredRowsAsync(context, query, cancellationToken)).Select(r => r.Id).Distinct(StringComparer.Ordinal).Take(MaxPatientsWithNir)];
         var decision = await _guard.AdmitAsync(context, new GuardRequest(Interaction.Search, Patient, ids.Count, ids, ids) { OfTheAuditLog = true }, cancellationToken);
         if (decision.Delay > TimeSpan.Zero) await Task.Delay(decision.Delay, cancellationToken);
         var records = ids.Select(id => new AuditedRecord(Patient, id, id)).ToList();

@@ -275,14 +275,7 @@ public sealed partial class RecordsService
             [.. parameters, new("_count", MaxOutsideCareMatches.ToString(System.Globalization.CultureInfo.InvariantCulture))], lenient: false, cancellationToken);
         if (query is null) return refused!;
         // The query without the policy's filter: every patient the criteria name, as the policy's screening reads its candidates.
-        using var command = _database.NewCommand();
-        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: false, allowed: null);
-        var found = await _database.QueryAsync(command, async (reader, ct) =>
-        {
-            var rows = new List<StoredVersion>();
-            while (await reader.ReadAsync(ct)) rows.Add(ResourceRows.ReadRow(reader));
-            return rows;
-        }, cancellationToken);
+        var found = await UnfilteredRowsAsync(context, query, cancellationToken);
         var outside = new List<StoredVersion>();
         if (found.Count <= MaxOutsideCareMatches)
         {
@@ -300,6 +293,20 @@ public sealed partial class RecordsService
             outside.Select(r => new AuditedRecord(type, r.Id, r.Compartment)).ToList(), cancellationToken, note: OutsideCareLookupNote);
         var entries = outside.Select((r, i) => new SearchEntry(type, r.Id, r.Version, r.LastUpdated, bodies[i], false)).ToList();
         return new SearchPage(RecordStatus.Ok, entries, entries.Count, null);
+    }
+
+    /// <summary>The first page of <paramref name="query"/>'s records in the context's establishment, without the access policy's
+    /// filter: for the look-ups that decide themselves what of them leaves (a NIR's patients, outside-care candidates).</summary>
+    private async Task<List<StoredVersion>> UnfilteredRowsAsync(AccessContext context, SearchQuery query, CancellationToken cancellationToken)
+    {
+        using var command = _database.NewCommand();
+        SearchSql.Build(command, Engine, query, context.Tenant.Id, null, countOnly: false, allowed: null);
+        return await _database.QueryAsync(command, static async (reader, ct) =>
+        {
+            var rows = new List<StoredVersion>();
+            while (await reader.ReadAsync(ct)) rows.Add(ResourceRows.ReadRow(reader));
+            return rows;
+        }, cancellationToken);
     }
 
     /// <summary>Whether search parameters name one patient by a complete NIR with its valid key (one identifier, one value, no
