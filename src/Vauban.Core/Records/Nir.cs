@@ -44,6 +44,22 @@ public static class Nir
         return IsValid(first13 + FormatKey(Key(buffer[..13]))) && !IsValid(new string(buffer));
     }
 
+    /// <summary>Whether <paramref name="value"/> is written as a NIR is — 13 or 15 characters once spaces, '-' and '.' are left out,
+    /// digits but for Corsica's 2A/2B —, its key missing or wrong too: typed where a record id is asked, it is answered as a NIR.</summary>
+    public static bool LooksLike(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        Span<char> buffer = stackalloc char[Length];
+        var written = 0;
+        foreach (var c in value)
+        {
+            if (char.IsWhiteSpace(c) || c is '-' or '.') continue;
+            if (written == Length) return false;
+            buffer[written++] = char.ToUpperInvariant(c);
+        }
+        return written is 13 or Length && HasValidCharacters(buffer[..written]);
+    }
+
     /// <summary>Validates a NIR; on failure, <paramref name="error"/> says why in a short English sentence.</summary>
     public static bool TryValidate(string value, out string? error)
     {

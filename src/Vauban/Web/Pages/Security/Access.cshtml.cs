@@ -39,7 +39,7 @@ public sealed class AccessHistoryModel : ConsolePage
     {
         if (await EnterOfficerAsync("POST /security/access", OfficerOnly) is { } refused) return refused;
         var typed = PatientId?.Trim();
-        if (typed is not null && LooksLikeNir(typed))
+        if (typed is not null && Nir.LooksLike(typed))
         {
             // Not shown back: the page would hold it in its form.
             PatientId = null;
@@ -58,15 +58,6 @@ public sealed class AccessHistoryModel : ConsolePage
 
     /// <summary>Whether the history shown was found by the NIR typed (the form then shows the record's id, never the number).</summary>
     public bool FoundByNir { get; private set; }
-
-    /// <summary>What is typed as a NIR rather than a record id: 13 or 15 characters once spaces, '-' and '.' are left out, digits
-    /// but for Corsica's 2A/2B — a NIR without its key, or with a wrong one, too, so that it is answered as a NIR.</summary>
-    private static bool LooksLikeNir(string typed)
-    {
-        var compact = new string([.. typed.Where(c => !char.IsWhiteSpace(c) && c is not ('-' or '.'))]).ToUpperInvariant();
-        return compact.Length is 13 or 15
-            && compact.Select((c, i) => char.IsAsciiDigit(c) || (i == 6 && (c is 'A' or 'B') && compact[5] == '2')).All(ok => ok);
-    }
 
     private async Task<IActionResult> ShowByNirAsync(string typed)
     {
