@@ -126,8 +126,5 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
 /// <summary>An appointment's Cancel form (<c>Shared/_CancelAppointment.cshtml</c>): where it posts, the appointment and the version
 /// shown, how the row names it to a screen reader (its time, its patient), and, when it is the one just refused, the reason and
 /// comment to show again in the form left open.</summary>
-public sealed record CancelForm(string Action, string Appointment, int Version, string Label, bool Refused, string? Reason, string? Comment)
-{
-    /// <summary>Unfolded: the form whose cancel was just refused, with what was chosen.</summary>
-    public bool Open => Refused;
-}
+/// <remarks><c>Refused</c>: the form is shown unfolded, with what was chosen.</remarks>
+public sealed record CancelForm(string Action, string Appointment, int Version, string Label, bool Refused, string? Reason, string? Comment);
