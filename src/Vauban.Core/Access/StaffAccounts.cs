@@ -244,16 +244,18 @@ public sealed class StaffAccounts
         ArgumentNullException.ThrowIfNull(tenant);
         var users = await LoadManyAsync("r.tenant_id = @t", secondFactor: true, cancellationToken, ("t", tenant.Id));
         var now = _time.GetUtcNow();
-        var result = new List<StaffAccountSummary>();
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        foreach (var user in users.OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase))
+        // The establishment's signed-in sessions counted in one statement, by account and the stamp each was opened under: only
+        // those under the account's stamp now are open (a lock or a new password changed it). One query, not one an account.
+        var open = new Dictionary<(string User, string Stamp), long>();
+        await using (var connection = await _database.OpenAsync(cancellationToken))
+        using (var count = connection.Command("SELECT user_id, security_stamp, count(*) FROM staff_sessions WHERE tenant_id = @t AND stage = @s "
+            + "AND user_id IS NOT NULL AND security_stamp IS NOT NULL GROUP BY user_id, security_stamp").With("t", tenant.Id).With("s", (int)SessionStage.Full))
+        using (var reader = await count.ExecuteReaderAsync(cancellationToken))
         {
-            using var count = connection.Command("SELECT count(*) FROM staff_sessions WHERE user_id = @u AND stage = @s AND security_stamp = @st")
-                .With("u", user.Id).With("s", (int)SessionStage.Full).With("st", user.StoredStamp);
-            result.Add(new StaffAccountSummary(user.Id, user.Email, user.DisplayName, user.Role, user.Practitioner, user.Service,
-                user.HasSecondFactor, user.LockoutEnd > now, (int)await count.ScalarLongAsync(cancellationToken)));
+            while (await reader.ReadAsync(cancellationToken)) open[(reader.GetString(0), reader.GetString(1))] = reader.GetInt64(2);
         }
-        return result;
+        return [.. users.OrderBy(u => u.Email, StringComparer.OrdinalIgnoreCase).Select(user => new StaffAccountSummary(user.Id, user.Email, user.DisplayName,
+            user.Role, user.Practitioner, user.Service, user.HasSecondFactor, user.LockoutEnd > now, (int)open.GetValueOrDefault((user.Id, user.StoredStamp))))];
     }
 
     /// <summary>The establishment's accounts locked now — by failed sign-ins, an administrator or the guard; each until unlocked — by e-mail.</summary>

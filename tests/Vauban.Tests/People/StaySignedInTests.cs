@@ -210,6 +210,31 @@ public abstract class StaySignedInTests(Engine engine) : IAsyncLifetime
         var (_, wrong) = await staff.SubmitAsync("/account/reauth?returnUrl=%2F", new Dictionary<string, string> { ["Password"] = Password, ["Code"] = "000000", ["ReturnUrl"] = "/" });
         Assert.DoesNotContain("passkey-reauth", wrong, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_account_list_counts_each_accounts_signed_in_sessions_under_its_stamp_now()
+    {
+        var tenant = (await _server.Store.Tenants.FindAsync(Establishment, CancellationToken.None))!;
+        const string other = "paul.durand@chu.example";
+        await _server.Store.Accounts.AddAsync(tenant, other, StaffRole.Nurse, null, "org-1", "Paul Durand", CancellationToken.None);
+        async Task<int> SessionsAsync(string email) =>
+            (await _server.Store.Accounts.ListAsync(tenant, CancellationToken.None)).Single(a => a.Email == email).Sessions;
+        var enrolled = await SessionsAsync(Email); // the enrolment's own, never signed out
+        using var first = await SignedInAsync();
+        using var second = await SignedInAsync();
+        // Halfway (password only): not a session the list counts.
+        using var halfway = new StaffClient(_server.BaseAddress);
+        await halfway.PasswordAsync(Establishment, Email, Password);
+        Assert.Equal(enrolled + 2, await SessionsAsync(Email));
+        Assert.Equal(0, await SessionsAsync(other));
+        // A lock changes the stamp and ends the sessions: none is counted, nor after the unlock.
+        Assert.True(await _server.Store.Accounts.LockAsync(tenant, Email, CancellationToken.None));
+        Assert.Equal(0, await SessionsAsync(Email));
+        Assert.True(await _server.Store.Accounts.UnlockAsync(tenant, Email, CancellationToken.None));
+        Assert.Equal(0, await SessionsAsync(Email));
+        using var again = await SignedInAsync();
+        Assert.Equal(1, await SessionsAsync(Email));
+    }
 }
 
 public sealed class StaySignedInTests_Sqlite() : StaySignedInTests(Engine.Sqlite);
