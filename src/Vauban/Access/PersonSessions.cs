@@ -86,6 +86,11 @@ public static class PersonSessions
     public static IApplicationBuilder UsePersonSessions(this IApplicationBuilder app, VaubanStore store) => app.Use(async (http, next) =>
     {
         var token = http.Request.Cookies[CookieName];
+        if (token is not null && FromAnotherSite(http))
+        {
+            await RefuseFromAnotherSiteAsync(http);
+            return;
+        }
         if (token is not null)
         {
             // The session and its account in one statement; whether the account has a second factor is not asked here, where no
@@ -114,6 +119,48 @@ public static class PersonSessions
         }
         await next(http);
     });
+
+    /// <summary>
+    /// Whether the browser says this request was made by another site's page (Fetch Metadata: <c>Sec-Fetch-Site</c> <c>same-site</c>
+    /// or <c>cross-site</c>). SameSite=Strict keeps the cookie off requests from other sites, but a page on a sibling host of the same
+    /// registrable domain (intranet.chu.example beside vauban.chu.example) is the same site: its <c>&lt;img src="…/fhir/Patient?_count=50"&gt;</c>
+    /// went with the session cookie, and every patient it named was read, audited and weighed by the guard in the clinician's name —
+    /// two such page visits suspended her session and then locked her account (an outside review, 2026-12-07). A request with no such
+    /// header (a browser without Fetch Metadata, a non-browser client) or with <c>same-origin</c> or <c>none</c> (typed, a bookmark) is
+    /// not this; writes are held to their Origin as well (<see cref="SameOriginForms"/>).
+    /// </summary>
+    internal static bool FromAnotherSite(HttpContext http) =>
+        http.Request.Headers["Sec-Fetch-Site"].ToString() is var site
+        && (site.Equals("same-site", StringComparison.OrdinalIgnoreCase) || site.Equals("cross-site", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// A request another site's page made with the session cookie: nothing runs in the person's name and the session is not looked up
+    /// (nor kept alive). A link followed from another site (a navigation, GET) gets a page that shows nothing of the records and offers
+    /// to open the address from here — her click on it is this site's own; anything else (an image, a script, a fetch, a form) is
+    /// refused: 403, an OperationOutcome under /fhir.
+    /// </summary>
+    private static async Task RefuseFromAnotherSiteAsync(HttpContext http)
+    {
+        http.Response.StatusCode = StatusCodes.Status403Forbidden;
+        const string Why = "This request was made by another site's page, with your Vauban session: nothing was done. Vauban reads and changes "
+            + "records in your name only from its own pages, so that another site cannot make your browser do it.";
+        if (http.Request.Path.StartsWithSegments("/fhir"))
+        {
+            await new FhirResult(StatusCodes.Status403Forbidden, Fhir.FhirJson.OperationOutcome([Fhir.Issue.Forbidden(Why)])).ExecuteAsync(http);
+            return;
+        }
+        http.Response.ContentType = "text/html; charset=utf-8";
+        var navigation = (HttpMethods.IsGet(http.Request.Method) || HttpMethods.IsHead(http.Request.Method))
+            && http.Request.Headers["Sec-Fetch-Mode"].ToString().Equals("navigate", StringComparison.OrdinalIgnoreCase);
+        // This site's address, as a path from its root: a target such as "//other.example/x" is read as a path here, never as a host.
+        var here = System.Net.WebUtility.HtmlEncode(http.Request.PathBase + "/" + (http.Request.Path.Value ?? "").TrimStart('/', '\\') + http.Request.QueryString);
+        var body = navigation
+            ? "<h1 id=\"status\">Opened from another site</h1><p>You followed a link from another site's page. Vauban opens its pages only from "
+                + $"its own, so that another site cannot make your browser read records in your name.</p><p><a id=\"continue\" href=\"{here}\">Open this page</a> · <a href=\"/\">Home</a></p>"
+            : $"<h1 id=\"status\">Sent from another site</h1><p>{Why}</p><p><a href=\"/\">Home</a></p>";
+        await http.Response.WriteAsync("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>From another site · Vauban</title></head><body>"
+            + body + "</body></html>", http.RequestAborted);
+    }
 }
 
 /// <summary>The sign-in stage a page needs; anything less is sent to the step it still owes. A person whose session has just
