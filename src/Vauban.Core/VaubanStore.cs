@@ -49,6 +49,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
         ExportApprovals = new ExportApprovals(database, keys, Alerts, Audit, options.Time);
+        SeedRuns = new Records.Synthetic.SeedRuns(database, Audit, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -107,6 +108,9 @@ public sealed class VaubanStore : IAsyncDisposable
 
     /// <summary>The second person on large bulk exports: pending exports, approval, denial.</summary>
     public ExportApprovals ExportApprovals { get; }
+
+    /// <summary>The claims of `vauban seed` runs on their seed and date: one at a time, and one left unfinished resumed.</summary>
+    public Records.Synthetic.SeedRuns SeedRuns { get; }
 
     /// <summary>The append side of the audit log: every act on records passes through it before data leaves.</summary>
     public AuditTrail Audit { get; }
