@@ -155,7 +155,9 @@ internal static class ServeCommand
                 guard = UsageError.Checked(() => Vauban.Guard.GuardOptions.FromJson(json), problem => $"--guard-config: {file.FullName}: {problem}");
             }
             await StoreArguments.RefuseForeignAsync(StoreArguments.DbValue(parse), token);
-            await using var store = await VaubanStore.OpenAsync(await StoreArguments.ResolveAsync(parse, token) with { Accounts = accounts, Guard = guard }, token);
+            var options = await StoreArguments.ResolveAsync(parse, token);
+            await using var store = await VaubanStore.OpenAsync(options with { Accounts = accounts, Guard = guard }, token);
+            StoreArguments.SayMadeKey(options);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");
             // A warning, not a refusal: a name the certificate lacks may still be on its way (DNS, a certificate being issued).
