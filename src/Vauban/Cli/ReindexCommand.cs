@@ -33,6 +33,7 @@ internal static class ReindexCommand
         reindex.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
+            await StoreArguments.RefuseNewerIndexAsync(store, "reindex", token);
             var onlyType = parse.GetValue(type);
             IReadOnlyList<Tenant> tenants;
             var all = await store.Tenants.ListAsync(token);

@@ -36,6 +36,7 @@ internal static class SeedCommand
             var name = parse.GetValue(tenant)!;
             if (!Tenants.IsValidName(name)) throw new UsageException(UsageError.About("--tenant", Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'."));
             await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
+            await StoreArguments.RefuseNewerIndexAsync(store, "seed", token);
             var owner = await store.Tenants.FindAsync(name, token);
             if (owner is null)
             {

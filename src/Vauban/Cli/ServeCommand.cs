@@ -163,7 +163,9 @@ internal static class ServeCommand
             // A warning, not a refusal: a name the certificate lacks may still be on its way (DNS, a certificate being issued).
             if (tls is not null && publicBase is { Scheme: "https" } && tls.NamesWarning(new(publicBase.IdnHost, publicGiven.Source)) is { } unnamed) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {unnamed}[/]");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
-            if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
+            var index = await store.Records.IndexStatusAsync(token);
+            if (index.Outdated) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
+            if (index.Newer) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.NewerWarning}[/]");
             if (publicBase is null && !ListensOnLoopbackOnly(parse.GetValue(urls)!))
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: no --public-url: the URLs Vauban hands out (Location, paging links, fullUrl) and the origin a signed-in session's writes must come from follow each request's Host header. Set --public-url to the address clients use.[/]");

@@ -100,6 +100,16 @@ internal static class StoreArguments
         return string.IsNullOrWhiteSpace(journal) ? options : options with { Audit = options.Audit with { JournalDirectory = Path.GetFullPath(journal) } };
     }
 
+    /// <summary>Refuses, before anything is written, a verb that writes index rows in bulk (seed, import, reindex) on a store a newer
+    /// Vauban indexed: its rows would be in this Vauban's older format beside the newer one's (it was served and written silently).</summary>
+    public static async Task RefuseNewerIndexAsync(VaubanStore store, string verb, CancellationToken cancellationToken)
+    {
+        if (await store.Records.IndexStatusAsync(cancellationToken) is { Newer: true } index)
+        {
+            throw new InvalidOperationException($"{verb} refused: {index.NewerWarning} Nothing was changed.");
+        }
+    }
+
     /// <summary>Said once, on standard error, when a verb made the master key file for a new store: it was made silently beside the
     /// store, where a copy of the folder (a backup, a stolen disk image) takes the key with the records it protects.
     /// Said once the store is open with it: a store that cannot be opened (a file that is not one) says only why.</summary>
