@@ -39,6 +39,7 @@ internal static class ReindexCommand
             var all = await store.Tenants.ListAsync(token);
             if (parse.GetValue(tenant) is { } name)
             {
+                TenantCommands.RefuseImpossible(name);
                 // An unknown one exits 1 and touches nothing, as every verb's --tenant does (it alone answered 2).
                 tenants = [all.FirstOrDefault(t => t.Name == name) // the list in hand: no second query
                     ?? throw new ArgumentException(await TenantCommands.NotFoundAsync(store, name, token))];

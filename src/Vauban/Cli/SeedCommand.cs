@@ -34,7 +34,7 @@ internal static class SeedCommand
             // store is opened (or made, with its master key).
             if (canaryCount >= count) throw new UsageException("--canaries must be fewer than --patients.");
             var name = parse.GetValue(tenant)!;
-            if (!Tenants.IsValidName(name)) throw new UsageException(UsageError.About("--tenant", Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'."));
+            TenantCommands.RefuseImpossible(name);
             await using var store = await StoreArguments.OpenAsync(parse, token, create: true);
             await StoreArguments.RefuseNewerIndexAsync(store, "seed", token);
             var owner = await store.Tenants.FindAsync(name, token);

@@ -75,6 +75,22 @@ public sealed class StoreErrorTests : IDisposable
         Assert.Equal($"note: a new master key was made for this store, in {apart} (mode 0600, this account only).", error.Trim());
     }
 
+    [Fact]
+    public async Task An_establishment_name_no_one_can_have_is_a_usage_error_in_every_verb_as_in_tenants_add()
+    {
+        var store = await StoreAsync(Engine.Sqlite);
+        const string Invisible = "chu\u200B2";
+        const string Problem = "--tenant: an establishment name may not hold control or invisible characters";
+        await CliRunner.UsageErrorAsync(["tenants", "add", Invisible, .. store], "An establishment name may not hold control or invisible characters", "vauban tenants add");
+        foreach (var verb in new[] { "users list", "guard alerts", "reindex", "seed" })
+        {
+            await CliRunner.UsageErrorAsync([.. verb.Split(' '), "--tenant", Invisible, .. store], Problem, "vauban " + verb);
+        }
+        // One a store made earlier may hold is still looked up (exit 1 when there is none).
+        var (exit, output) = await CliRunner.RunAsync(["users", "list", "--tenant", "...", .. store]);
+        Assert.True(exit == 1, output);
+    }
+
     [Theory]
     [InlineData(Engine.Sqlite)]
     [InlineData(Engine.Postgres)]
