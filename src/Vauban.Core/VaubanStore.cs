@@ -49,6 +49,7 @@ public sealed class VaubanStore : IAsyncDisposable
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
         BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
         ExportApprovals = new ExportApprovals(database, keys, Alerts, Audit, options.Time);
+        SeedRuns = new Records.Synthetic.SeedRuns(database, Audit, options.Time);
     }
 
     public Tenants Tenants { get; }
@@ -107,6 +108,9 @@ public sealed class VaubanStore : IAsyncDisposable
 
     /// <summary>The second person on large bulk exports: pending exports, approval, denial.</summary>
     public ExportApprovals ExportApprovals { get; }
+
+    /// <summary>The claims of `vauban seed` runs on their seed and date: one at a time, and one left unfinished resumed.</summary>
+    public Records.Synthetic.SeedRuns SeedRuns { get; }
 
     /// <summary>The append side of the audit log: every act on records passes through it before data leaves.</summary>
     public AuditTrail Audit { get; }
@@ -323,6 +327,10 @@ public sealed class VaubanStore : IAsyncDisposable
     /// restarting or read-only, connection pool exhausted, disk full, file locked), its cause, safe to log; else null.</summary>
     public static string? UnavailableCause(Exception? error) => StoreFailures.UnavailableCause(error);
 
+    /// <summary>When <paramref name="error"/> is any other database error (a store damaged or changed outside Vauban, a database user
+    /// without a privilege), what it is, safe to print: SQLite's code and words, PostgreSQL's SQL state (never its words); else null.</summary>
+    public static string? DatabaseError(Exception? error) => StoreFailures.Described(error);
+
     /// <summary>What is wrong with a --db value as written, found without opening anything (so before a master key is made for it):
     /// a folder where a SQLite file is meant, a PostgreSQL connection string that cannot be read; null when nothing is (a server
     /// that cannot be reached, a wrong password, is found by opening the store).</summary>
@@ -423,7 +431,8 @@ public sealed class VaubanStore : IAsyncDisposable
             // SQLite reads the file's header here (a file that is not a database, or a damaged one). Never the --db text of a
             // PostgreSQL store: it may hold a password.
             var what = StoreDatabase.LooksLikePostgres(options.Db) ? "the PostgreSQL store" : "SQLite " + Path.GetFullPath(options.Db);
-            throw new VaubanConfigurationException(WithHint($"Cannot open {what}: {e.Message}", e), e);
+            var words = e is Microsoft.Data.Sqlite.SqliteException sqlite ? StoreFailures.SqliteWords(sqlite) : e.Message;
+            throw new VaubanConfigurationException(WithHint($"Cannot open {what}: {words}", e), e);
         }
         var keys = new KeyRing(database, options.MasterKey, options.Time);
         IReadOnlyList<string> warnings;

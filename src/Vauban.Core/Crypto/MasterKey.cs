@@ -20,7 +20,7 @@ public sealed class MasterKey
 
     /// <summary>The key file this process made for the key (none existed), or null: a store that refuses the key says so, so
     /// that a mistyped key path does not leave a stray key behind to be taken for the store's.</summary>
-    internal string? MadeFile { get; }
+    public string? MadeFile { get; }
 
     /// <summary>Where the key came from, as an operator would look for it: "$VAUBAN_MASTER_KEY", "the file /srv/vauban/master.key".</summary>
     public string Source { get; }

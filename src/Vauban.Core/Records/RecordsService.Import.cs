@@ -26,6 +26,9 @@ public sealed record ImportSummary(int Created, int Updated, IReadOnlyList<Issue
     /// <summary>With <c>holdWaiting</c>: the records whose patient was neither in the store nor in the load, not loaded and not
     /// rejected, for the caller to offer again once the rest of what it imports is in (a folder's later files).</summary>
     public IReadOnlyList<ImportItem> Waiting { get; init; } = [];
+
+    /// <summary>With <c>skipExisting</c>: the resources whose id was in the store already, left as they were.</summary>
+    public int Skipped { get; init; }
 }
 
 public sealed partial class RecordsService
@@ -41,6 +44,9 @@ public sealed partial class RecordsService
 
     private int? _importBatchSize;
 
+    /// <summary>Tests: told after each batch of a load is committed (a load stopped midway).</summary>
+    internal Action? BatchWritten { get; set; }
+
     /// <summary>Loads of at least this many resources that make up half the store or more rebuild, on PostgreSQL, the indexes
     /// they left half empty (<see cref="StoreDatabase.CompactIndexesAfterLoadAsync"/>); a test lowers it.</summary>
     internal int CompactIndexesAfter { get; set; } = 100_000;
@@ -50,11 +56,14 @@ public sealed partial class RecordsService
     /// which can take a minute at a million patients.</param>
     /// <param name="holdWaiting">A record whose patient is neither in the store nor in this load is returned in
     /// <see cref="ImportSummary.Waiting"/> instead of being rejected (its patient may be in a later file of the same import).</param>
+    /// <param name="skipExisting">A resource whose id is in the store already is left as it is and counted in
+    /// <see cref="ImportSummary.Skipped"/>, not written as its next version: `seed --resume` loads what an interrupted run of the
+    /// same seed did not (its ids are the same, each batch was written whole or not at all).</param>
     /// <remarks>A record is loaded only under a patient that exists, as a create is (referential integrity): one met before its
     /// patient is held back and written once every batch is in, so a load may give patients and records in any order. The
     /// patients a batch needs are asked of the store once a batch, for those the batch does not itself hold.</remarks>
     public async Task<ImportSummary> ImportAsync(AccessContext context, IEnumerable<ImportItem> items, IProgress<int>? progress, CancellationToken cancellationToken,
-        IProgress<string>? stage = null, bool holdWaiting = false)
+        IProgress<string>? stage = null, bool holdWaiting = false, bool skipExisting = false)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(items);
@@ -62,6 +71,7 @@ public sealed partial class RecordsService
         await using var loader = await _database.OpenBulkWriterAsync(cancellationToken);
         var created = 0;
         var updated = 0;
+        var skipped = 0;
         var rejected = new List<Issue>();
         var batch = new List<ImportItem>(ImportBatchSize);
         Task<List<PreparedRow>>? preparing = null;
@@ -76,6 +86,7 @@ public sealed partial class RecordsService
             if (accepted.Count == 0) return;
             await WriteRowsAsync(accepted, deferred);
             progress?.Report(rows.Count);
+            BatchWritten?.Invoke();
         }
 
         async Task WriteRowsAsync(List<PreparedRow> accepted, List<(PreparedRow, string)> waiting)
@@ -83,6 +94,11 @@ public sealed partial class RecordsService
             var (inserted, existing, missing) = await WriteBatchAsync(context, loader, keys, accepted, cancellationToken);
             waiting.AddRange(missing);
             created += inserted;
+            if (skipExisting)
+            {
+                skipped += existing.Count;
+                return;
+            }
             // Resources whose id already exists become new versions, through the ordinary update.
             foreach (var row in existing)
             {
@@ -156,7 +172,7 @@ public sealed partial class RecordsService
             stage?.Report("rebuilding indexes");
             await _database.CompactIndexesAfterLoadAsync(created, cancellationToken);
         }
-        return new ImportSummary(created, updated, rejected) { Waiting = waiting };
+        return new ImportSummary(created, updated, rejected) { Waiting = waiting, Skipped = skipped };
     }
 
     /// <summary>The resources of a collection Bundle, for <see cref="ImportAsync"/>: each entry's resource with its id (a new

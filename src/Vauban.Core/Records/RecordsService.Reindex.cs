@@ -28,6 +28,14 @@ public sealed record IndexStatus(int Stored, int Current)
 {
     public bool Outdated => Stored < Current;
 
+    /// <summary>Whether a newer Vauban indexed the store, in a format this one does not write.</summary>
+    public bool Newer => Stored > Current;
+
+    /// <summary>What the operator is told of a store a newer Vauban indexed: `serve` warns; the verbs that write index rows in bulk
+    /// (seed, import, reindex) refuse, as their rows would be in this Vauban's older format beside the newer one's.</summary>
+    public string NewerWarning => $"the store's search index has format {Stored}, newer than this Vauban's ({Current}): a newer Vauban indexed it. Records this "
+        + "one writes are indexed in its older format, which that Vauban's searches may miss until it re-indexes them: run the newer Vauban.";
+
     /// <summary>What the operator is told while the store is behind.</summary>
     public string Warning => $"the store's search index has format {Stored}, older than this Vauban's ({Current}): records written before the upgrade may be "
         + "missing from searches and from the checks that read the index (a patient another links to is not protected from deletion). "

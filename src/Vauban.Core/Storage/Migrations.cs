@@ -468,5 +468,22 @@ internal static class Migrations
             UPDATE enrolment_tokens SET tenant_id = (SELECT u.tenant_id FROM staff_users u WHERE u.id = enrolment_tokens.user_id),
                 security_stamp = (SELECT u.security_stamp FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
             """),
+
+        // Step 24: each `vauban seed` of an establishment, by seed and date (Records.Synthetic.SeedRuns). Its row is the run's claim,
+        // inserted under the primary key before the first record is written: a second run of the same seed and date at once finds
+        // it and is refused (both passed the check for the establishment's first record, and one died on the UNIQUE error after
+        // rewriting records as second versions). It names the process that holds it (host, process id and that process's start),
+        // so that one left by a process killed midway is told from one still running, and `seed --resume` takes it over.
+        new(24, "synthetic seed runs of each establishment (a claim per seed and date, the process holding it, whether it finished)",
+            Sqlite: """
+            CREATE TABLE seed_runs (tenant_id INTEGER NOT NULL, seed INTEGER NOT NULL, as_of TEXT NOT NULL, patients INTEGER NOT NULL,
+                canaries INTEGER NOT NULL, state TEXT NOT NULL, host TEXT NOT NULL, process_id INTEGER NOT NULL, process_started INTEGER NOT NULL,
+                started_at INTEGER NOT NULL, ended_at INTEGER, PRIMARY KEY (tenant_id, seed, as_of));
+            """,
+            Postgres: """
+            CREATE TABLE seed_runs (tenant_id bigint NOT NULL, seed integer NOT NULL, as_of text NOT NULL, patients integer NOT NULL,
+                canaries integer NOT NULL, state text NOT NULL, host text NOT NULL, process_id integer NOT NULL, process_started bigint NOT NULL,
+                started_at bigint NOT NULL, ended_at bigint, PRIMARY KEY (tenant_id, seed, as_of));
+            """),
     ];
 }

@@ -479,6 +479,11 @@ internal sealed class WriteScope : IAsyncDisposable
 
 internal sealed class SqliteDatabase : StoreDatabase
 {
+    /// <summary>SQLite's code and its own words (<see cref="StoreFailures.SqliteWords"/>): "SQLite error 5 (database locked by another
+    /// process)", as the command line names every database error.</summary>
+    public override string Quoted(Exception error) =>
+        error is Microsoft.Data.Sqlite.SqliteException sqlite ? StoreFailures.SqliteWords(sqlite) : base.Quoted(error);
+
     private readonly string _connectionString;
     private readonly string _path;
     private readonly SemaphoreSlim _writeGate = new(1, 1);

@@ -53,6 +53,66 @@ internal static class StoreFailures
         return null;
     }
 
+    /// <summary>A database error that is not the store being unavailable (<see cref="UnavailableCause"/>), as an operator may be shown
+    /// it: SQLite's code and its own words, which name tables and columns, never a row's values; PostgreSQL's SQL state and what it
+    /// means, never the server's words, which may quote a row's values ("Key (id)=(…) already exists"). Null for anything else.</summary>
+    public static string? Described(Exception? error)
+    {
+        for (var e = error; e is not null; e = e.InnerException)
+        {
+            switch (e)
+            {
+                case SqliteException sqlite:
+                    return SqliteWords(sqlite);
+                case PostgresException postgres:
+                    return $"PostgreSQL SQL state {postgres.SqlState}{(PostgresStates.TryGetValue(postgres.SqlState, out var name) ? $" ({name})" : "")}";
+                case NpgsqlException:
+                    return "PostgreSQL cannot be reached, or the connection was lost";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>"SQLite error 1 (no such table: guard_canaries: the store is damaged, …)": its code, SQLite's own words without
+    /// Microsoft.Data.Sqlite's quoting ("SQLite Error 1: 'no such table: guard_canaries'.") and what Vauban knows of it; a code
+    /// of the store being unavailable by its cause alone ("SQLite error 5 (database locked by another process)").</summary>
+    public static string SqliteWords(SqliteException sqlite)
+    {
+        ArgumentNullException.ThrowIfNull(sqlite);
+        var code = sqlite.SqliteErrorCode & 0xFF;
+        var message = sqlite.Message;
+        var start = message.IndexOf(": '", StringComparison.Ordinal);
+        var words = start >= 0 && message.EndsWith("'.", StringComparison.Ordinal) ? message[(start + 3)..^2] : message;
+        if (SqliteCauses.TryGetValue(code, out var cause)) return $"SQLite error {code} ({cause})";
+        return SqliteErrors.TryGetValue(code, out var meaning) ? $"SQLite error {code} ({words}: {meaning})" : $"SQLite error {code} ({words})";
+    }
+
+    private const string ChangedOutside = "the store is damaged, or its schema was changed outside Vauban";
+
+    /// <summary>What the SQLite codes that are not the store being unavailable mean to an operator.</summary>
+    private static readonly Dictionary<int, string> SqliteErrors = new()
+    {
+        [1] = ChangedOutside,
+        [11] = "the database file is damaged",
+        [19] = "a row this command writes is there already, or one it names is not",
+        [26] = "not a SQLite database: another kind of file, or an encrypted one",
+    };
+
+    /// <summary>What the PostgreSQL SQL states an operator may meet mean (the server's own words are never shown).</summary>
+    private static readonly Dictionary<string, string> PostgresStates = new(StringComparer.Ordinal)
+    {
+        ["23505"] = "a row this command writes is there already",
+        ["23503"] = "a row this command names is not there",
+        ["42P01"] = "a table is missing: " + ChangedOutside,
+        ["42703"] = "a column is missing: " + ChangedOutside,
+        ["42501"] = "the database user lacks a privilege on Vauban's tables",
+        ["57014"] = "the statement was cancelled, or ran past statement_timeout",
+        ["55P03"] = "a lock was not granted in time (lock_timeout)",
+        ["28P01"] = "wrong password",
+        ["28000"] = "this user may not connect: no such role, or refused by pg_hba.conf",
+        ["3D000"] = "no such database",
+    };
+
     private static readonly Dictionary<int, string> SqliteCauses = new()
     {
         [5] = "database locked by another process",

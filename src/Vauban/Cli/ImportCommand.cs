@@ -36,6 +36,7 @@ internal static class ImportCommand
             // A folder of NDJSON (a bulk export's files) or of nothing: loading nothing and exiting 0 would say it was done.
             if (files.Length == 0) throw new UsageException($"'{target}' holds no .json file: vauban import reads FHIR Bundles in JSON files (not NDJSON).");
             await using var store = await StoreArguments.OpenAsync(parse, token);
+            await StoreArguments.RefuseNewerIndexAsync(store, "import", token);
             var owner = await TenantCommands.ResolveAsync(store, parse.GetValue(tenant), token);
             var context = AccessContext.Operator(owner, "import FHIR bundles");
             var maxResourceBytes = parse.GetValue(maxResource) * 1024L;

@@ -33,11 +33,13 @@ internal static class ReindexCommand
         reindex.SetAction((parse, ct) => VaubanCommands.RunAsync(async token =>
         {
             await using var store = await StoreArguments.OpenAsync(parse, token);
+            await StoreArguments.RefuseNewerIndexAsync(store, "reindex", token);
             var onlyType = parse.GetValue(type);
             IReadOnlyList<Tenant> tenants;
             var all = await store.Tenants.ListAsync(token);
             if (parse.GetValue(tenant) is { } name)
             {
+                TenantCommands.RefuseImpossible(name);
                 // An unknown one exits 1 and touches nothing, as every verb's --tenant does (it alone answered 2).
                 tenants = [all.FirstOrDefault(t => t.Name == name) // the list in hand: no second query
                     ?? throw new ArgumentException(await TenantCommands.NotFoundAsync(store, name, token))];

@@ -155,13 +155,17 @@ internal static class ServeCommand
                 guard = UsageError.Checked(() => Vauban.Guard.GuardOptions.FromJson(json), problem => $"--guard-config: {file.FullName}: {problem}");
             }
             await StoreArguments.RefuseForeignAsync(StoreArguments.DbValue(parse), token);
-            await using var store = await VaubanStore.OpenAsync(await StoreArguments.ResolveAsync(parse, token) with { Accounts = accounts, Guard = guard }, token);
+            var options = await StoreArguments.ResolveAsync(parse, token);
+            await using var store = await VaubanStore.OpenAsync(options with { Accounts = accounts, Guard = guard }, token);
+            StoreArguments.SayMadeKey(options);
             AnsiConsole.MarkupLineInterpolated($"Store: {store.Description}");
             if (tls?.Warning(DateTimeOffset.UtcNow) is { } expiring) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {expiring}[/]");
             // A warning, not a refusal: a name the certificate lacks may still be on its way (DNS, a certificate being issued).
             if (tls is not null && publicBase is { Scheme: "https" } && tls.NamesWarning(new(publicBase.IdnHost, publicGiven.Source)) is { } unnamed) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {unnamed}[/]");
             foreach (var warning in store.DurabilityWarnings) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {warning}[/]");
-            if (await store.Records.IndexStatusAsync(token) is { Outdated: true } index) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
+            var index = await store.Records.IndexStatusAsync(token);
+            if (index.Outdated) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.Warning}[/]");
+            if (index.Newer) AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: {index.NewerWarning}[/]");
             if (publicBase is null && !ListensOnLoopbackOnly(parse.GetValue(urls)!))
             {
                 AnsiConsole.MarkupLineInterpolated($"[yellow]Warning: no --public-url: the URLs Vauban hands out (Location, paging links, fullUrl) and the origin a signed-in session's writes must come from follow each request's Host header. Set --public-url to the address clients use.[/]");

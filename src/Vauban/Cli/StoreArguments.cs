@@ -100,6 +100,30 @@ internal static class StoreArguments
         return string.IsNullOrWhiteSpace(journal) ? options : options with { Audit = options.Audit with { JournalDirectory = Path.GetFullPath(journal) } };
     }
 
+    /// <summary>Refuses, before anything is written, a verb that writes index rows in bulk (seed, import, reindex) on a store a newer
+    /// Vauban indexed: its rows would be in this Vauban's older format beside the newer one's (it was served and written silently).</summary>
+    public static async Task RefuseNewerIndexAsync(VaubanStore store, string verb, CancellationToken cancellationToken)
+    {
+        if (await store.Records.IndexStatusAsync(cancellationToken) is { Newer: true } index)
+        {
+            throw new InvalidOperationException($"{verb} refused: {index.NewerWarning} Nothing was changed.");
+        }
+    }
+
+    /// <summary>Said once, on standard error, when a verb made the master key file for a new store: it was made silently beside the
+    /// store, where a copy of the folder (a backup, a stolen disk image) takes the key with the records it protects.
+    /// Said once the store is open with it: a store that cannot be opened (a file that is not one) says only why.</summary>
+    internal static void SayMadeKey(StoreOptions options)
+    {
+        if (options.MasterKey.MadeFile is not { } made) return;
+        var byDefault = string.Equals(made, Path.GetFullPath(Path.Combine(VaubanStore.DefaultDataDirectory, "master.key")), StringComparison.Ordinal);
+        var beside = byDefault || (!VaubanStore.IsPostgresConnectionString(options.Db)
+            && string.Equals(Path.GetDirectoryName(Path.GetFullPath(options.Db)), Path.GetDirectoryName(made), StringComparison.Ordinal));
+        Console.Error.WriteLine($"note: a new master key was made for this store, in {made} (mode 0600, this account only)."
+            + (beside ? " Kept beside the store, it protects nothing against a copy of the folder, which takes the key with the records: move it "
+                + "elsewhere and name it with --master-key-file or $VAUBAN_MASTER_KEY_FILE, or give it in $VAUBAN_MASTER_KEY (README, Configuration)." : ""));
+    }
+
     /// <param name="create">Whether the verb may make a new store (tenants add, seed; serve opens its own). The others refuse a
     /// --db where there is none, before a master key is made for it: a typo in the path made an empty store on which `audit
     /// verify` printed nothing and exited 0, and `tenants list` listed nothing. On PostgreSQL likewise a database without
@@ -119,7 +143,9 @@ internal static class StoreArguments
             if (!File.Exists(full)) throw new UsageException(given.Says($"no Vauban store at {full}: there is no file there. {Made}"));
             throw new ArgumentException($"No Vauban store at {full}: {Check(given)}. {Made}");
         }
-        var store = await VaubanStore.OpenAsync(await ResolveAsync(parse, cancellationToken) with { MayCreate = create }, cancellationToken);
+        var options = await ResolveAsync(parse, cancellationToken);
+        var store = await VaubanStore.OpenAsync(options with { MayCreate = create }, cancellationToken);
+        SayMadeKey(options);
         // Raised on the appender's thread, or as the store closes at the verb's end: said on standard error, as serve logs it.
         store.Audit.LeftUnsigned += tenantId => Console.Error.WriteLine("warning: " + LeftUnsignedWarning.Replace("{TenantId}",
             tenantId.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));

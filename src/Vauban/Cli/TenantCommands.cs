@@ -12,6 +12,7 @@ internal static class TenantCommands
     {
         if (name is not null)
         {
+            RefuseImpossible(name);
             return await store.Tenants.FindAsync(name, cancellationToken) ?? throw new ArgumentException(await NotFoundAsync(store, name, cancellationToken));
         }
         var all = await store.Tenants.ListAsync(cancellationToken);
@@ -21,6 +22,17 @@ internal static class TenantCommands
             0 => throw new ArgumentException("The store has no tenant yet. Create one with: vauban tenants add <name>"),
             _ => throw new ArgumentException($"The store has several tenants; choose one with --tenant ({string.Join(", ", all.Select(t => t.Name))})."),
         };
+    }
+
+    /// <summary>A --tenant no establishment can have (<see cref="Vauban.Access.Tenants.IsValidName"/>: an invisible character, a
+    /// character no name holds) is a usage error, exit 2, in every verb: `tenants add` and `seed` said so, the verbs that look an
+    /// establishment up answered "No establishment with this name", exit 1. One a store made earlier may hold is looked up.</summary>
+    public static void RefuseImpossible(string name)
+    {
+        if (!Vauban.Access.Tenants.IsValidName(name))
+        {
+            throw new UsageException(UsageError.About("--tenant", Vauban.Access.Tenants.NameProblem(name) ?? "An establishment name is 1 to 100 letters, digits, '-', '_' or '.'."));
+        }
     }
 
     /// <summary>Why no establishment is named <paramref name="name"/>: looked up exactly (a name is a key, and names that differ only

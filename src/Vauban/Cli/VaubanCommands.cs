@@ -163,6 +163,14 @@ internal static class VaubanCommands
             Console.Error.WriteLine($"error: the store cannot be used now: {cause}.{(VaubanStore.WriteAccessHint(e) is { } hint ? " " + hint : "")}");
             return 1;
         }
+        catch (Exception e) when (VaubanStore.DatabaseError(e) is { } error)
+        {
+            // Any other database error (a store damaged or changed outside Vauban, a database user without a privilege): named as
+            // the store's opening names it, by SQLite's code and words or PostgreSQL's SQL state; it was "SQLite Error 1: 'no such
+            // table: guard_canaries'. (SqliteException)", and PostgreSQL's words may quote a row's values.
+            Console.Error.WriteLine($"error: the store refused this command: {error}. What the failed transaction held was not written.");
+            return 1;
+        }
         catch (Exception e)
         {
             // Anything else (a damaged record, a broken store): still one line, never a stack trace. Vauban's own exception
