@@ -136,6 +136,10 @@ public abstract class BookingOverlapPageTests(Engine engine) : StaffPageTests(en
         var (forged, html) = await nurse.SubmitAsync($"/patients/{Ids["rose"]}", fields, $"/patients/{Ids["rose"]}?handler=book");
         Assert.True(forged.StatusCode == HttpStatusCode.Forbidden, forged.StatusCode + StaffClient.ById(html, "act-error"));
         Assert.Equal("Your role does not book appointments.", StaffClient.ById(html, "act-error"));
+        // Unconfirmed, the same: a role that may not book is not warned (her post searches no one's appointments), it is refused.
+        fields.Remove("Confirm");
+        var (unconfirmed, unconfirmedHtml) = await nurse.SubmitAsync($"/patients/{Ids["rose"]}", fields, $"/patients/{Ids["rose"]}?handler=book");
+        Assert.True(unconfirmed.StatusCode == HttpStatusCode.Forbidden, unconfirmed.StatusCode + StaffClient.ById(unconfirmedHtml, "act-error"));
         Assert.Equal(2, (await AppointmentsOfAsync(Ids["rose"])).Count);
         var refusals = await Server.AuditEntriesOfAsync(Tenant, Nurse, AuditAction.Create);
         Assert.Contains(refusals, e => e.ResourceType == "Appointment" && e.Outcome != AuditOutcome.Success);
