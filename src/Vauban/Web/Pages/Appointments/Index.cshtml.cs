@@ -227,7 +227,7 @@ public sealed class AgendaModel : StaffPage
                 return Refused(access, refused.Status, refused.Issues);
             }
             if (Store.Records.PagedQuery(access, "Appointment", Next!) is not { } linked) return Expired();
-            if (IsAgendaOf(linked, practitioner, start, end) is not { } since) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
+            if (AgendaStartOf(linked, practitioner, start, end) is not { } since) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
             // The time the listing started from (its "from"), as its first page said it: the page says the same total of the same span.
             Since = TimeOnly.FromDateTime(ParisTime.Of(since).DateTime);
         }
@@ -300,11 +300,11 @@ public sealed class AgendaModel : StaffPage
         new("_total", "accurate"),
     ];
 
-    /// <summary>Whether a paging link's query is this page's own, and nothing more: <see cref="AgendaQuery"/> from a time of the shown
+    /// <summary>Where a paging link's listing starts, if its query is this page's own and nothing more: <see cref="AgendaQuery"/> from a time of the shown
     /// day (its start, or a from=) to its end. Another search of hers — through the API, say, from a month earlier, or of a thousand a
     /// page, or with more patients included — is not shown as this day.</summary>
     /// <returns>The instant the link's listing starts from, when it is this page's; else null.</returns>
-    private static DateTimeOffset? IsAgendaOf(IReadOnlyList<KeyValuePair<string, string>> searched, string practitioner, DateTimeOffset dayStart, DateTimeOffset end)
+    private static DateTimeOffset? AgendaStartOf(IReadOnlyList<KeyValuePair<string, string>> searched, string practitioner, DateTimeOffset dayStart, DateTimeOffset end)
     {
         var from = searched.Where(p => p.Key == "date" && p.Value.StartsWith("ge", StringComparison.Ordinal)).Select(p => p.Value[2..]).ToList();
         if (from is not [var since]
@@ -336,21 +336,15 @@ public sealed record AgendaRow(string Id, int Version, DateTimeOffset? Start, st
     /// <summary>The day's appointments in the order the search gave (by start), each with its patient from the included ones.</summary>
     public static IReadOnlyList<AgendaRow> From(IReadOnlyList<SearchEntry> entries)
     {
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var entry in entries)
-        {
-            if (entry.Type != "Patient" || entry.Json is not { } json || entry.Deleted) continue;
-            using var document = JsonDocument.Parse(json);
-            names[entry.Id] = PatientChart.HumanName(document.RootElement) ?? "(no name)";
-        }
+        var names = AppointmentBooking.PatientNames(entries);
         var rows = new List<AgendaRow>();
         foreach (var entry in entries)
         {
             if (entry.Type != "Appointment" || entry.Included || entry.Json is not { } json || entry.Deleted) continue;
             using var document = JsonDocument.Parse(json);
             var appointment = document.RootElement;
-            var start = Instant(appointment, "start");
-            var end = Instant(appointment, "end");
+            var start = AppointmentBooking.Instant(appointment, "start");
+            var end = AppointmentBooking.Instant(appointment, "end");
             var patient = PatientChart.Array(appointment, "participant")
                 .Select(p => p.TryGetProperty("actor", out var actor) ? PatientChart.Text(actor, "reference") : null)
                 .FirstOrDefault(r => r?.StartsWith("Patient/", StringComparison.Ordinal) == true)?["Patient/".Length..];
@@ -367,7 +361,4 @@ public sealed record AgendaRow(string Id, int Version, DateTimeOffset? Start, st
         }
         return rows;
     }
-
-    private static DateTimeOffset? Instant(JsonElement resource, string name) =>
-        PatientChart.Text(resource, name) is { } text && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
 }

@@ -95,13 +95,7 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     /// patient only when the search brought the patient (the person may read her), not already in <paramref name="known"/>.</summary>
     public IEnumerable<BookingOverlap> Overlapping(SearchPage page, string patientId, ISet<string> known)
     {
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var entry in page.Entries)
-        {
-            if (entry.Type != "Patient" || entry.Json is not { } json || entry.Deleted) continue;
-            using var document = JsonDocument.Parse(json);
-            names[entry.Id] = PatientChart.HumanName(document.RootElement) ?? "(no name)";
-        }
+        var names = PatientNames(page.Entries);
         foreach (var entry in page.Entries)
         {
             if (entry.Type != "Appointment" || entry.Included || entry.Json is not { } json || entry.Deleted || known.Contains(entry.Id)) continue;
@@ -121,7 +115,22 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         }
     }
 
-    private static DateTimeOffset? Instant(JsonElement resource, string name) =>
+    /// <summary>An appointment search's included patients, "FAMILY Given" by id: those the person may read (the others the search
+    /// did not bring).</summary>
+    public static Dictionary<string, string> PatientNames(IEnumerable<SearchEntry> entries)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (entry.Type != "Patient" || entry.Json is not { } json || entry.Deleted) continue;
+            using var document = JsonDocument.Parse(json);
+            names[entry.Id] = PatientChart.HumanName(document.RootElement) ?? "(no name)";
+        }
+        return names;
+    }
+
+    /// <summary>An instant element of a resource (an appointment's start or end), when it is one.</summary>
+    public static DateTimeOffset? Instant(JsonElement resource, string name) =>
         PatientChart.Text(resource, name) is { } text && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
 
     private static JsonObject Accepted(string actor) =>
