@@ -84,6 +84,12 @@ public static class RolePermissions
     public static RoleGrant For(StaffRole role, string type) =>
         Table.TryGetValue(role, out var grants) && grants.TryGetValue(type, out var grant) ? grant : new RoleGrant(Permission.None, Reach.None);
 
+    /// <summary>Roles that keep their service's agendas: they book appointments and reach every patient's identity (the front desk).
+    /// A search of one practitioner's appointments by such a person, when the practitioner belongs to her service, is not filtered
+    /// by the rule of care (ADR 0006, revised 2026-12-07).</summary>
+    public static bool KeepsServiceAgendas(StaffRole role) =>
+        For(role, KnownResourceTypes.Appointment).Permissions.HasFlag(Permission.Create) && For(role, KnownResourceTypes.Patient).Reach == Reach.Tenant;
+
     /// <summary>Roles that care for patients may open a record outside their relationships by breaking the glass.</summary>
     public static bool MayBreakTheGlass(StaffRole role) => role is StaffRole.Physician or StaffRole.Nurse or StaffRole.Biologist or StaffRole.Secretary;
 }

@@ -83,9 +83,30 @@ public sealed partial class RecordsService
         && context.Principal is { Kind: PrincipalKind.Person, Practitioner: { } practitioner }
         && query.RefersOnlyTo(AppointmentActor, KnownResourceTypes.Practitioner + "/" + practitioner);
 
-    /// <summary>The policy's SQL filter of a search's matches; none for her own appointments (<see cref="AppointmentsNamingHer"/>).</summary>
+    /// <summary>Whether a search asks only for the appointments of one practitioner of the person's service, by a person whose role
+    /// keeps the service's agendas (<see cref="RolePermissions.KeepsServiceAgendas"/>: the front desk, which books for the service's
+    /// practitioners and reaches every patient's identity): each match is the service's schedule, open to her whatever the rule of
+    /// care says of its patient (ADR 0006, revised 2026-12-07). Before, the desk's view of a physician's day held only the patients
+    /// her service already had a relationship with, and a slot booked for another looked free. A practitioner of another service,
+    /// or of none, is searched under the rule of care as before; a membership is an active PractitionerRole of this establishment
+    /// naming the practitioner and her service's Organization (<see cref="ServiceMembershipSql"/>).</summary>
+    private async ValueTask<bool> ServiceScheduleAsync(AccessContext context, SearchQuery query, CancellationToken cancellationToken)
+    {
+        if (query.Type != KnownResourceTypes.Appointment
+            || context.Principal is not { Kind: PrincipalKind.Person, Role: { } role, Service: { Length: > 0 } service }
+            || !RolePermissions.KeepsServiceAgendas(role)
+            || query.OnlyTarget(AppointmentActor, KnownResourceTypes.Practitioner) is not { } practitioner)
+        {
+            return false;
+        }
+        var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        return await ServiceMembershipSql.IsMemberAsync(_database, context.Tenant.Id, practitioner, service,
+            IndexEntries.CodeHash(keys.Index, SearchParameters.For(KnownResourceTypes.PractitionerRole)["active"], "false"), cancellationToken);
+    }
+
+    /// <summary>The policy's SQL filter of a search's matches; none for a schedule open to her (<see cref="SearchQuery.OpenSchedule"/>).</summary>
     private string? Filter(AccessContext context, SearchQuery query, DbCommand command, IReadOnlySet<string>? newPatients) =>
-        AppointmentsNamingHer(context, query) ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients);
+        query.OpenSchedule ? null : _policy.FilterFor(context, query.Type, command, Engine, newPatients);
 
     /// <summary>
     /// A person's search of one patient's records (<c>Observation?patient=…</c>) when that patient is not open to her: answered as
@@ -183,6 +204,7 @@ public sealed partial class RecordsService
         // Patients the transaction creates are open to it, as a read by id in it finds them (AccessPolicy.AuthorizeRecordAsync).
         var newPatients = batch?.NewPatients;
         if (await RefusedPatientAsync(context, query, batch, cancellationToken) is { } refusedPatient) return refusedPatient;
+        query.OpenSchedule = AppointmentsNamingHer(context, query) || await ServiceScheduleAsync(context, query, cancellationToken);
         // A count carries no record but tells whether patients matching a name and birth date are here: a contained principal
         // gets none (the guard is asked with no patients, as for a write).
         if ((query.SummaryCount || query.Count == 0) && await AdmitAsync(context, Interaction.Search, type, [], depth, cancellationToken, scope) is { } held)
@@ -190,7 +212,7 @@ public sealed partial class RecordsService
         await using var own = scope is null ? await _database.OpenAsync(cancellationToken) : null;
         var connection = scope?.Connection ?? own!;
         var transaction = scope?.Transaction;
-        var screened = scope is null && !AppointmentsNamingHer(context, query)
+        var screened = scope is null && !query.OpenSchedule
             ? await ScreenAsync(context, query, after, query.SummaryCount || query.Count == 0 || query.TotalAccurate, cancellationToken) : null;
         if (query.SummaryCount || query.Count == 0)
         {

@@ -500,6 +500,20 @@ internal sealed class SearchQuery
     public bool RefersOnlyTo(SearchParameter parameter, string target) =>
         Clauses.Any(c => c.Kind == ClauseKind.Reference && c.Params[0] == parameter.Code && c.Targets is [var only] && only == target);
 
+    /// <summary>The id of the one record of <paramref name="type"/> that the query asks every match to refer to under
+    /// <paramref name="parameter"/> (a stored one), as <see cref="RefersOnlyTo"/> tells it; null when it names none, or several.</summary>
+    public string? OnlyTarget(SearchParameter parameter, string type)
+    {
+        var named = Clauses.Where(c => c.Kind == ClauseKind.Reference && c.Params[0] == parameter.Code && c.Targets is [var only] && only.StartsWith(type + "/", StringComparison.Ordinal))
+            .Select(c => c.Targets[0][(type.Length + 1)..]).Distinct(StringComparer.Ordinal).ToList();
+        return named is [var id] ? id : null;
+    }
+
+    /// <summary>Set by the records service once the query is read: its matches are the appointments of one practitioner whose
+    /// schedule is open to the person whatever the rule of care says of their patients (her own; for the front desk, a practitioner
+    /// of her service: ADR 0006). The policy's SQL filter and the in-memory screening are then not applied to the matches.</summary>
+    public bool OpenSchedule { get; set; }
+
     /// <summary>The one patient whose records the query asks for — its type's <c>patient</c> or <c>subject</c> naming one Patient
     /// and nothing else (every match is that patient's) — or null.</summary>
     public string? OnlyPatient()

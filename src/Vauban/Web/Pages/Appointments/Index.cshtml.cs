@@ -17,6 +17,10 @@ namespace Vauban.Web.Pages.Appointments;
 /// paging link (held to this day's agenda): every patient listed counts in the guard's hour and day windows. Her own day's
 /// list is left out of the minute's (ADR 0008: before, paging a busy day within a minute asked both factors again at the second
 /// page and contained her at the third); a day of 30 appointments listed whole on one page would still be 30 identities at once.
+/// The front desk (a role that keeps its service's agendas, <see cref="RolePermissions.KeepsServiceAgendas"/>) chooses the
+/// practitioner of its service whose day it shows (<c>?practitioner=</c>, among the practitioners an active PractitionerRole names
+/// with her service): the records service lists that practitioner's appointments whatever the rule of care says of their patients
+/// (ADR 0006), each patient audited and counted by the guard as any search's (a colleague's day counts in the minute).
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class AgendaModel : StaffPage
@@ -25,6 +29,33 @@ public sealed class AgendaModel : StaffPage
     public const int PageSize = 10;
 
     [BindProperty(SupportsGet = true, Name = "day")] public string? Day { get; set; }
+
+    /// <summary>The practitioner whose day the front desk asked for (an id); her own practitioner record when not given.</summary>
+    [BindProperty(SupportsGet = true, Name = "practitioner")] public string? Of { get; set; }
+
+    /// <summary>The person chooses the practitioner whose day is shown: her role keeps her service's agendas and she has a service.</summary>
+    public bool Chooses { get; private set; }
+
+    /// <summary>The practitioners of her service the page offers (<see cref="Chooses"/>), by name.</summary>
+    public PractitionerList ServicePractitioners { get; private set; } = PractitionerList.None;
+
+    /// <summary>Why the list of her service's practitioners could not be read, shown above the form.</summary>
+    public string? DirectoryProblem { get; private set; }
+
+    /// <summary>The practitioner whose day is shown; null when none is (the desk has not chosen yet).</summary>
+    public string? Shown { get; private set; }
+
+    /// <summary>The person has a practitioner record, so an agenda of her own.</summary>
+    public bool HasOwnAgenda { get; private set; }
+
+    /// <summary>The day shown is the person's own (her practitioner record), not a colleague's.</summary>
+    public bool Own { get; private set; }
+
+    /// <summary>"FAMILY Given" of the practitioner whose day is shown, when it is not her own.</summary>
+    public string? ShownName { get; private set; }
+
+    /// <summary>The agenda's query string for this practitioner (none: her own), after the day.</summary>
+    public string PractitionerQuery => Own || Shown is null ? "" : "&practitioner=" + Uri.EscapeDataString(Shown);
 
     /// <summary>The time (Paris, HH:mm) the page starts at; the start of the day when not given.</summary>
     [BindProperty(SupportsGet = true, Name = "from")] public string? From { get; set; }
@@ -67,7 +98,7 @@ public sealed class AgendaModel : StaffPage
 
     /// <summary>Whether a row gets a Cancel button: booked (or pending, proposed), still to come, and the role may change appointments.
     /// Its patient need not be open to her: a booking of hers stays hers to cancel after the care relationship has lapsed (ADR 0006).</summary>
-    public bool Cancellable(AgendaRow row) => MayCancel && AppointmentBooking.IsCancellable(row.Status) && row.Start is { } start && start > Now;
+    public bool Cancellable(AgendaRow row) => MayCancel && Own && AppointmentBooking.IsCancellable(row.Status) && row.Start is { } start && start > Now;
 
     /// <summary>The form of a row's Cancel button, posted to this day's agenda.</summary>
     public CancelForm CancelFormOf(AgendaRow row) => new(
@@ -140,11 +171,30 @@ public sealed class AgendaModel : StaffPage
         Now = UtcNow;
         MayCancel = Store.Policy.Authorize(access, Interaction.Update, "Appointment").Allowed;
         Date = ParisTime.DateOf(UtcNow);
-        if (access.Principal.Practitioner is not { } practitioner)
+        var own = access.Principal.Practitioner;
+        HasOwnAgenda = own is not null;
+        Chooses = access.Principal.Role is { } role && RolePermissions.KeepsServiceAgendas(role) && !string.IsNullOrEmpty(access.Principal.Service);
+        if (Chooses && await LoadServiceAsync(access) is { } directoryRefused) return directoryRefused;
+        var asked = string.IsNullOrWhiteSpace(Of) ? null : Of.Trim();
+        if (asked is not null && asked != own)
         {
+            // The page's rule before the search's: a practitioner of her service, from the list she was offered. The records service
+            // holds to it too: another practitioner's appointments are searched under the rule of care (ADR 0006).
+            if (!Chooses) return Refuse(404, "You see your own agenda: your role does not keep other practitioners' agendas.");
+            if (ServicePractitioners.Choices.FirstOrDefault(c => c.Id == asked) is not { } chosen)
+            {
+                return Refuse(404, "No practitioner of your service has this id: choose one in the list.");
+            }
+            ShownName = chosen.Name;
+        }
+        if ((asked ?? own) is not { } practitioner)
+        {
+            if (Chooses) return Page(); // the desk chooses whose day to show
             Error = "Your account is not linked to a practitioner record: the agenda lists a practitioner's appointments.";
             return Page();
         }
+        Shown = practitioner;
+        Own = practitioner == own;
         if (!string.IsNullOrWhiteSpace(Day))
         {
             if (!DateOnly.TryParseExact(Day.Trim(), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var day) || day.Year < 1900 || day.Year > 9998)
@@ -177,7 +227,9 @@ public sealed class AgendaModel : StaffPage
                 return Refused(access, refused.Status, refused.Issues);
             }
             if (Store.Records.PagedQuery(access, "Appointment", Next!) is not { } linked) return Expired();
-            if (!IsAgendaOf(linked, practitioner, start, end)) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
+            if (AgendaStartOf(linked, practitioner, start, end) is not { } since) return Refuse(400, "This page's link is not one of this day's agenda: open the day again.");
+            // The time the listing started from (its "from"), as its first page said it: the page says the same total of the same span.
+            Since = TimeOnly.FromDateTime(ParisTime.Of(since).DateTime);
         }
         var page = Continued
             ? await Store.Records.SearchAsync(access, "Appointment", [], Next, lenient: false, HttpContext.RequestAborted)
@@ -203,6 +255,26 @@ public sealed class AgendaModel : StaffPage
         }
     }
 
+    /// <summary>The practitioners of her service, for the desk's choice: the PractitionerRoles naming her service's Organization, then
+    /// those practitioners (active ones, labelled as the booking form labels them), both directory searches through the records
+    /// service. A search held for both factors again answers by the re-authentication; another refusal is said above the form.</summary>
+    private async Task<IActionResult?> LoadServiceAsync(AccessContext access)
+    {
+        var roles = await Store.Records.SearchAsync(access, KnownResourceTypes.PractitionerRole, PractitionerDirectory.ServiceQuery(access.Principal.Service!), null,
+            lenient: false, HttpContext.RequestAborted);
+        var page = roles.Status == RecordStatus.Ok && PractitionerDirectory.Members(roles) is { Count: > 0 } members
+            ? await Store.Records.SearchAsync(access, KnownResourceTypes.Practitioner, PractitionerDirectory.QueryOf(members), null, lenient: false, HttpContext.RequestAborted)
+            : roles;
+        if (page.Status == RecordStatus.ReauthenticationRequired) return Redirect(HttpContext.ReauthenticationUrl(Request.PathBase + Request.Path + Request.QueryString));
+        if (page.Status != RecordStatus.Ok)
+        {
+            DirectoryProblem = "The practitioners of your service could not be listed" + (Said(page.Issues) is { } said ? ": " + said : ".");
+            return null;
+        }
+        if (page != roles) ServicePractitioners = PractitionerDirectory.From(page);
+        return null;
+    }
+
     /// <summary>The records service's refusal of the agenda's search, in the page's words.</summary>
     private PageResult Refused(AccessContext access, RecordStatus refusal, IReadOnlyList<Fhir.Issue>? issues)
     {
@@ -224,22 +296,25 @@ public sealed class AgendaModel : StaffPage
         new("_sort", "date"),
         new("_count", PageSize.ToString(CultureInfo.InvariantCulture)),
         new("_include", "Appointment:patient"),
+        // Counted on every page, not only when the first holds them all: a later page said no total, or none right.
+        new("_total", "accurate"),
     ];
 
-    /// <summary>Whether a paging link's query is this page's own, and nothing more: <see cref="AgendaQuery"/> from a time of the shown
+    /// <summary>Where a paging link's listing starts, if its query is this page's own and nothing more: <see cref="AgendaQuery"/> from a time of the shown
     /// day (its start, or a from=) to its end. Another search of hers — through the API, say, from a month earlier, or of a thousand a
     /// page, or with more patients included — is not shown as this day.</summary>
-    private static bool IsAgendaOf(IReadOnlyList<KeyValuePair<string, string>> searched, string practitioner, DateTimeOffset dayStart, DateTimeOffset end)
+    /// <returns>The instant the link's listing starts from, when it is this page's; else null.</returns>
+    private static DateTimeOffset? AgendaStartOf(IReadOnlyList<KeyValuePair<string, string>> searched, string practitioner, DateTimeOffset dayStart, DateTimeOffset end)
     {
         var from = searched.Where(p => p.Key == "date" && p.Value.StartsWith("ge", StringComparison.Ordinal)).Select(p => p.Value[2..]).ToList();
         if (from is not [var since]
             || !DateTimeOffset.TryParseExact(since, "yyyy-MM-dd'T'HH:mm:sszzz", CultureInfo.InvariantCulture, DateTimeStyles.None, out var at)
             || at < dayStart || at >= end)
         {
-            return false;
+            return null;
         }
         var agenda = AgendaQuery(practitioner, at, end);
-        return searched.Count == agenda.Count && agenda.All(searched.Contains);
+        return searched.Count == agenda.Count && agenda.All(searched.Contains) ? at : null;
     }
 
     private PageResult Expired() => Refuse(400, "This page's link has expired (a link lasts an hour): open the day again.");
@@ -261,21 +336,15 @@ public sealed record AgendaRow(string Id, int Version, DateTimeOffset? Start, st
     /// <summary>The day's appointments in the order the search gave (by start), each with its patient from the included ones.</summary>
     public static IReadOnlyList<AgendaRow> From(IReadOnlyList<SearchEntry> entries)
     {
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var entry in entries)
-        {
-            if (entry.Type != "Patient" || entry.Json is not { } json || entry.Deleted) continue;
-            using var document = JsonDocument.Parse(json);
-            names[entry.Id] = PatientChart.HumanName(document.RootElement) ?? "(no name)";
-        }
+        var names = AppointmentBooking.PatientNames(entries);
         var rows = new List<AgendaRow>();
         foreach (var entry in entries)
         {
             if (entry.Type != "Appointment" || entry.Included || entry.Json is not { } json || entry.Deleted) continue;
             using var document = JsonDocument.Parse(json);
             var appointment = document.RootElement;
-            var start = Instant(appointment, "start");
-            var end = Instant(appointment, "end");
+            var start = AppointmentBooking.Instant(appointment, "start");
+            var end = AppointmentBooking.Instant(appointment, "end");
             var patient = PatientChart.Array(appointment, "participant")
                 .Select(p => p.TryGetProperty("actor", out var actor) ? PatientChart.Text(actor, "reference") : null)
                 .FirstOrDefault(r => r?.StartsWith("Patient/", StringComparison.Ordinal) == true)?["Patient/".Length..];
@@ -292,7 +361,4 @@ public sealed record AgendaRow(string Id, int Version, DateTimeOffset? Start, st
         }
         return rows;
     }
-
-    private static DateTimeOffset? Instant(JsonElement resource, string name) =>
-        PatientChart.Text(resource, name) is { } text && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
 }

@@ -7,6 +7,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Vauban.Access;
 using Vauban.Fhir;
+using Vauban.Records;
 
 namespace Vauban.Web.Pages.Patients;
 
@@ -72,6 +73,66 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         return JsonSerializer.SerializeToElement(appointment);
     }
 
+    /// <summary>How long before the booking's start an appointment it overlaps may begin and still be found: a day (an appointment
+    /// booked through the API may last longer than the form's four hours; one longer than a day is not looked for).</summary>
+    private static readonly TimeSpan OverlapLookBack = TimeSpan.FromDays(1);
+
+    /// <summary>The search of the appointments that may overlap this booking, of one actor (<c>practitioner</c> or <c>patient</c> and
+    /// its reference): those starting from a day before it to its end, with their patients (those the person may read), for
+    /// <see cref="Overlapping"/> to keep the ones that overlap it.</summary>
+    public List<KeyValuePair<string, string>> OverlapQuery(string actor, string reference) =>
+    [
+        new(actor, reference),
+        new("date", "ge" + PatientChart.FhirDateTime(Start - OverlapLookBack)),
+        new("date", "lt" + PatientChart.FhirDateTime(End)),
+        new("_sort", "date"),
+        new("_count", "50"),
+        new("_include", "Appointment:patient"),
+    ];
+
+    /// <summary>The appointments of a <see cref="OverlapQuery"/> page that overlap this booking (begin before it ends and end after it
+    /// begins; one without an end or duration is its start), not voided (cancelled, missed, entered in error), each named by its
+    /// patient only when the search brought the patient (the person may read her), not already in <paramref name="known"/>.</summary>
+    public IEnumerable<BookingOverlap> Overlapping(SearchPage page, string patientId, ISet<string> known)
+    {
+        var names = PatientNames(page.Entries);
+        foreach (var entry in page.Entries)
+        {
+            if (entry.Type != "Appointment" || entry.Included || entry.Json is not { } json || entry.Deleted || known.Contains(entry.Id)) continue;
+            using var document = JsonDocument.Parse(json);
+            var appointment = document.RootElement;
+            if (PatientChart.Text(appointment, "status") is "cancelled" or "noshow" or "entered-in-error" || Instant(appointment, "start") is not { } start) continue;
+            var end = Instant(appointment, "end")
+                ?? (appointment.TryGetProperty("minutesDuration", out var minutes) && minutes.TryGetInt32(out var length) && length > 0 ? start.AddMinutes(length) : start);
+            var overlaps = end > start ? start < End && end > Start : start >= Start && start < End;
+            if (!overlaps) continue;
+            var actors = PatientChart.Array(appointment, "participant")
+                .Select(p => p.TryGetProperty("actor", out var actor) ? PatientChart.Text(actor, "reference") : null).OfType<string>().ToList();
+            var patient = actors.FirstOrDefault(r => r.StartsWith("Patient/", StringComparison.Ordinal))?["Patient/".Length..];
+            known.Add(entry.Id);
+            yield return new BookingOverlap(start, end, actors.Contains(Practitioner), patient == patientId,
+                patient is not null && names.TryGetValue(patient, out var name) ? name : null);
+        }
+    }
+
+    /// <summary>An appointment search's included patients, "FAMILY Given" by id: those the person may read (the others the search
+    /// did not bring).</summary>
+    public static Dictionary<string, string> PatientNames(IEnumerable<SearchEntry> entries)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in entries)
+        {
+            if (entry.Type != "Patient" || entry.Json is not { } json || entry.Deleted) continue;
+            using var document = JsonDocument.Parse(json);
+            names[entry.Id] = PatientChart.HumanName(document.RootElement) ?? "(no name)";
+        }
+        return names;
+    }
+
+    /// <summary>An instant element of a resource (an appointment's start or end), when it is one.</summary>
+    public static DateTimeOffset? Instant(JsonElement resource, string name) =>
+        PatientChart.Text(resource, name) is { } text && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
+
     private static JsonObject Accepted(string actor) =>
         new() { ["actor"] = new JsonObject { ["reference"] = actor }, ["required"] = "required", ["status"] = "accepted" };
 
@@ -121,6 +182,18 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
         appointment["cancelationReason"] = reason.DeepClone();
         return (JsonSerializer.SerializeToElement(appointment), status, start);
     }
+}
+
+/// <summary>A booked appointment that a booking asked for overlaps: when, whether it is with the same practitioner or of the same
+/// patient, and its patient's name when the person may read her (else the page says "another appointment").</summary>
+public sealed record BookingOverlap(DateTimeOffset Start, DateTimeOffset End, bool SamePractitioner, bool SamePatient, string? PatientName)
+{
+    /// <summary>"2026-12-08 10:00–10:20, DUPONT Jean with the same practitioner", as the warning lists it; "another appointment of the
+    /// practitioner" for a patient she may not read.</summary>
+    public string Text =>
+        $"{PatientChart.InParis(Start)}–{PatientChart.InParis(End)[^5..]}, "
+        + (SamePatient ? "this patient with " + (SamePractitioner ? "the same practitioner" : "another practitioner")
+            : PatientName is { } name ? name + " with the same practitioner" : "another appointment of the practitioner");
 }
 
 /// <summary>An appointment's Cancel form (<c>Shared/_CancelAppointment.cshtml</c>): where it posts, the appointment and the version

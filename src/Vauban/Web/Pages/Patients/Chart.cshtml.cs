@@ -39,6 +39,13 @@ public sealed class ChartModel : StaffPage
     [BindProperty] public string? Reason { get; set; }
     [BindProperty] public string? Practitioner { get; set; }
 
+    /// <summary>"Book anyway": the person has seen the overlaps the form warned of and books all the same.</summary>
+    [BindProperty] public string? Confirm { get; set; }
+
+    /// <summary>The booked appointments the booking asked for overlaps (the practitioner's, the patient's): the form warns and keeps
+    /// what was typed; nothing is booked until the person confirms.</summary>
+    public IReadOnlyList<BookingOverlap> Overlaps { get; private set; } = [];
+
     // A cancel: the appointment and the version the chart showed.
     [BindProperty] public string? Appointment { get; set; }
     [BindProperty] public string? Version { get; set; }
@@ -110,6 +117,30 @@ public sealed class ChartModel : StaffPage
         if (chosen.Status != RecordStatus.Ok) return await RefusedAsync(chosen, "The appointment was not booked.", Interaction.Create);
         // A double click, or Back and send again: one appointment, not two.
         if (AlreadySubmitted()) return SentTwice(Request.Path);
+        // An overlap is warned of, not refused (the FHIR API may double-book, as R4 allows): asked only of a role that may book, once
+        // the form's key is claimed (the same form sent twice is answered as such, not warned of the booking it made), and the key
+        // released when it warns, so that "Book anyway" may send it again.
+        if (Confirm != "1" && Store.Policy.Authorize(access, Interaction.Create, "Appointment").Allowed)
+        {
+            var known = new HashSet<string>(StringComparer.Ordinal);
+            var overlaps = new List<BookingOverlap>();
+            foreach (var (actor, reference) in new[] { ("practitioner", "Practitioner/" + practitioner), ("patient", "Patient/" + Id) })
+            {
+                var found = await Store.Records.SearchAsync(access, "Appointment", booking.OverlapQuery(actor, reference), null, lenient: false, HttpContext.RequestAborted);
+                if (found.Status != RecordStatus.Ok)
+                {
+                    ReleaseSubmission();
+                    return await RefusedAsync(RecordResult.Fail(found.Status, "Appointment", [.. found.Issues ?? []]), "The appointment was not booked.", Interaction.Create);
+                }
+                overlaps.AddRange(booking.Overlapping(found, Id, known));
+            }
+            if (overlaps.Count > 0)
+            {
+                ReleaseSubmission();
+                Overlaps = [.. overlaps.OrderBy(o => o.Start)];
+                return await ShowAsync(409, null);
+            }
+        }
         // A role the form is not shown to (a forged post) is refused here by the records service, which audits the refusal.
         var result = await Store.Records.CreateAsync(access, "Appointment", booking.ToFhir(Id, now), null, HttpContext.RequestAborted);
         if (result.Status == RecordStatus.Created)

@@ -46,6 +46,41 @@ public static class PractitionerDirectory
         return query;
     }
 
+    /// <summary>The directory search of a service's members: the PractitionerRoles that name its Organization (the front desk's
+    /// choice of agenda).</summary>
+    public static List<KeyValuePair<string, string>> ServiceQuery(string service) =>
+    [
+        new("organization", KnownResourceTypes.Organization + "/" + service),
+        new("_count", ListSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+    ];
+
+    /// <summary>The practitioners that the active PractitionerRoles of a <see cref="ServiceQuery"/> page name, each once, in order.</summary>
+    public static IReadOnlyList<string> Members(SearchPage page)
+    {
+        var members = new List<string>();
+        foreach (var entry in page.Entries)
+        {
+            if (entry.Type != KnownResourceTypes.PractitionerRole || entry.Included || entry.Json is not { } json || entry.Deleted) continue;
+            using var document = JsonDocument.Parse(json);
+            var role = document.RootElement;
+            if (IsActive(role) && role.TryGetProperty("practitioner", out var who) && PatientChart.Text(who, "reference") is { } reference
+                && reference.StartsWith("Practitioner/", StringComparison.Ordinal) && !members.Contains(reference["Practitioner/".Length..]))
+            {
+                members.Add(reference["Practitioner/".Length..]);
+            }
+        }
+        return members;
+    }
+
+    /// <summary>The directory search of these practitioners by id (at most <see cref="ListSize"/>), with the PractitionerRoles naming
+    /// them, for <see cref="From"/>.</summary>
+    public static List<KeyValuePair<string, string>> QueryOf(IReadOnlyList<string> ids) =>
+    [
+        new("_id", string.Join(',', ids.Take(ListSize))),
+        new("_count", ListSize.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        new("_revinclude", "PractitionerRole:practitioner"),
+    ];
+
     /// <summary>The active practitioners of a directory page, by name (then id), each labelled with the specialties of their
     /// active roles and their RPPS number. A practitioner marked inactive, or deleted, is not offered.</summary>
     public static PractitionerList From(SearchPage page)
