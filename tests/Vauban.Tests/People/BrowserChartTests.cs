@@ -157,7 +157,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
         await page.WaitForSelectorAsync("#done >> text=Cancelled");
         var cancelled = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
-        Assert.Contains("cancelled (The practitioner is at a meeting or training — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("Cancelled (The practitioner is at a meeting or training — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 
@@ -168,7 +168,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         var day = ParisTime.Of(_time.GetUtcNow().AddDays(7)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         await page.GotoAsync($"{_base}/appointments?day={day}");
         var row = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
-        Assert.Contains("booked", await row.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("Booked", await row.TextContentAsync(), StringComparison.Ordinal);
 
         // Folded under "Cancel…"; the reason is asked for: the browser does not send the cancel without it.
         Assert.False(await row.Locator("select").IsVisibleAsync());
@@ -182,7 +182,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         Assert.StartsWith($"Cancelled the appointment of {day} ", (await page.TextContentAsync("#done"))?.Trim(), StringComparison.Ordinal);
         Assert.Equal($"{_base}/appointments?day={day}", page.Url); // back on the day by GET: a refresh cancels nothing again
         var cancelled = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
-        Assert.Contains("cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("Cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 }

@@ -464,6 +464,40 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
     }
 
     [Fact]
+    public async Task The_chart_says_statuses_and_units_in_peoples_words_and_names_the_patient_without_her_record_id()
+    {
+        // Written through the API as FHIR and UCUM have them: a code, no unit text, for the temperature.
+        await _server.CreateAsOperatorAsync(_tenant, $$$"""
+            {"resourceType":"Observation","status":"entered-in-error","code":{"text":"Température"},"subject":{"reference":"Patient/{{{_ids["mine"]}}}"},
+             "effectiveDateTime":"{{{Day(-2)}}}","valueQuantity":{"value":38.2,"system":"http://unitsofmeasure.org","code":"Cel"}}
+            """);
+        await _server.CreateAsOperatorAsync(_tenant, $$$"""
+            {"resourceType":"Observation","status":"final","code":{"text":"Pression artérielle"},"subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"effectiveDateTime":"{{{Day(-2)}}}",
+             "component":[{"code":{"text":"Systolique"},"valueQuantity":{"value":132,"unit":"mm[Hg]","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},{"code":{"text":"Diastolique"},"valueQuantity":{"value":84,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}
+            """);
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (chart, html) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        string? Cells(string reference) =>
+            System.Text.RegularExpressions.Regex.Match(html, $"<tr data-ref=\"{reference}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline) is { Success: true } m
+                ? System.Text.RegularExpressions.Regex.Replace(m.Groups[1].Value, "<[^>]+>", "|") : null;
+        Assert.Contains("|Booked|", Cells("Appointment/" + _ids["appt"]), StringComparison.Ordinal);
+        Assert.Contains("|Active|", Cells("MedicationRequest/" + _ids["rx"]), StringComparison.Ordinal);
+        Assert.Contains("38.2 °C", html, StringComparison.Ordinal);
+        Assert.Contains("|Entered in error|", html.Replace("<td>", "|", StringComparison.Ordinal).Replace("</td>", "|", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.Contains("Systolique: 132 mmHg, Diastolique: 84 mmHg", html, StringComparison.Ordinal);
+        foreach (var code in (string[])["<td>booked</td>", "<td>active</td>", "<td>issued</td>", "entered-in-error", "mm[Hg]", " Cel<"])
+        {
+            Assert.DoesNotContain(code, html, StringComparison.Ordinal);
+        }
+        // Named, not numbered: her record's id is in no header of the chart or of the pages that act on her record.
+        Assert.DoesNotContain("Patient/" + _ids["mine"], html, StringComparison.Ordinal);
+        var (_, contact) = await doctor.GetAsync($"/patients/{_ids["mine"]}/vitals");
+        Assert.Equal("CHARTIER Louise", StaffClient.ById(contact, "patient-name"));
+        Assert.DoesNotContain("Patient/" + _ids["mine"], contact, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task What_a_record_holds_is_shown_as_text_never_as_markup()
     {
         var hostile = await _server.CreateAsOperatorAsync(_tenant,
@@ -1157,7 +1191,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
 
         var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
         var row = System.Text.RegularExpressions.Regex.Match(after, $"<tr data-ref=\"Appointment/{_ids["appt"]}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
-        Assert.Contains("<td>cancelled (The patient feels better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
+        Assert.Contains("<td>Cancelled (The patient feels better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
     }
 
     // Each refused cancel (the reason posted, the comment, what the page must say). One server and one sign-in for all: none changes anything.
