@@ -105,16 +105,7 @@ public sealed class PatientSearchModel : StaffPage
     {
         if (HttpContext.PersonAccess() is not { } access || Person is not { } person) return Redirect("/account/signin");
         if (Refused() is { } refused) return refused;
-        var form = new List<KeyValuePair<string, string>>();
-        void Keep(string name, string? value)
-        {
-            if (!string.IsNullOrWhiteSpace(value)) form.Add(new(name, value.Trim()));
-        }
-        Keep("family", Family);
-        Keep("given", Given);
-        Keep("birthdate", BirthDate);
-        Keep("identifier", Identifier);
-        Keep("next", Next);
+        var form = Filled(("family", Family), ("given", Given), ("birthdate", BirthDate), ("identifier", Identifier), ("next", Next));
         var token = Store.Records.SealSearchForm(access, person.Session.Id, form, ResultsLifetime);
         Response.Headers.Location = Request.PathBase + "/patients?results=" + token;
         return StatusCode(StatusCodes.Status303SeeOther);
@@ -140,6 +131,10 @@ public sealed class PatientSearchModel : StaffPage
         return null;
     }
 
+    /// <summary>The fields given (not empty), trimmed, in order: the form sealed in the results' URL, or the search's parameters.</summary>
+    private static List<KeyValuePair<string, string>> Filled(params (string Name, string? Value)[] fields) =>
+        [.. fields.Where(f => !string.IsNullOrWhiteSpace(f.Value)).Select(f => new KeyValuePair<string, string>(f.Name, f.Value!.Trim()))];
+
     private PageResult Refuse(string error)
     {
         Response.StatusCode = 400;
@@ -152,15 +147,7 @@ public sealed class PatientSearchModel : StaffPage
     private async Task<IActionResult> ShowAsync(AccessContext access)
     {
         if (Refused() is { } refused) return refused;
-        var parameters = new List<KeyValuePair<string, string>>();
-        void Add(string name, string? value)
-        {
-            if (!string.IsNullOrWhiteSpace(value)) parameters.Add(new(name, value.Trim()));
-        }
-        Add("family", Family);
-        Add("given", Given);
-        Add("birthdate", BirthDate);
-        Add("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal)));
+        var parameters = Filled(("family", Family), ("given", Given), ("birthdate", BirthDate), ("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal))));
         var next = string.IsNullOrEmpty(Next) ? null : Next;
         parameters.Add(new("_count", PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         var page = await Store.Records.SearchAsync(access, "Patient", parameters, next, lenient: false, HttpContext.RequestAborted);
