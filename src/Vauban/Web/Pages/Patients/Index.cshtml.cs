@@ -79,6 +79,7 @@ public sealed class PatientSearchModel : StaffPage
     }
 
     private static bool IsToken(string value) => value.Length <= 1500 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
     /// <summary>"Open by id": to the chart, whose answer (the record, or the way to break the glass) is the records service's. Posted,
     /// as the search is: what is typed (an NIR or a name in the wrong field, say) never goes into a URL — a GET put it in the
     /// browser's history and the proxies' logs before the server could refuse it.</summary>
