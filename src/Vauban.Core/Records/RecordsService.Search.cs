@@ -38,6 +38,34 @@ public sealed partial class RecordsService
         return OpenPage(context, page, type) is { } state ? QueryOf(state) : null;
     }
 
+    /// <summary>What a search form's token is sealed for: no records search, history or $everything has this scope, so that
+    /// neither kind of token opens as the other.</summary>
+    private const string SearchFormScope = "search-form";
+
+    /// <summary>A page's search form as typed (<paramref name="form"/>: its fields' names and values, a next page's token among
+    /// them), sealed as a next link is but for this principal and tenant and this sign-in (<paramref name="session"/>) only, and
+    /// for <paramref name="lifetime"/>: the clinician UI answers a posted search by a redirect to its results with this token in
+    /// the URL (Post/Redirect/Get), so that Back from a chart finds the results without sending the form again, and no value
+    /// searched for is in a URL (ADR 0003). Nothing is run, read or audited: the page runs the search, as any, when it is shown.</summary>
+    public string SealSearchForm(AccessContext context, string session, IReadOnlyList<KeyValuePair<string, string>> form, TimeSpan lifetime)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentException.ThrowIfNullOrEmpty(session);
+        ArgumentNullException.ThrowIfNull(form);
+        return _pages.Seal(new PageState(context.Tenant.Id, context.Principal.Id, SearchFormScope, form.Select(p => new[] { p.Key, p.Value }).ToList(), "", 0,
+            _time.GetUtcNow().Add(lifetime).ToUnixTimeMilliseconds(), 1, session));
+    }
+
+    /// <summary>The form <see cref="SealSearchForm"/> sealed in <paramref name="token"/>, if this server sealed it for this principal,
+    /// tenant and <paramref name="session"/> and it has not expired; else null (another person's, another sign-in's, altered, expired).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>>? OpenSearchForm(AccessContext context, string session, string token)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(token);
+        return OpenPage(context, token, SearchFormScope) is { } state && state.Session is { Length: > 0 } sealedFor && sealedFor == session
+            && state.Query.All(p => p.Length == 2) ? QueryOf(state) : null;
+    }
+
     /// <summary>A sealed link's query, as its search's parameters.</summary>
     private static List<KeyValuePair<string, string>> QueryOf(PageState state) => [.. state.Query.Select(p => new KeyValuePair<string, string>(p[0], p[1]))];
 

@@ -14,9 +14,14 @@ public readonly record struct Moment(DateTimeOffset? At, string Text)
     public static readonly Moment None = new(null, "—");
 }
 
-/// <summary>One line of a chart section: when, what, the detail that matters (a value, a dose, a practitioner), a status;
-/// <see cref="Version"/> is the version shown, for an act on the row to name (If-Match: a record changed since is not overwritten).</summary>
-public sealed record ChartRow(Moment When, string What, string? Detail, string? Status, string Reference, int Version = 0);
+/// <summary>One line of a chart section: when, what, the detail that matters (a value, a dose, a practitioner), a status in
+/// words (<see cref="StaffWords.Status"/>); <see cref="Version"/> is the version shown, for an act on the row to name (If-Match: a
+/// record changed since is not overwritten).</summary>
+public sealed record ChartRow(Moment When, string What, string? Detail, string? Status, string Reference, int Version = 0)
+{
+    /// <summary>The record's FHIR status code ("booked"), for what the page decides by it (whether it can still be cancelled).</summary>
+    public string? StatusCode { get; init; }
+}
 
 /// <summary>A kind of record on the chart (appointments, prescriptions, lab results…), newest first.</summary>
 public sealed record ChartSection(string Type, string Key, string Title, IReadOnlyList<ChartRow> Rows);
@@ -178,19 +183,20 @@ public sealed class PatientChart
     private static ChartRow Row(string type, string id, JsonElement r, IReadOnlyDictionary<string, string> names)
     {
         var reference = type + "/" + id;
-        var status = Text(r, "status");
-        return type switch
+        var code = Text(r, "status");
+        var status = StaffWords.Status(code);
+        return (type switch
         {
             "Appointment" => new ChartRow(When(r, "start") ?? Moment.None, Text(r, "description") ?? Concepts(r, "serviceType") ?? Concepts(r, "specialty") ?? "Appointment",
                 Join(Array(r, "participant").Select(p => p.TryGetProperty("actor", out var actor) && !IsPatient(actor) ? ReferenceName(actor, names) : null)),
                 // A cancelled appointment says why beside its status: the desk that calls the patient back needs it.
-                status == "cancelled" && Concept(r, "cancelationReason") is { } why ? $"{status} ({why})" : status, reference),
+                code == "cancelled" && Concept(r, "cancelationReason") is { } why ? $"{status} ({why})" : status, reference),
             "Encounter" => new ChartRow(When(r, "period", "start") ?? Moment.None, Concepts(r, "type") ?? Coding(r, "class") ?? "Encounter",
                 Join(Array(r, "participant").Select(p => p.TryGetProperty("individual", out var who) ? ReferenceName(who, names) : null)), status, reference),
             "MedicationRequest" => new ChartRow(When(r, "authoredOn") ?? Moment.None, Concept(r, "medicationCodeableConcept") ?? ReferenceName(r, "medicationReference", names) ?? "Prescription",
                 Join(Array(r, "dosageInstruction").Select(dose => Text(dose, "text"))), status, reference),
             "Observation" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Observation",
-                ObservationValue(r), ObservationStatus(Concepts(r, "interpretation"), status), reference),
+                ObservationValue(r), ObservationStatus(Concepts(r, "interpretation"), code), reference),
             "DiagnosticReport" => new ChartRow(When(r, "effectiveDateTime") ?? When(r, "effectivePeriod", "start") ?? When(r, "issued") ?? Moment.None, Concept(r, "code") ?? "Report",
                 Text(r, "conclusion") ?? (Array(r, "result").Count() is var n and > 0 ? n == 1 ? "1 result" : $"{n} results" : null), status, reference),
             "DocumentReference" => new ChartRow(When(r, "date") ?? Moment.None, Concept(r, "type") ?? Text(r, "description") ?? "Document",
@@ -202,7 +208,7 @@ public sealed class PatientChart
             "Invoice" => new ChartRow(When(r, "date") ?? Moment.None, ReferenceName(r, "issuer", names) is { } issuer ? "Invoice from " + issuer : "Invoice",
                 Money(r, "totalGross") ?? Money(r, "totalNet"), status, reference),
             _ => new ChartRow(Moment.None, type, null, status, reference),
-        };
+        }) with { StatusCode = code };
     }
 
     private static string? ObservationValue(JsonElement r)
@@ -231,13 +237,13 @@ public sealed class PatientChart
     /// <summary>The flag ("High") with the status beside it unless the result is final: a flag alone would hide that the
     /// result is only preliminary, or was entered in error.</summary>
     private static string? ObservationStatus(string? interpretation, string? status) =>
-        interpretation is null ? status : status is null or "final" ? interpretation : $"{interpretation} ({status})";
+        interpretation is null ? StaffWords.Status(status) : status is null or "final" ? interpretation : $"{interpretation} ({StaffWords.StatusInSentence(status)})";
 
     /// <summary>The comparator goes first: a result below the laboratory's limit of detection ("&lt;" 0.01) shown as the limit
-    /// itself would read as a measured value.</summary>
+    /// itself would read as a measured value. The unit as a clinician writes it (<see cref="StaffWords.Unit"/>: mmHg, not mm[Hg]).</summary>
     private static string? Quantity(JsonElement q) =>
         q.ValueKind == JsonValueKind.Object && q.TryGetProperty("value", out var v) && v.ValueKind == JsonValueKind.Number
-            ? Text(q, "comparator") + v.GetRawText() + ((Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
+            ? Text(q, "comparator") + v.GetRawText() + (StaffWords.Unit(Text(q, "unit") ?? Text(q, "code")) is { } unit ? " " + unit : "")
             : null;
 
     private static string? Money(JsonElement r, string name) =>

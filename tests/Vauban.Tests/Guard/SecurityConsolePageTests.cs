@@ -550,7 +550,10 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         var typed = string.Join(' ', MineNir[..1], MineNir[1..3], MineNir[3..5], MineNir[5..7], MineNir[7..10], MineNir[10..13], MineNir[13..]);
         var (shown, html) = await AccessHistoryAsync(officer, typed);
         Assert.True(shown.StatusCode == HttpStatusCode.OK, html);
-        Assert.Equal($"Patient/{_mine}: ", StaffClient.ById(html, "history-heading")![..(_mine.Length + 10)]);
+        Assert.Equal($"Patient record {_mine}: ", StaffClient.ById(html, "history-heading")![..(_mine.Length + 17)]);
+        // Each record touched by its kind in words and its id (the officer follows it by its id; her role reads no record).
+        Assert.Contains($"<td>Patient record {_mine}", html, StringComparison.Ordinal);
+        Assert.DoesNotContain($"Patient/{_mine}", html, StringComparison.Ordinal);
         Assert.NotNull(StaffClient.ById(html, "found-by-nir"));
         Assert.Contains("<td>Dr Claire Auber</td><td>physician</td>", html, StringComparison.Ordinal);
         Assert.DoesNotContain(MineNir, html, StringComparison.Ordinal);
@@ -615,7 +618,7 @@ public abstract class SecurityConsolePageTests(SecurityConsoleServer shared) : I
         Assert.Equal(new[] { _mine, twin }.Order(), named.Select(e => e.Detail.Patient).Order());
         var (chosen, chosenHtml) = await AccessHistoryAsync(officer, twin);
         Assert.Equal(HttpStatusCode.OK, chosen.StatusCode);
-        Assert.StartsWith($"Patient/{twin}:", StaffClient.ById(chosenHtml, "history-heading"), StringComparison.Ordinal);
+        Assert.StartsWith($"Patient record {twin}:", StaffClient.ById(chosenHtml, "history-heading"), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -185,9 +185,9 @@ public abstract class AgendaPageTests(Engine engine) : StaffPageTests(engine, "c
             .Select(m => (m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value, m.Groups[4].Value, m.Groups[5].Value, m.Groups[6].Value)).ToList();
         Assert.Equal(
         [
-            ("08:15", "30", Ids["rose"], "ROSIER Rose", "Suivi de la kaliémie", "booked"),
-            ("11:00", "15", Ids["paul"], "PAULIN Paul", "", "cancelled"),
-            ("16:30", "20", Ids["paul"], "PAULIN Paul", "Contrôle tensionnel", "booked"),
+            ("08:15", "30", Ids["rose"], "ROSIER Rose", "Suivi de la kaliémie", "Booked"),
+            ("11:00", "15", Ids["paul"], "PAULIN Paul", "", "Cancelled"),
+            ("16:30", "20", Ids["paul"], "PAULIN Paul", "Contrôle tensionnel", "Booked"),
         ], rows);
 
         // Another day by its date; the patients listed are in the audit trail as any search's.

@@ -85,6 +85,42 @@ public sealed class BrowserChartTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Back_from_a_chart_opened_from_the_results_shows_the_results_again_without_asking_to_send_the_form_again()
+    {
+        var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
+        var sent = new List<IRequest>();
+        page.Request += (_, request) => sent.Add(request);
+        await page.GotoAsync(_base + "/patients");
+        await page.FillAsync("#family", "Garn");
+        await page.FillAsync("#identifier", "2 65 05 44 109 001");
+        await page.ClickAsync("#search");
+        await page.WaitForSelectorAsync("#results");
+        // The POST was answered by a redirect: the results are a GET of a URL that holds a sealed token, no value typed.
+        var results = page.Url;
+        Assert.StartsWith(_base + "/patients?results=", results, StringComparison.Ordinal);
+        Assert.DoesNotContain("Garn", results, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("44109", results, StringComparison.Ordinal);
+
+        await page.Locator("#results tbody tr td a").First.ClickAsync();
+        await BrowserPages.ArriveAsync(page, $"{_base}/patients/{_mine}");
+        // The chart's request names no page it came from: no Referer, so neither the token nor any value goes with it.
+        var chartRequest = sent.Last(r => r.Url == $"{_base}/patients/{_mine}");
+        var headers = await chartRequest.AllHeadersAsync();
+        Assert.False(headers.TryGetValue("referer", out var referer), "Referer: " + referer);
+
+        // Back: the results again, by GET — no "Confirm form resubmission" page, no POST sent again.
+        var posts = sent.Count(r => r.Method == "POST");
+        var back = await page.GoBackAsync();
+        Assert.NotNull(back);
+        Assert.Equal("GET", back!.Request.Method);
+        Assert.True(back.Ok, $"Back answered {back.Status}");
+        Assert.Equal(results, page.Url);
+        Assert.Equal("GARNIER Sylvie", (await page.Locator("#results tbody tr td a").First.TextContentAsync())?.Trim());
+        Assert.Equal("Garn", await page.InputValueAsync("#family"));
+        Assert.Equal(posts, sent.Count(r => r.Method == "POST"));
+    }
+
+    [Fact]
     public async Task A_physician_books_an_appointment_from_the_chart_and_cancels_it_saying_why()
     {
         var page = await BrowserPages.SignedInAsync(_chromium, _base, Establishment, "dr.lemaire@chu.example", Password, _secret, _time);
@@ -121,7 +157,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         await row.Locator("button", new() { HasText = "Cancel" }).ClickAsync();
         await page.WaitForSelectorAsync("#done >> text=Cancelled");
         var cancelled = page.Locator("#appointments tbody tr", new() { HasText = "Consultation de contrôle" });
-        Assert.Contains("cancelled (The practitioner is at a meeting or training — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("Cancelled (The practitioner is at a meeting or training — Congrès à Lyon)", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 
@@ -132,7 +168,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         var day = ParisTime.Of(_time.GetUtcNow().AddDays(7)).ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         await page.GotoAsync($"{_base}/appointments?day={day}");
         var row = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
-        Assert.Contains("booked", await row.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("Booked", await row.TextContentAsync(), StringComparison.Ordinal);
 
         // Folded under "Cancel…"; the reason is asked for: the browser does not send the cancel without it.
         Assert.False(await row.Locator("select").IsVisibleAsync());
@@ -146,7 +182,7 @@ public sealed class BrowserChartTests : IAsyncLifetime
         Assert.StartsWith($"Cancelled the appointment of {day} ", (await page.TextContentAsync("#done"))?.Trim(), StringComparison.Ordinal);
         Assert.Equal($"{_base}/appointments?day={day}", page.Url); // back on the day by GET: a refresh cancels nothing again
         var cancelled = page.Locator("#agenda tbody tr", new() { HasText = "GARNIER Sylvie" });
-        Assert.Contains("cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
+        Assert.Contains("Cancelled", await cancelled.TextContentAsync(), StringComparison.Ordinal);
         Assert.Equal(0, await cancelled.Locator("button").CountAsync());
     }
 }

@@ -225,7 +225,9 @@ public abstract class ContactDetailsPageTests(Engine engine) : StaffPageTests(en
         (Dictionary<string, string> Fields, string Said)[] bad =
         [
             (Details(phone: "06 AB 12"), "The phone number holds digits"),
-            (Details(phone: "12 34"), "The phone number holds digits"),
+            (Details(phone: "12 34"), "The phone number is neither a French number"),
+            (Details(phone: "06 98 76 54"), "The phone number is neither a French number"),
+            (Details(phone: "+33 6 98 76 54 32 10"), "The phone number is neither a French number"),
             (Details(email: "c.moreau@example"), "The e-mail address is not one"),
             (Details(email: "c moreau@example.fr"), "The e-mail address is not one"),
             (Details(postalCode: "4460"), "A French postal code is five digits."),
@@ -270,7 +272,8 @@ public abstract class ContactDetailsPageTests(Engine engine) : StaffPageTests(en
         }
         // The patient's general practitioner may (her care relationship); the records service holds her to it.
         using var doctor = await SignedInAsync("dr@chu.example");
-        var (done, doneHtml) = await doctor.SubmitAsync(Form, Details(phone: "07 11 22 33 44"));
+        // Typed in international form, stored in the one form a French number has on the forms (PhoneNumber), and still a mobile.
+        var (done, doneHtml) = await doctor.SubmitAsync(Form, Details(phone: "+33 7 11 22 33 44"));
         Assert.True(done.StatusCode == HttpStatusCode.Redirect, done.StatusCode + doneHtml);
         Assert.Equal("phone|07 11 22 33 44|mobile", Telecom(await RecordAsync())[0]);
     }

@@ -66,7 +66,18 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
     }
 
     private static Task<(HttpResponseMessage Response, string Html)> SearchAsync(StaffClient staff, Dictionary<string, string> fields) =>
-        staff.SubmitAsync("/patients", fields);
+        PostedAsync(staff, "/patients", fields);
+
+    /// <summary>The search form posted from <paramref name="formPage"/>, and, as a browser does, its answer's redirect to the results
+    /// (Post/Redirect/Get) followed by a GET: the results page.</summary>
+    internal static async Task<(HttpResponseMessage Response, string Html)> PostedAsync(StaffClient staff, string formPage, IDictionary<string, string> fields)
+    {
+        var (posted, html) = await staff.SubmitAsync(formPage, fields);
+        if (posted.StatusCode != HttpStatusCode.SeeOther) return (posted, html);
+        var results = posted.Headers.Location!.ToString();
+        Assert.StartsWith("/patients?results=", results, StringComparison.Ordinal);
+        return await staff.GetAsync(results);
+    }
 
     private static Task<(HttpResponseMessage Response, string Html)> OpenByIdAsync(StaffClient staff, string id) =>
         staff.SubmitAsync("/patients", new Dictionary<string, string> { ["id"] = id }, "/patients?handler=open");
@@ -373,6 +384,120 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
     }
 
     [Fact]
+    public async Task A_search_is_answered_by_a_redirect_to_its_results_whose_URL_holds_no_value_searched_for_and_each_GET_runs_it_again()
+    {
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var nir = Samples.ValidNir("2710644109001");
+        var (posted, _) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Family"] = "Chartier", ["Given"] = "Lou", ["BirthDate"] = "1971-06-02", ["Identifier"] = nir });
+        // Post/Redirect/Get: Back from a chart comes to a GET, which a browser repeats without asking to send a form again.
+        Assert.Equal(HttpStatusCode.SeeOther, posted.StatusCode);
+        var results = posted.Headers.Location!.ToString();
+        Assert.StartsWith("/patients?results=", results, StringComparison.Ordinal);
+        foreach (var typed in (string[])["Chartier", "CHARTIER", "Lou", "1971", nir, nir[..13]])
+        {
+            Assert.DoesNotContain(typed, Uri.UnescapeDataString(results), StringComparison.OrdinalIgnoreCase);
+        }
+        var searches = (await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search)).Count;
+
+        var (shown, html) = await doctor.GetAsync(results);
+        Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
+        Assert.Contains($"href=\"/patients/{_ids["mine"]}\"", html, StringComparison.Ordinal);
+        Assert.Equal("Chartier", StaffClient.FieldValue(html, "Family")); // the form shows what was typed
+        Assert.Equal(nir, StaffClient.FieldValue(html, "Identifier"));
+        // Kept out of every cache, and a chart opened from here is sent no Referer (which would carry the token, no value).
+        Assert.True(shown.Headers.CacheControl?.NoStore);
+        Assert.Equal("no-referrer", shown.Headers.GetValues("Referrer-Policy").Single());
+        // Each GET runs the search again: audited (and guarded) as any search, not shown from a copy.
+        var afterOne = (await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search)).Count;
+        Assert.True(afterOne > searches, "the GET ran no search");
+        _time.Advance(TimeSpan.FromMinutes(14));
+        var (again, againHtml) = await doctor.GetAsync(results);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Contains("CHARTIER Louise", againHtml, StringComparison.Ordinal);
+        var afterTwo = (await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search)).Count;
+        Assert.True(afterTwo > afterOne, "the second GET ran no search");
+
+        // Past 15 minutes, in the same live session: the empty form and a plain word, not an error page, and nothing run.
+        _time.Advance(TimeSpan.FromMinutes(2));
+        var (expired, expiredHtml) = await doctor.GetAsync(results);
+        Assert.Equal(HttpStatusCode.OK, expired.StatusCode);
+        Assert.StartsWith("These search results are no longer available", StaffClient.ById(expiredHtml, "results-gone"), StringComparison.Ordinal);
+        Assert.DoesNotContain("CHARTIER", expiredHtml, StringComparison.Ordinal);
+        Assert.True(string.IsNullOrEmpty(StaffClient.FieldValue(expiredHtml, "Family")));
+        Assert.Equal(afterTwo, (await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search)).Count);
+    }
+
+    [Fact]
+    public async Task A_results_URL_replayed_by_another_person_in_another_session_after_sign_out_or_altered_shows_nothing_of_the_search()
+    {
+        var nir = Samples.ValidNir("2710644109001");
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (posted, _) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Family"] = "Chartier", ["Identifier"] = nir });
+        var results = posted.Headers.Location!.ToString();
+        Assert.Contains("CHARTIER Louise", (await doctor.GetAsync(results)).Html, StringComparison.Ordinal);
+        var searches = (await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search)).Count;
+        var token = results["/patients?results=".Length..];
+        var altered = token[..^3] + (token[^3] == 'A' ? 'B' : 'A') + token[^2..];
+
+        async Task NothingShown(StaffClient who, string url, string attack)
+        {
+            var (response, html) = await who.GetAsync(url);
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"{attack}: {(int)response.StatusCode}");
+            Assert.True(StaffClient.ById(html, "results-gone") is not null, $"{attack}: no word that the results are gone");
+            Assert.DoesNotContain("CHARTIER", html, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain(nir, html, StringComparison.Ordinal);
+            Assert.DoesNotContain(_ids["mine"], html, StringComparison.Ordinal);
+            Assert.True(string.IsNullOrEmpty(StaffClient.FieldValue(html, "Family")), attack);
+            Assert.True(string.IsNullOrEmpty(StaffClient.FieldValue(html, "Identifier")), attack);
+        }
+        using (var desk = await SignedInAsync("desk@chu.example")) await NothingShown(desk, results, "another person");
+        using (var sameDoctor = await SignedInAsync("dr.auber@chu.example")) await NothingShown(sameDoctor, results, "the same person in another session");
+        await NothingShown(doctor, "/patients?results=" + altered, "an altered token");
+        await NothingShown(doctor, "/patients?results=" + token + "%22%3E%3Cscript%3E", "a token with markup after it");
+        // Signed out, the URL leads to the sign-in, and once signed in again (a new session) it shows nothing.
+        await doctor.SubmitAsync("/", new Dictionary<string, string>(), action: "/account/signout");
+        var (signedOut, signedOutHtml) = await doctor.GetAsync(results);
+        Assert.StartsWith("/account/signin", signedOut.Headers.Location?.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("CHARTIER", signedOutHtml, StringComparison.OrdinalIgnoreCase);
+        // Nothing of these replays was searched for the doctor.
+        Assert.Equal(searches, (await _server.AuditEntriesOfAsync(_tenant, "dr.auber@chu.example", AuditAction.Search)).Count);
+    }
+
+    [Fact]
+    public async Task The_chart_says_statuses_and_units_in_peoples_words_and_names_the_patient_without_her_record_id()
+    {
+        // Written through the API as FHIR and UCUM have them: a code, no unit text, for the temperature.
+        await _server.CreateAsOperatorAsync(_tenant, $$$"""
+            {"resourceType":"Observation","status":"entered-in-error","code":{"text":"Température"},"subject":{"reference":"Patient/{{{_ids["mine"]}}}"},
+             "effectiveDateTime":"{{{Day(-2)}}}","valueQuantity":{"value":38.2,"system":"http://unitsofmeasure.org","code":"Cel"}}
+            """);
+        await _server.CreateAsOperatorAsync(_tenant, $$$"""
+            {"resourceType":"Observation","status":"final","code":{"text":"Pression artérielle"},"subject":{"reference":"Patient/{{{_ids["mine"]}}}"},"effectiveDateTime":"{{{Day(-2)}}}",
+             "component":[{"code":{"text":"Systolique"},"valueQuantity":{"value":132,"unit":"mm[Hg]","system":"http://unitsofmeasure.org","code":"mm[Hg]"}},{"code":{"text":"Diastolique"},"valueQuantity":{"value":84,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}
+            """);
+        using var doctor = await SignedInAsync("dr.auber@chu.example");
+        var (chart, html) = await doctor.GetAsync($"/patients/{_ids["mine"]}");
+        Assert.Equal(HttpStatusCode.OK, chart.StatusCode);
+        string? Cells(string reference) =>
+            System.Text.RegularExpressions.Regex.Match(html, $"<tr data-ref=\"{reference}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline) is { Success: true } m
+                ? System.Text.RegularExpressions.Regex.Replace(m.Groups[1].Value, "<[^>]+>", "|") : null;
+        Assert.Contains("|Booked|", Cells("Appointment/" + _ids["appt"]), StringComparison.Ordinal);
+        Assert.Contains("|Active|", Cells("MedicationRequest/" + _ids["rx"]), StringComparison.Ordinal);
+        Assert.Contains("38.2 °C", html, StringComparison.Ordinal);
+        Assert.Contains("|Entered in error|", html.Replace("<td>", "|", StringComparison.Ordinal).Replace("</td>", "|", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.Contains("Systolique: 132 mmHg, Diastolique: 84 mmHg", html, StringComparison.Ordinal);
+        foreach (var code in (string[])["<td>booked</td>", "<td>active</td>", "<td>issued</td>", "entered-in-error", "mm[Hg]", " Cel<"])
+        {
+            Assert.DoesNotContain(code, html, StringComparison.Ordinal);
+        }
+        // Named, not numbered: her record's id is in no header of the chart or of the pages that act on her record.
+        Assert.DoesNotContain("Patient/" + _ids["mine"], html, StringComparison.Ordinal);
+        var (_, contact) = await doctor.GetAsync($"/patients/{_ids["mine"]}/vitals");
+        Assert.Equal("CHARTIER Louise", StaffClient.ById(contact, "patient-name"));
+        Assert.DoesNotContain("Patient/" + _ids["mine"], contact, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task What_a_record_holds_is_shown_as_text_never_as_markup()
     {
         var hostile = await _server.CreateAsOperatorAsync(_tenant,
@@ -402,7 +527,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
         Assert.DoesNotContain("Pagin", token, StringComparison.OrdinalIgnoreCase);
         // More than a page: she is told to narrow the search rather than page through (each page counts in the guard's minute).
         Assert.Contains("id=\"narrow\"", html, StringComparison.Ordinal);
-        var (second, secondHtml) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = token! });
+        var (second, secondHtml) = await PostedAsync(doctor, "/patients", new Dictionary<string, string> { ["Next"] = token! });
         Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
         Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
         Assert.Null(StaffClient.FieldValue(secondHtml, "Next"));
@@ -425,7 +550,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
         var fields = System.Text.RegularExpressions.Regex.Matches(nextForm, "<input type=\"hidden\" name=\"([^\"]+)\"(?: value=\"([^\"]*)\")?")
             .Where(m => m.Groups[1].Value != "__RequestVerificationToken")
             .ToDictionary(m => m.Groups[1].Value, m => WebUtility.HtmlDecode(m.Groups[2].Value));
-        var (second, secondHtml) = await doctor.SubmitAsync("/patients", fields);
+        var (second, secondHtml) = await PostedAsync(doctor, "/patients", fields);
         Assert.True(second.StatusCode == HttpStatusCode.OK, second.Headers.Location + secondHtml);
         Assert.Equal(2, secondHtml.Split("<tr>").Length - 2);
         Assert.Equal("Suit", StaffClient.FieldValue(secondHtml, "Family"));
@@ -442,7 +567,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
         using var doctor = await SignedInAsync("dr.auber@chu.example");
         var (first, html) = await SearchAsync(doctor, new() { ["Family"] = "Repri" });
         Assert.True(first.StatusCode == HttpStatusCode.OK, first.Headers.Location + html);
-        var (held, _) = await doctor.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = StaffClient.FieldValue(html, "Next")! });
+        var (held, _) = await PostedAsync(doctor, "/patients", new Dictionary<string, string> { ["Next"] = StaffClient.FieldValue(html, "Next")! });
         var reauth = held.Headers.Location?.ToString();
         Assert.StartsWith("/account/reauth?returnUrl=", reauth);
         var back = Uri.UnescapeDataString(reauth!["/account/reauth?returnUrl=".Length..]);
@@ -458,7 +583,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
         var resumePage = await doctor.Http.GetStringAsync(back);
         var token = StaffClient.FieldValue(resumePage, "Next");
         Assert.NotNull(token);
-        var (shown, shownHtml) = await doctor.SubmitAsync(back, new Dictionary<string, string> { ["Next"] = token! });
+        var (shown, shownHtml) = await PostedAsync(doctor, back, new Dictionary<string, string> { ["Next"] = token! });
         Assert.True(shown.StatusCode == HttpStatusCode.OK, shown.Headers.Location + shownHtml);
         Assert.Equal(6, shownHtml.Split("<tr>").Length - 2);
         Assert.DoesNotContain("id=\"resume\"", shownHtml, StringComparison.Ordinal);
@@ -466,7 +591,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
 
         // The token is this person's: another's session gets the form back, not the page.
         using var desk = await SignedInAsync("desk@chu.example");
-        var (other, otherHtml) = await desk.SubmitAsync("/patients", new Dictionary<string, string> { ["Next"] = token! });
+        var (other, otherHtml) = await PostedAsync(desk, "/patients", new Dictionary<string, string> { ["Next"] = token! });
         Assert.Equal(HttpStatusCode.BadRequest, other.StatusCode);
         Assert.DoesNotContain("Reprise", otherHtml, StringComparison.Ordinal);
         // A resume value that is not a token is not put back in the page.
@@ -1066,7 +1191,7 @@ public abstract class PatientChartPageTests(PatientChartServer shared) : IAsyncL
 
         var (_, after) = await desk.GetAsync($"/patients/{_ids["mine"]}");
         var row = System.Text.RegularExpressions.Regex.Match(after, $"<tr data-ref=\"Appointment/{_ids["appt"]}\">(.*?)</tr>", System.Text.RegularExpressions.RegexOptions.Singleline).Groups[1].Value;
-        Assert.Contains("<td>cancelled (The patient feels better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
+        Assert.Contains("<td>Cancelled (The patient feels better — Rappelée le 12, va mieux)</td>", row, StringComparison.Ordinal);
     }
 
     // Each refused cancel (the reason posted, the comment, what the page must say). One server and one sign-in for all: none changes anything.

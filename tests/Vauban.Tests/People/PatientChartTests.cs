@@ -85,7 +85,7 @@ public sealed class PatientChartTests
         Assert.Equal(("Potassium", "5.9 mmol/L (normal 3.5–5.1)", "High"), (rows[0].What, rows[0].Detail, rows[0].Status));
         Assert.Equal("A Rh+", rows[1].Detail);
         Assert.Null(rows[3].Detail);
-        Assert.Equal("registered", rows[3].Status);
+        Assert.Equal("Registered", rows[3].Status);
     }
 
     [Fact]
@@ -131,7 +131,8 @@ public sealed class PatientChartTests
             Entry("Encounter", "e", """{"resourceType":"Encounter","status":"finished","class":{"code":"AMB","display":"ambulatory"},"participant":[{"individual":{"reference":"Practitioner/dr"}}],"period":{"start":"2026-11-02T08:00:00Z"}}"""),
         ])!;
         ChartRow Only(string type) => Assert.Single(chart.Sections.Single(s => s.Type == type).Rows);
-        Assert.Equal(("Consultation - Cardiologie", "AUBER Claire", "booked"), (Only("Appointment").What, Only("Appointment").Detail, Only("Appointment").Status));
+        Assert.Equal(("Consultation - Cardiologie", "AUBER Claire", "Booked"), (Only("Appointment").What, Only("Appointment").Detail, Only("Appointment").Status));
+        Assert.Equal("booked", Only("Appointment").StatusCode); // the code, for what the page decides by it
         Assert.Equal(("J01CA04", "1 g x 2 / jour, 7 jours", "2026-11-02"), (Only("MedicationRequest").What, Only("MedicationRequest").Detail, Only("MedicationRequest").When.Text));
         Assert.Equal(("Invoice from CHU de Nantes", "1234.50 EUR"), (Only("Invoice").What, Only("Invoice").Detail));
         Assert.Equal(("ambulatory", "AUBER Claire"), (Only("Encounter").What, Only("Encounter").Detail));
@@ -162,7 +163,7 @@ public sealed class PatientChartTests
             Entry("Observation", "final", """{"resourceType":"Observation","status":"final","code":{"text":"Sodium"},"effectiveDateTime":"2026-11-01T08:00:00Z","valueQuantity":{"value":150,"unit":"mmol/L"},"interpretation":[{"text":"High"}]}"""),
         ])!;
         var rows = chart.Sections.Single(s => s.Type == "Observation").Rows;
-        Assert.Equal("High (entered-in-error)", rows.Single(r => r.Reference == "Observation/wrong").Status);
+        Assert.Equal("High (entered in error)", rows.Single(r => r.Reference == "Observation/wrong").Status);
         Assert.Equal("High", rows.Single(r => r.Reference == "Observation/final").Status);
     }
 
@@ -175,6 +176,53 @@ public sealed class PatientChartTests
             Entry("Patient", "p1", Patient),
             Entry("Observation", "bp", """{"resourceType":"Observation","status":"final","code":{"text":"Pression artérielle"},"effectiveDateTime":"2026-11-02T08:00:00Z","component":[{"code":{"text":"Systolique"},"valueQuantity":{"value":182,"unit":"mm[Hg]"}},{"code":{"text":"Diastolique"},"valueQuantity":{"value":95,"unit":"mm[Hg]"}}]}"""),
         ])!;
-        Assert.Equal("Systolique: 182 mm[Hg], Diastolique: 95 mm[Hg]", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
+        Assert.Equal("Systolique: 182 mmHg, Diastolique: 95 mmHg", Assert.Single(chart.Sections.Single(s => s.Type == "Observation").Rows).Detail);
+    }
+
+    [Theory]
+    [InlineData("booked", "Booked")]
+    [InlineData("entered-in-error", "Entered in error")]
+    [InlineData("active", "Active")]
+    [InlineData("in-progress", "In progress")]
+    [InlineData("on-hold", "On hold")]
+    [InlineData("noshow", "Did not attend")]
+    [InlineData("fulfilled", "Attended")]
+    [InlineData("balanced", "Paid")]
+    public void A_FHIR_status_is_shown_in_words(string code, string words) => Assert.Equal(words, StaffWords.Status(code));
+
+    [Theory]
+    [InlineData("mm[Hg]", "mmHg")]
+    [InlineData("/min", "/min")]
+    [InlineData("{beats}/min", "/min")]
+    [InlineData("Cel", "°C")]
+    [InlineData("kg", "kg")]
+    [InlineData("cm", "cm")]
+    [InlineData("%", "%")]
+    [InlineData("kg/m2", "kg/m²")]
+    [InlineData("10*9/L", "×10⁹/L")]
+    [InlineData("{cells}/uL", "/uL")]
+    [InlineData("beats/min", "beats/min")]
+    [InlineData("mmol/L", "mmol/L")]
+    public void A_UCUM_unit_is_shown_as_clinicians_write_it(string ucum, string written) => Assert.Equal(written, StaffWords.Unit(ucum));
+
+    [Fact]
+    public void Vital_signs_recorded_through_the_API_in_UCUM_read_as_a_clinician_writes_them()
+    {
+        var chart = PatientChart.From("p1",
+        [
+            Entry("Patient", "p1", Patient),
+            Entry("Observation", "t", """{"resourceType":"Observation","status":"final","code":{"text":"Température"},"effectiveDateTime":"2026-11-02T08:00:00Z","valueQuantity":{"value":38.2,"system":"http://unitsofmeasure.org","code":"Cel"}}"""),
+            Entry("Observation", "hr", """{"resourceType":"Observation","status":"preliminary","code":{"text":"Pouls"},"effectiveDateTime":"2026-11-02T08:01:00Z","valueQuantity":{"value":88,"unit":"/min","code":"/min"}}"""),
+        ])!;
+        var rows = chart.Sections.Single(s => s.Type == "Observation").Rows;
+        Assert.Equal(("38.2 °C", "Final"), (rows.Single(r => r.Reference == "Observation/t").Detail, rows.Single(r => r.Reference == "Observation/t").Status));
+        Assert.Equal(("88 /min", "Preliminary"), (rows.Single(r => r.Reference == "Observation/hr").Detail, rows.Single(r => r.Reference == "Observation/hr").Status));
+    }
+
+    [Fact]
+    public void The_officers_access_history_names_each_record_by_its_kind_in_words_and_its_id()
+    {
+        Assert.Equal("Result o1, Patient record p1, Prescription m2, Care team c3", StaffWords.Records("Observation/o1 Patient/p1 MedicationRequest/m2 CareTeam/c3"));
+        Assert.Equal("", StaffWords.Records(""));
     }
 }

@@ -161,10 +161,57 @@ public abstract class RegisterPatientPageTests(Engine engine) : StaffPageTests(e
         ("Nir", Samples.ValidNir("2851144109017"), "year of birth"),
         ("Nir", Samples.ValidNir("2840344109017"), "month of birth"),
         ("Phone", "06 12 AB", "digits, spaces"),
+        ("Phone", "06 12 34 56", "The phone number is neither a French number"),
+        ("Phone", "6 12 34 56 78", "The phone number is neither a French number"),
+        ("Phone", "00 12 34 56 78", "The phone number is neither a French number"),
+        ("Phone", "+33 6 12 34 56", "The phone number is neither a French number"),
+        ("Phone", "06 12 + 34 56 78", "digits, spaces"),
         ("Email", "marie.example.fr", "is not one"),
         ("PostalCode", "4400", "five digits"),
         ("City", "", "Give the city"),
     ];
+
+    [Fact]
+    public async Task A_phone_number_typed_as_staff_type_it_is_stored_in_one_form_and_found_by_a_search_by_phone()
+    {
+        using var desk = await SignedInAsync("desk@chu.example");
+        (string Typed, string Stored)[] numbers =
+        [
+            ("06 12 34 56 78", "06 12 34 56 78"), ("06.12.34.56.78", "06 12 34 56 78"), ("+33 6 12 34 56 78", "06 12 34 56 78"),
+            ("0033612345678", "06 12 34 56 78"), ("+33 (0)6 12 34 56 78", "06 12 34 56 78"), ("02-40-12-34-56", "02 40 12 34 56"),
+            // Overseas and abroad, in international form: E.164.
+            ("+262 692 12 34 56", "+262692123456"), ("+32 2 123 45 67", "+3221234567"), ("0041 22 123 45 67", "+41221234567"),
+        ];
+        var operatorContext = AccessContext.Operator(Tenant, "test");
+        for (var i = 0; i < numbers.Length; i++)
+        {
+            var (typed, stored) = numbers[i];
+            var fields = Identity(family: "Numéro" + (char)('a' + i), nir: "");
+            fields["Phone"] = typed;
+            var (done, html) = await desk.SubmitAsync(Form, fields);
+            Assert.True(done.StatusCode == HttpStatusCode.Redirect, $"{typed}: {done.StatusCode} {StaffClient.ById(html, "error")}");
+            var id = done.Headers.Location!.ToString()["/patients/".Length..];
+            var patient = Assert.Single(await PatientsAsync(), p => p.GetProperty("id").GetString() == id);
+            var phone = Assert.Single(patient.GetProperty("telecom").EnumerateArray(), t => t.GetProperty("system").GetString() == "phone");
+            Assert.Equal(stored, phone.GetProperty("value").GetString());
+            // The search by phone finds her by the number as stored, and a French one by its international form too.
+            foreach (var searched in stored.StartsWith('0') ? [stored, "+33" + stored[1..]] : new[] { stored })
+            {
+                var found = await Server.Store.Records.SearchAsync(operatorContext, "Patient", [new("phone", searched)], null, false, CancellationToken.None);
+                Assert.True(found.Entries.Any(e => e.Id == id), $"{typed}: not found by phone={searched}");
+            }
+        }
+
+        // A number that is none is refused naming the field, the form keeps it as typed, and nothing is written.
+        var before = (await PatientsAsync()).Count;
+        var wrong = Identity(family: "Numérotée", nir: "");
+        wrong["Phone"] = "06 12 34 56";
+        var (refused, refusedHtml) = await desk.SubmitAsync(Form, wrong);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.StartsWith("The phone number is neither a French number", StaffClient.ById(refusedHtml, "error"), StringComparison.Ordinal);
+        Assert.Contains("value=\"06 12 34 56\"", refusedHtml, StringComparison.Ordinal);
+        Assert.Equal(before, (await PatientsAsync()).Count);
+    }
 
     private static string WrongKey(string nir) => nir[..13] + ((int.Parse(nir[13..], System.Globalization.CultureInfo.InvariantCulture) % 97) + 1).ToString("D2", System.Globalization.CultureInfo.InvariantCulture);
 

@@ -9,8 +9,11 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace Vauban.Records.Search;
 
-/// <summary>A paging link's content; <see cref="Depth"/> is the page number it leads to (the guard asks for a reason beyond a configured depth).</summary>
-internal sealed record PageState(long Tenant, string Principal, string Type, List<string[]> Query, string SortValue, long Rid, long Expires, int Depth = 2);
+/// <summary>A paging link's content; <see cref="Depth"/> is the page number it leads to (the guard asks for a reason beyond a configured depth).
+/// <see cref="Session"/> binds a token to one sign-in as well as to its principal (a web page's search form, kept for its
+/// Post/Redirect/Get); paging links carry none, and do not write it.</summary>
+internal sealed record PageState(long Tenant, string Principal, string Type, List<string[]> Query, string SortValue, long Rid, long Expires, int Depth = 2,
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] string? Session = null);
 
 internal sealed class PageTokens
 {

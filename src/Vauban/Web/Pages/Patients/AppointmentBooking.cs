@@ -160,7 +160,7 @@ public sealed record AppointmentBooking(DateTimeOffset Start, int Minutes, strin
     /// showed to its rules, not only by the buttons it shows.</summary>
     public static string? NotCancellable(int readVersion, int shownVersion, string? status, DateTimeOffset? start, DateTimeOffset now) =>
         readVersion != shownVersion ? null
-        : !IsCancellable(status) ? $"This appointment is {status ?? "without a status"}: there is nothing to cancel."
+        : !IsCancellable(status) ? $"This appointment is {StaffWords.StatusInSentence(status) ?? "without a status"}: there is nothing to cancel."
         : start is { } begins && begins <= now ? "This appointment has begun or is past: it is not cancelled, its record stays as it was."
         : null;
 

@@ -92,7 +92,7 @@ public sealed class ChartModel : StaffPage
 
     /// <summary>Whether a row of the appointments gets a Cancel button: booked, still to come, and the role may update appointments.</summary>
     public bool Cancellable(ChartRow row) =>
-        MayCancel && row.Reference.StartsWith("Appointment/", StringComparison.Ordinal) && AppointmentBooking.IsCancellable(row.Status) && row.When.At > Now;
+        MayCancel && row.Reference.StartsWith("Appointment/", StringComparison.Ordinal) && AppointmentBooking.IsCancellable(row.StatusCode) && row.When.At > Now;
 
     public Task<IActionResult> OnGetAsync() => ShowAsync(null, null);
 

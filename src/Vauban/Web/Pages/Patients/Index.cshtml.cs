@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
 using Vauban.Access;
 using Vauban.Records;
 
@@ -8,7 +9,9 @@ namespace Vauban.Web.Pages.Patients;
 /// Finding a patient: by family name (starts with), given name, birth date or national identifier, through the records
 /// service's search, so the person sees only the patients their role and care relationships open, each result is audited
 /// and the guard counts them. The form is posted, never sent in the URL: names and NIRs stay out of browser history,
-/// proxies and access logs (ADR 0003). A next page is the search's own sealed token, bound to this person.
+/// proxies and access logs (ADR 0003). A next page is the search's own sealed token, bound to this person. The POST is
+/// answered by a redirect to <c>/patients?results=…</c>, the form sealed for this person and sign-in for 15 minutes, whose GET
+/// runs the search (Post/Redirect/Get): Back from a chart shows the results again rather than asking to send the form again.
 /// </summary>
 [RequireSession(SessionStage.Full)]
 public sealed class PatientSearchModel : StaffPage
@@ -45,11 +48,37 @@ public sealed class PatientSearchModel : StaffPage
     /// searched for; it opens nothing for another person, and expires as a next page does.</summary>
     [BindProperty(SupportsGet = true)] public string? Resume { get; set; }
 
-    public void OnGet()
+    /// <summary>How long the results of a search can be shown again by their URL (Back from a chart): a few charts opened from
+    /// them, not a day's work — a search is run again each time, and counts as any.</summary>
+    public static readonly TimeSpan ResultsLifetime = TimeSpan.FromMinutes(15);
+
+    /// <summary>The sealed token of the search whose results this page shows (the POST's redirect puts it in the URL): the form
+    /// as typed, bound to this person and this sign-in, expiring after <see cref="ResultsLifetime"/> (RecordsService.SealSearchForm).</summary>
+    [BindProperty(SupportsGet = true, Name = "results")] public string? ResultsToken { get; set; }
+
+    /// <summary>Why the results asked for are not shown (expired, another sign-in's, altered): the empty form follows.</summary>
+    public string? Gone { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync()
     {
         // Bounded as a return URL is (/account/reauth keeps one under 2,000 characters); a token is base64url.
-        if (Resume is not null && (Resume.Length > 1500 || !Resume.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))) Resume = null;
+        if (Resume is not null && !IsToken(Resume)) Resume = null;
+        if (ResultsToken is null) return Page();
+        if (HttpContext.PersonAccess() is not { } access || Person is not { } person) return Redirect("/account/signin");
+        if (!IsToken(ResultsToken) || Store.Records.OpenSearchForm(access, person.Session.Id, ResultsToken) is not { } form)
+        {
+            // A token of another person or sign-in, altered, or past its time says no more than that: the empty form, no error page.
+            ResultsToken = null;
+            Gone = "These search results are no longer available (they are kept for "
+                + ResultsLifetime.TotalMinutes.ToString(System.Globalization.CultureInfo.InvariantCulture) + " minutes, in the session that searched): search again.";
+            return Page();
+        }
+        string? Value(string name) => form.FirstOrDefault(p => p.Key == name).Value;
+        (Family, Given, BirthDate, Identifier, Next) = (Value("family"), Value("given"), Value("birthdate"), Value("identifier"), Value("next"));
+        return await ShowAsync(access);
     }
+
+    private static bool IsToken(string value) => value.Length <= 1500 && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
     /// <summary>"Open by id": to the chart, whose answer (the record, or the way to break the glass) is the records service's. Posted,
     /// as the search is: what is typed (an NIR or a name in the wrong field, say) never goes into a URL — a GET put it in the
@@ -70,42 +99,57 @@ public sealed class PatientSearchModel : StaffPage
         return Page();
     }
 
-    public async Task<IActionResult> OnPostAsync()
+    /// <summary>The search posted (or a next page's token): held to the form's rules, then answered by a redirect to its results
+    /// (303, Post/Redirect/Get) with the form sealed in the URL, so that Back from a chart shows the results again without asking
+    /// to send the form again. The search is run when the results are shown, never on the POST: once, audited and guarded.</summary>
+    public IActionResult OnPost()
     {
-        if (HttpContext.PersonAccess() is not { } access) return Redirect("/account/signin");
-        var parameters = new List<KeyValuePair<string, string>>();
-        void Add(string name, string? value)
-        {
-            if (!string.IsNullOrWhiteSpace(value)) parameters.Add(new(name, value.Trim()));
-        }
-        Add("family", Family);
-        Add("given", Given);
+        if (HttpContext.PersonAccess() is not { } access || Person is not { } person) return Redirect("/account/signin");
+        if (Refused() is { } refused) return refused;
+        var form = Filled(("family", Family), ("given", Given), ("birthdate", BirthDate), ("identifier", Identifier), ("next", Next));
+        var token = Store.Records.SealSearchForm(access, person.Session.Id, form, ResultsLifetime);
+        Response.Headers.Location = Request.PathBase + "/patients?results=" + token;
+        return StatusCode(StatusCodes.Status303SeeOther);
+    }
+
+    /// <summary>The page saying why the form as typed is not searched (a 400), or null when it may be.</summary>
+    private PageResult? Refused()
+    {
         // The form's date field gives year-month-day; anything else (a day that does not exist, typed where the field is text) is
         // said in the page's words, not the FHIR search's ("'birthdate' expects a FHIR date… prefixed by eq, ne…").
         if (!string.IsNullOrWhiteSpace(BirthDate)
             && !DateOnly.TryParseExact(BirthDate.Trim(), ["yyyy-MM-dd", "yyyy-MM", "yyyy"], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out _))
         {
-            Response.StatusCode = 400;
-            Error = "Give the birth date as a day that exists (year-month-day), or a year or a month (year-month).";
-            return Page();
+            return Refuse("Give the birth date as a day that exists (year-month-day), or a year or a month (year-month).");
         }
-        Add("birthdate", BirthDate);
         // A NIR whose key does not match its 13 digits is a typing error: said as registration says it, and not searched for (it
         // found no one, and the page said no patient in her care matched).
-        if (Identifier is not null && Nir.HasWrongKey(Identifier))
+        if (Identifier is not null && Nir.HasWrongKey(Identifier)) return Refuse("The control key of this NIR does not match its first 13 digits: check each digit.");
+        if (string.IsNullOrEmpty(Next) && new[] { Family, Given, BirthDate, Identifier }.All(string.IsNullOrWhiteSpace))
         {
-            Response.StatusCode = 400;
-            Error = "The control key of this NIR does not match its first 13 digits: check each digit.";
-            return Page();
+            return Refuse("Give a family name, a given name, a birth date or an identifier.");
         }
-        Add("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal)));
+        return null;
+    }
+
+    /// <summary>The fields given (not empty), trimmed, in order: the form sealed in the results' URL, or the search's parameters.</summary>
+    private static List<KeyValuePair<string, string>> Filled(params (string Name, string? Value)[] fields) =>
+        [.. fields.Where(f => !string.IsNullOrWhiteSpace(f.Value)).Select(f => new KeyValuePair<string, string>(f.Name, f.Value!.Trim()))];
+
+    private PageResult Refuse(string error)
+    {
+        Response.StatusCode = 400;
+        Error = error;
+        return Page();
+    }
+
+    /// <summary>The results of the search the URL's token holds: run as any search (authorized, guarded, audited each time it
+    /// is shown).</summary>
+    private async Task<IActionResult> ShowAsync(AccessContext access)
+    {
+        if (Refused() is { } refused) return refused;
+        var parameters = Filled(("family", Family), ("given", Given), ("birthdate", BirthDate), ("identifier", WithNirKey(Identifier?.Replace(" ", "", StringComparison.Ordinal))));
         var next = string.IsNullOrEmpty(Next) ? null : Next;
-        if (next is null && parameters.Count == 0)
-        {
-            Response.StatusCode = 400;
-            Error = "Give a family name, a given name, a birth date or an identifier.";
-            return Page();
-        }
         parameters.Add(new("_count", PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         var page = await Store.Records.SearchAsync(access, "Patient", parameters, next, lenient: false, HttpContext.RequestAborted);
         if (page.Status != RecordStatus.Ok)

@@ -32,9 +32,12 @@ public sealed record PatientContact(string? Phone, string? Email, IReadOnlyList<
         {
             var (typed, problem) = TypedText.Read(phone, "phone number", MaximumPhoneLength);
             if (problem is not null) return (null, problem);
-            if (typed is not null && (typed.Count(char.IsAsciiDigit) < 6 || typed.Any(c => !(char.IsAsciiDigit(c) || c is ' ' or '+' or '.' or '-' or '(' or ')'))))
+            if (typed is not null)
             {
-                return (null, "The phone number holds digits, spaces and + . - ( ) only, at least six digits.");
+                // In one form (PhoneNumber): the one the blind index searches by, whichever way it was typed.
+                var (number, wrong) = PhoneNumber.Read(typed);
+                if (wrong is not null) return (null, wrong);
+                typed = number;
             }
             newPhone = typed;
         }
