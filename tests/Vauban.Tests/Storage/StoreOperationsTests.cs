@@ -413,7 +413,7 @@ public sealed class StoreOperationsTests
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-old");
         // The store as the Vauban before the last schema step left it.
         var last = Vauban.Storage.Schema.Latest;
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep22}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version = {last}; {UndoStep23}");
 
         var wrong = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, Vauban.Crypto.MasterKey.Generate()), CancellationToken.None));
         Assert.Contains("another master key", wrong.Message, StringComparison.Ordinal);
@@ -433,9 +433,9 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store twelve steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
+        // A store thirteen steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
         // undoes step 20 too.
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22); {UndoStep22} {UndoStep21} DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23); {UndoStep23} {UndoStep22} {UndoStep21} DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -473,7 +473,10 @@ public sealed class StoreOperationsTests
     internal const string UndoStep21 = "DROP TABLE store_keys; ALTER TABLE clients DROP COLUMN mac; ALTER TABLE access_tokens DROP COLUMN mac; "
         + "ALTER TABLE staff_sessions DROP COLUMN mac;";
 
-    /// <summary>What the last schema step (22) added, removed: the staff rows' MACs and establishments, the links' and sessions'
+    /// <summary>What the last schema step (23) added, removed: the break-the-glass grants' MACs.</summary>
+    internal const string UndoStep23 = "ALTER TABLE break_glass DROP COLUMN mac;";
+
+    /// <summary>What schema step 22 added, removed: the staff rows' MACs and establishments, the links' and sessions'
     /// security stamps.</summary>
     internal const string UndoStep22 = "ALTER TABLE staff_users DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN mac; ALTER TABLE staff_passkeys DROP COLUMN tenant_id; "
         + "ALTER TABLE staff_recovery_codes DROP COLUMN mac; ALTER TABLE staff_recovery_codes DROP COLUMN tenant_id; "
