@@ -119,6 +119,11 @@ public abstract class GrantTamperTests(Engine engine) : IAsyncLifetime
         Assert.Single(logs.Split('\n'), l => l.Contains("A row that grants access was refused", StringComparison.Ordinal) && l.Contains("break_glass", StringComparison.Ordinal));
         Assert.DoesNotContain(_outside, logs, StringComparison.Ordinal);
         Assert.Contains((await _server.Store.AccessRows.VerifyAsync(_tenant.Id, None)).Unauthentic, r => r.Table == "break_glass" && r.Id == id.ToString(CultureInfo.InvariantCulture));
+
+        // Nor on another server, in its searches' SQL filter (which tells the officer once more: once per row and process).
+        await using var second = await SecondServerAsync();
+        Assert.Equal(RecordStatus.Forbidden, (await second.Records.ReadAsync(context, "Patient", _outside, None)).Status);
+        Assert.Empty(await SqlFilteredIdsAsync(second, context));
     }
 
     [Theory]
@@ -175,10 +180,23 @@ public abstract class GrantTamperTests(Engine engine) : IAsyncLifetime
         Assert.Empty(await RowAlertsAsync());
         Assert.Empty((await _server.Store.AccessRows.VerifyAsync(_tenant.Id, None)).Unauthentic);
 
-        // Another server of the same store believes it too (the same key, read from the store).
-        await using var second = await VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time }, None);
+        // Another server of the same store believes it too (the same key, read from the store), in its searches' SQL filter as well
+        // (no decision remembered: nothing screened in memory).
+        await using var second = await SecondServerAsync();
         Assert.Equal(RecordStatus.Ok, (await second.Records.ReadAsync(context, "Patient", _outside, None)).Status);
         Assert.Equal(RecordStatus.Forbidden, (await second.Records.ReadAsync(context, "Patient", _other, None)).Status);
+        Assert.Equal([_outside], await SqlFilteredIdsAsync(second, context));
+    }
+
+    /// <summary>Another server of the store, remembering no decision: its searches are filtered by the policy's SQL predicate.</summary>
+    private Task<VaubanStore> SecondServerAsync() =>
+        VaubanStore.OpenAsync(new StoreOptions(_server.Db, _server.MasterKey) { Time = _time, Access = new AccessOptions { DecisionCacheLifetime = TimeSpan.Zero } }, None);
+
+    private static async Task<List<string>> SqlFilteredIdsAsync(VaubanStore store, AccessContext context)
+    {
+        var page = await store.Records.SearchAsync(context, "Patient", [], null, false, None);
+        Assert.Equal(RecordStatus.Ok, page.Status);
+        return [.. page.Entries.Select(e => e.Id)];
     }
 
     [Fact]
