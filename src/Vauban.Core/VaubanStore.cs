@@ -42,12 +42,12 @@ public sealed class VaubanStore : IAsyncDisposable
         Sessions = new StaffSessions(database, AccessRows, Accounts, options.Time, options.Accounts);
         Throttle = new SignInThrottle(database, options.Time, options.Accounts, Alerts);
         Time = options.Time;
-        Policy = new AccessPolicy(database, keys, options.Access, options.Time);
+        Policy = new AccessPolicy(database, keys, AccessRows, options.Access, options.Time);
         Clients = new ApiClients(database, Tenants, Audit, Throttle, AccessRows, options.TokenLifetime, options.Time);
         Guard = new RecordsGuard(database, Alerts, keys, Audit, AccessRows, options.Guard, options.Time);
         AuditLog = new AuditLog(database, keys, Audit, Guard, options.Time);
         Records = new RecordsService(database, keys, Policy, Guard, Audit, options.Time);
-        BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, options.Time);
+        BreakTheGlass = new BreakTheGlass(database, keys, Policy, Guard, Audit, Alerts, AccessRows, options.Time);
         ExportApprovals = new ExportApprovals(database, keys, Alerts, Audit, options.Time);
         SeedRuns = new Records.Synthetic.SeedRuns(database, Audit, options.Time);
     }
@@ -448,7 +448,7 @@ public sealed class VaubanStore : IAsyncDisposable
             {
                 if (!steps.Overlaps(AccessRows.UpgradeSteps)) return;
                 var rowKey = await keys.MakeRowKeyInAsync(scope, cancellationToken);
-                await AccessRows.AuthenticateAtUpgradeAsync(scope, rowKey, options.Time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
+                await AccessRows.AuthenticateAtUpgradeAsync(scope, rowKey, steps, options.Time.GetUtcNow().ToUnixTimeMilliseconds(), cancellationToken);
             });
             await keys.CheckMasterKeyAsync(cancellationToken);
             await keys.BindMasterKeyAsync(cancellationToken);
@@ -528,6 +528,7 @@ public sealed class VaubanStore : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Guard.FlushAsync();
+        await AccessRows.FlushAsync();
         await Audit.DisposeAsync();
         _keys.Dispose();
         await _database.DisposeAsync();

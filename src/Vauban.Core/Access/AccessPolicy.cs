@@ -40,12 +40,23 @@ public sealed class AccessPolicy
     // refusal lifetime (seconds).
     private readonly ConcurrentDictionary<(long, string, string), (bool Allowed, long Until, int Generation)> _decisions = new();
     private readonly ConcurrentDictionary<(long, string), int> _generations = new();
+    // (tenant, person) → the patients of their unexpired break-the-glass grants whose rows verify (ADR 0014), each with its end (ms);
+    // when they were read (ms), and the grant epoch then. Read again past the refusal lifetime — a grant made through another server
+    // shows within it, as a refusal remembered there did before — or once this process has granted anything since (the epoch).
+    private readonly ConcurrentDictionary<(long, string), HeldGrants> _grants = new();
+    private long _grantEpoch;
+    private readonly AccessRows _rows;
 
-    internal AccessPolicy(StoreDatabase database, Crypto.KeyRing keys, AccessOptions options, TimeProvider time)
+    private sealed record HeldGrants(IReadOnlyDictionary<string, long> Patients, long ReadAt, long Epoch);
+
+    private static readonly IReadOnlyDictionary<string, long> NoGrants = new Dictionary<string, long>();
+
+    internal AccessPolicy(StoreDatabase database, Crypto.KeyRing keys, AccessRows rows, AccessOptions options, TimeProvider time)
     {
         options.Validate();
         _database = database;
         _keys = keys;
+        _rows = rows;
         Options = options;
         _time = time;
     }
@@ -119,7 +130,8 @@ public sealed class AccessPolicy
     /// The search-time form of AuthorizeRecord: a boolean SQL expression over the resource row "r", or null when
     /// the principal may see every row the query matches. Its parameters are added to the command. <paramref name="newPatients"/>
     /// are patients the caller's own transaction creates, open to it as in <see cref="AuthorizeRecordAsync"/> (a search inside a
-    /// transaction bundle, on the transaction's connection).
+    /// transaction bundle, on the transaction's connection). The person's grants are those <see cref="GrantsAsync"/> read last: the
+    /// records services read them before they search, list or export anything (<see cref="PrepareAsync"/>).
     /// </summary>
     internal string? FilterFor(AccessContext context, string type, DbCommand command, StorageEngine engine, IReadOnlySet<string>? newPatients = null)
     {
@@ -153,9 +165,10 @@ public sealed class AccessPolicy
                 // The records services load the establishment's keys before they search, list or export anything of it.
                 var index = _keys.HeldIndex(context.Tenant.Id)
                     ?? throw new InvalidOperationException("The establishment's keys are loaded before its records are filtered.");
+                var granted = HeldGrantsOf(context, now.ToUnixTimeMilliseconds());
                 return "(r.compartment IS NULL OR " + CareRelationSql.Related(command, engine, "r.compartment", "f", context.Tenant.Id, Actors(principal),
                     (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(),
-                    principal.Id, now.ToUnixTimeMilliseconds(), CareRelationSql.VoidedStatuses(index)) + created + ")";
+                    CareRelationSql.VoidedStatuses(index), granted) + created + ")";
             default:
                 return null;
         }
@@ -197,9 +210,11 @@ public sealed class AccessPolicy
         if (Remembered(context, patient) is { } remembered) return remembered;
         var generation = Generation(context.Tenant.Id, patient);
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
-        var related = await CareRelationSql.IsRelatedAsync(_database, context.Tenant.Id, Actors(principal), patient,
-            (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(), principal.Id, nowMs,
-            CareRelationSql.VoidedStatuses(keys.Index), cancellationToken);
+        // A grant first: it is in memory most of the time, and when it opens the patient no relationship need be looked for.
+        var related = (await GrantsAsync(context, cancellationToken)).TryGetValue(patient, out var ends) && ends > nowMs
+            || await CareRelationSql.IsRelatedAsync(_database, context.Tenant.Id, Actors(principal), patient,
+                (now - Options.CareWindowPast).ToUnixTimeMilliseconds(), (now + Options.CareWindowAhead).ToUnixTimeMilliseconds(),
+                CareRelationSql.VoidedStatuses(keys.Index), cancellationToken);
         var lifetime = related ? Options.DecisionCacheLifetime : Options.RefusalCacheLifetime;
         if (lifetime > TimeSpan.Zero)
         {
@@ -207,6 +222,66 @@ public sealed class AccessPolicy
             _decisions[key] = (related, nowMs + (long)lifetime.TotalMilliseconds, generation);
         }
         return related;
+    }
+
+    /// <summary>
+    /// The patients of the person's unexpired break-the-glass grants that may be believed, each with its end (Unix ms): the rows of
+    /// break_glass naming them whose MAC verifies (ADR 0014). One that does not is as if it did not exist, and is reported once
+    /// (<see cref="AccessRows.Believe"/>, in the background: this is asked during a person's write too). Read on a look-up's connection
+    /// (committed grants, as the relationships), and held for the refusal lifetime (5 s) or until this process grants anything: a
+    /// person's grants are few, and most of the time there are none, which is remembered too — a decision not remembered costs one
+    /// more query per person and lifetime, not per read, and one fewer when a grant opens the patient. Empty for anyone else.
+    /// </summary>
+    internal async ValueTask<IReadOnlyDictionary<string, long>> GrantsAsync(AccessContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var principal = context.Principal;
+        if (principal.Kind != PrincipalKind.Person) return NoGrants;
+        var key = (context.Tenant.Id, principal.Id);
+        var epoch = Interlocked.Read(ref _grantEpoch);
+        var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (_grants.TryGetValue(key, out var held) && held.Epoch == epoch && nowMs >= held.ReadAt
+            && nowMs - held.ReadAt < (long)Options.RefusalCacheLifetime.TotalMilliseconds)
+        {
+            return held.Patients;
+        }
+        var rows = await _database.LookUpAsync((connection, ct) => AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.Grants, "",
+            "WHERE r.tenant_id = @t AND r.principal = @p AND r.expires_at > @now", static (row, _, _) => row, ct,
+            ("t", context.Tenant.Id), ("p", principal.Id), ("now", nowMs)), cancellationToken);
+        var patients = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var row in rows)
+        {
+            if (!_rows.Believe(row) || row.Text("patient") is not { } patient || row.Number("expires_at") is not { } ends) continue;
+            patients[patient] = patients.TryGetValue(patient, out var other) ? Math.Max(other, ends) : ends;
+        }
+        if (_grants.Count > 100_000)
+        {
+            // Those read long enough ago to be read again anyway: never one a search is between reading and filtering with.
+            foreach (var (k, v) in _grants)
+            {
+                if (nowMs - v.ReadAt > (long)TimeSpan.FromMinutes(1).TotalMilliseconds) _grants.TryRemove(k, out _);
+            }
+        }
+        _grants[key] = new HeldGrants(patients, nowMs, epoch);
+        return patients;
+    }
+
+    /// <summary>Before a person's records are searched, listed or exported: their grants read (<see cref="GrantsAsync"/>), for the SQL
+    /// filter (<see cref="FilterFor"/>), which is built where nothing can be awaited.</summary>
+    internal async ValueTask PrepareAsync(AccessContext context, CancellationToken cancellationToken) => await GrantsAsync(context, cancellationToken);
+
+    /// <summary>The patients of the person's grants as <see cref="GrantsAsync"/> last read them, unexpired at <paramref name="nowMs"/>.</summary>
+    private List<string> HeldGrantsOf(AccessContext context, long nowMs) =>
+        _grants.TryGetValue((context.Tenant.Id, context.Principal.Id), out var held)
+            ? [.. held.Patients.Where(p => p.Value > nowMs).Select(p => p.Key).Order(StringComparer.Ordinal)]
+            : throw new InvalidOperationException("A person's break-the-glass grants are read (AccessPolicy.PrepareAsync) before their records are filtered.");
+
+    /// <summary>This process made a grant: every person's grants are read again at their next decision (grants are rare; the grant's
+    /// holder sees it at once), and refusals remembered for the patient are forgotten.</summary>
+    internal void Granted(long tenant, string patient)
+    {
+        Interlocked.Increment(ref _grantEpoch);
+        Touch(tenant, patient);
     }
 
     /// <summary>Forget remembered allowances of one principal (its relationships or account changed).</summary>

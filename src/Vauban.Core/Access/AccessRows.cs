@@ -75,6 +75,39 @@ public sealed class AccessRows
         return false;
     }
 
+    /// <summary>Whether the row may be believed, read where its report cannot be written at once: a break-the-glass grant, which the
+    /// access policy reads during a person's write too (on SQLite a report written there would wait for the writer that write holds).
+    /// One whose MAC does not match is reported as <see cref="CheckAsync(AuthenticatedRow, CancellationToken)"/> reports it — once per
+    /// row in this process —, in the background (waited for by <see cref="FlushAsync"/>); the caller treats it as if it did not exist.</summary>
+    internal bool Believe(AuthenticatedRow row)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        if (Authentic(row)) return true;
+        if (_reported.Count >= ReportedAtMost || _reported.ContainsKey(ReportKey(row))) return false;
+        var task = Task.Run(async () =>
+        {
+            try
+            {
+                await CheckAsync(row, CancellationToken.None);
+            }
+            catch (Exception e) when (e is DbException or AuditUnavailableException or AuditIntegrityException or ObjectDisposedException)
+            {
+                // Not told now: the row is still refused, and told at its next reading.
+            }
+        });
+        _reporting[task] = true;
+        _ = task.ContinueWith(t => _reporting.TryRemove(t, out _), TaskScheduler.Default);
+        return false;
+    }
+
+    private readonly ConcurrentDictionary<Task, bool> _reporting = new();
+
+    /// <summary>Waits for the reports <see cref="Believe"/> left to the background (at the store's disposal; a test's, before it looks).</summary>
+    public async Task FlushAsync()
+    {
+        foreach (var task in _reporting.Keys) await task;
+    }
+
     /// <summary>As <see cref="CheckAsync(AuthenticatedRow, CancellationToken)"/>, for a row read in the caller's write: its report is
     /// raised in <paramref name="scope"/> (one writer at a time: another write would wait for this one) and told once the caller commits.</summary>
     internal async ValueTask<bool> CheckAsync(WriteScope scope, AuthenticatedRow row, CancellationToken cancellationToken)
@@ -225,25 +258,28 @@ public sealed class AccessRows
     private static bool Same(object? a, object? b) => a is byte[] x && b is byte[] y ? x.AsSpan().SequenceEqual(y) : Equals(a, b);
 
     /// <summary>The schema steps that add a table's MAC (ADR 0014): a migration that applies one authenticates the rows that exist.</summary>
-    internal static readonly IReadOnlySet<int> UpgradeSteps = new HashSet<int> { 21, 22 };
+    internal static readonly IReadOnlySet<int> UpgradeSteps = AuthenticatedTable.All.Select(t => t.Step).ToHashSet();
 
     /// <summary>
-    /// At the upgrade that began authenticating them, in the migration's own transaction (<paramref name="scope"/>, which applied a
-    /// step of <see cref="UpgradeSteps"/>): every row that grants access and carries no MAC yet is authenticated as it stands —
-    /// vouched for as the store holds it then (ADR 0014) —, expired tokens deleted rather than authenticated. Nothing else ever
-    /// vouches for a row: a row written or changed in the database afterwards, its MAC set to NULL or not, stays refused, whatever
-    /// a setting of the store says and however often a process starts (revised 2026-12-07: a mark in store_settings, which the
-    /// first process to start acted on, could be set back to pending to have forged rows vouched for — an outside review).
+    /// At the upgrade that began authenticating them, in the migration's own transaction (<paramref name="scope"/>, which applied the
+    /// steps <paramref name="steps"/>, some of <see cref="UpgradeSteps"/>): every row of a table those steps gave its MAC that carries
+    /// none yet is authenticated as it stands — vouched for as the store holds it then (ADR 0014) —, expired tokens deleted rather than
+    /// authenticated. Nothing else ever vouches for a row: a row written or changed in the database afterwards, its MAC set to NULL or
+    /// not, stays refused, whatever a setting of the store says and however often a process starts (revised 2026-12-07: a mark in
+    /// store_settings, which the first process to start acted on, could be set back to pending to have forged rows vouched for — an
+    /// outside review) — and a later step's upgrade (23's, the grants') vouches for no row of the tables an earlier step authenticated.
     /// </summary>
-    internal static async Task AuthenticateAtUpgradeAsync(WriteScope scope, RowKey key, long nowMs, CancellationToken cancellationToken)
+    internal static async Task AuthenticateAtUpgradeAsync(WriteScope scope, RowKey key, IReadOnlySet<int> steps, long nowMs, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentNullException.ThrowIfNull(key);
-        using (var expired = scope.Command("DELETE FROM access_tokens WHERE expires_at < @now").With("now", nowMs))
+        ArgumentNullException.ThrowIfNull(steps);
+        if (steps.Contains(AuthenticatedTable.AccessTokens.Step))
         {
+            using var expired = scope.Command("DELETE FROM access_tokens WHERE expires_at < @now").With("now", nowMs);
             await expired.ExecuteNonQueryAsync(cancellationToken);
         }
-        foreach (var table in AuthenticatedTable.All)
+        foreach (var table in AuthenticatedTable.All.Where(t => steps.Contains(t.Step)))
         {
             foreach (var row in await ReadAllAsync(scope, table, "WHERE r.mac IS NULL", cancellationToken))
             {

@@ -1,5 +1,5 @@
 // The rows that grant or limit access — API clients, their tokens, staff sessions, staff accounts and their passkeys, recovery
-// codes and enrolment links — carry a MAC (HMAC-SHA-256 under the store's row-authentication key, Crypto.RowKey) over every
+// codes and enrolment links, break-the-glass grants — carry a MAC (HMAC-SHA-256 under the store's row-authentication key, Crypto.RowKey) over every
 // column that grants or limits access (ADR 0014). Whoever can write the database without the master key (a DBA, a reporting
 // tool's role, an injection in another application, a tampered backup) could otherwise insert a token, widen a client, take
 // over a session or an account, and Vauban would decrypt for them. A table is added by declaring its
@@ -24,8 +24,9 @@ internal sealed class AuthenticatedTable
     private readonly Func<AuthenticatedRow, string> _describe;
     private readonly string _namedBy;
 
-    private AuthenticatedTable(string name, string key, string namedBy, string[] columns, Func<AuthenticatedRow, string> describe)
+    private AuthenticatedTable(int step, string name, string key, string namedBy, string[] columns, Func<AuthenticatedRow, string> describe)
     {
+        Step = step;
         Name = name;
         Key = key;
         _namedBy = namedBy;
@@ -35,6 +36,10 @@ internal sealed class AuthenticatedTable
         _describe = describe;
         _domain = Encoding.UTF8.GetBytes($"vauban-row/{name}/{FormatVersion}");
     }
+
+    /// <summary>The schema step that gave the table its MAC: the migration that applies it authenticates the rows that exist then, and
+    /// no other (a later step's upgrade vouches for no row of this table).</summary>
+    public int Step { get; }
 
     /// <summary>The table in the database.</summary>
     public string Name { get; }
@@ -48,12 +53,12 @@ internal sealed class AuthenticatedTable
 
     /// <summary>API clients: who they are, in which establishment, how they authenticate, what they may do, for what purpose.
     /// The name is shown as the principal of their acts.</summary>
-    public static readonly AuthenticatedTable Clients = new("clients", "client_id", "client_id",
+    public static readonly AuthenticatedTable Clients = new(21, "clients", "client_id", "client_id",
         ["client_id", "tenant_id", "name", "secret_hash", "jwks", "scopes", "disabled", "patient_limit", "own_only", "purpose"],
         row => "client " + row.Shown("client_id"));
 
     /// <summary>Access tokens: named by the id the audit log gives them (72 bits of the token's hash), never the hash itself.</summary>
-    public static readonly AuthenticatedTable AccessTokens = new("access_tokens", "token_hash", "token_hash",
+    public static readonly AuthenticatedTable AccessTokens = new(21, "access_tokens", "token_hash", "token_hash",
         ["token_hash", "client_id", "tenant_id", "scopes", "expires_at"],
         row => "access token " + TokenId(row) + " of client " + row.Shown("client_id"));
 
@@ -64,7 +69,7 @@ internal sealed class AuthenticatedTable
     /// reset, a lock or a revocation, which change the stamp, is none). Not
     /// last_seen_at (written twice a minute; it only extends the idle limit of a session whose cookie one must still hold; created_at
     /// bounds it absolutely) nor source (the address it began from, which no check trusts).</summary>
-    public static readonly AuthenticatedTable StaffSessions = new("staff_sessions", "id", "id",
+    public static readonly AuthenticatedTable StaffSessions = new(21, "staff_sessions", "id", "id",
         ["id", "token_hash", "tenant_id", "user_id", "stage", "created_at", "authenticated_at", "ceremony", "security_stamp"],
         row => "staff session " + row.Shown("id") + (row["user_id"] is null ? "" : " of account " + row.Shown("user_id")));
 
@@ -74,27 +79,36 @@ internal sealed class AuthenticatedTable
     /// e-mail and name nor the sealed authenticator key: AES-GCM under the establishment's key, bound to the account, they are not
     /// made or moved without that key, and the data-key rotation re-seals them in place. Nor what every attempt changes and only
     /// counts towards a lock or against a replay: access_failed_count, totp_last_step.</summary>
-    public static readonly AuthenticatedTable StaffUsers = new("staff_users", "id", "id",
+    public static readonly AuthenticatedTable StaffUsers = new(22, "staff_users", "id", "id",
         ["id", "tenant_id", "email_index", "role", "practitioner", "service", "password_hash", "security_stamp", "two_factor_enabled", "lockout_end"],
         row => "staff account " + row.Shown("id"));
 
     /// <summary>Passkeys: the credential, the account it signs in and its public key and counter (data). Not created_at (order only).</summary>
-    public static readonly AuthenticatedTable StaffPasskeys = new("staff_passkeys", "credential_id", "user_id",
+    public static readonly AuthenticatedTable StaffPasskeys = new(22, "staff_passkeys", "credential_id", "user_id",
         ["credential_id", "tenant_id", "user_id", "data"],
         row => "passkey of account " + row.Shown("user_id"));
 
     /// <summary>Recovery codes: the code's hash and its account; named by the account, never by the hash.</summary>
-    public static readonly AuthenticatedTable StaffRecoveryCodes = new("staff_recovery_codes", "code_hash", "user_id",
+    public static readonly AuthenticatedTable StaffRecoveryCodes = new(22, "staff_recovery_codes", "code_hash", "user_id",
         ["code_hash", "tenant_id", "user_id"],
         row => "recovery code of account " + row.Shown("user_id"));
 
     /// <summary>Enrolment links, whose use resets an account's credentials: the link's hash, its account, its end and the account's
     /// security stamp when it was issued (a link used once, or cancelled by a lock, and put back is no link: its use reset the stamp).</summary>
-    public static readonly AuthenticatedTable EnrolmentTokens = new("enrolment_tokens", "token_hash", "user_id",
+    public static readonly AuthenticatedTable EnrolmentTokens = new(22, "enrolment_tokens", "token_hash", "user_id",
         ["token_hash", "tenant_id", "user_id", "expires_at", "security_stamp"],
         row => "enrolment link of account " + row.Shown("user_id"));
 
-    public static IReadOnlyList<AuthenticatedTable> All { get; } = [Clients, AccessTokens, StaffSessions, StaffUsers, StaffPasskeys, StaffRecoveryCodes, EnrolmentTokens];
+    /// <summary>Break-the-glass grants (schema step 23): each opens a patient's whole record to a person, outside their care
+    /// relationships, until it ends. Every column that says who, for which patient, from when and until when, and the id the audit
+    /// chain knows the grant by. Not the reason nor the sealed explanation: the officer reads them, no decision does (the explanation is
+    /// sealed under the establishment's key and bound to the grant's principal, patient and time; both are on the chain, digested).
+    /// Named by its id and its holder, never by its patient.</summary>
+    public static readonly AuthenticatedTable Grants = new(23, "break_glass", "id", "id",
+        ["id", "tenant_id", "principal", "session", "patient", "granted_at", "expires_at"],
+        row => "break-the-glass grant " + row.Shown("id") + " of " + row.Shown("principal"));
+
+    public static IReadOnlyList<AuthenticatedTable> All { get; } = [Clients, AccessTokens, StaffSessions, StaffUsers, StaffPasskeys, StaffRecoveryCodes, EnrolmentTokens, Grants];
 
     internal int IndexOf(string column) =>
         _index.TryGetValue(column, out var i) ? i : throw new ArgumentException($"{Name} has no authenticated column '{column}'.", nameof(column));
@@ -220,7 +234,8 @@ internal sealed class AuthenticatedRow
     }
 
     /// <summary>A text column for a report or a log line: an id as Vauban makes them (letters, digits, '_', '-', '.', ':'; at most
-    /// 64), or "(unreadable)" — an insider's row may hold anything, line breaks and escape sequences included.</summary>
+    /// 64; a number, as a grant's id), or "(unreadable)" — an insider's row may hold anything, line breaks and escape sequences included.</summary>
     public string Shown(string column) =>
+        this[column] is long number ? number.ToString(CultureInfo.InvariantCulture) :
         this[column] is string { Length: > 0 and <= 64 } text && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or ':') ? text : "(unreadable)";
 }

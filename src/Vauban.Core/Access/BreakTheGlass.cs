@@ -2,7 +2,8 @@
 // They must state a reason from a fixed list plus free text, and have proven both factors within the
 // last few minutes; the grant lasts a limited time, is marked in the audit trail, and the security
 // officer is told at once. The free text may name clinical facts: it is stored encrypted, and its digest is on the audit chain
-// (Audit.SecurityRecords), so an explanation rewritten in the database fails `vauban audit verify`.
+// (Audit.SecurityRecords), so an explanation rewritten in the database fails `vauban audit verify`. The row that grants carries a MAC
+// under the store's key (ADR 0014, AuthenticatedTable.Grants): a grant written or changed in the database grants nothing.
 using System.Security.Cryptography;
 using System.Text;
 using Vauban.Audit;
@@ -60,10 +61,13 @@ public sealed class BreakTheGlass
     private readonly AuditTrail _audit;
     private readonly SecurityAlerts _alerts;
     private readonly Guard.RecordsGuard _guard;
+    private readonly AccessRows _rows;
     private readonly TimeProvider _time;
 
-    internal BreakTheGlass(StoreDatabase database, KeyRing keys, AccessPolicy policy, Guard.RecordsGuard guard, AuditTrail audit, SecurityAlerts alerts, TimeProvider time)
+    internal BreakTheGlass(StoreDatabase database, KeyRing keys, AccessPolicy policy, Guard.RecordsGuard guard, AuditTrail audit, SecurityAlerts alerts, AccessRows rows,
+        TimeProvider time)
     {
+        _rows = rows;
         _database = database;
         _keys = keys;
         _policy = policy;
@@ -155,15 +159,17 @@ public sealed class BreakTheGlass
             // The free text is sealed under the tenant's data key, bound to this grant's principal, patient and time.
             var (bindingId, bindingVersion) = ExplanationBinding(principal.Id, patientId, now.ToUnixTimeMilliseconds());
             var sealedDetail = RecordCipher.Seal(keys, 0, bindingId, bindingVersion, Encoding.UTF8.GetBytes(detail));
-            using (var insert = scope.Command("""
-                INSERT INTO break_glass (tenant_id, principal, session, patient, reason, detail, granted_at, expires_at)
-                VALUES (@t, @p, @s, @pt, @r, @d, @g, @e) RETURNING id
-                """).With("t", context.Tenant.Id).With("p", principal.Id).With("s", principal.SessionId).With("pt", patientId).With("r", reason)
-                .With("d", sealedDetail).With("g", now.ToUnixTimeMilliseconds()).With("e", expires.ToUnixTimeMilliseconds()))
+            // The row and its MAC in one statement (ADR 0014): its id is taken first, since the MAC covers it.
+            var id = await NextGrantIdAsync(scope, cancellationToken);
+            var row = AuthenticatedTable.Grants.Row(("id", id), ("tenant_id", context.Tenant.Id), ("principal", principal.Id), ("session", principal.SessionId),
+                ("patient", patientId), ("granted_at", now.ToUnixTimeMilliseconds()), ("expires_at", expires.ToUnixTimeMilliseconds()));
+            using (var insert = scope.Command(""))
             {
+                insert.CommandText = $"INSERT INTO break_glass ({AuthenticatedTable.Grants.ColumnList}, reason, detail) VALUES ({_rows.Bind(insert, row)}, @r, @d)";
+                await insert.With("r", reason).With("d", sealedDetail).ExecuteNonQueryAsync(cancellationToken);
                 // The grant and its explanation on the chain, digested (never the words themselves): rewritten in the database, it is found.
                 await _audit.AttestAsync(scope, context.Tenant.Id, SecurityTable.Grants, state: false,
-                    [(await insert.ScalarLongAsync(cancellationToken),
+                    [(id,
                         [principal.Id, principal.SessionId, patientId, reason, Encoding.UTF8.GetBytes(detail), now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()])],
                     cancellationToken);
             }
@@ -177,11 +183,26 @@ public sealed class BreakTheGlass
             return true;
         }, cancellationToken);
         if (!known) return new(BreakGlassStatus.PatientNotFound, null, $"Patient/{patientId} is not known.");
-        _policy.Touch(context.Tenant.Id, patientId);
+        _policy.Granted(context.Tenant.Id, patientId);
         _guard.NoteGrant(context, patientId, expires);
         return new(BreakGlassStatus.Granted, new BreakGlassGrant(patientId, reason, now, expires),
             $"Access to Patient/{patientId} granted until {expires:yyyy-MM-dd HH:mm} UTC. The security officer has been told.");
     }
+
+    /// <summary>The id a new grant takes, in <paramref name="scope"/>: the next of the identity column's sequence (PostgreSQL; never
+    /// given twice, whatever writes run beside), or one past the greatest (SQLite, whose one writer is this transaction: what its
+    /// INTEGER PRIMARY KEY would have taken).</summary>
+    private async Task<long> NextGrantIdAsync(WriteScope scope, CancellationToken cancellationToken)
+    {
+        using var next = scope.Command(_database.Engine == StorageEngine.Postgres
+            ? "SELECT nextval(pg_get_serial_sequence('break_glass', 'id'))"
+            : "SELECT coalesce(max(id), 0) + 1 FROM break_glass");
+        return await next.ScalarLongAsync(cancellationToken);
+    }
+
+    /// <summary>What the officer's list says in place of the explanation of a grant whose row does not verify (ADR 0014).</summary>
+    public const string NotAuthenticExplanation = "(not authentic: this grant's row was written or changed in the database, not by Vauban; it grants nothing "
+        + "— see the row-integrity alert, and `vauban audit verify`)";
 
     /// <summary>The last sentence of a break-the-glass alert: where the explanation stated is read, for the command line and the API
     /// (the console shows its own link in its place). It used to read "The explanation they stated: the console's …", as if the
@@ -194,53 +215,64 @@ public sealed class BreakTheGlass
         (Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(principal + "|" + patient))), (int)(grantedAt / 1000 & int.MaxValue));
 
     /// <summary>The establishment's grants, newest first, each with the explanation its holder stated (opened here: it is sealed
-    /// at rest), for the security officer who reviews them. The caller audits the reading.</summary>
+    /// at rest), for the security officer who reviews them. A grant whose row does not verify (ADR 0014) is listed as such, its explanation
+    /// not opened (<see cref="NotAuthenticExplanation"/>), and reported once. The caller audits the reading.</summary>
     public async Task<IReadOnlyList<ReviewedGrant>> ReviewAsync(Tenant tenant, int limit, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(tenant);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var keys = await _keys.ForTenantAsync(tenant.Id, cancellationToken);
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command(
-            "SELECT id, principal, patient, reason, detail, granted_at, expires_at FROM break_glass WHERE tenant_id = @t ORDER BY granted_at DESC, id DESC LIMIT @n")
-            .With("t", tenant.Id).With("n", limit);
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var grants = new List<ReviewedGrant>();
-        while (await reader.ReadAsync(cancellationToken))
+        List<(AuthenticatedRow Row, string Reason, byte[]? Detail)> rows;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            var principal = reader.GetString(1);
-            var patient = reader.GetString(2);
-            var granted = reader.GetInt64(5);
+            rows = await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.Grants, "r.reason, r.detail",
+                "WHERE r.tenant_id = @t ORDER BY r.granted_at DESC, r.id DESC LIMIT @n",
+                static (row, reader, i) => (row, reader.GetString(i), reader.IsDBNull(i + 1) ? null : (byte[])reader.GetValue(i + 1)), cancellationToken,
+                ("t", tenant.Id), ("n", limit));
+        }
+        var grants = new List<ReviewedGrant>(rows.Count);
+        foreach (var (row, reason, detail) in rows)
+        {
+            var principal = row.Text("principal") ?? "";
+            var patient = row.Text("patient") ?? "";
+            var granted = row.Number("granted_at") ?? 0;
             string explanation;
-            try
+            if (!_rows.Believe(row))
             {
-                var (bindingId, bindingVersion) = ExplanationBinding(principal, patient, granted);
-                explanation = Encoding.UTF8.GetString(RecordCipher.Open(keys, 0, bindingId, bindingVersion, (byte[])reader.GetValue(4)));
+                explanation = NotAuthenticExplanation;
             }
-            catch (RecordIntegrityException)
+            else
             {
-                explanation = "(cannot be opened: the stored explanation was altered)";
+                try
+                {
+                    var (bindingId, bindingVersion) = ExplanationBinding(principal, patient, granted);
+                    explanation = Encoding.UTF8.GetString(RecordCipher.Open(keys, 0, bindingId, bindingVersion, detail ?? []));
+                }
+                catch (RecordIntegrityException)
+                {
+                    explanation = "(cannot be opened: the stored explanation was altered)";
+                }
             }
-            grants.Add(new ReviewedGrant(reader.GetInt64(0), principal, patient, reader.GetString(3), explanation,
-                DateTimeOffset.FromUnixTimeMilliseconds(granted), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6))));
+            grants.Add(new ReviewedGrant(row.Number("id") ?? 0, principal, patient, reason, explanation,
+                DateTimeOffset.FromUnixTimeMilliseconds(granted), DateTimeOffset.FromUnixTimeMilliseconds(row.Number("expires_at") ?? 0)));
         }
         return grants;
     }
 
-    /// <summary>The person's unexpired grants, newest first (for their screen).</summary>
+    /// <summary>The person's unexpired grants, newest first (for their screen): those whose rows verify (ADR 0014), as the policy
+    /// believes them; one that does not is left out and reported once.</summary>
     public async Task<IReadOnlyList<BreakGlassGrant>> ActiveAsync(AccessContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
-        await using var connection = await _database.OpenAsync(cancellationToken);
-        using var command = connection.Command(
-            "SELECT patient, reason, granted_at, expires_at FROM break_glass WHERE tenant_id = @t AND principal = @p AND expires_at > @now ORDER BY granted_at DESC LIMIT 100")
-            .With("t", context.Tenant.Id).With("p", context.Principal.Id).With("now", _time.GetUtcNow().ToUnixTimeMilliseconds());
-        using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        var grants = new List<BreakGlassGrant>();
-        while (await reader.ReadAsync(cancellationToken))
+        List<(AuthenticatedRow Row, string Reason)> rows;
+        await using (var connection = await _database.OpenAsync(cancellationToken))
         {
-            grants.Add(new BreakGlassGrant(reader.GetString(0), reader.GetString(1), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+            rows = await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.Grants, "r.reason",
+                "WHERE r.tenant_id = @t AND r.principal = @p AND r.expires_at > @now ORDER BY r.granted_at DESC LIMIT 100",
+                static (row, reader, i) => (row, reader.GetString(i)), cancellationToken,
+                ("t", context.Tenant.Id), ("p", context.Principal.Id), ("now", _time.GetUtcNow().ToUnixTimeMilliseconds()));
         }
-        return grants;
+        return [.. rows.Where(r => _rows.Believe(r.Row)).Select(r => new BreakGlassGrant(r.Row.Text("patient") ?? "", r.Reason,
+            DateTimeOffset.FromUnixTimeMilliseconds(r.Row.Number("granted_at") ?? 0), DateTimeOffset.FromUnixTimeMilliseconds(r.Row.Number("expires_at") ?? 0)))];
     }
 }

@@ -155,7 +155,7 @@ public sealed partial class RecordsGuard
         var writtenBefore = Interlocked.Read(ref _containmentsWritten);
         var contained = new Dictionary<(long, string), Containment>();
         var canaries = new Dictionary<long, HashSet<string>>();
-        var grants = new List<(long Tenant, string Principal, string Patient, long Expires)>();
+        var grants = new List<AuthenticatedRow>();
         // Asked by a request that may hold a write transaction: a connection that the requests waiting for this refresh do not hold.
         await _database.LookUpAsync(async (connection, cancellationToken) =>
         {
@@ -188,11 +188,8 @@ public sealed partial class RecordsGuard
                     set.Add(reader.GetString(1));
                 }
             }
-            using (var command = connection.Command("SELECT tenant_id, principal, patient, expires_at FROM break_glass WHERE expires_at > @now").With("now", now))
-            using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-            {
-                while (await reader.ReadAsync(cancellationToken)) grants.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
-            }
+            grants.AddRange(await AccessRows.ReadAllAsync(connection.Command(""), AuthenticatedTable.Grants, "", "WHERE r.expires_at > @now",
+                static (row, _, _) => row, cancellationToken, ("now", now)));
             return true;
         }, cancellationToken);
         // A containment missing from the database was released elsewhere (the command line, another server): the principal's
@@ -218,9 +215,13 @@ public sealed partial class RecordsGuard
             _contained[key] = value;
         }
         _canaries = canaries;
+        // Only grants whose rows verify (ADR 0014), as the policy believes them: one written in the database is no emergency access to
+        // count or to record as such. One that does not is reported once, in the background (a request may hold the writer here).
         foreach (var grant in grants)
         {
-            _grants.GetOrAdd((grant.Tenant, grant.Principal), _ => new(StringComparer.Ordinal))[grant.Patient] = grant.Expires;
+            if (!_rows.Believe(grant) || grant.TenantId is not { } tenant || grant.Text("principal") is not { } principal || grant.Text("patient") is not { } patient
+                || grant.Number("expires_at") is not { } expires) continue;
+            _grants.GetOrAdd((tenant, principal), _ => new(StringComparer.Ordinal))[patient] = expires;
         }
         if (now - _sweptAt > (long)TimeSpan.FromMinutes(10).TotalMilliseconds) Sweep(now);
         Interlocked.Exchange(ref _refreshedAt, now);

@@ -431,6 +431,8 @@ public sealed partial class RecordsService
         }
 
         var keys = await _keys.ForTenantAsync(context.Tenant.Id, cancellationToken);
+        // The grants the policy's SQL filter of the transaction's searches opens, read before its writer is held.
+        await _policy.PrepareAsync(context, cancellationToken);
         // The criteria of conditional updates and deletes are read before anything is locked: one that is no search fails the transaction.
         var criteriaQueries = new Dictionary<int, SearchQuery>();
         foreach (var entry in entries.Where(e => e.Conditional))

@@ -382,6 +382,8 @@ public sealed partial class RecordsService
             await AuditRefusalAsync(context, act, type, null, reason, cancellationToken);
             return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(reason));
         }
+        // The grants the policy's SQL filter of the match opens (built where nothing can be awaited).
+        await _policy.PrepareAsync(context, cancellationToken);
         return null;
     }
 }

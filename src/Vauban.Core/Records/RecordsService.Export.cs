@@ -207,6 +207,7 @@ public sealed partial class RecordsService
     private async Task<bool> WriteExportAsync(AccessContext context, ExportJob job, string type, TenantKeys keys, HashSet<string> admitted, Stream output,
         CancellationToken cancellationToken)
     {
+        await _policy.PrepareAsync(context, cancellationToken); // the grants the policy's filter opens, as they are now
         var after = 0L;
         var pending = new ArrayBufferWriter<byte>(ExportWriteBytes);
         while (true)
@@ -294,6 +295,7 @@ public sealed partial class RecordsService
     /// <summary>How many current resources of <paramref name="type"/> the job covers and the policy lets the principal see, and the patients they concern.</summary>
     private async Task<(int Resources, HashSet<string> Patients)> ExportSizeAsync(AccessContext context, ExportJob job, string type, CancellationToken cancellationToken)
     {
+        await _policy.PrepareAsync(context, cancellationToken);
         using var command = _database.NewCommand();
         ExportQuery(command, context, job, type, "r.compartment, count(*)", " GROUP BY r.compartment");
         return await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>
@@ -313,6 +315,7 @@ public sealed partial class RecordsService
     /// manifest's count, counted by the database (a poll, repeated every few seconds, must not carry every patient id of the file).</summary>
     private async Task<int> ExportCountAsync(AccessContext context, ExportJob job, string type, CancellationToken cancellationToken)
     {
+        await _policy.PrepareAsync(context, cancellationToken);
         using var command = _database.NewCommand();
         ExportQuery(command, context, job, type, "count(*)", "");
         return await _database.QueryAsync(command, static async (DbDataReader reader, CancellationToken ct) =>

@@ -580,6 +580,10 @@ public sealed partial class RecordsService
             await AuditRefusalAsync(context, interaction, type, id, decision.Reason!, cancellationToken, patient);
             return RecordResult.Fail(RecordStatus.Forbidden, type, Issue.Forbidden(decision.Reason!));
         }
+        // What the policy's SQL filter of a search or a type's history opens by a grant: the person's grants whose rows verify, read
+        // here, where it can be awaited (the filter is built where it cannot; an export's, a transaction's and a conditional write's
+        // are read where they run).
+        if (interaction is Interaction.Search or Interaction.HistoryType) await _policy.PrepareAsync(context, cancellationToken);
         // A contained principal is refused before any record is looked at: a 404 for an unknown id and a 423 for a known one
         // (or a 410 for a deleted one) would still tell it which records exist.
         if (await _guard.ContainmentRefusalAsync(context, cancellationToken) is { } contained)

@@ -5,7 +5,9 @@
 //     the patient and the person (or their service), dated within the window (a CareTeam without a
 //     period counts as current); or
 //   - the patient names the person (or their service) as general practitioner; or
-//   - the person holds an unexpired break-the-glass grant for the patient.
+//   - the person holds an unexpired break-the-glass grant for the patient: the caller gives the patients of those grants whose rows
+//     verify (ADR 0014), read and checked in the process (Access.AccessPolicy.GrantsAsync) — never a join of break_glass here, which
+//     would believe a row written in the database outside the ceremony.
 // A record whose current version was written under a grant (grant_writes) is no source: the grant is personal and ends.
 // Nor is a record voided by its status — an appointment cancelled, missed or booked in error, an encounter cancelled, a record
 // entered in error: one booking made by the front desk with the wrong practitioner, cancelled at once, would otherwise open the
@@ -58,10 +60,11 @@ internal static class CareRelationSql
     /// related to the actors. Adds its parameters to <paramref name="command"/> under <paramref name="prefix"/>.
     /// </summary>
     /// <param name="voided">The establishment's <see cref="VoidedStatuses"/>.</param>
+    /// <param name="granted">The patients of the actors' unexpired break-the-glass grants whose rows verify (none: the empty list).</param>
     public static string Related(DbCommand command, StorageEngine engine, string patient, string prefix, long tenant, IReadOnlyList<string> actors,
-        long windowFrom, long windowTo, string principal, long now, IReadOnlyList<long> voided)
+        long windowFrom, long windowTo, IReadOnlyList<long> voided, IReadOnlyList<string> granted)
     {
-        command.With(prefix + "t", tenant).With(prefix + "wf", windowFrom).With(prefix + "wt", windowTo).With(prefix + "pp", principal).With(prefix + "now", now);
+        command.With(prefix + "t", tenant).With(prefix + "wf", windowFrom).With(prefix + "wt", windowTo);
         var carers = command.InList(engine, "b.target", prefix + "a", actors);
         var gps = command.InList(engine, "g.target", prefix + "g", actors);
         var t = "@" + prefix + "t";
@@ -86,16 +89,18 @@ internal static class CareRelationSql
                        OR (s.type = {CareTeamType} AND NOT EXISTS (SELECT 1 FROM idx_date ce WHERE ce.rid = a.rid AND ce.param = {CareTeamDate}))))
              OR EXISTS (SELECT 1 FROM resources q WHERE q.tenant_id = {t} AND q.type = {PatientType} AND q.id = {patient} AND q.deleted = 0
                   AND EXISTS (SELECT 1 FROM idx_ref g WHERE {gps} AND g.param = {GeneralPractitioner} AND g.rid = q.rid))
-             OR EXISTS (SELECT 1 FROM break_glass k WHERE k.tenant_id = {t} AND k.principal = @{prefix}pp AND k.patient = {patient} AND k.expires_at > @{prefix}now))
+             {(granted.Count == 0 ? "" : "OR " + command.InList(engine, patient, prefix + "k", granted))})
             """;
     }
 
+    /// <summary>Whether the patient is related to the actors by a record of care or as their general practitioner (a grant, the caller
+    /// has already asked of the grants it holds).</summary>
     public static async Task<bool> IsRelatedAsync(StoreDatabase database, long tenant, IReadOnlyList<string> actors, string patient,
-        long windowFrom, long windowTo, string principal, long now, IReadOnlyList<long> voided, CancellationToken cancellationToken)
+        long windowFrom, long windowTo, IReadOnlyList<long> voided, CancellationToken cancellationToken)
     {
         using var command = database.NewCommand();
         command.With("pt", patient);
-        command.CommandText = "SELECT CASE WHEN " + Related(command, database.Engine, "@pt", "r", tenant, actors, windowFrom, windowTo, principal, now, voided) + " THEN 1 ELSE 0 END";
+        command.CommandText = "SELECT CASE WHEN " + Related(command, database.Engine, "@pt", "r", tenant, actors, windowFrom, windowTo, voided, []) + " THEN 1 ELSE 0 END";
         // Asked during a person's write too (of committed data, so not on the transaction's connection): a look-up (QueryLookupAsync).
         return await database.QueryLookupAsync(command, async (reader, ct) => await reader.ReadAsync(ct) && Convert.ToInt64(reader.GetValue(0), System.Globalization.CultureInfo.InvariantCulture) == 1,
             cancellationToken);

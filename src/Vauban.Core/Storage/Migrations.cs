@@ -469,6 +469,19 @@ internal static class Migrations
                 security_stamp = (SELECT u.security_stamp FROM staff_users u WHERE u.id = enrolment_tokens.user_id);
             """),
 
+        // Step 23: break-the-glass grants carry a MAC under the store's row-authentication key too (step 21, Access.AuthenticatedRows,
+        // ADR 0014): an INSERT INTO break_glass, or an expiry, patient or holder changed there, opened a patient's whole record to a
+        // person outside the ceremony (no reason stated, no alert). The access policy now believes only grants whose MAC verifies.
+        // The grants that exist are authenticated in the transaction that applies this step (as step 21 says); only they: this
+        // step's upgrade vouches for no row of the tables steps 21 and 22 authenticated.
+        new(23, "break-the-glass grants authenticated under the store's key",
+            Sqlite: """
+            ALTER TABLE break_glass ADD COLUMN mac BLOB;
+            """,
+            Postgres: """
+            ALTER TABLE break_glass ADD COLUMN mac bytea;
+            """),
+
         // Step 24: each `vauban seed` of an establishment, by seed and date (Records.Synthetic.SeedRuns). Its row is the run's claim,
         // inserted under the primary key before the first record is written: a second run of the same seed and date at once finds
         // it and is refused (both passed the check for the establishment's first record, and one died on the UNIQUE error after

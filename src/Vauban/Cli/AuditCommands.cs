@@ -54,7 +54,7 @@ internal static class AuditCommands
     {
         var verify = new Command("verify", "Re-check every entry's hash, the chain, the signed checkpoints and the chain head, and hold the security records beside it "
             + "(alerts, containments, break-the-glass grants and their explanations) to their digests on it; report the first broken entry, or the first record missing, "
-            + "altered or added; and hold every row that grants access (API clients, their tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links) to its MAC, listing each that fails. "
+            + "altered or added; and hold every row that grants access (API clients, their tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links, break-the-glass grants) to its MAC, listing each that fails. "
             + "Exit code 3 when the log or those rows were tampered with.");
         var tenant = new Option<string?>("--tenant") { Description = "Only this establishment (default: every establishment in the store)." };
         var lookups = new Option<bool>("--lookups")
@@ -154,7 +154,7 @@ internal static class AuditCommands
             if (unauthentic.Count == 0)
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"Rows that grant access: OK — {Counted.En(rows, "row", "rows")} of clients, access tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links authenticated."));
+                    $"Rows that grant access: OK — {Counted.En(rows, "row", "rows")} of clients, access tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links, and break-the-glass grants authenticated."));
             }
             return broken ? 3 : 0;
         }, ct));

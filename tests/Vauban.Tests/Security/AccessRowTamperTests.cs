@@ -402,7 +402,7 @@ public abstract class AccessRowTamperTests(Engine engine) : IAsyncLifetime
         var token = (await TokenRequestAsync(client.ClientId, client.ClientSecret!)).Token!;
         var (exit, output) = await CliRunner.RunAsync(["audit", "verify", "--db", _server.Db, "--master-key-file", _keyFile]);
         Assert.True(exit == 0, output);
-        Assert.Contains("Rows that grant access: OK — 2 rows of clients, access tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links authenticated.", output, StringComparison.Ordinal);
+        Assert.Contains("Rows that grant access: OK — 2 rows of clients, access tokens, staff sessions, staff accounts and their passkeys, recovery codes and enrolment links, and break-the-glass grants authenticated.", output, StringComparison.Ordinal);
 
         await _server.ExecuteSqlAsync($"UPDATE clients SET scopes = 'system/*.cruds' WHERE client_id = '{client.ClientId}'");
         await _server.ExecuteSqlAsync($"INSERT INTO access_tokens (token_hash, client_id, tenant_id, scopes, expires_at) VALUES ({Bytes(Sha256("vt_x"))}, '{client.ClientId}', {_other.Id}, 'system/*.cruds', 1)");

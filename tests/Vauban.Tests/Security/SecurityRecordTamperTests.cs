@@ -364,6 +364,9 @@ public abstract class SecurityRecordTamperTests(Engine engine) : IAsyncLifetime
         // as the first versions stored it), a released containment and a grant written without entries.
         var old = await NewDatabaseAsync("old.db");
         var tenant = await OlderEstablishmentAsync(old, "ancien", withEntries: true);
+        // Older than step 23 too (grants authenticated): its upgrade vouches for the grant as it stands.
+        await ScalarAsync(old, "DELETE FROM schema_version WHERE version = 23");
+        await ScalarAsync(old, Storage.StoreOperationsTests.UndoStep23);
         var alert = await ScalarAsync(old, "INSERT INTO security_alerts (tenant_id, raised_at, kind, principal, detail) VALUES (@t, 1000, 'guard-suspended', 'vc_old', 'client vc_old: 30 patients in a minute') RETURNING id", ("t", tenant));
         var containment = await ScalarAsync(old, "INSERT INTO guard_containments (tenant_id, principal, level, cause, reason, contained_at, released_at, released_by) VALUES (@t, 'vc_old', 'suspended', 'volume', 'client vc_old: 30 patients in a minute', 1000, 2000, 'cli:root') RETURNING id", ("t", tenant));
         await ScalarAsync(old, "INSERT INTO break_glass (tenant_id, principal, session, patient, reason, granted_at, expires_at) VALUES (@t, 'user:old', 's-old', 'p-old', 'emergency', 1000, 2000)", ("t", tenant));

@@ -433,9 +433,9 @@ public sealed class StoreOperationsTests
     public async Task An_upgrade_that_fails_half_way_names_the_step_and_leaves_the_store_as_it_was(Engine engine)
     {
         var (db, master) = await StoreWithOneEstablishmentAsync(engine, "chu-upgrade");
-        // A store thirteen steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
+        // A store fourteen steps behind, in which the second cannot run (a table of that name is already there). Dropping store_settings
         // undoes step 20 too.
-        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 24); {UndoStep24} {UndoStep22} {UndoStep21} DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
+        await ExecuteAsync(db, $"DELETE FROM schema_version WHERE version IN (11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24); {UndoStep24} {UndoStep23} {UndoStep22} {UndoStep21} DROP TABLE store_settings; {UndoStep19} {UndoStep18(engine)} {UndoStep13} {UndoStep14} {UndoStep15} {UndoStep16} {UndoStep17}");
 
         var failed = await Assert.ThrowsAsync<VaubanConfigurationException>(() => VaubanStore.OpenAsync(new StoreOptions(db, master), CancellationToken.None));
         Assert.Contains("to schema version 12 (client assertions already used", failed.Message, StringComparison.Ordinal);
@@ -475,6 +475,9 @@ public sealed class StoreOperationsTests
 
     /// <summary>What the last schema step (24) added, removed: the seed runs' claims.</summary>
     internal const string UndoStep24 = "DROP TABLE seed_runs;";
+
+    /// <summary>What schema step 23 added, removed: the break-the-glass grants' MACs.</summary>
+    internal const string UndoStep23 = "ALTER TABLE break_glass DROP COLUMN mac;";
 
     /// <summary>What schema step 22 added, removed: the staff rows' MACs and establishments, the links' and sessions'
     /// security stamps.</summary>
