@@ -1073,7 +1073,7 @@ internal sealed class PostgresDatabase : StoreDatabase
         {
             cause = e switch
             {
-                PostgresException postgres => $"PostgreSQL SQL state {postgres.SqlState}{(KnownStates.TryGetValue(postgres.SqlState, out var name) ? $" ({name})" : "")}",
+                PostgresException postgres => $"PostgreSQL SQL state {postgres.SqlState}{(StoreFailures.PostgresStates.TryGetValue(postgres.SqlState, out var name) ? $" ({name})" : "")}",
                 System.Net.Sockets.SocketException socket => $"the server cannot be reached ({socket.SocketErrorCode})",
                 TimeoutException => "the server did not answer in time",
                 _ => null,
@@ -1081,16 +1081,6 @@ internal sealed class PostgresDatabase : StoreDatabase
         }
         return $"{cause ?? error.GetType().Name}; the server's own words are not shown, since they may quote what follows Password= (put Password= last to see them)";
     }
-
-    private static readonly Dictionary<string, string> KnownStates = new(StringComparer.Ordinal)
-    {
-        ["28P01"] = "wrong password",
-        ["28000"] = "this user may not connect: no such role, or refused by pg_hba.conf",
-        ["3D000"] = "no such database",
-        ["42704"] = "an unknown setting",
-        ["53300"] = "too many connections",
-        ["57P03"] = "the server is starting or stopping",
-    };
 
     /// <summary>The look-ups' pool (<see cref="OpenLookupAsync"/>): each is one indexed query, so a few connections serve many requests.</summary>
     private const int LookupPoolSize = 8;

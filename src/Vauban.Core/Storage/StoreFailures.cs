@@ -99,7 +99,9 @@ internal static class StoreFailures
     };
 
     /// <summary>What the PostgreSQL SQL states an operator may meet mean (the server's own words are never shown).</summary>
-    private static readonly Dictionary<string, string> PostgresStates = new(StringComparer.Ordinal)
+    /// <summary>What Vauban knows of a PostgreSQL SQL state, in words: named beside the code wherever an error is told by its code
+    /// (a verb's failure here; a connection that cannot be opened, PostgresDatabase).</summary>
+    internal static readonly Dictionary<string, string> PostgresStates = new(StringComparer.Ordinal)
     {
         ["23505"] = "a row this command writes is there already",
         ["23503"] = "a row this command names is not there",
@@ -111,6 +113,9 @@ internal static class StoreFailures
         ["28P01"] = "wrong password",
         ["28000"] = "this user may not connect: no such role, or refused by pg_hba.conf",
         ["3D000"] = "no such database",
+        ["42704"] = "an unknown setting",
+        ["53300"] = "too many connections",
+        ["57P03"] = "the server is starting or stopping",
     };
 
     private static readonly Dictionary<int, string> SqliteCauses = new()
